@@ -1,0 +1,34 @@
+# wsserver developer tasks. Every target creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint autobahn clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,lint]'
+	touch $(STAMP)
+
+## run: start the echo example on 127.0.0.1:8000
+run: $(STAMP)
+	$(PY) -m wsserver examples.echo:routes --host 127.0.0.1 --port 8000
+
+## test: the unit and integration tests
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## lint: ruff and mypy --strict
+lint: $(STAMP)
+	$(VENV)/bin/ruff check wsserver tests examples autobahn
+	$(VENV)/bin/mypy --strict wsserver
+
+## autobahn: the Autobahn fuzzingclient suite, compression on and off
+autobahn: $(STAMP)
+	bash autobahn/setup.sh
+	$(PY) autobahn/run.py
+
+clean:
+	rm -rf $(VENV) autobahn/reports .pytest_cache .mypy_cache .hypothesis

@@ -1,0 +1,669 @@
+#!/usr/bin/env python3
+"""Run the Autobahn testsuite (wstest fuzzingclient) against the wsserver echo example.
+
+For each agent (``wsserver-deflate``: compression on, ``wsserver-plain``:
+compression off) this script starts the server on a free loopback port, runs
+``wstest -m fuzzingclient`` with the agent's spec (``fuzzingclient-*.json``
+beside this file, with the URL and report folder filled in), stops the server
+and summarises ``reports/<agent>/index.json``.
+
+The exit status is 0 only if every selected case of every agent ran and got
+OK or INFORMATIONAL for both ``behavior`` and ``behaviorClose``.
+
+Standard library only; install wstest first with ``bash autobahn/setup.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+REPORTS_DIR = HERE / "reports"
+CACHE_HOME = Path(
+    os.environ.get(
+        "WSSERVER_AUTOBAHN_HOME", Path.home() / ".cache" / "wsserver-autobahn"
+    )
+)
+DEFAULT_WSTEST = CACHE_HOME / "wstest"
+
+HOST = "127.0.0.1"
+MAX_SIZE = 16 * 1024 * 1024  # 9.x sends messages of up to 16 MiB
+SERVER_START_TIMEOUT = 15.0
+SERVER_STOP_TIMEOUT = 10.0
+WSTEST_TIMEOUT = 40 * 60.0
+
+PASSING = frozenset({"OK", "INFORMATIONAL"})
+# Table columns: (verdict, short header). Anything else wstest may report
+# ("WRONG CODE", "UNCLEAN", "FAILED BY CLIENT" for behaviorClose) is OTHER.
+VERDICT_COLUMNS = (
+    ("OK", "OK"),
+    ("NON-STRICT", "NSTRICT"),
+    ("INFORMATIONAL", "INFO"),
+    ("UNIMPLEMENTED", "UNIMPL"),
+    ("FAILED", "FAILED"),
+)
+OTHER = "OTHER"
+
+
+class HarnessError(Exception):
+    """The run could not be carried out (server or wstest problem)."""
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One server configuration under test."""
+
+    key: str  # value of --agent
+    name: str  # agent name in the spec and report folder
+    compression: str  # value of the server's --compression
+    spec_template: Path
+
+
+AGENTS = {
+    "deflate": Agent(
+        "deflate", "wsserver-deflate", "deflate", HERE / "fuzzingclient-deflate.json"
+    ),
+    "plain": Agent(
+        "plain", "wsserver-plain", "none", HERE / "fuzzingclient-plain.json"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The verdict of one test case, as found in index.json."""
+
+    case_id: str
+    behavior: str
+    behavior_close: str
+    duration_ms: int
+
+    @property
+    def passed(self) -> bool:
+        """True if both verdicts are acceptable."""
+        return self.behavior in PASSING and self.behavior_close in PASSING
+
+
+@dataclass
+class WstestRun:
+    """What the wstest process told us while it ran."""
+
+    planned: list[str] = field(default_factory=list)
+    connection_failures: list[str] = field(default_factory=list)
+    returncode: int | None = None
+    timed_out: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class AgentOutcome:
+    """Everything known about one agent's run."""
+
+    agent: Agent
+    results: list[CaseResult] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        """True if cases ran, all of them passed, and nothing went wrong."""
+        return (
+            bool(self.results)
+            and not self.errors
+            and not self.missing
+            and all(r.passed for r in self.results)
+        )
+
+
+@dataclass
+class Server:
+    """A running server subprocess and where its output goes."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+
+# --------------------------------------------------------------------------
+# Command line
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        description="Run the Autobahn fuzzingclient suite against wsserver.",
+    )
+    parser.add_argument(
+        "--agent",
+        choices=("deflate", "plain", "both"),
+        default="both",
+        help="which server configuration to test (default: both)",
+    )
+    parser.add_argument(
+        "--cases",
+        help="comma-separated case patterns replacing the spec's 'cases', e.g. '1.*,2.*,9.1.1' "
+        "(the spec's exclude-cases still apply)",
+    )
+    parser.add_argument(
+        "--wstest",
+        type=Path,
+        default=DEFAULT_WSTEST,
+        help=f"wstest wrapper written by setup.sh (default: {DEFAULT_WSTEST})",
+    )
+    parser.add_argument(
+        "--server-python",
+        default=sys.executable,
+        help="python used to run 'python -m wsserver' (default: this interpreter)",
+    )
+    parser.add_argument(
+        "--server-cmd",
+        help="replace the whole server command; a template with {port} "
+        "(also {host}, {compression}), split like a shell command line",
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run every selected agent even after one has failed",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=WSTEST_TIMEOUT,
+        help=f"seconds one wstest run may take (default: {WSTEST_TIMEOUT:.0f})",
+    )
+    return parser.parse_args(argv)
+
+
+def selected_agents(choice: str) -> list[Agent]:
+    """Map the --agent value to agents, deflate first."""
+    if choice == "both":
+        return [AGENTS["deflate"], AGENTS["plain"]]
+    return [AGENTS[choice]]
+
+
+def split_patterns(text: str | None) -> list[str] | None:
+    """Split a --cases value into patterns; None when not given."""
+    if text is None:
+        return None
+    patterns = [p.strip() for p in text.split(",") if p.strip()]
+    if not patterns:
+        raise HarnessError("--cases was given but names no case pattern")
+    return patterns
+
+
+# --------------------------------------------------------------------------
+# Spec and report folder
+
+
+def prepare_outdir(agent: Agent) -> Path:
+    """Empty the agent's report folder so no stale result can be read."""
+    outdir = REPORTS_DIR / agent.name
+    shutil.rmtree(outdir, ignore_errors=True)
+    outdir.mkdir(parents=True)
+    return outdir
+
+
+def write_spec(agent: Agent, url: str, outdir: Path, cases: list[str] | None) -> Path:
+    """Fill the agent's spec template with URL and outdir; return the written spec."""
+    spec: dict[str, Any] = json.loads(agent.spec_template.read_text(encoding="utf-8"))
+    servers = spec.get("servers") or [{"agent": agent.name}]
+    if len(servers) != 1 or servers[0].get("agent") != agent.name:
+        raise HarnessError(
+            f"{agent.spec_template}: expected one server with agent {agent.name!r}"
+        )
+    servers[0]["url"] = url
+    spec["servers"] = servers
+    spec["outdir"] = str(outdir)
+    if cases is not None:
+        spec["cases"] = cases
+    path = outdir / "spec.json"
+    path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------
+# Server process
+
+
+def free_port() -> int:
+    """Ask the kernel for a currently unused loopback TCP port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command(args: argparse.Namespace, agent: Agent, port: int) -> list[str]:
+    """The command line that starts the server for this agent."""
+    if args.server_cmd:
+        text = args.server_cmd.format(
+            port=port, host=HOST, compression=agent.compression
+        )
+        return shlex.split(text)
+    return [
+        args.server_python, "-m", "wsserver", "examples.echo:routes",
+        "--host", HOST,
+        "--port", str(port),
+        "--max-size", str(MAX_SIZE),
+        "--compression", agent.compression,
+        "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a text file, indented, for error messages."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "    (no output)"
+    kept = text.splitlines()[-lines:] or ["(no output)"]
+    return "\n".join("    " + line for line in kept)
+
+
+def start_server(command: list[str], log_path: Path) -> Server:
+    """Start the server in its own process group, output going to log_path."""
+    log_file = log_path.open("wb")
+    try:
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        log_file.close()
+        raise HarnessError(f"cannot start server {shlex.join(command)}: {exc}") from exc
+    return Server(proc, log_path, log_file)
+
+
+def wait_for_port(server: Server, port: int, timeout: float) -> None:
+    """Wait until the port accepts TCP connections; fail if the server exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = server.proc.poll()
+        if code is not None:
+            raise HarnessError(
+                f"server exited with code {code} before listening; its output:\n"
+                + tail(server.log_path)
+            )
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise HarnessError(
+        f"server did not accept connections on {HOST}:{port} within {timeout:.0f} s; "
+        "its output:\n" + tail(server.log_path)
+    )
+
+
+def signal_group(proc: subprocess.Popen[Any], sig: int) -> None:
+    """Send sig to the process group led by proc (which we started)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float) -> bool:
+    """SIGTERM the process group, SIGKILL it after timeout; True if TERM sufficed."""
+    if proc.poll() is None:
+        signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            signal_group(proc, signal.SIGKILL)
+            proc.wait()
+            return False
+    # Reap anything the leader left behind in its group.
+    signal_group(proc, signal.SIGKILL)
+    return True
+
+
+def stop_server(server: Server) -> None:
+    """Stop the server and close its log."""
+    try:
+        if not stop_process(server.proc, SERVER_STOP_TIMEOUT):
+            print(
+                f"  note: server ignored SIGTERM for {SERVER_STOP_TIMEOUT:.0f} s and was killed"
+            )
+    finally:
+        server.log_file.close()
+
+
+# --------------------------------------------------------------------------
+# wstest process
+
+WILL_RUN = re.compile(r"^Ok, will run (\d+) test cases")
+CASES_LINE = re.compile(r"^Cases = (\[.*\])\s*$")
+RUNNING = re.compile(r"^Running test case ID (\S+) for agent")
+CONNECT_FAILED = re.compile(r"^Connection to .* failed")
+
+
+def section_of(case_id: str) -> int:
+    """The section of a case id: its first number ("9" for "9.1.2")."""
+    return int(case_id.split(".", 1)[0])
+
+
+def case_sort_key(case_id: str) -> tuple[int, ...]:
+    """Numeric ordering of case ids (1.1.10 after 1.1.9)."""
+    return tuple(int(part) for part in case_id.split("."))
+
+
+def run_wstest(
+    wstest: Path, spec: Path, outdir: Path, agent: Agent, timeout: float
+) -> WstestRun:
+    """Run wstest fuzzingclient, logging its output and watching its progress."""
+    run = WstestRun()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    command = [str(wstest), "-m", "fuzzingclient", "-s", str(spec)]
+    started = time.monotonic()
+    with (outdir / "wstest.log").open("w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=outdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        timer = threading.Timer(timeout, _expire, (proc, run))
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            _follow_output(proc, proc.stdout, log, run, agent, started)
+            run.returncode = proc.wait()
+        finally:
+            timer.cancel()
+            stop_process(proc, 5.0)
+    run.seconds = time.monotonic() - started
+    return run
+
+
+def _expire(proc: subprocess.Popen[str], run: WstestRun) -> None:
+    """Timer callback: kill a wstest run that took too long."""
+    run.timed_out = True
+    signal_group(proc, signal.SIGKILL)
+
+
+def _follow_output(
+    proc: subprocess.Popen[str],
+    stream: Iterable[str],
+    log: IO[str],
+    run: WstestRun,
+    agent: Agent,
+    started: float,
+) -> None:
+    """Copy wstest's output to the log; record the plan, report section progress."""
+    section: int | None = None
+    done = 0
+    for line in stream:
+        log.write(line)
+        line = line.rstrip("\n")
+        if match := WILL_RUN.match(line):
+            if int(match.group(1)) == 0:
+                # wstest never stops by itself when there is nothing to run.
+                signal_group(proc, signal.SIGKILL)
+        elif match := CASES_LINE.match(line):
+            run.planned = sorted(ast.literal_eval(match.group(1)), key=case_sort_key)
+        elif match := RUNNING.match(line):
+            done += 1
+            case_id = match.group(1)
+            if section_of(case_id) != section:
+                section = section_of(case_id)
+                elapsed = time.monotonic() - started
+                print(
+                    f"  [{agent.name}] section {section}: case {done}/{len(run.planned)}"
+                    f" at {elapsed:.0f} s",
+                    flush=True,
+                )
+        elif CONNECT_FAILED.match(line):
+            run.connection_failures.append(line)
+
+
+# --------------------------------------------------------------------------
+# Results
+
+
+def load_results(index_path: Path, agent_name: str) -> list[CaseResult]:
+    """Read an agent's case verdicts from wstest's index.json."""
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    cases: dict[str, dict[str, Any]] = index.get(agent_name, {})
+    results = [
+        CaseResult(
+            case_id=case_id,
+            behavior=str(entry.get("behavior")),
+            behavior_close=str(entry.get("behaviorClose")),
+            duration_ms=int(entry.get("duration", 0)),
+        )
+        for case_id, entry in cases.items()
+    ]
+    return sorted(results, key=lambda r: case_sort_key(r.case_id))
+
+
+def run_agent(
+    agent: Agent, args: argparse.Namespace, cases: list[str] | None
+) -> AgentOutcome:
+    """Start the server, run wstest against it, stop it, collect the results."""
+    outcome = AgentOutcome(agent)
+    started = time.monotonic()
+    outdir = prepare_outdir(agent)
+    port = free_port()
+    spec = write_spec(agent, f"ws://{HOST}:{port}", outdir, cases)
+    command = server_command(args, agent, port)
+    print(f"== {agent.name}: {shlex.join(command)}", flush=True)
+    try:
+        server = start_server(command, outdir / "server.log")
+        try:
+            wait_for_port(server, port, SERVER_START_TIMEOUT)
+            run = run_wstest(args.wstest, spec, outdir, agent, args.timeout)
+            server_code = server.proc.poll()
+        finally:
+            stop_server(server)
+    except HarnessError as exc:
+        outcome.errors.append(str(exc))
+        outcome.seconds = time.monotonic() - started
+        return outcome
+
+    outcome.seconds = time.monotonic() - started
+    outcome.results = load_results(outdir / "index.json", agent.name)
+    outcome.errors.extend(run_problems(run, args.timeout))
+    if server_code is not None:
+        outcome.errors.append(
+            f"server exited with code {server_code} during the run; its output:\n"
+            + tail(server.log_path)
+        )
+    ran = {r.case_id for r in outcome.results}
+    outcome.missing = [c for c in run.planned if c not in ran]
+    return outcome
+
+
+def run_problems(run: WstestRun, timeout: float) -> list[str]:
+    """Describe whatever went wrong with the wstest process itself."""
+    problems: list[str] = []
+    if run.timed_out:
+        problems.append(f"wstest was killed after {timeout:.0f} s")
+    elif not run.planned:
+        problems.append(
+            "no case selected (check --cases against the spec's exclude-cases)"
+        )
+    elif run.returncode != 0:
+        problems.append(f"wstest exited with code {run.returncode}")
+    # wstest skips the rest of an agent's cases when a connection is refused.
+    problems.extend(f"wstest: {line}" for line in run.connection_failures)
+    return problems
+
+
+# --------------------------------------------------------------------------
+# Reporting
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Right-aligned plain-text table."""
+    body = [[str(cell) for cell in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+    lines = [
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths))
+        for row in [list(headers), *body]
+    ]
+    return "\n".join("  " + line.rstrip() for line in lines)
+
+
+def verdict_counts(verdicts: Iterable[str]) -> list[int]:
+    """Counts per VERDICT_COLUMNS entry, plus OTHER last."""
+    counts = Counter(v if v in dict(VERDICT_COLUMNS) else OTHER for v in verdicts)
+    return [counts[v] for v, _ in VERDICT_COLUMNS] + [counts[OTHER]]
+
+
+def section_table(results: Sequence[CaseResult]) -> str:
+    """Per-section verdict counts for behavior and behaviorClose."""
+    short = [name for _, name in VERDICT_COLUMNS] + [OTHER]
+    headers = ["section", "cases", *short, "|", *short]
+    rows: list[list[object]] = []
+    sections = sorted({section_of(r.case_id) for r in results})
+    groups = [
+        (str(s), [r for r in results if section_of(r.case_id) == s]) for s in sections
+    ]
+    for label, group in [*groups, ("total", list(results))]:
+        rows.append(
+            [
+                label,
+                len(group),
+                *verdict_counts(r.behavior for r in group),
+                "|",
+                *verdict_counts(r.behavior_close for r in group),
+            ]
+        )
+    legend = (
+        "  columns: behavior | behaviorClose;  NSTRICT=NON-STRICT  INFO=INFORMATIONAL"
+        "  UNIMPL=UNIMPLEMENTED  OTHER=WRONG CODE/UNCLEAN/FAILED BY CLIENT/..."
+    )
+    return legend + "\n" + format_table(headers, rows)
+
+
+def failure_lines(results: Sequence[CaseResult]) -> list[str]:
+    """One line per case that did not pass."""
+    failed = [r for r in results if not r.passed]
+    width = max((len(r.case_id) for r in failed), default=0)
+    return [
+        f"    {r.case_id.ljust(width)}  behavior={r.behavior}  behaviorClose={r.behavior_close}"
+        for r in failed
+    ]
+
+
+def duration_table(results: Sequence[CaseResult], section: int = 9) -> str | None:
+    """Milliseconds per case of a section as a grid: one row per subsection."""
+    chosen = [r for r in results if section_of(r.case_id) == section]
+    if not chosen:
+        return None
+    rows_by_group: dict[str, dict[int, int]] = {}
+    for r in chosen:
+        group, _, last = r.case_id.rpartition(".")
+        rows_by_group.setdefault(group, {})[int(last)] = r.duration_ms
+    columns = sorted({n for cells in rows_by_group.values() for n in cells})
+    headers = ["ms", *(f".{n}" for n in columns), "sum"]
+    rows = [
+        [group, *(cells.get(n, "") for n in columns), sum(cells.values())]
+        for group, cells in sorted(
+            rows_by_group.items(), key=lambda kv: case_sort_key(kv[0])
+        )
+    ]
+    return format_table(headers, rows)
+
+
+def report(outcome: AgentOutcome) -> None:
+    """Print everything about one agent's run."""
+    name = outcome.agent.name
+    results = outcome.results
+    total_ms = sum(r.duration_ms for r in results)
+    print(
+        f"\n== {name}: {len(results)} cases in {outcome.seconds:.1f} s "
+        f"(sum of case durations {total_ms / 1000:.1f} s)"
+    )
+    if results:
+        print(section_table(results))
+    failures = failure_lines(results)
+    if failures:
+        print(f"\n  {len(failures)} case(s) not OK/INFORMATIONAL:")
+        print("\n".join(failures))
+    if outcome.missing:
+        print(
+            f"\n  {len(outcome.missing)} planned case(s) have no result: "
+            + " ".join(outcome.missing)
+        )
+    durations = duration_table(results)
+    if durations:
+        print("\n  section 9 (limits and performance), duration per case in ms:")
+        print(durations)
+    for error in outcome.errors:
+        print(f"\n  ERROR: {error}")
+    verdict = "PASS" if outcome.passed else "FAIL"
+    html = REPORTS_DIR / name / "index.html"
+    print(f"\n  {name}: {verdict}  (reports: {html if html.exists() else html.parent})")
+
+
+def summary(outcomes: Sequence[AgentOutcome], wanted: Sequence[Agent]) -> bool:
+    """Print the closing line; True if the whole run passed."""
+    skipped = [a.name for a in wanted if a not in {o.agent for o in outcomes}]
+    passed = not skipped and all(o.passed for o in outcomes)
+    parts = [f"{o.agent.name} {'PASS' if o.passed else 'FAIL'}" for o in outcomes]
+    parts += [f"{name} not run" for name in skipped]
+    print(f"\nautobahn: {'PASS' if passed else 'FAIL'} ({', '.join(parts)})")
+    return passed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = parse_args(argv)
+    try:
+        cases = split_patterns(args.cases)
+    except HarnessError as exc:
+        print(f"autobahn: {exc}", file=sys.stderr)
+        return 2
+    if not os.access(args.wstest, os.X_OK):
+        print(
+            f"autobahn: no wstest at {args.wstest}; run 'bash autobahn/setup.sh' first",
+            file=sys.stderr,
+        )
+        return 2
+    wanted = selected_agents(args.agent)
+    outcomes: list[AgentOutcome] = []
+    for agent in wanted:
+        outcome = run_agent(agent, args, cases)
+        outcomes.append(outcome)
+        report(outcome)
+        if not outcome.passed and not args.keep_going:
+            break
+    return 0 if summary(outcomes, wanted) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""wsserver: a standalone, strictly conformant WebSocket server for asyncio.
+
+Example::
+
+    from wsserver import Router, serve
+
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def echo(request, ws):
+        async for message in ws:
+            await ws.send(message)
+"""
+
+from .config import Config
+from .connection import State
+from .errors import (
+    ConcurrencyError,
+    ConfigError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandshakeError,
+    ProtocolError,
+    WebsocketClosed,
+    WSServerError,
+)
+from .request import Headers, Request
+from .routing import Route, Router
+from .server import Server, serve
+from .websocket import WebSocket
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConcurrencyError",
+    "ConfigError",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "HandshakeError",
+    "Headers",
+    "ProtocolError",
+    "Request",
+    "Route",
+    "Router",
+    "Server",
+    "State",
+    "WSServerError",
+    "WebSocket",
+    "WebsocketClosed",
+    "serve",
+]

@@ -1,0 +1,421 @@
+"""The server side of a WebSocket connection, as a sans-I/O state machine.
+
+Theory of operation
+-------------------
+:class:`Connection` takes received bytes and gives back events; the calls that
+send something append bytes to an outgoing list that the I/O layer collects
+with :meth:`Connection.data_to_send`. It never touches a socket, a loop or a
+clock.
+
+Events returned by :meth:`Connection.receive_data`, in the order they arrived:
+
+* ``str`` / ``bytes``: a complete text / binary message.
+* :class:`Ping` - already answered with a pong by this object.
+* :class:`Pong`.
+* :class:`CloseReceived` - the peer's close frame; the reply (same code) is
+  already queued, and the state is then ``CLOSED``: the server closes TCP.
+* :class:`ProtocolFailure` - the peer broke the protocol. Nothing is sent yet:
+  the I/O layer first lets the application take the messages that arrived
+  before the violation, then calls :meth:`Connection.fail`. From the violation
+  on, received frames are skipped, except close frames.
+
+States and transitions (our close / the peer's close)::
+
+    OPEN --send_close/fail--> CLOSING --close received--> CLOSED
+    OPEN --close received (reply queued)--------------->  CLOSED
+    any  --receive_eof---------------------------------->  CLOSED
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+
+from .deflate import PerMessageDeflate
+from .errors import InvalidState, ProtocolError
+from .frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    CloseCode,
+    FrameParser,
+    is_valid_close_code,
+    parse_close,
+    serialize_close,
+    serialize_frame,
+)
+
+__all__ = [
+    "State",
+    "Connection",
+    "Ping",
+    "Pong",
+    "CloseReceived",
+    "ProtocolFailure",
+    "Event",
+]
+
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+class State(enum.Enum):
+    """State of a WebSocket connection after the opening handshake."""
+
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class Ping:
+    """A ping frame was received (and answered)."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"Ping({self.payload!r})"
+
+
+class Pong:
+    """A pong frame was received."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"Pong({self.payload!r})"
+
+
+class CloseReceived:
+    """The peer's close frame was received (code 1005 when it had none)."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"CloseReceived({self.code}, {self.reason!r})"
+
+
+class ProtocolFailure:
+    """The peer broke the protocol; fail the connection with ``code``."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"ProtocolFailure({self.code}, {self.reason!r})"
+
+
+Event = str | bytes | Ping | Pong | CloseReceived | ProtocolFailure
+Data = str | bytes | bytearray | memoryview
+
+
+class Connection:
+    """Server side of one WebSocket connection (sans-I/O).
+
+    Args:
+        max_size: the largest message accepted, in bytes (after
+            decompression); None for no limit. Larger messages fail the
+            connection with 1009.
+        deflate: the permessage-deflate parameters agreed in the handshake,
+            or None.
+    """
+
+    def __init__(
+        self, *, max_size: int | None = 2**20, deflate: PerMessageDeflate | None = None
+    ) -> None:
+        self.state = State.OPEN
+        self.max_size = max_size
+        self.deflate = deflate
+        self._parser = FrameParser(allow_rsv1=deflate is not None)
+        self._out: list[bytes] = []
+        #: (code, reason) of the close frame sent, once sent (1005: no code).
+        self.close_sent: tuple[int, str] | None = None
+        #: (code, reason) of the close frame received, once received.
+        self.close_received: tuple[int, str] | None = None
+        #: The violation that failed (or is failing) the connection.
+        self.failure: ProtocolError | None = None
+        # The message being received.
+        self._msg_opcode = 0
+        self._msg_parts: list[bytes] | list[str] = []
+        self._msg_size = 0
+        self._msg_compressed = False
+        self._decoder: codecs.IncrementalDecoder | None = None
+        # The fragmented message being sent (0: none).
+        self._send_opcode = 0
+        self._send_compressed = False
+
+    # ----------------------------------------------------------- receiving
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Feed received bytes; return the events they complete."""
+        events: list[Event] = []
+        if self.state is State.CLOSED or self.close_received is not None:
+            return events
+        parser = self._parser
+        parser.feed(data)
+        while self.close_received is None:
+            try:
+                piece = parser.next_piece()
+                if piece is None:
+                    break
+                if self.failure is None:
+                    self._handle_piece(*piece, events)
+                else:
+                    self._handle_close_while_failing(piece[3], events)
+            except ProtocolError as exc:
+                self._violation(exc, events)
+        return events
+
+    def receive_eof(self) -> None:
+        """The peer closed its side of TCP."""
+        self.state = State.CLOSED
+
+    def _handle_piece(
+        self,
+        opcode: int,
+        fin: bool,
+        rsv1: bool,
+        payload: bytes,
+        length: int,
+        offset: int,
+        events: list[Event],
+    ) -> None:
+        if opcode & 0x8:
+            self._handle_control(opcode, payload, events)
+            return
+        max_size = self.max_size
+        if offset == 0:
+            if opcode == OP_CONT:
+                if not self._msg_opcode:
+                    raise ProtocolError("continuation frame without a message to continue")
+                if rsv1:
+                    raise ProtocolError("RSV1 set on a continuation frame")
+            else:
+                if self._msg_opcode:
+                    raise ProtocolError("new data frame inside a fragmented message")
+                if fin and not rsv1 and len(payload) == length:
+                    # Fast path: a whole, unfragmented, uncompressed message.
+                    if max_size is not None and length > max_size:
+                        raise ProtocolError(f"message exceeds max_size {max_size}", 1009)
+                    if opcode == OP_TEXT:
+                        try:
+                            events.append(payload.decode("utf-8"))
+                        except UnicodeDecodeError:
+                            raise ProtocolError("invalid UTF-8 in text message", 1007) from None
+                    else:
+                        events.append(payload)
+                    return
+                self._msg_opcode = opcode
+                self._msg_parts = []
+                self._msg_size = 0
+                self._msg_compressed = rsv1
+                self._decoder = _utf8_decoder() if opcode == OP_TEXT else None
+                if rsv1:
+                    assert self.deflate is not None
+                    self.deflate.start_inflate()
+            if max_size is not None and self._msg_size + length - offset > max_size:
+                raise ProtocolError(f"message exceeds max_size {max_size}", 1009)
+        if payload or (fin and offset + len(payload) == length):
+            self._add_payload(payload, fin and offset + len(payload) == length)
+        if fin and offset + len(payload) == length:
+            self._finish_message(events)
+
+    def _add_payload(self, payload: bytes, final: bool) -> None:
+        """Add a piece of the current message, decompressing and validating it."""
+        if self._msg_compressed:
+            assert self.deflate is not None
+            max_size = self.max_size
+            limit = 0 if max_size is None else max_size - self._msg_size + 1
+            payload = self.deflate.inflate(payload, final, limit)
+            self._msg_size += len(payload)
+        else:
+            self._msg_size += len(payload)
+        if self.max_size is not None and self._msg_size > self.max_size:
+            raise ProtocolError(f"message exceeds max_size {self.max_size}", 1009)
+        if self._decoder is not None:
+            try:
+                text = self._decoder.decode(payload, final)
+            except UnicodeDecodeError:
+                raise ProtocolError("invalid UTF-8 in text message", 1007) from None
+            if text:
+                self._msg_parts.append(text)  # type: ignore[arg-type]
+        elif payload:
+            self._msg_parts.append(payload)  # type: ignore[arg-type]
+
+    def _finish_message(self, events: list[Event]) -> None:
+        parts = self._msg_parts
+        if self._decoder is not None:
+            events.append("".join(parts))  # type: ignore[arg-type]
+        else:
+            events.append(b"".join(parts))  # type: ignore[arg-type]
+        self._msg_opcode = 0
+        self._msg_parts = []
+        self._msg_size = 0
+        self._decoder = None
+        self._msg_compressed = False
+
+    def _handle_control(self, opcode: int, payload: bytes, events: list[Event]) -> None:
+        if opcode == OP_PING:
+            if self.close_sent is None:
+                self._out.append(serialize_frame(OP_PONG, payload))
+            events.append(Ping(payload))
+        elif opcode == OP_PONG:
+            events.append(Pong(payload))
+        else:
+            assert opcode == OP_CLOSE
+            code, reason = parse_close(payload)
+            self._close_received(code, reason, events)
+
+    def _close_received(self, code: int, reason: str, events: list[Event]) -> None:
+        self.close_received = (code, reason)
+        if self.close_sent is None and self.failure is None:
+            # Echo the peer's code (RFC 6455 5.5.1); no code gets no code.
+            self._send_close(None if code == CloseCode.NO_STATUS_RCVD else code, "")
+        if self.close_sent is not None:
+            self.state = State.CLOSED
+        events.append(CloseReceived(code, reason))
+
+    def _handle_close_while_failing(self, payload: bytes, events: list[Event]) -> None:
+        try:
+            code, reason = parse_close(payload)
+        except ProtocolError:
+            code, reason = CloseCode.PROTOCOL_ERROR, ""
+        self._close_received(code, reason, events)
+
+    def _violation(self, exc: ProtocolError, events: list[Event]) -> None:
+        self._parser.discarding = True
+        self._msg_opcode = 0
+        self._msg_parts = []
+        self._decoder = None
+        if self.failure is None:
+            self.failure = exc
+            events.append(ProtocolFailure(exc.close_code, exc.reason))
+
+    # ------------------------------------------------------------- sending
+
+    def data_to_send(self) -> list[bytes]:
+        """Return (and forget) the bytes waiting to be written, in order."""
+        out = self._out
+        if out:
+            self._out = []
+        return out
+
+    def send(self, data: Data, fin: bool = True, *, compress: bool = True) -> None:
+        """Send a message, or one fragment of a message when ``fin`` is false.
+
+        A str is sent as text, anything else as binary. The fragments of one
+        message must all be of the same type.
+
+        Raises:
+            InvalidState: a close frame was already sent, or the fragment's type
+                does not match the message being sent.
+        """
+        if self.close_sent is not None:
+            raise InvalidState("cannot send after the close frame was sent")
+        if isinstance(data, str):
+            opcode = OP_TEXT
+            payload: bytes | bytearray | memoryview = data.encode("utf-8")
+        else:
+            opcode = OP_BINARY
+            payload = data
+        rsv1 = False
+        if self._send_opcode:
+            if opcode != self._send_opcode:
+                raise InvalidState("fragments of one message must be of the same type")
+            wire_opcode = OP_CONT
+            if self._send_compressed:
+                assert self.deflate is not None
+                payload = self.deflate.deflate(payload, fin)
+        else:
+            wire_opcode = opcode
+            deflate = self.deflate
+            if compress and deflate is not None and deflate.should_compress(len(payload), fin):
+                rsv1 = True
+                deflate.start_deflate()
+                payload = deflate.deflate(payload, fin)
+            if not fin:
+                self._send_opcode = opcode
+                self._send_compressed = rsv1
+        if fin:
+            self._send_opcode = 0
+            self._send_compressed = False
+        self._out.append(serialize_frame(wire_opcode, payload, fin=fin, rsv1=rsv1))
+
+    @property
+    def sending_fragments(self) -> bool:
+        """Whether a fragmented message is being sent."""
+        return self._send_opcode != 0
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a ping frame (at most 125 bytes of payload)."""
+        self._send_control(OP_PING, payload)
+
+    def send_pong(self, payload: bytes = b"") -> None:
+        """Send an unsolicited pong frame (at most 125 bytes of payload)."""
+        self._send_control(OP_PONG, payload)
+
+    def _send_control(self, opcode: int, payload: bytes) -> None:
+        if self.close_sent is not None:
+            raise InvalidState("cannot send after the close frame was sent")
+        if len(payload) > 125:
+            raise ValueError("control frame payload must be at most 125 bytes")
+        self._out.append(serialize_frame(opcode, payload))
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; does nothing once a close was sent.
+
+        Raises:
+            ValueError: ``code`` may not be sent, or ``reason`` is longer than
+                123 bytes in UTF-8.
+        """
+        if not is_valid_close_code(code):
+            raise ValueError(f"invalid close code {code}")
+        if len(reason.encode("utf-8")) > 123:
+            raise ValueError("close reason must be at most 123 bytes in UTF-8")
+        if self.close_sent is None and self.state is not State.CLOSED:
+            self._send_close(code, reason)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection: send a close frame with ``code`` if none was sent."""
+        if self.close_sent is None and self.state is not State.CLOSED:
+            reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
+            self._send_close(code, reason)
+
+    def _send_close(self, code: int | None, reason: str) -> None:
+        self._out.append(serialize_frame(OP_CLOSE, serialize_close(code, reason)))
+        self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
+        self.state = State.CLOSED if self.close_received is not None else State.CLOSING
+
+    # --------------------------------------------------------------- state
+
+    @property
+    def close_code(self) -> int:
+        """The code to report: the peer's close code, else ours, else 1006."""
+        if self.close_received is not None:
+            return self.close_received[0]
+        if self.close_sent is not None:
+            return self.close_sent[0]
+        return CloseCode.ABNORMAL_CLOSURE
+
+    @property
+    def close_reason(self) -> str:
+        """The reason that goes with :attr:`close_code`."""
+        if self.close_received is not None:
+            return self.close_received[1]
+        if self.close_sent is not None:
+            return self.close_sent[1]
+        return ""

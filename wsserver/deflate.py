@@ -1,0 +1,336 @@
+"""permessage-deflate (RFC 7692): negotiation and per-message (de)compression.
+
+Sans-I/O. :func:`negotiate` reads the client's ``Sec-WebSocket-Extensions``
+offers and returns the agreed :class:`PerMessageDeflate` with the response
+header value. That object compresses outgoing and inflates incoming messages
+for one connection.
+
+Memory: zlib objects are created on first use, not at the handshake, and are
+dropped after every message in a direction without context takeover. With
+context takeover a compressor costs about ``2**(wbits+2) + 2**(mem_level+9)``
+bytes plus ~6 KiB, and a decompressor about ``2**wbits`` bytes plus ~7 KiB
+(see :class:`DeflateSettings`).
+
+Window bits 8: zlib cannot compress raw deflate with a 256-byte window. When a
+client asks for ``server_max_window_bits=8`` we compress with a 512-byte
+window and the ``Z_RLE`` strategy, which only ever emits matches at distance
+one, so every stream we send is valid for a 256-byte window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import zlib
+
+from .errors import ProtocolError
+
+__all__ = [
+    "DeflateSettings",
+    "PerMessageDeflate",
+    "negotiate",
+    "parse_extensions",
+]
+
+EXTENSION_NAME = "permessage-deflate"
+_TAIL = b"\x00\x00\xff\xff"
+_BITS_RE = re.compile(r"(?:[89]|1[0-5])\Z")
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_OWS_RE = re.compile(r"[ \t]*")
+
+Params = list[tuple[str, "str | None"]]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeflateSettings:
+    """What the server accepts and how it compresses.
+
+    Args:
+        server_max_window_bits: window of our compressor, 9-15 (a client's
+            smaller ``server_max_window_bits`` is honoured). 12 costs ~38 KiB
+            per connection with context takeover, 15 costs ~260 KiB at
+            ``mem_level`` 8.
+        client_max_window_bits: the window we ask clients to compress with,
+            when they offer ``client_max_window_bits``; our decompressor then
+            needs only ``2**bits`` bytes of window.
+        mem_level: zlib memory level of our compressor, 1-9.
+        level: zlib compression level, 0-9 (or -1 for zlib's default).
+        min_size: messages shorter than this (in bytes) are sent uncompressed.
+        server_no_context_takeover: always reset our compressor after each
+            message (caps memory, costs ratio).
+    """
+
+    server_max_window_bits: int = 12
+    client_max_window_bits: int = 12
+    mem_level: int = 5
+    level: int = 6
+    min_size: int = 32
+    server_no_context_takeover: bool = False
+
+    def __post_init__(self) -> None:
+        from .errors import ConfigError
+
+        if not 9 <= self.server_max_window_bits <= 15:
+            raise ConfigError("server_max_window_bits must be between 9 and 15")
+        if not 8 <= self.client_max_window_bits <= 15:
+            raise ConfigError("client_max_window_bits must be between 8 and 15")
+        if not 1 <= self.mem_level <= 9:
+            raise ConfigError("mem_level must be between 1 and 9")
+        if not -1 <= self.level <= 9:
+            raise ConfigError("level must be between -1 and 9")
+        if self.min_size < 0:
+            raise ConfigError("min_size must be >= 0")
+
+
+def parse_extensions(values: list[str]) -> list[tuple[str, Params]]:
+    """Parse ``Sec-WebSocket-Extensions`` header values (RFC 6455 9.1).
+
+    Returns ``[(extension_name, [(param, value_or_None), ...]), ...]`` in
+    offer order; quoted values are unquoted.
+
+    Raises:
+        ValueError: the header is not well formed.
+    """
+    result: list[tuple[str, Params]] = []
+    for value in values:
+        pos = 0
+        n = len(value)
+        while True:
+            pos = _OWS_RE.match(value, pos).end()  # type: ignore[union-attr]
+            if pos < n and value[pos] == ",":  # empty list elements are allowed
+                pos += 1
+                continue
+            if pos >= n:
+                break
+            name, pos = _token(value, pos)
+            params: Params = []
+            while True:
+                pos = _OWS_RE.match(value, pos).end()  # type: ignore[union-attr]
+                if pos >= n or value[pos] == ",":
+                    break
+                if value[pos] != ";":
+                    raise ValueError(f"unexpected {value[pos]!r} in extension header")
+                pos = _OWS_RE.match(value, pos + 1).end()  # type: ignore[union-attr]
+                param, pos = _token(value, pos)
+                pos = _OWS_RE.match(value, pos).end()  # type: ignore[union-attr]
+                arg: str | None = None
+                if pos < n and value[pos] == "=":
+                    pos = _OWS_RE.match(value, pos + 1).end()  # type: ignore[union-attr]
+                    if pos < n and value[pos] == '"':
+                        m = _QUOTED_RE.match(value, pos)
+                        if m is None:
+                            raise ValueError("unterminated quoted string")
+                        arg = re.sub(r"\\(.)", r"\1", m.group(1))
+                        if not _TOKEN_RE.fullmatch(arg):
+                            raise ValueError("quoted parameter value is not a token")
+                        pos = m.end()
+                    else:
+                        arg, pos = _token(value, pos)
+                params.append((param.lower(), arg))
+            result.append((name.lower(), params))
+    return result
+
+
+def _token(value: str, pos: int) -> tuple[str, int]:
+    m = _TOKEN_RE.match(value, pos)
+    if m is None:
+        raise ValueError(f"expected a token at position {pos}")
+    return m.group(), m.end()
+
+
+class PerMessageDeflate:
+    """The agreed permessage-deflate parameters of one connection, and its zlib state.
+
+    Args:
+        server_no_context_takeover: reset our compressor after each message.
+        client_no_context_takeover: the client resets its compressor after
+            each message, so our decompressor is dropped after each message.
+        server_window_bits: the window our compressor may use (8-15).
+        client_window_bits: the window the client may use (8-15).
+        settings: compression level, memory level and minimum size.
+    """
+
+    __slots__ = (
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_window_bits",
+        "client_window_bits",
+        "settings",
+        "_compressor",
+        "_decompressor",
+    )
+
+    def __init__(
+        self,
+        *,
+        server_no_context_takeover: bool = False,
+        client_no_context_takeover: bool = False,
+        server_window_bits: int = 15,
+        client_window_bits: int = 15,
+        settings: DeflateSettings | None = None,
+    ) -> None:
+        self.server_no_context_takeover = server_no_context_takeover
+        self.client_no_context_takeover = client_no_context_takeover
+        self.server_window_bits = server_window_bits
+        self.client_window_bits = client_window_bits
+        self.settings = settings or DeflateSettings()
+        self._compressor: zlib._Compress | None = None
+        self._decompressor: zlib._Decompress | None = None
+
+    def __repr__(self) -> str:
+        return f"PerMessageDeflate({self.response_header()!r})"
+
+    def response_header(self, offered: Params | None = None) -> str:
+        """The ``Sec-WebSocket-Extensions`` value that states what was agreed.
+
+        ``server_max_window_bits`` and ``client_max_window_bits`` are stated
+        only when the offer had them (some clients fail on unsolicited ones).
+        """
+        names = {name for name, _ in offered or []}
+        parts = [EXTENSION_NAME]
+        if self.server_no_context_takeover:
+            parts.append("server_no_context_takeover")
+        if self.client_no_context_takeover:
+            parts.append("client_no_context_takeover")
+        if "server_max_window_bits" in names:
+            parts.append(f"server_max_window_bits={self.server_window_bits}")
+        if "client_max_window_bits" in names:
+            parts.append(f"client_max_window_bits={self.client_window_bits}")
+        return "; ".join(parts)
+
+    # ---------------------------------------------------------- compressing
+
+    def should_compress(self, size: int, fin: bool) -> bool:
+        """Whether to compress a message whose first frame has ``size`` bytes."""
+        return size >= self.settings.min_size or not fin
+
+    def start_deflate(self) -> None:
+        """Prepare the compressor for a new message."""
+        if self._compressor is None:
+            bits = self.server_window_bits
+            strategy = zlib.Z_DEFAULT_STRATEGY
+            if bits == 8:
+                # zlib has no raw 256-byte window; RLE never looks further back than 1.
+                bits, strategy = 9, zlib.Z_RLE
+            self._compressor = zlib.compressobj(
+                self.settings.level, zlib.DEFLATED, -bits, self.settings.mem_level, strategy
+            )
+
+    def deflate(self, data: bytes | bytearray | memoryview, fin: bool) -> bytes:
+        """Compress one frame's worth of a message; ``fin`` marks its last frame."""
+        compressor = self._compressor
+        assert compressor is not None, "start_deflate() first"
+        out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        if fin:
+            if out.endswith(_TAIL):
+                out = out[:-4]
+            if self.server_no_context_takeover:
+                self._compressor = None
+        return out
+
+    # -------------------------------------------------------- decompressing
+
+    def start_inflate(self) -> None:
+        """Prepare the decompressor for a new compressed message."""
+        if self._decompressor is None:
+            # A window of 9 bits decodes streams made for 8 bits as well; zlib's
+            # own compressor never emits a raw 8-bit stream.
+            self._decompressor = zlib.decompressobj(-max(self.client_window_bits, 9))
+
+    def inflate(self, data: bytes, final: bool, limit: int) -> bytes:
+        """Decompress a piece of a message.
+
+        Args:
+            data: compressed bytes of the message.
+            final: whether ``data`` ends the message (the ``00 00 ff ff`` tail
+                is then added).
+            limit: return at most this many bytes (0: no limit). The caller
+                passes one more than it accepts, so that getting ``limit``
+                bytes tells it the message is too big, without ever inflating
+                much more than it accepts.
+
+        Raises:
+            ProtocolError: 1007 when ``data`` is not a valid deflate stream.
+        """
+        decompressor = self._decompressor
+        assert decompressor is not None, "start_inflate() first"
+        try:
+            out = decompressor.decompress(data, limit) if data else b""
+            if limit and len(out) >= limit:
+                return out
+            if final:
+                rest = decompressor.decompress(_TAIL, limit - len(out) if limit else 0)
+                if rest:
+                    out += rest
+                if self.client_no_context_takeover:
+                    self._decompressor = None
+        except zlib.error as exc:
+            raise ProtocolError(f"invalid compressed data: {exc}", 1007) from None
+        return out
+
+
+def negotiate(
+    header_values: list[str], settings: DeflateSettings
+) -> tuple[PerMessageDeflate, str] | None:
+    """Accept the first acceptable permessage-deflate offer.
+
+    An offer with an unknown or repeated parameter, a value where none is
+    allowed, or a window size outside 8-15 is declined and the next one is
+    considered. A malformed header declines them all.
+
+    Returns:
+        ``(agreed parameters, response header value)``, or None when no offer
+        was acceptable.
+    """
+    try:
+        offers = parse_extensions(header_values)
+    except ValueError:
+        return None
+    for name, params in offers:
+        if name != EXTENSION_NAME:
+            continue
+        agreed = _accept(params, settings)
+        if agreed is not None:
+            return agreed, agreed.response_header(params)
+    return None
+
+
+def _accept(params: Params, settings: DeflateSettings) -> PerMessageDeflate | None:
+    seen: set[str] = set()
+    server_nct = settings.server_no_context_takeover
+    client_nct = False
+    server_bits = settings.server_max_window_bits
+    client_bits = 15
+    for param, value in params:
+        if param in seen:
+            return None
+        seen.add(param)
+        if param == "server_no_context_takeover":
+            if value is not None:
+                return None
+            server_nct = True
+        elif param == "client_no_context_takeover":
+            if value is not None:
+                return None
+            client_nct = True
+        elif param == "server_max_window_bits":
+            if value is None or not _BITS_RE.match(value):
+                return None
+            server_bits = min(server_bits, int(value))
+        elif param == "client_max_window_bits":
+            if value is None:
+                client_bits = settings.client_max_window_bits
+            elif _BITS_RE.match(value):
+                client_bits = min(int(value), settings.client_max_window_bits)
+            else:
+                return None
+        else:
+            return None
+    return PerMessageDeflate(
+        server_no_context_takeover=server_nct,
+        client_no_context_takeover=client_nct,
+        server_window_bits=server_bits,
+        client_window_bits=client_bits,
+        settings=settings,
+    )

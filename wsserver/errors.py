@@ -1,0 +1,106 @@
+"""Exceptions raised by wsserver.
+
+Everything derives from :class:`WSServerError`. Closed connections raise
+:class:`WebsocketClosed` (a :class:`ConnectionClosed`), in two flavours:
+:class:`ConnectionClosedOK` for a normal close and :class:`ConnectionClosedError`
+for anything else.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "WSServerError",
+    "ConfigError",
+    "ProtocolError",
+    "HandshakeError",
+    "ConnectionClosed",
+    "WebsocketClosed",
+    "ConnectionClosedOK",
+    "ConnectionClosedError",
+    "ConcurrencyError",
+    "InvalidState",
+]
+
+#: Close codes that mean "the connection ended normally".
+OK_CLOSE_CODES = frozenset({1000, 1001, 1005})
+
+
+class WSServerError(Exception):
+    """Root of every exception raised by wsserver."""
+
+
+class ConfigError(WSServerError, ValueError):
+    """A setting has an invalid value."""
+
+
+class ProtocolError(WSServerError):
+    """The peer broke RFC 6455 (or RFC 7692); ``close_code`` is the code to fail with.
+
+    Attributes:
+        close_code: 1002 (protocol error), 1007 (invalid payload data) or
+            1009 (message too big).
+        reason: a short human-readable explanation, sent as the close reason.
+    """
+
+    def __init__(self, reason: str, close_code: int = 1002) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.close_code = close_code
+
+
+class HandshakeError(WSServerError):
+    """An opening handshake that must be answered with an HTTP error.
+
+    Attributes:
+        status: the HTTP status code to answer with (400, 404, 426, ...).
+        headers: extra response headers, as ``(name, value)`` pairs.
+    """
+
+    def __init__(
+        self, status: int, message: str, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or []
+
+
+class InvalidState(WSServerError):
+    """An operation is not allowed in the connection's current state."""
+
+
+class ConcurrencyError(WSServerError, RuntimeError):
+    """Two coroutines called ``recv()`` at the same time."""
+
+
+class ConnectionClosed(WSServerError):
+    """The WebSocket connection is closed.
+
+    Attributes:
+        code: the close code (1006 when the TCP connection was lost without a
+            closing handshake, 1005 when the close frame carried no code).
+        reason: the close reason, possibly empty.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"connection closed: {code} {reason}".rstrip())
+        self.code = code
+        self.reason = reason
+
+
+class WebsocketClosed(ConnectionClosed):
+    """Raised by WebSocket operations once the connection is closed."""
+
+
+class ConnectionClosedOK(WebsocketClosed):
+    """The connection closed normally (code 1000, 1001 or none)."""
+
+
+class ConnectionClosedError(WebsocketClosed):
+    """The connection closed with an error code, or was lost."""
+
+
+def closed_error(code: int, reason: str) -> WebsocketClosed:
+    """Return the right :class:`WebsocketClosed` subclass for ``code``."""
+    cls = ConnectionClosedOK if code in OK_CLOSE_CODES else ConnectionClosedError
+    return cls(code, reason)

@@ -1,0 +1,334 @@
+"""RFC 6455 framing: opcodes, close codes, masking, serialization and parsing.
+
+Sans-I/O: nothing here touches sockets, the event loop or time.
+
+:class:`FrameParser` reads frames from one growing receive buffer. It reports
+*frame pieces* as plain tuples ``(opcode, fin, rsv1, payload, length, offset)``:
+``payload`` is an unmasked chunk of the frame's payload that starts at
+``offset`` in a payload of ``length`` bytes. A frame that is wholly in the
+buffer comes out as one piece (``offset == 0`` and ``len(payload) == length``);
+a data frame whose payload is still arriving comes out as several pieces, the
+first one as soon as its header is complete, so that limits and UTF-8 are
+checked before the rest of the payload is buffered. Control frames always come
+out whole.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+from .errors import ProtocolError
+
+__all__ = [
+    "Opcode",
+    "CloseCode",
+    "FrameParser",
+    "FramePiece",
+    "apply_mask",
+    "serialize_frame",
+    "serialize_close",
+    "parse_close",
+    "is_valid_close_code",
+]
+
+
+class Opcode(enum.IntEnum):
+    """Frame opcodes (RFC 6455 section 5.2)."""
+
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class CloseCode(enum.IntEnum):
+    """Close codes (RFC 6455 section 7.4.1 and the IANA registry)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RCVD = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015
+
+
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+_KNOWN_OPCODES = frozenset({OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG})
+
+#: A piece of a frame: (opcode, fin, rsv1, payload, length, offset).
+FramePiece = tuple[int, bool, bool, bytes, int, int]
+
+_U16 = struct.Struct("!H")
+_U64 = struct.Struct("!Q")
+_HEAD16 = struct.Struct("!BBH")
+_HEAD64 = struct.Struct("!BBQ")
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Whether ``code`` may appear in a close frame on the wire (RFC 6455 7.4)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``mask`` repeated, using whole-buffer integer XOR."""
+    n = len(data)
+    if n == 0:
+        return b""
+    key = (mask * ((n + 3) >> 2))[:n]
+    value = int.from_bytes(data, "little") ^ int.from_bytes(key, "little")
+    return value.to_bytes(n, "little")
+
+
+apply_mask = _apply_mask_python
+
+
+def serialize_frame(
+    opcode: int,
+    payload: bytes | bytearray | memoryview = b"",
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: bytes | None = None,
+) -> bytes:
+    """Return the bytes of one frame.
+
+    Servers send unmasked frames; ``mask`` (4 bytes) is for building client
+    frames, e.g. in tests.
+    """
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    n = len(payload)
+    mbit = 0x80 if mask is not None else 0
+    if n < 126:
+        header = bytes((b0, mbit | n))
+    elif n < 0x10000:
+        header = _HEAD16.pack(b0, mbit | 126, n)
+    else:
+        header = _HEAD64.pack(b0, mbit | 127, n)
+    if mask is not None:
+        return header + mask + apply_mask(payload, mask)
+    return header + payload
+
+
+def serialize_close(code: int | None, reason: str = "") -> bytes:
+    """Return the payload of a close frame (empty when ``code`` is None)."""
+    if code is None:
+        return b""
+    return _U16.pack(code) + reason.encode("utf-8")
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """Return ``(code, reason)`` from a close frame's payload.
+
+    An empty payload gives ``(1005, "")``.
+
+    Raises:
+        ProtocolError: 1002 for a 1-byte payload or an invalid code, 1007 for
+            a reason that is not UTF-8.
+    """
+    n = len(payload)
+    if n == 0:
+        return CloseCode.NO_STATUS_RCVD, ""
+    if n == 1:
+        raise ProtocolError("close frame with a 1-byte payload")
+    code = _U16.unpack_from(payload)[0]
+    if not is_valid_close_code(code):
+        raise ProtocolError(f"invalid close code {code}")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("close reason is not valid UTF-8", 1007) from None
+    return code, reason
+
+
+class FrameParser:
+    """Incremental parser of the frames a client sends to a server.
+
+    Call :meth:`feed` with received bytes, then :meth:`next_piece` until it
+    returns None. Any chunking of the input gives the same frames.
+
+    Args:
+        allow_rsv1: whether RSV1 may be set on data frames (an extension such
+            as permessage-deflate negotiated it).
+        require_mask: whether frames must be masked (true for a server).
+    """
+
+    __slots__ = (
+        "_buf",
+        "_pos",
+        "allow_rsv1",
+        "require_mask",
+        "discarding",
+        "_need",
+        "_offset",
+        "_length",
+        "_opcode",
+        "_fin",
+        "_rsv1",
+        "_mask",
+    )
+
+    def __init__(self, *, allow_rsv1: bool = False, require_mask: bool = True) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self.allow_rsv1 = allow_rsv1
+        self.require_mask = require_mask
+        #: After a protocol failure: skip every frame except close frames,
+        #: without validating anything.
+        self.discarding = False
+        # State of a data frame whose payload is partly consumed.
+        self._need = 0
+        self._offset = 0
+        self._length = 0
+        self._opcode = 0
+        self._fin = False
+        self._rsv1 = False
+        self._mask = b""
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes to the buffer."""
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet parsed."""
+        return len(self._buf) - self._pos
+
+    def next_piece(self) -> FramePiece | None:
+        """Return the next frame piece, or None when more bytes are needed.
+
+        Raises:
+            ProtocolError: the frame breaks RFC 6455. The frame's header is
+                consumed; set :attr:`discarding` to go on skipping frames.
+        """
+        while True:
+            piece = self._continue_payload() if self._need else self._start_frame()
+            if piece is None or not self.discarding or piece[0] == OP_CLOSE:
+                return piece
+            # Discarding: drop this piece and go on.
+
+    def _continue_payload(self) -> FramePiece | None:
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        if avail <= 0:
+            return None
+        n = self._need if self._need < avail else avail
+        offset = self._offset
+        self._pos = pos + n
+        self._need -= n
+        self._offset = offset + n
+        if self.discarding:
+            return (self._opcode, self._fin, self._rsv1, b"", self._length, offset)
+        mask = self._mask
+        if offset & 3:
+            r = offset & 3
+            mask = mask[r:] + mask[:r]
+        with memoryview(buf) as view:
+            chunk = apply_mask(view[pos : pos + n], mask)
+        return (self._opcode, self._fin, self._rsv1, chunk, self._length, offset)
+
+    def _start_frame(self) -> FramePiece | None:
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        if avail < 2:
+            return None
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        length = b1 & 0x7F
+        hlen = 2
+        if length == 126:
+            if avail < 4:
+                return None
+            length = _U16.unpack_from(buf, pos + 2)[0]
+            hlen = 4
+        elif length == 127:
+            if avail < 10:
+                return None
+            length = _U64.unpack_from(buf, pos + 2)[0]
+            hlen = 10
+        masked = b1 & 0x80
+        if masked:
+            if avail < hlen + 4:
+                return None
+            mask = bytes(buf[pos + hlen : pos + hlen + 4])
+            hlen += 4
+        else:
+            mask = b"\x00\x00\x00\x00"
+        opcode = b0 & 0x0F
+        fin = bool(b0 & 0x80)
+        rsv1 = bool(b0 & 0x40)
+        control = opcode & 0x8
+        if control and length <= 125 and avail < hlen + length:
+            return None  # control frames come out whole
+        if not self.discarding:
+            error = self._check_header(b0, opcode, fin, rsv1, bool(masked), length)
+            if error is not None:
+                self._skip(pos + hlen, opcode, fin, rsv1, length, mask)
+                raise ProtocolError(error)
+        start = pos + hlen
+        if avail - hlen >= length:
+            self._pos = start + length
+            if self.discarding and opcode != OP_CLOSE:
+                return (opcode, fin, rsv1, b"", length, 0)
+            with memoryview(buf) as view:
+                payload = apply_mask(view[start : start + length], mask)
+            return (opcode, fin, rsv1, payload, length, 0)
+        # A data frame whose payload is still arriving: stream it.
+        self._skip(start, opcode, fin, rsv1, length, mask)
+        piece = self._continue_payload()
+        if piece is None:
+            return (opcode, fin, rsv1, b"", length, 0)
+        return piece
+
+    def _skip(
+        self, start: int, opcode: int, fin: bool, rsv1: bool, length: int, mask: bytes
+    ) -> None:
+        """Consume a header and arrange for its payload to be read in pieces."""
+        self._pos = start
+        self._need = length
+        self._offset = 0
+        self._length = length
+        self._opcode = opcode
+        self._fin = fin
+        self._rsv1 = rsv1
+        self._mask = mask
+
+    def _check_header(
+        self, b0: int, opcode: int, fin: bool, rsv1: bool, masked: bool, length: int
+    ) -> str | None:
+        """Return why a frame header is invalid, or None when it is valid."""
+        if b0 & 0x30:
+            return "reserved bits RSV2/RSV3 must be 0"
+        if opcode not in _KNOWN_OPCODES:
+            return f"unknown opcode {opcode:#x}"
+        if opcode & 0x8:
+            if rsv1:
+                return "control frame with RSV1 set"
+            if not fin:
+                return "fragmented control frame"
+            if length > 125:
+                return "control frame payload longer than 125 bytes"
+        elif rsv1 and not self.allow_rsv1:
+            return "reserved bit RSV1 set without a negotiated extension"
+        if length >> 63:
+            return "payload length with the most significant bit set"
+        if self.require_mask and not masked:
+            return "client frame is not masked"
+        return None

@@ -1,0 +1,149 @@
+"""The opening handshake (RFC 6455 section 4.2), sans-I/O.
+
+:func:`check_request` validates an upgrade request and raises
+:class:`~wsserver.errors.HandshakeError` with the HTTP status to answer;
+:func:`accept_headers` builds the headers of the ``101 Switching Protocols``
+response; :func:`error_response` builds a complete HTTP error response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Sequence
+from http import HTTPStatus
+
+from .errors import HandshakeError
+from .request import Headers
+
+__all__ = [
+    "GUID",
+    "accept_key",
+    "check_request",
+    "select_subprotocol",
+    "accept_headers",
+    "error_response",
+    "comma_tokens",
+]
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def accept_key(key: str) -> str:
+    """The ``Sec-WebSocket-Accept`` value for a ``Sec-WebSocket-Key``."""
+    digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def comma_tokens(headers: Headers, name: str) -> list[str]:
+    """The comma-separated elements of every ``name`` header, stripped, empty ones dropped."""
+    tokens = []
+    for value in headers.getall(name):
+        for item in value.split(","):
+            item = item.strip()
+            if item:
+                tokens.append(item)
+    return tokens
+
+
+def is_upgrade_request(headers: Headers) -> bool:
+    """Whether the request asks to upgrade to WebSocket."""
+    return any(t.lower() == "websocket" for t in comma_tokens(headers, "upgrade"))
+
+
+def check_request(method: str, http_version: str, headers: Headers) -> str:
+    """Validate a WebSocket upgrade request; return its ``Sec-WebSocket-Key``.
+
+    Raises:
+        HandshakeError: 426 for a request that is not a WebSocket upgrade or
+            asks for another version than 13; 405 for a method other than GET;
+            400 for anything else that is wrong.
+    """
+    if not is_upgrade_request(headers):
+        raise HandshakeError(
+            426,
+            "This is a WebSocket endpoint: send a WebSocket upgrade request.",
+            [("Upgrade", "websocket"), ("Connection", "Upgrade")],
+        )
+    if method != "GET":
+        raise HandshakeError(405, "WebSocket upgrade requires GET.", [("Allow", "GET")])
+    if http_version != "1.1":
+        raise HandshakeError(400, "WebSocket upgrade requires HTTP/1.1.")
+    if not any(t.lower() == "upgrade" for t in comma_tokens(headers, "connection")):
+        raise HandshakeError(400, "The Connection header must contain 'upgrade'.")
+    versions = headers.getall("sec-websocket-version")
+    if [v.strip() for v in versions] != ["13"]:
+        raise HandshakeError(
+            426,
+            "Unsupported Sec-WebSocket-Version: this server speaks version 13.",
+            [("Sec-WebSocket-Version", "13")],
+        )
+    keys = headers.getall("sec-websocket-key")
+    if len(keys) != 1:
+        raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required.")
+    key = keys[0].strip()
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 16:
+        raise HandshakeError(400, "Sec-WebSocket-Key must be base64 of 16 bytes.")
+    return key
+
+
+def select_subprotocol(headers: Headers, supported: Sequence[str]) -> str | None:
+    """The first subprotocol of the client's offer that ``supported`` contains."""
+    if not supported:
+        return None
+    for offered in comma_tokens(headers, "sec-websocket-protocol"):
+        if offered in supported:
+            return offered
+    return None
+
+
+def accept_headers(
+    key: str, subprotocol: str | None = None, extensions: str | None = None
+) -> list[tuple[str, str]]:
+    """Headers of the ``101 Switching Protocols`` response."""
+    headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(key)),
+    ]
+    if subprotocol is not None:
+        headers.append(("Sec-WebSocket-Protocol", subprotocol))
+    if extensions is not None:
+        headers.append(("Sec-WebSocket-Extensions", extensions))
+    return headers
+
+
+def error_response(
+    status: int,
+    body: str | bytes | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> bytes:
+    """The bytes of a complete HTTP/1.1 response that closes the connection.
+
+    ``body`` defaults to the status phrase; a str body is sent as
+    ``text/plain; charset=utf-8``.
+    """
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    if body is None:
+        body = phrase
+    for name, value in headers:
+        if any(c in name or c in value for c in "\r\n\0"):
+            raise ValueError(f"invalid character in response header {name!r}")
+    names = {name.lower() for name, _ in headers}
+    out = list(headers)
+    if isinstance(body, str):
+        body = (body + "\n").encode("utf-8")
+        if "content-type" not in names:
+            out.append(("Content-Type", "text/plain; charset=utf-8"))
+    out.append(("Content-Length", str(len(body))))
+    out.append(("Connection", "close"))
+    head = f"HTTP/1.1 {status} {phrase}\r\n" + "".join(f"{n}: {v}\r\n" for n, v in out)
+    return head.encode("latin-1") + b"\r\n" + body

@@ -1,0 +1,484 @@
+"""The asyncio glue: one :class:`ServerProtocol` per TCP connection.
+
+It feeds received bytes to h11 until the upgrade request is complete, answers
+it (101, or an HTTP error), then feeds bytes to the sans-I/O
+:class:`~wsserver.connection.Connection` and writes what that produces. It owns
+the timers (opening handshake, closing handshake, keepalive, the grace period
+before failing a connection), flow control in both directions and the
+handler's task.
+
+Protocol violations: messages that arrived before the violation are still
+delivered to the handler; the connection is failed as soon as the handler
+reaches the violation in the receive queue, or after ``FAIL_DELAY`` seconds
+if it does not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import h11
+
+from .connection import CloseReceived, Connection, Pong, ProtocolFailure, State
+from .deflate import negotiate
+from .errors import ConnectionClosed, HandshakeError
+from .handshake import accept_headers, check_request, error_response, select_subprotocol
+from .request import Headers, Request
+from .routing import Route
+from .websocket import FAILURE, WebSocket
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["ServerProtocol", "FAIL_DELAY"]
+
+logger = logging.getLogger("wsserver.server")
+access_logger = logging.getLogger("wsserver.access")
+protocol_logger = logging.getLogger("wsserver.protocol")
+
+#: Longest wait, in seconds, between a protocol violation and failing the
+#: connection, while the handler has not yet read the messages before it.
+FAIL_DELAY = 0.25
+
+
+class ServerProtocol(asyncio.Protocol):
+    """One server-side connection: HTTP upgrade, then WebSocket."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.config = server.config
+        self.loop = server.loop
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.remote_address: tuple[str, int] | None = None
+        self._h11: h11.Connection | None = None
+        self._request_event: h11.Request | None = None
+        self.request: Request | None = None
+        self.conn: Connection | None = None
+        self.ws: WebSocket | None = None
+        self.handler_task: asyncio.Task[None] | None = None
+        self.status = 0
+        self.lost = False
+        self.lost_future: asyncio.Future[None] = self.loop.create_future()
+        self.writing_paused = False
+        self.reading_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._transport_closing = False
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._fail_timer: asyncio.TimerHandle | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._started = self.loop.time()
+
+    # ------------------------------------------------------- asyncio events
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.remote_address = (str(peer[0]), int(peer[1]))
+        limit = self.config.write_limit
+        transport.set_write_buffer_limits(high=limit, low=limit // 4)
+        self._h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.config.max_header_size
+        )
+        self.server.register(self)
+        if self.config.open_timeout is not None:
+            self._open_timer = self.loop.call_later(self.config.open_timeout, self._on_open_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn is not None:
+            self._ws_data(data)
+        else:
+            self._http_data(data)
+
+    def eof_received(self) -> bool:
+        conn = self.conn
+        if conn is not None:
+            conn.receive_eof()
+            ws = self.ws
+            assert ws is not None
+            ws._recv_done = True
+            ws._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        for timer in (
+            self._open_timer,
+            self._close_timer,
+            self._fail_timer,
+            self._ping_timer,
+            self._pong_timer,
+        ):
+            if timer is not None:
+                timer.cancel()
+        self._open_timer = self._close_timer = self._fail_timer = None
+        self._ping_timer = self._pong_timer = None
+        if self.conn is not None:
+            self.conn.receive_eof()
+        if self.ws is not None:
+            self.ws._connection_lost()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        if not self.lost_future.done():
+            self.lost_future.set_result(None)
+        self.server.unregister(self)
+        self._log_access()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # ------------------------------------------------------------ HTTP phase
+
+    def _http_data(self, data: bytes) -> None:
+        h = self._h11
+        if h is None:
+            return
+        try:
+            h.receive_data(data)
+            while True:
+                event = h.next_event()
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    return
+                kind = type(event)
+                if kind is h11.Request:
+                    self._request_event = event  # type: ignore[assignment]
+                elif kind is h11.EndOfMessage:
+                    assert self._request_event is not None
+                    self._handle_request(self._request_event)
+                    return
+                elif kind is h11.ConnectionClosed:
+                    self.close_transport()
+                    return
+        except h11.RemoteProtocolError as exc:
+            self.http_error(exc.error_status_hint, f"Bad request: {exc}")
+
+    def _handle_request(self, event: h11.Request) -> None:
+        if len(event.headers) > self.config.max_headers:
+            self.http_error(431, "Too many request headers.")
+            return
+        headers = Headers(
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers]
+        )
+        request = Request(
+            event.method.decode("ascii", "replace"),
+            event.target.decode("latin-1"),
+            headers,
+            remote_address=self.remote_address,
+            http_version=event.http_version.decode("ascii", "replace"),
+        )
+        self.request = request
+        found = self.server.router.match(request.path, request.host)
+        if found is None:
+            self.http_error(404, "Not Found")
+            return
+        route, params = found
+        request.match_info = params
+        request.route = route
+        try:
+            key = check_request(request.method, request.http_version, headers)
+        except HandshakeError as exc:
+            self.http_error(exc.status, exc.message, exc.headers)
+            return
+        if self.server.closing:
+            self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
+            return
+        max_connections = self.config.max_connections
+        if max_connections is not None and self.server.websocket_count >= max_connections:
+            self.http_error(503, "Too many connections.", [("Retry-After", "1")])
+            return
+        deflate = extensions = None
+        if self.config.compression == "deflate":
+            agreed = negotiate(
+                headers.getall("sec-websocket-extensions"), self.server.deflate_settings
+            )
+            if agreed is not None:
+                deflate, extensions = agreed
+        subprotocol = select_subprotocol(headers, route.subprotocols)
+        self._accept(request, route, params, key, subprotocol, extensions, deflate)
+
+    def _accept(
+        self,
+        request: Request,
+        route: Route,
+        params: dict[str, Any],
+        key: str,
+        subprotocol: str | None,
+        extensions: str | None,
+        deflate: Any,
+    ) -> None:
+        h = self._h11
+        assert h is not None
+        response = h11.InformationalResponse(
+            status_code=101, headers=accept_headers(key, subprotocol, extensions)
+        )
+        self.transport.write(h.send(response) or b"")
+        trailing, _ = h.trailing_data
+        self._h11 = None
+        self._request_event = None
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+        self.status = 101
+        conn = Connection(max_size=self.config.max_size, deflate=deflate)
+        self.conn = conn
+        self.ws = WebSocket(self, conn, request, subprotocol)
+        self.server.websocket_opened(self)
+        self.handler_task = self.loop.create_task(self._run_handler(route, params))
+        self._schedule_keepalive()
+        if trailing:
+            self._ws_data(trailing)
+
+    def http_error(
+        self, status: int, message: str, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        """Answer with an HTTP error and close the connection."""
+        self.status = status
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+        protocol_logger.debug("%s: HTTP %d: %s", self._peer(), status, message)
+        self.transport.write(error_response(status, message, headers or []))
+        self.close_transport()
+
+    def _on_open_timeout(self) -> None:
+        self._open_timer = None
+        if self.conn is None and not self._transport_closing:
+            self.status = 408
+            protocol_logger.debug("%s: opening handshake timed out", self._peer())
+            self.transport.abort()
+
+    # ------------------------------------------------------- WebSocket phase
+
+    def _ws_data(self, data: bytes) -> None:
+        conn = self.conn
+        ws = self.ws
+        assert conn is not None and ws is not None
+        events = conn.receive_data(data)
+        if events:
+            queue = ws._queue
+            wake = False
+            for event in events:
+                kind = type(event)
+                if kind is str or kind is bytes:
+                    queue.append(event)
+                    wake = True
+                elif kind is Pong:
+                    ws._pong_received(event.payload)  # type: ignore[union-attr]
+                elif kind is CloseReceived:
+                    ws._recv_done = True
+                    wake = True
+                elif kind is ProtocolFailure:
+                    self._on_failure(event)  # type: ignore[arg-type]
+                    wake = True
+            if wake:
+                ws._wake()
+            if len(queue) >= self.config.max_queue and not self.reading_paused:
+                self.reading_paused = True
+                self.transport.pause_reading()
+        out = conn.data_to_send()
+        if out:
+            self.write(out)
+        if conn.state is State.CLOSED:
+            self.close_transport()
+
+    def write(self, chunks: list[bytes]) -> None:
+        """Write frames to the transport (one write call)."""
+        if not chunks or self.lost:
+            return
+        if len(chunks) == 1:
+            self.transport.write(chunks[0])
+        else:
+            self.transport.write(b"".join(chunks))
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        while self.writing_paused and not self.lost:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    def maybe_resume_reading(self) -> None:
+        """Resume reading once the handler drained the queue to a quarter of max_queue."""
+        ws = self.ws
+        if (
+            self.reading_paused
+            and ws is not None
+            and len(ws._queue) <= self.config.max_queue // 4
+            and not self._transport_closing
+        ):
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def _on_failure(self, event: ProtocolFailure) -> None:
+        protocol_logger.debug(
+            "%s: protocol error, closing with %d: %s", self._peer(), event.code, event.reason
+        )
+        ws = self.ws
+        assert ws is not None
+        if ws._queue:
+            ws._queue.append(FAILURE)
+            self._fail_timer = self.loop.call_later(FAIL_DELAY, self.fail_now)
+        else:
+            self.fail_now()
+
+    def fail_now(self) -> None:
+        """Fail the connection for the protocol violation that was received."""
+        if self._fail_timer is not None:
+            self._fail_timer.cancel()
+            self._fail_timer = None
+        conn = self.conn
+        ws = self.ws
+        assert conn is not None and ws is not None
+        failure = conn.failure
+        if failure is not None and not self.lost:
+            conn.fail(failure.close_code, failure.reason)
+            self.write(conn.data_to_send())
+            self._after_close_sent()
+        ws._recv_done = True
+        ws._wake()
+
+    def start_close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake (idempotent; bounded by close_timeout).
+
+        Raises:
+            ValueError: ``code`` or ``reason`` may not be sent.
+        """
+        conn = self.conn
+        if conn is None or self.lost:
+            return
+        if conn.failure is not None and conn.close_sent is None:
+            self.fail_now()
+            return
+        conn.send_close(code, reason)
+        self.write(conn.data_to_send())
+        self._after_close_sent()
+
+    def _after_close_sent(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        if conn.state is State.CLOSED:
+            self.close_transport()
+        else:
+            self._arm_close_timer()
+
+    def close_transport(self) -> None:
+        """Close TCP (after flushing), aborting it if that takes over close_timeout."""
+        if self._transport_closing or self.lost:
+            return
+        self._transport_closing = True
+        self.transport.close()
+        self._arm_close_timer()
+
+    def _arm_close_timer(self) -> None:
+        if self._close_timer is None and not self.lost:
+            self._close_timer = self.loop.call_later(
+                self.config.close_timeout, self._on_close_timeout
+            )
+
+    def _on_close_timeout(self) -> None:
+        self._close_timer = None
+        protocol_logger.debug("%s: closing handshake timed out; aborting", self._peer())
+        self.transport.abort()
+
+    # -------------------------------------------------------------- keepalive
+
+    def _schedule_keepalive(self) -> None:
+        interval = self.config.ping_interval
+        if interval is not None and not self.lost:
+            self._ping_timer = self.loop.call_later(interval, self._send_keepalive)
+
+    def _send_keepalive(self) -> None:
+        self._ping_timer = None
+        ws = self.ws
+        assert ws is not None
+        if not ws.open:
+            return
+        pong = ws.ping()
+        pong.add_done_callback(self._keepalive_answered)
+        timeout = self.config.ping_timeout
+        if timeout is not None:
+            self._pong_timer = self.loop.call_later(timeout, self._on_keepalive_timeout)
+
+    def _keepalive_answered(self, future: asyncio.Future[float]) -> None:
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
+            self._pong_timer = None
+        if not future.cancelled() and future.exception() is None:
+            self._schedule_keepalive()
+
+    def _on_keepalive_timeout(self) -> None:
+        self._pong_timer = None
+        conn = self.conn
+        ws = self.ws
+        assert conn is not None and ws is not None
+        protocol_logger.debug("%s: no pong within ping_timeout; closing", self._peer())
+        if conn.close_sent is None:
+            conn.fail(1011, "keepalive ping timeout")
+            self.write(conn.data_to_send())
+            self._after_close_sent()
+        ws._recv_done = True
+        ws._wake()
+
+    # ---------------------------------------------------------------- handler
+
+    async def _run_handler(self, route: Route, params: dict[str, Any]) -> None:
+        ws = self.ws
+        assert ws is not None and self.request is not None
+        try:
+            await route.handler(self.request, ws, **params)
+        except ConnectionClosed:
+            self.start_close(1000)
+        except asyncio.CancelledError:
+            self.start_close(1001, "server shutting down")
+            raise
+        except Exception:
+            logger.exception(
+                "handler %s failed on %s from %s", route.name, self.request.path, self._peer()
+            )
+            self.start_close(1011, "internal server error")
+        else:
+            self.start_close(1000)
+
+    def shutdown(self) -> None:
+        """Server shutdown: 503 during the HTTP phase, close 1001 afterwards."""
+        if self.lost or self._transport_closing:
+            return
+        if self.conn is None:
+            self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
+        else:
+            self.start_close(1001, "server shutting down")
+
+    # ---------------------------------------------------------------- logging
+
+    def _peer(self) -> str:
+        if self.remote_address is None:
+            return "-"
+        return f"{self.remote_address[0]}:{self.remote_address[1]}"
+
+    def _log_access(self) -> None:
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        path = self.request.path if self.request is not None else "-"
+        code = self.conn.close_code if self.conn is not None else "-"
+        access_logger.info(
+            "%s %s %s %.3fs close=%s",
+            self._peer(),
+            path,
+            self.status or "-",
+            self.loop.time() - self._started,
+            code,
+        )

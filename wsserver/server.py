@@ -1,0 +1,196 @@
+"""Listening for connections: :func:`serve` and the :class:`Server` it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl as ssl_module
+from typing import Any
+
+from .config import Config
+from .protocol import ServerProtocol
+from .routing import Router
+from .websocket import WebSocket
+
+__all__ = ["Server", "serve"]
+
+logger = logging.getLogger("wsserver.server")
+
+
+class Server:
+    """A listening WebSocket server.
+
+    Use it as ``async with serve(routes, host, port) as server:`` or
+    ``server = await serve(...)``. ``await server.close()`` shuts it down
+    gracefully: it stops accepting, answers pending handshakes with 503,
+    closes every WebSocket with 1001, gives handlers ``shutdown_timeout``
+    seconds, then cancels them and aborts what is left.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        host: str | None,
+        port: int,
+        config: Config,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self.router = router
+        self.host = host
+        self.requested_port = port
+        self.config = config
+        self.deflate_settings = config.deflate_settings()
+        self.ssl = ssl
+        self.sock = sock
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._server: asyncio.base_events.Server | None = None
+        self._protocols: set[ServerProtocol] = set()
+        self._websockets: set[ServerProtocol] = set()
+        self.closing = False
+        self._closed: asyncio.Event | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> Server:
+        """Start listening (does nothing if already started)."""
+        if self._server is not None:
+            return self
+        self.loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
+        if self.sock is not None:
+            self._server = await self.loop.create_server(
+                self._make_protocol, sock=self.sock, backlog=self.config.backlog, ssl=self.ssl
+            )
+        else:
+            self._server = await self.loop.create_server(
+                self._make_protocol,
+                self.host,
+                self.requested_port,
+                backlog=self.config.backlog,
+                ssl=self.ssl,
+                reuse_address=True,
+            )
+        return self
+
+    def _make_protocol(self) -> ServerProtocol:
+        return ServerProtocol(self)
+
+    def __await__(self) -> Any:
+        return self.start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def serve_forever(self) -> None:
+        """Serve until :meth:`close` is called (or the task is cancelled)."""
+        await self.start()
+        assert self._closed is not None
+        await self._closed.wait()
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout``."""
+        if self._server is None:
+            return
+        assert self._closed is not None
+        if self.closing:
+            await self._closed.wait()
+            return
+        self.closing = True
+        self._server.close()
+        for protocol in list(self._protocols):
+            protocol.shutdown()
+        grace = self.config.shutdown_timeout if timeout is None else timeout
+        tasks = [
+            p.handler_task
+            for p in self._protocols
+            if p.handler_task is not None and not p.handler_task.done()
+        ]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        for protocol in list(self._protocols):
+            if not protocol.lost:
+                protocol.transport.abort()
+        await self._server.wait_closed()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`close` has finished."""
+        if self._closed is not None:
+            await self._closed.wait()
+
+    # ------------------------------------------------------------ inspection
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets."""
+        if self._server is None:
+            return ()
+        return tuple(self._server.sockets)
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (useful with port 0)."""
+        for sock in self.sockets:
+            return int(sock.getsockname()[1])
+        raise RuntimeError("the server is not listening")
+
+    @property
+    def websockets(self) -> list[WebSocket]:
+        """The WebSocket connections currently open."""
+        return [p.ws for p in self._websockets if p.ws is not None and p.ws.open]
+
+    @property
+    def websocket_count(self) -> int:
+        """How many connections are in the WebSocket phase."""
+        return len(self._websockets)
+
+    # ---------------------------------------------- called by the protocols
+
+    def register(self, protocol: ServerProtocol) -> None:
+        self._protocols.add(protocol)
+        if self.closing:
+            protocol.shutdown()
+
+    def websocket_opened(self, protocol: ServerProtocol) -> None:
+        self._websockets.add(protocol)
+
+    def unregister(self, protocol: ServerProtocol) -> None:
+        self._protocols.discard(protocol)
+        self._websockets.discard(protocol)
+
+
+def serve(
+    routes: Router,
+    host: str | None = "127.0.0.1",
+    port: int = 8000,
+    *,
+    config: Config | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    sock: socket.socket | None = None,
+    **settings: Any,
+) -> Server:
+    """Create a server for ``routes``; start it with ``async with`` or ``await``.
+
+    Settings are keyword arguments named like the fields of
+    :class:`~wsserver.config.Config` (``max_size=...``, ``ping_interval=...``);
+    they win over ``WEBSOCKET_*`` environment variables, which win over the
+    defaults. A ``config`` object may be given instead (settings then update it).
+
+    Raises:
+        ConfigError: a setting is unknown or invalid.
+    """
+    if config is None:
+        config = Config.from_sources(**settings)
+    elif settings:
+        config = config.replace(**settings)
+    return Server(routes, host, port, config, ssl=ssl, sock=sock)

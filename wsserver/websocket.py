@@ -1,0 +1,413 @@
+"""The WebSocket object that handlers receive: send, recv, ping, pong, close."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+from collections.abc import AsyncIterable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .connection import Connection, State
+from .errors import ConcurrencyError, ConnectionClosedOK, WebsocketClosed, closed_error
+from .request import Request
+
+if TYPE_CHECKING:
+    from .protocol import ServerProtocol
+
+__all__ = ["WebSocket", "State"]
+
+Data = str | bytes | bytearray | memoryview
+
+#: Marks, in the receive queue, where the peer broke the protocol.
+FAILURE = object()
+
+
+class WebSocket:
+    """One accepted WebSocket connection, as seen by its handler.
+
+    Handlers receive it as ``ws`` in ``async def handler(request, ws, **params)``.
+    Messages are str (text) or bytes (binary). ``async for message in ws``
+    ends quietly when the connection closes normally.
+    """
+
+    __slots__ = (
+        "_protocol",
+        "_conn",
+        "_loop",
+        "request",
+        "subprotocol",
+        "latency",
+        "_queue",
+        "_waiter",
+        "_recv_busy",
+        "_recv_done",
+        "_pings",
+        "_fragment_lock",
+    )
+
+    def __init__(
+        self,
+        protocol: ServerProtocol,
+        conn: Connection,
+        request: Request,
+        subprotocol: str | None,
+    ) -> None:
+        self._protocol = protocol
+        self._conn = conn
+        self._loop = protocol.loop
+        #: The HTTP request that opened this connection.
+        self.request = request
+        #: The negotiated subprotocol, or None.
+        self.subprotocol = subprotocol
+        #: Round-trip time of the last ping answered, in seconds.
+        self.latency = 0.0
+        self._queue: collections.deque[Any] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._recv_busy = False
+        #: No more messages can arrive (closed, failed or lost).
+        self._recv_done = False
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._fragment_lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.request.path} {self.server_state.name}>"
+
+    # ------------------------------------------------------------- receiving
+
+    async def recv(self, timeout: float | None = None) -> str | bytes:
+        """Return the next message: str for text, bytes for binary.
+
+        Messages that arrived before the connection closed are returned
+        first.
+
+        Args:
+            timeout: seconds to wait; None waits until a message arrives.
+
+        Raises:
+            asyncio.TimeoutError: no message within ``timeout``; the connection
+                stays usable.
+            WebsocketClosed: the connection is closed and no message is left
+                (:class:`~wsserver.errors.ConnectionClosedOK` for a normal close).
+            ConcurrencyError: another task is already in ``recv()``.
+        """
+        queue = self._queue
+        if queue and not self._recv_busy:
+            item = queue[0]
+            if item is not FAILURE:
+                queue.popleft()
+                if self._protocol.reading_paused:
+                    self._protocol.maybe_resume_reading()
+                return item  # type: ignore[no-any-return]
+        return await self._recv_wait(timeout)
+
+    async def _recv_wait(self, timeout: float | None) -> str | bytes:
+        if self._recv_busy:
+            raise ConcurrencyError("recv() is already waiting in another task")
+        self._recv_busy = True
+        loop = self._loop
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while True:
+                queue = self._queue
+                if queue:
+                    item = queue.popleft()
+                    if item is FAILURE:
+                        self._protocol.fail_now()
+                        continue
+                    self._protocol.maybe_resume_reading()
+                    return item  # type: ignore[no-any-return]
+                if self._recv_done:
+                    raise self._closed_error()
+                waiter = loop.create_future()
+                self._waiter = waiter
+                try:
+                    if deadline is None:
+                        await waiter
+                    else:
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            raise TimeoutError
+                        await asyncio.wait_for(waiter, remaining)
+                finally:
+                    self._waiter = None
+        finally:
+            self._recv_busy = False
+
+    def _wake(self) -> None:
+        """Wake ``recv()``: a message arrived or the connection closed."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __aiter__(self) -> WebSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+
+    # --------------------------------------------------------------- sending
+
+    async def send(
+        self,
+        data: Data | dict[str, Any] | list[Any] | Iterable[Data] | AsyncIterable[Data],
+        encoding: str | None = None,
+        *,
+        compress: bool = True,
+    ) -> None:
+        """Send one message.
+
+        A str is sent as text; bytes, bytearray and memoryview as binary; a
+        dict or list as JSON text. An iterable or async iterable of str or of
+        bytes is sent as one fragmented message, a frame per item.
+
+        Args:
+            data: what to send.
+            encoding: ``"text"``, ``"bytes"`` or ``"json"`` forces the type:
+                bytes are decoded as UTF-8 for text, str encoded for bytes,
+                anything JSON-serialisable dumped for json.
+            compress: False sends this message uncompressed even when
+                permessage-deflate is on (for already-compressed payloads).
+
+        Raises:
+            WebsocketClosed: the connection is closing or closed.
+            TypeError: ``data`` has a type that cannot be sent.
+            ValueError: unknown ``encoding``.
+        """
+        payload = _encode(data, encoding)
+        if payload is None:
+            await self._send_fragments(data, compress)  # type: ignore[arg-type]
+            return
+        lock = self._fragment_lock
+        if lock is not None and lock.locked():
+            async with lock:
+                self._send_frame(payload, True, compress)
+        else:
+            self._send_frame(payload, True, compress)
+        if self._protocol.writing_paused:
+            await self._protocol.drain()
+
+    def _send_frame(self, payload: Data, fin: bool, compress: bool) -> None:
+        conn = self._conn
+        if conn.close_sent is not None or self._protocol.lost:
+            raise self._closed_error()
+        conn.send(payload, fin, compress=compress)
+        self._protocol.write(conn.data_to_send())
+
+    async def _send_fragments(
+        self, data: Iterable[Data] | AsyncIterable[Data], compress: bool
+    ) -> None:
+        if self._fragment_lock is None:
+            self._fragment_lock = asyncio.Lock()
+        async with self._fragment_lock:
+            first: Data | None = None
+            try:
+                if isinstance(data, AsyncIterable):
+                    async for item in data:
+                        first = self._send_fragment(item, first, compress)
+                        await self._protocol.drain()
+                else:
+                    for item in data:
+                        first = self._send_fragment(item, first, compress)
+                        await self._protocol.drain()
+            except WebsocketClosed:
+                raise
+            except BaseException:
+                if first is not None:
+                    # Half a message is on the wire: the connection cannot go on.
+                    self._protocol.start_close(1011, "error while sending a fragmented message")
+                raise
+            if first is not None:
+                self._send_frame("" if isinstance(first, str) else b"", True, compress)
+
+    def _send_fragment(self, item: Data, first: Data | None, compress: bool) -> Data:
+        if not isinstance(item, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"fragments must be str or bytes, not {type(item).__name__}")
+        if first is not None and isinstance(item, str) != isinstance(first, str):
+            raise TypeError("fragments of one message must all be str or all be bytes")
+        self._send_frame(item, False, compress)
+        return item if first is None else first
+
+    # --------------------------------------------------------------- control
+
+    def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+        """Send a ping; return a future that resolves to the round-trip time in seconds.
+
+        ``latency = await ws.ping()``. Without ``data`` a random 4-byte payload
+        is used, so several pings may be in flight. A pong answers its ping and
+        every ping sent before it.
+
+        Raises:
+            WebsocketClosed: the connection is closing or closed.
+            ValueError: a ping with this payload is already waiting, or the
+                payload is longer than 125 bytes.
+        """
+        if data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        else:
+            payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            if payload in self._pings:
+                raise ValueError("a ping with this payload is already waiting for its pong")
+        conn = self._conn
+        if conn.close_sent is not None or self._protocol.lost:
+            raise self._closed_error()
+        conn.send_ping(payload)
+        self._protocol.write(conn.data_to_send())
+        future: asyncio.Future[float] = self._loop.create_future()
+        future.add_done_callback(_consume_exception)
+        self._pings[payload] = (future, self._loop.time())
+        return future
+
+    def _pong_received(self, payload: bytes) -> None:
+        pings = self._pings
+        if payload not in pings:
+            return
+        now = self._loop.time()
+        # The pong acknowledges this ping and every one sent before it.
+        for key in list(pings):
+            future, sent = pings.pop(key)
+            if not future.done():
+                future.set_result(now - sent)
+            if key == payload:
+                self.latency = now - sent
+                break
+
+    async def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited pong (a one-way heartbeat).
+
+        Raises:
+            WebsocketClosed: the connection is closing or closed.
+        """
+        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        conn = self._conn
+        if conn.close_sent is not None or self._protocol.lost:
+            raise self._closed_error()
+        conn.send_pong(payload)
+        self._protocol.write(conn.data_to_send())
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection and wait until it is closed (bounded by close_timeout).
+
+        Calling it again, or on a closed connection, only waits.
+
+        Raises:
+            ValueError: ``code`` is not a code that may be sent, or ``reason``
+                is longer than 123 bytes in UTF-8.
+        """
+        self._protocol.start_close(code, reason)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._protocol.lost_future)
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def open(self) -> bool:
+        """Whether messages can still be sent and received."""
+        conn = self._conn
+        return (
+            conn.close_sent is None
+            and conn.close_received is None
+            and conn.state is State.OPEN
+            and not self._protocol.lost
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Whether the closing handshake is over or the TCP connection is lost."""
+        return self._conn.state is State.CLOSED or self._protocol.lost
+
+    @property
+    def server_state(self) -> State:
+        """OPEN until the server sends its close frame, then CLOSING, then CLOSED."""
+        if self.closed:
+            return State.CLOSED
+        return State.OPEN if self._conn.close_sent is None else State.CLOSING
+
+    @property
+    def client_state(self) -> State:
+        """OPEN until the client's close frame arrives, then CLOSING, then CLOSED."""
+        if self.closed:
+            return State.CLOSED
+        return State.OPEN if self._conn.close_received is None else State.CLOSING
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection is closing or closed, else None.
+
+        It is the client's close code, else the one the server sent, else 1006.
+        """
+        if self.open:
+            return None
+        return self._conn.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason that goes with :attr:`close_code`."""
+        if self.open:
+            return None
+        return self._conn.close_reason
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        """The client's ``(host, port)``."""
+        return self.request.remote_address
+
+    def _closed_error(self) -> WebsocketClosed:
+        return closed_error(self._conn.close_code, self._conn.close_reason)
+
+    def _connection_lost(self) -> None:
+        """Called by the protocol once TCP is closed."""
+        self._recv_done = True
+        self._wake()
+        if self._pings:
+            error = self._closed_error()
+            for future, _ in self._pings.values():
+                if not future.done():
+                    future.set_exception(error)
+            self._pings.clear()
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    """Keep asyncio from logging the exception of a ping nobody awaited."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _encode(data: Any, encoding: str | None) -> Data | None:
+    """The payload for ``data``, or None when it is an iterable to fragment."""
+    if encoding is None:
+        if isinstance(data, (str, bytes, bytearray, memoryview)):
+            return data
+        if isinstance(data, (dict, list)):
+            return json.dumps(data)
+        if isinstance(data, (Iterable, AsyncIterable)):
+            return None
+        raise TypeError(f"cannot send {type(data).__name__}")
+    if encoding == "text":
+        if isinstance(data, str):
+            return data
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return bytes(data).decode("utf-8")
+        if isinstance(data, (dict, list)):
+            return json.dumps(data)
+        raise TypeError(f"cannot send {type(data).__name__} as text")
+    if encoding == "bytes":
+        if isinstance(data, str):
+            return data.encode("utf-8")
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return data
+        if isinstance(data, (dict, list)):
+            return json.dumps(data).encode("utf-8")
+        raise TypeError(f"cannot send {type(data).__name__} as bytes")
+    if encoding == "json":
+        return json.dumps(data)
+    raise ValueError(f"encoding must be 'text', 'bytes' or 'json', not {encoding!r}")
