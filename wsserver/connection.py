@@ -154,6 +154,8 @@ class Connection:
         self._msg_size = 0
         self._msg_compressed = False
         self._decoder: codecs.IncrementalDecoder | None = None
+        # Whether pieces of a data frame's payload are still to come.
+        self._in_frame = False
         # The fragmented message being sent (0: none).
         self._send_opcode = 0
         self._send_compressed = False
@@ -198,7 +200,9 @@ class Connection:
             self._handle_control(opcode, payload, events)
             return
         max_size = self.max_size
-        if offset == 0:
+        end = offset + len(payload) == length
+        if not self._in_frame:
+            # The first piece of a frame (possibly only its header).
             if opcode == OP_CONT:
                 if not self._msg_opcode:
                     raise ProtocolError("continuation frame without a message to continue")
@@ -227,11 +231,12 @@ class Connection:
                 if rsv1:
                     assert self.deflate is not None
                     self.deflate.start_inflate()
-            if max_size is not None and self._msg_size + length - offset > max_size:
+            if max_size is not None and self._msg_size + length > max_size:
                 raise ProtocolError(f"message exceeds max_size {max_size}", 1009)
-        if payload or (fin and offset + len(payload) == length):
-            self._add_payload(payload, fin and offset + len(payload) == length)
-        if fin and offset + len(payload) == length:
+        self._in_frame = not end
+        if payload or (fin and end):
+            self._add_payload(payload, fin and end)
+        if fin and end:
             self._finish_message(events)
 
     def _add_payload(self, payload: bytes, final: bool) -> None:
@@ -298,6 +303,7 @@ class Connection:
 
     def _violation(self, exc: ProtocolError, events: list[Event]) -> None:
         self._parser.discarding = True
+        self._in_frame = False
         self._msg_opcode = 0
         self._msg_parts = []
         self._decoder = None

@@ -11,10 +11,11 @@ context takeover a compressor costs about ``2**(wbits+2) + 2**(mem_level+9)``
 bytes plus ~6 KiB, and a decompressor about ``2**wbits`` bytes plus ~7 KiB
 (see :class:`DeflateSettings`).
 
-Window bits 8: zlib cannot compress raw deflate with a 256-byte window. When a
-client asks for ``server_max_window_bits=8`` we compress with a 512-byte
-window and the ``Z_RLE`` strategy, which only ever emits matches at distance
-one, so every stream we send is valid for a 256-byte window.
+Window bits 8: zlib refuses a raw deflate stream with a 256-byte window. When
+a client asks for ``server_max_window_bits=8`` we compress with a 512-byte
+window instead: zlib's compressor never refers further back than the window
+size minus 262 bytes (its minimum lookahead), that is 250 bytes here, so every
+stream it makes is valid for a 256-byte window, and the agreement holds.
 """
 
 from __future__ import annotations
@@ -208,13 +209,10 @@ class PerMessageDeflate:
     def start_deflate(self) -> None:
         """Prepare the compressor for a new message."""
         if self._compressor is None:
-            bits = self.server_window_bits
-            strategy = zlib.Z_DEFAULT_STRATEGY
-            if bits == 8:
-                # zlib has no raw 256-byte window; RLE never looks further back than 1.
-                bits, strategy = 9, zlib.Z_RLE
+            # 9 bits for 8: distances stay <= 250 (see the module docstring).
+            bits = max(self.server_window_bits, 9)
             self._compressor = zlib.compressobj(
-                self.settings.level, zlib.DEFLATED, -bits, self.settings.mem_level, strategy
+                self.settings.level, zlib.DEFLATED, -bits, self.settings.mem_level
             )
 
     def deflate(self, data: bytes | bytearray | memoryview, fin: bool) -> bytes:

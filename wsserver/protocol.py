@@ -345,11 +345,26 @@ class ServerProtocol(asyncio.Protocol):
         assert conn is not None and ws is not None
         failure = conn.failure
         if failure is not None and not self.lost:
-            conn.fail(failure.close_code, failure.reason)
-            self.write(conn.data_to_send())
-            self._after_close_sent()
+            self._fail(failure.close_code, failure.reason)
         ws._recv_done = True
         ws._wake()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Send a close frame, then half-close TCP and read (discarding) until the peer closes.
+
+        After a violation the peer's close reply may be unrecognisable (it can
+        arrive as the rest of a bad frame's payload), so the FIN tells the peer
+        we are done; it closes its side and no unread data turns our close into
+        a reset that could destroy the close frame.
+        """
+        conn = self.conn
+        assert conn is not None
+        if conn.close_sent is None:
+            conn.fail(code, reason)
+            self.write(conn.data_to_send())
+        if conn.state is not State.CLOSED and self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._after_close_sent()
 
     def start_close(self, code: int, reason: str = "") -> None:
         """Start the closing handshake (idempotent; bounded by close_timeout).
@@ -427,9 +442,7 @@ class ServerProtocol(asyncio.Protocol):
         assert conn is not None and ws is not None
         protocol_logger.debug("%s: no pong within ping_timeout; closing", self._peer())
         if conn.close_sent is None:
-            conn.fail(1011, "keepalive ping timeout")
-            self.write(conn.data_to_send())
-            self._after_close_sent()
+            self._fail(1011, "keepalive ping timeout")
         ws._recv_done = True
         ws._wake()
 

@@ -1,0 +1,29 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from wsserver import Router, Server
+
+from .helpers import start_server
+
+StartServer = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+async def run_server() -> AsyncIterator[StartServer]:
+    """Start servers for a test (``await run_server(routes, **settings)``); close them after."""
+    servers: list[Server] = []
+
+    async def start(routes: Router, **settings: Any) -> Server:
+        server = await start_server(routes, **settings)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close(timeout=1)

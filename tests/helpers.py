@@ -1,0 +1,103 @@
+"""Test helpers: a raw WebSocket client for byte-exact checks, and server start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from typing import Any
+
+from wsserver import Router, Server, serve
+from wsserver.frames import FrameParser, Opcode, parse_close, serialize_close, serialize_frame
+
+MASK = b"\x12\x34\x56\x78"
+
+
+async def start_server(routes: Router, **settings: Any) -> Server:
+    """A started server on 127.0.0.1 and a free port (no keepalive unless asked)."""
+    settings.setdefault("ping_interval", None)
+    server = serve(routes, "127.0.0.1", 0, **settings)
+    await server.start()
+    return server
+
+
+def upgrade_request(path: str = "/", headers: list[tuple[str, str]] | None = None) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    lines += [f"{name}: {value}" for name, value in headers or []]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class RawClient:
+    """A minimal client that sends exactly the bytes a test asks for."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.parser = FrameParser(require_mask=False, allow_rsv1=True)
+        self.response_head = b""
+
+    @classmethod
+    async def connect(
+        cls,
+        port: int,
+        path: str = "/",
+        headers: list[tuple[str, str]] | None = None,
+        first_frames: bytes = b"",
+    ) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = cls(reader, writer)
+        writer.write(upgrade_request(path, headers) + first_frames)
+        client.response_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert client.response_head.startswith(b"HTTP/1.1 101 "), client.response_head
+        return client
+
+    def send(self, opcode: int, payload: bytes = b"", fin: bool = True, rsv1: bool = False) -> None:
+        self.writer.write(serialize_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=MASK))
+
+    def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def recv_frame(self, timeout: float = 5) -> tuple[int, bool, bool, bytes]:
+        """The next whole frame from the server: (opcode, fin, rsv1, payload)."""
+        parts: list[bytes] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                piece = self.parser.next_piece()
+                if piece is None:
+                    data = await self.reader.read(65536)
+                    if not data:
+                        raise ConnectionError("server closed TCP")
+                    self.parser.feed(data)
+                    continue
+                opcode, fin, rsv1, payload, length, offset = piece
+                parts.append(payload)
+                if offset + len(payload) == length:
+                    return opcode, fin, rsv1, b"".join(parts)
+
+    async def expect_close(self, code: int, timeout: float = 5) -> str:
+        """Read until a close frame; check its code; reply; wait for TCP close."""
+        while True:
+            opcode, _, _, payload = await self.recv_frame(timeout)
+            if opcode == Opcode.CLOSE:
+                break
+        got, reason = parse_close(payload)
+        assert got == code, (got, reason)
+        self.send(Opcode.CLOSE, serialize_close(code) if code != 1005 else b"")
+        await self.expect_eof(timeout)
+        return reason
+
+    async def expect_eof(self, timeout: float = 5) -> None:
+        async with asyncio.timeout(timeout):
+            while await self.reader.read(65536):
+                pass
+
+    def close(self) -> None:
+        self.writer.close()

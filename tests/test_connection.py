@@ -1,0 +1,350 @@
+"""The sans-I/O connection: bytes in, events and bytes out."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wsserver.connection import (
+    CloseReceived,
+    Connection,
+    Ping,
+    Pong,
+    ProtocolFailure,
+    State,
+)
+from wsserver.errors import InvalidState
+from wsserver.frames import FrameParser, Opcode, serialize_close, serialize_frame
+
+MASK = b"\x01\x02\x03\x04"
+
+
+def cf(opcode: int, payload: bytes = b"", fin: bool = True, rsv1: bool = False) -> bytes:
+    """A client (masked) frame."""
+    return serialize_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=MASK)
+
+
+def close_frame(code: int | None = 1000, reason: str = "") -> bytes:
+    return cf(Opcode.CLOSE, serialize_close(code, reason))
+
+
+def sent_frames(conn: Connection) -> list[tuple[int, bool, bytes]]:
+    """Parse what the server wrote: (opcode, fin, payload) per frame."""
+    parser = FrameParser(require_mask=False, allow_rsv1=True)
+    parser.feed(b"".join(conn.data_to_send()))
+    frames = []
+    while (piece := parser.next_piece()) is not None:
+        assert piece[5] == 0 and len(piece[3]) == piece[4], "server frames come whole"
+        frames.append((piece[0], piece[1], piece[3]))
+    return frames
+
+
+def failure_of(events: list[object]) -> ProtocolFailure:
+    failures = [e for e in events if isinstance(e, ProtocolFailure)]
+    assert len(failures) == 1, events
+    return failures[0]
+
+
+class TestMessages:
+    def test_text_and_binary(self) -> None:
+        conn = Connection()
+        events = conn.receive_data(cf(Opcode.TEXT, "héllo".encode()) + cf(Opcode.BINARY, b"\x00"))
+        assert events == ["héllo", b"\x00"]
+        assert conn.data_to_send() == []
+
+    def test_fragmented_with_interleaved_ping(self) -> None:
+        conn = Connection()
+        events = conn.receive_data(
+            cf(Opcode.TEXT, b"he", fin=False)
+            + cf(Opcode.PING, b"p1")
+            + cf(Opcode.CONTINUATION, b"ll", fin=False)
+            + cf(Opcode.CONTINUATION, b"o")
+        )
+        assert len(events) == 2
+        assert isinstance(events[0], Ping) and events[0].payload == b"p1"
+        assert events[1] == "hello"
+        assert sent_frames(conn) == [(Opcode.PONG, True, b"p1")]
+
+    def test_pong_event(self) -> None:
+        conn = Connection()
+        (event,) = conn.receive_data(cf(Opcode.PONG, b"x"))
+        assert isinstance(event, Pong) and event.payload == b"x"
+
+    def test_any_chunking_gives_same_events(self) -> None:
+        wire = (
+            cf(Opcode.TEXT, "ünïcödé".encode() * 50, fin=False)
+            + cf(Opcode.PING, b"ping")
+            + cf(Opcode.CONTINUATION, b"!" * 70000)
+            + cf(Opcode.BINARY, bytes(range(256)) * 300)
+        )
+        whole = Connection(max_size=None).receive_data(wire)
+        conn = Connection(max_size=None)
+        events = []
+        for i in range(0, len(wire), 7):
+            events += conn.receive_data(wire[i : i + 7])
+        assert [repr(e) if isinstance(e, Ping) else e for e in events] == [
+            repr(e) if isinstance(e, Ping) else e for e in whole
+        ]
+        assert len(whole) == 3
+
+
+class TestViolations:
+    def check(self, wire: bytes, code: int, fragment: str = "") -> list[object]:
+        conn = Connection()
+        events = conn.receive_data(wire)
+        failure = failure_of(events)
+        assert failure.code == code
+        assert fragment in failure.reason
+        # Nothing is sent until the I/O layer decides to fail.
+        assert conn.data_to_send() == []
+        conn.fail(failure.code, failure.reason)
+        frames = sent_frames(conn)
+        assert frames[0][0] == Opcode.CLOSE
+        assert frames[0][2][:2] == code.to_bytes(2, "big")
+        assert conn.state is State.CLOSING
+        return events
+
+    def test_continuation_without_start(self) -> None:
+        self.check(cf(Opcode.CONTINUATION, b"x"), 1002, "continuation")
+
+    def test_new_message_inside_fragmented_one(self) -> None:
+        self.check(cf(Opcode.TEXT, b"a", fin=False) + cf(Opcode.TEXT, b"b"), 1002, "inside")
+
+    def test_messages_before_violation_are_delivered_first(self) -> None:
+        events = self.check(
+            cf(Opcode.TEXT, b"first") + cf(7, b"bad") + cf(Opcode.TEXT, b"after"), 1002
+        )
+        assert events[0] == "first"
+        assert isinstance(events[1], ProtocolFailure)
+        assert len(events) == 2
+
+    def test_invalid_utf8_in_single_frame(self) -> None:
+        self.check(
+            cf(Opcode.TEXT, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"), 1007
+        )
+
+    def test_invalid_utf8_fails_before_message_ends(self) -> None:
+        conn = Connection()
+        events = conn.receive_data(cf(Opcode.TEXT, b"valid \xf4\x90", fin=False))
+        assert failure_of(events).code == 1007
+
+    def test_invalid_utf8_fails_mid_frame(self) -> None:
+        # The frame announces 100 bytes; the bad byte comes in the first chunk.
+        frame = cf(Opcode.TEXT, b"ok\xff" + b"a" * 97)
+        conn = Connection()
+        assert conn.receive_data(frame[:6]) == []
+        events = conn.receive_data(frame[6:12])
+        assert failure_of(events).code == 1007
+
+    def test_utf8_split_across_frames_is_fine(self) -> None:
+        conn = Connection()
+        text = "κόσμε"
+        raw = text.encode()
+        events = conn.receive_data(
+            cf(Opcode.TEXT, raw[:1], fin=False) + cf(Opcode.CONTINUATION, raw[1:])
+        )
+        assert events == [text]
+
+    def test_truncated_utf8_at_end(self) -> None:
+        conn = Connection()
+        events = conn.receive_data(
+            cf(Opcode.TEXT, b"abc", fin=False) + cf(Opcode.CONTINUATION, b"\xe2\x82")
+        )
+        assert failure_of(events).code == 1007
+
+    def test_too_big_checked_on_header(self) -> None:
+        conn = Connection(max_size=1000)
+        header_only = cf(Opcode.BINARY, b"x" * 1001)[:8]
+        events = conn.receive_data(header_only)
+        failure = failure_of(events)
+        assert failure.code == 1009
+        assert "max_size 1000" in failure.reason
+
+    def test_too_big_across_fragments(self) -> None:
+        conn = Connection(max_size=1000)
+        events = conn.receive_data(
+            cf(Opcode.BINARY, b"x" * 600, fin=False) + cf(Opcode.CONTINUATION, b"x" * 401)[:8]
+        )
+        assert failure_of(events).code == 1009
+
+    def test_exactly_max_size_is_accepted(self) -> None:
+        conn = Connection(max_size=1000)
+        events = conn.receive_data(
+            cf(Opcode.BINARY, b"x" * 600, fin=False) + cf(Opcode.CONTINUATION, b"x" * 400)
+        )
+        assert events == [b"x" * 1000]
+
+    def test_invalid_close_code(self) -> None:
+        self.check(cf(Opcode.CLOSE, b"\x03\xed"), 1002, "close code")
+
+    def test_close_reason_not_utf8(self) -> None:
+        self.check(cf(Opcode.CLOSE, b"\x03\xe8\xff"), 1007)
+
+    def test_after_violation_only_close_frames_count(self) -> None:
+        conn = Connection()
+        events = conn.receive_data(cf(7) + cf(Opcode.TEXT, b"x") + cf(Opcode.PING, b"y"))
+        assert [type(e) for e in events] == [ProtocolFailure]
+        assert conn.data_to_send() == []  # no pong after the violation
+        conn.fail(1002)
+        sent_frames(conn)
+        events = conn.receive_data(close_frame(1002))
+        assert [type(e) for e in events] == [CloseReceived]
+        assert conn.state is State.CLOSED
+
+    def test_close_arriving_while_failure_pending(self) -> None:
+        conn = Connection()
+        conn.receive_data(cf(7) + close_frame(1000))
+        # No reply yet: the server still owes the 1002.
+        assert conn.data_to_send() == []
+        conn.fail(1002, "bad opcode")
+        assert sent_frames(conn)[0][2][:2] == b"\x03\xea"
+        assert conn.state is State.CLOSED
+
+
+class TestClosingHandshake:
+    def test_client_initiated(self) -> None:
+        conn = Connection()
+        events = conn.receive_data(cf(Opcode.TEXT, b"last") + close_frame(1001, "bye"))
+        assert events[0] == "last"
+        assert isinstance(events[1], CloseReceived)
+        assert (events[1].code, events[1].reason) == (1001, "bye")
+        assert sent_frames(conn) == [(Opcode.CLOSE, True, serialize_close(1001))]
+        assert conn.state is State.CLOSED
+        assert (conn.close_code, conn.close_reason) == (1001, "bye")
+
+    def test_client_close_without_code_gets_empty_reply(self) -> None:
+        conn = Connection()
+        conn.receive_data(cf(Opcode.CLOSE))
+        assert sent_frames(conn) == [(Opcode.CLOSE, True, b"")]
+        assert conn.close_code == 1005
+
+    def test_data_after_close_is_ignored(self) -> None:
+        conn = Connection()
+        conn.receive_data(close_frame())
+        sent_frames(conn)
+        assert conn.receive_data(cf(Opcode.TEXT, b"late") + cf(Opcode.PING)) == []
+        assert conn.data_to_send() == []
+
+    def test_server_initiated(self) -> None:
+        conn = Connection()
+        conn.send_close(1000, "done")
+        assert sent_frames(conn) == [(Opcode.CLOSE, True, serialize_close(1000, "done"))]
+        assert conn.state is State.CLOSING
+        # Data frames may still arrive before the reply.
+        events = conn.receive_data(cf(Opcode.TEXT, b"in flight") + close_frame(1000))
+        assert events[0] == "in flight"
+        assert conn.state is State.CLOSED
+        assert conn.data_to_send() == []  # no second close
+
+    def test_send_close_twice_sends_once(self) -> None:
+        conn = Connection()
+        conn.send_close(1000)
+        conn.send_close(1001)
+        assert len(sent_frames(conn)) == 1
+
+    def test_no_pong_after_close_sent(self) -> None:
+        conn = Connection()
+        conn.send_close()
+        sent_frames(conn)
+        conn.receive_data(cf(Opcode.PING, b"x"))
+        assert conn.data_to_send() == []
+
+    def test_eof(self) -> None:
+        conn = Connection()
+        conn.receive_eof()
+        assert conn.state is State.CLOSED
+        assert conn.close_code == 1006
+
+    @pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 2000, 5000])
+    def test_invalid_codes_cannot_be_sent(self, code: int) -> None:
+        with pytest.raises(ValueError, match="invalid close code"):
+            Connection().send_close(code)
+
+    def test_reason_too_long(self) -> None:
+        with pytest.raises(ValueError, match="123 bytes"):
+            Connection().send_close(1000, "é" * 62)
+        Connection().send_close(1000, "e" * 123)
+
+
+class TestSending:
+    def test_text_and_binary(self) -> None:
+        conn = Connection()
+        conn.send("hé")
+        conn.send(b"\x01")
+        conn.send(bytearray(b"\x02"))
+        conn.send(memoryview(b"\x03"))
+        assert sent_frames(conn) == [
+            (Opcode.TEXT, True, "hé".encode()),
+            (Opcode.BINARY, True, b"\x01"),
+            (Opcode.BINARY, True, b"\x02"),
+            (Opcode.BINARY, True, b"\x03"),
+        ]
+
+    def test_fragments(self) -> None:
+        conn = Connection()
+        conn.send("a", fin=False)
+        assert conn.sending_fragments
+        conn.send("b", fin=False)
+        conn.send("c")
+        assert not conn.sending_fragments
+        assert sent_frames(conn) == [
+            (Opcode.TEXT, False, b"a"),
+            (Opcode.CONTINUATION, False, b"b"),
+            (Opcode.CONTINUATION, True, b"c"),
+        ]
+
+    def test_fragment_type_mismatch(self) -> None:
+        conn = Connection()
+        conn.send("a", fin=False)
+        with pytest.raises(InvalidState):
+            conn.send(b"b")
+
+    def test_send_after_close(self) -> None:
+        conn = Connection()
+        conn.send_close()
+        with pytest.raises(InvalidState):
+            conn.send("x")
+        with pytest.raises(InvalidState):
+            conn.send_ping()
+
+    def test_control_payload_limit(self) -> None:
+        conn = Connection()
+        conn.send_ping(b"x" * 125)
+        with pytest.raises(ValueError):
+            conn.send_ping(b"x" * 126)
+        with pytest.raises(ValueError):
+            conn.send_pong(b"x" * 126)
+
+
+messages = st.lists(
+    st.one_of(st.text(max_size=300), st.binary(max_size=300)), min_size=1, max_size=8
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(msgs=messages, frag=st.integers(1, 50), chunk=st.integers(1, 64))
+def test_messages_survive_fragmentation_and_chunking(
+    msgs: list[str | bytes], frag: int, chunk: int
+) -> None:
+    wire = b""
+    for msg in msgs:
+        raw = msg.encode() if isinstance(msg, str) else msg
+        opcode = Opcode.TEXT if isinstance(msg, str) else Opcode.BINARY
+        parts = [raw[i : i + frag] for i in range(0, len(raw), frag)] or [b""]
+        for i, part in enumerate(parts):
+            wire += cf(opcode if i == 0 else Opcode.CONTINUATION, part, fin=i == len(parts) - 1)
+    conn = Connection()
+    events: list[object] = []
+    for i in range(0, len(wire), chunk):
+        events += conn.receive_data(wire[i : i + chunk])
+    assert events == msgs
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    conn = Connection(max_size=100)
+    events = conn.receive_data(data)
+    for event in events:
+        assert isinstance(event, (str, bytes, Ping, Pong, CloseReceived, ProtocolFailure))

@@ -1,0 +1,360 @@
+"""permessage-deflate: negotiation, compression both ways, limits."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wsserver.connection import Connection, ProtocolFailure
+from wsserver.deflate import DeflateSettings, PerMessageDeflate, negotiate, parse_extensions
+from wsserver.errors import ConfigError
+from wsserver.frames import FrameParser, Opcode, serialize_frame
+
+MASK = b"\x0a\x0b\x0c\x0d"
+DEFAULT = DeflateSettings()
+
+
+def agreed(header: str, settings: DeflateSettings = DEFAULT) -> tuple[PerMessageDeflate, str]:
+    result = negotiate([header], settings)
+    assert result is not None, header
+    return result
+
+
+class TestParse:
+    def test_several_extensions_and_params(self) -> None:
+        assert parse_extensions(
+            [
+                "foo; a=1; b, permessage-deflate ;client_max_window_bits "
+                '; server_max_window_bits="10"'
+            ]
+        ) == [
+            ("foo", [("a", "1"), ("b", None)]),
+            (
+                "permessage-deflate",
+                [("client_max_window_bits", None), ("server_max_window_bits", "10")],
+            ),
+        ]
+
+    def test_several_header_lines(self) -> None:
+        assert [n for n, _ in parse_extensions(["a", "b, c"])] == ["a", "b", "c"]
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "permessage-deflate; ",
+            "permessage-deflate; =1",
+            "a b",
+            'x; y="unterminated',
+            'x; y="a b"',
+            ";",
+        ],
+    )
+    def test_malformed(self, bad: str) -> None:
+        with pytest.raises(ValueError):
+            parse_extensions([bad])
+
+    def test_malformed_header_declines(self) -> None:
+        assert negotiate(["permessage-deflate; ="], DEFAULT) is None
+
+
+class TestNegotiate:
+    def test_plain_offer(self) -> None:
+        pmd, header = agreed("permessage-deflate")
+        assert header == "permessage-deflate"
+        assert not pmd.server_no_context_takeover and not pmd.client_no_context_takeover
+        assert pmd.server_window_bits == DEFAULT.server_max_window_bits
+        assert pmd.client_window_bits == 15
+
+    def test_chromium_offer(self) -> None:
+        pmd, header = agreed("permessage-deflate; client_max_window_bits")
+        assert header == "permessage-deflate; client_max_window_bits=12"
+        assert pmd.client_window_bits == 12
+
+    def test_client_window_value_is_an_upper_bound(self) -> None:
+        assert agreed("permessage-deflate; client_max_window_bits=9")[0].client_window_bits == 9
+        pmd, header = agreed("permessage-deflate; client_max_window_bits=15")
+        assert pmd.client_window_bits == 12
+        assert header.endswith("client_max_window_bits=12")
+
+    def test_server_window(self) -> None:
+        pmd, header = agreed("permessage-deflate; server_max_window_bits=10")
+        assert pmd.server_window_bits == 10
+        assert header == "permessage-deflate; server_max_window_bits=10"
+        pmd, header = agreed("permessage-deflate; server_max_window_bits=15")
+        assert pmd.server_window_bits == 12  # never more than offered, ours is smaller
+        assert header == "permessage-deflate; server_max_window_bits=12"
+        assert agreed("permessage-deflate; server_max_window_bits=8")[0].server_window_bits == 8
+
+    def test_no_context_takeover_both_ways(self) -> None:
+        pmd, header = agreed(
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        )
+        assert pmd.server_no_context_takeover and pmd.client_no_context_takeover
+        assert header == (
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        )
+
+    def test_server_may_require_no_context_takeover(self) -> None:
+        settings = DeflateSettings(server_no_context_takeover=True)
+        pmd, header = agreed("permessage-deflate", settings)
+        assert pmd.server_no_context_takeover
+        assert header == "permessage-deflate; server_no_context_takeover"
+
+    @pytest.mark.parametrize(
+        "offer",
+        [
+            "permessage-deflate; unknown",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate; client_no_context_takeover=yes",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=7",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_max_window_bits=010",
+            "permessage-deflate; client_max_window_bits=0",
+            "permessage-deflate; client_max_window_bits=abc",
+            "permessage-deflate; client_max_window_bits; client_max_window_bits",
+            "x-webkit-deflate-frame",
+        ],
+    )
+    def test_invalid_offers_are_declined(self, offer: str) -> None:
+        assert negotiate([offer], DEFAULT) is None
+
+    def test_next_offer_is_considered(self) -> None:
+        pmd, header = agreed(
+            "permessage-deflate; bogus, permessage-deflate; server_max_window_bits=9"
+        )
+        assert pmd.server_window_bits == 9
+        assert header == "permessage-deflate; server_max_window_bits=9"
+
+    def test_quoted_value(self) -> None:
+        assert agreed('permessage-deflate; server_max_window_bits="11"')[0].server_window_bits == 11
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"server_max_window_bits": 8},
+            {"server_max_window_bits": 16},
+            {"client_max_window_bits": 7},
+            {"mem_level": 0},
+            {"level": 10},
+            {"min_size": -1},
+        ],
+    )
+    def test_settings_validation(self, kwargs: dict[str, int]) -> None:
+        with pytest.raises(ConfigError):
+            DeflateSettings(**kwargs)
+
+
+def client_compress(
+    messages: list[bytes], bits: int = 15, no_context_takeover: bool = False
+) -> list[bytes]:
+    """Compress like a client would: one raw deflate stream, tail stripped per message."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -bits)
+    out = []
+    for msg in messages:
+        if no_context_takeover:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -bits)
+        data = compressor.compress(msg) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        assert data.endswith(b"\x00\x00\xff\xff")
+        out.append(data[:-4])
+    return out
+
+
+def client_decompress(frames: list[bytes], bits: int, no_context_takeover: bool) -> list[bytes]:
+    decompressor = zlib.decompressobj(-bits)
+    out = []
+    for data in frames:
+        if no_context_takeover:
+            decompressor = zlib.decompressobj(-bits)
+        out.append(decompressor.decompress(data + b"\x00\x00\xff\xff"))
+    return out
+
+
+def server_sent(conn: Connection) -> list[tuple[int, bool, bool, bytes]]:
+    parser = FrameParser(require_mask=False, allow_rsv1=True)
+    parser.feed(b"".join(conn.data_to_send()))
+    frames = []
+    while (piece := parser.next_piece()) is not None:
+        frames.append((piece[0], piece[1], piece[2], piece[3]))
+    return frames
+
+
+PARAMS = list(itertools.product([False, True], [False, True], [8, 9, 12, 15], [9, 12, 15]))
+
+
+class TestRoundTrips:
+    @pytest.mark.parametrize(("server_nct", "client_nct", "server_bits", "client_bits"), PARAMS)
+    def test_both_directions(
+        self, server_nct: bool, client_nct: bool, server_bits: int, client_bits: int
+    ) -> None:
+        pmd = PerMessageDeflate(
+            server_no_context_takeover=server_nct,
+            client_no_context_takeover=client_nct,
+            server_window_bits=server_bits,
+            client_window_bits=client_bits,
+            settings=DeflateSettings(min_size=0),
+        )
+        conn = Connection(deflate=pmd)
+        messages = [b"hello " * 100, os.urandom(3000), b"hello " * 100 + b"!", b""]
+        # Client -> server.
+        wire = b"".join(
+            serialize_frame(Opcode.BINARY, data, rsv1=True, mask=MASK)
+            for data in client_compress(messages, client_bits, client_nct)
+        )
+        assert conn.receive_data(wire) == messages
+        # Server -> client, checked with a decompressor of exactly the agreed window.
+        for msg in messages:
+            conn.send(msg)
+        frames = server_sent(conn)
+        assert all(rsv1 for _, _, rsv1, _ in frames)
+        assert client_decompress([f[3] for f in frames], server_bits, server_nct) == messages
+
+    @pytest.mark.parametrize("bits", [8, 9, 10])
+    def test_stream_never_reaches_back_beyond_the_agreed_window(self, bits: int) -> None:
+        pmd = PerMessageDeflate(server_window_bits=bits, settings=DeflateSettings(min_size=0))
+        conn = Connection(deflate=pmd)
+        # Each message repeats the previous one: a compressor with a larger window
+        # than agreed refers back across the boundary, and a decompressor with
+        # exactly the agreed window rejects that ("invalid distance too far back").
+        messages = [os.urandom(n) for n in (200, 250, 300, 600, 1500)]
+        messages = [m for m in messages for _ in range(2)]
+        for msg in messages:
+            conn.send(msg)
+        frames = [f[3] for f in server_sent(conn)]
+        assert client_decompress(frames, bits, False) == messages
+
+    def test_fragmented_compressed_message_in(self) -> None:
+        pmd = PerMessageDeflate(settings=DeflateSettings(min_size=0))
+        conn = Connection(deflate=pmd)
+        (data,) = client_compress([b"fragmented message " * 50])
+        third = len(data) // 3
+        wire = (
+            serialize_frame(Opcode.TEXT, data[:third], fin=False, rsv1=True, mask=MASK)
+            + serialize_frame(Opcode.PING, b"", mask=MASK)
+            + serialize_frame(Opcode.CONTINUATION, data[third : 2 * third], fin=False, mask=MASK)
+            + serialize_frame(Opcode.CONTINUATION, data[2 * third :], mask=MASK)
+        )
+        events = conn.receive_data(wire)
+        assert events[-1] == "fragmented message " * 50
+
+    def test_fragmented_compressed_message_out(self) -> None:
+        pmd = PerMessageDeflate(settings=DeflateSettings(min_size=0))
+        conn = Connection(deflate=pmd)
+        conn.send("part one, ", fin=False)
+        conn.send("part two, ", fin=False)
+        conn.send("end")
+        frames = server_sent(conn)
+        assert [(op, fin, rsv1) for op, fin, rsv1, _ in frames] == [
+            (Opcode.TEXT, False, True),
+            (Opcode.CONTINUATION, False, False),
+            (Opcode.CONTINUATION, True, False),
+        ]
+        decompressor = zlib.decompressobj(-15)
+        data = b"".join(f[3] for f in frames) + b"\x00\x00\xff\xff"
+        assert decompressor.decompress(data) == b"part one, part two, end"
+
+    def test_rsv1_on_continuation_is_an_error(self) -> None:
+        conn = Connection(deflate=PerMessageDeflate())
+        (data,) = client_compress([b"abc"])
+        wire = serialize_frame(Opcode.TEXT, data, fin=False, rsv1=True, mask=MASK)
+        wire += serialize_frame(Opcode.CONTINUATION, b"", rsv1=True, mask=MASK)
+        (failure,) = conn.receive_data(wire)
+        assert isinstance(failure, ProtocolFailure) and failure.code == 1002
+
+    def test_small_messages_go_uncompressed(self) -> None:
+        conn = Connection(deflate=PerMessageDeflate(settings=DeflateSettings(min_size=32)))
+        conn.send(b"x" * 31)
+        conn.send(b"x" * 32)
+        conn.send(b"x" * 100, compress=False)
+        rsv1s = [rsv1 for _, _, rsv1, _ in server_sent(conn)]
+        assert rsv1s == [False, True, False]
+
+    def test_uncompressed_message_from_client_accepted(self) -> None:
+        conn = Connection(deflate=PerMessageDeflate())
+        assert conn.receive_data(serialize_frame(Opcode.TEXT, b"plain", mask=MASK)) == ["plain"]
+
+    def test_no_context_takeover_frees_zlib_state(self) -> None:
+        pmd = PerMessageDeflate(
+            server_no_context_takeover=True,
+            client_no_context_takeover=True,
+            settings=DeflateSettings(min_size=0),
+        )
+        conn = Connection(deflate=pmd)
+        conn.send(b"abc" * 100)
+        (data,) = client_compress([b"abc" * 100])
+        conn.receive_data(serialize_frame(Opcode.BINARY, data, rsv1=True, mask=MASK))
+        assert pmd._compressor is None and pmd._decompressor is None
+
+
+class TestInflateLimit:
+    def test_bomb_stops_at_max_size(self) -> None:
+        max_size = 100_000
+        conn = Connection(max_size=max_size, deflate=PerMessageDeflate())
+        (bomb,) = client_compress([b"\x00" * 50_000_000])
+        assert len(bomb) < 60_000
+        events = conn.receive_data(serialize_frame(Opcode.BINARY, bomb, rsv1=True, mask=MASK))
+        (failure,) = events
+        assert isinstance(failure, ProtocolFailure)
+        assert failure.code == 1009
+        assert failure.reason == f"message exceeds max_size {max_size}"
+
+    def test_inflate_never_returns_more_than_the_limit(self) -> None:
+        pmd = PerMessageDeflate()
+        pmd.start_inflate()
+        (bomb,) = client_compress([b"\x00" * 10_000_000])
+        out = pmd.inflate(bomb, True, 1001)
+        assert len(out) == 1001
+
+    def test_exactly_max_size_passes(self) -> None:
+        conn = Connection(max_size=1000, deflate=PerMessageDeflate())
+        (data,) = client_compress([b"y" * 1000])
+        events = conn.receive_data(serialize_frame(Opcode.BINARY, data, rsv1=True, mask=MASK))
+        assert events == [b"y" * 1000]
+
+    def test_corrupt_stream(self) -> None:
+        conn = Connection(deflate=PerMessageDeflate())
+        events = conn.receive_data(
+            serialize_frame(Opcode.BINARY, b"\xff\xff\xff", rsv1=True, mask=MASK)
+        )
+        (failure,) = events
+        assert isinstance(failure, ProtocolFailure) and failure.code == 1007
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    messages=st.lists(
+        st.binary(max_size=2000) | st.binary(max_size=20).map(lambda b: b * 50),
+        min_size=1,
+        max_size=6,
+    ),
+    params=st.sampled_from(PARAMS),
+)
+def test_any_messages_round_trip(
+    messages: list[bytes], params: tuple[bool, bool, int, int]
+) -> None:
+    server_nct, client_nct, server_bits, client_bits = params
+    pmd = PerMessageDeflate(
+        server_no_context_takeover=server_nct,
+        client_no_context_takeover=client_nct,
+        server_window_bits=server_bits,
+        client_window_bits=client_bits,
+        settings=DeflateSettings(min_size=0),
+    )
+    # Ours -> a decompressor with exactly the agreed window.
+    sent = []
+    for msg in messages:
+        pmd.start_deflate()
+        sent.append(pmd.deflate(msg, True))
+    assert client_decompress(sent, server_bits, server_nct) == messages
+    # A compressor with the agreed client window -> ours.
+    received = []
+    for data in client_compress(messages, max(client_bits, 9), client_nct):
+        pmd.start_inflate()
+        received.append(pmd.inflate(data, True, 0))
+    assert received == messages

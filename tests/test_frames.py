@@ -1,0 +1,268 @@
+"""Frame serialization, masking and the incremental parser."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wsserver.errors import ProtocolError
+from wsserver.frames import (
+    CloseCode,
+    FrameParser,
+    Opcode,
+    apply_mask,
+    is_valid_close_code,
+    parse_close,
+    serialize_close,
+    serialize_frame,
+)
+
+MASK = b"\x37\xfa\x21\x3d"
+
+
+def naive_mask(data: bytes, mask: bytes) -> bytes:
+    return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def parse_all(data: bytes, chunks: list[int] | None = None, **kwargs: bool) -> list[tuple]:
+    """Feed ``data`` in the given chunk sizes; return whole frames (pieces joined)."""
+    parser = FrameParser(**kwargs)
+    frames = []
+    current: list[bytes] = []
+    pos = 0
+    sizes = [*(chunks or []), len(data)]
+    for size in sizes:
+        parser.feed(data[pos : pos + size])
+        pos += size
+        while (piece := parser.next_piece()) is not None:
+            opcode, fin, rsv1, payload, length, offset = piece
+            assert offset == sum(map(len, current))
+            current.append(payload)
+            if offset + len(payload) == length:
+                frames.append((opcode, fin, rsv1, b"".join(current)))
+                current = []
+        if pos >= len(data):
+            break
+    return frames
+
+
+class TestMask:
+    @pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 125, 126, 1000, 65536, 65537])
+    def test_matches_naive_xor(self, n: int) -> None:
+        data = os.urandom(n)
+        assert apply_mask(data, MASK) == naive_mask(data, MASK)
+
+    def test_involution_on_memoryview(self) -> None:
+        data = os.urandom(777)
+        masked = apply_mask(memoryview(data), MASK)
+        assert apply_mask(masked, MASK) == data
+
+    def test_rfc_example(self) -> None:
+        # RFC 6455 5.7: a masked "Hello".
+        frame = bytes.fromhex("818537fa213d7f9f4d5158")
+        assert parse_all(frame) == [(Opcode.TEXT, True, False, b"Hello")]
+
+
+class TestSerialize:
+    def test_rfc_unmasked_hello(self) -> None:
+        assert serialize_frame(Opcode.TEXT, b"Hello") == bytes.fromhex("810548656c6c6f")
+
+    def test_rfc_masked_hello(self) -> None:
+        assert serialize_frame(Opcode.TEXT, b"Hello", mask=MASK) == bytes.fromhex(
+            "818537fa213d7f9f4d5158"
+        )
+
+    @pytest.mark.parametrize(
+        ("n", "header"),
+        [(125, b"\x82\x7d"), (126, b"\x82\x7e\x00\x7e"), (65535, b"\x82\x7e\xff\xff")],
+    )
+    def test_length_encodings(self, n: int, header: bytes) -> None:
+        frame = serialize_frame(Opcode.BINARY, b"x" * n)
+        assert frame[: len(header)] == header
+        assert len(frame) == len(header) + n
+
+    def test_64_bit_length(self) -> None:
+        frame = serialize_frame(Opcode.BINARY, b"x" * 65536)
+        assert frame[:10] == b"\x82\x7f" + struct.pack("!Q", 65536)
+
+    def test_flags(self) -> None:
+        assert serialize_frame(Opcode.TEXT, b"", fin=False)[0] == 0x01
+        assert serialize_frame(Opcode.TEXT, b"", rsv1=True)[0] == 0xC1
+
+
+class TestClose:
+    def test_round_trip(self) -> None:
+        assert parse_close(serialize_close(1001, "bye ✓")) == (1001, "bye ✓")
+
+    def test_empty(self) -> None:
+        assert serialize_close(None) == b""
+        assert parse_close(b"") == (CloseCode.NO_STATUS_RCVD, "")
+
+    def test_one_byte_payload(self) -> None:
+        with pytest.raises(ProtocolError) as info:
+            parse_close(b"\x03")
+        assert info.value.close_code == 1002
+
+    @pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
+    def test_invalid_codes(self, code: int) -> None:
+        assert not is_valid_close_code(code)
+        with pytest.raises(ProtocolError) as info:
+            parse_close(struct.pack("!H", code))
+        assert info.value.close_code == 1002
+
+    @pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1010, 1011, 1014, 3000, 4999])
+    def test_valid_codes(self, code: int) -> None:
+        assert is_valid_close_code(code)
+        assert parse_close(struct.pack("!H", code)) == (code, "")
+
+    def test_reason_not_utf8(self) -> None:
+        with pytest.raises(ProtocolError) as info:
+            parse_close(b"\x03\xe8\xff\xfe")
+        assert info.value.close_code == 1007
+
+
+class TestParserRules:
+    def check_error(self, frame: bytes, fragment: str, **kwargs: bool) -> None:
+        parser = FrameParser(**kwargs)
+        parser.feed(frame)
+        with pytest.raises(ProtocolError, match=fragment) as info:
+            parser.next_piece()
+        assert info.value.close_code == 1002
+
+    def test_unmasked_client_frame(self) -> None:
+        self.check_error(serialize_frame(Opcode.TEXT, b"hi"), "not masked")
+
+    def test_unmasked_allowed_when_not_required(self) -> None:
+        frame = serialize_frame(Opcode.TEXT, b"hi")
+        assert parse_all(frame, require_mask=False) == [(1, True, False, b"hi")]
+
+    @pytest.mark.parametrize("bits", [0x10, 0x20, 0x30])
+    def test_rsv2_rsv3(self, bits: int) -> None:
+        frame = bytearray(serialize_frame(Opcode.TEXT, b"hi", mask=MASK))
+        frame[0] |= bits
+        self.check_error(bytes(frame), "RSV2/RSV3")
+
+    def test_rsv1_without_extension(self) -> None:
+        frame = serialize_frame(Opcode.TEXT, b"hi", rsv1=True, mask=MASK)
+        self.check_error(frame, "RSV1")
+        assert parse_all(frame, allow_rsv1=True) == [(1, True, True, b"hi")]
+
+    def test_rsv1_on_control_frame(self) -> None:
+        frame = serialize_frame(Opcode.PING, b"", rsv1=True, mask=MASK)
+        self.check_error(frame, "control frame with RSV1", allow_rsv1=True)
+
+    @pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF])
+    def test_unknown_opcodes(self, opcode: int) -> None:
+        self.check_error(serialize_frame(opcode, b"x", mask=MASK), "unknown opcode")
+
+    def test_fragmented_control_frame(self) -> None:
+        frame = serialize_frame(Opcode.PING, b"x", fin=False, mask=MASK)
+        self.check_error(frame, "fragmented control")
+
+    def test_long_control_frame(self) -> None:
+        frame = serialize_frame(Opcode.PING, b"x" * 126, mask=MASK)
+        self.check_error(frame, "longer than 125")
+
+    def test_64_bit_length_high_bit(self) -> None:
+        frame = b"\x82\xff" + struct.pack("!Q", 1 << 63) + MASK
+        self.check_error(frame, "most significant bit")
+
+    def test_error_on_header_before_payload_arrives(self) -> None:
+        # A header alone is enough to reject the frame: nothing waits for payload.
+        self.check_error(b"\x83\x80" + MASK, "unknown opcode")
+
+    def test_discarding_skips_all_but_close(self) -> None:
+        parser = FrameParser()
+        parser.feed(serialize_frame(7, b"junk", mask=MASK))
+        with pytest.raises(ProtocolError):
+            parser.next_piece()
+        parser.discarding = True
+        parser.feed(serialize_frame(Opcode.TEXT, b"ignored", mask=MASK))
+        parser.feed(serialize_frame(Opcode.PING, b"ignored", mask=MASK))
+        parser.feed(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=MASK))
+        piece = parser.next_piece()
+        assert piece is not None and piece[0] == Opcode.CLOSE
+        assert piece[3] == serialize_close(1000)
+        assert parser.next_piece() is None
+
+
+class TestStreaming:
+    def test_header_piece_comes_before_payload(self) -> None:
+        frame = serialize_frame(Opcode.BINARY, b"a" * 1000, mask=MASK)
+        parser = FrameParser()
+        parser.feed(frame[:8])
+        piece = parser.next_piece()
+        # 8 bytes = 4-byte header + mask: the frame is announced with its length.
+        assert piece == (Opcode.BINARY, True, False, b"", 1000, 0)
+        assert parser.next_piece() is None
+        parser.feed(frame[8:108])
+        assert parser.next_piece() == (Opcode.BINARY, True, False, b"a" * 100, 1000, 0)
+        parser.feed(frame[108:])
+        assert parser.next_piece() == (Opcode.BINARY, True, False, b"a" * 900, 1000, 100)
+        assert parser.next_piece() is None
+        assert parser.buffered == 0
+
+    def test_control_frames_wait_until_whole(self) -> None:
+        frame = serialize_frame(Opcode.PING, b"0123456789", mask=MASK)
+        parser = FrameParser()
+        parser.feed(frame[:-1])
+        assert parser.next_piece() is None
+        parser.feed(frame[-1:])
+        assert parser.next_piece() == (Opcode.PING, True, False, b"0123456789", 10, 0)
+
+    @pytest.mark.parametrize("n", [1001, 70001])
+    def test_mask_rotation_across_odd_chunks(self, n: int) -> None:
+        payload = os.urandom(n)
+        frame = serialize_frame(Opcode.BINARY, payload, mask=MASK)
+        assert parse_all(frame, [3, 7, 1, 2, 5, 333, 1, 2]) == [(2, True, False, payload)]
+
+
+frame_strategy = st.tuples(
+    st.sampled_from([Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY]),
+    st.booleans(),
+    st.binary(max_size=70000),
+    st.binary(min_size=4, max_size=4),
+) | st.tuples(
+    st.sampled_from([Opcode.PING, Opcode.PONG, Opcode.CLOSE]),
+    st.just(True),
+    st.binary(max_size=125),
+    st.binary(min_size=4, max_size=4),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    frames=st.lists(frame_strategy, min_size=1, max_size=6),
+    chunking=st.lists(st.integers(min_value=1, max_value=40000), max_size=12),
+)
+def test_round_trip_under_any_chunking(
+    frames: list[tuple[int, bool, bytes, bytes]], chunking: list[int]
+) -> None:
+    wire = b"".join(
+        serialize_frame(op, payload, fin=fin, mask=mask) for op, fin, payload, mask in frames
+    )
+    expected = [(op, fin, False, payload) for op, fin, payload, _ in frames]
+    assert parse_all(wire) == expected
+    assert parse_all(wire, chunking) == expected
+    assert parse_all(wire, [1] * min(len(wire), 300)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=400), chunking=st.lists(st.integers(1, 50), max_size=8))
+def test_arbitrary_bytes_give_pieces_or_protocol_error(data: bytes, chunking: list[int]) -> None:
+    parser = FrameParser(allow_rsv1=True)
+    pos = 0
+    for size in [*chunking, len(data)]:
+        parser.feed(data[pos : pos + size])
+        pos += size
+        try:
+            while (piece := parser.next_piece()) is not None:
+                payload, length, offset = piece[3:]
+                assert offset + len(payload) <= length
+        except ProtocolError as exc:
+            assert exc.close_code == 1002
+            return

@@ -1,0 +1,560 @@
+"""The WebSocket API through real sockets, with the `websockets` client as the peer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed as ClientClosed
+
+from wsserver import (
+    ConcurrencyError,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    Request,
+    Router,
+    State,
+    WebSocket,
+)
+from wsserver.frames import Opcode, serialize_close, serialize_frame
+
+from .conftest import StartServer
+from .helpers import MASK, RawClient
+
+
+def echo_routes() -> Router:
+    routes = Router()
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    return routes
+
+
+def url(server: Any, path: str = "/") -> str:
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+class Recorder:
+    """Collects what handlers saw, for the test to assert on."""
+
+    def __init__(self) -> None:
+        self.items: asyncio.Queue[Any] = asyncio.Queue()
+
+    def put(self, item: Any) -> None:
+        self.items.put_nowait(item)
+
+    async def get(self, timeout: float = 5) -> Any:
+        return await asyncio.wait_for(self.items.get(), timeout)
+
+
+class TestEcho:
+    async def test_text_binary_and_big(self, run_server: StartServer) -> None:
+        server = await run_server(echo_routes(), compression=None)
+        async with websockets.connect(url(server), max_size=None) as ws:
+            await ws.send("héllo")
+            assert await ws.recv() == "héllo"
+            await ws.send(b"\x00\xff")
+            assert await ws.recv() == b"\x00\xff"
+            big = os.urandom(2**20)
+            await ws.send(big)
+            assert await ws.recv() == big
+            await ws.send("")
+            assert await ws.recv() == ""
+
+    async def test_fragmented_in(self, run_server: StartServer) -> None:
+        server = await run_server(echo_routes())
+        async with websockets.connect(url(server)) as ws:
+            await ws.send(["frag", "ment", "ed ✓"])
+            assert await ws.recv() == "fragmented ✓"
+            await ws.send([b"\x01", b"\x02"])
+            assert await ws.recv() == b"\x01\x02"
+
+    async def test_compressed_round_trip(self, run_server: StartServer) -> None:
+        server = await run_server(echo_routes())
+        async with websockets.connect(url(server)) as ws:
+            assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
+            text = json.dumps([{"id": i, "name": "sensor", "value": i * 0.5} for i in range(500)])
+            for _ in range(3):
+                await ws.send(text)
+                assert await ws.recv() == text
+
+
+class TestSend:
+    async def test_types_and_encodings(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.send({"a": 1})
+            await ws.send([1, 2])
+            await ws.send(bytearray(b"ba"))
+            await ws.send(memoryview(b"mv"))
+            await ws.send("as bytes", encoding="bytes")
+            await ws.send(b"as text", encoding="text")
+            await ws.send("json string", encoding="json")
+            await ws.send(["frag", "ments"])  # a list is JSON...
+            await ws.send(iter(["frag", "ments"]))  # ...an iterator is fragments
+
+            async def agen() -> Any:
+                yield b"async "
+                yield b"fragments"
+
+            await ws.send(agen())
+            with pytest.raises(TypeError):
+                await ws.send(3.5)
+            with pytest.raises(ValueError):
+                await ws.send("x", encoding="yaml")
+            await ws.send("done")
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            got = [await ws.recv() for _ in range(11)]
+        assert got == [
+            '{"a": 1}',
+            "[1, 2]",
+            b"ba",
+            b"mv",
+            b"as bytes",
+            "as text",
+            '"json string"',
+            '["frag", "ments"]',
+            "fragments",
+            b"async fragments",
+            "done",
+        ]
+
+    async def test_fragments_go_out_as_separate_frames(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.send(iter(["a", "b"]))
+
+        server = await run_server(routes, compression=None)
+        client = await RawClient.connect(server.port)
+        frames = [await client.recv_frame() for _ in range(3)]
+        assert frames == [
+            (Opcode.TEXT, False, False, b"a"),
+            (Opcode.CONTINUATION, False, False, b"b"),
+            (Opcode.CONTINUATION, True, False, b""),
+        ]
+        await client.expect_close(1000)
+
+    async def test_compress_false_sends_plain_frame(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.send("x" * 100)
+            await ws.send("y" * 100, compress=False)
+
+        server = await run_server(routes)
+        client = await RawClient.connect(
+            server.port, headers=[("Sec-WebSocket-Extensions", "permessage-deflate")]
+        )
+        assert b"permessage-deflate" in client.response_head
+        first = await client.recv_frame()
+        second = await client.recv_frame()
+        assert first[2] is True and len(first[3]) < 100
+        assert second == (Opcode.TEXT, True, False, b"y" * 100)
+        await client.expect_close(1000)
+
+
+class TestRecv:
+    async def test_timeout_keeps_connection_usable(self, run_server: StartServer) -> None:
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            try:
+                await ws.recv(timeout=0.05)
+            except TimeoutError:
+                rec.put("timeout")
+            rec.put(await ws.recv(timeout=5))
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            assert await rec.get() == "timeout"
+            await ws.send("after")
+            assert await rec.get() == "after"
+
+    async def test_concurrent_recv_is_refused(self, run_server: StartServer) -> None:
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            first = asyncio.create_task(ws.recv())
+            await asyncio.sleep(0.01)
+            try:
+                await ws.recv()
+            except ConcurrencyError:
+                rec.put("refused")
+            rec.put(await first)
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            assert await rec.get() == "refused"
+            await ws.send("one")
+            assert await rec.get() == "one"
+
+    async def test_messages_before_close_are_delivered(self, run_server: StartServer) -> None:
+        rec = Recorder()
+        gate = asyncio.Event()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await gate.wait()
+            async for message in ws:
+                rec.put(message)
+            rec.put(("closed", ws.close_code))
+
+        server = await run_server(routes)
+        client = await RawClient.connect(server.port)
+        for i in range(3):
+            client.send(Opcode.TEXT, str(i).encode())
+        client.send(Opcode.CLOSE, serialize_close(1000))
+        # The server answers the close at once, even though the handler is not reading.
+        opcode, _, _, payload = await client.recv_frame()
+        assert (opcode, payload) == (Opcode.CLOSE, serialize_close(1000))
+        await client.expect_eof()
+        gate.set()
+        assert [await rec.get() for _ in range(4)] == ["0", "1", "2", ("closed", 1000)]
+
+
+class TestControlFrames:
+    async def test_server_ping_measures_latency(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            latency = await ws.ping()
+            assert latency == ws.latency
+            several = [ws.ping(), ws.ping(b"explicit")]
+            await asyncio.gather(*several)
+            with pytest.raises(ValueError):
+                ws.ping(b"x" * 126)
+            await ws.send(f"{latency:.9f}")
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            latency = float(await ws.recv())
+        assert 0 < latency < 1
+
+    async def test_pings_answered_while_handler_is_not_reading(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await asyncio.sleep(10)
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            pong = await ws.ping(b"hi")
+            await asyncio.wait_for(pong, 2)
+
+    async def test_unsolicited_pong(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.pong(b"beat")
+
+        server = await run_server(routes)
+        client = await RawClient.connect(server.port)
+        assert await client.recv_frame() == (Opcode.PONG, True, False, b"beat")
+        await client.expect_close(1000)
+
+    async def test_keepalive_closes_silent_peer(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.wait_closed()
+
+        server = await run_server(routes, ping_interval=0.1, ping_timeout=0.2)
+        client = await RawClient.connect(server.port)
+        opcode, _, _, _ = await client.recv_frame()
+        assert opcode == Opcode.PING  # and the client never answers
+        reason = await client.expect_close(1011)
+        assert "keepalive" in reason
+
+    async def test_keepalive_keeps_send_only_handler_alive(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            for i in range(8):
+                await ws.send(str(i))
+                await asyncio.sleep(0.1)
+
+        server = await run_server(routes, ping_interval=0.1, ping_timeout=0.3)
+        async with websockets.connect(url(server)) as ws:
+            got = [await ws.recv() for _ in range(8)]
+            await ws.wait_closed()
+        assert got == [str(i) for i in range(8)]
+        assert ws.close_code == 1000
+
+
+class TestClosing:
+    async def expect_client_close(self, server: Any, code: int, reason: str = "") -> None:
+        async with websockets.connect(url(server)) as ws:
+            with pytest.raises(ClientClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == code
+        assert ws.close_reason == reason
+
+    async def test_handler_returns_1000(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            return None
+
+        await self.expect_client_close(await run_server(routes), 1000)
+
+    async def test_handler_raises_1011(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def broken(request: Request, ws: WebSocket) -> None:
+            raise RuntimeError("boom")
+
+        await self.expect_client_close(await run_server(routes), 1011, "internal server error")
+        records = [r for r in caplog.records if r.name == "wsserver.server" and r.exc_info]
+        assert len(records) == 1
+        assert "broken" in records[0].getMessage()
+
+    async def test_handler_closes_with_custom_code(self, run_server: StartServer) -> None:
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            assert ws.open and ws.server_state is State.OPEN
+            await ws.close(4000, "custom")
+            rec.put((ws.closed, ws.close_code, ws.close_reason, ws.server_state))
+            await ws.close()  # idempotent
+            with pytest.raises(ConnectionClosedOK):
+                await ws.recv()
+            with pytest.raises(ValueError):
+                await ws.close(1005)
+
+        await self.expect_client_close(await run_server(routes), 4000, "custom")
+        assert await rec.get() == (True, 4000, "custom", State.CLOSED)
+
+    async def test_client_normal_close_ends_async_for(self, run_server: StartServer) -> None:
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            async for message in ws:
+                rec.put(message)
+            rec.put(("end", ws.close_code, ws.client_state))
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("hi")
+        assert await rec.get() == "hi"
+        assert await rec.get() == ("end", 1000, State.CLOSED)
+
+    async def test_client_error_close_raises(self, run_server: StartServer) -> None:
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            try:
+                async for _ in ws:
+                    pass
+            except ConnectionClosedError as exc:
+                rec.put((exc.code, exc.reason))
+            with pytest.raises(ConnectionClosedError):
+                await ws.send("too late")
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            await ws.close(4001, "client says no")
+        assert await rec.get() == (4001, "client says no")
+
+    async def test_abrupt_disconnect_gives_1006(self, run_server: StartServer) -> None:
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            try:
+                await ws.recv()
+            except ConnectionClosedError as exc:
+                rec.put(exc.code)
+            await ws.wait_closed()
+            rec.put(ws.closed)
+
+        server = await run_server(routes)
+        client = await RawClient.connect(server.port)
+        client.send_raw(b"\x81\xfe\x01\x00")  # half a frame header, then gone
+        client.writer.transport.abort()
+        assert await rec.get() == 1006
+        assert await rec.get() is True
+
+    async def test_client_never_answers_close(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.close()
+
+        server = await run_server(routes, close_timeout=0.2)
+        client = await RawClient.connect(server.port)
+        opcode, _, _, _ = await client.recv_frame()
+        assert opcode == Opcode.CLOSE
+        await client.expect_eof(timeout=2)  # aborted after close_timeout
+
+    async def test_too_big_1009(self, run_server: StartServer) -> None:
+        server = await run_server(echo_routes(), max_size=1000)
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("x" * 1000)
+            assert await ws.recv() == "x" * 1000
+            await ws.send("x" * 1001)
+            with pytest.raises(ClientClosed):
+                await ws.recv()
+        assert ws.close_code == 1009
+        assert ws.close_reason == "message exceeds max_size 1000"
+
+
+class TestStrictFailure:
+    async def test_messages_before_violation_are_echoed_first(
+        self, run_server: StartServer
+    ) -> None:
+        server = await run_server(echo_routes())
+        client = await RawClient.connect(server.port)
+        client.send(Opcode.TEXT, b"before")
+        client.send(Opcode.TEXT, b"bad rsv", rsv1=True)  # no extension negotiated
+        client.send(Opcode.PING, b"after")
+        assert await client.recv_frame() == (Opcode.TEXT, True, False, b"before")
+        reason = await client.expect_close(1002)
+        assert "RSV1" in reason
+
+    async def test_violation_fails_promptly_when_handler_does_not_read(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await asyncio.sleep(30)
+
+        server = await run_server(routes)
+        client = await RawClient.connect(server.port)
+        client.send(Opcode.TEXT, b"queued")
+        client.send(Opcode.CONTINUATION, b"nothing to continue")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await client.expect_close(1002, timeout=2)
+        assert loop.time() - start < 1.0
+
+    async def test_invalid_utf8_fails_before_frame_completes(self, run_server: StartServer) -> None:
+        server = await run_server(echo_routes())
+        client = await RawClient.connect(server.port)
+        frame = bytearray(b"\x81\xfe\x10\x00" + b"\x00\x00\x00\x00")  # 4096 bytes, zero mask
+        client.send_raw(bytes(frame) + b"abc\xc0\xaf")  # overlong encoding
+        await client.expect_close(1007, timeout=2)
+
+    async def test_unmasked_frame(self, run_server: StartServer) -> None:
+        server = await run_server(echo_routes())
+        client = await RawClient.connect(server.port)
+        client.send_raw(b"\x81\x02hi")
+        reason = await client.expect_close(1002)
+        assert "masked" in reason
+
+    async def test_frames_in_the_upgrade_packet(self, run_server: StartServer) -> None:
+        server = await run_server(echo_routes())
+        early = serialize_frame(Opcode.TEXT, b"early", mask=MASK)
+        client = await RawClient.connect(server.port, first_frames=early)
+        assert await client.recv_frame() == (Opcode.TEXT, True, False, b"early")
+
+
+class TestHandlerView:
+    async def test_request_params_and_properties(self, run_server: StartServer) -> None:
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/rooms/<room>/<n:int>")
+        async def handler(request: Request, ws: WebSocket, room: str, n: int) -> None:
+            rec.put(
+                (
+                    room,
+                    n,
+                    request.path,
+                    request.args.get("q"),
+                    request.headers["x-test"],
+                    ws.request is request,
+                    ws.remote_address is not None and ws.remote_address[0] == "127.0.0.1",
+                    ws.subprotocol,
+                    ws.open,
+                    ws.closed,
+                    ws.close_code,
+                    ws.client_state,
+                )
+            )
+
+        server = await run_server(routes)
+        async with websockets.connect(
+            url(server, "/rooms/blue/42?q=1&q=2"), additional_headers={"X-Test": "yes"}
+        ) as ws:
+            await ws.wait_closed()
+        assert await rec.get() == (
+            "blue",
+            42,
+            "/rooms/blue/42",
+            "1",
+            "yes",
+            True,
+            True,
+            None,
+            True,
+            False,
+            None,
+            State.OPEN,
+        )
+
+
+class TestEmbedding:
+    async def test_server_close_sends_1001_and_stops_accepting(
+        self, run_server: StartServer
+    ) -> None:
+        server = await run_server(echo_routes())
+        port = server.port
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+            await asyncio.wait_for(server.close(), 5)
+            with pytest.raises(ClientClosed):
+                await ws.recv()
+        assert ws.close_code == 1001
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)
+
+    async def test_serve_forever_returns_after_close(self) -> None:
+        from wsserver import serve
+
+        async with serve(echo_routes(), "127.0.0.1", 0, ping_interval=None) as server:
+            task = asyncio.create_task(server.serve_forever())
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            await server.close()
+            await asyncio.wait_for(task, 2)
