@@ -121,9 +121,6 @@ async def run(router: Router, host: str, port: int, config: Config) -> None:
     """Serve until SIGINT/SIGTERM; a second signal exits at once."""
     server = serve(router, host, port, config=config)
     await server.start()
-    for sock in server.sockets:
-        address = sock.getsockname()
-        logger.info("listening on ws://%s:%d", *_display(address))
     loop = asyncio.get_running_loop()
     stopping = False
     closing: list[asyncio.Task[None]] = []
@@ -139,6 +136,9 @@ async def run(router: Router, host: str, port: int, config: Config) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    for sock in server.sockets:
+        address = sock.getsockname()
+        logger.info("listening on ws://%s:%d", *_display(address))
     await server.serve_forever()
     logger.info("stopped")
 

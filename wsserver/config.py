@@ -8,6 +8,7 @@ environment variables, then the defaults below.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -66,6 +67,9 @@ class Config:
         write_limit: high-water mark of the write buffer in bytes; ``send()``
             waits above it until the buffer drains to a quarter of it.
         shutdown_timeout: seconds handlers get to finish on shutdown.
+        origins: ``Origin`` values accepted on WebSocket routes that do not set
+            their own (exact strings; None in the list admits requests without
+            an Origin header); None accepts any.
     """
 
     max_size: int | None = 2**20
@@ -87,6 +91,7 @@ class Config:
     backlog: int = 1024
     write_limit: int = 65536
     shutdown_timeout: float = 10.0
+    origins: list[str | None] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -111,7 +116,15 @@ class Config:
         return cls(**values)
 
     def replace(self, **changes: Any) -> Config:
-        """A copy with ``changes`` applied (and validated)."""
+        """A copy with ``changes`` applied (and validated).
+
+        Raises:
+            ConfigError: a setting is unknown or has an invalid value.
+        """
+        fields = {f.name for f in dataclasses.fields(self)}
+        for name in changes:
+            if name not in fields:
+                raise ConfigError(f"unknown setting {name!r}")
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
@@ -132,9 +145,19 @@ class Config:
         _positive_int(self, "max_connections", allow_none=True)
         _positive_int(self, "backlog")
         _positive_int(self, "write_limit")
+        if self.origins is not None and not all(
+            o is None or isinstance(o, str) for o in self.origins
+        ):
+            raise ConfigError("origins must be a list of strings (or None entries)")
         if self.compression not in ("deflate", None):
             raise ConfigError(f"compression must be 'deflate' or None, not {self.compression!r}")
-        self.deflate_settings()  # validates the compression_* settings
+        _int_in_range(self, "compression_level", -1, 9)
+        _int_in_range(self, "compression_window_bits", 9, 15)
+        _int_in_range(self, "compression_client_window_bits", 8, 15)
+        _int_in_range(self, "compression_mem_level", 1, 9)
+        _int_in_range(self, "compression_min_size", 0, 2**63)
+        if not isinstance(self.compression_no_context_takeover, bool):
+            raise ConfigError("compression_no_context_takeover must be True or False")
 
     def deflate_settings(self) -> DeflateSettings:
         """The permessage-deflate settings these options describe."""
@@ -180,13 +203,19 @@ def _positive_int(config: Config, name: str, allow_none: bool = False) -> None:
         )
 
 
+def _int_in_range(config: Config, name: str, low: int, high: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer from {low} to {high}, not {value!r}")
+
+
 def _positive_number(
     config: Config, name: str, allow_none: bool = False, zero_ok: bool = False
 ) -> None:
     value = getattr(config, name)
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a number, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, not {value!r}")
     if value < 0 or (value == 0 and not zero_ok):
         raise ConfigError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, not {value!r}")

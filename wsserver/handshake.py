@@ -92,14 +92,44 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
     return key
 
 
-def select_subprotocol(headers: Headers, supported: Sequence[str]) -> str | None:
-    """The first subprotocol of the client's offer that ``supported`` contains."""
-    if not supported:
-        return None
-    for offered in comma_tokens(headers, "sec-websocket-protocol"):
-        if offered in supported:
-            return offered
+def select_subprotocol(
+    headers: Headers, supported: Sequence[str], required: bool = False
+) -> str | None:
+    """The first subprotocol of the client's offer that ``supported`` contains.
+
+    Raises:
+        HandshakeError: 400 when ``required`` and there is none.
+    """
+    if supported:
+        for offered in comma_tokens(headers, "sec-websocket-protocol"):
+            if offered in supported:
+                return offered
+    if required:
+        raise HandshakeError(
+            400,
+            "This endpoint requires one of the subprotocols: " + ", ".join(supported),
+            [("Sec-WebSocket-Protocol", ", ".join(supported))],
+        )
     return None
+
+
+def check_origin(headers: Headers, allowed: frozenset[str | None] | None) -> None:
+    """Check the ``Origin`` header against ``allowed`` (None: anything goes).
+
+    ``allowed`` holds exact origins; None in it admits requests without an
+    Origin header (non-browser clients).
+
+    Raises:
+        HandshakeError: 403 when the origin is not allowed.
+    """
+    if allowed is None:
+        return
+    origins = headers.getall("origin")
+    if len(origins) > 1:
+        raise HandshakeError(403, "More than one Origin header.")
+    origin = origins[0] if origins else None
+    if origin not in allowed:
+        raise HandshakeError(403, f"Origin not allowed: {origin or '(none)'}")
 
 
 def accept_headers(

@@ -16,16 +16,26 @@ if it does not read.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import h11
 
 from .connection import CloseReceived, Connection, Pong, ProtocolFailure, State
-from .deflate import negotiate
+from .deflate import PerMessageDeflate, negotiate
 from .errors import ConnectionClosed, HandshakeError
-from .handshake import accept_headers, check_request, error_response, select_subprotocol
+from .handshake import (
+    accept_headers,
+    check_origin,
+    check_request,
+    error_response,
+    is_upgrade_request,
+    select_subprotocol,
+)
 from .request import Headers, Request
+from .response import Response, text
 from .routing import Route
 from .websocket import FAILURE, WebSocket
 
@@ -54,6 +64,9 @@ class ServerProtocol(asyncio.Protocol):
         self.remote_address: tuple[str, int] | None = None
         self._h11: h11.Connection | None = None
         self._request_event: h11.Request | None = None
+        self._body_size = 0
+        #: The HTTP handler or on_connect hook running (reading is paused).
+        self._busy: asyncio.Task[None] | None = None
         self.request: Request | None = None
         self.conn: Connection | None = None
         self.ws: WebSocket | None = None
@@ -107,6 +120,9 @@ class ServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._busy is not None:
+            self._busy.cancel()
+            self._busy = None
         for timer in (
             self._open_timer,
             self._close_timer,
@@ -147,28 +163,51 @@ class ServerProtocol(asyncio.Protocol):
         h = self._h11
         if h is None:
             return
-        try:
-            h.receive_data(data)
-            while True:
-                event = h.next_event()
-                if event is h11.NEED_DATA or event is h11.PAUSED:
-                    return
-                kind = type(event)
-                if kind is h11.Request:
-                    self._request_event = event  # type: ignore[assignment]
-                elif kind is h11.EndOfMessage:
-                    assert self._request_event is not None
-                    self._handle_request(self._request_event)
-                    return
-                elif kind is h11.ConnectionClosed:
-                    self.close_transport()
-                    return
-        except h11.RemoteProtocolError as exc:
-            self.http_error(exc.error_status_hint, f"Bad request: {exc}")
+        h.receive_data(data)
+        self._process_http()
 
-    def _handle_request(self, event: h11.Request) -> None:
+    def _process_http(self) -> None:
+        """Handle the requests h11 has buffered, one at a time (pipelining)."""
+        h = self._h11
+        while h is not None and self._busy is None and not self._transport_closing:
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError as exc:
+                self.http_error(exc.error_status_hint, f"Bad request: {exc}")
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            kind = type(event)
+            if kind is h11.Request:
+                self._request_event = event  # type: ignore[assignment]
+                self._body_size = 0
+            elif kind is h11.Data:
+                self._body_size += len(event.data)  # type: ignore[union-attr]
+                if self._body_size > self.config.max_header_size:
+                    self.http_error(413, "Request bodies are not accepted here.")
+                    return
+            elif kind is h11.EndOfMessage:
+                assert self._request_event is not None
+                self._dispatch(self._request_event)
+                h = self._h11
+            elif kind is h11.ConnectionClosed:
+                self.close_transport()
+                return
+
+    def _dispatch(self, event: h11.Request) -> None:
+        if self._open_timer is not None and not _is_upgrade(event):
+            # Plain HTTP: the timer limits the request, not the handler.
+            self._open_timer.cancel()
+            self._open_timer = None
         if len(event.headers) > self.config.max_headers:
             self.http_error(431, "Too many request headers.")
+            return
+        # h11 bounds a head only while it is incomplete; one that arrives
+        # whole in a single read is checked here.
+        head_size = len(event.method) + len(event.target) + 12
+        head_size += sum(len(name) + len(value) + 4 for name, value in event.headers)
+        if head_size > self.config.max_header_size:
+            self.http_error(431, "Request header fields too large.")
             return
         headers = Headers(
             [(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers]
@@ -181,15 +220,41 @@ class ServerProtocol(asyncio.Protocol):
             http_version=event.http_version.decode("ascii", "replace"),
         )
         self.request = request
-        found = self.server.router.match(request.path, request.host)
-        if found is None:
-            self.http_error(404, "Not Found")
+        found = self.server.router.resolve(
+            request.path, request.host, request.method, is_upgrade_request(headers)
+        )
+        route = found.route
+        if route is None:
+            if found.status == 405:
+                allow = ", ".join(found.allowed)
+                self.send_response(text("Method Not Allowed", 405, [("Allow", allow)]))
+            elif found.status == 426:
+                self.send_response(
+                    text(
+                        "This is a WebSocket endpoint: send a WebSocket upgrade request.",
+                        426,
+                        [("Upgrade", "websocket"), ("Connection", "Upgrade")],
+                    )
+                )
+            else:
+                self.send_response(text("Not Found", 404))
             return
-        route, params = found
-        request.match_info = params
+        request.match_info = found.params
         request.route = route
+        if route.is_websocket:
+            self._handshake(request, route, found.params)
+        else:
+            self._run_in_http_phase(self._http_handler(route, found.params))
+
+    def _handshake(self, request: Request, route: Route, params: dict[str, Any]) -> None:
+        headers = request.headers
         try:
             key = check_request(request.method, request.http_version, headers)
+            origins = route.origins
+            if origins is None and self.config.origins is not None:
+                origins = frozenset(self.config.origins)
+            check_origin(headers, origins)
+            subprotocol = select_subprotocol(headers, route.subprotocols, route.require_subprotocol)
         except HandshakeError as exc:
             self.http_error(exc.status, exc.message, exc.headers)
             return
@@ -207,8 +272,26 @@ class ServerProtocol(asyncio.Protocol):
             )
             if agreed is not None:
                 deflate, extensions = agreed
-        subprotocol = select_subprotocol(headers, route.subprotocols)
-        self._accept(request, route, params, key, subprotocol, extensions, deflate)
+        if route.on_connect is None:
+            self._accept(request, route, params, key, subprotocol, extensions, deflate)
+            return
+
+        async def hook() -> None:
+            assert route.on_connect is not None
+            denial = route.on_connect(request)
+            if inspect.isawaitable(denial):
+                denial = await denial
+            if denial is None:
+                self._busy = None
+                self._accept(request, route, params, key, subprotocol, extensions, deflate)
+            elif isinstance(denial, Response):
+                self.send_response(denial, close=True)
+            else:
+                raise TypeError(
+                    f"on_connect hook returned {type(denial).__name__}, not a Response or None"
+                )
+
+        self._run_in_http_phase(hook())
 
     def _accept(
         self,
@@ -218,10 +301,12 @@ class ServerProtocol(asyncio.Protocol):
         key: str,
         subprotocol: str | None,
         extensions: str | None,
-        deflate: Any,
+        deflate: PerMessageDeflate | None,
     ) -> None:
+        """Send the 101 and switch to the WebSocket phase."""
         h = self._h11
         assert h is not None
+        self.transport.resume_reading()
         response = h11.InformationalResponse(
             status_code=101, headers=accept_headers(key, subprotocol, extensions)
         )
@@ -242,24 +327,105 @@ class ServerProtocol(asyncio.Protocol):
         if trailing:
             self._ws_data(trailing)
 
+    def _run_in_http_phase(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a handler or hook; reading pauses until it has answered."""
+        self.transport.pause_reading()
+        self._busy = self.loop.create_task(coro)
+        self._busy.add_done_callback(self._http_task_done)
+
+    def _http_task_done(self, task: asyncio.Task[None]) -> None:
+        if self._busy is task:
+            self._busy = None
+        if task.cancelled() or self.lost:
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error(
+                "error while handling %s from %s",
+                self.request.path if self.request else "-",
+                self._peer(),
+                exc_info=exc,
+            )
+            if self.conn is None:
+                self.http_error(500, "Internal Server Error")
+            return
+        if self.conn is None and not self._transport_closing:
+            self.transport.resume_reading()
+            self._process_http()
+
+    async def _http_handler(self, route: Route, params: dict[str, Any]) -> None:
+        assert self.request is not None
+        response = await route.handler(self.request, **params)
+        if not isinstance(response, Response):
+            raise TypeError(
+                f"HTTP handler {route.name} returned {type(response).__name__}, not a Response"
+            )
+        self.send_response(response)
+
+    def send_response(self, response: Response, *, close: bool = False) -> None:
+        """Send an HTTP response; keep the connection alive when HTTP/1.1 allows."""
+        if self._transport_closing or self.lost:
+            return
+        h = self._h11
+        self.status = response.status
+        headers = list(response.headers)
+        if not any(name.lower() == "content-length" for name, _ in headers):
+            headers.append(("Content-Length", str(len(response.body))))
+        if close:
+            headers.append(("Connection", "close"))
+        if h is None or h.our_state is not h11.SEND_RESPONSE:
+            self.http_error(response.status, "", headers, body=response.body)
+            return
+        try:
+            data = h.send(h11.Response(status_code=response.status, headers=headers)) or b""
+            if response.body and self.request is not None and self.request.method != "HEAD":
+                data += h.send(h11.Data(data=response.body)) or b""
+            data += h.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError as exc:
+            logger.error("cannot send response %r: %s", response, exc)
+            self.http_error(500, "Internal Server Error")
+            return
+        self.transport.write(data)
+        states: Any = (h.our_state, h.their_state)
+        if states == (h11.DONE, h11.DONE):
+            h.start_next_cycle()
+            self._request_event = None
+            self._arm_open_timer()
+        else:
+            self.close_transport()
+
     def http_error(
-        self, status: int, message: str, headers: list[tuple[str, str]] | None = None
+        self,
+        status: int,
+        message: str,
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        body: bytes | None = None,
     ) -> None:
         """Answer with an HTTP error and close the connection."""
         self.status = status
         if self._open_timer is not None:
             self._open_timer.cancel()
             self._open_timer = None
-        protocol_logger.debug("%s: HTTP %d: %s", self._peer(), status, message)
-        self.transport.write(error_response(status, message, headers or []))
+        if status >= 400:
+            protocol_logger.debug("%s: HTTP %d: %s", self._peer(), status, message)
+        self.transport.write(
+            error_response(status, message if body is None else body, headers or [])
+        )
         self.close_transport()
+
+    def _arm_open_timer(self) -> None:
+        if self.config.open_timeout is not None and self._open_timer is None:
+            self._open_timer = self.loop.call_later(self.config.open_timeout, self._on_open_timeout)
 
     def _on_open_timeout(self) -> None:
         self._open_timer = None
         if self.conn is None and not self._transport_closing:
-            self.status = 408
-            protocol_logger.debug("%s: opening handshake timed out", self._peer())
-            self.transport.abort()
+            self.status = self.status or 408
+            protocol_logger.debug("%s: request not complete within open_timeout", self._peer())
+            if self._busy is not None:
+                self._busy.cancel()
+            self.close_transport()
 
     # ------------------------------------------------------- WebSocket phase
 
@@ -495,3 +661,7 @@ class ServerProtocol(asyncio.Protocol):
             self.loop.time() - self._started,
             code,
         )
+
+
+def _is_upgrade(event: h11.Request) -> bool:
+    return any(name == b"upgrade" for name, _ in event.headers)

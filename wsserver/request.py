@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterator, Mapping
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -129,15 +128,24 @@ class Request:
 
     @property
     def cookies(self) -> dict[str, str]:
-        """Cookies sent in ``Cookie`` headers (malformed ones are skipped)."""
+        """Cookies sent in ``Cookie`` headers (``name=value`` pairs split on ``;``).
+
+        Pairs without ``=`` are skipped; for a repeated name the first value
+        wins; double quotes around a value are removed.
+        """
         if self._cookies is None:
-            jar: SimpleCookie = SimpleCookie()
-            for value in self.headers.getall("cookie"):
-                try:
-                    jar.load(value)
-                except CookieError:
-                    continue
-            self._cookies = {name: morsel.value for name, morsel in jar.items()}
+            cookies: dict[str, str] = {}
+            for header in self.headers.getall("cookie"):
+                for pair in header.split(";"):
+                    name, sep, value = pair.partition("=")
+                    name = name.strip()
+                    if not sep or not name:
+                        continue
+                    value = value.strip()
+                    if len(value) >= 2 and value[0] == value[-1] == '"':
+                        value = value[1:-1]
+                    cookies.setdefault(name, value)
+            self._cookies = cookies
         return self._cookies
 
     def __repr__(self) -> str:

@@ -13,13 +13,29 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
-__all__ = ["Route", "Router", "Handler"]
+__all__ = ["Route", "Router", "Resolution", "Handler", "OnConnect"]
 
 Handler = Callable[..., Awaitable[Any]]
+#: ``async def on_connect(request) -> Response | None`` (may also be a plain function).
+OnConnect = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
+
+
+class Resolution(NamedTuple):
+    """What a request resolves to: a route, or the HTTP status to answer.
+
+    ``status`` is 0 when ``route`` is set, else 404, 405 (``allowed`` lists
+    the methods of the path) or 426 (the path is a WebSocket endpoint).
+    """
+
+    route: Route | None
+    params: dict[str, Any]
+    status: int = 0
+    allowed: tuple[str, ...] = ()
+
 
 _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
 
@@ -37,18 +53,30 @@ class Route:
     """One entry of the route table.
 
     Attributes:
-        handler: ``async def handler(request, ws, **params)``.
+        handler: ``async def handler(request, ws, **params)`` for a WebSocket
+            route, ``async def handler(request, **params) -> Response`` for an
+            HTTP route.
         uri: the full pattern, version prefix included.
+        methods: the HTTP methods of an HTTP route; None for a WebSocket route.
         name: the name used by :meth:`Router.url_for`.
         subprotocols: the subprotocols this route speaks, in preference order
             of the client's offer (see the README).
         hosts: the ``Host`` values this route answers, or None for any.
         strict_slashes: whether a trailing slash must match exactly.
+        on_connect: a hook run before the 101 (WebSocket routes), see
+            :meth:`Router.websocket`.
+        origins: the ``Origin`` values accepted, or None to use the server's
+            setting.
+        require_subprotocol: deny clients that offer none of ``subprotocols``.
     """
 
     __slots__ = (
         "handler",
         "uri",
+        "methods",
+        "on_connect",
+        "origins",
+        "require_subprotocol",
         "name",
         "subprotocols",
         "hosts",
@@ -67,10 +95,20 @@ class Route:
         subprotocols: Iterable[str] | None,
         hosts: frozenset[str] | None,
         strict_slashes: bool,
+        methods: frozenset[str] | None = None,
+        on_connect: OnConnect | None = None,
+        origins: Iterable[str | None] | None = None,
+        require_subprotocol: bool = False,
         options: dict[str, Any] | None = None,
     ) -> None:
         self.handler = handler
         self.uri = uri
+        self.methods = methods
+        self.on_connect = on_connect
+        self.origins = None if origins is None else frozenset(origins)
+        self.require_subprotocol = require_subprotocol
+        if require_subprotocol and not subprotocols:
+            raise ValueError("require_subprotocol needs a list of subprotocols")
         self.name = name
         self.subprotocols = tuple(subprotocols or ())
         self.hosts = hosts
@@ -94,6 +132,9 @@ class Route:
             parts.append(f"(?P<{name}>{regex})")
             pos = m.end()
         tail = uri[pos:]
+        literal = _PARAM_RE.sub("", uri)
+        if "<" in literal or ">" in literal:
+            raise ValueError(f"malformed parameter in route {uri!r}")
         if not strict_slashes and tail.endswith("/") and len(uri) > 1:
             tail = tail[:-1]
         parts.append(re.escape(tail))
@@ -122,12 +163,19 @@ class Route:
         host = host.lower()
         return host in self.hosts or host.rsplit(":", 1)[0] in self.hosts
 
+    @property
+    def is_websocket(self) -> bool:
+        """Whether this is a WebSocket route (else an HTTP route)."""
+        return self.methods is None
+
     def __repr__(self) -> str:
-        return f"<Route {self.uri!r} -> {getattr(self.handler, '__name__', self.handler)}>"
+        kind = "websocket" if self.methods is None else ",".join(sorted(self.methods))
+        name = getattr(self.handler, "__name__", self.handler)
+        return f"<Route {kind} {self.uri!r} -> {name}>"
 
 
 class Router:
-    """A table of WebSocket routes.
+    """A table of WebSocket routes and plain HTTP routes.
 
     Example::
 
@@ -136,6 +184,10 @@ class Router:
         @routes.websocket("/ws/chat/<room_id>")
         async def chat(request, ws, room_id):
             ...
+
+        @routes.get("/health")
+        async def health(request):
+            return json({"status": "ok"})
 
     Args:
         strict_slashes: the default for routes that do not set it.
@@ -156,11 +208,14 @@ class Router:
         strict_slashes: bool | None = None,
         version: int | str | None = None,
         version_prefix: str = "/v",
+        on_connect: OnConnect | None = None,
+        origins: Iterable[str | None] | None = None,
+        require_subprotocol: bool = False,
     ) -> Callable[[H], H]:
         """Decorator: register ``handler`` as a WebSocket route at ``uri``.
 
         The handler is returned unchanged, so decorators may be stacked to
-        serve one handler at several URIs.
+        serve one handler at several URIs. See :meth:`add_websocket_route`.
         """
 
         def decorator(handler: H) -> H:
@@ -173,6 +228,9 @@ class Router:
                 strict_slashes=strict_slashes,
                 version=version,
                 version_prefix=version_prefix,
+                on_connect=on_connect,
+                origins=origins,
+                require_subprotocol=require_subprotocol,
             )
             return handler
 
@@ -189,13 +247,123 @@ class Router:
         strict_slashes: bool | None = None,
         version: int | str | None = None,
         version_prefix: str = "/v",
+        on_connect: OnConnect | None = None,
+        origins: Iterable[str | None] | None = None,
+        require_subprotocol: bool = False,
     ) -> Route:
         """Register ``handler`` as a WebSocket route at ``uri``; return the route.
 
+        Args:
+            handler: ``async def handler(request, ws, **params)``.
+            uri: the path pattern.
+            subprotocols: supported subprotocols; the server picks the first
+                one of the client's offer that is in this list.
+            name: the name for :meth:`url_for` (default: the handler's name).
+            host: a ``Host`` value, or several, that the route is limited to.
+            strict_slashes: whether ``/a`` and ``/a/`` differ (default: the
+                router's setting).
+            version: prefix the path with ``version_prefix`` + ``version``.
+            version_prefix: see ``version``.
+            on_connect: ``(async) def hook(request) -> Response | None`` run
+                before the 101: it may fill ``request.ctx``, and deny the upgrade
+                by returning a :class:`~wsserver.response.Response` (any status,
+                headers and body), which is sent instead of the 101.
+            origins: ``Origin`` values accepted (exact strings; None in the list
+                accepts requests without an Origin header); others get 403.
+                None here uses the server's ``origins`` setting.
+            require_subprotocol: deny (400) clients that offer none of
+                ``subprotocols``.
+
         Raises:
             ValueError: ``uri`` does not start with ``/``, has an unknown
-                parameter type, or ``name`` is already taken.
+                parameter type, ``name`` is already taken, or
+                ``require_subprotocol`` is set without ``subprotocols``.
         """
+        return self._add(
+            handler,
+            uri,
+            methods=None,
+            subprotocols=subprotocols,
+            name=name,
+            host=host,
+            strict_slashes=strict_slashes,
+            version=version,
+            version_prefix=version_prefix,
+            on_connect=on_connect,
+            origins=origins,
+            require_subprotocol=require_subprotocol,
+        )
+
+    def get(self, uri: str, **kwargs: Any) -> Callable[[H], H]:
+        """Decorator: an HTTP route for GET (and HEAD) at ``uri``.
+
+        The handler is ``async def handler(request, **params)`` and returns a
+        :class:`~wsserver.response.Response`. Keyword arguments are those of
+        :meth:`add_route`.
+        """
+        return self.route(uri, methods=("GET",), **kwargs)
+
+    def head(self, uri: str, **kwargs: Any) -> Callable[[H], H]:
+        """Decorator: an HTTP route for HEAD only at ``uri``."""
+        return self.route(uri, methods=("HEAD",), **kwargs)
+
+    def route(self, uri: str, methods: Iterable[str] = ("GET",), **kwargs: Any) -> Callable[[H], H]:
+        """Decorator: an HTTP route for ``methods`` at ``uri``."""
+
+        def decorator(handler: H) -> H:
+            self.add_route(handler, uri, methods=methods, **kwargs)
+            return handler
+
+        return decorator
+
+    def add_route(
+        self,
+        handler: Handler,
+        uri: str,
+        methods: Iterable[str] = ("GET",),
+        *,
+        name: str | None = None,
+        host: str | Iterable[str] | None = None,
+        strict_slashes: bool | None = None,
+        version: int | str | None = None,
+        version_prefix: str = "/v",
+    ) -> Route:
+        """Register an HTTP route; a GET route answers HEAD too.
+
+        Raises:
+            ValueError: as for :meth:`add_websocket_route`.
+        """
+        wanted = {m.upper() for m in methods}
+        if "GET" in wanted:
+            wanted.add("HEAD")
+        return self._add(
+            handler,
+            uri,
+            methods=frozenset(wanted),
+            subprotocols=None,
+            name=name,
+            host=host,
+            strict_slashes=strict_slashes,
+            version=version,
+            version_prefix=version_prefix,
+        )
+
+    def _add(
+        self,
+        handler: Handler,
+        uri: str,
+        *,
+        methods: frozenset[str] | None,
+        subprotocols: Iterable[str] | None,
+        name: str | None,
+        host: str | Iterable[str] | None,
+        strict_slashes: bool | None,
+        version: int | str | None,
+        version_prefix: str,
+        on_connect: OnConnect | None = None,
+        origins: Iterable[str | None] | None = None,
+        require_subprotocol: bool = False,
+    ) -> Route:
         if not uri.startswith("/"):
             raise ValueError(f"route URI must start with '/': {uri!r}")
         if version is not None:
@@ -217,6 +385,10 @@ class Router:
             subprotocols=subprotocols,
             hosts=hosts,
             strict_slashes=self.strict_slashes if strict_slashes is None else strict_slashes,
+            methods=methods,
+            on_connect=on_connect,
+            origins=origins,
+            require_subprotocol=require_subprotocol,
         )
         self.routes.append(route)
         if explicit or route_name not in self._names:
@@ -224,14 +396,49 @@ class Router:
         return route
 
     def match(self, path: str, host: str = "") -> tuple[Route, dict[str, Any]] | None:
-        """The first route matching ``path`` and ``host``, with its parameters."""
+        """The first WebSocket route matching ``path`` and ``host``, with its parameters."""
         for route in self.routes:
-            params = route.match(path)
-            if params is not None and route.accepts_host(host):
-                return route, params
+            if route.methods is None:
+                params = route.match(path)
+                if params is not None and route.accepts_host(host):
+                    return route, params
         return None
 
-    def url_for(self, name: str, **params: Any) -> str:
+    def resolve(self, path: str, host: str, method: str, upgrade: bool) -> Resolution:
+        """Find the route for a request.
+
+        A WebSocket upgrade request goes to the first matching WebSocket route;
+        any other request (or an upgrade request to a path without one) goes to
+        the first HTTP route matching its method. Otherwise: 426 when the path
+        is a WebSocket endpoint, 405 when it has HTTP routes for other methods,
+        404 when nothing matches.
+        """
+        websocket: tuple[Route, dict[str, Any]] | None = None
+        http: tuple[Route, dict[str, Any]] | None = None
+        allowed: set[str] = set()
+        for route in self.routes:
+            params = route.match(path)
+            if params is None or not route.accepts_host(host):
+                continue
+            if route.methods is None:
+                if websocket is None:
+                    websocket = (route, params)
+            elif method in route.methods:
+                if http is None:
+                    http = (route, params)
+            else:
+                allowed |= route.methods
+        if websocket is not None and (upgrade or http is None):
+            if upgrade:
+                return Resolution(*websocket)
+            return Resolution(None, {}, 426)
+        if http is not None:
+            return Resolution(*http)
+        if allowed:
+            return Resolution(None, {}, 405, tuple(sorted(allowed)))
+        return Resolution(None, {}, 404)
+
+    def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of route ``name``; parameters not in the path become the query.
 
         Raises:

@@ -1,0 +1,329 @@
+"""The command line: ``python -m wsserver module:attr`` as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
+
+from wsserver import Router
+from wsserver.__main__ import build_parser, config_from_args, load_router
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = 10.0
+TIMEOUT = 5.0
+LISTENING_RE = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)")
+
+FACTORY_MODULE = """
+from wsserver import Router
+
+
+def make_routes():
+    routes = Router()
+
+    @routes.websocket("/hello")
+    async def hello(request, ws):
+        await ws.send("hello from factory")
+        async for message in ws:
+            await ws.send(message)
+
+    return routes
+
+
+not_a_factory = 42
+"""
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child: ours without WEBSOCKET_* variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBSOCKET_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Cli:
+    proc: asyncio.subprocess.Process
+    port: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    async def wait(self) -> int:
+        return await asyncio.wait_for(self.proc.wait(), TIMEOUT)
+
+
+async def _read_until_listening(cli: Cli) -> None:
+    assert cli.proc.stderr is not None
+    while True:
+        line = (await cli.proc.stderr.readline()).decode(errors="replace")
+        if not line:
+            raise AssertionError(f"server exited before listening:\n{cli.stderr}")
+        cli.lines.append(line)
+        m = LISTENING_RE.search(line)
+        if m:
+            cli.port = int(m.group(1))
+            return
+
+
+async def _drain(cli: Cli) -> None:
+    assert cli.proc.stderr is not None
+    while line := await cli.proc.stderr.readline():
+        cli.lines.append(line.decode(errors="replace"))
+
+
+@contextlib.asynccontextmanager
+async def running_cli(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Cli]:
+    """Run ``python -m wsserver ARGS --port 0``; yield once it is listening."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsserver",
+        *args,
+        "--port",
+        "0",
+        cwd=ROOT,
+        env=child_env(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    cli = Cli(proc)
+    drainer: asyncio.Task[None] | None = None
+    try:
+        await asyncio.wait_for(_read_until_listening(cli), STARTUP_TIMEOUT)
+        drainer = asyncio.create_task(_drain(cli))
+        yield cli
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if drainer is not None:
+            await asyncio.wait_for(drainer, TIMEOUT)
+
+
+async def run_cli_to_end(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``python -m wsserver ARGS`` expecting it to exit; return (code, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsserver",
+        *args,
+        cwd=ROOT,
+        env=child_env(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), STARTUP_TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, err.decode(errors="replace")
+
+
+async def assert_echo(url: str) -> None:
+    async with websockets.connect(url) as ws:
+        await ws.send("héllo")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "héllo"
+        await ws.send(b"\x00\x01\xfe\xff")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"\x00\x01\xfe\xff"
+
+
+async def close_code_after_sending(url: str, message: bytes) -> int | None:
+    """Send one message; return the close code if the server closes, None if it echoes."""
+    async with websockets.connect(url, compression=None, max_size=None) as ws:
+        await ws.send(message)
+        try:
+            reply = await asyncio.wait_for(ws.recv(), TIMEOUT)
+        except ConnectionClosedError:
+            return ws.close_code
+        assert reply == message
+        return None
+
+
+def write_factory_module(directory: Path) -> str:
+    """Write the factory module into ``directory``; return its (unique) module name."""
+    name = f"wsfactory_{uuid.uuid4().hex}"
+    (directory / f"{name}.py").write_text(textwrap.dedent(FACTORY_MODULE))
+    return name
+
+
+# ------------------------------------------------------------------- serving
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_serves_echo_and_shuts_down_on_signal(signum: int) -> None:
+    async with running_cli("examples.echo:routes", "--log-level", "info") as cli:
+        await assert_echo(cli.url + "/ws")
+        await assert_echo(cli.url + "/")
+        async with websockets.connect(cli.url + "/ws") as ws:
+            await ws.send("ping")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "ping"
+            cli.proc.send_signal(signum)
+            with pytest.raises(ConnectionClosedOK):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert ws.close_code == 1001
+        assert await cli.wait() == 0
+    assert signal.Signals(signum).name in cli.stderr
+
+
+async def test_signal_without_clients_exits_zero() -> None:
+    async with running_cli("examples.echo:routes") as cli:
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await cli.wait() == 0
+
+
+# ---------------------------------------------------------------- bad specs
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("nope", "module:attr"),
+        ("examples.echo:", "module:attr"),
+        ("examples.echo:missing", "missing"),
+        ("os:path", "Router"),
+        ("no_such_module_xyz:routes", "no_such_module_xyz"),
+    ],
+)
+async def test_bad_app_spec_exits_2_with_message(spec: str, fragment: str) -> None:
+    code, err = await run_cli_to_end(spec, "--port", "0")
+    assert code == 2, err
+    assert "error:" in err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+async def test_invalid_setting_flag_exits_2() -> None:
+    code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", "--max-queue", "0")
+    assert code == 2, err
+    assert "max_queue" in err
+
+
+async def test_invalid_env_value_exits_2() -> None:
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--port", "0", env={"WEBSOCKET_MAX_SIZE": "lots"}
+    )
+    assert code == 2, err
+    assert "WEBSOCKET_MAX_SIZE" in err
+
+
+async def test_port_in_use_exits_1() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, err = await run_cli_to_end("examples.echo:routes", "--port", str(port))
+    assert code == 1, err
+    assert "cannot listen" in err
+
+
+# ------------------------------------------------------------------ settings
+
+
+async def test_max_size_flag_takes_effect() -> None:
+    async with running_cli("examples.echo:routes", "--max-size", "10") as cli:
+        assert await close_code_after_sending(cli.url + "/ws", b"x" * 10) is None
+        assert await close_code_after_sending(cli.url + "/ws", b"x" * 20) == 1009
+
+
+async def test_max_size_env_takes_effect() -> None:
+    async with running_cli("examples.echo:routes", env={"WEBSOCKET_MAX_SIZE": "10"}) as cli:
+        assert await close_code_after_sending(cli.url + "/ws", b"y" * 20) == 1009
+
+
+async def test_max_size_flag_beats_env() -> None:
+    async with running_cli(
+        "examples.echo:routes", "--max-size", "100", env={"WEBSOCKET_MAX_SIZE": "10"}
+    ) as cli:
+        assert await close_code_after_sending(cli.url + "/ws", b"z" * 20) is None
+        assert await close_code_after_sending(cli.url + "/ws", b"z" * 101) == 1009
+
+
+async def test_compression_flag_none_disables_deflate() -> None:
+    async with (
+        running_cli("examples.echo:routes", "--compression", "none") as cli,
+        websockets.connect(cli.url + "/ws") as ws,  # offers permessage-deflate
+    ):
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        await ws.send("uncompressed")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "uncompressed"
+
+
+def test_config_from_args_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBSOCKET_MAX_SIZE", "10")
+    monkeypatch.setenv("WEBSOCKET_MAX_QUEUE", "3")
+    parser = build_parser()
+    config = config_from_args(parser.parse_args(["x:y", "--max-size", "none"]))
+    assert config.max_size is None  # flag beats env
+    assert config.max_queue == 3  # env beats default
+    assert config.ping_interval == 20  # default
+    config = config_from_args(parser.parse_args(["x:y", "--compression", "none"]))
+    assert config.compression is None
+    assert config.max_size == 10
+
+
+# ---------------------------------------------------------------- load_router
+
+
+def test_load_router_attribute() -> None:
+    import examples.echo
+
+    assert load_router("examples.echo:routes") is examples.echo.routes
+
+
+def test_load_router_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = write_factory_module(tmp_path)
+    router = load_router(f"{name}:make_routes")
+    assert isinstance(router, Router)
+    assert router.match("/hello") is not None
+    with pytest.raises(ValueError, match="int"):
+        load_router(f"{name}:not_a_factory")
+
+
+@pytest.mark.parametrize("spec", ["nope", ":routes", "examples.echo:", "examples.echo:missing"])
+def test_load_router_bad_spec_raises_value_error(spec: str) -> None:
+    with pytest.raises(ValueError):
+        load_router(spec)
+
+
+def test_load_router_missing_module_raises_import_error() -> None:
+    with pytest.raises(ImportError):
+        load_router("no_such_module_xyz:routes")
+
+
+async def test_cli_with_factory_module(tmp_path: Path) -> None:
+    name = write_factory_module(tmp_path)
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    async with (
+        running_cli(f"{name}:make_routes", env={"PYTHONPATH": pythonpath}) as cli,
+        websockets.connect(cli.url + "/hello") as ws,
+    ):
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello from factory"
+        await ws.send("again")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "again"

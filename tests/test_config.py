@@ -1,0 +1,366 @@
+"""Unit tests for wsserver.config: defaults, validation, environment, precedence."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from wsserver import Config, ConfigError
+from wsserver.config import ENV_VARS
+from wsserver.deflate import DeflateSettings
+
+
+def from_env(**env: str) -> Config:
+    """A Config built from exactly these environment variables (os.environ is ignored)."""
+    return Config.from_sources(env=dict(env))
+
+
+def assert_config_error(setting: str, **kwargs: Any) -> ConfigError:
+    """Config(**kwargs) must raise a ConfigError whose message names ``setting``."""
+    with pytest.raises(ConfigError) as info:
+        Config(**kwargs)
+    assert setting in str(info.value), f"{setting!r} not named in {str(info.value)!r}"
+    return info.value
+
+
+# --------------------------------------------------------------------- defaults
+
+
+def test_defaults() -> None:
+    config = Config()
+    assert config.max_size == 1024 * 1024
+    assert config.max_queue == 32
+    assert config.ping_interval == 20
+    assert config.ping_timeout == 20
+    assert config.open_timeout == 10
+    assert config.close_timeout == 10
+    assert config.compression == "deflate"
+    assert config.max_connections is None
+    assert config.shutdown_timeout == 10
+    assert config.max_header_size == 16384
+    assert config.max_headers == 100
+
+
+def test_from_sources_with_empty_env_gives_defaults() -> None:
+    assert Config.from_sources(env={}) == Config()
+
+
+def test_from_sources_ignores_unrelated_env() -> None:
+    assert from_env(PATH="/bin", WEBSOCKET_UNKNOWN="5", websocket_max_size="7") == Config()
+
+
+def test_config_error_is_a_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
+
+
+# ------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("max_size", 0),
+        ("max_size", -1),
+        ("max_size", 1.5),
+        ("max_size", "10"),
+        ("max_size", True),
+        ("max_queue", 0),
+        ("max_queue", None),
+        ("max_queue", 2.0),
+        ("ping_interval", 0),
+        ("ping_interval", -1.0),
+        ("ping_interval", "20"),
+        ("ping_interval", True),
+        ("ping_timeout", 0),
+        ("ping_timeout", -0.5),
+        ("open_timeout", 0),
+        ("open_timeout", "10"),
+        ("close_timeout", 0),
+        ("close_timeout", None),
+        ("close_timeout", -1),
+        ("shutdown_timeout", -1),
+        ("shutdown_timeout", None),
+        ("max_header_size", 0),
+        ("max_header_size", None),
+        ("max_headers", 0),
+        ("max_headers", 1.0),
+        ("max_connections", 0),
+        ("max_connections", -2),
+        ("backlog", 0),
+        ("write_limit", 0),
+        ("write_limit", None),
+        ("compression", "gzip"),
+        ("compression", "Deflate"),
+        ("compression", ""),
+        ("compression", False),
+    ],
+)
+def test_invalid_value_raises_config_error_naming_setting(setting: str, value: Any) -> None:
+    assert_config_error(setting, **{setting: value})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("compression_level", 10),
+        ("compression_window_bits", 16),
+        ("compression_client_window_bits", 7),
+        ("compression_mem_level", 0),
+        ("compression_min_size", -1),
+    ],
+)
+def test_invalid_compression_setting_raises_config_error_naming_setting(
+    setting: str, value: Any
+) -> None:
+    # The message must name the Config setting the user actually passed,
+    # not only a field of the internal DeflateSettings.
+    assert_config_error(setting, **{setting: value})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("compression_level", "6"),
+        ("compression_window_bits", 12.5),
+        ("compression_mem_level", None),
+        ("compression_min_size", "0"),
+    ],
+)
+def test_compression_setting_of_wrong_type_raises_config_error(setting: str, value: Any) -> None:
+    with pytest.raises(ConfigError):
+        Config(**{setting: value})
+
+
+@pytest.mark.parametrize("setting", ["ping_interval", "ping_timeout", "open_timeout"])
+def test_nan_timeout_rejected(setting: str) -> None:
+    # NaN compares false with everything, so "> 0" must not let it through.
+    assert_config_error(setting, **{setting: float("nan")})
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_size": None},
+        {"max_size": 1},
+        {"ping_interval": None, "ping_timeout": None, "open_timeout": None},
+        {"ping_interval": 0.01, "close_timeout": 0.5},
+        {"compression": None},
+        {"max_connections": 1},
+        {"shutdown_timeout": 0},
+        {"compression_level": -1, "compression_window_bits": 9, "compression_mem_level": 1},
+        {"compression_level": 9, "compression_window_bits": 15, "compression_mem_level": 9},
+        {"compression_client_window_bits": 8, "compression_min_size": 0},
+        {"compression_no_context_takeover": True},
+    ],
+)
+def test_valid_values_accepted(changes: dict[str, Any]) -> None:
+    config = Config(**changes)
+    for name, value in changes.items():
+        assert getattr(config, name) == value
+
+
+def test_replace_validates_and_copies() -> None:
+    config = Config()
+    changed = config.replace(max_queue=4)
+    assert changed.max_queue == 4
+    assert config.max_queue == 32
+    with pytest.raises(ConfigError, match="max_queue"):
+        config.replace(max_queue=0)
+
+
+def test_unknown_setting_raises_config_error() -> None:
+    with pytest.raises(ConfigError, match="max_sise"):
+        Config.from_sources(env={}, max_sise=10)
+
+
+# -------------------------------------------------------------- environment
+
+
+def test_env_var_table() -> None:
+    assert ENV_VARS["WEBSOCKET_MAX_SIZE"] == "max_size"
+    assert ENV_VARS["WEBSOCKET_MAX_QUEUE"] == "max_queue"
+    assert ENV_VARS["WEBSOCKET_PING_INTERVAL"] == "ping_interval"
+    assert ENV_VARS["WEBSOCKET_PING_TIMEOUT"] == "ping_timeout"
+    assert ENV_VARS["WEBSOCKET_TIMEOUT"] == "open_timeout"
+    assert ENV_VARS["WEBSOCKET_CLOSE_TIMEOUT"] == "close_timeout"
+    assert ENV_VARS["WEBSOCKET_COMPRESSION"] == "compression"
+    fields = {f.name for f in dataclasses.fields(Config)}
+    assert set(ENV_VARS.values()) <= fields
+
+
+@pytest.mark.parametrize(
+    ("var", "text", "setting", "expected"),
+    [
+        ("WEBSOCKET_MAX_SIZE", "4096", "max_size", 4096),
+        ("WEBSOCKET_MAX_SIZE", " 10 ", "max_size", 10),
+        ("WEBSOCKET_MAX_QUEUE", "8", "max_queue", 8),
+        ("WEBSOCKET_PING_INTERVAL", "2.5", "ping_interval", 2.5),
+        ("WEBSOCKET_PING_INTERVAL", "3", "ping_interval", 3.0),
+        ("WEBSOCKET_PING_TIMEOUT", "0.5", "ping_timeout", 0.5),
+        ("WEBSOCKET_TIMEOUT", "7", "open_timeout", 7.0),
+        ("WEBSOCKET_CLOSE_TIMEOUT", "1.5", "close_timeout", 1.5),
+        ("WEBSOCKET_COMPRESSION", "deflate", "compression", "deflate"),
+        ("WEBSOCKET_COMPRESSION", "DEFLATE", "compression", "deflate"),
+        ("WEBSOCKET_MAX_CONNECTIONS", "3", "max_connections", 3),
+        ("WEBSOCKET_SHUTDOWN_TIMEOUT", "0", "shutdown_timeout", 0.0),
+    ],
+)
+def test_env_var_parsed(var: str, text: str, setting: str, expected: Any) -> None:
+    config = from_env(**{var: text})
+    value = getattr(config, setting)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("var", "setting"),
+    [
+        ("WEBSOCKET_MAX_SIZE", "max_size"),
+        ("WEBSOCKET_PING_INTERVAL", "ping_interval"),
+        ("WEBSOCKET_PING_TIMEOUT", "ping_timeout"),
+        ("WEBSOCKET_TIMEOUT", "open_timeout"),
+        ("WEBSOCKET_MAX_CONNECTIONS", "max_connections"),
+        ("WEBSOCKET_COMPRESSION", "compression"),
+    ],
+)
+@pytest.mark.parametrize("word", ["none", "None", "NULL", "off", ""])
+def test_env_none_words_give_none_where_nullable(var: str, setting: str, word: str) -> None:
+    assert getattr(from_env(**{var: word}), setting) is None
+
+
+@pytest.mark.parametrize("word", ["0", "false"])
+def test_env_compression_off_words(word: str) -> None:
+    assert from_env(WEBSOCKET_COMPRESSION=word).compression is None
+
+
+@pytest.mark.parametrize(
+    ("var", "text"),
+    [
+        ("WEBSOCKET_MAX_SIZE", "big"),
+        ("WEBSOCKET_MAX_SIZE", "1.5"),
+        ("WEBSOCKET_MAX_SIZE", "1e6"),
+        ("WEBSOCKET_MAX_SIZE", "0"),  # a number, but not a positive one
+        ("WEBSOCKET_MAX_QUEUE", "none"),  # max_queue is not nullable
+        ("WEBSOCKET_MAX_QUEUE", "lots"),
+        ("WEBSOCKET_PING_INTERVAL", "soon"),
+        ("WEBSOCKET_PING_INTERVAL", "0"),
+        ("WEBSOCKET_PING_TIMEOUT", "1,5"),
+        ("WEBSOCKET_TIMEOUT", "ten"),
+        ("WEBSOCKET_CLOSE_TIMEOUT", "none"),  # close_timeout is not nullable
+        ("WEBSOCKET_CLOSE_TIMEOUT", "-1"),
+        ("WEBSOCKET_COMPRESSION", "gzip"),
+        ("WEBSOCKET_MAX_CONNECTIONS", "many"),
+        ("WEBSOCKET_SHUTDOWN_TIMEOUT", "x"),
+    ],
+)
+def test_env_bad_value_raises_config_error(var: str, text: str) -> None:
+    with pytest.raises(ConfigError):
+        from_env(**{var: text})
+
+
+def test_env_bad_number_message_names_variable() -> None:
+    with pytest.raises(ConfigError, match="WEBSOCKET_MAX_QUEUE"):
+        from_env(WEBSOCKET_MAX_QUEUE="lots")
+
+
+def test_env_several_vars_at_once() -> None:
+    config = from_env(
+        WEBSOCKET_MAX_SIZE="100",
+        WEBSOCKET_MAX_QUEUE="2",
+        WEBSOCKET_PING_INTERVAL="none",
+        WEBSOCKET_PING_TIMEOUT="3",
+        WEBSOCKET_TIMEOUT="4",
+        WEBSOCKET_CLOSE_TIMEOUT="5",
+        WEBSOCKET_COMPRESSION="none",
+    )
+    assert (
+        config.max_size,
+        config.max_queue,
+        config.ping_interval,
+        config.ping_timeout,
+        config.open_timeout,
+        config.close_timeout,
+        config.compression,
+    ) == (100, 2, None, 3.0, 4.0, 5.0, None)
+
+
+# -------------------------------------------------------------------- precedence
+
+
+def test_overrides_win_over_env() -> None:
+    env = {"WEBSOCKET_MAX_SIZE": "100", "WEBSOCKET_PING_INTERVAL": "5"}
+    config = Config.from_sources(env=env, max_size=200, ping_interval=None)
+    assert config.max_size == 200
+    assert config.ping_interval is None
+
+
+def test_override_none_wins_over_env_value() -> None:
+    config = Config.from_sources(env={"WEBSOCKET_COMPRESSION": "deflate"}, compression=None)
+    assert config.compression is None
+
+
+def test_env_wins_over_defaults_and_others_keep_defaults() -> None:
+    config = Config.from_sources(env={"WEBSOCKET_MAX_QUEUE": "3"}, max_size=50)
+    assert config.max_queue == 3
+    assert config.max_size == 50
+    assert config.ping_interval == Config().ping_interval
+
+
+def test_override_makes_invalid_env_value_irrelevant_only_if_parseable() -> None:
+    # An env value that is a number but invalid is replaced by a valid override...
+    assert Config.from_sources(env={"WEBSOCKET_MAX_SIZE": "0"}, max_size=5).max_size == 5
+    # ...but an env value that is not a number at all is still reported.
+    with pytest.raises(ConfigError):
+        Config.from_sources(env={"WEBSOCKET_MAX_SIZE": "abc"}, max_size=5)
+
+
+def test_invalid_override_raises_even_with_valid_env() -> None:
+    with pytest.raises(ConfigError, match="max_queue"):
+        Config.from_sources(env={"WEBSOCKET_MAX_QUEUE": "4"}, max_queue=-1)
+
+
+def test_from_sources_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBSOCKET_MAX_QUEUE", "5")
+    monkeypatch.setenv("WEBSOCKET_TIMEOUT", "none")
+    config = Config.from_sources()
+    assert config.max_queue == 5
+    assert config.open_timeout is None
+    assert Config.from_sources(max_queue=6).max_queue == 6
+    # An explicit env mapping replaces os.environ entirely.
+    assert Config.from_sources(env={}).max_queue == 32
+
+
+# --------------------------------------------------------------- deflate settings
+
+
+def test_deflate_settings_defaults() -> None:
+    assert Config().deflate_settings() == DeflateSettings(
+        server_max_window_bits=12,
+        client_max_window_bits=12,
+        mem_level=5,
+        level=6,
+        min_size=32,
+        server_no_context_takeover=False,
+    )
+
+
+def test_deflate_settings_mapping() -> None:
+    config = Config(
+        compression_level=3,
+        compression_window_bits=10,
+        compression_client_window_bits=9,
+        compression_mem_level=7,
+        compression_min_size=0,
+        compression_no_context_takeover=True,
+    )
+    settings = config.deflate_settings()
+    assert settings == DeflateSettings(
+        server_max_window_bits=10,
+        client_max_window_bits=9,
+        mem_level=7,
+        level=3,
+        min_size=0,
+        server_no_context_takeover=True,
+    )

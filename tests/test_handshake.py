@@ -1,0 +1,578 @@
+"""The opening handshake: sans-I/O unit tests, then the HTTP phase over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import pytest
+import websockets
+
+import wsserver
+from wsserver import HandshakeError, Headers, Router
+from wsserver.handshake import (
+    accept_headers,
+    accept_key,
+    check_request,
+    error_response,
+    select_subprotocol,
+)
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+TIMEOUT = 3.0
+
+# ======================================================================= helpers
+
+
+def upgrade_pairs(
+    *, drop: Iterable[str] = (), add: Iterable[tuple[str, str]] = (), **replace: str
+) -> list[tuple[str, str]]:
+    """The header pairs of a valid upgrade request, modified.
+
+    ``replace`` keys use underscores for dashes (``Sec_WebSocket_Key="x"``);
+    ``drop`` removes headers by (case-insensitive) name; ``add`` appends pairs.
+    """
+    pairs = {
+        "Host": "127.0.0.1",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": KEY,
+        "Sec-WebSocket-Version": "13",
+    }
+    for name, value in replace.items():
+        pairs[name.replace("_", "-")] = value
+    dropped = {name.lower() for name in drop}
+    return [(n, v) for n, v in pairs.items() if n.lower() not in dropped] + list(add)
+
+
+def handshake_error(
+    method: str = "GET", version: str = "1.1", pairs: list[tuple[str, str]] | None = None
+) -> HandshakeError:
+    """The HandshakeError check_request raises for this request (fails if none)."""
+    with pytest.raises(HandshakeError) as info:
+        check_request(method, version, Headers(upgrade_pairs() if pairs is None else pairs))
+    return info.value
+
+
+def parse_response(raw: bytes) -> tuple[int, Headers, bytes]:
+    """Split a raw HTTP/1.1 response into status code, headers and body."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    assert sep, f"no end of headers in {raw[:200]!r}"
+    lines = head.decode("latin-1").split("\r\n")
+    version, status, *_ = lines[0].split(" ", 2)
+    assert version == "HTTP/1.1"
+    headers = Headers()
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        assert colon, f"malformed header line {line!r}"
+        headers.add(name, value.strip())
+    return int(status), headers, body
+
+
+def connection_tokens(headers: Headers) -> list[str]:
+    """Every Connection option: several field lines form one list (RFC 9110 5.3)."""
+    return [t.strip().lower() for v in headers.getall("Connection") for t in v.split(",")]
+
+
+def assert_complete_error(raw: bytes, status: int) -> Headers:
+    """``raw`` is one complete error response with this status that closes the connection."""
+    code, headers, body = parse_response(raw)
+    assert code == status, raw[:300]
+    assert int(headers["Content-Length"]) == len(body)
+    assert "close" in connection_tokens(headers), headers.getall("Connection")
+    return headers
+
+
+def request_bytes(
+    path: str = "/ws", pairs: list[tuple[str, str]] | None = None, method: str = "GET"
+) -> bytes:
+    """A raw HTTP/1.1 request."""
+    pairs = upgrade_pairs() if pairs is None else pairs
+    lines = [f"{method} {path} HTTP/1.1"] + [f"{n}: {v}" for n, v in pairs]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def masked_frame(opcode: int, payload: bytes, mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:
+    """A final client frame (payload shorter than 126 bytes)."""
+    assert len(payload) < 126
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+
+async def open_raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), TIMEOUT)
+
+
+async def read_to_eof(reader: asyncio.StreamReader) -> bytes:
+    """Everything until the server closes the connection (a reset counts as the end)."""
+    chunks = []
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+
+
+async def read_head(reader: asyncio.StreamReader) -> tuple[int, Headers]:
+    """Read a response head (the connection stays open) and parse it."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    status, headers, rest = parse_response(head)
+    assert rest == b""
+    return status, headers
+
+
+async def exchange(port: int, data: bytes, *, then_closed: bool = False) -> tuple[int, Headers]:
+    """Send ``data`` on a new connection and read one error response.
+
+    The response must carry a Content-Length that delimits its body exactly.
+    With ``then_closed``, the server must also close the connection after it,
+    sending nothing more.
+    """
+    reader, writer = await open_raw(port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        status, headers = await read_head(reader)
+        assert status >= 400, status
+        assert "Content-Length" in headers, headers
+        body = await asyncio.wait_for(reader.readexactly(int(headers["Content-Length"])), TIMEOUT)
+        assert body, "an error response explains itself"
+        if then_closed:
+            assert "close" in connection_tokens(headers)
+            assert await read_to_eof(reader) == b""
+        return status, headers
+    finally:
+        await close_writer(writer)
+
+
+def make_routes() -> Router:
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def echo(request: Any, ws: Any) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    @routes.websocket("/proto", subprotocols=["chat.v2", "chat.v1"])
+    async def proto(request: Any, ws: Any) -> None:
+        await ws.send(ws.subprotocol or "")
+        async for _ in ws:
+            pass
+
+    return routes
+
+
+@contextlib.asynccontextmanager
+async def running(**settings: Any) -> AsyncIterator[wsserver.Server]:
+    """A server for make_routes() on a free port, without keepalive pings."""
+    settings.setdefault("ping_interval", None)
+    async with wsserver.serve(make_routes(), "127.0.0.1", 0, **settings) as server:
+        yield server
+
+
+# ==================================================================== unit tests
+
+
+def test_accept_key_rfc6455_example() -> None:
+    assert accept_key(KEY) == ACCEPT
+
+
+def test_accept_headers() -> None:
+    assert accept_headers(KEY) == [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", ACCEPT),
+    ]
+    headers = dict(accept_headers(KEY, "chat", "permessage-deflate"))
+    assert headers["Sec-WebSocket-Protocol"] == "chat"
+    assert headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+
+
+def test_check_request_valid_returns_key() -> None:
+    assert check_request("GET", "1.1", Headers(upgrade_pairs())) == KEY
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        upgrade_pairs(Upgrade="WebSocket"),
+        upgrade_pairs(Upgrade="h2c, websocket"),
+        upgrade_pairs(Connection="keep-alive, Upgrade"),
+        upgrade_pairs(Connection="UPGRADE"),
+        upgrade_pairs(Connection="keep-alive", add=[("Connection", "upgrade")]),
+        upgrade_pairs(Sec_WebSocket_Version=" 13 "),
+        upgrade_pairs(Sec_WebSocket_Key=f"  {KEY} "),
+    ],
+)
+def test_check_request_accepts_variants(pairs: list[tuple[str, str]]) -> None:
+    assert check_request("GET", "1.1", Headers(pairs)) == KEY
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [upgrade_pairs(drop=["Upgrade"]), upgrade_pairs(Upgrade="h2c"), upgrade_pairs(Upgrade="")],
+)
+def test_not_an_upgrade_gives_426(pairs: list[tuple[str, str]]) -> None:
+    error = handshake_error(pairs=pairs)
+    assert error.status == 426
+    assert ("Upgrade", "websocket") in error.headers
+
+
+def test_post_gives_405() -> None:
+    error = handshake_error(method="POST")
+    assert error.status == 405
+    assert ("Allow", "GET") in error.headers
+
+
+def test_http_1_0_gives_400() -> None:
+    assert handshake_error(version="1.0").status == 400
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        upgrade_pairs(drop=["Connection"]),
+        upgrade_pairs(Connection="keep-alive"),
+        upgrade_pairs(Connection="close"),
+        upgrade_pairs(Connection="upgrade-insecure"),
+    ],
+)
+def test_connection_without_upgrade_gives_400(pairs: list[tuple[str, str]]) -> None:
+    assert handshake_error(pairs=pairs).status == 400
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        upgrade_pairs(drop=["Sec-WebSocket-Version"]),
+        upgrade_pairs(Sec_WebSocket_Version="12"),
+        upgrade_pairs(Sec_WebSocket_Version="8"),
+        upgrade_pairs(Sec_WebSocket_Version="13, 8"),
+        upgrade_pairs(add=[("Sec-WebSocket-Version", "13")]),
+    ],
+)
+def test_bad_version_gives_426_with_version_header(pairs: list[tuple[str, str]]) -> None:
+    error = handshake_error(pairs=pairs)
+    assert error.status == 426
+    assert ("Sec-WebSocket-Version", "13") in error.headers
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        upgrade_pairs(drop=["Sec-WebSocket-Key"]),
+        upgrade_pairs(add=[("Sec-WebSocket-Key", KEY)]),
+        upgrade_pairs(Sec_WebSocket_Key="not base64!!"),
+        upgrade_pairs(Sec_WebSocket_Key=""),
+        upgrade_pairs(Sec_WebSocket_Key="ümlaut=="),
+        upgrade_pairs(Sec_WebSocket_Key=base64.b64encode(b"x" * 15).decode()),
+        upgrade_pairs(Sec_WebSocket_Key=base64.b64encode(b"x" * 17).decode()),
+        upgrade_pairs(Sec_WebSocket_Key=KEY.rstrip("=")),  # bad padding
+    ],
+)
+def test_bad_key_gives_400(pairs: list[tuple[str, str]]) -> None:
+    assert handshake_error(pairs=pairs).status == 400
+
+
+def test_check_order_upgrade_before_method() -> None:
+    # A POST that is not an upgrade is "not a WebSocket request" first.
+    assert handshake_error(method="POST", pairs=upgrade_pairs(drop=["Upgrade"])).status == 426
+
+
+@pytest.mark.parametrize(
+    ("offer", "supported", "expected"),
+    [
+        (["b, a"], ["a", "b"], "b"),
+        (["a", "b"], ["b", "a"], "a"),
+        (["x, b", "a"], ["a", "b"], "b"),
+        (["x, y"], ["a"], None),
+        ([], ["a"], None),
+        (["a"], [], None),
+        ([" , a ,"], ["a"], "a"),
+    ],
+)
+def test_select_subprotocol_client_order(
+    offer: list[str], supported: list[str], expected: str | None
+) -> None:
+    headers = Headers([("Sec-WebSocket-Protocol", value) for value in offer])
+    assert select_subprotocol(headers, supported) == expected
+
+
+def test_error_response_format() -> None:
+    raw = error_response(404, "Not here", [("X-Extra", "1")])
+    assert raw.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    headers = assert_complete_error(raw, 404)
+    assert headers["X-Extra"] == "1"
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert parse_response(raw)[2] == b"Not here\n"
+
+
+def test_error_response_default_body_and_utf8_length() -> None:
+    raw = error_response(503)
+    assert raw.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert parse_response(raw)[2] == b"Service Unavailable\n"
+    raw = error_response(400, "café ☕")
+    assert_complete_error(raw, 400)
+    assert parse_response(raw)[2] == "café ☕\n".encode()
+
+
+def test_error_response_bytes_body_and_content_type() -> None:
+    raw = error_response(400, b'{"e":1}', [("Content-Type", "application/json")])
+    headers = assert_complete_error(raw, 400)
+    assert headers.getall("Content-Type") == ["application/json"]
+    assert parse_response(raw)[2] == b'{"e":1}'
+
+
+def test_error_response_unknown_status() -> None:
+    assert error_response(599, "x").startswith(b"HTTP/1.1 599 Unknown\r\n")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [("X-A", "a\r\nSet-Cookie: evil=1"), ("X-A", "a\nb"), ("X-A", "a\rb"), ("X\r\nB", "v")],
+)
+def test_error_response_rejects_crlf_in_headers(header: tuple[str, str]) -> None:
+    with pytest.raises(ValueError):
+        error_response(400, "x", [header])
+
+
+# ============================================================ real-socket tests
+
+
+async def test_successful_upgrade() -> None:
+    async with running() as server:
+        reader, writer = await open_raw(server.port)
+        try:
+            writer.write(request_bytes())
+            status, headers = await read_head(reader)
+        finally:
+            await close_writer(writer)
+    assert status == 101
+    assert headers["Upgrade"].lower() == "websocket"
+    assert headers["Connection"].lower() == "upgrade"
+    assert headers["Sec-WebSocket-Accept"] == ACCEPT
+    assert "Sec-WebSocket-Protocol" not in headers
+    assert "Sec-WebSocket-Extensions" not in headers
+
+
+async def test_upgrade_then_echo_in_separate_writes() -> None:
+    async with running() as server:
+        reader, writer = await open_raw(server.port)
+        try:
+            writer.write(request_bytes())
+            status, _ = await read_head(reader)
+            assert status == 101
+            writer.write(masked_frame(0x2, b"\x00\x01\xff"))
+            reply = await asyncio.wait_for(reader.readexactly(5), TIMEOUT)
+        finally:
+            await close_writer(writer)
+    assert reply == b"\x82\x03\x00\x01\xff"
+
+
+async def test_unknown_path_gives_404() -> None:
+    async with running() as server:
+        status, _ = await exchange(server.port, request_bytes("/nope"))
+    assert status == 404
+
+
+async def test_plain_get_to_ws_route_gives_426() -> None:
+    async with running() as server:
+        status, headers = await exchange(server.port, request_bytes(pairs=[("Host", "127.0.0.1")]))
+    assert status == 426
+    assert headers["Upgrade"].lower() == "websocket"
+
+
+async def test_bad_version_gives_426_over_socket() -> None:
+    async with running() as server:
+        data = request_bytes(pairs=upgrade_pairs(Sec_WebSocket_Version="8"))
+        status, headers = await exchange(server.port, data)
+    assert status == 426
+    assert headers["Sec-WebSocket-Version"] == "13"
+
+
+async def test_bad_key_gives_400_over_socket() -> None:
+    async with running() as server:
+        data = request_bytes(pairs=upgrade_pairs(Sec_WebSocket_Key="abc"))
+        status, _ = await exchange(server.port, data)
+    assert status == 400
+
+
+async def test_post_gives_405_over_socket() -> None:
+    async with running() as server:
+        data = request_bytes(pairs=upgrade_pairs(add=[("Content-Length", "0")]), method="POST")
+        status, headers = await exchange(server.port, data)
+    assert status == 405
+    assert headers["Allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /ws\r\nHost: x\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nBad Header Line\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",  # HTTP/1.1 without Host
+    ],
+)
+async def test_malformed_request_gives_400(data: bytes) -> None:
+    async with running() as server:
+        status, _ = await exchange(server.port, data, then_closed=True)
+    assert status == 400
+
+
+def big_header_request(size: int = 20 * 1024) -> bytes:
+    return request_bytes(pairs=upgrade_pairs(add=[("X-Big", "a" * size)]))
+
+
+async def test_oversized_headers_sent_at_once_give_431() -> None:
+    # The whole 20 KiB request in one write: it is complete when it arrives,
+    # but still larger than max_header_size (16 KiB).
+    async with running() as server:
+        reader, writer = await open_raw(server.port)
+        try:
+            writer.write(big_header_request())
+            status, headers = await read_head(reader)
+            assert status == 431
+            await asyncio.wait_for(reader.readexactly(int(headers["Content-Length"])), TIMEOUT)
+            assert await read_to_eof(reader) == b""
+        finally:
+            await close_writer(writer)
+
+
+async def test_oversized_headers_arriving_slowly_give_431() -> None:
+    # Only the first 17 KiB of the request: it cannot be complete yet, and is
+    # already larger than max_header_size (16 KiB).
+    async with running() as server:
+        status, _ = await exchange(server.port, big_header_request()[: 17 * 1024], then_closed=True)
+    assert status == 431
+
+
+async def test_max_header_size_setting_is_used() -> None:
+    async with running(max_header_size=1024) as server:
+        status, _ = await exchange(server.port, big_header_request(2048)[:1500], then_closed=True)
+    assert status == 431
+
+
+async def test_too_many_headers_give_431() -> None:
+    extra = [(f"X-H{i}", "v") for i in range(101)]
+    async with running() as server:
+        status, _ = await exchange(server.port, request_bytes(pairs=upgrade_pairs(add=extra)))
+    assert status == 431
+
+
+async def test_max_headers_boundary() -> None:
+    async with running(max_headers=7) as server:
+        # upgrade_pairs() has 5 headers: 2 more is exactly the limit, 3 is over.
+        ok = request_bytes(pairs=upgrade_pairs(add=[("X-1", "a"), ("X-2", "b")]))
+        reader, writer = await open_raw(server.port)
+        try:
+            writer.write(ok)
+            status, _ = await read_head(reader)
+        finally:
+            await close_writer(writer)
+        assert status == 101
+        over = request_bytes(pairs=upgrade_pairs(add=[("X-1", "a"), ("X-2", "b"), ("X-3", "c")]))
+        assert (await exchange(server.port, over))[0] == 431
+
+
+async def test_frame_in_same_packet_as_request_is_processed() -> None:
+    async with running() as server:
+        reader, writer = await open_raw(server.port)
+        try:
+            writer.write(request_bytes() + masked_frame(0x1, b"hello") + masked_frame(0x1, b"!"))
+            status, headers = await read_head(reader)
+            assert status == 101
+            assert headers["Sec-WebSocket-Accept"] == ACCEPT
+            reply = await asyncio.wait_for(reader.readexactly(7 + 3), TIMEOUT)
+        finally:
+            await close_writer(writer)
+    assert reply == b"\x81\x05hello" + b"\x81\x01!"
+
+
+async def test_open_timeout_disconnects_slow_client_while_others_are_served() -> None:
+    async with running(open_timeout=0.3) as server:
+        loop = asyncio.get_running_loop()
+        slow_reader, slow_writer = await open_raw(server.port)
+        started = loop.time()
+        try:
+            slow_writer.write(request_bytes()[:30])  # half a request line and headers
+            await slow_writer.drain()
+            # Another client completes its handshake and is served meanwhile.
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+                await ws.send("still served")
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "still served"
+            data = await read_to_eof(slow_reader)
+            elapsed = loop.time() - started
+        finally:
+            await close_writer(slow_writer)
+    assert data == b""
+    assert 0.25 <= elapsed < 2.0
+
+
+async def test_open_timeout_does_not_affect_open_connections() -> None:
+    async with (
+        running(open_timeout=0.2) as server,
+        websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws,
+    ):
+        await asyncio.sleep(0.4)
+        await ws.send("after timeout")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "after timeout"
+
+
+@pytest.mark.parametrize(
+    ("offer", "expected"),
+    [
+        (["chat.v1", "chat.v2"], "chat.v1"),
+        (["chat.v2", "chat.v1"], "chat.v2"),
+        (["other", "chat.v2"], "chat.v2"),
+        (["other"], None),
+    ],
+)
+async def test_subprotocol_negotiation(offer: list[str], expected: str | None) -> None:
+    async with (
+        running() as server,
+        websockets.connect(f"ws://127.0.0.1:{server.port}/proto", subprotocols=offer) as ws,
+    ):
+        assert ws.subprotocol == expected
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == (expected or "")
+
+
+async def test_subprotocol_header_in_raw_response() -> None:
+    pairs = upgrade_pairs(add=[("Sec-WebSocket-Protocol", "x, chat.v1, chat.v2")])
+    async with running() as server:
+        reader, writer = await open_raw(server.port)
+        try:
+            writer.write(request_bytes("/proto", pairs))
+            status, headers = await read_head(reader)
+        finally:
+            await close_writer(writer)
+    assert status == 101
+    assert headers.getall("Sec-WebSocket-Protocol") == ["chat.v1"]
+
+
+async def test_max_connections_gives_503() -> None:
+    async with running(max_connections=1) as server:
+        uri = f"ws://127.0.0.1:{server.port}/ws"
+        async with websockets.connect(uri) as first:
+            status, headers = await exchange(server.port, request_bytes())
+            assert status == 503
+            assert "Retry-After" in headers
+            await first.send("first still works")
+            assert await asyncio.wait_for(first.recv(), TIMEOUT) == "first still works"
+        # Once the first connection is gone, a new one is accepted.
+        for _ in range(100):
+            if server.websocket_count == 0:
+                break
+            await asyncio.sleep(0.01)
+        async with websockets.connect(uri) as again:
+            await again.send("x")
+            assert await asyncio.wait_for(again.recv(), TIMEOUT) == "x"

@@ -1,0 +1,495 @@
+"""Unit tests for wsserver.routing: patterns, conversion, slashes, hosts, url_for."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from wsserver import Route, Router
+
+
+async def chat(request: Any, ws: Any, **params: Any) -> None:
+    """A handler; its behaviour is irrelevant to routing."""
+
+
+async def other(request: Any, ws: Any, **params: Any) -> None:
+    """A second handler."""
+
+
+def router_with(uri: str, **kwargs: Any) -> Router:
+    """A router with one route at ``uri`` (handler ``chat``)."""
+    router = Router(strict_slashes=kwargs.pop("router_strict", False))
+    router.add_websocket_route(chat, uri, **kwargs)
+    return router
+
+
+def params_of(router: Router, path: str, host: str = "") -> dict[str, Any] | None:
+    """The parameters the router extracts from ``path``, or None when nothing matches."""
+    found = router.match(path, host)
+    return None if found is None else found[1]
+
+
+# ---------------------------------------------------------------- static routes
+
+
+def test_static_route_matches_exact_path() -> None:
+    router = router_with("/chat")
+    found = router.match("/chat")
+    assert found is not None
+    route, params = found
+    assert isinstance(route, Route)
+    assert route.handler is chat
+    assert route.uri == "/chat"
+    assert params == {}
+
+
+@pytest.mark.parametrize("path", ["/cha", "/chatx", "/chat/x", "/x/chat", "", "/CHAT"])
+def test_static_route_rejects_other_paths(path: str) -> None:
+    assert router_with("/chat").match(path) is None
+
+
+def test_root_route() -> None:
+    router = router_with("/")
+    assert params_of(router, "/") == {}
+    assert router.match("/x") is None
+
+
+def test_regex_metacharacters_in_static_part_are_literal() -> None:
+    router = router_with("/a.b+c")
+    assert params_of(router, "/a.b+c") == {}
+    assert router.match("/axb+c") is None
+    assert router.match("/a.bbc") is None
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def test_str_param_matches_one_segment() -> None:
+    router = router_with("/chat/<room_id>")
+    assert params_of(router, "/chat/lobby") == {"room_id": "lobby"}
+    assert params_of(router, "/chat/a b") == {"room_id": "a b"}
+    assert router.match("/chat/a/b") is None
+    assert router.match("/chat/") is None
+    assert router.match("/chat") is None
+
+
+def test_several_params() -> None:
+    router = router_with("/u/<user>/r/<n:int>")
+    assert params_of(router, "/u/bob/r/7") == {"user": "bob", "n": 7}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/n/42", 42), ("/n/0", 0), ("/n/-3", -3), ("/n/007", 7)],
+)
+def test_int_param_converted(path: str, expected: int) -> None:
+    params = params_of(router_with("/n/<n:int>"), path)
+    assert params == {"n": expected}
+    assert type(params["n"]) is int
+
+
+@pytest.mark.parametrize("path", ["/n/abc", "/n/1.5", "/n/", "/n/1a", "/n/+1", "/n/--1", "/n/1/2"])
+def test_int_param_rejects_non_integers(path: str) -> None:
+    assert router_with("/n/<n:int>").match(path) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/x/1.5", 1.5), ("/x/-0.25", -0.25), ("/x/3", 3.0)],
+)
+def test_float_param_converted(path: str, expected: float) -> None:
+    params = params_of(router_with("/x/<x:float>"), path)
+    assert params == {"x": expected}
+    assert type(params["x"]) is float
+
+
+@pytest.mark.parametrize("path", ["/x/abc", "/x/1.", "/x/.5", "/x/1e5", "/x/1.2.3", "/x/nan"])
+def test_float_param_rejects_non_numbers(path: str) -> None:
+    assert router_with("/x/<x:float>").match(path) is None
+
+
+def test_uuid_param_converted() -> None:
+    value = uuid.uuid4()
+    router = router_with("/item/<id:uuid>")
+    params = params_of(router, f"/item/{value}")
+    assert params == {"id": value}
+    assert isinstance(params["id"], uuid.UUID)
+    # Upper case hex is accepted and converts to the same UUID.
+    assert params_of(router, f"/item/{str(value).upper()}") == {"id": value}
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "not-a-uuid",
+        "12345678123456781234567812345678",  # no dashes
+        "1234567-1234-1234-1234-123456789012",  # first group too short
+        "g2345678-1234-1234-1234-123456789012",  # not hex
+    ],
+)
+def test_uuid_param_rejects_non_uuids(segment: str) -> None:
+    assert router_with("/item/<id:uuid>").match(f"/item/{segment}") is None
+
+
+def test_path_param_takes_the_rest_including_slashes() -> None:
+    router = router_with("/files/<rest:path>")
+    assert params_of(router, "/files/a") == {"rest": "a"}
+    assert params_of(router, "/files/a/b/c.txt") == {"rest": "a/b/c.txt"}
+    assert router.match("/files/") is None
+    assert router.match("/files") is None
+
+
+def test_path_param_in_the_middle() -> None:
+    router = router_with("/static/<rest:path>/raw", strict_slashes=True)
+    assert params_of(router, "/static/a/b/raw") == {"rest": "a/b"}
+    assert router.match("/static/raw") is None
+
+
+def test_converted_params_are_passed_per_route() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/n/<v:int>")
+    router.add_websocket_route(other, "/f/<v:float>")
+    route, params = router.match("/n/5")  # type: ignore[misc]
+    assert route.handler is chat and params == {"v": 5}
+    route, params = router.match("/f/5")  # type: ignore[misc]
+    assert route.handler is other and params == {"v": 5.0} and type(params["v"]) is float
+
+
+# --------------------------------------------------------------- strict slashes
+
+
+def test_non_strict_router_matches_both_slash_forms() -> None:
+    router = router_with("/chat")
+    assert params_of(router, "/chat") == {}
+    assert params_of(router, "/chat/") == {}
+    router = router_with("/chat/")
+    assert params_of(router, "/chat") == {}
+    assert params_of(router, "/chat/") == {}
+
+
+def test_non_strict_with_trailing_param() -> None:
+    router = router_with("/chat/<room>")
+    assert params_of(router, "/chat/lobby/") == {"room": "lobby"}
+    assert params_of(router, "/chat/lobby") == {"room": "lobby"}
+
+
+def test_non_strict_allows_one_trailing_slash_only() -> None:
+    router = router_with("/chat")
+    assert router.match("/chat//") is None
+
+
+def test_strict_router_requires_exact_form() -> None:
+    router = router_with("/chat", router_strict=True)
+    assert params_of(router, "/chat") == {}
+    assert router.match("/chat/") is None
+    router = router_with("/chat/", router_strict=True)
+    assert params_of(router, "/chat/") == {}
+    assert router.match("/chat") is None
+
+
+def test_route_strict_slashes_overrides_router_default() -> None:
+    router = router_with("/chat", strict_slashes=True)  # router default: False
+    assert router.match("/chat/") is None
+    assert params_of(router, "/chat") == {}
+    router = router_with("/chat", router_strict=True, strict_slashes=False)
+    assert params_of(router, "/chat/") == {}
+    assert params_of(router, "/chat") == {}
+
+
+def test_route_records_its_strict_slashes() -> None:
+    strict = Router(strict_slashes=True)
+    assert strict.add_websocket_route(chat, "/a").strict_slashes is True
+    assert strict.add_websocket_route(chat, "/b", strict_slashes=False).strict_slashes is False
+    assert Router().add_websocket_route(chat, "/c").strict_slashes is False
+
+
+# ------------------------------------------------------------------- versioning
+
+
+def test_version_prefixes_uri() -> None:
+    router = Router()
+    route = router.add_websocket_route(chat, "/chat", version=1)
+    assert route.uri == "/v1/chat"
+    assert params_of(router, "/v1/chat") == {}
+    assert router.match("/chat") is None
+    assert router.match("/v2/chat") is None
+
+
+def test_version_string_and_custom_prefix() -> None:
+    router = Router()
+    route = router.add_websocket_route(chat, "/chat/<room>", version="2.1", version_prefix="/api/v")
+    assert route.uri == "/api/v2.1/chat/<room>"
+    assert params_of(router, "/api/v2.1/chat/x") == {"room": "x"}
+    assert router.match("/v2.1/chat/x") is None
+
+
+def test_version_on_root_route() -> None:
+    router = Router()
+    route = router.add_websocket_route(chat, "/", version=3)
+    assert route.uri == "/v3"
+    assert params_of(router, "/v3") == {}
+
+
+def test_version_via_decorator() -> None:
+    router = Router()
+
+    @router.websocket("/ws", version=2, version_prefix="version")
+    async def handler(request: Any, ws: Any) -> None:
+        pass
+
+    assert router.routes[0].uri == "/version2/ws"
+    assert router.match("/version2/ws") is not None
+
+
+# ------------------------------------------------------------------------ hosts
+
+
+def test_route_without_host_accepts_any_host() -> None:
+    router = router_with("/ws")
+    assert router.match("/ws", "anything.example:1234") is not None
+    assert router.match("/ws", "") is not None
+
+
+@pytest.mark.parametrize(
+    "host_header", ["example.com", "example.com:8080", "EXAMPLE.com", "Example.COM:443"]
+)
+def test_host_restriction_accepts_host_with_or_without_port(host_header: str) -> None:
+    router = router_with("/ws", host="Example.com")
+    assert router.match("/ws", host_header) is not None
+
+
+@pytest.mark.parametrize("host_header", ["other.com", "example.com.evil", "", "sub.example.com"])
+def test_host_restriction_rejects_other_hosts(host_header: str) -> None:
+    router = router_with("/ws", host="example.com")
+    assert router.match("/ws", host_header) is None
+
+
+def test_host_list() -> None:
+    router = router_with("/ws", host=["a.example", "B.example"])
+    assert router.match("/ws", "a.example") is not None
+    assert router.match("/ws", "b.example:9000") is not None
+    assert router.match("/ws", "c.example") is None
+
+
+def test_host_with_port_in_route_requires_that_port() -> None:
+    router = router_with("/ws", host="example.com:8080")
+    assert router.match("/ws", "example.com:8080") is not None
+    assert router.match("/ws", "example.com:9090") is None
+    assert router.match("/ws", "example.com") is None
+
+
+def test_host_routes_fall_through_to_next_route() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/ws", host="a.example")
+    router.add_websocket_route(other, "/ws")
+    assert router.match("/ws", "a.example")[0].handler is chat  # type: ignore[index]
+    assert router.match("/ws", "b.example")[0].handler is other  # type: ignore[index]
+
+
+# ------------------------------------------------------------------- route order
+
+
+def test_first_added_route_wins() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/items/<name>")
+    router.add_websocket_route(other, "/items/special")
+    route, params = router.match("/items/special")  # type: ignore[misc]
+    assert route.handler is chat
+    assert params == {"name": "special"}
+
+
+def test_later_route_used_when_earlier_type_does_not_fit() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/items/<n:int>")
+    router.add_websocket_route(other, "/items/<name>")
+    assert router.match("/items/12")[0].handler is chat  # type: ignore[index]
+    route, params = router.match("/items/abc")  # type: ignore[misc]
+    assert route.handler is other and params == {"name": "abc"}
+
+
+def test_decorator_returns_handler_and_registers_in_order() -> None:
+    router = Router()
+
+    @router.websocket("/b")
+    @router.websocket("/a")
+    async def handler(request: Any, ws: Any) -> None:
+        pass
+
+    assert callable(handler) and handler.__name__ == "handler"
+    assert [r.uri for r in router.routes] == ["/a", "/b"]
+    assert all(r.handler is handler for r in router.routes)
+
+
+def test_route_subprotocols_kept_in_order() -> None:
+    router = Router()
+    route = router.add_websocket_route(chat, "/ws", subprotocols=["b", "a"])
+    assert route.subprotocols == ("b", "a")
+    assert router.add_websocket_route(chat, "/x").subprotocols == ()
+
+
+# ------------------------------------------------------------------------ url_for
+
+
+def test_url_for_static_and_default_name() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/chat")
+    assert router.url_for("chat") == "/chat"
+
+
+def test_url_for_explicit_name_and_params() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/u/<user>/r/<n:int>", name="room")
+    assert router.url_for("room", user="bob", n=7) == "/u/bob/r/7"
+
+
+def test_url_for_quotes_params() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/chat/<room>", name="room")
+    router.add_websocket_route(chat, "/files/<rest:path>", name="files")
+    assert router.url_for("room", room="a b") == "/chat/a%20b"
+    assert router.url_for("room", room="é?#&") == "/chat/%C3%A9%3F%23%26"
+    # A path parameter keeps its slashes.
+    assert router.url_for("files", rest="a/b c/d") == "/files/a/b%20c/d"
+
+
+def test_url_for_round_trips_through_match() -> None:
+    from urllib.parse import unquote
+
+    router = Router()
+    router.add_websocket_route(chat, "/chat/<room>/<n:int>/<x:float>/<id:uuid>", name="r")
+    value = uuid.uuid4()
+    url = router.url_for("r", room="h é", n=-4, x=2.5, id=value)
+    assert params_of(router, unquote(url)) == {"room": "h é", "n": -4, "x": 2.5, "id": value}
+
+
+def test_url_for_extra_params_become_query_string() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/chat/<room>", name="room")
+    assert router.url_for("room", room="x", token="a b", page=2) == "/chat/x?token=a+b&page=2"
+    assert router.url_for("room", room="x", tag=["a", "b"]) == "/chat/x?tag=a&tag=b"
+
+
+def test_url_for_param_called_name() -> None:
+    # "name" is a legal parameter name, so url_for must be able to fill it
+    # (and to put an extra "name" argument in the query string).
+    router = Router()
+    router.add_websocket_route(chat, "/users/<name>", name="user")
+    router.add_websocket_route(other, "/search", name="search")
+    assert router.url_for("user", name="bob") == "/users/bob"
+    assert router.url_for("search", name="bob") == "/search?name=bob"
+
+
+def test_url_for_missing_param_raises_value_error() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/u/<user>/r/<n:int>", name="room")
+    with pytest.raises(ValueError, match="n"):
+        router.url_for("room", user="bob")
+
+
+@pytest.mark.parametrize(
+    ("uri", "params"),
+    [
+        ("/n/<n:int>", {"n": "abc"}),
+        ("/n/<n:int>", {"n": 1.5}),
+        ("/x/<x:float>", {"x": "fast"}),
+        ("/i/<id:uuid>", {"id": "nope"}),
+        ("/s/<room>", {"room": "a/b"}),  # a segment cannot hold a slash
+        ("/s/<room>", {"room": ""}),
+    ],
+)
+def test_url_for_wrong_type_raises_value_error(uri: str, params: dict[str, Any]) -> None:
+    router = Router()
+    router.add_websocket_route(chat, uri, name="r")
+    with pytest.raises(ValueError):
+        router.url_for("r", **params)
+
+
+def test_url_for_unknown_name_raises_key_error() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/chat")
+    with pytest.raises(KeyError):
+        router.url_for("nope")
+
+
+def test_explicit_duplicate_name_raises_value_error() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/a", name="same")
+    with pytest.raises(ValueError, match="same"):
+        router.add_websocket_route(other, "/b", name="same")
+    # The failed registration added nothing.
+    assert [r.uri for r in router.routes] == ["/a"]
+    assert router.url_for("same") == "/a"
+
+
+def test_explicit_name_may_not_reuse_an_implicit_name() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/a")  # implicitly named "chat"
+    with pytest.raises(ValueError):
+        router.add_websocket_route(other, "/b", name="chat")
+
+
+def test_stacked_decorators_keep_handler_and_first_name() -> None:
+    router = Router()
+
+    @router.websocket("/second")
+    @router.websocket("/first")
+    async def echo(request: Any, ws: Any) -> None:
+        pass
+
+    assert len(router.routes) == 2
+    assert all(route.name == "echo" for route in router.routes)
+    assert router.url_for("echo") == "/first"
+    assert router.match("/second")[0].handler is echo  # type: ignore[index]
+
+
+def test_url_for_with_version_and_trailing_slash() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/chat/<room>/", name="r", version=1, strict_slashes=True)
+    assert router.url_for("r", room="x") == "/v1/chat/x/"
+
+
+# ------------------------------------------------------------------ invalid URIs
+
+
+@pytest.mark.parametrize("uri", ["chat", "", "ws://host/chat", "<room>"])
+def test_uri_must_start_with_slash(uri: str) -> None:
+    with pytest.raises(ValueError):
+        Router().add_websocket_route(chat, uri)
+
+
+def test_unknown_param_type_raises() -> None:
+    with pytest.raises(ValueError, match="bool"):
+        Router().add_websocket_route(chat, "/x/<flag:bool>")
+
+
+def test_duplicate_param_name_raises() -> None:
+    with pytest.raises(ValueError, match="room"):
+        Router().add_websocket_route(chat, "/<room>/<room>")
+
+
+@pytest.mark.parametrize("uri", ["/x/<n:Int>", "/x/<n:>", "/x/<n:int"])
+def test_malformed_param_raises(uri: str) -> None:
+    # A pattern that looks like a parameter but is not one must not silently
+    # become a literal path segment that no real request can match.
+    with pytest.raises(ValueError):
+        Router().add_websocket_route(chat, uri)
+
+
+def test_invalid_route_is_not_registered() -> None:
+    router = Router()
+    with pytest.raises(ValueError):
+        router.add_websocket_route(chat, "/x/<flag:bool>")
+    assert router.routes == []
+    with pytest.raises(KeyError):
+        router.url_for("chat")
+
+
+def test_decorator_raises_immediately_for_invalid_uri() -> None:
+    router = Router()
+    with pytest.raises(ValueError):
+
+        @router.websocket("no-slash")
+        async def handler(request: Any, ws: Any) -> None:
+            pass
