@@ -327,3 +327,11 @@ async def test_cli_with_factory_module(tmp_path: Path) -> None:
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello from factory"
         await ws.send("again")
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "again"
+
+
+def test_origin_flag_is_repeatable_and_none_means_no_header() -> None:
+    args = build_parser().parse_args(
+        ["examples.echo:routes", "--origin", "https://a.example", "--origin", "none"]
+    )
+    assert config_from_args(args).origins == ["https://a.example", None]
+    assert config_from_args(build_parser().parse_args(["examples.echo:routes"])).origins is None

@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backlog", default=s, type=int, help="listen backlog")
     p.add_argument(
+        "--origin",
+        dest="origins",
+        action="append",
+        default=s,
+        type=lambda v: None if v.lower() == "none" else v,
+        help="accepted Origin (repeatable; 'none' admits requests without one)",
+    )
+    p.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error", "critical"],

@@ -1,0 +1,201 @@
+"""Decisions at the handshake: subprotocols, on_connect hooks, Origin, route options."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from wsserver import Request, Router, WebSocket
+from wsserver.response import Response, json, text
+
+from .conftest import StartServer
+
+
+async def reply_info(request: Request, ws: WebSocket) -> None:
+    await ws.send(
+        {
+            "subprotocol": ws.subprotocol,
+            "user": getattr(request.ctx, "user", None),
+            "path": request.path,
+        }
+    )
+
+
+async def connect_info(port: int, path: str = "/", **kwargs: Any) -> dict[str, Any]:
+    import json as json_module
+
+    async with websockets.connect(f"ws://127.0.0.1:{port}{path}", **kwargs) as ws:
+        return json_module.loads(await ws.recv())  # type: ignore[no-any-return]
+
+
+async def denied(port: int, path: str = "/", **kwargs: Any) -> Any:
+    with pytest.raises(InvalidStatus) as info:
+        async with websockets.connect(f"ws://127.0.0.1:{port}{path}", **kwargs):
+            pass
+    return info.value.response
+
+
+class TestSubprotocols:
+    async def test_first_in_client_order_that_route_supports(self, run_server: StartServer) -> None:
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/", subprotocols=["chat.v1", "chat.v2"])
+        server = await run_server(routes)
+        info = await connect_info(server.port, subprotocols=["chat.v2", "chat.v1"])
+        assert info["subprotocol"] == "chat.v2"
+        info = await connect_info(server.port, subprotocols=["other", "chat.v1"])
+        assert info["subprotocol"] == "chat.v1"
+        assert (await connect_info(server.port))["subprotocol"] is None
+
+    async def test_required_subprotocol(self, run_server: StartServer) -> None:
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/", subprotocols=["mqtt"], require_subprotocol=True)
+        server = await run_server(routes)
+        response = await denied(server.port, subprotocols=["other"])
+        assert response.status_code == 400
+        assert b"mqtt" in response.body
+        response = await denied(server.port)
+        assert response.status_code == 400
+        assert (await connect_info(server.port, subprotocols=["mqtt"]))["subprotocol"] == "mqtt"
+
+    def test_require_without_list_is_refused(self) -> None:
+        with pytest.raises(ValueError):
+            Router().add_websocket_route(reply_info, "/", require_subprotocol=True)
+
+
+class TestOnConnect:
+    async def test_async_hook_fills_ctx_and_denies(self, run_server: StartServer) -> None:
+        async def authenticate(request: Request) -> Response | None:
+            await asyncio.sleep(0.01)
+            token = request.args.get("token") or request.cookies.get("token")
+            if token is None:
+                return text("Missing token", 401, {"WWW-Authenticate": "Bearer"})
+            if token != "secret":
+                return json({"error": "forbidden"}, 403)
+            request.ctx.user = "alice"
+            return None
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/secure", on_connect=authenticate)
+        server = await run_server(routes)
+        response = await denied(server.port, "/secure")
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert response.body == b"Missing token"
+        response = await denied(server.port, "/secure?token=nope")
+        assert response.status_code == 403
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.body == b'{"error": "forbidden"}'
+        info = await connect_info(server.port, "/secure?token=secret")
+        assert info["user"] == "alice"
+        info = await connect_info(
+            server.port, "/secure", additional_headers={"Cookie": "token=secret"}
+        )
+        assert info["user"] == "alice"
+
+    async def test_sync_hook(self, run_server: StartServer) -> None:
+        def hook(request: Request) -> None:
+            request.ctx.user = request.headers.get("x-user")
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/", on_connect=hook)
+        server = await run_server(routes)
+        info = await connect_info(server.port, additional_headers={"X-User": "bob"})
+        assert info["user"] == "bob"
+
+    async def test_hook_failure_is_500(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        async def broken(request: Request) -> None:
+            raise RuntimeError("hook bug")
+
+        def wrong_type(request: Request) -> str:
+            return "yes"
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/a", on_connect=broken)
+        routes.add_websocket_route(reply_info, "/b", on_connect=wrong_type)
+        server = await run_server(routes)
+        assert (await denied(server.port, "/a")).status_code == 500
+        assert (await denied(server.port, "/b")).status_code == 500
+        assert len([r for r in caplog.records if r.exc_info]) == 2
+
+    async def test_slow_hook_bounded_by_open_timeout(self, run_server: StartServer) -> None:
+        async def stuck(request: Request) -> None:
+            await asyncio.sleep(30)
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/", on_connect=stuck)
+        server = await run_server(routes, open_timeout=0.3)
+        from .helpers import upgrade_request
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(upgrade_request("/"))
+        assert await asyncio.wait_for(reader.read(), 3) == b""
+        writer.close()
+
+    async def test_close_1008_after_accepting(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            message = await ws.recv()
+            if message != "let me in":
+                await ws.close(1008, "policy violation")
+
+        server = await run_server(routes)
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("hello?")
+            await ws.wait_closed()
+        assert (ws.close_code, ws.close_reason) == (1008, "policy violation")
+
+
+class TestOrigins:
+    async def test_server_setting(self, run_server: StartServer) -> None:
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/")
+        server = await run_server(routes, origins=["https://good.example", None])
+        good = await connect_info(server.port, origin="https://good.example")
+        assert good["path"] == "/"
+        await connect_info(server.port)  # no Origin header: admitted by None
+        response = await denied(server.port, origin="https://evil.example")
+        assert response.status_code == 403
+        response = await denied(
+            server.port, origin="https://good.example", additional_headers={"Origin": "x"}
+        )
+        assert response.status_code == 403
+
+    async def test_route_setting_overrides_server(self, run_server: StartServer) -> None:
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/open")
+        routes.add_websocket_route(reply_info, "/strict", origins=["https://app.example"])
+        server = await run_server(routes, origins=["https://other.example"])
+        assert (await denied(server.port, "/strict")).status_code == 403  # no Origin
+        await connect_info(server.port, "/strict", origin="https://app.example")
+        assert (await denied(server.port, "/open", origin="https://app.example")).status_code == 403
+        await connect_info(server.port, "/open", origin="https://other.example")
+
+
+class TestRouteOptions:
+    async def test_host_version_and_slashes(self, run_server: StartServer) -> None:
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/h", host="api.example")
+        routes.add_websocket_route(reply_info, "/feed", version=2)
+        routes.add_websocket_route(reply_info, "/strict/", strict_slashes=True)
+        server = await run_server(routes)
+        port = server.port
+        # The URI's host goes into the Host header; the socket goes to 127.0.0.1.
+        async with websockets.connect(
+            f"ws://API.example:{port}/h", host="127.0.0.1", port=port
+        ) as ws:
+            assert "/h" in await ws.recv()
+        assert (await denied(port, "/h")).status_code == 404
+        assert (await connect_info(port, "/v2/feed"))["path"] == "/v2/feed"
+        assert (await connect_info(port, "/v2/feed/"))["path"] == "/v2/feed/"
+        assert (await denied(port, "/feed")).status_code == 404
+        await connect_info(port, "/strict/")
+        assert (await denied(port, "/strict")).status_code == 404
+        assert routes.url_for("reply_info") == "/h"

@@ -1,0 +1,218 @@
+"""Plain HTTP routes: responses, HEAD, 404/405/426, keep-alive, pipelining, errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+import websockets
+
+from wsserver import Request, Router, WebSocket
+from wsserver.response import Response, empty, html, json, raw, text
+
+from .conftest import StartServer
+
+
+def app() -> Router:
+    routes = Router()
+
+    @routes.get("/")
+    async def index(request: Request) -> Response:
+        return html("<h1>hi</h1>")
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    @routes.get("/health")
+    async def health(request: Request) -> Response:
+        return json({"status": "ok", "q": request.args.get("q")})
+
+    @routes.get("/items/<n:int>")
+    async def item(request: Request, n: int) -> Response:
+        return text(f"item {n}", headers={"X-Item": str(n)})
+
+    @routes.get("/bytes")
+    async def data(request: Request) -> Response:
+        return raw(b"\x00\x01", status=201)
+
+    @routes.route("/nothing", methods=["POST"])
+    async def nothing(request: Request) -> Response:
+        return empty()
+
+    @routes.get("/slow")
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(0.1)
+        return text("slow")
+
+    @routes.get("/broken")
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    @routes.get("/wrong")
+    async def wrong(request: Request) -> Response:
+        return "not a response"  # type: ignore[return-value]
+
+    @routes.websocket("/ws-only")
+    async def ws_only(request: Request, ws: WebSocket) -> None:
+        pass
+
+    return routes
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    body = await asyncio.wait_for(reader.readexactly(length), 5) if length else b""
+    return status, headers, body
+
+
+class TestResponses:
+    async def test_with_aiohttp_client(self, run_server: StartServer) -> None:
+        server = await run_server(app())
+        base = f"http://127.0.0.1:{server.port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(base + "/") as r:
+                assert r.status == 200
+                assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+                assert await r.text() == "<h1>hi</h1>"
+            async with session.get(base + "/health?q=x") as r:
+                assert r.status == 200
+                assert await r.json() == {"status": "ok", "q": "x"}
+            async with session.get(base + "/items/7") as r:
+                assert (r.status, await r.text(), r.headers["X-Item"]) == (200, "item 7", "7")
+            async with session.get(base + "/bytes") as r:
+                assert (r.status, await r.read()) == (201, b"\x00\x01")
+                assert r.headers["Content-Type"] == "application/octet-stream"
+            async with session.post(base + "/nothing") as r:
+                assert (r.status, await r.read()) == (204, b"")
+            async with session.head(base + "/items/7") as r:
+                assert r.status == 200
+                assert r.headers["Content-Length"] == "6"
+            async with session.get(base + "/missing") as r:
+                assert r.status == 404
+            async with session.get(base + "/items/x") as r:
+                assert r.status == 404
+            async with session.post(base + "/health") as r:
+                assert r.status == 405
+                assert r.headers["Allow"] == "GET, HEAD"
+            async with session.get(base + "/ws-only") as r:
+                assert r.status == 426
+                assert r.headers["Upgrade"] == "websocket"
+
+    async def test_same_path_serves_page_and_websocket(self, run_server: StartServer) -> None:
+        server = await run_server(app())
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("still a websocket")
+            assert await ws.recv() == "still a websocket"
+
+    async def test_handler_errors_give_500_and_one_log(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        server = await run_server(app())
+        for path in ("/broken", "/wrong"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            status, headers, _ = await read_response(reader)
+            assert status == 500
+            assert headers["connection"] == "close"
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+        errors = [r for r in caplog.records if r.name == "wsserver.server" and r.exc_info]
+        assert len(errors) == 2
+        assert "not a Response" in str(errors[1].exc_info[1])  # type: ignore[index]
+
+
+class TestConnectionReuse:
+    async def test_keep_alive(self, run_server: StartServer) -> None:
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for n in range(3):
+            writer.write(f"GET /items/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            status, _, body = await read_response(reader)
+            assert (status, body) == (200, f"item {n}".encode())
+        writer.write(b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_response(reader))[0] == 404
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert status == 200 and headers["connection"] == "close"
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+
+    async def test_pipelining_keeps_order(self, run_server: StartServer) -> None:
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"HEAD /items/2 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /items/3 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        assert (await read_response(reader))[2] == b"slow"
+        assert (await read_response(reader))[2] == b"item 1"
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert b"Content-Length: 6" in head  # HEAD: no body follows
+        assert (await read_response(reader))[2] == b"item 3"
+        writer.close()
+
+    async def test_upgrade_after_plain_requests(self, run_server: StartServer) -> None:
+        from .helpers import upgrade_request
+
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_response(reader))[0] == 200
+        writer.write(upgrade_request("/"))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        writer.close()
+
+    async def test_idle_keep_alive_closed_after_open_timeout(self, run_server: StartServer) -> None:
+        server = await run_server(app(), open_timeout=0.2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_response(reader))[0] == 200
+        assert await asyncio.wait_for(reader.read(), 2) == b""
+        writer.close()
+
+    async def test_request_body_too_big(self, run_server: StartServer) -> None:
+        server = await run_server(app(), max_header_size=1024)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+        writer.write(b"x" * 5000)
+        status, _, _ = await read_response(reader)
+        assert status == 413
+        writer.close()
+
+    async def test_small_body_is_read_and_ignored(self, run_server: StartServer) -> None:
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        writer.write(b"GET /items/5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_response(reader))[0] == 204
+        assert (await read_response(reader))[2] == b"item 5"
+        writer.close()
+
+
+class TestResponseObject:
+    def test_rejects_header_injection(self) -> None:
+        with pytest.raises(ValueError):
+            text("x", headers={"X-Bad": "a\r\nSet-Cookie: evil=1"})
+
+    @pytest.mark.parametrize("status", [99, 101, 199, 600])
+    def test_rejects_odd_status(self, status: int) -> None:
+        with pytest.raises(ValueError):
+            Response(b"", status)
+
+    def test_content_type_not_duplicated(self) -> None:
+        response = text("x", headers=[("content-type", "text/csv")])
+        assert [v for n, v in response.headers if n.lower() == "content-type"] == ["text/csv"]
