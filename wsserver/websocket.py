@@ -173,8 +173,12 @@ class WebSocket:
             compress: False sends this message uncompressed even when
                 permessage-deflate is on (for already-compressed payloads).
 
+        While the write buffer is above ``write_limit`` (a client that reads
+        slowly), this waits until it drains to a quarter of it.
+
         Raises:
-            WebsocketClosed: the connection is closing or closed.
+            WebsocketClosed: the connection is closing or closed (also when it
+                closes while this waits for the buffer to drain).
             TypeError: ``data`` has a type that cannot be sent.
             ValueError: unknown ``encoding``.
         """
@@ -190,6 +194,8 @@ class WebSocket:
             self._send_frame(payload, True, compress)
         if self._protocol.writing_paused:
             await self._protocol.drain()
+            if self._protocol.lost:
+                raise self._closed_error()
 
     def _send_frame(self, payload: Data, fin: bool, compress: bool) -> None:
         conn = self._conn

@@ -1,0 +1,251 @@
+"""Flow control, limits, shutdown and leaks, through real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tracemalloc
+from typing import Any
+
+import websockets
+
+from wsserver import ConnectionClosedOK, Request, Router, WebSocket
+from wsserver.frames import Opcode, serialize_close
+
+from .conftest import StartServer
+from .helpers import RawClient
+
+
+def queue_len(server: Any) -> int:
+    return max((len(p.ws._queue) for p in server._websockets if p.ws is not None), default=0)
+
+
+class TestReceiveBackpressure:
+    async def test_flood_against_slow_reader_stays_bounded(self, run_server: StartServer) -> None:
+        gate = asyncio.Event()
+        received: list[bytes] = []
+        routes = Router()
+
+        @routes.websocket("/")
+        async def slow(request: Request, ws: WebSocket) -> None:
+            await gate.wait()
+            async for message in ws:
+                received.append(message)  # type: ignore[arg-type]
+
+        max_queue, size, count = 8, 10_000, 600  # 6 MB offered
+        server = await run_server(routes, max_queue=max_queue, compression=None)
+        client = await RawClient.connect(server.port)
+        payloads = [bytes([i % 256]) * size for i in range(count)]
+        for payload in payloads:
+            client.send(Opcode.BINARY, payload)
+        client.send(Opcode.PING, b"while paused")
+        peak = 0
+        for _ in range(40):
+            await asyncio.sleep(0.01)
+            peak = max(peak, queue_len(server))
+        # One read can complete a few more messages than max_queue, no more.
+        assert max_queue <= peak <= max_queue + 65536 // size + 1
+        # The rest waits in the client's buffers: the server stopped reading.
+        assert client.writer.transport.get_write_buffer_size() > 2_000_000
+        gate.set()
+        opcode, _, _, payload = await client.recv_frame(timeout=10)
+        assert (opcode, payload) == (Opcode.PONG, b"while paused")
+        for _ in range(500):
+            if len(received) == count:
+                break
+            await asyncio.sleep(0.01)
+        assert received == payloads
+
+
+class TestSendBackpressure:
+    async def test_non_reading_client_blocks_send(self, run_server: StartServer) -> None:
+        sent = 0
+        done = asyncio.Event()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def firehose(request: Request, ws: WebSocket) -> None:
+            nonlocal sent
+            for _ in range(400):
+                await ws.send(b"z" * 65536)
+                sent += 1
+            done.set()
+
+        write_limit = 65536
+        server = await run_server(routes, compression=None, write_limit=write_limit)
+        client = await RawClient.connect(server.port)
+        await asyncio.sleep(0.3)
+        stalled_at = sent
+        await asyncio.sleep(0.2)
+        assert sent == stalled_at  # send() is blocked
+        assert sent < 400
+        (protocol,) = server._websockets
+        assert protocol.transport.get_write_buffer_size() <= write_limit + 65536 + 14
+        # Now read everything: every send completes.
+        total = 0
+        while total < 400:
+            opcode, _, _, payload = await client.recv_frame(timeout=10)
+            assert opcode == Opcode.BINARY and len(payload) == 65536
+            total += 1
+        await asyncio.wait_for(done.wait(), 5)
+
+    async def test_blocked_send_raises_when_connection_dies(self, run_server: StartServer) -> None:
+        outcome: asyncio.Queue[str] = asyncio.Queue()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def firehose(request: Request, ws: WebSocket) -> None:
+            try:
+                while True:
+                    await ws.send(b"z" * 65536)
+            except ConnectionClosedOK:
+                outcome.put_nowait("ok?!")
+            except Exception as exc:
+                outcome.put_nowait(type(exc).__name__)
+
+        server = await run_server(routes, compression=None)
+        client = await RawClient.connect(server.port)
+        await asyncio.sleep(0.2)
+        client.writer.transport.abort()
+        assert await asyncio.wait_for(outcome.get(), 5) == "ConnectionClosedError"
+
+
+class TestSlowloris:
+    async def test_stalled_handshakes_dropped_others_served(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def echo(request: Request, ws: WebSocket) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        server = await run_server(routes, open_timeout=0.5)
+        stalled = []
+        for _ in range(50):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+            stalled.append((reader, writer))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("served")
+            assert await ws.recv() == "served"
+        assert loop.time() - start < 0.4
+        for reader, writer in stalled:
+            assert await asyncio.wait_for(reader.read(), 3) == b""
+            writer.close()
+
+
+class TestShutdown:
+    async def test_messages_received_before_shutdown_are_delivered(
+        self, run_server: StartServer
+    ) -> None:
+        got: asyncio.Queue[Any] = asyncio.Queue()
+        gate = asyncio.Event()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await gate.wait()
+            async for message in ws:
+                got.put_nowait(message)
+            got.put_nowait(ws.close_code)
+
+        server = await run_server(routes)
+        client = await RawClient.connect(server.port)
+        client.send(Opcode.TEXT, b"one")
+        client.send(Opcode.TEXT, b"two")
+        await asyncio.sleep(0.05)
+        closing = asyncio.create_task(server.close())
+        reason = await client.expect_close(1001)
+        assert reason == "server shutting down"
+        gate.set()
+        await asyncio.wait_for(closing, 5)
+        assert [got.get_nowait() for _ in range(3)] == ["one", "two", 1001]
+
+    async def test_grace_period_then_cancel(self, run_server: StartServer) -> None:
+        cancelled = asyncio.Event()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def stubborn(request: Request, ws: WebSocket) -> None:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        server = await run_server(routes, shutdown_timeout=0.2)
+        client = await RawClient.connect(server.port)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        closing = asyncio.create_task(server.close())
+        await client.expect_close(1001)
+        await asyncio.wait_for(closing, 5)
+        assert cancelled.is_set()
+        assert loop.time() - start < 2
+
+    async def test_handshake_during_shutdown_gets_503(self, run_server: StartServer) -> None:
+        from .helpers import upgrade_request
+
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await asyncio.sleep(60)
+
+        server = await run_server(routes, shutdown_timeout=0.3)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await asyncio.sleep(0.05)
+        closing = asyncio.create_task(server.close())
+        await asyncio.sleep(0.05)
+        writer.write(upgrade_request("/"))
+        data = await asyncio.wait_for(reader.read(), 5)
+        assert data.startswith(b"HTTP/1.1 503 ")
+        await asyncio.wait_for(closing, 5)
+
+
+class TestNoLeaks:
+    async def test_connect_close_cycles(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def echo(request: Request, ws: WebSocket) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        server = await run_server(routes, ping_interval=5.0)
+        loop = asyncio.get_running_loop()
+
+        async def cycle(n: int) -> None:
+            client = await RawClient.connect(server.port)
+            client.send(Opcode.TEXT, b"x" * 100)
+            await client.recv_frame()
+            client.send(Opcode.CLOSE, serialize_close(1000))
+            await client.expect_eof()
+            client.close()
+
+        async def cycles(n: int) -> None:
+            for i in range(0, n, 20):
+                await asyncio.gather(*(cycle(j) for j in range(i, i + 20)))
+            for _ in range(100):
+                if not server._protocols:
+                    break
+                await asyncio.sleep(0.01)
+
+        await cycles(200)  # warm up
+        gc.collect()
+        tasks_before = len(asyncio.all_tasks())
+        timers_before = len(loop._scheduled)  # type: ignore[attr-defined]
+        tracemalloc.start()
+        try:
+            baseline = tracemalloc.get_traced_memory()[0]
+            await cycles(1000)
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - baseline
+        finally:
+            tracemalloc.stop()
+        assert not server._protocols
+        assert len(asyncio.all_tasks()) == tasks_before
+        assert len(loop._scheduled) <= timers_before  # type: ignore[attr-defined]
+        assert grown < 300_000, f"memory grew by {grown} bytes over 1000 connections"
