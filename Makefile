@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint autobahn clean
+.PHONY: run test lint soak autobahn clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,13 +12,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
-## run: start the echo example on 127.0.0.1:8000
+## run: start the chat example on 127.0.0.1:8000
 run: $(STAMP)
-	$(PY) -m wsserver examples.echo:routes --host 127.0.0.1 --port 8000
+	@echo "Chat page: http://127.0.0.1:8000/"
+	$(PY) -m wsserver examples.chat:routes --host 127.0.0.1 --port 8000
 
 ## test: the unit and integration tests
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## soak: long soak and abuse runs against a server subprocess
+soak: $(STAMP)
+	$(PY) -m pytest -q -s -m soak tests/soak
 
 ## lint: ruff and mypy --strict
 lint: $(STAMP)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import re
@@ -38,9 +39,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 REPORTS_DIR = HERE / "reports"
 CACHE_HOME = Path(
-    os.environ.get(
-        "WSSERVER_AUTOBAHN_HOME", Path.home() / ".cache" / "wsserver-autobahn"
-    )
+    os.environ.get("WSSERVER_AUTOBAHN_HOME", Path.home() / ".cache" / "wsserver-autobahn")
 )
 DEFAULT_WSTEST = CACHE_HOME / "wstest"
 
@@ -78,12 +77,8 @@ class Agent:
 
 
 AGENTS = {
-    "deflate": Agent(
-        "deflate", "wsserver-deflate", "deflate", HERE / "fuzzingclient-deflate.json"
-    ),
-    "plain": Agent(
-        "plain", "wsserver-plain", "none", HERE / "fuzzingclient-plain.json"
-    ),
+    "deflate": Agent("deflate", "wsserver-deflate", "deflate", HERE / "fuzzingclient-deflate.json"),
+    "plain": Agent("plain", "wsserver-plain", "none", HERE / "fuzzingclient-plain.json"),
 }
 
 
@@ -227,9 +222,7 @@ def write_spec(agent: Agent, url: str, outdir: Path, cases: list[str] | None) ->
     spec: dict[str, Any] = json.loads(agent.spec_template.read_text(encoding="utf-8"))
     servers = spec.get("servers") or [{"agent": agent.name}]
     if len(servers) != 1 or servers[0].get("agent") != agent.name:
-        raise HarnessError(
-            f"{agent.spec_template}: expected one server with agent {agent.name!r}"
-        )
+        raise HarnessError(f"{agent.spec_template}: expected one server with agent {agent.name!r}")
     servers[0]["url"] = url
     spec["servers"] = servers
     spec["outdir"] = str(outdir)
@@ -254,9 +247,7 @@ def free_port() -> int:
 def server_command(args: argparse.Namespace, agent: Agent, port: int) -> list[str]:
     """The command line that starts the server for this agent."""
     if args.server_cmd:
-        text = args.server_cmd.format(
-            port=port, host=HOST, compression=agent.compression
-        )
+        text = args.server_cmd.format(port=port, host=HOST, compression=agent.compression)
         return shlex.split(text)
     return [
         args.server_python, "-m", "wsserver", "examples.echo:routes",
@@ -319,10 +310,8 @@ def wait_for_port(server: Server, port: int, timeout: float) -> None:
 
 def signal_group(proc: subprocess.Popen[Any], sig: int) -> None:
     """Send sig to the process group led by proc (which we started)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def stop_process(proc: subprocess.Popen[Any], timeout: float) -> bool:
@@ -344,9 +333,7 @@ def stop_server(server: Server) -> None:
     """Stop the server and close its log."""
     try:
         if not stop_process(server.proc, SERVER_STOP_TIMEOUT):
-            print(
-                f"  note: server ignored SIGTERM for {SERVER_STOP_TIMEOUT:.0f} s and was killed"
-            )
+            print(f"  note: server ignored SIGTERM for {SERVER_STOP_TIMEOUT:.0f} s and was killed")
     finally:
         server.log_file.close()
 
@@ -370,9 +357,7 @@ def case_sort_key(case_id: str) -> tuple[int, ...]:
     return tuple(int(part) for part in case_id.split("."))
 
 
-def run_wstest(
-    wstest: Path, spec: Path, outdir: Path, agent: Agent, timeout: float
-) -> WstestRun:
+def run_wstest(wstest: Path, spec: Path, outdir: Path, agent: Agent, timeout: float) -> WstestRun:
     """Run wstest fuzzingclient, logging its output and watching its progress."""
     run = WstestRun()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -467,9 +452,7 @@ def load_results(index_path: Path, agent_name: str) -> list[CaseResult]:
     return sorted(results, key=lambda r: case_sort_key(r.case_id))
 
 
-def run_agent(
-    agent: Agent, args: argparse.Namespace, cases: list[str] | None
-) -> AgentOutcome:
+def run_agent(agent: Agent, args: argparse.Namespace, cases: list[str] | None) -> AgentOutcome:
     """Start the server, run wstest against it, stop it, collect the results."""
     outcome = AgentOutcome(agent)
     started = time.monotonic()
@@ -510,9 +493,7 @@ def run_problems(run: WstestRun, timeout: float) -> list[str]:
     if run.timed_out:
         problems.append(f"wstest was killed after {timeout:.0f} s")
     elif not run.planned:
-        problems.append(
-            "no case selected (check --cases against the spec's exclude-cases)"
-        )
+        problems.append("no case selected (check --cases against the spec's exclude-cases)")
     elif run.returncode != 0:
         problems.append(f"wstest exited with code {run.returncode}")
     # wstest skips the rest of an agent's cases when a connection is refused.
@@ -529,9 +510,9 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> st
     body = [[str(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in body:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
     lines = [
-        "  ".join(cell.rjust(width) for cell, width in zip(row, widths))
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
         for row in [list(headers), *body]
     ]
     return "\n".join("  " + line.rstrip() for line in lines)
@@ -549,9 +530,7 @@ def section_table(results: Sequence[CaseResult]) -> str:
     headers = ["section", "cases", *short, "|", *short]
     rows: list[list[object]] = []
     sections = sorted({section_of(r.case_id) for r in results})
-    groups = [
-        (str(s), [r for r in results if section_of(r.case_id) == s]) for s in sections
-    ]
+    groups = [(str(s), [r for r in results if section_of(r.case_id) == s]) for s in sections]
     for label, group in [*groups, ("total", list(results))]:
         rows.append(
             [
@@ -592,9 +571,7 @@ def duration_table(results: Sequence[CaseResult], section: int = 9) -> str | Non
     headers = ["ms", *(f".{n}" for n in columns), "sum"]
     rows = [
         [group, *(cells.get(n, "") for n in columns), sum(cells.values())]
-        for group, cells in sorted(
-            rows_by_group.items(), key=lambda kv: case_sort_key(kv[0])
-        )
+        for group, cells in sorted(rows_by_group.items(), key=lambda kv: case_sort_key(kv[0]))
     ]
     return format_table(headers, rows)
 
@@ -666,4 +643,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\nautobahn: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -119,7 +119,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
     say "[1/5] apt: bullseye package lists from $mirror"
-    run_logged apt-update private_apt update
+    run_logged apt-update private_apt --error-on=any update
     say "[2/5] apt: downloading and unpacking ${DEB_PACKAGES[*]}"
     rm -f "$DEBS"/*.deb
     (cd "$DEBS" && run_logged apt-download private_apt download "${DEB_PACKAGES[@]}")

@@ -1,0 +1,285 @@
+"""Multi-room chat.
+
+Run it with ``python -m wsserver examples.chat:routes`` (or ``make run``) and open
+http://127.0.0.1:8000/ in a browser or two.
+
+Protocol, at ``ws://HOST/ws/chat/<room_id>?user=NAME`` (``user`` is optional):
+
+- on join the client gets ``{"type": "system", "message", "room", "user", "clients"}``
+  and the others in the room ``{"type": "user_joined", "room", "user", "clients"}``;
+- a client sends ``{"type": "chat", "message": "...", "user": "..."}`` (``user``
+  defaults to its join name); everyone in the room, sender included, gets
+  ``{"type": "chat", "message", "user", "room"}``;
+- anything else (invalid JSON, not an object, unknown type, a binary message) is
+  answered ``{"type": "error", "message": "..."}`` and the connection stays open;
+- on leave the others get ``{"type": "user_left", "room", "user", "clients"}``;
+  a room with nobody left disappears.
+
+``GET /api/rooms`` answers ``{"rooms": [names of non-empty rooms], "total_clients": N}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import logging
+from typing import Any
+
+from wsserver import ConnectionClosed, Request, Router, WebSocket
+from wsserver.response import Response, html, json
+
+logger = logging.getLogger("examples.chat")
+
+routes = Router()
+
+#: room name -> {connection: user name}. Only non-empty rooms are kept.
+rooms: dict[str, dict[WebSocket, str]] = {}
+
+#: Seconds one client gets to take a broadcast message before it is skipped.
+SEND_TIMEOUT = 5.0
+#: Longest user name kept; longer ones are cut.
+MAX_USER_LENGTH = 64
+
+
+async def _deliver(ws: WebSocket, payload: str) -> None:
+    try:
+        await asyncio.wait_for(ws.send(payload), SEND_TIMEOUT)
+    except ConnectionClosed:
+        pass  # it is leaving: its own handler removes it from the room
+    except TimeoutError:
+        logger.warning("a client of %s is too slow: message skipped", ws.request.path)
+
+
+async def broadcast(room: str, message: dict[str, Any], exclude: WebSocket | None = None) -> None:
+    """Send ``message`` to everyone in ``room`` (but ``exclude``), concurrently.
+
+    A closed or slow client never stops the others from getting it.
+    """
+    clients = [ws for ws in rooms.get(room, {}) if ws is not exclude]
+    if not clients:
+        return
+    payload = jsonlib.dumps(message)  # serialise once, not once per client
+    results = await asyncio.gather(
+        *(_deliver(ws, payload) for ws in clients), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, Exception):
+            logger.error("broadcast to %s failed", room, exc_info=result)
+
+
+def _clean_user(value: Any, default: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        return default
+    return value.strip()[:MAX_USER_LENGTH]
+
+
+def _parse(message: str | bytes) -> tuple[dict[str, Any] | None, str]:
+    """The chat message in ``message``, or None and why it is not one."""
+    if isinstance(message, bytes):
+        return None, "Binary messages are not supported: send JSON text"
+    try:
+        data = jsonlib.loads(message)
+    except ValueError:
+        return None, "Invalid JSON"
+    if not isinstance(data, dict):
+        return None, "Expected a JSON object"
+    kind = data.get("type")
+    if kind != "chat":
+        return None, f"Unknown message type: {kind!r}"
+    if not isinstance(data.get("message"), str):
+        return None, "'message' must be a string"
+    return data, ""
+
+
+@routes.websocket("/ws/chat/<room_id>")
+async def chat(request: Request, ws: WebSocket, room_id: str) -> None:
+    """One chat client in room ``room_id``."""
+    user = _clean_user(request.args.get("user"), "anonymous")
+    members = rooms.setdefault(room_id, {})
+    members[ws] = user
+    try:
+        await ws.send(
+            {
+                "type": "system",
+                "message": f"Welcome to room {room_id}, {user}",
+                "room": room_id,
+                "user": user,
+                "clients": len(members),
+            }
+        )
+        await broadcast(
+            room_id,
+            {"type": "user_joined", "room": room_id, "user": user, "clients": len(members)},
+            exclude=ws,
+        )
+        async for message in ws:
+            data, error = _parse(message)
+            if data is None:
+                await ws.send({"type": "error", "message": error})
+                continue
+            await broadcast(
+                room_id,
+                {
+                    "type": "chat",
+                    "message": data["message"],
+                    "user": _clean_user(data.get("user"), user),
+                    "room": room_id,
+                },
+            )
+    finally:
+        members = rooms.get(room_id, {})
+        members.pop(ws, None)
+        if not members:
+            rooms.pop(room_id, None)  # empty rooms disappear
+        else:
+            await broadcast(
+                room_id,
+                {"type": "user_left", "room": room_id, "user": user, "clients": len(members)},
+            )
+
+
+@routes.get("/api/rooms")
+async def list_rooms(request: Request) -> Response:
+    """The non-empty rooms and how many clients are connected in all."""
+    return json(
+        {
+            "rooms": sorted(name for name, members in rooms.items() if members),
+            "total_clients": sum(len(members) for members in rooms.values()),
+        }
+    )
+
+
+@routes.get("/")
+async def page(request: Request) -> Response:
+    """The chat page."""
+    return html(PAGE)
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wsserver chat</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 44rem; }
+  form { display: flex; gap: .5rem; margin-bottom: .75rem; }
+  #message { flex: 1; }
+  #log { list-style: none; padding: .5rem; border: 1px solid #ccc; min-height: 12rem; }
+  #log li { margin: .15rem 0; white-space: pre-wrap; word-break: break-word; }
+  #log .user { font-weight: bold; margin-right: .4rem; }
+  #log li[data-type=system], #log li[data-type=user_joined],
+  #log li[data-type=user_left] { color: #666; font-style: italic; }
+  #log li[data-type=error] { color: #b00; }
+</style>
+</head>
+<body>
+<h1>Chat</h1>
+<form id="join-form">
+  <input id="room" value="lobby" placeholder="Room" required>
+  <input id="user" placeholder="Your name" required>
+  <button id="join" type="submit">Join</button>
+</form>
+<p>Status: <span id="status">not connected</span></p>
+<form id="send-form">
+  <input id="message" autocomplete="off" placeholder="Message" disabled>
+  <button id="send" type="submit" disabled>Send</button>
+</form>
+<ul id="log"></ul>
+<script>
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const log = $("log");
+  let socket = null;
+
+  function setConnected(connected) {
+    $("message").disabled = !connected;
+    $("send").disabled = !connected;
+  }
+
+  function append(type, user, text) {
+    const item = document.createElement("li");
+    item.dataset.type = type;
+    if (user) {
+      const name = document.createElement("span");
+      name.className = "user";
+      name.textContent = user + ":";
+      item.appendChild(name);
+    }
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    item.appendChild(body);
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function show(data) {
+    switch (data.type) {
+      case "chat": append("chat", data.user, data.message); break;
+      case "system": append("system", "", data.message + " (" + data.clients + " here)"); break;
+      case "user_joined":
+        append("user_joined", "", data.user + " joined (" + data.clients + " here)"); break;
+      case "user_left":
+        append("user_left", "", data.user + " left (" + data.clients + " here)"); break;
+      case "error": append("error", "", "Error: " + data.message); break;
+      default: append("other", "", JSON.stringify(data));
+    }
+  }
+
+  function join(room, user) {
+    if (socket !== null) {
+      socket.onclose = null;
+      socket.close();
+    }
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const url = scheme + location.host + "/ws/chat/" + encodeURIComponent(room) +
+      "?user=" + encodeURIComponent(user);
+    const ws = new WebSocket(url);
+    socket = ws;
+    window.chatSocket = ws;
+    $("status").textContent = "connecting to " + room;
+    ws.onopen = () => {
+      $("status").textContent = "connected to " + room + " as " + user;
+      setConnected(true);
+    };
+    ws.onmessage = (event) => {
+      try {
+        show(JSON.parse(event.data));
+      } catch (error) {
+        append("error", "", "Unreadable message from the server");
+      }
+    };
+    ws.onclose = (event) => {
+      if (socket !== ws) return;
+      $("status").textContent = "disconnected (" + event.code + ")";
+      setConnected(false);
+    };
+  }
+
+  $("join-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const room = $("room").value.trim();
+    const user = $("user").value.trim();
+    if (room === "" || user === "") return;
+    if (room.includes("/")) {
+      append("error", "", "Error: a room name cannot contain '/'");
+      return;
+    }
+    join(room, user);
+  });
+
+  $("send-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("message").value;
+    if (socket === null || socket.readyState !== WebSocket.OPEN || text === "") return;
+    socket.send(JSON.stringify({type: "chat", message: text, user: $("user").value.trim()}));
+    $("message").value = "";
+    $("message").focus();
+  });
+})();
+</script>
+</body>
+</html>
+"""

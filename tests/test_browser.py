@@ -1,0 +1,147 @@
+"""The chat example in a real headless Chromium, driven over the DevTools Protocol.
+
+Chromium is installed (Debian's ``chromium`` package) when it is missing; if that
+fails the test fails rather than skipping. ``python -m tests.browser --install``
+does the same installation on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from examples import chat
+from wsserver import Server
+
+from .browser import Browser, ChromiumUnavailable, Page, install_chromium
+from .conftest import StartServer
+
+BIG_SIZE = 50_000
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium binary, installed first if needed."""
+    started = time.monotonic()
+    try:
+        path = install_chromium()
+    except ChromiumUnavailable as exc:
+        pytest.fail(f"headless Chromium is required for the browser tests: {exc}")
+    elapsed = time.monotonic() - started
+    if elapsed > 1:
+        print(f"\ninstalled chromium in {elapsed:.1f} s")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _reset_rooms() -> Any:
+    chat.rooms.clear()
+    yield
+    chat.rooms.clear()
+
+
+def js(value: Any) -> str:
+    """A JavaScript literal for ``value``."""
+    return json.dumps(value)
+
+
+async def join(page: Page, room: str, user: str) -> None:
+    await page.evaluate(
+        f"""(() => {{
+            document.getElementById("room").value = {js(room)};
+            document.getElementById("user").value = {js(user)};
+            document.getElementById("join").click();
+        }})()"""
+    )
+    await page.wait_for(
+        "window.chatSocket && chatSocket.readyState === WebSocket.OPEN"
+        " && !document.getElementById('send').disabled"
+        " && document.querySelector('#log li[data-type=system]') !== null"
+    )
+
+
+async def send_message(page: Page, text_expression: str) -> None:
+    """Type the value of ``text_expression`` in the message box and click Send."""
+    await page.evaluate(
+        f"""(() => {{
+            document.getElementById("message").value = {text_expression};
+            document.getElementById("send").click();
+        }})()"""
+    )
+
+
+def chat_texts_contain(text_expression: str, user: str) -> str:
+    """JS: whether the log shows a chat message ``text_expression`` from ``user``."""
+    return f"""[...document.querySelectorAll("#log li[data-type=chat]")].some(li =>
+        li.querySelector(".text").textContent === {text_expression}
+        && li.querySelector(".user").textContent === {js(user + ":")})"""
+
+
+# Builds the same ~50 KB, very compressible text in any page.
+MAKE_BIG = f"""(window.big = window.big || Array.from({{length: 3000}},
+    (_, i) => "reading " + i + " is fine; ").join("").slice(0, {BIG_SIZE}))"""
+
+
+async def test_chat_between_two_browser_pages(chromium: str, run_server: StartServer) -> None:
+    server: Server = await run_server(chat.routes)
+    url = f"http://127.0.0.1:{server.port}/"
+    async with Browser(chromium) as browser:
+        alice = await browser.new_page()
+        bob = await browser.new_page()
+        await alice.send("Network.enable")
+        await alice.navigate(url)
+        await bob.navigate(url)
+        assert await alice.evaluate("document.title") == "wsserver chat"
+
+        await join(alice, "lobby", "alice")
+        await join(bob, "lobby", "bob")
+        await alice.wait_for(
+            "[...document.querySelectorAll('#log li[data-type=user_joined]')]"
+            ".some(li => li.textContent.includes('bob joined'))"
+        )
+        assert chat.rooms.keys() == {"lobby"} and len(chat.rooms["lobby"]) == 2
+
+        # A message typed and sent in Alice's page shows in Bob's (and in hers).
+        await send_message(alice, js("Hello from Alice <b>!</b>"))
+        await bob.wait_for(chat_texts_contain(js("Hello from Alice <b>!</b>"), "alice"))
+        await alice.wait_for(chat_texts_contain(js("Hello from Alice <b>!</b>"), "alice"))
+        assert await bob.evaluate("document.querySelector('#log b')") is None  # text, not HTML
+        assert await alice.evaluate("document.getElementById('message').value") == ""
+
+        # Chromium offered permessage-deflate and the server agreed.
+        assert len(server.websockets) == 2
+        for ws in server.websockets:
+            offer = ws.request.headers.get("sec-websocket-extensions", "")
+            assert "permessage-deflate" in offer and "client_max_window_bits" in offer, offer
+        handshake = await alice.wait_event(
+            "Network.webSocketHandshakeResponseReceived",
+            lambda params: params["response"]["status"] == 101,
+        )
+        response_headers = {k.lower(): v for k, v in handshake["response"]["headers"].items()}
+        assert response_headers["sec-websocket-extensions"].startswith("permessage-deflate")
+
+        # A big compressible message goes through compressed, both ways, intact.
+        size = await bob.evaluate(f"{MAKE_BIG}.length")
+        assert size == BIG_SIZE
+        assert await alice.evaluate(f"{MAKE_BIG}.length") == BIG_SIZE
+        await send_message(bob, "window.big")
+        await alice.wait_for(chat_texts_contain("window.big", "bob"))
+        await bob.wait_for(chat_texts_contain("window.big", "bob"))
+        frame = await alice.wait_event(
+            "Network.webSocketFrameReceived",
+            lambda params: len(params["response"]["payloadData"]) > BIG_SIZE,
+        )
+        assert json.loads(frame["response"]["payloadData"])["message"] == await alice.evaluate(
+            "window.big"
+        )
+
+        # Bob leaves: Alice sees it, and the server forgets him.
+        await bob.evaluate("chatSocket.close()")
+        await alice.wait_for(
+            "[...document.querySelectorAll('#log li[data-type=user_left]')]"
+            ".some(li => li.textContent.includes('bob left'))"
+        )
+        assert len(chat.rooms["lobby"]) == 1

@@ -1,0 +1,660 @@
+"""The examples, served in-process and driven by real clients (websockets, aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from examples import chat, echo, secure, stream
+from wsserver import ConnectionClosedError, Server
+
+from .conftest import StartServer
+
+TIMEOUT = 3.0
+
+
+# ----------------------------------------------------------------- helpers
+
+
+async def http_get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], str]:
+    """A real HTTP request: status, headers, body."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, f"http://127.0.0.1:{port}{path}") as response,
+    ):
+        body = await response.text()
+        return response.status, dict(response.headers), body
+
+
+async def recv_json(ws: Any, timeout: float = TIMEOUT) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(message, str), message
+    data = json.loads(message)
+    assert isinstance(data, dict), data
+    return data
+
+
+async def recv_type(ws: Any, kind: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """The next message of type ``kind``, skipping others (e.g. readings)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            data = await recv_json(ws, timeout)
+            if data["type"] == kind:
+                return data
+
+
+async def expect_silence(ws: Any, wait: float = 0.2) -> None:
+    with pytest.raises(TimeoutError):
+        message = await asyncio.wait_for(ws.recv(), wait)
+        pytest.fail(f"unexpected message: {message!r}")
+
+
+async def expect_denied(url: str, status: int, **kwargs: Any) -> InvalidStatus:
+    with pytest.raises(InvalidStatus) as info:
+        async with websockets.connect(url, open_timeout=TIMEOUT, **kwargs):
+            pass
+    assert info.value.response.status_code == status
+    return info.value
+
+
+# ==================================================================== echo
+
+
+@pytest.fixture
+async def echo_server(run_server: StartServer) -> Server:
+    return await run_server(echo.routes)
+
+
+async def test_echo_page_is_served_at_root(echo_server: Server) -> None:
+    status, headers, body = await http_get(echo_server.port, "/")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert "<input" in body and 'id="send"' in body and 'id="log"' in body
+    assert '"/ws"' in body and "location.host" in body
+
+
+async def test_echo_page_answers_head(echo_server: Server) -> None:
+    status, headers, body = await http_get(echo_server.port, "/", method="HEAD")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert body == ""
+
+
+@pytest.mark.parametrize("path", ["/", "/ws"])
+async def test_echo_still_echoes(echo_server: Server, path: str) -> None:
+    async with websockets.connect(f"ws://127.0.0.1:{echo_server.port}{path}") as ws:
+        messages: list[str | bytes] = ["hello", "", "é" * 1000, b"\x00\x01\xff", b"x" * 70000]
+        for message in messages:
+            await ws.send(message)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == message
+
+
+# ==================================================================== chat
+
+
+@pytest.fixture(autouse=True)
+def _reset_example_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    chat.rooms.clear()
+    secure.message_times.clear()
+    yield
+    chat.rooms.clear()
+    secure.message_times.clear()
+
+
+@pytest.fixture
+async def chat_server(run_server: StartServer) -> Server:
+    return await run_server(chat.routes)
+
+
+class ChatClients:
+    """Open chat connections for one test, closed at the end."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.open: list[Any] = []
+
+    async def join(self, room: str, user: str | None = None) -> tuple[Any, dict[str, Any]]:
+        """Connect, and return the connection with its ``system`` message."""
+        url = f"ws://127.0.0.1:{self.port}/ws/chat/{room}"
+        if user is not None:
+            url += f"?user={user}"
+        ws = await websockets.connect(url, open_timeout=TIMEOUT)
+        self.open.append(ws)
+        return ws, await recv_json(ws)
+
+    async def close_all(self) -> None:
+        for ws in self.open:
+            await ws.close()
+
+
+@pytest.fixture
+async def clients(chat_server: Server) -> AsyncIterator[ChatClients]:
+    pool = ChatClients(chat_server.port)
+    yield pool
+    await pool.close_all()
+
+
+async def rooms_api(port: int) -> dict[str, Any]:
+    status, headers, body = await http_get(port, "/api/rooms")
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+async def wait_rooms(port: int, expected: dict[str, Any]) -> None:
+    """Poll /api/rooms until it says ``expected`` (handlers clean up asynchronously)."""
+    deadline = time.monotonic() + TIMEOUT
+    while (data := await rooms_api(port)) != expected:
+        assert time.monotonic() < deadline, data
+        await asyncio.sleep(0.02)
+
+
+async def test_chat_page_is_served(chat_server: Server) -> None:
+    status, headers, body = await http_get(chat_server.port, "/")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    for element_id in ("room", "user", "join", "message", "send", "log"):
+        assert f'id="{element_id}"' in body
+    assert '"/ws/chat/"' in body and "location.host" in body
+
+
+async def test_chat_join_gets_system_and_others_get_user_joined(clients: ChatClients) -> None:
+    alice, welcome = await clients.join("lobby", "alice")
+    assert welcome["type"] == "system"
+    assert welcome["room"] == "lobby"
+    assert welcome["clients"] == 1
+    assert isinstance(welcome["message"], str) and welcome["message"]
+
+    bob, welcome = await clients.join("lobby", "bob")
+    assert welcome["type"] == "system" and welcome["room"] == "lobby"
+    assert welcome["clients"] == 2
+    joined = await recv_json(alice)
+    assert joined == {"type": "user_joined", "room": "lobby", "user": "bob", "clients": 2}
+    await expect_silence(bob)  # the joiner does not get its own user_joined
+
+
+async def test_chat_message_goes_to_everyone_in_the_room(clients: ChatClients) -> None:
+    alice, _ = await clients.join("lobby", "alice")
+    bob, _ = await clients.join("lobby", "bob")
+    assert (await recv_json(alice))["type"] == "user_joined"
+
+    await alice.send(json.dumps({"type": "chat", "message": "hi bob", "user": "alice"}))
+    expected = {"type": "chat", "message": "hi bob", "user": "alice", "room": "lobby"}
+    assert await recv_json(alice) == expected  # the sender too
+    assert await recv_json(bob) == expected
+
+
+async def test_chat_three_clients(clients: ChatClients) -> None:
+    alice, _ = await clients.join("room-3", "alice")
+    bob, _ = await clients.join("room-3", "bob")
+    carol, welcome = await clients.join("room-3", "carol")
+    assert welcome["clients"] == 3
+    assert (await recv_json(alice))["user"] == "bob"
+    assert await recv_json(alice) == {
+        "type": "user_joined",
+        "room": "room-3",
+        "user": "carol",
+        "clients": 3,
+    }
+    assert (await recv_json(bob))["user"] == "carol"
+
+    await carol.send(json.dumps({"type": "chat", "message": "hello all"}))
+    for ws in (alice, bob, carol):
+        # Without "user" in the message, the name given at join is used.
+        assert await recv_json(ws) == {
+            "type": "chat",
+            "message": "hello all",
+            "user": "carol",
+            "room": "room-3",
+        }
+    await bob.send(json.dumps({"type": "chat", "message": "yo", "user": "bobby"}))
+    for ws in (alice, bob, carol):
+        assert (await recv_json(ws))["user"] == "bobby"
+
+
+async def test_chat_rooms_are_isolated(clients: ChatClients) -> None:
+    red, _ = await clients.join("red", "r")
+    blue, welcome = await clients.join("blue", "b")
+    assert welcome["clients"] == 1  # not counted with the other room
+    await expect_silence(red)  # no user_joined from another room
+
+    await red.send(json.dumps({"type": "chat", "message": "in red"}))
+    assert (await recv_json(red))["room"] == "red"
+    await blue.send(json.dumps({"type": "chat", "message": "in blue"}))
+    got = await recv_json(blue)
+    assert got["message"] == "in blue" and got["room"] == "blue"
+    await expect_silence(red)
+    await expect_silence(blue)
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("this is not json", "Invalid JSON"),
+        ("{", "Invalid JSON"),
+        ("[1, 2]", "object"),
+        ('"chat"', "object"),
+        ("null", "object"),
+        ('{"message": "no type"}', "type"),
+        ('{"type": "dance"}', "dance"),
+        ('{"type": "chat"}', "message"),
+        ('{"type": "chat", "message": 5}', "message"),
+        (b"\x00binary", "Binary"),
+    ],
+)
+async def test_chat_bad_messages_get_an_error_and_keep_the_connection(
+    clients: ChatClients, message: str | bytes, error: str
+) -> None:
+    alice, _ = await clients.join("lobby", "alice")
+    await alice.send(message)
+    answer = await recv_json(alice)
+    assert answer["type"] == "error"
+    assert error in answer["message"]
+    # Still connected and still chatting.
+    await alice.send(json.dumps({"type": "chat", "message": "still here"}))
+    assert (await recv_json(alice))["message"] == "still here"
+
+
+async def test_chat_room_names_are_url_decoded(chat_server: Server, clients: ChatClients) -> None:
+    ws, welcome = await clients.join("caf%C3%A9%20cr%C3%A8me", "%C3%A9ric")
+    assert welcome["room"] == "café crème" and welcome["user"] == "éric"
+    assert await rooms_api(chat_server.port) == {"rooms": ["café crème"], "total_clients": 1}
+    await ws.send(json.dumps({"type": "chat", "message": "☕"}))
+    assert await recv_json(ws) == {
+        "type": "chat",
+        "message": "☕",
+        "user": "éric",
+        "room": "café crème",
+    }
+
+
+async def test_chat_leaving_and_rooms_api(chat_server: Server, clients: ChatClients) -> None:
+    port = chat_server.port
+    assert await rooms_api(port) == {"rooms": [], "total_clients": 0}
+    alice, _ = await clients.join("alpha", "alice")
+    bob, _ = await clients.join("alpha", "bob")
+    carol, _ = await clients.join("beta", "carol")
+    assert await rooms_api(port) == {"rooms": ["alpha", "beta"], "total_clients": 3}
+    assert (await recv_json(alice))["type"] == "user_joined"
+
+    await bob.close()
+    left = await recv_json(alice)
+    assert left == {"type": "user_left", "room": "alpha", "user": "bob", "clients": 1}
+    assert await rooms_api(port) == {"rooms": ["alpha", "beta"], "total_clients": 2}
+
+    await carol.close()  # the last one in beta: the room disappears
+    await wait_rooms(port, {"rooms": ["alpha"], "total_clients": 1})
+    assert "beta" not in chat.rooms
+
+    await alice.close()
+    await wait_rooms(port, {"rooms": [], "total_clients": 0})
+    assert chat.rooms == {}
+
+
+async def test_chat_abrupt_disconnect_is_cleaned_up(
+    chat_server: Server, clients: ChatClients
+) -> None:
+    alice, _ = await clients.join("lobby", "alice")
+    bob, _ = await clients.join("lobby", "bob")
+    assert (await recv_json(alice))["type"] == "user_joined"
+    bob.transport.abort()  # no closing handshake
+    left = await recv_json(alice)
+    assert left["type"] == "user_left" and left["user"] == "bob"
+    await wait_rooms(chat_server.port, {"rooms": ["lobby"], "total_clients": 1})
+    await alice.send(json.dumps({"type": "chat", "message": "alone"}))
+    assert (await recv_json(alice))["message"] == "alone"
+
+
+class FakeClient:
+    """Stands in for a WebSocket in a room: records, fails, or hangs on send."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.sent: list[str] = []
+        self.request = type("FakeRequest", (), {"path": "/ws/chat/fake"})()
+
+    async def send(self, data: str) -> None:
+        if self.mode == "closed":
+            raise ConnectionClosedError(1006, "")
+        if self.mode == "broken":
+            raise RuntimeError("boom")
+        if self.mode == "slow":
+            await asyncio.sleep(3600)
+        self.sent.append(data)
+
+
+async def test_chat_broadcast_survives_closed_broken_and_slow_clients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chat, "SEND_TIMEOUT", 0.1)
+    first, closed, slow, broken, last = (
+        FakeClient(m) for m in ("ok", "closed", "slow", "broken", "ok")
+    )
+    chat.rooms["r"] = {c: "u" for c in (first, closed, slow, broken, last)}  # type: ignore[misc]
+    started = time.monotonic()
+    await asyncio.wait_for(chat.broadcast("r", {"type": "chat", "message": "m"}), 2)
+    assert time.monotonic() - started < 1  # the slow one was not awaited for long
+    for client in (first, last):
+        assert [json.loads(s) for s in client.sent] == [{"type": "chat", "message": "m"}]
+    # ... and ``exclude`` skips one client.
+    await chat.broadcast("r", {"type": "x"}, exclude=first)  # type: ignore[arg-type]
+    assert len(first.sent) == 1 and len(last.sent) == 2
+
+
+# ================================================================== stream
+
+
+@pytest.fixture
+async def stream_server(run_server: StartServer) -> Server:
+    return await run_server(stream.routes)
+
+
+def stream_url(server: Server, interval: float | str | None = 0.05) -> str:
+    url = f"ws://127.0.0.1:{server.port}/ws/data-stream"
+    return url if interval is None else f"{url}?interval={interval}"
+
+
+async def test_stream_pushes_readings_periodically(stream_server: Server) -> None:
+    async with websockets.connect(stream_url(stream_server)) as ws:
+        hello = await recv_json(ws)
+        assert hello["type"] == "connected" and hello["interval"] == 0.05
+        assert set(hello["sensors"]) == set(stream.SENSORS)
+        started = time.monotonic()
+        readings = [await recv_json(ws) for _ in range(6)]
+        elapsed = time.monotonic() - started
+    assert 0.2 < elapsed < 2.0, elapsed  # ~6 x 0.05 s
+    for reading in readings:
+        assert reading["type"] == "reading"
+        assert reading["sensor_id"] in stream.SENSORS
+        assert isinstance(reading["value"], float)
+        assert abs(reading["timestamp"] - time.time()) < 5
+    assert [r["seq"] for r in readings] == list(range(1, 7))
+    assert {r["sensor_id"] for r in readings} == set(stream.SENSORS)  # taken in turn
+    assert readings[-1]["timestamp"] > readings[0]["timestamp"]
+
+
+async def test_stream_default_interval_is_a_module_constant(
+    stream_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert stream.INTERVAL == 1.0
+    monkeypatch.setattr(stream, "INTERVAL", 0.05)
+    async with websockets.connect(stream_url(stream_server, None)) as ws:
+        assert (await recv_json(ws))["interval"] == 0.05
+        for _ in range(3):
+            assert (await recv_json(ws, timeout=1))["type"] == "reading"
+
+
+@pytest.mark.parametrize("interval", ["abc", "0", "-1", "nan", "1e9"])
+async def test_stream_bad_interval_is_refused(stream_server: Server, interval: str) -> None:
+    denied = await expect_denied(stream_url(stream_server, interval), 400)
+    assert b"interval" in denied.response.body
+
+
+async def test_stream_ping_pong(stream_server: Server) -> None:
+    async with websockets.connect(stream_url(stream_server)) as ws:
+        await recv_type(ws, "connected")
+        await ws.send(json.dumps({"type": "ping", "id": 42}))
+        pong = await recv_type(ws, "pong")
+        assert pong["id"] == 42 and isinstance(pong["timestamp"], float)
+        # Readings go on around it.
+        await recv_type(ws, "reading")
+
+
+async def test_stream_subscribe(stream_server: Server) -> None:
+    async with websockets.connect(stream_url(stream_server)) as ws:
+        await recv_type(ws, "connected")
+        await ws.send(json.dumps({"type": "subscribe", "sensor_id": "humidity"}))
+        assert await recv_type(ws, "subscribed") == {
+            "type": "subscribed",
+            "sensor_id": "humidity",
+        }
+        readings = [await recv_type(ws, "reading") for _ in range(4)]
+        assert [r["sensor_id"] for r in readings] == ["humidity"] * 4
+        assert all(r["unit"] == "%" for r in readings)
+
+        await ws.send(json.dumps({"type": "unsubscribe"}))
+        await recv_type(ws, "unsubscribed")
+        readings = [await recv_type(ws, "reading") for _ in range(4)]
+        assert len({r["sensor_id"] for r in readings}) > 1
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("not json", "Invalid JSON"),
+        ("[]", "object"),
+        ('{"type": "launch"}', "launch"),
+        ('{"type": "subscribe", "sensor_id": "radiation"}', "radiation"),
+        ('{"type": "subscribe"}', "sensor_id"),
+        (b"\x01\x02", "Binary"),
+    ],
+)
+async def test_stream_bad_messages_get_an_error_and_the_stream_goes_on(
+    stream_server: Server, message: str | bytes, error: str
+) -> None:
+    async with websockets.connect(stream_url(stream_server)) as ws:
+        await recv_type(ws, "connected")
+        await ws.send(message)
+        answer = await recv_type(ws, "error")
+        assert error in answer["message"]
+        await recv_type(ws, "reading")
+        await ws.send(json.dumps({"type": "ping"}))
+        await recv_type(ws, "pong")
+
+
+def pusher_tasks() -> list[asyncio.Task[Any]]:
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if getattr(t.get_coro(), "__name__", "") == "push_readings" and not t.done()
+    ]
+
+
+async def test_stream_pusher_stops_when_the_client_leaves(stream_server: Server) -> None:
+    async with websockets.connect(stream_url(stream_server)) as ws:
+        await recv_type(ws, "reading")
+        assert len(pusher_tasks()) == 1
+    deadline = time.monotonic() + TIMEOUT
+    while pusher_tasks():
+        assert time.monotonic() < deadline, "the pusher task outlived its connection"
+        await asyncio.sleep(0.02)
+
+
+# ================================================================== secure
+
+
+@pytest.fixture
+async def secure_server(run_server: StartServer) -> Server:
+    return await run_server(secure.routes)
+
+
+def secure_url(server: Server, query: str = "") -> str:
+    return f"ws://127.0.0.1:{server.port}/ws/secure{query}"
+
+
+async def test_secure_without_token_is_401(secure_server: Server) -> None:
+    denied = await expect_denied(secure_url(secure_server), 401)
+    assert b"Unauthorized" in denied.response.body
+    assert denied.response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert denied.response.headers["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        ("?token=", None),
+        ("", {"Authorization": "Bearer "}),
+        ("", {"Authorization": "Basic dXNlcjpwYXNz"}),
+    ],
+)
+async def test_secure_empty_or_non_bearer_token_is_401(
+    secure_server: Server, query: str, headers: dict[str, str] | None
+) -> None:
+    await expect_denied(secure_url(secure_server, query), 401, additional_headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        ("?token=wrong", None),
+        ("?token=valid_token_", None),
+        ("", {"Authorization": "Bearer wrong"}),
+    ],
+)
+async def test_secure_wrong_token_is_403(
+    secure_server: Server, query: str, headers: dict[str, str] | None
+) -> None:
+    denied = await expect_denied(secure_url(secure_server, query), 403, additional_headers=headers)
+    assert b"Forbidden" in denied.response.body
+
+
+async def test_secure_denial_is_a_plain_http_response(secure_server: Server) -> None:
+    status, _, _ = await http_get(secure_server.port, "/ws/secure?token=x")
+    # Not an upgrade request: the WebSocket endpoint says so before any hook runs.
+    assert status == 426
+    reader, writer = await asyncio.open_connection("127.0.0.1", secure_server.port)
+    try:
+        writer.write(
+            b"GET /ws/secure HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        response = await asyncio.wait_for(reader.read(), TIMEOUT)  # until the server closes
+    finally:
+        writer.close()
+    head, _, body_bytes = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ")
+    assert b"Unauthorized" in body_bytes
+    assert b"sec-websocket-accept" not in head.lower()
+
+
+@pytest.mark.parametrize("how", ["query", "header"])
+async def test_secure_valid_token_is_accepted_and_echoed(secure_server: Server, how: str) -> None:
+    if how == "query":
+        ws_cm = websockets.connect(secure_url(secure_server, "?token=valid_token"))
+    else:
+        ws_cm = websockets.connect(
+            secure_url(secure_server), additional_headers={"Authorization": "Bearer valid_token"}
+        )
+    async with ws_cm as ws:
+        assert await recv_json(ws) == {"type": "authenticated", "user": "demo_user"}
+        await ws.send("hello")
+        echoed = await recv_json(ws)
+        assert echoed["type"] == "message"
+        assert echoed["message"] == "hello" and echoed["user"] == "demo_user"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_secure_rate_limit(secure_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(secure, "clock", clock)
+    async with websockets.connect(secure_url(secure_server, "?token=valid_token")) as ws:
+        await recv_type(ws, "authenticated")
+        for i in range(10):
+            await ws.send(f"m{i}")
+            answer = await recv_json(ws)
+            assert answer["type"] == "message" and answer["message"] == f"m{i}"
+            clock.now += 1
+        await ws.send("eleventh")
+        refused = await recv_json(ws)
+        assert refused["type"] == "error"
+        assert refused["message"].startswith("Rate limit exceeded")
+        assert refused["retry_after"] == pytest.approx(50, abs=0.01)
+
+        # The connection stays open, and the window slides: once the first
+        # message is 60 s old, one more is allowed, then refused again.
+        clock.now = 1000.0 + 60
+        await ws.send("again")
+        assert (await recv_json(ws))["message"] == "again"
+        await ws.send("too soon")
+        assert (await recv_json(ws))["type"] == "error"
+
+
+async def test_secure_rate_limit_is_per_user(
+    secure_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(secure, "RATE_LIMIT", 2)
+    monkeypatch.setattr(secure, "TOKENS", {"valid_token": "demo_user", "other": "other_user"})
+    url = secure_url(secure_server, "?token=valid_token")
+    async with websockets.connect(url) as first, websockets.connect(url) as second:
+        await recv_type(first, "authenticated")
+        await recv_type(second, "authenticated")
+        await first.send("1")
+        await second.send("2")
+        assert (await recv_json(first))["type"] == "message"
+        assert (await recv_json(second))["type"] == "message"
+        await second.send("3")  # the user's third message, whichever connection
+        assert (await recv_json(second))["type"] == "error"
+        async with websockets.connect(secure_url(secure_server, "?token=other")) as other:
+            assert await recv_json(other) == {"type": "authenticated", "user": "other_user"}
+            await other.send("mine")
+            assert (await recv_json(other))["type"] == "message"
+
+
+# ================================================================= make run
+
+
+async def test_make_run_starts_the_chat_example() -> None:
+    """``make run`` prints the page's URL and serves examples.chat on 127.0.0.1:8000.
+
+    The recipe is read from the Makefile and run with ``--port 0`` instead.
+    """
+    root = Path(__file__).resolve().parent.parent
+    makefile = (root / "Makefile").read_text()
+    recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert 'echo "Chat page: http://127.0.0.1:8000/"' in recipe
+    command = recipe.strip().splitlines()[-1].strip()
+    assert command.endswith("-m wsserver examples.chat:routes --host 127.0.0.1 --port 8000")
+    args = command.split("-m wsserver ", 1)[1].split()
+    args[args.index("8000")] = "0"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsserver",
+        *args,
+        cwd=root,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        port = None
+        async with asyncio.timeout(10):
+            while port is None:
+                line = (await process.stderr.readline()).decode()
+                assert line, "the server exited before listening"
+                match = re.search(r"listening on ws://127\.0\.0\.1:(\d+)", line)
+                if match:
+                    port = int(match.group(1))
+        status, _, body = await http_get(port, "/")
+        assert status == 200 and 'id="join"' in body
+        assert await rooms_api(port) == {"rooms": [], "total_clients": 0}
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/chat/lobby") as ws:
+            assert (await recv_json(ws))["type"] == "system"
+    finally:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
