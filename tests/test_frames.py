@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -11,9 +14,11 @@ from hypothesis import strategies as st
 
 from wsserver.errors import ProtocolError
 from wsserver.frames import (
+    SPEEDUPS,
     CloseCode,
     FrameParser,
     Opcode,
+    _apply_mask_python,
     apply_mask,
     is_valid_close_code,
     parse_close,
@@ -50,11 +55,44 @@ def parse_all(data: bytes, chunks: list[int] | None = None, **kwargs: bool) -> l
     return frames
 
 
+try:
+    from wsserver import _speedups
+except ImportError:  # not built
+    _speedups = None  # type: ignore[assignment]
+
+IMPLEMENTATIONS = [_apply_mask_python] + ([_speedups.apply_mask] if _speedups else [])
+
+
+def test_accelerator_in_use_unless_disabled() -> None:
+    if os.environ.get("WSSERVER_NO_SPEEDUPS"):
+        assert not SPEEDUPS and apply_mask is _apply_mask_python
+    elif shutil.which("cc"):
+        # With a compiler the build must have produced the accelerator.
+        assert SPEEDUPS and _speedups is not None and apply_mask is _speedups.apply_mask
+
+
 class TestMask:
-    @pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 125, 126, 1000, 65536, 65537])
-    def test_matches_naive_xor(self, n: int) -> None:
+    @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+    @pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 7, 8, 9, 125, 126, 1000, 65536, 65537])
+    def test_matches_naive_xor(self, impl: Callable[[bytes, bytes], bytes], n: int) -> None:
         data = os.urandom(n)
-        assert apply_mask(data, MASK) == naive_mask(data, MASK)
+        assert impl(data, MASK) == naive_mask(data, MASK)
+
+    @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+    def test_accepts_any_buffer(self, impl: Callable[[Any, bytes], bytes]) -> None:
+        data = os.urandom(77)
+        expected = naive_mask(data, MASK)
+        assert impl(bytearray(data), MASK) == expected
+        assert impl(memoryview(data), MASK) == expected
+        assert impl(memoryview(b"xx" + data)[2:], MASK) == expected
+
+    def test_accelerator_rejects_bad_mask(self) -> None:
+        if _speedups is None:
+            pytest.skip("accelerator not built")
+        with pytest.raises(ValueError):
+            _speedups.apply_mask(b"abc", b"\x01\x02")
+        with pytest.raises(TypeError):
+            _speedups.apply_mask(b"abc")  # type: ignore[call-arg]
 
     def test_involution_on_memoryview(self) -> None:
         data = os.urandom(777)

@@ -12,6 +12,7 @@ Example::
             await ws.send(message)
 """
 
+from .broadcast import broadcast
 from .config import Config
 from .connection import State
 from .errors import (
@@ -50,5 +51,6 @@ __all__ = [
     "WSServerError",
     "WebSocket",
     "WebsocketClosed",
+    "broadcast",
     "serve",
 ]

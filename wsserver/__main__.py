@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="accepted Origin (repeatable; 'none' admits requests without one)",
     )
     p.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="event loop (uvloop needs: pip install wsserver[uvloop])",
+    )
+    p.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error", "critical"],
@@ -118,7 +124,9 @@ def load_router(spec: str) -> Router:
 def config_from_args(args: argparse.Namespace) -> Config:
     """The Config for parsed arguments: flags, then the environment, then defaults."""
     overrides = {
-        k: v for k, v in vars(args).items() if k not in ("app", "host", "port", "log_level")
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("app", "host", "port", "log_level", "loop")
     }
     if "compression" in overrides and overrides["compression"] == "none":
         overrides["compression"] = None
@@ -171,6 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         router = load_router(args.app)
     except (ConfigError, ValueError, ImportError) as exc:
         parser.exit(2, f"error: {exc}\n")
+    if args.loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            parser.exit(2, "error: --loop uvloop needs uvloop: pip install wsserver[uvloop]\n")
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:
         asyncio.run(run(router, args.host, args.port, config))
     except OSError as exc:

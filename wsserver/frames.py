@@ -16,7 +16,9 @@ out whole.
 from __future__ import annotations
 
 import enum
+import os
 import struct
+from collections.abc import Callable
 
 from .errors import ProtocolError
 
@@ -92,7 +94,16 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> byt
     return value.to_bytes(n, "little")
 
 
-apply_mask = _apply_mask_python
+apply_mask: Callable[[bytes | bytearray | memoryview, bytes], bytes] = _apply_mask_python
+#: Whether the C accelerator does the masking.
+SPEEDUPS = False
+if not os.environ.get("WSSERVER_NO_SPEEDUPS"):
+    try:
+        from ._speedups import apply_mask
+    except ImportError:  # not built: no compiler, or an unusual platform
+        pass
+    else:
+        SPEEDUPS = True
 
 
 def serialize_frame(

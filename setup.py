@@ -1,0 +1,14 @@
+"""Build hook for the optional C accelerator; all metadata is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "wsserver._speedups",
+            sources=["wsserver/_speedups.c"],
+            optional=True,  # no compiler: wsserver uses its pure-Python fallback
+            extra_compile_args=["-O3"],
+        )
+    ]
+)

@@ -1,0 +1,150 @@
+"""broadcast(): one frame for many connections, never waiting on a slow one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import websockets
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+from wsserver import Request, Router, WebSocket, broadcast
+from wsserver.frames import Opcode
+
+from .conftest import StartServer
+from .helpers import RawClient
+
+
+def hub() -> tuple[Router, set[WebSocket]]:
+    routes = Router()
+    connected: set[WebSocket] = set()
+
+    @routes.websocket("/")
+    async def member(request: Request, ws: WebSocket) -> None:
+        connected.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            connected.discard(ws)
+
+    return routes, connected
+
+
+async def wait_for_members(connected: set[WebSocket], n: int) -> None:
+    for _ in range(200):
+        if len(connected) >= n:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"only {len(connected)} of {n} connected")
+
+
+async def test_every_client_receives(run_server: StartServer) -> None:
+    routes, connected = hub()
+    server = await run_server(routes, compression=None)
+    clients = [await websockets.connect(f"ws://127.0.0.1:{server.port}/") for _ in range(5)]
+    try:
+        await wait_for_members(connected, 5)
+        assert broadcast(connected, "hello all") == []
+        assert broadcast(server.websockets, b"\x00bytes") == []
+        for client in clients:
+            assert await client.recv() == "hello all"
+            assert await client.recv() == b"\x00bytes"
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_mixed_compression_parameters(run_server: StartServer) -> None:
+    routes, connected = hub()
+    server = await run_server(routes, compression_min_size=0)
+    uri = f"ws://127.0.0.1:{server.port}/"
+    no_takeover = ClientPerMessageDeflateFactory(server_no_context_takeover=True)
+    clients = [
+        await websockets.connect(uri),  # deflate with context takeover
+        await websockets.connect(uri, extensions=[no_takeover]),
+        await websockets.connect(uri, extensions=[no_takeover]),
+        await websockets.connect(uri, compression=None),
+    ]
+    try:
+        await wait_for_members(connected, 4)
+        messages = [json.dumps({"n": i, "text": "repeat " * 50}) for i in range(3)]
+        for message in messages:
+            assert broadcast(connected, message) == []
+        for client in clients:
+            assert [await client.recv() for _ in messages] == messages
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_compressed_once_for_no_context_takeover_group(run_server: StartServer) -> None:
+    routes, connected = hub()
+    server = await run_server(routes, compression_min_size=0)
+    headers = [("Sec-WebSocket-Extensions", "permessage-deflate; server_no_context_takeover")]
+    raw = [await RawClient.connect(server.port, headers=headers) for _ in range(3)]
+    await wait_for_members(connected, 3)
+    broadcast(connected, "x" * 1000)
+    frames = [await client.recv_frame() for client in raw]
+    assert all(f[2] for f in frames)  # RSV1: compressed
+    assert len({f[3] for f in frames}) == 1  # byte-identical payloads
+    assert len(frames[0][3]) < 100
+
+
+async def test_skips_closed_fragmenting_and_slow(run_server: StartServer) -> None:
+    routes, connected = hub()
+    server = await run_server(routes, compression=None, write_limit=16384)
+    uri = f"ws://127.0.0.1:{server.port}/"
+    fast = await websockets.connect(uri)
+    closing = await websockets.connect(uri)
+    slow = await RawClient.connect(server.port)  # never reads
+    await wait_for_members(connected, 3)
+    by_port = {ws.remote_address[1]: ws for ws in connected}  # type: ignore[index]
+    slow_ws = by_port[slow.writer.get_extra_info("sockname")[1]]
+    # Fill the slow client's kernel buffers and then our write buffer.
+    for _ in range(200):
+        broadcast([slow_ws], b"y" * 65536)
+        await asyncio.sleep(0)
+    assert slow_ws._protocol.transport.get_write_buffer_size() > 16384
+    closing_ws = by_port[closing.local_address[1]]
+    await closing.close()
+    await closing_ws.wait_closed()
+    fast_ws = by_port[fast.local_address[1]]
+    skipped = broadcast([fast_ws, closing_ws, slow_ws], "to everyone")
+    assert set(skipped) == {closing_ws, slow_ws}
+    assert await fast.recv() == "to everyone"
+
+    # A connection in the middle of a fragmented message is skipped too.
+    gate = asyncio.Event()
+
+    async def fragments() -> Any:
+        yield "part one, "
+        await gate.wait()
+        yield "part two"
+
+    sending = asyncio.create_task(fast_ws.send(fragments()))
+    await asyncio.sleep(0.05)
+    assert broadcast([fast_ws], "not now") == [fast_ws]
+    gate.set()
+    await sending
+    assert await fast.recv() == "part one, part two"
+    assert broadcast([fast_ws], "now") == []
+    assert await fast.recv() == "now"
+    await fast.close()
+    slow.close()
+
+
+async def test_never_waits(run_server: StartServer) -> None:
+    routes, connected = hub()
+    server = await run_server(routes, compression=None)
+    raw = [await RawClient.connect(server.port) for _ in range(20)]  # none of them read
+    await wait_for_members(connected, 20)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(100):
+        broadcast(connected, b"z" * 100_000)
+    assert loop.time() - start < 2  # synchronous: no await anywhere
+    opcode, _, _, payload = await raw[0].recv_frame()
+    assert opcode == Opcode.BINARY and payload == b"z" * 100_000
+    for client in raw:
+        client.close()

@@ -1,0 +1,84 @@
+"""Sending one message to many connections: framed (and compressed) once.
+
+Policy: :func:`broadcast` never waits. A connection is skipped when it is not
+open, when it is in the middle of sending a fragmented message, or when its
+write buffer is already above ``write_limit`` (a slow client): the message is
+dropped for that client rather than buffered without bound. The skipped
+connections are returned so the caller can close them or retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .deflate import PerMessageDeflate
+from .frames import OP_BINARY, OP_TEXT, serialize_frame
+from .websocket import WebSocket
+
+__all__ = ["broadcast"]
+
+
+def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> list[WebSocket]:
+    """Send ``message`` to every connection without waiting; return those skipped.
+
+    The frame is built once for all connections without compression, and
+    compressed once per group of connections whose permessage-deflate
+    parameters reset the server's context after each message. Connections
+    that keep their compression context get their own compressed copy.
+
+    Args:
+        connections: the WebSockets to send to (e.g. ``server.websockets``).
+        message: str for a text message, bytes for a binary one.
+
+    Returns:
+        The connections that were skipped: closing or closed, busy sending a
+        fragmented message, or with a write buffer over ``write_limit``.
+    """
+    if isinstance(message, str):
+        opcode, payload = OP_TEXT, message.encode("utf-8")
+    else:
+        opcode, payload = OP_BINARY, bytes(message)
+    plain: bytes | None = None
+    compressed: dict[tuple[int, int, int], bytes] = {}
+    skipped: list[WebSocket] = []
+    for ws in connections:
+        protocol = ws._protocol
+        conn = ws._conn
+        if (
+            not ws.open
+            or conn.sending_fragments
+            or protocol.transport.get_write_buffer_size() > protocol.config.write_limit
+        ):
+            skipped.append(ws)
+            continue
+        deflate = conn.deflate
+        if deflate is not None and deflate.should_compress(len(payload), True):
+            if not deflate.server_no_context_takeover:
+                # Its compressor carries context from message to message.
+                conn.send(message)
+                protocol.write(conn.data_to_send())
+                continue
+            key = (deflate.server_window_bits, deflate.settings.level, deflate.settings.mem_level)
+            frame = compressed.get(key)
+            if frame is None:
+                frame = compressed[key] = serialize_frame(
+                    opcode, _compress_once(payload, deflate), rsv1=True
+                )
+        else:
+            if plain is None:
+                plain = serialize_frame(opcode, payload)
+            frame = plain
+        conn.send_prepared(frame)
+        protocol.write(conn.data_to_send())
+    return skipped
+
+
+def _compress_once(payload: bytes, like: PerMessageDeflate) -> bytes:
+    """Compress ``payload`` as a fresh-context message with ``like``'s parameters."""
+    fresh = PerMessageDeflate(
+        server_no_context_takeover=True,
+        server_window_bits=like.server_window_bits,
+        settings=like.settings,
+    )
+    fresh.start_deflate()
+    return fresh.deflate(payload, True)
