@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,3 +29,12 @@ async def run_server() -> AsyncIterator[StartServer]:
     yield start
     for server in servers:
         await server.close(timeout=1)
+
+
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]]:
+    """The default loop, or uvloop when WSSERVER_TEST_LOOP=uvloop."""
+    if os.environ.get("WSSERVER_TEST_LOOP") == "uvloop":
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}

@@ -335,3 +335,16 @@ def test_origin_flag_is_repeatable_and_none_means_no_header() -> None:
     )
     assert config_from_args(args).origins == ["https://a.example", None]
     assert config_from_args(build_parser().parse_args(["examples.echo:routes"])).origins is None
+
+
+async def test_uvloop_serves_and_shuts_down() -> None:
+    async with running_cli("examples.echo:routes", "--loop", "uvloop") as cli:
+        await assert_echo(cli.url + "/ws")
+        big = b"\x01" * 300_000
+        async with websockets.connect(cli.url + "/ws", max_size=None) as ws:
+            await ws.send(big)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == big
+            cli.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosedOK):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert await cli.wait() == 0

@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import h11
 
@@ -88,13 +88,13 @@ class ServerProtocol(asyncio.Protocol):
     # ------------------------------------------------------- asyncio events
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have the interface without the base class.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.remote_address = (str(peer[0]), int(peer[1]))
         limit = self.config.write_limit
-        transport.set_write_buffer_limits(high=limit, low=limit // 4)
+        self.transport.set_write_buffer_limits(high=limit, low=limit // 4)
         self._h11 = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.config.max_header_size
         )

@@ -6,6 +6,7 @@ import asyncio
 import collections
 import json
 import os
+import time
 from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -267,14 +268,14 @@ class WebSocket:
         self._protocol.write(conn.data_to_send())
         future: asyncio.Future[float] = self._loop.create_future()
         future.add_done_callback(_consume_exception)
-        self._pings[payload] = (future, self._loop.time())
+        self._pings[payload] = (future, time.perf_counter())
         return future
 
     def _pong_received(self, payload: bytes) -> None:
         pings = self._pings
         if payload not in pings:
             return
-        now = self._loop.time()
+        now = time.perf_counter()
         # The pong acknowledges this ping and every one sent before it.
         for key in list(pings):
             future, sent = pings.pop(key)

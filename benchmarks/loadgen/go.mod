@@ -1,0 +1,3 @@
+module wsbench/loadgen
+
+go 1.19
