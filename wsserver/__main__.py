@@ -124,9 +124,7 @@ def load_router(spec: str) -> Router:
 def config_from_args(args: argparse.Namespace) -> Config:
     """The Config for parsed arguments: flags, then the environment, then defaults."""
     overrides = {
-        k: v
-        for k, v in vars(args).items()
-        if k not in ("app", "host", "port", "log_level", "loop")
+        k: v for k, v in vars(args).items() if k not in ("app", "host", "port", "log_level", "loop")
     }
     if "compression" in overrides and overrides["compression"] == "none":
         overrides["compression"] = None

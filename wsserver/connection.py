@@ -169,15 +169,33 @@ class Connection:
             return events
         parser = self._parser
         parser.feed(data)
+        max_size = self.max_size
         while self.close_received is None:
             try:
                 piece = parser.next_piece()
                 if piece is None:
                     break
-                if self.failure is None:
-                    self._handle_piece(*piece, events)
+                opcode, fin, rsv1, payload, length, offset = piece
+                if self.failure is not None:
+                    self._handle_close_while_failing(payload, events)
+                elif (
+                    fin
+                    and (opcode == OP_TEXT or opcode == OP_BINARY)  # noqa: SIM109 (faster)
+                    and not rsv1
+                    and not self._msg_opcode
+                    and len(payload) == length
+                    and (max_size is None or length <= max_size)
+                ):
+                    # Fast path: a whole, unfragmented, uncompressed message.
+                    if opcode == OP_TEXT:
+                        try:
+                            events.append(payload.decode("utf-8"))
+                        except UnicodeDecodeError:
+                            raise ProtocolError("invalid UTF-8 in text message", 1007) from None
+                    else:
+                        events.append(payload)
                 else:
-                    self._handle_close_while_failing(piece[3], events)
+                    self._handle_piece(opcode, fin, rsv1, payload, length, offset, events)
             except ProtocolError as exc:
                 self._violation(exc, events)
         return events
@@ -211,18 +229,6 @@ class Connection:
             else:
                 if self._msg_opcode:
                     raise ProtocolError("new data frame inside a fragmented message")
-                if fin and not rsv1 and len(payload) == length:
-                    # Fast path: a whole, unfragmented, uncompressed message.
-                    if max_size is not None and length > max_size:
-                        raise ProtocolError(f"message exceeds max_size {max_size}", 1009)
-                    if opcode == OP_TEXT:
-                        try:
-                            events.append(payload.decode("utf-8"))
-                        except UnicodeDecodeError:
-                            raise ProtocolError("invalid UTF-8 in text message", 1007) from None
-                    else:
-                        events.append(payload)
-                    return
                 self._msg_opcode = opcode
                 self._msg_parts = []
                 self._msg_size = 0

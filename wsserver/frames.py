@@ -84,7 +84,7 @@ def is_valid_close_code(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
-def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated, using whole-buffer integer XOR."""
     n = len(data)
     if n == 0:
@@ -94,7 +94,9 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> byt
     return value.to_bytes(n, "little")
 
 
-apply_mask: Callable[[bytes | bytearray | memoryview, bytes], bytes] = _apply_mask_python
+apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] = (
+    _apply_mask_python
+)
 #: Whether the C accelerator does the masking.
 SPEEDUPS = False
 if not os.environ.get("WSSERVER_NO_SPEEDUPS"):
@@ -206,7 +208,7 @@ class FrameParser:
         self._opcode = 0
         self._fin = False
         self._rsv1 = False
-        self._mask = b""
+        self._mask = bytearray(4)
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes to the buffer."""
@@ -227,9 +229,11 @@ class FrameParser:
             ProtocolError: the frame breaks RFC 6455. The frame's header is
                 consumed; set :attr:`discarding` to go on skipping frames.
         """
+        if not self.discarding:
+            return self._continue_payload() if self._need else self._start_frame()
         while True:
             piece = self._continue_payload() if self._need else self._start_frame()
-            if piece is None or not self.discarding or piece[0] == OP_CLOSE:
+            if piece is None or piece[0] == OP_CLOSE:
                 return piece
             # Discarding: drop this piece and go on.
 
@@ -278,17 +282,17 @@ class FrameParser:
         if masked:
             if avail < hlen + 4:
                 return None
-            mask = bytes(buf[pos + hlen : pos + hlen + 4])
+            mask = buf[pos + hlen : pos + hlen + 4]
             hlen += 4
         else:
-            mask = b"\x00\x00\x00\x00"
+            mask = bytearray(4)
         opcode = b0 & 0x0F
-        fin = bool(b0 & 0x80)
-        rsv1 = bool(b0 & 0x40)
-        control = opcode & 0x8
-        if control and length <= 125 and avail < hlen + length:
+        fin = b0 >= 0x80
+        rsv1 = (b0 & 0x40) != 0
+        if opcode & 0x8 and length <= 125 and avail < hlen + length:
             return None  # control frames come out whole
-        if not self.discarding:
+        # Plain masked data frames skip the full check: it is only for the rest.
+        if not self.discarding and (b0 & 0x70 or opcode > 2 or not masked or length >> 63):
             error = self._check_header(b0, opcode, fin, rsv1, bool(masked), length)
             if error is not None:
                 self._skip(pos + hlen, opcode, fin, rsv1, length, mask)
@@ -298,6 +302,9 @@ class FrameParser:
             self._pos = start + length
             if self.discarding and opcode != OP_CLOSE:
                 return (opcode, fin, rsv1, b"", length, 0)
+            if length <= 4096:
+                # A slice copy is cheaper than a memoryview for small payloads.
+                return (opcode, fin, rsv1, apply_mask(buf[start : start + length], mask), length, 0)
             with memoryview(buf) as view:
                 payload = apply_mask(view[start : start + length], mask)
             return (opcode, fin, rsv1, payload, length, 0)
@@ -309,7 +316,7 @@ class FrameParser:
         return piece
 
     def _skip(
-        self, start: int, opcode: int, fin: bool, rsv1: bool, length: int, mask: bytes
+        self, start: int, opcode: int, fin: bool, rsv1: bool, length: int, mask: bytearray
     ) -> None:
         """Consume a header and arrange for its payload to be read in pieces."""
         self._pos = start

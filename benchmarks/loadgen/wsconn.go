@@ -28,7 +28,7 @@ const (
 	opPing         = 0x9
 	opPong         = 0xA
 
-	acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+	acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 	pongMaskKey = 0x5A17C3E9
 )
@@ -330,12 +330,17 @@ func (c *Conn) readFrame() (fin, rsv1 bool, opcode byte, payload []byte, err err
 	return
 }
 
+// SendClose sends a 1000 close frame and nothing else.
+func (c *Conn) SendClose() error {
+	return c.WriteRaw(appendFrame(nil, opClose, []byte{0x03, 0xE8}, false, c.nextMaskKey()))
+}
+
 // CloseHandshake sends a 1000 close frame, waits (at most timeout) for the
 // server's close frame, skipping data, then closes TCP.
 func (c *Conn) CloseHandshake(timeout time.Duration) error {
 	defer c.nc.Close()
 	_ = c.nc.SetDeadline(time.Now().Add(timeout))
-	if err := c.WriteRaw(appendFrame(nil, opClose, []byte{0x03, 0xE8}, false, c.nextMaskKey())); err != nil {
+	if err := c.SendClose(); err != nil {
 		return err
 	}
 	for {

@@ -1,0 +1,1 @@
+"""wsserver's benchmark suite: see benchmarks/README.md."""

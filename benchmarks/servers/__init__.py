@@ -1,0 +1,1 @@
+"""Minimal echo (and broadcast) servers, one per library, for the benchmark."""

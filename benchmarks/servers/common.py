@@ -1,0 +1,48 @@
+"""What every Python benchmark server shares: its command line, its limits, the
+broadcast trigger, and starting the event loop (asyncio or uvloop).
+
+Every server serves an echo at ``/`` and a broadcast channel at ``/bcast``: a
+client there that sends the text ``broadcast:<size>:<tag>;`` makes the server
+send ``broadcast_payload(trigger)`` (the trigger repeated and cut to ``size``
+bytes) to every client connected to ``/bcast``, the sender included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+#: Largest message every server accepts: 64 MiB.
+MAX_SIZE = 64 * 1024 * 1024
+#: Listen backlog of every server.
+BACKLOG = 1024
+HOST = "127.0.0.1"
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    """``--port P --compression deflate|none --loop asyncio|uvloop``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--compression", choices=["deflate", "none"], default="none")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    return parser.parse_args()
+
+
+def broadcast_payload(message: object) -> str | None:
+    """The payload a ``broadcast:<size>:<tag>;`` message asks for (None if it is not one)."""
+    if not isinstance(message, str) or not message.startswith("broadcast:"):
+        return None
+    size = int(message.split(":", 2)[1])
+    return (message * (size // len(message) + 1))[:size]
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]], loop: str) -> None:
+    """Run ``main()`` on the chosen event loop until the process is killed."""
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -1,0 +1,57 @@
+"""websockets (its asyncio implementation): echo at ``/``, broadcast at ``/bcast``.
+
+``python -m benchmarks.servers.websockets_server --port P [--compression deflate]
+[--loop uvloop]``
+"""
+
+from __future__ import annotations
+
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+from benchmarks.servers.common import (
+    BACKLOG,
+    HOST,
+    MAX_SIZE,
+    broadcast_payload,
+    parse_args,
+    run,
+)
+
+SUBSCRIBERS: set[ServerConnection] = set()
+
+
+async def handler(ws: ServerConnection) -> None:
+    if ws.request is not None and ws.request.path == "/bcast":
+        SUBSCRIBERS.add(ws)
+        try:
+            async for message in ws:
+                payload = broadcast_payload(message)
+                if payload is not None:
+                    broadcast(SUBSCRIBERS, payload)
+        finally:
+            SUBSCRIBERS.discard(ws)
+    else:
+        async for message in ws:
+            await ws.send(message)
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+
+    async def serve_forever() -> None:
+        async with serve(
+            handler,
+            HOST,
+            args.port,
+            compression="deflate" if args.compression == "deflate" else None,
+            max_size=MAX_SIZE,
+            ping_interval=None,
+            backlog=BACKLOG,
+        ) as server:
+            await server.serve_forever()
+
+    run(serve_forever, args.loop)
+
+
+if __name__ == "__main__":
+    main()
