@@ -77,6 +77,8 @@ class ServerProtocol(asyncio.Protocol):
         self.writing_paused = False
         self.reading_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._transport_closing = False
         self._open_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
@@ -462,13 +464,38 @@ class ServerProtocol(asyncio.Protocol):
             self.close_transport()
 
     def write(self, chunks: list[bytes]) -> None:
-        """Write frames to the transport (one write call)."""
+        """Send frames, coalescing those a handler writes while it works through a backlog.
+
+        While received messages wait in the queue (pipelining), frames are
+        held and leave together in one transport write (one syscall) once the
+        handler has caught up, at the end of the loop iteration at the latest,
+        or at once when ``write_limit`` bytes are held. Otherwise they are
+        written at once.
+        """
         if not chunks or self.lost:
             return
-        if len(chunks) == 1:
-            self.transport.write(chunks[0])
-        else:
-            self.transport.write(b"".join(chunks))
+        pending = self._pending
+        ws = self.ws
+        if not pending and (ws is None or not ws._queue):
+            self.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            return
+        if not pending:
+            self.loop.call_soon(self.flush)
+        pending += chunks
+        for chunk in chunks:
+            self._pending_size += len(chunk)
+        if self._pending_size >= self.config.write_limit or ws is None or not ws._queue:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued frames now."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        self._pending_size = 0
+        if not self.lost:
+            self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
@@ -529,6 +556,7 @@ class ServerProtocol(asyncio.Protocol):
             conn.fail(code, reason)
             self.write(conn.data_to_send())
         if conn.state is not State.CLOSED and self.transport.can_write_eof():
+            self.flush()
             self.transport.write_eof()
         self._after_close_sent()
 
@@ -561,6 +589,7 @@ class ServerProtocol(asyncio.Protocol):
         if self._transport_closing or self.lost:
             return
         self._transport_closing = True
+        self.flush()
         self.transport.close()
         self._arm_close_timer()
 

@@ -121,6 +121,8 @@ class WebSocket:
                     return item  # type: ignore[no-any-return]
                 if self._recv_done:
                     raise self._closed_error()
+                # About to wait: send what the handler wrote meanwhile.
+                self._protocol.flush()
                 waiter = loop.create_future()
                 self._waiter = waiter
                 try:
@@ -183,11 +185,25 @@ class WebSocket:
             TypeError: ``data`` has a type that cannot be sent.
             ValueError: unknown ``encoding``.
         """
+        kind = type(data)
+        lock = self._fragment_lock
+        if (
+            (kind is str or kind is bytes)
+            and encoding is None
+            and (lock is None or not lock.locked())
+        ):
+            # The common case, without the general dispatch below.
+            self._send_frame(data, True, compress)  # type: ignore[arg-type]
+            protocol = self._protocol
+            if protocol.writing_paused:
+                await protocol.drain()
+                if protocol.lost:
+                    raise self._closed_error()
+            return
         payload = _encode(data, encoding)
         if payload is None:
             await self._send_fragments(data, compress)  # type: ignore[arg-type]
             return
-        lock = self._fragment_lock
         if lock is not None and lock.locked():
             async with lock:
                 self._send_frame(payload, True, compress)

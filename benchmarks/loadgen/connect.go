@@ -114,21 +114,23 @@ func runHandshakes(o *options) (result, error) {
 		return nil, err
 	}
 	n0, t0 := completed.Load(), time.Now()
+	cpu := startCPU(o.pid)
 	if err := run.sleep(o.duration); err != nil {
 		return nil, err
 	}
 	n1, t1 := completed.Load(), time.Now()
+	res := result{}
+	cpu.record(res)
 	stop.Store(true)
 	wg.Wait()
 	if run.err != nil {
 		return nil, run.err
 	}
 	seconds := t1.Sub(t0).Seconds()
-	return result{
-		"handshakes":   n1 - n0,
-		"seconds":      seconds,
-		"handshakes_s": float64(n1-n0) / seconds,
-	}, nil
+	res["handshakes"] = n1 - n0
+	res["seconds"] = seconds
+	res["handshakes_s"] = float64(n1-n0) / seconds
+	return res, nil
 }
 
 // runIdle reads the server's RSS with no client connected (after one warm-up

@@ -27,7 +27,11 @@ func runLatency(o *options) (result, error) {
 	defer c.Abort()
 	samples := make([]time.Duration, 0, o.count)
 	var buf []byte
+	var cpu *cpuMeter
 	for i := 0; i < o.warmupCount+o.count; i++ {
+		if i == o.warmupCount {
+			cpu = startCPU(o.pid)
+		}
 		buf = src.fill(buf, uint64(i))
 		start := time.Now()
 		if err := c.WriteMessage(src.opcode, buf); err != nil {
@@ -45,6 +49,8 @@ func runLatency(o *options) (result, error) {
 			samples = append(samples, elapsed)
 		}
 	}
+	res := result{}
+	cpu.record(res)
 	if err := c.CloseHandshake(closeTimeout); err != nil {
 		return nil, err
 	}
@@ -54,16 +60,15 @@ func runLatency(o *options) (result, error) {
 		total += s
 	}
 	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-	return result{
-		"count":      len(samples),
-		"p50_us":     us(quantile(samples, 0.50)),
-		"p99_us":     us(quantile(samples, 0.99)),
-		"min_us":     us(samples[0]),
-		"max_us":     us(samples[len(samples)-1]),
-		"mean_us":    us(total / time.Duration(len(samples))),
-		"mismatches": 0,
-		"extensions": c.Extensions,
-	}, nil
+	res["count"] = len(samples)
+	res["p50_us"] = us(quantile(samples, 0.50))
+	res["p99_us"] = us(quantile(samples, 0.99))
+	res["min_us"] = us(samples[0])
+	res["max_us"] = us(samples[len(samples)-1])
+	res["mean_us"] = us(total / time.Duration(len(samples)))
+	res["mismatches"] = 0
+	res["extensions"] = c.Extensions
+	return res, nil
 }
 
 // quantile of sorted samples (nearest rank).
@@ -114,11 +119,14 @@ func runThroughput(o *options) (result, error) {
 		return nil, err
 	}
 	n0, w0, t0 := counters.received.Load(), counters.wireBytes.Load(), time.Now()
+	cpu := startCPU(o.pid)
 	if err := run.sleep(o.duration); err != nil {
 		return nil, err
 	}
 	n1, w1, t1 := counters.received.Load(), counters.wireBytes.Load(), time.Now()
 	stop.Store(true)
+	res := result{}
+	cpu.record(res)
 
 	drained := make(chan struct{})
 	go func() { readers.Wait(); close(drained) }()
@@ -138,15 +146,13 @@ func runThroughput(o *options) (result, error) {
 
 	seconds := t1.Sub(t0).Seconds()
 	messages := n1 - n0
-	res := result{
-		"messages":   messages,
-		"seconds":    seconds,
-		"msgs_per_s": float64(messages) / seconds,
-		"mb_per_s":   float64(messages) * float64(o.size) / seconds / 1e6,
-		"mismatches": counters.mismatches.Load(),
-		"total":      counters.received.Load(),
-		"extensions": conns[0].Extensions,
-	}
+	res["messages"] = messages
+	res["seconds"] = seconds
+	res["msgs_per_s"] = float64(messages) / seconds
+	res["mb_per_s"] = float64(messages) * float64(o.size) / seconds / 1e6
+	res["mismatches"] = counters.mismatches.Load()
+	res["total"] = counters.received.Load()
+	res["extensions"] = conns[0].Extensions
 	if messages > 0 {
 		res["wire_bytes_per_msg"] = float64(w1-w0) / float64(messages)
 	}

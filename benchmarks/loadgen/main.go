@@ -71,7 +71,7 @@ func main() {
 	fs.IntVar(&o.warmupCount, "warmup-count", 1000, "unmeasured round trips or broadcasts first")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured time first (throughput, handshakes)")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time (throughput, handshakes)")
-	fs.IntVar(&o.pid, "pid", 0, "server process whose RSS is read (idle)")
+	fs.IntVar(&o.pid, "pid", 0, "server process: RSS (idle) and CPU use (other scenarios) are read from /proc")
 	fs.BoolVar(&o.message, "message", false, "echo one message on every connection, then read RSS again (idle)")
 	_ = fs.Parse(os.Args[2:])
 

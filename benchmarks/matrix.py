@@ -1,0 +1,212 @@
+"""What is measured: the servers (the table's columns) and the scenarios (its rows)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.prepare import PEERS_PYTHON, PROJECT_PYTHON
+
+MAX_SIZE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Server:
+    """One column: a library on one event loop."""
+
+    key: str  # for --servers
+    label: str  # column heading
+    library: str  # wsserver, websockets, aiohttp, picows, node
+    loop: str  # asyncio, uvloop, or node (libuv)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def command(self, port: int, compression: bool) -> list[str]:
+        """The command line of this server listening on 127.0.0.1:port."""
+        deflate = "deflate" if compression else "none"
+        if self.library == "wsserver":
+            cmd = [
+                str(PROJECT_PYTHON), "-m", "wsserver", "benchmarks.servers.wsserver_app:routes",
+                "--port", str(port), "--compression", deflate, "--max-size", str(MAX_SIZE),
+                "--ping-interval", "none", "--log-level", "warning",
+            ]  # fmt: skip
+            return [*cmd, "--loop", "uvloop"] if self.loop == "uvloop" else cmd
+        if self.library == "node":
+            return ["node", "benchmarks/node/server.js", "--port", str(port), "--compression", deflate]
+        return [
+            str(PEERS_PYTHON), "-m", f"benchmarks.servers.{self.library}_server",
+            "--port", str(port), "--compression", deflate, "--loop", self.loop,
+        ]  # fmt: skip
+
+    def environ(self) -> dict[str, str]:
+        """The server's environment: ours, cleaned, plus the variant's own."""
+        return {**clean_environ(), **self.env}
+
+    @property
+    def is_wsserver(self) -> bool:
+        return self.library == "wsserver"
+
+
+def clean_environ() -> dict[str, str]:
+    """os.environ without wsserver's settings, which would change what is measured."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith(("WSSERVER_", "WEBSOCKET_"))
+    }
+
+
+NO_SPEEDUPS = {"WSSERVER_NO_SPEEDUPS": "1"}
+
+SERVERS = [
+    Server("wsserver", "wsserver", "wsserver", "asyncio"),
+    Server("wsserver-uvloop", "wsserver (uvloop)", "wsserver", "uvloop"),
+    Server("wsserver-py", "wsserver (pure Python)", "wsserver", "asyncio", NO_SPEEDUPS),
+    Server("websockets", "websockets", "websockets", "asyncio"),
+    Server("websockets-uvloop", "websockets (uvloop)", "websockets", "uvloop"),
+    Server("aiohttp", "aiohttp", "aiohttp", "asyncio"),
+    Server("aiohttp-uvloop", "aiohttp (uvloop)", "aiohttp", "uvloop"),
+    Server("picows", "picows", "picows", "asyncio"),
+    Server("picows-uvloop", "picows (uvloop)", "picows", "uvloop"),
+    Server("node", "node ws", "node", "node"),
+]
+
+
+def baseline_for(peer: Server, servers: list[Server]) -> Server | None:
+    """The wsserver column a peer is compared with: same event loop (asyncio for
+    node, the default build for the pure-Python column)."""
+    loop = "uvloop" if peer.loop == "uvloop" else "asyncio"
+    for s in servers:
+        if s.is_wsserver and s.loop == loop and not s.env:
+            return s
+    return None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the table: a field of the generator's JSON output."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    digits: int = 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str  # for --only
+    title: str
+    mode: str  # the load generator's scenario
+    args: tuple[str, ...]
+    quick_args: tuple[str, ...]  # replace args of the same flag with --quick
+    metrics: tuple[Metric, ...]
+    compression: bool = False
+    timeout: float = 120.0
+
+    def loadgen_args(self, quick: bool) -> list[str]:
+        args = dict(zip(self.args[::2], self.args[1::2], strict=True))
+        if quick:
+            args.update(zip(self.quick_args[::2], self.quick_args[1::2], strict=True))
+        if self.compression:
+            args["-deflate"] = "true"
+        return [f"{k}={v}" for k, v in args.items()]
+
+
+def _throughput(conns: int, inflight: int, kind: str, size: int) -> tuple[str, ...]:
+    return (
+        "-conns", str(conns), "-inflight", str(inflight), "-kind", kind, "-size", str(size),
+        "-warmup", "500ms", "-duration", "2s",
+    )  # fmt: skip
+
+
+QUICK_THROUGHPUT = ("-warmup", "300ms", "-duration", "1s")
+MSGS = Metric("msgs_per_s", "msgs/s", "msgs/s", True)
+MBS = Metric("mb_per_s", "MB/s", "MB/s", True, 1)
+
+SCENARIOS = [
+    Scenario(
+        "a", "(a) 32 B text, 1 connection, 1 in flight", "latency",
+        ("-kind", "text", "-size", "32", "-warmup-count", "2000", "-count", "20000"),
+        ("-warmup-count", "500", "-count", "5000"),
+        (
+            Metric("p50_us", "p50 latency", "µs", False, 1),
+            Metric("p99_us", "p99 latency", "µs", False, 1),
+        ),
+    ),
+    Scenario(
+        "b", "(b) 32 B text, 100 connections, 1 in flight each", "throughput",
+        _throughput(100, 1, "text", 32), QUICK_THROUGHPUT, (MSGS,),
+    ),
+    Scenario(
+        "c", "(c) 32 B text, 10 connections, 50 in flight each", "throughput",
+        _throughput(10, 50, "text", 32), QUICK_THROUGHPUT, (MSGS,),
+    ),
+    Scenario(
+        "d", "(d) 1 MiB binary, 4 connections, 2 in flight each", "throughput",
+        _throughput(4, 2, "binary", 1024 * 1024), QUICK_THROUGHPUT, (MBS,),
+    ),
+    Scenario(
+        "e", "(e) 64 KiB binary, 10 connections, 4 in flight each", "throughput",
+        _throughput(10, 4, "binary", 64 * 1024), QUICK_THROUGHPUT, (MBS,),
+    ),
+    Scenario(
+        "f", "(f) handshakes: connect, upgrade, close handshake; 50 concurrent", "handshakes",
+        ("-concurrency", "50", "-warmup", "500ms", "-duration", "2s"), QUICK_THROUGHPUT,
+        (Metric("handshakes_s", "handshakes/s", "handshakes/s", True),),
+    ),
+    Scenario(
+        "g-off", "(g) RSS per idle connection, 5000 connections, compression off", "idle",
+        ("-conns", "5000", "-kind", "text", "-size", "32"), ("-conns", "2000"),
+        (Metric("bytes_per_conn", "bytes/connection", "bytes", False),),
+    ),
+    Scenario(
+        "g-on", "(g) RSS per idle connection, 5000 connections, permessage-deflate", "idle",
+        ("-conns", "5000", "-kind", "json", "-size", "256", "-message", "true"),
+        ("-conns", "2000"),
+        (
+            Metric("bytes_per_conn", "bytes/connection after the handshake", "bytes", False),
+            Metric(
+                "bytes_per_conn_after_message",
+                "bytes/connection after one 256 B message echoed",
+                "bytes",
+                False,
+            ),
+        ),
+        compression=True,
+    ),
+    Scenario(
+        "h", "(h) 16 KiB JSON text, permessage-deflate, 10 connections, 4 in flight each",
+        "throughput", _throughput(10, 4, "json", 16 * 1024), QUICK_THROUGHPUT, (MSGS,),
+        compression=True,
+    ),
+    Scenario(
+        "i", "(i) broadcast of 64 B to 1000 clients", "broadcast",
+        ("-path", "/bcast", "-conns", "1000", "-size", "64", "-warmup-count", "3", "-count", "20"),
+        ("-count", "8"),
+        (Metric("median_ms", "ms until all 1000 received (median)", "ms", False, 2),),
+    ),
+]
+
+
+def _matches(key: str, wanted: str, prefix: bool) -> bool:
+    return key == wanted or (prefix and key.startswith(wanted + "-"))
+
+
+def select_servers(keys: str | None) -> list[Server]:
+    """The servers named in the comma-separated ``keys`` (all if None)."""
+    return _select(SERVERS, keys, "server", prefix=False)
+
+
+def select_scenarios(keys: str | None) -> list[Scenario]:
+    """The scenarios named in ``keys``; ``g`` stands for ``g-off,g-on``."""
+    return _select(SCENARIOS, keys, "scenario", prefix=True)
+
+
+def _select(items: list[Any], keys: str | None, what: str, *, prefix: bool) -> list[Any]:
+    if not keys:
+        return list(items)
+    wanted = [k.strip() for k in keys.split(",") if k.strip()]
+    for k in wanted:
+        if not any(_matches(item.key, k, prefix) for item in items):
+            known = ", ".join(item.key for item in items)
+            raise SystemExit(f"unknown {what} {k!r}; known: {known}")
+    return [item for item in items if any(_matches(item.key, k, prefix) for k in wanted)]

@@ -1,0 +1,147 @@
+"""Everything the harness needs before it measures: the peers' venv, Node's
+``ws``, the Go toolchain and the load generator binary.
+
+Each step is idempotent: it records a digest of its inputs in a stamp file and
+does nothing while the inputs are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+CACHE = BENCH / ".cache"
+
+PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
+PEERS_VENV = BENCH / ".venv-peers"
+PEERS_PYTHON = PEERS_VENV / "bin" / "python"
+PEERS_REQUIREMENTS = BENCH / "requirements-peers.txt"
+NODE_DIR = BENCH / "node"
+LOADGEN_SRC = BENCH / "loadgen"
+LOADGEN_BIN = CACHE / "loadgen"
+
+Log = Callable[[str], None]
+
+
+class SetupError(RuntimeError):
+    """A prerequisite could not be installed or built."""
+
+
+def prepare_all(python: str, log: Log, *, need_node: bool = True) -> None:
+    """Make sure the peers' venv, node_modules and the load generator exist."""
+    peers_venv(python, log)
+    if need_node:
+        node_modules(log)
+    loadgen(log)
+
+
+def _digest(paths: Iterable[Path], *extra: str) -> str:
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for item in extra:
+        h.update(item.encode() + b"\0")
+    return h.hexdigest()
+
+
+def _fresh(stamp: Path, digest: str) -> bool:
+    return stamp.is_file() and stamp.read_text().strip() == digest
+
+
+def _run(cmd: list[str], log: Log, **kwargs: object) -> str:
+    log("$ " + " ".join(cmd))
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    if done.returncode != 0:
+        raise SetupError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return str(done.stdout)
+
+
+def _version_of(executable: str) -> str:
+    done = subprocess.run(
+        [executable, "-c", "import sys; print(sys.version)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def peers_venv(python: str, log: Log) -> None:
+    """benchmarks/.venv-peers with exactly the pinned requirements."""
+    stamp = PEERS_VENV / ".bench-stamp"
+    digest = _digest([PEERS_REQUIREMENTS], _version_of(python))
+    if _fresh(stamp, digest):
+        return
+    log("creating the peers' venv (benchmarks/.venv-peers)")
+    shutil.rmtree(PEERS_VENV, ignore_errors=True)
+    _run([python, "-m", "venv", str(PEERS_VENV)], log)
+    pip = [str(PEERS_PYTHON), "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    _run([*pip, "install", "-r", str(PEERS_REQUIREMENTS)], log)
+    stamp.write_text(digest + "\n")
+
+
+def node_modules(log: Log) -> None:
+    """benchmarks/node/node_modules from package-lock.json (npm ci)."""
+    stamp = NODE_DIR / "node_modules" / ".bench-stamp"
+    digest = _digest([NODE_DIR / "package.json", NODE_DIR / "package-lock.json"])
+    if _fresh(stamp, digest):
+        return
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        raise SetupError("node and npm are needed for the Node ws reference server")
+    log("installing ws and bufferutil (npm ci)")
+    _run(["npm", "ci", "--no-audit", "--no-fund"], log, cwd=NODE_DIR)
+    stamp.write_text(digest + "\n")
+
+
+def go_env() -> dict[str, str]:
+    """Go's environment: caches under benchmarks/.cache, no module downloads."""
+    env = dict(os.environ)
+    env.update(
+        GOCACHE=str(CACHE / "go-build"),
+        GOPATH=str(CACHE / "gopath"),
+        GOPROXY="off",
+        GOFLAGS="",
+        GO111MODULE="on",
+        CGO_ENABLED="0",
+    )
+    return env
+
+
+def go_toolchain(log: Log) -> str:
+    """The go command; installs Debian's golang-go when missing and root."""
+    go = shutil.which("go")
+    if go is not None:
+        return go
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise SetupError("Go is needed to build the load generator: apt-get install golang-go")
+    log("installing Debian's golang-go")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    _run(["apt-get", "update", "-qq"], log, env=env)
+    _run(["apt-get", "install", "-y", "-qq", "golang-go"], log, env=env)
+    go = shutil.which("go")
+    if go is None:
+        raise SetupError("golang-go was installed but go is not on PATH")
+    return go
+
+
+def loadgen(log: Log) -> Path:
+    """Build the load generator when its sources (or Go) changed."""
+    go = go_toolchain(log)
+    env = go_env()
+    sources = [*LOADGEN_SRC.glob("*.go"), LOADGEN_SRC / "go.mod"]
+    version = _run([go, "version"], lambda _: None, env=env).strip()
+    stamp = CACHE / "loadgen.stamp"
+    digest = _digest(sources, version)
+    if LOADGEN_BIN.is_file() and _fresh(stamp, digest):
+        return LOADGEN_BIN
+    log(f"building the load generator ({version})")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    _run([go, "build", "-trimpath", "-o", str(LOADGEN_BIN), "."], log, cwd=LOADGEN_SRC, env=env)
+    stamp.write_text(digest + "\n")
+    return LOADGEN_BIN

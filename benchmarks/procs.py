@@ -1,0 +1,131 @@
+"""Starting, pinning and ending the processes of a benchmark run.
+
+Every process runs in its own session (so its own process group) under
+``prlimit --nofile`` and ``taskset -c CPU``; both exec their command, so the
+PID we get is the server's or the generator's own. Every process started here
+is remembered until it is stopped, and :func:`stop_all` ends whatever is left
+(SIGTERM to the group, then SIGKILL), which the harness calls on any exit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO
+
+#: Open-file limit of servers and the generator (5000 connections and more).
+NOFILE = 20000
+SERVER_CPU = 0
+LOADGEN_CPU = 1
+
+_live: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class ProcessError(RuntimeError):
+    """A server or the generator did not behave."""
+
+
+def pinned(cmd: list[str], cpu: int) -> list[str]:
+    """``cmd`` with a raised open-file limit, pinned to one CPU."""
+    return ["prlimit", f"--nofile={NOFILE}:{NOFILE}", "taskset", "-c", str(cpu), *cmd]
+
+
+def start(
+    cmd: list[str],
+    *,
+    cpu: int,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    stdout: IO[bytes] | int | None = None,
+    stderr: IO[bytes] | int | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` pinned to ``cpu`` in a new session and remember it."""
+    proc = subprocess.Popen(
+        pinned(cmd, cpu),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
+    _live[proc.pid] = proc
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
+    """SIGTERM the process group, SIGKILL it after ``grace`` seconds."""
+    try:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+    finally:
+        _live.pop(proc.pid, None)
+
+
+def stop_all() -> None:
+    """End every process started here that is still running."""
+    for proc in list(_live.values()):
+        stop(proc, grace=1.0)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise ProcessError(f"the server exited with status {proc.returncode} at startup")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise ProcessError(f"nothing listened on port {port} after {timeout:.0f} s") from None
+            time.sleep(0.05)
+
+
+def describe(pid: int) -> dict[str, object]:
+    """What runs as ``pid`` and where: checks that pinning took effect."""
+    return {
+        "pid": pid,
+        "comm": Path(f"/proc/{pid}/comm").read_text().strip(),
+        "cpus": sorted(os.sched_getaffinity(pid)),
+    }
+
+
+def run_loadgen(
+    cmd: list[str], *, cwd: Path, timeout: float
+) -> tuple[int, str, str]:
+    """Run the generator pinned to its CPU; returns (status, stdout, stderr)."""
+    proc = start(
+        cmd, cpu=LOADGEN_CPU, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(proc, grace=1.0)
+        return -1, "", f"the load generator ran over its {timeout:.0f} s limit"
+    _live.pop(proc.pid, None)
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")

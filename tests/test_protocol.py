@@ -1,0 +1,131 @@
+"""The asyncio protocol's write path, observed at the transport boundary.
+
+A recording transport stands in for the socket so the test can count the
+writes (each one a syscall on a real socket); the protocol, the connection
+and the handler are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from wsserver import Request, Router, WebSocket, serve
+from wsserver.frames import FrameParser, Opcode, serialize_frame
+
+from .helpers import MASK, upgrade_request
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+
+def frames_in(data: bytes) -> list[tuple[int, bytes]]:
+    parser = FrameParser(require_mask=False)
+    parser.feed(data)
+    out = []
+    while (piece := parser.next_piece()) is not None:
+        out.append((piece[0], piece[3]))
+    return out
+
+
+async def upgraded() -> tuple[Any, RecordingTransport, Any]:
+    routes = Router()
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, compression=None)
+    await server.start()
+    protocol = server._make_protocol()
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(upgrade_request("/"))
+    assert transport.writes[0].startswith(b"HTTP/1.1 101 ")
+    transport.writes.clear()
+    await asyncio.sleep(0)  # the handler starts and waits in recv()
+    return server, transport, protocol
+
+
+async def test_pipelined_echoes_leave_in_one_write() -> None:
+    server, transport, protocol = await upgraded()
+    try:
+        messages = [f"message {i}".encode() for i in range(50)]
+        protocol.data_received(
+            b"".join(serialize_frame(Opcode.BINARY, m, mask=MASK) for m in messages)
+        )
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert len(transport.writes) == 1
+        assert frames_in(transport.writes[0]) == [(Opcode.BINARY, m) for m in messages]
+    finally:
+        await server.close(timeout=0.1)
+
+
+async def test_single_message_is_written_without_delay() -> None:
+    server, transport, protocol = await upgraded()
+    try:
+        for i in range(3):
+            protocol.data_received(serialize_frame(Opcode.TEXT, b"ping %d" % i, mask=MASK))
+            await asyncio.sleep(0)  # one loop step: the handler runs once
+            assert frames_in(b"".join(transport.writes)) == [
+                (Opcode.TEXT, b"ping %d" % j) for j in range(i + 1)
+            ]
+        assert len(transport.writes) == 3
+    finally:
+        await server.close(timeout=0.1)
+
+
+async def test_held_frames_never_exceed_write_limit() -> None:
+    server, transport, protocol = await upgraded()
+    try:
+        big = b"x" * 40_000
+        protocol.data_received(
+            b"".join(serialize_frame(Opcode.BINARY, big, mask=MASK) for _ in range(10))
+        )
+        for _ in range(3):
+            await asyncio.sleep(0)
+        # 400 KB echoed: with write_limit 64 KiB held at most, several writes.
+        assert len(transport.writes) >= 5
+        assert all(len(w) < 65536 + 40_014 for w in transport.writes)
+        assert frames_in(b"".join(transport.writes)) == [(Opcode.BINARY, big)] * 10
+    finally:
+        await server.close(timeout=0.1)
