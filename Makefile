@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint soak autobahn clean
+.PHONY: run test lint soak autobahn bench clean
 
 $(STAMP): pyproject.toml setup.py wsserver/_speedups.c
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: $(STAMP)
 autobahn: $(STAMP)
 	bash autobahn/setup.sh
 	$(PY) autobahn/run.py
+
+## bench: the benchmark suite, wsserver against its peers (benchmarks/README.md);
+## BENCH_ARGS="--quick --only a,c --servers wsserver,node" narrows it
+bench: $(STAMP)
+	$(PY) -m benchmarks.run --python $(PYTHON) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) autobahn/reports .pytest_cache .mypy_cache .hypothesis

@@ -32,7 +32,8 @@ class Server:
             ]  # fmt: skip
             return [*cmd, "--loop", "uvloop"] if self.loop == "uvloop" else cmd
         if self.library == "node":
-            return ["node", "benchmarks/node/server.js", "--port", str(port), "--compression", deflate]
+            node = ["node", "benchmarks/node/server.js"]
+            return [*node, "--port", str(port), "--compression", deflate]
         return [
             str(PEERS_PYTHON), "-m", f"benchmarks.servers.{self.library}_server",
             "--port", str(port), "--compression", deflate, "--loop", self.loop,
@@ -49,9 +50,7 @@ class Server:
 
 def clean_environ() -> dict[str, str]:
     """os.environ without wsserver's settings, which would change what is measured."""
-    return {
-        k: v for k, v in os.environ.items() if not k.startswith(("WSSERVER_", "WEBSOCKET_"))
-    }
+    return {k: v for k, v in os.environ.items() if not k.startswith(("WSSERVER_", "WEBSOCKET_"))}
 
 
 NO_SPEEDUPS = {"WSSERVER_NO_SPEEDUPS": "1"}
@@ -124,62 +123,94 @@ MBS = Metric("mb_per_s", "MB/s", "MB/s", True, 1)
 
 SCENARIOS = [
     Scenario(
-        "a", "(a) 32 B text, 1 connection, 1 in flight", "latency",
+        "a",
+        "(a) 32 B text, 1 connection, 1 in flight",
+        "latency",
         ("-kind", "text", "-size", "32", "-warmup-count", "2000", "-count", "20000"),
         ("-warmup-count", "500", "-count", "5000"),
         (
-            Metric("p50_us", "p50 latency", "µs", False, 1),
-            Metric("p99_us", "p99 latency", "µs", False, 1),
+            Metric("p50_us", "p50 latency, µs", "µs", False, 1),
+            Metric("p99_us", "p99 latency, µs", "µs", False, 1),
         ),
     ),
     Scenario(
-        "b", "(b) 32 B text, 100 connections, 1 in flight each", "throughput",
-        _throughput(100, 1, "text", 32), QUICK_THROUGHPUT, (MSGS,),
+        "b",
+        "(b) 32 B text, 100 connections, 1 in flight each",
+        "throughput",
+        _throughput(100, 1, "text", 32),
+        QUICK_THROUGHPUT,
+        (MSGS,),
     ),
     Scenario(
-        "c", "(c) 32 B text, 10 connections, 50 in flight each", "throughput",
-        _throughput(10, 50, "text", 32), QUICK_THROUGHPUT, (MSGS,),
+        "c",
+        "(c) 32 B text, 10 connections, 50 in flight each",
+        "throughput",
+        _throughput(10, 50, "text", 32),
+        QUICK_THROUGHPUT,
+        (MSGS,),
     ),
     Scenario(
-        "d", "(d) 1 MiB binary, 4 connections, 2 in flight each", "throughput",
-        _throughput(4, 2, "binary", 1024 * 1024), QUICK_THROUGHPUT, (MBS,),
+        "d",
+        "(d) 1 MiB binary, 4 connections, 2 in flight each",
+        "throughput",
+        _throughput(4, 2, "binary", 1024 * 1024),
+        QUICK_THROUGHPUT,
+        (MBS,),
     ),
     Scenario(
-        "e", "(e) 64 KiB binary, 10 connections, 4 in flight each", "throughput",
-        _throughput(10, 4, "binary", 64 * 1024), QUICK_THROUGHPUT, (MBS,),
+        "e",
+        "(e) 64 KiB binary, 10 connections, 4 in flight each",
+        "throughput",
+        _throughput(10, 4, "binary", 64 * 1024),
+        QUICK_THROUGHPUT,
+        (MBS,),
     ),
     Scenario(
-        "f", "(f) handshakes: connect, upgrade, close handshake; 50 concurrent", "handshakes",
-        ("-concurrency", "50", "-warmup", "500ms", "-duration", "2s"), QUICK_THROUGHPUT,
+        "f",
+        "(f) handshakes: connect, upgrade, close handshake; 50 concurrent",
+        "handshakes",
+        ("-concurrency", "50", "-warmup", "500ms", "-duration", "2s"),
+        QUICK_THROUGHPUT,
         (Metric("handshakes_s", "handshakes/s", "handshakes/s", True),),
     ),
     Scenario(
-        "g-off", "(g) RSS per idle connection, 5000 connections, compression off", "idle",
-        ("-conns", "5000", "-kind", "text", "-size", "32"), ("-conns", "2000"),
-        (Metric("bytes_per_conn", "bytes/connection", "bytes", False),),
+        "g-off",
+        "(g) RSS per idle connection, 5000 connections, compression off",
+        "idle",
+        ("-conns", "5000", "-kind", "text", "-size", "32"),
+        ("-conns", "2000"),
+        (Metric("bytes_per_conn", "bytes/connection", "bytes/conn", False),),
     ),
     Scenario(
-        "g-on", "(g) RSS per idle connection, 5000 connections, permessage-deflate", "idle",
+        "g-on",
+        "(g) RSS per idle connection, 5000 connections, permessage-deflate",
+        "idle",
         ("-conns", "5000", "-kind", "json", "-size", "256", "-message", "true"),
         ("-conns", "2000"),
         (
-            Metric("bytes_per_conn", "bytes/connection after the handshake", "bytes", False),
+            Metric("bytes_per_conn", "bytes/connection after the handshake", "bytes/conn", False),
             Metric(
                 "bytes_per_conn_after_message",
                 "bytes/connection after one 256 B message echoed",
-                "bytes",
+                "bytes/conn",
                 False,
             ),
         ),
         compression=True,
     ),
     Scenario(
-        "h", "(h) 16 KiB JSON text, permessage-deflate, 10 connections, 4 in flight each",
-        "throughput", _throughput(10, 4, "json", 16 * 1024), QUICK_THROUGHPUT, (MSGS,),
+        "h",
+        "(h) 16 KiB JSON text, permessage-deflate, 10 connections, 4 in flight each",
+        "throughput",
+        _throughput(10, 4, "json", 16 * 1024),
+        QUICK_THROUGHPUT,
+        (MSGS,),
         compression=True,
     ),
     Scenario(
-        "i", "(i) broadcast of 64 B to 1000 clients", "broadcast",
+        "i",
+        "(i) broadcast of 64 B to 1000 clients",
+        "broadcast",
         ("-path", "/bcast", "-conns", "1000", "-size", "64", "-warmup-count", "3", "-count", "20"),
         ("-count", "8"),
         (Metric("median_ms", "ms until all 1000 received (median)", "ms", False, 2),),

@@ -9,6 +9,7 @@ is remembered until it is stopped, and :func:`stop_all` ends whatever is left
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -78,10 +79,8 @@ def stop_all() -> None:
 
 
 def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def free_port() -> int:
@@ -102,7 +101,7 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float = 20
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise ProcessError(f"nothing listened on port {port} after {timeout:.0f} s") from None
+                raise ProcessError(f"nothing listened on port {port} in {timeout:.0f} s") from None
             time.sleep(0.05)
 
 
@@ -115,13 +114,9 @@ def describe(pid: int) -> dict[str, object]:
     }
 
 
-def run_loadgen(
-    cmd: list[str], *, cwd: Path, timeout: float
-) -> tuple[int, str, str]:
+def run_loadgen(cmd: list[str], *, cwd: Path, timeout: float) -> tuple[int, str, str]:
     """Run the generator pinned to its CPU; returns (status, stdout, stderr)."""
-    proc = start(
-        cmd, cpu=LOADGEN_CPU, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = start(cmd, cpu=LOADGEN_CPU, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

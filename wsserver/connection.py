@@ -134,6 +134,25 @@ class Connection:
             or None.
     """
 
+    __slots__ = (
+        "state",
+        "max_size",
+        "deflate",
+        "_parser",
+        "_out",
+        "close_sent",
+        "close_received",
+        "failure",
+        "_msg_opcode",
+        "_msg_parts",
+        "_msg_size",
+        "_msg_compressed",
+        "_decoder",
+        "_in_frame",
+        "_send_opcode",
+        "_send_compressed",
+    )
+
     def __init__(
         self, *, max_size: int | None = 2**20, deflate: PerMessageDeflate | None = None
     ) -> None:

@@ -56,6 +56,37 @@ FAIL_DELAY = 0.25
 class ServerProtocol(asyncio.Protocol):
     """One server-side connection: HTTP upgrade, then WebSocket."""
 
+    __slots__ = (
+        "server",
+        "config",
+        "loop",
+        "transport",
+        "remote_address",
+        "_h11",
+        "_request_event",
+        "_body_size",
+        "_busy",
+        "request",
+        "conn",
+        "ws",
+        "handler_task",
+        "status",
+        "lost",
+        "lost_future",
+        "writing_paused",
+        "reading_paused",
+        "_drain_waiters",
+        "_pending",
+        "_pending_size",
+        "_transport_closing",
+        "_open_timer",
+        "_close_timer",
+        "_fail_timer",
+        "_ping_timer",
+        "_pong_timer",
+        "_started",
+    )
+
     def __init__(self, server: Server) -> None:
         self.server = server
         self.config = server.config

@@ -17,41 +17,58 @@ class Headers(Mapping[str, str]):
     :meth:`getall` gives every value, in order.
     """
 
-    __slots__ = ("_items", "_index")
+    __slots__ = ("_items", "_raw")
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
+        # (lowercase name, value) pairs: a plain list is smaller than an index,
+        # and a scan over a request's dozen or two headers is quick.
         self._items: list[tuple[str, str]] = []
-        self._index: dict[str, list[str]] = {}
+        # The pairs as received, kept only once a name was not lowercase.
+        self._raw: list[tuple[str, str]] | None = None
         for name, value in items or []:
             self.add(name, value)
 
     def add(self, name: str, value: str) -> None:
         """Append a header."""
-        self._items.append((name, value))
-        self._index.setdefault(name.lower(), []).append(value)
+        lower = name.lower()
+        if lower == name:
+            lower = name  # keep one string object, not two equal ones
+        elif self._raw is None:
+            self._raw = list(self._items)
+        if self._raw is not None:
+            self._raw.append((name, value))
+        self._items.append((lower, value))
 
     def __getitem__(self, name: str) -> str:
-        return self._index[name.lower()][0]
+        key = name.lower()
+        for item_name, value in self._items:
+            if item_name == key:
+                return value
+        raise KeyError(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(item_name == key for item_name, _ in self._items)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
+        return iter(dict.fromkeys(name for name, _ in self._items))
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len({name for name, _ in self._items})
 
     def getall(self, name: str) -> list[str]:
         """Every value of header ``name`` (an empty list when absent)."""
-        return list(self._index.get(name.lower(), ()))
+        key = name.lower()
+        return [value for item_name, value in self._items if item_name == key]
 
     def raw_items(self) -> list[tuple[str, str]]:
         """Every ``(name, value)`` pair as received, repeated names included."""
-        return list(self._items)
+        return list(self._items if self._raw is None else self._raw)
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({self.raw_items()!r})"
 
 
 class QueryArgs(dict[str, list[str]]):
@@ -87,13 +104,13 @@ class Request:
         "target",
         "path",
         "query_string",
-        "args",
         "headers",
         "match_info",
         "remote_address",
         "http_version",
-        "ctx",
         "route",
+        "_args",
+        "_ctx",
         "_cookies",
     )
 
@@ -110,16 +127,32 @@ class Request:
         self.target = target
         raw_path, _, self.query_string = target.partition("?")
         self.path = unquote(raw_path)
-        self.args = QueryArgs()
-        for name, value in parse_qsl(self.query_string, keep_blank_values=True):
-            self.args.setdefault(name, []).append(value)
         self.headers = headers
         self.match_info: dict[str, Any] = {}
         self.remote_address = remote_address
         self.http_version = http_version
-        self.ctx = types.SimpleNamespace()
         self.route: Any = None
+        # Built on first use: most connections never look at them.
+        self._args: QueryArgs | None = None
+        self._ctx: types.SimpleNamespace | None = None
         self._cookies: dict[str, str] | None = None
+
+    @property
+    def args(self) -> QueryArgs:
+        """The parsed query arguments."""
+        if self._args is None:
+            args = QueryArgs()
+            for name, value in parse_qsl(self.query_string, keep_blank_values=True):
+                args.setdefault(name, []).append(value)
+            self._args = args
+        return self._args
+
+    @property
+    def ctx(self) -> types.SimpleNamespace:
+        """A namespace for per-connection application state."""
+        if self._ctx is None:
+            self._ctx = types.SimpleNamespace()
+        return self._ctx
 
     @property
     def host(self) -> str:

@@ -101,9 +101,8 @@ class WebSocket:
                 if self._protocol.reading_paused:
                     self._protocol.maybe_resume_reading()
                 return item  # type: ignore[no-any-return]
-        return await self._recv_wait(timeout)
-
-    async def _recv_wait(self, timeout: float | None) -> str | bytes:
+        # Slow path, in this same coroutine: an idle connection keeps one
+        # frame less alive while it waits.
         if self._recv_busy:
             raise ConcurrencyError("recv() is already waiting in another task")
         self._recv_busy = True
@@ -111,7 +110,6 @@ class WebSocket:
         deadline = None if timeout is None else loop.time() + timeout
         try:
             while True:
-                queue = self._queue
                 if queue:
                     item = queue.popleft()
                     if item is FAILURE:

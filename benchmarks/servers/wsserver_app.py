@@ -7,9 +7,8 @@ Run by the harness as ``python -m wsserver benchmarks.servers.wsserver_app:route
 
 from __future__ import annotations
 
-from wsserver import Request, Router, WebSocket, broadcast
-
 from benchmarks.servers.common import broadcast_payload
+from wsserver import Request, Router, WebSocket, broadcast
 
 routes = Router()
 

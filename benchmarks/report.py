@@ -1,0 +1,225 @@
+"""The Markdown report of a run: header, medians, ratios, spread, CPU, failures."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from benchmarks.matrix import Metric, Scenario, Server, baseline_for
+
+Measurement = dict[str, Any]
+Cell = tuple[str, str]  # (scenario key, server key)
+
+
+def values(measurements: list[Measurement], metric: Metric) -> dict[Cell, list[float]]:
+    """Every successful value of ``metric``, by cell."""
+    out: dict[Cell, list[float]] = defaultdict(list)
+    for m in measurements:
+        result = m.get("result")
+        if result is not None and metric.key in result:
+            out[m["scenario"], m["server"]].append(float(result[metric.key]))
+    return out
+
+
+def failures(measurements: list[Measurement]) -> dict[Cell, list[Measurement]]:
+    out: dict[Cell, list[Measurement]] = defaultdict(list)
+    for m in measurements:
+        if m.get("error"):
+            out[m["scenario"], m["server"]].append(m)
+    return out
+
+
+def render(
+    meta: dict[str, Any],
+    measurements: list[Measurement],
+    servers: list[Server],
+    scenarios: list[Scenario],
+) -> str:
+    lines = ["# wsserver benchmarks", "", *_header(meta), ""]
+    failed = failures(measurements)
+    lines += ["## Results (median of the rounds)", ""]
+    lines += _results_table(measurements, servers, scenarios, failed)
+    lines += ["", "## wsserver ÷ peer", ""]
+    lines += [
+        "wsserver's median divided by the peer's, wsserver on the same event loop as the peer "
+        "(asyncio against node ws and against the pure-Python build). Read it with the "
+        "*better* column: where higher is better, above 1 means wsserver wins; where lower is "
+        "better, below 1 means wsserver wins.",
+        "",
+    ]
+    lines += _ratio_table(measurements, servers, scenarios)
+    if meta.get("rounds", 1) > 1:
+        lines += ["", "## Spread: (max - min) ÷ median over the rounds", ""]
+        lines += _spread_table(measurements, servers, scenarios)
+    lines += ["", "## CPU in the measured window: server % / load generator % (of one core)", ""]
+    lines += [
+        "Each process is pinned to its own core, so 100 % is all of it. A server near 100 % "
+        "with the generator well below it means the server was the bottleneck.",
+        "",
+    ]
+    lines += _cpu_table(measurements, servers, scenarios)
+    if failed:
+        lines += ["", "## Failures", ""]
+        for (scenario, server), ms in sorted(failed.items()):
+            lines += [
+                f"- {scenario} / {server}, round {m['round']}: {_one_line(m['error'])}" for m in ms
+            ]
+    lines += ["", "## Notes", "", *NOTES]
+    return "\n".join(lines) + "\n"
+
+
+def _header(meta: dict[str, Any]) -> list[str]:
+    project, peers = meta["project"], meta["peers"]
+    speedups = (
+        f"C masking accelerator {'loaded' if project.get('speedups_loaded') else 'NOT loaded'} "
+        f"by default ({', '.join(meta['speedups_files']) or 'no wsserver/_speedups*.so'}), "
+        f"{'not ' if not meta['project_no_speedups'].get('speedups_loaded') else ''}"
+        "loaded with WSSERVER_NO_SPEEDUPS=1"
+    )
+    node = meta["node_packages"]
+    return [
+        f"- Date: {meta['date']}; the run took {_duration(meta.get('duration_s', 0))}",
+        f"- Machine: {meta['cpu_model']}, {meta['cores']} cores, {meta['memory_gib']} GiB, "
+        f"Linux {meta['kernel']}",
+        f"- Pinning: every server on CPU {meta['server_cpu']}, the load generator on CPU "
+        f"{meta['loadgen_cpu']} (`taskset`); open-file limit {meta['nofile']} (`prlimit`)",
+        f"- Python {project.get('python')} (project venv, peers' venv: {peers.get('python')})",
+        f"- wsserver {project.get('wsserver')}; {speedups}",
+        f"- Peers: websockets {peers.get('websockets')}, aiohttp {peers.get('aiohttp')}, "
+        f"picows {peers.get('picows')}, uvloop {peers.get('uvloop')} "
+        f"(project venv: uvloop {project.get('uvloop')})",
+        f"- Node {meta['node']}, ws {node.get('ws')}, bufferutil {node.get('bufferutil')} "
+        f"({'native' if meta['bufferutil_native'] else 'JavaScript fallback'})",
+        f"- Load generator: {meta['go'].removeprefix('go version ')}, standard library only",
+        f"- {meta['rounds']} round(s), interleaved: every scenario runs against every server in "
+        "turn before the next scenario, each against a freshly started server"
+        + (" (--quick: shorter runs)" if meta.get("quick") else ""),
+    ]
+
+
+def _results_table(
+    measurements: list[Measurement],
+    servers: list[Server],
+    scenarios: list[Scenario],
+    failed: dict[Cell, list[Measurement]],
+) -> list[str]:
+    lines = _table_head(["scenario", "metric", "better", *(s.label for s in servers)])
+    for scenario in scenarios:
+        for metric in scenario.metrics:
+            vals = values(measurements, metric)
+            cells = []
+            for server in servers:
+                cell = (scenario.key, server.key)
+                text = _fmt(_median(vals.get(cell)), metric)
+                if failed.get(cell):
+                    text = f"{text} ⚠{len(failed[cell])} failed" if vals.get(cell) else "FAIL"
+                cells.append(text)
+            lines.append(_row([scenario.title, metric.label, _better(metric), *cells]))
+    return lines
+
+
+def _ratio_table(
+    measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario]
+) -> list[str]:
+    peers = [s for s in servers if not s.is_wsserver or s.env]
+    pairs = [(p, baseline_for(p, servers)) for p in peers]
+    pairs = [(p, b) for p, b in pairs if b is not None]
+    if not pairs:
+        return ["(no wsserver column to compare with)"]
+    heads = [f"{b.label} ÷ {p.label}" for p, b in pairs]
+    lines = _table_head(["scenario", "metric", "better", *heads])
+    for scenario in scenarios:
+        for metric in scenario.metrics:
+            vals = values(measurements, metric)
+            cells = []
+            for peer, base in pairs:
+                ours = _median(vals.get((scenario.key, base.key)))
+                theirs = _median(vals.get((scenario.key, peer.key)))
+                cells.append(f"{ours / theirs:.2f}" if ours is not None and theirs else "-")
+            lines.append(_row([scenario.key, metric.label, _better(metric), *cells]))
+    return lines
+
+
+def _spread_table(
+    measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario]
+) -> list[str]:
+    lines = _table_head(["scenario", "metric", *(s.label for s in servers)])
+    for scenario in scenarios:
+        for metric in scenario.metrics:
+            vals = values(measurements, metric)
+            cells = []
+            for server in servers:
+                v = vals.get((scenario.key, server.key), [])
+                med = _median(v)
+                cells.append(f"{(max(v) - min(v)) / med:.0%}" if len(v) > 1 and med else "-")
+            lines.append(_row([scenario.key, metric.label, *cells]))
+    return lines
+
+
+def _cpu_table(
+    measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario]
+) -> list[str]:
+    server_cpu = values(measurements, Metric("server_cpu", "", "", False))
+    client_cpu = values(measurements, Metric("client_cpu", "", "", False))
+    lines = _table_head(["scenario", *(s.label for s in servers)])
+    for scenario in scenarios:
+        cells = []
+        for server in servers:
+            cell = (scenario.key, server.key)
+            srv, cli = _median(server_cpu.get(cell)), _median(client_cpu.get(cell))
+            cells.append(f"{srv:.0%} / {cli:.0%}" if srv is not None and cli is not None else "-")
+        if any(c != "-" for c in cells):
+            lines.append(_row([scenario.key, *cells]))
+    return lines
+
+
+NOTES = [
+    "- Every echoed message is compared byte for byte with what was sent; a single "
+    "difference fails the measurement (see Failures).",
+    "- (g): RSS is read from /proc/PID/status of the server before connecting (after one "
+    "warm-up connection) and once it has settled with the idle connections open; the "
+    "difference is divided by the number of connections. Node's figure includes V8 heap "
+    "growth that a later garbage collection may return.",
+    "- (g-on) and (h): the generator offers a bare `permessage-deflate` (no "
+    "`client_max_window_bits`, since Go's compress/flate always uses a 32 KiB window), so "
+    "every server inflates with a 32 KiB window; each server compresses with its own "
+    "defaults (node ws with `threshold: 32`, as wsserver's `compression_min_size`). "
+    "picows' own API has no permessage-deflate: its (g-on) and (h) runs use "
+    "`picows.websockets`, picows' websockets-compatible layer.",
+    "- (i): a client on `/bcast` sends `broadcast:64:<k>;`; the server sends a 64-byte text "
+    "to all 1000 clients (wsserver: `wsserver.broadcast`, websockets: "
+    "`websockets.asyncio.server.broadcast`, aiohttp: `send_str` in a loop, picows: "
+    "`transport.send` in a loop, node: `ws.send` in a loop). The time runs from just before "
+    "the trigger is written to the last client's receipt.",
+    "- node ws runs on one core like the others, its libuv thread pool (zlib) included.",
+]
+
+
+def _median(v: list[float] | None) -> float | None:
+    return statistics.median(v) if v else None
+
+
+def _fmt(value: float | None, metric: Metric) -> str:
+    return "-" if value is None else f"{value:,.{metric.digits}f}"
+
+
+def _better(metric: Metric) -> str:
+    return "higher" if metric.higher_is_better else "lower"
+
+
+def _table_head(heads: list[str]) -> list[str]:
+    return [_row(heads), _row(["---"] * len(heads))]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s"

@@ -1,0 +1,186 @@
+"""The benchmark harness: ``make bench`` (or ``python -m benchmarks.run``).
+
+Runs every scenario against every server, interleaved (scenario a: A B C ...,
+scenario b: A B C ..., then the next round), each measurement against a freshly
+started server pinned to CPU 0 with the Go load generator pinned to CPU 1.
+Writes the Markdown report to stdout and benchmarks/results/latest.md, and every
+measurement to benchmarks/results/latest.json. Exits 1 if any measurement
+failed, 2 if the setup failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from benchmarks import environment, procs, report
+from benchmarks.matrix import Scenario, Server, select_scenarios, select_servers
+from benchmarks.prepare import BENCH, LOADGEN_BIN, ROOT, SetupError, prepare_all
+
+RESULTS = BENCH / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="1 round, shorter measurements")
+    p.add_argument("--rounds", type=int, help="rounds (default 3, 1 with --quick)")
+    p.add_argument(
+        "--only", metavar="SCENARIOS", help="comma-separated: a,b,c,d,e,f,g,g-off,g-on,h,i"
+    )
+    p.add_argument(
+        "--servers",
+        metavar="NAMES",
+        help="comma-separated servers: wsserver, wsserver-uvloop, wsserver-py, websockets, "
+        "websockets-uvloop, aiohttp, aiohttp-uvloop, picows, picows-uvloop, node",
+    )
+    p.add_argument(
+        "--python", default="python3", help="interpreter for the peers' venv (default python3)"
+    )
+    return p.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    servers = select_servers(args.servers)
+    scenarios = select_scenarios(args.only)
+    rounds = args.rounds or (1 if args.quick else 3)
+    if len(os.sched_getaffinity(0)) < 2:
+        log("the benchmark needs two CPUs: one for the servers, one for the load generator")
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    try:
+        return _run(args, servers, scenarios, rounds)
+    except SetupError as exc:
+        log(f"setup failed: {exc}")
+        return 2
+    finally:
+        procs.stop_all()
+
+
+def _run(
+    args: argparse.Namespace, servers: list[Server], scenarios: list[Scenario], rounds: int
+) -> int:
+    prepare_all(args.python, log, need_node=any(s.library == "node" for s in servers))
+    meta: dict[str, Any] = environment.collect()
+    meta.update(
+        rounds=rounds,
+        quick=args.quick,
+        server_cpu=procs.SERVER_CPU,
+        loadgen_cpu=procs.LOADGEN_CPU,
+        nofile=procs.NOFILE,
+        servers=[s.key for s in servers],
+        scenarios=[s.key for s in scenarios],
+    )
+    logs = RESULTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    total = rounds * len(scenarios) * len(servers)
+    log(f"{total} measurements: {rounds} round(s) x {len(scenarios)} scenarios x "
+        f"{len(servers)} servers")  # fmt: skip
+
+    started = time.monotonic()
+    measurements: list[dict[str, Any]] = []
+    for round_no in range(1, rounds + 1):
+        for scenario in scenarios:
+            for server in servers:
+                m = measure(server, scenario, round_no, args.quick, logs)
+                measurements.append(m)
+                log(f"[{len(measurements)}/{total}] round {round_no} {scenario.key:5} "
+                    f"{server.label:24} {_summary(m, scenario)}")  # fmt: skip
+    meta["duration_s"] = time.monotonic() - started
+
+    markdown = report.render(meta, measurements, servers, scenarios)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    raw = json.dumps({"meta": meta, "measurements": measurements}, indent=1)
+    for name in ("latest", stamp):
+        (RESULTS / f"{name}.md").write_text(markdown)
+        (RESULTS / f"{name}.json").write_text(raw)
+    print(markdown)
+    log(f"written: {RESULTS / 'latest.md'} and {RESULTS / 'latest.json'}")
+    return 1 if any(m.get("error") for m in measurements) else 0
+
+
+def measure(
+    server: Server, scenario: Scenario, round_no: int, quick: bool, logs: Path
+) -> dict[str, Any]:
+    """One run of one scenario against a fresh server; never raises for the server's faults."""
+    record: dict[str, Any] = {
+        "round": round_no,
+        "scenario": scenario.key,
+        "server": server.key,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    port = procs.free_port()
+    command = server.command(port, scenario.compression)
+    with open(logs / f"{server.key}.log", "ab") as server_log:
+        server_log.write(f"\n=== round {round_no} scenario {scenario.key}: {command}\n".encode())
+        server_log.flush()
+        proc = procs.start(
+            command,
+            cpu=procs.SERVER_CPU,
+            cwd=ROOT,
+            env=server.environ(),
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            procs.wait_listening(proc, port)
+            record["process"] = _check_pinned(proc.pid)
+            loadgen = [
+                str(LOADGEN_BIN),
+                scenario.mode,
+                f"-addr=127.0.0.1:{port}",
+                f"-pid={proc.pid}",
+                *scenario.loadgen_args(quick),
+            ]
+            record["loadgen"] = loadgen
+            status, out, err = procs.run_loadgen(loadgen, cwd=ROOT, timeout=scenario.timeout)
+            if status != 0:
+                raise procs.ProcessError(err.strip() or f"the load generator exited with {status}")
+            if proc.poll() is not None:
+                raise procs.ProcessError(f"the server exited with {proc.returncode} during the run")
+            record["result"] = json.loads(out)
+        except (procs.ProcessError, OSError, ValueError) as exc:
+            record["error"] = str(exc)
+        finally:
+            procs.stop(proc)
+    return record
+
+
+def _check_pinned(pid: int) -> dict[str, object]:
+    info = procs.describe(pid)
+    if info["comm"] in ("prlimit", "taskset") or info["cpus"] != [procs.SERVER_CPU]:
+        raise procs.ProcessError(f"the server is not running pinned as expected: {info}")
+    return info
+
+
+def _summary(m: dict[str, Any], scenario: Scenario) -> str:
+    if m.get("error"):
+        return "FAILED: " + " ".join(m["error"].split())[:200]
+    result = m["result"]
+    return ", ".join(
+        f"{result[metric.key]:,.{metric.digits}f} {metric.unit}"
+        for metric in scenario.metrics
+        if metric.key in result
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
