@@ -576,3 +576,15 @@ async def test_max_connections_gives_503() -> None:
         async with websockets.connect(uri) as again:
             await again.send("x")
             assert await asyncio.wait_for(again.recv(), TIMEOUT) == "x"
+
+
+def test_accept_response_bytes() -> None:
+    from wsserver.handshake import accept_response
+
+    raw = accept_response(KEY, "chat", "permessage-deflate")
+    assert raw.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert raw.endswith(b"\r\n\r\n")
+    lines = raw.decode("latin-1").split("\r\n")[1:-2]
+    assert dict(line.split(": ", 1) for line in lines) == dict(
+        accept_headers(KEY, "chat", "permessage-deflate")
+    )

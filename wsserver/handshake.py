@@ -2,7 +2,7 @@
 
 :func:`check_request` validates an upgrade request and raises
 :class:`~wsserver.errors.HandshakeError` with the HTTP status to answer;
-:func:`accept_headers` builds the headers of the ``101 Switching Protocols``
+:func:`accept_response` builds the ``101 Switching Protocols``
 response; :func:`error_response` builds a complete HTTP error response.
 """
 
@@ -23,6 +23,7 @@ __all__ = [
     "check_request",
     "select_subprotocol",
     "accept_headers",
+    "accept_response",
     "error_response",
     "comma_tokens",
 ]
@@ -146,6 +147,16 @@ def accept_headers(
     if extensions is not None:
         headers.append(("Sec-WebSocket-Extensions", extensions))
     return headers
+
+
+def accept_response(
+    key: str, subprotocol: str | None = None, extensions: str | None = None
+) -> bytes:
+    """The bytes of the ``101 Switching Protocols`` response."""
+    head = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in accept_headers(key, subprotocol, extensions)
+    )
+    return head.encode("latin-1") + b"\r\n"
 
 
 def error_response(

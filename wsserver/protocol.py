@@ -27,7 +27,7 @@ from .connection import CloseReceived, Connection, Pong, ProtocolFailure, State
 from .deflate import PerMessageDeflate, negotiate
 from .errors import ConnectionClosed, HandshakeError
 from .handshake import (
-    accept_headers,
+    accept_response,
     check_origin,
     check_request,
     error_response,
@@ -340,10 +340,9 @@ class ServerProtocol(asyncio.Protocol):
         h = self._h11
         assert h is not None
         self.transport.resume_reading()
-        response = h11.InformationalResponse(
-            status_code=101, headers=accept_headers(key, subprotocol, extensions)
-        )
-        self.transport.write(h.send(response) or b"")
+        # Written directly: h11's state does not matter past this point, and
+        # its trailing data (frames sent right after the request) is kept.
+        self.transport.write(accept_response(key, subprotocol, extensions))
         trailing, _ = h.trailing_data
         self._h11 = None
         self._request_event = None
