@@ -340,7 +340,7 @@ def test_deflate_settings_defaults() -> None:
         server_max_window_bits=12,
         client_max_window_bits=12,
         mem_level=5,
-        level=6,
+        level=1,
         min_size=32,
         server_no_context_takeover=False,
     )

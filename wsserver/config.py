@@ -79,7 +79,7 @@ class Config:
     open_timeout: float | None = 10.0
     close_timeout: float = 10.0
     compression: str | None = "deflate"
-    compression_level: int = 6
+    compression_level: int = 1
     compression_window_bits: int = 12
     compression_client_window_bits: int = 12
     compression_mem_level: int = 5

@@ -65,7 +65,7 @@ class DeflateSettings:
     server_max_window_bits: int = 12
     client_max_window_bits: int = 12
     mem_level: int = 5
-    level: int = 6
+    level: int = 1
     min_size: int = 32
     server_no_context_takeover: bool = False
 
