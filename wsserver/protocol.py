@@ -132,8 +132,7 @@ class ServerProtocol(asyncio.Protocol):
             h11.SERVER, max_incomplete_event_size=self.config.max_header_size
         )
         self.server.register(self)
-        if self.config.open_timeout is not None:
-            self._open_timer = self.loop.call_later(self.config.open_timeout, self._on_open_timeout)
+        self._arm_open_timer()
 
     def data_received(self, data: bytes) -> None:
         if self.conn is not None:
@@ -167,6 +166,7 @@ class ServerProtocol(asyncio.Protocol):
                 timer.cancel()
         self._open_timer = self._close_timer = self._fail_timer = None
         self._ping_timer = self._pong_timer = None
+        self._pending = []
         if self.conn is not None:
             self.conn.receive_eof()
         if self.ws is not None:
