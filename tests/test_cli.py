@@ -348,3 +348,22 @@ async def test_uvloop_serves_and_shuts_down() -> None:
             with pytest.raises(ConnectionClosedOK):
                 await asyncio.wait_for(ws.recv(), TIMEOUT)
         assert await cli.wait() == 0
+
+
+async def test_second_signal_exits_at_once() -> None:
+    from tests.helpers import RawClient
+
+    async with running_cli("examples.echo:routes", "--close-timeout", "30") as cli:
+        # A client that never answers the close: the graceful shutdown would
+        # wait close_timeout (30 s) for it.
+        client = await RawClient.connect(cli.port, "/ws")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        cli.proc.send_signal(signal.SIGTERM)
+        opcode, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
+        assert (opcode, payload[:2]) == (8, b"\x03\xe9")  # close 1001
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await cli.wait() == 1
+        assert loop.time() - start < 5
+        client.close()
+    assert "exiting now" in cli.stderr

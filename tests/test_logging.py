@@ -1,0 +1,79 @@
+"""What the server logs: quiet about bad clients, one access line per connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+import websockets
+
+from wsserver import Request, Router, WebSocket
+
+from .conftest import StartServer
+from .helpers import RawClient
+
+
+def echo_routes() -> Router:
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    return routes
+
+
+async def test_protocol_errors_are_debug_without_traceback(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(echo_routes())
+    client = await RawClient.connect(server.port, "/ws")
+    client.send(7, b"bad opcode")
+    await client.expect_close(1002)
+    # And a bad handshake (a load-balancer probe, say).
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 426 ")
+    writer.close()
+    ours = [r for r in caplog.records if r.name.startswith("wsserver")]
+    errors = [r for r in ours if r.name == "wsserver.protocol"]
+    assert any("unknown opcode" in r.getMessage() for r in errors)
+    assert all(r.levelno == logging.DEBUG and r.exc_info is None for r in errors)
+    assert not [r for r in ours if r.levelno >= logging.WARNING]
+
+
+async def test_one_access_line_per_connection(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wsserver")
+    server = await run_server(echo_routes())
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        await ws.send("hi")
+        await ws.recv()
+    await server.close(timeout=1)
+    access = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert len(access) == 1
+    line = access[0].getMessage()
+    assert "127.0.0.1:" in line and "/ws" in line and " 101 " in line and "close=1000" in line
+    assert access[0].levelno == logging.INFO
+
+
+async def test_loggers_are_named_wsserver(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    routes = Router()
+
+    @routes.websocket("/")
+    async def broken(request: Request, ws: WebSocket) -> None:
+        raise RuntimeError("boom")
+
+    server = await run_server(routes)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        await ws.wait_closed()
+    await server.close(timeout=1)
+    names = {r.name for r in caplog.records if not r.name.startswith(("asyncio", "websockets"))}
+    assert names and all(n.startswith("wsserver.") for n in names)
