@@ -204,7 +204,7 @@ SCENARIOS = [
         "throughput",
         _throughput(10, 4, "json", 16 * 1024),
         QUICK_THROUGHPUT,
-        (MSGS,),
+        (MSGS, Metric("wire_bytes_per_msg", "bytes of an echo on the wire", "B", False)),
         compression=True,
     ),
     Scenario(

@@ -9,6 +9,8 @@ from typing import Any
 from benchmarks.matrix import Metric, Scenario, Server, baseline_for
 
 Measurement = dict[str, Any]
+#: Load generator CPU share from which a cell is marked as limited by it too.
+BUSY = 0.9
 Cell = tuple[str, str]  # (scenario key, server key)
 
 
@@ -40,6 +42,12 @@ def render(
     failed = failures(measurements)
     lines += ["## Results (median of the rounds)", ""]
     lines += _results_table(measurements, servers, scenarios, failed)
+    lines += [
+        "",
+        f"† the load generator's core was at least {BUSY:.0%} busy in that cell (median): the "
+        "figure is the limit of the server and the generator together, and may understate the "
+        "server. See the CPU table below.",
+    ]
     lines += ["", "## wsserver ÷ peer", ""]
     lines += [
         "wsserver's median divided by the peer's, wsserver on the same event loop as the peer "
@@ -52,10 +60,13 @@ def render(
     if meta.get("rounds", 1) > 1:
         lines += ["", "## Spread: (max - min) ÷ median over the rounds", ""]
         lines += _spread_table(measurements, servers, scenarios)
-    lines += ["", "## CPU in the measured window: server % / load generator % (of one core)", ""]
+    lines += ["", "## CPU while measuring: server % / load generator % (its user-space %)", ""]
     lines += [
-        "Each process is pinned to its own core, so 100 % is all of it. A server near 100 % "
-        "with the generator well below it means the server was the bottleneck.",
+        "Shares of one core (each process has its own). On loopback the kernel's TCP work for "
+        "the data a process sends, the peer's receive side included, runs on the sender's core: "
+        "most of the generator's time is that kernel work, the rest (in parentheses) is its own "
+        "code: framing, masking, inflating, comparing. A server near 100 % set the pace; where "
+        "the generator is near 100 % too, the cell is also at the generator's core's limit.",
         "",
     ]
     lines += _cpu_table(measurements, servers, scenarios)
@@ -65,8 +76,24 @@ def render(
             lines += [
                 f"- {scenario} / {server}, round {m['round']}: {_one_line(m['error'])}" for m in ms
             ]
-    lines += ["", "## Notes", "", *NOTES]
+    lines += ["", "## Notes", "", *NOTES, *_compression_notes(measurements, servers)]
     return "\n".join(lines) + "\n"
+
+
+def _compression_notes(measurements: list[Measurement], servers: list[Server]) -> list[str]:
+    """Which servers sent (h)'s echoes uncompressed, if any did."""
+    share = values(measurements, Metric("compressed_fraction", "", "", True))
+    labels = {s.key: s.label for s in servers}
+    partial = [
+        f"{labels[server]} ({min(v):.0%})"
+        for (scenario, server), v in share.items()
+        if scenario == "h" and min(v) < 1
+    ]
+    if not share or not any(scenario == "h" for scenario, _ in share):
+        return []
+    if not partial:
+        return ["- (h): every server sent every echo compressed (RSV1 set)."]
+    return ["- (h): share of echoes that came back compressed: " + ", ".join(partial)]
 
 
 def _header(meta: dict[str, Any]) -> list[str]:
@@ -104,6 +131,7 @@ def _results_table(
     scenarios: list[Scenario],
     failed: dict[Cell, list[Measurement]],
 ) -> list[str]:
+    client_cpu = values(measurements, Metric("client_cpu", "", "", False))
     lines = _table_head(["scenario", "metric", "better", *(s.label for s in servers)])
     for scenario in scenarios:
         for metric in scenario.metrics:
@@ -112,6 +140,8 @@ def _results_table(
             for server in servers:
                 cell = (scenario.key, server.key)
                 text = _fmt(_median(vals.get(cell)), metric)
+                if (_median(client_cpu.get(cell)) or 0) >= BUSY:
+                    text += " †"
                 if failed.get(cell):
                     text = f"{text} ⚠{len(failed[cell])} failed" if vals.get(cell) else "FAIL"
                 cells.append(text)
@@ -162,13 +192,18 @@ def _cpu_table(
 ) -> list[str]:
     server_cpu = values(measurements, Metric("server_cpu", "", "", False))
     client_cpu = values(measurements, Metric("client_cpu", "", "", False))
+    client_user = values(measurements, Metric("client_user_cpu", "", "", False))
     lines = _table_head(["scenario", *(s.label for s in servers)])
     for scenario in scenarios:
         cells = []
         for server in servers:
             cell = (scenario.key, server.key)
             srv, cli = _median(server_cpu.get(cell)), _median(client_cpu.get(cell))
-            cells.append(f"{srv:.0%} / {cli:.0%}" if srv is not None and cli is not None else "-")
+            user = _median(client_user.get(cell))
+            if srv is None or cli is None or user is None:
+                cells.append("-")
+            else:
+                cells.append(f"{srv:.0%} / {cli:.0%} ({user:.0%})")
         if any(c != "-" for c in cells):
             lines.append(_row([scenario.key, *cells]))
     return lines
@@ -184,7 +219,9 @@ NOTES = [
     "- (g-on) and (h): the generator offers a bare `permessage-deflate` (no "
     "`client_max_window_bits`, since Go's compress/flate always uses a 32 KiB window), so "
     "every server inflates with a 32 KiB window; each server compresses with its own "
-    "defaults (node ws with `threshold: 32`, as wsserver's `compression_min_size`). "
+    "defaults (node ws with `threshold: 32`, as wsserver's `compression_min_size`). The "
+    "generator's own messages are compressed ahead of time (level 6) and refer to no earlier "
+    "message. "
     "picows' own API has no permessage-deflate: its (g-on) and (h) runs use "
     "`picows.websockets`, picows' websockets-compatible layer.",
     "- (i): a client on `/bcast` sends `broadcast:64:<k>;`; the server sends a 64-byte text "
@@ -193,6 +230,11 @@ NOTES = [
     "`transport.send` in a loop, node: `ws.send` in a loop). The time runs from just before "
     "the trigger is written to the last client's receipt.",
     "- node ws runs on one core like the others, its libuv thread pool (zlib) included.",
+    "- (a) crosses cores on every round trip: where every server shows about the same p50, "
+    "that is the machine's cost of waking the other, idle core (large on virtual machines), "
+    "not the servers'.",
+    "- The CPU of (i) covers the broadcasts only; the server's share is counted in 10 ms "
+    "ticks, so it is indicative.",
 ]
 
 

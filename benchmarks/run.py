@@ -45,6 +45,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--python", default="python3", help="interpreter for the peers' venv (default python3)"
     )
+    p.add_argument(
+        "--render",
+        metavar="JSON",
+        type=Path,
+        help="measure nothing: print the report of a raw results file again "
+        "(e.g. benchmarks/results/latest.json)",
+    )
     return p.parse_args(argv)
 
 
@@ -58,12 +65,16 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render_only(args.render)
     servers = select_servers(args.servers)
     scenarios = select_scenarios(args.only)
     rounds = args.rounds or (1 if args.quick else 3)
     if len(os.sched_getaffinity(0)) < 2:
         log("the benchmark needs two CPUs: one for the servers, one for the load generator")
         return 2
+    # Ctrl-C raises KeyboardInterrupt even where SIGINT was inherited ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     try:
@@ -71,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except SetupError as exc:
         log(f"setup failed: {exc}")
         return 2
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
     finally:
         procs.stop_all()
 
@@ -115,6 +129,16 @@ def _run(
     print(markdown)
     log(f"written: {RESULTS / 'latest.md'} and {RESULTS / 'latest.json'}")
     return 1 if any(m.get("error") for m in measurements) else 0
+
+
+def render_only(path: Path) -> int:
+    """Print the report of an earlier run from its raw JSON."""
+    data = json.loads(path.read_text())
+    meta, measurements = data["meta"], data["measurements"]
+    servers = select_servers(",".join(meta["servers"]))
+    scenarios = select_scenarios(",".join(meta["scenarios"]))
+    print(report.render(meta, measurements, servers, scenarios))
+    return 0
 
 
 def measure(

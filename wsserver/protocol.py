@@ -228,10 +228,6 @@ class ServerProtocol(asyncio.Protocol):
                 return
 
     def _dispatch(self, event: h11.Request) -> None:
-        if self._open_timer is not None and not _is_upgrade(event):
-            # Plain HTTP: the timer limits the request, not the handler.
-            self._open_timer.cancel()
-            self._open_timer = None
         if len(event.headers) > self.config.max_headers:
             self.http_error(431, "Too many request headers.")
             return
@@ -242,9 +238,15 @@ class ServerProtocol(asyncio.Protocol):
         if head_size > self.config.max_header_size:
             self.http_error(431, "Request header fields too large.")
             return
-        headers = Headers(
+        # h11 hands over lowercase names already.
+        headers = Headers.from_lowercase(
             [(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers]
         )
+        upgrade = is_upgrade_request(headers)
+        if self._open_timer is not None and not upgrade:
+            # Plain HTTP: the timer limits the request, not the handler.
+            self._open_timer.cancel()
+            self._open_timer = None
         request = Request(
             event.method.decode("ascii", "replace"),
             event.target.decode("latin-1"),
@@ -253,9 +255,7 @@ class ServerProtocol(asyncio.Protocol):
             http_version=event.http_version.decode("ascii", "replace"),
         )
         self.request = request
-        found = self.server.router.resolve(
-            request.path, request.host, request.method, is_upgrade_request(headers)
-        )
+        found = self.server.router.resolve(request.path, request.host, request.method, upgrade)
         route = found.route
         if route is None:
             if found.status == 405:
@@ -720,7 +720,3 @@ class ServerProtocol(asyncio.Protocol):
             self.loop.time() - self._started,
             code,
         )
-
-
-def _is_upgrade(event: h11.Request) -> bool:
-    return any(name == b"upgrade" for name, _ in event.headers)

@@ -28,6 +28,13 @@ class Headers(Mapping[str, str]):
         for name, value in items or []:
             self.add(name, value)
 
+    @classmethod
+    def from_lowercase(cls, items: list[tuple[str, str]]) -> Headers:
+        """Headers from pairs whose names are lowercase already (as h11 gives them)."""
+        headers = cls()
+        headers._items = items
+        return headers
+
     def add(self, name: str, value: str) -> None:
         """Append a header."""
         lower = name.lower()

@@ -7,7 +7,7 @@ import collections
 import json
 import os
 import time
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .connection import Connection, State
@@ -77,8 +77,8 @@ class WebSocket:
 
     # ------------------------------------------------------------- receiving
 
-    async def recv(self, timeout: float | None = None) -> str | bytes:
-        """Return the next message: str for text, bytes for binary.
+    def recv(self, timeout: float | None = None) -> Coroutine[Any, Any, str | bytes]:
+        """Wait for the next message (``await ws.recv()``): str for text, bytes for binary.
 
         Messages that arrived before the connection closed are returned
         first.
@@ -93,6 +93,10 @@ class WebSocket:
                 (:class:`~wsserver.errors.ConnectionClosedOK` for a normal close).
             ConcurrencyError: another task is already in ``recv()``.
         """
+        return self._receive(timeout, False)
+
+    async def _receive(self, timeout: float | None, iterating: bool) -> str | bytes:
+        """The body of ``recv()`` and of ``async for``, one coroutine per message."""
         queue = self._queue
         if queue and not self._recv_busy:
             item = queue[0]
@@ -118,7 +122,10 @@ class WebSocket:
                     self._protocol.maybe_resume_reading()
                     return item  # type: ignore[no-any-return]
                 if self._recv_done:
-                    raise self._closed_error()
+                    error = self._closed_error()
+                    if iterating and isinstance(error, ConnectionClosedOK):
+                        raise StopAsyncIteration
+                    raise error
                 # About to wait: send what the handler wrote meanwhile.
                 self._protocol.flush()
                 waiter = loop.create_future()
@@ -145,11 +152,9 @@ class WebSocket:
     def __aiter__(self) -> WebSocket:
         return self
 
-    async def __anext__(self) -> str | bytes:
-        try:
-            return await self.recv()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
+    def __anext__(self) -> Coroutine[Any, Any, str | bytes]:
+        # Like recv(), but a normal close ends the iteration.
+        return self._receive(None, True)
 
     # --------------------------------------------------------------- sending
 

@@ -144,9 +144,11 @@ func runIdle(o *options) (result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.deflate {
+		src.precompress()
+	}
 	exchange := func(c *Conn, seq uint64) error {
-		p := src.fill(nil, seq)
-		if err := c.WriteMessage(src.opcode, p); err != nil {
+		if err := c.WriteRaw(c.AppendPayload(nil, src, seq)); err != nil {
 			return err
 		}
 		m, err := c.ReadMessage()
@@ -154,9 +156,9 @@ func runIdle(o *options) (result, error) {
 			return err
 		}
 		if o.deflate && !m.Compressed {
-			return fmt.Errorf("the echo of a %d-byte message came back uncompressed", len(p))
+			return fmt.Errorf("the echo of a %d-byte message came back uncompressed", src.size)
 		}
-		return expectEqual(m, src.opcode, p)
+		return expectPayload(m, src, seq)
 	}
 
 	// Warm up: imports, first-use allocations, zlib if compression is on.

@@ -1,7 +1,7 @@
 package main
 
-// CPU use over a measurement window, as a fraction of one core: the load
-// generator's own (to show it was not the bottleneck) and the server's.
+// CPU use over measured windows, as a fraction of one core: the load
+// generator's own (user and system) and the server's.
 
 import (
 	"fmt"
@@ -15,36 +15,71 @@ import (
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
 const clockTicks = 100
 
+// cpuSample is a point in time with the CPU time used so far.
+type cpuSample struct {
+	wall      time.Time
+	user, sys time.Duration // this process
+	server    time.Duration // the server process, all threads
+}
+
+func sampleCPU(pid int) cpuSample {
+	s := cpuSample{wall: time.Now()}
+	s.user, s.sys = selfCPU()
+	s.server, _ = processCPU(pid)
+	return s
+}
+
+// cpuTotals adds up the CPU time of one or more windows.
+type cpuTotals struct {
+	pid                     int
+	wall, user, sys, server time.Duration
+}
+
+func (t *cpuTotals) add(from, to cpuSample) {
+	t.wall += to.wall.Sub(from.wall)
+	t.user += to.user - from.user
+	t.sys += to.sys - from.sys
+	t.server += to.server - from.server
+}
+
+// record adds client_cpu, its user and system parts, and server_cpu (when
+// the server's pid is known) to res.
+func (t *cpuTotals) record(res result) {
+	wall := t.wall.Seconds()
+	if wall <= 0 {
+		return
+	}
+	res["client_cpu"] = (t.user + t.sys).Seconds() / wall
+	res["client_user_cpu"] = t.user.Seconds() / wall
+	res["client_sys_cpu"] = t.sys.Seconds() / wall
+	if t.pid > 0 {
+		res["server_cpu"] = t.server.Seconds() / wall
+	}
+}
+
+// cpuMeter measures one window, from startCPU to record.
 type cpuMeter struct {
-	pid    int
-	wall   time.Time
-	self   time.Duration
-	server time.Duration
+	pid   int
+	start cpuSample
 }
 
 func startCPU(pid int) *cpuMeter {
-	m := &cpuMeter{pid: pid, wall: time.Now(), self: selfCPU()}
-	m.server, _ = processCPU(pid)
-	return m
+	return &cpuMeter{pid: pid, start: sampleCPU(pid)}
 }
 
-// record adds client_cpu (and server_cpu when a pid was given) to res.
 func (m *cpuMeter) record(res result) {
-	wall := time.Since(m.wall).Seconds()
-	res["client_cpu"] = (selfCPU() - m.self).Seconds() / wall
-	if m.pid > 0 {
-		if server, err := processCPU(m.pid); err == nil {
-			res["server_cpu"] = (server - m.server).Seconds() / wall
-		}
-	}
+	t := cpuTotals{pid: m.pid}
+	t.add(m.start, sampleCPU(m.pid))
+	t.record(res)
 }
 
-func selfCPU() time.Duration {
+// selfCPU is this process's user and system time.
+func selfCPU() (user, sys time.Duration) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 // processCPU is the user+system time of every thread of pid.

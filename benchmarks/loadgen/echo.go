@@ -20,21 +20,24 @@ func runLatency(o *options) (result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.deflate {
+		src.precompress()
+	}
 	c, err := Dial(o.addr, o.path, o.deflate, dialTimeout)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Abort()
 	samples := make([]time.Duration, 0, o.count)
-	var buf []byte
+	var frame []byte
 	var cpu *cpuMeter
 	for i := 0; i < o.warmupCount+o.count; i++ {
 		if i == o.warmupCount {
 			cpu = startCPU(o.pid)
 		}
-		buf = src.fill(buf, uint64(i))
+		frame = c.AppendPayload(frame[:0], src, uint64(i))
 		start := time.Now()
-		if err := c.WriteMessage(src.opcode, buf); err != nil {
+		if err := c.WriteRaw(frame); err != nil {
 			return nil, err
 		}
 		m, err := c.ReadMessage()
@@ -42,7 +45,7 @@ func runLatency(o *options) (result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("round trip %d: %w", i, err)
 		}
-		if err := expectEqual(m, src.opcode, buf); err != nil {
+		if err := expectPayload(m, src, uint64(i)); err != nil {
 			return nil, fmt.Errorf("round trip %d: %w (1 mismatch)", i, err)
 		}
 		if i >= o.warmupCount {
@@ -95,6 +98,9 @@ func runThroughput(o *options) (result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.deflate {
+		src.precompress()
+	}
 	conns, err := dialAll(o.addr, o.path, o.conns, o.deflate)
 	if err != nil {
 		return nil, err
@@ -106,12 +112,21 @@ func runThroughput(o *options) (result, error) {
 	run := newFailure()
 	var readers sync.WaitGroup
 	for i, c := range conns {
-		pending := make(chan []byte, o.inflight)
 		readers.Add(1)
-		go pump(c, src, uint64(i)<<40, o.inflight, pending, &stop, run)
+		if o.inflight == 1 {
+			// One goroutine per connection: no hand-off between a writer
+			// and a reader for every message.
+			go func(id int, c *Conn) {
+				defer readers.Done()
+				pingPong(id, c, src, uint64(id)<<40, &counters, &stop, run)
+			}(i, c)
+			continue
+		}
+		pending := make(chan uint64, o.inflight)
+		go pump(c, src, uint64(i)<<40, pending, &stop, run)
 		go func(id int, c *Conn) {
 			defer readers.Done()
-			verifyEchoes(id, c, src.opcode, pending, &counters, run)
+			verifyEchoes(id, c, src, pending, &counters, run)
 		}(i, c)
 	}
 
@@ -162,30 +177,25 @@ func runThroughput(o *options) (result, error) {
 	return res, nil
 }
 
-// pump keeps up to inflight messages outstanding on c: it blocks on pending
-// (whose capacity is inflight), and coalesces as many frames as may be sent
-// right now into one write. Each message is built in one of inflight+2 slots,
-// so the one the reader is comparing against is never overwritten.
-func pump(c *Conn, src *payloadSource, seq uint64, inflight int, pending chan<- []byte, stop *atomic.Bool, run *failure) {
+// pump keeps up to cap(pending) messages outstanding on c: it blocks on
+// pending, which holds the sequence numbers of the messages in flight, and
+// coalesces as many frames as may be sent right now into one write.
+func pump(c *Conn, src *payloadSource, seq uint64, pending chan<- uint64, stop *atomic.Bool, run *failure) {
 	defer close(pending)
-	slots := make([][]byte, inflight+2)
 	var batch []byte
 	for !stop.Load() {
 		batch = batch[:0]
 		for {
-			slot := seq % uint64(len(slots))
-			p := src.fill(slots[slot], seq)
-			slots[slot] = p
 			if len(batch) == 0 {
 				select {
-				case pending <- p:
+				case pending <- seq:
 				case <-run.done:
 					return
 				}
 			} else {
-				pending <- p // there is room: checked below, and only this goroutine sends
+				pending <- seq // there is room: checked below, and only this goroutine sends
 			}
-			batch = c.AppendMessage(batch, src.opcode, p)
+			batch = c.AppendPayload(batch, src, seq)
 			seq++
 			if len(batch) >= maxBatch || len(pending) == cap(pending) || stop.Load() {
 				break
@@ -198,24 +208,48 @@ func pump(c *Conn, src *payloadSource, seq uint64, inflight int, pending chan<- 
 	}
 }
 
-// verifyEchoes reads one echo per message pump sent and compares it byte for
-// byte with that message.
-func verifyEchoes(id int, c *Conn, opcode byte, pending <-chan []byte, counters *echoCounters, run *failure) {
-	for want := range pending {
-		m, err := c.ReadMessage()
-		if err != nil {
-			run.set(fmt.Errorf("connection %d: %w", id, err))
+// pingPong sends one message, waits for its echo and checks it, until stop.
+func pingPong(id int, c *Conn, src *payloadSource, seq uint64, counters *echoCounters, stop *atomic.Bool, run *failure) {
+	var frame []byte
+	for ; !stop.Load(); seq++ {
+		frame = c.AppendPayload(frame[:0], src, seq)
+		if err := c.WriteRaw(frame); err != nil {
+			run.set(fmt.Errorf("connection %d: writing: %w", id, err))
 			return
 		}
-		if err := expectEqual(m, opcode, want); err != nil {
-			n := counters.mismatches.Add(1)
-			run.set(fmt.Errorf("connection %d: %w (%d mismatches)", id, err, n))
+		if !checkEcho(id, c, src, seq, counters, run) {
 			return
-		}
-		counters.received.Add(1)
-		counters.wireBytes.Add(int64(m.WireSize))
-		if m.Compressed {
-			counters.compressed.Add(1)
 		}
 	}
+}
+
+// verifyEchoes reads one echo per message pump sent and compares it byte for
+// byte with that message.
+func verifyEchoes(id int, c *Conn, src *payloadSource, pending <-chan uint64, counters *echoCounters, run *failure) {
+	for seq := range pending {
+		if !checkEcho(id, c, src, seq, counters, run) {
+			return
+		}
+	}
+}
+
+// checkEcho reads the next message and compares it with message seq; false
+// (and the run failed) if it is not the same.
+func checkEcho(id int, c *Conn, src *payloadSource, seq uint64, counters *echoCounters, run *failure) bool {
+	m, err := c.ReadMessage()
+	if err != nil {
+		run.set(fmt.Errorf("connection %d: %w", id, err))
+		return false
+	}
+	if err := expectPayload(m, src, seq); err != nil {
+		n := counters.mismatches.Add(1)
+		run.set(fmt.Errorf("connection %d: %w (%d mismatches)", id, err, n))
+		return false
+	}
+	counters.received.Add(1)
+	counters.wireBytes.Add(int64(m.WireSize))
+	if m.Compressed {
+		counters.compressed.Add(1)
+	}
+	return true
 }

@@ -2,19 +2,20 @@ package main
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"math/rand"
 	"testing"
 )
 
-func TestMaskBytesMatchesNaive(t *testing.T) {
+func TestMaskCopyMatchesNaive(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for n := 0; n < 200; n++ {
 		data := make([]byte, n)
 		rng.Read(data)
 		key := rng.Uint32()
-		got := append([]byte(nil), data...)
-		maskBytes(got, key)
+		got := make([]byte, n)
+		maskCopy(got, data, key)
 		var k [4]byte
 		k[0], k[1], k[2], k[3] = byte(key), byte(key>>8), byte(key>>16), byte(key>>24)
 		for i := range data {
@@ -25,34 +26,63 @@ func TestMaskBytesMatchesNaive(t *testing.T) {
 	}
 }
 
-// A message compressed by one side's compressor (with context takeover)
-// inflates back through the other side's per-message inflater.
-func TestDeflateRoundTripWithContextTakeover(t *testing.T) {
-	for _, header := range []string{"permessage-deflate", "permessage-deflate; server_no_context_takeover; client_no_context_takeover"} {
-		sender, err := negotiateDeflate(header)
-		if err != nil {
-			t.Fatal(err)
+// A stream compressed with context takeover (as a server sends it) inflates
+// message by message, with and without server_no_context_takeover.
+func TestInflateWithAndWithoutContextTakeover(t *testing.T) {
+	for _, takeover := range []bool{true, false} {
+		header := "permessage-deflate"
+		if !takeover {
+			header += "; server_no_context_takeover"
 		}
 		receiver, err := negotiateDeflate(header)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The receiver inflates what the sender's compressor produced, so
-		// the two must agree on context takeover in that direction.
-		receiver.serverNoContextTakeover = sender.clientNoContextTakeover
+		var wire bytes.Buffer
+		w, _ := flate.NewWriter(&wire, flate.DefaultCompression)
 		src, err := newPayloadSource("json", 16384, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for seq := uint64(0); seq < 200; seq++ {
-			p := src.fill(nil, seq%3)
-			wire := append([]byte(nil), sender.compress(p)...)
-			out, err := receiver.decompress(wire)
+		for seq := uint64(0); seq < 100; seq++ {
+			p := src.fill(nil, seq%3) // repeats: context takeover pays off
+			wire.Reset()
+			if !takeover {
+				w.Reset(&wire)
+			}
+			_, _ = w.Write(p)
+			_ = w.Flush()
+			out, err := receiver.decompress(bytes.TrimSuffix(wire.Bytes(), syncMarker))
 			if err != nil {
 				t.Fatalf("%s: message %d: %v", header, seq, err)
 			}
 			if !bytes.Equal(out, p) {
 				t.Fatalf("%s: message %d differs", header, seq)
+			}
+		}
+	}
+}
+
+// Precompressed messages (prefix, stored stamp, suffix) inflate to exactly
+// the message, one after another on a context-takeover stream.
+func TestPrecompressedMessagesInflate(t *testing.T) {
+	for _, size := range []int{4, 256, 16384} {
+		src, err := newPayloadSource("json", size, 9)
+		if size < 64 {
+			src, err = newPayloadSource("text", size, 9)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.precompress()
+		receiver, _ := negotiateDeflate("permessage-deflate")
+		for seq := uint64(0); seq < 200; seq++ {
+			out, err := receiver.decompress(src.appendDeflated(nil, seq))
+			if err != nil {
+				t.Fatalf("size %d, message %d: %v", size, seq, err)
+			}
+			if !bytes.Equal(out, src.fill(nil, seq)) {
+				t.Fatalf("size %d, message %d differs", size, seq)
 			}
 		}
 	}
@@ -66,6 +96,36 @@ func TestNegotiateDeflateRejectsUnofferedParameters(t *testing.T) {
 	}
 	if _, err := negotiateDeflate("permessage-deflate; server_max_window_bits=12"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A frame built by AppendPayload unmasks to exactly what fill builds, and
+// matches accepts that and nothing else.
+func TestAppendPayloadStampsTheMaskedFrame(t *testing.T) {
+	for _, kind := range []string{"text", "binary", "json"} {
+		src, err := newPayloadSource(kind, 300, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &Conn{mask: 12345}
+		for seq := uint64(0); seq < 100; seq++ {
+			frame := c.AppendPayload(nil, src, seq)
+			header := 4 // 2 bytes + 16-bit length
+			key := uint32(frame[header]) | uint32(frame[header+1])<<8 | uint32(frame[header+2])<<16 | uint32(frame[header+3])<<24
+			got := make([]byte, len(frame)-header-4)
+			maskCopy(got, frame[header+4:], key)
+			want := src.fill(nil, seq)
+			if !bytes.Equal(got, want) || !src.matches(got, seq) {
+				t.Fatalf("%s: message %d differs", kind, seq)
+			}
+			if src.matches(got, seq+1) {
+				t.Fatalf("%s: message %d matches message %d", kind, seq, seq+1)
+			}
+			got[len(got)-1] ^= 1
+			if src.matches(got, seq) {
+				t.Fatalf("%s: a changed message %d matches", kind, seq)
+			}
+		}
 	}
 }
 

@@ -43,6 +43,7 @@ type Conn struct {
 	nc      net.Conn
 	br      *bufio.Reader
 	wbuf    []byte // outgoing frames are built here
+	scratch []byte // a compressed payload being framed
 	rbuf    []byte // payload of the current incoming frame
 	msg     []byte // a fragmented message being reassembled
 	mask    uint64 // xorshift state for mask keys
@@ -129,31 +130,41 @@ func (c *Conn) handshake(addr, path string, offerDeflate bool, timeout time.Dura
 	return nil
 }
 
-// Compressed reports whether permessage-deflate is in use.
-func (c *Conn) Compressed() bool { return c.deflate != nil }
-
-// AppendMessage appends one complete (FIN) data frame carrying payload to dst,
-// compressing it when permessage-deflate is in use.
-func (c *Conn) AppendMessage(dst []byte, opcode byte, payload []byte) []byte {
+// AppendPayload appends message seq of src as one frame, compressed when
+// permessage-deflate is in use (src must have been precompressed). Plain, the
+// template is masked straight into dst and the stamp patched in, so the
+// message is never built separately.
+func (c *Conn) AppendPayload(dst []byte, src *payloadSource, seq uint64) []byte {
 	if c.deflate != nil {
-		return appendFrame(dst, opcode, c.deflate.compress(payload), true, c.nextMaskKey())
+		c.scratch = src.appendDeflated(c.scratch[:0], seq)
+		return appendFrame(dst, src.opcode, c.scratch, true, c.nextMaskKey())
 	}
-	return appendFrame(dst, opcode, payload, false, c.nextMaskKey())
+	template := src.template(seq)
+	key := c.nextMaskKey()
+	dst = appendFrame(dst, src.opcode, template, false, key)
+	if src.stampAt >= 0 {
+		stamp := src.stamp(seq)
+		at := len(dst) - len(template) + src.stampAt
+		for i := range stamp {
+			dst[at+i] = stamp[i] ^ byte(key>>(8*((src.stampAt+i)&3)))
+		}
+	}
+	return dst
 }
 
-// WriteMessage sends one data message in one write.
+// WriteMessage sends one uncompressed data message in one write.
 func (c *Conn) WriteMessage(opcode byte, payload []byte) error {
-	c.wbuf = c.AppendMessage(c.wbuf[:0], opcode, payload)
+	c.wbuf = appendFrame(c.wbuf[:0], opcode, payload, false, c.nextMaskKey())
 	return c.WriteRaw(c.wbuf)
 }
 
-// WriteRaw writes frames built with AppendMessage.
+// WriteRaw writes frames built with AppendPayload.
 func (c *Conn) WriteRaw(frames []byte) error {
 	_, err := c.nc.Write(frames)
 	return err
 }
 
-// appendFrame appends one FIN frame, masked with key, to dst.
+// appendFrame appends one FIN frame, payload masked with key, to dst.
 func appendFrame(dst []byte, opcode byte, payload []byte, rsv1 bool, key uint32) []byte {
 	b0 := 0x80 | opcode
 	if rsv1 {
@@ -171,8 +182,11 @@ func appendFrame(dst []byte, opcode byte, payload []byte, rsv1 bool, key uint32)
 	}
 	dst = binary.LittleEndian.AppendUint32(dst, key)
 	start := len(dst)
-	dst = append(dst, payload...)
-	maskBytes(dst[start:], key)
+	if free := cap(dst) - start; free < n {
+		dst = append(dst[:cap(dst)], make([]byte, n-free)...)
+	}
+	dst = dst[:start+n]
+	maskCopy(dst[start:], payload, key)
 	return dst
 }
 
@@ -187,23 +201,25 @@ func (c *Conn) nextMaskKey() uint32 {
 	return uint32(x >> 32)
 }
 
-// maskBytes XORs b with the 4-byte key (the key's first byte is its least
-// significant byte), 32 bytes per step through 8-byte words.
-func maskBytes(b []byte, key uint32) {
+// maskCopy writes src XOR the 4-byte key (its first byte is the key's least
+// significant byte) to dst, len(src) bytes, 32 per step through 8-byte words:
+// the copy and the masking in one pass.
+func maskCopy(dst, src []byte, key uint32) {
 	k := uint64(key) | uint64(key)<<32
-	for len(b) >= 32 {
-		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k)
-		binary.LittleEndian.PutUint64(b[8:], binary.LittleEndian.Uint64(b[8:])^k)
-		binary.LittleEndian.PutUint64(b[16:], binary.LittleEndian.Uint64(b[16:])^k)
-		binary.LittleEndian.PutUint64(b[24:], binary.LittleEndian.Uint64(b[24:])^k)
-		b = b[32:]
+	dst = dst[:len(src)]
+	for len(src) >= 32 {
+		binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(src)^k)
+		binary.LittleEndian.PutUint64(dst[8:], binary.LittleEndian.Uint64(src[8:])^k)
+		binary.LittleEndian.PutUint64(dst[16:], binary.LittleEndian.Uint64(src[16:])^k)
+		binary.LittleEndian.PutUint64(dst[24:], binary.LittleEndian.Uint64(src[24:])^k)
+		src, dst = src[32:], dst[32:]
 	}
-	for len(b) >= 8 {
-		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k)
-		b = b[8:]
+	for len(src) >= 8 {
+		binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(src)^k)
+		src, dst = src[8:], dst[8:]
 	}
-	for i := range b {
-		b[i] ^= byte(key >> (8 * (i & 3)))
+	for i := range src {
+		dst[i] = src[i] ^ byte(key>>(8*(i&3)))
 	}
 }
 
@@ -356,6 +372,17 @@ func (c *Conn) CloseHandshake(timeout time.Duration) error {
 
 // Abort closes TCP without a closing handshake.
 func (c *Conn) Abort() { c.nc.Close() }
+
+// expectPayload compares a received message with message seq of src.
+func expectPayload(m Message, src *payloadSource, seq uint64) error {
+	if m.Opcode != src.opcode {
+		return fmt.Errorf("echo has opcode %#x, sent %#x", m.Opcode, src.opcode)
+	}
+	if !src.matches(m.Payload, seq) {
+		return fmt.Errorf("echo differs from message %d (%d bytes back, %d sent)", seq, len(m.Payload), src.size)
+	}
+	return nil
+}
 
 // expectEqual compares a received message with what was sent.
 func expectEqual(m Message, opcode byte, want []byte) error {
