@@ -43,6 +43,7 @@ def collect() -> dict[str, object]:
         "cores": os.cpu_count(),
         "memory_gib": round(_mem_total_kib() / 1024 / 1024, 1),
         "kernel": platform.release(),
+        "git": _git_state(),
         "project": _python_versions(PROJECT_PYTHON, {}, "wsserver", "uvloop"),
         "project_no_speedups": _python_versions(PROJECT_PYTHON, {"WSSERVER_NO_SPEEDUPS": "1"}),
         "speedups_files": sorted(p.name for p in (ROOT / "wsserver").glob("_speedups*.so")),
@@ -55,6 +56,15 @@ def collect() -> dict[str, object]:
         "bufferutil_native": _output(["node", "-e", _NATIVE_BUFFERUTIL], cwd=NODE_DIR) == "true",
         "go": _output(["go", "version"], env=go_env()),
     }
+
+
+def _git_state() -> str:
+    """The commit measured, and whether wsserver/ had uncommitted changes."""
+    commit = _output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    if not commit:
+        return "unknown"
+    dirty = _output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "wsserver"])
+    return f"{commit} + uncommitted changes in wsserver/" if dirty else commit
 
 
 def _cpu_model() -> str:

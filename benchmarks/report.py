@@ -112,7 +112,7 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"- Pinning: every server on CPU {meta['server_cpu']}, the load generator on CPU "
         f"{meta['loadgen_cpu']} (`taskset`); open-file limit {meta['nofile']} (`prlimit`)",
         f"- Python {project.get('python')} (project venv, peers' venv: {peers.get('python')})",
-        f"- wsserver {project.get('wsserver')}; {speedups}",
+        f"- wsserver {project.get('wsserver')} (git {meta.get('git', 'unknown')}); {speedups}",
         f"- Peers: websockets {peers.get('websockets')}, aiohttp {peers.get('aiohttp')}, "
         f"picows {peers.get('picows')}, uvloop {peers.get('uvloop')} "
         f"(project venv: uvloop {project.get('uvloop')})",
