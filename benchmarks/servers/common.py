@@ -46,3 +46,30 @@ def run(main: Callable[[], Coroutine[Any, Any, None]], loop: str) -> None:
         uvloop.run(main())
     else:
         asyncio.run(main())
+
+
+def websockets_api_handler(
+    broadcast: Callable[[set[Any], str], Any],
+) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    """The connection handler for servers with the ``websockets`` API.
+
+    Used by the ``websockets`` server and by picows' websockets-compatible
+    layer, with their own ``broadcast`` functions.
+    """
+    subscribers: set[Any] = set()
+
+    async def handler(ws: Any) -> None:
+        if getattr(ws.request, "path", None) == "/bcast":
+            subscribers.add(ws)
+            try:
+                async for message in ws:
+                    payload = broadcast_payload(message)
+                    if payload is not None:
+                        broadcast(subscribers, payload)
+            finally:
+                subscribers.discard(ws)
+        else:
+            async for message in ws:
+                await ws.send(message)
+
+    return handler

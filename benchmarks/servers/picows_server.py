@@ -11,8 +11,6 @@ layer, which negotiates it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from picows import (
     WSFrame,
     WSListener,
@@ -29,6 +27,7 @@ from benchmarks.servers.common import (
     broadcast_payload,
     parse_args,
     run,
+    websockets_api_handler,
 )
 
 DATA = (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION)
@@ -86,21 +85,7 @@ async def serve_compat(port: int) -> None:
     """The same two routes on picows.websockets, with permessage-deflate."""
     from picows.websockets.asyncio.server import broadcast, serve
 
-    subscribers: set[Any] = set()
-
-    async def handler(ws: Any) -> None:
-        if ws.request.path == "/bcast":
-            subscribers.add(ws)
-            try:
-                async for message in ws:
-                    payload = broadcast_payload(message)
-                    if payload is not None:
-                        broadcast(subscribers, payload)
-            finally:
-                subscribers.discard(ws)
-        else:
-            async for message in ws:
-                await ws.send(message)
+    handler = websockets_api_handler(broadcast)
 
     async with serve(
         handler,

@@ -6,33 +6,18 @@
 
 from __future__ import annotations
 
-from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.asyncio.server import broadcast, serve
 
 from benchmarks.servers.common import (
     BACKLOG,
     HOST,
     MAX_SIZE,
-    broadcast_payload,
     parse_args,
     run,
+    websockets_api_handler,
 )
 
-SUBSCRIBERS: set[ServerConnection] = set()
-
-
-async def handler(ws: ServerConnection) -> None:
-    if ws.request is not None and ws.request.path == "/bcast":
-        SUBSCRIBERS.add(ws)
-        try:
-            async for message in ws:
-                payload = broadcast_payload(message)
-                if payload is not None:
-                    broadcast(SUBSCRIBERS, payload)
-        finally:
-            SUBSCRIBERS.discard(ws)
-    else:
-        async for message in ws:
-            await ws.send(message)
+handler = websockets_api_handler(broadcast)
 
 
 def main() -> None:
