@@ -7,10 +7,23 @@ import base64
 import os
 from typing import Any
 
-from wsserver import Router, Server, serve
+from wsserver import Request, Router, Server, WebSocket, serve
 from wsserver.frames import FrameParser, Opcode, parse_close, serialize_close, serialize_frame
 
 MASK = b"\x12\x34\x56\x78"
+
+
+def echo_routes(*paths: str) -> Router:
+    """A router that echoes every message at each of ``paths`` (default ``/``)."""
+    routes = Router()
+
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    for path in paths or ("/",):
+        routes.add_websocket_route(echo, path)
+    return routes
 
 
 async def start_server(routes: Router, **settings: Any) -> Server:

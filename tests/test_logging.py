@@ -11,25 +11,14 @@ import websockets
 from wsserver import Request, Router, WebSocket
 
 from .conftest import StartServer
-from .helpers import RawClient
-
-
-def echo_routes() -> Router:
-    routes = Router()
-
-    @routes.websocket("/ws")
-    async def echo(request: Request, ws: WebSocket) -> None:
-        async for message in ws:
-            await ws.send(message)
-
-    return routes
+from .helpers import RawClient, echo_routes
 
 
 async def test_protocol_errors_are_debug_without_traceback(
     run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="wsserver")
-    server = await run_server(echo_routes())
+    server = await run_server(echo_routes("/ws"))
     client = await RawClient.connect(server.port, "/ws")
     client.send(7, b"bad opcode")
     await client.expect_close(1002)
@@ -49,7 +38,7 @@ async def test_one_access_line_per_connection(
     run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="wsserver")
-    server = await run_server(echo_routes())
+    server = await run_server(echo_routes("/ws"))
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
         await ws.send("hi")
         await ws.recv()

@@ -13,7 +13,7 @@ from wsserver import ConnectionClosedOK, Request, Router, WebSocket
 from wsserver.frames import Opcode, serialize_close
 
 from .conftest import StartServer
-from .helpers import RawClient
+from .helpers import RawClient, echo_routes
 
 
 def queue_len(server: Any) -> int:
@@ -116,13 +116,7 @@ class TestSendBackpressure:
 
 class TestSlowloris:
     async def test_stalled_handshakes_dropped_others_served(self, run_server: StartServer) -> None:
-        routes = Router()
-
-        @routes.websocket("/")
-        async def echo(request: Request, ws: WebSocket) -> None:
-            async for message in ws:
-                await ws.send(message)
-
+        routes = echo_routes()
         server = await run_server(routes, open_timeout=0.5)
         stalled = []
         for _ in range(50):
@@ -211,13 +205,7 @@ class TestShutdown:
 
 class TestNoLeaks:
     async def test_connect_close_cycles(self, run_server: StartServer) -> None:
-        routes = Router()
-
-        @routes.websocket("/")
-        async def echo(request: Request, ws: WebSocket) -> None:
-            async for message in ws:
-                await ws.send(message)
-
+        routes = echo_routes()
         server = await run_server(routes, ping_interval=5.0)
         loop = asyncio.get_running_loop()
 

@@ -23,18 +23,7 @@ from wsserver import (
 from wsserver.frames import Opcode, serialize_close, serialize_frame
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient
-
-
-def echo_routes() -> Router:
-    routes = Router()
-
-    @routes.websocket("/")
-    async def echo(request: Request, ws: WebSocket) -> None:
-        async for message in ws:
-            await ws.send(message)
-
-    return routes
+from .helpers import MASK, RawClient, echo_routes
 
 
 def url(server: Any, path: str = "/") -> str:
