@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .deflate import RANGES as DEFLATE_RANGES
 from .deflate import DeflateSettings
 from .errors import ConfigError
 
@@ -29,6 +30,15 @@ ENV_VARS: dict[str, str] = {
     "WEBSOCKET_COMPRESSION": "compression",
     "WEBSOCKET_MAX_CONNECTIONS": "max_connections",
     "WEBSOCKET_SHUTDOWN_TIMEOUT": "shutdown_timeout",
+}
+
+#: Config setting -> the DeflateSettings field it sets (ranges live in deflate.RANGES).
+_DEFLATE_FIELDS = {
+    "compression_level": "level",
+    "compression_window_bits": "server_max_window_bits",
+    "compression_client_window_bits": "client_max_window_bits",
+    "compression_mem_level": "mem_level",
+    "compression_min_size": "min_size",
 }
 
 _NONE_WORDS = frozenset({"", "none", "null", "off", "false", "0"})
@@ -151,11 +161,8 @@ class Config:
             raise ConfigError("origins must be a list of strings (or None entries)")
         if self.compression not in ("deflate", None):
             raise ConfigError(f"compression must be 'deflate' or None, not {self.compression!r}")
-        _int_in_range(self, "compression_level", -1, 9)
-        _int_in_range(self, "compression_window_bits", 9, 15)
-        _int_in_range(self, "compression_client_window_bits", 8, 15)
-        _int_in_range(self, "compression_mem_level", 1, 9)
-        _int_in_range(self, "compression_min_size", 0, 2**63)
+        for name, field in _DEFLATE_FIELDS.items():
+            _int_in_range(self, name, *DEFLATE_RANGES[field])
         if not isinstance(self.compression_no_context_takeover, bool):
             raise ConfigError("compression_no_context_takeover must be True or False")
 

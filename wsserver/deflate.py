@@ -24,7 +24,7 @@ import dataclasses
 import re
 import zlib
 
-from .errors import ProtocolError
+from .errors import ConfigError, ProtocolError
 
 __all__ = [
     "DeflateSettings",
@@ -41,6 +41,15 @@ _QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _OWS_RE = re.compile(r"[ \t]*")
 
 Params = list[tuple[str, "str | None"]]
+
+#: The accepted range of each integer setting of :class:`DeflateSettings`.
+RANGES: dict[str, tuple[int, int]] = {
+    "server_max_window_bits": (9, 15),
+    "client_max_window_bits": (8, 15),
+    "mem_level": (1, 9),
+    "level": (-1, 9),
+    "min_size": (0, 2**63),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,18 +79,10 @@ class DeflateSettings:
     server_no_context_takeover: bool = False
 
     def __post_init__(self) -> None:
-        from .errors import ConfigError
-
-        if not 9 <= self.server_max_window_bits <= 15:
-            raise ConfigError("server_max_window_bits must be between 9 and 15")
-        if not 8 <= self.client_max_window_bits <= 15:
-            raise ConfigError("client_max_window_bits must be between 8 and 15")
-        if not 1 <= self.mem_level <= 9:
-            raise ConfigError("mem_level must be between 1 and 9")
-        if not -1 <= self.level <= 9:
-            raise ConfigError("level must be between -1 and 9")
-        if self.min_size < 0:
-            raise ConfigError("min_size must be >= 0")
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer from {low} to {high}, not {value!r}")
 
 
 def parse_extensions(values: list[str]) -> list[tuple[str, Params]]:
