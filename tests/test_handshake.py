@@ -588,3 +588,6 @@ def test_accept_response_bytes() -> None:
     assert dict(line.split(": ", 1) for line in lines) == dict(
         accept_headers(KEY, "chat", "permessage-deflate")
     )
+    bare = accept_response(KEY).decode("latin-1").split("\r\n")
+    assert bare[0] == "HTTP/1.1 101 Switching Protocols" and bare[-2:] == ["", ""]
+    assert [tuple(line.split(": ", 1)) for line in bare[1:-2]] == accept_headers(KEY)

@@ -8,7 +8,6 @@ response; :func:`error_response` builds a complete HTTP error response.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 from collections.abc import Sequence
@@ -31,10 +30,13 @@ __all__ = [
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
+_GUID = GUID.encode("ascii")
+
+
 def accept_key(key: str) -> str:
     """The ``Sec-WebSocket-Accept`` value for a ``Sec-WebSocket-Key``."""
-    digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
-    return base64.b64encode(digest).decode("ascii")
+    digest = hashlib.sha1(key.encode("ascii") + _GUID).digest()
+    return binascii.b2a_base64(digest, newline=False).decode("ascii")
 
 
 def comma_tokens(headers: Headers, name: str) -> list[str]:
@@ -48,9 +50,21 @@ def comma_tokens(headers: Headers, name: str) -> list[str]:
     return tokens
 
 
+def _has_token(headers: Headers, name: str, token: str) -> bool:
+    """Whether the comma-separated ``name`` headers hold ``token`` (lowercase; case-insensitive)."""
+    for value in headers.getall(name):
+        # Most requests send exactly the token: no split needed.
+        if value.lower() == token:
+            return True
+        for item in value.split(","):
+            if item.strip().lower() == token:
+                return True
+    return False
+
+
 def is_upgrade_request(headers: Headers) -> bool:
     """Whether the request asks to upgrade to WebSocket."""
-    return any(t.lower() == "websocket" for t in comma_tokens(headers, "upgrade"))
+    return _has_token(headers, "upgrade", "websocket")
 
 
 def check_request(method: str, http_version: str, headers: Headers) -> str:
@@ -71,10 +85,10 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         raise HandshakeError(405, "WebSocket upgrade requires GET.", [("Allow", "GET")])
     if http_version != "1.1":
         raise HandshakeError(400, "WebSocket upgrade requires HTTP/1.1.")
-    if not any(t.lower() == "upgrade" for t in comma_tokens(headers, "connection")):
+    if not _has_token(headers, "connection", "upgrade"):
         raise HandshakeError(400, "The Connection header must contain 'upgrade'.")
     versions = headers.getall("sec-websocket-version")
-    if [v.strip() for v in versions] != ["13"]:
+    if len(versions) != 1 or versions[0].strip() != "13":
         raise HandshakeError(
             426,
             "Unsupported Sec-WebSocket-Version: this server speaks version 13.",
@@ -85,7 +99,8 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required.")
     key = keys[0].strip()
     try:
-        raw = base64.b64decode(key.encode("ascii"), validate=True)
+        # strict_mode: only the base64 alphabet, padding only at the end.
+        raw = binascii.a2b_base64(key.encode("ascii"), strict_mode=True)
     except (binascii.Error, UnicodeEncodeError):
         raw = b""
     if len(raw) != 16:
@@ -152,11 +167,23 @@ def accept_headers(
 def accept_response(
     key: str, subprotocol: str | None = None, extensions: str | None = None
 ) -> bytes:
-    """The bytes of the ``101 Switching Protocols`` response."""
-    head = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
-        f"{name}: {value}\r\n" for name, value in accept_headers(key, subprotocol, extensions)
-    )
-    return head.encode("latin-1") + b"\r\n"
+    """The bytes of the ``101 Switching Protocols`` response (:func:`accept_headers`)."""
+    # Built directly rather than from accept_headers(): this runs once per
+    # connection, and a test checks that both agree.
+    head = _HEAD_101 + accept_key(key)
+    if subprotocol is not None:
+        head += "\r\nSec-WebSocket-Protocol: " + subprotocol
+    if extensions is not None:
+        head += "\r\nSec-WebSocket-Extensions: " + extensions
+    return (head + "\r\n\r\n").encode("latin-1")
+
+
+_HEAD_101 = (
+    "HTTP/1.1 101 Switching Protocols\r\n"
+    "Upgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: "
+)
 
 
 def error_response(
