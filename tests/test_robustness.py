@@ -10,7 +10,9 @@ from typing import Any
 import websockets
 
 from wsserver import ConnectionClosedOK, Request, Router, WebSocket
+from wsserver.connection import Connection
 from wsserver.frames import Opcode, serialize_close
+from wsserver.protocol import ServerProtocol
 
 from .conftest import StartServer
 from .helpers import RawClient, echo_routes
@@ -243,3 +245,58 @@ class TestNoLeaks:
         assert len(asyncio.all_tasks()) == tasks_before
         assert len(scheduled) <= timers_before
         assert grown < 300_000, f"memory grew by {grown} bytes over 1000 connections"
+
+    async def test_connections_are_freed_without_the_garbage_collector(
+        self, run_server: StartServer
+    ) -> None:
+        # A connection's objects hold no reference cycle once it is over, so
+        # reference counting frees them at once: nothing is left for the
+        # collector to find (which would cost time on busy servers).
+        kinds = (ServerProtocol, WebSocket, Request, Connection)
+        handled: list[str] = []
+        routes = Router()
+
+        @routes.websocket("/echo")
+        async def echo(request: Request, ws: WebSocket) -> None:
+            handled.append("echo")
+            async for message in ws:
+                await ws.send(message)
+
+        @routes.websocket("/bye")
+        async def bye(request: Request, ws: WebSocket) -> None:
+            handled.append("bye")
+            await ws.send("bye")
+
+        @routes.websocket("/wait")
+        async def wait(request: Request, ws: WebSocket) -> None:
+            handled.append("wait")
+            await ws.wait_closed()
+            await asyncio.sleep(0.01)  # the handler outlives the connection
+
+        server = await run_server(routes, ping_interval=5.0)
+        uri = f"ws://127.0.0.1:{server.port}"
+
+        def leftovers() -> list[Any]:
+            return [o for o in gc.get_objects() if type(o) in kinds]
+
+        gc.collect()
+        assert leftovers() == []
+        gc.disable()
+        try:
+            for _ in range(5):
+                async with websockets.connect(uri + "/echo") as client:
+                    await client.send("x")
+                    assert await client.recv() == "x"
+                async with websockets.connect(uri + "/bye") as client:
+                    assert await client.recv() == "bye"
+                    await client.wait_closed()
+                raw = await RawClient.connect(server.port, "/wait")
+                raw.close()  # no closing handshake: the connection is lost
+            for _ in range(100):
+                if not server._protocols and len(handled) == 15 and not leftovers():
+                    break
+                await asyncio.sleep(0.01)
+            assert len(handled) == 15 and not server._protocols
+            assert leftovers() == [], "objects left in reference cycles"
+        finally:
+            gc.enable()

@@ -79,7 +79,6 @@ class ServerProtocol(asyncio.Protocol):
         "_pending",
         "_pending_size",
         "_transport_closing",
-        "_open_timer",
         "_close_timer",
         "_fail_timer",
         "_ping_timer",
@@ -111,7 +110,6 @@ class ServerProtocol(asyncio.Protocol):
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._transport_closing = False
-        self._open_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._fail_timer: asyncio.TimerHandle | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
@@ -155,8 +153,8 @@ class ServerProtocol(asyncio.Protocol):
         if self._busy is not None:
             self._busy.cancel()
             self._busy = None
+        self._stop_open_timer()
         for timer in (
-            self._open_timer,
             self._close_timer,
             self._fail_timer,
             self._ping_timer,
@@ -164,7 +162,7 @@ class ServerProtocol(asyncio.Protocol):
         ):
             if timer is not None:
                 timer.cancel()
-        self._open_timer = self._close_timer = self._fail_timer = None
+        self._close_timer = self._fail_timer = None
         self._ping_timer = self._pong_timer = None
         self._pending = []
         if self.conn is not None:
@@ -179,6 +177,18 @@ class ServerProtocol(asyncio.Protocol):
             self.lost_future.set_result(None)
         self.server.unregister(self)
         self._log_access()
+        if self.handler_task is None or self.handler_task.done():
+            self._release()
+
+    def _release(self) -> None:
+        """Once both the connection and its handler are over: drop the WebSocket.
+
+        ``ws._protocol`` and ``self.ws`` point at each other; breaking the
+        cycle lets reference counting free the connection's objects at once
+        instead of leaving them to the garbage collector. A handler (or
+        anyone) may keep ``ws``: it still reports the connection closed.
+        """
+        self.ws = None
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -228,25 +238,25 @@ class ServerProtocol(asyncio.Protocol):
                 return
 
     def _dispatch(self, event: h11.Request) -> None:
-        if len(event.headers) > self.config.max_headers:
+        # One pass over the headers (h11 hands over lowercase names), also
+        # measuring the head: h11 bounds a head only while it is incomplete,
+        # so one that arrives whole in a single read is checked here.
+        items = []
+        head_size = len(event.method) + len(event.target) + 12
+        for name, value in event.headers:
+            head_size += len(name) + len(value) + 4
+            items.append((name.decode("latin-1"), value.decode("latin-1")))
+        if len(items) > self.config.max_headers:
             self.http_error(431, "Too many request headers.")
             return
-        # h11 bounds a head only while it is incomplete; one that arrives
-        # whole in a single read is checked here.
-        head_size = len(event.method) + len(event.target) + 12
-        head_size += sum(len(name) + len(value) + 4 for name, value in event.headers)
         if head_size > self.config.max_header_size:
             self.http_error(431, "Request header fields too large.")
             return
-        # h11 hands over lowercase names already.
-        headers = Headers.from_lowercase(
-            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers]
-        )
+        headers = Headers.from_lowercase(items)
         upgrade = is_upgrade_request(headers)
-        if self._open_timer is not None and not upgrade:
+        if not upgrade:
             # Plain HTTP: the timer limits the request, not the handler.
-            self._open_timer.cancel()
-            self._open_timer = None
+            self._stop_open_timer()
         request = Request(
             event.method.decode("ascii", "replace"),
             event.target.decode("latin-1"),
@@ -346,9 +356,7 @@ class ServerProtocol(asyncio.Protocol):
         trailing, _ = h.trailing_data
         self._h11 = None
         self._request_event = None
-        if self._open_timer is not None:
-            self._open_timer.cancel()
-            self._open_timer = None
+        self._stop_open_timer()
         self.status = 101
         conn = Connection(max_size=self.config.max_size, deflate=deflate)
         self.conn = conn
@@ -436,9 +444,7 @@ class ServerProtocol(asyncio.Protocol):
     ) -> None:
         """Answer with an HTTP error and close the connection."""
         self.status = status
-        if self._open_timer is not None:
-            self._open_timer.cancel()
-            self._open_timer = None
+        self._stop_open_timer()
         if status >= 400:
             protocol_logger.debug("%s: HTTP %d: %s", self._peer(), status, message)
         self.transport.write(
@@ -447,11 +453,17 @@ class ServerProtocol(asyncio.Protocol):
         self.close_transport()
 
     def _arm_open_timer(self) -> None:
-        if self.config.open_timeout is not None and self._open_timer is None:
-            self._open_timer = self.loop.call_later(self.config.open_timeout, self._on_open_timeout)
+        deadlines = self.server.open_deadlines
+        if deadlines is not None:
+            deadlines.add(self)
 
-    def _on_open_timeout(self) -> None:
-        self._open_timer = None
+    def _stop_open_timer(self) -> None:
+        deadlines = self.server.open_deadlines
+        if deadlines is not None:
+            deadlines.discard(self)
+
+    def on_open_timeout(self) -> None:
+        """The request (or the next one on a kept-alive connection) took over open_timeout."""
         if self.conn is None and not self._transport_closing:
             self.status = self.status or 408
             protocol_logger.debug("%s: request not complete within open_timeout", self._peer())
@@ -564,13 +576,14 @@ class ServerProtocol(asyncio.Protocol):
             self._fail_timer.cancel()
             self._fail_timer = None
         conn = self.conn
-        ws = self.ws
-        assert conn is not None and ws is not None
+        assert conn is not None
         failure = conn.failure
         if failure is not None and not self.lost:
             self._fail(failure.close_code, failure.reason)
-        ws._recv_done = True
-        ws._wake()
+        ws = self.ws
+        if ws is not None:  # None: released, and already told of the loss
+            ws._recv_done = True
+            ws._wake()
 
     def _fail(self, code: int, reason: str) -> None:
         """Send a close frame, then half-close TCP and read (discarding) until the peer closes.
@@ -620,8 +633,12 @@ class ServerProtocol(asyncio.Protocol):
             return
         self._transport_closing = True
         self.flush()
-        self.transport.close()
-        self._arm_close_timer()
+        transport = self.transport
+        transport.close()
+        # With nothing left to write, a plain TCP transport is gone at the
+        # next loop iteration; TLS still exchanges close_notify.
+        if transport.get_write_buffer_size() or self.server.ssl is not None:
+            self._arm_close_timer()
 
     def _arm_close_timer(self) -> None:
         if self._close_timer is None and not self.lost:
@@ -690,6 +707,9 @@ class ServerProtocol(asyncio.Protocol):
             self.start_close(1011, "internal server error")
         else:
             self.start_close(1000)
+        finally:
+            if self.lost:
+                self._release()
 
     def shutdown(self) -> None:
         """Server shutdown: 503 during the HTTP phase, close 1001 afterwards."""

@@ -9,6 +9,7 @@ import ssl as ssl_module
 from typing import Any
 
 from .config import Config
+from .deadlines import Deadlines
 from .protocol import ServerProtocol
 from .routing import Router
 from .websocket import WebSocket
@@ -51,6 +52,8 @@ class Server:
         self._websockets: set[ServerProtocol] = set()
         self.closing = False
         self._closed: asyncio.Event | None = None
+        #: open_timeout of the connections in the HTTP phase (None: no limit).
+        self.open_deadlines: Deadlines[ServerProtocol] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -60,6 +63,10 @@ class Server:
             return self
         self.loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
+        if self.config.open_timeout is not None:
+            self.open_deadlines = Deadlines(
+                self.loop, self.config.open_timeout, ServerProtocol.on_open_timeout
+            )
         if self.sock is not None:
             self._server = await self.loop.create_server(
                 self._make_protocol, sock=self.sock, backlog=self.config.backlog, ssl=self.ssl
@@ -121,6 +128,8 @@ class Server:
             if not protocol.lost:
                 protocol.transport.abort()
         await self._server.wait_closed()
+        if self.open_deadlines is not None:
+            self.open_deadlines.close()
         self._closed.set()
 
     async def wait_closed(self) -> None:
