@@ -202,6 +202,55 @@ class TestConnectionReuse:
         assert (await read_response(reader))[2] == b"item 5"
         writer.close()
 
+    async def test_bodies_in_every_framing_keep_the_connection(
+        self, run_server: StartServer
+    ) -> None:
+        # Requests without a body are dispatched as soon as their head is
+        # parsed; those with one once it has been read. Either way the next
+        # request on the connection is answered.
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+            b"POST /nothing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n\r\n"
+            b"GET /items/7 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        assert (await read_response(reader))[0] == 204
+        assert (await read_response(reader))[0] == 204
+        assert (await read_response(reader))[2] == b"item 7"
+        writer.close()
+
+    async def test_refused_upgrades_keep_the_connection(self, run_server: StartServer) -> None:
+        from .helpers import upgrade_request
+
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(upgrade_request("/missing") + upgrade_request("/health"))
+        assert (await read_response(reader))[0] == 404
+        status, _, body = await read_response(reader)
+        assert status == 200 and b'"status": "ok"' in body
+        writer.write(upgrade_request("/"))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        writer.close()
+
+    async def test_upgrade_with_a_body_switches_after_the_body(
+        self, run_server: StartServer
+    ) -> None:
+        from .helpers import upgrade_request
+
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        request = upgrade_request("/", [("Content-Length", "3")])
+        # The body, then a masked text frame "hi" sent right behind it.
+        frame = bytes([0x81, 0x82, 0, 0, 0, 0]) + b"hi"
+        writer.write(request + b"abc" + frame)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert await asyncio.wait_for(reader.readexactly(4), 5) == b"\x81\x02hi"
+        writer.close()
+
 
 class TestResponseObject:
     def test_rejects_header_injection(self) -> None:

@@ -16,6 +16,7 @@ if it does not read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Coroutine
@@ -63,7 +64,7 @@ class ServerProtocol(asyncio.Protocol):
         "transport",
         "remote_address",
         "_h11",
-        "_request_event",
+        "_awaiting_body",
         "_body_size",
         "_busy",
         "request",
@@ -93,7 +94,8 @@ class ServerProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.remote_address: tuple[str, int] | None = None
         self._h11: h11.Connection | None = None
-        self._request_event: h11.Request | None = None
+        #: The request (self.request) has a body: it is dispatched at its end.
+        self._awaiting_body = False
         self._body_size = 0
         #: The HTTP handler or on_connect hook running (reading is paused).
         self._busy: asyncio.Task[None] | None = None
@@ -222,49 +224,65 @@ class ServerProtocol(asyncio.Protocol):
                 return
             kind = type(event)
             if kind is h11.Request:
-                self._request_event = event  # type: ignore[assignment]
-                self._body_size = 0
+                # A request without a body is dispatched at once (h11's
+                # EndOfMessage for it is taken only if an HTTP response needs
+                # it); one with a body once the body has arrived.
+                if not self._start_request(event):  # type: ignore[arg-type]
+                    return
+                if not self._awaiting_body:
+                    self._dispatch()
+                    h = self._h11
             elif kind is h11.Data:
                 self._body_size += len(event.data)  # type: ignore[union-attr]
                 if self._body_size > self.config.max_header_size:
                     self.http_error(413, "Request bodies are not accepted here.")
                     return
-            elif kind is h11.EndOfMessage:
-                assert self._request_event is not None
-                self._dispatch(self._request_event)
+            elif kind is h11.EndOfMessage and self._awaiting_body:
+                self._awaiting_body = False
+                self._dispatch()
                 h = self._h11
             elif kind is h11.ConnectionClosed:
                 self.close_transport()
                 return
 
-    def _dispatch(self, event: h11.Request) -> None:
+    def _start_request(self, event: h11.Request) -> bool:
+        """Check a request's head and make ``self.request``; False if it was refused."""
         # One pass over the headers (h11 hands over lowercase names), also
         # measuring the head: h11 bounds a head only while it is incomplete,
         # so one that arrives whole in a single read is checked here.
         items = []
         head_size = len(event.method) + len(event.target) + 12
+        body = False
         for name, value in event.headers:
             head_size += len(name) + len(value) + 4
             items.append((name.decode("latin-1"), value.decode("latin-1")))
+            if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+                body = True
         if len(items) > self.config.max_headers:
             self.http_error(431, "Too many request headers.")
-            return
+            return False
         if head_size > self.config.max_header_size:
             self.http_error(431, "Request header fields too large.")
-            return
-        headers = Headers.from_lowercase(items)
-        upgrade = is_upgrade_request(headers)
-        if not upgrade:
-            # Plain HTTP: the timer limits the request, not the handler.
-            self._stop_open_timer()
-        request = Request(
+            return False
+        self.request = Request(
             event.method.decode("ascii", "replace"),
             event.target.decode("latin-1"),
-            headers,
+            Headers.from_lowercase(items),
             remote_address=self.remote_address,
             http_version=event.http_version.decode("ascii", "replace"),
         )
-        self.request = request
+        self._awaiting_body = body
+        self._body_size = 0
+        return True
+
+    def _dispatch(self) -> None:
+        """Route ``self.request``: handshake, HTTP handler, or an error response."""
+        request = self.request
+        assert request is not None
+        upgrade = is_upgrade_request(request.headers)
+        if not upgrade:
+            # Plain HTTP: the timer limits the request, not the handler.
+            self._stop_open_timer()
         found = self.server.router.resolve(request.path, request.host, request.method, upgrade)
         route = found.route
         if route is None:
@@ -355,7 +373,6 @@ class ServerProtocol(asyncio.Protocol):
         self.transport.write(accept_response(key, subprotocol, extensions))
         trailing, _ = h.trailing_data
         self._h11 = None
-        self._request_event = None
         self._stop_open_timer()
         self.status = 101
         conn = Connection(max_size=self.config.max_size, deflate=deflate)
@@ -416,6 +433,12 @@ class ServerProtocol(asyncio.Protocol):
         if h is None or h.our_state is not h11.SEND_RESPONSE:
             self.http_error(response.status, "", headers, body=response.body)
             return
+        if h.their_state is h11.SEND_BODY:
+            # A request without a body is dispatched before h11 gives its
+            # end: take it now so that the connection can stay open (if that
+            # fails, the states below do not match and the connection closes).
+            with contextlib.suppress(h11.RemoteProtocolError):
+                h.next_event()
         try:
             data = h.send(h11.Response(status_code=response.status, headers=headers)) or b""
             if response.body and self.request is not None and self.request.method != "HEAD":
@@ -429,7 +452,6 @@ class ServerProtocol(asyncio.Protocol):
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE):
             h.start_next_cycle()
-            self._request_event = None
             self._arm_open_timer()
         else:
             self.close_transport()
