@@ -11,7 +11,7 @@ from collections.abc import AsyncIterable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .connection import Connection, State
-from .errors import ConcurrencyError, ConnectionClosedOK, WebsocketClosed, closed_error
+from .errors import OK_CLOSE_CODES, ConcurrencyError, WebsocketClosed, closed_error
 from .request import Request
 
 if TYPE_CHECKING:
@@ -122,10 +122,9 @@ class WebSocket:
                     self._protocol.maybe_resume_reading()
                     return item  # type: ignore[no-any-return]
                 if self._recv_done:
-                    error = self._closed_error()
-                    if iterating and isinstance(error, ConnectionClosedOK):
+                    if iterating and self._conn.close_code in OK_CLOSE_CODES:
                         raise StopAsyncIteration
-                    raise error
+                    raise self._closed_error()
                 # About to wait: send what the handler wrote meanwhile.
                 self._protocol.flush()
                 waiter = loop.create_future()
