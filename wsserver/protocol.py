@@ -73,7 +73,7 @@ class ServerProtocol(asyncio.Protocol):
         "handler_task",
         "status",
         "lost",
-        "lost_future",
+        "_lost_waiters",
         "writing_paused",
         "reading_paused",
         "_drain_waiters",
@@ -105,7 +105,7 @@ class ServerProtocol(asyncio.Protocol):
         self.handler_task: asyncio.Task[None] | None = None
         self.status = 0
         self.lost = False
-        self.lost_future: asyncio.Future[None] = self.loop.create_future()
+        self._lost_waiters: list[asyncio.Future[None]] | None = None
         self.writing_paused = False
         self.reading_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -175,8 +175,11 @@ class ServerProtocol(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
         self._drain_waiters.clear()
-        if not self.lost_future.done():
-            self.lost_future.set_result(None)
+        if self._lost_waiters is not None:
+            for waiter in self._lost_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._lost_waiters = None
         self.server.unregister(self)
         self._log_access()
         if self.handler_task is None or self.handler_task.done():
@@ -191,6 +194,20 @@ class ServerProtocol(asyncio.Protocol):
         anyone) may keep ``ws``: it still reports the connection closed.
         """
         self.ws = None
+
+    async def wait_lost(self) -> None:
+        """Wait until the TCP connection is closed."""
+        if self.lost:
+            return
+        if self._lost_waiters is None:
+            self._lost_waiters = []
+        waiter = self.loop.create_future()
+        self._lost_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._lost_waiters is not None and waiter in self._lost_waiters:
+                self._lost_waiters.remove(waiter)
 
     def pause_writing(self) -> None:
         self.writing_paused = True

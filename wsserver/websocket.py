@@ -330,7 +330,7 @@ class WebSocket:
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
-        await asyncio.shield(self._protocol.lost_future)
+        await self._protocol.wait_lost()
 
     # ------------------------------------------------------------ properties
 
