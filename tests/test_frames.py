@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -33,15 +34,30 @@ def naive_mask(data: bytes, mask: bytes) -> bytes:
     return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
-def parse_all(data: bytes, chunks: list[int] | None = None, **kwargs: bool) -> list[tuple]:
-    """Feed ``data`` in the given chunk sizes; return whole frames (pieces joined)."""
+def parse_all(
+    data: bytes, chunks: list[int] | None = None, kind: str = "bytes", **kwargs: bool
+) -> list[tuple]:
+    """Feed ``data`` in the given chunk sizes; return whole frames (pieces joined).
+
+    ``kind`` "bytearray" feeds bytearrays and scribbles over each right after
+    feeding it (as a caller reusing its receive buffer would); "memoryview"
+    feeds memoryviews.
+    """
     parser = FrameParser(**kwargs)
     frames = []
     current: list[bytes] = []
     pos = 0
     sizes = [*(chunks or []), len(data)]
     for size in sizes:
-        parser.feed(data[pos : pos + size])
+        chunk = data[pos : pos + size]
+        if kind == "bytearray":
+            reused = bytearray(chunk)
+            parser.feed(reused)
+            reused[:] = b"\xff" * len(reused)
+        elif kind == "memoryview":
+            parser.feed(memoryview(chunk))
+        else:
+            parser.feed(chunk)
         pos += size
         while (piece := parser.next_piece()) is not None:
             opcode, fin, rsv1, payload, length, offset = piece
@@ -276,17 +292,37 @@ frame_strategy = st.tuples(
 @given(
     frames=st.lists(frame_strategy, min_size=1, max_size=6),
     chunking=st.lists(st.integers(min_value=1, max_value=40000), max_size=12),
+    kind=st.sampled_from(["bytes", "bytearray", "memoryview"]),
 )
 def test_round_trip_under_any_chunking(
-    frames: list[tuple[int, bool, bytes, bytes]], chunking: list[int]
+    frames: list[tuple[int, bool, bytes, bytes]], chunking: list[int], kind: str
 ) -> None:
     wire = b"".join(
         serialize_frame(op, payload, fin=fin, mask=mask) for op, fin, payload, mask in frames
     )
     expected = [(op, fin, False, payload) for op, fin, payload, _ in frames]
     assert parse_all(wire) == expected
-    assert parse_all(wire, chunking) == expected
-    assert parse_all(wire, [1] * min(len(wire), 300)) == expected
+    assert parse_all(wire, chunking, kind) == expected
+    assert parse_all(wire, [1] * min(len(wire), 300), kind) == expected
+
+
+def test_parsed_bytes_are_let_go() -> None:
+    # The parser reads received bytes in place; once they are all parsed it
+    # keeps no reference to them (an idle connection holds no read buffer).
+    data = serialize_frame(Opcode.BINARY, bytes(range(200)) * 300, mask=MASK)
+    baseline = sys.getrefcount(data)
+    parser = FrameParser()
+    parser.feed(data)
+    piece = parser.next_piece()
+    assert piece is not None and piece[3] == bytes(range(200)) * 300
+    assert parser.next_piece() is None
+    assert sys.getrefcount(data) == baseline
+    # Half a frame: only the unparsed rest (its header) is kept, as a copy.
+    parser.feed(data[:1000])
+    assert parser.next_piece() is not None  # the payload's first bytes
+    parser.feed(data[1000:])
+    assert parser.next_piece() is not None
+    assert parser.next_piece() is None and parser.buffered == 0
 
 
 @settings(max_examples=300, deadline=None)

@@ -194,7 +194,9 @@ class FrameParser:
     )
 
     def __init__(self, *, allow_rsv1: bool = False, require_mask: bool = True) -> None:
-        self._buf = bytearray()
+        # The bytes being parsed from _pos on: the received bytes object
+        # itself when nothing was left over (no copy), else a bytearray.
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self.allow_rsv1 = allow_rsv1
         self.require_mask = require_mask
@@ -208,14 +210,25 @@ class FrameParser:
         self._opcode = 0
         self._fin = False
         self._rsv1 = False
-        self._mask = bytearray(4)
+        self._mask: bytes | bytearray = bytearray(4)
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes to the buffer."""
-        if self._pos:
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            # Nothing left over: parse the received bytes where they are.
+            # (Only immutable bytes: a caller may reuse a bytearray.)
+            self._buf = data if type(data) is bytes else bytes(data)
+        elif type(buf) is bytearray:
+            if pos:
+                del buf[:pos]
+            buf += data
+        else:
+            rest = bytearray(memoryview(buf)[pos:])
+            rest += data
+            self._buf = rest
+        self._pos = 0
 
     @property
     def buffered(self) -> int:
@@ -242,6 +255,7 @@ class FrameParser:
         pos = self._pos
         avail = len(buf) - pos
         if avail <= 0:
+            self._release()
             return None
         n = self._need if self._need < avail else avail
         offset = self._offset
@@ -263,6 +277,8 @@ class FrameParser:
         pos = self._pos
         avail = len(buf) - pos
         if avail < 2:
+            if avail <= 0:
+                self._release()
             return None
         b0 = buf[pos]
         b1 = buf[pos + 1]
@@ -315,8 +331,13 @@ class FrameParser:
             return (opcode, fin, rsv1, b"", length, 0)
         return piece
 
+    def _release(self) -> None:
+        """Everything was parsed: let go of the received bytes (idle connections hold none)."""
+        self._buf = b""
+        self._pos = 0
+
     def _skip(
-        self, start: int, opcode: int, fin: bool, rsv1: bool, length: int, mask: bytearray
+        self, start: int, opcode: int, fin: bool, rsv1: bool, length: int, mask: bytes | bytearray
     ) -> None:
         """Consume a header and arrange for its payload to be read in pieces."""
         self._pos = start
