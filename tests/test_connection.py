@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsserver.connection import (
+    SEPARATE_PAYLOAD,
     CloseReceived,
     Connection,
     Ping,
@@ -280,6 +281,27 @@ class TestSending:
             (Opcode.BINARY, True, b"\x02"),
             (Opcode.BINARY, True, b"\x03"),
         ]
+
+    def test_large_payloads_leave_as_their_own_chunk(self) -> None:
+        conn = Connection(max_size=None)
+        big = bytes(range(256)) * 256  # 64 KiB
+        conn.send(big)
+        out = conn.data_to_send()
+        assert out == [serialize_frame(Opcode.BINARY, big)[: -len(big)], big]
+        assert out[1] is big  # not copied
+        # A mutable payload is copied: changing it afterwards changes nothing sent.
+        mutable = bytearray(SEPARATE_PAYLOAD)
+        conn.send(mutable, fin=False)
+        conn.send(memoryview(mutable))
+        conn.send("é" * SEPARATE_PAYLOAD)
+        mutable[:] = b"\xff" * len(mutable)
+        assert sent_frames(conn) == [
+            (Opcode.BINARY, False, bytes(SEPARATE_PAYLOAD)),
+            (Opcode.CONTINUATION, True, bytes(SEPARATE_PAYLOAD)),
+            (Opcode.TEXT, True, ("é" * SEPARATE_PAYLOAD).encode()),
+        ]
+        conn.send(b"x" * (SEPARATE_PAYLOAD - 1))
+        assert len(conn.data_to_send()) == 1  # smaller ones in one piece with the header
 
     def test_fragments(self) -> None:
         conn = Connection()

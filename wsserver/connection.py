@@ -7,6 +7,10 @@ send something append bytes to an outgoing list that the I/O layer collects
 with :meth:`Connection.data_to_send`. It never touches a socket, a loop or a
 clock.
 
+What :meth:`Connection.data_to_send` returns is a list of chunks to write in
+order; a large payload is a chunk of its own behind its frame header (no
+copy: transports that write a list with one ``writev`` send it as it is).
+
 Events returned by :meth:`Connection.receive_data`, in the order they arrived:
 
 * ``str`` / ``bytes``: a complete text / binary message.
@@ -42,6 +46,7 @@ from .frames import (
     OP_TEXT,
     CloseCode,
     FrameParser,
+    frame_header,
     is_valid_close_code,
     parse_close,
     serialize_close,
@@ -59,6 +64,10 @@ __all__ = [
 ]
 
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+#: Payloads of at least this size leave :meth:`Connection.data_to_send` as a
+#: chunk of their own, after their frame header, rather than copied behind it.
+SEPARATE_PAYLOAD = 16 * 1024
 
 
 class State(enum.Enum):
@@ -384,7 +393,15 @@ class Connection:
         if fin:
             self._send_opcode = 0
             self._send_compressed = False
-        self._out.append(serialize_frame(wire_opcode, payload, fin=fin, rsv1=rsv1))
+        if len(payload) >= SEPARATE_PAYLOAD:
+            # Header and payload as two chunks: a transport that writes a
+            # list of buffers with one writev (uvloop; asyncio from 3.12)
+            # sends the payload without copying it once more.
+            out = self._out
+            out.append(frame_header(wire_opcode, len(payload), fin, rsv1))
+            out.append(payload if type(payload) is bytes else bytes(payload))
+        else:
+            self._out.append(serialize_frame(wire_opcode, payload, fin=fin, rsv1=rsv1))
 
     def send_prepared(self, frame: bytes) -> None:
         """Send a frame built elsewhere (e.g. once for a broadcast).

@@ -29,6 +29,7 @@ __all__ = [
     "FramePiece",
     "apply_mask",
     "serialize_frame",
+    "frame_header",
     "serialize_close",
     "parse_close",
     "is_valid_close_code",
@@ -121,18 +122,23 @@ def serialize_frame(
     Servers send unmasked frames; ``mask`` (4 bytes) is for building client
     frames, e.g. in tests.
     """
-    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    n = len(payload)
-    mbit = 0x80 if mask is not None else 0
-    if n < 126:
-        header = bytes((b0, mbit | n))
-    elif n < 0x10000:
-        header = _HEAD16.pack(b0, mbit | 126, n)
-    else:
-        header = _HEAD64.pack(b0, mbit | 127, n)
+    header = frame_header(opcode, len(payload), fin, rsv1, mask is not None)
     if mask is not None:
         return header + mask + apply_mask(payload, mask)
     return header + payload
+
+
+def frame_header(
+    opcode: int, length: int, fin: bool = True, rsv1: bool = False, masked: bool = False
+) -> bytes:
+    """Return a frame's header up to its masking key, for a ``length``-byte payload."""
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    mbit = 0x80 if masked else 0
+    if length < 126:
+        return bytes((b0, mbit | length))
+    if length < 0x10000:
+        return _HEAD16.pack(b0, mbit | 126, length)
+    return _HEAD64.pack(b0, mbit | 127, length)
 
 
 def serialize_close(code: int | None, reason: str = "") -> bytes:

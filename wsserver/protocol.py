@@ -558,7 +558,10 @@ class ServerProtocol(asyncio.Protocol):
         pending = self._pending
         ws = self.ws
         if not pending and (ws is None or not ws._queue):
-            self.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            if len(chunks) == 1:
+                self.transport.write(chunks[0])
+            else:
+                self.transport.writelines(chunks)
             return
         if not pending:
             self.loop.call_soon(self.flush)
@@ -576,7 +579,12 @@ class ServerProtocol(asyncio.Protocol):
         self._pending = []
         self._pending_size = 0
         if not self.lost:
-            self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            if len(pending) == 1:
+                self.transport.write(pending[0])
+            else:
+                # One writev where the transport can (uvloop, asyncio >= 3.12);
+                # asyncio 3.11 joins the chunks itself.
+                self.transport.writelines(pending)
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
