@@ -753,7 +753,10 @@ class ServerProtocol(asyncio.Protocol):
             )
             self.start_close(1011, "internal server error")
         else:
-            self.start_close(1000)
+            conn = self.conn
+            # Usually the client closed first and the reply is out already.
+            if conn is not None and conn.close_sent is None:
+                self.start_close(1000)
         finally:
             if self.lost:
                 self._release()
