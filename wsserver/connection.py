@@ -224,6 +224,8 @@ class Connection:
                         events.append(payload)
                 else:
                     self._handle_piece(opcode, fin, rsv1, payload, length, offset, events)
+                if not parser.buffered:
+                    break
             except ProtocolError as exc:
                 self._violation(exc, events)
         return events
@@ -372,6 +374,12 @@ class Connection:
         else:
             opcode = OP_BINARY
             payload = data
+        if fin and not self._send_opcode and (self.deflate is None or not compress):
+            n = len(payload)
+            if n < 126:
+                # The common case, in short: a small whole uncompressed message.
+                self._out.append(bytes((0x80 | opcode, n)) + payload)
+                return
         rsv1 = False
         if self._send_opcode:
             if opcode != self._send_opcode:

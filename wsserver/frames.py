@@ -321,7 +321,11 @@ class FrameParser:
                 raise ProtocolError(error)
         start = pos + hlen
         if avail - hlen >= length:
-            self._pos = start + length
+            end = start + length
+            if end == len(buf):
+                self._release()  # the last frame received: let go of the bytes now
+            else:
+                self._pos = end
             if self.discarding and opcode != OP_CLOSE:
                 return (opcode, fin, rsv1, b"", length, 0)
             if length <= 4096:

@@ -112,21 +112,24 @@ class WebSocket:
         self._recv_busy = True
         loop = self._loop
         deadline = None if timeout is None else loop.time() + timeout
+        protocol = self._protocol
         try:
             while True:
                 if queue:
                     item = queue.popleft()
                     if item is FAILURE:
-                        self._protocol.fail_now()
+                        protocol.fail_now()
                         continue
-                    self._protocol.maybe_resume_reading()
+                    if protocol.reading_paused:
+                        protocol.maybe_resume_reading()
                     return item  # type: ignore[no-any-return]
                 if self._recv_done:
                     if iterating and self._conn.close_code in OK_CLOSE_CODES:
                         raise StopAsyncIteration
                     raise self._closed_error()
                 # About to wait: send what the handler wrote meanwhile.
-                self._protocol.flush()
+                if protocol._pending:
+                    protocol.flush()
                 waiter = loop.create_future()
                 self._waiter = waiter
                 try:
@@ -195,8 +198,12 @@ class WebSocket:
             and (lock is None or not lock.locked())
         ):
             # The common case, without the general dispatch below.
-            self._send_frame(data, True, compress)  # type: ignore[arg-type]
+            conn = self._conn
             protocol = self._protocol
+            if conn.close_sent is not None or protocol.lost:
+                raise self._closed_error()
+            conn.send(data, True, compress=compress)  # type: ignore[arg-type]
+            protocol.write(conn.data_to_send())
             if protocol.writing_paused:
                 await protocol.drain()
                 if protocol.lost:
