@@ -85,19 +85,20 @@ def is_valid_close_code(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
-def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
+Buffer = bytes | bytearray | memoryview
+
+
+def _apply_mask_python(data: Buffer, mask: Buffer) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated, using whole-buffer integer XOR."""
     n = len(data)
     if n == 0:
         return b""
-    key = (mask * ((n + 3) >> 2))[:n]
+    key = (bytes(mask) * ((n + 3) >> 2))[:n]
     value = int.from_bytes(data, "little") ^ int.from_bytes(key, "little")
     return value.to_bytes(n, "little")
 
 
-apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] = (
-    _apply_mask_python
-)
+apply_mask: Callable[[Buffer, Buffer], bytes] = _apply_mask_python
 #: Whether the C accelerator does the masking.
 SPEEDUPS = False
 if not os.environ.get("WSSERVER_NO_SPEEDUPS"):
@@ -178,6 +179,11 @@ class FrameParser:
     Call :meth:`feed` with received bytes, then :meth:`next_piece` until it
     returns None. Any chunking of the input gives the same frames.
 
+    Fed bytes are parsed where they are, without a copy: a bytearray or
+    memoryview that is fed (such as a reused receive buffer) must not change
+    until :meth:`next_piece` has returned None; by then the parser has copied
+    what it still needs.
+
     Args:
         allow_rsv1: whether RSV1 may be set on data frames (an extension such
             as permessage-deflate negotiated it).
@@ -187,6 +193,7 @@ class FrameParser:
     __slots__ = (
         "_buf",
         "_pos",
+        "_owned",
         "allow_rsv1",
         "require_mask",
         "discarding",
@@ -200,10 +207,13 @@ class FrameParser:
     )
 
     def __init__(self, *, allow_rsv1: bool = False, require_mask: bool = True) -> None:
-        # The bytes being parsed from _pos on: the received bytes object
-        # itself when nothing was left over (no copy), else a bytearray.
-        self._buf: bytes | bytearray = b""
+        # The bytes being parsed from _pos on: what was fed, when nothing was
+        # left over (no copy), else a bytearray of the parser's own.
+        self._buf: bytes | bytearray | memoryview = b""
         self._pos = 0
+        # Whether _buf may be kept once next_piece returns None (bytes, or
+        # the parser's own bytearray) rather than borrowed from the caller.
+        self._owned = True
         self.allow_rsv1 = allow_rsv1
         self.require_mask = require_mask
         #: After a protocol failure: skip every frame except close frames,
@@ -216,17 +226,17 @@ class FrameParser:
         self._opcode = 0
         self._fin = False
         self._rsv1 = False
-        self._mask: bytes | bytearray = bytearray(4)
+        self._mask = bytes(4)
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Append received bytes to the buffer."""
+        """Add received bytes (see the class's note on bytearray and memoryview)."""
         buf = self._buf
         pos = self._pos
         if pos >= len(buf):
             # Nothing left over: parse the received bytes where they are.
-            # (Only immutable bytes: a caller may reuse a bytearray.)
-            self._buf = data if type(data) is bytes else bytes(data)
-        elif type(buf) is bytearray:
+            self._buf = data
+            self._owned = type(data) is bytes
+        elif type(buf) is bytearray and self._owned:
             if pos:
                 del buf[:pos]
             buf += data
@@ -234,6 +244,7 @@ class FrameParser:
             rest = bytearray(memoryview(buf)[pos:])
             rest += data
             self._buf = rest
+            self._owned = True
         self._pos = 0
 
     @property
@@ -265,9 +276,12 @@ class FrameParser:
             return None
         n = self._need if self._need < avail else avail
         offset = self._offset
-        self._pos = pos + n
         self._need -= n
         self._offset = offset + n
+        if n == avail:
+            self._release()  # all consumed: let go of the bytes now
+        else:
+            self._pos = pos + n
         if self.discarding:
             return (self._opcode, self._fin, self._rsv1, b"", self._length, offset)
         mask = self._mask
@@ -283,8 +297,7 @@ class FrameParser:
         pos = self._pos
         avail = len(buf) - pos
         if avail < 2:
-            if avail <= 0:
-                self._release()
+            self._keep_rest()
             return None
         b0 = buf[pos]
         b1 = buf[pos + 1]
@@ -292,17 +305,20 @@ class FrameParser:
         hlen = 2
         if length == 126:
             if avail < 4:
+                self._keep_rest()
                 return None
             length = _U16.unpack_from(buf, pos + 2)[0]
             hlen = 4
         elif length == 127:
             if avail < 10:
+                self._keep_rest()
                 return None
             length = _U64.unpack_from(buf, pos + 2)[0]
             hlen = 10
         masked = b1 & 0x80
         if masked:
             if avail < hlen + 4:
+                self._keep_rest()
                 return None
             mask = buf[pos + hlen : pos + hlen + 4]
             hlen += 4
@@ -312,6 +328,7 @@ class FrameParser:
         fin = b0 >= 0x80
         rsv1 = (b0 & 0x40) != 0
         if opcode & 0x8 and length <= 125 and avail < hlen + length:
+            self._keep_rest()
             return None  # control frames come out whole
         # Plain masked data frames skip the full check: it is only for the rest.
         if not self.discarding and (b0 & 0x70 or opcode > 2 or not masked or length >> 63):
@@ -345,9 +362,21 @@ class FrameParser:
         """Everything was parsed: let go of the received bytes (idle connections hold none)."""
         self._buf = b""
         self._pos = 0
+        self._owned = True
+
+    def _keep_rest(self) -> None:
+        """More bytes are needed: keep what is not parsed yet (a copy, if borrowed)."""
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            self._release()
+        elif not self._owned:
+            self._buf = bytearray(buf[pos:])
+            self._pos = 0
+            self._owned = True
 
     def _skip(
-        self, start: int, opcode: int, fin: bool, rsv1: bool, length: int, mask: bytes | bytearray
+        self, start: int, opcode: int, fin: bool, rsv1: bool, length: int, mask: Buffer
     ) -> None:
         """Consume a header and arrange for its payload to be read in pieces."""
         self._pos = start
@@ -357,7 +386,7 @@ class FrameParser:
         self._opcode = opcode
         self._fin = fin
         self._rsv1 = rsv1
-        self._mask = mask
+        self._mask = bytes(mask)  # not a view of a buffer that may be reused
 
     def _check_header(
         self, b0: int, opcode: int, fin: bool, rsv1: bool, masked: bool, length: int

@@ -18,6 +18,9 @@ __all__ = ["Server", "serve"]
 
 logger = logging.getLogger("wsserver.server")
 
+#: Bytes read from a socket at most at once (asyncio's own default).
+READ_SIZE = 256 * 1024
+
 
 class Server:
     """A listening WebSocket server.
@@ -52,6 +55,8 @@ class Server:
         self._websockets: set[ServerProtocol] = set()
         self.closing = False
         self._closed: asyncio.Event | None = None
+        #: What every connection reads into (one at a time: one loop, one thread).
+        self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit).
         self.open_deadlines: Deadlines[ServerProtocol] | None = None
 
