@@ -279,6 +279,32 @@ class TestControlFrames:
         reason = await client.expect_close(1011)
         assert "keepalive" in reason
 
+    async def test_keepalive_pings_every_interval_while_answered(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.wait_closed()
+
+        interval = 0.1
+        server = await run_server(routes, ping_interval=interval, ping_timeout=0.3)
+        loop = asyncio.get_running_loop()
+        client = await RawClient.connect(server.port)
+        answered = loop.time()
+        gaps = []
+        for _ in range(4):
+            opcode, _, _, payload = await client.recv_frame()
+            assert opcode == Opcode.PING
+            gaps.append(loop.time() - answered)
+            client.send(Opcode.PONG, payload)
+            answered = loop.time()
+        # Each ping comes one interval after the previous pong (or the open).
+        assert all(interval * 0.9 <= gap < interval + 0.3 for gap in gaps), gaps
+        client.send(Opcode.CLOSE, serialize_close(1000))
+        await client.expect_close(1000)
+
     async def test_keepalive_keeps_send_only_handler_alive(self, run_server: StartServer) -> None:
         routes = Router()
 

@@ -88,8 +88,6 @@ class ServerProtocol(asyncio.BufferedProtocol):
         "_transport_closing",
         "_close_timer",
         "_fail_timer",
-        "_ping_timer",
-        "_pong_timer",
         "_started",
     )
 
@@ -120,8 +118,6 @@ class ServerProtocol(asyncio.BufferedProtocol):
         self._transport_closing = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._fail_timer: asyncio.TimerHandle | None = None
-        self._ping_timer: asyncio.TimerHandle | None = None
-        self._pong_timer: asyncio.TimerHandle | None = None
         self._started = self.loop.time()
 
     # ------------------------------------------------------- asyncio events
@@ -173,16 +169,15 @@ class ServerProtocol(asyncio.BufferedProtocol):
             self._busy.cancel()
             self._busy = None
         self._stop_open_timer()
-        for timer in (
-            self._close_timer,
-            self._fail_timer,
-            self._ping_timer,
-            self._pong_timer,
-        ):
+        server = self.server
+        if server.ping_deadlines is not None:
+            server.ping_deadlines.discard(self)
+            if server.pong_deadlines is not None:
+                server.pong_deadlines.discard(self)
+        for timer in (self._close_timer, self._fail_timer):
             if timer is not None:
                 timer.cancel()
         self._close_timer = self._fail_timer = None
-        self._ping_timer = self._pong_timer = None
         self._pending = []
         if self.conn is not None:
             self.conn.receive_eof()
@@ -718,34 +713,34 @@ class ServerProtocol(asyncio.BufferedProtocol):
     # -------------------------------------------------------------- keepalive
 
     def _schedule_keepalive(self) -> None:
-        interval = self.config.ping_interval
-        if interval is not None and not self.lost:
-            self._ping_timer = self.loop.call_later(interval, self._send_keepalive)
+        pings = self.server.ping_deadlines
+        if pings is not None and not self.lost:
+            pings.add(self)
 
-    def _send_keepalive(self) -> None:
-        self._ping_timer = None
+    def on_ping_due(self) -> None:
+        """ping_interval has passed since the connection opened or the last pong: ping."""
         ws = self.ws
-        assert ws is not None
-        if not ws.open:
+        if ws is None or not ws.open:
             return
         pong = ws.ping()
         pong.add_done_callback(self._keepalive_answered)
-        timeout = self.config.ping_timeout
-        if timeout is not None:
-            self._pong_timer = self.loop.call_later(timeout, self._on_keepalive_timeout)
+        pongs = self.server.pong_deadlines
+        if pongs is not None:
+            pongs.add(self)
 
     def _keepalive_answered(self, future: asyncio.Future[float]) -> None:
-        if self._pong_timer is not None:
-            self._pong_timer.cancel()
-            self._pong_timer = None
+        pongs = self.server.pong_deadlines
+        if pongs is not None:
+            pongs.discard(self)
         if not future.cancelled() and future.exception() is None:
             self._schedule_keepalive()
 
-    def _on_keepalive_timeout(self) -> None:
-        self._pong_timer = None
+    def on_pong_timeout(self) -> None:
+        """No pong within ping_timeout: fail the connection with 1011."""
         conn = self.conn
         ws = self.ws
-        assert conn is not None and ws is not None
+        if conn is None or ws is None or self.lost:
+            return
         protocol_logger.debug("%s: no pong within ping_timeout; closing", self._peer())
         if conn.close_sent is None:
             self._fail(1011, "keepalive ping timeout")

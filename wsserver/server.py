@@ -57,8 +57,11 @@ class Server:
         self._closed: asyncio.Event | None = None
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
-        #: open_timeout of the connections in the HTTP phase (None: no limit).
+        #: open_timeout of the connections in the HTTP phase (None: no limit),
+        #: then keepalive: when each WebSocket is due a ping, and its pong.
         self.open_deadlines: Deadlines[ServerProtocol] | None = None
+        self.ping_deadlines: Deadlines[ServerProtocol] | None = None
+        self.pong_deadlines: Deadlines[ServerProtocol] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -68,10 +71,19 @@ class Server:
             return self
         self.loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
-        if self.config.open_timeout is not None:
+        config = self.config
+        if config.open_timeout is not None:
             self.open_deadlines = Deadlines(
-                self.loop, self.config.open_timeout, ServerProtocol.on_open_timeout
+                self.loop, config.open_timeout, ServerProtocol.on_open_timeout
             )
+        if config.ping_interval is not None:
+            self.ping_deadlines = Deadlines(
+                self.loop, config.ping_interval, ServerProtocol.on_ping_due
+            )
+            if config.ping_timeout is not None:
+                self.pong_deadlines = Deadlines(
+                    self.loop, config.ping_timeout, ServerProtocol.on_pong_timeout
+                )
         if self.sock is not None:
             self._server = await self.loop.create_server(
                 self._make_protocol, sock=self.sock, backlog=self.config.backlog, ssl=self.ssl
@@ -133,8 +145,9 @@ class Server:
             if not protocol.lost:
                 protocol.transport.abort()
         await self._server.wait_closed()
-        if self.open_deadlines is not None:
-            self.open_deadlines.close()
+        for deadlines in (self.open_deadlines, self.ping_deadlines, self.pong_deadlines):
+            if deadlines is not None:
+                deadlines.close()
         self._closed.set()
 
     async def wait_closed(self) -> None:
