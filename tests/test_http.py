@@ -12,6 +12,7 @@ from wsserver import Request, Router, WebSocket
 from wsserver.response import Response, empty, html, json, raw, text
 
 from .conftest import StartServer
+from .helpers import upgrade_request
 
 
 def app() -> Router:
@@ -60,6 +61,12 @@ def app() -> Router:
         pass
 
     return routes
+
+
+async def expect_switch(reader: asyncio.StreamReader) -> None:
+    """Read a response head; it must be the 101 of a WebSocket upgrade."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101 "), head
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
@@ -165,15 +172,12 @@ class TestConnectionReuse:
         writer.close()
 
     async def test_upgrade_after_plain_requests(self, run_server: StartServer) -> None:
-        from .helpers import upgrade_request
-
         server = await run_server(app())
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await read_response(reader))[0] == 200
         writer.write(upgrade_request("/"))
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        assert head.startswith(b"HTTP/1.1 101 ")
+        await expect_switch(reader)
         writer.close()
 
     async def test_idle_keep_alive_closed_after_open_timeout(self, run_server: StartServer) -> None:
@@ -222,8 +226,6 @@ class TestConnectionReuse:
         writer.close()
 
     async def test_refused_upgrades_keep_the_connection(self, run_server: StartServer) -> None:
-        from .helpers import upgrade_request
-
         server = await run_server(app())
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(upgrade_request("/missing") + upgrade_request("/health"))
@@ -231,23 +233,19 @@ class TestConnectionReuse:
         status, _, body = await read_response(reader)
         assert status == 200 and b'"status": "ok"' in body
         writer.write(upgrade_request("/"))
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        assert head.startswith(b"HTTP/1.1 101 ")
+        await expect_switch(reader)
         writer.close()
 
     async def test_upgrade_with_a_body_switches_after_the_body(
         self, run_server: StartServer
     ) -> None:
-        from .helpers import upgrade_request
-
         server = await run_server(app())
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         request = upgrade_request("/", [("Content-Length", "3")])
         # The body, then a masked text frame "hi" sent right behind it.
         frame = bytes([0x81, 0x82, 0, 0, 0, 0]) + b"hi"
         writer.write(request + b"abc" + frame)
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        assert head.startswith(b"HTTP/1.1 101 ")
+        await expect_switch(reader)
         assert await asyncio.wait_for(reader.readexactly(4), 5) == b"\x81\x02hi"
         writer.close()
 
