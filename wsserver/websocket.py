@@ -128,8 +128,7 @@ class WebSocket:
                         raise StopAsyncIteration
                     raise self._closed_error()
                 # About to wait: send what the handler wrote meanwhile.
-                if protocol._pending:
-                    protocol.flush()
+                protocol.flush()
                 waiter = loop.create_future()
                 self._waiter = waiter
                 try:
@@ -198,12 +197,8 @@ class WebSocket:
             and (lock is None or not lock.locked())
         ):
             # The common case, without the general dispatch below.
-            conn = self._conn
+            self._send_frame(data, True, compress)  # type: ignore[arg-type]
             protocol = self._protocol
-            if conn.close_sent is not None or protocol.lost:
-                raise self._closed_error()
-            conn.send(data, True, compress=compress)  # type: ignore[arg-type]
-            protocol.write(conn.data_to_send())
             if protocol.writing_paused:
                 await protocol.drain()
                 if protocol.lost:
