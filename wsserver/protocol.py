@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
@@ -52,6 +53,10 @@ protocol_logger = logging.getLogger("wsserver.protocol")
 #: Longest wait, in seconds, between a protocol violation and failing the
 #: connection, while the handler has not yet read the messages before it.
 FAIL_DELAY = 0.25
+
+
+#: Whether asyncio's socket transports reference themselves (see connection_lost).
+_TRANSPORT_CYCLE = sys.version_info < (3, 12)
 
 
 class ServerProtocol(asyncio.BufferedProtocol):
@@ -165,6 +170,12 @@ class ServerProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if _TRANSPORT_CYCLE and getattr(self.transport, "_read_ready_cb", None) is not None:
+            # asyncio before 3.12 keeps a bound method of the transport on the
+            # transport (python/cpython#100348, fixed in 3.12): break that
+            # cycle as 3.12 does, or every closed connection waits for the
+            # cyclic GC. Its reader is already removed: it is not called again.
+            self.transport._read_ready_cb = None  # type: ignore[attr-defined]
         if self._busy is not None:
             self._busy.cancel()
             self._busy = None
