@@ -145,11 +145,7 @@ class ServerProtocol(asyncio.BufferedProtocol):
         return self.server.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        data = self.server.read_buffer[:nbytes]
-        if self.conn is not None:
-            self._ws_data(data)
-        else:
-            self._http_data(data)
+        self.data_received(self.server.read_buffer[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
         """Process received bytes (what buffer_updated does with the buffer's)."""
