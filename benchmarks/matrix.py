@@ -17,9 +17,14 @@ class Server:
 
     key: str  # for --servers
     label: str  # column heading
-    library: str  # wsserver, websockets, aiohttp, picows, node
+    library: str  # wsserver, websockets, aiohttp, picows, node, floor
     loop: str  # asyncio, uvloop, or node (libuv)
     env: dict[str, str] = field(default_factory=dict)
+    only: tuple[str, ...] = ()  # the scenarios it serves; () for all
+
+    def serves(self, scenario: Scenario) -> bool:
+        """Whether this server takes part in ``scenario``."""
+        return not self.only or scenario.key in self.only
 
     def command(self, port: int, compression: bool) -> list[str]:
         """The command line of this server listening on 127.0.0.1:port."""
@@ -66,6 +71,9 @@ SERVERS = [
     Server("picows", "picows", "picows", "asyncio"),
     Server("picows-uvloop", "picows (uvloop)", "picows", "uvloop"),
     Server("node", "node ws", "node", "node"),
+    # Not a library: the least an asyncio server can do for a broadcast.
+    Server("floor", "floor (bare transport.write)", "floor", "asyncio", only=("i",)),
+    Server("floor-uvloop", "floor (uvloop)", "floor", "uvloop", only=("i",)),
 ]
 
 

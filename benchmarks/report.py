@@ -57,6 +57,7 @@ def render(
         "",
     ]
     lines += _ratio_table(measurements, servers, scenarios)
+    lines += _floor_lines(measurements, servers, scenarios)
     if meta.get("rounds", 1) > 1:
         lines += ["", "## Spread: (max - min) ÷ median over the rounds", ""]
         lines += _spread_table(measurements, servers, scenarios)
@@ -171,6 +172,29 @@ def _ratio_table(
     return lines
 
 
+def _floor_lines(
+    measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario]
+) -> list[str]:
+    """For the floor columns: floor ÷ each peer on the same loop, the best ratio reachable."""
+    out = []
+    for scenario in scenarios:
+        for floor in (s for s in servers if s.library == "floor" and s.serves(scenario)):
+            for metric in scenario.metrics:
+                vals = values(measurements, metric)
+                best = _median(vals.get((scenario.key, floor.key)))
+                cells = []
+                for peer in servers:
+                    theirs = _median(vals.get((scenario.key, peer.key)))
+                    if peer.loop == floor.loop and peer.library != "floor" and best and theirs:
+                        cells.append(f"{peer.label} {best / theirs:.2f}")
+                if cells:
+                    out.append(
+                        f"- ({scenario.key}) {floor.label} ÷ peer, the best ratio any server on "
+                        f"that loop could reach: " + ", ".join(cells)
+                    )
+    return ["", *out] if out else []
+
+
 def _spread_table(
     measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario]
 ) -> list[str]:
@@ -228,7 +252,9 @@ NOTES = [
     "to all 1000 clients (wsserver: `wsserver.broadcast`, websockets: "
     "`websockets.asyncio.server.broadcast`, aiohttp: `send_str` in a loop, picows: "
     "`transport.send` in a loop, node: `ws.send` in a loop). The time runs from just before "
-    "the trigger is written to the last client's receipt.",
+    "the trigger is written to the last client's receipt. The floor columns are no library: "
+    "a bare asyncio protocol that writes one pre-built frame to each client's transport, the "
+    "least any server on that loop can do (servers/floor_server.py).",
     "- node ws runs on one core like the others, its libuv thread pool (zlib) included.",
     "- (a) crosses cores on every round trip: where every server shows about the same p50, "
     "that is the machine's cost of waking the other, idle core (large on virtual machines), "

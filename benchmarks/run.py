@@ -105,15 +105,17 @@ def _run(
     )
     logs = RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    total = rounds * len(scenarios) * len(servers)
-    log(f"{total} measurements: {rounds} round(s) x {len(scenarios)} scenarios x "
-        f"{len(servers)} servers")  # fmt: skip
+    total = rounds * sum(server.serves(scenario) for scenario in scenarios for server in servers)
+    log(f"{total} measurements: {rounds} round(s) of {len(scenarios)} scenarios "
+        f"on up to {len(servers)} servers")  # fmt: skip
 
     started = time.monotonic()
     measurements: list[dict[str, Any]] = []
     for round_no in range(1, rounds + 1):
         for scenario in scenarios:
             for server in servers:
+                if not server.serves(scenario):
+                    continue
                 m = measure(server, scenario, round_no, args.quick, logs)
                 measurements.append(m)
                 log(f"[{len(measurements)}/{total}] round {round_no} {scenario.key:5} "
