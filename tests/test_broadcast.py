@@ -10,10 +10,10 @@ import websockets
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from wsserver import Request, Router, WebSocket, broadcast
-from wsserver.frames import Opcode
+from wsserver.frames import Opcode, serialize_frame
 
 from .conftest import StartServer
-from .helpers import RawClient
+from .helpers import MASK, RawClient
 
 
 def hub() -> tuple[Router, set[WebSocket]]:
@@ -132,6 +132,27 @@ async def test_skips_closed_fragmenting_and_slow(run_server: StartServer) -> Non
     assert await fast.recv() == "now"
     await fast.close()
     slow.close()
+
+
+async def test_keeps_order_with_frames_held_for_coalescing(run_server: StartServer) -> None:
+    # Three messages arrive with the request, so while the handler works
+    # through them its replies are held to leave in one write; a broadcast
+    # frame must go out after them, not ahead.
+    routes = Router()
+
+    @routes.websocket("/")
+    async def replier(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(f"reply {message}")
+            assert broadcast([ws], f"after {message}") == []
+
+    server = await run_server(routes, compression=None)
+    early = b"".join(serialize_frame(Opcode.TEXT, m, mask=MASK) for m in (b"1", b"2", b"3"))
+    client = await RawClient.connect(server.port, first_frames=early)
+    received = [(await client.recv_frame())[3] for _ in range(6)]
+    assert received == [b"reply 1", b"after 1", b"reply 2", b"after 2", b"reply 3", b"after 3"]
+    client.send(Opcode.CLOSE, b"\x03\xe8")
+    await client.expect_close(1000)
 
 
 async def test_never_waits(run_server: StartServer) -> None:

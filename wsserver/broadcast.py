@@ -43,33 +43,29 @@ def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> list[We
     skipped: list[WebSocket] = []
     for ws in connections:
         protocol = ws._protocol
-        conn = ws._conn
-        if (
-            not ws.open
-            or conn.sending_fragments
-            or protocol.transport.get_write_buffer_size() > protocol.config.write_limit
-        ):
-            skipped.append(ws)
-            continue
-        deflate = conn.deflate
-        if deflate is not None and deflate.should_compress(len(payload), True):
-            if not deflate.server_no_context_takeover:
-                # Its compressor carries context from message to message.
-                conn.send(message)
-                protocol.write(conn.data_to_send())
-                continue
-            key = (deflate.server_window_bits, deflate.settings.level, deflate.settings.mem_level)
-            frame = compressed.get(key)
-            if frame is None:
-                frame = compressed[key] = serialize_frame(
-                    opcode, _compress_once(payload, deflate), rsv1=True
-                )
-        else:
+        deflate = ws._conn.deflate
+        if deflate is None or not deflate.should_compress(len(payload), True):
             if plain is None:
                 plain = serialize_frame(opcode, payload)
             frame = plain
-        conn.send_prepared(frame)
-        protocol.write(conn.data_to_send())
+        elif deflate.server_no_context_takeover:
+            key = (deflate.server_window_bits, deflate.settings.level, deflate.settings.mem_level)
+            shared = compressed.get(key)
+            if shared is None:
+                shared = compressed[key] = serialize_frame(
+                    opcode, _compress_once(payload, deflate), rsv1=True
+                )
+            frame = shared
+        else:
+            # Its compressor carries context from message to message.
+            if protocol.accepts_broadcast():
+                ws._conn.send(message)
+                protocol.write(ws._conn.data_to_send())
+            else:
+                skipped.append(ws)
+            continue
+        if not protocol.send_broadcast(frame):
+            skipped.append(ws)
     return skipped
 
 

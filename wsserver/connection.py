@@ -411,19 +411,6 @@ class Connection:
         else:
             self._out.append(serialize_frame(wire_opcode, payload, fin=fin, rsv1=rsv1))
 
-    def send_prepared(self, frame: bytes) -> None:
-        """Send a frame built elsewhere (e.g. once for a broadcast).
-
-        Raises:
-            InvalidState: a close frame was already sent, or a fragmented
-                message is being sent (its frames cannot be interleaved).
-        """
-        if self.close_sent is not None:
-            raise InvalidState("cannot send after the close frame was sent")
-        if self._send_opcode:
-            raise InvalidState("a fragmented message is being sent")
-        self._out.append(frame)
-
     @property
     def sending_fragments(self) -> bool:
         """Whether a fragmented message is being sent."""

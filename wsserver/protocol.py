@@ -563,6 +563,37 @@ class ServerProtocol(asyncio.BufferedProtocol):
         if conn.state is State.CLOSED:
             self.close_transport()
 
+    def accepts_broadcast(self) -> bool:
+        """Whether :func:`wsserver.broadcast` sends to this connection now.
+
+        Not when it is not open, is in the middle of sending a fragmented
+        message, or holds more than ``write_limit`` unsent bytes.
+        """
+        conn = self.conn
+        return (
+            conn is not None
+            and conn.state is State.OPEN  # no close frame sent
+            and conn.close_received is None
+            and not conn.sending_fragments
+            and not self.lost
+            and self.transport.get_write_buffer_size() <= self.config.write_limit
+        )
+
+    def send_broadcast(self, frame: bytes) -> bool:
+        """Write a whole data frame built once for many connections; False if skipped.
+
+        The connection is skipped (nothing written) unless
+        :meth:`accepts_broadcast`. The frame goes after any frames held for
+        coalescing, at once otherwise.
+        """
+        if not self.accepts_broadcast():
+            return False
+        if self._pending:
+            self.write([frame])
+        else:
+            self.transport.write(frame)
+        return True
+
     def write(self, chunks: list[bytes]) -> None:
         """Send frames, coalescing those a handler writes while it works through a backlog.
 
