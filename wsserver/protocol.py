@@ -569,10 +569,12 @@ class ServerProtocol(asyncio.BufferedProtocol):
         Not when it is not open, is in the middle of sending a fragmented
         message, or holds more than ``write_limit`` unsent bytes.
         """
+        # WebSocket.open's test, inlined (broadcast's per-client cost doubles
+        # through the property): state OPEN already means no close frame sent.
         conn = self.conn
         return (
             conn is not None
-            and conn.state is State.OPEN  # no close frame sent
+            and conn.state is State.OPEN
             and conn.close_received is None
             and not conn.sending_fragments
             and not self.lost
