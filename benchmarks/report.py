@@ -6,6 +6,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from benchmarks import broadcast_cost
 from benchmarks.matrix import Metric, Scenario, Server, baseline_for
 
 Measurement = dict[str, Any]
@@ -58,6 +59,8 @@ def render(
     ]
     lines += _ratio_table(measurements, servers, scenarios)
     lines += _floor_lines(measurements, servers, scenarios)
+    if meta.get("broadcast_cost"):
+        lines += ["", *broadcast_cost.render(meta["broadcast_cost"])]
     if meta.get("rounds", 1) > 1:
         lines += ["", "## Spread: (max - min) ÷ median over the rounds", ""]
         lines += _spread_table(measurements, servers, scenarios)

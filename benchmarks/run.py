@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import environment, procs, report
+from benchmarks import broadcast_cost, environment, procs, report
 from benchmarks.matrix import Scenario, Server, select_scenarios, select_servers
 from benchmarks.prepare import BENCH, LOADGEN_BIN, ROOT, SetupError, prepare_all
 
@@ -120,6 +120,10 @@ def _run(
                 measurements.append(m)
                 log(f"[{len(measurements)}/{total}] round {round_no} {scenario.key:5} "
                     f"{server.label:24} {_summary(m, scenario)}")  # fmt: skip
+    if any(s.key == "i" for s in scenarios):
+        # What broadcast() itself costs, in memory, beside (i)'s end-to-end times.
+        log("broadcast() cost in memory: wsserver, websockets, bare write")
+        meta["broadcast_cost"] = broadcast_cost.measure(rounds)
     meta["duration_s"] = time.monotonic() - started
 
     markdown = report.render(meta, measurements, servers, scenarios)
