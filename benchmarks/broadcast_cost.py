@@ -30,6 +30,7 @@ from benchmarks.prepare import PEERS_PYTHON, PROJECT_PYTHON, ROOT, peers_venv
 from benchmarks.procs import SERVER_CPU, pinned
 
 MESSAGE = "broadcast cost " * 4 + "done"  # 64 bytes of text
+FRAME = bytes((0x81, len(MESSAGE))) + MESSAGE.encode()  # what every connection must get
 REQUEST = (
     b"GET /bcast HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -135,11 +136,9 @@ async def _websockets_connections(n: int) -> tuple[Any, list[Any], list[MemoryTr
 
 
 def _bare_write(transports: list[MemoryTransport]) -> Any:
-    frame = bytes((0x81, len(MESSAGE))) + MESSAGE.encode()
-
     def send(connections: list[Any], message: str) -> None:
         for transport in transports:
-            transport.write(frame)
+            transport.write(FRAME)
 
     return send
 
@@ -158,9 +157,7 @@ async def _child(library: str, n: int, repeat: int) -> dict[str, Any]:
         started = time.perf_counter()
         send(connections, MESSAGE)
         times.append(time.perf_counter() - started)
-    sent = [b"".join(t.out) for t in transports]
-    frame = bytes((0x81, len(MESSAGE))) + MESSAGE.encode()
-    if any(s != frame for s in sent):
+    if any(b"".join(t.out) != FRAME for t in transports):
         raise RuntimeError(f"{library}: a connection did not get exactly one 64-byte text frame")
     return {
         "library": library,

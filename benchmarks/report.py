@@ -74,12 +74,15 @@ def render(
         "",
     ]
     lines += _cpu_table(measurements, servers, scenarios)
-    if failed:
+    cost_error = meta.get("broadcast_cost_error")
+    if failed or cost_error:
         lines += ["", "## Failures", ""]
         for (scenario, server), ms in sorted(failed.items()):
             lines += [
                 f"- {scenario} / {server}, round {m['round']}: {_one_line(m['error'])}" for m in ms
             ]
+        if cost_error:
+            lines.append(f"- broadcast() cost in memory: {_one_line(cost_error)}")
     lines += ["", "## Notes", "", *NOTES, *_compression_notes(measurements, servers)]
     return "\n".join(lines) + "\n"
 

@@ -123,7 +123,11 @@ def _run(
     if any(s.key == "i" for s in scenarios):
         # What broadcast() itself costs, in memory, beside (i)'s end-to-end times.
         log("broadcast() cost in memory: wsserver, websockets, bare write")
-        meta["broadcast_cost"] = broadcast_cost.measure(rounds)
+        try:
+            meta["broadcast_cost"] = broadcast_cost.measure(rounds)
+        except (RuntimeError, ValueError, subprocess.SubprocessError) as exc:
+            meta["broadcast_cost_error"] = str(exc)
+            log(f"broadcast() cost failed: {exc}")
     meta["duration_s"] = time.monotonic() - started
 
     markdown = report.render(meta, measurements, servers, scenarios)
@@ -134,7 +138,8 @@ def _run(
         (RESULTS / f"{name}.json").write_text(raw)
     print(markdown)
     log(f"written: {RESULTS / 'latest.md'} and {RESULTS / 'latest.json'}")
-    return 1 if any(m.get("error") for m in measurements) else 0
+    failed = any(m.get("error") for m in measurements) or "broadcast_cost_error" in meta
+    return 1 if failed else 0
 
 
 def render_only(path: Path) -> int:
