@@ -370,3 +370,45 @@ def test_random_bytes_never_raise(data: bytes) -> None:
     events = conn.receive_data(data)
     for event in events:
         assert isinstance(event, (str, bytes, Ping, Pong, CloseReceived, ProtocolFailure))
+
+
+small_frames = st.lists(
+    st.tuples(
+        st.sampled_from([Opcode.TEXT, Opcode.BINARY, Opcode.CONTINUATION, Opcode.PING]),
+        st.booleans(),
+        st.one_of(st.binary(max_size=40), st.text(max_size=20).map(str.encode)),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames=small_frames, max_size=st.integers(0, 50))
+def test_one_whole_frame_per_read_gives_the_events_of_any_other_split(
+    frames: list[tuple[Opcode, bool, bytes]], max_size: int
+) -> None:
+    # One whole small frame per read takes the fast path; byte by byte and all
+    # at once take the parser's. Valid or not, the events must be the same.
+    def described(events: list[object]) -> list[object]:
+        return [
+            e
+            if isinstance(e, (str, bytes))
+            else (type(e).__name__, *(getattr(e, a) for a in type(e).__slots__))  # type: ignore[attr-defined]
+            for e in events
+        ]
+
+    wire = [cf(op, payload, fin=fin or op == Opcode.PING) for op, fin, payload in frames]
+    per_frame = Connection(max_size=max_size)
+    by_byte = Connection(max_size=max_size)
+    at_once = Connection(max_size=max_size)
+    expected = described(at_once.receive_data(b"".join(wire)))
+    events: list[object] = []
+    for frame in wire:
+        events += per_frame.receive_data(frame)
+    assert described(events) == expected
+    events = []
+    for byte in b"".join(wire):
+        events += by_byte.receive_data(bytes([byte]))
+    assert described(events) == expected
+    assert per_frame.data_to_send() == at_once.data_to_send()

@@ -343,3 +343,91 @@ def test_arbitrary_bytes_give_pieces_or_protocol_error(data: bytes, chunking: li
         except ProtocolError as exc:
             assert exc.close_code == 1002
             return
+
+
+class TestTakeWholeFrame:
+    """The fast path for one whole small data frame, and where it must stand aside."""
+
+    @pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
+    @pytest.mark.parametrize("size", [0, 1, 125])
+    def test_one_whole_small_data_frame(self, opcode: Opcode, size: int) -> None:
+        payload = os.urandom(size)
+        frame = serialize_frame(opcode, payload, mask=MASK)
+        for kind in (bytes, bytearray, memoryview):
+            parser = FrameParser()
+            assert parser.take_whole_frame(kind(frame)) == (opcode, payload)
+            assert parser.buffered == 0 and parser.next_piece() is None
+
+    @pytest.mark.parametrize(
+        "frame",
+        [
+            serialize_frame(Opcode.TEXT, b"hello"),  # not masked
+            serialize_frame(Opcode.TEXT, b"hello", fin=False, mask=MASK),
+            serialize_frame(Opcode.CONTINUATION, b"hello", mask=MASK),
+            serialize_frame(Opcode.TEXT, b"hello", rsv1=True, mask=MASK),
+            bytes([0xA1]) + serialize_frame(Opcode.TEXT, b"hello", mask=MASK)[1:],  # RSV2
+            serialize_frame(Opcode.PING, b"hello", mask=MASK),
+            serialize_frame(Opcode.CLOSE, b"\x03\xe8", mask=MASK),
+            serialize_frame(Opcode.BINARY, b"x" * 126, mask=MASK),  # 16-bit length
+            serialize_frame(Opcode.TEXT, b"hello", mask=MASK)[:-1],  # incomplete
+            serialize_frame(Opcode.TEXT, b"hello", mask=MASK) * 2,  # more than one frame
+            serialize_frame(Opcode.TEXT, b"", mask=MASK)[:5],
+            b"",
+        ],
+    )
+    def test_anything_else_is_left_to_the_parser(self, frame: bytes) -> None:
+        parser = FrameParser(allow_rsv1=True)
+        assert parser.take_whole_frame(frame) is None
+        assert parser.buffered == 0  # nothing consumed
+
+    def test_not_while_bytes_are_buffered_or_a_payload_is_streaming(self) -> None:
+        frame = serialize_frame(Opcode.TEXT, b"hello", mask=MASK)
+        parser = FrameParser()
+        parser.feed(frame[:1])
+        assert parser.next_piece() is None
+        assert parser.take_whole_frame(frame) is None
+        big = serialize_frame(Opcode.BINARY, b"x" * 1000, mask=MASK)
+        parser = FrameParser()
+        parser.feed(big[:100])
+        assert parser.next_piece() is not None  # the payload's first bytes
+        assert parser.buffered == 0
+        assert parser.take_whole_frame(frame) is None  # the rest of big comes first
+
+    def test_not_while_discarding(self) -> None:
+        parser = FrameParser()
+        parser.discarding = True
+        assert parser.take_whole_frame(serialize_frame(Opcode.TEXT, b"hi", mask=MASK)) is None
+
+
+@st.composite
+def one_frame_give_or_take(draw: st.DrawFn) -> bytes:
+    """A frame header of any bits, a payload of about the right size, maybe cut or extended."""
+    b0 = draw(st.integers(0, 255))
+    masked = draw(st.booleans())
+    payload = draw(st.binary(max_size=130))
+    if len(payload) < 126:
+        head = bytes([b0, (0x80 if masked else 0) | len(payload)])
+    else:
+        head = bytes([b0, (0x80 if masked else 0) | 126]) + struct.pack("!H", len(payload))
+    data = head + (draw(st.binary(min_size=4, max_size=4)) if masked else b"") + payload
+    cut = draw(st.integers(-3, 3))
+    return data[: len(data) + cut] if cut < 0 else data + os.urandom(cut)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=one_frame_give_or_take() | st.binary(max_size=140))
+def test_take_whole_frame_agrees_with_the_parser(data: bytes) -> None:
+    whole = FrameParser().take_whole_frame(data)
+    parser = FrameParser()
+    parser.feed(data)
+    try:
+        pieces = []
+        while (piece := parser.next_piece()) is not None:
+            pieces.append(piece)
+    except ProtocolError:
+        assert whole is None
+        return
+    if whole is not None:
+        opcode, payload = whole
+        assert pieces == [(opcode, True, False, payload, len(payload), 0)]
+        assert parser.buffered == 0

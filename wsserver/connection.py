@@ -196,8 +196,17 @@ class Connection:
         if self.state is State.CLOSED or self.close_received is not None:
             return events
         parser = self._parser
-        parser.feed(data)
         max_size = self.max_size
+        if not self._msg_opcode and self.failure is None:
+            # Fastest path: the read is one whole small message, the commonest case.
+            whole = parser.take_whole_frame(data)
+            if whole is not None and (max_size is None or len(whole[1]) <= max_size):
+                try:
+                    self._add_whole_message(whole[0], whole[1], events)
+                except ProtocolError as exc:
+                    self._violation(exc, events)
+                return events
+        parser.feed(data)
         while self.close_received is None:
             try:
                 piece = parser.next_piece()
@@ -215,13 +224,7 @@ class Connection:
                     and (max_size is None or length <= max_size)
                 ):
                     # Fast path: a whole, unfragmented, uncompressed message.
-                    if opcode == OP_TEXT:
-                        try:
-                            events.append(payload.decode("utf-8"))
-                        except UnicodeDecodeError:
-                            raise ProtocolError("invalid UTF-8 in text message", 1007) from None
-                    else:
-                        events.append(payload)
+                    self._add_whole_message(opcode, payload, events)
                 else:
                     self._handle_piece(opcode, fin, rsv1, payload, length, offset, events)
                 if not parser.buffered:
@@ -229,6 +232,17 @@ class Connection:
             except ProtocolError as exc:
                 self._violation(exc, events)
         return events
+
+    @staticmethod
+    def _add_whole_message(opcode: int, payload: bytes, events: list[Event]) -> None:
+        """Deliver an unfragmented, uncompressed message: text is checked as UTF-8."""
+        if opcode == OP_TEXT:
+            try:
+                events.append(payload.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ProtocolError("invalid UTF-8 in text message", 1007) from None
+        else:
+            events.append(payload)
 
     def receive_eof(self) -> None:
         """The peer closed its side of TCP."""

@@ -247,6 +247,22 @@ class FrameParser:
             self._owned = True
         self._pos = 0
 
+    def take_whole_frame(self, data: bytes | bytearray | memoryview) -> tuple[int, bytes] | None:
+        """The fast path for the commonest input: exactly one whole small frame.
+
+        When nothing is buffered and ``data`` is one complete, final, masked
+        text or binary frame of at most 125 payload bytes with no RSV bit,
+        return ``(opcode, unmasked payload)``. Otherwise return None and
+        consume nothing: feed ``data`` and use :meth:`next_piece`.
+        """
+        n = len(data)
+        if n > 131 or n < 6 or self._pos < len(self._buf) or self._need or self.discarding:
+            return None
+        b0 = data[0]
+        if (b0 != 0x81 and b0 != 0x82) or data[1] != 0x7A + n:
+            return None  # 0x7A + n: the mask bit and a payload length of n - 6
+        return b0 & 0x0F, apply_mask(data[6:], data[2:6])
+
     @property
     def buffered(self) -> int:
         """Bytes received but not yet parsed."""
