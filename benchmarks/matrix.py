@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from benchmarks.prepare import PEERS_PYTHON, PROJECT_PYTHON
+from benchmarks.prepare import PEERS_PYTHON, PROJECT_PYTHON, ROOT
+
+if TYPE_CHECKING:
+    from benchmarks.baseline import Baseline
 
 MAX_SIZE = 64 * 1024 * 1024
 
@@ -21,6 +25,8 @@ class Server:
     loop: str  # asyncio, uvloop, or node (libuv)
     env: dict[str, str] = field(default_factory=dict)
     only: tuple[str, ...] = ()  # the scenarios it serves; () for all
+    base: bool = False  # wsserver at the --baseline revision instead of the working tree's
+    cwd: Path = ROOT  # the server's; for wsserver, where `import wsserver` looks first
 
     def serves(self, scenario: Scenario) -> bool:
         """Whether this server takes part in ``scenario``."""
@@ -74,6 +80,9 @@ SERVERS = [
     # Not a library: the least an asyncio server can do for a broadcast.
     Server("floor", "floor (bare transport.write)", "floor", "asyncio", only=("i",)),
     Server("floor-uvloop", "floor (uvloop)", "floor", "uvloop", only=("i",)),
+    # wsserver's columns again at another revision (--baseline, benchmarks/baseline.py).
+    Server("wsserver-base", "wsserver @ baseline", "wsserver", "asyncio", base=True),
+    Server("wsserver-base-uvloop", "wsserver @ baseline (uvloop)", "wsserver", "uvloop", base=True),
 ]
 
 
@@ -82,7 +91,7 @@ def baseline_for(peer: Server, servers: list[Server]) -> Server | None:
     node, the default build for the pure-Python column)."""
     loop = "uvloop" if peer.loop == "uvloop" else "asyncio"
     for s in servers:
-        if s.is_wsserver and s.loop == loop and not s.env:
+        if s.is_wsserver and s.loop == loop and not s.env and not s.base:
             return s
     return None
 
@@ -230,9 +239,26 @@ def _matches(key: str, wanted: str, prefix: bool) -> bool:
     return key == wanted or (prefix and key.startswith(wanted + "-"))
 
 
-def select_servers(keys: str | None) -> list[Server]:
-    """The servers named in the comma-separated ``keys`` (all if None)."""
-    return _select(SERVERS, keys, "server", prefix=False)
+def select_servers(keys: str | None, baseline: Baseline | None = None) -> list[Server]:
+    """The servers named in the comma-separated ``keys`` (all if None), the baseline
+    columns pointed at ``baseline``'s code (left out of "all" without one)."""
+    servers = _select(SERVERS, keys, "server", prefix=False)
+    if baseline is None:
+        if keys and any(s.base for s in servers):
+            names = ", ".join(s.key for s in servers if s.base)
+            raise SystemExit(f"{names}: wsserver at another revision needs --baseline REV")
+        return [s for s in servers if not s.base]
+    return [_at(s, baseline) if s.base else s for s in servers]
+
+
+def _at(server: Server, baseline: Baseline) -> Server:
+    """A baseline column running ``baseline``'s wsserver."""
+    return replace(
+        server,
+        label=server.label.replace("baseline", baseline.short),
+        env={**server.env, **baseline.environ()},
+        cwd=baseline.import_dir,
+    )
 
 
 def select_scenarios(keys: str | None) -> list[Scenario]:

@@ -54,7 +54,13 @@ def render(
         "wsserver's median divided by the peer's, wsserver on the same event loop as the peer "
         "(asyncio against node ws and against the pure-Python build). Read it with the "
         "*better* column: where higher is better, above 1 means wsserver wins; where lower is "
-        "better, below 1 means wsserver wins.",
+        "better, below 1 means wsserver wins."
+        + (
+            f" Against wsserver @ {meta['baseline']['short']}, it is the working tree's "
+            "figure divided by that revision's: what the change did."
+            if meta.get("baseline")
+            else ""
+        ),
         "",
     ]
     lines += _ratio_table(measurements, servers, scenarios)
@@ -120,6 +126,7 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"{meta['loadgen_cpu']} (`taskset`); open-file limit {meta['nofile']} (`prlimit`)",
         f"- Python {project.get('python')} (project venv, peers' venv: {peers.get('python')})",
         f"- wsserver {project.get('wsserver')} (git {meta.get('git', 'unknown')}); {speedups}",
+        *_baseline_header(meta.get("baseline")),
         f"- Peers: websockets {peers.get('websockets')}, aiohttp {peers.get('aiohttp')}, "
         f"picows {peers.get('picows')}, uvloop {peers.get('uvloop')} "
         f"(project venv: uvloop {project.get('uvloop')})",
@@ -129,6 +136,19 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"- {meta['rounds']} round(s), interleaved: every scenario runs against every server in "
         "turn before the next scenario, each against a freshly started server"
         + (" (--quick: shorter runs)" if meta.get("quick") else ""),
+    ]
+
+
+def _baseline_header(baseline: dict[str, Any] | None) -> list[str]:
+    """Which revision the wsserver @ REV columns ran, and from where it was imported."""
+    if not baseline:
+        return []
+    speedups = {True: "loaded", False: "NOT loaded"}.get(baseline["speedups_loaded"], "unknown")
+    return [
+        f"- Baseline: the columns wsserver @ {baseline['short']} are `--baseline "
+        f"{baseline['rev']}`, commit {baseline['commit']}, run exactly as wsserver's but "
+        f"importing `{baseline['wsserver_realpath']}` (a git worktree); its C masking "
+        f"accelerator {speedups}"
     ]
 
 
@@ -159,7 +179,7 @@ def _results_table(
 def _ratio_table(
     measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario]
 ) -> list[str]:
-    peers = [s for s in servers if not s.is_wsserver or s.env]
+    peers = [s for s in servers if not s.is_wsserver or s.env or s.base]
     pairs = [(p, baseline_for(p, servers)) for p in peers]
     pairs = [(p, b) for p, b in pairs if b is not None]
     if not pairs:

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from benchmarks import baseline as base
 from benchmarks import broadcast_cost, environment, procs, report
 from benchmarks.matrix import Scenario, Server, select_scenarios, select_servers
 from benchmarks.prepare import BENCH, LOADGEN_BIN, ROOT, SetupError, prepare_all
@@ -40,7 +41,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--servers",
         metavar="NAMES",
         help="comma-separated servers: wsserver, wsserver-uvloop, wsserver-py, websockets, "
-        "websockets-uvloop, aiohttp, aiohttp-uvloop, picows, picows-uvloop, node",
+        "websockets-uvloop, aiohttp, aiohttp-uvloop, picows, picows-uvloop, node, floor, "
+        "floor-uvloop, wsserver-base, wsserver-base-uvloop (these two need --baseline)",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run wsserver at git revision REV (a worktree in benchmarks/.cache) as the "
+        "wsserver-base and wsserver-base-uvloop columns, to compare before/after a change",
     )
     p.add_argument(
         "--python", default="python3", help="interpreter for the peers' venv (default python3)"
@@ -67,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:
         return render_only(args.render)
-    servers = select_servers(args.servers)
+    baseline = base.resolve(args.baseline) if args.baseline else None
+    servers = select_servers(args.servers, baseline)
+    if baseline is not None and not any(s.base for s in servers):
+        log("--baseline needs wsserver-base or wsserver-base-uvloop among --servers")
+        return 2
     scenarios = select_scenarios(args.only)
     rounds = args.rounds or (1 if args.quick else 3)
     if len(os.sched_getaffinity(0)) < 2:
@@ -78,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     try:
-        return _run(args, servers, scenarios, rounds)
+        return _run(args, servers, scenarios, rounds, baseline)
     except SetupError as exc:
         log(f"setup failed: {exc}")
         return 2
@@ -90,10 +102,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(
-    args: argparse.Namespace, servers: list[Server], scenarios: list[Scenario], rounds: int
+    args: argparse.Namespace,
+    servers: list[Server],
+    scenarios: list[Scenario],
+    rounds: int,
+    baseline: base.Baseline | None,
 ) -> int:
     prepare_all(args.python, log, need_node=any(s.library == "node" for s in servers))
     meta: dict[str, Any] = environment.collect()
+    if baseline is not None:
+        meta["baseline"] = base.prepare(baseline, log)
+        found = meta["baseline"]
+        log(f"wsserver @ {baseline.short} imports {found['wsserver_realpath']} "
+            f"(as {found['wsserver_file']}), the app from {found['app_file']}")  # fmt: skip
     meta.update(
         rounds=rounds,
         quick=args.quick,
@@ -146,7 +167,8 @@ def render_only(path: Path) -> int:
     """Print the report of an earlier run from its raw JSON."""
     data = json.loads(path.read_text())
     meta, measurements = data["meta"], data["measurements"]
-    servers = select_servers(",".join(meta["servers"]))
+    baseline = base.Baseline.from_meta(meta["baseline"]) if "baseline" in meta else None
+    servers = select_servers(",".join(meta["servers"]), baseline)
     scenarios = select_scenarios(",".join(meta["scenarios"]))
     print(report.render(meta, measurements, servers, scenarios))
     return 0
@@ -170,7 +192,7 @@ def measure(
         proc = procs.start(
             command,
             cpu=procs.SERVER_CPU,
-            cwd=ROOT,
+            cwd=server.cwd,
             env=server.environ(),
             stdout=server_log,
             stderr=subprocess.STDOUT,
