@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test lint soak autobahn bench clean
 
-$(STAMP): pyproject.toml setup.py wsserver/_speedups.c
+$(STAMP): pyproject.toml setup.py wsserver/protocol/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,lint]'

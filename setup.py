@@ -5,8 +5,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "wsserver._speedups",
-            sources=["wsserver/_speedups.c"],
+            "wsserver.protocol._speedups",
+            sources=["wsserver/protocol/_speedups.c"],
             optional=True,  # no compiler: wsserver uses its pure-Python fallback
             extra_compile_args=["-O3"],
         )

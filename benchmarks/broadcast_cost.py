@@ -45,6 +45,7 @@ class MemoryTransport(asyncio.Transport):
         super().__init__()
         self.out: list[bytes] = []
         self.closing = False
+        self.protocol: asyncio.BaseProtocol | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.out.append(bytes(data))
@@ -55,6 +56,12 @@ class MemoryTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         return 0
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.protocol
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (0, 65536)

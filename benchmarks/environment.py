@@ -21,7 +21,10 @@ for name in sys.argv[1:]:
     except md.PackageNotFoundError:
         out[name] = None
 try:
-    from wsserver import frames
+    try:
+        from wsserver.protocol import frames  # the layout since the connection layer was split
+    except ImportError:
+        from wsserver import frames
     out["speedups_loaded"] = frames.SPEEDUPS
 except ImportError:
     pass
@@ -46,7 +49,7 @@ def collect() -> dict[str, object]:
         "git": _git_state(),
         "project": _python_versions(PROJECT_PYTHON, {}, "wsserver", "uvloop"),
         "project_no_speedups": _python_versions(PROJECT_PYTHON, {"WSSERVER_NO_SPEEDUPS": "1"}),
-        "speedups_files": sorted(p.name for p in (ROOT / "wsserver").glob("_speedups*.so")),
+        "speedups_files": sorted(p.name for p in (ROOT / "wsserver").rglob("_speedups*.so")),
         "peers": _python_versions(PEERS_PYTHON, {}, "websockets", "aiohttp", "picows", "uvloop"),
         "node": _output(["node", "--version"]),
         "node_packages": {

@@ -8,7 +8,13 @@ import os
 from typing import Any
 
 from wsserver import Request, Router, Server, WebSocket, serve
-from wsserver.frames import FrameParser, Opcode, parse_close, serialize_close, serialize_frame
+from wsserver.protocol.frames import (
+    FrameParser,
+    Opcode,
+    parse_close,
+    serialize_close,
+    serialize_frame,
+)
 
 MASK = b"\x12\x34\x56\x78"
 

@@ -10,7 +10,7 @@ import websockets
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from wsserver import Request, Router, WebSocket, broadcast
-from wsserver.frames import Opcode, serialize_frame
+from wsserver.protocol.frames import Opcode, serialize_frame
 
 from .conftest import StartServer
 from .helpers import MASK, RawClient

@@ -9,7 +9,7 @@ import pytest
 
 from wsserver import Config, ConfigError
 from wsserver.config import ENV_VARS
-from wsserver.deflate import DeflateSettings
+from wsserver.protocol.deflate import DeflateSettings
 
 
 def from_env(**env: str) -> Config:

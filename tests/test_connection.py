@@ -6,17 +6,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsserver.connection import (
+from wsserver.errors import InvalidState
+from wsserver.protocol.connection import (
     SEPARATE_PAYLOAD,
     CloseReceived,
     Connection,
     Ping,
     Pong,
     ProtocolFailure,
-    State,
 )
-from wsserver.errors import InvalidState
-from wsserver.frames import FrameParser, Opcode, serialize_close, serialize_frame
+from wsserver.protocol.frames import FrameParser, Opcode, serialize_close, serialize_frame
+from wsserver.protocol.state import ConnectionState
 
 MASK = b"\x01\x02\x03\x04"
 
@@ -99,11 +99,12 @@ class TestViolations:
         assert fragment in failure.reason
         # Nothing is sent until the I/O layer decides to fail.
         assert conn.data_to_send() == []
+        assert conn.state is ConnectionState.FAILING
         conn.fail(failure.code, failure.reason)
         frames = sent_frames(conn)
         assert frames[0][0] == Opcode.CLOSE
         assert frames[0][2][:2] == code.to_bytes(2, "big")
-        assert conn.state is State.CLOSING
+        assert conn.state is ConnectionState.LOCAL_CLOSING
         return events
 
     def test_continuation_without_start(self) -> None:
@@ -191,16 +192,17 @@ class TestViolations:
         sent_frames(conn)
         events = conn.receive_data(close_frame(1002))
         assert [type(e) for e in events] == [CloseReceived]
-        assert conn.state is State.CLOSED
+        assert conn.state is ConnectionState.CLOSED
 
     def test_close_arriving_while_failure_pending(self) -> None:
         conn = Connection()
         conn.receive_data(cf(7) + close_frame(1000))
         # No reply yet: the server still owes the 1002.
         assert conn.data_to_send() == []
+        assert conn.state is ConnectionState.REMOTE_CLOSING
         conn.fail(1002, "bad opcode")
         assert sent_frames(conn)[0][2][:2] == b"\x03\xea"
-        assert conn.state is State.CLOSED
+        assert conn.state is ConnectionState.CLOSED
 
 
 class TestClosingHandshake:
@@ -211,7 +213,7 @@ class TestClosingHandshake:
         assert isinstance(events[1], CloseReceived)
         assert (events[1].code, events[1].reason) == (1001, "bye")
         assert sent_frames(conn) == [(Opcode.CLOSE, True, serialize_close(1001))]
-        assert conn.state is State.CLOSED
+        assert conn.state is ConnectionState.CLOSED
         assert (conn.close_code, conn.close_reason) == (1001, "bye")
 
     def test_client_close_without_code_gets_empty_reply(self) -> None:
@@ -231,11 +233,11 @@ class TestClosingHandshake:
         conn = Connection()
         conn.send_close(1000, "done")
         assert sent_frames(conn) == [(Opcode.CLOSE, True, serialize_close(1000, "done"))]
-        assert conn.state is State.CLOSING
+        assert conn.state is ConnectionState.LOCAL_CLOSING
         # Data frames may still arrive before the reply.
         events = conn.receive_data(cf(Opcode.TEXT, b"in flight") + close_frame(1000))
         assert events[0] == "in flight"
-        assert conn.state is State.CLOSED
+        assert conn.state is ConnectionState.CLOSED
         assert conn.data_to_send() == []  # no second close
 
     def test_send_close_twice_sends_once(self) -> None:
@@ -254,7 +256,7 @@ class TestClosingHandshake:
     def test_eof(self) -> None:
         conn = Connection()
         conn.receive_eof()
-        assert conn.state is State.CLOSED
+        assert conn.state is ConnectionState.CLOSED
         assert conn.close_code == 1006
 
     @pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 2000, 5000])

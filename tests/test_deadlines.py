@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from wsserver.deadlines import SLACK, Deadlines
+from wsserver.server.deadlines import SLACK, Deadlines
 
 DURATION = 0.05
 

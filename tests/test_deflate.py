@@ -10,10 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsserver.connection import Connection, ProtocolFailure
-from wsserver.deflate import DeflateSettings, PerMessageDeflate, negotiate, parse_extensions
 from wsserver.errors import ConfigError
-from wsserver.frames import FrameParser, Opcode, serialize_frame
+from wsserver.protocol.connection import Connection, ProtocolFailure
+from wsserver.protocol.deflate import (
+    DeflateSettings,
+    PerMessageDeflate,
+    negotiate,
+    parse_extensions,
+)
+from wsserver.protocol.frames import FrameParser, Opcode, serialize_frame
 
 MASK = b"\x0a\x0b\x0c\x0d"
 DEFAULT = DeflateSettings()

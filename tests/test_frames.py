@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsserver.errors import ProtocolError
-from wsserver.frames import (
+from wsserver.protocol.frames import (
     SPEEDUPS,
     CloseCode,
     FrameParser,
@@ -75,7 +75,7 @@ def parse_all(
 
 
 try:
-    from wsserver import _speedups
+    from wsserver.protocol import _speedups
 except ImportError:  # not built
     _speedups = None  # type: ignore[assignment]
 

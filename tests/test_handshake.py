@@ -13,11 +13,10 @@ import websockets
 
 import wsserver
 from wsserver import HandshakeError, Headers, Router
-from wsserver.handshake import (
+from wsserver.protocol.handshake import (
     accept_headers,
     accept_key,
     check_request,
-    error_response,
     select_subprotocol,
 )
 
@@ -307,44 +306,6 @@ def test_select_subprotocol_client_order(
     assert select_subprotocol(headers, supported) == expected
 
 
-def test_error_response_format() -> None:
-    raw = error_response(404, "Not here", [("X-Extra", "1")])
-    assert raw.startswith(b"HTTP/1.1 404 Not Found\r\n")
-    headers = assert_complete_error(raw, 404)
-    assert headers["X-Extra"] == "1"
-    assert headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert parse_response(raw)[2] == b"Not here\n"
-
-
-def test_error_response_default_body_and_utf8_length() -> None:
-    raw = error_response(503)
-    assert raw.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
-    assert parse_response(raw)[2] == b"Service Unavailable\n"
-    raw = error_response(400, "café ☕")
-    assert_complete_error(raw, 400)
-    assert parse_response(raw)[2] == "café ☕\n".encode()
-
-
-def test_error_response_bytes_body_and_content_type() -> None:
-    raw = error_response(400, b'{"e":1}', [("Content-Type", "application/json")])
-    headers = assert_complete_error(raw, 400)
-    assert headers.getall("Content-Type") == ["application/json"]
-    assert parse_response(raw)[2] == b'{"e":1}'
-
-
-def test_error_response_unknown_status() -> None:
-    assert error_response(599, "x").startswith(b"HTTP/1.1 599 Unknown\r\n")
-
-
-@pytest.mark.parametrize(
-    "header",
-    [("X-A", "a\r\nSet-Cookie: evil=1"), ("X-A", "a\nb"), ("X-A", "a\rb"), ("X\r\nB", "v")],
-)
-def test_error_response_rejects_crlf_in_headers(header: tuple[str, str]) -> None:
-    with pytest.raises(ValueError):
-        error_response(400, "x", [header])
-
-
 # ============================================================ real-socket tests
 
 
@@ -579,7 +540,7 @@ async def test_max_connections_gives_503() -> None:
 
 
 def test_accept_response_bytes() -> None:
-    from wsserver.handshake import accept_response
+    from wsserver.protocol.handshake import accept_response
 
     raw = accept_response(KEY, "chat", "permessage-deflate")
     assert raw.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from wsserver import Headers, Request
-from wsserver.request import QueryArgs
+from wsserver.app.request import QueryArgs
 
 
 def make_request(target: str = "/", *headers: tuple[str, str], method: str = "GET") -> Request:

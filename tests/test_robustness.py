@@ -11,16 +11,19 @@ from typing import Any
 import websockets
 
 from wsserver import ConnectionClosedOK, Request, Router, WebSocket
-from wsserver.connection import Connection
-from wsserver.frames import Opcode, serialize_close
-from wsserver.protocol import ServerProtocol
+from wsserver.protocol.connection import Connection
+from wsserver.protocol.frames import Opcode, serialize_close
+from wsserver.server.http_protocol import HttpProtocol
+from wsserver.server.inbox import Inbox
+from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
 from .helpers import RawClient, echo_routes
 
 
 def queue_len(server: Any) -> int:
-    return max((len(p.ws._queue) for p in server._websockets if p.ws is not None), default=0)
+    inboxes = [p.inbox for p in server.connections if isinstance(p, WebSocketProtocol)]
+    return max((len(inbox) for inbox in inboxes), default=0)
 
 
 class TestReceiveBackpressure:
@@ -224,7 +227,7 @@ class TestNoLeaks:
             for i in range(0, n, 20):
                 await asyncio.gather(*(cycle(j) for j in range(i, i + 20)))
             for _ in range(100):
-                if not server._protocols:
+                if not server.connections:
                     break
                 await asyncio.sleep(0.01)
 
@@ -247,7 +250,7 @@ class TestNoLeaks:
             grown = tracemalloc.get_traced_memory()[0] - baseline
         finally:
             tracemalloc.stop()
-        assert not server._protocols
+        assert not server.connections
         assert len(asyncio.all_tasks()) == tasks_before
         assert live_timers() <= timers_before
         assert grown < 300_000, f"memory grew by {grown} bytes over 1000 connections"
@@ -260,7 +263,7 @@ class TestNoLeaks:
         # collector to find (which would cost time on busy servers).
         # asyncio's own socket transport too (before 3.12 it references
         # itself; the protocol breaks that cycle when the connection is lost).
-        kinds = (ServerProtocol, WebSocket, Request, Connection)
+        kinds = (HttpProtocol, WebSocketProtocol, Inbox, WebSocket, Request, Connection)
         handled: list[str] = []
         routes = Router()
 
@@ -309,10 +312,10 @@ class TestNoLeaks:
                 raw = await RawClient.connect(server.port, "/wait")
                 raw.close()  # no closing handshake: the connection is lost
             for _ in range(100):
-                if not server._protocols and len(handled) == 15 and not leftovers():
+                if not server.connections and len(handled) == 15 and not leftovers():
                     break
                 await asyncio.sleep(0.01)
-            assert len(handled) == 15 and not server._protocols
+            assert len(handled) == 15 and not server.connections
             assert leftovers() == [], "objects left in reference cycles"
         finally:
             gc.enable()

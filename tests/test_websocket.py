@@ -20,7 +20,7 @@ from wsserver import (
     State,
     WebSocket,
 )
-from wsserver.frames import Opcode, serialize_close, serialize_frame
+from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
 
 from .conftest import StartServer
 from .helpers import MASK, RawClient, echo_routes

@@ -12,9 +12,9 @@ Example::
             await ws.send(message)
 """
 
-from .broadcast import broadcast
+from .app.request import Headers, Request
+from .app.routing import Route, Router
 from .config import Config
-from .connection import State
 from .errors import (
     ConcurrencyError,
     ConfigError,
@@ -26,10 +26,10 @@ from .errors import (
     WebsocketClosed,
     WSServerError,
 )
-from .request import Headers, Request
-from .routing import Route, Router
-from .server import Server, serve
-from .websocket import WebSocket
+from .protocol.state import State
+from .server.broadcast import broadcast
+from .server.server import Server, serve
+from .server.websocket import WebSocket
 
 __version__ = "0.1.0"
 

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .app.routing import Router
 from .config import Config
 from .errors import ConfigError
-from .routing import Router
-from .server import serve
+from .server.server import serve
 
 logger = logging.getLogger("wsserver.server")
 

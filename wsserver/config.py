@@ -13,9 +13,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .deflate import RANGES as DEFLATE_RANGES
-from .deflate import DeflateSettings
 from .errors import ConfigError
+from .protocol.deflate import RANGES as DEFLATE_RANGES
+from .protocol.deflate import DeflateSettings
 
 __all__ = ["Config", "ENV_VARS"]
 

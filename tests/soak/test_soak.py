@@ -20,7 +20,7 @@ import pytest
 import websockets
 
 from tests.helpers import RawClient, upgrade_request
-from wsserver.frames import Opcode, serialize_close, serialize_frame
+from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
 
 pytestmark = pytest.mark.soak
 
@@ -251,7 +251,7 @@ async def test_abuse_leaves_no_python_objects_behind(kind: int) -> None:
             for _ in range(0, n, 100):
                 await asyncio.gather(*(abuse(server.port, kind, rng) for _ in range(100)))
             for _ in range(200):
-                if not server._protocols and len(asyncio.all_tasks()) == tasks_before:
+                if not server.connections and len(asyncio.all_tasks()) == tasks_before:
                     break
                 await asyncio.sleep(0.02)
 
@@ -272,7 +272,7 @@ async def test_abuse_leaves_no_python_objects_behind(kind: int) -> None:
         finally:
             tracemalloc.stop()
         print(f"\nabuse kind {kind}: traced growth {growth} bytes per 1000 connections")
-        assert not server._protocols
+        assert not server.connections
         assert len(asyncio.all_tasks()) == tasks_before
         assert min(growth) < 100_000
     finally:

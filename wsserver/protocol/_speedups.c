@@ -67,7 +67,7 @@ static PyMethodDef speedups_methods[] = {
 };
 
 static struct PyModuleDef speedups_module = {
-    PyModuleDef_HEAD_INIT, "wsserver._speedups", "C accelerator for wsserver.", -1,
+    PyModuleDef_HEAD_INIT, "wsserver.protocol._speedups", "C accelerator for wsserver: masking.", -1,
     speedups_methods,
 };
 

@@ -18,43 +18,41 @@ Events returned by :meth:`Connection.receive_data`, in the order they arrived:
 * :class:`Pong`.
 * :class:`CloseReceived` - the peer's close frame; the reply (same code) is
   already queued, and the state is then ``CLOSED``: the server closes TCP.
-* :class:`ProtocolFailure` - the peer broke the protocol. Nothing is sent yet:
-  the I/O layer first lets the application take the messages that arrived
-  before the violation, then calls :meth:`Connection.fail`. From the violation
-  on, received frames are skipped, except close frames.
+* :class:`ProtocolFailure` - the peer broke the protocol (state ``FAILING``).
+  Nothing is sent yet: the I/O layer first lets the application take the
+  messages that arrived before the violation, then calls
+  :meth:`Connection.fail`. From the violation on, received frames are skipped,
+  except close frames.
 
-States and transitions (our close / the peer's close)::
-
-    OPEN --send_close/fail--> CLOSING --close received--> CLOSED
-    OPEN --close received (reply queued)--------------->  CLOSED
-    any  --receive_eof---------------------------------->  CLOSED
+The states and every transition between them are in :mod:`.state`; this class
+moves :attr:`Connection.state` only through :func:`.state.transition`.
 """
 
 from __future__ import annotations
 
 import codecs
-import enum
 
+from ..errors import InvalidState, ProtocolError
 from .deflate import PerMessageDeflate
-from .errors import InvalidState, ProtocolError
 from .frames import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONT,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    PING,
+    PONG,
+    TEXT,
     CloseCode,
     FrameParser,
+    Opcode,
     frame_header,
     is_valid_close_code,
     parse_close,
     serialize_close,
     serialize_frame,
 )
+from .state import ConnectionState, Trigger, transition
 
 __all__ = [
-    "State",
     "Connection",
     "Ping",
     "Pong",
@@ -69,13 +67,10 @@ _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 #: chunk of their own, after their frame header, rather than copied behind it.
 SEPARATE_PAYLOAD = 16 * 1024
 
-
-class State(enum.Enum):
-    """State of a WebSocket connection after the opening handshake."""
-
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
+_OPEN = ConnectionState.OPEN
+_FAILING = ConnectionState.FAILING
+_REMOTE_CLOSING = ConnectionState.REMOTE_CLOSING
+_CLOSED = ConnectionState.CLOSED
 
 
 class Ping:
@@ -128,6 +123,7 @@ class ProtocolFailure:
         return f"ProtocolFailure({self.code}, {self.reason!r})"
 
 
+#: What :meth:`Connection.receive_data` returns, event by event.
 Event = str | bytes | Ping | Pong | CloseReceived | ProtocolFailure
 Data = str | bytes | bytearray | memoryview
 
@@ -165,7 +161,8 @@ class Connection:
     def __init__(
         self, *, max_size: int | None = 2**20, deflate: PerMessageDeflate | None = None
     ) -> None:
-        self.state = State.OPEN
+        #: Where the connection is in its life (see :mod:`.state`).
+        self.state = _OPEN
         self.max_size = max_size
         self.deflate = deflate
         self._parser = FrameParser(allow_rsv1=deflate is not None)
@@ -176,24 +173,28 @@ class Connection:
         self.close_received: tuple[int, str] | None = None
         #: The violation that failed (or is failing) the connection.
         self.failure: ProtocolError | None = None
-        # The message being received.
-        self._msg_opcode = 0
+        # The message being received (CONTINUATION: none).
+        self._msg_opcode = CONTINUATION
         self._msg_parts: list[bytes] | list[str] = []
         self._msg_size = 0
         self._msg_compressed = False
         self._decoder: codecs.IncrementalDecoder | None = None
         # Whether pieces of a data frame's payload are still to come.
         self._in_frame = False
-        # The fragmented message being sent (0: none).
-        self._send_opcode = 0
+        # The fragmented message being sent (CONTINUATION: none).
+        self._send_opcode = CONTINUATION
         self._send_compressed = False
+
+    def _move(self, trigger: Trigger) -> None:
+        self.state = transition(self.state, trigger)
 
     # ----------------------------------------------------------- receiving
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Feed received bytes; return the events they complete."""
         events: list[Event] = []
-        if self.state is State.CLOSED or self.close_received is not None:
+        state = self.state
+        if state is _CLOSED or state is _REMOTE_CLOSING:
             return events
         parser = self._parser
         max_size = self.max_size
@@ -217,7 +218,7 @@ class Connection:
                     self._handle_close_while_failing(payload, events)
                 elif (
                     fin
-                    and (opcode == OP_TEXT or opcode == OP_BINARY)  # noqa: SIM109 (faster)
+                    and (opcode is TEXT or opcode is BINARY)
                     and not rsv1
                     and not self._msg_opcode
                     and len(payload) == length
@@ -234,9 +235,9 @@ class Connection:
         return events
 
     @staticmethod
-    def _add_whole_message(opcode: int, payload: bytes, events: list[Event]) -> None:
+    def _add_whole_message(opcode: Opcode, payload: bytes, events: list[Event]) -> None:
         """Deliver an unfragmented, uncompressed message: text is checked as UTF-8."""
-        if opcode == OP_TEXT:
+        if opcode is TEXT:
             try:
                 events.append(payload.decode("utf-8"))
             except UnicodeDecodeError:
@@ -245,12 +246,12 @@ class Connection:
             events.append(payload)
 
     def receive_eof(self) -> None:
-        """The peer closed its side of TCP."""
-        self.state = State.CLOSED
+        """The peer closed its side of TCP, or the connection was lost."""
+        self._move(Trigger.EOF)
 
     def _handle_piece(
         self,
-        opcode: int,
+        opcode: Opcode,
         fin: bool,
         rsv1: bool,
         payload: bytes,
@@ -258,14 +259,14 @@ class Connection:
         offset: int,
         events: list[Event],
     ) -> None:
-        if opcode & 0x8:
+        if opcode >= 0x8:  # a control frame
             self._handle_control(opcode, payload, events)
             return
         max_size = self.max_size
         end = offset + len(payload) == length
         if not self._in_frame:
             # The first piece of a frame (possibly only its header).
-            if opcode == OP_CONT:
+            if opcode is CONTINUATION:
                 if not self._msg_opcode:
                     raise ProtocolError("continuation frame without a message to continue")
                 if rsv1:
@@ -277,7 +278,7 @@ class Connection:
                 self._msg_parts = []
                 self._msg_size = 0
                 self._msg_compressed = rsv1
-                self._decoder = _utf8_decoder() if opcode == OP_TEXT else None
+                self._decoder = _utf8_decoder() if opcode is TEXT else None
                 if rsv1:
                     assert self.deflate is not None
                     self.deflate.start_inflate()
@@ -317,31 +318,30 @@ class Connection:
             events.append("".join(parts))  # type: ignore[arg-type]
         else:
             events.append(b"".join(parts))  # type: ignore[arg-type]
-        self._msg_opcode = 0
+        self._msg_opcode = CONTINUATION
         self._msg_parts = []
         self._msg_size = 0
         self._decoder = None
         self._msg_compressed = False
 
-    def _handle_control(self, opcode: int, payload: bytes, events: list[Event]) -> None:
-        if opcode == OP_PING:
+    def _handle_control(self, opcode: Opcode, payload: bytes, events: list[Event]) -> None:
+        if opcode is PING:
             if self.close_sent is None:
-                self._out.append(serialize_frame(OP_PONG, payload))
+                self._out.append(serialize_frame(PONG, payload))
             events.append(Ping(payload))
-        elif opcode == OP_PONG:
+        elif opcode is PONG:
             events.append(Pong(payload))
         else:
-            assert opcode == OP_CLOSE
+            assert opcode is CLOSE
             code, reason = parse_close(payload)
             self._close_received(code, reason, events)
 
     def _close_received(self, code: int, reason: str, events: list[Event]) -> None:
         self.close_received = (code, reason)
-        if self.close_sent is None and self.failure is None:
+        self._move(Trigger.RECEIVE_CLOSE)
+        if self.state is _REMOTE_CLOSING and self.failure is None:
             # Echo the peer's code (RFC 6455 5.5.1); no code gets no code.
             self._send_close(None if code == CloseCode.NO_STATUS_RCVD else code, "")
-        if self.close_sent is not None:
-            self.state = State.CLOSED
         events.append(CloseReceived(code, reason))
 
     def _handle_close_while_failing(self, payload: bytes, events: list[Event]) -> None:
@@ -354,11 +354,12 @@ class Connection:
     def _violation(self, exc: ProtocolError, events: list[Event]) -> None:
         self._parser.discarding = True
         self._in_frame = False
-        self._msg_opcode = 0
+        self._msg_opcode = CONTINUATION
         self._msg_parts = []
         self._decoder = None
         if self.failure is None:
             self.failure = exc
+            self._move(Trigger.VIOLATION)
             events.append(ProtocolFailure(exc.close_code, exc.reason))
 
     # ------------------------------------------------------------- sending
@@ -383,10 +384,10 @@ class Connection:
         if self.close_sent is not None:
             raise InvalidState("cannot send after the close frame was sent")
         if isinstance(data, str):
-            opcode = OP_TEXT
+            opcode = TEXT
             payload: bytes | bytearray | memoryview = data.encode("utf-8")
         else:
-            opcode = OP_BINARY
+            opcode = BINARY
             payload = data
         if fin and not self._send_opcode and (self.deflate is None or not compress):
             n = len(payload)
@@ -396,9 +397,9 @@ class Connection:
                 return
         rsv1 = False
         if self._send_opcode:
-            if opcode != self._send_opcode:
+            if opcode is not self._send_opcode:
                 raise InvalidState("fragments of one message must be of the same type")
-            wire_opcode = OP_CONT
+            wire_opcode = CONTINUATION
             if self._send_compressed:
                 assert self.deflate is not None
                 payload = self.deflate.deflate(payload, fin)
@@ -413,7 +414,7 @@ class Connection:
                 self._send_opcode = opcode
                 self._send_compressed = rsv1
         if fin:
-            self._send_opcode = 0
+            self._send_opcode = CONTINUATION
             self._send_compressed = False
         if len(payload) >= SEPARATE_PAYLOAD:
             # Header and payload as two chunks: a transport that writes a
@@ -428,17 +429,17 @@ class Connection:
     @property
     def sending_fragments(self) -> bool:
         """Whether a fragmented message is being sent."""
-        return self._send_opcode != 0
+        return self._send_opcode is not CONTINUATION
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Send a ping frame (at most 125 bytes of payload)."""
-        self._send_control(OP_PING, payload)
+        self._send_control(PING, payload)
 
     def send_pong(self, payload: bytes = b"") -> None:
         """Send an unsolicited pong frame (at most 125 bytes of payload)."""
-        self._send_control(OP_PONG, payload)
+        self._send_control(PONG, payload)
 
-    def _send_control(self, opcode: int, payload: bytes) -> None:
+    def _send_control(self, opcode: Opcode, payload: bytes) -> None:
         if self.close_sent is not None:
             raise InvalidState("cannot send after the close frame was sent")
         if len(payload) > 125:
@@ -456,19 +457,19 @@ class Connection:
             raise ValueError(f"invalid close code {code}")
         if len(reason.encode("utf-8")) > 123:
             raise ValueError("close reason must be at most 123 bytes in UTF-8")
-        if self.close_sent is None and self.state is not State.CLOSED:
+        if self.close_sent is None and self.state is not _CLOSED:
             self._send_close(code, reason)
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection: send a close frame with ``code`` if none was sent."""
-        if self.close_sent is None and self.state is not State.CLOSED:
+        if self.close_sent is None and self.state is not _CLOSED:
             reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
             self._send_close(code, reason)
 
     def _send_close(self, code: int | None, reason: str) -> None:
-        self._out.append(serialize_frame(OP_CLOSE, serialize_close(code, reason)))
+        self._out.append(serialize_frame(CLOSE, serialize_close(code, reason)))
         self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
-        self.state = State.CLOSED if self.close_received is not None else State.CLOSING
+        self._move(Trigger.SEND_CLOSE)
 
     # --------------------------------------------------------------- state
 

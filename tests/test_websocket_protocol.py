@@ -1,4 +1,4 @@
-"""The asyncio protocol's write path, observed at the transport boundary.
+"""The WebSocket phase's protocol, observed at the transport boundary.
 
 A recording transport stands in for the socket so the test can count the
 writes (each one a syscall on a real socket); the protocol, the connection
@@ -11,7 +11,8 @@ import asyncio
 from typing import Any
 
 from wsserver import Request, Router, WebSocket, serve
-from wsserver.frames import FrameParser, Opcode, serialize_frame
+from wsserver.protocol.frames import FrameParser, Opcode, serialize_frame
+from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .helpers import MASK, upgrade_request
 
@@ -21,6 +22,7 @@ class RecordingTransport(asyncio.Transport):
         super().__init__()
         self.writes: list[bytes] = []
         self.closing = False
+        self.protocol: asyncio.BaseProtocol | None = None
 
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
@@ -33,6 +35,12 @@ class RecordingTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         return 0
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.protocol
 
     def pause_reading(self) -> None:
         pass
@@ -75,11 +83,14 @@ async def upgraded() -> tuple[Any, RecordingTransport, Any]:
 
     server = serve(routes, "127.0.0.1", 0, ping_interval=None, compression=None)
     await server.start()
-    protocol = server._make_protocol()
+    http = server._make_protocol()
     transport = RecordingTransport()
-    protocol.connection_made(transport)
-    protocol.data_received(upgrade_request("/"))
+    http.connection_made(transport)
+    http.data_received(upgrade_request("/"))
     assert transport.writes[0].startswith(b"HTTP/1.1 101 ")
+    # The HTTP phase handed the transport over to the WebSocket phase.
+    protocol = transport.get_protocol()
+    assert isinstance(protocol, WebSocketProtocol)
     transport.writes.clear()
     await asyncio.sleep(0)  # the handler starts and waits in recv()
     return server, transport, protocol

@@ -8,11 +8,12 @@ import socket
 import ssl as ssl_module
 from typing import Any
 
-from .config import Config
+from ..app.routing import Router
+from ..config import Config
 from .deadlines import Deadlines
-from .protocol import ServerProtocol
-from .routing import Router
+from .http_protocol import HttpProtocol
 from .websocket import WebSocket
+from .websocket_protocol import WebSocketProtocol
 
 __all__ = ["Server", "serve"]
 
@@ -51,17 +52,18 @@ class Server:
         self.sock = sock
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._server: asyncio.base_events.Server | None = None
-        self._protocols: set[ServerProtocol] = set()
-        self._websockets: set[ServerProtocol] = set()
+        #: Every open connection, in whichever phase.
+        self.connections: set[HttpProtocol | WebSocketProtocol] = set()
+        self._websockets: set[WebSocketProtocol] = set()
         self.closing = False
         self._closed: asyncio.Event | None = None
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
         #: then keepalive: when each WebSocket is due a ping, and its pong.
-        self.open_deadlines: Deadlines[ServerProtocol] | None = None
-        self.ping_deadlines: Deadlines[ServerProtocol] | None = None
-        self.pong_deadlines: Deadlines[ServerProtocol] | None = None
+        self.open_deadlines: Deadlines[HttpProtocol] | None = None
+        self.ping_deadlines: Deadlines[WebSocketProtocol] | None = None
+        self.pong_deadlines: Deadlines[WebSocketProtocol] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -74,15 +76,15 @@ class Server:
         config = self.config
         if config.open_timeout is not None:
             self.open_deadlines = Deadlines(
-                self.loop, config.open_timeout, ServerProtocol.on_open_timeout
+                self.loop, config.open_timeout, HttpProtocol.on_open_timeout
             )
         if config.ping_interval is not None:
             self.ping_deadlines = Deadlines(
-                self.loop, config.ping_interval, ServerProtocol.on_ping_due
+                self.loop, config.ping_interval, WebSocketProtocol.on_ping_due
             )
             if config.ping_timeout is not None:
                 self.pong_deadlines = Deadlines(
-                    self.loop, config.ping_timeout, ServerProtocol.on_pong_timeout
+                    self.loop, config.ping_timeout, WebSocketProtocol.on_pong_timeout
                 )
         if self.sock is not None:
             self._server = await self.loop.create_server(
@@ -99,8 +101,8 @@ class Server:
             )
         return self
 
-    def _make_protocol(self) -> ServerProtocol:
-        return ServerProtocol(self)
+    def _make_protocol(self) -> HttpProtocol:
+        return HttpProtocol(self)
 
     def __await__(self) -> Any:
         return self.start().__await__()
@@ -127,12 +129,12 @@ class Server:
             return
         self.closing = True
         self._server.close()
-        for protocol in list(self._protocols):
+        for protocol in list(self.connections):
             protocol.shutdown()
         grace = self.config.shutdown_timeout if timeout is None else timeout
         tasks = [
             p.handler_task
-            for p in self._protocols
+            for p in self._websockets
             if p.handler_task is not None and not p.handler_task.done()
         ]
         if tasks:
@@ -141,7 +143,7 @@ class Server:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
-        for protocol in list(self._protocols):
+        for protocol in list(self.connections):
             if not protocol.lost:
                 protocol.transport.abort()
         await self._server.wait_closed()
@@ -174,7 +176,9 @@ class Server:
     @property
     def websockets(self) -> list[WebSocket]:
         """The WebSocket connections currently open."""
-        return [p.ws for p in self._websockets if p.ws is not None and p.ws.open]
+        return [
+            p.websocket for p in self._websockets if p.websocket is not None and p.websocket.open
+        ]
 
     @property
     def websocket_count(self) -> int:
@@ -183,16 +187,20 @@ class Server:
 
     # ---------------------------------------------- called by the protocols
 
-    def register(self, protocol: ServerProtocol) -> None:
-        self._protocols.add(protocol)
+    def register(self, protocol: HttpProtocol) -> None:
+        """A connection was accepted."""
+        self.connections.add(protocol)
         if self.closing:
             protocol.shutdown()
 
-    def websocket_opened(self, protocol: ServerProtocol) -> None:
+    def websocket_opened(self, protocol: WebSocketProtocol) -> None:
+        """A connection was upgraded: its WebSocket protocol replaces its HTTP one."""
+        self.connections.add(protocol)
         self._websockets.add(protocol)
 
-    def unregister(self, protocol: ServerProtocol) -> None:
-        self._protocols.discard(protocol)
+    def unregister(self, protocol: HttpProtocol | WebSocketProtocol) -> None:
+        """A connection is gone, or its HTTP phase is over."""
+        self.connections.discard(protocol)
         self._websockets.discard(protocol)
 
 

@@ -24,7 +24,7 @@ import dataclasses
 import re
 import zlib
 
-from .errors import ConfigError, ProtocolError
+from ..errors import ConfigError, ProtocolError
 
 __all__ = [
     "DeflateSettings",

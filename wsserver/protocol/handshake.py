@@ -1,30 +1,40 @@
-"""The opening handshake (RFC 6455 section 4.2), sans-I/O.
+"""The opening handshake (RFC 6455 section 4.2), sans-I/O: accept or deny an upgrade.
 
-:func:`check_request` validates an upgrade request and raises
-:class:`~wsserver.errors.HandshakeError` with the HTTP status to answer;
-:func:`accept_response` builds the ``101 Switching Protocols``
-response; :func:`error_response` builds a complete HTTP error response.
+:func:`decide` takes what is known of an upgrade request when it arrives (its
+method, version and headers, the route's options, the server's settings and
+capacity) and returns either an :class:`Accept`, which holds everything the
+``101 Switching Protocols`` says and the permessage-deflate agreement, or the
+:class:`~wsserver.protocol.http.Response` that denies the upgrade. An
+``on_connect`` hook, which the I/O layer runs after an accept, has the last
+word through :meth:`Accept.answered`. Nothing here does I/O.
+
+The checks, each raising :class:`~wsserver.errors.HandshakeError` with the
+status to answer, are also usable alone: :func:`check_request`,
+:func:`check_origin`, :func:`select_subprotocol`.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Sequence
-from http import HTTPStatus
+from collections.abc import Collection, Sequence
 
-from .errors import HandshakeError
-from .request import Headers
+from ..errors import HandshakeError
+from .deflate import DeflateSettings, PerMessageDeflate, negotiate
+from .http import Headers, Response, error_response
 
 __all__ = [
     "GUID",
+    "Accept",
+    "decide",
     "accept_key",
     "check_request",
+    "check_origin",
     "select_subprotocol",
     "accept_headers",
     "accept_response",
-    "error_response",
     "comma_tokens",
+    "is_upgrade_request",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -129,7 +139,7 @@ def select_subprotocol(
     return None
 
 
-def check_origin(headers: Headers, allowed: frozenset[str | None] | None) -> None:
+def check_origin(headers: Headers, allowed: Collection[str | None] | None) -> None:
     """Check the ``Origin`` header against ``allowed`` (None: anything goes).
 
     ``allowed`` holds exact origins; None in it admits requests without an
@@ -186,32 +196,106 @@ _HEAD_101 = (
 )
 
 
-def error_response(
-    status: int,
-    body: str | bytes | None = None,
-    headers: Sequence[tuple[str, str]] = (),
-) -> bytes:
-    """The bytes of a complete HTTP/1.1 response that closes the connection.
+class Accept:
+    """An accepted upgrade: what the ``101 Switching Protocols`` says, and what was agreed.
 
-    ``body`` defaults to the status phrase; a str body is sent as
-    ``text/plain; charset=utf-8``.
+    Attributes:
+        key: the client's ``Sec-WebSocket-Key``.
+        subprotocol: the subprotocol chosen, or None.
+        deflate: the permessage-deflate agreement, or None.
+        extensions: the ``Sec-WebSocket-Extensions`` value of the 101, or None.
+    """
+
+    __slots__ = ("key", "subprotocol", "deflate", "extensions")
+
+    def __init__(
+        self,
+        key: str,
+        subprotocol: str | None = None,
+        deflate: PerMessageDeflate | None = None,
+        extensions: str | None = None,
+    ) -> None:
+        self.key = key
+        self.subprotocol = subprotocol
+        self.deflate = deflate
+        self.extensions = extensions
+
+    def __repr__(self) -> str:
+        return f"<Accept subprotocol={self.subprotocol!r} extensions={self.extensions!r}>"
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers of the 101 response."""
+        return accept_headers(self.key, self.subprotocol, self.extensions)
+
+    def response(self) -> bytes:
+        """The bytes of the 101 response."""
+        return accept_response(self.key, self.subprotocol, self.extensions)
+
+    def answered(self, answer: object) -> Accept | Response:
+        """The final verdict once an ``on_connect`` hook answered ``answer``.
+
+        None keeps the accept; a :class:`~wsserver.protocol.http.Response`
+        denies the upgrade with exactly that response.
+
+        Raises:
+            TypeError: ``answer`` is neither.
+        """
+        if answer is None:
+            return self
+        if isinstance(answer, Response):
+            return answer
+        raise TypeError(f"on_connect hook returned {type(answer).__name__}, not a Response or None")
+
+
+def decide(
+    method: str,
+    http_version: str,
+    headers: Headers,
+    *,
+    subprotocols: Sequence[str] = (),
+    require_subprotocol: bool = False,
+    origins: Collection[str | None] | None = None,
+    deflate: DeflateSettings | None = None,
+    shutting_down: bool = False,
+    open_connections: int = 0,
+    max_connections: int | None = None,
+) -> Accept | Response:
+    """Accept an upgrade request to a WebSocket route, or deny it.
+
+    The checks, in order: the request itself (:func:`check_request`: 426,
+    405 or 400), its ``Origin`` (403), the subprotocol (400 when one is
+    required and none offered), then the server's capacity (503 while it
+    shuts down or once ``open_connections`` reached ``max_connections``).
+    permessage-deflate is agreed when ``deflate`` is given and the client
+    offers it acceptably.
+
+    Args:
+        method, http_version, headers: the request's.
+        subprotocols: the route's subprotocols, see :func:`select_subprotocol`.
+        require_subprotocol: deny clients that offer none of them.
+        origins: the ``Origin`` values accepted (None: any), see :func:`check_origin`.
+        deflate: the server's permessage-deflate settings; None when it is off.
+        shutting_down: whether the server is shutting down.
+        open_connections: the WebSocket connections open now.
+        max_connections: how many may be open at once (None: no limit).
+
+    Returns:
+        An :class:`Accept`, or the :class:`~wsserver.protocol.http.Response`
+        to deny the upgrade with (it closes the connection).
     """
     try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Unknown"
-    if body is None:
-        body = phrase
-    for name, value in headers:
-        if any(c in name or c in value for c in "\r\n\0"):
-            raise ValueError(f"invalid character in response header {name!r}")
-    names = {name.lower() for name, _ in headers}
-    out = list(headers)
-    if isinstance(body, str):
-        body = (body + "\n").encode("utf-8")
-        if "content-type" not in names:
-            out.append(("Content-Type", "text/plain; charset=utf-8"))
-    out.append(("Content-Length", str(len(body))))
-    out.append(("Connection", "close"))
-    head = f"HTTP/1.1 {status} {phrase}\r\n" + "".join(f"{n}: {v}\r\n" for n, v in out)
-    return head.encode("latin-1") + b"\r\n" + body
+        key = check_request(method, http_version, headers)
+        check_origin(headers, origins)
+        subprotocol = select_subprotocol(headers, subprotocols, require_subprotocol)
+    except HandshakeError as exc:
+        return error_response(exc.status, exc.message, exc.headers)
+    if shutting_down:
+        return error_response(503, "Server is shutting down.", [("Retry-After", "1")])
+    if max_connections is not None and open_connections >= max_connections:
+        return error_response(503, "Too many connections.", [("Retry-After", "1")])
+    if deflate is not None:
+        agreed = negotiate(headers.getall("sec-websocket-extensions"), deflate)
+        if agreed is not None:
+            return Accept(key, subprotocol, *agreed)
+    return Accept(key, subprotocol)

@@ -1,28 +1,36 @@
-"""The WebSocket object that handlers receive: send, recv, ping, pong, close."""
+"""The WebSocket object that handlers receive: send, recv, ping, pong, close.
+
+It is the application's view of one connection. Received messages come from
+the connection's :class:`~wsserver.server.inbox.Inbox`; what it sends goes to
+the sans-I/O :class:`~wsserver.protocol.connection.Connection`, whose bytes the
+:class:`~wsserver.server.websocket_protocol.WebSocketProtocol` writes out
+(:meth:`~wsserver.server.websocket_protocol.WebSocketProtocol.send_pending`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import os
 import time
 from collections.abc import AsyncIterable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .connection import Connection, State
-from .errors import OK_CLOSE_CODES, ConcurrencyError, WebsocketClosed, closed_error
-from .request import Request
+from ..app.request import Request
+from ..errors import OK_CLOSE_CODES, ConcurrencyError, WebsocketClosed, closed_error
+from ..protocol.connection import Connection
+from ..protocol.deflate import PerMessageDeflate
+from ..protocol.state import CLIENT_SIDE, OPEN_STATES, SERVER_SIDE, ConnectionState, State
+from .inbox import Inbox
 
 if TYPE_CHECKING:
-    from .protocol import ServerProtocol
+    from .websocket_protocol import WebSocketProtocol
 
 __all__ = ["WebSocket", "State"]
 
 Data = str | bytes | bytearray | memoryview
 
-#: Marks, in the receive queue, where the peer broke the protocol.
-FAILURE = object()
+_CLOSED = ConnectionState.CLOSED
 
 
 class WebSocket:
@@ -36,39 +44,38 @@ class WebSocket:
     __slots__ = (
         "_protocol",
         "_conn",
+        "_inbox",
         "_loop",
         "request",
         "subprotocol",
+        "deflate",
         "latency",
-        "_queue",
-        "_waiter",
         "_recv_busy",
-        "_recv_done",
         "_pings",
         "_fragment_lock",
     )
 
     def __init__(
         self,
-        protocol: ServerProtocol,
+        protocol: WebSocketProtocol,
         conn: Connection,
+        inbox: Inbox,
         request: Request,
         subprotocol: str | None,
     ) -> None:
         self._protocol = protocol
         self._conn = conn
+        self._inbox = inbox
         self._loop = protocol.loop
         #: The HTTP request that opened this connection.
         self.request = request
         #: The negotiated subprotocol, or None.
         self.subprotocol = subprotocol
+        #: The permessage-deflate agreement, or None.
+        self.deflate: PerMessageDeflate | None = conn.deflate
         #: Round-trip time of the last ping answered, in seconds.
         self.latency = 0.0
-        self._queue: collections.deque[Any] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
         self._recv_busy = False
-        #: No more messages can arrive (closed, failed or lost).
-        self._recv_done = False
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._fragment_lock: asyncio.Lock | None = None
 
@@ -97,40 +104,26 @@ class WebSocket:
 
     async def _receive(self, timeout: float | None, iterating: bool) -> str | bytes:
         """The body of ``recv()`` and of ``async for``, one coroutine per message."""
-        queue = self._queue
-        if queue and not self._recv_busy:
-            item = queue[0]
-            if item is not FAILURE:
-                queue.popleft()
-                if self._protocol.reading_paused:
-                    self._protocol.maybe_resume_reading()
-                return item  # type: ignore[no-any-return]
-        # Slow path, in this same coroutine: an idle connection keeps one
-        # frame less alive while it waits.
+        inbox = self._inbox
         if self._recv_busy:
             raise ConcurrencyError("recv() is already waiting in another task")
+        message = inbox.get_nowait()
+        if message is not None:
+            return message
+        # Slow path, in this same coroutine: an idle connection keeps one
+        # frame less alive while it waits.
         self._recv_busy = True
         loop = self._loop
         deadline = None if timeout is None else loop.time() + timeout
-        protocol = self._protocol
         try:
             while True:
-                if queue:
-                    item = queue.popleft()
-                    if item is FAILURE:
-                        protocol.fail_now()
-                        continue
-                    if protocol.reading_paused:
-                        protocol.maybe_resume_reading()
-                    return item  # type: ignore[no-any-return]
-                if self._recv_done:
+                if inbox.ended:
                     if iterating and self._conn.close_code in OK_CLOSE_CODES:
                         raise StopAsyncIteration
                     raise self._closed_error()
                 # About to wait: send what the handler wrote meanwhile.
-                protocol.flush()
-                waiter = loop.create_future()
-                self._waiter = waiter
+                self._protocol.flush()
+                waiter = inbox.waiter()
                 try:
                     if deadline is None:
                         await waiter
@@ -140,15 +133,12 @@ class WebSocket:
                             raise TimeoutError
                         await asyncio.wait_for(waiter, remaining)
                 finally:
-                    self._waiter = None
+                    inbox.forget_waiter()
+                message = inbox.get_nowait()
+                if message is not None:
+                    return message
         finally:
             self._recv_busy = False
-
-    def _wake(self) -> None:
-        """Wake ``recv()``: a message arrived or the connection closed."""
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def __aiter__(self) -> WebSocket:
         return self
@@ -223,7 +213,7 @@ class WebSocket:
         if conn.close_sent is not None or self._protocol.lost:
             raise self._closed_error()
         conn.send(payload, fin, compress=compress)
-        self._protocol.write(conn.data_to_send())
+        self._protocol.send_pending()
 
     async def _send_fragments(
         self, data: Iterable[Data] | AsyncIterable[Data], compress: bool
@@ -259,6 +249,28 @@ class WebSocket:
         self._send_frame(item, False, compress)
         return item if first is None else first
 
+    def send_nowait(self, message: str | bytes) -> bool:
+        """Send a message at once, without waiting, unless the connection cannot take it now.
+
+        This is :func:`~wsserver.broadcast`'s policy for one connection: the
+        message is sent only while the connection is open, is not in the
+        middle of sending a fragmented message, and holds at most
+        ``write_limit`` unsent bytes.
+
+        Returns:
+            Whether the message was sent (False: it was dropped).
+        """
+        return self._protocol.send_nowait(message)
+
+    def send_frame_nowait(self, frame: bytes) -> bool:
+        """Like :meth:`send_nowait`, for a whole frame built once for many connections.
+
+        ``frame`` must suit this connection (compressed only if it agreed to
+        permessage-deflate with the parameters the frame was made with):
+        :func:`~wsserver.broadcast` builds such frames.
+        """
+        return self._protocol.send_frame_nowait(frame)
+
     # --------------------------------------------------------------- control
 
     def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
@@ -285,13 +297,17 @@ class WebSocket:
         if conn.close_sent is not None or self._protocol.lost:
             raise self._closed_error()
         conn.send_ping(payload)
-        self._protocol.write(conn.data_to_send())
+        self._protocol.send_pending()
         future: asyncio.Future[float] = self._loop.create_future()
         future.add_done_callback(_consume_exception)
         self._pings[payload] = (future, time.perf_counter())
         return future
 
-    def _pong_received(self, payload: bytes) -> None:
+    def pong_received(self, payload: bytes) -> None:
+        """Resolve the ping that ``payload`` answers, and every ping sent before it.
+
+        Called by the protocol for each pong that arrives.
+        """
         pings = self._pings
         if payload not in pings:
             return
@@ -316,7 +332,7 @@ class WebSocket:
         if conn.close_sent is not None or self._protocol.lost:
             raise self._closed_error()
         conn.send_pong(payload)
-        self._protocol.write(conn.data_to_send())
+        self._protocol.send_pending()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection and wait until it is closed (bounded by close_timeout).
@@ -338,33 +354,28 @@ class WebSocket:
 
     @property
     def open(self) -> bool:
-        """Whether messages can still be sent and received."""
-        conn = self._conn
-        return (
-            conn.close_sent is None
-            and conn.close_received is None
-            and conn.state is State.OPEN
-            and not self._protocol.lost
-        )
+        """Whether messages can still be sent and received.
+
+        Neither close frame has gone either way, and TCP is up. (A connection
+        whose peer broke the protocol stays open until its close frame is
+        sent: the messages before the violation are still delivered.)
+        """
+        return self._conn.state in OPEN_STATES
 
     @property
     def closed(self) -> bool:
         """Whether the closing handshake is over or the TCP connection is lost."""
-        return self._conn.state is State.CLOSED or self._protocol.lost
+        return self._conn.state is _CLOSED
 
     @property
     def server_state(self) -> State:
         """OPEN until the server sends its close frame, then CLOSING, then CLOSED."""
-        if self.closed:
-            return State.CLOSED
-        return State.OPEN if self._conn.close_sent is None else State.CLOSING
+        return SERVER_SIDE[self._conn.state]
 
     @property
     def client_state(self) -> State:
         """OPEN until the client's close frame arrives, then CLOSING, then CLOSED."""
-        if self.closed:
-            return State.CLOSED
-        return State.OPEN if self._conn.close_received is None else State.CLOSING
+        return CLIENT_SIDE[self._conn.state]
 
     @property
     def close_code(self) -> int | None:
@@ -391,10 +402,8 @@ class WebSocket:
     def _closed_error(self) -> WebsocketClosed:
         return closed_error(self._conn.close_code, self._conn.close_reason)
 
-    def _connection_lost(self) -> None:
-        """Called by the protocol once TCP is closed."""
-        self._recv_done = True
-        self._wake()
+    def connection_lost(self) -> None:
+        """Fail the pings still waiting for a pong: the protocol calls this once TCP is closed."""
         if self._pings:
             error = self._closed_error()
             for future, _ in self._pings.values():

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .deflate import PerMessageDeflate
-from .frames import OP_BINARY, OP_TEXT, serialize_frame
+from ..protocol.deflate import PerMessageDeflate
+from ..protocol.frames import Opcode, serialize_frame
 from .websocket import WebSocket
 
 __all__ = ["broadcast"]
@@ -35,15 +35,14 @@ def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> list[We
         fragmented message, or with a write buffer over ``write_limit``.
     """
     if isinstance(message, str):
-        opcode, payload = OP_TEXT, message.encode("utf-8")
+        opcode, payload = Opcode.TEXT, message.encode("utf-8")
     else:
-        opcode, payload = OP_BINARY, bytes(message)
+        opcode, payload = Opcode.BINARY, bytes(message)
     plain: bytes | None = None
     compressed: dict[tuple[int, int, int], bytes] = {}
     skipped: list[WebSocket] = []
     for ws in connections:
-        protocol = ws._protocol
-        deflate = ws._conn.deflate
+        deflate = ws.deflate
         if deflate is None or not deflate.should_compress(len(payload), True):
             if plain is None:
                 plain = serialize_frame(opcode, payload)
@@ -58,13 +57,10 @@ def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> list[We
             frame = shared
         else:
             # Its compressor carries context from message to message.
-            if protocol.accepts_broadcast():
-                ws._conn.send(message)
-                protocol.write(ws._conn.data_to_send())
-            else:
+            if not ws.send_nowait(message):
                 skipped.append(ws)
             continue
-        if not protocol.send_broadcast(frame):
+        if not ws.send_frame_nowait(frame):
             skipped.append(ws)
     return skipped
 

@@ -1,81 +1,18 @@
-"""The HTTP request that opened a connection: headers, query args, cookies, params."""
+"""The HTTP request that opened a connection: headers, query args, cookies, params.
+
+:class:`Headers` lives with the other HTTP message types in
+:mod:`wsserver.protocol.http`; it is importable from here too.
+"""
 
 from __future__ import annotations
 
 import types
-from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from ..protocol.http import Headers
+
 __all__ = ["Headers", "QueryArgs", "Request"]
-
-
-class Headers(Mapping[str, str]):
-    """Case-insensitive, multi-valued HTTP headers.
-
-    ``headers["X"]`` and ``headers.get("x")`` give the first value;
-    :meth:`getall` gives every value, in order.
-    """
-
-    __slots__ = ("_items", "_raw")
-
-    def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
-        # (lowercase name, value) pairs: a plain list is smaller than an index,
-        # and a scan over a request's dozen or two headers is quick.
-        self._items: list[tuple[str, str]] = []
-        # The pairs as received, kept only once a name was not lowercase.
-        self._raw: list[tuple[str, str]] | None = None
-        for name, value in items or []:
-            self.add(name, value)
-
-    @classmethod
-    def from_lowercase(cls, items: list[tuple[str, str]]) -> Headers:
-        """Headers from pairs whose names are lowercase already (as h11 gives them)."""
-        headers = cls()
-        headers._items = items
-        return headers
-
-    def add(self, name: str, value: str) -> None:
-        """Append a header."""
-        lower = name.lower()
-        if lower == name:
-            lower = name  # keep one string object, not two equal ones
-        elif self._raw is None:
-            self._raw = list(self._items)
-        if self._raw is not None:
-            self._raw.append((name, value))
-        self._items.append((lower, value))
-
-    def __getitem__(self, name: str) -> str:
-        key = name.lower()
-        for item_name, value in self._items:
-            if item_name == key:
-                return value
-        raise KeyError(name)
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        key = name.lower()
-        return any(item_name == key for item_name, _ in self._items)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(name for name, _ in self._items))
-
-    def __len__(self) -> int:
-        return len({name for name, _ in self._items})
-
-    def getall(self, name: str) -> list[str]:
-        """Every value of header ``name`` (an empty list when absent)."""
-        key = name.lower()
-        return [value for item_name, value in self._items if item_name == key]
-
-    def raw_items(self) -> list[tuple[str, str]]:
-        """Every ``(name, value)`` pair as received, repeated names included."""
-        return list(self._items if self._raw is None else self._raw)
-
-    def __repr__(self) -> str:
-        return f"Headers({self.raw_items()!r})"
 
 
 class QueryArgs(dict[str, list[str]]):

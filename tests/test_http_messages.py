@@ -1,0 +1,108 @@
+"""HTTP messages (sans-I/O): Headers, Response, and the one writer of responses."""
+
+from __future__ import annotations
+
+import h11
+import pytest
+
+from wsserver.protocol.http import Response, error_response, render_response
+
+from .test_handshake import assert_complete_error, parse_response
+
+
+def request_state(method: bytes = b"GET", extra: bytes = b"") -> h11.Connection:
+    """A server's h11 state machine that has received one request (without a body)."""
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(method + b" / HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
+    assert type(conn.next_event()) is h11.Request
+    return conn
+
+
+def rendered(
+    status: int, message: str | None = None, headers: list[tuple[str, str]] | None = None
+) -> bytes:
+    """An error response as sent: closing the connection."""
+    return render_response(request_state(), error_response(status, message, headers), close=True)
+
+
+def test_error_response_format() -> None:
+    raw = rendered(404, "Not here", [("X-Extra", "1")])
+    assert raw.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    headers = assert_complete_error(raw, 404)
+    assert headers["X-Extra"] == "1"
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert parse_response(raw)[2] == b"Not here\n"
+
+
+def test_error_response_default_body_and_utf8_length() -> None:
+    raw = rendered(503)
+    assert raw.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert parse_response(raw)[2] == b"Service Unavailable\n"
+    raw = rendered(400, "café ☕")
+    assert_complete_error(raw, 400)
+    assert parse_response(raw)[2] == "café ☕\n".encode()
+
+
+def test_bytes_body_and_own_content_type() -> None:
+    response = Response(b'{"e":1}', 400, [("Content-Type", "application/json")])
+    raw = render_response(request_state(), response, close=True)
+    headers = assert_complete_error(raw, 400)
+    assert headers.getall("Content-Type") == ["application/json"]
+    assert parse_response(raw)[2] == b'{"e":1}'
+
+
+def test_unknown_status_has_a_reason_phrase_too() -> None:
+    assert rendered(599, "x").startswith(b"HTTP/1.1 599 Unknown\r\n")
+
+
+def test_every_response_carries_its_reason_phrase() -> None:
+    raw = render_response(request_state(), Response("hi"))
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [("X-A", "a\r\nSet-Cookie: evil=1"), ("X-A", "a\nb"), ("X-A", "a\rb"), ("X\r\nB", "v")],
+)
+def test_response_refuses_crlf_in_headers(header: tuple[str, str]) -> None:
+    with pytest.raises(ValueError):
+        error_response(400, "x", [header])
+    with pytest.raises(ValueError):
+        Response("x", 200, [header])
+
+
+def test_keep_alive_after_a_response() -> None:
+    conn = request_state()
+    raw = render_response(conn, Response("hi"))
+    assert parse_response(raw)[2] == b"hi"
+    assert (conn.our_state, conn.their_state) == (h11.DONE, h11.SEND_BODY)
+    assert type(conn.next_event()) is h11.EndOfMessage
+    assert (conn.our_state, conn.their_state) == (h11.DONE, h11.DONE)
+
+
+def test_close_ends_the_connection() -> None:
+    conn = request_state()
+    render_response(conn, Response("bye"), close=True)
+    assert conn.our_state is h11.MUST_CLOSE
+
+
+def test_head_leaves_out_the_body_but_keeps_its_length() -> None:
+    raw = render_response(request_state(b"HEAD"), Response("twelve bytes"), head=True)
+    status, headers, body = parse_response(raw)
+    assert (status, headers["Content-Length"], body) == (200, "12", b"")
+
+
+def test_an_error_before_any_request_is_rendered_too() -> None:
+    # A malformed request line: h11 has seen no request, and can still answer.
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"NOT HTTP\r\n\r\n")
+    with pytest.raises(h11.RemoteProtocolError):
+        conn.next_event()
+    raw = render_response(conn, error_response(400, "Bad request"), close=True)
+    assert_complete_error(raw, 400)
+
+
+def test_a_body_that_does_not_match_its_length_is_refused() -> None:
+    conn = request_state()
+    with pytest.raises(h11.LocalProtocolError):
+        render_response(conn, Response("too long", 200, [("Content-Length", "3")]))

@@ -1,0 +1,184 @@
+"""HTTP messages, sans-I/O: request headers, responses, and the one writer of responses.
+
+:class:`Headers` holds a request's headers; :class:`Response` is an HTTP
+response an application returns (an HTTP route's answer, or the denial of an
+upgrade); :func:`render_response` turns one into bytes through the
+connection's h11 state machine, which tracks whether the connection can be
+kept alive. Every HTTP response wsserver sends is rendered there: route
+answers, denials and errors alike. (The ``101 Switching Protocols`` of an
+accepted upgrade is built by :mod:`.handshake`.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from http import HTTPStatus
+
+import h11
+
+__all__ = [
+    "Headers",
+    "HeadersLike",
+    "Response",
+    "error_response",
+    "reason_phrase",
+    "render_response",
+]
+
+HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, multi-valued HTTP headers.
+
+    ``headers["X"]`` and ``headers.get("x")`` give the first value;
+    :meth:`getall` gives every value, in order.
+    """
+
+    __slots__ = ("_items", "_raw")
+
+    def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
+        # (lowercase name, value) pairs: a plain list is smaller than an index,
+        # and a scan over a request's dozen or two headers is quick.
+        self._items: list[tuple[str, str]] = []
+        # The pairs as received, kept only once a name was not lowercase.
+        self._raw: list[tuple[str, str]] | None = None
+        for name, value in items or []:
+            self.add(name, value)
+
+    @classmethod
+    def from_lowercase(cls, items: list[tuple[str, str]]) -> Headers:
+        """Headers from pairs whose names are lowercase already (as h11 gives them)."""
+        headers = cls()
+        headers._items = items
+        return headers
+
+    def add(self, name: str, value: str) -> None:
+        """Append a header."""
+        lower = name.lower()
+        if lower == name:
+            lower = name  # keep one string object, not two equal ones
+        elif self._raw is None:
+            self._raw = list(self._items)
+        if self._raw is not None:
+            self._raw.append((name, value))
+        self._items.append((lower, value))
+
+    def __getitem__(self, name: str) -> str:
+        key = name.lower()
+        for item_name, value in self._items:
+            if item_name == key:
+                return value
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(item_name == key for item_name, _ in self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(name for name, _ in self._items))
+
+    def __len__(self) -> int:
+        return len({name for name, _ in self._items})
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of header ``name`` (an empty list when absent)."""
+        key = name.lower()
+        return [value for item_name, value in self._items if item_name == key]
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` pair as received, repeated names included."""
+        return list(self._items if self._raw is None else self._raw)
+
+    def __repr__(self) -> str:
+        return f"Headers({self.raw_items()!r})"
+
+
+class Response:
+    """An HTTP response: status, headers and a body.
+
+    Args:
+        body: the body; a str is encoded as UTF-8.
+        status: the status code.
+        headers: extra headers, as a mapping or ``(name, value)`` pairs.
+        content_type: the ``Content-Type`` header, if any.
+
+    Raises:
+        ValueError: a header name or value contains CR, LF or NUL, or the
+            status is not between 200 and 599.
+    """
+
+    __slots__ = ("body", "status", "headers")
+
+    def __init__(
+        self,
+        body: bytes | str = b"",
+        status: int = 200,
+        headers: HeadersLike | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        if not 200 <= status <= 599:
+            raise ValueError(f"HTTP status must be between 200 and 599, not {status}")
+        self.status = status
+        self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        items = list(headers.items() if isinstance(headers, Mapping) else headers or [])
+        if content_type is not None and not any(n.lower() == "content-type" for n, _ in items):
+            items.append(("Content-Type", content_type))
+        for name, value in items:
+            if any(c in name or c in value for c in "\r\n\0"):
+                raise ValueError(f"invalid character in response header {name!r}")
+        self.headers: list[tuple[str, str]] = items
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {len(self.body)} bytes>"
+
+
+def reason_phrase(status: int) -> str:
+    """The reason phrase of ``status`` ("Unknown" for codes HTTP does not name)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def error_response(
+    status: int, message: str | None = None, headers: HeadersLike | None = None
+) -> Response:
+    """A plain-text error response: ``message`` (the reason phrase by default) and a newline."""
+    body = (reason_phrase(status) if message is None else message) + "\n"
+    return Response(body, status, headers, "text/plain; charset=utf-8")
+
+
+def render_response(
+    conn: h11.Connection, response: Response, *, close: bool = False, head: bool = False
+) -> bytes:
+    """The bytes of ``response``, sent through ``conn`` (h11's state machine).
+
+    The status line carries the reason phrase; ``Content-Length`` is added
+    unless the response has one; ``close`` adds ``Connection: close``;
+    ``head`` leaves out the body (the answer to a HEAD request). Afterwards
+    ``conn`` tells whether the connection can serve another request (both
+    sides ``DONE``) or must close.
+
+    Raises:
+        h11.LocalProtocolError: h11 refused the response: its headers are
+            malformed, its ``Content-Length`` does not match its body, or
+            ``conn`` cannot send a response in its state. ``conn`` may then
+            be in its ERROR state and unable to send anything more.
+    """
+    headers = response.headers
+    if not any(name.lower() == "content-length" for name, _ in headers):
+        headers = [*headers, ("Content-Length", str(len(response.body)))]
+    if close:
+        headers = [*headers, ("Connection", "close")]
+    events: list[h11.Response | h11.Data | h11.EndOfMessage] = [
+        h11.Response(
+            status_code=response.status, headers=headers, reason=reason_phrase(response.status)
+        )
+    ]
+    if response.body and not head:
+        events.append(h11.Data(data=response.body))
+    events.append(h11.EndOfMessage())
+    return b"".join(conn.send(event) or b"" for event in events)

@@ -1,0 +1,444 @@
+"""The HTTP phase of one TCP connection: the asyncio protocol every connection starts with.
+
+It feeds received bytes to h11 and serves the requests that come, in order
+(keep-alive, pipelining): an HTTP route's handler, an HTTP error, or an upgrade
+request to a WebSocket route. An upgrade is decided by
+:func:`wsserver.protocol.handshake.decide` (and the route's ``on_connect``
+hook); once the ``101`` is written, the transport is handed to a new
+:class:`~wsserver.server.websocket_protocol.WebSocketProtocol` with
+``transport.set_protocol()``, together with the bytes that followed the
+request, and this object is done. Every other answer is an HTTP response,
+written by :meth:`HttpProtocol.send_response` (through
+:func:`wsserver.protocol.http.render_response`).
+
+The HTTP side knows the WebSocket side; the WebSocket side never refers back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, cast
+
+import h11
+
+from ..app.request import Request
+from ..app.response import text
+from ..app.routing import Route
+from ..protocol.connection import Connection
+from ..protocol.handshake import Accept, decide, is_upgrade_request
+from ..protocol.http import Headers, Response, error_response, render_response
+from .transports import break_transport_cycle
+from .websocket_protocol import WebSocketProtocol
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["HttpProtocol"]
+
+logger = logging.getLogger("wsserver.server")
+access_logger = logging.getLogger("wsserver.access")
+protocol_logger = logging.getLogger("wsserver.protocol")
+
+
+class HttpProtocol(asyncio.BufferedProtocol):
+    """One TCP connection until it is upgraded (or closed): h11, limits, HTTP routes.
+
+    A buffered protocol: the transport reads into the server's one receive
+    buffer, which is parsed in place. (A plain protocol gets a new bytes
+    object per read, which the allocator maps and unmaps for asyncio's
+    256 KiB reads: three system calls per read, and page faults.)
+    """
+
+    __slots__ = (
+        "server",
+        "config",
+        "loop",
+        "transport",
+        "remote_address",
+        "_h11",
+        "_awaiting_body",
+        "_body_size",
+        "_app_task",
+        "request",
+        "status",
+        "lost",
+        "_transport_closing",
+        "_close_timer",
+        "_started",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.config = server.config
+        self.loop = server.loop
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.remote_address: tuple[str, int] | None = None
+        self._h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=server.config.max_header_size
+        )
+        #: The request (self.request) has a body: it is dispatched at its end.
+        self._awaiting_body = False
+        self._body_size = 0
+        #: The HTTP handler or on_connect hook running (reading is paused meanwhile).
+        self._app_task: asyncio.Task[None] | None = None
+        self.request: Request | None = None
+        #: The status of the last response (0: none yet), for the access log.
+        self.status = 0
+        #: Whether the TCP connection is gone.
+        self.lost = False
+        self._transport_closing = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._started = self.loop.time()
+
+    # ------------------------------------------------------- asyncio events
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports have the interface without the base class.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.remote_address = (str(peer[0]), int(peer[1]))
+        limit = self.config.write_limit
+        self.transport.set_write_buffer_limits(high=limit, low=limit // 4)
+        self.server.register(self)
+        self._arm_open_timer()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.server.read_buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Process received bytes (what buffer_updated does with the buffer's)."""
+        self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
+        self._process()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        break_transport_cycle(self.transport)
+        if self._app_task is not None:
+            self._app_task.cancel()
+            self._app_task = None
+        self._stop_open_timer()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self.server.unregister(self)
+        self._log_access()
+
+    # ------------------------------------------------------------- requests
+
+    def _process(self) -> None:
+        """Handle the requests h11 has buffered, one at a time (pipelining)."""
+        h = self._h11
+        while self._app_task is None and not self._transport_closing:
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError as exc:
+                self.http_error(exc.error_status_hint, f"Bad request: {exc}")
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            kind = type(event)
+            if kind is h11.Request:
+                # A request without a body is dispatched at once (h11's
+                # EndOfMessage for it is taken only if an HTTP response needs
+                # it); one with a body once the body has arrived.
+                if not self._start_request(event):  # type: ignore[arg-type]
+                    return
+                if not self._awaiting_body and self._dispatch():
+                    return  # upgraded: the WebSocket protocol has the transport
+            elif kind is h11.Data:
+                self._body_size += len(event.data)  # type: ignore[union-attr]
+                if self._body_size > self.config.max_header_size:
+                    self.http_error(413, "Request bodies are not accepted here.")
+                    return
+            elif kind is h11.EndOfMessage and self._awaiting_body:
+                self._awaiting_body = False
+                if self._dispatch():
+                    return
+            elif kind is h11.ConnectionClosed:
+                self.close_transport()
+                return
+
+    def _start_request(self, event: h11.Request) -> bool:
+        """Check a request's head and make ``self.request``; False if it was refused."""
+        # One pass over the headers (h11 hands over lowercase names), also
+        # measuring the head: h11 bounds a head only while it is incomplete,
+        # so one that arrives whole in a single read is checked here.
+        items = []
+        head_size = len(event.method) + len(event.target) + 12
+        body = False
+        for name, value in event.headers:
+            head_size += len(name) + len(value) + 4
+            items.append((name.decode("latin-1"), value.decode("latin-1")))
+            if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+                body = True
+        if len(items) > self.config.max_headers:
+            self.http_error(431, "Too many request headers.")
+            return False
+        if head_size > self.config.max_header_size:
+            self.http_error(431, "Request header fields too large.")
+            return False
+        self.request = Request(
+            event.method.decode("ascii", "replace"),
+            event.target.decode("latin-1"),
+            Headers.from_lowercase(items),
+            remote_address=self.remote_address,
+            http_version=event.http_version.decode("ascii", "replace"),
+        )
+        self._awaiting_body = body
+        self._body_size = 0
+        return True
+
+    def _dispatch(self) -> bool:
+        """Route ``self.request``: handshake, HTTP handler, or an error; True once upgraded."""
+        request = self.request
+        assert request is not None
+        upgrade = is_upgrade_request(request.headers)
+        if not upgrade:
+            # Plain HTTP: the timer limits the request, not the handler.
+            self._stop_open_timer()
+        found = self.server.router.resolve(request.path, request.host, request.method, upgrade)
+        route = found.route
+        if route is None:
+            if found.status == 405:
+                allow = ", ".join(found.allowed)
+                self.send_response(text("Method Not Allowed", 405, [("Allow", allow)]))
+            elif found.status == 426:
+                self.send_response(
+                    text(
+                        "This is a WebSocket endpoint: send a WebSocket upgrade request.",
+                        426,
+                        [("Upgrade", "websocket"), ("Connection", "Upgrade")],
+                    )
+                )
+            else:
+                self.send_response(text("Not Found", 404))
+            return False
+        request.match_info = found.params
+        request.route = route
+        if not route.is_websocket:
+            self._run_app_task(self._http_handler(route, found.params))
+            return False
+        return self._handshake(request, route, found.params)
+
+    # ------------------------------------------------------------- upgrades
+
+    def _handshake(self, request: Request, route: Route, params: dict[str, Any]) -> bool:
+        """Answer an upgrade request; True when it was accepted at once."""
+        server = self.server
+        config = self.config
+        origins = route.origins
+        if origins is None and config.origins is not None:
+            origins = frozenset(config.origins)
+        verdict = decide(
+            request.method,
+            request.http_version,
+            request.headers,
+            subprotocols=route.subprotocols,
+            require_subprotocol=route.require_subprotocol,
+            origins=origins,
+            deflate=server.deflate_settings if config.compression == "deflate" else None,
+            shutting_down=server.closing,
+            open_connections=server.websocket_count,
+            max_connections=config.max_connections,
+        )
+        if not isinstance(verdict, Accept):
+            self.send_response(verdict, close=True)
+            return False
+        if route.on_connect is None:
+            self._upgrade(verdict, request, route, params)
+            return True
+        accept = verdict
+
+        async def hook() -> None:
+            assert route.on_connect is not None
+            answer = route.on_connect(request)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            final = accept.answered(answer)
+            if isinstance(final, Accept):
+                self._app_task = None
+                self._upgrade(final, request, route, params)
+            else:
+                self.send_response(final, close=True)
+
+        self._run_app_task(hook())
+        return False
+
+    def _upgrade(
+        self, accept: Accept, request: Request, route: Route, params: dict[str, Any]
+    ) -> None:
+        """Send the 101 and hand the transport over to a WebSocketProtocol."""
+        # Written directly: h11's state does not matter past this point, and
+        # its trailing data (frames sent right after the request) is kept.
+        self.transport.write(accept.response())
+        received, _ = self._h11.trailing_data
+        self._stop_open_timer()
+        self.status = 101
+        server = self.server
+        server.unregister(self)
+        protocol = WebSocketProtocol(
+            server,
+            self.transport,
+            Connection(max_size=self.config.max_size, deflate=accept.deflate),
+            request,
+            accept.subprotocol,
+            self.remote_address,
+            self._started,
+        )
+        self.transport.set_protocol(protocol)
+        protocol.start(route, params, received)
+
+    # ---------------------------------------------------------- HTTP routes
+
+    def _run_app_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a handler or hook; reading pauses until it has answered."""
+        self.transport.pause_reading()
+        self._app_task = self.loop.create_task(coro)
+        self._app_task.add_done_callback(self._app_task_done)
+
+    def _app_task_done(self, task: asyncio.Task[None]) -> None:
+        if self._app_task is task:
+            self._app_task = None
+        if task.cancelled() or self.lost or self.status == 101:
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error(
+                "error while handling %s from %s",
+                self.request.path if self.request else "-",
+                self._peer(),
+                exc_info=exc,
+            )
+            self.http_error(500, "Internal Server Error")
+            return
+        if not self._transport_closing:
+            self.transport.resume_reading()
+            self._process()
+
+    async def _http_handler(self, route: Route, params: dict[str, Any]) -> None:
+        assert self.request is not None
+        response = await route.handler(self.request, **params)
+        if not isinstance(response, Response):
+            raise TypeError(
+                f"HTTP handler {route.name} returned {type(response).__name__}, not a Response"
+            )
+        self.send_response(response)
+
+    # ------------------------------------------------------------ responses
+
+    def send_response(self, response: Response, *, close: bool = False) -> None:
+        """Send an HTTP response; keep the connection alive when HTTP/1.1 allows.
+
+        ``close`` ends the connection after the response, whatever the request said.
+        """
+        if self._transport_closing or self.lost:
+            return
+        h = self._h11
+        self.status = response.status
+        if h.their_state is h11.SEND_BODY:
+            # A request without a body is dispatched before h11 gives its
+            # end: take it now so that the connection can stay open (if that
+            # fails, the states below do not match and the connection closes).
+            with contextlib.suppress(h11.RemoteProtocolError):
+                h.next_event()
+        head = self.request is not None and self.request.method == "HEAD"
+        try:
+            data = render_response(h, response, close=close, head=head)
+        except h11.LocalProtocolError as exc:
+            logger.error("cannot send response %r: %s", response, exc)
+            # h11 may be past answering on this connection: a new one can.
+            h = self._h11 = h11.Connection(h11.SERVER)
+            self.status = 500
+            data = render_response(h, error_response(500, "Internal Server Error"), close=True)
+        self.transport.write(data)
+        states: Any = (h.our_state, h.their_state)
+        if states == (h11.DONE, h11.DONE):
+            h.start_next_cycle()
+            self._arm_open_timer()
+        else:
+            self.close_transport()
+
+    def http_error(
+        self, status: int, message: str, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        """Answer with an HTTP error (a plain-text ``message``) and close the connection."""
+        self._stop_open_timer()
+        if status >= 400:
+            protocol_logger.debug("%s: HTTP %d: %s", self._peer(), status, message)
+        self.send_response(error_response(status, message, headers), close=True)
+
+    def close_transport(self) -> None:
+        """Close TCP (after what was written), aborting it if that takes over close_timeout."""
+        if self._transport_closing or self.lost:
+            return
+        self._transport_closing = True
+        transport = self.transport
+        transport.close()
+        # With nothing left to write, a plain TCP transport is gone at the
+        # next loop iteration; TLS still exchanges close_notify.
+        if transport.get_write_buffer_size() or self.server.ssl is not None:
+            self._close_timer = self.loop.call_later(
+                self.config.close_timeout, self._on_close_timeout
+            )
+
+    def _on_close_timeout(self) -> None:
+        self._close_timer = None
+        protocol_logger.debug("%s: closing timed out; aborting", self._peer())
+        self.transport.abort()
+
+    # --------------------------------------------------------------- timers
+
+    def _arm_open_timer(self) -> None:
+        deadlines = self.server.open_deadlines
+        if deadlines is not None:
+            deadlines.add(self)
+
+    def _stop_open_timer(self) -> None:
+        deadlines = self.server.open_deadlines
+        if deadlines is not None:
+            deadlines.discard(self)
+
+    def on_open_timeout(self) -> None:
+        """The request (or the next one on a kept-alive connection) took over open_timeout."""
+        if self.status != 101 and not self._transport_closing:
+            self.status = self.status or 408
+            protocol_logger.debug("%s: request not complete within open_timeout", self._peer())
+            if self._app_task is not None:
+                self._app_task.cancel()
+            self.close_transport()
+
+    def shutdown(self) -> None:
+        """Server shutdown: answer 503 (a handler or hook still running is cancelled)."""
+        if not self.lost and not self._transport_closing:
+            self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
+
+    # --------------------------------------------------------------- logging
+
+    def _peer(self) -> str:
+        if self.remote_address is None:
+            return "-"
+        return f"{self.remote_address[0]}:{self.remote_address[1]}"
+
+    def _log_access(self) -> None:
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        path = self.request.path if self.request is not None else "-"
+        access_logger.info(
+            "%s %s %s %.3fs close=%s",
+            self._peer(),
+            path,
+            self.status or "-",
+            self.loop.time() - self._started,
+            "-",
+        )

@@ -1,0 +1,518 @@
+"""The WebSocket phase of one TCP connection: the asyncio protocol after the 101.
+
+:class:`~wsserver.server.http_protocol.HttpProtocol` hands the transport over
+(``transport.set_protocol()``) once it has sent the ``101``, with the bytes
+that followed the request. From then on this protocol feeds received bytes to
+the sans-I/O :class:`~wsserver.protocol.connection.Connection`, puts the
+messages in the connection's :class:`~wsserver.server.inbox.Inbox`, and writes
+what the connection has to send (:meth:`WebSocketProtocol.send_pending`, the
+one place that does). It owns what needs a clock or a socket: flow control in
+both directions, the closing handshake's timeout, keepalive, the grace period
+before failing a connection, and the handler's task.
+
+Protocol violations: messages that arrived before the violation are still
+delivered to the handler; the connection is failed as soon as the handler
+reaches the violation in its inbox, or after ``FAIL_DELAY`` seconds if it does
+not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..app.request import Request
+from ..app.routing import Route
+from ..errors import ConnectionClosed
+from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
+from ..protocol.state import ConnectionState
+from .inbox import Inbox
+from .transports import break_transport_cycle
+from .websocket import WebSocket
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["WebSocketProtocol", "FAIL_DELAY"]
+
+logger = logging.getLogger("wsserver.server")
+access_logger = logging.getLogger("wsserver.access")
+protocol_logger = logging.getLogger("wsserver.protocol")
+
+#: Longest wait, in seconds, between a protocol violation and failing the
+#: connection, while the handler has not yet read the messages before it.
+FAIL_DELAY = 0.25
+
+_OPEN = ConnectionState.OPEN
+_FAILING = ConnectionState.FAILING
+_CLOSED = ConnectionState.CLOSED
+
+
+class WebSocketProtocol(asyncio.BufferedProtocol):
+    """One connection after the upgrade: frames, flow control, closing, keepalive, the handler.
+
+    A buffered protocol, like the HTTP phase: the transport reads into the
+    server's one receive buffer, which is parsed in place.
+
+    Args:
+        server: the server the connection belongs to.
+        transport: the connection's transport, handed over after the 101.
+        conn: the sans-I/O connection, with the agreed extensions.
+        request: the upgrade request.
+        subprotocol: the subprotocol agreed, or None.
+        remote_address: the peer's ``(host, port)``, or None.
+        started: the loop time at which the TCP connection was accepted (for
+            the access log).
+    """
+
+    __slots__ = (
+        "server",
+        "config",
+        "loop",
+        "transport",
+        "remote_address",
+        "request",
+        "conn",
+        "inbox",
+        "websocket",
+        "handler_task",
+        "lost",
+        "writing_paused",
+        "_lost_waiters",
+        "_drain_waiters",
+        "_held",
+        "_held_size",
+        "_transport_closing",
+        "_close_timer",
+        "_fail_timer",
+        "_started",
+    )
+
+    def __init__(
+        self,
+        server: Server,
+        transport: asyncio.Transport,
+        conn: Connection,
+        request: Request,
+        subprotocol: str | None,
+        remote_address: tuple[str, int] | None,
+        started: float,
+    ) -> None:
+        self.server = server
+        self.config = server.config
+        self.loop = server.loop
+        self.transport = transport
+        self.remote_address = remote_address
+        self.request = request
+        self.conn = conn
+        self.inbox = Inbox(
+            self.loop,
+            self.config.max_queue,
+            pause=self._pause_reading,
+            resume=self._resume_reading,
+            reached_failure=self.fail_now,
+        )
+        #: The handler's WebSocket; None once the connection and its handler are over.
+        self.websocket: WebSocket | None = WebSocket(self, conn, self.inbox, request, subprotocol)
+        self.handler_task: asyncio.Task[None] | None = None
+        #: Whether the TCP connection is gone.
+        self.lost = False
+        #: Whether the transport's write buffer is above write_limit.
+        self.writing_paused = False
+        self._lost_waiters: list[asyncio.Future[None]] | None = None
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        # Frames held to leave in one write, while the handler works through a backlog.
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self._transport_closing = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._fail_timer: asyncio.TimerHandle | None = None
+        self._started = started
+
+    def start(self, route: Route, params: dict[str, Any], received: bytes) -> None:
+        """Run the route's handler, and take the bytes that followed the request.
+
+        Called once the transport was handed over: reading resumes here if the
+        HTTP phase had paused it (for an ``on_connect`` hook).
+        """
+        self.transport.resume_reading()
+        self.server.websocket_opened(self)
+        self.handler_task = self.loop.create_task(self._run_handler(route, params))
+        self._schedule_keepalive()
+        if received:
+            self.data_received(received)
+
+    # ------------------------------------------------------- asyncio events
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.server.read_buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Process received bytes (what buffer_updated does with the buffer's)."""
+        conn = self.conn
+        events = conn.receive_data(data)
+        if events:
+            inbox = self.inbox
+            for event in events:
+                kind = type(event)
+                if kind is str or kind is bytes:
+                    inbox.put(event)  # type: ignore[arg-type]
+                elif kind is Pong:
+                    if self.websocket is not None:
+                        self.websocket.pong_received(event.payload)  # type: ignore[union-attr]
+                elif kind is CloseReceived:
+                    inbox.end()
+                elif kind is ProtocolFailure:
+                    self._on_failure(event)  # type: ignore[arg-type]
+            inbox.wake()
+        self.send_pending()
+        if conn.state is _CLOSED:
+            self.close_transport()
+
+    def eof_received(self) -> bool:
+        self.conn.receive_eof()
+        self.inbox.end()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        break_transport_cycle(self.transport)
+        server = self.server
+        if server.ping_deadlines is not None:
+            server.ping_deadlines.discard(self)
+            if server.pong_deadlines is not None:
+                server.pong_deadlines.discard(self)
+        for timer in (self._close_timer, self._fail_timer):
+            if timer is not None:
+                timer.cancel()
+        self._close_timer = self._fail_timer = None
+        self._held = []
+        self.conn.receive_eof()
+        self.inbox.detach()
+        if self.websocket is not None:
+            self.websocket.connection_lost()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        if self._lost_waiters is not None:
+            for waiter in self._lost_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._lost_waiters = None
+        server.unregister(self)
+        self._log_access()
+        if self.handler_task is None or self.handler_task.done():
+            self._drop_websocket()
+
+    def _drop_websocket(self) -> None:
+        """Once both the connection and its handler are over: let go of the WebSocket.
+
+        The WebSocket and this protocol reference each other; breaking the
+        cycle lets reference counting free the connection's objects at once
+        instead of leaving them to the garbage collector. A handler (or
+        anyone) may keep the WebSocket: it still reports the connection closed.
+        """
+        self.websocket = None
+
+    async def wait_lost(self) -> None:
+        """Wait until the TCP connection is closed."""
+        if self.lost:
+            return
+        if self._lost_waiters is None:
+            self._lost_waiters = []
+        waiter = self.loop.create_future()
+        self._lost_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._lost_waiters is not None and waiter in self._lost_waiters:
+                self._lost_waiters.remove(waiter)
+
+    # ----------------------------------------------------------- flow control
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        while self.writing_paused and not self.lost:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    def _pause_reading(self) -> None:
+        """The inbox is full (max_queue): stop reading from the peer."""
+        if not self._transport_closing and not self.lost:
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        """The handler took the inbox down to a quarter of max_queue: read again."""
+        if not self._transport_closing and not self.lost:
+            self.transport.resume_reading()
+
+    # --------------------------------------------------------------- writing
+
+    def send_pending(self) -> None:
+        """Write what the connection has ready to send: the one place that does.
+
+        Every change to the connection that produces bytes (a message, a ping,
+        a pong answering one, a close frame) is followed by this call.
+
+        While received messages wait in the inbox (pipelining), frames are
+        held and leave together in one transport write (one system call) once
+        the handler has caught up, at the end of the loop iteration at the
+        latest, or at once when ``write_limit`` bytes are held. Otherwise they
+        are written at once.
+        """
+        chunks = self.conn.data_to_send()
+        if chunks and not self.lost:
+            self._write(chunks)
+
+    def _write(self, chunks: list[bytes]) -> None:
+        held = self._held
+        waiting = self.inbox.messages
+        if not held and not waiting:
+            if len(chunks) == 1:
+                self.transport.write(chunks[0])
+            else:
+                self.transport.writelines(chunks)
+            return
+        if not held:
+            self.loop.call_soon(self.flush)
+        held += chunks
+        for chunk in chunks:
+            self._held_size += len(chunk)
+        if self._held_size >= self.config.write_limit or not waiting:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the frames held for coalescing now."""
+        held = self._held
+        if not held:
+            return
+        self._held = []
+        self._held_size = 0
+        if not self.lost:
+            if len(held) == 1:
+                self.transport.write(held[0])
+            else:
+                # One writev where the transport can (uvloop, asyncio >= 3.12);
+                # asyncio 3.11 joins the chunks itself.
+                self.transport.writelines(held)
+
+    def accepts_broadcast(self) -> bool:
+        """Whether :func:`wsserver.broadcast` sends to this connection now.
+
+        Not when it is not open, is in the middle of sending a fragmented
+        message, or holds more than ``write_limit`` unsent bytes.
+        """
+        state = self.conn.state
+        return (
+            (state is _OPEN or state is _FAILING)
+            and not self.conn.sending_fragments
+            and self.transport.get_write_buffer_size() <= self.config.write_limit
+        )
+
+    def send_frame_nowait(self, frame: bytes) -> bool:
+        """Write a whole data frame built once for many connections; False if skipped.
+
+        Nothing is written unless :meth:`accepts_broadcast`. The frame goes
+        after any frames held for coalescing, at once otherwise.
+        """
+        if not self.accepts_broadcast():
+            return False
+        if self._held:
+            self._write([frame])
+        else:
+            self.transport.write(frame)
+        return True
+
+    def send_nowait(self, message: str | bytes) -> bool:
+        """Send a message at once, framed (and compressed) for this connection; False if skipped.
+
+        Nothing is sent unless :meth:`accepts_broadcast`.
+        """
+        if not self.accepts_broadcast():
+            return False
+        self.conn.send(message)
+        self.send_pending()
+        return True
+
+    # ---------------------------------------------------------------- closing
+
+    def _on_failure(self, event: ProtocolFailure) -> None:
+        protocol_logger.debug(
+            "%s: protocol error, closing with %d: %s", self._peer(), event.code, event.reason
+        )
+        if self.inbox.put_failure():
+            self._fail_timer = self.loop.call_later(FAIL_DELAY, self.fail_now)
+        else:
+            self.fail_now()
+
+    def fail_now(self) -> None:
+        """Fail the connection for the protocol violation that was received."""
+        if self._fail_timer is not None:
+            self._fail_timer.cancel()
+            self._fail_timer = None
+        failure = self.conn.failure
+        if failure is not None and not self.lost:
+            self._fail(failure.close_code, failure.reason)
+        self.inbox.end()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Send a close frame, then half-close TCP and read (discarding) until the peer closes.
+
+        After a violation the peer's close reply may be unrecognisable (it can
+        arrive as the rest of a bad frame's payload), so the FIN tells the peer
+        we are done; it closes its side and no unread data turns our close into
+        a reset that could destroy the close frame.
+        """
+        conn = self.conn
+        if conn.close_sent is None:
+            conn.fail(code, reason)
+            self.send_pending()
+        if conn.state is not _CLOSED and self.transport.can_write_eof():
+            self.flush()
+            self.transport.write_eof()
+        self._after_close_sent()
+
+    def start_close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake (idempotent; bounded by close_timeout).
+
+        Raises:
+            ValueError: ``code`` or ``reason`` may not be sent.
+        """
+        conn = self.conn
+        if self.lost:
+            return
+        if conn.failure is not None and conn.close_sent is None:
+            self.fail_now()
+            return
+        conn.send_close(code, reason)
+        self.send_pending()
+        self._after_close_sent()
+
+    def _after_close_sent(self) -> None:
+        if self.conn.state is _CLOSED:
+            self.close_transport()
+        else:
+            self._arm_close_timer()
+
+    def close_transport(self) -> None:
+        """Close TCP (after flushing), aborting it if that takes over close_timeout."""
+        if self._transport_closing or self.lost:
+            return
+        self._transport_closing = True
+        self.flush()
+        transport = self.transport
+        transport.close()
+        # With nothing left to write, a plain TCP transport is gone at the
+        # next loop iteration; TLS still exchanges close_notify.
+        if transport.get_write_buffer_size() or self.server.ssl is not None:
+            self._arm_close_timer()
+
+    def _arm_close_timer(self) -> None:
+        if self._close_timer is None and not self.lost:
+            self._close_timer = self.loop.call_later(
+                self.config.close_timeout, self._on_close_timeout
+            )
+
+    def _on_close_timeout(self) -> None:
+        self._close_timer = None
+        protocol_logger.debug("%s: closing handshake timed out; aborting", self._peer())
+        self.transport.abort()
+
+    def shutdown(self) -> None:
+        """Server shutdown: close with 1001."""
+        if not self.lost and not self._transport_closing:
+            self.start_close(1001, "server shutting down")
+
+    # -------------------------------------------------------------- keepalive
+
+    def _schedule_keepalive(self) -> None:
+        pings = self.server.ping_deadlines
+        if pings is not None and not self.lost:
+            pings.add(self)
+
+    def on_ping_due(self) -> None:
+        """ping_interval has passed since the connection opened or the last pong: ping."""
+        ws = self.websocket
+        if ws is None or not ws.open:
+            return
+        pong = ws.ping()
+        pong.add_done_callback(self._keepalive_answered)
+        pongs = self.server.pong_deadlines
+        if pongs is not None:
+            pongs.add(self)
+
+    def _keepalive_answered(self, future: asyncio.Future[float]) -> None:
+        pongs = self.server.pong_deadlines
+        if pongs is not None:
+            pongs.discard(self)
+        if not future.cancelled() and future.exception() is None:
+            self._schedule_keepalive()
+
+    def on_pong_timeout(self) -> None:
+        """No pong within ping_timeout: fail the connection with 1011."""
+        if self.lost:
+            return
+        protocol_logger.debug("%s: no pong within ping_timeout; closing", self._peer())
+        if self.conn.close_sent is None:
+            self._fail(1011, "keepalive ping timeout")
+        self.inbox.end()
+
+    # ---------------------------------------------------------------- handler
+
+    async def _run_handler(self, route: Route, params: dict[str, Any]) -> None:
+        ws = self.websocket
+        assert ws is not None
+        try:
+            await route.handler(self.request, ws, **params)
+        except ConnectionClosed:
+            self.start_close(1000)
+        except asyncio.CancelledError:
+            self.start_close(1001, "server shutting down")
+            raise
+        except Exception:
+            logger.exception(
+                "handler %s failed on %s from %s", route.name, self.request.path, self._peer()
+            )
+            self.start_close(1011, "internal server error")
+        else:
+            # Usually the client closed first and the reply is out already.
+            if self.conn.close_sent is None:
+                self.start_close(1000)
+        finally:
+            if self.lost:
+                self._drop_websocket()
+
+    # ---------------------------------------------------------------- logging
+
+    def _peer(self) -> str:
+        if self.remote_address is None:
+            return "-"
+        return f"{self.remote_address[0]}:{self.remote_address[1]}"
+
+    def _log_access(self) -> None:
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        access_logger.info(
+            "%s %s %s %.3fs close=%s",
+            self._peer(),
+            self.request.path,
+            101,
+            self.loop.time() - self._started,
+            self.conn.close_code,
+        )
