@@ -364,3 +364,52 @@ def test_deflate_settings_mapping() -> None:
         min_size=0,
         server_no_context_takeover=True,
     )
+
+
+# ------------------------------------------------- one declaration per setting
+
+
+def test_readme_table_is_made_from_the_declarations() -> None:
+    from pathlib import Path
+
+    from wsserver.config import markdown_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert markdown_table() in readme, (
+        "README's configuration table is out of date: replace it with the output of "
+        'python -c "from wsserver.config import markdown_table; print(markdown_table())"'
+    )
+
+
+def test_every_declared_flag_and_variable_reaches_its_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each declaration drives its flag and its variable: setting them makes the value.
+    from wsserver.__main__ import build_parser, config_from_args
+    from wsserver.config import settings
+
+    samples = {"Count": "7", "Seconds": "3.5", "Choice": "none", "Origins": "https://a.example"}
+    parser = build_parser()
+    for name, spec in settings():
+        kind = type(spec.kind).__name__
+        if spec.flag is not None:
+            args = parser.parse_args(["x:y", spec.flag, samples[kind]])
+            value = getattr(config_from_args(args), name)
+            assert value == spec.kind.parse(samples[kind]) or value == [samples[kind]], name
+            assert value != getattr(Config(), name), name
+        if spec.env is not None:
+            value = getattr(Config.from_sources(env={spec.env: samples[kind]}), name)
+            assert value == spec.kind.parse(samples[kind]), name
+            assert value != getattr(Config(), name), name
+    assert "--max-size" in parser.format_help()
+
+
+def test_unreadable_flag_names_the_flag_and_what_it_takes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from wsserver.__main__ import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["x:y", "--max-size", "abc"])
+    err = capsys.readouterr().err
+    assert "--max-size" in err and "positive integer" in err

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .app.routing import Router
-from .config import Config
+from .config import Config, add_flags, flag_settings
 from .errors import ConfigError
 from .server.server import serve
 
@@ -31,52 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("app", help="module:attr, e.g. examples.echo:routes")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
-    # Settings flags default to SUPPRESS: only flags actually given reach the
-    # namespace, so the environment and the defaults apply to the others.
-    s = argparse.SUPPRESS
-    p.add_argument(
-        "--max-size", default=s, type=_optional_int, help="largest message in bytes, or 'none'"
-    )
-    p.add_argument("--max-queue", default=s, type=int, help="messages queued before reading pauses")
-    p.add_argument(
-        "--ping-interval", default=s, type=_optional_float, help="seconds between pings, or 'none'"
-    )
-    p.add_argument(
-        "--ping-timeout",
-        default=s,
-        type=_optional_float,
-        help="seconds to wait for a pong, or 'none'",
-    )
-    p.add_argument(
-        "--open-timeout", default=s, type=_optional_float, help="seconds for the opening handshake"
-    )
-    p.add_argument(
-        "--close-timeout", default=s, type=float, help="seconds for the closing handshake"
-    )
-    p.add_argument(
-        "--compression", default=s, choices=["deflate", "none"], help="permessage-deflate on or off"
-    )
-    p.add_argument(
-        "--max-connections",
-        default=s,
-        type=_optional_int,
-        help="open connections beyond which handshakes get 503",
-    )
-    p.add_argument(
-        "--shutdown-timeout",
-        default=s,
-        type=float,
-        help="seconds handlers get to finish on shutdown",
-    )
-    p.add_argument("--backlog", default=s, type=int, help="listen backlog")
-    p.add_argument(
-        "--origin",
-        dest="origins",
-        action="append",
-        default=s,
-        type=lambda v: None if v.lower() == "none" else v,
-        help="accepted Origin (repeatable; 'none' admits requests without one)",
-    )
+    add_flags(p)
     p.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
@@ -90,14 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging level (default info)",
     )
     return p
-
-
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() in ("none", "null", "off") else int(text)
-
-
-def _optional_float(text: str) -> float | None:
-    return None if text.lower() in ("none", "null", "off") else float(text)
 
 
 def load_router(spec: str) -> Router:
@@ -123,12 +70,7 @@ def load_router(spec: str) -> Router:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The Config for parsed arguments: flags, then the environment, then defaults."""
-    overrides = {
-        k: v for k, v in vars(args).items() if k not in ("app", "host", "port", "log_level", "loop")
-    }
-    if "compression" in overrides and overrides["compression"] == "none":
-        overrides["compression"] = None
-    return Config.from_sources(os.environ, **overrides)
+    return Config.from_sources(os.environ, **flag_settings(args))
 
 
 async def run(router: Router, host: str, port: int, config: Config) -> None:

@@ -1,107 +1,377 @@
-"""Server settings: defaults, validation, and reading them from the environment.
+"""Server settings: each declared once, with its default, its checks, its variable and flag.
+
+Every field of :class:`Config` is declared with :func:`setting`, which says
+what kind of value it takes (:class:`Kind`: the check, and how text from the
+environment or the command line is read), its ``WEBSOCKET_*`` environment
+variable and its command-line flag, if any, and one line of help. Validation,
+the environment, the CLI (:func:`add_flags`) and the README's configuration
+table (:func:`markdown_table`) all come from these declarations, so adding a
+setting is adding one field.
 
 Precedence, highest first: keyword arguments to :func:`wsserver.serve` (and
 the CLI flags, which become those arguments), then ``WEBSOCKET_*``
-environment variables, then the defaults below.
+environment variables, then the defaults.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .errors import ConfigError
 from .protocol.deflate import RANGES as DEFLATE_RANGES
 from .protocol.deflate import DeflateSettings
 
-__all__ = ["Config", "ENV_VARS"]
+__all__ = [
+    "Config",
+    "ENV_VARS",
+    "Kind",
+    "Setting",
+    "add_flags",
+    "markdown_table",
+    "setting",
+    "settings",
+]
 
-#: Environment variable -> setting name.
-ENV_VARS: dict[str, str] = {
-    "WEBSOCKET_MAX_SIZE": "max_size",
-    "WEBSOCKET_MAX_QUEUE": "max_queue",
-    "WEBSOCKET_PING_INTERVAL": "ping_interval",
-    "WEBSOCKET_PING_TIMEOUT": "ping_timeout",
-    "WEBSOCKET_TIMEOUT": "open_timeout",
-    "WEBSOCKET_CLOSE_TIMEOUT": "close_timeout",
-    "WEBSOCKET_COMPRESSION": "compression",
-    "WEBSOCKET_MAX_CONNECTIONS": "max_connections",
-    "WEBSOCKET_SHUTDOWN_TIMEOUT": "shutdown_timeout",
-}
+#: What stands for "none" (no limit, off) in the environment and on the command line.
+NONE_WORDS = frozenset({"", "none", "null", "off", "false"})
 
-#: Config setting -> the DeflateSettings field it sets (ranges live in deflate.RANGES).
-_DEFLATE_FIELDS = {
-    "compression_level": "level",
-    "compression_window_bits": "server_max_window_bits",
-    "compression_client_window_bits": "client_max_window_bits",
-    "compression_mem_level": "mem_level",
-    "compression_min_size": "min_size",
-}
 
-_NONE_WORDS = frozenset({"", "none", "null", "off", "false", "0"})
+# ------------------------------------------------------------------- kinds
+
+
+class Kind:
+    """What a setting accepts: a check of its value, and a reader of its text form.
+
+    Args:
+        none_ok: None is a valid value (no limit, or off).
+    """
+
+    def __init__(self, *, none_ok: bool = False) -> None:
+        self.none_ok = none_ok
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`ConfigError` naming ``name`` unless ``value`` is acceptable."""
+        if value is None and self.none_ok:
+            return
+        problem = self._problem(value)
+        if problem is not None:
+            raise ConfigError(f"{name} must be {problem}, not {value!r}")
+
+    def parse(self, text: str) -> Any:
+        """The value that ``text`` (an environment variable, a flag) stands for.
+
+        The value is not checked here (:meth:`check` does, when the
+        :class:`Config` is made): this only reads it.
+
+        Raises:
+            ValueError: ``text`` cannot be read; the message says what can.
+        """
+        text = text.strip()
+        if self.none_ok and text.lower() in NONE_WORDS:
+            return None
+        return self._parse(text)
+
+    def accepted(self) -> str:
+        """What the text form accepts, in words."""
+        return self.describe() + (" or 'none'" if self.none_ok else "")
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def _problem(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable (what it must be), or None."""
+        raise NotImplementedError
+
+    def _parse(self, text: str) -> Any:
+        raise NotImplementedError
+
+
+class Count(Kind):
+    """A positive integer (a size, a number of things)."""
+
+    def describe(self) -> str:
+        return "a positive integer"
+
+    def _problem(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            return self.describe() + (" or None" if self.none_ok else "")
+        return None
+
+    def _parse(self, text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expected {self.accepted()}") from None
+
+
+class IntRange(Kind):
+    """An integer from ``low`` to ``high``."""
+
+    def __init__(self, low: int, high: int) -> None:
+        super().__init__()
+        self.low = low
+        self.high = high
+
+    def describe(self) -> str:
+        return f"an integer from {self.low} to {self.high}"
+
+    def _problem(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return self.describe()
+        return None if self.low <= value <= self.high else self.describe()
+
+    def _parse(self, text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expected {self.accepted()}") from None
+
+
+class Seconds(Kind):
+    """A duration in seconds: a finite number above 0 (or at least 0 with ``zero_ok``)."""
+
+    def __init__(self, *, none_ok: bool = False, zero_ok: bool = False) -> None:
+        super().__init__(none_ok=none_ok)
+        self.zero_ok = zero_ok
+
+    def describe(self) -> str:
+        return "a number of seconds " + (">= 0" if self.zero_ok else "> 0")
+
+    def _problem(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "a finite number"
+        if not math.isfinite(value):
+            return "a finite number"
+        if value < 0 or (value == 0 and not self.zero_ok):
+            return ">= 0" if self.zero_ok else "> 0"
+        return None
+
+    def _parse(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected {self.accepted()}") from None
+
+
+class Choice(Kind):
+    """One of a few words (and None, for off, with ``none_ok``)."""
+
+    def __init__(self, *choices: str, none_ok: bool = False) -> None:
+        super().__init__(none_ok=none_ok)
+        self.choices = choices
+
+    def describe(self) -> str:
+        return " or ".join(repr(c) for c in self.choices)
+
+    def _problem(self, value: Any) -> str | None:
+        if value in self.choices and isinstance(value, str):
+            return None
+        return self.describe() + (" or None" if self.none_ok else "")
+
+    def parse(self, text: str) -> Any:
+        # "0" turns a feature off too (WEBSOCKET_COMPRESSION=0).
+        if self.none_ok and text.strip() == "0":
+            return None
+        return super().parse(text)
+
+    def _parse(self, text: str) -> str:
+        return text.lower()
+
+
+class Flag(Kind):
+    """True or False."""
+
+    def describe(self) -> str:
+        return "true or false"
+
+    def _problem(self, value: Any) -> str | None:
+        return None if isinstance(value, bool) else "True or False"
+
+    def _parse(self, text: str) -> bool:
+        word = text.lower()
+        if word in ("true", "yes", "on", "1"):
+            return True
+        if word in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(f"expected {self.accepted()}")
+
+
+class Origins(Kind):
+    """A list of ``Origin`` values; None in it admits requests without one. None: any."""
+
+    def __init__(self) -> None:
+        super().__init__(none_ok=True)
+
+    def describe(self) -> str:
+        return "an origin, or 'none' for requests without one"
+
+    def _problem(self, value: Any) -> str | None:
+        if isinstance(value, list) and all(o is None or isinstance(o, str) for o in value):
+            return None
+        return "a list of strings (or None entries)"
+
+    def parse(self, text: str) -> str | None:
+        """One origin of the list (the flag is repeated for more)."""
+        text = text.strip()
+        return None if text.lower() == "none" else text
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """The declaration of one setting (see :func:`setting`)."""
+
+    kind: Kind
+    help: str
+    env: str | None = None
+    flag: str | None = None
+
+
+def setting(
+    default: Any, kind: Kind, help: str, *, env: str | None = None, flag: str | None = None
+) -> Any:
+    """Declare a :class:`Config` field: its default, kind, help, and where it can be set.
+
+    Args:
+        default: the safe default.
+        kind: what it accepts.
+        help: one line for ``--help`` and the README's table.
+        env: its ``WEBSOCKET_*`` environment variable, if any.
+        flag: its command-line flag, if any.
+    """
+    return dataclasses.field(
+        default=default, metadata={"setting": Setting(kind, help, env=env, flag=flag)}
+    )
+
+
+def _deflate(field: str) -> IntRange:
+    return IntRange(*DEFLATE_RANGES[field])
 
 
 @dataclasses.dataclass
 class Config:
-    """Every server setting, with its safe default.
+    """Every server setting, with its safe default (see :func:`markdown_table` for all)."""
 
-    Attributes:
-        max_size: largest incoming message in bytes (None: no limit); larger
-            ones close the connection with 1009.
-        max_queue: received messages kept waiting for ``recv()`` before the
-            server stops reading from the socket.
-        ping_interval: seconds between keepalive pings (None: no pings).
-        ping_timeout: seconds to wait for the pong before closing with 1011
-            (None: wait forever).
-        open_timeout: seconds for a client to complete the opening handshake
-            (None: no limit).
-        close_timeout: seconds to wait for the closing handshake and for the
-            TCP connection to close, before it is aborted.
-        compression: ``"deflate"`` to accept permessage-deflate, None for none.
-        compression_level: zlib level for outgoing messages (-1 to 9).
-        compression_window_bits: our compressor's window, 9-15.
-        compression_client_window_bits: window asked of clients that offer
-            ``client_max_window_bits``, 8-15.
-        compression_mem_level: zlib memory level of our compressor, 1-9.
-        compression_min_size: messages shorter than this go uncompressed.
-        compression_no_context_takeover: reset our compressor after every
-            message (caps memory per connection).
-        max_header_size: largest request line plus headers, in bytes (431).
-        max_headers: most request header lines (431).
-        max_connections: open connections beyond which handshakes get 503
-            (None: no limit).
-        backlog: the listen backlog.
-        write_limit: high-water mark of the write buffer in bytes; ``send()``
-            waits above it until the buffer drains to a quarter of it.
-        shutdown_timeout: seconds handlers get to finish on shutdown.
-        origins: ``Origin`` values accepted on WebSocket routes that do not set
-            their own (exact strings; None in the list admits requests without
-            an Origin header); None accepts any.
-    """
-
-    max_size: int | None = 2**20
-    max_queue: int = 32
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    open_timeout: float | None = 10.0
-    close_timeout: float = 10.0
-    compression: str | None = "deflate"
-    compression_level: int = 1
-    compression_window_bits: int = 12
-    compression_client_window_bits: int = 12
-    compression_mem_level: int = 5
-    compression_min_size: int = 32
-    compression_no_context_takeover: bool = False
-    max_header_size: int = 16384
-    max_headers: int = 100
-    max_connections: int | None = None
-    backlog: int = 1024
-    write_limit: int = 65536
-    shutdown_timeout: float = 10.0
-    origins: list[str | None] | None = None
+    max_size: int | None = setting(
+        2**20,
+        Count(none_ok=True),
+        "largest incoming message in bytes, after decompression (`none`: no limit). "
+        "Larger: close 1009, checked on the frame header before the payload is buffered.",
+        env="WEBSOCKET_MAX_SIZE",
+        flag="--max-size",
+    )
+    max_queue: int = setting(
+        32,
+        Count(),
+        "messages waiting for `recv()` before the server stops reading the socket; "
+        "it resumes at a quarter of it.",
+        env="WEBSOCKET_MAX_QUEUE",
+        flag="--max-queue",
+    )
+    ping_interval: float | None = setting(
+        20.0,
+        Seconds(none_ok=True),
+        "seconds between keepalive pings (`none`: off).",
+        env="WEBSOCKET_PING_INTERVAL",
+        flag="--ping-interval",
+    )
+    ping_timeout: float | None = setting(
+        20.0,
+        Seconds(none_ok=True),
+        "seconds to wait for the pong before closing with 1011 (`none`: wait forever).",
+        env="WEBSOCKET_PING_TIMEOUT",
+        flag="--ping-timeout",
+    )
+    open_timeout: float | None = setting(
+        10.0,
+        Seconds(none_ok=True),
+        "seconds for a client to send a complete upgrade request (`none`: no limit).",
+        env="WEBSOCKET_TIMEOUT",
+        flag="--open-timeout",
+    )
+    close_timeout: float = setting(
+        10.0,
+        Seconds(),
+        "seconds for the closing handshake and TCP close before the connection is aborted.",
+        env="WEBSOCKET_CLOSE_TIMEOUT",
+        flag="--close-timeout",
+    )
+    compression: str | None = setting(
+        "deflate",
+        Choice("deflate", none_ok=True),
+        "accept permessage-deflate offers (`deflate`), or not (`none`).",
+        env="WEBSOCKET_COMPRESSION",
+        flag="--compression",
+    )
+    compression_level: int = setting(
+        1,
+        _deflate("level"),
+        "zlib level for outgoing messages (1: fastest; 6-9 compress ~25% smaller "
+        "at 2-3x the CPU).",
+    )
+    compression_window_bits: int = setting(
+        12,
+        _deflate("server_max_window_bits"),
+        "our compressor's window (9-15); a client's smaller `server_max_window_bits` "
+        "is honoured.",
+    )
+    compression_client_window_bits: int = setting(
+        12,
+        _deflate("client_max_window_bits"),
+        "window asked of clients that offer `client_max_window_bits`.",
+    )
+    compression_mem_level: int = setting(
+        5, _deflate("mem_level"), "zlib memory level of our compressor."
+    )
+    compression_min_size: int = setting(
+        32,
+        _deflate("min_size"),
+        "messages shorter than this are sent uncompressed (RSV1 clear).",
+    )
+    compression_no_context_takeover: bool = setting(
+        False,
+        Flag(),
+        "always reset our compressor after each message (caps memory).",
+    )
+    max_header_size: int = setting(
+        16384, Count(), "request line + headers, in bytes (431 beyond)."
+    )
+    max_headers: int = setting(100, Count(), "header lines (431 beyond).")
+    max_connections: int | None = setting(
+        None,
+        Count(none_ok=True),
+        "open WebSockets beyond which handshakes get 503.",
+        env="WEBSOCKET_MAX_CONNECTIONS",
+        flag="--max-connections",
+    )
+    backlog: int = setting(1024, Count(), "listen backlog.", flag="--backlog")
+    write_limit: int = setting(
+        65536,
+        Count(),
+        "write-buffer high-water mark; `send()` waits above it until a quarter drains.",
+    )
+    shutdown_timeout: float = setting(
+        10.0,
+        Seconds(zero_ok=True),
+        "seconds handlers get to finish on shutdown.",
+        env="WEBSOCKET_SHUTDOWN_TIMEOUT",
+        flag="--shutdown-timeout",
+    )
+    # (RUF009 takes setting() for a mutable default: it is field(default=None).)
+    origins: list[str | None] | None = setting(  # noqa: RUF009
+        None,
+        Origins(),
+        "accepted `Origin` values for WebSocket routes that set none (`none` admits "
+        "requests without an Origin header).",
+        flag="--origin",
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -115,14 +385,15 @@ class Config:
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        for var, name in ENV_VARS.items():
-            if var in env:
-                values[name] = _parse(name, env[var], var)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        for name, value in overrides.items():
-            if name not in fields:
-                raise ConfigError(f"unknown setting {name!r}")
-            values[name] = value
+        for name, spec in settings():
+            if spec.env is not None and spec.env in env:
+                text = env[spec.env]
+                try:
+                    values[name] = spec.kind.parse(text)
+                except ValueError as exc:
+                    raise ConfigError(f"{spec.env}={text!r}: {exc}") from None
+        _check_names(overrides)
+        values.update(overrides)
         return cls(**values)
 
     def replace(self, **changes: Any) -> Config:
@@ -131,10 +402,7 @@ class Config:
         Raises:
             ConfigError: a setting is unknown or has an invalid value.
         """
-        fields = {f.name for f in dataclasses.fields(self)}
-        for name in changes:
-            if name not in fields:
-                raise ConfigError(f"unknown setting {name!r}")
+        _check_names(changes)
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
@@ -143,28 +411,8 @@ class Config:
         Raises:
             ConfigError: naming the setting and what is wrong.
         """
-        _positive_int(self, "max_size", allow_none=True)
-        _positive_int(self, "max_queue")
-        _positive_number(self, "ping_interval", allow_none=True)
-        _positive_number(self, "ping_timeout", allow_none=True)
-        _positive_number(self, "open_timeout", allow_none=True)
-        _positive_number(self, "close_timeout")
-        _positive_number(self, "shutdown_timeout", zero_ok=True)
-        _positive_int(self, "max_header_size")
-        _positive_int(self, "max_headers")
-        _positive_int(self, "max_connections", allow_none=True)
-        _positive_int(self, "backlog")
-        _positive_int(self, "write_limit")
-        if self.origins is not None and not all(
-            o is None or isinstance(o, str) for o in self.origins
-        ):
-            raise ConfigError("origins must be a list of strings (or None entries)")
-        if self.compression not in ("deflate", None):
-            raise ConfigError(f"compression must be 'deflate' or None, not {self.compression!r}")
-        for name, field in _DEFLATE_FIELDS.items():
-            _int_in_range(self, name, *DEFLATE_RANGES[field])
-        if not isinstance(self.compression_no_context_takeover, bool):
-            raise ConfigError("compression_no_context_takeover must be True or False")
+        for name, spec in settings():
+            spec.kind.check(name, getattr(self, name))
 
     def deflate_settings(self) -> DeflateSettings:
         """The permessage-deflate settings these options describe."""
@@ -178,51 +426,107 @@ class Config:
         )
 
 
-def _parse(name: str, text: str, var: str) -> Any:
-    """Convert the text of environment variable ``var`` for setting ``name``."""
-    text = text.strip()
-    if name == "compression":
-        return None if text.lower() in _NONE_WORDS else text.lower()
-    nullable = name in {
-        "max_size",
-        "ping_interval",
-        "ping_timeout",
-        "open_timeout",
-        "max_connections",
-    }
-    if nullable and text.lower() in _NONE_WORDS - {"0"}:
-        return None
-    try:
-        if name in {"max_size", "max_queue", "max_connections"}:
-            return int(text)
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{var}={text!r} is not a number") from None
+def settings() -> Iterator[tuple[str, Setting]]:
+    """Every setting's name and declaration, in the order of :class:`Config`."""
+    for field in dataclasses.fields(Config):
+        yield field.name, field.metadata["setting"]
 
 
-def _positive_int(config: Config, name: str, allow_none: bool = False) -> None:
-    value = getattr(config, name)
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(
-            f"{name} must be a positive integer{' or None' if allow_none else ''}, not {value!r}"
+def _check_names(values: Mapping[str, Any]) -> None:
+    names = {name for name, _ in settings()}
+    for name in values:
+        if name not in names:
+            raise ConfigError(f"unknown setting {name!r}")
+
+
+#: Environment variable -> setting name.
+ENV_VARS: dict[str, str] = {spec.env: name for name, spec in settings() if spec.env is not None}
+
+
+# -------------------------------------------------------- the command line
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """Add a flag for every setting that has one.
+
+    A flag's default is :data:`argparse.SUPPRESS`: only the flags given reach
+    the parsed namespace, so the environment and the defaults apply to the
+    others. Each flag's value lands under the setting's name.
+    """
+    for name, spec in settings():
+        if spec.flag is None:
+            continue
+        kind = spec.kind
+        parser.add_argument(
+            spec.flag,
+            dest=name,
+            default=argparse.SUPPRESS,
+            type=_reader(kind),
+            action="append" if isinstance(kind, Origins) else "store",
+            metavar=_metavar(kind),
+            help=spec.help.replace("`", "").replace("%", "%%")
+            + (" Repeatable." if isinstance(kind, Origins) else ""),
         )
 
 
-def _int_in_range(config: Config, name: str, low: int, high: int) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{name} must be an integer from {low} to {high}, not {value!r}")
+def _reader(kind: Kind) -> Any:
+    def read(text: str) -> Any:
+        try:
+            return kind.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    read.__name__ = type(kind).__name__.lower()
+    return read
 
 
-def _positive_number(
-    config: Config, name: str, allow_none: bool = False, zero_ok: bool = False
-) -> None:
-    value = getattr(config, name)
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, not {value!r}")
-    if value < 0 or (value == 0 and not zero_ok):
-        raise ConfigError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, not {value!r}")
+def _metavar(kind: Kind) -> str:
+    if isinstance(kind, Choice):
+        return "|".join([*kind.choices, *(["none"] if kind.none_ok else [])])
+    if isinstance(kind, Seconds):
+        return "SECONDS" + ("|none" if kind.none_ok else "")
+    if isinstance(kind, Origins):
+        return "ORIGIN"
+    return "N" + ("|none" if kind.none_ok else "")
+
+
+def flag_settings(namespace: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags in a parsed namespace (see :func:`add_flags`)."""
+    given = vars(namespace)
+    return {name: given[name] for name, spec in settings() if spec.flag and name in given}
+
+
+# ------------------------------------------------------------- the README
+
+
+def markdown_table() -> str:
+    """The README's configuration table, made from the declarations."""
+    rows = [
+        "| setting | default | CLI flag | environment | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, spec in settings():
+        field = Config.__dataclass_fields__[name]
+        flag = ""
+        if spec.flag is not None:
+            flag = f"`{spec.flag} {_metavar(spec.kind)}`".replace("|", "\\|")
+            if isinstance(spec.kind, Origins):
+                flag += " (repeatable)"
+        env = f"`{spec.env}`" if spec.env else ""
+        rows.append(
+            f"| `{name}` | {_shown(field.default, spec.kind)} | {flag} | {env} | {spec.help} |"
+        )
+    return "\n".join(rows)
+
+
+def _shown(default: Any, kind: Kind) -> str:
+    if default is None:
+        return "any" if isinstance(kind, Origins) else "none"
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, str):
+        return f'`"{default}"`'
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
