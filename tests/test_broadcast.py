@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
+import pytest
 import websockets
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
@@ -91,21 +93,33 @@ async def test_compressed_once_for_no_context_takeover_group(run_server: StartSe
     assert len(frames[0][3]) < 100
 
 
-async def test_skips_closed_fragmenting_and_slow(run_server: StartServer) -> None:
+@pytest.mark.parametrize("compression", [None, "deflate"])
+async def test_skips_closed_fragmenting_and_slow(
+    run_server: StartServer, compression: str | None
+) -> None:
+    # With "deflate", every client keeps its compression context, so each
+    # gets a copy compressed for it alone: the policy must hold on that path too.
     routes, connected = hub()
-    server = await run_server(routes, compression=None, write_limit=16384)
+    server = await run_server(
+        routes, compression=compression, compression_min_size=0, write_limit=16384
+    )
     uri = f"ws://127.0.0.1:{server.port}/"
     fast = await websockets.connect(uri)
     closing = await websockets.connect(uri)
-    slow = await RawClient.connect(server.port)  # never reads
+    offer = [("Sec-WebSocket-Extensions", "permessage-deflate")] if compression else []
+    slow = await RawClient.connect(server.port, headers=offer)  # never reads
     await wait_for_members(connected, 3)
+    assert all((ws.deflate is not None) == (compression is not None) for ws in connected)
+    assert not any(ws.deflate and ws.deflate.server_no_context_takeover for ws in connected)
     by_port = {ws.remote_address[1]: ws for ws in connected}  # type: ignore[index]
     slow_ws = by_port[slow.writer.get_extra_info("sockname")[1]]
-    # Fill the slow client's kernel buffers and then our write buffer.
+    (slow_protocol,) = [p for p in server.connections if getattr(p, "websocket", None) is slow_ws]
+    # Fill the slow client's kernel buffers and then our write buffer
+    # (with random bytes, which compression does not shrink).
     for _ in range(200):
-        broadcast([slow_ws], b"y" * 65536)
+        broadcast([slow_ws], os.urandom(65536))
         await asyncio.sleep(0)
-    assert slow_ws._protocol.transport.get_write_buffer_size() > 16384
+    assert slow_protocol.transport.get_write_buffer_size() > 16384
     closing_ws = by_port[closing.local_address[1]]
     await closing.close()
     await closing_ws.wait_closed()

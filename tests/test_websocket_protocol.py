@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from wsserver import Request, Router, WebSocket, serve
-from wsserver.protocol.frames import FrameParser, Opcode, serialize_frame
+from wsserver import Request, Router, State, WebSocket, serve
+from wsserver.protocol.frames import FrameParser, Opcode, serialize_close, serialize_frame
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
-from .helpers import MASK, upgrade_request
+from .helpers import MASK, RawClient, upgrade_request
 
 
 class RecordingTransport(asyncio.Transport):
@@ -138,5 +138,99 @@ async def test_held_frames_never_exceed_write_limit() -> None:
         assert len(transport.writes) >= 5
         assert all(len(w) < 65536 + 40_014 for w in transport.writes)
         assert frames_in(b"".join(transport.writes)) == [(Opcode.BINARY, big)] * 10
+    finally:
+        await server.close(timeout=0.1)
+
+
+# ------------------------------------------------------- through real sockets
+
+
+async def websocket_protocol_of(server: Any, ws: WebSocket) -> WebSocketProtocol:
+    for _ in range(100):
+        for p in server.connections:
+            if isinstance(p, WebSocketProtocol) and p.websocket is ws:
+                return p
+        await asyncio.sleep(0.01)
+    raise AssertionError("no WebSocketProtocol for this WebSocket")
+
+
+async def test_reading_pauses_at_max_queue_and_resumes_at_a_quarter() -> None:
+    routes = Router()
+    handlers: asyncio.Queue[WebSocket] = asyncio.Queue()
+
+    @routes.websocket("/")
+    async def idle(request: Request, ws: WebSocket) -> None:
+        await handlers.put(ws)
+        await ws.wait_closed()
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, max_queue=12)
+    await server.start()
+    try:
+        client = await RawClient.connect(server.port)
+        ws = await asyncio.wait_for(handlers.get(), 5)
+        protocol = await websocket_protocol_of(server, ws)
+        # 20 messages, one per read: reading stops once 12 wait.
+        for i in range(20):
+            client.send(Opcode.TEXT, b"m%d" % i)
+            await client.writer.drain()
+            await asyncio.sleep(0.005)
+        for _ in range(100):
+            if len(protocol.inbox) >= 12:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert len(protocol.inbox) == 12
+        assert not protocol.transport.is_reading()  # type: ignore[attr-defined]
+        # Taken one by one (no loop iteration between two: nothing new is
+        # read), reading resumes exactly when 3 (a quarter of 12) are left.
+        received = []
+        while len(protocol.inbox) > 3:
+            assert not protocol.transport.is_reading(), len(protocol.inbox)  # type: ignore[attr-defined]
+            received.append(await ws.recv())
+        assert protocol.transport.is_reading()  # type: ignore[attr-defined]
+        while len(received) < 20:
+            received.append(await asyncio.wait_for(ws.recv(), 5))
+        assert received == [f"m{i}" for i in range(20)]
+        client.close()
+    finally:
+        await server.close(timeout=0.1)
+
+
+async def test_open_is_false_once_the_peers_close_arrived() -> None:
+    # A violation behind a message that waits leaves the connection FAILING,
+    # still open; the peer's close frame then arrives: it is not open any
+    # more (the peer is closing), though our close frame is not sent yet.
+    routes = Router()
+    handlers: asyncio.Queue[WebSocket] = asyncio.Queue()
+    gate = asyncio.Event()
+    seen: list[Any] = []
+
+    @routes.websocket("/")
+    async def late_reader(request: Request, ws: WebSocket) -> None:
+        await handlers.put(ws)
+        await gate.wait()
+        seen.append((ws.open, ws.client_state, ws.server_state, ws.closed))
+        seen.append(await ws.recv())
+        await ws.wait_closed()
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None)
+    await server.start()
+    try:
+        client = await RawClient.connect(server.port)
+        ws = await asyncio.wait_for(handlers.get(), 5)
+        client.send(Opcode.TEXT, b"before")
+        await client.writer.drain()
+        await asyncio.sleep(0.02)
+        client.send(0x7, b"")  # an unknown opcode: 1002, due once "before" is taken
+        await client.writer.drain()
+        await asyncio.sleep(0.02)
+        assert ws.open and (ws.client_state, ws.server_state) == (State.OPEN, State.OPEN)
+        client.send(Opcode.CLOSE, serialize_close(1000))
+        await client.writer.drain()
+        await asyncio.sleep(0.02)
+        gate.set()  # well within FAIL_DELAY: the failure still waits behind "before"
+        await client.expect_close(1002)
+        assert seen[0] == (False, State.CLOSING, State.OPEN, False)
+        assert seen[1] == "before"
     finally:
         await server.close(timeout=0.1)

@@ -1,0 +1,114 @@
+"""The HTTP phase's protocol: requests, the hand-over at the 101, the transport's settings."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from wsserver import Request, Router, WebSocket
+from wsserver.app.response import text
+from wsserver.protocol.frames import Opcode, serialize_frame
+from wsserver.server.http_protocol import HttpProtocol
+from wsserver.server.websocket_protocol import WebSocketProtocol
+
+from .conftest import StartServer
+from .helpers import MASK, RawClient, upgrade_request
+
+
+def phases(server: Any) -> list[str]:
+    return sorted(type(p).__name__ for p in server.connections)
+
+
+async def test_the_transport_is_handed_over_at_the_101(run_server: StartServer) -> None:
+    routes = Router()
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = await run_server(routes, write_limit=40_000)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    await asyncio.sleep(0.05)
+    assert phases(server) == ["HttpProtocol"]
+    (http,) = server.connections
+    assert isinstance(http, HttpProtocol)
+    transport = http.transport
+    writer.write(upgrade_request("/"))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    await asyncio.sleep(0.05)
+    # The same transport now feeds a WebSocketProtocol; the HTTP one is gone.
+    assert phases(server) == ["WebSocketProtocol"]
+    (ws_protocol,) = server.connections
+    assert isinstance(ws_protocol, WebSocketProtocol)
+    assert ws_protocol.transport is transport
+    assert transport.get_protocol() is ws_protocol
+    # Write flow control: send() waits above write_limit until a quarter is left.
+    assert transport.get_write_buffer_limits() == (10_000, 40_000)
+    writer.close()
+
+
+async def test_keep_alive_requests_then_an_upgrade_on_one_connection(
+    run_server: StartServer,
+) -> None:
+    routes = Router()
+
+    @routes.get("/health")
+    async def health(request: Request) -> Any:
+        return text("ok")
+
+    @routes.websocket("/ws")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    # Two requests and the upgrade pipelined, with a frame right behind it.
+    writer.write(
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 2
+        + upgrade_request("/ws")
+        + serialize_frame(Opcode.TEXT, b"right behind", mask=MASK)
+    )
+    for _ in range(2):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert await reader.readexactly(2) == b"ok"
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    client = RawClient(reader, writer)
+    assert await client.recv_frame() == (Opcode.TEXT, True, False, b"right behind")
+    client.send(Opcode.CLOSE, b"\x03\xe8")
+    assert (await client.recv_frame())[0] == Opcode.CLOSE
+    await client.expect_eof()
+
+
+async def test_on_connect_then_the_hand_over_keeps_frames_sent_meanwhile(
+    run_server: StartServer,
+) -> None:
+    routes = Router()
+    release = asyncio.Event()
+
+    async def slow_check(request: Request) -> None:
+        await release.wait()
+        request.ctx.user = "checked"
+
+    @routes.websocket("/", on_connect=slow_check)
+    async def greet(request: Request, ws: WebSocket) -> None:
+        await ws.send(request.ctx.user)
+        async for message in ws:
+            await ws.send(message)
+
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/") + serialize_frame(Opcode.TEXT, b"early", mask=MASK))
+    await asyncio.sleep(0.05)
+    assert phases(server) == ["HttpProtocol"]  # the hook is still deciding
+    release.set()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    client = RawClient(reader, writer)
+    assert await client.recv_frame() == (Opcode.TEXT, True, False, b"checked")
+    assert await client.recv_frame() == (Opcode.TEXT, True, False, b"early")
+    writer.close()
