@@ -431,3 +431,84 @@ def test_take_whole_frame_agrees_with_the_parser(data: bytes) -> None:
         opcode, payload = whole
         assert pieces == [(opcode, True, False, payload, len(payload), 0)]
         assert parser.buffered == 0
+
+
+class TestNextWholeFrame:
+    """The fast path through buffered input, and where it must stand aside."""
+
+    def test_takes_whole_small_data_frames_in_turn(self) -> None:
+        frames = [(Opcode.TEXT, b"a" * 125), (Opcode.BINARY, b""), (Opcode.TEXT, b"xyz")]
+        parser = FrameParser()
+        parser.feed(b"".join(serialize_frame(op, p, mask=MASK) for op, p in frames))
+        assert [parser.next_whole_frame(None) for _ in frames] == frames
+        assert parser.buffered == 0 and parser.next_whole_frame(None) is None
+
+    def test_stops_at_anything_else_and_leaves_it_to_next_piece(self) -> None:
+        ping = serialize_frame(Opcode.PING, b"p", mask=MASK)
+        parser = FrameParser()
+        parser.feed(serialize_frame(Opcode.TEXT, b"hi", mask=MASK) + ping)
+        assert parser.next_whole_frame(None) == (Opcode.TEXT, b"hi")
+        assert parser.next_whole_frame(None) is None
+        assert parser.buffered == len(ping)  # nothing consumed
+        assert parser.next_piece() == (Opcode.PING, True, False, b"p", 1, 0)
+
+    def test_max_size_leaves_the_frame_to_the_general_path(self) -> None:
+        parser = FrameParser()
+        frame = serialize_frame(Opcode.BINARY, b"x" * 10, mask=MASK)
+        parser.feed(frame)
+        assert parser.next_whole_frame(9) is None and parser.buffered == len(frame)
+        assert parser.next_whole_frame(10) == (Opcode.BINARY, b"x" * 10)
+
+    def test_not_while_streaming_or_discarding(self) -> None:
+        parser = FrameParser()
+        parser.feed(serialize_frame(Opcode.BINARY, b"x" * 1000, mask=MASK)[:100])
+        assert parser.next_piece() is not None  # streaming the big payload
+        parser.feed(serialize_frame(Opcode.TEXT, b"hi", mask=MASK))
+        assert parser.next_whole_frame(None) is None
+        parser = FrameParser()
+        parser.discarding = True
+        parser.feed(serialize_frame(Opcode.TEXT, b"hi", mask=MASK))
+        assert parser.next_whole_frame(None) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=st.lists(one_frame_give_or_take() | st.binary(max_size=20), max_size=4),
+    max_size=st.none() | st.integers(0, 130),
+)
+def test_next_whole_frame_agrees_with_the_parser(data: list[bytes], max_size: int | None) -> None:
+    # Whatever is buffered, taking whole frames first and then pieces gives
+    # the same frames (or the same error) as taking pieces only.
+    wire = b"".join(data)
+
+    def pieces_only() -> list[tuple[int, bytes]] | None:
+        parser = FrameParser()
+        parser.feed(wire)
+        out = []
+        try:
+            while (piece := parser.next_piece()) is not None:
+                out.append((piece.opcode, piece.payload, piece.fin, piece.length, piece.offset))
+        except ProtocolError:
+            return None
+        return out  # type: ignore[return-value]
+
+    def fast_first() -> list[tuple[int, bytes]] | None:
+        parser = FrameParser()
+        parser.feed(wire)
+        out = []
+        try:
+            while True:
+                whole = parser.next_whole_frame(max_size)
+                if whole is not None:
+                    assert max_size is None or len(whole[1]) <= max_size
+                    out.append((whole[0], whole[1], True, len(whole[1]), 0))
+                    continue
+                piece = parser.next_piece()
+                if piece is None:
+                    break
+                out.append((piece.opcode, piece.payload, piece.fin, piece.length, piece.offset))
+        except ProtocolError:
+            return None
+        return out  # type: ignore[return-value]
+
+    assert fast_first() == pieces_only()

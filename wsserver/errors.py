@@ -1,7 +1,7 @@
 """Exceptions raised by wsserver.
 
 Everything derives from :class:`WSServerError`. Closed connections raise
-:class:`WebsocketClosed` (a :class:`ConnectionClosed`), in two flavours:
+:class:`ConnectionClosed` (also named :data:`WebsocketClosed`), in two flavours:
 :class:`ConnectionClosedOK` for a normal close and :class:`ConnectionClosedError`
 for anything else.
 """
@@ -88,19 +88,19 @@ class ConnectionClosed(WSServerError):
         self.reason = reason
 
 
-class WebsocketClosed(ConnectionClosed):
-    """Raised by WebSocket operations once the connection is closed."""
+#: The name the Sanic-style API uses for :class:`ConnectionClosed`: the same class.
+WebsocketClosed = ConnectionClosed
 
 
-class ConnectionClosedOK(WebsocketClosed):
+class ConnectionClosedOK(ConnectionClosed):
     """The connection closed normally (code 1000, 1001 or none)."""
 
 
-class ConnectionClosedError(WebsocketClosed):
+class ConnectionClosedError(ConnectionClosed):
     """The connection closed with an error code, or was lost."""
 
 
-def closed_error(code: int, reason: str) -> WebsocketClosed:
-    """Return the right :class:`WebsocketClosed` subclass for ``code``."""
+def closed_error(code: int, reason: str) -> ConnectionClosed:
+    """Return the right :class:`ConnectionClosed` subclass for ``code``."""
     cls = ConnectionClosedOK if code in OK_CLOSE_CODES else ConnectionClosedError
     return cls(code, reason)

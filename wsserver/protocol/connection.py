@@ -210,6 +210,13 @@ class Connection:
         parser.feed(data)
         while self.close_received is None:
             try:
+                if not self._msg_opcode and self.failure is None:
+                    whole = parser.next_whole_frame(max_size)
+                    if whole is not None:
+                        self._add_whole_message(whole[0], whole[1], events)
+                        if not parser.buffered:
+                            break
+                        continue
                 piece = parser.next_piece()
                 if piece is None:
                     break

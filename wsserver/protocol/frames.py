@@ -296,6 +296,36 @@ class FrameParser:
             return None  # 0x7A + n: the mask bit and a payload length of n - 6
         return (TEXT if b0 == 0x81 else BINARY), apply_mask(data[6:], data[2:6])
 
+    def next_whole_frame(self, max_size: int | None) -> tuple[Opcode, bytes] | None:
+        """The fast path through buffered input: the next frame if it is a whole small message.
+
+        When the next frame is wholly buffered, final, masked, text or binary,
+        without RSV bits, with at most 125 (and at most ``max_size``) payload
+        bytes, consume it and return ``(opcode, unmasked payload)``.
+        Otherwise return None and consume nothing: :meth:`next_piece` reads it.
+        (Pipelined small messages take this path: it skips the general
+        header checks and the :class:`FramePiece`.)
+        """
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos < 6 or self._need or self.discarding:
+            return None
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        # b1 from 0x80 to 0xFD: the mask bit and a payload length of 0-125.
+        if (b0 != 0x81 and b0 != 0x82) or b1 < 0x80 or b1 > 0xFD:
+            return None
+        n = b1 - 0x80
+        end = pos + 6 + n
+        if end > len(buf) or (max_size is not None and n > max_size):
+            return None
+        payload = apply_mask(buf[pos + 6 : end], buf[pos + 2 : pos + 6])
+        if end == len(buf):
+            self._drop_input()  # the last frame received: let go of the bytes now
+        else:
+            self._pos = end
+        return (TEXT if b0 == 0x81 else BINARY), payload
+
     @property
     def buffered(self) -> int:
         """Bytes received but not yet parsed."""

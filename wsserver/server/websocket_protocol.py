@@ -277,24 +277,25 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         are written at once.
         """
         chunks = self.conn.data_to_send()
-        if chunks and not self.lost:
-            self._write(chunks)
-
-    def _write(self, chunks: list[bytes]) -> None:
-        held = self._held
-        waiting = self.inbox.messages
-        if not held and not waiting:
+        if not chunks or self.lost:
+            return
+        if not self._held and not self.inbox.messages:
             if len(chunks) == 1:
                 self.transport.write(chunks[0])
             else:
                 self.transport.writelines(chunks)
             return
+        self._hold(chunks)
+
+    def _hold(self, chunks: list[bytes]) -> None:
+        """Hold frames to write them with others (see :meth:`send_pending`)."""
+        held = self._held
         if not held:
             self.loop.call_soon(self.flush)
         held += chunks
         for chunk in chunks:
             self._held_size += len(chunk)
-        if self._held_size >= self.config.write_limit or not waiting:
+        if self._held_size >= self.config.write_limit or not self.inbox.messages:
             self.flush()
 
     def flush(self) -> None:
@@ -334,7 +335,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if not self.accepts_broadcast():
             return False
         if self._held:
-            self._write([frame])
+            self._hold([frame])
         else:
             self.transport.write(frame)
         return True
