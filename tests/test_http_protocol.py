@@ -112,3 +112,24 @@ async def test_on_connect_then_the_hand_over_keeps_frames_sent_meanwhile(
     assert await client.recv_frame() == (Opcode.TEXT, True, False, b"checked")
     assert await client.recv_frame() == (Opcode.TEXT, True, False, b"early")
     writer.close()
+
+
+async def test_an_error_after_a_head_request_still_has_its_body(run_server: StartServer) -> None:
+    routes = Router()
+
+    @routes.get("/health")
+    async def health(request: Request) -> Any:
+        return text("ok")
+
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 2\r\n" in head
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), head
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    body = await asyncio.wait_for(reader.readexactly(length), 5)
+    assert body.startswith(b"Bad request")
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()

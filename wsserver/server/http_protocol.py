@@ -352,7 +352,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # fails, the states below do not match and the connection closes).
             with contextlib.suppress(h11.RemoteProtocolError):
                 h.next_event()
-        head = self.request is not None and self.request.method == "HEAD"
+        # Without a body only in answer to a HEAD request (not, say, to a
+        # malformed request that follows one on a kept-alive connection).
+        head = (
+            h.our_state is h11.SEND_RESPONSE
+            and self.request is not None
+            and self.request.method == "HEAD"
+        )
         try:
             data = render_response(h, response, close=close, head=head)
         except h11.LocalProtocolError as exc:
