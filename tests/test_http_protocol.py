@@ -133,3 +133,34 @@ async def test_an_error_after_a_head_request_still_has_its_body(run_server: Star
     assert body.startswith(b"Bad request")
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
+
+
+async def test_shutdown_while_on_connect_decides_answers_503_only() -> None:
+    from wsserver import serve
+
+    routes = Router()
+    release = asyncio.Event()
+
+    async def hook(request: Request) -> None:
+        await release.wait()
+
+    started: list[WebSocket] = []
+
+    @routes.websocket("/", on_connect=hook)
+    async def never(request: Request, ws: WebSocket) -> None:
+        started.append(ws)
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None)
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/"))
+    await asyncio.sleep(0.05)
+    # The hook wakes in the same loop iteration in which shutdown answers 503.
+    release.set()
+    await server.close(timeout=0.5)
+    data = await asyncio.wait_for(reader.read(), 5)
+    assert data.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), data
+    assert data.count(b"HTTP/1.1") == 1
+    await asyncio.sleep(0.05)
+    assert started == [], "a handler ran for a connection answered 503"
+    writer.close()

@@ -266,6 +266,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if inspect.isawaitable(answer):
                 answer = await answer
             final = accept.answered(answer)
+            if self._transport_closing:
+                return  # shut down (503) while the hook decided
             if isinstance(final, Accept):
                 self._app_task = None
                 self._upgrade(final, request, route, params)
