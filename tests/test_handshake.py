@@ -17,6 +17,7 @@ from wsserver.protocol.handshake import (
     accept_headers,
     accept_key,
     check_request,
+    comma_tokens,
     select_subprotocol,
 )
 
@@ -552,3 +553,45 @@ def test_accept_response_bytes() -> None:
     bare = accept_response(KEY).decode("latin-1").split("\r\n")
     assert bare[0] == "HTTP/1.1 101 Switching Protocols" and bare[-2:] == ["", ""]
     assert [tuple(line.split(": ", 1)) for line in bare[1:-2]] == accept_headers(KEY)
+
+
+# ----------------------------------------- only spaces and tabs are trimmed
+
+
+NOT_OWS = ["\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0"]
+
+
+@pytest.mark.parametrize("char", NOT_OWS)
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Sec_WebSocket_Key", KEY),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec_WebSocket_Version", "13"),
+    ],
+)
+async def test_other_whitespace_around_a_value_gives_400(
+    header: str, value: str, char: str
+) -> None:
+    # str.strip() would trim these and accept the request; HTTP trims only
+    # spaces and tabs (RFC 9110 5.5), so the value is malformed.
+    async with running() as server:
+        for bad in (value + char, char + value, f"{value} {char}"):
+            data = request_bytes(pairs=upgrade_pairs(**{header: bad}))
+            status, _ = await exchange(server.port, data, then_closed=True)
+            assert status == 400, (header, bad)
+        # Spaces and tabs around it are fine.
+        data = request_bytes(pairs=upgrade_pairs(**{header: f" \t{value}\t "}))
+        reader, writer = await open_raw(server.port)
+        writer.write(data)
+        status, _ = await read_head(reader)
+        assert status == 101
+        await close_writer(writer)
+
+
+@pytest.mark.parametrize("char", NOT_OWS)
+def test_comma_lists_trim_spaces_and_tabs_only(char: str) -> None:
+    headers = Headers([("Sec-WebSocket-Protocol", f" a ,\tb{char}, {char}c")])
+    assert comma_tokens(headers, "sec-websocket-protocol") == ["a", f"b{char}", f"{char}c"]
+    assert select_subprotocol(headers, ["b", "c"]) is None

@@ -164,3 +164,24 @@ async def test_shutdown_while_on_connect_decides_answers_503_only() -> None:
     await asyncio.sleep(0.05)
     assert started == [], "a handler ran for a connection answered 503"
     writer.close()
+
+
+async def test_a_control_character_in_any_header_value_gives_400(run_server: StartServer) -> None:
+    routes = Router()
+
+    @routes.get("/health")
+    async def health(request: Request) -> Any:
+        return text("ok")
+
+    server = await run_server(routes)
+    for value in (b"a\x1bb", b"\x7f", b"x\x01"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Thing: " + value + b"\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), 5)
+        assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n"), (value, data)
+        writer.close()
+    # A tab inside a value is allowed.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Thing: a\tb\r\nConnection: close\r\n\r\n")
+    assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200 OK\r\n")
+    writer.close()

@@ -10,7 +10,7 @@ import types
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from ..protocol.http import Headers
+from ..protocol.http import OWS, Headers
 
 __all__ = ["Headers", "QueryArgs", "Request"]
 
@@ -115,10 +115,10 @@ class Request:
             for header in self.headers.getall("cookie"):
                 for pair in header.split(";"):
                     name, sep, value = pair.partition("=")
-                    name = name.strip()
+                    name = name.strip(OWS)
                     if not sep or not name:
                         continue
-                    value = value.strip()
+                    value = value.strip(OWS)
                     if len(value) >= 2 and value[0] == value[-1] == '"':
                         value = value[1:-1]
                     cookies.setdefault(name, value)

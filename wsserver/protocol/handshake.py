@@ -21,7 +21,7 @@ from collections.abc import Collection, Sequence
 
 from ..errors import HandshakeError
 from .deflate import DeflateSettings, PerMessageDeflate, negotiate
-from .http import Headers, Response, error_response
+from .http import OWS, Headers, Response, error_response
 
 __all__ = [
     "GUID",
@@ -50,11 +50,15 @@ def accept_key(key: str) -> str:
 
 
 def comma_tokens(headers: Headers, name: str) -> list[str]:
-    """The comma-separated elements of every ``name`` header, stripped, empty ones dropped."""
+    """The comma-separated elements of every ``name`` header, trimmed, empty ones dropped.
+
+    Only spaces and tabs are trimmed (HTTP's OWS, RFC 9110 5.6.3), never other
+    whitespace.
+    """
     tokens = []
     for value in headers.getall(name):
         for item in value.split(","):
-            item = item.strip()
+            item = item.strip(OWS)
             if item:
                 tokens.append(item)
     return tokens
@@ -67,14 +71,18 @@ def _has_token(headers: Headers, name: str, token: str) -> bool:
         if value.lower() == token:
             return True
         for item in value.split(","):
-            if item.strip().lower() == token:
+            if item.strip(OWS).lower() == token:
                 return True
     return False
 
 
 def is_upgrade_request(headers: Headers) -> bool:
-    """Whether the request asks to upgrade to WebSocket."""
-    return _has_token(headers, "upgrade", "websocket")
+    """Whether the request asks to upgrade to WebSocket (well formed or not).
+
+    A request whose ``Upgrade`` header names WebSocket at all goes to the
+    handshake, which answers a malformed one with 400 (:func:`check_request`).
+    """
+    return any("websocket" in value.lower() for value in headers.getall("upgrade"))
 
 
 def check_request(method: str, http_version: str, headers: Headers) -> str:
@@ -95,10 +103,16 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         raise HandshakeError(405, "WebSocket upgrade requires GET.", [("Allow", "GET")])
     if http_version != "1.1":
         raise HandshakeError(400, "WebSocket upgrade requires HTTP/1.1.")
+    if not _has_token(headers, "upgrade", "websocket"):
+        raise HandshakeError(400, "The Upgrade header must be 'websocket'.")
     if not _has_token(headers, "connection", "upgrade"):
         raise HandshakeError(400, "The Connection header must contain 'upgrade'.")
     versions = headers.getall("sec-websocket-version")
-    if len(versions) != 1 or versions[0].strip() != "13":
+    version = versions[0].strip(OWS) if len(versions) == 1 else ""
+    if version != "13":
+        elements = [v.strip(OWS) for value in versions for v in value.split(",")]
+        if not all(v.isascii() and v.isdigit() for v in elements):
+            raise HandshakeError(400, "Malformed Sec-WebSocket-Version.")
         raise HandshakeError(
             426,
             "Unsupported Sec-WebSocket-Version: this server speaks version 13.",
@@ -107,7 +121,7 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
     keys = headers.getall("sec-websocket-key")
     if len(keys) != 1:
         raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required.")
-    key = keys[0].strip()
+    key = keys[0].strip(OWS)
     try:
         # strict_mode: only the base64 alphabet, padding only at the end.
         raw = binascii.a2b_base64(key.encode("ascii"), strict_mode=True)

@@ -17,6 +17,7 @@ from http import HTTPStatus
 import h11
 
 __all__ = [
+    "OWS",
     "Headers",
     "HeadersLike",
     "Response",
@@ -26,6 +27,11 @@ __all__ = [
 ]
 
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
+
+#: Optional whitespace (RFC 9110 5.6.3): the only characters HTTP trims
+#: around a field value or a list element. (``str.strip()`` would also trim
+#: characters such as ``\x1c``-``\x1f``, ``\x85`` and ``\xa0``.)
+OWS = " \t"
 
 
 class Headers(Mapping[str, str]):

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import re
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from .server import Server
 
 __all__ = ["HttpProtocol"]
+
+#: Control characters, which no header value may hold (a tab may).
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 logger = logging.getLogger("wsserver.server")
 access_logger = logging.getLogger("wsserver.access")
@@ -179,6 +183,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         body = False
         for name, value in event.headers:
             head_size += len(name) + len(value) + 4
+            if _CONTROL.search(value) is not None:
+                # RFC 9110 5.5: invalid; h11 lets them through.
+                self.http_error(400, "Control character in a header value.")
+                return False
             items.append((name.decode("latin-1"), value.decode("latin-1")))
             if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
                 body = True
