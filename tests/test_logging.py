@@ -66,3 +66,43 @@ async def test_loggers_are_named_wsserver(
     await server.close(timeout=1)
     names = {r.name for r in caplog.records if not r.name.startswith(("asyncio", "websockets"))}
     assert names and all(n.startswith("wsserver.") for n in names)
+
+
+async def test_what_clients_control_is_logged_escaped(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GET /ws%1b[31m...: the decoded path holds an ESC; the log must not
+    # (uvicorn's CVE-2020-7694). Likewise a handler's failure and debug lines.
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    routes = Router()
+
+    @routes.websocket("/ws<rest:path>")
+    async def broken(request: Request, ws: WebSocket, rest: str) -> None:
+        raise RuntimeError("boom")
+
+    server = await run_server(routes, origins=["https://ok.example"])
+    for target, extra in (
+        ("/nothing%1b[31mred%07%c2%85", b""),  # 404
+        ("/ws%1b[2J", b"Origin: https://evil\xc2\x85.example\r\n"),  # 403, origin in the reason
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n".encode()
+            + extra
+            + b"\r\n"
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 4"), head
+        writer.close()
+    async with websockets.connect(
+        f"ws://127.0.0.1:{server.port}/ws%1b]0;title%07", origin="https://ok.example"
+    ) as ws:  # type: ignore[arg-type]
+        await ws.wait_closed()
+    await server.close(timeout=1)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
+    assert any("\\x1b[31mred\\x07\\x85" in line for line in lines), lines
+    assert any("\\x1b]0;title\\x07" in line for line in lines), lines
+    assert any("evil\xc2\\x85.example" in line for line in lines), lines  # latin-1
+    for line in lines:
+        assert line.isprintable(), repr(line)

@@ -313,14 +313,12 @@ class Config:
     compression_level: int = setting(
         1,
         _deflate("level"),
-        "zlib level for outgoing messages (1: fastest; 6-9 compress ~25% smaller "
-        "at 2-3x the CPU).",
+        "zlib level for outgoing messages (1: fastest; 6-9 compress ~25% smaller at 2-3x the CPU).",
     )
     compression_window_bits: int = setting(
         12,
         _deflate("server_max_window_bits"),
-        "our compressor's window (9-15); a client's smaller `server_max_window_bits` "
-        "is honoured.",
+        "our compressor's window (9-15); a client's smaller `server_max_window_bits` is honoured.",
     )
     compression_client_window_bits: int = setting(
         12,
@@ -340,9 +338,7 @@ class Config:
         Flag(),
         "always reset our compressor after each message (caps memory).",
     )
-    max_header_size: int = setting(
-        16384, Count(), "request line + headers, in bytes (431 beyond)."
-    )
+    max_header_size: int = setting(16384, Count(), "request line + headers, in bytes (431 beyond).")
     max_headers: int = setting(100, Count(), "header lines (431 beyond).")
     max_connections: int | None = setting(
         None,
@@ -529,4 +525,3 @@ def _shown(default: Any, kind: Kind) -> str:
     if isinstance(default, float) and default.is_integer():
         return str(int(default))
     return str(default)
-

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import logging
 import re
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
@@ -32,6 +31,7 @@ from ..app.routing import Route
 from ..protocol.connection import Connection
 from ..protocol.handshake import Accept, decide, is_upgrade_request
 from ..protocol.http import Headers, Response, error_response, render_response
+from .logs import log_access, logger, peer, printable, protocol_logger
 from .transports import break_transport_cycle
 from .websocket_protocol import WebSocketProtocol
 
@@ -42,10 +42,6 @@ __all__ = ["HttpProtocol"]
 
 #: Control characters, which no header value may hold (a tab may).
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-
-logger = logging.getLogger("wsserver.server")
-access_logger = logging.getLogger("wsserver.access")
-protocol_logger = logging.getLogger("wsserver.protocol")
 
 
 class HttpProtocol(asyncio.BufferedProtocol):
@@ -136,7 +132,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._close_timer.cancel()
             self._close_timer = None
         self.server.unregister(self)
-        self._log_access()
+        path = self.request.path if self.request is not None else None
+        log_access(self.remote_address, path, self.status, self.loop.time() - self._started, None)
 
     # ------------------------------------------------------------- requests
 
@@ -261,6 +258,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
             max_connections=config.max_connections,
         )
         if not isinstance(verdict, Accept):
+            protocol_logger.debug(
+                "%s: HTTP %d: %s",
+                peer(self.remote_address),
+                verdict.status,
+                printable(verdict.body.decode("utf-8", "replace").rstrip("\n")),
+            )
             self.send_response(verdict, close=True)
             return False
         if route.on_connect is None:
@@ -326,8 +329,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if exc is not None:
             logger.error(
                 "error while handling %s from %s",
-                self.request.path if self.request else "-",
-                self._peer(),
+                printable(self.request.path) if self.request else "-",
+                peer(self.remote_address),
                 exc_info=exc,
             )
             self.http_error(500, "Internal Server Error")
@@ -391,7 +394,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Answer with an HTTP error (a plain-text ``message``) and close the connection."""
         self._stop_open_timer()
         if status >= 400:
-            protocol_logger.debug("%s: HTTP %d: %s", self._peer(), status, message)
+            protocol_logger.debug(
+                "%s: HTTP %d: %s", peer(self.remote_address), status, printable(message)
+            )
         self.send_response(error_response(status, message, headers), close=True)
 
     def close_transport(self) -> None:
@@ -410,7 +415,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def _on_close_timeout(self) -> None:
         self._close_timer = None
-        protocol_logger.debug("%s: closing timed out; aborting", self._peer())
+        protocol_logger.debug("%s: closing timed out; aborting", peer(self.remote_address))
         self.transport.abort()
 
     # --------------------------------------------------------------- timers
@@ -429,7 +434,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """The request (or the next one on a kept-alive connection) took over open_timeout."""
         if self.status != 101 and not self._transport_closing:
             self.status = self.status or 408
-            protocol_logger.debug("%s: request not complete within open_timeout", self._peer())
+            protocol_logger.debug(
+                "%s: request not complete within open_timeout", peer(self.remote_address)
+            )
             if self._app_task is not None:
                 self._app_task.cancel()
             self.close_transport()
@@ -438,23 +445,3 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Server shutdown: answer 503 (a handler or hook still running is cancelled)."""
         if not self.lost and not self._transport_closing:
             self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
-
-    # --------------------------------------------------------------- logging
-
-    def _peer(self) -> str:
-        if self.remote_address is None:
-            return "-"
-        return f"{self.remote_address[0]}:{self.remote_address[1]}"
-
-    def _log_access(self) -> None:
-        if not access_logger.isEnabledFor(logging.INFO):
-            return
-        path = self.request.path if self.request is not None else "-"
-        access_logger.info(
-            "%s %s %s %.3fs close=%s",
-            self._peer(),
-            path,
-            self.status or "-",
-            self.loop.time() - self._started,
-            "-",
-        )

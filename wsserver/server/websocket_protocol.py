@@ -19,7 +19,6 @@ not read.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ..app.request import Request
@@ -28,6 +27,7 @@ from ..errors import ConnectionClosed
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
 from ..protocol.state import ConnectionState
 from .inbox import Inbox
+from .logs import log_access, logger, peer, printable, protocol_logger
 from .transports import break_transport_cycle
 from .websocket import WebSocket
 
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
     from .server import Server
 
 __all__ = ["WebSocketProtocol", "FAIL_DELAY"]
-
-logger = logging.getLogger("wsserver.server")
-access_logger = logging.getLogger("wsserver.access")
-protocol_logger = logging.getLogger("wsserver.protocol")
 
 #: Longest wait, in seconds, between a protocol violation and failing the
 #: connection, while the handler has not yet read the messages before it.
@@ -205,7 +201,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                     waiter.set_result(None)
             self._lost_waiters = None
         server.unregister(self)
-        self._log_access()
+        log_access(
+            self.remote_address,
+            self.request.path,
+            101,
+            self.loop.time() - self._started,
+            self.conn.close_code,
+        )
         if self.handler_task is None or self.handler_task.done():
             self._drop_websocket()
 
@@ -355,7 +357,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def _on_failure(self, event: ProtocolFailure) -> None:
         protocol_logger.debug(
-            "%s: protocol error, closing with %d: %s", self._peer(), event.code, event.reason
+            "%s: protocol error, closing with %d: %s",
+            peer(self.remote_address),
+            event.code,
+            printable(event.reason),
         )
         if self.inbox.put_failure():
             self._fail_timer = self.loop.call_later(FAIL_DELAY, self.fail_now)
@@ -432,7 +437,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def _on_close_timeout(self) -> None:
         self._close_timer = None
-        protocol_logger.debug("%s: closing handshake timed out; aborting", self._peer())
+        protocol_logger.debug(
+            "%s: closing handshake timed out; aborting", peer(self.remote_address)
+        )
         self.transport.abort()
 
     def shutdown(self) -> None:
@@ -469,7 +476,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         """No pong within ping_timeout: fail the connection with 1011."""
         if self.lost:
             return
-        protocol_logger.debug("%s: no pong within ping_timeout; closing", self._peer())
+        protocol_logger.debug("%s: no pong within ping_timeout; closing", peer(self.remote_address))
         if self.conn.close_sent is None:
             self._fail(1011, "keepalive ping timeout")
         self.inbox.end()
@@ -488,7 +495,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             raise
         except Exception:
             logger.exception(
-                "handler %s failed on %s from %s", route.name, self.request.path, self._peer()
+                "handler %s failed on %s from %s",
+                route.name,
+                printable(self.request.path),
+                peer(self.remote_address),
             )
             self.start_close(1011, "internal server error")
         else:
@@ -498,22 +508,3 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         finally:
             if self.lost:
                 self._drop_websocket()
-
-    # ---------------------------------------------------------------- logging
-
-    def _peer(self) -> str:
-        if self.remote_address is None:
-            return "-"
-        return f"{self.remote_address[0]}:{self.remote_address[1]}"
-
-    def _log_access(self) -> None:
-        if not access_logger.isEnabledFor(logging.INFO):
-            return
-        access_logger.info(
-            "%s %s %s %.3fs close=%s",
-            self._peer(),
-            self.request.path,
-            101,
-            self.loop.time() - self._started,
-            self.conn.close_code,
-        )
