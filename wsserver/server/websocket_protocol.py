@@ -28,7 +28,7 @@ from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailu
 from ..protocol.state import ConnectionState
 from .inbox import Inbox
 from .logs import log_access, logger, peer, printable, protocol_logger
-from .transports import break_transport_cycle
+from .transports import break_transport_cycle, tcp_bytes_moved, unread_bytes, unsent_bytes
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -83,6 +83,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         "_close_timer",
         "_fail_timer",
         "_started",
+        "_resumed",
+        "_progress",
     )
 
     def __init__(
@@ -125,6 +127,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._fail_timer: asyncio.TimerHandle | None = None
         self._started = started
+        # How often writing resumed (the peer drained our writes), and what
+        # moved since the last keepalive ping (see _peer_made_progress).
+        self._resumed = 0
+        self._progress: tuple[object, ...] | None = None
 
     def start(self, route: Route, params: dict[str, Any], received: bytes) -> None:
         """Run the route's handler, and take the bytes that followed the request.
@@ -242,6 +248,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        self._resumed += 1
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -463,6 +470,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         pong.add_done_callback(self._keepalive_answered)
         pongs = self.server.pong_deadlines
         if pongs is not None:
+            self._progress = self._progress_marks()
             pongs.add(self)
 
     def _keepalive_answered(self, future: asyncio.Future[float]) -> None:
@@ -472,9 +480,50 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if not future.cancelled() and future.exception() is None:
             self._schedule_keepalive()
 
+    def _progress_marks(self) -> tuple[object, ...]:
+        """What moved so far, for _peer_made_progress to compare."""
+        transport = self.transport
+        unsent = unsent_bytes(transport) or 0
+        backlog = transport.get_write_buffer_size() + unsent
+        return (self._resumed, backlog, tcp_bytes_moved(transport), unread_bytes(transport))
+
+    def _peer_made_progress(self) -> bool:
+        """Whether a late pong has an excuse, and the peer showed it is alive since the last marks.
+
+        Two excuses. While our reading is paused (the handler is behind, its
+        inbox full), the peer's pong can wait unread in our socket: then a
+        peer that keeps sending (the kernel received more from it, or more
+        waits unread) is alive. And while what we wrote is backed up (at least
+        ``write_limit`` bytes not yet acknowledged), our ping waits behind it:
+        then a peer that keeps draining it (the kernel saw more of our bytes
+        acknowledged, or writing resumed) is alive. A peer that does neither
+        is dropped, whatever the buffers hold.
+        """
+        before = self._progress
+        now = self._progress = self._progress_marks()
+        if before is None:
+            return False
+        resumed, backlog, moved, unread = before
+        if now[0] != resumed:
+            return True  # the transport's buffer drained a quarter of write_limit
+        now_moved, now_unread = now[2], now[3]
+        if not isinstance(moved, tuple) or not isinstance(now_moved, tuple):
+            moved = now_moved = None
+        if self.inbox.paused:
+            if moved is not None and now_moved is not None and now_moved[1] > moved[1]:
+                return True  # it sent more
+            if isinstance(unread, int) and isinstance(now_unread, int) and now_unread > unread:
+                return True
+        backed_up = isinstance(backlog, int) and backlog >= self.config.write_limit
+        return backed_up and moved is not None and now_moved is not None and now_moved[0] > moved[0]
+
     def on_pong_timeout(self) -> None:
-        """No pong within ping_timeout: fail the connection with 1011."""
+        """No pong within ping_timeout: fail with 1011, unless the peer shows it is alive."""
         if self.lost:
+            return
+        pongs = self.server.pong_deadlines
+        if pongs is not None and self._peer_made_progress():
+            pongs.add(self)  # another ping_timeout for the pong to get through
             return
         protocol_logger.debug("%s: no pong within ping_timeout; closing", peer(self.remote_address))
         if self.conn.close_sent is None:

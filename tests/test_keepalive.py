@@ -1,0 +1,115 @@
+"""Keepalive against peers that are slow but alive, and peers that are gone (real sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+
+import websockets
+
+from wsserver import Request, Router, WebSocket
+from wsserver.protocol.frames import Opcode, serialize_frame
+
+from .conftest import StartServer
+from .helpers import upgrade_request
+
+
+def echo_routes() -> Router:
+    routes = Router()
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    return routes
+
+
+async def test_a_slow_reader_that_keeps_reading_is_not_declared_dead(
+    run_server: StartServer,
+) -> None:
+    # The client sends faster than it reads. The handler waits in send(), the
+    # inbox fills, reading pauses: the client's pongs wait unread behind its
+    # data, and its own reading (websockets pauses too) leaves our pings
+    # unread for a while. It drains our writes all along: it is alive.
+    # (The issue's reproduction, shortened: 200 x 256 KiB read at 20 a second,
+    # --ping-interval 1 --ping-timeout 2.)
+    interval, timeout = 0.5, 2.0
+    server = await run_server(
+        echo_routes(), ping_interval=interval, ping_timeout=timeout, max_queue=4, compression=None
+    )
+    size, count = 256 * 1024, 100
+    async with websockets.connect(
+        f"ws://127.0.0.1:{server.port}/", max_size=None, ping_interval=None, max_queue=4
+    ) as client:
+
+        async def send_all() -> None:
+            for i in range(count):
+                await client.send(bytes([i]) * size)
+
+        sender = asyncio.create_task(send_all())
+        received = []
+        started = time.monotonic()
+        for _ in range(count):
+            received.append(await asyncio.wait_for(client.recv(), 10))
+            await asyncio.sleep(0.05)  # reads at most 20 messages a second
+        await sender
+        assert time.monotonic() - started > interval + timeout  # a pong was late
+    assert [m[0] for m in received] == list(range(count))
+    assert all(len(m) == size for m in received)
+    assert client.close_code == 1000
+
+
+async def test_a_peer_that_stops_reading_and_writing_is_dropped_in_time(
+    run_server: StartServer,
+) -> None:
+    # Full buffers both ways: our reading is paused (the inbox is full) with
+    # bytes waiting in the socket, our writes wait for a peer that never
+    # reads. Nothing moves: it goes within ping_interval + ping_timeout +
+    # close_timeout.
+    interval, timeout, close = 0.3, 0.4, 0.3
+    server = await run_server(
+        echo_routes(),
+        ping_interval=interval,
+        ping_timeout=timeout,
+        close_timeout=close,
+        max_queue=2,
+        compression=None,
+    )
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, upgrade_request("/"))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await asyncio.wait_for(loop.sock_recv(sock, 1), 5)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    frame = serialize_frame(Opcode.BINARY, os.urandom(64 * 1024), mask=b"abcd")
+    # Send while the server takes bytes (until its reading is paused and its
+    # socket buffers are full); never read. Once nothing moves, the server
+    # must give up within the bound: our sends then fail (it reset or closed).
+    bound = interval + timeout + close
+    last_progress = time.monotonic()
+    gone = False
+    while time.monotonic() < last_progress + bound + 2.0:
+        try:
+            if sock.send(frame):
+                last_progress = time.monotonic()
+        except BlockingIOError:
+            pass
+        except (ConnectionResetError, BrokenPipeError):
+            gone = True
+            break
+        await asyncio.sleep(0.02)
+    stalled_for = time.monotonic() - last_progress
+    sock.close()
+    assert gone, f"still connected {stalled_for:.1f} s after the last byte moved"
+    assert stalled_for <= bound + 1.0, stalled_for
+    for _ in range(50):
+        if not server.connections:
+            break
+        await asyncio.sleep(0.02)
+    assert not server.connections
