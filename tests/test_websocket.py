@@ -226,12 +226,14 @@ class TestControlFrames:
 
         @routes.websocket("/")
         async def handler(request: Request, ws: WebSocket) -> None:
-            latency = await ws.ping()
+            # The Sanic-style document's pattern: ping() gives the pong waiter.
+            pong_waiter = await ws.ping(b"x")
+            latency = await pong_waiter
             assert latency == ws.latency
-            several = [ws.ping(), ws.ping(b"explicit")]
+            several = [await ws.ping(), await ws.ping(b"explicit")]
             await asyncio.gather(*several)
             with pytest.raises(ValueError):
-                ws.ping(b"x" * 126)
+                await ws.ping(b"x" * 126)
             await ws.send(f"{latency:.9f}")
 
         server = await run_server(routes)

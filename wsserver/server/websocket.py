@@ -273,18 +273,24 @@ class WebSocket:
 
     # --------------------------------------------------------------- control
 
-    def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
-        """Send a ping; return a future that resolves to the round-trip time in seconds.
+    async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+        """Send a ping; return a future (the pong waiter) that resolves to the round-trip time.
 
-        ``latency = await ws.ping()``. Without ``data`` a random 4-byte payload
-        is used, so several pings may be in flight. A pong answers its ping and
-        every ping sent before it.
+        ``pong_waiter = await ws.ping()``, then ``latency = await pong_waiter``
+        (seconds; :attr:`latency` keeps the last one). Without ``data`` a
+        random 4-byte payload is used, so several pings may be in flight. A
+        pong answers its ping and every ping sent before it. The waiter fails
+        with :class:`WebsocketClosed` if the connection closes first.
 
         Raises:
             WebsocketClosed: the connection is closing or closed.
             ValueError: a ping with this payload is already waiting, or the
                 payload is longer than 125 bytes.
         """
+        return self.send_ping(data)
+
+    def send_ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+        """:meth:`ping` without the ``await``: send it now, return the pong waiter."""
         if data is None:
             payload = os.urandom(4)
             while payload in self._pings:

@@ -466,7 +466,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         ws = self.websocket
         if ws is None or not ws.open:
             return
-        pong = ws.ping()
+        pong = ws.send_ping()
         pong.add_done_callback(self._keepalive_answered)
         pongs = self.server.pong_deadlines
         if pongs is not None:
