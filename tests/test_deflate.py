@@ -15,6 +15,7 @@ from wsserver.protocol.connection import Connection, ProtocolFailure
 from wsserver.protocol.deflate import (
     DeflateSettings,
     PerMessageDeflate,
+    max_deflated_size,
     negotiate,
     parse_extensions,
 )
@@ -321,6 +322,44 @@ class TestInflateLimit:
         (data,) = client_compress([b"y" * 1000])
         events = conn.receive_data(serialize_frame(Opcode.BINARY, data, rsv1=True, mask=MASK))
         assert events == [b"y" * 1000]
+
+    @pytest.mark.parametrize("fragments", [1, 3])
+    def test_incompressible_max_size_passes_though_larger_on_the_wire(self, fragments: int) -> None:
+        # Random data grows when deflated: the wire length is above max_size,
+        # the message is not.
+        max_size = 10_000
+        payload = os.urandom(max_size)
+        conn = Connection(max_size=max_size, deflate=PerMessageDeflate())
+        step = -(-max_size // fragments)
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        parts = [
+            compressor.compress(payload[i : i + step]) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            for i in range(0, max_size, step)
+        ]
+        parts[-1] = parts[-1][:-4]  # the message's last frame drops the empty block's tail
+        assert sum(len(p) for p in parts) > max_size
+        wire = b"".join(
+            serialize_frame(
+                Opcode.BINARY if i == 0 else Opcode.CONTINUATION,
+                part,
+                fin=i == len(parts) - 1,
+                rsv1=i == 0,
+                mask=MASK,
+            )
+            for i, part in enumerate(parts)
+        )
+        assert conn.receive_data(wire) == [payload]
+        conn = Connection(max_size=max_size - 1, deflate=PerMessageDeflate())
+        (failure,) = conn.receive_data(wire)
+        assert isinstance(failure, ProtocolFailure) and failure.code == 1009
+
+    def test_compressed_frame_too_long_for_any_message_is_refused_by_its_header(self) -> None:
+        max_size = 10_000
+        conn = Connection(max_size=max_size, deflate=PerMessageDeflate())
+        length = max_deflated_size(max_size) + 1
+        header = serialize_frame(Opcode.BINARY, b"\x00" * length, rsv1=True, mask=MASK)[:14]
+        (failure,) = conn.receive_data(header)  # nothing of the payload sent yet
+        assert isinstance(failure, ProtocolFailure) and failure.code == 1009
 
     def test_corrupt_stream(self) -> None:
         conn = Connection(deflate=PerMessageDeflate())

@@ -33,7 +33,7 @@ from __future__ import annotations
 import codecs
 
 from ..errors import InvalidState, ProtocolError
-from .deflate import PerMessageDeflate
+from .deflate import PerMessageDeflate, max_deflated_size
 from .frames import (
     BINARY,
     CLOSE,
@@ -151,6 +151,7 @@ class Connection:
         "_msg_opcode",
         "_msg_parts",
         "_msg_size",
+        "_msg_wire",
         "_msg_compressed",
         "_decoder",
         "_in_frame",
@@ -177,6 +178,8 @@ class Connection:
         self._msg_opcode = CONTINUATION
         self._msg_parts: list[bytes] | list[str] = []
         self._msg_size = 0
+        # The compressed message's bytes on the wire so far.
+        self._msg_wire = 0
         self._msg_compressed = False
         self._decoder: codecs.IncrementalDecoder | None = None
         # Whether pieces of a data frame's payload are still to come.
@@ -284,13 +287,24 @@ class Connection:
                 self._msg_opcode = opcode
                 self._msg_parts = []
                 self._msg_size = 0
+                self._msg_wire = 0
                 self._msg_compressed = rsv1
                 self._decoder = _utf8_decoder() if opcode is TEXT else None
                 if rsv1:
                     assert self.deflate is not None
                     self.deflate.start_inflate()
-            if max_size is not None and self._msg_size + length > max_size:
-                raise ProtocolError(f"message exceeds max_size {max_size}", 1009)
+            if max_size is not None:
+                if not self._msg_compressed:
+                    if self._msg_size + length > max_size:
+                        raise ProtocolError(f"message exceeds max_size {max_size}", 1009)
+                else:
+                    # max_size bounds the message once inflated (checked as it
+                    # inflates); on the wire, a compressed message may be a
+                    # little larger than that (incompressible data), but not
+                    # more than deflate can make of max_size bytes.
+                    self._msg_wire += length
+                    if self._msg_wire > max_deflated_size(max_size):
+                        raise ProtocolError(f"message exceeds max_size {max_size}", 1009)
         self._in_frame = not end
         if payload or (fin and end):
             self._add_payload(payload, fin and end)

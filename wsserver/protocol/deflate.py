@@ -29,6 +29,7 @@ from ..errors import ConfigError, ProtocolError
 __all__ = [
     "DeflateSettings",
     "PerMessageDeflate",
+    "max_deflated_size",
     "negotiate",
     "parse_extensions",
 ]
@@ -83,6 +84,19 @@ class DeflateSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name} must be an integer from {low} to {high}, not {value!r}")
+
+
+def max_deflated_size(size: int) -> int:
+    """The most bytes a permessage-deflate message of ``size`` bytes can take on the wire.
+
+    Incompressible data goes in stored blocks: 5 bytes of header for each
+    block (zlib makes them 16 KiB and larger; the bound counts one per 4 KiB
+    and per 16 KiB, as zlib's ``deflateBound`` does), and each frame a
+    sender flushes ends with an empty stored block (5 bytes). The margin
+    covers a few thousand such flushes, however the sender splits the
+    message into frames.
+    """
+    return size + (size >> 12) + (size >> 14) + 16384
 
 
 def parse_extensions(values: list[str]) -> list[tuple[str, Params]]:
