@@ -180,7 +180,8 @@ PAGE = """<!DOCTYPE html>
   <input id="user" placeholder="Your name" required>
   <button id="join" type="submit">Join</button>
 </form>
-<p>Status: <span id="status">not connected</span></p>
+<p>Status: <span id="status">not connected</span>
+  &middot; Compression: <span id="compression">-</span></p>
 <form id="send-form">
   <input id="message" autocomplete="off" placeholder="Message" disabled>
   <button id="send" type="submit" disabled>Send</button>
@@ -242,6 +243,8 @@ PAGE = """<!DOCTYPE html>
     $("status").textContent = "connecting to " + room;
     ws.onopen = () => {
       $("status").textContent = "connected to " + room + " as " + user;
+      // Off unless the server runs with --compression deflate.
+      $("compression").textContent = ws.extensions || "off";
       setConnected(true);
     };
     ws.onmessage = (event) => {

@@ -59,7 +59,7 @@ async def test_every_client_receives(run_server: StartServer) -> None:
 
 async def test_mixed_compression_parameters(run_server: StartServer) -> None:
     routes, connected = hub()
-    server = await run_server(routes, compression_min_size=0)
+    server = await run_server(routes, compression="deflate", compression_min_size=0)
     uri = f"ws://127.0.0.1:{server.port}/"
     no_takeover = ClientPerMessageDeflateFactory(server_no_context_takeover=True)
     clients = [
@@ -82,7 +82,7 @@ async def test_mixed_compression_parameters(run_server: StartServer) -> None:
 
 async def test_compressed_once_for_no_context_takeover_group(run_server: StartServer) -> None:
     routes, connected = hub()
-    server = await run_server(routes, compression_min_size=0)
+    server = await run_server(routes, compression="deflate", compression_min_size=0)
     headers = [("Sec-WebSocket-Extensions", "permessage-deflate; server_no_context_takeover")]
     raw = [await RawClient.connect(server.port, headers=headers) for _ in range(3)]
     await wait_for_members(connected, 3)

@@ -86,7 +86,7 @@ MAKE_BIG = f"""(window.big = window.big || Array.from({{length: 3000}},
 
 
 async def test_chat_between_two_browser_pages(chromium: str, run_server: StartServer) -> None:
-    server: Server = await run_server(chat.routes)
+    server: Server = await run_server(chat.routes, compression="deflate")
     url = f"http://127.0.0.1:{server.port}/"
     async with Browser(chromium) as browser:
         alice = await browser.new_page()
@@ -122,6 +122,9 @@ async def test_chat_between_two_browser_pages(chromium: str, run_server: StartSe
         )
         response_headers = {k.lower(): v for k, v in handshake["response"]["headers"].items()}
         assert response_headers["sec-websocket-extensions"].startswith("permessage-deflate")
+        # The page says so.
+        shown = await bob.evaluate('document.getElementById("compression").textContent')
+        assert shown.startswith("permessage-deflate"), shown
 
         # A big compressible message goes through compressed, both ways, intact.
         size = await bob.evaluate(f"{MAKE_BIG}.length")

@@ -367,3 +367,23 @@ async def test_second_signal_exits_at_once() -> None:
         assert loop.time() - start < 5
         client.close()
     assert "exiting now" in cli.stderr
+
+
+async def test_compression_is_off_by_default_and_on_when_asked() -> None:
+    async with (
+        running_cli("examples.echo:routes") as cli,
+        websockets.connect(cli.url + "/ws") as ws,  # offers permessage-deflate
+    ):
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+    for args, env in (
+        (("--compression", "deflate"), None),
+        ((), {"WEBSOCKET_COMPRESSION": "deflate"}),
+    ):
+        async with (
+            running_cli("examples.echo:routes", *args, env=env) as cli,
+            websockets.connect(cli.url + "/ws") as ws,
+        ):
+            agreed = ws.response.headers["Sec-WebSocket-Extensions"]
+            assert agreed.startswith("permessage-deflate"), (args, env)
+            await ws.send("compressed " * 20)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "compressed " * 20

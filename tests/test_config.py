@@ -36,7 +36,7 @@ def test_defaults() -> None:
     assert config.ping_timeout == 20
     assert config.open_timeout == 10
     assert config.close_timeout == 10
-    assert config.compression == "deflate"
+    assert config.compression is None  # off unless asked for (the document's default)
     assert config.max_connections is None
     assert config.shutdown_timeout == 10
     assert config.max_header_size == 16384
@@ -388,7 +388,7 @@ def test_every_declared_flag_and_variable_reaches_its_setting(
     from wsserver.__main__ import build_parser, config_from_args
     from wsserver.config import settings
 
-    samples = {"Count": "7", "Seconds": "3.5", "Choice": "none", "Origins": "https://a.example"}
+    samples = {"Count": "7", "Seconds": "3.5", "Choice": "deflate", "Origins": "https://a.example"}
     parser = build_parser()
     for name, spec in settings():
         kind = type(spec.kind).__name__

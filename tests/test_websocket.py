@@ -66,7 +66,7 @@ class TestEcho:
             assert await ws.recv() == b"\x01\x02"
 
     async def test_compressed_round_trip(self, run_server: StartServer) -> None:
-        server = await run_server(echo_routes())
+        server = await run_server(echo_routes(), compression="deflate")
         async with websockets.connect(url(server)) as ws:
             assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
             text = json.dumps([{"id": i, "name": "sensor", "value": i * 0.5} for i in range(500)])
@@ -144,7 +144,7 @@ class TestSend:
             await ws.send("x" * 100)
             await ws.send("y" * 100, compress=False)
 
-        server = await run_server(routes)
+        server = await run_server(routes, compression="deflate")
         client = await RawClient.connect(
             server.port, headers=[("Sec-WebSocket-Extensions", "permessage-deflate")]
         )

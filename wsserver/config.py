@@ -304,9 +304,10 @@ class Config:
         flag="--close-timeout",
     )
     compression: str | None = setting(
-        "deflate",
+        None,
         Choice("deflate", none_ok=True),
-        "accept permessage-deflate offers (`deflate`), or not (`none`).",
+        "`deflate` accepts permessage-deflate offers; off by default (a connection that "
+        "compresses holds ~7x the memory, see Compression and memory).",
         env="WEBSOCKET_COMPRESSION",
         flag="--compression",
     )

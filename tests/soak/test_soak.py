@@ -66,6 +66,8 @@ async def server() -> AsyncIterator[ServerProcess]:
         "1",
         "--ping-timeout",
         "5",
+        "--compression",
+        "deflate",  # the abuse reaches the inflate path too
         "--log-level",
         "info",
         cwd=ROOT,
