@@ -493,3 +493,81 @@ def test_decorator_raises_immediately_for_invalid_uri() -> None:
         @router.websocket("no-slash")
         async def handler(request: Any, ws: Any) -> None:
             pass
+
+
+# ------------------------------------------------ mistakes caught when added
+
+
+def test_a_handler_that_is_not_async_is_refused_with_its_name() -> None:
+    routes = Router()
+
+    def plain(request: Any, ws: Any) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"handler .*plain must be an async function"):
+        routes.add_websocket_route(plain, "/ws")
+    with pytest.raises(TypeError, match=r"HTTP route '/page': handler .*plain"):
+        routes.add_route(plain, "/page")
+    assert routes.routes == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "define"),
+    [
+        ("/chat/<room>", "async def h(request, ws): pass"),  # no room parameter
+        ("/chat", "async def h(request): pass"),  # no ws
+        ("/chat", "async def h(request, ws, extra): pass"),  # an argument nobody passes
+        ("/chat/<room>", "async def h(request, ws, name): pass"),  # the wrong name
+    ],
+)
+def test_a_handler_that_cannot_take_its_arguments_is_refused(uri: str, define: str) -> None:
+    namespace: dict[str, Any] = {}
+    exec(define, namespace)
+    routes = Router()
+    with pytest.raises(TypeError, match=r"handler h\(.*\) cannot be called as h\(request, ws"):
+        routes.add_websocket_route(namespace["h"], uri)
+
+
+def test_handlers_that_fit_are_accepted() -> None:
+    routes = Router()
+
+    async def with_param(request: Any, ws: Any, room: str) -> None: ...
+    async def with_kwargs(request: Any, ws: Any, **params: Any) -> None: ...
+    async def with_default(request: Any, ws: Any, room: str, page: int = 1) -> None: ...
+
+    class Handler:
+        async def __call__(self, request: Any, ws: Any, room: str) -> None: ...
+
+    routes.add_websocket_route(with_param, "/a/<room>")
+    routes.add_websocket_route(with_kwargs, "/b/<room>")
+    routes.add_websocket_route(with_default, "/c/<room>")
+    routes.add_websocket_route(Handler(), "/d/<room>")
+    assert len(routes.routes) == 4
+
+
+def test_the_same_route_twice_is_an_error() -> None:
+    routes = Router()
+
+    async def one(request: Any, ws: Any) -> None: ...
+    async def two(request: Any, ws: Any) -> None: ...
+    async def page(request: Any) -> Any: ...
+
+    routes.add_websocket_route(one, "/ws")
+    with pytest.raises(ValueError, match="never be reached"):
+        routes.add_websocket_route(two, "/ws")
+    routes.add_websocket_route(two, "/ws", host="example.com")  # another host: fine
+    routes.add_websocket_route(two, "/ws", version=2)  # another version: fine
+    routes.add_route(page, "/ws")  # an HTTP route beside a WebSocket one: fine
+    routes.add_route(page, "/ws", methods=["POST"])  # other methods: fine
+    with pytest.raises(ValueError, match="never be reached"):
+        routes.add_route(page, "/ws", methods=["GET", "PUT"])
+
+
+def test_serve_refuses_what_it_cannot_serve_at_once() -> None:
+    from wsserver import serve
+
+    async def app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    for thing in (app, {"/": app}, None):
+        with pytest.raises(TypeError, match=r"serve\(\) needs a wsserver\.Router"):
+            serve(thing)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ With ``strict_slashes`` false (the router's default), ``/chat`` and
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -162,6 +163,11 @@ class Route:
             return True
         host = host.lower()
         return host in self.hosts or host.rsplit(":", 1)[0] in self.hosts
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The names of the path parameters, passed to the handler as keyword arguments."""
+        return tuple(self._converters)
 
     @property
     def is_websocket(self) -> bool:
@@ -390,6 +396,20 @@ class Router:
             origins=origins,
             require_subprotocol=require_subprotocol,
         )
+        _check_handler(route)
+        for other in self.routes:
+            same_methods = (
+                route.methods is None or other.methods is None or route.methods & other.methods
+            )
+            if (
+                other.uri == route.uri
+                and other.hosts == route.hosts
+                and other.is_websocket == route.is_websocket
+                and same_methods
+            ):
+                raise ValueError(
+                    f"{route!r} would never be reached: {other!r} has the same URI and host"
+                )
         self.routes.append(route)
         if explicit or route_name not in self._names:
             self._names[route_name] = route
@@ -462,3 +482,39 @@ class Router:
         if query:
             path += "?" + urlencode(query, doseq=True)
         return path
+
+
+def _check_handler(route: Route) -> None:
+    """Refuse, when the route is added, a handler that could not serve it.
+
+    Raises:
+        TypeError: the handler is not a coroutine function, or cannot take
+            the request (and the WebSocket) and the route's path parameters.
+    """
+    handler = route.handler
+    name = getattr(handler, "__qualname__", None) or repr(handler)
+    call = handler if inspect.isfunction(handler) or inspect.ismethod(handler) else None
+    is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 (an object with an async __call__)
+    )
+    if not is_async:
+        kind = "WebSocket" if route.is_websocket else "HTTP"
+        raise TypeError(
+            f"{kind} route {route.uri!r}: handler {name} must be an async function "
+            f"(async def ...), not {type(handler).__name__}"
+        )
+    try:
+        signature = inspect.signature(call or handler)
+    except (TypeError, ValueError):
+        return  # no signature to check (a builtin, say): it is the caller's word
+    positional = (object(), object()) if route.is_websocket else (object(),)
+    params = dict.fromkeys(route.parameters)
+    try:
+        signature.bind(*positional, **params)
+    except TypeError as exc:
+        expected = "request, ws" if route.is_websocket else "request"
+        extra = "".join(f", {p}" for p in route.parameters)
+        raise TypeError(
+            f"route {route.uri!r}: handler {name}{signature} cannot be called as "
+            f"{getattr(handler, '__name__', 'handler')}({expected}{extra}): {exc}"
+        ) from None

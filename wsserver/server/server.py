@@ -223,7 +223,10 @@ def serve(
 
     Raises:
         ConfigError: a setting is unknown or invalid.
+        TypeError: ``routes`` is not a :class:`~wsserver.Router`.
     """
+    if not isinstance(routes, Router):
+        raise TypeError(f"serve() needs a wsserver.Router, not {type(routes).__name__}")
     if config is None:
         config = Config.from_sources(**settings)
     elif settings:
