@@ -19,6 +19,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 
+import wsserver
 from wsserver import Router
 from wsserver.__main__ import build_parser, config_from_args, load_router
 
@@ -221,7 +222,7 @@ async def test_bad_app_spec_exits_2_with_message(spec: str, fragment: str) -> No
 async def test_invalid_setting_flag_exits_2() -> None:
     code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", "--max-queue", "0")
     assert code == 2, err
-    assert "max_queue" in err
+    assert "--max-queue" in err  # the flag the user typed, not the setting's name
 
 
 async def test_invalid_env_value_exits_2() -> None:
@@ -387,3 +388,71 @@ async def test_compression_is_off_by_default_and_on_when_asked() -> None:
             assert agreed.startswith("permessage-deflate"), (args, env)
             await ws.send("compressed " * 20)
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "compressed " * 20
+
+
+# ------------------------------------------------------ clear words for mistakes
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "accepted"),
+    [
+        (("--port", "70000"), "--port", "0 to 65535"),
+        (("--port", "-1"), "--port", "0 to 65535"),
+        (("--port", "http"), "--port", "0 to 65535"),
+        (("--max-size", "abc"), "--max-size", "positive integer"),
+        (("--max-size", "1e6"), "--max-size", "positive integer"),
+        (("--ping-interval", "soon"), "--ping-interval", "seconds"),
+        (("--compression", "gzip"), "--compression", "deflate"),
+    ],
+)
+async def test_a_bad_flag_gets_one_line_naming_it(
+    args: tuple[str, ...], flag: str, accepted: str
+) -> None:
+    code, err = await run_cli_to_end("examples.echo:routes", *args)
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert flag in last and accepted in last, err
+    assert "Traceback" not in err and "_optional" not in err and "Kind" not in err
+
+
+async def test_version() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wsserver", "--version", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert out.decode().strip() == f"wsserver {wsserver.__version__}"
+
+
+async def test_console_script_finds_modules_in_the_current_directory(tmp_path: Path) -> None:
+    (tmp_path / "my_app_here.py").write_text(
+        "from wsserver import Router\n"
+        "routes = Router()\n"
+        "@routes.websocket('/')\n"
+        "async def hello(request, ws):\n"
+        "    await ws.send('hello from the current directory')\n"
+    )
+    script = Path(sys.executable).parent / "wsserver"
+    assert script.exists(), "the console script is installed beside the interpreter"
+    proc = await asyncio.create_subprocess_exec(
+        str(script),
+        "my_app_here:routes",
+        "--port",
+        "0",
+        cwd=tmp_path,
+        env=child_env(None),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        url = None
+        while url is None:
+            line = (await asyncio.wait_for(proc.stderr.readline(), STARTUP_TIMEOUT)).decode()
+            assert line, "the console script exited before listening"
+            if "listening on " in line:
+                url = line.split("listening on ", 1)[1].strip()
+        async with websockets.connect(url + "/") as ws:
+            assert await ws.recv() == "hello from the current directory"
+    finally:
+        proc.terminate()
+        await proc.wait()

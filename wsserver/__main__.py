@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from . import __version__
 from .app.routing import Router
 from .config import Config, add_flags, flag_settings
 from .errors import ConfigError
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("app", help="module:attr, e.g. examples.echo:routes")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
+    p.add_argument("--port", type=_port, default=8000, help="port (0: any free port; default 8000)")
     add_flags(p)
     p.add_argument(
         "--loop",
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="asyncio",
         help="event loop (uvloop needs: pip install wsserver[uvloop])",
     )
+    p.add_argument("--version", action="version", version=f"wsserver {__version__}")
     p.add_argument(
         "--log-level",
         default="info",
@@ -45,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging level (default info)",
     )
     return p
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("expected a port number from 0 to 65535")
+    return port
 
 
 def load_router(spec: str) -> Router:
@@ -110,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Modules are found in the current directory, whether this runs as
+    # ``python -m wsserver`` (which puts it first on sys.path) or as the
+    # ``wsserver`` console script (which puts the script's own directory).
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -467,11 +467,15 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _reader(kind: Kind) -> Any:
+    """The argparse type of a flag: read and check the text, or say what the flag takes."""
+
     def read(text: str) -> Any:
         try:
-            return kind.parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            value = kind.parse(text)
+            kind.check("value", [value] if isinstance(kind, Origins) else value)
+        except (ValueError, ConfigError):
+            raise argparse.ArgumentTypeError(f"expected {kind.accepted()}, not {text!r}") from None
+        return value
 
     read.__name__ = type(kind).__name__.lower()
     return read
