@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
 
-from wsserver import Route, Router
+from wsserver import Request, Route, Router, WebSocket
+from wsserver.app.response import text
+
+from .conftest import StartServer
 
 
 async def chat(request: Any, ws: Any, **params: Any) -> None:
@@ -571,3 +575,108 @@ def test_serve_refuses_what_it_cannot_serve_at_once() -> None:
     for thing in (app, {"/": app}, None):
         with pytest.raises(TypeError, match=r"serve\(\) needs a wsserver\.Router"):
             serve(thing)  # type: ignore[arg-type]
+
+
+# ------------------------------------------ the document's route options
+
+
+async def test_apply_decorates_websocket_and_http_handlers_in_order(
+    run_server: StartServer,
+) -> None:
+    import functools
+
+    import websockets
+
+    calls: list[str] = []
+
+    def tag(label: str) -> Any:
+        def decorator(handler: Any) -> Any:
+            @functools.wraps(handler)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                calls.append(label)
+                return await handler(*args, **kwargs)
+
+            return wrapper
+
+        return decorator
+
+    routes = Router()
+
+    @routes.websocket("/ws/<room>", apply=[tag("inner"), tag("outer")])
+    async def room(request: Request, ws: WebSocket, room: str) -> None:
+        calls.append("handler")
+        await ws.send(room)
+
+    @routes.get("/page", apply=[tag("first"), tag("second")])
+    async def page(request: Request) -> Any:
+        calls.append("page")
+        return text("ok")
+
+    server = await run_server(routes)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws/lobby") as ws:
+        assert await ws.recv() == "lobby"
+    assert calls == ["outer", "inner", "handler"]
+    calls.clear()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert (await reader.read()).endswith(b"\r\n\r\nok")
+    writer.close()
+    assert calls == ["second", "first", "page"]
+
+
+@pytest.mark.parametrize(
+    ("error_format", "content_type"),
+    [("text", "text/plain"), ("json", "application/json"), ("html", "text/html")],
+)
+async def test_error_format_shapes_the_routes_error_responses(
+    run_server: StartServer, error_format: str, content_type: str
+) -> None:
+    import json as jsonlib
+
+    routes = Router()
+
+    @routes.websocket("/ws", origins=["https://ok.example"], error_format=error_format)  # type: ignore[arg-type]
+    async def ws_route(request: Request, ws: WebSocket) -> None: ...
+
+    @routes.get("/boom", error_format=error_format)  # type: ignore[arg-type]
+    async def boom(request: Request) -> Any:
+        raise RuntimeError("boom")
+
+    server = await run_server(routes)
+
+    async def fetch(request: bytes) -> tuple[bytes, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(request)
+        data = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        return head, body
+
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Origin: https://evil.example\r\n\r\n"
+    )
+    for request, status in (
+        (upgrade, 403),
+        (b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n", 500),
+    ):
+        head, body = await fetch(request)
+        assert head.startswith(f"HTTP/1.1 {status} ".encode()), head
+        assert f"content-type: {content_type}".encode() in head.lower(), head
+        if error_format == "json":
+            document = jsonlib.loads(body)
+            assert document["status"] == status and document["error"] and document["message"]
+        elif error_format == "html":
+            assert body.startswith(b"<!doctype html>") and str(status).encode() in body
+        else:
+            assert body.endswith(b"\n") and not body.startswith(b"<")
+
+
+def test_error_format_must_be_known() -> None:
+    routes = Router()
+
+    async def h(request: Any, ws: Any) -> None: ...
+
+    with pytest.raises(ValueError, match="error_format"):
+        routes.add_websocket_route(h, "/", error_format="xml")  # type: ignore[arg-type]

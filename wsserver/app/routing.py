@@ -13,13 +13,17 @@ from __future__ import annotations
 import inspect
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, unquote, urlencode
+
+from ..protocol.http import ERROR_FORMATS, ErrorFormat
 
 __all__ = ["Route", "Router", "Resolution", "Handler", "OnConnect"]
 
 Handler = Callable[..., Awaitable[Any]]
+#: A decorator for ``apply=[...]``: takes a handler, returns one.
+Decorator = Callable[[Any], Any]
 #: ``async def on_connect(request) -> Response | None`` (may also be a plain function).
 OnConnect = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
@@ -69,6 +73,7 @@ class Route:
         origins: the ``Origin`` values accepted, or None to use the server's
             setting.
         require_subprotocol: deny clients that offer none of ``subprotocols``.
+        error_format: the body format of this route's HTTP error responses.
     """
 
     __slots__ = (
@@ -82,6 +87,7 @@ class Route:
         "subprotocols",
         "hosts",
         "strict_slashes",
+        "error_format",
         "_regex",
         "_converters",
         "options",
@@ -101,6 +107,7 @@ class Route:
         origins: Iterable[str | None] | None = None,
         require_subprotocol: bool = False,
         options: dict[str, Any] | None = None,
+        error_format: ErrorFormat = "text",
     ) -> None:
         self.handler = handler
         self.uri = uri
@@ -115,6 +122,7 @@ class Route:
         self.hosts = hosts
         self.strict_slashes = strict_slashes
         self.options = options or {}
+        self.error_format: ErrorFormat = error_format
         self._converters: dict[str, Callable[[str], Any]] = {}
         self._regex = self._compile(uri, strict_slashes)
 
@@ -217,6 +225,8 @@ class Router:
         on_connect: OnConnect | None = None,
         origins: Iterable[str | None] | None = None,
         require_subprotocol: bool = False,
+        apply: Sequence[Decorator] = (),
+        error_format: ErrorFormat = "text",
     ) -> Callable[[H], H]:
         """Decorator: register ``handler`` as a WebSocket route at ``uri``.
 
@@ -237,6 +247,8 @@ class Router:
                 on_connect=on_connect,
                 origins=origins,
                 require_subprotocol=require_subprotocol,
+                apply=apply,
+                error_format=error_format,
             )
             return handler
 
@@ -256,6 +268,8 @@ class Router:
         on_connect: OnConnect | None = None,
         origins: Iterable[str | None] | None = None,
         require_subprotocol: bool = False,
+        apply: Sequence[Decorator] = (),
+        error_format: ErrorFormat = "text",
     ) -> Route:
         """Register ``handler`` as a WebSocket route at ``uri``; return the route.
 
@@ -279,6 +293,11 @@ class Router:
                 None here uses the server's ``origins`` setting.
             require_subprotocol: deny (400) clients that offer none of
                 ``subprotocols``.
+            apply: decorators for the handler, applied in order (the first
+                one wraps the handler, the next one wraps that, ...).
+            error_format: the body of this route's HTTP error responses (a
+                denied handshake, a failed hook or handler): ``"text"``,
+                ``"json"`` (``{"error", "status", "message"}``) or ``"html"``.
 
         Raises:
             ValueError: ``uri`` does not start with ``/``, has an unknown
@@ -298,6 +317,8 @@ class Router:
             on_connect=on_connect,
             origins=origins,
             require_subprotocol=require_subprotocol,
+            apply=apply,
+            error_format=error_format,
         )
 
     def get(self, uri: str, **kwargs: Any) -> Callable[[H], H]:
@@ -333,8 +354,12 @@ class Router:
         strict_slashes: bool | None = None,
         version: int | str | None = None,
         version_prefix: str = "/v",
+        apply: Sequence[Decorator] = (),
+        error_format: ErrorFormat = "text",
     ) -> Route:
         """Register an HTTP route; a GET route answers HEAD too.
+
+        ``apply`` and ``error_format`` are as for :meth:`add_websocket_route`.
 
         Raises:
             ValueError: as for :meth:`add_websocket_route`.
@@ -352,6 +377,8 @@ class Router:
             strict_slashes=strict_slashes,
             version=version,
             version_prefix=version_prefix,
+            apply=apply,
+            error_format=error_format,
         )
 
     def _add(
@@ -369,6 +396,8 @@ class Router:
         on_connect: OnConnect | None = None,
         origins: Iterable[str | None] | None = None,
         require_subprotocol: bool = False,
+        apply: Sequence[Decorator] = (),
+        error_format: ErrorFormat = "text",
     ) -> Route:
         if not uri.startswith("/"):
             raise ValueError(f"route URI must start with '/': {uri!r}")
@@ -384,6 +413,10 @@ class Router:
         route_name = name if name is not None else getattr(handler, "__name__", uri)
         if explicit and route_name in self._names:
             raise ValueError(f"a route named {route_name!r} already exists")
+        if error_format not in ERROR_FORMATS:
+            raise ValueError(f"error_format must be one of {ERROR_FORMATS}, not {error_format!r}")
+        for decorate in apply:
+            handler = decorate(handler)
         route = Route(
             handler,
             uri,
@@ -395,6 +428,7 @@ class Router:
             on_connect=on_connect,
             origins=origins,
             require_subprotocol=require_subprotocol,
+            error_format=error_format,
         )
         _check_handler(route)
         for other in self.routes:

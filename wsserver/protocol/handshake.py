@@ -21,7 +21,7 @@ from collections.abc import Collection, Sequence
 
 from ..errors import HandshakeError
 from .deflate import DeflateSettings, PerMessageDeflate, negotiate
-from .http import OWS, Headers, Response, error_response
+from .http import OWS, ErrorFormat, Headers, Response, error_response
 
 __all__ = [
     "GUID",
@@ -274,6 +274,7 @@ def decide(
     shutting_down: bool = False,
     open_connections: int = 0,
     max_connections: int | None = None,
+    error_format: ErrorFormat = "text",
 ) -> Accept | Response:
     """Accept an upgrade request to a WebSocket route, or deny it.
 
@@ -293,6 +294,7 @@ def decide(
         shutting_down: whether the server is shutting down.
         open_connections: the WebSocket connections open now.
         max_connections: how many may be open at once (None: no limit).
+        error_format: the body format of a denial (see :func:`.http.error_response`).
 
     Returns:
         An :class:`Accept`, or the :class:`~wsserver.protocol.http.Response`
@@ -303,11 +305,11 @@ def decide(
         check_origin(headers, origins)
         subprotocol = select_subprotocol(headers, subprotocols, require_subprotocol)
     except HandshakeError as exc:
-        return error_response(exc.status, exc.message, exc.headers)
+        return error_response(exc.status, exc.message, exc.headers, error_format)
     if shutting_down:
-        return error_response(503, "Server is shutting down.", [("Retry-After", "1")])
+        return error_response(503, "Server is shutting down.", [("Retry-After", "1")], error_format)
     if max_connections is not None and open_connections >= max_connections:
-        return error_response(503, "Too many connections.", [("Retry-After", "1")])
+        return error_response(503, "Too many connections.", [("Retry-After", "1")], error_format)
     if deflate is not None:
         agreed = negotiate(headers.getall("sec-websocket-extensions"), deflate)
         if agreed is not None:

@@ -11,12 +11,17 @@ accepted upgrade is built by :mod:`.handshake`.)
 
 from __future__ import annotations
 
+import html
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
+from typing import Literal
 
 import h11
 
 __all__ = [
+    "ERROR_FORMATS",
+    "ErrorFormat",
     "OWS",
     "Headers",
     "HeadersLike",
@@ -149,12 +154,36 @@ def reason_phrase(status: int) -> str:
         return "Unknown"
 
 
+#: The body formats of error responses (a route's ``error_format``).
+ErrorFormat = Literal["text", "json", "html"]
+ERROR_FORMATS: tuple[ErrorFormat, ...] = ("text", "json", "html")
+
+
 def error_response(
-    status: int, message: str | None = None, headers: HeadersLike | None = None
+    status: int,
+    message: str | None = None,
+    headers: HeadersLike | None = None,
+    format: ErrorFormat = "text",
 ) -> Response:
-    """A plain-text error response: ``message`` (the reason phrase by default) and a newline."""
-    body = (reason_phrase(status) if message is None else message) + "\n"
-    return Response(body, status, headers, "text/plain; charset=utf-8")
+    """An error response saying ``message`` (by default the reason phrase).
+
+    ``format`` is its body's: ``"text"`` (the message and a newline),
+    ``"json"`` (``{"error": phrase, "status": status, "message": message}``)
+    or ``"html"`` (a small page; the message is escaped).
+    """
+    phrase = reason_phrase(status)
+    text = phrase if message is None else message
+    if format == "json":
+        body = json.dumps({"error": phrase, "status": status, "message": text})
+        return Response(body, status, headers, "application/json")
+    if format == "html":
+        title = f"{status} {html.escape(phrase)}"
+        page = (
+            f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>'
+            f"<body><h1>{title}</h1><p>{html.escape(text)}</p></body></html>\n"
+        )
+        return Response(page, status, headers, "text/html; charset=utf-8")
+    return Response(text + "\n", status, headers, "text/plain; charset=utf-8")
 
 
 def render_response(

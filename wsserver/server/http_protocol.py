@@ -30,7 +30,7 @@ from ..app.response import text
 from ..app.routing import Route
 from ..protocol.connection import Connection
 from ..protocol.handshake import Accept, decide, is_upgrade_request
-from ..protocol.http import Headers, Response, error_response, render_response
+from ..protocol.http import ErrorFormat, Headers, Response, error_response, render_response
 from .logs import log_access, logger, peer, printable, protocol_logger
 from .transports import break_transport_cycle
 from .websocket_protocol import WebSocketProtocol
@@ -256,6 +256,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             shutting_down=server.closing,
             open_connections=server.websocket_count,
             max_connections=config.max_connections,
+            error_format=route.error_format,
         )
         if not isinstance(verdict, Accept):
             protocol_logger.debug(
@@ -333,7 +334,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 peer(self.remote_address),
                 exc_info=exc,
             )
-            self.http_error(500, "Internal Server Error")
+            route = self.request.route if self.request is not None else None
+            self.http_error(
+                500, "Internal Server Error", format=getattr(route, "error_format", "text")
+            )
             return
         if not self._transport_closing:
             self.transport.resume_reading()
@@ -389,15 +393,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.close_transport()
 
     def http_error(
-        self, status: int, message: str, headers: list[tuple[str, str]] | None = None
+        self,
+        status: int,
+        message: str,
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        format: ErrorFormat = "text",
     ) -> None:
-        """Answer with an HTTP error (a plain-text ``message``) and close the connection."""
+        """Answer with an HTTP error saying ``message`` and close the connection."""
         self._stop_open_timer()
         if status >= 400:
             protocol_logger.debug(
                 "%s: HTTP %d: %s", peer(self.remote_address), status, printable(message)
             )
-        self.send_response(error_response(status, message, headers), close=True)
+        self.send_response(error_response(status, message, headers, format), close=True)
 
     def close_transport(self) -> None:
         """Close TCP (after what was written), aborting it if that takes over close_timeout."""
