@@ -3,6 +3,26 @@
 They are defined in :mod:`wsserver.app.response`.
 """
 
-from .app.response import Response, empty, html, json, raw, text
+from .app.response import (
+    Response,
+    empty,
+    html,
+    html_response,
+    json,
+    json_response,
+    raw,
+    text,
+    text_response,
+)
 
-__all__ = ["Response", "text", "html", "json", "raw", "empty"]
+__all__ = [
+    "Response",
+    "text",
+    "html",
+    "json",
+    "raw",
+    "empty",
+    "json_response",
+    "text_response",
+    "html_response",
+]

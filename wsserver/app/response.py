@@ -20,7 +20,17 @@ from typing import Any
 
 from ..protocol.http import HeadersLike, Response
 
-__all__ = ["Response", "text", "html", "json", "raw", "empty"]
+__all__ = [
+    "Response",
+    "text",
+    "html",
+    "json",
+    "raw",
+    "empty",
+    "json_response",
+    "text_response",
+    "html_response",
+]
 
 
 def text(body: str, status: int = 200, headers: HeadersLike | None = None) -> Response:
@@ -56,3 +66,11 @@ def raw(
 def empty(status: int = 204, headers: HeadersLike | None = None) -> Response:
     """A response without a body."""
     return Response(b"", status, headers)
+
+
+#: The same helpers under names that do not shadow the standard library's
+#: ``json`` (nor anything else) when imported: ``from wsserver.response
+#: import json_response``.
+json_response = json
+text_response = text
+html_response = html

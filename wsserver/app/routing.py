@@ -14,10 +14,14 @@ import inspect
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
 from ..protocol.http import ERROR_FORMATS, ErrorFormat
+
+if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
+    from ..server.websocket import WebSocket
+    from .request import Request
 
 __all__ = ["Route", "Router", "Resolution", "Handler", "OnConnect"]
 
@@ -27,6 +31,11 @@ Decorator = Callable[[Any], Any]
 #: ``async def on_connect(request) -> Response | None`` (may also be a plain function).
 OnConnect = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
+#: What ``@routes.websocket`` takes: ``async def handler(request, ws, **params)``.
+#: (mypy --strict then refuses a handler that cannot take the request and the WebSocket.)
+WS = TypeVar("WS", bound="Callable[Concatenate[Request, WebSocket, ...], Awaitable[Any]]")
+#: What ``@routes.get`` and friends take: ``async def handler(request, **params)``.
+HTTP = TypeVar("HTTP", bound="Callable[Concatenate[Request, ...], Awaitable[Any]]")
 
 
 class Resolution(NamedTuple):
@@ -227,14 +236,14 @@ class Router:
         require_subprotocol: bool = False,
         apply: Sequence[Decorator] = (),
         error_format: ErrorFormat = "text",
-    ) -> Callable[[H], H]:
+    ) -> Callable[[WS], WS]:
         """Decorator: register ``handler`` as a WebSocket route at ``uri``.
 
         The handler is returned unchanged, so decorators may be stacked to
         serve one handler at several URIs. See :meth:`add_websocket_route`.
         """
 
-        def decorator(handler: H) -> H:
+        def decorator(handler: WS) -> WS:
             self.add_websocket_route(
                 handler,
                 uri,
@@ -321,7 +330,7 @@ class Router:
             error_format=error_format,
         )
 
-    def get(self, uri: str, **kwargs: Any) -> Callable[[H], H]:
+    def get(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for GET (and HEAD) at ``uri``.
 
         The handler is ``async def handler(request, **params)`` and returns a
@@ -330,14 +339,16 @@ class Router:
         """
         return self.route(uri, methods=("GET",), **kwargs)
 
-    def head(self, uri: str, **kwargs: Any) -> Callable[[H], H]:
+    def head(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for HEAD only at ``uri``."""
         return self.route(uri, methods=("HEAD",), **kwargs)
 
-    def route(self, uri: str, methods: Iterable[str] = ("GET",), **kwargs: Any) -> Callable[[H], H]:
+    def route(
+        self, uri: str, methods: Iterable[str] = ("GET",), **kwargs: Any
+    ) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for ``methods`` at ``uri``."""
 
-        def decorator(handler: H) -> H:
+        def decorator(handler: HTTP) -> HTTP:
             self.add_route(handler, uri, methods=methods, **kwargs)
             return handler
 

@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..app.request import Request
 from ..errors import OK_CLOSE_CODES, ConcurrencyError, WebsocketClosed, closed_error
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["WebSocket", "State"]
 
 Data = str | bytes | bytearray | memoryview
+#: What ``send(..., encoding=...)`` accepts.
+Encoding = Literal["text", "bytes", "json"]
 
 _CLOSED = ConnectionState.CLOSED
 
@@ -152,7 +154,7 @@ class WebSocket:
     async def send(
         self,
         data: Data | dict[str, Any] | list[Any] | Iterable[Data] | AsyncIterable[Data],
-        encoding: str | None = None,
+        encoding: Encoding | None = None,
         *,
         compress: bool = True,
     ) -> None:

@@ -1,0 +1,43 @@
+"""Users' code type-checks against wsserver with mypy --strict, in the venv ``make`` builds.
+
+The scripts are copied outside the repository first, so that mypy finds
+wsserver as a user's project would: installed in the virtual environment.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).parent / "typing_examples"
+
+
+def mypy(tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
+    shutil.copy(EXAMPLES / name, tmp_path / name)
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", ["user_app.py"])
+def test_a_user_script_type_checks(tmp_path: Path, name: str) -> None:
+    done = mypy(tmp_path, name)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_catches_a_handler_with_the_wrong_arity_and_a_bad_encoding(tmp_path: Path) -> None:
+    done = mypy(tmp_path, "mistakes.py")
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2, done.stdout
+    assert "mistakes.py:6:" in errors[0] and "type-var" in errors[0]
+    assert "mistakes.py:12:" in errors[1] and "encoding" in errors[1]
