@@ -3,17 +3,21 @@
 Run it with ``python -m wsserver examples.stream:routes`` and connect to
 ``ws://127.0.0.1:8000/ws/data-stream`` (``?interval=0.5`` changes the period).
 
-The server first sends ``{"type": "connected", "sensors": [...], "interval": s}``, then
+It speaks the messages of the Sanic-style document we follow, so a client written
+against the document works unchanged (timestamps are ISO 8601). The server first sends
+``{"type": "connected", "message", "timestamp"}`` (plus ``sensors`` and ``interval``), then
 every ``interval`` seconds (``INTERVAL`` by default)
-``{"type": "reading", "sensor_id", "value", "unit", "timestamp", "seq"}``, taking the
-sensors in turn, or only the one the client subscribed to. The client may send:
+``{"type": "data", "timestamp", "value", "sensor_id", "temperature", "humidity"}`` (plus
+``unit`` and ``seq``), taking the sensors in turn, or only the one the client subscribed to.
+The client may send:
 
-- ``{"type": "ping"}`` -> ``{"type": "pong", "timestamp": ...}`` (an ``id`` is echoed);
-- ``{"type": "subscribe", "sensor_id": "..."}`` -> ``{"type": "subscribed", "sensor_id"}``,
-  after which readings are for that sensor only;
-- ``{"type": "unsubscribe"}`` -> ``{"type": "unsubscribed"}``, back to every sensor.
+- ``{"type": "subscribe", "sensor_id": "..."}`` (any id) -> ``{"type": "subscribed",
+  "sensor_id", "message"}``, after which the data is that sensor's;
+- ``{"type": "unsubscribe"}`` -> ``{"type": "unsubscribed"}``, back to every sensor;
+- ``{"type": "ping"}`` -> ``{"type": "pong", "timestamp"}`` (an ``id`` is echoed).
 
-Anything else is answered ``{"type": "error", "message": ...}``; the stream goes on.
+Invalid JSON is answered ``{"type": "error", "message": "Invalid message format"}``, anything
+else unexpected ``{"type": "error", "message": ...}``; the stream goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import logging
 import math
 import random
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from wsserver import ConnectionClosed, Request, Router, WebSocket
@@ -57,9 +62,14 @@ class StreamState:
         self.seq = itertools.count(1)
 
 
+def now() -> str:
+    """The current time in ISO 8601, as the document's messages carry it."""
+    return datetime.now(UTC).isoformat()
+
+
 def read_sensor(sensor_id: str) -> tuple[float, str]:
-    """A simulated value of ``sensor_id`` and its unit."""
-    unit, base, amplitude = SENSORS[sensor_id]
+    """A simulated value of ``sensor_id`` and its unit (any id: unknown ones read 0-100)."""
+    unit, base, amplitude = SENSORS.get(sensor_id, ("", 50.0, 40.0))
     wave = math.sin(time.time() / 30.0 + len(sensor_id))
     return round(base + amplitude * wave + random.uniform(-0.5, 0.5), 2), unit
 
@@ -103,11 +113,13 @@ async def push_readings(ws: WebSocket, state: StreamState) -> None:
             value, unit = read_sensor(sensor_id)
             await ws.send(
                 {
-                    "type": "reading",
-                    "sensor_id": sensor_id,
+                    "type": "data",
+                    "timestamp": now(),
                     "value": value,
+                    "sensor_id": sensor_id,
+                    "temperature": read_sensor("temperature")[0],
+                    "humidity": read_sensor("humidity")[0],
                     "unit": unit,
-                    "timestamp": time.time(),
                     "seq": next(state.seq),
                 }
             )
@@ -125,24 +137,25 @@ def handle(state: StreamState, message: str | bytes) -> dict[str, Any]:
     try:
         data = jsonlib.loads(message)
     except ValueError:
-        return {"type": "error", "message": "Invalid JSON"}
+        return {"type": "error", "message": "Invalid message format"}
     if not isinstance(data, dict):
         return {"type": "error", "message": "Expected a JSON object"}
     kind = data.get("type")
     if kind == "ping":
-        answer: dict[str, Any] = {"type": "pong", "timestamp": time.time()}
+        answer: dict[str, Any] = {"type": "pong", "timestamp": now()}
         if "id" in data:
             answer["id"] = data["id"]
         return answer
     if kind == "subscribe":
         sensor_id = data.get("sensor_id")
-        if sensor_id not in SENSORS:
-            return {
-                "type": "error",
-                "message": f"Unknown sensor_id {sensor_id!r}; known: {', '.join(SENSORS)}",
-            }
+        if not isinstance(sensor_id, str) or not sensor_id:
+            return {"type": "error", "message": "subscribe needs a sensor_id"}
         state.sensor_id = sensor_id
-        return {"type": "subscribed", "sensor_id": sensor_id}
+        return {
+            "type": "subscribed",
+            "sensor_id": sensor_id,
+            "message": f"Subscribed to {sensor_id}",
+        }
     if kind == "unsubscribe":
         state.sensor_id = None
         return {"type": "unsubscribed"}
@@ -153,7 +166,15 @@ def handle(state: StreamState, message: str | bytes) -> dict[str, Any]:
 async def data_stream(request: Request, ws: WebSocket) -> None:
     """Push readings and answer the client at the same time."""
     state = StreamState(getattr(request.ctx, "interval", INTERVAL))
-    await ws.send({"type": "connected", "sensors": list(SENSORS), "interval": state.interval})
+    await ws.send(
+        {
+            "type": "connected",
+            "message": "Connected to the data stream",
+            "timestamp": now(),
+            "sensors": list(SENSORS),
+            "interval": state.interval,
+        }
+    )
     pusher = asyncio.create_task(push_readings(ws, state))
     try:
         async for message in ws:

@@ -8,6 +8,7 @@ import re
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -366,20 +367,32 @@ def stream_url(server: Server, interval: float | str | None = 0.05) -> str:
     return url if interval is None else f"{url}?interval={interval}"
 
 
+def iso_age(timestamp: str) -> float:
+    """Seconds since an ISO 8601 timestamp (the document's form), which must have a zone."""
+    moment = datetime.fromisoformat(timestamp)
+    assert moment.tzinfo is not None, timestamp
+    return (datetime.now(UTC) - moment).total_seconds()
+
+
 async def test_stream_pushes_readings_periodically(stream_server: Server) -> None:
     async with websockets.connect(stream_url(stream_server)) as ws:
         hello = await recv_json(ws)
-        assert hello["type"] == "connected" and hello["interval"] == 0.05
+        # The document's first message: type, message, timestamp.
+        assert hello["type"] == "connected" and isinstance(hello["message"], str)
+        assert abs(iso_age(hello["timestamp"])) < 5
+        assert hello["interval"] == 0.05
         assert set(hello["sensors"]) == set(stream.SENSORS)
         started = time.monotonic()
         readings = [await recv_json(ws) for _ in range(6)]
         elapsed = time.monotonic() - started
     assert 0.2 < elapsed < 2.0, elapsed  # ~6 x 0.05 s
     for reading in readings:
-        assert reading["type"] == "reading"
+        # The document's data message, every field of it.
+        assert reading["type"] == "data"
         assert reading["sensor_id"] in stream.SENSORS
-        assert isinstance(reading["value"], float)
-        assert abs(reading["timestamp"] - time.time()) < 5
+        for field in ("value", "temperature", "humidity"):
+            assert isinstance(reading[field], float), (field, reading)
+        assert abs(iso_age(reading["timestamp"])) < 5
     assert [r["seq"] for r in readings] == list(range(1, 7))
     assert {r["sensor_id"] for r in readings} == set(stream.SENSORS)  # taken in turn
     assert readings[-1]["timestamp"] > readings[0]["timestamp"]
@@ -393,7 +406,7 @@ async def test_stream_default_interval_is_a_module_constant(
     async with websockets.connect(stream_url(stream_server, None)) as ws:
         assert (await recv_json(ws))["interval"] == 0.05
         for _ in range(3):
-            assert (await recv_json(ws, timeout=1))["type"] == "reading"
+            assert (await recv_json(ws, timeout=1))["type"] == "data"
 
 
 @pytest.mark.parametrize("interval", ["abc", "0", "-1", "nan", "1e9"])
@@ -407,36 +420,42 @@ async def test_stream_ping_pong(stream_server: Server) -> None:
         await recv_type(ws, "connected")
         await ws.send(json.dumps({"type": "ping", "id": 42}))
         pong = await recv_type(ws, "pong")
-        assert pong["id"] == 42 and isinstance(pong["timestamp"], float)
+        assert pong["id"] == 42 and abs(iso_age(pong["timestamp"])) < 5
         # Readings go on around it.
-        await recv_type(ws, "reading")
+        await recv_type(ws, "data")
 
 
 async def test_stream_subscribe(stream_server: Server) -> None:
     async with websockets.connect(stream_url(stream_server)) as ws:
         await recv_type(ws, "connected")
         await ws.send(json.dumps({"type": "subscribe", "sensor_id": "humidity"}))
-        assert await recv_type(ws, "subscribed") == {
-            "type": "subscribed",
-            "sensor_id": "humidity",
-        }
-        readings = [await recv_type(ws, "reading") for _ in range(4)]
+        answer = await recv_type(ws, "subscribed")
+        assert answer["sensor_id"] == "humidity" and isinstance(answer["message"], str)
+        readings = [await recv_type(ws, "data") for _ in range(4)]
         assert [r["sensor_id"] for r in readings] == ["humidity"] * 4
         assert all(r["unit"] == "%" for r in readings)
 
+        # The document subscribes to any sensor_id.
+        await ws.send(json.dumps({"type": "subscribe", "sensor_id": "sensor_42"}))
+        answer = await recv_type(ws, "subscribed")
+        assert answer["sensor_id"] == "sensor_42" and "sensor_42" in answer["message"]
+        readings = [await recv_type(ws, "data") for _ in range(3)]
+        assert [r["sensor_id"] for r in readings] == ["sensor_42"] * 3
+        assert all(isinstance(r["value"], float) for r in readings)
+
         await ws.send(json.dumps({"type": "unsubscribe"}))
         await recv_type(ws, "unsubscribed")
-        readings = [await recv_type(ws, "reading") for _ in range(4)]
+        readings = [await recv_type(ws, "data") for _ in range(4)]
         assert len({r["sensor_id"] for r in readings}) > 1
 
 
 @pytest.mark.parametrize(
     ("message", "error"),
     [
-        ("not json", "Invalid JSON"),
+        ("not json", "Invalid message format"),
         ("[]", "object"),
         ('{"type": "launch"}', "launch"),
-        ('{"type": "subscribe", "sensor_id": "radiation"}', "radiation"),
+        ('{"type": "subscribe", "sensor_id": 7}', "sensor_id"),
         ('{"type": "subscribe"}', "sensor_id"),
         (b"\x01\x02", "Binary"),
     ],
@@ -449,7 +468,7 @@ async def test_stream_bad_messages_get_an_error_and_the_stream_goes_on(
         await ws.send(message)
         answer = await recv_type(ws, "error")
         assert error in answer["message"]
-        await recv_type(ws, "reading")
+        await recv_type(ws, "data")
         await ws.send(json.dumps({"type": "ping"}))
         await recv_type(ws, "pong")
 
@@ -464,7 +483,7 @@ def pusher_tasks() -> list[asyncio.Task[Any]]:
 
 async def test_stream_pusher_stops_when_the_client_leaves(stream_server: Server) -> None:
     async with websockets.connect(stream_url(stream_server)) as ws:
-        await recv_type(ws, "reading")
+        await recv_type(ws, "data")
         assert len(pusher_tasks()) == 1
     deadline = time.monotonic() + TIMEOUT
     while pusher_tasks():
@@ -658,3 +677,13 @@ async def test_make_run_starts_the_chat_example() -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+async def test_stream_invalid_json_gets_exactly_the_documents_error(stream_server: Server) -> None:
+    async with websockets.connect(stream_url(stream_server)) as ws:
+        await recv_type(ws, "connected")
+        await ws.send("{not json")
+        assert await recv_type(ws, "error") == {
+            "type": "error",
+            "message": "Invalid message format",
+        }
