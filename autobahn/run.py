@@ -2,10 +2,19 @@
 """Run the Autobahn testsuite (wstest fuzzingclient) against the wsserver echo example.
 
 For each agent (``wsserver-deflate``: compression on, ``wsserver-plain``:
-compression off) this script starts the server on a free loopback port, runs
-``wstest -m fuzzingclient`` with the agent's spec (``fuzzingclient-*.json``
-beside this file, with the URL and report folder filled in), stops the server
-and summarises ``reports/<agent>/index.json``.
+compression off) this script asks wstest which cases the agent's spec
+(``fuzzingclient-*.json`` beside this file) selects, starts the server on a free
+loopback port, runs ``wstest -m fuzzingclient`` against it in several batches,
+stops the server and summarises the batches' ``index.json`` files together.
+
+The batches exist because wstest keeps everything it has seen until its process
+ends, and the permessage-deflate sections 12.x and 13.x make it grow by about
+70 MB/s: all 517 cases in one process need more than 24 GB. So sections 1-10 run in
+one wstest process (about 0.6 GB), and 12.x/13.x in processes of at most
+``--batch-size`` cases (18 by default, one subsection: about 4.5 GB at the peak;
+36 cases take about 8 GB). Each batch is a wstest run of its own, with its own
+report folder ``reports/<agent>/batch-NN/``; the server is started once per agent
+and serves all its batches.
 
 The exit status is 0 only if every selected case of every agent ran and got
 OK or INFORMATIONAL for both ``behavior`` and ``behaviorClose``.
@@ -48,6 +57,12 @@ MAX_SIZE = 16 * 1024 * 1024  # 9.x sends messages of up to 16 MiB
 SERVER_START_TIMEOUT = 15.0
 SERVER_STOP_TIMEOUT = 10.0
 WSTEST_TIMEOUT = 40 * 60.0
+PLAN_TIMEOUT = 60.0
+# Sections whose cases wstest's memory grows fastest on (permessage-deflate), and how
+# many of their cases one wstest process runs by default: one subsection of 18 cases,
+# peak RSS about 4.5 GB (36 cases: about 8 GB, and no faster).
+HEAVY_SECTIONS = frozenset({12, 13})
+BATCH_SIZE = 18
 
 PASSING = frozenset({"OK", "INFORMATIONAL"})
 # Table columns: (verdict, short header). Anything else wstest may report
@@ -97,11 +112,57 @@ class CaseResult:
         return self.behavior in PASSING and self.behavior_close in PASSING
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The cases one wstest process runs, and where its reports go."""
+
+    number: int
+    cases: list[str]
+    outdir: Path
+
+    @property
+    def label(self) -> str:
+        """First and last case, for progress lines and error messages."""
+        return f"{self.cases[0]} .. {self.cases[-1]}"
+
+
+@dataclass
+class Progress:
+    """Progress lines of one agent, counted across all its wstest runs."""
+
+    agent_name: str
+    total: int
+    started: float
+    done: int = 0
+    section: int | None = None
+
+    def batch_started(self, batch: Batch, batches: int) -> None:
+        """Print a line naming the batch about to run."""
+        elapsed = time.monotonic() - self.started
+        print(
+            f"  [{self.agent_name}] wstest run {batch.number}/{batches}:"
+            f" {len(batch.cases)} cases, {batch.label}, at {elapsed:.0f} s",
+            flush=True,
+        )
+
+    def case_started(self, case_id: str) -> None:
+        """Count a case; print a line when a new section begins."""
+        self.done += 1
+        if section_of(case_id) == self.section:
+            return
+        self.section = section_of(case_id)
+        elapsed = time.monotonic() - self.started
+        print(
+            f"  [{self.agent_name}] section {self.section}: case {self.done}/{self.total}"
+            f" at {elapsed:.0f} s",
+            flush=True,
+        )
+
+
 @dataclass
 class WstestRun:
     """What the wstest process told us while it ran."""
 
-    planned: list[str] = field(default_factory=list)
     connection_failures: list[str] = field(default_factory=list)
     returncode: int | None = None
     timed_out: bool = False
@@ -183,9 +244,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--timeout",
         type=float,
         default=WSTEST_TIMEOUT,
-        help=f"seconds one wstest run may take (default: {WSTEST_TIMEOUT:.0f})",
+        help=f"seconds one wstest run (one batch) may take (default: {WSTEST_TIMEOUT:.0f})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=BATCH_SIZE,
+        help="cases of the permessage-deflate sections 12 and 13 per wstest process; wstest's "
+        f"peak memory grows with it: about 4.5 GB at 18, 8 GB at 36 (default: {BATCH_SIZE})",
     )
     return parser.parse_args(argv)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def selected_agents(choice: str) -> list[Agent]:
@@ -228,9 +307,29 @@ def write_spec(agent: Agent, url: str, outdir: Path, cases: list[str] | None) ->
     spec["outdir"] = str(outdir)
     if cases is not None:
         spec["cases"] = cases
+    outdir.mkdir(parents=True, exist_ok=True)
     path = outdir / "spec.json"
     path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def make_batches(planned: Sequence[str], size: int, outdir: Path) -> list[Batch]:
+    """Split the planned cases into wstest runs whose memory stays bounded.
+
+    wstest's memory only grows within a process, fastest on the permessage-deflate
+    sections 12 and 13. The other sections together stay small, so they share one run;
+    the cases of 12.x and 13.x follow in runs of at most ``size`` cases, in order. A
+    batch lists its cases one by one in the spec's ``cases`` (wstest takes a pattern
+    without ``*`` as a case id), so it runs exactly its share of the plan.
+    """
+    light = [c for c in planned if section_of(c) not in HEAVY_SECTIONS]
+    heavy = [c for c in planned if section_of(c) in HEAVY_SECTIONS]
+    groups = [light] if light else []
+    groups += [heavy[i : i + size] for i in range(0, len(heavy), size)]
+    return [
+        Batch(number, cases, outdir / f"batch-{number:02d}")
+        for number, cases in enumerate(groups, start=1)
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -341,7 +440,6 @@ def stop_server(server: Server) -> None:
 # --------------------------------------------------------------------------
 # wstest process
 
-WILL_RUN = re.compile(r"^Ok, will run (\d+) test cases")
 CASES_LINE = re.compile(r"^Cases = (\[.*\])\s*$")
 RUNNING = re.compile(r"^Running test case ID (\S+) for agent")
 CONNECT_FAILED = re.compile(r"^Connection to .* failed")
@@ -357,29 +455,72 @@ def case_sort_key(case_id: str) -> tuple[int, ...]:
     return tuple(int(part) for part in case_id.split("."))
 
 
-def run_wstest(wstest: Path, spec: Path, outdir: Path, agent: Agent, timeout: float) -> WstestRun:
-    """Run wstest fuzzingclient, logging its output and watching its progress."""
+def start_wstest(wstest: Path, spec: Path, cwd: Path) -> subprocess.Popen[str]:
+    """Start wstest fuzzingclient in its own process group, output on a pipe."""
+    return subprocess.Popen(
+        [str(wstest), "-m", "fuzzingclient", "-s", str(spec)],
+        cwd=cwd,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+
+
+def plan_cases(wstest: Path, agent: Agent, outdir: Path, cases: list[str] | None) -> list[str]:
+    """Ask wstest which cases the agent's spec selects, without running any.
+
+    wstest resolves ``cases`` and ``exclude-cases`` itself and prints the resulting list
+    before it connects; asking it spares copying its pattern rules and case catalogue.
+    The spec points at a port nobody listens on, and wstest is stopped as soon as it
+    has printed the list (it never stops by itself when the list is empty).
+    """
+    spec = write_spec(agent, f"ws://{HOST}:{free_port()}", outdir, cases)
+    planned: list[str] | None = None
+    log_path = outdir / "wstest.log"
+    with log_path.open("w", encoding="utf-8") as log:
+        proc = start_wstest(wstest, spec, outdir)
+        timer = threading.Timer(PLAN_TIMEOUT, signal_group, (proc, signal.SIGKILL))
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                if match := CASES_LINE.match(line.rstrip("\n")):
+                    planned = [str(c) for c in ast.literal_eval(match.group(1))]
+                    break
+        finally:
+            timer.cancel()
+            stop_process(proc, 5.0)
+    if planned is None:
+        raise HarnessError("wstest printed no list of cases; its output:\n" + tail(log_path))
+    if not planned:
+        raise HarnessError("no case selected (check --cases against the spec's exclude-cases)")
+    return sorted(planned, key=case_sort_key)
+
+
+def run_wstest(
+    wstest: Path, spec: Path, outdir: Path, progress: Progress, timeout: float
+) -> WstestRun:
+    """Run one batch with wstest fuzzingclient, logging its output and reporting progress."""
     run = WstestRun()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    command = [str(wstest), "-m", "fuzzingclient", "-s", str(spec)]
     started = time.monotonic()
     with (outdir / "wstest.log").open("w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=outdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
+        proc = start_wstest(wstest, spec, outdir)
         timer = threading.Timer(timeout, _expire, (proc, run))
         timer.start()
         try:
             assert proc.stdout is not None
-            _follow_output(proc, proc.stdout, log, run, agent, started)
+            for line in proc.stdout:
+                log.write(line)
+                line = line.rstrip("\n")
+                if match := RUNNING.match(line):
+                    progress.case_started(match.group(1))
+                elif CONNECT_FAILED.match(line):
+                    run.connection_failures.append(line)
             run.returncode = proc.wait()
         finally:
             timer.cancel()
@@ -394,52 +535,22 @@ def _expire(proc: subprocess.Popen[str], run: WstestRun) -> None:
     signal_group(proc, signal.SIGKILL)
 
 
-def _follow_output(
-    proc: subprocess.Popen[str],
-    stream: Iterable[str],
-    log: IO[str],
-    run: WstestRun,
-    agent: Agent,
-    started: float,
-) -> None:
-    """Copy wstest's output to the log; record the plan, report section progress."""
-    section: int | None = None
-    done = 0
-    for line in stream:
-        log.write(line)
-        line = line.rstrip("\n")
-        if match := WILL_RUN.match(line):
-            if int(match.group(1)) == 0:
-                # wstest never stops by itself when there is nothing to run.
-                signal_group(proc, signal.SIGKILL)
-        elif match := CASES_LINE.match(line):
-            run.planned = sorted(ast.literal_eval(match.group(1)), key=case_sort_key)
-        elif match := RUNNING.match(line):
-            done += 1
-            case_id = match.group(1)
-            if section_of(case_id) != section:
-                section = section_of(case_id)
-                elapsed = time.monotonic() - started
-                print(
-                    f"  [{agent.name}] section {section}: case {done}/{len(run.planned)}"
-                    f" at {elapsed:.0f} s",
-                    flush=True,
-                )
-        elif CONNECT_FAILED.match(line):
-            run.connection_failures.append(line)
-
-
 # --------------------------------------------------------------------------
 # Results
 
 
-def load_results(index_path: Path, agent_name: str) -> list[CaseResult]:
-    """Read an agent's case verdicts from wstest's index.json."""
+def load_index(index_path: Path, agent_name: str) -> dict[str, dict[str, Any]]:
+    """An agent's entries of wstest's index.json: case id to verdicts; {} if absent."""
     try:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return []
-    cases: dict[str, dict[str, Any]] = index.get(agent_name, {})
+        return {}
+    entries: dict[str, dict[str, Any]] = index.get(agent_name, {})
+    return entries
+
+
+def to_results(entries: dict[str, dict[str, Any]]) -> list[CaseResult]:
+    """Case verdicts from index.json entries, in case order."""
     results = [
         CaseResult(
             case_id=case_id,
@@ -447,53 +558,82 @@ def load_results(index_path: Path, agent_name: str) -> list[CaseResult]:
             behavior_close=str(entry.get("behaviorClose")),
             duration_ms=int(entry.get("duration", 0)),
         )
-        for case_id, entry in cases.items()
+        for case_id, entry in entries.items()
     ]
     return sorted(results, key=lambda r: case_sort_key(r.case_id))
 
 
+def run_batches(
+    agent: Agent, args: argparse.Namespace, batches: Sequence[Batch], port: int, outdir: Path
+) -> tuple[list[tuple[Batch, WstestRun]], list[str]]:
+    """Start the server, run the batches against it in turn, stop it.
+
+    Returns the batches that ran with what wstest did, and the server's problems. A
+    server that dies ends the run: the remaining batches could only fail to connect.
+    """
+    command = server_command(args, agent, port)
+    progress = Progress(agent.name, sum(len(b.cases) for b in batches), time.monotonic())
+    runs: list[tuple[Batch, WstestRun]] = []
+    server = start_server(command, outdir / "server.log")
+    try:
+        wait_for_port(server, port, SERVER_START_TIMEOUT)
+        for batch in batches:
+            progress.batch_started(batch, len(batches))
+            spec = write_spec(agent, f"ws://{HOST}:{port}", batch.outdir, batch.cases)
+            runs.append(
+                (batch, run_wstest(args.wstest, spec, batch.outdir, progress, args.timeout))
+            )
+            if server.proc.poll() is not None:
+                break
+        server_code = server.proc.poll()
+    finally:
+        stop_server(server)
+    problems: list[str] = []
+    if server_code is not None:
+        problems.append(
+            f"server exited with code {server_code} during the run; its output:\n"
+            + tail(server.log_path)
+        )
+    return runs, problems
+
+
 def run_agent(agent: Agent, args: argparse.Namespace, cases: list[str] | None) -> AgentOutcome:
-    """Start the server, run wstest against it, stop it, collect the results."""
+    """Plan the agent's cases, run them in batches, merge the batches' results."""
     outcome = AgentOutcome(agent)
     started = time.monotonic()
     outdir = prepare_outdir(agent)
     port = free_port()
-    spec = write_spec(agent, f"ws://{HOST}:{port}", outdir, cases)
-    command = server_command(args, agent, port)
-    print(f"== {agent.name}: {shlex.join(command)}", flush=True)
+    print(f"== {agent.name}: {shlex.join(server_command(args, agent, port))}", flush=True)
     try:
-        server = start_server(command, outdir / "server.log")
-        try:
-            wait_for_port(server, port, SERVER_START_TIMEOUT)
-            run = run_wstest(args.wstest, spec, outdir, agent, args.timeout)
-            server_code = server.proc.poll()
-        finally:
-            stop_server(server)
+        planned = plan_cases(args.wstest, agent, outdir / "plan", cases)
+        batches = make_batches(planned, args.batch_size, outdir)
+        runs, server_problems = run_batches(agent, args, batches, port, outdir)
     except HarnessError as exc:
         outcome.errors.append(str(exc))
         outcome.seconds = time.monotonic() - started
         return outcome
 
     outcome.seconds = time.monotonic() - started
-    outcome.results = load_results(outdir / "index.json", agent.name)
-    outcome.errors.extend(run_problems(run, args.timeout))
-    if server_code is not None:
-        outcome.errors.append(
-            f"server exited with code {server_code} during the run; its output:\n"
-            + tail(server.log_path)
-        )
+    entries: dict[str, dict[str, Any]] = {}
+    for batch, run in runs:
+        entries.update(load_index(batch.outdir / "index.json", agent.name))
+        where = f"wstest run {batch.number}/{len(batches)} ({batch.label}): "
+        outcome.errors.extend(where + problem for problem in run_problems(run, args.timeout))
+    outcome.errors.extend(server_problems)
+    # One index.json for the agent, in wstest's format, for tools that read it.
+    merged = json.dumps({agent.name: entries}, indent=2, sort_keys=True)
+    (outdir / "index.json").write_text(merged + "\n", encoding="utf-8")
+    outcome.results = to_results(entries)
     ran = {r.case_id for r in outcome.results}
-    outcome.missing = [c for c in run.planned if c not in ran]
+    outcome.missing = [c for c in planned if c not in ran]
     return outcome
 
 
 def run_problems(run: WstestRun, timeout: float) -> list[str]:
-    """Describe whatever went wrong with the wstest process itself."""
+    """Describe whatever went wrong with one wstest process itself."""
     problems: list[str] = []
     if run.timed_out:
         problems.append(f"wstest was killed after {timeout:.0f} s")
-    elif not run.planned:
-        problems.append("no case selected (check --cases against the spec's exclude-cases)")
     elif run.returncode != 0:
         problems.append(f"wstest exited with code {run.returncode}")
     # wstest skips the rest of an agent's cases when a connection is refused.
@@ -603,8 +743,10 @@ def report(outcome: AgentOutcome) -> None:
     for error in outcome.errors:
         print(f"\n  ERROR: {error}")
     verdict = "PASS" if outcome.passed else "FAIL"
-    html = REPORTS_DIR / name / "index.html"
-    print(f"\n  {name}: {verdict}  (reports: {html if html.exists() else html.parent})")
+    folder = REPORTS_DIR / name
+    pages = "batch-*/index.html"
+    where = folder / pages if any(folder.glob(pages)) else folder
+    print(f"\n  {name}: {verdict}  (reports: {where})")
 
 
 def summary(outcomes: Sequence[AgentOutcome], wanted: Sequence[Agent]) -> bool:
