@@ -64,9 +64,9 @@ def comma_tokens(headers: Headers, name: str) -> list[str]:
     return tokens
 
 
-def _has_token(headers: Headers, name: str, token: str) -> bool:
-    """Whether the comma-separated ``name`` headers hold ``token`` (lowercase; case-insensitive)."""
-    for value in headers.getall(name):
+def _has_token(values: list[str], token: str) -> bool:
+    """Whether comma-separated header ``values`` hold ``token`` (lowercase; case-insensitive)."""
+    for value in values:
         # Most requests send exactly the token: no split needed.
         if value.lower() == token:
             return True
@@ -76,13 +76,18 @@ def _has_token(headers: Headers, name: str, token: str) -> bool:
     return False
 
 
+def _names_websocket(upgrade_values: list[str]) -> bool:
+    # Joined, not a generator, which would cost more than the test.
+    return bool(upgrade_values) and "websocket" in ",".join(upgrade_values).lower()
+
+
 def is_upgrade_request(headers: Headers) -> bool:
     """Whether the request asks to upgrade to WebSocket (well formed or not).
 
     A request whose ``Upgrade`` header names WebSocket at all goes to the
     handshake, which answers a malformed one with 400 (:func:`check_request`).
     """
-    return any("websocket" in value.lower() for value in headers.getall("upgrade"))
+    return _names_websocket(headers.getall("upgrade"))
 
 
 def check_request(method: str, http_version: str, headers: Headers) -> str:
@@ -93,7 +98,8 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
             asks for another version than 13; 405 for a method other than GET;
             400 for anything else that is wrong.
     """
-    if not is_upgrade_request(headers):
+    upgrades = headers.getall("upgrade")
+    if not _names_websocket(upgrades):
         raise HandshakeError(
             426,
             "This is a WebSocket endpoint: send a WebSocket upgrade request.",
@@ -103,9 +109,9 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         raise HandshakeError(405, "WebSocket upgrade requires GET.", [("Allow", "GET")])
     if http_version != "1.1":
         raise HandshakeError(400, "WebSocket upgrade requires HTTP/1.1.")
-    if not _has_token(headers, "upgrade", "websocket"):
+    if not _has_token(upgrades, "websocket"):
         raise HandshakeError(400, "The Upgrade header must be 'websocket'.")
-    if not _has_token(headers, "connection", "upgrade"):
+    if not _has_token(headers.getall("connection"), "upgrade"):
         raise HandshakeError(400, "The Connection header must contain 'upgrade'.")
     versions = headers.getall("sec-websocket-version")
     version = versions[0].strip(OWS) if len(versions) == 1 else ""

@@ -58,6 +58,11 @@ __all__ = [
 class ConnectionState(enum.Enum):
     """Where a connection is in its life (see the module's theory of operation)."""
 
+    # Members are compared by identity: hash them so too. (Enum's own
+    # __hash__ is a Python function, and TRANSITIONS and OPEN_STATES hash a
+    # state at every transition and every ``ws.open``.)
+    __hash__ = object.__hash__
+
     OPEN = "open"
     FAILING = "failing"
     LOCAL_CLOSING = "local closing"
@@ -67,6 +72,8 @@ class ConnectionState(enum.Enum):
 
 class Trigger(enum.Enum):
     """What moves a connection from one state to another."""
+
+    __hash__ = object.__hash__  # as ConnectionState's
 
     SEND_CLOSE = "our close frame goes out"
     RECEIVE_CLOSE = "the peer's close frame arrives"
