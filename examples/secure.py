@@ -2,13 +2,13 @@
 
 Run it with ``python -m wsserver examples.secure:routes`` and connect to
 ``ws://127.0.0.1:8000/ws/secure?token=valid_token`` (or send
-``Authorization: Bearer valid_token``).
+``Authorization: Bearer valid_token``, or the document's ``Authorization: valid_token``).
 
 - No token: the upgrade is refused with ``401 Unauthorized`` (and a
   ``WWW-Authenticate: Bearer`` header); an unknown token: ``403 Forbidden``. Both
   are plain HTTP responses with a short text body, sent instead of the 101.
-- Accepted clients get ``{"type": "authenticated", "user": ...}``, then each of
-  their messages back as ``{"type": "message", "user", "message", "timestamp"}``.
+- Accepted clients get ``{"type": "authenticated", "user", "message"}``, then each of
+  their messages back as ``{"type": "message", "user", "message", "timestamp"}`` (ISO 8601).
 - At most ``RATE_LIMIT`` messages per ``RATE_WINDOW`` seconds per user (a sliding
   window shared by all of the user's connections); beyond that a message gets
   ``{"type": "error", "message": "Rate limit exceeded...", "retry_after": s}`` and
@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import hmac
 import time
+from datetime import UTC, datetime
 
 from wsserver import Request, Router, WebSocket
 from wsserver.response import Response, text
@@ -40,14 +41,19 @@ message_times: dict[str, collections.deque[float]] = {}
 
 
 def token_of(request: Request) -> str | None:
-    """The token from ``?token=`` or from ``Authorization: Bearer <token>``."""
+    """The token from ``?token=``, or the ``Authorization`` header: ``Bearer <token>``, or the
+    raw value alone (the Sanic-style document's form)."""
     token = request.args.get("token")
     if token:
         return str(token)
-    scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return None
+    value = request.headers.get("authorization", "").strip(" \t")
+    scheme, space, credentials = value.partition(" ")
+    if not space:
+        # The raw token; "Bearer" alone (its OWS trimmed away) carries none.
+        return value if value and value.lower() != "bearer" else None
+    if scheme.lower() == "bearer":
+        return credentials.strip(" \t") or None
+    return None  # another scheme (Basic, ...): no token of ours
 
 
 def user_for(token: str) -> str | None:
@@ -91,7 +97,7 @@ def allow(user: str) -> float:
 async def secure(request: Request, ws: WebSocket) -> None:
     """Echo an authenticated user's messages, within the rate limit."""
     user: str = request.ctx.user
-    await ws.send({"type": "authenticated", "user": user})
+    await ws.send({"type": "authenticated", "user": user, "message": f"Authenticated as {user}"})
     async for message in ws:
         wait = allow(user)
         if wait:
@@ -110,5 +116,10 @@ async def secure(request: Request, ws: WebSocket) -> None:
             await ws.send({"type": "error", "message": "Binary messages are not supported"})
             continue
         await ws.send(
-            {"type": "message", "user": user, "message": message, "timestamp": time.time()}
+            {
+                "type": "message",
+                "user": user,
+                "message": message,
+                "timestamp": datetime.now(UTC).isoformat(),
+            }
         )

@@ -559,20 +559,24 @@ async def test_secure_denial_is_a_plain_http_response(secure_server: Server) -> 
     assert b"sec-websocket-accept" not in head.lower()
 
 
-@pytest.mark.parametrize("how", ["query", "header"])
+@pytest.mark.parametrize("how", ["query", "bearer", "raw header"])
 async def test_secure_valid_token_is_accepted_and_echoed(secure_server: Server, how: str) -> None:
     if how == "query":
         ws_cm = websockets.connect(secure_url(secure_server, "?token=valid_token"))
     else:
+        value = "Bearer valid_token" if how == "bearer" else "valid_token"  # the document's form
         ws_cm = websockets.connect(
-            secure_url(secure_server), additional_headers={"Authorization": "Bearer valid_token"}
+            secure_url(secure_server), additional_headers={"Authorization": value}
         )
     async with ws_cm as ws:
-        assert await recv_json(ws) == {"type": "authenticated", "user": "demo_user"}
+        hello = await recv_json(ws)
+        assert hello["type"] == "authenticated" and hello["user"] == "demo_user"
+        assert isinstance(hello["message"], str) and hello["message"]
         await ws.send("hello")
         echoed = await recv_json(ws)
         assert echoed["type"] == "message"
         assert echoed["message"] == "hello" and echoed["user"] == "demo_user"
+        assert abs(iso_age(echoed["timestamp"])) < 5
 
 
 class FakeClock:
@@ -624,7 +628,11 @@ async def test_secure_rate_limit_is_per_user(
         await second.send("3")  # the user's third message, whichever connection
         assert (await recv_json(second))["type"] == "error"
         async with websockets.connect(secure_url(secure_server, "?token=other")) as other:
-            assert await recv_json(other) == {"type": "authenticated", "user": "other_user"}
+            assert await recv_json(other) == {
+                "type": "authenticated",
+                "user": "other_user",
+                "message": "Authenticated as other_user",
+            }
             await other.send("mine")
             assert (await recv_json(other))["type"] == "message"
 
