@@ -94,16 +94,19 @@ async def _drain(cli: Cli) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_cli(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Cli]:
-    """Run ``python -m wsserver ARGS --port 0``; yield once it is listening."""
+async def running_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    command: tuple[str, ...] = (sys.executable, "-m", "wsserver"),
+    cwd: Path = ROOT,
+) -> AsyncIterator[Cli]:
+    """Run ``python -m wsserver ARGS --port 0`` (or ``command``); yield once it is listening."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsserver",
+        *command,
         *args,
         "--port",
         "0",
-        cwd=ROOT,
+        cwd=cwd,
         env=child_env(env),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
@@ -434,25 +437,8 @@ async def test_console_script_finds_modules_in_the_current_directory(tmp_path: P
     )
     script = Path(sys.executable).parent / "wsserver"
     assert script.exists(), "the console script is installed beside the interpreter"
-    proc = await asyncio.create_subprocess_exec(
-        str(script),
-        "my_app_here:routes",
-        "--port",
-        "0",
-        cwd=tmp_path,
-        env=child_env(None),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stderr is not None
-        url = None
-        while url is None:
-            line = (await asyncio.wait_for(proc.stderr.readline(), STARTUP_TIMEOUT)).decode()
-            assert line, "the console script exited before listening"
-            if "listening on " in line:
-                url = line.split("listening on ", 1)[1].strip()
-        async with websockets.connect(url + "/") as ws:
-            assert await ws.recv() == "hello from the current directory"
-    finally:
-        proc.terminate()
-        await proc.wait()
+    async with (
+        running_cli("my_app_here:routes", command=(str(script),), cwd=tmp_path) as cli,
+        websockets.connect(cli.url + "/") as ws,
+    ):
+        assert await ws.recv() == "hello from the current directory"
