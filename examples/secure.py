@@ -1,18 +1,30 @@
-"""Token authentication at the handshake, and a per-user rate limit.
+"""Token authentication and a per-user rate limit, two ways: the document's, and ours.
 
-Run it with ``python -m wsserver examples.secure:routes`` and connect to
-``ws://127.0.0.1:8000/ws/secure?token=valid_token`` (or send
-``Authorization: Bearer valid_token``, or the document's ``Authorization: valid_token``).
+Run it with ``python -m wsserver examples.secure:routes``. A client authenticates with
+``?token=valid_token``, ``Authorization: Bearer valid_token``, or the document's
+``Authorization: valid_token``.
 
-- No token: the upgrade is refused with ``401 Unauthorized`` (and a
-  ``WWW-Authenticate: Bearer`` header); an unknown token: ``403 Forbidden``. Both
-  are plain HTTP responses with a short text body, sent instead of the 101.
-- Accepted clients get ``{"type": "authenticated", "user", "message"}``, then each of
-  their messages back as ``{"type": "message", "user", "message", "timestamp"}`` (ISO 8601).
-- At most ``RATE_LIMIT`` messages per ``RATE_WINDOW`` seconds per user (a sliding
-  window shared by all of the user's connections); beyond that a message gets
-  ``{"type": "error", "message": "Rate limit exceeded...", "retry_after": s}`` and
-  the connection stays open.
+``/ws/secure`` is the Sanic-style document's pattern, at the document's path so a client
+written against the document works unchanged: the connection is accepted (101), then the
+handler checks the token and closes it with 1008 when it must. The seed document is not in
+this repository; the close reasons are the project's texts:
+
+- no token: ``close(1008, "Authentication required")``;
+- an unknown token: ``close(1008, "Invalid token")``;
+- over the rate limit: ``close(1008, "Rate limit exceeded")``.
+
+``/ws/secure/handshake`` is the better pattern: the ``authenticate`` hook decides before the
+101, so a client that will be refused never gets a WebSocket at all, and the refusal is a real
+HTTP status that a browser, a proxy or a log can see: ``401 Unauthorized`` without a token
+(with ``WWW-Authenticate: Bearer``), ``403 Forbidden`` with an unknown one, each with a short
+text body. Over the rate limit, a message is answered ``{"type": "error", "message": "Rate
+limit exceeded...", "retry_after": s}`` and the connection stays open.
+
+On both paths an accepted client gets ``{"type": "authenticated", "user", "message"}``, then
+each of its text messages back as ``{"type": "message", "user", "message", "timestamp"}``
+(ISO 8601); a binary message gets ``{"type": "error", "message": "Binary messages are not
+supported"}``. At most ``RATE_LIMIT`` messages per ``RATE_WINDOW`` seconds per user (a
+sliding window shared by all of the user's connections, on both paths).
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import collections
 import hmac
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from wsserver import Request, Router, WebSocket
 from wsserver.response import Response, text
@@ -38,6 +51,11 @@ clock = time.monotonic
 
 #: user -> times of their accepted messages within the window, oldest first.
 message_times: dict[str, collections.deque[float]] = {}
+
+#: The reasons of /ws/secure's 1008 closes (the project's texts for the document's).
+AUTHENTICATION_REQUIRED = "Authentication required"
+INVALID_TOKEN = "Invalid token"
+RATE_LIMIT_EXCEEDED = "Rate limit exceeded"
 
 
 def token_of(request: Request) -> str | None:
@@ -93,11 +111,47 @@ def allow(user: str) -> float:
     return 0.0
 
 
-@routes.websocket("/ws/secure", on_connect=authenticate)
+def authenticated(user: str) -> dict[str, Any]:
+    """The first message of an accepted connection."""
+    return {"type": "authenticated", "user": user, "message": f"Authenticated as {user}"}
+
+
+def reply(user: str, message: str | bytes) -> dict[str, Any]:
+    """The answer to one of ``user``'s messages (within the rate limit)."""
+    if isinstance(message, bytes):
+        return {"type": "error", "message": "Binary messages are not supported"}
+    return {
+        "type": "message",
+        "user": user,
+        "message": message,
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+@routes.websocket("/ws/secure")
 async def secure(request: Request, ws: WebSocket) -> None:
-    """Echo an authenticated user's messages, within the rate limit."""
+    """The document's pattern: accept, then check the token, and close with 1008 to refuse."""
+    token = token_of(request)
+    if token is None:
+        await ws.close(1008, AUTHENTICATION_REQUIRED)
+        return
+    user = user_for(token)
+    if user is None:
+        await ws.close(1008, INVALID_TOKEN)
+        return
+    await ws.send(authenticated(user))
+    async for message in ws:
+        if allow(user):
+            await ws.close(1008, RATE_LIMIT_EXCEEDED)
+            return
+        await ws.send(reply(user, message))
+
+
+@routes.websocket("/ws/secure/handshake", on_connect=authenticate)
+async def secure_handshake(request: Request, ws: WebSocket) -> None:
+    """Ours: refused clients got 401/403 at the handshake; over the limit, an error message."""
     user: str = request.ctx.user
-    await ws.send({"type": "authenticated", "user": user, "message": f"Authenticated as {user}"})
+    await ws.send(authenticated(user))
     async for message in ws:
         wait = allow(user)
         if wait:
@@ -105,21 +159,11 @@ async def secure(request: Request, ws: WebSocket) -> None:
                 {
                     "type": "error",
                     "message": (
-                        f"Rate limit exceeded: at most {RATE_LIMIT} messages "
+                        f"{RATE_LIMIT_EXCEEDED}: at most {RATE_LIMIT} messages "
                         f"per {RATE_WINDOW:g} seconds"
                     ),
                     "retry_after": round(wait, 3),
                 }
             )
             continue
-        if isinstance(message, bytes):
-            await ws.send({"type": "error", "message": "Binary messages are not supported"})
-            continue
-        await ws.send(
-            {
-                "type": "message",
-                "user": user,
-                "message": message,
-                "timestamp": datetime.now(UTC).isoformat(),
-            }
-        )
+        await ws.send(reply(user, message))

@@ -500,10 +500,12 @@ async def secure_server(run_server: StartServer) -> Server:
 
 
 def secure_url(server: Server, query: str = "") -> str:
-    return f"ws://127.0.0.1:{server.port}/ws/secure{query}"
+    """The handshake-denial endpoint (the document's accept-then-close one is at /ws/secure,
+    tested in test_document_patterns)."""
+    return f"ws://127.0.0.1:{server.port}/ws/secure/handshake{query}"
 
 
-async def test_secure_without_token_is_401(secure_server: Server) -> None:
+async def test_secure_handshake_without_token_is_401(secure_server: Server) -> None:
     denied = await expect_denied(secure_url(secure_server), 401)
     assert b"Unauthorized" in denied.response.body
     assert denied.response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -518,7 +520,7 @@ async def test_secure_without_token_is_401(secure_server: Server) -> None:
         ("", {"Authorization": "Basic dXNlcjpwYXNz"}),
     ],
 )
-async def test_secure_empty_or_non_bearer_token_is_401(
+async def test_secure_handshake_empty_or_non_bearer_token_is_401(
     secure_server: Server, query: str, headers: dict[str, str] | None
 ) -> None:
     await expect_denied(secure_url(secure_server, query), 401, additional_headers=headers)
@@ -532,21 +534,21 @@ async def test_secure_empty_or_non_bearer_token_is_401(
         ("", {"Authorization": "Bearer wrong"}),
     ],
 )
-async def test_secure_wrong_token_is_403(
+async def test_secure_handshake_wrong_token_is_403(
     secure_server: Server, query: str, headers: dict[str, str] | None
 ) -> None:
     denied = await expect_denied(secure_url(secure_server, query), 403, additional_headers=headers)
     assert b"Forbidden" in denied.response.body
 
 
-async def test_secure_denial_is_a_plain_http_response(secure_server: Server) -> None:
-    status, _, _ = await http_get(secure_server.port, "/ws/secure?token=x")
+async def test_secure_handshake_denial_is_a_plain_http_response(secure_server: Server) -> None:
+    status, _, _ = await http_get(secure_server.port, "/ws/secure/handshake?token=x")
     # Not an upgrade request: the WebSocket endpoint says so before any hook runs.
     assert status == 426
     reader, writer = await asyncio.open_connection("127.0.0.1", secure_server.port)
     try:
         writer.write(
-            b"GET /ws/secure HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"GET /ws/secure/handshake HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             b"Sec-WebSocket-Version: 13\r\n\r\n"
         )
@@ -560,7 +562,9 @@ async def test_secure_denial_is_a_plain_http_response(secure_server: Server) -> 
 
 
 @pytest.mark.parametrize("how", ["query", "bearer", "raw header"])
-async def test_secure_valid_token_is_accepted_and_echoed(secure_server: Server, how: str) -> None:
+async def test_secure_handshake_valid_token_is_accepted_and_echoed(
+    secure_server: Server, how: str
+) -> None:
     if how == "query":
         ws_cm = websockets.connect(secure_url(secure_server, "?token=valid_token"))
     else:
@@ -587,7 +591,9 @@ class FakeClock:
         return self.now
 
 
-async def test_secure_rate_limit(secure_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_secure_handshake_rate_limit(
+    secure_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = FakeClock()
     monkeypatch.setattr(secure, "clock", clock)
     async with websockets.connect(secure_url(secure_server, "?token=valid_token")) as ws:
@@ -612,7 +618,7 @@ async def test_secure_rate_limit(secure_server: Server, monkeypatch: pytest.Monk
         assert (await recv_json(ws))["type"] == "error"
 
 
-async def test_secure_rate_limit_is_per_user(
+async def test_secure_handshake_rate_limit_is_per_user(
     secure_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(secure, "RATE_LIMIT", 2)
