@@ -348,6 +348,21 @@ async def test_error_format_on_an_http_route(
     server_errors.expected += logged
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="library: the 426 for a plain GET of a WebSocket route ignores its error_format",
+)
+async def test_error_format_on_a_plain_get_of_a_websocket_route(run_server: StartServer) -> None:
+    """The README says ``error_format`` shapes the route's HTTP error responses; the 426 that
+    answers a GET without the upgrade is one, yet it is plain text whatever the format."""
+    routes = Router()
+    routes.add_websocket_route(feed, "/ws", error_format="json")
+    server = await run_server(routes)
+    status, headers, body = await http_get(server.port, "/ws")
+    assert status == 426
+    check_error_body("json", 426, headers["Content-Type"], body)
+
+
 # ============================================================ the examples
 
 
