@@ -8,12 +8,13 @@ does the same installation on its own.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 import pytest
 
-from examples import chat
+from examples import chat, welcome_echo
 from wsserver import Server
 
 from .browser import Browser, ChromiumUnavailable, Page, install_chromium
@@ -148,3 +149,30 @@ async def test_chat_between_two_browser_pages(chromium: str, run_server: StartSe
             ".some(li => li.textContent.includes('bob left'))"
         )
         assert len(chat.rooms["lobby"]) == 1
+
+
+async def test_welcome_echo_page(
+    chromium: str, run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """examples.welcome_echo's page: the welcome, then the echo of what was typed."""
+    caplog.set_level(logging.ERROR, logger="wsserver")
+    server: Server = await run_server(welcome_echo.routes)
+    async with Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/")
+        assert await page.evaluate("document.title") == "wsserver welcome echo"
+        await page.wait_for("window.echoSocket && echoSocket.readyState === WebSocket.OPEN")
+        received = "[...document.querySelectorAll('#log li.received')].map(li => li.textContent)"
+        await page.wait_for(f"{received}.length === 1")
+        assert await page.evaluate(received) == ["< Welcome to the WebSocket echo server!"]
+
+        await send_message(page, js("hello <b>there</b>"))
+        await page.wait_for(f"{received}.length === 2")
+        assert await page.evaluate(received) == [
+            "< Welcome to the WebSocket echo server!",
+            "< Echo: hello <b>there</b>",
+        ]
+        sent = "[...document.querySelectorAll('#log li.sent')].map(li => li.textContent)"
+        assert await page.evaluate(sent) == ["> hello <b>there</b>"]
+        assert await page.evaluate("document.querySelector('#log b')") is None  # text, not HTML
+        assert await page.evaluate("document.getElementById('message').value") == ""
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
