@@ -28,7 +28,8 @@ from websockets.typing import Origin
 
 from examples import secure, stream, welcome_echo
 from wsserver import Request, Router, Server, WebSocket
-from wsserver.protocol.http import ErrorFormat
+from wsserver.protocol.http import ErrorFormat, Response
+from wsserver.response import text
 
 from .conftest import StartServer
 from .test_examples import TIMEOUT, expect_denied, http_get, iso_age, recv_json
@@ -348,19 +349,32 @@ async def test_error_format_on_an_http_route(
     server_errors.expected += logged
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: the 426 for a plain GET of a WebSocket route ignores its error_format",
-)
 async def test_error_format_on_a_plain_get_of_a_websocket_route(run_server: StartServer) -> None:
     """The README says ``error_format`` shapes the route's HTTP error responses; the 426 that
-    answers a GET without the upgrade is one, yet it is plain text whatever the format."""
+    answers a GET without the upgrade is one."""
     routes = Router()
     routes.add_websocket_route(feed, "/ws", error_format="json")
     server = await run_server(routes)
     status, headers, body = await http_get(server.port, "/ws")
     assert status == 426
     check_error_body("json", 426, headers["Content-Type"], body)
+
+
+@pytest.mark.parametrize("error_format", ERROR_FORMATS)
+async def test_error_format_of_a_405_is_the_paths_route(
+    run_server: StartServer, error_format: ErrorFormat
+) -> None:
+    """A method the path's routes do not take gets 405 in their error_format, with Allow."""
+    routes = Router()
+
+    async def page(request: Request) -> Response:
+        return text("ok")
+
+    routes.add_route(page, "/page", methods=["GET"], error_format=error_format)
+    server = await run_server(routes)
+    status, headers, body = await http_get(server.port, "/page", "DELETE")
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+    check_error_body(error_format, 405, headers["Content-Type"], body)
 
 
 # ============================================================ the examples

@@ -43,12 +43,15 @@ class Resolution(NamedTuple):
 
     ``status`` is 0 when ``route`` is set, else 404, 405 (``allowed`` lists
     the methods of the path) or 426 (the path is a WebSocket endpoint).
+    ``error_format`` is the body format of that error: the WebSocket route's
+    for a 426, the first route of the path's for a 405.
     """
 
     route: Route | None
     params: dict[str, Any]
     status: int = 0
     allowed: tuple[str, ...] = ()
+    error_format: ErrorFormat = "text"
 
 
 _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
@@ -481,10 +484,13 @@ class Router:
         websocket: tuple[Route, dict[str, Any]] | None = None
         http: tuple[Route, dict[str, Any]] | None = None
         allowed: set[str] = set()
+        error_format: ErrorFormat | None = None
         for route in self.routes:
             params = route.match(path)
             if params is None or not route.accepts_host(host):
                 continue
+            if error_format is None:
+                error_format = route.error_format
             if route.methods is None:
                 if websocket is None:
                     websocket = (route, params)
@@ -496,11 +502,11 @@ class Router:
         if websocket is not None and (upgrade or http is None):
             if upgrade:
                 return Resolution(*websocket)
-            return Resolution(None, {}, 426)
+            return Resolution(None, {}, 426, (), websocket[0].error_format)
         if http is not None:
             return Resolution(*http)
         if allowed:
-            return Resolution(None, {}, 405, tuple(sorted(allowed)))
+            return Resolution(None, {}, 405, tuple(sorted(allowed)), error_format or "text")
         return Resolution(None, {}, 404)
 
     def url_for(self, name: str, /, **params: Any) -> str:

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, cast
 import h11
 
 from ..app.request import Request
-from ..app.response import text
 from ..app.routing import Route
 from ..protocol.connection import Connection
 from ..protocol.handshake import Accept, decide, is_upgrade_request
@@ -215,19 +214,21 @@ class HttpProtocol(asyncio.BufferedProtocol):
         found = self.server.router.resolve(request.path, request.host, request.method, upgrade)
         route = found.route
         if route is None:
+            format = found.error_format
             if found.status == 405:
                 allow = ", ".join(found.allowed)
-                self.send_response(text("Method Not Allowed", 405, [("Allow", allow)]))
+                self.send_response(error_response(405, None, [("Allow", allow)], format))
             elif found.status == 426:
                 self.send_response(
-                    text(
-                        "This is a WebSocket endpoint: send a WebSocket upgrade request.",
+                    error_response(
                         426,
+                        "This is a WebSocket endpoint: send a WebSocket upgrade request.",
                         [("Upgrade", "websocket"), ("Connection", "Upgrade")],
+                        format,
                     )
                 )
             else:
-                self.send_response(text("Not Found", 404))
+                self.send_response(error_response(404))
             return False
         request.match_info = found.params
         request.route = route
