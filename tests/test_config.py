@@ -388,20 +388,30 @@ def test_every_declared_flag_and_variable_reaches_its_setting(
     from wsserver.__main__ import build_parser, config_from_args
     from wsserver.config import settings
 
-    samples = {"Count": "7", "Seconds": "3.5", "Choice": "deflate", "Origins": "https://a.example"}
+    from wsserver.config import Choice
+
+    samples = {"Count": "7", "Seconds": "3.5", "Origins": "https://a.example", "Text": "/api"}
     parser = build_parser()
     for name, spec in settings():
         kind = type(spec.kind).__name__
-        if spec.flag is not None:
-            args = parser.parse_args(["x:y", spec.flag, samples[kind]])
+        default = getattr(Config(), name)
+        if spec.flag is None and spec.env is None:
+            continue
+        if isinstance(spec.kind, Choice):
+            sample = next(c for c in spec.kind.choices if c != default)
+        else:
+            sample = samples[kind]
+        for flag in (spec.flag, *spec.aliases) if spec.flag is not None else ():
+            args = parser.parse_args(["x:y", flag, sample])
             value = getattr(config_from_args(args), name)
-            assert value == spec.kind.parse(samples[kind]) or value == [samples[kind]], name
-            assert value != getattr(Config(), name), name
+            assert value == spec.kind.parse(sample) or value == [sample], (name, flag)
+            assert value != default, name
         if spec.env is not None:
-            value = getattr(Config.from_sources(env={spec.env: samples[kind]}), name)
-            assert value == spec.kind.parse(samples[kind]), name
-            assert value != getattr(Config(), name), name
+            value = getattr(Config.from_sources(env={spec.env: sample}), name)
+            assert value == spec.kind.parse(sample), name
+            assert value != default, name
     assert "--max-size" in parser.format_help()
+    assert "--ws-max-size" in parser.format_help()
 
 
 def test_unreadable_flag_names_the_flag_and_what_it_takes(

@@ -1,9 +1,10 @@
 """The layers of the package, as the README's layout table describes them.
 
 ``wsserver.protocol`` (sans-I/O) <- ``wsserver.app`` (plain Python) <-
-``wsserver.server`` (asyncio) <- the package's top (public API, CLI). Imports
-only go that way, and no module imports itself back through others. Imports
-under ``if TYPE_CHECKING:`` are for annotations only and do not count.
+``wsserver.asgi`` (ASGI events <-> our connections) <- ``wsserver.server``
+(asyncio) <- the package's top (public API, CLI). Imports only go that way,
+and no module imports itself back through others. Imports under ``if
+TYPE_CHECKING:`` are for annotations only and do not count.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def imports_of(name: str) -> set[str]:
 def test_sans_io_core_imports_no_io_and_nothing_above_it(name: str) -> None:
     imported = imports_of(name)
     assert not {"asyncio", "socket", "selectors", "time", "ssl"} & imported, imported
-    above = {m for m in imported if m.startswith(("wsserver.server", "wsserver.app"))}
+    above = {
+        m for m in imported if m.startswith(("wsserver.server", "wsserver.asgi", "wsserver.app"))
+    }
     assert not above and "wsserver.config" not in imported, imported
 
 
@@ -73,6 +76,13 @@ def test_sans_io_core_imports_no_io_and_nothing_above_it(name: str) -> None:
 def test_app_layer_is_plain_python_below_the_server(name: str) -> None:
     imported = imports_of(name)
     assert "asyncio" not in imported
+    assert not {m for m in imported if m.startswith(("wsserver.server", "wsserver.asgi"))}, imported
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("wsserver.asgi")))
+def test_asgi_layer_is_below_the_server(name: str) -> None:
+    # It is handed the server's connections and only calls them.
+    imported = imports_of(name)
     assert not {m for m in imported if m.startswith("wsserver.server")}, imported
 
 

@@ -572,9 +572,14 @@ def test_serve_refuses_what_it_cannot_serve_at_once() -> None:
 
     async def app(scope: Any, receive: Any, send: Any) -> None: ...
 
-    for thing in (app, {"/": app}, None):
-        with pytest.raises(TypeError, match=r"serve\(\) needs a wsserver\.Router"):
-            serve(thing)  # type: ignore[arg-type]
+    async def handler(request: Any, ws: Any) -> None: ...
+
+    def sync_app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    # An ASGI application is served (tests/test_asgi*.py); these are not.
+    for thing in ({"/": app}, None, handler, sync_app, 42, Router):
+        with pytest.raises(TypeError, match=r"serve\(\) needs a wsserver\.Router or an ASGI"):
+            serve(thing)
 
 
 # ------------------------------------------ the document's route options

@@ -31,6 +31,7 @@ __all__ = [
     "ENV_VARS",
     "Kind",
     "Setting",
+    "Text",
     "add_flags",
     "markdown_table",
     "setting",
@@ -201,6 +202,30 @@ class Flag(Kind):
         raise ValueError(f"expected {self.accepted()}")
 
 
+class Text(Kind):
+    """A string; ``valid(value)`` says whether it is acceptable, ``description`` what is."""
+
+    def __init__(self, description: str, valid: Any = None) -> None:
+        super().__init__()
+        self.description = description
+        self.valid = valid
+
+    def describe(self) -> str:
+        return self.description
+
+    def _problem(self, value: Any) -> str | None:
+        if not isinstance(value, str) or (self.valid is not None and not self.valid(value)):
+            return self.describe()
+        return None
+
+    def _parse(self, text: str) -> str:
+        return text
+
+
+def _root_path(value: str) -> bool:
+    return value == "" or (value.startswith("/") and not value.endswith("/"))
+
+
 class Origins(Kind):
     """A list of ``Origin`` values; None in it admits requests without one. None: any."""
 
@@ -232,10 +257,17 @@ class Setting:
     help: str
     env: str | None = None
     flag: str | None = None
+    aliases: tuple[str, ...] = ()
 
 
 def setting(
-    default: Any, kind: Kind, help: str, *, env: str | None = None, flag: str | None = None
+    default: Any,
+    kind: Kind,
+    help: str,
+    *,
+    env: str | None = None,
+    flag: str | None = None,
+    aliases: tuple[str, ...] = (),
 ) -> Any:
     """Declare a :class:`Config` field: its default, kind, help, and where it can be set.
 
@@ -245,9 +277,11 @@ def setting(
         help: one line for ``--help`` and the README's table.
         env: its ``WEBSOCKET_*`` environment variable, if any.
         flag: its command-line flag, if any.
+        aliases: other names of the flag (uvicorn's, for people who know those).
     """
     return dataclasses.field(
-        default=default, metadata={"setting": Setting(kind, help, env=env, flag=flag)}
+        default=default,
+        metadata={"setting": Setting(kind, help, env=env, flag=flag, aliases=aliases)},
     )
 
 
@@ -266,6 +300,7 @@ class Config:
         "Larger: close 1009, checked on the frame header before the payload is buffered.",
         env="WEBSOCKET_MAX_SIZE",
         flag="--max-size",
+        aliases=("--ws-max-size",),
     )
     max_queue: int = setting(
         32,
@@ -274,6 +309,7 @@ class Config:
         "it resumes at a quarter of it.",
         env="WEBSOCKET_MAX_QUEUE",
         flag="--max-queue",
+        aliases=("--ws-max-queue",),
     )
     ping_interval: float | None = setting(
         20.0,
@@ -281,6 +317,7 @@ class Config:
         "seconds between keepalive pings (`none`: off).",
         env="WEBSOCKET_PING_INTERVAL",
         flag="--ping-interval",
+        aliases=("--ws-ping-interval",),
     )
     ping_timeout: float | None = setting(
         20.0,
@@ -288,6 +325,7 @@ class Config:
         "seconds to wait for the pong before closing with 1011 (`none`: wait forever).",
         env="WEBSOCKET_PING_TIMEOUT",
         flag="--ping-timeout",
+        aliases=("--ws-ping-timeout",),
     )
     open_timeout: float | None = setting(
         10.0,
@@ -306,8 +344,9 @@ class Config:
     compression: str | None = setting(
         None,
         Choice("deflate", none_ok=True),
-        "`deflate` accepts permessage-deflate offers; off by default (a connection that "
-        "compresses holds ~7x the memory, see Compression and memory).",
+        "`deflate` accepts permessage-deflate offers; off by default for Router apps (a "
+        "connection that compresses holds ~7x the memory, see Compression and memory), "
+        "on for ASGI apps as in uvicorn (`--ws-per-message-deflate false` turns it off).",
         env="WEBSOCKET_COMPRESSION",
         flag="--compression",
     )
@@ -361,6 +400,29 @@ class Config:
         env="WEBSOCKET_SHUTDOWN_TIMEOUT",
         flag="--shutdown-timeout",
     )
+    max_body_size: int | None = setting(
+        2**20,
+        Count(none_ok=True),
+        "largest HTTP request body an ASGI app receives, in bytes (413 beyond; `none`: no "
+        "limit). Router apps' HTTP routes take no body.",
+        env="WEBSOCKET_MAX_BODY_SIZE",
+        flag="--max-body-size",
+    )
+    lifespan: str = setting(
+        "auto",
+        Choice("auto", "on", "off"),
+        "ASGI lifespan events: `auto` runs without them if the app raises on them; `on` "
+        "stops the server (exit code 3) when startup fails.",
+        env="WEBSOCKET_LIFESPAN",
+        flag="--lifespan",
+    )
+    root_path: str = setting(
+        "",
+        Text("empty, or a path starting with '/' and not ending with one", _root_path),
+        "where an ASGI app is mounted behind a proxy (its scope's `root_path`).",
+        env="WEBSOCKET_ROOT_PATH",
+        flag="--root-path",
+    )
     # (RUF009 takes setting() for a mutable default: it is field(default=None).)
     origins: list[str | None] | None = setting(  # noqa: RUF009
         None,
@@ -374,14 +436,25 @@ class Config:
         self.validate()
 
     @classmethod
-    def from_sources(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    def from_sources(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Config:
         """Build a config from ``WEBSOCKET_*`` variables in ``env``, then ``overrides``.
+
+        ``defaults`` replace the declared defaults of some settings (the ones
+        for a kind of application, e.g. compression on for ASGI apps); the
+        environment and ``overrides`` win over them.
 
         Raises:
             ConfigError: a setting is unknown or has an invalid value.
         """
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = dict(defaults or {})
+        _check_names(values)
         for name, spec in settings():
             if spec.env is not None and spec.env in env:
                 text = env[spec.env]
@@ -456,6 +529,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         kind = spec.kind
         parser.add_argument(
             spec.flag,
+            *spec.aliases,
             dest=name,
             default=argparse.SUPPRESS,
             type=_reader(kind),
@@ -488,6 +562,8 @@ def _metavar(kind: Kind) -> str:
         return "SECONDS" + ("|none" if kind.none_ok else "")
     if isinstance(kind, Origins):
         return "ORIGIN"
+    if isinstance(kind, Text):
+        return "TEXT"
     return "N" + ("|none" if kind.none_ok else "")
 
 
@@ -511,6 +587,7 @@ def markdown_table() -> str:
         flag = ""
         if spec.flag is not None:
             flag = f"`{spec.flag} {_metavar(spec.kind)}`".replace("|", "\\|")
+            flag += "".join(f" (or `{alias}`)" for alias in spec.aliases)
             if isinstance(spec.kind, Origins):
                 flag += " (repeatable)"
         env = f"`{spec.env}`" if spec.env else ""

@@ -19,6 +19,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConcurrencyError",
     "InvalidState",
+    "ClientDisconnected",
 ]
 
 #: Close codes that mean "the connection ended normally".
@@ -71,6 +72,14 @@ class InvalidState(WSServerError):
 
 class ConcurrencyError(WSServerError, RuntimeError):
     """Two coroutines called ``recv()`` at the same time."""
+
+
+class ClientDisconnected(WSServerError, OSError):
+    """An ASGI application sent a message on a connection that is gone or closed.
+
+    An :class:`OSError`, as the ASGI specification (2.4) asks; the server does
+    not log it as an error when the application lets it propagate.
+    """
 
 
 class ConnectionClosed(WSServerError):

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from ..errors import HandshakeError
 from .deflate import DeflateSettings, PerMessageDeflate, negotiate
-from .http import OWS, ErrorFormat, Headers, Response, error_response
+from .http import OWS, ErrorFormat, Headers, Response, error_response, valid_header
 
 __all__ = [
     "GUID",
@@ -195,9 +195,16 @@ def accept_headers(
 
 
 def accept_response(
-    key: str, subprotocol: str | None = None, extensions: str | None = None
+    key: str,
+    subprotocol: str | None = None,
+    extensions: str | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """The bytes of the ``101 Switching Protocols`` response (:func:`accept_headers`)."""
+    """The bytes of the ``101 Switching Protocols`` response (:func:`accept_headers`).
+
+    ``extra_headers`` (already checked, see :meth:`Accept.with_answer`) follow the
+    WebSocket ones.
+    """
     # Built directly rather than from accept_headers(): this runs once per
     # connection, and a test checks that both agree.
     head = _HEAD_101 + accept_key(key)
@@ -205,7 +212,21 @@ def accept_response(
         head += "\r\nSec-WebSocket-Protocol: " + subprotocol
     if extensions is not None:
         head += "\r\nSec-WebSocket-Extensions: " + extensions
+    for name, value in extra_headers:
+        head += f"\r\n{name}: {value}"
     return (head + "\r\n\r\n").encode("latin-1")
+
+
+#: Headers of the 101 that the handshake itself writes.
+_OWN_101_HEADERS = frozenset(
+    {
+        "upgrade",
+        "connection",
+        "sec-websocket-accept",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+    }
+)
 
 
 _HEAD_101 = (
@@ -224,9 +245,10 @@ class Accept:
         subprotocol: the subprotocol chosen, or None.
         deflate: the permessage-deflate agreement, or None.
         extensions: the ``Sec-WebSocket-Extensions`` value of the 101, or None.
+        extra_headers: more headers for the 101 (an ASGI application's).
     """
 
-    __slots__ = ("key", "subprotocol", "deflate", "extensions")
+    __slots__ = ("key", "subprotocol", "deflate", "extensions", "extra_headers")
 
     def __init__(
         self,
@@ -234,11 +256,13 @@ class Accept:
         subprotocol: str | None = None,
         deflate: PerMessageDeflate | None = None,
         extensions: str | None = None,
+        extra_headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.key = key
         self.subprotocol = subprotocol
         self.deflate = deflate
         self.extensions = extensions
+        self.extra_headers = extra_headers
 
     def __repr__(self) -> str:
         return f"<Accept subprotocol={self.subprotocol!r} extensions={self.extensions!r}>"
@@ -246,11 +270,48 @@ class Accept:
     @property
     def headers(self) -> list[tuple[str, str]]:
         """The headers of the 101 response."""
-        return accept_headers(self.key, self.subprotocol, self.extensions)
+        return [
+            *accept_headers(self.key, self.subprotocol, self.extensions),
+            *self.extra_headers,
+        ]
 
     def response(self) -> bytes:
         """The bytes of the 101 response."""
-        return accept_response(self.key, self.subprotocol, self.extensions)
+        return accept_response(self.key, self.subprotocol, self.extensions, self.extra_headers)
+
+    def with_answer(
+        self,
+        offered: Sequence[str],
+        subprotocol: str | None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> Accept:
+        """This accept with the subprotocol and extra 101 headers an application chose.
+
+        Args:
+            offered: the subprotocols the client offered (``Sec-WebSocket-Protocol``).
+            subprotocol: the one chosen, or None.
+            headers: more headers for the 101.
+
+        Raises:
+            ValueError: the subprotocol was not offered (RFC 6455 4.2.2 allows
+                only one of the client's), a header is malformed (a name that
+                is not a token; CR, LF or NUL in a value), or it is one the
+                handshake writes itself (``Sec-WebSocket-Protocol``: use the
+                subprotocol).
+        """
+        if subprotocol is not None and subprotocol not in offered:
+            raise ValueError(
+                f"subprotocol {subprotocol!r} was not offered by the client "
+                f"(it offered: {', '.join(offered) or 'none'})"
+            )
+        extra = []
+        for name, value in headers:
+            if not valid_header(name, value):
+                raise ValueError(f"invalid header in the 101 response: {name!r}: {value!r}")
+            if name.lower() in _OWN_101_HEADERS:
+                raise ValueError(f"the handshake writes the {name} header itself")
+            extra.append((name, value))
+        return Accept(self.key, subprotocol, self.deflate, self.extensions, extra)
 
     def answered(self, answer: object) -> Accept | Response:
         """The final verdict once an ``on_connect`` hook answered ``answer``.

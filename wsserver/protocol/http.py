@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Literal
@@ -29,6 +30,7 @@ __all__ = [
     "error_response",
     "reason_phrase",
     "render_response",
+    "valid_header",
 ]
 
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -37,6 +39,17 @@ HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 #: around a field value or a list element. (``str.strip()`` would also trim
 #: characters such as ``\x1c``-``\x1f``, ``\x85`` and ``\xa0``.)
 OWS = " \t"
+
+#: A header name (RFC 9110 5.1: a token).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: A header value: visible characters, spaces and tabs, obs-text; no CR, LF, NUL or
+#: other control character.
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def valid_header(name: str, value: str) -> bool:
+    """Whether a response header may be sent as it is (no response splitting)."""
+    return _TOKEN.fullmatch(name) is not None and _FIELD_VALUE.fullmatch(value) is not None
 
 
 class Headers(Mapping[str, str]):

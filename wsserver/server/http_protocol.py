@@ -27,11 +27,20 @@ import h11
 
 from ..app.request import Request
 from ..app.routing import Route
+from ..errors import ClientDisconnected
+from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import Connection
 from ..protocol.handshake import Accept, decide, is_upgrade_request
-from ..protocol.http import ErrorFormat, Headers, Response, error_response, render_response
-from .logs import log_access, logger, peer, printable, protocol_logger
+from ..protocol.http import (
+    ErrorFormat,
+    Headers,
+    Response,
+    error_response,
+    reason_phrase,
+    render_response,
+)
 from .transports import break_transport_cycle
+from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
 
 if TYPE_CHECKING:
@@ -68,6 +77,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_transport_closing",
         "_close_timer",
         "_started",
+        "_asgi_task",
+        "_read_waiter",
+        "_lost_future",
+        "_writing_paused",
+        "_drain_waiter",
+        "_close_after_response",
     )
 
     def __init__(self, server: Server) -> None:
@@ -92,6 +107,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._transport_closing = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._started = self.loop.time()
+        # An ASGI application's run on this connection (see run_asgi()).
+        self._asgi_task: asyncio.Task[None] | None = None
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._lost_future: asyncio.Future[None] | None = None
+        self._writing_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._close_after_response = False
 
     # ------------------------------------------------------- asyncio events
 
@@ -115,7 +137,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def data_received(self, data: bytes | memoryview) -> None:
         """Process received bytes (what buffer_updated does with the buffer's)."""
         self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
-        self._process()
+        waiter = self._read_waiter
+        if waiter is not None:
+            # An ASGI application waits for its request body.
+            if not waiter.done():
+                waiter.set_result(None)
+        elif self._app_task is not None and self._app_task is self._asgi_task:
+            # Reading only to notice a disconnect: keep this for later.
+            self.transport.pause_reading()
+        else:
+            self._process()
 
     def eof_received(self) -> bool:
         return False
@@ -124,8 +155,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.lost = True
         break_transport_cycle(self.transport)
         if self._app_task is not None:
-            self._app_task.cancel()
+            if self._app_task is not self._asgi_task:
+                self._app_task.cancel()  # an ASGI application hears http.disconnect instead
             self._app_task = None
+        for future in (self._read_waiter, self._lost_future, self._drain_waiter):
+            if future is not None and not future.done():
+                future.set_result(None)
         self._stop_open_timer()
         if self._close_timer is not None:
             self._close_timer.cancel()
@@ -153,6 +188,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # EndOfMessage for it is taken only if an HTTP response needs
                 # it); one with a body once the body has arrived.
                 if not self._start_request(event):  # type: ignore[arg-type]
+                    return
+                if self.server.asgi is not None:
+                    # The application reads the body itself (run_asgi()).
+                    self._awaiting_body = False
+                    self._dispatch_asgi()
                     return
                 if not self._awaiting_body and self._dispatch():
                     return  # upgraded: the WebSocket protocol has the transport
@@ -211,7 +251,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if not upgrade:
             # Plain HTTP: the timer limits the request, not the handler.
             self._stop_open_timer()
-        found = self.server.router.resolve(request.path, request.host, request.method, upgrade)
+        router = self.server.router
+        assert router is not None  # (an ASGI application goes through _dispatch_asgi)
+        found = router.resolve(request.path, request.host, request.method, upgrade)
         route = found.route
         if route is None:
             format = found.error_format
@@ -237,6 +279,37 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return False
         return self._handshake(request, route, found.params)
 
+    def _dispatch_asgi(self) -> None:
+        """Run the ASGI application on ``self.request``: an HTTP request or an upgrade."""
+        request = self.request
+        asgi = self.server.asgi
+        assert request is not None and asgi is not None
+        if not is_upgrade_request(request.headers):
+            self._stop_open_timer()
+            limit = self.config.max_body_size
+            length = request.headers.get("content-length", "0")
+            if limit is not None and length.isdigit() and int(length) > limit:
+                self.http_error(413, "Request body too large.")
+                return
+            self.run_asgi(asgi.http(self, request))
+            return
+        config = self.config
+        server = self.server
+        verdict = decide(
+            request.method,
+            request.http_version,
+            request.headers,
+            origins=None if config.origins is None else frozenset(config.origins),
+            deflate=server.deflate_settings if config.compression == "deflate" else None,
+            shutting_down=server.closing,
+            open_connections=server.websocket_count,
+            max_connections=config.max_connections,
+        )
+        if isinstance(verdict, Accept):
+            self.run_asgi(asgi.websocket(self, request, verdict))
+        else:
+            self._deny(verdict)
+
     # ------------------------------------------------------------- upgrades
 
     def _handshake(self, request: Request, route: Route, params: dict[str, Any]) -> bool:
@@ -260,16 +333,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             error_format=route.error_format,
         )
         if not isinstance(verdict, Accept):
-            protocol_logger.debug(
-                "%s: HTTP %d: %s",
-                peer(self.remote_address),
-                verdict.status,
-                printable(verdict.body.decode("utf-8", "replace").rstrip("\n")),
-            )
-            self.send_response(verdict, close=True)
+            self._deny(verdict)
             return False
         if route.on_connect is None:
-            self._upgrade(verdict, request, route, params)
+            self._upgrade_to_route(verdict, request, route, params)
             return True
         accept = verdict
 
@@ -283,17 +350,53 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return  # shut down (503) while the hook decided
             if isinstance(final, Accept):
                 self._app_task = None
-                self._upgrade(final, request, route, params)
+                self._upgrade_to_route(final, request, route, params)
             else:
                 self.send_response(final, close=True)
 
         self._run_app_task(hook())
         return False
 
-    def _upgrade(
+    def _deny(self, response: Response) -> None:
+        """Refuse an upgrade request with ``response``, and close."""
+        protocol_logger.debug(
+            "%s: HTTP %d: %s",
+            peer(self.remote_address),
+            response.status,
+            printable(response.body.decode("utf-8", "replace").rstrip("\n")),
+        )
+        self.send_response(response, close=True)
+
+    def _upgrade_to_route(
         self, accept: Accept, request: Request, route: Route, params: dict[str, Any]
     ) -> None:
-        """Send the 101 and hand the transport over to a WebSocketProtocol."""
+        """Send the 101 and run the route's handler on the new WebSocket."""
+        protocol, received = self._upgrade(accept, request)
+        protocol.start(protocol.run_handler(route, params), received)
+
+    def upgrade_session(self, accept: Accept, request: Request) -> WebSocket:
+        """Send the 101 for an ASGI application, whose running task goes on with the WebSocket.
+
+        Called from within the application's task (its ``websocket.accept``).
+
+        Raises:
+            ClientDisconnected: the connection closed while the application decided.
+        """
+        task = self._asgi_task
+        if self.lost or self._transport_closing or task is None:
+            raise ClientDisconnected("the connection closed before the handshake was answered")
+        self._app_task = None
+        protocol, received = self._upgrade(accept, request)
+        protocol.start(task, received)
+        assert protocol.websocket is not None
+        return protocol.websocket
+
+    def _upgrade(self, accept: Accept, request: Request) -> tuple[WebSocketProtocol, bytes]:
+        """Send the 101 and hand the transport over to a WebSocketProtocol.
+
+        Returns the new protocol, and the bytes that followed the request (to
+        give to it once its handler runs).
+        """
         # Written directly: h11's state does not matter past this point, and
         # its trailing data (frames sent right after the request) is kept.
         self.transport.write(accept.response())
@@ -312,7 +415,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._started,
         )
         self.transport.set_protocol(protocol)
-        protocol.start(route, params, received)
+        return protocol, received
 
     # ---------------------------------------------------------- HTTP routes
 
@@ -352,6 +455,163 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 f"HTTP handler {route.name} returned {type(response).__name__}, not a Response"
             )
         self.send_response(response)
+
+    # ------------------------------------------------------------ ASGI
+
+    def run_asgi(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run an ASGI application's coroutine for the current request.
+
+        Reading pauses: the application pulls the body (:meth:`receive_body`).
+        Its task is the server's to wait for on shutdown; it is not cancelled
+        when the client goes away (it hears ``http.disconnect``), and it may
+        outlive its response (background work) while the connection serves its
+        next request.
+        """
+        self.transport.pause_reading()
+        task = self._asgi_task = self._app_task = self.loop.create_task(coro)
+        self.server.app_task_started(task)
+        task.add_done_callback(self._asgi_task_done)
+
+    def _asgi_task_done(self, task: asyncio.Task[None]) -> None:
+        if self._asgi_task is task:
+            self._asgi_task = None
+        if self._app_task is task:
+            self._app_task = None
+            if not self.lost and self.status != 101:
+                # Cancelled (server shutdown) or otherwise ended mid-request.
+                self.close_transport()
+
+    @property
+    def closing(self) -> bool:
+        """Whether the connection is closing or gone: nothing more can be sent."""
+        return self.lost or self._transport_closing
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection is encrypted."""
+        return self.server.ssl is not None
+
+    @property
+    def local_address(self) -> tuple[str, int | None] | None:
+        """The listening side's ``(host, port)``, or ``(path, None)`` for a Unix socket."""
+        name = self.transport.get_extra_info("sockname")
+        if isinstance(name, tuple) and len(name) >= 2:
+            return (str(name[0]), int(name[1]))
+        if isinstance(name, str) and name:
+            return (name, None)
+        return None
+
+    async def receive_body(self) -> tuple[bytes, bool] | None:
+        """The next piece of the request body and whether more follows; None if the client left.
+
+        Answers ``Expect: 100-continue`` the first time. Reads the socket only
+        while waiting here: an application that does not ask is not sent more.
+        """
+        h = self._h11
+        if h.they_are_waiting_for_100_continue and not self.closing:
+            self.transport.write(
+                h.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+            )
+        while not self.closing:
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError as exc:
+                if h.our_state is h11.SEND_RESPONSE:
+                    self.http_error(exc.error_status_hint, f"Bad request: {exc}")
+                else:
+                    self.close_transport()
+                return None
+            kind = type(event)
+            if kind is h11.Data:
+                return bytes(event.data), True  # type: ignore[union-attr]
+            if kind is h11.EndOfMessage:
+                return b"", False
+            if event is not h11.NEED_DATA:
+                return None  # ConnectionClosed
+            waiter = self._read_waiter = self.loop.create_future()
+            self.transport.resume_reading()
+            try:
+                await waiter
+            finally:
+                self._read_waiter = None
+                if not self.closing:
+                    self.transport.pause_reading()
+        return None
+
+    def watch_disconnect(self) -> asyncio.Future[None]:
+        """A future done when the connection is lost; reads meanwhile, to notice it."""
+        future = self._lost_future
+        if future is None:
+            future = self._lost_future = self.loop.create_future()
+            if self.lost:
+                future.set_result(None)
+        if not self.closing and self._read_waiter is None:
+            self.transport.resume_reading()
+        return future
+
+    def start_response(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """Send a response's head (streamed: :meth:`send_body`, then :meth:`end_response`).
+
+        Raises:
+            RuntimeError: h11 refused it (say, a malformed Content-Length).
+        """
+        self.status = status
+        if self._close_after_response:
+            headers = [*headers, ("Connection", "close")]
+        self._write(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))
+
+    def send_body(self, data: bytes) -> None:
+        """Send a piece of the response body."""
+        self._write(h11.Data(data=data))
+
+    def end_response(self) -> None:
+        """End the response; go on to the next request, or close when that cannot be."""
+        h = self._h11
+        self._write(h11.EndOfMessage())
+        # The rest of a body the application did not read: what h11 has
+        # already is skipped; if more is still to come, the connection closes.
+        while h.their_state is h11.SEND_BODY:
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError:
+                break
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                break
+        self._app_task = None  # the application may go on; the connection does too
+        states: Any = (h.our_state, h.their_state)
+        if states == (h11.DONE, h11.DONE) and not self._close_after_response:
+            h.start_next_cycle()
+            self._arm_open_timer()
+            self.transport.resume_reading()
+            self.loop.call_soon(self._process)
+        else:
+            self.close_transport()
+
+    def _write(
+        self, event: h11.InformationalResponse | h11.Response | h11.Data | h11.EndOfMessage
+    ) -> None:
+        if self.closing:
+            raise ClientDisconnected("the client is gone")
+        try:
+            data = self._h11.send(event)
+        except h11.LocalProtocolError as exc:
+            raise RuntimeError(f"cannot send this response: {exc}") from None
+        if data:
+            self.transport.write(data)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait while the write buffer is above ``write_limit`` (a client that reads slowly)."""
+        while self._writing_paused and not self.lost:
+            self._drain_waiter = self.loop.create_future()
+            await self._drain_waiter
 
     # ------------------------------------------------------------ responses
 
@@ -452,6 +712,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.close_transport()
 
     def shutdown(self) -> None:
-        """Server shutdown: answer 503 (a handler or hook still running is cancelled)."""
-        if not self.lost and not self._transport_closing:
-            self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
+        """Server shutdown: answer 503 (a handler or hook still running is cancelled).
+
+        An ASGI application working on a request is let finish (the server
+        gives it ``shutdown_timeout``); the connection closes after its
+        response (a WebSocket it accepts meanwhile is closed with 1001).
+        """
+        if self.lost or self._transport_closing:
+            return
+        if self._app_task is not None and self._app_task is self._asgi_task:
+            self._close_after_response = True
+            return
+        self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])

@@ -6,9 +6,11 @@ import asyncio
 import logging
 import socket
 import ssl as ssl_module
-from typing import Any
+from typing import Any, cast
 
 from ..app.routing import Router
+from ..asgi import ASGIApplication, is_asgi_app
+from ..asgi.http import ASGIApp
 from ..config import Config
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
@@ -35,7 +37,7 @@ class Server:
 
     def __init__(
         self,
-        router: Router,
+        app: Router | ASGIApplication,
         host: str | None,
         port: int,
         config: Config,
@@ -43,7 +45,9 @@ class Server:
         ssl: ssl_module.SSLContext | None = None,
         sock: socket.socket | None = None,
     ) -> None:
-        self.router = router
+        #: What the server serves: a Router, or an ASGI application (one is None).
+        self.router = app if isinstance(app, Router) else None
+        self.asgi = app if isinstance(app, ASGIApplication) else None
         self.host = host
         self.requested_port = port
         self.config = config
@@ -55,6 +59,8 @@ class Server:
         #: Every open connection, in whichever phase.
         self.connections: set[HttpProtocol | WebSocketProtocol] = set()
         self._websockets: set[WebSocketProtocol] = set()
+        #: ASGI applications' runs not over yet (they may outlive their connections).
+        self.app_tasks: set[asyncio.Task[None]] = set()
         self.closing = False
         self._closed: asyncio.Event | None = None
         #: What every connection reads into (one at a time: one loop, one thread).
@@ -72,6 +78,8 @@ class Server:
         if self._server is not None:
             return self
         self.loop = asyncio.get_running_loop()
+        if self.asgi is not None:
+            await self.asgi.startup()  # raises LifespanFailure
         self._closed = asyncio.Event()
         config = self.config
         if config.open_timeout is not None:
@@ -137,6 +145,7 @@ class Server:
             for p in self._websockets
             if p.handler_task is not None and not p.handler_task.done()
         ]
+        tasks += [task for task in self.app_tasks if task not in tasks]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
@@ -150,6 +159,8 @@ class Server:
         for deadlines in (self.open_deadlines, self.ping_deadlines, self.pong_deadlines):
             if deadlines is not None:
                 deadlines.close()
+        if self.asgi is not None:
+            await self.asgi.shutdown()
         self._closed.set()
 
     async def wait_closed(self) -> None:
@@ -197,6 +208,13 @@ class Server:
         """A connection was upgraded: its WebSocket protocol replaces its HTTP one."""
         self.connections.add(protocol)
         self._websockets.add(protocol)
+        if self.closing:
+            protocol.shutdown()  # an ASGI application accepted while the server shut down
+
+    def app_task_started(self, task: asyncio.Task[None]) -> None:
+        """An ASGI application's run began: shutdown waits for it."""
+        self.app_tasks.add(task)
+        task.add_done_callback(self.app_tasks.discard)
 
     def unregister(self, protocol: HttpProtocol | WebSocketProtocol) -> None:
         """A connection is gone, or its HTTP phase is over."""
@@ -205,7 +223,7 @@ class Server:
 
 
 def serve(
-    routes: Router,
+    app: Router | Any,
     host: str | None = "127.0.0.1",
     port: int = 8000,
     *,
@@ -214,21 +232,37 @@ def serve(
     sock: socket.socket | None = None,
     **settings: Any,
 ) -> Server:
-    """Create a server for ``routes``; start it with ``async with`` or ``await``.
+    """Create a server for ``app``; start it with ``async with`` or ``await``.
+
+    ``app`` is a :class:`~wsserver.Router` or an ASGI 3 application (a
+    Starlette or FastAPI app, or any ``async def app(scope, receive, send)``).
 
     Settings are keyword arguments named like the fields of
     :class:`~wsserver.config.Config` (``max_size=...``, ``ping_interval=...``);
     they win over ``WEBSOCKET_*`` environment variables, which win over the
     defaults. A ``config`` object may be given instead (settings then update it).
+    An ASGI application gets permessage-deflate by default, as under uvicorn
+    (``compression=None`` turns it off).
 
     Raises:
         ConfigError: a setting is unknown or invalid.
-        TypeError: ``routes`` is not a :class:`~wsserver.Router`.
+        TypeError: ``app`` is neither a Router nor an ASGI application.
     """
-    if not isinstance(routes, Router):
-        raise TypeError(f"serve() needs a wsserver.Router, not {type(routes).__name__}")
+    if not isinstance(app, Router | ASGIApplication) and not is_asgi_app(app):
+        raise TypeError(
+            f"serve() needs a wsserver.Router or an ASGI application "
+            f"(async def app(scope, receive, send)), not {type(app).__name__}"
+        )
+    asgi = not isinstance(app, Router)
     if config is None:
-        config = Config.from_sources(**settings)
+        config = Config.from_sources(defaults=ASGI_DEFAULTS if asgi else None, **settings)
     elif settings:
         config = config.replace(**settings)
-    return Server(routes, host, port, config, ssl=ssl, sock=sock)
+    if asgi and not isinstance(app, ASGIApplication):
+        app = ASGIApplication(cast(ASGIApp, app), config)
+    return Server(app, host, port, config, ssl=ssl, sock=sock)
+
+
+#: Where an ASGI application's defaults differ from a Router's: uvicorn's
+#: ``--ws-per-message-deflate`` is on unless turned off.
+ASGI_DEFAULTS = {"compression": "deflate"}

@@ -354,6 +354,15 @@ class WebSocket:
         self._protocol.start_close(code, reason)
         await self.wait_closed()
 
+    def start_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start closing the connection, without waiting (:meth:`close` waits).
+
+        Raises:
+            ValueError: ``code`` is not a code that may be sent, or ``reason``
+                is longer than 123 bytes in UTF-8.
+        """
+        self._protocol.start_close(code, reason)
+
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
         await self._protocol.wait_lost()

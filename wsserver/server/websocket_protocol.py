@@ -19,15 +19,16 @@ not read.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..app.request import Request
 from ..app.routing import Route
 from ..errors import ConnectionClosed
+from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
 from ..protocol.state import ConnectionState
 from .inbox import Inbox
-from .logs import log_access, logger, peer, printable, protocol_logger
 from .transports import break_transport_cycle, tcp_bytes_moved, unread_bytes, unsent_bytes
 from .websocket import WebSocket
 
@@ -132,18 +133,30 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._resumed = 0
         self._progress: tuple[object, ...] | None = None
 
-    def start(self, route: Route, params: dict[str, Any], received: bytes) -> None:
-        """Run the route's handler, and take the bytes that followed the request.
+    def start(
+        self, handler: Coroutine[Any, Any, None] | asyncio.Task[None], received: bytes
+    ) -> None:
+        """Run the handler, and take the bytes that followed the request.
 
+        ``handler`` is a Router handler's run (:meth:`run_handler`), or the
+        task of an ASGI application that answered the handshake, which goes on.
         Called once the transport was handed over: reading resumes here if the
-        HTTP phase had paused it (for an ``on_connect`` hook).
+        HTTP phase had paused it (for an ``on_connect`` hook or an ASGI app).
         """
         self.transport.resume_reading()
+        if isinstance(handler, asyncio.Task):
+            self.handler_task = handler
+            handler.add_done_callback(self._adopted_task_done)
+        else:
+            self.handler_task = self.loop.create_task(handler)
         self.server.websocket_opened(self)
-        self.handler_task = self.loop.create_task(self._run_handler(route, params))
         self._schedule_keepalive()
         if received:
             self.data_received(received)
+
+    def _adopted_task_done(self, task: asyncio.Task[None]) -> None:
+        if self.lost:
+            self._drop_websocket()
 
     # ------------------------------------------------------- asyncio events
 
@@ -532,7 +545,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     # ---------------------------------------------------------------- handler
 
-    async def _run_handler(self, route: Route, params: dict[str, Any]) -> None:
+    async def run_handler(self, route: Route, params: dict[str, Any]) -> None:
+        """Run a Router handler on this connection, and close it after (1011 if it failed)."""
         ws = self.websocket
         assert ws is not None
         try:

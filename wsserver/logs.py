@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["logger", "access_logger", "protocol_logger", "printable", "peer", "log_access"]
+__all__ = [
+    "logger",
+    "access_logger",
+    "protocol_logger",
+    "printable",
+    "peer",
+    "log_access",
+    "log_app_error",
+]
 
 #: Errors of the application (a handler that raised) and the server's own events.
 logger = logging.getLogger("wsserver.server")
@@ -51,3 +59,10 @@ def log_access(
             seconds,
             "-" if close_code is None else close_code,
         )
+
+
+def log_app_error(
+    problem: str, path: str, address: tuple[str, int] | None, exc: BaseException | None = None
+) -> None:
+    """An application went wrong on a connection: one ERROR line, with its traceback if any."""
+    logger.error("%s on %s from %s", problem, printable(path), peer(address), exc_info=exc)

@@ -1,0 +1,779 @@
+"""ASGI applications on wsserver: every WebSocket and HTTP event of the spec, through real sockets.
+
+Raw ``async def app(scope, receive, send)`` applications, so that each event is
+seen exactly as the server makes it; real clients (``websockets``, ``httpx``)
+and a raw socket where bytes matter. Starlette and FastAPI are in
+``test_asgi_frameworks.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from wsserver import Server, serve
+from wsserver.asgi.lifespan import LifespanFailure
+from wsserver.errors import ClientDisconnected
+from wsserver.protocol.frames import Opcode, parse_close, serialize_close
+
+from .helpers import RawClient, upgrade_request
+
+TIMEOUT = 5
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+@pytest.fixture
+async def run_asgi() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
+    """Start an ASGI app on a free port (keepalive off unless asked); close it after."""
+    servers: list[Server] = []
+
+    async def start(app: App, **settings: Any) -> Server:
+        settings.setdefault("ping_interval", None)
+        server = serve(app, "127.0.0.1", 0, **settings)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close(timeout=1)
+
+
+@pytest.fixture(autouse=True)
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Any:
+    """Fail a test that logged an error it did not expect (tests that expect one clear it)."""
+    caplog.set_level(logging.INFO, logger="wsserver")
+    yield caplog
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+def expect_logged_error(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    """Exactly the errors expected were logged (each naming ``text``); forget them."""
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all(text in r.getMessage() for r in errors), [r.getMessage() for r in errors]
+    caplog.clear()
+
+
+async def lifespan_unsupported(scope: dict[str, Any]) -> bool:
+    """For apps written without lifespan: say so the way the spec allows (raise)."""
+    if scope["type"] == "lifespan":
+        raise RuntimeError("no lifespan here")
+    return False
+
+
+# =================================================================== WebSocket
+
+
+async def test_websocket_scope(run_asgi: Any) -> None:
+    scopes: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    scope["state"]["pool"] = "the pool"
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        scopes.append(scope)
+        assert (await receive()) == {"type": "websocket.connect"}
+        scope["state"]["mine"] = True  # a copy: the next connection does not see it
+        await send({"type": "websocket.accept", "subprotocol": "chat.v2"})
+        await receive()
+
+    server = await run_asgi(app, root_path="/api")
+    locals_ = []
+    for _ in range(2):
+        async with websockets.connect(
+            f"ws://127.0.0.1:{server.port}/caf%C3%A9/x%2Fy?q=a%20b&r=1",
+            subprotocols=["chat.v1", "chat.v2"],
+            additional_headers=[("X-Twice", "1"), ("x-twice", "2")],
+        ) as ws:
+            assert ws.subprotocol == "chat.v2"
+            locals_.append(ws.local_address)
+    first, second = scopes
+    assert first["type"] == "websocket"
+    assert first["asgi"] == {"version": "3.0", "spec_version": "2.5"}
+    assert first["http_version"] == "1.1" and first["scheme"] == "ws"
+    assert first["root_path"] == "/api"
+    assert first["path"] == "/api/café/x/y"
+    assert first["raw_path"] == b"/api/caf%C3%A9/x%2Fy"
+    assert first["query_string"] == b"q=a%20b&r=1"
+    headers = first["headers"]
+    assert all(isinstance(n, bytes) and isinstance(v, bytes) for n, v in headers)
+    assert all(n == n.lower() for n, _ in headers)
+    assert [v for n, v in headers if n == b"x-twice"] == [b"1", b"2"]
+    assert (b"sec-websocket-protocol", b"chat.v1, chat.v2") in headers
+    assert first["subprotocols"] == ["chat.v1", "chat.v2"]
+    assert [tuple(s["client"]) for s in scopes] == [(a[0], a[1]) for a in locals_]
+    assert tuple(first["server"]) == ("127.0.0.1", server.port)
+    assert first["extensions"] == {"websocket.http.response": {}}
+    assert first["state"] == {"pool": "the pool", "mine": True}
+    assert second["state"] == {"pool": "the pool", "mine": True}
+    assert second["state"] is not first["state"]
+
+
+async def test_no_101_until_the_app_accepts(run_asgi: Any) -> None:
+    answer = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await answer.wait()
+        await send({"type": "websocket.accept", "headers": [(b"x-decided", b"yes")]})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/"))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(reader.read(1), 0.3)
+    answer.set()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert b"\r\nx-decided: yes\r\n" in head
+    writer.close()
+
+
+async def test_close_before_accept_is_403(run_asgi: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.close", "code": 1008})
+        # The client never had a WebSocket: it is gone, and sending says so.
+        assert (await receive())["type"] == "websocket.disconnect"
+        with pytest.raises(OSError):
+            await send({"type": "websocket.send", "text": "too late"})
+
+    server = await run_asgi(app)
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/")
+    assert caught.value.response.status_code == 403
+
+
+async def test_denial_response_extension_is_sent_exactly(run_asgi: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 401,
+                "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"X")],
+            }
+        )
+        await send(
+            {"type": "websocket.http.response.body", "body": b'{"error":', "more_body": True}
+        )
+        await send({"type": "websocket.http.response.body", "body": b' "who are you"}'})
+
+    server = await run_asgi(app)
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/")
+    response = caught.value.response
+    assert response.status_code == 401 and response.reason_phrase == "Unauthorized"
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["WWW-Authenticate"] == "X"
+    assert json.loads(response.body) == {"error": "who are you"}
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echo each message back as it came, recording every event in the scope's state."""
+    if await lifespan_unsupported(scope):
+        return
+    events = ECHO_EVENTS.setdefault(scope["path"], [])
+    event = await receive()
+    events.append(event)
+    await send({"type": "websocket.accept"})
+    while True:
+        event = await receive()
+        events.append(event)
+        if event["type"] == "websocket.disconnect":
+            return
+        if event.get("text") == "close please":
+            await send({"type": "websocket.close", "code": 4000, "reason": "as asked"})
+            continue
+        await send({"type": "websocket.send", **{k: v for k, v in event.items() if k != "type"}})
+
+
+ECHO_EVENTS: dict[str, list[dict[str, Any]]] = {}
+
+
+async def test_receive_and_send_text_and_bytes(run_asgi: Any) -> None:
+    server = await run_asgi(echo_app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/messages") as ws:
+        for message in ["hello", "", "café ☕", b"\x00\xff", b""]:
+            await ws.send(message)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == message
+    events = ECHO_EVENTS.pop("/messages")
+    assert events[0] == {"type": "websocket.connect"}
+    received = events[1:-1]
+    # Exactly one of text and bytes, of the right type.
+    assert received == [
+        {"type": "websocket.receive", "text": "hello"},
+        {"type": "websocket.receive", "text": ""},
+        {"type": "websocket.receive", "text": "café ☕"},
+        {"type": "websocket.receive", "bytes": b"\x00\xff"},
+        {"type": "websocket.receive", "bytes": b""},
+    ]
+    assert events[-1] == {"type": "websocket.disconnect", "code": 1000, "reason": ""}
+
+
+async def test_app_close_sends_code_and_reason(run_asgi: Any) -> None:
+    server = await run_asgi(echo_app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/closing") as ws:
+        await ws.send("close please")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == 4000 and ws.close_reason == "as asked"
+    await asyncio.sleep(0.05)
+    assert ECHO_EVENTS.pop("/closing")[-1] == {
+        "type": "websocket.disconnect",
+        "code": 4000,
+        "reason": "as asked",
+    }
+
+
+async def test_disconnect_codes(run_asgi: Any) -> None:
+    server = await run_asgi(echo_app)
+    # The client's code and reason.
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/coded") as ws:
+        await ws.close(4321, "bye now")
+    # A close frame without a code: 1005.
+    raw = await RawClient.connect(server.port, "/bare")
+    raw.send(Opcode.CLOSE, b"")
+    await raw.expect_close(1005)
+    # TCP lost without a close frame: 1006.
+    raw = await RawClient.connect(server.port, "/lost")
+    raw.writer.transport.abort()
+    for _ in range(100):
+        if ECHO_EVENTS.get("/lost", [{}])[-1].get("type") == "websocket.disconnect":
+            break
+        await asyncio.sleep(0.01)
+    assert ECHO_EVENTS.pop("/coded")[-1] == {
+        "type": "websocket.disconnect",
+        "code": 4321,
+        "reason": "bye now",
+    }
+    assert ECHO_EVENTS.pop("/bare")[-1]["code"] == 1005
+    assert ECHO_EVENTS.pop("/lost")[-1] == {
+        "type": "websocket.disconnect",
+        "code": 1006,
+        "reason": "",
+    }
+
+
+async def test_send_after_disconnect_raises_oserror_not_logged(run_asgi: Any) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        try:
+            await send({"type": "websocket.send", "text": "anyone?"})
+        except OSError as exc:
+            raised.append(exc)
+            raise  # propagates to the server, which must not log it
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        await ws.close()
+    for _ in range(100):
+        if raised:
+            break
+        await asyncio.sleep(0.01)
+    assert len(raised) == 1 and isinstance(raised[0], ClientDisconnected)
+
+
+async def test_app_failing_before_accept_is_500_after_is_1011(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        if scope["path"] == "/after":
+            await send({"type": "websocket.accept"})
+            await receive()
+        raise ValueError("the app broke")
+
+    server = await run_asgi(app)
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/before")
+    assert caught.value.response.status_code == 500
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/after") as ws:
+        await ws.send("trigger")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == 1011
+    expect_logged_error(caplog, "ASGI application failed")
+
+
+async def test_app_returning_without_answer_is_500(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+
+    server = await run_asgi(app)
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/")
+    assert caught.value.response.status_code == 500
+    expect_logged_error(caplog, "without answering the handshake")
+
+
+@pytest.mark.parametrize(
+    ("accept", "problem"),
+    [
+        ({"subprotocol": "never-offered"}, "was not offered"),
+        ({"headers": [(b"x-evil", b"a\r\nSet-Cookie: b=c")]}, "invalid header"),
+        ({"headers": [(b"sec-websocket-protocol", b"x")]}, "writes the"),
+    ],
+)
+async def test_bad_accept_is_refused_not_sent(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, accept: dict[str, Any], problem: str
+) -> None:
+    errors: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        try:
+            await send({"type": "websocket.accept", **accept})
+        except ValueError as exc:
+            errors.append(exc)
+            raise
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/", [("Sec-WebSocket-Protocol", "chat")]))
+    response = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 500 ")
+    assert b"Set-Cookie" not in response and b"x-evil" not in response
+    assert len(errors) == 1 and problem in str(errors[0])
+    expect_logged_error(caplog, "ASGI application failed")
+
+
+async def test_invalid_handshake_never_reaches_the_app(run_asgi: Any) -> None:
+    called: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        called.append(scope["type"])
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    response = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 400 ")
+    assert called == []
+
+
+async def test_our_limits_apply_max_size(run_asgi: Any) -> None:
+    server = await run_asgi(echo_app, max_size=1000)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/big", max_size=None) as ws:
+        await ws.send("x" * 1000)
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "x" * 1000
+        await ws.send("x" * 1001)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == 1009
+    await asyncio.sleep(0.05)
+    assert ECHO_EVENTS.pop("/big")[-1]["code"] == 1009
+
+
+async def test_reading_pauses_at_max_queue_until_the_app_receives(run_asgi: Any) -> None:
+    go = asyncio.Event()
+    got: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await go.wait()
+        while (event := await receive())["type"] == "websocket.receive":
+            got.append(event["text"])
+
+    server = await run_asgi(app, max_queue=4)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        for i in range(50):
+            await ws.send(f"m{i}")
+        await asyncio.sleep(0.2)
+        (protocol,) = server._websockets
+        # Paused once max_queue were waiting (a read's whole batch is queued first).
+        assert protocol.inbox.paused and 4 <= len(protocol.inbox.messages) < 50
+        go.set()
+        for _ in range(200):
+            if len(got) == 50:
+                break
+            await asyncio.sleep(0.01)
+        assert got == [f"m{i}" for i in range(50)]
+
+
+async def test_send_waits_while_the_client_does_not_read(run_asgi: Any) -> None:
+    sent = 0
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal sent
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            await send({"type": "websocket.send", "bytes": b"x" * 65536})
+            sent += 1
+
+    server = await run_asgi(app, compression=None)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/"))
+    await asyncio.sleep(0.5)  # the client reads nothing
+    stalled = sent
+    await asyncio.sleep(0.3)
+    assert sent == stalled < 200  # ~13 MiB would be buffered otherwise
+    writer.transport.abort()
+
+
+async def test_compression_is_on_by_default_for_asgi_and_can_be_turned_off(
+    run_asgi: Any,
+) -> None:
+    server = await run_asgi(echo_app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/deflate") as ws:
+        assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        await ws.send("compressible " * 100)
+        assert await ws.recv() == "compressible " * 100
+    off = await run_asgi(echo_app, compression=None)
+    async with websockets.connect(f"ws://127.0.0.1:{off.port}/plain") as ws:
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+    ECHO_EVENTS.clear()
+
+
+async def test_keepalive_pings_are_ours(run_asgi: Any) -> None:
+    server = await run_asgi(echo_app, ping_interval=0.1, ping_timeout=1)
+    raw = await RawClient.connect(server.port, "/pinged")
+    opcode, *_ = await raw.recv_frame()
+    assert opcode == Opcode.PING
+    raw.send(Opcode.CLOSE, serialize_close(1000))
+    await raw.expect_close(1000)
+    ECHO_EVENTS.clear()
+
+
+async def test_shutdown_closes_asgi_websockets_with_1001(run_asgi: Any) -> None:
+    server = await run_asgi(echo_app)
+    raw = await RawClient.connect(server.port, "/shutdown")
+    closing = asyncio.create_task(server.close(timeout=2))
+    opcode, _, _, payload = await raw.recv_frame()
+    assert opcode == Opcode.CLOSE and parse_close(payload)[0] == 1001
+    raw.send(Opcode.CLOSE, serialize_close(1001))
+    await raw.expect_eof()
+    await closing
+    assert ECHO_EVENTS.pop("/shutdown")[-1]["code"] == 1001
+
+
+# ======================================================================== HTTP
+
+
+async def body_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answer with what was received: the events and the body (JSON), in several pieces."""
+    if await lifespan_unsupported(scope):
+        return
+    events = []
+    body = b""
+    while True:
+        event = await receive()
+        events.append({k: v if k != "body" else len(v) for k, v in event.items()})
+        body += event.get("body", b"")
+        if not event.get("more_body"):
+            break
+    answer = json.dumps(
+        {
+            "method": scope["method"],
+            "path": scope["path"],
+            "scheme": scope["scheme"],
+            "http_version": scope["http_version"],
+            "events": events,
+            "body": body.decode("latin-1"),
+        }
+    ).encode()
+    await send({"type": "http.response.start", "status": 201, "headers": [(b"x-app", b"1")]})
+    half = len(answer) // 2
+    await send({"type": "http.response.body", "body": answer[:half], "more_body": True})
+    await send({"type": "http.response.body", "body": answer[half:]})
+
+
+async def test_http_request_and_streamed_response(run_asgi: Any) -> None:
+    server = await run_asgi(body_app)
+
+    async def upload() -> AsyncIterator[bytes]:
+        for piece in (b"first,", b"second,", b"third"):
+            yield piece
+            await asyncio.sleep(0.05)
+
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"http://127.0.0.1:{server.port}/up%20load", content=upload())
+    assert response.status_code == 201 and response.reason_phrase == "Created"
+    assert response.headers["x-app"] == "1"
+    assert response.headers["transfer-encoding"] == "chunked"  # no Content-Length, 2 pieces
+    answer = response.json()
+    assert answer["method"] == "POST" and answer["path"] == "/up load"
+    assert answer["scheme"] == "http" and answer["http_version"] == "1.1"
+    assert answer["body"] == "first,second,third"
+    assert all(e["type"] == "http.request" for e in answer["events"])
+    assert [e["more_body"] for e in answer["events"]][-1] is False
+    assert len(answer["events"]) >= 3  # streamed as it came
+
+
+async def test_single_body_gets_content_length_and_head_gets_no_body(run_asgi: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        got = await client.get(f"http://127.0.0.1:{server.port}/")
+        head = await client.head(f"http://127.0.0.1:{server.port}/")
+    assert got.headers["content-length"] == "5" and got.content == b"hello"
+    assert "transfer-encoding" not in got.headers
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == "5"
+
+
+async def test_keep_alive_and_pipelining(run_asgi: Any) -> None:
+    server = await run_asgi(body_app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+        b"GET /two HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /three HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nde\r\n0\r\n\r\n"
+    )
+    paths = []
+    for _ in range(3):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 201 Created\r\n"), head
+        body = b""
+        while True:  # chunked
+            size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
+            body += (await reader.readexactly(size + 2))[:-2]
+            if size == 0:
+                break
+        answer = json.loads(body)
+        paths.append((answer["path"], answer["body"]))
+    writer.close()
+    assert paths == [("/one", "abc"), ("/two", ""), ("/three", "de")]
+
+
+async def test_expect_100_continue(run_asgi: Any) -> None:
+    server = await run_asgi(body_app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    writer.write(b"data")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 201 ")
+    writer.close()
+
+
+async def test_max_body_size(run_asgi: Any) -> None:
+    server = await run_asgi(body_app, max_body_size=10)
+    async with httpx.AsyncClient() as client:
+        ok = await client.post(f"http://127.0.0.1:{server.port}/", content=b"x" * 10)
+        declared = await client.post(f"http://127.0.0.1:{server.port}/", content=b"x" * 11)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                yield b"xxxx"
+
+        streamed = await client.post(f"http://127.0.0.1:{server.port}/", content=chunks())
+    assert ok.status_code == 201
+    assert declared.status_code == 413 and streamed.status_code == 413
+
+
+async def test_http_disconnect_when_the_client_goes_away(run_asgi: Any) -> None:
+    heard: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "http.request"
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"streaming...", "more_body": True})
+        heard.set_result(await receive())  # long polling: wait for the client to leave
+        with pytest.raises(OSError):
+            await send({"type": "http.response.body", "body": b"more"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"streaming..."), TIMEOUT)
+    writer.close()
+    assert await asyncio.wait_for(heard, TIMEOUT) == {"type": "http.disconnect"}
+
+
+async def test_http_app_failing_before_a_response_is_500(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        raise RuntimeError("boom")
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert response.status_code == 500
+    expect_logged_error(caplog, "ASGI application failed")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [(b"x-split", b"a\r\nSet-Cookie: evil=1"), (b"x-nul", b"a\x00b"), (b"bad name", b"v")],
+)
+async def test_response_splitting_is_refused_not_sent(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, header: tuple[bytes, bytes]
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [header]})
+        await send({"type": "http.response.body", "body": b"never"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    response = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 500 ")
+    assert b"evil" not in response and b"never" not in response
+    expect_logged_error(caplog, "ASGI application failed")
+
+
+async def test_background_work_after_the_response_does_not_hold_the_connection(
+    run_asgi: Any,
+) -> None:
+    finished = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+        if scope["path"] == "/slow":
+            await asyncio.sleep(0.3)  # e.g. Starlette's BackgroundTasks
+            finished.set()
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        first = await client.get(f"http://127.0.0.1:{server.port}/slow")
+        second = await asyncio.wait_for(
+            client.get(f"http://127.0.0.1:{server.port}/next"), 0.2
+        )  # same kept-alive connection, not waiting for the background work
+    assert (first.text, second.text) == ("/slow", "/next")
+    assert not finished.is_set()
+    await asyncio.wait_for(finished.wait(), TIMEOUT)
+
+
+# ==================================================================== lifespan
+
+
+def lifespan_app(fail: str | None = None, record: list[str] | None = None) -> App:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if record is not None:
+                    record.append(message["type"])
+                if message["type"] == "lifespan.startup":
+                    if fail == "failed":
+                        await send({"type": "lifespan.startup.failed", "message": "no database"})
+                        return
+                    if fail == "raise":
+                        raise RuntimeError("lifespan not supported")
+                    scope["state"]["ready"] = True
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": json.dumps(scope.get("state")).encode()})
+
+    return app
+
+
+async def test_lifespan_startup_state_and_shutdown(run_asgi: Any) -> None:
+    record: list[str] = []
+    server = await run_asgi(lifespan_app(record=record))
+    assert record == ["lifespan.startup"]
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert response.json() == {"ready": True}
+    await server.close()
+    assert record == ["lifespan.startup", "lifespan.shutdown"]
+
+
+async def test_lifespan_startup_failed_stops_the_server() -> None:
+    server = serve(lifespan_app(fail="failed"), "127.0.0.1", 0)
+    with pytest.raises(LifespanFailure, match="no database"):
+        await server.start()
+    assert not server.sockets  # it never listened
+
+
+async def test_lifespan_auto_runs_without_it_when_the_app_raises(run_asgi: Any) -> None:
+    server = await run_asgi(lifespan_app(fail="raise"))
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert response.status_code == 200 and response.json() is None  # no state then
+
+
+async def test_lifespan_on_makes_a_raising_app_fail_and_off_never_calls_it() -> None:
+    server = serve(lifespan_app(fail="raise"), "127.0.0.1", 0, lifespan="on")
+    with pytest.raises(LifespanFailure, match="lifespan not supported"):
+        await server.start()
+    record: list[str] = []
+    server = serve(lifespan_app(record=record), "127.0.0.1", 0, lifespan="off")
+    await server.start()
+    await server.close()
+    assert record == []
+
+
+def test_serve_takes_asgi_apps_of_every_shape() -> None:
+    class App:
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None: ...
+
+    async def function(scope: Any, receive: Any, send: Any) -> None: ...
+
+    for app in (App(), function):
+        server = serve(app, "127.0.0.1", 0)
+        assert server.asgi is not None and server.router is None
+        assert server.config.compression == "deflate"
+    assert serve(function, compression=None).config.compression is None

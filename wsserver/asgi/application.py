@@ -1,0 +1,98 @@
+"""An ASGI 3 application, as the server runs it: recognised, its lifespan, a run per connection.
+
+:func:`is_asgi_app` tells an ASGI application from other objects;
+:class:`ASGIApplication` wraps one with the settings that shape its scopes
+(``root_path``, ``max_body_size``, ``lifespan``) and gives the server a
+coroutine to run for each HTTP request (:class:`~.http.HttpCycle`) and each
+WebSocket upgrade (:class:`~.websocket.WebSocketSession`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config
+from ..protocol.handshake import Accept
+from .http import ASGIApp, HttpCycle
+from .lifespan import Lifespan
+from .scope import http_scope, websocket_scope
+from .websocket import WebSocketSession
+
+if TYPE_CHECKING:
+    from ..app.request import Request
+    from ..server.http_protocol import HttpProtocol
+
+__all__ = ["ASGIApplication", "is_asgi_app"]
+
+
+def is_asgi_app(obj: object) -> bool:
+    """Whether ``obj`` looks like an ASGI 3 application: ``await obj(scope, receive, send)``.
+
+    A coroutine function (or an object whose ``__call__`` is one, such as a
+    Starlette or FastAPI application) taking three positional arguments.
+    """
+    if not callable(obj) or isinstance(obj, type):
+        return False
+    call = obj if inspect.isroutine(obj) else getattr(obj, "__call__", None)  # noqa: B004
+    if not inspect.iscoroutinefunction(call):
+        return False
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
+    return len(positional) == 3 or (variadic and len(positional) <= 3)
+
+
+class ASGIApplication:
+    """An ASGI application and how the server runs it.
+
+    Args:
+        app: the ASGI 3 application.
+        config: the server's settings (``root_path``, ``max_body_size``, ``lifespan``).
+    """
+
+    def __init__(self, app: ASGIApp, config: Config) -> None:
+        self.app = app
+        self.root_path = config.root_path
+        self.max_body_size = config.max_body_size
+        self.lifespan = Lifespan(app, config.lifespan)
+
+    def __repr__(self) -> str:
+        return f"<ASGIApplication {self.app!r}>"
+
+    async def startup(self) -> None:
+        """Run the application's lifespan startup (see :class:`~.lifespan.Lifespan`)."""
+        await self.lifespan.startup()
+
+    async def shutdown(self) -> None:
+        """Run the application's lifespan shutdown."""
+        await self.lifespan.shutdown()
+
+    def _where(self, connection: HttpProtocol) -> dict[str, Any]:
+        return {
+            "tls": connection.tls,
+            "root_path": self.root_path,
+            "client": connection.remote_address,
+            "server": connection.local_address,
+            "state": self.lifespan.state,
+        }
+
+    def http(self, connection: HttpProtocol, request: Request) -> Coroutine[Any, Any, None]:
+        """The run of the application on one HTTP request."""
+        scope = http_scope(request, **self._where(connection))
+        return HttpCycle(connection, scope, self.max_body_size).run(self.app)
+
+    def websocket(
+        self, connection: HttpProtocol, request: Request, accept: Accept
+    ) -> Coroutine[Any, Any, None]:
+        """The run of the application on one WebSocket upgrade the handshake accepted."""
+        scope = websocket_scope(request, **self._where(connection))
+        return WebSocketSession(connection, request, accept, scope).run(self.app)

@@ -1,0 +1,232 @@
+"""One HTTP request served by an ASGI application: its ``receive()`` and ``send()``.
+
+:class:`HttpCycle` translates between the ASGI HTTP events (asgiref
+``specs/www.rst``, 2.5) and the connection it is handed, an
+:class:`~wsserver.server.http_protocol.HttpProtocol`, which owns h11 and the
+socket: the request body is pulled from it as ``http.request`` events (reading
+the socket only while the application asks for more), the response goes out
+through it as the application sends it, streamed (chunked when the
+application gave no ``Content-Length`` and sent more than one piece).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ClientDisconnected
+from ..logs import log_app_error
+from ..protocol.http import valid_header
+
+if TYPE_CHECKING:
+    from ..server.http_protocol import HttpProtocol
+
+__all__ = ["HttpCycle", "response_headers"]
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Message, Any, Any], Awaitable[None]]
+
+_RESPONSE_MESSAGES = frozenset({"http.response.start", "http.response.body"})
+
+
+def response_headers(headers: Any, what: str) -> list[tuple[str, str]]:
+    """An application's ``[name, value]`` byte pairs as ``str`` pairs, checked.
+
+    Raises:
+        ValueError: a name or value is not bytes, or could split the response
+            (CR, LF, NUL, or a name that is not a token).
+    """
+    checked = []
+    for pair in headers or ():
+        name, value = pair
+        if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
+            raise ValueError(f"{what}: header names and values must be bytes, not {pair!r}")
+        text_name = bytes(name).decode("latin-1")
+        text_value = bytes(value).decode("latin-1")
+        if not valid_header(text_name, text_value):
+            raise ValueError(f"{what}: invalid header {pair!r}")
+        checked.append((text_name, text_value))
+    return checked
+
+
+class HttpCycle:
+    """The ``receive``/``send`` pair of one request, and the run of the application on it.
+
+    Args:
+        connection: the request's connection.
+        scope: the ``http`` scope.
+        max_body_size: the largest body the application may receive (None: any);
+            beyond it the client gets 413 and the application ``http.disconnect``.
+    """
+
+    __slots__ = (
+        "connection",
+        "scope",
+        "max_body_size",
+        "_body_received",
+        "_body_done",
+        "_status",
+        "_headers",
+        "response_started",
+        "response_complete",
+        "_head",
+        "_completed",
+    )
+
+    def __init__(
+        self, connection: HttpProtocol, scope: dict[str, Any], max_body_size: int | None
+    ) -> None:
+        self.connection = connection
+        self.scope = scope
+        self.max_body_size = max_body_size
+        self._body_received = 0
+        self._body_done = False
+        self._status = 0
+        self._headers: list[tuple[str, str]] = []
+        self.response_started = False
+        self.response_complete = False
+        self._head = scope["method"] == "HEAD"
+        self._completed: asyncio.Future[None] | None = None
+
+    async def run(self, app: ASGIApp) -> None:
+        """Run ``app`` on the request, and answer for it when it cannot.
+
+        An application that fails, or returns, before it started a response
+        gets a 500 sent for it; one that fails (or returns) halfway through a
+        response has the connection closed, since the response cannot be
+        completed. :class:`~wsserver.errors.ClientDisconnected` raised by our
+        ``send()`` is not an error. The application may go on after its
+        response is complete (background work): the connection goes on to its
+        next request meanwhile.
+        """
+        connection = self.connection
+        try:
+            await app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except Exception as exc:
+            log_app_error(
+                "ASGI application failed", self.scope["path"], connection.remote_address, exc
+            )
+            if not self.response_started:
+                self._complete()
+                connection.http_error(500, "Internal Server Error")
+                return
+        else:
+            if not self.response_started:
+                log_app_error(
+                    "ASGI application returned without a response",
+                    self.scope["path"],
+                    connection.remote_address,
+                )
+                self._complete()
+                connection.http_error(500, "Internal Server Error")
+                return
+        if not self.response_complete:
+            if not connection.closing:
+                log_app_error(
+                    "ASGI application did not finish its response",
+                    self.scope["path"],
+                    connection.remote_address,
+                )
+            self._complete()
+            connection.close_transport()
+
+    # --------------------------------------------------------------- receive
+
+    async def receive(self) -> Message:
+        """The next ``http.request`` piece of the body, then ``http.disconnect``."""
+        connection = self.connection
+        if not self._body_done and not connection.closing and not self.response_complete:
+            piece = await connection.receive_body()
+            if piece is not None:
+                data, more = piece
+                self._body_received += len(data)
+                limit = self.max_body_size
+                if limit is not None and self._body_received > limit:
+                    self._too_large()
+                    return {"type": "http.disconnect"}
+                self._body_done = not more
+                return {"type": "http.request", "body": data, "more_body": more}
+        if not self.response_complete and not connection.closing:
+            # Until the response is complete or the client goes away (an
+            # application streaming a response watches for this).
+            if self._completed is None:
+                self._completed = asyncio.get_running_loop().create_future()
+            await asyncio.wait(
+                (self._completed, connection.watch_disconnect()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        return {"type": "http.disconnect"}
+
+    def _too_large(self) -> None:
+        """The body went over max_body_size: 413 (if nothing was sent yet), then close."""
+        connection = self.connection
+        self._body_done = True
+        if not self.response_started:
+            self.response_started = True
+            connection.http_error(413, "Request body too large.")
+        else:
+            connection.close_transport()
+        self._complete()
+
+    def _complete(self) -> None:
+        self.response_complete = True
+        if self._completed is not None and not self._completed.done():
+            self._completed.set_result(None)
+
+    # ------------------------------------------------------------------ send
+
+    async def send(self, message: Message) -> None:
+        """Take ``http.response.start`` / ``http.response.body`` from the application.
+
+        Raises:
+            ClientDisconnected: the client is gone (or the response was
+                already answered for the application, e.g. with 413).
+            RuntimeError: a message out of order, or of an unknown type.
+            ValueError: invalid headers or status.
+        """
+        connection = self.connection
+        kind = message["type"]
+        if (connection.closing or self.response_complete) and kind in _RESPONSE_MESSAGES:
+            raise ClientDisconnected("the client is gone")
+        if kind == "http.response.start":
+            if self.response_started:
+                raise RuntimeError("http.response.start sent twice")
+            status = message["status"]
+            if not isinstance(status, int) or not 200 <= status <= 599:
+                raise ValueError(f"http.response.start: invalid status {status!r}")
+            self._headers = [
+                (name, value)
+                for name, value in response_headers(message.get("headers"), "http.response.start")
+                # The server does the framing (www.rst: it must ignore this one).
+                if name.lower() != "transfer-encoding"
+            ]
+            self._status = status
+            self.response_started = True
+            return
+        if kind == "http.response.body":
+            if not self.response_started:
+                raise RuntimeError("http.response.body sent before http.response.start")
+            body = message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            if self._status:
+                # The head waits for the first body: a whole response in one
+                # piece gets a Content-Length rather than chunked encoding.
+                headers = self._headers
+                if not more and not any(n.lower() == "content-length" for n, _ in headers):
+                    headers.append(("Content-Length", str(len(body))))
+                connection.start_response(self._status, headers)
+                self._status = 0
+            if body and not self._head:
+                connection.send_body(bytes(body))
+            if not more:
+                self._complete()
+                connection.end_response()
+                return
+            await connection.drain()
+            if connection.closing:
+                raise ClientDisconnected("the client is gone")
+            return
+        raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")

@@ -1,0 +1,131 @@
+"""The ASGI lifespan protocol (asgiref ``specs/lifespan.rst``, 2.0): startup and shutdown.
+
+The application runs once on a ``lifespan`` scope for the server's whole life:
+:meth:`Lifespan.startup` sends ``lifespan.startup`` and waits for the answer
+before the server accepts connections, :meth:`Lifespan.shutdown` sends
+``lifespan.shutdown`` once every connection is closed and waits for its
+answer. ``state`` is what the application put in the scope's ``state``; the
+server copies it into every connection's scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ..logs import logger
+
+__all__ = ["Lifespan", "LifespanFailure"]
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Message, Any, Any], Awaitable[None]]
+
+
+class LifespanFailure(Exception):
+    """The application's startup failed (``lifespan.startup.failed``, or it raised with ``on``)."""
+
+
+class Lifespan:
+    """Run an application's lifespan.
+
+    Args:
+        app: the ASGI application.
+        mode: ``"auto"``: an application that raises before answering the
+            startup (one that does not speak lifespan) runs without it;
+            ``"on"``: that is a failure too; ``"off"``: no lifespan at all.
+    """
+
+    def __init__(self, app: ASGIApp, mode: str) -> None:
+        self.app = app
+        self.mode = mode
+        #: The namespace the application keeps state in (copied into each scope),
+        #: or None when it runs without lifespan.
+        self.state: dict[str, Any] | None = {} if mode != "off" else None
+        self._events: asyncio.Queue[Message] | None = None
+        self._answer: asyncio.Future[Message] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = False
+
+    async def startup(self) -> None:
+        """Send ``lifespan.startup``; return once the application completed it.
+
+        Raises:
+            LifespanFailure: the application answered ``lifespan.startup.failed``,
+                or (with ``on``) raised before answering.
+        """
+        if self.mode == "off":
+            return
+        loop = asyncio.get_running_loop()
+        self._events = asyncio.Queue()
+        self._task = loop.create_task(self._run())
+        answer = await self._ask("lifespan.startup")
+        if answer is None:
+            return  # it does not speak lifespan ("auto")
+        if answer["type"] == "lifespan.startup.failed":
+            raise LifespanFailure(answer.get("message") or "startup failed")
+        self._started = True
+
+    async def shutdown(self) -> None:
+        """Send ``lifespan.shutdown`` and wait for the application's answer (if it started)."""
+        if not self._started:
+            return
+        self._started = False
+        answer = await self._ask("lifespan.shutdown")
+        if answer is not None and answer["type"] == "lifespan.shutdown.failed":
+            logger.error("ASGI lifespan shutdown failed: %s", answer.get("message", ""))
+        if self._task is not None:
+            # It should return once it answered; one that does not is stopped.
+            await asyncio.wait([self._task], timeout=1.0)
+            if not self._task.done():
+                self._task.cancel()
+
+    async def _ask(self, event: str) -> Message | None:
+        """Send ``event``; the application's answer, or None if it stopped without one."""
+        assert self._events is not None and self._task is not None
+        self._answer = asyncio.get_running_loop().create_future()
+        self._events.put_nowait({"type": event})
+        await asyncio.wait((self._answer, self._task), return_when=asyncio.FIRST_COMPLETED)
+        if self._answer.done():
+            return self._answer.result()
+        # The application's lifespan ended without answering.
+        failure = self._task.exception() if not self._task.cancelled() else None
+        if event == "lifespan.startup":
+            if self.mode == "on":
+                raise LifespanFailure(
+                    f"the application raised {failure!r}" if failure else "it returned"
+                ) from failure
+            logger.info(
+                "ASGI lifespan not supported by the application (%s); running without it",
+                repr(failure) if failure else "it returned",
+            )
+            self.state = None
+            return None
+        if failure is not None:
+            logger.error("ASGI lifespan shutdown failed", exc_info=failure)
+        return None
+
+    async def _run(self) -> None:
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self.state,
+        }
+        await self.app(scope, self._receive, self._send)
+
+    async def _receive(self) -> Message:
+        assert self._events is not None
+        return await self._events.get()
+
+    async def _send(self, message: Message) -> None:
+        kind = message["type"]
+        expected = {
+            "lifespan.startup.complete",
+            "lifespan.startup.failed",
+            "lifespan.shutdown.complete",
+            "lifespan.shutdown.failed",
+        }
+        if kind not in expected:
+            raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(message)

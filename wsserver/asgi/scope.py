@@ -1,0 +1,92 @@
+"""ASGI connection scopes (asgiref ``specs/www.rst``, HTTP and WebSocket 2.5), from a request.
+
+Plain data in, a ``dict`` out: no I/O. The I/O layer says where the
+connection comes from and goes to (``client``, ``server``), whether it is
+encrypted, and passes the lifespan state to copy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..app.request import Request
+from ..protocol.handshake import comma_tokens
+
+__all__ = ["ASGI_VERSION", "http_scope", "websocket_scope", "raw_headers"]
+
+#: What the ``asgi`` key of every scope says.
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}
+
+Address = tuple[str, int | None]
+
+
+def raw_headers(request: Request) -> list[tuple[bytes, bytes]]:
+    """The request's headers as ASGI wants them: bytes, lowercase names, in order."""
+    return [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in request.headers.raw_items()
+    ]
+
+
+def _common(
+    request: Request,
+    root_path: str,
+    client: Address | None,
+    server: Address | None,
+    state: dict[str, Any] | None,
+) -> dict[str, Any]:
+    raw_path = request.target.partition("?")[0]
+    scope: dict[str, Any] = {
+        "asgi": ASGI_VERSION,
+        "http_version": request.http_version,
+        # As uvicorn does (and Starlette expects): path includes root_path.
+        "path": root_path + request.path,
+        "raw_path": (root_path + raw_path).encode("latin-1"),
+        "query_string": request.query_string.encode("latin-1"),
+        "root_path": root_path,
+        "headers": raw_headers(request),
+        "client": client,
+        "server": server,
+    }
+    if state is not None:
+        scope["state"] = state.copy()
+    return scope
+
+
+def http_scope(
+    request: Request,
+    *,
+    tls: bool = False,
+    root_path: str = "",
+    client: Address | None = None,
+    server: Address | None = None,
+    state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``http`` scope of a request (``state`` is copied, shallowly)."""
+    scope = _common(request, root_path, client, server, state)
+    scope["type"] = "http"
+    scope["method"] = request.method
+    scope["scheme"] = "https" if tls else "http"
+    return scope
+
+
+def websocket_scope(
+    request: Request,
+    *,
+    tls: bool = False,
+    root_path: str = "",
+    client: Address | None = None,
+    server: Address | None = None,
+    state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``websocket`` scope of an upgrade request (``state`` is copied, shallowly).
+
+    ``extensions`` advertises ``websocket.http.response``: the application may
+    deny the upgrade with an HTTP response of its own.
+    """
+    scope = _common(request, root_path, client, server, state)
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if tls else "ws"
+    scope["subprotocols"] = comma_tokens(request.headers, "sec-websocket-protocol")
+    scope["extensions"] = {"websocket.http.response": {}}
+    return scope

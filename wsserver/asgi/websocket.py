@@ -1,0 +1,244 @@
+"""One WebSocket connection served by an ASGI application: its ``receive()`` and ``send()``.
+
+:class:`WebSocketSession` translates between the ASGI WebSocket events
+(asgiref ``specs/www.rst``, 2.5, and the ``websocket.http.response``
+extension) and our own layers. The upgrade request was checked by
+:func:`~wsserver.protocol.handshake.decide` before the application is called;
+``websocket.connect`` is then the first event, and nothing is answered until
+the application says: ``websocket.accept`` sends the 101 (with its
+subprotocol and headers) and hands the connection to a
+:class:`~wsserver.server.websocket_protocol.WebSocketProtocol`, whose
+:class:`~wsserver.server.websocket.WebSocket` carries every message after
+that, with the same limits, backpressure, keepalive, compression and closing
+handshake as a Router handler's; ``websocket.close`` before accepting answers
+403; ``websocket.http.response.*`` answers with the application's own response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ClientDisconnected, ConnectionClosed
+from ..logs import log_app_error
+from ..protocol.handshake import Accept
+from ..protocol.http import Response, error_response
+from .http import response_headers
+
+if TYPE_CHECKING:
+    from ..app.request import Request
+    from ..server.http_protocol import HttpProtocol
+    from ..server.websocket import WebSocket
+
+__all__ = ["WebSocketSession"]
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Message, Any, Any], Awaitable[None]]
+
+
+class Phase(enum.Enum):
+    """Where the session is: the ASGI side of the connection's life."""
+
+    CONNECTING = "connecting"  # websocket.connect not yet delivered
+    HANDSHAKE = "handshake"  # delivered; the application has not answered
+    RESPONDING = "responding"  # denying with its own HTTP response, body pending
+    ACCEPTED = "accepted"  # 101 sent: messages flow
+    CLOSED = "closed"  # closed or denied: sends raise ClientDisconnected
+
+
+class WebSocketSession:
+    """The ``receive``/``send`` pair of one WebSocket connection, and the run of the app on it.
+
+    Args:
+        connection: the connection in its HTTP phase.
+        request: the upgrade request.
+        accept: what the handshake agreed, pending the application's answer.
+        scope: the ``websocket`` scope.
+    """
+
+    __slots__ = (
+        "connection",
+        "request",
+        "accept",
+        "scope",
+        "phase",
+        "websocket",
+        "_status",
+        "_headers",
+        "_body",
+        "_disconnect",
+        "_answered",
+    )
+
+    def __init__(
+        self, connection: HttpProtocol, request: Request, accept: Accept, scope: dict[str, Any]
+    ) -> None:
+        self.connection = connection
+        self.request = request
+        self.accept = accept
+        self.scope = scope
+        self.phase = Phase.CONNECTING
+        #: The connection's WebSocket once accepted.
+        self.websocket: WebSocket | None = None
+        self._status = 0
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+        self._disconnect: Message | None = None
+        #: Set once the application answered the handshake (for a receive() waiting).
+        self._answered: asyncio.Future[None] | None = None
+
+    async def run(self, app: ASGIApp) -> None:
+        """Run ``app`` on the connection, and answer for it when it cannot.
+
+        Before the handshake is answered, a failing application gets a 500
+        for it; after, a 1011 close. An application that returns with the
+        connection open has it closed with 1000.
+        """
+        try:
+            await app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except Exception as exc:
+            log_app_error(
+                "ASGI application failed", self.scope["path"], self.connection.remote_address, exc
+            )
+            self._end(1011, "internal server error")
+            return
+        else:
+            if self.phase in (Phase.CONNECTING, Phase.HANDSHAKE, Phase.RESPONDING):
+                log_app_error(
+                    "ASGI application returned without answering the handshake",
+                    self.scope["path"],
+                    self.connection.remote_address,
+                )
+        self._end(1000, "")
+
+    def _end(self, code: int, reason: str) -> None:
+        """After the application: close what it left open."""
+        phase = self.phase
+        self.phase = Phase.CLOSED
+        if phase is Phase.ACCEPTED:
+            ws = self.websocket
+            assert ws is not None
+            if ws.open:
+                ws.start_close(code, reason)
+        elif phase is not Phase.CLOSED and not self.connection.closing:
+            self.connection.http_error(500, "Internal Server Error")
+
+    # --------------------------------------------------------------- receive
+
+    async def receive(self) -> Message:
+        """``websocket.connect`` first, then each message, then ``websocket.disconnect``."""
+        ws = self.websocket
+        if ws is not None and self._disconnect is None:
+            try:
+                message = await ws.recv()
+            except ConnectionClosed as exc:
+                self._disconnect = {
+                    "type": "websocket.disconnect",
+                    "code": exc.code,
+                    "reason": exc.reason,
+                }
+                return self._disconnect
+            if type(message) is str:
+                return {"type": "websocket.receive", "text": message}
+            return {"type": "websocket.receive", "bytes": message}
+        if self.phase is Phase.CONNECTING:
+            self.phase = Phase.HANDSHAKE
+            return {"type": "websocket.connect"}
+        if self._disconnect is None:
+            if self.phase is Phase.HANDSHAKE or self.phase is Phase.RESPONDING:
+                # Asked again before answering (another task may answer): wait
+                # for the answer, or for the client to go away.
+                loop = asyncio.get_running_loop()
+                if self._answered is None:
+                    self._answered = loop.create_future()
+                lost = self.connection.watch_disconnect()
+                await asyncio.wait((self._answered, lost), return_when=asyncio.FIRST_COMPLETED)
+                if self.websocket is not None:
+                    return await self.receive()
+            self._disconnect = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+        return self._disconnect
+
+    def _answer(self, phase: Phase) -> None:
+        self.phase = phase
+        if self._answered is not None and not self._answered.done():
+            self._answered.set_result(None)
+
+    # ------------------------------------------------------------------ send
+
+    async def send(self, message: Message) -> None:
+        """Take the application's ``websocket.*`` messages.
+
+        Raises:
+            ClientDisconnected: the connection is closed, closing, or denied.
+            RuntimeError: a message that does not fit the connection's phase.
+            ValueError: a malformed message (both or neither of ``text`` and
+                ``bytes``, a subprotocol the client did not offer, invalid
+                headers, a close code that may not be sent).
+        """
+        kind = message["type"]
+        phase = self.phase
+        if kind == "websocket.send" and phase is Phase.ACCEPTED:
+            ws = self.websocket
+            assert ws is not None
+            text = message.get("text")
+            data = message.get("bytes")
+            if (text is None) == (data is None):
+                raise ValueError("websocket.send needs exactly one of 'text' and 'bytes'")
+            payload = text if data is None else bytes(data)
+            if type(payload) is not str and type(payload) is not bytes:
+                raise TypeError("websocket.send: 'text' must be str and 'bytes' bytes")
+            try:
+                await ws.send(payload)
+            except ConnectionClosed:
+                raise ClientDisconnected("the WebSocket is closed") from None
+            return
+        if phase is Phase.CLOSED or (self.connection.lost and phase is not Phase.ACCEPTED):
+            raise ClientDisconnected("the WebSocket is closed")
+        if kind == "websocket.close":
+            if phase is Phase.ACCEPTED:
+                ws = self.websocket
+                assert ws is not None
+                if not ws.open:
+                    raise ClientDisconnected("the WebSocket is closed")
+                ws.start_close(message.get("code") or 1000, message.get("reason") or "")
+                return
+            if phase is Phase.HANDSHAKE:
+                self._answer(Phase.CLOSED)
+                self._deny(error_response(403, "Forbidden"))
+                return
+        elif phase is Phase.HANDSHAKE and kind == "websocket.accept":
+            self._accept(message)
+            return
+        elif kind == "websocket.http.response.start" and phase is Phase.HANDSHAKE:
+            status = message["status"]
+            if not isinstance(status, int) or not 200 <= status <= 599:
+                raise ValueError(f"websocket.http.response.start: invalid status {status!r}")
+            self._headers = response_headers(
+                message.get("headers"), "websocket.http.response.start"
+            )
+            self._status = status
+            self.phase = Phase.RESPONDING
+            return
+        elif kind == "websocket.http.response.body" and phase is Phase.RESPONDING:
+            self._body.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                self._answer(Phase.CLOSED)
+                body = b"".join(self._body)
+                self._body = []
+                self._deny(Response(body, self._status, self._headers))
+            return
+        raise RuntimeError(f"unexpected ASGI message {kind!r} (the connection is {phase.value})")
+
+    def _accept(self, message: Message) -> None:
+        headers = response_headers(message.get("headers"), "websocket.accept")
+        subprotocol = message.get("subprotocol")
+        accept = self.accept.with_answer(self.scope["subprotocols"], subprotocol, headers)
+        self.websocket = self.connection.upgrade_session(accept, self.request)
+        self._answer(Phase.ACCEPTED)
+
+    def _deny(self, response: Response) -> None:
+        self.connection.send_response(response, close=True)
