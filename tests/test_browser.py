@@ -176,3 +176,50 @@ async def test_welcome_echo_page(
         assert await page.evaluate("document.querySelector('#log b')") is None  # text, not HTML
         assert await page.evaluate("document.getElementById('message').value") == ""
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
+
+
+async def test_echo_page_on_an_asgi_app(chromium: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The echo page served by a Starlette app on wsserver: the page and its WebSocket, in
+    Chromium (which offers permessage-deflate: on by default for ASGI apps)."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route, WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    from examples import echo
+    from wsserver import serve
+
+    async def page(request: Any) -> HTMLResponse:
+        return HTMLResponse(echo.PAGE)
+
+    extensions: list[str] = []
+
+    async def echo_socket(websocket: WebSocket) -> None:
+        extensions.append(websocket.headers.get("sec-websocket-extensions", ""))
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.send_text(await websocket.receive_text())
+        except WebSocketDisconnect:
+            pass
+
+    app = Starlette(routes=[Route("/", page), WebSocketRoute("/ws", echo_socket)])
+    caplog.set_level(logging.ERROR, logger="wsserver")
+    server = serve(app, "127.0.0.1", 0, ping_interval=None)
+    await server.start()
+    try:
+        async with Browser(chromium) as browser:
+            page_ = await browser.new_page(f"http://127.0.0.1:{server.port}/")
+            await page_.wait_for("window.echoSocket && echoSocket.readyState === WebSocket.OPEN")
+            await send_message(page_, js("through ASGI " + "x" * 2000))
+            received = (
+                "[...document.querySelectorAll('#log li.received')].map(li => li.textContent)"
+            )
+            await page_.wait_for(f"{received}.length === 1")
+            assert await page_.evaluate(received) == ["< through ASGI " + "x" * 2000]
+            # Chromium offered permessage-deflate, and it was agreed.
+            assert [p.conn.deflate is not None for p in server._websockets] == [True]
+        assert "permessage-deflate" in extensions[0]
+    finally:
+        await server.close(timeout=1)
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]

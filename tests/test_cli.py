@@ -442,3 +442,85 @@ async def test_console_script_finds_modules_in_the_current_directory(tmp_path: P
         websockets.connect(cli.url + "/") as ws,
     ):
         assert await ws.recv() == "hello from the current directory"
+
+
+# ------------------------------------------------------------------- ASGI apps
+
+
+async def test_serves_an_asgi_app_with_compression_on_by_default() -> None:
+    async with running_cli("examples.asgi_echo:app") as cli:
+        await assert_echo(cli.url + "/anywhere")
+        async with websockets.connect(cli.url + "/") as ws:
+            assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
+        reader, writer = await asyncio.open_connection("127.0.0.1", cli.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), TIMEOUT)
+        writer.close()
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n") and b"ASGI echo" in response
+    async with (
+        running_cli("examples.asgi_echo:app", "--ws-per-message-deflate", "false") as cli,
+        websockets.connect(cli.url + "/") as ws,
+    ):
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+
+
+async def test_serves_a_starlette_app_with_its_lifespan() -> None:
+    async with (
+        running_cli("tests.test_asgi_frameworks:starlette_app", "--ws-max-size", "10") as cli,
+        websockets.connect(cli.url + "/ws", subprotocols=["json"]) as ws,
+    ):
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello from lifespan"
+        await ws.send("0123456789")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "0123456789"
+        await ws.send("0123456789!")  # over --ws-max-size
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert ws.close_code == 1009
+
+
+async def test_factory_and_app_dir(tmp_path: Path) -> None:
+    async with running_cli("examples.asgi_echo:make_app", "--factory") as cli:
+        await assert_echo(cli.url + "/")
+    (tmp_path / "elsewhere_app.py").write_text("from examples.asgi_echo import app\n")
+    async with running_cli("elsewhere_app:app", "--app-dir", str(tmp_path)) as cli:
+        await assert_echo(cli.url + "/")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["examples.asgi_echo:app", "--interface", "router"], "not a wsserver.Router"),
+        (["examples.echo:routes", "--interface", "asgi"], "not an ASGI 3 application"),
+        (["examples.asgi_echo:Message"], "not a wsserver.Router or an ASGI 3 application"),
+        (["examples.echo:PAGE"], "not a wsserver.Router or an ASGI 3 application"),
+    ],
+)
+async def test_what_cannot_be_served_is_refused_at_start_up(args: list[str], said: str) -> None:
+    code, err = await run_cli_to_end(*args)
+    assert code == 2, err
+    assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
+
+
+LIFESPAN_FAILING = """
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        if FAIL == "message":
+            await send({"type": "lifespan.startup.failed", "message": "no database today"})
+            return
+        raise RuntimeError("lifespan? never heard of it")
+FAIL = "{fail}"
+"""
+
+
+@pytest.mark.parametrize(("fail", "lifespan"), [("message", "auto"), ("raise", "on")])
+async def test_failed_lifespan_startup_exits_3(tmp_path: Path, fail: str, lifespan: str) -> None:
+    name = f"lifespan_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(LIFESPAN_FAILING.replace("{fail}", fail))
+    code, err = await run_cli_to_end(
+        f"{name}:app", "--app-dir", str(tmp_path), "--lifespan", lifespan, "--port", "0"
+    )
+    assert code == 3, err
+    expected = "no database today" if fail == "message" else "never heard of it"
+    assert "ASGI lifespan startup failed" in err and expected in err, err
+    assert "listening on" not in err

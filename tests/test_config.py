@@ -386,9 +386,7 @@ def test_every_declared_flag_and_variable_reaches_its_setting(
 ) -> None:
     # Each declaration drives its flag and its variable: setting them makes the value.
     from wsserver.__main__ import build_parser, config_from_args
-    from wsserver.config import settings
-
-    from wsserver.config import Choice
+    from wsserver.config import Choice, settings
 
     samples = {"Count": "7", "Seconds": "3.5", "Origins": "https://a.example", "Text": "/api"}
     parser = build_parser()

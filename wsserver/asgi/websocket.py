@@ -70,6 +70,7 @@ class WebSocketSession:
         "_body",
         "_disconnect",
         "_answered",
+        "_connect_delivered",
     )
 
     def __init__(
@@ -88,6 +89,7 @@ class WebSocketSession:
         self._disconnect: Message | None = None
         #: Set once the application answered the handshake (for a receive() waiting).
         self._answered: asyncio.Future[None] | None = None
+        self._connect_delivered = False
 
     async def run(self, app: ASGIApp) -> None:
         """Run ``app`` on the connection, and answer for it when it cannot.
@@ -131,6 +133,11 @@ class WebSocketSession:
 
     async def receive(self) -> Message:
         """``websocket.connect`` first, then each message, then ``websocket.disconnect``."""
+        if not self._connect_delivered:
+            self._connect_delivered = True
+            if self.phase is Phase.CONNECTING:
+                self.phase = Phase.HANDSHAKE
+            return {"type": "websocket.connect"}
         ws = self.websocket
         if ws is not None and self._disconnect is None:
             try:
@@ -145,9 +152,6 @@ class WebSocketSession:
             if type(message) is str:
                 return {"type": "websocket.receive", "text": message}
             return {"type": "websocket.receive", "bytes": message}
-        if self.phase is Phase.CONNECTING:
-            self.phase = Phase.HANDSHAKE
-            return {"type": "websocket.connect"}
         if self._disconnect is None:
             if self.phase is Phase.HANDSHAKE or self.phase is Phase.RESPONDING:
                 # Asked again before answering (another task may answer): wait
@@ -196,8 +200,11 @@ class WebSocketSession:
             except ConnectionClosed:
                 raise ClientDisconnected("the WebSocket is closed") from None
             return
-        if phase is Phase.CLOSED or (self.connection.lost and phase is not Phase.ACCEPTED):
+        if phase is Phase.CLOSED or (self.connection.closing and phase is not Phase.ACCEPTED):
             raise ClientDisconnected("the WebSocket is closed")
+        # An application may answer before it took websocket.connect (FastAPI
+        # refusing in a dependency does).
+        answering = phase is Phase.HANDSHAKE or phase is Phase.CONNECTING
         if kind == "websocket.close":
             if phase is Phase.ACCEPTED:
                 ws = self.websocket
@@ -206,14 +213,14 @@ class WebSocketSession:
                     raise ClientDisconnected("the WebSocket is closed")
                 ws.start_close(message.get("code") or 1000, message.get("reason") or "")
                 return
-            if phase is Phase.HANDSHAKE:
+            if answering:
                 self._answer(Phase.CLOSED)
                 self._deny(error_response(403, "Forbidden"))
                 return
-        elif phase is Phase.HANDSHAKE and kind == "websocket.accept":
+        elif answering and kind == "websocket.accept":
             self._accept(message)
             return
-        elif kind == "websocket.http.response.start" and phase is Phase.HANDSHAKE:
+        elif answering and kind == "websocket.http.response.start":
             status = message["status"]
             if not isinstance(status, int) or not 200 <= status <= 599:
                 raise ValueError(f"websocket.http.response.start: invalid status {status!r}")

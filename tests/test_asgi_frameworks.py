@@ -1,0 +1,242 @@
+"""Starlette and FastAPI applications on wsserver, through real clients.
+
+What people actually write: Starlette's ``WebSocketRoute``, its denial
+response and lifespan state, JSON routes; FastAPI's ``@app.websocket`` with
+path parameters and a dependency that refuses with 1008, ``@app.post`` with a
+pydantic body. Clients: ``websockets`` and ``httpx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from fastapi import Depends, FastAPI, WebSocketException, status
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from wsserver import Server, serve
+
+TIMEOUT = 5
+
+
+@pytest.fixture
+async def run_asgi() -> AsyncIterator[Any]:
+    servers: list[Server] = []
+
+    async def start(app: Any, **settings: Any) -> Server:
+        settings.setdefault("ping_interval", None)
+        server = serve(app, "127.0.0.1", 0, **settings)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close(timeout=1)
+
+
+@pytest.fixture(autouse=True)
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Any:
+    caplog.set_level(logging.INFO, logger="wsserver")
+    yield
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors
+
+
+# ==================================================================== Starlette
+
+SHUTDOWNS: list[str] = []
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    yield {"greeting": "hello from lifespan"}
+    SHUTDOWNS.append("shut down")
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept(subprotocol=websocket.scope["subprotocols"][0])
+    await websocket.send_text(websocket.state.greeting)
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await websocket.send_text(message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+    except WebSocketDisconnect:
+        pass
+
+
+async def guarded(websocket: WebSocket) -> None:
+    if websocket.query_params.get("token") != "secret":
+        await websocket.send_denial_response(
+            PlainTextResponse("a token, please", status_code=401, headers={"X-Why": "token"})
+        )
+        return
+    await websocket.accept()
+    await websocket.send_json({"welcome": True})
+    await websocket.close(code=4001, reason="that is all")
+
+
+async def items(request: Request) -> JSONResponse:
+    if request.method == "POST":
+        payload = await request.json()
+        return JSONResponse({"received": payload, "greeting": request.state.greeting}, 201)
+    return JSONResponse({"item": request.path_params["item_id"], "q": request.query_params["q"]})
+
+
+starlette_app = Starlette(
+    routes=[
+        WebSocketRoute("/ws", echo),
+        WebSocketRoute("/guarded", guarded),
+        Route("/items/{item_id:int}", items, methods=["GET"]),
+        Route("/items", items, methods=["POST"]),
+    ],
+    lifespan=lifespan,
+)
+
+
+async def test_starlette_websocket_route_with_lifespan_state(run_asgi: Any) -> None:
+    server = await run_asgi(starlette_app)
+    async with websockets.connect(
+        f"ws://127.0.0.1:{server.port}/ws", subprotocols=["json", "other"]
+    ) as ws:
+        assert ws.subprotocol == "json"
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello from lifespan"
+        for message in ("text", b"\x01\x02", "x" * 100_000):
+            await ws.send(message)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == message
+    await server.close()
+    assert SHUTDOWNS.pop() == "shut down"
+
+
+async def test_starlette_denial_response_and_close_code(run_asgi: Any) -> None:
+    server = await run_asgi(starlette_app)
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/guarded")
+    response = caught.value.response
+    assert response.status_code == 401
+    assert response.headers["X-Why"] == "token" and response.body == b"a token, please"
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/guarded?token=secret") as ws:
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == '{"welcome":true}'
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert (ws.close_code, ws.close_reason) == (4001, "that is all")
+
+
+async def test_starlette_json_routes(run_asgi: Any) -> None:
+    server = await run_asgi(starlette_app)
+    base = f"http://127.0.0.1:{server.port}"
+    async with httpx.AsyncClient() as client:
+        got = await client.get(f"{base}/items/42?q=find")
+        posted = await client.post(f"{base}/items", json={"name": "ünïcode", "n": [1, 2]})
+        missing = await client.get(f"{base}/nothing")
+        wrong = await client.delete(f"{base}/items")
+    assert got.status_code == 200 and got.json() == {"item": 42, "q": "find"}
+    assert posted.status_code == 201
+    assert posted.json() == {
+        "received": {"name": "ünïcode", "n": [1, 2]},
+        "greeting": "hello from lifespan",
+    }
+    assert missing.status_code == 404 and wrong.status_code == 405
+
+
+# ====================================================================== FastAPI
+
+fastapi_app = FastAPI()
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+    tags: list[str] = []
+
+
+@fastapi_app.post("/items/", status_code=201)
+async def create_item(item: Item) -> dict[str, Any]:
+    return {"name": item.name.upper(), "total": item.price * 2, "tags": item.tags}
+
+
+async def require_token(websocket: WebSocket, token: str | None = None) -> str:
+    """A dependency that refuses a connection without the right token, with 1008."""
+    if token != "secret":
+        raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason="bad token")
+    return token
+
+
+async def accept_then_require_token(websocket: WebSocket, token: str | None = None) -> str:
+    """The same, for apps that accept first: the client then sees the 1008 close."""
+    await websocket.accept()
+    if token != "secret":
+        raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason="bad token")
+    return token
+
+
+@fastapi_app.websocket("/rooms/{room}/ws")
+async def room(websocket: WebSocket, room: str, token: str = Depends(require_token)) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            text = await websocket.receive_text()
+            await websocket.send_json({"room": room, "echo": text})
+    except WebSocketDisconnect:
+        pass
+
+
+@fastapi_app.websocket("/late/{room}/ws")
+async def late(
+    websocket: WebSocket, room: str, token: str = Depends(accept_then_require_token)
+) -> None:
+    await websocket.send_json({"room": room})
+
+
+async def test_fastapi_websocket_path_parameters(run_asgi: Any) -> None:
+    server = await run_asgi(fastapi_app)
+    async with websockets.connect(
+        f"ws://127.0.0.1:{server.port}/rooms/lobby/ws?token=secret"
+    ) as ws:
+        await ws.send("hi")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == '{"room":"lobby","echo":"hi"}'
+
+
+async def test_fastapi_dependency_refusing_with_1008(run_asgi: Any) -> None:
+    server = await run_asgi(fastapi_app)
+    # Before accepting: the spec answers a close with 403, no WebSocket at all.
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/rooms/lobby/ws?token=nope")
+    assert caught.value.response.status_code == 403
+    # After accepting: the client gets the close code and reason.
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/late/lobby/ws") as ws:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert (ws.close_code, ws.close_reason) == (1008, "bad token")
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/late/hall/ws?token=secret") as ws:
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == '{"room":"hall"}'
+
+
+async def test_fastapi_post_with_pydantic_body(run_asgi: Any) -> None:
+    server = await run_asgi(fastapi_app)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        created = await client.post("/items/", json={"name": "pen", "price": 1.25, "tags": ["a"]})
+        invalid = await client.post("/items/", json={"name": "pen"})
+        docs = await client.get("/openapi.json")
+    assert created.status_code == 201
+    assert created.json() == {"name": "PEN", "total": 2.5, "tags": ["a"]}
+    assert invalid.status_code == 422
+    assert invalid.json()["detail"][0]["loc"] == ["body", "price"]
+    assert docs.status_code == 200 and "/items/" in docs.json()["paths"]
