@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Run the Autobahn testsuite (wstest fuzzingclient) against the wsserver echo example.
+"""Run the Autobahn testsuite (wstest fuzzingclient) against wsserver's echo examples.
 
-For each agent (``wsserver-deflate``: compression on, ``wsserver-plain``:
-compression off) this script asks wstest which cases the agent's spec
+For each agent (``wsserver-deflate``: the Router echo with compression on,
+``wsserver-plain``: compression off; ``wsserver-asgi-deflate`` and
+``wsserver-asgi-plain``: the same for the ASGI echo application) this script
+asks wstest which cases the agent's spec
 (``fuzzingclient-*.json`` beside this file) selects, starts the server on a free
 loopback port, runs ``wstest -m fuzzingclient`` against it in several batches,
 stops the server and summarises the batches' ``index.json`` files together.
@@ -89,11 +91,25 @@ class Agent:
     name: str  # agent name in the spec and report folder
     compression: str  # value of the server's --compression
     spec_template: Path
+    app: str = "examples.echo:routes"  # what the server serves
 
 
+DEFLATE_SPEC = HERE / "fuzzingclient-deflate.json"
+PLAIN_SPEC = HERE / "fuzzingclient-plain.json"
+ASGI_ECHO = "examples.asgi_echo:app"
 AGENTS = {
-    "deflate": Agent("deflate", "wsserver-deflate", "deflate", HERE / "fuzzingclient-deflate.json"),
-    "plain": Agent("plain", "wsserver-plain", "none", HERE / "fuzzingclient-plain.json"),
+    "deflate": Agent("deflate", "wsserver-deflate", "deflate", DEFLATE_SPEC),
+    "plain": Agent("plain", "wsserver-plain", "none", PLAIN_SPEC),
+    "asgi-deflate": Agent(
+        "asgi-deflate", "wsserver-asgi-deflate", "deflate", DEFLATE_SPEC, ASGI_ECHO
+    ),
+    "asgi-plain": Agent("asgi-plain", "wsserver-asgi-plain", "none", PLAIN_SPEC, ASGI_ECHO),
+}
+#: What --agent takes beyond the agents' keys.
+AGENT_GROUPS = {
+    "both": ["deflate", "plain"],
+    "asgi": ["asgi-deflate", "asgi-plain"],
+    "all": ["deflate", "plain", "asgi-deflate", "asgi-plain"],
 }
 
 
@@ -210,9 +226,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--agent",
-        choices=("deflate", "plain", "both"),
-        default="both",
-        help="which server configuration to test (default: both)",
+        choices=(*AGENTS, *AGENT_GROUPS),
+        default="all",
+        help="which server configuration to test: one agent, 'both' (the Router echo, "
+        "compression on and off), 'asgi' (the ASGI echo, on and off) or 'all' (default)",
     )
     parser.add_argument(
         "--cases",
@@ -269,9 +286,7 @@ def positive_int(text: str) -> int:
 
 def selected_agents(choice: str) -> list[Agent]:
     """Map the --agent value to agents, deflate first."""
-    if choice == "both":
-        return [AGENTS["deflate"], AGENTS["plain"]]
-    return [AGENTS[choice]]
+    return [AGENTS[key] for key in AGENT_GROUPS.get(choice, [choice])]
 
 
 def split_patterns(text: str | None) -> list[str] | None:
@@ -299,9 +314,11 @@ def prepare_outdir(agent: Agent) -> Path:
 def write_spec(agent: Agent, url: str, outdir: Path, cases: list[str] | None) -> Path:
     """Fill the agent's spec template with URL and outdir; return the written spec."""
     spec: dict[str, Any] = json.loads(agent.spec_template.read_text(encoding="utf-8"))
-    servers = spec.get("servers") or [{"agent": agent.name}]
-    if len(servers) != 1 or servers[0].get("agent") != agent.name:
-        raise HarnessError(f"{agent.spec_template}: expected one server with agent {agent.name!r}")
+    servers = spec.get("servers") or [{}]
+    if len(servers) != 1:
+        raise HarnessError(f"{agent.spec_template}: expected one server")
+    # One template serves the Router and the ASGI agent of a compression setting.
+    servers[0]["agent"] = agent.name
     servers[0]["url"] = url
     spec["servers"] = servers
     spec["outdir"] = str(outdir)
@@ -349,7 +366,7 @@ def server_command(args: argparse.Namespace, agent: Agent, port: int) -> list[st
         text = args.server_cmd.format(port=port, host=HOST, compression=agent.compression)
         return shlex.split(text)
     return [
-        args.server_python, "-m", "wsserver", "examples.echo:routes",
+        args.server_python, "-m", "wsserver", agent.app,
         "--host", HOST,
         "--port", str(port),
         "--max-size", str(MAX_SIZE),
