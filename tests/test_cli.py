@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -524,3 +525,19 @@ async def test_failed_lifespan_startup_exits_3(tmp_path: Path, fail: str, lifesp
     expected = "no database today" if fail == "message" else "never heard of it"
     assert "ASGI lifespan startup failed" in err and expected in err, err
     assert "listening on" not in err
+
+
+async def test_the_readmes_fastapi_example() -> None:
+    async with running_cli("examples.fastapi_rooms:app") as cli:
+        async with websockets.connect(cli.url + "/ws/lobby") as ws:
+            await ws.send("hello")
+            assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) == {
+                "room": "lobby",
+                "echo": "hello",
+            }
+        reader, writer = await asyncio.open_connection("127.0.0.1", cli.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), TIMEOUT)
+        writer.close()
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert response.endswith(b'{"ok":true}')
