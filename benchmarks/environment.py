@@ -38,6 +38,13 @@ _NATIVE_BUFFERUTIL = (
 )
 
 
+#: The versions the report names, from the peers' venv.
+PEER_PACKAGES = (
+    *("websockets", "aiohttp", "picows", "uvloop"),
+    *("uvicorn", "hypercorn", "granian", "h11", "wsproto"),
+)
+
+
 def collect() -> dict[str, object]:
     """The header facts of a report."""
     return {
@@ -50,7 +57,7 @@ def collect() -> dict[str, object]:
         "project": _python_versions(PROJECT_PYTHON, {}, "wsserver", "uvloop"),
         "project_no_speedups": _python_versions(PROJECT_PYTHON, {"WSSERVER_NO_SPEEDUPS": "1"}),
         "speedups_files": sorted(p.name for p in (ROOT / "wsserver").rglob("_speedups*.so")),
-        "peers": _python_versions(PEERS_PYTHON, {}, "websockets", "aiohttp", "picows", "uvloop"),
+        "peers": _python_versions(PEERS_PYTHON, {}, *PEER_PACKAGES),
         "node": _output(["node", "--version"]),
         "node_packages": {
             name: _package_version(NODE_DIR / "node_modules" / name / "package.json")

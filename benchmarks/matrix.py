@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from benchmarks.baseline import Baseline
 
 MAX_SIZE = 64 * 1024 * 1024
+#: The ASGI application every ASGI column serves (benchmarks/servers/asgi_app.py).
+ASGI_APP = "benchmarks.servers.asgi_app:app"
 
 
 @dataclass(frozen=True)
@@ -21,12 +23,17 @@ class Server:
 
     key: str  # for --servers
     label: str  # column heading
-    library: str  # wsserver, websockets, aiohttp, picows, node, floor
+    library: str  # wsserver, websockets, aiohttp, picows, node, floor, uvicorn, hypercorn, granian
     loop: str  # asyncio, uvloop, or node (libuv)
     env: dict[str, str] = field(default_factory=dict)
     only: tuple[str, ...] = ()  # the scenarios it serves; () for all
     base: bool = False  # wsserver at the --baseline revision instead of the working tree's
     cwd: Path = ROOT  # the server's; for wsserver, where `import wsserver` looks first
+    asgi: bool = False  # serves benchmarks/servers/asgi_app.py, an ASGI application
+    ws: str = ""  # uvicorn's --ws implementation
+    #: The process started only supervises: the one measured is its child that
+    #: holds the listening socket (granian's worker).
+    worker: bool = False
 
     def serves(self, scenario: Scenario) -> bool:
         """Whether this server takes part in ``scenario``."""
@@ -36,12 +43,43 @@ class Server:
         """The command line of this server listening on 127.0.0.1:port."""
         deflate = "deflate" if compression else "none"
         if self.library == "wsserver":
+            # An ASGI application gets compression on by default: --compression
+            # is always given, "none" included.
+            app = ASGI_APP if self.asgi else "benchmarks.servers.wsserver_app:routes"
             cmd = [
-                str(PROJECT_PYTHON), "-m", "wsserver", "benchmarks.servers.wsserver_app:routes",
+                str(PROJECT_PYTHON), "-m", "wsserver", app,
                 "--port", str(port), "--compression", deflate, "--max-size", str(MAX_SIZE),
                 "--ping-interval", "none", "--log-level", "warning",
             ]  # fmt: skip
             return [*cmd, "--loop", "uvloop"] if self.loop == "uvloop" else cmd
+        if self.library == "uvicorn":
+            return [
+                str(PEERS_PYTHON), "-m", "uvicorn", ASGI_APP, "--host", "127.0.0.1",
+                "--port", str(port), "--loop", self.loop, "--http", "h11", "--ws", self.ws,
+                "--ws-max-size", str(MAX_SIZE), "--ws-ping-interval", "0",
+                "--ws-per-message-deflate", "true" if compression else "false",
+                "--backlog", "1024", "--no-access-log", "--log-level", "warning",
+            ]  # fmt: skip
+        if self.library == "hypercorn":
+            # No flag for the message size limit (16 MiB by default): the
+            # config object sets it. permessage-deflate is always accepted when
+            # offered; the generator offers it only in (g-on) and (h).
+            return [
+                str(PEERS_PYTHON), "-m", "hypercorn", ASGI_APP,
+                "--config", "python:benchmarks.servers.hypercorn_config.Settings",
+                "--bind", f"127.0.0.1:{port}", "--worker-class", "asyncio", "--workers", "0",
+                "--backlog", "1024", "--log-level", "warning",
+            ]  # fmt: skip
+        if self.library == "granian":
+            # One worker process (granian always forks one from a supervisor)
+            # with one Rust runtime thread; no permessage-deflate, no message
+            # size limit to set.
+            return [
+                str(PEERS_PYTHON), "-m", "granian", ASGI_APP, "--interface", "asgi",
+                "--host", "127.0.0.1", "--port", str(port), "--http", "1", "--workers", "1",
+                "--runtime-threads", "1", "--loop", self.loop, "--backlog", "1024",
+                "--log-level", "warning", "--no-access-log",
+            ]  # fmt: skip
         if self.library == "node":
             node = ["node", "benchmarks/node/server.js"]
             return [*node, "--port", str(port), "--compression", deflate]
@@ -83,7 +121,23 @@ SERVERS = [
     # wsserver's columns again at another revision (--baseline, benchmarks/baseline.py).
     Server("wsserver-base", "wsserver @ baseline", "wsserver", "asyncio", base=True),
     Server("wsserver-base-uvloop", "wsserver @ baseline (uvloop)", "wsserver", "uvloop", base=True),
-]
+    # The same ASGI application (servers/asgi_app.py) on wsserver and on the ASGI servers.
+    Server("asgi-wsserver", "wsserver (ASGI)", "wsserver", "asyncio", asgi=True),
+    Server("asgi-wsserver-uvloop", "wsserver (ASGI, uvloop)", "wsserver", "uvloop", asgi=True),
+    Server("uvicorn-sansio", "uvicorn websockets-sansio", "uvicorn", "asyncio", asgi=True,
+           ws="websockets-sansio"),
+    Server("uvicorn-sansio-uvloop", "uvicorn websockets-sansio (uvloop)", "uvicorn", "uvloop",
+           asgi=True, ws="websockets-sansio"),
+    Server("uvicorn-wsproto", "uvicorn wsproto", "uvicorn", "asyncio", asgi=True, ws="wsproto"),
+    Server("uvicorn-wsproto-uvloop", "uvicorn wsproto (uvloop)", "uvicorn", "uvloop", asgi=True,
+           ws="wsproto"),
+    Server("hypercorn", "hypercorn", "hypercorn", "asyncio", asgi=True),
+    # Rust (hyper, tokio) with the application on a uvloop loop, which granian
+    # picks by itself when uvloop is installed. It has no permessage-deflate,
+    # which the generator requires in (g-on) and (h).
+    Server("granian", "granian (uvloop)", "granian", "uvloop", asgi=True, worker=True,
+           only=("a", "b", "c", "d", "e", "f", "g-off", "i")),
+]  # fmt: skip
 
 
 def baseline_for(peer: Server, servers: list[Server]) -> Server | None:
@@ -91,7 +145,7 @@ def baseline_for(peer: Server, servers: list[Server]) -> Server | None:
     node, the default build for the pure-Python column)."""
     loop = "uvloop" if peer.loop == "uvloop" else "asyncio"
     for s in servers:
-        if s.is_wsserver and s.loop == loop and not s.env and not s.base:
+        if s.is_wsserver and s.loop == loop and not s.env and not s.base and s.asgi == peer.asgi:
             return s
     return None
 

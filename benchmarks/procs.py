@@ -105,6 +105,81 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float = 20
             time.sleep(0.05)
 
 
+def wait_answering(proc: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
+    """Wait until an HTTP request to 127.0.0.1:port gets a response.
+
+    For servers that listen before their application is loaded, or whose
+    supervisor listens before its worker runs (granian): a connection is then
+    accepted, by the kernel, long before anything answers it.
+    """
+    deadline = time.monotonic() + timeout
+    request = b"GET /not-found HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    while True:
+        if proc.poll() is not None:
+            raise ProcessError(f"the server exited with status {proc.returncode} at startup")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+                sock.sendall(request)
+                if sock.recv(16).startswith(b"HTTP/1."):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise ProcessError(f"no HTTP response on port {port} in {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def serving_pid(pid: int, port: int) -> int:
+    """The descendant of ``pid`` that holds the socket listening on ``port``.
+
+    For a server whose process only supervises a worker it forked (granian):
+    that worker is the one whose memory and CPU are measured.
+    """
+    inodes = _listening_inodes(port)
+    if not inodes:
+        raise ProcessError(f"no socket listens on 127.0.0.1:{port}")
+    found = [child for child in _descendants(pid) if _holds(child, inodes)]
+    if len(found) != 1:
+        raise ProcessError(
+            f"expected one child of {pid} holding the socket on port {port}, found {found}"
+        )
+    return found[0]
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The inodes of the sockets in LISTEN state (0A) on 127.0.0.1:port."""
+    local = f"0100007F:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[3] == "0A":
+            inodes.add(fields[9])
+    return inodes
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                children = [int(c) for c in (task / "children").read_text().split()]
+                out += children
+                todo += children
+    return out
+
+
+def _holds(pid: int, inodes: set[str]) -> bool:
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return True
+    return False
+
+
 def describe(pid: int) -> dict[str, object]:
     """What runs as ``pid`` and where: checks that pinning took effect."""
     return {

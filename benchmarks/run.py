@@ -42,7 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAMES",
         help="comma-separated servers: wsserver, wsserver-uvloop, wsserver-py, websockets, "
         "websockets-uvloop, aiohttp, aiohttp-uvloop, picows, picows-uvloop, node, floor, "
-        "floor-uvloop, wsserver-base, wsserver-base-uvloop (these two need --baseline)",
+        "floor-uvloop, wsserver-base, wsserver-base-uvloop (these two need --baseline); "
+        "serving the ASGI app: asgi-wsserver, asgi-wsserver-uvloop, uvicorn-sansio, "
+        "uvicorn-sansio-uvloop, uvicorn-wsproto, uvicorn-wsproto-uvloop, hypercorn, granian",
     )
     p.add_argument(
         "--baseline",
@@ -199,12 +201,18 @@ def measure(
         )
         try:
             procs.wait_listening(proc, port)
-            record["process"] = _check_pinned(proc.pid)
+            if server.asgi:
+                procs.wait_answering(proc, port)
+            # The measured process: the server's own, or its worker's.
+            pid = procs.serving_pid(proc.pid, port) if server.worker else proc.pid
+            record["process"] = _check_pinned(pid)
+            if pid != proc.pid:
+                record["process"]["supervisor"] = proc.pid
             loadgen = [
                 str(LOADGEN_BIN),
                 scenario.mode,
                 f"-addr=127.0.0.1:{port}",
-                f"-pid={proc.pid}",
+                f"-pid={pid}",
                 *scenario.loadgen_args(quick),
             ]
             record["loadgen"] = loadgen
