@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 from benchmarks import broadcast_cost
@@ -39,7 +40,7 @@ def render(
     servers: list[Server],
     scenarios: list[Scenario],
 ) -> str:
-    lines = ["# wsserver benchmarks", "", *_header(meta), ""]
+    lines = ["# wsserver benchmarks", "", *_header(meta, servers), ""]
     failed = failures(measurements)
     lines += ["## Results (median of the rounds)", ""]
     lines += _results_table(measurements, servers, scenarios, failed)
@@ -60,11 +61,18 @@ def render(
             "figure divided by that revision's: what the change did."
             if meta.get("baseline")
             else ""
+        )
+        + (
+            " Against the ASGI servers, it is wsserver serving the same ASGI application "
+            "(wsserver (ASGI))."
+            if any(s.asgi for s in servers)
+            else ""
         ),
         "",
     ]
     lines += _ratio_table(measurements, servers, scenarios)
     lines += _floor_lines(measurements, servers, scenarios)
+    lines += _asgi_lines(measurements, servers, scenarios)
     if meta.get("broadcast_cost"):
         lines += ["", *broadcast_cost.render(meta["broadcast_cost"])]
     if meta.get("rounds", 1) > 1:
@@ -90,6 +98,8 @@ def render(
         if cost_error:
             lines.append(f"- broadcast() cost in memory: {_one_line(cost_error)}")
     lines += ["", "## Notes", "", *NOTES, *_compression_notes(measurements, servers)]
+    if any(s.asgi for s in servers):
+        lines += ASGI_NOTES
     return "\n".join(lines) + "\n"
 
 
@@ -109,7 +119,7 @@ def _compression_notes(measurements: list[Measurement], servers: list[Server]) -
     return ["- (h): share of echoes that came back compressed: " + ", ".join(partial)]
 
 
-def _header(meta: dict[str, Any]) -> list[str]:
+def _header(meta: dict[str, Any], servers: list[Server]) -> list[str]:
     project, peers = meta["project"], meta["peers"]
     speedups = (
         f"C masking accelerator {'loaded' if project.get('speedups_loaded') else 'NOT loaded'} "
@@ -130,12 +140,27 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"- Peers: websockets {peers.get('websockets')}, aiohttp {peers.get('aiohttp')}, "
         f"picows {peers.get('picows')}, uvloop {peers.get('uvloop')} "
         f"(project venv: uvloop {project.get('uvloop')})",
+        *_asgi_header(peers, servers),
         f"- Node {meta['node']}, ws {node.get('ws')}, bufferutil {node.get('bufferutil')} "
         f"({'native' if meta['bufferutil_native'] else 'JavaScript fallback'})",
         f"- Load generator: {meta['go'].removeprefix('go version ')}, standard library only",
         f"- {meta['rounds']} round(s), interleaved: every scenario runs against every server in "
         "turn before the next scenario, each against a freshly started server"
         + (" (--quick: shorter runs)" if meta.get("quick") else ""),
+    ]
+
+
+def _asgi_header(peers: dict[str, Any], servers: list[Server]) -> list[str]:
+    """The ASGI servers' versions, when any ran."""
+    if not any(s.asgi for s in servers):
+        return []
+    return [
+        f"- ASGI servers, each serving `benchmarks/servers/asgi_app.py` as wsserver (ASGI) "
+        f"does: uvicorn {peers.get('uvicorn')} (h11 {peers.get('h11')}; websockets "
+        f"{peers.get('websockets')} or wsproto {peers.get('wsproto')}), hypercorn "
+        f"{peers.get('hypercorn')} (asyncio worker, in-process), granian "
+        f"{peers.get('granian')} (one worker, one runtime thread; its worker process is "
+        "the one measured)"
     ]
 
 
@@ -221,6 +246,99 @@ def _floor_lines(
     return ["", *out] if out else []
 
 
+def _asgi_lines(
+    measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario]
+) -> list[str]:
+    """wsserver serving the ASGI app against uvicorn's best column, hypercorn and granian."""
+    ours = [s for s in servers if s.is_wsserver and s.asgi and not s.env and not s.base]
+    uvicorns = [s for s in servers if s.library == "uvicorn"]
+    others = [(o, baseline_for(o, servers)) for o in servers if o.asgi and not o.is_wsserver]
+    others = [(o, b) for o, b in others if b is not None and o.library != "uvicorn"]
+    routers = [(o, baseline_for(replace(o, asgi=False), servers)) for o in ours]
+    routers = [(o, r) for o, r in routers if r is not None]
+    if not ours or not (uvicorns or others):
+        return []
+    heads = ["scenario", "metric", "better"]
+    if uvicorns:
+        heads += ["uvicorn's best", *(f"{o.label} ÷ uvicorn's best" for o in ours)]
+    heads += [f"{b.label} ÷ {o.label}" for o, b in others]
+    heads += [f"{o.label} ÷ {r.label} (Router)" for o, r in routers]
+    lines = [
+        "",
+        "## wsserver (ASGI) ÷ uvicorn's best",
+        "",
+        "The same ASGI application (`benchmarks/servers/asgi_app.py`) on every server. "
+        "*uvicorn's best* is, for each row, the best median of the uvicorn columns "
+        "(websockets-sansio or wsproto, asyncio or uvloop), named in parentheses. Read the "
+        "ratios as above: where higher is better, above 1 means wsserver wins; where lower is "
+        "better, below 1. The last columns are what the ASGI layer costs against the same "
+        "echo as a Router handler.",
+        "",
+        *_table_head(heads),
+    ]
+    behind: dict[str, list[str]] = defaultdict(list)
+    rows: dict[str, int] = defaultdict(int)
+    for scenario in scenarios:
+        for metric in scenario.metrics:
+            vals = values(measurements, metric)
+            med = {s.key: _median(vals.get((scenario.key, s.key))) for s in servers}
+            cells = []
+            if uvicorns:
+                best, which = _best([(med[u.key], u) for u in uvicorns], metric)
+                name = which.label.removeprefix("uvicorn ") if which else ""
+                cells.append(f"{_fmt(best, metric)} ({name})" if which else "-")
+                for o in ours:
+                    head = f"{o.label} ÷ uvicorn's best"
+                    cells.append(_ratio(med[o.key], best, metric, head, scenario.key, behind, rows))
+            for other, base in others:
+                head = f"{base.label} ÷ {other.label}"
+                cells.append(
+                    _ratio(med[base.key], med[other.key], metric, head, scenario.key, behind, rows)
+                )
+            for o, r in routers:
+                ours_v, router_v = med[o.key], med[r.key]
+                cells.append(f"{ours_v / router_v:.2f}" if ours_v and router_v else "-")
+            lines.append(_row([scenario.key, metric.label, _better(metric), *cells]))
+    lines.append("")
+    for head, count in rows.items():
+        where = behind.get(head)
+        lines.append(
+            f"- {head}: ahead in {count - len(where or [])} of {count} rows"
+            + (f"; behind in {', '.join(where)}" if where else "")
+        )
+    return lines
+
+
+def _best(
+    found: list[tuple[float | None, Server]], metric: Metric
+) -> tuple[float | None, Server | None]:
+    """The best value among ``found`` and its server (None, None if there is none)."""
+    present = [(v, s) for v, s in found if v is not None]
+    if not present:
+        return None, None
+    pick = max if metric.higher_is_better else min
+    return pick(present, key=lambda vs: vs[0])
+
+
+def _ratio(
+    ours: float | None,
+    theirs: float | None,
+    metric: Metric,
+    head: str,
+    scenario: str,
+    behind: dict[str, list[str]],
+    rows: dict[str, int],
+) -> str:
+    """ours ÷ theirs as a cell; counts the row, and notes it where wsserver is behind."""
+    if ours is None or not theirs:
+        return "-"
+    ratio = ours / theirs
+    rows[head] += 1
+    if (ratio < 1) if metric.higher_is_better else (ratio > 1):
+        behind[head].append(f"({scenario}) {metric.label} {ratio:.2f}")
+    return f"{ratio:.2f}"
+
+
 def _spread_table(
     measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario]
 ) -> list[str]:
@@ -287,6 +405,23 @@ NOTES = [
     "not the servers'.",
     "- The CPU of (i) covers the broadcasts only; the server's share is counted in 10 ms "
     "ticks, so it is indicative.",
+]
+
+
+ASGI_NOTES = [
+    "- ASGI columns: every one serves `benchmarks/servers/asgi_app.py`, a plain ASGI 3 "
+    "application (no framework): an echo that sends each `websocket.receive` back in a new "
+    "`websocket.send`, and on `/bcast` an `await send(...)` per subscriber in turn (ASGI has "
+    "no broadcast primitive). wsserver (ASGI) runs it with the same limits as the wsserver "
+    "column and `--compression none` or `deflate` per scenario (ASGI apps get compression "
+    "on by default); uvicorn with `--http h11 --ws-ping-interval 0 --ws-max-size 67108864 "
+    "--ws-per-message-deflate true|false`; hypercorn (asyncio worker, `--workers 0`: in the "
+    "process started) always accepts permessage-deflate when offered, which the generator "
+    "does only in (g-on) and (h).",
+    "- granian has no permessage-deflate, and the generator fails a run whose offer is not "
+    "accepted: it takes no part in (g-on) and (h). Its supervisor process forks one worker; "
+    "the worker (the process holding the listening socket) is the one whose RSS and CPU are "
+    "read, its Rust runtime thread included.",
 ]
 
 
