@@ -11,6 +11,7 @@ from typing import Any
 import websockets
 
 from wsserver import ConnectionClosedOK, Request, Router, WebSocket
+from wsserver.app.response import text
 from wsserver.protocol.connection import Connection
 from wsserver.protocol.frames import Opcode, serialize_close
 from wsserver.server.http_protocol import HttpProtocol
@@ -200,13 +201,38 @@ class TestShutdown:
 
         server = await run_server(routes, shutdown_timeout=0.3)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        request = upgrade_request("/")
+        writer.write(request[:20])  # a handshake under way when the shutdown starts
         await asyncio.sleep(0.05)
         closing = asyncio.create_task(server.close())
         await asyncio.sleep(0.05)
-        writer.write(upgrade_request("/"))
+        writer.write(request[20:])
         data = await asyncio.wait_for(reader.read(), 5)
         assert data.startswith(b"HTTP/1.1 503 ")
         await asyncio.wait_for(closing, 5)
+
+    async def test_idle_connections_are_closed_without_an_answer(
+        self, run_server: StartServer
+    ) -> None:
+        # Kept alive after a response, or connected and silent: nobody waits for a
+        # response, and one sent unasked could be taken for the answer to the next request.
+        routes = Router()
+
+        @routes.get("/")
+        async def page(request: Request) -> Any:
+            return text("hello")
+
+        server = await run_server(routes)
+        kept, kept_writer = await asyncio.open_connection("127.0.0.1", server.port)
+        kept_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(kept.readuntil(b"hello"), 5)).startswith(b"HTTP/1.1 200")
+        silent, silent_writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(server.close(), 5)
+        assert await asyncio.wait_for(kept.read(), 5) == b""
+        assert await asyncio.wait_for(silent.read(), 5) == b""
+        kept_writer.close()
+        silent_writer.close()
 
 
 class TestNoLeaks:

@@ -714,6 +714,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def shutdown(self) -> None:
         """Server shutdown: answer 503 (a handler or hook still running is cancelled).
 
+        A connection with no request under way is closed without an answer.
+
         An ASGI application working on a request is let finish (the server
         gives it ``shutdown_timeout``); the connection closes after its
         response (a WebSocket it accepts meanwhile is closed with 1001).
@@ -722,5 +724,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         if self._app_task is not None and self._app_task is self._asgi_task:
             self._close_after_response = True
+            return
+        h = self._h11
+        if h.their_state is h11.IDLE and not h.trailing_data[0]:
+            # Idle (kept alive, or nothing sent yet): nobody waits for an answer.
+            self.close_transport()
             return
         self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
