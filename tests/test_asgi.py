@@ -678,6 +678,29 @@ async def test_response_splitting_is_refused_not_sent(
     expect_logged_error(caplog, "ASGI application failed")
 
 
+async def test_messages_after_a_complete_response_are_ignored(run_asgi: Any) -> None:
+    returned: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"whole"})
+        await send({"type": "http.response.body", "body": b"EXTRA"})  # www.rst: ignored
+        returned.append("normally")
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.2)
+    writer.write_eof()
+    data = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert data.count(b"HTTP/1.1 200 OK\r\n") == 2 and data.count(b"whole") == 2
+    assert b"EXTRA" not in data
+    assert returned == ["normally", "normally"]  # not an error for the app
+
+
 async def test_background_work_after_the_response_does_not_hold_the_connection(
     run_asgi: Any,
 ) -> None:

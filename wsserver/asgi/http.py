@@ -181,16 +181,21 @@ class HttpCycle:
     async def send(self, message: Message) -> None:
         """Take ``http.response.start`` / ``http.response.body`` from the application.
 
+        Once the response is complete (or was answered for the application,
+        e.g. with 413), further response messages are ignored.
+
         Raises:
-            ClientDisconnected: the client is gone (or the response was
-                already answered for the application, e.g. with 413).
+            ClientDisconnected: the client is gone.
             RuntimeError: a message out of order, or of an unknown type.
             ValueError: invalid headers or status.
         """
         connection = self.connection
         kind = message["type"]
-        if (connection.closing or self.response_complete) and kind in _RESPONSE_MESSAGES:
-            raise ClientDisconnected("the client is gone")
+        if kind in _RESPONSE_MESSAGES:
+            if connection.closing:
+                raise ClientDisconnected("the client is gone")
+            if self.response_complete:
+                return  # www.rst: once complete, further messages are ignored
         if kind == "http.response.start":
             if self.response_started:
                 raise RuntimeError("http.response.start sent twice")
