@@ -541,3 +541,26 @@ async def test_the_readmes_fastapi_example() -> None:
         writer.close()
         assert response.startswith(b"HTTP/1.1 200 OK\r\n")
         assert response.endswith(b'{"ok":true}')
+
+
+SYNC_CALL_APP = """
+from examples.asgi_echo import app as _echo
+
+
+class Wrapped:
+    # An ASGI app whose __call__ is not a coroutine function but returns an awaitable.
+    def __call__(self, scope, receive, send):
+        return _echo(scope, receive, send)
+
+
+app = Wrapped()
+"""
+
+
+async def test_interface_asgi_vouches_for_an_app_auto_cannot_recognise(tmp_path: Path) -> None:
+    name = f"syncall_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(SYNC_CALL_APP)
+    code, err = await run_cli_to_end(f"{name}:app", "--app-dir", str(tmp_path), "--port", "0")
+    assert code == 2 and "not a wsserver.Router or an ASGI 3 application" in err, err
+    async with running_cli(f"{name}:app", "--app-dir", str(tmp_path), "--interface", "asgi") as cli:
+        await assert_echo(cli.url + "/")

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import __version__
 from .app.routing import Router
-from .asgi import is_asgi_app
+from .asgi import ASGIApplication, is_asgi_app
 from .asgi.lifespan import LifespanFailure
 from .config import Config, add_flags, flag_settings
 from .errors import ConfigError
@@ -121,8 +121,10 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
         obj = obj()
     if interface in ("auto", "router") and isinstance(obj, Router):
         return obj
-    if interface in ("auto", "asgi") and is_asgi_app(obj):
+    if interface == "auto" and is_asgi_app(obj):
         return obj
+    if interface == "asgi" and callable(obj) and not isinstance(obj, Router | type):
+        return obj  # forced: any callable (one whose __call__ returns an awaitable, say)
     wanted = {
         "router": "a wsserver.Router",
         "asgi": "an ASGI 3 application (async def app(scope, receive, send))",
@@ -223,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = load_app(args.app, args.interface, args.factory)
         config = config_from_args(args, asgi=not isinstance(app, Router))
+        if not isinstance(app, Router) and not is_asgi_app(app):
+            app = ASGIApplication(app, config)  # --interface asgi vouches for it
     except (ConfigError, ValueError, ImportError) as exc:
         parser.exit(2, f"error: {exc}\n")
     if args.loop == "uvloop":
