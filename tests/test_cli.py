@@ -75,16 +75,16 @@ class Cli:
         return await asyncio.wait_for(self.proc.wait(), TIMEOUT)
 
 
-async def _read_until_listening(cli: Cli) -> None:
+async def _read_until_listening(cli: Cli, listening: re.Pattern[str]) -> None:
     assert cli.proc.stderr is not None
     while True:
         line = (await cli.proc.stderr.readline()).decode(errors="replace")
         if not line:
             raise AssertionError(f"server exited before listening:\n{cli.stderr}")
         cli.lines.append(line)
-        m = LISTENING_RE.search(line)
+        m = listening.search(line)
         if m:
-            cli.port = int(m.group(1))
+            cli.port = int(m.group(1)) if m.group(1).isdigit() else 0
             return
 
 
@@ -100,8 +100,13 @@ async def running_cli(
     env: dict[str, str] | None = None,
     command: tuple[str, ...] = (sys.executable, "-m", "wsserver"),
     cwd: Path = ROOT,
+    listening: str = LISTENING_RE.pattern,
+    pass_fds: tuple[int, ...] = (),
 ) -> AsyncIterator[Cli]:
-    """Run ``python -m wsserver ARGS --port 0`` (or ``command``); yield once it is listening."""
+    """Run ``python -m wsserver ARGS --port 0`` (or ``command``); yield once it is listening.
+
+    ``listening`` is the log line to wait for; its first group is the port.
+    """
     proc = await asyncio.create_subprocess_exec(
         *command,
         *args,
@@ -112,11 +117,12 @@ async def running_cli(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        pass_fds=pass_fds,
     )
     cli = Cli(proc)
     drainer: asyncio.Task[None] | None = None
     try:
-        await asyncio.wait_for(_read_until_listening(cli), STARTUP_TIMEOUT)
+        await asyncio.wait_for(_read_until_listening(cli, re.compile(listening)), STARTUP_TIMEOUT)
         drainer = asyncio.create_task(_drain(cli))
         yield cli
     finally:

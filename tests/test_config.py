@@ -386,9 +386,15 @@ def test_every_declared_flag_and_variable_reaches_its_setting(
 ) -> None:
     # Each declaration drives its flag and its variable: setting them makes the value.
     from wsserver.__main__ import build_parser, config_from_args
-    from wsserver.config import Choice, settings
+    from wsserver.config import Choice, Flag, settings
 
-    samples = {"Count": "7", "Seconds": "3.5", "Origins": "https://a.example", "Text": "/api"}
+    samples = {
+        "Count": "7",
+        "Seconds": "3.5",
+        "Origins": "https://a.example",
+        "Text": "/api",
+        "IntRange": "2",
+    }
     parser = build_parser()
     for name, spec in settings():
         kind = type(spec.kind).__name__
@@ -397,10 +403,19 @@ def test_every_declared_flag_and_variable_reaches_its_setting(
             continue
         if isinstance(spec.kind, Choice):
             sample = next(c for c in spec.kind.choices if c != default)
+        elif isinstance(spec.kind, Flag):
+            sample = "false" if default else "true"
+        elif name == "forwarded_allow_ips":
+            sample = "10.0.0.0/8, ::1"
         else:
             sample = samples[kind]
         for flag in (spec.flag, *spec.aliases) if spec.flag is not None else ():
-            args = parser.parse_args(["x:y", flag, sample])
+            if isinstance(spec.kind, Flag):
+                # --x / --no-x, without a value
+                words = [flag if not default else "--no-" + flag[2:]]
+            else:
+                words = [flag, sample]
+            args = parser.parse_args(["x:y", *words])
             value = getattr(config_from_args(args), name)
             assert value == spec.kind.parse(sample) or value == [sample], (name, flag)
             assert value != default, name

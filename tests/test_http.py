@@ -180,12 +180,32 @@ class TestConnectionReuse:
         await expect_switch(reader)
         writer.close()
 
-    async def test_idle_keep_alive_closed_after_open_timeout(self, run_server: StartServer) -> None:
-        server = await run_server(app(), open_timeout=0.2)
+    async def test_idle_keep_alive_closed_after_timeout_keep_alive(
+        self, run_server: StartServer
+    ) -> None:
+        server = await run_server(app(), timeout_keep_alive=0.2, open_timeout=5)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await read_response(reader))[0] == 200
+        started = asyncio.get_running_loop().time()
         assert await asyncio.wait_for(reader.read(), 2) == b""
+        assert asyncio.get_running_loop().time() - started < 1.5
+        writer.close()
+
+    async def test_next_request_started_has_open_timeout_not_keep_alive(
+        self, run_server: StartServer
+    ) -> None:
+        # Once the next request's first bytes arrive, it has open_timeout to be whole.
+        server = await run_server(app(), timeout_keep_alive=0.2, open_timeout=1.0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_response(reader))[0] == 200
+        writer.write(b"GET /health HTTP/1.1\r\n")
+        await asyncio.sleep(0.5)  # past timeout_keep_alive, within open_timeout
+        writer.write(b"Host: x\r\n\r\n")
+        assert (await read_response(reader))[0] == 200
+        writer.write(b"GET /health HTTP/1.1\r\n")
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # open_timeout ends it
         writer.close()
 
     async def test_request_body_too_big(self, run_server: StartServer) -> None:

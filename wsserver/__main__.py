@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import configparser
+import contextlib
 import importlib
 import inspect
+import json
 import logging
+import logging.config
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,8 +23,16 @@ from .app.routing import Router
 from .asgi import ASGIApplication, is_asgi_app
 from .asgi.lifespan import LifespanFailure
 from .config import Config, add_flags, flag_settings
+from .envfile import load_env_file
 from .errors import ConfigError
 from .server.server import ASGI_DEFAULTS, serve
+from .supervisor import (
+    READY_FD_ENV,
+    WORKER_ID_ENV,
+    Supervisor,
+    die_with_parent,
+    listening_socket,
+)
 
 logger = logging.getLogger("wsserver.server")
 
@@ -60,6 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (0: any free port; default 8000)")
+    p.add_argument(
+        "--uds",
+        default=os.environ.get("WEBSOCKET_UDS") or None,
+        metavar="PATH",
+        help="listen on this Unix socket instead (mode 660; a stale one is removed) "
+        "[WEBSOCKET_UDS]",
+    )
+    p.add_argument(
+        "--fd",
+        type=_fd,
+        default=None,
+        metavar="N",
+        help="listen on this inherited, already bound socket (e.g. 3 under systemd socket "
+        "activation)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="worker processes sharing the listening socket, under a supervisor (default 1: "
+        "one process, no supervisor) [WEBSOCKET_WORKERS]",
+    )
     add_flags(p)
     p.add_argument(
         "--loop",
@@ -68,6 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="event loop (uvloop needs: pip install wsserver[uvloop])",
     )
     p.add_argument("--version", action="version", version=f"wsserver {__version__}")
+    p.add_argument(
+        "--log-config",
+        default=os.environ.get("WEBSOCKET_LOG_CONFIG") or None,
+        metavar="FILE",
+        help="logging configuration: a JSON (or YAML, with PyYAML) dictConfig, or an INI "
+        "fileConfig [WEBSOCKET_LOG_CONFIG]",
+    )
+    p.add_argument(
+        "--env-file",
+        default=None,
+        metavar="FILE",
+        help="NAME=value lines to put in the environment first (variables already set win)",
+    )
     p.add_argument(
         "--log-level",
         default="info",
@@ -85,6 +134,26 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError("expected a port number from 0 to 65535")
     return port
+
+
+def _fd(text: str) -> int:
+    try:
+        fd = int(text)
+    except ValueError:
+        fd = -1
+    if fd < 0:
+        raise argparse.ArgumentTypeError("expected a file descriptor number (0 or more)")
+    return fd
+
+
+def _workers(text: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise argparse.ArgumentTypeError("expected a number of worker processes (1 or more)")
+    return workers
 
 
 def _boolean(text: str) -> bool:
@@ -170,17 +239,31 @@ def config_from_args(args: argparse.Namespace, *, asgi: bool = False) -> Config:
     return Config.from_sources(os.environ, defaults=ASGI_DEFAULTS if asgi else None, **settings)
 
 
-async def run(app: Any, host: str, port: int, config: Config) -> None:
+async def run(
+    app: Any,
+    host: str,
+    port: int,
+    config: Config,
+    *,
+    uds: str | None = None,
+    fd: int | None = None,
+) -> None:
     """Serve until SIGINT/SIGTERM; a second signal exits at once.
+
+    In a worker (under ``--workers``): SIGHUP retires it (WebSockets closed with
+    1012, service restart), and it tells the supervisor on its pipe once it
+    accepts.
 
     Raises:
         LifespanFailure: an ASGI application's startup failed.
     """
-    server = serve(app, host, port, config=config)
+    sock = socket.socket(fileno=fd) if fd is not None else None
+    server = serve(app, host, port, config=config, sock=sock, uds=None if sock else uds)
     await server.start()
     loop = asyncio.get_running_loop()
     stopping = False
     closing: list[asyncio.Task[None]] = []
+    worker = os.environ.get(WORKER_ID_ENV)
 
     def on_signal(signum: int) -> None:
         nonlocal stopping
@@ -188,16 +271,36 @@ async def run(app: Any, host: str, port: int, config: Config) -> None:
             logger.warning("second %s: exiting now", signal.Signals(signum).name)
             os._exit(1)
         stopping = True
-        logger.info("%s: shutting down", signal.Signals(signum).name)
-        closing.append(loop.create_task(server.close()))
+        restart = signum == signal.SIGHUP
+        logger.info(
+            "%s: %s", signal.Signals(signum).name, "retiring" if restart else "shutting down"
+        )
+        closing.append(loop.create_task(server.close(code=1012 if restart else 1001)))
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if worker else ())):
         loop.add_signal_handler(signum, on_signal, signum)
-    for sock in server.sockets:
-        address = sock.getsockname()
-        logger.info("listening on ws://%s:%d", *_display(address))
+    scheme = "wss" if server.ssl is not None else "ws"
+    for listening in server.sockets:
+        where = _where(scheme, listening.getsockname())
+        if worker:
+            logger.info("worker %s (pid %d) accepting on %s", worker, os.getpid(), where)
+        else:
+            logger.info("listening on %s", where)
+    ready_fd = os.environ.get(READY_FD_ENV)
+    if worker and ready_fd:
+        with contextlib.suppress(OSError):
+            os.write(int(ready_fd), b"R")
+            os.close(int(ready_fd))
     await server.serve_forever()
     logger.info("stopped")
+
+
+def _where(scheme: str, address: Any) -> str:
+    """How the log names a listening address."""
+    if isinstance(address, str):
+        return f"unix:{address}"
+    host, port = _display(address)
+    return f"{scheme}://{host}:{port}"
 
 
 def _display(address: Any) -> tuple[str, int]:
@@ -210,7 +313,13 @@ def _display(address: Any) -> tuple[str, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    if args.env_file:
+        try:
+            load_env_file(args.env_file)
+        except (OSError, ValueError) as exc:
+            parser.exit(2, f"error: --env-file {args.env_file}: {exc}\n")
     # Modules are found in the current directory, whether this runs as
     # ``python -m wsserver`` (which puts it first on sys.path) or as the
     # ``wsserver`` console script (which puts the script's own directory).
@@ -218,10 +327,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, os.path.abspath(args.app_dir))
     elif os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(args.log_level, args.log_config)
+    except (OSError, ValueError, KeyError, configparser.Error) as exc:
+        parser.exit(2, f"error: --log-config {args.log_config}: {exc}\n")
+    workers = args.workers
+    if workers is None:
+        try:
+            workers = _workers(os.environ.get("WEBSOCKET_WORKERS") or "1")
+        except argparse.ArgumentTypeError as exc:
+            parser.exit(2, f"error: WEBSOCKET_WORKERS: {exc}\n")
+    if workers > 1:
+        return supervise(parser, args, arguments, workers)
+    if os.environ.get(WORKER_ID_ENV):
+        die_with_parent()
     try:
         app = load_app(args.app, args.interface, args.factory)
         config = config_from_args(args, asgi=not isinstance(app, Router))
@@ -229,21 +348,90 @@ def main(argv: Sequence[str] | None = None) -> int:
             app = ASGIApplication(app, config)  # --interface asgi vouches for it
     except (ConfigError, ValueError, ImportError) as exc:
         parser.exit(2, f"error: {exc}\n")
-    if args.loop == "uvloop":
+    use_loop(parser, args.loop)
+    try:
+        asyncio.run(run(app, args.host, args.port, config, uds=args.uds, fd=args.fd))
+    except LifespanFailure as exc:
+        logger.error("ASGI lifespan startup failed: %s", exc)
+        return 3
+    except ConfigError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    except OSError as exc:
+        logger.error("cannot listen on %s: %s", _target(args), exc)
+        return 1
+    return 0
+
+
+def supervise(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, arguments: list[str], workers: int
+) -> int:
+    """``--workers N``: bind once, run N workers under a supervisor (:mod:`.supervisor`)."""
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    try:
+        sock = listening_socket(args.host, args.port, args.uds, args.fd, config.backlog)
+    except OSError as exc:
+        logger.error("cannot listen on %s: %s", _target(args), exc)
+        return 1
+    scheme = "wss" if config.ssl_certfile else "ws"
+    logger.info("listening on %s", _where(scheme, sock.getsockname()))
+    grace = config.shutdown_timeout + config.close_timeout + 5.0
+    supervisor = Supervisor(arguments, workers, sock, grace)
+    try:
+        return asyncio.run(supervisor.run())
+    finally:
+        sock.close()
+
+
+def use_loop(parser: argparse.ArgumentParser, name: str) -> None:
+    """Install the event loop policy ``--loop`` names."""
+    if name == "uvloop":
         try:
             import uvloop
         except ImportError:
             parser.exit(2, "error: --loop uvloop needs uvloop: pip install wsserver[uvloop]\n")
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    try:
-        asyncio.run(run(app, args.host, args.port, config))
-    except LifespanFailure as exc:
-        logger.error("ASGI lifespan startup failed: %s", exc)
-        return 3
-    except OSError as exc:
-        logger.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
-        return 1
-    return 0
+
+
+def _target(args: argparse.Namespace) -> str:
+    if args.fd is not None:
+        return f"fd {args.fd}"
+    if args.uds:
+        return str(args.uds)
+    return f"{args.host}:{args.port}"
+
+
+def configure_logging(level: str, log_config: str | None) -> None:
+    """Logging as ``--log-level`` and ``--log-config`` say (a worker's lines name it).
+
+    Raises:
+        OSError, ValueError, KeyError, configparser.Error: ``log_config`` cannot
+            be read or applied.
+    """
+    worker = os.environ.get(WORKER_ID_ENV)
+    prefix = f"[worker {worker}] " if worker else ""
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
+    )
+    if log_config is None:
+        return
+    if log_config.endswith(".json"):
+        with open(log_config, encoding="utf-8") as file:
+            logging.config.dictConfig(json.load(file))
+    elif log_config.endswith((".yaml", ".yml")):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError:
+            raise ValueError("a YAML log configuration needs PyYAML (pip install pyyaml)") from None
+        with open(log_config, encoding="utf-8") as file:
+            logging.config.dictConfig(yaml.safe_load(file))
+    else:
+        if not os.path.exists(log_config):
+            raise FileNotFoundError(f"no such file: {log_config}")
+        logging.config.fileConfig(log_config, disable_existing_loggers=False)
 
 
 if __name__ == "__main__":

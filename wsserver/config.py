@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -205,10 +206,18 @@ class Flag(Kind):
 class Text(Kind):
     """A string; ``valid(value)`` says whether it is acceptable, ``description`` what is."""
 
-    def __init__(self, description: str, valid: Any = None) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        description: str,
+        valid: Any = None,
+        *,
+        none_ok: bool = False,
+        metavar: str = "TEXT",
+    ) -> None:
+        super().__init__(none_ok=none_ok)
         self.description = description
         self.valid = valid
+        self.metavar = metavar
 
     def describe(self) -> str:
         return self.description
@@ -224,6 +233,23 @@ class Text(Kind):
 
 def _root_path(value: str) -> bool:
     return value == "" or (value.startswith("/") and not value.endswith("/"))
+
+
+def _path(description: str, metavar: str = "PATH") -> Text:
+    """A non-empty string, or None."""
+    return Text(description, lambda value: bool(value), none_ok=True, metavar=metavar)
+
+
+def _networks(value: str) -> bool:
+    """Whether ``value`` is ``*`` or a comma-separated list of addresses and networks."""
+    if value.strip() == "*":
+        return True
+    try:
+        for item in value.split(","):
+            ipaddress.ip_network(item.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 class Origins(Kind):
@@ -423,6 +449,79 @@ class Config:
         env="WEBSOCKET_ROOT_PATH",
         flag="--root-path",
     )
+    timeout_keep_alive: float = setting(
+        5.0,
+        Seconds(),
+        "seconds an idle kept-alive HTTP connection waits for its next request before it "
+        "is closed.",
+        env="WEBSOCKET_TIMEOUT_KEEP_ALIVE",
+        flag="--timeout-keep-alive",
+    )
+    ssl_certfile: str | None = setting(
+        None,
+        _path("a file path"),
+        "TLS certificate chain (PEM); with `ssl_keyfile`, serves wss:// and https://.",
+        env="WEBSOCKET_SSL_CERTFILE",
+        flag="--ssl-certfile",
+    )
+    ssl_keyfile: str | None = setting(
+        None,
+        _path("a file path"),
+        "TLS private key (PEM).",
+        env="WEBSOCKET_SSL_KEYFILE",
+        flag="--ssl-keyfile",
+    )
+    ssl_keyfile_password: str | None = setting(
+        None,
+        _path("a password", "PASSWORD"),
+        "password of an encrypted `ssl_keyfile`.",
+        env="WEBSOCKET_SSL_KEYFILE_PASSWORD",
+        flag="--ssl-keyfile-password",
+    )
+    ssl_ca_certs: str | None = setting(
+        None,
+        _path("a file path"),
+        "CA certificates (PEM) that client certificates are checked against.",
+        env="WEBSOCKET_SSL_CA_CERTS",
+        flag="--ssl-ca-certs",
+    )
+    ssl_cert_reqs: int = setting(
+        0,
+        IntRange(0, 2),
+        "client certificates: 0 not asked for, 1 optional, 2 required (Python's `ssl.CERT_*`).",
+        env="WEBSOCKET_SSL_CERT_REQS",
+        flag="--ssl-cert-reqs",
+    )
+    ssl_ciphers: str | None = setting(
+        None,
+        _path("an OpenSSL cipher list", "CIPHERS"),
+        "OpenSSL cipher list (`none`: OpenSSL's defaults).",
+        env="WEBSOCKET_SSL_CIPHERS",
+        flag="--ssl-ciphers",
+    )
+    proxy_headers: bool = setting(
+        False,
+        Flag(),
+        "take the client's address and scheme from `Forwarded` / `X-Forwarded-For` / "
+        "`X-Forwarded-Proto`, from trusted peers only (`forwarded_allow_ips`).",
+        env="WEBSOCKET_PROXY_HEADERS",
+        flag="--proxy-headers",
+    )
+    forwarded_allow_ips: str = setting(
+        "127.0.0.1",
+        Text("'*' or comma-separated addresses and networks", _networks, metavar="ADDRESSES"),
+        "the proxies trusted with those headers: addresses or networks, comma-separated, or "
+        "`*` for any.",
+        env="WEBSOCKET_FORWARDED_ALLOW_IPS",
+        flag="--forwarded-allow-ips",
+    )
+    access_log: bool = setting(
+        True,
+        Flag(),
+        "one INFO line per connection on the `wsserver.access` logger (`--no-access-log`: off).",
+        env="WEBSOCKET_ACCESS_LOG",
+        flag="--access-log",
+    )
     # (RUF009 takes setting() for a mutable default: it is field(default=None).)
     origins: list[str | None] | None = setting(  # noqa: RUF009
         None,
@@ -527,6 +626,17 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         if spec.flag is None:
             continue
         kind = spec.kind
+        if isinstance(kind, Flag):
+            # --proxy-headers / --no-proxy-headers, as uvicorn has them.
+            parser.add_argument(
+                spec.flag,
+                *spec.aliases,
+                dest=name,
+                default=argparse.SUPPRESS,
+                action=argparse.BooleanOptionalAction,
+                help=spec.help.replace("`", "").replace("%", "%%"),
+            )
+            continue
         parser.add_argument(
             spec.flag,
             *spec.aliases,
@@ -556,6 +666,8 @@ def _reader(kind: Kind) -> Any:
 
 
 def _metavar(kind: Kind) -> str:
+    if isinstance(kind, Flag):
+        return ""
     if isinstance(kind, Choice):
         return "|".join([*kind.choices, *(["none"] if kind.none_ok else [])])
     if isinstance(kind, Seconds):
@@ -563,7 +675,7 @@ def _metavar(kind: Kind) -> str:
     if isinstance(kind, Origins):
         return "ORIGIN"
     if isinstance(kind, Text):
-        return "TEXT"
+        return kind.metavar + ("|none" if kind.none_ok else "")
     return "N" + ("|none" if kind.none_ok else "")
 
 
@@ -585,7 +697,9 @@ def markdown_table() -> str:
     for name, spec in settings():
         field = Config.__dataclass_fields__[name]
         flag = ""
-        if spec.flag is not None:
+        if isinstance(spec.kind, Flag) and spec.flag is not None:
+            flag = f"`{spec.flag}` / `--no-{spec.flag[2:]}`"
+        elif spec.flag is not None:
             flag = f"`{spec.flag} {_metavar(spec.kind)}`".replace("|", "\\|")
             flag += "".join(f" (or `{alias}`)" for alias in spec.aliases)
             if isinstance(spec.kind, Origins):

@@ -38,7 +38,11 @@ class Request:
         args: the parsed query arguments.
         headers: the request headers.
         match_info: the path parameters of the matched route.
-        remote_address: the peer's ``(host, port)``, or None if unknown.
+        remote_address: the client's ``(host, port)``, or None if unknown: the
+            peer's, or behind a trusted proxy what it says (port 0 if it does not).
+        scheme: ``"https"`` when the client's connection is encrypted (to us, or
+            to a trusted proxy that says so), else ``"http"``; a WebSocket's URL
+            scheme is then ``wss`` or ``ws``.
         http_version: e.g. ``"1.1"``.
         ctx: a namespace for per-connection application state.
     """
@@ -51,6 +55,7 @@ class Request:
         "headers",
         "match_info",
         "remote_address",
+        "scheme",
         "http_version",
         "route",
         "_args",
@@ -66,6 +71,7 @@ class Request:
         *,
         remote_address: tuple[str, int] | None = None,
         http_version: str = "1.1",
+        scheme: str = "http",
     ) -> None:
         self.method = method
         self.target = target
@@ -74,6 +80,7 @@ class Request:
         self.headers = headers
         self.match_info: dict[str, Any] = {}
         self.remote_address = remote_address
+        self.scheme = scheme
         self.http_version = http_version
         self.route: Any = None
         # Built on first use: most connections never look at them.

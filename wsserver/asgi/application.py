@@ -78,9 +78,7 @@ class ASGIApplication:
 
     def _where(self, connection: HttpProtocol) -> dict[str, Any]:
         return {
-            "tls": connection.tls,
             "root_path": self.root_path,
-            "client": connection.remote_address,
             "server": connection.local_address,
             "state": self.lifespan.state,
         }

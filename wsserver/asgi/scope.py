@@ -1,8 +1,9 @@
 """ASGI connection scopes (asgiref ``specs/www.rst``, HTTP and WebSocket 2.5), from a request.
 
-Plain data in, a ``dict`` out: no I/O. The I/O layer says where the
-connection comes from and goes to (``client``, ``server``), whether it is
-encrypted, and passes the lifespan state to copy.
+Plain data in, a ``dict`` out: no I/O. The request says where the connection
+comes from and its scheme (behind a trusted proxy, what the proxy said); the
+I/O layer says where it goes to (``server``) and passes the lifespan state to
+copy.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ def raw_headers(request: Request) -> list[tuple[bytes, bytes]]:
 def _common(
     request: Request,
     root_path: str,
-    client: Address | None,
     server: Address | None,
     state: dict[str, Any] | None,
 ) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def _common(
         "query_string": request.query_string.encode("latin-1"),
         "root_path": root_path,
         "headers": raw_headers(request),
-        "client": client,
+        "client": request.remote_address,
         "server": server,
     }
     if state is not None:
@@ -56,26 +56,22 @@ def _common(
 def http_scope(
     request: Request,
     *,
-    tls: bool = False,
     root_path: str = "",
-    client: Address | None = None,
     server: Address | None = None,
     state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``http`` scope of a request (``state`` is copied, shallowly)."""
-    scope = _common(request, root_path, client, server, state)
+    scope = _common(request, root_path, server, state)
     scope["type"] = "http"
     scope["method"] = request.method
-    scope["scheme"] = "https" if tls else "http"
+    scope["scheme"] = request.scheme
     return scope
 
 
 def websocket_scope(
     request: Request,
     *,
-    tls: bool = False,
     root_path: str = "",
-    client: Address | None = None,
     server: Address | None = None,
     state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -84,9 +80,9 @@ def websocket_scope(
     ``extensions`` advertises ``websocket.http.response``: the application may
     deny the upgrade with an HTTP response of its own.
     """
-    scope = _common(request, root_path, client, server, state)
+    scope = _common(request, root_path, server, state)
     scope["type"] = "websocket"
-    scope["scheme"] = "wss" if tls else "ws"
+    scope["scheme"] = "wss" if request.scheme == "https" else "ws"
     scope["subprotocols"] = comma_tokens(request.headers, "sec-websocket-protocol")
     scope["extensions"] = {"websocket.http.response": {}}
     return scope

@@ -39,6 +39,7 @@ from ..protocol.http import (
     reason_phrase,
     render_response,
 )
+from ..protocol.proxy import forwarded
 from .transports import break_transport_cycle
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
@@ -83,6 +84,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_writing_paused",
         "_drain_waiter",
         "_close_after_response",
+        "_idle",
     )
 
     def __init__(self, server: Server) -> None:
@@ -114,6 +116,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._close_after_response = False
+        #: Kept alive between requests (timeout_keep_alive runs).
+        self._idle = False
 
     # ------------------------------------------------------- asyncio events
 
@@ -136,6 +140,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes | memoryview) -> None:
         """Process received bytes (what buffer_updated does with the buffer's)."""
+        if self._idle:
+            self._end_idle()
         self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
         waiter = self._read_waiter
         if waiter is not None:
@@ -162,12 +168,22 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if future is not None and not future.done():
                 future.set_result(None)
         self._stop_open_timer()
+        if self._idle:
+            self._idle = False
+            self.server.keep_alive_deadlines.discard(self)
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
         self.server.unregister(self)
-        path = self.request.path if self.request is not None else None
-        log_access(self.remote_address, path, self.status, self.loop.time() - self._started, None)
+        if self.config.access_log:
+            request = self.request
+            log_access(
+                self.remote_address if request is None else request.remote_address,
+                None if request is None else request.path,
+                self.status,
+                self.loop.time() - self._started,
+                None,
+            )
 
     # ------------------------------------------------------------- requests
 
@@ -211,6 +227,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def _start_request(self, event: h11.Request) -> bool:
         """Check a request's head and make ``self.request``; False if it was refused."""
+        if self._idle:
+            self._end_idle()  # pipelined: it was here already
         # One pass over the headers (h11 hands over lowercase names), also
         # measuring the head: h11 bounds a head only while it is incomplete,
         # so one that arrives whole in a single read is checked here.
@@ -232,12 +250,22 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if head_size > self.config.max_header_size:
             self.http_error(431, "Request header fields too large.")
             return False
+        headers = Headers.from_lowercase(items)
+        client = self.remote_address
+        scheme = "https" if self.server.ssl is not None else "http"
+        trusted = self.server.trusted_proxies
+        if trusted is not None and (client[0] if client else None) in trusted:
+            said = forwarded(headers, trusted)
+            client = said.client or client
+            if said.scheme is not None:
+                scheme = "https" if said.scheme in ("https", "wss") else "http"
         self.request = Request(
             event.method.decode("ascii", "replace"),
             event.target.decode("latin-1"),
-            Headers.from_lowercase(items),
-            remote_address=self.remote_address,
+            headers,
+            remote_address=client,
             http_version=event.http_version.decode("ascii", "replace"),
+            scheme=scheme,
         )
         self._awaiting_body = body
         self._body_size = 0
@@ -301,7 +329,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             request.headers,
             origins=None if config.origins is None else frozenset(config.origins),
             deflate=server.deflate_settings if config.compression == "deflate" else None,
-            shutting_down=server.closing,
+            shutting_down=server.refusing,
             open_connections=server.websocket_count,
             max_connections=config.max_connections,
         )
@@ -327,7 +355,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             require_subprotocol=route.require_subprotocol,
             origins=origins,
             deflate=server.deflate_settings if config.compression == "deflate" else None,
-            shutting_down=server.closing,
+            shutting_down=server.refusing,
             open_connections=server.websocket_count,
             max_connections=config.max_connections,
             error_format=route.error_format,
@@ -487,11 +515,6 @@ class HttpProtocol(asyncio.BufferedProtocol):
         return self.lost or self._transport_closing
 
     @property
-    def tls(self) -> bool:
-        """Whether the connection is encrypted."""
-        return self.server.ssl is not None
-
-    @property
     def local_address(self) -> tuple[str, int | None] | None:
         """The listening side's ``(host, port)``, or ``(path, None)`` for a Unix socket."""
         name = self.transport.get_extra_info("sockname")
@@ -581,7 +604,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE) and not self._close_after_response:
             h.start_next_cycle()
-            self._arm_open_timer()
+            self._wait_idle()
             self.transport.resume_reading()
             self.loop.call_soon(self._process)
         else:
@@ -649,7 +672,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE):
             h.start_next_cycle()
-            self._arm_open_timer()
+            self._wait_idle()
         else:
             self.close_transport()
 
@@ -675,10 +698,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         self._transport_closing = True
         transport = self.transport
+        if transport.is_closing():
+            # Closed by asyncio already (TLS: on the peer's EOF); closing an
+            # SSL transport twice breaks it.
+            return
         transport.close()
         # With nothing left to write, a plain TCP transport is gone at the
         # next loop iteration; TLS still exchanges close_notify.
-        if transport.get_write_buffer_size() or self.server.ssl is not None:
+        if self.server.ssl is not None or transport.get_write_buffer_size():
             self._close_timer = self.loop.call_later(
                 self.config.close_timeout, self._on_close_timeout
             )
@@ -700,6 +727,23 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if deadlines is not None:
             deadlines.discard(self)
 
+    def _wait_idle(self) -> None:
+        """A response is out and the connection kept alive: wait timeout_keep_alive for more."""
+        self._stop_open_timer()
+        self._idle = True
+        self.server.keep_alive_deadlines.add(self)
+
+    def _end_idle(self) -> None:
+        """The next request is coming: it has open_timeout to arrive whole."""
+        self._idle = False
+        self.server.keep_alive_deadlines.discard(self)
+        self._arm_open_timer()
+
+    def on_keep_alive_timeout(self) -> None:
+        """No new request within timeout_keep_alive: close."""
+        if self._idle and not self._transport_closing:
+            self.close_transport()
+
     def on_open_timeout(self) -> None:
         """The request (or the next one on a kept-alive connection) took over open_timeout."""
         if self.status != 101 and not self._transport_closing:
@@ -710,6 +754,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if self._app_task is not None:
                 self._app_task.cancel()
             self.close_transport()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request is under way, or this new connection has not sent one yet."""
+        if self.lost or self._transport_closing:
+            return False
+        h = self._h11
+        return not (h.their_state is h11.IDLE and not h.trailing_data[0] and self.status)
 
     def shutdown(self) -> None:
         """Server shutdown: answer 503 (a handler or hook still running is cancelled).

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import socket
 import ssl as ssl_module
+import stat
 from typing import Any, cast
 
 from ..app.routing import Router
 from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
 from ..config import Config
+from ..protocol.proxy import TrustedProxies
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
+from .tls import ssl_context
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
 
@@ -44,6 +49,7 @@ class Server:
         *,
         ssl: ssl_module.SSLContext | None = None,
         sock: socket.socket | None = None,
+        uds: str | None = None,
     ) -> None:
         #: What the server serves: a Router, or an ASGI application (one is None).
         self.router = app if isinstance(app, Router) else None
@@ -54,6 +60,11 @@ class Server:
         self.deflate_settings = config.deflate_settings()
         self.ssl = ssl
         self.sock = sock
+        self.uds = uds
+        #: The proxies whose forwarding headers are believed (None: proxy_headers off).
+        self.trusted_proxies = (
+            TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
+        )
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._server: asyncio.base_events.Server | None = None
         #: Every open connection, in whichever phase.
@@ -61,13 +72,17 @@ class Server:
         self._websockets: set[WebSocketProtocol] = set()
         #: ASGI applications' runs not over yet (they may outlive their connections).
         self.app_tasks: set[asyncio.Task[None]] = set()
+        #: Set by close(): no more connections are accepted.
         self.closing = False
+        #: What close() closes WebSockets with: 1001 (going away) or 1012 (restart).
+        self.close_code = 1001
         self._closed: asyncio.Event | None = None
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
         #: then keepalive: when each WebSocket is due a ping, and its pong.
         self.open_deadlines: Deadlines[HttpProtocol] | None = None
+        self.keep_alive_deadlines: Deadlines[HttpProtocol] = None  # type: ignore[assignment]
         self.ping_deadlines: Deadlines[WebSocketProtocol] | None = None
         self.pong_deadlines: Deadlines[WebSocketProtocol] | None = None
 
@@ -82,6 +97,9 @@ class Server:
             await self.asgi.startup()  # raises LifespanFailure
         self._closed = asyncio.Event()
         config = self.config
+        self.keep_alive_deadlines = Deadlines(
+            self.loop, config.timeout_keep_alive, HttpProtocol.on_keep_alive_timeout
+        )
         if config.open_timeout is not None:
             self.open_deadlines = Deadlines(
                 self.loop, config.open_timeout, HttpProtocol.on_open_timeout
@@ -94,17 +112,31 @@ class Server:
                 self.pong_deadlines = Deadlines(
                     self.loop, config.ping_timeout, WebSocketProtocol.on_pong_timeout
                 )
+        timeout = config.open_timeout if self.ssl is not None else None
         if self.sock is not None:
             self._server = await self.loop.create_server(
-                self._make_protocol, sock=self.sock, backlog=self.config.backlog, ssl=self.ssl
+                self._make_protocol,
+                sock=self.sock,
+                backlog=config.backlog,
+                ssl=self.ssl,
+                ssl_handshake_timeout=timeout,
+            )
+        elif self.uds is not None:
+            self._server = await self.loop.create_unix_server(
+                self._make_protocol,
+                sock=unix_socket(self.uds),
+                backlog=config.backlog,
+                ssl=self.ssl,
+                ssl_handshake_timeout=timeout,
             )
         else:
             self._server = await self.loop.create_server(
                 self._make_protocol,
                 self.host,
                 self.requested_port,
-                backlog=self.config.backlog,
+                backlog=config.backlog,
                 ssl=self.ssl,
+                ssl_handshake_timeout=timeout,
                 reuse_address=True,
             )
         return self
@@ -127,8 +159,15 @@ class Server:
         assert self._closed is not None
         await self._closed.wait()
 
-    async def close(self, timeout: float | None = None) -> None:
-        """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout``."""
+    async def close(self, timeout: float | None = None, *, code: int = 1001) -> None:
+        """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout``.
+
+        ``code`` is what the WebSockets are closed with: 1001 (going away), or
+        1012 (service restart: a worker retiring in a rolling restart), for
+        which the handshakes under way are let finish first (within
+        ``open_timeout``; their clients then get the 1012 like the others),
+        rather than answered 503: the restart fails nobody's connection attempt.
+        """
         if self._server is None:
             return
         assert self._closed is not None
@@ -136,7 +175,10 @@ class Server:
             await self._closed.wait()
             return
         self.closing = True
+        self.close_code = code
         self._server.close()
+        if code == 1012:
+            await self._let_handshakes_finish()
         for protocol in list(self.connections):
             protocol.shutdown()
         grace = self.config.shutdown_timeout if timeout is None else timeout
@@ -156,12 +198,31 @@ class Server:
             if not protocol.lost:
                 protocol.transport.abort()
         await self._server.wait_closed()
-        for deadlines in (self.open_deadlines, self.ping_deadlines, self.pong_deadlines):
+        for deadlines in (
+            self.open_deadlines,
+            self.keep_alive_deadlines,
+            self.ping_deadlines,
+            self.pong_deadlines,
+        ):
             if deadlines is not None:
                 deadlines.close()
         if self.asgi is not None:
             await self.asgi.shutdown()
         self._closed.set()
+
+    @property
+    def refusing(self) -> bool:
+        """Whether new upgrades are answered 503 (shutting down, and not restarting)."""
+        return self.closing and self.close_code != 1012
+
+    async def _let_handshakes_finish(self) -> None:
+        """Wait (within open_timeout) until no connection is in the middle of a request."""
+        limit = self.config.open_timeout or 10.0
+        deadline = self.loop.time() + limit
+        while self.loop.time() < deadline:
+            if not any(isinstance(p, HttpProtocol) and p.busy for p in self.connections):
+                return
+            await asyncio.sleep(0.02)
 
     async def wait_closed(self) -> None:
         """Wait until :meth:`close` has finished."""
@@ -230,6 +291,7 @@ def serve(
     config: Config | None = None,
     ssl: ssl_module.SSLContext | None = None,
     sock: socket.socket | None = None,
+    uds: str | None = None,
     **settings: Any,
 ) -> Server:
     """Create a server for ``app``; start it with ``async with`` or ``await``.
@@ -243,6 +305,10 @@ def serve(
     defaults. A ``config`` object may be given instead (settings then update it).
     An ASGI application gets permessage-deflate by default, as under uvicorn
     (``compression=None`` turns it off).
+
+    Where to listen: ``host`` and ``port``; or ``sock``, a socket already bound
+    (e.g. inherited); or ``uds``, the path of a Unix socket (a stale one is
+    removed). TLS: an ``ssl`` context, or the ``ssl_*`` settings.
 
     Raises:
         ConfigError: a setting is unknown or invalid.
@@ -260,7 +326,42 @@ def serve(
         config = config.replace(**settings)
     if asgi and not isinstance(app, ASGIApplication):
         app = ASGIApplication(cast(ASGIApp, app), config)
-    return Server(app, host, port, config, ssl=ssl, sock=sock)
+    if ssl is None:
+        ssl = ssl_context(config)
+    return Server(app, host, port, config, ssl=ssl, sock=sock, uds=uds)
+
+
+def unix_socket(path: str) -> socket.socket:
+    """A listening-ready Unix socket bound at ``path``, read-write for owner and group.
+
+    A socket file left by a server that is gone is removed first; one a live
+    server listens on is not.
+
+    Raises:
+        OSError: ``path`` is in use, or is not a socket.
+    """
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)  # stale: nobody listens
+        else:
+            raise OSError(errno.EADDRINUSE, f"a server is listening on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o117)  # created rw-rw----: no window with wider rights
+    try:
+        sock.bind(path)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old_umask)
+    return sock
 
 
 #: Where an ASGI application's defaults differ from a Router's: uvicorn's

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["WebSocketProtocol", "FAIL_DELAY"]
 
+#: The reasons of the close codes a server shutdown sends.
+CLOSE_REASONS = {1001: "server shutting down", 1012: "server restarting"}
+
 #: Longest wait, in seconds, between a protocol violation and failing the
 #: connection, while the handler has not yet read the messages before it.
 FAIL_DELAY = 0.25
@@ -220,13 +223,14 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                     waiter.set_result(None)
             self._lost_waiters = None
         server.unregister(self)
-        log_access(
-            self.remote_address,
-            self.request.path,
-            101,
-            self.loop.time() - self._started,
-            self.conn.close_code,
-        )
+        if self.config.access_log:
+            log_access(
+                self.request.remote_address,
+                self.request.path,
+                101,
+                self.loop.time() - self._started,
+                self.conn.close_code,
+            )
         if self.handler_task is None or self.handler_task.done():
             self._drop_websocket()
 
@@ -443,10 +447,14 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._transport_closing = True
         self.flush()
         transport = self.transport
+        if transport.is_closing():
+            # Closed by asyncio already (TLS: on the peer's EOF); closing an
+            # SSL transport twice breaks it.
+            return
         transport.close()
         # With nothing left to write, a plain TCP transport is gone at the
         # next loop iteration; TLS still exchanges close_notify.
-        if transport.get_write_buffer_size() or self.server.ssl is not None:
+        if self.server.ssl is not None or transport.get_write_buffer_size():
             self._arm_close_timer()
 
     def _arm_close_timer(self) -> None:
@@ -463,9 +471,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.transport.abort()
 
     def shutdown(self) -> None:
-        """Server shutdown: close with 1001."""
+        """Server shutdown: close with the server's close code (1001, or 1012 for a restart)."""
         if not self.lost and not self._transport_closing:
-            self.start_close(1001, "server shutting down")
+            code = self.server.close_code
+            self.start_close(code, CLOSE_REASONS.get(code, ""))
 
     # -------------------------------------------------------------- keepalive
 
@@ -554,7 +563,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         except ConnectionClosed:
             self.start_close(1000)
         except asyncio.CancelledError:
-            self.start_close(1001, "server shutting down")
+            code = self.server.close_code
+            self.start_close(code, CLOSE_REASONS.get(code, ""))
             raise
         except Exception:
             logger.exception(

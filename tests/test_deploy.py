@@ -1,0 +1,454 @@
+"""Deployment: TLS, Unix sockets, inherited sockets, proxy headers, logging and environment flags.
+
+Through real sockets and real clients; the command line through real processes.
+Worker processes and signals are in ``test_workers.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import ssl
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+import websockets
+
+from wsserver import Request, Router, WebSocket, serve
+from wsserver.app.response import json_response
+from wsserver.config import Config
+from wsserver.envfile import parse_env_file
+from wsserver.errors import ConfigError
+from wsserver.protocol.http import Headers
+from wsserver.protocol.proxy import TrustedProxies, forwarded
+from wsserver.server.tls import ssl_context
+
+from .conftest import StartServer
+from .test_cli import assert_echo, run_cli_to_end, running_cli
+
+TIMEOUT = 5
+
+
+def who_routes() -> Router:
+    """``/who`` answers the client's address and scheme as the server sees them."""
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def who_ws(request: Request, ws: WebSocket) -> None:
+        await ws.send({"client": request.remote_address, "scheme": request.scheme})
+
+    @routes.get("/who")
+    async def who(request: Request) -> Any:
+        return json_response({"client": request.remote_address, "scheme": request.scheme})
+
+    return routes
+
+
+# ========================================================================= TLS
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def cert_files(
+    ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    directory = tmp_path_factory.mktemp("tls")
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = {
+        "certfile": str(directory / "cert.pem"),
+        "keyfile": str(directory / "key.pem"),
+        "ca": str(directory / "ca.pem"),
+    }
+    cert.cert_chain_pems[0].write_to_path(files["certfile"])
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(files["certfile"], append=True)
+    cert.private_key_pem.write_to_path(files["keyfile"])
+    ca.cert_pem.write_to_path(files["ca"])
+    yield files
+
+
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+async def test_wss_and_https(
+    run_server: StartServer, ca: trustme.CA, cert_files: dict[str, str]
+) -> None:
+    server = await run_server(
+        who_routes(), ssl_certfile=cert_files["certfile"], ssl_keyfile=cert_files["keyfile"]
+    )
+    async with websockets.connect(
+        f"wss://127.0.0.1:{server.port}/ws", ssl=client_context(ca)
+    ) as ws:
+        said = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert said["scheme"] == "https" and said["client"][0] == "127.0.0.1"
+    async with httpx.AsyncClient(verify=client_context(ca)) as client:
+        response = await client.get(f"https://127.0.0.1:{server.port}/who")
+    assert response.status_code == 200 and response.json()["scheme"] == "https"
+
+
+async def test_asgi_scope_says_wss_and_https(ca: trustme.CA, cert_files: dict[str, str]) -> None:
+    schemes: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        schemes.append(scope["scheme"])
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.close"})
+        else:
+            await send({"type": "http.response.start", "status": 204})
+            await send({"type": "http.response.body"})
+
+    server = serve(
+        app,
+        "127.0.0.1",
+        0,
+        ssl_certfile=cert_files["certfile"],
+        ssl_keyfile=cert_files["keyfile"],
+    )
+    async with server:
+        with pytest.raises(websockets.exceptions.InvalidStatus):
+            await websockets.connect(f"wss://127.0.0.1:{server.port}/", ssl=client_context(ca))
+        async with httpx.AsyncClient(verify=client_context(ca)) as client:
+            await client.get(f"https://127.0.0.1:{server.port}/")
+    assert schemes == ["wss", "https"]
+
+
+@pytest.mark.parametrize("garbage", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(300)])
+async def test_plain_text_or_garbage_on_a_tls_port_is_dropped_quietly(
+    run_server: StartServer,
+    cert_files: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    garbage: bytes,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = await run_server(
+        who_routes(), ssl_certfile=cert_files["certfile"], ssl_keyfile=cert_files["keyfile"]
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(garbage)
+    started = asyncio.get_running_loop().time()
+    data = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert b"HTTP/1.1 2" not in data
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not problems, [r.getMessage() for r in problems]
+
+
+async def test_a_silent_client_on_a_tls_port_is_dropped_after_open_timeout(
+    run_server: StartServer, cert_files: dict[str, str]
+) -> None:
+    server = await run_server(
+        who_routes(),
+        ssl_certfile=cert_files["certfile"],
+        ssl_keyfile=cert_files["keyfile"],
+        open_timeout=0.3,
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+    writer.close()
+
+
+async def test_client_certificates_when_required(
+    run_server: StartServer, ca: trustme.CA, cert_files: dict[str, str]
+) -> None:
+    server = await run_server(
+        who_routes(),
+        ssl_certfile=cert_files["certfile"],
+        ssl_keyfile=cert_files["keyfile"],
+        ssl_ca_certs=cert_files["ca"],
+        ssl_cert_reqs=2,
+    )
+    without = client_context(ca)
+    with pytest.raises((ssl.SSLError, ConnectionError, websockets.exceptions.InvalidMessage)):
+        async with websockets.connect(f"wss://127.0.0.1:{server.port}/ws", ssl=without) as ws:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    with_cert = client_context(ca)
+    ca.issue_cert("client@example").configure_cert(with_cert)
+    async with websockets.connect(f"wss://127.0.0.1:{server.port}/ws", ssl=with_cert) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["scheme"] == "https"
+
+
+def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs ssl_certfile"):
+        ssl_context(Config(ssl_keyfile=cert_files["keyfile"]))
+    with pytest.raises(ConfigError, match="TLS:"):
+        ssl_context(Config(ssl_certfile=str(tmp_path / "missing.pem")))
+    assert ssl_context(Config()) is None
+
+
+async def test_cli_serves_wss(ca: trustme.CA, cert_files: dict[str, str]) -> None:
+    async with (
+        running_cli(
+            "examples.echo:routes",
+            "--ssl-certfile",
+            cert_files["certfile"],
+            "--ssl-keyfile",
+            cert_files["keyfile"],
+            listening=r"listening on wss://127\.0\.0\.1:(\d+)",
+        ) as cli,
+        websockets.connect(f"wss://127.0.0.1:{cli.port}/ws", ssl=client_context(ca)) as ws,
+    ):
+        await ws.send("over TLS")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "over TLS"
+
+
+# ======================================================= Unix and inherited sockets
+
+
+@pytest.fixture
+def socket_path() -> Iterator[str]:
+    # Short: a Unix socket path is limited to ~107 bytes.
+    path = f"/tmp/wsserver-test-{uuid.uuid4().hex[:12]}.sock"
+    yield path
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+async def test_unix_socket(run_server: StartServer, socket_path: str) -> None:
+    Path(socket_path).touch()
+    os.unlink(socket_path)
+    # A stale socket file (its server gone) is replaced.
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(socket_path)
+    stale.close()
+    server = serve(who_routes(), uds=socket_path, ping_interval=None)
+    async with server:
+        mode = stat.S_IMODE(os.stat(socket_path).st_mode)
+        assert mode == 0o660, oct(mode)
+        async with websockets.unix_connect(socket_path, "ws://localhost/ws") as ws:
+            said = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert said == {"client": None, "scheme": "http"}
+        transport = httpx.AsyncHTTPTransport(uds=socket_path)
+        async with httpx.AsyncClient(transport=transport) as client:
+            response = await client.get("http://localhost/who")
+        assert response.status_code == 200
+        # A live server's socket is not taken over.
+        with pytest.raises(OSError, match="listening"):
+            await serve(who_routes(), uds=socket_path).start()
+
+
+async def test_unix_socket_refuses_a_file_that_is_not_a_socket(socket_path: str) -> None:
+    Path(socket_path).write_text("precious")
+    with pytest.raises(OSError, match="not a socket"):
+        await serve(who_routes(), uds=socket_path).start()
+    assert Path(socket_path).read_text() == "precious"
+
+
+async def test_cli_uds_and_fd(socket_path: str) -> None:
+    async with (
+        running_cli(
+            "examples.echo:routes", "--uds", socket_path, listening=r"listening on unix:(/\S+)()"
+        ),
+        websockets.unix_connect(socket_path, "ws://localhost/ws") as ws,
+    ):
+        await ws.send("over a Unix socket")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "over a Unix socket"
+    # --fd: a socket bound by someone else (systemd, a test), inherited.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
+    try:
+        async with running_cli(
+            "examples.echo:routes", "--fd", str(sock.fileno()), pass_fds=(sock.fileno(),)
+        ) as cli:
+            assert cli.port == port
+            await assert_echo(f"ws://127.0.0.1:{port}/ws")
+    finally:
+        sock.close()
+
+
+# ================================================================ proxy headers
+
+
+def test_trusted_proxies() -> None:
+    trusted = TrustedProxies("127.0.0.1, 10.0.0.0/8, ::1")
+    assert "127.0.0.1" in trusted and "10.1.2.3" in trusted and "::1" in trusted
+    assert "192.0.2.1" not in trusted and "nonsense" not in trusted and None not in trusted
+    assert "192.0.2.1" in TrustedProxies("*")
+    with pytest.raises(ValueError):
+        TrustedProxies("10.0.0.0/33")
+
+
+@pytest.mark.parametrize(
+    ("headers", "client", "scheme"),
+    [
+        ([("x-forwarded-for", "203.0.113.7")], ("203.0.113.7", 0), None),
+        ([("x-forwarded-proto", "https")], None, "https"),
+        # The client can write the leftmost entries: the rightmost untrusted one wins.
+        ([("x-forwarded-for", "1.1.1.1, 203.0.113.7, 10.0.0.2")], ("203.0.113.7", 0), None),
+        ([("x-forwarded-for", "1.1.1.1"), ("x-forwarded-for", "10.0.0.2")], ("1.1.1.1", 0), None),
+        ([("x-forwarded-for", "10.0.0.3, 10.0.0.2")], ("10.0.0.3", 0), None),  # all trusted
+        ([("x-forwarded-for", "[2001:db8::1]:4711")], ("2001:db8::1", 4711), None),
+        ([("forwarded", 'for="[2001:db8::1]:4711";proto=https')], ("2001:db8::1", 4711), "https"),
+        ([("forwarded", "for=203.0.113.9;proto=http, for=10.0.0.2")], ("203.0.113.9", 0), "http"),
+        ([("forwarded", "for=_hidden;proto=https")], None, "https"),
+        # Forwarded wins over X-Forwarded-*.
+        (
+            [("forwarded", "for=203.0.113.9"), ("x-forwarded-for", "198.51.100.1")],
+            ("203.0.113.9", 0),
+            None,
+        ),
+        ([("x-forwarded-proto", "gopher")], None, None),
+    ],
+)
+def test_forwarded_headers(
+    headers: list[tuple[str, str]], client: tuple[str, int] | None, scheme: str | None
+) -> None:
+    said = forwarded(Headers(headers), TrustedProxies("127.0.0.1, 10.0.0.0/8"))
+    assert (said.client, said.scheme) == (client, scheme)
+
+
+async def test_proxy_headers_from_trusted_peers_only(run_server: StartServer) -> None:
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    trusting = await run_server(who_routes(), proxy_headers=True)
+    untrusting = await run_server(
+        who_routes(), proxy_headers=True, forwarded_allow_ips="192.0.2.0/24"
+    )
+    off = await run_server(who_routes())
+    async with httpx.AsyncClient() as client:
+        believed = await client.get(f"http://127.0.0.1:{trusting.port}/who", headers=headers)
+        ignored = await client.get(f"http://127.0.0.1:{untrusting.port}/who", headers=headers)
+        not_asked = await client.get(f"http://127.0.0.1:{off.port}/who", headers=headers)
+    assert believed.json() == {"client": ["203.0.113.7", 0], "scheme": "https"}
+    for response in (ignored, not_asked):
+        said = response.json()
+        assert said["client"][0] == "127.0.0.1" and said["scheme"] == "http"
+    async with websockets.connect(
+        f"ws://127.0.0.1:{trusting.port}/ws", additional_headers=headers
+    ) as ws:
+        said = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    assert said == {"client": ["203.0.113.7", 0], "scheme": "https"}
+
+
+async def test_proxy_headers_reach_asgi_scopes() -> None:
+    seen: list[tuple[Any, str]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        seen.append((tuple(scope["client"]), scope["scheme"]))
+        await receive()
+        await send({"type": "websocket.close"})
+
+    server = serve(app, "127.0.0.1", 0, proxy_headers=True)
+    async with server:
+        with pytest.raises(websockets.exceptions.InvalidStatus):
+            await websockets.connect(
+                f"ws://127.0.0.1:{server.port}/",
+                additional_headers={"Forwarded": "for=198.51.100.4;proto=https"},
+            )
+    assert seen == [(("198.51.100.4", 0), "wss")]
+
+
+# =================================================== logging and the environment
+
+
+async def test_no_access_log(run_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    for access_log, lines in ((True, 1), (False, 0)):
+        caplog.clear()
+        server = await run_server(who_routes(), access_log=access_log)
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://127.0.0.1:{server.port}/who")
+        for _ in range(100):  # the line is written when the connection is gone
+            if not server.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert len([r for r in caplog.records if r.name == "wsserver.access"]) == lines
+
+
+def test_env_file_format() -> None:
+    text = (
+        "# a comment\n\nexport A=1\nB = 'single # not a comment'\nC=\"two\\nlines\"\n"
+        "D=plain # a comment\nE=\n"
+    )
+    assert parse_env_file(text) == {
+        "A": "1",
+        "B": "single # not a comment",
+        "C": "two\nlines",
+        "D": "plain",
+        "E": "",
+    }
+    with pytest.raises(ValueError, match="line 2"):
+        parse_env_file("A=1\nnot a line\n")
+
+
+async def test_cli_env_file_and_log_config(tmp_path: Path) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_text("WEBSOCKET_MAX_SIZE=5\nWEBSOCKET_COMPRESSION=deflate\n")
+    log_file = tmp_path / "server.log"
+    log_config = tmp_path / "logging.json"
+    log_config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {"plain": {"format": "CONFIGURED %(name)s %(message)s"}},
+                "handlers": {
+                    "file": {
+                        "class": "logging.FileHandler",
+                        "filename": str(log_file),
+                        "formatter": "plain",
+                    },
+                    "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
+                },
+                "root": {"level": "INFO", "handlers": ["file", "stderr"]},
+            }
+        )
+    )
+    async with (
+        running_cli(
+            "examples.echo:routes",
+            "--env-file",
+            str(env_file),
+            "--log-config",
+            str(log_config),
+            "--no-access-log",
+        ) as cli,
+        websockets.connect(cli.url + "/ws", max_size=None) as ws,
+    ):
+        assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
+        await ws.send("123456")  # over the env file's max size
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert ws.close_code == 1009
+    logged = log_file.read_text()
+    assert "CONFIGURED wsserver.server listening on" in logged
+    assert "wsserver.access" not in logged  # --no-access-log
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--env-file", "/nonexistent/app.env"], "--env-file"),
+        (["--log-config", "/nonexistent/log.ini"], "--log-config"),
+        (["--workers", "0"], "--workers"),
+        (["--fd", "-1"], "--fd"),
+        (["--ssl-keyfile", "/nonexistent/key.pem"], "needs ssl_certfile"),
+    ],
+)
+async def test_cli_bad_deployment_flags_are_one_line(args: list[str], said: str) -> None:
+    code, err = await run_cli_to_end("examples.echo:routes", *args, "--port", "0")
+    assert code == 2, err
+    assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err

@@ -1,0 +1,180 @@
+"""``--workers``: a supervisor and worker processes, through real processes, signals and sockets.
+
+The supervisor's children are read from ``/proc``; clients are the
+``websockets`` library's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from .test_cli import Cli, running_cli
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/task").exists(), reason="reads the supervisor's children from /proc"
+)
+
+TIMEOUT = 10.0
+
+
+def children(pid: int) -> set[int]:
+    """The pids of a process's children, from /proc."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.update(int(child) for child in text)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+async def wait_for(condition: object, timeout: float = TIMEOUT, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+@asynccontextmanager
+async def supervisor(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Cli]:
+    """``python -m wsserver tests.worker_app:routes --workers 2 ARGS``, once the workers accept."""
+    async with running_cli(
+        "tests.worker_app:routes", "--workers", "2", "--ping-interval", "none", *args, env=env
+    ) as cli:
+        if not (env or {}).get("CRASH_AT_IMPORT"):
+            await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        yield cli
+
+
+async def pid_of_connection(url: str) -> tuple[websockets.ClientConnection, int]:
+    ws = await websockets.connect(url + "/pid")
+    return ws, int(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+async def test_workers_share_the_port(tmp_path: Path) -> None:
+    async with supervisor() as cli:
+        workers = children(cli.proc.pid)
+        assert len(workers) == 2
+        connections = await asyncio.gather(*(pid_of_connection(cli.url) for _ in range(60)))
+        served_by = {pid for _, pid in connections}
+        assert served_by == workers  # both accept on the one socket
+        for ws, _ in connections:
+            await ws.close()
+
+
+async def test_a_killed_worker_is_replaced_and_the_others_clients_stay(tmp_path: Path) -> None:
+    async with supervisor() as cli:
+        workers = children(cli.proc.pid)
+        connections = await asyncio.gather(*(pid_of_connection(cli.url) for _ in range(30)))
+        victim = next(iter(workers))
+        os.kill(victim, signal.SIGKILL)
+        await wait_for(lambda: len(children(cli.proc.pid) - {victim}) == 2, what="a replacement")
+        assert victim not in children(cli.proc.pid)
+        for ws, pid in connections:
+            if pid == victim:
+                continue
+            await ws.send("still here")  # the other worker's clients are unaffected
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "still here"
+            await ws.close()
+        await wait_for(lambda: "died (signal SIGKILL" in cli.stderr, what="the log line")
+
+
+async def test_sighup_rolling_restart_under_a_stream_of_new_connections() -> None:
+    async with supervisor() as cli:
+        old_workers = children(cli.proc.pid)
+        old_clients = [await pid_of_connection(cli.url) for _ in range(6)]
+        failures: list[BaseException] = []
+        served: list[int] = []
+        streaming = True
+
+        async def stream() -> None:
+            while streaming:
+                try:
+                    async with websockets.connect(cli.url + "/pid", open_timeout=5) as ws:
+                        served.append(int(await asyncio.wait_for(ws.recv(), TIMEOUT)))
+                except ConnectionClosed as exc:
+                    if exc.rcvd is None or exc.rcvd.code != 1012:
+                        failures.append(exc)  # a 1012 right after the 101 is a restart
+                except Exception as exc:
+                    failures.append(exc)
+
+        streams = [asyncio.create_task(stream()) for _ in range(4)]
+        await asyncio.sleep(0.3)
+        os.kill(cli.proc.pid, signal.SIGHUP)
+        await wait_for(lambda: "rolling restart done" in cli.stderr, what="the restart")
+        await asyncio.sleep(0.3)
+        streaming = False
+        await asyncio.gather(*streams)
+        new_workers = children(cli.proc.pid)
+        assert len(new_workers) == 2 and not new_workers & old_workers
+        assert not failures, failures[:3]
+        assert set(served) & new_workers and set(served) & old_workers
+        for ws, _ in old_clients:
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert ws.close_code == 1012
+        assert not any(alive(pid) for pid in old_workers)
+
+
+async def test_sigterm_closes_every_client_with_1001_and_leaves_no_orphan() -> None:
+    async with supervisor() as cli:
+        workers = children(cli.proc.pid)
+        clients = await asyncio.gather(*(pid_of_connection(cli.url) for _ in range(10)))
+        cli.proc.send_signal(signal.SIGTERM)
+        for ws, _ in clients:
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert ws.close_code == 1001
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+        await wait_for(lambda: not any(alive(pid) for pid in workers), what="the workers' end")
+
+
+async def test_workers_die_with_a_killed_supervisor() -> None:
+    async with supervisor() as cli:
+        workers = children(cli.proc.pid)
+        cli.proc.kill()
+        await cli.proc.wait()
+        await wait_for(lambda: not any(alive(pid) for pid in workers), what="orphans to go")
+
+
+async def test_a_crash_looping_app_backs_off() -> None:
+    started = time.monotonic()
+    async with supervisor(env={"CRASH_AT_IMPORT": "1"}) as cli:
+        await wait_for(lambda: cli.stderr.count("died at start-up") >= 6, what="crashes")
+        elapsed = time.monotonic() - started
+        text = cli.stderr
+        assert "starting another in 0.5 s" in text and "starting another in 1.0 s" in text
+        assert "this application is broken on purpose" in text  # the worker's own error
+        starts = text.count("started (pid")
+        # Two slots, delays 0.5, 1, 2, 4 ...: a storm would be hundreds by now.
+        assert starts <= 2 * 5, (starts, elapsed)
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
+def test_worker_app_is_importable_without_the_crash_flag() -> None:
+    assert "CRASH_AT_IMPORT" not in os.environ
+    import tests.worker_app
+
+    assert tests.worker_app.routes.match("/pid") is not None
+    assert sys.modules["tests.worker_app"] is tests.worker_app

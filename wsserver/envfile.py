@@ -1,0 +1,57 @@
+"""``--env-file``: ``NAME=value`` lines put into the environment before anything reads it.
+
+The format of ``.env`` files as python-dotenv and docker read them, for what
+people put in them: comments (``#``) and blank lines, an optional ``export``,
+values in single quotes (taken as they are) or double quotes (with ``\\n``,
+``\\t``, ``\\"`` and ``\\\\`` escapes), unquoted values up to an `` #`` comment.
+Variables already set in the environment win, as with python-dotenv's default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import MutableMapping
+
+__all__ = ["parse_env_file", "load_env_file"]
+
+_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """The variables ``text`` sets, in order.
+
+    Raises:
+        ValueError: a line that is not ``NAME=value`` (naming its number).
+    """
+    variables: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            raise ValueError(f"line {number}: expected NAME=value")
+        name, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]
+        elif len(value) >= 2 and value[0] == value[-1] == '"':
+            value = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], "\\" + m[1]), value[1:-1])
+        else:
+            value = re.split(r"\s+#", value, maxsplit=1)[0]
+        variables[name] = value
+    return variables
+
+
+def load_env_file(path: str, environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
+    """Set the variables of the file at ``path`` that ``environ`` does not have; return them.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: a malformed line.
+    """
+    with open(path, encoding="utf-8") as file:
+        variables = parse_env_file(file.read())
+    added = {name: value for name, value in variables.items() if name not in environ}
+    environ.update(added)
+    return added

@@ -1,0 +1,127 @@
+"""Behind a proxy: the client's address and scheme, from headers sent by trusted proxies only.
+
+``Forwarded`` (RFC 7239) is read when present, else ``X-Forwarded-For`` and
+``X-Forwarded-Proto``. Each proxy appends the address it received the request
+from, so the list is read from the right: addresses of trusted proxies are
+skipped, and the first one that is not trusted is the client (anything to its
+left could have been written by the client itself). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+from .http import OWS, Headers
+
+__all__ = ["Forwarded", "TrustedProxies", "forwarded"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """The peers whose forwarding headers are believed: ``*``, or addresses and networks.
+
+    Args:
+        spec: ``"*"``, or a comma-separated list such as ``"127.0.0.1, 10.0.0.0/8"``.
+
+    Raises:
+        ValueError: an entry is neither an address nor a network.
+    """
+
+    __slots__ = ("everyone", "networks")
+
+    def __init__(self, spec: str) -> None:
+        self.everyone = spec.strip() == "*"
+        self.networks: list[Network] = []
+        if not self.everyone:
+            for item in spec.split(","):
+                item = item.strip()
+                if item:
+                    self.networks.append(ipaddress.ip_network(item, strict=False))
+
+    def __contains__(self, host: object) -> bool:
+        if self.everyone:
+            return True
+        if not isinstance(host, str):
+            return False
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+
+class Forwarded(NamedTuple):
+    """What the proxies said: the client's ``(host, port)`` (port 0 if not said) and scheme."""
+
+    client: tuple[str, int] | None
+    scheme: str | None
+
+
+def forwarded(headers: Headers, trusted: TrustedProxies) -> Forwarded:
+    """The client and scheme the forwarding headers give (None where they say nothing).
+
+    Call it only for a request whose peer is in ``trusted``.
+    """
+    if "forwarded" in headers:
+        return _rfc7239(headers, trusted)
+    client = None
+    hops = [h.strip(OWS) for v in headers.getall("x-forwarded-for") for h in v.split(",")]
+    hops = [h for h in hops if h]
+    if hops:
+        client = _split_host(_pick(hops, trusted))
+    scheme = None
+    protos = [
+        p.strip(OWS).lower() for v in headers.getall("x-forwarded-proto") for p in v.split(",")
+    ]
+    if protos and protos[-1] in ("http", "https", "ws", "wss"):
+        scheme = protos[-1]
+    return Forwarded(client, scheme)
+
+
+def _pick(hops: list[str], trusted: TrustedProxies) -> str:
+    """The rightmost hop that is not a trusted proxy (the leftmost if all are)."""
+    for hop in reversed(hops):
+        if _split_host(hop)[0] not in trusted:
+            return hop
+    return hops[0]
+
+
+def _split_host(value: str) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port or 0)."""
+    value = value.strip('"')
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, ""  # a bare IPv6 address, or no port
+    return host, int(port) if port.isdigit() else 0
+
+
+def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
+    """``Forwarded: for=...;proto=..., for=...``: the element of the first untrusted hop."""
+    elements: list[dict[str, str]] = []
+    for value in headers.getall("forwarded"):
+        for text in value.split(","):
+            pairs: dict[str, str] = {}
+            for pair in text.split(";"):
+                name, sep, content = pair.partition("=")
+                if sep:
+                    pairs[name.strip(OWS).lower()] = content.strip(OWS).strip('"')
+            if "for" in pairs:
+                elements.append(pairs)
+    if not elements:
+        return Forwarded(None, None)
+    chosen = elements[0]
+    for element in reversed(elements):
+        if _split_host(element["for"])[0] not in trusted:
+            chosen = element
+            break
+    proto = chosen.get("proto", "").lower()
+    host, port = _split_host(chosen["for"])
+    # An obfuscated identifier or "unknown" is not an address (RFC 7239 6.3).
+    client = None if host.startswith("_") or host == "unknown" else (host, port)
+    return Forwarded(client, proto if proto in ("http", "https") else None)

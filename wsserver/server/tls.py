@@ -1,0 +1,39 @@
+"""TLS: the server's SSL context, made from the ``ssl_*`` settings (uvicorn's names)."""
+
+from __future__ import annotations
+
+import ssl
+
+from ..config import Config
+from ..errors import ConfigError
+
+__all__ = ["ssl_context"]
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The server-side SSL context the settings describe, or None when TLS is off.
+
+    Raises:
+        ConfigError: a key without a certificate, or a file that cannot be loaded
+            (missing, unreadable, not PEM, a wrong password), said in one line.
+    """
+    if config.ssl_certfile is None:
+        if config.ssl_keyfile is not None:
+            raise ConfigError("ssl_keyfile needs ssl_certfile (--ssl-certfile)")
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password
+        )
+        if config.ssl_ca_certs is not None:
+            context.load_verify_locations(config.ssl_ca_certs)
+        if config.ssl_ciphers is not None:
+            context.set_ciphers(config.ssl_ciphers)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"TLS: {exc}") from None
+    context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+    # The ALPN of HTTP/1.1 (all we speak), for clients that ask.
+    context.set_alpn_protocols(["http/1.1"])
+    return context

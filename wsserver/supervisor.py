@@ -1,0 +1,341 @@
+"""``--workers N``: a supervisor process, and N worker processes sharing its listening socket.
+
+The supervisor binds the listening socket once and starts each worker as
+``python -m wsserver <the same arguments> --fd <that socket> --workers 1``:
+every worker accepts on the same socket (the kernel hands each new connection
+to one of them), and imports the application afresh. One shared socket
+rather than ``SO_REUSEPORT``: with ``SO_REUSEPORT`` each worker has its own
+accept queue, and the connections waiting in the queue of a worker that stops
+are reset; with one socket held open by the supervisor, a worker can stop at
+any time and no connection waiting to be accepted is lost, which is what a
+rolling restart needs. (The kernel's distribution over the workers is then
+less even under light load; under load each worker accepts as it is free.)
+
+- A worker that dies is replaced; one that dies within :data:`EARLY_EXIT`
+  seconds of starting is restarted after a delay that doubles with each such
+  death (up to :data:`MAX_BACKOFF`), so a broken application does not make a
+  fork storm, and the log says why.
+- SIGTERM/SIGINT: every worker gets SIGTERM (clients get 1001, handlers
+  ``shutdown_timeout``); the supervisor exits 0 once they are gone. A second
+  signal kills them at once. Workers die with the supervisor in any case
+  (``PR_SET_PDEATHSIG`` on Linux).
+- SIGHUP: a rolling restart. One worker at a time: a new one is started and
+  the supervisor waits until it accepts (it says so on a pipe), then the old
+  one gets SIGHUP: it stops accepting, lets the handshakes under way finish,
+  closes its WebSockets with 1012 (service restart: clients reconnect) and
+  gives handlers ``shutdown_timeout``. The listening socket never closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .server.server import unix_socket
+
+__all__ = ["Supervisor", "EARLY_EXIT", "MAX_BACKOFF", "WORKER_ID_ENV", "READY_FD_ENV"]
+
+logger = logging.getLogger("wsserver.supervisor")
+
+#: A worker that exits sooner than this after it started counts as failing at start-up.
+EARLY_EXIT = 5.0
+#: The longest delay before restarting a worker that keeps failing at start-up.
+MAX_BACKOFF = 30.0
+#: How long a new worker may take to accept, in a rolling restart, before it is given up.
+READY_TIMEOUT = 60.0
+#: The environment variables that tell a worker its number and where to say it is ready.
+WORKER_ID_ENV = "WSSERVER_WORKER_ID"
+READY_FD_ENV = "WSSERVER_READY_FD"
+
+
+@dataclass
+class Worker:
+    """One worker process and what the supervisor knows of it."""
+
+    slot: int
+    process: asyncio.subprocess.Process
+    started: float
+    ready: asyncio.Future[bool]
+    retiring: bool = False
+    exited: asyncio.Future[int] = field(default_factory=lambda: _future())
+    #: Its watching tasks (kept referenced).
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _future() -> asyncio.Future[int]:
+    return asyncio.get_running_loop().create_future()
+
+
+class Supervisor:
+    """Run ``workers`` processes on ``sock`` until a signal says stop.
+
+    Args:
+        argv: the command line's arguments (the workers get the same, plus
+            ``--fd`` and ``--workers 1``).
+        workers: how many worker processes.
+        sock: the bound, listening socket (inheritable).
+        grace: seconds a worker may take to stop after SIGTERM or SIGHUP before
+            it is killed (its shutdown_timeout and close_timeout, and a margin).
+    """
+
+    def __init__(self, argv: Sequence[str], workers: int, sock: socket.socket, grace: float):
+        self.argv = list(argv)
+        self.count = workers
+        self.sock = sock
+        self.grace = grace
+        self.workers: dict[int, Worker] = {}
+        self.failures: dict[int, int] = {}
+        self.stopping = False
+        self.restarting: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Event | None = None
+        self._retired: list[Worker] = []
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    async def run(self) -> int:
+        """Start the workers and supervise them; the exit code once stopped."""
+        loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_stop_signal, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        for slot in range(1, self.count + 1):
+            await self._start(slot)
+        ready = await asyncio.gather(*(w.ready for w in self.workers.values()))
+        if all(ready):
+            logger.info("%d workers accepting", self.count)
+        await self._stopped.wait()
+        return 0
+
+    # ----------------------------------------------------------------- workers
+
+    async def _start(self, slot: int) -> Worker:
+        """Start a worker for ``slot``; it is this slot's worker once it is ready."""
+        loop = asyncio.get_running_loop()
+        read_end, write_end = os.pipe()
+        env = dict(os.environ)
+        env[WORKER_ID_ENV] = str(slot)
+        env[READY_FD_ENV] = str(write_end)
+        fd = self.sock.fileno()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "wsserver",
+                *self.argv,
+                "--fd",
+                str(fd),
+                "--workers",
+                "1",
+                pass_fds=(fd, write_end),
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                # Its own process group: a terminal's Ctrl-C reaches the
+                # supervisor only, which stops the workers in order.
+                process_group=0,
+            )
+        finally:
+            os.close(write_end)
+        worker = Worker(slot, process, loop.time(), loop.create_future())
+        logger.info("worker %d started (pid %d)", slot, process.pid)
+        worker.tasks += [
+            loop.create_task(self._watch_ready(worker, read_end)),
+            loop.create_task(self._watch_exit(worker)),
+        ]
+        if slot not in self.workers:
+            self.workers[slot] = worker  # (in a rolling restart: once it is ready)
+        return worker
+
+    async def _watch_ready(self, worker: Worker, read_end: int) -> None:
+        """Resolve ``worker.ready`` when it writes to its pipe (True) or exits first (False)."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_end, "rb", 0)
+        )
+        try:
+            said = await reader.read(1)
+        finally:
+            transport.close()
+        if not worker.ready.done():
+            worker.ready.set_result(bool(said))
+
+    async def _watch_exit(self, worker: Worker) -> None:
+        code = await worker.process.wait()
+        worker.exited.set_result(code)
+        if not worker.ready.done():
+            worker.ready.set_result(False)
+        if self.workers.get(worker.slot) is not worker:
+            return  # replaced: an old worker that retired
+        if worker.retiring or self.stopping:
+            return
+        self._replace_dead(worker, code)
+
+    def _replace_dead(self, worker: Worker, code: int) -> None:
+        """A worker died on its own: start another, after a delay if it died young.
+
+        Deaths within :data:`EARLY_EXIT` seconds of starting, in a row, double
+        the delay each time (0.5 s, 1 s, 2 s, ... up to :data:`MAX_BACKOFF`).
+        """
+        loop = asyncio.get_running_loop()
+        lived = loop.time() - worker.started
+        status = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        slot = worker.slot
+        if lived < EARLY_EXIT:
+            failures = self.failures[slot] = self.failures.get(slot, 0) + 1
+            delay = min(0.5 * 2 ** (failures - 1), MAX_BACKOFF)
+            streak = f", {failures} in a row" if failures > 1 else ""
+        else:
+            self.failures[slot] = 0
+            delay = 0.0
+            streak = ""
+        logger.error(
+            "worker %d (pid %d) died%s (%s after %.1f s%s); starting another%s",
+            slot,
+            worker.pid,
+            "" if worker.ready.result() else " at start-up",
+            status,
+            lived,
+            streak,
+            f" in {delay:.1f} s" if delay else "",
+        )
+        del self.workers[slot]
+        loop.call_later(delay, self._restart_slot, slot)
+
+    def _restart_slot(self, slot: int) -> None:
+        if not self.stopping and slot not in self.workers:
+            self._tasks.add(asyncio.get_running_loop().create_task(self._start(slot)))
+
+    # ----------------------------------------------------------------- signals
+
+    def _on_stop_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.stopping:
+            logger.warning("second %s: killing the workers", name)
+            for worker in self._all_workers():
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+            os._exit(1)
+        self.stopping = True
+        logger.info("%s: stopping the workers", name)
+        self._tasks.add(asyncio.get_running_loop().create_task(self._stop_all()))
+
+    async def _stop_all(self) -> None:
+        if self.restarting is not None:
+            self.restarting.cancel()
+        workers = self._all_workers()
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.send_signal(signal.SIGTERM)
+        await self._reap(workers)
+        logger.info("stopped")
+        assert self._stopped is not None
+        self._stopped.set()
+
+    async def _reap(self, workers: list[Worker]) -> None:
+        """Wait for ``workers`` to exit within the grace period; kill the ones that do not."""
+        pending = [w.exited for w in workers if not w.exited.done()]
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=self.grace)
+        for worker in workers:
+            if not worker.exited.done():
+                logger.warning("worker %d (pid %d) did not stop: killed", worker.slot, worker.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+        if late:
+            await asyncio.wait(late, timeout=5.0)
+
+    def _all_workers(self) -> list[Worker]:
+        return [*self.workers.values(), *(w for w in self._retired if not w.exited.done())]
+
+    def _on_hup(self) -> None:
+        if self.stopping:
+            return
+        if self.restarting is not None and not self.restarting.done():
+            logger.info("SIGHUP: a rolling restart is already under way")
+            return
+        logger.info("SIGHUP: rolling restart of %d workers", len(self.workers))
+        self.restarting = asyncio.get_running_loop().create_task(self._rolling_restart())
+
+    async def _rolling_restart(self) -> None:
+        for slot in sorted(self.workers):
+            old = self.workers.get(slot)
+            if old is None or self.stopping:
+                continue
+            new = await self._start(slot)
+            try:
+                ready = await asyncio.wait_for(asyncio.shield(new.ready), READY_TIMEOUT)
+            except TimeoutError:
+                ready = False
+            if not ready:
+                logger.error(
+                    "worker %d: its replacement (pid %d) did not start accepting; keeping "
+                    "pid %d, rolling restart stopped",
+                    slot,
+                    new.pid,
+                    old.pid,
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    new.process.kill()
+                return
+            old.retiring = True
+            self._retired.append(old)
+            self.workers[slot] = new
+            self.failures[slot] = 0
+            with contextlib.suppress(ProcessLookupError):
+                old.process.send_signal(signal.SIGHUP)
+            logger.info("worker %d: pid %d accepting; pid %d retiring", slot, new.pid, old.pid)
+            await self._reap([old])
+        logger.info("rolling restart done")
+
+
+def listening_socket(
+    host: str, port: int, uds: str | None, fd: int | None, backlog: int
+) -> socket.socket:
+    """The socket the workers share: inherited (``fd``), a Unix socket, or TCP.
+
+    Raises:
+        OSError: it cannot be bound.
+    """
+    if fd is not None:
+        sock = socket.socket(fileno=fd)
+    elif uds is not None:
+        sock = unix_socket(uds)
+    else:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def die_with_parent() -> None:
+    """In a worker: be sent SIGTERM if the supervisor dies (Linux; elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:
+        os.kill(os.getpid(), signal.SIGTERM)  # the supervisor died before prctl
