@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from examples import chat, welcome_echo
+from examples import chat, echo, welcome_echo
 from wsserver import Server
 
 from .browser import Browser, ChromiumUnavailable, Page, install_chromium
@@ -222,4 +222,38 @@ async def test_echo_page_on_an_asgi_app(chromium: str, caplog: pytest.LogCapture
         assert "permessage-deflate" in extensions[0]
     finally:
         await server.close(timeout=1)
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
+
+
+async def test_echo_page_over_wss(
+    chromium: str, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The echo page over https:// and its WebSocket over wss://, in Chromium (the test CA
+    is not installed in the browser: certificate errors are ignored, the TLS is real)."""
+    import trustme
+
+    from wsserver import serve
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    caplog.set_level(logging.ERROR, logger="wsserver")
+    server = serve(
+        echo.routes,
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        ssl_certfile=str(certfile),
+        ssl_keyfile=str(keyfile),
+    )
+    async with server, Browser(chromium, extra_flags=("--ignore-certificate-errors",)) as browser:
+        page = await browser.new_page(f"https://127.0.0.1:{server.port}/")
+        await page.wait_for("window.echoSocket && echoSocket.readyState === WebSocket.OPEN")
+        assert await page.evaluate("echoSocket.url") == f"wss://127.0.0.1:{server.port}/ws"
+        await send_message(page, js("secure hello"))
+        received = "[...document.querySelectorAll('#log li.received')].map(li => li.textContent)"
+        await page.wait_for(f"{received}.length === 1")
+        assert await page.evaluate(received) == ["< secure hello"]
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
