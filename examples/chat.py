@@ -1,7 +1,10 @@
-"""Multi-room chat.
+"""Multi-room chat, on one process or many (``--workers``, machines) sharing a broker.
 
 Run it with ``python -m wsserver examples.chat:routes`` (or ``make run``) and open
-http://127.0.0.1:8000/ in a browser or two.
+http://127.0.0.1:8000/ in a browser or two. On several processes, give them a
+broker: ``python -m wsserver examples.chat:routes --workers 3 --broker
+redis://127.0.0.1:6379/0`` (and other servers, on other ports or machines, with
+the same ``--broker``): a room then spans them all.
 
 Protocol, at ``ws://HOST/ws/chat/<room_id>?user=NAME`` (``user`` is optional):
 
@@ -15,56 +18,45 @@ Protocol, at ``ws://HOST/ws/chat/<room_id>?user=NAME`` (``user`` is optional):
 - on leave the others get ``{"type": "user_left", "room", "user", "clients"}``;
   a room with nobody left disappears.
 
-``GET /api/rooms`` answers ``{"rooms": [names of non-empty rooms], "total_clients": N}``.
+``clients`` counts the room's clients in every process. ``GET /api/rooms``
+answers ``{"rooms": [names of non-empty rooms], "total_clients": N}``, for every
+process too.
+
+A room is the topic ``room:<room_id>``: each client subscribes to it, and
+messages are published to it (``ws.server.publish``): framed once for this
+process's clients, carried by the broker to the others'. A client too slow to
+take a message (its write buffer over ``write_limit``) is skipped for that
+message rather than buffered without bound.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json as jsonlib
 import logging
 from typing import Any
 
-from wsserver import ConnectionClosed, Request, Router, WebSocket
+from wsserver import Request, Router, WebSocket
 from wsserver.response import Response, html, json
 
 logger = logging.getLogger("examples.chat")
 
 routes = Router()
 
-#: room name -> {connection: user name}. Only non-empty rooms are kept.
+#: room name -> {connection: user name}, for this process's clients. Only
+#: non-empty rooms are kept.
 rooms: dict[str, dict[WebSocket, str]] = {}
 
-#: Seconds one client gets to take a broadcast message before it is skipped.
-SEND_TIMEOUT = 5.0
 #: Longest user name kept; longer ones are cut.
 MAX_USER_LENGTH = 64
+#: The topics of rooms start with this.
+ROOM = "room:"
 
 
-async def _deliver(ws: WebSocket, payload: str) -> None:
-    try:
-        await asyncio.wait_for(ws.send(payload), SEND_TIMEOUT)
-    except ConnectionClosed:
-        pass  # it is leaving: its own handler removes it from the room
-    except TimeoutError:
-        logger.warning("a client of %s is too slow: message skipped", ws.request.path)
-
-
-async def broadcast(room: str, message: dict[str, Any], exclude: WebSocket | None = None) -> None:
-    """Send ``message`` to everyone in ``room`` (but ``exclude``), concurrently.
-
-    A closed or slow client never stops the others from getting it.
-    """
-    clients = [ws for ws in rooms.get(room, {}) if ws is not exclude]
-    if not clients:
-        return
-    payload = jsonlib.dumps(message)  # serialise once, not once per client
-    results = await asyncio.gather(
-        *(_deliver(ws, payload) for ws in clients), return_exceptions=True
-    )
-    for result in results:
-        if isinstance(result, Exception):
-            logger.error("broadcast to %s failed", room, exc_info=result)
+async def publish(
+    ws: WebSocket, room: str, message: dict[str, Any], exclude: WebSocket | None = None
+) -> None:
+    """Send ``message`` to everyone in ``room`` (but ``exclude``), in every process."""
+    await ws.server.publish(ROOM + room, jsonlib.dumps(message), exclude=exclude)
 
 
 def _clean_user(value: Any, default: str) -> str:
@@ -95,21 +87,24 @@ def _parse(message: str | bytes) -> tuple[dict[str, Any] | None, str]:
 async def chat(request: Request, ws: WebSocket, room_id: str) -> None:
     """One chat client in room ``room_id``."""
     user = _clean_user(request.args.get("user"), "anonymous")
-    members = rooms.setdefault(room_id, {})
-    members[ws] = user
+    topic = ROOM + room_id
+    rooms.setdefault(room_id, {})[ws] = user
+    ws.subscribe(topic)
     try:
+        clients = await ws.server.presence(topic)
         await ws.send(
             {
                 "type": "system",
                 "message": f"Welcome to room {room_id}, {user}",
                 "room": room_id,
                 "user": user,
-                "clients": len(members),
+                "clients": clients,
             }
         )
-        await broadcast(
+        await publish(
+            ws,
             room_id,
-            {"type": "user_joined", "room": room_id, "user": user, "clients": len(members)},
+            {"type": "user_joined", "room": room_id, "user": user, "clients": clients},
             exclude=ws,
         )
         async for message in ws:
@@ -117,7 +112,8 @@ async def chat(request: Request, ws: WebSocket, room_id: str) -> None:
             if data is None:
                 await ws.send({"type": "error", "message": error})
                 continue
-            await broadcast(
+            await publish(
+                ws,
                 room_id,
                 {
                     "type": "chat",
@@ -127,26 +123,26 @@ async def chat(request: Request, ws: WebSocket, room_id: str) -> None:
                 },
             )
     finally:
+        ws.unsubscribe(topic)
         members = rooms.get(room_id, {})
         members.pop(ws, None)
         if not members:
             rooms.pop(room_id, None)  # empty rooms disappear
-        else:
-            await broadcast(
+        clients = await ws.server.presence(topic)
+        if clients:
+            await publish(
+                ws,
                 room_id,
-                {"type": "user_left", "room": room_id, "user": user, "clients": len(members)},
+                {"type": "user_left", "room": room_id, "user": user, "clients": clients},
             )
 
 
 @routes.get("/api/rooms")
 async def list_rooms(request: Request) -> Response:
-    """The non-empty rooms and how many clients are connected in all."""
-    return json(
-        {
-            "rooms": sorted(name for name, members in rooms.items() if members),
-            "total_clients": sum(len(members) for members in rooms.values()),
-        }
-    )
+    """The non-empty rooms and how many clients are connected in all, in every process."""
+    counts = await request.server.presence_by_topic()
+    names = {topic[len(ROOM) :]: n for topic, n in counts.items() if topic.startswith(ROOM)}
+    return json({"rooms": sorted(names), "total_clients": sum(names.values())})
 
 
 @routes.get("/")

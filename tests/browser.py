@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import websockets
+
+try:
+    from .debian import PackageUnavailable, apt_install
+except ImportError:  # run as a script: python tests/browser.py
+    from debian import PackageUnavailable, apt_install  # type: ignore[no-redef]
 
 __all__ = [
     "Browser",
@@ -90,38 +94,10 @@ def install_chromium(timeout: float = 1200, quiet: bool = True) -> str:
     path = find_chromium()
     if path is not None:
         return path
-    if shutil.which("apt-get") is None:
-        raise ChromiumUnavailable("chromium is not installed and apt-get is not available")
-    if hasattr(os, "geteuid") and os.geteuid() != 0:
-        raise ChromiumUnavailable(
-            f"chromium is not installed and installing it needs root: apt-get install -y {PACKAGE}"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    q = ["-qq"] if quiet else []
-    deadline = time.monotonic() + timeout
-    wait_for_lock = ["-o", "DPkg::Lock::Timeout=300"]  # another apt may be running
-    for command in (
-        ["apt-get", "update", *q, *wait_for_lock],
-        ["apt-get", "install", "-y", *q, *wait_for_lock, PACKAGE],
-    ):
-        remaining = max(1.0, deadline - time.monotonic())
-        try:
-            result = subprocess.run(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=quiet,
-                text=True,
-                timeout=remaining,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ChromiumUnavailable(f"{' '.join(command)} failed: {exc}") from exc
-        if result.returncode != 0:
-            output = ((result.stdout or "") + (result.stderr or ""))[-2000:]
-            raise ChromiumUnavailable(
-                f"{' '.join(command)} exited with {result.returncode}:\n{output}"
-            )
+    try:
+        apt_install(PACKAGE, timeout, quiet)
+    except PackageUnavailable as exc:
+        raise ChromiumUnavailable(str(exc)) from exc
     path = find_chromium()
     if path is None:
         raise ChromiumUnavailable(f"apt-get installed {PACKAGE} but no chromium binary is found")

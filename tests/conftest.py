@@ -12,6 +12,7 @@ import pytest
 from wsserver import Router, Server
 
 from .helpers import start_server
+from .redis_server import RedisServer, RedisUnavailable, install_redis
 
 StartServer = Callable[..., Awaitable[Server]]
 
@@ -38,3 +39,21 @@ def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[
 
         return {"uvloop": uvloop.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    """redis-server, installed first if needed (the test fails rather than skips without it)."""
+    try:
+        return install_redis()
+    except RedisUnavailable as exc:
+        pytest.fail(f"the Redis tests need redis-server: {exc}")
+
+
+@pytest.fixture
+def redis_server(redis_binary: str) -> Any:
+    """A private redis-server on a free port, for one test (stop() and start() for outages)."""
+    server = RedisServer(redis_binary)
+    server.start()
+    yield server
+    server.close()

@@ -118,7 +118,8 @@ async def test_websocket_scope(run_asgi: Any) -> None:
     assert first["subprotocols"] == ["chat.v1", "chat.v2"]
     assert [tuple(s["client"]) for s in scopes] == [(a[0], a[1]) for a in locals_]
     assert tuple(first["server"]) == ("127.0.0.1", server.port)
-    assert first["extensions"] == {"websocket.http.response": {}}
+    assert first["extensions"]["websocket.http.response"] == {}
+    assert set(first["extensions"]) == {"websocket.http.response", "wsserver.pubsub"}
     assert first["state"] == {"pool": "the pool", "mine": True}
     assert second["state"] == {"pool": "the pool", "mine": True}
     assert second["state"] is not first["state"]

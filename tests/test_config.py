@@ -407,6 +407,8 @@ def test_every_declared_flag_and_variable_reaches_its_setting(
             sample = "false" if default else "true"
         elif name == "forwarded_allow_ips":
             sample = "10.0.0.0/8, ::1"
+        elif name == "broker":
+            sample = "redis://127.0.0.1:6379/0"
         else:
             sample = samples[kind]
         for flag in (spec.flag, *spec.aliases) if spec.flag is not None else ():

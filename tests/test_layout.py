@@ -86,6 +86,14 @@ def test_asgi_layer_is_below_the_server(name: str) -> None:
     assert not {m for m in imported if m.startswith("wsserver.server")}, imported
 
 
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("wsserver.broker")))
+def test_brokers_know_nothing_of_connections(name: str) -> None:
+    # A broker carries bytes between processes; the server's topics deliver them.
+    imported = imports_of(name)
+    assert not {m for m in imported if m.startswith(("wsserver.server", "wsserver.asgi"))}
+    assert not {m for m in imported if m.startswith(("wsserver.app", "wsserver.protocol"))}
+
+
 def test_the_websocket_side_never_refers_back_to_the_http_side() -> None:
     for name in MODULES:
         if name.startswith("wsserver.server.") and name != "wsserver.server.http_protocol":

@@ -522,6 +522,27 @@ class Config:
         env="WEBSOCKET_ACCESS_LOG",
         flag="--access-log",
     )
+    broker: str | None = setting(
+        None,
+        Text(
+            "'memory' or a redis:// URL",
+            lambda value: (
+                value == "memory" or value.startswith(("redis://", "rediss://", "unix://"))
+            ),
+            none_ok=True,
+            metavar="URL",
+        ),
+        "joins the topics of every process that shares it: `redis://host:port/db` "
+        "(`pip install wsserver[redis]`); `none`: this process only.",
+        env="WEBSOCKET_BROKER",
+        flag="--broker",
+    )
+    broker_presence_ttl: float = setting(
+        15.0,
+        Seconds(),
+        "seconds after which a process that died stops being counted in presence.",
+        env="WEBSOCKET_BROKER_PRESENCE_TTL",
+    )
     # (RUF009 takes setting() for a mutable default: it is field(default=None).)
     origins: list[str | None] | None = setting(  # noqa: RUF009
         None,

@@ -45,6 +45,8 @@ class Request:
             scheme is then ``wss`` or ``ws``.
         http_version: e.g. ``"1.1"``.
         ctx: a namespace for per-connection application state.
+        server: the :class:`~wsserver.Server` that received it (to publish, or
+            ask for presence); None for a Request made by hand.
     """
 
     __slots__ = (
@@ -58,6 +60,7 @@ class Request:
         "scheme",
         "http_version",
         "route",
+        "server",
         "_args",
         "_ctx",
         "_cookies",
@@ -83,6 +86,7 @@ class Request:
         self.scheme = scheme
         self.http_version = http_version
         self.route: Any = None
+        self.server: Any = None
         # Built on first use: most connections never look at them.
         self._args: QueryArgs | None = None
         self._ctx: types.SimpleNamespace | None = None

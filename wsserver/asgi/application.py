@@ -86,6 +86,7 @@ class ASGIApplication:
     def http(self, connection: HttpProtocol, request: Request) -> Coroutine[Any, Any, None]:
         """The run of the application on one HTTP request."""
         scope = http_scope(request, **self._where(connection))
+        scope["extensions"] = {PUBSUB: pubsub_extension(connection.server)}
         return HttpCycle(connection, scope, self.max_body_size).run(self.app)
 
     def websocket(
@@ -93,4 +94,28 @@ class ASGIApplication:
     ) -> Coroutine[Any, Any, None]:
         """The run of the application on one WebSocket upgrade the handshake accepted."""
         scope = websocket_scope(request, **self._where(connection))
-        return WebSocketSession(connection, request, accept, scope).run(self.app)
+        session = WebSocketSession(connection, request, accept, scope)
+        extension = pubsub_extension(connection.server)
+        extension["subscribe"] = session.subscribe
+        extension["unsubscribe"] = session.unsubscribe
+        scope["extensions"][PUBSUB] = extension
+        return session.run(self.app)
+
+
+#: The scope extension that gives ASGI applications the server's publish/subscribe.
+PUBSUB = "wsserver.pubsub"
+
+
+def pubsub_extension(server: Any) -> dict[str, Any]:
+    """``scope["extensions"]["wsserver.pubsub"]``: what an ASGI app uses to publish.
+
+    ``await publish(topic, message)`` (returns the local deliveries),
+    ``await presence(topic)``, ``await presence_by_topic()``; in a ``websocket``
+    scope also ``subscribe(topic)`` and ``unsubscribe(topic)`` for the
+    connection, once accepted.
+    """
+    return {
+        "publish": server.publish,
+        "presence": server.presence,
+        "presence_by_topic": server.presence_by_topic,
+    }

@@ -247,5 +247,24 @@ class WebSocketSession:
         self.websocket = self.connection.upgrade_session(accept, self.request)
         self._answer(Phase.ACCEPTED)
 
+    def subscribe(self, topic: str) -> None:
+        """Send this connection what is published to ``topic`` (the pub/sub extension's).
+
+        Raises:
+            RuntimeError: the connection is not accepted yet.
+            ClientDisconnected: it is closed.
+        """
+        if self.websocket is None:
+            raise RuntimeError("subscribe() needs an accepted WebSocket")
+        try:
+            self.websocket.subscribe(topic)
+        except ConnectionClosed:
+            raise ClientDisconnected("the WebSocket is closed") from None
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop sending this connection ``topic``'s messages."""
+        if self.websocket is not None:
+            self.websocket.unsubscribe(topic)
+
     def _deny(self, response: Response) -> None:
         self.connection.send_response(response, close=True)

@@ -267,6 +267,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             http_version=event.http_version.decode("ascii", "replace"),
             scheme=scheme,
         )
+        self.request.server = self.server
         self._awaiting_body = body
         self._body_size = 0
         return True

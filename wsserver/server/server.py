@@ -9,16 +9,20 @@ import os
 import socket
 import ssl as ssl_module
 import stat
+from collections.abc import Callable
 from typing import Any, cast
 
 from ..app.routing import Router
 from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
+from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config
+from ..errors import ConfigError
 from ..protocol.proxy import TrustedProxies
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
 from .tls import ssl_context
+from .topics import Topics
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
 
@@ -50,6 +54,7 @@ class Server:
         ssl: ssl_module.SSLContext | None = None,
         sock: socket.socket | None = None,
         uds: str | None = None,
+        broker: Broker | None = None,
     ) -> None:
         #: What the server serves: a Router, or an ASGI application (one is None).
         self.router = app if isinstance(app, Router) else None
@@ -72,6 +77,8 @@ class Server:
         self._websockets: set[WebSocketProtocol] = set()
         #: ASGI applications' runs not over yet (they may outlive their connections).
         self.app_tasks: set[asyncio.Task[None]] = set()
+        #: Publish/subscribe: this server's topics, joined to others by the broker.
+        self.pubsub = Topics(broker if broker is not None else MemoryBroker())
         #: Set by close(): no more connections are accepted.
         self.closing = False
         #: What close() closes WebSockets with: 1001 (going away) or 1012 (restart).
@@ -95,6 +102,7 @@ class Server:
         self.loop = asyncio.get_running_loop()
         if self.asgi is not None:
             await self.asgi.startup()  # raises LifespanFailure
+        await self.pubsub.start()
         self._closed = asyncio.Event()
         config = self.config
         self.keep_alive_deadlines = Deadlines(
@@ -206,9 +214,41 @@ class Server:
         ):
             if deadlines is not None:
                 deadlines.close()
+        await self.pubsub.close()
         if self.asgi is not None:
             await self.asgi.shutdown()
         self._closed.set()
+
+    # ------------------------------------------------------ publish/subscribe
+
+    async def publish(
+        self, topic: str, message: str | bytes, *, exclude: WebSocket | None = None
+    ) -> int:
+        """Send ``message`` to every subscriber of ``topic``, here and in the other processes.
+
+        Local subscribers get it at once (framed once, slow ones skipped, as
+        :func:`~wsserver.broadcast` does; ``exclude``, say the sender, does
+        not); the broker carries it to the other processes that have
+        subscribers, at most once (dropped while the broker is unreachable).
+        It never waits for the broker.
+
+        Returns:
+            How many local connections got it.
+        """
+        return self.pubsub.publish(topic, message, exclude)
+
+    async def presence(self, topic: str) -> int:
+        """How many connections are subscribed to ``topic``, in every process of the broker."""
+        return (await self.pubsub.broker.presence()).get(topic, 0)
+
+    async def presence_by_topic(self) -> dict[str, int]:
+        """Every topic with subscribers in any process, and how many."""
+        return await self.pubsub.broker.presence()
+
+    def on_broker_state(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(False)`` when the broker becomes unreachable and ``(True)`` when
+        it is back (to resync clients that may have missed messages meanwhile)."""
+        self.pubsub.on_broker_state(listener)
 
     @property
     def refusing(self) -> bool:
@@ -292,6 +332,7 @@ def serve(
     ssl: ssl_module.SSLContext | None = None,
     sock: socket.socket | None = None,
     uds: str | None = None,
+    broker: Broker | str | None = None,
     **settings: Any,
 ) -> Server:
     """Create a server for ``app``; start it with ``async with`` or ``await``.
@@ -309,6 +350,11 @@ def serve(
     Where to listen: ``host`` and ``port``; or ``sock``, a socket already bound
     (e.g. inherited); or ``uds``, the path of a Unix socket (a stale one is
     removed). TLS: an ``ssl`` context, or the ``ssl_*`` settings.
+
+    ``broker`` joins this server's topics to other processes': a
+    :class:`~wsserver.broker.Broker`, or a URL (``redis://host:port/db``,
+    ``memory``); by default the ``broker`` setting (``--broker``,
+    ``WEBSOCKET_BROKER``), else this process only.
 
     Raises:
         ConfigError: a setting is unknown or invalid.
@@ -328,7 +374,15 @@ def serve(
         app = ASGIApplication(cast(ASGIApp, app), config)
     if ssl is None:
         ssl = ssl_context(config)
-    return Server(app, host, port, config, ssl=ssl, sock=sock, uds=uds)
+    if not isinstance(broker, Broker):
+        try:
+            broker = broker_from_url(
+                broker if broker is not None else config.broker,
+                presence_ttl=config.broker_presence_ttl,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return Server(app, host, port, config, ssl=ssl, sock=sock, uds=uds, broker=broker)
 
 
 def unix_socket(path: str) -> socket.socket:

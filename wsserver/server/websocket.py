@@ -24,6 +24,7 @@ from ..protocol.state import CLIENT_SIDE, OPEN_STATES, SERVER_SIDE, ConnectionSt
 from .inbox import Inbox
 
 if TYPE_CHECKING:
+    from .server import Server
     from .websocket_protocol import WebSocketProtocol
 
 __all__ = ["WebSocket", "State"]
@@ -55,6 +56,7 @@ class WebSocket:
         "_recv_busy",
         "_pings",
         "_fragment_lock",
+        "topics",
     )
 
     def __init__(
@@ -80,6 +82,8 @@ class WebSocket:
         self._recv_busy = False
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._fragment_lock: asyncio.Lock | None = None
+        #: The topics this connection is subscribed to (see :meth:`subscribe`).
+        self.topics: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path} {self.server_state.name}>"
@@ -419,8 +423,46 @@ class WebSocket:
     def _closed_error(self) -> WebsocketClosed:
         return closed_error(self._conn.close_code, self._conn.close_reason)
 
+    # ---------------------------------------------------------------- topics
+
+    @property
+    def server(self) -> Server:
+        """The server this connection belongs to (to publish, or ask for presence)."""
+        return self._protocol.server
+
+    def subscribe(self, topic: str) -> None:
+        """Receive what is published to ``topic``, in this process and the others.
+
+        Messages published with :meth:`Server.publish` (here, or in any
+        process sharing the broker) are sent to this connection as they come,
+        with :func:`~wsserver.broadcast`'s policy (skipped when it is slow).
+        Closing the connection unsubscribes it.
+
+        Raises:
+            WebsocketClosed: the connection is closing or closed.
+        """
+        if self._conn.close_sent is not None or self._protocol.lost:
+            raise self._closed_error()
+        if topic not in self.topics:
+            self.topics.add(topic)
+            self._protocol.server.pubsub.subscribe(self, topic)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop receiving ``topic``'s messages (nothing happens if not subscribed)."""
+        if topic in self.topics:
+            self.topics.discard(topic)
+            self._protocol.server.pubsub.unsubscribe(self, topic)
+
     def connection_lost(self) -> None:
-        """Fail the pings still waiting for a pong: the protocol calls this once TCP is closed."""
+        """Fail the pings still waiting for a pong: the protocol calls this once TCP is closed.
+
+        The connection also leaves its topics.
+        """
+        if self.topics:
+            pubsub = self._protocol.server.pubsub
+            for topic in self.topics:
+                pubsub.unsubscribe(self, topic)
+            self.topics = set()
         if self._pings:
             error = self._closed_error()
             for future, _ in self._pings.values():

@@ -1,0 +1,99 @@
+"""A private redis-server for the tests: Debian's package, installed when missing, on a free port.
+
+Never a Redis that happens to be running: each :class:`RedisServer` starts
+its own process on a free loopback port, with no persistence, in a temporary
+directory; it can be stopped and started again on the same port (outage
+drills).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .debian import PackageUnavailable, apt_install
+
+__all__ = ["RedisServer", "RedisUnavailable", "install_redis"]
+
+
+class RedisUnavailable(RuntimeError):
+    """redis-server is not installed and could not be installed."""
+
+
+def install_redis() -> str:
+    """The redis-server binary, installing Debian's ``redis-server`` first if needed."""
+    path = shutil.which("redis-server")
+    if path is None:
+        try:
+            apt_install("redis-server")
+        except PackageUnavailable as exc:
+            raise RedisUnavailable(str(exc)) from exc
+        path = shutil.which("redis-server")
+        if path is None:
+            raise RedisUnavailable("apt-get installed redis-server but it is not on PATH")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """One private redis-server process."""
+
+    def __init__(self, binary: str, port: int | None = None) -> None:
+        self.binary = binary
+        self.port = port or free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="wsserver-redis-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start it (again, on the same port) and wait until it answers."""
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.directory),
+                "--protected-mode", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RedisUnavailable(f"redis-server exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RedisUnavailable(f"redis-server did not answer on port {self.port}")
+
+    def stop(self) -> None:
+        """Kill it (an outage: clients see their connections reset)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,371 @@
+"""Publish/subscribe: topics, brokers, presence, and Redis outages.
+
+In-process first (the memory broker, servers sharing one), then against a
+real redis-server (installed when missing, private, on a free port): server
+processes on different ports and a ``--workers 3`` instance sharing topics,
+presence, a Redis stopped and started again, a process killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from wsserver import Request, Router, WebSocket, serve
+from wsserver.broker import MemoryBroker
+from wsserver.broker.base import decode, encode
+from wsserver.broker.redis_backend import RedisBroker
+
+from .redis_server import RedisServer
+from .test_cli import Cli, running_cli
+
+TIMEOUT = 10.0
+
+
+def topic_routes() -> Router:
+    routes = Router()
+
+    @routes.websocket("/sub/<topic>")
+    async def sub(request: Request, ws: WebSocket, topic: str) -> None:
+        ws.subscribe(topic)
+        await ws.send("subscribed")
+        async for message in ws:
+            if message == "leave":
+                ws.unsubscribe(topic)
+                await ws.send("left")
+                continue
+            await ws.server.publish(topic, message, exclude=ws if message == "not me" else None)
+
+    return routes
+
+
+async def wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> None:
+    """Until ``condition()`` (a value, or an awaitable of one) is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ============================================================ the wire format
+
+
+def test_envelope_round_trip() -> None:
+    assert decode(encode("12-ab", "héllo")) == ("12-ab", "héllo")
+    assert decode(encode("12-ab", b"\x00\n\xff")) == ("12-ab", b"\x00\n\xff")
+    with pytest.raises(ValueError):
+        decode(b"xnot ours")
+
+
+# ================================================== in one process: memory
+
+
+async def test_publish_reaches_local_subscribers_and_other_servers_of_the_broker() -> None:
+    shared = MemoryBroker()
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=shared)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=shared)
+    async with a, b, AsyncExitStack() as stack:
+        clients = []
+        for port, topic in (
+            (a.port, "news"),
+            (a.port, "news"),
+            (b.port, "news"),
+            (b.port, "other"),
+        ):
+            ws = await stack.enter_async_context(
+                websockets.connect(f"ws://127.0.0.1:{port}/sub/{topic}")
+            )
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+            clients.append(ws)
+        await clients[0].send("hello")
+        for ws in clients[:3]:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello"
+        await clients[0].send("not me")  # excluded: the sender
+        for ws in clients[1:3]:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "not me"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(clients[3].recv(), 0.2)  # another topic
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(clients[0].recv(), 0.1)  # excluded
+        assert await a.presence("news") == 3 and await b.presence_by_topic() == {
+            "news": 3,
+            "other": 1,
+        }
+        await clients[1].send("leave")
+        assert await asyncio.wait_for(clients[1].recv(), TIMEOUT) == "left"
+        assert await a.presence("news") == 2
+        await clients[2].close()
+        await wait_for(lambda: shared._topics.get("news") == {a.pubsub}, what="auto-unsubscribe")
+        assert await b.presence("news") == 1
+        assert b.pubsub.subscribers.get("news") is None
+
+
+async def test_publish_skips_slow_subscribers_like_broadcast() -> None:
+    server = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, write_limit=4096)
+    async with server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        from .helpers import upgrade_request
+
+        writer.write(upgrade_request("/sub/firehose"))
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.1)
+        # The client never reads: its buffers fill, then it is skipped, not buffered forever.
+        results = [await server.publish("firehose", b"x" * 65536) for _ in range(200)]
+        assert results[0] == 1 and results[-1] == 0
+        assert server.pubsub.skipped > 0
+        (protocol,) = server._websockets
+        assert protocol.transport.get_write_buffer_size() < 2 * 65536 + 4096
+        writer.transport.abort()
+
+
+async def test_subscribe_on_a_closed_connection_raises() -> None:
+    from wsserver import WebsocketClosed
+
+    seen: list[BaseException] = []
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        await ws.close()
+        try:
+            ws.subscribe("late")
+        except WebsocketClosed as exc:
+            seen.append(exc)
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None)
+    async with server:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.wait_closed()
+        await wait_for(lambda: seen, what="the handler")
+    assert server.pubsub.subscribers == {}
+
+
+async def test_asgi_apps_publish_and_subscribe_through_the_extension() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        pubsub = scope["extensions"]["wsserver.pubsub"]
+        if scope["type"] == "http":
+            delivered = await pubsub["publish"]("feed", "from http")
+            count = await pubsub["presence"]("feed")
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": f"{delivered} {count}".encode()})
+            return
+        await receive()
+        with pytest.raises(RuntimeError):
+            pubsub["subscribe"]("feed")  # not accepted yet
+        await send({"type": "websocket.accept"})
+        pubsub["subscribe"]("feed")
+        await send({"type": "websocket.send", "text": "subscribed"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    server = serve(app, "127.0.0.1", 0, ping_interval=None)
+    async with server, websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{server.port}/")
+        assert response.text == "1 1"
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "from http"
+
+
+# ======================================================== with a real Redis
+
+
+async def test_redis_broker_between_two_servers_and_presence(redis_server: RedisServer) -> None:
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with a, b, AsyncExitStack() as stack:
+        wa = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t"))
+        wb = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t"))
+        for ws in (wa, wb):
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+        await asyncio.sleep(0.2)  # the subscription reaches Redis
+        await wa.send("across")
+        assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "across"
+        assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "across"
+        await wb.send(b"\x00binary")
+        assert await asyncio.wait_for(wa.recv(), TIMEOUT) == b"\x00binary"
+        await wait_for(lambda: _presence_is(a, "t", 2), what="presence")
+    assert isinstance(a.pubsub.broker, RedisBroker) and a.pubsub.broker.stats.received >= 1
+
+
+async def _presence_is(server: Any, topic: str, count: int) -> bool:
+    return bool(await server.presence(topic) == count)
+
+
+@asynccontextmanager
+async def process(redis: RedisServer, *args: str, ttl: str = "15") -> AsyncIterator[Cli]:
+    """``python -m wsserver tests.pubsub_app:routes --broker URL ARGS`` as a real process."""
+    async with running_cli(
+        "tests.pubsub_app:routes",
+        "--broker",
+        redis.url,
+        "--ping-interval",
+        "none",
+        *args,
+        env={"WEBSOCKET_BROKER_PRESENCE_TTL": ttl},
+    ) as cli:
+        if "--workers" in args:
+            await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        yield cli
+
+
+async def presence_of(cli: Cli, topic: str) -> int:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{cli.port}/presence/{topic}")
+    return int(response.text)
+
+
+async def test_processes_and_workers_share_a_room(redis_server: RedisServer) -> None:
+    async with (
+        process(redis_server) as single,
+        process(redis_server, "--workers", "3") as workers,
+        AsyncExitStack() as stack,
+    ):
+        clients = []
+        for cli in [single] * 2 + [workers] * 12:
+            ws = await stack.enter_async_context(websockets.connect(cli.url + "/sub/room"))
+            pid = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["pid"]
+            clients.append((ws, pid))
+        pids = {pid for _, pid in clients}
+        assert len(pids) >= 3, pids  # the single process and at least two workers
+        await wait_for(lambda: _cli_presence_is(single, "room", 14), what="presence")
+        await wait_for(lambda: _cli_presence_is(workers, "room", 14), what="presence")
+        # Publish from each side: everyone gets it.
+        for sender, text in ((clients[0][0], "from single"), (clients[-1][0], "from workers")):
+            await sender.send(text)
+            for ws, _ in clients:
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == text
+
+
+async def _cli_presence_is(cli: Cli, topic: str, count: int) -> bool:
+    return await presence_of(cli, topic) == count
+
+
+async def test_redis_outage_degrades_and_recovers(redis_server: RedisServer) -> None:
+    async with process(redis_server) as one, process(redis_server) as two:
+        a = await websockets.connect(one.url + "/sub/live")
+        b = await websockets.connect(two.url + "/sub/live")
+        a_local = await websockets.connect(one.url + "/sub/live")
+        for ws in (a, b, a_local):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        await asyncio.sleep(0.3)
+        await a.send("before")
+        for ws in (a, b, a_local):
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "before"
+        redis_server.stop()
+        await wait_for(lambda: "unreachable" in one.stderr, what="the outage log")
+        for i in range(20):  # local delivery goes on, no crash
+            await a.send(f"during {i}")
+            assert await asyncio.wait_for(a_local.recv(), TIMEOUT) == f"during {i}"
+            assert await asyncio.wait_for(a.recv(), TIMEOUT) == f"during {i}"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(b.recv(), 0.3)  # dropped for the other process
+        redis_server.start()
+        await wait_for(lambda: "reachable again" in one.stderr, what="the recovery log")
+        await wait_for(lambda: "reachable again" in two.stderr, what="the recovery log")
+        await asyncio.sleep(0.3)
+        await a.send("after")
+        assert await asyncio.wait_for(b.recv(), TIMEOUT) == "after"  # cross-process again
+        assert one.stderr.count("unreachable") == 1  # once per outage, not per message
+        assert "20 messages for other processes dropped" in one.stderr
+        assert "Traceback" not in one.stderr + two.stderr
+        for ws in (a, b, a_local):
+            await ws.close()
+
+
+async def test_a_killed_process_drops_out_of_presence(redis_server: RedisServer) -> None:
+    async with (
+        process(redis_server, ttl="1.5") as survivor,
+        process(redis_server, ttl="1.5") as victim,
+    ):
+        mine = await websockets.connect(survivor.url + "/sub/p")
+        theirs = [await websockets.connect(victim.url + "/sub/p") for _ in range(3)]
+        for ws in (mine, *theirs):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        await wait_for(lambda: _cli_presence_is(survivor, "p", 4), what="presence 4")
+        victim.proc.send_signal(signal.SIGKILL)
+        await victim.proc.wait()
+        started = time.monotonic()
+        await wait_for(lambda: _cli_presence_is(survivor, "p", 1), what="presence 1")
+        assert time.monotonic() - started < 1.5 + 1.0
+        await mine.close()
+
+
+async def test_a_broker_down_at_start_up_degrades_and_the_app_hears_of_it(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wsserver")
+    url = redis_server.url
+    redis_server.stop()
+    events: list[bool] = []
+    server = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=url)
+    server.on_broker_state(events.append)
+    async with server:  # starts although Redis is down
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/sub/x") as ws:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+            await ws.send("local")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "local"
+        redis_server.start()
+        await wait_for(lambda: events == [False, True], what="the broker events")
+    logged = [r.getMessage() for r in caplog.records if r.name == "wsserver.broker"]
+    assert sum("unreachable" in m for m in logged) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_the_chat_example_scales_out(redis_server: RedisServer) -> None:
+    """examples.chat with --workers 3 and another server on another port, sharing Redis."""
+    common = ("--broker", redis_server.url, "--ping-interval", "none")
+    async with (
+        running_cli("examples.chat:routes", "--workers", "3", *common) as workers,
+        running_cli("examples.chat:routes", *common) as other,
+        AsyncExitStack() as stack,
+    ):
+        await wait_for(lambda: "workers accepting" in workers.stderr, what="the workers")
+        members = []
+        for i, cli in enumerate([workers] * 6 + [other] * 2):
+            ws = await stack.enter_async_context(
+                websockets.connect(f"{cli.url}/ws/chat/lobby?user=u{i}")
+            )
+            hello = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            assert hello["type"] == "system"
+            members.append(ws)
+        async with httpx.AsyncClient() as client:
+
+            async def rooms_of(cli: Cli) -> Any:
+                response = await client.get(f"http://127.0.0.1:{cli.port}/api/rooms")
+                return response.json()
+
+            for cli in (workers, other):
+                await wait_for(
+                    lambda cli=cli: _rooms_are(rooms_of(cli)), what="cluster-wide /api/rooms"
+                )
+        for sender in (members[0], members[-1]):
+            await sender.send(json.dumps({"type": "chat", "message": f"hi from {id(sender)}"}))
+            for ws in members:
+                while (data := json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))[
+                    "type"
+                ] != "chat":
+                    pass
+                assert data["message"] == f"hi from {id(sender)}"
+
+
+async def _rooms_are(answer: Any) -> bool:
+    return bool(await answer == {"rooms": ["lobby"], "total_clients": 8})

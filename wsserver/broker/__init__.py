@@ -1,0 +1,30 @@
+"""Brokers: how the processes of a service (workers, machines) exchange published messages.
+
+A :class:`~.base.Broker` carries a published message to the other processes
+that have subscribers of its topic; each process then delivers it to its own
+connections (:mod:`wsserver.server.topics`). :class:`~.memory.MemoryBroker`,
+the default, needs nothing (and reaches the servers of one process);
+:class:`~.redis_backend.RedisBroker` uses Redis publish/subscribe (``pip
+install wsserver[redis]``). :func:`~.base.broker_from_url` picks one from
+``--broker``.
+"""
+
+from .base import Broker, BrokerNode
+from .memory import MemoryBroker
+
+__all__ = ["Broker", "BrokerNode", "MemoryBroker", "broker_from_url"]
+
+
+def broker_from_url(url: str | None, *, presence_ttl: float = 15.0) -> Broker:
+    """The broker ``--broker`` names: None or ``memory`` (this process), ``redis://...``.
+
+    Raises:
+        ValueError: an unknown scheme, or Redis without redis-py installed.
+    """
+    if url is None or url == "memory":
+        return MemoryBroker()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .redis_backend import RedisBroker
+
+        return RedisBroker(url, presence_ttl=presence_ttl)
+    raise ValueError(f"unknown broker {url!r}: expected 'memory' or redis://host:port/db")

@@ -1,0 +1,107 @@
+"""The broker interface, and what goes over it.
+
+Delivery is **at most once**: a message published while the broker is
+unreachable, or that a slow broker cannot take (its queue is full), is dropped
+for the other processes (counted, logged once per outage); the publisher's own
+process always delivers it to its local subscribers. Nothing is stored or
+replayed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+__all__ = ["Broker", "BrokerNode", "BrokerStats", "encode", "decode"]
+
+
+class BrokerNode(Protocol):
+    """What a broker delivers to: one process's (one server's) topics."""
+
+    #: Unique per process: a message is not delivered back to the node that sent it.
+    node_id: str
+
+    def deliver(self, topic: str, message: str | bytes) -> None:
+        """A message published to ``topic`` by another node."""
+
+    def broker_state(self, up: bool) -> None:
+        """The broker became unreachable (False) or reachable again (True)."""
+
+
+class BrokerStats:
+    """Counters a broker keeps (plain integers, read by whoever wants them)."""
+
+    __slots__ = ("published", "received", "dropped", "outages")
+
+    def __init__(self) -> None:
+        #: Messages handed to the broker for other processes.
+        self.published = 0
+        #: Messages received from other processes.
+        self.received = 0
+        #: Messages for other processes that were dropped (outage, backlog).
+        self.dropped = 0
+        #: Times the broker became unreachable.
+        self.outages = 0
+
+
+class Broker(ABC):
+    """Carries published messages between nodes; keeps cluster-wide subscriber counts."""
+
+    def __init__(self) -> None:
+        self.stats = BrokerStats()
+
+    @abstractmethod
+    async def attach(self, node: BrokerNode) -> None:
+        """Start serving ``node`` (a server starting)."""
+
+    @abstractmethod
+    async def detach(self, node: BrokerNode) -> None:
+        """Stop serving ``node`` (a server closing); release what it held."""
+
+    @abstractmethod
+    def subscribe(self, node: BrokerNode, topic: str) -> None:
+        """``node`` has local subscribers of ``topic``: send it what others publish there."""
+
+    @abstractmethod
+    def unsubscribe(self, node: BrokerNode, topic: str) -> None:
+        """``node`` has no local subscriber of ``topic`` any more."""
+
+    @abstractmethod
+    def publish(self, node: BrokerNode, topic: str, message: str | bytes) -> bool:
+        """Send ``message`` to the other nodes with subscribers of ``topic``, without waiting.
+
+        Returns:
+            False when it was dropped (the broker is unreachable or behind).
+        """
+
+    @abstractmethod
+    def count(self, node: BrokerNode, topic: str, subscribers: int) -> None:
+        """``node`` now has ``subscribers`` local subscribers of ``topic`` (for presence)."""
+
+    @abstractmethod
+    async def presence(self) -> dict[str, int]:
+        """Every topic with subscribers anywhere, and how many (nodes that died drop out)."""
+
+
+# The wire form of a message between nodes: b"t" or b"b" (text, binary), the
+# sender's node id, a newline, the payload.
+
+
+def encode(node_id: str, message: str | bytes) -> bytes:
+    """A message as it travels between nodes."""
+    if isinstance(message, str):
+        return b"t" + node_id.encode("ascii") + b"\n" + message.encode("utf-8")
+    return b"b" + node_id.encode("ascii") + b"\n" + bytes(message)
+
+
+def decode(data: bytes) -> tuple[str, str | bytes]:
+    """The sender's node id and the message, from :func:`encode`'s bytes.
+
+    Raises:
+        ValueError: not something :func:`encode` made.
+    """
+    kind = data[:1]
+    sender, newline, payload = data[1:].partition(b"\n")
+    if not newline or kind not in (b"t", b"b"):
+        raise ValueError("not a wsserver broker message")
+    return sender.decode("ascii"), payload.decode("utf-8") if kind == b"t" else payload

@@ -1,0 +1,343 @@
+"""Redis publish/subscribe as the broker (``pip install wsserver[redis]``: redis-py and hiredis).
+
+One Redis channel per topic, ``<prefix>topic:<topic>``; each process
+subscribes to the channels of the topics it has local subscribers of (one
+subscription per process and topic, not per connection) and drops the
+subscription when its last local subscriber leaves, so Redis never sends a
+process messages nobody there wants. Presence: each process keeps its counts
+in a hash ``<prefix>presence:<node id>`` that expires after ``presence_ttl``
+seconds unless refreshed (every third of it), so a process that dies stops
+being counted within ``presence_ttl``.
+
+Nothing here blocks the event loop: ``publish()`` puts the message in a
+bounded queue that a task sends (pipelined); a full queue (Redis slow) or an
+outage drops it (at most once, counted). On an outage the broker logs one
+warning, tells the node (so the application can resync its clients), and
+reconnects with capped exponential backoff, re-subscribing every topic it needs;
+the recovery is logged with how many messages were dropped meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from .base import Broker, BrokerNode, decode, encode
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+except ImportError:  # pragma: no cover - the optional extra is missing
+    aioredis = None  # type: ignore[assignment]
+    RedisError = OSError  # type: ignore[assignment,misc]
+
+__all__ = ["RedisBroker"]
+
+logger = logging.getLogger("wsserver.broker")
+
+#: Seconds between looks at the subscriptions to change (the latency of a new subscription).
+POLL = 0.05
+
+
+class RedisBroker(Broker):
+    """The broker on a Redis server.
+
+    Args:
+        url: ``redis://host:port/db`` (``rediss://`` for TLS, ``unix://`` for a socket).
+        prefix: of every key and channel, to share a Redis with other things.
+        presence_ttl: seconds after which a process that stopped refreshing its
+            counts (it died) is no longer counted.
+        queue_size: messages waiting to be sent to Redis before more are dropped.
+        max_backoff: longest wait between reconnection attempts.
+
+    Raises:
+        ValueError: redis-py is not installed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "wsserver:",
+        presence_ttl: float = 15.0,
+        queue_size: int = 10_000,
+        max_backoff: float = 5.0,
+    ) -> None:
+        if aioredis is None:
+            raise ValueError("the Redis broker needs redis-py: pip install wsserver[redis]")
+        super().__init__()
+        self.url = url
+        self.prefix = prefix
+        self.presence_ttl = presence_ttl
+        self.max_backoff = max_backoff
+        #: Whether Redis is reachable now.
+        self.up = False
+        self._node: BrokerNode | None = None
+        self._wanted: set[str] = set()
+        self._changes: list[tuple[bool, str]] = []
+        self._counts: dict[str, int] = {}
+        self._counts_changed = asyncio.Event()
+        self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue(queue_size)
+        self._client: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._down_since: float | None = None
+        self._dropped_in_outage = 0
+        self._first_attempt: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<RedisBroker {self.url} {'up' if self.up else 'down'}>"
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def attach(self, node: BrokerNode) -> None:
+        """Connect, waiting a second at most: an unreachable Redis never stops start-up."""
+        if self._node is not None:
+            raise RuntimeError("a RedisBroker serves one server; make one per server")
+        self._node = node
+        loop = asyncio.get_running_loop()
+        self._first_attempt = loop.create_future()
+        self._task = loop.create_task(self._run())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._first_attempt), 1.0)
+
+    async def detach(self, node: BrokerNode) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        client = self._client
+        if client is not None and self.up:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(client.delete(self._presence_key(node.node_id)), 1.0)
+        await self._close_client()
+        self._node = None
+        self.up = False
+
+    # ------------------------------------------------------------- interface
+
+    def subscribe(self, node: BrokerNode, topic: str) -> None:
+        if topic not in self._wanted:
+            self._wanted.add(topic)
+            self._changes.append((True, topic))
+
+    def unsubscribe(self, node: BrokerNode, topic: str) -> None:
+        if topic in self._wanted:
+            self._wanted.discard(topic)
+            self._changes.append((False, topic))
+
+    def publish(self, node: BrokerNode, topic: str, message: str | bytes) -> bool:
+        if not self.up:
+            self._drop()
+            return False
+        try:
+            self._queue.put_nowait((self._channel(topic), encode(node.node_id, message)))
+        except asyncio.QueueFull:
+            self._drop()
+            return False
+        return True
+
+    def count(self, node: BrokerNode, topic: str, subscribers: int) -> None:
+        if subscribers:
+            self._counts[topic] = subscribers
+        else:
+            self._counts.pop(topic, None)
+        self._counts_changed.set()
+
+    async def presence(self) -> dict[str, int]:
+        """Counts of every live process (only this one's while Redis is unreachable).
+
+        This process's own counts are taken as they are now, not from Redis
+        (where they are written a moment later).
+        """
+        client = self._client
+        total = dict(self._counts)
+        if not self.up or client is None or self._node is None:
+            return total
+        own = self._presence_key(self._node.node_id).encode()
+        try:
+            async with asyncio.timeout(2.0):
+                async for key in client.scan_iter(match=self.prefix + "presence:*", count=100):
+                    if key == own:
+                        continue
+                    for topic, n in (await client.hgetall(key)).items():
+                        name = topic.decode("utf-8", "replace")
+                        total[name] = total.get(name, 0) + int(n)
+        except (RedisError, OSError, TimeoutError, ValueError):
+            return dict(self._counts)
+        return total
+
+    # ----------------------------------------------------------- connection
+
+    def _channel(self, topic: str) -> bytes:
+        return (self.prefix + "topic:" + topic).encode("utf-8")
+
+    def _presence_key(self, node_id: str) -> str:
+        return self.prefix + "presence:" + node_id
+
+    def _drop(self) -> None:
+        self.stats.dropped += 1
+        self._dropped_in_outage += 1
+
+    async def _run(self) -> None:
+        """Connect, serve, and reconnect with capped exponential backoff, forever."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._connect_and_serve()
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._went_down(exc)
+            except Exception as exc:  # a bug: still, the server must go on
+                logger.exception("broker %s failed; reconnecting", self.url)
+                self._went_down(exc)
+            finally:
+                await self._close_client()
+                if self._first_attempt is not None and not self._first_attempt.done():
+                    self._first_attempt.set_result(None)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+            if self.up:
+                backoff = 0.1
+
+    async def _connect_and_serve(self) -> None:
+        assert aioredis is not None and self._node is not None
+        node = self._node
+        client = self._client = aioredis.from_url(
+            self.url, socket_connect_timeout=2.0, socket_keepalive=True
+        )
+        await client.ping()
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        # A channel of its own, so that the subscriber connection exists even
+        # before the first topic.
+        self._changes.clear()
+        await pubsub.subscribe(
+            (self.prefix + "node:" + node.node_id).encode(),
+            *(self._channel(t) for t in self._wanted),
+        )
+        await self._write_presence(client, node)
+        self._came_up()
+        if self._first_attempt is not None and not self._first_attempt.done():
+            self._first_attempt.set_result(None)
+        # Until one of them fails (the connection is lost): then all stop.
+        tasks = [
+            asyncio.ensure_future(self._read(pubsub, node)),
+            asyncio.ensure_future(self._send(client)),
+            asyncio.ensure_future(self._keep_presence(client, node)),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()  # raises what ended it
+
+    async def _read(self, pubsub: Any, node: BrokerNode) -> None:
+        """Deliver what Redis sends; apply subscription changes between reads."""
+        prefix = len(self.prefix) + len("topic:")
+        while True:
+            if self._changes:
+                changes, self._changes = self._changes, []
+                for subscribe, topic in changes:
+                    if subscribe:
+                        await pubsub.subscribe(self._channel(topic))
+                    else:
+                        await pubsub.unsubscribe(self._channel(topic))
+            message = await pubsub.get_message(timeout=POLL)
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                sender, payload = decode(message["data"])
+            except (ValueError, UnicodeDecodeError):
+                continue  # not ours
+            if sender == node.node_id:
+                continue  # our own: delivered locally already
+            self.stats.received += 1
+            topic = message["channel"][prefix:].decode("utf-8", "replace")
+            node.deliver(topic, payload)
+
+    async def _send(self, client: Any) -> None:
+        """Send queued messages, many per round trip."""
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < 1000:
+                batch.append(queue.get_nowait())
+            pipe = client.pipeline(transaction=False)
+            for channel, data in batch:
+                pipe.publish(channel, data)
+            try:
+                await pipe.execute()
+            except (RedisError, OSError, TimeoutError):
+                self.stats.dropped += len(batch)
+                self._dropped_in_outage += len(batch)
+                raise
+            self.stats.published += len(batch)
+
+    async def _keep_presence(self, client: Any, node: BrokerNode) -> None:
+        """Write the counts when they change (at most every 0.1 s) and every ttl/3."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._counts_changed.wait(), self.presence_ttl / 3)
+            await asyncio.sleep(0.1)  # a burst of joins is one write
+            await self._write_presence(client, node)
+
+    async def _write_presence(self, client: Any, node: BrokerNode) -> None:
+        self._counts_changed.clear()
+        key = self._presence_key(node.node_id)
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(key)
+        if self._counts:
+            pipe.hset(key, mapping=self._counts)
+            pipe.pexpire(key, int(self.presence_ttl * 1000))
+        await pipe.execute()
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError, RuntimeError):
+                await client.aclose()
+
+    # --------------------------------------------------------------- outages
+
+    def _came_up(self) -> None:
+        self.up = True
+        if self._down_since is not None:
+            down = asyncio.get_running_loop().time() - self._down_since
+            logger.warning(
+                "broker %s reachable again after %.1f s: %d message%s for other processes "
+                "dropped meanwhile; %d topic%s subscribed again",
+                self.url,
+                down,
+                self._dropped_in_outage,
+                "" if self._dropped_in_outage == 1 else "s",
+                len(self._wanted),
+                "" if len(self._wanted) == 1 else "s",
+            )
+            self._down_since = None
+            if self._node is not None:
+                self._node.broker_state(True)
+        self._dropped_in_outage = 0
+
+    def _went_down(self, exc: BaseException) -> None:
+        self.up = False
+        dropped = 0
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            dropped += 1
+        self.stats.dropped += dropped
+        self._dropped_in_outage += dropped
+        if self._down_since is None:
+            self._down_since = asyncio.get_running_loop().time()
+            self.stats.outages += 1
+            logger.warning(
+                "broker %s unreachable (%s): local delivery goes on; messages for other "
+                "processes are dropped until it is back",
+                self.url,
+                exc,
+            )
+            if self._node is not None:
+                self._node.broker_state(False)

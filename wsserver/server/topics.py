@@ -1,0 +1,115 @@
+"""Topics: publish/subscribe for one server, joined to the others through a broker.
+
+A connection subscribes to topics (``ws.subscribe("room:lobby")``); a
+message published to a topic (``await server.publish(topic, message)``) goes
+to this server's subscribers through :func:`~wsserver.broadcast` (the frame
+built once, slow clients skipped, the same policy), and through the broker to
+the other processes that have subscribers of it, which deliver it to theirs.
+Delivery to other processes is at most once (see :mod:`wsserver.broker.base`).
+A connection leaves its topics when it closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..broker.base import Broker
+from .broadcast import broadcast
+
+if TYPE_CHECKING:
+    from .websocket import WebSocket
+
+__all__ = ["Topics"]
+
+logger = logging.getLogger("wsserver.broker")
+
+
+class Topics:
+    """This server's topics and their local subscribers.
+
+    Attributes:
+        node_id: this server's name among the broker's nodes (pid and random).
+        subscribers: topic -> the local connections subscribed to it.
+        delivered: messages handed to local connections, in all.
+        skipped: deliveries skipped (slow, closing or busy connections).
+    """
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.node_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.subscribers: dict[str, set[WebSocket]] = {}
+        self.delivered = 0
+        self.skipped = 0
+        self._listeners: list[Callable[[bool], None]] = []
+
+    async def start(self) -> None:
+        await self.broker.attach(self)
+
+    async def close(self) -> None:
+        await self.broker.detach(self)
+
+    # ------------------------------------------------------------ membership
+
+    def subscribe(self, ws: WebSocket, topic: str) -> None:
+        """Add ``ws`` to ``topic``'s subscribers (the broker is told on the first)."""
+        subscribers = self.subscribers.get(topic)
+        if subscribers is None:
+            subscribers = self.subscribers[topic] = set()
+            self.broker.subscribe(self, topic)
+        if ws not in subscribers:
+            subscribers.add(ws)
+            self.broker.count(self, topic, len(subscribers))
+
+    def unsubscribe(self, ws: WebSocket, topic: str) -> None:
+        """Remove ``ws`` from ``topic`` (the broker is told when the last one leaves)."""
+        subscribers = self.subscribers.get(topic)
+        if subscribers is None or ws not in subscribers:
+            return
+        subscribers.discard(ws)
+        self.broker.count(self, topic, len(subscribers))
+        if not subscribers:
+            del self.subscribers[topic]
+            self.broker.unsubscribe(self, topic)
+
+    # --------------------------------------------------------------- messages
+
+    def publish(self, topic: str, message: str | bytes, exclude: WebSocket | None = None) -> int:
+        """Deliver locally, and hand to the broker for the other processes.
+
+        Returns:
+            How many local connections got it.
+        """
+        delivered = self._deliver_locally(topic, message, exclude)
+        self.broker.publish(self, topic, message)
+        return delivered
+
+    def deliver(self, topic: str, message: str | bytes) -> None:
+        """A message another process published (the broker calls this)."""
+        self._deliver_locally(topic, message, None)
+
+    def _deliver_locally(self, topic: str, message: str | bytes, exclude: WebSocket | None) -> int:
+        subscribers = self.subscribers.get(topic)
+        if not subscribers:
+            return 0
+        targets = [ws for ws in subscribers if ws is not exclude]
+        skipped = len(broadcast(targets, message))
+        self.skipped += skipped
+        self.delivered += len(targets) - skipped
+        return len(targets) - skipped
+
+    # --------------------------------------------------------------- outages
+
+    def on_broker_state(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(False)`` when the broker becomes unreachable, ``(True)`` when back."""
+        self._listeners.append(listener)
+
+    def broker_state(self, up: bool) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(up)
+            except Exception:
+                logger.exception("broker state listener %r failed", listener)
