@@ -55,6 +55,7 @@ class Server:
         sock: socket.socket | None = None,
         uds: str | None = None,
         broker: Broker | None = None,
+        listen: bool = True,
     ) -> None:
         #: What the server serves: a Router, or an ASGI application (one is None).
         self.router = app if isinstance(app, Router) else None
@@ -66,6 +67,9 @@ class Server:
         self.ssl = ssl
         self.sock = sock
         self.uds = uds
+        #: False: no listening socket; connections come through accept_socket() only.
+        self.listen = listen
+        self._started = False
         #: The proxies whose forwarding headers are believed (None: proxy_headers off).
         self.trusted_proxies = (
             TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
@@ -97,7 +101,7 @@ class Server:
 
     async def start(self) -> Server:
         """Start listening (does nothing if already started)."""
-        if self._server is not None:
+        if self._started:
             return self
         self.loop = asyncio.get_running_loop()
         if self.asgi is not None:
@@ -120,6 +124,9 @@ class Server:
                 self.pong_deadlines = Deadlines(
                     self.loop, config.ping_timeout, WebSocketProtocol.on_pong_timeout
                 )
+        if not self.listen:
+            self._started = True
+            return self
         timeout = config.open_timeout if self.ssl is not None else None
         if self.sock is not None:
             self._server = await self.loop.create_server(
@@ -147,10 +154,28 @@ class Server:
                 ssl_handshake_timeout=timeout,
                 reuse_address=True,
             )
+        self._started = True
         return self
 
     def _make_protocol(self) -> HttpProtocol:
         return HttpProtocol(self)
+
+    async def accept_socket(self, sock: socket.socket) -> None:
+        """Serve a connection accepted elsewhere: a connected stream socket.
+
+        E.g. one end of a ``socket.socketpair()``, as :mod:`wsserver.testing`
+        does with a server started with ``listen=False``. The connection is
+        then served like any accepted one (TLS too, if the server has it).
+
+        Raises:
+            RuntimeError: the server is not started.
+        """
+        if not self._started:
+            raise RuntimeError("start the server before handing it sockets")
+        timeout = self.config.open_timeout if self.ssl is not None else None
+        await self.loop.connect_accepted_socket(
+            self._make_protocol, sock, ssl=self.ssl, ssl_handshake_timeout=timeout
+        )
 
     def __await__(self) -> Any:
         return self.start().__await__()
@@ -176,7 +201,7 @@ class Server:
         ``open_timeout``; their clients then get the 1012 like the others),
         rather than answered 503: the restart fails nobody's connection attempt.
         """
-        if self._server is None:
+        if not self._started:
             return
         assert self._closed is not None
         if self.closing:
@@ -184,7 +209,8 @@ class Server:
             return
         self.closing = True
         self.close_code = code
-        self._server.close()
+        if self._server is not None:
+            self._server.close()
         if code == 1012:
             await self._let_handshakes_finish()
         for protocol in list(self.connections):
@@ -205,7 +231,8 @@ class Server:
         for protocol in list(self.connections):
             if not protocol.lost:
                 protocol.transport.abort()
-        await self._server.wait_closed()
+        if self._server is not None:
+            await self._server.wait_closed()
         for deadlines in (
             self.open_deadlines,
             self.keep_alive_deadlines,
@@ -333,6 +360,7 @@ def serve(
     sock: socket.socket | None = None,
     uds: str | None = None,
     broker: Broker | str | None = None,
+    listen: bool = True,
     **settings: Any,
 ) -> Server:
     """Create a server for ``app``; start it with ``async with`` or ``await``.
@@ -349,7 +377,9 @@ def serve(
 
     Where to listen: ``host`` and ``port``; or ``sock``, a socket already bound
     (e.g. inherited); or ``uds``, the path of a Unix socket (a stale one is
-    removed). TLS: an ``ssl`` context, or the ``ssl_*`` settings.
+    removed). TLS: an ``ssl`` context, or the ``ssl_*`` settings. ``listen=False``:
+    nowhere; the server takes connected sockets from :meth:`Server.accept_socket`
+    only (:mod:`wsserver.testing` runs it so, over socket pairs).
 
     ``broker`` joins this server's topics to other processes': a
     :class:`~wsserver.broker.Broker`, or a URL (``redis://host:port/db``,
@@ -382,7 +412,9 @@ def serve(
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    return Server(app, host, port, config, ssl=ssl, sock=sock, uds=uds, broker=broker)
+    return Server(
+        app, host, port, config, ssl=ssl, sock=sock, uds=uds, broker=broker, listen=listen
+    )
 
 
 def unix_socket(path: str) -> socket.socket:
