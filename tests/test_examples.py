@@ -1,4 +1,5 @@
-"""The examples, served in-process and driven by real clients (websockets, aiohttp)."""
+"""The examples, served in-process and driven by real clients (websockets, aiohttp,
+wsserver.testing)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from websockets.exceptions import InvalidStatus
 
 from examples import chat, echo, secure, stream
 from wsserver import Server
+from wsserver.testing import HandshakeDenied, TestClient
 
 from .conftest import StartServer
 from .helpers import RawClient
@@ -78,16 +80,20 @@ async def echo_server(run_server: StartServer) -> Server:
     return await run_server(echo.routes)
 
 
-async def test_echo_page_is_served_at_root(echo_server: Server) -> None:
-    status, headers, body = await http_get(echo_server.port, "/")
+async def test_echo_page_is_served_at_root() -> None:
+    async with TestClient(echo.routes) as client:
+        response = await client.get("/")
+    status, headers, body = response.status, response.headers, response.text
     assert status == 200
     assert headers["Content-Type"].startswith("text/html")
     assert "<input" in body and 'id="send"' in body and 'id="log"' in body
     assert '"/ws"' in body and "location.host" in body
 
 
-async def test_echo_page_answers_head(echo_server: Server) -> None:
-    status, headers, body = await http_get(echo_server.port, "/", method="HEAD")
+async def test_echo_page_answers_head() -> None:
+    async with TestClient(echo.routes) as client:
+        response = await client.request("HEAD", "/")
+    status, headers, body = response.status, response.headers, response.text
     assert status == 200
     assert headers["Content-Type"].startswith("text/html")
     assert body == ""
@@ -537,24 +543,19 @@ async def test_secure_handshake_wrong_token_is_403(
     assert b"Forbidden" in denied.response.body
 
 
-async def test_secure_handshake_denial_is_a_plain_http_response(secure_server: Server) -> None:
-    status, _, _ = await http_get(secure_server.port, "/ws/secure/handshake?token=x")
-    # Not an upgrade request: the WebSocket endpoint says so before any hook runs.
-    assert status == 426
-    reader, writer = await asyncio.open_connection("127.0.0.1", secure_server.port)
-    try:
-        writer.write(
-            b"GET /ws/secure/handshake HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
-        )
-        response = await asyncio.wait_for(reader.read(), TIMEOUT)  # until the server closes
-    finally:
-        writer.close()
-    head, _, body_bytes = response.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 401 ")
-    assert b"Unauthorized" in body_bytes
-    assert b"sec-websocket-accept" not in head.lower()
+async def test_secure_handshake_denial_is_a_plain_http_response() -> None:
+    async with TestClient(secure.routes) as client:
+        plain = await client.get("/ws/secure/handshake?token=x")
+        # Not an upgrade request: the WebSocket endpoint says so before any hook runs.
+        assert plain.status == 426
+        with pytest.raises(HandshakeDenied) as caught:
+            await client.websocket("/ws/secure/handshake")
+        denied = caught.value
+        assert client.server.websockets == []
+    assert (denied.response.http_version, denied.status) == ("1.1", 401)
+    assert denied.headers["Connection"] == "close"  # a denial ends the connection
+    assert b"Unauthorized" in denied.body
+    assert "sec-websocket-accept" not in denied.headers
 
 
 @pytest.mark.parametrize("how", ["query", "bearer", "raw header"])

@@ -1,0 +1,663 @@
+"""wsserver.testing: the test client, against the examples, our own handlers and ASGI apps.
+
+Every test runs the real server in-process with no port: each connection is a
+socket pair handed to the server. The first tests are the README's ("Testing
+your handlers"), verbatim: ``test_readme_shows_its_tests_verbatim`` checks it.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket as StarletteWebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from examples import asgi_echo, chat, echo, secure
+from wsserver import (
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    Request,
+    Router,
+    WebSocket,
+)
+from wsserver.testing import (
+    ClientWebSocket,
+    HandshakeDenied,
+    InvalidHandshake,
+    TestClient,
+    connect,
+)
+
+# ========================================================= the README's tests
+
+
+async def test_chat_room() -> None:
+    async with (
+        TestClient(chat.routes) as client,
+        client.websocket("/ws/chat/lobby?user=ann") as ann,
+    ):
+        welcome = await ann.receive_json()
+        assert welcome["type"] == "system" and welcome["clients"] == 1
+
+        async with client.websocket("/ws/chat/lobby?user=bob") as bob:
+            assert (await bob.receive_json())["clients"] == 2
+            joined = await ann.receive_json()
+            assert joined == {"type": "user_joined", "room": "lobby", "user": "bob", "clients": 2}
+
+            await bob.send_json({"type": "chat", "message": "hi ann"})
+            said = {"type": "chat", "message": "hi ann", "user": "bob", "room": "lobby"}
+            assert await ann.receive_json() == said
+            assert await bob.receive_json() == said  # the sender gets it too
+
+            response = await client.get("/api/rooms")
+            assert response.status == 200
+            assert response.json() == {"rooms": ["lobby"], "total_clients": 2}
+
+        # Leaving bob's block closed his connection (1000): ann hears it.
+        left = await ann.receive_json()
+        assert left == {"type": "user_left", "room": "lobby", "user": "bob", "clients": 1}
+        assert bob.close_code == 1000
+
+
+async def test_secure_refuses_without_a_token() -> None:
+    async with TestClient(secure.routes) as client:
+        # Refused at the handshake: the HTTP response, not a WebSocket.
+        with pytest.raises(HandshakeDenied) as caught:
+            await client.websocket("/ws/secure/handshake")
+        assert caught.value.status == 401
+        assert caught.value.headers["WWW-Authenticate"].startswith("Bearer")
+
+        # Accepted, then closed by the handler with 1008.
+        async with client.websocket("/ws/secure") as ws:
+            with pytest.raises(ConnectionClosedError):
+                await ws.receive()
+            assert ws.close_code == 1008
+            assert ws.close_reason == "Authentication required"
+
+
+# ==================================================================== set-up
+
+
+@pytest.fixture(autouse=True)
+def _reset_example_state() -> Iterator[None]:
+    chat.rooms.clear()
+    secure.message_times.clear()
+    yield
+    chat.rooms.clear()
+    secure.message_times.clear()
+
+
+@pytest.fixture(autouse=True)
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """No test logs an error unless it says so (and then clears the log)."""
+    caplog.set_level(logging.INFO)
+    yield
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors
+
+
+def readme_section() -> str:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    return readme.split("## Testing your handlers\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_shows_its_tests_verbatim() -> None:
+    """The README's example is this module's code: each function, each import line."""
+    blocks = re.findall(r"```python\n(.*?)```", readme_section(), re.S)
+    code = next(block for block in blocks if "async def test_" in block)
+    source = Path(__file__).read_text()
+    module = ast.parse(source)
+    ours = {
+        node.name: ast.get_source_segment(source, node)
+        for node in module.body
+        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef)
+    }
+    shown = ast.parse(code)
+    functions = [n for n in shown.body if isinstance(n, ast.AsyncFunctionDef)]
+    assert [f.name for f in functions] == ["test_chat_room", "test_secure_refuses_without_a_token"]
+    for function in functions:
+        assert ast.get_source_segment(code, function) == ours[function.name], function.name
+    source_lines = set(source.splitlines())
+    for node in shown.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            line = ast.get_source_segment(code, node)
+            assert line in source_lines or _names_imported_here(node, module), line
+
+
+def _names_imported_here(node: ast.Import | ast.ImportFrom, module: ast.Module) -> bool:
+    """Whether every name ``node`` imports is imported by this module from the same place."""
+    here = {
+        (getattr(n, "module", None), alias.name)
+        for n in module.body
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for alias in n.names
+    }
+    return all((getattr(node, "module", None), alias.name) in here for alias in node.names)
+
+
+# ================================================================ no port
+
+
+async def test_no_port_is_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the test client must not listen")
+
+    monkeypatch.setattr(loop, "create_server", refuse)
+    monkeypatch.setattr(loop, "create_unix_server", refuse)
+    async with TestClient(echo.routes) as client:
+        assert client.server.sockets == ()
+        with pytest.raises(RuntimeError):
+            _ = client.server.port
+        async with client.websocket("/ws") as ws:
+            await ws.send("no port")
+            assert await ws.receive() == "no port"
+            # The server's side of the connection is a socket pair's end.
+            protocol = next(iter(client.server._websockets))
+            sock = protocol.transport.get_extra_info("socket")
+            assert sock.family == socket.AF_UNIX
+    assert client.server.closing  # closed on exit
+
+
+async def test_accept_socket_needs_a_started_server() -> None:
+    client = TestClient(echo.routes)
+    ours, theirs = socket.socketpair()
+    try:
+        with pytest.raises(RuntimeError, match="start"):
+            await client.server.accept_socket(theirs)
+    finally:
+        ours.close()
+        theirs.close()
+
+
+async def test_tls_settings_are_refused() -> None:
+    import ssl
+
+    client = TestClient(echo.routes, ssl=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
+    with pytest.raises(ValueError, match="plain text"):
+        await client.start()
+
+
+# ==================================================================== echo
+
+
+@pytest.mark.parametrize("path", ["/", "/ws"])
+async def test_echo_example(path: str) -> None:
+    async with TestClient(echo.routes) as client, client.websocket(path) as ws:
+        assert ws.compression is None  # offered, but a Router's server has it off
+        messages: list[str | bytes] = ["hello", "", "é" * 1000, b"\x00\x01\xff", b"x" * 70000]
+        for message in messages:
+            await ws.send(message)
+            assert await ws.receive() == message
+        await ws.send_fragments(["frag", "men", "ted ✓"])
+        assert await ws.receive_text() == "fragmented ✓"
+        await ws.send_fragments([b"\x01", b"", b"\x02"])
+        assert await ws.receive_bytes() == b"\x01\x02"
+
+
+async def test_echo_page_over_http() -> None:
+    async with TestClient(echo.routes) as client:
+        page = await client.get("/")
+        assert page.status == 200 and page.reason == "OK"
+        assert page.headers["content-type"].startswith("text/html")
+        assert '"/ws"' in page.text
+        head = await client.request("HEAD", "/")
+        assert head.status == 200 and head.body == b""
+        assert head.headers["Content-Length"] == page.headers["Content-Length"]
+        missing = await client.get("/nowhere")
+        assert missing.status == 404
+        plain = await client.get("/ws")  # a WebSocket route, without the upgrade
+        assert plain.status == 426
+
+
+async def test_connect_helper() -> None:
+    async with connect(echo.routes, "/ws", max_size=1000) as ws:
+        await ws.send("through connect()")
+        assert await ws.receive() == "through connect()"
+        await ws.send("x" * 2000)  # the setting reached the server
+        with pytest.raises(ConnectionClosedError) as caught:
+            await ws.receive()
+        assert caught.value.code == 1009 and ws.close_code == 1009
+
+
+async def test_receive_timeout_leaves_the_connection_usable() -> None:
+    async with TestClient(echo.routes) as client, client.websocket("/ws") as ws:
+        with pytest.raises(TimeoutError):
+            await ws.receive(timeout=0.05)
+        await ws.send("still here")
+        assert await ws.receive() == "still here"
+
+
+async def test_iteration_ends_on_a_normal_close() -> None:
+    routes = Router()
+
+    @routes.websocket("/count")
+    async def count(request: Request, ws: WebSocket) -> None:
+        for i in range(3):
+            await ws.send(str(i))
+
+    async with TestClient(routes) as client, client.websocket("/count") as ws:
+        assert [message async for message in ws] == ["0", "1", "2"]
+        assert ws.close_code == 1000 and not ws.open
+
+
+# ==================================================================== chat
+
+
+async def test_chat_between_two_clients_and_rooms_api() -> None:
+    async with TestClient(chat.routes) as client:
+        assert (await client.get("/api/rooms")).json() == {"rooms": [], "total_clients": 0}
+        alice = await client.websocket("/ws/chat/alpha?user=alice")
+        bob = await client.websocket("/ws/chat/alpha?user=bob")
+        carol = await client.websocket("/ws/chat/beta?user=carol")
+        for ws in (alice, bob, carol):
+            assert (await ws.receive_json())["type"] == "system"
+        assert (await alice.receive_json())["user"] == "bob"
+        wrong = await client.request("DELETE", "/api/rooms")
+        assert wrong.status == 405 and "GET" in wrong.headers["Allow"]
+        rooms = await client.get("/api/rooms")
+        assert rooms.headers["content-type"].startswith("application/json")
+        assert rooms.json() == {"rooms": ["alpha", "beta"], "total_clients": 3}
+
+        await alice.send_json({"type": "chat", "message": "hi bob"})
+        for ws in (alice, bob):
+            assert await ws.receive_json() == {
+                "type": "chat",
+                "message": "hi bob",
+                "user": "alice",
+                "room": "alpha",
+            }
+        with pytest.raises(TimeoutError):
+            await carol.receive(timeout=0.1)  # another room
+
+        await alice.send(b"\x00binary")  # an error answer; the connection stays
+        error = await alice.receive_json()
+        assert error["type"] == "error" and "Binary" in error["message"]
+
+        await bob.close()
+        assert (bob.close_code, bob.close_reason) == (1000, "")
+        assert await alice.receive_json() == {
+            "type": "user_left",
+            "room": "alpha",
+            "user": "bob",
+            "clients": 1,
+        }
+        await carol.close()
+        deadline = asyncio.get_running_loop().time() + 3
+        while (await client.get("/api/rooms")).json()["rooms"] != ["alpha"]:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        assert "beta" not in chat.rooms
+    # Leaving the client closed alice and the server.
+    assert alice.close_code == 1000 and chat.rooms == {}
+
+
+# ================================================================== secure
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "body"),
+    [
+        ("/ws/secure/handshake", None, 401, b"Unauthorized"),
+        ("/ws/secure/handshake?token=", None, 401, b"Unauthorized"),
+        ("/ws/secure/handshake?token=wrong", None, 403, b"Forbidden"),
+        ("/ws/secure/handshake", {"Authorization": "Bearer wrong"}, 403, b"Forbidden"),
+    ],
+)
+async def test_secure_handshake_denials(
+    path: str, headers: dict[str, str] | None, status: int, body: bytes
+) -> None:
+    async with TestClient(secure.routes) as client:
+        with pytest.raises(HandshakeDenied) as caught:
+            await client.websocket(path, headers=headers).__aenter__()
+        denied = caught.value
+        assert denied.status == status and denied.response.status == status
+        assert body in denied.body and denied.text.startswith(body.decode())
+        assert denied.headers["Content-Type"].startswith("text/plain")
+        assert "sec-websocket-accept" not in denied.headers
+        if status == 401:
+            assert denied.headers["WWW-Authenticate"] == 'Bearer realm="wsserver"'
+        assert not client.server.websockets
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"), [("", "Authentication required"), ("?token=nope", "Invalid token")]
+)
+async def test_secure_accept_then_1008(query: str, reason: str) -> None:
+    async with TestClient(secure.routes) as client:
+        ws = await client.websocket("/ws/secure" + query)
+        assert ws.response.status == 101  # accepted first
+        await ws.wait_closed()
+        assert (ws.close_code, ws.close_reason) == (1008, reason)
+        with pytest.raises(ConnectionClosedError) as caught:
+            await ws.receive()
+        assert (caught.value.code, caught.value.reason) == (1008, reason)
+        with pytest.raises(ConnectionClosedError):
+            await ws.send("too late")
+
+
+@pytest.mark.parametrize("path", ["/ws/secure", "/ws/secure/handshake"])
+async def test_secure_valid_token(path: str) -> None:
+    async with (
+        TestClient(secure.routes) as client,
+        client.websocket(path, headers={"Authorization": "Bearer valid_token"}) as ws,
+    ):
+        assert await ws.receive_json() == {
+            "type": "authenticated",
+            "user": "demo_user",
+            "message": "Authenticated as demo_user",
+        }
+        await ws.send("hello")
+        echoed = await ws.receive_json()
+        assert echoed["type"] == "message" and echoed["message"] == "hello"
+
+
+# ============================================================= close codes
+
+
+async def test_close_codes_both_ways(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[int | None, str | None]] = []
+    routes = Router()
+
+    @routes.websocket("/listen")
+    async def listen(request: Request, ws: WebSocket) -> None:
+        with contextlib.suppress(ConnectionClosedError):  # 4000 is not a normal close
+            async for _ in ws:
+                pass
+        seen.append((ws.close_code, ws.close_reason))
+
+    @routes.websocket("/hang-up")
+    async def hang_up(request: Request, ws: WebSocket) -> None:
+        await ws.send("bye")
+        await ws.close(4001, "custom reason")
+
+    @routes.websocket("/fail")
+    async def fail(request: Request, ws: WebSocket) -> None:
+        raise RuntimeError("handler bug")
+
+    @routes.websocket("/forever")
+    async def forever(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with TestClient(routes) as client:
+        # The client closes: the server sees the code and reason, and echoes the code.
+        ws = await client.websocket("/listen")
+        await ws.close(4000, "client says bye")
+        assert (ws.close_code, ws.close_reason) == (4000, "")  # the server's echo
+        assert ws.closed and not ws.open
+        with pytest.raises(ConnectionClosedError):
+            await ws.send("after close")
+        # A close frame without a code: 1005 on both sides, and a normal end.
+        ws = await client.websocket("/listen")
+        ws._write_frame(0x8, b"")  # an empty close frame
+        await ws.wait_closed()
+        assert ws.close_code == 1005
+        deadline = asyncio.get_running_loop().time() + 3
+        while len(seen) < 2:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        assert seen == [(4000, "client says bye"), (1005, "")]
+
+        # The server closes: messages before the close still come, then its code.
+        async with client.websocket("/hang-up") as ws:
+            assert await ws.receive() == "bye"
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.receive()
+            assert (caught.value.code, caught.value.reason) == (4001, "custom reason")
+            with pytest.raises(ConnectionClosedError):
+                _ = [message async for message in ws]  # not a normal end
+
+        # A handler that raises: 1011, and the traceback logged once.
+        async with client.websocket("/fail") as ws:
+            await ws.wait_closed()
+            assert ws.close_code == 1011
+        assert any("handler bug" in str(r.exc_info) for r in caplog.records if r.exc_info)
+        caplog.clear()
+
+        # Shutdown: 1001 to the open connections.
+        ws = await client.websocket("/forever")
+        await client.server.close()
+        with pytest.raises(ConnectionClosedOK) as ok:
+            await ws.receive()
+        assert (ok.value.code, ok.value.reason) == (1001, "server shutting down")
+        with pytest.raises(InvalidHandshake):  # closed without an answer: it shut down
+            await client.websocket("/forever").__aenter__()
+
+
+async def test_protocol_violation_by_the_client_is_1002() -> None:
+    async with TestClient(echo.routes) as client, client.websocket("/ws") as ws:
+        ws._pipe.write(b"\x81\x05hello")  # unmasked: the server must refuse it
+        with pytest.raises(ConnectionClosedError) as caught:
+            await ws.receive()
+        assert caught.value.code == 1002
+
+
+# ================================================================= pings
+
+
+async def test_server_keepalive_pings_are_answered() -> None:
+    async with (
+        TestClient(echo.routes, ping_interval=0.05, ping_timeout=0.5) as client,
+        client.websocket("/ws") as ws,
+    ):
+        await asyncio.sleep(0.3)  # several pings, each answered by the client
+        assert ws.pings_received >= 2
+        (server_side,) = client.server.websockets
+        assert server_side.latency > 0  # the pongs reached the server
+        await ws.send("still open")
+        assert await ws.receive() == "still open"
+
+
+async def test_a_handlers_ping_and_the_clients_ping() -> None:
+    routes = Router()
+
+    @routes.websocket("/ping")
+    async def ping(request: Request, ws: WebSocket) -> None:
+        pong_waiter = await ws.ping(b"from handler")
+        latency = await pong_waiter
+        await ws.send(f"pong after {latency:.6f}")
+        async for message in ws:
+            await ws.send(message)
+
+    async with TestClient(routes) as client, client.websocket("/ping") as ws:
+        assert (await ws.receive_text()).startswith("pong after ")
+        assert ws.pings_received == 1
+        latency = await ws.ping()  # the server answers ours too
+        assert latency >= 0
+        assert await ws.ping(b"with payload") >= 0
+
+
+# ============================================================ compression
+
+
+async def test_compression_when_the_server_has_it() -> None:
+    async with TestClient(echo.routes, compression="deflate") as client:
+        async with client.websocket("/ws") as ws:
+            assert ws.compression == "deflate"
+            agreed = ws.response.headers["Sec-WebSocket-Extensions"]
+            assert agreed.startswith("permessage-deflate")
+            assert "client_max_window_bits=12" in agreed
+            big = "wsserver " * 20_000  # 180 kB that deflate shrinks a lot
+            await ws.send(big)
+            assert await ws.receive() == big
+            assert ws.bytes_sent < 5_000 and ws.bytes_received < 5_000
+            await ws.send_fragments([b"a" * 1000, b"b" * 1000, b"c" * 1000])
+            assert await ws.receive() == b"a" * 1000 + b"b" * 1000 + b"c" * 1000
+            await ws.send("sent as it is", compress=False)
+            assert await ws.receive() == "sent as it is"
+            (server_side,) = client.server._websockets
+            assert server_side.conn.deflate is not None
+        async with client.websocket("/ws", compression=None) as plain:
+            assert plain.compression is None
+            assert "sec-websocket-extensions" not in plain.response.headers
+            await plain.send(big)
+            assert await plain.receive() == big
+            assert plain.bytes_received > len(big)
+
+
+# ===================================================================== other
+
+
+async def test_subprotocols_headers_and_fragmented_messages_from_the_server() -> None:
+    routes = Router()
+
+    @routes.websocket("/about", subprotocols=["v2", "v1"])
+    async def about(request: Request, ws: WebSocket) -> None:
+        await ws.send(
+            {
+                "host": request.headers["host"],
+                "x": request.headers.get("x-test"),
+                "remote": request.remote_address,
+                "subprotocol": ws.subprotocol,
+            }
+        )
+        await ws.send(part for part in ["frag", "ments"])  # one message, two frames
+        await ws.send(part for part in [b"\x01", b"\x02"])
+
+    async with (
+        TestClient(routes) as client,
+        client.websocket("/about", subprotocols=["v1", "v2"], headers={"X-Test": "yes"}) as ws,
+    ):
+        assert ws.subprotocol == "v1"  # the client's first that the route supports
+        assert await ws.receive_json() == {
+            "host": "testserver",
+            "x": "yes",
+            "remote": None,  # a socket pair has no address
+            "subprotocol": "v1",
+        }
+        assert await ws.receive() == "fragments"
+        assert await ws.receive() == b"\x01\x02"
+
+
+async def test_forwarded_address_behind_trusted_proxy_headers() -> None:
+    routes = Router()
+
+    @routes.websocket("/whoami")
+    async def whoami(request: Request, ws: WebSocket) -> None:
+        await ws.send({"remote": request.remote_address, "scheme": request.scheme})
+
+    settings: dict[str, Any] = {"proxy_headers": True, "forwarded_allow_ips": "*"}
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    async with (
+        TestClient(routes, **settings) as client,
+        client.websocket("/whoami", headers=headers) as ws,
+    ):
+        assert await ws.receive_json() == {"remote": ["203.0.113.7", 0], "scheme": "https"}
+
+
+async def test_paths_are_percent_encoded() -> None:
+    async with (
+        TestClient(chat.routes) as client,
+        client.websocket("/ws/chat/café crème?user=éric") as ws,
+    ):
+        welcome = await ws.receive_json()
+        assert welcome["room"] == "café crème" and welcome["user"] == "éric"
+
+
+# ====================================================================== ASGI
+
+
+async def test_asgi_echo_example() -> None:
+    async with TestClient(asgi_echo.app) as client:
+        async with client.websocket("/any/path") as ws:
+            assert ws.compression == "deflate"  # on by default for ASGI apps, as in uvicorn
+            for message in ("text", b"\x00\x01", "x" * 100_000):
+                await ws.send(message)
+                assert await ws.receive() == message
+        response = await client.get("/")
+        assert response.status == 200
+        assert response.text == "ASGI echo: connect a WebSocket to any path.\n"
+
+
+LIFESPAN: list[str] = []
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    LIFESPAN.append("startup")
+    yield {"greeting": "hello from lifespan"}
+    LIFESPAN.append("shutdown")
+
+
+async def starlette_echo(websocket: StarletteWebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(websocket.state.greeting)
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect as exc:
+        LIFESPAN.append(f"disconnect {exc.code}")
+
+
+async def starlette_guarded(websocket: StarletteWebSocket) -> None:
+    if websocket.query_params.get("token") != "secret":
+        await websocket.send_denial_response(
+            PlainTextResponse("a token, please", status_code=401, headers={"X-Why": "token"})
+        )
+        return
+    await websocket.accept()
+    await websocket.close(code=4001, reason="that is all")
+
+
+async def starlette_add(request: StarletteRequest) -> JSONResponse:
+    numbers = await request.json()
+    return JSONResponse({"sum": sum(numbers), "greeting": request.state.greeting}, 201)
+
+
+starlette_app = Starlette(
+    routes=[
+        WebSocketRoute("/ws", starlette_echo),
+        WebSocketRoute("/guarded", starlette_guarded),
+        Route("/add", starlette_add, methods=["POST"]),
+    ],
+    lifespan=lifespan,
+)
+
+
+async def test_starlette_app_with_lifespan() -> None:
+    LIFESPAN.clear()
+    async with TestClient(starlette_app) as client:
+        assert LIFESPAN == ["startup"]
+        async with client.websocket("/ws") as ws:
+            assert await ws.receive() == "hello from lifespan"
+            await ws.send("é" * 10)
+            assert await ws.receive() == "é" * 10
+        posted = await client.post("/add", json=[1, 2, 3])
+        assert posted.status == 201
+        assert posted.json() == {"sum": 6, "greeting": "hello from lifespan"}
+        raw = await client.request(
+            "POST", "/add", body=b"[40, 2]", headers=[("Content-Type", "application/json")]
+        )
+        assert raw.json()["sum"] == 42
+
+        with pytest.raises(HandshakeDenied) as caught:
+            await client.websocket("/guarded")
+        assert caught.value.status == 401
+        assert caught.value.headers["X-Why"] == "token"
+        assert caught.value.body == b"a token, please"
+        async with client.websocket("/guarded?token=secret") as guarded:
+            await guarded.wait_closed()
+            assert (guarded.close_code, guarded.close_reason) == (4001, "that is all")
+        assert (await client.get("/nothing")).status == 404
+    assert LIFESPAN == ["startup", "disconnect 1000", "shutdown"]
+
+
+async def test_client_websocket_is_exported() -> None:
+    async with connect(asgi_echo.app, "/", compression=None) as ws:
+        assert isinstance(ws, ClientWebSocket)
+        assert ws.compression is None

@@ -1,0 +1,1019 @@
+"""Test your handlers and ASGI apps in your own test suite, without a port.
+
+::
+
+    from wsserver.testing import TestClient
+
+    async def test_echo():
+        async with TestClient(routes) as client:
+            async with client.websocket("/ws") as ws:
+                await ws.send("hello")
+                assert await ws.receive() == "hello"
+            response = await client.get("/health")
+            assert response.status == 200
+
+:class:`TestClient` runs the real server in the test's event loop: ``serve(app,
+listen=False, **settings)``, started (an ASGI app's lifespan included) and closed
+(``Server.close()``, graceful) on exit. Each connection is a real
+``socket.socketpair()``: one end is handed to the server
+(:meth:`wsserver.Server.accept_socket`), the client speaks over the other. So
+everything on the server's side is what production runs: h11, the handshake's
+checks and hooks, frames, permessage-deflate, limits, keepalive, close codes.
+Nothing listens on a port.
+
+The client side is small and strict: h11 for HTTP and the upgrade request, the
+project's frame parser for the server's frames, masked frames of its own,
+fragmented messages reassembled, pings answered at once (whether or not the test
+is reading), permessage-deflate when the server agrees to the client's offer.
+
+Differences from a TCP client that a handler may notice: ``request.remote_address``
+is None (as on a Unix socket; with ``proxy_headers=True, forwarded_allow_ips="*"``
+an ``X-Forwarded-For`` header gives one), and the ``Host`` header is
+``testserver`` unless the test sends another. TLS settings are refused: the
+client speaks plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import json as jsonlib
+import os
+import socket
+import string
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from typing import Any, cast
+
+import h11
+
+from .errors import (
+    ConcurrencyError,
+    ConnectionClosedOK,
+    InvalidState,
+    ProtocolError,
+    WSServerError,
+    closed_error,
+)
+from .protocol.deflate import DeflateSettings, PerMessageDeflate, parse_extensions
+from .protocol.frames import (
+    FrameParser,
+    Opcode,
+    parse_close,
+    serialize_close,
+    serialize_frame,
+)
+from .protocol.handshake import accept_key
+from .protocol.http import Headers
+from .server.server import Server, serve
+
+__all__ = [
+    "ClientResponse",
+    "ClientWebSocket",
+    "HandshakeDenied",
+    "InvalidHandshake",
+    "TestClient",
+    "connect",
+]
+
+#: Seconds any one wait of the client may take (a handshake, a response, a
+#: message) before it raises TimeoutError, unless told otherwise.
+DEFAULT_TIMEOUT = 5.0
+#: The ``Host`` header sent unless the test sends its own.
+DEFAULT_HOST = "testserver"
+
+HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+#: Characters left as they are in a request target; anything else (spaces,
+#: non-ASCII) is percent-encoded as UTF-8.
+_SAFE = string.punctuation
+
+
+class ClientResponse:
+    """An HTTP response the server sent: a route's answer, or the denial of an upgrade.
+
+    Attributes:
+        status: the status code.
+        reason: the reason phrase.
+        headers: the headers (case-insensitive; ``headers.getall(name)``).
+        body: the body, as bytes.
+        http_version: ``"1.1"`` (or whatever the server said).
+    """
+
+    __slots__ = ("status", "reason", "headers", "body", "http_version")
+
+    def __init__(
+        self, status: int, reason: str, headers: Headers, body: bytes, http_version: str = "1.1"
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.http_version = http_version
+
+    @property
+    def text(self) -> str:
+        """The body decoded with the charset of ``Content-Type`` (UTF-8 if none)."""
+        charset = "utf-8"
+        for param in self.headers.get("content-type", "").split(";")[1:]:
+            name, _, value = param.strip().partition("=")
+            if name.lower() == "charset" and value:
+                charset = value.strip('"')
+        return self.body.decode(charset)
+
+    def json(self) -> Any:
+        """The body, parsed as JSON."""
+        return jsonlib.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<ClientResponse {self.status} {self.reason}, {len(self.body)} bytes>"
+
+
+class HandshakeDenied(WSServerError):
+    """The server answered the upgrade request with an HTTP response instead of a 101.
+
+    Attributes:
+        response: that response (:class:`ClientResponse`).
+        status, reason, headers, body: the response's.
+    """
+
+    def __init__(self, response: ClientResponse) -> None:
+        super().__init__(f"the server denied the upgrade: {response.status} {response.reason}")
+        self.response = response
+        self.status = response.status
+        self.reason = response.reason
+        self.headers = response.headers
+        self.body = response.body
+
+    @property
+    def text(self) -> str:
+        """The response's body, decoded."""
+        return self.response.text
+
+    def json(self) -> Any:
+        """The response's body, parsed as JSON."""
+        return self.response.json()
+
+
+class InvalidHandshake(WSServerError):
+    """The server's 101 breaks RFC 6455 (or it closed before answering): a server bug."""
+
+
+# ------------------------------------------------------------------ the pipe
+
+
+class _Pipe(asyncio.Protocol):
+    """The client's end of a socket pair: bytes kept for h11 until the upgrade, then frames."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()
+        self._received = bytearray()
+        self._eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._writing_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        #: Whether the connection is gone.
+        self.lost = False
+        #: Done once the connection is gone.
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+        #: After the upgrade: where received bytes go, and who hears the end.
+        self.on_data: Callable[[bytes], None] | None = None
+        self.on_lost: Callable[[], None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.on_data is not None:
+            self.on_data(data)
+            return
+        self._received += data
+        self._wake()
+
+    def eof_received(self) -> None:
+        self._eof = True
+        self._wake()  # returning None closes the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._eof = True
+        self._wake()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def read(self) -> bytes:
+        """The bytes received since the last call; b"" once the server has closed."""
+        while not self._received and not self._eof:
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.take()
+
+    def take(self) -> bytes:
+        """The bytes received and not read yet (without waiting)."""
+        data = bytes(self._received)
+        self._received.clear()
+        return data
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` unless the connection is closing (then it is dropped)."""
+        if not self.lost and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is over its high-water mark."""
+        while self._writing_paused and not self.lost:
+            self._drain_waiter = self.loop.create_future()
+            await self._drain_waiter
+
+    def abort(self) -> None:
+        if not self.lost:
+            self.transport.abort()
+
+
+def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers)
+
+
+def _encode_headers(items: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in items]
+
+
+def _target(path: str) -> bytes:
+    """The request target: ``path`` with spaces and non-ASCII characters percent-encoded."""
+    if not path.startswith("/"):
+        raise ValueError(f"the path must start with '/': {path!r}")
+    return urllib.parse.quote(path, safe=_SAFE).encode("ascii")
+
+
+def _response_headers(event: h11.Response | h11.InformationalResponse) -> Headers:
+    return Headers.from_lowercase(
+        [(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers]
+    )
+
+
+async def _next_event(h: h11.Connection, pipe: _Pipe) -> Any:
+    """h11's next event, reading from ``pipe`` as long as it needs data."""
+    while True:
+        event = h.next_event()
+        if event is h11.NEED_DATA:
+            h.receive_data(await pipe.read())
+            continue
+        return event
+
+
+async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
+    """The next response on ``pipe``, body included (none for a ``101``).
+
+    Raises:
+        ConnectionError: the server closed the connection or sent malformed HTTP.
+    """
+    try:
+        while True:
+            event = await _next_event(h, pipe)
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    return ClientResponse(
+                        101,
+                        event.reason.decode("latin-1"),
+                        _response_headers(event),
+                        b"",
+                        event.http_version.decode("ascii", "replace"),
+                    )
+                continue  # 100 Continue and the like
+            if isinstance(event, h11.Response):
+                break
+            raise ConnectionError("the server closed the connection without a response")
+        parts = []
+        while True:
+            part = await _next_event(h, pipe)
+            if isinstance(part, h11.Data):
+                parts.append(bytes(part.data))
+            elif isinstance(part, h11.EndOfMessage):
+                break
+            else:
+                raise ConnectionError("the server closed the connection within a response")
+    except h11.RemoteProtocolError as exc:
+        raise ConnectionError(f"malformed HTTP response: {exc}") from None
+    return ClientResponse(
+        event.status_code,
+        event.reason.decode("latin-1"),
+        _response_headers(event),
+        b"".join(parts),
+        event.http_version.decode("ascii", "replace"),
+    )
+
+
+# -------------------------------------------------------------- WebSockets
+
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_CONTINUATION = Opcode.CONTINUATION
+
+
+class ClientWebSocket:
+    """The client's side of a WebSocket connection to the server under test.
+
+    Messages are ``str`` (text) or ``bytes`` (binary). Every wait is bounded by
+    ``timeout`` (the client's, unless a call gives its own) and raises
+    :class:`TimeoutError` past it, so a test never hangs.
+
+    Received messages are queued without limit; pings are answered as they
+    arrive, whether or not the test reads. A close frame from the server is
+    answered at once; :attr:`close_code` and :attr:`close_reason` then say what
+    the server sent (1006 if the connection was lost without one).
+
+    Attributes:
+        path: the path it was opened with.
+        response: the ``101`` response (its headers: ``response.headers``).
+        subprotocol: the subprotocol the server chose, or None.
+        compression: ``"deflate"`` when permessage-deflate was agreed, else None.
+        close_code: the code of the server's close frame once it came (None before).
+        close_reason: its reason (None before).
+        pings_received: how many pings the server sent (each was answered).
+        bytes_sent, bytes_received: bytes on the wire after the handshake.
+    """
+
+    def __init__(
+        self,
+        pipe: _Pipe,
+        path: str,
+        response: ClientResponse,
+        *,
+        subprotocol: str | None,
+        deflate: PerMessageDeflate | None,
+        timeout: float,
+        received: bytes = b"",
+    ) -> None:
+        self._pipe = pipe
+        self.loop = pipe.loop
+        self.path = path
+        self.response = response
+        self.subprotocol = subprotocol
+        self.compression = "deflate" if deflate is not None else None
+        self.timeout = timeout
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.pings_received = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._deflate = deflate
+        self._parser = FrameParser(require_mask=False, allow_rsv1=deflate is not None)
+        self._frame_parts: list[bytes] = []
+        self._message_opcode: Opcode | None = None
+        self._message_compressed = False
+        self._message_parts: list[bytes] = []
+        self._messages: collections.deque[str | bytes] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._pong_waiters: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._close_sent = False
+        self._close_received = False
+        pipe.on_data = self._data_received
+        pipe.on_lost = self._connection_lost
+        if received:
+            self._data_received(received)
+        if pipe.lost:
+            self._connection_lost()
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def open(self) -> bool:
+        """Whether messages can still be sent (no close frame sent or received)."""
+        return not (self._close_sent or self._close_received or self._pipe.lost)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is gone (the server closed TCP, or it was aborted)."""
+        return self._pipe.lost
+
+    def _check_open(self) -> None:
+        if self.close_code is not None:
+            raise closed_error(self.close_code, self.close_reason or "")
+        if self._close_sent:
+            raise InvalidState("close() was called: nothing more can be sent")
+
+    # ---------------------------------------------------------- sending
+
+    def _write_frame(
+        self,
+        opcode: int,
+        payload: bytes | bytearray | memoryview,
+        fin: bool = True,
+        rsv1: bool = False,
+    ) -> None:
+        frame = serialize_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=os.urandom(4))
+        self.bytes_sent += len(frame)
+        self._pipe.write(frame)
+
+    async def send(
+        self, message: str | bytes | bytearray | memoryview, *, compress: bool = True
+    ) -> None:
+        """Send a text (``str``) or binary message.
+
+        With permessage-deflate agreed it is compressed unless ``compress`` is
+        false.
+
+        Raises:
+            ConnectionClosed: the server closed the connection (its code and reason).
+            InvalidState: :meth:`close` was called.
+        """
+        await self.send_fragments([message], compress=compress)
+
+    async def send_fragments(
+        self,
+        fragments: Iterable[str | bytes | bytearray | memoryview],
+        *,
+        compress: bool = True,
+    ) -> None:
+        """Send one message in several frames, one per fragment (all ``str``, or all bytes)."""
+        pieces = list(fragments)
+        if not pieces:
+            raise ValueError("a message needs at least one fragment")
+        text = isinstance(pieces[0], str)
+        if any(isinstance(piece, str) != text for piece in pieces):
+            raise TypeError("the fragments of one message are all str or all bytes")
+        if not all(isinstance(piece, str | bytes | bytearray | memoryview) for piece in pieces):
+            raise TypeError("send str (text) or bytes (binary)")
+        self._check_open()
+        deflate = self._deflate if compress else None
+        if deflate is not None:
+            deflate.start_deflate()
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            payload = piece.encode("utf-8") if isinstance(piece, str) else piece
+            opcode = (_TEXT if text else _BINARY) if i == 0 else _CONTINUATION
+            if deflate is not None:
+                payload = deflate.deflate(payload, i == last)
+            self._write_frame(opcode, payload, i == last, deflate is not None and i == 0)
+        await self._drain()
+
+    async def send_json(self, data: Any) -> None:
+        """Send ``data`` as a JSON text message."""
+        await self.send(jsonlib.dumps(data))
+
+    async def _drain(self) -> None:
+        async with asyncio.timeout(self.timeout):
+            await self._pipe.drain()
+
+    async def ping(self, data: bytes | None = None, *, timeout: float | None = None) -> float:
+        """Send a ping and wait for its pong; return the round trip, in seconds."""
+        self._check_open()
+        payload = os.urandom(4) if data is None else data
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._pong_waiters[payload] = (waiter, self.loop.time())
+        self._write_frame(Opcode.PING, payload)
+        async with asyncio.timeout(self.timeout if timeout is None else timeout):
+            return await waiter
+
+    async def close(
+        self, code: int = 1000, reason: str = "", *, timeout: float | None = None
+    ) -> None:
+        """The closing handshake: send a close frame, wait for the server's and for TCP's end.
+
+        ``code`` and ``reason`` are sent as given (a test may send invalid
+        ones on purpose). Does nothing more once the connection is closed. If
+        the server does not close within ``timeout``, the connection is aborted
+        (:attr:`close_code` is then 1006 unless a close frame came).
+        """
+        pipe = self._pipe
+        if not pipe.lost and not self._close_sent:
+            self._close_sent = True
+            self._write_frame(Opcode.CLOSE, serialize_close(code, reason))
+        try:
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                await asyncio.shield(pipe.closed)
+        except TimeoutError:
+            pipe.abort()
+            await pipe.closed
+
+    async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait until the server has closed the connection (e.g. after closing it with 1008)."""
+        async with asyncio.timeout(self.timeout if timeout is None else timeout):
+            await asyncio.shield(self._pipe.closed)
+
+    # -------------------------------------------------------- receiving
+
+    async def receive(self, timeout: float | None = None) -> str | bytes:
+        """The next message (``str`` or ``bytes``).
+
+        Messages that arrived before a close are still returned.
+
+        Raises:
+            TimeoutError: none came within ``timeout`` (the connection stays usable).
+            ConnectionClosed: the connection is closed and every message was
+                received: :class:`~wsserver.ConnectionClosedOK` for 1000, 1001
+                or 1005, :class:`~wsserver.ConnectionClosedError` otherwise.
+        """
+        if self._waiter is not None:
+            raise ConcurrencyError("receive() is already waiting for a message")
+        async with asyncio.timeout(self.timeout if timeout is None else timeout):
+            while not self._messages:
+                if self._close_received or self._pipe.lost:
+                    raise closed_error(
+                        1006 if self.close_code is None else self.close_code,
+                        self.close_reason or "",
+                    )
+                self._waiter = self.loop.create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+        return self._messages.popleft()
+
+    async def receive_text(self, timeout: float | None = None) -> str:
+        """The next message, which must be text."""
+        message = await self.receive(timeout)
+        if not isinstance(message, str):
+            raise TypeError(f"expected a text message, got binary: {message[:80]!r}")
+        return message
+
+    async def receive_bytes(self, timeout: float | None = None) -> bytes:
+        """The next message, which must be binary."""
+        message = await self.receive(timeout)
+        if not isinstance(message, bytes):
+            raise TypeError(f"expected a binary message, got text: {message[:80]!r}")
+        return message
+
+    async def receive_json(self, timeout: float | None = None) -> Any:
+        """The next message, parsed as JSON."""
+        return jsonlib.loads(await self.receive(timeout))
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        """The next message; iteration ends on a normal close (1000, 1001, 1005).
+
+        Raises:
+            ConnectionClosedError: the server closed with another code.
+        """
+        try:
+            return await self.receive()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+
+    # ------------------------------------------------- the server's frames
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _data_received(self, data: bytes) -> None:
+        self.bytes_received += len(data)
+        if self._close_received:
+            return  # nothing counts after a close frame
+        parser = self._parser
+        parser.feed(data)
+        while True:
+            try:
+                piece = parser.next_piece()
+                if piece is None:
+                    return
+                opcode, fin, rsv1, payload, length, offset = piece
+                if offset + len(payload) < length:
+                    self._frame_parts.append(payload)  # more of this frame to come
+                    continue
+                if self._frame_parts:
+                    self._frame_parts.append(payload)
+                    payload = b"".join(self._frame_parts)
+                    self._frame_parts.clear()
+                self._frame_received(opcode, fin, rsv1, payload)
+            except ProtocolError as exc:
+                self._fail(exc.close_code, exc.reason)
+                return
+            if self._close_received:
+                return
+
+    def _frame_received(self, opcode: Opcode, fin: bool, rsv1: bool, payload: bytes) -> None:
+        if opcode is Opcode.CLOSE:
+            code, reason = parse_close(payload)
+            self._close_received = True
+            self.close_code, self.close_reason = code, reason
+            if not self._close_sent:
+                self._close_sent = True
+                self._write_frame(Opcode.CLOSE, payload)  # the echo
+            self._wake()
+            return  # the server closes TCP next
+        if opcode is Opcode.PING:
+            self.pings_received += 1
+            if not self._close_sent:
+                self._write_frame(Opcode.PONG, payload)
+            return
+        if opcode is Opcode.PONG:
+            found = self._pong_waiters.pop(payload, None)
+            if found is not None and not found[0].done():
+                found[0].set_result(self.loop.time() - found[1])
+            return
+        if opcode is _CONTINUATION:
+            if self._message_opcode is None:
+                raise ProtocolError("continuation frame without a message to continue")
+            if rsv1:
+                raise ProtocolError("RSV1 set on a continuation frame")
+            self._message_parts.append(payload)
+        else:
+            if self._message_opcode is not None:
+                raise ProtocolError("a new message inside a fragmented one")
+            self._message_opcode = opcode
+            self._message_compressed = rsv1
+            self._message_parts = [payload]
+        if not fin:
+            return
+        data = b"".join(self._message_parts)
+        kind = self._message_opcode
+        self._message_opcode = None
+        self._message_parts = []
+        if self._message_compressed:
+            assert self._deflate is not None  # the parser refuses RSV1 otherwise
+            self._deflate.start_inflate()
+            data = self._deflate.inflate(data, True, 0)
+        if kind is _TEXT:
+            try:
+                self._messages.append(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ProtocolError("invalid UTF-8 in a text message", 1007) from None
+        else:
+            self._messages.append(data)
+        self._wake()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """The server broke the protocol: close with ``code`` and drop the connection.
+
+        :meth:`receive` then raises ``ConnectionClosedError(code, reason)``.
+        """
+        if not self._close_sent:
+            self._close_sent = True
+            self._write_frame(Opcode.CLOSE, serialize_close(code, reason))
+        self._close_received = True
+        self.close_code, self.close_reason = code, reason
+        if not self._pipe.lost:
+            self._pipe.transport.close()
+        self._wake()
+
+    def _connection_lost(self) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason = 1006, ""
+        self._wake()
+        for waiter, _ in self._pong_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(closed_error(self.close_code, self.close_reason or ""))
+        self._pong_waiters.clear()
+
+    def __repr__(self) -> str:
+        state = "open" if self.open else f"closed {self.close_code}"
+        return f"<ClientWebSocket {self.path} {state}>"
+
+
+def _client_deflate(values: list[str], offered: bool) -> PerMessageDeflate | None:
+    """The permessage-deflate agreement the 101's extension header states, from our side.
+
+    :class:`PerMessageDeflate` is written for the server: its ``server_*``
+    parameters are for the side that uses the object, ``client_*`` for the
+    peer. The client's object therefore swaps the agreement's two sides.
+
+    Raises:
+        InvalidHandshake: an extension the client did not offer, or parameters
+            that are not RFC 7692's.
+    """
+    try:
+        extensions = parse_extensions(values)
+    except ValueError as exc:
+        raise InvalidHandshake(f"malformed Sec-WebSocket-Extensions: {exc}") from None
+    if not extensions:
+        return None
+    if not offered or len(extensions) != 1 or extensions[0][0] != "permessage-deflate":
+        raise InvalidHandshake(f"extensions the client did not offer: {values}")
+    ours = {"no_context_takeover": False, "bits": 15}
+    theirs = {"no_context_takeover": False, "bits": 15}
+    for name, value in extensions[0][1]:
+        side = theirs if name.startswith("server_") else ours
+        if name in ("server_no_context_takeover", "client_no_context_takeover"):
+            side["no_context_takeover"] = True
+        elif name in ("server_max_window_bits", "client_max_window_bits"):
+            if value is None or not value.isdigit() or not 8 <= int(value) <= 15:
+                raise InvalidHandshake(f"invalid {name} in {values}")
+            side["bits"] = int(value)
+        else:
+            raise InvalidHandshake(f"unknown permessage-deflate parameter {name!r}")
+    return PerMessageDeflate(
+        server_no_context_takeover=bool(ours["no_context_takeover"]),
+        client_no_context_takeover=bool(theirs["no_context_takeover"]),
+        server_window_bits=int(ours["bits"]),
+        client_window_bits=int(theirs["bits"]),
+        settings=DeflateSettings(min_size=0),
+    )
+
+
+class _Connecting:
+    """What :meth:`TestClient.websocket` returns: await it, or ``async with`` it."""
+
+    def __init__(self, open: Callable[[], Any]) -> None:
+        self._open = open
+        self._ws: ClientWebSocket | None = None
+
+    def __await__(self) -> Generator[Any, None, ClientWebSocket]:
+        return cast(Generator[Any, None, ClientWebSocket], self._open().__await__())
+
+    async def __aenter__(self) -> ClientWebSocket:
+        self._ws = await self._open()
+        return self._ws
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+
+# ---------------------------------------------------------------- the client
+
+
+class TestClient:
+    """A real server for ``app`` (a :class:`~wsserver.Router` or an ASGI app), and clients.
+
+    ``async with TestClient(app, **settings) as client:`` starts
+    ``serve(app, listen=False, **settings)`` (any setting of
+    :func:`~wsserver.serve`: ``compression="deflate"``, ``max_size=...``,
+    ``ping_interval=...``, ``config=...``, ``broker=...``) and closes it on exit,
+    gracefully, as a deployment would; an ASGI app's lifespan runs. The server
+    is ``client.server``, for inspecting it from the test.
+
+    Args:
+        timeout: seconds any one wait may take before raising TimeoutError.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+
+    def __init__(self, app: Any, *, timeout: float = DEFAULT_TIMEOUT, **settings: Any) -> None:
+        self.server: Server = serve(app, listen=False, **settings)
+        self.timeout = timeout
+        self._pipes: set[_Pipe] = set()
+        self._websockets: set[ClientWebSocket] = set()
+
+    async def start(self) -> TestClient:
+        """Start the server (an ASGI app's lifespan startup included)."""
+        if self.server.ssl is not None:
+            raise ValueError("TestClient speaks plain text: leave the TLS settings out")
+        await self.server.start()
+        return self
+
+    async def close(self) -> None:
+        """Close the WebSockets still open (1000), then the server, gracefully."""
+        for ws in list(self._websockets):
+            with contextlib.suppress(Exception):
+                await ws.close()
+        await self.server.close()
+        for pipe in list(self._pipes):
+            pipe.abort()
+
+    async def __aenter__(self) -> TestClient:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _open_pipe(self) -> _Pipe:
+        """A new connection to the server: one end of a socket pair each."""
+        ours, theirs = socket.socketpair()
+        try:
+            await self.server.accept_socket(theirs)
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        try:
+            _, pipe = await asyncio.get_running_loop().create_connection(_Pipe, sock=ours)
+        except BaseException:
+            ours.close()
+            raise
+        self._pipes.add(pipe)
+        pipe.closed.add_done_callback(lambda _: self._pipes.discard(pipe))
+        return pipe
+
+    # ------------------------------------------------------------ HTTP
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | str | None = None,
+        json: Any = None,
+        headers: HeadersArg = None,
+        timeout: float | None = None,
+    ) -> ClientResponse:
+        """Send one HTTP/1.1 request on a new connection; return the response.
+
+        ``path`` may hold a query string. ``json`` sends that value as a JSON
+        body (with ``Content-Type: application/json`` unless ``headers`` has one).
+        """
+        items = _header_list(headers)
+        names = {name.lower() for name, _ in items}
+        if json is not None:
+            if body is not None:
+                raise ValueError("give body or json, not both")
+            body = jsonlib.dumps(json)
+            if "content-type" not in names:
+                items.append(("Content-Type", "application/json"))
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        if "host" not in names:
+            items.insert(0, ("Host", DEFAULT_HOST))
+        if data is not None and "content-length" not in names and "transfer-encoding" not in names:
+            items.append(("Content-Length", str(len(data))))
+        h = h11.Connection(h11.CLIENT)
+        pipe = await self._open_pipe()
+        try:
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                out = h.send(
+                    h11.Request(method=method, target=_target(path), headers=_encode_headers(items))
+                )
+                if data:
+                    out = (out or b"") + (h.send(h11.Data(data=data)) or b"")
+                pipe.write((out or b"") + (h.send(h11.EndOfMessage()) or b""))
+                response = await _read_response(h, pipe)
+                if response.status == 101:
+                    raise ConnectionError("the server switched protocols: use websocket()")
+                return response
+        finally:
+            pipe.transport.close()
+
+    async def get(
+        self, path: str, *, headers: HeadersArg = None, timeout: float | None = None
+    ) -> ClientResponse:
+        """``GET path``."""
+        return await self.request("GET", path, headers=headers, timeout=timeout)
+
+    async def post(
+        self,
+        path: str,
+        *,
+        body: bytes | str | None = None,
+        json: Any = None,
+        headers: HeadersArg = None,
+        timeout: float | None = None,
+    ) -> ClientResponse:
+        """``POST path`` with ``body`` (or ``json``)."""
+        return await self.request(
+            "POST", path, body=body, json=json, headers=headers, timeout=timeout
+        )
+
+    # ------------------------------------------------------ WebSockets
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        headers: HeadersArg = None,
+        subprotocols: Iterable[str] | None = None,
+        compression: str | None = "deflate",
+        timeout: float | None = None,
+    ) -> _Connecting:
+        """Open a WebSocket to ``path``: ``async with client.websocket(path) as ws:``
+        (closed with 1000 at the end if still open), or ``ws = await client.websocket(path)``.
+
+        The upgrade request is a real one: ``headers`` are added to it (an
+        ``Origin``, an ``Authorization``, a ``Host`` instead of ``testserver``),
+        ``subprotocols`` are offered in order, and permessage-deflate is offered
+        unless ``compression`` is None, as browsers do (the server agrees only
+        when it runs with ``compression="deflate"``, the default for ASGI apps).
+
+        Raises:
+            HandshakeDenied: the server answered with an HTTP response instead
+                of the 101 (its status, headers and body).
+            InvalidHandshake: the server's 101 is not valid.
+        """
+        if compression not in ("deflate", None):
+            raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+        offered = list(subprotocols or [])
+
+        async def open() -> ClientWebSocket:
+            return await self._handshake(
+                path,
+                _header_list(headers),
+                offered,
+                compression is not None,
+                self.timeout if timeout is None else timeout,
+            )
+
+        return _Connecting(open)
+
+    async def _handshake(
+        self,
+        path: str,
+        items: list[tuple[str, str]],
+        subprotocols: list[str],
+        deflate: bool,
+        timeout: float,
+    ) -> ClientWebSocket:
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        names = {name.lower() for name, _ in items}
+        ours = [] if "host" in names else [("Host", DEFAULT_HOST)]
+        ours += [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", key),
+            ("Sec-WebSocket-Version", "13"),
+        ]
+        if deflate:
+            ours.append(("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"))
+        if subprotocols:
+            ours.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
+        h = h11.Connection(h11.CLIENT)
+        pipe = await self._open_pipe()
+        try:
+            async with asyncio.timeout(timeout):
+                request = h11.Request(
+                    method="GET", target=_target(path), headers=_encode_headers(ours + items)
+                )
+                pipe.write((h.send(request) or b"") + (h.send(h11.EndOfMessage()) or b""))
+                try:
+                    switch = await _read_response(h, pipe)
+                except ConnectionError as exc:
+                    raise InvalidHandshake(str(exc)) from None
+            if switch.status != 101:
+                raise HandshakeDenied(switch)
+            _check_accept(switch.headers, key)
+            subprotocol = switch.headers.get("sec-websocket-protocol")
+            if subprotocol is not None and subprotocol not in subprotocols:
+                raise InvalidHandshake(
+                    f"the server chose a subprotocol not offered: {subprotocol!r}"
+                )
+            agreed = _client_deflate(switch.headers.getall("sec-websocket-extensions"), deflate)
+        except BaseException:
+            pipe.abort()
+            raise
+        received, _ = h.trailing_data
+        ws = ClientWebSocket(
+            pipe,
+            path,
+            switch,
+            subprotocol=subprotocol,
+            deflate=agreed,
+            timeout=self.timeout,
+            received=bytes(received) + pipe.take(),
+        )
+        if not ws.closed:
+            self._websockets.add(ws)
+            pipe.closed.add_done_callback(lambda _: self._websockets.discard(ws))
+        return ws
+
+
+def _check_accept(headers: Headers, key: str) -> None:
+    """Check the 101's ``Upgrade``, ``Connection`` and ``Sec-WebSocket-Accept``."""
+    if headers.get("upgrade", "").lower() != "websocket":
+        raise InvalidHandshake(f"101 without 'Upgrade: websocket': {headers!r}")
+    connection = [
+        t.strip(" \t").lower() for v in headers.getall("connection") for t in v.split(",")
+    ]
+    if "upgrade" not in connection:
+        raise InvalidHandshake(f"101 without 'Connection: upgrade': {headers!r}")
+    if headers.getall("sec-websocket-accept") != [accept_key(key)]:
+        raise InvalidHandshake(f"wrong Sec-WebSocket-Accept: {headers!r}")
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    app: Any,
+    path: str = "/",
+    *,
+    headers: HeadersArg = None,
+    subprotocols: Iterable[str] | None = None,
+    compression: str | None = "deflate",
+    timeout: float = DEFAULT_TIMEOUT,
+    **settings: Any,
+) -> AsyncIterator[ClientWebSocket]:
+    """One WebSocket to a server of its own: ``async with connect(routes, "/ws") as ws:``.
+
+    Short for a :class:`TestClient` with ``settings`` and one
+    :meth:`TestClient.websocket`; both are closed at the end.
+    """
+    async with (
+        TestClient(app, timeout=timeout, **settings) as client,
+        client.websocket(
+            path, headers=headers, subprotocols=subprotocols, compression=compression
+        ) as ws,
+    ):
+        yield ws
