@@ -205,8 +205,7 @@ def _ratio_table(
     measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario]
 ) -> list[str]:
     peers = [s for s in servers if not s.is_wsserver or s.env or s.base]
-    pairs = [(p, baseline_for(p, servers)) for p in peers]
-    pairs = [(p, b) for p, b in pairs if b is not None]
+    pairs = _compared(peers, servers)
     if not pairs:
         return ["(no wsserver column to compare with)"]
     heads = [f"{b.label} ÷ {p.label}" for p, b in pairs]
@@ -252,10 +251,10 @@ def _asgi_lines(
     """wsserver serving the ASGI app against uvicorn's best column, hypercorn and granian."""
     ours = [s for s in servers if s.is_wsserver and s.asgi and not s.env and not s.base]
     uvicorns = [s for s in servers if s.library == "uvicorn"]
-    others = [(o, baseline_for(o, servers)) for o in servers if o.asgi and not o.is_wsserver]
-    others = [(o, b) for o, b in others if b is not None and o.library != "uvicorn"]
-    routers = [(o, baseline_for(replace(o, asgi=False), servers)) for o in ours]
-    routers = [(o, r) for o, r in routers if r is not None]
+    others = _compared([s for s in servers if s.library in ("hypercorn", "granian")], servers)
+    # Each wsserver (ASGI) column (as a twin with asgi=False, the same key and label, so that
+    # baseline_for() finds the Router column on its loop) and that Router column.
+    routers = _compared([replace(o, asgi=False) for o in ours], servers)
     if not ours or not (uvicorns or others):
         return []
     heads = ["scenario", "metric", "better"]
@@ -307,6 +306,16 @@ def _asgi_lines(
             + (f"; behind in {', '.join(where)}" if where else "")
         )
     return lines
+
+
+def _compared(peers: list[Server], servers: list[Server]) -> list[tuple[Server, Server]]:
+    """(peer, the wsserver column it is compared with) for each peer that has one."""
+    pairs = []
+    for peer in peers:
+        base = baseline_for(peer, servers)
+        if base is not None:
+            pairs.append((peer, base))
+    return pairs
 
 
 def _best(
