@@ -52,7 +52,8 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Any:
     """Fail a test that logged an error it did not expect (tests that expect one clear it)."""
     caplog.set_level(logging.INFO, logger="wsserver")
     yield caplog
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    errors = [r for r in records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
 
 
@@ -801,3 +802,106 @@ def test_serve_takes_asgi_apps_of_every_shape() -> None:
         assert server.asgi is not None and server.router is None
         assert server.config.compression == "deflate"
     assert serve(function, compression=None).config.compression is None
+
+
+# ================================================== found in review (each failed first)
+
+
+async def test_long_poll_hears_the_client_leave_after_it_pipelined_more(run_asgi: Any) -> None:
+    heard: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()  # the (empty) body
+        heard.set_result(await receive())  # long poll: wait for the client to go away
+
+    server = await run_asgi(app)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.1)
+    writer.write(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")  # pipelined meanwhile
+    await asyncio.sleep(0.1)
+    writer.close()
+    assert await asyncio.wait_for(heard, TIMEOUT) == {"type": "http.disconnect"}
+    await wait_until(lambda: not server.app_tasks and not server.connections)
+
+
+async def wait_until(condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_an_app_that_returns_once_the_client_left_is_not_an_error(
+    run_asgi: Any,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        assert (await receive())["type"] == "http.disconnect"  # and returns, nothing to say
+
+    server = await run_asgi(app)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.1)
+    writer.close()
+    await wait_until(lambda: not server.app_tasks)
+    # (the autouse fixture fails the test if an error was logged)
+
+
+@pytest.mark.parametrize("status", [204, 304])
+async def test_no_content_length_is_added_to_204_and_304(run_asgi: Any, status: int) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": status, "headers": [(b"etag", b"x")]})
+        await send({"type": "http.response.body"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    second = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)  # still in step
+    writer.close()
+    assert first.startswith(f"HTTP/1.1 {status} ".encode()) and second == first
+    assert b"content-length" not in first.lower()
+
+
+async def test_lifespan_shutdown_runs_when_listening_fails() -> None:
+    record: list[str] = []
+    taken = serve(lifespan_app(), "127.0.0.1", 0, lifespan="off")
+    await taken.start()
+    try:
+        server = serve(lifespan_app(record=record), "127.0.0.1", taken.port)
+        with pytest.raises(OSError):
+            await server.start()
+        assert record == ["lifespan.startup", "lifespan.shutdown"]
+    finally:
+        await taken.close()
+
+
+async def test_a_failed_lifespan_startup_leaves_no_task_behind() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+        raise RuntimeError("database unreachable")  # Starlette re-raises after saying so
+
+    server = serve(app, "127.0.0.1", 0)
+    with pytest.raises(LifespanFailure):
+        await server.start()
+    await asyncio.sleep(0)
+    lifespan_tasks = [t for t in asyncio.all_tasks() if "Lifespan" in repr(t.get_coro())]
+    assert lifespan_tasks == []
+
+
+@pytest.mark.parametrize("root_path", ["/my app", "/日本", "/a\x00b", "/a?b"])
+def test_root_path_must_be_a_plain_path(root_path: str) -> None:
+    from wsserver.config import Config
+    from wsserver.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="root_path"):
+        Config(root_path=root_path)
+    assert Config(root_path="/api/v1").root_path == "/api/v1"

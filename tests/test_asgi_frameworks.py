@@ -51,7 +51,8 @@ async def run_asgi() -> AsyncIterator[Any]:
 def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Any:
     caplog.set_level(logging.INFO, logger="wsserver")
     yield
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
     assert not errors, errors
 
 

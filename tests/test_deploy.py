@@ -303,10 +303,11 @@ def test_trusted_proxies() -> None:
         ([("forwarded", 'for="[2001:db8::1]:4711";proto=https')], ("2001:db8::1", 4711), "https"),
         ([("forwarded", "for=203.0.113.9;proto=http, for=10.0.0.2")], ("203.0.113.9", 0), "http"),
         ([("forwarded", "for=_hidden;proto=https")], None, "https"),
-        # Forwarded wins over X-Forwarded-*.
+        # X-Forwarded-For, when the proxy sent it, wins over a Forwarded header (which a
+        # client may have written itself and a proxy like nginx passes on as it is).
         (
             [("forwarded", "for=203.0.113.9"), ("x-forwarded-for", "198.51.100.1")],
-            ("203.0.113.9", 0),
+            ("198.51.100.1", 0),
             None,
         ),
         ([("x-forwarded-proto", "gopher")], None, None),
@@ -452,3 +453,101 @@ async def test_cli_bad_deployment_flags_are_one_line(args: list[str], said: str)
     code, err = await run_cli_to_end("examples.echo:routes", *args, "--port", "0")
     assert code == 2, err
     assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
+
+
+# ===================================================== found in review (each failed first)
+
+
+@pytest.mark.parametrize(
+    ("spec", "peer", "hops", "client"),
+    [
+        # nginx appends the address it saw to what the client sent: with "*", only that.
+        ("*", "127.0.0.1", "6.6.6.6, 203.0.113.9", ("203.0.113.9", 0)),
+        # A Unix socket's peer has no address: "unix" trusts it, without trusting everyone.
+        ("unix", None, "6.6.6.6, 203.0.113.9", ("203.0.113.9", 0)),
+    ],
+)
+def test_a_client_cannot_choose_its_address(
+    spec: str, peer: str | None, hops: str, client: tuple[str, int]
+) -> None:
+    trusted = TrustedProxies(spec)
+    assert peer in trusted
+    said = forwarded(Headers([("x-forwarded-for", hops)]), trusted)
+    assert said.client == client
+    assert None not in TrustedProxies("127.0.0.1")  # Unix peers: only when said
+
+
+async def test_proxy_headers_over_a_unix_socket(socket_path: str) -> None:
+    server = serve(
+        who_routes(),
+        uds=socket_path,
+        ping_interval=None,
+        proxy_headers=True,
+        forwarded_allow_ips="unix",
+    )
+    async with server:
+        transport = httpx.AsyncHTTPTransport(uds=socket_path)
+        async with httpx.AsyncClient(transport=transport) as client:
+            response = await client.get(
+                "http://localhost/who",
+                headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9", "X-Forwarded-Proto": "https"},
+            )
+    assert response.json() == {"client": ["203.0.113.9", 0], "scheme": "https"}
+
+
+async def test_a_unix_socket_listens_at_once(socket_path: str) -> None:
+    from wsserver.server.server import unix_socket
+
+    sock = unix_socket(socket_path)
+    try:
+        # A second server probing now sees a live one (not a stale file to take over).
+        with pytest.raises(OSError, match="listening"):
+            unix_socket(socket_path)
+        assert os.path.exists(socket_path)
+        assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o660
+    finally:
+        sock.close()
+
+
+async def test_a_restart_serves_the_connection_accepted_as_it_began() -> None:
+    """A connection arriving as a worker retires (close(code=1012)) is served: by the old
+    worker if it was accepting it, else (left in the shared socket's queue) by the new one."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"hello\n"})
+
+    loop = asyncio.get_running_loop()
+    for delay in range(6):  # the close lands in each of the iterations an accept takes
+        shared = socket.create_server(("127.0.0.1", 0))  # the supervisor's socket
+        port = shared.getsockname()[1]
+        # The workers' copies (made before any is served: dup() resets the blocking
+        # mode, which all copies share).
+        old_sock, new_sock = shared.dup(), shared.dup()
+        old = serve(app, sock=old_sock, access_log=False)
+        await old.start()
+        client = socket.create_connection(("127.0.0.1", port))
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        new = serve(app, sock=new_sock, access_log=False)
+        await new.start()  # the replacement accepts before the old one retires
+        await old.close(code=1012)
+        client.settimeout(3)
+        got = await loop.run_in_executor(None, client.recv, 1000)
+        client.close()
+        await new.close()
+        shared.close()
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"hello\n"), (delay, got)
+
+
+def test_a_worker_under_a_pid_1_supervisor_stays() -> None:
+    from wsserver.supervisor import parent_gone
+
+    # In a container without init the supervisor is pid 1: that is its parent, not a sign
+    # that the parent died.
+    assert parent_gone(str(os.getppid())) is False
+    assert parent_gone(str(os.getppid() + 1)) is True
+    assert parent_gone(None) is False

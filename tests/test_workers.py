@@ -178,3 +178,55 @@ def test_worker_app_is_importable_without_the_crash_flag() -> None:
 
     assert tests.worker_app.routes.match("/pid") is not None
     assert sys.modules["tests.worker_app"] is tests.worker_app
+
+
+async def test_stopping_during_a_rolling_restart_closes_every_client_cleanly() -> None:
+    async with supervisor("--open-timeout", "2") as cli:
+        workers = children(cli.proc.pid)
+        clients = await asyncio.gather(*(pid_of_connection(cli.url) for _ in range(8)))
+        # Requests under way keep a retiring worker busy (it lets them finish).
+        slow = [await asyncio.open_connection("127.0.0.1", cli.port) for _ in range(6)]
+        for _, writer in slow:
+            writer.write(b"GET /pid HTTP/1.1\r\nHost: x\r\n")  # not finished yet
+        await asyncio.sleep(0.2)
+        os.kill(cli.proc.pid, signal.SIGHUP)
+        await wait_for(lambda: "retiring" in cli.stderr, what="a worker retiring")
+        cli.proc.send_signal(signal.SIGTERM)  # the operator stops the service meanwhile
+        codes = []
+        for ws, _ in clients:
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            codes.append(ws.close_code)
+        assert set(codes) <= {1001, 1012}, codes  # a close frame each: nobody dropped (1006)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+        assert "exiting now" not in cli.stderr
+        for _, writer in slow:
+            writer.close()
+        every = workers | {int(p) for p in _pids_started(cli.stderr)}
+        await wait_for(lambda: not any(alive(pid) for pid in every), what="no orphans")
+
+
+def _pids_started(text: str) -> list[str]:
+    return [
+        line.rsplit("(pid ", 1)[1].rstrip(")\n")
+        for line in text.splitlines()
+        if "started (pid" in line
+    ]
+
+
+async def test_a_sighup_during_a_rolling_restart_is_not_lost() -> None:
+    async with supervisor() as cli:
+        first = children(cli.proc.pid)
+        os.kill(cli.proc.pid, signal.SIGHUP)
+        await wait_for(
+            lambda: (
+                "rolling restart of" in cli.stderr
+                and "started (pid" in cli.stderr.split("rolling restart of")[-1]
+            ),
+            what="the restart under way",
+        )
+        os.kill(cli.proc.pid, signal.SIGHUP)  # a second deploy while the first rolls
+        await wait_for(lambda: cli.stderr.count("rolling restart done") == 2, what="two restarts")
+        assert "another rolling restart will follow" in cli.stderr
+        last = children(cli.proc.pid)
+        assert len(last) == 2 and not last & first

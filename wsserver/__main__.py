@@ -262,16 +262,25 @@ async def run(
     await server.start()
     loop = asyncio.get_running_loop()
     stopping = False
+    retiring = False
     closing: list[asyncio.Task[None]] = []
     worker = os.environ.get(WORKER_ID_ENV)
 
     def on_signal(signum: int) -> None:
-        nonlocal stopping
-        if stopping:
-            logger.warning("second %s: exiting now", signal.Signals(signum).name)
+        nonlocal stopping, retiring
+        name = signal.Signals(signum).name
+        if retiring and signum != signal.SIGHUP and not stopping:
+            # The supervisor stops everyone while this worker retires: it is
+            # closing already; this is not a second signal.
+            stopping = True
+            logger.info("%s: retiring already", name)
+            return
+        if stopping or (retiring and signum == signal.SIGHUP):
+            logger.warning("second %s: exiting now", name)
             os._exit(1)
-        stopping = True
         restart = signum == signal.SIGHUP
+        retiring = restart
+        stopping = not restart
         logger.info(
             "%s: %s", signal.Signals(signum).name, "retiring" if restart else "shutting down"
         )
@@ -377,7 +386,10 @@ def supervise(
         return 1
     scheme = "wss" if config.ssl_certfile else "ws"
     logger.info("listening on %s", _where(scheme, sock.getsockname()))
-    grace = config.shutdown_timeout + config.close_timeout + 5.0
+    # What a retiring worker may take: the handshakes under way (open_timeout),
+    # its handlers (shutdown_timeout and the cancelling after it), the closing
+    # handshakes (close_timeout), and its lifespan shutdown.
+    grace = (config.open_timeout or 10.0) + config.shutdown_timeout + config.close_timeout + 5.0
     supervisor = Supervisor(arguments, workers, sock, grace)
     try:
         return asyncio.run(supervisor.run())

@@ -232,7 +232,16 @@ class Text(Kind):
 
 
 def _root_path(value: str) -> bool:
-    return value == "" or (value.startswith("/") and not value.endswith("/"))
+    """Empty, or ``/a/b``: printable ASCII (percent-encode the rest), no space, ``?`` or ``#``."""
+    if value == "":
+        return True
+    return (
+        value.startswith("/")
+        and not value.endswith("/")
+        and value.isascii()
+        and value.isprintable()
+        and not any(c in value for c in " ?#")
+    )
 
 
 def _path(description: str, metavar: str = "PATH") -> Text:
@@ -241,12 +250,13 @@ def _path(description: str, metavar: str = "PATH") -> Text:
 
 
 def _networks(value: str) -> bool:
-    """Whether ``value`` is ``*`` or a comma-separated list of addresses and networks."""
+    """Whether ``value`` is ``*`` or a comma-separated list of addresses, networks, ``unix``."""
     if value.strip() == "*":
         return True
     try:
         for item in value.split(","):
-            ipaddress.ip_network(item.strip(), strict=False)
+            if item.strip() != "unix":
+                ipaddress.ip_network(item.strip(), strict=False)
     except ValueError:
         return False
     return True
@@ -444,7 +454,11 @@ class Config:
     )
     root_path: str = setting(
         "",
-        Text("empty, or a path starting with '/' and not ending with one", _root_path),
+        Text(
+            "empty, or a path starting with '/' and not ending with one, in printable ASCII "
+            "without spaces, '?' or '#'",
+            _root_path,
+        ),
         "where an ASGI app is mounted behind a proxy (its scope's `root_path`).",
         env="WEBSOCKET_ROOT_PATH",
         flag="--root-path",
@@ -509,9 +523,11 @@ class Config:
     )
     forwarded_allow_ips: str = setting(
         "127.0.0.1",
-        Text("'*' or comma-separated addresses and networks", _networks, metavar="ADDRESSES"),
-        "the proxies trusted with those headers: addresses or networks, comma-separated, or "
-        "`*` for any.",
+        Text(
+            "'*' or comma-separated addresses, networks and 'unix'", _networks, metavar="ADDRESSES"
+        ),
+        "the proxies trusted with those headers: addresses, networks and `unix` (peers on a "
+        "Unix socket), comma-separated; `*`: any peer, believing only the last hop.",
         env="WEBSOCKET_FORWARDED_ALLOW_IPS",
         flag="--forwarded-allow-ips",
     )

@@ -40,7 +40,14 @@ from dataclasses import dataclass, field
 
 from .server.server import unix_socket
 
-__all__ = ["Supervisor", "EARLY_EXIT", "MAX_BACKOFF", "WORKER_ID_ENV", "READY_FD_ENV"]
+__all__ = [
+    "Supervisor",
+    "EARLY_EXIT",
+    "MAX_BACKOFF",
+    "WORKER_ID_ENV",
+    "READY_FD_ENV",
+    "SUPERVISOR_PID_ENV",
+]
 
 logger = logging.getLogger("wsserver.supervisor")
 
@@ -50,12 +57,14 @@ EARLY_EXIT = 5.0
 MAX_BACKOFF = 30.0
 #: How long a new worker may take to accept, in a rolling restart, before it is given up.
 READY_TIMEOUT = 60.0
-#: The environment variables that tell a worker its number and where to say it is ready.
+#: The environment variables that tell a worker its number, where to say it is
+#: ready, and its supervisor's pid.
 WORKER_ID_ENV = "WSSERVER_WORKER_ID"
 READY_FD_ENV = "WSSERVER_READY_FD"
+SUPERVISOR_PID_ENV = "WSSERVER_SUPERVISOR_PID"
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity (kept in sets)
 class Worker:
     """One worker process and what the supervisor knows of it."""
 
@@ -100,6 +109,10 @@ class Supervisor:
         self.restarting: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._retired: list[Worker] = []
+        #: Replacements started in a rolling restart, not yet ready.
+        self._starting: set[Worker] = set()
+        #: A SIGHUP came during a rolling restart: do another after it.
+        self._restart_again = False
         self._tasks: set[asyncio.Task[object]] = set()
 
     async def run(self) -> int:
@@ -119,13 +132,22 @@ class Supervisor:
 
     # ----------------------------------------------------------------- workers
 
-    async def _start(self, slot: int) -> Worker:
-        """Start a worker for ``slot``; it is this slot's worker once it is ready."""
+    async def _start(self, slot: int) -> Worker | None:
+        """Start a worker for ``slot``; it is this slot's worker once it is ready.
+
+        None if it could not be started (no file descriptors, no memory to
+        fork): then it is tried again later, as for a worker that died young.
+        """
         loop = asyncio.get_running_loop()
-        read_end, write_end = os.pipe()
+        try:
+            read_end, write_end = os.pipe()
+        except OSError as exc:
+            self._spawn_failed(slot, exc)
+            return None
         env = dict(os.environ)
         env[WORKER_ID_ENV] = str(slot)
         env[READY_FD_ENV] = str(write_end)
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())
         fd = self.sock.fileno()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -144,6 +166,10 @@ class Supervisor:
                 # supervisor only, which stops the workers in order.
                 process_group=0,
             )
+        except OSError as exc:
+            os.close(read_end)
+            self._spawn_failed(slot, exc)
+            return None
         finally:
             os.close(write_end)
         worker = Worker(slot, process, loop.time(), loop.create_future())
@@ -154,7 +180,21 @@ class Supervisor:
         ]
         if slot not in self.workers:
             self.workers[slot] = worker  # (in a rolling restart: once it is ready)
+        else:
+            self._starting.add(worker)
+            worker.exited.add_done_callback(lambda _: self._starting.discard(worker))
+            worker.ready.add_done_callback(lambda _: self._starting.discard(worker))
         return worker
+
+    def _spawn_failed(self, slot: int, exc: OSError) -> None:
+        """A worker could not be started: try again after the start-up backoff."""
+        failures = self.failures[slot] = self.failures.get(slot, 0) + 1
+        delay = min(0.5 * 2 ** (failures - 1), MAX_BACKOFF)
+        logger.error(
+            "worker %d could not be started (%s); trying again in %.1f s", slot, exc, delay
+        )
+        if not self.stopping:
+            asyncio.get_running_loop().call_later(delay, self._restart_slot, slot)
 
     async def _watch_ready(self, worker: Worker, read_end: int) -> None:
         """Resolve ``worker.ready`` when it writes to its pipe (True) or exits first (False)."""
@@ -172,6 +212,7 @@ class Supervisor:
 
     async def _watch_exit(self, worker: Worker) -> None:
         code = await worker.process.wait()
+        self._starting.discard(worker)
         worker.exited.set_result(code)
         if not worker.ready.done():
             worker.ready.set_result(False)
@@ -214,7 +255,9 @@ class Supervisor:
 
     def _restart_slot(self, slot: int) -> None:
         if not self.stopping and slot not in self.workers:
-            self._tasks.add(asyncio.get_running_loop().create_task(self._start(slot)))
+            task = asyncio.get_running_loop().create_task(self._start(slot))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # ----------------------------------------------------------------- signals
 
@@ -228,7 +271,9 @@ class Supervisor:
             os._exit(1)
         self.stopping = True
         logger.info("%s: stopping the workers", name)
-        self._tasks.add(asyncio.get_running_loop().create_task(self._stop_all()))
+        task = asyncio.get_running_loop().create_task(self._stop_all())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _stop_all(self) -> None:
         if self.restarting is not None:
@@ -257,23 +302,40 @@ class Supervisor:
             await asyncio.wait(late, timeout=5.0)
 
     def _all_workers(self) -> list[Worker]:
-        return [*self.workers.values(), *(w for w in self._retired if not w.exited.done())]
+        """Every worker still running: serving, retiring, or starting as a replacement."""
+        return [
+            *self.workers.values(),
+            *(w for w in self._retired if not w.exited.done()),
+            *(w for w in self._starting if not w.exited.done()),
+        ]
 
     def _on_hup(self) -> None:
         if self.stopping:
             return
         if self.restarting is not None and not self.restarting.done():
-            logger.info("SIGHUP: a rolling restart is already under way")
+            logger.info("SIGHUP: another rolling restart will follow the one under way")
+            self._restart_again = True
             return
         logger.info("SIGHUP: rolling restart of %d workers", len(self.workers))
         self.restarting = asyncio.get_running_loop().create_task(self._rolling_restart())
 
     async def _rolling_restart(self) -> None:
+        while True:
+            self._restart_again = False
+            await self._restart_each()
+            if not self._restart_again or self.stopping:
+                return
+            logger.info("rolling restart again, for the SIGHUP that came meanwhile")
+
+    async def _restart_each(self) -> None:
         for slot in sorted(self.workers):
             old = self.workers.get(slot)
             if old is None or self.stopping:
                 continue
             new = await self._start(slot)
+            if new is None:
+                logger.error("worker %d: no replacement; rolling restart stopped", slot)
+                return
             try:
                 ready = await asyncio.wait_for(asyncio.shield(new.ready), READY_TIMEOUT)
             except TimeoutError:
@@ -311,7 +373,7 @@ def listening_socket(
     if fd is not None:
         sock = socket.socket(fileno=fd)
     elif uds is not None:
-        sock = unix_socket(uds)
+        sock = unix_socket(uds, backlog)
     else:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = infos[0]
@@ -326,7 +388,11 @@ def listening_socket(
 
 
 def die_with_parent() -> None:
-    """In a worker: be sent SIGTERM if the supervisor dies (Linux; elsewhere nothing)."""
+    """In a worker: be sent SIGTERM if the supervisor dies (Linux; elsewhere nothing).
+
+    The supervisor may be pid 1 (a container without an init): its pid is
+    compared, not 1.
+    """
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -337,5 +403,12 @@ def die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:
+    if parent_gone(os.environ.get(SUPERVISOR_PID_ENV)):
         os.kill(os.getpid(), signal.SIGTERM)  # the supervisor died before prctl
+
+
+def parent_gone(supervisor_pid: str | None) -> bool:
+    """Whether this process's parent is no longer the supervisor that started it."""
+    if not supervisor_pid or not supervisor_pid.isdigit():
+        return False  # not started by a supervisor we know of
+    return os.getppid() != int(supervisor_pid)

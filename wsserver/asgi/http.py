@@ -15,14 +15,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from .. import logs
 from ..errors import ClientDisconnected
-from ..logs import log_app_error
 from ..protocol.http import valid_header
 
 if TYPE_CHECKING:
     from ..server.http_protocol import HttpProtocol
 
-__all__ = ["HttpCycle", "response_headers"]
+__all__ = ["HttpCycle", "caused_by_disconnect", "response_headers"]
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Message, Any, Any], Awaitable[None]]
@@ -48,6 +48,18 @@ def response_headers(headers: Any, what: str) -> list[tuple[str, str]]:
             raise ValueError(f"{what}: invalid header {pair!r}")
         checked.append((text_name, text_value))
     return checked
+
+
+def caused_by_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it came from, is our :class:`ClientDisconnected`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ClientDisconnected):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class HttpCycle:
@@ -95,43 +107,40 @@ class HttpCycle:
         An application that fails, or returns, before it started a response
         gets a 500 sent for it; one that fails (or returns) halfway through a
         response has the connection closed, since the response cannot be
-        completed. :class:`~wsserver.errors.ClientDisconnected` raised by our
-        ``send()`` is not an error. The application may go on after its
-        response is complete (background work): the connection goes on to its
-        next request meanwhile.
+        completed. The application may go on after its response is complete
+        (background work): the connection goes on to its next request meanwhile.
+        Once the client is gone, nothing the application does is an error of
+        its own (frameworks turn our :class:`~wsserver.errors.ClientDisconnected`
+        into exceptions of theirs): it is logged at DEBUG.
         """
         connection = self.connection
+        path = self.scope["path"]
         try:
             await app(self.scope, self.receive, self.send)
-        except ClientDisconnected:
-            pass
         except Exception as exc:
-            log_app_error(
-                "ASGI application failed", self.scope["path"], connection.remote_address, exc
-            )
-            if not self.response_started:
-                self._complete()
-                connection.http_error(500, "Internal Server Error")
-                return
+            if connection.lost or caused_by_disconnect(exc):
+                logs.protocol_logger.debug("client gone while the app ran on %s: %r", path, exc)
+            else:
+                self._failed("ASGI application failed", exc)
+                if not self.response_started:
+                    self._complete()
+                    connection.http_error(500, "Internal Server Error")
+                    return
         else:
-            if not self.response_started:
-                log_app_error(
-                    "ASGI application returned without a response",
-                    self.scope["path"],
-                    connection.remote_address,
-                )
+            if not self.response_started and not connection.lost:
+                self._failed("ASGI application returned without a response", None)
                 self._complete()
                 connection.http_error(500, "Internal Server Error")
                 return
         if not self.response_complete:
             if not connection.closing:
-                log_app_error(
-                    "ASGI application did not finish its response",
-                    self.scope["path"],
-                    connection.remote_address,
-                )
+                self._failed("ASGI application did not finish its response", None)
             self._complete()
             connection.close_transport()
+
+    def _failed(self, problem: str, exc: BaseException | None) -> None:
+        logs.log_app_error(problem, self.scope["path"], self.connection.remote_address, exc)
+        self.connection.server.counters.handler_errors += 1
 
     # --------------------------------------------------------------- receive
 
@@ -220,7 +229,11 @@ class HttpCycle:
                 # The head waits for the first body: a whole response in one
                 # piece gets a Content-Length rather than chunked encoding.
                 headers = self._headers
-                if not more and not any(n.lower() == "content-length" for n, _ in headers):
+                if (
+                    not more
+                    and self._status not in (204, 304)  # no body, and no length to say
+                    and not any(n.lower() == "content-length" for n, _ in headers)
+                ):
                     headers.append(("Content-Length", str(len(body))))
                 connection.start_response(self._status, headers)
                 self._status = 0

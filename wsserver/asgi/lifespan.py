@@ -63,8 +63,21 @@ class Lifespan:
         if answer is None:
             return  # it does not speak lifespan ("auto")
         if answer["type"] == "lifespan.startup.failed":
+            await self._end_task()
             raise LifespanFailure(answer.get("message") or "startup failed")
         self._started = True
+
+    async def _end_task(self) -> None:
+        """Let the application's lifespan return (it may re-raise what failed), else cancel it."""
+        task = self._task
+        if task is None:
+            return
+        await asyncio.wait([task], timeout=1.0)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: what failed was said in the failure message
 
     async def shutdown(self) -> None:
         """Send ``lifespan.shutdown`` and wait for the application's answer (if it started)."""
@@ -74,11 +87,8 @@ class Lifespan:
         answer = await self._ask("lifespan.shutdown")
         if answer is not None and answer["type"] == "lifespan.shutdown.failed":
             logger.error("ASGI lifespan shutdown failed: %s", answer.get("message", ""))
-        if self._task is not None:
-            # It should return once it answered; one that does not is stopped.
-            await asyncio.wait([self._task], timeout=1.0)
-            if not self._task.done():
-                self._task.cancel()
+        # It should return once it answered; one that does not is stopped.
+        await self._end_task()
 
     async def _ask(self, event: str) -> Message | None:
         """Send ``event``; the application's answer, or None if it stopped without one."""

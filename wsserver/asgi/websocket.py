@@ -21,11 +21,11 @@ import enum
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from .. import logs
 from ..errors import ClientDisconnected, ConnectionClosed
-from ..logs import log_app_error
 from ..protocol.handshake import Accept
 from ..protocol.http import Response, error_response
-from .http import response_headers
+from .http import caused_by_disconnect, response_headers
 
 if TYPE_CHECKING:
     from ..app.request import Request
@@ -100,22 +100,31 @@ class WebSocketSession:
         """
         try:
             await app(self.scope, self.receive, self.send)
-        except ClientDisconnected:
-            pass
         except Exception as exc:
-            log_app_error(
-                "ASGI application failed", self.scope["path"], self.connection.remote_address, exc
-            )
-            self._end(1011, "internal server error")
-            return
-        else:
-            if self.phase in (Phase.CONNECTING, Phase.HANDSHAKE, Phase.RESPONDING):
-                log_app_error(
-                    "ASGI application returned without answering the handshake",
-                    self.scope["path"],
-                    self.connection.remote_address,
+            if self._gone() or caused_by_disconnect(exc):
+                # The client left: what the app does then is not its error.
+                logs.protocol_logger.debug(
+                    "client gone while the app ran on %s: %r", self.scope["path"], exc
                 )
+            else:
+                self._failed("ASGI application failed", exc)
+                self._end(1011, "internal server error")
+                return
+        else:
+            answering = (Phase.CONNECTING, Phase.HANDSHAKE, Phase.RESPONDING)
+            if self.phase in answering and not self._gone():
+                self._failed("ASGI application returned without answering the handshake", None)
         self._end(1000, "")
+
+    def _gone(self) -> bool:
+        """Whether the client is gone (before the 101: TCP; after: the WebSocket)."""
+        if self.websocket is not None:
+            return self.websocket.closed
+        return bool(self.connection.lost)
+
+    def _failed(self, problem: str, exc: BaseException | None) -> None:
+        logs.log_app_error(problem, self.scope["path"], self.connection.remote_address, exc)
+        self.connection.server.counters.handler_errors += 1
 
     def _end(self, code: int, reason: str) -> None:
         """After the application: close what it left open."""
@@ -127,7 +136,7 @@ class WebSocketSession:
             if ws.open:
                 ws.start_close(code, reason)
         elif phase is not Phase.CLOSED and not self.connection.closing:
-            self.connection.http_error(500, "Internal Server Error")
+            self.connection.deny(error_response(500, "Internal Server Error"))
 
     # --------------------------------------------------------------- receive
 
@@ -267,4 +276,4 @@ class WebSocketSession:
             self.websocket.unsubscribe(topic)
 
     def _deny(self, response: Response) -> None:
-        self.connection.send_response(response, close=True)
+        self.connection.deny(response)

@@ -1,10 +1,14 @@
 """Behind a proxy: the client's address and scheme, from headers sent by trusted proxies only.
 
-``Forwarded`` (RFC 7239) is read when present, else ``X-Forwarded-For`` and
-``X-Forwarded-Proto``. Each proxy appends the address it received the request
-from, so the list is read from the right: addresses of trusted proxies are
-skipped, and the first one that is not trusted is the client (anything to its
-left could have been written by the client itself). Nothing here does I/O.
+``X-Forwarded-For`` and ``X-Forwarded-Proto`` are read when the proxy sent
+them (nginx, most proxies), else ``Forwarded`` (RFC 7239): never both, so a
+``Forwarded`` header a client wrote itself does not win over what the proxy
+added. Each proxy appends the address it received the request from, so the
+list is read from the right: addresses of trusted proxies are skipped, and the
+first one that is not trusted is the client (anything to its left could have
+been written by the client itself). With ``*`` every peer is trusted but only
+the last hop is believed (the address the nearest proxy saw). Nothing here
+does I/O.
 """
 
 from __future__ import annotations
@@ -20,27 +24,35 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class TrustedProxies:
-    """The peers whose forwarding headers are believed: ``*``, or addresses and networks.
+    """The peers whose forwarding headers are believed.
 
     Args:
-        spec: ``"*"``, or a comma-separated list such as ``"127.0.0.1, 10.0.0.0/8"``.
+        spec: ``"*"`` (any peer), or a comma-separated list of addresses,
+            networks and ``unix`` (peers on a Unix socket, which have no
+            address), such as ``"127.0.0.1, 10.0.0.0/8, unix"``.
 
     Raises:
-        ValueError: an entry is neither an address nor a network.
+        ValueError: an entry is neither an address, a network nor ``unix``.
     """
 
-    __slots__ = ("everyone", "networks")
+    __slots__ = ("everyone", "networks", "unix")
 
     def __init__(self, spec: str) -> None:
         self.everyone = spec.strip() == "*"
+        self.unix = self.everyone
         self.networks: list[Network] = []
         if not self.everyone:
             for item in spec.split(","):
                 item = item.strip()
-                if item:
+                if item == "unix":
+                    self.unix = True
+                elif item:
                     self.networks.append(ipaddress.ip_network(item, strict=False))
 
     def __contains__(self, host: object) -> bool:
+        """Whether a peer (its address; None for a Unix socket's) is trusted."""
+        if host is None:
+            return self.unix
         if self.everyone:
             return True
         if not isinstance(host, str):
@@ -64,7 +76,7 @@ def forwarded(headers: Headers, trusted: TrustedProxies) -> Forwarded:
 
     Call it only for a request whose peer is in ``trusted``.
     """
-    if "forwarded" in headers:
+    if "forwarded" in headers and "x-forwarded-for" not in headers:
         return _rfc7239(headers, trusted)
     client = None
     hops = [h.strip(OWS) for v in headers.getall("x-forwarded-for") for h in v.split(",")]
@@ -81,7 +93,12 @@ def forwarded(headers: Headers, trusted: TrustedProxies) -> Forwarded:
 
 
 def _pick(hops: list[str], trusted: TrustedProxies) -> str:
-    """The rightmost hop that is not a trusted proxy (the leftmost if all are)."""
+    """The rightmost hop that is not a trusted proxy (the leftmost if all are).
+
+    Trusting everyone (``*``) believes the last hop only.
+    """
+    if trusted.everyone:
+        return hops[-1]
     for hop in reversed(hops):
         if _split_host(hop)[0] not in trusted:
             return hop
@@ -115,11 +132,12 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
                 elements.append(pairs)
     if not elements:
         return Forwarded(None, None)
-    chosen = elements[0]
-    for element in reversed(elements):
-        if _split_host(element["for"])[0] not in trusted:
-            chosen = element
-            break
+    chosen = elements[-1] if trusted.everyone else elements[0]
+    if not trusted.everyone:
+        for element in reversed(elements):
+            if _split_host(element["for"])[0] not in trusted:
+                chosen = element
+                break
     proto = chosen.get("proto", "").lower()
     host, port = _split_host(chosen["for"])
     # An obfuscated identifier or "unknown" is not an address (RFC 7239 6.3).

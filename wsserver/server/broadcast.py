@@ -62,6 +62,8 @@ def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> list[We
             continue
         if not ws.send_frame_nowait(frame):
             skipped.append(ws)
+    for ws in skipped:
+        ws.server.counters.broadcast_skipped += 1
     return skipped
 
 

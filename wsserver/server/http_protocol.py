@@ -149,8 +149,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if not waiter.done():
                 waiter.set_result(None)
         elif self._app_task is not None and self._app_task is self._asgi_task:
-            # Reading only to notice a disconnect: keep this for later.
-            self.transport.pause_reading()
+            # An ASGI app works on the request: keep what comes (a pipelined
+            # request) for later, reading on so as to notice the client
+            # leaving, up to a bound.
+            if len(self._h11.trailing_data[0]) > self.config.max_header_size:
+                self.transport.pause_reading()
         else:
             self._process()
 
@@ -288,18 +291,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
             format = found.error_format
             if found.status == 405:
                 allow = ", ".join(found.allowed)
-                self.send_response(error_response(405, None, [("Allow", allow)], format))
+                response = error_response(405, None, [("Allow", allow)], format)
             elif found.status == 426:
-                self.send_response(
-                    error_response(
-                        426,
-                        "This is a WebSocket endpoint: send a WebSocket upgrade request.",
-                        [("Upgrade", "websocket"), ("Connection", "Upgrade")],
-                        format,
-                    )
+                response = error_response(
+                    426,
+                    "This is a WebSocket endpoint: send a WebSocket upgrade request.",
+                    [("Upgrade", "websocket"), ("Connection", "Upgrade")],
+                    format,
                 )
             else:
-                self.send_response(error_response(404))
+                response = error_response(404)
+            if upgrade:
+                self.deny(response, close=False)  # a handshake's outcome too
+            else:
+                self.send_response(response)
             return False
         request.match_info = found.params
         request.route = route
@@ -337,7 +342,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if isinstance(verdict, Accept):
             self.run_asgi(asgi.websocket(self, request, verdict))
         else:
-            self._deny(verdict)
+            self.deny(verdict)
 
     # ------------------------------------------------------------- upgrades
 
@@ -362,7 +367,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             error_format=route.error_format,
         )
         if not isinstance(verdict, Accept):
-            self._deny(verdict)
+            self.deny(verdict)
             return False
         if route.on_connect is None:
             self._upgrade_to_route(verdict, request, route, params)
@@ -381,26 +386,28 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self._app_task = None
                 self._upgrade_to_route(final, request, route, params)
             else:
-                self.send_response(final, close=True)
+                self.deny(final)
 
         self._run_app_task(hook())
         return False
 
-    def _deny(self, response: Response) -> None:
-        """Refuse an upgrade request with ``response``, and close."""
+    def deny(self, response: Response, *, close: bool = True) -> None:
+        """Refuse an upgrade request with ``response`` (and close, unless ``close`` is False)."""
+        self.server.counters.handshakes[response.status] += 1
         protocol_logger.debug(
             "%s: HTTP %d: %s",
             peer(self.remote_address),
             response.status,
             printable(response.body.decode("utf-8", "replace").rstrip("\n")),
         )
-        self.send_response(response, close=True)
+        self.send_response(response, close=close)
 
     def _upgrade_to_route(
         self, accept: Accept, request: Request, route: Route, params: dict[str, Any]
     ) -> None:
         """Send the 101 and run the route's handler on the new WebSocket."""
         protocol, received = self._upgrade(accept, request)
+        protocol.route_name = route.name
         protocol.start(protocol.run_handler(route, params), received)
 
     def upgrade_session(self, accept: Accept, request: Request) -> WebSocket:
@@ -432,6 +439,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         received, _ = self._h11.trailing_data
         self._stop_open_timer()
         self.status = 101
+        self.server.counters.handshakes[101] += 1
         server = self.server
         server.unregister(self)
         protocol = WebSocketProtocol(
@@ -580,6 +588,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             RuntimeError: h11 refused it (say, a malformed Content-Length).
         """
         self.status = status
+        self.server.counters.http_responses[status] += 1
         if self._close_after_response:
             headers = [*headers, ("Connection", "close")]
         self._write(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))
@@ -625,6 +634,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self.server.counters.write_pauses += 1
 
     def resume_writing(self) -> None:
         self._writing_paused = False
@@ -634,8 +644,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
     async def drain(self) -> None:
         """Wait while the write buffer is above ``write_limit`` (a client that reads slowly)."""
         while self._writing_paused and not self.lost:
-            self._drain_waiter = self.loop.create_future()
-            await self._drain_waiter
+            if self._drain_waiter is None or self._drain_waiter.done():
+                self._drain_waiter = self.loop.create_future()
+            await asyncio.shield(self._drain_waiter)  # one future, however many wait
 
     # ------------------------------------------------------------ responses
 
@@ -648,6 +659,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         h = self._h11
         self.status = response.status
+        self.server.counters.http_responses[response.status] += 1
         if h.their_state is h11.SEND_BODY:
             # A request without a body is dispatched before h11 gives its
             # end: take it now so that the connection can stay open (if that
@@ -661,6 +673,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             and self.request is not None
             and self.request.method == "HEAD"
         )
+        close = close or self._close_after_response
         try:
             data = render_response(h, response, close=close, head=head)
         except h11.LocalProtocolError as exc:
@@ -758,11 +771,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     @property
     def busy(self) -> bool:
-        """Whether a request is under way, or this new connection has not sent one yet."""
+        """Whether a request waits for its answer, or this new connection has not sent one yet.
+
+        Not a connection idle between requests, nor one whose response is
+        already being sent (streamed): those need no more time to be answered.
+        """
         if self.lost or self._transport_closing:
             return False
         h = self._h11
-        return not (h.their_state is h11.IDLE and not h.trailing_data[0] and self.status)
+        if h.our_state is h11.SEND_RESPONSE:
+            return True  # a request under way, not answered yet
+        if h.our_state is h11.IDLE:
+            # A new connection (nothing answered yet), or a request arriving.
+            return not self.status or bool(h.trailing_data[0]) or h.their_state is not h11.IDLE
+        return False
 
     def shutdown(self) -> None:
         """Server shutdown: answer 503 (a handler or hook still running is cancelled).
@@ -776,6 +798,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self.lost or self._transport_closing:
             return
         if self._app_task is not None and self._app_task is self._asgi_task:
+            self._close_after_response = True
+            return
+        if self.server.close_code == 1012 and self.busy:
+            # A restart: this connection's request is served (its WebSocket,
+            # if it upgrades, then gets the 1012), and it closes after.
             self._close_after_response = True
             return
         h = self._h11

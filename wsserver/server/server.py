@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from ..protocol.proxy import TrustedProxies
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
+from .stats import ServerStats
 from .tls import ssl_context
 from .topics import Topics
 from .websocket import WebSocket
@@ -81,6 +82,8 @@ class Server:
         self._websockets: set[WebSocketProtocol] = set()
         #: ASGI applications' runs not over yet (they may outlive their connections).
         self.app_tasks: set[asyncio.Task[None]] = set()
+        #: The counters (see :meth:`stats`).
+        self.counters = ServerStats()
         #: Publish/subscribe: this server's topics, joined to others by the broker.
         self.pubsub = Topics(broker if broker is not None else MemoryBroker())
         #: Set by close(): no more connections are accepted.
@@ -127,6 +130,22 @@ class Server:
         if not self.listen:
             self._started = True
             return self
+        try:
+            await self._listen()
+        except BaseException:
+            # It never served: undo what started (the app hears its lifespan end).
+            for deadlines in (self.open_deadlines, self.ping_deadlines, self.pong_deadlines):
+                if deadlines is not None:
+                    deadlines.close()
+            self.keep_alive_deadlines.close()
+            await self.pubsub.close()
+            if self.asgi is not None:
+                await self.asgi.shutdown()
+            raise
+        return self
+
+    async def _listen(self) -> None:
+        config = self.config
         timeout = config.open_timeout if self.ssl is not None else None
         if self.sock is not None:
             self._server = await self.loop.create_server(
@@ -139,7 +158,7 @@ class Server:
         elif self.uds is not None:
             self._server = await self.loop.create_unix_server(
                 self._make_protocol,
-                sock=unix_socket(self.uds),
+                sock=unix_socket(self.uds, config.backlog),
                 backlog=config.backlog,
                 ssl=self.ssl,
                 ssl_handshake_timeout=timeout,
@@ -155,7 +174,6 @@ class Server:
                 reuse_address=True,
             )
         self._started = True
-        return self
 
     def _make_protocol(self) -> HttpProtocol:
         return HttpProtocol(self)
@@ -210,7 +228,10 @@ class Server:
         self.closing = True
         self.close_code = code
         if self._server is not None:
-            self._server.close()
+            if code == 1012:
+                await self._stop_accepting()  # a restart loses no connection
+            else:
+                self._server.close()
         if code == 1012:
             await self._let_handshakes_finish()
         for protocol in list(self.connections):
@@ -246,6 +267,26 @@ class Server:
             await self.asgi.shutdown()
         self._closed.set()
 
+    def stats(self) -> dict[str, Any]:
+        """Every counter of this server, now (see :meth:`ServerStats.snapshot`).
+
+        With a broker, also ``pubsub``: topics with local subscribers, local
+        deliveries and skips, and the broker's published, received, dropped
+        messages and outages.
+        """
+        snapshot = self.counters.snapshot(self._websockets)
+        broker = self.pubsub.broker.stats
+        snapshot["pubsub"] = {
+            "topics": len(self.pubsub.subscribers),
+            "delivered": self.pubsub.delivered,
+            "skipped": self.pubsub.skipped,
+            "published": broker.published,
+            "received": broker.received,
+            "dropped": broker.dropped,
+            "outages": broker.outages,
+        }
+        return snapshot
+
     # ------------------------------------------------------ publish/subscribe
 
     async def publish(
@@ -276,6 +317,22 @@ class Server:
         """Call ``listener(False)`` when the broker becomes unreachable and ``(True)`` when
         it is back (to resync clients that may have missed messages meanwhile)."""
         self.pubsub.on_broker_state(listener)
+
+    async def _stop_accepting(self) -> None:
+        """Close the listening sockets, without losing a connection being accepted.
+
+        asyncio (3.11-3.13, selector loops) accepts in a task: one that runs
+        after ``Server.close()`` leaves its socket open and served by nobody.
+        So stop watching the sockets first, and let such tasks finish.
+        """
+        assert self._server is not None
+        loop = self.loop
+        if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+            for sock in self._server.sockets:
+                loop.remove_reader(sock.fileno())
+            for _ in range(3):
+                await asyncio.sleep(0)
+        self._server.close()
 
     @property
     def refusing(self) -> bool:
@@ -417,11 +474,12 @@ def serve(
     )
 
 
-def unix_socket(path: str) -> socket.socket:
-    """A listening-ready Unix socket bound at ``path``, read-write for owner and group.
+def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
+    """A listening Unix socket at ``path``, read-write for owner and group (mode 660).
 
     A socket file left by a server that is gone is removed first; one a live
-    server listens on is not.
+    server listens on is not. It listens as soon as it is bound, so that
+    another server probing ``path`` meanwhile sees it alive.
 
     Raises:
         OSError: ``path`` is in use, or is not a socket.
@@ -439,14 +497,17 @@ def unix_socket(path: str) -> socket.socket:
         finally:
             probe.close()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o117)  # created rw-rw----: no window with wider rights
     try:
+        # Linux creates the file with the socket's own mode (less the umask):
+        # never wider than 660, even for a moment; chmod then gives back what
+        # a strict umask took.
+        os.fchmod(sock.fileno(), 0o660)
         sock.bind(path)
+        sock.listen(backlog)
+        os.chmod(path, 0o660)
     except OSError:
         sock.close()
         raise
-    finally:
-        os.umask(old_umask)
     return sock
 
 

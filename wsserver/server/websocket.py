@@ -216,10 +216,12 @@ class WebSocket:
 
     def _send_frame(self, payload: Data, fin: bool, compress: bool) -> None:
         conn = self._conn
-        if conn.close_sent is not None or self._protocol.lost:
+        protocol = self._protocol
+        if conn.close_sent is not None or protocol.lost:
             raise self._closed_error()
         conn.send(payload, fin, compress=compress)
-        self._protocol.send_pending()
+        protocol.count_sent(payload, fin)
+        protocol.send_pending()
 
     async def _send_fragments(
         self, data: Iterable[Data] | AsyncIterable[Data], compress: bool

@@ -89,6 +89,15 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         "_started",
         "_resumed",
         "_progress",
+        "route_name",
+        "text_in",
+        "binary_in",
+        "text_out",
+        "binary_out",
+        "payload_in",
+        "payload_out",
+        "wire_in",
+        "wire_out",
     )
 
     def __init__(
@@ -135,6 +144,12 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         # moved since the last keepalive ping (see _peer_made_progress).
         self._resumed = 0
         self._progress: tuple[object, ...] | None = None
+        #: What the statistics file this connection under (the route's name, or "asgi").
+        self.route_name = "asgi"
+        # Counted as they pass (see wsserver.server.stats): messages, their
+        # payload bytes (text: UTF-8), and bytes on the wire, each way.
+        self.text_in = self.binary_in = self.text_out = self.binary_out = 0
+        self.payload_in = self.payload_out = self.wire_in = self.wire_out = 0
 
     def start(
         self, handler: Coroutine[Any, Any, None] | asyncio.Task[None], received: bytes
@@ -153,6 +168,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         else:
             self.handler_task = self.loop.create_task(handler)
         self.server.websocket_opened(self)
+        self.server.counters.connection_opened(self)
         self._schedule_keepalive()
         if received:
             self.data_received(received)
@@ -172,13 +188,21 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
     def data_received(self, data: bytes | memoryview) -> None:
         """Process received bytes (what buffer_updated does with the buffer's)."""
         conn = self.conn
+        self.wire_in += len(data)
         events = conn.receive_data(data)
         if events:
             inbox = self.inbox
             for event in events:
                 kind = type(event)
-                if kind is str or kind is bytes:
+                if kind is str:
                     inbox.put(event)  # type: ignore[arg-type]
+                    self.text_in += 1
+                    text: str = event  # type: ignore[assignment]
+                    self.payload_in += len(text) if text.isascii() else len(text.encode())
+                elif kind is bytes:
+                    inbox.put(event)  # type: ignore[arg-type]
+                    self.binary_in += 1
+                    self.payload_in += len(event)  # type: ignore[arg-type]
                 elif kind is Pong:
                     if self.websocket is not None:
                         self.websocket.pong_received(event.payload)  # type: ignore[union-attr]
@@ -223,6 +247,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                     waiter.set_result(None)
             self._lost_waiters = None
         server.unregister(self)
+        server.counters.connection_closed(self)
         if self.config.access_log:
             log_access(
                 self.request.remote_address,
@@ -262,6 +287,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self.writing_paused = True
+        self.server.counters.write_pauses += 1
 
     def resume_writing(self) -> None:
         self.writing_paused = False
@@ -282,6 +308,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         """The inbox is full (max_queue): stop reading from the peer."""
         if not self._transport_closing and not self.lost:
             self.transport.pause_reading()
+            self.server.counters.read_pauses += 1
 
     def _resume_reading(self) -> None:
         """The handler took the inbox down to a quarter of max_queue: read again."""
@@ -307,10 +334,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             return
         if not self._held and not self.inbox.messages:
             if len(chunks) == 1:
+                self.wire_out += len(chunks[0])
                 self.transport.write(chunks[0])
             else:
+                self.wire_out += sum(map(len, chunks))
                 self.transport.writelines(chunks)
             return
+        self.wire_out += sum(map(len, chunks))
         self._hold(chunks)
 
     def _hold(self, chunks: list[bytes]) -> None:
@@ -360,6 +390,12 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         """
         if not self.accepts_broadcast():
             return False
+        self.wire_out += len(frame)
+        if frame[0] & 0x0F == 1:
+            self.text_out += 1
+        else:
+            self.binary_out += 1
+        self.payload_out += _payload_length(frame)
         if self._held:
             self._hold([frame])
         else:
@@ -374,8 +410,18 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if not self.accepts_broadcast():
             return False
         self.conn.send(message)
+        self.count_sent(message)
         self.send_pending()
         return True
+
+    def count_sent(self, payload: str | bytes | bytearray | memoryview, fin: bool = True) -> None:
+        """Count what was sent: the payload's bytes, and a message when ``fin`` ends one."""
+        if type(payload) is str:
+            self.text_out += fin
+            self.payload_out += len(payload) if payload.isascii() else len(payload.encode())
+        else:
+            self.binary_out += fin
+            self.payload_out += len(payload)
 
     # ---------------------------------------------------------------- closing
 
@@ -550,6 +596,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         protocol_logger.debug("%s: no pong within ping_timeout; closing", peer(self.remote_address))
         if self.conn.close_sent is None:
             self._fail(1011, "keepalive ping timeout")
+            self.server.counters.keepalive_timeouts += 1
         self.inbox.end()
 
     # ---------------------------------------------------------------- handler
@@ -567,6 +614,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self.start_close(code, CLOSE_REASONS.get(code, ""))
             raise
         except Exception:
+            self.server.counters.handler_errors += 1
             logger.exception(
                 "handler %s failed on %s from %s",
                 route.name,
@@ -581,3 +629,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         finally:
             if self.lost:
                 self._drop_websocket()
+
+
+def _payload_length(frame: bytes) -> int:
+    """The payload length a server frame's header says (frames we built: unmasked)."""
+    length = frame[1] & 0x7F
+    if length == 126:
+        return int.from_bytes(frame[2:4], "big")
+    if length == 127:
+        return int.from_bytes(frame[2:10], "big")
+    return length

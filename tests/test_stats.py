@@ -1,0 +1,185 @@
+"""``server.stats()``: every counter moves by exactly what real clients did."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from wsserver import Request, Router, WebSocket, broadcast, serve
+from wsserver.response import Response, text
+
+from .conftest import StartServer
+from .helpers import RawClient, upgrade_request
+
+TIMEOUT = 5
+
+
+def routes() -> Router:
+    r = Router()
+
+    @r.websocket("/echo")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    @r.websocket("/closer")
+    async def closer(request: Request, ws: WebSocket) -> None:
+        await ws.close(4321, "as planned")
+
+    @r.websocket("/broken")
+    async def broken(request: Request, ws: WebSocket) -> None:
+        raise RuntimeError("the handler broke")
+
+    @r.websocket("/only-app", origins=["https://app.example"])
+    async def guarded(request: Request, ws: WebSocket) -> None:
+        await ws.recv()
+
+    @r.websocket("/sleepy")
+    async def sleepy(request: Request, ws: WebSocket) -> None:
+        await asyncio.sleep(3600)
+
+    @r.get("/page")
+    async def page(request: Request) -> Response:
+        return text("hi")
+
+    return r
+
+
+async def settle(server: Any) -> None:
+    """Until every connection is gone (counts land when a connection closes)."""
+    for _ in range(300):
+        if not server.connections:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("connections did not close")
+
+
+async def test_messages_and_bytes_by_route(run_server: StartServer) -> None:
+    server = await run_server(routes())
+    url = f"ws://127.0.0.1:{server.port}"
+    async with websockets.connect(url + "/echo", compression=None) as ws:
+        for message in ("hello", "café", b"\x00\x01\x02", b""):
+            await ws.send(message)
+            assert await ws.recv() == message
+        during = server.stats()
+        assert during["connections"] == {"echo": 1}
+        assert during["routes"]["echo"]["text_in"] == 2  # open connections count too
+    await settle(server)
+    echo = server.stats()["routes"]["echo"]
+    assert echo["opened"] == 1 and echo["closed"] == 1
+    assert (echo["text_in"], echo["binary_in"]) == (2, 2)
+    assert (echo["text_out"], echo["binary_out"]) == (2, 2)
+    payload = len(b"hello") + len("café".encode()) + 3 + 0
+    assert echo["payload_in"] == payload and echo["payload_out"] == payload
+    # On the wire: each message's header (2 bytes out; 6 in, masked) and the close frames.
+    assert echo["wire_out"] == payload + 4 * 2 + 4  # + our close frame (2 + code)
+    assert echo["wire_in"] == payload + 4 * 6 + 8  # + the client's masked close frame
+    assert server.stats()["connections"] == {}
+
+
+async def test_compressed_bytes(run_server: StartServer) -> None:
+    server = await run_server(routes(), compression="deflate")
+    message = "compressible " * 1000
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+        await ws.send(message)
+        assert await ws.recv() == message
+    await settle(server)
+    compression = server.stats()["compression"]
+    assert compression["payload_in"] == compression["payload_out"] == len(message)
+    assert 0 < compression["wire_in"] < len(message) // 10
+    assert 0 < compression["wire_out"] < len(message) // 10
+
+
+async def test_handshakes_http_responses_close_codes_and_errors(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL, logger="wsserver.server")  # the broken handler's trace
+    server = await run_server(routes())
+    url = f"ws://127.0.0.1:{server.port}"
+    async with websockets.connect(url + "/closer") as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    async with websockets.connect(url + "/broken") as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    with pytest.raises(InvalidStatus):
+        await websockets.connect(url + "/only-app", origin="https://evil.example")  # type: ignore[arg-type]
+    with pytest.raises(InvalidStatus):
+        await websockets.connect(url + "/nowhere")
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"http://127.0.0.1:{server.port}/page")).status_code == 200
+        assert (await client.get(f"http://127.0.0.1:{server.port}/echo")).status_code == 426
+    raw = await RawClient.connect(server.port, "/echo")
+    raw.send(0x1, b"\xff\xfe")  # invalid UTF-8: we close with 1007
+    await raw.expect_close(1007)
+    await settle(server)
+    stats = server.stats()
+    assert stats["handshakes"] == {101: 3, 403: 1, 404: 1}
+    # Every HTTP response, the handshakes' denials included (not the 101s).
+    assert stats["http_responses"] == {200: 1, 426: 1, 403: 1, 404: 1}
+    assert stats["close_codes"]["sent"] == {4321: 1, 1011: 1, 1007: 1}
+    assert stats["close_codes"]["received"] == {4321: 1, 1011: 1, 1007: 1}  # echoed back
+    assert stats["handler_errors"] == 1
+
+
+async def test_keepalive_timeouts_and_backpressure(run_server: StartServer) -> None:
+    server = await run_server(routes(), ping_interval=0.1, ping_timeout=0.2, max_queue=2)
+    # A client that never answers pings.
+    silent = RawClient(*await asyncio.open_connection("127.0.0.1", server.port))
+    silent.writer.write(upgrade_request("/sleepy"))
+    # A client that sends more than the handler reads: reading pauses.
+    flooder = await RawClient.connect(server.port, "/sleepy")
+    for _ in range(20):
+        flooder.send(0x1, b"x" * 100)
+    await asyncio.sleep(0.1)
+    assert server.stats()["backpressure"]["read_pauses"] == 1
+    for _ in range(100):
+        if server.stats()["keepalive_timeouts"] >= 1:
+            break
+        await asyncio.sleep(0.05)
+    assert server.stats()["keepalive_timeouts"] >= 1
+    silent.close()
+    flooder.close()
+
+
+async def test_broadcast_skips_and_write_pauses(run_server: StartServer) -> None:
+    server = await run_server(routes(), write_limit=1024)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/sleepy"))  # and never read
+    await reader.readuntil(b"\r\n\r\n")
+    await asyncio.sleep(0.05)
+    skipped = 0
+    for _ in range(200):
+        skipped += len(broadcast(server.websockets, b"x" * 65536))
+    stats = server.stats()
+    assert skipped > 0 and stats["broadcast_skipped"] == skipped
+    assert stats["backpressure"]["write_pauses"] >= 1
+    writer.transport.abort()
+
+
+async def test_pubsub_counts() -> None:
+    r = Router()
+
+    @r.websocket("/sub")
+    async def sub(request: Request, ws: WebSocket) -> None:
+        ws.subscribe("news")
+        await ws.send("ready")
+        await ws.wait_closed()
+
+    server = serve(r, "127.0.0.1", 0, ping_interval=None)
+    async with server:
+        clients = [await websockets.connect(f"ws://127.0.0.1:{server.port}/sub") for _ in range(3)]
+        for ws in clients:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "ready"
+        assert await server.publish("news", "one") == 3
+        assert await server.publish("nobody-listens", "two") == 0
+        pubsub = server.stats()["pubsub"]
+        assert pubsub["topics"] == 1 and pubsub["delivered"] == 3 and pubsub["skipped"] == 0
+        for ws in clients:
+            await ws.close()

@@ -1,0 +1,147 @@
+"""What the server counts: plain integers on objects that exist anyway, read when asked.
+
+Each :class:`~.websocket_protocol.WebSocketProtocol` counts its own messages
+and bytes as they pass (a few integer additions per message); when it closes,
+its counts are added to its route's :class:`RouteTotals`. :meth:`ServerStats.snapshot`
+adds up the totals and the open connections' counts at the moment it is
+called (``server.stats()``, a Prometheus scrape, the status page): nothing is
+aggregated on the hot paths.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .websocket_protocol import WebSocketProtocol
+
+__all__ = ["ServerStats", "RouteTotals", "MESSAGE_FIELDS"]
+
+#: The per-connection counters, in the order they are reported.
+MESSAGE_FIELDS = (
+    "text_in",
+    "binary_in",
+    "text_out",
+    "binary_out",
+    "payload_in",
+    "payload_out",
+    "wire_in",
+    "wire_out",
+)
+
+
+class RouteTotals:
+    """The counts of a route's closed connections (and how many opened and closed)."""
+
+    __slots__ = ("opened", "closed", "compressed", *MESSAGE_FIELDS)
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.closed = 0
+        #: Of the closed ones, how many had permessage-deflate.
+        self.compressed = 0
+        for name in MESSAGE_FIELDS:
+            setattr(self, name, 0)
+
+
+class ServerStats:
+    """Counters of one server (see :meth:`snapshot` for what each means)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, RouteTotals] = {}
+        #: Bytes of compressed connections: payload (raw) and on the wire, both ways.
+        self.deflate_payload_in = 0
+        self.deflate_wire_in = 0
+        self.deflate_payload_out = 0
+        self.deflate_wire_out = 0
+        self.handshakes: Counter[int] = Counter()
+        self.http_responses: Counter[int] = Counter()
+        self.close_codes_sent: Counter[int] = Counter()
+        self.close_codes_received: Counter[int] = Counter()
+        self.keepalive_timeouts = 0
+        self.read_pauses = 0
+        self.write_pauses = 0
+        self.broadcast_skipped = 0
+        self.handler_errors = 0
+
+    def route(self, name: str) -> RouteTotals:
+        totals = self.routes.get(name)
+        if totals is None:
+            totals = self.routes[name] = RouteTotals()
+        return totals
+
+    def connection_opened(self, protocol: WebSocketProtocol) -> None:
+        self.route(protocol.route_name).opened += 1
+
+    def connection_closed(self, protocol: WebSocketProtocol) -> None:
+        """Fold a closed connection's counts into its route's totals."""
+        totals = self.route(protocol.route_name)
+        totals.closed += 1
+        for name in MESSAGE_FIELDS:
+            setattr(totals, name, getattr(totals, name) + getattr(protocol, name))
+        if protocol.conn.deflate is not None:
+            totals.compressed += 1
+            self.deflate_payload_in += protocol.payload_in
+            self.deflate_wire_in += protocol.wire_in
+            self.deflate_payload_out += protocol.payload_out
+            self.deflate_wire_out += protocol.wire_out
+        conn = protocol.conn
+        if conn.close_sent is not None:
+            self.close_codes_sent[conn.close_sent[0]] += 1
+        if conn.close_received is not None:
+            self.close_codes_received[conn.close_received[0]] += 1
+        else:
+            self.close_codes_received[1006] += 1  # no close frame came: abnormal closure
+
+    def snapshot(self, open_connections: Iterable[WebSocketProtocol]) -> dict[str, Any]:
+        """Every counter now, the open connections' counts included.
+
+        Returns a JSON-ready dict: ``connections`` (open, by route), ``routes``
+        (per route: opened, closed, and the message counters: text/binary
+        messages and payload and wire bytes, in and out), ``compression``
+        (payload vs wire bytes of compressed connections), ``handshakes`` and
+        ``http_responses`` (by status), ``close_codes`` (``sent``,
+        ``received``: 1006 when none was), ``keepalive_timeouts``,
+        ``backpressure`` (``read_pauses``: reading stopped at ``max_queue``;
+        ``write_pauses``: a client slower than we write), ``broadcast_skipped``
+        and ``handler_errors``.
+        """
+        routes: dict[str, dict[str, int]] = {}
+        for name, totals in self.routes.items():
+            routes[name] = {field: getattr(totals, field) for field in RouteTotals.__slots__}
+        open_by_route: Counter[str] = Counter()
+        compression = {
+            "payload_in": self.deflate_payload_in,
+            "wire_in": self.deflate_wire_in,
+            "payload_out": self.deflate_payload_out,
+            "wire_out": self.deflate_wire_out,
+        }
+        for protocol in open_connections:
+            open_by_route[protocol.route_name] += 1
+            counts = routes.setdefault(
+                protocol.route_name, {field: 0 for field in RouteTotals.__slots__}
+            )
+            for name in MESSAGE_FIELDS:
+                counts[name] += getattr(protocol, name)
+            if protocol.conn.deflate is not None:
+                compression["payload_in"] += protocol.payload_in
+                compression["wire_in"] += protocol.wire_in
+                compression["payload_out"] += protocol.payload_out
+                compression["wire_out"] += protocol.wire_out
+        return {
+            "connections": dict(open_by_route),
+            "routes": routes,
+            "compression": compression,
+            "handshakes": dict(self.handshakes),
+            "http_responses": dict(self.http_responses),
+            "close_codes": {
+                "sent": dict(self.close_codes_sent),
+                "received": dict(self.close_codes_received),
+            },
+            "keepalive_timeouts": self.keepalive_timeouts,
+            "backpressure": {"read_pauses": self.read_pauses, "write_pauses": self.write_pauses},
+            "broadcast_skipped": self.broadcast_skipped,
+            "handler_errors": self.handler_errors,
+        }
