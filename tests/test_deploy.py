@@ -551,3 +551,33 @@ def test_a_worker_under_a_pid_1_supervisor_stays() -> None:
     assert parent_gone(str(os.getppid())) is False
     assert parent_gone(str(os.getppid() + 1)) is True
     assert parent_gone(None) is False
+
+
+async def test_json_logs_parse_line_by_line() -> None:
+    async with running_cli("examples.chat:routes", "--log-format", "json") as cli:
+        # A control character in the path (the room's name) and in the close reason.
+        async with websockets.connect(cli.url + "/ws/chat/x%1b[31m") as ws:
+            await ws.recv()
+            await ws.close(4000, "bye\x1b")
+        await asyncio.sleep(0.2)
+    lines = [line for line in cli.stderr.splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    for entry in entries:
+        assert {"timestamp", "level", "logger", "message", "worker"} <= entry.keys()
+        assert entry["timestamp"].endswith("+00:00")
+    (access,) = [e for e in entries if e["logger"] == "wsserver.access"]
+    assert access["status"] == 101 and access["close_code"] == 4000
+    assert access["path"] == "/ws/chat/x\\x1b[31m" and access["close_reason"] == "bye\\x1b"
+    assert access["route"] == "chat"
+    assert isinstance(access["duration"], float) and access["peer"].startswith("127.0.0.1:")
+    assert "\x1b" not in cli.stderr  # escaped, as in the text format
+
+
+async def test_json_logs_name_the_worker() -> None:
+    async with running_cli("examples.echo:routes", "--workers", "2", "--log-format", "json") as cli:
+        for _ in range(100):
+            if "workers accepting" in cli.stderr:
+                break
+            await asyncio.sleep(0.05)
+    entries = [json.loads(line) for line in cli.stderr.splitlines() if line.strip()]
+    assert {e["worker"] for e in entries} >= {None, "1", "2"}  # the supervisor's are None

@@ -7,13 +7,15 @@ The supervisor's children are read from ``/proc``; clients are the
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
@@ -46,10 +48,14 @@ def alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
-async def wait_for(condition: object, timeout: float = TIMEOUT, what: str = "") -> None:
+async def wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> None:
+    """Until ``condition()`` (a value, or an awaitable of one) is true."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or condition}")

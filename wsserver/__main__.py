@@ -12,9 +12,11 @@ import json
 import logging
 import logging.config
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +27,8 @@ from .asgi.lifespan import LifespanFailure
 from .config import Config, add_flags, flag_settings
 from .envfile import load_env_file
 from .errors import ConfigError
+from .logs import JsonFormatter
+from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, serve
 from .supervisor import (
     READY_FD_ENV,
@@ -110,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="logging configuration: a JSON (or YAML, with PyYAML) dictConfig, or an INI "
         "fileConfig [WEBSOCKET_LOG_CONFIG]",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("WEBSOCKET_LOG_FORMAT") or "text",
+        help="log lines as text, or one JSON object per line (timestamp, level, logger, "
+        "message, worker, and the access fields) [WEBSOCKET_LOG_FORMAT]",
     )
     p.add_argument(
         "--env-file",
@@ -337,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        configure_logging(args.log_level, args.log_config)
+        configure_logging(args.log_level, args.log_config, args.log_format)
     except (OSError, ValueError, KeyError, configparser.Error) as exc:
         parser.exit(2, f"error: --log-config {args.log_config}: {exc}\n")
     workers = args.workers
@@ -391,10 +402,17 @@ def supervise(
     # handshakes (close_timeout), and its lifespan shutdown.
     grace = (config.open_timeout or 10.0) + config.shutdown_timeout + config.close_timeout + 5.0
     supervisor = Supervisor(arguments, workers, sock, grace)
+    metrics_dir = None
+    if config.metrics_path is not None and not os.environ.get(MULTIPROC_ENV):
+        # One scrape of any worker sees every worker: they share these files.
+        metrics_dir = tempfile.mkdtemp(prefix="wsserver-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
     try:
         return asyncio.run(supervisor.run())
     finally:
         sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def use_loop(parser: argparse.ArgumentParser, name: str) -> None:
@@ -415,8 +433,10 @@ def _target(args: argparse.Namespace) -> str:
     return f"{args.host}:{args.port}"
 
 
-def configure_logging(level: str, log_config: str | None) -> None:
-    """Logging as ``--log-level`` and ``--log-config`` say (a worker's lines name it).
+def configure_logging(level: str, log_config: str | None, log_format: str = "text") -> None:
+    """Logging as ``--log-level``, ``--log-format`` and ``--log-config`` say.
+
+    A worker's lines name it (``[worker N]``, or the ``worker`` field in JSON).
 
     Raises:
         OSError, ValueError, KeyError, configparser.Error: ``log_config`` cannot
@@ -428,6 +448,9 @@ def configure_logging(level: str, log_config: str | None) -> None:
         level=getattr(logging, level.upper()),
         format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
     )
+    if log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter(worker))
     if log_config is None:
         return
     if log_config.endswith(".json"):

@@ -559,6 +559,19 @@ class Config:
         "seconds after which a process that died stops being counted in presence.",
         env="WEBSOCKET_BROKER_PRESENCE_TTL",
     )
+    metrics_path: str | None = setting(
+        None,
+        Text(
+            "a path starting with '/'",
+            lambda value: value.startswith("/") and _root_path(value),
+            none_ok=True,
+            metavar="PATH",
+        ),
+        "serve Prometheus metrics at this path, e.g. `/metrics` (`pip install "
+        "wsserver[metrics]`); off by default.",
+        env="WEBSOCKET_METRICS_PATH",
+        flag="--metrics-path",
+    )
     # (RUF009 takes setting() for a mutable default: it is field(default=None).)
     origins: list[str | None] | None = setting(  # noqa: RUF009
         None,

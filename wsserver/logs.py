@@ -7,6 +7,8 @@ through :func:`printable`, so that no control character reaches a log
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "peer",
     "log_access",
     "log_app_error",
+    "JsonFormatter",
 ]
 
 #: Errors of the application (a handler that raised) and the server's own events.
@@ -48,17 +51,69 @@ def log_access(
     status: int,
     seconds: float,
     close_code: int | None,
+    close_reason: str | None = None,
+    route: str | None = None,
 ) -> None:
-    """The access line of a connection that ended: peer, path, status, duration, close code."""
+    """The access line of a connection that ended: peer, path, status, duration, close code.
+
+    The same figures go with the record as fields (``peer``, ``path``,
+    ``status``, ``duration``, ``close_code``, ``close_reason``, ``route``), for
+    structured logs (``--log-format json``).
+    """
     if access_logger.isEnabledFor(logging.INFO):
+        shown_path = "-" if path is None else printable(path)
         access_logger.info(
             "%s %s %s %.3fs close=%s",
             peer(address),
-            "-" if path is None else printable(path),
+            shown_path,
             status or "-",
             seconds,
             "-" if close_code is None else close_code,
+            extra={
+                "peer": peer(address),
+                "path": shown_path,
+                "status": status or None,
+                "duration": round(seconds, 6),
+                "close_code": close_code,
+                "close_reason": None if close_reason is None else printable(close_reason),
+                "route": route,
+            },
         )
+
+
+#: Record attributes that structured logs carry when a record has them.
+FIELDS = ("peer", "path", "status", "duration", "close_code", "close_reason", "route")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message, worker,
+    the access fields when there are (see :func:`log_access`), and the traceback if any.
+
+    Standard library only. What clients control is escaped as in the text
+    format (:func:`printable`) before it gets here.
+    """
+
+    def __init__(self, worker: str | None = None) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "timestamp": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "worker": self.worker,
+        }
+        for name in FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def log_app_error(

@@ -213,6 +213,7 @@ class Supervisor:
     async def _watch_exit(self, worker: Worker) -> None:
         code = await worker.process.wait()
         self._starting.discard(worker)
+        forget_metrics_of(worker.pid)
         worker.exited.set_result(code)
         if not worker.ready.done():
             worker.ready.set_result(False)
@@ -360,6 +361,17 @@ class Supervisor:
             logger.info("worker %d: pid %d accepting; pid %d retiring", slot, new.pid, old.pid)
             await self._reap([old])
         logger.info("rolling restart done")
+
+
+def forget_metrics_of(pid: int) -> None:
+    """A worker ended: its live gauges leave the shared metrics (``--metrics-path``)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:
+        return
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def listening_socket(

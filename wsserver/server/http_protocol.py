@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 import h11
 
 from ..app.request import Request
-from ..app.routing import Route
+from ..app.routing import Route, Router
 from ..errors import ClientDisconnected
 from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import Connection
@@ -85,6 +85,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_drain_waiter",
         "_close_after_response",
         "_idle",
+        "_builtin",
     )
 
     def __init__(self, server: Server) -> None:
@@ -118,6 +119,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._close_after_response = False
         #: Kept alive between requests (timeout_keep_alive runs).
         self._idle = False
+        #: The current request is for the server's own endpoints.
+        self._builtin = False
 
     # ------------------------------------------------------- asyncio events
 
@@ -180,12 +183,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.server.unregister(self)
         if self.config.access_log:
             request = self.request
+            route = None if request is None or request.route is None else request.route.name
             log_access(
                 self.remote_address if request is None else request.remote_address,
                 None if request is None else request.path,
                 self.status,
                 self.loop.time() - self._started,
                 None,
+                route=route,
             )
 
     # ------------------------------------------------------------- requests
@@ -208,7 +213,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # it); one with a body once the body has arrived.
                 if not self._start_request(event):  # type: ignore[arg-type]
                     return
-                if self.server.asgi is not None:
+                builtins = self.server.builtins
+                self._builtin = builtins is not None and self._is_builtin(builtins)
+                if self.server.asgi is not None and not self._builtin:
                     # The application reads the body itself (run_asgi()).
                     self._awaiting_body = False
                     self._dispatch_asgi()
@@ -283,7 +290,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if not upgrade:
             # Plain HTTP: the timer limits the request, not the handler.
             self._stop_open_timer()
-        router = self.server.router
+        router = self.server.builtins if self._builtin else self.server.router
         assert router is not None  # (an ASGI application goes through _dispatch_asgi)
         found = router.resolve(request.path, request.host, request.method, upgrade)
         route = found.route
@@ -312,6 +319,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._run_app_task(self._http_handler(route, found.params))
             return False
         return self._handshake(request, route, found.params)
+
+    def _is_builtin(self, builtins: Router) -> bool:
+        """Whether the request is for one of the server's own endpoints (metrics, status)."""
+        request = self.request
+        assert request is not None
+        upgrade = is_upgrade_request(request.headers)
+        found = builtins.resolve(request.path, request.host, request.method, upgrade)
+        return found.status != 404
 
     def _dispatch_asgi(self) -> None:
         """Run the ASGI application on ``self.request``: an HTTP request or an upgrade."""

@@ -12,15 +12,18 @@ import stat
 from collections.abc import Callable
 from typing import Any, cast
 
+from ..app.request import Request
 from ..app.routing import Router
 from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config
 from ..errors import ConfigError
+from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
+from .metrics import Metrics
 from .stats import ServerStats
 from .tls import ssl_context
 from .topics import Topics
@@ -84,6 +87,13 @@ class Server:
         self.app_tasks: set[asyncio.Task[None]] = set()
         #: The counters (see :meth:`stats`).
         self.counters = ServerStats()
+        #: The server's own endpoints (metrics, status page), served before the app's.
+        self.builtins: Router | None = None
+        self.metrics: Metrics | None = None
+        if config.metrics_path is not None:
+            self.metrics = Metrics(self)
+            self.builtins = Router()
+            self.builtins.add_route(self._serve_metrics, config.metrics_path, name="_metrics")
         #: Publish/subscribe: this server's topics, joined to others by the broker.
         self.pubsub = Topics(broker if broker is not None else MemoryBroker())
         #: Set by close(): no more connections are accepted.
@@ -110,6 +120,8 @@ class Server:
         if self.asgi is not None:
             await self.asgi.startup()  # raises LifespanFailure
         await self.pubsub.start()
+        if self.metrics is not None:
+            self.metrics.start()
         self._closed = asyncio.Event()
         config = self.config
         self.keep_alive_deadlines = Deadlines(
@@ -263,6 +275,8 @@ class Server:
             if deadlines is not None:
                 deadlines.close()
         await self.pubsub.close()
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.asgi is not None:
             await self.asgi.shutdown()
         self._closed.set()
@@ -286,6 +300,11 @@ class Server:
             "outages": broker.outages,
         }
         return snapshot
+
+    async def _serve_metrics(self, request: Request) -> Response:
+        assert self.metrics is not None
+        body, content_type = self.metrics.render()
+        return Response(body, 200, content_type=content_type)
 
     # ------------------------------------------------------ publish/subscribe
 

@@ -255,6 +255,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 101,
                 self.loop.time() - self._started,
                 self.conn.close_code,
+                self.conn.close_reason,
+                self.route_name,
             )
         if self.handler_task is None or self.handler_task.done():
             self._drop_websocket()

@@ -1,0 +1,121 @@
+"""``--metrics-path``: Prometheus metrics through prometheus_client, one process and workers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import websockets
+from prometheus_client.parser import text_string_to_metric_families
+
+from wsserver import Request, Router, WebSocket, serve
+
+from .test_cli import running_cli
+from .test_workers import children, wait_for
+
+TIMEOUT = 5
+
+
+def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape: (name, sorted labels) -> value."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def echo_routes() -> Router:
+    routes = Router()
+
+    @routes.websocket("/echo")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    return routes
+
+
+async def get_metrics(port: int, path: str = "/metrics") -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(f"http://127.0.0.1:{port}{path}")
+
+
+async def test_metrics_of_one_process_are_exact() -> None:
+    server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None, metrics_path="/metrics")
+    async with server:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+            for message in ("a", "bb", b"ccc"):
+                await ws.send(message)
+                await ws.recv()
+            response = await get_metrics(server.port)
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/plain; version=")
+            during = scrape(response.text)
+            assert during[("wsserver_connections_open", (("route", "echo"),))] == 1
+        for _ in range(100):
+            if not server.connections:
+                break
+            await asyncio.sleep(0.01)
+        after = scrape((await get_metrics(server.port)).text)
+    msgs = "wsserver_messages_total"
+    assert after[(msgs, (("direction", "in"), ("route", "echo"), ("type", "text")))] == 2
+    assert after[(msgs, (("direction", "out"), ("route", "echo"), ("type", "binary")))] == 1
+    payload = "wsserver_payload_bytes_total"
+    assert after[(payload, (("direction", "in"), ("route", "echo")))] == 6
+    assert after[("wsserver_handshakes_total", (("status", "101"),))] == 1
+    assert after[("wsserver_connections_opened_total", (("route", "echo"),))] == 1
+    assert after[("wsserver_http_responses_total", (("status", "200"),))] == 1  # the scrape
+    assert ("wsserver_connections_open", (("route", "echo"),)) in during
+
+
+async def test_the_metrics_path_of_an_asgi_app_is_the_servers() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"the app"})
+
+    server = serve(app, "127.0.0.1", 0, metrics_path="/metrics")
+    async with server:
+        assert (await get_metrics(server.port, "/other")).text == "the app"
+        assert "wsserver_http_responses_total" in (await get_metrics(server.port)).text
+
+
+async def test_one_scrape_sees_every_worker() -> None:
+    async with running_cli(
+        "tests.worker_app:routes",
+        "--workers",
+        "2",
+        "--metrics-path",
+        "/metrics",
+        "--ping-interval",
+        "none",
+    ) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        clients = []
+        served_by = set()
+        for _ in range(40):
+            ws = await websockets.connect(cli.url + "/pid")
+            served_by.add(int(await asyncio.wait_for(ws.recv(), TIMEOUT)))
+            clients.append(ws)
+        assert served_by == children(cli.proc.pid)  # both workers have connections
+
+        async def totals() -> tuple[float, float]:
+            found = scrape((await get_metrics(cli.port)).text)
+            opened = found.get(("wsserver_connections_opened_total", (("route", "pid"),)), 0)
+            open_now = found.get(("wsserver_connections_open", (("route", "pid"),)), 0)
+            return opened, open_now
+
+        async def all_counted() -> bool:
+            return await totals() == (40, 40)
+
+        await wait_for(all_counted, what="40 connections in one scrape")
+        for ws in clients:
+            await ws.close()
+
+        async def all_closed() -> bool:
+            return (await totals())[1] == 0
+
+        await wait_for(all_closed, what="the gauge back to 0")

@@ -1,0 +1,219 @@
+"""Prometheus metrics (``--metrics-path``), through prometheus_client (``wsserver[metrics]``).
+
+One process: a collector turns :meth:`Server.stats` into metric families at
+each scrape; nothing is counted twice and the hot paths only add integers.
+Under ``--workers``: each worker copies its counters into prometheus_client's
+multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, set up by the supervisor)
+every second and before it answers a scrape, and a scrape answered by any
+worker adds up every worker's files: one scrape sees them all (counters of
+workers that ended included; open-connection gauges of live workers only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["Metrics", "samples", "MULTIPROC_ENV"]
+
+#: prometheus_client's directory for the files of several processes.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+#: name -> (type, help, label names). Counters end in _total when rendered.
+DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "wsserver_connections_open": ("gauge", "Open WebSocket connections.", ("route",)),
+    "wsserver_connections_opened": ("counter", "WebSocket connections opened.", ("route",)),
+    "wsserver_messages": (
+        "counter",
+        "WebSocket messages.",
+        ("route", "direction", "type"),
+    ),
+    "wsserver_payload_bytes": (
+        "counter",
+        "Bytes of WebSocket message payloads (text as UTF-8; before compression).",
+        ("route", "direction"),
+    ),
+    "wsserver_wire_bytes": (
+        "counter",
+        "Bytes of WebSocket frames on the wire.",
+        ("route", "direction"),
+    ),
+    "wsserver_compressed_payload_bytes": (
+        "counter",
+        "Payload bytes of connections with permessage-deflate.",
+        ("direction",),
+    ),
+    "wsserver_compressed_wire_bytes": (
+        "counter",
+        "Wire bytes of connections with permessage-deflate.",
+        ("direction",),
+    ),
+    "wsserver_handshakes": ("counter", "WebSocket upgrade requests by outcome.", ("status",)),
+    "wsserver_http_responses": ("counter", "HTTP responses by status.", ("status",)),
+    "wsserver_close_codes": ("counter", "WebSocket close codes.", ("side", "code")),
+    "wsserver_keepalive_timeouts": ("counter", "Connections closed for a missing pong.", ()),
+    "wsserver_backpressure_pauses": (
+        "counter",
+        "Reading paused at max_queue (read); a client slower than our writes (write).",
+        ("kind",),
+    ),
+    "wsserver_broadcast_skipped": ("counter", "Broadcast deliveries skipped.", ()),
+    "wsserver_handler_errors": ("counter", "Handlers and ASGI apps that failed.", ()),
+    "wsserver_pubsub_delivered": ("counter", "Published messages delivered locally.", ()),
+    "wsserver_broker_messages": (
+        "counter",
+        "Messages through the broker: published, received, dropped.",
+        ("outcome",),
+    ),
+    "wsserver_broker_outages": ("counter", "Times the broker became unreachable.", ()),
+}
+
+
+def samples(stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], float]]:
+    """``(metric name, labels, value)`` for every figure of a :meth:`Server.stats` snapshot."""
+    for route, n in stats["connections"].items():
+        yield "wsserver_connections_open", {"route": route}, n
+    for route, counts in stats["routes"].items():
+        yield "wsserver_connections_opened", {"route": route}, counts["opened"]
+        for direction in ("in", "out"):
+            for kind in ("text", "binary"):
+                labels = {"route": route, "direction": direction, "type": kind}
+                yield "wsserver_messages", labels, counts[f"{kind}_{direction}"]
+            labels = {"route": route, "direction": direction}
+            yield "wsserver_payload_bytes", labels, counts[f"payload_{direction}"]
+            yield "wsserver_wire_bytes", labels, counts[f"wire_{direction}"]
+    compression = stats["compression"]
+    for direction in ("in", "out"):
+        labels = {"direction": direction}
+        yield "wsserver_compressed_payload_bytes", labels, compression[f"payload_{direction}"]
+        yield "wsserver_compressed_wire_bytes", labels, compression[f"wire_{direction}"]
+    for status, n in stats["handshakes"].items():
+        yield "wsserver_handshakes", {"status": str(status)}, n
+    for status, n in stats["http_responses"].items():
+        yield "wsserver_http_responses", {"status": str(status)}, n
+    for side, codes in stats["close_codes"].items():
+        for code, n in codes.items():
+            yield "wsserver_close_codes", {"side": side, "code": str(code)}, n
+    yield "wsserver_keepalive_timeouts", {}, stats["keepalive_timeouts"]
+    for kind in ("read", "write"):
+        yield (
+            "wsserver_backpressure_pauses",
+            {"kind": kind},
+            stats["backpressure"][f"{kind}_pauses"],
+        )
+    yield "wsserver_broadcast_skipped", {}, stats["broadcast_skipped"]
+    yield "wsserver_handler_errors", {}, stats["handler_errors"]
+    pubsub = stats["pubsub"]
+    yield "wsserver_pubsub_delivered", {}, pubsub["delivered"]
+    for outcome in ("published", "received", "dropped"):
+        yield "wsserver_broker_messages", {"outcome": outcome}, pubsub[outcome]
+    yield "wsserver_broker_outages", {}, pubsub["outages"]
+
+
+class Metrics:
+    """The metrics of one server: rendered at each scrape, or mirrored across workers.
+
+    Raises:
+        ConfigError: prometheus_client is not installed.
+    """
+
+    def __init__(self, server: Server) -> None:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "metrics_path needs prometheus_client: pip install wsserver[metrics]"
+            ) from None
+        self.server = server
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self._mirrors: dict[str, Any] = {}
+        self._last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ one process
+
+    def collect(self) -> Iterator[Any]:
+        """prometheus_client's collector interface: the families, from stats() now."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        families: dict[str, Any] = {}
+        for name, (kind, text, label_names) in DEFINITIONS.items():
+            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            families[name] = cls(name, text, labels=list(label_names))
+        for name, labels, value in samples(self.server.stats()):
+            names = DEFINITIONS[name][2]
+            families[name].add_metric([labels[n] for n in names], value)
+        yield from families.values()
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition of the metrics, and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            self.sync()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            registry.register(self)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    # -------------------------------------------------------- several workers
+
+    def start(self) -> None:
+        """Under workers: copy the counters into the shared files every second."""
+        if self.multiprocess and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._sync_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            self.sync()
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.sync()
+
+    def sync(self) -> None:
+        """Add what each counter gained since the last sync to this process's files."""
+        from prometheus_client import Counter, Gauge
+
+        metric: Any
+        stats = self.server.stats()
+        for name, labels, value in samples(stats):
+            kind, text, label_names = DEFINITIONS[name]
+            metric = self._mirrors.get(name)
+            if metric is None:
+                if kind == "counter":
+                    metric = Counter(name, text, label_names, registry=None)
+                else:
+                    metric = Gauge(
+                        name, text, label_names, registry=None, multiprocess_mode="livesum"
+                    )
+                self._mirrors[name] = metric
+            child = metric.labels(**labels) if label_names else metric
+            if kind == "gauge":
+                child.set(value)
+                continue
+            key = (name, tuple(sorted(labels.items())))
+            gained = value - self._last.get(key, 0)
+            if gained > 0:
+                child.inc(gained)
+                self._last[key] = value
+        # Routes with no open connection left: their gauges go to 0.
+        open_gauge = self._mirrors.get("wsserver_connections_open")
+        if open_gauge is not None:
+            for route in stats["routes"]:
+                if route not in stats["connections"]:
+                    open_gauge.labels(route=route).set(0)
