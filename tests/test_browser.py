@@ -257,3 +257,77 @@ async def test_echo_page_over_wss(
         await page.wait_for(f"{received}.length === 1")
         assert await page.evaluate(received) == ["< secure hello"]
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
+
+
+async def test_status_page_shows_the_servers_counters(
+    chromium: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--status-path in Chromium: after known traffic the figures beside the chart equal
+    the server's counters, and the chart has drawn its points."""
+    import httpx
+    import websockets
+
+    from wsserver import serve
+
+    caplog.set_level(logging.ERROR, logger="wsserver")
+    server = serve(
+        echo.routes,
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        status_path="/_status",
+        status_token="s3cret",
+    )
+    async with server:
+        base = f"127.0.0.1:{server.port}"
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://{base}/_status")).status_code == 401
+        kept = []
+        for i in range(3):
+            ws = await websockets.connect(f"ws://{base}/ws")
+            for message in ("one", "two", b"\x00\x01\x02"):
+                await ws.send(message)
+                await ws.recv()
+            if i == 0:
+                await ws.close(4000, "done")
+            else:
+                kept.append(ws)
+        async with Browser(chromium) as browser:
+            page = await browser.new_page(f"http://{base}/_status?token=s3cret")
+            await page.wait_for("window.statusChart && statusChart.points.length >= 3")
+            stats = server.stats()
+            routes = [c for name, c in stats["routes"].items() if not name.startswith("_")]
+            expected = {
+                "open": sum(n for r, n in stats["connections"].items() if not r.startswith("_")),
+                "msgs-in": sum(c["text_in"] + c["binary_in"] for c in routes),
+                "msgs-out": sum(c["text_out"] + c["binary_out"] for c in routes),
+                "bytes-in": sum(c["payload_in"] for c in routes),
+                "bytes-out": sum(c["payload_out"] for c in routes),
+                "worker-count": 1,
+            }
+            assert expected["open"] == 2 and expected["msgs-in"] == 9
+            shown = await page.evaluate(
+                "Object.fromEntries(" + js(list(expected)) + ".map("
+                "id => [id, Number(document.getElementById(id).textContent)]))"
+            )
+            assert shown == expected
+            codes = await page.evaluate(
+                "[...document.querySelectorAll('#close-codes tr')].slice(1)"
+                ".map(tr => tr.textContent)"
+            )
+            assert "40001" in codes  # code 4000, one connection
+            painted = await page.evaluate(
+                """(() => {
+                    const c = document.getElementById("chart");
+                    const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+                    let colored = 0;
+                    for (let i = 0; i < data.length; i += 4) {
+                        if (data[i + 3] && (data[i] > 150) !== (data[i + 2] > 150)) colored++;
+                    }
+                    return colored;
+                })()"""
+            )
+            assert painted > 50  # the blue and red lines are drawn
+        for ws in kept:
+            await ws.close()
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import signal
 import sys
@@ -236,3 +237,19 @@ async def test_a_sighup_during_a_rolling_restart_is_not_lost() -> None:
         assert "another rolling restart will follow" in cli.stderr
         last = children(cli.proc.pid)
         assert len(last) == 2 and not last & first
+
+
+async def test_the_status_feed_shows_every_worker() -> None:
+    async with supervisor("--status-path", "/_status") as cli:
+        clients = [await pid_of_connection(cli.url) for _ in range(20)]
+        pids = {pid for _, pid in clients}
+
+        async def workers_seen() -> bool:
+            async with websockets.connect(cli.url + "/_status/ws") as feed:
+                snapshot = json.loads(await asyncio.wait_for(feed.recv(), TIMEOUT))
+            return len(snapshot["workers"]) == 2 and snapshot["totals"]["connections"] == 20
+
+        assert len(pids) >= 1
+        await wait_for(workers_seen, what="both workers in the feed")
+        for ws, _ in clients:
+            await ws.close()

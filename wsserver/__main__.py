@@ -30,6 +30,7 @@ from .errors import ConfigError
 from .logs import JsonFormatter
 from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, serve
+from .server.status import STATUS_DIR_ENV
 from .supervisor import (
     READY_FD_ENV,
     WORKER_ID_ENV,
@@ -402,17 +403,21 @@ def supervise(
     # handshakes (close_timeout), and its lifespan shutdown.
     grace = (config.open_timeout or 10.0) + config.shutdown_timeout + config.close_timeout + 5.0
     supervisor = Supervisor(arguments, workers, sock, grace)
-    metrics_dir = None
+    shared_dirs = []
     if config.metrics_path is not None and not os.environ.get(MULTIPROC_ENV):
         # One scrape of any worker sees every worker: they share these files.
-        metrics_dir = tempfile.mkdtemp(prefix="wsserver-metrics-")
-        os.environ[MULTIPROC_ENV] = metrics_dir
+        shared_dirs.append(tempfile.mkdtemp(prefix="wsserver-metrics-"))
+        os.environ[MULTIPROC_ENV] = shared_dirs[-1]
+    if config.status_path is not None:
+        # And the status page shows every worker: they leave their figures here.
+        shared_dirs.append(tempfile.mkdtemp(prefix="wsserver-status-"))
+        os.environ[STATUS_DIR_ENV] = shared_dirs[-1]
     try:
         return asyncio.run(supervisor.run())
     finally:
         sock.close()
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        for directory in shared_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def use_loop(parser: argparse.ArgumentParser, name: str) -> None:

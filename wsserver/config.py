@@ -572,6 +572,26 @@ class Config:
         env="WEBSOCKET_METRICS_PATH",
         flag="--metrics-path",
     )
+    status_path: str | None = setting(
+        None,
+        Text(
+            "a path starting with '/'",
+            lambda value: value.startswith("/") and _root_path(value),
+            none_ok=True,
+            metavar="PATH",
+        ),
+        "serve a live status page at this path (e.g. `/_status`) and its feed at "
+        "`PATH/ws`; off by default.",
+        env="WEBSOCKET_STATUS_PATH",
+        flag="--status-path",
+    )
+    status_token: str | None = setting(
+        None,
+        _path("a token", "TOKEN"),
+        "the status page and its feed then want `?token=` (or `Authorization: Bearer`).",
+        env="WEBSOCKET_STATUS_TOKEN",
+        flag="--status-token",
+    )
     # (RUF009 takes setting() for a mutable default: it is field(default=None).)
     origins: list[str | None] | None = setting(  # noqa: RUF009
         None,

@@ -25,6 +25,7 @@ from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
 from .metrics import Metrics
 from .stats import ServerStats
+from .status import StatusBoard
 from .tls import ssl_context
 from .topics import Topics
 from .websocket import WebSocket
@@ -90,10 +91,17 @@ class Server:
         #: The server's own endpoints (metrics, status page), served before the app's.
         self.builtins: Router | None = None
         self.metrics: Metrics | None = None
+        self.status: StatusBoard | None = None
+        if config.metrics_path is not None or config.status_path is not None:
+            self.builtins = Router()
         if config.metrics_path is not None:
             self.metrics = Metrics(self)
-            self.builtins = Router()
+            assert self.builtins is not None
             self.builtins.add_route(self._serve_metrics, config.metrics_path, name="_metrics")
+        if config.status_path is not None:
+            self.status = StatusBoard(self, config.status_path, config.status_token)
+            assert self.builtins is not None
+            self.status.add_routes(self.builtins)
         #: Publish/subscribe: this server's topics, joined to others by the broker.
         self.pubsub = Topics(broker if broker is not None else MemoryBroker())
         #: Set by close(): no more connections are accepted.
@@ -122,6 +130,8 @@ class Server:
         await self.pubsub.start()
         if self.metrics is not None:
             self.metrics.start()
+        if self.status is not None:
+            self.status.start()
         self._closed = asyncio.Event()
         config = self.config
         self.keep_alive_deadlines = Deadlines(
@@ -277,6 +287,8 @@ class Server:
         await self.pubsub.close()
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.status is not None:
+            await self.status.stop()
         if self.asgi is not None:
             await self.asgi.shutdown()
         self._closed.set()

@@ -1,0 +1,325 @@
+"""The live status page (``--status-path``): served by the server itself, drawn in the browser.
+
+``GET <status_path>`` is a self-contained HTML page (no build step, no CDN: the
+machine may have no internet) that opens a WebSocket to ``<status_path>/ws``;
+the server sends it a snapshot every second: every worker's :meth:`Server.stats`
+and their totals. The page keeps the last five minutes and draws, on a
+hand-written canvas chart, open connections and messages per second; beside it
+the current figures (connections, messages and bytes in and out, close codes)
+and a table per worker.
+
+Under ``--workers``, each worker writes its snapshot to a directory the
+supervisor made (:data:`STATUS_DIR_ENV`) every second; whichever worker serves
+the page reads them all (a snapshot older than a few seconds is a worker that
+ended, and is left out).
+
+Guarded like any route: the WebSocket obeys ``origins``; with ``status_token``
+set, the page and the WebSocket want ``?token=`` (or ``Authorization: Bearer``),
+compared in constant time, else 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..app.request import Request
+from ..app.routing import Router
+from ..errors import ConnectionClosed
+from ..protocol.http import Response, error_response
+from .websocket import WebSocket
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["StatusBoard", "STATUS_DIR_ENV"]
+
+#: The directory where workers leave their snapshots (set by the supervisor).
+STATUS_DIR_ENV = "WSSERVER_STATUS_DIR"
+#: A snapshot older than this (seconds) is from a worker that is gone.
+STALE = 5.0
+
+
+class StatusBoard:
+    """The status page's routes, and the snapshots they show."""
+
+    def __init__(self, server: Server, path: str, token: str | None) -> None:
+        self.server = server
+        self.path = path
+        self.token = token
+        directory = os.environ.get(STATUS_DIR_ENV)
+        self.directory = Path(directory) if directory else None
+        self.worker = os.environ.get("WSSERVER_WORKER_ID") or "1"
+        self._task: asyncio.Task[None] | None = None
+
+    def add_routes(self, router: Router) -> None:
+        router.add_route(self._page, self.path, name="_status")
+        router.add_websocket_route(
+            self._feed, self.path.rstrip("/") + "/ws", name="_status_ws", on_connect=self._guard
+        )
+
+    # ---------------------------------------------------------------- access
+
+    def _allowed(self, request: Request) -> bool:
+        if self.token is None:
+            return True
+        given = request.args.get("token") or ""
+        bearer = request.headers.get("authorization", "")
+        if bearer.lower().startswith("bearer "):
+            given = given or bearer[7:].strip(" \t")
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _guard(self, request: Request) -> Response | None:
+        if self._allowed(request):
+            return None
+        return error_response(401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")])
+
+    async def _page(self, request: Request) -> Response:
+        if not self._allowed(request):
+            return error_response(
+                401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")]
+            )
+        return Response(PAGE, 200, content_type="text/html; charset=utf-8")
+
+    # ------------------------------------------------------------- snapshots
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every worker's stats (this one's fresh, the others' from their files), and totals."""
+        workers: dict[str, dict[str, Any]] = {self.worker: self.server.stats()}
+        if self.directory is not None:
+            now = time.time()
+            for file in self.directory.glob("worker-*.json"):
+                name = file.stem.removeprefix("worker-")
+                if name == self.worker:
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    if now - file.stat().st_mtime < STALE:
+                        workers[name] = json.loads(file.read_text())
+        return {"time": time.time(), "workers": workers, "totals": totals(workers.values())}
+
+    def start(self) -> None:
+        """Under workers: write this worker's snapshot every second."""
+        if self.directory is not None and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._publish_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            if self.directory is not None:
+                with contextlib.suppress(OSError):
+                    (self.directory / f"worker-{self.worker}.json").unlink()
+
+    async def _publish_forever(self) -> None:
+        assert self.directory is not None
+        target = self.directory / f"worker-{self.worker}.json"
+        partial = target.with_suffix(".tmp")
+        while True:
+            with contextlib.suppress(OSError):
+                partial.write_text(json.dumps(self.server.stats()))
+                partial.replace(target)  # readers never see half a file
+            await asyncio.sleep(1.0)
+
+    async def _feed(self, request: Request, ws: WebSocket) -> None:
+        """Send a snapshot every second until the page goes away."""
+        try:
+            while True:
+                await ws.send(json.dumps(self.snapshot()))
+                with contextlib.suppress(TimeoutError):
+                    await ws.recv(timeout=1.0)  # (and notice a close)
+        except ConnectionClosed:
+            return
+
+
+def _unauthorized() -> Response:
+    return error_response(401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")])
+
+
+def totals(snapshots: Any) -> dict[str, Any]:
+    """The figures the page shows, added up over workers' snapshots.
+
+    The server's own endpoints (routes named ``_...``, such as this page's
+    feed) are left out: the page shows the application's traffic.
+    """
+    codes: dict[str, int] = {}
+    total: dict[str, Any] = {
+        "connections": 0,
+        "text_in": 0,
+        "binary_in": 0,
+        "text_out": 0,
+        "binary_out": 0,
+        "payload_in": 0,
+        "payload_out": 0,
+        "wire_in": 0,
+        "wire_out": 0,
+        "close_codes": codes,
+    }
+    for stats in snapshots:
+        total["connections"] += sum(
+            n for route, n in stats["connections"].items() if not route.startswith("_")
+        )
+        for route, counts in stats["routes"].items():
+            if route.startswith("_"):
+                continue  # the server's own endpoints (this page's feed)
+            for name in (
+                "text_in",
+                "binary_in",
+                "text_out",
+                "binary_out",
+                "payload_in",
+                "payload_out",
+                "wire_in",
+                "wire_out",
+            ):
+                total[name] += counts[name]
+        for code, n in stats["close_codes"]["received"].items():
+            codes[str(code)] = codes.get(str(code), 0) + n
+    return total
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wsserver status</title>
+<style>
+  body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
+  h1 { font-size: 1.3em; margin: 0 0 .6em; }
+  .figures { display: flex; flex-wrap: wrap; gap: .8em; margin-bottom: 1em; }
+  .figure { border: 1px solid #ccd; border-radius: 6px; padding: .5em .8em; min-width: 8em; }
+  .figure b { display: block; font-size: 1.4em; }
+  canvas { border: 1px solid #ccd; border-radius: 6px; width: 100%; max-width: 900px; }
+  table { border-collapse: collapse; margin-top: 1em; }
+  td, th { border: 1px solid #ccd; padding: .2em .6em; text-align: right; }
+  #state { color: #777; }
+  .legend span { margin-right: 1.2em; }
+</style>
+</head>
+<body>
+<h1>wsserver status <span id="state">connecting...</span></h1>
+<div class="figures">
+  <div class="figure">open connections<b id="open">-</b></div>
+  <div class="figure">messages/s<b id="rate">-</b></div>
+  <div class="figure">messages in<b id="msgs-in">-</b></div>
+  <div class="figure">messages out<b id="msgs-out">-</b></div>
+  <div class="figure">bytes in<b id="bytes-in">-</b></div>
+  <div class="figure">bytes out<b id="bytes-out">-</b></div>
+  <div class="figure">workers<b id="worker-count">-</b></div>
+</div>
+<div class="legend"><span style="color:#2563eb">&#9632; open connections</span>
+<span style="color:#dc2626">&#9632; messages/s</span> (last 5 minutes)</div>
+<canvas id="chart" width="900" height="260"></canvas>
+<h2>Close codes received</h2>
+<table id="close-codes"><tr><th>code</th><th>connections</th></tr></table>
+<h2>Workers</h2>
+<table id="workers"><tr><th>worker</th><th>open</th><th>messages in</th><th>messages out</th>
+<th>bytes in</th><th>bytes out</th></tr></table>
+<script>
+"use strict";
+const KEEP = 300;  // points: one a second, five minutes
+const chart = { points: [] };
+window.statusChart = chart;
+let last = null;
+
+function messages(t) { return t.text_in + t.binary_in + t.text_out + t.binary_out; }
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  row.appendChild(td);
+}
+
+function table(id, rows) {
+  const tableElement = document.getElementById(id);
+  while (tableElement.rows.length > 1) tableElement.deleteRow(1);
+  for (const values of rows) {
+    const row = tableElement.insertRow();
+    for (const value of values) cell(row, String(value));
+  }
+}
+
+function draw() {
+  const canvas = document.getElementById("chart");
+  const g = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, pad = 30;
+  g.clearRect(0, 0, w, h);
+  g.strokeStyle = "#ccd";
+  g.beginPath();
+  g.moveTo(pad, pad / 2); g.lineTo(pad, h - pad); g.lineTo(w - 5, h - pad);
+  g.stroke();
+  const points = chart.points;
+  if (points.length < 2) return;
+  const series = [["open", "#2563eb"], ["rate", "#dc2626"]];
+  for (const [key, color] of series) {
+    const top = Math.max(1, ...points.map(p => p[key]));
+    g.strokeStyle = color;
+    g.lineWidth = 2;
+    g.beginPath();
+    points.forEach((p, i) => {
+      const x = pad + (w - pad - 5) * (i / (KEEP - 1));
+      const y = h - pad - (h - pad * 1.5) * (p[key] / top);
+      if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
+    });
+    g.stroke();
+    g.fillStyle = color;
+    g.fillText(String(top), 2, key === "open" ? 12 : 24);
+  }
+}
+
+function show(snapshot) {
+  const t = snapshot.totals;
+  const now = snapshot.time;
+  const rate = last === null
+    ? 0 : Math.max(0, (messages(t) - messages(last.t)) / (now - last.time));
+  last = { t, time: now };
+  chart.points.push({ open: t.connections, rate: Math.round(rate) });
+  if (chart.points.length > KEEP) chart.points.shift();
+  document.getElementById("open").textContent = t.connections;
+  document.getElementById("rate").textContent = Math.round(rate);
+  document.getElementById("msgs-in").textContent = t.text_in + t.binary_in;
+  document.getElementById("msgs-out").textContent = t.text_out + t.binary_out;
+  document.getElementById("bytes-in").textContent = t.payload_in;
+  document.getElementById("bytes-out").textContent = t.payload_out;
+  const workers = Object.entries(snapshot.workers);
+  document.getElementById("worker-count").textContent = workers.length;
+  table("close-codes", Object.entries(t.close_codes).sort());
+  table("workers", workers.sort().map(([name, stats]) => {
+    let mi = 0, mo = 0, bi = 0, bo = 0;
+    for (const r of Object.values(stats.routes)) {
+      mi += r.text_in + r.binary_in; mo += r.text_out + r.binary_out;
+      bi += r.payload_in; bo += r.payload_out;
+    }
+    const open = Object.entries(stats.connections)
+      .filter(([route]) => !route.startsWith("_")).reduce((a, [, n]) => a + n, 0);
+    return [name, open, mi, mo, bi, bo];
+  }));
+  draw();
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const path = location.pathname.replace(/\\/$/, "") + "/ws";
+  const url = scheme + location.host + path + location.search;
+  const socket = new WebSocket(url);
+  window.statusSocket = socket;
+  socket.onopen = () => { document.getElementById("state").textContent = "live"; };
+  socket.onmessage = event => show(JSON.parse(event.data));
+  socket.onclose = () => {
+    document.getElementById("state").textContent = "disconnected: retrying...";
+    setTimeout(connect, 2000);
+  };
+}
+draw();
+connect();
+</script>
+</body>
+</html>
+"""
