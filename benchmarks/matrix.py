@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.prepare import PEERS_PYTHON, PROJECT_PYTHON, ROOT
+from benchmarks.prepare import PEERS_PYTHON, PROJECT_PYTHON, ROOT, Certs
+from benchmarks.procs import LOADGEN_CPU, SERVER_CPU
 
 if TYPE_CHECKING:
     from benchmarks.baseline import Baseline
@@ -15,6 +16,12 @@ if TYPE_CHECKING:
 MAX_SIZE = 64 * 1024 * 1024
 #: The ASGI application every ASGI column serves (benchmarks/servers/asgi_app.py).
 ASGI_APP = "benchmarks.servers.asgi_app:app"
+#: Both CPUs: a supervisor's workers may run on either.
+BOTH_CPUS = (SERVER_CPU, LOADGEN_CPU)
+
+#: The columns that have a report section of their own rather than a column of
+#: the main tables: the scaling row (--workers), the TLS cost row.
+GROUPS = ("workers", "tls")
 
 
 @dataclass(frozen=True)
@@ -34,14 +41,34 @@ class Server:
     #: The process started only supervises: the one measured is its child that
     #: holds the listening socket (granian's worker).
     worker: bool = False
+    #: The section of the report it belongs to ("" for the main tables; GROUPS).
+    group: str = ""
+    #: ``--workers N`` (0: not given). With N > 1 the process started supervises
+    #: N workers that share its listening socket; all of them are measured.
+    workers: int = 0
+    #: The CPUs the server's processes may run on (its workers inherit them).
+    cpus: tuple[int, ...] = (SERVER_CPU,)
+    tls: bool = False  # serves wss:// with the test certificate
 
     def serves(self, scenario: Scenario) -> bool:
         """Whether this server takes part in ``scenario``."""
         return not self.only or scenario.key in self.only
 
-    def command(self, port: int, compression: bool) -> list[str]:
+    @property
+    def processes(self) -> int:
+        """How many processes accept connections (its workers, or itself)."""
+        return max(self.workers, 1)
+
+    def command(
+        self,
+        port: int,
+        compression: bool,
+        certs: Certs | None = None,
+    ) -> list[str]:
         """The command line of this server listening on 127.0.0.1:port."""
         deflate = "deflate" if compression else "none"
+        if self.tls and certs is None:
+            raise ValueError(f"{self.key} serves wss:// and needs the test certificate")
         if self.library == "wsserver":
             # An ASGI application gets compression on by default: --compression
             # is always given, "none" included.
@@ -51,6 +78,10 @@ class Server:
                 "--port", str(port), "--compression", deflate, "--max-size", str(MAX_SIZE),
                 "--ping-interval", "none", "--log-level", "warning",
             ]  # fmt: skip
+            if self.workers:
+                cmd += ["--workers", str(self.workers)]
+            if self.tls and certs is not None:
+                cmd += ["--ssl-certfile", str(certs.cert), "--ssl-keyfile", str(certs.key)]
             return [*cmd, "--loop", "uvloop"] if self.loop == "uvloop" else cmd
         if self.library == "uvicorn":
             return [
@@ -83,10 +114,17 @@ class Server:
         if self.library == "node":
             node = ["node", "benchmarks/node/server.js"]
             return [*node, "--port", str(port), "--compression", deflate]
-        return [
+        cmd = [
             str(PEERS_PYTHON), "-m", f"benchmarks.servers.{self.library}_server",
             "--port", str(port), "--compression", deflate, "--loop", self.loop,
         ]  # fmt: skip
+        if self.tls and certs is not None:
+            cmd += ["--certfile", str(certs.cert), "--keyfile", str(certs.key)]
+        return cmd
+
+    def loadgen_args(self, certs: Certs | None) -> list[str]:
+        """What the generator needs to know of this server: TLS."""
+        return [f"-tls-ca={certs.ca}"] if self.tls and certs is not None else []
 
     def environ(self) -> dict[str, str]:
         """The server's environment: ours, cleaned, plus the variant's own."""
@@ -137,15 +175,45 @@ SERVERS = [
     # which the generator requires in (g-on) and (h).
     Server("granian", "granian (uvloop)", "granian", "uvloop", asgi=True, worker=True,
            only=("a", "b", "c", "d", "e", "f", "g-off", "i")),
+    # The scaling row (issue 16): wsserver's supervisor mode, (b) and (f).
+    Server("wsserver-w1", "wsserver --workers 1", "wsserver", "asyncio", group="workers",
+           workers=1, only=("b", "f")),
+    Server("wsserver-w2-1cpu", "wsserver --workers 2, one CPU", "wsserver", "asyncio",
+           group="workers", workers=2, only=("b", "f")),
+    Server("wsserver-w2", "wsserver --workers 2", "wsserver", "asyncio", group="workers",
+           workers=2, cpus=BOTH_CPUS, only=("b", "f")),
+    # The TLS cost row (issue 16): (b) and (d) over wss://, beside the same
+    # libraries' ws:// columns above.
+    Server("wsserver-tls", "wsserver (wss)", "wsserver", "asyncio", group="tls", tls=True,
+           only=("b", "d")),
+    Server("websockets-tls", "websockets (wss)", "websockets", "asyncio", group="tls",
+           tls=True, only=("b", "d")),
+    Server("aiohttp-tls", "aiohttp (wss)", "aiohttp", "asyncio", group="tls", tls=True,
+           only=("b", "d")),
 ]  # fmt: skip
+
+#: Names for --servers that stand for several columns: a row's own columns, and
+#: for the TLS row the ws:// columns it is compared with.
+ALIASES = {
+    "workers": [s.key for s in SERVERS if s.group == "workers"],
+    "tls": ["wsserver", "websockets", "aiohttp", *(s.key for s in SERVERS if s.group == "tls")],
+}
 
 
 def baseline_for(peer: Server, servers: list[Server]) -> Server | None:
     """The wsserver column a peer is compared with: same event loop (asyncio for
-    node, the default build for the pure-Python column)."""
+    node, the default build for the pure-Python column), same section of the
+    report, same transport (ws:// or wss://), same number of processes."""
     loop = "uvloop" if peer.loop == "uvloop" else "asyncio"
     for s in servers:
-        if s.is_wsserver and s.loop == loop and not s.env and not s.base and s.asgi == peer.asgi:
+        if (
+            s.is_wsserver
+            and s.loop == loop
+            and not s.env
+            and not s.base
+            and s.asgi == peer.asgi
+            and (s.group, s.tls, s.workers) == (peer.group, peer.tls, peer.workers)
+        ):
             return s
     return None
 
@@ -294,8 +362,13 @@ def _matches(key: str, wanted: str, prefix: bool) -> bool:
 
 
 def select_servers(keys: str | None, baseline: Baseline | None = None) -> list[Server]:
-    """The servers named in the comma-separated ``keys`` (all if None), the baseline
-    columns pointed at ``baseline``'s code (left out of "all" without one)."""
+    """The servers named in the comma-separated ``keys`` (all if None; ALIASES
+    stand for their columns), the baseline columns pointed at ``baseline``'s
+    code (left out of "all" without one)."""
+    if keys:
+        keys = ",".join(
+            ",".join(ALIASES.get(k.strip(), [k.strip()])) for k in keys.split(",") if k.strip()
+        )
     servers = _select(SERVERS, keys, "server", prefix=False)
     if baseline is None:
         if keys and any(s.base for s in servers):

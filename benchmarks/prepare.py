@@ -1,5 +1,6 @@
 """Everything the harness needs before it measures: the peers' venv, Node's
-``ws``, the Go toolchain and the load generator binary.
+``ws``, the Go toolchain and the load generator binary; for the rows that need
+them, a test certificate (TLS).
 
 Each step is idempotent: it records a digest of its inputs in a stamp file and
 does nothing while the inputs are unchanged.
@@ -12,6 +13,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -25,6 +27,7 @@ PEERS_REQUIREMENTS = BENCH / "requirements-peers.txt"
 NODE_DIR = BENCH / "node"
 LOADGEN_SRC = BENCH / "loadgen"
 LOADGEN_BIN = CACHE / "loadgen"
+TLS_DIR = CACHE / "tls"
 
 Log = Callable[[str], None]
 
@@ -33,12 +36,63 @@ class SetupError(RuntimeError):
     """A prerequisite could not be installed or built."""
 
 
-def prepare_all(python: str, log: Log, *, need_node: bool = True) -> None:
-    """Make sure the peers' venv, node_modules and the load generator exist."""
+@dataclass(frozen=True)
+class Certs:
+    """A test CA and a certificate it signed for 127.0.0.1 and localhost (PEM files)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def prepare_all(
+    python: str,
+    log: Log,
+    *,
+    need_node: bool = True,
+    need_tls: bool = False,
+) -> Certs | None:
+    """Make sure the peers' venv, node_modules and the load generator exist, and
+    the certificate when asked for; returns it."""
     peers_venv(python, log)
     if need_node:
         node_modules(log)
     loadgen(log)
+    return tls_certificates(log) if need_tls else None
+
+
+_MAKE_CERTS = """
+import sys, trustme
+ca = trustme.CA()
+cert = ca.issue_cert("127.0.0.1", "localhost")
+ca.cert_pem.write_to_path(sys.argv[1])
+cert.cert_chain_pems[0].write_to_path(sys.argv[2])
+for pem in cert.cert_chain_pems[1:]:
+    pem.write_to_path(sys.argv[2], append=True)
+cert.private_key_pem.write_to_path(sys.argv[3])
+"""
+
+
+def tls_certificates(log: Log) -> Certs:
+    """A test CA and server certificate in benchmarks/.cache/tls, made once with trustme
+    (the project venv has it: the test extra)."""
+    certs = Certs(TLS_DIR / "ca.pem", TLS_DIR / "server.pem", TLS_DIR / "server.key")
+    if all(p.is_file() for p in (certs.ca, certs.cert, certs.key)):
+        return certs
+    log("making a test CA and certificate for 127.0.0.1 (trustme) in benchmarks/.cache/tls")
+    TLS_DIR.mkdir(parents=True, exist_ok=True)
+    _run(
+        [str(PROJECT_PYTHON), "-c", _MAKE_CERTS, str(certs.ca), str(certs.cert), str(certs.key)],
+        lambda _: None,  # the line above says what it does
+    )
+    return certs
+
+
+def _apt_install(package: str, log: Log) -> None:
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    lock = ["-o", "DPkg::Lock::Timeout=300"]  # another apt may be running
+    _run(["apt-get", "update", "-qq", *lock], log, env=env)
+    _run(["apt-get", "install", "-y", "-qq", *lock, package], log, env=env)
 
 
 def _digest(paths: Iterable[Path], *extra: str) -> str:
@@ -121,9 +175,7 @@ def go_toolchain(log: Log) -> str:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise SetupError("Go is needed to build the load generator: apt-get install golang-go")
     log("installing Debian's golang-go")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    _run(["apt-get", "update", "-qq"], log, env=env)
-    _run(["apt-get", "install", "-y", "-qq", "golang-go"], log, env=env)
+    _apt_install("golang-go", log)
     go = shutil.which("go")
     if go is None:
         raise SetupError("golang-go was installed but go is not on PATH")

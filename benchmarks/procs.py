@@ -1,8 +1,9 @@
 """Starting, pinning and ending the processes of a benchmark run.
 
 Every process runs in its own session (so its own process group) under
-``prlimit --nofile`` and ``taskset -c CPU``; both exec their command, so the
-PID we get is the server's or the generator's own. Every process started here
+``prlimit --nofile`` and ``taskset -c CPUS``; both exec their command, so the
+PID we get is the server's or the generator's own. A server's child processes
+(workers) inherit its CPUs. Every process started here
 is remembered until it is stopped, and :func:`stop_all` ends whatever is left
 (SIGTERM to the group, then SIGKILL), which the harness calls on any exit.
 """
@@ -30,21 +31,29 @@ class ProcessError(RuntimeError):
     """A server or the generator did not behave."""
 
 
-def pinned(cmd: list[str], cpu: int) -> list[str]:
-    """``cmd`` with a raised open-file limit, pinned to one CPU."""
-    return ["prlimit", f"--nofile={NOFILE}:{NOFILE}", "taskset", "-c", str(cpu), *cmd]
+Cpus = int | tuple[int, ...]
+
+
+def cpu_list(cpus: Cpus) -> list[int]:
+    return [cpus] if isinstance(cpus, int) else sorted(cpus)
+
+
+def pinned(cmd: list[str], cpus: Cpus) -> list[str]:
+    """``cmd`` with a raised open-file limit, pinned to ``cpus`` (one CPU or several)."""
+    cpu_arg = ",".join(str(c) for c in cpu_list(cpus))
+    return ["prlimit", f"--nofile={NOFILE}:{NOFILE}", "taskset", "-c", cpu_arg, *cmd]
 
 
 def start(
     cmd: list[str],
     *,
-    cpu: int,
+    cpu: Cpus,
     cwd: Path,
     env: dict[str, str] | None = None,
     stdout: IO[bytes] | int | None = None,
     stderr: IO[bytes] | int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` pinned to ``cpu`` in a new session and remember it."""
+    """Start ``cmd`` pinned to ``cpu`` (one or several) in a new session and remember it."""
     proc = subprocess.Popen(
         pinned(cmd, cpu),
         cwd=cwd,
@@ -144,6 +153,115 @@ def serving_pid(pid: int, port: int) -> int:
             f"expected one child of {pid} holding the socket on port {port}, found {found}"
         )
     return found[0]
+
+
+def accepting_pids(pid: int, port: int) -> list[int]:
+    """``pid`` and its descendants that accept on the socket listening on ``port``.
+
+    A process accepts when the socket is in one of its epoll sets (asyncio's
+    and uvloop's event loops watch a listening socket that way while serving):
+    a worker that only holds the inherited socket, still importing the
+    application, does not count yet; nor does a supervisor, which holds it but
+    never accepts.
+    """
+    inodes = _listening_inodes(port)
+    return [p for p in (pid, *_descendants(pid)) if inodes and _polls(p, inodes)]
+
+
+def wait_accepting(
+    proc: subprocess.Popen[bytes], port: int, count: int, timeout: float = 30.0
+) -> list[int]:
+    """Wait until ``count`` processes of ``proc``'s tree accept on ``port``; their pids."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise ProcessError(f"the server exited with status {proc.returncode} at startup")
+        found = accepting_pids(proc.pid, port)
+        if len(found) == count:
+            return found
+        if time.monotonic() > deadline:
+            raise ProcessError(
+                f"expected {count} processes accepting on port {port} in {timeout:.0f} s, "
+                f"found {found}"
+            )
+        time.sleep(0.1)
+
+
+def _polls(pid: int, inodes: set[str]) -> bool:
+    """Whether ``pid`` has a socket of ``inodes`` registered in an epoll instance."""
+    fds = set()
+    epolls = []
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    fds.add(fd.name)
+                elif target == "anon_inode:[eventpoll]":
+                    epolls.append(fd.name)
+    for epoll in epolls:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/fdinfo/{epoll}").read_text().splitlines():
+                fields = line.split()
+                if len(fields) > 1 and fields[0] == "tfd:" and fields[1] in fds:
+                    return True
+    return False
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...)."""
+    return _descendants(pid)
+
+
+#: A process as (pid, its start time in clock ticks since boot): a pid that
+#: was reused by another program since does not match.
+Identity = tuple[int, str]
+
+
+def identify(pids: list[int]) -> list[Identity]:
+    """``pids`` with their start times, to be reaped later without mistaking a reused pid."""
+    return [(pid, start) for pid in pids if (start := _start_time(pid))]
+
+
+def reap(processes: list[Identity], grace: float = 10.0) -> list[int]:
+    """Wait until processes that are not our children (a supervisor's workers) are
+    gone; SIGKILL those still there after ``grace`` seconds. Returns the pids of
+    any that are still there after that."""
+    left = _wait_gone(processes, grace)
+    for pid, _ in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return [pid for pid, _ in _wait_gone(left, 5.0)] if left else []
+
+
+def _wait_gone(processes: list[Identity], timeout: float) -> list[Identity]:
+    """Those of ``processes`` still running after at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        # A zombie has exited: its parent (a supervisor) reaps it.
+        left = [(p, t) for p, t in processes if _start_time(p) == t and not _zombie(p)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first); [] if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _start_time(pid: int) -> str:
+    fields = _stat_fields(pid)
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _zombie(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return not fields or fields[0] == "Z"
 
 
 def _listening_inodes(port: int) -> set[str]:

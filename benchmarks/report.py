@@ -40,8 +40,41 @@ def render(
     servers: list[Server],
     scenarios: list[Scenario],
 ) -> str:
-    lines = ["# wsserver benchmarks", "", *_header(meta, servers), ""]
+    from benchmarks import rows  # it uses this module's helpers
+
+    lines = ["# wsserver benchmarks", "", *_header(meta, servers), *_noise(measurements), ""]
     failed = failures(measurements)
+    # The scaling and TLS rows have sections of their own (rows.py).
+    main = [s for s in servers if not s.group]
+    main_scenarios = [sc for sc in scenarios if any(s.serves(sc) for s in main)]
+    if main and main_scenarios:
+        lines += _main_tables(meta, measurements, main, main_scenarios, failed)
+    lines += rows.render_sections(meta, measurements, servers, scenarios)
+    cost_error = meta.get("broadcast_cost_error")
+    if failed or cost_error:
+        lines += ["", "## Failures", ""]
+        for (scenario, server), ms in sorted(failed.items()):
+            lines += [
+                f"- {scenario} / {server}, round {m['round']}: {_one_line(m['error'])}" for m in ms
+            ]
+        if cost_error:
+            lines.append(f"- broadcast() cost in memory: {_one_line(cost_error)}")
+    if main and main_scenarios:
+        lines += ["", "## Notes", "", *NOTES, *_compression_notes(measurements, main)]
+        if any(s.asgi for s in main):
+            lines += ASGI_NOTES
+    return "\n".join(lines) + "\n"
+
+
+def _main_tables(
+    meta: dict[str, Any],
+    measurements: list[Measurement],
+    servers: list[Server],
+    scenarios: list[Scenario],
+    failed: dict[Cell, list[Measurement]],
+) -> list[str]:
+    """The results, ratios, spread and CPU tables of the main columns."""
+    lines: list[str] = []
     lines += ["## Results (median of the rounds)", ""]
     lines += _results_table(measurements, servers, scenarios, failed)
     lines += [
@@ -88,19 +121,7 @@ def render(
         "",
     ]
     lines += _cpu_table(measurements, servers, scenarios)
-    cost_error = meta.get("broadcast_cost_error")
-    if failed or cost_error:
-        lines += ["", "## Failures", ""]
-        for (scenario, server), ms in sorted(failed.items()):
-            lines += [
-                f"- {scenario} / {server}, round {m['round']}: {_one_line(m['error'])}" for m in ms
-            ]
-        if cost_error:
-            lines.append(f"- broadcast() cost in memory: {_one_line(cost_error)}")
-    lines += ["", "## Notes", "", *NOTES, *_compression_notes(measurements, servers)]
-    if any(s.asgi for s in servers):
-        lines += ASGI_NOTES
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _compression_notes(measurements: list[Measurement], servers: list[Server]) -> list[str]:
@@ -133,7 +154,13 @@ def _header(meta: dict[str, Any], servers: list[Server]) -> list[str]:
         f"- Machine: {meta['cpu_model']}, {meta['cores']} cores, {meta['memory_gib']} GiB, "
         f"Linux {meta['kernel']}",
         f"- Pinning: every server on CPU {meta['server_cpu']}, the load generator on CPU "
-        f"{meta['loadgen_cpu']} (`taskset`); open-file limit {meta['nofile']} (`prlimit`)",
+        f"{meta['loadgen_cpu']} (`taskset`); open-file limit {meta['nofile']} (`prlimit`)"
+        + (
+            "; except the two-worker column of the scaling row, whose processes may use "
+            "both CPUs: see that section"
+            if any(s.cpus != (meta["server_cpu"],) for s in servers)
+            else ""
+        ),
         f"- Python {project.get('python')} (project venv, peers' venv: {peers.get('python')})",
         f"- wsserver {project.get('wsserver')} (git {meta.get('git', 'unknown')}); {speedups}",
         *_baseline_header(meta.get("baseline")),
@@ -161,6 +188,26 @@ def _asgi_header(peers: dict[str, Any], servers: list[Server]) -> list[str]:
         f"{peers.get('hypercorn')} (asyncio worker, in-process), granian "
         f"{peers.get('granian')} (one worker, one runtime thread; its worker process is "
         "the one measured)"
+    ]
+
+
+def _noise(measurements: list[Measurement]) -> list[str]:
+    """What the rest of the machine did while measuring, from the generator's reads of
+    /proc/stat: busy time that was neither the generator's nor the server's."""
+    other = [
+        float(m["result"]["other_cpu"]) for m in measurements if "other_cpu" in m.get("result", {})
+    ]
+    steal = [
+        float(m["result"]["steal_cpu"]) for m in measurements if "steal_cpu" in m.get("result", {})
+    ]
+    if not other:
+        return []
+    return [
+        "- The rest of the machine while measuring (other programs, the kernel's own threads): "
+        f"median {max(statistics.median(other), 0):.0%} of one core over the measured windows, "
+        f"{max(max(other), 0):.0%} at most (counted in 10 ms ticks: ±10 %); the hypervisor's "
+        "steal: median "
+        f"{statistics.median(steal):.0%}, {max(steal):.0%} at most"
     ]
 
 

@@ -2,7 +2,8 @@
 
 Runs every scenario against every server, interleaved (scenario a: A B C ...,
 scenario b: A B C ..., then the next round), each measurement against a freshly
-started server pinned to CPU 0 with the Go load generator pinned to CPU 1.
+started server pinned to CPU 0 with the Go load generator pinned to CPU 1
+(a server with --workers 2 may be let run on both CPUs; see benchmarks/README.md).
 Writes the Markdown report to stdout and benchmarks/results/latest.md, and every
 measurement to benchmarks/results/latest.json. Exits 1 if any measurement
 failed, 2 if the setup failed.
@@ -11,12 +12,14 @@ failed, 2 if the setup failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -25,7 +28,7 @@ from typing import Any
 from benchmarks import baseline as base
 from benchmarks import broadcast_cost, environment, procs, report
 from benchmarks.matrix import Scenario, Server, select_scenarios, select_servers
-from benchmarks.prepare import BENCH, LOADGEN_BIN, ROOT, SetupError, prepare_all
+from benchmarks.prepare import BENCH, LOADGEN_BIN, ROOT, Certs, SetupError, prepare_all
 
 RESULTS = BENCH / "results"
 
@@ -44,7 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "websockets-uvloop, aiohttp, aiohttp-uvloop, picows, picows-uvloop, node, floor, "
         "floor-uvloop, wsserver-base, wsserver-base-uvloop (these two need --baseline); "
         "serving the ASGI app: asgi-wsserver, asgi-wsserver-uvloop, uvicorn-sansio, "
-        "uvicorn-sansio-uvloop, uvicorn-wsproto, uvicorn-wsproto-uvloop, hypercorn, granian",
+        "uvicorn-sansio-uvloop, uvicorn-wsproto, uvicorn-wsproto-uvloop, hypercorn, granian; "
+        "the scaling row ((b) and (f)): wsserver-w1, wsserver-w2-1cpu, wsserver-w2 (all three: "
+        "workers); the TLS row ((b) and (d)): wsserver-tls, websockets-tls, aiohttp-tls (tls: "
+        "these and the ws:// columns wsserver, websockets, aiohttp)",
     )
     p.add_argument(
         "--baseline",
@@ -110,7 +116,14 @@ def _run(
     rounds: int,
     baseline: base.Baseline | None,
 ) -> int:
-    prepare_all(args.python, log, need_node=any(s.library == "node" for s in servers))
+    active = [s for s in servers if any(s.serves(sc) for sc in scenarios)]
+    certs = prepare_all(
+        args.python,
+        log,
+        need_node=any(s.library == "node" for s in active),
+        need_tls=any(s.tls for s in active),
+    )
+    setup = Setup(certs, args.quick)
     meta: dict[str, Any] = environment.collect()
     if baseline is not None:
         meta["baseline"] = base.prepare(baseline, log)
@@ -139,7 +152,7 @@ def _run(
             for server in servers:
                 if not server.serves(scenario):
                     continue
-                m = measure(server, scenario, round_no, args.quick, logs)
+                m = measure(server, scenario, round_no, setup, logs)
                 measurements.append(m)
                 log(f"[{len(measurements)}/{total}] round {round_no} {scenario.key:5} "
                     f"{server.label:24} {_summary(m, scenario)}")  # fmt: skip
@@ -176,8 +189,16 @@ def render_only(path: Path) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What every measurement of a run shares."""
+
+    certs: Certs | None  # the test certificate, for the wss:// columns
+    quick: bool
+
+
 def measure(
-    server: Server, scenario: Scenario, round_no: int, quick: bool, logs: Path
+    server: Server, scenario: Scenario, round_no: int, setup: Setup, logs: Path
 ) -> dict[str, Any]:
     """One run of one scenario against a fresh server; never raises for the server's faults."""
     record: dict[str, Any] = {
@@ -186,34 +207,37 @@ def measure(
         "server": server.key,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    port = procs.free_port()
-    command = server.command(port, scenario.compression)
-    with open(logs / f"{server.key}.log", "ab") as server_log:
-        server_log.write(f"\n=== round {round_no} scenario {scenario.key}: {command}\n".encode())
-        server_log.flush()
-        proc = procs.start(
-            command,
-            cpu=procs.SERVER_CPU,
-            cwd=server.cwd,
-            env=server.environ(),
-            stdout=server_log,
-            stderr=subprocess.STDOUT,
-        )
+    with contextlib.ExitStack() as stack:
+        server_log = stack.enter_context(open(logs / f"{server.key}.log", "ab"))
         try:
-            procs.wait_listening(proc, port)
-            if server.asgi:
-                procs.wait_answering(proc, port)
-            # The measured process: the server's own, or its worker's.
-            pid = procs.serving_pid(proc.pid, port) if server.worker else proc.pid
-            record["process"] = _check_pinned(pid)
-            if pid != proc.pid:
+            port = procs.free_port()
+            command = server.command(port, scenario.compression, setup.certs)
+            server_log.write(
+                f"\n=== round {round_no} scenario {scenario.key}: {command}\n".encode()
+            )
+            server_log.flush()
+            proc = procs.start(
+                command,
+                cpu=server.cpus,
+                cwd=server.cwd,
+                env=server.environ(),
+                stdout=server_log,
+                stderr=subprocess.STDOUT,
+            )
+            workers: list[procs.Identity] = []
+            stack.callback(_stop_server, proc, workers)
+            pids = _serving(server, proc, port)
+            workers += procs.identify(pids[1:])
+            record["process"] = _check_pinned(pids, server)
+            if server.worker:
                 record["process"]["supervisor"] = proc.pid
             loadgen = [
                 str(LOADGEN_BIN),
                 scenario.mode,
                 f"-addr=127.0.0.1:{port}",
-                f"-pid={pid}",
-                *scenario.loadgen_args(quick),
+                f"-pid={','.join(map(str, pids))}",
+                *scenario.loadgen_args(setup.quick),
+                *server.loadgen_args(setup.certs),
             ]
             record["loadgen"] = loadgen
             status, out, err = procs.run_loadgen(loadgen, cwd=ROOT, timeout=scenario.timeout)
@@ -224,16 +248,48 @@ def measure(
             record["result"] = json.loads(out)
         except (procs.ProcessError, OSError, ValueError) as exc:
             record["error"] = str(exc)
-        finally:
-            procs.stop(proc)
     return record
 
 
-def _check_pinned(pid: int) -> dict[str, object]:
-    info = procs.describe(pid)
-    if info["comm"] in ("prlimit", "taskset") or info["cpus"] != [procs.SERVER_CPU]:
-        raise procs.ProcessError(f"the server is not running pinned as expected: {info}")
-    return info
+def _stop_server(proc: subprocess.Popen[bytes], workers: list[procs.Identity]) -> None:
+    """Stop a server, then make sure its workers are gone too.
+
+    wsserver's supervisor stops its workers on SIGTERM, but they are not in its
+    process group: if it had to be killed, they still stop (they get SIGTERM
+    when their parent dies) and are waited for, and killed if they linger, so
+    that none of them takes CPU from the next measurement.
+    """
+    procs.stop(proc)
+    left = procs.reap(workers)
+    if left:
+        log(f"worker processes {left} did not exit, even after SIGKILL")
+
+
+def _serving(server: Server, proc: subprocess.Popen[bytes], port: int) -> list[int]:
+    """The processes measured, once they serve: the server's own; or its worker
+    (granian); or a supervisor and then each of its workers (--workers N)."""
+    procs.wait_listening(proc, port)
+    if server.asgi:
+        procs.wait_answering(proc, port)
+    if server.worker:
+        return [procs.serving_pid(proc.pid, port)]
+    if server.processes > 1:
+        # The supervisor listens before its workers have imported the
+        # application: wait until every one of them accepts.
+        workers = procs.wait_accepting(proc, port, server.processes)
+        return [proc.pid, *(w for w in workers if w != proc.pid)]
+    return [proc.pid]
+
+
+def _check_pinned(pids: list[int], server: Server) -> dict[str, object]:
+    """What runs as each measured process and on which CPUs; fails unless as expected."""
+    infos = [procs.describe(pid) for pid in pids]
+    for info in infos:
+        if info["comm"] in ("prlimit", "taskset") or info["cpus"] != list(server.cpus):
+            raise procs.ProcessError(f"the server is not running pinned as expected: {info}")
+    if len(infos) == 1:
+        return infos[0]
+    return {**infos[0], "workers": infos[1:]}
 
 
 def _summary(m: dict[str, Any], scenario: Scenario) -> str:

@@ -69,10 +69,10 @@ func runBroadcast(o *options) (result, error) {
 
 	time.Sleep(200 * time.Millisecond)
 	var samples []time.Duration
-	cpu := cpuTotals{pid: o.pid}
+	cpu := cpuTotals{w: o.procs}
 	for k := 0; k < total; k++ {
 		r := rounds[k]
-		before := sampleCPU(o.pid)
+		before := sampleCPU(o.procs)
 		start := time.Now()
 		if err := conns[0].WriteMessage(opText, broadcastTrigger(o.size, k)); err != nil {
 			return nil, err
@@ -93,7 +93,7 @@ func runBroadcast(o *options) (result, error) {
 		}
 		if k >= o.warmupCount {
 			samples = append(samples, time.Duration(r.last.Load()-start.UnixNano()))
-			cpu.add(before, sampleCPU(o.pid))
+			cpu.add(before, sampleCPU(o.procs))
 		}
 		time.Sleep(broadcastGap)
 	}

@@ -114,7 +114,7 @@ func runHandshakes(o *options) (result, error) {
 		return nil, err
 	}
 	n0, t0 := completed.Load(), time.Now()
-	cpu := startCPU(o.pid)
+	cpu := startCPU(o.procs)
 	if err := run.sleep(o.duration); err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func runLatency(o *options) (result, error) {
 	var cpu *cpuMeter
 	for i := 0; i < o.warmupCount+o.count; i++ {
 		if i == o.warmupCount {
-			cpu = startCPU(o.pid)
+			cpu = startCPU(o.procs)
 		}
 		frame = c.AppendPayload(frame[:0], src, uint64(i))
 		start := time.Now()
@@ -134,7 +134,7 @@ func runThroughput(o *options) (result, error) {
 		return nil, err
 	}
 	n0, w0, t0 := counters.received.Load(), counters.wireBytes.Load(), time.Now()
-	cpu := startCPU(o.pid)
+	cpu := startCPU(o.procs)
 	if err := run.sleep(o.duration); err != nil {
 		return nil, err
 	}

@@ -169,3 +169,16 @@ func TestCheckLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePids(t *testing.T) {
+	pids, err := parsePids("12, 34,,56")
+	if err != nil || len(pids) != 3 || pids[0] != 12 || pids[2] != 56 {
+		t.Fatalf("%v %v", pids, err)
+	}
+	if pids, err := parsePids(""); err != nil || pids != nil {
+		t.Fatalf("empty: %v %v", pids, err)
+	}
+	if _, err := parsePids("12,x"); err == nil {
+		t.Fatal("a bad pid was accepted")
+	}
+}

@@ -37,7 +37,8 @@ type options struct {
 	warmupCount int
 	warmup      time.Duration
 	duration    time.Duration
-	pid         int
+	pid         int     // the first of -pid: its RSS is read (idle)
+	procs       watched // -pid and -aux-pid: their CPU is read
 	message     bool
 }
 
@@ -71,9 +72,26 @@ func main() {
 	fs.IntVar(&o.warmupCount, "warmup-count", 1000, "unmeasured round trips or broadcasts first")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured time first (throughput, handshakes)")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time (throughput, handshakes)")
-	fs.IntVar(&o.pid, "pid", 0, "server process: RSS (idle) and CPU use (other scenarios) are read from /proc")
+	pids := fs.String("pid", "", "server processes, comma-separated: CPU use is read from /proc (summed), "+
+		"and the first one's RSS (idle)")
+	auxPids := fs.String("aux-pid", "", "other processes whose CPU use is read (a broker), comma-separated")
 	fs.BoolVar(&o.message, "message", false, "echo one message on every connection, then read RSS again (idle)")
+	tlsCA := fs.String("tls-ca", "", "connect over TLS (wss://), trusting the CA certificates in this PEM file")
+	tlsInsecure := fs.Bool("tls-insecure", false, "connect over TLS (wss://) without verifying the server's certificate")
 	_ = fs.Parse(os.Args[2:])
+	var err error
+	if o.procs.server, err = parsePids(*pids); err != nil {
+		fail(err)
+	}
+	if o.procs.aux, err = parsePids(*auxPids); err != nil {
+		fail(err)
+	}
+	if len(o.procs.server) > 0 {
+		o.pid = o.procs.server[0]
+	}
+	if tlsConfig, err = newTLSConfig(*tlsCA, *tlsInsecure); err != nil {
+		fail(err)
+	}
 
 	if err := checkLoopback(o.addr); err != nil {
 		fail(err)
@@ -83,6 +101,9 @@ func main() {
 		fail(err)
 	}
 	res["scenario"] = name
+	if tlsConfig != nil {
+		res["tls"] = tlsUsed.describe()
+	}
 	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
 		fail(err)
 	}

@@ -2,7 +2,8 @@ package main
 
 // The client side of one WebSocket connection: the opening handshake, masked
 // frames out, unmasked frames in, the closing handshake. Only what the
-// benchmark needs: no fragmentation on send, no TLS, no subprotocols.
+// benchmark needs: no fragmentation on send, no subprotocols; TLS (wss://)
+// when tls.go's tlsConfig is set.
 
 import (
 	"bufio"
@@ -62,6 +63,14 @@ func Dial(addr, path string, offerDeflate bool, timeout time.Duration) (*Conn, e
 	}
 	if tcp, ok := nc.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
+	}
+	if tlsConfig != nil {
+		secure, err := clientTLS(nc, addr, timeout)
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc = secure
 	}
 	c := &Conn{nc: nc, br: bufio.NewReaderSize(nc, 64*1024)}
 	if err := c.handshake(addr, path, offerDeflate, timeout); err != nil {

@@ -1,7 +1,7 @@
 """aiohttp (``web.WebSocketResponse``): echo at ``/``, broadcast at ``/bcast``.
 
 ``python -m benchmarks.servers.aiohttp_server --port P [--compression deflate]
-[--loop uvloop]``
+[--loop uvloop] [--certfile PEM --keyfile PEM]``
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from benchmarks.servers.common import (
     broadcast_payload,
     parse_args,
     run,
+    ssl_context,
 )
 
 SUBSCRIBERS: set[web.WebSocketResponse] = set()
@@ -63,7 +64,8 @@ def main() -> None:
         app.router.add_get("/bcast", subscribe)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, HOST, args.port, backlog=BACKLOG).start()
+        site = web.TCPSite(runner, HOST, args.port, backlog=BACKLOG, ssl_context=ssl_context(args))
+        await site.start()
         await asyncio.Event().wait()
 
     run(serve_forever, args.loop)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -22,12 +23,31 @@ HOST = "127.0.0.1"
 
 
 def parse_args(description: str) -> argparse.Namespace:
-    """``--port P --compression deflate|none --loop asyncio|uvloop``."""
+    """``--port P --compression deflate|none --loop asyncio|uvloop
+    [--certfile PEM --keyfile PEM]``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--compression", choices=["deflate", "none"], default="none")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--certfile", help="serve wss:// with this certificate chain")
+    parser.add_argument("--keyfile", help="and this private key")
     return parser.parse_args()
+
+
+def ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server's TLS context, made as wsserver makes its own (None without --certfile).
+
+    ``PROTOCOL_TLS_SERVER``, TLS 1.2 at least, OpenSSL's default ciphers: what
+    ``wsserver.server.tls.ssl_context`` does with ``--ssl-certfile`` and
+    ``--ssl-keyfile``, so that every server negotiates the same protocol and
+    cipher suite with the generator.
+    """
+    if not args.certfile:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(args.certfile, args.keyfile)
+    return context
 
 
 def broadcast_payload(message: object) -> str | None:

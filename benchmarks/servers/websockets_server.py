@@ -1,7 +1,7 @@
 """websockets (its asyncio implementation): echo at ``/``, broadcast at ``/bcast``.
 
 ``python -m benchmarks.servers.websockets_server --port P [--compression deflate]
-[--loop uvloop]``
+[--loop uvloop] [--certfile PEM --keyfile PEM]``
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from benchmarks.servers.common import (
     MAX_SIZE,
     parse_args,
     run,
+    ssl_context,
     websockets_api_handler,
 )
 
@@ -32,6 +33,7 @@ def main() -> None:
             max_size=MAX_SIZE,
             ping_interval=None,
             backlog=BACKLOG,
+            ssl=ssl_context(args),
         ) as server:
             await server.serve_forever()
 
