@@ -42,11 +42,12 @@ _NATIVE_BUFFERUTIL = (
 PEER_PACKAGES = (
     *("websockets", "aiohttp", "picows", "uvloop"),
     *("uvicorn", "hypercorn", "granian", "h11", "wsproto"),
+    *("python-socketio", "python-engineio", "redis", "hiredis"),
 )
 
 
-def collect() -> dict[str, object]:
-    """The header facts of a report."""
+def collect(redis_server: str | None = None) -> dict[str, object]:
+    """The header facts of a report (with the redis-server binary, its version)."""
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu_model": _cpu_model(),
@@ -54,7 +55,7 @@ def collect() -> dict[str, object]:
         "memory_gib": round(_mem_total_kib() / 1024 / 1024, 1),
         "kernel": platform.release(),
         "git": _git_state(),
-        "project": _python_versions(PROJECT_PYTHON, {}, "wsserver", "uvloop"),
+        "project": _python_versions(PROJECT_PYTHON, {}, "wsserver", "uvloop", "redis", "hiredis"),
         "project_no_speedups": _python_versions(PROJECT_PYTHON, {"WSSERVER_NO_SPEEDUPS": "1"}),
         "speedups_files": sorted(p.name for p in (ROOT / "wsserver").rglob("_speedups*.so")),
         "peers": _python_versions(PEERS_PYTHON, {}, *PEER_PACKAGES),
@@ -65,6 +66,7 @@ def collect() -> dict[str, object]:
         },
         "bufferutil_native": _output(["node", "-e", _NATIVE_BUFFERUTIL], cwd=NODE_DIR) == "true",
         "go": _output(["go", "version"], env=go_env()),
+        "redis_server": _output([redis_server, "--version"]) if redis_server else None,
     }
 
 

@@ -16,12 +16,18 @@ if TYPE_CHECKING:
 MAX_SIZE = 64 * 1024 * 1024
 #: The ASGI application every ASGI column serves (benchmarks/servers/asgi_app.py).
 ASGI_APP = "benchmarks.servers.asgi_app:app"
-#: Both CPUs: a supervisor's workers may run on either.
+#: wsserver's fan-out routes (benchmarks/servers/fanout_app.py).
+FANOUT_APP = "benchmarks.servers.fanout_app:routes"
+#: The fan-out row's topic (and Socket.IO room).
+TOPIC = "bench"
+#: Engine.IO 4 over the WebSocket transport only (python-socketio's path).
+SOCKETIO_PATH = "/socket.io/?EIO=4&transport=websocket"
+#: Both CPUs: a supervisor's workers (and the fan-out row's redis-server) may run on either.
 BOTH_CPUS = (SERVER_CPU, LOADGEN_CPU)
 
 #: The columns that have a report section of their own rather than a column of
-#: the main tables: the scaling row (--workers), the TLS cost row.
-GROUPS = ("workers", "tls")
+#: the main tables: the scaling row (--workers), the TLS cost row, the fan-out row.
+GROUPS = ("workers", "tls", "fanout")
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,13 @@ class Server:
     #: The CPUs the server's processes may run on (its workers inherit them).
     cpus: tuple[int, ...] = (SERVER_CPU,)
     tls: bool = False  # serves wss:// with the test certificate
+    redis: bool = False  # needs a private redis-server, its broker
+    app: str = ""  # wsserver's application, when not the echo (wsserver_app)
 
     def serves(self, scenario: Scenario) -> bool:
         """Whether this server takes part in ``scenario``."""
+        if (scenario.key == "fanout") != (self.group == "fanout"):
+            return False  # fan-out servers serve the fan-out row only, and only they do
         return not self.only or scenario.key in self.only
 
     @property
@@ -64,15 +74,18 @@ class Server:
         port: int,
         compression: bool,
         certs: Certs | None = None,
+        redis_url: str | None = None,
     ) -> list[str]:
         """The command line of this server listening on 127.0.0.1:port."""
         deflate = "deflate" if compression else "none"
         if self.tls and certs is None:
             raise ValueError(f"{self.key} serves wss:// and needs the test certificate")
+        if self.redis and redis_url is None:
+            raise ValueError(f"{self.key} needs a redis-server")
         if self.library == "wsserver":
             # An ASGI application gets compression on by default: --compression
             # is always given, "none" included.
-            app = ASGI_APP if self.asgi else "benchmarks.servers.wsserver_app:routes"
+            app = self.app or (ASGI_APP if self.asgi else "benchmarks.servers.wsserver_app:routes")
             cmd = [
                 str(PROJECT_PYTHON), "-m", "wsserver", app,
                 "--port", str(port), "--compression", deflate, "--max-size", str(MAX_SIZE),
@@ -82,7 +95,15 @@ class Server:
                 cmd += ["--workers", str(self.workers)]
             if self.tls and certs is not None:
                 cmd += ["--ssl-certfile", str(certs.cert), "--ssl-keyfile", str(certs.key)]
+            if self.redis:
+                cmd += ["--broker", str(redis_url)]
             return [*cmd, "--loop", "uvloop"] if self.loop == "uvloop" else cmd
+        if self.library == "socketio":
+            cmd = [
+                str(PEERS_PYTHON), "-m", "benchmarks.servers.socketio_server",
+                "--port", str(port), "--workers", str(self.processes),
+            ]  # fmt: skip
+            return [*cmd, "--redis", str(redis_url)] if self.redis else cmd
         if self.library == "uvicorn":
             return [
                 str(PEERS_PYTHON), "-m", "uvicorn", ASGI_APP, "--host", "127.0.0.1",
@@ -123,8 +144,15 @@ class Server:
         return cmd
 
     def loadgen_args(self, certs: Certs | None) -> list[str]:
-        """What the generator needs to know of this server: TLS."""
-        return [f"-tls-ca={certs.ca}"] if self.tls and certs is not None else []
+        """What the generator needs to know of this server: TLS, the fan-out paths."""
+        args = [f"-tls-ca={certs.ca}"] if self.tls and certs is not None else []
+        if self.group == "fanout":
+            if self.library == "socketio":
+                args += [f"-path={SOCKETIO_PATH}", f"-pub-path={SOCKETIO_PATH}"]
+                args += ["-protocol=socketio"]
+            else:
+                args += [f"-path=/sub/{TOPIC}", f"-pub-path=/pub/{TOPIC}", "-protocol=ws"]
+        return args
 
     def environ(self) -> dict[str, str]:
         """The server's environment: ours, cleaned, plus the variant's own."""
@@ -190,6 +218,16 @@ SERVERS = [
            tls=True, only=("b", "d")),
     Server("aiohttp-tls", "aiohttp (wss)", "aiohttp", "asyncio", group="tls", tls=True,
            only=("b", "d")),
+    # The fan-out row (issue 17): wsserver's topics, through Redis across two
+    # workers and in one process, and python-socketio the same two ways.
+    Server("fanout-wsserver-redis", "wsserver, 2 workers, Redis", "wsserver", "asyncio",
+           group="fanout", workers=2, cpus=BOTH_CPUS, redis=True, app=FANOUT_APP),
+    Server("fanout-wsserver", "wsserver, 1 process", "wsserver", "asyncio", group="fanout",
+           app=FANOUT_APP),
+    Server("fanout-socketio-redis", "python-socketio, 2 workers, Redis", "socketio", "asyncio",
+           group="fanout", workers=2, cpus=BOTH_CPUS, redis=True),
+    Server("fanout-socketio", "python-socketio, 1 process", "socketio", "asyncio",
+           group="fanout"),
 ]  # fmt: skip
 
 #: Names for --servers that stand for several columns: a row's own columns, and
@@ -197,13 +235,14 @@ SERVERS = [
 ALIASES = {
     "workers": [s.key for s in SERVERS if s.group == "workers"],
     "tls": ["wsserver", "websockets", "aiohttp", *(s.key for s in SERVERS if s.group == "tls")],
+    "fanout": [s.key for s in SERVERS if s.group == "fanout"],
 }
 
 
 def baseline_for(peer: Server, servers: list[Server]) -> Server | None:
     """The wsserver column a peer is compared with: same event loop (asyncio for
     node, the default build for the pure-Python column), same section of the
-    report, same transport (ws:// or wss://), same number of processes."""
+    report, same transport (ws:// or wss://), same number of processes and broker."""
     loop = "uvloop" if peer.loop == "uvloop" else "asyncio"
     for s in servers:
         if (
@@ -212,7 +251,8 @@ def baseline_for(peer: Server, servers: list[Server]) -> Server | None:
             and not s.env
             and not s.base
             and s.asgi == peer.asgi
-            and (s.group, s.tls, s.workers) == (peer.group, peer.tls, peer.workers)
+            and (s.group, s.tls, s.workers, s.redis)
+            == (peer.group, peer.tls, peer.workers, peer.redis)
         ):
             return s
     return None
@@ -253,6 +293,13 @@ def _throughput(conns: int, inflight: int, kind: str, size: int) -> tuple[str, .
     return (
         "-conns", str(conns), "-inflight", str(inflight), "-kind", kind, "-size", str(size),
         "-warmup", "500ms", "-duration", "2s",
+    )  # fmt: skip
+
+
+def _fanout(conns: int, size: int, count: int, inflight: int) -> tuple[str, ...]:
+    return (
+        "-conns", str(conns), "-size", str(size), "-warmup-count", "3", "-count", str(count),
+        "-inflight", str(inflight), "-warmup", "500ms", "-duration", "2s",
     )  # fmt: skip
 
 
@@ -353,6 +400,18 @@ SCENARIOS = [
         ("-path", "/bcast", "-conns", "1000", "-size", "64", "-warmup-count", "3", "-count", "20"),
         ("-count", "8"),
         (Metric("median_ms", "ms until all 1000 received (median)", "ms", False, 2),),
+    ),
+    Scenario(
+        "fanout",
+        "(fanout) 64 B published to a topic with 1000 subscribers",
+        "fanout",
+        _fanout(conns=1000, size=64, count=200, inflight=16),
+        ("-count", "50", *QUICK_THROUGHPUT),
+        (
+            Metric("deliveries_per_s", "messages delivered/s", "msgs/s", True),
+            Metric("p50_ms", "publish to last delivery, p50, ms", "ms", False, 2),
+            Metric("p99_ms", "publish to last delivery, p99, ms", "ms", False, 2),
+        ),
     ),
 ]
 

@@ -1,6 +1,6 @@
 """Everything the harness needs before it measures: the peers' venv, Node's
 ``ws``, the Go toolchain and the load generator binary; for the rows that need
-them, a test certificate (TLS).
+them, a test certificate (TLS) and Debian's redis-server (fan-out).
 
 Each step is idempotent: it records a digest of its inputs in a stamp file and
 does nothing while the inputs are unchanged.
@@ -51,14 +51,17 @@ def prepare_all(
     *,
     need_node: bool = True,
     need_tls: bool = False,
-) -> Certs | None:
+    need_redis: bool = False,
+) -> tuple[Certs | None, str | None]:
     """Make sure the peers' venv, node_modules and the load generator exist, and
-    the certificate when asked for; returns it."""
+    the certificate and redis-server when asked for; returns those two."""
     peers_venv(python, log)
     if need_node:
         node_modules(log)
     loadgen(log)
-    return tls_certificates(log) if need_tls else None
+    certs = tls_certificates(log) if need_tls else None
+    redis = redis_server(log) if need_redis else None
+    return certs, redis
 
 
 _MAKE_CERTS = """
@@ -86,6 +89,25 @@ def tls_certificates(log: Log) -> Certs:
         lambda _: None,  # the line above says what it does
     )
     return certs
+
+
+def redis_server(log: Log) -> str:
+    """The redis-server binary; installs Debian's redis-server when missing and root.
+
+    Only the binary: each measurement starts a private instance of its own
+    (:mod:`benchmarks.broker`), never one that happens to be running.
+    """
+    found = shutil.which("redis-server")
+    if found is not None:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise SetupError("the fan-out rows need redis-server: apt-get install redis-server")
+    log("installing Debian's redis-server")
+    _apt_install("redis-server", log)
+    found = shutil.which("redis-server")
+    if found is None:
+        raise SetupError("redis-server was installed but is not on PATH")
+    return found
 
 
 def _apt_install(package: str, log: Log) -> None:

@@ -44,7 +44,7 @@ def render(
 
     lines = ["# wsserver benchmarks", "", *_header(meta, servers), *_noise(measurements), ""]
     failed = failures(measurements)
-    # The scaling and TLS rows have sections of their own (rows.py).
+    # The scaling, TLS and fan-out rows have sections of their own (rows.py).
     main = [s for s in servers if not s.group]
     main_scenarios = [sc for sc in scenarios if any(s.serves(sc) for s in main)]
     if main and main_scenarios:
@@ -156,8 +156,8 @@ def _header(meta: dict[str, Any], servers: list[Server]) -> list[str]:
         f"- Pinning: every server on CPU {meta['server_cpu']}, the load generator on CPU "
         f"{meta['loadgen_cpu']} (`taskset`); open-file limit {meta['nofile']} (`prlimit`)"
         + (
-            "; except the two-worker column of the scaling row, whose processes may use "
-            "both CPUs: see that section"
+            "; except the two-worker columns of the scaling and fan-out rows, whose "
+            "processes (and redis-server) may use both CPUs: see those sections"
             if any(s.cpus != (meta["server_cpu"],) for s in servers)
             else ""
         ),
@@ -168,6 +168,7 @@ def _header(meta: dict[str, Any], servers: list[Server]) -> list[str]:
         f"picows {peers.get('picows')}, uvloop {peers.get('uvloop')} "
         f"(project venv: uvloop {project.get('uvloop')})",
         *_asgi_header(peers, servers),
+        *_rows_header(meta, servers),
         f"- Node {meta['node']}, ws {node.get('ws')}, bufferutil {node.get('bufferutil')} "
         f"({'native' if meta['bufferutil_native'] else 'JavaScript fallback'})",
         f"- Load generator: {meta['go'].removeprefix('go version ')}, standard library only",
@@ -193,7 +194,7 @@ def _asgi_header(peers: dict[str, Any], servers: list[Server]) -> list[str]:
 
 def _noise(measurements: list[Measurement]) -> list[str]:
     """What the rest of the machine did while measuring, from the generator's reads of
-    /proc/stat: busy time that was neither the generator's nor the server's."""
+    /proc/stat: busy time that was neither the generator's nor the server's (nor Redis')."""
     other = [
         float(m["result"]["other_cpu"]) for m in measurements if "other_cpu" in m.get("result", {})
     ]
@@ -208,6 +209,20 @@ def _noise(measurements: list[Measurement]) -> list[str]:
         f"{max(max(other), 0):.0%} at most (counted in 10 ms ticks: ±10 %); the hypervisor's "
         "steal: median "
         f"{statistics.median(steal):.0%}, {max(steal):.0%} at most"
+    ]
+
+
+def _rows_header(meta: dict[str, Any], servers: list[Server]) -> list[str]:
+    """The fan-out row's versions, when it ran."""
+    if not any(s.group == "fanout" for s in servers):
+        return []
+    project, peers = meta["project"], meta["peers"]
+    return [
+        f"- Fan-out: {meta.get('redis_server') or 'redis-server (version unknown)'}; wsserver's "
+        f"broker with redis-py {project.get('redis')}, hiredis {project.get('hiredis')}; "
+        f"python-socketio {peers.get('python-socketio')} (python-engineio "
+        f"{peers.get('python-engineio')}, redis-py {peers.get('redis')}, hiredis "
+        f"{peers.get('hiredis')}) on aiohttp {peers.get('aiohttp')}"
     ]
 
 

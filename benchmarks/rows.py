@@ -1,5 +1,5 @@
 """The report's sections for the rows with columns of their own: scaling with
-``--workers`` and the cost of TLS (issue 16).
+``--workers`` and the cost of TLS (issue 16), fan-out through a broker (issue 17).
 
 Each section has its own table of medians and ratios, its CPU table and its
 spread; how the cores were shared is said in the section, since these rows do
@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from benchmarks.matrix import Metric, Scenario, Server
+from benchmarks.matrix import Metric, Scenario, Server, baseline_for
 from benchmarks.report import (
     BUSY,
     Measurement,
@@ -22,6 +22,10 @@ from benchmarks.report import (
     _table_head,
     values,
 )
+
+#: The issue's target for the fan-out row: wsserver (Redis, 2 workers) at least
+#: this many times python-socketio's delivered messages per second.
+FANOUT_TARGET = 2.0
 
 SERVER_CPU = Metric("server_cpu", "", "", False)
 CLIENT_CPU = Metric("client_cpu", "", "", False)
@@ -41,6 +45,7 @@ def render_sections(
     return [
         *_workers_section(measurements, servers, scenarios, rounds),
         *_tls_section(measurements, servers, scenarios, rounds),
+        *_fanout_section(measurements, servers, scenarios, rounds),
     ]
 
 
@@ -165,6 +170,129 @@ def _plain_twin(wss: Server, servers: list[Server]) -> Server | None:
         if same and not (s.group or s.tls or s.asgi or s.env or s.base):
             return s
     return None
+
+
+# ------------------------------------------------------------------ fan-out
+
+
+def _fanout_section(
+    measurements: list[Measurement], servers: list[Server], scenarios: list[Scenario], rounds: int
+) -> list[str]:
+    cols = [s for s in servers if s.group == "fanout"]
+    rows = [sc for sc in scenarios if sc.key == "fanout"]
+    if not cols or not rows:
+        return []
+    peers = [s for s in cols if not s.is_wsserver]
+    ratios = []
+    for peer in peers:
+        ours = baseline_for(peer, cols)
+        if ours is not None:
+            ratios.append((f"{ours.label} ÷ {peer.label}", ours, peer))
+    lines = [
+        "",
+        "## Fan-out: one publisher, 1,000 subscribers of one topic (issue 17)",
+        "",
+        "1,000 subscribers connect (50 at a time) and one publisher; every message the "
+        "publisher sends is published by the server to the topic and delivered to every "
+        "subscriber, each copy checked byte for byte. wsserver: `ws.subscribe(topic)` and "
+        "`await ws.server.publish(topic, message)` (`benchmarks/servers/fanout_app.py`), with "
+        "`--workers 2 --broker redis://...` or in one process with the memory broker. "
+        "python-socketio: `AsyncServer` on aiohttp, WebSocket transport only, `enter_room` and "
+        "`emit(..., room=...)`, with `AsyncRedisManager` across 2 worker processes that share "
+        "one listening socket as wsserver's do, or in one process "
+        "(`benchmarks/servers/socketio_server.py`); the generator speaks Engine.IO 4 / "
+        "Socket.IO 5 to it. Each measurement has a fresh private redis-server. After a warm-up "
+        "(until a message reaches everyone: a worker subscribes at Redis a moment after its "
+        "first subscriber joins), *latency*: 200 messages of 64 B (50 with --quick) one at a "
+        "time, each from just before the publisher writes it until the last subscriber has "
+        "it; *throughput*: 16 messages outstanding, the next written as soon as the oldest "
+        "has reached every subscriber, 0.5 s, then 2 s measured (1 s with --quick): copies "
+        "delivered per second.",
+        "",
+        "Cores: the one-process columns are pinned to CPU 0, the generator to CPU 1 as in the "
+        "main tables. The two-worker columns' supervisor, workers and redis-server may run on "
+        "CPUs 0 and 1 (the kernel places them), the generator pinned to CPU 1: with two cores, "
+        "no process has one of its own there (see the scaling row).",
+        "",
+        *_medians_table(measurements, cols, rows, ratios),
+        "",
+    ]
+    lines += _fanout_target(measurements, ratios, rows[0])
+    lines += [
+        "",
+        "### Details (every round)",
+        "",
+        *_table_head(
+            [
+                "column",
+                "subscribers per process",
+                "messages published/s",
+                "last delivery under load, p50 ms",
+                "deliveries lost",
+                "out of order",
+            ]
+        ),
+    ]
+    for col in cols:
+        ms = [m for m in measurements if m["server"] == col.key and m.get("result")]
+        results = [m["result"] for m in ms]
+        spread = "; ".join(
+            " / ".join(
+                str(n) for n in sorted(r.get("subscribers_by_pid", {}).values(), reverse=True)
+            )
+            for r in results
+        )
+        lines.append(
+            _row(
+                [
+                    col.label,
+                    spread or "-",
+                    _join(r.get("published_per_s") for r in results),
+                    _join((r.get("loaded_p50_ms") for r in results), 2),
+                    _join((r.get("lost_deliveries") for r in results), 0),
+                    _join((r.get("reordered") for r in results), 0),
+                ]
+            )
+        )
+    lines += [
+        "",
+        "### CPU while measuring (throughput): server, all its processes (each worker) / "
+        "redis-server / load generator (its user-space); others",
+        "",
+        "Shares of one core: two workers and Redis may together reach 200 %. *others*: the "
+        "machine's busy time that was none of these (other programs, the kernel's own threads), "
+        "from /proc/stat, counted in 10 ms ticks (±10 %), in the worst round.",
+        "",
+        *_cpu_rows(measurements, cols, rows, aux=True),
+        *_spread_rows(measurements, cols, rows, rounds),
+    ]
+    return lines
+
+
+def _fanout_target(
+    measurements: list[Measurement], ratios: list[tuple[str, Server, Server]], row: Scenario
+) -> list[str]:
+    metric = row.metrics[0]
+    vals = values(measurements, metric)
+    out = []
+    for _, ours, peer in ratios:
+        if not peer.redis:
+            continue
+        a, b = _median(vals.get((row.key, ours.key))), _median(vals.get((row.key, peer.key)))
+        if a is None or not b:
+            continue
+        ratio = a / b
+        verdict = "met" if ratio >= FANOUT_TARGET else "missed"
+        out.append(
+            f"- Target (issue 17): {ours.label} at least {FANOUT_TARGET:.0f}x {peer.label}'s "
+            f"{metric.label}: {ratio:.2f}x, {verdict} ({a:,.0f} against {b:,.0f})."
+        )
+    return out
+
+
+def _join(items: Any, digits: int = 0) -> str:
+    found = [f"{float(v):,.{digits}f}" for v in items if v is not None]
+    return "; ".join(found) or "-"
 
 
 # ------------------------------------------------------------------ tables

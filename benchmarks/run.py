@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from benchmarks import baseline as base
-from benchmarks import broadcast_cost, environment, procs, report
+from benchmarks import broadcast_cost, broker, environment, procs, report
 from benchmarks.matrix import Scenario, Server, select_scenarios, select_servers
 from benchmarks.prepare import BENCH, LOADGEN_BIN, ROOT, Certs, SetupError, prepare_all
 
@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1 round, shorter measurements")
     p.add_argument("--rounds", type=int, help="rounds (default 3, 1 with --quick)")
     p.add_argument(
-        "--only", metavar="SCENARIOS", help="comma-separated: a,b,c,d,e,f,g,g-off,g-on,h,i"
+        "--only", metavar="SCENARIOS", help="comma-separated: a,b,c,d,e,f,g,g-off,g-on,h,i,fanout"
     )
     p.add_argument(
         "--servers",
@@ -50,7 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "uvicorn-sansio-uvloop, uvicorn-wsproto, uvicorn-wsproto-uvloop, hypercorn, granian; "
         "the scaling row ((b) and (f)): wsserver-w1, wsserver-w2-1cpu, wsserver-w2 (all three: "
         "workers); the TLS row ((b) and (d)): wsserver-tls, websockets-tls, aiohttp-tls (tls: "
-        "these and the ws:// columns wsserver, websockets, aiohttp)",
+        "these and the ws:// columns wsserver, websockets, aiohttp); the fan-out row: "
+        "fanout-wsserver-redis, fanout-wsserver, fanout-socketio-redis, fanout-socketio "
+        "(all four: fanout)",
     )
     p.add_argument(
         "--baseline",
@@ -117,14 +119,15 @@ def _run(
     baseline: base.Baseline | None,
 ) -> int:
     active = [s for s in servers if any(s.serves(sc) for sc in scenarios)]
-    certs = prepare_all(
+    certs, redis = prepare_all(
         args.python,
         log,
         need_node=any(s.library == "node" for s in active),
         need_tls=any(s.tls for s in active),
+        need_redis=any(s.redis for s in active),
     )
-    setup = Setup(certs, args.quick)
-    meta: dict[str, Any] = environment.collect()
+    setup = Setup(certs, redis, args.quick)
+    meta: dict[str, Any] = environment.collect(redis)
     if baseline is not None:
         meta["baseline"] = base.prepare(baseline, log)
         found = meta["baseline"]
@@ -194,6 +197,7 @@ class Setup:
     """What every measurement of a run shares."""
 
     certs: Certs | None  # the test certificate, for the wss:// columns
+    redis: str | None  # the redis-server binary, for the columns with a Redis broker
     quick: bool
 
 
@@ -210,8 +214,16 @@ def measure(
     with contextlib.ExitStack() as stack:
         server_log = stack.enter_context(open(logs / f"{server.key}.log", "ab"))
         try:
+            redis_url, aux = None, []
+            if server.redis:
+                # A private redis-server for this measurement alone, on the server's CPUs.
+                assert setup.redis is not None
+                redis_proc, redis_url = broker.start(setup.redis, server.cpus, server_log)
+                stack.callback(procs.stop, redis_proc)
+                aux = [redis_proc.pid]
+                record["redis"] = {"pid": redis_proc.pid, "url": redis_url}
             port = procs.free_port()
-            command = server.command(port, scenario.compression, setup.certs)
+            command = server.command(port, scenario.compression, setup.certs, redis_url)
             server_log.write(
                 f"\n=== round {round_no} scenario {scenario.key}: {command}\n".encode()
             )
@@ -224,6 +236,7 @@ def measure(
                 stdout=server_log,
                 stderr=subprocess.STDOUT,
             )
+            # Last in, first out: the server and its workers stop before its Redis.
             workers: list[procs.Identity] = []
             stack.callback(_stop_server, proc, workers)
             pids = _serving(server, proc, port)
@@ -236,6 +249,7 @@ def measure(
                 scenario.mode,
                 f"-addr=127.0.0.1:{port}",
                 f"-pid={','.join(map(str, pids))}",
+                *([f"-aux-pid={','.join(map(str, aux))}"] if aux else []),
                 *scenario.loadgen_args(setup.quick),
                 *server.loadgen_args(setup.certs),
             ]

@@ -3,7 +3,7 @@ package main
 // CPU use over measured windows, as a fraction of one core: the load
 // generator's own (user and system), the server's (all its processes: a
 // supervisor's workers are summed, and each is also given apart), that of
-// auxiliary processes (a broker), summed, and the whole machine's
+// auxiliary processes (a Redis broker), summed, and the whole machine's
 // (/proc/stat), so that what other programs took meanwhile shows.
 
 import (

@@ -170,6 +170,44 @@ func TestCheckLoopback(t *testing.T) {
 	}
 }
 
+func TestFanoutPayloadCarriesItsNumber(t *testing.T) {
+	for _, k := range []int{0, 7, 12345, fanoutMaxMessages - 1} {
+		p := fanoutPayload(64, k)
+		if len(p) != 64 {
+			t.Fatalf("message %d: %d bytes", k, len(p))
+		}
+		if got, ok := fanoutNumber(p); !ok || got != k {
+			t.Fatalf("message %d parsed as %d, %v", k, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "fanout:", "fanout:x;", "broadcast:1;", "fanout:-1;"} {
+		if _, ok := fanoutNumber([]byte(bad)); ok {
+			t.Fatalf("%q parsed", bad)
+		}
+	}
+}
+
+// A Socket.IO event as python-socketio sends it unwraps to the payload; the
+// publisher's event wraps it the way the server's handler expects.
+func TestSocketIOFraming(t *testing.T) {
+	sio := fanoutProtocol{socketio: true}
+	payload := fanoutPayload(64, 3)
+	wire := append(append([]byte(`42["msg","`), payload...), `"]`...)
+	if got, ok := sio.unwrap(wire); !ok || !bytes.Equal(got, payload) {
+		t.Fatalf("unwrap: %q, %v", got, ok)
+	}
+	if _, ok := sio.unwrap([]byte(`42["subscribed",123]`)); ok {
+		t.Fatal("another event unwrapped")
+	}
+	if got, want := string(sio.frame(payload)), `42["publish","`+string(payload)+`"]`; got != want {
+		t.Fatalf("frame: %q", got)
+	}
+	plain := fanoutProtocol{}
+	if got, ok := plain.unwrap(payload); !ok || !bytes.Equal(got, payload) {
+		t.Fatal("plain messages are the payload")
+	}
+}
+
 func TestParsePids(t *testing.T) {
 	pids, err := parsePids("12, 34,,56")
 	if err != nil || len(pids) != 3 || pids[0] != 12 || pids[2] != 56 {

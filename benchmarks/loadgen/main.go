@@ -1,7 +1,7 @@
 // Command loadgen is the benchmark's WebSocket load generator.
 //
 // Usage: loadgen SCENARIO [flags]; SCENARIO is latency, throughput,
-// handshakes, idle or broadcast. It prints one JSON object with the results to
+// handshakes, idle, broadcast or fanout. It prints one JSON object with the results to
 // stdout, and exits 1 with a message on stderr when anything went wrong: a
 // failed handshake, an unexpected close, or an echo that differs from what was
 // sent by a single byte.
@@ -40,6 +40,8 @@ type options struct {
 	pid         int     // the first of -pid: its RSS is read (idle)
 	procs       watched // -pid and -aux-pid: their CPU is read
 	message     bool
+	pubPath     string // fanout: the publisher's path
+	protocol    string // fanout: "ws" (plain WebSocket messages) or "socketio"
 }
 
 type result map[string]any
@@ -50,11 +52,12 @@ var scenarios = map[string]func(*options) (result, error){
 	"handshakes": runHandshakes,
 	"idle":       runIdle,
 	"broadcast":  runBroadcast,
+	"fanout":     runFanout,
 }
 
 func main() {
 	if len(os.Args) < 2 || scenarios[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: loadgen latency|throughput|handshakes|idle|broadcast [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen latency|throughput|handshakes|idle|broadcast|fanout [flags]")
 		os.Exit(2)
 	}
 	name := os.Args[1]
@@ -76,6 +79,8 @@ func main() {
 		"and the first one's RSS (idle)")
 	auxPids := fs.String("aux-pid", "", "other processes whose CPU use is read (a broker), comma-separated")
 	fs.BoolVar(&o.message, "message", false, "echo one message on every connection, then read RSS again (idle)")
+	fs.StringVar(&o.pubPath, "pub-path", "/pub", "fanout: the publisher's path")
+	fs.StringVar(&o.protocol, "protocol", "ws", "fanout: ws (plain messages) or socketio (Engine.IO 4 / Socket.IO 5 packets)")
 	tlsCA := fs.String("tls-ca", "", "connect over TLS (wss://), trusting the CA certificates in this PEM file")
 	tlsInsecure := fs.Bool("tls-insecure", false, "connect over TLS (wss://) without verifying the server's certificate")
 	_ = fs.Parse(os.Args[2:])
