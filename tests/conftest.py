@@ -32,6 +32,12 @@ async def run_server() -> AsyncIterator[StartServer]:
         await server.close(timeout=1)
 
 
+@pytest.fixture
+async def run_asgi(run_server: StartServer) -> StartServer:
+    """The same as ``run_server``, named for the tests of ASGI applications."""
+    return run_server
+
+
 def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]]:
     """The default loop, or uvloop when WSSERVER_TEST_LOOP=uvloop."""
     if os.environ.get("WSSERVER_TEST_LOOP") == "uvloop":

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
+import logging
 import os
+import time
 from typing import Any
 
 from wsserver import Request, Router, Server, WebSocket, serve
@@ -17,6 +20,25 @@ from wsserver.protocol.frames import (
 )
 
 MASK = b"\x12\x34\x56\x78"
+
+
+def errors_logged(caplog: Any) -> list[str]:
+    """The ERROR records of a test, all phases (``caplog.records`` alone is the current one's)."""
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    return [r.getMessage() for r in records if r.levelno >= logging.ERROR]
+
+
+async def wait_for(condition: Any, timeout: float = 10.0, what: str = "") -> None:
+    """Until ``condition()`` (a value, or an awaitable of one) is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 def echo_routes(*paths: str) -> Router:

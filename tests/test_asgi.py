@@ -19,32 +19,15 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from wsserver import Server, serve
+from wsserver import serve
 from wsserver.asgi.lifespan import LifespanFailure
 from wsserver.errors import ClientDisconnected
 from wsserver.protocol.frames import Opcode, parse_close, serialize_close
 
-from .helpers import RawClient, upgrade_request
+from .helpers import RawClient, errors_logged, upgrade_request
 
 TIMEOUT = 5
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-
-
-@pytest.fixture
-async def run_asgi() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
-    """Start an ASGI app on a free port (keepalive off unless asked); close it after."""
-    servers: list[Server] = []
-
-    async def start(app: App, **settings: Any) -> Server:
-        settings.setdefault("ping_interval", None)
-        server = serve(app, "127.0.0.1", 0, **settings)
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.close(timeout=1)
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +35,7 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Any:
     """Fail a test that logged an error it did not expect (tests that expect one clear it)."""
     caplog.set_level(logging.INFO, logger="wsserver")
     yield caplog
-    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
-    errors = [r for r in records if r.levelno >= logging.ERROR]
-    assert not errors, [r.getMessage() for r in errors]
+    assert not errors_logged(caplog)
 
 
 def expect_logged_error(caplog: pytest.LogCaptureFixture, text: str) -> None:

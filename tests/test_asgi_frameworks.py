@@ -26,34 +26,17 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from wsserver import Server, serve
+from .helpers import errors_logged
 
 TIMEOUT = 5
 
 
-@pytest.fixture
-async def run_asgi() -> AsyncIterator[Any]:
-    servers: list[Server] = []
-
-    async def start(app: Any, **settings: Any) -> Server:
-        settings.setdefault("ping_interval", None)
-        server = serve(app, "127.0.0.1", 0, **settings)
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.close(timeout=1)
-
-
 @pytest.fixture(autouse=True)
 def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Any:
+    """Fail a test that logged an error it did not expect (tests that expect one clear it)."""
     caplog.set_level(logging.INFO, logger="wsserver")
-    yield
-    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
-    errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
-    assert not errors, errors
+    yield caplog
+    assert not errors_logged(caplog)
 
 
 # ==================================================================== Starlette

@@ -9,12 +9,11 @@ presence, a Redis stopped and started again, a process killed.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -27,6 +26,7 @@ from wsserver.broker import MemoryBroker
 from wsserver.broker.base import decode, encode
 from wsserver.broker.redis_backend import RedisBroker
 
+from .helpers import wait_for
 from .redis_server import RedisServer
 from .test_cli import Cli, running_cli
 
@@ -48,19 +48,6 @@ def topic_routes() -> Router:
             await ws.server.publish(topic, message, exclude=ws if message == "not me" else None)
 
     return routes
-
-
-async def wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> None:
-    """Until ``condition()`` (a value, or an awaitable of one) is true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ============================================================ the wire format

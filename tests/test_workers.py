@@ -7,21 +7,20 @@ The supervisor's children are read from ``/proc``; clients are the
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from .helpers import wait_for
 from .test_cli import Cli, running_cli
 
 pytestmark = pytest.mark.skipif(
@@ -47,19 +46,6 @@ def alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
-
-
-async def wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> None:
-    """Until ``condition()`` (a value, or an awaitable of one) is true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 @asynccontextmanager
