@@ -32,6 +32,8 @@ CLIENT_CPU = Metric("client_cpu", "", "", False)
 CLIENT_USER = Metric("client_user_cpu", "", "", False)
 AUX_CPU = Metric("aux_cpu", "", "", False)
 OTHER_CPU = Metric("other_cpu", "", "", False)
+#: Busy time of other programs, in one round of a cell, from which the cell is marked ‡.
+CROWDED = 0.2
 
 
 def render_sections(
@@ -306,6 +308,7 @@ def _medians_table(
 ) -> list[str]:
     """Medians of every column, then each ratio (numerator's median ÷ denominator's)."""
     client_cpu = values(measurements, CLIENT_CPU)
+    other_cpu = values(measurements, OTHER_CPU)
     failed: dict[tuple[str, str], int] = {}
     for m in measurements:
         if m.get("error"):
@@ -322,6 +325,8 @@ def _medians_table(
                 text = _fmt(_median(vals.get(cell)), metric) if col.serves(scenario) else "-"
                 if (_median(client_cpu.get(cell)) or 0) >= BUSY:
                     text += " †"
+                if max(other_cpu.get(cell) or [0.0]) >= CROWDED:
+                    text += " ‡"
                 if failed.get(cell):
                     text = f"{text} ⚠{failed[cell]} failed" if vals.get(cell) else "FAIL"
                 cells.append(text)
@@ -333,7 +338,9 @@ def _medians_table(
     lines += [
         "",
         f"† the load generator's core was at least {BUSY:.0%} busy in that cell (median): the "
-        "figure is the limit of the server and the generator together. Ratios: where higher "
+        "figure is the limit of the server and the generator together. ‡ in at least one round "
+        f"other programs took {CROWDED:.0%} of a core or more while measuring (*others* in the "
+        "CPU table): that round's figure is low, and the median may be too. Ratios: where higher "
         "is better, above 1 means the first column named wins; where lower is better, below 1.",
     ]
     return lines
