@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-stamp
 # scripts type-checked with this venv's mypy find wsserver.
 $(RUN_STAMP): pyproject.toml setup.py wsserver/protocol/_speedups.c
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77"
 	$(PY) -m pip install --quiet -e .
 	$(PY) -c 'import site; open(site.getsitepackages()[0] + "/wsserver-source.pth", "w").write("$(CURDIR)\n")'
 	touch $(RUN_STAMP)
