@@ -192,17 +192,18 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         events = conn.receive_data(data)
         if events:
             inbox = self.inbox
+            texts = binaries = size = 0  # counted here, stored once
             for event in events:
                 kind = type(event)
                 if kind is str:
                     inbox.put(event)  # type: ignore[arg-type]
-                    self.text_in += 1
+                    texts += 1
                     text: str = event  # type: ignore[assignment]
-                    self.payload_in += len(text) if text.isascii() else len(text.encode())
+                    size += len(text) if text.isascii() else len(text.encode())
                 elif kind is bytes:
                     inbox.put(event)  # type: ignore[arg-type]
-                    self.binary_in += 1
-                    self.payload_in += len(event)  # type: ignore[arg-type]
+                    binaries += 1
+                    size += len(event)  # type: ignore[arg-type]
                 elif kind is Pong:
                     if self.websocket is not None:
                         self.websocket.pong_received(event.payload)  # type: ignore[union-attr]
@@ -210,6 +211,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                     inbox.end()
                 elif kind is ProtocolFailure:
                     self._on_failure(event)  # type: ignore[arg-type]
+            if size or texts or binaries:
+                self.text_in += texts
+                self.binary_in += binaries
+                self.payload_in += size
             inbox.wake()
         self.send_pending()
         if conn.state is _CLOSED:
