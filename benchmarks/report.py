@@ -175,6 +175,7 @@ def _header(meta: dict[str, Any], servers: list[Server]) -> list[str]:
         f"- {meta['rounds']} round(s), interleaved: every scenario runs against every server in "
         "turn before the next scenario, each against a freshly started server"
         + (" (--quick: shorter runs)" if meta.get("quick") else ""),
+        *_merged_header(meta.get("merged")),
     ]
 
 
@@ -190,6 +191,18 @@ def _asgi_header(peers: dict[str, Any], servers: list[Server]) -> list[str]:
         f"{peers.get('granian')} (one worker, one runtime thread; its worker process is "
         "the one measured)"
     ]
+
+
+def _merged_header(merged: list[dict[str, Any]] | None) -> list[str]:
+    """The runs a report of several (``--render A.json B.json``) was made from."""
+    if not merged:
+        return []
+    runs = "; ".join(
+        f"{run['date']}, git {run['git']}, {run['rounds']} round(s)"
+        + (" (--quick)" if run.get("quick") else "")
+        for run in merged
+    )
+    return [f"- Merged from {len(merged)} runs of the same columns, rounds numbered on: {runs}"]
 
 
 def _noise(measurements: list[Measurement]) -> list[str]:

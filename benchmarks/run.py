@@ -67,8 +67,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--render",
         metavar="JSON",
         type=Path,
+        nargs="+",
         help="measure nothing: print the report of a raw results file again "
-        "(e.g. benchmarks/results/latest.json)",
+        "(e.g. benchmarks/results/latest.json); of several, as one run with all their rounds "
+        "(the first file's servers and scenarios)",
     )
     return p.parse_args(argv)
 
@@ -181,10 +183,23 @@ def _run(
     return 1 if failed else 0
 
 
-def render_only(path: Path) -> int:
-    """Print the report of an earlier run from its raw JSON."""
-    data = json.loads(path.read_text())
-    meta, measurements = data["meta"], data["measurements"]
+def render_only(paths: list[Path]) -> int:
+    """Print the report of an earlier run from its raw JSON; of several runs, as one
+    (their rounds numbered on, each run named in the header)."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    meta, measurements = runs[0]["meta"], list(runs[0]["measurements"])
+    if len(runs) > 1:
+        meta = dict(meta)
+        meta["merged"] = [
+            {key: run["meta"].get(key) for key in ("date", "git", "rounds", "quick", "duration_s")}
+            for run in runs
+        ]
+        offset = runs[0]["meta"]["rounds"]
+        for run in runs[1:]:
+            measurements += [{**m, "round": m["round"] + offset} for m in run["measurements"]]
+            offset += run["meta"]["rounds"]
+        meta["rounds"] = offset
+        meta["duration_s"] = sum(run["meta"].get("duration_s", 0) for run in runs)
     baseline = base.Baseline.from_meta(meta["baseline"]) if "baseline" in meta else None
     servers = select_servers(",".join(meta["servers"]), baseline)
     scenarios = select_scenarios(",".join(meta["scenarios"]))
