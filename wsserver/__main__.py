@@ -33,10 +33,12 @@ from .server.server import ASGI_DEFAULTS, serve
 from .server.status import STATUS_DIR_ENV
 from .supervisor import (
     READY_FD_ENV,
+    SUPERVISOR_PID_ENV,
     WORKER_ID_ENV,
     Supervisor,
     die_with_parent,
     listening_socket,
+    parent_gone,
 )
 
 logger = logging.getLogger("wsserver.server")
@@ -296,10 +298,28 @@ async def run(
         logger.info(
             "%s: %s", signal.Signals(signum).name, "retiring" if restart else "shutting down"
         )
+        # Whatever happens, the process ends: a shutdown that hangs (an
+        # application, a dependency) must not leave it running, orphaned.
+        limit = config.shutdown_timeout + config.close_timeout + (config.open_timeout or 10) + 15
+        loop.call_later(limit, _exit_late, limit)
         closing.append(loop.create_task(server.close(code=1012 if restart else 1001)))
 
     for signum in (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if worker else ())):
         loop.add_signal_handler(signum, on_signal, signum)
+    supervisor_pid = os.environ.get(SUPERVISOR_PID_ENV)
+    if worker and supervisor_pid:
+
+        def watch_supervisor() -> None:
+            # Besides PR_SET_PDEATHSIG (Linux only, and tied to the thread that
+            # forked): a worker whose supervisor is gone stops, every time.
+            if parent_gone(supervisor_pid):
+                if not stopping:
+                    logger.warning("the supervisor is gone: shutting down")
+                    on_signal(signal.SIGTERM)
+            else:
+                loop.call_later(1.0, watch_supervisor)
+
+        loop.call_later(1.0, watch_supervisor)
     scheme = "wss" if server.ssl is not None else "ws"
     for listening in server.sockets:
         where = _where(scheme, listening.getsockname())
@@ -314,6 +334,11 @@ async def run(
             os.close(int(ready_fd))
     await server.serve_forever()
     logger.info("stopped")
+
+
+def _exit_late(limit: float) -> None:
+    logger.error("shutdown still not finished after %.0f s: exiting now", limit)
+    os._exit(1)
 
 
 def _where(scheme: str, address: Any) -> str:

@@ -299,7 +299,7 @@ class RedisBroker(Broker):
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(RedisError, OSError, TimeoutError, RuntimeError):
-                await client.aclose()
+                await asyncio.wait_for(client.aclose(), 1.0)  # a Redis gone cannot hold us
 
     # --------------------------------------------------------------- outages
 
