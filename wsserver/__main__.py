@@ -17,14 +17,14 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
 from .app.routing import Router
 from .asgi import ASGIApplication, is_asgi_app
 from .asgi.lifespan import LifespanFailure
-from .config import Config, add_flags, flag_settings
+from .config import Config, Flag, add_flags, flag_settings
 from .envfile import load_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
@@ -140,43 +140,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError("expected a port number from 0 to 65535")
-    return port
+def _integer(low: int, high: int | None, accepted: str) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``, else saying ``accepted``."""
+
+    def read(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {accepted}")
+        return value
+
+    return read
 
 
-def _fd(text: str) -> int:
-    try:
-        fd = int(text)
-    except ValueError:
-        fd = -1
-    if fd < 0:
-        raise argparse.ArgumentTypeError("expected a file descriptor number (0 or more)")
-    return fd
-
-
-def _workers(text: str) -> int:
-    try:
-        workers = int(text)
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        raise argparse.ArgumentTypeError("expected a number of worker processes (1 or more)")
-    return workers
+_port = _integer(0, 65535, "a port number from 0 to 65535")
+_fd = _integer(0, None, "a file descriptor number (0 or more)")
+_workers = _integer(1, None, "a number of worker processes (1 or more)")
 
 
 def _boolean(text: str) -> bool:
-    word = text.strip().lower()
-    if word in ("true", "yes", "on", "1"):
-        return True
-    if word in ("false", "no", "off", "0"):
-        return False
-    raise argparse.ArgumentTypeError("expected true or false")
+    """An argparse type: what a ``Flag`` setting reads (true/false, yes/no, on/off, 1/0)."""
+    try:
+        return bool(Flag().parse(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected true or false") from None
 
 
 def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:

@@ -33,6 +33,7 @@ from ..app.request import Request
 from ..app.routing import Router
 from ..errors import ConnectionClosed
 from ..protocol.http import Response, error_response
+from .stats import MESSAGE_FIELDS
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -149,18 +150,9 @@ def totals(snapshots: Any) -> dict[str, Any]:
     feed) are left out: the page shows the application's traffic.
     """
     codes: dict[str, int] = {}
-    total: dict[str, Any] = {
-        "connections": 0,
-        "text_in": 0,
-        "binary_in": 0,
-        "text_out": 0,
-        "binary_out": 0,
-        "payload_in": 0,
-        "payload_out": 0,
-        "wire_in": 0,
-        "wire_out": 0,
-        "close_codes": codes,
-    }
+    total: dict[str, Any] = dict.fromkeys(MESSAGE_FIELDS, 0)
+    total["connections"] = 0
+    total["close_codes"] = codes
     for stats in snapshots:
         total["connections"] += sum(
             n for route, n in stats["connections"].items() if not route.startswith("_")
@@ -168,16 +160,7 @@ def totals(snapshots: Any) -> dict[str, Any]:
         for route, counts in stats["routes"].items():
             if route.startswith("_"):
                 continue  # the server's own endpoints (this page's feed)
-            for name in (
-                "text_in",
-                "binary_in",
-                "text_out",
-                "binary_out",
-                "payload_in",
-                "payload_out",
-                "wire_in",
-                "wire_out",
-            ):
+            for name in MESSAGE_FIELDS:
                 total[name] += counts[name]
         for code, n in stats["close_codes"]["received"].items():
             codes[str(code)] = codes.get(str(code), 0) + n
