@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 import sys
+from asyncio import selector_events
+from collections.abc import Sequence
 
 try:
     import fcntl
@@ -17,7 +20,15 @@ else:
     _FIONREAD = termios.FIONREAD
     _TIOCOUTQ = getattr(termios, "TIOCOUTQ", None)
 
-__all__ = ["break_transport_cycle", "tcp_bytes_moved", "unread_bytes", "unsent_bytes"]
+__all__ = [
+    "break_transport_cycle",
+    "direct_fd",
+    "tcp_bytes_moved",
+    "unread_bytes",
+    "unsent_bytes",
+    "write",
+    "writelines",
+]
 
 #: Whether asyncio's socket transports reference themselves.
 _TRANSPORT_CYCLE = sys.version_info < (3, 12)
@@ -33,6 +44,77 @@ def break_transport_cycle(transport: asyncio.BaseTransport) -> None:
     """
     if _TRANSPORT_CYCLE and getattr(transport, "_read_ready_cb", None) is not None:
         transport._read_ready_cb = None  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ writing
+#
+# asyncio's selector transport (plain TCP and Unix sockets) spends about as long
+# in its Python write() as the system call takes for a small frame, and before
+# 3.12 its writelines() joins the chunks (a copy of a whole large payload behind
+# its frame header). While the transport holds nothing unsent, nothing is lost by
+# calling send()/writev() on its socket here, and what the kernel does not take
+# is handed to the transport, which buffers it and goes on as usual (errors too:
+# the transport meets them again and closes as it always does).
+
+#: writev() takes at most this many chunks here; longer lists are joined.
+_WRITEV_CHUNKS = 16
+_BUSY = (BlockingIOError, InterruptedError)
+#: asyncio's transport for plain sockets (private; typeshed does not declare it).
+_SELECTOR_TRANSPORT: type = getattr(selector_events, "_SelectorSocketTransport", type(None))
+
+
+def direct_fd(transport: asyncio.BaseTransport) -> int:
+    """The socket to write to directly (see :func:`write`), or -1 to use the transport.
+
+    Only asyncio's own selector transport: TLS transports encrypt, and uvloop's
+    transports already write from C.
+    """
+    if type(transport) is not _SELECTOR_TRANSPORT:
+        return -1
+    sock = transport.get_extra_info("socket")
+    return -1 if sock is None else int(sock.fileno())
+
+
+def write(transport: asyncio.WriteTransport, fd: int, data: bytes) -> None:
+    """``transport.write(data)``, with one ``send`` on ``fd`` first when nothing waits.
+
+    ``fd`` comes from :func:`direct_fd`; the caller must know that the
+    transport is neither closing nor closed (its socket may then be closed,
+    and the number reused).
+    """
+    if fd >= 0 and not transport.get_write_buffer_size():
+        try:
+            sent = os.write(fd, data)
+        except _BUSY:
+            sent = 0
+        except OSError:
+            sent = 0  # the transport meets the error again and closes
+        if sent == len(data):
+            return
+        if sent:
+            data = memoryview(data)[sent:]  # type: ignore[assignment]
+    transport.write(data)
+
+
+def writelines(transport: asyncio.WriteTransport, fd: int, chunks: Sequence[bytes]) -> None:
+    """``transport.writelines(chunks)``, with one ``writev`` on ``fd`` first (see :func:`write`)."""
+    if fd < 0 or transport.get_write_buffer_size():
+        transport.writelines(chunks)
+        return
+    if len(chunks) > _WRITEV_CHUNKS:
+        write(transport, fd, b"".join(chunks))
+        return
+    try:
+        sent = os.writev(fd, chunks)
+    except OSError:
+        sent = 0  # would block, or an error the transport meets again
+    for chunk in chunks:
+        size = len(chunk)
+        if sent >= size:
+            sent -= size
+            continue
+        transport.write(memoryview(chunk)[sent:] if sent else chunk)
+        sent = 0
 
 
 def unsent_bytes(transport: asyncio.BaseTransport) -> int | None:

@@ -29,7 +29,15 @@ from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
 from ..protocol.state import ConnectionState
 from .inbox import Inbox
-from .transports import break_transport_cycle, tcp_bytes_moved, unread_bytes, unsent_bytes
+from .transports import (
+    break_transport_cycle,
+    direct_fd,
+    tcp_bytes_moved,
+    unread_bytes,
+    unsent_bytes,
+    write,
+    writelines,
+)
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -71,6 +79,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         "config",
         "loop",
         "transport",
+        "_fd",
         "remote_address",
         "request",
         "conn",
@@ -114,6 +123,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.config = server.config
         self.loop = server.loop
         self.transport = transport
+        # Where writes go while the transport holds nothing (-1: the transport; see transports).
+        self._fd = direct_fd(transport)
         self.remote_address = remote_address
         self.request = request
         self.conn = conn
@@ -340,12 +351,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if not chunks or self.lost:
             return
         if not self._held and not self.inbox.messages:
+            fd = -1 if self._transport_closing else self._fd
             if len(chunks) == 1:
                 self.wire_out += len(chunks[0])
-                self.transport.write(chunks[0])
+                write(self.transport, fd, chunks[0])
             else:
                 self.wire_out += sum(map(len, chunks))
-                self.transport.writelines(chunks)
+                writelines(self.transport, fd, chunks)
             return
         self.wire_out += sum(map(len, chunks))
         self._hold(chunks)
@@ -369,12 +381,12 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._held = []
         self._held_size = 0
         if not self.lost:
+            fd = -1 if self._transport_closing else self._fd
             if len(held) == 1:
-                self.transport.write(held[0])
+                write(self.transport, fd, held[0])
             else:
-                # One writev where the transport can (uvloop, asyncio >= 3.12);
-                # asyncio 3.11 joins the chunks itself.
-                self.transport.writelines(held)
+                # One writev (here, or in uvloop and asyncio >= 3.12).
+                writelines(self.transport, fd, held)
 
     def accepts_broadcast(self) -> bool:
         """Whether :func:`wsserver.broadcast` sends to this connection now.
@@ -406,7 +418,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self._held:
             self._hold([frame])
         else:
-            self.transport.write(frame)
+            write(self.transport, -1 if self._transport_closing else self._fd, frame)
         return True
 
     def send_nowait(self, message: str | bytes) -> bool:

@@ -1,0 +1,126 @@
+"""Writing straight to an asyncio selector transport's socket (wsserver.server.transports)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from wsserver.server import transports
+from wsserver.server.transports import direct_fd, write, writelines
+
+
+class Spy(asyncio.Protocol):
+    pass
+
+
+async def accepted_pair(
+    sndbuf: int | None = None,
+) -> tuple[asyncio.Transport, socket.socket, list[tuple[str, int]]]:
+    """A selector transport on one end of a socketpair, the other end, and a log of its writes."""
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    if sndbuf is not None:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    theirs.setblocking(False)
+    transport, _ = await loop.connect_accepted_socket(Spy, ours)
+    calls: list[tuple[str, int]] = []
+    real_write = transport.write
+    real_writelines = transport.writelines
+
+    def logged_write(data: bytes | bytearray | memoryview) -> None:
+        calls.append(("write", len(data)))
+        real_write(data)
+
+    def logged_writelines(chunks: list[bytes]) -> None:
+        calls.append(("writelines", sum(map(len, chunks))))
+        real_writelines(chunks)
+
+    transport.write = logged_write  # type: ignore[method-assign]
+    transport.writelines = logged_writelines  # type: ignore[method-assign]
+    return transport, theirs, calls  # type: ignore[return-value]
+
+
+async def read_exactly(sock: socket.socket, size: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    received = bytearray()
+    while len(received) < size:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 10)
+        assert chunk, "the connection closed early"
+        received += chunk
+    return bytes(received)
+
+
+@pytest.mark.skipif(os.environ.get("WSSERVER_TEST_LOOP") == "uvloop", reason="asyncio's transport")
+async def test_a_write_with_nothing_buffered_bypasses_the_transport() -> None:
+    transport, theirs, calls = await accepted_pair()
+    fd = direct_fd(transport)
+    assert fd == transport.get_extra_info("socket").fileno()
+    write(transport, fd, b"hello")
+    writelines(transport, fd, [b"\x82\x7e\x00\x04", b"abcd"])
+    assert calls == []
+    assert await read_exactly(theirs, 13) == b"hello\x82\x7e\x00\x04abcd"
+    transport.close()
+    theirs.close()
+
+
+@pytest.mark.skipif(os.environ.get("WSSERVER_TEST_LOOP") == "uvloop", reason="asyncio's transport")
+async def test_what_the_kernel_does_not_take_goes_through_the_transport_in_order() -> None:
+    transport, theirs, calls = await accepted_pair(sndbuf=4096)
+    fd = direct_fd(transport)
+    pieces = [bytes([i]) * (100_000 + i) for i in range(6)]
+    expected = b""
+    write(transport, fd, pieces[0])
+    expected += pieces[0]
+    # Once the transport holds bytes, every later write must queue behind them.
+    writelines(transport, fd, [b"h1", pieces[1], b"t1"])
+    expected += b"h1" + pieces[1] + b"t1"
+    writelines(transport, fd, [bytes([7])] * 40)  # more chunks than one writev takes here
+    expected += bytes([7]) * 40
+    write(transport, fd, pieces[2])
+    expected += pieces[2]
+    assert calls, "the socket took 100 kB at once: the test proves nothing"
+    assert await read_exactly(theirs, len(expected)) == expected
+    transport.close()
+    theirs.close()
+
+
+@pytest.mark.skipif(os.environ.get("WSSERVER_TEST_LOOP") == "uvloop", reason="asyncio's transport")
+async def test_a_partial_writev_hands_the_rest_over_without_losing_a_byte() -> None:
+    transport, theirs, calls = await accepted_pair(sndbuf=4096)
+    fd = direct_fd(transport)
+    chunks = [b"head", os.urandom(300_000), b"tail", os.urandom(70_000)]
+    writelines(transport, fd, chunks)
+    assert calls and calls[0][0] == "write"  # the rest, handed over
+    assert await read_exactly(theirs, sum(map(len, chunks))) == b"".join(chunks)
+    transport.close()
+    theirs.close()
+
+
+async def test_a_write_to_a_broken_connection_closes_the_transport_as_usual() -> None:
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    lost = loop.create_future()
+
+    class Watch(asyncio.Protocol):
+        def connection_lost(self, exc: Exception | None) -> None:
+            lost.set_result(exc)
+
+    transport, _ = await loop.connect_accepted_socket(Watch, ours)
+    theirs.close()
+    fd = direct_fd(transport)
+    for _ in range(3):
+        write(transport, fd, b"x" * 1000)
+    exc = await asyncio.wait_for(lost, 5)
+    assert isinstance(exc, OSError)
+    assert transport.is_closing()
+
+
+def test_only_asyncio_selector_transports_are_written_to_directly() -> None:
+    class Other(asyncio.Transport):
+        pass
+
+    assert direct_fd(Other()) == -1
+    assert transports._SELECTOR_TRANSPORT.__name__ == "_SelectorSocketTransport"
