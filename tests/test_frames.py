@@ -345,18 +345,31 @@ def test_arbitrary_bytes_give_pieces_or_protocol_error(data: bytes, chunking: li
             return
 
 
-class TestTakeWholeFrame:
-    """The fast path for one whole small data frame, and where it must stand aside."""
+class TestReadMessages:
+    """The fast path for whole small messages, and where it must stand aside."""
 
     @pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
-    @pytest.mark.parametrize("size", [0, 1, 125])
-    def test_one_whole_small_data_frame(self, opcode: Opcode, size: int) -> None:
-        payload = os.urandom(size)
+    @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536])
+    def test_one_whole_data_frame(self, opcode: Opcode, size: int) -> None:
+        payload = b"a" * size if opcode is Opcode.TEXT else os.urandom(size)
         frame = serialize_frame(opcode, payload, mask=MASK)
+        message = payload.decode() if opcode is Opcode.TEXT else payload
         for kind in (bytes, bytearray, memoryview):
             parser = FrameParser()
-            assert parser.take_whole_frame(kind(frame)) == (opcode, payload)
+            parser.feed(kind(frame))
+            assert parser.read_messages(None) == [message]
             assert parser.buffered == 0 and parser.next_piece() is None
+
+    def test_reads_whole_messages_in_one_call(self) -> None:
+        frames = [(Opcode.TEXT, "a" * 125), (Opcode.BINARY, b""), (Opcode.TEXT, "xyzé€")]
+        parser = FrameParser()
+        wire = b"".join(
+            serialize_frame(op, p.encode() if isinstance(p, str) else p, mask=MASK)
+            for op, p in frames
+        )
+        parser.feed(wire)
+        assert parser.read_messages(None) == [p for _, p in frames]
+        assert parser.buffered == 0 and parser.read_messages(None) == []
 
     @pytest.mark.parametrize(
         "frame",
@@ -368,35 +381,39 @@ class TestTakeWholeFrame:
             bytes([0xA1]) + serialize_frame(Opcode.TEXT, b"hello", mask=MASK)[1:],  # RSV2
             serialize_frame(Opcode.PING, b"hello", mask=MASK),
             serialize_frame(Opcode.CLOSE, b"\x03\xe8", mask=MASK),
-            serialize_frame(Opcode.BINARY, b"x" * 126, mask=MASK),  # 16-bit length
             serialize_frame(Opcode.TEXT, b"hello", mask=MASK)[:-1],  # incomplete
-            serialize_frame(Opcode.TEXT, b"hello", mask=MASK) * 2,  # more than one frame
+            serialize_frame(Opcode.BINARY, b"x" * 300, mask=MASK)[:7],  # incomplete length
+            serialize_frame(Opcode.TEXT, b"\xff", mask=MASK),  # not UTF-8
+            serialize_frame(Opcode.TEXT, b"\xed\xa0\x80", mask=MASK),  # a surrogate
+            bytes([0x82, 0xFF]) + b"\x80" + bytes(7) + MASK,  # length with the top bit set
             serialize_frame(Opcode.TEXT, b"", mask=MASK)[:5],
             b"",
         ],
     )
     def test_anything_else_is_left_to_the_parser(self, frame: bytes) -> None:
+        ahead = serialize_frame(Opcode.BINARY, b"ok", mask=MASK)
         parser = FrameParser(allow_rsv1=True)
-        assert parser.take_whole_frame(frame) is None
-        assert parser.buffered == 0  # nothing consumed
+        parser.feed(ahead + frame)
+        assert parser.read_messages(None) == [b"ok"]
+        assert parser.buffered == len(frame)  # nothing of it consumed
 
-    def test_not_while_bytes_are_buffered_or_a_payload_is_streaming(self) -> None:
-        frame = serialize_frame(Opcode.TEXT, b"hello", mask=MASK)
+    def test_max_size_leaves_the_frame_to_the_general_path(self) -> None:
         parser = FrameParser()
-        parser.feed(frame[:1])
-        assert parser.next_piece() is None
-        assert parser.take_whole_frame(frame) is None
-        big = serialize_frame(Opcode.BINARY, b"x" * 1000, mask=MASK)
-        parser = FrameParser()
-        parser.feed(big[:100])
-        assert parser.next_piece() is not None  # the payload's first bytes
-        assert parser.buffered == 0
-        assert parser.take_whole_frame(frame) is None  # the rest of big comes first
+        frame = serialize_frame(Opcode.BINARY, b"x" * 10, mask=MASK)
+        parser.feed(frame)
+        assert parser.read_messages(9) == [] and parser.buffered == len(frame)
+        assert parser.read_messages(10) == [b"x" * 10]
 
-    def test_not_while_discarding(self) -> None:
+    def test_not_while_streaming_or_discarding(self) -> None:
+        parser = FrameParser()
+        parser.feed(serialize_frame(Opcode.BINARY, b"x" * 1000, mask=MASK)[:100])
+        assert parser.next_piece() is not None  # streaming the big payload
+        parser.feed(serialize_frame(Opcode.TEXT, b"hi", mask=MASK))
+        assert parser.read_messages(None) == []
         parser = FrameParser()
         parser.discarding = True
-        assert parser.take_whole_frame(serialize_frame(Opcode.TEXT, b"hi", mask=MASK)) is None
+        parser.feed(serialize_frame(Opcode.TEXT, b"hi", mask=MASK))
+        assert parser.read_messages(None) == []
 
 
 @st.composite
@@ -415,70 +432,13 @@ def one_frame_give_or_take(draw: st.DrawFn) -> bytes:
 
 
 @settings(max_examples=500, deadline=None)
-@given(data=one_frame_give_or_take() | st.binary(max_size=140))
-def test_take_whole_frame_agrees_with_the_parser(data: bytes) -> None:
-    whole = FrameParser().take_whole_frame(data)
-    parser = FrameParser()
-    parser.feed(data)
-    try:
-        pieces = []
-        while (piece := parser.next_piece()) is not None:
-            pieces.append(piece)
-    except ProtocolError:
-        assert whole is None
-        return
-    if whole is not None:
-        opcode, payload = whole
-        assert pieces == [(opcode, True, False, payload, len(payload), 0)]
-        assert parser.buffered == 0
-
-
-class TestNextWholeFrame:
-    """The fast path through buffered input, and where it must stand aside."""
-
-    def test_takes_whole_small_data_frames_in_turn(self) -> None:
-        frames = [(Opcode.TEXT, b"a" * 125), (Opcode.BINARY, b""), (Opcode.TEXT, b"xyz")]
-        parser = FrameParser()
-        parser.feed(b"".join(serialize_frame(op, p, mask=MASK) for op, p in frames))
-        assert [parser.next_whole_frame(None) for _ in frames] == frames
-        assert parser.buffered == 0 and parser.next_whole_frame(None) is None
-
-    def test_stops_at_anything_else_and_leaves_it_to_next_piece(self) -> None:
-        ping = serialize_frame(Opcode.PING, b"p", mask=MASK)
-        parser = FrameParser()
-        parser.feed(serialize_frame(Opcode.TEXT, b"hi", mask=MASK) + ping)
-        assert parser.next_whole_frame(None) == (Opcode.TEXT, b"hi")
-        assert parser.next_whole_frame(None) is None
-        assert parser.buffered == len(ping)  # nothing consumed
-        assert parser.next_piece() == (Opcode.PING, True, False, b"p", 1, 0)
-
-    def test_max_size_leaves_the_frame_to_the_general_path(self) -> None:
-        parser = FrameParser()
-        frame = serialize_frame(Opcode.BINARY, b"x" * 10, mask=MASK)
-        parser.feed(frame)
-        assert parser.next_whole_frame(9) is None and parser.buffered == len(frame)
-        assert parser.next_whole_frame(10) == (Opcode.BINARY, b"x" * 10)
-
-    def test_not_while_streaming_or_discarding(self) -> None:
-        parser = FrameParser()
-        parser.feed(serialize_frame(Opcode.BINARY, b"x" * 1000, mask=MASK)[:100])
-        assert parser.next_piece() is not None  # streaming the big payload
-        parser.feed(serialize_frame(Opcode.TEXT, b"hi", mask=MASK))
-        assert parser.next_whole_frame(None) is None
-        parser = FrameParser()
-        parser.discarding = True
-        parser.feed(serialize_frame(Opcode.TEXT, b"hi", mask=MASK))
-        assert parser.next_whole_frame(None) is None
-
-
-@settings(max_examples=500, deadline=None)
 @given(
     data=st.lists(one_frame_give_or_take() | st.binary(max_size=20), max_size=4),
     max_size=st.none() | st.integers(0, 130),
 )
-def test_next_whole_frame_agrees_with_the_parser(data: list[bytes], max_size: int | None) -> None:
-    # Whatever is buffered, taking whole frames first and then pieces gives
-    # the same frames (or the same error) as taking pieces only.
+def test_read_messages_agrees_with_the_parser(data: list[bytes], max_size: int | None) -> None:
+    # Whatever is buffered, reading whole messages first and then pieces gives
+    # the same frames (or the same error) as reading pieces only.
     wire = b"".join(data)
 
     def pieces_only() -> list[tuple[int, bytes]] | None:
@@ -495,20 +455,22 @@ def test_next_whole_frame_agrees_with_the_parser(data: list[bytes], max_size: in
     def fast_first() -> list[tuple[int, bytes]] | None:
         parser = FrameParser()
         parser.feed(wire)
-        out = []
+        out: list[Any] = []
         try:
             while True:
-                whole = parser.next_whole_frame(max_size)
-                if whole is not None:
-                    assert max_size is None or len(whole[1]) <= max_size
-                    out.append((whole[0], whole[1], True, len(whole[1]), 0))
-                    continue
+                for message in parser.read_messages(max_size):
+                    assert max_size is None or len(message) <= max_size
+                    if isinstance(message, str):
+                        payload, opcode = message.encode(), Opcode.TEXT
+                    else:
+                        payload, opcode = message, Opcode.BINARY
+                    out.append((opcode, payload, True, len(payload), 0))
                 piece = parser.next_piece()
                 if piece is None:
                     break
                 out.append((piece.opcode, piece.payload, piece.fin, piece.length, piece.offset))
         except ProtocolError:
             return None
-        return out  # type: ignore[return-value]
+        return out
 
     assert fast_first() == pieces_only()

@@ -1,14 +1,46 @@
-/* Optional accelerator for wsserver: XOR masking of WebSocket payloads.
+/* Optional C accelerator for wsserver's frame layer.
  *
- * apply_mask(data, mask) -> bytes: data XOR mask repeated, 8 bytes at a time
- * (compilers vectorise the loop further). wsserver.frames falls back to a
- * pure-Python version when this module is not built or WSSERVER_NO_SPEEDUPS
- * is set.
+ * Three functions, each the twin of a pure-Python reference in
+ * wsserver/protocol/frames.py (the reference defines what they do; a
+ * Hypothesis test in tests/test_speedups.py feeds both the same input):
+ *
+ *   apply_mask(data, mask) -> bytes
+ *       data XOR the 4-byte mask repeated.
+ *   read_messages(buf, pos, max_size) -> (list, pos)
+ *       the whole, final, masked, unfragmented text and binary frames at
+ *       buf[pos:], unmasked (text decoded from UTF-8) in one call; stops at the
+ *       first frame that is anything else, incomplete, over max_size or (text)
+ *       not valid UTF-8, and returns where it stopped.
+ *   build_frame(opcode, payload, fin, rsv1) -> bytes
+ *       an unmasked frame: header and payload (str: its UTF-8) in one object.
+ *
+ * wsserver uses the pure-Python versions when this module is not built (no
+ * compiler) or WSSERVER_NO_SPEEDUPS is set.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+/* out[i] = in[i] ^ m[i % 4] for i < n, 8 bytes at a time. */
+static void
+unmask(const unsigned char *in, unsigned char *out, Py_ssize_t n, const unsigned char *m)
+{
+    const unsigned char m8[8] = {m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]};
+    uint64_t key;
+    Py_ssize_t i = 0;
+
+    memcpy(&key, m8, 8);
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, in + i, 8);
+        word ^= key;
+        memcpy(out + i, &word, 8);
+    }
+    for (; i < n; i++) {
+        out[i] = in[i] ^ m[i & 3];
+    }
+}
 
 static PyObject *
 apply_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -32,27 +64,9 @@ apply_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     result = PyBytes_FromStringAndSize(NULL, data.len);
-    if (result == NULL) {
-        goto done;
-    }
-    {
-        const unsigned char *in = (const unsigned char *)data.buf;
-        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-        const unsigned char *m = (const unsigned char *)mask.buf;
-        const unsigned char m8[8] = {m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]};
-        uint64_t key;
-        Py_ssize_t i = 0, n = data.len;
-
-        memcpy(&key, m8, 8);
-        for (; i + 8 <= n; i += 8) {
-            uint64_t word;
-            memcpy(&word, in + i, 8);
-            word ^= key;
-            memcpy(out + i, &word, 8);
-        }
-        for (; i < n; i++) {
-            out[i] = in[i] ^ m[i & 3];
-        }
+    if (result != NULL) {
+        unmask((const unsigned char *)data.buf, (unsigned char *)PyBytes_AS_STRING(result),
+               data.len, (const unsigned char *)mask.buf);
     }
 done:
     PyBuffer_Release(&mask);
@@ -60,14 +74,230 @@ done:
     return result;
 }
 
+/* Text payloads up to this size are unmasked on the stack before decoding. */
+#define STACK_TEXT 2048
+
+static PyObject *
+read_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    long long max_size = -1; /* -1: no limit */
+    PyObject *messages = NULL, *result = NULL;
+    unsigned char stack[STACK_TEXT];
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read_messages() takes exactly 3 arguments");
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (args[2] != Py_None) {
+        int overflow;
+        max_size = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+        if (max_size == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (overflow > 0) {
+            max_size = -1; /* larger than any frame can be */
+        }
+        else if (overflow < 0 || max_size < 0) {
+            PyErr_SetString(PyExc_ValueError, "max_size must be None or >= 0");
+            return NULL;
+        }
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (pos < 0 || pos > view.len) {
+        PyErr_SetString(PyExc_ValueError, "pos out of range");
+        goto done;
+    }
+    messages = PyList_New(0);
+    if (messages == NULL) {
+        goto done;
+    }
+    {
+        const unsigned char *buf = (const unsigned char *)view.buf;
+        const Py_ssize_t end = view.len;
+
+        for (;;) {
+            Py_ssize_t avail = end - pos, hlen = 6;
+            unsigned long long n;
+            unsigned char b0, b1;
+            PyObject *message;
+
+            if (avail < 2) {
+                break;
+            }
+            b0 = buf[pos];
+            b1 = buf[pos + 1];
+            if ((b0 != 0x81 && b0 != 0x82) || b1 < 0x80) {
+                break; /* not a final text/binary frame without RSV bits, or unmasked */
+            }
+            n = b1 & 0x7F;
+            if (n == 126) {
+                if (avail < 4) {
+                    break;
+                }
+                n = ((unsigned long long)buf[pos + 2] << 8) | buf[pos + 3];
+                hlen = 8;
+            }
+            else if (n == 127) {
+                int k;
+                if (avail < 10) {
+                    break;
+                }
+                n = 0;
+                for (k = 2; k < 10; k++) {
+                    n = (n << 8) | buf[pos + k];
+                }
+                if (n >> 63) {
+                    break;
+                }
+                hlen = 14;
+            }
+            if (max_size >= 0 && n > (unsigned long long)max_size) {
+                break;
+            }
+            if (avail < hlen || (unsigned long long)(avail - hlen) < n) {
+                break;
+            }
+            {
+                const unsigned char *mask = buf + pos + hlen - 4;
+                const unsigned char *payload = buf + pos + hlen;
+                Py_ssize_t size = (Py_ssize_t)n;
+
+                if (b0 == 0x82) {
+                    message = PyBytes_FromStringAndSize(NULL, size);
+                    if (message == NULL) {
+                        goto fail;
+                    }
+                    unmask(payload, (unsigned char *)PyBytes_AS_STRING(message), size, mask);
+                }
+                else {
+                    unsigned char *text = size <= STACK_TEXT ? stack : PyMem_Malloc(size);
+                    if (text == NULL) {
+                        PyErr_NoMemory();
+                        goto fail;
+                    }
+                    unmask(payload, text, size, mask);
+                    message = PyUnicode_DecodeUTF8((const char *)text, size, NULL);
+                    if (text != stack) {
+                        PyMem_Free(text);
+                    }
+                    if (message == NULL) {
+                        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                            goto fail;
+                        }
+                        PyErr_Clear(); /* left for the general path, which fails it */
+                        break;
+                    }
+                }
+                if (PyList_Append(messages, message) < 0) {
+                    Py_DECREF(message);
+                    goto fail;
+                }
+                Py_DECREF(message);
+                pos += hlen + size;
+            }
+        }
+    }
+    result = Py_BuildValue("(On)", messages, pos);
+fail:
+    Py_DECREF(messages);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *
+build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    const char *data;
+    Py_ssize_t n, hlen;
+    long opcode;
+    int fin, rsv1, is_buffer = 0;
+    PyObject *result = NULL;
+    unsigned char *out;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "build_frame() takes exactly 4 arguments");
+        return NULL;
+    }
+    opcode = PyLong_AsLong(args[0]);
+    if (opcode == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (opcode < 0 || opcode > 15) {
+        PyErr_SetString(PyExc_ValueError, "opcode must be 0-15");
+        return NULL;
+    }
+    fin = PyObject_IsTrue(args[2]);
+    rsv1 = PyObject_IsTrue(args[3]);
+    if (fin < 0 || rsv1 < 0) {
+        return NULL;
+    }
+    if (PyUnicode_Check(args[1])) {
+        data = PyUnicode_AsUTF8AndSize(args[1], &n);
+        if (data == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) {
+            return NULL;
+        }
+        is_buffer = 1;
+        data = (const char *)view.buf;
+        n = view.len;
+    }
+    hlen = n < 126 ? 2 : n < 0x10000 ? 4 : 10;
+    result = PyBytes_FromStringAndSize(NULL, hlen + n);
+    if (result != NULL) {
+        out = (unsigned char *)PyBytes_AS_STRING(result);
+        out[0] = (unsigned char)((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode);
+        if (hlen == 2) {
+            out[1] = (unsigned char)n;
+        }
+        else if (hlen == 4) {
+            out[1] = 126;
+            out[2] = (unsigned char)(n >> 8);
+            out[3] = (unsigned char)n;
+        }
+        else {
+            unsigned long long len = (unsigned long long)n;
+            int k;
+            out[1] = 127;
+            for (k = 9; k >= 2; k--) {
+                out[k] = (unsigned char)len;
+                len >>= 8;
+            }
+        }
+        memcpy(out + hlen, data, n);
+    }
+    if (is_buffer) {
+        PyBuffer_Release(&view);
+    }
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL,
      "apply_mask(data, mask) -> bytes: XOR data with the 4-byte mask repeated."},
+    {"read_messages", (PyCFunction)(void (*)(void))read_messages, METH_FASTCALL,
+     "read_messages(buf, pos, max_size) -> (messages, pos): the whole small messages at buf[pos:]."},
+    {"build_frame", (PyCFunction)(void (*)(void))build_frame, METH_FASTCALL,
+     "build_frame(opcode, payload, fin, rsv1) -> bytes: an unmasked frame."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
-    PyModuleDef_HEAD_INIT, "wsserver.protocol._speedups", "C accelerator for wsserver: masking.", -1,
+    PyModuleDef_HEAD_INIT, "wsserver.protocol._speedups",
+    "C accelerator for wsserver's frame layer (see frames.py for the reference).", -1,
     speedups_methods,
 };
 

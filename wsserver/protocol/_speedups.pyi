@@ -1,3 +1,9 @@
 def apply_mask(
     data: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview, /
 ) -> bytes: ...
+def read_messages(
+    buf: bytes | bytearray | memoryview, pos: int, max_size: int | None, /
+) -> tuple[list[str | bytes], int]: ...
+def build_frame(
+    opcode: int, payload: str | bytes | bytearray | memoryview, fin: bool, rsv1: bool, /
+) -> bytes: ...

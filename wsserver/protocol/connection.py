@@ -44,6 +44,7 @@ from .frames import (
     CloseCode,
     FrameParser,
     Opcode,
+    build_frame,
     frame_header,
     is_valid_close_code,
     parse_close,
@@ -201,25 +202,16 @@ class Connection:
             return events
         parser = self._parser
         max_size = self.max_size
-        if not self._msg_opcode and self.failure is None:
-            # Fastest path: the read is one whole small message, the commonest case.
-            whole = parser.take_whole_frame(data)
-            if whole is not None and (max_size is None or len(whole[1]) <= max_size):
-                try:
-                    self._add_whole_message(whole[0], whole[1], events)
-                except ProtocolError as exc:
-                    self._violation(exc, events)
-                return events
         parser.feed(data)
         while self.close_received is None:
             try:
                 if not self._msg_opcode and self.failure is None:
-                    whole = parser.next_whole_frame(max_size)
-                    if whole is not None:
-                        self._add_whole_message(whole[0], whole[1], events)
+                    # Fast path: whole small messages (most reads are one).
+                    messages = parser.read_messages(max_size)
+                    if messages:
+                        events += messages
                         if not parser.buffered:
                             break
-                        continue
                 piece = parser.next_piece()
                 if piece is None:
                     break
@@ -404,18 +396,22 @@ class Connection:
         """
         if self.close_sent is not None:
             raise InvalidState("cannot send after the close frame was sent")
-        if isinstance(data, str):
+        is_text = isinstance(data, str)
+        if (
+            fin
+            and not self._send_opcode
+            and (self.deflate is None or not compress)
+            and len(data) < SEPARATE_PAYLOAD
+        ):
+            # The common case, in short: a whole uncompressed message, one copy.
+            self._out.append(build_frame(TEXT if is_text else BINARY, data, True, False))
+            return
+        if is_text:
             opcode = TEXT
-            payload: bytes | bytearray | memoryview = data.encode("utf-8")
+            payload: bytes | bytearray | memoryview = data.encode("utf-8")  # type: ignore[union-attr]
         else:
             opcode = BINARY
-            payload = data
-        if fin and not self._send_opcode and (self.deflate is None or not compress):
-            n = len(payload)
-            if n < 126:
-                # The common case, in short: a small whole uncompressed message.
-                self._out.append(bytes((0x80 | opcode, n)) + payload)
-                return
+            payload = data  # type: ignore[assignment]
         rsv1 = False
         if self._send_opcode:
             if opcode is not self._send_opcode:

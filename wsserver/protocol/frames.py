@@ -29,6 +29,8 @@ __all__ = [
     "FramePiece",
     "OPCODES",
     "apply_mask",
+    "build_frame",
+    "read_messages",
     "serialize_frame",
     "frame_header",
     "serialize_close",
@@ -131,12 +133,80 @@ def _apply_mask_python(data: Buffer, mask: Buffer) -> bytes:
     return value.to_bytes(n, "little")
 
 
+def _read_messages_python(
+    buf: Buffer, pos: int, max_size: int | None
+) -> tuple[list[str | bytes], int]:
+    """The whole small messages at ``buf[pos:]``, and where they end.
+
+    Reads frames while each is wholly in ``buf``, final, masked, text or
+    binary without RSV bits, and has at most ``max_size`` payload bytes (None:
+    any): their payloads, unmasked, text decoded from UTF-8. Stops at the
+    first frame that is not such a frame, and before a text frame that is not
+    valid UTF-8: the general path reads (and fails) those. Returns the
+    messages and the position of the first byte not consumed.
+
+    The reference for the C accelerator's ``read_messages``.
+    """
+    messages: list[str | bytes] = []
+    end = len(buf)
+    while end - pos >= 2:
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        if (b0 != 0x81 and b0 != 0x82) or b1 < 0x80:
+            break
+        n = b1 & 0x7F
+        hlen = 6
+        if n == 126:
+            if end - pos < 4:
+                break
+            n = _U16.unpack_from(buf, pos + 2)[0]
+            hlen = 8
+        elif n == 127:
+            if end - pos < 10:
+                break
+            n = _U64.unpack_from(buf, pos + 2)[0]
+            if n >> 63:
+                break
+            hlen = 14
+        if (max_size is not None and n > max_size) or end - pos - hlen < n:
+            break
+        start = pos + hlen
+        payload = apply_mask(buf[start : start + n], buf[start - 4 : start])
+        if b0 == 0x81:
+            try:
+                messages.append(payload.decode("utf-8"))
+            except UnicodeDecodeError:
+                break
+        else:
+            messages.append(payload)
+        pos = start + n
+    return messages, pos
+
+
+def _build_frame_python(opcode: int, payload: str | Buffer, fin: bool, rsv1: bool) -> bytes:
+    """An unmasked frame: its header, then ``payload`` (a str: its UTF-8).
+
+    The reference for the C accelerator's ``build_frame``.
+    """
+    if isinstance(payload, str):
+        data = payload.encode("utf-8")
+    elif type(payload) is bytes:
+        data = payload
+    else:
+        data = bytes(payload)
+    return frame_header(opcode, len(data), fin, rsv1) + data
+
+
 apply_mask: Callable[[Buffer, Buffer], bytes] = _apply_mask_python
-#: Whether the C accelerator does the masking.
+read_messages: Callable[[Buffer, int, int | None], tuple[list[str | bytes], int]] = (
+    _read_messages_python
+)
+build_frame: Callable[[int, str | Buffer, bool, bool], bytes] = _build_frame_python
+#: Whether the C accelerator is in use (masking, reading small messages, building frames).
 SPEEDUPS = False
 if not os.environ.get("WSSERVER_NO_SPEEDUPS"):
     try:
-        from ._speedups import apply_mask
+        from ._speedups import apply_mask, build_frame, read_messages
     except ImportError:  # not built: no compiler, or an unusual platform
         pass
     else:
@@ -280,51 +350,25 @@ class FrameParser:
             self._owned = True
         self._pos = 0
 
-    def take_whole_frame(self, data: bytes | bytearray | memoryview) -> tuple[Opcode, bytes] | None:
-        """The fast path for the commonest input: exactly one whole small frame.
+    def read_messages(self, max_size: int | None) -> list[str | bytes]:
+        """The fast path: consume the whole small messages next in the buffer.
 
-        When nothing is buffered and ``data`` is one complete, final, masked
-        text or binary frame of at most 125 payload bytes with no RSV bit,
-        return ``(opcode, unmasked payload)``. Otherwise return None and
-        consume nothing: feed ``data`` and use :meth:`next_piece`.
-        """
-        n = len(data)
-        if n > 131 or n < 6 or self._pos < len(self._buf) or self._need or self.discarding:
-            return None
-        b0 = data[0]
-        if (b0 != 0x81 and b0 != 0x82) or data[1] != 0x7A + n:
-            return None  # 0x7A + n: the mask bit and a payload length of n - 6
-        return (TEXT if b0 == 0x81 else BINARY), apply_mask(data[6:], data[2:6])
-
-    def next_whole_frame(self, max_size: int | None) -> tuple[Opcode, bytes] | None:
-        """The fast path through buffered input: the next frame if it is a whole small message.
-
-        When the next frame is wholly buffered, final, masked, text or binary,
-        without RSV bits, with at most 125 (and at most ``max_size``) payload
-        bytes, consume it and return ``(opcode, unmasked payload)``.
-        Otherwise return None and consume nothing: :meth:`next_piece` reads it.
-        (Pipelined small messages take this path: it skips the general
-        header checks and the :class:`FramePiece`.)
+        What :func:`read_messages` reads (whole, final, masked, unfragmented
+        text and binary frames of at most ``max_size`` payload bytes, text
+        checked and decoded), in one call; the frame after them, if any, is
+        left for :meth:`next_piece`. Nothing is read while a payload is
+        streaming or while discarding.
         """
         buf = self._buf
         pos = self._pos
         if len(buf) - pos < 6 or self._need or self.discarding:
-            return None
-        b0 = buf[pos]
-        b1 = buf[pos + 1]
-        # b1 from 0x80 to 0xFD: the mask bit and a payload length of 0-125.
-        if (b0 != 0x81 and b0 != 0x82) or b1 < 0x80 or b1 > 0xFD:
-            return None
-        n = b1 - 0x80
-        end = pos + 6 + n
-        if end > len(buf) or (max_size is not None and n > max_size):
-            return None
-        payload = apply_mask(buf[pos + 6 : end], buf[pos + 2 : pos + 6])
+            return []
+        messages, end = read_messages(buf, pos, max_size)
         if end == len(buf):
-            self._drop_input()  # the last frame received: let go of the bytes now
+            self._drop_input()  # all of it read: let go of the bytes now
         else:
             self._pos = end
-        return (TEXT if b0 == 0x81 else BINARY), payload
+        return messages
 
     @property
     def buffered(self) -> int:

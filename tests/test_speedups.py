@@ -1,0 +1,221 @@
+"""The C accelerator against its pure-Python reference: same input, same output, same errors.
+
+frames.py defines each function in Python; ``_speedups.c`` has a twin of each.
+These tests feed both the same arbitrary input, function by function and then
+through a whole :class:`Connection` (arbitrary frames, arbitrarily chunked),
+and compare everything that comes out. CI also runs the whole suite with
+``WSSERVER_NO_SPEEDUPS=1`` (the pure-Python path only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wsserver.protocol import connection, frames
+from wsserver.protocol.connection import Connection
+from wsserver.protocol.deflate import DeflateSettings, PerMessageDeflate
+
+try:
+    from wsserver.protocol import _speedups
+except ImportError:  # pragma: no cover - not built here
+    _speedups = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.skipif(
+    _speedups is None or not frames.SPEEDUPS,
+    reason="the C accelerator is not built or is disabled (WSSERVER_NO_SPEEDUPS)",
+)
+
+
+def outcome(function: Any, *args: Any) -> tuple[str, Any]:
+    """What a call gives: ("ok", result) or ("error", exception type)."""
+    try:
+        return "ok", function(*args)
+    except Exception as exc:
+        return "error", type(exc)
+
+
+@contextlib.contextmanager
+def python_path() -> Iterator[None]:
+    """Run the frame layer on the pure-Python references, as without the accelerator."""
+    with (
+        patch.object(frames, "apply_mask", frames._apply_mask_python),
+        patch.object(frames, "read_messages", frames._read_messages_python),
+        patch.object(frames, "build_frame", frames._build_frame_python),
+        patch.object(connection, "build_frame", frames._build_frame_python),
+    ):
+        yield
+
+
+def test_the_accelerator_is_what_the_frame_layer_uses() -> None:
+    assert frames.apply_mask is _speedups.apply_mask
+    assert frames.read_messages is _speedups.read_messages
+    assert frames.build_frame is _speedups.build_frame
+    assert connection.build_frame is _speedups.build_frame
+
+
+# ----------------------------------------------------------------- frames
+
+
+@st.composite
+def client_frame(draw: st.DrawFn) -> bytes:
+    """One frame as a client might send it, valid or not, of any length class."""
+    opcode = draw(st.sampled_from([0, 1, 1, 2, 2, 3, 8, 9, 10, 11]))
+    fin = draw(st.booleans()) if opcode < 8 else draw(st.sampled_from([True, True, False]))
+    rsv = draw(st.sampled_from([0, 0, 0, 0x40, 0x20, 0x10]))
+    masked = draw(st.sampled_from([True, True, True, False]))
+    kind = draw(st.sampled_from(["text", "bytes", "bad-utf8", "close"]))
+    if kind == "text":
+        payload = draw(st.text(max_size=60)).encode("utf-8", "surrogatepass")
+    elif kind == "bad-utf8":
+        text = draw(st.text(max_size=20)).encode("utf-8", "surrogatepass")
+        payload = text + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe2\x82"]))
+    elif kind == "close":
+        payload = struct.pack("!H", draw(st.integers(0, 5000))) + draw(st.binary(max_size=10))
+    else:
+        payload = draw(st.binary(max_size=40))
+    if draw(st.integers(0, 9)) == 0:
+        payload *= draw(st.integers(2, 2000))  # 16-bit and 64-bit lengths
+    n = len(payload)
+    mbit = 0x80 if masked else 0
+    if n < 126 and draw(st.integers(0, 5)):
+        head = bytes([(0x80 if fin else 0) | rsv | opcode, mbit | n])
+    elif n < 0x10000 and draw(st.integers(0, 3)):
+        head = bytes([(0x80 if fin else 0) | rsv | opcode, mbit | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([(0x80 if fin else 0) | rsv | opcode, mbit | 127]) + struct.pack("!Q", n)
+    if not masked:
+        return head + payload
+    mask = draw(st.binary(min_size=4, max_size=4))
+    return head + mask + frames._apply_mask_python(payload, mask)
+
+
+wires = st.lists(client_frame(), max_size=6).map(b"".join) | st.binary(max_size=200)
+max_sizes = st.none() | st.integers(0, 300)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    wire=wires,
+    pos=st.integers(0, 40),
+    max_size=max_sizes,
+    kind=st.sampled_from([bytes, bytearray, memoryview]),
+)
+def test_read_messages(wire: bytes, pos: int, max_size: int | None, kind: type) -> None:
+    pos = min(pos, len(wire))
+    data = kind(wire)
+    # Limits at every message's own size and one below it, where a limit bites.
+    unlimited = frames._read_messages_python(data, pos, None)[0]
+    sizes = {len(m.encode() if isinstance(m, str) else m) for m in unlimited}
+    for limit in {max_size} | sizes | {size - 1 for size in sizes if size}:
+        assert outcome(_speedups.read_messages, data, pos, limit) == outcome(
+            frames._read_messages_python, data, pos, limit
+        )
+
+
+def test_read_messages_refuses_what_it_cannot_read() -> None:
+    for args in [(b"ab", 3, None), (b"ab", -1, None), (b"", 0, -1)]:
+        with pytest.raises(ValueError):
+            _speedups.read_messages(*args)
+    with pytest.raises(TypeError):
+        _speedups.read_messages("text", 0, None)  # type: ignore[arg-type]
+    huge = 2**80  # a limit no frame can pass
+    frame = frames.serialize_frame(2, b"x", mask=b"abcd")
+    assert _speedups.read_messages(frame, 0, huge) == ([b"x"], len(frame))
+
+
+payloads = (
+    st.text(max_size=300)
+    | st.binary(max_size=300)
+    | st.binary(min_size=125, max_size=127)
+    | st.sampled_from([b"x" * 65535, b"x" * 65536, "é" * 40000, "\ud800"])
+    | st.binary(max_size=40).map(bytearray)
+    | st.binary(max_size=40).map(memoryview)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(opcode=st.integers(0, 15), payload=payloads, fin=st.booleans(), rsv1=st.booleans())
+def test_build_frame(opcode: int, payload: Any, fin: bool, rsv1: bool) -> None:
+    assert outcome(_speedups.build_frame, opcode, payload, fin, rsv1) == outcome(
+        frames._build_frame_python, opcode, payload, fin, rsv1
+    )
+
+
+def test_build_frame_refuses_what_is_no_frame() -> None:
+    for opcode in (-1, 16):
+        with pytest.raises(ValueError):
+            _speedups.build_frame(opcode, b"", True, False)
+    with pytest.raises(TypeError):
+        _speedups.build_frame(1, 5, True, False)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=100), mask=st.binary(min_size=4, max_size=4))
+def test_apply_mask(data: bytes, mask: bytes) -> None:
+    assert _speedups.apply_mask(data, mask) == frames._apply_mask_python(data, mask)
+
+
+# ------------------------------------------------------- whole connections
+
+
+def compressed_frame(text: str, mask: bytes) -> bytes:
+    """A compressed text frame that a permessage-deflate client would send."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = compressor.compress(text.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    payload = body[:-4]
+    head = frames.frame_header(1, len(payload), True, True, True)
+    return head + mask + frames._apply_mask_python(payload, mask)
+
+
+def run(wire: bytes, cuts: list[int], max_size: int | None, deflate: bool, sends: list[Any]) -> Any:
+    """Everything a connection gives for this input: events, bytes out, state, errors."""
+    conn = Connection(
+        max_size=max_size,
+        deflate=PerMessageDeflate(settings=DeflateSettings(min_size=10)) if deflate else None,
+    )
+    log: list[Any] = []
+    start = 0
+    for cut in [*sorted(cuts), len(wire)]:
+        chunk = wire[start:cut]
+        start = max(start, cut)
+        log.append([repr(event) for event in conn.receive_data(memoryview(bytearray(chunk)))])
+        for message in sends:
+            log.append(outcome(conn.send, message))
+        log.append(b"".join(conn.data_to_send()))
+    log.append((conn.state, conn.close_code, conn.close_reason, repr(conn.failure)))
+    return log
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    frames_=st.lists(client_frame(), max_size=6),
+    compressed=st.lists(st.text(max_size=80), max_size=2),
+    cuts=st.lists(st.integers(0, 400), max_size=5),
+    max_size=max_sizes,
+    deflate=st.booleans(),
+    sends=st.lists(payloads, max_size=2),
+)
+def test_a_connection_gives_the_same_with_and_without_the_accelerator(
+    frames_: list[bytes],
+    compressed: list[str],
+    cuts: list[int],
+    max_size: int | None,
+    deflate: bool,
+    sends: list[Any],
+) -> None:
+    mask = os.urandom(4)
+    wire = b"".join(frames_ + [compressed_frame(text, mask) for text in compressed])
+    accelerated = run(wire, cuts, max_size, deflate, sends)
+    with python_path():
+        reference = run(wire, cuts, max_size, deflate, sends)
+    assert accelerated == reference
