@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsserver.errors import ConfigError
+from wsserver.protocol import deflate
 from wsserver.protocol.connection import Connection, ProtocolFailure
 from wsserver.protocol.deflate import (
     DeflateSettings,
@@ -402,3 +403,36 @@ def test_any_messages_round_trip(
         pmd.start_inflate()
         received.append(pmd.inflate(data, True, 0))
     assert received == messages
+
+
+def json_like(records: int) -> bytes:
+    """A JSON list of records like an API's (names, timestamps, prices, tags)."""
+    rows = [
+        f'{{"id": {i}, "name": "user-{i * 7919 % 1000}", '
+        f'"ts": "2026-11-30T12:{i % 60:02d}:00Z", "price": {i * 3.17:.2f}, '
+        f'"tags": ["t{i % 7}", "t{i % 11}"], "ok": {str(i % 3 == 0).lower()}}}'
+        for i in range(records)
+    ]
+    return ("[" + ", ".join(rows) + "]").encode()
+
+
+def test_the_faster_deflate_is_used_when_installed() -> None:
+    pytest.importorskip("zlib_ng")
+    expected = "zlib" if os.environ.get("WSSERVER_NO_SPEEDUPS") else "zlib-ng"
+    assert expected == deflate.ZLIB
+
+
+def test_level_1_compresses_about_as_well_whatever_the_implementation() -> None:
+    # zlib-ng's own level 1 makes messages ~30% larger than zlib's: the
+    # configured level 1 must not cost that much bandwidth.
+    messages = [json_like(150)[i:] for i in range(0, 800, 100)]
+    pmd = PerMessageDeflate(server_window_bits=12, settings=DeflateSettings(min_size=0))
+    ours = 0
+    for message in messages:
+        pmd.start_deflate()
+        ours += len(pmd.deflate(message, True))
+    reference = zlib.compressobj(1, zlib.DEFLATED, -12, 5)
+    theirs = sum(
+        len(reference.compress(m) + reference.flush(zlib.Z_SYNC_FLUSH)) - 4 for m in messages
+    )
+    assert ours <= theirs * 1.1, (deflate.ZLIB, ours, theirs)
