@@ -28,6 +28,11 @@ try:
     out["speedups_loaded"] = frames.SPEEDUPS
 except ImportError:
     pass
+try:
+    from wsserver.protocol import deflate
+    out["deflate"] = deflate.ZLIB  # zlib, or zlib-ng with the speedups extra
+except (ImportError, AttributeError):
+    out["deflate"] = "zlib"
 print(json.dumps(out))
 """
 
@@ -55,7 +60,9 @@ def collect(redis_server: str | None = None) -> dict[str, object]:
         "memory_gib": round(_mem_total_kib() / 1024 / 1024, 1),
         "kernel": platform.release(),
         "git": _git_state(),
-        "project": _python_versions(PROJECT_PYTHON, {}, "wsserver", "uvloop", "redis", "hiredis"),
+        "project": _python_versions(
+            PROJECT_PYTHON, {}, "wsserver", "uvloop", "redis", "hiredis", "zlib-ng"
+        ),
         "project_no_speedups": _python_versions(PROJECT_PYTHON, {"WSSERVER_NO_SPEEDUPS": "1"}),
         "speedups_files": sorted(p.name for p in (ROOT / "wsserver").rglob("_speedups*.so")),
         "peers": _python_versions(PEERS_PYTHON, {}, *PEER_PACKAGES),

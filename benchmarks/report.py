@@ -140,13 +140,24 @@ def _compression_notes(measurements: list[Measurement], servers: list[Server]) -
     return ["- (h): share of echoes that came back compressed: " + ", ".join(partial)]
 
 
+def _deflate_name(versions: dict[str, Any]) -> str:
+    """The deflate a wsserver process used: "zlib", or "zlib-ng X.Y.Z" (the speedups extra)."""
+    name = versions.get("deflate") or "zlib"
+    if name == "zlib-ng" and versions.get("zlib-ng"):
+        return f"zlib-ng {versions['zlib-ng']}"
+    return str(name)
+
+
 def _header(meta: dict[str, Any], servers: list[Server]) -> list[str]:
     project, peers = meta["project"], meta["peers"]
+    plain = meta["project_no_speedups"]
     speedups = (
-        f"C masking accelerator {'loaded' if project.get('speedups_loaded') else 'NOT loaded'} "
+        f"C accelerator {'loaded' if project.get('speedups_loaded') else 'NOT loaded'} "
         f"by default ({', '.join(meta['speedups_files']) or 'no wsserver/_speedups*.so'}), "
-        f"{'not ' if not meta['project_no_speedups'].get('speedups_loaded') else ''}"
-        "loaded with WSSERVER_NO_SPEEDUPS=1"
+        f"{'not ' if not plain.get('speedups_loaded') else ''}"
+        "loaded with WSSERVER_NO_SPEEDUPS=1 (the pure-Python column); permessage-deflate by "
+        f"{_deflate_name(project)} by default, by {_deflate_name(plain)} with "
+        "WSSERVER_NO_SPEEDUPS=1"
     )
     node = meta["node_packages"]
     return [

@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from benchmarks import baseline as base
-from benchmarks import broadcast_cost, broker, environment, procs, report
+from benchmarks import broadcast_cost, broker, chart, environment, procs, report
 from benchmarks.matrix import Scenario, Server, select_scenarios, select_servers
 from benchmarks.prepare import BENCH, LOADGEN_BIN, ROOT, Certs, SetupError, prepare_all
 
@@ -174,13 +174,28 @@ def _run(
     markdown = report.render(meta, measurements, servers, scenarios)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     raw = json.dumps({"meta": meta, "measurements": measurements}, indent=1)
+    charts = chart.render_all(meta, measurements, servers, scenarios)
     for name in ("latest", stamp):
         (RESULTS / f"{name}.md").write_text(markdown)
         (RESULTS / f"{name}.json").write_text(raw)
+        for key, svg in charts.items():
+            (RESULTS / f"{name}{key.removeprefix('chart')}.svg").write_text(svg)
     print(markdown)
-    log(f"written: {RESULTS / 'latest.md'} and {RESULTS / 'latest.json'}")
+    log(f"written: {RESULTS / 'latest.md'}, {RESULTS / 'latest.json'} and "
+        f"{len(charts)} chart(s) {RESULTS / 'latest*.svg'}")  # fmt: skip
+    if _full_run(args):
+        for key, svg in charts.items():
+            (BENCH / f"{key}.svg").write_text(svg)
+            log(f"a full run: the README's chart {BENCH / f'{key}.svg'} is regenerated")
     failed = any(m.get("error") for m in measurements) or "broadcast_cost_error" in meta
     return 1 if failed else 0
+
+
+def _full_run(args: argparse.Namespace) -> bool:
+    """Whether this run measured everything the README's chart shows, in full."""
+    return not (args.quick or args.only or args.servers or args.baseline) and (
+        args.rounds is None or args.rounds >= 3
+    )
 
 
 def render_only(paths: list[Path]) -> int:
