@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 import os
 import zlib
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsserver.errors import ConfigError
+from wsserver.errors import ConfigError, ProtocolError
 from wsserver.protocol import deflate
 from wsserver.protocol.connection import Connection, ProtocolFailure
 from wsserver.protocol.deflate import (
@@ -436,3 +437,72 @@ def test_level_1_compresses_about_as_well_whatever_the_implementation() -> None:
         len(reference.compress(m) + reference.flush(zlib.Z_SYNC_FLUSH)) - 4 for m in messages
     )
     assert ours <= theirs * 1.1, (deflate.ZLIB, ours, theirs)
+
+
+def test_library_zlib_compresses_exactly_as_zlib_does() -> None:
+    message = json_like(100)
+    pmd = PerMessageDeflate(server_window_bits=12, settings=DeflateSettings(library="zlib"))
+    assert pmd.settings.library_in_use == "zlib"
+    pmd.start_deflate()
+    ours = pmd.deflate(message, True)
+    reference = zlib.compressobj(1, zlib.DEFLATED, -12, 5)
+    assert ours == (reference.compress(message) + reference.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def test_library_zlib_ng_is_another_compressor_with_the_same_stream_format() -> None:
+    pytest.importorskip("zlib_ng")
+    messages = [json_like(100), os.urandom(500), b""]
+    pmd = PerMessageDeflate(server_window_bits=12, settings=DeflateSettings(library="zlib-ng"))
+    assert pmd.settings.library_in_use == "zlib-ng"
+    sent = []
+    for message in messages:
+        pmd.start_deflate()
+        sent.append(pmd.deflate(message, True))
+    reference = zlib.compressobj(1, zlib.DEFLATED, -12, 5)
+    assert sent[0] != (reference.compress(messages[0]) + reference.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    assert client_decompress(sent, 12, False) == messages  # zlib inflates what zlib-ng made
+    # ... and zlib-ng inflates what zlib made, an invalid stream failing as ever.
+    for data in client_compress(messages, 12, False):
+        pmd.start_inflate()
+        assert pmd.inflate(data, True, 0) in messages
+    pmd.start_inflate()
+    with pytest.raises(ProtocolError) as failed:
+        pmd.inflate(b"\xff\xff\xff", True, 0)
+    assert failed.value.close_code == 1007
+
+
+@pytest.mark.parametrize("library", ["zlib", "zlib-ng"])
+async def test_a_real_client_talks_to_either_library(library: str, run_server: Any) -> None:
+    if library == "zlib-ng":
+        pytest.importorskip("zlib_ng")
+    import websockets
+
+    from wsserver import Request, Router, WebSocket
+
+    routes = Router()
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = await run_server(
+        routes, compression="deflate", compression_library=library, compression_min_size=0
+    )
+    assert server.deflate_settings.library_in_use == library
+    messages = [json_like(200).decode(), os.urandom(3000), "é" * 5000]
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/", compression="deflate") as ws:
+        assert ws.protocol.extensions  # permessage-deflate agreed
+        for message in messages:
+            await ws.send(message)
+            assert await ws.recv() == message
+
+
+def test_asking_for_zlib_ng_without_it_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wsserver.config import Config
+
+    monkeypatch.delitem(deflate.LIBRARIES, "zlib-ng", raising=False)
+    with pytest.raises(ConfigError, match="speedups"):
+        Config(compression_library="zlib-ng")
+    with pytest.raises(ConfigError, match="speedups"):
+        DeflateSettings(library="zlib-ng")

@@ -12,8 +12,9 @@ bytes plus ~6 KiB, and a decompressor about ``2**wbits`` bytes plus ~7 KiB
 (see :class:`DeflateSettings`).
 
 Faster deflate: with the ``speedups`` extra installed (``zlib-ng``), zlib-ng's
-implementation of zlib's API does the work, unless ``WSSERVER_NO_SPEEDUPS`` is
-set; :data:`ZLIB` names the one in use. Its streams are ordinary deflate
+implementation of zlib's API does the work by default (``library="auto"``),
+unless ``WSSERVER_NO_SPEEDUPS`` is set; :data:`ZLIB` names what "auto" picks,
+and ``library="zlib"`` keeps zlib's smaller memory. Its streams are ordinary deflate
 streams, and its compressor keeps zlib's lookahead (what the window-bits-8
 note below relies on). Its level 1 is a coarser algorithm than zlib's, so a
 configured level 1 asks it for level 2, which compresses about as well as
@@ -38,17 +39,18 @@ from typing import Any
 
 from ..errors import ConfigError, ProtocolError
 
-#: The deflate implementation in use: "zlib" or "zlib-ng" (see the module docstring).
-ZLIB = "zlib"
-_zlib: Any = zlib
-if not os.environ.get("WSSERVER_NO_SPEEDUPS"):
-    try:
-        from zlib_ng import zlib_ng
-    except ImportError:  # the speedups extra is not installed
-        pass
-    else:
-        _zlib = zlib_ng
-        ZLIB = "zlib-ng"
+#: The deflate implementations that are importable, by name (see the module docstring).
+LIBRARIES: dict[str, Any] = {"zlib": zlib}
+try:
+    from zlib_ng import zlib_ng
+except ImportError:  # the speedups extra is not installed
+    pass
+else:
+    LIBRARIES["zlib-ng"] = zlib_ng
+#: What ``library="auto"`` picks: zlib-ng when installed, unless WSSERVER_NO_SPEEDUPS is set.
+ZLIB = (
+    "zlib-ng" if "zlib-ng" in LIBRARIES and not os.environ.get("WSSERVER_NO_SPEEDUPS") else "zlib"
+)
 
 __all__ = [
     "DeflateSettings",
@@ -95,6 +97,8 @@ class DeflateSettings:
         min_size: messages shorter than this (in bytes) are sent uncompressed.
         server_no_context_takeover: always reset our compressor after each
             message (caps memory, costs ratio).
+        library: ``"zlib"``, ``"zlib-ng"`` (the speedups extra: faster, more
+            memory) or ``"auto"`` (zlib-ng when installed).
     """
 
     server_max_window_bits: int = 12
@@ -103,12 +107,24 @@ class DeflateSettings:
     level: int = 1
     min_size: int = 32
     server_no_context_takeover: bool = False
+    library: str = "auto"
 
     def __post_init__(self) -> None:
         for name, (low, high) in RANGES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name} must be an integer from {low} to {high}, not {value!r}")
+        if self.library not in ("auto", "zlib", "zlib-ng"):
+            raise ConfigError(f"library must be 'auto', 'zlib' or 'zlib-ng', not {self.library!r}")
+        if self.library not in LIBRARIES and self.library != "auto":
+            raise ConfigError(
+                f"{self.library} is not installed (pip install 'wsserver[speedups]')"
+            )
+
+    @property
+    def library_in_use(self) -> str:
+        """The implementation that compresses: ``library``, "auto" resolved."""
+        return ZLIB if self.library == "auto" else self.library
 
 
 def max_deflated_size(size: int) -> int:
@@ -198,6 +214,7 @@ class PerMessageDeflate:
         "server_window_bits",
         "client_window_bits",
         "settings",
+        "_zlib",
         "_compressor",
         "_decompressor",
     )
@@ -216,6 +233,7 @@ class PerMessageDeflate:
         self.server_window_bits = server_window_bits
         self.client_window_bits = client_window_bits
         self.settings = settings or DeflateSettings()
+        self._zlib: Any = LIBRARIES[self.settings.library_in_use]
         self._compressor: zlib._Compress | None = None  # or zlib-ng's twins
         self._decompressor: zlib._Decompress | None = None
 
@@ -252,17 +270,17 @@ class PerMessageDeflate:
             # 9 bits for 8: distances stay <= 250 (see the module docstring).
             bits = max(self.server_window_bits, 9)
             level = self.settings.level
-            if level == 1 and ZLIB == "zlib-ng":
+            if level == 1 and self._zlib is not zlib:
                 level = 2  # zlib-ng's level 1 is coarser than zlib's (module docstring)
-            self._compressor = _zlib.compressobj(
-                level, _zlib.DEFLATED, -bits, self.settings.mem_level
+            self._compressor = self._zlib.compressobj(
+                level, zlib.DEFLATED, -bits, self.settings.mem_level
             )
 
     def deflate(self, data: bytes | bytearray | memoryview, fin: bool) -> bytes:
         """Compress one frame's worth of a message; ``fin`` marks its last frame."""
         compressor = self._compressor
         assert compressor is not None, "start_deflate() first"
-        out = compressor.compress(data) + compressor.flush(_zlib.Z_SYNC_FLUSH)
+        out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
         if fin:
             if out.endswith(_TAIL):
                 out = out[:-4]
@@ -277,7 +295,7 @@ class PerMessageDeflate:
         if self._decompressor is None:
             # A window of 9 bits decodes streams made for 8 bits as well; zlib's
             # own compressor never emits a raw 8-bit stream.
-            self._decompressor = _zlib.decompressobj(-max(self.client_window_bits, 9))
+            self._decompressor = self._zlib.decompressobj(-max(self.client_window_bits, 9))
 
     def inflate(self, data: bytes, final: bool, limit: int) -> bytes:
         """Decompress a piece of a message.
@@ -306,7 +324,7 @@ class PerMessageDeflate:
                     out += rest
                 if self.client_no_context_takeover:
                     self._decompressor = None
-        except _zlib.error as exc:
+        except self._zlib.error as exc:
             raise ProtocolError(f"invalid compressed data: {exc}", 1007) from None
         return out
 
