@@ -3,7 +3,9 @@
 
 For each agent (``wsserver-deflate``: the Router echo with compression on,
 ``wsserver-plain``: compression off; ``wsserver-asgi-deflate`` and
-``wsserver-asgi-plain``: the same for the ASGI echo application) this script
+``wsserver-asgi-plain``: the same for the ASGI echo application;
+``wsserver-deflate-py``: the Router echo with compression on, with
+``WSSERVER_NO_SPEEDUPS=1``: no C accelerator, zlib rather than zlib-ng) this script
 asks wstest which cases the agent's spec
 (``fuzzingclient-*.json`` beside this file) selects, starts the server on a free
 loopback port, runs ``wstest -m fuzzingclient`` against it in several batches,
@@ -92,6 +94,7 @@ class Agent:
     compression: str  # value of the server's --compression
     spec_template: Path
     app: str = "examples.echo:routes"  # what the server serves
+    env: tuple[tuple[str, str], ...] = ()  # the server's environment, on top of ours
 
 
 DEFLATE_SPEC = HERE / "fuzzingclient-deflate.json"
@@ -104,12 +107,20 @@ AGENTS = {
         "asgi-deflate", "wsserver-asgi-deflate", "deflate", DEFLATE_SPEC, ASGI_ECHO
     ),
     "asgi-plain": Agent("asgi-plain", "wsserver-asgi-plain", "none", PLAIN_SPEC, ASGI_ECHO),
+    # The pure-Python frame layer and zlib: no C accelerator, no zlib-ng.
+    "deflate-py": Agent(
+        "deflate-py",
+        "wsserver-deflate-py",
+        "deflate",
+        DEFLATE_SPEC,
+        env=(("WSSERVER_NO_SPEEDUPS", "1"),),
+    ),
 }
 #: What --agent takes beyond the agents' keys.
 AGENT_GROUPS = {
     "both": ["deflate", "plain"],
     "asgi": ["asgi-deflate", "asgi-plain"],
-    "all": ["deflate", "plain", "asgi-deflate", "asgi-plain"],
+    "all": ["deflate", "plain", "asgi-deflate", "asgi-plain", "deflate-py"],
 }
 
 
@@ -229,7 +240,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=(*AGENTS, *AGENT_GROUPS),
         default="all",
         help="which server configuration to test: one agent, 'both' (the Router echo, "
-        "compression on and off), 'asgi' (the ASGI echo, on and off) or 'all' (default)",
+        "compression on and off), 'asgi' (the ASGI echo, on and off) or 'all' (default: "
+        "those four and deflate-py, the Router echo with compression on the pure-Python path)",
     )
     parser.add_argument(
         "--cases",
@@ -385,13 +397,14 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join("    " + line for line in kept)
 
 
-def start_server(command: list[str], log_path: Path) -> Server:
+def start_server(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> Server:
     """Start the server in its own process group, output going to log_path."""
     log_file = log_path.open("wb")
     try:
         proc = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
+            env=None if env is None else {**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -591,7 +604,7 @@ def run_batches(
     command = server_command(args, agent, port)
     progress = Progress(agent.name, sum(len(b.cases) for b in batches), time.monotonic())
     runs: list[tuple[Batch, WstestRun]] = []
-    server = start_server(command, outdir / "server.log")
+    server = start_server(command, outdir / "server.log", dict(agent.env))
     try:
         wait_for_port(server, port, SERVER_START_TIMEOUT)
         for batch in batches:
