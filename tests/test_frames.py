@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from wsserver.errors import ProtocolError
 from wsserver.protocol.frames import (
+    COLLECT_MIN,
     SPEEDUPS,
     CloseCode,
     FrameParser,
@@ -474,3 +475,76 @@ def test_read_messages_agrees_with_the_parser(data: list[bytes], max_size: int |
         return out
 
     assert fast_first() == pieces_only()
+
+
+class TestCollectPayload:
+    """A large data frame's payload assembled in one buffer (FrameParser.collect_payload)."""
+
+    @pytest.mark.parametrize("chunk", [1, 7, 1000, 65536, 300_000])
+    def test_one_piece_when_whole_and_none_before(self, chunk: int) -> None:
+        payload = os.urandom(200_000)
+        frame = serialize_frame(Opcode.BINARY, payload, mask=MASK)
+        parser = FrameParser()
+        pieces = []
+        collecting = False
+        for start in range(0, len(frame), chunk):
+            parser.feed(bytearray(frame[start : start + chunk]))  # borrowed, reused buffers
+            while (piece := parser.next_piece()) is not None:
+                pieces.append(piece)
+                if not collecting and piece.length >= COLLECT_MIN and not piece.payload:
+                    parser.collect_payload()
+                    collecting = True
+        if chunk >= len(frame):
+            assert pieces == [(Opcode.BINARY, True, False, payload, len(payload), 0)]
+        else:
+            assert pieces == [
+                (Opcode.BINARY, True, False, b"", len(payload), 0),  # the header, alone
+                (Opcode.BINARY, True, False, payload, len(payload), 0),  # then all of it
+            ]
+        assert parser.buffered == 0
+
+    def test_memory_grows_with_what_arrived_not_with_what_was_announced(self) -> None:
+        size = 16 * 2**20
+        frame = serialize_frame(Opcode.BINARY, bytes(size), mask=MASK)
+        parser = FrameParser()
+        parser.feed(frame[:14])  # the header of a 16 MiB frame
+        assert parser.next_piece() == (Opcode.BINARY, True, False, b"", size, 0)
+        parser.collect_payload()
+        assert parser._collect is not None and parser._collect.allocated == 0
+        sent = 14
+        for step in (10, 100_000, 1_000_000, 3_000_000):
+            parser.feed(frame[sent : sent + step])
+            sent += step
+            assert parser.next_piece() is None
+            arrived = sent - 14
+            assert arrived == parser._collect.filled
+            assert parser._collect.allocated <= max(4 * arrived, 65536)
+        parser.feed(frame[sent:])
+        piece = parser.next_piece()
+        assert piece is not None and piece.payload == bytes(size)
+
+    def test_only_on_a_header_piece(self) -> None:
+        parser = FrameParser()
+        with pytest.raises(ValueError):
+            parser.collect_payload()  # no frame
+        frame = serialize_frame(Opcode.BINARY, b"x" * 50_000, mask=MASK)
+        parser.feed(frame[:20_000])
+        assert parser.next_piece() is not None  # the header
+        assert parser.next_piece() is not None  # streamed: a first piece of the payload
+        with pytest.raises(ValueError):
+            parser.collect_payload()
+
+    def test_discarding_drops_what_was_collected(self) -> None:
+        frame = serialize_frame(Opcode.BINARY, b"x" * 50_000, mask=MASK)
+        close = serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=MASK)
+        parser = FrameParser()
+        parser.feed(frame[:20_000])
+        assert parser.next_piece() is not None
+        parser.collect_payload()
+        assert parser.next_piece() is None
+        parser.discarding = True
+        parser.feed(frame[20_000:] + close)
+        pieces = []
+        while (piece := parser.next_piece()) is not None:
+            pieces.append(piece)
+        assert pieces[-1].opcode is Opcode.CLOSE and parser._collect is None

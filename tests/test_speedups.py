@@ -10,6 +10,7 @@ and compare everything that comes out. CI also runs the whole suite with
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import struct
 import zlib
@@ -51,6 +52,7 @@ def python_path() -> Iterator[None]:
         patch.object(frames, "apply_mask", frames._apply_mask_python),
         patch.object(frames, "read_messages", frames._read_messages_python),
         patch.object(frames, "build_frame", frames._build_frame_python),
+        patch.object(frames, "PayloadBuffer", frames._PayloadBufferPython),
         patch.object(connection, "build_frame", frames._build_frame_python),
     ):
         yield
@@ -61,6 +63,7 @@ def test_the_accelerator_is_what_the_frame_layer_uses() -> None:
     assert frames.read_messages is _speedups.read_messages
     assert frames.build_frame is _speedups.build_frame
     assert connection.build_frame is _speedups.build_frame
+    assert frames.PayloadBuffer is _speedups.PayloadBuffer
 
 
 # ----------------------------------------------------------------- frames
@@ -165,6 +168,33 @@ def test_apply_mask(data: bytes, mask: bytes) -> None:
     assert _speedups.apply_mask(data, mask) == frames._apply_mask_python(data, mask)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.integers(0, 300_000),
+    cuts=st.lists(st.floats(0, 1), max_size=8),
+    mask=st.binary(min_size=4, max_size=4),
+    extra=st.integers(0, 3),
+)
+def test_payload_buffer(size: int, cuts: list[float], mask: bytes, extra: int) -> None:
+    payload = os.urandom(min(size, 1000)) * (size // 1000 + 1)
+    payload = payload[:size]
+    masked = frames._apply_mask_python(payload, mask)
+    points = sorted({int(c * size) for c in cuts} | {0, size})
+    log: dict[str, list[Any]] = {}
+    for name, kind in (("c", _speedups.PayloadBuffer), ("py", frames._PayloadBufferPython)):
+        buffer = kind(size)
+        steps: list[Any] = [outcome(buffer.take)] if size else []  # not complete yet
+        for start, end in itertools.pairwise(points):
+            steps.append(outcome(buffer.add, masked[start:end], mask))
+            steps.append((buffer.filled, buffer.allocated))
+        steps.append(outcome(buffer.add, b"x" * extra, mask))  # past the end: refused
+        steps.append(outcome(buffer.add, b"", b"abc"))  # a bad mask: refused
+        steps.append(outcome(buffer.take))
+        log[name] = steps
+        assert steps[-1] == ("ok", payload) or (extra and steps[-1][0] == "ok")
+    assert log["c"] == log["py"]
+
+
 # ------------------------------------------------------- whole connections
 
 
@@ -177,7 +207,9 @@ def compressed_frame(text: str, mask: bytes) -> bytes:
     return head + mask + frames._apply_mask_python(payload, mask)
 
 
-def run(wire: bytes, cuts: list[int], max_size: int | None, deflate: bool, sends: list[Any]) -> Any:
+def run(
+    wire: bytes, cuts: list[float], max_size: int | None, deflate: bool, sends: list[Any]
+) -> Any:
     """Everything a connection gives for this input: events, bytes out, state, errors."""
     conn = Connection(
         max_size=max_size,
@@ -185,7 +217,7 @@ def run(wire: bytes, cuts: list[int], max_size: int | None, deflate: bool, sends
     )
     log: list[Any] = []
     start = 0
-    for cut in [*sorted(cuts), len(wire)]:
+    for cut in [*sorted(int(c * len(wire)) for c in cuts), len(wire)]:
         chunk = wire[start:cut]
         start = max(start, cut)
         log.append([repr(event) for event in conn.receive_data(memoryview(bytearray(chunk)))])
@@ -200,15 +232,15 @@ def run(wire: bytes, cuts: list[int], max_size: int | None, deflate: bool, sends
 @given(
     frames_=st.lists(client_frame(), max_size=6),
     compressed=st.lists(st.text(max_size=80), max_size=2),
-    cuts=st.lists(st.integers(0, 400), max_size=5),
-    max_size=max_sizes,
+    cuts=st.lists(st.floats(0, 1), max_size=5),
+    max_size=max_sizes | st.sampled_from([None, 2**20]),
     deflate=st.booleans(),
     sends=st.lists(payloads, max_size=2),
 )
 def test_a_connection_gives_the_same_with_and_without_the_accelerator(
     frames_: list[bytes],
     compressed: list[str],
-    cuts: list[int],
+    cuts: list[float],
     max_size: int | None,
     deflate: bool,
     sends: list[Any],

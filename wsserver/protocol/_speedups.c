@@ -1,6 +1,6 @@
 /* Optional C accelerator for wsserver's frame layer.
  *
- * Three functions, each the twin of a pure-Python reference in
+ * Three functions and a type, each the twin of a pure-Python reference in
  * wsserver/protocol/frames.py (the reference defines what they do; a
  * Hypothesis test in tests/test_speedups.py feeds both the same input):
  *
@@ -13,6 +13,9 @@
  *       not valid UTF-8, and returns where it stopped.
  *   build_frame(opcode, payload, fin, rsv1) -> bytes
  *       an unmasked frame: header and payload (str: its UTF-8) in one object.
+ *   PayloadBuffer(size): .add(masked, mask), .take() -> bytes
+ *       a large frame's payload, unmasked into its final bytes object as it
+ *       arrives.
  *
  * wsserver uses the pure-Python versions when this module is not built (no
  * compiler) or WSSERVER_NO_SPEEDUPS is set.
@@ -285,6 +288,176 @@ build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* PayloadBuffer(size): one frame's payload, unmasked into its final bytes object
+ * as it arrives (no list of pieces to join). The object grows with what was
+ * added, to at most four times that (never more than size): a peer announcing
+ * a large frame does not get it allocated before sending a quarter of it. Until take(), the
+ * bytes object is private: nothing else sees it while it changes. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *data;    /* the bytes being filled, NULL before the first add() */
+    Py_ssize_t size;   /* the payload's length */
+    Py_ssize_t filled; /* bytes added so far */
+} PayloadBuffer;
+
+/* Allocate at least this much at once. */
+#define PAYLOAD_MIN_ALLOC 65536
+
+static PyObject *
+payload_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t size;
+    PayloadBuffer *self;
+
+    if (!PyArg_ParseTuple(args, "n:PayloadBuffer", &size)) {
+        return NULL;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "size must be >= 0");
+        return NULL;
+    }
+    self = (PayloadBuffer *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->data = NULL;
+        self->size = size;
+        self->filled = 0;
+    }
+    return (PyObject *)self;
+}
+
+static void
+payload_dealloc(PayloadBuffer *self)
+{
+    Py_XDECREF(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+payload_add(PayloadBuffer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer src, mask;
+    PyObject *result = NULL;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "add() takes exactly 2 arguments");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &src, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &mask, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&src);
+        return NULL;
+    }
+    if (mask.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
+        goto done;
+    }
+    if (src.len > self->size - self->filled) {
+        PyErr_SetString(PyExc_ValueError, "more bytes than the payload's size");
+        goto done;
+    }
+    {
+        Py_ssize_t need = self->filled + src.len;
+        Py_ssize_t have = self->data == NULL ? 0 : PyBytes_GET_SIZE(self->data);
+        if (need > have) {
+            /* All of it once a quarter is there (one allocation for most
+             * frames), else twice what is there; within [64 KiB, size]. */
+            Py_ssize_t grow = need >= self->size / 4 ? self->size : 2 * need;
+            if (grow < PAYLOAD_MIN_ALLOC) {
+                grow = PAYLOAD_MIN_ALLOC < self->size ? PAYLOAD_MIN_ALLOC : self->size;
+            }
+            if (self->data == NULL) {
+                self->data = PyBytes_FromStringAndSize(NULL, grow);
+                if (self->data == NULL) {
+                    goto done;
+                }
+            }
+            else if (_PyBytes_Resize(&self->data, grow) < 0) {
+                goto done; /* self->data is NULL now: the buffer is lost, as is the frame */
+            }
+        }
+        {
+            /* The mask turned to where this piece starts in the payload. */
+            const unsigned char *m = (const unsigned char *)mask.buf;
+            const Py_ssize_t r = self->filled & 3;
+            const unsigned char turned[4] = {m[r], m[(r + 1) & 3], m[(r + 2) & 3], m[(r + 3) & 3]};
+            unmask((const unsigned char *)src.buf,
+                   (unsigned char *)PyBytes_AS_STRING(self->data) + self->filled, src.len, turned);
+        }
+        self->filled = need;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&mask);
+    PyBuffer_Release(&src);
+    return result;
+}
+
+static PyObject *
+payload_take(PayloadBuffer *self, PyObject *unused)
+{
+    PyObject *data;
+
+    if (self->filled != self->size) {
+        PyErr_SetString(PyExc_ValueError, "the payload is not complete");
+        return NULL;
+    }
+    if (self->data == NULL) {
+        if (self->size != 0) {
+            PyErr_SetString(PyExc_ValueError, "the payload is gone");
+            return NULL;
+        }
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
+    if (PyBytes_GET_SIZE(self->data) != self->size && _PyBytes_Resize(&self->data, self->size) < 0) {
+        return NULL;
+    }
+    data = self->data;
+    self->data = NULL; /* handed over: this object no longer writes to it */
+    self->size = self->filled = 0;
+    return data;
+}
+
+static PyObject *
+payload_allocated(PayloadBuffer *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->data == NULL ? 0 : PyBytes_GET_SIZE(self->data));
+}
+
+static PyObject *
+payload_filled(PayloadBuffer *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->filled);
+}
+
+static PyMethodDef payload_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))payload_add, METH_FASTCALL,
+     "add(masked, mask): unmask the next bytes of the payload into place."},
+    {"take", (PyCFunction)payload_take, METH_NOARGS,
+     "take() -> bytes: the whole payload, once every byte was added."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef payload_getset[] = {
+    {"allocated", (getter)payload_allocated, NULL, "bytes allocated for the payload so far", NULL},
+    {"filled", (getter)payload_filled, NULL, "bytes of the payload added so far", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PayloadBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wsserver.protocol._speedups.PayloadBuffer",
+    .tp_basicsize = sizeof(PayloadBuffer),
+    .tp_dealloc = (destructor)payload_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "PayloadBuffer(size): a frame's payload, unmasked into place as it arrives.",
+    .tp_methods = payload_methods,
+    .tp_getset = payload_getset,
+    .tp_new = payload_new,
+};
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL,
      "apply_mask(data, mask) -> bytes: XOR data with the 4-byte mask repeated."},
@@ -304,5 +477,20 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&speedups_module);
+    PyObject *module;
+
+    if (PyType_Ready(&PayloadBufferType) < 0) {
+        return NULL;
+    }
+    module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&PayloadBufferType);
+    if (PyModule_AddObject(module, "PayloadBuffer", (PyObject *)&PayloadBufferType) < 0) {
+        Py_DECREF(&PayloadBufferType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

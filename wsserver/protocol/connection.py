@@ -37,6 +37,7 @@ from .deflate import PerMessageDeflate, max_deflated_size
 from .frames import (
     BINARY,
     CLOSE,
+    COLLECT_MIN,
     CONTINUATION,
     PING,
     PONG,
@@ -297,6 +298,16 @@ class Connection:
                     self._msg_wire += length
                     if self._msg_wire > max_deflated_size(max_size):
                         raise ProtocolError(f"message exceeds max_size {max_size}", 1009)
+            if (
+                opcode is BINARY
+                and fin
+                and not rsv1
+                and not payload
+                and not offset
+                and length >= COLLECT_MIN
+            ):
+                # A large one-frame binary message: its payload in one buffer, not in pieces.
+                self._parser.collect_payload()
         self._in_frame = not end
         if payload or (fin and end):
             self._add_payload(payload, fin and end)

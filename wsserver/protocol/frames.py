@@ -18,7 +18,7 @@ import enum
 import os
 import struct
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from ..errors import ProtocolError
 
@@ -197,16 +197,92 @@ def _build_frame_python(opcode: int, payload: str | Buffer, fin: bool, rsv1: boo
     return frame_header(opcode, len(data), fin, rsv1) + data
 
 
+class Payload(Protocol):
+    """What :data:`PayloadBuffer` makes (the C type, or the pure-Python reference)."""
+
+    @property
+    def allocated(self) -> int: ...
+    @property
+    def filled(self) -> int: ...
+    def add(self, masked: Buffer, mask: Buffer, /) -> None: ...
+    def take(self) -> bytes: ...
+
+
+class _PayloadBufferPython:
+    """One large frame's payload, unmasked as it arrives, given whole by :meth:`take`.
+
+    The reference for the C accelerator's ``PayloadBuffer``, which unmasks
+    into the final bytes object (no pieces to join). Both allocate as the
+    payload arrives: all of ``size`` once a quarter of it was added, before
+    that twice what was added (at least 64 KiB): a peer that announces a
+    large frame gets at most four times what it sent allocated.
+    """
+
+    __slots__ = ("_data", "_size", "_filled")
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        self._data = bytearray()
+        self._size = size
+        self._filled = 0
+
+    @property
+    def filled(self) -> int:
+        """Bytes of the payload added so far."""
+        return self._filled
+
+    @property
+    def allocated(self) -> int:
+        """Bytes allocated for the payload so far (the C version's policy, stated)."""
+        return len(self._data)
+
+    def add(self, masked: Buffer, mask: Buffer, /) -> None:
+        """Unmask the next bytes of the payload (``mask``: the frame's) into place."""
+        if len(mask) != 4:
+            raise ValueError("mask must be 4 bytes")
+        n = len(masked)
+        if n > self._size - self._filled:
+            raise ValueError("more bytes than the payload's size")
+        need = self._filled + n
+        if need > len(self._data):
+            grow = self._size if need >= self._size // 4 else 2 * need
+            grow = max(grow, min(_PAYLOAD_MIN_ALLOC, self._size))
+            self._data.extend(bytes(grow - len(self._data)))
+        r = self._filled & 3
+        turned = bytes(mask[r:]) + bytes(mask[:r])
+        self._data[self._filled : need] = apply_mask(masked, turned)
+        self._filled = need
+
+    def take(self) -> bytes:
+        """The whole payload, once every byte was added."""
+        if self._filled != self._size:
+            raise ValueError("the payload is not complete")
+        data = bytes(memoryview(self._data)[: self._size])
+        self._data = bytearray()
+        self._size = self._filled = 0
+        return data
+
+
+#: Data frames of at least this many bytes whose payload is still arriving come out
+#: header first, on its own, so that the payload may be collected (FrameParser.collect_payload).
+COLLECT_MIN = 16 * 1024
+#: Allocate at least this much at once for a payload (PayloadBuffer).
+_PAYLOAD_MIN_ALLOC = 65536
+
+
 apply_mask: Callable[[Buffer, Buffer], bytes] = _apply_mask_python
 read_messages: Callable[[Buffer, int, int | None], tuple[list[str | bytes], int]] = (
     _read_messages_python
 )
 build_frame: Callable[[int, str | Buffer, bool, bool], bytes] = _build_frame_python
-#: Whether the C accelerator is in use (masking, reading small messages, building frames).
+PayloadBuffer: Callable[[int], Payload] = _PayloadBufferPython
+#: Whether the C accelerator is in use (masking, reading small messages, building
+#: frames, assembling large payloads).
 SPEEDUPS = False
 if not os.environ.get("WSSERVER_NO_SPEEDUPS"):
     try:
-        from ._speedups import apply_mask, build_frame, read_messages
+        from ._speedups import PayloadBuffer, apply_mask, build_frame, read_messages
     except ImportError:  # not built: no compiler, or an unusual platform
         pass
     else:
@@ -307,6 +383,7 @@ class FrameParser:
         "_fin",
         "_rsv1",
         "_mask",
+        "_collect",
     )
 
     def __init__(self, *, allow_rsv1: bool = False, require_mask: bool = True) -> None:
@@ -330,6 +407,8 @@ class FrameParser:
         self._fin = False
         self._rsv1 = False
         self._mask = bytes(4)
+        # Where the payload of the frame being read is assembled (collect_payload()).
+        self._collect: Payload | None = None
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Add received bytes (see the class's note on bytearray and memoryview)."""
@@ -406,7 +485,17 @@ class FrameParser:
         else:
             self._pos = pos + n
         if self.discarding:
+            self._collect = None
             piece = (self._opcode, self._fin, self._rsv1, b"", self._length, offset)
+            return _piece(FramePiece, piece)
+        collect = self._collect
+        if collect is not None:
+            with memoryview(buf) as view:
+                collect.add(view[pos : pos + n], self._mask)
+            if self._need:
+                return None  # the rest is still to come
+            self._collect = None
+            piece = (self._opcode, self._fin, self._rsv1, collect.take(), self._length, 0)
             return _piece(FramePiece, piece)
         mask = self._mask
         if offset & 3:
@@ -482,10 +571,30 @@ class FrameParser:
             return _piece(FramePiece, (opcode, fin, rsv1, payload, length, 0))
         # A data frame whose payload is still arriving: stream it.
         self._begin_payload(start, opcode, fin, rsv1, length, mask)
+        if length >= COLLECT_MIN and not self.discarding:
+            # The header alone first: the caller may collect_payload().
+            if start == len(buf):
+                self._drop_input()
+            return _piece(FramePiece, (opcode, fin, rsv1, b"", length, 0))
         piece = self._continue_payload()
         if piece is None:
             return _piece(FramePiece, (opcode, fin, rsv1, b"", length, 0))
         return piece
+
+    def collect_payload(self) -> None:
+        """Assemble the rest of this frame's payload in one place, rather than in pieces.
+
+        Call it on the header piece of a data frame of at least
+        :data:`COLLECT_MIN` bytes (``payload`` empty, ``offset`` 0), once its
+        length is known to be acceptable. :meth:`next_piece` then returns
+        None until the whole payload is there, and then one piece with all of
+        it (``offset`` 0): no pieces to join, and with the C accelerator no
+        copy but the unmasking. Memory grows with what arrives (see
+        :data:`PayloadBuffer`).
+        """
+        if not self._need or self._need != self._length or self._offset or self.discarding:
+            raise ValueError("collect_payload() is for a frame whose payload has not started")
+        self._collect = PayloadBuffer(self._length)
 
     def _drop_input(self) -> None:
         """Everything was parsed: let go of the received bytes (idle connections hold none)."""
