@@ -8,8 +8,15 @@ frame's payload that starts at ``offset`` in a payload of ``length`` bytes. A
 frame that is wholly in the buffer comes out as one piece (``offset == 0`` and
 ``len(payload) == length``); a data frame whose payload is still arriving comes
 out as several pieces, the first one as soon as its header is complete, so that
-limits and UTF-8 are checked before the rest of the payload is buffered.
+limits and UTF-8 are checked before the rest of the payload is buffered (from
+:data:`COLLECT_MIN` bytes on, that first piece is the header alone, and the
+caller may have the rest collected into one piece: :meth:`FrameParser.collect_payload`).
 Control frames always come out whole.
+
+Whole small messages have a faster way out: :meth:`FrameParser.read_messages`.
+The hot paths (masking, reading whole messages, building frames, collecting a
+payload) have twins in the optional C accelerator (``_speedups.c``); the
+functions here are their reference.
 """
 
 from __future__ import annotations
