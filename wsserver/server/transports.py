@@ -66,11 +66,11 @@ _SELECTOR_TRANSPORT: type = getattr(selector_events, "_SelectorSocketTransport",
 def direct_fd(transport: asyncio.BaseTransport) -> int:
     """The socket to write to directly (see :func:`write`), or -1 to use the transport.
 
-    Only asyncio's own selector transport: TLS transports encrypt, and uvloop's
-    transports already write from C.
+    Only asyncio's own selector transport, on POSIX: TLS transports encrypt,
+    and uvloop's transports already write from C.
     """
-    if type(transport) is not _SELECTOR_TRANSPORT:
-        return -1
+    if type(transport) is not _SELECTOR_TRANSPORT or sys.platform == "win32":
+        return -1  # (Windows: a socket is no file descriptor for os.write)
     sock = transport.get_extra_info("socket")
     return -1 if sock is None else int(sock.fileno())
 
