@@ -506,3 +506,15 @@ def test_asking_for_zlib_ng_without_it_is_a_config_error(monkeypatch: pytest.Mon
         Config(compression_library="zlib-ng")
     with pytest.raises(ConfigError, match="speedups"):
         DeflateSettings(library="zlib-ng")
+
+
+def test_the_library_is_chosen_by_environment_and_flag() -> None:
+    from wsserver.__main__ import build_parser
+    from wsserver.config import Config
+
+    config = Config.from_sources(env={"WEBSOCKET_COMPRESSION_LIBRARY": "zlib"})
+    assert config.deflate_settings().library_in_use == "zlib"
+    args = build_parser().parse_args(["app:routes", "--compression-library", "zlib"])
+    assert args.compression_library == "zlib"
+    with pytest.raises(ConfigError):
+        Config.from_sources(env={"WEBSOCKET_COMPRESSION_LIBRARY": "brotli"})

@@ -419,6 +419,8 @@ class Config:
         Choice("auto", "zlib", "zlib-ng"),
         "what compresses: `zlib-ng` (the `speedups` extra) is ~2x faster but takes ~160 KiB "
         "per compressing connection instead of zlib's ~38 KiB; `auto`: zlib-ng when installed.",
+        env="WEBSOCKET_COMPRESSION_LIBRARY",
+        flag="--compression-library",
     )
     max_header_size: int = setting(16384, Count(), "request line + headers, in bytes (431 beyond).")
     max_headers: int = setting(100, Count(), "header lines (431 beyond).")
