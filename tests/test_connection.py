@@ -414,3 +414,20 @@ def test_one_whole_frame_per_read_gives_the_events_of_any_other_split(
         events += by_byte.receive_data(bytes([byte]))
     assert described(events) == expected
     assert per_frame.data_to_send() == at_once.data_to_send()
+
+
+@pytest.mark.parametrize("size", [10, 20_000])  # the short path and the long one
+@pytest.mark.parametrize("fin", [True, False])
+def test_a_memoryview_of_wider_items_is_sent_as_its_bytes(size: int, fin: bool) -> None:
+    import array
+
+    items = array.array("I", range(size))
+    conn = Connection()
+    conn.send(memoryview(items), fin=fin)
+    parser = FrameParser(require_mask=False)
+    parser.feed(b"".join(conn.data_to_send()))
+    payload = b""
+    while (piece := parser.next_piece()) is not None:
+        payload += piece.payload
+        assert piece.length == len(items.tobytes())
+    assert payload == items.tobytes()

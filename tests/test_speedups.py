@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import struct
+import sys
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -251,3 +252,62 @@ def test_a_connection_gives_the_same_with_and_without_the_accelerator(
     with python_path():
         reference = run(wire, cuts, max_size, deflate, sends)
     assert accelerated == reference
+
+
+# ------------------------------------------------- found in review, each failed first
+
+
+def test_a_payload_buffer_that_lost_its_memory_never_hands_out_a_wrong_payload() -> None:
+    _testcapi = pytest.importorskip("_testcapi")
+    data = os.urandom(200_000)
+    mask = b"abcd"
+    masked = frames._apply_mask_python(data, mask)
+    buffer = _speedups.PayloadBuffer(len(data))
+    buffer.add(masked[:10_000], mask)
+    buffer.add(masked[10_000:40_000], mask)
+    piece = masked[40_000:70_000]  # past the 64 KiB allocated: it must grow
+    add = buffer.add
+    failed = None
+    _testcapi.set_nomemory(0, 1)  # the next allocation fails: growing the payload
+    try:
+        add(piece, mask)
+    except MemoryError as exc:
+        failed = exc
+    finally:
+        _testcapi.remove_mem_hooks()
+    assert isinstance(failed, MemoryError)
+    with pytest.raises(ValueError):
+        buffer.add(masked[70_000:], mask)
+    with pytest.raises(ValueError):
+        buffer.take()
+
+
+def test_build_frame_keeps_the_callers_exception() -> None:
+    class Bad:
+        def __bool__(self) -> bool:
+            raise KeyError("fin")
+
+    for build in (_speedups.build_frame, frames._build_frame_python):
+        with pytest.raises(KeyError):
+            build(1, b"x", Bad(), Bad())  # type: ignore[arg-type]
+
+
+def test_empty_adds_are_harmless() -> None:
+    for kind in (_speedups.PayloadBuffer, frames._PayloadBufferPython):
+        buffer = kind(0)
+        buffer.add(b"", b"abcd")
+        assert buffer.take() == b""
+        buffer.add(b"", b"abcd")  # after take()
+        buffer = kind(3)
+        buffer.add(b"", b"abcd")
+        buffer.add(b"\x00\x00\x00", b"abcd")
+        assert buffer.take() == b"abc"
+
+
+def test_sending_a_non_ascii_str_does_not_grow_it() -> None:
+    text = "é" * 10_000
+    before = sys.getsizeof(text)
+    conn = Connection()
+    conn.send(text)
+    assert sys.getsizeof(text) == before
+    assert conn.data_to_send()[0][4:] == text.encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 
@@ -124,3 +125,36 @@ def test_only_asyncio_selector_transports_are_written_to_directly() -> None:
 
     assert direct_fd(Other()) == -1
     assert transports._SELECTOR_TRANSPORT.__name__ == "_SelectorSocketTransport"
+
+
+@pytest.mark.skipif(os.environ.get("WSSERVER_TEST_LOOP") == "uvloop", reason="asyncio's transport")
+async def test_many_chunks_to_a_dead_peer_log_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    transport, _ = await loop.connect_accepted_socket(Spy, ours)
+    transport.pause_reading()  # the reset is met by a write, not by a read
+    theirs.close()
+    fd = direct_fd(transport)
+    write(transport, fd, b"x")  # the first write meets the error...
+    with caplog.at_level("WARNING", logger="asyncio"):
+        for _ in range(3):
+            writelines(transport, fd, [b"chunk"] * 12)  # ... and these must not warn per chunk
+    assert "socket.send() raised exception" not in caplog.text
+    assert transport.is_closing()
+
+
+@pytest.mark.skipif(os.environ.get("WSSERVER_TEST_LOOP") == "uvloop", reason="asyncio's transport")
+async def test_nothing_reaches_the_socket_once_the_transport_is_closing() -> None:
+    transport, theirs, _ = await accepted_pair()
+    fd = direct_fd(transport)
+    write(transport, fd, b"before")
+    transport.abort()  # closing; its socket is closed in a later iteration
+    write(transport, fd, b"after")
+    writelines(transport, fd, [b"after", b"too"])
+    await asyncio.sleep(0.05)
+    received = b""
+    with contextlib.suppress(BlockingIOError, ConnectionError):
+        while chunk := theirs.recv(1024):
+            received += chunk
+    assert received == b"before"
+    theirs.close()

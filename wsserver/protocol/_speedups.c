@@ -224,7 +224,7 @@ build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n, hlen;
     long opcode;
     int fin, rsv1, is_buffer = 0;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *encoded = NULL;
     unsigned char *out;
 
     if (nargs != 4) {
@@ -240,15 +240,28 @@ build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     fin = PyObject_IsTrue(args[2]);
-    rsv1 = PyObject_IsTrue(args[3]);
-    if (fin < 0 || rsv1 < 0) {
+    if (fin < 0) {
         return NULL;
     }
-    if (PyUnicode_Check(args[1])) {
+    rsv1 = PyObject_IsTrue(args[3]);
+    if (rsv1 < 0) {
+        return NULL;
+    }
+    if (PyUnicode_Check(args[1]) && PyUnicode_IS_ASCII(args[1])) {
+        /* An ASCII str is its own UTF-8: nothing is copied or cached. */
         data = PyUnicode_AsUTF8AndSize(args[1], &n);
         if (data == NULL) {
             return NULL;
         }
+    }
+    else if (PyUnicode_Check(args[1])) {
+        /* Encoded apart: PyUnicode_AsUTF8AndSize would keep the UTF-8 inside the str. */
+        encoded = PyUnicode_AsUTF8String(args[1]);
+        if (encoded == NULL) {
+            return NULL;
+        }
+        data = PyBytes_AS_STRING(encoded);
+        n = PyBytes_GET_SIZE(encoded);
     }
     else {
         if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) {
@@ -285,6 +298,7 @@ build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (is_buffer) {
         PyBuffer_Release(&view);
     }
+    Py_XDECREF(encoded);
     return result;
 }
 
@@ -353,8 +367,17 @@ payload_add(PayloadBuffer *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
         goto done;
     }
+    if (self->size < 0) {
+        PyErr_SetString(PyExc_ValueError, "the payload is gone (out of memory)");
+        goto done;
+    }
     if (src.len > self->size - self->filled) {
         PyErr_SetString(PyExc_ValueError, "more bytes than the payload's size");
+        goto done;
+    }
+    if (src.len == 0) {
+        result = Py_None;
+        Py_INCREF(result);
         goto done;
     }
     {
@@ -370,11 +393,17 @@ payload_add(PayloadBuffer *self, PyObject *const *args, Py_ssize_t nargs)
             if (self->data == NULL) {
                 self->data = PyBytes_FromStringAndSize(NULL, grow);
                 if (self->data == NULL) {
+                    if (self->filled) {
+                        self->size = -1; /* what was added is gone with it */
+                    }
                     goto done;
                 }
             }
             else if (_PyBytes_Resize(&self->data, grow) < 0) {
-                goto done; /* self->data is NULL now: the buffer is lost, as is the frame */
+                /* self->data is NULL now: what was added is lost, and so is the payload. */
+                self->size = -1;
+                self->filled = 0;
+                goto done;
             }
         }
         {
@@ -400,6 +429,10 @@ payload_take(PayloadBuffer *self, PyObject *unused)
 {
     PyObject *data;
 
+    if (self->size < 0) {
+        PyErr_SetString(PyExc_ValueError, "the payload is gone (out of memory)");
+        return NULL;
+    }
     if (self->filled != self->size) {
         PyErr_SetString(PyExc_ValueError, "the payload is not complete");
         return NULL;

@@ -407,6 +407,8 @@ class Connection:
         """
         if self.close_sent is not None:
             raise InvalidState("cannot send after the close frame was sent")
+        if type(data) is memoryview and (data.itemsize != 1 or not data.c_contiguous):
+            data = data.tobytes()  # its bytes: len() of a view counts items
         is_text = isinstance(data, str)
         if (
             fin

@@ -78,11 +78,12 @@ def direct_fd(transport: asyncio.BaseTransport) -> int:
 def write(transport: asyncio.WriteTransport, fd: int, data: bytes) -> None:
     """``transport.write(data)``, with one ``send`` on ``fd`` first when nothing waits.
 
-    ``fd`` comes from :func:`direct_fd`; the caller must know that the
-    transport is neither closing nor closed (its socket may then be closed,
-    and the number reused).
+    ``fd`` comes from :func:`direct_fd`. Nothing goes to the socket once the
+    transport is closing (asyncio drops writes then). The caller must not
+    call this once ``connection_lost`` ran: the socket is closed then, and
+    its number may be another connection's.
     """
-    if fd >= 0 and not transport.get_write_buffer_size():
+    if fd >= 0 and not transport.get_write_buffer_size() and not transport.is_closing():
         try:
             sent = os.write(fd, data)
         except _BUSY:
@@ -98,7 +99,7 @@ def write(transport: asyncio.WriteTransport, fd: int, data: bytes) -> None:
 
 def writelines(transport: asyncio.WriteTransport, fd: int, chunks: Sequence[bytes]) -> None:
     """``transport.writelines(chunks)``, with one ``writev`` on ``fd`` first (see :func:`write`)."""
-    if fd < 0 or transport.get_write_buffer_size():
+    if fd < 0 or transport.get_write_buffer_size() or transport.is_closing():
         transport.writelines(chunks)
         return
     if len(chunks) > _WRITEV_CHUNKS:
@@ -106,8 +107,13 @@ def writelines(transport: asyncio.WriteTransport, fd: int, chunks: Sequence[byte
         return
     try:
         sent = os.writev(fd, chunks)
+    except _BUSY:
+        sent = 0
     except OSError:
-        sent = 0  # would block, or an error the transport meets again
+        # An error the transport meets again, in one write (not one per chunk,
+        # each of which it would warn about once the connection is lost).
+        transport.writelines(chunks)
+        return
     for chunk in chunks:
         size = len(chunk)
         if sent >= size:
