@@ -17,6 +17,7 @@ at least 3 rounds, no ``--quick``.
 
 from __future__ import annotations
 
+import statistics
 from html import escape
 
 from benchmarks.matrix import Metric, Scenario, Server
@@ -178,11 +179,7 @@ def _medians(
     out = {}
     for (scenario_key, server_key), vals in values(measurements, metric).items():
         if scenario_key == scenario.key and vals:
-            ordered = sorted(vals)
-            mid = len(ordered) // 2
-            out[server_key] = (
-                ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-            )
+            out[server_key] = statistics.median(vals)
     return out
 
 
