@@ -29,6 +29,7 @@ from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
 from ..protocol.state import ConnectionState
 from .inbox import Inbox
+from .stats import MESSAGE_FIELDS
 from .transports import (
     break_transport_cycle,
     direct_fd,
@@ -99,14 +100,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         "_resumed",
         "_progress",
         "route_name",
-        "text_in",
-        "binary_in",
-        "text_out",
-        "binary_out",
-        "payload_in",
-        "payload_out",
-        "wire_in",
-        "wire_out",
+        *MESSAGE_FIELDS,
     )
 
     def __init__(
@@ -351,13 +345,12 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if not chunks or self.lost:
             return
         if not self._held and not self.inbox.messages:
-            fd = -1 if self._transport_closing else self._fd
             if len(chunks) == 1:
                 self.wire_out += len(chunks[0])
-                write(self.transport, fd, chunks[0])
+                write(self.transport, self._fd, chunks[0])
             else:
                 self.wire_out += sum(map(len, chunks))
-                writelines(self.transport, fd, chunks)
+                writelines(self.transport, self._fd, chunks)
             return
         self.wire_out += sum(map(len, chunks))
         self._hold(chunks)
@@ -381,12 +374,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._held = []
         self._held_size = 0
         if not self.lost:
-            fd = -1 if self._transport_closing else self._fd
             if len(held) == 1:
-                write(self.transport, fd, held[0])
+                write(self.transport, self._fd, held[0])
             else:
                 # One writev (here, or in uvloop and asyncio >= 3.12).
-                writelines(self.transport, fd, held)
+                writelines(self.transport, self._fd, held)
 
     def accepts_broadcast(self) -> bool:
         """Whether :func:`wsserver.broadcast` sends to this connection now.
@@ -418,7 +410,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self._held:
             self._hold([frame])
         else:
-            write(self.transport, -1 if self._transport_closing else self._fd, frame)
+            write(self.transport, self._fd, frame)
         return True
 
     def send_nowait(self, message: str | bytes) -> bool:
