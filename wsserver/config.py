@@ -24,8 +24,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .errors import ConfigError
-from .protocol.deflate import LIBRARIES, DeflateSettings
 from .protocol.deflate import RANGES as DEFLATE_RANGES
+from .protocol.deflate import DeflateSettings
 
 __all__ = [
     "Config",
@@ -660,10 +660,7 @@ class Config:
         """
         for name, spec in settings():
             spec.kind.check(name, getattr(self, name))
-        if self.compression_library == "zlib-ng" and "zlib-ng" not in LIBRARIES:
-            raise ConfigError(
-                "compression_library: zlib-ng is not installed (pip install 'wsserver[speedups]')"
-            )
+        self.deflate_settings()  # what only the deflate layer knows: is zlib-ng installed?
 
     def deflate_settings(self) -> DeflateSettings:
         """The permessage-deflate settings these options describe."""

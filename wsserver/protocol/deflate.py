@@ -118,7 +118,8 @@ class DeflateSettings:
             raise ConfigError(f"library must be 'auto', 'zlib' or 'zlib-ng', not {self.library!r}")
         if self.library not in LIBRARIES and self.library != "auto":
             raise ConfigError(
-                f"{self.library} is not installed (pip install 'wsserver[speedups]')"
+                f"compression library {self.library} is not installed "
+                "(pip install 'wsserver[speedups]')"
             )
 
     @property
