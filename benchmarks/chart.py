@@ -17,11 +17,10 @@ at least 3 rounds, no ``--quick``.
 
 from __future__ import annotations
 
-import statistics
 from html import escape
 
 from benchmarks.matrix import Metric, Scenario, Server
-from benchmarks.report import Measurement, values
+from benchmarks.report import Measurement, _fmt, _median, values
 
 #: Bars longer than this ratio are cut, their label says by how much.
 MAX_RATIO = 3.0
@@ -178,8 +177,9 @@ def _medians(
 ) -> dict[str, float]:
     out = {}
     for (scenario_key, server_key), vals in values(measurements, metric).items():
-        if scenario_key == scenario.key and vals:
-            out[server_key] = statistics.median(vals)
+        median = _median(vals)
+        if scenario_key == scenario.key and median is not None:
+            out[server_key] = median
     return out
 
 
@@ -190,10 +190,6 @@ def _subtitle(meta: dict[str, object]) -> list[str]:
         f"median of {meta.get('rounds', '?')} interleaved round(s); the report with every "
         "figure: benchmarks/results/latest.md",
     ]
-
-
-def _fmt(value: float, metric: Metric) -> str:
-    return f"{value:,.{metric.digits}f}"
 
 
 def _wrap(text: str, width: int) -> list[str]:
