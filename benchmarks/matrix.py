@@ -57,6 +57,7 @@ class Server:
     tls: bool = False  # serves wss:// with the test certificate
     redis: bool = False  # needs a private redis-server, its broker
     app: str = ""  # wsserver's application, when not the echo (wsserver_app)
+    args: tuple[str, ...] = ()  # more arguments for a server of benchmarks/servers
 
     def serves(self, scenario: Scenario) -> bool:
         """Whether this server takes part in ``scenario``."""
@@ -137,7 +138,7 @@ class Server:
             return [*node, "--port", str(port), "--compression", deflate]
         cmd = [
             str(PEERS_PYTHON), "-m", f"benchmarks.servers.{self.library}_server",
-            "--port", str(port), "--compression", deflate, "--loop", self.loop,
+            "--port", str(port), "--compression", deflate, "--loop", self.loop, *self.args,
         ]  # fmt: skip
         if self.tls and certs is not None:
             cmd += ["--certfile", str(certs.cert), "--keyfile", str(certs.key)]
@@ -181,9 +182,14 @@ SERVERS = [
     Server("picows", "picows", "picows", "asyncio"),
     Server("picows-uvloop", "picows (uvloop)", "picows", "uvloop"),
     Server("node", "node ws", "node", "node"),
-    # Not a library: the least an asyncio server can do for a broadcast.
-    Server("floor", "floor (bare transport.write)", "floor", "asyncio", only=("i",)),
-    Server("floor-uvloop", "floor (uvloop)", "floor", "uvloop", only=("i",)),
+    # Not a library: the least an asyncio server can do (servers/floor_server.py),
+    # answering from its read callbacks, or from a task per connection.
+    Server("floor", "floor", "floor", "asyncio", only=("b", "f", "i")),
+    Server("floor-uvloop", "floor (uvloop)", "floor", "uvloop", only=("b", "f", "i")),
+    Server("floor-tasks", "floor, a task per connection", "floor", "asyncio", only=("b", "f"),
+           args=("--tasks",)),
+    Server("floor-tasks-uvloop", "floor, a task per connection (uvloop)", "floor", "uvloop",
+           only=("b", "f"), args=("--tasks",)),
     # wsserver's columns again at another revision (--baseline, benchmarks/baseline.py).
     Server("wsserver-base", "wsserver @ baseline", "wsserver", "asyncio", base=True),
     Server("wsserver-base-uvloop", "wsserver @ baseline (uvloop)", "wsserver", "uvloop", base=True),

@@ -491,9 +491,14 @@ NOTES = [
     "to all 1000 clients (wsserver: `wsserver.broadcast`, websockets: "
     "`websockets.asyncio.server.broadcast`, aiohttp: `send_str` in a loop, picows: "
     "`transport.send` in a loop, node: `ws.send` in a loop). The time runs from just before "
-    "the trigger is written to the last client's receipt. The floor columns are no library: "
-    "a bare asyncio protocol that writes one pre-built frame to each client's transport, the "
-    "least any server on that loop can do (servers/floor_server.py).",
+    "the trigger is written to the last client's receipt.",
+    "- The floor columns ((b), (f), (i)) are no library: a bare asyncio protocol with a minimal "
+    "parse of the upgrade and of the client's frames, writing straight to the socket while the "
+    "transport holds nothing, as wsserver does. In (i) it writes one pre-built frame to each "
+    "client; in (b) it echoes from the read callback, or, in the *task per connection* columns, "
+    "from a coroutine per connection woken by a future per message, the least a server whose "
+    "handlers are coroutines does. No server on that loop can go below it "
+    "(servers/floor_server.py).",
     "- node ws runs on one core like the others, its libuv thread pool (zlib) included.",
     "- (a) crosses cores on every round trip: where every server shows about the same p50, "
     "that is the machine's cost of waking the other, idle core (large on virtual machines), "

@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAMES",
         help="comma-separated servers: wsserver, wsserver-uvloop, wsserver-py, websockets, "
         "websockets-uvloop, aiohttp, aiohttp-uvloop, picows, picows-uvloop, node, floor, "
-        "floor-uvloop, wsserver-base, wsserver-base-uvloop (these two need --baseline); "
+        "floor-uvloop, floor-tasks, floor-tasks-uvloop, wsserver-base, wsserver-base-uvloop "
+        "(these two need --baseline); "
         "serving the ASGI app: asgi-wsserver, asgi-wsserver-uvloop, uvicorn-sansio, "
         "uvicorn-sansio-uvloop, uvicorn-wsproto, uvicorn-wsproto-uvloop, hypercorn, granian; "
         "the scaling row ((b) and (f)): wsserver-w1, wsserver-w2-1cpu, wsserver-w2 (all three: "

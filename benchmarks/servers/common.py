@@ -22,15 +22,17 @@ BACKLOG = 1024
 HOST = "127.0.0.1"
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(description: str, flags: dict[str, str] | None = None) -> argparse.Namespace:
     """``--port P --compression deflate|none --loop asyncio|uvloop
-    [--certfile PEM --keyfile PEM]``."""
+    [--certfile PEM --keyfile PEM]``, and a server's own ``flags`` (name: help)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--compression", choices=["deflate", "none"], default="none")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--certfile", help="serve wss:// with this certificate chain")
     parser.add_argument("--keyfile", help="and this private key")
+    for flag, help in (flags or {}).items():
+        parser.add_argument(flag, action="store_true", help=help)
     return parser.parse_args()
 
 
