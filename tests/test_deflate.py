@@ -518,3 +518,147 @@ def test_the_library_is_chosen_by_environment_and_flag() -> None:
     assert args.compression_library == "zlib"
     with pytest.raises(ConfigError):
         Config.from_sources(env={"WEBSOCKET_COMPRESSION_LIBRARY": "brotli"})
+
+
+# ------------------------------------------------- releasing an idle compressor
+
+LIBRARY_NAMES = ["zlib", *(["zlib-ng"] if "zlib-ng" in deflate.LIBRARIES else [])]
+
+
+#: Messages made of a few random chunks: later messages repeat what earlier ones
+#: sent, at every distance, so the compressor refers back across messages.
+CHUNKS = [os.urandom(n) for n in (40, 300, 1100, 2500)]
+REPEATING = st.lists(st.sampled_from(CHUNKS), max_size=4).map(b"".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(REPEATING | st.binary(max_size=300), st.booleans()), min_size=1, max_size=8
+    ),
+    bits=st.sampled_from([8, 9, 10, 12, 15]),
+    library=st.sampled_from(LIBRARY_NAMES),
+)
+def test_releasing_the_compressor_between_messages_keeps_one_valid_stream(
+    steps: list[tuple[bytes, bool]], bits: int, library: str
+) -> None:
+    # The client's decompressor (exactly the agreed window, context takeover)
+    # sees one stream, whatever messages were sent after a release.
+    pmd = PerMessageDeflate(
+        server_window_bits=bits, settings=DeflateSettings(min_size=0, library=library)
+    )
+    sent = []
+    for message, release in steps:
+        pmd.start_deflate()
+        sent.append(pmd.deflate(message, True))
+        if release:
+            assert pmd.release()
+            assert not pmd.holds_compressor
+    assert client_decompress(sent, bits, False) == [m for m, _ in steps]
+
+
+@pytest.mark.parametrize("library", LIBRARY_NAMES)
+@pytest.mark.parametrize("bits", [9, 12, 15])
+def test_after_a_release_the_next_message_still_refers_back(library: str, bits: int) -> None:
+    # Context takeover survives: what repeats the end of the stream so far
+    # compresses to a few bytes, as it does when the compressor is kept; what
+    # repeats the beginning, long out of the window, goes out as it is.
+    window = 1 << bits
+    sent = os.urandom(window * 3)
+    pmd = PerMessageDeflate(
+        server_window_bits=bits, settings=DeflateSettings(min_size=0, library=library)
+    )
+    pmd.start_deflate()
+    frames = [pmd.deflate(sent[:window], True), pmd.deflate(sent[window:], True)]
+    assert pmd.release()
+    recent, old = sent[-window // 3 :], sent[: window // 3]
+    for message in (recent, old):
+        pmd.start_deflate()
+        frames.append(pmd.deflate(message, True))
+        assert pmd.release()
+    assert len(frames[2]) < len(recent) // 10 < len(old) < len(frames[3]), [len(f) for f in frames]
+    assert client_decompress(frames, bits, False) == [sent[:window], sent[window:], recent, old]
+
+
+def test_a_fragmented_message_keeps_its_compressor_until_it_ends() -> None:
+    pmd = PerMessageDeflate(settings=DeflateSettings(min_size=0))
+    pmd.start_deflate()
+    parts = [pmd.deflate(b"first part " * 20, False)]
+    assert not pmd.release() and pmd.holds_compressor
+    parts.append(pmd.deflate(b"last part " * 20, True))
+    assert pmd.release() and not pmd.holds_compressor
+    decompressor = zlib.decompressobj(-12)
+    assert decompressor.decompress(b"".join(parts) + b"\x00\x00\xff\xff") == (
+        b"first part " * 20 + b"last part " * 20
+    )
+
+
+@pytest.mark.parametrize("library", LIBRARY_NAMES)
+def test_a_released_compressor_leaves_only_its_window_behind(library: str) -> None:
+    import tracemalloc
+
+    pmd = PerMessageDeflate(
+        server_window_bits=12, settings=DeflateSettings(min_size=0, library=library)
+    )
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        pmd.start_deflate()
+        pmd.deflate(json_like(100), True)
+        holding = tracemalloc.get_traced_memory()[0] - before
+        pmd.release()
+        released = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert holding > 30_000, holding  # zlib ~38 KiB, zlib-ng ~160 KiB
+    assert released <= 4096 + 1024, released  # the 4 KiB window and little else
+
+
+async def test_an_idle_connection_releases_its_compressor_and_goes_on(run_server: Any) -> None:
+    import asyncio
+
+    import websockets
+
+    from wsserver import Request, Router, WebSocket
+
+    routes = Router()
+    sockets: list[WebSocket] = []
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        sockets.append(ws)
+        async for message in ws:
+            await ws.send(message)
+
+    server = await run_server(
+        routes, compression="deflate", compression_min_size=0, compression_release_after=0.2
+    )
+    message = json_like(40).decode()
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/", compression="deflate") as ws:
+        assert ws.protocol.extensions  # permessage-deflate agreed, with context takeover
+        deflate_state = sockets[0]._protocol.conn.deflate
+        assert deflate_state is not None
+        for i in range(3):
+            await ws.send(message + str(i))
+            assert await ws.recv() == message + str(i)
+            assert deflate_state.holds_compressor
+            await asyncio.sleep(0.6)
+            assert not deflate_state.holds_compressor  # released while idle
+        # Busy: kept from one message to the next.
+        for _ in range(20):
+            await ws.send(message)
+            assert await ws.recv() == message
+            assert deflate_state.holds_compressor
+
+
+def test_the_release_delay_is_a_setting() -> None:
+    from wsserver.__main__ import build_parser
+    from wsserver.config import Config
+
+    assert Config().compression_release_after == 1.0
+    config = Config.from_sources(env={"WEBSOCKET_COMPRESSION_RELEASE_AFTER": "none"})
+    assert config.compression_release_after is None
+    args = build_parser().parse_args(["app:routes", "--compression-release-after", "2.5"])
+    assert args.compression_release_after == 2.5
+    with pytest.raises(ConfigError):
+        Config(compression_release_after=0)

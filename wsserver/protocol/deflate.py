@@ -22,6 +22,15 @@ zlib's level 1 in about half the time. It takes more memory: about 160 KiB per
 compressor at the default settings (zlib: ~38 KiB) and ~41 KiB per
 decompressor (zlib: ~11 KiB at 12 window bits), whatever the window.
 
+Releasing an idle compressor: with context takeover the compressor is kept
+between messages, which is most of a compressing connection's memory. The
+glue may call :meth:`PerMessageDeflate.release` once a connection has sent
+nothing for a while: the compressor is freed, and only the last window of
+what it compressed (``2**wbits`` bytes) is kept. The next message gets a new
+compressor primed with those bytes as its preset dictionary, so it refers
+back exactly as far as the kept one could; the client's decompressor holds
+the same bytes as its own window, and sees one continuous stream.
+
 Window bits 8: zlib refuses a raw deflate stream with a 256-byte window. When
 a client asks for ``server_max_window_bits=8`` we compress with a 512-byte
 window instead: zlib's compressor never refers further back than the window
@@ -218,6 +227,9 @@ class PerMessageDeflate:
         "_zlib",
         "_compressor",
         "_decompressor",
+        "_window",
+        "_history",
+        "_mid_message",
     )
 
     def __init__(
@@ -237,6 +249,12 @@ class PerMessageDeflate:
         self._zlib: Any = LIBRARIES[self.settings.library_in_use]
         self._compressor: zlib._Compress | None = None  # or zlib-ng's twins
         self._decompressor: zlib._Decompress | None = None
+        # With context takeover: the last _window bytes our compressor took
+        # (what a released one leaves behind, see release()).
+        self._window = 1 << max(server_window_bits, 9)
+        self._history = b""
+        # A message is being compressed (its last frame not yet).
+        self._mid_message = False
 
     def __repr__(self) -> str:
         return f"PerMessageDeflate({self.response_header()!r})"
@@ -273,21 +291,50 @@ class PerMessageDeflate:
             level = self.settings.level
             if level == 1 and self._zlib is not zlib:
                 level = 2  # zlib-ng's level 1 is coarser than zlib's (module docstring)
-            self._compressor = self._zlib.compressobj(
-                level, zlib.DEFLATED, -bits, self.settings.mem_level
-            )
+            if self._history:
+                # After release(): what the released compressor could refer to.
+                self._compressor = self._zlib.compressobj(
+                    level, zlib.DEFLATED, -bits, self.settings.mem_level,
+                    zlib.Z_DEFAULT_STRATEGY, self._history,
+                )  # fmt: skip
+            else:
+                self._compressor = self._zlib.compressobj(
+                    level, zlib.DEFLATED, -bits, self.settings.mem_level
+                )
 
     def deflate(self, data: bytes | bytearray | memoryview, fin: bool) -> bytes:
         """Compress one frame's worth of a message; ``fin`` marks its last frame."""
         compressor = self._compressor
         assert compressor is not None, "start_deflate() first"
         out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        if fin:
-            if out.endswith(_TAIL):
-                out = out[:-4]
-            if self.server_no_context_takeover:
+        self._mid_message = not fin
+        if self.server_no_context_takeover:
+            if fin:
                 self._compressor = None
+        elif len(data) >= self._window:
+            self._history = bytes(data[-self._window :])
+        elif data:
+            self._history = (self._history + data)[-self._window :]
+        if fin and out.endswith(_TAIL):
+            out = out[:-4]
         return out
+
+    @property
+    def holds_compressor(self) -> bool:
+        """Whether a compressor is kept between messages (what :meth:`release` frees)."""
+        return self._compressor is not None
+
+    def release(self) -> bool:
+        """Free the compressor between messages, keeping only its last window of data.
+
+        Compression goes on as before with the next message (see the module
+        docstring). Returns False, and keeps the compressor, in the middle of
+        a fragmented message.
+        """
+        if self._mid_message:
+            return False
+        self._compressor = None
+        return True
 
     # -------------------------------------------------------- decompressing
 

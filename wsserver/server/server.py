@@ -117,6 +117,8 @@ class Server:
         self.keep_alive_deadlines: Deadlines[HttpProtocol] = None  # type: ignore[assignment]
         self.ping_deadlines: Deadlines[WebSocketProtocol] | None = None
         self.pong_deadlines: Deadlines[WebSocketProtocol] | None = None
+        #: When each idle compressing WebSocket's compressor is released.
+        self.compressor_deadlines: Deadlines[WebSocketProtocol] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -149,6 +151,10 @@ class Server:
                 self.pong_deadlines = Deadlines(
                     self.loop, config.ping_timeout, WebSocketProtocol.on_pong_timeout
                 )
+        if config.compression_release_after is not None:
+            self.compressor_deadlines = Deadlines(
+                self.loop, config.compression_release_after, WebSocketProtocol.release_compressor
+            )
         if not self.listen:
             self._started = True
             return self
@@ -156,7 +162,12 @@ class Server:
             await self._listen()
         except BaseException:
             # It never served: undo what started (the app hears its lifespan end).
-            for deadlines in (self.open_deadlines, self.ping_deadlines, self.pong_deadlines):
+            for deadlines in (
+                self.open_deadlines,
+                self.ping_deadlines,
+                self.pong_deadlines,
+                self.compressor_deadlines,
+            ):
                 if deadlines is not None:
                     deadlines.close()
             self.keep_alive_deadlines.close()
@@ -281,6 +292,7 @@ class Server:
             self.keep_alive_deadlines,
             self.ping_deadlines,
             self.pong_deadlines,
+            self.compressor_deadlines,
         ):
             if deadlines is not None:
                 deadlines.close()

@@ -220,6 +220,8 @@ class WebSocket:
         if conn.close_sent is not None or protocol.lost:
             raise self._closed_error()
         conn.send(payload, fin, compress=compress)
+        if conn.deflate is not None:
+            protocol.hold_compressor()
         # Counted here rather than in a call (this is the hot path of every send).
         if type(payload) is str:
             protocol.text_out += fin

@@ -238,6 +238,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             server.ping_deadlines.discard(self)
             if server.pong_deadlines is not None:
                 server.pong_deadlines.discard(self)
+        if server.compressor_deadlines is not None:
+            server.compressor_deadlines.discard(self)
         for timer in (self._close_timer, self._fail_timer):
             if timer is not None:
                 timer.cancel()
@@ -421,6 +423,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if not self.accepts_broadcast():
             return False
         self.conn.send(message)
+        if self.conn.deflate is not None:
+            self.hold_compressor()
         self.count_sent(message)
         self.send_pending()
         return True
@@ -532,6 +536,28 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if not self.lost and not self._transport_closing:
             code = self.server.close_code
             self.start_close(code, CLOSE_REASONS.get(code, ""))
+
+    # ------------------------------------------------------------ compression
+
+    def hold_compressor(self) -> None:
+        """After a send: the compressor is kept until ``compression_release_after`` passes idle."""
+        deadlines = self.server.compressor_deadlines
+        deflate = self.conn.deflate
+        if deadlines is not None and deflate is not None and deflate.holds_compressor:
+            deadlines.add(self)
+
+    def release_compressor(self) -> None:
+        """Nothing sent for ``compression_release_after``: free the compressor's memory.
+
+        What it compressed last (its window) is kept, so compression goes on as
+        before (see :mod:`wsserver.protocol.deflate`). In the middle of a
+        fragmented message it is kept until the next deadline.
+        """
+        deflate = self.conn.deflate
+        if self.lost or deflate is None:
+            return
+        if not deflate.release():
+            self.hold_compressor()
 
     # -------------------------------------------------------------- keepalive
 
