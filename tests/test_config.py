@@ -343,6 +343,7 @@ def test_deflate_settings_defaults() -> None:
         level=1,
         min_size=32,
         server_no_context_takeover=False,
+        releasable=True,  # compression_release_after: 1 s
     )
 
 
@@ -363,6 +364,7 @@ def test_deflate_settings_mapping() -> None:
         level=3,
         min_size=0,
         server_no_context_takeover=True,
+        releasable=True,
     )
 
 

@@ -545,7 +545,8 @@ def test_releasing_the_compressor_between_messages_keeps_one_valid_stream(
     # The client's decompressor (exactly the agreed window, context takeover)
     # sees one stream, whatever messages were sent after a release.
     pmd = PerMessageDeflate(
-        server_window_bits=bits, settings=DeflateSettings(min_size=0, library=library)
+        server_window_bits=bits,
+        settings=DeflateSettings(min_size=0, library=library, releasable=True),
     )
     sent = []
     for message, release in steps:
@@ -566,7 +567,8 @@ def test_after_a_release_the_next_message_still_refers_back(library: str, bits: 
     window = 1 << bits
     sent = os.urandom(window * 3)
     pmd = PerMessageDeflate(
-        server_window_bits=bits, settings=DeflateSettings(min_size=0, library=library)
+        server_window_bits=bits,
+        settings=DeflateSettings(min_size=0, library=library, releasable=True),
     )
     pmd.start_deflate()
     frames = [pmd.deflate(sent[:window], True), pmd.deflate(sent[window:], True)]
@@ -581,7 +583,7 @@ def test_after_a_release_the_next_message_still_refers_back(library: str, bits: 
 
 
 def test_a_fragmented_message_keeps_its_compressor_until_it_ends() -> None:
-    pmd = PerMessageDeflate(settings=DeflateSettings(min_size=0))
+    pmd = PerMessageDeflate(settings=DeflateSettings(min_size=0, releasable=True))
     pmd.start_deflate()
     parts = [pmd.deflate(b"first part " * 20, False)]
     assert not pmd.release() and pmd.holds_compressor
@@ -598,7 +600,8 @@ def test_a_released_compressor_leaves_only_its_window_behind(library: str) -> No
     import tracemalloc
 
     pmd = PerMessageDeflate(
-        server_window_bits=12, settings=DeflateSettings(min_size=0, library=library)
+        server_window_bits=12,
+        settings=DeflateSettings(min_size=0, library=library, releasable=True),
     )
     tracemalloc.start()
     try:
@@ -649,6 +652,25 @@ async def test_an_idle_connection_releases_its_compressor_and_goes_on(run_server
             await ws.send(message)
             assert await ws.recv() == message
             assert deflate_state.holds_compressor
+
+
+def test_without_releasable_settings_nothing_is_kept_and_nothing_released() -> None:
+    from wsserver.config import Config
+
+    assert Config().deflate_settings().releasable
+    assert not Config(compression_release_after=None).deflate_settings().releasable
+    for pmd in (
+        PerMessageDeflate(settings=DeflateSettings(min_size=0)),
+        PerMessageDeflate(
+            server_no_context_takeover=True,
+            settings=DeflateSettings(min_size=0, releasable=True),
+        ),
+    ):
+        pmd.start_deflate()
+        pmd.deflate(b"some text " * 50, False)
+        pmd.deflate(b"and more", True)
+        assert pmd._history is None
+        assert not pmd.release()
 
 
 def test_the_release_delay_is_a_setting() -> None:

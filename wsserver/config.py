@@ -681,6 +681,7 @@ class Config:
             min_size=self.compression_min_size,
             server_no_context_takeover=self.compression_no_context_takeover,
             library=self.compression_library,
+            releasable=self.compression_release_after is not None,
         )
 
 

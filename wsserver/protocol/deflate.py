@@ -108,6 +108,9 @@ class DeflateSettings:
             message (caps memory, costs ratio).
         library: ``"zlib"``, ``"zlib-ng"`` (the speedups extra: faster, more
             memory) or ``"auto"`` (zlib-ng when installed).
+        releasable: keep the last window of what the compressor took, so that
+            :meth:`PerMessageDeflate.release` may free an idle compressor
+            (off: nothing is kept, and release() refuses).
     """
 
     server_max_window_bits: int = 12
@@ -117,6 +120,7 @@ class DeflateSettings:
     min_size: int = 32
     server_no_context_takeover: bool = False
     library: str = "auto"
+    releasable: bool = False
 
     def __post_init__(self) -> None:
         for name, (low, high) in RANGES.items():
@@ -249,10 +253,13 @@ class PerMessageDeflate:
         self._zlib: Any = LIBRARIES[self.settings.library_in_use]
         self._compressor: zlib._Compress | None = None  # or zlib-ng's twins
         self._decompressor: zlib._Decompress | None = None
-        # With context takeover: the last _window bytes our compressor took
-        # (what a released one leaves behind, see release()).
+        # With context takeover and settings.releasable: the last _window bytes
+        # (or up to twice that, trimmed as it grows) our compressor took, what
+        # a released one leaves behind (see release()); None when not kept.
         self._window = 1 << max(server_window_bits, 9)
-        self._history = b""
+        self._history: bytearray | None = (
+            bytearray() if self.settings.releasable and not server_no_context_takeover else None
+        )
         # A message is being compressed (its last frame not yet).
         self._mid_message = False
 
@@ -291,11 +298,13 @@ class PerMessageDeflate:
             level = self.settings.level
             if level == 1 and self._zlib is not zlib:
                 level = 2  # zlib-ng's level 1 is coarser than zlib's (module docstring)
-            if self._history:
+            history = self._history
+            if history:
                 # After release(): what the released compressor could refer to.
+                del history[: -self._window]
                 self._compressor = self._zlib.compressobj(
                     level, zlib.DEFLATED, -bits, self.settings.mem_level,
-                    zlib.Z_DEFAULT_STRATEGY, self._history,
+                    zlib.Z_DEFAULT_STRATEGY, bytes(history),
                 )  # fmt: skip
             else:
                 self._compressor = self._zlib.compressobj(
@@ -308,13 +317,17 @@ class PerMessageDeflate:
         assert compressor is not None, "start_deflate() first"
         out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
         self._mid_message = not fin
-        if self.server_no_context_takeover:
-            if fin:
-                self._compressor = None
-        elif len(data) >= self._window:
-            self._history = bytes(data[-self._window :])
-        elif data:
-            self._history = (self._history + data)[-self._window :]
+        if fin and self.server_no_context_takeover:
+            self._compressor = None
+        history = self._history
+        if history is not None:
+            window = self._window
+            if len(data) >= window:
+                history[:] = data[-window:]
+            else:
+                history += data
+                if len(history) >= 2 * window:
+                    del history[:-window]  # amortised: a copy every window bytes or so
         if fin and out.endswith(_TAIL):
             out = out[:-4]
         return out
@@ -329,9 +342,10 @@ class PerMessageDeflate:
 
         Compression goes on as before with the next message (see the module
         docstring). Returns False, and keeps the compressor, in the middle of
-        a fragmented message.
+        a fragmented message, or when the settings are not ``releasable``
+        (or without context takeover, where no compressor is kept anyway).
         """
-        if self._mid_message:
+        if self._mid_message or self._history is None:
             return False
         self._compressor = None
         return True
