@@ -162,20 +162,24 @@ class Server:
             await self._listen()
         except BaseException:
             # It never served: undo what started (the app hears its lifespan end).
-            for deadlines in (
-                self.open_deadlines,
-                self.ping_deadlines,
-                self.pong_deadlines,
-                self.compressor_deadlines,
-            ):
-                if deadlines is not None:
-                    deadlines.close()
-            self.keep_alive_deadlines.close()
+            self._close_deadlines()
             await self.pubsub.close()
             if self.asgi is not None:
                 await self.asgi.shutdown()
             raise
         return self
+
+    def _close_deadlines(self) -> None:
+        """Stop every per-connection timer (after serving, or when it never began)."""
+        for deadlines in (
+            self.open_deadlines,
+            self.keep_alive_deadlines,
+            self.ping_deadlines,
+            self.pong_deadlines,
+            self.compressor_deadlines,
+        ):
+            if deadlines is not None:
+                deadlines.close()
 
     async def _listen(self) -> None:
         config = self.config
@@ -287,15 +291,7 @@ class Server:
                 protocol.transport.abort()
         if self._server is not None:
             await self._server.wait_closed()
-        for deadlines in (
-            self.open_deadlines,
-            self.keep_alive_deadlines,
-            self.ping_deadlines,
-            self.pong_deadlines,
-            self.compressor_deadlines,
-        ):
-            if deadlines is not None:
-                deadlines.close()
+        self._close_deadlines()
         await self.pubsub.close()
         if self.metrics is not None:
             await self.metrics.stop()
