@@ -12,9 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from wsserver import Request, Router, WebSocket, serve
 
 from .test_cli import running_cli
-from .test_workers import children, wait_for
-
-TIMEOUT = 5
+from .test_workers import children, pid_of_connection, wait_for
 
 
 def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -94,12 +92,11 @@ async def test_one_scrape_sees_every_worker() -> None:
         "none",
     ) as cli:
         await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
-        clients = []
-        served_by = set()
-        for _ in range(40):
-            ws = await websockets.connect(cli.url + "/pid")
-            served_by.add(int(await asyncio.wait_for(ws.recv(), TIMEOUT)))
-            clients.append(ws)
+        # At once, as in test_workers: one after another, the worker that is
+        # idle first may take every connection.
+        connections = await asyncio.gather(*(pid_of_connection(cli.url) for _ in range(40)))
+        clients = [ws for ws, _ in connections]
+        served_by = {pid for _, pid in connections}
         assert served_by == children(cli.proc.pid)  # both workers have connections
 
         async def totals() -> tuple[float, float]:
