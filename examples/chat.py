@@ -9,7 +9,9 @@ the same ``--broker``): a room then spans them all.
 Protocol, at ``ws://HOST/ws/chat/<room_id>?user=NAME`` (``user`` is optional):
 
 - on join the client gets ``{"type": "system", "message", "room", "user", "clients"}``
-  and the others in the room ``{"type": "user_joined", "room", "user", "clients"}``;
+  and the others in the room ``{"type": "user_joined", "room", "user", "clients"}``
+  (the client is in the room from the start, so what the room says while its
+  welcome is made, another's join say, can come before the welcome);
 - a client sends ``{"type": "chat", "message": "...", "user": "..."}`` (``user``
   defaults to its join name); everyone in the room, sender included, gets
   ``{"type": "chat", "message", "user", "room"}``;
