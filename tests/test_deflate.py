@@ -471,7 +471,7 @@ def test_library_zlib_ng_is_another_compressor_with_the_same_stream_format() -> 
     assert failed.value.close_code == 1007
 
 
-@pytest.mark.parametrize("library", ["zlib", "zlib-ng"])
+@pytest.mark.parametrize("library", ["zlib", "zlib-ng", "auto"])
 async def test_a_real_client_talks_to_either_library(library: str, run_server: Any) -> None:
     if library == "zlib-ng":
         pytest.importorskip("zlib_ng")
@@ -489,8 +489,11 @@ async def test_a_real_client_talks_to_either_library(library: str, run_server: A
     server = await run_server(
         routes, compression="deflate", compression_library=library, compression_min_size=0
     )
-    assert server.deflate_settings.library_in_use == library
-    messages = [json_like(200).decode(), os.urandom(3000), "é" * 5000]
+    assert server.deflate_settings.library_in_use == (
+        deflate.ZLIB if library == "auto" else library
+    )
+    # Small and large: under "auto", zlib then zlib-ng compress, in one stream.
+    messages = ["hello", json_like(200).decode(), "hi", os.urandom(3000), "é" * 5000, "bye"]
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/", compression="deflate") as ws:
         assert ws.protocol.extensions  # permessage-deflate agreed
         for message in messages:
@@ -660,7 +663,10 @@ def test_without_releasable_settings_nothing_is_kept_and_nothing_released() -> N
     assert Config().deflate_settings().releasable
     assert not Config(compression_release_after=None).deflate_settings().releasable
     for pmd in (
-        PerMessageDeflate(settings=DeflateSettings(min_size=0)),
+        *(
+            PerMessageDeflate(settings=DeflateSettings(min_size=0, library=name))
+            for name in LIBRARY_NAMES
+        ),
         PerMessageDeflate(
             server_no_context_takeover=True,
             settings=DeflateSettings(min_size=0, releasable=True),
@@ -671,6 +677,116 @@ def test_without_releasable_settings_nothing_is_kept_and_nothing_released() -> N
         pmd.deflate(b"and more", True)
         assert pmd._history is None
         assert not pmd.release()
+
+
+# ----------------------------------- under "auto", the compressor follows the sizes
+
+BY_SIZE = DeflateSettings().by_size  # zlib-ng installed, and WSSERVER_NO_SPEEDUPS not set
+needs_by_size = pytest.mark.skipif(not BY_SIZE, reason="zlib-ng is not in use")
+
+
+def compressor_library(pmd: PerMessageDeflate) -> str:
+    return {"zlib": "zlib", "zlib_ng": "zlib-ng"}[type(pmd._compressor).__module__]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(REPEATING | st.binary(max_size=300), st.booleans()), min_size=1, max_size=8
+    ),
+    bits=st.sampled_from([8, 9, 10, 12, 15]),
+    releasable=st.booleans(),
+    fragment=st.booleans(),
+)
+def test_switching_compressors_by_size_keeps_one_valid_stream(
+    steps: list[tuple[bytes, bool]], bits: int, releasable: bool, fragment: bool
+) -> None:
+    # Small and large messages in any order, released or not: the client's
+    # decompressor (exactly the agreed window) sees one stream.
+    pmd = PerMessageDeflate(
+        server_window_bits=bits, settings=DeflateSettings(min_size=0, releasable=releasable)
+    )
+    sent = []
+    for message, release in steps:
+        pmd.start_deflate(len(message) // 2 if fragment else len(message))
+        if fragment:
+            half = len(message) // 2
+            sent.append(pmd.deflate(message[:half], False) + pmd.deflate(message[half:], True))
+        else:
+            sent.append(pmd.deflate(message, True))
+        if BY_SIZE and not fragment:
+            expected = "zlib-ng" if len(message) >= deflate.LARGE_MESSAGE else "zlib"
+            if compressor_library(pmd) != expected:
+                assert expected == "zlib"  # no way back but a release
+        if release:
+            assert pmd.release() is releasable
+    assert client_decompress(sent, bits, False) == [m for m, _ in steps]
+
+
+@needs_by_size
+def test_small_messages_use_zlib_until_a_large_one_and_after_a_release() -> None:
+    pmd = PerMessageDeflate(
+        server_window_bits=12, settings=DeflateSettings(min_size=0, releasable=True)
+    )
+    small, large = json_like(5), json_like(40)
+    assert len(small) < deflate.LARGE_MESSAGE <= len(large)
+    seen = []
+    for message in (small, small, large, small, large):
+        pmd.start_deflate(len(message))
+        pmd.deflate(message, True)
+        seen.append(compressor_library(pmd))
+    assert pmd.release()
+    pmd.start_deflate(len(small))
+    seen.append(compressor_library(pmd))
+    assert seen == ["zlib", "zlib", "zlib-ng", "zlib-ng", "zlib-ng", "zlib"]
+    # Without releases, the window is kept only until zlib-ng takes over.
+    pmd = PerMessageDeflate(server_window_bits=12, settings=DeflateSettings(min_size=0))
+    pmd.start_deflate(len(small))
+    pmd.deflate(small, True)
+    assert pmd._history == small
+    pmd.start_deflate(len(large))
+    pmd.deflate(large, True)
+    assert compressor_library(pmd) == "zlib-ng" and pmd._history is None
+
+
+@needs_by_size
+def test_a_large_message_refers_back_into_the_small_ones_before_it() -> None:
+    # zlib-ng's new compressor is primed with what zlib's took: a large message
+    # repeating the recent small ones compresses as if one compressor had
+    # done it all.
+    smalls = [os.urandom(300) for _ in range(10)]
+    pmd = PerMessageDeflate(server_window_bits=12, settings=DeflateSettings(min_size=0))
+    frames = []
+    for message in smalls:
+        pmd.start_deflate(len(message))
+        frames.append(pmd.deflate(message, True))
+    large = b"".join(smalls[-8:])
+    pmd.start_deflate(len(large))
+    frames.append(pmd.deflate(large, True))
+    assert compressor_library(pmd) == "zlib-ng"
+    assert len(frames[-1]) < len(large) // 20, len(frames[-1])
+    assert client_decompress(frames, 12, False) == [*smalls, large]
+
+
+@needs_by_size
+def test_a_connection_that_sends_small_messages_holds_zlibs_compressor() -> None:
+    import tracemalloc
+
+    def held(message: bytes) -> int:
+        pmd = PerMessageDeflate(
+            server_window_bits=12, settings=DeflateSettings(min_size=0, releasable=True)
+        )
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            pmd.start_deflate(len(message))
+            pmd.deflate(message, True)
+            return tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+
+    assert held(json_like(5)) < 48_000  # zlib's ~38 KiB, and the message kept
+    assert held(json_like(40)) > 130_000  # zlib-ng's ~160 KiB
 
 
 def test_the_release_delay_is_a_setting() -> None:

@@ -427,8 +427,10 @@ class Config:
     compression_library: str = setting(
         "auto",
         Choice("auto", "zlib", "zlib-ng"),
-        "what compresses: `zlib-ng` (the `speedups` extra) is ~2x faster but takes ~160 KiB "
-        "per compressing connection instead of zlib's ~38 KiB; `auto`: zlib-ng when installed.",
+        "what compresses: `zlib-ng` (the `speedups` extra) is ~2x faster on large messages but "
+        "takes ~160 KiB per compressing connection instead of zlib's ~38 KiB; `auto`: zlib-ng "
+        "when installed, for inflating and for a connection's messages from its first of 1 KiB "
+        "or more on (zlib's compressor before that, and again after a release).",
         env="WEBSOCKET_COMPRESSION_LIBRARY",
         flag="--compression-library",
     )

@@ -463,7 +463,7 @@ class ClientWebSocket:
         self._check_open()
         deflate = self._deflate if compress else None
         if deflate is not None:
-            deflate.start_deflate()
+            deflate.start_deflate(len(pieces[0]))
         last = len(pieces) - 1
         for i, piece in enumerate(pieces):
             payload = piece.encode("utf-8") if isinstance(piece, str) else piece

@@ -438,7 +438,7 @@ class Connection:
             deflate = self.deflate
             if compress and deflate is not None and deflate.should_compress(len(payload), fin):
                 rsv1 = True
-                deflate.start_deflate()
+                deflate.start_deflate(len(payload))
                 payload = deflate.deflate(payload, fin)
             if not fin:
                 self._send_opcode = opcode

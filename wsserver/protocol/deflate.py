@@ -22,6 +22,15 @@ zlib's level 1 in about half the time. It takes more memory: about 160 KiB per
 compressor at the default settings (zlib: ~38 KiB) and ~41 KiB per
 decompressor (zlib: ~11 KiB at 12 window bits), whatever the window.
 
+Under "auto" with zlib-ng, the compressor follows the messages' sizes: zlib's
+compresses until a message of :data:`LARGE_MESSAGE` bytes or more is sent,
+zlib-ng's from then on (it is faster only on larger inputs; on messages of a
+few hundred bytes both take the same time, and zlib's costs a quarter of the
+memory). The switch happens between two messages, the way a release does
+(below): the new compressor is primed with the last window of what the old one
+took, so the client sees one stream. To allow it, that window is kept while
+zlib's compressor is in use.
+
 Releasing an idle compressor: with context takeover the compressor is kept
 between messages, which is most of a compressing connection's memory. The
 glue may call :meth:`PerMessageDeflate.release` once a connection has sent
@@ -64,11 +73,16 @@ ZLIB = (
 __all__ = [
     "DeflateSettings",
     "PerMessageDeflate",
+    "LARGE_MESSAGE",
     "ZLIB",
     "max_deflated_size",
     "negotiate",
     "parse_extensions",
 ]
+
+#: Under library "auto" with zlib-ng installed, zlib-ng compresses a connection's
+#: messages from its first message of this many bytes on (see the module docstring).
+LARGE_MESSAGE = 1024
 
 EXTENSION_NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"
@@ -137,8 +151,17 @@ class DeflateSettings:
 
     @property
     def library_in_use(self) -> str:
-        """The implementation that compresses: ``library``, "auto" resolved."""
+        """The implementation that compresses: ``library``, "auto" resolved.
+
+        Under "auto" with zlib-ng this is zlib-ng, which inflates every message
+        and compresses the large ones (see :attr:`by_size`).
+        """
         return ZLIB if self.library == "auto" else self.library
+
+    @property
+    def by_size(self) -> bool:
+        """Whether zlib compresses messages until one of :data:`LARGE_MESSAGE` bytes."""
+        return self.library == "auto" and ZLIB != "zlib"
 
 
 def max_deflated_size(size: int) -> int:
@@ -230,6 +253,7 @@ class PerMessageDeflate:
         "settings",
         "_zlib",
         "_compressor",
+        "_upgradable",
         "_decompressor",
         "_window",
         "_history",
@@ -252,13 +276,19 @@ class PerMessageDeflate:
         self.settings = settings or DeflateSettings()
         self._zlib: Any = LIBRARIES[self.settings.library_in_use]
         self._compressor: zlib._Compress | None = None  # or zlib-ng's twins
+        # The compressor is zlib's, to be replaced by zlib-ng's for a large message.
+        self._upgradable = False
         self._decompressor: zlib._Decompress | None = None
-        # With context takeover and settings.releasable: the last _window bytes
-        # (or up to twice that, trimmed as it grows) our compressor took, what
-        # a released one leaves behind (see release()); None when not kept.
+        # With context takeover, when settings are releasable or by_size: the
+        # last _window bytes (or up to twice that, trimmed as it grows) our
+        # compressor took, what primes the next one after a release() or for a
+        # large message (see start_deflate()); None when not kept.
         self._window = 1 << max(server_window_bits, 9)
         self._history: bytearray | None = (
-            bytearray() if self.settings.releasable and not server_no_context_takeover else None
+            bytearray()
+            if (self.settings.releasable or self.settings.by_size)
+            and not server_no_context_takeover
+            else None
         )
         # A message is being compressed (its last frame not yet).
         self._mid_message = False
@@ -290,26 +320,34 @@ class PerMessageDeflate:
         """Whether to compress a message whose first frame has ``size`` bytes."""
         return size >= self.settings.min_size or not fin
 
-    def start_deflate(self) -> None:
-        """Prepare the compressor for a new message."""
-        if self._compressor is None:
-            # 9 bits for 8: distances stay <= 250 (see the module docstring).
-            bits = max(self.server_window_bits, 9)
-            level = self.settings.level
-            if level == 1 and self._zlib is not zlib:
-                level = 2  # zlib-ng's level 1 is coarser than zlib's (module docstring)
-            history = self._history
-            if history:
-                # After release(): what the released compressor could refer to.
-                del history[: -self._window]
-                self._compressor = self._zlib.compressobj(
-                    level, zlib.DEFLATED, -bits, self.settings.mem_level,
-                    zlib.Z_DEFAULT_STRATEGY, bytes(history),
-                )  # fmt: skip
-            else:
-                self._compressor = self._zlib.compressobj(
-                    level, zlib.DEFLATED, -bits, self.settings.mem_level
-                )
+    def start_deflate(self, size: int = 0) -> None:
+        """Prepare the compressor for a new message whose first frame has ``size`` bytes."""
+        if self._compressor is None or (self._upgradable and size >= LARGE_MESSAGE):
+            self._new_compressor(size)
+
+    def _new_compressor(self, size: int) -> None:
+        settings = self.settings
+        library = self._zlib
+        history = self._history
+        self._upgradable = settings.by_size and size < LARGE_MESSAGE
+        if self._upgradable:
+            library = zlib
+        elif not settings.releasable:
+            self._history = None  # no compressor will need it again
+        # 9 bits for 8: distances stay <= 250 (see the module docstring).
+        bits = max(self.server_window_bits, 9)
+        level = settings.level
+        if level == 1 and library is not zlib:
+            level = 2  # zlib-ng's level 1 is coarser than zlib's (module docstring)
+        if history:
+            # What the compressor before could refer to (released, or zlib's).
+            del history[: -self._window]
+            self._compressor = library.compressobj(
+                level, zlib.DEFLATED, -bits, settings.mem_level,
+                zlib.Z_DEFAULT_STRATEGY, bytes(history),
+            )  # fmt: skip
+        else:
+            self._compressor = library.compressobj(level, zlib.DEFLATED, -bits, settings.mem_level)
 
     def deflate(self, data: bytes | bytearray | memoryview, fin: bool) -> bytes:
         """Compress one frame's worth of a message; ``fin`` marks its last frame."""
@@ -345,7 +383,7 @@ class PerMessageDeflate:
         a fragmented message, or when the settings are not ``releasable``
         (or without context takeover, where no compressor is kept anyway).
         """
-        if self._mid_message or self._history is None:
+        if self._mid_message or self._history is None or not self.settings.releasable:
             return False
         self._compressor = None
         return True

@@ -74,5 +74,5 @@ def _compress_once(payload: bytes, like: PerMessageDeflate) -> bytes:
         server_window_bits=like.server_window_bits,
         settings=like.settings,
     )
-    fresh.start_deflate()
+    fresh.start_deflate(len(payload))
     return fresh.deflate(payload, True)
