@@ -34,7 +34,10 @@ def children(pid: int) -> set[int]:
     """The pids of a process's children, from /proc."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
+        try:
+            text = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended since the listing
+            continue
         found.update(int(child) for child in text)
     return found
 
