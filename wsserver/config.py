@@ -420,7 +420,7 @@ class Config:
         "seconds without sending after which a connection's compressor is freed, keeping only "
         "its last window of data: an idle connection holds ~30 KiB (zlib) to ~150 KiB (zlib-ng) "
         "less, and its next message costs ~10 µs more at 12 window bits, 40-75 µs at 15 (`none`: "
-        "keep it, and keep no copy of the window).",
+        "keep it; no copy of the window is kept then, but while zlib compresses under `auto`).",
         env="WEBSOCKET_COMPRESSION_RELEASE_AFTER",
         flag="--compression-release-after",
     )
