@@ -24,9 +24,9 @@ decompressor (zlib: ~11 KiB at 12 window bits), whatever the window.
 
 Under "auto" with zlib-ng, the compressor follows the messages' sizes: zlib's
 compresses until a message of :data:`LARGE_MESSAGE` bytes or more is sent,
-zlib-ng's from then on (it is faster only on larger inputs; on messages of a
-few hundred bytes both take the same time, and zlib's costs a quarter of the
-memory). The switch happens between two messages, the way a release does
+zlib-ng's from then on: on small messages zlib-ng gains little (about 0.8 µs
+on 256 bytes of JSON, 1.8 µs on 512), a third and more from 1 KiB on, and
+zlib's compressor takes a quarter of the memory. The switch happens between two messages, the way a release does
 (below): the new compressor is primed with the last window of what the old one
 took, so the client sees one stream. To allow it, that window is kept while
 zlib's compressor is in use.
