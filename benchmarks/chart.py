@@ -55,9 +55,7 @@ CHARTS = (
 def chart_servers(servers: list[Server], asgi: bool) -> list[Server]:
     """The columns a chart shows: the main table's (not baselines, not floors), ASGI or not."""
     return [
-        s
-        for s in servers
-        if not s.group and not s.base and s.library != "floor" and s.asgi == asgi
+        s for s in servers if not s.group and not s.base and s.library != "floor" and s.asgi == asgi
     ]
 
 
@@ -152,7 +150,7 @@ def render_svg(
         out.append(
             f'<text x="{_LABEL_W - 8}" y="{y + 12 + 14 * min(3, len(_wrap(title, 40)))}" '
             f'text-anchor="end" fill="#57606a">{escape(metric.unit)}, '
-            f'{"higher" if metric.higher_is_better else "lower"} is better</text>'
+            f"{'higher' if metric.higher_is_better else 'lower'} is better</text>"
         )
         for server, ratio, value in bars:
             length = min(ratio, MAX_RATIO) * scale
