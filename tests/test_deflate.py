@@ -23,6 +23,9 @@ from wsserver.protocol.deflate import (
 )
 from wsserver.protocol.frames import FrameParser, Opcode, serialize_frame
 
+from .helpers import wait_for
+from .inflate import inflate_messages
+
 MASK = b"\x0a\x0b\x0c\x0d"
 DEFAULT = DeflateSettings()
 
@@ -561,6 +564,37 @@ def test_releasing_the_compressor_between_messages_keeps_one_valid_stream(
     assert client_decompress(sent, bits, False) == [m for m, _ in steps]
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(REPEATING | st.binary(max_size=300), st.booleans()),
+        min_size=1,
+        max_size=6,
+    ),
+    bits=st.sampled_from([8, 9, 12]),
+    library=st.sampled_from(["auto", *LIBRARY_NAMES]),
+)
+def test_no_match_reaches_further_back_than_the_agreed_window(
+    steps: list[tuple[bytes, bool]], bits: int, library: str
+) -> None:
+    # Checked match by match, by an inflater that measures distances: for
+    # 8 bits (compressed with a 512-byte window, see deflate's docstring),
+    # through releases, and through the switch from zlib to zlib-ng.
+    pmd = PerMessageDeflate(
+        server_window_bits=bits,
+        settings=DeflateSettings(min_size=0, library=library, releasable=True),
+    )
+    frames = []
+    for message, release in steps:
+        pmd.start_deflate(len(message))
+        frames.append(pmd.deflate(message, True))
+        if release:
+            pmd.release()
+    messages, longest = inflate_messages(frames)
+    assert messages == [m for m, _ in steps]
+    assert longest <= 1 << bits
+
+
 @pytest.mark.parametrize("library", LIBRARY_NAMES)
 @pytest.mark.parametrize("bits", [9, 12, 15])
 def test_after_a_release_the_next_message_still_refers_back(library: str, bits: int) -> None:
@@ -655,6 +689,42 @@ async def test_an_idle_connection_releases_its_compressor_and_goes_on(run_server
             await ws.send(message)
             assert await ws.recv() == message
             assert deflate_state.holds_compressor
+
+
+async def test_broadcasts_keep_the_compressor_and_their_end_lets_it_go(run_server: Any) -> None:
+    # broadcast() sends with send_nowait(), not send(): it must restart the
+    # idle delay as send() does, or the compressor it builds is never freed.
+    import asyncio
+
+    import websockets
+
+    from wsserver import Request, Router, WebSocket, broadcast
+
+    routes = Router()
+    sockets: list[WebSocket] = []
+
+    @routes.websocket("/")
+    async def listen(request: Request, ws: WebSocket) -> None:
+        sockets.append(ws)
+        async for _ in ws:
+            pass
+
+    server = await run_server(
+        routes, compression="deflate", compression_min_size=0, compression_release_after=0.5
+    )
+    message = json_like(10).decode()
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/", compression="deflate") as ws:
+        await wait_for(lambda: bool(sockets), what="the handler")
+        deflate_state = sockets[0]._protocol.conn.deflate
+        assert deflate_state is not None and not deflate_state.holds_compressor
+        for i in range(15):  # one every 0.1 s: never idle for 0.5 s
+            assert broadcast(sockets, message + str(i)) == []
+            assert await ws.recv() == message + str(i)
+            assert deflate_state.holds_compressor
+            await asyncio.sleep(0.1)
+        await wait_for(lambda: not deflate_state.holds_compressor, what="the release")
+        assert broadcast(sockets, message) == []
+        assert await ws.recv() == message
 
 
 def test_without_releasable_settings_nothing_is_kept_and_nothing_released() -> None:
