@@ -717,11 +717,14 @@ async def test_broadcasts_keep_the_compressor_and_their_end_lets_it_go(run_serve
         await wait_for(lambda: bool(sockets), what="the handler")
         deflate_state = sockets[0]._protocol.conn.deflate
         assert deflate_state is not None and not deflate_state.holds_compressor
+        assert broadcast(sockets, message) == []
+        assert await ws.recv() == message
+        compressor = deflate_state._compressor
         for i in range(15):  # one every 0.1 s: never idle for 0.5 s
+            await asyncio.sleep(0.1)
+            assert deflate_state._compressor is compressor  # the same one, never released
             assert broadcast(sockets, message + str(i)) == []
             assert await ws.recv() == message + str(i)
-            assert deflate_state.holds_compressor
-            await asyncio.sleep(0.1)
         await wait_for(lambda: not deflate_state.holds_compressor, what="the release")
         assert broadcast(sockets, message) == []
         assert await ws.recv() == message
@@ -814,6 +817,7 @@ def test_small_messages_use_zlib_until_a_large_one_and_after_a_release() -> None
     pmd.start_deflate(len(small))
     pmd.deflate(small, True)
     assert pmd._history == small
+    assert not pmd.release() and pmd.holds_compressor  # kept for the switch, not for releases
     pmd.start_deflate(len(large))
     pmd.deflate(large, True)
     assert compressor_library(pmd) == "zlib-ng" and pmd._history is None
