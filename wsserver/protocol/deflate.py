@@ -26,10 +26,10 @@ Under "auto" with zlib-ng, the compressor follows the messages' sizes: zlib's
 compresses until a message of :data:`LARGE_MESSAGE` bytes or more is sent,
 zlib-ng's from then on: on small messages zlib-ng gains little (about 0.8 µs
 on 256 bytes of JSON, 1.8 µs on 512), a third and more from 1 KiB on, and
-zlib's compressor takes a quarter of the memory. The switch happens between two messages, the way a release does
-(below): the new compressor is primed with the last window of what the old one
-took, so the client sees one stream. To allow it, that window is kept while
-zlib's compressor is in use.
+zlib's compressor takes a quarter of the memory. The switch happens between
+two messages, the way a release does (below): the new compressor is primed
+with the last window of what the old one took, so the client sees one stream.
+To allow it, that window is kept while zlib's compressor is in use.
 
 Releasing an idle compressor: with context takeover the compressor is kept
 between messages, which is most of a compressing connection's memory. The
