@@ -463,8 +463,10 @@ async def test_frame_in_same_packet_as_request_is_processed() -> None:
 async def test_open_timeout_disconnects_slow_client_while_others_are_served() -> None:
     async with running(open_timeout=0.3) as server:
         loop = asyncio.get_running_loop()
-        slow_reader, slow_writer = await open_raw(server.port)
+        # Before connecting: the server's open_timeout runs from its accept,
+        # which a loaded machine may run well before this task resumes.
         started = loop.time()
+        slow_reader, slow_writer = await open_raw(server.port)
         try:
             slow_writer.write(request_bytes()[:30])  # half a request line and headers
             await slow_writer.drain()
