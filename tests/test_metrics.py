@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from wsserver import Request, Router, WebSocket, serve
 
 from .test_cli import running_cli
-from .test_workers import children, pid_of_connection, wait_for
+from .test_workers import children, on_every_worker, wait_for
 
 
 def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -92,12 +92,11 @@ async def test_one_scrape_sees_every_worker() -> None:
         "none",
     ) as cli:
         await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
-        # At once, as in test_workers: one after another, the worker that is
-        # idle first may take every connection.
-        connections = await asyncio.gather(*(pid_of_connection(cli.url) for _ in range(40)))
+        workers = children(cli.proc.pid)
+        connections = await on_every_worker(cli.url, workers)
         clients = [ws for ws, _ in connections]
-        served_by = {pid for _, pid in connections}
-        assert served_by == children(cli.proc.pid)  # both workers have connections
+        assert {pid for _, pid in connections} == workers  # both workers have connections
+        n = len(connections)
 
         async def totals() -> tuple[float, float]:
             found = scrape((await get_metrics(cli.port)).text)
@@ -106,9 +105,9 @@ async def test_one_scrape_sees_every_worker() -> None:
             return opened, open_now
 
         async def all_counted() -> bool:
-            return await totals() == (40, 40)
+            return await totals() == (n, n)
 
-        await wait_for(all_counted, what="40 connections in one scrape")
+        await wait_for(all_counted, what="every connection in one scrape")
         for ws in clients:
             await ws.close()
 

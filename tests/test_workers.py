@@ -67,11 +67,28 @@ async def pid_of_connection(url: str) -> tuple[websockets.ClientConnection, int]
     return ws, int(await asyncio.wait_for(ws.recv(), TIMEOUT))
 
 
+async def on_every_worker(
+    url: str, workers: set[int], batch: int = 20, most: int = 400
+) -> list[tuple[websockets.ClientConnection, int]]:
+    """Connections to /pid, opened ``batch`` at once until each of ``workers`` serves one.
+
+    The workers share one listening socket: whichever wakes first accepts
+    every connection waiting, so one burst may all go to one worker. After
+    ``most`` connections it stops, whoever served them.
+    """
+    connections: list[tuple[websockets.ClientConnection, int]] = []
+    while len(connections) < most:
+        connections += await asyncio.gather(*(pid_of_connection(url) for _ in range(batch)))
+        if {pid for _, pid in connections} >= workers:
+            break
+    return connections
+
+
 async def test_workers_share_the_port(tmp_path: Path) -> None:
     async with supervisor() as cli:
         workers = children(cli.proc.pid)
         assert len(workers) == 2
-        connections = await asyncio.gather(*(pid_of_connection(cli.url) for _ in range(60)))
+        connections = await on_every_worker(cli.url, workers)
         served_by = {pid for _, pid in connections}
         assert served_by == workers  # both accept on the one socket
         for ws, _ in connections:
@@ -81,7 +98,8 @@ async def test_workers_share_the_port(tmp_path: Path) -> None:
 async def test_a_killed_worker_is_replaced_and_the_others_clients_stay(tmp_path: Path) -> None:
     async with supervisor() as cli:
         workers = children(cli.proc.pid)
-        connections = await asyncio.gather(*(pid_of_connection(cli.url) for _ in range(30)))
+        connections = await on_every_worker(cli.url, workers)
+        assert {pid for _, pid in connections} == workers
         victim = next(iter(workers))
         os.kill(victim, signal.SIGKILL)
         await wait_for(lambda: len(children(cli.proc.pid) - {victim}) == 2, what="a replacement")
