@@ -654,11 +654,8 @@ def test_a_released_compressor_leaves_only_its_window_behind(library: str) -> No
     assert released <= 4096 + 1024, released  # the 4 KiB window and little else
 
 
-async def test_an_idle_connection_releases_its_compressor_and_goes_on(run_server: Any) -> None:
-    import asyncio
-
-    import websockets
-
+async def compressing_echo(run_server: Any, release_after: float) -> tuple[Any, list[Any]]:
+    """A server echoing at ``/`` with compression on, and the list its WebSockets go to."""
     from wsserver import Request, Router, WebSocket
 
     routes = Router()
@@ -671,8 +668,20 @@ async def test_an_idle_connection_releases_its_compressor_and_goes_on(run_server
             await ws.send(message)
 
     server = await run_server(
-        routes, compression="deflate", compression_min_size=0, compression_release_after=0.2
+        routes,
+        compression="deflate",
+        compression_min_size=0,
+        compression_release_after=release_after,
     )
+    return server, sockets
+
+
+async def test_an_idle_connection_releases_its_compressor_and_goes_on(run_server: Any) -> None:
+    import asyncio
+
+    import websockets
+
+    server, sockets = await compressing_echo(run_server, 0.2)
     message = json_like(40).decode()
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/", compression="deflate") as ws:
         assert ws.protocol.extensions  # permessage-deflate agreed, with context takeover
@@ -698,20 +707,9 @@ async def test_broadcasts_keep_the_compressor_and_their_end_lets_it_go(run_serve
 
     import websockets
 
-    from wsserver import Request, Router, WebSocket, broadcast
+    from wsserver import broadcast
 
-    routes = Router()
-    sockets: list[WebSocket] = []
-
-    @routes.websocket("/")
-    async def listen(request: Request, ws: WebSocket) -> None:
-        sockets.append(ws)
-        async for _ in ws:
-            pass
-
-    server = await run_server(
-        routes, compression="deflate", compression_min_size=0, compression_release_after=0.5
-    )
+    server, sockets = await compressing_echo(run_server, 0.5)  # the client sends nothing
     message = json_like(10).decode()
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/", compression="deflate") as ws:
         await wait_for(lambda: bool(sockets), what="the handler")
