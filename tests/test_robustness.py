@@ -8,10 +8,13 @@ import tracemalloc
 from asyncio.selector_events import _SelectorSocketTransport
 from typing import Any
 
+import pytest
 import websockets
 
 from wsserver import ConnectionClosedOK, Request, Router, WebSocket
 from wsserver.app.response import text
+from wsserver.asgi.http import HttpCycle
+from wsserver.asgi.websocket import WebSocketSession
 from wsserver.protocol.connection import Connection
 from wsserver.protocol.frames import Opcode, serialize_close
 from wsserver.server.http_protocol import HttpProtocol
@@ -235,6 +238,18 @@ class TestShutdown:
         silent_writer.close()
 
 
+def server_objects(server: Any, kinds: tuple[type, ...]) -> list[Any]:
+    """The objects of ``kinds`` alive, and the server's asyncio socket transports."""
+    return [
+        o
+        for o in gc.get_objects()
+        if type(o) in kinds
+        or (  # the server's side only: the test's clients have theirs
+            type(o) is _SelectorSocketTransport and o.get_extra_info("sockname")[1] == server.port
+        )
+    ]
+
+
 class TestNoLeaks:
     async def test_connect_close_cycles(self, run_server: StartServer) -> None:
         routes = echo_routes()
@@ -314,15 +329,7 @@ class TestNoLeaks:
         uri = f"ws://127.0.0.1:{server.port}"
 
         def leftovers() -> list[Any]:
-            return [
-                o
-                for o in gc.get_objects()
-                if type(o) in kinds
-                or (  # the server's side only: the test's clients have theirs
-                    type(o) is _SelectorSocketTransport
-                    and o.get_extra_info("sockname")[1] == server.port
-                )
-            ]
+            return server_objects(server, kinds)
 
         gc.collect()
         assert leftovers() == []
@@ -343,5 +350,70 @@ class TestNoLeaks:
                 await asyncio.sleep(0.01)
             assert len(handled) == 15 and not server.connections
             assert leftovers() == [], "objects left in reference cycles"
+        finally:
+            gc.enable()
+
+    async def test_asgi_connections_are_freed_without_the_garbage_collector(
+        self, run_asgi: StartServer
+    ) -> None:
+        # The same for an ASGI application: accepted, denied (403 and its own
+        # HTTP response), lost, and plain HTTP requests. The scope's pub/sub
+        # extension holds the session's subscribe(), so the session must not
+        # hold the scope once the application has returned.
+        kinds = (HttpProtocol, WebSocketProtocol, Inbox, WebSocket, Request, Connection)
+        kinds += (WebSocketSession, HttpCycle)
+        ran: list[str] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                return
+            ran.append(scope["path"])
+            if scope["type"] == "http":
+                await receive()
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"ok"})
+                return
+            await receive()  # websocket.connect
+            if scope["path"] == "/deny":
+                await send({"type": "websocket.close"})
+                return
+            if scope["path"] == "/respond":
+                await send({"type": "websocket.http.response.start", "status": 401})
+                await send({"type": "websocket.http.response.body", "body": b"no"})
+                return
+            await send({"type": "websocket.accept"})
+            scope["extensions"]["wsserver.pubsub"]["subscribe"]("news")
+            while True:
+                event = await receive()
+                if event["type"] == "websocket.disconnect":
+                    return
+                await send({"type": "websocket.send", "text": event["text"]})
+
+        server = await run_asgi(app, ping_interval=5.0)
+        uri = f"ws://127.0.0.1:{server.port}"
+        gc.collect()
+        assert server_objects(server, kinds) == []
+        gc.disable()
+        try:
+            for _ in range(5):
+                async with websockets.connect(uri + "/echo") as client:
+                    await client.send("x")
+                    assert await client.recv() == "x"
+                for path, status in (("/deny", 403), ("/respond", 401)):
+                    with pytest.raises(websockets.InvalidStatus) as denied:
+                        await websockets.connect(uri + path)
+                    assert denied.value.response.status_code == status
+                raw = await RawClient.connect(server.port, "/lost")
+                raw.close()  # no closing handshake: the connection is lost
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(b"GET /http HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert (await reader.read()).endswith(b"ok")
+                writer.close()
+            for _ in range(100):
+                if not server.connections and len(ran) == 25 and not server_objects(server, kinds):
+                    break
+                await asyncio.sleep(0.01)
+            assert len(ran) == 25 and not server.connections
+            assert server_objects(server, kinds) == [], "objects left in reference cycles"
         finally:
             gc.enable()

@@ -56,13 +56,20 @@ class WebSocketSession:
         request: the upgrade request.
         accept: what the handshake agreed, pending the application's answer.
         scope: the ``websocket`` scope.
+
+    The session keeps the scope only while the application runs (it is
+    :meth:`run`'s): the scope's pub/sub extension holds the session's
+    :meth:`subscribe`, and a session holding the scope would make a reference
+    cycle of the whole connection, left for the garbage collector to find.
     """
 
     __slots__ = (
         "connection",
         "request",
         "accept",
-        "scope",
+        "path",
+        "offered",
+        "_scope",
         "phase",
         "websocket",
         "_status",
@@ -79,7 +86,10 @@ class WebSocketSession:
         self.connection = connection
         self.request = request
         self.accept = accept
-        self.scope = scope
+        self.path: str = scope["path"]
+        #: The subprotocols the client offered (the scope's ``subprotocols``).
+        self.offered: list[str] = scope["subprotocols"]
+        self._scope: dict[str, Any] | None = scope
         self.phase = Phase.CONNECTING
         #: The connection's WebSocket once accepted.
         self.websocket: WebSocket | None = None
@@ -98,13 +108,16 @@ class WebSocketSession:
         for it; after, a 1011 close. An application that returns with the
         connection open has it closed with 1000.
         """
+        scope = self._scope
+        self._scope = None
+        assert scope is not None, "run() runs once"
         try:
-            await app(self.scope, self.receive, self.send)
+            await app(scope, self.receive, self.send)
         except Exception as exc:
             if self._gone() or caused_by_disconnect(exc):
                 # The client left: what the app does then is not its error.
                 logs.protocol_logger.debug(
-                    "client gone while the app ran on %s: %r", self.scope["path"], exc
+                    "client gone while the app ran on %s: %r", self.path, exc
                 )
             else:
                 self._failed("ASGI application failed", exc)
@@ -123,7 +136,7 @@ class WebSocketSession:
         return bool(self.connection.lost)
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
-        logs.log_app_error(problem, self.scope["path"], self.connection.remote_address, exc)
+        logs.log_app_error(problem, self.path, self.connection.remote_address, exc)
         self.connection.server.counters.handler_errors += 1
 
     def _end(self, code: int, reason: str) -> None:
@@ -252,7 +265,7 @@ class WebSocketSession:
     def _accept(self, message: Message) -> None:
         headers = response_headers(message.get("headers"), "websocket.accept")
         subprotocol = message.get("subprotocol")
-        accept = self.accept.with_answer(self.scope["subprotocols"], subprotocol, headers)
+        accept = self.accept.with_answer(self.offered, subprotocol, headers)
         self.websocket = self.connection.upgrade_session(accept, self.request)
         self._answer(Phase.ACCEPTED)
 
