@@ -22,7 +22,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from wsserver import serve
 from wsserver.asgi.lifespan import LifespanFailure
 from wsserver.errors import ClientDisconnected
-from wsserver.protocol.frames import Opcode, parse_close, serialize_close
+from wsserver.protocol.frames import Opcode, parse_close, serialize_close, serialize_frame
+from wsserver.server.http_protocol import HttpProtocol
 
 from .helpers import RawClient, errors_logged, upgrade_request
 
@@ -129,6 +130,85 @@ async def test_no_101_until_the_app_accepts(run_asgi: Any) -> None:
     assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
     assert b"\r\nx-decided: yes\r\n" in head
     writer.close()
+
+
+async def test_frames_sent_while_the_app_decides_reach_it_after_accept(run_asgi: Any) -> None:
+    # Reading goes on while the application decides; what arrives (frames a
+    # client sent early, in a write of their own) is kept for the WebSocket.
+    answer = asyncio.Event()
+    received: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await answer.wait()
+        await send({"type": "websocket.accept"})
+        while True:
+            event = await receive()
+            received.append(event)
+            if event["type"] == "websocket.disconnect":
+                return
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/"))
+    await asyncio.sleep(0.1)
+    writer.write(serialize_frame(Opcode.TEXT, b"early", mask=b"abcd"))
+    writer.write(serialize_frame(Opcode.BINARY, b"\x00\x01", mask=b"wxyz"))
+    await asyncio.sleep(0.1)
+    protocol = next(iter(server.connections))
+    assert isinstance(protocol, HttpProtocol)  # still deciding
+    answer.set()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    writer.write(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=b"abcd"))
+    await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert received == [
+        {"type": "websocket.receive", "text": "early"},
+        {"type": "websocket.receive", "bytes": b"\x00\x01"},
+        {"type": "websocket.disconnect", "code": 1000, "reason": ""},
+    ]
+
+
+async def test_a_client_leaving_while_the_app_decides_is_noticed(run_asgi: Any) -> None:
+    # The connection is dropped when the client goes, not when the app answers;
+    # the app's accept then raises an OSError (ClientDisconnected), not logged.
+    answer = asyncio.Event()
+    outcome: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await answer.wait()
+        try:
+            await send({"type": "websocket.accept"})
+        except OSError as exc:
+            outcome.append(type(exc).__name__)
+            raise
+
+    server = await run_asgi(app)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/"))
+    for _ in range(100):
+        if server.connections:
+            break
+        await asyncio.sleep(0.01)
+    writer.close()
+    for _ in range(200):
+        if not server.connections:
+            break
+        await asyncio.sleep(0.01)
+    assert not server.connections, "the connection outlived its client"
+    assert outcome == []
+    answer.set()
+    for _ in range(100):
+        if outcome:
+            break
+        await asyncio.sleep(0.01)
+    assert outcome == ["ClientDisconnected"]
 
 
 async def test_close_before_accept_is_403(run_asgi: Any) -> None:

@@ -340,7 +340,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if limit is not None and length.isdigit() and int(length) > limit:
                 self.http_error(413, "Request body too large.")
                 return
-            self.run_asgi(asgi.http(self, request))
+            self.run_asgi(asgi.http(self, request), pause=True)
             return
         config = self.config
         server = self.server
@@ -355,7 +355,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             max_connections=config.max_connections,
         )
         if isinstance(verdict, Accept):
-            self.run_asgi(asgi.websocket(self, request, verdict))
+            self.run_asgi(asgi.websocket(self, request, verdict), pause=False)
         else:
             self.deny(verdict)
 
@@ -510,16 +510,21 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------ ASGI
 
-    def run_asgi(self, coro: Coroutine[Any, Any, None]) -> None:
+    def run_asgi(self, coro: Coroutine[Any, Any, None], *, pause: bool) -> None:
         """Run an ASGI application's coroutine for the current request.
 
-        Reading pauses: the application pulls the body (:meth:`receive_body`).
-        Its task is the server's to wait for on shutdown; it is not cancelled
-        when the client goes away (it hears ``http.disconnect``), and it may
+        With ``pause`` (an HTTP request) reading pauses: the application pulls
+        the body (:meth:`receive_body`). Without (an upgrade) reading goes on
+        while the application decides, so that a client leaving is noticed;
+        what arrives meanwhile is kept for the WebSocket, up to
+        ``max_header_size`` (:meth:`data_received`). Its task is the server's
+        to wait for on shutdown; it is not cancelled when the client goes away
+        (it hears ``http.disconnect`` or ``websocket.disconnect``), and it may
         outlive its response (background work) while the connection serves its
         next request.
         """
-        self.transport.pause_reading()
+        if pause:
+            self.transport.pause_reading()
         task = self._asgi_task = self._app_task = self.loop.create_task(coro)
         self.server.app_task_started(task)
         task.add_done_callback(self._asgi_task_done)
