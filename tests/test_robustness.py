@@ -250,6 +250,14 @@ def server_objects(server: Any, kinds: tuple[type, ...]) -> list[Any]:
     ]
 
 
+async def malformed_request(port: int) -> None:
+    """Send a request h11 refuses (a header line without a colon); expect the 400."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
+    assert (await reader.read()).startswith(b"HTTP/1.1 400 ")
+    writer.close()
+
+
 class TestNoLeaks:
     async def test_connect_close_cycles(self, run_server: StartServer) -> None:
         routes = echo_routes()
@@ -301,7 +309,8 @@ class TestNoLeaks:
     ) -> None:
         # A connection's objects hold no reference cycle once it is over, so
         # reference counting frees them at once: nothing is left for the
-        # collector to find (which would cost time on busy servers).
+        # collector to find (which would cost time on busy servers), a
+        # malformed request's included (h11's exception references itself).
         # asyncio's own socket transport too (before 3.12 it references
         # itself; the protocol breaks that cycle when the connection is lost).
         kinds = (HttpProtocol, WebSocketProtocol, Inbox, WebSocket, Request, Connection)
@@ -344,6 +353,7 @@ class TestNoLeaks:
                     await client.wait_closed()
                 raw = await RawClient.connect(server.port, "/wait")
                 raw.close()  # no closing handshake: the connection is lost
+                await malformed_request(server.port)
             for _ in range(100):
                 if not server.connections and len(handled) == 15 and not leftovers():
                     break
@@ -409,6 +419,7 @@ class TestNoLeaks:
                 writer.write(b"GET /http HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 assert (await reader.read()).endswith(b"ok")
                 writer.close()
+                await malformed_request(server.port)
             for _ in range(100):
                 if not server.connections and len(ran) == 25 and not server_objects(server, kinds):
                     break

@@ -53,6 +53,19 @@ __all__ = ["HttpProtocol"]
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
+def next_event(h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+    """``h.next_event()``; a malformed request's ``h11.RemoteProtocolError`` without its traceback.
+
+    h11 raises that error from a method of the error itself, whose frame the
+    traceback keeps: a reference cycle that would hold the connection (our
+    frames are in the traceback too) until the garbage collector finds it.
+    """
+    try:
+        return h.next_event()
+    except h11.RemoteProtocolError as exc:
+        raise exc.with_traceback(None) from None
+
+
 class HttpProtocol(asyncio.BufferedProtocol):
     """One TCP connection until it is upgraded (or closed): h11, limits, HTTP routes.
 
@@ -200,7 +213,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         h = self._h11
         while self._app_task is None and not self._transport_closing:
             try:
-                event = h.next_event()
+                event = next_event(h)
             except h11.RemoteProtocolError as exc:
                 self.http_error(exc.error_status_hint, f"Bad request: {exc}")
                 return
@@ -566,7 +579,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             )
         while not self.closing:
             try:
-                event = h.next_event()
+                event = next_event(h)
             except h11.RemoteProtocolError as exc:
                 if h.our_state is h11.SEND_RESPONSE:
                     self.http_error(exc.error_status_hint, f"Bad request: {exc}")
@@ -625,7 +638,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # already is skipped; if more is still to come, the connection closes.
         while h.their_state is h11.SEND_BODY:
             try:
-                event = h.next_event()
+                event = next_event(h)
             except h11.RemoteProtocolError:
                 break
             if event is h11.NEED_DATA or event is h11.PAUSED:
@@ -685,7 +698,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # end: take it now so that the connection can stay open (if that
             # fails, the states below do not match and the connection closes).
             with contextlib.suppress(h11.RemoteProtocolError):
-                h.next_event()
+                next_event(h)
         # Without a body only in answer to a HEAD request (not, say, to a
         # malformed request that follows one on a kept-alive connection).
         head = (
