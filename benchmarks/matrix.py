@@ -196,6 +196,8 @@ SERVERS = [
     # The same ASGI application (servers/asgi_app.py) on wsserver and on the ASGI servers.
     Server("asgi-wsserver", "wsserver (ASGI)", "wsserver", "asyncio", asgi=True),
     Server("asgi-wsserver-uvloop", "wsserver (ASGI, uvloop)", "wsserver", "uvloop", asgi=True),
+    Server("asgi-wsserver-base", "wsserver (ASGI) @ baseline", "wsserver", "asyncio", asgi=True,
+           base=True),
     Server("uvicorn-sansio", "uvicorn websockets-sansio", "uvicorn", "asyncio", asgi=True,
            ws="websockets-sansio"),
     Server("uvicorn-sansio-uvloop", "uvicorn websockets-sansio (uvloop)", "uvicorn", "uvloop",
