@@ -214,11 +214,12 @@ class WebSocketSession:
             data = message.get("bytes")
             if (text is None) == (data is None):
                 raise ValueError("websocket.send needs exactly one of 'text' and 'bytes'")
-            payload = text if data is None else bytes(data)
+            payload = text if data is None else data if type(data) is bytes else bytes(data)
             if type(payload) is not str and type(payload) is not bytes:
                 raise TypeError("websocket.send: 'text' must be str and 'bytes' bytes")
             try:
-                await ws.send(payload)
+                if ws.send_now(payload):
+                    await ws.drained()
             except ConnectionClosed:
                 raise ClientDisconnected("the WebSocket is closed") from None
             return

@@ -214,6 +214,31 @@ class WebSocket:
             if self._protocol.lost:
                 raise self._closed_error()
 
+    def send_now(self, payload: str | bytes) -> bool:
+        """Send one whole message now, without waiting; True when the caller should drain.
+
+        The ASGI session's ``websocket.send`` (one whole message at a time,
+        never fragmented): a coroutine less per message than :meth:`send`.
+        When it returns True the write buffer is above ``write_limit``:
+        ``await`` :meth:`drained` before sending more.
+
+        Raises:
+            WebsocketClosed: the connection is closing or closed.
+        """
+        self._send_frame(payload, True, True)
+        return self._protocol.writing_paused
+
+    async def drained(self) -> None:
+        """Wait until the write buffer is down to a quarter of ``write_limit``.
+
+        Raises:
+            WebsocketClosed: the connection closed meanwhile.
+        """
+        protocol = self._protocol
+        await protocol.drain()
+        if protocol.lost:
+            raise self._closed_error()
+
     def _send_frame(self, payload: Data, fin: bool, compress: bool) -> None:
         conn = self._conn
         protocol = self._protocol
