@@ -310,7 +310,8 @@ class TestNoLeaks:
         # A connection's objects hold no reference cycle once it is over, so
         # reference counting frees them at once: nothing is left for the
         # collector to find (which would cost time on busy servers), a
-        # malformed request's included (h11's exception references itself).
+        # malformed request's included (h11's exception references itself),
+        # and protocol violations' (the connection keeps the error).
         # asyncio's own socket transport too (before 3.12 it references
         # itself; the protocol breaks that cycle when the connection is lost).
         kinds = (HttpProtocol, WebSocketProtocol, Inbox, WebSocket, Request, Connection)
@@ -354,11 +355,20 @@ class TestNoLeaks:
                 raw = await RawClient.connect(server.port, "/wait")
                 raw.close()  # no closing handshake: the connection is lost
                 await malformed_request(server.port)
+                # A protocol violation (the connection keeps the error: 1002).
+                raw = await RawClient.connect(server.port, "/echo")
+                raw.send_raw(b"\x81\x02ab")  # unmasked
+                await raw.expect_close(1002)
+                raw.close()
+                raw = await RawClient.connect(server.port, "/echo")
+                raw.send(Opcode.TEXT, b"\xff")  # not UTF-8: raised from a UnicodeDecodeError
+                await raw.expect_close(1007)
+                raw.close()
             for _ in range(100):
-                if not server.connections and len(handled) == 15 and not leftovers():
+                if not server.connections and len(handled) == 25 and not leftovers():
                     break
                 await asyncio.sleep(0.01)
-            assert len(handled) == 15 and not server.connections
+            assert len(handled) == 25 and not server.connections
             assert leftovers() == [], "objects left in reference cycles"
         finally:
             gc.enable()

@@ -382,7 +382,11 @@ class Connection:
         self._msg_parts = []
         self._decoder = None
         if self.failure is None:
-            self.failure = exc
+            # Kept without its traceback (nor the error it was raised from,
+            # and that one's): their frames hold this connection, a reference
+            # cycle that only the garbage collector would free.
+            exc.__cause__ = exc.__context__ = None
+            self.failure = exc.with_traceback(None)
             self._move(Trigger.VIOLATION)
             events.append(ProtocolFailure(exc.close_code, exc.reason))
 
