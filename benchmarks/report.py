@@ -184,7 +184,8 @@ def _header(meta: dict[str, Any], servers: list[Server]) -> list[str]:
         f"({'native' if meta['bufferutil_native'] else 'JavaScript fallback'})",
         f"- Load generator: {meta['go'].removeprefix('go version ')}, standard library only",
         f"- {meta['rounds']} round(s), interleaved: every scenario runs against every server in "
-        "turn before the next scenario, each against a freshly started server"
+        "turn before the next scenario (each round starting one server further on), each "
+        "against a freshly started server"
         + (" (--quick: shorter runs)" if meta.get("quick") else ""),
         *_merged_header(meta.get("merged")),
     ]

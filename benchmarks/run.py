@@ -1,7 +1,8 @@
 """The benchmark harness: ``make bench`` (or ``python -m benchmarks.run``).
 
 Runs every scenario against every server, interleaved (scenario a: A B C ...,
-scenario b: A B C ..., then the next round), each measurement against a freshly
+scenario b: A B C ..., then the next round, its order rotated by one place: B C
+... A), each measurement against a freshly
 started server pinned to CPU 0 with the Go load generator pinned to CPU 1
 (a server with --workers 2 may be let run on both CPUs; see benchmarks/README.md).
 Writes the Markdown report to stdout and benchmarks/results/latest.md, and every
@@ -158,7 +159,7 @@ def _run(
     measurements: list[dict[str, Any]] = []
     for round_no in range(1, rounds + 1):
         for scenario in scenarios:
-            for server in servers:
+            for server in rotated(servers, round_no - 1):
                 if not server.serves(scenario):
                     continue
                 m = measure(server, scenario, round_no, setup, logs)
@@ -233,6 +234,18 @@ class Setup:
     certs: Certs | None  # the test certificate, for the wss:// columns
     redis: str | None  # the redis-server binary, for the columns with a Redis broker
     quick: bool
+
+
+def rotated(servers: list[Server], places: int) -> list[Server]:
+    """``servers`` in their order, starting ``places`` further on (wrapping round).
+
+    Each round starts one place further, so that no column is always the
+    first (or the last, or the one after a heavy peer) of its scenario.
+    """
+    if not servers:
+        return servers
+    places %= len(servers)
+    return servers[places:] + servers[:places]
 
 
 def measure(

@@ -1,0 +1,26 @@
+"""The benchmark harness's order of measurements and its baseline columns (benchmarks/)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.matrix import select_servers
+from benchmarks.run import rotated
+
+
+def test_each_round_starts_one_server_further_on() -> None:
+    servers = select_servers("wsserver,aiohttp,picows,asgi-wsserver")
+    orders = [[s.key for s in rotated(servers, r)] for r in range(5)]
+    assert orders[0] == ["wsserver", "aiohttp", "picows", "asgi-wsserver"]
+    assert orders[1] == ["aiohttp", "picows", "asgi-wsserver", "wsserver"]
+    assert orders[4] == orders[0]
+    # Over as many rounds as columns, each column takes every place once.
+    for place in range(len(servers)):
+        assert sorted(order[place] for order in orders[:4]) == sorted(orders[0])
+    assert rotated([], 3) == []
+
+
+def test_baseline_columns_need_a_baseline() -> None:
+    with pytest.raises(SystemExit, match="asgi-wsserver-base"):
+        select_servers("asgi-wsserver,asgi-wsserver-base")
+    assert "asgi-wsserver-base" not in [s.key for s in select_servers(None)]
