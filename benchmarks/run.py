@@ -240,7 +240,7 @@ def rotated(servers: list[Server], places: int) -> list[Server]:
     """``servers`` in their order, starting ``places`` further on (wrapping round).
 
     Each round starts one place further, so that no column is always the
-    first (or the last, or the one after a heavy peer) of its scenario.
+    first (or the last) of its scenario.
     """
     if not servers:
         return servers

@@ -154,11 +154,14 @@ async def test_frames_sent_while_the_app_decides_reach_it_after_accept(run_asgi:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(upgrade_request("/"))
     await asyncio.sleep(0.1)
-    writer.write(serialize_frame(Opcode.TEXT, b"early", mask=b"abcd"))
-    writer.write(serialize_frame(Opcode.BINARY, b"\x00\x01", mask=b"wxyz"))
+    early = serialize_frame(Opcode.TEXT, b"early", mask=b"abcd")
+    early += serialize_frame(Opcode.BINARY, b"\x00\x01", mask=b"wxyz")
+    writer.write(early)
     await asyncio.sleep(0.1)
     protocol = next(iter(server.connections))
     assert isinstance(protocol, HttpProtocol)  # still deciding
+    assert protocol.transport.is_reading()
+    assert protocol._h11.trailing_data[0] == early  # read already, kept
     answer.set()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
@@ -170,6 +173,49 @@ async def test_frames_sent_while_the_app_decides_reach_it_after_accept(run_asgi:
         {"type": "websocket.receive", "bytes": b"\x00\x01"},
         {"type": "websocket.disconnect", "code": 1000, "reason": ""},
     ]
+
+
+async def test_reading_pauses_beyond_max_header_size_while_the_app_decides(
+    run_asgi: Any,
+) -> None:
+    # What arrives while the app decides is bounded: reading pauses once more
+    # than max_header_size came, and resumes at the 101; nothing is lost.
+    answer = asyncio.Event()
+    received: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await answer.wait()
+        await send({"type": "websocket.accept"})
+        while (event := await receive())["type"] == "websocket.receive":
+            received.append(event["bytes"])
+
+    server = await run_asgi(app, max_header_size=1024, compression=None)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/"))
+    await asyncio.sleep(0.05)
+    protocol = next(iter(server.connections))
+    assert isinstance(protocol, HttpProtocol) and protocol.transport.is_reading()
+    payloads = [bytes([i]) * 600 for i in range(8)]
+    for payload in payloads:
+        writer.write(serialize_frame(Opcode.BINARY, payload, mask=b"abcd"))
+        await asyncio.sleep(0.02)  # a read each
+    assert not protocol.transport.is_reading()
+    kept = len(protocol._h11.trailing_data[0])
+    assert 1024 < kept < 8 * 606  # the rest waits in the kernel
+    answer.set()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    for _ in range(200):
+        if len(received) == len(payloads):
+            break
+        await asyncio.sleep(0.01)
+    assert received == payloads
+    writer.write(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=b"abcd"))
+    await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
 
 
 async def test_a_client_leaving_while_the_app_decides_is_noticed(run_asgi: Any) -> None:

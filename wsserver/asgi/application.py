@@ -99,7 +99,7 @@ class ASGIApplication:
         extension["subscribe"] = session.subscribe
         extension["unsubscribe"] = session.unsubscribe
         scope["extensions"][PUBSUB] = extension
-        return session.run(self.app)
+        return session.run(self.app, scope)
 
 
 #: The scope extension that gives ASGI applications the server's publish/subscribe.

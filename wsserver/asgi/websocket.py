@@ -55,12 +55,13 @@ class WebSocketSession:
         connection: the connection in its HTTP phase.
         request: the upgrade request.
         accept: what the handshake agreed, pending the application's answer.
-        scope: the ``websocket`` scope.
+        scope: the ``websocket`` scope (the session keeps its path and the
+            subprotocols offered).
 
-    The session keeps the scope only while the application runs (it is
-    :meth:`run`'s): the scope's pub/sub extension holds the session's
-    :meth:`subscribe`, and a session holding the scope would make a reference
-    cycle of the whole connection, left for the garbage collector to find.
+    The session does not keep the scope, which :meth:`run` is given: the
+    scope's pub/sub extension holds the session's :meth:`subscribe`, and a
+    session holding the scope would make a reference cycle of the whole
+    connection, left for the garbage collector to find.
     """
 
     __slots__ = (
@@ -69,7 +70,6 @@ class WebSocketSession:
         "accept",
         "path",
         "offered",
-        "_scope",
         "phase",
         "websocket",
         "_status",
@@ -89,7 +89,6 @@ class WebSocketSession:
         self.path: str = scope["path"]
         #: The subprotocols the client offered (the scope's ``subprotocols``).
         self.offered: list[str] = scope["subprotocols"]
-        self._scope: dict[str, Any] | None = scope
         self.phase = Phase.CONNECTING
         #: The connection's WebSocket once accepted.
         self.websocket: WebSocket | None = None
@@ -101,16 +100,13 @@ class WebSocketSession:
         self._answered: asyncio.Future[None] | None = None
         self._connect_delivered = False
 
-    async def run(self, app: ASGIApp) -> None:
-        """Run ``app`` on the connection, and answer for it when it cannot.
+    async def run(self, app: ASGIApp, scope: dict[str, Any]) -> None:
+        """Run ``app`` on the connection (``scope``), and answer for it when it cannot.
 
         Before the handshake is answered, a failing application gets a 500
         for it; after, a 1011 close. An application that returns with the
         connection open has it closed with 1000.
         """
-        scope = self._scope
-        self._scope = None
-        assert scope is not None, "run() runs once"
         try:
             await app(scope, self.receive, self.send)
         except Exception as exc:

@@ -99,6 +99,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_close_after_response",
         "_idle",
         "_builtin",
+        "_kept",
     )
 
     def __init__(self, server: Server) -> None:
@@ -134,6 +135,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._idle = False
         #: The current request is for the server's own endpoints.
         self._builtin = False
+        #: Bytes received while the ASGI application works on the request (bounded).
+        self._kept = 0
 
     # ------------------------------------------------------- asyncio events
 
@@ -166,9 +169,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 waiter.set_result(None)
         elif self._app_task is not None and self._app_task is self._asgi_task:
             # An ASGI app works on the request: keep what comes (a pipelined
-            # request) for later, reading on so as to notice the client
-            # leaving, up to a bound.
-            if len(self._h11.trailing_data[0]) > self.config.max_header_size:
+            # request, frames after an upgrade request) for later, reading on
+            # so as to notice the client leaving, up to a bound.
+            self._kept += len(data)
+            if self._kept > self.config.max_header_size:
                 self.transport.pause_reading()
         else:
             self._process()
@@ -529,8 +533,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         With ``pause`` (an HTTP request) reading pauses: the application pulls
         the body (:meth:`receive_body`). Without (an upgrade) reading goes on
         while the application decides, so that a client leaving is noticed;
-        what arrives meanwhile is kept for the WebSocket, up to
-        ``max_header_size`` (:meth:`data_received`). Its task is the server's
+        what arrives meanwhile is kept for the WebSocket, and reading pauses
+        once more than ``max_header_size`` bytes came (:meth:`data_received`;
+        it resumes at the 101). Its task is the server's
         to wait for on shutdown; it is not cancelled when the client goes away
         (it hears ``http.disconnect`` or ``websocket.disconnect``), and it may
         outlive its response (background work) while the connection serves its
@@ -538,6 +543,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         if pause:
             self.transport.pause_reading()
+        self._kept = 0
         task = self._asgi_task = self._app_task = self.loop.create_task(coro)
         self.server.app_task_started(task)
         task.add_done_callback(self._asgi_task_done)

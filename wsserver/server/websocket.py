@@ -224,7 +224,12 @@ class WebSocket:
 
         Raises:
             WebsocketClosed: the connection is closing or closed.
+            ConcurrencyError: a fragmented message is being sent (:meth:`send`
+                waits for its end; this cannot).
         """
+        lock = self._fragment_lock
+        if lock is not None and lock.locked():
+            raise ConcurrencyError("a fragmented message is being sent")
         self._send_frame(payload, True, True)
         return self._protocol.writing_paused
 
