@@ -25,7 +25,7 @@ from wsserver.errors import ClientDisconnected
 from wsserver.protocol.frames import Opcode, parse_close, serialize_close, serialize_frame
 from wsserver.server.http_protocol import HttpProtocol
 
-from .helpers import RawClient, errors_logged, upgrade_request
+from .helpers import RawClient, errors_logged, upgrade_request, wait_for
 
 TIMEOUT = 5
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -208,10 +208,7 @@ async def test_reading_pauses_beyond_max_header_size_while_the_app_decides(
     answer.set()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert head.startswith(b"HTTP/1.1 101 ")
-    for _ in range(200):
-        if len(received) == len(payloads):
-            break
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: len(received) == len(payloads), TIMEOUT, "every frame")
     assert received == payloads
     writer.write(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=b"abcd"))
     await asyncio.wait_for(reader.read(), TIMEOUT)
@@ -238,22 +235,12 @@ async def test_a_client_leaving_while_the_app_decides_is_noticed(run_asgi: Any) 
     server = await run_asgi(app)
     _, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(upgrade_request("/"))
-    for _ in range(100):
-        if server.connections:
-            break
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: server.connections, TIMEOUT, "the connection")
     writer.close()
-    for _ in range(200):
-        if not server.connections:
-            break
-        await asyncio.sleep(0.01)
-    assert not server.connections, "the connection outlived its client"
+    await wait_for(lambda: not server.connections, TIMEOUT, "the connection dropped")
     assert outcome == []
     answer.set()
-    for _ in range(100):
-        if outcome:
-            break
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: outcome, TIMEOUT, "the app's accept")
     assert outcome == ["ClientDisconnected"]
 
 
