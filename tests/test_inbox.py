@@ -31,10 +31,18 @@ async def test_pauses_at_max_queue_and_resumes_at_a_quarter(max_queue: int) -> N
     inbox = rec.inbox(max_queue)
     for i in range(max_queue - 1):
         inbox.put(f"m{i}")
+    inbox.wake()
+    await asyncio.sleep(0)
     assert rec.calls == []
     inbox.put("last")
+    inbox.wake()
+    # Decided once the application had its turn (the loop comes round).
+    assert rec.calls == [] and not inbox.paused
+    await asyncio.sleep(0)
     assert rec.calls == ["pause"] and inbox.paused
     inbox.put("beyond")  # already paused: asked once
+    inbox.wake()
+    await asyncio.sleep(0)
     assert rec.calls == ["pause"]
     # Taken down message by message: reading resumes exactly when no more
     # than a quarter of max_queue is left.
@@ -45,6 +53,80 @@ async def test_pauses_at_max_queue_and_resumes_at_a_quarter(max_queue: int) -> N
     while inbox.get_nowait() is not None:
         pass
     assert rec.calls == ["pause", "resume"]
+
+
+@pytest.mark.parametrize("max_queue", [1, 4, 32])
+async def test_no_pause_when_the_application_keeps_up_with_a_burst(max_queue: int) -> None:
+    # A read brings more than max_queue messages; the application, woken by
+    # it, takes them all in its turn: reading is neither paused nor resumed.
+    rec = Recorder()
+    inbox = rec.inbox(max_queue)
+    taken: list[str | bytes] = []
+
+    async def application() -> None:
+        while len(taken) < 3 * max_queue:
+            waiter = inbox.waiter()
+            await waiter
+            inbox.forget_waiter()
+            while (message := inbox.get_nowait()) is not None:
+                taken.append(message)
+
+    task = asyncio.create_task(application())
+    await asyncio.sleep(0)  # it waits
+    for burst in range(3):
+        for i in range(max_queue):
+            inbox.put(f"{burst}.{i}")
+        inbox.wake()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    await asyncio.wait_for(task, 1)
+    assert len(taken) == 3 * max_queue
+    assert rec.calls == [] and not inbox.paused
+
+
+@pytest.mark.parametrize(("take", "paused"), [(1, True), (2, False)])
+async def test_pause_is_decided_after_the_wake_up_and_before_the_next_read(
+    take: int, paused: bool
+) -> None:
+    # The check runs after the application's wake-up (it is scheduled behind
+    # it) and before anything the loop does next: an application that takes
+    # only some of the 9 messages in its turn leaves reading paused if
+    # max_queue (8) are still waiting, not if fewer are.
+    rec = Recorder()
+    inbox = rec.inbox(8)
+    order: list[str] = []
+
+    async def application() -> None:
+        waiter = inbox.waiter()
+        await waiter
+        inbox.forget_waiter()
+        for _ in range(take):
+            inbox.get_nowait()
+        order.append(f"took {take}, paused={inbox.paused}")
+
+    task = asyncio.create_task(application())
+    await asyncio.sleep(0)
+    for i in range(9):
+        inbox.put(f"m{i}")
+    inbox.wake()
+    asyncio.get_running_loop().call_soon(lambda: order.append(f"next: paused={inbox.paused}"))
+    await asyncio.wait_for(task, 1)
+    await asyncio.sleep(0)
+    assert order == [f"took {take}, paused=False", f"next: paused={paused}"]
+    assert inbox.paused is paused
+    assert rec.calls == (["pause"] if paused else [])
+
+
+async def test_no_pause_once_ended() -> None:
+    # The last message and the peer's close in one read: nothing more can
+    # arrive, so reading is not paused (the closing handshake still reads).
+    rec = Recorder()
+    inbox = rec.inbox(2)
+    inbox.put("a")
+    inbox.put("b")
+    inbox.end()
+    await asyncio.sleep(0)
+    assert rec.calls == [] and not inbox.paused
 
 
 async def test_messages_come_out_in_order_and_none_when_empty() -> None:
@@ -87,6 +169,8 @@ async def test_detach_forgets_the_protocol_but_keeps_the_messages() -> None:
     inbox = rec.inbox(2)
     inbox.put("a")
     inbox.put("b")
+    inbox.wake()
+    await asyncio.sleep(0)
     assert rec.calls == ["pause"]
     inbox.put_failure()
     inbox.detach()

@@ -196,6 +196,35 @@ async def test_reading_pauses_at_max_queue_and_resumes_at_a_quarter() -> None:
         await server.close(timeout=0.1)
 
 
+async def test_bursts_beyond_max_queue_do_not_pause_a_handler_that_keeps_up() -> None:
+    # A client pipelining bursts of 40 messages (one write each) to an echo
+    # handler with max_queue=12: every read leaves 40 waiting, and the handler
+    # takes them all in its turn, so reading is never paused (a pause and a
+    # resume are two system calls on asyncio). A handler that does not keep
+    # up is still paused (the test above).
+    routes = Router()
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, max_queue=12)
+    await server.start()
+    try:
+        client = await RawClient.connect(server.port)
+        for burst in range(5):
+            sent = [b"b%d.%d" % (burst, i) for i in range(40)]
+            client.send_raw(b"".join(serialize_frame(Opcode.TEXT, m, mask=MASK) for m in sent))
+            await client.writer.drain()
+            echoed = [(await client.recv_frame())[3] for _ in sent]
+            assert echoed == sent
+        assert server.stats()["backpressure"]["read_pauses"] == 0
+        client.close()
+    finally:
+        await server.close(timeout=0.1)
+
+
 async def test_open_is_false_once_the_peers_close_arrived() -> None:
     # A violation behind a message that waits leaves the connection FAILING,
     # still open; the peer's close frame then arrives: it is not open any

@@ -341,8 +341,8 @@ class Config:
     max_queue: int = setting(
         32,
         Count(),
-        "messages waiting for `recv()` before the server stops reading the socket; "
-        "it resumes at a quarter of it.",
+        "messages left waiting for `recv()` once the handler had its turn after a read, "
+        "at which the server stops reading the socket; it resumes at a quarter of it.",
         env="WEBSOCKET_MAX_QUEUE",
         flag="--max-queue",
         aliases=("--ws-max-queue",),

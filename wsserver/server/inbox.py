@@ -18,9 +18,15 @@ class Inbox:
     The protocol puts messages in as they arrive; the application takes them
     with :meth:`get_nowait`, waiting on :meth:`waiter` when there is none.
 
-    Flow control: once ``max_queue`` messages wait, ``pause()`` is called (the
-    protocol stops reading the socket); once the application has taken them
-    down to a quarter of ``max_queue``, ``resume()`` is called.
+    Flow control: when a read leaves ``max_queue`` messages or more waiting
+    and the application has not taken them below ``max_queue`` once it had its
+    turn (at the next iteration of the loop, before anything more is read),
+    ``pause()`` is called (the protocol stops reading the socket); once the
+    application has taken them down to a quarter of ``max_queue``,
+    ``resume()`` is called. An application that keeps up with a client
+    sending in bursts (pipelining) so costs no pause and resume (two system
+    calls each on asyncio), and the inbox still never grows by more than one
+    read beyond ``max_queue``.
 
     A protocol violation that arrives behind messages is queued as
     :data:`FAILURE`: when the application reaches it, ``reached_failure()`` is
@@ -42,6 +48,7 @@ class Inbox:
         "_waiter",
         "ended",
         "paused",
+        "_checking",
         "high",
         "low",
         "_pause",
@@ -65,6 +72,8 @@ class Inbox:
         self.ended = False
         #: Whether reading is paused because too many messages wait.
         self.paused = False
+        #: A check whether to pause is scheduled (see :meth:`wake`).
+        self._checking = False
         #: Reading pauses once this many messages wait ...
         self.high = max_queue
         #: ... and resumes once no more than this many are left.
@@ -83,16 +92,12 @@ class Inbox:
     # ---------------------------------------------------------- the protocol
 
     def put(self, message: str | bytes) -> None:
-        """Add a message; pause reading if ``max_queue`` are now waiting.
+        """Add a message.
 
-        The application is not woken until :meth:`wake`: a read that brings
-        several messages wakes it once.
+        The application is not woken, nor is reading paused, until
+        :meth:`wake`: a read that brings several messages wakes it once.
         """
-        messages = self.messages
-        messages.append(message)
-        if len(messages) >= self.high and not self.paused and self._pause is not None:
-            self.paused = True
-            self._pause()
+        self.messages.append(message)
 
     def put_failure(self) -> bool:
         """Queue the point where the peer broke the protocol, behind the messages waiting.
@@ -107,10 +112,35 @@ class Inbox:
         return True
 
     def wake(self) -> None:
-        """Wake the application waiting for a message, if any."""
+        """Wake the application waiting for a message, if any (after a read's messages).
+
+        If ``max_queue`` messages or more wait, whether to pause reading is
+        decided once the application has had its turn: the check is
+        scheduled after its wake-up, and runs before the loop reads again.
+        """
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if (
+            len(self.messages) >= self.high
+            and not self.paused
+            and not self._checking
+            and not self.ended
+        ):
+            self._checking = True
+            self._loop.call_soon(self._pause_if_full)
+
+    def _pause_if_full(self) -> None:
+        """Pause reading if the application left ``max_queue`` messages or more waiting."""
+        self._checking = False
+        if (
+            len(self.messages) >= self.high
+            and not self.paused
+            and not self.ended
+            and self._pause is not None
+        ):
+            self.paused = True
+            self._pause()
 
     def end(self) -> None:
         """No more messages will arrive; wake the application."""
