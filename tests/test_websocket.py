@@ -195,6 +195,41 @@ class TestRecv:
             await ws.send("one")
             assert await rec.get() == "one"
 
+    async def test_recv_nowait(self, run_server: StartServer) -> None:
+        # The waiting messages in order without waiting, None when none
+        # waits (open or closed), refused while another task is in recv().
+        rec = Recorder()
+        gate = asyncio.Event()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            rec.put(ws.recv_nowait())
+            await gate.wait()
+            rec.put([ws.recv_nowait(), ws.recv_nowait(), ws.recv_nowait()])
+            waiting = asyncio.create_task(ws.recv())
+            await asyncio.sleep(0.01)
+            try:
+                ws.recv_nowait()
+            except ConcurrencyError:
+                rec.put("refused")
+            rec.put(await waiting)
+            await ws.wait_closed()
+            rec.put(ws.recv_nowait())
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            assert await rec.get() is None
+            await ws.send("a")
+            await ws.send(b"b")
+            await asyncio.sleep(0.05)
+            gate.set()
+            assert await rec.get() == ["a", b"b", None]
+            assert await rec.get() == "refused"
+            await ws.send("c")
+            assert await rec.get() == "c"
+        assert await rec.get() is None
+
     async def test_messages_before_close_are_delivered(self, run_server: StartServer) -> None:
         rec = Recorder()
         gate = asyncio.Event()

@@ -158,15 +158,18 @@ class WebSocketSession:
             return {"type": "websocket.connect"}
         ws = self.websocket
         if ws is not None and self._disconnect is None:
-            try:
-                message = await ws.recv()
-            except ConnectionClosed as exc:
-                self._disconnect = {
-                    "type": "websocket.disconnect",
-                    "code": exc.code,
-                    "reason": exc.reason,
-                }
-                return self._disconnect
+            # A message already waiting is taken without a coroutine more.
+            message = ws.recv_nowait()
+            if message is None:
+                try:
+                    message = await ws.recv()
+                except ConnectionClosed as exc:
+                    self._disconnect = {
+                        "type": "websocket.disconnect",
+                        "code": exc.code,
+                        "reason": exc.reason,
+                    }
+                    return self._disconnect
             if type(message) is str:
                 return {"type": "websocket.receive", "text": message}
             return {"type": "websocket.receive", "bytes": message}

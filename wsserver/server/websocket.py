@@ -146,6 +146,19 @@ class WebSocket:
         finally:
             self._recv_busy = False
 
+    def recv_nowait(self) -> str | bytes | None:
+        """The next message if one has arrived, without waiting; None if none waits.
+
+        None says nothing about the connection: ``await`` :meth:`recv` to
+        wait for a message, or to learn that the connection closed.
+
+        Raises:
+            ConcurrencyError: another task is waiting in ``recv()``.
+        """
+        if self._recv_busy:
+            raise ConcurrencyError("recv() is already waiting in another task")
+        return self._inbox.get_nowait()
+
     def __aiter__(self) -> WebSocket:
         return self
 
