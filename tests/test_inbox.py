@@ -129,6 +129,26 @@ async def test_no_pause_once_ended() -> None:
     assert rec.calls == [] and not inbox.paused
 
 
+async def test_an_inbox_never_empty_does_not_grow_and_keeps_no_message_taken() -> None:
+    # Messages taken as fast as they come, one always waiting: the storage
+    # stays bounded, in order, and a message taken is not kept alive.
+    inbox = Recorder().inbox(32)
+    inbox.put("m0")
+    for i in range(1, 10_000):
+        inbox.put(f"m{i}")
+        assert inbox.get_nowait() == f"m{i - 1}"
+        assert len(inbox) == 1
+        assert len(inbox.messages) <= 130
+    big = b"x" * 1_000_000
+    inbox.put(big)
+    inbox.put("after")
+    assert inbox.get_nowait() == "m9999"
+    assert inbox.get_nowait() is big
+    assert all(m is not big for m in inbox.messages)
+    assert inbox.get_nowait() == "after"
+    assert inbox.messages == [] and len(inbox) == 0
+
+
 async def test_messages_come_out_in_order_and_none_when_empty() -> None:
     inbox = Recorder().inbox(32)
     for message in ("a", b"b", "c"):

@@ -63,6 +63,37 @@ def test_envelope_round_trip() -> None:
 # ================================================== in one process: memory
 
 
+async def test_topics_attribute_follows_subscriptions() -> None:
+    # ws.topics: empty before any subscription (one shared empty set, not
+    # one per idle connection), the topics subscribed to, empty once closed.
+    seen: list[Any] = []
+    closed = asyncio.Event()
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        seen.append(set(ws.topics))
+        ws.subscribe("a")
+        ws.subscribe("b")
+        ws.subscribe("a")
+        seen.append(set(ws.topics))
+        ws.unsubscribe("a")
+        ws.unsubscribe("never")
+        seen.append(set(ws.topics))
+        await ws.send("ready")
+        await ws.wait_closed()
+        seen.append(set(ws.topics))
+        seen.append(await ws.server.presence("b"))
+        closed.set()
+
+    async with serve(routes, "127.0.0.1", 0, ping_interval=None) as server:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "ready"
+            assert await server.presence("b") == 1
+        await asyncio.wait_for(closed.wait(), TIMEOUT)
+    assert seen == [set(), {"a", "b"}, {"b"}, set(), 0]
+
+
 async def test_publish_reaches_local_subscribers_and_other_servers_of_the_broker() -> None:
     shared = MemoryBroker()
     a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=shared)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Callable
 
 __all__ = ["Inbox", "FAILURE"]
@@ -45,6 +44,7 @@ class Inbox:
     __slots__ = (
         "_loop",
         "messages",
+        "_head",
         "_waiter",
         "ended",
         "paused",
@@ -65,8 +65,12 @@ class Inbox:
         reached_failure: Callable[[], None],
     ) -> None:
         self._loop = loop
-        #: The messages waiting, oldest first (read it; change it through the methods).
-        self.messages: collections.deque[str | bytes | object] = collections.deque()
+        #: The messages received, oldest first, from index ``_head`` on: empty
+        #: exactly when none waits (read it; change it through the methods).
+        #: A list read from an index rather than a deque: an idle
+        #: connection's empty list is 56 bytes, an empty deque about 700.
+        self.messages: list[str | bytes | object] = []
+        self._head = 0
         self._waiter: asyncio.Future[None] | None = None
         #: No message can arrive any more (the connection closed, failed or was lost).
         self.ended = False
@@ -83,11 +87,12 @@ class Inbox:
         self._reached_failure: Callable[[], None] | None = reached_failure
 
     def __len__(self) -> int:
-        return len(self.messages)
+        """How many messages wait."""
+        return len(self.messages) - self._head
 
     def __repr__(self) -> str:
         state = "ended" if self.ended else "paused" if self.paused else "open"
-        return f"<Inbox {len(self.messages)} waiting, {state}>"
+        return f"<Inbox {len(self)} waiting, {state}>"
 
     # ---------------------------------------------------------- the protocol
 
@@ -122,7 +127,7 @@ class Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if (
-            len(self.messages) >= self.high
+            len(self.messages) - self._head >= self.high
             and not self.paused
             and not self._checking
             and not self.ended
@@ -134,7 +139,7 @@ class Inbox:
         """Pause reading if the application left ``max_queue`` messages or more waiting."""
         self._checking = False
         if (
-            len(self.messages) >= self.high
+            len(self.messages) - self._head >= self.high
             and not self.paused
             and not self.ended
             and self._pause is not None
@@ -166,12 +171,25 @@ class Inbox:
         """
         messages = self.messages
         while messages:
-            message = messages.popleft()
+            head = self._head
+            message = messages[head]
+            head += 1
+            if head == len(messages):
+                messages.clear()
+                head = 0
+            elif head >= 64 and 2 * head >= len(messages):
+                # Never empty (taken as fast as they come): drop what was
+                # taken, so the list does not grow with every message.
+                del messages[:head]
+                head = 0
+            else:
+                messages[head - 1] = None  # not kept alive until the list empties
+            self._head = head
             if message is FAILURE:
                 if self._reached_failure is not None:
                     self._reached_failure()
                 continue
-            if self.paused and len(messages) <= self.low:
+            if self.paused and len(messages) - head <= self.low:
                 self.paused = False
                 if self._resume is not None:
                     self._resume()
