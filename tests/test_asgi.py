@@ -9,11 +9,13 @@ and a raw socket where bytes matter. Starlette and FastAPI are in
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import h11
 import httpx
 import pytest
 import websockets
@@ -330,6 +332,24 @@ async def test_receive_and_send_text_and_bytes(run_asgi: Any) -> None:
     assert events[-1] == {"type": "websocket.disconnect", "code": 1000, "reason": ""}
 
 
+async def test_an_accepted_connection_keeps_nothing_of_its_http_phase(run_asgi: Any) -> None:
+    # Once the app accepted, the HTTP phase's objects (the HttpProtocol, and
+    # h11's parser with it) are freed while the WebSocket stays open: an idle
+    # ASGI connection costs the server less memory. Freed by reference
+    # counting (no collection here), as it would be in the server.
+    gc.collect()  # what earlier tests left
+    server = await run_asgi(echo_app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/phase") as ws:
+        await ws.send("x")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "x"
+        assert not [o for o in gc.get_objects() if type(o) is HttpProtocol]
+        assert not [o for o in gc.get_objects() if type(o) is h11.Connection]
+        # ... and the connection goes on as before.
+        await ws.send(b"y")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"y"
+    ECHO_EVENTS.pop("/phase")
+
+
 async def test_app_close_sends_code_and_reason(run_asgi: Any) -> None:
     server = await run_asgi(echo_app)
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/closing") as ws:
@@ -525,7 +545,7 @@ async def test_reading_pauses_at_max_queue_until_the_app_receives(run_asgi: Any)
         await asyncio.sleep(0.2)
         (protocol,) = server._websockets
         # Paused once max_queue were waiting (a read's whole batch is queued first).
-        assert protocol.inbox.paused and 4 <= len(protocol.inbox.messages) < 50
+        assert protocol.inbox.paused and 4 <= len(protocol.inbox) < 50
         go.set()
         for _ in range(200):
             if len(got) == 50:

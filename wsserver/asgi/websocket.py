@@ -61,11 +61,14 @@ class WebSocketSession:
     The session does not keep the scope, which :meth:`run` is given: the
     scope's pub/sub extension holds the session's :meth:`subscribe`, and a
     session holding the scope would make a reference cycle of the whole
-    connection, left for the garbage collector to find.
+    connection, left for the garbage collector to find. Once accepted it
+    lets go of the HTTP phase (the connection in it, h11's parser, the
+    handshake's answer): the WebSocket carries the connection from there.
     """
 
     __slots__ = (
         "connection",
+        "server",
         "request",
         "accept",
         "path",
@@ -83,9 +86,12 @@ class WebSocketSession:
     def __init__(
         self, connection: HttpProtocol, request: Request, accept: Accept, scope: dict[str, Any]
     ) -> None:
-        self.connection = connection
+        #: The connection in its HTTP phase; None once accepted.
+        self.connection: HttpProtocol | None = connection
+        self.server = connection.server
         self.request = request
-        self.accept = accept
+        #: What the handshake agreed (None once answered).
+        self.accept: Accept | None = accept
         self.path: str = scope["path"]
         #: The subprotocols the client offered (the scope's ``subprotocols``).
         self.offered: list[str] = scope["subprotocols"]
@@ -93,8 +99,8 @@ class WebSocketSession:
         #: The connection's WebSocket once accepted.
         self.websocket: WebSocket | None = None
         self._status = 0
-        self._headers: list[tuple[str, str]] = []
-        self._body: list[bytes] = []
+        self._headers: list[tuple[str, str]] | None = None
+        self._body: list[bytes] | None = None
         self._disconnect: Message | None = None
         #: Set once the application answered the handshake (for a receive() waiting).
         self._answered: asyncio.Future[None] | None = None
@@ -125,15 +131,23 @@ class WebSocketSession:
                 self._failed("ASGI application returned without answering the handshake", None)
         self._end(1000, "")
 
+    def _http(self) -> HttpProtocol:
+        """The connection in its HTTP phase (before the application accepted)."""
+        connection = self.connection
+        assert connection is not None, "the HTTP phase is over"
+        return connection
+
     def _gone(self) -> bool:
         """Whether the client is gone (before the 101: TCP; after: the WebSocket)."""
         if self.websocket is not None:
             return self.websocket.closed
-        return bool(self.connection.lost)
+        return bool(self._http().lost)
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
-        logs.log_app_error(problem, self.path, self.connection.remote_address, exc)
-        self.connection.server.counters.handler_errors += 1
+        ws = self.websocket
+        address = ws.remote_address if ws is not None else self._http().remote_address
+        logs.log_app_error(problem, self.path, address, exc)
+        self.server.counters.handler_errors += 1
 
     def _end(self, code: int, reason: str) -> None:
         """After the application: close what it left open."""
@@ -144,8 +158,8 @@ class WebSocketSession:
             assert ws is not None
             if ws.open:
                 ws.start_close(code, reason)
-        elif phase is not Phase.CLOSED and not self.connection.closing:
-            self.connection.deny(error_response(500, "Internal Server Error"))
+        elif phase is not Phase.CLOSED and not self._http().closing:
+            self._deny(error_response(500, "Internal Server Error"))
 
     # --------------------------------------------------------------- receive
 
@@ -180,7 +194,7 @@ class WebSocketSession:
                 loop = asyncio.get_running_loop()
                 if self._answered is None:
                     self._answered = loop.create_future()
-                lost = self.connection.watch_disconnect()
+                lost = self._http().watch_disconnect()
                 await asyncio.wait((self._answered, lost), return_when=asyncio.FIRST_COMPLETED)
                 if self.websocket is not None:
                     return await self.receive()
@@ -222,7 +236,7 @@ class WebSocketSession:
             except ConnectionClosed:
                 raise ClientDisconnected("the WebSocket is closed") from None
             return
-        if phase is Phase.CLOSED or (self.connection.closing and phase is not Phase.ACCEPTED):
+        if phase is Phase.CLOSED or (phase is not Phase.ACCEPTED and self._http().closing):
             raise ClientDisconnected("the WebSocket is closed")
         # An application may answer before it took websocket.connect (FastAPI
         # refusing in a dependency does).
@@ -253,20 +267,24 @@ class WebSocketSession:
             self.phase = Phase.RESPONDING
             return
         elif kind == "websocket.http.response.body" and phase is Phase.RESPONDING:
+            if self._body is None:
+                self._body = []
             self._body.append(bytes(message.get("body", b"")))
             if not message.get("more_body", False):
                 self._answer(Phase.CLOSED)
                 body = b"".join(self._body)
-                self._body = []
-                self._deny(Response(body, self._status, self._headers))
+                self._body = None
+                self._deny(Response(body, self._status, self._headers or []))
             return
         raise RuntimeError(f"unexpected ASGI message {kind!r} (the connection is {phase.value})")
 
     def _accept(self, message: Message) -> None:
         headers = response_headers(message.get("headers"), "websocket.accept")
         subprotocol = message.get("subprotocol")
+        assert self.accept is not None
         accept = self.accept.with_answer(self.offered, subprotocol, headers)
-        self.websocket = self.connection.upgrade_session(accept, self.request)
+        self.websocket = self._http().upgrade_session(accept, self.request)
+        self.connection = self.accept = None  # the HTTP phase is over
         self._answer(Phase.ACCEPTED)
 
     def subscribe(self, topic: str) -> None:
@@ -289,4 +307,4 @@ class WebSocketSession:
             self.websocket.unsubscribe(topic)
 
     def _deny(self, response: Response) -> None:
-        self.connection.deny(response)
+        self._http().deny(response)

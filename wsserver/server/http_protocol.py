@@ -453,7 +453,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         task = self._asgi_task
         if self.lost or self._transport_closing or task is None:
             raise ClientDisconnected("the connection closed before the handshake was answered")
-        self._app_task = None
+        # The task is the WebSocket's from here: nothing of this object's
+        # phase is left to do when it ends, and this object can be freed.
+        self._app_task = self._asgi_task = None
+        task.remove_done_callback(self._asgi_task_done)
         protocol, received = self._upgrade(accept, request)
         protocol.start(task, received)
         assert protocol.websocket is not None
