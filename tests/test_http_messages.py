@@ -5,7 +5,14 @@ from __future__ import annotations
 import h11
 import pytest
 
-from wsserver.protocol.http import Response, error_response, render_response
+from wsserver.protocol import http as http_module
+from wsserver.protocol.http import (
+    Response,
+    error_response,
+    raw_field,
+    render_response,
+    request_field,
+)
 
 from .test_handshake import assert_complete_error, parse_response
 
@@ -106,3 +113,48 @@ def test_a_body_that_does_not_match_its_length_is_refused() -> None:
     conn = request_state()
     with pytest.raises(h11.LocalProtocolError):
         render_response(conn, Response("too long", 200, [("Content-Length", "3")]))
+
+
+# ------------------------------------------------- received headers, shared
+
+
+def test_request_field_decodes_checks_and_shares_what_repeats() -> None:
+    upgrade = request_field(b"upgrade", b"websocket")
+    assert upgrade == ("upgrade", "websocket")
+    # Built from other bytes objects (as every request's are): the same pair.
+    assert request_field(b"".join([b"up", b"grade"]), b"".join([b"web", b"socket"])) is upgrade
+    # Names are shared; per-connection values are not kept.
+    key1 = request_field(b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")
+    key2 = request_field(b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")
+    assert key1 == key2 == ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    assert key1 is not key2 and key1[0] is key2[0]
+    # Secrets are never kept between requests.
+    for name in (b"authorization", b"cookie"):
+        assert request_field(name, b"secret-value") == (name.decode(), "secret-value")
+    assert not [k for k in http_module._FIELDS if k[1] == b"secret-value"]
+    # Invalid values are refused, shared header or not, and not kept.
+    for name in (b"user-agent", b"x-thing"):
+        assert request_field(name, b"a\x01b") is None
+    assert (b"user-agent", b"a\x01b") not in http_module._FIELDS
+    assert request_field(b"x-thing", b"a\tb") == ("x-thing", "a\tb")  # a tab may
+    # Long values are not kept.
+    long = b"x" * 300
+    assert request_field(b"user-agent", long) is not request_field(b"user-agent", long)
+
+
+def test_the_shared_fields_are_bounded() -> None:
+    for i in range(5000):
+        assert request_field(b"host", b"h%d" % i) == ("host", f"h{i}")
+        assert request_field(b"x-name-%d" % i, b"v") == (f"x-name-{i}", "v")
+        assert raw_field("origin", f"o{i}") == (b"origin", b"o%d" % i)
+    assert 0 < len(http_module._FIELDS) <= 1024
+    assert 0 < len(http_module._NAMES) <= 1024
+    assert 0 < len(http_module._RAW_FIELDS) <= 1024
+
+
+def test_raw_field_shares_what_repeats() -> None:
+    pair = raw_field("upgrade", "websocket")
+    assert pair == (b"upgrade", b"websocket")
+    assert raw_field("upgrade", "".join(["web", "socket"])) is pair
+    assert raw_field("sec-websocket-key", "abc") == (b"sec-websocket-key", b"abc")
+    assert raw_field("x-thing", "é") == (b"x-thing", "é".encode("latin-1"))

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..app.request import Request
 from ..protocol.handshake import comma_tokens
+from ..protocol.http import raw_field
 
 __all__ = ["ASGI_VERSION", "http_scope", "websocket_scope", "raw_headers"]
 
@@ -23,10 +24,7 @@ Address = tuple[str, int | None]
 
 def raw_headers(request: Request) -> list[tuple[bytes, bytes]]:
     """The request's headers as ASGI wants them: bytes, lowercase names, in order."""
-    return [
-        (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in request.headers.raw_items()
-    ]
+    return [raw_field(name, value) for name, value in request.headers.raw_items()]
 
 
 def _common(

@@ -1,6 +1,9 @@
 """HTTP messages, sans-I/O: request headers, responses, and the one writer of responses.
 
-:class:`Headers` holds a request's headers; :class:`Response` is an HTTP
+:class:`Headers` holds a request's headers (:func:`request_field` checks and
+decodes each as it is received, and shares the pairs that repeat from one
+connection to the next, so that idle connections hold one copy of their
+``Host``, ``Upgrade``, ``User-Agent`` ...); :class:`Response` is an HTTP
 response an application returns (an HTTP route's answer, or the denial of an
 upgrade); :func:`render_response` turns one into bytes through the
 connection's h11 state machine, which tracks whether the connection can be
@@ -28,8 +31,10 @@ __all__ = [
     "HeadersLike",
     "Response",
     "error_response",
+    "raw_field",
     "reason_phrase",
     "render_response",
+    "request_field",
     "valid_header",
 ]
 
@@ -45,6 +50,82 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: A header value: visible characters, spaces and tabs, obs-text; no CR, LF, NUL or
 #: other control character.
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+#: What no received header value may hold (RFC 9110 5.5; a tab may), which h11 lets through.
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+#: Request headers whose values repeat from one connection to the next and
+#: are no secret: their (name, value) pairs are shared between requests, so
+#: that the requests of idle connections hold one copy of each.
+_REPEATING = frozenset(
+    (
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "origin",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "pragma",
+    )
+)
+_REPEATING_BYTES = frozenset(name.encode() for name in _REPEATING)
+#: Shared values are at most this long, and each cache holds at most
+#: _CACHE_SIZE entries (it starts again when full): bounded, whatever comes.
+_SHARED_VALUE_SIZE = 256
+_CACHE_SIZE = 1024
+_NAMES: dict[bytes, str] = {}
+_FIELDS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+_RAW_FIELDS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def request_field(name: bytes, value: bytes) -> tuple[str, str] | None:
+    """A received header (lowercase ``name``, as h11 gives it) as text; None if invalid.
+
+    Invalid: a control character in the value. Names, and the whole pair for
+    the headers that repeat between connections (``Host``, ``Upgrade``,
+    ``User-Agent``, ...), are shared between requests.
+    """
+    key = None
+    if name in _REPEATING_BYTES and len(value) <= _SHARED_VALUE_SIZE:
+        key = (name, value)
+        pair = _FIELDS.get(key)
+        if pair is not None:
+            return pair
+    if _CONTROL.search(value) is not None:
+        return None
+    text = _NAMES.get(name)
+    if text is None:
+        text = name.decode("latin-1")
+        if len(_NAMES) >= _CACHE_SIZE:
+            _NAMES.clear()
+        _NAMES[name] = text
+    pair = (text, value.decode("latin-1"))
+    if key is not None:
+        if len(_FIELDS) >= _CACHE_SIZE:
+            _FIELDS.clear()
+        _FIELDS[key] = pair
+    return pair
+
+
+def raw_field(name: str, value: str) -> tuple[bytes, bytes]:
+    """A request header back as bytes (an ASGI scope's), shared as :func:`request_field` does."""
+    if name in _REPEATING and len(value) <= _SHARED_VALUE_SIZE:
+        key = (name, value)
+        pair = _RAW_FIELDS.get(key)
+        if pair is None:
+            pair = (name.encode("latin-1"), value.encode("latin-1"))
+            if len(_RAW_FIELDS) >= _CACHE_SIZE:
+                _RAW_FIELDS.clear()
+            _RAW_FIELDS[key] = pair
+        return pair
+    return (name.encode("latin-1"), value.encode("latin-1"))
 
 
 def valid_header(name: str, value: str) -> bool:

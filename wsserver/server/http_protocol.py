@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import re
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
@@ -38,6 +37,7 @@ from ..protocol.http import (
     error_response,
     reason_phrase,
     render_response,
+    request_field,
 )
 from ..protocol.proxy import forwarded
 from .transports import break_transport_cycle
@@ -48,10 +48,6 @@ if TYPE_CHECKING:
     from .server import Server
 
 __all__ = ["HttpProtocol"]
-
-#: Control characters, which no header value may hold (a tab may).
-_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-
 
 def next_event(h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
     """``h.next_event()``; a malformed request's ``h11.RemoteProtocolError`` without its traceback.
@@ -264,11 +260,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         body = False
         for name, value in event.headers:
             head_size += len(name) + len(value) + 4
-            if _CONTROL.search(value) is not None:
-                # RFC 9110 5.5: invalid; h11 lets them through.
+            field = request_field(name, value)
+            if field is None:
                 self.http_error(400, "Control character in a header value.")
                 return False
-            items.append((name.decode("latin-1"), value.decode("latin-1")))
+            items.append(field)
             if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
                 body = True
         if len(items) > self.config.max_headers:
