@@ -128,8 +128,8 @@ def test_request_field_decodes_checks_and_shares_what_repeats() -> None:
     key2 = request_field(b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")
     assert key1 == key2 == ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
     assert key1 is not key2 and key1[0] is key2[0]
-    # Secrets are never kept between requests.
-    for name in (b"authorization", b"cookie"):
+    # Secrets are never kept between requests (a subprotocol may be a token).
+    for name in (b"authorization", b"cookie", b"sec-websocket-protocol"):
         assert request_field(name, b"secret-value") == (name.decode(), "secret-value")
     assert not [k for k in http_module._FIELDS if k[1] == b"secret-value"]
     # Invalid values are refused, shared header or not, and not kept.

@@ -57,7 +57,9 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 #: Request headers whose values repeat from one connection to the next and
 #: are no secret: their (name, value) pairs are shared between requests, so
-#: that the requests of idle connections hold one copy of each.
+#: that the requests of idle connections hold one copy of each. (Not
+#: ``Sec-WebSocket-Protocol``: browsers, which cannot set other headers,
+#: are often made to carry a token in it.)
 _REPEATING = frozenset(
     (
         "host",
@@ -65,7 +67,6 @@ _REPEATING = frozenset(
         "connection",
         "sec-websocket-version",
         "sec-websocket-extensions",
-        "sec-websocket-protocol",
         "origin",
         "user-agent",
         "accept",
