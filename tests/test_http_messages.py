@@ -137,9 +137,12 @@ def test_request_field_decodes_checks_and_shares_what_repeats() -> None:
         assert request_field(name, b"a\x01b") is None
     assert (b"user-agent", b"a\x01b") not in http_module._FIELDS
     assert request_field(b"x-thing", b"a\tb") == ("x-thing", "a\tb")  # a tab may
-    # Long values are not kept.
+    # Long values and names are not kept.
     long = b"x" * 300
     assert request_field(b"user-agent", long) is not request_field(b"user-agent", long)
+    name = b"x-" + b"n" * 200_000
+    assert request_field(name, b"v") == (name.decode(), "v")
+    assert name not in http_module._NAMES
 
 
 def test_the_shared_fields_are_bounded() -> None:

@@ -117,6 +117,24 @@ async def test_pause_is_decided_after_the_wake_up_and_before_the_next_read(
     assert rec.calls == (["pause"] if paused else [])
 
 
+@pytest.mark.parametrize("max_queue", [1, 4, 32])
+async def test_twice_max_queue_pauses_at_once(max_queue: int) -> None:
+    # However the loop orders its reads and callbacks (uvloop reads a socket
+    # again before running callbacks when the buffer was filled), a read that
+    # leaves twice max_queue waiting pauses reading before it returns.
+    rec = Recorder()
+    inbox = rec.inbox(max_queue)
+    for i in range(2 * max_queue - 1):
+        inbox.put(f"m{i}")
+    inbox.wake()
+    assert rec.calls == []  # decided later
+    inbox.put("last")
+    inbox.wake()
+    assert rec.calls == ["pause"] and inbox.paused
+    await asyncio.sleep(0)  # the check scheduled by the first read: nothing more
+    assert rec.calls == ["pause"]
+
+
 async def test_no_pause_once_ended() -> None:
     # The last message and the peer's close in one read: nothing more can
     # arrive, so reading is not paused (the closing handshake still reads).

@@ -25,6 +25,7 @@ from wsserver import Request, Router, WebSocket, serve
 from wsserver.broker import MemoryBroker
 from wsserver.broker.base import decode, encode
 from wsserver.broker.redis_backend import RedisBroker
+from wsserver.server import websocket as websocket_module
 
 from .helpers import wait_for
 from .redis_server import RedisServer
@@ -72,6 +73,7 @@ async def test_topics_attribute_follows_subscriptions() -> None:
 
     @routes.websocket("/")
     async def handler(request: Request, ws: WebSocket) -> None:
+        seen.append(ws.topics is websocket_module._NO_TOPICS)
         seen.append(set(ws.topics))
         ws.subscribe("a")
         ws.subscribe("b")
@@ -82,7 +84,7 @@ async def test_topics_attribute_follows_subscriptions() -> None:
         seen.append(set(ws.topics))
         await ws.send("ready")
         await ws.wait_closed()
-        seen.append(set(ws.topics))
+        seen.append(ws.topics is websocket_module._NO_TOPICS)
         seen.append(await ws.server.presence("b"))
         closed.set()
 
@@ -91,7 +93,7 @@ async def test_topics_attribute_follows_subscriptions() -> None:
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "ready"
             assert await server.presence("b") == 1
         await asyncio.wait_for(closed.wait(), TIMEOUT)
-    assert seen == [set(), {"a", "b"}, {"b"}, set(), 0]
+    assert seen == [True, set(), {"a", "b"}, {"b"}, True, 0]
 
 
 async def test_publish_reaches_local_subscribers_and_other_servers_of_the_broker() -> None:

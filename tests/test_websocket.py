@@ -23,7 +23,7 @@ from wsserver import (
 from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, echo_routes
+from .helpers import MASK, RawClient, echo_routes, wait_for
 
 
 def url(server: Any, path: str = "/") -> str:
@@ -206,6 +206,7 @@ class TestRecv:
         async def handler(request: Request, ws: WebSocket) -> None:
             rec.put(ws.recv_nowait())
             await gate.wait()
+            await wait_for(lambda: len(ws._inbox) == 2)  # both arrived
             rec.put([ws.recv_nowait(), ws.recv_nowait(), ws.recv_nowait()])
             waiting = asyncio.create_task(ws.recv())
             await asyncio.sleep(0.01)
@@ -222,7 +223,6 @@ class TestRecv:
             assert await rec.get() is None
             await ws.send("a")
             await ws.send(b"b")
-            await asyncio.sleep(0.05)
             gate.set()
             assert await rec.get() == ["a", b"b", None]
             assert await rec.get() == "refused"

@@ -342,7 +342,8 @@ class Config:
         32,
         Count(),
         "messages left waiting for `recv()` once the handler had its turn after a read, "
-        "at which the server stops reading the socket; it resumes at a quarter of it.",
+        "at which the server stops reading the socket (at twice it, at once); "
+        "it resumes at a quarter of it.",
         env="WEBSOCKET_MAX_QUEUE",
         flag="--max-queue",
         aliases=("--ws-max-queue",),

@@ -77,8 +77,10 @@ _REPEATING = frozenset(
     )
 )
 _REPEATING_BYTES = frozenset(name.encode() for name in _REPEATING)
-#: Shared values are at most this long, and each cache holds at most
-#: _CACHE_SIZE entries (it starts again when full): bounded, whatever comes.
+#: Shared names and values are at most this long (a request is refused for
+#: its size only after its headers were decoded), and each cache holds at
+#: most _CACHE_SIZE entries (it starts again when full): bounded, whatever comes.
+_SHARED_NAME_SIZE = 64
 _SHARED_VALUE_SIZE = 256
 _CACHE_SIZE = 1024
 _NAMES: dict[bytes, str] = {}
@@ -104,9 +106,10 @@ def request_field(name: bytes, value: bytes) -> tuple[str, str] | None:
     text = _NAMES.get(name)
     if text is None:
         text = name.decode("latin-1")
-        if len(_NAMES) >= _CACHE_SIZE:
-            _NAMES.clear()
-        _NAMES[name] = text
+        if len(name) <= _SHARED_NAME_SIZE:
+            if len(_NAMES) >= _CACHE_SIZE:
+                _NAMES.clear()
+            _NAMES[name] = text
     pair = (text, value.decode("latin-1"))
     if key is not None:
         if len(_FIELDS) >= _CACHE_SIZE:

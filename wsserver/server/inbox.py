@@ -19,13 +19,19 @@ class Inbox:
 
     Flow control: when a read leaves ``max_queue`` messages or more waiting
     and the application has not taken them below ``max_queue`` once it had its
-    turn (at the next iteration of the loop, before anything more is read),
-    ``pause()`` is called (the protocol stops reading the socket); once the
-    application has taken them down to a quarter of ``max_queue``,
-    ``resume()`` is called. An application that keeps up with a client
-    sending in bursts (pipelining) so costs no pause and resume (two system
-    calls each on asyncio), and the inbox still never grows by more than one
-    read beyond ``max_queue``.
+    turn (a check scheduled behind its wake-up), ``pause()`` is called (the
+    protocol stops reading the socket); when twice ``max_queue`` wait,
+    at once. Once the application has taken them down to a quarter of
+    ``max_queue``, ``resume()`` is called. An application that keeps up with
+    a client sending in bursts (pipelining) so costs no pause and resume
+    (two system calls each on asyncio). The inbox never holds more than one
+    read beyond twice ``max_queue``, whatever the event loop (uvloop reads a
+    socket again, up to 32 times, before running any callback when each read
+    fills the buffer; asyncio's TLS transport schedules its next read before
+    handing over the last). An application that is woken later than the
+    check (one waiting in ``recv(timeout=...)``, which goes through
+    ``asyncio.wait_for``, or receiving in another task) pauses and resumes
+    as before.
 
     A protocol violation that arrives behind messages is queued as
     :data:`FAILURE`: when the application reaches it, ``reached_failure()`` is
@@ -121,22 +127,23 @@ class Inbox:
 
         If ``max_queue`` messages or more wait, whether to pause reading is
         decided once the application has had its turn: the check is
-        scheduled after its wake-up, and runs before the loop reads again.
+        scheduled after its wake-up (on asyncio's plain sockets it runs
+        before the loop reads again). If twice ``max_queue`` wait, reading
+        pauses now.
         """
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if (
-            len(self.messages) - self._head >= self.high
-            and not self.paused
-            and not self._checking
-            and not self.ended
-        ):
-            self._checking = True
-            self._loop.call_soon(self._pause_if_full)
+        waiting = len(self.messages) - self._head
+        if waiting >= self.high and not self.paused and not self.ended:
+            if waiting >= 2 * self.high:
+                self._pause_if_full()
+            elif not self._checking:
+                self._checking = True
+                self._loop.call_soon(self._pause_if_full)
 
     def _pause_if_full(self) -> None:
-        """Pause reading if the application left ``max_queue`` messages or more waiting."""
+        """Pause reading if ``max_queue`` messages or more wait."""
         self._checking = False
         if (
             len(self.messages) - self._head >= self.high
