@@ -382,7 +382,7 @@ class Config:
         None,
         Choice("deflate", none_ok=True),
         "`deflate` accepts permessage-deflate offers; off by default for Router apps (a "
-        "connection that compresses holds ~7x the memory, see Compression and memory), "
+        "connection that compresses holds ~9x the memory, see Compression and memory), "
         "on for ASGI apps as in uvicorn (`--ws-per-message-deflate false` turns it off).",
         env="WEBSOCKET_COMPRESSION",
         flag="--compression",
