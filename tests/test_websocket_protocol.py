@@ -198,10 +198,11 @@ async def test_reading_pauses_at_max_queue_and_resumes_at_a_quarter() -> None:
 
 async def test_bursts_beyond_max_queue_do_not_pause_a_handler_that_keeps_up() -> None:
     # A client pipelining bursts of 40 messages (one write each) to an echo
-    # handler with max_queue=12: every read leaves 40 waiting, and the handler
-    # takes them all in its turn, so reading is never paused (a pause and a
-    # resume are two system calls on asyncio). A handler that does not keep
-    # up is still paused (the test above).
+    # handler with max_queue=24: every read leaves 40 waiting (more than
+    # max_queue, less than twice it, where reading pauses at once), and the
+    # handler takes them all in its turn, so reading is never paused (a pause
+    # and a resume are two system calls on asyncio). A handler that does not
+    # keep up is still paused (the test above).
     routes = Router()
 
     @routes.websocket("/")
@@ -209,7 +210,7 @@ async def test_bursts_beyond_max_queue_do_not_pause_a_handler_that_keeps_up() ->
         async for message in ws:
             await ws.send(message)
 
-    server = serve(routes, "127.0.0.1", 0, ping_interval=None, max_queue=12)
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, max_queue=24)
     await server.start()
     try:
         client = await RawClient.connect(server.port)
