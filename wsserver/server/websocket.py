@@ -116,12 +116,10 @@ class WebSocket:
 
     async def _receive(self, timeout: float | None, iterating: bool) -> str | bytes:
         """The body of ``recv()`` and of ``async for``, one coroutine per message."""
-        inbox = self._inbox
-        if self._recv_busy:
-            raise ConcurrencyError("recv() is already waiting in another task")
-        message = inbox.get_nowait()
+        message = self.recv_nowait()
         if message is not None:
             return message
+        inbox = self._inbox
         # Slow path, in this same coroutine: an idle connection keeps one
         # frame less alive while it waits.
         self._recv_busy = True
