@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
-from typing import Literal
+from typing import Any, Literal
 
 import h11
 
@@ -88,6 +88,13 @@ _FIELDS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 _RAW_FIELDS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
 
+def _keep(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` under ``key`` in one of the caches above, starting it again when full."""
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
 def request_field(name: bytes, value: bytes) -> tuple[str, str] | None:
     """A received header (lowercase ``name``, as h11 gives it) as text; None if invalid.
 
@@ -107,14 +114,10 @@ def request_field(name: bytes, value: bytes) -> tuple[str, str] | None:
     if text is None:
         text = name.decode("latin-1")
         if len(name) <= _SHARED_NAME_SIZE:
-            if len(_NAMES) >= _CACHE_SIZE:
-                _NAMES.clear()
-            _NAMES[name] = text
+            _keep(_NAMES, name, text)
     pair = (text, value.decode("latin-1"))
     if key is not None:
-        if len(_FIELDS) >= _CACHE_SIZE:
-            _FIELDS.clear()
-        _FIELDS[key] = pair
+        _keep(_FIELDS, key, pair)
     return pair
 
 
@@ -125,9 +128,7 @@ def raw_field(name: str, value: str) -> tuple[bytes, bytes]:
         pair = _RAW_FIELDS.get(key)
         if pair is None:
             pair = (name.encode("latin-1"), value.encode("latin-1"))
-            if len(_RAW_FIELDS) >= _CACHE_SIZE:
-                _RAW_FIELDS.clear()
-            _RAW_FIELDS[key] = pair
+            _keep(_RAW_FIELDS, key, pair)
         return pair
     return (name.encode("latin-1"), value.encode("latin-1"))
 
