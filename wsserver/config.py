@@ -20,12 +20,13 @@ import dataclasses
 import ipaddress
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .errors import ConfigError
 from .protocol.deflate import RANGES as DEFLATE_RANGES
 from .protocol.deflate import DeflateSettings
+from .protocol.http import OWS, valid_header
 
 __all__ = [
     "Config",
@@ -52,6 +53,9 @@ class Kind:
     Args:
         none_ok: None is a valid value (no limit, or off).
     """
+
+    #: The value is a list; its flag is given once per element.
+    repeatable = False
 
     def __init__(self, *, none_ok: bool = False) -> None:
         self.none_ok = none_ok
@@ -265,6 +269,8 @@ def _networks(value: str) -> bool:
 class Origins(Kind):
     """A list of ``Origin`` values; None in it admits requests without one. None: any."""
 
+    repeatable = True
+
     def __init__(self) -> None:
         super().__init__(none_ok=True)
 
@@ -280,6 +286,46 @@ class Origins(Kind):
         """One origin of the list (the flag is repeated for more)."""
         text = text.strip()
         return None if text.lower() == "none" else text
+
+
+#: Headers that wsserver writes itself, which configured ones may not be.
+_OWN_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "upgrade", "keep-alive", "te", "date"}
+)
+
+
+class HeaderList(Kind):
+    """``(name, value)`` pairs for every response; ``Name: value`` on the command line."""
+
+    repeatable = True
+
+    def describe(self) -> str:
+        return "'Name: value', a header name, a colon and a value without control characters"
+
+    def _problem(self, value: Any) -> str | None:
+        if not isinstance(value, (list, tuple)):
+            return "a list of (name, value) pairs"
+        for item in value:
+            if not (
+                isinstance(item, (list, tuple))
+                and len(item) == 2
+                and all(isinstance(part, str) for part in item)
+                and valid_header(*item)
+            ):
+                return "a list of (name, value) pairs of valid header names and values"
+            name = item[0].lower()
+            if name in _OWN_HEADERS or name.startswith("sec-websocket-"):
+                return (
+                    "headers other than Date, Content-Length, Transfer-Encoding, Connection, "
+                    "Upgrade, Keep-Alive, TE and Sec-WebSocket-* (wsserver writes those)"
+                )
+        return None
+
+    def _parse(self, text: str) -> tuple[str, str]:
+        name, colon, value = text.partition(":")
+        if not colon:
+            raise ValueError(f"expected {self.accepted()}")
+        return (name.strip(OWS), value.strip(OWS))
 
 
 # ---------------------------------------------------------------- settings
@@ -552,6 +598,28 @@ class Config:
         env="WEBSOCKET_FORWARDED_ALLOW_IPS",
         flag="--forwarded-allow-ips",
     )
+    server_header: bool = setting(
+        True,
+        Flag(),
+        "send `Server: wsserver` in every response and `101` (unless it has its own).",
+        env="WEBSOCKET_SERVER_HEADER",
+        flag="--server-header",
+    )
+    date_header: bool = setting(
+        True,
+        Flag(),
+        "send `Date` in every response and `101`, as RFC 9110 6.6.1 asks of an origin server "
+        "(unless it has its own).",
+        env="WEBSOCKET_DATE_HEADER",
+        flag="--date-header",
+    )
+    headers: Sequence[tuple[str, str]] = setting(
+        (),
+        HeaderList(),
+        "more headers for every response and `101` (unless it has its own), e.g. "
+        "`--header 'X-Frame-Options: DENY'`.",
+        flag="--header",
+    )
     access_log: bool = setting(
         True,
         Flag(),
@@ -737,10 +805,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             dest=name,
             default=argparse.SUPPRESS,
             type=_reader(kind),
-            action="append" if isinstance(kind, Origins) else "store",
+            action="append" if kind.repeatable else "store",
             metavar=_metavar(kind),
             help=spec.help.replace("`", "").replace("%", "%%")
-            + (" Repeatable." if isinstance(kind, Origins) else ""),
+            + (" Repeatable." if kind.repeatable else ""),
         )
 
 
@@ -750,7 +818,7 @@ def _reader(kind: Kind) -> Any:
     def read(text: str) -> Any:
         try:
             value = kind.parse(text)
-            kind.check("value", [value] if isinstance(kind, Origins) else value)
+            kind.check("value", [value] if kind.repeatable else value)
         except (ValueError, ConfigError):
             raise argparse.ArgumentTypeError(f"expected {kind.accepted()}, not {text!r}") from None
         return value
@@ -768,6 +836,8 @@ def _metavar(kind: Kind) -> str:
         return "SECONDS" + ("|none" if kind.none_ok else "")
     if isinstance(kind, Origins):
         return "ORIGIN"
+    if isinstance(kind, HeaderList):
+        return "NAME:VALUE"
     if isinstance(kind, Text):
         return kind.metavar + ("|none" if kind.none_ok else "")
     return "N" + ("|none" if kind.none_ok else "")
@@ -796,7 +866,7 @@ def markdown_table() -> str:
         elif spec.flag is not None:
             flag = f"`{spec.flag} {_metavar(spec.kind)}`".replace("|", "\\|")
             flag += "".join(f" (or `{alias}`)" for alias in spec.aliases)
-            if isinstance(spec.kind, Origins):
+            if spec.kind.repeatable:
                 flag += " (repeatable)"
         env = f"`{spec.env}`" if spec.env else ""
         rows.append(
@@ -806,7 +876,7 @@ def markdown_table() -> str:
 
 
 def _shown(default: Any, kind: Kind) -> str:
-    if default is None:
+    if default is None or default == ():
         return "any" if isinstance(kind, Origins) else "none"
     if isinstance(default, bool):
         return str(default).lower()

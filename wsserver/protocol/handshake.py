@@ -21,7 +21,15 @@ from collections.abc import Collection, Iterable, Sequence
 
 from ..errors import HandshakeError
 from .deflate import DeflateSettings, PerMessageDeflate, negotiate
-from .http import OWS, ErrorFormat, Headers, Response, error_response, valid_header
+from .http import (
+    OWS,
+    ErrorFormat,
+    Headers,
+    Response,
+    error_response,
+    valid_header,
+    with_defaults,
+)
 
 __all__ = [
     "GUID",
@@ -199,11 +207,14 @@ def accept_response(
     subprotocol: str | None = None,
     extensions: str | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
+    defaults: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """The bytes of the ``101 Switching Protocols`` response (:func:`accept_headers`).
 
-    ``extra_headers`` (already checked, see :meth:`Accept.with_answer`) follow the
-    WebSocket ones.
+    ``defaults`` (the server's ``Date``, ``Server`` ..., see
+    :func:`.http.with_defaults`) follow the WebSocket headers, but for those
+    ``extra_headers`` has too; ``extra_headers`` (already checked, see
+    :meth:`Accept.with_answer`) come last.
     """
     # Built directly rather than from accept_headers(): this runs once per
     # connection, and a test checks that both agree.
@@ -212,7 +223,7 @@ def accept_response(
         head += "\r\nSec-WebSocket-Protocol: " + subprotocol
     if extensions is not None:
         head += "\r\nSec-WebSocket-Extensions: " + extensions
-    for name, value in extra_headers:
+    for name, value in with_defaults(list(extra_headers), defaults):
         head += f"\r\n{name}: {value}"
     return (head + "\r\n\r\n").encode("latin-1")
 
@@ -275,9 +286,11 @@ class Accept:
             *self.extra_headers,
         ]
 
-    def response(self) -> bytes:
-        """The bytes of the 101 response."""
-        return accept_response(self.key, self.subprotocol, self.extensions, self.extra_headers)
+    def response(self, defaults: Sequence[tuple[str, str]] = ()) -> bytes:
+        """The bytes of the 101, with the server's ``defaults`` (see :func:`accept_response`)."""
+        return accept_response(
+            self.key, self.subprotocol, self.extensions, self.extra_headers, defaults
+        )
 
     def with_answer(
         self,

@@ -9,15 +9,19 @@ upgrade); :func:`render_response` turns one into bytes through the
 connection's h11 state machine, which tracks whether the connection can be
 kept alive. Every HTTP response wsserver sends is rendered there: route
 answers, denials and errors alike. (The ``101 Switching Protocols`` of an
-accepted upgrade is built by :mod:`.handshake`.)
+accepted upgrade is built by :mod:`.handshake`.) The headers a server adds to
+every response it sends (``Date``, ``Server``) are given to it by the caller,
+which knows the time: :func:`http_date` formats it, :func:`with_defaults` adds
+them to a response's own.
 """
 
 from __future__ import annotations
 
+import email.utils
 import html
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -31,11 +35,13 @@ __all__ = [
     "HeadersLike",
     "Response",
     "error_response",
+    "http_date",
     "raw_field",
     "reason_phrase",
     "render_response",
     "request_field",
     "valid_header",
+    "with_defaults",
 ]
 
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -285,14 +291,46 @@ def error_response(
     return Response(text + "\n", status, headers, "text/plain; charset=utf-8")
 
 
+def http_date(seconds: float) -> str:
+    """The ``Date`` value of a time in seconds since the epoch: ``Sun, 06 Nov 1994 08:49:37 GMT``.
+
+    RFC 9110 5.6.7's IMF-fixdate, always in GMT and with English names.
+    """
+    return email.utils.formatdate(seconds, usegmt=True)
+
+
+def with_defaults(
+    headers: list[tuple[str, str]], defaults: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``defaults`` whose name ``headers`` lacks (case-insensitively), then ``headers``.
+
+    ``defaults`` are the headers a server adds to every response (``Date``,
+    ``Server``, headers configured for all responses): a response that has
+    its own keeps it, and none is sent twice. ``headers`` itself is not changed.
+    """
+    if not defaults:
+        return headers
+    if not headers:
+        return list(defaults)
+    names = {name.lower() for name, _ in headers}
+    return [*(d for d in defaults if d[0].lower() not in names), *headers]
+
+
 def render_response(
-    conn: h11.Connection, response: Response, *, close: bool = False, head: bool = False
+    conn: h11.Connection,
+    response: Response,
+    *,
+    close: bool = False,
+    head: bool = False,
+    defaults: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """The bytes of ``response``, sent through ``conn`` (h11's state machine).
 
-    The status line carries the reason phrase; ``Content-Length`` is added
-    unless the response has one; ``close`` adds ``Connection: close``;
-    ``head`` leaves out the body (the answer to a HEAD request). Afterwards
+    The status line carries the reason phrase; ``defaults`` (the server's
+    ``Date``, ``Server`` ...) are added unless the response has its own
+    (:func:`with_defaults`); ``Content-Length`` is added unless the response
+    has one; ``close`` adds ``Connection: close``; ``head`` leaves out the
+    body (the answer to a HEAD request). Afterwards
     ``conn`` tells whether the connection can serve another request (both
     sides ``DONE``) or must close.
 
@@ -302,7 +340,7 @@ def render_response(
             ``conn`` cannot send a response in its state. ``conn`` may then
             be in its ERROR state and unable to send anything more.
     """
-    headers = response.headers
+    headers = with_defaults(response.headers, defaults)
     if not any(name.lower() == "content-length" for name, _ in headers):
         headers = [*headers, ("Content-Length", str(len(response.body)))]
     if close:

@@ -38,6 +38,7 @@ from ..protocol.http import (
     reason_phrase,
     render_response,
     request_field,
+    with_defaults,
 )
 from ..protocol.proxy import forwarded
 from .transports import break_transport_cycle
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from .server import Server
 
 __all__ = ["HttpProtocol"]
+
 
 def next_event(h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
     """``h.next_event()``; a malformed request's ``h11.RemoteProtocolError`` without its traceback.
@@ -466,7 +468,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         # Written directly: h11's state does not matter past this point, and
         # its trailing data (frames sent right after the request) is kept.
-        self.transport.write(accept.response())
+        self.transport.write(accept.response(self.server.response_headers()))
         received, _ = self._h11.trailing_data
         self._stop_open_timer()
         self.status = 101
@@ -627,6 +629,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         self.status = status
         self.server.counters.http_responses[status] += 1
+        headers = with_defaults(headers, self.server.response_headers())
         if self._close_after_response:
             headers = [*headers, ("Connection", "close")]
         self._write(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))
@@ -712,14 +715,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
             and self.request.method == "HEAD"
         )
         close = close or self._close_after_response
+        defaults = self.server.response_headers()
         try:
-            data = render_response(h, response, close=close, head=head)
+            data = render_response(h, response, close=close, head=head, defaults=defaults)
         except h11.LocalProtocolError as exc:
             logger.error("cannot send response %r: %s", response, exc)
             # h11 may be past answering on this connection: a new one can.
             h = self._h11 = h11.Connection(h11.SERVER)
             self.status = 500
-            data = render_response(h, error_response(500, "Internal Server Error"), close=True)
+            data = render_response(
+                h, error_response(500, "Internal Server Error"), close=True, defaults=defaults
+            )
         self.transport.write(data)
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE):

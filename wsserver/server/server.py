@@ -24,6 +24,7 @@ from ..protocol.proxy import TrustedProxies
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
 from .metrics import Metrics
+from .response_headers import ResponseHeaders
 from .stats import ServerStats
 from .status import StatusBoard
 from .tls import ssl_context
@@ -88,6 +89,12 @@ class Server:
         self.app_tasks: set[asyncio.Task[None]] = set()
         #: The counters (see :meth:`stats`).
         self.counters = ServerStats()
+        #: The headers every response and 101 gets (Date, Server, configured ones).
+        self.response_headers = ResponseHeaders(
+            server_header=config.server_header,
+            date_header=config.date_header,
+            headers=config.headers,
+        )
         #: The server's own endpoints (metrics, status page), served before the app's.
         self.builtins: Router | None = None
         self.metrics: Metrics | None = None
