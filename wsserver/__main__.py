@@ -28,6 +28,7 @@ from .config import Config, Flag, add_flags, flag_settings
 from .envfile import load_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
+from .reload import MAX_FILES, FileWatcher
 from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, serve
 from .server.status import STATUS_DIR_ENV
@@ -102,6 +103,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes sharing the listening socket, under a supervisor (default 1: "
         "one process, no supervisor) [WEBSOCKET_WORKERS]",
+    )
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help="for development: restart the workers (as on SIGHUP) when a source file changes; "
+        "an edit that breaks the app leaves the running one serving",
+    )
+    p.add_argument(
+        "--reload-dir",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="directory to watch with --reload (default: --app-dir, else the current "
+        "directory). Repeatable.",
+    )
+    p.add_argument(
+        "--reload-include",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="file names to watch with --reload (default *.py). Repeatable.",
     )
     add_flags(p)
     p.add_argument(
@@ -372,9 +394,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers = _workers(os.environ.get("WEBSOCKET_WORKERS") or "1")
         except argparse.ArgumentTypeError as exc:
             parser.exit(2, f"error: WEBSOCKET_WORKERS: {exc}\n")
-    if workers > 1:
+    in_worker = bool(os.environ.get(WORKER_ID_ENV))
+    if workers > 1 or (args.reload and not in_worker):
         return supervise(parser, args, arguments, workers)
-    if os.environ.get(WORKER_ID_ENV):
+    if in_worker:
         die_with_parent()
     try:
         app = load_app(args.app, args.interface, args.factory)
@@ -400,11 +423,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 def supervise(
     parser: argparse.ArgumentParser, args: argparse.Namespace, arguments: list[str], workers: int
 ) -> int:
-    """``--workers N``: bind once, run N workers under a supervisor (:mod:`.supervisor`)."""
+    """``--workers N`` (or ``--reload``): bind once, run the workers under a supervisor.
+
+    See :mod:`.supervisor`; with ``--reload``, a change to a watched file
+    restarts them (:mod:`.reload`).
+    """
     try:
         config = config_from_args(args)
     except ConfigError as exc:
         parser.exit(2, f"error: {exc}\n")
+    watcher = None
+    if args.reload:
+        directories = args.reload_dir or [args.app_dir or os.getcwd()]
+        for directory in directories:
+            if not os.path.isdir(directory):
+                parser.exit(2, f"error: --reload-dir {directory}: not a directory\n")
+        watcher = FileWatcher(directories, args.reload_include or ["*.py"])
+        logger.info(
+            "--reload: watching %s in %s",
+            ", ".join(watcher.patterns),
+            ", ".join(watcher.directories),
+        )
+        if watcher.truncated:
+            logger.warning("--reload: only the first %d files are watched", MAX_FILES)
     try:
         sock = listening_socket(args.host, args.port, args.uds, args.fd, config.backlog)
     except OSError as exc:
@@ -416,7 +457,7 @@ def supervise(
     # its handlers (shutdown_timeout and the cancelling after it), the closing
     # handshakes (close_timeout), and its lifespan shutdown.
     grace = (config.open_timeout or 10.0) + config.shutdown_timeout + config.close_timeout + 5.0
-    supervisor = Supervisor(arguments, workers, sock, grace)
+    supervisor = Supervisor(arguments, workers, sock, grace, watcher)
     shared_dirs = []
     if config.metrics_path is not None and not os.environ.get(MULTIPROC_ENV):
         # One scrape of any worker sees every worker: they share these files.

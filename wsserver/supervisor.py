@@ -24,6 +24,9 @@ less even under light load; under load each worker accepts as it is free.)
   one gets SIGHUP: it stops accepting, lets the handshakes under way finish,
   closes its WebSockets with 1012 (service restart: clients reconnect) and
   gives handlers ``shutdown_timeout``. The listening socket never closes.
+- ``--reload``: the same rolling restart whenever a watched source file
+  changes (:mod:`.reload`); a worker waiting out its start-up backoff is
+  started at once.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from .reload import POLL_INTERVAL, FileWatcher
 from .server.server import unix_socket
 
 __all__ = [
@@ -96,9 +101,17 @@ class Supervisor:
         sock: the bound, listening socket (inheritable).
         grace: seconds a worker may take to stop after SIGTERM or SIGHUP before
             it is killed (its shutdown_timeout and close_timeout, and a margin).
+        watcher: with ``--reload``, the source files whose changes restart the workers.
     """
 
-    def __init__(self, argv: Sequence[str], workers: int, sock: socket.socket, grace: float):
+    def __init__(
+        self,
+        argv: Sequence[str],
+        workers: int,
+        sock: socket.socket,
+        grace: float,
+        watcher: FileWatcher | None = None,
+    ):
         self.argv = list(argv)
         self.count = workers
         self.sock = sock
@@ -114,6 +127,9 @@ class Supervisor:
         #: A SIGHUP came during a rolling restart: do another after it.
         self._restart_again = False
         self._tasks: set[asyncio.Task[object]] = set()
+        self.watcher = watcher
+        #: Slots whose worker is started again later (after a start-up backoff).
+        self._waiting: dict[int, asyncio.TimerHandle] = {}
 
     async def run(self) -> int:
         """Start the workers and supervise them; the exit code once stopped."""
@@ -121,7 +137,9 @@ class Supervisor:
         self._stopped = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
-        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        loop.add_signal_handler(signal.SIGHUP, self.restart, "SIGHUP")
+        if self.watcher is not None:
+            self._keep(loop.create_task(self._watch_files(self.watcher)))
         for slot in range(1, self.count + 1):
             await self._start(slot)
         ready = await asyncio.gather(*(w.ready for w in self.workers.values()))
@@ -194,7 +212,7 @@ class Supervisor:
             "worker %d could not be started (%s); trying again in %.1f s", slot, exc, delay
         )
         if not self.stopping:
-            asyncio.get_running_loop().call_later(delay, self._restart_slot, slot)
+            self._restart_later(slot, delay)
 
     async def _watch_ready(self, worker: Worker, read_end: int) -> None:
         """Resolve ``worker.ready`` when it writes to its pipe (True) or exits first (False)."""
@@ -252,13 +270,43 @@ class Supervisor:
             f" in {delay:.1f} s" if delay else "",
         )
         del self.workers[slot]
-        loop.call_later(delay, self._restart_slot, slot)
+        self._restart_later(slot, delay)
+
+    def _restart_later(self, slot: int, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._waiting[slot] = loop.call_later(delay, self._restart_slot, slot)
 
     def _restart_slot(self, slot: int) -> None:
+        self._waiting.pop(slot, None)
         if not self.stopping and slot not in self.workers:
-            task = asyncio.get_running_loop().create_task(self._start(slot))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._keep(asyncio.get_running_loop().create_task(self._start(slot)))
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        """Keep a task referenced until it is done."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ reload
+
+    async def _watch_files(self, watcher: FileWatcher) -> None:
+        """``--reload``: a rolling restart whenever a watched file changed."""
+        while not self.stopping:
+            await asyncio.sleep(POLL_INTERVAL)
+            changed = watcher.changed()
+            if not changed or self.stopping:
+                continue
+            shown = ", ".join(_shown_path(path) for path in changed[:3])
+            if len(changed) > 3:
+                shown += f" and {len(changed) - 3} more"
+            # Workers waiting out a start-up backoff (the code was broken) start now.
+            for slot in list(self._waiting):
+                self._waiting.pop(slot).cancel()
+                self.failures[slot] = 0
+                self._restart_slot(slot)
+            if self.workers:
+                self.restart(f"changed: {shown}")
+            else:
+                logger.info("changed: %s: starting the workers again", shown)
 
     # ----------------------------------------------------------------- signals
 
@@ -267,22 +315,20 @@ class Supervisor:
         if self.stopping:
             logger.warning("second %s: killing the workers", name)
             for worker in self._all_workers():
-                with contextlib.suppress(ProcessLookupError):
-                    worker.process.kill()
+                _signal(worker, signal.SIGKILL)
             os._exit(1)
         self.stopping = True
         logger.info("%s: stopping the workers", name)
-        task = asyncio.get_running_loop().create_task(self._stop_all())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
 
     async def _stop_all(self) -> None:
         if self.restarting is not None:
             self.restarting.cancel()
+        for handle in self._waiting.values():
+            handle.cancel()
         workers = self._all_workers()
         for worker in workers:
-            with contextlib.suppress(ProcessLookupError):
-                worker.process.send_signal(signal.SIGTERM)
+            _signal(worker, signal.SIGTERM)
         await self._reap(workers)
         logger.info("stopped")
         assert self._stopped is not None
@@ -297,8 +343,7 @@ class Supervisor:
         for worker in workers:
             if not worker.exited.done():
                 logger.warning("worker %d (pid %d) did not stop: killed", worker.slot, worker.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    worker.process.kill()
+                _signal(worker, signal.SIGKILL)
         if late:
             await asyncio.wait(late, timeout=5.0)
 
@@ -310,14 +355,15 @@ class Supervisor:
             *(w for w in self._starting if not w.exited.done()),
         ]
 
-    def _on_hup(self) -> None:
+    def restart(self, reason: str) -> None:
+        """A rolling restart of the workers (SIGHUP, or ``--reload`` seeing a change)."""
         if self.stopping:
             return
         if self.restarting is not None and not self.restarting.done():
-            logger.info("SIGHUP: another rolling restart will follow the one under way")
+            logger.info("%s: another rolling restart will follow the one under way", reason)
             self._restart_again = True
             return
-        logger.info("SIGHUP: rolling restart of %d workers", len(self.workers))
+        logger.info("%s: rolling restart of %d workers", reason, len(self.workers))
         self.restarting = asyncio.get_running_loop().create_task(self._rolling_restart())
 
     async def _rolling_restart(self) -> None:
@@ -326,7 +372,7 @@ class Supervisor:
             await self._restart_each()
             if not self._restart_again or self.stopping:
                 return
-            logger.info("rolling restart again, for the SIGHUP that came meanwhile")
+            logger.info("rolling restart again, for what came meanwhile")
 
     async def _restart_each(self) -> None:
         for slot in sorted(self.workers):
@@ -349,18 +395,31 @@ class Supervisor:
                     new.pid,
                     old.pid,
                 )
-                with contextlib.suppress(ProcessLookupError):
-                    new.process.kill()
+                _signal(new, signal.SIGKILL)
                 return
             old.retiring = True
             self._retired.append(old)
             self.workers[slot] = new
             self.failures[slot] = 0
-            with contextlib.suppress(ProcessLookupError):
-                old.process.send_signal(signal.SIGHUP)
+            _signal(old, signal.SIGHUP)
             logger.info("worker %d: pid %d accepting; pid %d retiring", slot, new.pid, old.pid)
             await self._reap([old])
         logger.info("rolling restart done")
+
+
+def _signal(worker: Worker, signum: int) -> None:
+    """Send ``signum`` to ``worker`` unless it is known to have exited.
+
+    With ``os.kill`` rather than the Process's ``send_signal()``: that polls
+    the process first, which reaps one that just exited under asyncio's child
+    watcher, whose own wait then fails ("Unknown child process" in the log).
+    A process that exited keeps its pid until it is reaped, which sets
+    ``exited`` a moment later (``send_signal()``'s own check has that moment too).
+    """
+    if worker.exited.done():
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(worker.pid, signum)
 
 
 def forget_metrics_of(pid: int) -> None:
@@ -372,6 +431,12 @@ def forget_metrics_of(pid: int) -> None:
     except ImportError:
         return
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the current directory when it is under it, else as it is."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def listening_socket(

@@ -1,0 +1,139 @@
+"""``--reload``: real processes serving an application whose source the test edits.
+
+The file watcher itself is checked on a real directory tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from wsserver.reload import FileWatcher
+
+from .helpers import wait_for
+from .test_cli import running_cli
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="worker processes")
+
+APP = """
+from wsserver import Router
+from wsserver.response import text
+
+routes = Router()
+
+
+@routes.get("/v")
+async def version(request):
+    return text({version!r})
+
+
+@routes.websocket("/ws")
+async def echo(request, ws):
+    async for message in ws:
+        await ws.send(message)
+"""
+
+
+def write_app(directory: Path, version: str, broken: bool = False) -> None:
+    source = APP.format(version=version) + ("\nthis is not python(\n" if broken else "")
+    path = directory / "reloaded_app.py"
+    path.write_text(source)
+    # A later mtime for sure, whatever the file system's clock granularity.
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + next(_EDITS) * 10**9))
+
+
+_EDITS = itertools.count(1)
+
+
+async def served_version(port: int) -> str | None:
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{port}/v", timeout=2)
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None
+
+
+async def test_an_edit_restarts_a_broken_edit_keeps_the_old_one_serving(tmp_path: Path) -> None:
+    write_app(tmp_path, "1")
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path), "--ping-interval", "off")
+    async with running_cli(*args) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        assert "--reload: watching *.py in" in cli.stderr
+        assert await served_version(cli.port) == "1"
+        ws = await websockets.connect(f"{cli.url}/ws")
+        await ws.send("before")
+        assert await asyncio.wait_for(ws.recv(), 5) == "before"
+
+        write_app(tmp_path, "2")
+        await wait_until_served(cli.port, "2")
+        # The old worker retired: its client was told to reconnect.
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 1012
+        assert "changed: " in cli.stderr and "reloaded_app.py" in cli.stderr
+
+        write_app(tmp_path, "3", broken=True)
+        await wait_for(lambda: "did not start accepting" in cli.stderr, what="the failed restart")
+        assert await served_version(cli.port) == "2"  # the old one still serves
+        assert "SyntaxError" in cli.stderr
+
+        write_app(tmp_path, "4")
+        await wait_until_served(cli.port, "4")
+        assert "Unknown child process" not in cli.stderr, cli.stderr
+
+
+async def test_a_broken_app_at_start_runs_as_soon_as_it_is_fixed(tmp_path: Path) -> None:
+    write_app(tmp_path, "1", broken=True)
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path))
+    async with running_cli(*args) as cli:
+        # Its start-up failures back off: 0.5 s, 1 s, 2 s, 4 s ...
+        await wait_for(lambda: cli.stderr.count("died at start-up") >= 4, what="4 failures")
+        write_app(tmp_path, "fixed")
+        # At once, not after the next back-off (4 s by now).
+        await wait_until_served(cli.port, "fixed", timeout=3)
+        assert "starting the workers again" in cli.stderr
+
+
+async def wait_until_served(port: int, version: str, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while await served_version(port) != version:
+            await asyncio.sleep(0.1)
+
+
+def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    for skipped in ("__pycache__", ".git", "node_modules", "venv"):
+        (tmp_path / skipped).mkdir()
+        (tmp_path / skipped / "x.py").write_text("")
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("")
+    app = tmp_path / "app.py"
+    app.write_text("a = 1\n")
+    watcher = FileWatcher([str(tmp_path)])
+    assert watcher.changed() == []
+    # Only *.py, and not in caches, hidden directories or virtual environments.
+    (tmp_path / "notes.txt").write_text("x")
+    for skipped in ("__pycache__", ".git", "node_modules", "venv"):
+        (tmp_path / skipped / "x.py").write_text("changed")
+    assert watcher.changed() == []
+    app.write_text("a = 22\n")
+    new = tmp_path / "pkg" / "new.py"
+    new.write_text("")
+    assert watcher.changed() == sorted([str(app), str(new)])
+    assert watcher.changed() == []
+    new.unlink()
+    assert watcher.changed() == [str(new)]
+    # Same size, another mtime.
+    os.utime(app, ns=(0, app.stat().st_mtime_ns + 10**9))
+    assert watcher.changed() == [str(app)]
+    txt = FileWatcher([str(tmp_path)], ["*.txt"])
+    (tmp_path / "notes.txt").write_text("xy")
+    assert txt.changed() == [str(tmp_path / "notes.txt")]
