@@ -671,6 +671,27 @@ async def test_http_request_and_streamed_response(run_asgi: Any) -> None:
     assert len(answer["events"]) >= 3  # streamed as it came
 
 
+async def test_an_absolute_form_target_makes_an_origin_form_scope(run_asgi: Any) -> None:
+    scopes: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        scopes.append(scope)
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET http://real.example/a%20b?x=1 HTTP/1.1\r\nHost: fake\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 204 ")
+    writer.close()
+    [scope] = scopes
+    assert (scope["path"], scope["raw_path"], scope["query_string"]) == ("/a b", b"/a%20b", b"x=1")
+    assert [value for name, value in scope["headers"] if name == b"host"] == [b"real.example"]
+
+
 async def test_single_body_gets_content_length_and_head_gets_no_body(run_asgi: Any) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await lifespan_unsupported(scope):

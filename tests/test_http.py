@@ -116,6 +116,77 @@ class TestResponses:
                 assert r.status == 426
                 assert r.headers["Upgrade"] == "websocket"
 
+    async def test_other_methods_on_a_path_with_a_page_and_a_websocket_get_405(
+        self, run_server: StartServer
+    ) -> None:
+        # "/" has an HTTP route (GET) and a WebSocket route: a POST is a method
+        # that resource does not allow (405 with Allow), not a request to upgrade (426).
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert status == 405 and headers["allow"] == "GET, HEAD"
+        writer.write(b"DELETE /ws-only HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert status == 426 and headers["upgrade"] == "websocket"
+        writer.close()
+
+    async def test_absolute_form_targets_are_served(self, run_server: StartServer) -> None:
+        # RFC 9112 3.2.2: a server MUST accept the absolute-form, and use its
+        # authority rather than the Host header.
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for target in (
+            f"http://127.0.0.1:{server.port}/health?q=abs",
+            "HTTPS://Example.COM/health?q=abs",
+        ):
+            writer.write(f"GET {target} HTTP/1.1\r\nHost: other\r\n\r\n".encode())
+            status, _, body = await read_response(reader)
+            assert (status, body) == (200, b'{"status": "ok", "q": "abs"}'), target
+        writer.write(b"GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = await read_response(reader)
+        assert (status, body) == (200, b"<h1>hi</h1>")  # an empty path is "/"
+        # A WebSocket upgrade too.
+        writer.write(upgrade_request(f"http://127.0.0.1:{server.port}/"))
+        await expect_switch(reader)
+        writer.close()
+        # userinfo in an http URI is an error (RFC 9110 4.2.4); so is an empty host.
+        for target in ("http://user@example.com/", "http:///health", "http://"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            status, _, _ = await read_response(reader)
+            assert status == 400, target
+            writer.close()
+
+    async def test_the_request_sees_the_absolute_forms_host(self, run_server: StartServer) -> None:
+        routes = Router()
+        seen: list[tuple[str, str, str]] = []
+
+        @routes.get("/where")
+        async def where(request: Request) -> Response:
+            seen.append((request.path, request.host, request.headers["host"]))
+            return text("ok")
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET http://real.example:8080/where HTTP/1.1\r\nHost: fake\r\n\r\n")
+        assert (await read_response(reader))[0] == 200
+        assert seen == [("/where", "real.example:8080", "real.example:8080")]
+        writer.close()
+
+    @pytest.mark.parametrize(
+        "request_line", [b"GET / HTTP/2.0", b"PRI * HTTP/2.0", b"GET / HTTP/3.1"]
+    )
+    async def test_other_major_versions_get_505(
+        self, run_server: StartServer, request_line: bytes
+    ) -> None:
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(request_line + b"\r\nHost: x\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert status == 505 and headers["connection"] == "close"
+        writer.close()
+
     async def test_same_path_serves_page_and_websocket(self, run_server: StartServer) -> None:
         server = await run_server(app())
         async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:

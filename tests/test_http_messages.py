@@ -12,6 +12,7 @@ from wsserver.protocol.http import (
     raw_field,
     render_response,
     request_field,
+    split_absolute_form,
 )
 
 from .test_handshake import assert_complete_error, parse_response
@@ -161,3 +162,24 @@ def test_raw_field_shares_what_repeats() -> None:
     assert raw_field("upgrade", "".join(["web", "socket"])) is pair
     assert raw_field("sec-websocket-key", "abc") == (b"sec-websocket-key", b"abc")
     assert raw_field("x-thing", "é") == (b"x-thing", "é".encode("latin-1"))
+
+
+@pytest.mark.parametrize(
+    ("target", "split"),
+    [
+        (b"/a?b", None),
+        (b"*", None),
+        (b"http://h:8080/a?b=1", (b"h:8080", b"/a?b=1")),
+        (b"HtTpS://H", (b"H", b"/")),
+        (b"http://h?q=/x", (b"h", b"/?q=/x")),
+        (b"ws://h/", None),  # not an http URI: routed as it is (and found by no route)
+    ],
+)
+def test_split_absolute_form(target: bytes, split: tuple[bytes, bytes] | None) -> None:
+    assert split_absolute_form(target) == split
+
+
+@pytest.mark.parametrize("target", [b"http://", b"http:///a", b"https://u:p@h/", b"http://?x"])
+def test_split_absolute_form_refuses_no_host_and_userinfo(target: bytes) -> None:
+    with pytest.raises(ValueError):
+        split_absolute_form(target)

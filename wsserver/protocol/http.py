@@ -40,6 +40,7 @@ __all__ = [
     "reason_phrase",
     "render_response",
     "request_field",
+    "split_absolute_form",
     "valid_header",
     "with_defaults",
 ]
@@ -289,6 +290,39 @@ def error_response(
         )
         return Response(page, status, headers, "text/html; charset=utf-8")
     return Response(text + "\n", status, headers, "text/plain; charset=utf-8")
+
+
+#: The start of an absolute-form request target (RFC 9112 3.2.2); schemes are case-insensitive.
+_ABSOLUTE_FORM = re.compile(rb"https?://", re.IGNORECASE)
+
+
+def split_absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
+    """An absolute-form request target as its authority and its origin-form target.
+
+    ``http://host:8080/a?b=1`` gives ``(b"host:8080", b"/a?b=1")``; an empty
+    path is ``/``. RFC 9112 3.2.2 asks a server to accept this form, and to
+    take the host from it rather than from the ``Host`` header. None for the
+    other forms (origin-form, ``*``), which are used as they are.
+
+    Raises:
+        ValueError: the authority is empty, or has userinfo (``user@``),
+            which RFC 9110 4.2.4 says to treat as an error.
+    """
+    start = _ABSOLUTE_FORM.match(target)
+    if start is None:
+        return None
+    rest = target[start.end() :]
+    end = len(rest)
+    for separator in (b"/", b"?"):
+        found = rest.find(separator, 0, end)
+        if found != -1:
+            end = found
+    authority, path = rest[:end], rest[end:]
+    if not authority:
+        raise ValueError("Absolute-form request target without a host.")
+    if b"@" in authority:
+        raise ValueError("Userinfo in the request target.")
+    return authority, path if path.startswith(b"/") else b"/" + path
 
 
 def http_date(seconds: float) -> str:

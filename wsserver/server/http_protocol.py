@@ -38,6 +38,7 @@ from ..protocol.http import (
     reason_phrase,
     render_response,
     request_field,
+    split_absolute_form,
     with_defaults,
 )
 from ..protocol.proxy import forwarded
@@ -254,6 +255,19 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Check a request's head and make ``self.request``; False if it was refused."""
         if self._idle:
             self._end_idle()  # pipelined: it was here already
+        if not event.http_version.startswith(b"1."):
+            self.http_error(505, "This server speaks HTTP/1.1 (and 1.0) only.")
+            return False
+        target = event.target
+        authority = None
+        if target[:1] != b"/":
+            try:
+                absolute = split_absolute_form(target)
+            except ValueError as exc:
+                self.http_error(400, str(exc))
+                return False
+            if absolute is not None:
+                authority, target = absolute
         # One pass over the headers (h11 hands over lowercase names), also
         # measuring the head: h11 bounds a head only while it is incomplete,
         # so one that arrives whole in a single read is checked here.
@@ -269,6 +283,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             items.append(field)
             if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
                 body = True
+        if authority is not None:
+            # The target's authority stands instead of any Host header (RFC 9112 3.2.2).
+            host = request_field(b"host", authority)
+            if host is None:
+                self.http_error(400, "Control character in the request target.")
+                return False
+            items = [item for item in items if item[0] != "host"]
+            items.append(host)
         if len(items) > self.config.max_headers:
             self.http_error(431, "Too many request headers.")
             return False
@@ -286,7 +308,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 scheme = "https" if said.scheme in ("https", "wss") else "http"
         self.request = Request(
             event.method.decode("ascii", "replace"),
-            event.target.decode("latin-1"),
+            target.decode("latin-1"),
             headers,
             remote_address=client,
             http_version=event.http_version.decode("ascii", "replace"),
