@@ -761,6 +761,26 @@ async def test_max_body_size(run_asgi: Any) -> None:
     assert declared.status_code == 413 and streamed.status_code == 413
 
 
+async def test_a_declared_body_over_max_body_size_gets_413_at_once(run_asgi: Any) -> None:
+    called: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        called.append(scope["path"])
+        await receive()
+
+    server = await run_asgi(app, max_body_size=10)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 413 ")  # not 100 Continue, and the app is not run
+    assert called == []
+    writer.close()
+
+
 async def test_http_disconnect_when_the_client_goes_away(run_asgi: Any) -> None:
     heard: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 

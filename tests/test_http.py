@@ -288,6 +288,16 @@ class TestConnectionReuse:
         assert status == 413
         writer.close()
 
+    async def test_a_declared_body_too_big_gets_413_at_once(self, run_server: StartServer) -> None:
+        # Its Content-Length says enough: no waiting for a body that will be refused
+        # (until open_timeout, which would drop the connection without an answer).
+        server = await run_server(app(), max_header_size=1024)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert status == 413 and headers["connection"] == "close"
+        writer.close()
+
     async def test_small_body_is_read_and_ignored(self, run_server: StartServer) -> None:
         server = await run_server(app())
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -236,6 +236,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     self._awaiting_body = False
                     self._dispatch_asgi()
                     return
+                if self._awaiting_body and self._declared_over(self.config.max_header_size):
+                    # Refused now rather than once that much has come.
+                    self.http_error(413, "Request bodies are not accepted here.")
+                    return
                 if not self._awaiting_body and self._dispatch():
                     return  # upgraded: the WebSocket protocol has the transport
             elif kind is h11.Data:
@@ -357,6 +361,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return False
         return self._handshake(request, route, found.params)
 
+    def _declared_over(self, limit: int | None) -> bool:
+        """Whether the request's ``Content-Length`` is over ``limit`` (None: no limit)."""
+        assert self.request is not None
+        length = self.request.headers.get("content-length", "0")
+        return limit is not None and length.isdigit() and int(length) > limit
+
     def _is_builtin(self, builtins: Router) -> bool:
         """Whether the request is for one of the server's own endpoints (metrics, status)."""
         request = self.request
@@ -372,9 +382,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         assert request is not None and asgi is not None
         if not is_upgrade_request(request.headers):
             self._stop_open_timer()
-            limit = self.config.max_body_size
-            length = request.headers.get("content-length", "0")
-            if limit is not None and length.isdigit() and int(length) > limit:
+            if self._declared_over(self.config.max_body_size):
                 self.http_error(413, "Request body too large.")
                 return
             self.run_asgi(asgi.http(self, request), pause=True)
