@@ -481,7 +481,15 @@ class Config:
         env="WEBSOCKET_COMPRESSION_LIBRARY",
         flag="--compression-library",
     )
-    max_header_size: int = setting(16384, Count(), "request line + headers, in bytes (431 beyond).")
+    max_header_size: int = setting(
+        16384,
+        Count(),
+        "request line + headers, in bytes (431 beyond); a Router's HTTP routes discard bodies "
+        "up to this size (413 beyond).",
+        env="WEBSOCKET_MAX_HEADER_SIZE",
+        flag="--max-header-size",
+        aliases=("--h11-max-incomplete-event-size",),
+    )
     max_headers: int = setting(100, Count(), "header lines (431 beyond).")
     max_connections: int | None = setting(
         None,
@@ -502,6 +510,7 @@ class Config:
         "seconds handlers get to finish on shutdown.",
         env="WEBSOCKET_SHUTDOWN_TIMEOUT",
         flag="--shutdown-timeout",
+        aliases=("--timeout-graceful-shutdown",),
     )
     max_body_size: int | None = setting(
         2**20,
