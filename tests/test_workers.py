@@ -260,3 +260,47 @@ async def test_the_status_feed_shows_every_worker() -> None:
         await wait_for(workers_seen, what="both workers in the feed")
         for ws, _ in clients:
             await ws.close()
+
+
+async def test_limit_max_requests_replaces_the_process() -> None:
+    # One process (no --workers): the limit puts it under a supervisor, which
+    # starts another when it has served its requests.
+    async with running_cli(
+        "tests.worker_app:routes", "--limit-max-requests", "3", "--ping-interval", "none"
+    ) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        [first] = children(cli.proc.pid)
+        clients = [await pid_of_connection(cli.url) for _ in range(3)]
+        assert {pid for _, pid in clients} == {first}
+        for ws, _ in clients:  # the third request was its last: all told to reconnect
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert ws.close_code == 1012
+        await wait_for(lambda: not alive(first), what="the old process's end")
+        ws, pid = await pid_of_connection(cli.url)
+        assert pid != first and pid in children(cli.proc.pid)
+        await ws.close()
+        assert "3 requests received (limit_max_requests)" in cli.stderr
+        assert "exited; starting another" in cli.stderr and "died" not in cli.stderr
+
+
+async def test_limit_max_requests_closes_an_embedded_server() -> None:
+    from wsserver import serve
+
+    from .helpers import echo_routes
+
+    server = serve(echo_routes(), "127.0.0.1", 0, limit_max_requests=2, ping_interval=None)
+    serving = asyncio.create_task(server.serve_forever())
+    await server.start()
+    url = f"ws://127.0.0.1:{server.port}/"
+    async with websockets.connect(url) as one:
+        await one.send("a")
+        assert await asyncio.wait_for(one.recv(), TIMEOUT) == "a"
+        assert not server.closing
+        async with websockets.connect(url) as two:
+            for ws in (one, two):
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), TIMEOUT)
+                assert ws.close_code == 1012
+    await asyncio.wait_for(serving, TIMEOUT)  # serve_forever() returned
+    assert server.requests == 2

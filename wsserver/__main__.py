@@ -395,7 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except argparse.ArgumentTypeError as exc:
             parser.exit(2, f"error: WEBSOCKET_WORKERS: {exc}\n")
     in_worker = bool(os.environ.get(WORKER_ID_ENV))
-    if workers > 1 or (args.reload and not in_worker):
+    # --reload restarts the process, and one that stops after limit_max_requests
+    # needs another to take its place: the supervisor does both.
+    if workers > 1 or (not in_worker and (args.reload or _limits_requests(parser, args))):
         return supervise(parser, args, arguments, workers)
     if in_worker:
         die_with_parent()
@@ -418,6 +420,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot listen on %s: %s", _target(args), exc)
         return 1
     return 0
+
+
+def _limits_requests(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
+    """Whether limit_max_requests is set (by its flag or its variable)."""
+    try:
+        return config_from_args(args).limit_max_requests is not None
+    except ConfigError as exc:
+        parser.exit(2, f"error: {exc}\n")
 
 
 def supervise(

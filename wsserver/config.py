@@ -512,6 +512,16 @@ class Config:
         flag="--shutdown-timeout",
         aliases=("--timeout-graceful-shutdown",),
     )
+    limit_max_requests: int | None = setting(
+        None,
+        Count(none_ok=True),
+        "requests (HTTP requests and WebSocket upgrades) after which the process is replaced, "
+        "to bound what a leaking application holds: it stops accepting, closes its WebSockets "
+        "with 1012 (service restart) and exits once its handlers are done, and a new process "
+        "takes its place (`none`: never). As in uvicorn; it runs the server under a supervisor.",
+        env="WEBSOCKET_LIMIT_MAX_REQUESTS",
+        flag="--limit-max-requests",
+    )
     max_body_size: int | None = setting(
         2**20,
         Count(none_ok=True),

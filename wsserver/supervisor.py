@@ -11,6 +11,8 @@ any time and no connection waiting to be accepted is lost, which is what a
 rolling restart needs. (The kernel's distribution over the workers is then
 less even under light load; under load each worker accepts as it is free.)
 
+- A worker that exits by itself with code 0 (``limit_max_requests``) is
+  replaced at once.
 - A worker that dies is replaced; one that dies within :data:`EARLY_EXIT`
   seconds of starting is restarted after a delay that doubles with each such
   death (up to :data:`MAX_BACKOFF`), so a broken application does not make a
@@ -238,6 +240,13 @@ class Supervisor:
         if self.workers.get(worker.slot) is not worker:
             return  # replaced: an old worker that retired
         if worker.retiring or self.stopping:
+            return
+        if code == 0 and worker.ready.result():
+            # It ended on its own, and well: its limit_max_requests.
+            logger.info("worker %d (pid %d) exited; starting another", worker.slot, worker.pid)
+            self.failures[worker.slot] = 0
+            del self.workers[worker.slot]
+            self._restart_slot(worker.slot)
             return
         self._replace_dead(worker, code)
 

@@ -259,6 +259,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Check a request's head and make ``self.request``; False if it was refused."""
         if self._idle:
             self._end_idle()  # pipelined: it was here already
+        server = self.server
+        server.requests += 1
+        if server.requests == self.config.limit_max_requests:
+            server.request_limit_reached()
         if not event.http_version.startswith(b"1."):
             self.http_error(505, "This server speaks HTTP/1.1 (and 1.0) only.")
             return False

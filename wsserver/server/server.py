@@ -89,6 +89,9 @@ class Server:
         self.app_tasks: set[asyncio.Task[None]] = set()
         #: The counters (see :meth:`stats`).
         self.counters = ServerStats()
+        #: Requests received (HTTP requests and upgrade requests), for limit_max_requests.
+        self.requests = 0
+        self._limit_task: asyncio.Task[None] | None = None
         #: The headers every response and 101 gets (Date, Server, configured ones).
         self.response_headers = ResponseHeaders(
             server_header=config.server_header,
@@ -379,6 +382,17 @@ class Server:
             for _ in range(3):
                 await asyncio.sleep(0)
         self._server.close()
+
+    def request_limit_reached(self) -> None:
+        """``limit_max_requests`` requests were received: close, as for a restart (1012)."""
+        if self.closing:
+            return
+        logger.info(
+            "%d requests received (limit_max_requests): closing, for another process to take over",
+            self.requests,
+        )
+        task = self.loop.create_task(self.close(code=1012))
+        self._limit_task = task  # (kept referenced)
 
     @property
     def refusing(self) -> bool:
