@@ -423,7 +423,10 @@ def test_every_declared_flag_and_variable_reaches_its_setting(
             args = parser.parse_args(["x:y", *words])
             value = getattr(config_from_args(args), name)
             expected = spec.kind.parse(sample)
-            assert value == ([expected] if spec.kind.repeatable else expected), (name, flag)
+            if spec.kind.repeatable:
+                assert list(value) == [expected], (name, flag)
+            else:
+                assert value == expected, (name, flag)
             assert value != default, name
         if spec.env is not None:
             value = getattr(Config.from_sources(env={spec.env: sample}), name)

@@ -208,6 +208,10 @@ def test_the_101_has_the_defaults_but_for_those_the_app_gave() -> None:
         [("Sec-WebSocket-Accept", "x")],
         [("Connection", "keep-alive")],
         ["X-A: b"],
+        # What h11 would refuse to send: non-ASCII, and whitespace around a value.
+        [("X-A", "caf\u00e9")],
+        [("X-A", " a")],
+        [("X-A", "a\t")],
     ],
 )
 def test_configured_headers_are_checked(headers: list[Any]) -> None:
@@ -223,9 +227,30 @@ def test_header_flag(capsys: pytest.CaptureFixture[str]) -> None:
         ["x:y", "--header", "X-A: b c", "--header", "X-B:d", "--no-server-header"]
     )
     config = config_from_args(args)
-    assert config.headers == [("X-A", "b c"), ("X-B", "d")]
+    assert config.headers == (("X-A", "b c"), ("X-B", "d"))
     assert config.server_header is False and config.date_header is True
     for bad in ("no colon", "X-A: b\x01", "Content-Length: 3"):
         with pytest.raises(SystemExit):
             parser.parse_args(["x:y", "--header", bad])
         assert "--header" in capsys.readouterr().err
+
+
+def test_configured_headers_are_kept_as_checked() -> None:
+    given = [("X-A", "1")]
+    config = Config(headers=given)
+    given.append(("X-B", "a\r\nSet-Cookie: injected=1"))  # after the check
+    assert list(config.headers) == [("X-A", "1")]
+
+
+async def test_a_response_header_h11_refuses_gets_a_500(run_server: StartServer) -> None:
+    routes = Router()
+
+    @routes.get("/accented")
+    async def accented(request: Request) -> Response:
+        return text("x", headers={"X-Name": "caf\u00e9"})
+
+    server = await run_server(routes)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/accented")
+    assert response.status_code == 500
+    assert response.headers["server"] == "wsserver"

@@ -309,10 +309,14 @@ class HeaderList(Kind):
             if not (
                 isinstance(item, (list, tuple))
                 and len(item) == 2
-                and all(isinstance(part, str) for part in item)
+                and all(isinstance(part, str) and part.isascii() for part in item)
                 and valid_header(*item)
+                and item[1] == item[1].strip(OWS)
             ):
-                return "a list of (name, value) pairs of valid header names and values"
+                return (
+                    "a list of (name, value) pairs of header names and values in ASCII, "
+                    "without control characters or whitespace around the value"
+                )
             name = item[0].lower()
             if name in _OWN_HEADERS or name.startswith("sec-websocket-"):
                 return (
@@ -711,6 +715,8 @@ class Config:
 
     def __post_init__(self) -> None:
         self.validate()
+        # Kept as checked: a list the caller changes afterwards is not ours.
+        self.headers = tuple((name, value) for name, value in self.headers)
 
     @classmethod
     def from_sources(
