@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -99,7 +100,7 @@ async def test_a_broken_app_at_start_runs_as_soon_as_it_is_fixed(tmp_path: Path)
         await wait_for(lambda: cli.stderr.count("died at start-up") >= 4, what="4 failures")
         write_app(tmp_path, "fixed")
         # At once, not after the next back-off (4 s by now).
-        await wait_until_served(cli.port, "fixed", timeout=3)
+        await wait_until_served(cli.port, "fixed", timeout=3.5)
         assert "starting the workers again" in cli.stderr
 
 
@@ -137,3 +138,101 @@ def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_pat
     txt = FileWatcher([str(tmp_path)], ["*.txt"])
     (tmp_path / "notes.txt").write_text("xy")
     assert txt.changed() == [str(tmp_path / "notes.txt")]
+
+
+def test_a_look_reads_a_bounded_number_of_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wsserver.reload
+
+    for n in range(30):
+        (tmp_path / f"m{n:02}.py").write_text("")
+    monkeypatch.setattr(wsserver.reload, "MAX_ENTRIES", 10)
+    watcher = FileWatcher([str(tmp_path)])
+    assert watcher.truncated
+    (tmp_path / "m29.py").write_text("changed")  # beyond what a look reads
+    assert watcher.changed() == [] and watcher.truncated
+    monkeypatch.setattr(wsserver.reload, "MAX_ENTRIES", 100)
+    assert len(watcher.changed()) == 30 and not watcher.truncated
+
+
+# -------------------------------------------- the supervisor's slots, step by step
+#
+# Real Supervisor code; only the spawning of processes is replaced, by
+# processes whose exit and readiness the test decides, so that the order of
+# events that a real machine makes rare is made every time.
+
+
+class _Process:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def wait(self) -> int:
+        return await self._exit
+
+    def exit(self, code: int) -> None:
+        self._exit.set_result(code)
+
+
+async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wsserver.supervisor as supervisor_module
+    from wsserver.supervisor import Supervisor, Worker
+
+    signalled: list[tuple[int, int]] = []
+    monkeypatch.setattr(supervisor_module, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(
+        supervisor_module, "_signal", lambda worker, signum: signalled.append((worker.pid, signum))
+    )
+    pids = itertools.count(1000)
+    started: list[Worker] = []
+
+    class Edits:
+        def __init__(self) -> None:
+            self.pending: list[str] = []
+
+        def changed(self) -> list[str]:
+            return [self.pending.pop()] if self.pending else []
+
+    class Spawning(Supervisor):
+        async def _start(self, slot: int) -> Worker | None:
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(0.005)
+            worker = Worker(slot, _Process(next(pids)), loop.time(), loop.create_future())  # type: ignore[arg-type]
+            worker.tasks.append(loop.create_task(self._watch_exit(worker)))
+            if slot in self.workers:
+                self._starting.add(worker)
+            else:
+                self.workers[slot] = worker
+            started.append(worker)
+            return worker
+
+    edits = Edits()
+    supervisor = Spawning([], 1, None, 1.0, edits)  # type: ignore[arg-type]
+    watching = asyncio.create_task(supervisor._watch_files(edits))  # type: ignore[arg-type]
+    try:
+        await supervisor._start(1)
+        [first] = started
+        edits.pending.append("/app/a.py")  # an edit: a rolling restart begins
+        await wait_for(lambda: len(started) == 2, what="the replacement")
+        replacement = started[1]
+        first.process.exit(1)  # the old one dies young meanwhile: a back-off for its slot
+        await wait_for(lambda: 1 in supervisor._waiting, what="the back-off")
+        edits.pending.append("/app/a.py")  # another edit: the slot's worker starts at once
+        await wait_for(lambda: len(started) == 3, what="the third worker")
+        third = started[2]
+        await wait_for(lambda: supervisor.workers.get(1) is third, what="the third in its slot")
+        replacement.ready.set_result(True)  # the replacement accepts: it takes the slot
+        await wait_for(lambda: (third.pid, signal.SIGHUP) in signalled, what="the third retiring")
+        assert supervisor.workers[1] is replacement
+        running = [w for w in started if not w.exited.done()]
+        assert {w.pid for w in running} == {w.pid for w in supervisor._all_workers()}
+        assert 1 not in supervisor._waiting  # no back-off left to start a fourth
+    finally:
+        supervisor.stopping = True
+        watching.cancel()
+        for worker in started:
+            for task in worker.tasks:
+                task.cancel()

@@ -28,7 +28,7 @@ from .config import Config, Flag, add_flags, flag_settings
 from .envfile import load_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
-from .reload import MAX_FILES, FileWatcher
+from .reload import MAX_ENTRIES, FileWatcher
 from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, serve
 from .server.status import STATUS_DIR_ENV
@@ -455,7 +455,9 @@ def supervise(
             ", ".join(watcher.directories),
         )
         if watcher.truncated:
-            logger.warning("--reload: only the first %d files are watched", MAX_FILES)
+            logger.warning(
+                "--reload: too much to watch; only what the first %d entries hold", MAX_ENTRIES
+            )
     try:
         sock = listening_socket(args.host, args.port, args.uds, args.fd, config.backlog)
     except OSError as exc:

@@ -15,7 +15,7 @@ import fnmatch
 import os
 from collections.abc import Iterable, Sequence
 
-__all__ = ["FileWatcher", "MAX_FILES", "POLL_INTERVAL", "SKIPPED_DIRS"]
+__all__ = ["FileWatcher", "MAX_ENTRIES", "POLL_INTERVAL", "SKIPPED_DIRS"]
 
 #: Seconds between two looks at the files.
 POLL_INTERVAL = 0.5
@@ -25,9 +25,11 @@ POLL_INTERVAL = 0.5
 #: which change without the application's code changing.
 SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "build", "dist"})
 
-#: At most this many files are watched (a directory given by mistake, say /,
-#: must not make each look take seconds); beyond it, the rest are not watched.
-MAX_FILES = 10_000
+#: A look reads at most this many directory entries (files and directories,
+#: watched or not): a directory given by mistake, say /, must not make each
+#: look take seconds. Beyond it, the rest is not watched (the walk goes from
+#: the top down: the application's own files come first).
+MAX_ENTRIES = 20_000
 
 Snapshot = dict[str, tuple[int, int]]
 
@@ -59,9 +61,6 @@ class FileWatcher:
         found: Snapshot = {}
         self.truncated = False
         for path in self._files():
-            if len(found) >= MAX_FILES:
-                self.truncated = True
-                break
             try:
                 st = os.stat(path)
             except OSError:
@@ -70,8 +69,14 @@ class FileWatcher:
         return found
 
     def _files(self) -> Iterable[str]:
+        """The matching files, until MAX_ENTRIES entries were read."""
+        entries = 0
         for top in self.directories:
             for root, dirs, files in os.walk(top):
+                entries += len(dirs) + len(files)
+                if entries > MAX_ENTRIES:
+                    self.truncated = True
+                    return
                 dirs[:] = [
                     d
                     for d in dirs

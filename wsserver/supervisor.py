@@ -81,6 +81,9 @@ class Worker:
     ready: asyncio.Future[bool]
     retiring: bool = False
     exited: asyncio.Future[int] = field(default_factory=lambda: _future())
+    #: A pidfd of the process (Linux), which signals reach it and never another
+    #: process that came to have its pid; None elsewhere (then ``os.kill``).
+    pidfd: int | None = None
     #: Its watching tasks (kept referenced).
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -192,7 +195,7 @@ class Supervisor:
             return None
         finally:
             os.close(write_end)
-        worker = Worker(slot, process, loop.time(), loop.create_future())
+        worker = Worker(slot, process, loop.time(), loop.create_future(), pidfd=_pidfd(process.pid))
         logger.info("worker %d started (pid %d)", slot, process.pid)
         worker.tasks += [
             loop.create_task(self._watch_ready(worker, read_end)),
@@ -232,6 +235,9 @@ class Supervisor:
 
     async def _watch_exit(self, worker: Worker) -> None:
         code = await worker.process.wait()
+        if worker.pidfd is not None:
+            os.close(worker.pidfd)
+            worker.pidfd = None
         self._starting.discard(worker)
         forget_metrics_of(worker.pid)
         worker.exited.set_result(code)
@@ -283,6 +289,9 @@ class Supervisor:
 
     def _restart_later(self, slot: int, delay: float) -> None:
         loop = asyncio.get_running_loop()
+        earlier = self._waiting.get(slot)
+        if earlier is not None:
+            earlier.cancel()
         self._waiting[slot] = loop.call_later(delay, self._restart_slot, slot)
 
     def _restart_slot(self, slot: int) -> None:
@@ -301,7 +310,9 @@ class Supervisor:
         """``--reload``: a rolling restart whenever a watched file changed."""
         while not self.stopping:
             await asyncio.sleep(POLL_INTERVAL)
-            changed = watcher.changed()
+            # In a thread: a look is a few hundred stat() calls, and signals,
+            # exits and ready pipes must not wait for it.
+            changed = await asyncio.to_thread(watcher.changed)
             if not changed or self.stopping:
                 continue
             shown = ", ".join(_shown_path(path) for path in changed[:3])
@@ -406,29 +417,57 @@ class Supervisor:
                 )
                 _signal(new, signal.SIGKILL)
                 return
-            old.retiring = True
-            self._retired.append(old)
+            # The slot's worker may have changed meanwhile (the old one died and
+            # another was started): whichever it is retires, and none is left
+            # running unknown to the supervisor.
+            retiring = [
+                w
+                for w in dict.fromkeys((old, self.workers.get(slot)))
+                if w is not None and w is not new and not w.exited.done()
+            ]
             self.workers[slot] = new
             self.failures[slot] = 0
-            _signal(old, signal.SIGHUP)
-            logger.info("worker %d: pid %d accepting; pid %d retiring", slot, new.pid, old.pid)
-            await self._reap([old])
+            waiting = self._waiting.pop(slot, None)
+            if waiting is not None:
+                waiting.cancel()
+            for worker in retiring:
+                worker.retiring = True
+                self._retired.append(worker)
+                _signal(worker, signal.SIGHUP)
+            logger.info(
+                "worker %d: pid %d accepting; %s retiring",
+                slot,
+                new.pid,
+                ", ".join(f"pid {w.pid}" for w in retiring) or "nothing",
+            )
+            await self._reap(retiring)
         logger.info("rolling restart done")
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd of ``pid`` (Linux 5.3 and later), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _signal(worker: Worker, signum: int) -> None:
     """Send ``signum`` to ``worker`` unless it is known to have exited.
 
-    With ``os.kill`` rather than the Process's ``send_signal()``: that polls
-    the process first, which reaps one that just exited under asyncio's child
-    watcher, whose own wait then fails ("Unknown child process" in the log).
-    A process that exited keeps its pid until it is reaped, which sets
-    ``exited`` a moment later (``send_signal()``'s own check has that moment too).
+    Not with the Process's ``send_signal()``: that polls the process first,
+    which reaps one that just exited under asyncio's child watcher, whose own
+    wait then fails ("Unknown child process" in the log). Through the worker's
+    pidfd where there is one: a process reaped a moment before ``exited`` is
+    set is then out of reach, not a stranger that came to have its pid.
     """
     if worker.exited.done():
         return
     with contextlib.suppress(ProcessLookupError):
-        os.kill(worker.pid, signum)
+        if worker.pidfd is not None:
+            signal.pidfd_send_signal(worker.pidfd, signum)
+        else:
+            os.kill(worker.pid, signum)
 
 
 def forget_metrics_of(pid: int) -> None:
