@@ -436,6 +436,15 @@ def test_every_declared_flag_and_variable_reaches_its_setting(
     assert "--ws-max-size" in parser.format_help()
 
 
+def test_flags_are_not_taken_by_abbreviation(capsys: pytest.CaptureFixture[str]) -> None:
+    # An abbreviation that works today breaks when a flag that shares it is added.
+    from wsserver.__main__ import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["x:y", "--max-que", "3"])
+    assert "unrecognized arguments: --max-que" in capsys.readouterr().err
+
+
 def test_unreadable_flag_names_the_flag_and_what_it_takes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -179,7 +179,9 @@ def test_split_absolute_form(target: bytes, split: tuple[bytes, bytes] | None) -
     assert split_absolute_form(target) == split
 
 
-@pytest.mark.parametrize("target", [b"http://", b"http:///a", b"https://u:p@h/", b"http://?x"])
+@pytest.mark.parametrize(
+    "target", [b"http://", b"http:///a", b"https://u:p@h/", b"http://?x", b"http://a#frag"]
+)
 def test_split_absolute_form_refuses_no_host_and_userinfo(target: bytes) -> None:
     with pytest.raises(ValueError):
         split_absolute_form(target)

@@ -10,6 +10,7 @@ import itertools
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -152,6 +153,10 @@ def test_a_look_reads_a_bounded_number_of_entries(
     assert watcher.truncated
     (tmp_path / "m29.py").write_text("changed")  # beyond what a look reads
     assert watcher.changed() == [] and watcher.truncated
+    # An entry it does not watch pushes watched ones out of a look: they are
+    # not taken for removed.
+    (tmp_path / "aa.log").write_text("")
+    assert watcher.changed() == [] and watcher.truncated
     monkeypatch.setattr(wsserver.reload, "MAX_ENTRIES", 100)
     assert len(watcher.changed()) == 30 and not watcher.truncated
 
@@ -175,9 +180,17 @@ class _Process:
         self._exit.set_result(code)
 
 
-async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+class _Edits:
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.truncated = False
+
+    def changed(self) -> list[str]:
+        return [self.pending.pop()] if self.pending else []
+
+
+def _supervisor(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any], list[tuple[int, int]]]:
+    """A Supervisor of one slot whose processes the test runs; its workers; the signals sent."""
     import wsserver.supervisor as supervisor_module
     from wsserver.supervisor import Supervisor, Worker
 
@@ -189,31 +202,31 @@ async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
     pids = itertools.count(1000)
     started: list[Worker] = []
 
-    class Edits:
-        def __init__(self) -> None:
-            self.pending: list[str] = []
-
-        def changed(self) -> list[str]:
-            return [self.pending.pop()] if self.pending else []
-
     class Spawning(Supervisor):
-        async def _start(self, slot: int) -> Worker | None:
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            #: How long each next spawn takes (0.005 s when none is given).
+            self.spawn_times: list[float] = []
+
+        async def _spawn(self, slot: int) -> Worker | None:
             loop = asyncio.get_running_loop()
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(self.spawn_times.pop(0) if self.spawn_times else 0.005)
             worker = Worker(slot, _Process(next(pids)), loop.time(), loop.create_future())  # type: ignore[arg-type]
             worker.tasks.append(loop.create_task(self._watch_exit(worker)))
-            if slot in self.workers:
-                self._starting.add(worker)
-            else:
-                self.workers[slot] = worker
             started.append(worker)
             return worker
 
-    edits = Edits()
-    supervisor = Spawning([], 1, None, 1.0, edits)  # type: ignore[arg-type]
-    watching = asyncio.create_task(supervisor._watch_files(edits))  # type: ignore[arg-type]
+    return Spawning([], 1, None, 1.0, _Edits()), started, signalled  # type: ignore[arg-type]
+
+
+async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, started, signalled = _supervisor(monkeypatch)
+    edits = supervisor.watcher
+    watching = asyncio.create_task(supervisor._watch_files(edits))
     try:
-        await supervisor._start(1)
+        await supervisor._start(1, replacing=False)
         [first] = started
         edits.pending.append("/app/a.py")  # an edit: a rolling restart begins
         await wait_for(lambda: len(started) == 2, what="the replacement")
@@ -233,6 +246,37 @@ async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
     finally:
         supervisor.stopping = True
         watching.cancel()
+        for worker in started:
+            for task in worker.tasks:
+                task.cancel()
+
+
+async def test_a_start_that_finds_its_slot_filled_stops_its_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, started, signalled = _supervisor(monkeypatch)
+    try:
+        await supervisor._start(1, replacing=False)
+        [first] = started
+        replacing = asyncio.create_task(supervisor._replace(1, first))
+        await wait_for(lambda: len(started) == 2, what="the replacement")
+        replacement = started[1]
+        first.process.exit(1)  # dies young: its slot is started again after a back-off
+        await wait_for(lambda: 1 in supervisor._waiting, what="the back-off")
+        supervisor.spawn_times.append(0.3)  # that start takes a while
+        supervisor._waiting.pop(1).cancel()
+        supervisor._restart_slot(1)  # (what the back-off's timer does)
+        await asyncio.sleep(0.05)
+        replacement.ready.set_result(True)  # meanwhile the replacement accepts
+        assert await asyncio.wait_for(replacing, 5) is True
+        assert supervisor.workers[1] is replacement
+        await wait_for(lambda: len(started) == 3, what="the late start")
+        late = started[2]
+        assert (late.pid, signal.SIGTERM) in signalled  # not needed: stopped
+        assert late in supervisor._all_workers()  # and known until it is gone
+        assert supervisor.workers[1] is replacement
+    finally:
+        supervisor.stopping = True
         for worker in started:
             for task in worker.tasks:
                 task.cancel()

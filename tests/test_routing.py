@@ -685,3 +685,33 @@ def test_error_format_must_be_known() -> None:
 
     with pytest.raises(ValueError, match="error_format"):
         routes.add_websocket_route(h, "/", error_format="xml")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("method", "upgrade", "status", "allowed"),
+    [
+        ("GET", True, None, ()),  # the WebSocket route
+        ("GET", False, 426, ()),  # what this resource takes a GET for is an upgrade
+        ("HEAD", False, 426, ()),
+        ("POST", False, None, ()),  # the HTTP route
+        ("PUT", False, 405, ("POST",)),  # a method that nothing here allows
+    ],
+)
+def test_a_websocket_endpoint_with_another_methods_http_route(
+    method: str, upgrade: bool, status: int | None, allowed: tuple[str, ...]
+) -> None:
+    routes = Router()
+
+    @routes.websocket("/chat")
+    async def chat(request: Any, ws: Any) -> None:
+        pass
+
+    @routes.route("/chat", methods=["POST"])
+    async def post(request: Any) -> Any:
+        pass
+
+    found = routes.resolve("/chat", "h", method, upgrade)
+    if status is None:
+        assert found.route is not None and found.route.is_websocket == upgrade
+    else:
+        assert found.route is None and (found.status, tuple(found.allowed)) == (status, allowed)

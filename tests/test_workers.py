@@ -264,24 +264,29 @@ async def test_the_status_feed_shows_every_worker() -> None:
 
 async def test_limit_max_requests_replaces_the_process() -> None:
     # One process (no --workers): the limit puts it under a supervisor, which
-    # starts another when it has served its requests.
-    async with running_cli(
-        "tests.worker_app:routes", "--limit-max-requests", "3", "--ping-interval", "none"
-    ) as cli:
+    # starts another when it has received its requests, and then retires it.
+    args = ("--limit-max-requests", "3", "--ping-interval", "none", "--open-timeout", "3")
+    async with running_cli("tests.worker_app:routes", *args) as cli:
         await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
         [first] = children(cli.proc.pid)
+        # A connection that sends nothing (a browser's preconnect) holds the
+        # retiring process for up to open_timeout: not the service.
+        _, idle = await asyncio.open_connection("127.0.0.1", cli.port)
         clients = [await pid_of_connection(cli.url) for _ in range(3)]
         assert {pid for _, pid in clients} == {first}
-        for ws, _ in clients:  # the third request was its last: all told to reconnect
-            with pytest.raises(ConnectionClosed):
-                await asyncio.wait_for(ws.recv(), TIMEOUT)
-            assert ws.close_code == 1012
-        await wait_for(lambda: not alive(first), what="the old process's end")
-        ws, pid = await pid_of_connection(cli.url)
+        await wait_for(lambda: f"pid {first} retiring" in cli.stderr, what="the replacement")
+        ws, pid = await asyncio.wait_for(pid_of_connection(cli.url), 2)  # served at once
         assert pid != first and pid in children(cli.proc.pid)
+        idle.close()
+        for client, _ in clients:  # told to reconnect
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(client.recv(), TIMEOUT)
+            assert client.close_code == 1012
+        await wait_for(lambda: not alive(first), what="the old process's end")
         await ws.close()
         assert "3 requests received (limit_max_requests)" in cli.stderr
-        assert "exited; starting another" in cli.stderr and "died" not in cli.stderr
+        assert "reached limit_max_requests: replacing it" in cli.stderr
+        assert "died" not in cli.stderr
 
 
 async def test_limit_max_requests_closes_an_embedded_server() -> None:

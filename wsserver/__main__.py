@@ -33,6 +33,8 @@ from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, serve
 from .server.status import STATUS_DIR_ENV
 from .supervisor import (
+    LIMIT_REACHED,
+    READY,
     READY_FD_ENV,
     SUPERVISOR_PID_ENV,
     WORKER_ID_ENV,
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve module:attr: a wsserver Router (or a function that returns one), "
         "or an ASGI 3 application (Starlette, FastAPI, ...).",
         epilog="Flags win over WEBSOCKET_* environment variables, which win over defaults.",
+        allow_abbrev=False,  # a flag added later must not break an abbreviation
     )
     p.add_argument("app", help="module:attr, e.g. examples.echo:routes or main:app")
     p.add_argument(
@@ -340,9 +343,19 @@ async def run(
             logger.info("listening on %s", where)
     ready_fd = os.environ.get(READY_FD_ENV)
     if worker and ready_fd:
+        pipe = int(ready_fd)
         with contextlib.suppress(OSError):
-            os.write(int(ready_fd), b"R")
-            os.close(int(ready_fd))
+            os.write(pipe, READY)
+
+        def limit_reached() -> None:
+            # The supervisor starts another worker and, once it accepts,
+            # retires this one (SIGHUP): no moment without a worker accepting.
+            try:
+                os.write(pipe, LIMIT_REACHED)
+            except OSError:
+                closing.append(loop.create_task(server.close(code=1012)))  # no one to hear it
+
+        server.on_request_limit = limit_reached
     await server.serve_forever()
     logger.info("stopped")
 

@@ -49,9 +49,15 @@ class FileWatcher:
         self._seen = self._snapshot()
 
     def changed(self) -> list[str]:
-        """The files added, removed or modified since the last call (or since made), sorted."""
+        """The files added, removed or modified since the last call (or since made), sorted.
+
+        When a look stopped at MAX_ENTRIES (``truncated``), files it did not
+        reach are not taken for removed.
+        """
         now = self._snapshot()
         before = self._seen
+        if self.truncated:
+            now = {**before, **now}
         self._seen = now
         return sorted(
             path for path in before.keys() | now.keys() if before.get(path) != now.get(path)

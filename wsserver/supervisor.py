@@ -11,8 +11,8 @@ any time and no connection waiting to be accepted is lost, which is what a
 rolling restart needs. (The kernel's distribution over the workers is then
 less even under light load; under load each worker accepts as it is free.)
 
-- A worker that exits by itself with code 0 (``limit_max_requests``) is
-  replaced at once.
+- A worker that says, on its pipe, that it reached its
+  ``limit_max_requests`` is replaced as in a rolling restart (below).
 - A worker that dies is replaced; one that dies within :data:`EARLY_EXIT`
   seconds of starting is restarted after a delay that doubles with each such
   death (up to :data:`MAX_BACKOFF`), so a broken application does not make a
@@ -34,6 +34,7 @@ less even under light load; under load each worker accepts as it is free.)
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -44,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .reload import POLL_INTERVAL, FileWatcher
+from .reload import MAX_ENTRIES, POLL_INTERVAL, FileWatcher
 from .server.server import unix_socket
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "EARLY_EXIT",
     "MAX_BACKOFF",
     "WORKER_ID_ENV",
+    "READY",
+    "LIMIT_REACHED",
     "READY_FD_ENV",
     "SUPERVISOR_PID_ENV",
 ]
@@ -69,6 +72,9 @@ READY_TIMEOUT = 60.0
 WORKER_ID_ENV = "WSSERVER_WORKER_ID"
 READY_FD_ENV = "WSSERVER_READY_FD"
 SUPERVISOR_PID_ENV = "WSSERVER_SUPERVISOR_PID"
+#: What a worker writes on that pipe: it accepts; it reached its limit_max_requests.
+READY = b"R"
+LIMIT_REACHED = b"L"
 
 
 @dataclass(eq=False)  # compared and hashed by identity (kept in sets)
@@ -127,8 +133,12 @@ class Supervisor:
         self.restarting: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._retired: list[Worker] = []
-        #: Replacements started in a rolling restart, not yet ready.
+        #: Replacements started, not yet in their slot.
         self._starting: set[Worker] = set()
+        #: One replacement of a slot at a time (see _replace()).
+        self._slot_locks: collections.defaultdict[int, asyncio.Lock] = collections.defaultdict(
+            asyncio.Lock
+        )
         #: A SIGHUP came during a rolling restart: do another after it.
         self._restart_again = False
         self._tasks: set[asyncio.Task[object]] = set()
@@ -146,7 +156,7 @@ class Supervisor:
         if self.watcher is not None:
             self._keep(loop.create_task(self._watch_files(self.watcher)))
         for slot in range(1, self.count + 1):
-            await self._start(slot)
+            await self._start(slot, replacing=False)
         ready = await asyncio.gather(*(w.ready for w in self.workers.values()))
         if all(ready):
             logger.info("%d workers accepting", self.count)
@@ -155,12 +165,34 @@ class Supervisor:
 
     # ----------------------------------------------------------------- workers
 
-    async def _start(self, slot: int) -> Worker | None:
-        """Start a worker for ``slot``; it is this slot's worker once it is ready.
+    async def _start(self, slot: int, *, replacing: bool) -> Worker | None:
+        """Start a worker for ``slot``.
 
-        None if it could not be started (no file descriptors, no memory to
-        fork): then it is tried again later, as for a worker that died young.
+        A replacement (``replacing``) takes the slot once it is ready (see
+        :meth:`_replace`); any other start takes the slot at once, unless the
+        slot was filled while the process was being started: then it is not
+        needed, and stopped. None if it could not be started (no file
+        descriptors, no memory to fork): then it is tried again later, as for
+        a worker that died young.
         """
+        worker = await self._spawn(slot)
+        if worker is None:
+            return None
+        if replacing:
+            self._starting.add(worker)  # (until it takes the slot, or exits)
+        elif slot not in self.workers:
+            self.workers[slot] = worker
+        else:
+            logger.info(
+                "worker %d: pid %d not needed (the slot was filled): stopping it", slot, worker.pid
+            )
+            worker.retiring = True
+            self._retired.append(worker)
+            _signal(worker, signal.SIGTERM)
+        return worker
+
+    async def _spawn(self, slot: int) -> Worker | None:
+        """Start a worker process for ``slot``, and watch its pipe and its exit."""
         loop = asyncio.get_running_loop()
         try:
             read_end, write_end = os.pipe()
@@ -201,12 +233,6 @@ class Supervisor:
             loop.create_task(self._watch_ready(worker, read_end)),
             loop.create_task(self._watch_exit(worker)),
         ]
-        if slot not in self.workers:
-            self.workers[slot] = worker  # (in a rolling restart: once it is ready)
-        else:
-            self._starting.add(worker)
-            worker.exited.add_done_callback(lambda _: self._starting.discard(worker))
-            worker.ready.add_done_callback(lambda _: self._starting.discard(worker))
         return worker
 
     def _spawn_failed(self, slot: int, exc: OSError) -> None:
@@ -220,7 +246,12 @@ class Supervisor:
             self._restart_later(slot, delay)
 
     async def _watch_ready(self, worker: Worker, read_end: int) -> None:
-        """Resolve ``worker.ready`` when it writes to its pipe (True) or exits first (False)."""
+        """Read the worker's pipe until it exits.
+
+        ``worker.ready`` is resolved when it says it accepts (True) or exits
+        first (False); afterwards it may say it reached its
+        ``limit_max_requests``, and is then replaced (:meth:`_replace`).
+        """
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         transport, _ = await loop.connect_read_pipe(
@@ -228,10 +259,25 @@ class Supervisor:
         )
         try:
             said = await reader.read(1)
+            if not worker.ready.done():
+                worker.ready.set_result(said == READY)
+            while said:
+                said = await reader.read(1)
+                if said == LIMIT_REACHED:
+                    self._on_limit(worker)
         finally:
             transport.close()
         if not worker.ready.done():
-            worker.ready.set_result(bool(said))
+            worker.ready.set_result(False)
+
+    def _on_limit(self, worker: Worker) -> None:
+        """The worker received its limit_max_requests: replace it (it serves meanwhile)."""
+        if self.stopping or worker.retiring or self.workers.get(worker.slot) is not worker:
+            return
+        logger.info(
+            "worker %d (pid %d) reached limit_max_requests: replacing it", worker.slot, worker.pid
+        )
+        self._keep(asyncio.get_running_loop().create_task(self._replace(worker.slot, worker)))
 
     async def _watch_exit(self, worker: Worker) -> None:
         code = await worker.process.wait()
@@ -246,13 +292,6 @@ class Supervisor:
         if self.workers.get(worker.slot) is not worker:
             return  # replaced: an old worker that retired
         if worker.retiring or self.stopping:
-            return
-        if code == 0 and worker.ready.result():
-            # It ended on its own, and well: its limit_max_requests.
-            logger.info("worker %d (pid %d) exited; starting another", worker.slot, worker.pid)
-            self.failures[worker.slot] = 0
-            del self.workers[worker.slot]
-            self._restart_slot(worker.slot)
             return
         self._replace_dead(worker, code)
 
@@ -297,7 +336,7 @@ class Supervisor:
     def _restart_slot(self, slot: int) -> None:
         self._waiting.pop(slot, None)
         if not self.stopping and slot not in self.workers:
-            self._keep(asyncio.get_running_loop().create_task(self._start(slot)))
+            self._keep(asyncio.get_running_loop().create_task(self._start(slot, replacing=False)))
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         """Keep a task referenced until it is done."""
@@ -312,7 +351,12 @@ class Supervisor:
             await asyncio.sleep(POLL_INTERVAL)
             # In a thread: a look is a few hundred stat() calls, and signals,
             # exits and ready pipes must not wait for it.
+            was_truncated = watcher.truncated
             changed = await asyncio.to_thread(watcher.changed)
+            if watcher.truncated and not was_truncated:
+                logger.warning(
+                    "--reload: too much to watch; only what the first %d entries hold", MAX_ENTRIES
+                )
             if not changed or self.stopping:
                 continue
             shown = ", ".join(_shown_path(path) for path in changed[:3])
@@ -399,24 +443,38 @@ class Supervisor:
             old = self.workers.get(slot)
             if old is None or self.stopping:
                 continue
-            new = await self._start(slot)
-            if new is None:
-                logger.error("worker %d: no replacement; rolling restart stopped", slot)
+            if not await self._replace(slot, old):
+                logger.error("rolling restart stopped")
                 return
+        logger.info("rolling restart done")
+
+    async def _replace(self, slot: int, old: Worker) -> bool:
+        """Replace ``old``, the worker of ``slot``: start another; once it accepts, retire ``old``.
+
+        False if the replacement could not be started or did not accept
+        (``old`` then goes on). One replacement of a slot at a time: a rolling
+        restart and a worker's ``limit_max_requests`` may both ask for one.
+        """
+        async with self._slot_locks[slot]:
+            if self.stopping or self.workers.get(slot) is not old or old.exited.done():
+                return True  # replaced (or gone) meanwhile
+            new = await self._start(slot, replacing=True)
+            if new is None:
+                logger.error("worker %d: no replacement", slot)
+                return False
             try:
                 ready = await asyncio.wait_for(asyncio.shield(new.ready), READY_TIMEOUT)
             except TimeoutError:
                 ready = False
             if not ready:
                 logger.error(
-                    "worker %d: its replacement (pid %d) did not start accepting; keeping "
-                    "pid %d, rolling restart stopped",
+                    "worker %d: its replacement (pid %d) did not start accepting; keeping pid %d",
                     slot,
                     new.pid,
                     old.pid,
                 )
                 _signal(new, signal.SIGKILL)
-                return
+                return False
             # The slot's worker may have changed meanwhile (the old one died and
             # another was started): whichever it is retires, and none is left
             # running unknown to the supervisor.
@@ -425,6 +483,7 @@ class Supervisor:
                 for w in dict.fromkeys((old, self.workers.get(slot)))
                 if w is not None and w is not new and not w.exited.done()
             ]
+            self._starting.discard(new)
             self.workers[slot] = new
             self.failures[slot] = 0
             waiting = self._waiting.pop(slot, None)
@@ -441,7 +500,7 @@ class Supervisor:
                 ", ".join(f"pid {w.pid}" for w in retiring) or "nothing",
             )
             await self._reap(retiring)
-        logger.info("rolling restart done")
+            return True
 
 
 def _pidfd(pid: int) -> int | None:

@@ -477,9 +477,9 @@ class Router:
 
         A WebSocket upgrade request goes to the first matching WebSocket route;
         any other request (or an upgrade request to a path without one) goes to
-        the first HTTP route matching its method. Otherwise: 405 when the path
-        has HTTP routes for other methods (whether or not it is a WebSocket
-        endpoint too), 426 when it is only a WebSocket endpoint, 404 when
+        the first HTTP route matching its method. Otherwise: 426 when the path
+        is a WebSocket endpoint and the request a GET (or it has no HTTP route
+        at all), 405 when it has HTTP routes for other methods, 404 when
         nothing matches.
         """
         websocket: tuple[Route, dict[str, Any]] | None = None
@@ -500,7 +500,10 @@ class Router:
                     http = (route, params)
             else:
                 allowed |= route.methods
-        if websocket is not None and (upgrade or (http is None and not allowed)):
+        # A GET that is no upgrade, to a WebSocket endpoint without a GET
+        # route: 426 (upgrade), even if other methods have HTTP routes there.
+        only_websocket = not allowed or method in ("GET", "HEAD")
+        if websocket is not None and (upgrade or (http is None and only_websocket)):
             if upgrade:
                 return Resolution(*websocket)
             return Resolution(None, {}, 426, (), websocket[0].error_format)

@@ -322,6 +322,8 @@ def split_absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
         raise ValueError("Absolute-form request target without a host.")
     if b"@" in authority:
         raise ValueError("Userinfo in the request target.")
+    if b"#" in target:
+        raise ValueError("Fragment in the request target.")
     return authority, path if path.startswith(b"/") else b"/" + path
 
 

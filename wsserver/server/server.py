@@ -91,6 +91,9 @@ class Server:
         self.counters = ServerStats()
         #: Requests received (HTTP requests and upgrade requests), for limit_max_requests.
         self.requests = 0
+        #: Called instead of closing when limit_max_requests is reached (a
+        #: worker asks its supervisor for a replacement); None: close.
+        self.on_request_limit: Callable[[], None] | None = None
         self._limit_task: asyncio.Task[None] | None = None
         #: The headers every response and 101 gets (Date, Server, configured ones).
         self.response_headers = ResponseHeaders(
@@ -384,15 +387,17 @@ class Server:
         self._server.close()
 
     def request_limit_reached(self) -> None:
-        """``limit_max_requests`` requests were received: close, as for a restart (1012)."""
+        """``limit_max_requests`` requests were received: :attr:`on_request_limit`, or close.
+
+        Closing is as for a restart (1012): the WebSockets' clients reconnect.
+        """
         if self.closing:
             return
-        logger.info(
-            "%d requests received (limit_max_requests): closing, for another process to take over",
-            self.requests,
-        )
-        task = self.loop.create_task(self.close(code=1012))
-        self._limit_task = task  # (kept referenced)
+        logger.info("%d requests received (limit_max_requests)", self.requests)
+        if self.on_request_limit is not None:
+            self.on_request_limit()
+            return
+        self._limit_task = self.loop.create_task(self.close(code=1012))
 
     @property
     def refusing(self) -> bool:
