@@ -345,6 +345,7 @@ async def run(
     if worker and ready_fd:
         pipe = int(ready_fd)
         with contextlib.suppress(OSError):
+            os.set_inheritable(pipe, False)  # not the application's children's
             os.write(pipe, READY)
 
         def limit_reached() -> None:

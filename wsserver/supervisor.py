@@ -86,6 +86,9 @@ class Worker:
     started: float
     ready: asyncio.Future[bool]
     retiring: bool = False
+    #: It said it reached its limit_max_requests; how often replacing it failed.
+    limit_reached: bool = False
+    limit_failures: int = 0
     exited: asyncio.Future[int] = field(default_factory=lambda: _future())
     #: A pidfd of the process (Linux), which signals reach it and never another
     #: process that came to have its pid; None elsewhere (then ``os.kill``).
@@ -132,7 +135,7 @@ class Supervisor:
         self.stopping = False
         self.restarting: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
-        self._retired: list[Worker] = []
+        self._retired: set[Worker] = set()
         #: Replacements started, not yet in their slot.
         self._starting: set[Worker] = set()
         #: One replacement of a slot at a time (see _replace()).
@@ -178,7 +181,11 @@ class Supervisor:
         worker = await self._spawn(slot)
         if worker is None:
             return None
-        if replacing:
+        if self.stopping:  # (stop_all() reaps it with the others)
+            worker.retiring = True
+            self._retired.add(worker)
+            _signal(worker, signal.SIGTERM)
+        elif replacing:
             self._starting.add(worker)  # (until it takes the slot, or exits)
         elif slot not in self.workers:
             self.workers[slot] = worker
@@ -187,7 +194,7 @@ class Supervisor:
                 "worker %d: pid %d not needed (the slot was filled): stopping it", slot, worker.pid
             )
             worker.retiring = True
-            self._retired.append(worker)
+            self._retired.add(worker)
             _signal(worker, signal.SIGTERM)
         return worker
 
@@ -225,6 +232,9 @@ class Supervisor:
             os.close(read_end)
             self._spawn_failed(slot, exc)
             return None
+        except BaseException:  # cancelled
+            os.close(read_end)
+            raise
         finally:
             os.close(write_end)
         worker = Worker(slot, process, loop.time(), loop.create_future(), pidfd=_pidfd(process.pid))
@@ -271,13 +281,34 @@ class Supervisor:
             worker.ready.set_result(False)
 
     def _on_limit(self, worker: Worker) -> None:
-        """The worker received its limit_max_requests: replace it (it serves meanwhile)."""
+        """The worker received its limit_max_requests: replace it (it serves meanwhile).
+
+        A worker that says so before it took its slot is replaced once it has
+        (see :meth:`_replace`).
+        """
+        worker.limit_reached = True
         if self.stopping or worker.retiring or self.workers.get(worker.slot) is not worker:
             return
         logger.info(
             "worker %d (pid %d) reached limit_max_requests: replacing it", worker.slot, worker.pid
         )
-        self._keep(asyncio.get_running_loop().create_task(self._replace(worker.slot, worker)))
+        self._keep(asyncio.get_running_loop().create_task(self._replace_at_limit(worker)))
+
+    async def _replace_at_limit(self, worker: Worker) -> None:
+        """Replace a worker at its limit; if that fails, try again after a back-off."""
+        if await self._replace(worker.slot, worker=worker) or self.stopping:
+            return
+        if worker.exited.done() or self.workers.get(worker.slot) is not worker:
+            return
+        worker.limit_failures += 1
+        delay = min(0.5 * 2 ** (worker.limit_failures - 1), MAX_BACKOFF)
+        logger.error(
+            "worker %d (pid %d) goes on past its limit_max_requests; replacing it again in %.1f s",
+            worker.slot,
+            worker.pid,
+            delay,
+        )
+        asyncio.get_running_loop().call_later(delay, self._on_limit, worker)
 
     async def _watch_exit(self, worker: Worker) -> None:
         code = await worker.process.wait()
@@ -285,6 +316,7 @@ class Supervisor:
             os.close(worker.pidfd)
             worker.pidfd = None
         self._starting.discard(worker)
+        self._retired.discard(worker)
         forget_metrics_of(worker.pid)
         worker.exited.set_result(code)
         if not worker.ready.done():
@@ -390,10 +422,15 @@ class Supervisor:
             self.restarting.cancel()
         for handle in self._waiting.values():
             handle.cancel()
-        workers = self._all_workers()
-        for worker in workers:
-            _signal(worker, signal.SIGTERM)
-        await self._reap(workers)
+        # Again for a worker whose start was under way, which appears later.
+        for _ in range(3):
+            workers = self._all_workers()
+            if not workers:
+                break
+            for worker in workers:
+                _signal(worker, signal.SIGTERM)
+            await self._reap(workers)
+            await asyncio.sleep(0.1)
         logger.info("stopped")
         assert self._stopped is not None
         self._stopped.set()
@@ -413,11 +450,8 @@ class Supervisor:
 
     def _all_workers(self) -> list[Worker]:
         """Every worker still running: serving, retiring, or starting as a replacement."""
-        return [
-            *self.workers.values(),
-            *(w for w in self._retired if not w.exited.done()),
-            *(w for w in self._starting if not w.exited.done()),
-        ]
+        every = dict.fromkeys((*self.workers.values(), *self._retired, *self._starting))
+        return [w for w in every if not w.exited.done()]
 
     def restart(self, reason: str) -> None:
         """A rolling restart of the workers (SIGHUP, or ``--reload`` seeing a change)."""
@@ -439,34 +473,53 @@ class Supervisor:
             logger.info("rolling restart again, for what came meanwhile")
 
     async def _restart_each(self) -> None:
+        began = asyncio.get_running_loop().time()
         for slot in sorted(self.workers):
-            old = self.workers.get(slot)
-            if old is None or self.stopping:
-                continue
-            if not await self._replace(slot, old):
-                logger.error("rolling restart stopped")
+            if self.stopping:
+                return
+            if not await self._replace(slot, started_before=began):
+                if not self.stopping:
+                    logger.error("rolling restart stopped")
                 return
         logger.info("rolling restart done")
 
-    async def _replace(self, slot: int, old: Worker) -> bool:
-        """Replace ``old``, the worker of ``slot``: start another; once it accepts, retire ``old``.
+    async def _replace(
+        self, slot: int, *, worker: Worker | None = None, started_before: float | None = None
+    ) -> bool:
+        """Replace the worker of ``slot``: start another; once it accepts, retire the old one.
 
-        False if the replacement could not be started or did not accept
-        (``old`` then goes on). One replacement of a slot at a time: a rolling
-        restart and a worker's ``limit_max_requests`` may both ask for one.
+        ``worker``: replace this one only (its limit_max_requests), if it still
+        holds the slot. ``started_before``: replace whichever holds the slot if it
+        started before then (a rolling restart: not one started since, with the
+        new code). One replacement of a slot at a time: a rolling restart and a
+        worker's limit may both ask for one.
+
+        False if the replacement could not be started or did not accept (the
+        old one then goes on), or the supervisor is stopping.
         """
         async with self._slot_locks[slot]:
-            if self.stopping or self.workers.get(slot) is not old or old.exited.done():
-                return True  # replaced (or gone) meanwhile
+            old = self.workers.get(slot)
+            if (
+                old is None
+                or old.exited.done()
+                or (worker is not None and old is not worker)
+                or (started_before is not None and old.started >= started_before)
+            ):
+                return not self.stopping  # replaced, or gone, meanwhile
+            if self.stopping:
+                return False
             new = await self._start(slot, replacing=True)
-            if new is None:
-                logger.error("worker %d: no replacement", slot)
+            if new is None or self.stopping:
+                if new is None:
+                    logger.error("worker %d: no replacement", slot)
                 return False
             try:
                 ready = await asyncio.wait_for(asyncio.shield(new.ready), READY_TIMEOUT)
             except TimeoutError:
                 ready = False
-            if not ready:
+            if self.stopping:
+                return False  # (stop_all() stops the replacement too)
+            if not ready or new.exited.done():
                 logger.error(
                     "worker %d: its replacement (pid %d) did not start accepting; keeping pid %d",
                     slot,
@@ -489,16 +542,18 @@ class Supervisor:
             waiting = self._waiting.pop(slot, None)
             if waiting is not None:
                 waiting.cancel()
-            for worker in retiring:
-                worker.retiring = True
-                self._retired.append(worker)
-                _signal(worker, signal.SIGHUP)
+            for retired in retiring:
+                retired.retiring = True
+                self._retired.add(retired)
+                _signal(retired, signal.SIGHUP)
             logger.info(
                 "worker %d: pid %d accepting; %s retiring",
                 slot,
                 new.pid,
                 ", ".join(f"pid {w.pid}" for w in retiring) or "nothing",
             )
+            if new.limit_reached:
+                self._on_limit(new)  # it said so before it had its slot
             await self._reap(retiring)
             return True
 

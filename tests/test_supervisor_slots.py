@@ -1,0 +1,244 @@
+"""The supervisor's slots, step by step: replacements, limits, restarts, stops.
+
+Real Supervisor code; only the spawning of processes is replaced, by
+processes whose exit and readiness the test decides (and which end a moment
+after a signal, as workers do), so that the orders of events that a real
+machine makes rare are made every time. Real processes: tests/test_workers.py
+and tests/test_reload.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+from typing import Any
+
+import pytest
+
+from .helpers import wait_for
+
+
+class _Process:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def wait(self) -> int:
+        return await self._exit
+
+    def exit(self, code: int) -> None:
+        if not self._exit.done():
+            self._exit.set_result(code)
+
+
+class _Edits:
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.truncated = False
+
+    def changed(self) -> list[str]:
+        return [self.pending.pop()] if self.pending else []
+
+
+def _supervisor(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any], list[tuple[int, int]]]:
+    """A Supervisor of one slot whose processes the test runs; its workers; the signals sent."""
+    import wsserver.supervisor as supervisor_module
+    from wsserver.supervisor import Supervisor, Worker
+
+    signalled: list[tuple[int, int]] = []
+    monkeypatch.setattr(supervisor_module, "POLL_INTERVAL", 0.01)
+
+    def signal_(worker: Any, signum: int) -> None:
+        signalled.append((worker.pid, signum))
+        # It ends a moment later, as a worker does on these signals.
+        if not worker.process._exit.done():
+            asyncio.get_running_loop().call_later(0.01, worker.process.exit, 0)
+
+    monkeypatch.setattr(supervisor_module, "_signal", signal_)
+    pids = itertools.count(1000)
+    started: list[Worker] = []
+
+    class Spawning(Supervisor):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            #: How long each next spawn takes (0.005 s when none is given).
+            self.spawn_times: list[float] = []
+
+        async def _spawn(self, slot: int) -> Worker | None:
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(self.spawn_times.pop(0) if self.spawn_times else 0.005)
+            worker = Worker(slot, _Process(next(pids)), loop.time(), loop.create_future())  # type: ignore[arg-type]
+            worker.tasks.append(loop.create_task(self._watch_exit(worker)))
+            started.append(worker)
+            return worker
+
+    return Spawning([], 1, None, 1.0, _Edits()), started, signalled  # type: ignore[arg-type]
+
+
+async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, started, signalled = _supervisor(monkeypatch)
+    edits = supervisor.watcher
+    watching = asyncio.create_task(supervisor._watch_files(edits))
+    try:
+        await supervisor._start(1, replacing=False)
+        [first] = started
+        edits.pending.append("/app/a.py")  # an edit: a rolling restart begins
+        await wait_for(lambda: len(started) == 2, what="the replacement")
+        replacement = started[1]
+        first.process.exit(1)  # the old one dies young meanwhile: a back-off for its slot
+        await wait_for(lambda: 1 in supervisor._waiting, what="the back-off")
+        edits.pending.append("/app/a.py")  # another edit: the slot's worker starts at once
+        await wait_for(lambda: len(started) == 3, what="the third worker")
+        third = started[2]
+        await wait_for(lambda: supervisor.workers.get(1) is third, what="the third in its slot")
+        replacement.ready.set_result(True)  # the replacement accepts: it takes the slot
+        await wait_for(lambda: (third.pid, signal.SIGHUP) in signalled, what="the third retiring")
+        assert supervisor.workers[1] is replacement
+        running = [w for w in started if not w.exited.done()]
+        assert {w.pid for w in running} == {w.pid for w in supervisor._all_workers()}
+        assert 1 not in supervisor._waiting  # no back-off left to start a fourth
+    finally:
+        supervisor.stopping = True
+        watching.cancel()
+        for worker in started:
+            for task in worker.tasks:
+                task.cancel()
+
+
+async def test_a_start_that_finds_its_slot_filled_stops_its_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, started, signalled = _supervisor(monkeypatch)
+    try:
+        await supervisor._start(1, replacing=False)
+        [first] = started
+        replacing = asyncio.create_task(supervisor._replace(1, worker=first))
+        await wait_for(lambda: len(started) == 2, what="the replacement")
+        replacement = started[1]
+        first.process.exit(1)  # dies young: its slot is started again after a back-off
+        await wait_for(lambda: 1 in supervisor._waiting, what="the back-off")
+        supervisor.spawn_times.append(0.3)  # that start takes a while
+        supervisor._waiting.pop(1).cancel()
+        supervisor._restart_slot(1)  # (what the back-off's timer does)
+        await asyncio.sleep(0.05)
+        replacement.ready.set_result(True)  # meanwhile the replacement accepts
+        assert await asyncio.wait_for(replacing, 5) is True
+        assert supervisor.workers[1] is replacement
+        await wait_for(lambda: len(started) == 3, what="the late start")
+        late = started[2]
+        assert (late.pid, signal.SIGTERM) in signalled  # not needed: stopped
+        assert late in supervisor._all_workers()  # and known until it is gone
+        assert supervisor.workers[1] is replacement
+    finally:
+        supervisor.stopping = True
+        for worker in started:
+            for task in worker.tasks:
+                task.cancel()
+
+
+async def _stop(supervisor: Any, started: list[Any]) -> None:
+    supervisor.stopping = True
+    for worker in started:
+        for task in worker.tasks:
+            task.cancel()
+
+
+async def test_a_replacement_that_dies_as_it_gets_ready_does_not_take_the_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, started, signalled = _supervisor(monkeypatch)
+    try:
+        await supervisor._start(1, replacing=False)
+        [old] = started
+        replacing = asyncio.create_task(supervisor._replace(1, worker=old))
+        await wait_for(lambda: len(started) == 2, what="the replacement")
+        new = started[1]
+        new.ready.set_result(True)
+        new.process.exit(1)  # in the same moment
+        assert await asyncio.wait_for(replacing, 5) is False
+        assert supervisor.workers[1] is old and (old.pid, signal.SIGHUP) not in signalled
+    finally:
+        await _stop(supervisor, started)
+
+
+async def test_a_limit_said_before_the_slot_was_taken_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, started, signalled = _supervisor(monkeypatch)
+    try:
+        await supervisor._start(1, replacing=False)
+        [old] = started
+        old.ready.set_result(True)
+        supervisor._on_limit(old)  # its limit: a replacement starts
+        await wait_for(lambda: len(started) == 2, what="the replacement")
+        new = started[1]
+        new.ready.set_result(True)
+        supervisor._on_limit(new)  # "R" and "L" in one read: not in its slot yet
+        await wait_for(lambda: len(started) == 3, what="the replacement's replacement")
+        started[2].ready.set_result(True)
+        await wait_for(lambda: supervisor.workers[1] is started[2], what="the third in its slot")
+        assert (new.pid, signal.SIGHUP) in signalled
+    finally:
+        await _stop(supervisor, started)
+
+
+async def test_a_restart_replaces_what_a_limit_put_in_the_slot_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, started, signalled = _supervisor(monkeypatch)
+    try:
+        await supervisor._start(1, replacing=False)
+        [old] = started
+        old.ready.set_result(True)
+        supervisor._on_limit(old)  # a replacement with the code as it was...
+        await wait_for(lambda: len(started) == 2, what="the limit's replacement")
+        supervisor.restart("changed: a.py")  # ... when an edit comes
+        started[1].ready.set_result(True)
+        await wait_for(lambda: len(started) == 3, what="the restart's replacement")
+        started[2].ready.set_result(True)
+        await wait_for(lambda: supervisor.workers[1] is started[2], what="the new code")
+        assert (started[1].pid, signal.SIGHUP) in signalled
+    finally:
+        await _stop(supervisor, started)
+
+
+async def test_a_failed_replacement_at_the_limit_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, started, signalled = _supervisor(monkeypatch)
+    try:
+        await supervisor._start(1, replacing=False)
+        [old] = started
+        old.ready.set_result(True)
+        supervisor._on_limit(old)
+        await wait_for(lambda: len(started) == 2, what="the replacement")
+        started[1].ready.set_result(False)  # a broken application: it never accepts
+        started[1].process.exit(1)
+        # Again after 0.5 s; the old one serves meanwhile.
+        await wait_for(lambda: len(started) == 3, what="another try")
+        assert supervisor.workers[1] is old and (old.pid, signal.SIGHUP) not in signalled
+        started[2].ready.set_result(True)
+        await wait_for(lambda: (old.pid, signal.SIGHUP) in signalled, what="the old one retiring")
+    finally:
+        await _stop(supervisor, started)
+
+
+async def test_stopping_during_a_replacement_retires_nothing_and_stops_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    supervisor, started, signalled = _supervisor(monkeypatch)
+    try:
+        await supervisor._start(1, replacing=False)
+        [old] = started
+        replacing = asyncio.create_task(supervisor._replace(1, worker=old))
+        await wait_for(lambda: len(started) == 2, what="the replacement")
+        supervisor.stopping = True
+        assert started[1] in supervisor._all_workers()  # what stop_all() signals
+        started[1].ready.set_result(True)
+        assert await asyncio.wait_for(replacing, 5) is False
+        assert supervisor.workers[1] is old and (old.pid, signal.SIGHUP) not in signalled
+    finally:
+        await _stop(supervisor, started)
