@@ -10,8 +10,10 @@ and tests/test_reload.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -76,30 +78,33 @@ def _supervisor(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any], list[t
     return Spawning([], 1, None, 1.0, _Edits()), started, signalled  # type: ignore[arg-type]
 
 
-async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+class _Slot:
+    """What a test of one slot has: the supervisor, every worker started, the signals sent."""
+
+    def __init__(self, supervisor: Any, started: list[Any], signalled: list[tuple[int, int]]):
+        self.supervisor = supervisor
+        self.started = started
+        self.signalled = signalled
+
+    def sighupped(self, worker: Any) -> bool:
+        return (worker.pid, signal.SIGHUP) in self.signalled
+
+    async def nth(self, n: int, what: str) -> Any:
+        """The n-th worker started (from 1), once it is."""
+        await wait_for(lambda: len(self.started) >= n, what=what)
+        return self.started[n - 1]
+
+
+@contextlib.asynccontextmanager
+async def one_slot(monkeypatch: pytest.MonkeyPatch, *, ready: bool = True) -> AsyncIterator[_Slot]:
+    """A supervisor with its slot 1 started (and its worker ready); stopped after."""
     supervisor, started, signalled = _supervisor(monkeypatch)
-    edits = supervisor.watcher
-    watching = asyncio.create_task(supervisor._watch_files(edits))
+    watching = asyncio.create_task(supervisor._watch_files(supervisor.watcher))
     try:
         await supervisor._start(1, replacing=False)
-        [first] = started
-        edits.pending.append("/app/a.py")  # an edit: a rolling restart begins
-        await wait_for(lambda: len(started) == 2, what="the replacement")
-        replacement = started[1]
-        first.process.exit(1)  # the old one dies young meanwhile: a back-off for its slot
-        await wait_for(lambda: 1 in supervisor._waiting, what="the back-off")
-        edits.pending.append("/app/a.py")  # another edit: the slot's worker starts at once
-        await wait_for(lambda: len(started) == 3, what="the third worker")
-        third = started[2]
-        await wait_for(lambda: supervisor.workers.get(1) is third, what="the third in its slot")
-        replacement.ready.set_result(True)  # the replacement accepts: it takes the slot
-        await wait_for(lambda: (third.pid, signal.SIGHUP) in signalled, what="the third retiring")
-        assert supervisor.workers[1] is replacement
-        running = [w for w in started if not w.exited.done()]
-        assert {w.pid for w in running} == {w.pid for w in supervisor._all_workers()}
-        assert 1 not in supervisor._waiting  # no back-off left to start a fourth
+        if ready:
+            started[0].ready.set_result(True)
+        yield _Slot(supervisor, started, signalled)
     finally:
         supervisor.stopping = True
         watching.cancel()
@@ -108,16 +113,34 @@ async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
                 task.cancel()
 
 
+async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with one_slot(monkeypatch, ready=False) as slot:
+        supervisor, edits = slot.supervisor, slot.supervisor.watcher
+        first = slot.started[0]
+        edits.pending.append("/app/a.py")  # an edit: a rolling restart begins
+        replacement = await slot.nth(2, "the replacement")
+        first.process.exit(1)  # the old one dies young meanwhile: a back-off for its slot
+        await wait_for(lambda: 1 in supervisor._waiting, what="the back-off")
+        edits.pending.append("/app/a.py")  # another edit: the slot's worker starts at once
+        third = await slot.nth(3, "the third worker")
+        await wait_for(lambda: supervisor.workers.get(1) is third, what="the third in its slot")
+        replacement.ready.set_result(True)  # the replacement accepts: it takes the slot
+        await wait_for(lambda: slot.sighupped(third), what="the third retiring")
+        assert supervisor.workers[1] is replacement
+        running = [w for w in slot.started if not w.exited.done()]
+        assert {w.pid for w in running} == {w.pid for w in supervisor._all_workers()}
+        assert 1 not in supervisor._waiting  # no back-off left to start a fourth
+
+
 async def test_a_start_that_finds_its_slot_filled_stops_its_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    supervisor, started, signalled = _supervisor(monkeypatch)
-    try:
-        await supervisor._start(1, replacing=False)
-        [first] = started
+    async with one_slot(monkeypatch, ready=False) as slot:
+        supervisor, first = slot.supervisor, slot.started[0]
         replacing = asyncio.create_task(supervisor._replace(1, worker=first))
-        await wait_for(lambda: len(started) == 2, what="the replacement")
-        replacement = started[1]
+        replacement = await slot.nth(2, "the replacement")
         first.process.exit(1)  # dies young: its slot is started again after a back-off
         await wait_for(lambda: 1 in supervisor._waiting, what="the back-off")
         supervisor.spawn_times.append(0.3)  # that start takes a while
@@ -126,119 +149,76 @@ async def test_a_start_that_finds_its_slot_filled_stops_its_worker(
         await asyncio.sleep(0.05)
         replacement.ready.set_result(True)  # meanwhile the replacement accepts
         assert await asyncio.wait_for(replacing, 5) is True
+        late = await slot.nth(3, "the late start")
+        assert (late.pid, signal.SIGTERM) in slot.signalled  # not needed: stopped
         assert supervisor.workers[1] is replacement
-        await wait_for(lambda: len(started) == 3, what="the late start")
-        late = started[2]
-        assert (late.pid, signal.SIGTERM) in signalled  # not needed: stopped
-        assert late in supervisor._all_workers()  # and known until it is gone
-        assert supervisor.workers[1] is replacement
-    finally:
-        supervisor.stopping = True
-        for worker in started:
-            for task in worker.tasks:
-                task.cancel()
-
-
-async def _stop(supervisor: Any, started: list[Any]) -> None:
-    supervisor.stopping = True
-    for worker in started:
-        for task in worker.tasks:
-            task.cancel()
 
 
 async def test_a_replacement_that_dies_as_it_gets_ready_does_not_take_the_slot(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    supervisor, started, signalled = _supervisor(monkeypatch)
-    try:
-        await supervisor._start(1, replacing=False)
-        [old] = started
-        replacing = asyncio.create_task(supervisor._replace(1, worker=old))
-        await wait_for(lambda: len(started) == 2, what="the replacement")
-        new = started[1]
+    async with one_slot(monkeypatch) as slot:
+        old = slot.started[0]
+        replacing = asyncio.create_task(slot.supervisor._replace(1, worker=old))
+        new = await slot.nth(2, "the replacement")
         new.ready.set_result(True)
         new.process.exit(1)  # in the same moment
         assert await asyncio.wait_for(replacing, 5) is False
-        assert supervisor.workers[1] is old and (old.pid, signal.SIGHUP) not in signalled
-    finally:
-        await _stop(supervisor, started)
+        assert slot.supervisor.workers[1] is old and not slot.sighupped(old)
 
 
 async def test_a_limit_said_before_the_slot_was_taken_is_not_lost(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    supervisor, started, signalled = _supervisor(monkeypatch)
-    try:
-        await supervisor._start(1, replacing=False)
-        [old] = started
-        old.ready.set_result(True)
-        supervisor._on_limit(old)  # its limit: a replacement starts
-        await wait_for(lambda: len(started) == 2, what="the replacement")
-        new = started[1]
+    async with one_slot(monkeypatch) as slot:
+        slot.supervisor._on_limit(slot.started[0])  # its limit: a replacement starts
+        new = await slot.nth(2, "the replacement")
         new.ready.set_result(True)
-        supervisor._on_limit(new)  # "R" and "L" in one read: not in its slot yet
-        await wait_for(lambda: len(started) == 3, what="the replacement's replacement")
-        started[2].ready.set_result(True)
-        await wait_for(lambda: supervisor.workers[1] is started[2], what="the third in its slot")
-        assert (new.pid, signal.SIGHUP) in signalled
-    finally:
-        await _stop(supervisor, started)
+        slot.supervisor._on_limit(new)  # "R" and "L" in one read: not in its slot yet
+        third = await slot.nth(3, "the replacement's replacement")
+        third.ready.set_result(True)
+        await wait_for(lambda: slot.supervisor.workers[1] is third, what="the third in its slot")
+        assert slot.sighupped(new)
 
 
 async def test_a_restart_replaces_what_a_limit_put_in_the_slot_before_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    supervisor, started, signalled = _supervisor(monkeypatch)
-    try:
-        await supervisor._start(1, replacing=False)
-        [old] = started
-        old.ready.set_result(True)
-        supervisor._on_limit(old)  # a replacement with the code as it was...
-        await wait_for(lambda: len(started) == 2, what="the limit's replacement")
-        supervisor.restart("changed: a.py")  # ... when an edit comes
-        started[1].ready.set_result(True)
-        await wait_for(lambda: len(started) == 3, what="the restart's replacement")
-        started[2].ready.set_result(True)
-        await wait_for(lambda: supervisor.workers[1] is started[2], what="the new code")
-        assert (started[1].pid, signal.SIGHUP) in signalled
-    finally:
-        await _stop(supervisor, started)
+    async with one_slot(monkeypatch) as slot:
+        slot.supervisor._on_limit(slot.started[0])  # a replacement with the code as it was...
+        limits = await slot.nth(2, "the limit's replacement")
+        slot.supervisor.restart("changed: a.py")  # ... when an edit comes
+        limits.ready.set_result(True)
+        restarts = await slot.nth(3, "the restart's replacement")
+        restarts.ready.set_result(True)
+        await wait_for(lambda: slot.supervisor.workers[1] is restarts, what="the new code")
+        assert slot.sighupped(limits)
 
 
 async def test_a_failed_replacement_at_the_limit_is_tried_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    supervisor, started, signalled = _supervisor(monkeypatch)
-    try:
-        await supervisor._start(1, replacing=False)
-        [old] = started
-        old.ready.set_result(True)
-        supervisor._on_limit(old)
-        await wait_for(lambda: len(started) == 2, what="the replacement")
-        started[1].ready.set_result(False)  # a broken application: it never accepts
-        started[1].process.exit(1)
-        # Again after 0.5 s; the old one serves meanwhile.
-        await wait_for(lambda: len(started) == 3, what="another try")
-        assert supervisor.workers[1] is old and (old.pid, signal.SIGHUP) not in signalled
-        started[2].ready.set_result(True)
-        await wait_for(lambda: (old.pid, signal.SIGHUP) in signalled, what="the old one retiring")
-    finally:
-        await _stop(supervisor, started)
+    async with one_slot(monkeypatch) as slot:
+        old = slot.started[0]
+        slot.supervisor._on_limit(old)
+        broken = await slot.nth(2, "the replacement")
+        broken.ready.set_result(False)  # a broken application: it never accepts
+        broken.process.exit(1)
+        again = await slot.nth(3, "another try")  # after 0.5 s
+        assert slot.supervisor.workers[1] is old and not slot.sighupped(old)  # it served on
+        again.ready.set_result(True)
+        await wait_for(lambda: slot.sighupped(old), what="the old one retiring")
 
 
 async def test_stopping_during_a_replacement_retires_nothing_and_stops_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    supervisor, started, signalled = _supervisor(monkeypatch)
-    try:
-        await supervisor._start(1, replacing=False)
-        [old] = started
-        replacing = asyncio.create_task(supervisor._replace(1, worker=old))
-        await wait_for(lambda: len(started) == 2, what="the replacement")
-        supervisor.stopping = True
-        assert started[1] in supervisor._all_workers()  # what stop_all() signals
-        started[1].ready.set_result(True)
+    async with one_slot(monkeypatch) as slot:
+        old = slot.started[0]
+        replacing = asyncio.create_task(slot.supervisor._replace(1, worker=old))
+        new = await slot.nth(2, "the replacement")
+        slot.supervisor.stopping = True
+        assert new in slot.supervisor._all_workers()  # what stop_all() signals
+        new.ready.set_result(True)
         assert await asyncio.wait_for(replacing, 5) is False
-        assert supervisor.workers[1] is old and (old.pid, signal.SIGHUP) not in signalled
-    finally:
-        await _stop(supervisor, started)
+        assert slot.supervisor.workers[1] is old and not slot.sighupped(old)
