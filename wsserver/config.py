@@ -520,9 +520,10 @@ class Config:
         None,
         Count(none_ok=True),
         "requests (HTTP requests and WebSocket upgrades) after which the process is replaced, "
-        "to bound what a leaking application holds: it stops accepting, closes its WebSockets "
-        "with 1012 (service restart) and exits once its handlers are done, and a new process "
-        "takes its place (`none`: never). As in uvicorn; it runs the server under a supervisor.",
+        "to bound what a leaking application holds: another is started and, once it accepts, "
+        "this one stops accepting, closes its WebSockets with 1012 (service restart) and exits "
+        "once its handlers are done (`none`: never). As in uvicorn; it runs the server under a "
+        "supervisor.",
         env="WEBSOCKET_LIMIT_MAX_REQUESTS",
         flag="--limit-max-requests",
     )
