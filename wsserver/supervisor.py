@@ -248,7 +248,7 @@ class Supervisor:
     def _spawn_failed(self, slot: int, exc: OSError) -> None:
         """A worker could not be started: try again after the start-up backoff."""
         failures = self.failures[slot] = self.failures.get(slot, 0) + 1
-        delay = min(0.5 * 2 ** (failures - 1), MAX_BACKOFF)
+        delay = _backoff(failures)
         logger.error(
             "worker %d could not be started (%s); trying again in %.1f s", slot, exc, delay
         )
@@ -301,7 +301,7 @@ class Supervisor:
         if worker.exited.done() or self.workers.get(worker.slot) is not worker:
             return
         worker.limit_failures += 1
-        delay = min(0.5 * 2 ** (worker.limit_failures - 1), MAX_BACKOFF)
+        delay = _backoff(worker.limit_failures)
         logger.error(
             "worker %d (pid %d) goes on past its limit_max_requests; replacing it again in %.1f s",
             worker.slot,
@@ -339,7 +339,7 @@ class Supervisor:
         slot = worker.slot
         if lived < EARLY_EXIT:
             failures = self.failures[slot] = self.failures.get(slot, 0) + 1
-            delay = min(0.5 * 2 ** (failures - 1), MAX_BACKOFF)
+            delay = _backoff(failures)
             streak = f", {failures} in a row" if failures > 1 else ""
         else:
             self.failures[slot] = 0
@@ -556,6 +556,11 @@ class Supervisor:
                 self._on_limit(new)  # it said so before it had its slot
             await self._reap(retiring)
             return True
+
+
+def _backoff(failures: int) -> float:
+    """Seconds to wait after ``failures`` failures in a row: 0.5, 1, 2, ... up to MAX_BACKOFF."""
+    return min(0.5 * 2.0 ** (failures - 1), MAX_BACKOFF)
 
 
 def _pidfd(pid: int) -> int | None:
