@@ -28,7 +28,7 @@ from .config import Config, Flag, add_flags, flag_settings
 from .envfile import load_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
-from .reload import MAX_ENTRIES, FileWatcher
+from .reload import FileWatcher
 from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, serve
 from .server.status import STATUS_DIR_ENV
@@ -438,8 +438,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _limits_requests(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
     """Whether limit_max_requests is set (by its flag or its variable)."""
+    return _supervisor_config(parser, args).limit_max_requests is not None
+
+
+def _supervisor_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
+    """The settings the flags and the environment give (the supervisor's: no app loaded)."""
     try:
-        return config_from_args(args).limit_max_requests is not None
+        return config_from_args(args)
     except ConfigError as exc:
         parser.exit(2, f"error: {exc}\n")
 
@@ -452,10 +457,7 @@ def supervise(
     See :mod:`.supervisor`; with ``--reload``, a change to a watched file
     restarts them (:mod:`.reload`).
     """
-    try:
-        config = config_from_args(args)
-    except ConfigError as exc:
-        parser.exit(2, f"error: {exc}\n")
+    config = _supervisor_config(parser, args)
     watcher = None
     if args.reload:
         directories = args.reload_dir or [args.app_dir or os.getcwd()]
@@ -468,10 +470,6 @@ def supervise(
             ", ".join(watcher.patterns),
             ", ".join(watcher.directories),
         )
-        if watcher.truncated:
-            logger.warning(
-                "--reload: too much to watch; only what the first %d entries hold", MAX_ENTRIES
-            )
     try:
         sock = listening_socket(args.host, args.port, args.uds, args.fd, config.backlog)
     except OSError as exc:

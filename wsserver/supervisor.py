@@ -379,16 +379,17 @@ class Supervisor:
 
     async def _watch_files(self, watcher: FileWatcher) -> None:
         """``--reload``: a rolling restart whenever a watched file changed."""
+        truncated = False
         while not self.stopping:
-            await asyncio.sleep(POLL_INTERVAL)
-            # In a thread: a look is a few hundred stat() calls, and signals,
-            # exits and ready pipes must not wait for it.
-            was_truncated = watcher.truncated
-            changed = await asyncio.to_thread(watcher.changed)
-            if watcher.truncated and not was_truncated:
+            if watcher.truncated and not truncated:  # (from the first look on)
                 logger.warning(
                     "--reload: too much to watch; only what the first %d entries hold", MAX_ENTRIES
                 )
+            truncated = watcher.truncated
+            await asyncio.sleep(POLL_INTERVAL)
+            # In a thread: a look is a few hundred stat() calls, and signals,
+            # exits and ready pipes must not wait for it.
+            changed = await asyncio.to_thread(watcher.changed)
             if not changed or self.stopping:
                 continue
             shown = ", ".join(_shown_path(path) for path in changed[:3])
