@@ -262,6 +262,24 @@ async def test_the_status_feed_shows_every_worker() -> None:
             await ws.close()
 
 
+async def test_a_process_the_application_starts_is_not_taken_for_a_worker() -> None:
+    # A worker's identity (its slot, its pipe to the supervisor, the
+    # supervisor's pid) is for it alone: a wsserver the application starts
+    # (or any child) must not inherit it. It did: the child took itself for a
+    # worker of a supervisor that is not its parent and killed itself at once.
+    # Nor the listening socket or the pipe to the supervisor (os.system, a
+    # fork: a child that outlives the worker would hold the port).
+    async with supervisor("--status-path", "/_status") as cli:
+        async with websockets.connect(cli.url + "/inherited") as ws:
+            inherited = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert inherited == {"env": {}, "fds": []}
+        environment = {**os.environ, **inherited["env"]}
+        async with running_cli("tests.worker_app:routes", env=environment) as child:
+            ws, pid = await pid_of_connection(child.url)
+            assert pid == child.proc.pid
+            await ws.close()
+
+
 async def test_limit_max_requests_replaces_the_process() -> None:
     # One process (no --workers): the limit puts it under a supervisor, which
     # starts another when it has received its requests, and then retires it.

@@ -6,6 +6,7 @@ broken application, for the supervisor's back-off).
 
 from __future__ import annotations
 
+import json
 import os
 
 from wsserver import Request, Router, WebSocket
@@ -22,3 +23,25 @@ async def pid(request: Request, ws: WebSocket) -> None:
     await ws.send(str(os.getpid()))
     async for message in ws:
         await ws.send(message)
+
+
+@routes.websocket("/inherited")
+async def inherited(request: Request, ws: WebSocket) -> None:
+    """Send what a process this one starts would inherit: its ``WSSERVER_*``
+    variables, and its inheritable file descriptors besides 0, 1 and 2."""
+    fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    await ws.send(
+        json.dumps(
+            {
+                "env": {k: v for k, v in os.environ.items() if k.startswith("WSSERVER_")},
+                "fds": [fd for fd in fds if fd > 2 and _inheritable(fd)],
+            }
+        )
+    )
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # the listing's own descriptor, closed since
+        return False

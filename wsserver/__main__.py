@@ -31,14 +31,11 @@ from .logs import JsonFormatter
 from .reload import FileWatcher
 from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, serve
-from .server.status import STATUS_DIR_ENV
 from .supervisor import (
     LIMIT_REACHED,
     READY,
-    READY_FD_ENV,
-    SUPERVISOR_PID_ENV,
-    WORKER_ID_ENV,
     Supervisor,
+    WorkerRole,
     die_with_parent,
     listening_socket,
     parent_gone,
@@ -99,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="listen on this inherited, already bound socket (e.g. 3 under systemd socket "
         "activation)",
     )
+    # Set by a supervisor on its workers' command lines, not by people.
+    p.add_argument("--worker", type=_role, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--status-dir", default=None, help=argparse.SUPPRESS)
     p.add_argument(
         "--workers",
         type=_workers,
@@ -183,6 +183,13 @@ def _integer(low: int, high: int | None, accepted: str) -> Callable[[str], int]:
 _port = _integer(0, 65535, "a port number from 0 to 65535")
 _fd = _integer(0, None, "a file descriptor number (0 or more)")
 _workers = _integer(1, None, "a number of worker processes (1 or more)")
+
+
+def _role(text: str) -> WorkerRole:
+    try:
+        return WorkerRole.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _boolean(text: str) -> bool:
@@ -275,24 +282,31 @@ async def run(
     *,
     uds: str | None = None,
     fd: int | None = None,
+    role: WorkerRole | None = None,
+    status_dir: str | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; a second signal exits at once.
 
-    In a worker (under ``--workers``): SIGHUP retires it (WebSockets closed with
-    1012, service restart), and it tells the supervisor on its pipe once it
-    accepts.
+    In a worker (``role``, under a supervisor): SIGHUP retires it (WebSockets
+    closed with 1012, service restart), and it tells the supervisor on its pipe
+    once it accepts; its status page shows its siblings' figures, which they
+    leave in ``status_dir``.
 
     Raises:
         LifespanFailure: an ASGI application's startup failed.
     """
-    sock = socket.socket(fileno=fd) if fd is not None else None
+    sock = None
+    if fd is not None:
+        sock = socket.socket(fileno=fd)
+        sock.set_inheritable(False)  # not the application's children's
     server = serve(app, host, port, config=config, sock=sock, uds=None if sock else uds)
+    if server.status is not None and role is not None and status_dir is not None:
+        server.status.share(status_dir, str(role.slot))
     await server.start()
     loop = asyncio.get_running_loop()
     stopping = False
     retiring = False
     closing: list[asyncio.Task[None]] = []
-    worker = os.environ.get(WORKER_ID_ENV)
 
     def on_signal(signum: int) -> None:
         nonlocal stopping, retiring
@@ -318,10 +332,10 @@ async def run(
         loop.call_later(limit, _exit_late, limit)
         closing.append(loop.create_task(server.close(code=1012 if restart else 1001)))
 
-    for signum in (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if worker else ())):
+    for signum in (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if role else ())):
         loop.add_signal_handler(signum, on_signal, signum)
-    supervisor_pid = os.environ.get(SUPERVISOR_PID_ENV)
-    if worker and supervisor_pid:
+    if role is not None:
+        supervisor_pid = role.supervisor_pid
 
         def watch_supervisor() -> None:
             # Besides PR_SET_PDEATHSIG (Linux only, and tied to the thread that
@@ -337,15 +351,13 @@ async def run(
     scheme = "wss" if server.ssl is not None else "ws"
     for listening in server.sockets:
         where = _where(scheme, listening.getsockname())
-        if worker:
-            logger.info("worker %s (pid %d) accepting on %s", worker, os.getpid(), where)
+        if role is not None:
+            logger.info("worker %d (pid %d) accepting on %s", role.slot, os.getpid(), where)
         else:
             logger.info("listening on %s", where)
-    ready_fd = os.environ.get(READY_FD_ENV)
-    if worker and ready_fd:
-        pipe = int(ready_fd)
+    if role is not None:
+        pipe = role.ready_fd
         with contextlib.suppress(OSError):
-            os.set_inheritable(pipe, False)  # not the application's children's
             os.write(pipe, READY)
 
         def limit_reached() -> None:
@@ -398,8 +410,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, os.path.abspath(args.app_dir))
     elif os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    role: WorkerRole | None = args.worker
+    if role is not None:
+        with contextlib.suppress(OSError):
+            os.set_inheritable(role.ready_fd, False)  # not the application's children's
     try:
-        configure_logging(args.log_level, args.log_config, args.log_format)
+        configure_logging(
+            args.log_level, args.log_config, args.log_format, role.slot if role else None
+        )
     except (OSError, ValueError, KeyError, configparser.Error) as exc:
         parser.exit(2, f"error: --log-config {args.log_config}: {exc}\n")
     workers = args.workers
@@ -408,13 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers = _workers(os.environ.get("WEBSOCKET_WORKERS") or "1")
         except argparse.ArgumentTypeError as exc:
             parser.exit(2, f"error: WEBSOCKET_WORKERS: {exc}\n")
-    in_worker = bool(os.environ.get(WORKER_ID_ENV))
     # --reload restarts the process, and one that stops after limit_max_requests
     # needs another to take its place: the supervisor does both.
-    if workers > 1 or (not in_worker and (args.reload or _limits_requests(parser, args))):
+    if workers > 1 or (role is None and (args.reload or _limits_requests(parser, args))):
         return supervise(parser, args, arguments, workers)
-    if in_worker:
-        die_with_parent()
+    if role is not None:
+        die_with_parent(role.supervisor_pid)
     try:
         app = load_app(args.app, args.interface, args.factory)
         config = config_from_args(args, asgi=not isinstance(app, Router))
@@ -424,7 +441,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"error: {exc}\n")
     use_loop(parser, args.loop)
     try:
-        asyncio.run(run(app, args.host, args.port, config, uds=args.uds, fd=args.fd))
+        asyncio.run(
+            run(
+                app,
+                args.host,
+                args.port,
+                config,
+                uds=args.uds,
+                fd=args.fd,
+                role=role,
+                status_dir=args.status_dir,
+            )
+        )
     except LifespanFailure as exc:
         logger.error("ASGI lifespan startup failed: %s", exc)
         return 3
@@ -481,7 +509,6 @@ def supervise(
     # its handlers (shutdown_timeout and the cancelling after it), the closing
     # handshakes (close_timeout), and its lifespan shutdown.
     grace = (config.open_timeout or 10.0) + config.shutdown_timeout + config.close_timeout + 5.0
-    supervisor = Supervisor(arguments, workers, sock, grace, watcher)
     shared_dirs = []
     if config.metrics_path is not None and not os.environ.get(MULTIPROC_ENV):
         # One scrape of any worker sees every worker: they share these files.
@@ -490,7 +517,8 @@ def supervise(
     if config.status_path is not None:
         # And the status page shows every worker: they leave their figures here.
         shared_dirs.append(tempfile.mkdtemp(prefix="wsserver-status-"))
-        os.environ[STATUS_DIR_ENV] = shared_dirs[-1]
+        arguments = [*arguments, "--status-dir", shared_dirs[-1]]
+    supervisor = Supervisor(arguments, workers, sock, grace, watcher)
     try:
         return asyncio.run(supervisor.run())
     finally:
@@ -517,7 +545,9 @@ def _target(args: argparse.Namespace) -> str:
     return f"{args.host}:{args.port}"
 
 
-def configure_logging(level: str, log_config: str | None, log_format: str = "text") -> None:
+def configure_logging(
+    level: str, log_config: str | None, log_format: str = "text", worker: int | None = None
+) -> None:
     """Logging as ``--log-level``, ``--log-format`` and ``--log-config`` say.
 
     A worker's lines name it (``[worker N]``, or the ``worker`` field in JSON).
@@ -526,15 +556,14 @@ def configure_logging(level: str, log_config: str | None, log_format: str = "tex
         OSError, ValueError, KeyError, configparser.Error: ``log_config`` cannot
             be read or applied.
     """
-    worker = os.environ.get(WORKER_ID_ENV)
-    prefix = f"[worker {worker}] " if worker else ""
+    prefix = f"[worker {worker}] " if worker is not None else ""
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
     )
     if log_format == "json":
         for handler in logging.getLogger().handlers:
-            handler.setFormatter(JsonFormatter(worker))
+            handler.setFormatter(JsonFormatter(None if worker is None else str(worker)))
     if log_config is None:
         return
     if log_config.endswith(".json"):

@@ -52,11 +52,9 @@ __all__ = [
     "Supervisor",
     "EARLY_EXIT",
     "MAX_BACKOFF",
-    "WORKER_ID_ENV",
+    "WorkerRole",
     "READY",
     "LIMIT_REACHED",
-    "READY_FD_ENV",
-    "SUPERVISOR_PID_ENV",
 ]
 
 logger = logging.getLogger("wsserver.supervisor")
@@ -67,14 +65,36 @@ EARLY_EXIT = 5.0
 MAX_BACKOFF = 30.0
 #: How long a new worker may take to accept, in a rolling restart, before it is given up.
 READY_TIMEOUT = 60.0
-#: The environment variables that tell a worker its number, where to say it is
-#: ready, and its supervisor's pid.
-WORKER_ID_ENV = "WSSERVER_WORKER_ID"
-READY_FD_ENV = "WSSERVER_READY_FD"
-SUPERVISOR_PID_ENV = "WSSERVER_SUPERVISOR_PID"
 #: What a worker writes on that pipe: it accepts; it reached its limit_max_requests.
 READY = b"R"
 LIMIT_REACHED = b"L"
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """What a supervisor tells a worker it starts: its slot, its pipe, whose it is.
+
+    Given on the worker's command line (``--worker SLOT:FD:PID``), not in its
+    environment: what a worker is must not pass on to the processes its
+    application starts (a wsserver among them would take itself for a worker).
+    """
+
+    slot: int
+    #: The pipe's write end, inherited: where the worker says READY and LIMIT_REACHED.
+    ready_fd: int
+    supervisor_pid: int
+
+    def argument(self) -> str:
+        return f"{self.slot}:{self.ready_fd}:{self.supervisor_pid}"
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerRole:
+        """The role ``--worker`` gives; ValueError if ``text`` is not ``SLOT:FD:PID``."""
+        parts = text.split(":")
+        if len(parts) != 3 or not all(part.isdigit() for part in parts):
+            raise ValueError(f"not SLOT:FD:PID: {text!r}")
+        slot, ready_fd, supervisor_pid = (int(part) for part in parts)
+        return cls(slot, ready_fd, supervisor_pid)
 
 
 @dataclass(eq=False)  # compared and hashed by identity (kept in sets)
@@ -206,10 +226,7 @@ class Supervisor:
         except OSError as exc:
             self._spawn_failed(slot, exc)
             return None
-        env = dict(os.environ)
-        env[WORKER_ID_ENV] = str(slot)
-        env[READY_FD_ENV] = str(write_end)
-        env[SUPERVISOR_PID_ENV] = str(os.getpid())
+        role = WorkerRole(slot, write_end, os.getpid())
         fd = self.sock.fileno()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -221,8 +238,9 @@ class Supervisor:
                 str(fd),
                 "--workers",
                 "1",
+                "--worker",
+                role.argument(),
                 pass_fds=(fd, write_end),
-                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 # Its own process group: a terminal's Ctrl-C reaches the
                 # supervisor only, which stops the workers in order.
@@ -632,7 +650,7 @@ def listening_socket(
     return sock
 
 
-def die_with_parent() -> None:
+def die_with_parent(supervisor_pid: int) -> None:
     """In a worker: be sent SIGTERM if the supervisor dies (Linux; elsewhere nothing).
 
     The supervisor may be pid 1 (a container without an init): its pid is
@@ -648,12 +666,10 @@ def die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if parent_gone(os.environ.get(SUPERVISOR_PID_ENV)):
+    if parent_gone(supervisor_pid):
         os.kill(os.getpid(), signal.SIGTERM)  # the supervisor died before prctl
 
 
-def parent_gone(supervisor_pid: str | None) -> bool:
+def parent_gone(supervisor_pid: int) -> bool:
     """Whether this process's parent is no longer the supervisor that started it."""
-    if not supervisor_pid or not supervisor_pid.isdigit():
-        return False  # not started by a supervisor we know of
-    return os.getppid() != int(supervisor_pid)
+    return os.getppid() != supervisor_pid

@@ -9,7 +9,7 @@ the current figures (connections, messages and bytes in and out, close codes)
 and a table per worker.
 
 Under ``--workers``, each worker writes its snapshot to a directory the
-supervisor made (:data:`STATUS_DIR_ENV`) every second; whichever worker serves
+supervisor made (:meth:`StatusBoard.share`) every second; whichever worker serves
 the page reads them all (a snapshot older than a few seconds is a worker that
 ended, and is left out).
 
@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,10 +38,8 @@ from .websocket import WebSocket
 if TYPE_CHECKING:
     from .server import Server
 
-__all__ = ["StatusBoard", "STATUS_DIR_ENV"]
+__all__ = ["StatusBoard"]
 
-#: The directory where workers leave their snapshots (set by the supervisor).
-STATUS_DIR_ENV = "WSSERVER_STATUS_DIR"
 #: A snapshot older than this (seconds) is from a worker that is gone.
 STALE = 5.0
 
@@ -54,10 +51,16 @@ class StatusBoard:
         self.server = server
         self.path = path
         self.token = token
-        directory = os.environ.get(STATUS_DIR_ENV)
-        self.directory = Path(directory) if directory else None
-        self.worker = os.environ.get("WSSERVER_WORKER_ID") or "1"
+        #: Under workers: where each leaves its figures (see :meth:`share`).
+        self.directory: Path | None = None
+        self.worker = "1"
         self._task: asyncio.Task[None] | None = None
+
+    def share(self, directory: str, worker: str) -> None:
+        """Under workers (before the server starts): show the figures every worker
+        leaves in ``directory``, and leave this one's there as ``worker``'s."""
+        self.directory = Path(directory)
+        self.worker = worker
 
     def add_routes(self, router: Router) -> None:
         router.add_route(self._page, self.path, name="_status")
