@@ -196,3 +196,103 @@ async def test_a_control_character_in_any_header_value_gives_400(run_server: Sta
     writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Thing: a\tb\r\nConnection: close\r\n\r\n")
     assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200 OK\r\n")
     writer.close()
+
+
+# ------------------------------------------------------- limit_concurrency
+
+
+async def _get(port: int, path: str = "/health") -> tuple[bytes, asyncio.StreamReader, Any]:
+    """One keep-alive GET on a new connection: (response head and body, reader, writer)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    fields = dict(
+        line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line
+    )
+    body = await reader.readexactly(int(fields.get(b"content-length", b"0")))
+    return head + body, reader, writer
+
+
+async def test_limit_concurrency_answers_503_beyond_its_connections(
+    run_server: StartServer,
+) -> None:
+    import websockets
+    from websockets.exceptions import InvalidStatus
+
+    routes = Router()
+
+    @routes.get("/health")
+    async def health(request: Request) -> Any:
+        return text("ok")
+
+    @routes.websocket("/ws")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = await run_server(routes, limit_concurrency=2, metrics_path="/metrics")
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    first = await websockets.connect(url)  # one
+    answer, _, second = await _get(server.port)  # two, kept alive
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    answer, reader, writer = await _get(server.port)  # three: over the limit
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"\r\nretry-after: 1\r\n" in answer.lower()
+    assert b"\r\nconnection: close\r\n" in answer.lower()
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # and closed
+    writer.close()
+    try:  # an upgrade too
+        await websockets.connect(url)
+        raise AssertionError("the upgrade over the limit was accepted")
+    except InvalidStatus as exc:
+        assert exc.response.status_code == 503
+    # The server's own endpoints still answer: overload is when they are needed.
+    answer, _, writer = await _get(server.port, "/metrics")
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    writer.close()
+    await first.send("still served")
+    assert await asyncio.wait_for(first.recv(), 5) == "still served"
+    await first.close()
+    second.close()
+    for _ in range(200):
+        if not server.connections:
+            break
+        await asyncio.sleep(0.01)
+    answer, _, writer = await _get(server.port)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    writer.close()
+
+
+async def test_limit_concurrency_counts_asgi_tasks_that_outlive_their_response(
+    run_asgi: StartServer,
+) -> None:
+    release = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        await release.wait()  # background work after the response
+
+    server = await run_asgi(app, limit_concurrency=2)
+    for _ in range(2):
+        answer, _, writer = await _get(server.port, "/")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        writer.close()
+    for _ in range(200):
+        if not server.connections:
+            break
+        await asyncio.sleep(0.01)
+    assert not server.connections and len(server.app_tasks) == 2
+    answer, _, writer = await _get(server.port, "/")  # one connection, but two tasks
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    writer.close()
+    release.set()
+    for _ in range(200):
+        if not server.app_tasks:
+            break
+        await asyncio.sleep(0.01)
+    answer, _, writer = await _get(server.port, "/")
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    writer.close()

@@ -502,6 +502,16 @@ class Config:
         env="WEBSOCKET_MAX_CONNECTIONS",
         flag="--max-connections",
     )
+    limit_concurrency: int | None = setting(
+        None,
+        Count(none_ok=True),
+        "connections (HTTP and WebSocket, in any phase) or running ASGI application tasks "
+        "beyond which a request or upgrade gets 503 with `Retry-After` and the connection "
+        "closes (`none`: no limit). As uvicorn's; the server's own endpoints (metrics, status) "
+        "are still served. `max_connections` bounds open WebSockets only.",
+        env="WEBSOCKET_LIMIT_CONCURRENCY",
+        flag="--limit-concurrency",
+    )
     backlog: int = setting(1024, Count(), "listen backlog.", flag="--backlog")
     write_limit: int = setting(
         65536,

@@ -231,6 +231,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     return
                 builtins = self.server.builtins
                 self._builtin = builtins is not None and self._is_builtin(builtins)
+                if (
+                    self.config.limit_concurrency is not None
+                    and not self._builtin
+                    and self._over_concurrency()
+                ):
+                    self.http_error(503, "Exceeded concurrency limit.", [("Retry-After", "1")])
+                    return
                 if self.server.asgi is not None and not self._builtin:
                     # The application reads the body itself (run_asgi()).
                     self._awaiting_body = False
@@ -364,6 +371,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._run_app_task(self._http_handler(route, found.params))
             return False
         return self._handshake(request, route, found.params)
+
+    def _over_concurrency(self) -> bool:
+        """Whether this request is beyond ``limit_concurrency``: more connections
+        than it allows (this one included), or as many application tasks running."""
+        limit = self.config.limit_concurrency
+        assert limit is not None
+        server = self.server
+        return len(server.connections) > limit or len(server.app_tasks) >= limit
 
     def _declared_over(self, limit: int | None) -> bool:
         """Whether the request's ``Content-Length`` is over ``limit`` (None: no limit)."""
