@@ -65,9 +65,11 @@ async def served_version(port: int) -> str | None:
 async def test_an_edit_restarts_a_broken_edit_keeps_the_old_one_serving(tmp_path: Path) -> None:
     write_app(tmp_path, "1")
     args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path), "--ping-interval", "off")
+    args += ("--reload-exclude", "scratch_*", "--reload-include", "*.html", "--reload-delay", "0.2")
     async with running_cli(*args) as cli:
         await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
-        assert "--reload: watching *.py in" in cli.stderr
+        patterns = "*.py, *.html (not .*, *~, ~*, scratch_*)"
+        assert f"--reload: watching {patterns} in {tmp_path}, every 0.2 s" in cli.stderr
         assert await served_version(cli.port) == "1"
         ws = await websockets.connect(f"{cli.url}/ws")
         await ws.send("before")
@@ -80,6 +82,10 @@ async def test_an_edit_restarts_a_broken_edit_keeps_the_old_one_serving(tmp_path
             await asyncio.wait_for(ws.recv(), 10)
         assert ws.close_code == 1012
         assert "changed: " in cli.stderr and "reloaded_app.py" in cli.stderr
+        # An excluded file's edit restarts nothing (five looks later).
+        (tmp_path / "scratch_notes.py").write_text("x = 1\n")
+        await asyncio.sleep(1.0)
+        assert cli.stderr.count("changed: ") == 1
 
         write_app(tmp_path, "3", broken=True)
         await wait_for(lambda: "did not start accepting" in cli.stderr, what="the failed restart")
@@ -137,6 +143,29 @@ def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_pat
     txt = FileWatcher([str(tmp_path)], ["*.txt"])
     (tmp_path / "notes.txt").write_text("xy")
     assert txt.changed() == [str(tmp_path / "notes.txt")]
+
+
+def test_include_and_exclude_patterns_work_as_uvicorns(tmp_path: Path) -> None:
+    names = ["app.py", "page.html", "notes.txt", ".#app.py", "app.py~", "scratch_1.py"]
+    (tmp_path / "gen").mkdir()
+    files = [tmp_path / name for name in names] + [tmp_path / "gen" / "out.py"]
+    for file in files:
+        file.write_text("")
+
+    def watching(**patterns: list[str]) -> list[str]:
+        watcher = FileWatcher([str(tmp_path)], **patterns)
+        for file in files:
+            stat = file.stat()
+            os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + next(_EDITS) * 10**9))
+        return [Path(path).relative_to(tmp_path).as_posix() for path in watcher.changed()]
+
+    # By default *.py, but not hidden files or editors' lock and backup files.
+    assert watching() == ["app.py", "gen/out.py", "scratch_1.py"]
+    # Include adds to *.py; exclude takes away files and directories by name.
+    assert watching(include=["*.html"], exclude=["scratch_*", "gen"]) == ["app.py", "page.html"]
+    # Excluding *.py drops it from the defaults; including .* from the exclusions.
+    assert watching(include=["*.html"], exclude=["*.py"]) == ["page.html"]
+    assert watching(include=[".*"]) == [".#app.py", "app.py", "gen/out.py", "scratch_1.py"]
 
 
 def test_a_look_reads_a_bounded_number_of_entries(

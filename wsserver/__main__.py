@@ -28,7 +28,7 @@ from .config import Config, Flag, add_flags, flag_settings
 from .envfile import load_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
-from .reload import FileWatcher
+from .reload import POLL_INTERVAL, FileWatcher
 from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, serve
 from .supervisor import (
@@ -126,7 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="PATTERN",
-        help="file names to watch with --reload (default *.py). Repeatable.",
+        help="file names to watch with --reload, besides *.py (a glob pattern). Repeatable.",
+    )
+    p.add_argument(
+        "--reload-exclude",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="file and directory names not to watch with --reload, besides hidden ones and "
+        "editors' backups (.*, *~, ~*); '*.py' stops watching Python files. Repeatable.",
+    )
+    p.add_argument(
+        "--reload-delay",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between two looks at the files with --reload (default 0.5)",
     )
     add_flags(p)
     p.add_argument(
@@ -183,6 +198,17 @@ def _integer(low: int, high: int | None, accepted: str) -> Callable[[str], int]:
 _port = _integer(0, 65535, "a port number from 0 to 65535")
 _fd = _integer(0, None, "a file descriptor number (0 or more)")
 _workers = _integer(1, None, "a number of worker processes (1 or more)")
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0 (and finite)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("expected a number of seconds above 0")
+    return value
 
 
 def _role(text: str) -> WorkerRole:
@@ -492,11 +518,18 @@ def supervise(
         for directory in directories:
             if not os.path.isdir(directory):
                 parser.exit(2, f"error: --reload-dir {directory}: not a directory\n")
-        watcher = FileWatcher(directories, args.reload_include or ["*.py"])
+        watcher = FileWatcher(
+            directories,
+            args.reload_include or (),
+            args.reload_exclude or (),
+            args.reload_delay or POLL_INTERVAL,
+        )
         logger.info(
-            "--reload: watching %s in %s",
-            ", ".join(watcher.patterns),
+            "--reload: watching %s (not %s) in %s, every %g s",
+            ", ".join(watcher.patterns) or "nothing",
+            ", ".join(watcher.excluded),
             ", ".join(watcher.directories),
+            watcher.interval,
         )
     try:
         sock = listening_socket(args.host, args.port, args.uds, args.fd, config.backlog)

@@ -1,6 +1,7 @@
 """``--reload``: which source files changed since the last look, by polling their mtimes.
 
 The supervisor (:mod:`.supervisor`) looks every :data:`POLL_INTERVAL` seconds
+(``--reload-delay``)
 and, when a file changed, restarts its workers as on SIGHUP: a new worker is
 started and, once it accepts, the old one retires (its WebSockets are closed
 with 1012, service restart, and clients reconnect). An edit that breaks the
@@ -15,10 +16,15 @@ import fnmatch
 import os
 from collections.abc import Iterable, Sequence
 
-__all__ = ["FileWatcher", "MAX_ENTRIES", "POLL_INTERVAL", "SKIPPED_DIRS"]
+__all__ = ["FileWatcher", "MAX_ENTRIES", "POLL_INTERVAL", "SKIPPED_DIRS", "INCLUDE", "EXCLUDE"]
 
-#: Seconds between two looks at the files.
+#: Seconds between two looks at the files, unless said otherwise (``--reload-delay``).
 POLL_INTERVAL = 0.5
+
+#: The file names watched, and those never watched (hidden files, editors'
+#: lock and backup files: ``.#app.py``, ``app.py~``), unless said otherwise.
+INCLUDE = ("*.py",)
+EXCLUDE = (".*", "*~", "~*")
 
 #: Directories never looked into, besides hidden ones and virtual environments
 #: (a ``pyvenv.cfg`` in them): caches, installed packages and build output,
@@ -35,16 +41,32 @@ Snapshot = dict[str, tuple[int, int]]
 
 
 class FileWatcher:
-    """The files matching ``patterns`` under ``directories``, and what changed since the last look.
+    """The files ``include`` names under ``directories``, and what changed since the last look.
+
+    As uvicorn's ``--reload-include`` and ``--reload-exclude``: a file is watched
+    when its name matches a pattern (``fnmatch``) of :data:`INCLUDE` or
+    ``include`` and none of :data:`EXCLUDE` or ``exclude``, and directories
+    whose names match an exclusion are not looked into. A pattern given in
+    ``include`` is no longer excluded by default, and one given in ``exclude``
+    no longer included by default (``exclude=["*.py"]``: no Python files).
 
     Args:
         directories: the trees to watch.
-        patterns: file name patterns (``fnmatch``), ``*.py`` by default.
+        include, exclude: file name patterns, added to the defaults.
+        interval: seconds between two looks (the supervisor's loop sleeps that long).
     """
 
-    def __init__(self, directories: Sequence[str], patterns: Sequence[str] = ("*.py",)) -> None:
+    def __init__(
+        self,
+        directories: Sequence[str],
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        interval: float = POLL_INTERVAL,
+    ) -> None:
         self.directories = [os.path.abspath(d) for d in directories]
-        self.patterns = list(patterns)
+        self.patterns = _merged(INCLUDE, include, exclude)
+        self.excluded = _merged(EXCLUDE, exclude, include)
+        self.interval = interval
         self.truncated = False
         self._seen = self._snapshot()
 
@@ -88,8 +110,22 @@ class FileWatcher:
                     for d in dirs
                     if not d.startswith(".")
                     and d not in SKIPPED_DIRS
+                    and not self._matches(d, self.excluded)
                     and not os.path.exists(os.path.join(root, d, "pyvenv.cfg"))
                 ]
                 for name in files:
-                    if any(fnmatch.fnmatch(name, pattern) for pattern in self.patterns):
+                    if self._matches(name, self.patterns) and not self._matches(
+                        name, self.excluded
+                    ):
                         yield os.path.join(root, name)
+
+    @staticmethod
+    def _matches(name: str, patterns: Sequence[str]) -> bool:
+        return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def _merged(defaults: Sequence[str], given: Sequence[str], overriding: Sequence[str]) -> list[str]:
+    """``defaults`` less the patterns ``overriding`` names, then those ``given``, once each."""
+    merged = [pattern for pattern in defaults if pattern not in overriding]
+    merged += [pattern for pattern in given if pattern not in merged]
+    return merged

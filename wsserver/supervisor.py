@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .reload import MAX_ENTRIES, POLL_INTERVAL, FileWatcher
+from .reload import MAX_ENTRIES, FileWatcher
 from .server.server import unix_socket
 
 __all__ = [
@@ -404,7 +404,7 @@ class Supervisor:
                     "--reload: too much to watch; only what the first %d entries hold", MAX_ENTRIES
                 )
             truncated = watcher.truncated
-            await asyncio.sleep(POLL_INTERVAL)
+            await asyncio.sleep(watcher.interval)
             # In a thread: a look is a few hundred stat() calls, and signals,
             # exits and ready pipes must not wait for it.
             changed = await asyncio.to_thread(watcher.changed)
