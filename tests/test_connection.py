@@ -90,6 +90,32 @@ class TestMessages:
         assert len(whole) == 3
 
 
+class TestHeldPongs:
+    def test_while_held_only_the_latest_ping_is_answered_once_released(self) -> None:
+        conn = Connection()
+        conn.receive_data(cf(Opcode.PING, b"before"))
+        assert sent_frames(conn) == [(Opcode.PONG, True, b"before")]
+        conn.hold_pongs(True)
+        events = conn.receive_data(b"".join(cf(Opcode.PING, b"%d" % n) for n in range(1000)))
+        assert [e.payload for e in events] == [b"%d" % n for n in range(1000)]  # still told
+        assert all(isinstance(e, Ping) for e in events)
+        assert conn.data_to_send() == []
+        conn.hold_pongs(False)
+        assert sent_frames(conn) == [(Opcode.PONG, True, b"999")]
+        conn.hold_pongs(False)
+        assert conn.data_to_send() == []  # once
+        conn.receive_data(cf(Opcode.PING, b"after"))
+        assert sent_frames(conn) == [(Opcode.PONG, True, b"after")]
+
+    def test_a_held_pong_is_not_sent_after_the_close_frame(self) -> None:
+        conn = Connection()
+        conn.hold_pongs(True)
+        conn.receive_data(cf(Opcode.PING, b"x"))
+        conn.send_close(1001)
+        conn.hold_pongs(False)
+        assert [frame[0] for frame in sent_frames(conn)] == [Opcode.CLOSE]
+
+
 class TestViolations:
     def check(self, wire: bytes, code: int, fragment: str = "") -> list[object]:
         conn = Connection()

@@ -16,13 +16,13 @@ from wsserver.app.response import text
 from wsserver.asgi.http import HttpCycle
 from wsserver.asgi.websocket import WebSocketSession
 from wsserver.protocol.connection import Connection
-from wsserver.protocol.frames import Opcode, serialize_close
+from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
 from wsserver.server.http_protocol import HttpProtocol
 from wsserver.server.inbox import Inbox
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
-from .helpers import RawClient, echo_routes
+from .helpers import MASK, RawClient, echo_routes
 
 
 def queue_len(server: Any) -> int:
@@ -102,6 +102,41 @@ class TestSendBackpressure:
             assert opcode == Opcode.BINARY and len(payload) == 65536
             total += 1
         await asyncio.wait_for(done.wait(), 5)
+
+    async def test_ping_flood_from_a_non_reading_client_stays_bounded(
+        self, run_server: StartServer
+    ) -> None:
+        # Every ping asks for a pong: a client that sends pings and reads
+        # nothing made the server buffer every pong (300 MB for 300 MB of
+        # pings). Above write_limit only the latest ping is answered, once the
+        # client reads again (RFC 6455 5.5.3 allows it). The pongs one read's
+        # pings ask for are written together: one read's worth over the limit.
+        write_limit = 65536
+        server = await run_server(echo_routes(), compression=None, write_limit=write_limit)
+        client = await RawClient.connect(server.port)
+        (protocol,) = server._websockets
+        ping = serialize_frame(Opcode.PING, b"p" * 125, mask=MASK)
+        peak = 0
+        for _ in range(120):  # 120,000 pings: 15 MB of pongs, beyond the kernel's buffers
+            client.send_raw(ping * 1000)
+            await client.writer.drain()
+            await asyncio.sleep(0)
+            peak = max(peak, protocol.transport.get_write_buffer_size())
+        client.send(Opcode.PING, b"the last one")
+        client.send(Opcode.TEXT, b"and a message")
+        await client.writer.drain()
+        await asyncio.sleep(0.2)
+        peak = max(peak, protocol.transport.get_write_buffer_size())
+        assert peak <= write_limit + len(server.read_buffer), peak
+        # Reading again: the pongs written, the echo, and the latest ping's pong
+        # (the echo may come first: messages are not held, only pongs).
+        pongs: list[bytes] = []
+        texts: list[bytes] = []
+        while not (texts and pongs and pongs[-1] == b"the last one"):
+            opcode, _, _, payload = await client.recv_frame(timeout=10)
+            (pongs if opcode == Opcode.PONG else texts).append(payload)
+        assert texts == [b"and a message"]
+        assert len(pongs) < 120_001
 
     async def test_blocked_send_raises_when_connection_dies(self, run_server: StartServer) -> None:
         outcome: asyncio.Queue[str] = asyncio.Queue()

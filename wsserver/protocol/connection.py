@@ -159,6 +159,8 @@ class Connection:
         "_in_frame",
         "_send_opcode",
         "_send_compressed",
+        "_pongs_held",
+        "_held_pong",
     )
 
     def __init__(
@@ -189,6 +191,9 @@ class Connection:
         # The fragmented message being sent (CONTINUATION: none).
         self._send_opcode = CONTINUATION
         self._send_compressed = False
+        # While the peer does not take what is written (see hold_pongs()).
+        self._pongs_held = False
+        self._held_pong: bytes | None = None
 
     def _move(self, trigger: Trigger) -> None:
         self.state = transition(self.state, trigger)
@@ -351,7 +356,10 @@ class Connection:
     def _handle_control(self, opcode: Opcode, payload: bytes, events: list[Event]) -> None:
         if opcode is PING:
             if self.close_sent is None:
-                self._out.append(serialize_frame(PONG, payload))
+                if self._pongs_held:
+                    self._held_pong = payload  # only the latest is answered
+                else:
+                    self._out.append(serialize_frame(PONG, payload))
             events.append(Ping(payload))
         elif opcode is PONG:
             events.append(Pong(payload))
@@ -391,6 +399,20 @@ class Connection:
             events.append(ProtocolFailure(exc.close_code, exc.reason))
 
     # ------------------------------------------------------------- sending
+
+    def hold_pongs(self, held: bool) -> None:
+        """Hold the pongs answering pings while the peer does not read (``held``).
+
+        The caller says so when its write buffer is full: a peer that sends
+        pings and reads nothing would otherwise make it keep every pong. While
+        held, pings are answered by one pong, for the latest of them, once
+        released (RFC 6455 5.5.3 allows answering only the most recent ping).
+        """
+        self._pongs_held = held
+        if not held and self._held_pong is not None:
+            payload, self._held_pong = self._held_pong, None
+            if self.close_sent is None:
+                self._out.append(serialize_frame(PONG, payload))
 
     def data_to_send(self) -> list[bytes]:
         """Return (and forget) the bytes waiting to be written, in order."""

@@ -302,10 +302,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
     def pause_writing(self) -> None:
         self.writing_paused = True
         self.server.counters.write_pauses += 1
+        self.conn.hold_pongs(True)  # a peer that reads nothing must not pile them up
 
     def resume_writing(self) -> None:
         self.writing_paused = False
         self._resumed += 1
+        self.conn.hold_pongs(False)
+        self.send_pending()
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
