@@ -296,3 +296,33 @@ async def test_limit_concurrency_counts_asgi_tasks_that_outlive_their_response(
     answer, _, writer = await _get(server.port, "/")
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
     writer.close()
+
+
+async def test_pipelined_requests_from_a_client_that_does_not_read_stay_bounded(
+    run_server: StartServer,
+) -> None:
+    # 200 pipelined requests for 100 KB each, and the client reads nothing:
+    # the server answered them all into its write buffer (96 MB for 1000).
+    # Reading pauses while the write buffer is above write_limit.
+    routes = Router()
+    body = "x" * 100_000
+
+    @routes.get("/big")
+    async def big(request: Request) -> Any:
+        return text(body)
+
+    write_limit = 65536
+    server = await run_server(routes, write_limit=write_limit)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
+    await writer.drain()
+    await asyncio.sleep(0.5)
+    (http,) = server.connections
+    assert isinstance(http, HttpProtocol)
+    assert http.transport.get_write_buffer_size() <= write_limit + len(body) + 1000
+    # Reading, the client gets every answer.
+    for _ in range(200):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert await asyncio.wait_for(reader.readexactly(len(body)), 5) == body.encode()
+    writer.close()

@@ -215,6 +215,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Handle the requests h11 has buffered, one at a time (pipelining)."""
         h = self._h11
         while self._app_task is None and not self._transport_closing:
+            if self._writing_paused:
+                # A client that does not read its answers gets no more of
+                # them: reading waits until it took them (resume_writing()).
+                self.transport.pause_reading()
+                return
             try:
                 event = next_event(h)
             except h11.RemoteProtocolError as exc:
@@ -730,6 +735,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._writing_paused = False
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
+        if self._app_task is None and not self.closing:
+            self.transport.resume_reading()  # paused by _process(), if at all
+            self._process()
 
     async def drain(self) -> None:
         """Wait while the write buffer is above ``write_limit`` (a client that reads slowly)."""
