@@ -142,3 +142,11 @@ class RawClient:
 
     def close(self) -> None:
         self.writer.close()
+
+
+async def cancelled_elsewhere() -> None:
+    """Raise what code awaiting a future that other code cancelled meets: a
+    CancelledError in a task that nobody cancelled."""
+    future = asyncio.get_running_loop().create_future()
+    future.cancel()
+    await future

@@ -27,7 +27,7 @@ from wsserver.errors import ClientDisconnected
 from wsserver.protocol.frames import Opcode, parse_close, serialize_close, serialize_frame
 from wsserver.server.http_protocol import HttpProtocol
 
-from .helpers import RawClient, errors_logged, upgrade_request, wait_for
+from .helpers import RawClient, cancelled_elsewhere, errors_logged, upgrade_request, wait_for
 
 TIMEOUT = 5
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -461,6 +461,75 @@ async def test_app_returning_without_answer_is_500(
         await websockets.connect(f"ws://127.0.0.1:{server.port}/")
     assert caught.value.response.status_code == 500
     expect_logged_error(caplog, "without answering the handshake")
+
+
+async def test_an_app_ending_in_its_own_cancelled_error_is_answered_for(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A CancelledError the server did not cause (the app's task was not
+    # cancelled) is the app failing: 500 before answering, 1011 after. Nothing
+    # answered for it: no response, and an accepted WebSocket stayed open.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        if scope["type"] == "websocket":
+            await receive()
+            if scope["path"] == "/after":
+                await send({"type": "websocket.accept"})
+        await cancelled_elsewhere()
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert response.status_code == 500
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/before")
+    assert caught.value.response.status_code == 500
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/after") as ws:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == 1011
+    expect_logged_error(caplog, "ASGI application failed")
+
+
+async def test_another_connections_disconnect_is_this_apps_error(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A broadcast to a member that left raises ClientDisconnected for that
+    # member; escaping the app of a connection still there, it is that app's
+    # failure (500, 1011, logged), not this client leaving (it was taken for
+    # it: no response, a 1000 close, a DEBUG line).
+    members: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        if scope["path"] == "/member":
+            await receive()
+            await send({"type": "websocket.accept"})
+            members.append(send)
+            await receive()  # until it leaves
+            return
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await receive()
+        for member in members:
+            await member({"type": "websocket.send", "text": "to everyone"})
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/member"):
+        pass
+    await wait_for(lambda: not server.connections, what="the member gone")
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"http://127.0.0.1:{server.port}/broadcast")
+    assert response.status_code == 500
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/speaker") as ws:
+        await ws.send("hello all")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == 1011
+    expect_logged_error(caplog, "ASGI application failed")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed as ClientClosed
@@ -23,7 +24,7 @@ from wsserver import (
 from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, echo_routes, wait_for
+from .helpers import MASK, RawClient, cancelled_elsewhere, echo_routes, wait_for
 
 
 def url(server: Any, path: str = "/") -> str:
@@ -389,6 +390,31 @@ class TestClosing:
         records = [r for r in caplog.records if r.name == "wsserver.server" and r.exc_info]
         assert len(records) == 1
         assert "broken" in records[0].getMessage()
+
+    async def test_a_handler_ending_in_its_own_cancelled_error_failed(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Awaiting a future other code cancelled raises CancelledError in a
+        # task nobody cancelled: the handler failed (1011, 500, logged). The
+        # WebSocket was closed as for a shutdown, without a word; the HTTP
+        # request got no answer at all, its connection stuck.
+        routes = Router()
+
+        @routes.websocket("/")
+        async def ws_handler(request: Request, ws: WebSocket) -> None:
+            await cancelled_elsewhere()
+
+        @routes.get("/http")
+        async def http_handler(request: Request) -> Any:
+            await cancelled_elsewhere()
+
+        server = await run_server(routes)
+        await self.expect_client_close(server, 1011, "internal server error")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{server.port}/http", timeout=5)
+        assert response.status_code == 500
+        records = [r for r in caplog.records if r.name == "wsserver.server" and r.exc_info]
+        assert ["ws_handler" in records[0].getMessage(), len(records)] == [True, 2]
 
     async def test_handler_closes_with_custom_code(self, run_server: StartServer) -> None:
         rec = Recorder()

@@ -20,6 +20,7 @@ __all__ = [
     "ConcurrencyError",
     "InvalidState",
     "ClientDisconnected",
+    "task_was_cancelled",
 ]
 
 #: Close codes that mean "the connection ended normally".
@@ -78,8 +79,18 @@ class ClientDisconnected(WSServerError, OSError):
     """An ASGI application sent a message on a connection that is gone or closed.
 
     An :class:`OSError`, as the ASGI specification (2.4) asks; the server does
-    not log it as an error when the application lets it propagate.
+    not log it as an error when the application of that connection lets it
+    propagate (an application that lets another connection's propagate, a
+    broadcast's, failed).
+
+    Attributes:
+        origin: what raised it (the connection's ASGI session, or its HTTP
+            protocol), for the server to tell whose client left.
     """
+
+    def __init__(self, message: str, origin: object = None) -> None:
+        super().__init__(message)
+        self.origin = origin
 
 
 class ConnectionClosed(WSServerError):
@@ -113,3 +124,13 @@ def closed_error(code: int, reason: str) -> ConnectionClosed:
     """Return the right :class:`ConnectionClosed` subclass for ``code``."""
     cls = ConnectionClosedOK if code in OK_CLOSE_CODES else ConnectionClosedError
     return cls(code, reason)
+
+
+def task_was_cancelled() -> bool:
+    """On a CancelledError in a handler's or application's task: whether the task
+    was cancelled (by the server, on shutdown), rather than the code awaiting
+    something that other code cancelled, which is that code failing."""
+    import asyncio  # (here: the sans-I/O core imports this module, not asyncio)
+
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
-from ..errors import ClientDisconnected
+from ..errors import ClientDisconnected, task_was_cancelled
 from ..protocol.http import valid_header
 
 if TYPE_CHECKING:
@@ -50,12 +50,15 @@ def response_headers(headers: Any, what: str) -> list[tuple[str, str]]:
     return checked
 
 
-def caused_by_disconnect(exc: BaseException) -> bool:
-    """Whether ``exc``, or an exception it came from, is our :class:`ClientDisconnected`."""
+def caused_by_disconnect(exc: BaseException, *origins: object) -> bool:
+    """Whether ``exc``, or an exception it came from, is our :class:`ClientDisconnected`
+    raised by one of ``origins`` (another connection's is no client of this one leaving)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, ClientDisconnected):
+        if isinstance(current, ClientDisconnected) and any(
+            current.origin is origin for origin in origins
+        ):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__
@@ -117,8 +120,10 @@ class HttpCycle:
         path = self.scope["path"]
         try:
             await app(self.scope, self.receive, self.send)
-        except Exception as exc:
-            if connection.lost or caused_by_disconnect(exc):
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
+                raise
+            if connection.lost or caused_by_disconnect(exc, connection):
                 logs.protocol_logger.debug("client gone while the app ran on %s: %r", path, exc)
             else:
                 self._failed("ASGI application failed", exc)
@@ -202,7 +207,7 @@ class HttpCycle:
         kind = message["type"]
         if kind in _RESPONSE_MESSAGES:
             if connection.closing:
-                raise ClientDisconnected("the client is gone")
+                raise ClientDisconnected("the client is gone", connection)
             if self.response_complete:
                 return  # www.rst: once complete, further messages are ignored
         if kind == "http.response.start":
@@ -245,6 +250,6 @@ class HttpCycle:
                 return
             await connection.drain()
             if connection.closing:
-                raise ClientDisconnected("the client is gone")
+                raise ClientDisconnected("the client is gone", connection)
             return
         raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
-from ..errors import ClientDisconnected, ConnectionClosed
+from ..errors import ClientDisconnected, ConnectionClosed, task_was_cancelled
 from ..protocol.handshake import Accept
 from ..protocol.http import Response, error_response
 from .http import caused_by_disconnect, response_headers
@@ -115,8 +115,10 @@ class WebSocketSession:
         """
         try:
             await app(scope, self.receive, self.send)
-        except Exception as exc:
-            if self._gone() or caused_by_disconnect(exc):
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
+                raise
+            if self._gone() or caused_by_disconnect(exc, self, self.connection):
                 # The client left: what the app does then is not its error.
                 logs.protocol_logger.debug(
                     "client gone while the app ran on %s: %r", self.path, exc
@@ -234,10 +236,10 @@ class WebSocketSession:
                 if ws.send_now(payload):
                     await ws.drained()
             except ConnectionClosed:
-                raise ClientDisconnected("the WebSocket is closed") from None
+                raise ClientDisconnected("the WebSocket is closed", self) from None
             return
         if phase is Phase.CLOSED or (phase is not Phase.ACCEPTED and self._http().closing):
-            raise ClientDisconnected("the WebSocket is closed")
+            raise ClientDisconnected("the WebSocket is closed", self)
         # An application may answer before it took websocket.connect (FastAPI
         # refusing in a dependency does).
         answering = phase is Phase.HANDSHAKE or phase is Phase.CONNECTING
@@ -246,7 +248,7 @@ class WebSocketSession:
                 ws = self.websocket
                 assert ws is not None
                 if not ws.open:
-                    raise ClientDisconnected("the WebSocket is closed")
+                    raise ClientDisconnected("the WebSocket is closed", self)
                 ws.start_close(message.get("code") or 1000, message.get("reason") or "")
                 return
             if answering:
@@ -299,7 +301,7 @@ class WebSocketSession:
         try:
             self.websocket.subscribe(topic)
         except ConnectionClosed:
-            raise ClientDisconnected("the WebSocket is closed") from None
+            raise ClientDisconnected("the WebSocket is closed", self) from None
 
     def unsubscribe(self, topic: str) -> None:
         """Stop sending this connection ``topic``'s messages."""

@@ -26,7 +26,7 @@ import h11
 
 from ..app.request import Request
 from ..app.routing import Route, Router
-from ..errors import ClientDisconnected
+from ..errors import ClientDisconnected, task_was_cancelled
 from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import Connection
 from ..protocol.handshake import Accept, decide, is_upgrade_request
@@ -504,7 +504,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         task = self._asgi_task
         if self.lost or self._transport_closing or task is None:
-            raise ClientDisconnected("the connection closed before the handshake was answered")
+            raise ClientDisconnected(
+                "the connection closed before the handshake was answered", self
+            )
         # The task is the WebSocket's from here: nothing of this object's
         # phase is left to do when it ends, and this object can be freed.
         self._app_task = self._asgi_task = None
@@ -573,7 +575,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     async def _http_handler(self, route: Route, params: dict[str, Any]) -> None:
         assert self.request is not None
-        response = await route.handler(self.request, **params)
+        try:
+            response = await route.handler(self.request, **params)
+        except asyncio.CancelledError as exc:
+            if task_was_cancelled():
+                raise
+            # It awaited what other code cancelled: it failed (500, logged).
+            raise RuntimeError(f"HTTP handler {route.name} ended in a CancelledError") from exc
         if not isinstance(response, Response):
             raise TypeError(
                 f"HTTP handler {route.name} returned {type(response).__name__}, not a Response"
@@ -719,7 +727,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self, event: h11.InformationalResponse | h11.Response | h11.Data | h11.EndOfMessage
     ) -> None:
         if self.closing:
-            raise ClientDisconnected("the client is gone")
+            raise ClientDisconnected("the client is gone", self)
         try:
             data = self._h11.send(event)
         except h11.LocalProtocolError as exc:

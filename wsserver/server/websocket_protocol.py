@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..app.request import Request
 from ..app.routing import Route
-from ..errors import ConnectionClosed
+from ..errors import ConnectionClosed, task_was_cancelled
 from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
 from ..protocol.state import ConnectionState
@@ -649,11 +649,12 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             await route.handler(self.request, ws, **params)
         except ConnectionClosed:
             self.start_close(1000)
-        except asyncio.CancelledError:
-            code = self.server.close_code
-            self.start_close(code, CLOSE_REASONS.get(code, ""))
-            raise
-        except Exception:
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
+                code = self.server.close_code  # shutdown
+                self.start_close(code, CLOSE_REASONS.get(code, ""))
+                raise
+            # (A CancelledError of its own: it awaited what other code cancelled.)
             self.server.counters.handler_errors += 1
             logger.exception(
                 "handler %s failed on %s from %s",
