@@ -215,3 +215,23 @@ async def test_detach_forgets_the_protocol_but_keeps_the_messages() -> None:
     assert inbox.ended
     assert [inbox.get_nowait(), inbox.get_nowait(), inbox.get_nowait()] == ["a", "b", None]
     assert rec.calls == ["pause"]  # no resume, no failure: the connection is gone
+
+
+async def test_once_it_stops_taking_it_keeps_what_waits_and_drops_what_comes() -> None:
+    rec = Recorder()
+    inbox = rec.inbox(4)
+    for i in range(8):
+        inbox.put(f"m{i}")
+    inbox.wake()  # twice max_queue: paused at once
+    assert rec.calls == ["pause"] and inbox.paused
+    assert inbox.get_nowait() == "m0"
+    inbox.stop_taking()
+    assert rec.calls == ["pause", "resume"] and not inbox.paused
+    for i in range(100):
+        inbox.put(f"late{i}")
+    inbox.wake()
+    await asyncio.sleep(0)
+    assert rec.calls == ["pause", "resume"]  # never paused again
+    assert [inbox.get_nowait() for _ in range(8)] == [f"m{i}" for i in range(1, 8)] + [None]
+    inbox.stop_taking()  # (twice: nothing more)
+    assert rec.calls == ["pause", "resume"] and len(inbox) == 0

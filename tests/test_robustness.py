@@ -71,6 +71,39 @@ class TestReceiveBackpressure:
         assert received == payloads
 
 
+    @pytest.mark.parametrize("how", ["returns", "closes and waits"])
+    async def test_closing_with_reading_paused_still_reads_the_close_reply(
+        self, run_server: StartServer, how: str
+    ) -> None:
+        # Reading paused at max_queue, then the handler closes (or returns):
+        # the client's close reply was never read, every such close waited
+        # close_timeout, was aborted and counted as 1006.
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.recv()
+            await asyncio.sleep(0.3)  # the client goes on sending: reading pauses
+            if how == "closes and waits":
+                await ws.close(4000)
+                await asyncio.sleep(0.5)
+
+        server = await run_server(routes, max_queue=4, close_timeout=5)
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            for n in range(50):
+                await ws.send(f"m{n}" * 1000)
+            started = asyncio.get_running_loop().time()
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            took = asyncio.get_running_loop().time() - started
+        assert ws.close_code == (1000 if how == "returns" else 4000)
+        assert took < 2, took
+        for _ in range(100):
+            if server.stats()["close_codes"]["received"]:
+                break
+            await asyncio.sleep(0.01)
+        assert server.stats()["close_codes"]["received"] == {ws.close_code: 1}
+
+
 class TestSendBackpressure:
     async def test_non_reading_client_blocks_send(self, run_server: StartServer) -> None:
         sent = 0

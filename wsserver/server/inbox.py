@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 
 __all__ = ["Inbox", "FAILURE"]
@@ -154,6 +155,23 @@ class Inbox:
             self.paused = True
             self._pause()
 
+    def stop_taking(self) -> None:
+        """Our close frame is sent: drop the messages that come from now on.
+
+        The messages waiting stay for the application, but reading must go on
+        to receive the peer's close frame, and what arrives with it must not
+        pile up: a peer may go on sending until its close (RFC 6455 allows
+        discarding data after the close frame). Reading resumes if paused.
+        """
+        if type(self.messages) is not _Dropping:
+            self.messages = _Dropping(self.messages[self._head :])
+            self._head = 0
+            self.high = sys.maxsize  # (no more pausing: none can be added)
+        if self.paused:
+            self.paused = False
+            if self._resume is not None:
+                self._resume()
+
     def end(self) -> None:
         """No more messages will arrive; wake the application."""
         self.ended = True
@@ -215,3 +233,12 @@ class Inbox:
     def forget_waiter(self) -> None:
         """The waiting task is done waiting (woken, timed out or cancelled)."""
         self._waiter = None
+
+
+class _Dropping(list):  # type: ignore[type-arg]
+    """An inbox's messages once it stopped taking more: what comes is dropped."""
+
+    __slots__ = ()
+
+    def append(self, message: object) -> None:
+        pass

@@ -322,8 +322,14 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             await waiter
 
     def _pause_reading(self) -> None:
-        """The inbox is full (max_queue): stop reading from the peer."""
-        if not self._transport_closing and not self.lost:
+        """The inbox is full (max_queue): stop reading from the peer.
+
+        Unless our close frame is sent: the peer's must be read, and the
+        messages beyond max_queue are dropped instead (Inbox.stop_taking()).
+        """
+        if self.conn.close_sent is not None:
+            self.inbox.stop_taking()
+        elif not self._transport_closing and not self.lost:
             self.transport.pause_reading()
             self.server.counters.read_pauses += 1
 
@@ -499,6 +505,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._after_close_sent()
 
     def _after_close_sent(self) -> None:
+        if self.inbox.paused:
+            self.inbox.stop_taking()  # the peer's close frame is to be read
         if self.conn.state is _CLOSED:
             self.close_transport()
         else:
