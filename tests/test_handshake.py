@@ -542,6 +542,51 @@ async def test_max_connections_gives_503() -> None:
             assert await asyncio.wait_for(again.recv(), TIMEOUT) == "x"
 
 
+def slow_deciders() -> tuple[Router, Any]:
+    """A Router whose route's on_connect hook, and an ASGI app, take 0.3 s to accept."""
+    routes = Router()
+
+    async def hook(request: Any) -> None:
+        await asyncio.sleep(0.3)
+
+    @routes.websocket("/", on_connect=hook)
+    async def hold(request: Any, ws: Any) -> None:
+        await ws.recv()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        await receive()
+        await asyncio.sleep(0.3)
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    return routes, app
+
+
+@pytest.mark.parametrize("kind", ["router hook", "asgi"])
+async def test_max_connections_holds_for_handshakes_that_take_time(kind: str) -> None:
+    # The limit was checked when a handshake began: handshakes waiting for a
+    # hook or an application all passed it (20 accepted with a limit of 5).
+    routes, app = slow_deciders()
+    async with wsserver.serve(
+        routes if kind == "router hook" else app, "127.0.0.1", 0, max_connections=5
+    ) as server:
+
+        async def attempt() -> Any:
+            try:
+                return await websockets.connect(f"ws://127.0.0.1:{server.port}/")
+            except websockets.InvalidStatus as exc:
+                return exc.response.status_code
+
+        outcomes = await asyncio.gather(*(attempt() for _ in range(20)))
+        opened = [o for o in outcomes if not isinstance(o, int)]
+        assert sorted(o for o in outcomes if isinstance(o, int)) == [503] * 15
+        assert len(opened) == 5 and server.websocket_count == 5
+        for ws in opened:
+            await ws.close()
+
+
 def test_accept_response_bytes() -> None:
     from wsserver.protocol.handshake import accept_response
 

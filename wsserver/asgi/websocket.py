@@ -285,6 +285,11 @@ class WebSocketSession:
         subprotocol = message.get("subprotocol")
         assert self.accept is not None
         accept = self.accept.with_answer(self.offered, subprotocol, headers)
+        full = self._http().over_capacity()
+        if full is not None:  # (others opened while the application decided)
+            self._answer(Phase.CLOSED)
+            self._deny(full)
+            raise ClientDisconnected("max_connections reached: the handshake got 503", self)
         self.websocket = self._http().upgrade_session(accept, self.request)
         self.connection = self.accept = None  # the HTTP phase is over
         self._answer(Phase.ACCEPTED)

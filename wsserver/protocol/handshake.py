@@ -342,6 +342,21 @@ class Accept:
         raise TypeError(f"on_connect hook returned {type(answer).__name__}, not a Response or None")
 
 
+def over_capacity(
+    open_connections: int, max_connections: int | None, error_format: ErrorFormat = "text"
+) -> Response | None:
+    """The 503 for one more WebSocket when ``open_connections`` reached
+    ``max_connections`` (None: no limit), or None if there is room.
+
+    :func:`decide` asks when a handshake begins; a handshake whose answer
+    takes time (an ``on_connect`` hook, an ASGI application) asks again
+    before its 101, as others may have opened meanwhile.
+    """
+    if max_connections is not None and open_connections >= max_connections:
+        return error_response(503, "Too many connections.", [("Retry-After", "1")], error_format)
+    return None
+
+
 def decide(
     method: str,
     http_version: str,
@@ -388,8 +403,9 @@ def decide(
         return error_response(exc.status, exc.message, exc.headers, error_format)
     if shutting_down:
         return error_response(503, "Server is shutting down.", [("Retry-After", "1")], error_format)
-    if max_connections is not None and open_connections >= max_connections:
-        return error_response(503, "Too many connections.", [("Retry-After", "1")], error_format)
+    full = over_capacity(open_connections, max_connections, error_format)
+    if full is not None:
+        return full
     if deflate is not None:
         agreed = negotiate(headers.getall("sec-websocket-extensions"), deflate)
         if agreed is not None:

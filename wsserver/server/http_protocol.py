@@ -29,7 +29,7 @@ from ..app.routing import Route, Router
 from ..errors import ClientDisconnected, task_was_cancelled
 from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import Connection
-from ..protocol.handshake import Accept, decide, is_upgrade_request
+from ..protocol.handshake import Accept, decide, is_upgrade_request, over_capacity
 from ..protocol.http import (
     ErrorFormat,
     Headers,
@@ -467,6 +467,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if self._transport_closing:
                 return  # shut down (503) while the hook decided
             if isinstance(final, Accept):
+                final = self.over_capacity(route.error_format) or final
+            if isinstance(final, Accept):
                 self._app_task = None
                 self._upgrade_to_route(final, request, route, params)
             else:
@@ -474,6 +476,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
         self._run_app_task(hook())
         return False
+
+    def over_capacity(self, error_format: ErrorFormat = "text") -> Response | None:
+        """The 503 if ``max_connections`` WebSockets are open now, else None (see
+        :func:`~wsserver.protocol.handshake.over_capacity`)."""
+        return over_capacity(
+            self.server.websocket_count, self.config.max_connections, error_format
+        )
 
     def deny(self, response: Response, *, close: bool = True) -> None:
         """Refuse an upgrade request with ``response`` (and close, unless ``close`` is False)."""
