@@ -115,7 +115,9 @@ def _split_host(value: str) -> tuple[str, int]:
         host, _, port = value.partition(":")
     else:
         host, port = value, ""  # a bare IPv6 address, or no port
-    return host, int(port) if port.isdigit() else 0
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        return host, 0  # (str.isdigit() takes "²" too, which int() refuses)
+    return host, int(port)
 
 
 def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
