@@ -88,6 +88,10 @@ def test_config_error_is_a_value_error() -> None:
         ("max_headers", 1.0),
         ("max_connections", 0),
         ("max_connections", -2),
+        # Beyond what sizes can be (2**64 overflowed zlib's limit on every
+        # compressed message: each one failed the connection with a traceback).
+        ("max_size", 2**64),
+        ("write_limit", 2**63),
         ("backlog", 0),
         ("write_limit", 0),
         ("write_limit", None),

@@ -97,14 +97,19 @@ class Kind:
         raise NotImplementedError
 
 
+#: The largest count or size a setting takes: beyond, no machine has it, and
+#: C code (zlib's limits, socket options) would overflow on it.
+MOST = 2**62
+
+
 class Count(Kind):
-    """A positive integer (a size, a number of things)."""
+    """A positive integer (a size, a number of things), up to :data:`MOST`."""
 
     def describe(self) -> str:
-        return "a positive integer"
+        return "a positive integer (up to 2**62)"
 
     def _problem(self, value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MOST:
             return self.describe() + (" or None" if self.none_ok else "")
         return None
 
