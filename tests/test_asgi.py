@@ -740,6 +740,26 @@ async def test_http_request_and_streamed_response(run_asgi: Any) -> None:
     assert len(answer["events"]) >= 3  # streamed as it came
 
 
+async def test_each_scope_has_its_own_asgi_dict(run_asgi: Any) -> None:
+    # One dict was shared by every scope: a middleware lowering spec_version
+    # for one request lowered it for every later one.
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        seen.append(scope["asgi"]["spec_version"])
+        scope["asgi"]["spec_version"] = "2.0"
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        for _ in range(2):
+            await client.get(f"http://127.0.0.1:{server.port}/")
+    assert seen == ["2.5", "2.5"]
+
+
 async def test_an_absolute_form_target_makes_an_origin_form_scope(run_asgi: Any) -> None:
     scopes: list[dict[str, Any]] = []
 

@@ -35,7 +35,7 @@ def _common(
 ) -> dict[str, Any]:
     raw_path = request.target.partition("?")[0]
     scope: dict[str, Any] = {
-        "asgi": ASGI_VERSION,
+        "asgi": ASGI_VERSION.copy(),  # (an application may change its own)
         "http_version": request.http_version,
         # As uvicorn does (and Starlette expects): path includes root_path.
         "path": root_path + request.path,
