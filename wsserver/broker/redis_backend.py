@@ -76,13 +76,19 @@ class RedisBroker(Broker):
         self.up = False
         self._node: BrokerNode | None = None
         self._wanted: set[str] = set()
+        #: Subscriptions changed since the connection subscribed to _wanted,
+        #: for it to apply; kept only while there is one (see _connect_and_serve).
         self._changes: list[tuple[bool, str]] = []
+        self._keeping_changes = False
         self._counts: dict[str, int] = {}
         self._counts_changed = asyncio.Event()
         self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue(queue_size)
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._down_since: float | None = None
+        #: Whether the current connection attempt came up (then lost: the
+        #: reconnecting starts over from the shortest wait).
+        self._served = False
         self._dropped_in_outage = 0
         self._first_attempt: asyncio.Future[None] | None = None
 
@@ -121,12 +127,14 @@ class RedisBroker(Broker):
     def subscribe(self, node: BrokerNode, topic: str) -> None:
         if topic not in self._wanted:
             self._wanted.add(topic)
-            self._changes.append((True, topic))
+            if self._keeping_changes:
+                self._changes.append((True, topic))
 
     def unsubscribe(self, node: BrokerNode, topic: str) -> None:
         if topic in self._wanted:
             self._wanted.discard(topic)
-            self._changes.append((False, topic))
+            if self._keeping_changes:
+                self._changes.append((False, topic))
 
     def publish(self, node: BrokerNode, topic: str, message: str | bytes) -> bool:
         if not self.up:
@@ -185,6 +193,7 @@ class RedisBroker(Broker):
         """Connect, serve, and reconnect with capped exponential backoff, forever."""
         backoff = 0.1
         while True:
+            self._served = False
             try:
                 await self._connect_and_serve()
             except (RedisError, OSError, TimeoutError) as exc:
@@ -193,13 +202,16 @@ class RedisBroker(Broker):
                 logger.exception("broker %s failed; reconnecting", self.url)
                 self._went_down(exc)
             finally:
+                # The next connection subscribes to what is wanted then.
+                self._keeping_changes = False
+                self._changes.clear()
                 await self._close_client()
                 if self._first_attempt is not None and not self._first_attempt.done():
                     self._first_attempt.set_result(None)
+            if self._served:
+                backoff = 0.1  # an outage after service: the first attempt comes soon
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)
-            if self.up:
-                backoff = 0.1
 
     async def _connect_and_serve(self) -> None:
         assert aioredis is not None and self._node is not None
@@ -212,6 +224,7 @@ class RedisBroker(Broker):
         # A channel of its own, so that the subscriber connection exists even
         # before the first topic.
         self._changes.clear()
+        self._keeping_changes = True  # (until this connection ends: see _run())
         await pubsub.subscribe(
             (self.prefix + "node:" + node.node_id).encode(),
             *(self._channel(t) for t in self._wanted),
@@ -305,6 +318,7 @@ class RedisBroker(Broker):
 
     def _came_up(self) -> None:
         self.up = True
+        self._served = True
         if self._down_since is not None:
             down = asyncio.get_running_loop().time() - self._down_since
             logger.warning(
