@@ -133,6 +133,36 @@ class TestViolations:
         assert conn.state is ConnectionState.LOCAL_CLOSING
         return events
 
+    @pytest.mark.parametrize(
+        "bad_close",
+        [
+            serialize_frame(Opcode.CLOSE, serialize_close(1000)),  # not masked
+            cf(Opcode.CLOSE, serialize_close(1000), fin=False),  # fragmented
+            cf(Opcode.CLOSE, serialize_close(1000), rsv1=True),  # RSV1 on a control frame
+            cf(Opcode.CLOSE, serialize_close(1000, "x" * 200)),  # longer than 125 bytes
+        ],
+    )
+    def test_an_invalid_close_frame_is_no_close_frame(self, bad_close: bytes) -> None:
+        # It fails the connection (1002); it was also taken for the peer's
+        # close, with no code (1005): a normal close as far as anyone could tell.
+        conn = Connection()
+        events = conn.receive_data(bad_close)
+        assert failure_of(events).code == 1002
+        assert not [e for e in events if isinstance(e, CloseReceived)]
+        conn.fail(1002, "bad close")
+        # After the failure, another invalid close frame is dropped too, split or whole ...
+        whole, split = Connection(), Connection()
+        for c in (whole, split):
+            c.receive_data(cf(7, b""))
+            c.fail(1002)
+        late = cf(Opcode.CLOSE, serialize_close(1000, "y" * 200))
+        assert whole.receive_data(late) == []
+        assert [e for n in range(len(late)) for e in split.receive_data(late[n : n + 1])] == []
+        # ... and the peer's valid one ends the closing handshake.
+        (closed,) = conn.receive_data(close_frame(1002))
+        assert isinstance(closed, CloseReceived) and closed.code == 1002
+        assert conn.close_code == 1002
+
     def test_continuation_without_start(self) -> None:
         self.check(cf(Opcode.CONTINUATION, b"x"), 1002, "continuation")
 

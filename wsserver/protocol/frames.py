@@ -555,11 +555,18 @@ class FrameParser:
         # a discarded frame's opcode is never looked at.
         opcode = OPCODES[bits] or CONTINUATION
         # Plain masked data frames skip the full check: it is only for the rest.
-        if not self.discarding and (b0 & 0x70 or bits > 2 or not masked or length >> 63):
-            error = self._check_header(b0, bits, fin, rsv1, bool(masked), length)
-            if error is not None:
-                self._begin_payload(pos + hlen, opcode, fin, rsv1, length, mask)
-                raise ProtocolError(error)
+        if b0 & 0x70 or bits > 2 or not masked or length >> 63:
+            if not self.discarding:
+                error = self._check_header(b0, bits, fin, rsv1, bool(masked), length)
+                if error is not None:
+                    # Skipped (as a continuation: an invalid close frame is no close).
+                    self._begin_payload(pos + hlen, CONTINUATION, fin, rsv1, length, mask)
+                    raise ProtocolError(error)
+            elif (
+                opcode is CLOSE
+                and self._check_header(b0, bits, fin, rsv1, bool(masked), length) is not None
+            ):
+                opcode = CONTINUATION  # discarding: only a valid close frame counts
         start = pos + hlen
         if avail - hlen >= length:
             end = start + length
