@@ -303,6 +303,58 @@ class TestRoundTrips:
         assert pmd._compressor is None and pmd._decompressor is None
 
 
+class TestFinalBlocks:
+    """Messages whose deflate stream ends (a block with BFINAL set, RFC 7692 7.2.3.3).
+
+    After one, every later message inflated to nothing (zlib keeps what
+    follows the end of a stream aside): silent data loss.
+    """
+
+    @staticmethod
+    def ended(data: bytes, zdict: bytes = b"") -> bytes:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15, **({"zdict": zdict} if zdict else {}))
+        return compressor.compress(data) + compressor.flush(zlib.Z_FINISH)
+
+    def receive(self, conn: Connection, payload: bytes) -> list[object]:
+        return conn.receive_data(serialize_frame(Opcode.BINARY, payload, rsv1=True, mask=MASK))
+
+    @pytest.mark.parametrize("library", deflate.LIBRARIES)
+    def test_messages_each_ending_their_stream_are_all_inflated(self, library: str) -> None:
+        conn = Connection(deflate=PerMessageDeflate(settings=DeflateSettings(library=library)))
+        for message in (b"first message", b"second message", b"third message"):
+            assert self.receive(conn, self.ended(message)) == [message]
+        # Then one that does not end its stream, as usual.
+        (usual,) = client_compress([b"fourth message"])
+        assert self.receive(conn, usual) == [b"fourth message"]
+
+    def test_a_message_referring_back_to_the_one_that_ended_its_stream(self) -> None:
+        # Context takeover: the next message may refer to what the last one held.
+        conn = Connection(deflate=PerMessageDeflate())
+        first = b"the quick brown fox jumps over the lazy dog. " * 3
+        assert self.receive(conn, self.ended(first)) == [first]
+        second = b"the lazy dog jumps over the quick brown fox"
+        assert self.receive(conn, self.ended(second, zdict=first)) == [second]
+
+    def test_referring_back_beyond_what_is_known_fails_rather_than_inflating_wrong(
+        self,
+    ) -> None:
+        # What a stream that ended left is this message's output only: an
+        # earlier message's is not known any more. 1007, never wrong bytes.
+        conn = Connection(deflate=PerMessageDeflate())
+        older = os.urandom(2000)
+        (kept,) = client_compress([older])
+        assert self.receive(conn, kept) == [older]
+        assert self.receive(conn, self.ended(b"short")) == [b"short"]
+        events = self.receive(conn, self.ended(older[:500], zdict=older + b"short"))
+        assert len(events) == 1 and isinstance(events[0], ProtocolFailure)
+        assert events[0].code == 1007
+
+    def test_bytes_after_the_end_of_the_stream_fail_with_1007(self) -> None:
+        conn = Connection(deflate=PerMessageDeflate())
+        (failure,) = self.receive(conn, self.ended(b"ok") + b"\x01garbage")
+        assert isinstance(failure, ProtocolFailure) and failure.code == 1007
+
+
 class TestInflateLimit:
     def test_bomb_stops_at_max_size(self) -> None:
         max_size = 100_000

@@ -255,6 +255,7 @@ class PerMessageDeflate:
         "_compressor",
         "_upgradable",
         "_decompressor",
+        "_inflated_tail",
         "_window",
         "_history",
         "_mid_message",
@@ -279,6 +280,9 @@ class PerMessageDeflate:
         # The compressor is zlib's, to be replaced by zlib-ng's for a large message.
         self._upgradable = False
         self._decompressor: zlib._Decompress | None = None
+        # What the next decompressor starts from when the peer's stream ended
+        # (see _stream_ended()); empty otherwise.
+        self._inflated_tail = b""
         # With context takeover, when settings are releasable or by_size: the
         # last _window bytes (or up to twice that, trimmed as it grows) our
         # compressor took, what primes the next one after a release() or for a
@@ -395,7 +399,13 @@ class PerMessageDeflate:
         if self._decompressor is None:
             # A window of 9 bits decodes streams made for 8 bits as well; zlib's
             # own compressor never emits a raw 8-bit stream.
-            self._decompressor = self._zlib.decompressobj(-max(self.client_window_bits, 9))
+            bits = -max(self.client_window_bits, 9)
+            tail = self._inflated_tail
+            if tail:
+                self._inflated_tail = b""
+                self._decompressor = self._zlib.decompressobj(bits, zdict=tail)
+            else:
+                self._decompressor = self._zlib.decompressobj(bits)
 
     def inflate(self, data: bytes, final: bool, limit: int) -> bytes:
         """Decompress a piece of a message.
@@ -418,15 +428,36 @@ class PerMessageDeflate:
             out = decompressor.decompress(data, limit) if data else b""
             if limit and len(out) >= limit:
                 return out
+            if decompressor.eof:
+                self._stream_ended(decompressor, out, final)
             if final:
                 rest = decompressor.decompress(_TAIL, limit - len(out) if limit else 0)
                 if rest:
                     out += rest
-                if self.client_no_context_takeover:
+                if self.client_no_context_takeover or decompressor.eof:
                     self._decompressor = None
         except self._zlib.error as exc:
             raise ProtocolError(f"invalid compressed data: {exc}", 1007) from None
         return out
+
+    def _stream_ended(self, decompressor: Any, out: bytes, final: bool) -> None:
+        """The peer ended its deflate stream (a block with BFINAL set, RFC 7692 7.2.3.3).
+
+        Nothing but the usual tail may follow in the message. The next message
+        is a new stream, which with context takeover may refer back to what
+        came before: its decompressor starts from this piece's output (the
+        piece that ended the stream). An earlier message's output is not
+        known any more: a reference further back than this piece fails with
+        1007 (zlib's "invalid distance too far back"), never inflating wrong.
+
+        Raises:
+            ProtocolError: 1007 when bytes follow the end of the stream.
+        """
+        unused = decompressor.unused_data
+        if unused and not (final and _TAIL.startswith(unused)):
+            raise ProtocolError("invalid compressed data: bytes after the end of the stream", 1007)
+        if out and not self.client_no_context_takeover:
+            self._inflated_tail = out[-(1 << max(self.client_window_bits, 9)) :]
 
 
 def negotiate(
