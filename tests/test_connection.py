@@ -90,6 +90,27 @@ class TestMessages:
         assert len(whole) == 3
 
 
+@pytest.mark.parametrize("opcode", [Opcode.BINARY, Opcode.TEXT])
+def test_a_message_in_tiny_fragments_takes_about_its_own_size(opcode: Opcode) -> None:
+    # One object per fragment: a 1 MiB message in 2-byte fragments held 22
+    # MiB (30 as text) until it ended, per connection.
+    import sys
+
+    size = 128 * 1024
+    wire = b"".join(
+        cf(opcode if n == 0 else Opcode.CONTINUATION, b"ab", fin=False) for n in range(size // 2)
+    )
+    conn = Connection(max_size=2 * size)
+    for start in range(0, len(wire), 65536):
+        assert conn.receive_data(wire[start : start + 65536]) == []
+    parts = conn._msg_parts
+    held = sys.getsizeof(parts) + sum(map(sys.getsizeof, parts))
+    assert held < 2 * size, held
+    (message,) = conn.receive_data(cf(Opcode.CONTINUATION, b"!"))
+    expected = b"ab" * (size // 2) + b"!"
+    assert message == (expected.decode() if opcode == Opcode.TEXT else expected)
+
+
 class TestHeldPongs:
     def test_while_held_only_the_latest_ping_is_answered_once_released(self) -> None:
         conn = Connection()
