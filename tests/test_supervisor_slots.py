@@ -38,6 +38,7 @@ class _Edits:
     def __init__(self) -> None:
         self.pending: list[str] = []
         self.truncated = False
+        self.interval = 0.01  # (a look every 10 ms)
 
     def changed(self) -> list[str]:
         return [self.pending.pop()] if self.pending else []
@@ -49,7 +50,6 @@ def _supervisor(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any], list[t
     from wsserver.supervisor import Supervisor, Worker
 
     signalled: list[tuple[int, int]] = []
-    monkeypatch.setattr(supervisor_module, "POLL_INTERVAL", 0.01)
 
     def signal_(worker: Any, signum: int) -> None:
         signalled.append((worker.pid, signum))
