@@ -326,3 +326,34 @@ async def test_pipelined_requests_from_a_client_that_does_not_read_stay_bounded(
         assert head.startswith(b"HTTP/1.1 200 OK\r\n")
         assert await asyncio.wait_for(reader.readexactly(len(body)), 5) == body.encode()
     writer.close()
+
+
+async def test_a_client_taking_its_pipelined_answers_slowly_is_not_idle(
+    run_server: StartServer,
+) -> None:
+    # While reading waited for the client to take the answers before, the
+    # keep-alive timer ran: a client reading steadily but slowly had its
+    # connection closed with its later requests unanswered.
+    import socket
+
+    routes = Router()
+    body = "y" * 2_000_000
+
+    @routes.get("/big")
+    async def big(request: Request) -> Any:
+        return text(body)
+
+    server = await run_server(routes, timeout_keep_alive=0.3)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # (before connecting)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=65536)
+    writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+    received = 0
+    while received < 3 * len(body):
+        chunk = await asyncio.wait_for(reader.read(65536), 5)
+        assert chunk, f"closed after {received} bytes"
+        received += len(chunk) - chunk.count(b"HTTP/1.1 200 OK")  # (about: heads are small)
+        await asyncio.sleep(0.02)
+    writer.close()

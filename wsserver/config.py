@@ -573,7 +573,8 @@ class Config:
         5.0,
         Seconds(),
         "seconds an idle kept-alive HTTP connection waits for its next request before it "
-        "is closed.",
+        "is closed. One whose client is still taking its answers is not idle: it is closed "
+        "only once the client took nothing for that long.",
         env="WEBSOCKET_TIMEOUT_KEEP_ALIVE",
         flag="--timeout-keep-alive",
     )

@@ -42,7 +42,7 @@ from ..protocol.http import (
     with_defaults,
 )
 from ..protocol.proxy import forwarded
-from .transports import break_transport_cycle
+from .transports import break_transport_cycle, unsent_bytes
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
 
@@ -99,6 +99,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_idle",
         "_builtin",
         "_kept",
+        "_unsent",
     )
 
     def __init__(self, server: Server) -> None:
@@ -136,6 +137,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._builtin = False
         #: Bytes received while the ASGI application works on the request (bounded).
         self._kept = 0
+        #: Bytes of answers not sent yet when the keep-alive wait began or last went on.
+        self._unsent = 0
 
     # ------------------------------------------------------- asyncio events
 
@@ -863,6 +866,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """A response is out and the connection kept alive: wait timeout_keep_alive for more."""
         self._stop_open_timer()
         self._idle = True
+        self._unsent = self._answers_unsent() if self.transport.get_write_buffer_size() else 0
         self.server.keep_alive_deadlines.add(self)
 
     def _end_idle(self) -> None:
@@ -872,9 +876,26 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._arm_open_timer()
 
     def on_keep_alive_timeout(self) -> None:
-        """No new request within timeout_keep_alive: close."""
+        """No new request within timeout_keep_alive: close.
+
+        Unless the client is still taking its answers (a large one, or those
+        before its pipelined requests, which wait for it: see _process()):
+        then it is not idle, and the wait goes on as long as it takes some in
+        each timeout_keep_alive. One that takes nothing for that long is closed.
+        """
         if self._idle and not self._transport_closing:
+            if self._unsent:
+                unsent = self._answers_unsent()
+                if unsent < self._unsent:
+                    self._unsent = unsent
+                    self.server.keep_alive_deadlines.add(self)
+                    return
             self.close_transport()
+
+    def _answers_unsent(self) -> int:
+        """Bytes of answers the client has not taken: the transport's, and the kernel's."""
+        transport = self.transport
+        return transport.get_write_buffer_size() + (unsent_bytes(transport) or 0)
 
     def on_open_timeout(self) -> None:
         """The request (or the next one on a kept-alive connection) took over open_timeout."""
