@@ -39,6 +39,8 @@ logger = logging.getLogger("wsserver.broker")
 
 #: Seconds between looks at the subscriptions to change (the latency of a new subscription).
 POLL = 0.05
+#: How long a stopping connection's tasks are waited for.
+STOP_TIMEOUT = 2.0
 
 
 class RedisBroker(Broker):
@@ -109,11 +111,15 @@ class RedisBroker(Broker):
             await asyncio.wait_for(asyncio.shield(self._first_attempt), 1.0)
 
     async def detach(self, node: BrokerNode) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        task = self._task
+        if task is not None:
             self._task = None
+            task.cancel()
+            # Bounded: a cancellation lost inside the client library (a timeout
+            # of its own ending at the same moment) must not hang the shutdown.
+            await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+            if not task.done():
+                logger.warning("broker %s: its task did not stop; left behind", self.url)
         client = self._client
         if client is not None and self.up:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
@@ -244,7 +250,10 @@ class RedisBroker(Broker):
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)  # (bounded: see detach())
+            for task in tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # (seen: not "never retrieved")
         for task in done:
             task.result()  # raises what ended it
 
