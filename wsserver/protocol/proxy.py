@@ -115,8 +115,8 @@ def _split_host(value: str) -> tuple[str, int]:
         host, _, port = value.partition(":")
     else:
         host, port = value, ""  # a bare IPv6 address, or no port
-    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
-        return host, 0  # (str.isdigit() takes "²" too, which int() refuses)
+    if not (len(port) <= 5 and port.isascii() and port.isdigit() and int(port) <= 65535):
+        return host, 0  # (str.isdigit() takes "²" too, and int() refuses 4,301 digits)
     return host, int(port)
 
 
