@@ -349,6 +349,34 @@ class TestFinalBlocks:
         assert len(events) == 1 and isinstance(events[0], ProtocolFailure)
         assert events[0].code == 1007
 
+    def test_the_rfc_example_inflates_however_it_is_framed(self) -> None:
+        # RFC 7692 7.2.3.3: a final block, then an empty stored block whose
+        # 00 00 ff ff the sender removed (one 00 byte left).
+        rfc = bytes.fromhex("f348cdc9c907" "00" "00")
+        for pieces in ([rfc], [rfc, b""], [rfc[:-1], rfc[-1:]]):
+            conn = Connection(deflate=PerMessageDeflate())
+            events: list[object] = []
+            for n, piece in enumerate(pieces):
+                last = n == len(pieces) - 1
+                opcode = Opcode.TEXT if n == 0 else Opcode.CONTINUATION
+                events += conn.receive_data(
+                    serialize_frame(opcode, piece, fin=last, rsv1=n == 0, mask=MASK)
+                )
+            assert events == ["Hello"], pieces
+
+    @pytest.mark.parametrize("reads", [1, 2, 7])
+    def test_what_the_next_message_refers_back_to_does_not_depend_on_the_reads(
+        self, reads: int
+    ) -> None:
+        first = os.urandom(1500) + b"the quick brown fox jumps over the lazy dog " * 20
+        second = first[:1400]  # refers back further than the last read of the first
+        wire = serialize_frame(Opcode.BINARY, self.ended(first), rsv1=True, mask=MASK)
+        conn = Connection(deflate=PerMessageDeflate())
+        cuts = [len(wire) * n // reads for n in range(reads + 1)]
+        events = [e for a, b in itertools.pairwise(cuts) for e in conn.receive_data(wire[a:b])]
+        events += self.receive(conn, self.ended(second, zdict=first))
+        assert events == [first, second]
+
     def test_bytes_after_the_end_of_the_stream_fail_with_1007(self) -> None:
         conn = Connection(deflate=PerMessageDeflate())
         (failure,) = self.receive(conn, self.ended(b"ok") + b"\x01garbage")

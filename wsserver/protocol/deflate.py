@@ -86,6 +86,8 @@ LARGE_MESSAGE = 1024
 
 EXTENSION_NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"
+#: An empty stored block: a non-final block header (and its padding), then _TAIL.
+_EMPTY_STORED = b"\x00" + _TAIL
 _BITS_RE = re.compile(r"(?:[89]|1[0-5])\Z")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -256,6 +258,8 @@ class PerMessageDeflate:
         "_upgradable",
         "_decompressor",
         "_inflated_tail",
+        "_inflated",
+        "_inflated_size",
         "_window",
         "_history",
         "_mid_message",
@@ -283,6 +287,10 @@ class PerMessageDeflate:
         # What the next decompressor starts from when the peer's stream ended
         # (see _stream_ended()); empty otherwise.
         self._inflated_tail = b""
+        # This message's latest outputs (their last window at most), for
+        # _stream_ended(): references to objects the message holds anyway.
+        self._inflated: list[bytes] = []
+        self._inflated_size = 0
         # With context takeover, when settings are releasable or by_size: the
         # last _window bytes (or up to twice that, trimmed as it grows) our
         # compressor took, what primes the next one after a release() or for a
@@ -429,35 +437,52 @@ class PerMessageDeflate:
             if limit and len(out) >= limit:
                 return out
             if decompressor.eof:
-                self._stream_ended(decompressor, out, final)
+                self._stream_ended(decompressor, out)
             if final:
                 rest = decompressor.decompress(_TAIL, limit - len(out) if limit else 0)
                 if rest:
                     out += rest
                 if self.client_no_context_takeover or decompressor.eof:
                     self._decompressor = None
+                if self._inflated:
+                    self._inflated = []
+                    self._inflated_size = 0
+            elif out and not self.client_no_context_takeover:
+                self._keep_inflated(out)
         except self._zlib.error as exc:
             raise ProtocolError(f"invalid compressed data: {exc}", 1007) from None
         return out
 
-    def _stream_ended(self, decompressor: Any, out: bytes, final: bool) -> None:
+    def _keep_inflated(self, out: bytes) -> None:
+        """Keep (a reference to) a piece of this message's output, up to a window's worth."""
+        kept = self._inflated
+        kept.append(out)
+        self._inflated_size += len(out)
+        window = 1 << max(self.client_window_bits, 9)
+        while self._inflated_size - len(kept[0]) >= window:
+            self._inflated_size -= len(kept.pop(0))
+
+    def _stream_ended(self, decompressor: Any, out: bytes) -> None:
         """The peer ended its deflate stream (a block with BFINAL set, RFC 7692 7.2.3.3).
 
-        Nothing but the usual tail may follow in the message. The next message
-        is a new stream, which with context takeover may refer back to what
-        came before: its decompressor starts from this piece's output (the
-        piece that ended the stream). An earlier message's output is not
-        known any more: a reference further back than this piece fails with
+        Nothing may follow in the message but an empty stored block (what is
+        left of the one the sender appended before removing ``00 00 ff ff``).
+        The next message is a new stream, which with context takeover may
+        refer back to what came before: its decompressor starts from the last
+        window of this message's output. An earlier message's output is not
+        known any more: a reference further back than this message fails with
         1007 (zlib's "invalid distance too far back"), never inflating wrong.
 
         Raises:
-            ProtocolError: 1007 when bytes follow the end of the stream.
+            ProtocolError: 1007 when other bytes follow the end of the stream.
         """
         unused = decompressor.unused_data
-        if unused and not (final and _TAIL.startswith(unused)):
+        if unused and not (_EMPTY_STORED.startswith(unused) or _TAIL.startswith(unused)):
             raise ProtocolError("invalid compressed data: bytes after the end of the stream", 1007)
-        if out and not self.client_no_context_takeover:
-            self._inflated_tail = out[-(1 << max(self.client_window_bits, 9)) :]
+        if self.client_no_context_takeover or self._inflated_tail:
+            return  # (or taken already: the stream ended in an earlier piece)
+        window = 1 << max(self.client_window_bits, 9)
+        self._inflated_tail = b"".join([*self._inflated, out])[-window:]
 
 
 def negotiate(
