@@ -146,7 +146,7 @@ def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_pat
 
 
 def test_include_and_exclude_patterns_work_as_uvicorns(tmp_path: Path) -> None:
-    names = ["app.py", "page.html", "notes.txt", ".#app.py", "app.py~", "scratch_1.py"]
+    names = ["app.py", "page.html", "notes.txt", ".#app.py", "app.py~", "scratch_1.py", ".env"]
     (tmp_path / "gen").mkdir()
     files = [tmp_path / name for name in names] + [tmp_path / "gen" / "out.py"]
     for file in files:
@@ -165,7 +165,11 @@ def test_include_and_exclude_patterns_work_as_uvicorns(tmp_path: Path) -> None:
     assert watching(include=["*.html"], exclude=["scratch_*", "gen"]) == ["app.py", "page.html"]
     # Excluding *.py drops it from the defaults; including .* from the exclusions.
     assert watching(include=["*.html"], exclude=["*.py"]) == ["page.html"]
-    assert watching(include=[".*"]) == [".#app.py", "app.py", "gen/out.py", "scratch_1.py"]
+    assert watching(include=[".*"]) == [
+        ".#app.py", ".env", "app.py", "gen/out.py", "scratch_1.py"
+    ]  # fmt: skip
+    # A name given as it is (no wildcard) is watched whatever excludes it, as in uvicorn.
+    assert watching(include=[".env"]) == [".env", "app.py", "gen/out.py", "scratch_1.py"]
 
 
 def test_a_look_reads_a_bounded_number_of_entries(

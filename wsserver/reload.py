@@ -48,7 +48,9 @@ class FileWatcher:
     ``include`` and none of :data:`EXCLUDE` or ``exclude``, and directories
     whose names match an exclusion are not looked into. A pattern given in
     ``include`` is no longer excluded by default, and one given in ``exclude``
-    no longer included by default (``exclude=["*.py"]``: no Python files).
+    no longer included by default (``exclude=["*.py"]``: no Python files);
+    a name given in ``include`` as it is (``.env``, no wildcard) is watched
+    whatever excludes it.
 
     Args:
         directories: the trees to watch.
@@ -66,6 +68,8 @@ class FileWatcher:
         self.directories = [os.path.abspath(d) for d in directories]
         self.patterns = _merged(INCLUDE, include, exclude)
         self.excluded = _merged(EXCLUDE, exclude, include)
+        #: Names given as they are (no wildcard): watched whatever excludes them.
+        self.named = frozenset(p for p in include if not any(c in p for c in "*?["))
         self.interval = interval
         self.truncated = False
         self._seen = self._snapshot()
@@ -114,8 +118,9 @@ class FileWatcher:
                     and not os.path.exists(os.path.join(root, d, "pyvenv.cfg"))
                 ]
                 for name in files:
-                    if self._matches(name, self.patterns) and not self._matches(
-                        name, self.excluded
+                    if name in self.named or (
+                        self._matches(name, self.patterns)
+                        and not self._matches(name, self.excluded)
                     ):
                         yield os.path.join(root, name)
 
