@@ -126,8 +126,10 @@ class ProtocolFailure:
         return f"ProtocolFailure({self.code}, {self.reason!r})"
 
 
-#: A message's pieces are joined once this many came (see Connection._join_pieces()).
+#: A message's pieces are joined once this many came, if they are smaller than
+#: JOIN_SMALLER_THAN bytes on average (see Connection._join_pieces()).
 JOIN_PIECES = 128
+JOIN_SMALLER_THAN = 1024
 
 #: What :meth:`Connection.receive_data` returns, event by event.
 Event = str | bytes | Ping | Pong | CloseReceived | ProtocolFailure
@@ -157,6 +159,7 @@ class Connection:
         "_msg_opcode",
         "_msg_parts",
         "_msg_joined",
+        "_msg_joined_size",
         "_msg_size",
         "_msg_wire",
         "_msg_compressed",
@@ -186,8 +189,11 @@ class Connection:
         # The message being received (CONTINUATION: none).
         self._msg_opcode = CONTINUATION
         self._msg_parts: list[bytes] | list[str] = []
-        # How many of _msg_parts are pieces joined already (see _add_payload()).
+        # How many of _msg_parts are pieces joined already (see _join_pieces()),
+        # and the message's size then.
         self._msg_joined = 0
+        self._msg_joined_size = 0
+        self._msg_joined_size = 0
         self._msg_size = 0
         # The compressed message's bytes on the wire so far.
         self._msg_wire = 0
@@ -291,7 +297,7 @@ class Connection:
                     raise ProtocolError("new data frame inside a fragmented message")
                 self._msg_opcode = opcode
                 self._msg_parts = []
-                self._msg_joined = 0
+                self._msg_joined = self._msg_joined_size = 0
                 self._msg_size = 0
                 self._msg_wire = 0
                 self._msg_compressed = rsv1
@@ -363,8 +369,14 @@ class Connection:
         """
         parts: list[Any] = self._msg_parts
         joined = self._msg_joined
-        parts[joined:] = [empty.join(parts[joined:])]
-        self._msg_joined = joined + 1
+        if self._msg_size - self._msg_joined_size < JOIN_PIECES * JOIN_SMALLER_THAN:
+            parts[joined:] = [empty.join(parts[joined:])]
+            self._msg_joined = joined + 1
+        else:
+            # Large pieces on average: their objects cost little, and joining
+            # them would copy the message once more. Left as they are.
+            self._msg_joined = len(parts)
+        self._msg_joined_size = self._msg_size
 
     def _finish_message(self, events: list[Event]) -> None:
         parts = self._msg_parts
@@ -375,6 +387,7 @@ class Connection:
         self._msg_opcode = CONTINUATION
         self._msg_parts = []
         self._msg_joined = 0
+        self._msg_joined_size = 0
         self._msg_size = 0
         self._decoder = None
         self._msg_compressed = False
@@ -415,6 +428,7 @@ class Connection:
         self._msg_opcode = CONTINUATION
         self._msg_parts = []
         self._msg_joined = 0
+        self._msg_joined_size = 0
         self._decoder = None
         if self.failure is None:
             # Kept without its traceback (nor the error it was raised from,
