@@ -368,6 +368,7 @@ async def test_each_outage_is_reconnected_after_as_short_a_wait(
     async with serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=broker):
         await wait_for(lambda: broker.up, what="the broker up")
         for _ in range(6):
+            await asyncio.sleep(0.3)  # (served a while: not a connection dropped at once)
             redis_server.stop()
             await wait_for(lambda: not broker.up, what="the outage seen")
             redis_server.start()

@@ -57,7 +57,7 @@ def caused_by_disconnect(exc: BaseException, *origins: object) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, ClientDisconnected) and any(
-            current.origin is origin for origin in origins
+            current.origin is origin for origin in origins if origin is not None
         ):
             return True
         seen.add(id(current))

@@ -39,6 +39,8 @@ logger = logging.getLogger("wsserver.broker")
 
 #: Seconds between looks at the subscriptions to change (the latency of a new subscription).
 POLL = 0.05
+#: A connection up this long (seconds) served: the reconnecting after it starts over.
+SERVED = 0.25
 #: How long a stopping connection's tasks are waited for.
 STOP_TIMEOUT = 2.0
 
@@ -91,6 +93,7 @@ class RedisBroker(Broker):
         #: Whether the current connection attempt came up (then lost: the
         #: reconnecting starts over from the shortest wait).
         self._served = False
+        self._up_since = 0.0
         self._dropped_in_outage = 0
         self._first_attempt: asyncio.Future[None] | None = None
 
@@ -196,7 +199,12 @@ class RedisBroker(Broker):
         self._dropped_in_outage += 1
 
     async def _run(self) -> None:
-        """Connect, serve, and reconnect with capped exponential backoff, forever."""
+        """Connect, serve, and reconnect with capped exponential backoff, forever.
+
+        The backoff starts over after a connection that served a while (one
+        dropped as soon as it is made goes on doubling it).
+        """
+        loop = asyncio.get_running_loop()
         backoff = 0.1
         while True:
             self._served = False
@@ -214,7 +222,7 @@ class RedisBroker(Broker):
                 await self._close_client()
                 if self._first_attempt is not None and not self._first_attempt.done():
                     self._first_attempt.set_result(None)
-            if self._served:
+            if self._served and loop.time() - self._up_since >= SERVED:
                 backoff = 0.1  # an outage after service: the first attempt comes soon
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)
@@ -328,6 +336,7 @@ class RedisBroker(Broker):
     def _came_up(self) -> None:
         self.up = True
         self._served = True
+        self._up_since = asyncio.get_running_loop().time()
         if self._down_since is not None:
             down = asyncio.get_running_loop().time() - self._down_since
             logger.warning(

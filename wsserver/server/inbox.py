@@ -118,8 +118,8 @@ class Inbox:
             False when no message waits: the failure is due now, and nothing
             was queued.
         """
-        if not self.messages:
-            return False
+        if not self.messages or type(self.messages) is _Dropping:
+            return False  # (none waits, or none is taken any more)
         self.messages.append(FAILURE)
         return True
 
