@@ -272,7 +272,8 @@ async def test_a_process_the_application_starts_is_not_taken_for_a_worker() -> N
     async with supervisor("--status-path", "/_status") as cli:
         async with websockets.connect(cli.url + "/inherited") as ws:
             inherited = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-        assert inherited == {"env": {}, "fds": []}
+        ours = {k: v for k, v in os.environ.items() if k.startswith("WSSERVER_")}
+        assert inherited == {"env": ours, "fds": []}  # nothing the supervisor added
         environment = {**os.environ, **inherited["env"]}
         async with running_cli("tests.worker_app:routes", env=environment) as child:
             ws, pid = await pid_of_connection(child.url)
