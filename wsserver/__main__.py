@@ -37,6 +37,7 @@ from .supervisor import (
     Supervisor,
     WorkerRole,
     die_with_parent,
+    ignore_signals,
     listening_socket,
     parent_gone,
 )
@@ -396,6 +397,7 @@ async def run(
 
         server.on_request_limit = limit_reached
     await server.serve_forever()
+    ignore_signals(loop, (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if role else ())))
     logger.info("stopped")
 
 

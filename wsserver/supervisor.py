@@ -53,6 +53,7 @@ __all__ = [
     "EARLY_EXIT",
     "MAX_BACKOFF",
     "WorkerRole",
+    "ignore_signals",
     "READY",
     "LIMIT_REACHED",
 ]
@@ -184,6 +185,7 @@ class Supervisor:
         if all(ready):
             logger.info("%d workers accepting", self.count)
         await self._stopped.wait()
+        ignore_signals(loop, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
         return 0
 
     # ----------------------------------------------------------------- workers
@@ -648,6 +650,25 @@ def listening_socket(
     sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
+
+
+def ignore_signals(loop: asyncio.AbstractEventLoop, signums: Sequence[int]) -> None:
+    """At the end of a process's loop: ``signums`` from now on end it at once (code 0).
+
+    The loop's handlers write to its wakeup descriptor, which closes with the
+    loop: a signal arriving then (a parent's death signal, a last SIGTERM)
+    made Python print "Exception ignored when trying to write to the signal
+    wakeup fd" into the logs (a JSON log's lines among them). The process has
+    nothing left to do but end, which such a signal asks for.
+    """
+    for signum in signums:
+        loop.remove_signal_handler(signum)
+        signal.signal(signum, _exit_now)
+    signal.set_wakeup_fd(-1)
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    os._exit(0)
 
 
 def die_with_parent(supervisor_pid: int) -> None:
