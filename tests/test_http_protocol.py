@@ -12,7 +12,7 @@ from wsserver.server.http_protocol import HttpProtocol
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, upgrade_request
+from .helpers import MASK, RawClient, echo_routes, upgrade_request
 
 
 def phases(server: Any) -> list[str]:
@@ -49,19 +49,21 @@ async def test_the_transport_is_handed_over_at_the_101(run_server: StartServer) 
     writer.close()
 
 
-async def test_keep_alive_requests_then_an_upgrade_on_one_connection(
-    run_server: StartServer,
-) -> None:
-    routes = Router()
+def health_and_echo() -> Router:
+    """GET /health answers "ok"; /ws echoes."""
+    routes = echo_routes("/ws")
 
     @routes.get("/health")
     async def health(request: Request) -> Any:
         return text("ok")
 
-    @routes.websocket("/ws")
-    async def echo(request: Request, ws: WebSocket) -> None:
-        async for message in ws:
-            await ws.send(message)
+    return routes
+
+
+async def test_keep_alive_requests_then_an_upgrade_on_one_connection(
+    run_server: StartServer,
+) -> None:
+    routes = health_and_echo()
 
     server = await run_server(routes)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -219,16 +221,7 @@ async def test_limit_concurrency_answers_503_beyond_its_connections(
     import websockets
     from websockets.exceptions import InvalidStatus
 
-    routes = Router()
-
-    @routes.get("/health")
-    async def health(request: Request) -> Any:
-        return text("ok")
-
-    @routes.websocket("/ws")
-    async def echo(request: Request, ws: WebSocket) -> None:
-        async for message in ws:
-            await ws.send(message)
+    routes = health_and_echo()
 
     server = await run_server(routes, limit_concurrency=2, metrics_path="/metrics")
     url = f"ws://127.0.0.1:{server.port}/ws"

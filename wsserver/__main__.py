@@ -359,7 +359,8 @@ async def run(
         loop.call_later(limit, _exit_late, limit)
         closing.append(loop.create_task(server.close(code=1012 if restart else 1001)))
 
-    for signum in (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if role else ())):
+    signums = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if role else ()))
+    for signum in signums:
         loop.add_signal_handler(signum, on_signal, signum)
     if role is not None:
         supervisor_pid = role.supervisor_pid
@@ -397,7 +398,7 @@ async def run(
 
         server.on_request_limit = limit_reached
     await server.serve_forever()
-    ignore_signals(loop, (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if role else ())))
+    ignore_signals(loop, signums)
     logger.info("stopped")
 
 

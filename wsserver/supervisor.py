@@ -174,7 +174,8 @@ class Supervisor:
         """Start the workers and supervise them; the exit code once stopped."""
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        stops = (signal.SIGINT, signal.SIGTERM)
+        for signum in stops:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
         loop.add_signal_handler(signal.SIGHUP, self.restart, "SIGHUP")
         if self.watcher is not None:
@@ -185,7 +186,7 @@ class Supervisor:
         if all(ready):
             logger.info("%d workers accepting", self.count)
         await self._stopped.wait()
-        ignore_signals(loop, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+        ignore_signals(loop, (*stops, signal.SIGHUP))
         return 0
 
     # ----------------------------------------------------------------- workers
