@@ -611,6 +611,26 @@ class TestHandlerView:
         )
 
 
+def listening_sockets() -> int:
+    """How many TCP sockets this process has listening (from /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the descriptor listdir itself used
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    listening = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                listening += fields[3] == "0A" and fields[9] in inodes  # 0A: LISTEN
+    return listening
+
+
 class TestEmbedding:
     async def test_server_close_sends_1001_and_stops_accepting(
         self, run_server: StartServer
@@ -636,3 +656,27 @@ class TestEmbedding:
             assert not task.done()
             await server.close()
             await asyncio.wait_for(task, 2)
+
+    async def test_starts_at_once_listen_once(self) -> None:
+        # serve_forever() in a task and an awaited start(), as embedding code
+        # does: the two starts used to open a listener each, and the one that
+        # finished last replaced the other, which close() then never closed.
+        from wsserver import serve
+
+        before = listening_sockets()
+        server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
+        await asyncio.gather(server.start(), server.start())
+        assert len(server.sockets) == 1
+        await asyncio.wait_for(server.close(), 5)
+        assert listening_sockets() == before
+
+    async def test_close_while_starting_stops_the_server(self) -> None:
+        from wsserver import serve
+
+        before = listening_sockets()
+        server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
+        serving = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0)  # its start() is under way
+        await asyncio.wait_for(server.close(), 5)
+        await asyncio.wait_for(serving, 2)  # serve_forever() returned
+        assert listening_sockets() == before  # nothing left listening

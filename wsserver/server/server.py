@@ -76,6 +76,8 @@ class Server:
         #: False: no listening socket; connections come through accept_socket() only.
         self.listen = listen
         self._started = False
+        #: Held while start() runs: a second start() or a close() waits for it.
+        self._starting = asyncio.Lock()
         #: The proxies whose forwarding headers are believed (None: proxy_headers off).
         self.trusted_proxies = (
             TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
@@ -136,9 +138,17 @@ class Server:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> Server:
-        """Start listening (does nothing if already started)."""
-        if self._started:
-            return self
+        """Start listening (does nothing if already started).
+
+        Calls that overlap (``serve_forever()`` in a task and an awaited
+        ``start()``) start it once: the later ones wait for the first.
+        """
+        async with self._starting:
+            if not self._started:
+                await self._start()
+        return self
+
+    async def _start(self) -> None:
         self.loop = asyncio.get_running_loop()
         if self.asgi is not None:
             await self.asgi.startup()  # raises LifespanFailure
@@ -170,7 +180,7 @@ class Server:
             )
         if not self.listen:
             self._started = True
-            return self
+            return
         try:
             await self._listen()
         except BaseException:
@@ -180,7 +190,6 @@ class Server:
             if self.asgi is not None:
                 await self.asgi.shutdown()
             raise
-        return self
 
     def _close_deadlines(self) -> None:
         """Stop every per-connection timer (after serving, or when it never began)."""
@@ -269,6 +278,9 @@ class Server:
         ``open_timeout``; their clients then get the 1012 like the others),
         rather than answered 503: the restart fails nobody's connection attempt.
         """
+        if self._starting.locked():
+            async with self._starting:  # a start() under way: close what it opens
+                pass
         if not self._started:
             return
         assert self._closed is not None
