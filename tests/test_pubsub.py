@@ -377,6 +377,34 @@ async def test_each_outage_is_reconnected_after_as_short_a_wait(
             assert asyncio.get_running_loop().time() - back < 1.2
 
 
+async def test_a_frozen_redis_is_an_outage_until_it_answers_again(
+    redis_server: RedisServer,
+) -> None:
+    # A Redis that stops answering (stopped, overloaded, a network that drops
+    # packets) keeps its connections open: the broker stayed "up" for ever,
+    # its sends stuck, without telling the application or reconnecting.
+    process = redis_server.process
+    assert process is not None
+    broker = RedisBroker(redis_server.url, presence_ttl=1.5, timeout=1.0)
+    events: list[bool] = []
+    async with serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=broker) as server:
+        server.on_broker_state(events.append)
+        await wait_for(lambda: broker.up, what="the broker up")
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/sub/f") as ws:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+            process.send_signal(signal.SIGSTOP)
+            try:
+                frozen = time.monotonic()
+                await ws.send("while frozen")  # local delivery goes on
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "while frozen"
+                await wait_for(lambda: events == [False], timeout=15, what="the outage seen")
+                assert time.monotonic() - frozen < 1.5 / 3 + broker.timeout + 1.0
+            finally:
+                process.send_signal(signal.SIGCONT)
+            await wait_for(lambda: events == [False, True], timeout=15, what="back up")
+            assert await server.presence("f") == 1
+
+
 async def test_rooms_joined_and_left_during_an_outage_leave_nothing_behind(
     redis_server: RedisServer,
 ) -> None:

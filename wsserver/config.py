@@ -688,6 +688,13 @@ class Config:
         "seconds after which a process that died stops being counted in presence.",
         env="WEBSOCKET_BROKER_PRESENCE_TTL",
     )
+    broker_timeout: float = setting(
+        5.0,
+        Seconds(),
+        "seconds Redis gets to answer before it is taken for unreachable (an outage: "
+        "see the broker).",
+        env="WEBSOCKET_BROKER_TIMEOUT",
+    )
     metrics_path: str | None = setting(
         None,
         Text(

@@ -15,7 +15,9 @@ from .memory import MemoryBroker
 __all__ = ["Broker", "BrokerNode", "MemoryBroker", "broker_from_url"]
 
 
-def broker_from_url(url: str | None, *, presence_ttl: float = 15.0) -> Broker:
+def broker_from_url(
+    url: str | None, *, presence_ttl: float = 15.0, timeout: float = 5.0
+) -> Broker:
     """The broker ``--broker`` names: None or ``memory`` (this process), ``redis://...``.
 
     Raises:
@@ -26,5 +28,5 @@ def broker_from_url(url: str | None, *, presence_ttl: float = 15.0) -> Broker:
     if url.startswith(("redis://", "rediss://", "unix://")):
         from .redis_backend import RedisBroker
 
-        return RedisBroker(url, presence_ttl=presence_ttl)
+        return RedisBroker(url, presence_ttl=presence_ttl, timeout=timeout)
     raise ValueError(f"unknown broker {url!r}: expected 'memory' or redis://host:port/db")

@@ -55,6 +55,11 @@ class RedisBroker(Broker):
             counts (it died) is no longer counted.
         queue_size: messages waiting to be sent to Redis before more are dropped.
         max_backoff: longest wait between reconnection attempts.
+        timeout: seconds Redis gets to answer a command (or accept a
+            connection) before it is taken for unreachable: a Redis that
+            stops answering (stopped, overloaded, cut off without a reset) is
+            an outage like one that is down, seen within ``presence_ttl / 3``
+            (the presence refresh) plus this, or this after a publish.
 
     Raises:
         ValueError: redis-py is not installed.
@@ -68,6 +73,7 @@ class RedisBroker(Broker):
         presence_ttl: float = 15.0,
         queue_size: int = 10_000,
         max_backoff: float = 5.0,
+        timeout: float = 5.0,
     ) -> None:
         if aioredis is None:
             raise ValueError("the Redis broker needs redis-py: pip install wsserver[redis]")
@@ -76,6 +82,7 @@ class RedisBroker(Broker):
         self.prefix = prefix
         self.presence_ttl = presence_ttl
         self.max_backoff = max_backoff
+        self.timeout = timeout
         #: Whether Redis is reachable now.
         self.up = False
         self._node: BrokerNode | None = None
@@ -230,8 +237,13 @@ class RedisBroker(Broker):
     async def _connect_and_serve(self) -> None:
         assert aioredis is not None and self._node is not None
         node = self._node
+        # socket_timeout set whatever redis-py's default (None before 7.0:
+        # a Redis that stopped answering held every command for ever).
         client = self._client = aioredis.from_url(
-            self.url, socket_connect_timeout=2.0, socket_keepalive=True
+            self.url,
+            socket_connect_timeout=min(2.0, self.timeout),
+            socket_timeout=self.timeout,
+            socket_keepalive=True,
         )
         await client.ping()
         pubsub = client.pubsub(ignore_subscribe_messages=True)

@@ -543,6 +543,7 @@ def serve(
             broker = broker_from_url(
                 broker if broker is not None else config.broker,
                 presence_ttl=config.broker_presence_ttl,
+                timeout=config.broker_timeout,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
