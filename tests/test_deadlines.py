@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from wsserver.server.deadlines import SLACK, Deadlines
 
@@ -14,6 +17,79 @@ def recorder(loop: asyncio.AbstractEventLoop) -> tuple[list[tuple[str, float]], 
     """A list of (key, loop time) and a callback that appends to it."""
     fired: list[tuple[str, float]] = []
     return fired, lambda key: fired.append((key, loop.time()))
+
+
+class Timer:
+    """A timer of ManualClock: what Deadlines does with a handle is cancel it."""
+
+    def __init__(self, when: float, callback: Callable[[], object]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ManualClock:
+    """What Deadlines uses of a loop (time, call_at, the exception handler), on a
+    clock that moves only when told: orders and bounds that do not depend on how
+    busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.timers: list[Timer] = []
+        self.errors: list[dict[str, Any]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Timer:
+        timer = Timer(when, callback)
+        self.timers.append(timer)
+        return timer
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        self.errors.append(context)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock, running each timer at its time, in order."""
+        until = self.now + seconds
+        while True:
+            self.timers = [timer for timer in self.timers if not timer.cancelled]
+            due = [timer for timer in self.timers if timer.when <= until]
+            if not due:
+                break
+            timer = min(due, key=lambda timer: timer.when)  # (the first made, if equal)
+            self.timers.remove(timer)
+            self.now = max(self.now, timer.when)
+            timer.callback()
+        self.now = until
+
+
+def clocked() -> tuple[ManualClock, Deadlines[str], list[tuple[str, float]]]:
+    clock = ManualClock()
+    fired: list[tuple[str, float]] = []
+    deadlines: Deadlines[str] = Deadlines(
+        clock,  # type: ignore[arg-type]
+        DURATION,
+        lambda key: fired.append((key, clock.now)),
+    )
+    return clock, deadlines, fired
+
+
+def test_each_key_expires_exactly_after_the_duration_in_order() -> None:
+    clock, deadlines, fired = clocked()
+    added = {}
+    for key in "abc":
+        added[key] = clock.now
+        deadlines.add(key)
+        clock.advance(0.01)
+    assert len(deadlines) == 3 and fired == []
+    clock.advance(DURATION)
+    assert [key for key, _ in fired] == ["a", "b", "c"]
+    assert [when for _, when in fired] == pytest.approx([added[key] + DURATION for key in "abc"])
+    assert len(deadlines) == 0 and clock.timers == []
 
 
 async def test_each_key_expires_after_the_duration_in_order() -> None:
@@ -28,30 +104,27 @@ async def test_each_key_expires_after_the_duration_in_order() -> None:
     assert len(deadlines) == 3
     await asyncio.sleep(DURATION + 0.05)
     assert [key for key, _ in fired] == ["a", "b", "c"]
-    for key, when in fired:
+    for key, when in fired:  # (never early; how late depends on the machine's load)
         assert when >= added[key] + DURATION - SLACK
-        assert when < added[key] + DURATION + 0.04
     assert len(deadlines) == 0
 
 
-async def test_add_again_restarts_and_discard_stops() -> None:
-    loop = asyncio.get_running_loop()
-    fired, expire = recorder(loop)
-    deadlines: Deadlines[str] = Deadlines(loop, DURATION, expire)
+def test_add_again_restarts_and_discard_stops() -> None:
+    clock, deadlines, fired = clocked()
     deadlines.add("restarted")
     deadlines.add("discarded")
     deadlines.add("kept")
-    await asyncio.sleep(DURATION * 0.6)
-    restarted_at = loop.time()
+    clock.advance(DURATION * 0.6)
+    restarted_at = clock.now
     deadlines.add("restarted")  # moves behind "kept"
     deadlines.discard("discarded")
     deadlines.discard("never added")  # no error
     assert "discarded" not in deadlines and "restarted" in deadlines
-    await asyncio.sleep(DURATION * 0.6)
+    clock.advance(DURATION * 0.6)
     assert [key for key, _ in fired] == ["kept"]
-    await asyncio.sleep(DURATION)
+    clock.advance(DURATION)
     assert [key for key, _ in fired] == ["kept", "restarted"]
-    assert fired[1][1] >= restarted_at + DURATION - SLACK
+    assert fired[1][1] == pytest.approx(restarted_at + DURATION)
 
 
 async def test_one_timer_serves_every_deadline() -> None:
@@ -91,19 +164,21 @@ async def test_a_failing_callback_does_not_stop_the_others() -> None:
     assert len(errors) == 1 and isinstance(errors[0]["exception"], RuntimeError)
 
 
-async def test_a_callback_may_add_again() -> None:
-    loop = asyncio.get_running_loop()
-    fired: list[str] = []
+def test_a_callback_may_add_again() -> None:
+    clock = ManualClock()
+    fired: list[float] = []
 
     def expire(key: str) -> None:
-        fired.append(key)
+        fired.append(clock.now)
         if len(fired) < 3:
             deadlines.add(key)
 
-    deadlines: Deadlines[str] = Deadlines(loop, DURATION / 2, expire)
+    deadlines: Deadlines[str] = Deadlines(clock, DURATION, expire)  # type: ignore[arg-type]
+    start = clock.now
     deadlines.add("again")
-    await asyncio.sleep(DURATION * 2.5)
-    assert fired == ["again"] * 3
+    clock.advance(DURATION * 10)
+    assert fired == pytest.approx([start + DURATION * n for n in (1, 2, 3)])
+    assert clock.timers == []
 
 
 async def test_close_forgets_everything() -> None:
