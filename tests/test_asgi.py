@@ -955,25 +955,30 @@ async def test_messages_after_a_complete_response_are_ignored(run_asgi: Any) -> 
 async def test_background_work_after_the_response_does_not_hold_the_connection(
     run_asgi: Any,
 ) -> None:
+    release = asyncio.Event()
     finished = asyncio.Event()
+    clients: list[Any] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await lifespan_unsupported(scope):
             return
+        clients.append(scope["client"])
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": scope["path"].encode()})
         if scope["path"] == "/slow":
-            await asyncio.sleep(0.3)  # e.g. Starlette's BackgroundTasks
+            await release.wait()  # e.g. Starlette's BackgroundTasks
             finished.set()
 
     server = await run_asgi(app)
     async with httpx.AsyncClient() as client:
-        first = await client.get(f"http://127.0.0.1:{server.port}/slow")
+        first = await asyncio.wait_for(client.get(f"http://127.0.0.1:{server.port}/slow"), TIMEOUT)
         second = await asyncio.wait_for(
-            client.get(f"http://127.0.0.1:{server.port}/next"), 0.2
-        )  # same kept-alive connection, not waiting for the background work
+            client.get(f"http://127.0.0.1:{server.port}/next"), TIMEOUT
+        )  # not waiting for the background work, which goes on
     assert (first.text, second.text) == ("/slow", "/next")
+    assert clients[0] == clients[1]  # the same kept-alive connection
     assert not finished.is_set()
+    release.set()
     await asyncio.wait_for(finished.wait(), TIMEOUT)
 
 

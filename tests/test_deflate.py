@@ -761,7 +761,7 @@ async def test_an_idle_connection_releases_its_compressor_and_goes_on(run_server
 
     import websockets
 
-    server, sockets = await compressing_echo(run_server, 0.2)
+    server, sockets = await compressing_echo(run_server, 0.4)
     message = json_like(40).decode()
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/", compression="deflate") as ws:
         assert ws.protocol.extensions  # permessage-deflate agreed, with context takeover
@@ -771,7 +771,7 @@ async def test_an_idle_connection_releases_its_compressor_and_goes_on(run_server
             await ws.send(message + str(i))
             assert await ws.recv() == message + str(i)
             assert deflate_state.holds_compressor
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(0.8)
             assert not deflate_state.holds_compressor  # released while idle
         # Busy: kept from one message to the next.
         for _ in range(20):

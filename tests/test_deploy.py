@@ -33,6 +33,7 @@ from wsserver.protocol.proxy import TrustedProxies, forwarded
 from wsserver.server.tls import ssl_context
 
 from .conftest import StartServer
+from .helpers import wait_for
 from .test_cli import assert_echo, run_cli_to_end, running_cli
 
 TIMEOUT = 5
@@ -579,9 +580,6 @@ async def test_json_logs_parse_line_by_line() -> None:
 
 async def test_json_logs_name_the_worker() -> None:
     async with running_cli("examples.echo:routes", "--workers", "2", "--log-format", "json") as cli:
-        for _ in range(100):
-            if "workers accepting" in cli.stderr:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
     entries = [json.loads(line) for line in cli.stderr.splitlines() if line.strip()]
     assert {e["worker"] for e in entries} >= {None, "1", "2"}  # the supervisor's are None

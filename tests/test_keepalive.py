@@ -94,7 +94,7 @@ async def test_a_peer_that_stops_reading_and_writing_is_dropped_in_time(
     bound = interval + timeout + close
     last_progress = time.monotonic()
     gone = False
-    while time.monotonic() < last_progress + bound + 2.0:
+    while time.monotonic() < last_progress + bound + 4.0:
         try:
             if sock.send(frame):
                 last_progress = time.monotonic()
@@ -107,7 +107,7 @@ async def test_a_peer_that_stops_reading_and_writing_is_dropped_in_time(
     stalled_for = time.monotonic() - last_progress
     sock.close()
     assert gone, f"still connected {stalled_for:.1f} s after the last byte moved"
-    assert stalled_for <= bound + 1.0, stalled_for
+    assert stalled_for <= bound + 2.0, stalled_for  # (the timers' bound, on a busy machine)
     for _ in range(50):
         if not server.connections:
             break

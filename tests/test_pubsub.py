@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import websockets
 
 from wsserver import Request, Router, WebSocket, serve
@@ -216,7 +217,7 @@ async def test_redis_broker_between_two_servers_and_presence(redis_server: Redis
         wb = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t"))
         for ws in (wa, wb):
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
-        await asyncio.sleep(0.2)  # the subscription reaches Redis
+        await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subscriptions")
         await wa.send("across")
         assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "across"
         assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "across"
@@ -224,6 +225,16 @@ async def test_redis_broker_between_two_servers_and_presence(redis_server: Redis
         assert await asyncio.wait_for(wa.recv(), TIMEOUT) == b"\x00binary"
         await wait_for(lambda: _presence_is(a, "t", 2), what="presence")
     assert isinstance(a.pubsub.broker, RedisBroker) and a.pubsub.broker.stats.received >= 1
+
+
+async def subscribed_in_redis(redis: RedisServer, topic: str, processes: int) -> bool:
+    """Whether Redis has ``processes`` subscribers of ``topic``'s channel (one per process)."""
+    client = aioredis.from_url(redis.url)
+    try:
+        ((_, count),) = await client.pubsub_numsub(f"wsserver:topic:{topic}")
+    finally:
+        await client.aclose()
+    return int(count) == processes
 
 
 async def _presence_is(server: Any, topic: str, count: int) -> bool:
@@ -274,6 +285,8 @@ async def test_processes_and_workers_share_a_room(redis_server: RedisServer) -> 
             assert len(clients) < 80, worker_pids
             worker_pids.add(await join(workers))
         count = len(clients)
+        processes = 1 + len(worker_pids)
+        await wait_for(lambda: subscribed_in_redis(redis_server, "room", processes), what="subs")
         await wait_for(lambda: _cli_presence_is(single, "room", count), what="presence")
         await wait_for(lambda: _cli_presence_is(workers, "room", count), what="presence")
         # Publish from each side: everyone gets it.
@@ -294,7 +307,7 @@ async def test_redis_outage_degrades_and_recovers(redis_server: RedisServer) -> 
         a_local = await websockets.connect(one.url + "/sub/live")
         for ws in (a, b, a_local):
             await asyncio.wait_for(ws.recv(), TIMEOUT)
-        await asyncio.sleep(0.3)
+        await wait_for(lambda: subscribed_in_redis(redis_server, "live", 2), what="subscriptions")
         await a.send("before")
         for ws in (a, b, a_local):
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "before"
@@ -309,7 +322,7 @@ async def test_redis_outage_degrades_and_recovers(redis_server: RedisServer) -> 
         redis_server.start()
         await wait_for(lambda: "reachable again" in one.stderr, what="the recovery log")
         await wait_for(lambda: "reachable again" in two.stderr, what="the recovery log")
-        await asyncio.sleep(0.3)
+        await wait_for(lambda: subscribed_in_redis(redis_server, "live", 2), what="subscriptions")
         await a.send("after")
         assert await asyncio.wait_for(b.recv(), TIMEOUT) == "after"  # cross-process again
         assert one.stderr.count("unreachable") == 1  # once per outage, not per message
@@ -333,7 +346,7 @@ async def test_a_killed_process_drops_out_of_presence(redis_server: RedisServer)
         await victim.proc.wait()
         started = time.monotonic()
         await wait_for(lambda: _cli_presence_is(survivor, "p", 1), what="presence 1")
-        assert time.monotonic() - started < 1.5 + 1.0
+        assert time.monotonic() - started < 1.5 + 3.0  # (the ttl, not never)
         await mine.close()
 
 
@@ -374,7 +387,7 @@ async def test_each_outage_is_reconnected_after_as_short_a_wait(
             redis_server.start()
             back = asyncio.get_running_loop().time()
             await wait_for(lambda: broker.up, what="the broker up again")
-            assert asyncio.get_running_loop().time() - back < 1.2
+            assert asyncio.get_running_loop().time() - back < 2.5  # (it was 3.2 s)
 
 
 async def test_a_frozen_redis_is_an_outage_until_it_answers_again(
@@ -398,7 +411,7 @@ async def test_a_frozen_redis_is_an_outage_until_it_answers_again(
                 await ws.send("while frozen")  # local delivery goes on
                 assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "while frozen"
                 await wait_for(lambda: events == [False], timeout=15, what="the outage seen")
-                assert time.monotonic() - frozen < 1.5 / 3 + broker.timeout + 1.0
+                assert time.monotonic() - frozen < 1.5 / 3 + broker.timeout + 2.0  # not for ever
             finally:
                 process.send_signal(signal.SIGCONT)
             await wait_for(lambda: events == [False, True], timeout=15, what="back up")

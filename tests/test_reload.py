@@ -43,11 +43,14 @@ async def echo(request, ws):
 
 def write_app(directory: Path, version: str, broken: bool = False) -> None:
     source = APP.format(version=version) + ("\nthis is not python(\n" if broken else "")
-    path = directory / "reloaded_app.py"
-    path.write_text(source)
+    # Written aside (".tmp" is not watched) and renamed, with its mtime set
+    # first: the watcher sees one edit, never the text before its mtime.
+    draft = directory / "reloaded_app.py.tmp"
+    draft.write_text(source)
     # A later mtime for sure, whatever the file system's clock granularity.
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + next(_EDITS) * 10**9))
+    stat = draft.stat()
+    os.utime(draft, ns=(stat.st_atime_ns, stat.st_mtime_ns + next(_EDITS) * 10**9))
+    os.replace(draft, directory / "reloaded_app.py")
 
 
 _EDITS = itertools.count(1)
@@ -102,7 +105,9 @@ async def test_a_broken_app_at_start_runs_as_soon_as_it_is_fixed(tmp_path: Path)
     args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path))
     async with running_cli(*args) as cli:
         # Its start-up failures back off: 0.5 s, 1 s, 2 s, 4 s ...
-        await wait_for(lambda: cli.stderr.count("died at start-up") >= 4, what="4 failures")
+        await wait_for(
+            lambda: cli.stderr.count("died at start-up") >= 4, timeout=30, what="4 failures"
+        )
         write_app(tmp_path, "fixed")
         # At once, not after the next back-off (4 s by now).
         await wait_until_served(cli.port, "fixed", timeout=3.5)

@@ -195,7 +195,7 @@ class TestSendBackpressure:
 class TestSlowloris:
     async def test_stalled_handshakes_dropped_others_served(self, run_server: StartServer) -> None:
         routes = echo_routes()
-        server = await run_server(routes, open_timeout=0.5)
+        server = await run_server(routes, open_timeout=1.5)
         stalled = []
         for _ in range(50):
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -206,9 +206,9 @@ class TestSlowloris:
         async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
             await ws.send("served")
             assert await ws.recv() == "served"
-        assert loop.time() - start < 0.4
+        assert loop.time() - start < 1.5  # before the stalled ones' open_timeout
         for reader, writer in stalled:
-            assert await asyncio.wait_for(reader.read(), 3) == b""
+            assert await asyncio.wait_for(reader.read(), 5) == b""
             writer.close()
 
 

@@ -542,8 +542,8 @@ class TestStrictFailure:
         client.send(Opcode.CONTINUATION, b"nothing to continue")
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await client.expect_close(1002, timeout=2)
-        assert loop.time() - start < 1.0
+        await client.expect_close(1002, timeout=5)
+        assert loop.time() - start < 5  # not after the handler's 30 s
 
     async def test_invalid_utf8_fails_before_frame_completes(self, run_server: StartServer) -> None:
         server = await run_server(echo_routes())

@@ -169,11 +169,15 @@ async def test_reading_pauses_at_max_queue_and_resumes_at_a_quarter() -> None:
         client = await RawClient.connect(server.port)
         ws = await asyncio.wait_for(handlers.get(), 5)
         protocol = await websocket_protocol_of(server, ws)
-        # 20 messages, one per read: reading stops once 12 wait.
+        # 20 messages, one per read (each of the first 12 seen taken before
+        # the next is sent): reading stops once 12 wait.
         for i in range(20):
             client.send(Opcode.TEXT, b"m%d" % i)
             await client.writer.drain()
-            await asyncio.sleep(0.005)
+            if i < 12:
+                async with asyncio.timeout(5):
+                    while len(protocol.inbox) <= i:
+                        await asyncio.sleep(0.001)
         for _ in range(100):
             if len(protocol.inbox) >= 12:
                 break
