@@ -361,7 +361,7 @@ async def test_uvloop_serves_and_shuts_down() -> None:
         assert await cli.wait() == 0
 
 
-async def test_second_signal_exits_at_once() -> None:
+async def test_second_sigint_exits_at_once() -> None:
     from tests.helpers import RawClient
 
     async with running_cli("examples.echo:routes", "--close-timeout", "30") as cli:
@@ -373,11 +373,28 @@ async def test_second_signal_exits_at_once() -> None:
         cli.proc.send_signal(signal.SIGTERM)
         opcode, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
         assert (opcode, payload[:2]) == (8, b"\x03\xe9")  # close 1001
-        cli.proc.send_signal(signal.SIGTERM)
+        cli.proc.send_signal(signal.SIGINT)  # Ctrl-C: impatient
         assert await cli.wait() == 1
         assert loop.time() - start < 5
         client.close()
-    assert "exiting now" in cli.stderr
+    assert "second SIGINT: exiting now" in cli.stderr
+
+
+async def test_sigterm_again_is_the_same_graceful_shutdown() -> None:
+    # What systemd does (it signals every process of the service, and a
+    # supervisor passes it on): not a reason to drop the handlers' grace.
+    from tests.helpers import RawClient
+
+    async with running_cli("examples.echo:routes", "--close-timeout", "1") as cli:
+        client = await RawClient.connect(cli.port, "/ws")  # never answers the close
+        cli.proc.send_signal(signal.SIGTERM)
+        opcode, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
+        assert (opcode, payload[:2]) == (8, b"\x03\xe9")  # close 1001
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await cli.wait() == 0  # after close_timeout, as without it
+        client.close()
+    assert "exiting now" not in cli.stderr
+    assert "SIGTERM: shutting down already" in cli.stderr
 
 
 async def test_compression_is_off_by_default_and_on_when_asked() -> None:

@@ -20,7 +20,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from .helpers import wait_for
+from .helpers import RawClient, wait_for
 from .test_cli import Cli, running_cli
 
 pytestmark = pytest.mark.skipif(
@@ -161,6 +161,34 @@ async def test_sigterm_closes_every_client_with_1001_and_leaves_no_orphan() -> N
             assert ws.close_code == 1001
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
         await wait_for(lambda: not any(alive(pid) for pid in workers), what="the workers' end")
+
+
+async def test_sigterm_to_every_process_at_once_stays_graceful() -> None:
+    # systemd (KillMode=control-group) and pkill signal the supervisor and
+    # each worker, and the supervisor passes it on: each worker gets SIGTERM
+    # twice. A worker used to take the second for impatience and exit at once.
+    async with supervisor("--close-timeout", "1") as cli:
+        workers = children(cli.proc.pid)
+        clients = []
+        while {pid for _, pid in clients} != workers:
+            assert len(clients) < 60
+            client = await RawClient.connect(cli.port, "/pid")  # never answers a close
+            _, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
+            clients.append((client, int(payload)))
+        for pid in workers:  # (one delivery each, then the supervisor's: the
+            os.kill(pid, signal.SIGTERM)  # kernel merges two that arrive together)
+        await wait_for(
+            lambda: cli.stderr.count("SIGTERM: shutting down") == len(workers), what="workers"
+        )
+        cli.proc.send_signal(signal.SIGTERM)
+        for client, _ in clients:
+            opcode, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
+            assert (opcode, payload[:2]) == (8, b"\x03\xe9")  # close 1001
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+        for client, _ in clients:
+            client.close()
+    assert "exiting now" not in cli.stderr and "killed" not in cli.stderr
+    assert cli.stderr.count("SIGTERM: shutting down already") == len(workers)
 
 
 async def test_workers_die_with_a_killed_supervisor() -> None:

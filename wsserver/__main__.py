@@ -312,7 +312,11 @@ async def run(
     role: WorkerRole | None = None,
     status_dir: str | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; a second signal exits at once.
+    """Serve until SIGINT/SIGTERM; a second SIGINT (Ctrl-C again) exits at once.
+
+    SIGTERM (or SIGHUP) again changes nothing: systemd signals every process
+    of a service, and a supervisor passes the signal on, so a worker often
+    gets it twice for one request to stop.
 
     In a worker (``role``, under a supervisor): SIGHUP retires it (WebSockets
     closed with 1012, service restart), and it tells the supervisor on its pipe
@@ -338,15 +342,17 @@ async def run(
     def on_signal(signum: int) -> None:
         nonlocal stopping, retiring
         name = signal.Signals(signum).name
-        if retiring and signum != signal.SIGHUP and not stopping:
-            # The supervisor stops everyone while this worker retires: it is
-            # closing already; this is not a second signal.
-            stopping = True
-            logger.info("%s: retiring already", name)
+        if stopping or retiring:
+            if signum == signal.SIGINT:
+                logger.warning("second SIGINT: exiting now")
+                os._exit(1)
+            if not stopping and signum != signal.SIGHUP:
+                # The supervisor stops everyone while this worker retires.
+                stopping = True
+                logger.info("%s: retiring already", name)
+            else:
+                logger.info("%s: %s already", name, "shutting down" if stopping else "retiring")
             return
-        if stopping or (retiring and signum == signal.SIGHUP):
-            logger.warning("second %s: exiting now", name)
-            os._exit(1)
         restart = signum == signal.SIGHUP
         retiring = restart
         stopping = not restart

@@ -19,8 +19,9 @@ less even under light load; under load each worker accepts as it is free.)
   fork storm, and the log says why.
 - SIGTERM/SIGINT: every worker gets SIGTERM (clients get 1001, handlers
   ``shutdown_timeout``); the supervisor exits 0 once they are gone. A second
-  signal kills them at once. Workers die with the supervisor in any case
-  (``PR_SET_PDEATHSIG`` on Linux).
+  SIGINT (Ctrl-C again) kills them at once; SIGTERM again changes nothing
+  (systemd sends it to every process of a service). Workers die with the
+  supervisor in any case (``PR_SET_PDEATHSIG`` on Linux).
 - SIGHUP: a rolling restart. One worker at a time: a new one is started and
   the supervisor waits until it accepts (it says so on a pipe), then the old
   one gets SIGHUP: it stops accepting, lets the handshakes under way finish,
@@ -431,7 +432,10 @@ class Supervisor:
     def _on_stop_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
         if self.stopping:
-            logger.warning("second %s: killing the workers", name)
+            if signum != signal.SIGINT:  # (systemd's SIGTERM to every process, say)
+                logger.info("%s: stopping already", name)
+                return
+            logger.warning("second SIGINT: killing the workers")
             for worker in self._all_workers():
                 _signal(worker, signal.SIGKILL)
             os._exit(1)
