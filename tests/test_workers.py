@@ -113,6 +113,19 @@ async def test_a_killed_worker_is_replaced_and_the_others_clients_stay(tmp_path:
         await wait_for(lambda: "died (signal SIGKILL" in cli.stderr, what="the log line")
 
 
+async def test_a_worker_killed_by_a_signal_python_has_no_name_for_is_replaced() -> None:
+    # signal.Signals(40) raises ValueError: the exit watcher failed there,
+    # before replacing the worker, and the slot stayed empty for good.
+    realtime = signal.SIGRTMIN + 6
+    async with supervisor() as cli:
+        workers = children(cli.proc.pid)
+        victim = next(iter(workers))
+        os.kill(victim, realtime)
+        await wait_for(lambda: len(children(cli.proc.pid) - {victim}) == 2, what="a replacement")
+        await wait_for(lambda: f"died (signal {realtime}" in cli.stderr, what="the log line")
+    assert "Traceback" not in cli.stderr
+
+
 async def test_sighup_rolling_restart_under_a_stream_of_new_connections() -> None:
     async with supervisor() as cli:
         old_workers = children(cli.proc.pid)

@@ -357,7 +357,7 @@ class Supervisor:
         """
         loop = asyncio.get_running_loop()
         lived = loop.time() - worker.started
-        status = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        status = _exit_status(code)
         slot = worker.slot
         if lived < EARLY_EXIT:
             failures = self.failures[slot] = self.failures.get(slot, 0) + 1
@@ -595,6 +595,17 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
+
+
+def _exit_status(code: int) -> str:
+    """``exit code N``, or ``signal NAME`` (its number if Python has no name for it:
+    the real-time signals) for a process ended by one."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
 
 
 def _signal(worker: Worker, signum: int) -> None:
