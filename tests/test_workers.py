@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
@@ -124,6 +125,41 @@ async def test_a_worker_killed_by_a_signal_python_has_no_name_for_is_replaced() 
         await wait_for(lambda: len(children(cli.proc.pid) - {victim}) == 2, what="a replacement")
         await wait_for(lambda: f"died (signal {realtime}" in cli.stderr, what="the log line")
     assert "Traceback" not in cli.stderr
+
+
+FLAKY_APP = """
+from pathlib import Path
+
+from wsserver import Router
+from wsserver.response import text
+
+if (Path(__file__).parent / "BROKEN").exists():
+    raise RuntimeError("broken until BROKEN is removed")
+
+routes = Router()
+
+
+@routes.get("/v")
+async def version(request):
+    return text("fixed")
+"""
+
+
+async def test_sighup_starts_a_worker_waiting_out_its_start_up_backoff(tmp_path: Path) -> None:
+    # A broken deploy, fixed, then SIGHUP: the service stayed down until the
+    # back-off ran out (up to 30 s), the log saying "rolling restart of 0 workers".
+    (tmp_path / "BROKEN").touch()
+    (tmp_path / "flaky_app.py").write_text(FLAKY_APP)
+    # (One worker, under a supervisor: the request limit puts it there.)
+    args = ("--app-dir", str(tmp_path), "--limit-max-requests", "1000", "--ping-interval", "none")
+    async with running_cli("flaky_app:routes", *args) as cli:
+        await wait_for(lambda: "starting another in 4.0 s" in cli.stderr, what="the back-off")
+        (tmp_path / "BROKEN").unlink()
+        cli.proc.send_signal(signal.SIGHUP)
+        async with httpx.AsyncClient() as client:
+            response = await asyncio.wait_for(client.get(f"http://127.0.0.1:{cli.port}/v"), 3.0)
+        assert response.text == "fixed"  # at once, not after the 4 s
+        assert "SIGHUP: starting the workers again" in cli.stderr
 
 
 async def test_sighup_rolling_restart_under_a_stream_of_new_connections() -> None:

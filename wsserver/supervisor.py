@@ -28,8 +28,8 @@ less even under light load; under load each worker accepts as it is free.)
   closes its WebSockets with 1012 (service restart: clients reconnect) and
   gives handlers ``shutdown_timeout``. The listening socket never closes.
 - ``--reload``: the same rolling restart whenever a watched source file
-  changes (:mod:`.reload`); a worker waiting out its start-up backoff is
-  started at once.
+  changes (:mod:`.reload`). With either, a worker waiting out its start-up
+  backoff is started at once.
 """
 
 from __future__ import annotations
@@ -417,15 +417,7 @@ class Supervisor:
             shown = ", ".join(_shown_path(path) for path in changed[:3])
             if len(changed) > 3:
                 shown += f" and {len(changed) - 3} more"
-            # Workers waiting out a start-up backoff (the code was broken) start now.
-            for slot in list(self._waiting):
-                self._waiting.pop(slot).cancel()
-                self.failures[slot] = 0
-                self._restart_slot(slot)
-            if self.workers:
-                self.restart(f"changed: {shown}")
-            else:
-                logger.info("changed: %s: starting the workers again", shown)
+            self.restart(f"changed: {shown}")
 
     # ----------------------------------------------------------------- signals
 
@@ -480,8 +472,20 @@ class Supervisor:
         return [w for w in every if not w.exited.done()]
 
     def restart(self, reason: str) -> None:
-        """A rolling restart of the workers (SIGHUP, or ``--reload`` seeing a change)."""
+        """A rolling restart of the workers (SIGHUP, or ``--reload`` seeing a change).
+
+        Workers waiting out a start-up backoff (the code was broken: it may be
+        fixed now) start at once.
+        """
         if self.stopping:
+            return
+        waiting = list(self._waiting)
+        for slot in waiting:
+            self._waiting.pop(slot).cancel()
+            self.failures[slot] = 0
+            self._restart_slot(slot)
+        if waiting and not self.workers:
+            logger.info("%s: starting the workers again", reason)
             return
         if self.restarting is not None and not self.restarting.done():
             logger.info("%s: another rolling restart will follow the one under way", reason)
