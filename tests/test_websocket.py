@@ -680,3 +680,31 @@ class TestEmbedding:
         await asyncio.wait_for(server.close(), 5)
         await asyncio.wait_for(serving, 2)  # serve_forever() returned
         assert listening_sockets() == before  # nothing left listening
+
+    async def test_close_before_serve_forever_ran_stops_it(self) -> None:
+        from wsserver import serve
+
+        before = listening_sockets()
+        server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
+        serving = asyncio.create_task(server.serve_forever())  # not started yet
+        await server.close()  # (inline: the task has not run before it)
+        await asyncio.wait_for(serving, 2)  # returned: closed before it began
+        assert listening_sockets() == before
+
+    async def test_cancelling_serve_forever_closes_the_server(self) -> None:
+        # As asyncio's own Server.serve_forever(): what asyncio.run() does to
+        # the tasks left when the program's main coroutine returns.
+        from wsserver import serve
+
+        before = listening_sockets()
+        server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
+        serving = asyncio.create_task(server.serve_forever())
+        await server.start()
+        async with websockets.connect(url(server)) as ws:
+            serving.cancel()
+            with pytest.raises(ClientClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1001
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(serving, 5)
+        assert server.closing and listening_sockets() == before

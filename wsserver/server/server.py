@@ -138,13 +138,13 @@ class Server:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> Server:
-        """Start listening (does nothing if already started).
+        """Start listening (does nothing if already started, or closed).
 
         Calls that overlap (``serve_forever()`` in a task and an awaited
         ``start()``) start it once: the later ones wait for the first.
         """
         async with self._starting:
-            if not self._started:
+            if not self._started and not self.closing:
                 await self._start()
         return self
 
@@ -264,10 +264,16 @@ class Server:
         await self.close()
 
     async def serve_forever(self) -> None:
-        """Serve until :meth:`close` is called (or the task is cancelled)."""
+        """Serve until :meth:`close` is called, or the task is cancelled, which closes it
+        (as ``asyncio.run()`` does to the tasks left when its coroutine returns)."""
         await self.start()
-        assert self._closed is not None
-        await self._closed.wait()
+        if self._closed is None:
+            return  # closed before it started
+        try:
+            await self._closed.wait()
+        except asyncio.CancelledError:
+            await self.close()
+            raise
 
     async def close(self, timeout: float | None = None, *, code: int = 1001) -> None:
         """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout``.
@@ -282,6 +288,7 @@ class Server:
             async with self._starting:  # a start() under way: close what it opens
                 pass
         if not self._started:
+            self.closing = True  # a start() (serve_forever() in a task) to come does nothing
             return
         assert self._closed is not None
         if self.closing:
