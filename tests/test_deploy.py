@@ -399,6 +399,18 @@ def test_env_file_format() -> None:
     }
     with pytest.raises(ValueError, match="line 2"):
         parse_env_file("A=1\nnot a line\n")
+    # A comment after a quoted value (the quotes used to stay in the value).
+    text = (
+        "A=\"secret\" # prod\nB='x y' # note\nC=\"say \\\"hi\\\"\"  #c\n"
+        "D='no # comment'#\nE=\"unclosed\n"
+    )
+    assert parse_env_file(text) == {
+        "A": "secret",
+        "B": "x y",
+        "C": 'say "hi"',
+        "D": "no # comment",
+        "E": '"unclosed',
+    }
 
 
 async def test_cli_env_file_and_log_config(tmp_path: Path) -> None:

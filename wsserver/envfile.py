@@ -3,7 +3,8 @@
 The format of ``.env`` files as python-dotenv and docker read them, for what
 people put in them: comments (``#``) and blank lines, an optional ``export``,
 values in single quotes (taken as they are) or double quotes (with ``\\n``,
-``\\t``, ``\\"`` and ``\\\\`` escapes), unquoted values up to an `` #`` comment.
+``\\t``, ``\\"`` and ``\\\\`` escapes), either perhaps followed by a ``#``
+comment, unquoted values up to an `` #`` comment.
 Variables already set in the environment win, as with python-dotenv's default.
 """
 
@@ -17,6 +18,9 @@ __all__ = ["parse_env_file", "load_env_file"]
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+#: A quoted value, then perhaps a comment.
+_SINGLE = re.compile(r"'([^']*)'\s*(?:#.*)?")
+_DOUBLE = re.compile(r'"((?:[^"\\]|\\.)*)"\s*(?:#.*)?')
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -33,10 +37,10 @@ def parse_env_file(text: str) -> dict[str, str]:
         if match is None:
             raise ValueError(f"line {number}: expected NAME=value")
         name, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] == "'":
-            value = value[1:-1]
-        elif len(value) >= 2 and value[0] == value[-1] == '"':
-            value = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], "\\" + m[1]), value[1:-1])
+        if (quoted := _SINGLE.fullmatch(value)) is not None:
+            value = quoted[1]
+        elif (quoted := _DOUBLE.fullmatch(value)) is not None:
+            value = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], "\\" + m[1]), quoted[1])
         else:
             value = re.split(r"\s+#", value, maxsplit=1)[0]
         variables[name] = value
