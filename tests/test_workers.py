@@ -63,6 +63,24 @@ async def supervisor(*args: str, env: dict[str, str] | None = None) -> AsyncIter
         yield cli
 
 
+FLAKY_APP = """
+from pathlib import Path
+
+from wsserver import Router
+from wsserver.response import text
+
+if (Path(__file__).parent / "BROKEN").exists():
+    raise RuntimeError("broken until BROKEN is removed")
+
+routes = Router()
+
+
+@routes.get("/v")
+async def version(request):
+    return text("fixed")
+"""
+
+
 async def pid_of_connection(url: str) -> tuple[websockets.ClientConnection, int]:
     ws = await websockets.connect(url + "/pid")
     return ws, int(await asyncio.wait_for(ws.recv(), TIMEOUT))
@@ -127,32 +145,17 @@ async def test_a_worker_killed_by_a_signal_python_has_no_name_for_is_replaced() 
     assert "Traceback" not in cli.stderr
 
 
-FLAKY_APP = """
-from pathlib import Path
-
-from wsserver import Router
-from wsserver.response import text
-
-if (Path(__file__).parent / "BROKEN").exists():
-    raise RuntimeError("broken until BROKEN is removed")
-
-routes = Router()
-
-
-@routes.get("/v")
-async def version(request):
-    return text("fixed")
-"""
-
-
 async def test_sighup_starts_a_worker_waiting_out_its_start_up_backoff(tmp_path: Path) -> None:
-    # A broken deploy, fixed, then SIGHUP: the service stayed down until the
-    # back-off ran out (up to 30 s), the log saying "rolling restart of 0 workers".
-    (tmp_path / "BROKEN").touch()
+    # Broken while it runs, fixed, then SIGHUP: the service stayed down until
+    # the back-off ran out (up to 30 s), the log saying "rolling restart of 0 workers".
     (tmp_path / "flaky_app.py").write_text(FLAKY_APP)
     # (One worker, under a supervisor: the request limit puts it there.)
     args = ("--app-dir", str(tmp_path), "--limit-max-requests", "1000", "--ping-interval", "none")
     async with running_cli("flaky_app:routes", *args) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        (tmp_path / "BROKEN").touch()
+        (worker,) = children(cli.proc.pid)
+        os.kill(worker, signal.SIGKILL)
         await wait_for(lambda: "starting another in 4.0 s" in cli.stderr, what="the back-off")
         (tmp_path / "BROKEN").unlink()
         cli.proc.send_signal(signal.SIGHUP)
@@ -248,17 +251,38 @@ async def test_workers_die_with_a_killed_supervisor() -> None:
         await wait_for(lambda: not any(alive(pid) for pid in workers), what="orphans to go")
 
 
-async def test_a_crash_looping_app_backs_off() -> None:
-    started = time.monotonic()
+async def test_an_app_that_never_starts_ends_the_supervisor_with_its_exit_code() -> None:
+    # It retried for ever (backing off), and exited 0 when told to stop: a
+    # process manager (systemd's Restart=on-failure, a container's restart
+    # policy) never saw the failure, while clients waited in the backlog.
     async with supervisor(env={"CRASH_AT_IMPORT": "1"}) as cli:
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 1  # the worker's
+        workers = children(cli.proc.pid) if alive(cli.proc.pid) else set()
+    assert not workers
+    assert "this application is broken on purpose" in cli.stderr  # the worker's own error
+    assert "no worker ever started: stopping (exit code 1)" in cli.stderr
+    assert cli.stderr.count("started (pid") <= 2  # not retried
+
+
+async def test_a_crash_looping_app_backs_off(tmp_path: Path) -> None:
+    # Up once, then broken (a dependency gone, a file deleted): the workers
+    # that die young are started again after 0.5 s, 1 s, 2 s ..., not in a storm.
+    (tmp_path / "flaky_app.py").write_text(FLAKY_APP)
+    args = ("--app-dir", str(tmp_path), "--workers", "2", "--ping-interval", "none")
+    started = time.monotonic()
+    async with running_cli("flaky_app:routes", *args) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        (tmp_path / "BROKEN").touch()
+        for pid in children(cli.proc.pid):
+            os.kill(pid, signal.SIGKILL)
         await wait_for(lambda: cli.stderr.count("died at start-up") >= 6, what="crashes")
         elapsed = time.monotonic() - started
         text = cli.stderr
         assert "starting another in 0.5 s" in text and "starting another in 1.0 s" in text
-        assert "this application is broken on purpose" in text  # the worker's own error
+        assert "broken until BROKEN is removed" in text  # the worker's own error
         starts = text.count("started (pid")
         # Two slots, delays 0.5, 1, 2, 4 ...: a storm would be hundreds by now.
-        assert starts <= 2 * 5, (starts, elapsed)
+        assert starts <= 2 + 2 * 5, (starts, elapsed)
         cli.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 

@@ -16,7 +16,9 @@ less even under light load; under load each worker accepts as it is free.)
 - A worker that dies is replaced; one that dies within :data:`EARLY_EXIT`
   seconds of starting is restarted after a delay that doubles with each such
   death (up to :data:`MAX_BACKOFF`), so a broken application does not make a
-  fork storm, and the log says why.
+  fork storm, and the log says why. Before any worker accepted, though, one
+  that dies stops everything: the supervisor exits with its exit code (not
+  with ``--reload``, which waits for the code to be fixed).
 - SIGTERM/SIGINT: every worker gets SIGTERM (clients get 1001, handlers
   ``shutdown_timeout``); the supervisor exits 0 once they are gone. A second
   SIGINT (Ctrl-C again) kills them at once; SIGTERM again changes nothing
@@ -170,6 +172,10 @@ class Supervisor:
         self.watcher = watcher
         #: Slots whose worker is started again later (after a start-up backoff).
         self._waiting: dict[int, asyncio.TimerHandle] = {}
+        #: Whether a worker ever accepted (till then, one that dies starting ends it all).
+        self._served = False
+        #: What run() returns.
+        self.exit_code = 0
 
     async def run(self) -> int:
         """Start the workers and supervise them; the exit code once stopped."""
@@ -188,7 +194,7 @@ class Supervisor:
             logger.info("%d workers accepting", self.count)
         await self._stopped.wait()
         ignore_signals(loop, (*stops, signal.SIGHUP))
-        return 0
+        return self.exit_code
 
     # ----------------------------------------------------------------- workers
 
@@ -293,6 +299,7 @@ class Supervisor:
             said = await reader.read(1)
             if not worker.ready.done():
                 worker.ready.set_result(said == READY)
+                self._served = self._served or said == READY
             while said:
                 said = await reader.read(1)
                 if said == LIMIT_REACHED:
@@ -359,6 +366,21 @@ class Supervisor:
         lived = loop.time() - worker.started
         status = _exit_status(code)
         slot = worker.slot
+        if not self._served and self.watcher is None:
+            # Nothing ever served (an import error, a failing lifespan startup):
+            # retrying would hide it; the process manager should see it.
+            self.exit_code = code if code > 0 else 1
+            logger.error(
+                "worker %d (pid %d) died at start-up (%s); no worker ever started: "
+                "stopping (exit code %d)",
+                slot,
+                worker.pid,
+                status,
+                self.exit_code,
+            )
+            self.stopping = True
+            self._keep(loop.create_task(self._stop_all()))
+            return
         if lived < EARLY_EXIT:
             failures = self.failures[slot] = self.failures.get(slot, 0) + 1
             delay = _backoff(failures)
