@@ -413,6 +413,17 @@ def test_env_file_format() -> None:
     }
 
 
+async def test_env_file_sets_what_the_command_line_defaults_to(tmp_path: Path) -> None:
+    # WEBSOCKET_LOG_FORMAT (and _UDS, _LOG_CONFIG) were read before the file
+    # was: a single process logged text, its workers JSON.
+    env_file = tmp_path / "app.env"
+    env_file.write_text("WEBSOCKET_LOG_FORMAT=json\n")
+    async with running_cli("examples.echo:routes", "--env-file", str(env_file)) as cli:
+        await assert_echo(cli.url + "/ws")
+    first = cli.stderr.splitlines()[0]
+    assert json.loads(first)["message"].startswith("listening on"), first
+
+
 async def test_cli_env_file_and_log_config(tmp_path: Path) -> None:
     env_file = tmp_path / "app.env"
     env_file.write_text("WEBSOCKET_MAX_SIZE=5\nWEBSOCKET_COMPRESSION=deflate\n")

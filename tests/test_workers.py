@@ -382,6 +382,30 @@ async def test_a_process_the_application_starts_is_not_taken_for_a_worker() -> N
             await ws.close()
 
 
+async def test_env_file_edits_reach_the_workers_a_rolling_restart_starts(tmp_path: Path) -> None:
+    # The supervisor read the file once; a worker reading it again kept what
+    # it inherited (variables already set win): a rotated secret or setting
+    # never took effect, though --reload-include .env restarted the workers.
+    env_file = tmp_path / "app.env"
+    env_file.write_text("WSSERVER_GREETING=old\nWSSERVER_GONE=soon\n")
+
+    async def worker_env() -> dict[str, str]:
+        async with websockets.connect(cli.url + "/inherited") as ws:
+            env: dict[str, str] = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["env"]
+        return env
+
+    async with supervisor("--env-file", str(env_file), env={"WSSERVER_MINE": "mine"}) as cli:
+        env = await worker_env()
+        assert (env["WSSERVER_GREETING"], env["WSSERVER_GONE"]) == ("old", "soon")
+        env_file.write_text("WSSERVER_GREETING=new\nWSSERVER_MINE=file's\n")
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: "rolling restart done" in cli.stderr, what="the restart")
+        env = await worker_env()
+        assert env["WSSERVER_GREETING"] == "new"
+        assert "WSSERVER_GONE" not in env
+        assert env["WSSERVER_MINE"] == "mine"  # what the environment sets still wins
+
+
 async def test_limit_max_requests_replaces_the_process() -> None:
     # One process (no --workers): the limit puts it under a supervisor, which
     # starts another when it has received its requests, and then retires it.

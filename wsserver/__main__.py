@@ -25,7 +25,7 @@ from .app.routing import Router
 from .asgi import ASGIApplication, is_asgi_app
 from .asgi.lifespan import LifespanFailure
 from .config import Config, Flag, add_flags, flag_settings
-from .envfile import load_env_file
+from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
 from .reload import POLL_INTERVAL, FileWatcher
@@ -433,11 +433,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
+    from_env_file: dict[str, str] = {}
     if args.env_file:
         try:
-            load_env_file(args.env_file)
+            from_env_file = load_env_file(args.env_file)
         except (OSError, ValueError) as exc:
             parser.exit(2, f"error: --env-file {args.env_file}: {exc}\n")
+        # Again: some flags' defaults come from the environment (WEBSOCKET_UDS...).
+        parser = build_parser()
+        args = parser.parse_args(arguments)
     # Modules are found in the current directory, whether this runs as
     # ``python -m wsserver`` (which puts it first on sys.path) or as the
     # ``wsserver`` console script (which puts the script's own directory).
@@ -464,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --reload restarts the process, and one that stops after limit_max_requests
     # needs another to take its place: the supervisor does both.
     if workers > 1 or (role is None and (args.reload or _limits_requests(parser, args))):
-        return supervise(parser, args, arguments, workers)
+        return supervise(parser, args, arguments, workers, from_env_file)
     if role is not None:
         die_with_parent(role.supervisor_pid)
     try:
@@ -513,12 +517,17 @@ def _supervisor_config(parser: argparse.ArgumentParser, args: argparse.Namespace
 
 
 def supervise(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, arguments: list[str], workers: int
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    arguments: list[str],
+    workers: int,
+    from_env_file: dict[str, str],
 ) -> int:
     """``--workers N`` (or ``--reload``): bind once, run the workers under a supervisor.
 
     See :mod:`.supervisor`; with ``--reload``, a change to a watched file
-    restarts them (:mod:`.reload`).
+    restarts them (:mod:`.reload`). Each worker started gets ``--env-file``
+    as it reads then (``from_env_file``: what it set when this process began).
     """
     config = _supervisor_config(parser, args)
     watcher = None
@@ -560,7 +569,20 @@ def supervise(
         # And the status page shows every worker: they leave their figures here.
         shared_dirs.append(tempfile.mkdtemp(prefix="wsserver-status-"))
         arguments = [*arguments, "--status-dir", shared_dirs[-1]]
-    supervisor = Supervisor(arguments, workers, sock, grace, watcher)
+    environment = None
+    if args.env_file:
+        env_file: str = args.env_file
+
+        def environment() -> dict[str, str] | None:
+            try:
+                return reread_env_file(env_file, from_env_file)
+            except (OSError, ValueError) as exc:
+                logger.warning(
+                    "--env-file %s: %s: the worker gets what it said before", env_file, exc
+                )
+                return None
+
+    supervisor = Supervisor(arguments, workers, sock, grace, watcher, environment)
     try:
         return asyncio.run(supervisor.run())
     finally:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import MutableMapping
+from collections.abc import Collection, Mapping, MutableMapping
 
-__all__ = ["parse_env_file", "load_env_file"]
+__all__ = ["parse_env_file", "load_env_file", "reread_env_file"]
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
@@ -54,8 +54,30 @@ def load_env_file(path: str, environ: MutableMapping[str, str] = os.environ) -> 
         OSError: the file cannot be read.
         ValueError: a malformed line.
     """
-    with open(path, encoding="utf-8") as file:
-        variables = parse_env_file(file.read())
+    variables = _read(path)
     added = {name: value for name, value in variables.items() if name not in environ}
     environ.update(added)
     return added
+
+
+def reread_env_file(
+    path: str, loaded: Collection[str], environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """``environ`` with the file at ``path`` as it reads now in place of ``loaded``,
+    what it set when it was loaded: for a process started after an edit (a
+    supervisor's new workers). Variables set otherwise still win.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: a malformed line.
+    """
+    variables = _read(path)
+    environment = {name: value for name, value in environ.items() if name not in loaded}
+    for name, value in variables.items():
+        environment.setdefault(name, value)
+    return environment
+
+
+def _read(path: str) -> dict[str, str]:
+    with open(path, encoding="utf-8") as file:
+        return parse_env_file(file.read())

@@ -44,7 +44,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +140,8 @@ class Supervisor:
         grace: seconds a worker may take to stop after SIGTERM or SIGHUP before
             it is killed (its shutdown_timeout and close_timeout, and a margin).
         watcher: with ``--reload``, the source files whose changes restart the workers.
+        environment: gives each worker started its environment (``--env-file``
+            read again); None from it, or none given: this process's.
     """
 
     def __init__(
@@ -149,6 +151,7 @@ class Supervisor:
         sock: socket.socket,
         grace: float,
         watcher: FileWatcher | None = None,
+        environment: Callable[[], dict[str, str] | None] | None = None,
     ):
         self.argv = list(argv)
         self.count = workers
@@ -170,6 +173,7 @@ class Supervisor:
         self._restart_again = False
         self._tasks: set[asyncio.Task[object]] = set()
         self.watcher = watcher
+        self.environment = environment
         #: Slots whose worker is started again later (after a start-up backoff).
         self._waiting: dict[int, asyncio.TimerHandle] = {}
         #: Whether a worker ever accepted (till then, one that dies starting ends it all).
@@ -238,6 +242,7 @@ class Supervisor:
             return None
         role = WorkerRole(slot, write_end, os.getpid())
         fd = self.sock.fileno()
+        env = self.environment() if self.environment is not None else None
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -251,6 +256,7 @@ class Supervisor:
                 "--worker",
                 role.argument(),
                 pass_fds=(fd, write_end),
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 # Its own process group: a terminal's Ctrl-C reaches the
                 # supervisor only, which stops the workers in order.
