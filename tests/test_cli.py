@@ -380,6 +380,61 @@ async def test_second_sigint_exits_at_once() -> None:
     assert "second SIGINT: exiting now" in cli.stderr
 
 
+SLOW_STARTUP_APP = """
+import asyncio
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+async def app(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    await receive()
+    (HERE / "starting").touch()
+    await asyncio.sleep(1.0)  # (connecting to a database, say)
+    await send({"type": "lifespan.startup.complete"})
+    await receive()
+    (HERE / "shut-down").touch()
+    await send({"type": "lifespan.shutdown.complete"})
+"""
+
+
+async def test_sigterm_during_a_slow_lifespan_startup_shuts_down_gracefully(
+    tmp_path: Path,
+) -> None:
+    # The signal handlers came after the startup: SIGTERM then killed the
+    # process (-15), and the application never heard its lifespan end.
+    from tests.helpers import wait_for
+
+    (tmp_path / "slow_app.py").write_text(SLOW_STARTUP_APP)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsserver",
+        "slow_app:app",
+        "--app-dir",
+        str(tmp_path),
+        "--port",
+        "0",
+        cwd=ROOT,
+        env=child_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_for(lambda: (tmp_path / "starting").exists(), what="the startup")
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert (tmp_path / "shut-down").exists()
+    assert b"SIGTERM: shutting down" in err
+
+
 async def test_sigterm_again_is_the_same_graceful_shutdown() -> None:
     # What systemd does (it signals every process of the service, and a
     # supervisor passes it on): not a reason to drop the handlers' grace.

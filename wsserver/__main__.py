@@ -333,7 +333,6 @@ async def run(
     server = serve(app, host, port, config=config, sock=sock, uds=None if sock else uds)
     if server.status is not None and role is not None and status_dir is not None:
         server.status.share(status_dir, str(role.slot))
-    await server.start()
     loop = asyncio.get_running_loop()
     stopping = False
     retiring = False
@@ -368,6 +367,13 @@ async def run(
     signums = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if role else ()))
     for signum in signums:
         loop.add_signal_handler(signum, on_signal, signum)
+    # (After: a signal during a slow start, an ASGI lifespan startup say,
+    # closes the server once it has started; close() waits for that.)
+    try:
+        await server.start()
+    except BaseException:
+        ignore_signals(loop, signums)
+        raise
     if role is not None:
         supervisor_pid = role.supervisor_pid
 
