@@ -1027,6 +1027,32 @@ async def test_lifespan_startup_failed_stops_the_server() -> None:
     assert not server.sockets  # it never listened
 
 
+async def test_a_start_cancelled_during_the_lifespan_startup_cancels_it() -> None:
+    # (serve_forever() cancelled, a stop signal): the application's startup
+    # was left waiting until the loop's end, nobody to answer it.
+    began = asyncio.Event()
+    ended: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        began.set()
+        try:
+            await asyncio.sleep(30)  # a database that does not answer
+        except asyncio.CancelledError:
+            ended.append("cancelled")
+            raise
+
+    server = serve(app, "127.0.0.1", 0)
+    serving = asyncio.create_task(server.serve_forever())
+    await asyncio.wait_for(began.wait(), TIMEOUT)
+    serving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(serving, TIMEOUT)
+    await wait_for(lambda: ended == ["cancelled"], what="the startup cancelled")
+    assert not server.sockets
+
+
 async def test_lifespan_auto_runs_without_it_when_the_app_raises(run_asgi: Any) -> None:
     server = await run_asgi(lifespan_app(fail="raise"))
     async with httpx.AsyncClient() as client:

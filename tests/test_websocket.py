@@ -691,6 +691,33 @@ class TestEmbedding:
         await asyncio.wait_for(serving, 2)  # returned: closed before it began
         assert listening_sockets() == before
 
+    async def test_a_failed_start_then_close_ends_serve_forever(self) -> None:
+        # The README's pattern on a port in use: serve_forever() waited for ever
+        # on the event of the start that failed.
+        from wsserver import serve
+
+        async with serve(echo_routes(), "127.0.0.1", 0, ping_interval=None) as taken:
+            server = serve(echo_routes(), "127.0.0.1", taken.port, ping_interval=None)
+            serving = asyncio.create_task(server.serve_forever())
+            with pytest.raises(OSError):
+                await server.start()
+            await server.close()
+            await asyncio.wait_for(serving, 2)  # returned: closed before it started
+
+    async def test_cancelling_serve_forever_waiting_for_a_start_closes_the_server(self) -> None:
+        from wsserver import serve
+
+        before = listening_sockets()
+        server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
+        starting = asyncio.create_task(server.start())
+        serving = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0)  # the first start() under way, serve_forever()'s waiting
+        serving.cancel()
+        await starting
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(serving, 5)
+        assert server.closing and listening_sockets() == before
+
     async def test_cancelling_serve_forever_closes_the_server(self) -> None:
         # As asyncio's own Server.serve_forever(): what asyncio.run() does to
         # the tasks left when the program's main coroutine returns.

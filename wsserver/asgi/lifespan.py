@@ -59,7 +59,11 @@ class Lifespan:
         loop = asyncio.get_running_loop()
         self._events = asyncio.Queue()
         self._task = loop.create_task(self._run())
-        answer = await self._ask("lifespan.startup")
+        try:
+            answer = await self._ask("lifespan.startup")
+        except asyncio.CancelledError:
+            self._task.cancel()  # (the server is not starting after all)
+            raise
         if answer is None:
             return  # it does not speak lifespan ("auto")
         if answer["type"] == "lifespan.startup.failed":

@@ -264,12 +264,12 @@ class Server:
         await self.close()
 
     async def serve_forever(self) -> None:
-        """Serve until :meth:`close` is called, or the task is cancelled, which closes it
-        (as ``asyncio.run()`` does to the tasks left when its coroutine returns)."""
-        await self.start()
-        if self._closed is None:
-            return  # closed before it started
+        """Serve until :meth:`close` is called, or the task is cancelled, which closes it."""
         try:
+            await self.start()
+            if not self._started:
+                return  # closed before it started
+            assert self._closed is not None
             await self._closed.wait()
         except asyncio.CancelledError:
             await self.close()
