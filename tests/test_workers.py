@@ -243,6 +243,22 @@ async def test_sigterm_to_every_process_at_once_stays_graceful() -> None:
     assert cli.stderr.count("SIGTERM: shutting down already") == len(workers)
 
 
+async def test_sigint_to_a_retiring_worker_is_a_stop_not_a_second_signal() -> None:
+    # (systemd with KillSignal=SIGINT during a rolling restart, say.)
+    async with supervisor("--close-timeout", "1") as cli:
+        client = await RawClient.connect(cli.port, "/pid")  # never answers a close
+        _, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
+        worker = int(payload)
+        os.kill(worker, signal.SIGHUP)  # retiring: its client gets 1012
+        opcode, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
+        assert (opcode, payload[:2]) == (8, b"\x03\xf4")  # close 1012
+        os.kill(worker, signal.SIGINT)
+        await wait_for(lambda: "SIGINT: retiring already" in cli.stderr, what="the log line")
+        await wait_for(lambda: not alive(worker), what="its end")
+        client.close()
+    assert "exiting now" not in cli.stderr
+
+
 async def test_workers_die_with_a_killed_supervisor() -> None:
     async with supervisor() as cli:
         workers = children(cli.proc.pid)

@@ -337,12 +337,15 @@ async def run(
     stopping = False
     retiring = False
     closing: list[asyncio.Task[None]] = []
+    # A task: a stop signal during the start (an ASGI lifespan startup that
+    # may never end) cancels it rather than waiting for it.
+    starting = loop.create_task(server.start())
 
     def on_signal(signum: int) -> None:
         nonlocal stopping, retiring
         name = signal.Signals(signum).name
         if stopping or retiring:
-            if signum == signal.SIGINT:
+            if signum == signal.SIGINT and stopping:
                 logger.warning("second SIGINT: exiting now")
                 os._exit(1)
             if not stopping and signum != signal.SIGHUP:
@@ -362,15 +365,22 @@ async def run(
         # application, a dependency) must not leave it running, orphaned.
         limit = config.shutdown_timeout + config.close_timeout + (config.open_timeout or 10) + 15
         loop.call_later(limit, _exit_late, limit)
+        starting.cancel()  # (if it is still under way)
         closing.append(loop.create_task(server.close(code=1012 if restart else 1001)))
 
     signums = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if role else ()))
     for signum in signums:
         loop.add_signal_handler(signum, on_signal, signum)
-    # (After: a signal during a slow start, an ASGI lifespan startup say,
-    # closes the server once it has started; close() waits for that.)
     try:
-        await server.start()
+        await starting
+    except asyncio.CancelledError:
+        ignore_signals(loop, signums)
+        current = asyncio.current_task()
+        if not starting.cancelled() or (current is not None and current.cancelling()):
+            raise  # (this coroutine is cancelled, not the start)
+        await asyncio.gather(*closing)
+        logger.info("stopped before it started")
+        return
     except BaseException:
         ignore_signals(loop, signums)
         raise
