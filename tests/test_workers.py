@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -78,6 +79,24 @@ routes = Router()
 @routes.get("/v")
 async def version(request):
     return text("fixed")
+"""
+
+
+ONCE_APP = """
+import os
+import time
+from pathlib import Path
+
+from wsserver import Router
+
+try:  # the first process to import this fails; the others start, slowly
+    os.close(os.open(Path(__file__).parent / "failed-once", os.O_CREAT | os.O_EXCL))
+except FileExistsError:
+    time.sleep(1.0)
+else:
+    raise RuntimeError("a dependency is down for a moment")
+
+routes = Router()
 """
 
 
@@ -273,11 +292,25 @@ async def test_an_app_that_never_starts_ends_the_supervisor_with_its_exit_code()
     # policy) never saw the failure, while clients waited in the backlog.
     async with supervisor(env={"CRASH_AT_IMPORT": "1"}) as cli:
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 1  # the worker's
-        workers = children(cli.proc.pid) if alive(cli.proc.pid) else set()
-    assert not workers
+    started = [int(pid) for pid in re.findall(r"started \(pid (\d+)\)", cli.stderr)]
+    assert len(started) == 2  # one per slot: not retried
+    assert not any(alive(pid) for pid in started)
     assert "this application is broken on purpose" in cli.stderr  # the worker's own error
     assert "no worker ever started: stopping (exit code 1)" in cli.stderr
-    assert cli.stderr.count("started (pid") <= 2  # not retried
+
+
+async def test_one_worker_failing_at_start_up_while_another_starts_is_retried(
+    tmp_path: Path,
+) -> None:
+    # (A dependency down for a moment.) Only when every slot has failed to
+    # start, and none ever did, is the application taken for broken.
+    (tmp_path / "once_app.py").write_text(ONCE_APP)
+    args = ("--app-dir", str(tmp_path), "--workers", "2", "--ping-interval", "none")
+    async with running_cli("once_app:routes", *args) as cli:
+        await wait_for(lambda: "starting another in 0.5 s" in cli.stderr, what="the failure")
+        await wait_for(lambda: cli.stderr.count(" accepting on ") == 2, what="both workers")
+        assert cli.proc.returncode is None
+        assert len(children(cli.proc.pid)) == 2
 
 
 async def test_a_crash_looping_app_backs_off(tmp_path: Path) -> None:

@@ -16,9 +16,9 @@ less even under light load; under load each worker accepts as it is free.)
 - A worker that dies is replaced; one that dies within :data:`EARLY_EXIT`
   seconds of starting is restarted after a delay that doubles with each such
   death (up to :data:`MAX_BACKOFF`), so a broken application does not make a
-  fork storm, and the log says why. Before any worker accepted, though, one
-  that dies stops everything: the supervisor exits with its exit code (not
-  with ``--reload``, which waits for the code to be fixed).
+  fork storm, and the log says why. But once every slot's worker has died
+  at start-up with none ever accepting, the supervisor stops, with the
+  last one's exit code (not with ``--reload``, which waits for a fix).
 - SIGTERM/SIGINT: every worker gets SIGTERM (clients get 1001, handlers
   ``shutdown_timeout``); the supervisor exits 0 once they are gone. A second
   SIGINT (Ctrl-C again) kills them at once; SIGTERM again changes nothing
@@ -176,8 +176,10 @@ class Supervisor:
         self.environment = environment
         #: Slots whose worker is started again later (after a start-up backoff).
         self._waiting: dict[int, asyncio.TimerHandle] = {}
-        #: Whether a worker ever accepted (till then, one that dies starting ends it all).
+        #: Whether a worker ever accepted; till then, the slots whose worker died
+        #: starting (once every slot is there, it all ends).
         self._served = False
+        self._never_started: set[int] = set()
         #: What run() returns.
         self.exit_code = 0
 
@@ -373,6 +375,8 @@ class Supervisor:
         status = _exit_status(code)
         slot = worker.slot
         if not self._served and self.watcher is None:
+            self._never_started.add(slot)
+        if len(self._never_started) == self.count:
             # Nothing ever served (an import error, a failing lifespan startup):
             # retrying would hide it; the process manager should see it.
             self.exit_code = code if code > 0 else 1
