@@ -453,6 +453,12 @@ async def test_env_file_edits_reach_the_workers_a_rolling_restart_starts(tmp_pat
         assert env["WSSERVER_GREETING"] == "new"
         assert "WSSERVER_GONE" not in env
         assert env["WSSERVER_MINE"] == "mine"  # what the environment sets still wins
+        # A typo: the new workers get what it said last, and start.
+        env_file.write_text("WSSERVER_GREETING=newer\nnot a line\n")
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: cli.stderr.count("rolling restart done") == 2, what="again")
+        assert "line 2: expected NAME=value: the worker gets what it said before" in cli.stderr
+        assert (await worker_env())["WSSERVER_GREETING"] == "new"
 
 
 async def test_limit_max_requests_replaces_the_process() -> None:

@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     from_env_file: dict[str, str] = {}
-    if args.env_file:
+    if args.env_file and args.worker is None:  # (a worker's supervisor read it for it)
         try:
             from_env_file = load_env_file(args.env_file)
         except (OSError, ValueError) as exc:
@@ -588,15 +588,16 @@ def supervise(
     environment = None
     if args.env_file:
         env_file: str = args.env_file
+        last: list[dict[str, str] | None] = [None]  # (None: this process's own)
 
         def environment() -> dict[str, str] | None:
             try:
-                return reread_env_file(env_file, from_env_file)
+                last[0] = reread_env_file(env_file, from_env_file)
             except (OSError, ValueError) as exc:
                 logger.warning(
                     "--env-file %s: %s: the worker gets what it said before", env_file, exc
                 )
-                return None
+            return last[0]
 
     supervisor = Supervisor(arguments, workers, sock, grace, watcher, environment)
     try:
