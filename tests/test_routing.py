@@ -10,6 +10,7 @@ import pytest
 
 from wsserver import Request, Route, Router, WebSocket
 from wsserver.app.response import text
+from wsserver.app.routing import MAX_SPLIT_SEGMENT
 
 from .conftest import StartServer
 
@@ -20,6 +21,11 @@ async def chat(request: Any, ws: Any, **params: Any) -> None:
 
 async def other(request: Any, ws: Any, **params: Any) -> None:
     """A second handler."""
+
+
+async def ok(request: Any, **params: Any) -> Any:
+    """An HTTP handler."""
+    return text("ok")
 
 
 def router_with(uri: str, **kwargs: Any) -> Router:
@@ -715,3 +721,41 @@ def test_a_websocket_endpoint_with_another_methods_http_route(
         assert found.route is not None and found.route.is_websocket == upgrade
     else:
         assert found.route is None and (found.status, tuple(found.allowed)) == (status, allowed)
+
+
+# ------------------------------------------------------- bounded matching work
+
+
+def test_two_parameters_in_a_segment_split_as_before() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/files/<name>.<ext>")
+    router.add_websocket_route(chat, "/d/<a>.<b>.txt/<n:int>")
+    assert params_of(router, "/files/archive.tar.gz") == {"name": "archive.tar", "ext": "gz"}
+    assert params_of(router, "/d/x.y.z.txt/7") == {"a": "x.y", "b": "z", "n": 7}
+    assert params_of(router, "/d/x.y.txt/seven") is None
+    # Up to MAX_SPLIT_SEGMENT characters in such a segment.
+    name = "n" * (MAX_SPLIT_SEGMENT - 4)
+    assert params_of(router, f"/files/{name}.txt") == {"name": name, "ext": "txt"}
+    assert params_of(router, f"/files/{name}x.txt") is None
+
+
+async def test_a_long_path_that_matches_nothing_does_not_hold_the_server(
+    run_server: StartServer,
+) -> None:
+    # Two parameters in one segment (<name>.<ext>): a 15 KB path that does
+    # not match took the regex seconds of backtracking, on the event loop:
+    # every other client waited.
+    routes = Router()
+    routes.add_route(ok, "/files/<name>.<ext>")
+    routes.add_route(ok, "/d/<a>.<b>.txt")
+    routes.add_route(ok, "/h/<p:path>.<e>")
+    server = await run_server(routes)
+    loop = asyncio.get_running_loop()
+    for path in ("/files/" + "." * 15000 + "/x", "/d/" + "." * 15000, "/h/" + "." * 15000 + "/"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        started = loop.time()
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert head.startswith(b"HTTP/1.1 404 "), head
+        assert loop.time() - started < 1.0, path[:8]  # (milliseconds; it was 2-4 s)
+        writer.close()

@@ -54,6 +54,10 @@ class Resolution(NamedTuple):
     error_format: ErrorFormat = "text"
 
 
+#: The longest segment (or rest of the path, with a ``path`` parameter) that a
+#: segment with two or more parameters matches (see :meth:`Route._segment`).
+MAX_SPLIT_SEGMENT = 1024
+
 _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
 
 # type name -> (regex, converter)
@@ -139,10 +143,35 @@ class Route:
         self._regex = self._compile(uri, strict_slashes)
 
     def _compile(self, uri: str, strict_slashes: bool) -> re.Pattern[str]:
+        literal = _PARAM_RE.sub("", uri)
+        if "<" in literal or ">" in literal:
+            raise ValueError(f"malformed parameter in route {uri!r}")
+        if not strict_slashes and uri.endswith("/") and len(uri) > 1:
+            uri = uri[:-1]
+        pattern = "/".join(self._segment(segment, uri) for segment in uri.split("/"))
+        if not strict_slashes and pattern not in ("/", ""):
+            pattern += "/?"
+        return re.compile(pattern + r"\Z")
+
+    def _segment(self, segment: str, uri: str) -> str:
+        """The regex of one ``/``-separated segment of ``uri``.
+
+        Bounded work whatever the path (one request must not hold the loop):
+        a segment with parameters (none of type ``path``) is matched as an
+        atomic group ending at the segment's end: its parameters cannot hold
+        a ``/``, so however they split it, what follows is matched from the
+        same place, and trying the other splits after a failure further on is
+        only work (with two parameters in one segment, ``<name>.<ext>``, and a
+        16 KB path that does not match: seconds). And splitting a segment
+        between two parameters is quadratic in its length: such a segment
+        matches up to :data:`MAX_SPLIT_SEGMENT` characters (with a ``path``
+        parameter, the rest of the path).
+        """
         parts = []
         pos = 0
-        for m in _PARAM_RE.finditer(uri):
-            parts.append(re.escape(uri[pos : m.start()]))
+        kinds = []
+        for m in _PARAM_RE.finditer(segment):
+            parts.append(re.escape(segment[pos : m.start()]))
             name, kind = m.group(1), m.group(2) or "str"
             if kind not in _TYPES:
                 raise ValueError(f"unknown parameter type {kind!r} in {uri!r}")
@@ -151,18 +180,17 @@ class Route:
             regex, converter = _TYPES[kind]
             self._converters[name] = converter
             parts.append(f"(?P<{name}>{regex})")
+            kinds.append(kind)
             pos = m.end()
-        tail = uri[pos:]
-        literal = _PARAM_RE.sub("", uri)
-        if "<" in literal or ">" in literal:
-            raise ValueError(f"malformed parameter in route {uri!r}")
-        if not strict_slashes and tail.endswith("/") and len(uri) > 1:
-            tail = tail[:-1]
-        parts.append(re.escape(tail))
-        pattern = "".join(parts)
-        if not strict_slashes and pattern not in ("/", ""):
-            pattern += "/?"
-        return re.compile(pattern + r"\Z")
+        parts.append(re.escape(segment[pos:]))
+        regex = "".join(parts)
+        if len(kinds) > 1:
+            most = MAX_SPLIT_SEGMENT
+            bound = r"(?=.{0,%d}\Z)" if "path" in kinds else r"(?=[^/]{0,%d}(?:/|\Z))"
+            regex = bound % most + regex
+        if kinds and "path" not in kinds:
+            return f"(?>{regex}(?=/|\\Z))"
+        return regex
 
     def match(self, path: str) -> dict[str, Any] | None:
         """The converted path parameters if ``path`` matches, else None."""
