@@ -183,3 +183,26 @@ async def test_pubsub_counts() -> None:
         assert pubsub["topics"] == 1 and pubsub["delivered"] == 3 and pubsub["skipped"] == 0
         for ws in clients:
             await ws.close()
+
+
+async def test_the_status_feed_sends_one_snapshot_a_second_whatever_the_page_sends(
+    run_server: StartServer,
+) -> None:
+    # Each message from the client woke the feed, which answered it with a
+    # snapshot (a walk over every connection): a page sending messages as
+    # fast as it could, with no token needed by default, held the server.
+    server = await run_server(Router(), status_path="/_status")
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/_status/ws") as feed:
+        await asyncio.wait_for(feed.recv(), 5)  # the first, at once
+        for _ in range(200):
+            await feed.send("x")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.5
+        snapshots = 0
+        while (left := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(feed.recv(), left)
+            except TimeoutError:
+                break
+            snapshots += 1
+        assert 1 <= snapshots <= 4  # one a second, not one per message

@@ -132,12 +132,19 @@ class StatusBoard:
             await asyncio.sleep(1.0)
 
     async def _feed(self, request: Request, ws: WebSocket) -> None:
-        """Send a snapshot every second until the page goes away."""
+        """Send a snapshot every second until the page goes away.
+
+        What the page sends is read (to notice a close) and ignored: it does
+        not bring the next snapshot sooner.
+        """
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 await ws.send(json.dumps(self.snapshot()))
-                with contextlib.suppress(TimeoutError):
-                    await ws.recv(timeout=1.0)  # (and notice a close)
+                due = loop.time() + 1.0
+                while (left := due - loop.time()) > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await ws.recv(timeout=left)
         except ConnectionClosed:
             return
 
