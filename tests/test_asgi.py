@@ -952,6 +952,31 @@ async def test_messages_after_a_complete_response_are_ignored(run_asgi: Any) -> 
     assert returned == ["normally", "normally"]  # not an error for the app
 
 
+async def test_header_bytes_beyond_ascii_go_out_as_they_came(run_asgi: Any) -> None:
+    # ASGI headers are bytes; a latin-1 one (obs-text) made h11 fail encoding
+    # its str as ASCII: the client got no response at all, the log a traceback.
+    disposition = 'attachment; filename="caf\xe9.txt"'.encode("latin-1")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        headers = [(b"content-disposition", disposition)]
+        if scope["path"] == "/streamed":
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+            await send({"type": "http.response.body", "body": b"y"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"xy"})
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        for path in ("/", "/streamed"):
+            response = await client.get(f"http://127.0.0.1:{server.port}{path}")
+            assert response.status_code == 200 and response.content == b"xy"
+            assert (b"content-disposition", disposition) in response.headers.raw
+
+
 async def test_background_work_after_the_response_does_not_hold_the_connection(
     run_asgi: Any,
 ) -> None:

@@ -59,6 +59,20 @@ def test_bytes_body_and_own_content_type() -> None:
     assert parse_response(raw)[2] == b'{"e":1}'
 
 
+def test_header_values_beyond_ascii_are_sent_as_latin_1_and_beyond_that_refused() -> None:
+    # "café" was accepted, then h11 failed to encode it when sending: a 500.
+    response = Response("x", headers={"Content-Disposition": 'inline; filename="café.txt"'})
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.next_event()
+    data = render_response(conn, response)
+    assert b'\r\nContent-Disposition: inline; filename="caf\xe9.txt"\r\n' in data
+    with pytest.raises(ValueError, match="latin-1"):
+        Response("x", headers={"X-Arrow": "→"})
+    with pytest.raises(ValueError, match="header"):
+        Response("x", headers={"Bad Name": "v"})
+
+
 def test_unknown_status_has_a_reason_phrase_too() -> None:
     assert rendered(599, "x").startswith(b"HTTP/1.1 599 Unknown\r\n")
 

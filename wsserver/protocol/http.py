@@ -244,12 +244,29 @@ class Response:
         if content_type is not None and not any(n.lower() == "content-type" for n, _ in items):
             items.append(("Content-Type", content_type))
         for name, value in items:
-            if any(c in name or c in value for c in "\r\n\0"):
-                raise ValueError(f"invalid character in response header {name!r}")
+            if not valid_header(name, value):
+                raise ValueError(
+                    f"invalid response header {name!r}: {value!r} (a token, then latin-1 "
+                    "characters but no CR, LF or NUL; RFC 8187 encodes other text)"
+                )
         self.headers: list[tuple[str, str]] = items
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
+
+
+def h11_response(status: int, headers: list[tuple[str, str]]) -> h11.Response:
+    """h11's event for a response head whose ``headers`` are checked (:func:`valid_header`).
+
+    h11 encodes ``str`` values as ASCII: a value with latin-1 characters
+    (obs-text, as an ASGI application's header bytes may hold) goes as bytes.
+    """
+    reason = reason_phrase(status)
+    try:
+        return h11.Response(status_code=status, headers=headers, reason=reason)
+    except UnicodeEncodeError:
+        latin = [(name.encode(), value.encode("latin-1")) for name, value in headers]
+        return h11.Response(status_code=status, headers=latin, reason=reason)
 
 
 def reason_phrase(status: int) -> str:
@@ -382,9 +399,7 @@ def render_response(
     if close:
         headers = [*headers, ("Connection", "close")]
     events: list[h11.Response | h11.Data | h11.EndOfMessage] = [
-        h11.Response(
-            status_code=response.status, headers=headers, reason=reason_phrase(response.status)
-        )
+        h11_response(response.status, headers)
     ]
     if response.body and not head:
         events.append(h11.Data(data=response.body))

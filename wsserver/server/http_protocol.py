@@ -35,7 +35,7 @@ from ..protocol.http import (
     Headers,
     Response,
     error_response,
-    reason_phrase,
+    h11_response,
     render_response,
     request_field,
     split_absolute_form,
@@ -483,9 +483,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def over_capacity(self, error_format: ErrorFormat = "text") -> Response | None:
         """The 503 if ``max_connections`` WebSockets are open now, else None (see
         :func:`~wsserver.protocol.handshake.over_capacity`)."""
-        return over_capacity(
-            self.server.websocket_count, self.config.max_connections, error_format
-        )
+        return over_capacity(self.server.websocket_count, self.config.max_connections, error_format)
 
     def deny(self, response: Response, *, close: bool = True) -> None:
         """Refuse an upgrade request with ``response`` (and close, unless ``close`` is False)."""
@@ -706,7 +704,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         headers = with_defaults(headers, self.server.response_headers())
         if self._close_after_response:
             headers = [*headers, ("Connection", "close")]
-        self._write(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))
+        self._write(h11_response(status, headers))
 
     def send_body(self, data: bytes) -> None:
         """Send a piece of the response body."""
