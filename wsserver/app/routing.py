@@ -63,8 +63,8 @@ _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
 # type name -> (regex, converter)
 _TYPES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "str": (r"[^/]+", str),
-    "int": (r"-?\d+", int),
-    "float": (r"-?\d+(?:\.\d+)?", float),
+    "int": (r"-?[0-9]+", int),  # (not \d: any script's digits, which int() takes too)
+    "float": (r"-?[0-9]+(?:\.[0-9]+)?", float),
     "uuid": (r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", uuid.UUID),
     "path": (r".+", str),
 }
@@ -538,6 +538,8 @@ class Router:
         if http is not None:
             return Resolution(*http)
         if allowed:
+            if websocket is not None:
+                allowed.add("GET")  # (the upgrade)
             return Resolution(None, {}, 405, tuple(sorted(allowed)), error_format or "text")
         return Resolution(None, {}, 404)
 
