@@ -73,6 +73,21 @@ def test_header_values_beyond_ascii_are_sent_as_latin_1_and_beyond_that_refused(
         Response("x", headers={"Bad Name": "v"})
 
 
+@pytest.mark.parametrize("status", [204, 304])
+def test_204_and_304_carry_no_content_length_and_no_body(status: int) -> None:
+    # (RFC 9110 8.6: a 204 MUST NOT have one; a 304's would be the length of
+    # the body it stands for, not 0.) A body with them failed when sent: 500.
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.next_event()
+    data = render_response(conn, Response(b"", status))
+    assert data.startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"content-length" not in data.lower()
+    assert conn.our_state is h11.DONE
+    with pytest.raises(ValueError, match="no body"):
+        Response("hello", status)
+
+
 def test_unknown_status_has_a_reason_phrase_too() -> None:
     assert rendered(599, "x").startswith(b"HTTP/1.1 599 Unknown\r\n")
 

@@ -240,6 +240,8 @@ class Response:
             raise ValueError(f"HTTP status must be between 200 and 599, not {status}")
         self.status = status
         self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        if self.body and status in _BODILESS:
+            raise ValueError(f"a {status} response has no body")
         items = list(headers.items() if isinstance(headers, Mapping) else headers or [])
         if content_type is not None and not any(n.lower() == "content-type" for n, _ in items):
             items.append(("Content-Type", content_type))
@@ -253,6 +255,11 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
+
+
+#: Statuses whose responses have no body (RFC 9110 15.3.5, 15.4.5): no
+#: ``Content-Length`` is added to them either.
+_BODILESS = frozenset((204, 304))
 
 
 def h11_response(status: int, headers: list[tuple[str, str]]) -> h11.Response:
@@ -382,7 +389,7 @@ def render_response(
     The status line carries the reason phrase; ``defaults`` (the server's
     ``Date``, ``Server`` ...) are added unless the response has its own
     (:func:`with_defaults`); ``Content-Length`` is added unless the response
-    has one; ``close`` adds ``Connection: close``; ``head`` leaves out the
+    has one (or is a 204 or 304); ``close`` adds ``Connection: close``; ``head`` leaves out the
     body (the answer to a HEAD request). Afterwards
     ``conn`` tells whether the connection can serve another request (both
     sides ``DONE``) or must close.
@@ -394,7 +401,9 @@ def render_response(
             be in its ERROR state and unable to send anything more.
     """
     headers = with_defaults(response.headers, defaults)
-    if not any(name.lower() == "content-length" for name, _ in headers):
+    if response.status not in _BODILESS and not any(
+        name.lower() == "content-length" for name, _ in headers
+    ):
         headers = [*headers, ("Content-Length", str(len(response.body)))]
     if close:
         headers = [*headers, ("Connection", "close")]
