@@ -33,6 +33,7 @@ from wsserver import (
     Router,
     WebSocket,
 )
+from wsserver.response import text
 from wsserver.testing import (
     ClientWebSocket,
     HandshakeDenied,
@@ -171,6 +172,18 @@ async def test_no_port_is_opened(monkeypatch: pytest.MonkeyPatch) -> None:
             sock = protocol.transport.get_extra_info("socket")
             assert sock.family == socket.AF_UNIX
     assert client.server.closing  # closed on exit
+
+
+async def test_a_fragment_is_not_sent_as_real_clients_do_not() -> None:
+    routes = Router()
+
+    @routes.get("/docs")
+    async def docs(request: Any) -> Any:
+        return text(request.path + "?" + request.query_string)
+
+    async with TestClient(routes) as client:
+        response = await client.get("/docs?a=1#intro")  # (it got 404: '/docs?a=1#intro')
+        assert response.status == 200 and response.text == "/docs?a=1"
 
 
 async def test_accept_socket_needs_a_started_server() -> None:

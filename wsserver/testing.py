@@ -265,9 +265,11 @@ def _encode_headers(items: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 
 
 def _target(path: str) -> bytes:
-    """The request target: ``path`` with spaces and non-ASCII characters percent-encoded."""
+    """The request target: ``path`` with spaces and non-ASCII characters percent-encoded,
+    without its ``#fragment`` (which browsers and HTTP clients keep to themselves)."""
     if not path.startswith("/"):
         raise ValueError(f"the path must start with '/': {path!r}")
+    path = path.partition("#")[0]
     return urllib.parse.quote(path, safe=_SAFE).encode("ascii")
 
 
