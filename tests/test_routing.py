@@ -737,6 +737,15 @@ def test_two_parameters_in_a_segment_split_as_before() -> None:
     router = Router()
     router.add_websocket_route(chat, "/files/<name>.<ext>")
     router.add_websocket_route(chat, "/d/<a>.<b>.txt/<n:int>")
+    router.add_websocket_route(chat, "/r/<owner>-<repo>-<tag>.tar.gz")
+    router.add_websocket_route(chat, "/j/<a:path>/<b:path>.json")
+    assert params_of(router, "/r/me-proj-v1.2.tar.gz") == {
+        "owner": "me",
+        "repo": "proj",
+        "tag": "v1.2",
+    }
+    assert params_of(router, "/j/x/y/z.json") == {"a": "x/y", "b": "z"}
+    assert params_of(router, "/r/" + "m" * 100 + "-p-t.tar.gz") is None  # over split_limit(3)
     assert params_of(router, "/files/archive.tar.gz") == {"name": "archive.tar", "ext": "gz"}
     assert params_of(router, "/d/x.y.z.txt/7") == {"a": "x.y", "b": "z", "n": 7}
     assert params_of(router, "/d/x.y.txt/seven") is None
@@ -756,9 +765,24 @@ async def test_a_long_path_that_matches_nothing_does_not_hold_the_server(
     routes.add_route(ok, "/files/<name>.<ext>")
     routes.add_route(ok, "/d/<a>.<b>.txt")
     routes.add_route(ok, "/h/<p:path>.<e>")
+    # (And k parameters sharing a segment cost length ** k; a path parameter
+    # followed by others, the rest of the path: the review's next finding.)
+    routes.add_route(ok, "/r/<owner>-<repo>-<tag>.tar.gz")
+    routes.add_route(ok, "/q/<a>.<b>.<c>.<d>x")
+    routes.add_route(ok, "/j/<a:path>/<b:path>.json")
+    routes.add_route(ok, "/k/<p:path>/<a>.<b>x")
     server = await run_server(routes)
     loop = asyncio.get_running_loop()
-    for path in ("/files/" + "." * 15000 + "/x", "/d/" + "." * 15000, "/h/" + "." * 15000 + "/"):
+    paths = (
+        "/files/" + "." * 15000 + "/x",
+        "/d/" + "." * 15000,
+        "/h/" + "." * 15000 + "/",
+        "/r/" + "-" * 1024,
+        "/q/" + "." * 400,
+        "/j" + "/a" * 7000,
+        "/k/" + "./" * 7000,
+    )
+    for path in paths:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         started = loop.time()
         writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())

@@ -54,9 +54,18 @@ class Resolution(NamedTuple):
     error_format: ErrorFormat = "text"
 
 
-#: The longest segment (or rest of the path, with a ``path`` parameter) that a
-#: segment with two or more parameters matches (see :meth:`Route._segment`).
+#: The longest segment with two parameters that matches (see :func:`split_limit`).
 MAX_SPLIT_SEGMENT = 1024
+
+
+def split_limit(parameters: int) -> int:
+    """The longest text that ``parameters`` (2 or more) share and still match.
+
+    Matching costs up to the text's length to the power ``parameters``: this
+    keeps it about as much as two parameters in 1,024 characters (1,024 for
+    2, 101 for 3, 32 for 4, 16 for 5 ...), milliseconds at most.
+    """
+    return int(MAX_SPLIT_SEGMENT ** (2 / parameters))
 
 _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
 
@@ -148,13 +157,14 @@ class Route:
             raise ValueError(f"malformed parameter in route {uri!r}")
         if not strict_slashes and uri.endswith("/") and len(uri) > 1:
             uri = uri[:-1]
-        pattern = "/".join(self._segment(segment, uri) for segment in uri.split("/"))
+        count = len(_PARAM_RE.findall(uri))
+        pattern = "/".join(self._segment(segment, uri, count) for segment in uri.split("/"))
         if not strict_slashes and pattern not in ("/", ""):
             pattern += "/?"
         return re.compile(pattern + r"\Z")
 
-    def _segment(self, segment: str, uri: str) -> str:
-        """The regex of one ``/``-separated segment of ``uri``.
+    def _segment(self, segment: str, uri: str, count: int) -> str:
+        """The regex of one ``/``-separated segment of ``uri`` (which has ``count`` parameters).
 
         Bounded work whatever the path (one request must not hold the loop):
         a segment with parameters (none of type ``path``) is matched as an
@@ -162,10 +172,10 @@ class Route:
         a ``/``, so however they split it, what follows is matched from the
         same place, and trying the other splits after a failure further on is
         only work (with two parameters in one segment, ``<name>.<ext>``, and a
-        16 KB path that does not match: seconds). And splitting a segment
-        between two parameters is quadratic in its length: such a segment
-        matches up to :data:`MAX_SPLIT_SEGMENT` characters (with a ``path``
-        parameter, the rest of the path).
+        16 KB path that does not match: seconds). But splitting text between
+        k parameters costs up to its length to the power k: a segment with k
+        of them, or the rest of the path from a ``path`` parameter that k-1
+        others follow, matches up to :func:`split_limit` (k) characters.
         """
         parts = []
         pos = 0
@@ -178,17 +188,20 @@ class Route:
             if name in self._converters:
                 raise ValueError(f"parameter {name!r} appears twice in {uri!r}")
             regex, converter = _TYPES[kind]
+            following = count - len(self._converters)  # (this one included)
             self._converters[name] = converter
+            if kind == "path" and following > 1:
+                parts.append(f"(?=.{{0,{split_limit(following)}}}\\Z)")
             parts.append(f"(?P<{name}>{regex})")
             kinds.append(kind)
             pos = m.end()
         parts.append(re.escape(segment[pos:]))
         regex = "".join(parts)
+        if "path" in kinds:
+            return regex
         if len(kinds) > 1:
-            most = MAX_SPLIT_SEGMENT
-            bound = r"(?=.{0,%d}\Z)" if "path" in kinds else r"(?=[^/]{0,%d}(?:/|\Z))"
-            regex = bound % most + regex
-        if kinds and "path" not in kinds:
+            regex = f"(?=[^/]{{0,{split_limit(len(kinds))}}}(?:/|\\Z))" + regex
+        if kinds:
             return f"(?>{regex}(?=/|\\Z))"
         return regex
 
