@@ -1078,6 +1078,30 @@ async def test_a_start_cancelled_during_the_lifespan_startup_cancels_it() -> Non
     assert not server.sockets
 
 
+async def test_a_start_cancelled_after_the_lifespan_startup_sends_its_shutdown() -> None:
+    # Cancelled while the broker attached (Redis waits up to 1 s there): the
+    # application had started, but never heard its lifespan end.
+    from wsserver.broker import MemoryBroker
+
+    attaching = asyncio.Event()
+
+    class SlowBroker(MemoryBroker):
+        async def attach(self, node: Any) -> None:
+            attaching.set()
+            await asyncio.sleep(30)
+
+    record: list[str] = []
+    server = serve(lifespan_app(record=record), "127.0.0.1", 0, broker=SlowBroker())
+    starting = asyncio.create_task(server.start())
+    await asyncio.wait_for(attaching.wait(), TIMEOUT)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert record == ["lifespan.startup", "lifespan.shutdown"]
+    await server.close()
+    assert not server.sockets
+
+
 async def test_lifespan_auto_runs_without_it_when_the_app_raises(run_asgi: Any) -> None:
     server = await run_asgi(lifespan_app(fail="raise"))
     async with httpx.AsyncClient() as client:

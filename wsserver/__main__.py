@@ -376,8 +376,9 @@ async def run(
     except asyncio.CancelledError:
         ignore_signals(loop, signums)
         current = asyncio.current_task()
-        if not starting.cancelled() or (current is not None and current.cancelling()):
-            raise  # (this coroutine is cancelled, not the start)
+        by_signal = (stopping or retiring) and starting.cancelled()
+        if not by_signal or (current is not None and current.cancelling()):
+            raise  # (this coroutine is cancelled, or the start failed so)
         await asyncio.gather(*closing)
         logger.info("stopped before it started")
         return

@@ -152,6 +152,23 @@ class Server:
         self.loop = asyncio.get_running_loop()
         if self.asgi is not None:
             await self.asgi.startup()  # raises LifespanFailure
+        try:
+            await self._start_serving()
+        except BaseException:  # (cancelled too: a stop signal during the start)
+            # It never served: undo what started (the app hears its lifespan end).
+            self._close_deadlines()
+            await self.pubsub.close()
+            if self.metrics is not None:
+                await self.metrics.stop()
+            if self.status is not None:
+                await self.status.stop()
+            if self.asgi is not None:
+                await self.asgi.shutdown()
+            raise
+        self._started = True
+
+    async def _start_serving(self) -> None:
+        """After the lifespan startup: the broker, the timers, listening."""
         await self.pubsub.start()
         if self.metrics is not None:
             self.metrics.start()
@@ -178,18 +195,8 @@ class Server:
             self.compressor_deadlines = Deadlines(
                 self.loop, config.compression_release_after, WebSocketProtocol.release_compressor
             )
-        if not self.listen:
-            self._started = True
-            return
-        try:
+        if self.listen:
             await self._listen()
-        except BaseException:
-            # It never served: undo what started (the app hears its lifespan end).
-            self._close_deadlines()
-            await self.pubsub.close()
-            if self.asgi is not None:
-                await self.asgi.shutdown()
-            raise
 
     def _close_deadlines(self) -> None:
         """Stop every per-connection timer (after serving, or when it never began)."""
@@ -232,7 +239,6 @@ class Server:
                 ssl_handshake_timeout=timeout,
                 reuse_address=True,
             )
-        self._started = True
 
     def _make_protocol(self) -> HttpProtocol:
         return HttpProtocol(self)
