@@ -290,6 +290,35 @@ async def test_denial_response_extension_is_sent_exactly(run_asgi: Any) -> None:
     assert json.loads(response.body) == {"error": "who are you"}
 
 
+async def test_a_denial_or_a_response_that_cannot_be_sent_gets_a_500(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A 204 denial with a body, a header value with a trailing space (h11
+    # refuses it): the client got no response at all, the connection closed.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        if scope["type"] == "http":
+            headers = [(b"x-a", b"bar ")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"x"})
+            return
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 204, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"no content?"})
+
+    server = await run_asgi(app)
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/")
+    assert caught.value.response.status_code == 500
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert response.status_code == 500
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 2  # each the application's mistake, said once
+    expect_logged_error(caplog, "ASGI application failed")
+
+
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Echo each message back as it came, recording every event in the scope's state."""
     if await lifespan_unsupported(scope):

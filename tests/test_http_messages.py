@@ -71,6 +71,10 @@ def test_header_values_beyond_ascii_are_sent_as_latin_1_and_beyond_that_refused(
         Response("x", headers={"X-Arrow": "→"})
     with pytest.raises(ValueError, match="header"):
         Response("x", headers={"Bad Name": "v"})
+    for value in ("bar ", " bar", "\tbar"):  # (h11 refuses these at sending)
+        with pytest.raises(ValueError, match="header"):
+            Response("x", headers={"X-A": value})
+    Response("x", headers={"X-A": "", "X-B": "a b\tc"})
 
 
 @pytest.mark.parametrize("status", [204, 304])

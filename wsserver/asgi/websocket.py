@@ -273,10 +273,13 @@ class WebSocketSession:
                 self._body = []
             self._body.append(bytes(message.get("body", b"")))
             if not message.get("more_body", False):
-                self._answer(Phase.CLOSED)
                 body = b"".join(self._body)
                 self._body = None
-                self._deny(Response(body, self._status, self._headers or []))
+                # (Built first: one that cannot be sent, a 204 with a body, raises
+                # to the application, and the server answers 500 for it.)
+                response = Response(body, self._status, self._headers or [])
+                self._answer(Phase.CLOSED)
+                self._deny(response)
             return
         raise RuntimeError(f"unexpected ASGI message {kind!r} (the connection is {phase.value})")
 

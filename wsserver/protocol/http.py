@@ -55,8 +55,11 @@ OWS = " \t"
 #: A header name (RFC 9110 5.1: a token).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: A header value: visible characters, spaces and tabs, obs-text; no CR, LF, NUL or
-#: other control character.
-_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+#: other control character, and no space or tab at either end (RFC 9110 5.5; h11
+#: refuses those).
+_FIELD_VALUE = re.compile(
+    r"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
+)
 
 
 #: What no received header value may hold (RFC 9110 5.5; a tab may), which h11 lets through.
