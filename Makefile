@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint soak autobahn bench clean
+.PHONY: run test lint soak drills autobahn bench clean
 
 # An editable install, plus a .pth file naming the source tree: mypy cannot
 # follow setuptools' editable-install import hook, a path it reads, so that
@@ -30,6 +30,10 @@ run: $(RUN_STAMP)
 ## test: the unit and integration tests
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## drills: process and Redis outage drills (workers killed, restarts, signals, Redis down or frozen)
+drills: $(STAMP)
+	$(PY) -m pytest -q -m drill
 
 ## soak: long soak and abuse runs against a server subprocess
 soak: $(STAMP)

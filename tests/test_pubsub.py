@@ -264,6 +264,7 @@ async def presence_of(cli: Cli, topic: str) -> int:
     return int(response.text)
 
 
+@pytest.mark.drill
 async def test_processes_and_workers_share_a_room(redis_server: RedisServer) -> None:
     async with (
         process(redis_server) as single,
@@ -300,6 +301,7 @@ async def _cli_presence_is(cli: Cli, topic: str, count: int) -> bool:
     return await presence_of(cli, topic) == count
 
 
+@pytest.mark.drill
 async def test_redis_outage_degrades_and_recovers(redis_server: RedisServer) -> None:
     async with process(redis_server) as one, process(redis_server) as two:
         a = await websockets.connect(one.url + "/sub/live")
@@ -332,6 +334,7 @@ async def test_redis_outage_degrades_and_recovers(redis_server: RedisServer) -> 
             await ws.close()
 
 
+@pytest.mark.drill
 async def test_a_killed_process_drops_out_of_presence(redis_server: RedisServer) -> None:
     async with (
         process(redis_server, ttl="1.5") as survivor,
@@ -371,6 +374,7 @@ async def test_a_broker_down_at_start_up_degrades_and_the_app_hears_of_it(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.drill
 async def test_each_outage_is_reconnected_after_as_short_a_wait(
     redis_server: RedisServer,
 ) -> None:
@@ -390,6 +394,7 @@ async def test_each_outage_is_reconnected_after_as_short_a_wait(
             assert asyncio.get_running_loop().time() - back < 2.5  # (it was 3.2 s)
 
 
+@pytest.mark.drill
 async def test_a_frozen_redis_is_an_outage_until_it_answers_again(
     redis_server: RedisServer,
 ) -> None:
@@ -449,6 +454,7 @@ async def test_rooms_joined_and_left_during_an_outage_leave_nothing_behind(
                 assert await asyncio.wait_for(kept.recv(), TIMEOUT) == "across"
 
 
+@pytest.mark.drill
 async def test_the_chat_example_scales_out(redis_server: RedisServer) -> None:
     """examples.chat with --workers 3 and another server on another port, sharing Redis."""
     common = ("--broker", redis_server.url, "--ping-interval", "none")

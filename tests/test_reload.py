@@ -65,6 +65,7 @@ async def served_version(port: int) -> str | None:
     return response.text if response.status_code == 200 else None
 
 
+@pytest.mark.drill
 async def test_an_edit_restarts_a_broken_edit_keeps_the_old_one_serving(tmp_path: Path) -> None:
     write_app(tmp_path, "1")
     args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path), "--ping-interval", "off")
@@ -100,6 +101,7 @@ async def test_an_edit_restarts_a_broken_edit_keeps_the_old_one_serving(tmp_path
         assert "Unknown child process" not in cli.stderr, cli.stderr
 
 
+@pytest.mark.drill
 async def test_a_broken_app_at_start_runs_as_soon_as_it_is_fixed(tmp_path: Path) -> None:
     write_app(tmp_path, "1", broken=True)
     args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path))

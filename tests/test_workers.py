@@ -133,6 +133,7 @@ async def test_workers_share_the_port(tmp_path: Path) -> None:
             await ws.close()
 
 
+@pytest.mark.drill
 async def test_a_killed_worker_is_replaced_and_the_others_clients_stay(tmp_path: Path) -> None:
     async with supervisor() as cli:
         workers = children(cli.proc.pid)
@@ -151,6 +152,7 @@ async def test_a_killed_worker_is_replaced_and_the_others_clients_stay(tmp_path:
         await wait_for(lambda: "died (signal SIGKILL" in cli.stderr, what="the log line")
 
 
+@pytest.mark.drill
 async def test_a_worker_killed_by_a_signal_python_has_no_name_for_is_replaced() -> None:
     # signal.Signals(40) raises ValueError: the exit watcher failed there,
     # before replacing the worker, and the slot stayed empty for good.
@@ -164,6 +166,7 @@ async def test_a_worker_killed_by_a_signal_python_has_no_name_for_is_replaced() 
     assert "Traceback" not in cli.stderr
 
 
+@pytest.mark.drill
 async def test_sighup_starts_a_worker_waiting_out_its_start_up_backoff(tmp_path: Path) -> None:
     # Broken while it runs, fixed, then SIGHUP: the service stayed down until
     # the back-off ran out (up to 30 s), the log saying "rolling restart of 0 workers".
@@ -184,6 +187,7 @@ async def test_sighup_starts_a_worker_waiting_out_its_start_up_backoff(tmp_path:
         assert "SIGHUP: starting the workers again" in cli.stderr
 
 
+@pytest.mark.drill
 async def test_sighup_rolling_restart_under_a_stream_of_new_connections() -> None:
     async with supervisor() as cli:
         old_workers = children(cli.proc.pid)
@@ -234,6 +238,7 @@ async def test_sigterm_closes_every_client_with_1001_and_leaves_no_orphan() -> N
         await wait_for(lambda: not any(alive(pid) for pid in workers), what="the workers' end")
 
 
+@pytest.mark.drill
 async def test_sigterm_to_every_process_at_once_stays_graceful() -> None:
     # systemd (KillMode=control-group) and pkill signal the supervisor and
     # each worker, and the supervisor passes it on: each worker gets SIGTERM
@@ -262,6 +267,7 @@ async def test_sigterm_to_every_process_at_once_stays_graceful() -> None:
     assert cli.stderr.count("SIGTERM: shutting down already") == len(workers)
 
 
+@pytest.mark.drill
 async def test_sigint_to_a_retiring_worker_is_a_stop_not_a_second_signal() -> None:
     # (systemd with KillSignal=SIGINT during a rolling restart, say.)
     async with supervisor("--close-timeout", "1") as cli:
@@ -299,6 +305,7 @@ async def test_an_app_that_never_starts_ends_the_supervisor_with_its_exit_code()
     assert "no worker ever started: stopping (exit code 1)" in cli.stderr
 
 
+@pytest.mark.drill
 async def test_one_worker_failing_at_start_up_while_another_starts_is_retried(
     tmp_path: Path,
 ) -> None:
@@ -313,6 +320,7 @@ async def test_one_worker_failing_at_start_up_while_another_starts_is_retried(
         assert len(children(cli.proc.pid)) == 2
 
 
+@pytest.mark.drill
 async def test_a_crash_looping_app_backs_off(tmp_path: Path) -> None:
     # Up once, then broken (a dependency gone, a file deleted): the workers
     # that die young are started again after 0.5 s, 1 s, 2 s ..., not in a storm.
@@ -344,6 +352,7 @@ def test_worker_app_is_importable_without_the_crash_flag() -> None:
     assert sys.modules["tests.worker_app"] is tests.worker_app
 
 
+@pytest.mark.drill
 async def test_stopping_during_a_rolling_restart_closes_every_client_cleanly() -> None:
     async with supervisor("--open-timeout", "2") as cli:
         workers = children(cli.proc.pid)
@@ -378,6 +387,7 @@ def _pids_started(text: str) -> list[str]:
     ]
 
 
+@pytest.mark.drill
 async def test_a_sighup_during_a_rolling_restart_is_not_lost() -> None:
     async with supervisor() as cli:
         first = children(cli.proc.pid)
@@ -431,6 +441,7 @@ async def test_a_process_the_application_starts_is_not_taken_for_a_worker() -> N
             await ws.close()
 
 
+@pytest.mark.drill
 async def test_env_file_edits_reach_the_workers_a_rolling_restart_starts(tmp_path: Path) -> None:
     # The supervisor read the file once; a worker reading it again kept what
     # it inherited (variables already set win): a rotated secret or setting
