@@ -156,16 +156,21 @@ class Server:
             await self._start_serving()
         except BaseException:  # (cancelled too: a stop signal during the start)
             # It never served: undo what started (the app hears its lifespan end).
-            self._close_deadlines()
-            await self.pubsub.close()
-            if self.metrics is not None:
-                await self.metrics.stop()
-            if self.status is not None:
-                await self.status.stop()
-            if self.asgi is not None:
-                await self.asgi.shutdown()
+            await self._stop_services()
             raise
         self._started = True
+
+    async def _stop_services(self) -> None:
+        """Stop what start() started besides listening: the timers, the broker,
+        the metrics and status tasks, and last the application's lifespan."""
+        self._close_deadlines()
+        await self.pubsub.close()
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self.status is not None:
+            await self.status.stop()
+        if self.asgi is not None:
+            await self.asgi.shutdown()
 
     async def _start_serving(self) -> None:
         """After the lifespan startup: the broker, the timers, listening."""
@@ -329,14 +334,7 @@ class Server:
                 protocol.transport.abort()
         if self._server is not None:
             await self._server.wait_closed()
-        self._close_deadlines()
-        await self.pubsub.close()
-        if self.metrics is not None:
-            await self.metrics.stop()
-        if self.status is not None:
-            await self.status.stop()
-        if self.asgi is not None:
-            await self.asgi.shutdown()
+        await self._stop_services()
         self._closed.set()
 
     def stats(self) -> dict[str, Any]:
