@@ -562,6 +562,39 @@ async def test_another_connections_disconnect_is_this_apps_error(
 
 
 @pytest.mark.parametrize(
+    ("close", "problem"),
+    [
+        ({"code": 1000, "reason": b"bye"}, "close reason must be str, not bytes"),
+        ({"code": "1000"}, "close code must be an int, not str"),
+        ({"code": 1005}, "invalid close code 1005"),
+    ],
+)
+async def test_bad_close_raises_to_the_app_and_the_client_gets_1011(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, close: dict[str, Any], problem: str
+) -> None:
+    errors: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await send({"type": "websocket.close", **close})
+        except (TypeError, ValueError) as exc:
+            errors.append(exc)
+            raise
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == 1011
+    assert len(errors) == 1 and problem in str(errors[0])
+    expect_logged_error(caplog, "ASGI application failed")
+
+
+@pytest.mark.parametrize(
     ("accept", "problem"),
     [
         ({"subprotocol": "never-offered"}, "was not offered"),

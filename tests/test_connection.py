@@ -346,6 +346,26 @@ class TestClosingHandshake:
             Connection().send_close(1000, "é" * 62)
         Connection().send_close(1000, "e" * 123)
 
+    @pytest.mark.parametrize(
+        ("code", "reason", "message"),
+        [
+            ("1000", "", "close code must be an int"),
+            (1000.0, "", "close code must be an int"),
+            (True, "", "close code must be an int"),
+            (1000, b"bye", "close reason must be str"),
+            (1000, None, "close reason must be str"),
+        ],
+    )
+    def test_wrong_types_are_refused_before_anything_is_sent(
+        self, code: object, reason: object, message: str
+    ) -> None:
+        conn = Connection()
+        with pytest.raises(TypeError, match=message):
+            conn.send_close(code, reason)  # type: ignore[arg-type]
+        assert conn.close_sent is None
+        assert conn.data_to_send() == []
+        assert conn.state is ConnectionState.OPEN
+
 
 class TestSending:
     def test_text_and_binary(self) -> None:

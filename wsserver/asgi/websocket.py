@@ -216,6 +216,8 @@ class WebSocketSession:
         Raises:
             ClientDisconnected: the connection is closed, closing, or denied.
             RuntimeError: a message that does not fit the connection's phase.
+            TypeError: a value of the wrong type (``text`` not a str, a close
+                ``code`` not an int or ``reason`` not a str).
             ValueError: a malformed message (both or neither of ``text`` and
                 ``bytes``, a subprotocol the client did not offer, invalid
                 headers, a close code that may not be sent).

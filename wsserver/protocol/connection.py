@@ -547,9 +547,14 @@ class Connection:
         """Start the closing handshake; does nothing once a close was sent.
 
         Raises:
+            TypeError: ``code`` is not an int, or ``reason`` not a str.
             ValueError: ``code`` may not be sent, or ``reason`` is longer than
                 123 bytes in UTF-8.
         """
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise TypeError(f"close code must be an int, not {type(code).__name__}")
+        if not isinstance(reason, str):
+            raise TypeError(f"close reason must be str, not {type(reason).__name__}")
         if not is_valid_close_code(code):
             raise ValueError(f"invalid close code {code}")
         if len(reason.encode("utf-8")) > 123:

@@ -409,6 +409,7 @@ class WebSocket:
         Calling it again, or on a closed connection, only waits.
 
         Raises:
+            TypeError: ``code`` is not an int, or ``reason`` not a str.
             ValueError: ``code`` is not a code that may be sent, or ``reason``
                 is longer than 123 bytes in UTF-8.
         """
@@ -419,6 +420,7 @@ class WebSocket:
         """Start closing the connection, without waiting (:meth:`close` waits).
 
         Raises:
+            TypeError: ``code`` is not an int, or ``reason`` not a str.
             ValueError: ``code`` is not a code that may be sent, or ``reason``
                 is longer than 123 bytes in UTF-8.
         """

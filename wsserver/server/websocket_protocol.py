@@ -492,6 +492,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         """Start the closing handshake (idempotent; bounded by close_timeout).
 
         Raises:
+            TypeError: ``code`` is not an int, or ``reason`` not a str.
             ValueError: ``code`` or ``reason`` may not be sent.
         """
         conn = self.conn
