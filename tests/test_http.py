@@ -158,6 +158,21 @@ class TestResponses:
             assert status == 400, target
             writer.close()
 
+    @pytest.mark.parametrize(
+        "target", ["/health#top", "/health?q=1#top", "/#", "http://example.com/health#x"]
+    )
+    async def test_a_fragment_in_the_target_gets_400(
+        self, run_server: StartServer, target: str
+    ) -> None:
+        # A fragment is never part of a request target (RFC 9112 3.2: neither
+        # an absolute-path nor a query may hold "#"); a client strips it.
+        server = await run_server(app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status, _, body = await read_response(reader)
+        writer.close()
+        assert status == 400 and b"Fragment in the request target" in body
+
     async def test_the_request_sees_the_absolute_forms_host(self, run_server: StartServer) -> None:
         routes = Router()
         seen: list[tuple[str, str, str]] = []

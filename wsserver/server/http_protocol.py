@@ -291,6 +291,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return False
             if absolute is not None:
                 authority, target = absolute
+        elif b"#" in target:
+            # Never part of a target (RFC 9112 3.2): a client strips it.
+            self.http_error(400, "Fragment in the request target.")
+            return False
         # One pass over the headers (h11 hands over lowercase names), also
         # measuring the head: h11 bounds a head only while it is incomplete,
         # so one that arrives whole in a single read is checked here.
