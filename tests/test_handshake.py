@@ -18,6 +18,7 @@ from wsserver.protocol.handshake import (
     accept_key,
     check_request,
     comma_tokens,
+    is_same_origin,
     select_subprotocol,
 )
 
@@ -642,3 +643,28 @@ def test_comma_lists_trim_spaces_and_tabs_only(char: str) -> None:
     headers = Headers([("Sec-WebSocket-Protocol", f" a ,\tb{char}, {char}c")])
     assert comma_tokens(headers, "sec-websocket-protocol") == ["a", f"b{char}", f"{char}c"]
     assert select_subprotocol(headers, ["b", "c"]) is None
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "same"),
+    [
+        ("http://example.com", "example.com", True),
+        ("http://example.com", "EXAMPLE.com:80", True),
+        ("https://example.com", "example.com:443", True),
+        ("https://Example.COM:8443", "example.com:8443", True),
+        ("http://[::1]:8000", "[::1]:8000", True),
+        ("http://example.com", "example.com:8080", False),
+        ("https://example.com", "example.com:80", False),
+        ("http://example.com:8000", "example.com:80000", False),
+        ("http://evil.example", "example.com", False),
+        ("http://example.com.evil.example", "example.com", False),
+        ("null", "example.com", False),
+        ("file://", "example.com", False),
+        ("http://example.com/path", "example.com", False),
+        ("http://example.com:x", "example.com", False),
+        ("http://example.com", "example.com/x", False),
+        ("http://example.com", "", False),
+    ],
+)
+def test_is_same_origin(origin: str, host: str, same: bool) -> None:
+    assert is_same_origin(origin, host) is same

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -206,3 +207,30 @@ async def test_the_status_feed_sends_one_snapshot_a_second_whatever_the_page_sen
                 break
             snapshots += 1
         assert 1 <= snapshots <= 4  # one a second, not one per message
+
+
+async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartServer) -> None:
+    # The page opens its feed from its own origin. Without `origins` set, any
+    # web page a visitor of the server opened could otherwise read the feed
+    # (cross-site WebSocket hijacking): it is refused with 403.
+    server = await run_server(Router(), status_path="/_status")
+    url = f"ws://127.0.0.1:{server.port}/_status/ws"
+    for origin in (f"http://127.0.0.1:{server.port}", f"HTTP://127.0.0.1:{server.port}", None):
+        async with websockets.connect(url, origin=origin) as feed:  # type: ignore[arg-type]
+            assert "workers" in json.loads(await asyncio.wait_for(feed.recv(), 5))
+    for origin in ("http://evil.example", "http://127.0.0.1", f"http://127.0.0.1:{server.port}x"):
+        with pytest.raises(InvalidStatus) as refused:
+            await websockets.connect(url, origin=origin)  # type: ignore[arg-type]
+        assert refused.value.response.status_code == 403, origin
+
+
+async def test_the_status_feed_takes_the_origins_setting_when_set(run_server: StartServer) -> None:
+    server = await run_server(
+        Router(), status_path="/_status", origins=["https://dashboard.example"]
+    )
+    url = f"ws://127.0.0.1:{server.port}/_status/ws"
+    async with websockets.connect(url, origin="https://dashboard.example") as feed:  # type: ignore[arg-type]
+        await asyncio.wait_for(feed.recv(), 5)
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(url, origin=f"http://127.0.0.1:{server.port}")  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403

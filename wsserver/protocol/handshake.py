@@ -18,6 +18,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
+from urllib.parse import urlsplit
 
 from ..errors import HandshakeError
 from .deflate import DeflateSettings, PerMessageDeflate, negotiate
@@ -38,6 +39,7 @@ __all__ = [
     "accept_key",
     "check_request",
     "check_origin",
+    "is_same_origin",
     "select_subprotocol",
     "accept_headers",
     "accept_response",
@@ -184,6 +186,29 @@ def check_origin(headers: Headers, allowed: Collection[str | None] | None) -> No
     origin = origins[0] if origins else None
     if origin not in allowed:
         raise HandshakeError(403, f"Origin not allowed: {origin or '(none)'}")
+
+
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+def is_same_origin(origin: str, host: str) -> bool:
+    """Whether ``origin`` (an ``Origin`` header) names the server at ``host`` (``Host``).
+
+    Hosts compare case-insensitively, and a port left out is the default port
+    of the origin's scheme. ``null`` and anything unparsable are not the same.
+    """
+    try:
+        theirs = urlsplit(origin)
+        ours = urlsplit("//" + host)
+        default = _DEFAULT_PORTS.get(theirs.scheme.lower())
+        if default is None or not theirs.hostname or theirs.path or theirs.query:
+            return False
+        return (theirs.hostname, theirs.port or default) == (
+            ours.hostname,
+            ours.port or default,
+        ) and ours.path == ""
+    except ValueError:  # a port out of range or not a number
+        return False
 
 
 def accept_headers(

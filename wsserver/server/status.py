@@ -13,7 +13,8 @@ supervisor made (:meth:`StatusBoard.share`) every second; whichever worker serve
 the page reads them all (a snapshot older than a few seconds is a worker that
 ended, and is left out).
 
-Guarded like any route: the WebSocket obeys ``origins``; with ``status_token``
+Guarded like any route: the WebSocket obeys ``origins``, and without it admits
+only its page's own origin (or no ``Origin``: not a browser); with ``status_token``
 set, the page and the WebSocket want ``?token=`` (or ``Authorization: Bearer``),
 compared in constant time, else 401.
 """
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..app.request import Request
 from ..app.routing import Router
 from ..errors import ConnectionClosed
+from ..protocol.handshake import is_same_origin
 from ..protocol.http import Response, error_response
 from .stats import MESSAGE_FIELDS
 from .websocket import WebSocket
@@ -80,9 +82,19 @@ class StatusBoard:
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     def _guard(self, request: Request) -> Response | None:
-        if self._allowed(request):
-            return None
-        return error_response(401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")])
+        if not self._allowed(request):
+            return error_response(
+                401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")]
+            )
+        if self.server.config.origins is None:
+            # Without an origins setting, the feed is for the page's own
+            # origin (and clients that send none), not any page a visitor opened.
+            origins = request.headers.getall("origin")
+            if origins and (len(origins) > 1 or not is_same_origin(origins[0], request.host)):
+                return error_response(
+                    403, "The status feed admits its own page's origin (see origins)."
+                )
+        return None
 
     async def _page(self, request: Request) -> Response:
         if not self._allowed(request):
