@@ -22,7 +22,12 @@ Protocol, at ``ws://HOST/ws/chat/<room_id>?user=NAME`` (``user`` is optional):
 
 ``clients`` counts the room's clients in every process. ``GET /api/rooms``
 answers ``{"rooms": [names of non-empty rooms], "total_clients": N}``, for every
-process too.
+process too. ``POST /api/rooms/<room_id>/messages`` with a JSON body
+``{"message": "...", "user": "..."}`` (``user`` defaults to ``server``) says it
+in the room from outside (a backend, a cron job): every client there gets the
+same ``{"type": "chat", ...}`` as from a client; the answer is ``202`` with
+``{"room", "delivered"}`` (this process's clients that got it). A body that is
+not such an object gets ``400`` with ``{"error", "status", "message"}``.
 
 A room is the topic ``room:<room_id>``: each client subscribes to it, and
 messages are published to it (``ws.server.publish``): framed once for this
@@ -37,7 +42,7 @@ import json as jsonlib
 import logging
 from typing import Any
 
-from wsserver import Request, Router, WebSocket
+from wsserver import BadRequest, Request, Router, WebSocket
 from wsserver.response import Response, html, json
 
 logger = logging.getLogger("examples.chat")
@@ -145,6 +150,22 @@ async def list_rooms(request: Request) -> Response:
     counts = await request.server.presence_by_topic()
     names = {topic[len(ROOM) :]: n for topic, n in counts.items() if topic.startswith(ROOM)}
     return json({"rooms": sorted(names), "total_clients": sum(names.values())})
+
+
+@routes.post("/api/rooms/<room_id>/messages", error_format="json")
+async def post_message(request: Request, room_id: str) -> Response:
+    """Say ``message`` in ``room_id`` from outside the chat (400 for a bad body)."""
+    data = request.json  # BadRequest (400) when the body is not JSON
+    if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+        raise BadRequest('Expected a JSON object with a string "message"')
+    message = {
+        "type": "chat",
+        "message": data["message"],
+        "user": _clean_user(data.get("user"), "server"),
+        "room": room_id,
+    }
+    delivered = await request.server.publish(ROOM + room_id, jsonlib.dumps(message))
+    return json({"room": room_id, "delivered": delivered}, status=202)
 
 
 @routes.get("/")

@@ -204,6 +204,33 @@ async def test_chat_message_goes_to_everyone_in_the_room(clients: ChatClients) -
     assert await recv_json(bob) == expected
 
 
+async def test_chat_messages_posted_over_http_reach_the_room(
+    chat_server: Server, clients: ChatClients
+) -> None:
+    alice, _ = await clients.join("lobby", "alice")
+    other, _ = await clients.join("elsewhere", "olga")
+    base = f"http://127.0.0.1:{chat_server.port}/api/rooms"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/lobby/messages", json={"message": "deploy done"}) as r:
+            assert (r.status, await r.json()) == (202, {"room": "lobby", "delivered": 1})
+        assert await recv_json(alice) == {
+            "type": "chat",
+            "message": "deploy done",
+            "user": "server",
+            "room": "lobby",
+        }
+        for body in (b"{oops", b"[1]", b'{"message": 5}', b""):
+            async with session.post(f"{base}/lobby/messages", data=body) as r:
+                assert r.status == 400, body
+                assert (await r.json())["status"] == 400
+        async with session.get(f"{base}/lobby/messages") as r:
+            assert r.status == 405
+    await alice.send(json.dumps({"type": "chat", "message": "next"}))
+    assert (await recv_json(alice))["message"] == "next"  # nothing else came between
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(other.recv(), 0.2)  # another room heard nothing
+
+
 async def test_chat_three_clients(clients: ChatClients) -> None:
     alice, _ = await clients.join("room-3", "alice")
     bob, _ = await clients.join("room-3", "bob")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import pytest
@@ -295,18 +296,32 @@ class TestConnectionReuse:
         writer.close()
 
     async def test_request_body_too_big(self, run_server: StartServer) -> None:
-        server = await run_server(app(), max_header_size=1024)
+        # An HTTP request's body is bounded by max_body_size; an upgrade
+        # request's (read and dropped) by max_header_size.
+        server = await run_server(app(), max_body_size=4096, max_header_size=1024)
+        for request in (
+            b"POST /nothing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            upgrade_request("/", [("Transfer-Encoding", "chunked")]),
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(request + b"1388\r\n" + b"x" * 5000 + b"\r\n0\r\n\r\n")
+            status, _, _ = await read_response(reader)
+            assert status == 413
+            writer.close()
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(b"POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
-        writer.write(b"x" * 5000)
-        status, _, _ = await read_response(reader)
-        assert status == 413
+        writer.write(
+            b"POST /nothing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"7d0\r\n" + b"x" * 2000 + b"\r\n0\r\n\r\n"
+        )
+        assert (await read_response(reader))[0] == 204
+        writer.write(upgrade_request("/", [("Content-Length", "2000")]) + b"x" * 2000)
+        assert (await read_response(reader))[0] == 413
         writer.close()
 
     async def test_a_declared_body_too_big_gets_413_at_once(self, run_server: StartServer) -> None:
         # Its Content-Length says enough: no waiting for a body that will be refused
         # (until open_timeout, which would drop the connection without an answer).
-        server = await run_server(app(), max_header_size=1024)
+        server = await run_server(app(), max_body_size=1024)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\n")
         status, headers, _ = await read_response(reader)
@@ -363,6 +378,108 @@ class TestConnectionReuse:
         writer.write(request + b"abc" + frame)
         await expect_switch(reader)
         assert await asyncio.wait_for(reader.readexactly(4), 5) == b"\x81\x02hi"
+        writer.close()
+
+
+def body_app() -> Router:
+    routes = Router()
+
+    @routes.route("/echo", methods=["POST", "PUT"])
+    async def echo(request: Request) -> Response:
+        return raw(request.body, headers={"X-Length": str(len(request.body))})
+
+    @routes.post("/rooms/<room>/messages")
+    async def post_message(request: Request, room: str) -> Response:
+        return json({"room": room, "got": request.json})
+
+    return routes
+
+
+class TestRequestBodies:
+    async def test_a_handler_gets_the_body_and_its_json(self, run_server: StartServer) -> None:
+        server = await run_server(body_app())
+        base = f"http://127.0.0.1:{server.port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(base + "/rooms/lobby/messages", json={"text": "hé"}) as r:
+                assert (r.status, await r.json()) == (200, {"room": "lobby", "got": {"text": "hé"}})
+            async with session.post(base + "/rooms/lobby/messages") as r:
+                assert await r.json() == {"room": "lobby", "got": None}  # no body: None
+            payload = bytes(range(256)) * 1000
+            async with session.put(base + "/echo", data=payload) as r:
+                assert (r.status, await r.read()) == (200, payload)
+
+            async def chunks() -> Any:
+                for piece in (b"one,", b"two,", b"three"):
+                    yield piece
+
+            async with session.post(base + "/echo", data=chunks()) as r:  # chunked
+                assert r.request_info.headers.get("Transfer-Encoding") == "chunked"
+                assert (r.status, await r.read()) == (200, b"one,two,three")
+            async with session.get(base + "/echo") as r:
+                assert r.status == 405
+
+    async def test_a_body_that_is_not_json_gets_400(self, run_server: StartServer) -> None:
+        server = await run_server(body_app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for body in (b"{not json", b"\xff\xfe"):
+            writer.write(
+                b"POST /rooms/a/messages HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            status, _, answer = await read_response(reader)
+            assert status == 400 and b"not JSON" in answer, body
+        writer.close()
+
+    async def test_pipelined_requests_with_bodies_each_get_their_own(
+        self, run_server: StartServer
+    ) -> None:
+        server = await run_server(body_app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nde\r\n1\r\nf\r\n0\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+        assert [(await read_response(reader))[2] for _ in range(3)] == [b"abc", b"def", b""]
+        writer.close()
+
+    async def test_bodies_over_max_body_size_get_413(self, run_server: StartServer) -> None:
+        server = await run_server(body_app(), max_body_size=1000)
+        url = f"http://127.0.0.1:{server.port}/echo"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, data=b"x" * 1000) as r:
+                assert (r.status, len(await r.read())) == (200, 1000)
+            async with session.post(url, data=b"x" * 1001) as r:
+                assert r.status == 413
+
+            async def chunks() -> Any:
+                for _ in range(11):
+                    yield b"x" * 100
+
+            async with session.post(url, data=chunks()) as r:
+                assert r.status == 413
+
+    async def test_expect_100_continue_is_answered_before_the_body(
+        self, run_server: StartServer
+    ) -> None:
+        server = await run_server(body_app(), max_body_size=1000)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        writer.write(b"hello")
+        assert (await read_response(reader))[2] == b"hello"
+        # Too big: the final answer at once, no 100 and no waiting for the body.
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        status, headers, _ = await read_response(reader)
+        assert status == 413 and headers["connection"] == "close"
         writer.close()
 
 

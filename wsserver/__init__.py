@@ -16,6 +16,7 @@ from .app.request import Headers, Request
 from .app.routing import Route, Router
 from .config import Config
 from .errors import (
+    BadRequest,
     ConcurrencyError,
     ConfigError,
     ConnectionClosed,
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "BadRequest",
     "HandshakeError",
     "Headers",
     "ProtocolError",

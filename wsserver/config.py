@@ -545,8 +545,8 @@ class Config:
     max_body_size: int | None = setting(
         2**20,
         Count(none_ok=True),
-        "largest HTTP request body an ASGI app receives, in bytes (413 beyond; `none`: no "
-        "limit). Router apps' HTTP routes take no body.",
+        "largest HTTP request body, in bytes, that an ASGI app receives or a Router's HTTP "
+        "route reads whole into `request.body` (413 beyond; `none`: no limit).",
         env="WEBSOCKET_MAX_BODY_SIZE",
         flag="--max-body-size",
     )

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "ProtocolError",
     "HandshakeError",
+    "BadRequest",
     "ConnectionClosed",
     "WebsocketClosed",
     "ConnectionClosedOK",
@@ -65,6 +66,14 @@ class HandshakeError(WSServerError):
         self.status = status
         self.message = message
         self.headers = headers or []
+
+
+class BadRequest(WSServerError, ValueError):
+    """What the client sent cannot be used (a request body that is not JSON).
+
+    Raised in an HTTP route's handler (by ``request.json``, or by the handler
+    itself), it is answered with ``400`` and its message, not logged as an error.
+    """
 
 
 class InvalidState(WSServerError):

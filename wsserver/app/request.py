@@ -6,13 +6,18 @@
 
 from __future__ import annotations
 
+import json
 import types
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from ..errors import BadRequest
 from ..protocol.http import OWS, Headers
 
 __all__ = ["Headers", "QueryArgs", "Request"]
+
+
+_UNPARSED: Any = object()
 
 
 class QueryArgs(dict[str, list[str]]):
@@ -44,6 +49,9 @@ class Request:
             to a trusted proxy that says so), else ``"http"``; a WebSocket's URL
             scheme is then ``wss`` or ``ws``.
         http_version: e.g. ``"1.1"``.
+        body: the request body, read whole before an HTTP route's handler
+            runs (at most ``max_body_size`` bytes); ``b""`` when there is none,
+            and for WebSocket handshakes.
         ctx: a namespace for per-connection application state.
         server: the :class:`~wsserver.Server` that received it (to publish, or
             ask for presence); None for a Request made by hand.
@@ -59,11 +67,13 @@ class Request:
         "remote_address",
         "scheme",
         "http_version",
+        "body",
         "route",
         "server",
         "_args",
         "_ctx",
         "_cookies",
+        "_json",
     )
 
     def __init__(
@@ -85,12 +95,14 @@ class Request:
         self.remote_address = remote_address
         self.scheme = scheme
         self.http_version = http_version
+        self.body = b""
         self.route: Any = None
         self.server: Any = None
         # Built on first use: most connections never look at them.
         self._args: QueryArgs | None = None
         self._ctx: types.SimpleNamespace | None = None
         self._cookies: dict[str, str] | None = None
+        self._json: Any = _UNPARSED
 
     @property
     def args(self) -> QueryArgs:
@@ -101,6 +113,22 @@ class Request:
                 args.setdefault(name, []).append(value)
             self._args = args
         return self._args
+
+    @property
+    def json(self) -> Any:
+        """The body parsed as JSON (UTF-8, -16 or -32); None when there is no body.
+
+        Raises:
+            BadRequest: the body is not JSON (an HTTP route answers it with 400).
+        """
+        if self._json is _UNPARSED:
+            if not self.body:
+                return None
+            try:
+                self._json = json.loads(self.body)
+            except ValueError as exc:  # (UnicodeDecodeError is one too)
+                raise BadRequest(f"The request body is not JSON: {exc}") from None
+        return self._json
 
     @property
     def ctx(self) -> types.SimpleNamespace:

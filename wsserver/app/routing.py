@@ -387,6 +387,22 @@ class Router:
         """Decorator: an HTTP route for HEAD only at ``uri``."""
         return self.route(uri, methods=("HEAD",), **kwargs)
 
+    def post(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+        """Decorator: an HTTP route for POST at ``uri`` (the body is ``request.body``)."""
+        return self.route(uri, methods=("POST",), **kwargs)
+
+    def put(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+        """Decorator: an HTTP route for PUT at ``uri``."""
+        return self.route(uri, methods=("PUT",), **kwargs)
+
+    def patch(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+        """Decorator: an HTTP route for PATCH at ``uri``."""
+        return self.route(uri, methods=("PATCH",), **kwargs)
+
+    def delete(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+        """Decorator: an HTTP route for DELETE at ``uri``."""
+        return self.route(uri, methods=("DELETE",), **kwargs)
+
     def route(
         self, uri: str, methods: Iterable[str] = ("GET",), **kwargs: Any
     ) -> Callable[[HTTP], HTTP]:

@@ -26,7 +26,7 @@ import h11
 
 from ..app.request import Request
 from ..app.routing import Route, Router
-from ..errors import ClientDisconnected, task_was_cancelled
+from ..errors import BadRequest, ClientDisconnected, task_was_cancelled
 from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import Connection
 from ..protocol.handshake import Accept, decide, is_upgrade_request, over_capacity
@@ -82,6 +82,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "remote_address",
         "_h11",
         "_awaiting_body",
+        "_body_parts",
         "_body_size",
         "_app_task",
         "request",
@@ -114,6 +115,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: The request (self.request) has a body: it is dispatched at its end.
         self._awaiting_body = False
         self._body_size = 0
+        #: The pieces of an HTTP request's body (None for an upgrade's, which is dropped).
+        self._body_parts: list[bytes] | None = None
         #: The HTTP handler or on_connect hook running (reading is paused meanwhile).
         self._app_task: asyncio.Task[None] | None = None
         self.request: Request | None = None
@@ -251,19 +254,28 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     self._awaiting_body = False
                     self._dispatch_asgi()
                     return
-                if self._awaiting_body and self._declared_over(self.config.max_header_size):
-                    # Refused now rather than once that much has come.
-                    self.http_error(413, "Request bodies are not accepted here.")
+                if not self._awaiting_body:
+                    if self._dispatch():
+                        return  # upgraded: the WebSocket protocol has the transport
+                elif not self._start_body():
                     return
-                if not self._awaiting_body and self._dispatch():
-                    return  # upgraded: the WebSocket protocol has the transport
             elif kind is h11.Data:
-                self._body_size += len(event.data)  # type: ignore[union-attr]
-                if self._body_size > self.config.max_header_size:
-                    self.http_error(413, "Request bodies are not accepted here.")
+                data = event.data  # type: ignore[union-attr]
+                self._body_size += len(data)
+                parts = self._body_parts
+                limit = self._body_limit(parts is None)
+                if limit is not None and self._body_size > limit:
+                    self.http_error(413, "Request body too large.")
                     return
+                if parts is not None:
+                    parts.append(data)
             elif kind is h11.EndOfMessage and self._awaiting_body:
                 self._awaiting_body = False
+                parts = self._body_parts
+                if parts is not None:
+                    assert self.request is not None
+                    self.request.body = b"".join(parts)
+                    self._body_parts = None
                 if self._dispatch():
                     return
             elif kind is h11.ConnectionClosed:
@@ -391,6 +403,32 @@ class HttpProtocol(asyncio.BufferedProtocol):
         assert limit is not None
         server = self.server
         return len(server.connections) > limit or len(server.app_tasks) >= limit
+
+    def _body_limit(self, upgrade: bool) -> int | None:
+        """The most body a request may have (None: no limit): an HTTP request's
+        ``max_body_size``, an upgrade's (read and dropped) ``max_header_size``."""
+        return self.config.max_header_size if upgrade else self.config.max_body_size
+
+    def _start_body(self) -> bool:
+        """Before reading a request's body: refuse one declared too large (413),
+        else say ``100 Continue`` if the client waits for it. False if refused."""
+        assert self.request is not None
+        upgrade = is_upgrade_request(self.request.headers)
+        self._body_parts = None if upgrade else []
+        if self._declared_over(self._body_limit(upgrade)):
+            # Refused now rather than once that much has come.
+            self.http_error(413, "Request body too large.")
+            return False
+        self._send_continue()
+        return True
+
+    def _send_continue(self) -> None:
+        """Answer ``Expect: 100-continue`` (once, and only while the client waits)."""
+        h = self._h11
+        if h.they_are_waiting_for_100_continue and not self.closing:
+            self.transport.write(
+                h.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+            )
 
     def _declared_over(self, limit: int | None) -> bool:
         """Whether the request's ``Content-Length`` is over ``limit`` (None: no limit)."""
@@ -591,6 +629,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         assert self.request is not None
         try:
             response = await route.handler(self.request, **params)
+        except BadRequest as exc:
+            response = error_response(400, str(exc), format=route.error_format)
         except asyncio.CancelledError as exc:
             if task_was_cancelled():
                 raise
@@ -656,10 +696,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         while waiting here: an application that does not ask is not sent more.
         """
         h = self._h11
-        if h.they_are_waiting_for_100_continue and not self.closing:
-            self.transport.write(
-                h.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
-            )
+        self._send_continue()
         while not self.closing:
             try:
                 event = next_event(h)
