@@ -460,6 +460,15 @@ class TestRequestBodies:
             async with session.post(url, data=chunks()) as r:
                 assert r.status == 413
 
+    async def test_a_body_trickling_past_open_timeout_is_dropped(
+        self, run_server: StartServer
+    ) -> None:
+        server = await run_server(body_app(), open_timeout=0.5)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # closed, nothing answered
+        writer.close()
+
     async def test_expect_100_continue_is_answered_before_the_body(
         self, run_server: StartServer
     ) -> None:
