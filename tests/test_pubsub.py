@@ -177,6 +177,58 @@ async def test_subscribe_on_a_closed_connection_raises() -> None:
     assert server.pubsub.subscribers == {}
 
 
+def surrogate_routes(seen: list[BaseException]) -> Router:
+    """/sub/<topic> as topic_routes(), and /evil, which tries a topic that is not
+    valid text (a lone surrogate: json.loads makes one of "\\ud800")."""
+    routes = topic_routes()
+
+    @routes.websocket("/evil")
+    async def evil(request: Request, ws: WebSocket) -> None:
+        topic = json.loads('"room\\ud800"')
+        for attempt in (lambda: ws.subscribe(topic), lambda: ws.server.publish(topic, "x")):
+            try:
+                result = attempt()
+                if asyncio.iscoroutine(result):
+                    await result
+            except ValueError as exc:
+                seen.append(exc)
+        await ws.send(repr(sorted(ws.topics)))
+
+    return routes
+
+
+async def test_a_topic_that_is_not_valid_text_is_refused_where_it_enters() -> None:
+    seen: list[BaseException] = []
+    server = serve(surrogate_routes(seen), "127.0.0.1", 0, ping_interval=None)
+    async with server, websockets.connect(f"ws://127.0.0.1:{server.port}/evil") as ws:
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "[]"
+    assert [str(exc) for exc in seen] == ["a topic must be valid Unicode text"] * 2
+    assert server.pubsub.subscribers == {}
+
+
+async def test_a_topic_that_is_not_valid_text_never_reaches_redis(
+    redis_server: RedisServer,
+) -> None:
+    # It reached the broker's task, whose encoding failed: taken for an
+    # outage, again at each reconnection, messages of every topic dropped.
+    seen: list[BaseException] = []
+    a = serve(surrogate_routes(seen), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with a, b, AsyncExitStack() as stack:
+        wa = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t"))
+        wb = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t"))
+        for ws in (wa, wb):
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+        await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subscriptions")
+        async with websockets.connect(f"ws://127.0.0.1:{a.port}/evil") as evil:
+            assert await asyncio.wait_for(evil.recv(), TIMEOUT) == "[]"
+            await asyncio.sleep(0.3)  # the broker's task would have tried it by now
+            await wb.send("still across")
+            assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "still across"
+        assert a.pubsub.broker.up and a.pubsub.broker.stats.outages == 0
+    assert len(seen) == 2
+
+
 async def test_asgi_apps_publish_and_subscribe_through_the_extension() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

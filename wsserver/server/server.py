@@ -377,6 +377,9 @@ class Server:
 
         Returns:
             How many local connections got it.
+
+        Raises:
+            ValueError: ``topic`` is not valid Unicode text (a lone surrogate).
         """
         return self.pubsub.publish(topic, message, exclude)
 

@@ -23,9 +23,28 @@ from .broadcast import broadcast
 if TYPE_CHECKING:
     from .websocket import WebSocket
 
-__all__ = ["Topics"]
+__all__ = ["Topics", "check_topic"]
 
 logger = logging.getLogger("wsserver.broker")
+
+
+def check_topic(topic: str) -> None:
+    """Refuse a topic no broker could name: not a str, or not valid Unicode text.
+
+    A topic often comes from a client (a room name in a URL or a JSON
+    message), and JSON can carry a lone surrogate (``"\\ud800"``), which has
+    no UTF-8: it is refused here, where it enters, not in the broker's task.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: not valid Unicode text.
+    """
+    if not isinstance(topic, str):
+        raise TypeError(f"a topic is a str, not {type(topic).__name__}")
+    try:
+        topic.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a topic must be valid Unicode text") from None
 
 
 class Topics:
@@ -55,9 +74,14 @@ class Topics:
     # ------------------------------------------------------------ membership
 
     def subscribe(self, ws: WebSocket, topic: str) -> None:
-        """Add ``ws`` to ``topic``'s subscribers (the broker is told on the first)."""
+        """Add ``ws`` to ``topic``'s subscribers (the broker is told on the first).
+
+        Raises:
+            TypeError, ValueError: see :func:`check_topic`.
+        """
         subscribers = self.subscribers.get(topic)
         if subscribers is None:
+            check_topic(topic)
             subscribers = self.subscribers[topic] = set()
             self.broker.subscribe(self, topic)
         if ws not in subscribers:
@@ -82,7 +106,11 @@ class Topics:
 
         Returns:
             How many local connections got it.
+
+        Raises:
+            TypeError, ValueError: see :func:`check_topic`.
         """
+        check_topic(topic)
         delivered = self._deliver_locally(topic, message, exclude)
         self.broker.publish(self, topic, message)
         return delivered

@@ -499,15 +499,16 @@ class WebSocket:
 
         Raises:
             WebsocketClosed: the connection is closing or closed.
+            ValueError: ``topic`` is not valid Unicode text (a lone surrogate).
         """
         if self._conn.close_sent is not None or self._protocol.lost:
             raise self._closed_error()
         topics = self.topics
         if topic not in topics:
+            self._protocol.server.pubsub.subscribe(self, topic)  # (checks the topic)
             if type(topics) is not set:
                 self.topics = topics = set()
             topics.add(topic)
-            self._protocol.server.pubsub.subscribe(self, topic)
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``'s messages (nothing happens if not subscribed)."""
