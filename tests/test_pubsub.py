@@ -279,6 +279,29 @@ async def test_redis_broker_between_two_servers_and_presence(redis_server: Redis
     assert isinstance(a.pubsub.broker, RedisBroker) and a.pubsub.broker.stats.received >= 1
 
 
+async def test_a_server_closed_gracefully_leaves_presence_at_once(
+    redis_server: RedisServer,
+) -> None:
+    # Its counts stayed in Redis until they expired (presence_ttl, 15 s): the
+    # delete on close ran after the connection was closed, so never.
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with b:
+        async with a:
+            clients = [
+                await websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t") for _ in range(3)
+            ]
+            for ws in clients:
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+            await wait_for(lambda: _presence_is(b, "t", 3), what="A's presence seen by B")
+        assert await b.presence("t") == 0
+        client = aioredis.from_url(redis_server.url)
+        try:
+            assert [key async for key in client.scan_iter(match="wsserver:presence:*")] == []
+        finally:
+            await client.aclose()
+
+
 async def subscribed_in_redis(redis: RedisServer, topic: str, processes: int) -> bool:
     """Whether Redis has ``processes`` subscribers of ``topic``'s channel (one per process)."""
     client = aioredis.from_url(redis.url)

@@ -121,6 +121,9 @@ class RedisBroker(Broker):
             await asyncio.wait_for(asyncio.shield(self._first_attempt), 1.0)
 
     async def detach(self, node: BrokerNode) -> None:
+        """Stop, and take this process's counts out of presence at once (not
+        ``presence_ttl`` later) if Redis was reachable."""
+        was_up = self.up
         task = self._task
         if task is not None:
             self._task = None
@@ -130,11 +133,18 @@ class RedisBroker(Broker):
             await asyncio.wait({task}, timeout=STOP_TIMEOUT)
             if not task.done():
                 logger.warning("broker %s: its task did not stop; left behind", self.url)
-        client = self._client
-        if client is not None and self.up:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await asyncio.wait_for(client.delete(self._presence_key(node.node_id)), 1.0)
         await self._close_client()
+        if was_up:
+            # On a connection of its own: the task's is closed with it, and
+            # no presence write of that task can come after this one.
+            assert aioredis is not None
+            client = aioredis.from_url(self.url, socket_connect_timeout=1.0, socket_timeout=1.0)
+            try:
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await asyncio.wait_for(client.delete(self._presence_key(node.node_id)), 1.0)
+            finally:
+                with contextlib.suppress(RedisError, OSError, TimeoutError, RuntimeError):
+                    await asyncio.wait_for(client.aclose(), 1.0)
         self._node = None
         self.up = False
 
