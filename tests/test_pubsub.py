@@ -302,6 +302,46 @@ async def test_a_server_closed_gracefully_leaves_presence_at_once(
             await client.aclose()
 
 
+async def test_presence_reads_the_processes_not_the_keyspace(redis_server: RedisServer) -> None:
+    # presence() walked every key of the database with SCAN (one round trip
+    # per 100 keys) to find the processes' counts, and past its 2 s budget
+    # answered with this process's counts only: on a Redis shared with other
+    # data, slow and wrong. It reads a set of the processes instead, and
+    # takes the ones whose counts expired out of it.
+    client = aioredis.from_url(redis_server.url)
+    try:
+        for start in range(0, 200_000, 20_000):
+            await client.mset({f"other:{n}": b"x" for n in range(start, start + 20_000)})
+        a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+        b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+        async with a, b, AsyncExitStack() as stack:
+            for server, n in ((a, 2), (b, 3)):
+                for _ in range(n):
+                    ws = await stack.enter_async_context(
+                        websockets.connect(f"ws://127.0.0.1:{server.port}/sub/room")
+                    )
+                    assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+            await wait_for(lambda: _presence_is(b, "room", 5), what="presence")
+            await client.sadd("wsserver:nodes", "123-dead")  # a process gone: no counts left
+            await client.config_resetstat()
+            assert await a.presence("room") == 5
+            assert await a.presence_by_topic() == {"room": 5}
+            stats = await client.info("commandstats")
+            calls = sum(
+                int(v["calls"])
+                for k, v in stats.items()
+                if not k.startswith(("cmdstat_info", "cmdstat_config"))
+            )
+            assert "cmdstat_scan" not in stats
+            assert calls <= 2 * 6, stats  # a few per call (the script's), whatever the keyspace
+            assert await client.smembers("wsserver:nodes") == {
+                a.pubsub.node_id.encode(),
+                b.pubsub.node_id.encode(),
+            }
+    finally:
+        await client.aclose()
+
+
 async def subscribed_in_redis(redis: RedisServer, topic: str, processes: int) -> bool:
     """Whether Redis has ``processes`` subscribers of ``topic``'s channel (one per process)."""
     client = aioredis.from_url(redis.url)

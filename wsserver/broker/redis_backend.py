@@ -7,7 +7,10 @@ subscription when its last local subscriber leaves, so Redis never sends a
 process messages nobody there wants. Presence: each process keeps its counts
 in a hash ``<prefix>presence:<node id>`` that expires after ``presence_ttl``
 seconds unless refreshed (every third of it), so a process that dies stops
-being counted within ``presence_ttl``.
+being counted within ``presence_ttl``; the set ``<prefix>nodes`` names the
+processes that have counts, so that reading presence costs one round trip
+whatever else the Redis holds (a script reads their hashes, and takes the
+processes whose hash expired out of the set).
 
 Nothing here blocks the event loop: ``publish()`` puts the message in a
 bounded queue that a task sends (pipelined); a full queue (Redis slow) or an
@@ -43,6 +46,25 @@ POLL = 0.05
 SERVED = 0.25
 #: How long a stopping connection's tasks are waited for.
 STOP_TIMEOUT = 2.0
+
+#: Presence, read in one round trip: KEYS[1] the set of processes, ARGV[1] the
+#: prefix of their hashes, ARGV[2] this process (left out: its counts are
+#: taken as they are now). Returns the other processes' hashes (flat
+#: field/value lists); a process whose hash expired (it died) leaves the set.
+PRESENCE_SCRIPT = """
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if id ~= ARGV[2] then
+    local counts = redis.call('HGETALL', ARGV[1] .. id)
+    if #counts == 0 then
+      redis.call('SREM', KEYS[1], id)
+    else
+      table.insert(out, counts)
+    end
+  end
+end
+return out
+"""
 
 
 class RedisBroker(Broker):
@@ -140,8 +162,11 @@ class RedisBroker(Broker):
             assert aioredis is not None
             client = aioredis.from_url(self.url, socket_connect_timeout=1.0, socket_timeout=1.0)
             try:
+                pipe = client.pipeline(transaction=True)
+                pipe.delete(self._presence_key(node.node_id))
+                pipe.srem(self.prefix + "nodes", node.node_id)
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    await asyncio.wait_for(client.delete(self._presence_key(node.node_id)), 1.0)
+                    await asyncio.wait_for(pipe.execute(), 1.0)
             finally:
                 with contextlib.suppress(RedisError, OSError, TimeoutError, RuntimeError):
                     await asyncio.wait_for(client.aclose(), 1.0)
@@ -190,15 +215,21 @@ class RedisBroker(Broker):
         total = dict(self._counts)
         if not self.up or client is None or self._node is None:
             return total
-        own = self._presence_key(self._node.node_id).encode()
         try:
-            async with asyncio.timeout(2.0):
-                async for key in client.scan_iter(match=self.prefix + "presence:*", count=100):
-                    if key == own:
-                        continue
-                    for topic, n in (await client.hgetall(key)).items():
-                        name = topic.decode("utf-8", "replace")
-                        total[name] = total.get(name, 0) + int(n)
+            hashes = await asyncio.wait_for(
+                client.eval(
+                    PRESENCE_SCRIPT,
+                    1,
+                    self.prefix + "nodes",
+                    self.prefix + "presence:",
+                    self._node.node_id,
+                ),
+                self.timeout,
+            )
+            for counts in hashes:
+                for i in range(0, len(counts) - 1, 2):
+                    name = counts[i].decode("utf-8", "replace")
+                    total[name] = total.get(name, 0) + int(counts[i + 1])
         except (RedisError, OSError, TimeoutError, ValueError):
             return dict(self._counts)
         return total
@@ -345,6 +376,7 @@ class RedisBroker(Broker):
         if self._counts:
             pipe.hset(key, mapping=self._counts)
             pipe.pexpire(key, int(self.presence_ttl * 1000))
+            pipe.sadd(self.prefix + "nodes", node.node_id)
         await pipe.execute()
 
     async def _close_client(self) -> None:
