@@ -342,6 +342,52 @@ async def test_presence_reads_the_processes_not_the_keyspace(redis_server: Redis
         await client.aclose()
 
 
+async def test_presence_that_cannot_be_written_leaves_messages_flowing(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Redis that refuses writes (full at maxmemory, a read-only replica, an
+    # ACL without HSET) still carries publish/subscribe. A failed presence
+    # write was taken for an outage: every message between processes was
+    # dropped, for as long as Redis stayed full, and a process starting then
+    # never came up.
+    client = aioredis.from_url(redis_server.url)
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    try:
+        async with a, AsyncExitStack() as stack:
+            wa = await stack.enter_async_context(
+                websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t")
+            )
+            assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "subscribed"
+            await client.config_set("maxmemory", "1")
+            async with b:  # started while Redis refuses writes
+                await wait_for(lambda: b.pubsub.broker.up, what="B's broker up")
+                wb = await stack.enter_async_context(
+                    websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t")
+                )
+                assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "subscribed"
+                await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subs")
+                await asyncio.sleep(0.3)  # B's presence write (refused) is done
+                for sender, receiver in ((wa, wb), (wb, wa)):
+                    await sender.send("while full")
+                    assert await asyncio.wait_for(receiver.recv(), TIMEOUT) == "while full"
+                    assert await asyncio.wait_for(sender.recv(), TIMEOUT) == "while full"
+                assert a.pubsub.broker.up and b.pubsub.broker.up
+                assert a.pubsub.broker.stats.outages == 0 == b.pubsub.broker.stats.outages
+                assert "presence not written" in caplog.text
+                # Writable again: B's counts are written at its next refresh
+                # (a third of presence_ttl) or change.
+                await client.config_set("maxmemory", "0")
+                wb2 = await stack.enter_async_context(
+                    websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t")
+                )
+                assert await asyncio.wait_for(wb2.recv(), TIMEOUT) == "subscribed"
+                await wait_for(lambda: _presence_is(a, "t", 3), what="B's presence")
+    finally:
+        await client.config_set("maxmemory", "0")
+        await client.aclose()
+
+
 async def subscribed_in_redis(redis: RedisServer, topic: str, processes: int) -> bool:
     """Whether Redis has ``processes`` subscribers of ``topic``'s channel (one per process)."""
     client = aioredis.from_url(redis.url)

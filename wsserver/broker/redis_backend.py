@@ -31,10 +31,11 @@ from .base import Broker, BrokerNode, decode, encode
 
 try:
     import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisError, ResponseError
 except ImportError:  # pragma: no cover - the optional extra is missing
     aioredis = None  # type: ignore[assignment]
     RedisError = OSError  # type: ignore[assignment,misc]
+    ResponseError = OSError  # type: ignore[assignment,misc]
 
 __all__ = ["RedisBroker"]
 
@@ -125,6 +126,8 @@ class RedisBroker(Broker):
         self._up_since = 0.0
         self._dropped_in_outage = 0
         self._first_attempt: asyncio.Future[None] | None = None
+        #: Why the last presence write was refused (None: it was not).
+        self._presence_refused: str | None = None
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.url} {'up' if self.up else 'down'}>"
@@ -369,6 +372,12 @@ class RedisBroker(Broker):
             await self._write_presence(client, node)
 
     async def _write_presence(self, client: Any, node: BrokerNode) -> None:
+        """Write this process's counts.
+
+        Redis refusing the write (full at ``maxmemory``, a read-only replica,
+        an ACL without it) is not an outage: publish/subscribe still works, so
+        messages go on; it is logged once and tried again at the next refresh.
+        """
         self._counts_changed.clear()
         key = self._presence_key(node.node_id)
         pipe = client.pipeline(transaction=True)
@@ -377,7 +386,22 @@ class RedisBroker(Broker):
             pipe.hset(key, mapping=self._counts)
             pipe.pexpire(key, int(self.presence_ttl * 1000))
             pipe.sadd(self.prefix + "nodes", node.node_id)
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except ResponseError as exc:
+            if self._presence_refused is None:
+                logger.warning(
+                    "broker %s: presence not written (%s); messages go on, the write is "
+                    "tried again every %.1f s",
+                    self.url,
+                    exc,
+                    self.presence_ttl / 3,
+                )
+            self._presence_refused = str(exc)
+            return
+        if self._presence_refused is not None:
+            self._presence_refused = None
+            logger.warning("broker %s: presence written again", self.url)
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None
