@@ -30,6 +30,7 @@ from wsserver.server import websocket as websocket_module
 
 from .helpers import wait_for
 from .redis_server import RedisServer
+from .tcp_proxy import Proxy
 from .test_cli import Cli, running_cli
 
 TIMEOUT = 10.0
@@ -582,6 +583,41 @@ async def test_a_frozen_redis_is_an_outage_until_it_answers_again(
                 process.send_signal(signal.SIGCONT)
             await wait_for(lambda: events == [False, True], timeout=15, what="back up")
             assert await server.presence("f") == 1
+
+
+@pytest.mark.drill
+async def test_a_subscriber_connection_cut_off_silently_is_an_outage(
+    redis_server: RedisServer,
+) -> None:
+    # The network drops the subscriber connection alone, with no FIN or reset
+    # (a NAT or a firewall forgetting it), while the command connection keeps
+    # working. Nothing ever asked on the subscriber connection: the process
+    # got no more messages from the others, for hours, and said nothing.
+    async with Proxy(redis_server.port) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/0"
+        broker = RedisBroker(url, presence_ttl=1.5, timeout=1.0)
+        events: list[bool] = []
+        a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=broker)
+        b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+        async with a, b, AsyncExitStack() as stack:
+            a.on_broker_state(events.append)
+            wa = await stack.enter_async_context(
+                websockets.connect(f"ws://127.0.0.1:{a.port}/sub/s")
+            )
+            wb = await stack.enter_async_context(
+                websockets.connect(f"ws://127.0.0.1:{b.port}/sub/s")
+            )
+            for ws in (wa, wb):
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+            await wait_for(lambda: subscribed_in_redis(redis_server, "s", 2), what="subs")
+            assert proxy.black_hole(lambda link: b"SUBSCRIBE" in link.from_client) == 1
+            cut = time.monotonic()
+            await wait_for(lambda: events == [False], timeout=15, what="the outage seen")
+            assert time.monotonic() - cut < 1.5 / 3 + broker.timeout + 2.0
+            await wait_for(lambda: events == [False, True], timeout=15, what="back")
+            await wait_for(lambda: subscribed_in_redis(redis_server, "s", 3), what="again")
+            await wb.send("after")  # (Redis counts the cut-off subscriber still)
+            assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "after"
 
 
 async def test_rooms_joined_and_left_during_an_outage_leave_nothing_behind(

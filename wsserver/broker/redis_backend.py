@@ -322,8 +322,18 @@ class RedisBroker(Broker):
             task.result()  # raises what ended it
 
     async def _read(self, pubsub: Any, node: BrokerNode) -> None:
-        """Deliver what Redis sends; apply subscription changes between reads."""
+        """Deliver what Redis sends; apply subscription changes between reads.
+
+        The subscriber connection is pinged every third of ``presence_ttl``: one
+        the network dropped silently (no FIN, no reset) would otherwise wait
+        for ever, while the command connection, busy, looks fine. A pong late
+        by ``timeout`` is an outage.
+        """
         prefix = len(self.prefix) + len("topic:")
+        loop = asyncio.get_running_loop()
+        every = self.presence_ttl / 3
+        next_ping = loop.time() + every
+        pong_due: float | None = None
         while True:
             if self._changes:
                 changes, self._changes = self._changes, []
@@ -332,8 +342,24 @@ class RedisBroker(Broker):
                         await pubsub.subscribe(self._channel(topic))
                     else:
                         await pubsub.unsubscribe(self._channel(topic))
+            now = loop.time()
+            if pong_due is None:
+                if now >= next_ping:
+                    await pubsub.ping()
+                    pong_due = now + self.timeout
+            elif now > pong_due:
+                raise TimeoutError(
+                    f"no answer to a ping on the subscriber connection in {self.timeout} s"
+                )
             message = await pubsub.get_message(timeout=POLL)
-            if message is None or message.get("type") != "message":
+            if message is None:
+                continue
+            kind = message.get("type")
+            if kind == "pong":
+                pong_due = None
+                next_ping = loop.time() + every
+                continue
+            if kind != "message":
                 continue
             try:
                 sender, payload = decode(message["data"])

@@ -1,0 +1,89 @@
+"""A TCP proxy on loopback whose connections can be cut off silently (outage drills).
+
+A network that drops a connection without a FIN or a reset (a NAT, a firewall
+or a load balancer forgetting it) leaves both ends open and waiting: nothing
+fails until one end asks and times out. :meth:`Proxy.black_hole` does that to
+the connections it picks: from then on their bytes go nowhere, either way,
+and nothing is closed. New connections go through as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+__all__ = ["Proxy", "Link"]
+
+
+class Link:
+    """One proxied connection: what its client has sent so far, and whether it is cut off."""
+
+    def __init__(self) -> None:
+        self.from_client = bytearray()
+        self.cut = False
+        self.tasks: list[asyncio.Task[None]] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+
+class Proxy:
+    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target``; use ``async with``."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = 0
+        self.links: list[Link] = []
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Proxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for link in self.links:
+            for task in link.tasks:
+                task.cancel()
+            for writer in link.writers:
+                writer.transport.abort()
+        await self._server.wait_closed()
+
+    def black_hole(self, which: Callable[[Link], bool]) -> int:
+        """Cut off the open connections ``which`` picks, silently; how many."""
+        cut = 0
+        for link in self.links:
+            if not link.cut and which(link):
+                link.cut = True
+                cut += 1
+        return cut
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = Link()
+        self.links.append(link)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        link.writers = [writer, up_writer]
+        link.tasks = [
+            asyncio.ensure_future(self._pump(reader, up_writer, link, record=True)),
+            asyncio.ensure_future(self._pump(up_reader, writer, link, record=False)),
+        ]
+
+    @staticmethod
+    async def _pump(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: Link, *, record: bool
+    ) -> None:
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                if link.cut:
+                    continue  # into the void: nothing forwarded, nothing closed
+                if record:
+                    link.from_client += data
+                writer.write(data)
+                await writer.drain()
+            if not link.cut:
+                writer.close()
