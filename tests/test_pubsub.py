@@ -389,6 +389,33 @@ async def test_presence_that_cannot_be_written_leaves_messages_flowing(
         await client.aclose()
 
 
+async def test_the_queue_to_redis_is_bounded_in_bytes(redis_server: RedisServer) -> None:
+    # Bounded only by count (10,000 messages): with 1 MiB messages and a
+    # Redis too slow to take them, about 10 GiB waited before any was dropped.
+    a = serve(
+        topic_routes(),
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        broker=redis_server.url,
+        broker_queue_bytes=1_000_000,
+    )
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with a, b, websockets.connect(f"ws://127.0.0.1:{b.port}/sub/q") as wb:
+        assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "subscribed"
+        await wait_for(lambda: subscribed_in_redis(redis_server, "q", 1), what="B subscribed")
+        broker = a.pubsub.broker
+        assert isinstance(broker, RedisBroker) and broker.up
+        payload = "x" * 65536
+        for n in range(100):  # all at once: the queue is not sent meanwhile
+            await a.publish("q", f"{n:03}{payload}")
+        assert broker.stats.dropped == 100 - 1_000_000 // 65_600
+        got = [(await asyncio.wait_for(wb.recv(), TIMEOUT))[:3] for _ in range(15)]
+        assert got == [f"{n:03}" for n in range(15)]  # the first, in order
+        await a.publish("q", "after")  # and the budget is given back once sent
+        assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "after"
+
+
 async def subscribed_in_redis(redis: RedisServer, topic: str, processes: int) -> bool:
     """Whether Redis has ``processes`` subscribers of ``topic``'s channel (one per process)."""
     client = aioredis.from_url(redis.url)

@@ -696,6 +696,13 @@ class Config:
         "see the broker).",
         env="WEBSOCKET_BROKER_TIMEOUT",
     )
+    broker_queue_bytes: int = setting(
+        16 * 2**20,
+        Count(),
+        "bytes of published messages waiting to be sent to Redis beyond which more are "
+        "dropped (counted), when Redis is slower than the publishing.",
+        env="WEBSOCKET_BROKER_QUEUE_BYTES",
+    )
     metrics_path: str | None = setting(
         None,
         Text(

@@ -16,7 +16,11 @@ __all__ = ["Broker", "BrokerNode", "MemoryBroker", "broker_from_url"]
 
 
 def broker_from_url(
-    url: str | None, *, presence_ttl: float = 15.0, timeout: float = 5.0
+    url: str | None,
+    *,
+    presence_ttl: float = 15.0,
+    timeout: float = 5.0,
+    queue_bytes: int = 16 * 2**20,
 ) -> Broker:
     """The broker ``--broker`` names: None or ``memory`` (this process), ``redis://...``.
 
@@ -28,5 +32,7 @@ def broker_from_url(
     if url.startswith(("redis://", "rediss://", "unix://")):
         from .redis_backend import RedisBroker
 
-        return RedisBroker(url, presence_ttl=presence_ttl, timeout=timeout)
+        return RedisBroker(
+            url, presence_ttl=presence_ttl, timeout=timeout, queue_bytes=queue_bytes
+        )
     raise ValueError(f"unknown broker {url!r}: expected 'memory' or redis://host:port/db")

@@ -77,6 +77,9 @@ class RedisBroker(Broker):
         presence_ttl: seconds after which a process that stopped refreshing its
             counts (it died) is no longer counted.
         queue_size: messages waiting to be sent to Redis before more are dropped.
+        queue_bytes: their bytes (messages and channel names), likewise: a
+            message is dropped if it would take the bytes waiting (or being
+            sent) beyond this.
         max_backoff: longest wait between reconnection attempts.
         timeout: seconds Redis gets to answer a command (or accept a
             connection) before it is taken for unreachable: a Redis that
@@ -95,6 +98,7 @@ class RedisBroker(Broker):
         prefix: str = "wsserver:",
         presence_ttl: float = 15.0,
         queue_size: int = 10_000,
+        queue_bytes: int = 16 * 2**20,
         max_backoff: float = 5.0,
         timeout: float = 5.0,
     ) -> None:
@@ -117,6 +121,9 @@ class RedisBroker(Broker):
         self._counts: dict[str, int] = {}
         self._counts_changed = asyncio.Event()
         self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue(queue_size)
+        self.queue_bytes = queue_bytes
+        #: Bytes of the messages queued or being sent (given back once sent or dropped).
+        self._queued_bytes = 0
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._down_since: float | None = None
@@ -194,11 +201,18 @@ class RedisBroker(Broker):
         if not self.up:
             self._drop()
             return False
+        channel = self._channel(topic)
+        data = encode(node.node_id, message)
+        size = len(channel) + len(data)
+        if self._queued_bytes + size > self.queue_bytes:
+            self._drop()
+            return False
         try:
-            self._queue.put_nowait((self._channel(topic), encode(node.node_id, message)))
+            self._queue.put_nowait((channel, data))
         except asyncio.QueueFull:
             self._drop()
             return False
+        self._queued_bytes += size
         return True
 
     def count(self, node: BrokerNode, topic: str, subscribers: int) -> None:
@@ -379,14 +393,18 @@ class RedisBroker(Broker):
             while not queue.empty() and len(batch) < 1000:
                 batch.append(queue.get_nowait())
             pipe = client.pipeline(transaction=False)
+            size = 0
             for channel, data in batch:
                 pipe.publish(channel, data)
+                size += len(channel) + len(data)
             try:
                 await pipe.execute()
             except (RedisError, OSError, TimeoutError):
                 self.stats.dropped += len(batch)
                 self._dropped_in_outage += len(batch)
                 raise
+            finally:
+                self._queued_bytes -= size
             self.stats.published += len(batch)
 
     async def _keep_presence(self, client: Any, node: BrokerNode) -> None:
@@ -462,7 +480,8 @@ class RedisBroker(Broker):
         self.up = False
         dropped = 0
         while not self._queue.empty():
-            self._queue.get_nowait()
+            channel, data = self._queue.get_nowait()
+            self._queued_bytes -= len(channel) + len(data)
             dropped += 1
         self.stats.dropped += dropped
         self._dropped_in_outage += dropped

@@ -558,6 +558,7 @@ def serve(
                 broker if broker is not None else config.broker,
                 presence_ttl=config.broker_presence_ttl,
                 timeout=config.broker_timeout,
+                queue_bytes=config.broker_queue_bytes,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
