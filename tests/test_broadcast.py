@@ -93,6 +93,38 @@ async def test_compressed_once_for_no_context_takeover_group(run_server: StartSe
     assert len(frames[0][3]) < 100
 
 
+async def test_payload_counters_count_the_message_not_the_compressed_frame(
+    run_server: StartServer,
+) -> None:
+    # The shared compressed frame's length was counted as the payload: 1,000
+    # bytes of "x" counted as a dozen in payload_out, whose definition (and
+    # the compression ratio's) is the bytes before compression.
+    routes, connected = hub()
+    server = await run_server(routes, compression="deflate", compression_min_size=0)
+    uri = f"ws://127.0.0.1:{server.port}/"
+    no_takeover = ClientPerMessageDeflateFactory(server_no_context_takeover=True)
+    clients = [
+        await websockets.connect(uri, extensions=[no_takeover]),  # the shared frame
+        await websockets.connect(uri),  # its own compressor
+        await websockets.connect(uri, compression=None),  # the plain frame
+    ]
+    try:
+        await wait_for_members(connected, 3)
+        before = server.stats()
+        assert broadcast(connected, "x" * 13000) == []
+        for client in clients:
+            assert await client.recv() == "x" * 13000
+        after = server.stats()
+        (route,) = after["routes"]
+        sent = after["routes"][route]["payload_out"] - before["routes"][route]["payload_out"]
+        assert sent == 3 * 13000
+        compressed = after["compression"]["payload_out"] - before["compression"]["payload_out"]
+        assert compressed == 2 * 13000
+    finally:
+        for client in clients:
+            await client.close()
+
+
 @pytest.mark.parametrize("compression", [None, "deflate"])
 async def test_skips_closed_fragmenting_and_slow(
     run_server: StartServer, compression: str | None

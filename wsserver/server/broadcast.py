@@ -46,7 +46,7 @@ def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> list[We
         if deflate is None or not deflate.should_compress(len(payload), True):
             if plain is None:
                 plain = serialize_frame(opcode, payload)
-            frame = plain
+            frame, length = plain, None
         elif deflate.server_no_context_takeover:
             key = (deflate.server_window_bits, deflate.settings.level, deflate.settings.mem_level)
             shared = compressed.get(key)
@@ -54,13 +54,13 @@ def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> list[We
                 shared = compressed[key] = serialize_frame(
                     opcode, _compress_once(payload, deflate), rsv1=True
                 )
-            frame = shared
+            frame, length = shared, len(payload)  # (counted before compression)
         else:
             # Its compressor carries context from message to message.
             if not ws.send_nowait(message):
                 skipped.append(ws)
             continue
-        if not ws.send_frame_nowait(frame):
+        if not ws.send_frame_nowait(frame, length):
             skipped.append(ws)
     for ws in skipped:
         ws.server.counters.broadcast_skipped += 1

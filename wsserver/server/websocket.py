@@ -325,14 +325,16 @@ class WebSocket:
         """
         return self._protocol.send_nowait(message)
 
-    def send_frame_nowait(self, frame: bytes) -> bool:
+    def send_frame_nowait(self, frame: bytes, payload_length: int | None = None) -> bool:
         """Like :meth:`send_nowait`, for a whole frame built once for many connections.
 
         ``frame`` must suit this connection (compressed only if it agreed to
         permessage-deflate with the parameters the frame was made with):
-        :func:`~wsserver.broadcast` builds such frames.
+        :func:`~wsserver.broadcast` builds such frames. ``payload_length``,
+        for a compressed frame, is the message's length before compression
+        (what the payload counters count).
         """
-        return self._protocol.send_frame_nowait(frame)
+        return self._protocol.send_frame_nowait(frame, payload_length)
 
     # --------------------------------------------------------------- control
 

@@ -404,11 +404,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             and self.transport.get_write_buffer_size() <= self.config.write_limit
         )
 
-    def send_frame_nowait(self, frame: bytes) -> bool:
+    def send_frame_nowait(self, frame: bytes, payload_length: int | None = None) -> bool:
         """Write a whole data frame built once for many connections; False if skipped.
 
         Nothing is written unless :meth:`accepts_broadcast`. The frame goes
         after any frames held for coalescing, at once otherwise.
+        ``payload_length`` is the message's length before compression (None:
+        the frame's payload, not compressed).
         """
         if not self.accepts_broadcast():
             return False
@@ -417,7 +419,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self.text_out += 1
         else:
             self.binary_out += 1
-        self.payload_out += _payload_length(frame)
+        self.payload_out += _payload_length(frame) if payload_length is None else payload_length
         if self._held:
             self._hold([frame])
         else:
