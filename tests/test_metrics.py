@@ -66,6 +66,37 @@ async def test_metrics_of_one_process_are_exact() -> None:
     assert after[("wsserver_connections_opened_total", (("route", "echo"),))] == 1
     assert after[("wsserver_http_responses_total", (("status", "200"),))] == 1  # the scrape
     assert ("wsserver_connections_open", (("route", "echo"),)) in during
+    # None open now: the gauge says 0 (it had vanished; under workers it said 0).
+    assert after[("wsserver_connections_open", (("route", "echo"),))] == 0
+
+
+async def test_close_codes_clients_choose_are_not_a_label_each_without_bound() -> None:
+    # Clients pick any of the 2,000 application close codes (3000-4999) and
+    # the server echoes it: one label pair each, sent and received, so a
+    # client could add 4,000 series per process. Past a few dozen distinct
+    # codes, the others are counted together as "other".
+    server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None, metrics_path="/metrics")
+    async with server:
+        for code in range(3000, 3100):
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+                await ws.close(code)
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+            await ws.close(3000)  # a code already counted goes on being counted
+        await wait_for(lambda: not server.connections, what="the connections gone")
+        found = scrape((await get_metrics(server.port)).text)
+    stats = server.stats()["close_codes"]
+    for side in ("sent", "received"):
+        codes = {
+            dict(labels)["code"]: value
+            for (name, labels), value in found.items()
+            if name == "wsserver_close_codes_total" and dict(labels)["side"] == side
+        }
+        assert len(codes) <= 65, side
+        assert sum(codes.values()) == 101
+        assert codes["3000"] == 2 and codes["other"] == 101 - sum(
+            v for k, v in codes.items() if k != "other"
+        )
+        assert {str(k): v for k, v in stats[side].items()} == codes
 
 
 async def test_the_metrics_path_of_an_asgi_app_is_the_servers() -> None:

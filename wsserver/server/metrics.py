@@ -78,8 +78,9 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 def samples(stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], float]]:
     """``(metric name, labels, value)`` for every figure of a :meth:`Server.stats` snapshot."""
-    for route, n in stats["connections"].items():
-        yield "wsserver_connections_open", {"route": route}, n
+    open_now = stats["connections"]
+    for route in {**stats["routes"], **open_now}:  # (0 for a route with none open)
+        yield "wsserver_connections_open", {"route": route}, open_now.get(route, 0)
     for route, counts in stats["routes"].items():
         yield "wsserver_connections_opened", {"route": route}, counts["opened"]
         for direction in ("in", "out"):
@@ -211,9 +212,4 @@ class Metrics:
             if gained > 0:
                 child.inc(gained)
                 self._last[key] = value
-        # Routes with no open connection left: their gauges go to 0.
-        open_gauge = self._mirrors.get("wsserver_connections_open")
-        if open_gauge is not None:
-            for route in stats["routes"]:
-                if route not in stats["connections"]:
-                    open_gauge.labels(route=route).set(0)
+

@@ -32,6 +32,21 @@ MESSAGE_FIELDS = (
 )
 
 
+#: Distinct close codes counted one by one, per side. Clients choose among
+#: 2,000 application codes (3000-4999), and the server echoes theirs: past
+#: this many, further application codes are counted together as "other", so
+#: that clients cannot add thousands of series to the metrics.
+CLOSE_CODES_KEPT = 64
+
+
+def count_close_code(counter: Counter[int | str], code: int) -> None:
+    """Count ``code`` in ``counter``: by itself, or as ``"other"`` (:data:`CLOSE_CODES_KEPT`)."""
+    if code < 3000 or code in counter or len(counter) < CLOSE_CODES_KEPT:
+        counter[code] += 1
+    else:
+        counter["other"] += 1
+
+
 class RouteTotals:
     """The counts of a route's closed connections (and how many opened and closed)."""
 
@@ -58,8 +73,8 @@ class ServerStats:
         self.deflate_wire_out = 0
         self.handshakes: Counter[int] = Counter()
         self.http_responses: Counter[int] = Counter()
-        self.close_codes_sent: Counter[int] = Counter()
-        self.close_codes_received: Counter[int] = Counter()
+        self.close_codes_sent: Counter[int | str] = Counter()
+        self.close_codes_received: Counter[int | str] = Counter()
         self.keepalive_timeouts = 0
         self.read_pauses = 0
         self.write_pauses = 0
@@ -89,9 +104,9 @@ class ServerStats:
             self.deflate_wire_out += protocol.wire_out
         conn = protocol.conn
         if conn.close_sent is not None:
-            self.close_codes_sent[conn.close_sent[0]] += 1
+            count_close_code(self.close_codes_sent, conn.close_sent[0])
         if conn.close_received is not None:
-            self.close_codes_received[conn.close_received[0]] += 1
+            count_close_code(self.close_codes_received, conn.close_received[0])
         else:
             self.close_codes_received[1006] += 1  # no close frame came: abnormal closure
 

@@ -83,9 +83,7 @@ class StatusBoard:
 
     def _guard(self, request: Request) -> Response | None:
         if not self._allowed(request):
-            return error_response(
-                401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")]
-            )
+            return _unauthorized()
         if self.server.config.origins is None:
             # Without an origins setting, the feed is for the page's own
             # origin (and clients that send none), not any page a visitor opened.
@@ -98,9 +96,7 @@ class StatusBoard:
 
     async def _page(self, request: Request) -> Response:
         if not self._allowed(request):
-            return error_response(
-                401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")]
-            )
+            return _unauthorized()
         return Response(PAGE, 200, content_type="text/html; charset=utf-8")
 
     # ------------------------------------------------------------- snapshots
