@@ -600,6 +600,8 @@ async def test_bad_close_raises_to_the_app_and_the_client_gets_1011(
         ({"subprotocol": "never-offered"}, "was not offered"),
         ({"headers": [(b"x-evil", b"a\r\nSet-Cookie: b=c")]}, "invalid header"),
         ({"headers": [(b"sec-websocket-protocol", b"x")]}, "writes the"),
+        ({"headers": [(b"content-length", b"5")]}, "no content-length header"),
+        ({"headers": [(b"Transfer-Encoding", b"chunked")]}, "no Transfer-Encoding header"),
     ],
 )
 async def test_bad_accept_is_refused_not_sent(

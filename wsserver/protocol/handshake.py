@@ -253,6 +253,9 @@ def accept_response(
     return (head + "\r\n\r\n").encode("latin-1")
 
 
+#: Headers a 1xx response may not have (RFC 9110 8.6, RFC 9112 6.1).
+_NOT_IN_1XX = frozenset({"content-length", "transfer-encoding"})
+
 #: Headers of the 101 that the handshake itself writes.
 _OWN_101_HEADERS = frozenset(
     {
@@ -348,6 +351,8 @@ class Accept:
                 raise ValueError(f"invalid header in the 101 response: {name!r}: {value!r}")
             if name.lower() in _OWN_101_HEADERS:
                 raise ValueError(f"the handshake writes the {name} header itself")
+            if name.lower() in _NOT_IN_1XX:
+                raise ValueError(f"a 101 response has no body: no {name} header")
             extra.append((name, value))
         return Accept(self.key, subprotocol, self.deflate, self.extensions, extra)
 
