@@ -422,8 +422,8 @@ class Config:
     open_timeout: float | None = setting(
         10.0,
         Seconds(none_ok=True),
-        "seconds for a client to send a complete upgrade request, or HTTP request with "
-        "the body a Router's HTTP route reads (`none`: no limit).",
+        "seconds for a client to send a complete request: an upgrade, or an HTTP request "
+        "with its body (an ASGI app's body while the app waits for it) (`none`: no limit).",
         env="WEBSOCKET_TIMEOUT",
         flag="--open-timeout",
     )

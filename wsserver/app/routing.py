@@ -532,12 +532,14 @@ class Router:
     def resolve(self, path: str, host: str, method: str, upgrade: bool) -> Resolution:
         """Find the route for a request.
 
-        A WebSocket upgrade request goes to the first matching WebSocket route;
-        any other request (or an upgrade request to a path without one) goes to
-        the first HTTP route matching its method. Otherwise: 426 when the path
-        is a WebSocket endpoint and the request a GET (or it has no HTTP route
-        at all), 405 when it has HTTP routes for other methods, 404 when
-        nothing matches.
+        A WebSocket upgrade request goes to the first matching WebSocket route
+        (unless it is no GET and an HTTP route takes its method: the Upgrade
+        offer is then ignored, as RFC 9110 7.8 lets a server); any other
+        request (or an upgrade request to a path without one) goes to the
+        first HTTP route matching its method. Otherwise: 426 when the path is
+        a WebSocket endpoint and the request a GET (or it has no HTTP route at
+        all), 405 when it has HTTP routes for other methods, 404 when nothing
+        matches.
         """
         websocket: tuple[Route, dict[str, Any]] | None = None
         http: tuple[Route, dict[str, Any]] | None = None
@@ -560,6 +562,8 @@ class Router:
         # A GET that is no upgrade, to a WebSocket endpoint without a GET
         # route: 426 (upgrade), even if other methods have HTTP routes there.
         only_websocket = not allowed or method in ("GET", "HEAD")
+        if upgrade and http is not None and method != "GET":
+            upgrade = False  # (a POST with an Upgrade header, to its POST route)
         if websocket is not None and (upgrade or (http is None and only_websocket)):
             if upgrade:
                 return Resolution(*websocket)

@@ -42,6 +42,7 @@ __all__ = [
     "request_field",
     "split_absolute_form",
     "valid_header",
+    "valid_host",
     "with_defaults",
 ]
 
@@ -352,6 +353,20 @@ def split_absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
     if b"#" in target:
         raise ValueError("Fragment in the request target.")
     return authority, path if path.startswith(b"/") else b"/" + path
+
+
+#: A Host header's value, or an absolute-form target's authority (RFC 9110
+#: 7.2, RFC 3986 3.2.2): an IP literal or a registered name (or IPv4
+#: address), and an optional port; no userinfo.
+_HOST = re.compile(
+    rb"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[-A-Za-z0-9._~!$&'()*+,;=:]+)\]"
+    rb"|[-A-Za-z0-9._~!$&'()*+,;=%]*)(?::[0-9]*)?"
+)
+
+
+def valid_host(value: bytes) -> bool:
+    """Whether ``value`` is a valid ``Host`` (RFC 9112 3.2 asks 400 for one that is not)."""
+    return _HOST.fullmatch(value) is not None
 
 
 def http_date(seconds: float) -> str:

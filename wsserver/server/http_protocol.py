@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import h11
 
 from ..app.request import Request
-from ..app.routing import Route, Router
+from ..app.routing import Resolution, Route
 from ..errors import BadRequest, ClientDisconnected, task_was_cancelled
 from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import Connection
@@ -39,6 +39,7 @@ from ..protocol.http import (
     render_response,
     request_field,
     split_absolute_form,
+    valid_host,
     with_defaults,
 )
 from ..protocol.proxy import forwarded
@@ -83,6 +84,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_h11",
         "_awaiting_body",
         "_body_parts",
+        "_asks_upgrade",
+        "_found",
+        "_reading_body",
         "_body_size",
         "_app_task",
         "request",
@@ -117,6 +121,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._body_size = 0
         #: The pieces of an HTTP request's body (None for an upgrade's, which is dropped).
         self._body_parts: list[bytes] | None = None
+        #: The request asks to upgrade to WebSocket (HTTP/1.1; Upgrade names it).
+        self._asks_upgrade = False
+        #: Where a Router sends the request (found with its head, used at dispatch).
+        self._found: Resolution | None = None
+        #: An ASGI application's HTTP request whose body has not all arrived:
+        #: open_timeout bounds it while the application waits for it.
+        self._reading_body = False
         #: The HTTP handler or on_connect hook running (reading is paused meanwhile).
         self._app_task: asyncio.Task[None] | None = None
         self.request: Request | None = None
@@ -240,8 +251,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # it); one with a body once the body has arrived.
                 if not self._start_request(event):  # type: ignore[arg-type]
                     return
-                builtins = self.server.builtins
-                self._builtin = builtins is not None and self._is_builtin(builtins)
+                found = self._resolve_builtin()
+                self._builtin = found is not None
                 if (
                     self.config.limit_concurrency is not None
                     and not self._builtin
@@ -250,10 +261,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     self.http_error(503, "Exceeded concurrency limit.", [("Retry-After", "1")])
                     return
                 if self.server.asgi is not None and not self._builtin:
-                    # The application reads the body itself (run_asgi()).
-                    self._awaiting_body = False
-                    self._dispatch_asgi()
-                    return
+                    if not (self._awaiting_body and self._asgi_websocket()):
+                        # HTTP: the application reads the body itself (run_asgi()).
+                        body = self._awaiting_body
+                        self._awaiting_body = False
+                        self._dispatch_asgi(body)
+                        return
+                    # An upgrade's body is read and dropped first (below).
+                else:
+                    self._found = found or self._resolve()
                 if not self._awaiting_body:
                     if self._dispatch():
                         return  # upgraded: the WebSocket protocol has the transport
@@ -276,6 +292,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     assert self.request is not None
                     self.request.body = b"".join(parts)
                     self._body_parts = None
+                if self._found is None:  # an ASGI application's upgrade
+                    self._dispatch_asgi(False)
+                    return
                 if self._dispatch():
                     return
             elif kind is h11.ConnectionClosed:
@@ -293,6 +312,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if not event.http_version.startswith(b"1."):
             self.http_error(505, "This server speaks HTTP/1.1 (and 1.0) only.")
             return False
+        if event.method == b"CONNECT":
+            self.http_error(501, "CONNECT is not supported: this server is no proxy.")
+            return False
         target = event.target
         authority = None
         if target[:1] != b"/":
@@ -303,6 +325,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return False
             if absolute is not None:
                 authority, target = absolute
+            elif target != b"*" or event.method != b"OPTIONS":
+                # Authority-form is CONNECT's, asterisk-form OPTIONS' (RFC 9112 3.2).
+                self.http_error(400, "Invalid request target.")
+                return False
         elif b"#" in target:
             # Never part of a target (RFC 9112 3.2): a client strips it.
             self.http_error(400, "Fragment in the request target.")
@@ -313,6 +339,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         items = []
         head_size = len(event.method) + len(event.target) + 12
         body = False
+        length = chunked = False
         for name, value in event.headers:
             head_size += len(name) + len(value) + 4
             field = request_field(name, value)
@@ -320,13 +347,24 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.http_error(400, "Control character in a header value.")
                 return False
             items.append(field)
-            if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
-                body = True
+            if name == b"content-length":
+                length = True
+                body = body or value != b"0"
+            elif name == b"transfer-encoding":
+                body = chunked = True
+            elif name == b"host" and not valid_host(value):
+                self.http_error(400, "Invalid Host header.")
+                return False
+        if chunked and (length or event.http_version == b"1.0"):
+            # Two framings, or one HTTP/1.0 does not have: a proxy in front
+            # may have framed it otherwise (request smuggling). RFC 9112 6.1.
+            self.http_error(400, "Ambiguous message framing (Transfer-Encoding).")
+            return False
         if authority is not None:
             # The target's authority stands instead of any Host header (RFC 9112 3.2.2).
-            host = request_field(b"host", authority)
+            host = request_field(b"host", authority) if valid_host(authority) else None
             if host is None:
-                self.http_error(400, "Control character in the request target.")
+                self.http_error(400, "Invalid host in the request target.")
                 return False
             items = [item for item in items if item[0] != "host"]
             items.append(host)
@@ -356,20 +394,22 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.request.server = self.server
         self._awaiting_body = body
         self._body_size = 0
+        # (RFC 9110 7.8: Upgrade is ignored in HTTP/1.0.)
+        self._asks_upgrade = event.http_version != b"1.0" and is_upgrade_request(headers)
+        self._found = None
         return True
 
     def _dispatch(self) -> bool:
         """Route ``self.request``: handshake, HTTP handler, or an error; True once upgraded."""
         request = self.request
-        assert request is not None
-        upgrade = is_upgrade_request(request.headers)
+        found = self._found
+        assert request is not None and found is not None
+        self._found = None
+        route = found.route
+        upgrade = route.is_websocket if route is not None else self._asks_upgrade
         if not upgrade:
             # Plain HTTP: the timer limits the request, not the handler.
             self._stop_open_timer()
-        router = self.server.builtins if self._builtin else self.server.router
-        assert router is not None  # (an ASGI application goes through _dispatch_asgi)
-        found = router.resolve(request.path, request.host, request.method, upgrade)
-        route = found.route
         if route is None:
             format = found.error_format
             if found.status == 405:
@@ -411,10 +451,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def _start_body(self) -> bool:
         """Before reading a request's body: refuse one declared too large (413),
-        else say ``100 Continue`` if the client waits for it. False if refused."""
-        assert self.request is not None
-        upgrade = is_upgrade_request(self.request.headers)
-        self._body_parts = None if upgrade else []
+        else say ``100 Continue`` if the client waits for it. False if refused.
+
+        Kept for an HTTP route's handler; an upgrade's is dropped (and so is
+        one a Router answers with an error).
+        """
+        found = self._found
+        route = found.route if found is not None else None
+        upgrade = route.is_websocket if route is not None else self._asks_upgrade
+        self._body_parts = [] if route is not None and not upgrade else None
         if self._declared_over(self._body_limit(upgrade)):
             # Refused now rather than once that much has come.
             self.http_error(413, "Request body too large.")
@@ -436,21 +481,42 @@ class HttpProtocol(asyncio.BufferedProtocol):
         length = self.request.headers.get("content-length", "0")
         return limit is not None and length.isdigit() and int(length) > limit
 
-    def _is_builtin(self, builtins: Router) -> bool:
-        """Whether the request is for one of the server's own endpoints (metrics, status)."""
+    def _resolve_builtin(self) -> Resolution | None:
+        """Where the request goes among the server's own endpoints (metrics, status), if one."""
+        builtins = self.server.builtins
+        if builtins is None:
+            return None
         request = self.request
         assert request is not None
-        upgrade = is_upgrade_request(request.headers)
-        found = builtins.resolve(request.path, request.host, request.method, upgrade)
-        return found.status != 404
+        found = builtins.resolve(request.path, request.host, request.method, self._asks_upgrade)
+        return None if found.status == 404 else found
 
-    def _dispatch_asgi(self) -> None:
-        """Run the ASGI application on ``self.request``: an HTTP request or an upgrade."""
+    def _resolve(self) -> Resolution:
+        """Where the application's Router sends the request."""
+        request = self.request
+        router = self.server.router
+        assert request is not None and router is not None
+        return router.resolve(request.path, request.host, request.method, self._asks_upgrade)
+
+    def _asgi_websocket(self) -> bool:
+        """Whether an ASGI application gets the request as a WebSocket (a GET that
+        asks to upgrade); any other request is HTTP, Upgrade header or not."""
+        assert self.request is not None
+        return self._asks_upgrade and self.request.method == "GET"
+
+    def _dispatch_asgi(self, body: bool) -> None:
+        """Run the ASGI application on ``self.request``: an HTTP request (``body``:
+        one is to come, for the application to read) or an upgrade."""
         request = self.request
         asgi = self.server.asgi
         assert request is not None and asgi is not None
-        if not is_upgrade_request(request.headers):
-            self._stop_open_timer()
+        if not self._asgi_websocket():
+            if body:
+                # open_timeout goes on bounding the request until its body
+                # is in (while the application waits for it: on_open_timeout).
+                self._reading_body = True
+            else:
+                self._stop_open_timer()
             if self._declared_over(self.config.max_body_size):
                 self.http_error(413, "Request body too large.")
                 return
@@ -574,6 +640,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         Returns the new protocol, and the bytes that followed the request (to
         give to it once its handler runs).
         """
+        # RFC 9110 7.8: a client that also expects 100-continue gets it first.
+        self._send_continue()
         # Written directly: h11's state does not matter past this point, and
         # its trailing data (frames sent right after the request) is kept.
         self.transport.write(accept.response(self.server.response_headers()))
@@ -710,6 +778,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if kind is h11.Data:
                 return bytes(event.data), True  # type: ignore[union-attr]
             if kind is h11.EndOfMessage:
+                if self._reading_body:
+                    self._reading_body = False
+                    self._stop_open_timer()
                 return b"", False
             if event is not h11.NEED_DATA:
                 return None  # ConnectionClosed
@@ -765,6 +836,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 break
         self._app_task = None  # the application may go on; the connection does too
+        self._reading_body = False
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE) and not self._close_after_response:
             h.start_next_cycle()
@@ -937,7 +1009,22 @@ class HttpProtocol(asyncio.BufferedProtocol):
         return transport.get_write_buffer_size() + (unsent_bytes(transport) or 0)
 
     def on_open_timeout(self) -> None:
-        """The request (or the next one on a kept-alive connection) took over open_timeout."""
+        """The request (or the next one on a kept-alive connection) took over open_timeout.
+
+        For an ASGI application's request whose body is not all in: the
+        connection closes if the application waits for the body (it hears
+        ``http.disconnect``); if it is at work meanwhile (reading is paused,
+        so the client holds nothing of ours), the wait starts over.
+        """
+        if self._reading_body and not self._transport_closing:
+            if self._read_waiter is None:
+                self._arm_open_timer()
+            else:
+                protocol_logger.debug(
+                    "%s: request body not complete within open_timeout", peer(self.remote_address)
+                )
+                self.close_transport()
+            return
         if self.status != 101 and not self._transport_closing:
             self.status = self.status or 408
             protocol_logger.debug(

@@ -1,0 +1,248 @@
+"""Message framing and request rules of RFC 9110/9112 and RFC 6455, for both kinds of app.
+
+Each test runs against a Router and against a plain ASGI application serving
+the same things: ``GET``/``POST /`` answers ``METHOD PATH BODYLENGTH``, and a
+WebSocket at ``/`` echoes. Raw sockets: these are about the bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from wsserver import Request, Router, Server, WebSocket
+from wsserver.response import Response, text
+
+from .conftest import StartServer
+from .helpers import upgrade_request
+
+TIMEOUT = 5.0
+
+
+def router_app() -> Router:
+    routes = Router()
+
+    @routes.route("/", methods=["GET", "POST"])
+    async def page(request: Request) -> Response:
+        return text(f"{request.method} {request.path} {len(request.body)}")
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    return routes
+
+
+async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        raise RuntimeError("no lifespan")
+    if scope["type"] == "http":
+        body = b""
+        while True:
+            event = await receive()
+            if event["type"] == "http.disconnect":
+                return
+            body += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        answer = f"{scope['method']} {scope['path']} {len(body)}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": answer})
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        event = await receive()
+        if event["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", **{k: v for k, v in event.items() if k != "type"}})
+
+
+@pytest.fixture(params=["router", "asgi"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def server(kind: str, run_server: StartServer) -> Server:
+    return await run_server(router_app() if kind == "router" else asgi_app, compression=None)
+
+
+@pytest.fixture
+async def impatient_server(kind: str, run_server: StartServer) -> Server:
+    """The same, with an open_timeout of half a second."""
+    app = router_app() if kind == "router" else asgi_app
+    return await run_server(app, compression=None, open_timeout=0.5)
+
+
+async def exchange(port: int, data: bytes, wait: float = TIMEOUT) -> bytes:
+    """Send ``data``; everything the server sends until it closes (or ``wait`` passes)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    received = b""
+    try:
+        async with asyncio.timeout(wait):
+            while chunk := await reader.read(65536):
+                received += chunk
+    except TimeoutError:
+        received += b"<still open>"
+    writer.close()
+    return received
+
+
+async def test_content_length_and_transfer_encoding_together_get_400_and_close(
+    server: Server,
+) -> None:
+    # Two framings: a proxy in front that goes by Content-Length sees one
+    # request where h11, going by Transfer-Encoding, saw two; the second one
+    # was answered on the kept connection (request smuggling). RFC 9112 6.1:
+    # reject, or answer and close; rejected here.
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b"0\r\n\r\n" + smuggled
+    received = await exchange(
+        server.port,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n%s" % (len(body), body),
+    )
+    assert received.startswith(b"HTTP/1.1 400 "), received
+    assert received.count(b"HTTP/1.1 ") == 1 and b"smuggled" not in received
+    assert not received.endswith(b"<still open>")
+
+
+async def test_transfer_encoding_in_http10_gets_400(server: Server) -> None:
+    # RFC 9112 6.1: HTTP/1.0 has no chunked framing: a faulty message.
+    received = await exchange(
+        server.port,
+        b"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    )
+    assert received.startswith(b"HTTP/1.1 400 "), received
+    assert not received.endswith(b"<still open>")
+
+
+async def test_an_upgrade_requests_body_is_not_read_as_frames(server: Server) -> None:
+    # The body is the HTTP message's: read (and dropped) before the 101, not
+    # handed to the WebSocket as if the client had sent frames.
+    smuggled = bytes([0x81, 0x88, 0, 0, 0, 0]) + b"SMUGGLED"
+    real = bytes([0x81, 0x84, 0, 0, 0, 0]) + b"real"
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/", [("Content-Length", str(len(smuggled)))]) + smuggled)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    writer.write(real)
+    assert await asyncio.wait_for(reader.readexactly(6), TIMEOUT) == b"\x81\x04real"
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\na",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffff\r\nab",
+    ],
+)
+async def test_a_body_that_stops_coming_is_dropped_at_open_timeout(
+    impatient_server: Server, request_bytes: bytes
+) -> None:
+    # An ASGI application waiting for the rest of a body waited for ever: a
+    # connection and an application task held by one byte.
+    received = await exchange(impatient_server.port, request_bytes, wait=3.0)
+    assert not received.endswith(b"<still open>"), received
+    assert b"HTTP/1.1 200" not in received
+
+
+async def test_expect_100_continue_on_an_upgrade_gets_100_before_101(server: Server) -> None:
+    # RFC 9110 7.8: a server that gets both Upgrade and Expect: 100-continue
+    # MUST send 100 (Continue) before the 101.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/", [("Expect", "100-continue")]))
+    first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    second = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    writer.close()
+    assert first.startswith(b"HTTP/1.1 100 "), first
+    assert second.startswith(b"HTTP/1.1 101 "), second
+
+
+@pytest.mark.parametrize(
+    "request_line", [b"CONNECT example.com:443 HTTP/1.1", b"CONNECT / HTTP/1.1"]
+)
+async def test_connect_gets_501(
+    server: Server, request_line: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Not a proxy: a 2xx to CONNECT would open a tunnel (h11 then refuses a
+    # body, and the application's answer failed, logged with a traceback).
+    received = await exchange(server.port, request_line + b"\r\nHost: example.com:443\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 501 "), received
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET abc HTTP/1.1",
+        b"GET a.example:443 HTTP/1.1",
+        b"GET * HTTP/1.1",
+        b"GET ftp://a/x HTTP/1.1",
+    ],
+)
+async def test_a_target_that_is_no_path_gets_400(server: Server, request_line: bytes) -> None:
+    # RFC 9112 3.2: origin-form (or absolute-form) for GET; authority-form is
+    # CONNECT's and asterisk-form OPTIONS'. An ASGI app got scope["path"] "abc".
+    received = await exchange(server.port, request_line + b"\r\nHost: x\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 400 "), received
+
+
+@pytest.mark.parametrize("host", [b"a b", b"a/b", b"u@a", b"a:bad", b"a:1:2", b"[::1"])
+async def test_an_invalid_host_gets_400(server: Server, host: bytes) -> None:
+    # RFC 9112 3.2: 400 for a Host header with an invalid field value.
+    received = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 400 "), (host, received)
+
+
+@pytest.mark.parametrize(
+    "host", [b"example.com", b"example.com:8080", b"[::1]:8000", b"127.0.0.1", b"xn--bcher-kva.ch"]
+)
+async def test_valid_hosts_are_served(server: Server, host: bytes) -> None:
+    received = await exchange(server.port, b"GET / HTTP/1.0\r\nHost: " + host + b"\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 200 "), (host, received)
+
+
+async def test_upgrade_is_ignored_in_http10(server: Server) -> None:
+    # RFC 9110 7.8: a server MUST ignore Upgrade in an HTTP/1.0 request; this
+    # one was refused (400) instead of served.
+    request = upgrade_request("/").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+    received = await exchange(server.port, request)
+    assert received.startswith(b"HTTP/1.1 200 "), received
+    assert received.endswith(b"GET / 0")
+
+
+async def test_a_post_with_upgrade_headers_goes_to_the_post_route(server: Server) -> None:
+    # The path has a POST route: the Upgrade offer is ignored (RFC 9110 7.8
+    # lets a server), rather than answered 405 "Allow: GET" as if POST were not
+    # allowed there.
+    request = upgrade_request("/", [("Content-Length", "3")]).replace(b"GET", b"POST", 1)
+    received = await exchange(server.port, request + b"abc", wait=1.0)
+    assert received.startswith(b"HTTP/1.1 200 "), received
+    assert b"POST / 3" in received
+
+
+async def test_an_asgi_app_at_work_is_not_cut_off_by_open_timeout(
+    run_server: StartServer,
+) -> None:
+    # open_timeout bounds a body the application waits for, not the time the
+    # application takes before it reads it.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        await asyncio.sleep(1.2)  # at work, past open_timeout, before reading
+        await asgi_app(scope, receive, send)
+
+    server = await run_server(app, open_timeout=0.5)
+    received = await exchange(
+        server.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", wait=3.0
+    )
+    assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"<still open>")
+    assert b"POST / 3" in received
