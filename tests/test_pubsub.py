@@ -311,8 +311,8 @@ async def test_presence_reads_the_processes_not_the_keyspace(redis_server: Redis
     # takes the ones whose counts expired out of it.
     client = aioredis.from_url(redis_server.url)
     try:
-        for start in range(0, 200_000, 20_000):
-            await client.mset({f"other:{n}": b"x" for n in range(start, start + 20_000)})
+        for start in range(0, 50_000, 10_000):
+            await client.mset({f"other:{n}": b"x" for n in range(start, start + 10_000)})
         a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
         b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
         async with a, b, AsyncExitStack() as stack:
