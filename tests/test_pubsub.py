@@ -647,6 +647,47 @@ async def test_a_subscriber_connection_cut_off_silently_is_an_outage(
             assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "after"
 
 
+class SlowNode:
+    """A broker's node whose deliveries take a millisecond each (a broadcast to
+    many sockets can), counting what it got and the broker's state changes."""
+
+    def __init__(self) -> None:
+        self.node_id = "slow-node"
+        self.delivered = 0
+        self.states: list[bool] = []
+
+    def deliver(self, topic: str, message: str | bytes) -> None:
+        time.sleep(0.001)
+        self.delivered += 1
+
+    def broker_state(self, up: bool) -> None:
+        self.states.append(up)
+
+
+@pytest.mark.drill
+async def test_a_backlog_of_messages_is_no_outage(redis_server: RedisServer) -> None:
+    # The ping's pong comes behind the messages Redis had queued already:
+    # taking 3 s to deliver them, the broker took the late pong for a dead
+    # connection, reconnected, and lost the rest of the burst.
+    broker = RedisBroker(redis_server.url, presence_ttl=1.5, timeout=1.0)
+    node = SlowNode()
+    await broker.attach(node)
+    client = aioredis.from_url(redis_server.url)
+    try:
+        await wait_for(lambda: broker.up, what="the broker up")
+        broker.subscribe(node, "burst")
+        await wait_for(lambda: subscribed_in_redis(redis_server, "burst", 1), what="subscribed")
+        pipe = client.pipeline(transaction=False)
+        for n in range(3000):
+            pipe.publish("wsserver:topic:burst", encode("other-node", f"m{n}"))
+        await pipe.execute()
+        await wait_for(lambda: node.delivered == 3000, timeout=20, what="the whole burst")
+        assert node.states == [] and broker.stats.outages == 0
+    finally:
+        await client.aclose()
+        await broker.detach(node)
+
+
 async def test_rooms_joined_and_left_during_an_outage_leave_nothing_behind(
     redis_server: RedisServer,
 ) -> None:

@@ -340,8 +340,10 @@ class RedisBroker(Broker):
 
         The subscriber connection is pinged every third of ``presence_ttl``: one
         the network dropped silently (no FIN, no reset) would otherwise wait
-        for ever, while the command connection, busy, looks fine. A pong late
-        by ``timeout`` is an outage.
+        for ever, while the command connection, busy, looks fine. Nothing at
+        all heard for ``timeout`` while a pong is awaited is an outage (the
+        pong comes behind the messages already on their way: each of them
+        shows the connection alive).
         """
         prefix = len(self.prefix) + len("topic:")
         loop = asyncio.get_running_loop()
@@ -368,6 +370,8 @@ class RedisBroker(Broker):
             message = await pubsub.get_message(timeout=POLL)
             if message is None:
                 continue
+            if pong_due is not None:
+                pong_due = loop.time() + self.timeout  # (heard from: alive)
             kind = message.get("type")
             if kind == "pong":
                 pong_due = None
