@@ -128,6 +128,8 @@ class Request:
                 self._json = json.loads(self.body)
             except ValueError as exc:  # (UnicodeDecodeError is one too)
                 raise BadRequest(f"The request body is not JSON: {exc}") from None
+            except RecursionError:
+                raise BadRequest("The request body is not JSON: nested too deeply.") from None
         return self._json
 
     @property
