@@ -246,3 +246,53 @@ async def test_an_asgi_app_at_work_is_not_cut_off_by_open_timeout(
     )
     assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"<still open>")
     assert b"POST / 3" in received
+
+
+async def test_an_asgi_app_waiting_for_the_body_gives_the_client_open_timeout_from_then(
+    run_server: StartServer,
+) -> None:
+    # The deadline ran from the request's head: an app at work for most of
+    # open_timeout, then asking for the body (the 100 Continue goes out only
+    # then), left the client a few milliseconds to send it.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        await asyncio.sleep(0.8)
+        await asgi_app(scope, receive, send)
+
+    server = await run_server(app, open_timeout=1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    )
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    await asyncio.sleep(0.4)  # past the request's open_timeout, well within the body's
+    writer.write(b"hello")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    writer.close()
+
+
+async def test_a_router_error_answers_an_expect_100_continue_at_once(
+    run_server: StartServer,
+) -> None:
+    # No 100 Continue for a body that only gets a 404 or 405: the answer comes
+    # at once (the connection then closes: the body was not read). Without
+    # Expect, a small body is read and dropped and the connection kept.
+    server = await run_server(router_app(), compression=None)
+    for path, status in ((b"/missing", b"404"), (b"/", b"405")):
+        method = b"PUT" if path == b"/" else b"POST"
+        received = await exchange(
+            server.port,
+            method + b" " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n"
+            b"Expect: 100-continue\r\n\r\n",
+        )
+        assert received.startswith(b"HTTP/1.1 " + status + b" "), received
+        assert not received.endswith(b"<still open>")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /missing HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert first.startswith(b"HTTP/1.1 404 ")
+    writer.close()

@@ -126,7 +126,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: Where a Router sends the request (found with its head, used at dispatch).
         self._found: Resolution | None = None
         #: An ASGI application's HTTP request whose body has not all arrived:
-        #: open_timeout bounds it while the application waits for it.
+        #: open_timeout bounds it from the application's first ask, while it waits.
         self._reading_body = False
         #: The HTTP handler or on_connect hook running (reading is paused meanwhile).
         self._app_task: asyncio.Task[None] | None = None
@@ -444,23 +444,31 @@ class HttpProtocol(asyncio.BufferedProtocol):
         server = self.server
         return len(server.connections) > limit or len(server.app_tasks) >= limit
 
-    def _body_limit(self, upgrade: bool) -> int | None:
-        """The most body a request may have (None: no limit): an HTTP request's
-        ``max_body_size``, an upgrade's (read and dropped) ``max_header_size``."""
-        return self.config.max_header_size if upgrade else self.config.max_body_size
+    def _body_limit(self, dropped: bool) -> int | None:
+        """The most body a request may have (None: no limit): one for an HTTP
+        route's handler ``max_body_size``, one read and dropped (an upgrade's,
+        or before an error answer) ``max_header_size``."""
+        return self.config.max_header_size if dropped else self.config.max_body_size
 
     def _start_body(self) -> bool:
         """Before reading a request's body: refuse one declared too large (413),
-        else say ``100 Continue`` if the client waits for it. False if refused.
+        else say ``100 Continue`` if the client waits for it. False if refused
+        (or answered).
 
-        Kept for an HTTP route's handler; an upgrade's is dropped (and so is
-        one a Router answers with an error).
+        Kept for an HTTP route's handler; an upgrade's is dropped. So is one
+        that only gets a Router's error answer (404, 405, ...): at once if the
+        client waits for 100 Continue (it has not sent the body, and is not
+        invited to), else once it has been read.
         """
         found = self._found
         route = found.route if found is not None else None
-        upgrade = route.is_websocket if route is not None else self._asks_upgrade
-        self._body_parts = [] if route is not None and not upgrade else None
-        if self._declared_over(self._body_limit(upgrade)):
+        if route is None and found is not None and self._h11.they_are_waiting_for_100_continue:
+            self._awaiting_body = False
+            self._dispatch()  # (the connection then closes: the body is unread)
+            return False
+        kept = route is not None and not route.is_websocket
+        self._body_parts = [] if kept else None
+        if self._declared_over(self._body_limit(not kept)):
             # Refused now rather than once that much has come.
             self.http_error(413, "Request body too large.")
             return False
@@ -511,12 +519,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         asgi = self.server.asgi
         assert request is not None and asgi is not None
         if not self._asgi_websocket():
-            if body:
-                # open_timeout goes on bounding the request until its body
-                # is in (while the application waits for it: on_open_timeout).
-                self._reading_body = True
-            else:
-                self._stop_open_timer()
+            # The body, if any, has open_timeout from when the application
+            # first asks for it (receive_body(); on_open_timeout()).
+            self._stop_open_timer()
+            self._reading_body = body
             if self._declared_over(self.config.max_body_size):
                 self.http_error(413, "Request body too large.")
                 return
@@ -764,6 +770,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         while waiting here: an application that does not ask is not sent more.
         """
         h = self._h11
+        deadlines = self.server.open_deadlines
+        if self._reading_body and deadlines is not None and self not in deadlines:
+            deadlines.add(self)  # the application's first ask: the client's time starts
         self._send_continue()
         while not self.closing:
             try:
@@ -1011,10 +1020,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def on_open_timeout(self) -> None:
         """The request (or the next one on a kept-alive connection) took over open_timeout.
 
-        For an ASGI application's request whose body is not all in: the
-        connection closes if the application waits for the body (it hears
-        ``http.disconnect``); if it is at work meanwhile (reading is paused,
-        so the client holds nothing of ours), the wait starts over.
+        For an ASGI application's request whose body is not all in (timed
+        from the application's first ask for it): the connection closes if
+        the application waits for the body (it hears ``http.disconnect``); if
+        it is at work meanwhile (reading is paused, so the client holds
+        nothing of ours), the wait starts over.
         """
         if self._reading_body and not self._transport_closing:
             if self._read_waiter is None:
