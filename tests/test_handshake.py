@@ -646,25 +646,28 @@ def test_comma_lists_trim_spaces_and_tabs_only(char: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("origin", "host", "same"),
+    ("origin", "host", "scheme", "same"),
     [
-        ("http://example.com", "example.com", True),
-        ("http://example.com", "EXAMPLE.com:80", True),
-        ("https://example.com", "example.com:443", True),
-        ("https://Example.COM:8443", "example.com:8443", True),
-        ("http://[::1]:8000", "[::1]:8000", True),
-        ("http://example.com", "example.com:8080", False),
-        ("https://example.com", "example.com:80", False),
-        ("http://example.com:8000", "example.com:80000", False),
-        ("http://evil.example", "example.com", False),
-        ("http://example.com.evil.example", "example.com", False),
-        ("null", "example.com", False),
-        ("file://", "example.com", False),
-        ("http://example.com/path", "example.com", False),
-        ("http://example.com:x", "example.com", False),
-        ("http://example.com", "example.com/x", False),
-        ("http://example.com", "", False),
+        ("http://example.com", "example.com", "http", True),
+        ("http://example.com", "EXAMPLE.com:80", "http", True),
+        ("https://example.com", "example.com:443", "https", True),
+        ("https://example.com", "example.com", "https", True),
+        ("https://Example.COM:8443", "example.com:8443", "https", True),
+        ("http://[::1]:8000", "[::1]:8000", "http", True),
+        ("http://example.com", "example.com", "https", False),  # a plain-http page
+        ("https://example.com", "example.com", "http", False),
+        ("http://example.com", "example.com:8080", "http", False),
+        ("https://example.com", "example.com:80", "https", False),
+        ("http://example.com:8000", "example.com:80000", "http", False),
+        ("http://evil.example", "example.com", "http", False),
+        ("http://example.com.evil.example", "example.com", "http", False),
+        ("null", "example.com", "http", False),
+        ("file://", "example.com", "http", False),
+        ("http://example.com/path", "example.com", "http", False),
+        ("http://example.com:x", "example.com", "http", False),
+        ("http://example.com", "example.com/x", "http", False),
+        ("http://example.com", "", "http", False),
     ],
 )
-def test_is_same_origin(origin: str, host: str, same: bool) -> None:
-    assert is_same_origin(origin, host) is same
+def test_is_same_origin(origin: str, host: str, scheme: str, same: bool) -> None:
+    assert is_same_origin(origin, host, scheme) is same

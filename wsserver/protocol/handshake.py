@@ -191,16 +191,19 @@ def check_origin(headers: Headers, allowed: Collection[str | None] | None) -> No
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
-def is_same_origin(origin: str, host: str) -> bool:
-    """Whether ``origin`` (an ``Origin`` header) names the server at ``host`` (``Host``).
+def is_same_origin(origin: str, host: str, scheme: str) -> bool:
+    """Whether ``origin`` (an ``Origin`` header) names the server at ``host``
+    (``Host``) reached over ``scheme`` (``"http"`` or ``"https"``).
 
-    Hosts compare case-insensitively, and a port left out is the default port
-    of the origin's scheme. ``null`` and anything unparsable are not the same.
+    Schemes and hosts compare case-insensitively, and a port left out is the
+    scheme's default. ``null`` and anything unparsable are not the same.
     """
     try:
         theirs = urlsplit(origin)
         ours = urlsplit("//" + host)
         default = _DEFAULT_PORTS.get(theirs.scheme.lower())
+        if theirs.scheme.lower() != scheme.lower():
+            return False
         if default is None or not theirs.hostname or theirs.path or theirs.query:
             return False
         return (theirs.hostname, theirs.port or default) == (

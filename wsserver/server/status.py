@@ -88,7 +88,9 @@ class StatusBoard:
             # Without an origins setting, the feed is for the page's own
             # origin (and clients that send none), not any page a visitor opened.
             origins = request.headers.getall("origin")
-            if origins and (len(origins) > 1 or not is_same_origin(origins[0], request.host)):
+            if origins and (
+                len(origins) > 1 or not is_same_origin(origins[0], request.host, request.scheme)
+            ):
                 return error_response(
                     403, "The status feed admits its own page's origin (see origins)."
                 )
