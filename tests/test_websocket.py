@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
 from typing import Any
 
 import httpx
@@ -24,7 +26,7 @@ from wsserver import (
 from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, cancelled_elsewhere, echo_routes, wait_for
+from .helpers import MASK, RawClient, cancelled_elsewhere, echo_routes, upgrade_request, wait_for
 
 
 def url(server: Any, path: str = "/") -> str:
@@ -735,3 +737,147 @@ class TestEmbedding:
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(serving, 5)
         assert server.closing and listening_sockets() == before
+
+
+# ============================================ whose ConnectionClosed, and when
+
+
+async def test_another_connections_close_ending_a_fragmented_send_fails_this_one(
+    run_server: StartServer,
+) -> None:
+    # A relay streams another connection's messages as one fragmented
+    # message; that connection drops. Its ConnectionClosed was taken for this
+    # connection's: half a message stayed on the wire, and the next send()
+    # went out as its last fragment (a corrupted message, and no error).
+    routes = Router()
+
+    @routes.websocket("/relay")
+    async def relay(request: Request, ws: WebSocket) -> None:
+        async def upstream() -> Any:
+            yield "part1 "
+            yield "part2 "
+            raise ConnectionClosedError(1006, "")
+
+        with contextlib.suppress(ConnectionClosedError):
+            await ws.send(upstream())
+        await ws.send("upstream lost")
+
+    server = await run_server(routes)
+    client = await RawClient.connect(server.port, "/relay")
+    frames = [await client.recv_frame() for _ in range(2)]
+    assert frames == [
+        (Opcode.TEXT, False, False, b"part1 "),
+        (Opcode.CONTINUATION, False, False, b"part2 "),
+    ]
+    await client.expect_close(1011)  # the message cannot be ended: the connection fails
+    client.close()
+
+
+async def test_another_connections_close_escaping_a_handler_is_a_failure(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A handler forwarding to a peer that left let the peer's ConnectionClosed
+    # escape: this client, which did nothing wrong, was closed with 1000 and
+    # nothing was logged. It is the handler's failure: 1011, logged.
+    members: list[WebSocket] = []
+    routes = Router()
+
+    @routes.websocket("/member")
+    async def member(request: Request, ws: WebSocket) -> None:
+        members.append(ws)
+        await ws.wait_closed()
+
+    @routes.websocket("/speaker")
+    async def speaker(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            for other in members:
+                await other.send(message)
+
+    server = await run_server(routes)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/member"):
+        pass
+    await wait_for(lambda: members and members[0].closed, what="the member gone")
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/speaker") as ws:
+        await ws.send("hello")
+        with pytest.raises(ClientClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1011
+    assert "handler speaker failed" in caplog.text
+    assert server.stats()["handler_errors"] == 1
+
+
+async def test_send_after_the_peer_ended_tcp_raises(run_server: StartServer) -> None:
+    # The peer sent FIN without a close frame: the connection is CLOSED, but
+    # until asyncio's connection_lost (a loop turn later) send() returned as
+    # if the message had gone.
+    outcomes: list[str] = []
+    done = asyncio.Event()
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        with contextlib.suppress(ConnectionClosedError):
+            await ws.recv()
+        for attempt in (lambda: ws.send("too late"), lambda: ws.ping()):
+            try:
+                await attempt()
+                outcomes.append("returned")
+            except ConnectionClosedError as exc:
+                outcomes.append(f"raised {exc.code}")
+        done.set()
+
+    server = await run_server(routes)
+    client = await RawClient.connect(server.port)
+    client.writer.write_eof()
+    await asyncio.wait_for(done.wait(), 5)
+    client.close()
+    assert outcomes == ["raised 1006", "raised 1006"]
+
+
+async def test_a_handler_cancelled_by_the_application_is_no_shutdown(
+    run_server: StartServer,
+) -> None:
+    # Cancelled by the application (say, to kick a user), not by a shutdown:
+    # the client was told 1001 "server shutting down", and backed off.
+    tasks: list[asyncio.Task[Any]] = []
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        await ws.recv()
+
+    server = await run_server(routes)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        await wait_for(lambda: tasks, what="the handler")
+        tasks[0].cancel()
+        with pytest.raises(ClientClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1000
+    assert not server.closing
+
+
+async def test_a_peer_that_half_closes_without_reading_is_dropped_at_close_timeout(
+    run_server: StartServer,
+) -> None:
+    # It floods pings and reads nothing (their pongs fill our write buffer),
+    # then sends FIN and keeps its socket: asyncio's close waited for ever for
+    # a buffer nobody reads, with no close timer armed; send(), close() and
+    # wait_closed() blocked, and the connection stayed in server.connections.
+    server = await run_server(echo_routes(), close_timeout=0.5, ping_interval=1, ping_timeout=1)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", server.port))
+        ping = serialize_frame(Opcode.PING, b"p" * 125, mask=MASK)
+        await loop.sock_sendall(sock, upgrade_request("/") + ping * 40000)
+        await asyncio.sleep(0.2)
+        assert server.connections
+        sock.shutdown(socket.SHUT_WR)
+        await wait_for(lambda: not server.connections, timeout=5, what="the connection dropped")
+    finally:
+        sock.close()

@@ -261,10 +261,15 @@ class WebSocket:
         if protocol.lost:
             raise self._closed_error()
 
+    def _sending_ended(self) -> bool:
+        """Whether nothing can be sent any more: our close frame went, or TCP ended."""
+        conn = self._conn
+        return conn.close_sent is not None or self._protocol.lost or conn.state is _CLOSED
+
     def _send_frame(self, payload: Data, fin: bool, compress: bool) -> None:
         conn = self._conn
         protocol = self._protocol
-        if conn.close_sent is not None or protocol.lost:
+        if conn.close_sent is not None or protocol.lost or conn.state is _CLOSED:
             raise self._closed_error()
         conn.send(payload, fin, compress=compress)
         if conn.deflate is not None:
@@ -294,11 +299,12 @@ class WebSocket:
                     for item in data:
                         first = self._send_fragment(item, first, compress)
                         await self._protocol.drain()
-            except WebsocketClosed:
-                raise
-            except BaseException:
-                if first is not None:
-                    # Half a message is on the wire: the connection cannot go on.
+            except BaseException as exc:
+                if first is not None and not (
+                    isinstance(exc, WebsocketClosed) and self._sending_ended()
+                ):
+                    # Half a message is on the wire: the connection cannot go
+                    # on. (Another connection's close, from the iterator, too.)
                     self._protocol.start_close(1011, "error while sending a fragmented message")
                 raise
             if first is not None:
@@ -365,7 +371,7 @@ class WebSocket:
             if payload in self._pings:
                 raise ValueError("a ping with this payload is already waiting for its pong")
         conn = self._conn
-        if conn.close_sent is not None or self._protocol.lost:
+        if conn.close_sent is not None or self._protocol.lost or conn.state is _CLOSED:
             raise self._closed_error()
         conn.send_ping(payload)
         self._protocol.send_pending()
@@ -400,7 +406,7 @@ class WebSocket:
         """
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         conn = self._conn
-        if conn.close_sent is not None or self._protocol.lost:
+        if conn.close_sent is not None or self._protocol.lost or conn.state is _CLOSED:
             raise self._closed_error()
         conn.send_pong(payload)
         self._protocol.send_pending()
@@ -503,7 +509,7 @@ class WebSocket:
             WebsocketClosed: the connection is closing or closed.
             ValueError: ``topic`` is not valid Unicode text (a lone surrogate).
         """
-        if self._conn.close_sent is not None or self._protocol.lost:
+        if self._sending_ended():
             raise self._closed_error()
         topics = self.topics
         if topic not in topics:

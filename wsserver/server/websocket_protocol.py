@@ -228,6 +228,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self.conn.receive_eof()
         self.inbox.end()
+        # asyncio closes the transport now, once what it holds is written: a
+        # peer that half-closed and reads nothing would hold it for ever.
+        self._arm_close_timer()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -523,8 +526,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.flush()
         transport = self.transport
         if transport.is_closing():
-            # Closed by asyncio already (TLS: on the peer's EOF); closing an
-            # SSL transport twice breaks it.
+            # Closed by asyncio already (on the peer's EOF); closing an SSL
+            # transport twice breaks it. Still bounded by close_timeout.
+            self._arm_close_timer()
             return
         transport.close()
         # With nothing left to write, a plain TCP transport is gone at the
@@ -658,12 +662,17 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         assert ws is not None
         try:
             await route.handler(self.request, ws, **params)
-        except ConnectionClosed:
-            self.start_close(1000)
         except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, ConnectionClosed) and not ws.open:
+                # This connection's close (another's, escaping, is a failure).
+                self.start_close(1000)
+                return
             if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
-                code = self.server.close_code  # shutdown
-                self.start_close(code, CLOSE_REASONS.get(code, ""))
+                if self.server.closing:
+                    code = self.server.close_code  # shutdown
+                    self.start_close(code, CLOSE_REASONS.get(code, ""))
+                else:
+                    self.start_close(1000)  # the application's own cancel
                 raise
             # (A CancelledError of its own: it awaited what other code cancelled.)
             self.server.counters.handler_errors += 1
