@@ -370,9 +370,9 @@ class WebSocket:
             payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
             if payload in self._pings:
                 raise ValueError("a ping with this payload is already waiting for its pong")
-        conn = self._conn
-        if conn.close_sent is not None or self._protocol.lost or conn.state is _CLOSED:
+        if self._sending_ended():
             raise self._closed_error()
+        conn = self._conn
         conn.send_ping(payload)
         self._protocol.send_pending()
         future: asyncio.Future[float] = self._loop.create_future()
@@ -405,9 +405,9 @@ class WebSocket:
             WebsocketClosed: the connection is closing or closed.
         """
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        conn = self._conn
-        if conn.close_sent is not None or self._protocol.lost or conn.state is _CLOSED:
+        if self._sending_ended():
             raise self._closed_error()
+        conn = self._conn
         conn.send_pong(payload)
         self._protocol.send_pending()
 
