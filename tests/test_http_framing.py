@@ -257,10 +257,15 @@ async def test_an_asgi_app_at_work_is_not_cut_off_by_open_timeout(
         await asgi_app(scope, receive, send)
 
     server = await run_server(app, open_timeout=0.5)
-    received = await first_response(
-        server.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
-    )
-    assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"POST / 3")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert await asyncio.wait_for(reader.readexactly(8), TIMEOUT) == b"POST / 3"
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # and the connection is kept
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    writer.close()
 
 
 async def test_an_asgi_app_waiting_for_the_body_gives_the_client_open_timeout_from_then(
