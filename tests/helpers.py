@@ -82,7 +82,7 @@ class RawClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.parser = FrameParser(require_mask=False, allow_rsv1=True)
+        self.parser = FrameParser(masked=False, allow_rsv1=True)
         self.response_head = b""
 
     @classmethod

@@ -32,7 +32,7 @@ def close_frame(code: int | None = 1000, reason: str = "") -> bytes:
 
 def sent_frames(conn: Connection) -> list[tuple[int, bool, bytes]]:
     """Parse what the server wrote: (opcode, fin, payload) per frame."""
-    parser = FrameParser(require_mask=False, allow_rsv1=True)
+    parser = FrameParser(masked=False, allow_rsv1=True)
     parser.feed(b"".join(conn.data_to_send()))
     frames = []
     while (piece := parser.next_piece()) is not None:
@@ -521,7 +521,7 @@ def test_a_memoryview_of_wider_items_is_sent_as_its_bytes(size: int, fin: bool) 
     items = array.array("I", range(size))
     conn = Connection()
     conn.send(memoryview(items), fin=fin)
-    parser = FrameParser(require_mask=False)
+    parser = FrameParser(masked=False)
     parser.feed(b"".join(conn.data_to_send()))
     payload = b""
     while (piece := parser.next_piece()) is not None:

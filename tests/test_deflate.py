@@ -188,7 +188,7 @@ def client_decompress(frames: list[bytes], bits: int, no_context_takeover: bool)
 
 
 def server_sent(conn: Connection) -> list[tuple[int, bool, bool, bytes]]:
-    parser = FrameParser(require_mask=False, allow_rsv1=True)
+    parser = FrameParser(masked=False, allow_rsv1=True)
     parser.feed(b"".join(conn.data_to_send()))
     frames = []
     while (piece := parser.next_piece()) is not None:

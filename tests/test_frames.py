@@ -194,9 +194,15 @@ class TestParserRules:
     def test_unmasked_client_frame(self) -> None:
         self.check_error(serialize_frame(Opcode.TEXT, b"hi"), "not masked")
 
-    def test_unmasked_allowed_when_not_required(self) -> None:
+    def test_a_client_reads_unmasked_server_frames(self) -> None:
         frame = serialize_frame(Opcode.TEXT, b"hi")
-        assert parse_all(frame, require_mask=False) == [(1, True, False, b"hi")]
+        assert parse_all(frame, masked=False) == [(1, True, False, b"hi")]
+
+    @pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.PING])
+    def test_a_client_refuses_masked_server_frames(self, opcode: Opcode) -> None:
+        # RFC 6455 section 5.1: a client fails the connection on a masked frame.
+        frame = serialize_frame(opcode, b"hi", mask=MASK)
+        self.check_error(frame, "server frame is masked", masked=False)
 
     @pytest.mark.parametrize("bits", [0x10, 0x20, 0x30])
     def test_rsv2_rsv3(self, bits: int) -> None:

@@ -33,6 +33,9 @@ from wsserver import (
     Router,
     WebSocket,
 )
+from wsserver.errors import ConcurrencyError
+from wsserver.protocol.frames import Opcode, serialize_frame
+from wsserver.protocol.http import Headers
 from wsserver.response import text
 from wsserver.testing import (
     ClientWebSocket,
@@ -448,8 +451,8 @@ async def test_close_codes_both_ways(caplog: pytest.LogCaptureFixture) -> None:
         with pytest.raises(ConnectionClosedOK) as ok:
             await ws.receive()
         assert (ok.value.code, ok.value.reason) == (1001, "server shutting down")
-        with pytest.raises(InvalidHandshake):  # closed without an answer: it shut down
-            await client.websocket("/forever").__aenter__()
+        with pytest.raises(InvalidHandshake, match="closed the connection without a response"):
+            await client.websocket("/forever").__aenter__()  # it shut down
 
 
 async def test_protocol_violation_by_the_client_is_1002() -> None:
@@ -677,3 +680,100 @@ async def test_client_websocket_is_exported() -> None:
     async with connect(asgi_echo.app, "/", compression=None) as ws:
         assert isinstance(ws, ClientWebSocket)
         assert ws.compression is None
+
+
+# ======================================================= the client's own rules
+
+
+def _echo_routes() -> Router:
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def echo_ws(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    @routes.get("/x-a")
+    async def x_a(request: Request) -> Any:
+        return text(repr(request.headers.getall("x-a")))
+
+    return routes
+
+
+async def test_a_masked_frame_from_the_server_fails_the_connection() -> None:
+    # RFC 6455 section 5.1: a client fails the connection on a masked frame.
+    async with TestClient(_echo_routes()) as client, client.websocket("/ws") as ws:
+        (protocol,) = client.server._websockets
+        protocol.transport.write(serialize_frame(Opcode.TEXT, b"masked", mask=b"abcd"))
+        with pytest.raises(ConnectionClosedError) as caught:
+            await ws.receive()
+        assert (caught.value.code, caught.value.reason) == (1002, "server frame is masked")
+
+
+async def test_ping_payload_rules() -> None:
+    async with TestClient(_echo_routes()) as client, client.websocket("/ws") as ws:
+        with pytest.raises(ValueError, match="125"):
+            await ws.ping(b"x" * 126)
+        assert ws.open  # nothing was sent
+        first = asyncio.ensure_future(ws.ping(b"same"))
+        await asyncio.sleep(0)
+        with pytest.raises(ConcurrencyError):
+            await ws.ping(b"same")
+        assert await first >= 0
+        # A ping that timed out frees its payload.
+        with pytest.raises(TimeoutError):
+            await ws.ping(b"again", timeout=0)
+        assert await ws.ping(b"again") >= 0
+
+
+async def test_a_websockets_timeout_bounds_its_waits_too() -> None:
+    async with TestClient(_echo_routes()) as client, client.websocket("/ws", timeout=0.2) as ws:
+        assert ws.timeout == 0.2
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await ws.receive()
+        assert asyncio.get_running_loop().time() - started < 2
+
+
+async def test_headers_given_as_headers_keep_repeated_names() -> None:
+    async with TestClient(_echo_routes()) as client:
+        response = await client.get("/x-a", headers=Headers([("X-A", "1"), ("X-A", "2")]))
+        assert response.text == "['1', '2']"
+
+
+async def test_a_closed_client_refuses_to_start_again() -> None:
+    client = TestClient(_echo_routes())
+    async with client:
+        assert (await client.get("/x-a")).status == 200
+    with pytest.raises(RuntimeError, match="make a new one"):
+        async with client:
+            pass
+
+
+async def asgi_accepts_then_waits(scope: Any, receive: Any, send: Any) -> None:
+    """Accepts, then waits on something that is not the connection (a queue, say)."""
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(3600)
+
+
+async def test_leaving_is_bounded_when_an_app_outlives_its_connection() -> None:
+    loop = asyncio.get_running_loop()
+    # The test body failed: its error comes out at once.
+    started = loop.time()
+    with pytest.raises(AssertionError, match="the test failed"):
+        async with (
+            TestClient(asgi_accepts_then_waits, lifespan="off") as client,
+            client.websocket("/"),
+        ):
+            raise AssertionError("the test failed")
+    assert loop.time() - started < 2
+    # It passed: the app gets the client's timeout, not shutdown_timeout (10 s), to end.
+    started = loop.time()
+    async with (
+        TestClient(asgi_accepts_then_waits, lifespan="off", timeout=0.5) as client,
+        client.websocket("/"),
+    ):
+        pass
+    assert 0.5 <= loop.time() - started < 3

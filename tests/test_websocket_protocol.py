@@ -65,7 +65,7 @@ class RecordingTransport(asyncio.Transport):
 
 
 def frames_in(data: bytes) -> list[tuple[int, bytes]]:
-    parser = FrameParser(require_mask=False)
+    parser = FrameParser(masked=False)
     parser.feed(data)
     out = []
     while (piece := parser.next_piece()) is not None:

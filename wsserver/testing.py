@@ -255,6 +255,8 @@ class _Pipe(asyncio.Protocol):
 def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:
     if headers is None:
         return []
+    if isinstance(headers, Headers):
+        return headers.raw_items()  # repeated names kept
     if isinstance(headers, Mapping):
         return list(headers.items())
     return list(headers)
@@ -295,6 +297,7 @@ async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
     Raises:
         ConnectionError: the server closed the connection or sent malformed HTTP.
     """
+    head: h11.Response | None = None
     try:
         while True:
             event = await _next_event(h, pipe)
@@ -309,6 +312,7 @@ async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
                     )
                 continue  # 100 Continue and the like
             if isinstance(event, h11.Response):
+                head = event
                 break
             raise ConnectionError("the server closed the connection without a response")
         parts = []
@@ -321,6 +325,9 @@ async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
             else:
                 raise ConnectionError("the server closed the connection within a response")
     except h11.RemoteProtocolError as exc:
+        if pipe._eof and not h.trailing_data[0]:  # h11's own word for the end is this error
+            where = "without a response" if head is None else "within a response"
+            raise ConnectionError(f"the server closed the connection {where}") from None
         raise ConnectionError(f"malformed HTTP response: {exc}") from None
     return ClientResponse(
         event.status_code,
@@ -385,7 +392,7 @@ class ClientWebSocket:
         self.bytes_sent = 0
         self.bytes_received = 0
         self._deflate = deflate
-        self._parser = FrameParser(require_mask=False, allow_rsv1=deflate is not None)
+        self._parser = FrameParser(masked=False, allow_rsv1=deflate is not None)
         self._frame_parts: list[bytes] = []
         self._message_opcode: Opcode | None = None
         self._message_compressed = False
@@ -484,14 +491,27 @@ class ClientWebSocket:
             await self._pipe.drain()
 
     async def ping(self, data: bytes | None = None, *, timeout: float | None = None) -> float:
-        """Send a ping and wait for its pong; return the round trip, in seconds."""
+        """Send a ping and wait for its pong; return the round trip, in seconds.
+
+        Raises:
+            ValueError: ``data`` is longer than a control frame may carry (125 bytes).
+            ConcurrencyError: a ping with the same ``data`` is still waiting for its pong.
+        """
         self._check_open()
-        payload = os.urandom(4) if data is None else data
+        payload = os.urandom(4) if data is None else bytes(data)
+        if len(payload) > 125:
+            raise ValueError("a ping carries at most 125 bytes")
+        if payload in self._pong_waiters:
+            raise ConcurrencyError("a ping with this payload is already waiting for its pong")
         waiter: asyncio.Future[float] = self.loop.create_future()
         self._pong_waiters[payload] = (waiter, self.loop.time())
-        self._write_frame(Opcode.PING, payload)
-        async with asyncio.timeout(self.timeout if timeout is None else timeout):
-            return await waiter
+        try:
+            self._write_frame(Opcode.PING, payload)
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                return await waiter
+        finally:
+            if self._pong_waiters.get(payload, (None,))[0] is waiter:
+                del self._pong_waiters[payload]  # timed out or cancelled: the payload is free
 
     async def close(
         self, code: int = 1000, reason: str = "", *, timeout: float | None = None
@@ -776,26 +796,42 @@ class TestClient:
         self._websockets: set[ClientWebSocket] = set()
 
     async def start(self) -> TestClient:
-        """Start the server (an ASGI app's lifespan startup included)."""
+        """Start the server (an ASGI app's lifespan startup included).
+
+        Raises:
+            RuntimeError: this client was closed (a server is started once:
+                make a new TestClient).
+        """
         if self.server.ssl is not None:
             raise ValueError("TestClient speaks plain text: leave the TLS settings out")
+        if self.server.closing:
+            raise RuntimeError("this TestClient was closed: make a new one")
         await self.server.start()
         return self
 
-    async def close(self) -> None:
-        """Close the WebSockets still open (1000), then the server, gracefully."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Close the WebSockets still open (1000), then the server, gracefully.
+
+        The server's handlers and ASGI tasks get ``timeout`` seconds to end
+        (by default the client's timeout, or ``shutdown_timeout`` if shorter);
+        those still running are then cancelled.
+        """
         for ws in list(self._websockets):
             with contextlib.suppress(Exception):
                 await ws.close()
-        await self.server.close()
+        if timeout is None:
+            timeout = min(self.timeout, self.server.config.shutdown_timeout)
+        await self.server.close(timeout)
         for pipe in list(self._pipes):
             pipe.abort()
 
     async def __aenter__(self) -> TestClient:
         return await self.start()
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        # A test that failed gets its error at once: what is still running on
+        # the server's side is cancelled rather than waited for.
+        await self.close(0 if exc_type is not None else None)
 
     async def _open_pipe(self) -> _Pipe:
         """A new connection to the server: one end of a socket pair each."""
@@ -974,7 +1010,7 @@ class TestClient:
             switch,
             subprotocol=subprotocol,
             deflate=agreed,
-            timeout=self.timeout,
+            timeout=timeout,
             received=bytes(received) + pipe.take(),
         )
         if not ws.closed:

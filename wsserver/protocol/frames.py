@@ -373,7 +373,9 @@ class FrameParser:
     Args:
         allow_rsv1: whether RSV1 may be set on data frames (an extension such
             as permessage-deflate negotiated it).
-        require_mask: whether frames must be masked (true for a server).
+        masked: whether frames must be masked (true: a server reading a
+            client's frames) or must not be (false: a client reading a
+            server's), RFC 6455 section 5.1.
     """
 
     __slots__ = (
@@ -381,7 +383,8 @@ class FrameParser:
         "_pos",
         "_owned",
         "allow_rsv1",
-        "require_mask",
+        "masked",
+        "_mask_bit",
         "discarding",
         "_need",
         "_offset",
@@ -393,7 +396,7 @@ class FrameParser:
         "_collect",
     )
 
-    def __init__(self, *, allow_rsv1: bool = False, require_mask: bool = True) -> None:
+    def __init__(self, *, allow_rsv1: bool = False, masked: bool = True) -> None:
         # The bytes being parsed from _pos on: what was fed, when nothing was
         # left over (no copy), else a bytearray of the parser's own.
         self._buf: bytes | bytearray | memoryview = b""
@@ -402,7 +405,8 @@ class FrameParser:
         # the parser's own bytearray) rather than borrowed from the caller.
         self._owned = True
         self.allow_rsv1 = allow_rsv1
-        self.require_mask = require_mask
+        self.masked = masked
+        self._mask_bit = 0x80 if masked else 0  # the MASK bit every frame must have
         #: After a protocol failure: skip every frame except close frames,
         #: without validating anything.
         self.discarding = False
@@ -554,8 +558,9 @@ class FrameParser:
         # Unassigned opcode bits get past the check only while discarding, and
         # a discarded frame's opcode is never looked at.
         opcode = OPCODES[bits] or CONTINUATION
-        # Plain masked data frames skip the full check: it is only for the rest.
-        if b0 & 0x70 or bits > 2 or not masked or length >> 63:
+        # Plain data frames masked as they must be skip the full check: it is
+        # only for the rest.
+        if b0 & 0x70 or bits > 2 or masked != self._mask_bit or length >> 63:
             if not self.discarding:
                 error = self._check_header(b0, bits, fin, rsv1, bool(masked), length)
                 if error is not None:
@@ -659,6 +664,6 @@ class FrameParser:
             return "reserved bit RSV1 set without a negotiated extension"
         if length >> 63:
             return "payload length with the most significant bit set"
-        if self.require_mask and not masked:
-            return "client frame is not masked"
+        if masked != self.masked:
+            return "client frame is not masked" if self.masked else "server frame is masked"
         return None
