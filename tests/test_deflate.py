@@ -395,6 +395,43 @@ class TestInflateLimit:
         assert failure.code == 1009
         assert failure.reason == f"message exceeds max_size {max_size}"
 
+    def test_one_read_of_small_bombs_is_inflated_a_little_at_a_time(self) -> None:
+        # Messages of exactly max_size that compress a thousandfold: a few KiB
+        # must not become hundreds of max_size messages in one call.
+        max_size = 100_000
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+        wire = b""
+        for _ in range(300):
+            data = compressor.compress(b"a" * max_size) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            wire += serialize_frame(Opcode.TEXT, data[:-4], rsv1=True, mask=MASK)
+        assert len(wire) < 300 * 200
+        conn = Connection(max_size=max_size, deflate=PerMessageDeflate())
+        events = conn.receive_data(memoryview(bytearray(wire)))  # borrowed, as the server's
+        calls = 1
+        assert events == ["a" * max_size] and conn.input_waiting  # one message's worth
+        while conn.input_waiting:
+            more = conn.receive_data(b"")
+            assert 1 <= len(more) <= 2 and all(m == "a" * max_size for m in more)
+            events += more
+            calls += 1
+        assert len(events) == 300 and calls >= 150
+        assert conn.receive_data(serialize_frame(Opcode.TEXT, b"hi", mask=MASK)) == ["hi"]
+        assert not conn.input_waiting
+
+    def test_stopping_between_reads_keeps_a_frame_cut_in_two(self) -> None:
+        max_size = 50_000
+        (big,) = client_compress([b"b" * max_size])
+        (small,) = client_compress([b"tail " * 40])
+        first = serialize_frame(Opcode.BINARY, big, rsv1=True, mask=MASK)
+        second = serialize_frame(Opcode.TEXT, small, rsv1=True, mask=MASK)
+        conn = Connection(max_size=max_size, deflate=PerMessageDeflate())
+        read = bytearray(first + second[:5])  # the next frame's header, cut
+        events = conn.receive_data(memoryview(read))
+        read[:] = b"\xff" * len(read)  # the read buffer is reused by the next read
+        assert events == [b"b" * max_size] and conn.input_waiting
+        assert conn.receive_data(b"") == [] and not conn.input_waiting
+        assert conn.receive_data(second[5:]) == ["tail " * 40]
+
     def test_inflate_never_returns_more_than_the_limit(self) -> None:
         pmd = PerMessageDeflate()
         pmd.start_inflate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
+import zlib
 from asyncio.selector_events import _SelectorSocketTransport
 from typing import Any
 
@@ -70,6 +71,55 @@ class TestReceiveBackpressure:
             await asyncio.sleep(0.01)
         assert received == payloads
 
+
+    async def test_well_compressed_messages_in_one_read_stay_bounded(
+        self, run_server: StartServer
+    ) -> None:
+        # Each message is max_size bytes that compress a thousandfold: one read
+        # of a few KiB used to put them all in the inbox at once (1 MiB messages:
+        # some 250 MiB per 256 KiB read), beyond max_queue.
+        gate = asyncio.Event()
+        received: list[str] = []
+        routes = Router()
+
+        @routes.websocket("/")
+        async def slow(request: Request, ws: WebSocket) -> None:
+            await gate.wait()
+            async for message in ws:
+                received.append(message)  # type: ignore[arg-type]
+
+        max_queue, max_size, count = 4, 100_000, 300
+        server = await run_server(
+            routes, max_queue=max_queue, max_size=max_size, compression="deflate"
+        )
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+        frames = b""
+        for _ in range(count):
+            data = compressor.compress(b"a" * max_size) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            frames += serialize_frame(Opcode.TEXT, data[:-4], rsv1=True, mask=MASK)
+        assert len(frames) < 64 * 1024  # one read
+        client = await RawClient.connect(
+            server.port,
+            headers=[("Sec-WebSocket-Extensions", "permessage-deflate")],
+            first_frames=frames + serialize_frame(Opcode.PING, b"after them", mask=MASK),
+        )
+        (protocol,) = [p for p in server.connections if isinstance(p, WebSocketProtocol)]
+        peak = 0
+        for _ in range(30):
+            await asyncio.sleep(0.01)
+            held = [m for m in protocol.inbox.messages if isinstance(m, str)]
+            peak = max(peak, sum(map(len, held)))
+        assert max_queue * max_size <= peak <= (2 * max_queue + 2) * max_size
+        gate.set()
+        opcode, _, _, payload = await client.recv_frame(timeout=10)
+        assert (opcode, payload) == (Opcode.PONG, b"after them")
+        assert len(received) == count and set(received) == {"a" * max_size}
+        client.send(Opcode.TEXT, b"and then")  # reading goes on
+        for _ in range(200):
+            if len(received) > count:
+                break
+            await asyncio.sleep(0.01)
+        assert received[count:] == ["and then"]
 
     @pytest.mark.parametrize("how", ["returns", "closes and waits"])
     async def test_closing_with_reading_paused_still_reads_the_close_reply(

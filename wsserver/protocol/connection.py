@@ -142,7 +142,8 @@ class Connection:
     Args:
         max_size: the largest message accepted, in bytes (after
             decompression); None for no limit. Larger messages fail the
-            connection with 1009.
+            connection with 1009. It also bounds what one call of
+            :meth:`receive_data` inflates (see there).
         deflate: the permessage-deflate parameters agreed in the handshake,
             or None.
     """
@@ -169,6 +170,8 @@ class Connection:
         "_send_compressed",
         "_pongs_held",
         "_held_pong",
+        "_inflated",
+        "input_waiting",
     )
 
     def __init__(
@@ -207,6 +210,11 @@ class Connection:
         # While the peer does not take what is written (see hold_pongs()).
         self._pongs_held = False
         self._held_pong: bytes | None = None
+        # Bytes inflated by the current receive_data() call.
+        self._inflated = 0
+        #: Whether receive_data() stopped with received bytes left to parse
+        #: (see there): call it again, with b"", for the rest.
+        self.input_waiting = False
 
     def _move(self, trigger: Trigger) -> None:
         self.state = transition(self.state, trigger)
@@ -214,13 +222,23 @@ class Connection:
     # ----------------------------------------------------------- receiving
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        """Feed received bytes; return the events they complete."""
+        """Feed received bytes; return the events they complete.
+
+        Compressed messages are inflated up to about ``max_size`` bytes per
+        call: a few KiB of well-compressed messages would otherwise become
+        hundreds of messages of ``max_size`` each, at once, before the I/O
+        layer could stop reading. When the call stops there, the rest of the
+        bytes is kept and :attr:`input_waiting` is true: the caller lets the
+        application take what came, then calls ``receive_data(b"")`` again.
+        """
         events: list[Event] = []
         state = self.state
+        self.input_waiting = False
         if state is _CLOSED or state is _REMOTE_CLOSING:
             return events
         parser = self._parser
         max_size = self.max_size
+        self._inflated = 0
         parser.feed(data)
         while self.close_received is None:
             try:
@@ -249,6 +267,16 @@ class Connection:
                     self._add_whole_message(opcode, payload, events)
                 else:
                     self._handle_piece(opcode, fin, rsv1, payload, length, offset, events)
+                    inflated = self._inflated
+                    if (
+                        inflated
+                        and max_size is not None
+                        and inflated >= max_size
+                        and parser.buffered
+                    ):
+                        parser.keep_input()  # the rest, for the next call
+                        self.input_waiting = True
+                        break
                 if not parser.buffered:
                     break
             except ProtocolError as exc:
@@ -341,6 +369,7 @@ class Connection:
             limit = 0 if max_size is None else max_size - self._msg_size + 1
             payload = self.deflate.inflate(payload, final, limit)
             self._msg_size += len(payload)
+            self._inflated += len(payload)
         else:
             self._msg_size += len(payload)
         if self.max_size is not None and self._msg_size > self.max_size:

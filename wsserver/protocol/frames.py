@@ -465,6 +465,11 @@ class FrameParser:
         """Bytes received but not yet parsed."""
         return len(self._buf) - self._pos
 
+    def keep_input(self) -> None:
+        """The caller stops before :meth:`next_piece` returned None: keep what
+        is not parsed yet (copied, if it was borrowed) for the next call."""
+        self._keep_rest()
+
     def next_piece(self) -> FramePiece | None:
         """Return the next frame piece, or None when more bytes are needed.
 

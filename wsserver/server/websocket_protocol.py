@@ -94,6 +94,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         "_held",
         "_held_size",
         "_transport_closing",
+        "_input_held",
         "_close_timer",
         "_fail_timer",
         "_started",
@@ -142,6 +143,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._held: list[bytes] = []
         self._held_size = 0
         self._transport_closing = False
+        # Whether reading is paused because received bytes wait to be parsed
+        # (the connection's input_waiting), and their parse is scheduled.
+        self._input_held = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._fail_timer: asyncio.TimerHandle | None = None
         self._started = started
@@ -224,6 +228,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.send_pending()
         if conn.state is _CLOSED:
             self.close_transport()
+        elif conn.input_waiting:
+            self._hold_input()
 
     def eof_received(self) -> bool:
         self.conn.receive_eof()
@@ -337,9 +343,32 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self.server.counters.read_pauses += 1
 
     def _resume_reading(self) -> None:
-        """The handler took the inbox down to a quarter of max_queue: read again."""
-        if not self._transport_closing and not self.lost:
+        """The handler took the inbox down to a quarter of max_queue: read again
+        (first, what was received and is not parsed yet, if anything)."""
+        if self._input_held:
+            self.loop.call_soon(self._parse_held_input)
+        elif not self._transport_closing and not self.lost:
             self.transport.resume_reading()
+
+    def _hold_input(self) -> None:
+        """The connection stopped parsing with received bytes left (a read of
+        well-compressed messages inflates a little at a time): read nothing
+        more until they are parsed, after the application's turn, and not
+        while the inbox is full."""
+        if not self._input_held:
+            self._input_held = True
+            if not self._transport_closing and not self.lost:
+                self.transport.pause_reading()
+        if not self.inbox.paused:
+            self.loop.call_soon(self._parse_held_input)
+
+    def _parse_held_input(self) -> None:
+        if self.lost or not self._input_held or self.inbox.paused:
+            return  # (gone; parsed already; or the inbox's resume calls again)
+        self._input_held = False
+        self.data_received(b"")  # holds again if there is still more
+        if not self._input_held and not self.inbox.paused:
+            self._resume_reading()
 
     # --------------------------------------------------------------- writing
 
