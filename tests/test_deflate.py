@@ -445,10 +445,11 @@ class TestInflateLimit:
         events = conn.receive_data(serialize_frame(Opcode.BINARY, data, rsv1=True, mask=MASK))
         assert events == [b"y" * 1000]
 
-    @pytest.mark.parametrize("fragments", [1, 3])
+    @pytest.mark.parametrize("fragments", [1, 3, 5000])
     def test_incompressible_max_size_passes_though_larger_on_the_wire(self, fragments: int) -> None:
         # Random data grows when deflated: the wire length is above max_size,
-        # the message is not.
+        # the message is not. Each flushed fragment adds some 11 bytes more
+        # (5000 of 2 bytes each: four times max_size on the wire).
         max_size = 10_000
         payload = os.urandom(max_size)
         conn = Connection(max_size=max_size, deflate=PerMessageDeflate())

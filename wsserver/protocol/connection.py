@@ -34,7 +34,7 @@ import codecs
 from typing import Any
 
 from ..errors import InvalidState, ProtocolError
-from .deflate import PerMessageDeflate, max_deflated_size
+from .deflate import FLUSH_BYTES, PerMessageDeflate, max_deflated_size
 from .frames import (
     BINARY,
     CLOSE,
@@ -342,8 +342,9 @@ class Connection:
                     # inflates); on the wire, a compressed message may be a
                     # little larger than that (incompressible data), but not
                     # more than deflate can make of max_size bytes.
-                    self._msg_wire += length
-                    if self._msg_wire > max_deflated_size(max_size):
+                    # (Less what one frame's flush may add: see max_deflated_size().)
+                    self._msg_wire += length - FLUSH_BYTES
+                    if self._msg_wire > max_deflated_size(max_size, 0):
                         raise ProtocolError(f"message exceeds max_size {max_size}", 1009)
             if (
                 opcode is BINARY

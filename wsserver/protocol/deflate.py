@@ -72,6 +72,7 @@ ZLIB = (
 
 __all__ = [
     "DeflateSettings",
+    "FLUSH_BYTES",
     "PerMessageDeflate",
     "LARGE_MESSAGE",
     "ZLIB",
@@ -166,17 +167,22 @@ class DeflateSettings:
         return self.library == "auto" and ZLIB != "zlib"
 
 
-def max_deflated_size(size: int) -> int:
-    """The most bytes a permessage-deflate message of ``size`` bytes can take on the wire.
+#: What a sender's flush at the end of a frame may add on the wire: an empty
+#: stored block (5 bytes), the header of the stored block it cut (5), and the
+#: bits that pad to a byte (RFC 7692 7.2.1 lets a sender flush every frame).
+FLUSH_BYTES = 16
+
+
+def max_deflated_size(size: int, frames: int = 1) -> int:
+    """The most bytes a permessage-deflate message of ``size`` bytes in
+    ``frames`` frames can take on the wire.
 
     Incompressible data goes in stored blocks: 5 bytes of header for each
     block (zlib makes them 16 KiB and larger; the bound counts one per 4 KiB
     and per 16 KiB, as zlib's ``deflateBound`` does), and each frame a
-    sender flushes ends with an empty stored block (5 bytes). The margin
-    covers a few thousand such flushes, however the sender splits the
-    message into frames.
+    sender flushed costs up to :data:`FLUSH_BYTES` more, however small.
     """
-    return size + (size >> 12) + (size >> 14) + 16384
+    return size + (size >> 12) + (size >> 14) + 16384 + FLUSH_BYTES * frames
 
 
 def parse_extensions(values: list[str]) -> list[tuple[str, Params]]:
