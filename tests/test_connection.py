@@ -208,6 +208,17 @@ class TestViolations:
         events = conn.receive_data(cf(Opcode.TEXT, b"valid \xf4\x90", fin=False))
         assert failure_of(events).code == 1007
 
+    @pytest.mark.parametrize("start", [b"\xed\xa0", b"\xed\xbf"])
+    def test_the_start_of_a_surrogate_fails_before_its_last_byte(self, start: bytes) -> None:
+        # (Python's incremental decoder alone waits for a third byte.)
+        conn = Connection()
+        events = conn.receive_data(cf(Opcode.TEXT, b"ok" + start, fin=False))
+        assert failure_of(events).code == 1007
+        # The last character before the surrogates, U+D7FF, is ED 9F BF.
+        conn = Connection()
+        assert conn.receive_data(cf(Opcode.TEXT, b"ok\xed\x9f", fin=False)) == []
+        assert conn.receive_data(cf(Opcode.CONTINUATION, b"\xbf")) == ["ok\ud7ff"]
+
     def test_invalid_utf8_fails_mid_frame(self) -> None:
         # The frame announces 100 bytes; the bad byte comes in the first chunk.
         frame = cf(Opcode.TEXT, b"ok\xff" + b"a" * 97)

@@ -375,11 +375,18 @@ class Connection:
             self._msg_size += len(payload)
         if self.max_size is not None and self._msg_size > self.max_size:
             raise ProtocolError(f"message exceeds max_size {self.max_size}", 1009)
-        if self._decoder is not None:
+        decoder = self._decoder
+        if decoder is not None:
             try:
-                text = self._decoder.decode(payload, final)
+                text = decoder.decode(payload, final)
             except UnicodeDecodeError:
                 raise ProtocolError("invalid UTF-8 in text message", 1007) from None
+            if not final:
+                # CPython's decoder waits for the third byte of ED A0-ED BF
+                # (a surrogate), which no byte can make valid: fail now.
+                pending = decoder.getstate()[0]
+                if len(pending) > 1 and pending[0] == 0xED and pending[1] >= 0xA0:
+                    raise ProtocolError("invalid UTF-8 in text message", 1007)
             if text:
                 self._msg_parts.append(text)  # type: ignore[arg-type]
                 if len(self._msg_parts) - self._msg_joined >= JOIN_PIECES:
