@@ -1298,3 +1298,127 @@ def test_root_path_must_be_a_plain_path(root_path: str) -> None:
     with pytest.raises(ConfigError, match="root_path"):
         Config(root_path=root_path)
     assert Config(root_path="/api/v1").root_path == "/api/v1"
+
+
+# ================================================ after the client left, and bad bodies
+
+
+class WebSocketDisconnect(Exception):
+    """What a framework (Starlette) makes of websocket.disconnect: named so."""
+
+
+@pytest.mark.parametrize("kind", ["websocket", "http"])
+async def test_an_apps_own_error_after_the_client_left_is_still_its_error(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    # The client leaving excuses what comes of it, not a bug in the clean-up.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            assert (await receive())["type"] == "websocket.disconnect"
+        else:
+            await receive()
+            assert (await receive())["type"] == "http.disconnect"
+        if scope["path"] == "/framework":
+            raise WebSocketDisconnect(1000)
+        {}["never-added"]  # noqa: B018
+
+    server = await run_asgi(app)
+    for path in ["/framework", "/bug"]:
+        if kind == "websocket":
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}{path}"):
+                pass
+        else:
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            await asyncio.sleep(0.1)
+            writer.close()
+        await wait_for(lambda: not server.app_tasks and not server.connections, what="the end")
+        if path == "/framework":
+            assert not errors_logged(caplog) and server.stats()["handler_errors"] == 0
+    expect_logged_error(caplog, "ASGI application failed")
+    assert server.stats()["handler_errors"] == 1
+
+
+@pytest.mark.parametrize("how", ["raises", "returns"])
+async def test_an_app_that_stops_after_its_response_start_gets_a_500_in_its_place(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    # The head waits for the first body: nothing was written, and a 500 can
+    # still be sent instead of closing the connection on the client.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if how == "raises":
+            raise RuntimeError("after the start")
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert response.status_code == 500
+    expect_logged_error(
+        caplog, "ASGI application failed" if how == "raises" else "did not finish its response"
+    )
+    assert server.stats()["handler_errors"] == 1
+
+
+async def test_an_int_is_no_body(run_asgi: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # bytes(4) would be four NUL bytes on the wire.
+    errors: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        try:
+            if scope["type"] == "websocket":
+                await receive()
+                if scope["path"] == "/deny":
+                    await send({"type": "websocket.http.response.start", "status": 403})
+                    await send({"type": "websocket.http.response.body", "body": 4})
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.send", "bytes": 5})
+            else:
+                await send({"type": "http.response.start", "status": 200})
+                await send({"type": "http.response.body", "body": 4})
+        except TypeError as exc:
+            errors.append(exc)
+            raise
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"http://127.0.0.1:{server.port}/")).status_code == 500
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/deny")
+    assert caught.value.response.status_code == 500
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/send") as ws:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)  # nothing, then the close
+    assert ws.close_code == 1011
+    assert [str(e) for e in errors] == [
+        "http.response.body: 'body' must be bytes, not int",
+        "websocket.http.response.body: 'body' must be bytes, not int",
+        "websocket.send: 'bytes' must be bytes, not int",
+    ]
+    expect_logged_error(caplog, "ASGI application failed")
+
+
+async def test_messages_after_a_complete_response_are_ignored_trailers_too(
+    run_asgi: Any,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"done"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-sum", b"1")]})
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        for _ in range(2):  # the connection is kept, and reused
+            response = await client.get(f"http://127.0.0.1:{server.port}/")
+            assert (response.status_code, response.text) == (200, "done")
+    # (the autouse fixture fails the test if an error was logged)

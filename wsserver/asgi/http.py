@@ -22,7 +22,7 @@ from ..protocol.http import valid_header
 if TYPE_CHECKING:
     from ..server.http_protocol import HttpProtocol
 
-__all__ = ["HttpCycle", "caused_by_disconnect", "response_headers"]
+__all__ = ["HttpCycle", "body_bytes", "caused_by_disconnect", "response_headers"]
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Message, Any, Any], Awaitable[None]]
@@ -50,14 +50,40 @@ def response_headers(headers: Any, what: str) -> list[tuple[str, str]]:
     return checked
 
 
-def caused_by_disconnect(exc: BaseException, *origins: object) -> bool:
-    """Whether ``exc``, or an exception it came from, is our :class:`ClientDisconnected`
-    raised by one of ``origins`` (another connection's is no client of this one leaving)."""
+def body_bytes(value: Any, what: str) -> bytes:
+    """An application's byte string (bytes, bytearray or memoryview) as bytes.
+
+    Raises:
+        TypeError: anything else (``bytes(5)`` would be five NUL bytes).
+    """
+    if type(value) is bytes:
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+
+
+def caused_by_disconnect(exc: BaseException, *origins: object, gone: bool = False) -> bool:
+    """Whether ``exc`` comes of the client leaving, and is therefore no error of the app.
+
+    It does when it, or an exception it came from, is our
+    :class:`ClientDisconnected` raised by one of ``origins`` (another
+    connection's is no client of this one leaving); or, once the client is
+    ``gone``, what frameworks make of the disconnect message (Starlette's
+    ``WebSocketDisconnect`` and ``ClientDisconnect``: a class named so) or a
+    cancellation. Anything else the app raises then, a bug in its clean-up
+    say, is its error.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, ClientDisconnected) and any(
             current.origin is origin for origin in origins if origin is not None
+        ):
+            return True
+        if gone and (
+            isinstance(current, asyncio.CancelledError)
+            or type(current).__name__.endswith("Disconnect")
         ):
             return True
         seen.add(id(current))
@@ -112,36 +138,41 @@ class HttpCycle:
         response has the connection closed, since the response cannot be
         completed. The application may go on after its response is complete
         (background work): the connection goes on to its next request meanwhile.
-        Once the client is gone, nothing the application does is an error of
-        its own (frameworks turn our :class:`~wsserver.errors.ClientDisconnected`
-        into exceptions of theirs): it is logged at DEBUG.
+        What comes of the client leaving (see :func:`caused_by_disconnect`)
+        is logged at DEBUG; any other failure is logged as an error, and
+        counted, once.
         """
         connection = self.connection
-        path = self.scope["path"]
+        failed = False
         try:
             await app(self.scope, self.receive, self.send)
         except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
                 raise
-            if connection.lost or caused_by_disconnect(exc, connection):
-                logs.protocol_logger.debug("client gone while the app ran on %s: %r", path, exc)
+            if caused_by_disconnect(exc, connection, gone=connection.lost):
+                logs.protocol_logger.debug(
+                    "client gone while the app ran on %s: %r", self.scope["path"], exc
+                )
             else:
                 self._failed("ASGI application failed", exc)
-                if not self.response_started:
-                    self._complete()
-                    connection.http_error(500, "Internal Server Error")
-                    return
-        else:
-            if not self.response_started and not connection.lost:
-                self._failed("ASGI application returned without a response", None)
-                self._complete()
-                connection.http_error(500, "Internal Server Error")
-                return
-        if not self.response_complete:
-            if not connection.closing:
-                self._failed("ASGI application did not finish its response", None)
+                failed = True
+        if self.response_complete:
+            return
+        if not connection.closing and (not self.response_started or self._status):
+            # Nothing of the response was written (the head waits for the
+            # first body): a 500 takes its place (www.rst allows it).
+            if not failed:
+                problem = "did not finish its response" if self.response_started else (
+                    "returned without a response"
+                )
+                self._failed(f"ASGI application {problem}", None)
             self._complete()
-            connection.close_transport()
+            connection.http_error(500, "Internal Server Error")
+            return
+        if not connection.closing and not failed:
+            self._failed("ASGI application did not finish its response", None)
+        self._complete()
+        connection.close_transport()
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
         logs.log_app_error(problem, self.scope["path"], self.connection.remote_address, exc)
@@ -205,11 +236,11 @@ class HttpCycle:
         """
         connection = self.connection
         kind = message["type"]
-        if kind in _RESPONSE_MESSAGES:
+        if kind in _RESPONSE_MESSAGES or self.response_complete:
             if connection.closing:
                 raise ClientDisconnected("the client is gone", connection)
             if self.response_complete:
-                return  # www.rst: once complete, further messages are ignored
+                return  # www.rst: once complete, further messages (trailers too) are ignored
         if kind == "http.response.start":
             if self.response_started:
                 raise RuntimeError("http.response.start sent twice")
@@ -228,7 +259,7 @@ class HttpCycle:
         if kind == "http.response.body":
             if not self.response_started:
                 raise RuntimeError("http.response.body sent before http.response.start")
-            body = message.get("body", b"")
+            body = body_bytes(message.get("body", b""), "http.response.body: 'body'")
             more = bool(message.get("more_body", False))
             if self._status:
                 # The head waits for the first body: a whole response in one
@@ -243,7 +274,7 @@ class HttpCycle:
                 connection.start_response(self._status, headers)
                 self._status = 0
             if body and not self._head:
-                connection.send_body(bytes(body))
+                connection.send_body(body)
             if not more:
                 self._complete()
                 connection.end_response()

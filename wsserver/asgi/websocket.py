@@ -25,7 +25,7 @@ from .. import logs
 from ..errors import ClientDisconnected, ConnectionClosed, task_was_cancelled
 from ..protocol.handshake import Accept
 from ..protocol.http import Response, error_response
-from .http import caused_by_disconnect, response_headers
+from .http import body_bytes, caused_by_disconnect, response_headers
 
 if TYPE_CHECKING:
     from ..app.request import Request
@@ -118,7 +118,7 @@ class WebSocketSession:
         except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
                 raise
-            if self._gone() or caused_by_disconnect(exc, self, self.connection):
+            if caused_by_disconnect(exc, self, self.connection, gone=self._gone()):
                 # The client left: what the app does then is not its error.
                 logs.protocol_logger.debug(
                     "client gone while the app ran on %s: %r", self.path, exc
@@ -231,9 +231,9 @@ class WebSocketSession:
             data = message.get("bytes")
             if (text is None) == (data is None):
                 raise ValueError("websocket.send needs exactly one of 'text' and 'bytes'")
-            payload = text if data is None else data if type(data) is bytes else bytes(data)
+            payload = text if data is None else body_bytes(data, "websocket.send: 'bytes'")
             if type(payload) is not str and type(payload) is not bytes:
-                raise TypeError("websocket.send: 'text' must be str and 'bytes' bytes")
+                raise TypeError("websocket.send: 'text' must be str")
             try:
                 if ws.send_now(payload):
                     await ws.drained()
@@ -273,7 +273,9 @@ class WebSocketSession:
         elif kind == "websocket.http.response.body" and phase is Phase.RESPONDING:
             if self._body is None:
                 self._body = []
-            self._body.append(bytes(message.get("body", b"")))
+            self._body.append(
+                body_bytes(message.get("body", b""), "websocket.http.response.body: 'body'")
+            )
             if not message.get("more_body", False):
                 body = b"".join(self._body)
                 self._body = None
