@@ -1324,7 +1324,7 @@ async def test_an_apps_own_error_after_the_client_left_is_still_its_error(
             assert (await receive())["type"] == "http.disconnect"
         if scope["path"] == "/framework":
             raise WebSocketDisconnect(1000)
-        {}["never-added"]  # noqa: B018
+        {}["never-added"]
 
     server = await run_asgi(app)
     for path in ["/framework", "/bug"]:
