@@ -434,7 +434,10 @@ async def test_env_file_sets_what_the_command_line_defaults_to(tmp_path: Path) -
     assert json.loads(first)["message"].startswith("listening on"), first
 
 
-async def test_cli_env_file_and_log_config(tmp_path: Path) -> None:
+# Without "disable_existing_loggers" (dictConfig's default: true), wsserver's
+# loggers, which exist by then, were silenced: every line below was lost.
+@pytest.mark.parametrize("disable_key", [{"disable_existing_loggers": False}, {}])
+async def test_cli_env_file_and_log_config(tmp_path: Path, disable_key: dict[str, bool]) -> None:
     env_file = tmp_path / "app.env"
     env_file.write_text("WEBSOCKET_MAX_SIZE=5\nWEBSOCKET_COMPRESSION=deflate\n")
     log_file = tmp_path / "server.log"
@@ -443,7 +446,7 @@ async def test_cli_env_file_and_log_config(tmp_path: Path) -> None:
         json.dumps(
             {
                 "version": 1,
-                "disable_existing_loggers": False,
+                **disable_key,
                 "formatters": {"plain": {"format": "CONFIGURED %(name)s %(message)s"}},
                 "handlers": {
                     "file": {
@@ -492,6 +495,17 @@ async def test_cli_bad_deployment_flags_are_one_line(args: list[str], said: str)
     code, err = await run_cli_to_end("examples.echo:routes", *args, "--port", "0")
     assert code == 2, err
     assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
+
+
+async def test_a_log_config_that_is_no_mapping_is_one_line(tmp_path: Path) -> None:
+    log_config = tmp_path / "logging.json"
+    log_config.write_text("[1, 2]")
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--log-config", str(log_config), "--port", "0"
+    )
+    assert code == 2, err
+    assert "no logging configuration" in err.strip().splitlines()[-1], err
+    assert "Traceback" not in err, err
 
 
 # ===================================================== found in review (each failed first)

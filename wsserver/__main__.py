@@ -648,16 +648,24 @@ def configure_logging(
             handler.setFormatter(JsonFormatter(None if worker is None else str(worker)))
     if log_config is None:
         return
-    if log_config.endswith(".json"):
+    if log_config.endswith((".json", ".yaml", ".yml")):
         with open(log_config, encoding="utf-8") as file:
-            logging.config.dictConfig(json.load(file))
-    elif log_config.endswith((".yaml", ".yml")):
-        try:
-            import yaml  # type: ignore[import-untyped]
-        except ImportError:
-            raise ValueError("a YAML log configuration needs PyYAML (pip install pyyaml)") from None
-        with open(log_config, encoding="utf-8") as file:
-            logging.config.dictConfig(yaml.safe_load(file))
+            if log_config.endswith(".json"):
+                config = json.load(file)
+            else:
+                try:
+                    import yaml  # type: ignore[import-untyped]
+                except ImportError:
+                    raise ValueError(
+                        "a YAML log configuration needs PyYAML (pip install pyyaml)"
+                    ) from None
+                config = yaml.safe_load(file)
+        if not isinstance(config, dict):
+            raise ValueError(f"{log_config} holds no logging configuration (a mapping)")
+        # As fileConfig below: wsserver's loggers exist by now, and dictConfig
+        # would otherwise silence them (tracebacks of handlers included).
+        config.setdefault("disable_existing_loggers", False)
+        logging.config.dictConfig(config)
     else:
         if not os.path.exists(log_config):
             raise FileNotFoundError(f"no such file: {log_config}")
