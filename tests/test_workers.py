@@ -268,6 +268,26 @@ async def test_sigterm_to_every_process_at_once_stays_graceful() -> None:
 
 
 @pytest.mark.drill
+async def test_new_connections_are_refused_while_the_workers_drain() -> None:
+    # The supervisor kept its copy of the listening socket until every worker
+    # was gone: the kernel queued new connections nobody accepted, reset at
+    # the end, rather than refusing them as one process does.
+    async with supervisor("--close-timeout", "3") as cli:
+        client = await RawClient.connect(cli.port, "/pid")  # never answers a close
+        await client.recv_frame(timeout=TIMEOUT)
+        cli.proc.send_signal(signal.SIGTERM)
+        opcode, _, _, _ = await client.recv_frame(timeout=TIMEOUT)
+        assert opcode == 8  # its worker is draining (for close_timeout)
+        await wait_for(lambda: cli.stderr.count("SIGTERM: shutting down") == 2, what="workers")
+        await asyncio.sleep(0.2)
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", cli.port)
+        assert cli.proc.returncode is None  # still draining
+        client.close()
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
+@pytest.mark.drill
 async def test_sigint_to_a_retiring_worker_is_a_stop_not_a_second_signal() -> None:
     # (systemd with KillSignal=SIGINT during a rolling restart, say.)
     async with supervisor("--close-timeout", "1") as cli:

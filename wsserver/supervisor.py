@@ -236,6 +236,8 @@ class Supervisor:
 
     async def _spawn(self, slot: int) -> Worker | None:
         """Start a worker process for ``slot``, and watch its pipe and its exit."""
+        if self.stopping:
+            return None  # (and the listening socket is closed)
         loop = asyncio.get_running_loop()
         try:
             read_end, write_end = os.pipe()
@@ -468,6 +470,11 @@ class Supervisor:
         self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
 
     async def _stop_all(self) -> None:
+        # The workers close their copies of the listening socket as they stop;
+        # with ours open too, the kernel would go on queueing connections that
+        # nobody accepts any more (reset when we exit), rather than refusing
+        # them, as one process does. (A socket systemd passed stays open in it.)
+        self.sock.close()
         if self.restarting is not None:
             self.restarting.cancel()
         for handle in self._waiting.values():
