@@ -229,6 +229,28 @@ async def test_bad_app_spec_exits_2_with_message(spec: str, fragment: str) -> No
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("import json\nSETTINGS = json.loads('')\n", "JSONDecodeError"),
+        ("import a_dependency_not_installed\n", "a_dependency_not_installed"),
+    ],
+)
+async def test_an_error_inside_the_app_module_shows_its_traceback(
+    tmp_path: Path, source: str, said: str
+) -> None:
+    # It was cut to one line ("error: Expecting value: line 1 column 1"), with
+    # no file nor line, and a missing dependency read as a missing app.
+    (tmp_path / "broken_app.py").write_text(source)
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    code, err = await run_cli_to_end(
+        "broken_app:routes", "--port", "0", env={"PYTHONPATH": pythonpath}
+    )
+    assert code == 1, err
+    assert "Traceback" in err and "broken_app.py" in err and said in err, err
+    assert "cannot import 'broken_app'" not in err
+
+
 async def test_invalid_setting_flag_exits_2() -> None:
     code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", "--max-queue", "0")
     assert code == 2, err
@@ -323,8 +345,8 @@ def test_load_router_bad_spec_raises_value_error(spec: str) -> None:
         load_router(spec)
 
 
-def test_load_router_missing_module_raises_import_error() -> None:
-    with pytest.raises(ImportError):
+def test_load_router_missing_module_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="cannot import 'no_such_module_xyz'"):
         load_router("no_such_module_xyz:routes")
 
 

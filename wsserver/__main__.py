@@ -227,6 +227,10 @@ def _boolean(text: str) -> bool:
         raise argparse.ArgumentTypeError("expected true or false") from None
 
 
+class AppLoadError(ValueError):
+    """The application spec names nothing to serve (not an error in the app's own code)."""
+
+
 def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     """Import ``module:attr`` and return the Router or ASGI application it names.
 
@@ -235,20 +239,31 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     as a factory too (what earlier versions did for Routers).
 
     Raises:
-        ValueError: ``spec`` is malformed or does not name what ``interface`` says.
+        AppLoadError: ``spec`` is malformed, its module cannot be found, or it
+            does not name what ``interface`` says.
+        Exception: whatever the module raises as it is imported, or the
+            factory as it is called (an error in the application: its
+            traceback is what the user needs).
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"expected module:attr, got {spec!r}")
-    module = importlib.import_module(module_name)
+        raise AppLoadError(f"expected module:attr, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            problem = f"cannot import {module_name!r}: no module named {missing!r}"
+            raise AppLoadError(problem) from None
+        raise  # a module the application imports: its traceback says where
     try:
         obj: Any = getattr(module, attr)
     except AttributeError:
-        raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
+        raise AppLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
     servable = isinstance(obj, Router) or is_asgi_app(obj)
     if factory or (interface != "asgi" and not servable and _no_args(obj)):
         if not callable(obj):
-            raise ValueError(f"--factory: {spec} is a {type(obj).__name__}, not a function")
+            raise AppLoadError(f"--factory: {spec} is a {type(obj).__name__}, not a function")
         obj = obj()
     if interface in ("auto", "router") and isinstance(obj, Router):
         return obj
@@ -261,7 +276,7 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
         "asgi": "an ASGI 3 application (async def app(scope, receive, send))",
         "auto": "a wsserver.Router or an ASGI 3 application (async def app(scope, receive, send))",
     }[interface]
-    raise ValueError(f"{spec} is a {type(obj).__name__}, not {wanted}")
+    raise AppLoadError(f"{spec} is a {type(obj).__name__}, not {wanted}")
 
 
 def _no_args(obj: Any) -> bool:
@@ -490,6 +505,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         die_with_parent(role.supervisor_pid)
     try:
         app = load_app(args.app, args.interface, args.factory)
+    except AppLoadError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    try:
         config = config_from_args(args, asgi=not isinstance(app, Router))
         if not isinstance(app, Router) and not is_asgi_app(app):
             app = ASGIApplication(app, config)  # --interface asgi vouches for it
