@@ -287,6 +287,28 @@ async def test_cli_uds_and_fd(socket_path: str) -> None:
             await assert_echo(f"ws://127.0.0.1:{port}/ws")
     finally:
         sock.close()
+    # --fd: an abstract Unix socket (systemd's ListenStream=@name), which has no
+    # file: its name was bytes, and logging it raised.
+    name = f"wsserver-test-{os.getpid()}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind("\0" + name)
+    sock.listen(16)
+    sock.set_inheritable(True)
+    try:
+        async with (
+            running_cli(
+                "examples.echo:routes",
+                "--fd",
+                str(sock.fileno()),
+                pass_fds=(sock.fileno(),),
+                listening=rf"listening on unix:(@{name})\s",
+            ),
+            websockets.unix_connect("\0" + name, "ws://localhost/ws") as ws,
+        ):
+            await ws.send("over an abstract socket")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "over an abstract socket"
+    finally:
+        sock.close()
 
 
 # ================================================================ proxy headers

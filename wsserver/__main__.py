@@ -447,8 +447,10 @@ def _exit_late(limit: float) -> None:
 
 def _where(scheme: str, address: Any) -> str:
     """How the log names a listening address."""
+    if isinstance(address, bytes):  # a Linux abstract Unix socket (systemd's ListenStream=@name)
+        return "unix:@" + address[1:].decode("utf-8", "backslashreplace")
     if isinstance(address, str):
-        return f"unix:{address}"
+        return f"unix:{address or '(unnamed)'}"
     host, port = _display(address)
     return f"{scheme}://{host}:{port}"
 
