@@ -102,16 +102,17 @@ async def running_cli(
     cwd: Path = ROOT,
     listening: str = LISTENING_RE.pattern,
     pass_fds: tuple[int, ...] = (),
+    port_flag: bool = True,
 ) -> AsyncIterator[Cli]:
-    """Run ``python -m wsserver ARGS --port 0`` (or ``command``); yield once it is listening.
+    """Run ``python -m wsserver ARGS --port 0`` (or ``command``; without ``--port 0``
+    if not ``port_flag``); yield once it is listening.
 
     ``listening`` is the log line to wait for; its first group is the port.
     """
     proc = await asyncio.create_subprocess_exec(
         *command,
         *args,
-        "--port",
-        "0",
+        *(("--port", "0") if port_flag else ()),
         cwd=cwd,
         env=child_env(env),
         stdin=asyncio.subprocess.DEVNULL,

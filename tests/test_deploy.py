@@ -257,6 +257,23 @@ async def test_unix_socket(run_server: StartServer, socket_path: str) -> None:
             await serve(who_routes(), uds=socket_path).start()
 
 
+async def test_websocket_uds_yields_to_the_listening_flags(socket_path: str) -> None:
+    # WEBSOCKET_UDS won over --host/--port given on the command line, and
+    # nothing turned it off (--uds none made a socket file named "none").
+    env = {"WEBSOCKET_UDS": socket_path}
+    unix = r"listening on unix:(/\S+)()"
+    async with (
+        running_cli("examples.echo:routes", env=env, port_flag=False, listening=unix),
+        websockets.unix_connect(socket_path, "ws://localhost/ws") as ws,
+    ):
+        await ws.send("env")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "env"
+    for flags in (["--host", "127.0.0.1"], ["--uds", "none"]):  # (and running_cli's --port 0)
+        async with running_cli("examples.echo:routes", *flags, env=env) as cli:
+            assert cli.port and not Path("none").exists()
+            await assert_echo(cli.url + "/ws")
+
+
 async def test_unix_socket_refuses_a_file_that_is_not_a_socket(socket_path: str) -> None:
     Path(socket_path).write_text("precious")
     with pytest.raises(OSError, match="not a socket"):

@@ -80,14 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvicorn's name for --compression deflate|none (default: on for ASGI apps, "
         "off for Routers)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8000, help="port (0: any free port; default 8000)")
+    # (None: not given. --host, --port and --fd win over WEBSOCKET_UDS: see _listen_on().)
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=None, help="port (0: any free port; default 8000)")
     p.add_argument(
         "--uds",
-        default=os.environ.get("WEBSOCKET_UDS") or None,
+        default=None,
         metavar="PATH",
-        help="listen on this Unix socket instead (mode 660; a stale one is removed) "
-        "[WEBSOCKET_UDS]",
+        help="listen on this Unix socket instead (mode 660; a stale one is removed; none: not "
+        "WEBSOCKET_UDS's) [WEBSOCKET_UDS, unless --host, --port or --fd is given]",
     )
     p.add_argument(
         "--fd",
@@ -462,11 +463,29 @@ def _display(address: Any) -> tuple[str, int]:
     return host, port
 
 
+def _listen_on(args: argparse.Namespace) -> argparse.Namespace:
+    """Where to listen: the flags given, else ``WEBSOCKET_UDS``, else 127.0.0.1:8000.
+
+    Flags win over the environment: ``--host``, ``--port`` or ``--fd`` on the
+    command line mean TCP (or that socket) whatever ``WEBSOCKET_UDS`` says, and
+    ``--uds none`` turns it off.
+    """
+    if args.uds is None and args.host is None and args.port is None and args.fd is None:
+        args.uds = os.environ.get("WEBSOCKET_UDS") or None
+    elif args.uds in ("", "none"):
+        args.uds = None
+    if args.host is None:
+        args.host = "127.0.0.1"
+    if args.port is None:
+        args.port = 8000
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(arguments)
+    args = _listen_on(parser.parse_args(arguments))
     from_env_file: dict[str, str] = {}
     if args.env_file and args.worker is None:  # (a worker's supervisor read it for it)
         try:
@@ -475,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.exit(2, f"error: --env-file {args.env_file}: {exc}\n")
         # Again: some flags' defaults come from the environment (WEBSOCKET_UDS...).
         parser = build_parser()
-        args = parser.parse_args(arguments)
+        args = _listen_on(parser.parse_args(arguments))
     # Modules are found in the current directory, whether this runs as
     # ``python -m wsserver`` (which puts it first on sys.path) or as the
     # ``wsserver`` console script (which puts the script's own directory).
