@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvicorn's name for --compression deflate|none (default: on for ASGI apps, "
         "off for Routers)",
     )
-    # (None: not given. --host, --port and --fd win over WEBSOCKET_UDS: see _listen_on().)
+    # (None: not given. --host, --port and --fd win over WEBSOCKET_UDS: see _settle().)
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=None, help="port (0: any free port; default 8000)")
     p.add_argument(
@@ -463,13 +463,17 @@ def _display(address: Any) -> tuple[str, int]:
     return host, port
 
 
-def _listen_on(args: argparse.Namespace) -> argparse.Namespace:
-    """Where to listen: the flags given, else ``WEBSOCKET_UDS``, else 127.0.0.1:8000.
+def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """What the flags whose defaults come from the environment end up saying.
 
-    Flags win over the environment: ``--host``, ``--port`` or ``--fd`` on the
-    command line mean TCP (or that socket) whatever ``WEBSOCKET_UDS`` says, and
-    ``--uds none`` turns it off.
+    Where to listen: the flags given, else ``WEBSOCKET_UDS``, else
+    127.0.0.1:8000. Flags win over the environment: ``--host``, ``--port`` or
+    ``--fd`` on the command line mean TCP (or that socket) whatever
+    ``WEBSOCKET_UDS`` says, and ``--uds none`` turns it off. A variable's value
+    that its flag would refuse is refused (argparse checks only the flags).
     """
+    if args.log_format not in ("text", "json"):
+        parser.exit(2, f"error: WEBSOCKET_LOG_FORMAT: {args.log_format!r} is not text or json\n")
     if args.uds is None and args.host is None and args.port is None and args.fd is None:
         args.uds = os.environ.get("WEBSOCKET_UDS") or None
     elif args.uds in ("", "none"):
@@ -485,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = _listen_on(parser.parse_args(arguments))
+    args = _settle(parser, parser.parse_args(arguments))
     from_env_file: dict[str, str] = {}
     if args.env_file and args.worker is None:  # (a worker's supervisor read it for it)
         try:
@@ -494,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.exit(2, f"error: --env-file {args.env_file}: {exc}\n")
         # Again: some flags' defaults come from the environment (WEBSOCKET_UDS...).
         parser = build_parser()
-        args = _listen_on(parser.parse_args(arguments))
+        args = _settle(parser, parser.parse_args(arguments))
     # Modules are found in the current directory, whether this runs as
     # ``python -m wsserver`` (which puts it first on sys.path) or as the
     # ``wsserver`` console script (which puts the script's own directory).
