@@ -201,8 +201,18 @@ async def test_client_certificates_when_required(
 def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs ssl_certfile"):
         ssl_context(Config(ssl_keyfile=cert_files["keyfile"]))
-    with pytest.raises(ConfigError, match="TLS:"):
-        ssl_context(Config(ssl_certfile=str(tmp_path / "missing.pem")))
+    missing = str(tmp_path / "missing.pem")
+    pair = {"ssl_certfile": cert_files["certfile"], "ssl_keyfile": cert_files["keyfile"]}
+    # Which file: "TLS: [Errno 2] No such file or directory" said none.
+    for setting in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
+        with pytest.raises(ConfigError) as caught:
+            ssl_context(Config(**{**pair, setting: missing}))
+        assert str(caught.value) == f"TLS: {setting} {missing}: No such file or directory"
+    (tmp_path / "garbage.pem").write_text("not PEM")
+    with pytest.raises(ConfigError, match="TLS: ssl_certfile or ssl_keyfile: "):
+        ssl_context(Config(ssl_certfile=str(tmp_path / "garbage.pem")))
+    with pytest.raises(ConfigError, match="TLS: ssl_ciphers: "):
+        ssl_context(Config(**pair, ssl_ciphers="NOPE-NOTHING"))
     assert ssl_context(Config()) is None
 
 

@@ -23,16 +23,27 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    what = "ssl_certfile or ssl_keyfile"
     try:
+        for setting in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
+            path = getattr(config, setting)
+            if path is not None:
+                what = f"{setting} {path}"
+                with open(path, "rb"):  # (an OSError naming the file, not ssl's bare errno)
+                    pass
+        what = "ssl_certfile or ssl_keyfile"
         context.load_cert_chain(
             config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password
         )
         if config.ssl_ca_certs is not None:
+            what = f"ssl_ca_certs {config.ssl_ca_certs}"
             context.load_verify_locations(config.ssl_ca_certs)
         if config.ssl_ciphers is not None:
+            what = "ssl_ciphers"
             context.set_ciphers(config.ssl_ciphers)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"TLS: {exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"TLS: {what}: {reason}") from None
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
     # The ALPN of HTTP/1.1 (all we speak), for clients that ask.
     context.set_alpn_protocols(["http/1.1"])
