@@ -1422,3 +1422,23 @@ async def test_messages_after_a_complete_response_are_ignored_trailers_too(
             response = await client.get(f"http://127.0.0.1:{server.port}/")
             assert (response.status_code, response.text) == (200, "done")
     # (the autouse fixture fails the test if an error was logged)
+
+
+async def test_an_app_too_slow_to_answer_the_handshake_gets_its_client_a_503(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # open_timeout bounds the handshake, the app's decision included: the
+    # client used to get a bare close, with nothing said.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await asyncio.sleep(30)
+
+    server = await run_asgi(app, open_timeout=0.3)
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/slow")
+    assert caught.value.response.status_code == 503
+    await wait_for(lambda: not server.app_tasks, what="the app cancelled")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("did not answer the handshake for /slow" in w for w in warnings), warnings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -123,9 +124,18 @@ class TestOnConnect:
         assert (await denied(server.port, "/b")).status_code == 500
         assert len([r for r in caplog.records if r.exc_info]) == 2
 
-    async def test_slow_hook_bounded_by_open_timeout(self, run_server: StartServer) -> None:
+    async def test_slow_hook_bounded_by_open_timeout(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # The client sent its request: it gets an answer, a 503, not a bare
+        # close (and the operator a warning: the hook is too slow).
+        cancelled = asyncio.Event()
+
         async def stuck(request: Request) -> None:
-            await asyncio.sleep(30)
+            try:
+                await asyncio.sleep(30)
+            finally:
+                cancelled.set()
 
         routes = Router()
         routes.add_websocket_route(reply_info, "/", on_connect=stuck)
@@ -134,8 +144,13 @@ class TestOnConnect:
 
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(upgrade_request("/"))
-        assert await asyncio.wait_for(reader.read(), 3) == b""
+        answer = await asyncio.wait_for(reader.read(), 3)
         writer.close()
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        assert cancelled.is_set()
+        (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert "did not answer the handshake for / within open_timeout" in warning.getMessage()
+        caplog.clear()
 
     async def test_close_1008_after_accepting(self, run_server: StartServer) -> None:
         routes = Router()

@@ -423,7 +423,9 @@ class Config:
         10.0,
         Seconds(none_ok=True),
         "seconds for a client to send a complete request: an upgrade, or an HTTP request "
-        "with its body (an ASGI app's body while the app waits for it) (`none`: no limit).",
+        "with its body (an ASGI app's body while the app waits for it); an upgrade's answer "
+        "too (an `on_connect` hook or an ASGI app deciding longer gets its client a 503) "
+        "(`none`: no limit).",
         env="WEBSOCKET_TIMEOUT",
         flag="--open-timeout",
     )

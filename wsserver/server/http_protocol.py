@@ -1036,12 +1036,27 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.close_transport()
             return
         if self.status != 101 and not self._transport_closing:
+            task = self._app_task
+            if task is not None and not self.status:
+                # The request is in: the application (an on_connect hook, an
+                # ASGI app) did not answer the handshake in time. The client
+                # gets an answer all the same, and the operator a word.
+                logger.warning(
+                    "%s: the application did not answer the handshake for %s within "
+                    "open_timeout (%s s): 503",
+                    peer(self.remote_address),
+                    printable(self.request.target if self.request is not None else "?"),
+                    self.config.open_timeout,
+                )
+                task.cancel()
+                self.http_error(503, "The application did not answer in time.")
+                return
             self.status = self.status or 408
             protocol_logger.debug(
                 "%s: request not complete within open_timeout", peer(self.remote_address)
             )
-            if self._app_task is not None:
-                self._app_task.cancel()
+            if task is not None:
+                task.cancel()
             self.close_transport()
 
     @property
