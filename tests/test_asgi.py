@@ -1442,3 +1442,55 @@ async def test_an_app_too_slow_to_answer_the_handshake_gets_its_client_a_503(
     await wait_for(lambda: not server.app_tasks, what="the app cancelled")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("did not answer the handshake for /slow" in w for w in warnings), warnings
+
+
+async def test_a_lifespan_answer_that_does_not_fit_raises_into_the_app() -> None:
+    # Any answer settled whichever question was asked: a startup answered
+    # with shutdown.complete started the server.
+    raised: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        for answer in ("lifespan.shutdown.complete", "lifespan.startup.complete"):
+            try:
+                await send({"type": answer})
+            except RuntimeError as exc:
+                raised.append(str(exc))
+        try:
+            await send({"type": "lifespan.startup.complete"})  # twice
+        except RuntimeError as exc:
+            raised.append(str(exc))
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    server = serve(app, "127.0.0.1", 0, lifespan="on")
+    await server.start()
+    await server.close()
+    assert raised == [
+        "lifespan.shutdown.complete: the answer to lifespan.startup is due now",
+        "lifespan.startup.complete: no answer is due now",
+    ]
+
+
+async def test_a_lifespan_shutdown_that_never_answers_is_cancelled_after_shutdown_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cancelled = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        try:
+            await asyncio.sleep(30)  # (a pool that never closes)
+        finally:
+            cancelled.set()
+
+    server = serve(app, "127.0.0.1", 0, shutdown_timeout=0.3)
+    await server.start()
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    assert asyncio.get_running_loop().time() - started < 2
+    assert cancelled.is_set()
+    expect_logged_error(caplog, "no answer to lifespan.shutdown within 0.3 s")

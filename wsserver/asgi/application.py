@@ -56,13 +56,15 @@ class ASGIApplication:
 
     Args:
         app: the ASGI 3 application.
-        config: the server's settings (``root_path``, ``max_body_size``, ``lifespan``).
+        config: the server's settings (``root_path``, ``max_body_size``, ``lifespan``,
+            ``shutdown_timeout``).
     """
 
     def __init__(self, app: ASGIApp, config: Config) -> None:
         self.app = app
         self.root_path = config.root_path
         self.max_body_size = config.max_body_size
+        self.shutdown_timeout = config.shutdown_timeout
         self.lifespan = Lifespan(app, config.lifespan)
 
     def __repr__(self) -> str:
@@ -73,8 +75,8 @@ class ASGIApplication:
         await self.lifespan.startup()
 
     async def shutdown(self) -> None:
-        """Run the application's lifespan shutdown."""
-        await self.lifespan.shutdown()
+        """Run the application's lifespan shutdown (``shutdown_timeout`` seconds at most)."""
+        await self.lifespan.shutdown(self.shutdown_timeout)
 
     def _where(self, connection: HttpProtocol) -> dict[str, Any]:
         return {

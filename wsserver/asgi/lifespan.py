@@ -44,6 +44,8 @@ class Lifespan:
         self.state: dict[str, Any] | None = {} if mode != "off" else None
         self._events: asyncio.Queue[Message] | None = None
         self._answer: asyncio.Future[Message] | None = None
+        # The event whose answer is awaited ("lifespan.startup"...), if any.
+        self._asking: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False
 
@@ -83,25 +85,41 @@ class Lifespan:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: what failed was said in the failure message
 
-    async def shutdown(self) -> None:
-        """Send ``lifespan.shutdown`` and wait for the application's answer (if it started)."""
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Send ``lifespan.shutdown`` and wait for the application's answer (if it
+        started), ``timeout`` seconds at most: then its lifespan is cancelled."""
         if not self._started:
             return
         self._started = False
-        answer = await self._ask("lifespan.shutdown")
+        answer = await self._ask("lifespan.shutdown", timeout)
         if answer is not None and answer["type"] == "lifespan.shutdown.failed":
             logger.error("ASGI lifespan shutdown failed: %s", answer.get("message", ""))
         # It should return once it answered; one that does not is stopped.
         await self._end_task()
 
-    async def _ask(self, event: str) -> Message | None:
-        """Send ``event``; the application's answer, or None if it stopped without one."""
+    async def _ask(self, event: str, timeout: float | None = None) -> Message | None:
+        """Send ``event``; the application's answer, or None if it stopped without
+        one (or gave none within ``timeout``)."""
         assert self._events is not None and self._task is not None
         self._answer = asyncio.get_running_loop().create_future()
+        self._asking = event
         self._events.put_nowait({"type": event})
-        await asyncio.wait((self._answer, self._task), return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(
+                (self._answer, self._task), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self._asking = None
         if self._answer.done():
             return self._answer.result()
+        if not self._task.done():
+            logger.error(
+                "ASGI lifespan: no answer to %s within %s s: its lifespan is cancelled",
+                event,
+                timeout,
+            )
+            self._task.cancel()
+            return None
         # The application's lifespan ended without answering.
         failure = self._task.exception() if not self._task.cancelled() else None
         if event == "lifespan.startup":
@@ -141,5 +159,10 @@ class Lifespan:
         }
         if kind not in expected:
             raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_result(message)
+        # lifespan.rst: each event has its two answers, given once.
+        if self._asking is None or not kind.startswith(self._asking + "."):
+            asked = f"the answer to {self._asking}" if self._asking else "no answer"
+            raise RuntimeError(f"{kind}: {asked} is due now")
+        assert self._answer is not None and not self._answer.done()
+        self._answer.set_result(message)
+        self._asking = None
