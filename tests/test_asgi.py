@@ -9,6 +9,7 @@ and a raw socket where bytes matter. Starlette and FastAPI are in
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -22,6 +23,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver import serve
+from wsserver.asgi.application import is_asgi_app
 from wsserver.asgi.lifespan import LifespanFailure
 from wsserver.errors import ClientDisconnected
 from wsserver.protocol.frames import Opcode, parse_close, serialize_close, serialize_frame
@@ -1494,3 +1496,37 @@ async def test_a_lifespan_shutdown_that_never_answers_is_cancelled_after_shutdow
     assert asyncio.get_running_loop().time() - started < 2
     assert cancelled.is_set()
     expect_logged_error(caplog, "no answer to lifespan.shutdown within 0.3 s")
+
+
+async def _three(scope: Any, receive: Any, send: Any) -> None: ...
+
+
+async def _with_default(scope: Any, receive: Any, send: Any, extra: int = 0) -> None: ...
+
+
+async def _four(scope: Any, receive: Any, send: Any, extra: int) -> None: ...
+
+
+async def _two(scope: Any, receive: Any) -> None: ...
+
+
+class _Callable:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (_three, True),
+        (_with_default, True),  # (was refused)
+        (functools.partial(_with_default, extra=1), True),  # (was refused)
+        (functools.partial(_four, extra=1), True),
+        (_Callable(), True),
+        (_four, False),
+        (_two, False),
+        (_Callable, False),
+        (lambda scope, receive, send: None, False),
+    ],
+)
+def test_what_is_an_asgi_application(obj: Any, expected: bool) -> None:
+    assert is_asgi_app(obj) is expected

@@ -30,25 +30,22 @@ __all__ = ["ASGIApplication", "is_asgi_app"]
 def is_asgi_app(obj: object) -> bool:
     """Whether ``obj`` looks like an ASGI 3 application: ``await obj(scope, receive, send)``.
 
-    A coroutine function (or an object whose ``__call__`` is one, such as a
-    Starlette or FastAPI application) taking three positional arguments.
+    A coroutine function (or a ``functools.partial`` of one, or an object
+    whose ``__call__`` is one, such as a Starlette or FastAPI application) that
+    can be called with three positional arguments (more, with defaults, too).
+    A plain function that returns a coroutine cannot be told from others
+    without calling it: ``--interface asgi`` says it is one.
     """
     if not callable(obj) or isinstance(obj, type):
         return False
     call = obj if inspect.isroutine(obj) else getattr(obj, "__call__", None)  # noqa: B004
-    if not inspect.iscoroutinefunction(call):
+    if not (inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(call)):
         return False
     try:
-        signature = inspect.signature(obj)
+        inspect.signature(obj).bind(None, None, None)
     except (TypeError, ValueError):
         return False
-    positional = [
-        p
-        for p in signature.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    variadic = any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
-    return len(positional) == 3 or (variadic and len(positional) <= 3)
+    return True
 
 
 class ASGIApplication:
