@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -539,3 +541,29 @@ async def test_limit_max_requests_closes_an_embedded_server() -> None:
                 assert ws.close_code == 1012
     await asyncio.wait_for(serving, TIMEOUT)  # serve_forever() returned
     assert server.requests == 2
+
+
+def test_a_name_with_several_addresses_gets_its_ipv4_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The workers share one socket: "localhost" resolving to ::1 first got
+    # IPv6 only, and 127.0.0.1 clients were refused, without a word.
+    import socket
+
+    from wsserver.supervisor import listening_socket
+
+    resolve = socket.getaddrinfo
+
+    def resolver(host: str, port: int, *args: object, **kwargs: object) -> list[Any]:
+        assert host == "both.example"
+        v6 = resolve("::1", port, *args, **kwargs)  # type: ignore[arg-type]
+        return v6 + resolve("127.0.0.1", port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    sock = listening_socket("both.example", 0, None, None, 16)
+    try:
+        assert sock.family == socket.AF_INET and sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "both.example is 127.0.0.1 and ::1" in warning and "127.0.0.1 only" in warning

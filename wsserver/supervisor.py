@@ -700,6 +700,19 @@ def listening_socket(
         sock = unix_socket(uds, backlog)
     else:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        # One socket is shared: a name with several addresses (localhost: ::1
+        # and 127.0.0.1) gets its IPv4 one, as uvicorn's, rather than whichever
+        # the resolver lists first; and says so (one process listens on all).
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if len(addresses) > 1:
+            logger.warning(
+                "%s is %s: the workers' one socket listens on %s only (give --host the one "
+                "you want)",
+                host,
+                " and ".join(addresses),
+                addresses[0],
+            )
         family, kind, proto, _, address = infos[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
