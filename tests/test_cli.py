@@ -134,7 +134,9 @@ async def running_cli(
             await asyncio.wait_for(drainer, TIMEOUT)
 
 
-async def run_cli_to_end(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+async def run_cli_to_end(
+    *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+) -> tuple[int, str]:
     """Run ``python -m wsserver ARGS`` expecting it to exit; return (code, stderr)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -146,6 +148,7 @@ async def run_cli_to_end(*args: str, env: dict[str, str] | None = None) -> tuple
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        pass_fds=pass_fds,
     )
     try:
         _, err = await asyncio.wait_for(proc.communicate(), STARTUP_TIMEOUT)

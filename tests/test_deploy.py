@@ -546,6 +546,27 @@ async def test_cli_bad_deployment_flags_are_one_line(args: list[str], said: str)
     assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_fd_of_a_udp_socket_is_one_line(workers: str) -> None:
+    # (A ValueError traceback from asyncio, at start-up.)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.set_inheritable(True)
+    try:
+        code, err = await run_cli_to_end(
+            "examples.echo:routes",
+            "--fd",
+            str(udp.fileno()),
+            "--workers",
+            workers,
+            pass_fds=(udp.fileno(),),
+        )
+    finally:
+        udp.close()
+    assert code == 1, err
+    assert "is not a stream" in err.strip().splitlines()[-1] and "Traceback" not in err, err
+
+
 async def test_a_log_config_that_is_no_mapping_is_one_line(tmp_path: Path) -> None:
     log_config = tmp_path / "logging.json"
     log_config.write_text("[1, 2]")

@@ -14,7 +14,6 @@ import logging.config
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from .supervisor import (
     WorkerRole,
     die_with_parent,
     ignore_signals,
+    inherited_socket,
     listening_socket,
     parent_gone,
 )
@@ -344,7 +344,7 @@ async def run(
     """
     sock = None
     if fd is not None:
-        sock = socket.socket(fileno=fd)
+        sock = inherited_socket(fd)
         sock.set_inheritable(False)  # not the application's children's
     server = serve(app, host, port, config=config, sock=sock, uds=None if sock else uds)
     if server.status is not None and role is not None and status_dir is not None:

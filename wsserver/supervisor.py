@@ -695,7 +695,7 @@ def listening_socket(
         OSError: it cannot be bound.
     """
     if fd is not None:
-        sock = socket.socket(fileno=fd)
+        sock = inherited_socket(fd)
     elif uds is not None:
         sock = unix_socket(uds, backlog)
     else:
@@ -721,6 +721,19 @@ def listening_socket(
         sock.bind(address)
     sock.listen(backlog)
     sock.set_inheritable(True)
+    return sock
+
+
+def inherited_socket(fd: int) -> socket.socket:
+    """The socket ``--fd`` names (systemd's, a parent's).
+
+    Raises:
+        OSError: ``fd`` is no socket, or no stream socket (UDP, say).
+    """
+    sock = socket.socket(fileno=fd)
+    if sock.type != socket.SOCK_STREAM:
+        sock.detach()  # (the descriptor stays its owner's)
+        raise OSError(f"fd {fd} is not a stream (TCP or Unix stream) socket")
     return sock
 
 
