@@ -255,6 +255,31 @@ async def test_an_error_inside_the_app_module_shows_its_traceback(
     assert "cannot import 'broken_app'" not in err
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_start_up_failures_are_json_lines_under_log_format_json(
+    tmp_path: Path, workers: str
+) -> None:
+    # They were plain text ("error: ..." lines, tracebacks) in a JSON log.
+    (tmp_path / "broken_app.py").write_text("raise RuntimeError('no database')\n")
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": pythonpath}
+    for spec, code, said in [
+        ("no_such_module_xyz:routes", 2, "cannot import 'no_such_module_xyz'"),
+        ("broken_app:routes", 1, "broken_app:routes failed as it was imported"),
+    ]:
+        got, err = await run_cli_to_end(
+            spec, "--port", "0", "--log-format", "json", "--workers", workers, env=env
+        )
+        assert got == code, err
+        entries = [json.loads(line) for line in err.splitlines()]  # every line is JSON
+        failures = [e for e in entries if said in e["message"]]  # (each worker's)
+        assert 1 <= len(failures) <= int(workers), entries
+        for failure in failures:
+            assert failure["level"] == "ERROR", failure
+            if code == 1:
+                assert "RuntimeError: no database" in failure["exception"]
+
+
 async def test_invalid_setting_flag_exits_2() -> None:
     code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", "--max-queue", "0")
     assert code == 2, err

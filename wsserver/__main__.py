@@ -17,7 +17,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .app.routing import Router
@@ -521,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             workers = _workers(os.environ.get("WEBSOCKET_WORKERS") or "1")
         except argparse.ArgumentTypeError as exc:
-            parser.exit(2, f"error: WEBSOCKET_WORKERS: {exc}\n")
+            _refuse(parser, args, f"WEBSOCKET_WORKERS: {exc}")
     # --reload restarts the process, and one that stops after limit_max_requests
     # needs another to take its place: the supervisor does both.
     if workers > 1 or (role is None and (args.reload or _limits_requests(parser, args))):
@@ -531,14 +531,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = load_app(args.app, args.interface, args.factory)
     except AppLoadError as exc:
-        parser.exit(2, f"error: {exc}\n")
+        _refuse(parser, args, str(exc))
+    except Exception:
+        if args.log_format != "json":
+            raise  # its traceback, exit code 1
+        logger.exception("%s failed as it was imported", args.app)
+        return 1
     try:
         config = config_from_args(args, asgi=not isinstance(app, Router))
         if not isinstance(app, Router) and not is_asgi_app(app):
             app = ASGIApplication(app, config)  # --interface asgi vouches for it
     except (ConfigError, ValueError, ImportError) as exc:
-        parser.exit(2, f"error: {exc}\n")
-    use_loop(parser, args.loop)
+        _refuse(parser, args, str(exc))
+    use_loop(parser, args)
     try:
         asyncio.run(
             run(
@@ -556,11 +561,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("ASGI lifespan startup failed: %s", exc)
         return 3
     except ConfigError as exc:
-        parser.exit(2, f"error: {exc}\n")
+        _refuse(parser, args, str(exc))
     except OSError as exc:
         logger.error("cannot listen on %s: %s", _target(args), exc)
         return 1
     return 0
+
+
+def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: str) -> NoReturn:
+    """Stop at start-up: ``message`` in one line, exit code 2 (with ``--log-format json``,
+    a JSON line as every other; logging is configured by then)."""
+    if args.log_format == "json":
+        logger.error("%s", message)
+        raise SystemExit(2)
+    parser.exit(2, f"error: {message}\n")
 
 
 def _limits_requests(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
@@ -573,7 +587,7 @@ def _supervisor_config(parser: argparse.ArgumentParser, args: argparse.Namespace
     try:
         return config_from_args(args)
     except ConfigError as exc:
-        parser.exit(2, f"error: {exc}\n")
+        _refuse(parser, args, str(exc))
 
 
 def supervise(
@@ -595,7 +609,7 @@ def supervise(
         directories = args.reload_dir or [args.app_dir or os.getcwd()]
         for directory in directories:
             if not os.path.isdir(directory):
-                parser.exit(2, f"error: --reload-dir {directory}: not a directory\n")
+                _refuse(parser, args, f"--reload-dir {directory}: not a directory")
         watcher = FileWatcher(
             directories,
             args.reload_include or (),
@@ -652,13 +666,13 @@ def supervise(
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def use_loop(parser: argparse.ArgumentParser, name: str) -> None:
+def use_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Install the event loop policy ``--loop`` names."""
-    if name == "uvloop":
+    if args.loop == "uvloop":
         try:
             import uvloop
         except ImportError:
-            parser.exit(2, "error: --loop uvloop needs uvloop: pip install wsserver[uvloop]\n")
+            _refuse(parser, args, "--loop uvloop needs uvloop: pip install wsserver[uvloop]")
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
