@@ -1530,3 +1530,46 @@ class _Callable:
 )
 def test_what_is_an_asgi_application(obj: Any, expected: bool) -> None:
     assert is_asgi_app(obj) is expected
+
+
+@pytest.mark.parametrize("genuine", [False, True])
+async def test_a_task_group_app_whose_client_left_is_no_error_unless_it_is(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, genuine: bool
+) -> None:
+    # One task sends, one receives (Starlette endpoints, sse-starlette): when
+    # the client leaves, the group raises ExceptionGroup([ClientDisconnected]).
+    # That is the client leaving; a genuine error beside it is the app's.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+
+        async def ticker() -> None:
+            while True:
+                await send({"type": "websocket.send", "text": "tick"})
+                await asyncio.sleep(0.01)
+
+        left = asyncio.Event()
+
+        async def broken() -> None:
+            await left.wait()
+            raise ValueError("a genuine bug")
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(ticker())
+            if genuine:
+                group.create_task(broken())
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+            left.set()
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "tick"
+    await wait_for(lambda: not server.app_tasks, what="the app's end")
+    if genuine:
+        (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert "a genuine bug" in str(error.exc_info[1].exceptions), error.exc_info  # type: ignore[index, union-attr]
+        expect_logged_error(caplog, "ASGI application failed")
+    assert server.stats()["handler_errors"] == (1 if genuine else 0)

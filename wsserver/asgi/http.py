@@ -72,11 +72,16 @@ def caused_by_disconnect(exc: BaseException, *origins: object, gone: bool = Fals
     ``gone``, what frameworks make of the disconnect message (Starlette's
     ``WebSocketDisconnect`` and ``ClientDisconnect``: a class named so) or a
     cancellation. Anything else the app raises then, a bug in its clean-up
-    say, is its error.
+    say, is its error. An exception group (a task group's: one task sending,
+    one receiving) comes of it when each exception in it does.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
+        if isinstance(current, BaseExceptionGroup):
+            return all(
+                caused_by_disconnect(inner, *origins, gone=gone) for inner in current.exceptions
+            )
         if isinstance(current, ClientDisconnected) and any(
             current.origin is origin for origin in origins if origin is not None
         ):
