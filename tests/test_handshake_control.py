@@ -124,11 +124,13 @@ class TestOnConnect:
         assert (await denied(server.port, "/b")).status_code == 500
         assert len([r for r in caplog.records if r.exc_info]) == 2
 
+    @pytest.mark.parametrize("kept_alive", [False, True])
     async def test_slow_hook_bounded_by_open_timeout(
-        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, kept_alive: bool
     ) -> None:
         # The client sent its request: it gets an answer, a 503, not a bare
-        # close (and the operator a warning: the hook is too slow).
+        # close (and the operator a warning: the hook is too slow). Also after
+        # an earlier request on the same connection (whose 200 hid it).
         cancelled = asyncio.Event()
 
         async def stuck(request: Request) -> None:
@@ -139,10 +141,19 @@ class TestOnConnect:
 
         routes = Router()
         routes.add_websocket_route(reply_info, "/", on_connect=stuck)
-        server = await run_server(routes, open_timeout=0.3)
+
+        @routes.get("/plain")
+        async def plain(request: Request) -> Response:
+            return text("hi")
+
+        caplog.set_level(logging.INFO, logger="wsserver.access")
+        server = await run_server(routes, open_timeout=0.3, access_log=True)
         from .helpers import upgrade_request
 
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        if kept_alive:
+            writer.write(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await asyncio.wait_for(reader.readuntil(b"hi"), 3)).startswith(b"HTTP/1.1 200")
         writer.write(upgrade_request("/"))
         answer = await asyncio.wait_for(reader.read(), 3)
         writer.close()
@@ -150,6 +161,9 @@ class TestOnConnect:
         assert cancelled.is_set()
         (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert "did not answer the handshake for / within open_timeout" in warning.getMessage()
+        assert server.stats()["handshakes"] == {503: 1}
+        access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+        assert any(" / 503 " in line for line in access), access
         caplog.clear()
 
     async def test_close_1008_after_accepting(self, run_server: StartServer) -> None:

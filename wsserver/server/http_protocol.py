@@ -1037,7 +1037,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         if self.status != 101 and not self._transport_closing:
             task = self._app_task
-            if task is not None and not self.status:
+            # (self.status may be an earlier request's, on a kept-alive connection.)
+            unanswered = self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE)
+            if task is not None and unanswered:
                 # The request is in: the application (an on_connect hook, an
                 # ASGI app) did not answer the handshake in time. The client
                 # gets an answer all the same, and the operator a word.
@@ -1049,9 +1051,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     self.config.open_timeout,
                 )
                 task.cancel()
-                self.http_error(503, "The application did not answer in time.")
+                self.deny(error_response(503, "The application did not answer in time."))
                 return
-            self.status = self.status or 408
+            if unanswered:
+                self.status = 408
             protocol_logger.debug(
                 "%s: request not complete within open_timeout", peer(self.remote_address)
             )
