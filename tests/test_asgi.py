@@ -1489,13 +1489,31 @@ async def test_a_lifespan_shutdown_that_never_answers_is_cancelled_after_shutdow
         finally:
             cancelled.set()
 
-    server = serve(app, "127.0.0.1", 0, shutdown_timeout=0.3)
+    server = serve(app, "127.0.0.1", 0, shutdown_timeout=0.2, close_timeout=0.3)
     await server.start()
     started = asyncio.get_running_loop().time()
     await asyncio.wait_for(server.close(), TIMEOUT)
     assert asyncio.get_running_loop().time() - started < 2
     assert cancelled.is_set()
-    expect_logged_error(caplog, "no answer to lifespan.shutdown within 0.3 s")
+    expect_logged_error(caplog, "no answer to lifespan.shutdown within 0.5 s")
+
+
+async def test_a_lifespan_shutdown_is_not_cut_off_by_a_zero_shutdown_timeout() -> None:
+    # shutdown_timeout 0 (handlers cancelled at once) left the lifespan no time.
+    events: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await asyncio.sleep(0.05)  # (closing a pool)
+        events.append("closed")
+        await send({"type": "lifespan.shutdown.complete"})
+
+    server = serve(app, "127.0.0.1", 0, shutdown_timeout=0)
+    await server.start()
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    assert events == ["closed"]
 
 
 async def _three(scope: Any, receive: Any, send: Any) -> None: ...

@@ -54,14 +54,16 @@ class ASGIApplication:
     Args:
         app: the ASGI 3 application.
         config: the server's settings (``root_path``, ``max_body_size``, ``lifespan``,
-            ``shutdown_timeout``).
+            ``shutdown_timeout`` and ``close_timeout``).
     """
 
     def __init__(self, app: ASGIApp, config: Config) -> None:
         self.app = app
         self.root_path = config.root_path
         self.max_body_size = config.max_body_size
-        self.shutdown_timeout = config.shutdown_timeout
+        # The lifespan shutdown's bound: what a connection may take at worst
+        # (its handler's grace, then its closing handshake), never 0.
+        self.shutdown_timeout = config.shutdown_timeout + config.close_timeout
         self.lifespan = Lifespan(app, config.lifespan)
 
     def __repr__(self) -> str:
@@ -72,7 +74,8 @@ class ASGIApplication:
         await self.lifespan.startup()
 
     async def shutdown(self) -> None:
-        """Run the application's lifespan shutdown (``shutdown_timeout`` seconds at most)."""
+        """Run the application's lifespan shutdown (``shutdown_timeout`` +
+        ``close_timeout`` seconds at most)."""
         await self.lifespan.shutdown(self.shutdown_timeout)
 
     def _where(self, connection: HttpProtocol) -> dict[str, Any]:
