@@ -777,3 +777,31 @@ async def test_leaving_is_bounded_when_an_app_outlives_its_connection() -> None:
     ):
         pass
     assert 0.5 <= loop.time() - started < 3
+
+
+@pytest.mark.parametrize(
+    ("sent", "said"),
+    [
+        (b"HTTP/1.1 2x0 OK\r\n\r\n", "malformed HTTP response"),
+        (b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n", "malformed HTTP response"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", "closed the connection within"),
+        (b"", "closed the connection without a response"),
+    ],
+)
+async def test_what_a_broken_response_is_called(sent: bytes, said: str) -> None:
+    # Malformed bytes followed by the end were all "closed without a response".
+    import h11
+
+    from wsserver.testing import _Pipe, _read_response
+
+    ours, theirs = socket.socketpair()
+    _, pipe = await asyncio.get_running_loop().create_connection(_Pipe, sock=ours)
+    h = h11.Connection(h11.CLIENT)
+    h.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    h.send(h11.EndOfMessage())
+    theirs.sendall(sent)
+    theirs.close()
+    await asyncio.sleep(0.05)  # the bytes and the end both in before parsing
+    with pytest.raises(ConnectionError, match=said):
+        await asyncio.wait_for(_read_response(h, pipe), 5)
+    pipe.abort()

@@ -281,12 +281,29 @@ def _response_headers(event: h11.Response | h11.InformationalResponse) -> Header
     )
 
 
+class _Ended(ConnectionError):
+    """The server closed the connection where h11 needed more of a response."""
+
+
 async def _next_event(h: h11.Connection, pipe: _Pipe) -> Any:
-    """h11's next event, reading from ``pipe`` as long as it needs data."""
+    """h11's next event, reading from ``pipe`` as long as it needs data.
+
+    Raises:
+        _Ended: the server closed the connection in the middle (h11's word for
+            it is an error, which malformed bytes also are).
+    """
+    ended = False
     while True:
-        event = h.next_event()
+        try:
+            event = h.next_event()
+        except h11.RemoteProtocolError:
+            if ended:
+                raise _Ended from None
+            raise
         if event is h11.NEED_DATA:
-            h.receive_data(await pipe.read())
+            data = await pipe.read()
+            ended = not data
+            h.receive_data(data)
             continue
         return event
 
@@ -324,10 +341,10 @@ async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
                 break
             else:
                 raise ConnectionError("the server closed the connection within a response")
+    except _Ended:
+        where = "without a response" if head is None else "within a response"
+        raise ConnectionError(f"the server closed the connection {where}") from None
     except h11.RemoteProtocolError as exc:
-        if pipe._eof and not h.trailing_data[0]:  # h11's own word for the end is this error
-            where = "without a response" if head is None else "within a response"
-            raise ConnectionError(f"the server closed the connection {where}") from None
         raise ConnectionError(f"malformed HTTP response: {exc}") from None
     return ClientResponse(
         event.status_code,
