@@ -24,6 +24,7 @@ from wsserver import (
     WebSocket,
 )
 from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
+from wsserver.response import text
 
 from .conftest import StartServer
 from .helpers import MASK, RawClient, cancelled_elsewhere, echo_routes, upgrade_request, wait_for
@@ -737,6 +738,115 @@ class TestEmbedding:
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(serving, 5)
         assert server.closing and listening_sockets() == before
+
+    @pytest.mark.parametrize("where", ["websocket", "http"])
+    async def test_a_handler_may_close_its_server(self, where: str) -> None:
+        # close() from inside a handler waited for that handler (itself) for
+        # shutdown_timeout, or (an HTTP route) cancelled it: never finished,
+        # and serve_forever() never returned, the lifespan never ended.
+        from wsserver import serve
+
+        routes = Router()
+        closed: list[str] = []
+
+        async def close_it() -> None:
+            await server.close()
+            closed.append(where)
+
+        @routes.websocket("/admin")
+        async def admin_ws(request: Request, ws: WebSocket) -> None:
+            await ws.recv()
+            await close_it()
+
+        @routes.post("/admin")
+        async def admin_http(request: Request) -> Any:
+            await close_it()
+            return text("closed")
+
+        server = serve(routes, "127.0.0.1", 0, ping_interval=None, shutdown_timeout=30)
+        serving = asyncio.create_task(server.serve_forever())
+        await server.start()
+        started = asyncio.get_running_loop().time()
+        if where == "websocket":
+            async with websockets.connect(url(server, "/admin")) as ws:
+                await ws.send("shut down")
+                with pytest.raises(ClientClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+        else:
+            async with httpx.AsyncClient() as client:
+                with contextlib.suppress(httpx.HTTPError):  # (closed before its answer)
+                    await client.post(f"http://127.0.0.1:{server.port}/admin", timeout=5)
+        await asyncio.wait_for(serving, 5)  # serve_forever() returned
+        await asyncio.wait_for(server.wait_closed(), 1)
+        assert asyncio.get_running_loop().time() - started < 5  # not shutdown_timeout
+        if where == "websocket":  # (an HTTP handler's connection is aborted at the end)
+            await wait_for(lambda: closed == [where], what="the handler's close() to return")
+
+    async def test_a_close_interrupted_still_ends_and_a_bad_code_changes_nothing(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.websocket("/")
+        async def slow(request: Request, ws: WebSocket) -> None:
+            try:
+                await asyncio.sleep(30)
+            finally:
+                await asyncio.sleep(0.3)  # (its clean-up)
+
+        server = await run_server(routes, shutdown_timeout=0.5)
+        for code in (1005, 999, 70000):
+            with pytest.raises(ValueError, match="invalid close code"):
+                await server.close(code=code)
+        assert not server.closing
+        async with websockets.connect(url(server)):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(server.close(), 0.1)  # the caller gave up
+            # The shutdown goes on; each later close() waits for that one.
+            await asyncio.wait_for(server.close(), 5)
+            await asyncio.wait_for(server.wait_closed(), 1)
+
+    @pytest.mark.parametrize("work", [0.3, 30])
+    async def test_an_http_handler_at_work_gets_shutdown_timeout(
+        self, run_server: StartServer, work: float
+    ) -> None:
+        # It was answered 503 and cancelled at once, whatever shutdown_timeout.
+        routes = Router()
+        ended: list[str] = []
+
+        @routes.post("/webhook")
+        async def webhook(request: Request) -> Any:
+            try:
+                await asyncio.sleep(work)
+            finally:
+                ended.append("handler")
+            return text("done")
+
+        server = await run_server(routes, shutdown_timeout=1)
+        async with httpx.AsyncClient() as client:
+            posting = asyncio.create_task(
+                client.post(f"http://127.0.0.1:{server.port}/webhook", timeout=5)
+            )
+            await asyncio.sleep(0.1)
+            await asyncio.wait_for(server.close(), 5)
+            assert ended == ["handler"]  # close() waited for it
+            response = await posting
+        if work < 1:
+            assert (response.status_code, response.text) == (200, "done")
+        else:  # past shutdown_timeout: cancelled, and answered all the same
+            assert response.status_code == 503
+
+    async def test_wait_closed_waits_for_close_even_before_the_start(self) -> None:
+        from wsserver import serve
+
+        server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
+        waiting = asyncio.create_task(server.wait_closed())
+        serving = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # (it returned at once: nothing had set it up yet)
+        await server.close()
+        await asyncio.wait_for(waiting, 2)
+        await asyncio.wait_for(serving, 2)
 
 
 # ============================================ whose ConnectionClosed, and when

@@ -96,6 +96,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_close_timer",
         "_started",
         "_asgi_task",
+        "http_task",
         "_read_waiter",
         "_lost_future",
         "_writing_paused",
@@ -140,6 +141,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._started = self.loop.time()
         # An ASGI application's run on this connection (see run_asgi()).
         self._asgi_task: asyncio.Task[None] | None = None
+        #: A Router HTTP handler's run, while it works on a request (the
+        #: server gives it shutdown_timeout to finish).
+        self.http_task: asyncio.Task[None] | None = None
         self._read_waiter: asyncio.Future[None] | None = None
         self._lost_future: asyncio.Future[None] | None = None
         self._writing_paused = False
@@ -433,6 +437,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         request.route = route
         if not route.is_websocket:
             self._run_app_task(self._http_handler(route, found.params))
+            self.http_task = self._app_task
             return False
         return self._handshake(request, route, found.params)
 
@@ -680,6 +685,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _app_task_done(self, task: asyncio.Task[None]) -> None:
         if self._app_task is task:
             self._app_task = None
+        if self.http_task is task:
+            self.http_task = None
+            if task.cancelled() and self.server.closing and not self.closing:
+                # Past shutdown_timeout: the client still gets an answer.
+                self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
+                return
         if task.cancelled() or self.lost or self.status == 101:
             return
         exc = task.exception()
@@ -1080,17 +1091,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
         return False
 
     def shutdown(self) -> None:
-        """Server shutdown: answer 503 (a handler or hook still running is cancelled).
+        """Server shutdown: answer 503 (an on_connect hook still running is cancelled).
 
         A connection with no request under way is closed without an answer.
 
-        An ASGI application working on a request is let finish (the server
-        gives it ``shutdown_timeout``); the connection closes after its
-        response (a WebSocket it accepts meanwhile is closed with 1001).
+        A Router HTTP handler, or an ASGI application, working on a request is
+        let finish (the server gives it ``shutdown_timeout``; then it is
+        cancelled, and a Router handler's client gets the 503); the connection
+        closes after its response (a WebSocket an ASGI application accepts
+        meanwhile is closed with 1001).
         """
         if self.lost or self._transport_closing:
             return
-        if self._app_task is not None and self._app_task is self._asgi_task:
+        task = self._app_task
+        if task is not None and (task is self._asgi_task or task is self.http_task):
             self._close_after_response = True
             return
         if self.server.close_code == 1012 and self.busy:

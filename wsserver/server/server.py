@@ -19,6 +19,7 @@ from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config
 from ..errors import ConfigError
+from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
 from .deadlines import Deadlines
@@ -123,7 +124,10 @@ class Server:
         self.closing = False
         #: What close() closes WebSockets with: 1001 (going away) or 1012 (restart).
         self.close_code = 1001
-        self._closed: asyncio.Event | None = None
+        #: Set once close() has finished (or closed a server never started).
+        self._closed = asyncio.Event()
+        # The shutdown under way: one, whoever calls close() and however often.
+        self._closing: asyncio.Task[None] | None = None
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
@@ -179,7 +183,6 @@ class Server:
             self.metrics.start()
         if self.status is not None:
             self.status.start()
-        self._closed = asyncio.Event()
         config = self.config
         self.keep_alive_deadlines = Deadlines(
             self.loop, config.timeout_keep_alive, HttpProtocol.on_keep_alive_timeout
@@ -280,7 +283,6 @@ class Server:
             await self.start()
             if not self._started:
                 return  # closed before it started
-            assert self._closed is not None
             await self._closed.wait()
         except asyncio.CancelledError:
             await self.close()
@@ -294,28 +296,57 @@ class Server:
         which the handshakes under way are let finish first (within
         ``open_timeout``; their clients then get the 1012 like the others),
         rather than answered 503: the restart fails nobody's connection attempt.
+
+        The shutdown runs in a task of its own: a handler may call this (an
+        admin route, say; the server does not wait for the handler that
+        calls it), and a caller cancelled or timed out meanwhile leaves it
+        going on; every call waits for that one shutdown.
+
+        Raises:
+            ValueError: ``code`` is not a close code that can be sent.
         """
+        if type(code) is not int or not is_valid_close_code(code):
+            raise ValueError(f"invalid close code {code!r}")
         if self._starting.locked():
             async with self._starting:  # a start() under way: close what it opens
                 pass
         if not self._started:
             self.closing = True  # a start() (serve_forever() in a task) to come does nothing
+            self._closed.set()
             return
-        assert self._closed is not None
-        if self.closing:
-            await self._closed.wait()
-            return
-        self.closing = True
-        self.close_code = code
+        if self._closing is None:
+            self.closing = True
+            self.close_code = code
+            if code != 1012:
+                self._stop_taking_connections()  # at once: nothing else runs first
+            self._closing = self.loop.create_task(
+                self._close(timeout, code, asyncio.current_task())
+            )
+        await asyncio.shield(self._closing)
+
+    def _stop_taking_connections(self) -> None:
+        """Stop listening, and tell every connection the server is shutting down."""
         if self._server is not None:
-            if code == 1012:
-                await self._stop_accepting()  # a restart loses no connection
-            else:
-                self._server.close()
-        if code == 1012:
-            await self._let_handshakes_finish()
+            self._server.close()
         for protocol in list(self.connections):
             protocol.shutdown()
+
+    async def _close(
+        self, timeout: float | None, code: int, caller: asyncio.Task[Any] | None
+    ) -> None:
+        try:
+            await self._shut_down(timeout, code, caller)
+        finally:
+            self._closed.set()
+
+    async def _shut_down(
+        self, timeout: float | None, code: int, caller: asyncio.Task[Any] | None
+    ) -> None:
+        if code == 1012:
+            if self._server is not None:
+                await self._stop_accepting()  # a restart loses no connection
+            await self._let_handshakes_finish()
+            self._stop_taking_connections()
         grace = self.config.shutdown_timeout if timeout is None else timeout
         tasks = [
             p.handler_task
@@ -323,6 +354,12 @@ class Server:
             if p.handler_task is not None and not p.handler_task.done()
         ]
         tasks += [task for task in self.app_tasks if task not in tasks]
+        tasks += [
+            p.http_task
+            for p in self.connections
+            if isinstance(p, HttpProtocol) and p.http_task is not None
+        ]
+        tasks = [task for task in tasks if task is not caller]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
@@ -335,7 +372,6 @@ class Server:
         if self._server is not None:
             await self._server.wait_closed()
         await self._stop_services()
-        self._closed.set()
 
     def stats(self) -> dict[str, Any]:
         """Every counter of this server, now (see :meth:`ServerStats.snapshot`).
@@ -441,8 +477,7 @@ class Server:
 
     async def wait_closed(self) -> None:
         """Wait until :meth:`close` has finished."""
-        if self._closed is not None:
-            await self._closed.wait()
+        await self._closed.wait()
 
     # ------------------------------------------------------------ inspection
 
