@@ -57,6 +57,11 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def unix_url(self) -> str:
+        """The same server over its Unix socket."""
+        return f"unix://{self.directory / 'redis.sock'}"
+
     def start(self, timeout: float = 10.0) -> None:
         """Start it (again, on the same port) and wait until it answers."""
         self.process = subprocess.Popen(
@@ -68,6 +73,8 @@ class RedisServer:
                 "--appendonly", "no",
                 "--dir", str(self.directory),
                 "--protected-mode", "no",
+                "--unixsocket", str(self.directory / "redis.sock"),
+                "--unixsocketperm", "700",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -280,6 +280,47 @@ async def test_redis_broker_between_two_servers_and_presence(redis_server: Redis
     assert isinstance(a.pubsub.broker, RedisBroker) and a.pubsub.broker.stats.received >= 1
 
 
+async def test_redis_over_a_unix_socket(redis_server: RedisServer) -> None:
+    # The URL was accepted, and every connection attempt failed for ever
+    # (an option only TCP connections take), logged as an outage.
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.unix_url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with a, b, AsyncExitStack() as stack:
+        assert isinstance(a.pubsub.broker, RedisBroker)
+        await wait_for(lambda: a.pubsub.broker.up, what="the broker up")
+        wa = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t"))
+        wb = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t"))
+        for ws in (wa, wb):
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+        await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subscriptions")
+        await wb.send("over TCP, to the Unix socket's")
+        assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "over TCP, to the Unix socket's"
+        assert a.pubsub.broker.stats.outages == 0
+
+
+async def test_a_server_refused_a_shared_broker_leaves_the_first_serving(
+    redis_server: RedisServer,
+) -> None:
+    # The refused start stopped what it had started, and detached the broker
+    # from the server that had it: that one's publishes were dropped, quietly.
+    broker = RedisBroker(redis_server.url)
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=broker)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with a, b, AsyncExitStack() as stack:
+        await wait_for(lambda: broker.up, what="the broker up")
+        second = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=broker)
+        with pytest.raises(RuntimeError, match="one server"):
+            await second.start()
+        assert broker.up
+        wa = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t"))
+        wb = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t"))
+        for ws in (wa, wb):
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+        await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subscriptions")
+        await wa.send("still across")
+        assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "still across"
+
+
 async def test_a_server_closed_gracefully_leaves_presence_at_once(
     redis_server: RedisServer,
 ) -> None:

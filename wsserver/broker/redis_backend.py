@@ -154,7 +154,13 @@ class RedisBroker(Broker):
 
     async def detach(self, node: BrokerNode) -> None:
         """Stop, and take this process's counts out of presence at once (not
-        ``presence_ttl`` later) if Redis was reachable."""
+        ``presence_ttl`` later) if Redis was reachable.
+
+        Only for the server attached: another one, refused by :meth:`attach`,
+        leaves it serving.
+        """
+        if node is not self._node:
+            return
         was_up = self.up
         task = self._task
         if task is not None:
@@ -301,7 +307,8 @@ class RedisBroker(Broker):
             self.url,
             socket_connect_timeout=min(2.0, self.timeout),
             socket_timeout=self.timeout,
-            socket_keepalive=True,
+            # (TCP's: redis-py's Unix socket connection takes no such option.)
+            **({} if self.url.startswith("unix:") else {"socket_keepalive": True}),
         )
         await client.ping()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
