@@ -836,6 +836,29 @@ class TestEmbedding:
         else:  # past shutdown_timeout: cancelled, and answered all the same
             assert response.status_code == 503
 
+    async def test_what_a_closed_or_unix_server_refuses_and_what_a_failed_startup_is(
+        self, tmp_path: Any
+    ) -> None:
+        from wsserver import LifespanFailure, WSServerError, serve
+
+        server = serve(echo_routes(), uds=str(tmp_path / "s.sock"), ping_interval=None)
+        async with server:
+            with pytest.raises(RuntimeError, match="Unix socket"):  # (was a ValueError)
+                _ = server.port
+        a, b = socket.socketpair()
+        with pytest.raises(RuntimeError, match="closed"):  # (was taken, and dropped)
+            await server.accept_socket(a)
+        a.close()
+        b.close()
+
+        async def failing(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+        with pytest.raises(WSServerError, match="no database") as caught:  # one base class
+            await serve(failing, "127.0.0.1", 0).start()
+        assert isinstance(caught.value, LifespanFailure)
+
     async def test_wait_closed_waits_for_close_even_before_the_start(self) -> None:
         from wsserver import serve
 

@@ -9,6 +9,7 @@ for anything else.
 from __future__ import annotations
 
 __all__ = [
+    "LifespanFailure",
     "WSServerError",
     "ConfigError",
     "ProtocolError",
@@ -143,3 +144,8 @@ def task_was_cancelled() -> bool:
 
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
+
+
+class LifespanFailure(WSServerError):
+    """An ASGI application's startup failed (``lifespan.startup.failed``, or it
+    raised with ``lifespan="on"``): :meth:`wsserver.Server.start` raises it."""

@@ -14,16 +14,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ..errors import LifespanFailure
 from ..logs import logger
 
 __all__ = ["Lifespan", "LifespanFailure"]
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Message, Any, Any], Awaitable[None]]
-
-
-class LifespanFailure(Exception):
-    """The application's startup failed (``lifespan.startup.failed``, or it raised with ``on``)."""
 
 
 class Lifespan:

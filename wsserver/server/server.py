@@ -146,6 +146,10 @@ class Server:
 
         Calls that overlap (``serve_forever()`` in a task and an awaited
         ``start()``) start it once: the later ones wait for the first.
+
+        Raises:
+            OSError: it cannot listen (the port is taken, say).
+            wsserver.LifespanFailure: an ASGI application's startup failed.
         """
         async with self._starting:
             if not self._started and not self.closing:
@@ -259,10 +263,12 @@ class Server:
         then served like any accepted one (TLS too, if the server has it).
 
         Raises:
-            RuntimeError: the server is not started.
+            RuntimeError: the server is not started, or closed.
         """
         if not self._started:
             raise RuntimeError("start the server before handing it sockets")
+        if self.closing:
+            raise RuntimeError("the server is closed (or closing): it takes no more sockets")
         timeout = self.config.open_timeout if self.ssl is not None else None
         await self.loop.connect_accepted_socket(
             self._make_protocol, sock, ssl=self.ssl, ssl_handshake_timeout=timeout
@@ -492,6 +498,8 @@ class Server:
     def port(self) -> int:
         """The port of the first listening socket (useful with port 0)."""
         for sock in self.sockets:
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                raise RuntimeError("the server listens on a Unix socket: it has no port")
             return int(sock.getsockname()[1])
         raise RuntimeError("the server is not listening")
 
