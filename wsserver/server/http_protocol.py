@@ -285,7 +285,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 parts = self._body_parts
                 limit = self._body_limit(parts is None)
                 if limit is not None and self._body_size > limit:
-                    self.http_error(413, "Request body too large.")
+                    if self._error_answer_only():
+                        self._awaiting_body = False
+                        self._close_after_response = True  # (the rest is unread)
+                        self._dispatch()  # its answer, not a 413
+                    else:
+                        self.http_error(413, "Request body too large.")
                     return
                 if parts is not None:
                     parts.append(data)
@@ -467,9 +472,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         found = self._found
         route = found.route if found is not None else None
-        if route is None and found is not None and self._h11.they_are_waiting_for_100_continue:
+        if self._error_answer_only() and (
+            self._h11.they_are_waiting_for_100_continue
+            or self._declared_over(self.config.max_header_size)
+        ):
+            # Its answer at once, not a 413 for a body it never needed (the
+            # connection then closes: the body is unread).
             self._awaiting_body = False
-            self._dispatch()  # (the connection then closes: the body is unread)
+            self._close_after_response = True
+            self._dispatch()
             return False
         kept = route is not None and not route.is_websocket
         self._body_parts = [] if kept else None
@@ -479,6 +490,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return False
         self._send_continue()
         return True
+
+    def _error_answer_only(self) -> bool:
+        """Whether the request gets only a Router's error answer (404, 405, ...)."""
+        found = self._found
+        return found is not None and found.route is None
 
     def _send_continue(self) -> None:
         """Answer ``Expect: 100-continue`` (once, and only while the client waits)."""
