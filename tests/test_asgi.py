@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver import serve
 from wsserver.asgi.application import is_asgi_app
+from wsserver.asgi.http import caused_by_disconnect
 from wsserver.asgi.lifespan import LifespanFailure
 from wsserver.errors import ClientDisconnected
 from wsserver.protocol.frames import Opcode, parse_close, serialize_close, serialize_frame
@@ -1591,3 +1592,24 @@ async def test_a_task_group_app_whose_client_left_is_no_error_unless_it_is(
         assert "a genuine bug" in str(error.exc_info[1].exceptions), error.exc_info  # type: ignore[index, union-attr]
         expect_logged_error(caplog, "ASGI application failed")
     assert server.stats()["handler_errors"] == (1 if genuine else 0)
+
+
+
+def test_a_group_member_re_raised_from_its_group_is_judged_once() -> None:
+    # (Starlette's BaseHTTPMiddleware does it: the member's context is the
+    # group that holds it; the walk went round for ever, a RecursionError.)
+    def collapsed(inner: BaseException) -> BaseException:
+        try:
+            try:
+                raise ExceptionGroup("tasks", [inner])  # type: ignore[type-var]
+            except BaseExceptionGroup as group:
+                raise group.exceptions[0] from None
+        except BaseException as exc:
+            return exc
+
+    bug = collapsed(ValueError("bug"))
+    assert bug.__context__.exceptions[0] is bug  # type: ignore[union-attr]
+    assert caused_by_disconnect(bug, object(), gone=True) is False
+    origin = object()
+    left = collapsed(ClientDisconnected("gone", origin))
+    assert caused_by_disconnect(left, origin) is True

@@ -23,7 +23,7 @@ from wsserver import (
     State,
     WebSocket,
 )
-from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
+from wsserver.protocol.frames import CloseCode, Opcode, serialize_close, serialize_frame
 from wsserver.response import text
 
 from .conftest import StartServer
@@ -858,6 +858,76 @@ class TestEmbedding:
         with pytest.raises(WSServerError, match="no database") as caught:  # one base class
             await serve(failing, "127.0.0.1", 0).start()
         assert isinstance(caught.value, LifespanFailure)
+
+    @pytest.mark.parametrize("code", [1001, CloseCode.SERVICE_RESTART])
+    async def test_an_admin_route_closing_its_server_answers_and_is_not_waited_for(
+        self, code: int
+    ) -> None:
+        # 1012 waited open_timeout for the route's own request (a handshake
+        # in progress, it seemed); and its connection was cut, answer unsent.
+        from wsserver import serve
+
+        routes = Router()
+
+        @routes.post("/restart")
+        async def restart(request: Request) -> Any:
+            await server.close(code=code)
+            return text("bye")
+
+        server = serve(routes, "127.0.0.1", 0, ping_interval=None, open_timeout=4)
+        await server.start()
+        started = asyncio.get_running_loop().time()
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"http://127.0.0.1:{server.port}/restart", timeout=5)
+        assert (response.status_code, response.text) == (200, "bye")
+        await asyncio.wait_for(server.wait_closed(), 5)
+        assert asyncio.get_running_loop().time() - started < 2
+
+    async def test_a_handler_calling_close_during_a_close_is_not_waited_for(self) -> None:
+        from wsserver import serve
+
+        routes = Router()
+        entered = asyncio.Event()
+
+        @routes.post("/stop")
+        async def stop(request: Request) -> Any:
+            entered.set()
+            await asyncio.sleep(0.2)
+            await server.close()
+            return text("bye")
+
+        server = serve(routes, "127.0.0.1", 0, ping_interval=None, shutdown_timeout=4)
+        await server.start()
+        async with httpx.AsyncClient() as client:
+            posting = asyncio.create_task(
+                client.post(f"http://127.0.0.1:{server.port}/stop", timeout=5)
+            )
+            await entered.wait()
+            started = asyncio.get_running_loop().time()
+            await server.close()  # (SIGTERM, say), while the handler is at work
+            assert asyncio.get_running_loop().time() - started < 2  # not shutdown_timeout
+            assert (await posting).text == "bye"
+
+    async def test_a_failed_shutdown_is_logged_once_and_raised_by_serve_forever(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        from wsserver import serve
+        from wsserver.broker import MemoryBroker
+
+        class FailingBroker(MemoryBroker):
+            async def detach(self, node: Any) -> None:
+                raise RuntimeError("broker detach failed")
+
+        server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None, broker=FailingBroker())
+        serving = asyncio.create_task(server.serve_forever())
+        await server.start()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(server.close(), 0)  # (the caller gave up at once)
+        with pytest.raises(RuntimeError, match="broker detach failed"):
+            await asyncio.wait_for(serving, 5)
+        failures = [r for r in caplog.records if r.getMessage() == "the shutdown failed"]
+        assert len(failures) == 1 and "broker detach failed" in str(failures[0].exc_info)
+        caplog.clear()
 
     async def test_wait_closed_waits_for_close_even_before_the_start(self) -> None:
         from wsserver import serve

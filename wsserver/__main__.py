@@ -327,8 +327,9 @@ async def run(
     fd: int | None = None,
     role: WorkerRole | None = None,
     status_dir: str | None = None,
-) -> None:
+) -> int:
     """Serve until SIGINT/SIGTERM; a second SIGINT (Ctrl-C again) exits at once.
+    The exit code: 0, or 1 if the shutdown failed.
 
     SIGTERM (or SIGHUP) again changes nothing: systemd signals every process
     of a service, and a supervisor passes the signal on, so a worker often
@@ -378,8 +379,11 @@ async def run(
             "%s: %s", signal.Signals(signum).name, "retiring" if restart else "shutting down"
         )
         # Whatever happens, the process ends: a shutdown that hangs (an
-        # application, a dependency) must not leave it running, orphaned.
-        limit = config.shutdown_timeout + config.close_timeout + (config.open_timeout or 10) + 15
+        # application, a dependency) must not leave it running, orphaned. Past
+        # what it may take: the handshakes (a restart), the handlers' grace,
+        # the closing handshakes, the ASGI lifespan's shutdown (the last two again).
+        limit = 2 * (config.shutdown_timeout + config.close_timeout)
+        limit += (config.open_timeout or 10) + 15
         loop.call_later(limit, _exit_late, limit)
         starting.cancel()  # (if it is still under way)
         closing.append(loop.create_task(server.close(code=1012 if restart else 1001)))
@@ -397,7 +401,7 @@ async def run(
             raise  # (this coroutine is cancelled, or the start failed so)
         await asyncio.gather(*closing)
         logger.info("stopped before it started")
-        return
+        return 0
     except BaseException:
         ignore_signals(loop, signums)
         raise
@@ -436,9 +440,16 @@ async def run(
                 closing.append(loop.create_task(server.close(code=1012)))  # no one to hear it
 
         server.on_request_limit = limit_reached
-    await server.serve_forever()
+    try:
+        await server.serve_forever()
+    except Exception:
+        ignore_signals(loop, signums)
+        await asyncio.gather(*closing, return_exceptions=True)
+        return 1  # (the shutdown failed: said by the server, with its traceback)
     ignore_signals(loop, signums)
+    await asyncio.gather(*closing, return_exceptions=True)
     logger.info("stopped")
+    return 0
 
 
 def _exit_late(limit: float) -> None:
@@ -545,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse(parser, args, str(exc))
     use_loop(parser, args)
     try:
-        asyncio.run(
+        code = asyncio.run(
             run(
                 app,
                 args.host,
@@ -565,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         logger.error("cannot listen on %s: %s", _target(args), exc)
         return 1
-    return 0
+    return code
 
 
 def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: str) -> NoReturn:

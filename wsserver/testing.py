@@ -851,7 +851,13 @@ class TestClient:
         await self.close(0 if exc_type is not None else None)
 
     async def _open_pipe(self) -> _Pipe:
-        """A new connection to the server: one end of a socket pair each."""
+        """A new connection to the server: one end of a socket pair each.
+
+        Raises:
+            ConnectionRefusedError: the server is closed (as a port would be).
+        """
+        if self.server.closing:
+            raise ConnectionRefusedError("the server is closed")
         ours, theirs = socket.socketpair()
         try:
             await self.server.accept_socket(theirs)

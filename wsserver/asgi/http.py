@@ -63,7 +63,9 @@ def body_bytes(value: Any, what: str) -> bytes:
     raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
 
 
-def caused_by_disconnect(exc: BaseException, *origins: object, gone: bool = False) -> bool:
+def caused_by_disconnect(
+    exc: BaseException, *origins: object, gone: bool = False, seen: set[int] | None = None
+) -> bool:
     """Whether ``exc`` comes of the client leaving, and is therefore no error of the app.
 
     It does when it, or an exception it came from, is our
@@ -73,14 +75,19 @@ def caused_by_disconnect(exc: BaseException, *origins: object, gone: bool = Fals
     ``WebSocketDisconnect`` and ``ClientDisconnect``: a class named so) or a
     cancellation. Anything else the app raises then, a bug in its clean-up
     say, is its error. An exception group (a task group's: one task sending,
-    one receiving) comes of it when each exception in it does.
+    one receiving) comes of it when each exception in it does. (``seen``:
+    the exceptions looked at already; a member re-raised from its group's
+    ``except`` has the group for context.)
     """
-    seen: set[int] = set()
+    if seen is None:
+        seen = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, BaseExceptionGroup):
+            seen.add(id(current))
             return all(
-                caused_by_disconnect(inner, *origins, gone=gone) for inner in current.exceptions
+                caused_by_disconnect(inner, *origins, gone=gone, seen=seen)
+                for inner in current.exceptions
             )
         if isinstance(current, ClientDisconnected) and any(
             current.origin is origin for origin in origins if origin is not None

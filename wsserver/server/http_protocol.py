@@ -1106,6 +1106,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return not self.status or bool(h.trailing_data[0]) or h.their_state is not h11.IDLE
         return False
 
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The application's tasks at work on this connection (handler, hook, ASGI app)."""
+        return [t for t in (self._app_task, self._asgi_task, self.http_task) if t is not None]
+
     def shutdown(self) -> None:
         """Server shutdown: answer 503 (an on_connect hook still running is cancelled).
 

@@ -126,8 +126,12 @@ class Server:
         self.close_code = 1001
         #: Set once close() has finished (or closed a server never started).
         self._closed = asyncio.Event()
-        # The shutdown under way: one, whoever calls close() and however often.
+        # The shutdown under way: one, whoever calls close() and however often;
+        # the tasks that called it (a handler closing its server), and what
+        # tells the shutdown of a new one.
         self._closing: asyncio.Task[None] | None = None
+        self._close_callers: set[asyncio.Task[Any]] = set()
+        self._callers_changed: asyncio.Future[None] | None = None
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
@@ -290,6 +294,9 @@ class Server:
             if not self._started:
                 return  # closed before it started
             await self._closed.wait()
+            closing = self._closing
+            if closing is not None and not closing.cancelled() and closing.exception():
+                raise closing.exception()  # type: ignore[misc]  # (the shutdown failed)
         except asyncio.CancelledError:
             await self.close()
             raise
@@ -311,8 +318,9 @@ class Server:
         Raises:
             ValueError: ``code`` is not a close code that can be sent.
         """
-        if type(code) is not int or not is_valid_close_code(code):
+        if not isinstance(code, int) or isinstance(code, bool) or not is_valid_close_code(code):
             raise ValueError(f"invalid close code {code!r}")
+        code = int(code)  # (an IntEnum's member, say)
         if self._starting.locked():
             async with self._starting:  # a start() under way: close what it opens
                 pass
@@ -320,14 +328,19 @@ class Server:
             self.closing = True  # a start() (serve_forever() in a task) to come does nothing
             self._closed.set()
             return
+        caller = asyncio.current_task()
+        if caller is not None:
+            # Not waited for (it waits for the shutdown), nor its connection cut.
+            self._close_callers.add(caller)
+            changed = self._callers_changed
+            if changed is not None and not changed.done():
+                changed.set_result(None)
         if self._closing is None:
             self.closing = True
             self.close_code = code
             if code != 1012:
                 self._stop_taking_connections()  # at once: nothing else runs first
-            self._closing = self.loop.create_task(
-                self._close(timeout, code, asyncio.current_task())
-            )
+            self._closing = self.loop.create_task(self._close(timeout, code))
         await asyncio.shield(self._closing)
 
     def _stop_taking_connections(self) -> None:
@@ -337,43 +350,59 @@ class Server:
         for protocol in list(self.connections):
             protocol.shutdown()
 
-    async def _close(
-        self, timeout: float | None, code: int, caller: asyncio.Task[Any] | None
-    ) -> None:
+    async def _close(self, timeout: float | None, code: int) -> None:
         try:
-            await self._shut_down(timeout, code, caller)
+            await self._shut_down(timeout, code)
+        except Exception:
+            logger.exception("the shutdown failed")  # (said once, whoever waits)
+            raise
         finally:
             self._closed.set()
 
-    async def _shut_down(
-        self, timeout: float | None, code: int, caller: asyncio.Task[Any] | None
-    ) -> None:
+    def _runs_a_caller(self, protocol: Any) -> bool:
+        """Whether ``protocol``'s handler or application is one of close()'s callers."""
+        callers = self._close_callers
+        if isinstance(protocol, HttpProtocol):
+            return any(t in callers for t in protocol.tasks())
+        return getattr(protocol, "handler_task", None) in callers
+
+    async def _shut_down(self, timeout: float | None, code: int) -> None:
         if code == 1012:
             if self._server is not None:
                 await self._stop_accepting()  # a restart loses no connection
             await self._let_handshakes_finish()
             self._stop_taking_connections()
+        loop = self.loop
         grace = self.config.shutdown_timeout if timeout is None else timeout
-        tasks = [
+        deadline = loop.time() + grace
+        tasks = {
             p.handler_task
             for p in self._websockets
             if p.handler_task is not None and not p.handler_task.done()
-        ]
-        tasks += [task for task in self.app_tasks if task not in tasks]
-        tasks += [
+        }
+        tasks |= self.app_tasks
+        tasks |= {
             p.http_task
             for p in self.connections
             if isinstance(p, HttpProtocol) and p.http_task is not None
-        ]
-        tasks = [task for task in tasks if task is not caller]
+        }
+        while True:
+            # (A handler that calls close() meanwhile stops being waited for.)
+            tasks = {t for t in tasks if not t.done() and t not in self._close_callers}
+            if not tasks or loop.time() >= deadline:
+                break
+            self._callers_changed = changed = loop.create_future()
+            await asyncio.wait(
+                [*tasks, changed], timeout=deadline - loop.time(), return_when="FIRST_COMPLETED"
+            )
+            changed.cancel()
+        self._callers_changed = None
+        for task in tasks:
+            task.cancel()
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+            await asyncio.wait(tasks, timeout=1.0)
         for protocol in list(self.connections):
-            if not protocol.lost:
+            if not protocol.lost and not self._runs_a_caller(protocol):
                 protocol.transport.abort()
         if self._server is not None:
             await self._server.wait_closed()
@@ -473,16 +502,21 @@ class Server:
         return self.closing and self.close_code != 1012
 
     async def _let_handshakes_finish(self) -> None:
-        """Wait (within open_timeout) until no connection is in the middle of a request."""
+        """Wait (within open_timeout) until no connection is in the middle of a
+        request (but one whose handler called close(): it waits for this)."""
         limit = self.config.open_timeout or 10.0
         deadline = self.loop.time() + limit
         while self.loop.time() < deadline:
-            if not any(isinstance(p, HttpProtocol) and p.busy for p in self.connections):
+            if not any(
+                isinstance(p, HttpProtocol) and p.busy and not self._runs_a_caller(p)
+                for p in self.connections
+            ):
                 return
             await asyncio.sleep(0.02)
 
     async def wait_closed(self) -> None:
-        """Wait until :meth:`close` has finished."""
+        """Wait until :meth:`close` has finished (after a start that failed, too:
+        call close())."""
         await self._closed.wait()
 
     # ------------------------------------------------------------ inspection
