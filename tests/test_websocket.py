@@ -859,22 +859,31 @@ class TestEmbedding:
             await serve(failing, "127.0.0.1", 0).start()
         assert isinstance(caught.value, LifespanFailure)
 
+    @pytest.mark.parametrize("how", ["await", "wait_for", "shield"])
     @pytest.mark.parametrize("code", [1001, CloseCode.SERVICE_RESTART])
     async def test_an_admin_route_closing_its_server_answers_and_is_not_waited_for(
-        self, code: int
+        self, code: int, how: str
     ) -> None:
         # 1012 waited open_timeout for the route's own request (a handshake
         # in progress, it seemed); and its connection was cut, answer unsent.
+        # Through wait_for or shield, close() runs in a task of their own.
         from wsserver import serve
 
         routes = Router()
 
         @routes.post("/restart")
         async def restart(request: Request) -> Any:
-            await server.close(code=code)
+            if how == "await":
+                await server.close(code=code)
+            elif how == "wait_for":
+                await asyncio.wait_for(server.close(code=code), 10)
+            else:
+                await asyncio.shield(server.close(code=code))
             return text("bye")
 
-        server = serve(routes, "127.0.0.1", 0, ping_interval=None, open_timeout=4)
+        server = serve(
+            routes, "127.0.0.1", 0, ping_interval=None, open_timeout=4, shutdown_timeout=4
+        )
         await server.start()
         started = asyncio.get_running_loop().time()
         async with httpx.AsyncClient() as client:
@@ -930,6 +939,41 @@ class TestEmbedding:
         assert asyncio.get_running_loop().time() - started < 1  # (not by the wait_for's end)
         failures = [r for r in caplog.records if r.getMessage() == "the shutdown failed"]
         assert len(failures) == 1 and "broker detach failed" in str(failures[0].exc_info)
+        caplog.clear()
+
+    async def test_a_failed_shutdown_of_limit_max_requests_is_logged_once(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        from wsserver import serve
+        from wsserver.broker import MemoryBroker
+
+        class FailingBroker(MemoryBroker):
+            async def detach(self, node: Any) -> None:
+                raise RuntimeError("broker detach failed")
+
+        routes = echo_routes()
+
+        @routes.get("/one")
+        async def one(request: Request) -> Any:
+            return text("one")
+
+        server = serve(
+            routes, "127.0.0.1", 0, ping_interval=None, broker=FailingBroker(), limit_max_requests=1
+        )
+        serving = asyncio.create_task(server.serve_forever())
+        await server.start()
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://127.0.0.1:{server.port}/one")
+        with pytest.raises(RuntimeError, match="broker detach failed"):
+            await asyncio.wait_for(serving, 5)
+        limit_task = server._limit_task
+        assert limit_task is not None and limit_task.done()
+        await asyncio.sleep(0)  # (its done callbacks)
+        # Retrieved: asyncio does not log it again ("Task exception was never
+        # retrieved", with a second traceback) when the task is collected.
+        assert not limit_task._log_traceback  # type: ignore[attr-defined]
+        messages = [r.getMessage() for r in caplog.records]
+        assert messages.count("the shutdown failed") == 1, messages
         caplog.clear()
 
     async def test_wait_closed_waits_for_close_even_before_the_start(self) -> None:

@@ -43,6 +43,7 @@ from ..protocol.http import (
     with_defaults,
 )
 from ..protocol.proxy import forwarded
+from .app_tasks import start_app_task
 from .transports import break_transport_cycle, unsent_bytes
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
@@ -695,7 +696,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _run_app_task(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a handler or hook; reading pauses until it has answered."""
         self.transport.pause_reading()
-        self._app_task = self.loop.create_task(coro)
+        self._app_task = start_app_task(self.loop, coro)
         self._app_task.add_done_callback(self._app_task_done)
 
     def _app_task_done(self, task: asyncio.Task[None]) -> None:
@@ -762,7 +763,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if pause:
             self.transport.pause_reading()
         self._kept = 0
-        task = self._asgi_task = self._app_task = self.loop.create_task(coro)
+        task = self._asgi_task = self._app_task = start_app_task(self.loop, coro)
         self.server.app_task_started(task)
         task.add_done_callback(self._asgi_task_done)
 

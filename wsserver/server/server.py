@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
+from .app_tasks import calling_app_task
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
 from .metrics import Metrics
@@ -328,7 +329,9 @@ class Server:
             self.closing = True  # a start() (serve_forever() in a task) to come does nothing
             self._closed.set()
             return
-        caller = asyncio.current_task()
+        # (The handler's own task, if close() runs in one of its children:
+        # asyncio.wait_for(server.close(), t), say.)
+        caller = calling_app_task() or asyncio.current_task()
         if caller is not None:
             # Not waited for (it waits for the shutdown), nor its connection cut.
             self._close_callers.add(caller)
@@ -494,7 +497,9 @@ class Server:
         if self.on_request_limit is not None:
             self.on_request_limit()
             return
-        self._limit_task = self.loop.create_task(self.close(code=1012))
+        self._limit_task = task = self.loop.create_task(self.close(code=1012))
+        # (A failure is logged by the shutdown and raised by serve_forever().)
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     @property
     def refusing(self) -> bool:

@@ -28,6 +28,7 @@ from ..errors import ConnectionClosed, task_was_cancelled
 from ..logs import log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
 from ..protocol.state import ConnectionState
+from .app_tasks import start_app_task
 from .inbox import Inbox
 from .stats import MESSAGE_FIELDS
 from .transports import (
@@ -175,7 +176,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self.handler_task = handler
             handler.add_done_callback(self._adopted_task_done)
         else:
-            self.handler_task = self.loop.create_task(handler)
+            self.handler_task = start_app_task(self.loop, handler)
         self.server.websocket_opened(self)
         self.server.counters.connection_opened(self)
         self._schedule_keepalive()

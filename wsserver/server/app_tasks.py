@@ -1,0 +1,40 @@
+"""The application's tasks (handlers, hooks, ASGI runs), started so that each knows its own.
+
+A handler may call :meth:`wsserver.Server.close`, directly or through
+``asyncio.wait_for``, ``shield`` or ``gather``, which run it in a task of their
+own (``wait_for`` does, up to Python 3.11). The server must not wait for the
+handler that waits for it: :func:`start_app_task` starts each application task
+in a context whose :data:`ROOT` names that task, which the tasks it starts
+inherit, and :func:`calling_app_task` finds it again from wherever close() runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Coroutine
+from typing import Any
+
+__all__ = ["calling_app_task", "start_app_task"]
+
+#: In an application task's context (and its children's): a one-item list
+#: holding that task (filled once it exists).
+ROOT: contextvars.ContextVar[list[asyncio.Task[Any]]] = contextvars.ContextVar("wsserver_root")
+
+
+def start_app_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """``loop.create_task(coro)``, in a context that names the task it makes."""
+    context = contextvars.copy_context()
+    cell: list[asyncio.Task[Any]] = []
+    context.run(ROOT.set, cell)
+    task = loop.create_task(coro, context=context)
+    cell.append(task)
+    return task
+
+
+def calling_app_task() -> asyncio.Task[Any] | None:
+    """The application task the current code runs in (or was started from), if any."""
+    cell = ROOT.get(None)
+    return cell[0] if cell else None
