@@ -390,15 +390,19 @@ class Server:
             if isinstance(p, HttpProtocol) and p.http_task is not None
         }
         while True:
-            # (A handler that calls close() meanwhile stops being waited for.)
+            # All of them, or until a handler calls close() meanwhile: it stops
+            # being waited for. (One wait for all: not one per task that ends,
+            # which would be quadratic in the connections.)
             tasks = {t for t in tasks if not t.done() and t not in self._close_callers}
             if not tasks or loop.time() >= deadline:
                 break
             self._callers_changed = changed = loop.create_future()
+            every = loop.create_task(asyncio.wait(tasks))
             await asyncio.wait(
-                [*tasks, changed], timeout=deadline - loop.time(), return_when="FIRST_COMPLETED"
+                [every, changed], timeout=deadline - loop.time(), return_when="FIRST_COMPLETED"
             )
             changed.cancel()
+            every.cancel()
         self._callers_changed = None
         for task in tasks:
             task.cancel()
