@@ -321,20 +321,22 @@ async def test_cli_uds_and_fd(socket_path: str) -> None:
     sock.bind("\0" + name)
     sock.listen(16)
     sock.set_inheritable(True)
+    # (Connected here: uvloop's unix_connect takes no abstract name.)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        async with (
-            running_cli(
-                "examples.echo:routes",
-                "--fd",
-                str(sock.fileno()),
-                pass_fds=(sock.fileno(),),
-                listening=rf"listening on unix:(@{name})\s",
-            ),
-            websockets.unix_connect("\0" + name, "ws://localhost/ws") as ws,
+        async with running_cli(
+            "examples.echo:routes",
+            "--fd",
+            str(sock.fileno()),
+            pass_fds=(sock.fileno(),),
+            listening=rf"listening on unix:(@{name})\s",
         ):
-            await ws.send("over an abstract socket")
-            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "over an abstract socket"
+            client.connect("\0" + name)
+            async with websockets.connect("ws://localhost/ws", sock=client) as ws:
+                await ws.send("over an abstract socket")
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "over an abstract socket"
     finally:
+        client.close()
         sock.close()
 
 
