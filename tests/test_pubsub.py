@@ -216,11 +216,7 @@ async def test_a_topic_that_is_not_valid_text_never_reaches_redis(
     a = serve(surrogate_routes(seen), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
     b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
     async with a, b, AsyncExitStack() as stack:
-        wa = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t"))
-        wb = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t"))
-        for ws in (wa, wb):
-            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
-        await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subscriptions")
+        wa, wb = await subscribed_on_both(stack, redis_server, a, b)
         async with websockets.connect(f"ws://127.0.0.1:{a.port}/evil") as evil:
             assert await asyncio.wait_for(evil.recv(), TIMEOUT) == "[]"
             await asyncio.sleep(0.3)  # the broker's task would have tried it by now
@@ -266,11 +262,7 @@ async def test_redis_broker_between_two_servers_and_presence(redis_server: Redis
     a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
     b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
     async with a, b, AsyncExitStack() as stack:
-        wa = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t"))
-        wb = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t"))
-        for ws in (wa, wb):
-            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
-        await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subscriptions")
+        wa, wb = await subscribed_on_both(stack, redis_server, a, b)
         await wa.send("across")
         assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "across"
         assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "across"
@@ -288,11 +280,7 @@ async def test_redis_over_a_unix_socket(redis_server: RedisServer) -> None:
     async with a, b, AsyncExitStack() as stack:
         assert isinstance(a.pubsub.broker, RedisBroker)
         await wait_for(lambda: a.pubsub.broker.up, what="the broker up")
-        wa = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t"))
-        wb = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t"))
-        for ws in (wa, wb):
-            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
-        await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subscriptions")
+        wa, wb = await subscribed_on_both(stack, redis_server, a, b)
         await wb.send("over TCP, to the Unix socket's")
         assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "over TCP, to the Unix socket's"
         assert a.pubsub.broker.stats.outages == 0
@@ -312,11 +300,7 @@ async def test_a_server_refused_a_shared_broker_leaves_the_first_serving(
         with pytest.raises(RuntimeError, match="one server"):
             await second.start()
         assert broker.up
-        wa = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t"))
-        wb = await stack.enter_async_context(websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t"))
-        for ws in (wa, wb):
-            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
-        await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subscriptions")
+        wa, wb = await subscribed_on_both(stack, redis_server, a, b)
         await wa.send("still across")
         assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "still across"
 
@@ -465,6 +449,20 @@ async def subscribed_in_redis(redis: RedisServer, topic: str, processes: int) ->
     finally:
         await client.aclose()
     return int(count) == processes
+
+
+async def subscribed_on_both(
+    stack: AsyncExitStack, redis: RedisServer, a: Any, b: Any
+) -> tuple[Any, Any]:
+    """A client of server ``a`` and one of ``b``, each subscribed to ``t``, as Redis knows."""
+    clients = []
+    for server in (a, b):
+        url = f"ws://127.0.0.1:{server.port}/sub/t"
+        ws = await stack.enter_async_context(websockets.connect(url))
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+        clients.append(ws)
+    await wait_for(lambda: subscribed_in_redis(redis, "t", 2), what="subscriptions")
+    return clients[0], clients[1]
 
 
 async def _presence_is(server: Any, topic: str, count: int) -> bool:

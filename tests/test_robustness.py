@@ -31,17 +31,25 @@ def queue_len(server: Any) -> int:
     return max((len(inbox) for inbox in inboxes), default=0)
 
 
+def gated_reader() -> tuple[Router, asyncio.Event, list[str | bytes]]:
+    """A route at / whose handler reads nothing until ``gate`` is set, then
+    every message, into ``received``."""
+    gate = asyncio.Event()
+    received: list[str | bytes] = []
+    routes = Router()
+
+    @routes.websocket("/")
+    async def slow(request: Request, ws: WebSocket) -> None:
+        await gate.wait()
+        async for message in ws:
+            received.append(message)
+
+    return routes, gate, received
+
+
 class TestReceiveBackpressure:
     async def test_flood_against_slow_reader_stays_bounded(self, run_server: StartServer) -> None:
-        gate = asyncio.Event()
-        received: list[bytes] = []
-        routes = Router()
-
-        @routes.websocket("/")
-        async def slow(request: Request, ws: WebSocket) -> None:
-            await gate.wait()
-            async for message in ws:
-                received.append(message)  # type: ignore[arg-type]
+        routes, gate, received = gated_reader()
 
         max_queue, size, count = 8, 10_000, 2000  # 20 MB offered, beyond any kernel buffers
         server = await run_server(routes, max_queue=max_queue, compression=None)
@@ -78,15 +86,7 @@ class TestReceiveBackpressure:
         # Each message is max_size bytes that compress a thousandfold: one read
         # of a few KiB used to put them all in the inbox at once (1 MiB messages:
         # some 250 MiB per 256 KiB read), beyond max_queue.
-        gate = asyncio.Event()
-        received: list[str] = []
-        routes = Router()
-
-        @routes.websocket("/")
-        async def slow(request: Request, ws: WebSocket) -> None:
-            await gate.wait()
-            async for message in ws:
-                received.append(message)  # type: ignore[arg-type]
+        routes, gate, received = gated_reader()
 
         max_queue, max_size, count = 4, 100_000, 300
         server = await run_server(
