@@ -287,9 +287,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 limit = self._body_limit(parts is None)
                 if limit is not None and self._body_size > limit:
                     if self._error_answer_only():
-                        self._awaiting_body = False
-                        self._close_after_response = True  # (the rest is unread)
-                        self._dispatch()  # its answer, not a 413
+                        self._answer_leaving_the_body()  # its answer, not a 413
                     else:
                         self.http_error(413, "Request body too large.")
                     return
@@ -477,11 +475,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._h11.they_are_waiting_for_100_continue
             or self._declared_over(self.config.max_header_size)
         ):
-            # Its answer at once, not a 413 for a body it never needed (the
-            # connection then closes: the body is unread).
-            self._awaiting_body = False
-            self._close_after_response = True
-            self._dispatch()
+            # Its answer at once, not a 413 for a body it never needed.
+            self._answer_leaving_the_body()
             return False
         kept = route is not None and not route.is_websocket
         self._body_parts = [] if kept else None
@@ -496,6 +491,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Whether the request gets only a Router's error answer (404, 405, ...)."""
         found = self._found
         return found is not None and found.route is None
+
+    def _answer_leaving_the_body(self) -> None:
+        """Answer now, the body (or its rest) unread: the connection closes after."""
+        self._awaiting_body = False
+        self._close_after_response = True
+        self._dispatch()
 
     def _send_continue(self) -> None:
         """Answer ``Expect: 100-continue`` (once, and only while the client waits)."""
@@ -706,7 +707,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.http_task = None
             if task.cancelled() and self.server.closing and not self.closing:
                 # Past shutdown_timeout: the client still gets an answer.
-                self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
+                self._shutting_down()
                 return
         if task.cancelled() or self.lost or self.status == 101:
             return
@@ -1138,4 +1139,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # Idle (kept alive, or nothing sent yet): nobody waits for an answer.
             self.close_transport()
             return
+        self._shutting_down()
+
+    def _shutting_down(self) -> None:
+        """The 503 of a request the shutdown leaves unanswered."""
         self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
