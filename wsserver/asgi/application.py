@@ -63,7 +63,7 @@ class ASGIApplication:
         self.max_body_size = config.max_body_size
         # The lifespan shutdown's bound: what a connection may take at worst
         # (its handler's grace, then its closing handshake), never 0.
-        self.shutdown_timeout = config.shutdown_timeout + config.close_timeout
+        self.lifespan_timeout = config.shutdown_timeout + config.close_timeout
         self.lifespan = Lifespan(app, config.lifespan)
 
     def __repr__(self) -> str:
@@ -76,7 +76,7 @@ class ASGIApplication:
     async def shutdown(self) -> None:
         """Run the application's lifespan shutdown (``shutdown_timeout`` +
         ``close_timeout`` seconds at most)."""
-        await self.lifespan.shutdown(self.shutdown_timeout)
+        await self.lifespan.shutdown(self.lifespan_timeout)
 
     def _where(self, connection: HttpProtocol) -> dict[str, Any]:
         return {
