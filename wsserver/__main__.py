@@ -440,14 +440,15 @@ async def run(
                 closing.append(loop.create_task(server.close(code=1012)))  # no one to hear it
 
         server.on_request_limit = limit_reached
+    failed = False
     try:
         await server.serve_forever()
     except Exception:
-        ignore_signals(loop, signums)
-        await asyncio.gather(*closing, return_exceptions=True)
-        return 1  # (the shutdown failed: said by the server, with its traceback)
+        failed = True  # the shutdown failed: said by the server, with its traceback
     ignore_signals(loop, signums)
     await asyncio.gather(*closing, return_exceptions=True)
+    if failed:
+        return 1
     logger.info("stopped")
     return 0
 
