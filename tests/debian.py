@@ -1,17 +1,49 @@
 """Installing a Debian package a test needs (Chromium, redis-server) when it is missing.
 
 Tests never skip for a missing tool: they install it (``apt-get``, as root),
-or fail saying why.
+or fail saying why. The test processes (pytest-xdist's workers) install one at
+a time: see ``one_installer``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-__all__ = ["PackageUnavailable", "apt_install"]
+__all__ = ["PackageUnavailable", "apt_install", "one_installer"]
+
+
+@contextlib.contextmanager
+def one_installer(what: str) -> Iterator[None]:
+    """Hold the machine's lock for installing ``what``, waiting for another process holding it.
+
+    Whoever waited must look again for what it wanted installed: the other
+    process may have installed it meanwhile.
+    """
+    path = Path(tempfile.gettempdir()) / f"wsserver-tests-installing-{what}.lock"
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _installed(package: str) -> bool:
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode == 0 and done.stdout.endswith("installed")
 
 
 class PackageUnavailable(RuntimeError):
@@ -30,6 +62,12 @@ def apt_install(package: str, timeout: float = 1200, quiet: bool = True) -> None
         raise PackageUnavailable(
             f"{package} is not installed and installing it needs root: apt-get install -y {package}"
         )
+    with one_installer("debian-packages"):
+        if not _installed(package):
+            _apt_get(package, timeout, quiet)
+
+
+def _apt_get(package: str, timeout: float, quiet: bool) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     q = ["-qq"] if quiet else []
     deadline = time.monotonic() + timeout

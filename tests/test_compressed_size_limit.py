@@ -26,6 +26,7 @@ from wsserver.app.response import html
 
 from .browser import Browser, ChromiumUnavailable, install_chromium
 from .conftest import StartServer
+from .debian import one_installer
 
 MAX_SIZE = 2**20  # the default
 SIZES = [MAX_SIZE - 1, MAX_SIZE, MAX_SIZE + 1]
@@ -136,18 +137,22 @@ async def test_aiohttp_client(run_server: StartServer, compression: str | None) 
 
 def node_ws() -> Path:
     """tests/node with Node's ws installed (npm ci when missing); fails, never skips."""
-    if (NODE_DIR / "node_modules" / "ws" / "package.json").exists():
+    installed = NODE_DIR / "node_modules" / "ws" / "package.json"
+    if installed.exists():
         return NODE_DIR
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail("node and npm are needed for the Node ws client test")
-    done = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund"],
-        cwd=NODE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    with one_installer("node-ws"):  # npm ci starts by deleting node_modules
+        if installed.exists():
+            return NODE_DIR
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     if done.returncode != 0:
         pytest.fail(f"npm ci failed in {NODE_DIR}:\n{done.stderr[-2000:]}")
     return NODE_DIR
