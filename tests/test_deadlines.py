@@ -181,6 +181,28 @@ def test_a_callback_may_add_again() -> None:
     assert clock.timers == []
 
 
+def test_a_callback_adding_again_does_not_delay_the_others() -> None:
+    # open_timeout's and timeout_keep_alive's callbacks restart their own key.
+    clock = ManualClock()
+    fired: list[tuple[str, float]] = []
+
+    def expire(key: str) -> None:
+        fired.append((key, clock.now))
+        if key == "restarts":
+            deadlines.add(key)
+
+    deadlines: Deadlines[str] = Deadlines(clock, DURATION, expire)  # type: ignore[arg-type]
+    start = clock.now
+    deadlines.add("restarts")
+    clock.advance(DURATION * 0.3)
+    deadlines.add("other")
+    clock.advance(DURATION * 1.5)
+    assert fired == [
+        ("restarts", pytest.approx(start + DURATION)),
+        ("other", pytest.approx(start + DURATION * 1.3)),
+    ]
+
+
 async def test_close_forgets_everything() -> None:
     loop = asyncio.get_running_loop()
     fired, expire = recorder(loop)

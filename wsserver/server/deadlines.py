@@ -77,6 +77,8 @@ class Deadlines(Generic[K]):
             expired.append(key)
         for key in expired:
             del entries[key]
+        if entries:  # before the callbacks: what they add again must not set it later
+            self._timer = self._loop.call_at(next(iter(entries.values())), self._run)
         for key in expired:
             try:
                 self._expire(key)
