@@ -62,6 +62,22 @@ async def start_server(routes: Router, **settings: Any) -> Server:
     return server
 
 
+async def exchange(port: int, data: bytes, wait: float = 5.0) -> bytes:
+    """Send ``data``; everything the server sends until it closes (or ``wait`` passes,
+    then ``<still open>`` ends it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    received = b""
+    try:
+        async with asyncio.timeout(wait):
+            while chunk := await reader.read(65536):
+                received += chunk
+    except TimeoutError:
+        received += b"<still open>"
+    writer.close()
+    return received
+
+
 def upgrade_request(path: str = "/", headers: list[tuple[str, str]] | None = None) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     lines = [

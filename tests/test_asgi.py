@@ -30,7 +30,14 @@ from wsserver.errors import ClientDisconnected
 from wsserver.protocol.frames import Opcode, parse_close, serialize_close, serialize_frame
 from wsserver.server.http_protocol import HttpProtocol
 
-from .helpers import RawClient, cancelled_elsewhere, errors_logged, upgrade_request, wait_for
+from .helpers import (
+    RawClient,
+    cancelled_elsewhere,
+    errors_logged,
+    exchange,
+    upgrade_request,
+    wait_for,
+)
 
 TIMEOUT = 5
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -934,6 +941,64 @@ async def test_a_declared_body_over_max_body_size_gets_413_at_once(run_asgi: Any
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert head.startswith(b"HTTP/1.1 413 ")  # not 100 Continue, and the app is not run
     assert called == []
+    writer.close()
+
+
+async def test_a_body_over_max_body_size_gets_413_after_a_start_not_yet_written(
+    run_asgi: Any,
+) -> None:
+    # The head waits for the first body: until then a 413 can still take its place.
+    heard: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        while True:
+            event = await receive()
+            heard.append(event["type"])
+            if event["type"] == "http.disconnect" or not event.get("more_body"):
+                break
+        await send({"type": "http.response.body", "body": b"read it all"})
+
+    server = await run_asgi(app, max_body_size=10)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(4):
+        writer.write(b"4\r\nxxxx\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    writer.close()
+    assert heard[-1] == "http.disconnect"
+
+
+async def test_an_answer_that_leaves_the_body_unread_says_connection_close(
+    run_asgi: Any,
+) -> None:
+    # RFC 9110 10.1.1 / RFC 9112 9.6: answering before the body has come, the
+    # server says it closes; with the body already there, the connection stays.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 401})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    server = await run_asgi(app)
+    waiting = await exchange(
+        server.port,
+        b"POST /waiting HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Expect: 100-continue\r\n\r\n",
+    )
+    head, _, body = waiting.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ") and b"\r\nconnection: close" in head.lower()
+    assert body == b"/waiting"  # and then the server closed
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /sent HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    writer.write(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    answers = b""
+    while answers.count(b"HTTP/1.1 401 ") < 2 or not answers.endswith(b"/next"):
+        answers += await asyncio.wait_for(reader.read(65536), TIMEOUT)
+    assert b"connection: close" not in answers.lower()
     writer.close()
 
 

@@ -16,7 +16,7 @@ from wsserver import Request, Router, Server, WebSocket
 from wsserver.response import Response, text
 
 from .conftest import StartServer
-from .helpers import upgrade_request
+from .helpers import exchange, upgrade_request
 
 TIMEOUT = 5.0
 
@@ -76,21 +76,6 @@ async def impatient_server(kind: str, run_server: StartServer) -> Server:
     """The same, with an open_timeout of half a second."""
     app = router_app() if kind == "router" else asgi_app
     return await run_server(app, compression=None, open_timeout=0.5)
-
-
-async def exchange(port: int, data: bytes, wait: float = TIMEOUT) -> bytes:
-    """Send ``data``; everything the server sends until it closes (or ``wait`` passes)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    received = b""
-    try:
-        async with asyncio.timeout(wait):
-            while chunk := await reader.read(65536):
-                received += chunk
-    except TimeoutError:
-        received += b"<still open>"
-    writer.close()
-    return received
 
 
 async def first_response(port: int, data: bytes) -> bytes:

@@ -221,8 +221,9 @@ class HttpCycle:
         """The body went over max_body_size: 413 (if nothing was sent yet), then close."""
         connection = self.connection
         self._body_done = True
-        if not self.response_started:
+        if not self.response_started or self._status:  # (a start held, not written)
             self.response_started = True
+            self._status = 0
             connection.http_error(413, "Request body too large.")
         else:
             connection.close_transport()

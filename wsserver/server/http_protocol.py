@@ -99,6 +99,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_asgi_task",
         "http_task",
         "_read_waiter",
+        "_body_ahead",
         "_lost_future",
         "_writing_paused",
         "_drain_waiter",
@@ -146,6 +147,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: server gives it shutdown_timeout to finish).
         self.http_task: asyncio.Task[None] | None = None
         self._read_waiter: asyncio.Future[None] | None = None
+        #: Pieces of the request body read ahead of the application (see start_response()).
+        self._body_ahead: list[tuple[bytes, bool]] | None = None
         self._lost_future: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -803,6 +806,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._reading_body and deadlines is not None and self not in deadlines:
             deadlines.add(self)  # the application's first ask: the client's time starts
         self._send_continue()
+        ahead = self._body_ahead
+        if ahead:
+            piece = ahead.pop(0)
+            if not piece[1]:
+                self._reading_body = False
+                self._stop_open_timer()
+            return piece
         while not self.closing:
             try:
                 event = next_event(h)
@@ -852,9 +862,39 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.status = status
         self.server.counters.http_responses[status] += 1
         headers = with_defaults(headers, self.server.response_headers())
+        if not self._close_after_response and self._body_still_coming():
+            # RFC 9112 9.6: say so now, since the connection will close after it.
+            self._close_after_response = True
         if self._close_after_response:
             headers = [*headers, ("Connection", "close")]
         self._write(h11_response(status, headers))
+
+    def _body_still_coming(self) -> bool:
+        """Whether the request's body has not all arrived (unread by the application).
+
+        What has arrived is read ahead, for the application's receive_body()
+        to take still: the answer to a body that is all here can keep the
+        connection open.
+        """
+        h = self._h11
+        if h.their_state is not h11.SEND_BODY:
+            return False
+        ahead = self._body_ahead
+        if ahead is None:
+            ahead = self._body_ahead = []
+        while True:
+            try:
+                event = next_event(h)
+            except h11.RemoteProtocolError:
+                return True
+            kind = type(event)
+            if kind is h11.Data:
+                ahead.append((bytes(event.data), True))  # type: ignore[union-attr]
+            elif kind is h11.EndOfMessage:
+                ahead.append((b"", False))
+                return False
+            else:
+                return True  # NEED_DATA
 
     def send_body(self, data: bytes) -> None:
         """Send a piece of the response body."""
@@ -875,6 +915,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 break
         self._app_task = None  # the application may go on; the connection does too
         self._reading_body = False
+        self._body_ahead = None
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE) and not self._close_after_response:
             h.start_next_cycle()
