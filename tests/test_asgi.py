@@ -13,6 +13,8 @@ import functools
 import gc
 import json
 import logging
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -1000,6 +1002,65 @@ async def test_an_answer_that_leaves_the_body_unread_says_connection_close(
         answers += await asyncio.wait_for(reader.read(65536), TIMEOUT)
     assert b"connection: close" not in answers.lower()
     writer.close()
+
+
+async def test_a_client_that_takes_nothing_of_a_streamed_response_is_closed(
+    run_asgi: Any,
+) -> None:
+    # The application's send() waits above write_limit; a client that takes
+    # nothing for timeout_keep_alive is closed rather than held forever.
+    ended: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+        except BaseException as exc:
+            ended.set_result(exc)
+            raise
+
+    server = await run_asgi(app, timeout_keep_alive=0.5, close_timeout=0.5)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect(("127.0.0.1", server.port))
+    try:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        exc = await asyncio.wait_for(ended, TIMEOUT)
+        assert isinstance(exc, OSError), exc  # ClientDisconnected
+        assert time.monotonic() - started >= 0.5 - 0.05
+        await wait_for(lambda: not server.connections, what="the connection gone")
+    finally:
+        client.close()
+
+
+async def test_a_client_that_reads_a_streamed_response_slowly_gets_all_of_it(
+    run_asgi: Any,
+) -> None:
+    pieces = 40
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        for _ in range(pieces):
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+        await send({"type": "http.response.body", "body": b"end"})
+
+    server = await run_asgi(app, timeout_keep_alive=0.5, write_limit=65536)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, limit=2**20)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    received = b""
+    while not received.endswith(b"end\r\n0\r\n\r\n"):
+        chunk = await asyncio.wait_for(reader.read(32768), TIMEOUT)
+        assert chunk, received[-200:]
+        received += chunk
+        await asyncio.sleep(0.02)  # ~1.6 MB/s: a piece in 40 ms, well within 0.5 s
+    writer.close()
+    assert received.count(b"x") == pieces * 65536
 
 
 async def test_http_disconnect_when_the_client_goes_away(run_asgi: Any) -> None:

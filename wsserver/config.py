@@ -578,7 +578,9 @@ class Config:
         Seconds(),
         "seconds an idle kept-alive HTTP connection waits for its next request before it "
         "is closed. One whose client is still taking its answers is not idle: it is closed "
-        "only once the client took nothing for that long.",
+        "only once the client took nothing for that long. The same bounds an ASGI "
+        "application's streamed response waiting for a client that takes nothing of it "
+        "(the application then hears that the client is gone).",
         env="WEBSOCKET_TIMEOUT_KEEP_ALIVE",
         flag="--timeout-keep-alive",
     )

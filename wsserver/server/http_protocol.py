@@ -950,11 +950,26 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._process()
 
     async def drain(self) -> None:
-        """Wait while the write buffer is above ``write_limit`` (a client that reads slowly)."""
-        while self._writing_paused and not self.lost:
+        """Wait while the write buffer is above ``write_limit`` (a client that reads slowly).
+
+        A client that takes nothing of what waits for ``timeout_keep_alive``
+        is closed (the application then hears that it is gone): one that
+        stops reading holds neither the connection nor the application.
+        """
+        while self._writing_paused and not self.closing:
             if self._drain_waiter is None or self._drain_waiter.done():
                 self._drain_waiter = self.loop.create_future()
-            await asyncio.shield(self._drain_waiter)  # one future, however many wait
+            unsent = self._answers_unsent()
+            try:
+                async with asyncio.timeout(self.config.timeout_keep_alive):
+                    await asyncio.shield(self._drain_waiter)  # one future, however many wait
+            except TimeoutError:
+                if self._writing_paused and self._answers_unsent() >= unsent:
+                    protocol_logger.debug(
+                        "%s: the client took nothing of the response within timeout_keep_alive",
+                        peer(self.remote_address),
+                    )
+                    self.close_transport()
 
     # ------------------------------------------------------------ responses
 
