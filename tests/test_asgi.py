@@ -1063,6 +1063,27 @@ async def test_a_client_that_reads_a_streamed_response_slowly_gets_all_of_it(
     assert received.count(b"x") == pieces * 65536
 
 
+async def test_receive_called_twice_at_once_gives_both_an_event(run_asgi: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        events = await asyncio.wait_for(asyncio.gather(receive(), receive()), TIMEOUT)
+        body = b"".join(event.get("body", b"") for event in events)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": body})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+    for piece in (b"hello", b"world"):
+        await asyncio.sleep(0.2)  # both wait for the body meanwhile
+        writer.write(piece)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert await asyncio.wait_for(reader.readexactly(10), TIMEOUT) == b"helloworld"
+    writer.close()
+
+
 async def test_http_disconnect_when_the_client_goes_away(run_asgi: Any) -> None:
     heard: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 

@@ -832,6 +832,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return b"", False
             if event is not h11.NEED_DATA:
                 return None  # ConnectionClosed
+            if self._read_waiter is not None:
+                # Another receive() waits already (the application's own
+                # concurrency): wait with it, then look again.
+                await asyncio.shield(self._read_waiter)
+                continue
             waiter = self._read_waiter = self.loop.create_future()
             self.transport.resume_reading()
             try:
