@@ -1,17 +1,20 @@
-"""What the server logs: quiet about bad clients, one access line per connection."""
+"""What the server logs: quiet about bad clients, one access line per HTTP response or
+WebSocket connection."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 import websockets
 
 from wsserver import Request, Router, WebSocket
+from wsserver.response import Response, text
 
 from .conftest import StartServer
-from .helpers import RawClient, echo_routes
+from .helpers import RawClient, echo_routes, wait_for
 
 
 async def test_protocol_errors_are_debug_without_traceback(
@@ -48,6 +51,96 @@ async def test_one_access_line_per_connection(
     line = access[0].getMessage()
     assert "127.0.0.1:" in line and "/ws" in line and " 101 " in line and "close=1000" in line
     assert access[0].levelno == logging.INFO
+
+
+@pytest.mark.parametrize("kind", ["router", "asgi"])
+async def test_one_access_line_per_http_response(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    # Pipelined on one kept-alive connection: each request gets its line (a
+    # line per connection would hide all but the last).
+    caplog.set_level(logging.INFO, logger="wsserver")
+    routes = Router()
+
+    @routes.route("/<name>")
+    async def page(request: Request, name: str) -> Response:
+        return text(name, status=404 if name == "missing" else 200)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        status = 404 if scope["path"] == "/missing" else 200
+        await send({"type": "http.response.start", "status": status})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    server = await run_server(routes if kind == "router" else app)
+    requests = b"".join(
+        f"GET /{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for name in ("a", "missing", "b")
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(requests + b"GET /unanswered HTTP/1.1\r\nHost: x\r\n")  # (head not ended)
+    received = b""
+    while received.count(b"HTTP/1.1 ") < 3 or not received.endswith(b"b"):
+        received += await asyncio.wait_for(reader.read(65536), 5)
+    writer.close()
+    await server.close(timeout=1)
+    access = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert [(r.__dict__["path"], r.__dict__["status"]) for r in access] == [
+        ("/a", 200),
+        ("/missing", 404),
+        ("/b", 200),
+        ("-", 503),  # the shutdown's answer to the request under way (its head unfinished)
+    ], [r.getMessage() for r in access]
+
+
+async def test_the_access_line_path_cannot_add_fields(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A decoded %20 would read as the end of the path: the line's fields are
+    # split on spaces.
+    caplog.set_level(logging.INFO, logger="wsserver")
+    server = await run_server(echo_routes("/ws"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /page%20101%209.999s%20close=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 404 ")
+    writer.close()
+    await server.close(timeout=1)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    assert len(line.split(" ")) == 5 and " 404 " in line, line
+
+
+async def test_asgi_debug_lines_escape_the_path(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    gone = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"...", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        try:
+            await send({"type": "http.response.body", "body": b"more"})  # raises: client gone
+        finally:
+            gone.set()
+
+    server = await run_server(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /a%0d%0aFORGED%1b[31m HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"..."), 5)
+    writer.close()
+    await asyncio.wait_for(gone.wait(), 5)
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
+
+    await wait_for(lambda: any("client gone" in line for line in lines()), what="its line")
+    await server.close(timeout=1)
+    for line in lines():
+        assert line.isprintable(), repr(line)
 
 
 async def test_loggers_are_named_wsserver(

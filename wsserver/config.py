@@ -669,7 +669,8 @@ class Config:
     access_log: bool = setting(
         True,
         Flag(),
-        "one INFO line per connection on the `wsserver.access` logger (`--no-access-log`: off).",
+        "one INFO line per HTTP response, and per WebSocket connection when it ends, on the "
+        "`wsserver.access` logger (`--no-access-log`: off).",
         env="WEBSOCKET_ACCESS_LOG",
         flag="--access-log",
     )

@@ -24,7 +24,7 @@ __all__ = [
 
 #: Errors of the application (a handler that raised) and the server's own events.
 logger = logging.getLogger("wsserver.server")
-#: One INFO line per connection, when it ends.
+#: One INFO line per HTTP response, and per WebSocket connection when it ends.
 access_logger = logging.getLogger("wsserver.access")
 #: What clients got wrong: DEBUG lines, without tracebacks.
 protocol_logger = logging.getLogger("wsserver.protocol")
@@ -54,14 +54,18 @@ def log_access(
     close_reason: str | None = None,
     route: str | None = None,
 ) -> None:
-    """The access line of a connection that ended: peer, path, status, duration, close code.
+    """An access line: peer, path, status, duration, close code.
+
+    For an HTTP response (its request's duration), or a WebSocket connection
+    that ended (the connection's).
 
     The same figures go with the record as fields (``peer``, ``path``,
     ``status``, ``duration``, ``close_code``, ``close_reason``, ``route``), for
     structured logs (``--log-format json``).
     """
     if access_logger.isEnabledFor(logging.INFO):
-        shown_path = "-" if path is None else printable(path)
+        # (Spaces as %20: a space would end the path in the line's fields.)
+        shown_path = "-" if path is None else printable(path).replace(" ", "%20")
         access_logger.info(
             "%s %s %s %.3fs close=%s",
             peer(address),
@@ -121,3 +125,8 @@ def log_app_error(
 ) -> None:
     """An application went wrong on a connection: one ERROR line, with its traceback if any."""
     logger.error("%s on %s from %s", problem, printable(path), peer(address), exc_info=exc)
+
+
+def log_client_gone(path: str, exc: BaseException) -> None:
+    """What an application raised because its client left: a DEBUG line, not its error."""
+    protocol_logger.debug("client gone while the app ran on %s: %r", printable(path), exc)

@@ -162,9 +162,7 @@ class HttpCycle:
             if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
                 raise
             if caused_by_disconnect(exc, connection, gone=connection.lost):
-                logs.protocol_logger.debug(
-                    "client gone while the app ran on %s: %r", self.scope["path"], exc
-                )
+                logs.log_client_gone(self.scope["path"], exc)
             else:
                 self._failed("ASGI application failed", exc)
                 failed = True

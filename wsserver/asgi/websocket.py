@@ -120,9 +120,7 @@ class WebSocketSession:
                 raise
             if caused_by_disconnect(exc, self, self.connection, gone=self._gone()):
                 # The client left: what the app does then is not its error.
-                logs.protocol_logger.debug(
-                    "client gone while the app ran on %s: %r", self.path, exc
-                )
+                logs.log_client_gone(self.path, exc)
             else:
                 self._failed("ASGI application failed", exc)
                 self._end(1011, "internal server error")

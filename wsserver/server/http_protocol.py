@@ -108,6 +108,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_builtin",
         "_kept",
         "_unsent",
+        "_logged",
+        "_request_started",
     )
 
     def __init__(self, server: Server) -> None:
@@ -140,7 +142,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.lost = False
         self._transport_closing = False
         self._close_timer: asyncio.TimerHandle | None = None
-        self._started = self.loop.time()
+        self._started = self._request_started = self.loop.time()
+        #: The current request's access line is written (or, before any, none is due yet).
+        self._logged = False
         # An ASGI application's run on this connection (see run_asgi()).
         self._asgi_task: asyncio.Task[None] | None = None
         #: A Router HTTP handler's run, while it works on a request (the
@@ -222,6 +226,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._close_timer.cancel()
             self._close_timer = None
         self.server.unregister(self)
+        if not self._logged:
+            self._log_access()  # a request left unanswered, or none came
+
+    def _log_access(self) -> None:
+        """The access line of the current request's response (one per response)."""
+        self._logged = True
         if self.config.access_log:
             request = self.request
             route = None if request is None or request.route is None else request.route.name
@@ -229,7 +239,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.remote_address if request is None else request.remote_address,
                 None if request is None else request.path,
                 self.status,
-                self.loop.time() - self._started,
+                self.loop.time() - self._request_started,
                 None,
                 route=route,
             )
@@ -316,6 +326,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Check a request's head and make ``self.request``; False if it was refused."""
         if self._idle:
             self._end_idle()  # pipelined: it was here already
+        self.request = None
+        self.status = 0
+        self._logged = False
+        self._request_started = self.loop.time()
         server = self.server
         server.requests += 1
         if server.requests == self.config.limit_max_requests:
@@ -909,6 +923,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """End the response; go on to the next request, or close when that cannot be."""
         h = self._h11
         self._write(h11.EndOfMessage())
+        self._log_access()
         # The rest of a body the application did not read: what h11 has
         # already is skipped; if more is still to come, the connection closes.
         while h.their_state is h11.SEND_BODY:
@@ -1014,6 +1029,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 h, error_response(500, "Internal Server Error"), close=True, defaults=defaults
             )
         self.transport.write(data)
+        if self._logged:
+            self.request = None  # an answer to no new request (a 503 at shutdown, say)
+        self._log_access()
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE):
             h.start_next_cycle()
