@@ -1155,7 +1155,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     "%s: the application did not answer the handshake for %s within "
                     "open_timeout (%s s): 503",
                     peer(self.remote_address),
-                    printable(self.request.target if self.request is not None else "?"),
+                    printable(self.request.path if self.request is not None else "?"),
                     self.config.open_timeout,
                 )
                 task.cancel()
