@@ -378,6 +378,12 @@ def test_trusted_proxies() -> None:
         ([("forwarded", 'for="[2001:db8::1]:\xb9"')], ("2001:db8::1", 0), None),
         ([("x-forwarded-for", "203.0.113.7:99999")], ("203.0.113.7", 0), None),
         ([("x-forwarded-for", "203.0.113.7:" + "9" * 5000)], ("203.0.113.7", 0), None),
+        # Only an address is believed: the client's own text goes to logs and apps.
+        ([("x-forwarded-for", "6.6.6.6 /admin 200\x85INFO")], None, None),
+        ([("x-forwarded-for", "unknown")], None, None),
+        ([("x-forwarded-for", "client.example")], None, None),
+        ([("forwarded", 'for="1.2.3.4\x9b[31m";proto=https')], None, "https"),
+        ([("forwarded", "for=unknown")], None, None),
     ],
 )
 def test_forwarded_headers(

@@ -82,7 +82,7 @@ def forwarded(headers: Headers, trusted: TrustedProxies) -> Forwarded:
     hops = [h.strip(OWS) for v in headers.getall("x-forwarded-for") for h in v.split(",")]
     hops = [h for h in hops if h]
     if hops:
-        client = _split_host(_pick(hops, trusted))
+        client = _address(_pick(hops, trusted))
     scheme = None
     protos = [
         p.strip(OWS).lower() for v in headers.getall("x-forwarded-proto") for p in v.split(",")
@@ -141,7 +141,18 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
                 chosen = element
                 break
     proto = chosen.get("proto", "").lower()
-    host, port = _split_host(chosen["for"])
-    # An obfuscated identifier or "unknown" is not an address (RFC 7239 6.3).
-    client = None if host.startswith("_") or host == "unknown" else (host, port)
-    return Forwarded(client, proto if proto in ("http", "https") else None)
+    return Forwarded(_address(chosen["for"]), proto if proto in ("http", "https") else None)
+
+
+def _address(hop: str) -> tuple[str, int] | None:
+    """A hop's ``(address, port)``; None unless it is an IP address.
+
+    An obfuscated identifier or ``unknown`` (RFC 7239 6.3) is no address,
+    nor is whatever else a client wrote (it would go to logs and applications).
+    """
+    host, port = _split_host(hop)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host, port
