@@ -209,6 +209,26 @@ async def test_the_status_feed_sends_one_snapshot_a_second_whatever_the_page_sen
         assert 1 <= snapshots <= 4  # one a second, not one per message
 
 
+async def test_the_status_page_counts_an_app_route_named_with_an_underscore(
+    run_server: StartServer,
+) -> None:
+    # Only the page's own feed is left out of the totals, not every route
+    # whose name starts with "_".
+    routes = Router()
+
+    @routes.websocket("/private")
+    async def _private(request: Request, ws: WebSocket) -> None:
+        async for _ in ws:
+            pass
+
+    server = await run_server(routes, status_path="/_status")
+    url = f"ws://127.0.0.1:{server.port}"
+    async with websockets.connect(f"{url}/private"), websockets.connect(f"{url}/_status/ws") as f:
+        feed = f
+        totals = json.loads(await asyncio.wait_for(feed.recv(), 5))["totals"]
+    assert totals["connections"] == 1
+
+
 async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartServer) -> None:
     # The page opens its feed from its own origin. Without `origins` set, any
     # web page a visitor of the server opened could otherwise read the feed

@@ -45,6 +45,9 @@ __all__ = ["StatusBoard"]
 #: A snapshot older than this (seconds) is from a worker that is gone.
 STALE = 5.0
 
+#: The route name of the page's feed, whose connections the page leaves out.
+FEED_ROUTE = "_status_ws"
+
 
 class StatusBoard:
     """The status page's routes, and the snapshots they show."""
@@ -67,7 +70,7 @@ class StatusBoard:
     def add_routes(self, router: Router) -> None:
         router.add_route(self._page, self.path, name="_status")
         router.add_websocket_route(
-            self._feed, self.path.rstrip("/") + "/ws", name="_status_ws", on_connect=self._guard
+            self._feed, self.path.rstrip("/") + "/ws", name=FEED_ROUTE, on_connect=self._guard
         )
 
     # ---------------------------------------------------------------- access
@@ -166,8 +169,7 @@ def _unauthorized() -> Response:
 def totals(snapshots: Any) -> dict[str, Any]:
     """The figures the page shows, added up over workers' snapshots.
 
-    The server's own endpoints (routes named ``_...``, such as this page's
-    feed) are left out: the page shows the application's traffic.
+    This page's own feed is left out: the page shows the application's traffic.
     """
     codes: dict[str, int] = {}
     total: dict[str, Any] = dict.fromkeys(MESSAGE_FIELDS, 0)
@@ -175,11 +177,11 @@ def totals(snapshots: Any) -> dict[str, Any]:
     total["close_codes"] = codes
     for stats in snapshots:
         total["connections"] += sum(
-            n for route, n in stats["connections"].items() if not route.startswith("_")
+            n for route, n in stats["connections"].items() if route != FEED_ROUTE
         )
         for route, counts in stats["routes"].items():
-            if route.startswith("_"):
-                continue  # the server's own endpoints (this page's feed)
+            if route == FEED_ROUTE:
+                continue
             for name in MESSAGE_FIELDS:
                 total[name] += counts[name]
         for code, n in stats["close_codes"]["received"].items():
