@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -227,6 +228,43 @@ async def test_the_status_page_counts_an_app_route_named_with_an_underscore(
         feed = f
         totals = json.loads(await asyncio.wait_for(feed.recv(), 5))["totals"]
     assert totals["connections"] == 1
+
+
+async def test_a_retiring_worker_and_its_replacement_both_show_on_the_status_page(
+    tmp_path: Any,
+) -> None:
+    # In a rolling restart the new worker takes the old one's slot while the
+    # old one finishes its connections: both are shown (they wrote one file
+    # in turn, so the page's figures went back and forth between them).
+    def room() -> Router:
+        routes = Router()
+
+        @routes.websocket("/room")
+        async def room(request: Request, ws: WebSocket) -> None:
+            async for _ in ws:
+                pass
+
+        return routes
+
+    servers = [serve(room(), "127.0.0.1", 0, status_path="/_status") for _ in range(2)]
+    for server in servers:
+        assert server.status is not None
+        server.status.share(str(tmp_path), "1")  # the same slot
+        await server.start()
+    try:
+        retiring, replacement = (f"ws://127.0.0.1:{s.port}" for s in servers)
+        async with contextlib.AsyncExitStack() as clients:
+            for url in (retiring, retiring, replacement):
+                await clients.enter_async_context(websockets.connect(f"{url}/room"))
+            await asyncio.sleep(1.2)  # both wrote their figures
+            for url in (retiring, replacement):
+                async with websockets.connect(f"{url}/_status/ws") as feed:
+                    snapshot = json.loads(await asyncio.wait_for(feed.recv(), 5))
+                assert snapshot["totals"]["connections"] == 3, snapshot["workers"]
+                assert len(snapshot["workers"]) == 2
+    finally:
+        for server in servers:
+            await server.close(timeout=1)
 
 
 async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartServer) -> None:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,9 @@ class StatusBoard:
         #: Under workers: where each leaves its figures (see :meth:`share`).
         self.directory: Path | None = None
         self.worker = "1"
+        #: This process's file there: ``worker-SLOT.PROCESS.json``. A retiring
+        #: worker and its replacement share a slot, never a file.
+        self._file: Path | None = None
         self._task: asyncio.Task[None] | None = None
 
     def share(self, directory: str, worker: str) -> None:
@@ -66,6 +70,7 @@ class StatusBoard:
         leaves in ``directory``, and leave this one's there as ``worker``'s."""
         self.directory = Path(directory)
         self.worker = worker
+        self._file = self.directory / f"worker-{worker}.{secrets.token_hex(4)}.json"
 
     def add_routes(self, router: Router) -> None:
         router.add_route(self._page, self.path, name="_status")
@@ -111,13 +116,15 @@ class StatusBoard:
         workers: dict[str, dict[str, Any]] = {self.worker: self.server.stats()}
         if self.directory is not None:
             now = time.time()
-            for file in self.directory.glob("worker-*.json"):
-                name = file.stem.removeprefix("worker-")
-                if name == self.worker:
+            for file in sorted(self.directory.glob("worker-*.json")):
+                if file == self._file:
                     continue
                 with contextlib.suppress(OSError, ValueError):
                     if now - file.stat().st_mtime < STALE:
-                        workers[name] = json.loads(file.read_text())
+                        figures = json.loads(file.read_text())
+                        slot, _, process = file.stem.removeprefix("worker-").partition(".")
+                        # (Two of a slot in a rolling restart: the second by its file's name.)
+                        workers[slot if slot not in workers else f"{slot}.{process}"] = figures
         return {"time": time.time(), "workers": workers, "totals": totals(workers.values())}
 
     def start(self) -> None:
@@ -130,13 +137,13 @@ class StatusBoard:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-            if self.directory is not None:
+            if self._file is not None:
                 with contextlib.suppress(OSError):
-                    (self.directory / f"worker-{self.worker}.json").unlink()
+                    self._file.unlink()
 
     async def _publish_forever(self) -> None:
-        assert self.directory is not None
-        target = self.directory / f"worker-{self.worker}.json"
+        assert self._file is not None
+        target = self._file
         partial = target.with_suffix(".tmp")
         while True:
             with contextlib.suppress(OSError):
