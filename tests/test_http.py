@@ -127,9 +127,10 @@ class TestResponses:
         writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         status, headers, _ = await read_response(reader)
         assert status == 405 and headers["allow"] == "GET, HEAD"
+        # Nor to a WebSocket-only one: no method but GET upgrades (RFC 6455 4.1).
         writer.write(b"DELETE /ws-only HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, _ = await read_response(reader)
-        assert status == 426 and headers["upgrade"] == "websocket"
+        assert status == 405 and headers["allow"] == "GET"
         writer.close()
 
     async def test_absolute_form_targets_are_served(self, run_server: StartServer) -> None:

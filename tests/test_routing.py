@@ -730,6 +730,33 @@ def test_a_websocket_endpoint_with_another_methods_http_route(
         assert found.route is None and (found.status, tuple(found.allowed)) == (status, allowed)
 
 
+@pytest.mark.parametrize(
+    ("method", "upgrade", "status", "allowed"),
+    [
+        ("GET", True, None, ()),
+        ("GET", False, 426, ()),
+        ("HEAD", False, 426, ()),
+        # Another method cannot upgrade (RFC 6455 4.1: a GET): 405, not 426.
+        ("POST", False, 405, ("GET",)),
+        ("DELETE", False, 405, ("GET",)),
+    ],
+)
+def test_a_websocket_only_endpoint_and_other_methods(
+    method: str, upgrade: bool, status: int | None, allowed: tuple[str, ...]
+) -> None:
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def ws(request: Any, ws: Any) -> None:
+        pass
+
+    found = routes.resolve("/ws", "h", method, upgrade)
+    if status is None:
+        assert found.route is not None and found.route.is_websocket
+    else:
+        assert found.route is None and (found.status, tuple(found.allowed)) == (status, allowed)
+
+
 # ------------------------------------------------------- bounded matching work
 
 

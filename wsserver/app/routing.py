@@ -537,9 +537,9 @@ class Router:
         offer is then ignored, as RFC 9110 7.8 lets a server); any other
         request (or an upgrade request to a path without one) goes to the
         first HTTP route matching its method. Otherwise: 426 when the path is
-        a WebSocket endpoint and the request a GET (or it has no HTTP route at
-        all), 405 when it has HTTP routes for other methods, 404 when nothing
-        matches.
+        a WebSocket endpoint and the request a GET (or HEAD), 405 when it has
+        HTTP routes for other methods or the method is another (only a GET
+        upgrades), 404 when nothing matches.
         """
         websocket: tuple[Route, dict[str, Any]] | None = None
         http: tuple[Route, dict[str, Any]] | None = None
@@ -561,16 +561,16 @@ class Router:
                 allowed |= route.methods
         # A GET that is no upgrade, to a WebSocket endpoint without a GET
         # route: 426 (upgrade), even if other methods have HTTP routes there.
-        only_websocket = not allowed or method in ("GET", "HEAD")
+        # Another method cannot upgrade (a GET does): 405 below.
         if upgrade and http is not None and method != "GET":
             upgrade = False  # (a POST with an Upgrade header, to its POST route)
-        if websocket is not None and (upgrade or (http is None and only_websocket)):
+        if websocket is not None and (upgrade or (http is None and method in ("GET", "HEAD"))):
             if upgrade:
                 return Resolution(*websocket)
             return Resolution(None, {}, 426, (), websocket[0].error_format)
         if http is not None:
             return Resolution(*http)
-        if allowed:
+        if allowed or websocket is not None:
             if websocket is not None:
                 allowed.add("GET")  # (the upgrade)
             return Resolution(None, {}, 405, tuple(sorted(allowed)), error_format or "text")
