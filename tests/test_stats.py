@@ -267,6 +267,30 @@ async def test_a_retiring_worker_and_its_replacement_both_show_on_the_status_pag
             await server.close(timeout=1)
 
 
+async def test_many_status_feeds_cost_one_count_of_the_connections_a_second(
+    run_server: StartServer,
+) -> None:
+    # Each snapshot adds up every open connection's counts; each feed asked
+    # for its own every second, so that a few dozen pages (no token needed by
+    # default) multiplied that walk. They share one a second.
+    server = await run_server(Router(), status_path="/_status")
+    walks = 0
+    count = server.counters.snapshot
+
+    def counted(*args: Any) -> Any:
+        nonlocal walks
+        walks += 1
+        return count(*args)
+
+    server.counters.snapshot = counted  # type: ignore[method-assign]
+    url = f"ws://127.0.0.1:{server.port}/_status/ws"
+    async with contextlib.AsyncExitStack() as stack:
+        feeds = [await stack.enter_async_context(websockets.connect(url)) for _ in range(20)]
+        for _ in range(3):  # three snapshots each
+            await asyncio.gather(*(asyncio.wait_for(feed.recv(), 5) for feed in feeds))
+    assert walks <= 5, walks  # about one a second (the first at once), not 60
+
+
 async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartServer) -> None:
     # The page opens its feed from its own origin. Without `origins` set, any
     # web page a visitor of the server opened could otherwise read the feed

@@ -184,14 +184,16 @@ class Metrics:
     async def _sync_forever(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self.sync()
+            self.sync(self.server.recent_stats())  # (what the status page took too)
 
-    def sync(self) -> None:
-        """Add what each counter gained since the last sync to this process's files."""
+    def sync(self, stats: dict[str, Any] | None = None) -> None:
+        """Add what each counter gained since the last sync to this process's files
+        (from ``stats``, else from :meth:`Server.stats` now)."""
         from prometheus_client import Counter, Gauge
 
         metric: Any
-        stats = self.server.stats()
+        if stats is None:
+            stats = self.server.stats()
         for name, labels, value in samples(stats):
             kind, text, label_names = DEFINITIONS[name]
             metric = self._mirrors.get(name)

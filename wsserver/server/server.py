@@ -93,6 +93,7 @@ class Server:
         self.app_tasks: set[asyncio.Task[None]] = set()
         #: The counters (see :meth:`stats`).
         self.counters = ServerStats()
+        self._recent_stats: tuple[float, dict[str, Any]] | None = None
         #: Requests received (HTTP requests and upgrade requests), for limit_max_requests.
         self.requests = 0
         #: Called instead of closing when limit_max_requests is reached (a
@@ -434,6 +435,19 @@ class Server:
             "outages": broker.outages,
         }
         return snapshot
+
+    def recent_stats(self, max_age: float = 0.9) -> dict[str, Any]:
+        """:meth:`stats`, or the one taken within the last ``max_age`` seconds (not to be changed).
+
+        For the readers that ask every second (the status page's feeds, the
+        figures shared between workers): however many there are, the open
+        connections are added up about once a second.
+        """
+        now = self.loop.time()
+        recent = self._recent_stats
+        if recent is None or now - recent[0] > max_age:
+            recent = self._recent_stats = (now, self.stats())
+        return recent[1]
 
     async def _serve_metrics(self, request: Request) -> Response:
         assert self.metrics is not None

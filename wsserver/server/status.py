@@ -113,7 +113,7 @@ class StatusBoard:
 
     def snapshot(self) -> dict[str, Any]:
         """Every worker's stats (this one's fresh, the others' from their files), and totals."""
-        workers: dict[str, dict[str, Any]] = {self.worker: self.server.stats()}
+        workers: dict[str, dict[str, Any]] = {self.worker: self.server.recent_stats()}
         if self.directory is not None:
             now = time.time()
             for file in sorted(self.directory.glob("worker-*.json")):
@@ -147,7 +147,7 @@ class StatusBoard:
         partial = target.with_suffix(".tmp")
         while True:
             with contextlib.suppress(OSError):
-                partial.write_text(json.dumps(self.server.stats()))
+                partial.write_text(json.dumps(self.server.recent_stats()))
                 partial.replace(target)  # readers never see half a file
             await asyncio.sleep(1.0)
 
