@@ -112,6 +112,32 @@ async def test_the_metrics_path_of_an_asgi_app_is_the_servers() -> None:
         assert "wsserver_http_responses_total" in (await get_metrics(server.port)).text
 
 
+async def test_replaced_workers_leave_their_counts_not_their_files(tmp_path: Any) -> None:
+    # Every worker wrote its counters to a file of its own, which stayed after
+    # it ended (--limit-max-requests, restarts): files without end, all read
+    # at each scrape. An ended worker's counts now join one file.
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    args = ("--limit-max-requests", "2", "--metrics-path", "/metrics", "--ping-interval", "none")
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    async with running_cli("tests.worker_app:routes", *args, env=env) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        made = 0
+        while cli.stderr.count("retiring") < 3:  # two requests a worker: three replaced
+            assert made < 100, cli.stderr
+            assert (await get_metrics(cli.port)).status_code == 200
+            made += 1
+            await asyncio.sleep(0.05)
+
+        def files() -> list[str]:
+            return sorted(path.name for path in directory.glob("counter_*.db"))
+
+        # The worker's own file, and the ended ones' (the files stayed, one a worker).
+        await wait_for(lambda: len(files()) <= 2, timeout=30, what=f"files folded: {files()}")
+        counted = scrape((await get_metrics(cli.port)).text)
+    assert counted[("wsserver_http_responses_total", (("status", "200"),))] >= made
+
+
 async def test_one_scrape_sees_every_worker() -> None:
     async with running_cli(
         "tests.worker_app:routes",

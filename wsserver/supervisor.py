@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .reload import MAX_ENTRIES, FileWatcher
+from .server.metrics import retire_process
 from .server.server import unix_socket
 
 __all__ = [
@@ -356,7 +357,7 @@ class Supervisor:
             worker.pidfd = None
         self._starting.discard(worker)
         self._retired.discard(worker)
-        forget_metrics_of(worker.pid)
+        retire_process(worker.pid)  # (its metrics, under --metrics-path)
         worker.exited.set_result(code)
         if not worker.ready.done():
             worker.ready.set_result(False)
@@ -667,17 +668,6 @@ def _signal(worker: Worker, signum: int) -> None:
             signal.pidfd_send_signal(worker.pidfd, signum)
         else:
             os.kill(worker.pid, signum)
-
-
-def forget_metrics_of(pid: int) -> None:
-    """A worker ended: its live gauges leave the shared metrics (``--metrics-path``)."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return
-    try:
-        from prometheus_client import multiprocess
-    except ImportError:
-        return
-    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def _shown_path(path: str) -> str:

@@ -12,16 +12,18 @@ workers that ended included; open-connection gauges of live workers only).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..logs import logger
 
 if TYPE_CHECKING:
     from .server import Server
 
-__all__ = ["Metrics", "samples", "MULTIPROC_ENV"]
+__all__ = ["Metrics", "samples", "MULTIPROC_ENV", "retire_process"]
 
 #: prometheus_client's directory for the files of several processes.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -215,3 +217,55 @@ class Metrics:
                 child.inc(gained)
                 self._last[key] = value
 
+
+#: Under workers: the counts of the workers that ended, in one file.
+RETIRED = "counter_retired.db"
+
+
+def retire_process(pid: int) -> None:
+    """A worker ended: its live gauges leave the shared metrics, its counters join
+    :data:`RETIRED`.
+
+    Each process's counters are a file of their own, read at every scrape:
+    kept after their process ended (a replacement, a restart), they would
+    pile up without end. A scrape between the two steps below may count the
+    ended worker twice, for an instant.
+    """
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        return
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:
+        return
+    try:
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        _fold_counters(directory, pid)
+    except Exception as exc:  # (a file cut short, a full disk: the metrics' loss, not ours)
+        logger.warning("metrics of ended process %d: %s", pid, exc)
+
+
+def _fold_counters(directory: str, pid: int) -> None:
+    from prometheus_client import mmap_dict
+
+    files: Any = mmap_dict.MmapedDict  # (untyped)
+    ended = os.path.join(directory, f"counter_{pid}.db")
+    if not os.path.exists(ended):
+        return
+    retired = os.path.join(directory, RETIRED)
+    partial = retired + ".partial"  # (a scrape reads *.db only)
+    totals: dict[str, tuple[float, float]] = {}
+    for path in (retired, ended):
+        if os.path.exists(path):
+            for key, value, timestamp, _ in files.read_all_values_from_file(path):
+                totals[key] = (totals.get(key, (0.0, 0.0))[0] + value, timestamp)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(partial)
+    merged = files(partial)
+    try:
+        for key, (value, timestamp) in totals.items():
+            merged.write_value(key, value, timestamp)
+    finally:
+        merged.close()
+    os.replace(partial, retired)
+    os.remove(ended)
