@@ -335,6 +335,35 @@ class TestFinalBlocks:
         second = b"the lazy dog jumps over the quick brown fox"
         assert self.receive(conn, self.ended(second, zdict=first)) == [second]
 
+    @pytest.mark.parametrize("library", deflate.LIBRARIES)
+    @pytest.mark.parametrize("split", [False, True])
+    def test_a_stream_ended_by_an_empty_final_block_keeps_its_window(
+        self, library: str, split: bool
+    ) -> None:
+        # zlib at level 0, flushed then finished, ends its stream with an empty
+        # final stored block, 01 00 00 ff ff; the sender removes 00 00 ff ff
+        # (7.2.1), so the stream ends only in the tail the receiver puts back.
+        first = b"the quick brown fox jumps over the lazy dog; " * 4
+        compressor = zlib.compressobj(0, zlib.DEFLATED, -15)
+        payload = compressor.compress(first) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        payload += compressor.flush(zlib.Z_FINISH)
+        assert payload.endswith(b"\x00\x00\xff\xff\x01\x00\x00\xff\xff")
+        payload = payload[:-4]
+        conn = Connection(deflate=PerMessageDeflate(settings=DeflateSettings(library=library)))
+        if split:  # the final 01 alone in the last frame
+            events = conn.receive_data(
+                serialize_frame(Opcode.BINARY, payload[:-1], fin=False, rsv1=True, mask=MASK)
+                + serialize_frame(Opcode.CONTINUATION, payload[-1:], mask=MASK)
+            )
+        else:
+            events = self.receive(conn, payload)
+        assert events == [first]
+        # 7.2.2: the next message is inflated with the window of what came before.
+        second = b"the lazy dog jumps over the quick brown fox"
+        assert self.receive(conn, self.ended(second, zdict=first)) == [second]
+        (usual,) = client_compress([b"and a usual one"])
+        assert self.receive(conn, usual) == [b"and a usual one"]
+
     def test_referring_back_beyond_what_is_known_fails_rather_than_inflating_wrong(
         self,
     ) -> None:
@@ -380,6 +409,12 @@ class TestFinalBlocks:
     def test_bytes_after_the_end_of_the_stream_fail_with_1007(self) -> None:
         conn = Connection(deflate=PerMessageDeflate())
         (failure,) = self.receive(conn, self.ended(b"ok") + b"\x01garbage")
+        assert isinstance(failure, ProtocolFailure) and failure.code == 1007
+
+    def test_what_follows_the_end_of_the_stream_is_checked_with_the_tail(self) -> None:
+        # 00 00 starts an empty stored block, but 00 00 + 00 00 ff ff is not one.
+        conn = Connection(deflate=PerMessageDeflate())
+        (failure,) = self.receive(conn, self.ended(b"ok") + b"\x00\x00")
         assert isinstance(failure, ProtocolFailure) and failure.code == 1007
 
 

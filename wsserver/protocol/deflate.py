@@ -442,17 +442,22 @@ class PerMessageDeflate:
             out = decompressor.decompress(data, limit) if data else b""
             if limit and len(out) >= limit:
                 return out
-            if decompressor.eof:
-                self._stream_ended(decompressor, out)
             if final:
                 rest = decompressor.decompress(_TAIL, limit - len(out) if limit else 0)
                 if rest:
                     out += rest
-                if self.client_no_context_takeover or decompressor.eof:
+                # The stream may end in the tail: an empty final stored block
+                # (01 00 00 ff ff) whose 00 00 ff ff the sender removed.
+                if decompressor.eof:
+                    self._stream_ended(decompressor, out)
+                    self._decompressor = None
+                elif self.client_no_context_takeover:
                     self._decompressor = None
                 if self._inflated:
                     self._inflated = []
                     self._inflated_size = 0
+            elif decompressor.eof:
+                self._stream_ended(decompressor, out)
             elif out and not self.client_no_context_takeover:
                 self._keep_inflated(out)
         except self._zlib.error as exc:
