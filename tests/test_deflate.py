@@ -418,6 +418,54 @@ class TestFinalBlocks:
         assert isinstance(failure, ProtocolFailure) and failure.code == 1007
 
 
+def compressed_message(parts: list[bytes], opcode: Opcode = Opcode.BINARY) -> bytes:
+    """A compressed message in frames, one per part."""
+    return b"".join(
+        serialize_frame(
+            opcode if i == 0 else Opcode.CONTINUATION,
+            part,
+            fin=i == len(parts) - 1,
+            rsv1=i == 0,
+            mask=MASK,
+        )
+        for i, part in enumerate(parts)
+    )
+
+
+class TestEmptyCompressedMessage:
+    """RFC 7692 7.2.1: a sender's empty message is at least an empty stored
+    block's first byte, 00; an empty payload is no block at all."""
+
+    @pytest.mark.parametrize("parts", [[b""], [b"", b""], [b"", b"", b""]])
+    @pytest.mark.parametrize("library", deflate.LIBRARIES)
+    def test_a_message_of_no_compressed_bytes_fails_with_1007(
+        self, library: str, parts: list[bytes]
+    ) -> None:
+        conn = Connection(deflate=PerMessageDeflate(settings=DeflateSettings(library=library)))
+        first, after = client_compress([b"before " * 20, b"before, and after " * 20])
+        assert conn.receive_data(compressed_message([first])) == [b"before " * 20]
+        # Not delivered as b"" (00 00 ff ff left zlib inside a stored block
+        # header, and the next message was inflated wrong or failed).
+        events = conn.receive_data(compressed_message(parts) + compressed_message([after]))
+        assert len(events) == 1 and isinstance(events[0], ProtocolFailure), events
+        assert events[0].code == 1007
+
+    @pytest.mark.parametrize(
+        "parts", [[b"\x00"], [b"", b"\x00"], [b"\x00", b""], [b"", b"\x00", b""]]
+    )
+    @pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
+    def test_an_empty_message_however_framed_and_the_next_one(
+        self, opcode: Opcode, parts: list[bytes]
+    ) -> None:
+        conn = Connection(deflate=PerMessageDeflate())
+        first, empty, after = client_compress([b"before " * 20, b"", b"before, and after " * 20])
+        assert empty == b"\x00"
+        wire = compressed_message([first]) + compressed_message(parts, opcode)
+        wire += compressed_message([after])
+        nothing = "" if opcode is Opcode.TEXT else b""
+        assert conn.receive_data(wire) == [b"before " * 20, nothing, b"before, and after " * 20]
+
+
 class TestInflateLimit:
     def test_bomb_stops_at_max_size(self) -> None:
         max_size = 100_000

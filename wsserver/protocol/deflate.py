@@ -266,6 +266,7 @@ class PerMessageDeflate:
         "_inflated_tail",
         "_inflated",
         "_inflated_size",
+        "_fed",
         "_window",
         "_history",
         "_mid_message",
@@ -297,6 +298,8 @@ class PerMessageDeflate:
         # _stream_ended(): references to objects the message holds anyway.
         self._inflated: list[bytes] = []
         self._inflated_size = 0
+        # An earlier piece of this message had compressed bytes (see inflate()).
+        self._fed = False
         # With context takeover, when settings are releasable or by_size: the
         # last _window bytes (or up to twice that, trimmed as it grows) our
         # compressor took, what primes the next one after a release() or for a
@@ -439,9 +442,17 @@ class PerMessageDeflate:
         decompressor = self._decompressor
         assert decompressor is not None, "start_inflate() first"
         try:
-            out = decompressor.decompress(data, limit) if data else b""
-            if limit and len(out) >= limit:
-                return out
+            if data:
+                out = decompressor.decompress(data, limit)
+                if limit and len(out) >= limit:
+                    return out
+            elif final and not self._fed:
+                # 00 00 ff ff alone would leave zlib inside a stored block's
+                # header, and inflate the next message wrong (RFC 7692 7.2.1:
+                # an empty message is at least an empty block's 00).
+                raise ProtocolError("invalid compressed data: an empty payload", 1007)
+            else:
+                out = b""
             if final:
                 rest = decompressor.decompress(_TAIL, limit - len(out) if limit else 0)
                 if rest:
@@ -453,10 +464,14 @@ class PerMessageDeflate:
                     self._decompressor = None
                 elif self.client_no_context_takeover:
                     self._decompressor = None
-                if self._inflated:
+                if self._fed:  # (a message in one piece needs no reset)
+                    self._fed = False
                     self._inflated = []
                     self._inflated_size = 0
-            elif decompressor.eof:
+                return out
+            if data:
+                self._fed = True
+            if decompressor.eof:
                 self._stream_ended(decompressor, out)
             elif out and not self.client_no_context_takeover:
                 self._keep_inflated(out)
