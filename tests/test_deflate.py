@@ -466,6 +466,48 @@ class TestEmptyCompressedMessage:
         assert conn.receive_data(wire) == [b"before " * 20, nothing, b"before, and after " * 20]
 
 
+class TestPendingMessage:
+    @pytest.mark.parametrize("library", deflate.LIBRARIES)
+    def test_a_pending_text_message_is_held_once(self, library: str) -> None:
+        # What a stream that ends may refer back to is the last window of the
+        # output, not the whole piece: a text message is held decoded, and
+        # the piece's bytes besides made a stalled message cost twice its size.
+        import tracemalloc
+
+        from wsserver.protocol import connection
+
+        text = b"0123456789abcdef" * 60_000  # 960,000 bytes of ASCII
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        start = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        end = compressor.compress(b"!") + compressor.flush(zlib.Z_FINISH)
+        conn = Connection(deflate=PerMessageDeflate(settings=DeflateSettings(library=library)))
+        # (Only these files: other threads, pytest-xdist's, allocate meanwhile.)
+        files = [tracemalloc.Filter(True, m.__file__) for m in (deflate, connection)]
+        files.append(tracemalloc.Filter(True, "<frozen codecs>"))  # the decoded text
+        tracemalloc.start()
+        try:
+            events = conn.receive_data(
+                serialize_frame(Opcode.TEXT, start, fin=False, rsv1=True, mask=MASK)
+            )
+            snapshot = tracemalloc.take_snapshot().filter_traces(files)
+        finally:
+            tracemalloc.stop()
+        held = sum(stat.size for stat in snapshot.statistics("filename"))
+        assert events == []
+        # The text, the window kept (32 KiB) and the decompressor (~40 KiB).
+        assert held < len(text) + 128 * 1024, held
+        # The stream ends in the last frame: the next message refers back
+        # into the last window of the large piece.
+        events = conn.receive_data(serialize_frame(Opcode.CONTINUATION, end, mask=MASK))
+        assert events == [(text + b"!").decode()]
+        after = text[-20_000:-10_000]
+        assert conn.receive_data(
+            serialize_frame(
+                Opcode.BINARY, TestFinalBlocks.ended(after, text + b"!"), rsv1=True, mask=MASK
+            )
+        ) == [after]
+
+
 class TestInflateLimit:
     def test_bomb_stops_at_max_size(self) -> None:
         max_size = 100_000

@@ -295,7 +295,8 @@ class PerMessageDeflate:
         # (see _stream_ended()); empty otherwise.
         self._inflated_tail = b""
         # This message's latest outputs (their last window at most), for
-        # _stream_ended(): references to objects the message holds anyway.
+        # _stream_ended(): references to objects the message holds anyway, or
+        # the last window of a larger one.
         self._inflated: list[bytes] = []
         self._inflated_size = 0
         # An earlier piece of this message had compressed bytes (see inflate()).
@@ -480,11 +481,17 @@ class PerMessageDeflate:
         return out
 
     def _keep_inflated(self, out: bytes) -> None:
-        """Keep (a reference to) a piece of this message's output, up to a window's worth."""
+        """Keep the last window of this message's output: references to the
+        pieces, or of a piece of a window or more, a copy of its last window
+        (a text message is held decoded: its bytes would be held twice)."""
+        window = 1 << max(self.client_window_bits, 9)
+        if len(out) >= window:
+            self._inflated = [out[-window:]]
+            self._inflated_size = window
+            return
         kept = self._inflated
         kept.append(out)
         self._inflated_size += len(out)
-        window = 1 << max(self.client_window_bits, 9)
         while self._inflated_size - len(kept[0]) >= window:
             self._inflated_size -= len(kept.pop(0))
 
