@@ -311,8 +311,10 @@ class TestFinalBlocks:
     """
 
     @staticmethod
-    def ended(data: bytes, zdict: bytes = b"") -> bytes:
-        compressor = zlib.compressobj(9, zlib.DEFLATED, -15, **({"zdict": zdict} if zdict else {}))
+    def ended(data: bytes, zdict: bytes = b"", bits: int = 15) -> bytes:
+        compressor = zlib.compressobj(
+            9, zlib.DEFLATED, -bits, **({"zdict": zdict} if zdict else {})
+        )
         return compressor.compress(data) + compressor.flush(zlib.Z_FINISH)
 
     def receive(self, conn: Connection, payload: bytes) -> list[object]:
@@ -377,6 +379,66 @@ class TestFinalBlocks:
         events = self.receive(conn, self.ended(older[:500], zdict=older + b"short"))
         assert len(events) == 1 and isinstance(events[0], ProtocolFailure)
         assert events[0].code == 1007
+
+    @pytest.mark.parametrize("library", deflate.LIBRARIES)
+    @pytest.mark.parametrize("bits", [9, 12, 15])
+    def test_each_stream_refers_back_to_the_last_window_of_all_messages(
+        self, bits: int, library: str
+    ) -> None:
+        # A client whose every message is a stream of its own (BFINAL), primed
+        # with the last window of all it sent: the later messages refer back
+        # across the short ones into the earlier (zlib's compressor reaches
+        # back at most the window less 262 bytes).
+        window = 1 << bits
+        chunks = [os.urandom(window // 8) for _ in range(3)]
+        messages = [chunks[0], b"ok", chunks[1], b"ok", chunks[2] + chunks[0], b"ok"]
+        messages += [chunks[1] + chunks[2], b"ok", b"".join(chunks)]
+        conn = Connection(
+            deflate=PerMessageDeflate(
+                client_window_bits=bits, settings=DeflateSettings(library=library)
+            )
+        )
+        sent = b""
+        for n, message in enumerate(messages):
+            payload = self.ended(message, sent[-window:], bits)
+            assert self.receive(conn, payload) == [message], n
+            sent += message
+
+    @pytest.mark.parametrize("library", deflate.LIBRARIES)
+    @pytest.mark.parametrize("frames", [1, 3])
+    def test_once_a_stream_ended_both_kinds_of_message_refer_back_across_each_other(
+        self, frames: int, library: str
+    ) -> None:
+        # A client that ends its stream in some messages (a new compressor,
+        # primed with the last window of all it sent, for the next) and
+        # flushes others: each refers back into the ones before, of either kind.
+        window = 1 << 12
+        chunks = [os.urandom(300) for _ in range(4)]
+        conn = Connection(
+            deflate=PerMessageDeflate(
+                client_window_bits=12, settings=DeflateSettings(library=library)
+            )
+        )
+        sent = b""
+        compressor: Any = None
+        ends = [True, False, False, True, False, True, True, False, True, False]
+        for n, end in enumerate(ends):
+            message = chunks[n % 4] + chunks[(n * 3 + 1) % 4] + b"#%d" % n
+            if compressor is None:
+                zdict = sent[-window:]
+                compressor = zlib.compressobj(
+                    9, zlib.DEFLATED, -12, **({"zdict": zdict} if zdict else {})
+                )
+            if end:
+                payload = compressor.compress(message) + compressor.flush(zlib.Z_FINISH)
+                compressor = None
+            else:
+                payload = compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                payload = payload[:-4]
+            cuts = [len(payload) * i // frames for i in range(frames + 1)]
+            parts = [payload[a:b] for a, b in itertools.pairwise(cuts)]
+            assert conn.receive_data(compressed_message(parts)) == [message], n
+            sent += message
 
     def test_the_rfc_example_inflates_however_it_is_framed(self) -> None:
         # RFC 7692 7.2.3.3: a final block, then an empty stored block whose

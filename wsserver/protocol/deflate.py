@@ -9,7 +9,9 @@ Memory: zlib objects are created on first use, not at the handshake, and are
 dropped after every message in a direction without context takeover. With
 context takeover a compressor costs about ``2**(wbits+2) + 2**(mem_level+9)``
 bytes plus ~6 KiB, and a decompressor about ``2**wbits`` bytes plus ~7 KiB
-(see :class:`DeflateSettings`).
+(see :class:`DeflateSettings`). A client that ends its deflate stream in a
+message (RFC 7692 7.2.3.3) costs a copy of the decompressor's window besides,
+from then on: the next stream refers back into it.
 
 Faster deflate: with the ``speedups`` extra installed (``zlib-ng``), zlib-ng's
 implementation of zlib's API does the work by default (``library="auto"``),
@@ -263,9 +265,9 @@ class PerMessageDeflate:
         "_compressor",
         "_upgradable",
         "_decompressor",
-        "_inflated_tail",
         "_inflated",
         "_inflated_size",
+        "_inflated_all",
         "_fed",
         "_window",
         "_history",
@@ -291,14 +293,16 @@ class PerMessageDeflate:
         # The compressor is zlib's, to be replaced by zlib-ng's for a large message.
         self._upgradable = False
         self._decompressor: zlib._Decompress | None = None
-        # What the next decompressor starts from when the peer's stream ended
-        # (see _stream_ended()); empty otherwise.
-        self._inflated_tail = b""
         # This message's latest outputs (their last window at most), for
         # _stream_ended(): references to objects the message holds anyway, or
         # the last window of a larger one.
         self._inflated: list[bytes] = []
         self._inflated_size = 0
+        # From the first time the peer's stream ended on: the last window of
+        # all output (up to a quarter more, trimmed as it grows), what the
+        # next decompressor starts from when it ends again; None until then
+        # (see _stream_ended()).
+        self._inflated_all: bytearray | None = None
         # An earlier piece of this message had compressed bytes (see inflate()).
         self._fed = False
         # With context takeover, when settings are releasable or by_size: the
@@ -418,10 +422,10 @@ class PerMessageDeflate:
             # A window of 9 bits decodes streams made for 8 bits as well; zlib's
             # own compressor never emits a raw 8-bit stream.
             bits = -max(self.client_window_bits, 9)
-            tail = self._inflated_tail
-            if tail:
-                self._inflated_tail = b""
-                self._decompressor = self._zlib.decompressobj(bits, zdict=tail)
+            history = self._inflated_all
+            if history:  # the peer's stream ended: the new one may refer back
+                zdict = bytes(history[-(1 << -bits) :])
+                self._decompressor = self._zlib.decompressobj(bits, zdict=zdict)
             else:
                 self._decompressor = self._zlib.decompressobj(bits)
 
@@ -458,6 +462,9 @@ class PerMessageDeflate:
                 rest = decompressor.decompress(_TAIL, limit - len(out) if limit else 0)
                 if rest:
                     out += rest
+                history = self._inflated_all
+                if history is not None:  # (a peer that ended its stream before)
+                    self._keep_all(history, out)
                 # The stream may end in the tail: an empty final stored block
                 # (01 00 00 ff ff) whose 00 00 ff ff the sender removed.
                 if decompressor.eof:
@@ -472,9 +479,12 @@ class PerMessageDeflate:
                 return out
             if data:
                 self._fed = True
+            history = self._inflated_all
+            if history is not None:
+                self._keep_all(history, out)
             if decompressor.eof:
                 self._stream_ended(decompressor, out)
-            elif out and not self.client_no_context_takeover:
+            elif out and history is None and not self.client_no_context_takeover:
                 self._keep_inflated(out)
         except self._zlib.error as exc:
             raise ProtocolError(f"invalid compressed data: {exc}", 1007) from None
@@ -495,16 +505,28 @@ class PerMessageDeflate:
         while self._inflated_size - len(kept[0]) >= window:
             self._inflated_size -= len(kept.pop(0))
 
+    def _keep_all(self, history: bytearray, out: bytes) -> None:
+        """Add to the last window of all output (a copy: a text message is held decoded)."""
+        window = 1 << max(self.client_window_bits, 9)
+        if len(out) < window:
+            history += out
+            if len(history) > window + (window >> 2):
+                del history[:-window]
+        else:
+            history[:] = memoryview(out)[-window:]
+
     def _stream_ended(self, decompressor: Any, out: bytes) -> None:
         """The peer ended its deflate stream (a block with BFINAL set, RFC 7692 7.2.3.3).
 
         Nothing may follow in the message but an empty stored block (what is
         left of the one the sender appended before removing ``00 00 ff ff``).
         The next message is a new stream, which with context takeover may
-        refer back to what came before: its decompressor starts from the last
-        window of this message's output. An earlier message's output is not
-        known any more: a reference further back than this message fails with
-        1007 (zlib's "invalid distance too far back"), never inflating wrong.
+        refer back to what came before (7.2.2): its decompressor starts from
+        the last window of all output. That is kept from the first time the
+        peer's stream ends on, not to cost every message of the others a copy:
+        the first time, only this message's output is known, and a reference
+        further back fails with 1007 (zlib's "invalid distance too far back"),
+        never inflating wrong.
 
         Raises:
             ProtocolError: 1007 when other bytes follow the end of the stream.
@@ -512,10 +534,10 @@ class PerMessageDeflate:
         unused = decompressor.unused_data
         if unused and not (_EMPTY_STORED.startswith(unused) or _TAIL.startswith(unused)):
             raise ProtocolError("invalid compressed data: bytes after the end of the stream", 1007)
-        if self.client_no_context_takeover or self._inflated_tail:
-            return  # (or taken already: the stream ended in an earlier piece)
+        if self.client_no_context_takeover or self._inflated_all is not None:
+            return  # (kept already, this message's output included)
         window = 1 << max(self.client_window_bits, 9)
-        self._inflated_tail = b"".join([*self._inflated, out])[-window:]
+        self._inflated_all = bytearray(b"".join([*self._inflated, out])[-window:])
 
 
 def negotiate(
