@@ -111,6 +111,7 @@ def test_invalid_value_raises_config_error_naming_setting(setting: str, value: A
         ("compression_level", 10),
         ("compression_window_bits", 16),
         ("compression_client_window_bits", 7),
+        ("compression_client_window_bits", 8),
         ("compression_mem_level", 0),
         ("compression_min_size", -1),
     ],
@@ -155,7 +156,7 @@ def test_nan_timeout_rejected(setting: str) -> None:
         {"shutdown_timeout": 0},
         {"compression_level": -1, "compression_window_bits": 9, "compression_mem_level": 1},
         {"compression_level": 9, "compression_window_bits": 15, "compression_mem_level": 9},
-        {"compression_client_window_bits": 8, "compression_min_size": 0},
+        {"compression_client_window_bits": 9, "compression_min_size": 0},
         {"compression_no_context_takeover": True},
     ],
 )

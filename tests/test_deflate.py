@@ -92,6 +92,13 @@ class TestNegotiate:
         assert pmd.client_window_bits == 12
         assert header.endswith("client_max_window_bits=12")
 
+    def test_a_client_offering_8_bits_is_answered_8(self) -> None:
+        # RFC 7692 7.1.2.2: the answer may not exceed the offer; our 9-bit
+        # decompressor inflates 8-bit streams. (Only the setting stops at 9.)
+        pmd, header = agreed("permessage-deflate; client_max_window_bits=8")
+        assert pmd.client_window_bits == 8
+        assert header.endswith("client_max_window_bits=8")
+
     def test_server_window(self) -> None:
         pmd, header = agreed("permessage-deflate; server_max_window_bits=10")
         assert pmd.server_window_bits == 10
@@ -152,6 +159,7 @@ class TestNegotiate:
             {"server_max_window_bits": 8},
             {"server_max_window_bits": 16},
             {"client_max_window_bits": 7},
+            {"client_max_window_bits": 8},
             {"mem_level": 0},
             {"level": 10},
             {"min_size": -1},
@@ -805,6 +813,32 @@ async def test_a_real_client_talks_to_either_library(library: str, run_server: A
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/", compression="deflate") as ws:
         assert ws.protocol.extensions  # permessage-deflate agreed
         for message in messages:
+            await ws.send(message)
+            assert await ws.recv() == message
+
+
+@pytest.mark.parametrize("bits", range(deflate.RANGES["client_max_window_bits"][0], 16))
+async def test_every_client_window_the_settings_accept_works_with_a_real_client(
+    bits: int, run_server: Any
+) -> None:
+    # The websockets client offers client_max_window_bits and refuses 8 in
+    # the answer (zlib has no 8-bit window): a setting of 8 failed every
+    # handshake with it, and saved nothing (our decompressor uses 9 bits).
+    import websockets
+
+    from wsserver import Request, Router, WebSocket
+
+    routes = Router()
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = await run_server(routes, compression="deflate", compression_client_window_bits=bits)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/", compression="deflate") as ws:
+        assert f"client_max_window_bits={bits}" in ws.response.headers["Sec-WebSocket-Extensions"]
+        for message in ["hello " * 20, json_like(50).decode()]:
             await ws.send(message)
             assert await ws.recv() == message
 

@@ -458,7 +458,8 @@ class Config:
     compression_client_window_bits: int = setting(
         12,
         _deflate("client_max_window_bits"),
-        "window asked of clients that offer `client_max_window_bits`.",
+        "window asked of clients that offer `client_max_window_bits` (9-15); a smaller value "
+        "in the offer is honoured.",
     )
     compression_mem_level: int = setting(
         5, _deflate("mem_level"), "zlib memory level of our compressor."

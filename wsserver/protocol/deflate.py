@@ -101,7 +101,9 @@ Params = list[tuple[str, "str | None"]]
 #: The accepted range of each integer setting of :class:`DeflateSettings`.
 RANGES: dict[str, tuple[int, int]] = {
     "server_max_window_bits": (9, 15),
-    "client_max_window_bits": (8, 15),
+    # Not 8: zlib has no 8-bit window, so clients built on it (websockets)
+    # refuse the answer, and our decompressor uses 9 bits anyway.
+    "client_max_window_bits": (9, 15),
     "mem_level": (1, 9),
     "level": (-1, 9),
     "min_size": (0, 2**63),
@@ -118,8 +120,9 @@ class DeflateSettings:
             per connection with context takeover, 15 costs ~260 KiB at
             ``mem_level`` 8.
         client_max_window_bits: the window we ask clients to compress with,
-            when they offer ``client_max_window_bits``; our decompressor then
-            needs only ``2**bits`` bytes of window.
+            9-15, when they offer ``client_max_window_bits`` (a smaller value
+            in the offer is honoured); our decompressor then needs only
+            ``2**bits`` bytes of window.
         mem_level: zlib memory level of our compressor, 1-9.
         level: zlib compression level, 0-9 (or -1 for zlib's default).
         min_size: messages shorter than this (in bytes) are sent uncompressed.
