@@ -999,6 +999,32 @@ def test_a_released_compressor_leaves_only_its_window_behind(library: str) -> No
     assert released <= 4096 + 1024, released  # the 4 KiB window and little else
 
 
+@pytest.mark.parametrize("library", LIBRARY_NAMES)
+def test_a_compressor_released_after_many_messages_leaves_only_its_window(library: str) -> None:
+    # What the compressor took is trimmed to one window only once it reaches
+    # two (del keeps the bytearray's memory): release() keeps one window.
+    import tracemalloc
+
+    pmd = PerMessageDeflate(
+        server_window_bits=12,
+        settings=DeflateSettings(min_size=0, library=library, releasable=True),
+    )
+    tracemalloc.start()
+    try:
+        mine = [tracemalloc.Filter(True, deflate.__file__)]  # not other threads' allocations
+        before = tracemalloc.take_snapshot().filter_traces(mine)
+        for _ in range(40):  # 200-byte messages: 8,000 bytes, just short of two windows
+            pmd.start_deflate(200)
+            pmd.deflate(os.urandom(100).hex().encode(), True)
+        assert pmd.release()
+        after = tracemalloc.take_snapshot().filter_traces(mine)
+    finally:
+        tracemalloc.stop()
+    released = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert released <= 4096 + 512, released  # the 4 KiB window and little else
+    assert len(pmd._history or b"") == 4096
+
+
 async def compressing_echo(run_server: Any, release_after: float) -> tuple[Any, list[Any]]:
     """A server echoing at ``/`` with compression on, and the list its WebSockets go to."""
     from wsserver import Request, Router, WebSocket

@@ -412,9 +412,13 @@ class PerMessageDeflate:
         a fragmented message, or when the settings are not ``releasable``
         (or without context takeover, where no compressor is kept anyway).
         """
-        if self._mid_message or self._history is None or not self.settings.releasable:
+        history = self._history
+        if self._mid_message or history is None or not self.settings.releasable:
             return False
         self._compressor = None
+        # One window, in a bytearray of its own: between two trims it holds up
+        # to twice that, and del keeps the memory of what it deleted.
+        self._history = history[-self._window :]
         return True
 
     # -------------------------------------------------------- decompressing
