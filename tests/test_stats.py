@@ -130,6 +130,28 @@ async def test_handshakes_http_responses_close_codes_and_errors(
     assert stats["handler_errors"] == 1
 
 
+async def test_upgrades_refused_for_the_server_s_limits_are_counted_as_handshakes(
+    run_server: StartServer,
+) -> None:
+    # A 503 for limit_concurrency and a 413 for a body over the limit, to
+    # upgrade requests, were counted as HTTP responses only (max_connections'
+    # 503 as a handshake too).
+    server = await run_server(routes(), limit_concurrency=1, max_header_size=1024)
+    busy = await RawClient.connect(server.port, "/echo")  # the one connection allowed
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/echo")
+    assert refused.value.response.status_code == 503
+    busy.close()
+    await settle(server)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/echo", [("Content-Length", "5000")]))
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 413 ")
+    writer.close()
+    await settle(server)
+    stats = server.stats()
+    assert stats["handshakes"] == {101: 1, 503: 1, 413: 1}, stats["handshakes"]
+
+
 async def test_keepalive_timeouts_and_backpressure(run_server: StartServer) -> None:
     server = await run_server(routes(), ping_interval=0.1, ping_timeout=0.2, max_queue=2)
     # A client that never answers pings.

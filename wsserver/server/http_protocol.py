@@ -328,6 +328,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._end_idle()  # pipelined: it was here already
         self.request = None
         self.status = 0
+        self._asks_upgrade = False
         self._logged = False
         self._request_started = self.loop.time()
         server = self.server
@@ -1049,6 +1050,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
     ) -> None:
         """Answer with an HTTP error saying ``message`` and close the connection."""
         self._stop_open_timer()
+        if self._asks_upgrade and not self._logged:
+            # An upgrade request refused before its route was reached (a
+            # limit): a handshake's answer too, as deny()'s are.
+            self.server.counters.handshakes[status] += 1
         if status >= 400:
             protocol_logger.debug(
                 "%s: HTTP %d: %s", peer(self.remote_address), status, printable(message)
