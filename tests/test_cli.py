@@ -541,6 +541,7 @@ async def test_compression_is_off_by_default_and_on_when_asked() -> None:
         (("--max-size", "1e6"), "--max-size", "positive integer"),
         (("--ping-interval", "soon"), "--ping-interval", "seconds"),
         (("--compression", "gzip"), "--compression", "deflate"),
+        (("--worker-start-timeout", "0"), "--worker-start-timeout", "seconds above 0"),
     ],
 )
 async def test_a_bad_flag_gets_one_line_naming_it(
@@ -551,6 +552,14 @@ async def test_a_bad_flag_gets_one_line_naming_it(
     last = err.strip().splitlines()[-1]
     assert flag in last and accepted in last, err
     assert "Traceback" not in err and "_optional" not in err and "Kind" not in err
+
+
+async def test_a_bad_worker_start_timeout_variable_gets_one_line_naming_it() -> None:
+    env = {"WEBSOCKET_WORKER_START_TIMEOUT": "soon"}
+    code, err = await run_cli_to_end("examples.echo:routes", "--workers", "2", env=env)
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert "WEBSOCKET_WORKER_START_TIMEOUT" in last and "seconds above 0" in last, err
 
 
 async def test_version() -> None:

@@ -189,6 +189,44 @@ async def test_sighup_starts_a_worker_waiting_out_its_start_up_backoff(tmp_path:
         assert "SIGHUP: starting the workers again" in cli.stderr
 
 
+SLOW_APP = """
+import time
+from pathlib import Path
+
+from wsserver import Router
+from wsserver.response import text
+
+slow = Path(__file__).parent / "SLOW"
+if slow.exists():
+    time.sleep(float(slow.read_text()))
+
+routes = Router()
+
+
+@routes.get("/v")
+async def version(request):
+    return text("ok")
+"""
+
+
+async def test_worker_start_timeout_bounds_a_replacement_s_start(tmp_path: Path) -> None:
+    # A replacement that does not accept within --worker-start-timeout (60 s
+    # by default, not a setting before) is given up, the old worker kept.
+    (tmp_path / "slow_app.py").write_text(SLOW_APP)
+    # (One worker, under a supervisor: the request limit puts it there.)
+    args = ("--app-dir", str(tmp_path), "--limit-max-requests", "1000", "--ping-interval", "none")
+    env = {"WEBSOCKET_WORKER_START_TIMEOUT": "0.5"}
+    async with running_cli("slow_app:routes", *args, env=env) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        (old,) = children(cli.proc.pid)
+        (tmp_path / "SLOW").write_text("30")
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: "did not start accepting; keeping pid" in cli.stderr, what="it")
+        assert old in children(cli.proc.pid)
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://127.0.0.1:{cli.port}/v")).text == "ok"
+
+
 @pytest.mark.drill
 async def test_sighup_rolling_restart_under_a_stream_of_new_connections() -> None:
     async with supervisor() as cli:

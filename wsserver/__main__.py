@@ -33,6 +33,7 @@ from .server.server import ASGI_DEFAULTS, serve
 from .supervisor import (
     LIMIT_REACHED,
     READY,
+    START_TIMEOUT,
     Supervisor,
     WorkerRole,
     die_with_parent,
@@ -108,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes sharing the listening socket, under a supervisor (default 1: "
         "one process, no supervisor) [WEBSOCKET_WORKERS]",
+    )
+    p.add_argument(
+        "--worker-start-timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a worker started in a rolling restart (SIGHUP, --reload, "
+        "--limit-max-requests) may take to accept before it is given up and the old one kept "
+        f"(default {START_TIMEOUT:g}) [WEBSOCKET_WORKER_START_TIMEOUT]",
     )
     p.add_argument(
         "--reload",
@@ -669,7 +679,16 @@ def supervise(
                 )
             return last[0]
 
-    supervisor = Supervisor(arguments, workers, sock, grace, watcher, environment)
+    start_timeout = args.worker_start_timeout
+    if start_timeout is None:
+        variable = os.environ.get("WEBSOCKET_WORKER_START_TIMEOUT") or str(START_TIMEOUT)
+        try:
+            start_timeout = _positive_seconds(variable)
+        except argparse.ArgumentTypeError as exc:
+            _refuse(parser, args, f"WEBSOCKET_WORKER_START_TIMEOUT: {exc}")
+    supervisor = Supervisor(
+        arguments, workers, sock, grace, watcher, environment, start_timeout=start_timeout
+    )
     try:
         return asyncio.run(supervisor.run())
     finally:

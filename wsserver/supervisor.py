@@ -68,8 +68,9 @@ logger = logging.getLogger("wsserver.supervisor")
 EARLY_EXIT = 5.0
 #: The longest delay before restarting a worker that keeps failing at start-up.
 MAX_BACKOFF = 30.0
-#: How long a new worker may take to accept, in a rolling restart, before it is given up.
-READY_TIMEOUT = 60.0
+#: How long a new worker may take to accept, in a rolling restart, before it is
+#: given up, unless said otherwise (``--worker-start-timeout``).
+START_TIMEOUT = 60.0
 #: What a worker writes on that pipe: it accepts; it reached its limit_max_requests.
 READY = b"R"
 LIMIT_REACHED = b"L"
@@ -143,6 +144,8 @@ class Supervisor:
         watcher: with ``--reload``, the source files whose changes restart the workers.
         environment: gives each worker started its environment (``--env-file``
             read again); None from it, or none given: this process's.
+        start_timeout: seconds a worker started in a rolling restart may take
+            to accept before it is given up (the old one is kept).
     """
 
     def __init__(
@@ -153,11 +156,14 @@ class Supervisor:
         grace: float,
         watcher: FileWatcher | None = None,
         environment: Callable[[], dict[str, str] | None] | None = None,
+        *,
+        start_timeout: float = START_TIMEOUT,
     ):
         self.argv = list(argv)
         self.count = workers
         self.sock = sock
         self.grace = grace
+        self.start_timeout = start_timeout
         self.workers: dict[int, Worker] = {}
         self.failures: dict[int, int] = {}
         self.stopping = False
@@ -584,7 +590,7 @@ class Supervisor:
                     logger.error("worker %d: no replacement", slot)
                 return False
             try:
-                ready = await asyncio.wait_for(asyncio.shield(new.ready), READY_TIMEOUT)
+                ready = await asyncio.wait_for(asyncio.shield(new.ready), self.start_timeout)
             except TimeoutError:
                 ready = False
             if self.stopping:
