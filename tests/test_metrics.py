@@ -138,6 +138,24 @@ async def test_replaced_workers_leave_their_counts_not_their_files(tmp_path: Any
     assert counted[("wsserver_http_responses_total", (("status", "200"),))] >= made
 
 
+async def test_a_killed_process_s_gauges_leave_the_shared_files(tmp_path: Any) -> None:
+    # With PROMETHEUS_MULTIPROC_DIR set and no supervisor to see a process
+    # end, a killed one's open connections stayed in the gauge for good.
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    args = ("--metrics-path", "/metrics", "--ping-interval", "none")
+    async with running_cli("tests.worker_app:routes", *args, env=env) as cli:
+        clients = [await websockets.connect(f"{cli.url}/pid") for _ in range(3)]
+        await asyncio.sleep(1.5)  # the figures are in the files (once a second)
+        cli.proc.kill()
+        await cli.proc.wait()
+        for ws in clients:
+            ws.transport.abort()
+    async with running_cli("tests.worker_app:routes", *args, env=env) as cli:
+        found = scrape((await get_metrics(cli.port)).text)
+    assert found.get(("wsserver_connections_open", (("route", "pid"),)), 0) == 0
+    assert found[("wsserver_connections_opened_total", (("route", "pid"),))] == 3  # kept
+
+
 async def test_one_scrape_sees_every_worker() -> None:
     async with running_cli(
         "tests.worker_app:routes",

@@ -172,8 +172,11 @@ class Metrics:
     # -------------------------------------------------------- several workers
 
     def start(self) -> None:
-        """Under workers: copy the counters into the shared files every second."""
+        """Under workers: copy the counters into the shared files every second
+        (first retiring those of processes that ended unseen, see
+        :func:`retire_ended_processes`)."""
         if self.multiprocess and self._task is None:
+            retire_ended_processes()
             self._task = asyncio.get_running_loop().create_task(self._sync_forever())
 
     async def stop(self) -> None:
@@ -239,10 +242,54 @@ def retire_process(pid: int) -> None:
     except ImportError:
         return
     try:
-        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
-        _fold_counters(directory, pid)
+        with _retiring(directory):
+            multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+            _fold_counters(directory, pid)
     except Exception as exc:  # (a file cut short, a full disk: the metrics' loss, not ours)
         logger.warning("metrics of ended process %d: %s", pid, exc)
+
+
+def retire_ended_processes() -> None:
+    """Retire the files of processes that ended without it (killed, with no
+    supervisor to see it: ``PROMETHEUS_MULTIPROC_DIR`` set by hand)."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        return
+    pids: set[int] = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            number = name.removesuffix(".db").rpartition("_")[2]
+            if name.endswith(".db") and number.isascii() and number.isdigit():
+                pids.add(int(number))
+    for pid in pids:
+        if pid != os.getpid() and not _running(pid):
+            retire_process(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # (another user's)
+    return True
+
+
+@contextlib.contextmanager
+def _retiring(directory: str) -> Iterator[None]:
+    """One process at a time retires others' files (the supervisor, a starting one)."""
+    try:
+        import fcntl
+    except ImportError:  # (not on Unix: one process only, anyway)
+        yield
+        return
+    with open(os.path.join(directory, ".retiring.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _fold_counters(directory: str, pid: int) -> None:
