@@ -231,6 +231,8 @@ class RedisBroker(Broker):
     async def presence(self) -> dict[str, int]:
         """Counts of every live process (only this one's while Redis is unreachable).
 
+        Never raises for the broker's failures: they answer with this process's counts.
+
         This process's own counts are taken as they are now, not from Redis
         (where they are written a moment later).
         """
@@ -253,7 +255,10 @@ class RedisBroker(Broker):
                 for i in range(0, len(counts) - 1, 2):
                     name = counts[i].decode("utf-8", "replace")
                     total[name] = total.get(name, 0) + int(counts[i + 1])
-        except (RedisError, OSError, TimeoutError, ValueError):
+        except Exception:
+            # Redis's errors, and whatever redis-py raises when the broker drops
+            # its connections under the query (to reconnect, or to stop): it
+            # can fail with an AttributeError there. (A cancellation goes on.)
             return dict(self._counts)
         return total
 
