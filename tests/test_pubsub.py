@@ -411,6 +411,46 @@ async def test_presence_during_a_reconnection_answers_with_this_process_counts(
     assert broker.stats.outages == 30  # (each kill was a reconnection)
 
 
+#: Keeps Redis busy for ARGV[1] microseconds (another client's slow command).
+BUSY_SCRIPT = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat
+  t = redis.call('TIME')
+until t[1] * 1000000 + t[2] - start > tonumber(ARGV[1])
+return 1
+"""
+
+
+async def test_a_burst_of_presence_queries_leaves_publishing_alone(
+    redis_server: RedisServer,
+) -> None:
+    # presence() used the broker's own connections, those the publishing
+    # needs: a burst of queries while Redis was briefly slow took all 100 of
+    # the pool, the next publish failed (MaxConnectionsError) and was taken
+    # for an outage: messages dropped, the application told Redis was down.
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    events: list[bool] = []
+    busy = aioredis.from_url(redis_server.url)
+    try:
+        async with a, b, AsyncExitStack() as stack:
+            a.on_broker_state(events.append)
+            wa, wb = await subscribed_on_both(stack, redis_server, a, b)
+            slow = asyncio.ensure_future(busy.eval(BUSY_SCRIPT, 0, 700_000))
+            await asyncio.sleep(0.1)
+            queries = [asyncio.ensure_future(a.presence_by_topic()) for _ in range(150)]
+            await asyncio.sleep(0.1)
+            await wa.send("during")
+            assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "during"
+            assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "during"
+            await slow
+            assert await asyncio.gather(*queries) == [{"t": 2}] * 150
+            assert events == [] and a.pubsub.broker.stats.outages == 0
+    finally:
+        await busy.aclose()
+
+
 async def test_presence_that_cannot_be_written_leaves_messages_flowing(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

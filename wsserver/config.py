@@ -710,6 +710,13 @@ class Config:
         "dropped (counted), when Redis is slower than the publishing.",
         env="WEBSOCKET_BROKER_QUEUE_BYTES",
     )
+    broker_presence_queries: int = setting(
+        8,
+        Count(),
+        "presence queries a process sends to Redis at once; more wait their turn (within "
+        "`broker_timeout`), so that a burst of them never takes the connections publishing needs.",
+        env="WEBSOCKET_BROKER_PRESENCE_QUERIES",
+    )
     metrics_path: str | None = setting(
         None,
         Text(

@@ -21,6 +21,7 @@ def broker_from_url(
     presence_ttl: float = 15.0,
     timeout: float = 5.0,
     queue_bytes: int = 16 * 2**20,
+    presence_queries: int = 8,
 ) -> Broker:
     """The broker ``--broker`` names: None or ``memory`` (this process), ``redis://...``.
 
@@ -33,6 +34,10 @@ def broker_from_url(
         from .redis_backend import RedisBroker
 
         return RedisBroker(
-            url, presence_ttl=presence_ttl, timeout=timeout, queue_bytes=queue_bytes
+            url,
+            presence_ttl=presence_ttl,
+            timeout=timeout,
+            queue_bytes=queue_bytes,
+            presence_queries=presence_queries,
         )
     raise ValueError(f"unknown broker {url!r}: expected 'memory' or redis://host:port/db")

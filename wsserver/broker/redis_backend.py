@@ -81,6 +81,9 @@ class RedisBroker(Broker):
             message is dropped if it would take the bytes waiting (or being
             sent) beyond this.
         max_backoff: longest wait between reconnection attempts.
+        presence_queries: :meth:`presence` queries sent at once; more wait
+            their turn (within ``timeout``), so that a burst of them (Redis
+            slow a moment) never takes the connections publishing needs.
         timeout: seconds Redis gets to answer a command (or accept a
             connection) before it is taken for unreachable: a Redis that
             stops answering (stopped, overloaded, cut off without a reset) is
@@ -101,6 +104,7 @@ class RedisBroker(Broker):
         queue_bytes: int = 16 * 2**20,
         max_backoff: float = 5.0,
         timeout: float = 5.0,
+        presence_queries: int = 8,
     ) -> None:
         if aioredis is None:
             raise ValueError("the Redis broker needs redis-py: pip install wsserver[redis]")
@@ -133,6 +137,9 @@ class RedisBroker(Broker):
         self._up_since = 0.0
         self._dropped_in_outage = 0
         self._first_attempt: asyncio.Future[None] | None = None
+        #: Held by each presence query: at most presence_queries of them
+        #: take a connection of the client's pool (100), which publishing shares.
+        self._presence_queries = asyncio.Semaphore(presence_queries)
         #: Why the last presence write was refused (None: it was not).
         self._presence_refused: str | None = None
 
@@ -240,17 +247,18 @@ class RedisBroker(Broker):
         total = dict(self._counts)
         if not self.up or client is None or self._node is None:
             return total
+        node_id = self._node.node_id
+
+        async def query() -> Any:
+            async with self._presence_queries:
+                return await client.eval(
+                    PRESENCE_SCRIPT, 1, self.prefix + "nodes", self.prefix + "presence:", node_id
+                )
+
         try:
-            hashes = await asyncio.wait_for(
-                client.eval(
-                    PRESENCE_SCRIPT,
-                    1,
-                    self.prefix + "nodes",
-                    self.prefix + "presence:",
-                    self._node.node_id,
-                ),
-                self.timeout,
-            )
+            # (wait_for, not asyncio.timeout(): in this task, redis-py can
+            # swallow a cancellation of the caller.)
+            hashes = await asyncio.wait_for(query(), self.timeout)
             for counts in hashes:
                 for i in range(0, len(counts) - 1, 2):
                     name = counts[i].decode("utf-8", "replace")

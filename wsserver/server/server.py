@@ -659,6 +659,7 @@ def serve(
                 presence_ttl=config.broker_presence_ttl,
                 timeout=config.broker_timeout,
                 queue_bytes=config.broker_queue_bytes,
+                presence_queries=config.broker_presence_queries,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
