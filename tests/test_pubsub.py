@@ -451,6 +451,34 @@ async def test_a_burst_of_presence_queries_leaves_publishing_alone(
         await busy.aclose()
 
 
+async def test_a_connection_redis_closed_for_idleness_is_no_outage(
+    redis_server: RedisServer,
+) -> None:
+    # Redis (`timeout`, as some managed ones set) or a NAT closing an idle
+    # connection made the next command on it fail: the publish batch was
+    # dropped, and taken for an outage (two warnings, broker_state(False),
+    # then (True)). A command failing so is tried once more on a new one.
+    client = aioredis.from_url(redis_server.url)  # (this test's Redis only)
+    try:
+        await client.config_set("timeout", 1)
+    finally:
+        await client.aclose()
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    events: list[bool] = []
+    async with a, b, AsyncExitStack() as stack:
+        a.on_broker_state(events.append)
+        wa, wb = await subscribed_on_both(stack, redis_server, a, b)
+        for text in ("before", "after idling"):
+            await wa.send(text)
+            assert await asyncio.wait_for(wa.recv(), TIMEOUT) == text
+            assert await asyncio.wait_for(wb.recv(), TIMEOUT) == text
+            if text == "before":
+                await asyncio.sleep(2.5)  # (Redis closes a client idle 1 s within about 2)
+        assert events == [] and a.pubsub.broker.stats.outages == 0
+        assert a.pubsub.broker.stats.dropped == 0
+
+
 async def test_presence_that_cannot_be_written_leaves_messages_flowing(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

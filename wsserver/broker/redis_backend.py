@@ -25,15 +25,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from .base import Broker, BrokerNode, decode, encode
 
 try:
     import redis.asyncio as aioredis
+    from redis.exceptions import ConnectionError as LostConnection
     from redis.exceptions import RedisError, ResponseError
 except ImportError:  # pragma: no cover - the optional extra is missing
     aioredis = None  # type: ignore[assignment]
+    LostConnection = OSError  # type: ignore[assignment,misc]
     RedisError = OSError  # type: ignore[assignment,misc]
     ResponseError = OSError  # type: ignore[assignment,misc]
 
@@ -416,13 +419,16 @@ class RedisBroker(Broker):
             batch = [await queue.get()]
             while not queue.empty() and len(batch) < 1000:
                 batch.append(queue.get_nowait())
-            pipe = client.pipeline(transaction=False)
-            size = 0
-            for channel, data in batch:
-                pipe.publish(channel, data)
-                size += len(channel) + len(data)
+            size = sum(len(channel) + len(data) for channel, data in batch)
+
+            def pipeline(batch: list[tuple[bytes, bytes]] = batch) -> Any:
+                pipe = client.pipeline(transaction=False)
+                for channel, data in batch:
+                    pipe.publish(channel, data)
+                return pipe
+
             try:
-                await pipe.execute()
+                await self._execute(pipeline)
             except (RedisError, OSError, TimeoutError):
                 self.stats.dropped += len(batch)
                 self._dropped_in_outage += len(batch)
@@ -448,14 +454,19 @@ class RedisBroker(Broker):
         """
         self._counts_changed.clear()
         key = self._presence_key(node.node_id)
-        pipe = client.pipeline(transaction=True)
-        pipe.delete(key)
-        if self._counts:
-            pipe.hset(key, mapping=self._counts)
-            pipe.pexpire(key, int(self.presence_ttl * 1000))
-            pipe.sadd(self.prefix + "nodes", node.node_id)
+        counts = dict(self._counts)
+
+        def pipeline() -> Any:
+            pipe = client.pipeline(transaction=True)
+            pipe.delete(key)
+            if counts:
+                pipe.hset(key, mapping=counts)
+                pipe.pexpire(key, int(self.presence_ttl * 1000))
+                pipe.sadd(self.prefix + "nodes", node.node_id)
+            return pipe
+
         try:
-            await pipe.execute()
+            await self._execute(pipeline)
         except ResponseError as exc:
             if self._presence_refused is None:
                 logger.warning(
@@ -470,6 +481,23 @@ class RedisBroker(Broker):
         if self._presence_refused is not None:
             self._presence_refused = None
             logger.warning("broker %s: presence written again", self.url)
+
+    @staticmethod
+    async def _execute(pipeline: Callable[[], Any]) -> Any:
+        """Send the commands ``pipeline()`` makes, a second time if the
+        connection was found closed.
+
+        Redis (its ``timeout``) or a NAT between closes connections idle a
+        while: the next command on one fails at once, and it was taken for
+        an outage (the batch dropped). Tried once more on a new connection,
+        it goes through; a second failure, or no answer (a timeout), is the
+        outage. (A batch cut off half-way through by a failure could have
+        some of its messages published twice.)
+        """
+        try:
+            return await pipeline().execute()
+        except LostConnection:
+            return await pipeline().execute()
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None
