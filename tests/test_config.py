@@ -99,6 +99,9 @@ def test_config_error_is_a_value_error() -> None:
         ("compression", "Deflate"),
         ("compression", ""),
         ("compression", False),
+        # Near redis-py's pool (100 connections), presence would starve publishing again.
+        ("broker_presence_queries", 65),
+        ("broker_presence_queries", 0),
     ],
 )
 def test_invalid_value_raises_config_error_naming_setting(setting: str, value: Any) -> None:

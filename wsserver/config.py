@@ -712,9 +712,10 @@ class Config:
     )
     broker_presence_queries: int = setting(
         8,
-        Count(),
-        "presence queries a process sends to Redis at once; more wait their turn (within "
-        "`broker_timeout`), so that a burst of them never takes the connections publishing needs.",
+        IntRange(1, 64),
+        "presence queries a process sends to Redis at once (1-64); more wait their turn "
+        "(within `broker_timeout`), so that a burst of them never takes the connections "
+        "publishing needs.",
         env="WEBSOCKET_BROKER_PRESENCE_QUERIES",
     )
     metrics_path: str | None = setting(
