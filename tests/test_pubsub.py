@@ -226,6 +226,45 @@ async def test_a_topic_that_is_not_valid_text_never_reaches_redis(
     assert len(seen) == 2
 
 
+async def test_topic_names_and_topics_per_connection_are_bounded() -> None:
+    # A topic often comes from a client: 150 topics of 1 MB each, asked for
+    # by one client, grew the process by about 1 GB and put Redis's
+    # subscriber connection over its output limit at each reconnection.
+    outcomes: list[str] = []
+    routes = Router()
+
+    @routes.websocket("/greedy")
+    async def greedy(request: Request, ws: WebSocket) -> None:
+        for topic in ("x" * 65, "é" * 33, "ok" * 32):  # 65 and 66 bytes; 64
+            try:
+                ws.subscribe(topic)
+                outcomes.append(f"subscribed {len(topic.encode())}")
+            except ValueError as exc:
+                outcomes.append(str(exc))
+        try:
+            await ws.server.publish("x" * 65, "x")
+        except ValueError as exc:
+            outcomes.append(str(exc))
+        for n in range(3):
+            try:
+                ws.subscribe(f"room:{n}")
+            except ValueError as exc:
+                outcomes.append(str(exc))
+        await ws.send(repr(sorted(ws.topics)))
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, max_topic_size=64, max_topics=3)
+    async with server, websockets.connect(f"ws://127.0.0.1:{server.port}/greedy") as ws:
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == repr(["ok" * 32, "room:0", "room:1"])
+    too_long = "a topic is at most max_topic_size (64) bytes of UTF-8"
+    assert outcomes == [
+        too_long,
+        too_long,
+        "subscribed 64",
+        too_long,
+        "a connection subscribes to at most max_topics (3) topics",
+    ]
+
+
 async def test_asgi_apps_publish_and_subscribe_through_the_extension() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

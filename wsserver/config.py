@@ -710,6 +710,21 @@ class Config:
         "dropped (counted), when Redis is slower than the publishing.",
         env="WEBSOCKET_BROKER_QUEUE_BYTES",
     )
+    max_topic_size: int = setting(
+        1024,
+        Count(),
+        "bytes of UTF-8 a topic's name may take: `subscribe()` and `publish()` raise "
+        "ValueError beyond (a topic often comes from a client).",
+        env="WEBSOCKET_MAX_TOPIC_SIZE",
+        flag="--max-topic-size",
+    )
+    max_topics: int = setting(
+        1000,
+        Count(),
+        "topics one connection may subscribe to: `subscribe()` raises ValueError beyond.",
+        env="WEBSOCKET_MAX_TOPICS",
+        flag="--max-topics",
+    )
     broker_presence_queries: int = setting(
         8,
         IntRange(1, 64),

@@ -121,7 +121,11 @@ class Server:
             assert self.builtins is not None
             self.status.add_routes(self.builtins)
         #: Publish/subscribe: this server's topics, joined to others by the broker.
-        self.pubsub = Topics(broker if broker is not None else MemoryBroker())
+        self.pubsub = Topics(
+            broker if broker is not None else MemoryBroker(),
+            config.max_topic_size,
+            config.max_topics,
+        )
         #: Set by close(): no more connections are accepted.
         self.closing = False
         #: What close() closes WebSockets with: 1001 (going away) or 1012 (restart).

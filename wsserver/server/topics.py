@@ -28,8 +28,9 @@ __all__ = ["Topics", "check_topic"]
 logger = logging.getLogger("wsserver.broker")
 
 
-def check_topic(topic: str) -> None:
-    """Refuse a topic no broker could name: not a str, or not valid Unicode text.
+def check_topic(topic: str, max_size: int | None = None) -> None:
+    """Refuse a topic no broker could name: not a str, not valid Unicode text,
+    or longer than ``max_size`` bytes of UTF-8 (``max_topic_size``).
 
     A topic often comes from a client (a room name in a URL or a JSON
     message), and JSON can carry a lone surrogate (``"\\ud800"``), which has
@@ -37,14 +38,16 @@ def check_topic(topic: str) -> None:
 
     Raises:
         TypeError: not a str.
-        ValueError: not valid Unicode text.
+        ValueError: not valid Unicode text, or too long.
     """
     if not isinstance(topic, str):
         raise TypeError(f"a topic is a str, not {type(topic).__name__}")
     try:
-        topic.encode("utf-8")
+        size = len(topic.encode("utf-8"))
     except UnicodeEncodeError:
         raise ValueError("a topic must be valid Unicode text") from None
+    if max_size is not None and size > max_size:
+        raise ValueError(f"a topic is at most max_topic_size ({max_size}) bytes of UTF-8")
 
 
 class Topics:
@@ -57,8 +60,11 @@ class Topics:
         skipped: deliveries skipped (slow, closing or busy connections).
     """
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, max_topic_size: int = 1024, max_topics: int = 1000) -> None:
         self.broker = broker
+        #: The limits (settings of the same names): a topic's size, a connection's topics.
+        self.max_topic_size = max_topic_size
+        self.max_topics = max_topics
         self.node_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.subscribers: dict[str, set[WebSocket]] = {}
         self.delivered = 0
@@ -81,7 +87,7 @@ class Topics:
         """
         subscribers = self.subscribers.get(topic)
         if subscribers is None:
-            check_topic(topic)
+            check_topic(topic, self.max_topic_size)
             subscribers = self.subscribers[topic] = set()
             self.broker.subscribe(self, topic)
         if ws not in subscribers:
@@ -110,7 +116,7 @@ class Topics:
         Raises:
             TypeError, ValueError: see :func:`check_topic`.
         """
-        check_topic(topic)
+        check_topic(topic, self.max_topic_size)
         delivered = self._deliver_locally(topic, message, exclude)
         self.broker.publish(self, topic, message)
         return delivered

@@ -507,13 +507,20 @@ class WebSocket:
 
         Raises:
             WebsocketClosed: the connection is closing or closed.
-            ValueError: ``topic`` is not valid Unicode text (a lone surrogate).
+            ValueError: ``topic`` is not valid Unicode text (a lone surrogate),
+                or over ``max_topic_size``; or the connection has
+                ``max_topics`` topics already.
         """
         if self._sending_ended():
             raise self._closed_error()
         topics = self.topics
         if topic not in topics:
-            self._protocol.server.pubsub.subscribe(self, topic)  # (checks the topic)
+            pubsub = self._protocol.server.pubsub
+            if len(topics) >= pubsub.max_topics:
+                raise ValueError(
+                    f"a connection subscribes to at most max_topics ({pubsub.max_topics}) topics"
+                )
+            pubsub.subscribe(self, topic)  # (checks the topic)
             if type(topics) is not set:
                 self.topics = topics = set()
             topics.add(topic)
