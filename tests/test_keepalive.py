@@ -7,13 +7,14 @@ import os
 import socket
 import time
 
+import pytest
 import websockets
 
 from wsserver import Request, Router, WebSocket
-from wsserver.protocol.frames import Opcode, serialize_frame
+from wsserver.protocol.frames import Opcode, parse_close, serialize_frame
 
 from .conftest import StartServer
-from .helpers import upgrade_request
+from .helpers import MASK, RawClient, upgrade_request
 
 
 def echo_routes() -> Router:
@@ -113,3 +114,41 @@ async def test_a_peer_that_stops_reading_and_writing_is_dropped_in_time(
             break
         await asyncio.sleep(0.02)
     assert not server.connections
+
+
+@pytest.mark.parametrize("closed_first", [False, True])
+async def test_what_comes_after_a_keepalive_timeout_stays_within_max_queue(
+    run_server: StartServer, closed_first: bool
+) -> None:
+    # The inbox ended at the timeout (close 1011 sent, or the handler's own
+    # close before it), and an ended inbox never paused nor dropped: a peer
+    # sending on until close_timeout filled memory (1.1 GB in 3 s).
+    routes = Router()
+    held: list[WebSocket] = []
+
+    @routes.websocket("/feed")
+    async def feed(request: Request, ws: WebSocket) -> None:  # never reads
+        held.append(ws)
+        if closed_first:
+            await asyncio.sleep(0.35)  # a ping is out, its pong due
+            await ws.close(1000)
+        await asyncio.sleep(30)
+
+    server = await run_server(
+        routes, max_queue=8, ping_interval=0.3, ping_timeout=0.3, close_timeout=5
+    )
+    client = await RawClient.connect(server.port, "/feed")
+    while True:  # pings unanswered until the server closes
+        opcode, _, _, payload = await client.recv_frame(5)
+        if opcode == Opcode.CLOSE:
+            break
+    assert parse_close(payload)[0] == (1000 if closed_first else 1011)
+    await asyncio.sleep(0.5)  # past the pong's deadline in both cases
+    frame = serialize_frame(Opcode.BINARY, b"x" * 1000, mask=MASK)
+    for _ in range(40):
+        client.writer.write(frame * 100)
+        await client.writer.drain()
+    await asyncio.sleep(0.2)
+    (ws,) = held
+    assert len(ws._inbox) <= 2 * 8, len(ws._inbox)
+    client.writer.transport.abort()

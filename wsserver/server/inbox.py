@@ -173,8 +173,10 @@ class Inbox:
                 self._resume()
 
     def end(self) -> None:
-        """No more messages will arrive; wake the application."""
+        """No more messages are taken (any that still arrive are dropped, see
+        :meth:`stop_taking`); wake the application."""
         self.ended = True
+        self.stop_taking()
         self.wake()
 
     def detach(self) -> None:
