@@ -11,7 +11,13 @@ import asyncio
 from typing import Any
 
 from wsserver import Request, Router, State, WebSocket, serve
-from wsserver.protocol.frames import FrameParser, Opcode, serialize_close, serialize_frame
+from wsserver.protocol.frames import (
+    FrameParser,
+    Opcode,
+    parse_close,
+    serialize_close,
+    serialize_frame,
+)
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .helpers import MASK, RawClient, upgrade_request
@@ -266,5 +272,38 @@ async def test_open_is_false_once_the_peers_close_arrived() -> None:
         await client.expect_close(1002)
         assert seen[0] == (False, State.CLOSING, State.OPEN, False)
         assert seen[1] == "before"
+    finally:
+        await server.close(timeout=0.1)
+
+
+async def test_a_violation_waits_for_a_handler_that_reads_slowly() -> None:
+    # FAIL_DELAY is for a handler that does not read: one that takes the
+    # messages before the violation, slowly, gets them all (and answers them)
+    # before the 1002, rather than its sends failing after 0.25 s.
+    routes = Router()
+
+    @routes.websocket("/")
+    async def slow_echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await asyncio.sleep(0.05)
+            await ws.send(message)
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None)
+    await server.start()
+    try:
+        client = await RawClient.connect(server.port)
+        sent = [f"message {n}".encode() for n in range(12)]  # 0.6 s of echoes
+        for payload in sent:
+            client.send(Opcode.TEXT, payload)
+        client.send_raw(serialize_frame(Opcode.TEXT, b"unmasked"))  # 1002
+        await client.writer.drain()
+        echoed = []
+        while True:
+            opcode, _, _, payload = await client.recv_frame(5)
+            if opcode == Opcode.CLOSE:
+                break
+            echoed.append(payload)
+        assert echoed == sent
+        assert parse_close(payload)[0] == 1002
     finally:
         await server.close(timeout=0.1)

@@ -50,8 +50,9 @@ __all__ = ["WebSocketProtocol", "FAIL_DELAY"]
 #: The reasons of the close codes a server shutdown sends.
 CLOSE_REASONS = {1001: "server shutting down", 1012: "server restarting"}
 
-#: Longest wait, in seconds, between a protocol violation and failing the
-#: connection, while the handler has not yet read the messages before it.
+#: Longest wait, in seconds, between a protocol violation (or the handler's
+#: last taking of a message before it) and failing the connection, while the
+#: handler has not yet read the messages before it.
 FAIL_DELAY = 0.25
 
 _OPEN = ConnectionState.OPEN
@@ -492,7 +493,17 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             printable(event.reason),
         )
         if self.inbox.put_failure():
-            self._fail_timer = self.loop.call_later(FAIL_DELAY, self.fail_now)
+            waiting = len(self.inbox)
+            self._fail_timer = self.loop.call_later(FAIL_DELAY, self._fail_if_stalled, waiting)
+        else:
+            self.fail_now()
+
+    def _fail_if_stalled(self, waiting: int) -> None:
+        """FAIL_DELAY after the violation (or after the handler last took a
+        message before it): fail now, unless the handler took one meanwhile."""
+        now = len(self.inbox)
+        if 0 < now < waiting and not self.lost:
+            self._fail_timer = self.loop.call_later(FAIL_DELAY, self._fail_if_stalled, now)
         else:
             self.fail_now()
 
