@@ -575,6 +575,49 @@ async def test_fd_of_a_udp_socket_is_one_line(workers: str) -> None:
     assert "is not a stream" in err.strip().splitlines()[-1] and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_fd_of_an_unbound_socket_is_one_line(workers: str) -> None:
+    # listen() binds it to every interface and a port of the kernel's choice:
+    # it was served on 0.0.0.0.
+    unbound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    unbound.set_inheritable(True)
+    try:
+        code, err = await run_cli_to_end(
+            "examples.echo:routes",
+            "--fd",
+            str(unbound.fileno()),
+            "--workers",
+            workers,
+            pass_fds=(unbound.fileno(),),
+        )
+    finally:
+        unbound.close()
+    assert code == 1, err
+    assert "is not bound" in err.strip().splitlines()[-1] and "Traceback" not in err, err
+    assert "listening on" not in err, err
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        # An unset variable ("--host $HOST"): every interface, in one process.
+        (["--host", ""], "--host"),
+        # Beyond what listen() takes: an OverflowError traceback.
+        (["--backlog", str(2**31)], "--backlog"),
+    ],
+)
+async def test_cli_bad_listening_flags_are_one_line(
+    args: list[str], said: str, workers: str
+) -> None:
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", *args, "--port", "0", "--workers", workers
+    )
+    assert code == 2, err
+    assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
+    assert "listening on" not in err, err
+
+
 async def test_a_log_config_that_is_no_mapping_is_one_line(tmp_path: Path) -> None:
     log_config = tmp_path / "logging.json"
     log_config.write_text("[1, 2]")

@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         "off for Routers)",
     )
     # (None: not given. --host, --port and --fd win over WEBSOCKET_UDS: see _settle().)
-    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--host", type=_host, default=None, help="address to listen on (default 127.0.0.1)"
+    )
     p.add_argument("--port", type=_port, default=None, help="port (0: any free port; default 8000)")
     p.add_argument(
         "--uds",
@@ -210,6 +212,16 @@ def _integer(low: int, high: int | None, accepted: str) -> Callable[[str], int]:
 _port = _integer(0, 65535, "a port number from 0 to 65535")
 _fd = _integer(0, None, "a file descriptor number (0 or more)")
 _workers = _integer(1, None, "a number of worker processes (1 or more)")
+
+
+def _host(text: str) -> str:
+    """An argparse type: a host name or address, not empty (an unset variable
+    would mean every interface, in one process)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "expected a host name or address (0.0.0.0 or :: for every interface)"
+        )
+    return text
 
 
 def _positive_seconds(text: str) -> float:

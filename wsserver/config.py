@@ -522,7 +522,7 @@ class Config:
         env="WEBSOCKET_LIMIT_CONCURRENCY",
         flag="--limit-concurrency",
     )
-    backlog: int = setting(1024, Count(), "listen backlog.", flag="--backlog")
+    backlog: int = setting(1024, IntRange(1, 2**31 - 1), "listen backlog.", flag="--backlog")
     write_limit: int = setting(
         65536,
         Count(),

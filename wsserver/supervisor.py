@@ -724,12 +724,17 @@ def inherited_socket(fd: int) -> socket.socket:
     """The socket ``--fd`` names (systemd's, a parent's).
 
     Raises:
-        OSError: ``fd`` is no socket, or no stream socket (UDP, say).
+        OSError: ``fd`` is no socket, no stream socket (UDP, say), or not
+            bound (listening would bind it to every interface).
     """
     sock = socket.socket(fileno=fd)
     if sock.type != socket.SOCK_STREAM:
         sock.detach()  # (the descriptor stays its owner's)
         raise OSError(f"fd {fd} is not a stream (TCP or Unix stream) socket")
+    name = sock.getsockname()
+    if not name or (isinstance(name, tuple) and name[1] == 0):
+        sock.detach()
+        raise OSError(f"fd {fd} is not bound to an address (bind it before passing it)")
     return sock
 
 
