@@ -491,6 +491,19 @@ async def test_sigterm_during_a_slow_lifespan_startup_stops_it(tmp_path: Path) -
     assert b"SIGTERM: shutting down" in err and b"stopped before it started" in err
 
 
+async def test_sighup_to_a_single_process_is_a_graceful_shutdown() -> None:
+    # It killed the process at once (the default action: exit 129, clients
+    # cut off, no lifespan shutdown), as systemd's ExecReload=kill -HUP would.
+    async with running_cli("examples.echo:routes") as cli:
+        async with websockets.connect(cli.url + "/ws") as ws:
+            cli.proc.send_signal(signal.SIGHUP)
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert ws.close_code == 1001
+        assert await cli.wait() == 0
+        assert "SIGHUP: shutting down (a rolling restart needs a supervisor" in cli.stderr
+
+
 async def test_sigterm_again_is_the_same_graceful_shutdown() -> None:
     # What systemd does (it signals every process of the service, and a
     # supervisor passes it on): not a reason to drop the handlers' grace.

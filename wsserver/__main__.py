@@ -350,8 +350,10 @@ async def run(
     role: WorkerRole | None = None,
     status_dir: str | None = None,
 ) -> int:
-    """Serve until SIGINT/SIGTERM; a second SIGINT (Ctrl-C again) exits at once.
-    The exit code: 0, or 1 if the shutdown failed.
+    """Serve until SIGINT/SIGTERM (or SIGHUP, outside a supervisor: a terminal's
+    hangup, or a reload asked of a single process, which cannot restart itself);
+    a second SIGINT (Ctrl-C again) exits at once. The exit code: 0, or 1 if the
+    shutdown failed.
 
     SIGTERM (or SIGHUP) again changes nothing: systemd signals every process
     of a service, and a supervisor passes the signal on, so a worker often
@@ -394,11 +396,17 @@ async def run(
             else:
                 logger.info("%s: %s already", name, "shutting down" if stopping else "retiring")
             return
-        restart = signum == signal.SIGHUP
+        restart = signum == signal.SIGHUP and role is not None
         retiring = restart
         stopping = not restart
         logger.info(
-            "%s: %s", signal.Signals(signum).name, "retiring" if restart else "shutting down"
+            "%s: %s",
+            signal.Signals(signum).name,
+            "retiring"
+            if restart
+            else "shutting down (a rolling restart needs a supervisor: --workers 2 or more)"
+            if signum == signal.SIGHUP
+            else "shutting down",
         )
         # Whatever happens, the process ends: a shutdown that hangs (an
         # application, a dependency) must not leave it running, orphaned. Past
@@ -410,7 +418,8 @@ async def run(
         starting.cancel()  # (if it is still under way)
         closing.append(loop.create_task(server.close(code=1012 if restart else 1001)))
 
-    signums = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if role else ()))
+    # (SIGHUP in a single process: a graceful shutdown, not the default's death.)
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     for signum in signums:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
