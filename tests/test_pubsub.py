@@ -325,6 +325,49 @@ async def test_redis_over_a_unix_socket(redis_server: RedisServer) -> None:
         assert a.pubsub.broker.stats.outages == 0
 
 
+class RecordingNode:
+    """A broker's node that keeps what it is delivered, as (topic, message)."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self.got: list[tuple[str, str | bytes]] = []
+        self.states: list[bool] = []
+
+    def deliver(self, topic: str, message: str | bytes) -> None:
+        self.got.append((topic, message))
+
+    def broker_state(self, up: bool) -> None:
+        self.states.append(up)
+
+
+async def test_a_prefix_beyond_ascii_keeps_each_message_to_its_topic(
+    redis_server: RedisServer,
+) -> None:
+    # The prefix was cut off the channel names received by its length in
+    # characters, not in bytes: with "café:" (one character of two bytes), a
+    # message published to "room" was delivered to ":room".
+    a = RedisBroker(redis_server.url, prefix="café:")
+    b = RedisBroker(redis_server.url, prefix="café:")
+    na, nb = RecordingNode("node-a"), RecordingNode("node-b")
+    await a.attach(na)
+    await b.attach(nb)
+    try:
+        await wait_for(lambda: a.up and b.up, what="the brokers up")
+        for topic in ("room", ":room", "salle-été"):
+            b.subscribe(nb, topic)
+            await wait_for(
+                lambda topic=topic: subscribed_in_redis(redis_server, topic, 1, prefix="café:"),
+                what=f"{topic!r} subscribed",
+            )
+        for topic in ("room", ":room", "salle-été"):
+            assert a.publish(na, topic, f"for {topic}")
+        await wait_for(lambda: len(nb.got) == 3, what="the messages")
+        assert nb.got == [(t, f"for {t}") for t in ("room", ":room", "salle-été")]
+    finally:
+        await a.detach(na)
+        await b.detach(nb)
+
+
 async def test_a_server_refused_a_shared_broker_leaves_the_first_serving(
     redis_server: RedisServer,
 ) -> None:
@@ -591,11 +634,13 @@ async def test_the_queue_to_redis_is_bounded_in_bytes(redis_server: RedisServer)
         assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "after"
 
 
-async def subscribed_in_redis(redis: RedisServer, topic: str, processes: int) -> bool:
+async def subscribed_in_redis(
+    redis: RedisServer, topic: str, processes: int, prefix: str = "wsserver:"
+) -> bool:
     """Whether Redis has ``processes`` subscribers of ``topic``'s channel (one per process)."""
     client = aioredis.from_url(redis.url)
     try:
-        ((_, count),) = await client.pubsub_numsub(f"wsserver:topic:{topic}")
+        ((_, count),) = await client.pubsub_numsub(f"{prefix}topic:{topic}")
     finally:
         await client.aclose()
     return int(count) == processes

@@ -368,7 +368,7 @@ class RedisBroker(Broker):
         pong comes behind the messages already on their way: each of them
         shows the connection alive).
         """
-        prefix = len(self.prefix) + len("topic:")
+        prefix = len(self._channel(""))  # (in bytes: what is cut off the channel's)
         loop = asyncio.get_running_loop()
         every = self.presence_ttl / 3
         next_ping = loop.time() + every
