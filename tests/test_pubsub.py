@@ -368,6 +368,51 @@ async def test_a_prefix_beyond_ascii_keeps_each_message_to_its_topic(
         await b.detach(nb)
 
 
+async def test_deployments_on_two_databases_of_a_redis_hear_only_their_own(
+    redis_server: RedisServer,
+) -> None:
+    # Redis publish/subscribe knows no databases: a deployment on
+    # redis://.../0 and one on redis://.../1 (presence apart, in their own
+    # keys) got each other's messages. The channels of a database other
+    # than 0 have its number in their prefix; those of 0 are unchanged.
+    base = redis_server.url.rsplit("/", 1)[0]
+    a = RedisBroker(base + "/0")
+    b = RedisBroker(base + "/1")
+    c = RedisBroker(base + "/1")
+    na, nb, nc = RecordingNode("node-a"), RecordingNode("node-b"), RecordingNode("node-c")
+    client = aioredis.from_url(redis_server.url)
+
+    async def subscriptions() -> int:
+        channels = await client.pubsub_channels("*topic:room")
+        return sum(int(n) for _, n in await client.pubsub_numsub(*channels)) if channels else 0
+
+    for broker, node in ((a, na), (b, nb), (c, nc)):
+        await broker.attach(node)
+    try:
+        await wait_for(lambda: a.up and b.up and c.up, what="the brokers up")
+        for broker, node in ((a, na), (b, nb), (c, nc)):
+            broker.subscribe(node, "room")
+        await wait_for(lambda: _equals(subscriptions(), 3), what="the subscriptions")
+        assert a.publish(na, "room", "from database 0")
+        await wait_for(lambda: a.stats.published == 1, what="published in Redis")
+        assert c.publish(nc, "room", "from database 1")
+        await wait_for(lambda: nb.got, what="a message")
+        assert nb.got == [("room", "from database 1")]
+        assert na.got == [] and nc.got == []
+        assert set(await client.pubsub_channels()) >= {
+            b"wsserver:topic:room",
+            b"wsserver:1:topic:room",
+        }
+    finally:
+        await client.aclose()
+        for broker, node in ((a, na), (b, nb), (c, nc)):
+            await broker.detach(node)
+
+
+async def _equals(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
+
+
 async def test_a_server_refused_a_shared_broker_leaves_the_first_serving(
     redis_server: RedisServer,
 ) -> None:

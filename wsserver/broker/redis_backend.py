@@ -1,6 +1,9 @@
 """Redis publish/subscribe as the broker (``pip install wsserver[redis]``: redis-py and hiredis).
 
-One Redis channel per topic, ``<prefix>topic:<topic>``; each process
+One Redis channel per topic, ``<prefix>topic:<topic>`` (``<prefix><db>:topic:<topic>``
+on a database other than 0: publish/subscribe knows no databases, so
+deployments on two databases of one Redis would otherwise hear each other's
+messages); each process
 subscribes to the channels of the topics it has local subscribers of (one
 subscription per process and topic, not per connection) and drops the
 subscription when its last local subscriber leaves, so Redis never sends a
@@ -32,6 +35,7 @@ from .base import Broker, BrokerNode, decode, encode
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.connection import parse_url
     from redis.exceptions import ConnectionError as LostConnection
     from redis.exceptions import RedisError, ResponseError
 except ImportError:  # pragma: no cover - the optional extra is missing
@@ -76,7 +80,9 @@ class RedisBroker(Broker):
 
     Args:
         url: ``redis://host:port/db`` (``rediss://`` for TLS, ``unix://`` for a socket).
-        prefix: of every key and channel, to share a Redis with other things.
+        prefix: of every key and channel, to share a Redis with other things;
+            the channels' have the database number after it when it is not 0
+            (``wsserver:1:``): keys are apart in each database, channels are not.
         presence_ttl: seconds after which a process that stopped refreshing its
             counts (it died) is no longer counted.
         queue_size: messages waiting to be sent to Redis before more are dropped.
@@ -114,6 +120,9 @@ class RedisBroker(Broker):
         super().__init__()
         self.url = url
         self.prefix = prefix
+        db = int(parse_url(url).get("db") or 0)
+        #: Of the channels: the prefix, and the database if not 0.
+        self.channel_prefix = f"{prefix}{db}:" if db else prefix
         self.presence_ttl = presence_ttl
         self.max_backoff = max_backoff
         self.timeout = timeout
@@ -276,7 +285,7 @@ class RedisBroker(Broker):
     # ----------------------------------------------------------- connection
 
     def _channel(self, topic: str) -> bytes:
-        return (self.prefix + "topic:" + topic).encode("utf-8")
+        return (self.channel_prefix + "topic:" + topic).encode("utf-8")
 
     def _presence_key(self, node_id: str) -> str:
         return self.prefix + "presence:" + node_id
@@ -333,7 +342,7 @@ class RedisBroker(Broker):
         self._changes.clear()
         self._keeping_changes = True  # (until this connection ends: see _run())
         await pubsub.subscribe(
-            (self.prefix + "node:" + node.node_id).encode(),
+            (self.channel_prefix + "node:" + node.node_id).encode(),
             *(self._channel(t) for t in self._wanted),
         )
         await self._write_presence(client, node)
