@@ -413,6 +413,91 @@ async def _equals(value: Any, expected: Any) -> bool:
     return bool(await value == expected)
 
 
+async def _bytes_redis_received(client: Any) -> int:
+    return int((await client.info("stats"))["total_net_input_bytes"])
+
+
+async def test_a_change_of_presence_writes_what_changed_not_every_count(
+    redis_server: RedisServer,
+) -> None:
+    # Each change (at most every 0.1 s) deleted the process's presence hash
+    # and wrote every count again, on the event loop: with 30,000 per-user
+    # topics a join every 100 ms stalled the loop some 100-400 ms each time.
+    broker = RedisBroker(redis_server.url)
+    node = RecordingNode("node-a")
+    key = "wsserver:presence:node-a"
+    client = aioredis.from_url(redis_server.url)
+    counts = {f"user:{n}": 1 for n in range(5000)}
+    await broker.attach(node)
+    try:
+        await wait_for(lambda: broker.up, what="the broker up")
+        for topic in counts:
+            broker.count(node, topic, 1)
+        await wait_for(lambda: _equals(client.hlen(key), 5000), what="the counts written")
+        before = await _bytes_redis_received(client)
+        broker.count(node, "user:new", 1)  # a join
+        await wait_for(lambda: _equals(client.hget(key, "user:new"), b"1"), what="the join")
+        broker.count(node, "user:0", 0)  # a leave
+        await wait_for(lambda: _equals(client.hexists(key, "user:0"), False), what="the leave")
+        broker.count(node, "user:1", 2)  # a second subscriber
+        await wait_for(lambda: _equals(client.hget(key, "user:1"), b"2"), what="the change")
+        sent = await _bytes_redis_received(client) - before
+        assert sent < 5_000, sent  # (all the counts: some 110 kB a write)
+        counts.update({"user:new": 1, "user:1": 2})
+        del counts["user:0"]
+        assert await client.hgetall(key) == {t.encode(): str(n).encode() for t, n in counts.items()}
+        assert 0 < await client.pttl(key) <= 15_000
+        assert await broker.presence() == counts
+    finally:
+        await client.aclose()
+        await broker.detach(node)
+
+
+async def test_presence_lost_in_redis_is_written_whole_again(redis_server: RedisServer) -> None:
+    # Only changes are written to Redis: whatever took the counts away
+    # meanwhile (a refresh late past the expiry, an eviction, a Redis
+    # restarted) has them written whole again at the next refresh, and a
+    # hash made again from empty expires like the first.
+    broker = RedisBroker(redis_server.url, presence_ttl=1.5)
+    other = RedisBroker(redis_server.url, presence_ttl=1.5)
+    node, other_node = RecordingNode("node-a"), RecordingNode("node-b")
+    key = "wsserver:presence:node-a"
+    client = aioredis.from_url(redis_server.url)
+    counts = {f"room:{n}": n for n in range(1, 50)}
+    await broker.attach(node)
+    await other.attach(other_node)
+    try:
+        await wait_for(lambda: broker.up and other.up, what="the brokers up")
+        for topic, n in counts.items():
+            broker.count(node, topic, n)
+        await wait_for(lambda: _equals(other.presence(), counts), what="the counts")
+        await client.delete(key)  # (as an expiry, or an eviction, would)
+        await client.srem("wsserver:nodes", "node-a")
+        assert await other.presence() == {}
+        await wait_for(lambda: _equals(other.presence(), counts), what="written again")
+        assert 0 < await client.pttl(key) <= 1500
+        broker.count(node, "room:1", 0)  # and a change after that is one
+        del counts["room:1"]
+        await wait_for(lambda: _equals(other.presence(), counts), what="the change")
+        redis_server.stop()
+        await wait_for(lambda: not broker.up, what="the outage seen")
+        redis_server.start()
+        await wait_for(lambda: broker.up and other.up, what="the brokers up again")
+        await client.aclose()
+        client = aioredis.from_url(redis_server.url)
+        await wait_for(lambda: _equals(other.presence(), counts), what="after the restart")
+        for topic in counts:
+            broker.count(node, topic, 0)
+        await wait_for(lambda: _equals(client.exists(key), 0), what="no counts left")
+        broker.count(node, "room:2", 1)
+        await wait_for(lambda: _equals(other.presence(), {"room:2": 1}), what="one again")
+        assert 0 < await client.pttl(key) <= 1500
+    finally:
+        await client.aclose()
+        await broker.detach(node)
+        await other.detach(other_node)
+
+
 async def test_a_server_refused_a_shared_broker_leaves_the_first_serving(
     redis_server: RedisServer,
 ) -> None:
