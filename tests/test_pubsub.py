@@ -498,6 +498,51 @@ async def test_presence_lost_in_redis_is_written_whole_again(redis_server: Redis
         await other.detach(other_node)
 
 
+async def test_subscribing_again_stays_within_redis_output_buffer_limit(
+    redis_server: RedisServer,
+) -> None:
+    # Each connection subscribed to every topic in one SUBSCRIBE: Redis's
+    # answer (a confirmation per channel, naming it) went over its pubsub
+    # client-output-buffer-limit with many long topics (32 MB by default:
+    # 20,000 topics of 2 kB), Redis dropped the connection, and so again at
+    # each reconnection: the broker went up and down every few seconds.
+    # Here 20,000 topics of 2 kB, and a limit of 2 MB (so that the kill,
+    # which Redis decides on a timer, comes for sure).
+    topics = [f"{n:05}:" + "x" * 2000 for n in range(20_000)]
+    broker = RedisBroker(redis_server.url)
+    node = RecordingNode("node-a")
+    client = aioredis.from_url(redis_server.url)
+
+    async def subscribed() -> int:
+        return sum(int(c["sub"]) - 1 for c in await client.client_list(_type="pubsub"))
+
+    async def messages_go_through() -> None:
+        node.got.clear()
+        for topic in (topics[0], topics[-1]):
+            await client.publish(f"wsserver:topic:{topic}", encode("node-b", topic[:5]))
+        await wait_for(lambda: len(node.got) == 2, what="the messages")
+        assert node.got == [(topics[0], "00000"), (topics[-1], "19999")]
+
+    await client.config_set("client-output-buffer-limit", "pubsub 2mb 0 0")
+    for topic in topics:
+        broker.subscribe(node, topic)
+    await broker.attach(node)
+    try:
+        await wait_for(lambda: _equals(subscribed(), 20_000), what="the subscriptions")
+        await asyncio.sleep(0.5)  # (Redis would have dropped it by now)
+        assert broker.up and broker.stats.outages == 0
+        await messages_go_through()
+        await client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # a reconnection
+        await wait_for(lambda: broker.stats.outages == 1, what="the outage")
+        await wait_for(lambda: _equals(subscribed(), 20_000), what="subscribed again")
+        await asyncio.sleep(0.5)
+        assert broker.up and broker.stats.outages == 1
+        await messages_go_through()
+    finally:
+        await client.aclose()
+        await broker.detach(node)
+
+
 async def test_a_server_refused_a_shared_broker_leaves_the_first_serving(
     redis_server: RedisServer,
 ) -> None:

@@ -23,7 +23,10 @@ bounded queue that a task sends (pipelined); a full queue (Redis slow) or an
 outage drops it (at most once, counted). On an outage the broker logs one
 warning, tells the node (so the application can resync its clients), and
 reconnects with capped exponential backoff, re-subscribing every topic it needs;
-the recovery is logged with how many messages were dropped meanwhile.
+the recovery is logged with how many messages were dropped meanwhile. The
+topics are subscribed again in batches, each confirmed before the next is
+sent, so that Redis's answer never passes its output buffer limit for
+subscribers, however many topics there are.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ POLL = 0.05
 SERVED = 0.25
 #: How long a stopping connection's tasks are waited for.
 STOP_TIMEOUT = 2.0
+#: Channels subscribed to in one SUBSCRIBE on connecting, at most, and their
+#: names' bytes: Redis answers with a confirmation naming each channel, and
+#: drops a subscriber whose answers waiting to be read pass its
+#: ``client-output-buffer-limit pubsub`` (32 MB by default).
+SUBSCRIBE_BATCH = 1000
+SUBSCRIBE_BYTES = 2**20
 
 #: Presence, read in one round trip: KEYS[1] the set of processes, ARGV[1] the
 #: prefix of their hashes, ARGV[2] this process (left out: its counts are
@@ -151,6 +160,8 @@ class RedisBroker(Broker):
         db = int(parse_url(url).get("db") or 0)
         #: Of the channels: the prefix, and the database if not 0.
         self.channel_prefix = f"{prefix}{db}:" if db else prefix
+        #: Bytes cut off a channel's name to find its topic.
+        self._topic_at = len(self._channel(""))
         self.presence_ttl = presence_ttl
         self.max_backoff = max_backoff
         self.timeout = timeout
@@ -371,14 +382,19 @@ class RedisBroker(Broker):
             **({} if self.url.startswith("unix:") else {"socket_keepalive": True}),
         )
         await client.ping()
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        # (The confirmations of subscriptions are read: see _subscribe().)
+        pubsub = client.pubsub(ignore_subscribe_messages=False)
         # A channel of its own, so that the subscriber connection exists even
         # before the first topic.
         self._changes.clear()
         self._keeping_changes = True  # (until this connection ends: see _run())
-        await pubsub.subscribe(
-            (self.channel_prefix + "node:" + node.node_id).encode(),
-            *(self._channel(t) for t in self._wanted),
+        await self._subscribe(
+            pubsub,
+            node,
+            [
+                (self.channel_prefix + "node:" + node.node_id).encode(),
+                *(self._channel(t) for t in self._wanted),
+            ],
         )
         self._written = None  # (Redis may have lost it meanwhile: written whole)
         await self._write_presence(client, node)
@@ -403,6 +419,60 @@ class RedisBroker(Broker):
         for task in done:
             task.result()  # raises what ended it
 
+    async def _subscribe(self, pubsub: Any, node: BrokerNode, channels: list[bytes]) -> None:
+        """Subscribe to ``channels`` in batches of at most ``SUBSCRIBE_BATCH``
+        channels and ``SUBSCRIBE_BYTES`` of their names, each batch's
+        confirmations read before the next is sent (the messages that come
+        meanwhile are delivered).
+
+        All in one SUBSCRIBE, the confirmations of many long topics (20,000
+        of 2 kB) passed Redis's output buffer limit for subscribers: Redis
+        dropped the connection, and again at each reconnection. Nothing
+        heard for ``timeout`` while confirmations are awaited is an outage.
+        """
+        loop = asyncio.get_running_loop()
+        start = 0
+        while start < len(channels):
+            end = start + 1  # (a channel longer than SUBSCRIBE_BYTES goes alone)
+            size = len(channels[start])
+            while (
+                end < len(channels)
+                and end - start < SUBSCRIBE_BATCH
+                and size + len(channels[end]) <= SUBSCRIBE_BYTES
+            ):
+                size += len(channels[end])
+                end += 1
+            await pubsub.subscribe(*channels[start:end])
+            last = channels[end - 1]
+            due = loop.time() + self.timeout
+            while True:
+                message = await pubsub.get_message(timeout=POLL)
+                if message is None:
+                    if loop.time() > due:
+                        raise TimeoutError(
+                            f"no confirmation of a subscription from Redis in {self.timeout} s"
+                        )
+                    continue
+                due = loop.time() + self.timeout  # (heard from: alive)
+                kind = message.get("type")
+                if kind == "message":
+                    self._deliver(message, node)
+                elif kind == "subscribe" and message["channel"] == last:
+                    break
+            start = end
+
+    def _deliver(self, message: dict[str, Any], node: BrokerNode) -> None:
+        """Deliver a message Redis sent, if it is another process's."""
+        try:
+            sender, payload = decode(message["data"])
+        except (ValueError, UnicodeDecodeError):
+            return  # not ours
+        if sender == node.node_id:
+            return  # our own: delivered locally already
+        self.stats.received += 1
+        topic = message["channel"][self._topic_at :].decode("utf-8", "replace")
+        node.deliver(topic, payload)
+
     async def _read(self, pubsub: Any, node: BrokerNode) -> None:
         """Deliver what Redis sends; apply subscription changes between reads.
 
@@ -413,7 +483,6 @@ class RedisBroker(Broker):
         pong comes behind the messages already on their way: each of them
         shows the connection alive).
         """
-        prefix = len(self._channel(""))  # (in bytes: what is cut off the channel's)
         loop = asyncio.get_running_loop()
         every = self.presence_ttl / 3
         next_ping = loop.time() + every
@@ -445,17 +514,8 @@ class RedisBroker(Broker):
                 pong_due = None
                 next_ping = loop.time() + every
                 continue
-            if kind != "message":
-                continue
-            try:
-                sender, payload = decode(message["data"])
-            except (ValueError, UnicodeDecodeError):
-                continue  # not ours
-            if sender == node.node_id:
-                continue  # our own: delivered locally already
-            self.stats.received += 1
-            topic = message["channel"][prefix:].decode("utf-8", "replace")
-            node.deliver(topic, payload)
+            if kind == "message":
+                self._deliver(message, node)
 
     async def _send(self, client: Any) -> None:
         """Send queued messages, many per round trip."""
