@@ -751,3 +751,61 @@ async def test_json_logs_name_the_worker() -> None:
         await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
     entries = [json.loads(line) for line in cli.stderr.splitlines() if line.strip()]
     assert {e["worker"] for e in entries} >= {None, "1", "2"}  # the supervisor's are None
+
+
+@pytest.mark.parametrize(
+    ("tls", "listen"), [(False, True), (True, True), (True, False)], ids=["plain", "tls", "pair"]
+)
+async def test_a_restart_serves_a_client_still_in_its_tls_handshake(
+    ca: trustme.CA, cert_files: dict[str, str], tls: bool, listen: bool
+) -> None:
+    """close(code=1012) lets a connection accepted before it finish its handshake, then closes
+    it with 1012 (returning sooner, a retiring worker exits and drops it): over TLS too, where
+    the connection is only the server's once TLS is up; through accept_socket() too."""
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def wait(request: Request, ws: WebSocket) -> None:
+        async for _ in ws:
+            pass
+
+    settings: dict[str, Any] = {"open_timeout": 3.0, "close_timeout": 1.0}
+    if tls:
+        settings.update(ssl_certfile=cert_files["certfile"], ssl_keyfile=cert_files["keyfile"])
+    server = serve(routes, "127.0.0.1", 0, listen=listen, **settings)
+    await server.start()
+    accepting: list[asyncio.Task[None]] = []
+
+    def connect() -> socket.socket:
+        if listen:
+            return socket.create_connection(("127.0.0.1", server.port))
+        ours, theirs = socket.socketpair()
+        accepting.append(asyncio.create_task(server.accept_socket(theirs)))
+        return ours
+
+    # A slow client: connected (accepted by the server), its ClientHello or request later.
+    raw = connect()
+    raw.setblocking(False)
+    # And one that fails its TLS handshake meanwhile: not waited for until open_timeout.
+    failing = connect()
+    await asyncio.sleep(0.1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    closing = asyncio.create_task(server.close(code=1012))
+    await asyncio.sleep(0.1)
+    failing.sendall(b"\xff" * 300 + b"\r\n\r\n")
+    await asyncio.sleep(0.2)
+    scheme = "wss" if tls else "ws"
+    async with websockets.connect(
+        f"{scheme}://127.0.0.1/ws", sock=raw, ssl=client_context(ca) if tls else None
+    ) as ws:
+        assert not closing.done()  # the server waited for this handshake (its process lives on)
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == 1012
+    await asyncio.wait_for(closing, TIMEOUT)
+    assert loop.time() - started < 2.0  # (open_timeout: 3 s)
+    failing.close()
+    if accepting:  # (the failing one's raises the handshake's error)
+        ended = await asyncio.wait_for(asyncio.gather(*accepting, return_exceptions=True), TIMEOUT)
+        assert ended[0] is None and isinstance(ended[1], ssl.SSLError), ended

@@ -110,6 +110,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_unsent",
         "_logged",
         "_request_started",
+        "__weakref__",  # (the server's set of connections in their TLS handshake)
     )
 
     def __init__(self, server: Server) -> None:

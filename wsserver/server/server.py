@@ -9,6 +9,7 @@ import os
 import socket
 import ssl as ssl_module
 import stat
+import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -88,6 +89,13 @@ class Server:
         self._server: asyncio.base_events.Server | None = None
         #: Every open connection, in whichever phase.
         self.connections: set[HttpProtocol | WebSocketProtocol] = set()
+        #: TLS connections accepted but not registered yet (connection_made()
+        #: comes once the TLS handshake is done), each with the task that
+        #: accepts it, or None (see _make_protocol()). Weak: the protocol of a
+        #: handshake that fails is never registered.
+        self._handshaking: weakref.WeakKeyDictionary[HttpProtocol, asyncio.Task[Any] | None] = (
+            weakref.WeakKeyDictionary()
+        )
         self._websockets: set[WebSocketProtocol] = set()
         #: ASGI applications' runs not over yet (they may outlive their connections).
         self.app_tasks: set[asyncio.Task[None]] = set()
@@ -262,8 +270,24 @@ class Server:
                 reuse_address=True,
             )
 
-    def _make_protocol(self) -> HttpProtocol:
-        return HttpProtocol(self)
+    def _make_protocol(self, accepting: bool = True) -> HttpProtocol:
+        """A new connection's protocol; a TLS one is in its handshake until register().
+
+        asyncio's own loops accept each connection in a task of its own, which
+        ends with the handshake (its protocol, if it failed, lingers in a
+        reference cycle until the garbage collector finds it: the task, not
+        the protocol, tells). uvloop accepts in a callback (no task), and drops
+        the protocol of a handshake that fails. ``accepting=False``:
+        accept_socket(), which sees the handshake end itself.
+        """
+        protocol = HttpProtocol(self)
+        if self.ssl is not None:
+            self._handshaking[protocol] = asyncio.current_task() if accepting else None
+        return protocol
+
+    def _in_tls_handshake(self) -> bool:
+        """Whether a connection is in its TLS handshake (see _make_protocol())."""
+        return any(task is None or not task.done() for task in self._handshaking.values())
 
     async def accept_socket(self, sock: socket.socket) -> None:
         """Serve a connection accepted elsewhere: a connected stream socket.
@@ -280,9 +304,19 @@ class Server:
         if self.closing:
             raise RuntimeError("the server is closed (or closing): it takes no more sockets")
         timeout = self.config.open_timeout if self.ssl is not None else None
-        await self.loop.connect_accepted_socket(
-            self._make_protocol, sock, ssl=self.ssl, ssl_handshake_timeout=timeout
-        )
+        made: list[HttpProtocol] = []
+
+        def make_protocol() -> HttpProtocol:
+            made.append(self._make_protocol(accepting=False))
+            return made[-1]
+
+        try:
+            await self.loop.connect_accepted_socket(
+                make_protocol, sock, ssl=self.ssl, ssl_handshake_timeout=timeout
+            )
+        finally:
+            for protocol in made:  # (its handshake is over, done or failed)
+                self._handshaking.pop(protocol, None)
 
     def __await__(self) -> Any:
         return self.start().__await__()
@@ -529,12 +563,13 @@ class Server:
         return self.closing and self.close_code != 1012
 
     async def _let_handshakes_finish(self) -> None:
-        """Wait (within open_timeout) until no connection is in the middle of a
-        request (but one whose handler called close(): it waits for this)."""
+        """Wait (within open_timeout) until no connection is in its TLS handshake
+        or in the middle of a request (but one whose handler called close(): it
+        waits for this)."""
         limit = self.config.open_timeout or 10.0
         deadline = self.loop.time() + limit
         while self.loop.time() < deadline:
-            if not any(
+            if not self._in_tls_handshake() and not any(
                 isinstance(p, HttpProtocol) and p.busy and not self._runs_a_caller(p)
                 for p in self.connections
             ):
@@ -579,7 +614,8 @@ class Server:
     # ---------------------------------------------- called by the protocols
 
     def register(self, protocol: HttpProtocol) -> None:
-        """A connection was accepted."""
+        """A connection was accepted (and its TLS handshake done)."""
+        self._handshaking.pop(protocol, None)
         self.connections.add(protocol)
         if self.closing:
             protocol.shutdown()
