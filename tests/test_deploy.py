@@ -10,9 +10,14 @@ import asyncio
 import json
 import logging
 import os
+import pty
+import select
 import socket
 import ssl
 import stat
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +27,7 @@ import httpx
 import pytest
 import trustme
 import websockets
+from cryptography.hazmat.primitives import serialization
 
 from wsserver import Request, Router, WebSocket, serve
 from wsserver.app.response import json_response
@@ -34,7 +40,7 @@ from wsserver.server.tls import ssl_context
 
 from .conftest import StartServer
 from .helpers import wait_for
-from .test_cli import assert_echo, run_cli_to_end, running_cli
+from .test_cli import ROOT, STARTUP_TIMEOUT, assert_echo, child_env, run_cli_to_end, running_cli
 
 TIMEOUT = 5
 
@@ -78,6 +84,16 @@ def cert_files(
         pem.write_to_path(files["certfile"], append=True)
     cert.private_key_pem.write_to_path(files["keyfile"])
     ca.cert_pem.write_to_path(files["ca"])
+    # The same key, encrypted with the password "secret".
+    key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), None)
+    files["encrypted_keyfile"] = str(directory / "encrypted.pem")
+    Path(files["encrypted_keyfile"]).write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
     yield files
 
 
@@ -213,6 +229,18 @@ def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: 
         ssl_context(Config(ssl_certfile=str(tmp_path / "garbage.pem")))
     with pytest.raises(ConfigError, match="TLS: ssl_ciphers: "):
         ssl_context(Config(**pair, ssl_ciphers="NOPE-NOTHING"))
+    encrypted = {**pair, "ssl_keyfile": cert_files["encrypted_keyfile"]}
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(**encrypted))
+    assert str(caught.value) == "TLS: ssl_keyfile is encrypted: set ssl_keyfile_password"
+    both = tmp_path / "both.pem"  # (the key in ssl_certfile)
+    both.write_bytes(
+        Path(cert_files["certfile"]).read_bytes() + Path(encrypted["ssl_keyfile"]).read_bytes()
+    )
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(ssl_certfile=str(both)))
+    assert str(caught.value) == "TLS: ssl_certfile is encrypted: set ssl_keyfile_password"
+    assert ssl_context(Config(ssl_certfile=str(both), ssl_keyfile_password="secret")) is not None
     assert ssl_context(Config()) is None
 
 
@@ -230,6 +258,74 @@ async def test_cli_serves_wss(ca: trustme.CA, cert_files: dict[str, str]) -> Non
     ):
         await ws.send("over TLS")
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "over TLS"
+
+
+async def test_an_encrypted_key_without_its_password_is_one_line(
+    cert_files: dict[str, str],
+) -> None:
+    # OpenSSL asked for the password on the terminal, and without one failed with
+    # "Invalid argument".
+    pair = ["--ssl-certfile", cert_files["certfile"], "--ssl-keyfile"]
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", *pair, cert_files["encrypted_keyfile"], "--port", "0"
+    )
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.endswith("ssl_keyfile is encrypted: set ssl_keyfile_password"), err
+    assert "pass phrase" not in err and "Traceback" not in err, err
+    # With it, it serves.
+    async with running_cli(
+        "examples.echo:routes",
+        *pair,
+        cert_files["encrypted_keyfile"],
+        "--ssl-keyfile-password",
+        "secret",
+        listening=r"listening on wss://127\.0\.0\.1:(\d+)",
+    ):
+        pass
+
+
+def test_an_encrypted_key_without_its_password_does_not_wait_for_a_terminal(
+    cert_files: dict[str, str],
+) -> None:
+    # On a terminal (an operator's, a container's with -t), a single process waited
+    # for the password forever, saying "Enter PEM pass phrase:".
+    terminal, child_end = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "wsserver", "examples.echo:routes", "--port", "0"),
+            *("--ssl-certfile", cert_files["certfile"]),
+            *("--ssl-keyfile", cert_files["encrypted_keyfile"]),
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        stdin=child_end,
+        stdout=child_end,
+        stderr=child_end,
+        start_new_session=True,  # (not our terminal, if we have one)
+    )
+    os.close(child_end)
+    said = b""
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.1)[0]:
+                try:
+                    said += os.read(terminal, 4096)
+                except OSError:  # (EIO: the child's end is closed)
+                    break
+        try:
+            code: int | None = proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None  # still waiting
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(terminal)
+    text = said.decode(errors="replace")
+    assert code == 2, text
+    assert "ssl_keyfile is encrypted: set ssl_keyfile_password" in text, text
 
 
 # ======================================================= Unix and inherited sockets

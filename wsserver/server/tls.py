@@ -10,12 +10,17 @@ from ..errors import ConfigError
 __all__ = ["ssl_context"]
 
 
+class _NoPassword(Exception):
+    """The key is encrypted, and ssl_keyfile_password is not set."""
+
+
 def ssl_context(config: Config) -> ssl.SSLContext | None:
     """The server-side SSL context the settings describe, or None when TLS is off.
 
     Raises:
         ConfigError: a key without a certificate, or a file that cannot be loaded
-            (missing, unreadable, not PEM, a wrong password), said in one line.
+            (missing, unreadable, not PEM, an encrypted key without its password, a
+            wrong password), said in one line.
     """
     if config.ssl_certfile is None:
         if config.ssl_keyfile is not None:
@@ -24,6 +29,16 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     what = "ssl_certfile or ssl_keyfile"
+    # Where the key is: ssl_keyfile, else ssl_certfile (a file with both).
+    key_setting = "ssl_keyfile" if config.ssl_keyfile is not None else "ssl_certfile"
+
+    def password() -> str:
+        # Asked for only when the key is encrypted. (Given None, OpenSSL asks
+        # on the terminal instead, and waits for an answer.)
+        if config.ssl_keyfile_password is None:
+            raise _NoPassword
+        return config.ssl_keyfile_password
+
     try:
         for setting in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
             path = getattr(config, setting)
@@ -32,9 +47,12 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
                 with open(path, "rb"):  # (an OSError naming the file, not ssl's bare errno)
                     pass
         what = "ssl_certfile or ssl_keyfile"
-        context.load_cert_chain(
-            config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password
-        )
+        try:
+            context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, password)
+        except _NoPassword:
+            raise ConfigError(
+                f"TLS: {key_setting} is encrypted: set ssl_keyfile_password"
+            ) from None
         if config.ssl_ca_certs is not None:
             what = f"ssl_ca_certs {config.ssl_ca_certs}"
             context.load_verify_locations(config.ssl_ca_certs)
