@@ -28,6 +28,7 @@ import pytest
 import trustme
 import websockets
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from wsserver import Request, Router, WebSocket, serve
 from wsserver.app.response import json_response
@@ -241,6 +242,25 @@ def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: 
         ssl_context(Config(ssl_certfile=str(both)))
     assert str(caught.value) == "TLS: ssl_certfile is encrypted: set ssl_keyfile_password"
     assert ssl_context(Config(ssl_certfile=str(both), ssl_keyfile_password="secret")) is not None
+    # A wrong password ("TLS: ssl_certfile or ssl_keyfile: [SSL] PEM lib (_ssl.c:3926)").
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(**encrypted, ssl_keyfile_password="wrong"))
+    assert str(caught.value) == "TLS: ssl_keyfile_password does not decrypt ssl_keyfile"
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(ssl_certfile=str(both), ssl_keyfile_password="wrong"))
+    assert str(caught.value) == "TLS: ssl_keyfile_password does not decrypt ssl_certfile"
+    # The right password of another certificate's key: not the password's fault.
+    other = tmp_path / "other.pem"
+    other.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    mismatched = {**pair, "ssl_keyfile": str(other), "ssl_keyfile_password": "secret"}
+    with pytest.raises(ConfigError, match=r"TLS: ssl_certfile or ssl_keyfile: .*MISMATCH"):
+        ssl_context(Config(**mismatched))
     assert ssl_context(Config()) is None
 
 
@@ -260,7 +280,7 @@ async def test_cli_serves_wss(ca: trustme.CA, cert_files: dict[str, str]) -> Non
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "over TLS"
 
 
-async def test_an_encrypted_key_without_its_password_is_one_line(
+async def test_an_encrypted_key_without_its_password_or_a_wrong_one_is_one_line(
     cert_files: dict[str, str],
 ) -> None:
     # OpenSSL asked for the password on the terminal, and without one failed with
@@ -273,6 +293,18 @@ async def test_an_encrypted_key_without_its_password_is_one_line(
     last = err.strip().splitlines()[-1]
     assert last.endswith("ssl_keyfile is encrypted: set ssl_keyfile_password"), err
     assert "pass phrase" not in err and "Traceback" not in err, err
+    code, err = await run_cli_to_end(
+        "examples.echo:routes",
+        *pair,
+        cert_files["encrypted_keyfile"],
+        "--ssl-keyfile-password",
+        "wrong",
+        "--port",
+        "0",
+    )
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.endswith("TLS: ssl_keyfile_password does not decrypt ssl_keyfile"), err
     # With it, it serves.
     async with running_cli(
         "examples.echo:routes",

@@ -31,10 +31,13 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     what = "ssl_certfile or ssl_keyfile"
     # Where the key is: ssl_keyfile, else ssl_certfile (a file with both).
     key_setting = "ssl_keyfile" if config.ssl_keyfile is not None else "ssl_certfile"
+    asked = False
 
     def password() -> str:
         # Asked for only when the key is encrypted. (Given None, OpenSSL asks
         # on the terminal instead, and waits for an answer.)
+        nonlocal asked
+        asked = True
         if config.ssl_keyfile_password is None:
             raise _NoPassword
         return config.ssl_keyfile_password
@@ -53,6 +56,13 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
             raise ConfigError(
                 f"TLS: {key_setting} is encrypted: set ssl_keyfile_password"
             ) from None
+        except ssl.SSLError as exc:
+            # Decrypted, the key may still not be the certificate's.
+            if asked and exc.reason != "KEY_VALUES_MISMATCH":
+                raise ConfigError(
+                    f"TLS: ssl_keyfile_password does not decrypt {key_setting}"
+                ) from None
+            raise
         if config.ssl_ca_certs is not None:
             what = f"ssl_ca_certs {config.ssl_ca_certs}"
             context.load_verify_locations(config.ssl_ca_certs)
