@@ -215,6 +215,25 @@ async def test_client_certificates_when_required(
         assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["scheme"] == "https"
 
 
+async def test_required_client_certificates_need_ca_certificates(
+    cert_files: dict[str, str],
+) -> None:
+    # Without ssl_ca_certs nothing could verify a client's certificate: the server
+    # started, and then refused every client (with a certificate or not) silently.
+    pair = {"ssl_certfile": cert_files["certfile"], "ssl_keyfile": cert_files["keyfile"]}
+    said = "ssl_cert_reqs 2 (client certificates required) needs ssl_ca_certs (--ssl-ca-certs)"
+    with pytest.raises(ConfigError) as caught:
+        serve(who_routes(), "127.0.0.1", 0, **pair, ssl_cert_reqs=2)
+    assert str(caught.value) == said
+    code, err = await run_cli_to_end(
+        "examples.echo:routes",
+        *("--ssl-certfile", cert_files["certfile"], "--ssl-keyfile", cert_files["keyfile"]),
+        *("--ssl-cert-reqs", "2", "--port", "0"),
+    )
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].endswith(said) and "Traceback" not in err, err
+
+
 def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs ssl_certfile"):
         ssl_context(Config(ssl_keyfile=cert_files["keyfile"]))

@@ -18,7 +18,8 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     """The server-side SSL context the settings describe, or None when TLS is off.
 
     Raises:
-        ConfigError: a key without a certificate, or a file that cannot be loaded
+        ConfigError: a key without a certificate, client certificates required
+            without CA certificates to check them, or a file that cannot be loaded
             (missing, unreadable, not PEM, an encrypted key without its password, a
             wrong password), said in one line.
     """
@@ -26,6 +27,11 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
         if config.ssl_keyfile is not None:
             raise ConfigError("ssl_keyfile needs ssl_certfile (--ssl-certfile)")
         return None
+    if config.ssl_cert_reqs == ssl.CERT_REQUIRED and config.ssl_ca_certs is None:
+        # (Nothing could verify a client's certificate: every client refused.)
+        raise ConfigError(
+            "ssl_cert_reqs 2 (client certificates required) needs ssl_ca_certs (--ssl-ca-certs)"
+        )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     what = "ssl_certfile or ssl_keyfile"
