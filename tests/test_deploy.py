@@ -830,6 +830,39 @@ async def test_a_unix_socket_listens_at_once(socket_path: str) -> None:
         sock.close()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_live_unix_socket_with_a_full_backlog_is_not_waited_on(
+    socket_path: str, workers: str
+) -> None:
+    # The stale-socket probe connected in blocking mode: a live server too busy to
+    # accept (its backlog full) made the new one hang at start-up.
+    busy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    busy.bind(socket_path)
+    busy.listen(0)
+    queued: list[socket.socket] = []
+    try:
+        while True:
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.setblocking(False)
+            queued.append(client)
+            try:
+                client.connect(socket_path)
+            except BlockingIOError:
+                break  # the backlog is full
+        started = time.monotonic()
+        code, err = await run_cli_to_end(
+            "examples.echo:routes", "--uds", socket_path, "--workers", workers
+        )
+        assert time.monotonic() - started < STARTUP_TIMEOUT / 2, err
+        assert code == 1, err
+        assert f"a server is listening on {socket_path}" in err.strip().splitlines()[-1], err
+        assert stat.S_ISSOCK(os.stat(socket_path).st_mode)  # (the live server's, left alone)
+    finally:
+        for client in queued:
+            client.close()
+        busy.close()
+
+
 async def test_a_restart_serves_the_connection_accepted_as_it_began() -> None:
     """A connection arriving as a worker retires (close(code=1012)) is served: by the old
     worker if it was accepting it, else (left in the shared socket's queue) by the new one."""

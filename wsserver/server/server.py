@@ -712,8 +712,8 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
     """A listening Unix socket at ``path``, read-write for owner and group (mode 660).
 
     A socket file left by a server that is gone is removed first; one a live
-    server listens on is not. It listens as soon as it is bound, so that
-    another server probing ``path`` meanwhile sees it alive.
+    server listens on (even one too busy to accept) is not. It listens as soon
+    as it is bound, so that another server probing ``path`` meanwhile sees it alive.
 
     Raises:
         OSError: ``path`` is in use, or is not a socket.
@@ -722,10 +722,15 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
         if not stat.S_ISSOCK(os.stat(path).st_mode):
             raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Not blocking: a live server whose backlog is full would keep a
+        # blocking connect() waiting; EAGAIN says it is there all the same.
+        probe.setblocking(False)
         try:
             probe.connect(path)
         except ConnectionRefusedError:
             os.unlink(path)  # stale: nobody listens
+        except BlockingIOError:
+            raise OSError(errno.EADDRINUSE, f"a server is listening on {path}") from None
         else:
             raise OSError(errno.EADDRINUSE, f"a server is listening on {path}")
         finally:
