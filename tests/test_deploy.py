@@ -12,6 +12,7 @@ import logging
 import os
 import pty
 import select
+import signal
 import socket
 import ssl
 import stat
@@ -861,6 +862,40 @@ async def test_a_live_unix_socket_with_a_full_backlog_is_not_waited_on(
         for client in queued:
             client.close()
         busy.close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_the_unix_socket_file_is_removed_at_exit(socket_path: str, workers: str) -> None:
+    # It stayed (a stale file for the next start to probe and remove, or for others to trip on).
+    async with running_cli(
+        "examples.echo:routes",
+        *("--uds", socket_path, "--workers", workers),
+        port_flag=False,
+        listening=r"listening on unix:(/\S+)()",
+    ) as cli:
+        if workers != "1":
+            await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        async with websockets.unix_connect(socket_path, "ws://localhost/ws") as ws:
+            await ws.send("hello")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello"
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await cli.wait() == 0, cli.stderr
+    assert not os.path.exists(socket_path), cli.stderr
+
+
+async def test_a_server_removes_its_own_unix_socket_file_only(socket_path: str) -> None:
+    server = serve(who_routes(), uds=socket_path)
+    await server.start()
+    assert stat.S_ISSOCK(os.stat(socket_path).st_mode)
+    await server.close()
+    assert not os.path.exists(socket_path)
+    # Replaced meanwhile (by someone else's file): not ours to remove.
+    server = serve(who_routes(), uds=socket_path)
+    await server.start()
+    os.unlink(socket_path)
+    Path(socket_path).write_text("precious")
+    await server.close()
+    assert Path(socket_path).read_text() == "precious"
 
 
 async def test_a_restart_serves_the_connection_accepted_as_it_began() -> None:

@@ -29,7 +29,7 @@ from .errors import ConfigError
 from .logs import JsonFormatter
 from .reload import POLL_INTERVAL, FileWatcher
 from .server.metrics import MULTIPROC_ENV
-from .server.server import ASGI_DEFAULTS, serve
+from .server.server import ASGI_DEFAULTS, remove_socket_file, serve
 from .supervisor import (
     LIMIT_REACHED,
     READY,
@@ -714,6 +714,7 @@ def supervise(
         return asyncio.run(supervisor.run())
     finally:
         sock.close()
+        remove_socket_file(sock)  # (a --uds socket's: the workers are gone)
         for directory in shared_dirs:
             shutil.rmtree(directory, ignore_errors=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -76,6 +77,8 @@ class Server:
         self.ssl = ssl
         self.sock = sock
         self.uds = uds
+        #: The Unix socket this server created at ``uds`` (its file is removed at the end).
+        self._unix_sock: socket.socket | None = None
         #: False: no listening socket; connections come through accept_socket() only.
         self.listen = listen
         self._started = False
@@ -252,13 +255,19 @@ class Server:
                 ssl_handshake_timeout=timeout,
             )
         elif self.uds is not None:
-            self._server = await self.loop.create_unix_server(
-                self._make_protocol,
-                sock=unix_socket(self.uds, config.backlog),
-                backlog=config.backlog,
-                ssl=self.ssl,
-                ssl_handshake_timeout=timeout,
-            )
+            self._unix_sock = unix_socket(self.uds, config.backlog)
+            try:
+                self._server = await self.loop.create_unix_server(
+                    self._make_protocol,
+                    sock=self._unix_sock,
+                    backlog=config.backlog,
+                    ssl=self.ssl,
+                    ssl_handshake_timeout=timeout,
+                )
+            except BaseException:
+                self._unix_sock.close()
+                remove_socket_file(self._unix_sock)
+                raise
         else:
             self._server = await self.loop.create_server(
                 self._make_protocol,
@@ -452,6 +461,8 @@ class Server:
                 protocol.transport.abort()
         if self._server is not None:
             await self._server.wait_closed()
+        if self._unix_sock is not None:
+            remove_socket_file(self._unix_sock)
         await self._stop_services()
 
     def stats(self) -> dict[str, Any]:
@@ -665,7 +676,8 @@ def serve(
 
     Where to listen: ``host`` and ``port``; or ``sock``, a socket already bound
     (e.g. inherited); or ``uds``, the path of a Unix socket (a stale one is
-    removed). TLS: an ``ssl`` context, or the ``ssl_*`` settings. ``listen=False``:
+    removed; the server's own file, at its close). TLS: an ``ssl`` context, or
+    the ``ssl_*`` settings. ``listen=False``:
     nowhere; the server takes connected sockets from :meth:`Server.accept_socket`
     only (:mod:`wsserver.testing` runs it so, over socket pairs).
 
@@ -708,9 +720,34 @@ def serve(
     )
 
 
+#: The file of each Unix socket unix_socket() made: its absolute path, and its
+#: device and inode then (what remove_socket_file() checks before removing).
+_socket_files: weakref.WeakKeyDictionary[socket.socket, tuple[str, int, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def remove_socket_file(sock: socket.socket) -> None:
+    """Remove the file of ``sock``, a socket made by :func:`unix_socket`, at the end.
+
+    Only if its path is still that socket's file (the same device and inode):
+    not one another server has put there since, nor anything else. Does
+    nothing for any other socket.
+    """
+    made = _socket_files.pop(sock, None)
+    if made is None:
+        return
+    path, device, inode = made
+    with contextlib.suppress(OSError):  # (gone already: nothing to do)
+        now = os.stat(path)
+        if stat.S_ISSOCK(now.st_mode) and (now.st_dev, now.st_ino) == (device, inode):
+            os.unlink(path)
+
+
 def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
     """A listening Unix socket at ``path``, read-write for owner and group (mode 660).
 
+    Its file is removed by :func:`remove_socket_file` (a server's own at its end).
     A socket file left by a server that is gone is removed first; one a live
     server listens on (even one too busy to accept) is not. It listens as soon
     as it is bound, so that another server probing ``path`` meanwhile sees it alive.
@@ -742,10 +779,13 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
         # a strict umask took.
         os.fchmod(sock.fileno(), 0o660)
         sock.bind(path)
+        made = os.stat(path)
+        _socket_files[sock] = (os.path.abspath(path), made.st_dev, made.st_ino)
         sock.listen(backlog)
         os.chmod(path, 0o660)
     except OSError:
         sock.close()
+        remove_socket_file(sock)
         raise
     return sock
 
