@@ -1084,6 +1084,90 @@ async def test_receive_called_twice_at_once_gives_both_an_event(run_asgi: Any) -
     writer.close()
 
 
+async def test_a_receive_waiting_while_the_response_starts_gets_the_body_read_ahead(
+    run_asgi: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy's shape: one task reads the body, another streams the answer.
+    # The rest of the body came, and the answer started before the reading
+    # task woke: the head's read-ahead took the body, and the waiting
+    # receive() never looked there (it waited for ever, and took the next
+    # request's head for a disconnect).
+    answer_now = asyncio.Event()
+    reads = 0
+    data_received = HttpProtocol.data_received
+
+    def first_the_answer(self: HttpProtocol, data: bytes | memoryview) -> None:
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # the rest of the body: the answering task is woken first
+            answer_now.set()
+        data_received(self, data)
+
+    monkeypatch.setattr(HttpProtocol, "data_received", first_the_answer)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        body: list[bytes] = []
+
+        async def read() -> None:
+            while True:
+                event = await receive()
+                body.append(event.get("body", b""))
+                if not event.get("more_body"):
+                    return
+
+        reading = asyncio.create_task(read())
+        await answer_now.wait()
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"[", "more_body": True})
+        await asyncio.wait_for(reading, TIMEOUT)
+        await send({"type": "http.response.body", "body": b"".join(body) + b"]"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\nAAAA")
+    await asyncio.sleep(0.2)
+    writer.write(b"BBBB")
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), TIMEOUT)
+    assert answer.endswith(b"\r\n1\r\n[\r\n9\r\nAAAABBBB]\r\n0\r\n\r\n"), answer
+    writer.write(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    writer.close()
+
+
+async def test_a_receive_cancelled_leaves_the_other_waiting_one_its_event(
+    run_asgi: Any,
+) -> None:
+    outcome: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        first = asyncio.create_task(receive())
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(receive())
+        await asyncio.sleep(0.05)
+        first.cancel()  # the app gives up one of them (a wait_for's timeout, say)
+        try:
+            outcome.append(await asyncio.wait_for(second, TIMEOUT))
+        except BaseException as exc:
+            outcome.append(exc)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+    await asyncio.sleep(0.3)
+    writer.write(b"0123456789")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    writer.close()
+    assert outcome == [{"type": "http.request", "body": b"0123456789", "more_body": True}], outcome
+
+
 async def test_http_disconnect_when_the_client_goes_away(run_asgi: Any) -> None:
     heard: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 

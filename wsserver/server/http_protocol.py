@@ -99,6 +99,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_asgi_task",
         "http_task",
         "_read_waiter",
+        "_body_waiters",
         "_body_ahead",
         "_lost_future",
         "_writing_paused",
@@ -152,6 +153,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: server gives it shutdown_timeout to finish).
         self.http_task: asyncio.Task[None] | None = None
         self._read_waiter: asyncio.Future[None] | None = None
+        self._body_waiters = 0  # (receive_body() calls waiting on it)
         #: Pieces of the request body read ahead of the application (see start_response()).
         self._body_ahead: list[tuple[bytes, bool]] | None = None
         self._lost_future: asyncio.Future[None] | None = None
@@ -822,14 +824,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._reading_body and deadlines is not None and self not in deadlines:
             deadlines.add(self)  # the application's first ask: the client's time starts
         self._send_continue()
-        ahead = self._body_ahead
-        if ahead:
-            piece = ahead.pop(0)
-            if not piece[1]:
-                self._reading_body = False
-                self._stop_open_timer()
-            return piece
         while not self.closing:
+            ahead = self._body_ahead
+            if ahead:  # (read ahead of the application, see start_response())
+                piece = ahead.pop(0)
+                if not piece[1]:
+                    self._reading_body = False
+                    self._stop_open_timer()
+                return piece
             try:
                 event = next_event(h)
             except h11.RemoteProtocolError as exc:
@@ -848,20 +850,30 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return b"", False
             if event is not h11.NEED_DATA:
                 return None  # ConnectionClosed
-            if self._read_waiter is not None:
-                # Another receive() waits already (the application's own
-                # concurrency): wait with it, then look again.
-                await asyncio.shield(self._read_waiter)
-                continue
+            await self._wait_for_data()
+        return None
+
+    async def _wait_for_data(self) -> None:
+        """Read the socket until data comes (or the client leaves).
+
+        One future for however many receive() calls wait (the application's
+        own concurrency), each waiting through a shield: one cancelled leaves
+        the others waiting. Reading pauses again when the last stops waiting.
+        """
+        waiter = self._read_waiter
+        if waiter is None or waiter.done():
             waiter = self._read_waiter = self.loop.create_future()
             self.transport.resume_reading()
-            try:
-                await waiter
-            finally:
-                self._read_waiter = None
+        self._body_waiters += 1
+        try:
+            await asyncio.shield(waiter)
+        finally:
+            self._body_waiters -= 1
+            if not self._body_waiters:
+                if self._read_waiter is waiter:
+                    self._read_waiter = None
                 if not self.closing:
                     self.transport.pause_reading()
-        return None
 
     def watch_disconnect(self) -> asyncio.Future[None]:
         """A future done when the connection is lost; reads meanwhile, to notice it."""
