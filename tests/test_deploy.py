@@ -532,6 +532,9 @@ def test_trusted_proxies() -> None:
         ([("x-forwarded-for", "client.example")], None, None),
         ([("forwarded", 'for="1.2.3.4\x9b[31m";proto=https')], None, "https"),
         ([("forwarded", "for=unknown")], None, None),
+        # An IPv6 zone is anything after %: no address of a client anyway.
+        ([("x-forwarded-for", "fe80::1%x 200 9.999s")], None, None),
+        ([("forwarded", 'for="[::1%25 GET admin]:80"')], None, None),
     ],
 )
 def test_forwarded_headers(

@@ -152,7 +152,9 @@ def _address(hop: str) -> tuple[str, int] | None:
     """
     host, port = _split_host(hop)
     try:
-        ipaddress.ip_address(host)
+        address = ipaddress.ip_address(host)
     except ValueError:
         return None
+    if getattr(address, "scope_id", None) is not None:
+        return None  # (an IPv6 zone: any text after "%", and a local interface's name)
     return host, port
