@@ -504,6 +504,18 @@ async def test_sighup_to_a_single_process_is_a_graceful_shutdown() -> None:
         assert "SIGHUP: shutting down (a rolling restart needs a supervisor" in cli.stderr
 
 
+async def test_sighup_ignored_by_the_parent_stays_ignored() -> None:
+    # nohup: a terminal's hangup must not end it (the handler above overrode that).
+    command = ("nohup", sys.executable, "-m", "wsserver")
+    async with running_cli("examples.echo:routes", command=command) as cli:
+        cli.proc.send_signal(signal.SIGHUP)
+        async with websockets.connect(cli.url + "/ws") as ws:
+            await asyncio.sleep(0.3)
+            await ws.send("still here")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "still here"
+        assert cli.proc.returncode is None and "SIGHUP" not in cli.stderr
+
+
 async def test_sigterm_again_is_the_same_graceful_shutdown() -> None:
     # What systemd does (it signals every process of the service, and a
     # supervisor passes it on): not a reason to drop the handlers' grace.

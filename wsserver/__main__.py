@@ -418,8 +418,10 @@ async def run(
         starting.cancel()  # (if it is still under way)
         closing.append(loop.create_task(server.close(code=1012 if restart else 1001)))
 
-    # (SIGHUP in a single process: a graceful shutdown, not the default's death.)
-    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    # (SIGHUP in a single process: a graceful shutdown, not the default's
+    # death; unless ignored already, as nohup does.)
+    hangup = role is not None or signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
+    signums = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hangup else ()))
     for signum in signums:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
