@@ -121,6 +121,71 @@ async def test_wss_and_https(
     assert response.status_code == 200 and response.json()["scheme"] == "https"
 
 
+async def test_a_tls_client_reading_a_stream_slowly_is_not_taken_for_gone(
+    ca: trustme.CA, cert_files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # timeout_keep_alive closes a streamed response's client that takes
+    # nothing; one that reads slowly but steadily, over TLS, takes something
+    # in each (the kernel's queue for it shrinks). (A client whose own TLS
+    # library takes in bursts can show nothing for longer: it is judged by
+    # what the server's kernel sees.)
+    from wsserver.server.http_protocol import HttpProtocol
+
+    connection_made = HttpProtocol.connection_made
+
+    def small_send_buffer(self: HttpProtocol, transport: Any) -> None:
+        transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 32768
+        )  # (a buffer the kernel does not grow: the same every run)
+        connection_made(self, transport)
+
+    monkeypatch.setattr(HttpProtocol, "connection_made", small_send_buffer)
+    failed: list[float] = []  # when the app heard the client was gone, if it did
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        await send({"type": "http.response.start", "status": 200})
+        try:
+            for _ in range(400):
+                await send({"type": "http.response.body", "body": b"x" * 16384, "more_body": True})
+        except OSError:
+            failed.append(asyncio.get_running_loop().time())
+            raise
+
+    server = serve(
+        app,
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        timeout_keep_alive=1.0,
+        ssl_certfile=cert_files["certfile"],
+        ssl_keyfile=cert_files["keyfile"],
+    )
+    async with server:
+
+        def read_slowly() -> int:
+            # A blocking TLS socket: the kernel's buffer is read a record at a
+            # time as the client reads (asyncio's TLS layer would take it in
+            # bursts, leaving the server nothing to see for seconds).
+            with socket.socket() as raw:
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # (its window)
+                raw.connect(("127.0.0.1", server.port))
+                with client_context(ca).wrap_socket(raw, server_hostname="localhost") as tls:
+                    tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    taken = 0
+                    started = time.monotonic()
+                    while time.monotonic() - started < 3.0:  # ~40 KiB/s
+                        chunk = tls.recv(2048)
+                        assert chunk, f"closed after {taken} bytes"
+                        taken += len(chunk)
+                        time.sleep(0.05)
+                        assert not failed, f"the app was told the client left ({taken} bytes)"
+                    return taken
+
+        assert await asyncio.to_thread(read_slowly) > 100_000
+
+
 async def test_asgi_scope_says_wss_and_https(ca: trustme.CA, cert_files: dict[str, str]) -> None:
     schemes: list[str] = []
 
