@@ -165,6 +165,11 @@ class Metrics:
 
             self.sync()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            directory = os.environ.get(MULTIPROC_ENV)
+            if directory:
+                # Not while an ended process's files are folded (retire_process()).
+                with _retiring(directory, exclusive=False):
+                    return generate_latest(registry), CONTENT_TYPE_LATEST
         else:
             registry.register(self)
         return generate_latest(registry), CONTENT_TYPE_LATEST
@@ -277,15 +282,16 @@ def _running(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _retiring(directory: str) -> Iterator[None]:
-    """One process at a time retires others' files (the supervisor, a starting one)."""
+def _retiring(directory: str, exclusive: bool = True) -> Iterator[None]:
+    """One process at a time retires others' files (the supervisor, a starting
+    one), while no scrape reads them (``exclusive=False``: a scrape)."""
     try:
         import fcntl
     except ImportError:  # (not on Unix: one process only, anyway)
         yield
         return
     with open(os.path.join(directory, ".retiring.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield
         finally:
