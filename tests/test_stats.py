@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import time
 from typing import Any
 
 import httpx
@@ -311,6 +313,42 @@ async def test_many_status_feeds_cost_one_count_of_the_connections_a_second(
         for _ in range(3):  # three snapshots each
             await asyncio.gather(*(asyncio.wait_for(feed.recv(), 5) for feed in feeds))
     assert walks <= 5, walks  # about one a second (the first at once), not 60
+
+
+async def test_a_killed_worker_s_status_file_goes_and_feeds_share_the_reading(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each process has its file: one killed (no stop() to remove it) left it
+    # for good, and every feed read every file each second.
+    from pathlib import Path
+
+    killed = tmp_path / "worker-2.deadbeef.json"
+    killed.write_text("{}")
+    os.utime(killed, (time.time() - 60, time.time() - 60))
+    server = serve(Router(), "127.0.0.1", 0, status_path="/_status")
+    assert server.status is not None
+    server.status.share(str(tmp_path), "1")
+    reads = 0
+    read_text = Path.read_text
+
+    def counted(self: Path, *args: Any, **kwargs: Any) -> str:
+        nonlocal reads
+        if self.parent == tmp_path:
+            reads += 1
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    async with server:
+        sibling = tmp_path / "worker-3.cafe.json"
+        sibling.write_text(json.dumps(server.stats()))
+        url = f"ws://127.0.0.1:{server.port}/_status/ws"
+        async with contextlib.AsyncExitStack() as stack:
+            feeds = [await stack.enter_async_context(websockets.connect(url)) for _ in range(10)]
+            for _ in range(2):
+                snapshots = await asyncio.gather(*(asyncio.wait_for(f.recv(), 5) for f in feeds))
+        assert all(set(json.loads(one)["workers"]) == {"1", "3"} for one in snapshots)
+    assert not killed.exists()
+    assert reads <= 4, reads  # about once a second, not once per feed
 
 
 async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartServer) -> None:

@@ -45,6 +45,8 @@ __all__ = ["StatusBoard"]
 
 #: A snapshot older than this (seconds) is from a worker that is gone.
 STALE = 5.0
+#: A snapshot older than this (seconds) is removed: its worker was killed.
+GONE = 60.0
 
 #: The route name of the page's feed, whose connections the page leaves out.
 FEED_ROUTE = "_status_ws"
@@ -63,6 +65,7 @@ class StatusBoard:
         #: This process's file there: ``worker-SLOT.PROCESS.json``. A retiring
         #: worker and its replacement share a slot, never a file.
         self._file: Path | None = None
+        self._snapshot: tuple[float, dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def share(self, directory: str, worker: str) -> None:
@@ -112,20 +115,37 @@ class StatusBoard:
     # ------------------------------------------------------------- snapshots
 
     def snapshot(self) -> dict[str, Any]:
-        """Every worker's stats (this one's fresh, the others' from their files), and totals."""
+        """Every worker's stats (this one's fresh, the others' from their files), and totals.
+
+        The same for every feed within a second (not to be changed): however
+        many pages watch, the figures are gathered about once a second.
+        """
+        now = time.monotonic()
+        recent = self._snapshot
+        if recent is not None and now - recent[0] <= 0.9:
+            return recent[1]
         workers: dict[str, dict[str, Any]] = {self.worker: self.server.recent_stats()}
         if self.directory is not None:
-            now = time.time()
+            now_wall = time.time()
             for file in sorted(self.directory.glob("worker-*.json")):
                 if file == self._file:
                     continue
                 with contextlib.suppress(OSError, ValueError):
-                    if now - file.stat().st_mtime < STALE:
+                    age = now_wall - file.stat().st_mtime
+                    if age >= GONE:
+                        file.unlink()  # a worker that was killed (it never removed it)
+                    elif age < STALE:
                         figures = json.loads(file.read_text())
                         slot, _, process = file.stem.removeprefix("worker-").partition(".")
                         # (Two of a slot in a rolling restart: the second by its file's name.)
                         workers[slot if slot not in workers else f"{slot}.{process}"] = figures
-        return {"time": time.time(), "workers": workers, "totals": totals(workers.values())}
+            for partial in self.directory.glob("worker-*.tmp"):  # (one killed while writing)
+                with contextlib.suppress(OSError):
+                    if now_wall - partial.stat().st_mtime >= GONE:
+                        partial.unlink()
+        snapshot = {"time": time.time(), "workers": workers, "totals": totals(workers.values())}
+        self._snapshot = (now, snapshot)
+        return snapshot
 
     def start(self) -> None:
         """Under workers: write this worker's snapshot every second."""
