@@ -307,3 +307,28 @@ async def test_a_violation_waits_for_a_handler_that_reads_slowly() -> None:
         assert parse_close(payload)[0] == 1002
     finally:
         await server.close(timeout=0.1)
+
+
+async def test_a_slow_handler_delays_a_violation_s_failure_at_most_close_timeout() -> None:
+    # Taking one message every 0.2 s of 5,000 queued before a violation kept
+    # the connection (and the peer's stream after the violation) for ~1,000 s.
+    routes = Router()
+
+    @routes.websocket("/")
+    async def slow(request: Request, ws: WebSocket) -> None:
+        async for _ in ws:
+            await asyncio.sleep(0.2)
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, close_timeout=1.0)
+    await server.start()
+    try:
+        client = await RawClient.connect(server.port)
+        empty = serialize_frame(Opcode.TEXT, b"", mask=MASK)
+        # In one read: 5,000 messages, then a violation (an unmasked frame: 1002).
+        client.send_raw(empty * 5000 + serialize_frame(Opcode.TEXT, b"unmasked"))
+        await client.writer.drain()
+        started = asyncio.get_running_loop().time()
+        await client.expect_close(1002)
+        assert asyncio.get_running_loop().time() - started < 3.0
+    finally:
+        await server.close(timeout=0.1)

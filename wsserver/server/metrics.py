@@ -272,6 +272,8 @@ def retire_ended_processes() -> None:
 
 
 def _running(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # (signal 0 is CTRL_C_EVENT there: no way to ask, so none is retired)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -52,7 +52,8 @@ CLOSE_REASONS = {1001: "server shutting down", 1012: "server restarting"}
 
 #: Longest wait, in seconds, between a protocol violation (or the handler's
 #: last taking of a message before it) and failing the connection, while the
-#: handler has not yet read the messages before it.
+#: handler has not yet read the messages before it (and close_timeout after
+#: the violation at most).
 FAIL_DELAY = 0.25
 
 _OPEN = ConnectionState.OPEN
@@ -494,16 +495,22 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         )
         if self.inbox.put_failure():
             waiting = len(self.inbox)
-            self._fail_timer = self.loop.call_later(FAIL_DELAY, self._fail_if_stalled, waiting)
+            latest = self.loop.time() + self.config.close_timeout
+            self._fail_timer = self.loop.call_later(
+                FAIL_DELAY, self._fail_if_stalled, waiting, latest
+            )
         else:
             self.fail_now()
 
-    def _fail_if_stalled(self, waiting: int) -> None:
+    def _fail_if_stalled(self, waiting: int, latest: float) -> None:
         """FAIL_DELAY after the violation (or after the handler last took a
-        message before it): fail now, unless the handler took one meanwhile."""
+        message before it): fail now, unless the handler took one meanwhile;
+        and at ``latest`` (close_timeout after the violation) in any case."""
         now = len(self.inbox)
-        if 0 < now < waiting and not self.lost:
-            self._fail_timer = self.loop.call_later(FAIL_DELAY, self._fail_if_stalled, now)
+        if 0 < now < waiting and not self.lost and self.loop.time() < latest:
+            self._fail_timer = self.loop.call_later(
+                FAIL_DELAY, self._fail_if_stalled, now, latest
+            )
         else:
             self.fail_now()
 
