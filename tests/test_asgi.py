@@ -1168,6 +1168,50 @@ async def test_a_receive_cancelled_leaves_the_other_waiting_one_its_event(
     assert outcome == [{"type": "http.request", "body": b"0123456789", "more_body": True}], outcome
 
 
+@pytest.mark.parametrize("pipelined", [True, False])
+async def test_a_receive_still_waiting_when_the_response_ended_leaves_the_next_request(
+    run_asgi: Any, pipelined: bool
+) -> None:
+    # A listener's receive() waited while the main task took the body's rest
+    # and answered: woken after, it took the next request's head for its
+    # disconnect, and that request was never answered.
+    paths: list[str] = []
+    heard: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        paths.append(scope["path"])
+        if scope["path"] != "/a":
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b"next-ok"})
+            return
+        await receive()  # AAAAA
+
+        async def listener() -> None:
+            heard.append((await receive())["type"])
+
+        listening = asyncio.ensure_future(listener())  # waits second
+        await receive()  # waits first, wakes first: BBBBB
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"a-ok"})
+        await listening
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nAAAAA")
+    await asyncio.sleep(0.2)
+    next_request = b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+    writer.write(b"BBBBB" + (next_request if pipelined else b""))
+    if not pipelined:
+        await asyncio.wait_for(reader.readuntil(b"a-ok"), TIMEOUT)
+        await asyncio.sleep(0.2)
+        writer.write(next_request)
+    await asyncio.wait_for(reader.readuntil(b"next-ok"), TIMEOUT)
+    writer.close()
+    assert paths == ["/a", "/b"] and heard == ["http.disconnect"]
+
+
 async def test_http_disconnect_when_the_client_goes_away(run_asgi: Any) -> None:
     heard: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 

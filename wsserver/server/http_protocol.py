@@ -98,8 +98,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_started",
         "_asgi_task",
         "http_task",
-        "_read_waiter",
-        "_body_waiters",
+        "_read_waiters",
+        "_cycle",
         "_body_ahead",
         "_lost_future",
         "_writing_paused",
@@ -152,8 +152,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: A Router HTTP handler's run, while it works on a request (the
         #: server gives it shutdown_timeout to finish).
         self.http_task: asyncio.Task[None] | None = None
-        self._read_waiter: asyncio.Future[None] | None = None
-        self._body_waiters = 0  # (receive_body() calls waiting on it)
+        #: receive_body() calls waiting for data (the application's concurrency
+        #: may make several): reading goes on while there are.
+        self._read_waiters: list[asyncio.Future[None]] = []
+        #: Responses ended on this connection (a receive_body() of an earlier
+        #: request's sees it changed).
+        self._cycle = 0
         #: Pieces of the request body read ahead of the application (see start_response()).
         self._body_ahead: list[tuple[bytes, bool]] | None = None
         self._lost_future: asyncio.Future[None] | None = None
@@ -193,11 +197,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._idle:
             self._end_idle()
         self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
-        waiter = self._read_waiter
-        if waiter is not None:
-            # An ASGI application waits for its request body.
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._read_waiters:
+            # An ASGI application waits for its request body: what it takes
+            # next is here; reading waits until it asks again.
+            self._wake_readers()
+            self.transport.pause_reading()
         elif self._app_task is not None and self._app_task is self._asgi_task:
             # An ASGI app works on the request: keep what comes (a pipelined
             # request, frames after an upgrade request) for later, reading on
@@ -218,7 +222,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if self._app_task is not self._asgi_task:
                 self._app_task.cancel()  # an ASGI application hears http.disconnect instead
             self._app_task = None
-        for future in (self._read_waiter, self._lost_future, self._drain_waiter):
+        self._wake_readers()
+        for future in (self._lost_future, self._drain_waiter):
             if future is not None and not future.done():
                 future.set_result(None)
         self._stop_open_timer()
@@ -824,7 +829,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._reading_body and deadlines is not None and self not in deadlines:
             deadlines.add(self)  # the application's first ask: the client's time starts
         self._send_continue()
-        while not self.closing:
+        cycle = self._cycle
+        while not self.closing and self._cycle == cycle:  # (its response not ended)
             ahead = self._body_ahead
             if ahead:  # (read ahead of the application, see start_response())
                 piece = ahead.pop(0)
@@ -850,30 +856,34 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return b"", False
             if event is not h11.NEED_DATA:
                 return None  # ConnectionClosed
-            await self._wait_for_data()
+            await self._wait_for_data(cycle)
         return None
 
-    async def _wait_for_data(self) -> None:
-        """Read the socket until data comes (or the client leaves).
+    async def _wait_for_data(self, cycle: int) -> None:
+        """Read the socket until data comes (or the client leaves, or the response ends).
 
-        One future for however many receive() calls wait (the application's
-        own concurrency), each waiting through a shield: one cancelled leaves
-        the others waiting. Reading pauses again when the last stops waiting.
+        A future of its own, among those of the other receive() calls that
+        wait (the application's own concurrency): one cancelled leaves the
+        others waiting. Reading pauses when none waits any more.
         """
-        waiter = self._read_waiter
-        if waiter is None or waiter.done():
-            waiter = self._read_waiter = self.loop.create_future()
-            self.transport.resume_reading()
-        self._body_waiters += 1
+        waiter = self.loop.create_future()
+        self._read_waiters.append(waiter)
+        self.transport.resume_reading()
         try:
-            await asyncio.shield(waiter)
+            await waiter
         finally:
-            self._body_waiters -= 1
-            if not self._body_waiters:
-                if self._read_waiter is waiter:
-                    self._read_waiter = None
-                if not self.closing:
+            waiters = self._read_waiters
+            if waiter in waiters:  # (not woken: cancelled)
+                waiters.remove(waiter)
+                if not waiters and not self.closing and self._cycle == cycle:
                     self.transport.pause_reading()
+
+    def _wake_readers(self) -> None:
+        waiters = self._read_waiters
+        self._read_waiters = []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def watch_disconnect(self) -> asyncio.Future[None]:
         """A future done when the connection is lost; reads meanwhile, to notice it."""
@@ -882,7 +892,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             future = self._lost_future = self.loop.create_future()
             if self.lost:
                 future.set_result(None)
-        if not self.closing and self._read_waiter is None:
+        if not self.closing and not self._read_waiters:
             self.transport.resume_reading()
         return future
 
@@ -950,6 +960,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._app_task = None  # the application may go on; the connection does too
         self._reading_body = False
         self._body_ahead = None
+        self._cycle += 1
+        self._wake_readers()  # (an application's receive() still waiting: it hears disconnect)
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE) and not self._close_after_response:
             h.start_next_cycle()
@@ -1153,7 +1165,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         nothing of ours), the wait starts over.
         """
         if self._reading_body and not self._transport_closing:
-            if self._read_waiter is None:
+            if not self._read_waiters:
                 self._arm_open_timer()
             else:
                 protocol_logger.debug(

@@ -292,12 +292,20 @@ def _retiring(directory: str, exclusive: bool = True) -> Iterator[None]:
     except ImportError:  # (not on Unix: one process only, anyway)
         yield
         return
-    with open(os.path.join(directory, ".retiring.lock"), "a") as lock:
+    lock = None
+    try:
+        lock = open(os.path.join(directory, ".retiring.lock"), "a")  # noqa: SIM115
         fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    except OSError:  # (a directory not ours to write, a file system without locks)
+        if lock is not None:
+            lock.close()
+        yield
+        return
+    try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
 
 def _fold_counters(directory: str, pid: int) -> None:
