@@ -125,8 +125,10 @@ async def test_a_tls_client_reading_a_stream_slowly_is_not_taken_for_gone(
     ca: trustme.CA, cert_files: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # timeout_keep_alive closes a streamed response's client that takes
-    # nothing; one that reads slowly but steadily, over TLS, takes something
-    # in each (the kernel's queue for it shrinks). (A client whose own TLS
+    # nothing; one that reads slowly but steadily over TLS was closed too on
+    # uvloop: what its TLS layer had handed the TCP transport was in no buffer
+    # size, so while the client read, the sum stayed flat. The bytes the
+    # client acknowledged (the kernel's count) tell. (A client whose own TLS
     # library takes in bursts can show nothing for longer: it is judged by
     # what the server's kernel sees.)
     from wsserver.server.http_protocol import HttpProtocol

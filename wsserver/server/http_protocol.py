@@ -44,7 +44,7 @@ from ..protocol.http import (
 )
 from ..protocol.proxy import forwarded
 from .app_tasks import start_app_task
-from .transports import break_transport_cycle, unsent_bytes
+from .transports import break_transport_cycle, tcp_bytes_moved, unsent_bytes
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
 
@@ -170,8 +170,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._builtin = False
         #: Bytes received while the ASGI application works on the request (bounded).
         self._kept = 0
-        #: Bytes of answers not sent yet when the keep-alive wait began or last went on.
-        self._unsent = 0
+        #: What the client had taken when the keep-alive wait began or last went on
+        #: (see _taken()), if answers were still waiting for it; None otherwise.
+        self._unsent: tuple[int, int] | None = None
 
     # ------------------------------------------------------- asyncio events
 
@@ -1005,12 +1006,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         while self._writing_paused and not self.closing:
             if self._drain_waiter is None or self._drain_waiter.done():
                 self._drain_waiter = self.loop.create_future()
-            unsent = self._answers_unsent()
+            taken = self._taken()
             try:
                 async with asyncio.timeout(self.config.timeout_keep_alive):
                     await asyncio.shield(self._drain_waiter)  # one future, however many wait
             except TimeoutError:
-                if self._writing_paused and self._answers_unsent() >= unsent:
+                if self._writing_paused and not _took_more(taken, self._taken()):
                     protocol_logger.debug(
                         "%s: the client took nothing of the response within timeout_keep_alive",
                         peer(self.remote_address),
@@ -1124,7 +1125,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """A response is out and the connection kept alive: wait timeout_keep_alive for more."""
         self._stop_open_timer()
         self._idle = True
-        self._unsent = self._answers_unsent() if self.transport.get_write_buffer_size() else 0
+        transport = self.transport
+        # (TLS: what the TLS layer passed on to its TCP transport may be in
+        # neither buffer size: the kernel's queue tells that some waits.)
+        pending = transport.get_write_buffer_size() or (
+            self.server.ssl is not None and unsent_bytes(transport)
+        )
+        self._unsent = self._taken() if pending else None
         self.server.keep_alive_deadlines.add(self)
 
     def _end_idle(self) -> None:
@@ -1142,18 +1149,25 @@ class HttpProtocol(asyncio.BufferedProtocol):
         each timeout_keep_alive. One that takes nothing for that long is closed.
         """
         if self._idle and not self._transport_closing:
-            if self._unsent:
-                unsent = self._answers_unsent()
-                if unsent < self._unsent:
-                    self._unsent = unsent
+            if self._unsent is not None:
+                taken = self._taken()
+                if _took_more(self._unsent, taken):
+                    self._unsent = taken
                     self.server.keep_alive_deadlines.add(self)
                     return
             self.close_transport()
 
-    def _answers_unsent(self) -> int:
-        """Bytes of answers the client has not taken: the transport's, and the kernel's."""
+    def _taken(self) -> tuple[int, int]:
+        """How much of our answers the client has taken, by two measures that
+        grow as it takes: the bytes it acknowledged (the kernel's count; -1
+        where unknown), and less what waits for it (the transport's buffer and
+        the kernel's queue; with TLS, not always what the TLS layer handed its
+        TCP transport, whence the first).
+        """
         transport = self.transport
-        return transport.get_write_buffer_size() + (unsent_bytes(transport) or 0)
+        moved = tcp_bytes_moved(transport)
+        waiting = transport.get_write_buffer_size() + (unsent_bytes(transport) or 0)
+        return (-1 if moved is None else moved[0], -waiting)
 
     def on_open_timeout(self) -> None:
         """The request (or the next one on a kept-alive connection) took over open_timeout.
@@ -1253,3 +1267,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _shutting_down(self) -> None:
         """The 503 of a request the shutdown leaves unanswered."""
         self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
+
+
+def _took_more(before: tuple[int, int], now: tuple[int, int]) -> bool:
+    """Whether the client took more of our answers (see HttpProtocol._taken())."""
+    return now[0] > before[0] or now[1] > before[1]
