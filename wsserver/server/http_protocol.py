@@ -202,7 +202,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # An ASGI application waits for its request body: what it takes
             # next is here; reading waits until it asks again.
             self._wake_readers()
-            self.transport.pause_reading()
+            if not self.closing:
+                self.transport.pause_reading()
         elif self._app_task is not None and self._app_task is self._asgi_task:
             # An ASGI app works on the request: keep what comes (a pipelined
             # request, frames after an upgrade request) for later, reading on
