@@ -148,7 +148,9 @@ async def test_a_killed_process_s_gauges_leave_the_shared_files(tmp_path: Any) -
     args = ("--metrics-path", "/metrics", "--ping-interval", "none")
     async with running_cli("tests.worker_app:routes", *args, env=env) as cli:
         clients = [await websockets.connect(f"{cli.url}/pid") for _ in range(3)]
-        await asyncio.sleep(1.5)  # the figures are in the files (once a second)
+        # A scrape writes this process's figures to the files first.
+        found = scrape((await get_metrics(cli.port)).text)
+        assert found[("wsserver_connections_open", (("route", "pid"),))] == 3
         cli.proc.kill()
         await cli.proc.wait()
         for ws in clients:

@@ -308,11 +308,14 @@ async def test_many_status_feeds_cost_one_count_of_the_connections_a_second(
 
     server.counters.snapshot = counted  # type: ignore[method-assign]
     url = f"ws://127.0.0.1:{server.port}/_status/ws"
+    started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
         feeds = [await stack.enter_async_context(websockets.connect(url)) for _ in range(20)]
         for _ in range(3):  # three snapshots each
             await asyncio.gather(*(asyncio.wait_for(feed.recv(), 5) for feed in feeds))
-    assert walks <= 5, walks  # about one a second (the first at once), not 60
+    seconds = time.monotonic() - started
+    # About one a second (the first at once), not 60: however slow the machine.
+    assert walks <= seconds / 0.9 + 2, (walks, seconds)
 
 
 async def test_a_killed_worker_s_status_file_goes_and_feeds_share_the_reading(
@@ -338,6 +341,7 @@ async def test_a_killed_worker_s_status_file_goes_and_feeds_share_the_reading(
         return read_text(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "read_text", counted)
+    started = time.monotonic()
     async with server:
         sibling = tmp_path / "worker-3.cafe.json"
         sibling.write_text(json.dumps(server.stats()))
@@ -348,7 +352,8 @@ async def test_a_killed_worker_s_status_file_goes_and_feeds_share_the_reading(
                 snapshots = await asyncio.gather(*(asyncio.wait_for(f.recv(), 5) for f in feeds))
         assert all(set(json.loads(one)["workers"]) == {"1", "3"} for one in snapshots)
     assert not killed.exists()
-    assert reads <= 4, reads  # about once a second, not once per feed
+    seconds = time.monotonic() - started
+    assert reads <= seconds / 0.9 + 2, (reads, seconds)  # about once a second, not per feed
 
 
 async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartServer) -> None:
