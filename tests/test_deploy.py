@@ -350,6 +350,33 @@ def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: 
     with pytest.raises(ConfigError, match=r"TLS: ssl_certfile or ssl_keyfile: .*MISMATCH"):
         ssl_context(Config(**mismatched))
     assert ssl_context(Config()) is None
+    # A password longer than OpenSSL takes (1,024 bytes): a ValueError's traceback before.
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(**encrypted, ssl_keyfile_password="x" * 1025))
+    assert str(caught.value) == "TLS: ssl_keyfile_password is longer than 1024 bytes"
+
+
+def test_tls_settings_without_a_certificate_are_refused(cert_files: dict[str, str]) -> None:
+    # Each of these asks for something of TLS; without ssl_certfile the server
+    # served plain ws:// and said nothing.
+    for given in (
+        {"ssl_ca_certs": cert_files["ca"]},
+        {"ssl_cert_reqs": 2},
+        {"ssl_ciphers": "ECDHE+AESGCM"},
+        {"ssl_keyfile_password": "secret"},
+    ):
+        (setting,) = given
+        with pytest.raises(ConfigError) as caught:
+            ssl_context(Config(**given))  # type: ignore[arg-type]
+        assert str(caught.value) == f"{setting} needs ssl_certfile (--ssl-certfile)"
+    # Optional client certificates with nothing to check them against: every
+    # client that presents one is refused.
+    pair = {"ssl_certfile": cert_files["certfile"], "ssl_keyfile": cert_files["keyfile"]}
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(**pair, ssl_cert_reqs=1))
+    said = "ssl_cert_reqs 1 (client certificates optional) needs ssl_ca_certs (--ssl-ca-certs)"
+    assert str(caught.value) == said
+    assert ssl_context(Config(**pair, ssl_cert_reqs=1, ssl_ca_certs=cert_files["ca"])) is not None
 
 
 async def test_cli_serves_wss(ca: trustme.CA, cert_files: dict[str, str]) -> None:

@@ -14,23 +14,44 @@ class _NoPassword(Exception):
     """The key is encrypted, and ssl_keyfile_password is not set."""
 
 
+class _LongPassword(Exception):
+    """ssl_keyfile_password is longer than OpenSSL takes."""
+
+
+#: The longest password OpenSSL's callback takes (Python's ssl raises ValueError beyond).
+_MAX_PASSWORD = 1024
+#: The TLS settings that mean nothing without ssl_certfile.
+_NEED_CERTFILE = (
+    "ssl_keyfile",
+    "ssl_keyfile_password",
+    "ssl_ca_certs",
+    "ssl_cert_reqs",
+    "ssl_ciphers",
+)
+
+
 def ssl_context(config: Config) -> ssl.SSLContext | None:
     """The server-side SSL context the settings describe, or None when TLS is off.
 
     Raises:
-        ConfigError: a key without a certificate, client certificates required
-            without CA certificates to check them, or a file that cannot be loaded
+        ConfigError: a TLS setting without a certificate, client certificates
+            asked for without CA certificates to check them, or a file that cannot be loaded
             (missing, unreadable, not PEM, an encrypted key without its password, a
             wrong password), said in one line.
     """
     if config.ssl_certfile is None:
-        if config.ssl_keyfile is not None:
-            raise ConfigError("ssl_keyfile needs ssl_certfile (--ssl-certfile)")
+        # A TLS setting without the certificate would serve plain ws:// silently.
+        for setting in _NEED_CERTFILE:
+            if getattr(config, setting) not in (None, 0):
+                raise ConfigError(f"{setting} needs ssl_certfile (--ssl-certfile)")
         return None
-    if config.ssl_cert_reqs == ssl.CERT_REQUIRED and config.ssl_ca_certs is None:
-        # (Nothing could verify a client's certificate: every client refused.)
+    if config.ssl_cert_reqs != ssl.CERT_NONE and config.ssl_ca_certs is None:
+        # (Nothing could verify a client's certificate: every client that
+        # presents one is refused.)
+        which = "required" if config.ssl_cert_reqs == ssl.CERT_REQUIRED else "optional"
         raise ConfigError(
-            "ssl_cert_reqs 2 (client certificates required) needs ssl_ca_certs (--ssl-ca-certs)"
+            f"ssl_cert_reqs {config.ssl_cert_reqs} (client certificates {which}) needs"
+            " ssl_ca_certs (--ssl-ca-certs)"
         )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -46,6 +67,8 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
         asked = True
         if config.ssl_keyfile_password is None:
             raise _NoPassword
+        if len(config.ssl_keyfile_password.encode()) > _MAX_PASSWORD:
+            raise _LongPassword
         return config.ssl_keyfile_password
 
     try:
@@ -61,6 +84,10 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
         except _NoPassword:
             raise ConfigError(
                 f"TLS: {key_setting} is encrypted: set ssl_keyfile_password"
+            ) from None
+        except _LongPassword:
+            raise ConfigError(
+                f"TLS: ssl_keyfile_password is longer than {_MAX_PASSWORD} bytes"
             ) from None
         except ssl.SSLError as exc:
             # Decrypted, the key may still not be the certificate's.
