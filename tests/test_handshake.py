@@ -265,6 +265,10 @@ def test_bad_version_gives_426_with_version_header(pairs: list[tuple[str, str]])
     error = handshake_error(pairs=pairs)
     assert error.status == 426
     assert ("Sec-WebSocket-Version", "13") in error.headers
+    # The answer says what was wrong: no version at all, or one not spoken.
+    missing = not any(name == "Sec-WebSocket-Version" for name, _ in pairs)
+    said = "Missing" if missing else "Unsupported"
+    assert error.message.startswith(said), error.message
 
 
 @pytest.mark.parametrize(

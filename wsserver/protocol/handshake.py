@@ -129,9 +129,10 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         elements = [v.strip(OWS) for value in versions for v in value.split(",")]
         if not all(v.isascii() and v.isdigit() for v in elements):
             raise HandshakeError(400, "Malformed Sec-WebSocket-Version.")
+        said = "Unsupported" if versions else "Missing"
         raise HandshakeError(
             426,
-            "Unsupported Sec-WebSocket-Version: this server speaks version 13.",
+            f"{said} Sec-WebSocket-Version: this server speaks version 13.",
             [("Sec-WebSocket-Version", "13")],
         )
     keys = headers.getall("sec-websocket-key")
