@@ -670,7 +670,9 @@ def serve(
     Settings are keyword arguments named like the fields of
     :class:`~wsserver.config.Config` (``max_size=...``, ``ping_interval=...``);
     they win over ``WEBSOCKET_*`` environment variables, which win over the
-    defaults. A ``config`` object may be given instead (settings then update it).
+    defaults. A ``config`` object may be given instead (settings then update it):
+    it is taken as it is, without the environment or an ASGI application's
+    defaults (:meth:`Config.from_sources` reads those).
     An ASGI application gets permessage-deflate by default, as under uvicorn
     (``compression=None`` turns it off).
 
