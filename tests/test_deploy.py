@@ -7,6 +7,7 @@ Worker processes and signals are in ``test_workers.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -377,6 +378,35 @@ def test_tls_settings_without_a_certificate_are_refused(cert_files: dict[str, st
     said = "ssl_cert_reqs 1 (client certificates optional) needs ssl_ca_certs (--ssl-ca-certs)"
     assert str(caught.value) == said
     assert ssl_context(Config(**pair, ssl_cert_reqs=1, ssl_ca_certs=cert_files["ca"])) is not None
+
+
+async def test_close_ends_connections_still_in_their_tls_handshake(
+    cert_files: dict[str, str],
+) -> None:
+    # close() returned and left them open (no ClientHello yet) until
+    # open_timeout ended their handshake, or for ever without one.
+    uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    server = serve(
+        who_routes(),
+        "127.0.0.1",
+        0,
+        ssl_certfile=cert_files["certfile"],
+        ssl_keyfile=cert_files["keyfile"],
+        open_timeout=4,
+    )
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)  # TCP only
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await asyncio.wait_for(server.close(), 5)
+    try:
+        with contextlib.suppress(ConnectionResetError):
+            assert await asyncio.wait_for(reader.read(), 6) == b""
+        # uvloop takes the handshake whole, with no task to cancel: its limit
+        # (open_timeout) ends it.
+        assert time.monotonic() - started < (5 if uvloop else 1.5)
+    finally:
+        writer.close()
 
 
 async def test_cli_serves_wss(ca: trustme.CA, cert_files: dict[str, str]) -> None:

@@ -941,6 +941,148 @@ class TestEmbedding:
         assert len(failures) == 1 and "broker detach failed" in str(failures[0].exc_info)
         caplog.clear()
 
+    @pytest.mark.parametrize("work", [0.3, 30])
+    async def test_a_handler_that_outlives_its_connection_gets_shutdown_timeout(
+        self, work: float
+    ) -> None:
+        # Once its client had gone, the handler was no connection's: close()
+        # neither waited for it nor cancelled it (asyncio.run() cancelled it
+        # later, past the application's lifespan).
+        from wsserver import serve
+
+        routes = Router()
+        state: list[str] = []
+        gone = asyncio.Event()
+
+        @routes.websocket("/")
+        async def saving(request: Request, ws: WebSocket) -> None:
+            async for _ in ws:
+                pass
+            gone.set()
+            try:
+                await asyncio.sleep(work)  # (its clean-up, after the client left)
+                state.append("saved")
+            except asyncio.CancelledError:
+                state.append("cancelled")
+                raise
+
+        server = serve(routes, "127.0.0.1", 0, ping_interval=None, shutdown_timeout=1)
+        await server.start()
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("x")
+        await asyncio.wait_for(gone.wait(), 5)
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(server.close(), 5)
+        took = asyncio.get_running_loop().time() - started
+        if work < 1:
+            assert state == ["saved"] and took >= 0.2, (state, took)
+        else:  # past shutdown_timeout: cancelled before close() returned
+            assert state == ["cancelled"] and 0.9 <= took < 3, (state, took)
+
+    async def test_a_connection_accepted_as_close_begins_is_not_left_open(self) -> None:
+        # On asyncio's selector loops the accept's second half runs in a task:
+        # close() (1001) closed the listening socket before that task ran, which
+        # then failed an assertion and left the accepted socket open, served by
+        # nobody (the client waited for ever; a ResourceWarning much later).
+        from wsserver import serve
+
+        server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
+        await server.start()
+        client = socket.create_connection(("127.0.0.1", server.port))
+        client.setblocking(False)
+        client.sendall(upgrade_request())
+        # The loop accepts it; the task that makes its transport has not run yet.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        await server.close()
+        reader, writer = await asyncio.open_connection(sock=client)
+        try:
+            # Closed (its request unread, as an idle connection's: so reset,
+            # or answered if it was read); not left hanging.
+            with contextlib.suppress(ConnectionResetError):
+                answer = await asyncio.wait_for(reader.read(), 3)
+                assert answer == b"" or answer.startswith(b"HTTP/1.1 "), answer
+        finally:
+            writer.close()
+
+    async def test_a_failed_shutdown_nobody_waits_for_is_not_an_unretrieved_exception(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        import gc
+
+        from wsserver import serve
+        from wsserver.broker import MemoryBroker
+
+        class FailingBroker(MemoryBroker):
+            async def detach(self, node: Any) -> None:
+                await asyncio.sleep(0.2)
+                raise RuntimeError("broker detach failed")
+
+        stopped: list[str] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            assert scope["type"] == "lifespan"
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            stopped.append("lifespan")
+            await send({"type": "lifespan.shutdown.complete"})
+
+        server = serve(app, "127.0.0.1", 0, ping_interval=None, broker=FailingBroker())
+        await server.start()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(server.close(), 0.05)  # (the caller gave up)
+        await asyncio.wait_for(server.wait_closed(), 5)
+        # The broker's failure did not skip the application's lifespan shutdown.
+        assert stopped == ["lifespan"]
+        del server
+        gc.collect()
+        await asyncio.sleep(0)
+        said = [r.getMessage() for r in caplog.records]
+        assert said.count("the shutdown failed") == 1, said
+        assert not any("never retrieved" in m for m in said), said
+        caplog.clear()
+
+    async def test_port_0_on_several_addresses_is_one_port(self) -> None:
+        # asyncio binds each address to a port of its own: server.port was
+        # the first socket's, and a client of the other address found nothing.
+        from wsserver import serve
+
+        if not socket.has_ipv6:
+            pytest.skip("no IPv6")
+        try:
+            probe = socket.socket(socket.AF_INET6)
+            probe.bind(("::1", 0))
+            probe.close()
+        except OSError:
+            pytest.skip("no ::1")
+        async with serve(echo_routes(), ["127.0.0.1", "::1"], 0, ping_interval=None) as server:
+            ports = {sock.getsockname()[1] for sock in server.sockets}
+            assert len(server.sockets) == 2 and ports == {server.port}
+            for host in ("127.0.0.1", "[::1]"):
+                async with websockets.connect(f"ws://{host}:{server.port}/") as ws:
+                    await ws.send("hi")
+                    assert await asyncio.wait_for(ws.recv(), 5) == "hi"
+
+    async def test_a_closed_server_does_not_start_again(self) -> None:
+        # start() and serve_forever() did nothing and said nothing: serve_forever()
+        # returned at once (asyncio's own raises, as here).
+        from wsserver import serve
+
+        server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
+        assert "connections" in server.recent_stats()  # (before start: AttributeError)
+        async with server:
+            pass
+        with pytest.raises(RuntimeError, match="closed"):
+            await server.start()
+        with pytest.raises(RuntimeError, match="closed"):
+            await asyncio.wait_for(server.serve_forever(), 5)
+        # Closed before it ever started: it never listens, as before (no error).
+        never = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
+        await never.close()
+        await asyncio.wait_for(never.serve_forever(), 5)
+        assert never.sockets == ()
+
     async def test_a_failed_shutdown_of_limit_max_requests_is_logged_once(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:

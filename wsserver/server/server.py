@@ -10,8 +10,9 @@ import os
 import socket
 import ssl as ssl_module
 import stat
+import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from ..app.request import Request
@@ -100,7 +101,8 @@ class Server:
             weakref.WeakKeyDictionary()
         )
         self._websockets: set[WebSocketProtocol] = set()
-        #: ASGI applications' runs not over yet (they may outlive their connections).
+        #: ASGI applications' runs and Router WebSocket handlers not over yet
+        #: (they may outlive their connections): shutdown waits for them.
         self.app_tasks: set[asyncio.Task[None]] = set()
         #: The counters (see :meth:`stats`).
         self.counters = ServerStats()
@@ -163,7 +165,7 @@ class Server:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> Server:
-        """Start listening (does nothing if already started, or closed).
+        """Start listening (does nothing if already started, or closed before it started).
 
         Calls that overlap (``serve_forever()`` in a task and an awaited
         ``start()``) start it once: the later ones wait for the first.
@@ -171,8 +173,11 @@ class Server:
         Raises:
             OSError: it cannot listen (the port is taken, say).
             wsserver.LifespanFailure: an ASGI application's startup failed.
+            RuntimeError: it was started, then closed: a server serves once.
         """
         async with self._starting:
+            if self._started and self.closing:
+                raise RuntimeError("the server is closed (or closing): make a new one")
             if not self._started and not self.closing:
                 await self._start()
         return self
@@ -191,15 +196,30 @@ class Server:
 
     async def _stop_services(self) -> None:
         """Stop what start() started besides listening: the timers, the broker,
-        the metrics and status tasks, and last the application's lifespan."""
+        the metrics and status tasks, and last the application's lifespan.
+
+        Each is stopped even if one before failed (a broker that fails to
+        detach does not skip the lifespan shutdown); the first failure is
+        raised at the end.
+        """
         self._close_deadlines()
-        await self.pubsub.close()
+        steps: list[Callable[[], Awaitable[None]]] = [self.pubsub.close]
         if self.metrics is not None:
-            await self.metrics.stop()
+            steps.append(self.metrics.stop)
         if self.status is not None:
-            await self.status.stop()
+            steps.append(self.status.stop)
         if self.asgi is not None:
-            await self.asgi.shutdown()
+            steps.append(self.asgi.shutdown)
+        failure: Exception | None = None
+        for step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                if failure is not None:
+                    logger.exception("another step of the shutdown failed too")
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def _start_serving(self) -> None:
         """After the lifespan startup: the broker, the timers, listening."""
@@ -269,15 +289,35 @@ class Server:
                 remove_socket_file(self._unix_sock)
                 raise
         else:
-            self._server = await self.loop.create_server(
-                self._make_protocol,
-                self.host,
-                self.requested_port,
-                backlog=config.backlog,
-                ssl=self.ssl,
-                ssl_handshake_timeout=timeout,
-                reuse_address=True,
-            )
+
+            async def create(port: int) -> asyncio.Server:
+                return await self.loop.create_server(
+                    self._make_protocol,
+                    self.host,
+                    port,
+                    backlog=config.backlog,
+                    ssl=self.ssl,
+                    ssl_handshake_timeout=timeout,
+                    reuse_address=True,
+                )
+
+            server = await create(self.requested_port)
+            # Port 0 on several addresses (host None, a list, a name with
+            # IPv4 and IPv6): asyncio gives each a port of its own. Bind them
+            # all again to the first one's, so that there is one port.
+            for _ in range(5):
+                ports = [sock.getsockname()[1] for sock in server.sockets]
+                if self.requested_port != 0 or len(set(ports)) <= 1:
+                    break
+                server.close()
+                await server.wait_closed()
+                try:
+                    server = await create(ports[0])
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE:
+                        raise
+                    server = await create(0)  # (taken meanwhile: again)
+            self._server = server
 
     def _make_protocol(self, accepting: bool = True) -> HttpProtocol:
         """A new connection's protocol; a TLS one is in its handshake until register().
@@ -392,14 +432,32 @@ class Server:
             if code != 1012:
                 self._stop_taking_connections()  # at once: nothing else runs first
             self._closing = self.loop.create_task(self._close(timeout, code))
+            # A failure is logged by _close() and raised by serve_forever(),
+            # even when every caller gave up waiting.
+            self._closing.add_done_callback(lambda done: done.cancelled() or done.exception())
         await asyncio.shield(self._closing)
 
     def _stop_taking_connections(self) -> None:
-        """Stop listening, and tell every connection the server is shutting down."""
-        if self._server is not None:
-            self._server.close()
+        """Accept no more connections, and tell every one the server is shutting down."""
+        self._stop_watching_sockets()
         for protocol in list(self.connections):
             protocol.shutdown()
+
+    def _stop_watching_sockets(self) -> None:
+        """Accept nothing more, at once; :meth:`_stop_accepting` closes the sockets.
+
+        asyncio's selector loops accept in a task (3.11-3.13): the listening
+        sockets stop being watched now and are closed once those tasks ran.
+        Other loops (uvloop) accept in a callback: they are closed now.
+        """
+        if self._server is None:
+            return
+        loop = self.loop
+        if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+            for sock in self._server.sockets:
+                loop.remove_reader(sock.fileno())
+        else:
+            self._server.close()
 
     async def _close(self, timeout: float | None, code: int) -> None:
         try:
@@ -418,10 +476,10 @@ class Server:
         return getattr(protocol, "handler_task", None) in callers
 
     async def _shut_down(self, timeout: float | None, code: int) -> None:
+        if self._server is not None:
+            await self._stop_accepting()  # losing no connection being accepted
         if code == 1012:
-            if self._server is not None:
-                await self._stop_accepting()  # a restart loses no connection
-            await self._let_handshakes_finish()
+            await self._let_handshakes_finish()  # a restart fails no connection attempt
             self._stop_taking_connections()
         loop = self.loop
         grace = self.config.shutdown_timeout if timeout is None else timeout
@@ -459,6 +517,14 @@ class Server:
         for protocol in list(self.connections):
             if not protocol.lost and not self._runs_a_caller(protocol):
                 protocol.transport.abort()
+        # Connections still in their TLS handshake: asyncio's loops accept
+        # each in a task, which closes it when cancelled (uvloop's end at
+        # open_timeout, the handshake's limit).
+        handshaking = [t for t in self._handshaking.values() if t is not None and not t.done()]
+        for task in handshaking:
+            task.cancel()
+        if handshaking:
+            await asyncio.wait(handshaking, timeout=1.0)
         if self._server is not None:
             await self._server.wait_closed()
         if self._unix_sock is not None:
@@ -492,7 +558,7 @@ class Server:
         figures shared between workers): however many there are, the open
         connections are added up about once a second.
         """
-        now = self.loop.time()
+        now = time.monotonic()
         recent = self._recent_stats
         if recent is None or now - recent[0] > max_age:
             recent = self._recent_stats = (now, self.stats())
@@ -545,10 +611,8 @@ class Server:
         So stop watching the sockets first, and let such tasks finish.
         """
         assert self._server is not None
-        loop = self.loop
-        if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
-            for sock in self._server.sockets:
-                loop.remove_reader(sock.fileno())
+        self._stop_watching_sockets()
+        if isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
             for _ in range(3):
                 await asyncio.sleep(0)
         self._server.close()
@@ -639,7 +703,8 @@ class Server:
             protocol.shutdown()  # an ASGI application accepted while the server shut down
 
     def app_task_started(self, task: asyncio.Task[None]) -> None:
-        """An ASGI application's run began: shutdown waits for it."""
+        """An ASGI application's run, or a Router WebSocket handler's, began:
+        shutdown waits for it."""
         self.app_tasks.add(task)
         task.add_done_callback(self.app_tasks.discard)
 

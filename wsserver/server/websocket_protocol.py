@@ -179,6 +179,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             handler.add_done_callback(self._adopted_task_done)
         else:
             self.handler_task = start_app_task(self.loop, handler)
+            # (It may outlive the connection: shutdown waits for it all the same.)
+            self.server.app_task_started(self.handler_task)
         self.server.websocket_opened(self)
         self.server.counters.connection_opened(self)
         self._schedule_keepalive()
