@@ -1070,7 +1070,7 @@ class TestEmbedding:
         from wsserver import serve
 
         server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None)
-        assert "connections" in server.recent_stats()  # (before start: AttributeError)
+        assert "connections" in await server.recent_stats()  # (before start: AttributeError)
         async with server:
             pass
         with pytest.raises(RuntimeError, match="closed"):

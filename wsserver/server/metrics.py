@@ -139,6 +139,8 @@ class Metrics:
         self._mirrors: dict[str, Any] = {}
         self._last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._task: asyncio.Task[None] | None = None
+        # What collect() reports, during a render() given figures.
+        self._scraped: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ one process
 
@@ -150,20 +152,24 @@ class Metrics:
         for name, (kind, text, label_names) in DEFINITIONS.items():
             cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             families[name] = cls(name, text, labels=list(label_names))
-        for name, labels, value in samples(self.server.stats()):
+        stats = self._scraped if self._scraped is not None else self.server.stats()
+        for name, labels, value in samples(stats):
             names = DEFINITIONS[name][2]
             families[name].add_metric([labels[n] for n in names], value)
         yield from families.values()
 
-    def render(self) -> tuple[bytes, str]:
-        """The text exposition of the metrics, and its content type."""
+    def render(self, stats: dict[str, Any] | None = None) -> tuple[bytes, str]:
+        """The text exposition of the metrics, and its content type.
+
+        ``stats``: this process's figures (:meth:`Server.stats` now, by default).
+        """
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
         registry = CollectorRegistry(auto_describe=False)
         if self.multiprocess:
             from prometheus_client import multiprocess
 
-            self.sync()
+            self.sync(stats)
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             directory = os.environ.get(MULTIPROC_ENV)
             if directory:
@@ -172,6 +178,11 @@ class Metrics:
                     return generate_latest(registry), CONTENT_TYPE_LATEST
         else:
             registry.register(self)
+            self._scraped = stats
+            try:
+                return generate_latest(registry), CONTENT_TYPE_LATEST
+            finally:
+                self._scraped = None
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
     # -------------------------------------------------------- several workers
@@ -194,7 +205,7 @@ class Metrics:
     async def _sync_forever(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self.sync(self.server.recent_stats())  # (what the status page took too)
+            self.sync(await self.server.recent_stats())  # (what the status page took too)
 
     def sync(self, stats: dict[str, Any] | None = None) -> None:
         """Add what each counter gained since the last sync to this process's files

@@ -107,6 +107,7 @@ class Server:
         #: The counters (see :meth:`stats`).
         self.counters = ServerStats()
         self._recent_stats: tuple[float, dict[str, Any]] | None = None
+        self._gathering: asyncio.Task[dict[str, Any]] | None = None
         #: Requests received (HTTP requests and upgrade requests), for limit_max_requests.
         self.requests = 0
         #: Called instead of closing when limit_max_requests is reached (a
@@ -539,8 +540,12 @@ class Server:
         messages and outages.
         """
         snapshot = self.counters.snapshot(self._websockets)
+        snapshot["pubsub"] = self._pubsub_stats()
+        return snapshot
+
+    def _pubsub_stats(self) -> dict[str, int]:
         broker = self.pubsub.broker.stats
-        snapshot["pubsub"] = {
+        return {
             "topics": len(self.pubsub.subscribers),
             "delivered": self.pubsub.delivered,
             "skipped": self.pubsub.skipped,
@@ -549,24 +554,37 @@ class Server:
             "dropped": broker.dropped,
             "outages": broker.outages,
         }
-        return snapshot
 
-    def recent_stats(self, max_age: float = 0.9) -> dict[str, Any]:
+    async def recent_stats(self, max_age: float = 0.9) -> dict[str, Any]:
         """:meth:`stats`, or the one taken within the last ``max_age`` seconds (not to be changed).
 
         For the readers that ask every second (the status page's feeds, the
-        figures shared between workers): however many there are, the open
-        connections are added up about once a second.
+        figures shared between workers, a Prometheus scrape): however many
+        there are, the open connections are added up about once a second, a
+        few thousand at a time, letting the loop run between (a walk over
+        every one at once would stall every connection of a large server), and
+        callers that ask meanwhile share that walk.
         """
-        now = time.monotonic()
         recent = self._recent_stats
-        if recent is None or now - recent[0] > max_age:
-            recent = self._recent_stats = (now, self.stats())
-        return recent[1]
+        if recent is not None and time.monotonic() - recent[0] <= max_age:
+            return recent[1]
+        if self._gathering is None:
+            self._gathering = asyncio.get_running_loop().create_task(self._gather_stats())
+        return await asyncio.shield(self._gathering)
+
+    async def _gather_stats(self) -> dict[str, Any]:
+        try:
+            started = time.monotonic()
+            snapshot = await self.counters.snapshot_in_steps(list(self._websockets))
+            snapshot["pubsub"] = self._pubsub_stats()
+            self._recent_stats = (started, snapshot)
+            return snapshot
+        finally:
+            self._gathering = None
 
     async def _serve_metrics(self, request: Request) -> Response:
         assert self.metrics is not None
-        body, content_type = self.metrics.render()
+        body, content_type = self.metrics.render(await self.recent_stats(0))
         return Response(body, 200, content_type=content_type)
 
     # ------------------------------------------------------ publish/subscribe

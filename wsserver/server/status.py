@@ -114,7 +114,7 @@ class StatusBoard:
 
     # ------------------------------------------------------------- snapshots
 
-    def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> dict[str, Any]:
         """Every worker's stats (this one's fresh, the others' from their files), and totals.
 
         The same for every feed within a second (not to be changed): however
@@ -124,7 +124,11 @@ class StatusBoard:
         recent = self._snapshot
         if recent is not None and now - recent[0] <= 0.9:
             return recent[1]
-        workers: dict[str, dict[str, Any]] = {self.worker: self.server.recent_stats()}
+        mine = await self.server.recent_stats()
+        recent = self._snapshot
+        if recent is not None and recent[0] >= now:
+            return recent[1]  # (another feed's, made while this one waited)
+        workers: dict[str, dict[str, Any]] = {self.worker: mine}
         if self.directory is not None:
             now_wall = time.time()
             for file in sorted(self.directory.glob("worker-*.json")):
@@ -167,7 +171,7 @@ class StatusBoard:
         partial = target.with_suffix(".tmp")
         while True:
             with contextlib.suppress(OSError):
-                partial.write_text(json.dumps(self.server.recent_stats()))
+                partial.write_text(json.dumps(await self.server.recent_stats()))
                 partial.replace(target)  # readers never see half a file
             await asyncio.sleep(1.0)
 
@@ -180,7 +184,7 @@ class StatusBoard:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                await ws.send(json.dumps(self.snapshot()))
+                await ws.send(json.dumps(await self.snapshot()))
                 due = loop.time() + 1.0
                 while (left := due - loop.time()) > 0:
                     with contextlib.suppress(TimeoutError):
