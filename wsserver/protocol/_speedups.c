@@ -247,6 +247,13 @@ build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (rsv1 < 0) {
         return NULL;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    /* PyUnicode_IS_ASCII needs a "ready" str (a legacy one, made by a C API
+       that 3.12 removed, may not be yet). */
+    if (PyUnicode_Check(args[1]) && PyUnicode_READY(args[1]) < 0) {
+        return NULL;
+    }
+#endif
     if (PyUnicode_Check(args[1]) && PyUnicode_IS_ASCII(args[1])) {
         /* An ASCII str is its own UTF-8: nothing is copied or cached. */
         data = PyUnicode_AsUTF8AndSize(args[1], &n);
