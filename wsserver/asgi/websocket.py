@@ -172,11 +172,11 @@ class WebSocketSession:
             return {"type": "websocket.connect"}
         ws = self.websocket
         if ws is not None and self._disconnect is None:
-            # A message already waiting is taken without a coroutine more.
+            # As recv() does, without a coroutine more per message.
             message = ws.recv_nowait()
-            if message is None:
+            while message is None:
                 try:
-                    message = await ws.recv()
+                    waiter = ws.message_waiter()
                 except ConnectionClosed as exc:
                     self._disconnect = {
                         "type": "websocket.disconnect",
@@ -184,6 +184,11 @@ class WebSocketSession:
                         "reason": exc.reason,
                     }
                     return self._disconnect
+                try:
+                    await waiter
+                finally:
+                    ws.done_waiting()
+                message = ws.recv_nowait()
             if type(message) is str:
                 return {"type": "websocket.receive", "text": message}
             return {"type": "websocket.receive", "bytes": message}

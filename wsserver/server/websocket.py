@@ -121,7 +121,9 @@ class WebSocket:
             return message
         inbox = self._inbox
         # Slow path, in this same coroutine: an idle connection keeps one
-        # frame less alive while it waits.
+        # frame less alive while it waits. (message_waiter() and
+        # done_waiting() are the same steps as calls, for the ASGI session;
+        # written out here: a call less each, on every message.)
         self._recv_busy = True
         loop = self._loop
         deadline = None if timeout is None else loop.time() + timeout
@@ -149,6 +151,32 @@ class WebSocket:
                     return message
         finally:
             self._recv_busy = False
+
+    def message_waiter(self) -> asyncio.Future[None]:
+        """Before waiting for a message: a future that the next one (or the end) resolves.
+
+        ``await`` it, call :meth:`done_waiting` however the wait ended, then
+        :meth:`recv_nowait` (None: wait again). What ``recv()`` does, for the
+        ASGI session's ``receive()`` without a coroutine more per message.
+
+        Raises:
+            WebsocketClosed: no message will come.
+            ConcurrencyError: another task is waiting already.
+        """
+        if self._recv_busy:
+            raise ConcurrencyError("recv() is already waiting in another task")
+        inbox = self._inbox
+        if inbox.ended:
+            raise self._closed_error()
+        # About to wait: send what the handler wrote meanwhile.
+        self._protocol.flush()
+        self._recv_busy = True
+        return inbox.waiter()
+
+    def done_waiting(self) -> None:
+        """The wait on :meth:`message_waiter`'s future is over (woken, timed out or cancelled)."""
+        self._inbox.forget_waiter()
+        self._recv_busy = False
 
     def recv_nowait(self) -> str | bytes | None:
         """The next message if one has arrived, without waiting; None if none waits.
