@@ -153,7 +153,7 @@ class Connection:
         "max_size",
         "deflate",
         "_parser",
-        "_out",
+        "out",
         "close_sent",
         "close_received",
         "failure",
@@ -182,7 +182,9 @@ class Connection:
         self.max_size = max_size
         self.deflate = deflate
         self._parser = FrameParser(allow_rsv1=deflate is not None)
-        self._out: list[bytes] = []
+        #: The frames waiting to be written, in order (:meth:`data_to_send`
+        #: takes them): look, don't touch.
+        self.out: list[bytes] = []
         #: (code, reason) of the close frame sent, once sent (1005: no code).
         self.close_sent: tuple[int, str] | None = None
         #: (code, reason) of the close frame received, once received.
@@ -435,7 +437,7 @@ class Connection:
                 if self._pongs_held:
                     self._held_pong = payload  # only the latest is answered
                 else:
-                    self._out.append(serialize_frame(PONG, payload))
+                    self.out.append(serialize_frame(PONG, payload))
             events.append(Ping(payload))
         elif opcode is PONG:
             events.append(Pong(payload))
@@ -490,13 +492,13 @@ class Connection:
         if not held and self._held_pong is not None:
             payload, self._held_pong = self._held_pong, None
             if self.close_sent is None:
-                self._out.append(serialize_frame(PONG, payload))
+                self.out.append(serialize_frame(PONG, payload))
 
     def data_to_send(self) -> list[bytes]:
         """Return (and forget) the bytes waiting to be written, in order."""
-        out = self._out
+        out = self.out
         if out:
-            self._out = []
+            self.out = []
         return out
 
     def send(self, data: Data, fin: bool = True, *, compress: bool = True) -> None:
@@ -521,7 +523,7 @@ class Connection:
             and len(data) < SEPARATE_PAYLOAD
         ):
             # The common case, in short: a whole uncompressed message, one copy.
-            self._out.append(build_frame(TEXT if is_text else BINARY, data, True, False))
+            self.out.append(build_frame(TEXT if is_text else BINARY, data, True, False))
             return
         if is_text:
             opcode = TEXT
@@ -554,11 +556,11 @@ class Connection:
             # Header and payload as two chunks: a transport that writes a
             # list of buffers with one writev (uvloop; asyncio from 3.12)
             # sends the payload without copying it once more.
-            out = self._out
+            out = self.out
             out.append(frame_header(wire_opcode, len(payload), fin, rsv1))
             out.append(payload if type(payload) is bytes else bytes(payload))
         else:
-            self._out.append(serialize_frame(wire_opcode, payload, fin=fin, rsv1=rsv1))
+            self.out.append(serialize_frame(wire_opcode, payload, fin=fin, rsv1=rsv1))
 
     @property
     def sending_fragments(self) -> bool:
@@ -578,7 +580,7 @@ class Connection:
             raise InvalidState("cannot send after the close frame was sent")
         if len(payload) > 125:
             raise ValueError("control frame payload must be at most 125 bytes")
-        self._out.append(serialize_frame(opcode, payload))
+        self.out.append(serialize_frame(opcode, payload))
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; does nothing once a close was sent.
@@ -606,7 +608,7 @@ class Connection:
             self._send_close(code, reason)
 
     def _send_close(self, code: int | None, reason: str) -> None:
-        self._out.append(serialize_frame(CLOSE, serialize_close(code, reason)))
+        self.out.append(serialize_frame(CLOSE, serialize_close(code, reason)))
         self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
         self._move(Trigger.SEND_CLOSE)
 

@@ -230,7 +230,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 self.binary_in += binaries
                 self.payload_in += size
             inbox.wake()
-        self.send_pending()
+        if conn.out:  # (a pong, a close: rarely; a call less per message)
+            self.send_pending()
         if conn.state is _CLOSED:
             self.close_transport()
         elif conn.input_waiting:
