@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
+from . import stats as stats_module
 from .app_tasks import calling_app_task
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
@@ -378,9 +379,14 @@ class Server:
         await self.close()
 
     async def serve_forever(self) -> None:
-        """Serve until :meth:`close` is called, or the task is cancelled, which closes it."""
+        """Serve until :meth:`close` is called, or the task is cancelled, which closes it.
+
+        Called once the server is closing or closed, it returns when the
+        shutdown is over (as :meth:`wait_closed` does).
+        """
         try:
-            await self.start()
+            if not self.closing:
+                await self.start()
             if not self._started:
                 return  # closed before it started
             await self._closed.wait()
@@ -528,6 +534,8 @@ class Server:
             await asyncio.wait(handshaking, timeout=1.0)
         if self._server is not None:
             await self._server.wait_closed()
+        if self._gathering is not None:  # (a count of the connections under way)
+            await asyncio.wait([self._gathering])
         if self._unix_sock is not None:
             remove_socket_file(self._unix_sock)
         await self._stop_services()
@@ -575,7 +583,8 @@ class Server:
     async def _gather_stats(self) -> dict[str, Any]:
         try:
             started = time.monotonic()
-            snapshot = await self.counters.snapshot_in_steps(list(self._websockets))
+            open_now = list(self._websockets)
+            snapshot = await self.counters.snapshot_in_steps(open_now, stats_module.STEP)
             snapshot["pubsub"] = self._pubsub_stats()
             self._recent_stats = (started, snapshot)
             return snapshot

@@ -126,8 +126,8 @@ class StatusBoard:
             return recent[1]
         mine = await self.server.recent_stats()
         recent = self._snapshot
-        if recent is not None and recent[0] >= now:
-            return recent[1]  # (another feed's, made while this one waited)
+        if recent is not None and recent[1]["workers"].get(self.worker) is mine:
+            return recent[1]  # (another feed's, made from the same walk while this one waited)
         workers: dict[str, dict[str, Any]] = {self.worker: mine}
         if self.directory is not None:
             now_wall = time.time()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 
 from ..config import Config
 from ..errors import ConfigError
 
 __all__ = ["ssl_context"]
+
+logger = logging.getLogger("wsserver.server")
 
 
 class _NoPassword(Exception):
@@ -20,30 +23,29 @@ class _LongPassword(Exception):
 
 #: The longest password OpenSSL's callback takes (Python's ssl raises ValueError beyond).
 _MAX_PASSWORD = 1024
-#: The TLS settings that mean nothing without ssl_certfile.
-_NEED_CERTFILE = (
-    "ssl_keyfile",
-    "ssl_keyfile_password",
-    "ssl_ca_certs",
-    "ssl_cert_reqs",
-    "ssl_ciphers",
-)
+#: The TLS settings (but ssl_keyfile) that mean nothing without ssl_certfile.
+_WITHOUT_CERTFILE = ("ssl_keyfile_password", "ssl_ca_certs", "ssl_cert_reqs", "ssl_ciphers")
 
 
 def ssl_context(config: Config) -> ssl.SSLContext | None:
     """The server-side SSL context the settings describe, or None when TLS is off.
 
     Raises:
-        ConfigError: a TLS setting without a certificate, client certificates
-            asked for without CA certificates to check them, or a file that cannot be loaded
+        ConfigError: a key without a certificate, client certificates asked
+            for without CA certificates to check them, or a file that cannot be loaded
             (missing, unreadable, not PEM, an encrypted key without its password, a
             wrong password), said in one line.
     """
     if config.ssl_certfile is None:
-        # A TLS setting without the certificate would serve plain ws:// silently.
-        for setting in _NEED_CERTFILE:
+        if config.ssl_keyfile is not None:
+            raise ConfigError("ssl_keyfile needs ssl_certfile (--ssl-certfile)")
+        # The others may come from the environment, meant for another server
+        # of the process (a TestClient's, say): said, not refused.
+        for setting in _WITHOUT_CERTFILE:
             if getattr(config, setting) not in (None, 0):
-                raise ConfigError(f"{setting} needs ssl_certfile (--ssl-certfile)")
+                logger.warning(
+                    "%s is set but ssl_certfile is not: TLS is off (ws://, http://)", setting
+                )
         return None
     if config.ssl_cert_reqs != ssl.CERT_NONE and config.ssl_ca_certs is None:
         # (Nothing could verify a client's certificate: every client that
