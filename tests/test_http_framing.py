@@ -301,3 +301,25 @@ async def test_a_router_error_answers_an_expect_100_continue_at_once(
     first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert first.startswith(b"HTTP/1.1 404 ")
     writer.close()
+
+
+@pytest.mark.parametrize(
+    "head, status",
+    [
+        (b"HEAD / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400),
+        (b"HEAD / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"HEAD /#fragment HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"HEAD / HTTP/1.1\r\nHost: x\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431),
+    ],
+)
+async def test_a_refused_head_request_is_answered_without_a_body(
+    server: Server, head: bytes, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Refused before its Request was made, a HEAD request got a 500 with a
+    # body (h11 refused the 4xx's body: "Too much data for declared
+    # Content-Length") and an ERROR line.
+    answer = await exchange(server.port, head)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert rest.endswith(b"\r\n\r\n"), answer  # headers only, then closed
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -86,6 +86,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_awaiting_body",
         "_body_parts",
         "_asks_upgrade",
+        "_head",
         "_found",
         "_reading_body",
         "_body_size",
@@ -130,6 +131,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._body_parts: list[bytes] | None = None
         #: The request asks to upgrade to WebSocket (HTTP/1.1; Upgrade names it).
         self._asks_upgrade = False
+        #: The request under way is a HEAD request (its answer has no body,
+        #: even one refused before self.request was made).
+        self._head = False
         #: Where a Router sends the request (found with its head, used at dispatch).
         self._found: Resolution | None = None
         #: An ASGI application's HTTP request whose body has not all arrived:
@@ -339,6 +343,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.request = None
         self.status = 0
         self._asks_upgrade = False
+        self._head = event.method == b"HEAD"
         self._logged = False
         self._request_started = self.loop.time()
         server = self.server
@@ -967,6 +972,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE) and not self._close_after_response:
             h.start_next_cycle()
+            self._head = False
             self._wait_idle()
             self.transport.resume_reading()
             self.loop.call_soon(self._process)
@@ -1039,11 +1045,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 next_event(h)
         # Without a body only in answer to a HEAD request (not, say, to a
         # malformed request that follows one on a kept-alive connection).
-        head = (
-            h.our_state is h11.SEND_RESPONSE
-            and self.request is not None
-            and self.request.method == "HEAD"
-        )
+        head = h.our_state is h11.SEND_RESPONSE and self._head
         close = close or self._close_after_response
         defaults = self.server.response_headers()
         try:
@@ -1063,6 +1065,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         states: Any = (h.our_state, h.their_state)
         if states == (h11.DONE, h11.DONE):
             h.start_next_cycle()
+            self._head = False
             self._wait_idle()
         else:
             self.close_transport()
