@@ -541,7 +541,12 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self.send_pending()
         if conn.state is not _CLOSED and self.transport.can_write_eof():
             self.flush()
-            self.transport.write_eof()
+            try:
+                self.transport.write_eof()
+            except OSError:
+                # The peer reset the connection meanwhile (ENOTCONN): it is
+                # gone, which the loop has not noticed yet.
+                self.transport.abort()
         self._after_close_sent()
 
     def start_close(self, code: int, reason: str = "") -> None:
