@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from fastapi import Depends, FastAPI, WebSocketException, status
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -224,3 +225,49 @@ async def test_fastapi_post_with_pydantic_body(run_asgi: Any) -> None:
     assert invalid.status_code == 422
     assert invalid.json()["detail"][0]["loc"] == ["body", "price"]
     assert docs.status_code == 200 and "/items/" in docs.json()["paths"]
+
+
+# ============================================== the client's bad body, mid-response
+
+
+async def _stream_back(request: Request) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in request.stream():
+            yield chunk
+
+    return StreamingResponse(body())
+
+
+streaming_app = Starlette(routes=[Route("/stream", _stream_back, methods=["POST"])])
+
+
+def _exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"2\r\nab\r\nzz\r\n",  # a bad chunk size
+        b"3e8\r\n" + b"a" * 1000 + b"\r\n1\r\nb\r\n0\r\n\r\n",  # beyond max_body_size
+    ],
+)
+async def test_a_bad_body_after_a_streamed_response_started_is_no_app_error(
+    run_asgi: Any, body: bytes
+) -> None:
+    # The server closes the connection for it, and Starlette makes the
+    # http.disconnect a ClientDisconnect: it was logged as the application's
+    # error, with a traceback, and counted in handler_errors.
+    server = await run_asgi(streaming_app, max_body_size=1000)
+    head = b"POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    received = await asyncio.to_thread(_exchange, server.port, head + body)
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\n\r\n2\r\nab\r\n" in received or b"a" * 100 in received  # what was streamed back
+    assert not received.endswith(b"0\r\n\r\n")  # cut short: the response could not end
+    await asyncio.sleep(0.2)  # (the application's end)
+    assert server.counters.handler_errors == 0

@@ -161,7 +161,10 @@ class HttpCycle:
         except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
                 raise
-            if caused_by_disconnect(exc, connection, gone=connection.lost):
+            # (Closing: the server ended the connection for the client's bad
+            # body, say; the application had its http.disconnect for it.)
+            gone = connection.lost or connection.closing
+            if caused_by_disconnect(exc, connection, gone=gone):
                 logs.log_client_gone(self.scope["path"], exc)
             else:
                 self._failed("ASGI application failed", exc)
