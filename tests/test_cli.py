@@ -287,9 +287,44 @@ async def test_invalid_setting_flag_exits_2() -> None:
 
 
 @pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        # Each of these started a server: one without a limit, one that
+        # refused every upgrade (403), one that served plain ws:// to anybody,
+        # one listening elsewhere than asked, or a traceback.
+        (["--max-size", ""], "--max-size"),
+        (["--max-body-size", " "], "--max-body-size"),
+        (["--origin", "example.com"], "--origin"),
+        (["--origin", "https://example.com/"], "--origin"),
+        (["--metrics-path", "/m", "--status-path", "/m"], "metrics_path '/m' is a path of"),
+        (["--ssl-cert-reqs", "2"], "ssl_cert_reqs 2 (client certificates) needs ssl_certfile"),
+        (["--uds", "/tmp/wsserver-never.sock"], "--uds and --port: each says where to listen"),
+        (["--fd", "0"], "--fd and --port: each says where to listen"),
+        (["--app-dir", "/no/such/dir"], "--app-dir /no/such/dir: not a directory"),
+    ],
+)
+async def test_a_setting_that_cannot_do_what_it_says_exits_2(flags: list[str], said: str) -> None:
+    code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", *flags)
+    assert code == 2, err
+    (line,) = err.strip().splitlines()[-1:]
+    assert said in line and "Traceback" not in err, err
+    assert not os.path.exists("/tmp/wsserver-never.sock")
+
+
+async def test_uds_and_fd_together_are_refused() -> None:
+    code, err = await run_cli_to_end("examples.echo:routes", "--uds", "/tmp/x.sock", "--fd", "0")
+    assert code == 2, err
+    assert "--uds and --fd: each says where to listen; give one" in err, err
+    # --uds none turns WEBSOCKET_UDS off: no conflict with a port.
+    args = build_parser().parse_args(["examples.echo:routes", "--uds", "none", "--port", "0"])
+    assert args.uds == "none" and args.port == 0
+
+
+@pytest.mark.parametrize(
     ("name", "value"),
     [
         ("WEBSOCKET_MAX_SIZE", "lots"),
+        ("WEBSOCKET_MAX_SIZE", ""),
         ("WEBSOCKET_LOG_FORMAT", "JSON"),  # (was ignored: text logs, no word)
     ],
 )

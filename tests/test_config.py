@@ -109,6 +109,46 @@ def test_invalid_value_raises_config_error_naming_setting(setting: str, value: A
 
 
 @pytest.mark.parametrize(
+    "origin",
+    [
+        "not an origin",
+        "example.com",  # the scheme forgotten
+        "https://example.com/",  # a path, even "/", is never in an Origin header
+        "https://example.com/app",
+        "https://Example.com",  # browsers send it lowercase
+        "HTTPS://example.com",
+        "https://example.com:443",  # browsers leave the default port out
+        "http://example.com:80",
+        "https://example.com:99999",
+        "https://example.com:x",
+        "https://user@example.com",
+        "https://example.com?x=1",
+        "https://",
+        "",
+    ],
+)
+def test_an_origin_no_browser_sends_is_refused(origin: str) -> None:
+    # Any of these admitted no browser at all: every upgrade got 403.
+    error = assert_config_error("origins", origins=[origin])
+    assert repr(origin) in str(error)
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://app.example", "http://127.0.0.1:8000", "http://[::1]:8080", "null"]
+)
+def test_origins_as_browsers_send_them_are_taken(origin: str) -> None:
+    assert Config(origins=[origin, None]).origins == [origin, None]
+
+
+def test_metrics_and_status_pages_need_paths_of_their_own() -> None:
+    # Before, the same path for both: a traceback from the router at start-up.
+    for metrics, status in [("/m", "/m"), ("/m/ws", "/m")]:
+        error = assert_config_error("metrics_path", metrics_path=metrics, status_path=status)
+        assert "status_path" in str(error)
+    assert Config(metrics_path="/m", status_path="/s").status_path == "/s"
+
+
+@pytest.mark.parametrize(
     ("setting", "value"),
     [
         ("compression_level", 10),
@@ -233,9 +273,34 @@ def test_env_var_parsed(var: str, text: str, setting: str, expected: Any) -> Non
         ("WEBSOCKET_COMPRESSION", "compression"),
     ],
 )
-@pytest.mark.parametrize("word", ["none", "None", "NULL", "off", ""])
+@pytest.mark.parametrize("word", ["none", "None", "NULL", "off"])
 def test_env_none_words_give_none_where_nullable(var: str, setting: str, word: str) -> None:
     assert getattr(from_env(**{var: word}), setting) is None
+
+
+@pytest.mark.parametrize(
+    "var",
+    [
+        "WEBSOCKET_MAX_SIZE",
+        "WEBSOCKET_MAX_BODY_SIZE",
+        "WEBSOCKET_PING_INTERVAL",
+        "WEBSOCKET_PING_TIMEOUT",
+        "WEBSOCKET_TIMEOUT",
+        "WEBSOCKET_MAX_CONNECTIONS",
+        "WEBSOCKET_LIMIT_CONCURRENCY",
+    ],
+)
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_limit_is_refused_not_taken_for_none(var: str, empty: str) -> None:
+    # WEBSOCKET_MAX_SIZE= (a template's unset variable, say) lifted the limit
+    # altogether: no limit must be asked for by name.
+    with pytest.raises(ConfigError, match=f"{var}=.*: expected .* or 'none'"):
+        from_env(**{var: empty})
+
+
+@pytest.mark.parametrize("var", ["WEBSOCKET_COMPRESSION", "WEBSOCKET_SSL_CERTFILE"])
+def test_an_empty_word_or_path_still_means_off(var: str) -> None:
+    assert getattr(from_env(**{var: ""}), ENV_VARS[var]) is None
 
 
 @pytest.mark.parametrize("word", ["0", "false"])

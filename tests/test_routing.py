@@ -817,3 +817,15 @@ async def test_a_long_path_that_matches_nothing_does_not_hold_the_server(
         assert head.startswith(b"HTTP/1.1 404 "), head
         assert loop.time() - started < 1.0, path[:8]  # (milliseconds; it was 2-4 s)
         writer.close()
+
+
+@pytest.mark.parametrize("origin", ["app.example", "https://app.example/", "https://App.example"])
+def test_a_route_origin_no_browser_sends_is_refused_at_definition(origin: str) -> None:
+    # Such an origin admitted nobody: every upgrade got 403.
+    async def handler(request: Any, ws: Any) -> None:
+        pass
+
+    routes = Router()
+    with pytest.raises(ValueError, match="no origin"):
+        routes.add_websocket_route(handler, "/ws", origins=[origin, None])
+    routes.add_websocket_route(handler, "/ok", origins=["https://app.example", None, "null"])

@@ -519,6 +519,17 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
     """
     if args.log_format not in ("text", "json"):
         parser.exit(2, f"error: WEBSOCKET_LOG_FORMAT: {args.log_format!r} is not text or json\n")
+    if args.worker is None:  # (a worker's --fd is its supervisor's socket, added to the flags)
+        tcp = [
+            f for f, value in (("--host", args.host), ("--port", args.port)) if value is not None
+        ]
+        places = [
+            *(["--uds"] if args.uds not in (None, "", "none") else []),
+            *(["--fd"] if args.fd is not None else []),
+        ]
+        if places and (tcp or len(places) > 1):
+            conflict = " and ".join([*places, *tcp])
+            parser.exit(2, f"error: {conflict}: each says where to listen; give one\n")
     if args.uds is None and args.host is None and args.port is None and args.fd is None:
         args.uds = os.environ.get("WEBSOCKET_UDS") or None
     elif args.uds in ("", "none"):
@@ -548,6 +559,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ``python -m wsserver`` (which puts it first on sys.path) or as the
     # ``wsserver`` console script (which puts the script's own directory).
     if args.app_dir:
+        if not os.path.isdir(args.app_dir):
+            parser.exit(2, f"error: --app-dir {args.app_dir}: not a directory\n")
         sys.path.insert(0, os.path.abspath(args.app_dir))
     elif os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -757,7 +770,7 @@ def configure_logging(
     )
     if log_format == "json":
         for handler in logging.getLogger().handlers:
-            handler.setFormatter(JsonFormatter(None if worker is None else str(worker)))
+            handler.setFormatter(JsonFormatter(worker))
     if log_config is None:
         return
     if log_config.endswith((".json", ".yaml", ".yml")):

@@ -26,6 +26,7 @@ from typing import Any
 from .errors import ConfigError
 from .protocol.deflate import RANGES as DEFLATE_RANGES
 from .protocol.deflate import DeflateSettings
+from .protocol.handshake import ORIGIN_FORM, origin_problem
 from .protocol.http import OWS, valid_header
 
 __all__ = [
@@ -56,6 +57,10 @@ class Kind:
 
     #: The value is a list; its flag is given once per element.
     repeatable = False
+    #: Whether an empty text stands for None too (a path, a word: not set). A
+    #: limit's or a timeout's does not: an unset variable in a template would
+    #: lift the limit; no limit is asked for by name.
+    empty_is_none = True
 
     def __init__(self, *, none_ok: bool = False) -> None:
         self.none_ok = none_ok
@@ -78,7 +83,7 @@ class Kind:
             ValueError: ``text`` cannot be read; the message says what can.
         """
         text = text.strip()
-        if self.none_ok and text.lower() in NONE_WORDS:
+        if self.none_ok and text.lower() in NONE_WORDS and (text or self.empty_is_none):
             return None
         return self._parse(text)
 
@@ -104,6 +109,8 @@ MOST = 2**62
 
 class Count(Kind):
     """A positive integer (a size, a number of things), up to :data:`MOST`."""
+
+    empty_is_none = False
 
     def describe(self) -> str:
         return "a positive integer (up to 2**62)"
@@ -145,6 +152,8 @@ class IntRange(Kind):
 
 class Seconds(Kind):
     """A duration in seconds: a finite number above 0 (or at least 0 with ``zero_ok``)."""
+
+    empty_is_none = False
 
     def __init__(self, *, none_ok: bool = False, zero_ok: bool = False) -> None:
         super().__init__(none_ok=none_ok)
@@ -283,9 +292,13 @@ class Origins(Kind):
         return "an origin, or 'none' for requests without one"
 
     def _problem(self, value: Any) -> str | None:
-        if isinstance(value, list) and all(o is None or isinstance(o, str) for o in value):
-            return None
-        return "a list of strings (or None entries)"
+        if not (isinstance(value, list) and all(o is None or isinstance(o, str) for o in value)):
+            return "a list of strings (or None entries)"
+        for origin in value:
+            problem = None if origin is None else origin_problem(origin)
+            if problem is not None:
+                return f"a list of origins, {ORIGIN_FORM}; {origin!r}: {problem}"
+        return None
 
     def parse(self, text: str) -> str | None:
         """One origin of the list (the flag is repeated for more)."""
@@ -828,6 +841,14 @@ class Config:
         """
         for name, spec in settings():
             spec.kind.check(name, getattr(self, name))
+        if self.metrics_path is not None and self.status_path is not None:
+            # The status page is <status_path> and its feed <status_path>/ws.
+            status = self.status_path.rstrip("/")
+            if self.metrics_path.rstrip("/") in (status, status + "/ws"):
+                raise ConfigError(
+                    f"metrics_path {self.metrics_path!r} is a path of the status page's "
+                    f"(status_path {self.status_path!r}: it and its /ws): give it another"
+                )
         self.deflate_settings()  # what only the deflate layer knows: is zlib-ng installed?
 
     def deflate_settings(self) -> DeflateSettings:

@@ -97,7 +97,7 @@ class JsonFormatter(logging.Formatter):
     format (:func:`printable`) before it gets here.
     """
 
-    def __init__(self, worker: str | None = None) -> None:
+    def __init__(self, worker: int | None = None) -> None:
         super().__init__()
         self.worker = worker
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
+from ..protocol.handshake import ORIGIN_FORM, origin_problem
 from ..protocol.http import ERROR_FORMATS, ErrorFormat
 
 if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
@@ -66,6 +67,7 @@ def split_limit(parameters: int) -> int:
     2, 101 for 3, 32 for 4, 16 for 5 ...), milliseconds at most.
     """
     return int(MAX_SPLIT_SEGMENT ** (2 / parameters))
+
 
 _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
 
@@ -139,6 +141,10 @@ class Route:
         self.methods = methods
         self.on_connect = on_connect
         self.origins = None if origins is None else frozenset(origins)
+        for origin in self.origins or ():
+            problem = None if origin is None else origin_problem(origin)
+            if problem is not None:
+                raise ValueError(f"origins: {origin!r} is no origin ({ORIGIN_FORM}): {problem}")
         self.require_subprotocol = require_subprotocol
         if require_subprotocol and not subprotocols:
             raise ValueError("require_subprotocol needs a list of subprotocols")

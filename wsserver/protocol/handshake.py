@@ -191,6 +191,39 @@ def check_origin(headers: Headers, allowed: Collection[str | None] | None) -> No
 
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
+#: What an allowed origin looks like, said when one cannot be.
+ORIGIN_FORM = (
+    "scheme://host[:port] as browsers send it (lowercase, no path, no default port) or 'null'"
+)
+
+
+def origin_problem(origin: str) -> str | None:
+    """Why ``origin`` can never equal an ``Origin`` header, or None when it can.
+
+    :func:`check_origin` compares exactly; a browser sends an origin's
+    serialisation (RFC 6454 6.2): ``null``, or a lowercase scheme and host
+    and the port only when it is not the scheme's default, nothing else. A
+    configured origin of another form admits no browser at all.
+    """
+    if origin == "null":
+        return None
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return "its port is not a number from 0 to 65535"
+    if not parts.scheme or not parts.hostname or not origin.startswith(parts.scheme + "://"):
+        return "it is no scheme://host"
+    if parts.path or parts.query or parts.fragment or origin.endswith(("?", "#")):
+        return "an Origin header has no path, query or fragment (not even '/')"
+    if parts.username is not None or parts.password is not None:
+        return "an Origin header has no user name"
+    if origin != origin.lower():
+        return "browsers send the scheme and the host in lowercase"
+    if port is not None and port == _DEFAULT_PORTS.get(parts.scheme):
+        return f"browsers leave the default port {port} out"
+    return None
+
 
 def is_same_origin(origin: str, host: str, scheme: str) -> bool:
     """Whether ``origin`` (an ``Origin`` header) names the server at ``host``

@@ -23,22 +23,30 @@ class _LongPassword(Exception):
 
 #: The longest password OpenSSL's callback takes (Python's ssl raises ValueError beyond).
 _MAX_PASSWORD = 1024
-#: The TLS settings (but ssl_keyfile) that mean nothing without ssl_certfile.
-_WITHOUT_CERTFILE = ("ssl_keyfile_password", "ssl_ca_certs", "ssl_cert_reqs", "ssl_ciphers")
+#: The TLS settings that mean nothing without ssl_certfile, said but not refused
+#: (ssl_keyfile and ssl_cert_reqs are refused).
+_WITHOUT_CERTFILE = ("ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers")
 
 
 def ssl_context(config: Config) -> ssl.SSLContext | None:
     """The server-side SSL context the settings describe, or None when TLS is off.
 
     Raises:
-        ConfigError: a key without a certificate, client certificates asked
-            for without CA certificates to check them, or a file that cannot be loaded
-            (missing, unreadable, not PEM, an encrypted key without its password, a
-            wrong password), said in one line.
+        ConfigError: a key, or client certificates asked for, without a
+            certificate; client certificates asked for without CA certificates
+            to check them; or a file that cannot be loaded (missing,
+            unreadable, not PEM, an encrypted key without its password, a wrong
+            password), said in one line.
     """
     if config.ssl_certfile is None:
         if config.ssl_keyfile is not None:
             raise ConfigError("ssl_keyfile needs ssl_certfile (--ssl-certfile)")
+        if config.ssl_cert_reqs != ssl.CERT_NONE:
+            # Client authentication asked for: plain ws:// would fail open.
+            raise ConfigError(
+                f"ssl_cert_reqs {config.ssl_cert_reqs} (client certificates) needs"
+                " ssl_certfile (--ssl-certfile): without it TLS is off"
+            )
         # The others may come from the environment, meant for another server
         # of the process (a TestClient's, say): said, not refused.
         for setting in _WITHOUT_CERTFILE:
