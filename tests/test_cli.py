@@ -697,6 +697,8 @@ async def test_factory_and_app_dir(tmp_path: Path) -> None:
         (["examples.echo:routes", "--interface", "asgi"], "not an ASGI 3 application"),
         (["examples.asgi_echo:Message"], "not a wsserver.Router or an ASGI 3 application"),
         (["examples.echo:PAGE"], "not a wsserver.Router or an ASGI 3 application"),
+        # (A TypeError's traceback: the application was called as a factory.)
+        (["examples.asgi_echo:app", "--factory"], "is an ASGI application, not a factory"),
     ],
 )
 async def test_what_cannot_be_served_is_refused_at_start_up(args: list[str], said: str) -> None:

@@ -287,6 +287,10 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     if factory or (interface != "asgi" and not servable and _no_args(obj)):
         if not callable(obj):
             raise AppLoadError(f"--factory: {spec} is a {type(obj).__name__}, not a function")
+        if is_asgi_app(obj) and not _no_args(obj):
+            raise AppLoadError(
+                f"--factory: {spec} is an ASGI application, not a factory: leave --factory out"
+            )
         obj = obj()
     if interface in ("auto", "router") and isinstance(obj, Router):
         return obj
