@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 
 import wsserver
 from wsserver import Router
-from wsserver.__main__ import build_parser, config_from_args, load_router
+from wsserver.__main__ import _settle, build_parser, config_from_args, load_router
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 10.0
@@ -295,7 +295,7 @@ async def test_invalid_setting_flag_exits_2() -> None:
         (["--max-size", ""], "--max-size"),
         (["--max-body-size", " "], "--max-body-size"),
         (["--origin", "example.com"], "--origin"),
-        (["--origin", "https://example.com/"], "--origin"),
+        (["--origin", "https://example.com/"], "--origin: 'https://example.com/': an Origin"),
         (["--metrics-path", "/m", "--status-path", "/m"], "metrics_path '/m' is a path of"),
         (["--ssl-cert-reqs", "2"], "ssl_cert_reqs 2 (client certificates) needs ssl_certfile"),
         (["--uds", "/tmp/wsserver-never.sock"], "--uds and --port: each says where to listen"),
@@ -614,12 +614,20 @@ async def test_a_bad_flag_gets_one_line_naming_it(
     assert "Traceback" not in err and "_optional" not in err and "Kind" not in err
 
 
-async def test_a_bad_worker_start_timeout_variable_gets_one_line_naming_it() -> None:
+async def test_a_bad_worker_start_timeout_variable_gets_one_line_naming_it(
+    tmp_path: Path,
+) -> None:
     env = {"WEBSOCKET_WORKER_START_TIMEOUT": "soon"}
-    code, err = await run_cli_to_end("examples.echo:routes", "--workers", "2", env=env)
+    socket_path = str(tmp_path / "never.sock")
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--workers", "2", "--uds", socket_path, env=env
+    )
     assert code == 2, err
     last = err.strip().splitlines()[-1]
     assert "WEBSOCKET_WORKER_START_TIMEOUT" in last and "seconds above 0" in last, err
+    # Refused before listening: the socket was bound first, its file left behind
+    # (and, on the default port, a busy port 8000 made it exit 1 instead).
+    assert not os.path.exists(socket_path) and "listening on" not in err, err
 
 
 async def test_version() -> None:
@@ -769,3 +777,18 @@ async def test_interface_asgi_vouches_for_an_app_auto_cannot_recognise(tmp_path:
     assert code == 2 and "not a wsserver.Router or an ASGI 3 application" in err, err
     async with running_cli(f"{name}:app", "--app-dir", str(tmp_path), "--interface", "asgi") as cli:
         await assert_echo(cli.url + "/")
+
+
+@pytest.mark.parametrize("word", ["none", "NONE", " off ", ""])
+def test_the_none_words_turn_a_unix_socket_off_from_the_environment_too(
+    monkeypatch: pytest.MonkeyPatch, word: str
+) -> None:
+    # WEBSOCKET_UDS=none listened on a socket file named "none".
+    parser = build_parser()
+    monkeypatch.setenv("WEBSOCKET_UDS", word)
+    assert _settle(parser, parser.parse_args(["examples.echo:routes"])).uds is None
+    # And --uds NONE with --port is no conflict (it was refused as one).
+    monkeypatch.delenv("WEBSOCKET_UDS")
+    flags = ["examples.echo:routes", "--uds", word, "--port", "0"]
+    args = _settle(parser, parser.parse_args(flags))
+    assert args.uds is None and args.port == 0

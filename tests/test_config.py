@@ -125,6 +125,11 @@ def test_invalid_value_raises_config_error_naming_setting(setting: str, value: A
         "https://example.com?x=1",
         "https://",
         "",
+        "https://*.example.com",  # no wildcards: exact values
+        "https://example.com:",
+        "https://example.com:08443",
+        "https://a.example ",
+        "http://[::1",
     ],
 )
 def test_an_origin_no_browser_sends_is_refused(origin: str) -> None:
@@ -134,10 +139,42 @@ def test_an_origin_no_browser_sends_is_refused(origin: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "origin", ["https://app.example", "http://127.0.0.1:8000", "http://[::1]:8080", "null"]
+    "origin",
+    [
+        "https://app.example",
+        "http://127.0.0.1:8000",
+        "http://[::1]:8080",
+        "null",
+        "file://",  # pages opened from disk in Chromium-based shells (Electron, WebViews)
+        "chrome-extension://abcdefghijklmnop",
+        "safari-web-extension://0A1B2C3D-4E5F",  # (not a special scheme: case kept)
+        "https://xn--bcher-kva.example",
+    ],
 )
 def test_origins_as_browsers_send_them_are_taken(origin: str) -> None:
     assert Config(origins=[origin, None]).origins == [origin, None]
+
+
+@pytest.mark.parametrize(
+    ("origin", "said"),
+    [
+        ("https://example.com/", "no path"),
+        ("HTTPS://example.com", "lowercase"),
+        ("https://example.com:443", "default port 443"),
+        ("https://*.example.com", "wildcard"),
+        ("https://bücher.example", "punycode"),
+    ],
+)
+def test_a_refused_origin_says_why(origin: str, said: str) -> None:
+    assert said in str(assert_config_error("origins", origins=[origin]))
+
+
+def test_an_empty_status_token_is_refused_not_taken_for_none() -> None:
+    # WEBSOCKET_STATUS_TOKEN= (a template's unset variable) opened the status
+    # page to anybody; 'none' says so on purpose.
+    with pytest.raises(ConfigError, match="status_token must be a token, not ''"):
+        from_env(WEBSOCKET_STATUS_TOKEN="")
+    assert from_env(WEBSOCKET_STATUS_TOKEN="none").status_token is None
 
 
 def test_metrics_and_status_pages_need_paths_of_their_own() -> None:

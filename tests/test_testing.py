@@ -27,11 +27,13 @@ from starlette.websockets import WebSocketDisconnect
 
 from examples import asgi_echo, chat, echo, secure
 from wsserver import (
+    ConfigError,
     ConnectionClosedError,
     ConnectionClosedOK,
     Request,
     Router,
     WebSocket,
+    serve,
 )
 from wsserver.errors import ConcurrencyError
 from wsserver.protocol.frames import Opcode, serialize_frame
@@ -804,3 +806,17 @@ async def test_what_a_broken_response_is_called(sent: bytes, said: str) -> None:
     with pytest.raises(ConnectionError, match=said):
         await asyncio.wait_for(_read_response(h, pipe), 5)
     pipe.abort()
+
+
+async def test_client_certificates_asked_for_in_the_environment_do_not_stop_a_test_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A server that listens refuses ssl_cert_reqs without ssl_certfile (plain
+    # ws:// would fail open); the variable may be meant for the process's real
+    # server, and a TestClient's serves nobody else.
+    monkeypatch.setenv("WEBSOCKET_SSL_CERT_REQS", "2")
+    with pytest.raises(ConfigError, match="ssl_cert_reqs 2"):
+        serve(echo.routes, port=0)
+    async with TestClient(echo.routes) as client, client.websocket("/ws") as ws:
+        await ws.send("plain, in memory")
+        assert await ws.receive() == "plain, in memory"

@@ -23,7 +23,7 @@ from . import __version__
 from .app.routing import Router
 from .asgi import ASGIApplication, is_asgi_app
 from .asgi.lifespan import LifespanFailure
-from .config import Config, Flag, add_flags, flag_settings
+from .config import NONE_WORDS, Config, Flag, add_flags, flag_settings
 from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
@@ -512,6 +512,11 @@ def _display(address: Any) -> tuple[str, int]:
     return host, port
 
 
+def _off(uds: str | None) -> bool:
+    """Whether ``--uds`` (or ``WEBSOCKET_UDS``) says no Unix socket: unset, or a none word."""
+    return uds is None or uds.strip().lower() in NONE_WORDS
+
+
 def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
     """What the flags whose defaults come from the environment end up saying.
 
@@ -528,15 +533,16 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
             f for f, value in (("--host", args.host), ("--port", args.port)) if value is not None
         ]
         places = [
-            *(["--uds"] if args.uds not in (None, "", "none") else []),
+            *(["--uds"] if not _off(args.uds) else []),
             *(["--fd"] if args.fd is not None else []),
         ]
         if places and (tcp or len(places) > 1):
             conflict = " and ".join([*places, *tcp])
             parser.exit(2, f"error: {conflict}: each says where to listen; give one\n")
     if args.uds is None and args.host is None and args.port is None and args.fd is None:
-        args.uds = os.environ.get("WEBSOCKET_UDS") or None
-    elif args.uds in ("", "none"):
+        uds = os.environ.get("WEBSOCKET_UDS")
+        args.uds = None if _off(uds) else uds
+    elif _off(args.uds):
         args.uds = None
     if args.host is None:
         args.host = "127.0.0.1"
@@ -666,6 +672,14 @@ def supervise(
     as it reads then (``from_env_file``: what it set when this process began).
     """
     config = _supervisor_config(parser, args)
+    # (Refused before the socket is made: not after it is bound, or its file made.)
+    start_timeout = args.worker_start_timeout
+    if start_timeout is None:
+        variable = os.environ.get("WEBSOCKET_WORKER_START_TIMEOUT") or str(START_TIMEOUT)
+        try:
+            start_timeout = _positive_seconds(variable)
+        except argparse.ArgumentTypeError as exc:
+            _refuse(parser, args, f"WEBSOCKET_WORKER_START_TIMEOUT: {exc}")
     watcher = None
     if args.reload:
         directories = args.reload_dir or [args.app_dir or os.getcwd()]
@@ -719,13 +733,6 @@ def supervise(
                 )
             return last[0]
 
-    start_timeout = args.worker_start_timeout
-    if start_timeout is None:
-        variable = os.environ.get("WEBSOCKET_WORKER_START_TIMEOUT") or str(START_TIMEOUT)
-        try:
-            start_timeout = _positive_seconds(variable)
-        except argparse.ArgumentTypeError as exc:
-            _refuse(parser, args, f"WEBSOCKET_WORKER_START_TIMEOUT: {exc}")
     supervisor = Supervisor(
         arguments, workers, sock, grace, watcher, environment, start_timeout=start_timeout
     )

@@ -91,6 +91,10 @@ class Kind:
         """What the text form accepts, in words."""
         return self.describe() + (" or 'none'" if self.none_ok else "")
 
+    def why(self, value: Any) -> str | None:
+        """What is wrong with ``value`` (read from a flag), when more than what is accepted."""
+        return None
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -262,9 +266,11 @@ def _root_path(value: str) -> bool:
     )
 
 
-def _path(description: str, metavar: str = "PATH") -> Text:
-    """A non-empty string, or None."""
-    return Text(description, lambda value: bool(value), none_ok=True, metavar=metavar)
+def _path(description: str, metavar: str = "PATH", *, empty_is_none: bool = True) -> Text:
+    """A non-empty string, or None (also for an empty text, unless not ``empty_is_none``)."""
+    kind = Text(description, lambda value: bool(value), none_ok=True, metavar=metavar)
+    kind.empty_is_none = empty_is_none
+    return kind
 
 
 def _networks(value: str) -> bool:
@@ -289,7 +295,17 @@ class Origins(Kind):
         super().__init__(none_ok=True)
 
     def describe(self) -> str:
-        return "an origin, or 'none' for requests without one"
+        return "an origin (scheme://host[:port]), or 'none' for requests without one"
+
+    def accepted(self) -> str:
+        return self.describe()  # ('none' said already)
+
+    def why(self, value: Any) -> str | None:
+        for origin in value if isinstance(value, list) else ():
+            problem = None if origin is None else origin_problem(origin)
+            if problem is not None:
+                return f"{origin!r}: {problem} (an origin is {ORIGIN_FORM})"
+        return None
 
     def _problem(self, value: Any) -> str | None:
         if not (isinstance(value, list) and all(o is None or isinstance(o, str) for o in value)):
@@ -297,7 +313,7 @@ class Origins(Kind):
         for origin in value:
             problem = None if origin is None else origin_problem(origin)
             if problem is not None:
-                return f"a list of origins, {ORIGIN_FORM}; {origin!r}: {problem}"
+                return f"a list of origins ({ORIGIN_FORM}); {origin!r}: {problem}"
         return None
 
     def parse(self, text: str) -> str | None:
@@ -774,7 +790,7 @@ class Config:
     )
     status_token: str | None = setting(
         None,
-        _path("a token", "TOKEN"),
+        _path("a token", "TOKEN", empty_is_none=False),
         "the status page and its feed then want `?token=` (or `Authorization: Bearer`).",
         env="WEBSOCKET_STATUS_TOKEN",
         flag="--status-token",
@@ -924,11 +940,16 @@ def _reader(kind: Kind) -> Any:
     """The argparse type of a flag: read and check the text, or say what the flag takes."""
 
     def read(text: str) -> Any:
+        expected = f"expected {kind.accepted()}, not {text!r}"
         try:
             value = kind.parse(text)
-            kind.check("value", [value] if kind.repeatable else value)
-        except (ValueError, ConfigError):
-            raise argparse.ArgumentTypeError(f"expected {kind.accepted()}, not {text!r}") from None
+        except ValueError:
+            raise argparse.ArgumentTypeError(expected) from None
+        checked = [value] if kind.repeatable else value
+        try:
+            kind.check("value", checked)
+        except ConfigError:
+            raise argparse.ArgumentTypeError(kind.why(checked) or expected) from None
         return value
 
     read.__name__ = type(kind).__name__.lower()

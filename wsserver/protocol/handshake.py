@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 from collections.abc import Collection, Iterable, Sequence
 from urllib.parse import urlsplit
 
@@ -191,37 +192,63 @@ def check_origin(headers: Headers, allowed: Collection[str | None] | None) -> No
 
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
+_SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
+
 #: What an allowed origin looks like, said when one cannot be.
 ORIGIN_FORM = (
-    "scheme://host[:port] as browsers send it (lowercase, no path, no default port) or 'null'"
+    "scheme://host[:port] as browsers send it (lowercase, no path, no default port), "
+    "'null' or 'file://'"
 )
 
 
 def origin_problem(origin: str) -> str | None:
     """Why ``origin`` can never equal an ``Origin`` header, or None when it can.
 
-    :func:`check_origin` compares exactly; a browser sends an origin's
-    serialisation (RFC 6454 6.2): ``null``, or a lowercase scheme and host
-    and the port only when it is not the scheme's default, nothing else. A
-    configured origin of another form admits no browser at all.
+    :func:`check_origin` compares exactly, and a browser sends an origin's
+    serialisation (RFC 6454 6.2): a lowercase scheme, the host (for http(s)
+    and ws(s): lowercase, in punycode) and the port only when it is not the
+    scheme's default; nothing else. ``null`` (sandboxed pages) and ``file://``
+    (pages opened from disk in Chromium-based shells) are what they send
+    instead. A configured origin of another form admits no browser at all.
     """
-    if origin == "null":
+    if origin in ("null", "file://"):
         return None
-    try:
-        parts = urlsplit(origin)
-        port = parts.port
-    except ValueError:
-        return "its port is not a number from 0 to 65535"
-    if not parts.scheme or not parts.hostname or not origin.startswith(parts.scheme + "://"):
+    if any(c.isspace() for c in origin):
+        return "it has whitespace"
+    scheme, sep, rest = origin.partition("://")
+    if scheme != scheme.lower():
+        return "browsers send the scheme in lowercase"
+    if not sep or _SCHEME.fullmatch(scheme) is None or not rest:
         return "it is no scheme://host"
-    if parts.path or parts.query or parts.fragment or origin.endswith(("?", "#")):
+    if any(c in rest for c in "/?#"):
         return "an Origin header has no path, query or fragment (not even '/')"
-    if parts.username is not None or parts.password is not None:
+    if "@" in rest:
         return "an Origin header has no user name"
-    if origin != origin.lower():
-        return "browsers send the scheme and the host in lowercase"
-    if port is not None and port == _DEFAULT_PORTS.get(parts.scheme):
-        return f"browsers leave the default port {port} out"
+    if "*" in rest:
+        return "no wildcard: each origin is compared exactly"
+    if not rest.isascii():
+        return "browsers send an international host name in punycode (xn--...)"
+    if rest.startswith("["):  # an IPv6 address
+        end = rest.find("]")
+        host, port = rest[: end + 1], rest[end + 1 :]
+        if end < 0 or (port and not port.startswith(":")):
+            return "it is no scheme://[IPv6 address][:port]"
+        port_text = port[1:] if port else None
+    else:
+        host, colon, port_text = rest.partition(":")
+        if not colon:
+            port_text = None
+    if not host:
+        return "it is no scheme://host"
+    if port_text is not None:
+        if not port_text.isdigit() or port_text != str(int(port_text)):
+            return "its port is not written as browsers do (digits, no leading zero)"
+        if not 0 < int(port_text) <= 65535:
+            return "its port is not from 1 to 65535"
+        if int(port_text) == _DEFAULT_PORTS.get(scheme):
+            return f"browsers leave the default port {port_text} out"
+    if scheme in _DEFAULT_PORTS and host != host.lower():
+        return "browsers send the host in lowercase"
     return None
 
 
