@@ -130,6 +130,11 @@ def test_invalid_value_raises_config_error_naming_setting(setting: str, value: A
         "https://example.com:08443",
         "https://a.example ",
         "http://[::1",
+        "http://[]",
+        "https://a[b",
+        "http://1.2.3.4]",
+        "http://[fe80::1%25eth0]",
+        "https://a\\b",
     ],
 )
 def test_an_origin_no_browser_sends_is_refused(origin: str) -> None:

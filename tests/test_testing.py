@@ -808,15 +808,15 @@ async def test_what_a_broken_response_is_called(sent: bytes, said: str) -> None:
     pipe.abort()
 
 
-async def test_client_certificates_asked_for_in_the_environment_do_not_stop_a_test_client(
+async def test_client_certificates_asked_for_without_tls_are_refused_without_a_port_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A server that listens refuses ssl_cert_reqs without ssl_certfile (plain
-    # ws:// would fail open); the variable may be meant for the process's real
-    # server, and a TestClient's serves nobody else.
+    # serve(listen=False) serves whatever sockets it is handed (accept_socket):
+    # plain ws:// there would fail open as well. A TestClient is refused the same.
     monkeypatch.setenv("WEBSOCKET_SSL_CERT_REQS", "2")
+    for listen in (True, False):
+        with pytest.raises(ConfigError, match="ssl_cert_reqs 2"):
+            serve(echo.routes, port=0, listen=listen)
     with pytest.raises(ConfigError, match="ssl_cert_reqs 2"):
-        serve(echo.routes, port=0)
-    async with TestClient(echo.routes) as client, client.websocket("/ws") as ws:
-        await ws.send("plain, in memory")
-        assert await ws.receive() == "plain, in memory"
+        async with TestClient(echo.routes):
+            pass

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import ipaddress
 import re
 from collections.abc import Collection, Iterable, Sequence
 from urllib.parse import urlsplit
@@ -193,6 +194,8 @@ def check_origin(headers: Headers, allowed: Collection[str | None] | None) -> No
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
+#: What a URL's host never holds (WHATWG's forbidden host code points, ASCII ones).
+_NOT_IN_HOST = re.compile(r"[\x00-\x20\[\]\\<>^|%\"'`{}]")
 
 #: What an allowed origin looks like, said when one cannot be.
 ORIGIN_FORM = (
@@ -233,11 +236,19 @@ def origin_problem(origin: str) -> str | None:
         host, port = rest[: end + 1], rest[end + 1 :]
         if end < 0 or (port and not port.startswith(":")):
             return "it is no scheme://[IPv6 address][:port]"
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{host} is no IPv6 address"
+        if "%" in host:
+            return "browsers send no IPv6 zone"
         port_text = port[1:] if port else None
     else:
         host, colon, port_text = rest.partition(":")
         if not colon:
             port_text = None
+        if _NOT_IN_HOST.search(host) is not None:
+            return "it is no scheme://host"
     if not host:
         return "it is no scheme://host"
     if port_text is not None:

@@ -797,7 +797,7 @@ def serve(
     if asgi and not isinstance(app, ASGIApplication):
         app = ASGIApplication(cast(ASGIApp, app), config)
     if ssl is None:
-        ssl = ssl_context(config, listening=listen)
+        ssl = ssl_context(config)
     if not isinstance(broker, Broker):
         try:
             broker = broker_from_url(

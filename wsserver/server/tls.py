@@ -24,11 +24,11 @@ class _LongPassword(Exception):
 #: The longest password OpenSSL's callback takes (Python's ssl raises ValueError beyond).
 _MAX_PASSWORD = 1024
 #: The TLS settings that mean nothing without ssl_certfile, said but not refused
-#: (ssl_keyfile is refused, and ssl_cert_reqs by a server that listens).
+#: (ssl_keyfile and ssl_cert_reqs are refused).
 _WITHOUT_CERTFILE = ("ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers")
 
 
-def ssl_context(config: Config, *, listening: bool = True) -> ssl.SSLContext | None:
+def ssl_context(config: Config) -> ssl.SSLContext | None:
     """The server-side SSL context the settings describe, or None when TLS is off.
 
     Raises:
@@ -41,16 +41,16 @@ def ssl_context(config: Config, *, listening: bool = True) -> ssl.SSLContext | N
     if config.ssl_certfile is None:
         if config.ssl_keyfile is not None:
             raise ConfigError("ssl_keyfile needs ssl_certfile (--ssl-certfile)")
-        if config.ssl_cert_reqs != ssl.CERT_NONE and listening:
-            # Client authentication asked for: plain ws:// would fail open. (A
-            # server that does not listen, a TestClient's, serves nobody else.)
+        if config.ssl_cert_reqs != ssl.CERT_NONE:
+            # Client authentication asked for: plain ws:// would fail open (also
+            # for serve(listen=False), which serves the sockets it is handed).
             raise ConfigError(
                 f"ssl_cert_reqs {config.ssl_cert_reqs} (client certificates) needs"
                 " ssl_certfile (--ssl-certfile): without it TLS is off"
             )
         # The others may come from the environment, meant for another server
         # of the process (a TestClient's, say): said, not refused.
-        for setting in (*_WITHOUT_CERTFILE, "ssl_cert_reqs"):
+        for setting in _WITHOUT_CERTFILE:
             if getattr(config, setting) not in (None, 0):
                 logger.warning(
                     "%s is set but ssl_certfile is not: TLS is off (ws://, http://)", setting
