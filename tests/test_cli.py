@@ -792,3 +792,30 @@ def test_the_none_words_turn_a_unix_socket_off_from_the_environment_too(
     flags = ["examples.echo:routes", "--uds", word, "--port", "0"]
     args = _settle(parser, parser.parse_args(flags))
     assert args.uds is None and args.port == 0
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--ssl-cert-reqs", "2"],
+        ["--ssl-certfile", "/nonexistent/cert.pem", "--ssl-keyfile", "/nonexistent/key.pem"],
+    ],
+)
+async def test_tls_settings_a_worker_would_refuse_are_refused_before_listening(
+    flags: list[str],
+) -> None:
+    # The supervisor bound the port, said "listening on", started its workers,
+    # and each of them refused the settings in turn.
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--port", "0", "--workers", "2", *flags
+    )
+    assert code == 2, err
+    assert "listening on" not in err and "Traceback" not in err, err
+    assert "ssl_" in err.strip().splitlines()[-1], err
+
+
+async def test_reload_flags_without_reload_are_said() -> None:
+    # They did nothing, silently.
+    async with running_cli("examples.echo:routes", "--reload-dir", "examples") as cli:
+        await assert_echo(cli.url + "/ws")
+    assert "--reload-dir without --reload: nothing is watched" in cli.stderr, cli.stderr

@@ -445,3 +445,12 @@ async def test_the_periodic_count_of_open_connections_lets_the_loop_run(
         assert stepped["connections"] == {"echo": 6, "sleepy": 3}
         assert stepped["compression"]["payload_in"] == 300
         assert stepped["routes"]["echo"]["text_in"] == 6
+
+
+def test_a_status_token_without_a_status_page_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    # It protected nothing, silently: a page was perhaps meant to be served.
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        serve(Router(), status_token="secret")
+        serve(Router(), status_token="secret", status_path="/_status")
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["status_token is set but status_path is not: there is no status page"]

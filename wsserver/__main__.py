@@ -30,6 +30,7 @@ from .logs import JsonFormatter
 from .reload import POLL_INTERVAL, FileWatcher
 from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, remove_socket_file, serve
+from .server.tls import ssl_context
 from .supervisor import (
     LIMIT_REACHED,
     READY,
@@ -584,6 +585,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (OSError, ValueError, KeyError, configparser.Error) as exc:
         parser.exit(2, f"error: --log-config {args.log_config}: {exc}\n")
+    unused = [f for f in ("reload_dir", "reload_include", "reload_exclude") if getattr(args, f)]
+    if unused and not args.reload and role is None:
+        flags = ", ".join("--" + name.replace("_", "-") for name in unused)
+        logger.warning("%s without --reload: nothing is watched", flags)
     workers = args.workers
     if workers is None:
         try:
@@ -673,6 +678,10 @@ def supervise(
     """
     config = _supervisor_config(parser, args)
     # (Refused before the socket is made: not after it is bound, or its file made.)
+    try:
+        ssl_context(config)  # (each worker makes its own: this one says what they would)
+    except ConfigError as exc:
+        _refuse(parser, args, str(exc))
     start_timeout = args.worker_start_timeout
     if start_timeout is None:
         variable = os.environ.get("WEBSOCKET_WORKER_START_TIMEOUT") or str(START_TIMEOUT)

@@ -135,6 +135,8 @@ class Server:
             self.status = StatusBoard(self, config.status_path, config.status_token)
             assert self.builtins is not None
             self.status.add_routes(self.builtins)
+        elif config.status_token is not None:
+            logger.warning("status_token is set but status_path is not: there is no status page")
         #: Publish/subscribe: this server's topics, joined to others by the broker.
         self.pubsub = Topics(
             broker if broker is not None else MemoryBroker(),
