@@ -26,7 +26,7 @@ from typing import Any
 from .errors import ConfigError
 from .protocol.deflate import RANGES as DEFLATE_RANGES
 from .protocol.deflate import DeflateSettings
-from .protocol.handshake import ORIGIN_FORM, origin_problem
+from .protocol.handshake import ORIGIN_FORM, bad_origin
 from .protocol.http import OWS, valid_header
 
 __all__ = [
@@ -301,20 +301,14 @@ class Origins(Kind):
         return self.describe()  # ('none' said already)
 
     def why(self, value: Any) -> str | None:
-        for origin in value if isinstance(value, list) else ():
-            problem = None if origin is None else origin_problem(origin)
-            if problem is not None:
-                return f"{origin!r}: {problem} (an origin is {ORIGIN_FORM})"
-        return None
+        bad = bad_origin(value) if isinstance(value, list) else None
+        return None if bad is None else f"{bad[0]!r}: {bad[1]} (an origin is {ORIGIN_FORM})"
 
     def _problem(self, value: Any) -> str | None:
         if not (isinstance(value, list) and all(o is None or isinstance(o, str) for o in value)):
             return "a list of strings (or None entries)"
-        for origin in value:
-            problem = None if origin is None else origin_problem(origin)
-            if problem is not None:
-                return f"a list of origins ({ORIGIN_FORM}); {origin!r}: {problem}"
-        return None
+        bad = bad_origin(value)
+        return None if bad is None else f"a list of origins ({ORIGIN_FORM}); {bad[0]!r}: {bad[1]}"
 
     def parse(self, text: str) -> str | None:
         """One origin of the list (the flag is repeated for more)."""

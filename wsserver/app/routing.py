@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
-from ..protocol.handshake import ORIGIN_FORM, origin_problem
+from ..protocol.handshake import ORIGIN_FORM, bad_origin
 from ..protocol.http import ERROR_FORMATS, ErrorFormat
 
 if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
@@ -141,10 +141,9 @@ class Route:
         self.methods = methods
         self.on_connect = on_connect
         self.origins = None if origins is None else frozenset(origins)
-        for origin in self.origins or ():
-            problem = None if origin is None else origin_problem(origin)
-            if problem is not None:
-                raise ValueError(f"origins: {origin!r} is no origin ({ORIGIN_FORM}): {problem}")
+        bad = bad_origin(self.origins or ())
+        if bad is not None:
+            raise ValueError(f"origins: {bad[0]!r} is no origin ({ORIGIN_FORM}): {bad[1]}")
         self.require_subprotocol = require_subprotocol
         if require_subprotocol and not subprotocols:
             raise ValueError("require_subprotocol needs a list of subprotocols")

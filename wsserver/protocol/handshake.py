@@ -263,6 +263,15 @@ def origin_problem(origin: str) -> str | None:
     return None
 
 
+def bad_origin(origins: Iterable[str | None]) -> tuple[str, str] | None:
+    """The first of ``origins`` that no browser sends, and why (see :func:`origin_problem`)."""
+    for origin in origins:
+        problem = None if origin is None else origin_problem(origin)
+        if origin is not None and problem is not None:
+            return origin, problem
+    return None
+
+
 def is_same_origin(origin: str, host: str, scheme: str) -> bool:
     """Whether ``origin`` (an ``Origin`` header) names the server at ``host``
     (``Host``) reached over ``scheme`` (``"http"`` or ``"https"``).
