@@ -173,10 +173,9 @@ class WebSocketSession:
         ws = self.websocket
         if ws is not None and self._disconnect is None:
             # As recv() does, without a coroutine more per message.
-            message = ws.recv_nowait()
-            while message is None:
+            while True:
                 try:
-                    waiter = ws.message_waiter()
+                    message = ws.next_message()
                 except ConnectionClosed as exc:
                     self._disconnect = {
                         "type": "websocket.disconnect",
@@ -184,14 +183,14 @@ class WebSocketSession:
                         "reason": exc.reason,
                     }
                     return self._disconnect
+                if type(message) is str:
+                    return {"type": "websocket.receive", "text": message}
+                if type(message) is bytes:
+                    return {"type": "websocket.receive", "bytes": message}
                 try:
-                    await waiter
+                    await message  # type: ignore[misc]  # (a future: none waited)
                 finally:
                     ws.done_waiting()
-                message = ws.recv_nowait()
-            if type(message) is str:
-                return {"type": "websocket.receive", "text": message}
-            return {"type": "websocket.receive", "bytes": message}
         if self._disconnect is None:
             if self.phase is Phase.HANDSHAKE or self.phase is Phase.RESPONDING:
                 # Asked again before answering (another task may answer): wait

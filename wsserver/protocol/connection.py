@@ -233,15 +233,22 @@ class Connection:
         bytes is kept and :attr:`input_waiting` is true: the caller lets the
         application take what came, then calls ``receive_data(b"")`` again.
         """
-        events: list[Event] = []
         state = self.state
         self.input_waiting = False
         if state is _CLOSED or state is _REMOTE_CLOSING:
-            return events
+            return []
         parser = self._parser
         max_size = self.max_size
         self._inflated = 0
-        parser.feed(data)
+        events: list[Event]
+        if self.close_received is None and not self._msg_opcode and self.failure is None:
+            # Fast path: whole small messages, which most reads hold and nothing else.
+            events, left = parser.feed_messages(data, max_size)  # type: ignore[assignment]
+            if not left:
+                return events
+        else:
+            events = []
+            parser.feed(data)
         while self.close_received is None:
             try:
                 if not self._msg_opcode and self.failure is None:

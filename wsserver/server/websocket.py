@@ -121,7 +121,7 @@ class WebSocket:
             return message
         inbox = self._inbox
         # Slow path, in this same coroutine: an idle connection keeps one
-        # frame less alive while it waits. (message_waiter() and
+        # frame less alive while it waits. (next_message() and
         # done_waiting() are the same steps as calls, for the ASGI session;
         # written out here: a call less each, on every message.)
         self._recv_busy = True
@@ -152,12 +152,12 @@ class WebSocket:
         finally:
             self._recv_busy = False
 
-    def message_waiter(self) -> asyncio.Future[None]:
-        """Before waiting for a message: a future that the next one (or the end) resolves.
+    def next_message(self) -> str | bytes | asyncio.Future[None]:
+        """The next message if one waits; else a future that the next one (or the end) resolves.
 
-        ``await`` it, call :meth:`done_waiting` however the wait ended, then
-        :meth:`recv_nowait` (None: wait again). What ``recv()`` does, for the
-        ASGI session's ``receive()`` without a coroutine more per message.
+        What ``recv()`` does, in calls, for the ASGI session's ``receive()``
+        (a coroutine less per message): given a future, ``await`` it, call
+        :meth:`done_waiting` however the wait ended, then call this again.
 
         Raises:
             WebsocketClosed: no message will come.
@@ -166,6 +166,10 @@ class WebSocket:
         if self._recv_busy:
             raise ConcurrencyError("recv() is already waiting in another task")
         inbox = self._inbox
+        if inbox.messages:
+            message = inbox.get_nowait()
+            if message is not None:
+                return message
         if inbox.ended:
             raise self._closed_error()
         # About to wait: send what the handler wrote meanwhile.
@@ -174,7 +178,7 @@ class WebSocket:
         return inbox.waiter()
 
     def done_waiting(self) -> None:
-        """The wait on :meth:`message_waiter`'s future is over (woken, timed out or cancelled)."""
+        """The wait on :meth:`next_message`'s future is over (woken, timed out or cancelled)."""
         self._inbox.forget_waiter()
         self._recv_busy = False
 
