@@ -89,6 +89,36 @@ class TestMessages:
         ]
         assert len(whole) == 3
 
+    @given(
+        st.lists(st.binary(max_size=200), min_size=1, max_size=12),
+        st.lists(st.integers(1, 300), min_size=1, max_size=40),
+    )
+    @settings(max_examples=200, deadline=None)
+    def test_whole_messages_read_from_one_reused_buffer(
+        self, payloads: list[bytes], sizes: list[int]
+    ) -> None:
+        # The server hands each read over as a view of one buffer that the
+        # next read overwrites: a frame cut by a read must have been kept as
+        # a copy, whether the read also held whole messages or not.
+        wire = b"".join(
+            cf(Opcode.TEXT if n % 2 else Opcode.BINARY, p.hex().encode() if n % 2 else p)
+            for n, p in enumerate(payloads)
+        )
+        expected = [p.hex() if n % 2 else p for n, p in enumerate(payloads)]
+        conn = Connection(max_size=None)
+        buffer = bytearray(300)
+        events: list[object] = []
+        start = 0
+        for size in sizes * (len(wire) // sum(sizes) + 1):
+            chunk = wire[start : start + size]
+            if not chunk:
+                break
+            buffer[: len(chunk)] = chunk
+            events += conn.receive_data(memoryview(buffer)[: len(chunk)])
+            buffer[:] = b"\xee" * len(buffer)  # the next read's bytes
+            start += size
+        assert events == expected
+
 
 @pytest.mark.parametrize("opcode", [Opcode.BINARY, Opcode.TEXT])
 def test_a_message_in_tiny_fragments_takes_about_its_own_size(opcode: Opcode) -> None:
