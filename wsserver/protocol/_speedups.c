@@ -86,7 +86,7 @@ read_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer view;
     Py_ssize_t pos;
     long long max_size = -1; /* -1: no limit */
-    PyObject *messages = NULL, *result = NULL;
+    PyObject *messages = NULL, *result = NULL, *end_pos = NULL;
     unsigned char stack[STACK_TEXT];
 
     if (nargs != 3) {
@@ -208,7 +208,12 @@ read_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
         }
     }
-    result = Py_BuildValue("(On)", messages, pos);
+    /* (PyTuple_Pack: Py_BuildValue parses its format on every call) */
+    end_pos = PyLong_FromSsize_t(pos);
+    if (end_pos != NULL) {
+        result = PyTuple_Pack(2, messages, end_pos);
+        Py_DECREF(end_pos);
+    }
 fail:
     Py_DECREF(messages);
 done:
