@@ -212,24 +212,22 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         The body of every read (``data_received`` copies into the buffer
         and calls this): a call less per read than the other way round.
         """
-        data = self.server.read_buffer[:nbytes]
         conn = self.conn
-        self.wire_in += len(data)
-        events = conn.receive_data(data)
+        self.wire_in += nbytes
+        events = conn.receive_data(self.server.read_buffer[:nbytes])
         if events:
             inbox = self.inbox
-            texts = binaries = size = 0  # counted here, stored once
             for event in events:
                 kind = type(event)
                 if kind is str:
                     inbox.put(event)  # type: ignore[arg-type]
-                    texts += 1
+                    self.text_in += 1
                     text: str = event  # type: ignore[assignment]
-                    size += len(text) if text.isascii() else len(text.encode())
+                    self.payload_in += len(text) if text.isascii() else len(text.encode())
                 elif kind is bytes:
                     inbox.put(event)  # type: ignore[arg-type]
-                    binaries += 1
-                    size += len(event)  # type: ignore[arg-type]
+                    self.binary_in += 1
+                    self.payload_in += len(event)  # type: ignore[arg-type]
                 elif kind is Pong:
                     if self.websocket is not None:
                         self.websocket.pong_received(event.payload)  # type: ignore[union-attr]
@@ -237,10 +235,6 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                     inbox.end()
                 elif kind is ProtocolFailure:
                     self._on_failure(event)  # type: ignore[arg-type]
-            if size or texts or binaries:
-                self.text_in += texts
-                self.binary_in += binaries
-                self.payload_in += size
             inbox.wake()
         if conn.out:  # (a pong, a close: rarely; a call less per message)
             self.send_pending()
