@@ -1725,6 +1725,48 @@ async def test_an_int_is_no_body(run_asgi: Any, caplog: pytest.LogCaptureFixture
     expect_logged_error(caplog, "ASGI application failed")
 
 
+async def test_a_websocket_send_needs_exactly_one_of_text_and_bytes(run_asgi: Any) -> None:
+    # Each malformed message raises to the application, sends nothing, and
+    # leaves the connection usable; a bytearray or memoryview is bytes.
+    errors: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        for bad in (
+            {},
+            {"text": None, "bytes": None},
+            {"text": "a", "bytes": b"b"},
+            {"text": b"bytes as text"},
+            {"text": 5, "bytes": None},
+            {"bytes": "text as bytes"},
+        ):
+            try:
+                await send({"type": "websocket.send", **bad})
+            except (TypeError, ValueError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        await send({"type": "websocket.send", "bytes": bytearray(b"array")})
+        await send({"type": "websocket.send", "bytes": memoryview(b"view"), "text": None})
+        await send({"type": "websocket.send", "text": "text", "bytes": None})
+        await send({"type": "websocket.close"})
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        received = [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(3)]
+    assert received == [b"array", b"view", "text"]
+    one = "ValueError: websocket.send needs exactly one of 'text' and 'bytes'"
+    assert errors == [
+        one,
+        one,
+        one,
+        "TypeError: websocket.send: 'text' must be str",
+        "TypeError: websocket.send: 'text' must be str",
+        "TypeError: websocket.send: 'bytes' must be bytes, not str",
+    ]
+
+
 async def test_messages_after_a_complete_response_are_ignored_trailers_too(
     run_asgi: Any,
 ) -> None:

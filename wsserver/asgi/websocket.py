@@ -48,6 +48,9 @@ class Phase(enum.Enum):
     CLOSED = "closed"  # closed or denied: sends raise ClientDisconnected
 
 
+_ACCEPTED = Phase.ACCEPTED
+
+
 class WebSocketSession:
     """The ``receive``/``send`` pair of one WebSocket connection, and the run of the app on it.
 
@@ -226,16 +229,18 @@ class WebSocketSession:
         """
         kind = message["type"]
         phase = self.phase
-        if kind == "websocket.send" and phase is Phase.ACCEPTED:
-            ws = self.websocket
-            assert ws is not None
+        if kind == "websocket.send" and phase is _ACCEPTED:
+            ws: WebSocket = self.websocket  # type: ignore[assignment]  # (set when accepted)
             text = message.get("text")
             data = message.get("bytes")
-            if (text is None) == (data is None):
-                raise ValueError("websocket.send needs exactly one of 'text' and 'bytes'")
-            payload = text if data is None else body_bytes(data, "websocket.send: 'bytes'")
-            if type(payload) is not str and type(payload) is not bytes:
-                raise TypeError("websocket.send: 'text' must be str")
+            if type(text) is str and data is None:
+                payload: str | bytes = text
+            else:
+                if (text is None) == (data is None):
+                    raise ValueError("websocket.send needs exactly one of 'text' and 'bytes'")
+                if text is not None:
+                    raise TypeError("websocket.send: 'text' must be str")
+                payload = body_bytes(data, "websocket.send: 'bytes'")
             try:
                 if ws.send_now(payload):
                     await ws.drained()
@@ -249,8 +254,8 @@ class WebSocketSession:
         answering = phase is Phase.HANDSHAKE or phase is Phase.CONNECTING
         if kind == "websocket.close":
             if phase is Phase.ACCEPTED:
+                assert self.websocket is not None
                 ws = self.websocket
-                assert ws is not None
                 if not ws.open:
                     raise ClientDisconnected("the WebSocket is closed", self)
                 ws.start_close(message.get("code") or 1000, message.get("reason") or "")
