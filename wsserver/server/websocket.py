@@ -116,10 +116,13 @@ class WebSocket:
 
     async def _receive(self, timeout: float | None, iterating: bool) -> str | bytes:
         """The body of ``recv()`` and of ``async for``, one coroutine per message."""
-        message = self.recv_nowait()
-        if message is not None:
-            return message
+        if self._recv_busy:
+            raise ConcurrencyError("recv() is already waiting in another task")
         inbox = self._inbox
+        if inbox.messages:  # (recv_nowait(), without two calls when none waits)
+            message = inbox.get_nowait()
+            if message is not None:
+                return message
         # Slow path, in this same coroutine: an idle connection keeps one
         # frame less alive while it waits. (next_message() and
         # done_waiting() are the same steps as calls, for the ASGI session;
