@@ -198,6 +198,8 @@ SERVERS = [
     Server("asgi-wsserver-uvloop", "wsserver (ASGI, uvloop)", "wsserver", "uvloop", asgi=True),
     Server("asgi-wsserver-base", "wsserver (ASGI) @ baseline", "wsserver", "asyncio", asgi=True,
            base=True),
+    Server("asgi-wsserver-base-uvloop", "wsserver (ASGI) @ baseline (uvloop)", "wsserver",
+           "uvloop", asgi=True, base=True),
     Server("uvicorn-sansio", "uvicorn websockets-sansio", "uvicorn", "asyncio", asgi=True,
            ws="websockets-sansio"),
     Server("uvicorn-sansio-uvloop", "uvicorn websockets-sansio (uvloop)", "uvicorn", "uvloop",

@@ -48,8 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "websockets-uvloop, aiohttp, aiohttp-uvloop, picows, picows-uvloop, node, floor, "
         "floor-uvloop, floor-tasks, floor-tasks-uvloop, wsserver-base, wsserver-base-uvloop "
         "(these two need --baseline); "
-        "serving the ASGI app: asgi-wsserver, asgi-wsserver-uvloop, asgi-wsserver-base "
-        "(needs --baseline), uvicorn-sansio, "
+        "serving the ASGI app: asgi-wsserver, asgi-wsserver-uvloop, asgi-wsserver-base, "
+        "asgi-wsserver-base-uvloop (these two need --baseline), uvicorn-sansio, "
         "uvicorn-sansio-uvloop, uvicorn-wsproto, uvicorn-wsproto-uvloop, hypercorn, granian; "
         "the scaling row ((b) and (f)): wsserver-w1, wsserver-w2-1cpu, wsserver-w2 (all three: "
         "workers); the TLS row ((b) and (d)): wsserver-tls, websockets-tls, aiohttp-tls (tls: "
@@ -61,7 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--baseline",
         metavar="REV",
         help="also run wsserver at git revision REV (a worktree in benchmarks/.cache) as the "
-        "wsserver-base, wsserver-base-uvloop and asgi-wsserver-base columns, to compare "
+        "wsserver-base, wsserver-base-uvloop, asgi-wsserver-base and asgi-wsserver-base-uvloop "
+        "columns, to compare "
         "before/after a change",
     )
     p.add_argument(
@@ -94,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     baseline = base.resolve(args.baseline) if args.baseline else None
     servers = select_servers(args.servers, baseline)
     if baseline is not None and not any(s.base for s in servers):
-        log("--baseline needs wsserver-base, wsserver-base-uvloop or asgi-wsserver-base among "
-            "--servers")
+        log(
+            "--baseline needs a -base column (wsserver-base, wsserver-base-uvloop, "
+            "asgi-wsserver-base, asgi-wsserver-base-uvloop) among --servers"
+        )
         return 2
     scenarios = select_scenarios(args.only)
     rounds = args.rounds or (1 if args.quick else 3)

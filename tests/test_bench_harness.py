@@ -24,3 +24,21 @@ def test_baseline_columns_need_a_baseline() -> None:
     with pytest.raises(SystemExit, match="asgi-wsserver-base"):
         select_servers("asgi-wsserver,asgi-wsserver-base")
     assert "asgi-wsserver-base" not in [s.key for s in select_servers(None)]
+    with pytest.raises(SystemExit, match="asgi-wsserver-base-uvloop"):
+        select_servers("asgi-wsserver-base-uvloop")
+    assert "asgi-wsserver-base-uvloop" not in [s.key for s in select_servers(None)]
+
+
+def test_the_instruction_counter_sends_what_the_server_parses() -> None:
+    # benchmarks.instructions writes its frames by hand: our own parser must
+    # read them as the message it means, and its answer's length must be right.
+    from benchmarks.instructions import client_frame, echoed_length
+    from wsserver.protocol.connection import Connection
+    from wsserver.protocol.frames import build_frame
+
+    for size in (0, 32, 125, 126, 65535, 65536, 70000):
+        for text in (True, False):
+            message = "x" * size if text else b"x" * size
+            conn = Connection(max_size=None)
+            assert conn.receive_data(client_frame(text, size)) == [message]
+            assert echoed_length(size) == len(build_frame(1 if text else 2, message, True, False))
