@@ -270,6 +270,61 @@ async def test_frames_kept_while_the_app_decides_may_be_more_than_one_read(
     writer.close()
 
 
+async def test_the_inflate_limit_holds_for_frames_kept_while_the_app_decides(
+    run_asgi: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Compressed frames kept with the upgrade request, several read buffers'
+    # worth: taking them over at the 101 inflates about max_size, as one read
+    # does, and the rest waits for the application's turn.
+    import zlib
+
+    from wsserver.server import websocket_protocol
+
+    taken_at_start: list[int] = []
+    start = websocket_protocol.WebSocketProtocol.start
+
+    def observed_start(self: Any, handler: Any, received: bytes) -> None:
+        start(self, handler, received)
+        taken_at_start.append(len(self.inbox))
+
+    monkeypatch.setattr(websocket_protocol.WebSocketProtocol, "start", observed_start)
+    answer = asyncio.Event()
+    received: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await answer.wait()
+        await send({"type": "websocket.accept"})
+        while (event := await receive())["type"] == "websocket.receive":
+            received.append(event["bytes"])
+
+    max_size = 100_000
+    server = await run_asgi(app, max_header_size=4 * READ_SIZE, max_size=max_size)
+    compressor = zlib.compressobj(wbits=-15)
+    deflated = compressor.compress(bytes(max_size)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    frame = serialize_frame(Opcode.BINARY, deflated[:-4], mask=b"abcd", rsv1=True)
+    count = 3 * READ_SIZE // len(frame) + 1
+    offer = ("Sec-WebSocket-Extensions", "permessage-deflate; client_no_context_takeover")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/", [offer]) + frame * count)
+    await wait_for(lambda: server.connections, TIMEOUT, "the connection")
+    protocol = next(iter(server.connections))
+    await wait_for(
+        lambda: len(protocol._h11.trailing_data[0]) > 2 * READ_SIZE, TIMEOUT, "the frames read"
+    )
+    answer.set()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101 ") and b"permessage-deflate" in head
+    await wait_for(lambda: len(received) == count, 4 * TIMEOUT, "every frame")
+    assert received == [bytes(max_size)] * count
+    assert taken_at_start == [1]  # one max_size inflated before the app's turn
+    writer.write(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=b"abcd"))
+    await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+
+
 async def test_a_client_leaving_while_the_app_decides_is_noticed(run_asgi: Any) -> None:
     # The connection is dropped when the client goes, not when the app answers;
     # the app's accept then raises an OSError (ClientDisconnected), not logged.

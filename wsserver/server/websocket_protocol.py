@@ -98,6 +98,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         "_held_size",
         "_transport_closing",
         "_input_held",
+        "_unparsed",
         "_close_timer",
         "_fail_timer",
         "_started",
@@ -149,6 +150,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         # Whether reading is paused because received bytes wait to be parsed
         # (the connection's input_waiting), and their parse is scheduled.
         self._input_held = False
+        # What data_received() was given beyond the piece that stopped at the
+        # inflate limit: parsed after the held input.
+        self._unparsed = b""
         self._close_timer: asyncio.TimerHandle | None = None
         self._fail_timer: asyncio.TimerHandle | None = None
         self._started = started
@@ -205,6 +209,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             chunk = data[start : start + size]
             buffer[: len(chunk)] = chunk
             self.buffer_updated(len(chunk))
+            if self._input_held and start + size < len(data):
+                # Stopped at the inflate limit: the rest waits its turn, as
+                # the kernel's bytes wait while reading is paused.
+                self._unparsed = bytes(data[start + size :])
+                return
 
     def buffer_updated(self, nbytes: int) -> None:
         """Process the ``nbytes`` bytes the transport read into the server's buffer.
@@ -266,6 +275,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 timer.cancel()
         self._close_timer = self._fail_timer = None
         self._held = []
+        self._unparsed = b""
         self.conn.receive_eof()
         self.inbox.detach()
         if self.websocket is not None:
@@ -378,7 +388,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self.lost or not self._input_held or self.inbox.paused:
             return  # (gone; parsed already; or the inbox's resume calls again)
         self._input_held = False
-        self.data_received(b"")  # holds again if there is still more
+        rest, self._unparsed = self._unparsed, b""
+        self.data_received(rest)  # holds again if there is still more
         if not self._input_held and not self.inbox.paused:
             self._resume_reading()
 
