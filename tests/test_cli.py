@@ -588,6 +588,34 @@ async def test_compression_is_off_by_default_and_on_when_asked() -> None:
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "compressed " * 20
 
 
+async def test_the_compressor_is_set_from_the_command_line_and_the_environment() -> None:
+    # The window asked of the client shows in the agreed extension; the level
+    # in what comes back: at 0 (stored) a compressible message does not shrink.
+    from tests.helpers import RawClient
+    from wsserver.protocol.frames import Opcode
+
+    message = b"compress me, " * 400
+    sizes = {}
+    for args, env in (
+        (("--compression-client-window-bits", "9", "--compression-level", "0"), None),
+        ((), {"WEBSOCKET_COMPRESSION_CLIENT_WINDOW_BITS": "9", "WEBSOCKET_COMPRESSION_LEVEL": "0"}),
+        (("--compression-client-window-bits", "9"), None),
+    ):
+        async with running_cli(
+            "examples.echo:routes", "--compression", "deflate", *args, env=env
+        ) as cli:
+            offer = "permessage-deflate; client_max_window_bits"
+            client = await RawClient.connect(cli.port, "/ws", [("Sec-WebSocket-Extensions", offer)])
+            assert b"client_max_window_bits=9" in client.response_head, (args, env)
+            client.send(Opcode.BINARY, message)
+            opcode, fin, rsv1, payload = await client.recv_frame()
+            assert (opcode, fin, rsv1) == (Opcode.BINARY, True, True)
+            sizes[str(args or env)] = len(payload)
+            client.writer.close()
+    stored, from_env, default = sizes.values()
+    assert stored == from_env > len(message) > 10 * default, sizes
+
+
 # ------------------------------------------------------ clear words for mistakes
 
 

@@ -472,30 +472,44 @@ class Config:
         1,
         _deflate("level"),
         "zlib level for outgoing messages (1: fastest; 6-9 compress ~25% smaller at 2-3x the CPU).",
+        env="WEBSOCKET_COMPRESSION_LEVEL",
+        flag="--compression-level",
     )
     compression_window_bits: int = setting(
         12,
         _deflate("server_max_window_bits"),
         "our compressor's window (9-15); a client's smaller `server_max_window_bits` is honoured.",
+        env="WEBSOCKET_COMPRESSION_WINDOW_BITS",
+        flag="--compression-window-bits",
     )
     compression_client_window_bits: int = setting(
         12,
         _deflate("client_max_window_bits"),
         "window asked of clients that offer `client_max_window_bits` (9-15); a smaller value "
         "in the offer is honoured.",
+        env="WEBSOCKET_COMPRESSION_CLIENT_WINDOW_BITS",
+        flag="--compression-client-window-bits",
     )
     compression_mem_level: int = setting(
-        5, _deflate("mem_level"), "zlib memory level of our compressor."
+        5,
+        _deflate("mem_level"),
+        "zlib memory level of our compressor.",
+        env="WEBSOCKET_COMPRESSION_MEM_LEVEL",
+        flag="--compression-mem-level",
     )
     compression_min_size: int = setting(
         32,
         _deflate("min_size"),
         "messages shorter than this are sent uncompressed (RSV1 clear).",
+        env="WEBSOCKET_COMPRESSION_MIN_SIZE",
+        flag="--compression-min-size",
     )
     compression_no_context_takeover: bool = setting(
         False,
         Flag(),
         "always reset our compressor after each message (caps memory).",
+        env="WEBSOCKET_COMPRESSION_NO_CONTEXT_TAKEOVER",
+        flag="--compression-no-context-takeover",
     )
     compression_release_after: float | None = setting(
         1.0,
