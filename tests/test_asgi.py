@@ -190,13 +190,8 @@ async def test_frames_sent_while_the_app_decides_reach_it_after_accept(run_asgi:
     ]
 
 
-async def test_reading_pauses_beyond_max_header_size_while_the_app_decides(
-    run_asgi: Any,
-) -> None:
-    # What arrives while the app decides is bounded: reading pauses once more
-    # than max_header_size came, and resumes at the 101; nothing is lost.
-    answer = asyncio.Event()
-    received: list[bytes] = []
+def accepting_when(answer: asyncio.Event, received: list[bytes]) -> Any:
+    """An ASGI app that accepts once ``answer`` is set, then keeps each binary message."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await lifespan_unsupported(scope):
@@ -206,6 +201,39 @@ async def test_reading_pauses_beyond_max_header_size_while_the_app_decides(
         await send({"type": "websocket.accept"})
         while (event := await receive())["type"] == "websocket.receive":
             received.append(event["bytes"])
+
+    return app
+
+
+async def accept_then_collect(
+    answer: asyncio.Event,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    received: list[bytes],
+    expected: list[bytes],
+    timeout: float = TIMEOUT,
+) -> bytes:
+    """Let an :func:`accepting_when` app accept, check that it got ``expected``,
+    close; the 101's head."""
+    answer.set()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    await wait_for(lambda: len(received) == len(expected), timeout, "every frame")
+    assert received == expected
+    writer.write(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=b"abcd"))
+    await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    return head
+
+
+async def test_reading_pauses_beyond_max_header_size_while_the_app_decides(
+    run_asgi: Any,
+) -> None:
+    # What arrives while the app decides is bounded: reading pauses once more
+    # than max_header_size came, and resumes at the 101; nothing is lost.
+    answer = asyncio.Event()
+    received: list[bytes] = []
+    app = accepting_when(answer, received)
 
     server = await run_asgi(app, max_header_size=1024, compression=None)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -220,14 +248,7 @@ async def test_reading_pauses_beyond_max_header_size_while_the_app_decides(
     assert not protocol.transport.is_reading()
     kept = len(protocol._h11.trailing_data[0])
     assert 1024 < kept < 8 * 606  # the rest waits in the kernel
-    answer.set()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
-    assert head.startswith(b"HTTP/1.1 101 ")
-    await wait_for(lambda: len(received) == len(payloads), TIMEOUT, "every frame")
-    assert received == payloads
-    writer.write(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=b"abcd"))
-    await asyncio.wait_for(reader.read(), TIMEOUT)
-    writer.close()
+    await accept_then_collect(answer, reader, writer, received, payloads)
 
 
 async def test_frames_kept_while_the_app_decides_may_be_more_than_one_read(
@@ -238,15 +259,7 @@ async def test_frames_kept_while_the_app_decides_may_be_more_than_one_read(
     # with a large max_header_size it can be more than one buffer's worth.
     answer = asyncio.Event()
     received: list[bytes] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if await lifespan_unsupported(scope):
-            return
-        assert (await receive())["type"] == "websocket.connect"
-        await answer.wait()
-        await send({"type": "websocket.accept"})
-        while (event := await receive())["type"] == "websocket.receive":
-            received.append(event["bytes"])
+    app = accepting_when(answer, received)
 
     server = await run_asgi(app, max_header_size=4 * READ_SIZE, compression=None)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -260,14 +273,7 @@ async def test_frames_kept_while_the_app_decides_may_be_more_than_one_read(
     await wait_for(
         lambda: len(protocol._h11.trailing_data[0]) > 2 * READ_SIZE, TIMEOUT, "the frames read"
     )
-    answer.set()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
-    assert head.startswith(b"HTTP/1.1 101 ")
-    await wait_for(lambda: len(received) == len(payloads), TIMEOUT, "every frame")
-    assert received == payloads
-    writer.write(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=b"abcd"))
-    await asyncio.wait_for(reader.read(), TIMEOUT)
-    writer.close()
+    await accept_then_collect(answer, reader, writer, received, payloads)
 
 
 async def test_the_inflate_limit_holds_for_frames_kept_while_the_app_decides(
@@ -290,15 +296,7 @@ async def test_the_inflate_limit_holds_for_frames_kept_while_the_app_decides(
     monkeypatch.setattr(websocket_protocol.WebSocketProtocol, "start", observed_start)
     answer = asyncio.Event()
     received: list[bytes] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if await lifespan_unsupported(scope):
-            return
-        assert (await receive())["type"] == "websocket.connect"
-        await answer.wait()
-        await send({"type": "websocket.accept"})
-        while (event := await receive())["type"] == "websocket.receive":
-            received.append(event["bytes"])
+    app = accepting_when(answer, received)
 
     max_size = 100_000
     server = await run_asgi(app, max_header_size=4 * READ_SIZE, max_size=max_size)
@@ -314,15 +312,10 @@ async def test_the_inflate_limit_holds_for_frames_kept_while_the_app_decides(
     await wait_for(
         lambda: len(protocol._h11.trailing_data[0]) > 2 * READ_SIZE, TIMEOUT, "the frames read"
     )
-    answer.set()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
-    assert head.startswith(b"HTTP/1.1 101 ") and b"permessage-deflate" in head
-    await wait_for(lambda: len(received) == count, 4 * TIMEOUT, "every frame")
-    assert received == [bytes(max_size)] * count
+    expected = [bytes(max_size)] * count
+    head = await accept_then_collect(answer, reader, writer, received, expected, 4 * TIMEOUT)
+    assert b"permessage-deflate" in head
     assert taken_at_start == [1]  # one max_size inflated before the app's turn
-    writer.write(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=b"abcd"))
-    await asyncio.wait_for(reader.read(), TIMEOUT)
-    writer.close()
 
 
 async def test_a_client_leaving_while_the_app_decides_is_noticed(run_asgi: Any) -> None:
