@@ -32,7 +32,7 @@ from pathlib import Path
 from benchmarks import baseline as baseline_module
 from benchmarks import procs
 from benchmarks.matrix import Server, select_servers
-from benchmarks.prepare import ROOT, _apt_install
+from benchmarks.prepare import ROOT, apt_install
 
 #: valgrind runs a program about 50 times slower: a start-up takes seconds.
 START_TIMEOUT = 180.0
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{server.key}: only one wsserver process on ws:// can be counted")
     if shutil.which("valgrind") is None:
         print("installing valgrind", file=sys.stderr)
-        _apt_install("valgrind", lambda line: print(line, file=sys.stderr))
+        apt_install("valgrind", lambda line: print(line, file=sys.stderr))
     print(f"{args.kind}, {args.size} B, {args.conns} connections, user-space instructions")
     print()
     print("| server | per echoed message |")

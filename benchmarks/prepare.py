@@ -103,14 +103,14 @@ def redis_server(log: Log) -> str:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise SetupError("the fan-out rows need redis-server: apt-get install redis-server")
     log("installing Debian's redis-server")
-    _apt_install("redis-server", log)
+    apt_install("redis-server", log)
     found = shutil.which("redis-server")
     if found is None:
         raise SetupError("redis-server was installed but is not on PATH")
     return found
 
 
-def _apt_install(package: str, log: Log) -> None:
+def apt_install(package: str, log: Log) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     lock = ["-o", "DPkg::Lock::Timeout=300"]  # another apt may be running
     _run(["apt-get", "update", "-qq", *lock], log, env=env)
@@ -197,7 +197,7 @@ def go_toolchain(log: Log) -> str:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise SetupError("Go is needed to build the load generator: apt-get install golang-go")
     log("installing Debian's golang-go")
-    _apt_install("golang-go", log)
+    apt_install("golang-go", log)
     go = shutil.which("go")
     if go is None:
         raise SetupError("golang-go was installed but go is not on PATH")
