@@ -381,7 +381,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         head_size = len(event.method) + len(event.target) + 12
         body = False
         length = chunked = False
-        for name, value in event.headers:
+        # h11's Headers is a Sequence whose iteration costs a call per header
+        # and an IndexError at its end: its list of (raw name, name, value)
+        # is read instead (h11 is pinned to 0.16).
+        for _, name, value in event.headers._full_items:
             head_size += len(name) + len(value) + 4
             field = request_field(name, value)
             if field is None:
