@@ -7,7 +7,8 @@ first use), echoes ``--messages`` round trips on each of ``--conns``
 connections in lock step, then five times as many, and divides the difference
 of the two runs' totals by the difference in messages: the start-up, the
 handshakes and the shutdown cancel out. Two runs of one revision agree to
-about 0.3 %.
+about 0.3 %. ``--handshakes`` counts per handshake instead ((f)'s loop, one
+at a time); the peers' single-process Python columns can be counted too.
 
 Only user space is counted: the kernel's work in the system calls, most of a
 small message's cost on loopback, is not. The figure says what our Python
@@ -82,7 +83,7 @@ def total_instructions(server: Server, rounds: int, args: argparse.Namespace) ->
             procs.wait_listening(proc, port, timeout=START_TIMEOUT)
             if server.asgi:
                 procs.wait_answering(proc, port, timeout=START_TIMEOUT)
-            echo(port, rounds, args)
+            (handshakes if args.handshakes else echo)(port, rounds, args)
         finally:
             procs.stop(proc, grace=START_TIMEOUT)
         found = re.search(r"^(?:totals|summary): (\d+)", out.read_text(), re.MULTILINE)
@@ -124,6 +125,30 @@ def echo(port: int, rounds: int, args: argparse.Namespace) -> None:
             sock.close()
 
 
+_CLOSE = b"\x88\x82" + _MASK + bytes(a ^ b for a, b in zip(b"\x03\xe8", _MASK[:2], strict=True))
+
+
+def handshakes(port: int, rounds: int, args: argparse.Namespace | None) -> None:
+    """(f)'s loop, ``rounds`` times in turn: connect, upgrade, closing handshake, TCP close."""
+    for _ in range(rounds):
+        with socket.create_connection(("127.0.0.1", port), timeout=START_TIMEOUT) as sock:
+            sock.sendall(_UPGRADE)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise SystemExit("the server closed the connection during the handshake")
+                head += chunk
+            if not head.startswith(b"HTTP/1.1 101 "):
+                raise SystemExit(f"the handshake failed: {head.splitlines()[0]!r}")
+            sock.sendall(_CLOSE)
+            rest = head.partition(b"\r\n\r\n")[2]
+            while chunk := sock.recv(4096):  # the server's close frame, then its TCP close
+                rest += chunk
+            if not rest.startswith(b"\x88\x02\x03\xe8"):
+                raise SystemExit(f"no closing handshake: {rest[:8]!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.instructions", description=__doc__)
     p.add_argument(
@@ -136,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conns", type=int, default=10, help="connections (default 10)")
     p.add_argument("--size", type=int, default=32, help="payload bytes (default 32)")
     p.add_argument("--kind", choices=["text", "binary"], default="text")
+    p.add_argument(
+        "--handshakes",
+        action="store_true",
+        help="count per handshake instead: (f)'s loop, --messages of them (x5), one at a time",
+    )
     args = p.parse_args(argv)
     base = None
     if args.baseline:
@@ -143,20 +173,23 @@ def main(argv: list[str] | None = None) -> int:
         baseline_module.prepare(base, lambda line: print(line, file=sys.stderr))
     servers = select_servers(args.servers, base)
     for server in servers:
-        if not server.is_wsserver or server.workers or server.tls or server.redis:
-            p.error(f"{server.key}: only one wsserver process on ws:// can be counted")
+        if server.group or server.worker or server.library == "node":
+            p.error(f"{server.key}: only a single Python process on ws:// can be counted")
     if shutil.which("valgrind") is None:
         print("installing valgrind", file=sys.stderr)
         apt_install("valgrind", lambda line: print(line, file=sys.stderr))
-    print(f"{args.kind}, {args.size} B, {args.conns} connections, user-space instructions")
+    if args.handshakes:
+        print("handshakes in turn (connect, upgrade, closing handshake), user-space instructions")
+    else:
+        print(f"{args.kind}, {args.size} B, {args.conns} connections, user-space instructions")
     print()
-    print("| server | per echoed message |")
+    print(f"| server | per {'handshake' if args.handshakes else 'echoed message'} |")
     print("| --- | --- |")
     few, many = args.messages, 5 * args.messages
     for server in servers:
         short = total_instructions(server, few, args)
         long = total_instructions(server, many, args)
-        per = (long - short) / ((many - few) * args.conns)
+        per = (long - short) / ((many - few) * (1 if args.handshakes else args.conns))
         print(f"| {server.label} | {per:,.0f} |", flush=True)
     return 0
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from benchmarks.matrix import select_servers
 from benchmarks.run import rotated
+
+from .conftest import StartServer
+from .helpers import echo_routes
 
 
 def test_each_round_starts_one_server_further_on() -> None:
@@ -42,3 +47,23 @@ def test_the_instruction_counter_sends_what_the_server_parses() -> None:
             conn = Connection(max_size=None)
             assert conn.receive_data(client_frame(text, size)) == [message]
             assert echoed_length(size) == len(build_frame(1 if text else 2, message, True, False))
+
+
+async def test_the_instruction_counters_handshake_loop_completes_real_handshakes(
+    run_server: StartServer,
+) -> None:
+    # `--handshakes` counts (f)'s loop: each turn must be a whole handshake,
+    # 101 then a closing handshake the server completes, or the count means
+    # something else.
+    from benchmarks.instructions import handshakes
+
+    server = await run_server(echo_routes())
+    port = server.sockets[0].getsockname()[1]
+    await asyncio.to_thread(handshakes, port, 3, None)
+    for _ in range(100):
+        if server.counters.close_codes_received[1000] == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert server.counters.handshakes[101] == 3
+    assert server.counters.close_codes_received[1000] == 3
+    assert server.counters.close_codes_sent[1000] == 3
