@@ -553,6 +553,45 @@ def test_every_declared_flag_and_variable_reaches_its_setting(
     assert "--ws-max-size" in parser.format_help()
 
 
+def test_help_gives_each_settings_default_and_variable() -> None:
+    # What --help says of a setting's flag: its default (unless its help says
+    # how the default goes) and the variable that sets it too, as the
+    # command line's own flags do.
+    import re
+
+    from wsserver.__main__ import build_parser
+    from wsserver.config import settings
+
+    parser = build_parser()
+    helps = {}
+    for action in parser._actions:
+        for option in action.option_strings:
+            helps[option] = " ".join((action.help or "").split())
+    assert "(default 1048576) [WEBSOCKET_MAX_SIZE]" in helps["--max-size"]
+    assert "(default 20) [WEBSOCKET_PING_INTERVAL]" in helps["--ping-interval"]
+    assert '(default "auto") [WEBSOCKET_COMPRESSION_LIBRARY]' in helps["--compression-library"]
+    assert "(default false) [WEBSOCKET_COMPRESSION_NO_CONTEXT_TAKEOVER]" in helps[
+        "--compression-no-context-takeover"
+    ]
+    assert "(default none)" in helps["--max-connections"]
+    # compression's default depends on the kind of app: its help says which.
+    assert "(default" not in helps["--compression"]
+    for name, spec in settings():
+        if spec.flag is None:
+            continue
+        text = helps[spec.flag]
+        default = Config.__dataclass_fields__[name].default
+        assert re.search(r"\(default [^)]+\)", text) or "default" in spec.help, name
+        if default not in (None, (), "", True, False) and "default" not in spec.help:
+            whole = isinstance(default, float) and default.is_integer()
+            shown = str(int(default) if whole else default)
+            assert shown in text, (name, text)
+        if spec.env is not None:
+            assert text.endswith(f"[{spec.env}]"), (name, text)
+    rendered = parser.format_help()
+    assert "[WEBSOCKET_MAX_QUEUE]" in rendered
+
+
 def test_flags_are_not_taken_by_abbreviation(capsys: pytest.CaptureFixture[str]) -> None:
     # An abbreviation that works today breaks when a flag that shares it is added.
     from wsserver.__main__ import build_parser

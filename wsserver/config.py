@@ -928,7 +928,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                 dest=name,
                 default=argparse.SUPPRESS,
                 action=argparse.BooleanOptionalAction,
-                help=spec.help.replace("`", "").replace("%", "%%"),
+                help=flag_help(name, spec),
             )
             continue
         parser.add_argument(
@@ -939,9 +939,22 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             type=_reader(kind),
             action="append" if kind.repeatable else "store",
             metavar=_metavar(kind),
-            help=spec.help.replace("`", "").replace("%", "%%")
-            + (" Repeatable." if kind.repeatable else ""),
+            help=flag_help(name, spec),
         )
+
+
+def flag_help(name: str, spec: Setting) -> str:
+    """A setting's ``--help`` text: its help, its default (unless the help says
+    it), whether it repeats, and its variable, as the other flags have them."""
+    text = spec.help.replace("`", "").rstrip(".")
+    if "default" not in text:
+        shown = _shown(Config.__dataclass_fields__[name].default, spec.kind)
+        text += f" (default {shown.replace('`', '')})"
+    if spec.kind.repeatable:
+        text += "; repeatable"
+    if spec.env is not None:
+        text += f" [{spec.env}]"
+    return text.replace("%", "%%")
 
 
 def _reader(kind: Kind) -> Any:
