@@ -301,6 +301,14 @@ async def test_invalid_setting_flag_exits_2() -> None:
         (["--uds", "/tmp/wsserver-never.sock"], "--uds and --port: each says where to listen"),
         (["--fd", "0"], "--fd and --port: each says where to listen"),
         (["--app-dir", "/no/such/dir"], "--app-dir /no/such/dir: not a directory"),
+        (
+            ["--compression", "deflate", "--ws-per-message-deflate", "false"],
+            "--ws-per-message-deflate false and --compression deflate: each says whether",
+        ),
+        (
+            ["--ws-per-message-deflate", "true", "--compression", "none"],
+            "--ws-per-message-deflate true and --compression none: each says whether",
+        ),
     ],
 )
 async def test_a_setting_that_cannot_do_what_it_says_exits_2(flags: list[str], said: str) -> None:
@@ -387,6 +395,16 @@ def test_config_from_args_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     config = config_from_args(parser.parse_args(["x:y", "--compression", "none"]))
     assert config.compression is None
     assert config.max_size == 10
+    # uvicorn's --ws-per-message-deflate beats the variable, and may say what
+    # --compression says (not the opposite: that is refused, see above).
+    monkeypatch.setenv("WEBSOCKET_COMPRESSION", "deflate")
+    for words, expected in (
+        (["--ws-per-message-deflate", "false"], None),
+        (["--ws-per-message-deflate", "true", "--compression", "deflate"], "deflate"),
+        (["--ws-per-message-deflate", "false", "--compression", "none"], None),
+    ):
+        config = config_from_args(parser.parse_args(["x:y", *words]))
+        assert config.compression == expected, words
 
 
 # ---------------------------------------------------------------- load_router

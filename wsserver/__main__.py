@@ -339,8 +339,14 @@ def config_from_args(args: argparse.Namespace, *, asgi: bool = False) -> Config:
     """
     settings = flag_settings(args)
     deflate = getattr(args, "per_message_deflate", None)
-    if deflate is not None and "compression" not in settings:
-        settings["compression"] = "deflate" if deflate else None
+    if deflate is not None:
+        said = "deflate" if deflate else None
+        if "compression" in settings and settings["compression"] != said:
+            raise ConfigError(
+                f"--ws-per-message-deflate {str(deflate).lower()} and --compression "
+                f"{settings['compression'] or 'none'}: each says whether to compress; give one"
+            )
+        settings["compression"] = said
     return Config.from_sources(os.environ, defaults=ASGI_DEFAULTS if asgi else None, **settings)
 
 
