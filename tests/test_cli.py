@@ -355,6 +355,22 @@ async def test_port_in_use_exits_1() -> None:
 # ------------------------------------------------------------------ settings
 
 
+async def test_a_misspelt_variable_is_named_at_start_up() -> None:
+    # A near miss of one of our variables is said (it is ignored: the server
+    # starts); a WEBSOCKET_* name of the application's own is not.
+    env = {"WEBSOCKET_MAX_SZE": "10", "WEBSOCKETS_WORKERS": "2", "WEBSOCKET_URL": "ws://x"}
+    async with running_cli("examples.echo:routes", env=env) as cli:
+        await assert_echo(cli.url)
+    said = cli.stderr
+    ignored = "is not a variable wsserver reads (ignored):"
+    assert f"WEBSOCKET_MAX_SZE {ignored} WEBSOCKET_MAX_SIZE?" in said
+    assert f"WEBSOCKETS_WORKERS {ignored} WEBSOCKET_WORKERS?" in said
+    assert "WEBSOCKET_URL" not in said
+    async with running_cli("examples.echo:routes", env={"WEBSOCKET_MAX_SIZE": "10"}) as cli:
+        await asyncio.sleep(0)
+    assert "is not a variable" not in cli.stderr
+
+
 async def test_max_size_flag_takes_effect() -> None:
     async with running_cli("examples.echo:routes", "--max-size", "10") as cli:
         assert await close_code_after_sending(cli.url + "/ws", b"x" * 10) is None

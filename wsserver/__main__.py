@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import configparser
 import contextlib
+import difflib
 import importlib
 import inspect
 import json
@@ -16,14 +17,14 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
 from .app.routing import Router
 from .asgi import ASGIApplication, is_asgi_app
 from .asgi.lifespan import LifespanFailure
-from .config import NONE_WORDS, Config, Flag, add_flags, flag_settings
+from .config import ENV_VARS, NONE_WORDS, Config, Flag, add_flags, flag_settings
 from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
@@ -332,6 +333,34 @@ def load_router(spec: str) -> Router:
     return app
 
 
+#: The variables the command line reads itself (the settings' are config.ENV_VARS).
+CLI_VARIABLES = frozenset(
+    {
+        "WEBSOCKET_UDS",
+        "WEBSOCKET_WORKERS",
+        "WEBSOCKET_WORKER_START_TIMEOUT",
+        "WEBSOCKET_LOG_CONFIG",
+        "WEBSOCKET_LOG_FORMAT",
+    }
+)
+
+
+def misspelt_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The variables that look like one of ours but are not, each with the one it resembles.
+
+    Only near misses (``WEBSOCKET_MAX_SZE``, ``WEBSOCKETS_WORKERS``): other
+    ``WEBSOCKET_*`` names may well be an application's own (``WEBSOCKET_URL``).
+    """
+    known = sorted(CLI_VARIABLES | set(ENV_VARS))
+    found = []
+    for name in sorted(environ):
+        if name.startswith("WEBSOCKET") and name not in CLI_VARIABLES and name not in ENV_VARS:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.9)
+            if close:
+                found.append((name, close[0]))
+    return found
+
+
 def config_from_args(args: argparse.Namespace, *, asgi: bool = False) -> Config:
     """The Config for parsed arguments: flags, then the environment, then defaults.
 
@@ -595,6 +624,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unused and not args.reload and role is None:
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
         logger.warning("%s without --reload: nothing is watched", flags)
+    if role is None:  # (a worker's supervisor said it)
+        for name, known in misspelt_variables(os.environ):
+            logger.warning("%s is not a variable wsserver reads (ignored): %s?", name, known)
     workers = args.workers
     if workers is None:
         try:
