@@ -319,6 +319,46 @@ async def test_a_setting_that_cannot_do_what_it_says_exits_2(flags: list[str], s
     assert not os.path.exists("/tmp/wsserver-never.sock")
 
 
+async def test_host_and_port_come_from_the_environment_where_no_flag_gives_them() -> None:
+    # As uvicorn's UVICORN_HOST/UVICORN_PORT: a container's template sets them.
+    env = {"WEBSOCKET_HOST": "127.0.0.2", "WEBSOCKET_PORT": "0"}
+    listening = r"listening on ws://127\.0\.0\.2:(\d+)"
+    async with running_cli(
+        "examples.echo:routes", env=env, port_flag=False, listening=listening
+    ) as cli:
+        await assert_echo(f"ws://127.0.0.2:{cli.port}")
+    # A flag wins over its variable (the variable is not even read).
+    env = {"WEBSOCKET_HOST": "127.0.0.2", "WEBSOCKET_PORT": "not a port"}
+    async with running_cli("examples.echo:routes", "--host", "127.0.0.1", env=env) as cli:
+        await assert_echo(cli.url)
+    # ... and the other variable still fills in what no flag says.
+    env = {"WEBSOCKET_HOST": "127.0.0.2"}
+    async with running_cli("examples.echo:routes", env=env, listening=listening) as cli:
+        await assert_echo(f"ws://127.0.0.2:{cli.port}")
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"WEBSOCKET_PORT": "http"}, "WEBSOCKET_PORT: "),
+        ({"WEBSOCKET_PORT": "70000"}, "WEBSOCKET_PORT: "),
+        ({"WEBSOCKET_HOST": " "}, "WEBSOCKET_HOST: expected a host name or address"),
+        (
+            {"WEBSOCKET_UDS": "/tmp/wsserver-never.sock", "WEBSOCKET_PORT": "0"},
+            "WEBSOCKET_UDS and WEBSOCKET_PORT: each says where to listen; give one",
+        ),
+    ],
+)
+async def test_a_bad_or_conflicting_listening_variable_exits_2(
+    env: dict[str, str], said: str
+) -> None:
+    code, err = await run_cli_to_end("examples.echo:routes", env=env)
+    assert code == 2, err
+    (line,) = err.strip().splitlines()[-1:]
+    assert said in line and "Traceback" not in err, err
+    assert not os.path.exists("/tmp/wsserver-never.sock")
+
+
 async def test_uds_and_fd_together_are_refused() -> None:
     code, err = await run_cli_to_end("examples.echo:routes", "--uds", "/tmp/x.sock", "--fd", "0")
     assert code == 2, err

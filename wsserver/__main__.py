@@ -85,9 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # (None: not given. --host, --port and --fd win over WEBSOCKET_UDS: see _settle().)
     p.add_argument(
-        "--host", type=_host, default=None, help="address to listen on (default 127.0.0.1)"
+        "--host",
+        type=_host,
+        default=None,
+        help="address to listen on (default 127.0.0.1) [WEBSOCKET_HOST]",
     )
-    p.add_argument("--port", type=_port, default=None, help="port (0: any free port; default 8000)")
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="port (0: any free port; default 8000) [WEBSOCKET_PORT]",
+    )
     p.add_argument(
         "--uds",
         default=None,
@@ -336,6 +344,8 @@ def load_router(spec: str) -> Router:
 #: The variables the command line reads itself (the settings' are config.ENV_VARS).
 CLI_VARIABLES = frozenset(
     {
+        "WEBSOCKET_HOST",
+        "WEBSOCKET_PORT",
         "WEBSOCKET_UDS",
         "WEBSOCKET_WORKERS",
         "WEBSOCKET_WORKER_START_TIMEOUT",
@@ -553,14 +563,22 @@ def _off(uds: str | None) -> bool:
     return uds is None or uds.strip().lower() in NONE_WORDS
 
 
+def _tcp_variables() -> dict[str, str | None]:
+    """WEBSOCKET_HOST and WEBSOCKET_PORT as the environment has them (None: unset)."""
+    return {name: os.environ.get(name) for name in ("WEBSOCKET_HOST", "WEBSOCKET_PORT")}
+
+
 def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
     """What the flags whose defaults come from the environment end up saying.
 
-    Where to listen: the flags given, else ``WEBSOCKET_UDS``, else
+    Where to listen: the flags given, else ``WEBSOCKET_UDS`` or
+    ``WEBSOCKET_HOST``/``WEBSOCKET_PORT`` (not both kinds), else
     127.0.0.1:8000. Flags win over the environment: ``--host``, ``--port`` or
     ``--fd`` on the command line mean TCP (or that socket) whatever
-    ``WEBSOCKET_UDS`` says, and ``--uds none`` turns it off. A variable's value
-    that its flag would refuse is refused (argparse checks only the flags).
+    ``WEBSOCKET_UDS`` says, and ``--uds none`` turns it off; the variables
+    fill in the host or port that no flag gives, unless ``--uds`` or ``--fd``
+    is given. A variable's value that its flag would refuse is refused
+    (argparse checks only the flags).
     """
     if args.log_format not in ("text", "json"):
         parser.exit(2, f"error: WEBSOCKET_LOG_FORMAT: {args.log_format!r} is not text or json\n")
@@ -575,9 +593,22 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
         if places and (tcp or len(places) > 1):
             conflict = " and ".join([*places, *tcp])
             parser.exit(2, f"error: {conflict}: each says where to listen; give one\n")
-    if args.uds is None and args.host is None and args.port is None and args.fd is None:
-        uds = os.environ.get("WEBSOCKET_UDS")
-        args.uds = None if _off(uds) else uds
+    if args.uds is None and args.fd is None:
+        # Where the flags leave TCP's host or port, the variables may say.
+        said = [(name, value) for name, value in _tcp_variables().items() if value is not None]
+        if args.host is None and args.port is None:
+            uds = os.environ.get("WEBSOCKET_UDS")
+            if not _off(uds) and said:
+                conflict = " and ".join(["WEBSOCKET_UDS", *(name for name, _ in said)])
+                parser.exit(2, f"error: {conflict}: each says where to listen; give one\n")
+            args.uds = None if _off(uds) else uds
+        for name, value in said:
+            flag = "host" if name == "WEBSOCKET_HOST" else "port"
+            if getattr(args, flag) is None:
+                try:
+                    setattr(args, flag, (_host if flag == "host" else _port)(value))
+                except argparse.ArgumentTypeError as exc:
+                    parser.exit(2, f"error: {name}: {exc}\n")
     elif _off(args.uds):
         args.uds = None
     if args.host is None:
