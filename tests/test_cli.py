@@ -301,6 +301,7 @@ async def test_invalid_setting_flag_exits_2() -> None:
         (["--uds", "/tmp/wsserver-never.sock"], "--uds and --port: each says where to listen"),
         (["--fd", "0"], "--fd and --port: each says where to listen"),
         (["--app-dir", "/no/such/dir"], "--app-dir /no/such/dir: not a directory"),
+        (["--header", "Date: x"], "'Date': wsserver writes that header itself (--no-date-header"),
         (
             ["--compression", "deflate", "--ws-per-message-deflate", "false"],
             "--ws-per-message-deflate false and --compression deflate: each says whether",

@@ -314,9 +314,25 @@ def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: 
         with pytest.raises(ConfigError) as caught:
             ssl_context(Config(**{**pair, setting: missing}))
         assert str(caught.value) == f"TLS: {setting} {missing}: No such file or directory"
+    # Which file, and what it lacks (OpenSSL's own words: "[SSL] PEM lib (_ssl.c:3905)").
+    garbage = str(tmp_path / "garbage.pem")
     (tmp_path / "garbage.pem").write_text("not PEM")
-    with pytest.raises(ConfigError, match="TLS: ssl_certfile or ssl_keyfile: "):
-        ssl_context(Config(ssl_certfile=str(tmp_path / "garbage.pem")))
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(ssl_certfile=garbage))
+    assert str(caught.value) == (
+        f"TLS: ssl_certfile {garbage}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)"
+    )
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(ssl_certfile=cert_files["certfile"], ssl_keyfile=garbage))
+    assert str(caught.value) == (
+        f"TLS: ssl_keyfile {garbage}: no PEM private key in it (-----BEGIN ... PRIVATE KEY-----)"
+    )
+    with pytest.raises(ConfigError) as caught:  # a certificate alone, no key with it
+        ssl_context(Config(ssl_certfile=cert_files["certfile"]))
+    assert str(caught.value) == (
+        f"TLS: ssl_certfile {cert_files['certfile']}: no PEM private key in it"
+        " (-----BEGIN ... PRIVATE KEY-----)"
+    )
     with pytest.raises(ConfigError, match="TLS: ssl_ciphers: "):
         ssl_context(Config(**pair, ssl_ciphers="NOPE-NOTHING"))
     encrypted = {**pair, "ssl_keyfile": cert_files["encrypted_keyfile"]}
@@ -927,6 +943,17 @@ async def test_a_log_config_that_is_no_mapping_is_one_line(tmp_path: Path) -> No
     assert code == 2, err
     assert "no logging configuration" in err.strip().splitlines()[-1], err
     assert "Traceback" not in err, err
+    # An ini file without a section fileConfig needs: which one (it said "'formatters'").
+    log_config = tmp_path / "logging.ini"
+    log_config.write_text("[loggers]\nkeys=root\n")
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--log-config", str(log_config), "--port", "0"
+    )
+    assert code == 2, err
+    assert err.strip().splitlines()[-1] == (
+        f"error: --log-config {log_config}: no 'formatters' (a section or key logging's file"
+        " format needs)"
+    ), err
 
 
 # ===================================================== found in review (each failed first)

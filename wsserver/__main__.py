@@ -650,7 +650,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.log_level, args.log_config, args.log_format, role.slot if role else None
         )
     except (OSError, ValueError, KeyError, configparser.Error) as exc:
-        parser.exit(2, f"error: --log-config {args.log_config}: {exc}\n")
+        # fileConfig's KeyError is the bare name of what is missing ('formatters').
+        missing = isinstance(exc, KeyError)
+        said = f"no {exc} (a section or key logging's file format needs)" if missing else exc
+        parser.exit(2, f"error: --log-config {args.log_config}: {said}\n")
     unused = [f for f in ("reload_dir", "reload_include", "reload_exclude") if getattr(args, f)]
     if unused and not args.reload and role is None:
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)

@@ -330,6 +330,14 @@ class HeaderList(Kind):
     def describe(self) -> str:
         return "'Name: value', a header name, a colon and a value without control characters"
 
+    def why(self, value: Any) -> str | None:
+        for item in value if isinstance(value, list) else ():
+            name = item[0].lower() if isinstance(item, tuple) and len(item) == 2 else ""
+            if name in _OWN_HEADERS or name.startswith("sec-websocket-"):
+                hint = " (--no-date-header leaves it out)" if name == "date" else ""
+                return f"{item[0]!r}: wsserver writes that header itself{hint}"
+        return None
+
     def _problem(self, value: Any) -> str | None:
         if not isinstance(value, (list, tuple)):
             return "a list of (name, value) pairs"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 
 from ..config import Config
@@ -26,6 +27,33 @@ _MAX_PASSWORD = 1024
 #: The TLS settings that mean nothing without ssl_certfile, said but not refused
 #: (ssl_keyfile and ssl_cert_reqs are refused).
 _WITHOUT_CERTFILE = ("ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers")
+
+
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+_PEM_KEY = re.compile(rb"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")
+
+
+def _missing_pem(certfile: str, keyfile: str | None) -> str | None:
+    """Which file has no PEM block of what it should hold, said as a setting; None if both do."""
+    try:
+        with open(certfile, "rb") as file:
+            cert = file.read()
+        if keyfile is None:
+            key = cert
+        else:
+            with open(keyfile, "rb") as file:
+                key = file.read()
+    except OSError:
+        return None
+    if _PEM_CERTIFICATE not in cert:
+        return f"ssl_certfile {certfile}: no PEM certificate in it ({_PEM_CERTIFICATE.decode()})"
+    if _PEM_KEY.search(key) is None:
+        setting = "ssl_certfile" if keyfile is None else "ssl_keyfile"
+        return (
+            f"{setting} {keyfile or certfile}: no PEM private key in it"
+            " (-----BEGIN ... PRIVATE KEY-----)"
+        )
+    return None
 
 
 def ssl_context(config: Config) -> ssl.SSLContext | None:
@@ -106,6 +134,9 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
                 raise ConfigError(
                     f"TLS: ssl_keyfile_password does not decrypt {key_setting}"
                 ) from None
+            missing = _missing_pem(config.ssl_certfile, config.ssl_keyfile)
+            if missing is not None:  # (OpenSSL says "PEM lib", which file not)
+                raise ConfigError(f"TLS: {missing}") from None
             raise
         if config.ssl_ca_certs is not None:
             what = f"ssl_ca_certs {config.ssl_ca_certs}"
