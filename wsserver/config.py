@@ -730,8 +730,9 @@ class Config:
             none_ok=True,
             metavar="URL",
         ),
-        "joins the topics of every process that shares it: `redis://host:port/db` "
-        "(`pip install wsserver[redis]`); `none`: this process only.",
+        "joins the topics of every process that shares it: `redis://host:port/db`, "
+        "`rediss://` (TLS) or `unix:///path/redis.sock` (`pip install wsserver[redis]`); "
+        "`none` or `memory`: this process only.",
         env="WEBSOCKET_BROKER",
         flag="--broker",
     )
