@@ -332,10 +332,19 @@ async def test_host_and_port_come_from_the_environment_where_no_flag_gives_them(
     env = {"WEBSOCKET_HOST": "127.0.0.2", "WEBSOCKET_PORT": "not a port"}
     async with running_cli("examples.echo:routes", "--host", "127.0.0.1", env=env) as cli:
         await assert_echo(cli.url)
-    # ... and the other variable still fills in what no flag says.
-    env = {"WEBSOCKET_HOST": "127.0.0.2"}
+    # ... and the other variable still fills in what no flag says (spaces
+    # around it dropped), also with --uds none (no Unix socket: TCP).
+    env = {"WEBSOCKET_HOST": " 127.0.0.2 "}
     async with running_cli("examples.echo:routes", env=env, listening=listening) as cli:
         await assert_echo(f"ws://127.0.0.2:{cli.port}")
+    env = {"WEBSOCKET_HOST": "127.0.0.2", "WEBSOCKET_PORT": "0", "WEBSOCKET_UDS": "/tmp/x.sock"}
+    async with running_cli(
+        "examples.echo:routes", "--uds", "none", env=env, port_flag=False, listening=listening
+    ) as cli:
+        await assert_echo(f"ws://127.0.0.2:{cli.port}")
+    # Empty, as the command line's other variables: unset (127.0.0.1).
+    async with running_cli("examples.echo:routes", env={"WEBSOCKET_HOST": ""}) as cli:
+        await assert_echo(cli.url)
 
 
 @pytest.mark.parametrize(
@@ -343,7 +352,6 @@ async def test_host_and_port_come_from_the_environment_where_no_flag_gives_them(
     [
         ({"WEBSOCKET_PORT": "http"}, "WEBSOCKET_PORT: "),
         ({"WEBSOCKET_PORT": "70000"}, "WEBSOCKET_PORT: "),
-        ({"WEBSOCKET_HOST": " "}, "WEBSOCKET_HOST: expected a host name or address"),
         (
             {"WEBSOCKET_UDS": "/tmp/wsserver-never.sock", "WEBSOCKET_PORT": "0"},
             "WEBSOCKET_UDS and WEBSOCKET_PORT: each says where to listen; give one",
@@ -397,16 +405,25 @@ async def test_port_in_use_exits_1() -> None:
 
 
 async def test_a_misspelt_variable_is_named_at_start_up() -> None:
-    # A near miss of one of our variables is said (it is ignored: the server
-    # starts); a WEBSOCKET_* name of the application's own is not.
-    env = {"WEBSOCKET_MAX_SZE": "10", "WEBSOCKETS_WORKERS": "2", "WEBSOCKET_URL": "ws://x"}
+    # A near miss of one of our variables, or a setting's name where its
+    # variable is named otherwise or it has none, is said (and ignored: the
+    # server starts); a WEBSOCKET_* name of the application's own is not, nor
+    # the websockets library's WEBSOCKETS_* (a client in the application).
+    env = {
+        "WEBSOCKET_MAX_SZE": "10",
+        "WEBSOCKET_OPEN_TIMEOUT": "3",
+        "WEBSOCKET_BACKLOG": "10",
+        "WEBSOCKET_URL": "ws://x",
+        "WEBSOCKETS_MAX_BODY_SIZE": "100",
+    }
     async with running_cli("examples.echo:routes", env=env) as cli:
         await assert_echo(cli.url)
     said = cli.stderr
     ignored = "is not a variable wsserver reads (ignored):"
     assert f"WEBSOCKET_MAX_SZE {ignored} WEBSOCKET_MAX_SIZE?" in said
-    assert f"WEBSOCKETS_WORKERS {ignored} WEBSOCKET_WORKERS?" in said
-    assert "WEBSOCKET_URL" not in said
+    assert f"WEBSOCKET_OPEN_TIMEOUT {ignored} WEBSOCKET_TIMEOUT?" in said
+    assert f"WEBSOCKET_BACKLOG {ignored} backlog is set by --backlog" in said
+    assert "WEBSOCKET_URL" not in said and "WEBSOCKETS_MAX_BODY_SIZE" not in said
     async with running_cli("examples.echo:routes", env={"WEBSOCKET_MAX_SIZE": "10"}) as cli:
         await asyncio.sleep(0)
     assert "is not a variable" not in cli.stderr

@@ -24,7 +24,7 @@ from . import __version__
 from .app.routing import Router
 from .asgi import ASGIApplication, is_asgi_app
 from .asgi.lifespan import LifespanFailure
-from .config import ENV_VARS, NONE_WORDS, Config, Flag, add_flags, flag_settings
+from .config import ENV_VARS, NONE_WORDS, Config, Flag, add_flags, flag_settings, settings
 from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
@@ -231,7 +231,7 @@ def _host(text: str) -> str:
         raise argparse.ArgumentTypeError(
             "expected a host name or address (0.0.0.0 or :: for every interface)"
         )
-    return text
+    return text.strip()
 
 
 def _positive_seconds(text: str) -> float:
@@ -356,18 +356,31 @@ CLI_VARIABLES = frozenset(
 
 
 def misspelt_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The variables that look like one of ours but are not, each with the one it resembles.
+    """The variables that look like one of ours but are not, each with what to use instead.
 
-    Only near misses (``WEBSOCKET_MAX_SZE``, ``WEBSOCKETS_WORKERS``): other
-    ``WEBSOCKET_*`` names may well be an application's own (``WEBSOCKET_URL``).
+    A setting's name as a variable where its variable is named otherwise, or
+    it has none (``WEBSOCKET_OPEN_TIMEOUT``: ``WEBSOCKET_TIMEOUT``;
+    ``WEBSOCKET_BACKLOG``: ``--backlog``), and near misses (``WEBSOCKET_MAX_SZE``).
+    Other ``WEBSOCKET_*`` names may well be an application's own
+    (``WEBSOCKET_URL``), and ``WEBSOCKETS_*`` are the websockets library's.
     """
-    known = sorted(CLI_VARIABLES | set(ENV_VARS))
+    known = CLI_VARIABLES | set(ENV_VARS)
+    natural = {}
+    for setting, spec in settings():
+        name = f"WEBSOCKET_{setting.upper()}"
+        if name not in known:
+            instead = spec.env or spec.flag or f"serve({setting}=...)"
+            natural[name] = f"{instead}?" if spec.env else f"{setting} is set by {instead}"
     found = []
     for name in sorted(environ):
-        if name.startswith("WEBSOCKET") and name not in CLI_VARIABLES and name not in ENV_VARS:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.9)
-            if close:
-                found.append((name, close[0]))
+        if not name.startswith("WEBSOCKET_") or name in known:
+            continue
+        if name in natural:
+            found.append((name, natural[name]))
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.9)
+        if close:
+            found.append((name, f"{close[0]}?"))
     return found
 
 
@@ -564,8 +577,10 @@ def _off(uds: str | None) -> bool:
 
 
 def _tcp_variables() -> dict[str, str | None]:
-    """WEBSOCKET_HOST and WEBSOCKET_PORT as the environment has them (None: unset)."""
-    return {name: os.environ.get(name) for name in ("WEBSOCKET_HOST", "WEBSOCKET_PORT")}
+    """WEBSOCKET_HOST and WEBSOCKET_PORT as the environment has them (None: unset or
+    empty, as the command line's other variables: the default, 127.0.0.1:8000)."""
+    values = {name: os.environ.get(name) for name in ("WEBSOCKET_HOST", "WEBSOCKET_PORT")}
+    return {name: value if value and value.strip() else None for name, value in values.items()}
 
 
 def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
@@ -576,8 +591,8 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
     127.0.0.1:8000. Flags win over the environment: ``--host``, ``--port`` or
     ``--fd`` on the command line mean TCP (or that socket) whatever
     ``WEBSOCKET_UDS`` says, and ``--uds none`` turns it off; the variables
-    fill in the host or port that no flag gives, unless ``--uds`` or ``--fd``
-    is given. A variable's value that its flag would refuse is refused
+    fill in the host or port that no flag gives, unless ``--uds PATH`` or
+    ``--fd`` is given. A variable's value that its flag would refuse is refused
     (argparse checks only the flags).
     """
     if args.log_format not in ("text", "json"):
@@ -593,16 +608,19 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
         if places and (tcp or len(places) > 1):
             conflict = " and ".join([*places, *tcp])
             parser.exit(2, f"error: {conflict}: each says where to listen; give one\n")
-    if args.uds is None and args.fd is None:
-        # Where the flags leave TCP's host or port, the variables may say.
+    if _off(args.uds) and args.fd is None:
+        # TCP, unless WEBSOCKET_UDS says otherwise; where the flags leave the
+        # host or the port, WEBSOCKET_HOST and WEBSOCKET_PORT may say.
         said = [(name, value) for name, value in _tcp_variables().items() if value is not None]
-        if args.host is None and args.port is None:
+        if args.uds is None and args.host is None and args.port is None:
             uds = os.environ.get("WEBSOCKET_UDS")
             if not _off(uds) and said:
                 conflict = " and ".join(["WEBSOCKET_UDS", *(name for name, _ in said)])
                 parser.exit(2, f"error: {conflict}: each says where to listen; give one\n")
             args.uds = None if _off(uds) else uds
-        for name, value in said:
+        else:
+            args.uds = None  # (--uds none)
+        for name, value in said if args.uds is None else ():
             flag = "host" if name == "WEBSOCKET_HOST" else "port"
             if getattr(args, flag) is None:
                 try:
@@ -659,8 +677,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
         logger.warning("%s without --reload: nothing is watched", flags)
     if role is None:  # (a worker's supervisor said it)
-        for name, known in misspelt_variables(os.environ):
-            logger.warning("%s is not a variable wsserver reads (ignored): %s?", name, known)
+        for name, instead in misspelt_variables(os.environ):
+            logger.warning("%s is not a variable wsserver reads (ignored): %s", name, instead)
     workers = args.workers
     if workers is None:
         try:
