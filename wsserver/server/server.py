@@ -719,7 +719,8 @@ class Server:
 
     def register(self, protocol: HttpProtocol) -> None:
         """A connection was accepted (and its TLS handshake done)."""
-        self._handshaking.pop(protocol, None)
+        if self._handshaking:  # (TLS only: a weak dictionary's pop makes a weakref)
+            self._handshaking.pop(protocol, None)
         self.connections.add(protocol)
         if self.closing:
             protocol.shutdown()
