@@ -92,6 +92,25 @@ def total_instructions(server: Server, rounds: int, args: argparse.Namespace) ->
         return int(found.group(1))
 
 
+def upgraded(port: int) -> tuple[socket.socket, bytes]:
+    """A connection upgraded at ``/``: its socket, and what followed the 101's head."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=START_TIMEOUT)
+    try:
+        sock.sendall(_UPGRADE)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise SystemExit("the server closed the connection during the handshake")
+            head += chunk
+        if not head.startswith(b"HTTP/1.1 101 "):
+            raise SystemExit(f"the handshake failed: {head.splitlines()[0]!r}")
+    except BaseException:
+        sock.close()
+        raise
+    return sock, head.partition(b"\r\n\r\n")[2]
+
+
 def echo(port: int, rounds: int, args: argparse.Namespace) -> None:
     """Open the connections, then send a message on each and read every answer, ``rounds`` times."""
     frame = client_frame(args.kind == "text", args.size)
@@ -99,17 +118,7 @@ def echo(port: int, rounds: int, args: argparse.Namespace) -> None:
     socks = []
     try:
         for _ in range(args.conns):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=START_TIMEOUT)
-            sock.sendall(_UPGRADE)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    raise SystemExit("the server closed the connection during the handshake")
-                head += chunk
-            if not head.startswith(b"HTTP/1.1 101 "):
-                raise SystemExit(f"the handshake failed: {head.splitlines()[0]!r}")
-            socks.append(sock)
+            socks.append(upgraded(port)[0])
         for _ in range(rounds):
             for sock in socks:
                 sock.sendall(frame)
@@ -131,18 +140,9 @@ _CLOSE = b"\x88\x82" + _MASK + bytes(a ^ b for a, b in zip(b"\x03\xe8", _MASK[:2
 def handshakes(port: int, rounds: int, args: argparse.Namespace | None) -> None:
     """(f)'s loop, ``rounds`` times in turn: connect, upgrade, closing handshake, TCP close."""
     for _ in range(rounds):
-        with socket.create_connection(("127.0.0.1", port), timeout=START_TIMEOUT) as sock:
-            sock.sendall(_UPGRADE)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    raise SystemExit("the server closed the connection during the handshake")
-                head += chunk
-            if not head.startswith(b"HTTP/1.1 101 "):
-                raise SystemExit(f"the handshake failed: {head.splitlines()[0]!r}")
+        sock, rest = upgraded(port)
+        with sock:
             sock.sendall(_CLOSE)
-            rest = head.partition(b"\r\n\r\n")[2]
             while chunk := sock.recv(4096):  # the server's close frame, then its TCP close
                 rest += chunk
             if not rest.startswith(b"\x88\x02\x03\xe8"):
@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--servers",
         default="wsserver-uvloop,asgi-wsserver-uvloop",
-        help="wsserver columns, comma-separated (default wsserver-uvloop,asgi-wsserver-uvloop)",
+        help="columns, comma-separated: wsserver's, the peers' single-process Python ones, the"
+        " floor's (default wsserver-uvloop,asgi-wsserver-uvloop)",
     )
     p.add_argument("--baseline", metavar="REV", help="also the *-base columns at git REV")
     p.add_argument("--messages", type=int, default=100, help="round trips per connection (x5)")
