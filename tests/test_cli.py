@@ -413,6 +413,7 @@ async def test_a_misspelt_variable_is_named_at_start_up() -> None:
         "WEBSOCKET_MAX_SZE": "10",
         "WEBSOCKET_OPEN_TIMEOUT": "3",
         "WEBSOCKET_BACKLOG": "10",
+        "WEBSOCKET_LOG_LEVEL": "debug",
         "WEBSOCKET_URL": "ws://x",
         "WEBSOCKETS_MAX_BODY_SIZE": "100",
     }
@@ -423,6 +424,7 @@ async def test_a_misspelt_variable_is_named_at_start_up() -> None:
     assert f"WEBSOCKET_MAX_SZE {ignored} WEBSOCKET_MAX_SIZE?" in said
     assert f"WEBSOCKET_OPEN_TIMEOUT {ignored} WEBSOCKET_TIMEOUT?" in said
     assert f"WEBSOCKET_BACKLOG {ignored} backlog is set by --backlog" in said
+    assert f"WEBSOCKET_LOG_LEVEL {ignored} --log-level is a flag only" in said
     assert "WEBSOCKET_URL" not in said and "WEBSOCKETS_MAX_BODY_SIZE" not in said
     async with running_cli("examples.echo:routes", env={"WEBSOCKET_MAX_SIZE": "10"}) as cli:
         await asyncio.sleep(0)

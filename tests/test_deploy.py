@@ -39,7 +39,7 @@ from wsserver.envfile import parse_env_file
 from wsserver.errors import ConfigError
 from wsserver.protocol.http import Headers
 from wsserver.protocol.proxy import TrustedProxies, forwarded
-from wsserver.server.tls import ssl_context
+from wsserver.server.tls import _missing_pem, ssl_context
 
 from .conftest import StartServer
 from .helpers import wait_for
@@ -326,6 +326,17 @@ def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: 
         ssl_context(Config(ssl_certfile=cert_files["certfile"], ssl_keyfile=garbage))
     assert str(caught.value) == (
         f"TLS: ssl_keyfile {garbage}: no PEM private key in it (-----BEGIN ... PRIVATE KEY-----)"
+    )
+    # The other PEM forms OpenSSL reads a certificate or key from count as such.
+    trusted = tmp_path / "trusted.pem"
+    trusted.write_bytes(b"-----BEGIN TRUSTED CERTIFICATE-----\nAAAA\n")
+    rsa = tmp_path / "rsa.pem"
+    rsa.write_bytes(b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n")
+    assert _missing_pem(str(trusted), str(rsa)) is None
+    ssh = tmp_path / "ssh.key"  # (ssh-keygen's: not one OpenSSL loads)
+    ssh.write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n")
+    assert _missing_pem(str(trusted), str(ssh)) == (
+        f"ssl_keyfile {ssh}: no PEM private key in it (-----BEGIN ... PRIVATE KEY-----)"
     )
     with pytest.raises(ConfigError) as caught:  # a certificate alone, no key with it
         ssl_context(Config(ssl_certfile=cert_files["certfile"]))
@@ -950,9 +961,21 @@ async def test_a_log_config_that_is_no_mapping_is_one_line(tmp_path: Path) -> No
         "examples.echo:routes", "--log-config", str(log_config), "--port", "0"
     )
     assert code == 2, err
+    said = err.strip().splitlines()[-1]
+    assert said == f"error: --log-config {log_config}: no [formatters] section", err
+    # Another name it uses and does not define (here, an unset environment variable).
+    log_config.write_text(
+        "[loggers]\nkeys=root\n[handlers]\nkeys=f\n[formatters]\nkeys=\n"
+        "[logger_root]\nhandlers=f\n[handler_f]\nclass=FileHandler\n"
+        "args=(os.environ['WSSERVER_NEVER_SET'],)\n"
+    )
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--log-config", str(log_config), "--port", "0"
+    )
+    assert code == 2, err
     assert err.strip().splitlines()[-1] == (
-        f"error: --log-config {log_config}: no 'formatters' (a section or key logging's file"
-        " format needs)"
+        f"error: --log-config {log_config}: KeyError 'WSSERVER_NEVER_SET': a name the file uses"
+        " is not defined (or an environment variable unset)"
     ), err
 
 

@@ -355,12 +355,16 @@ CLI_VARIABLES = frozenset(
 )
 
 
-def misspelt_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+def misspelt_variables(
+    environ: Mapping[str, str], flags: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
     """The variables that look like one of ours but are not, each with what to use instead.
 
     A setting's name as a variable where its variable is named otherwise, or
     it has none (``WEBSOCKET_OPEN_TIMEOUT``: ``WEBSOCKET_TIMEOUT``;
-    ``WEBSOCKET_BACKLOG``: ``--backlog``), and near misses (``WEBSOCKET_MAX_SZE``).
+    ``WEBSOCKET_BACKLOG``: ``--backlog``), the same for the command line's own
+    ``flags`` (``WEBSOCKET_LOG_LEVEL``: ``--log-level``; ``flags`` maps each
+    flag's name as a variable to the flag), and near misses (``WEBSOCKET_MAX_SZE``).
     Other ``WEBSOCKET_*`` names may well be an application's own
     (``WEBSOCKET_URL``), and ``WEBSOCKETS_*`` are the websockets library's.
     """
@@ -371,6 +375,9 @@ def misspelt_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
         if name not in known:
             instead = spec.env or spec.flag or f"serve({setting}=...)"
             natural[name] = f"{instead}?" if spec.env else f"{setting} is set by {instead}"
+    for name, flag in (flags or {}).items():
+        if name not in known:
+            natural.setdefault(name, f"{flag} is a flag only")
     found = []
     for name in sorted(environ):
         if not name.startswith("WEBSOCKET_") or name in known:
@@ -668,16 +675,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.log_level, args.log_config, args.log_format, role.slot if role else None
         )
     except (OSError, ValueError, KeyError, configparser.Error) as exc:
-        # fileConfig's KeyError is the bare name of what is missing ('formatters').
-        missing = isinstance(exc, KeyError)
-        said = f"no {exc} (a section or key logging's file format needs)" if missing else exc
-        parser.exit(2, f"error: --log-config {args.log_config}: {said}\n")
+        parser.exit(2, f"error: --log-config {args.log_config}: {_log_config_error(exc)}\n")
     unused = [f for f in ("reload_dir", "reload_include", "reload_exclude") if getattr(args, f)]
     if unused and not args.reload and role is None:
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
         logger.warning("%s without --reload: nothing is watched", flags)
     if role is None:  # (a worker's supervisor said it)
-        for name, instead in misspelt_variables(os.environ):
+        own = {
+            f"WEBSOCKET_{action.dest.upper()}": action.option_strings[0]
+            for action in parser._actions
+            if action.option_strings and action.dest not in ("help", "version")
+        }
+        for name, instead in misspelt_variables(os.environ, own):
             logger.warning("%s is not a variable wsserver reads (ignored): %s", name, instead)
     workers = args.workers
     if workers is None:
@@ -729,6 +738,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot listen on %s: %s", _target(args), exc)
         return 1
     return code
+
+
+#: The sections of logging's file format (logging.config.fileConfig), and the prefixes of the rest.
+_LOG_SECTIONS = ("loggers", "handlers", "formatters")
+_LOG_SECTION_PREFIXES = ("logger_", "handler_", "formatter_")
+
+
+def _log_config_error(exc: Exception) -> str:
+    """What is wrong with a --log-config file, in words (fileConfig's KeyError is a bare name)."""
+    if not isinstance(exc, KeyError):
+        return str(exc)
+    name = exc.args[0] if exc.args else ""
+    if isinstance(name, str) and (name in _LOG_SECTIONS or name.startswith(_LOG_SECTION_PREFIXES)):
+        return f"no [{name}] section"
+    return f"KeyError {exc}: a name the file uses is not defined (or an environment variable unset)"
 
 
 def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: str) -> NoReturn:

@@ -29,8 +29,9 @@ _MAX_PASSWORD = 1024
 _WITHOUT_CERTFILE = ("ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers")
 
 
-_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
-_PEM_KEY = re.compile(rb"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")
+#: The PEM blocks OpenSSL loads a certificate, and a private key, from.
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
+_PEM_KEY = re.compile(rb"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----")
 
 
 def _missing_pem(certfile: str, keyfile: str | None) -> str | None:
@@ -45,8 +46,8 @@ def _missing_pem(certfile: str, keyfile: str | None) -> str | None:
                 key = file.read()
     except OSError:
         return None
-    if _PEM_CERTIFICATE not in cert:
-        return f"ssl_certfile {certfile}: no PEM certificate in it ({_PEM_CERTIFICATE.decode()})"
+    if _PEM_CERTIFICATE.search(cert) is None:
+        return f"ssl_certfile {certfile}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)"
     if _PEM_KEY.search(key) is None:
         setting = "ssl_certfile" if keyfile is None else "ssl_keyfile"
         return (
