@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -45,6 +46,16 @@ def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[
 
         return {"uvloop": uvloop.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}
+
+
+@pytest.fixture
+def socket_path() -> Iterator[str]:
+    """A path for a Unix socket, removed afterwards if something is there."""
+    # Short: a Unix socket path is limited to ~107 bytes.
+    path = f"/tmp/wsserver-test-{uuid.uuid4().hex[:12]}.sock"
+    yield path
+    if os.path.exists(path):
+        os.unlink(path)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,6 @@ import stat
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -550,15 +549,6 @@ def test_an_encrypted_key_without_its_password_does_not_wait_for_a_terminal(
 
 
 # ======================================================= Unix and inherited sockets
-
-
-@pytest.fixture
-def socket_path() -> Iterator[str]:
-    # Short: a Unix socket path is limited to ~107 bytes.
-    path = f"/tmp/wsserver-test-{uuid.uuid4().hex[:12]}.sock"
-    yield path
-    if os.path.exists(path):
-        os.unlink(path)
 
 
 async def test_unix_socket(run_server: StartServer, socket_path: str) -> None:

@@ -45,6 +45,15 @@ logger = logging.getLogger("wsserver.server")
 #: Bytes read from a socket at most at once (asyncio's own default).
 READ_SIZE = 256 * 1024
 
+#: How many times a libuv loop (uvloop) watches each listening socket. libuv
+#: accepts one connection per watcher and loop iteration (since 1.45), so with
+#: a single watcher every new connection costs an iteration of its own: a poll,
+#: a wake-up of its client, nothing done in batches. Each further watcher has a
+#: duplicate of the socket's descriptor (the same socket, one accept queue), and
+#: an iteration takes up to this many waiting connections. Where fewer wait, the
+#: watchers left over each find nothing to accept (one system call each).
+LIBUV_ACCEPT_WATCHERS = 8
+
 
 class Server:
     """A listening WebSocket server.
@@ -92,6 +101,9 @@ class Server:
         )
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._server: asyncio.base_events.Server | None = None
+        #: The further watchers of the listening sockets on a libuv loop
+        #: (LIBUV_ACCEPT_WATCHERS); closed with ``_server``.
+        self._watchers: list[asyncio.AbstractServer] = []
         #: Every open connection, in whichever phase.
         self.connections: set[HttpProtocol | WebSocketProtocol] = set()
         #: TLS connections accepted but not registered yet (connection_made()
@@ -322,6 +334,31 @@ class Server:
                         raise
                     server = await create(0)  # (taken meanwhile: again)
             self._server = server
+        if accepts_one_per_iteration(self.loop):
+            await self._watch_again(timeout)
+
+    async def _watch_again(self, timeout: float | None) -> None:
+        """Watch each listening socket LIBUV_ACCEPT_WATCHERS times (see there)."""
+        assert self._server is not None
+        try:
+            for sock in self._server.sockets:
+                for _ in range(LIBUV_ACCEPT_WATCHERS - 1):
+                    duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+                    try:
+                        watcher = await self.loop.create_server(
+                            self._make_protocol,
+                            sock=duplicate,
+                            backlog=self.config.backlog,
+                            ssl=self.ssl,
+                            ssl_handshake_timeout=timeout,
+                        )
+                    except BaseException:
+                        duplicate.close()
+                        raise
+                    self._watchers.append(watcher)
+        except BaseException:  # (no descriptors left open by a start that failed)
+            self._close_listeners()
+            raise
 
     def _make_protocol(self, accepting: bool = True) -> HttpProtocol:
         """A new connection's protocol; a TLS one is in its handshake until register().
@@ -466,7 +503,14 @@ class Server:
             for sock in self._server.sockets:
                 loop.remove_reader(sock.fileno())
         else:
-            self._server.close()
+            self._close_listeners()
+
+    def _close_listeners(self) -> None:
+        """Close the listening sockets (every watcher's descriptor)."""
+        assert self._server is not None
+        self._server.close()
+        for watcher in self._watchers:
+            watcher.close()
 
     async def _close(self, timeout: float | None, code: int) -> None:
         try:
@@ -536,6 +580,8 @@ class Server:
             await asyncio.wait(handshaking, timeout=1.0)
         if self._server is not None:
             await self._server.wait_closed()
+            for watcher in self._watchers:
+                await watcher.wait_closed()
         if self._gathering is not None:  # (a count of the connections under way)
             await asyncio.wait([self._gathering])
         if self._unix_sock is not None:
@@ -644,7 +690,7 @@ class Server:
         if isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
             for _ in range(3):
                 await asyncio.sleep(0)
-        self._server.close()
+        self._close_listeners()
 
     def request_limit_reached(self) -> None:
         """``limit_max_requests`` requests were received: :attr:`on_request_limit`, or close.
@@ -890,3 +936,9 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
 #: Where an ASGI application's defaults differ from a Router's: uvicorn's
 #: ``--ws-per-message-deflate`` is on unless turned off.
 ASGI_DEFAULTS = {"compression": "deflate"}
+
+
+def accepts_one_per_iteration(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` accepts one connection per listening watcher and iteration:
+    libuv's loops (uvloop); asyncio's own accept up to the backlog at once."""
+    return type(loop).__module__.partition(".")[0] == "uvloop"
