@@ -177,19 +177,19 @@ class WebSocketSession:
         if ws is not None and self._disconnect is None:
             # As recv() does, without a coroutine more per message.
             while True:
-                try:
-                    message = ws.next_message()
-                except ConnectionClosed as exc:
-                    self._disconnect = {
-                        "type": "websocket.disconnect",
-                        "code": exc.code,
-                        "reason": exc.reason,
-                    }
-                    return self._disconnect
+                message = ws.next_message()
                 if type(message) is str:
                     return {"type": "websocket.receive", "text": message}
                 if type(message) is bytes:
                     return {"type": "websocket.receive", "bytes": message}
+                if message is None:
+                    code, reason = ws.ended_with()
+                    self._disconnect = {
+                        "type": "websocket.disconnect",
+                        "code": code,
+                        "reason": reason,
+                    }
+                    return self._disconnect
                 try:
                     await message  # type: ignore[misc]  # (a future: none waited)
                 finally:

@@ -155,15 +155,16 @@ class WebSocket:
         finally:
             self._recv_busy = False
 
-    def next_message(self) -> str | bytes | asyncio.Future[None]:
-        """The next message if one waits; else a future that the next one (or the end) resolves.
+    def next_message(self) -> str | bytes | asyncio.Future[None] | None:
+        """The next message if one waits; else a future that the next one (or the end)
+        resolves; None once no message will come (:meth:`ended_with` says how it ended).
 
         What ``recv()`` does, in calls, for the ASGI session's ``receive()``
-        (a coroutine less per message): given a future, ``await`` it, call
-        :meth:`done_waiting` however the wait ended, then call this again.
+        (a coroutine less per message, and no exception at the end): given a
+        future, ``await`` it, call :meth:`done_waiting` however the wait ended,
+        then call this again.
 
         Raises:
-            WebsocketClosed: no message will come.
             ConcurrencyError: another task is waiting already.
         """
         if self._recv_busy:
@@ -174,11 +175,16 @@ class WebSocket:
             if message is not None:
                 return message
         if inbox.ended:
-            raise self._closed_error()
+            return None
         # About to wait: send what the handler wrote meanwhile.
         self._protocol.flush()
         self._recv_busy = True
         return inbox.waiter()
+
+    def ended_with(self) -> tuple[int, str]:
+        """The close code and reason of a connection whose messages are over, as
+        ``recv()``'s WebsocketClosed carries them (1006: lost without a closing handshake)."""
+        return self._conn.close_code, self._conn.close_reason
 
     def done_waiting(self) -> None:
         """The wait on :meth:`next_message`'s future is over (woken, timed out or cancelled)."""
