@@ -48,9 +48,23 @@ from .supervisor import (
 logger = logging.getLogger("wsserver.server")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse's parser, keeping a list of its arguments (argparse's own is private)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        #: Every argument added, in order (``--help`` first).
+        self.arguments: list[argparse.Action] = []
+        super().__init__(**kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.arguments.append(action)
+        return action
+
+
+def build_parser() -> CommandLineParser:
     """The argument parser of the ``wsserver`` command."""
-    p = argparse.ArgumentParser(
+    p = CommandLineParser(
         prog="python -m wsserver",
         description="Serve module:attr: a wsserver Router (or a function that returns one), "
         "or an ASGI 3 application (Starlette, FastAPI, ...).",
@@ -683,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if role is None:  # (a worker's supervisor said it)
         own = {
             f"WEBSOCKET_{action.dest.upper()}": action.option_strings[0]
-            for action in parser._actions
+            for action in parser.arguments
             if action.option_strings and action.dest not in ("help", "version")
         }
         for name, instead in misspelt_variables(os.environ, own):
