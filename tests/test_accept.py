@@ -122,7 +122,10 @@ def test_asyncio_loops_watch_a_listening_socket_once() -> None:
         runner.run(main())
 
 
-def test_a_start_that_runs_out_of_descriptors_leaves_none_open() -> None:
+@pytest.mark.parametrize("where", ["tcp", "uds"])
+def test_a_start_that_runs_out_of_descriptors_leaves_nothing_behind(
+    where: str, socket_path: str
+) -> None:
     # A child process: its descriptor limit is lowered so that duplicating
     # the listening socket fails part way.
     script = textwrap.dedent(
@@ -130,6 +133,8 @@ def test_a_start_that_runs_out_of_descriptors_leaves_none_open() -> None:
         import asyncio, os, resource, socket, sys
         import uvloop
         from wsserver import Router, serve
+
+        WHERE, PATH = sys.argv[1], sys.argv[2]
 
         def sockets():
             # (libuv keeps a descriptor of /dev/null in reserve: not counted)
@@ -141,6 +146,13 @@ def test_a_start_that_runs_out_of_descriptors_leaves_none_open() -> None:
                     pass
             return sum(link.startswith("socket:") for link in links)
 
+        def connect(port):
+            if WHERE == "uds":
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                client.connect(PATH)
+                return client
+            return socket.create_connection(("127.0.0.1", port))
+
         async def main():
             probe = socket.create_server(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -149,7 +161,10 @@ def test_a_start_that_runs_out_of_descriptors_leaves_none_open() -> None:
             hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
             opened = len(os.listdir("/proc/self/fd"))
             resource.setrlimit(resource.RLIMIT_NOFILE, (opened + 3, hard))
-            server = serve(Router(), "127.0.0.1", port)
+            if WHERE == "uds":
+                server = serve(Router(), uds=PATH)
+            else:
+                server = serve(Router(), "127.0.0.1", port)
             try:
                 await server
             except OSError as exc:
@@ -159,21 +174,27 @@ def test_a_start_that_runs_out_of_descriptors_leaves_none_open() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             await server.close()
             print("sockets left open:", sockets() - before)
+            print("socket file left:", os.path.exists(PATH))
             try:
-                socket.create_connection(("127.0.0.1", port)).close()
+                connect(port).close()
                 print("still listening")
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, FileNotFoundError):
                 print("refused")
 
         uvloop.run(main())
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", script, where, socket_path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "start failed: Too many open files",
         "sockets left open: 0",
+        "socket file left: False",
         "refused",
     ], done.stdout + done.stderr

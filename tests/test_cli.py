@@ -404,6 +404,16 @@ async def test_port_in_use_exits_1() -> None:
 # ------------------------------------------------------------------ settings
 
 
+def test_the_parser_keeps_every_argument() -> None:
+    # The start-up warning reads the flags from CommandLineParser.arguments:
+    # an argument added some other way (a group, parents=) would be missing.
+    parser = build_parser()
+    assert parser.arguments == parser._actions
+    assert {"--log-level", "--max-size", "--uds"} <= {
+        flag for action in parser.arguments for flag in action.option_strings
+    }
+
+
 async def test_a_misspelt_variable_is_named_at_start_up() -> None:
     # A near miss of one of our variables, or a setting's name where its
     # variable is named otherwise or it has none, is said (and ignored: the

@@ -356,8 +356,11 @@ class Server:
                         duplicate.close()
                         raise
                     self._watchers.append(watcher)
-        except BaseException:  # (no descriptors left open by a start that failed)
+        except BaseException:  # (a start that failed leaves nothing open, no socket file)
             self._close_listeners()
+            self._watchers.clear()
+            if self._unix_sock is not None:
+                remove_socket_file(self._unix_sock)
             raise
 
     def _make_protocol(self, accepting: bool = True) -> HttpProtocol:
