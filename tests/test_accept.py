@@ -113,6 +113,18 @@ def test_a_burst_of_connections_is_accepted_in_one_loop_iteration(
         runner.run(main())
 
 
+def test_a_subclass_of_uvloops_loop_is_watched_as_uvloop() -> None:
+    class Loop(uvloop.Loop):  # type: ignore[misc]
+        pass
+
+    async def main() -> None:
+        async with serve(echo_routes("/"), "127.0.0.1", 0) as server:
+            assert descriptors_of(socket_name(server.sockets[0])) == LIBUV_ACCEPT_WATCHERS
+
+    with asyncio.Runner(loop_factory=Loop) as runner:
+        runner.run(main())
+
+
 def test_asyncio_loops_watch_a_listening_socket_once() -> None:
     async def main() -> None:
         async with serve(echo_routes("/"), "127.0.0.1", 0) as server:

@@ -943,5 +943,5 @@ ASGI_DEFAULTS = {"compression": "deflate"}
 
 def accepts_one_per_iteration(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether ``loop`` accepts one connection per listening watcher and iteration:
-    libuv's loops (uvloop); asyncio's own accept up to the backlog at once."""
-    return type(loop).__module__.partition(".")[0] == "uvloop"
+    libuv's loops (uvloop's, or a subclass); asyncio's own accept up to the backlog at once."""
+    return any(cls.__module__.partition(".")[0] == "uvloop" for cls in type(loop).__mro__)
