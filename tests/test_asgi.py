@@ -779,12 +779,17 @@ async def test_reading_pauses_at_max_queue_until_the_app_receives(run_asgi: Any)
 
     server = await run_asgi(app, max_queue=4)
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        (protocol,) = server._websockets
+        # One message per read: the server has read each before the next is
+        # sent (a read's whole batch is queued before reading pauses, so 50
+        # messages arriving in one read would all be queued).
         for i in range(50):
             await ws.send(f"m{i}")
+            inbox = protocol.inbox
+            await wait_until(lambda: inbox.paused or len(inbox) == i + 1)  # noqa: B023
         await asyncio.sleep(0.2)
-        (protocol,) = server._websockets
-        # Paused once max_queue were waiting (a read's whole batch is queued first).
-        assert protocol.inbox.paused and 4 <= len(protocol.inbox) < 50
+        # Paused once max_queue were waiting; the rest stayed unread.
+        assert protocol.inbox.paused and len(protocol.inbox) == 4
         go.set()
         for _ in range(200):
             if len(got) == 50:
