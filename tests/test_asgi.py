@@ -238,9 +238,11 @@ async def test_reading_pauses_beyond_max_header_size_while_the_app_decides(
     server = await run_asgi(app, max_header_size=1024, compression=None)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(upgrade_request("/"))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: len(server.connections) == 1)
     protocol = next(iter(server.connections))
-    assert isinstance(protocol, HttpProtocol) and protocol.transport.is_reading()
+    assert isinstance(protocol, HttpProtocol)
+    await wait_until(lambda: protocol.request is not None)  # the app decides
+    assert protocol.transport.is_reading()
     payloads = [bytes([i]) * 600 for i in range(8)]
     for payload in payloads:
         writer.write(serialize_frame(Opcode.BINARY, payload, mask=b"abcd"))
@@ -1235,6 +1237,7 @@ async def test_a_receive_cancelled_leaves_the_other_waiting_one_its_event(
     run_asgi: Any,
 ) -> None:
     outcome: list[Any] = []
+    gave_up = asyncio.Event()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await lifespan_unsupported(scope):
@@ -1244,6 +1247,7 @@ async def test_a_receive_cancelled_leaves_the_other_waiting_one_its_event(
         second = asyncio.create_task(receive())
         await asyncio.sleep(0.05)
         first.cancel()  # the app gives up one of them (a wait_for's timeout, say)
+        gave_up.set()
         try:
             outcome.append(await asyncio.wait_for(second, TIMEOUT))
         except BaseException as exc:
@@ -1254,7 +1258,7 @@ async def test_a_receive_cancelled_leaves_the_other_waiting_one_its_event(
     server = await run_asgi(app)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(gave_up.wait(), TIMEOUT)
     writer.write(b"0123456789")
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert head.startswith(b"HTTP/1.1 200 "), head

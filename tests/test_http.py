@@ -284,16 +284,16 @@ class TestConnectionReuse:
         self, run_server: StartServer
     ) -> None:
         # Once the next request's first bytes arrive, it has open_timeout to be whole.
-        server = await run_server(app(), timeout_keep_alive=0.2, open_timeout=1.0)
+        server = await run_server(app(), timeout_keep_alive=0.5, open_timeout=2.0)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await read_response(reader))[0] == 200
         writer.write(b"GET /health HTTP/1.1\r\n")
-        await asyncio.sleep(0.5)  # past timeout_keep_alive, within open_timeout
+        await asyncio.sleep(1.0)  # past timeout_keep_alive, within open_timeout
         writer.write(b"Host: x\r\n\r\n")
         assert (await read_response(reader))[0] == 200
         writer.write(b"GET /health HTTP/1.1\r\n")
-        assert await asyncio.wait_for(reader.read(), 3) == b""  # open_timeout ends it
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # open_timeout ends it
         writer.close()
 
     async def test_request_body_too_big(self, run_server: StartServer) -> None:

@@ -12,7 +12,7 @@ from wsserver.server.http_protocol import HttpProtocol
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, echo_routes, upgrade_request
+from .helpers import MASK, RawClient, echo_routes, upgrade_request, wait_for
 
 
 def phases(server: Any) -> list[str]:
@@ -29,17 +29,15 @@ async def test_the_transport_is_handed_over_at_the_101(run_server: StartServer) 
 
     server = await run_server(routes, write_limit=40_000)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    await asyncio.sleep(0.05)
-    assert phases(server) == ["HttpProtocol"]
+    await wait_for(lambda: phases(server) == ["HttpProtocol"], what="the accept")
     (http,) = server.connections
     assert isinstance(http, HttpProtocol)
     transport = http.transport
     writer.write(upgrade_request("/"))
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 101 ")
-    await asyncio.sleep(0.05)
     # The same transport now feeds a WebSocketProtocol; the HTTP one is gone.
-    assert phases(server) == ["WebSocketProtocol"]
+    await wait_for(lambda: phases(server) == ["WebSocketProtocol"], what="the hand-over")
     (ws_protocol,) = server.connections
     assert isinstance(ws_protocol, WebSocketProtocol)
     assert ws_protocol.transport is transport
@@ -91,8 +89,10 @@ async def test_on_connect_then_the_hand_over_keeps_frames_sent_meanwhile(
 ) -> None:
     routes = Router()
     release = asyncio.Event()
+    deciding = asyncio.Event()
 
     async def slow_check(request: Request) -> None:
+        deciding.set()
         await release.wait()
         request.ctx.user = "checked"
 
@@ -105,7 +105,8 @@ async def test_on_connect_then_the_hand_over_keeps_frames_sent_meanwhile(
     server = await run_server(routes)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(upgrade_request("/") + serialize_frame(Opcode.TEXT, b"early", mask=MASK))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(deciding.wait(), 5)
+    await asyncio.sleep(0.05)  # (the frame read meanwhile)
     assert phases(server) == ["HttpProtocol"]  # the hook is still deciding
     release.set()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -142,8 +143,10 @@ async def test_shutdown_while_on_connect_decides_answers_503_only() -> None:
 
     routes = Router()
     release = asyncio.Event()
+    deciding = asyncio.Event()
 
     async def hook(request: Request) -> None:
+        deciding.set()
         await release.wait()
 
     started: list[WebSocket] = []
@@ -156,7 +159,7 @@ async def test_shutdown_while_on_connect_decides_answers_503_only() -> None:
     await server.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(upgrade_request("/"))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(deciding.wait(), 5)
     # The hook wakes in the same loop iteration in which shutdown answers 503.
     release.set()
     await server.close(timeout=0.5)

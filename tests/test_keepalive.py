@@ -125,12 +125,13 @@ async def test_what_comes_after_a_keepalive_timeout_stays_within_max_queue(
     # sending on until close_timeout filled memory (1.1 GB in 3 s).
     routes = Router()
     held: list[WebSocket] = []
+    pinged = asyncio.Event()
 
     @routes.websocket("/feed")
     async def feed(request: Request, ws: WebSocket) -> None:  # never reads
         held.append(ws)
         if closed_first:
-            await asyncio.sleep(0.35)  # a ping is out, its pong due
+            await pinged.wait()  # a ping is out, its pong due
             await ws.close(1000)
         await asyncio.sleep(30)
 
@@ -140,6 +141,8 @@ async def test_what_comes_after_a_keepalive_timeout_stays_within_max_queue(
     client = await RawClient.connect(server.port, "/feed")
     while True:  # pings unanswered until the server closes
         opcode, _, _, payload = await client.recv_frame(5)
+        if opcode == Opcode.PING:
+            pinged.set()
         if opcode == Opcode.CLOSE:
             break
     assert parse_close(payload)[0] == (1000 if closed_first else 1011)

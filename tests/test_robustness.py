@@ -23,7 +23,7 @@ from wsserver.server.inbox import Inbox
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, echo_routes
+from .helpers import MASK, RawClient, echo_routes, wait_for
 
 
 def queue_len(server: Any) -> int:
@@ -324,7 +324,8 @@ class TestShutdown:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         request = upgrade_request("/")
         writer.write(request[:20])  # a handshake under way when the shutdown starts
-        await asyncio.sleep(0.05)
+        await wait_for(lambda: len(server.connections) == 1)
+        await asyncio.sleep(0.05)  # (its start read)
         closing = asyncio.create_task(server.close())
         await asyncio.sleep(0.05)
         writer.write(request[20:])

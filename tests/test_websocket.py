@@ -332,8 +332,10 @@ class TestControlFrames:
         interval = 0.1
         server = await run_server(routes, ping_interval=interval, ping_timeout=0.3)
         loop = asyncio.get_running_loop()
-        client = await RawClient.connect(server.port)
+        # Before connecting: the server's timer starts with its 101, and this
+        # task may resume a while after it.
         answered = loop.time()
+        client = await RawClient.connect(server.port)
         gaps = []
         for _ in range(4):
             opcode, _, _, payload = await client.recv_frame()
@@ -857,9 +859,11 @@ class TestEmbedding:
         # It was answered 503 and cancelled at once, whatever shutdown_timeout.
         routes = Router()
         ended: list[str] = []
+        working = asyncio.Event()
 
         @routes.post("/webhook")
         async def webhook(request: Request) -> Any:
+            working.set()
             try:
                 await asyncio.sleep(work)
             finally:
@@ -871,7 +875,7 @@ class TestEmbedding:
             posting = asyncio.create_task(
                 client.post(f"http://127.0.0.1:{server.port}/webhook", timeout=5)
             )
-            await asyncio.sleep(0.1)
+            await asyncio.wait_for(working.wait(), 5)
             await asyncio.wait_for(server.close(), 5)
             assert ended == ["handler"]  # close() waited for it
             response = await posting

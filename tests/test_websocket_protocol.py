@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from wsserver import Request, Router, State, WebSocket, serve
+from wsserver.errors import WebsocketClosed
 from wsserver.protocol.frames import (
     FrameParser,
     Opcode,
@@ -18,9 +21,10 @@ from wsserver.protocol.frames import (
     serialize_close,
     serialize_frame,
 )
+from wsserver.server import websocket_protocol
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
-from .helpers import MASK, RawClient, upgrade_request
+from .helpers import MASK, RawClient, upgrade_request, wait_for
 
 
 class RecordingTransport(asyncio.Transport):
@@ -236,7 +240,7 @@ async def test_bursts_beyond_max_queue_do_not_pause_a_handler_that_keeps_up() ->
         await server.close(timeout=0.1)
 
 
-async def test_open_is_false_once_the_peers_close_arrived() -> None:
+async def test_open_is_false_once_the_peers_close_arrived(monkeypatch: pytest.MonkeyPatch) -> None:
     # A violation behind a message that waits leaves the connection FAILING,
     # still open; the peer's close frame then arrives: it is not open any
     # more (the peer is closing), though our close frame is not sent yet.
@@ -251,8 +255,15 @@ async def test_open_is_false_once_the_peers_close_arrived() -> None:
         await gate.wait()
         seen.append((ws.open, ws.client_state, ws.server_state, ws.closed))
         seen.append(await ws.recv())
+        try:
+            await ws.recv()  # the violation, reached: 1002 now
+        except WebsocketClosed as exc:
+            seen.append(exc)
         await ws.wait_closed()
 
+    # The failure waits behind "before" until the handler takes it, or for
+    # FAIL_DELAY: longer here than any stall of a loaded machine.
+    monkeypatch.setattr(websocket_protocol, "FAIL_DELAY", 30)
     server = serve(routes, "127.0.0.1", 0, ping_interval=None)
     await server.start()
     try:
@@ -267,11 +278,12 @@ async def test_open_is_false_once_the_peers_close_arrived() -> None:
         assert ws.open and (ws.client_state, ws.server_state) == (State.OPEN, State.OPEN)
         client.send(Opcode.CLOSE, serialize_close(1000))
         await client.writer.drain()
-        await asyncio.sleep(0.02)
-        gate.set()  # well within FAIL_DELAY: the failure still waits behind "before"
+        await wait_for(lambda: ws.client_state is State.CLOSING)
+        gate.set()  # the failure still waits behind "before"
         await client.expect_close(1002)
         assert seen[0] == (False, State.CLOSING, State.OPEN, False)
         assert seen[1] == "before"
+        assert isinstance(seen[2], WebsocketClosed)
     finally:
         await server.close(timeout=0.1)
 

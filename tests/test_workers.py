@@ -545,6 +545,9 @@ async def test_limit_max_requests_replaces_the_process() -> None:
         clients = [await pid_of_connection(cli.url) for _ in range(3)]
         assert {pid for _, pid in clients} == {first}
         await wait_for(lambda: f"pid {first} retiring" in cli.stderr, what="the replacement")
+        # The supervisor says so once it has sent SIGHUP; the old process
+        # stops accepting when it has handled it.
+        await wait_for(lambda: "SIGHUP: retiring" in cli.stderr, what="the old one's SIGHUP")
         ws, pid = await asyncio.wait_for(pid_of_connection(cli.url), 5)  # not after 10 s
         assert pid != first and pid in children(cli.proc.pid)
         idle.close()
