@@ -454,3 +454,45 @@ def test_a_status_token_without_a_status_page_is_said(caplog: pytest.LogCaptureF
         serve(Router(), status_token="secret", status_path="/_status")
     said = [r.getMessage() for r in caplog.records]
     assert said == ["status_token is set but status_path is not: there is no status page"]
+
+
+async def test_an_app_route_that_a_builtin_endpoint_hides_is_warned_of(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server's own endpoints are served first: a route of the app at the
+    # same path was never reached, and nothing said so.
+    r = Router()
+
+    @r.get("/metrics")
+    async def app_metrics(request: Request) -> Any:
+        return text("the app's")
+
+    @r.websocket("/_status/ws")
+    async def app_feed(request: Request, ws: WebSocket) -> None:
+        await ws.send("the app's")
+
+    @r.get("/<page>")
+    async def page(request: Request, page: str) -> Any:
+        return text(page)
+
+    @r.get("/about")
+    async def about(request: Request) -> Any:
+        return text("about")
+
+    with caplog.at_level(logging.WARNING, "wsserver"):
+        server = await run_server(r, metrics_path="/metrics", status_path="/_status")
+    hidden = [rec.getMessage() for rec in caplog.records if "never reach" in rec.getMessage()]
+    assert len(hidden) == 4, hidden
+    for uri, path in [
+        ("/metrics", "/metrics"),
+        ("/_status/ws", "/_status/ws"),
+        ("/<page>", "/metrics"),
+        ("/<page>", "/_status"),
+    ]:
+        assert any(f"route {uri!r}" in m and f"{path!r}" in m for m in hidden), (uri, path)
+    assert not any("/about" in m for m in hidden)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        response = await client.get("/metrics")
+        assert response.status_code == 200 and "wsserver_" in response.text  # the server's
+        assert (await client.get("/about")).text == "about"
+        assert (await client.get("/faq")).text == "faq"

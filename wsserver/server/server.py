@@ -149,6 +149,8 @@ class Server:
             self.status.add_routes(self.builtins)
         elif config.status_token is not None:
             logger.warning("status_token is set but status_path is not: there is no status page")
+        if self.builtins is not None and self.router is not None:
+            warn_of_hidden_routes(self.router, self.builtins)
         #: Publish/subscribe: this server's topics, joined to others by the broker.
         self.pubsub = Topics(
             broker if broker is not None else MemoryBroker(),
@@ -791,6 +793,21 @@ class Server:
         """A connection is gone, or its HTTP phase is over."""
         self.connections.discard(protocol)
         self._websockets.discard(protocol)
+
+
+def warn_of_hidden_routes(router: Router, builtins: Router) -> None:
+    """Log each route of ``router`` that a path of the server's own endpoints
+    (``builtins``, served first) keeps requests from."""
+    for builtin in builtins.routes:
+        path = builtin.uri
+        for route in router.routes:
+            if route.match(path) is not None:
+                logger.warning(
+                    "route %r: requests to %r never reach it: the server's own endpoint "
+                    "is there (metrics_path, status_path)",
+                    route.uri,
+                    path,
+                )
 
 
 def serve(
