@@ -159,6 +159,7 @@ class TestClose:
     def test_empty(self) -> None:
         assert serialize_close(None) == b""
         assert parse_close(b"") == (CloseCode.NO_STATUS_RCVD, "")
+        assert type(parse_close(b"")[0]) is int  # what applications get: not an enum
 
     def test_one_byte_payload(self) -> None:
         with pytest.raises(ProtocolError) as info:

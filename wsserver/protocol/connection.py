@@ -465,7 +465,7 @@ class Connection:
         try:
             code, reason = parse_close(payload)
         except ProtocolError:
-            code, reason = CloseCode.PROTOCOL_ERROR, ""
+            code, reason = CloseCode.PROTOCOL_ERROR.value, ""
         self._close_received(code, reason, events)
 
     def _violation(self, exc: ProtocolError, events: list[Event]) -> None:
@@ -616,7 +616,7 @@ class Connection:
 
     def _send_close(self, code: int | None, reason: str) -> None:
         self.out.append(serialize_frame(CLOSE, serialize_close(code, reason)))
-        self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
+        self.close_sent = (CloseCode.NO_STATUS_RCVD.value if code is None else code, reason)
         self._move(Trigger.SEND_CLOSE)
 
     # --------------------------------------------------------------- state
@@ -628,7 +628,7 @@ class Connection:
             return self.close_received[0]
         if self.close_sent is not None:
             return self.close_sent[0]
-        return CloseCode.ABNORMAL_CLOSURE
+        return CloseCode.ABNORMAL_CLOSURE.value
 
     @property
     def close_reason(self) -> str:

@@ -346,7 +346,7 @@ def parse_close(payload: bytes) -> tuple[int, str]:
     """
     n = len(payload)
     if n == 0:
-        return CloseCode.NO_STATUS_RCVD, ""
+        return CloseCode.NO_STATUS_RCVD.value, ""  # (plain ints for applications)
     if n == 1:
         raise ProtocolError("close frame with a 1-byte payload")
     code = _U16.unpack_from(payload)[0]
