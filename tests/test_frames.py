@@ -236,6 +236,34 @@ class TestParserRules:
         frame = b"\x82\xff" + struct.pack("!Q", 1 << 63) + MASK
         self.check_error(frame, "most significant bit")
 
+    # RFC 6455 5.2: "the minimal number of bytes MUST be used to encode the length".
+    @pytest.mark.parametrize(
+        ("opcode", "indicator", "length"),
+        [
+            (Opcode.BINARY, 126, 0),
+            (Opcode.TEXT, 126, 125),
+            (Opcode.PING, 126, 5),
+            (Opcode.CONTINUATION, 127, 0),
+            (Opcode.BINARY, 127, 125),
+            (Opcode.BINARY, 127, 0xFFFF),
+        ],
+    )
+    def test_a_length_not_in_its_fewest_bytes(
+        self, opcode: Opcode, indicator: int, length: int
+    ) -> None:
+        size = "!H" if indicator == 126 else "!Q"
+        head = bytes([0x80 | opcode, 0x80 | indicator]) + struct.pack(size, length)
+        frame = head + MASK + bytes(length)
+        self.check_error(frame, "fewest bytes")
+        if opcode < 8:  # (control frames are read whole; a data frame's header is enough)
+            self.check_error(head + MASK, "fewest bytes")
+
+    @pytest.mark.parametrize(("indicator", "length"), [(126, 126), (126, 0xFFFF), (127, 0x10000)])
+    def test_the_smallest_lengths_of_each_size_are_read(self, indicator: int, length: int) -> None:
+        size = "!H" if indicator == 126 else "!Q"
+        frame = bytes([0x82, 0x80 | indicator]) + struct.pack(size, length) + MASK + bytes(length)
+        assert parse_all(frame) == [(2, True, False, apply_mask(bytes(length), MASK))]
+
     def test_error_on_header_before_payload_arrives(self) -> None:
         # A header alone is enough to reject the frame: nothing waits for payload.
         self.check_error(b"\x83\x80" + MASK, "unknown opcode")

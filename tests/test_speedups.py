@@ -126,6 +126,25 @@ def test_read_messages(wire: bytes, pos: int, max_size: int | None, kind: type) 
         )
 
 
+@pytest.mark.parametrize("read_messages", [frames._read_messages_python, "accelerator"])
+@pytest.mark.parametrize(("indicator", "length"), [(126, 125), (127, 0xFFFF)])
+def test_read_messages_leaves_a_length_not_in_its_fewest_bytes(
+    read_messages: Any, indicator: int, length: int
+) -> None:
+    # The general path fails it (1002); the fast one must not read it.
+    if read_messages == "accelerator":
+        read_messages = _speedups.read_messages
+    size = "!H" if indicator == 126 else "!Q"
+    before = frames.serialize_frame(2, b"x", mask=b"abcd")
+    longer = bytes([0x82, 0x80 | indicator]) + struct.pack(size, length) + b"abcd"
+    longer += bytes(length)
+    assert read_messages(before + longer, 0, None) == ([b"x"], len(before))
+    fine = bytes([0x82, 0x80 | indicator]) + struct.pack(size, length + 1) + b"abcd"
+    fine += bytes(length + 1)
+    unmasked = frames._apply_mask_python(bytes(length + 1), b"abcd")
+    assert read_messages(fine, 0, None) == ([unmasked], len(fine))
+
+
 def test_read_messages_refuses_what_it_cannot_read() -> None:
     for args in [(b"ab", 3, None), (b"ab", -1, None), (b"", 0, -1)]:
         with pytest.raises(ValueError):

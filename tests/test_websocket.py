@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import socket
+import struct
 from typing import Any
 
 import httpx
@@ -23,7 +24,13 @@ from wsserver import (
     State,
     WebSocket,
 )
-from wsserver.protocol.frames import CloseCode, Opcode, serialize_close, serialize_frame
+from wsserver.protocol.frames import (
+    CloseCode,
+    Opcode,
+    apply_mask,
+    serialize_close,
+    serialize_frame,
+)
 from wsserver.response import text
 
 from .conftest import StartServer
@@ -531,6 +538,21 @@ class TestStrictFailure:
         assert await client.recv_frame() == (Opcode.TEXT, True, False, b"before")
         reason = await client.expect_close(1002)
         assert "RSV1" in reason
+
+    async def test_a_length_not_in_its_fewest_bytes_fails_after_the_messages_before(
+        self, run_server: StartServer
+    ) -> None:
+        # RFC 6455 5.2: "the minimal number of bytes MUST be used to encode the
+        # length"; 2 bytes for a 5-byte payload (several whole messages in one
+        # read go through the fast path first).
+        server = await run_server(echo_routes())
+        client = await RawClient.connect(server.port)
+        client.send(Opcode.TEXT, b"before")
+        head = bytes([0x81, 0x80 | 126]) + struct.pack("!H", 5)
+        client.send_raw(head + MASK + apply_mask(b"after", MASK))
+        assert await client.recv_frame() == (Opcode.TEXT, True, False, b"before")
+        reason = await client.expect_close(1002)
+        assert "fewest bytes" in reason
 
     async def test_a_peer_that_reset_before_our_half_close_is_gone_not_an_error(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture

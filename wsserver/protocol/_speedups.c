@@ -146,6 +146,9 @@ read_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                     break;
                 }
                 n = ((unsigned long long)buf[pos + 2] << 8) | buf[pos + 3];
+                if (n < 126) {
+                    break; /* not in the fewest bytes: the general path fails it */
+                }
                 hlen = 8;
             }
             else if (n == 127) {
@@ -157,7 +160,7 @@ read_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 for (k = 2; k < 10; k++) {
                     n = (n << 8) | buf[pos + k];
                 }
-                if (n >> 63) {
+                if ((n >> 63) || n < 0x10000) {
                     break;
                 }
                 hlen = 14;

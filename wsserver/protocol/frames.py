@@ -146,8 +146,9 @@ def _read_messages_python(
     """The whole small messages at ``buf[pos:]``, and where they end.
 
     Reads frames while each is wholly in ``buf``, final, masked, text or
-    binary without RSV bits, and has at most ``max_size`` payload bytes (None:
-    any): their payloads, unmasked, text decoded from UTF-8. Stops at the
+    binary without RSV bits, its length in the fewest bytes, and has at most
+    ``max_size`` payload bytes (None: any): their payloads, unmasked, text
+    decoded from UTF-8. Stops at the
     first frame that is not such a frame, and before a text frame that is not
     valid UTF-8: the general path reads (and fails) those. Returns the
     messages and the position of the first byte not consumed.
@@ -167,12 +168,14 @@ def _read_messages_python(
             if end - pos < 4:
                 break
             n = _U16.unpack_from(buf, pos + 2)[0]
+            if n < 126:
+                break
             hlen = 8
         elif n == 127:
             if end - pos < 10:
                 break
             n = _U64.unpack_from(buf, pos + 2)[0]
-            if n >> 63:
+            if n >> 63 or n < 0x10000:
                 break
             hlen = 14
         if (max_size is not None and n > max_size) or end - pos - hlen < n:
@@ -558,18 +561,21 @@ class FrameParser:
         b1 = buf[pos + 1]
         length = b1 & 0x7F
         hlen = 2
+        longer = False  # the length in more bytes than it needs
         if length == 126:
             if avail < 4:
                 self._keep_rest()
                 return None
             length = _U16.unpack_from(buf, pos + 2)[0]
             hlen = 4
+            longer = length < 126
         elif length == 127:
             if avail < 10:
                 self._keep_rest()
                 return None
             length = _U64.unpack_from(buf, pos + 2)[0]
             hlen = 10
+            longer = length < 0x10000
         masked = b1 & 0x80
         if masked:
             if avail < hlen + 4:
@@ -590,16 +596,17 @@ class FrameParser:
         opcode = OPCODES[bits] or CONTINUATION
         # Plain data frames masked as they must be skip the full check: it is
         # only for the rest.
-        if b0 & 0x70 or bits > 2 or masked != self._mask_bit or length >> 63:
+        if b0 & 0x70 or bits > 2 or masked != self._mask_bit or length >> 63 or longer:
             if not self.discarding:
-                error = self._check_header(b0, bits, fin, rsv1, bool(masked), length)
+                error = self._check_header(b0, bits, fin, rsv1, bool(masked), length, longer)
                 if error is not None:
                     # Skipped (as a continuation: an invalid close frame is no close).
                     self._begin_payload(pos + hlen, CONTINUATION, fin, rsv1, length, mask)
                     raise ProtocolError(error)
             elif (
                 opcode is CLOSE
-                and self._check_header(b0, bits, fin, rsv1, bool(masked), length) is not None
+                and self._check_header(b0, bits, fin, rsv1, bool(masked), length, longer)
+                is not None
             ):
                 opcode = CONTINUATION  # discarding: only a valid close frame counts
         start = pos + hlen
@@ -676,9 +683,10 @@ class FrameParser:
         self._mask = bytes(mask)  # not a view of a buffer that may be reused
 
     def _check_header(
-        self, b0: int, bits: int, fin: bool, rsv1: bool, masked: bool, length: int
+        self, b0: int, bits: int, fin: bool, rsv1: bool, masked: bool, length: int, longer: bool
     ) -> str | None:
-        """Return why a frame header is invalid, or None when it is valid."""
+        """Return why a frame header is invalid, or None when it is valid
+        (``longer``: its length was written in more bytes than it needs)."""
         if b0 & 0x30:
             return "reserved bits RSV2/RSV3 must be 0"
         if OPCODES[bits] is None:
@@ -694,6 +702,8 @@ class FrameParser:
             return "reserved bit RSV1 set without a negotiated extension"
         if length >> 63:
             return "payload length with the most significant bit set"
+        if longer:  # (RFC 6455 5.2: "the minimal number of bytes MUST be used")
+            return f"payload length {length} not written in the fewest bytes"
         if masked != self.masked:
             return "client frame is not masked" if self.masked else "server frame is masked"
         return None
