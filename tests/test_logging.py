@@ -53,6 +53,37 @@ async def test_one_access_line_per_connection(
     assert access[0].levelno == logging.INFO
 
 
+async def test_a_connection_that_sent_nothing_has_no_access_line(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A TCP health check, a browser's preconnect, a port scan: no request,
+    # nothing accessed; each wrote "- - - 0.000s close=-" (or "- 408" when
+    # dropped at open_timeout). A request begun and never finished keeps its
+    # line (a slow client is worth seeing).
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    server = await run_server(echo_routes("/ws"), open_timeout=0.3)
+    for _ in range(3):
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # held until open_timeout
+    writer.close()
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /ws HT")
+    await writer.drain()
+    await wait_for(lambda: server.connections)
+    writer.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /ws HT")
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # dropped at open_timeout
+    writer.close()
+    await wait_for(lambda: not server.connections)
+    access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    assert len(access) == 2, access
+    assert all(line.startswith("127.0.0.1:") for line in access)
+    assert " - - " in access[0] and " - 408 " in access[1]
+
+
 @pytest.mark.parametrize("kind", ["router", "asgi"])
 async def test_one_access_line_per_http_response(
     run_server: StartServer, caplog: pytest.LogCaptureFixture, kind: str

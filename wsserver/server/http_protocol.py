@@ -240,8 +240,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._close_timer.cancel()
             self._close_timer = None
         self.server.unregister(self)
-        if not self._logged:
-            self._log_access()  # a request left unanswered, or none came
+        if not self._logged and self._request_begun():
+            self._log_access()  # a request left unanswered
+
+    def _request_begun(self) -> bool:
+        """Whether a byte of a request came: a connection that sent none (a TCP
+        health check, a browser's preconnect) accessed nothing and gets no
+        access line, however it ended."""
+        h = self._h11
+        return self.request is not None or h.their_state is not h11.IDLE or bool(h.trailing_data[0])
 
     def _log_access(self) -> None:
         """The access line of the current request's response (one per response)."""
