@@ -15,7 +15,13 @@ from wsserver.protocol.connection import (
     Pong,
     ProtocolFailure,
 )
-from wsserver.protocol.frames import FrameParser, Opcode, serialize_close, serialize_frame
+from wsserver.protocol.frames import (
+    CloseCode,
+    FrameParser,
+    Opcode,
+    serialize_close,
+    serialize_frame,
+)
 from wsserver.protocol.state import ConnectionState
 
 MASK = b"\x01\x02\x03\x04"
@@ -370,6 +376,17 @@ class TestClosingHandshake:
         sent_frames(conn)
         conn.receive_data(cf(Opcode.PING, b"x"))
         assert conn.data_to_send() == []
+
+    @pytest.mark.parametrize("fail", [False, True])
+    def test_an_enum_code_of_ours_is_reported_as_an_int(self, fail: bool) -> None:
+        conn = Connection()
+        if fail:
+            conn.fail(CloseCode.INTERNAL_ERROR, "x")
+        else:
+            conn.send_close(CloseCode.GOING_AWAY, "x")
+        conn.receive_eof()  # (no close frame back: ours is the one reported)
+        assert conn.close_code == (1011 if fail else 1001)
+        assert type(conn.close_code) is int
 
     def test_eof(self) -> None:
         conn = Connection()

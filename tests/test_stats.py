@@ -496,3 +496,29 @@ async def test_an_app_route_that_a_builtin_endpoint_hides_is_warned_of(
         assert response.status_code == 200 and "wsserver_" in response.text  # the server's
         assert (await client.get("/about")).text == "about"
         assert (await client.get("/faq")).text == "faq"
+
+
+async def test_a_route_hidden_at_the_trailing_slash_form_is_warned_of_too(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server's endpoints take "/metrics/" too: a strict route there is hidden.
+    r = Router(strict_slashes=True)
+
+    @r.get("/metrics/")
+    async def app_metrics(request: Request) -> Any:
+        return text("the app's")
+
+    @r.get("/<page>/")
+    async def page(request: Request, page: str) -> Any:
+        return text(page)
+
+    with caplog.at_level(logging.WARNING, "wsserver"):
+        server = await run_server(r, metrics_path="/metrics")
+    hidden = [rec.getMessage() for rec in caplog.records if "never reach" in rec.getMessage()]
+    assert len(hidden) == 2, hidden
+    assert any("route '/metrics/'" in m and "'/metrics/'" in m for m in hidden), hidden
+    assert any("route '/<page>/'" in m for m in hidden), hidden
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        response = await client.get("/metrics/")
+        assert response.status_code == 200 and "wsserver_" in response.text  # the server's
+        assert (await client.get("/faq/")).text == "faq"

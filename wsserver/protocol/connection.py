@@ -616,7 +616,8 @@ class Connection:
 
     def _send_close(self, code: int | None, reason: str) -> None:
         self.out.append(serialize_frame(CLOSE, serialize_close(code, reason)))
-        self.close_sent = (CloseCode.NO_STATUS_RCVD.value if code is None else code, reason)
+        # (int(): an IntEnum of the application is reported as a plain int.)
+        self.close_sent = (CloseCode.NO_STATUS_RCVD.value if code is None else int(code), reason)
         self._move(Trigger.SEND_CLOSE)
 
     # --------------------------------------------------------------- state

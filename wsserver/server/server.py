@@ -799,9 +799,12 @@ def warn_of_hidden_routes(router: Router, builtins: Router) -> None:
     """Log each route of ``router`` that a path of the server's own endpoints
     (``builtins``, served first) keeps requests from."""
     for builtin in builtins.routes:
-        path = builtin.uri
+        uri = builtin.uri.rstrip("/")
+        # (Its path, and with a trailing slash unless the endpoint is strict.)
+        paths = [path for path in (uri, uri + "/") if builtin.match(path) is not None]
         for route in router.routes:
-            if route.match(path) is not None:
+            path = next((path for path in paths if route.match(path) is not None), None)
+            if path is not None:
                 logger.warning(
                     "route %r: requests to %r never reach it: the server's own endpoint "
                     "is there (metrics_path, status_path)",
