@@ -1186,3 +1186,31 @@ async def test_the_chat_example_scales_out(redis_server: RedisServer) -> None:
 
 async def _rooms_are(answer: Any) -> bool:
     return bool(await answer == {"rooms": ["lobby"], "total_clients": 8})
+
+
+async def test_the_broker_urls_password_is_never_logged(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # "broker redis://app:<the password>@host unreachable (...)" went to the
+    # logs, and into the broker's repr.
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    admin = aioredis.from_url(redis_server.url)
+    await admin.config_set("requirepass", "s3cret-pw")
+    await admin.aclose()
+    url = f"redis://default:not-the-pw@127.0.0.1:{redis_server.port}/0"
+    assert "not-the-pw" not in repr(RedisBroker(url))
+    server = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=url)
+    async with server:  # refused: an outage, said in the log
+        await wait_for(
+            lambda: any("unreachable" in r.getMessage() for r in caplog.records),
+            what="the outage log",
+        )
+    logged = "\n".join(r.getMessage() + str(r.exc_text or "") for r in caplog.records)
+    assert "not-the-pw" not in logged
+    assert f"redis://default:***@127.0.0.1:{redis_server.port}/0" in logged
+    query = RedisBroker("redis://127.0.0.1:1/0?password=not-the-pw&db=2")
+    assert repr(query) == "<RedisBroker redis://127.0.0.1:1/0?password=***&db=2 down>"
+    no_user = RedisBroker("rediss://:not-the-pw@example.org:6380/1")
+    assert repr(no_user) == "<RedisBroker rediss://:***@example.org:6380/1 down>"
+    plain = RedisBroker("unix:///run/redis.sock?db=3")
+    assert repr(plain) == "<RedisBroker unix:///run/redis.sock?db=3 down>"

@@ -34,8 +34,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from .base import Broker, BrokerNode, decode, encode
 
@@ -112,6 +114,26 @@ return 1
 """
 
 
+_PASSWORD_PARAMETER = re.compile(r"(^|&)(password=)[^&]*")
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password, if any (after the user name, or a
+    ``password=`` parameter), written ``***``: what logs show of it."""
+    try:
+        parts = urlsplit(url)
+        shown = url  # (rebuilt from its parts, unix:///path would lose its "//")
+        if parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            shown = shown.replace(parts.netloc, f"{parts.username or ''}:***@{host}", 1)
+        if parts.query:
+            query = _PASSWORD_PARAMETER.sub(r"\1\2***", parts.query)
+            shown = shown.replace("?" + parts.query, "?" + query, 1)
+        return shown
+    except ValueError:  # (not a URL that could be read: nothing of it shown)
+        return "(the broker URL)"
+
+
 class RedisBroker(Broker):
     """The broker on a Redis server.
 
@@ -156,6 +178,8 @@ class RedisBroker(Broker):
             raise ValueError("the Redis broker needs redis-py: pip install wsserver[redis]")
         super().__init__()
         self.url = url
+        #: The URL as logs show it: no password.
+        self.shown_url = redacted(url)
         self.prefix = prefix
         db = int(parse_url(url).get("db") or 0)
         #: Of the channels: the prefix, and the database if not 0.
@@ -201,7 +225,7 @@ class RedisBroker(Broker):
         self._presence_refused: str | None = None
 
     def __repr__(self) -> str:
-        return f"<RedisBroker {self.url} {'up' if self.up else 'down'}>"
+        return f"<RedisBroker {self.shown_url} {'up' if self.up else 'down'}>"
 
     # ------------------------------------------------------------- lifecycle
 
@@ -234,7 +258,7 @@ class RedisBroker(Broker):
             # of its own ending at the same moment) must not hang the shutdown.
             await asyncio.wait({task}, timeout=STOP_TIMEOUT)
             if not task.done():
-                logger.warning("broker %s: its task did not stop; left behind", self.url)
+                logger.warning("broker %s: its task did not stop; left behind", self.shown_url)
         await self._close_client()
         if was_up:
             # On a connection of its own: the task's is closed with it, and
@@ -355,7 +379,7 @@ class RedisBroker(Broker):
             except (RedisError, OSError, TimeoutError) as exc:
                 self._went_down(exc)
             except Exception as exc:  # a bug: still, the server must go on
-                logger.exception("broker %s failed; reconnecting", self.url)
+                logger.exception("broker %s failed; reconnecting", self.shown_url)
                 self._went_down(exc)
             finally:
                 # The next connection subscribes to what is wanted then.
@@ -609,7 +633,7 @@ class RedisBroker(Broker):
                 logger.warning(
                     "broker %s: presence not written (%s); messages go on, the write is "
                     "tried again every %.1f s",
-                    self.url,
+                    self.shown_url,
                     exc,
                     self.presence_ttl / 3,
                 )
@@ -620,7 +644,7 @@ class RedisBroker(Broker):
     def _written_again(self) -> None:
         if self._presence_refused is not None:
             self._presence_refused = None
-            logger.warning("broker %s: presence written again", self.url)
+            logger.warning("broker %s: presence written again", self.shown_url)
 
     @staticmethod
     async def _execute(pipeline: Callable[[], Any]) -> Any:
@@ -656,7 +680,7 @@ class RedisBroker(Broker):
             logger.warning(
                 "broker %s reachable again after %.1f s: %d message%s for other processes "
                 "dropped meanwhile; %d topic%s subscribed again",
-                self.url,
+                self.shown_url,
                 down,
                 self._dropped_in_outage,
                 "" if self._dropped_in_outage == 1 else "s",
@@ -683,7 +707,7 @@ class RedisBroker(Broker):
             logger.warning(
                 "broker %s unreachable (%s): local delivery goes on; messages for other "
                 "processes are dropped until it is back",
-                self.url,
+                self.shown_url,
                 exc,
             )
             if self._node is not None:
