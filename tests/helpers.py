@@ -7,6 +7,7 @@ import base64
 import inspect
 import logging
 import os
+import struct
 import time
 from typing import Any
 
@@ -20,6 +21,13 @@ from wsserver.protocol.frames import (
 )
 
 MASK = b"\x12\x34\x56\x78"
+
+
+def long_form_head(b0: int, indicator: int, length: int) -> bytes:
+    """A masked frame's header up to its mask, ``length`` written after
+    ``indicator`` (126: in 2 bytes, 127: in 8) however small it is."""
+    size = "!H" if indicator == 126 else "!Q"
+    return bytes([b0, 0x80 | indicator]) + struct.pack(size, length)
 
 
 def errors_logged(caplog: Any) -> list[str]:

@@ -28,6 +28,8 @@ from wsserver.protocol.frames import (
     serialize_frame,
 )
 
+from .helpers import long_form_head
+
 MASK = b"\x37\xfa\x21\x3d"
 
 
@@ -251,8 +253,7 @@ class TestParserRules:
     def test_a_length_not_in_its_fewest_bytes(
         self, opcode: Opcode, indicator: int, length: int
     ) -> None:
-        size = "!H" if indicator == 126 else "!Q"
-        head = bytes([0x80 | opcode, 0x80 | indicator]) + struct.pack(size, length)
+        head = long_form_head(0x80 | opcode, indicator, length)
         frame = head + MASK + bytes(length)
         self.check_error(frame, "fewest bytes")
         if opcode < 8:  # (control frames are read whole; a data frame's header is enough)
@@ -260,8 +261,7 @@ class TestParserRules:
 
     @pytest.mark.parametrize(("indicator", "length"), [(126, 126), (126, 0xFFFF), (127, 0x10000)])
     def test_the_smallest_lengths_of_each_size_are_read(self, indicator: int, length: int) -> None:
-        size = "!H" if indicator == 126 else "!Q"
-        frame = bytes([0x82, 0x80 | indicator]) + struct.pack(size, length) + MASK + bytes(length)
+        frame = long_form_head(0x82, indicator, length) + MASK + bytes(length)
         assert parse_all(frame) == [(2, True, False, apply_mask(bytes(length), MASK))]
 
     def test_error_on_header_before_payload_arrives(self) -> None:

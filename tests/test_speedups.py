@@ -32,6 +32,8 @@ try:
 except ImportError:  # pragma: no cover - not built here
     _speedups = None  # type: ignore[assignment]
 
+from .helpers import long_form_head
+
 pytestmark = pytest.mark.skipif(
     _speedups is None or not frames.SPEEDUPS,
     reason="the C accelerator is not built or is disabled (WSSERVER_NO_SPEEDUPS)",
@@ -134,13 +136,10 @@ def test_read_messages_leaves_a_length_not_in_its_fewest_bytes(
     # The general path fails it (1002); the fast one must not read it.
     if read_messages == "accelerator":
         read_messages = _speedups.read_messages
-    size = "!H" if indicator == 126 else "!Q"
     before = frames.serialize_frame(2, b"x", mask=b"abcd")
-    longer = bytes([0x82, 0x80 | indicator]) + struct.pack(size, length) + b"abcd"
-    longer += bytes(length)
+    longer = long_form_head(0x82, indicator, length) + b"abcd" + bytes(length)
     assert read_messages(before + longer, 0, None) == ([b"x"], len(before))
-    fine = bytes([0x82, 0x80 | indicator]) + struct.pack(size, length + 1) + b"abcd"
-    fine += bytes(length + 1)
+    fine = long_form_head(0x82, indicator, length + 1) + b"abcd" + bytes(length + 1)
     unmasked = frames._apply_mask_python(bytes(length + 1), b"abcd")
     assert read_messages(fine, 0, None) == ([unmasked], len(fine))
 

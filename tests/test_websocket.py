@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import socket
-import struct
 from typing import Any
 
 import httpx
@@ -34,7 +33,15 @@ from wsserver.protocol.frames import (
 from wsserver.response import text
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, cancelled_elsewhere, echo_routes, upgrade_request, wait_for
+from .helpers import (
+    MASK,
+    RawClient,
+    cancelled_elsewhere,
+    echo_routes,
+    long_form_head,
+    upgrade_request,
+    wait_for,
+)
 
 
 def url(server: Any, path: str = "/") -> str:
@@ -527,32 +534,29 @@ class TestClosing:
 
 
 class TestStrictFailure:
+    @pytest.mark.parametrize(
+        ("violation", "said"),
+        [
+            # RSV1 without a negotiated extension.
+            (serialize_frame(Opcode.TEXT, b"bad rsv", rsv1=True, mask=MASK), "RSV1"),
+            # RFC 6455 5.2: "the minimal number of bytes MUST be used to encode
+            # the length": 2 bytes for a 5-byte payload (whole messages in one
+            # read go through the fast path first).
+            (long_form_head(0x81, 126, 5) + MASK + apply_mask(b"bad 5", MASK), "fewest bytes"),
+        ],
+        ids=["rsv1", "length-not-in-fewest-bytes"],
+    )
     async def test_messages_before_violation_are_echoed_first(
-        self, run_server: StartServer
+        self, run_server: StartServer, violation: bytes, said: str
     ) -> None:
         server = await run_server(echo_routes())
         client = await RawClient.connect(server.port)
         client.send(Opcode.TEXT, b"before")
-        client.send(Opcode.TEXT, b"bad rsv", rsv1=True)  # no extension negotiated
+        client.send_raw(violation)
         client.send(Opcode.PING, b"after")
         assert await client.recv_frame() == (Opcode.TEXT, True, False, b"before")
         reason = await client.expect_close(1002)
-        assert "RSV1" in reason
-
-    async def test_a_length_not_in_its_fewest_bytes_fails_after_the_messages_before(
-        self, run_server: StartServer
-    ) -> None:
-        # RFC 6455 5.2: "the minimal number of bytes MUST be used to encode the
-        # length"; 2 bytes for a 5-byte payload (several whole messages in one
-        # read go through the fast path first).
-        server = await run_server(echo_routes())
-        client = await RawClient.connect(server.port)
-        client.send(Opcode.TEXT, b"before")
-        head = bytes([0x81, 0x80 | 126]) + struct.pack("!H", 5)
-        client.send_raw(head + MASK + apply_mask(b"after", MASK))
-        assert await client.recv_frame() == (Opcode.TEXT, True, False, b"before")
-        reason = await client.expect_close(1002)
-        assert "fewest bytes" in reason
+        assert said in reason
 
     async def test_a_peer_that_reset_before_our_half_close_is_gone_not_an_error(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture
