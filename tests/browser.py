@@ -31,9 +31,9 @@ from typing import Any
 import websockets
 
 try:
-    from .debian import PackageUnavailable, apt_install
+    from .debian import PackageUnavailable, find_or_install
 except ImportError:  # run as a script: python tests/browser.py
-    from debian import PackageUnavailable, apt_install  # type: ignore[no-redef]
+    from debian import PackageUnavailable, find_or_install  # type: ignore[no-redef]
 
 __all__ = [
     "Browser",
@@ -91,17 +91,10 @@ def install_chromium(timeout: float = 1200, quiet: bool = True) -> str:
         ChromiumUnavailable: it is missing and ``apt-get`` is unavailable, we
             are not root, or the installation failed.
     """
-    path = find_chromium()
-    if path is not None:
-        return path
     try:
-        apt_install(PACKAGE, timeout, quiet)
+        return find_or_install(find_chromium, PACKAGE, timeout, quiet)
     except PackageUnavailable as exc:
         raise ChromiumUnavailable(str(exc)) from exc
-    path = find_chromium()
-    if path is None:
-        raise ChromiumUnavailable(f"apt-get installed {PACKAGE} but no chromium binary is found")
-    return path
 
 
 # ------------------------------------------------------------------ driving
@@ -282,7 +275,7 @@ class Browser:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def start(self, timeout: float = 15) -> None:
+    async def start(self, timeout: float = 60) -> None:
         """Start Chromium and connect to its DevTools WebSocket."""
         self.profile = tempfile.mkdtemp(prefix="wsserver-chromium-")
         self._log = open(os.path.join(self.profile, "chromium.log"), "wb")  # noqa: SIM115
@@ -322,7 +315,7 @@ class Browser:
         if self.profile is None:
             return ""
         try:
-            return Path(self.profile, "chromium.log").read_bytes()[-size:].decode("replace")
+            return Path(self.profile, "chromium.log").read_bytes()[-size:].decode(errors="replace")
         except OSError:
             return ""
 

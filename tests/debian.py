@@ -14,10 +14,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["PackageUnavailable", "apt_install", "one_installer"]
+__all__ = ["PackageUnavailable", "find_or_install", "one_installer"]
 
 
 @contextlib.contextmanager
@@ -50,21 +50,37 @@ class PackageUnavailable(RuntimeError):
     """A package is not installed and could not be installed."""
 
 
-def apt_install(package: str, timeout: float = 1200, quiet: bool = True) -> None:
-    """``apt-get update`` and ``apt-get install -y package``.
+def find_or_install(
+    find: Callable[[], str | None], package: str, timeout: float = 1200, quiet: bool = True
+) -> str:
+    """What ``find`` returns, after ``apt-get install -y package`` when it returned None.
+
+    ``find`` is asked while holding the installers' lock (see ``one_installer``):
+    while another test process's ``apt-get`` runs, the binary may already be
+    unpacked with the libraries it needs not yet in place, and a Chromium
+    started then does not come up.
 
     Raises:
-        PackageUnavailable: ``apt-get`` is missing, we are not root, or it failed.
+        PackageUnavailable: ``apt-get`` is missing, we are not root, it failed,
+            or it succeeded and ``find`` still returns None.
     """
-    if shutil.which("apt-get") is None:
-        raise PackageUnavailable(f"{package} is not installed and apt-get is not available")
-    if hasattr(os, "geteuid") and os.geteuid() != 0:
-        raise PackageUnavailable(
-            f"{package} is not installed and installing it needs root: apt-get install -y {package}"
-        )
     with one_installer("debian-packages"):
+        path = find()
+        if path is not None:
+            return path
+        if shutil.which("apt-get") is None:
+            raise PackageUnavailable(f"{package} is not installed and apt-get is not available")
+        if hasattr(os, "geteuid") and os.geteuid() != 0:
+            raise PackageUnavailable(
+                f"{package} is not installed and installing it needs root:"
+                f" apt-get install -y {package}"
+            )
         if not _installed(package):
             _apt_get(package, timeout, quiet)
+        path = find()
+    if path is None:
+        raise PackageUnavailable(f"apt-get installed {package} but its program is not found")
+    return path
 
 
 def _apt_get(package: str, timeout: float, quiet: bool) -> None:

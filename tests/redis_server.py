@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .debian import PackageUnavailable, apt_install
+from .debian import PackageUnavailable, find_or_install
 
 __all__ = ["RedisServer", "RedisUnavailable", "install_redis"]
 
@@ -26,16 +26,10 @@ class RedisUnavailable(RuntimeError):
 
 def install_redis() -> str:
     """The redis-server binary, installing Debian's ``redis-server`` first if needed."""
-    path = shutil.which("redis-server")
-    if path is None:
-        try:
-            apt_install("redis-server")
-        except PackageUnavailable as exc:
-            raise RedisUnavailable(str(exc)) from exc
-        path = shutil.which("redis-server")
-        if path is None:
-            raise RedisUnavailable("apt-get installed redis-server but it is not on PATH")
-    return path
+    try:
+        return find_or_install(lambda: shutil.which("redis-server"), "redis-server")
+    except PackageUnavailable as exc:
+        raise RedisUnavailable(str(exc)) from exc
 
 
 def free_port() -> int:

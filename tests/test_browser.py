@@ -17,7 +17,7 @@ import pytest
 from examples import chat, echo, welcome_echo
 from wsserver import Server
 
-from .browser import Browser, ChromiumUnavailable, Page, install_chromium
+from .browser import Browser, BrowserError, ChromiumUnavailable, Page, install_chromium
 from .conftest import StartServer
 
 BIG_SIZE = 50_000
@@ -331,3 +331,14 @@ async def test_status_page_shows_the_servers_counters(
         for ws in kept:
             await ws.close()
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
+
+
+async def test_a_browser_that_fails_to_start_is_reported_with_its_output(tmp_path: Any) -> None:
+    binary = tmp_path / "not-chromium"
+    binary.write_text("#!/bin/sh\nprintf 'no display \\377 here\\n' >&2\nexit 3\n")
+    binary.chmod(0o755)
+    with pytest.raises(BrowserError) as raised:
+        async with Browser(str(binary)):
+            pass
+    assert "exited with 3" in str(raised.value)
+    assert "no display \ufffd here" in str(raised.value)
