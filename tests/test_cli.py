@@ -391,6 +391,32 @@ async def test_invalid_env_value_exits_2(name: str, value: str) -> None:
     assert name in err.strip().splitlines()[-1], err
 
 
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("redis:/app:s3cret-pw@cache:6379/0", "'redis:***@cache:6379/0'"),
+        ("reddis://app:s3cret-pw@cache/0", "'reddis://app:***@cache/0'"),
+        ("cache:6379/0?password=s3cret-pw", "'cache:6379/0?password=***'"),
+    ],
+)
+@pytest.mark.parametrize("given_by", ["flag", "variable"])
+async def test_a_mistyped_broker_url_is_refused_without_its_password(
+    typed: str, shown: str, given_by: str
+) -> None:
+    if given_by == "flag":
+        code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", "--broker", typed)
+    else:
+        code, err = await run_cli_to_end(
+            "examples.echo:routes", "--port", "0", env={"WEBSOCKET_BROKER": typed}
+        )
+    assert code == 2, err
+    assert shown in err.strip().splitlines()[-1], err
+    assert "s3cret" not in err
+    with pytest.raises(wsserver.ConfigError) as refused:
+        wsserver.Config(broker=typed)
+    assert shown in str(refused.value) and "s3cret" not in str(refused.value)
+
+
 async def test_port_in_use_exits_1() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

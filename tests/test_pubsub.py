@@ -1214,3 +1214,5 @@ async def test_the_broker_urls_password_is_never_logged(
     assert repr(no_user) == "<RedisBroker rediss://:***@example.org:6380/1 down>"
     plain = RedisBroker("unix:///run/redis.sock?db=3")
     assert repr(plain) == "<RedisBroker unix:///run/redis.sock?db=3 down>"
+    at_sign = RedisBroker("unix:///run/redis@1.sock")  # (a path, no user info)
+    assert repr(at_sign) == "<RedisBroker unix:///run/redis@1.sock down>"

@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from .broker.url import REDIS_SCHEMES, redacted
 from .errors import ConfigError
 from .protocol.deflate import RANGES as DEFLATE_RANGES
 from .protocol.deflate import DeflateSettings
@@ -71,7 +72,11 @@ class Kind:
             return
         problem = self._problem(value)
         if problem is not None:
-            raise ConfigError(f"{name} must be {problem}, not {value!r}")
+            raise ConfigError(f"{name} must be {problem}, not {self.shown(value)}")
+
+    def shown(self, value: Any) -> str:
+        """How an error message shows ``value``."""
+        return repr(value)
 
     def parse(self, text: str) -> Any:
         """The value that ``text`` (an environment variable, a flag) stands for.
@@ -235,11 +240,18 @@ class Text(Kind):
         *,
         none_ok: bool = False,
         metavar: str = "TEXT",
+        redact: Any = None,
     ) -> None:
         super().__init__(none_ok=none_ok)
         self.description = description
         self.valid = valid
         self.metavar = metavar
+        self.redact = redact
+
+    def shown(self, value: Any) -> str:
+        if self.redact is not None and isinstance(value, str):
+            return repr(self.redact(value))
+        return repr(value)
 
     def describe(self) -> str:
         return self.description
@@ -724,11 +736,10 @@ class Config:
         None,
         Text(
             "'memory' or a redis:// URL",
-            lambda value: (
-                value == "memory" or value.startswith(("redis://", "rediss://", "unix://"))
-            ),
+            lambda value: value == "memory" or value.startswith(REDIS_SCHEMES),
             none_ok=True,
             metavar="URL",
+            redact=redacted,  # (a mistyped URL may hold a password)
         ),
         "joins the topics of every process that shares it: `redis://host:port/db`, "
         "`rediss://` (TLS) or `unix:///path/redis.sock` (`pip install wsserver[redis]`); "
@@ -970,7 +981,7 @@ def _reader(kind: Kind) -> Any:
     """The argparse type of a flag: read and check the text, or say what the flag takes."""
 
     def read(text: str) -> Any:
-        expected = f"expected {kind.accepted()}, not {text!r}"
+        expected = f"expected {kind.accepted()}, not {kind.shown(text)}"
         try:
             value = kind.parse(text)
         except ValueError:

@@ -11,6 +11,7 @@ install wsserver[redis]``). :func:`~.base.broker_from_url` picks one from
 
 from .base import Broker, BrokerNode
 from .memory import MemoryBroker
+from .url import REDIS_SCHEMES, redacted
 
 __all__ = ["Broker", "BrokerNode", "MemoryBroker", "broker_from_url"]
 
@@ -30,7 +31,7 @@ def broker_from_url(
     """
     if url is None or url == "memory":
         return MemoryBroker()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(REDIS_SCHEMES):
         from .redis_backend import RedisBroker
 
         return RedisBroker(
@@ -40,4 +41,6 @@ def broker_from_url(
             queue_bytes=queue_bytes,
             presence_queries=presence_queries,
         )
-    raise ValueError(f"unknown broker {url!r}: expected 'memory' or redis://host:port/db")
+    raise ValueError(
+        f"unknown broker {redacted(url)!r}: expected 'memory' or redis://host:port/db"
+    )

@@ -34,12 +34,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from .base import Broker, BrokerNode, decode, encode
+from .url import redacted
 
 try:
     import redis.asyncio as aioredis
@@ -112,26 +111,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 1
 """
-
-
-_PASSWORD_PARAMETER = re.compile(r"(^|&)(password=)[^&]*")
-
-
-def redacted(url: str) -> str:
-    """``url`` with its password, if any (after the user name, or a
-    ``password=`` parameter), written ``***``: what logs show of it."""
-    try:
-        parts = urlsplit(url)
-        shown = url  # (rebuilt from its parts, unix:///path would lose its "//")
-        if parts.password is not None:
-            host = parts.netloc.rpartition("@")[2]
-            shown = shown.replace(parts.netloc, f"{parts.username or ''}:***@{host}", 1)
-        if parts.query:
-            query = _PASSWORD_PARAMETER.sub(r"\1\2***", parts.query)
-            shown = shown.replace("?" + parts.query, "?" + query, 1)
-        return shown
-    except ValueError:  # (not a URL that could be read: nothing of it shown)
-        return "(the broker URL)"
 
 
 class RedisBroker(Broker):
