@@ -57,6 +57,40 @@ async def test_every_client_receives(run_server: StartServer) -> None:
             await client.close()
 
 
+async def test_what_send_takes_and_nothing_else(run_server: StartServer) -> None:
+    # An int was sent as that many NUL bytes, a list as bytes of its items.
+    routes, connected = hub()
+    server = await run_server(routes, compression=None)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as client:
+        await wait_for_members(connected, 1)
+        (ws,) = connected
+        for wrong in (123, None, 1.5, {"a"}):
+            with pytest.raises(TypeError, match=f"cannot send {type(wrong).__name__}"):
+                broadcast(connected, wrong)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match=f"cannot send {type(wrong).__name__}"):
+                ws.send_nowait(wrong)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match=f"cannot send {type(wrong).__name__}"):
+                await server.publish("news", wrong)  # type: ignore[arg-type]
+        ws.subscribe("news")
+        reused = bytearray(b"first")
+        assert broadcast(connected, [1, 2]) == []
+        assert broadcast(connected, reused) == []
+        reused[:] = b"later"
+        assert ws.send_nowait({"a": 1})
+        assert ws.send_nowait(memoryview(b"view"))
+        assert await server.publish("news", {"topic": "news"}) == 1
+        assert await server.publish("news", bytearray(b"published")) == 1
+        received = [await client.recv() for _ in range(6)]
+        assert received == [
+            "[1, 2]",
+            b"first",
+            '{"a": 1}',
+            b"view",
+            '{"topic": "news"}',
+            b"published",
+        ]
+
+
 async def test_mixed_compression_parameters(run_server: StartServer) -> None:
     routes, connected = hub()
     server = await run_server(routes, compression="deflate", compression_min_size=0)

@@ -10,15 +10,18 @@ connections are returned so the caller can close them or retry.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ..protocol.deflate import PerMessageDeflate
 from ..protocol.frames import Opcode, serialize_frame
-from .websocket import WebSocket
+from .websocket import Data, WebSocket, whole_message
 
 __all__ = ["broadcast"]
 
 
-def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> list[WebSocket]:
+def broadcast(
+    connections: Iterable[WebSocket], message: Data | dict[str, Any] | list[Any]
+) -> list[WebSocket]:
     """Send ``message`` to every connection without waiting; return those skipped.
 
     The frame is built once for all connections without compression, and
@@ -28,16 +31,21 @@ def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> list[We
 
     Args:
         connections: the WebSockets to send to (e.g. ``server.websockets``).
-        message: str for a text message, bytes for a binary one.
+        message: str for a text message, bytes (bytearray, memoryview) for a
+            binary one, a dict or list for JSON text.
 
     Returns:
         The connections that were skipped: closing or closed, busy sending a
         fragmented message, or with a write buffer over ``write_limit``.
+
+    Raises:
+        TypeError: ``message`` is none of those (an int is not that many NUL bytes).
     """
+    message = whole_message(message)
     if isinstance(message, str):
         opcode, payload = Opcode.TEXT, message.encode("utf-8")
     else:
-        opcode, payload = Opcode.BINARY, bytes(message)
+        opcode, payload = Opcode.BINARY, message
     plain: bytes | None = None
     compressed: dict[tuple[int, int, int], bytes] = {}
     skipped: list[WebSocket] = []

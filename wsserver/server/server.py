@@ -35,7 +35,7 @@ from .stats import ServerStats
 from .status import StatusBoard
 from .tls import ssl_context
 from .topics import Topics
-from .websocket import WebSocket
+from .websocket import Data, WebSocket
 from .websocket_protocol import WebSocketProtocol
 
 __all__ = ["Server", "serve"]
@@ -652,7 +652,11 @@ class Server:
     # ------------------------------------------------------ publish/subscribe
 
     async def publish(
-        self, topic: str, message: str | bytes, *, exclude: WebSocket | None = None
+        self,
+        topic: str,
+        message: Data | dict[str, Any] | list[Any],
+        *,
+        exclude: WebSocket | None = None,
     ) -> int:
         """Send ``message`` to every subscriber of ``topic``, here and in the other processes.
 
@@ -662,11 +666,16 @@ class Server:
         subscribers, at most once (dropped while the broker is unreachable).
         It never waits for the broker.
 
+        ``message`` is sent as :meth:`WebSocket.send` sends it: a str as text,
+        bytes (bytearray, memoryview) as binary, a dict or list as JSON text.
+
         Returns:
             How many local connections got it.
 
         Raises:
-            ValueError: ``topic`` is not valid Unicode text (a lone surrogate).
+            TypeError: ``message`` is none of those, or ``topic`` is not a str.
+            ValueError: ``topic`` is not valid Unicode text (a lone surrogate),
+                or longer than ``max_topic_size``.
         """
         return self.pubsub.publish(topic, message, exclude)
 

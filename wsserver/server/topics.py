@@ -15,10 +15,11 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..broker.base import Broker
 from .broadcast import broadcast
+from .websocket import Data, whole_message
 
 if TYPE_CHECKING:
     from .websocket import WebSocket
@@ -107,16 +108,23 @@ class Topics:
 
     # --------------------------------------------------------------- messages
 
-    def publish(self, topic: str, message: str | bytes, exclude: WebSocket | None = None) -> int:
+    def publish(
+        self,
+        topic: str,
+        message: Data | dict[str, Any] | list[Any],
+        exclude: WebSocket | None = None,
+    ) -> int:
         """Deliver locally, and hand to the broker for the other processes.
 
         Returns:
             How many local connections got it.
 
         Raises:
-            TypeError, ValueError: see :func:`check_topic`.
+            TypeError, ValueError: see :func:`check_topic`; TypeError also for
+                a message that is not what :func:`~wsserver.broadcast` sends.
         """
         check_topic(topic, self.max_topic_size)
+        message = whole_message(message)  # (a copy of a bytearray the caller may reuse)
         delivered = self._deliver_locally(topic, message, exclude)
         self.broker.publish(self, topic, message)
         return delivered

@@ -359,7 +359,7 @@ class WebSocket:
         self._send_frame(item, False, compress)
         return item if first is None else first
 
-    def send_nowait(self, message: str | bytes) -> bool:
+    def send_nowait(self, message: Data | dict[str, Any] | list[Any]) -> bool:
         """Send a message at once, without waiting, unless the connection cannot take it now.
 
         This is :func:`~wsserver.broadcast`'s policy for one connection: the
@@ -369,8 +369,14 @@ class WebSocket:
 
         Returns:
             Whether the message was sent (False: it was dropped).
+
+        Raises:
+            TypeError: ``message`` is not a str, bytes-like, dict or list (see
+                :meth:`send`).
         """
-        return self._protocol.send_nowait(message)
+        if type(message) is str or type(message) is bytes:
+            return self._protocol.send_nowait(message)
+        return self._protocol.send_nowait(whole_message(message))
 
     def send_frame_nowait(self, frame: bytes, payload_length: int | None = None) -> bool:
         """Like :meth:`send_nowait`, for a whole frame built once for many connections.
@@ -596,6 +602,23 @@ def _consume_exception(future: asyncio.Future[Any]) -> None:
     """Keep asyncio from logging the exception of a ping nobody awaited."""
     if not future.cancelled():
         future.exception()
+
+
+def whole_message(data: Any) -> str | bytes:
+    """What :meth:`WebSocket.send_nowait`, :func:`~wsserver.broadcast` and
+    ``publish()`` send for ``data``: a str as text, bytes (a copy of a
+    bytearray or memoryview) as binary, a dict or list as JSON text.
+
+    Raises:
+        TypeError: anything else (an int is not that many NUL bytes).
+    """
+    if isinstance(data, (str, bytes)):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (dict, list)):
+        return json.dumps(data)
+    raise TypeError(f"cannot send {type(data).__name__}")
 
 
 def _encode(data: Any, encoding: str | None) -> Data | None:
