@@ -1336,6 +1336,40 @@ async def test_http_disconnect_when_the_client_goes_away(run_asgi: Any) -> None:
     assert await asyncio.wait_for(heard, TIMEOUT) == {"type": "http.disconnect"}
 
 
+async def test_a_streamed_response_notices_the_client_leaving_without_receive(
+    run_asgi: Any,
+) -> None:
+    # Server-sent events: the app only sends (Starlette on spec 2.4+ does not
+    # listen for http.disconnect; it counts on send() raising). Reading was
+    # paused, so the client's FIN went unseen: the next send "succeeded", and
+    # only the one after that failed.
+    go = asyncio.Event()
+    outcome: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"data: hello\n\n", "more_body": True})
+        await go.wait()
+        try:
+            await send({"type": "http.response.body", "body": b"data: tick\n\n", "more_body": True})
+        except OSError as exc:
+            outcome.append(type(exc).__name__)
+        else:
+            outcome.append("sent")
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"data: hello"), TIMEOUT)
+    writer.close()
+    await wait_for(lambda: not server.connections, what="the server to see the client leave")
+    go.set()
+    await wait_for(lambda: outcome, what="the app's send")
+    assert outcome == ["ClientDisconnected"]
+
+
 async def test_http_app_failing_before_a_response_is_500(
     run_asgi: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

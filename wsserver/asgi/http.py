@@ -287,6 +287,10 @@ class HttpCycle:
                     headers.append(("Content-Length", str(len(body))))
                 connection.start_response(self._status, headers)
                 self._status = 0
+                if more:
+                    # Streamed (server-sent events, long polling): read on, so
+                    # that the client leaving is seen and the next send() raises.
+                    connection.watch_disconnect()
             if body and not self._head:
                 connection.send_body(body)
             if not more:
