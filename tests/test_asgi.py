@@ -917,6 +917,33 @@ async def test_http_request_and_streamed_response(run_asgi: Any) -> None:
     assert len(answer["events"]) >= 3  # streamed as it came
 
 
+async def test_a_head_response_without_a_body_says_no_length_it_does_not_know(
+    run_asgi: Any,
+) -> None:
+    # An app that sends no body for HEAD (and no Content-Length) got
+    # "Content-Length: 0", where GET gives 1000: RFC 9110 8.6 forbids a length
+    # other than GET's.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        body = b"" if scope["method"] == "HEAD" else b"x" * 1000
+        await send({"type": "http.response.body", "body": body})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert b"content-length" not in head.lower()
+        get = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)  # kept alive
+        assert get.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 1000\r\n" in get
+        assert await asyncio.wait_for(reader.readexactly(1000), TIMEOUT) == b"x" * 1000
+    finally:
+        writer.close()
+
+
 async def test_each_scope_has_its_own_asgi_dict(run_asgi: Any) -> None:
     # One dict was shared by every scope: a middleware lowering spec_version
     # for one request lowered it for every later one.

@@ -282,6 +282,7 @@ class HttpCycle:
                 if (
                     not more
                     and self._status not in (204, 304)  # no body, and no length to say
+                    and (body or not self._head)  # (HEAD: GET's length, which is not known)
                     and not any(n.lower() == "content-length" for n, _ in headers)
                 ):
                     headers.append(("Content-Length", str(len(body))))
