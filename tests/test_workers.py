@@ -584,6 +584,40 @@ async def test_limit_max_requests_closes_an_embedded_server() -> None:
     assert server.requests == 2
 
 
+async def test_responses_from_the_limit_on_close_their_connection() -> None:
+    # A process past limit_max_requests is about to be replaced: its
+    # kept-alive connections were idle when it stopped, and a client that sent
+    # its next request on one got no answer (httpx: RemoteProtocolError).
+    from wsserver import Router, serve
+    from wsserver.response import text
+
+    routes = Router()
+
+    @routes.get("/")
+    async def index(request: Any) -> Any:
+        return text("ok")
+
+    server = serve(routes, "127.0.0.1", 0, limit_max_requests=2)
+    reached: list[int] = []
+    server.on_request_limit = lambda: reached.append(server.requests)  # (a supervised worker)
+    async with server:
+
+        async def get(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> bytes:
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            return await asyncio.wait_for(reader.readuntil(b"ok"), TIMEOUT)
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert b"Connection: close" not in await get(writer, reader)
+        assert b"Connection: close\r\n" in await get(writer, reader)
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # closed after it
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert b"Connection: close\r\n" in await get(writer, reader)
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+        writer.close()
+        assert reached == [2] and not server.closing
+
+
 def test_a_name_with_several_addresses_gets_its_ipv4_one(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

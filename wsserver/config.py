@@ -599,8 +599,8 @@ class Config:
         "requests (HTTP requests and WebSocket upgrades) after which the process is replaced, "
         "to bound what a leaking application holds: another is started and, once it accepts, "
         "this one stops accepting, closes its WebSockets with 1012 (service restart) and exits "
-        "once its handlers are done (`none`: never). As in uvicorn; it runs the server under a "
-        "supervisor.",
+        "once its handlers are done (`none`: never); from the limit on, an HTTP response closes "
+        "its connection. As in uvicorn; it runs the server under a supervisor.",
         env="WEBSOCKET_LIMIT_MAX_REQUESTS",
         flag="--limit-max-requests",
     )

@@ -355,8 +355,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._request_started = self.loop.time()
         server = self.server
         server.requests += 1
-        if server.requests == self.config.limit_max_requests:
-            server.request_limit_reached()
+        limit = self.config.limit_max_requests
+        if limit is not None and server.requests >= limit:
+            # This process is to be replaced: its connections end with their
+            # response (a kept-alive one would be idle when it stops).
+            self._close_after_response = True
+            if server.requests == limit:
+                server.request_limit_reached()
         if not event.http_version.startswith(b"1."):
             self.http_error(505, "This server speaks HTTP/1.1 (and 1.0) only.")
             return False
