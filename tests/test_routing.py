@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -497,7 +498,7 @@ def test_invalid_route_is_not_registered() -> None:
     with pytest.raises(ValueError):
         router.add_websocket_route(chat, "/x/<flag:bool>")
     assert router.routes == []
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="no route is named 'chat'"):
         router.url_for("chat")
 
 
@@ -511,6 +512,26 @@ def test_decorator_raises_immediately_for_invalid_uri() -> None:
 
 
 # ------------------------------------------------ mistakes caught when added
+
+
+@pytest.mark.parametrize(
+    ("add", "said"),
+    [
+        # A lone str was taken for its characters: subprotocols="v1" accepted
+        # clients offering "v" or "1", methods="GET" answered G, E and T.
+        (lambda r: r.add_websocket_route(chat, "/", subprotocols="v1"), "not one str: ['v1']"),
+        (lambda r: r.add_route(ok, "/", methods="GET"), "not one str: ['GET']"),
+        (lambda r: r.add_websocket_route(chat, "/", origins="https://a.example"), "origins"),
+        (lambda r: r.add_websocket_route(chat, "/", subprotocols=["chat", 5]), "5 is a int"),
+        (lambda r: r.add_route(ok, "/", host=5), "host takes a list of str, not int"),
+        (lambda r: r.add_route(ok, "/", host=["a.example", b"b"]), "b'b' is a bytes"),
+    ],
+)
+def test_a_list_option_given_something_else_is_refused(add: Any, said: str) -> None:
+    router = Router()
+    with pytest.raises(TypeError, match=re.escape(said)):
+        add(router)
+    assert router.routes == []
 
 
 def test_a_handler_that_is_not_async_is_refused_with_its_name() -> None:

@@ -81,6 +81,26 @@ _TYPES: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
+def _strings(values: Any, what: str, *, none_too: bool = False) -> list[Any]:
+    """``values``, a list (any iterable) of str, as a list.
+
+    Raises:
+        TypeError: a lone str (it would be taken for its characters), not an
+            iterable, or an item that is not a str (nor None, with ``none_too``).
+    """
+    if isinstance(values, (str, bytes)):
+        kind = type(values).__name__
+        raise TypeError(f"{what} takes a list of str, not one {kind}: [{values!r}]")
+    try:
+        items = list(values)
+    except TypeError:
+        raise TypeError(f"{what} takes a list of str, not {type(values).__name__}") from None
+    for item in items:
+        if not isinstance(item, str) and not (none_too and item is None):
+            raise TypeError(f"{what} takes a list of str: {item!r} is a {type(item).__name__}")
+    return items
+
+
 class Route:
     """One entry of the route table.
 
@@ -140,7 +160,9 @@ class Route:
         self.uri = uri
         self.methods = methods
         self.on_connect = on_connect
-        self.origins = None if origins is None else frozenset(origins)
+        self.origins = (
+            None if origins is None else frozenset(_strings(origins, "origins", none_too=True))
+        )
         bad = bad_origin(self.origins or ())
         if bad is not None:
             raise ValueError(f"origins: {bad[0]!r} is no origin ({ORIGIN_FORM}): {bad[1]}")
@@ -148,7 +170,7 @@ class Route:
         if require_subprotocol and not subprotocols:
             raise ValueError("require_subprotocol needs a list of subprotocols")
         self.name = name
-        self.subprotocols = tuple(subprotocols or ())
+        self.subprotocols = tuple(_strings(subprotocols or (), "subprotocols"))
         self.hosts = hosts
         self.strict_slashes = strict_slashes
         self.options = options or {}
@@ -440,7 +462,7 @@ class Router:
         Raises:
             ValueError: as for :meth:`add_websocket_route`.
         """
-        wanted = {m.upper() for m in methods}
+        wanted = {m.upper() for m in _strings(methods, "methods")}
         if "GET" in wanted:
             wanted.add("HEAD")
         return self._add(
@@ -482,7 +504,7 @@ class Router:
         if isinstance(host, str):
             hosts: frozenset[str] | None = frozenset({host.lower()})
         elif host is not None:
-            hosts = frozenset(h.lower() for h in host)
+            hosts = frozenset(h.lower() for h in _strings(host, "host"))
         else:
             hosts = None
         explicit = name is not None
@@ -588,7 +610,9 @@ class Router:
             KeyError: no route is named ``name``.
             ValueError: a path parameter is missing or does not fit its type.
         """
-        route = self._names[name]
+        route = self._names.get(name)
+        if route is None:
+            raise KeyError(f"no route is named {name!r}")
         used: set[str] = set()
 
         def substitute(m: re.Match[str]) -> str:
