@@ -873,6 +873,49 @@ async def test_what_cannot_be_served_is_refused_at_start_up(args: list[str], sai
     assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
 
 
+ODD_APPS = """
+from examples.asgi_echo import app as _echo
+
+async def make_async():
+    return _echo
+
+def plain(scope, receive, send):
+    return _echo(scope, receive, send)
+
+NUMBER = 5
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        # Served, and every request got a 500 with a TypeError's traceback.
+        (
+            ["examples.asgi_echo:make_app", "--interface", "asgi"],
+            "make_app cannot be called with (scope, receive, send): not an ASGI 3 application"
+            " (a factory? add --factory)",
+        ),
+        # "is a coroutine" and a RuntimeWarning: coroutine never awaited.
+        (
+            ["{name}:make_async", "--factory"],
+            "is an async function that takes no arguments: a factory is a plain function",
+        ),
+        (["{name}:plain"], "(a function that returns an awaitable: --interface asgi)"),
+        (["{name}:NUMBER"], "is an int, not a wsserver.Router"),  # ("is a int")
+    ],
+)
+async def test_what_cannot_be_served_says_what_to_do(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    name = f"odd_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(ODD_APPS)
+    args = [a.replace("{name}", name) for a in args]
+    code, err = await run_cli_to_end(*args, "--app-dir", str(tmp_path), "--port", "0")
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert said in last and "Traceback" not in err and "never awaited" not in err, err
+
+
 LIFESPAN_FAILING = """
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":

@@ -310,10 +310,15 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     servable = isinstance(obj, Router) or is_asgi_app(obj)
     if factory or (interface != "asgi" and not servable and _no_args(obj)):
         if not callable(obj):
-            raise AppLoadError(f"--factory: {spec} is a {type(obj).__name__}, not a function")
+            raise AppLoadError(f"--factory: {spec} is {_a(obj)}, not a function")
         if is_asgi_app(obj) and not _no_args(obj):
             raise AppLoadError(
                 f"--factory: {spec} is an ASGI application, not a factory: leave --factory out"
+            )
+        if inspect.iscoroutinefunction(obj):
+            raise AppLoadError(
+                f"{spec} is an async function that takes no arguments: a factory is a plain"
+                " function that returns the application"
             )
         obj = obj()
     if interface in ("auto", "router") and isinstance(obj, Router):
@@ -321,13 +326,42 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     if interface == "auto" and is_asgi_app(obj):
         return obj
     if interface == "asgi" and callable(obj) and not isinstance(obj, Router | type):
-        return obj  # forced: any callable (one whose __call__ returns an awaitable, say)
+        # Forced: any callable (one whose __call__ returns an awaitable, say)
+        # that can be called with (scope, receive, send).
+        if _takes_three(obj):
+            return obj
+        raise AppLoadError(
+            f"{spec} cannot be called with (scope, receive, send): not an ASGI 3 application"
+            + (" (a factory? add --factory)" if _no_args(obj) else "")
+        )
     wanted = {
         "router": "a wsserver.Router",
         "asgi": "an ASGI 3 application (async def app(scope, receive, send))",
         "auto": "a wsserver.Router or an ASGI 3 application (async def app(scope, receive, send))",
     }[interface]
-    raise AppLoadError(f"{spec} is a {type(obj).__name__}, not {wanted}")
+    hint = ""
+    if interface == "auto" and callable(obj) and not isinstance(obj, type) and _takes_three(obj):
+        hint = " (a function that returns an awaitable: --interface asgi)"
+    raise AppLoadError(f"{spec} is {_a(obj)}, not {wanted}{hint}")
+
+
+def _a(obj: Any) -> str:
+    """``obj``'s type with its article: "a function", "an int"."""
+    name = type(obj).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _takes_three(obj: Any) -> bool:
+    """Whether ``obj`` can be called with three positional arguments (True when not known)."""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # (no signature to be had: a builtin, say)
+        return True
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        return False
+    return True
 
 
 def _no_args(obj: Any) -> bool:
