@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
-from wsserver import Request, Router, WebSocket, serve
+from wsserver import ConfigError, Request, Router, WebSocket, serve
 from wsserver.broker import MemoryBroker
 from wsserver.broker.base import decode, encode
 from wsserver.broker.redis_backend import RedisBroker
@@ -64,6 +64,35 @@ def test_envelope_round_trip() -> None:
 
 
 # ================================================== in one process: memory
+
+
+@pytest.mark.parametrize(
+    ("broker", "said"),
+    [
+        # redis-py drops a database it cannot read: /1x was database 0, whose
+        # channels another deployment uses.
+        ("redis://127.0.0.1:6379/1x", "the database after the host must be a number"),
+        ("rediss://app:s3cret@cache/db2", "not 'db2'"),
+        ("redis://127.0.0.1:6379/0?db=two", "Invalid value for 'db'"),
+        ("http://cache/0", "expected 'memory' or a redis://, rediss:// or unix:// URL"),
+        (123, "broker must be a Broker, a URL or 'memory', not int"),  # (an AttributeError)
+    ],
+)
+def test_a_broker_that_is_not_one_is_a_config_error(broker: Any, said: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        serve(topic_routes(), "127.0.0.1", 0, broker=broker)
+    assert said in str(refused.value) and "s3cret" not in str(refused.value)
+
+
+def test_a_broker_urls_database_is_its_number() -> None:
+    for url, prefix in (
+        ("redis://127.0.0.1:6379", "wsserver:"),
+        ("redis://127.0.0.1:6379/", "wsserver:"),
+        ("redis://127.0.0.1:6379/0", "wsserver:"),
+        ("redis://127.0.0.1:6379/12", "wsserver:12:"),
+        ("unix:///run/redis.sock?db=3", "wsserver:3:"),
+    ):
+        assert RedisBroker(url).channel_prefix == prefix, url
 
 
 async def test_topics_attribute_follows_subscriptions() -> None:

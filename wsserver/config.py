@@ -735,7 +735,7 @@ class Config:
     broker: str | None = setting(
         None,
         Text(
-            "'memory' or a redis:// URL",
+            "'memory' or a redis://, rediss:// or unix:// URL",
             lambda value: value == "memory" or value.startswith(REDIS_SCHEMES),
             none_ok=True,
             metavar="URL",

@@ -31,6 +31,10 @@ def broker_from_url(
     """
     if url is None or url == "memory":
         return MemoryBroker()
+    if not isinstance(url, str):
+        raise ValueError(
+            f"broker must be a Broker, a URL or 'memory', not {type(url).__name__}"
+        )
     if url.startswith(REDIS_SCHEMES):
         from .redis_backend import RedisBroker
 
@@ -42,5 +46,6 @@ def broker_from_url(
             presence_queries=presence_queries,
         )
     raise ValueError(
-        f"unknown broker {redacted(url)!r}: expected 'memory' or redis://host:port/db"
+        f"unknown broker {redacted(url)!r}: expected 'memory' or a redis://, rediss:// or"
+        " unix:// URL"
     )

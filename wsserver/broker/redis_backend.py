@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Broker, BrokerNode, decode, encode
-from .url import redacted
+from .url import check_redis_url, redacted
 
 try:
     import redis.asyncio as aioredis
@@ -160,6 +160,7 @@ class RedisBroker(Broker):
         #: The URL as logs show it: no password.
         self.shown_url = redacted(url)
         self.prefix = prefix
+        check_redis_url(url)
         db = int(parse_url(url).get("db") or 0)
         #: Of the channels: the prefix, and the database if not 0.
         self.channel_prefix = f"{prefix}{db}:" if db else prefix

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["REDIS_SCHEMES", "redacted"]
+__all__ = ["REDIS_SCHEMES", "check_redis_url", "redacted"]
 
 #: How the URLs of a Redis server begin: TCP, TLS, a Unix socket.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -40,3 +40,26 @@ def redacted(url: str) -> str:
         query = _PASSWORD_PARAMETER.sub(r"\1\2***", parts.query)
         shown = shown.replace("?" + parts.query, "?" + query, 1)
     return shown
+
+
+def check_redis_url(url: str) -> None:
+    """Refuse a Redis URL whose database redis-py would silently take for 0.
+
+    ``redis://host/1x`` (a typo) would put a deployment on database 0's
+    channels, where another deployment hears it and is heard.
+
+    Raises:
+        ValueError: the path is not ``/`` and a database number.
+    """
+    if not url.startswith(("redis://", "rediss://")):
+        return  # (unix://: the database is a ?db= parameter, which redis-py checks)
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        raise ValueError(f"{redacted(url)!r} is not a URL") from None
+    database = path[1:]
+    if database and not (database.isascii() and database.isdigit()):
+        raise ValueError(
+            f"broker {redacted(url)!r}: the database after the host must be a number"
+            f" (redis://host:port/0), not {database!r}"
+        )
