@@ -46,8 +46,9 @@ def _common(
         "client": request.remote_address,
         "server": server,
     }
-    if state is not None:
-        scope["state"] = state.copy()
+    # (Without a lifespan state, an empty one, as uvicorn gives: middleware
+    # writes to scope["state"] whether or not the app has a lifespan.)
+    scope["state"] = {} if state is None else state.copy()
     return scope
 
 
@@ -58,7 +59,7 @@ def http_scope(
     server: Address | None = None,
     state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``http`` scope of a request (``state`` is copied, shallowly)."""
+    """The ``http`` scope of a request (``state`` is copied, shallowly; None: ``{}``)."""
     scope = _common(request, root_path, server, state)
     scope["type"] = "http"
     scope["method"] = request.method
