@@ -614,6 +614,33 @@ def test_serve_refuses_what_it_cannot_serve_at_once() -> None:
             serve(thing)
 
 
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        # OverflowError from bind(), at start: not when serve() was called.
+        ({"port": -1}, "port must be an int from 0 to 65535, not -1"),
+        ({"port": 70000}, "not 70000"),
+        ({"port": "80"}, "not '80'"),  # (was accepted)
+        ({"port": True}, "not True"),
+        ({"host": 5}, "host must be a str, a list of str or None, not 5"),  # ('int' not iterable)
+        ({"host": ["127.0.0.1", 6]}, "not ['127.0.0.1', 6]"),
+        ({"host": []}, "not []"),
+    ],
+)
+def test_serve_refuses_where_no_server_can_listen(where: dict[str, Any], said: str) -> None:
+    from wsserver import ConfigError, serve
+
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        serve(Router(), **where)
+
+
+async def test_serve_listens_on_a_list_of_hosts() -> None:
+    from wsserver import serve
+
+    async with serve(Router(), ["127.0.0.1", "::1"], 0) as server:
+        assert {s.getsockname()[0] for s in server.sockets} == {"127.0.0.1", "::1"}
+
+
 # ------------------------------------------ the document's route options
 
 

@@ -12,7 +12,7 @@ import ssl as ssl_module
 import stat
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from ..app.request import Request
@@ -68,7 +68,7 @@ class Server:
     def __init__(
         self,
         app: Router | ASGIApplication,
-        host: str | None,
+        host: str | Sequence[str] | None,
         port: int,
         config: Config,
         *,
@@ -824,7 +824,7 @@ def warn_of_hidden_routes(router: Router, builtins: Router) -> None:
 
 def serve(
     app: Router | Any,
-    host: str | None = "127.0.0.1",
+    host: str | Sequence[str] | None = "127.0.0.1",
     port: int = 8000,
     *,
     config: Config | None = None,
@@ -862,7 +862,7 @@ def serve(
     ``WEBSOCKET_BROKER``), else this process only.
 
     Raises:
-        ConfigError: a setting is unknown or invalid.
+        ConfigError: a setting is unknown or invalid, or ``host`` or ``port``.
         TypeError: ``app`` is neither a Router nor an ASGI application.
     """
     if not isinstance(app, Router | ASGIApplication) and not is_asgi_app(app):
@@ -870,6 +870,12 @@ def serve(
             f"serve() needs a wsserver.Router or an ASGI application "
             f"(async def app(scope, receive, send)), not {type(app).__name__}"
         )
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"port must be an int from 0 to 65535, not {port!r}")
+    if host is not None and not isinstance(host, str):
+        hosts = list(host) if isinstance(host, list | tuple) else [host]
+        if not hosts or not all(isinstance(h, str) for h in hosts):
+            raise ConfigError(f"host must be a str, a list of str or None, not {host!r}")
     asgi = not isinstance(app, Router)
     if config is None:
         config = Config.from_sources(defaults=ASGI_DEFAULTS if asgi else None, **settings)
