@@ -304,6 +304,22 @@ async def test_a_router_error_answers_an_expect_100_continue_at_once(
 
 
 @pytest.mark.parametrize(
+    ("sent", "said"),
+    [
+        (b"\x16\x03\x01\x02\x00hello\r\n\r\n", b"Bad request: illegal request line."),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n", b"Bad request: illegal header line."),
+    ],
+)
+async def test_a_request_h11_cannot_read_is_told_so_without_its_bytes(
+    server: Server, sent: bytes, said: bytes
+) -> None:
+    # The body was "Bad request: illegal request line: bytearray(b'\x16\x03...')".
+    answer = await exchange(server.port, sent)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.endswith(b"\r\n\r\n" + said + b"\n"), answer
+
+
+@pytest.mark.parametrize(
     "head, status",
     [
         (b"HEAD / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400),

@@ -31,6 +31,7 @@ __all__ = [
     "ERROR_FORMATS",
     "ErrorFormat",
     "OWS",
+    "bad_request_message",
     "Headers",
     "HeadersLike",
     "Response",
@@ -322,6 +323,17 @@ def error_response(
 
 #: The start of an absolute-form request target (RFC 9112 3.2.2); schemes are case-insensitive.
 _ABSOLUTE_FORM = re.compile(rb"https?://", re.IGNORECASE)
+
+
+#: How h11 shows the bytes it could not read: ``: bytearray(b'...')``, to the end.
+_QUOTED_BYTES = re.compile(r": (?:bytearray\()?b['\"].*\Z", re.S)
+
+
+def bad_request_message(error: h11.RemoteProtocolError) -> str:
+    """The body of the 4xx for a request h11 could not read: what was wrong,
+    without the repr of the client's own bytes (``illegal request line:
+    bytearray(b'\\x16\\x03...')``, a TLS client on a plain port, says it)."""
+    return f"Bad request: {_QUOTED_BYTES.sub('', str(error)).rstrip('.')}."
 
 
 def split_absolute_form(target: bytes) -> tuple[bytes, bytes] | None:

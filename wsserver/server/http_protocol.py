@@ -37,6 +37,7 @@ from ..protocol.http import (
     error_response,
     h11_response,
     render_response,
+    bad_request_message,
     request_field,
     split_absolute_form,
     valid_host,
@@ -279,7 +280,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             try:
                 event = next_event(h)
             except h11.RemoteProtocolError as exc:
-                self.http_error(exc.error_status_hint, f"Bad request: {exc}")
+                self.http_error(exc.error_status_hint, bad_request_message(exc))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
@@ -864,7 +865,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 event = next_event(h)
             except h11.RemoteProtocolError as exc:
                 if h.our_state is h11.SEND_RESPONSE:
-                    self.http_error(exc.error_status_hint, f"Bad request: {exc}")
+                    self.http_error(exc.error_status_hint, bad_request_message(exc))
                 else:
                     self.close_transport()
                 return None
