@@ -63,6 +63,39 @@ async def test_a_slow_reader_that_keeps_reading_is_not_declared_dead(
     assert client.close_code == 1000
 
 
+async def test_a_peer_waiting_on_a_handler_that_is_behind_is_not_declared_dead(
+    run_server: StartServer,
+) -> None:
+    # The handler is busy (3 ping_timeouts) while the client has sent more
+    # than max_queue messages and waits. Reading is paused, the client's pongs
+    # wait unread behind its messages, and nothing moves since it sent them
+    # all: it was closed with 1011 "keepalive ping timeout", alive as it was
+    # (its kernel acknowledged every ping).
+    interval, timeout = 0.3, 0.4
+    routes = Router()
+
+    @routes.websocket("/")
+    async def slow(request: Request, ws: WebSocket) -> None:
+        await asyncio.sleep(interval + 3 * timeout)
+        count = 0
+        async for _ in ws:
+            count += 1
+            if count == 500:
+                await ws.send(str(count))
+
+    server = await run_server(
+        routes, ping_interval=interval, ping_timeout=timeout, max_queue=4, compression=None
+    )
+    async with websockets.connect(
+        f"ws://127.0.0.1:{server.port}/", ping_interval=None, compression=None
+    ) as client:
+        for _ in range(500):
+            await client.send(b"x" * 1024)
+        assert await asyncio.wait_for(client.recv(), 10) == "500"
+    assert client.close_code == 1000
+    assert server.counters.keepalive_timeouts == 0
+
+
 async def test_a_peer_that_stops_reading_and_writing_is_dropped_in_time(
     run_server: StartServer,
 ) -> None:

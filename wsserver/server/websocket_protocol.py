@@ -697,7 +697,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         Two excuses. While our reading is paused (the handler is behind, its
         inbox full), the peer's pong can wait unread in our socket: then a
         peer that keeps sending (the kernel received more from it, or more
-        waits unread) is alive. And while what we wrote is backed up (at least
+        waits unread) is alive, and so is one whose bytes wait unread while
+        it has acknowledged all we sent (it waits for the handler; reading
+        resumes when the handler catches up, and the pong is read then). And
+        while what we wrote is backed up (at least
         ``write_limit`` bytes not yet acknowledged), our ping waits behind it:
         then a peer that keeps draining it (the kernel saw more of our bytes
         acknowledged, or writing resumed) is alive. A peer that does neither
@@ -717,6 +720,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             if moved is not None and now_moved is not None and now_moved[1] > moved[1]:
                 return True  # it sent more
             if isinstance(unread, int) and isinstance(now_unread, int) and now_unread > unread:
+                return True
+            if isinstance(now_unread, int) and now_unread > 0 and now[1] == 0:
+                # It sent all it had and waits for the handler: its pong may
+                # be among what waits unread, and its host acknowledged every
+                # byte we sent, the ping too.
                 return True
         backed_up = isinstance(backlog, int) and backlog >= self.config.write_limit
         return backed_up and moved is not None and now_moved is not None and now_moved[0] > moved[0]
