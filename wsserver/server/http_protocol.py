@@ -552,7 +552,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         h = self._h11
         if h.they_are_waiting_for_100_continue and not self.closing:
             self.transport.write(
-                h.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+                h.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+                or b""
             )
 
     def _declared_over(self, limit: int | None) -> bool:
