@@ -24,6 +24,8 @@ import wsserver
 from wsserver import Router
 from wsserver.__main__ import _settle, build_parser, config_from_args, load_router
 
+from .helpers import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 10.0
 TIMEOUT = 5.0
@@ -580,6 +582,37 @@ async def test_uvloop_serves_and_shuts_down() -> None:
             with pytest.raises(ConnectionClosedOK):
                 await asyncio.wait_for(ws.recv(), TIMEOUT)
         assert await cli.wait() == 0
+
+
+LOOP_APP = """
+import asyncio
+import logging
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    module = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    logging.getLogger("loop_app").debug("the loop is %s's", module)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": module.encode()})
+"""
+
+
+async def test_uvicorns_command_line_choices_run(tmp_path: Path) -> None:
+    # A Dockerfile's "uvicorn main:app --loop auto --http h11 --ws websockets
+    # --interface asgi3 --log-level trace" stopped at the first of them.
+    name = f"loop_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(LOOP_APP)
+    flags = ["--loop", "auto", "--http", "h11", "--ws", "websockets", "--interface", "asgi3"]
+    async with running_cli(
+        f"{name}:app", "--app-dir", str(tmp_path), *flags, "--log-level", "trace"
+    ) as cli:
+        reader, writer = await asyncio.open_connection("127.0.0.1", cli.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), TIMEOUT)
+        writer.close()
+        assert response.endswith(b"\r\n\r\nuvloop"), response  # (installed: auto takes it)
+        await wait_for(lambda: "the loop is uvloop's" in cli.stderr, what="the debug line")
 
 
 async def test_second_sigint_exits_at_once() -> None:

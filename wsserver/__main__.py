@@ -74,9 +74,10 @@ def build_parser() -> CommandLineParser:
     p.add_argument("app", help="module:attr, e.g. examples.echo:routes or main:app")
     p.add_argument(
         "--interface",
-        choices=["auto", "router", "asgi"],
+        choices=["auto", "router", "asgi", "asgi3"],
         default="auto",
-        help="what module:attr is (default auto: a Router, else an ASGI application)",
+        help="what module:attr is (default auto: a Router, else an ASGI application; "
+        "asgi3: uvicorn's name for asgi)",
     )
     p.add_argument(
         "--factory",
@@ -184,9 +185,24 @@ def build_parser() -> CommandLineParser:
     add_flags(p)
     p.add_argument(
         "--loop",
-        choices=["asyncio", "uvloop"],
+        choices=["asyncio", "uvloop", "auto"],
         default="asyncio",
-        help="event loop (uvloop needs: pip install wsserver[uvloop])",
+        help="event loop (uvloop needs: pip install wsserver[uvloop]; auto: uvloop if it is "
+        "installed, as in uvicorn)",
+    )
+    # uvicorn's choices of HTTP and WebSocket implementation, so that its
+    # command lines run: wsserver has one of each (h11, its own protocol layer).
+    p.add_argument(
+        "--http",
+        choices=["auto", "h11"],
+        default="auto",
+        help="uvicorn's: HTTP/1.1 is always h11's here",
+    )
+    p.add_argument(
+        "--ws",
+        choices=["auto", "websockets", "websockets-sansio", "wsproto"],
+        default="auto",
+        help="uvicorn's: the WebSocket protocol is always wsserver's own here",
     )
     p.add_argument("--version", action="version", version=f"wsserver {__version__}")
     p.add_argument(
@@ -212,8 +228,8 @@ def build_parser() -> CommandLineParser:
     p.add_argument(
         "--log-level",
         default="info",
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="logging level (default info)",
+        choices=["trace", "debug", "info", "warning", "error", "critical"],
+        help="logging level (default info; trace: uvicorn's, the same as debug here)",
     )
     return p
 
@@ -650,6 +666,10 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
     ``--fd`` is given. A variable's value that its flag would refuse is refused
     (argparse checks only the flags).
     """
+    if args.interface == "asgi3":
+        args.interface = "asgi"
+    if args.log_level == "trace":
+        args.log_level = "debug"
     if args.log_format not in ("text", "json"):
         parser.exit(2, f"error: WEBSOCKET_LOG_FORMAT: {args.log_format!r} is not text or json\n")
     if args.worker is None:  # (a worker's --fd is its supervisor's socket, added to the flags)
@@ -918,10 +938,12 @@ def supervise(
 
 def use_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Install the event loop policy ``--loop`` names."""
-    if args.loop == "uvloop":
+    if args.loop in ("uvloop", "auto"):
         try:
             import uvloop
         except ImportError:
+            if args.loop == "auto":
+                return  # (asyncio's)
             _refuse(parser, args, "--loop uvloop needs uvloop: pip install wsserver[uvloop]")
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
