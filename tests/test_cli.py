@@ -286,6 +286,11 @@ async def test_invalid_setting_flag_exits_2() -> None:
     code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", "--max-queue", "0")
     assert code == 2, err
     assert "--max-queue" in err  # the flag the user typed, not the setting's name
+    # A short usage line, then the error (argparse's usage of every flag was
+    # some fifty lines above it).
+    usage, error = err.strip().splitlines()
+    assert usage.startswith("usage: python -m wsserver [flags] module:attr"), err
+    assert error.startswith("python -m wsserver: error: argument --max-queue"), err
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,17 @@ class CommandLineParser(argparse.ArgumentParser):
         self.arguments.append(action)
         return action
 
+    def error(self, message: str) -> NoReturn:
+        """A mistake on the command line: a short usage line and what is wrong, exit 2.
+
+        (argparse's usage lists every flag: some fifty lines above the one that matters.)
+        """
+        self.exit(
+            2,
+            f"usage: {self.prog} [flags] module:attr ({self.prog} --help lists the flags)\n"
+            f"{self.prog}: error: {message}\n",
+        )
+
 
 def build_parser() -> CommandLineParser:
     """The argument parser of the ``wsserver`` command."""
