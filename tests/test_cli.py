@@ -242,19 +242,27 @@ async def test_bad_app_spec_exits_2_with_message(spec: str, fragment: str) -> No
         ("import a_dependency_not_installed\n", "a_dependency_not_installed"),
     ],
 )
+@pytest.mark.parametrize("workers", ["1", "2"])
 async def test_an_error_inside_the_app_module_shows_its_traceback(
-    tmp_path: Path, source: str, said: str
+    tmp_path: Path, source: str, said: str, workers: str
 ) -> None:
     # It was cut to one line ("error: Expecting value: line 1 column 1"), with
     # no file nor line, and a missing dependency read as a missing app.
     (tmp_path / "broken_app.py").write_text(source)
     pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
     code, err = await run_cli_to_end(
-        "broken_app:routes", "--port", "0", env={"PYTHONPATH": pythonpath}
+        "broken_app:routes", "--port", "0", "--workers", workers, env={"PYTHONPATH": pythonpath}
     )
     assert code == 1, err
     assert "Traceback" in err and "broken_app.py" in err and said in err, err
     assert "cannot import 'broken_app'" not in err
+    # From the application's frames (not runpy's, wsserver's and importlib's),
+    # after a line that says which worker, if any.
+    first = err.split("Traceback (most recent call last):\n", 1)[1].splitlines()[0]
+    assert "broken_app.py" in first, err
+    assert "wsserver/__main__.py" not in err, err
+    heading = "[worker " if workers == "2" else "broken_app:routes failed as it was imported"
+    assert heading in err, err
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -372,6 +372,19 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     raise AppLoadError(f"{spec} is {_a(obj)}, not {wanted}{hint}")
 
 
+def _from_the_app(exc: BaseException) -> BaseException:
+    """``exc``, its traceback starting at the first frame that is neither
+    wsserver's nor the import machinery's (the application's)."""
+    tb = exc.__traceback__
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    while tb is not None and tb.tb_next is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if not (name.startswith((package, "<frozen ")) or "importlib" in name):
+            break
+        tb = tb.tb_next
+    return exc.with_traceback(tb)
+
+
 def _a(obj: Any) -> str:
     """``obj``'s type with its article: "a function", "an int"."""
     name = type(obj).__name__
@@ -783,10 +796,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = load_app(args.app, args.interface, args.factory)
     except AppLoadError as exc:
         _refuse(parser, args, str(exc))
-    except Exception:
-        if args.log_format != "json":
-            raise  # its traceback, exit code 1
-        logger.exception("%s failed as it was imported", args.app)
+    except Exception as exc:
+        # The application's error: its traceback, from its own frames (a
+        # worker's lines say which worker), exit code 1.
+        logger.error("%s failed as it was imported", args.app, exc_info=_from_the_app(exc))
         return 1
     try:
         config = config_from_args(args, asgi=not isinstance(app, Router))
