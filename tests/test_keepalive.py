@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import struct
 import time
 
 import pytest
@@ -94,6 +95,46 @@ async def test_a_peer_waiting_on_a_handler_that_is_behind_is_not_declared_dead(
         assert await asyncio.wait_for(client.recv(), 10) == "500"
     assert client.close_code == 1000
     assert server.counters.keepalive_timeouts == 0
+
+
+@pytest.mark.parametrize("leaves", ["close", "reset"])
+async def test_a_peer_that_left_while_the_handler_was_behind_is_dropped(
+    run_server: StartServer, leaves: str
+) -> None:
+    # Its messages wait unread (reading paused: the inbox is full) and its
+    # host had acknowledged our ping before it went: that excused the late
+    # pong again and again, and the connection and its handler stayed forever.
+    interval, timeout, close = 0.3, 0.4, 0.3
+    routes = Router()
+
+    @routes.websocket("/")
+    async def never_reads(request: Request, ws: WebSocket) -> None:
+        await asyncio.sleep(30)
+
+    server = await run_server(
+        routes,
+        ping_interval=interval,
+        ping_timeout=timeout,
+        close_timeout=close,
+        max_queue=4,
+        compression=None,
+    )
+    client = await RawClient.connect(server.port, "/")
+    frame = serialize_frame(Opcode.BINARY, b"x" * 1000, mask=MASK)
+    for _ in range(20):  # a read each, until reading pauses; the rest waits unread
+        client.writer.write(frame)
+        await client.writer.drain()
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(interval + 0.1)  # the first ping is out, and acknowledged
+    if leaves == "reset":
+        sock = client.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.writer.transport.abort() if leaves == "reset" else client.writer.close()
+    started = time.monotonic()
+    while server.connections and time.monotonic() - started < timeout + close + 3:
+        await asyncio.sleep(0.05)
+    assert not server.connections, "still open"
+    assert server.counters.keepalive_timeouts == 1
 
 
 async def test_a_peer_that_stops_reading_and_writing_is_dropped_in_time(

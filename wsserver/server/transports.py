@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import struct
 import sys
@@ -23,6 +24,7 @@ else:
 __all__ = [
     "break_transport_cycle",
     "direct_fd",
+    "peer_left",
     "tcp_bytes_moved",
     "unread_bytes",
     "unsent_bytes",
@@ -140,6 +142,33 @@ def unread_bytes(transport: asyncio.BaseTransport) -> int | None:
     ``FIONREAD`` (Windows) or the transport has no socket.
     """
     return _ioctl_count(transport, _FIONREAD)
+
+
+#: poll()'s events for a peer that shut down its side (FIN), or a reset or error.
+_LEFT = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(
+    select, "POLLERR", 0
+)
+
+
+def peer_left(transport: asyncio.BaseTransport) -> bool | None:
+    """Whether the peer shut down its sending side or reset the connection, read or
+    not (None: unknown).
+
+    ``poll()`` with ``POLLRDHUP`` (Linux) on the socket: it tells even while
+    asyncio is not reading, and so has not seen the end of the stream.
+    """
+    if not hasattr(select, "POLLRDHUP") or not hasattr(select, "poll"):
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    poller = select.poll()
+    try:
+        poller.register(sock.fileno(), select.POLLRDHUP)
+        events = poller.poll(0)
+    except (OSError, ValueError):
+        return None
+    return any(mask & _LEFT for _, mask in events)
 
 
 def _ioctl_count(transport: asyncio.BaseTransport, request: int | None) -> int | None:

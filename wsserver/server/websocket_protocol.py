@@ -34,6 +34,7 @@ from .stats import MESSAGE_FIELDS
 from .transports import (
     break_transport_cycle,
     direct_fd,
+    peer_left,
     tcp_bytes_moved,
     unread_bytes,
     unsent_bytes,
@@ -698,8 +699,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         inbox full), the peer's pong can wait unread in our socket: then a
         peer that keeps sending (the kernel received more from it, or more
         waits unread) is alive, and so is one whose bytes wait unread while
-        it has acknowledged all we sent (it waits for the handler; reading
-        resumes when the handler catches up, and the pong is read then). And
+        it has acknowledged all we sent and has not left (it waits for the
+        handler; reading resumes when the handler catches up, and the pong is
+        read then). And
         while what we wrote is backed up (at least
         ``write_limit`` bytes not yet acknowledged), our ping waits behind it:
         then a peer that keeps draining it (the kernel saw more of our bytes
@@ -721,10 +723,16 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 return True  # it sent more
             if isinstance(unread, int) and isinstance(now_unread, int) and now_unread > unread:
                 return True
-            if isinstance(now_unread, int) and now_unread > 0 and now[1] == 0:
+            if (
+                isinstance(now_unread, int)
+                and now_unread > 0
+                and now[1] == 0
+                and peer_left(self.transport) is False
+            ):
                 # It sent all it had and waits for the handler: its pong may
-                # be among what waits unread, and its host acknowledged every
-                # byte we sent, the ping too.
+                # be among what waits unread, its host acknowledged every byte
+                # we sent, the ping too, and it has not left (a FIN or a reset
+                # waits unread too: its bytes then excuse nothing).
                 return True
         backed_up = isinstance(backlog, int) and backlog >= self.config.write_limit
         return backed_up and moved is not None and now_moved is not None and now_moved[0] > moved[0]
