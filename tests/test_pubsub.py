@@ -73,7 +73,11 @@ def test_envelope_round_trip() -> None:
         # channels another deployment uses.
         ("redis://127.0.0.1:6379/1x", "the database after the host must be a number"),
         ("rediss://app:s3cret@cache/db2", "not 'db2'"),
-        ("redis://127.0.0.1:6379/0?db=two", "Invalid value for 'db'"),
+        ("redis://127.0.0.1:6379/0?db=two", "a ?db= that is no number"),
+        # A password with a "/" (base64): shown as typed, or quoted by redis-py.
+        ("redis://default:s3cret/Zm9v@cache:6379/0", "'redis://default:***@cache:6379/0'"),
+        ("redis://default:Zm9v/s3cret@cache:6379/0", "is not a Redis URL redis-py can read"),
+        ("redis://default:s3cret#x@cache:6379/0", "'redis://default:***@cache:6379/0'"),
         ("http://cache/0", "expected 'memory' or a redis://, rediss:// or unix:// URL"),
         (123, "broker must be a Broker, a URL or 'memory', not int"),  # (an AttributeError)
     ],

@@ -161,7 +161,17 @@ class RedisBroker(Broker):
         self.shown_url = redacted(url)
         self.prefix = prefix
         check_redis_url(url)
-        db = int(parse_url(url).get("db") or 0)
+        try:
+            db = int(parse_url(url).get("db") or 0)
+        except ValueError as exc:  # (redis-py's words may quote a piece of the password)
+            raise ValueError(
+                f"broker {self.shown_url!r} is not a Redis URL redis-py can read"
+                + (
+                    ": a ?db= that is no number"
+                    if "'db'" in str(exc)
+                    else " (percent-encode a / ? # or @ in the password: %2F %3F %23 %40)"
+                )
+            ) from None
         #: Of the channels: the prefix, and the database if not 0.
         self.channel_prefix = f"{prefix}{db}:" if db else prefix
         #: Bytes cut off a channel's name to find its topic.

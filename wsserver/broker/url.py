@@ -7,7 +7,6 @@ A URL's password never reaches a log line, an error message or a repr:
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 __all__ = ["REDIS_SCHEMES", "check_redis_url", "redacted"]
 
@@ -17,29 +16,42 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _PASSWORD_PARAMETER = re.compile(r"(^|&)(password=)[^&]*")
 
 
+def _split(url: str) -> tuple[str, str | None, str]:
+    """``url`` as (its scheme with ``://`` or ``:``, its user info or None, the rest).
+
+    The user info is all before the last ``@`` of what follows ``://``
+    (unless a path begins there: ``unix:///run/redis.sock``), whatever it
+    holds: a password may have ``/``, ``?``, ``#`` or ``@`` in it, which
+    ``urlsplit`` would take for the end of the host.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # (not a URL: redis:/user:pw@host, user:pw@host)
+        colon = url.find(":") + 1
+        scheme, sep, rest = "", url[:colon], url[colon:]
+    at = rest.rfind("@")
+    if at < 0 or (sep == "://" and rest.startswith("/")):
+        return scheme + sep, None, rest
+    return scheme + sep, rest[:at], rest[at:]
+
+
 def redacted(url: str) -> str:
     """``url`` with its password, if any (after the user name, or a
     ``password=`` parameter), written ``***``: what may be shown of it.
 
     Text that is not a URL (a mistyped one: ``redis:/user:pw@host``) has
-    whatever comes before an ``@`` hidden, since a password may be there.
+    all that comes before an ``@`` hidden, since a password may be there.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # (not a URL that could be read: nothing of it shown)
-        return "(the broker URL)"
-    shown = url  # (rebuilt from its parts, unix:///path would lose its "//")
-    if parts.password is not None:
-        host = parts.netloc.rpartition("@")[2]
-        shown = shown.replace(parts.netloc, f"{parts.username or ''}:***@{host}", 1)
-    elif "://" not in url and "@" in url.partition("?")[0]:
-        before = url.partition("?")[0].rpartition("@")[0]
-        start = before.find(":") + 1
-        shown = before[:start] + "***" + url[len(before) :]
-    if parts.query:
-        query = _PASSWORD_PARAMETER.sub(r"\1\2***", parts.query)
-        shown = shown.replace("?" + parts.query, "?" + query, 1)
-    return shown
+    start, info, rest = _split(url)
+    if info is not None:
+        if "://" not in start:
+            info = "***"
+        elif ":" in info:
+            info = info.partition(":")[0] + ":***"
+        # (else a user name alone: no password in it)
+    query = rest.find("?")
+    if query >= 0:
+        rest = rest[: query + 1] + _PASSWORD_PARAMETER.sub(r"\1\2***", rest[query + 1 :])
+    return start + (info or "") + rest
 
 
 def check_redis_url(url: str) -> None:
@@ -53,11 +65,9 @@ def check_redis_url(url: str) -> None:
     """
     if not url.startswith(("redis://", "rediss://")):
         return  # (unix://: the database is a ?db= parameter, which redis-py checks)
-    try:
-        path = urlsplit(url).path
-    except ValueError:
-        raise ValueError(f"{redacted(url)!r} is not a URL") from None
-    database = path[1:]
+    rest = _split(url)[2].lstrip("@")
+    path = rest.partition("?")[0].partition("#")[0]
+    database = path.partition("/")[2]
     if database and not (database.isascii() and database.isdigit()):
         raise ValueError(
             f"broker {redacted(url)!r}: the database after the host must be a number"
