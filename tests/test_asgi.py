@@ -1397,6 +1397,47 @@ async def test_a_streamed_response_notices_the_client_leaving_without_receive(
     assert outcome == ["ClientDisconnected"]
 
 
+async def test_a_streamed_response_notices_the_client_leaving_after_the_app_read_its_body(
+    run_asgi: Any,
+) -> None:
+    # The app streams while it reads the request's body: each receive()
+    # paused reading again once served, and the client's FIN went unseen.
+    go = asyncio.Event()
+    outcome: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"started\n", "more_body": True})
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.body", "body": b"got " + body, "more_body": True})
+        await go.wait()
+        try:
+            await send({"type": "http.response.body", "body": b"tick", "more_body": True})
+        except OSError as exc:
+            outcome.append(type(exc).__name__)
+        else:
+            outcome.append("sent")
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"started"), TIMEOUT)
+    writer.write(b"abc")
+    await asyncio.wait_for(reader.readuntil(b"got abc"), TIMEOUT)
+    writer.close()
+    await wait_for(lambda: not server.connections, what="the server to see the client leave")
+    go.set()
+    await wait_for(lambda: outcome, what="the app's send")
+    assert outcome == ["ClientDisconnected"]
+
+
 async def test_http_app_failing_before_a_response_is_500(
     run_asgi: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

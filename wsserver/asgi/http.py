@@ -291,7 +291,7 @@ class HttpCycle:
                 if more:
                     # Streamed (server-sent events, long polling): read on, so
                     # that the client leaving is seen and the next send() raises.
-                    connection.watch_disconnect()
+                    connection.stream_started()
             if body and not self._head:
                 connection.send_body(body)
             if not more:

@@ -110,6 +110,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_idle",
         "_builtin",
         "_kept",
+        "_streaming",
         "_unsent",
         "_logged",
         "_request_started",
@@ -166,6 +167,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: Pieces of the request body read ahead of the application (see start_response()).
         self._body_ahead: list[tuple[bytes, bool]] | None = None
         self._lost_future: asyncio.Future[None] | None = None
+        #: An ASGI application streams its response: reading goes on (see
+        #: stream_started()), whatever receive() does.
+        self._streaming = False
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._close_after_response = False
@@ -207,7 +211,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # An ASGI application waits for its request body: what it takes
             # next is here; reading waits until it asks again.
             self._wake_readers()
-            if not self.closing:
+            if not self.closing and not self._streaming:
                 self.transport.pause_reading()
         elif self._app_task is not None and self._app_task is self._asgi_task:
             # An ASGI app works on the request: keep what comes (a pipelined
@@ -814,6 +818,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if pause:
             self.transport.pause_reading()
         self._kept = 0
+        self._streaming = False
         task = self._asgi_task = self._app_task = start_app_task(self.loop, coro)
         self.server.app_task_started(task)
         task.add_done_callback(self._asgi_task_done)
@@ -899,7 +904,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
             waiters = self._read_waiters
             if waiter in waiters:  # (not woken: cancelled)
                 waiters.remove(waiter)
-                if not waiters and not self.closing and self._cycle == cycle:
+                if (
+                    not waiters
+                    and not self.closing
+                    and self._cycle == cycle
+                    and not self._streaming
+                ):
                     self.transport.pause_reading()
 
     def _wake_readers(self) -> None:
@@ -919,6 +929,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if not self.closing and not self._read_waiters:
             self.transport.resume_reading()
         return future
+
+    def stream_started(self) -> None:
+        """An ASGI application's response streams: read on until it ends (within
+        the bound of data_received()), so that the client leaving is seen and
+        the application's next send() raises."""
+        self._streaming = True
+        self.watch_disconnect()
 
     def start_response(self, status: int, headers: list[tuple[str, str]]) -> None:
         """Send a response's head (streamed: :meth:`send_body`, then :meth:`end_response`).
@@ -982,6 +999,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 break
         self._app_task = None  # the application may go on; the connection does too
+        self._streaming = False
         self._reading_body = False
         self._body_ahead = None
         self._cycle += 1
