@@ -947,6 +947,11 @@ NUMBER = 5
             "is an async function that takes no arguments: a factory is a plain function",
         ),
         (["{name}:plain"], "(a function that returns an awaitable: --interface asgi)"),
+        # (Not "a factory? add --factory", which refuses async functions.)
+        (
+            ["{name}:make_async", "--interface", "asgi"],
+            "make_async cannot be called with (scope, receive, send): not an ASGI 3 application",
+        ),
         (["{name}:NUMBER"], "is an int, not a wsserver.Router"),  # ("is a int")
     ],
 )
@@ -960,6 +965,8 @@ async def test_what_cannot_be_served_says_what_to_do(
     assert code == 2, err
     last = err.strip().splitlines()[-1]
     assert said in last and "Traceback" not in err and "never awaited" not in err, err
+    if "--factory" not in args:
+        assert "add --factory" not in last or "make_app" in last, err
 
 
 LIFESPAN_FAILING = """

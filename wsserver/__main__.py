@@ -359,7 +359,11 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
             return obj
         raise AppLoadError(
             f"{spec} cannot be called with (scope, receive, send): not an ASGI 3 application"
-            + (" (a factory? add --factory)" if _no_args(obj) else "")
+            + (
+                " (a factory? add --factory)"
+                if _no_args(obj) and not inspect.iscoroutinefunction(obj)
+                else ""
+            )
         )
     wanted = {
         "router": "a wsserver.Router",
