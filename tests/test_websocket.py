@@ -294,6 +294,33 @@ class TestControlFrames:
             latency = float(await ws.recv())
         assert 0 < latency < 1
 
+    async def test_a_control_payload_or_message_of_the_wrong_type_is_a_type_error(
+        self, run_server: StartServer
+    ) -> None:
+        # ping(3) and pong(3) sent three NUL bytes; send({1}) took the set for
+        # fragments ("fragments must be str or bytes, not int").
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            said = []
+            for attempt in (ws.ping(3), ws.pong(3), ws.send({1})):
+                try:
+                    await attempt
+                except TypeError as exc:
+                    said.append(str(exc))
+            with pytest.raises(TypeError):
+                ws.send_ping(2.5)  # type: ignore[arg-type]
+            await ws.send(said)
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server), ping_interval=None) as ws:
+            assert json.loads(await ws.recv()) == [
+                "a ping's data is str or bytes, not int",
+                "a pong's data is str or bytes, not int",
+                "cannot send set",
+            ]
+
     async def test_pings_answered_while_handler_is_not_reading(
         self, run_server: StartServer
     ) -> None:

@@ -404,6 +404,7 @@ class WebSocket:
             WebsocketClosed: the connection is closing or closed.
             ValueError: a ping with this payload is already waiting, or the
                 payload is longer than 125 bytes.
+            TypeError: ``data`` is neither str nor bytes-like.
         """
         return self.send_ping(data)
 
@@ -414,7 +415,7 @@ class WebSocket:
             while payload in self._pings:
                 payload = os.urandom(4)
         else:
-            payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            payload = _control_payload(data, "ping")
             if payload in self._pings:
                 raise ValueError("a ping with this payload is already waiting for its pong")
         if self._sending_ended():
@@ -450,8 +451,9 @@ class WebSocket:
 
         Raises:
             WebsocketClosed: the connection is closing or closed.
+            TypeError: ``data`` is neither str nor bytes-like.
         """
-        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        payload = _control_payload(data, "pong")
         if self._sending_ended():
             raise self._closed_error()
         conn = self._conn
@@ -604,6 +606,15 @@ def _consume_exception(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def _control_payload(data: Any, what: str) -> bytes:
+    """A ping's or pong's payload: a str (UTF-8) or bytes-like; TypeError for anything else."""
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"a {what}'s data is str or bytes, not {type(data).__name__}")
+
+
 def whole_message(data: Any) -> str | bytes:
     """What :meth:`WebSocket.send_nowait`, :func:`~wsserver.broadcast` and
     ``publish()`` send for ``data``: a str as text, bytes (a copy of a
@@ -628,7 +639,7 @@ def _encode(data: Any, encoding: str | None) -> Data | None:
             return data
         if isinstance(data, (dict, list)):
             return json.dumps(data)
-        if isinstance(data, (Iterable, AsyncIterable)):
+        if isinstance(data, (Iterable, AsyncIterable)) and not isinstance(data, (set, frozenset)):
             return None
         raise TypeError(f"cannot send {type(data).__name__}")
     if encoding == "text":
