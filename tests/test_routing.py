@@ -534,6 +534,23 @@ def test_a_list_option_given_something_else_is_refused(add: Any, said: str) -> N
     assert router.routes == []
 
 
+@pytest.mark.parametrize(
+    ("hook", "said"),
+    [
+        # websockets' process_request(connection, request): every handshake
+        # got a 500 and a traceback.
+        (lambda connection, request: None, "missing a required argument: 'request'"),
+        (lambda: None, "too many positional arguments"),
+        ("deny", "on_connect 'deny' is not a function of the request"),
+    ],
+)
+def test_an_on_connect_hook_that_cannot_take_the_request_is_refused(hook: Any, said: str) -> None:
+    router = Router()
+    with pytest.raises(TypeError, match=re.escape(said)):
+        router.add_websocket_route(chat, "/", on_connect=hook)
+    assert router.routes == []
+
+
 def test_a_handler_that_is_not_async_is_refused_with_its_name() -> None:
     routes = Router()
 

@@ -529,6 +529,7 @@ class Router:
             error_format=error_format,
         )
         _check_handler(route)
+        _check_on_connect(route)
         for other in self.routes:
             same_methods = (
                 route.methods is None or other.methods is None or route.methods & other.methods
@@ -664,4 +665,32 @@ def _check_handler(route: Route) -> None:
         raise TypeError(
             f"route {route.uri!r}: handler {name}{signature} cannot be called as "
             f"{getattr(handler, '__name__', 'handler')}({expected}{extra}): {exc}"
+        ) from None
+
+
+def _check_on_connect(route: Route) -> None:
+    """Refuse, when the route is added, an ``on_connect`` hook that cannot be
+    called with the request (every handshake would get a 500).
+
+    Raises:
+        TypeError: it is not callable, or cannot take one argument.
+    """
+    hook = route.on_connect
+    if hook is None:
+        return
+    name = getattr(hook, "__qualname__", None) or repr(hook)
+    if not callable(hook):
+        raise TypeError(
+            f"route {route.uri!r}: on_connect {name} is not a function of the request"
+        )
+    try:
+        signature = inspect.signature(hook)
+    except (TypeError, ValueError):
+        return  # no signature to check: it is the caller's word
+    try:
+        signature.bind(object())
+    except TypeError as exc:
+        raise TypeError(
+            f"route {route.uri!r}: on_connect {name}{signature} cannot be called with the "
+            f"request alone (it returns a Response to deny, None to accept): {exc}"
         ) from None
