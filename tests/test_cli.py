@@ -929,6 +929,13 @@ def plain(scope, receive, send):
     return _echo(scope, receive, send)
 
 NUMBER = 5
+
+from wsserver import Router
+routes = Router()
+
+@routes.websocket("/chat/<room>")
+async def chat(request, ws, room):
+    await ws.send(room)
 """
 
 
@@ -953,6 +960,8 @@ NUMBER = 5
             "make_async cannot be called with (scope, receive, send): not an ASGI 3 application",
         ),
         (["{name}:NUMBER"], "is an int, not a wsserver.Router"),  # ("is a int")
+        # Three parameters, as an ASGI app's: it was served, and every upgrade got a 500.
+        (["{name}:chat"], "is the handler of the route '/chat/<room>': serve its Router"),
     ],
 )
 async def test_what_cannot_be_served_says_what_to_do(

@@ -630,6 +630,15 @@ def test_serve_refuses_what_it_cannot_serve_at_once() -> None:
         with pytest.raises(TypeError, match=r"serve\(\) needs a wsserver\.Router or an ASGI"):
             serve(thing)
 
+    # A Router's handler with three parameters looks like an ASGI app.
+    router = Router()
+
+    @router.websocket("/chat/<room>")
+    async def chat(request: Any, ws: Any, room: str) -> None: ...
+
+    with pytest.raises(TypeError, match=r"the handler of the route '/chat/<room>'"):
+        serve(chat)
+
 
 @pytest.mark.parametrize(
     ("where", "said"),

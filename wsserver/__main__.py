@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
-from .app.routing import Router
+from .app.routing import Router, route_of
 from .asgi import ASGIApplication, is_asgi_app
 from .asgi.lifespan import LifespanFailure
 from .config import ENV_VARS, NONE_WORDS, Config, Flag, add_flags, flag_settings, settings
@@ -334,6 +334,11 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
         obj: Any = getattr(module, attr)
     except AttributeError:
         raise AppLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    uri = route_of(obj)
+    if uri is not None:
+        raise AppLoadError(
+            f"{spec} is the handler of the route {uri!r}: serve its Router (module:routes)"
+        )
     servable = isinstance(obj, Router) or is_asgi_app(obj)
     if factory or (interface != "asgi" and not servable and _no_args(obj)):
         if not callable(obj):

@@ -10,6 +10,7 @@ With ``strict_slashes`` false (the router's default), ``/chat`` and
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import uuid
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
     from ..server.websocket import WebSocket
     from .request import Request
 
-__all__ = ["Route", "Router", "Resolution", "Handler", "OnConnect"]
+__all__ = ["Route", "Router", "Resolution", "Handler", "OnConnect", "route_of"]
 
 Handler = Callable[..., Awaitable[Any]]
 #: A decorator for ``apply=[...]``: takes a handler, returns one.
@@ -513,6 +514,7 @@ class Router:
             raise ValueError(f"a route named {route_name!r} already exists")
         if error_format not in ERROR_FORMATS:
             raise ValueError(f"error_format must be one of {ERROR_FORMATS}, not {error_format!r}")
+        original = handler
         for decorate in apply:
             handler = decorate(handler)
         route = Route(
@@ -546,6 +548,10 @@ class Router:
         self.routes.append(route)
         if explicit or route_name not in self._names:
             self._names[route_name] = route
+        # (What a mistaken "python -m wsserver module:handler" is told; a bound
+        # method or a builtin takes no attribute.)
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(original, _ROUTE_MARK, route.uri)
         return route
 
     def match(self, path: str, host: str = "") -> tuple[Route, dict[str, Any]] | None:
@@ -630,6 +636,16 @@ class Router:
         if query:
             path += "?" + urlencode(query, doseq=True)
         return path
+
+
+#: The attribute a handler gets when it is added to a Router: its route's URI.
+_ROUTE_MARK = "__wsserver_route__"
+
+
+def route_of(handler: object) -> str | None:
+    """The URI of the route ``handler`` was added to, if any: it is no application."""
+    uri = getattr(handler, _ROUTE_MARK, None)
+    return uri if isinstance(uri, str) else None
 
 
 def _check_handler(route: Route) -> None:

@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ..app.routing import route_of
 from ..config import Config
 from ..protocol.handshake import Accept
 from .http import ASGIApp, HttpCycle
@@ -36,8 +37,8 @@ def is_asgi_app(obj: object) -> bool:
     A plain function that returns a coroutine cannot be told from others
     without calling it: ``--interface asgi`` says it is one.
     """
-    if not callable(obj) or isinstance(obj, type):
-        return False
+    if not callable(obj) or isinstance(obj, type) or route_of(obj) is not None:
+        return False  # (a Router's handler takes three arguments too)
     call = obj if inspect.isroutine(obj) else getattr(obj, "__call__", None)  # noqa: B004
     if not (inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(call)):
         return False

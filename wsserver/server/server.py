@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from ..app.request import Request
-from ..app.routing import Router
+from ..app.routing import Router, route_of
 from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
@@ -866,9 +866,11 @@ def serve(
         TypeError: ``app`` is neither a Router nor an ASGI application.
     """
     if not isinstance(app, Router | ASGIApplication) and not is_asgi_app(app):
+        uri = route_of(app)
         raise TypeError(
             f"serve() needs a wsserver.Router or an ASGI application "
             f"(async def app(scope, receive, send)), not {type(app).__name__}"
+            + (f": this is the handler of the route {uri!r} (serve its Router)" if uri else "")
         )
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(f"port must be an int from 0 to 65535, not {port!r}")
