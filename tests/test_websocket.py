@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 from typing import Any
@@ -904,6 +905,35 @@ class TestEmbedding:
             # The shutdown goes on; each later close() waits for that one.
             await asyncio.wait_for(server.close(), 5)
             await asyncio.wait_for(server.wait_closed(), 1)
+
+    async def test_a_handler_that_goes_on_when_cancelled_is_named_at_shutdown(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # close() returned with the handler still running, and said nothing.
+        routes = Router()
+        stop = asyncio.Event()
+        entered = asyncio.Event()
+
+        @routes.websocket("/stubborn")
+        async def stubborn(request: Request, ws: WebSocket) -> None:
+            entered.set()
+            while not stop.is_set():
+                try:
+                    await asyncio.sleep(0.05)
+                except asyncio.CancelledError:
+                    pass  # (the mistake)
+
+        server = await run_server(routes, shutdown_timeout=0.2)
+        caplog.set_level(logging.WARNING, logger="wsserver")
+        async with websockets.connect(url(server, "/stubborn")):
+            await asyncio.wait_for(entered.wait(), 5)
+            await asyncio.wait_for(server.close(), 5)
+        stop.set()
+        said = [r.getMessage() for r in caplog.records if "left running" in r.getMessage()]
+        assert said == [
+            "shutdown: the WebSocket handler of /stubborn went on when cancelled "
+            "(it caught the CancelledError); left running"
+        ]
 
     @pytest.mark.parametrize("work", [0.3, 30])
     async def test_an_http_handler_at_work_gets_shutdown_timeout(

@@ -571,7 +571,13 @@ class Server:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=1.0)
+            _, running = await asyncio.wait(tasks, timeout=1.0)
+            for task in running:  # (it caught the CancelledError: nothing ends it)
+                logger.warning(
+                    "shutdown: %s went on when cancelled (it caught the CancelledError); "
+                    "left running",
+                    _what_task(task),
+                )
         for protocol in list(self.connections):
             if not protocol.lost and not self._runs_a_caller(protocol):
                 protocol.transport.abort()
@@ -820,6 +826,19 @@ def warn_of_hidden_routes(router: Router, builtins: Router) -> None:
                     route.uri,
                     path,
                 )
+
+
+def _what_task(task: asyncio.Task[Any]) -> str:
+    """What a handler's or application's task serves, for a log line: read off
+    its coroutine (the protocol that runs it may be gone)."""
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    owner = frame.f_locals.get("self") if frame is not None else None
+    path = getattr(getattr(owner, "request", None), "path", None)
+    if isinstance(path, str):
+        if isinstance(owner, WebSocketProtocol):
+            return f"the WebSocket handler of {path}"
+        return f"the application's task for {path}"
+    return "an application task"
 
 
 def serve(
