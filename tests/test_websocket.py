@@ -918,10 +918,8 @@ class TestEmbedding:
         async def stubborn(request: Request, ws: WebSocket) -> None:
             entered.set()
             while not stop.is_set():
-                try:
+                with contextlib.suppress(asyncio.CancelledError):  # (the mistake)
                     await asyncio.sleep(0.05)
-                except asyncio.CancelledError:
-                    pass  # (the mistake)
 
         server = await run_server(routes, shutdown_timeout=0.2)
         caplog.set_level(logging.WARNING, logger="wsserver")
