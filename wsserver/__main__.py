@@ -831,7 +831,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     except LifespanFailure as exc:
-        logger.error("ASGI lifespan startup failed: %s", exc)
+        what = "startup" if isinstance(app, Router) else "ASGI lifespan startup"
+        logger.error("%s failed: %s", what, exc)
         return 3
     except ConfigError as exc:
         _refuse(parser, args, str(exc))

@@ -147,5 +147,6 @@ def task_was_cancelled() -> bool:
 
 
 class LifespanFailure(WSServerError):
-    """An ASGI application's startup failed (``lifespan.startup.failed``, or it
-    raised with ``lifespan="on"``): :meth:`wsserver.Server.start` raises it."""
+    """The application's startup failed: an ASGI application's
+    (``lifespan.startup.failed``, or it raised with ``lifespan="on"``), or a
+    Router's ``on_startup`` hook raised. :meth:`wsserver.Server.start` raises it."""

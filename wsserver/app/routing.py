@@ -32,6 +32,8 @@ Handler = Callable[..., Awaitable[Any]]
 Decorator = Callable[[Any], Any]
 #: ``async def on_connect(request) -> Response | None`` (may also be a plain function).
 OnConnect = Callable[..., Any]
+#: A Router's ``on_startup`` / ``on_shutdown`` hook: ``async def hook(server)``.
+ServerHook = Callable[[Any], Awaitable[None]]
 H = TypeVar("H", bound=Handler)
 #: What ``@routes.websocket`` takes: ``async def handler(request, ws, **params)``.
 #: (mypy --strict then refuses a handler that cannot take the request and the WebSocket.)
@@ -292,6 +294,34 @@ class Router:
         self.strict_slashes = strict_slashes
         self.routes: list[Route] = []
         self._names: dict[str, Route] = {}
+        #: ``async def hook(server)`` run in order before the server listens (on_startup()).
+        self.startup_hooks: list[ServerHook] = []
+        #: ``async def hook(server)`` run in order after it closed (on_shutdown()).
+        self.shutdown_hooks: list[ServerHook] = []
+
+    def on_startup(self, hook: ServerHook) -> ServerHook:
+        """Register ``async def hook(server)``, run before the server listens (a
+        database pool, a background task); one that raises stops the start.
+
+        Usable as a decorator (it returns ``hook``).
+
+        Raises:
+            TypeError: ``hook`` is not an async function of one argument.
+        """
+        self.startup_hooks.append(_check_server_hook(hook, "on_startup"))
+        return hook
+
+    def on_shutdown(self, hook: ServerHook) -> ServerHook:
+        """Register ``async def hook(server)``, run once the server has closed
+        (its connections ended), if it started.
+
+        Usable as a decorator (it returns ``hook``).
+
+        Raises:
+            TypeError: ``hook`` is not an async function of one argument.
+        """
+        self.shutdown_hooks.append(_check_server_hook(hook, "on_shutdown"))
+        return hook
 
     def websocket(
         self,
@@ -682,6 +712,20 @@ def _check_handler(route: Route) -> None:
             f"route {route.uri!r}: handler {name}{signature} cannot be called as "
             f"{getattr(handler, '__name__', 'handler')}({expected}{extra}): {exc}"
         ) from None
+
+
+def _check_server_hook(hook: Any, what: str) -> Any:
+    """``hook``, if it is an async function that can be called with the server."""
+    name = getattr(hook, "__qualname__", None) or repr(hook)
+    if not inspect.iscoroutinefunction(hook):
+        raise TypeError(f"{what}: {name} must be an async function (async def {what}(server))")
+    try:
+        inspect.signature(hook).bind(object())
+    except TypeError as exc:
+        raise TypeError(f"{what}: {name} cannot be called with the server: {exc}") from None
+    except ValueError:
+        pass  # (no signature to check)
+    return hook
 
 
 def _check_on_connect(route: Route) -> None:

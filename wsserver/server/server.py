@@ -21,7 +21,7 @@ from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, LifespanFailure
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
@@ -93,6 +93,8 @@ class Server:
         #: False: no listening socket; connections come through accept_socket() only.
         self.listen = listen
         self._started = False
+        #: The Router's on_startup hooks ran (its on_shutdown hooks are due).
+        self._hooks_started = False
         #: Held while start() runs: a second start() or a close() waits for it.
         self._starting = asyncio.Lock()
         #: The proxies whose forwarding headers are believed (None: proxy_headers off).
@@ -204,6 +206,8 @@ class Server:
         self.loop = asyncio.get_running_loop()
         if self.asgi is not None:
             await self.asgi.startup()  # raises LifespanFailure
+        if self.router is not None:
+            await self._run_startup_hooks()  # raises LifespanFailure
         try:
             await self._start_serving()
         except BaseException:  # (cancelled too: a stop signal during the start)
@@ -228,6 +232,8 @@ class Server:
             steps.append(self.status.stop)
         if self.asgi is not None:
             steps.append(self.asgi.shutdown)
+        if self._hooks_started:
+            steps.append(self._run_shutdown_hooks)
         failure: Exception | None = None
         for step in steps:
             try:
@@ -238,6 +244,38 @@ class Server:
                 failure = failure or exc
         if failure is not None:
             raise failure
+
+    async def _run_startup_hooks(self) -> None:
+        """The Router's on_startup hooks, in order.
+
+        Raises:
+            LifespanFailure: one raised (the next ones do not run, nor do the
+                on_shutdown hooks).
+        """
+        assert self.router is not None
+        for hook in self.router.startup_hooks:
+            try:
+                await hook(self)
+            except Exception as exc:
+                name = getattr(hook, "__qualname__", repr(hook))
+                raise LifespanFailure(f"on_startup hook {name} raised {exc!r}") from exc
+        self._hooks_started = bool(self.router.shutdown_hooks)
+
+    async def _run_shutdown_hooks(self) -> None:
+        """The Router's on_shutdown hooks, in order, each within ``shutdown_timeout``
+        + ``close_timeout`` (then cancelled); a failure is logged, and the next run."""
+        assert self.router is not None
+        self._hooks_started = False
+        limit = self.config.shutdown_timeout + self.config.close_timeout
+        for hook in self.router.shutdown_hooks:
+            name = getattr(hook, "__qualname__", repr(hook))
+            try:
+                async with asyncio.timeout(limit):
+                    await hook(self)
+            except TimeoutError:
+                logger.error("on_shutdown hook %s did not end within %s s: cancelled", name, limit)
+            except Exception:
+                logger.exception("on_shutdown hook %s failed", name)
 
     async def _start_serving(self) -> None:
         """After the lifespan startup: the broker, the timers, listening."""

@@ -1,0 +1,138 @@
+"""A Router's on_startup and on_shutdown hooks: what a Router app does before it
+serves and after (a database pool, a background task), with or without the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from wsserver import LifespanFailure, Request, Router, Server, WebSocket, serve
+
+from .test_cli import run_cli_to_end
+
+TIMEOUT = 5
+
+
+def hooked_routes(events: list[str]) -> Router:
+    routes = Router()
+
+    @routes.on_startup
+    async def open_pool(server: Server) -> None:
+        events.append(f"startup listening={bool(server.sockets)}")
+        await asyncio.sleep(0.01)
+        server.pool = "the pool"  # type: ignore[attr-defined]
+
+    @routes.on_startup
+    async def second(server: Server) -> None:
+        events.append("second startup")
+
+    @routes.on_shutdown
+    async def close_pool(server: Server) -> None:
+        events.append(f"shutdown open={len(server.websockets)}")
+
+    @routes.websocket("/")
+    async def uses_pool(request: Request, ws: WebSocket) -> None:
+        await ws.send(request.server.pool)  # type: ignore[attr-defined]
+        await ws.wait_closed()
+
+    return routes
+
+
+async def test_hooks_run_before_listening_and_after_the_last_connection() -> None:
+    events: list[str] = []
+    server = serve(hooked_routes(events), "127.0.0.1", 0, ping_interval=None)
+    await server.start()
+    assert events == ["startup listening=False", "second startup"]
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "the pool"
+        await server.close()
+        assert ws.close_code == 1001
+    assert events[2:] == ["shutdown open=0"]
+
+
+async def test_a_startup_hook_that_raises_stops_the_start() -> None:
+    events: list[str] = []
+    routes = hooked_routes(events)
+
+    @routes.on_startup
+    async def no_database(server: Server) -> None:
+        raise ConnectionError("no database today")
+
+    server = serve(routes, "127.0.0.1", 0)
+    with pytest.raises(LifespanFailure, match="no_database raised ConnectionError"):
+        await server.start()
+    assert not server.sockets  # it never listened
+    assert events == ["startup listening=False", "second startup"]  # no shutdown hooks
+
+
+async def test_a_shutdown_hook_that_fails_or_hangs_is_logged_and_the_next_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events: list[str] = []
+    routes = Router()
+
+    @routes.on_shutdown
+    async def fails(server: Server) -> None:
+        raise RuntimeError("the pool is gone already")
+
+    @routes.on_shutdown
+    async def hangs(server: Server) -> None:
+        await asyncio.sleep(30)
+
+    @routes.on_shutdown
+    async def last(server: Server) -> None:
+        events.append("last")
+
+    server = serve(routes, "127.0.0.1", 0, shutdown_timeout=0.1, close_timeout=0.1)
+    await server.start()
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    assert events == ["last"]
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("on_shutdown hook" in m and "fails failed" in m for m in logged), logged
+    assert any("hangs did not end within 0.2 s" in m for m in logged), logged
+
+
+@pytest.mark.parametrize(
+    ("hook", "said"),
+    [
+        (lambda server: None, "must be an async function"),
+        ("not a function", "must be an async function"),
+    ],
+)
+def test_a_hook_that_cannot_be_one_is_refused(hook: Any, said: str) -> None:
+    routes = Router()
+    with pytest.raises(TypeError, match=said):
+        routes.on_startup(hook)
+    with pytest.raises(TypeError, match=said):
+        routes.on_shutdown(hook)
+
+    async def no_server() -> None: ...
+
+    with pytest.raises(TypeError, match="cannot be called with the server"):
+        routes.on_startup(no_server)  # type: ignore[arg-type]
+    assert routes.startup_hooks == [] and routes.shutdown_hooks == []
+
+
+FAILING_STARTUP = """
+from wsserver import Router
+
+routes = Router()
+
+@routes.on_startup
+async def connect(server):
+    raise ConnectionError("no database today")
+"""
+
+
+async def test_the_cli_exits_3_when_a_startup_hook_raises(tmp_path: Path) -> None:
+    name = f"hooks_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(FAILING_STARTUP)
+    code, err = await run_cli_to_end(f"{name}:routes", "--app-dir", str(tmp_path), "--port", "0")
+    assert code == 3, err
+    assert "startup failed: on_startup hook connect raised ConnectionError" in err, err
+    assert "ASGI" not in err and "listening on" not in err, err
