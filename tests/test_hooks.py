@@ -136,3 +136,14 @@ async def test_the_cli_exits_3_when_a_startup_hook_raises(tmp_path: Path) -> Non
     assert code == 3, err
     assert "startup failed: on_startup hook connect raised ConnectionError" in err, err
     assert "ASGI" not in err and "listening on" not in err, err
+
+
+async def test_the_test_client_runs_the_hooks() -> None:
+    from wsserver.testing import TestClient
+
+    events: list[str] = []
+    async with TestClient(hooked_routes(events)) as client:
+        assert events == ["startup listening=False", "second startup"]
+        async with client.websocket("/") as ws:
+            assert await ws.receive_text() == "the pool"
+    assert events[2:] == ["shutdown open=0"]

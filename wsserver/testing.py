@@ -13,7 +13,7 @@
             assert response.status == 200
 
 :class:`TestClient` runs the real server in the test's event loop: ``serve(app,
-listen=False, **settings)``, started (an ASGI app's lifespan included) and closed
+listen=False, **settings)``, started (an ASGI app's lifespan, a Router's hooks included) and closed
 (``Server.close()``, graceful) on exit. Each connection is a real
 ``socket.socketpair()``: one end is handed to the server
 (:meth:`wsserver.Server.accept_socket`), the client speaks over the other. So
