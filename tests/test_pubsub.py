@@ -78,6 +78,9 @@ def test_envelope_round_trip() -> None:
         ("redis://default:s3cret/Zm9v@cache:6379/0", "'redis://default:***@cache:6379/0'"),
         ("redis://default:Zm9v/s3cret@cache:6379/0", "is not a Redis URL redis-py can read"),
         ("redis://default:s3cret#x@cache:6379/0", "'redis://default:***@cache:6379/0'"),
+        # An @ in the query is the query's: the password= before it was shown.
+        ("redis://cache/1x?password=s3cret&client_name=me@x", "password=***&client_name=me@x"),
+        ("http://cache/0?password=s3cret@x", "'http://cache/0?password=***'"),
         ("http://cache/0", "expected 'memory' or a redis://, rediss:// or unix:// URL"),
         (123, "broker must be a Broker, a URL or 'memory', not int"),  # (an AttributeError)
     ],

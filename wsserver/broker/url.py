@@ -13,23 +13,37 @@ __all__ = ["REDIS_SCHEMES", "check_redis_url", "redacted"]
 #: How the URLs of a Redis server begin: TCP, TLS, a Unix socket.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
-_PASSWORD_PARAMETER = re.compile(r"(^|&)(password=)[^&]*")
+#: A ``password=`` parameter's value, wherever it is (a mistyped URL's too).
+_PASSWORD_PARAMETER = re.compile(r"(^|[?&;])(password=)[^&#]*")
+#: An authority that is a host and maybe a port: no user info in it.
+_HOST_PORT = re.compile(r"(?:\[[^\]]*\]|[^:@\[\]]*)(?::\d*)?")
 
 
 def _split(url: str) -> tuple[str, str | None, str]:
     """``url`` as (its scheme with ``://`` or ``:``, its user info or None, the rest).
 
-    The user info is all before the last ``@`` of what follows ``://``
-    (unless a path begins there: ``unix:///run/redis.sock``), whatever it
-    holds: a password may have ``/``, ``?``, ``#`` or ``@`` in it, which
-    ``urlsplit`` would take for the end of the host.
+    The user info ends at the last ``@`` before the path (``/``), query
+    (``?``) or fragment (``#``). A password may hold those too (it should be
+    percent-encoded: redis-py cannot read it otherwise): when what comes
+    before the first of them is not a host and port (``user:pa/ss@host``),
+    the user info runs to the first ``@`` after it. An ``@`` further on
+    (``?client_name=me@host``) is the query's.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:  # (not a URL: redis:/user:pw@host, user:pw@host)
         colon = url.find(":") + 1
-        scheme, sep, rest = "", url[:colon], url[colon:]
-    at = rest.rfind("@")
-    if at < 0 or (sep == "://" and rest.startswith("/")):
+        start, rest = url[:colon], url[colon:]
+        at = rest.rfind("@")
+        return (start, None, rest) if at < 0 else (start, rest[:at], rest[at:])
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    at = authority.rfind("@")
+    if at < 0 and not _HOST_PORT.fullmatch(authority):
+        at = rest.find("@", end)  # (a password with / ? or # in it)
+        if at < 0:  # (and no host after it: all that follows may be the password)
+            colon = authority.find(":")
+            return scheme + sep, authority[: colon + 1] + "***", ""
+    if at < 0:
         return scheme + sep, None, rest
     return scheme + sep, rest[:at], rest[at:]
 
@@ -41,6 +55,7 @@ def redacted(url: str) -> str:
     Text that is not a URL (a mistyped one: ``redis:/user:pw@host``) has
     all that comes before an ``@`` hidden, since a password may be there.
     """
+    url = _PASSWORD_PARAMETER.sub(r"\1\2***", url)
     start, info, rest = _split(url)
     if info is not None:
         if "://" not in start:
@@ -48,9 +63,6 @@ def redacted(url: str) -> str:
         elif ":" in info:
             info = info.partition(":")[0] + ":***"
         # (else a user name alone: no password in it)
-    query = rest.find("?")
-    if query >= 0:
-        rest = rest[: query + 1] + _PASSWORD_PARAMETER.sub(r"\1\2***", rest[query + 1 :])
     return start + (info or "") + rest
 
 
