@@ -147,3 +147,39 @@ async def test_the_test_client_runs_the_hooks() -> None:
         async with client.websocket("/") as ws:
             assert await ws.receive_text() == "the pool"
     assert events[2:] == ["shutdown open=0"]
+
+
+async def test_the_hooks_run_while_the_broker_is_attached() -> None:
+    # They ran before the broker attached and after it detached: a Redis
+    # broker dropped what a hook published, and presence was this process's.
+    from wsserver.broker import MemoryBroker
+
+    events: list[str] = []
+
+    class Watched(MemoryBroker):
+        async def attach(self, node: Any) -> None:
+            events.append("attach")
+            await super().attach(node)
+
+        async def detach(self, node: Any) -> None:
+            events.append("detach")
+            await super().detach(node)
+
+        def publish(self, node: Any, topic: str, message: str | bytes) -> bool:
+            events.append(f"publish {message!r}")
+            return super().publish(node, topic, message)
+
+    routes = Router()
+
+    @routes.on_startup
+    async def hello(server: Server) -> None:
+        await server.publish("news", "hello")
+
+    @routes.on_shutdown
+    async def bye(server: Server) -> None:
+        await server.publish("news", "bye")
+
+    server = serve(routes, "127.0.0.1", 0, broker=Watched())
+    await server.start()
+    await server.close()
+    assert events == ["attach", "publish 'hello'", "publish 'bye'", "detach"]

@@ -206,8 +206,6 @@ class Server:
         self.loop = asyncio.get_running_loop()
         if self.asgi is not None:
             await self.asgi.startup()  # raises LifespanFailure
-        if self.router is not None:
-            await self._run_startup_hooks()  # raises LifespanFailure
         try:
             await self._start_serving()
         except BaseException:  # (cancelled too: a stop signal during the start)
@@ -217,23 +215,25 @@ class Server:
         self._started = True
 
     async def _stop_services(self) -> None:
-        """Stop what start() started besides listening: the timers, the broker,
-        the metrics and status tasks, and last the application's lifespan.
+        """Stop what start() started besides listening: the timers, a Router's
+        shutdown hooks, the broker, the metrics and status tasks, and last the
+        application's lifespan.
 
         Each is stopped even if one before failed (a broker that fails to
         detach does not skip the lifespan shutdown); the first failure is
         raised at the end.
         """
         self._close_deadlines()
-        steps: list[Callable[[], Awaitable[None]]] = [self.pubsub.close]
+        steps: list[Callable[[], Awaitable[None]]] = []
+        if self._hooks_started:
+            steps.append(self._run_shutdown_hooks)  # (they may still publish)
+        steps.append(self.pubsub.close)
         if self.metrics is not None:
             steps.append(self.metrics.stop)
         if self.status is not None:
             steps.append(self.status.stop)
         if self.asgi is not None:
             steps.append(self.asgi.shutdown)
-        if self._hooks_started:
-            steps.append(self._run_shutdown_hooks)
         failure: Exception | None = None
         for step in steps:
             try:
@@ -278,8 +278,11 @@ class Server:
                 logger.exception("on_shutdown hook %s failed", name)
 
     async def _start_serving(self) -> None:
-        """After the lifespan startup: the broker, the timers, listening."""
+        """After the lifespan startup: the broker, a Router's startup hooks (which
+        may publish), the timers, listening."""
         await self.pubsub.start()
+        if self.router is not None:
+            await self._run_startup_hooks()  # raises LifespanFailure
         if self.metrics is not None:
             self.metrics.start()
         if self.status is not None:
