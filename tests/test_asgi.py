@@ -1397,8 +1397,9 @@ async def test_a_streamed_response_notices_the_client_leaving_without_receive(
     assert outcome == ["ClientDisconnected"]
 
 
+@pytest.mark.parametrize("size", [3, 200_000])
 async def test_a_streamed_response_notices_the_client_leaving_after_the_app_read_its_body(
-    run_asgi: Any,
+    run_asgi: Any, size: int
 ) -> None:
     # The app streams while it reads the request's body: each receive()
     # paused reading again once served, and the client's FIN went unseen.
@@ -1412,11 +1413,13 @@ async def test_a_streamed_response_notices_the_client_leaving_after_the_app_read
         await send({"type": "http.response.body", "body": b"started\n", "more_body": True})
         body = b""
         while True:
+            await asyncio.sleep(0.01)  # (slowly: what comes meanwhile waits, within a bound)
             message = await receive()
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        await send({"type": "http.response.body", "body": b"got " + body, "more_body": True})
+        got = b"got " + str(len(body)).encode()
+        await send({"type": "http.response.body", "body": got, "more_body": True})
         await go.wait()
         try:
             await send({"type": "http.response.body", "body": b"tick", "more_body": True})
@@ -1427,10 +1430,10 @@ async def test_a_streamed_response_notices_the_client_leaving_after_the_app_read
 
     server = await run_asgi(app)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
+    head = f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode()
+    writer.write(head + b"a" * size)  # (all of it here before the app reads: over the bound)
     await asyncio.wait_for(reader.readuntil(b"started"), TIMEOUT)
-    writer.write(b"abc")
-    await asyncio.wait_for(reader.readuntil(b"got abc"), TIMEOUT)
+    await asyncio.wait_for(reader.readuntil(f"got {size}".encode()), TIMEOUT)
     writer.close()
     await wait_for(lambda: not server.connections, what="the server to see the client leave")
     go.set()

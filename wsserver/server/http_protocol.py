@@ -866,6 +866,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if not piece[1]:
                     self._reading_body = False
                     self._stop_open_timer()
+                    self._body_taken()
                 return piece
             try:
                 event = next_event(h)
@@ -882,11 +883,21 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if self._reading_body:
                     self._reading_body = False
                     self._stop_open_timer()
+                self._body_taken()
                 return b"", False
             if event is not h11.NEED_DATA:
                 return None  # ConnectionClosed
             await self._wait_for_data(cycle)
         return None
+
+    def _body_taken(self) -> None:
+        """The application has the whole request body. While its response
+        streams, read on: what comes now is a next request's (or the client's
+        leaving), within a bound of its own (the body's bytes counted to it,
+        and reading may have paused on them)."""
+        if self._streaming and not self.closing:
+            self._kept = 0
+            self.transport.resume_reading()
 
     async def _wait_for_data(self, cycle: int) -> None:
         """Read the socket until data comes (or the client leaves, or the response ends).
