@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import struct
 import time
 
 import pytest
+import trustme
 import websockets
 
 from wsserver import Request, Router, WebSocket
@@ -16,6 +18,16 @@ from wsserver.protocol.frames import Opcode, parse_close, serialize_frame
 
 from .conftest import StartServer
 from .helpers import MASK, RawClient, upgrade_request
+
+
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server's context with a certificate for 127.0.0.1, and a client's that trusts it."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
 
 
 def echo_routes() -> Router:
@@ -64,8 +76,9 @@ async def test_a_slow_reader_that_keeps_reading_is_not_declared_dead(
     assert client.close_code == 1000
 
 
+@pytest.mark.parametrize("tls", [False, True])
 async def test_a_peer_waiting_on_a_handler_that_is_behind_is_not_declared_dead(
-    run_server: StartServer,
+    run_server: StartServer, tls: bool
 ) -> None:
     # The handler is busy (3 ping_timeouts) while the client has sent more
     # than max_queue messages and waits. Reading is paused, the client's pongs
@@ -81,18 +94,29 @@ async def test_a_peer_waiting_on_a_handler_that_is_behind_is_not_declared_dead(
         count = 0
         async for _ in ws:
             count += 1
-            if count == 500:
+            if count == 20:
                 await ws.send(str(count))
 
+    # (TLS: the pong waits in the TLS layer's buffer, which reads on: the
+    # socket has nothing unread. It was closed with 1011 all the same.)
+    server_tls, client_tls = tls_contexts() if tls else (None, None)
     server = await run_server(
-        routes, ping_interval=interval, ping_timeout=timeout, max_queue=4, compression=None
+        routes,
+        ping_interval=interval,
+        ping_timeout=timeout,
+        max_queue=4,
+        compression=None,
+        ssl=server_tls,
     )
     async with websockets.connect(
-        f"ws://127.0.0.1:{server.port}/", ping_interval=None, compression=None
+        f"{'wss' if tls else 'ws'}://127.0.0.1:{server.port}/",
+        ping_interval=None,
+        compression=None,
+        ssl=client_tls,
     ) as client:
-        for _ in range(500):
+        for _ in range(20):
             await client.send(b"x" * 1024)
-        assert await asyncio.wait_for(client.recv(), 10) == "500"
+        assert await asyncio.wait_for(client.recv(), 10) == "20"
     assert client.close_code == 1000
     assert server.counters.keepalive_timeouts == 0
 

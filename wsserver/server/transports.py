@@ -135,13 +135,22 @@ def unsent_bytes(transport: asyncio.BaseTransport) -> int | None:
 
 
 def unread_bytes(transport: asyncio.BaseTransport) -> int | None:
-    """How many received bytes wait in the transport's socket, unread (None: unknown).
+    """How many received bytes wait unread, in the socket or the TLS layer (None: unknown).
 
     ``FIONREAD`` on the socket: what the kernel holds that asyncio has not
-    read yet (for TLS, encrypted bytes). Unknown where the platform has no
-    ``FIONREAD`` (Windows) or the transport has no socket.
+    read yet; for TLS, with the encrypted bytes its layer read on and holds
+    (``get_read_buffer_size()``: it reads while the application is paused).
+    Unknown where the platform has no ``FIONREAD`` (Windows) or the
+    transport has no socket.
     """
-    return _ioctl_count(transport, _FIONREAD)
+    count = _ioctl_count(transport, _FIONREAD)
+    buffered = getattr(transport, "get_read_buffer_size", None)
+    if count is not None and buffered is not None:
+        try:
+            count += int(buffered())
+        except (AttributeError, TypeError, ValueError):  # (a transport that cannot tell)
+            pass
+    return count
 
 
 #: poll()'s events for a peer that shut down its side (FIN), or a reset or error.
