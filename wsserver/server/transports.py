@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import socket
@@ -146,10 +147,8 @@ def unread_bytes(transport: asyncio.BaseTransport) -> int | None:
     count = _ioctl_count(transport, _FIONREAD)
     buffered = getattr(transport, "get_read_buffer_size", None)
     if count is not None and buffered is not None:
-        try:
+        with contextlib.suppress(AttributeError, TypeError, ValueError):  # (it cannot tell)
             count += int(buffered())
-        except (AttributeError, TypeError, ValueError):  # (a transport that cannot tell)
-            pass
     return count
 
 
