@@ -9,6 +9,7 @@ and a raw socket where bytes matter. Starlette and FastAPI are in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import json
@@ -1439,6 +1440,34 @@ async def test_a_streamed_response_notices_the_client_leaving_after_the_app_read
     go.set()
     await wait_for(lambda: outcome, what="the app's send")
     assert outcome == ["ClientDisconnected"]
+
+
+async def test_an_app_that_goes_on_when_cancelled_is_named_at_shutdown(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        entered.set()
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.CancelledError):  # (the mistake)
+                await asyncio.sleep(0.05)
+
+    server = await run_asgi(app, shutdown_timeout=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /stubborn HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    stop.set()
+    writer.close()
+    said = [r.getMessage() for r in caplog.records if "left running" in r.getMessage()]
+    assert said == [
+        "shutdown: the application's task for /stubborn went on when cancelled "
+        "(it caught the CancelledError); left running"
+    ]
 
 
 async def test_http_app_failing_before_a_response_is_500(

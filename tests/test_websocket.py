@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import json
@@ -312,6 +313,7 @@ class TestControlFrames:
                     said.append(str(exc))
             with pytest.raises(TypeError):
                 ws.send_ping(2.5)  # type: ignore[arg-type]
+            await asyncio.wait_for(await ws.ping(array.array("B", b"any buffer")), 5)
             await ws.send(said)
 
         server = await run_server(routes)

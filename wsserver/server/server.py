@@ -875,6 +875,9 @@ def _what_task(task: asyncio.Task[Any]) -> str:
     frame = getattr(task.get_coro(), "cr_frame", None)
     owner = frame.f_locals.get("self") if frame is not None else None
     path = getattr(getattr(owner, "request", None), "path", None)
+    scope = getattr(owner, "scope", None)  # (an ASGI request's HttpCycle)
+    if path is None and isinstance(scope, dict):
+        path = scope.get("path")
     if isinstance(path, str):
         if isinstance(owner, WebSocketProtocol):
             return f"the WebSocket handler of {path}"

@@ -610,9 +610,10 @@ def _control_payload(data: Any, what: str) -> bytes:
     """A ping's or pong's payload: a str (UTF-8) or bytes-like; TypeError for anything else."""
     if isinstance(data, str):
         return data.encode("utf-8")
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError(f"a {what}'s data is str or bytes, not {type(data).__name__}")
+    try:
+        return bytes(memoryview(data))  # (any bytes-like object: not an int's NUL bytes)
+    except TypeError:
+        raise TypeError(f"a {what}'s data is str or bytes, not {type(data).__name__}") from None
 
 
 def whole_message(data: Any) -> str | bytes:
