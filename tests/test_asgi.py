@@ -1457,7 +1457,7 @@ async def test_an_app_that_goes_on_when_cancelled_is_named_at_shutdown(
                 await asyncio.sleep(0.05)
 
     server = await run_asgi(app, shutdown_timeout=0.2)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /stubborn HTTP/1.1\r\nHost: x\r\n\r\n")
     await asyncio.wait_for(entered.wait(), TIMEOUT)
     await asyncio.wait_for(server.close(), TIMEOUT)
