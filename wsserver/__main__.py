@@ -578,8 +578,10 @@ async def run(
         # Whatever happens, the process ends: a shutdown that hangs (an
         # application, a dependency) must not leave it running, orphaned. Past
         # what it may take: the handshakes (a restart), the handlers' grace,
-        # the closing handshakes, the ASGI lifespan's shutdown (the last two again).
-        limit = 2 * (config.shutdown_timeout + config.close_timeout)
+        # the closing handshakes, the ASGI lifespan's shutdown (the last two
+        # again), or each of a Router's shutdown hooks.
+        hooks = len(server.router.shutdown_hooks) if server.router is not None else 0
+        limit = (2 + max(0, hooks - 1)) * (config.shutdown_timeout + config.close_timeout)
         limit += (config.open_timeout or 10) + 15
         loop.call_later(limit, _exit_late, limit)
         starting.cancel()  # (if it is still under way)
