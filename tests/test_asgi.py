@@ -1364,6 +1364,32 @@ async def test_http_disconnect_when_the_client_goes_away(run_asgi: Any) -> None:
     assert await asyncio.wait_for(heard, TIMEOUT) == {"type": "http.disconnect"}
 
 
+class LateSend:
+    """A streaming app's send() once the client has left, and what became of it."""
+
+    def __init__(self) -> None:
+        self._go = asyncio.Event()
+        self._outcome: list[str] = []
+
+    async def send(self, send: Any) -> None:
+        """In the app: wait for the word, send a piece, and note whether it raised."""
+        await self._go.wait()
+        try:
+            await send({"type": "http.response.body", "body": b"data: tick\n\n", "more_body": True})
+        except OSError as exc:
+            self._outcome.append(type(exc).__name__)
+        else:
+            self._outcome.append("sent")
+
+    async def outcome_once_the_client_left(self, server: Any) -> str:
+        """In the test, after closing the client: let the app send once the server saw it."""
+        await wait_for(lambda: not server.connections, what="the server to see the client leave")
+        self._go.set()
+        await wait_for(lambda: self._outcome, what="the app's send")
+        (outcome,) = self._outcome
+        return outcome
+
+
 async def test_a_streamed_response_notices_the_client_leaving_without_receive(
     run_asgi: Any,
 ) -> None:
@@ -1371,31 +1397,21 @@ async def test_a_streamed_response_notices_the_client_leaving_without_receive(
     # listen for http.disconnect; it counts on send() raising). Reading was
     # paused, so the client's FIN went unseen: the next send "succeeded", and
     # only the one after that failed.
-    go = asyncio.Event()
-    outcome: list[str] = []
+    late = LateSend()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await lifespan_unsupported(scope):
             return
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": b"data: hello\n\n", "more_body": True})
-        await go.wait()
-        try:
-            await send({"type": "http.response.body", "body": b"data: tick\n\n", "more_body": True})
-        except OSError as exc:
-            outcome.append(type(exc).__name__)
-        else:
-            outcome.append("sent")
+        await late.send(send)
 
     server = await run_asgi(app)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
     await asyncio.wait_for(reader.readuntil(b"data: hello"), TIMEOUT)
     writer.close()
-    await wait_for(lambda: not server.connections, what="the server to see the client leave")
-    go.set()
-    await wait_for(lambda: outcome, what="the app's send")
-    assert outcome == ["ClientDisconnected"]
+    assert await late.outcome_once_the_client_left(server) == "ClientDisconnected"
 
 
 @pytest.mark.parametrize("size", [3, 200_000])
@@ -1404,8 +1420,7 @@ async def test_a_streamed_response_notices_the_client_leaving_after_the_app_read
 ) -> None:
     # The app streams while it reads the request's body: each receive()
     # paused reading again once served, and the client's FIN went unseen.
-    go = asyncio.Event()
-    outcome: list[str] = []
+    late = LateSend()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await lifespan_unsupported(scope):
@@ -1421,13 +1436,7 @@ async def test_a_streamed_response_notices_the_client_leaving_after_the_app_read
                 break
         got = b"got " + str(len(body)).encode()
         await send({"type": "http.response.body", "body": got, "more_body": True})
-        await go.wait()
-        try:
-            await send({"type": "http.response.body", "body": b"tick", "more_body": True})
-        except OSError as exc:
-            outcome.append(type(exc).__name__)
-        else:
-            outcome.append("sent")
+        await late.send(send)
 
     server = await run_asgi(app)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -1436,10 +1445,7 @@ async def test_a_streamed_response_notices_the_client_leaving_after_the_app_read
     await asyncio.wait_for(reader.readuntil(b"started"), TIMEOUT)
     await asyncio.wait_for(reader.readuntil(f"got {size}".encode()), TIMEOUT)
     writer.close()
-    await wait_for(lambda: not server.connections, what="the server to see the client leave")
-    go.set()
-    await wait_for(lambda: outcome, what="the app's send")
-    assert outcome == ["ClientDisconnected"]
+    assert await late.outcome_once_the_client_left(server) == "ClientDisconnected"
 
 
 async def test_an_app_that_goes_on_when_cancelled_is_named_at_shutdown(
