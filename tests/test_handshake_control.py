@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json as json_module
 import logging
 from typing import Any
 
@@ -11,7 +12,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from wsserver import Request, Router, WebSocket
-from wsserver.response import Response, json, text
+from wsserver.response import Acceptance, Response, accept, json, text
 
 from .conftest import StartServer
 
@@ -27,8 +28,6 @@ async def reply_info(request: Request, ws: WebSocket) -> None:
 
 
 async def connect_info(port: int, path: str = "/", **kwargs: Any) -> dict[str, Any]:
-    import json as json_module
-
     async with websockets.connect(f"ws://127.0.0.1:{port}{path}", **kwargs) as ws:
         return json_module.loads(await ws.recv())  # type: ignore[no-any-return]
 
@@ -165,6 +164,73 @@ class TestOnConnect:
         access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
         assert any(" / 503 " in line for line in access), access
         caplog.clear()
+
+    async def test_hook_accepts_with_a_subprotocol_and_101_headers(
+        self, run_server: StartServer
+    ) -> None:
+        # accept(): the hook chooses among what the client offered (the route
+        # lists only "v1": the hook may go beyond it), and adds headers to the
+        # 101 (Set-Cookie twice). accept() without a subprotocol keeps the
+        # route's choice.
+        def negotiate(request: Request) -> Acceptance | Response:
+            assert isinstance(request.subprotocols, list)
+            if request.headers.get("x-plain"):
+                return accept(headers={"X-Session": "plain"})
+            if "v3" in request.subprotocols:
+                return accept("v3", [("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2")])
+            if not request.subprotocols:
+                return text("Offer a subprotocol", 400)
+            return accept()
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/", subprotocols=["v1"], on_connect=negotiate)
+        server = await run_server(routes)
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with websockets.connect(url, subprotocols=["v1", "v3"]) as ws:
+            assert ws.subprotocol == "v3"
+            assert ws.response.headers.get_all("Set-Cookie") == ["a=1; Path=/", "b=2"]
+            assert json_module.loads(await ws.recv())["subprotocol"] == "v3"
+        async with websockets.connect(url, subprotocols=["x", "v1"]) as ws:
+            assert ws.subprotocol == "v1"  # the route's choice, kept
+            assert "Set-Cookie" not in ws.response.headers
+        async with websockets.connect(
+            url, subprotocols=["v1"], additional_headers={"X-Plain": "1"}
+        ) as ws:
+            assert ws.subprotocol == "v1"
+            assert ws.response.headers["X-Session"] == "plain"
+        assert (await denied(server.port)).status_code == 400
+
+    async def test_hook_accepting_with_a_subprotocol_not_offered_is_500(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # RFC 6455 4.2.2: the server's subprotocol must be one the client
+        # offered; a hook that says otherwise is a bug, answered like one.
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/", on_connect=lambda request: accept("v9"))
+        server = await run_server(routes)
+        assert (await denied(server.port, subprotocols=["v1"])).status_code == 500
+        (record,) = [r for r in caplog.records if r.exc_info]
+        assert "'v9' was not offered by the client (it offered: v1)" in str(record.exc_info[1])
+
+    @pytest.mark.parametrize(
+        ("headers", "error"),
+        [
+            ({"Sec-WebSocket-Protocol": "v1"}, "writes the Sec-WebSocket-Protocol header itself"),
+            ({"connection": "close"}, "writes the connection header itself"),
+            ({"Content-Length": "0"}, "no Content-Length header"),
+            ({"X-A": "1\r\nX-B: 2"}, "invalid header"),
+            ({"X A": "1"}, "invalid header"),
+        ],
+    )
+    def test_accept_refuses_headers_a_101_cannot_carry(
+        self, headers: dict[str, str], error: str
+    ) -> None:
+        with pytest.raises(ValueError, match=error):
+            accept(headers=headers)
+
+    def test_accept_takes_a_str_subprotocol(self) -> None:
+        with pytest.raises(TypeError, match="not list"):
+            accept(["v1"])  # type: ignore[arg-type]
 
     async def test_close_1008_after_accepting(self, run_server: StartServer) -> None:
         routes = Router()

@@ -4,7 +4,9 @@ They are defined in :mod:`wsserver.app.response`.
 """
 
 from .app.response import (
+    Acceptance,
     Response,
+    accept,
     empty,
     html,
     html_response,
@@ -17,6 +19,8 @@ from .app.response import (
 
 __all__ = [
     "Response",
+    "Acceptance",
+    "accept",
     "text",
     "html",
     "json",

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from ..errors import BadRequest
+from ..protocol.handshake import comma_tokens
 from ..protocol.http import OWS, Headers
 
 __all__ = ["Headers", "QueryArgs", "Request"]
@@ -53,6 +54,7 @@ class Request:
             runs (at most ``max_body_size`` bytes); ``b""`` when there is none,
             and for WebSocket handshakes.
         ctx: a namespace for per-connection application state.
+        subprotocols: the WebSocket subprotocols the client offered, in its order.
         server: the :class:`~wsserver.Server` that received it (to publish, or
             ask for presence); None for a Request made by hand.
     """
@@ -143,6 +145,11 @@ class Request:
     def host(self) -> str:
         """The ``Host`` header (empty when absent)."""
         return self.headers.get("host", "")
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered (``Sec-WebSocket-Protocol``), in its order."""
+        return comma_tokens(self.headers, "sec-websocket-protocol")
 
     @property
     def cookies(self) -> dict[str, str]:

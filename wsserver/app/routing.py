@@ -30,7 +30,8 @@ __all__ = ["Route", "Router", "Resolution", "Handler", "OnConnect", "route_of"]
 Handler = Callable[..., Awaitable[Any]]
 #: A decorator for ``apply=[...]``: takes a handler, returns one.
 Decorator = Callable[[Any], Any]
-#: ``async def on_connect(request) -> Response | None`` (may also be a plain function).
+#: ``async def on_connect(request) -> Response | Acceptance | None`` (may also
+#: be a plain function).
 OnConnect = Callable[..., Any]
 #: A Router's ``on_startup`` / ``on_shutdown`` hook: ``async def hook(server)``.
 ServerHook = Callable[[Any], Awaitable[None]]
@@ -395,10 +396,12 @@ class Router:
                 router's setting).
             version: prefix the path with ``version_prefix`` + ``version``.
             version_prefix: see ``version``.
-            on_connect: ``(async) def hook(request) -> Response | None`` run
-                before the 101: it may fill ``request.ctx``, and deny the upgrade
+            on_connect: ``(async) def hook(request) -> Response | Acceptance | None``
+                run before the 101: it may fill ``request.ctx``, deny the upgrade
                 by returning a :class:`~wsserver.response.Response` (any status,
-                headers and body), which is sent instead of the 101.
+                headers and body), which is sent instead of the 101, or accept
+                it with a subprotocol and more 101 headers by returning
+                ``accept(subprotocol, headers)`` (:func:`wsserver.response.accept`).
             origins: ``Origin`` values accepted (exact strings; None in the list
                 accepts requests without an Origin header); others get 403.
                 None here uses the server's ``origins`` setting.

@@ -6,7 +6,9 @@ capacity) and returns either an :class:`Accept`, which holds everything the
 ``101 Switching Protocols`` says and the permessage-deflate agreement, or the
 :class:`~wsserver.protocol.http.Response` that denies the upgrade. An
 ``on_connect`` hook, which the I/O layer runs after an accept, has the last
-word through :meth:`Accept.answered`. Nothing here does I/O.
+word through :meth:`Accept.answered`: None, a :class:`Response`, or an
+:class:`Acceptance` (a subprotocol and more headers for the 101). Nothing here
+does I/O.
 
 The checks, each raising :class:`~wsserver.errors.HandshakeError` with the
 status to answer, are also usable alone: :func:`check_request`,
@@ -19,7 +21,7 @@ import binascii
 import hashlib
 import ipaddress
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ..errors import HandshakeError
@@ -28,6 +30,7 @@ from .http import (
     OWS,
     ErrorFormat,
     Headers,
+    HeadersLike,
     Response,
     error_response,
     valid_header,
@@ -37,6 +40,7 @@ from .http import (
 __all__ = [
     "GUID",
     "Accept",
+    "Acceptance",
     "decide",
     "accept_key",
     "check_request",
@@ -429,31 +433,86 @@ class Accept:
                 f"subprotocol {subprotocol!r} was not offered by the client "
                 f"(it offered: {', '.join(offered) or 'none'})"
             )
-        extra = []
-        for name, value in headers:
-            if not valid_header(name, value):
-                raise ValueError(f"invalid header in the 101 response: {name!r}: {value!r}")
-            if name.lower() in _OWN_101_HEADERS:
-                raise ValueError(f"the handshake writes the {name} header itself")
-            if name.lower() in _NOT_IN_1XX:
-                raise ValueError(f"a 101 response has no body: no {name} header")
-            extra.append((name, value))
+        extra = checked_101_headers(headers)
         return Accept(self.key, subprotocol, self.deflate, self.extensions, extra)
 
-    def answered(self, answer: object) -> Accept | Response:
+    def answered(self, answer: object, offered: Sequence[str] = ()) -> Accept | Response:
         """The final verdict once an ``on_connect`` hook answered ``answer``.
 
         None keeps the accept; a :class:`~wsserver.protocol.http.Response`
-        denies the upgrade with exactly that response.
+        denies the upgrade with exactly that response; an :class:`Acceptance`
+        keeps it with its subprotocol (when it names one; else the route's
+        choice stays) and its headers in the 101 (see :meth:`with_answer`).
+
+        Args:
+            answer: what the hook returned.
+            offered: the subprotocols the client offered.
 
         Raises:
-            TypeError: ``answer`` is neither.
+            TypeError: ``answer`` is none of those.
+            ValueError: the acceptance names a subprotocol the client did not offer.
         """
         if answer is None:
             return self
         if isinstance(answer, Response):
             return answer
-        raise TypeError(f"on_connect hook returned {type(answer).__name__}, not a Response or None")
+        if isinstance(answer, Acceptance):
+            subprotocol = self.subprotocol if answer.subprotocol is None else answer.subprotocol
+            return self.with_answer(offered, subprotocol, answer.headers)
+        raise TypeError(
+            f"on_connect hook returned {type(answer).__name__}, "
+            "not None, a Response or an accept()"
+        )
+
+
+class Acceptance:
+    """An ``on_connect`` hook's yes, with what the ``101`` should say (see
+    :func:`wsserver.response.accept`, which makes one).
+
+    Attributes:
+        subprotocol: the subprotocol to speak (one the client offered), or
+            None to keep the route's choice.
+        headers: more headers for the 101 (``Set-Cookie``, say).
+
+    Raises:
+        TypeError: ``subprotocol`` is not a str (or None).
+        ValueError: a header is malformed or one the 101 may not carry (see
+            :func:`checked_101_headers`).
+    """
+
+    __slots__ = ("subprotocol", "headers")
+
+    def __init__(self, subprotocol: str | None = None, headers: HeadersLike | None = None) -> None:
+        if subprotocol is not None and not isinstance(subprotocol, str):
+            raise TypeError(f"subprotocol must be a str or None, not {type(subprotocol).__name__}")
+        self.subprotocol = subprotocol
+        items = headers.items() if isinstance(headers, Mapping) else headers or ()
+        self.headers = checked_101_headers(items)
+
+    def __repr__(self) -> str:
+        return f"<Acceptance subprotocol={self.subprotocol!r} headers={len(self.headers)}>"
+
+
+def checked_101_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` as a list, once each is checked to be fit for a 101 response.
+
+    Raises:
+        ValueError: a header is malformed (a name that is not a token; CR, LF
+            or NUL in a value), one the handshake writes itself (``Upgrade``,
+            ``Connection``, ``Sec-WebSocket-*``: the subprotocol is chosen
+            apart), or one a 1xx response may not have (``Content-Length``,
+            ``Transfer-Encoding``).
+    """
+    checked = []
+    for name, value in headers:
+        if not valid_header(name, value):
+            raise ValueError(f"invalid header in the 101 response: {name!r}: {value!r}")
+        if name.lower() in _OWN_101_HEADERS:
+            raise ValueError(f"the handshake writes the {name} header itself")
+        if name.lower() in _NOT_IN_1XX:
+            raise ValueError(f"a 101 response has no body: no {name} header")
+        checked.append((name, value))
+    return checked
 
 
 def over_capacity(

@@ -657,7 +657,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             answer = route.on_connect(request)
             if inspect.isawaitable(answer):
                 answer = await answer
-            final = accept.answered(answer)
+            final = accept.answered(answer, request.subprotocols)
             if self._transport_closing:
                 return  # shut down (503) while the hook decided
             if isinstance(final, Accept):
