@@ -38,7 +38,7 @@ from wsserver import (
 from wsserver.errors import ConcurrencyError
 from wsserver.protocol.frames import Opcode, serialize_frame
 from wsserver.protocol.http import Headers
-from wsserver.response import text
+from wsserver.response import raw, text
 from wsserver.testing import (
     ClientWebSocket,
     HandshakeDenied,
@@ -820,3 +820,138 @@ async def test_client_certificates_asked_for_without_tls_are_refused_without_a_p
     with pytest.raises(ConfigError, match="ssl_cert_reqs 2"):
         async with TestClient(echo.routes):
             pass
+
+
+# ================================================ found by a test writer's review
+
+
+async def test_no_timeout_still_closes_the_server_on_the_way_out() -> None:
+    # TestClient(timeout=None) waited without limit, then failed to leave
+    # (min(None, ...)): the server stayed open and on_shutdown never ran.
+    routes = _echo_routes()
+    ran = []
+
+    @routes.on_shutdown
+    async def down(server: Any) -> None:
+        ran.append("down")
+
+    client = TestClient(routes, timeout=None)
+    async with client, client.websocket("/ws") as ws:
+        await ws.send("a")
+        assert await ws.receive() == "a"
+    assert client.server.closing and ran == ["down"]
+
+
+async def test_connect_gives_compression_to_both_sides() -> None:
+    # connect(routes, compression="deflate") offered deflate to a Router's
+    # server that had it off: never agreed.
+    async with connect(_echo_routes(), "/ws", compression="deflate") as ws:
+        assert ws.compression == "deflate"
+        await ws.send("x" * 1000)
+        assert await ws.receive() == "x" * 1000
+    async with connect(asgi_echo.app, "/") as ws:  # left out: the server's default
+        assert ws.compression == "deflate"
+    async with connect(_echo_routes(), "/ws") as ws:
+        assert ws.compression is None
+
+
+async def test_a_close_code_that_cannot_be_sent_leaves_the_websocket_as_it_was() -> None:
+    async with TestClient(_echo_routes(), timeout=2) as client, client.websocket("/ws") as ws:
+        for code in (70000, -1):
+            with pytest.raises(ValueError, match="0 to 65535"):
+                await ws.close(code)
+        with pytest.raises(UnicodeEncodeError):
+            await ws.close(1000, "\ud800")
+        await ws.send("still open")
+        assert await ws.receive() == "still open"
+        started = asyncio.get_running_loop().time()
+        await ws.close()
+        assert ws.close_code == 1000
+        assert asyncio.get_running_loop().time() - started < 1
+
+
+async def test_a_fragment_that_cannot_be_encoded_sends_nothing() -> None:
+    # The first fragment went before the second failed: the next message
+    # was then a protocol error (1002).
+    async with TestClient(_echo_routes()) as client, client.websocket("/ws") as ws:
+        with pytest.raises(UnicodeEncodeError):
+            await ws.send_fragments(["ok", "\ud800"])
+        await ws.send("next")
+        assert await ws.receive() == "next"
+
+
+async def test_ping_data_is_str_or_bytes() -> None:
+    async with TestClient(_echo_routes()) as client, client.websocket("/ws") as ws:
+        with pytest.raises(TypeError, match="not int"):
+            await ws.ping(5)  # type: ignore[arg-type]
+        assert await ws.ping("abc") >= 0
+        assert await ws.ping(bytearray(b"abc")) >= 0
+
+
+def _subprotocol_routes() -> Router:
+    routes = Router()
+
+    @routes.websocket("/ws", subprotocols=["chat"])
+    async def chat_ws(request: Request, ws: WebSocket) -> None:
+        await ws.send(str(ws.subprotocol))
+
+    return routes
+
+
+async def test_a_subprotocol_offered_in_the_headers_counts_as_offered() -> None:
+    offer = {"Sec-WebSocket-Protocol": "x, chat"}
+    async with (
+        TestClient(_subprotocol_routes()) as client,
+        client.websocket("/ws", headers=offer) as ws,
+    ):
+        assert ws.subprotocol == "chat"
+        assert await ws.receive() == "chat"
+
+
+def _http_routes() -> Router:
+    routes = Router()
+
+    @routes.get("/charset/<name>")
+    async def charset(request: Request, name: str) -> Any:
+        return raw(b"caf\xe9 \xff", headers={"Content-Type": f"text/plain; charset={name}"})
+
+    @routes.get("/header")
+    async def header(request: Request) -> Any:
+        return text(request.headers.get("x-a", "-"))
+
+    return routes
+
+
+async def test_a_body_in_an_unknown_charset_is_read_as_utf_8() -> None:
+    async with TestClient(_http_routes()) as client:
+        assert (await client.get("/charset/latin-1")).text == "café ÿ"
+        # Unknown to Python, or not valid in its charset: U+FFFD, no exception.
+        assert (await client.get("/charset/nope")).text == "caf\ufffd \ufffd"
+        assert (await client.get("/charset/utf-8")).text == "caf\ufffd \ufffd"
+
+
+async def test_request_headers_that_cannot_be_sent_are_named() -> None:
+    async with TestClient(_http_routes()) as client:
+        with pytest.raises(TypeError, match="'X-A'"):
+            await client.get("/header", headers={"X-A": 1})  # type: ignore[dict-item]
+        with pytest.raises(ValueError, match=r"'X-A'.*latin-1"):
+            await client.get("/header", headers={"X-A": "ü€"})
+        assert (await client.get("/header", headers={"X-A": "ü"})).text == "ü"
+        with pytest.raises(ValueError, match="latin-1"):
+            await client.websocket("/ws", headers={"X-A": "€"})
+
+
+async def test_the_names_starlette_users_reach_for() -> None:
+    # A lowercase method went as it was (405); status_code, content,
+    # send_text and send_bytes are what Starlette's test client has.
+    async with TestClient(_echo_routes()) as client:
+        response = await client.request("get", "/x-a")
+        assert (response.status_code, response.content) == (200, b"[]")
+        async with client.websocket("/ws") as ws:
+            await ws.send_text("t")
+            await ws.send_bytes(b"b")
+            assert [await ws.receive(), await ws.receive()] == ["t", b"b"]
+            with pytest.raises(TypeError):
+                await ws.send_text(b"b")  # type: ignore[arg-type]
+            with pytest.raises(TypeError):
+                await ws.send_bytes("t")  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import codecs
 import collections
 import contextlib
 import json as jsonlib
@@ -81,6 +82,8 @@ __all__ = [
 #: Seconds any one wait of the client may take (a handshake, a response, a
 #: message) before it raises TimeoutError, unless told otherwise.
 DEFAULT_TIMEOUT = 5.0
+#: ``connect()``'s ``compression`` when left out: the server's default.
+_SERVERS_DEFAULT: Any = object()
 #: The ``Host`` header sent unless the test sends its own.
 DEFAULT_HOST = "testserver"
 
@@ -115,13 +118,28 @@ class ClientResponse:
 
     @property
     def text(self) -> str:
-        """The body decoded with the charset of ``Content-Type`` (UTF-8 if none)."""
+        """The body decoded with the charset of ``Content-Type`` (UTF-8 if none, or
+        one Python does not know); bytes that do not decode become U+FFFD."""
         charset = "utf-8"
         for param in self.headers.get("content-type", "").split(";")[1:]:
             name, _, value = param.strip().partition("=")
             if name.lower() == "charset" and value:
                 charset = value.strip('"')
-        return self.body.decode(charset)
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            charset = "utf-8"
+        return self.body.decode(charset, "replace")
+
+    @property
+    def status_code(self) -> int:
+        """:attr:`status`, under the name Starlette's and httpx's responses use."""
+        return self.status
+
+    @property
+    def content(self) -> bytes:
+        """:attr:`body`, under the name Starlette's and httpx's responses use."""
+        return self.body
 
     def json(self) -> Any:
         """The body, parsed as JSON."""
@@ -263,7 +281,26 @@ def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:
 
 
 def _encode_headers(items: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in items]
+    """The request's headers as bytes.
+
+    Raises:
+        TypeError: a name or value that is not a str.
+        ValueError: one that latin-1 cannot encode (RFC 8187 encodes other text).
+    """
+    encoded = []
+    for name, value in items:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(
+                f"header {name!r}: names and values are str, not "
+                f"{type(value if isinstance(name, str) else name).__name__}"
+            )
+        try:
+            encoded.append((name.encode("latin-1"), value.encode("latin-1")))
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"header {name!r}: {value!r} is not latin-1 (RFC 8187 encodes other text)"
+            ) from None
+    return encoded
 
 
 def _target(path: str) -> bytes:
@@ -393,7 +430,7 @@ class ClientWebSocket:
         *,
         subprotocol: str | None,
         deflate: PerMessageDeflate | None,
-        timeout: float,
+        timeout: float | None,
         received: bytes = b"",
     ) -> None:
         self._pipe = pipe
@@ -487,12 +524,14 @@ class ClientWebSocket:
         if not all(isinstance(piece, str | bytes | bytearray | memoryview) for piece in pieces):
             raise TypeError("send str (text) or bytes (binary)")
         self._check_open()
+        # Every piece encoded before the first frame goes: one that cannot be
+        # (a lone surrogate) must not leave half a message on the wire.
+        payloads = [piece.encode("utf-8") if isinstance(piece, str) else piece for piece in pieces]
         deflate = self._deflate if compress else None
         if deflate is not None:
-            deflate.start_deflate(len(pieces[0]))
-        last = len(pieces) - 1
-        for i, piece in enumerate(pieces):
-            payload = piece.encode("utf-8") if isinstance(piece, str) else piece
+            deflate.start_deflate(len(payloads[0]))
+        last = len(payloads) - 1
+        for i, payload in enumerate(payloads):
             opcode = (_TEXT if text else _BINARY) if i == 0 else _CONTINUATION
             if deflate is not None:
                 payload = deflate.deflate(payload, i == last)
@@ -503,19 +542,54 @@ class ClientWebSocket:
         """Send ``data`` as a JSON text message."""
         await self.send(jsonlib.dumps(data))
 
+    async def send_text(self, data: str) -> None:
+        """Send a text message (Starlette's test client's name; :meth:`send` takes both).
+
+        Raises:
+            TypeError: ``data`` is not a str.
+        """
+        if not isinstance(data, str):
+            raise TypeError(f"send_text() takes a str, not {type(data).__name__}")
+        await self.send(data)
+
+    async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        """Send a binary message (Starlette's test client's name; :meth:`send` takes both).
+
+        Raises:
+            TypeError: ``data`` is not bytes-like.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}")
+        await self.send(data)
+
     async def _drain(self) -> None:
         async with asyncio.timeout(self.timeout):
             await self._pipe.drain()
 
-    async def ping(self, data: bytes | None = None, *, timeout: float | None = None) -> float:
+    async def ping(
+        self,
+        data: str | bytes | bytearray | memoryview | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> float:
         """Send a ping and wait for its pong; return the round trip, in seconds.
 
+        ``data`` is the payload (a str goes as UTF-8); without it, a random one.
+
         Raises:
+            TypeError: ``data`` is neither str nor bytes-like.
             ValueError: ``data`` is longer than a control frame may carry (125 bytes).
             ConcurrencyError: a ping with the same ``data`` is still waiting for its pong.
         """
+        if isinstance(data, str):
+            payload = data.encode("utf-8")
+        elif data is None:
+            payload = os.urandom(4)
+        elif isinstance(data, bytes | bytearray | memoryview):
+            payload = bytes(data)
+        else:
+            raise TypeError(f"a ping's data is str or bytes, not {type(data).__name__}")
         self._check_open()
-        payload = os.urandom(4) if data is None else bytes(data)
         if len(payload) > 125:
             raise ValueError("a ping carries at most 125 bytes")
         if payload in self._pong_waiters:
@@ -542,8 +616,11 @@ class ClientWebSocket:
         """
         pipe = self._pipe
         if not pipe.lost and not self._close_sent:
+            if not 0 <= code <= 0xFFFF:
+                raise ValueError(f"a close code is two bytes: 0 to 65535, not {code}")
+            payload = serialize_close(code, reason)  # (a lone surrogate raises here)
             self._close_sent = True
-            self._write_frame(Opcode.CLOSE, serialize_close(code, reason))
+            self._write_frame(Opcode.CLOSE, payload)
         try:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
                 await asyncio.shield(pipe.closed)
@@ -806,7 +883,9 @@ class TestClient:
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
 
-    def __init__(self, app: Any, *, timeout: float = DEFAULT_TIMEOUT, **settings: Any) -> None:
+    def __init__(
+        self, app: Any, *, timeout: float | None = DEFAULT_TIMEOUT, **settings: Any
+    ) -> None:
         self.server: Server = serve(app, listen=False, **settings)
         self.timeout = timeout
         self._pipes: set[_Pipe] = set()
@@ -837,7 +916,9 @@ class TestClient:
             with contextlib.suppress(Exception):
                 await ws.close()
         if timeout is None:
-            timeout = min(self.timeout, self.server.config.shutdown_timeout)
+            timeout = self.server.config.shutdown_timeout
+            if self.timeout is not None:
+                timeout = min(self.timeout, timeout)
         await self.server.close(timeout)
         for pipe in list(self._pipes):
             pipe.abort()
@@ -909,7 +990,9 @@ class TestClient:
         try:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
                 out = h.send(
-                    h11.Request(method=method, target=_target(path), headers=_encode_headers(items))
+                    h11.Request(
+                        method=method.upper(), target=_target(path), headers=_encode_headers(items)
+                    )
                 )
                 if data:
                     out = (out or b"") + (h.send(h11.Data(data=data)) or b"")
@@ -987,7 +1070,7 @@ class TestClient:
         items: list[tuple[str, str]],
         subprotocols: list[str],
         deflate: bool,
-        timeout: float,
+        timeout: float | None,
     ) -> ClientWebSocket:
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         names = {name.lower() for name, _ in items}
@@ -1002,6 +1085,13 @@ class TestClient:
             ours.append(("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"))
         if subprotocols:
             ours.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
+        # What was offered is what the request says, ``headers`` included.
+        offered = subprotocols + [
+            token.strip(" \t")
+            for name, value in items
+            if name.lower() == "sec-websocket-protocol"
+            for token in value.split(",")
+        ]
         h = h11.Connection(h11.CLIENT)
         pipe = await self._open_pipe()
         try:
@@ -1018,7 +1108,7 @@ class TestClient:
                 raise HandshakeDenied(switch)
             _check_accept(switch.headers, key)
             subprotocol = switch.headers.get("sec-websocket-protocol")
-            if subprotocol is not None and subprotocol not in subprotocols:
+            if subprotocol is not None and subprotocol not in offered:
                 raise InvalidHandshake(
                     f"the server chose a subprotocol not offered: {subprotocol!r}"
                 )
@@ -1062,15 +1152,24 @@ async def connect(
     *,
     headers: HeadersArg = None,
     subprotocols: Iterable[str] | None = None,
-    compression: str | None = "deflate",
-    timeout: float = DEFAULT_TIMEOUT,
+    compression: Any = _SERVERS_DEFAULT,
+    timeout: float | None = DEFAULT_TIMEOUT,
     **settings: Any,
 ) -> AsyncIterator[ClientWebSocket]:
     """One WebSocket to a server of its own: ``async with connect(routes, "/ws") as ws:``.
 
     Short for a :class:`TestClient` with ``settings`` and one
-    :meth:`TestClient.websocket`; both are closed at the end.
+    :meth:`TestClient.websocket`; both are closed at the end. ``headers`` and
+    ``subprotocols`` are the upgrade request's (the server's own ``headers``
+    setting is a :class:`TestClient`'s); ``compression`` is both sides': the
+    server's setting (``"deflate"`` or None) and whether the client offers
+    permessage-deflate. Left out, the server has its default (off for a
+    Router, on for an ASGI app) and the client offers it.
     """
+    if compression is _SERVERS_DEFAULT:
+        compression = "deflate"
+    else:
+        settings["compression"] = compression
     async with (
         TestClient(app, timeout=timeout, **settings) as client,
         client.websocket(
