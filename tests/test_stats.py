@@ -132,6 +132,64 @@ async def test_handshakes_http_responses_close_codes_and_errors(
     assert stats["handler_errors"] == 1
 
 
+async def test_every_failing_handler_and_hook_is_counted_and_named_by_its_client(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Router's HTTP handler and on_connect hook that raised were logged and
+    # answered 500, but not counted in handler_errors; behind a proxy, their
+    # error lines (and a WebSocket handler's) named the proxy, while the
+    # access lines named the client.
+    caplog.set_level(logging.ERROR, logger="wsserver.server")
+    gone = asyncio.Event()
+
+    async def hook(request: Request) -> None:
+        raise RuntimeError("the hook broke")
+
+    r = routes()
+
+    @r.get("/page-broken")
+    async def page_broken(request: Request) -> Response:
+        raise RuntimeError("the page broke")
+
+    @r.get("/late-broken")
+    async def late_broken(request: Request) -> Response:
+        await gone.wait()  # the client left meanwhile: still a failure to count
+        raise RuntimeError("the late page broke")
+
+    @r.websocket("/hooked", on_connect=hook)
+    async def hooked(request: Request, ws: WebSocket) -> None:
+        await ws.recv()
+
+    server = await run_server(r, proxy_headers=True)
+    url = f"ws://127.0.0.1:{server.port}"
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"http://127.0.0.1:{server.port}/page-broken", headers=forwarded
+        )
+        assert response.status_code == 500
+    with pytest.raises(InvalidStatus):
+        await websockets.connect(url + "/hooked", additional_headers=forwarded)
+    async with websockets.connect(url + "/broken", additional_headers=forwarded) as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /late-broken HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
+    await asyncio.sleep(0.1)
+    writer.close()
+    await asyncio.sleep(0.1)
+    gone.set()
+    await settle(server)
+    for _ in range(100):
+        if server.stats()["handler_errors"] == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert server.stats()["handler_errors"] == 4
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 4, errors
+    assert all(line.endswith("from 203.0.113.7:0") for line in errors), errors
+
+
 async def test_upgrades_refused_for_the_server_s_limits_are_counted_as_handshakes(
     run_server: StartServer,
 ) -> None:

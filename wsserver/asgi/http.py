@@ -188,7 +188,7 @@ class HttpCycle:
         connection.close_transport()
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
-        logs.log_app_error(problem, self.scope["path"], self.connection.remote_address, exc)
+        logs.log_app_error(problem, self.scope["path"], self.connection.client_address, exc)
         self.connection.server.counters.handler_errors += 1
 
     # --------------------------------------------------------------- receive

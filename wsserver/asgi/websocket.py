@@ -148,7 +148,7 @@ class WebSocketSession:
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
         ws = self.websocket
-        address = ws.remote_address if ws is not None else self._http().remote_address
+        address = ws.remote_address if ws is not None else self._http().client_address
         logs.log_app_error(problem, self.path, address, exc)
         self.server.counters.handler_errors += 1
 

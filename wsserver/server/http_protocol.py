@@ -262,7 +262,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             request = self.request
             route = None if request is None or request.route is None else request.route.name
             log_access(
-                self.remote_address if request is None else request.remote_address,
+                self.client_address,
                 None if request is None else request.path,
                 self.status,
                 self.loop.time() - self._request_started,
@@ -763,16 +763,21 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # Past shutdown_timeout: the client still gets an answer.
                 self._shutting_down()
                 return
-        if task.cancelled() or self.lost or self.status == 101:
+        if task.cancelled():
             return
         exc = task.exception()
         if exc is not None:
+            # Counted and logged whether or not the client is still there.
+            self.server.counters.handler_errors += 1
             logger.error(
                 "error while handling %s from %s",
                 printable(self.request.path) if self.request else "-",
-                peer(self.remote_address),
+                peer(self.client_address),
                 exc_info=exc,
             )
+        if self.lost or self.status == 101:
+            return
+        if exc is not None:
             route = self.request.route if self.request is not None else None
             self.http_error(
                 500, "Internal Server Error", format=getattr(route, "error_format", "text")
@@ -836,6 +841,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def closing(self) -> bool:
         """Whether the connection is closing or gone: nothing more can be sent."""
         return self.lost or self._transport_closing
+
+    @property
+    def client_address(self) -> tuple[str, int] | None:
+        """The client's ``(host, port)`` as the access log gives it: the current
+        request's (behind a trusted proxy, the one it names), else the peer's."""
+        request = self.request
+        return self.remote_address if request is None else request.remote_address
 
     @property
     def local_address(self) -> tuple[str, int | None] | None:

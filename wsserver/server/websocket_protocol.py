@@ -777,7 +777,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 "handler %s failed on %s from %s",
                 route.name,
                 printable(self.request.path),
-                peer(self.remote_address),
+                peer(self.request.remote_address),
             )
             self.start_close(1011, "internal server error")
         else:
