@@ -1149,7 +1149,8 @@ async def test_json_logs_parse_line_by_line() -> None:
         assert entry["timestamp"].endswith("+00:00")
     (access,) = [e for e in entries if e["logger"] == "wsserver.access"]
     assert access["status"] == 101 and access["close_code"] == 4000
-    assert access["path"] == "/ws/chat/x\\x1b[31m" and access["close_reason"] == "bye\\x1b"
+    assert access["path"] == "/ws/chat/x%1b[31m" and access["close_reason"] == "bye\\x1b"
+    assert access["method"] == "GET" and access["pid"] > 0
     assert access["route"] == "chat"
     assert isinstance(access["duration"], float) and access["peer"].startswith("127.0.0.1:")
     assert "\x1b" not in cli.stderr  # escaped, as in the text format

@@ -128,7 +128,7 @@ async def test_the_access_line_path_cannot_add_fields(
     run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A decoded %20 would read as the end of the path: the line's fields are
-    # split on spaces.
+    # split on spaces. (The path is logged as sent, percent-encoded.)
     caplog.set_level(logging.INFO, logger="wsserver")
     server = await run_server(echo_routes("/ws"))
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -137,7 +137,7 @@ async def test_the_access_line_path_cannot_add_fields(
     writer.close()
     await server.close(timeout=1)
     (line,) = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
-    assert len(line.split(" ")) == 5 and " 404 " in line, line
+    assert len(line.split(" ")) == 6 and " GET " in line and " 404 " in line, line
 
 
 async def test_asgi_debug_lines_escape_the_path(
@@ -225,8 +225,152 @@ async def test_what_clients_control_is_logged_escaped(
         await ws.wait_closed()
     await server.close(timeout=1)
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
-    assert any("\\x1b[31mred\\x07\\x85" in line for line in lines), lines
-    assert any("\\x1b]0;title\\x07" in line for line in lines), lines
+    # The access lines give the path as sent; the handler's error line, decoded.
+    assert any(" GET /nothing%1b[31mred%07%c2%85 404 " in line for line in lines), lines
+    assert any("failed on /ws\\x1b]0;title\\x07 from" in line for line in lines), lines
     assert any("evil\xc2\\x85.example" in line for line in lines), lines  # latin-1
     for line in lines:
         assert line.isprintable(), repr(line)
+
+
+# ======================================================== found by an SRE's review
+
+
+def test_escaping_is_unambiguous() -> None:
+    from wsserver.logs import printable
+
+    # What a client sent as the four characters \x0a is not logged as an
+    # escaped line feed; a character above U+FFFF has all its digits.
+    assert printable("/c\\x0aFAKE") == "/c\\\\x0aFAKE"
+    assert printable("/c\nFAKE") == "/c\\x0aFAKE"
+    assert printable("a\U000e0001b") == "a\\U000e0001b"
+    assert printable("a\u2028b") == "a\\u2028b"
+    assert printable("plain /path") == "plain /path"
+
+
+def test_json_lines_keep_an_application_s_extra_fields_the_pid_and_the_stack() -> None:
+    import json
+    import os
+
+    from wsserver.logs import JsonFormatter
+
+    logger = logging.getLogger("myapp")
+    record = logger.makeRecord(
+        "myapp",
+        logging.INFO,
+        __file__,
+        1,
+        "order %s",
+        ("42",),
+        None,
+        extra={"order_id": 42, "user": "ann", "when": object()},
+        sinfo="Stack (most recent call last):\n  here",
+    )
+    entry = json.loads(JsonFormatter(worker=2).format(record))
+    assert entry["message"] == "order 42" and entry["worker"] == 2
+    assert entry["pid"] == os.getpid()
+    assert entry["order_id"] == 42 and entry["user"] == "ann"
+    assert entry["when"].startswith("<object object")  # not JSON: its str()
+    assert entry["stack"].endswith("here")
+    assert "args" not in entry and "msg" not in entry and "levelno" not in entry
+
+
+async def test_the_access_line_says_the_method_and_the_path_as_sent(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    routes = Router()
+
+    @routes.route("/<name>", methods=["GET", "POST"])
+    async def page(request: Request, name: str) -> Response:
+        return text(name)
+
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    for head in (
+        b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /b%2520?token=secret HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"GET /c%20 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ):
+        writer.write(head)
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        if not head.startswith(b"HEAD"):
+            length = int(answer.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            await asyncio.wait_for(reader.readexactly(length), 5)
+    writer.close()
+    await server.close(timeout=1)
+    access = [r for r in caplog.records if r.name == "wsserver.access"]
+    # %2520 and %20 differ (decoded, both read "%20"); the query is left out.
+    assert [(r.__dict__["method"], r.__dict__["path"]) for r in access] == [
+        ("HEAD", "/a"),
+        ("POST", "/b%2520"),
+        ("GET", "/c%20"),
+    ]
+    assert all("secret" not in r.getMessage() for r in access)
+
+
+async def test_a_websocket_s_duration_is_its_own_after_requests_on_its_connection(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It counted from the TCP connection, which had served an HTTP request
+    # 0.5 s before the upgrade.
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    routes = echo_routes("/ws")
+
+    @routes.get("/page")
+    async def page(request: Request) -> Response:
+        return text("hi")
+
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"hi"), 5)
+    await asyncio.sleep(0.5)
+    from .helpers import upgrade_request
+
+    writer.write(upgrade_request("/ws"))
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
+
+    writer.write(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=b"abcd"))
+    await asyncio.wait_for(reader.read(), 5)  # its close frame, then the end
+    writer.close()
+    await server.close(timeout=1)
+    (line,) = [r for r in caplog.records if r.__dict__.get("status") == 101]
+    assert line.__dict__["duration"] < 0.4, line.getMessage()
+
+
+async def test_a_request_begun_after_an_answered_one_and_abandoned_has_its_line(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    routes = Router()
+
+    @routes.get("/page")
+    async def page(request: Request) -> Response:
+        return text("hi")
+
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"hi"), 5)
+    await asyncio.sleep(0.3)
+    writer.write(b"GET /never-finished HTTP/1.1\r\nHo")
+    await asyncio.sleep(0.1)
+    writer.close()
+    await wait_for(
+        lambda: len([r for r in caplog.records if r.name == "wsserver.access"]) == 2,
+        what="the second line",
+    )
+    first, second = [r.__dict__ for r in caplog.records if r.name == "wsserver.access"]
+    assert (first["path"], first["status"]) == ("/page", 200)
+    assert (second["path"], second["status"], second["method"]) == ("-", None, None)
+    assert second["duration"] < 0.3  # since its first bytes, not the first request's
+    # An idle connection closed after its answer gets no second line.
+    caplog.clear()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"hi"), 5)
+    writer.close()
+    await server.close(timeout=1)
+    assert len([r for r in caplog.records if r.name == "wsserver.access"]) == 1

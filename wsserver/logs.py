@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 
 __all__ = [
     "logger",
@@ -31,13 +32,25 @@ protocol_logger = logging.getLogger("wsserver.protocol")
 
 
 def printable(text: str) -> str:
-    """``text`` with every character that is not printable escaped (``\\x1b``, ``\\u2028``)."""
-    if text.isprintable():
+    """``text`` with every character that is not printable escaped (``\\x1b``,
+    ``\\u2028``, ``\\U000e0001``), and backslashes doubled: what a client sent as
+    the four characters ``\\x1b`` is logged ``\\\\x1b``, not as an escaped ESC."""
+    if text.isprintable() and "\\" not in text:
         return text
-    return "".join(
-        ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
-        for ch in text
-    )
+    return "".join(_escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 def peer(address: tuple[str, int] | None) -> str:
@@ -47,6 +60,7 @@ def peer(address: tuple[str, int] | None) -> str:
 
 def log_access(
     address: tuple[str, int] | None,
+    method: str | None,
     path: str | None,
     status: int,
     seconds: float,
@@ -54,27 +68,33 @@ def log_access(
     close_reason: str | None = None,
     route: str | None = None,
 ) -> None:
-    """An access line: peer, path, status, duration, close code.
+    """An access line: peer, method, path, status, duration, close code.
 
     For an HTTP response (its request's duration), or a WebSocket connection
-    that ended (the connection's).
+    that ended (the connection's, from its upgrade request). ``path`` is the
+    request target's path as the client sent it (percent-encoded, without
+    the query string, which may carry secrets), so that what is logged is
+    unambiguous; None (``-``) for a request whose head never came whole.
 
-    The same figures go with the record as fields (``peer``, ``path``,
-    ``status``, ``duration``, ``close_code``, ``close_reason``, ``route``), for
-    structured logs (``--log-format json``).
+    The same figures go with the record as fields (``peer``, ``method``,
+    ``path``, ``status``, ``duration``, ``close_code``, ``close_reason``,
+    ``route``), for structured logs (``--log-format json``).
     """
     if access_logger.isEnabledFor(logging.INFO):
         # (Spaces as %20: a space would end the path in the line's fields.)
         shown_path = "-" if path is None else printable(path).replace(" ", "%20")
+        shown_method = "-" if method is None else printable(method).replace(" ", "%20")
         access_logger.info(
-            "%s %s %s %.3fs close=%s",
+            "%s %s %s %s %.3fs close=%s",
             peer(address),
+            shown_method,
             shown_path,
             status or "-",
             seconds,
             "-" if close_code is None else close_code,
             extra={
                 "peer": peer(address),
+                "method": None if method is None else shown_method,
                 "path": shown_path,
                 "status": status or None,
                 "duration": round(seconds, 6),
@@ -85,13 +105,22 @@ def log_access(
         )
 
 
-#: Record attributes that structured logs carry when a record has them.
-FIELDS = ("peer", "path", "status", "duration", "close_code", "close_reason", "route")
+#: The attributes every LogRecord has (and those formatting adds): what is not
+#: one of them came in ``extra=`` (the access line's fields, an application's own).
+_RECORD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", logging.INFO, "", 0, "", None, None).__dict__
+) | {"message", "asctime", "taskName"}
+
+#: Keys of the JSON object that ``extra=`` fields do not replace.
+_OWN_KEYS = frozenset(
+    {"timestamp", "level", "logger", "message", "worker", "pid", "exception", "stack"}
+)
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message, worker,
-    the access fields when there are (see :func:`log_access`), and the traceback if any.
+    """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message,
+    worker, pid, the record's ``extra=`` fields (the access fields, see
+    :func:`log_access`, and an application's own), and the traceback and stack if any.
 
     Standard library only. What clients control is escaped as in the text
     format (:func:`printable`) before it gets here.
@@ -110,13 +139,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "worker": self.worker,
+            "pid": record.process if record.process is not None else os.getpid(),
         }
-        for name in FIELDS:
-            value = record.__dict__.get(name)
-            if value is not None:
+        for name, value in record.__dict__.items():
+            if value is not None and name not in _RECORD_ATTRIBUTES and name not in _OWN_KEYS:
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

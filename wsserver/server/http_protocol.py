@@ -263,7 +263,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             route = None if request is None or request.route is None else request.route.name
             log_access(
                 self.client_address,
-                None if request is None else request.path,
+                None if request is None else request.method,
+                None if request is None else request.target.partition("?")[0],
                 self.status,
                 self.loop.time() - self._request_started,
                 None,
@@ -741,7 +742,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             request,
             accept.subprotocol,
             self.remote_address,
-            self._started,
+            self._request_started,
         )
         self.transport.set_protocol(protocol)
         return protocol, received
@@ -1197,10 +1198,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.server.keep_alive_deadlines.add(self)
 
     def _end_idle(self) -> None:
-        """The next request is coming: it has open_timeout to arrive whole."""
+        """The next request is coming: it has open_timeout to arrive whole (and
+        an access line of its own if it never does)."""
         self._idle = False
         self.server.keep_alive_deadlines.discard(self)
         self._arm_open_timer()
+        self.request = None
+        self.status = 0
+        self._logged = False
+        self._request_started = self.loop.time()
 
     def on_keep_alive_timeout(self) -> None:
         """No new request within timeout_keep_alive: close.

@@ -75,8 +75,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         request: the upgrade request.
         subprotocol: the subprotocol agreed, or None.
         remote_address: the peer's ``(host, port)``, or None.
-        started: the loop time at which the TCP connection was accepted (for
-            the access log).
+        started: the loop time at which the upgrade request began (for the
+            access log: not the TCP connection's, which may have served
+            HTTP requests before).
     """
 
     __slots__ = (
@@ -295,7 +296,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self.config.access_log:
             log_access(
                 self.request.remote_address,
-                self.request.path,
+                self.request.method,
+                self.request.target.partition("?")[0],
                 101,
                 self.loop.time() - self._started,
                 self.conn.close_code,
