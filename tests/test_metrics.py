@@ -13,6 +13,7 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from wsserver import Request, Router, WebSocket, serve
+from wsserver.response import text
 
 from .test_cli import running_cli
 from .test_workers import children, on_every_worker, wait_for
@@ -71,6 +72,31 @@ async def test_metrics_of_one_process_are_exact() -> None:
     assert ("wsserver_connections_open", (("route", "echo"),)) in during
     # None open now: the gauge says 0 (it had vanished; under workers it said 0).
     assert after[("wsserver_connections_open", (("route", "echo"),))] == 0
+
+
+async def test_the_application_s_own_metrics_are_served_by_one_process_too() -> None:
+    # Under workers a scrape has the app's prometheus_client metrics (from the
+    # shared files); one process served only wsserver's.
+    from prometheus_client import REGISTRY, Counter
+
+    hits = Counter("test_app_hits", "An application's own counter.")
+    try:
+        routes = echo_routes()
+
+        @routes.get("/hit")
+        async def hit(request: Request) -> Any:
+            hits.inc()
+            return text("ok")
+
+        server = serve(routes, "127.0.0.1", 0, metrics_path="/metrics")
+        async with server, httpx.AsyncClient() as client:
+            for _ in range(3):
+                await client.get(f"http://127.0.0.1:{server.port}/hit")
+            found = scrape((await get_metrics(server.port)).text)
+        assert found[("test_app_hits_total", ())] == 3
+        assert found[("wsserver_http_responses_total", (("status", "200"),))] == 3
+    finally:
+        REGISTRY.unregister(hits)
 
 
 async def test_close_codes_clients_choose_are_not_a_label_each_without_bound() -> None:

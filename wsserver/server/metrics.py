@@ -177,12 +177,18 @@ class Metrics:
                 with _retiring(directory, exclusive=False):
                     return generate_latest(registry), CONTENT_TYPE_LATEST
         else:
+            from prometheus_client import REGISTRY
+
             registry.register(self)
             self._scraped = stats
             try:
-                return generate_latest(registry), CONTENT_TYPE_LATEST
+                ours = generate_latest(registry)
             finally:
                 self._scraped = None
+            # The application's own metrics (prometheus_client's default
+            # registry), as a scrape under workers has them from the shared
+            # files: the same series whatever the number of processes.
+            return generate_latest(REGISTRY) + ours, CONTENT_TYPE_LATEST
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
     # -------------------------------------------------------- several workers
