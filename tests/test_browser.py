@@ -316,6 +316,21 @@ async def test_status_page_shows_the_servers_counters(
                 ".map(tr => tr.textContent)"
             )
             assert "40001" in codes  # code 4000, one connection
+            # The row of the one worker: the same figures, the page's own feed left out.
+            rows = await page.evaluate(
+                "[...document.querySelectorAll('#workers tr')].slice(1)"
+                ".map(tr => [...tr.cells].map(td => Number(td.textContent)))"
+            )
+            assert rows == [
+                [
+                    1,
+                    expected["open"],
+                    expected["msgs-in"],
+                    expected["msgs-out"],
+                    expected["bytes-in"],
+                    expected["bytes-out"],
+                ]
+            ]
             painted = await page.evaluate(
                 """(() => {
                     const c = document.getElementById("chart");

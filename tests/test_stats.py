@@ -312,6 +312,31 @@ async def test_the_status_page_counts_an_app_route_named_with_an_underscore(
     assert totals["connections"] == 1
 
 
+async def test_the_status_page_leaves_its_own_feeds_out_of_close_codes_and_worker_rows(
+    run_server: StartServer,
+) -> None:
+    # The page's close codes were every connection's, its feeds' included, and
+    # its per-worker row added up every route, the feed's messages included.
+    server = await run_server(routes(), status_path="/_status")
+    url = f"ws://127.0.0.1:{server.port}"
+    for code in (4000, 1001):
+        async with websockets.connect(f"{url}/_status/ws") as feed:
+            await asyncio.wait_for(feed.recv(), 5)
+            await feed.close(code)
+    async with websockets.connect(f"{url}/closer") as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    await settle(server)
+    assert server.stats()["close_codes"]["received"] == {4000: 1, 1001: 1, 4321: 1}
+    async with websockets.connect(f"{url}/_status/ws") as feed:
+        await asyncio.wait_for(feed.recv(), 5)  # (perhaps the one of a second ago)
+        snapshot = json.loads(await asyncio.wait_for(feed.recv(), 5))
+    assert snapshot["totals"]["close_codes"] == {"4321": 1}
+    ((name, row),) = snapshot["worker_totals"].items()
+    assert name == "1" and row == snapshot["totals"]
+    assert row["text_out"] == 0 and row["connections"] == 0  # not the feeds' snapshots
+
+
 async def test_a_retiring_worker_and_its_replacement_both_show_on_the_status_page(
     tmp_path: Any,
 ) -> None:

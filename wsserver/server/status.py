@@ -27,6 +27,8 @@ import hmac
 import json
 import secrets
 import time
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,8 @@ GONE = 60.0
 
 #: The route name of the page's feed, whose connections the page leaves out.
 FEED_ROUTE = "_status_ws"
+#: The key of a worker's figures that holds its feeds' close codes.
+FEED_CLOSE_CODES = "status_feed_close_codes"
 
 
 class StatusBoard:
@@ -65,8 +69,13 @@ class StatusBoard:
         #: This process's file there: ``worker-SLOT.PROCESS.json``. A retiring
         #: worker and its replacement share a slot, never a file.
         self._file: Path | None = None
-        self._snapshot: tuple[float, dict[str, Any]] | None = None
+        #: The last snapshot: when, what, and the figures of this process it is made of.
+        self._snapshot: tuple[float, dict[str, Any], dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
+        #: The close codes of this process's feeds (the client's; 1006 when it
+        #: sent none), left out of the page's close codes as the feeds are
+        #: left out of its other figures.
+        self.feed_close_codes: Counter[str] = Counter()
 
     def share(self, directory: str, worker: str) -> None:
         """Under workers (before the server starts): show the figures every worker
@@ -126,9 +135,9 @@ class StatusBoard:
             return recent[1]
         mine = await self.server.recent_stats()
         recent = self._snapshot
-        if recent is not None and recent[1]["workers"].get(self.worker) is mine:
+        if recent is not None and recent[2] is mine:
             return recent[1]  # (another feed's, made from the same walk while this one waited)
-        workers: dict[str, dict[str, Any]] = {self.worker: mine}
+        workers: dict[str, dict[str, Any]] = {self.worker: self._with_feeds(mine)}
         if self.directory is not None:
             now_wall = time.time()
             for file in sorted(self.directory.glob("worker-*.json")):
@@ -147,9 +156,20 @@ class StatusBoard:
                 with contextlib.suppress(OSError):
                     if now_wall - partial.stat().st_mtime >= GONE:
                         partial.unlink()
-        snapshot = {"time": time.time(), "workers": workers, "totals": totals(workers.values())}
-        self._snapshot = (now, snapshot)
+        rows = {name: totals(figures) for name, figures in workers.items()}
+        snapshot = {
+            "time": time.time(),
+            "workers": workers,
+            "totals": added_up(rows.values()),
+            "worker_totals": rows,
+        }
+        self._snapshot = (now, snapshot, mine)
         return snapshot
+
+    def _with_feeds(self, stats: dict[str, Any]) -> dict[str, Any]:
+        """``stats`` with this process's feeds' close codes (a copy: ``stats``
+        is shared, see :meth:`Server.recent_stats`)."""
+        return {**stats, FEED_CLOSE_CODES: dict(self.feed_close_codes)}
 
     def start(self) -> None:
         """Under workers: write this worker's snapshot every second."""
@@ -171,7 +191,8 @@ class StatusBoard:
         partial = target.with_suffix(".tmp")
         while True:
             with contextlib.suppress(OSError):
-                partial.write_text(json.dumps(await self.server.recent_stats()))
+                figures = self._with_feeds(await self.server.recent_stats())
+                partial.write_text(json.dumps(figures))
                 partial.replace(target)  # readers never see half a file
             await asyncio.sleep(1.0)
 
@@ -190,33 +211,43 @@ class StatusBoard:
                     with contextlib.suppress(TimeoutError):
                         await ws.recv(timeout=left)
         except ConnectionClosed:
-            return
+            await ws.wait_closed()  # (the code is the client's: known once it closed)
+            self.feed_close_codes[str(ws.close_code or 1006)] += 1
 
 
 def _unauthorized() -> Response:
     return error_response(401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")])
 
 
-def totals(snapshots: Any) -> dict[str, Any]:
-    """The figures the page shows, added up over workers' snapshots.
+def totals(stats: dict[str, Any]) -> dict[str, Any]:
+    """The figures the page shows of one worker's: open connections, messages
+    and bytes, and the close codes received.
 
-    This page's own feed is left out: the page shows the application's traffic.
+    This page's own feeds are left out: the page shows the application's traffic.
     """
-    codes: dict[str, int] = {}
     total: dict[str, Any] = dict.fromkeys(MESSAGE_FIELDS, 0)
-    total["connections"] = 0
-    total["close_codes"] = codes
-    for stats in snapshots:
-        total["connections"] += sum(
-            n for route, n in stats["connections"].items() if route != FEED_ROUTE
-        )
-        for route, counts in stats["routes"].items():
-            if route == FEED_ROUTE:
-                continue
+    total["connections"] = sum(
+        n for route, n in stats["connections"].items() if route != FEED_ROUTE
+    )
+    for route, counts in stats["routes"].items():
+        if route != FEED_ROUTE:
             for name in MESSAGE_FIELDS:
                 total[name] += counts[name]
-        for code, n in stats["close_codes"]["received"].items():
-            codes[str(code)] = codes.get(str(code), 0) + n
+    codes = Counter({str(code): n for code, n in stats["close_codes"]["received"].items()})
+    codes.subtract(stats.get(FEED_CLOSE_CODES, {}))
+    total["close_codes"] = {code: n for code, n in codes.items() if n > 0}
+    return total
+
+
+def added_up(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Workers' :func:`totals`, added up."""
+    total: dict[str, Any] = dict.fromkeys((*MESSAGE_FIELDS, "connections"), 0)
+    codes: Counter[str] = Counter()
+    for row in rows:
+        for name in total:
+            total[name] += row[name]
+        codes.update(row["close_codes"])
+    total["close_codes"] = dict(codes)
     return total
 
 
@@ -327,16 +358,10 @@ function show(snapshot) {
   const workers = Object.entries(snapshot.workers);
   document.getElementById("worker-count").textContent = workers.length;
   table("close-codes", Object.entries(t.close_codes).sort());
-  table("workers", workers.sort().map(([name, stats]) => {
-    let mi = 0, mo = 0, bi = 0, bo = 0;
-    for (const r of Object.values(stats.routes)) {
-      mi += r.text_in + r.binary_in; mo += r.text_out + r.binary_out;
-      bi += r.payload_in; bo += r.payload_out;
-    }
-    const open = Object.entries(stats.connections)
-      .filter(([route]) => !route.startsWith("_")).reduce((a, [, n]) => a + n, 0);
-    return [name, open, mi, mo, bi, bo];
-  }));
+  table("workers", Object.entries(snapshot.worker_totals).sort().map(([name, w]) => [
+    name, w.connections, w.text_in + w.binary_in, w.text_out + w.binary_out,
+    w.payload_in, w.payload_out,
+  ]));
   draw();
 }
 
