@@ -206,6 +206,7 @@ async def test_serves_echo_and_shuts_down_on_signal(signum: int) -> None:
             assert ws.close_code == 1001
         assert await cli.wait() == 0
     assert signal.Signals(signum).name in cli.stderr
+    assert "still running after the stop" not in cli.stderr  # nothing left to leave
 
 
 async def test_signal_without_clients_exits_zero() -> None:
@@ -1082,3 +1083,54 @@ async def test_reload_flags_without_reload_are_said() -> None:
     async with running_cli("examples.echo:routes", "--reload-dir", "examples") as cli:
         await assert_echo(cli.url + "/ws")
     assert "--reload-dir without --reload: nothing is watched" in cli.stderr, cli.stderr
+
+
+LEFTOVER_APP = """
+import asyncio
+import time
+
+from wsserver import Router
+
+routes = Router()
+
+
+@routes.websocket("/thread")
+async def in_a_thread(request, ws):
+    await ws.send("in")
+    await asyncio.to_thread(time.sleep, 60)  # a blocking client library, say
+
+
+@routes.websocket("/stubborn")
+async def stubborn(request, ws):
+    await ws.send("in")
+    while True:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            pass  # swallowed: it goes on
+"""
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("path", ["/thread", "/stubborn"])
+async def test_the_process_exits_once_stopped_whatever_its_handlers_left_running(
+    tmp_path: Path, path: str, loop_name: str
+) -> None:
+    # "stopped" was logged after shutdown_timeout, then asyncio.run() waited
+    # for the thread (or the task that swallowed its cancellation) until the
+    # last-resort timer ended the process with code 1, about a minute later.
+    name = f"leftover_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(LEFTOVER_APP)
+    flags = ["--shutdown-timeout", "0.5", "--close-timeout", "0.5", "--loop", loop_name]
+    async with (
+        running_cli(f"{name}:routes", "--app-dir", str(tmp_path), *flags) as cli,
+        websockets.connect(cli.url + path) as ws,
+    ):
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "in"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await cli.wait() == 0
+        assert loop.time() - started < 5
+    assert "stopped" in cli.stderr
+    assert "still running after the stop" in cli.stderr

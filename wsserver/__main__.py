@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import configparser
 import contextlib
 import difflib
@@ -17,7 +18,8 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
@@ -655,6 +657,105 @@ async def run(
     return 0
 
 
+#: Seconds that what outlives the server's stop gets, once cancelled, to end.
+LEFTOVER_GRACE = 1.0
+
+
+class _DefaultExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor (asyncio.to_thread()), knowing its calls under way."""
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="asyncio")
+        self._calls: set[concurrent.futures.Future[Any]] = set()
+        self._calls_lock = threading.Lock()  # (a call ends in its own thread)
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._calls_lock:
+            self._calls.add(future)
+        future.add_done_callback(self._ended)
+        return future
+
+    def _ended(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._calls_lock:
+            self._calls.discard(future)
+
+    def calls(self) -> list[concurrent.futures.Future[Any]]:
+        """The calls submitted that have not ended."""
+        with self._calls_lock:
+            return list(self._calls)
+
+
+def run_to_the_end(main: Coroutine[Any, Any, int]) -> int:
+    """``asyncio.run(main)``, but not waiting without end for what outlives it.
+
+    Once the server has stopped, its handlers and applications have had their
+    time (``shutdown_timeout``), and were cancelled. asyncio.run() would then
+    wait for any task that swallowed its cancellation, and for the default
+    executor's threads (``asyncio.to_thread()`` of a blocking call), as would
+    the interpreter's exit: a process that said "stopped" but ran on until the
+    last-resort timer. Here what is left gets :data:`LEFTOVER_GRACE` seconds;
+    whatever is still running after that is named, and the process exits
+    (``os._exit``, logs flushed) with ``main``'s code.
+    """
+    loop = asyncio.new_event_loop()
+    executor = _DefaultExecutor()
+    loop.set_default_executor(executor)  # (uvloop's keeps it out of reach)
+    try:
+        asyncio.set_event_loop(loop)
+        code = loop.run_until_complete(main)
+    except BaseException:
+        _finish(loop, executor)
+        raise
+    left = _finish(loop, executor)
+    if left:
+        logger.warning(
+            "%s still running after the stop: exiting without waiting", " and ".join(left)
+        )
+        logging.shutdown()  # (flushed: os._exit does not)
+        sys.stdout.flush()
+        os._exit(code)
+    return code
+
+
+def _finish(loop: asyncio.AbstractEventLoop, executor: _DefaultExecutor) -> list[str]:
+    """Cancel what is left on ``loop``, give it LEFTOVER_GRACE, and close the loop;
+    return what did not end (``["2 tasks", "1 call of asyncio.to_thread() ..."]``),
+    for the caller to exit without it."""
+    left = []
+    try:
+        tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=LEFTOVER_GRACE))
+            stuck = sum(not task.done() for task in tasks)
+            if stuck:
+                left.append(f"{stuck} task{'s' if stuck > 1 else ''}")
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # (retrieved: it ended as it was told to)
+        with contextlib.suppress(TimeoutError):
+            loop.run_until_complete(
+                asyncio.wait_for(loop.shutdown_asyncgens(), LEFTOVER_GRACE)
+            )
+        # (Not loop.shutdown_default_executor(): it joins its thread without a
+        # bound, even when cancelled.) Calls not started are dropped, those
+        # under way get what is left of the grace.
+        executor.shutdown(wait=False, cancel_futures=True)
+        _, busy = concurrent.futures.wait(executor.calls(), timeout=LEFTOVER_GRACE)
+        if busy:
+            left.append(
+                f"{len(busy)} call{'s' if len(busy) > 1 else ''} of asyncio.to_thread() "
+                "or run_in_executor()"
+            )
+    finally:
+        asyncio.set_event_loop(None)
+        if not left:
+            loop.close()
+    return left
+
+
 def _exit_late(limit: float) -> None:
     logger.error("shutdown still not finished after %.0f s: exiting now", limit)
     os._exit(1)
@@ -820,7 +921,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse(parser, args, str(exc))
     use_loop(parser, args)
     try:
-        code = asyncio.run(
+        code = run_to_the_end(
             run(
                 app,
                 args.host,
