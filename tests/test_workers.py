@@ -642,3 +642,50 @@ def test_a_name_with_several_addresses_gets_its_ipv4_one(
         sock.close()
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "both.example is 127.0.0.1 and ::1" in warning and "127.0.0.1 only" in warning
+
+
+async def test_a_second_sigint_kills_the_workers_and_still_cleans_up(tmp_path: Path) -> None:
+    # It ended with os._exit(1): the directories made for the workers' metrics
+    # and status figures, and a Unix socket's file, were left behind.
+    uds = tmp_path / "s.sock"
+    async with running_cli(
+        "tests.worker_app:routes",
+        "--workers",
+        "2",
+        "--uds",
+        str(uds),
+        "--metrics-path",
+        "/metrics",
+        "--status-path",
+        "/_status",
+        "--close-timeout",
+        "30",
+        port_flag=False,
+        listening=r"listening on unix:(/\S+)()",
+    ) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        (worker, *_) = children(cli.proc.pid)
+        command = Path(f"/proc/{worker}/cmdline").read_bytes().split(b"\0")
+        status_dir = Path(command[command.index(b"--status-dir") + 1].decode())
+        environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+        (metrics_dir,) = [
+            Path(entry.partition(b"=")[2].decode())
+            for entry in environ
+            if entry.startswith(b"PROMETHEUS_MULTIPROC_DIR=")
+        ]
+        assert status_dir.is_dir() and metrics_dir.is_dir() and uds.exists()
+        # A client that never answers the close: the first SIGINT's shutdown waits for it.
+        reader, writer = await asyncio.open_unix_connection(str(uds))
+        writer.write(
+            b"GET /pid HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        cli.proc.send_signal(signal.SIGINT)
+        await wait_for(lambda: "stopping the workers" in cli.stderr, what="the first SIGINT")
+        await asyncio.sleep(0.3)
+        cli.proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 1
+        writer.close()
+    assert "second SIGINT: killing the workers" in cli.stderr
+    assert not status_dir.exists() and not metrics_dir.exists() and not uds.exists()

@@ -471,7 +471,12 @@ class Supervisor:
             logger.warning("second SIGINT: killing the workers")
             for worker in self._all_workers():
                 _signal(worker, signal.SIGKILL)
-            os._exit(1)
+            # Ended now, but not by os._exit(): what the command made for the
+            # workers (shared directories, a Unix socket's file) is removed.
+            self.exit_code = 1
+            assert self._stopped is not None
+            self._stopped.set()
+            return
         self.stopping = True
         logger.info("%s: stopping the workers", name)
         self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
