@@ -1134,3 +1134,51 @@ async def test_the_process_exits_once_stopped_whatever_its_handlers_left_running
         assert loop.time() - started < 5
     assert "stopped" in cli.stderr
     assert "still running after the stop" in cli.stderr
+
+
+SLOW_IMPORT_APP = """
+import time
+from pathlib import Path
+
+from wsserver import Router
+
+(Path(__file__).parent / "importing").touch()
+time.sleep(30)  # a heavy import, a model loaded at start
+routes = Router()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_a_signal_during_the_application_s_import_stops_it_cleanly(
+    tmp_path: Path, signum: int
+) -> None:
+    # SIGINT gave a KeyboardInterrupt traceback, SIGTERM the default death
+    # (143); as pid 1, in a container without an init, SIGTERM was ignored.
+    name = f"slow_import_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(SLOW_IMPORT_APP)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsserver",
+        f"{name}:routes",
+        "--app-dir",
+        str(tmp_path),
+        "--port",
+        "0",
+        cwd=ROOT,
+        env=child_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_for(lambda: (tmp_path / "importing").exists(), what="the import")
+        proc.send_signal(signum)
+        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err
+    assert f"{signal.Signals(signum).name}: stopped before it started".encode() in err
+    assert b"Traceback" not in err

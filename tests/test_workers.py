@@ -689,3 +689,120 @@ async def test_a_second_sigint_kills_the_workers_and_still_cleans_up(tmp_path: P
         writer.close()
     assert "second SIGINT: killing the workers" in cli.stderr
     assert not status_dir.exists() and not metrics_dir.exists() and not uds.exists()
+
+
+# ------------------------------------------ as pid 1: a container without an init
+
+SPAWNER_APP = """
+import subprocess
+
+from wsserver import Router
+
+routes = Router()
+
+
+@routes.websocket("/spawn")
+async def spawn(request, ws):
+    # The shell ends at once; its background job is handed to pid 1 when it ends.
+    subprocess.run(["sh", "-c", "sleep 0.2 &"], check=True)
+    await ws.send("spawned")
+"""
+
+AS_PID_1 = ("unshare", "--pid", "--fork", "--kill-child", "--mount-proc")
+
+
+def can_be_pid_1() -> bool:
+    import subprocess
+
+    try:
+        done = subprocess.run([*AS_PID_1, "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def zombies(pid: int) -> set[int]:
+    """The children of ``pid`` that ended and were not reaped."""
+    found = set()
+    for child in children(pid):
+        try:
+            stat = Path(f"/proc/{child}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        if stat.rpartition(")")[2].split()[0] == "Z":
+            found.add(child)
+    return found
+
+
+@pytest.mark.drill
+async def test_as_pid_1_the_supervisor_reaps_orphaned_processes(tmp_path: Path) -> None:
+    # Orphans are given to pid 1: a supervisor that waited for its workers
+    # only left them zombies, until the container's pid limit.
+    if not can_be_pid_1():
+        pytest.skip("no pid namespace here (unshare --pid needs privileges)")
+    name = f"spawner_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text(SPAWNER_APP)
+    async with running_cli(
+        f"{name}:routes",
+        "--app-dir",
+        str(tmp_path),
+        "--workers",
+        "2",
+        command=(*AS_PID_1, sys.executable, "-m", "wsserver"),
+    ) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        (supervisor,) = children(cli.proc.pid)  # (cli.proc is unshare)
+        for _ in range(3):
+            async with websockets.connect(cli.url + "/spawn") as ws:
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "spawned"
+        await asyncio.sleep(0.5)  # each sleep has ended
+        await wait_for(lambda: not zombies(supervisor), what="no zombie left", timeout=5)
+        assert len(children(supervisor)) == 2  # its workers, not reaped by mistake
+        os.kill(supervisor, signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
+SLOW_IMPORT_APP = """
+import time
+from pathlib import Path
+
+(Path(__file__).parent / "importing").touch()
+time.sleep(30)
+from wsserver import Router
+
+routes = Router()
+"""
+
+
+@pytest.mark.drill
+async def test_as_pid_1_a_sigterm_during_the_start_is_not_lost(tmp_path: Path) -> None:
+    # The kernel drops a signal sent to pid 1 that has no handler: the start went on.
+    if not can_be_pid_1():
+        pytest.skip("no pid namespace here (unshare --pid needs privileges)")
+    name = f"slow_import_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text(SLOW_IMPORT_APP)
+    proc = await asyncio.create_subprocess_exec(
+        *AS_PID_1,
+        sys.executable,
+        "-m",
+        "wsserver",
+        f"{name}:routes",
+        "--app-dir",
+        str(tmp_path),
+        "--port",
+        "0",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_for(lambda: (tmp_path / "importing").exists(), what="the import")
+        (first,) = children(proc.pid)
+        os.kill(first, signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err
+    assert b"SIGTERM: stopped" in err, err

@@ -847,8 +847,51 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
     return args
 
 
+class StoppedDuringStart(BaseException):
+    """SIGINT or SIGTERM came before the event loop's handlers were set (see :func:`main`).
+
+    A BaseException, as KeyboardInterrupt: it must pass through the loop, and
+    whatever the application's import catches.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_during_start(signum: int, frame: object) -> None:
+    raise StoppedDuringStart(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+    """Entry point; returns the exit code.
+
+    From the first moment, SIGINT and SIGTERM stop the start (exit code 0,
+    one line): the import of the application may take a while, and as pid 1
+    (a container without an init) the kernel would drop a SIGTERM that has
+    no handler, and go on starting. The event loop's handlers take over once
+    it runs.
+    """
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _stop_during_start)
+    try:
+        return _main(argv)
+    except StoppedDuringStart as stop:
+        said = f"{signal.Signals(stop.signum).name}: stopped before it started"
+        if logger.hasHandlers():
+            logger.info("%s", said)
+        else:  # (logging is not configured yet)
+            print(said, file=sys.stderr)
+        return 0
+    finally:
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is _stop_during_start:
+                signal.signal(signum, handler)  # (main() called in a process of its own)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = _settle(parser, parser.parse_args(arguments))

@@ -44,7 +44,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,6 +189,8 @@ class Supervisor:
         self._never_started: set[int] = set()
         #: What run() returns.
         self.exit_code = 0
+        #: Workers being started (their pid not known yet).
+        self._spawning = 0
 
     async def run(self) -> int:
         """Start the workers and supervise them; the exit code once stopped."""
@@ -200,6 +202,8 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self.restart, "SIGHUP")
         if self.watcher is not None:
             self._keep(loop.create_task(self._watch_files(self.watcher)))
+        if os.getpid() == 1:
+            self._keep(loop.create_task(self._reap_orphans_forever()))
         for slot in range(1, self.count + 1):
             await self._start(slot, replacing=False)
         ready = await asyncio.gather(*(w.ready for w in self.workers.values()))
@@ -254,6 +258,7 @@ class Supervisor:
         role = WorkerRole(slot, write_end, os.getpid())
         fd = self.sock.fileno()
         env = self.environment() if self.environment is not None else None
+        self._spawning += 1
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -282,6 +287,7 @@ class Supervisor:
             raise
         finally:
             os.close(write_end)
+            self._spawning -= 1
         worker = Worker(slot, process, loop.time(), loop.create_future(), pidfd=_pidfd(process.pid))
         logger.info("worker %d started (pid %d)", slot, process.pid)
         worker.tasks += [
@@ -459,6 +465,19 @@ class Supervisor:
             if len(changed) > 3:
                 shown += f" and {len(changed) - 3} more"
             self.restart(f"changed: {shown}")
+
+    async def _reap_orphans_forever(self) -> None:
+        """As pid 1 (a container without an init): every second, reap the
+        processes the kernel made our children when their parent ended (an
+        application's ``sh -c 'job &'``, say), which would otherwise stay
+        zombies until the pid limit is reached."""
+        while True:
+            await asyncio.sleep(1.0)
+            if not self._spawning:  # (a worker whose pid is not known yet is not an orphan)
+                known = {worker.pid for worker in self._all_workers()}
+                reaped = reap_orphans(known)
+                if reaped:
+                    logger.debug("reaped %d orphaned process%s", reaped, "es" * (reaped > 1))
 
     # ----------------------------------------------------------------- signals
 
@@ -741,6 +760,26 @@ def inherited_socket(fd: int) -> socket.socket:
         sock.detach()
         raise OSError(f"fd {fd} is not bound to an address (bind it before passing it)")
     return sock
+
+
+def reap_orphans(known: Container[int]) -> int:
+    """Reap the exited children that are not ``known``; return how many.
+
+    Each exited child is looked at without being reaped first (``WNOWAIT``):
+    a worker (``known``) is left for its own watcher, which needs its exit
+    status, and the looking stops there until that watcher has reaped it.
+    """
+    reaped = 0
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return reaped  # no children at all
+        if info is None or info.si_pid in known:
+            return reaped
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(info.si_pid, os.WNOHANG)
+        reaped += 1
 
 
 def ignore_signals(loop: asyncio.AbstractEventLoop, signums: Sequence[int]) -> None:
