@@ -150,7 +150,7 @@ async def test_replaced_workers_leave_their_counts_not_their_files(tmp_path: Any
     args = ("--limit-max-requests", "2", "--metrics-path", "/metrics", "--ping-interval", "none")
     env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
     async with running_cli("tests.worker_app:routes", *args, env=env) as cli:
-        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
         made = 0
         while cli.stderr.count("retiring") < 3:  # two requests a worker: three replaced
             assert made < 100, cli.stderr

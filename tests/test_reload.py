@@ -71,7 +71,7 @@ async def test_an_edit_restarts_a_broken_edit_keeps_the_old_one_serving(tmp_path
     args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path), "--ping-interval", "off")
     args += ("--reload-exclude", "scratch_*", "--reload-include", "*.html", "--reload-delay", "0.2")
     async with running_cli(*args) as cli:
-        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
         patterns = "*.py, *.html (not .*, *~, ~*, scratch_*)"
         assert f"--reload: watching {patterns} in {tmp_path}, every 0.2 s" in cli.stderr
         assert await served_version(cli.port) == "1"

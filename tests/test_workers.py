@@ -176,7 +176,7 @@ async def test_sighup_starts_a_worker_waiting_out_its_start_up_backoff(tmp_path:
     # (One worker, under a supervisor: the request limit puts it there.)
     args = ("--app-dir", str(tmp_path), "--limit-max-requests", "1000", "--ping-interval", "none")
     async with running_cli("flaky_app:routes", *args) as cli:
-        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
         (tmp_path / "BROKEN").touch()
         (worker,) = children(cli.proc.pid)
         os.kill(worker, signal.SIGKILL)
@@ -217,7 +217,7 @@ async def test_worker_start_timeout_bounds_a_replacement_s_start(tmp_path: Path)
     args = ("--app-dir", str(tmp_path), "--limit-max-requests", "1000", "--ping-interval", "none")
     env = {"WEBSOCKET_WORKER_START_TIMEOUT": "0.5"}
     async with running_cli("slow_app:routes", *args, env=env) as cli:
-        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
         (old,) = children(cli.proc.pid)
         (tmp_path / "SLOW").write_text("30")
         cli.proc.send_signal(signal.SIGHUP)
@@ -537,7 +537,7 @@ async def test_limit_max_requests_replaces_the_process() -> None:
     # starts another when it has received its requests, and then retires it.
     args = ("--limit-max-requests", "3", "--ping-interval", "none", "--open-timeout", "10")
     async with running_cli("tests.worker_app:routes", *args) as cli:
-        await wait_for(lambda: "workers accepting" in cli.stderr, what="the worker")
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
         [first] = children(cli.proc.pid)
         # A connection that sends nothing (a browser's preconnect) holds the
         # retiring process for up to open_timeout: not the service.
@@ -806,3 +806,25 @@ async def test_as_pid_1_a_sigterm_during_the_start_is_not_lost(tmp_path: Path) -
             await proc.wait()
     assert proc.returncode == 0, err
     assert b"SIGTERM: stopped" in err, err
+
+
+SLOW_START_APP = """
+import time
+
+from wsserver import Router
+
+time.sleep(2.5)  # a heavy import
+routes = Router()
+"""
+
+
+@pytest.mark.drill
+async def test_a_first_start_slower_than_the_start_timeout_is_warned_of(tmp_path: Path) -> None:
+    # The port listened at once, connections waited, and nothing was said however long it took.
+    name = f"slow_start_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text(SLOW_START_APP)
+    args = ("--app-dir", str(tmp_path), "--workers", "2", "--worker-start-timeout", "1")
+    async with running_cli(f"{name}:routes", *args) as cli:
+        await wait_for(lambda: "no worker accepts yet after 1 s" in cli.stderr, what="the warning")
+        assert "workers accepting" not in cli.stderr
+        await wait_for(lambda: "2 workers accepting" in cli.stderr, what="the workers")

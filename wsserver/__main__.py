@@ -156,7 +156,8 @@ def build_parser() -> CommandLineParser:
         default=None,
         metavar="SECONDS",
         help="seconds a worker started in a rolling restart (SIGHUP, --reload, "
-        "--limit-max-requests) may take to accept before it is given up and the old one kept "
+        "--limit-max-requests) may take to accept before it is given up and the old one kept; "
+        "at the first start, a warning after it "
         f"(default {START_TIMEOUT:g}) [WEBSOCKET_WORKER_START_TIMEOUT]",
     )
     p.add_argument(

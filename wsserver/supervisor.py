@@ -206,9 +206,19 @@ class Supervisor:
             self._keep(loop.create_task(self._reap_orphans_forever()))
         for slot in range(1, self.count + 1):
             await self._start(slot, replacing=False)
-        ready = await asyncio.gather(*(w.ready for w in self.workers.values()))
+        starting = asyncio.gather(*(w.ready for w in self.workers.values()))
+        done, _ = await asyncio.wait({starting}, timeout=self.start_timeout)
+        if not done:
+            # The port is bound and listening: connections wait in its queue
+            # for a worker (a TCP probe would take the server for ready).
+            logger.warning(
+                "no worker accepts yet after %g s (a slow import or lifespan startup?): "
+                "connections wait for one",
+                self.start_timeout,
+            )
+        ready = await starting
         if all(ready):
-            logger.info("%d workers accepting", self.count)
+            logger.info("%d worker%s accepting", self.count, "s" if self.count > 1 else "")
         await self._stopped.wait()
         ignore_signals(loop, (*stops, signal.SIGHUP))
         return self.exit_code

@@ -146,7 +146,8 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
             what = "ssl_ciphers"
             context.set_ciphers(config.ssl_ciphers)
     except (OSError, ssl.SSLError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        # (An SSLError of set_ciphers() has no strerror: its message is its one argument.)
+        reason = exc.strerror or (exc.args[0] if len(exc.args) == 1 else exc)
         raise ConfigError(f"TLS: {what}: {reason}") from None
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
     # The ALPN of HTTP/1.1 (all we speak), for clients that ask.
