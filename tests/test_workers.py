@@ -7,6 +7,7 @@ The supervisor's children are read from ``/proc``; clients are the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -828,3 +829,56 @@ async def test_a_first_start_slower_than_the_start_timeout_is_warned_of(tmp_path
         await wait_for(lambda: "no worker accepts yet after 1 s" in cli.stderr, what="the warning")
         assert "workers accepting" not in cli.stderr
         await wait_for(lambda: "2 workers accepting" in cli.stderr, what="the workers")
+
+
+@pytest.mark.drill
+async def test_workers_log_to_a_terminal_set_to_tostop() -> None:
+    # The workers are in process groups of their own: with `stty tostop`,
+    # their first line to the terminal stopped them (SIGTTOU), never accepting.
+    import shlex
+    import shutil
+
+    if shutil.which("script") is None:
+        pytest.skip("no script(1) to give it a terminal")
+    command = shlex.join([sys.executable, "-m", "wsserver", "examples.echo:routes"])
+    command += " --workers 2 --port 0 --ping-interval none"
+    proc = await asyncio.create_subprocess_exec(
+        "script",
+        "-qfec",
+        f"stty tostop; exec {command}",
+        "/dev/null",
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    seen = ""
+    try:
+        assert proc.stdout is not None
+
+        async def until(text: str) -> None:
+            nonlocal seen
+            while text not in seen:
+                line = await proc.stdout.readline()  # type: ignore[union-attr]
+                assert line, seen
+                seen += line.decode(errors="replace")
+
+        await asyncio.wait_for(until("workers accepting"), TIMEOUT)
+        port = int(re.search(r"listening on ws://127\.0\.0\.1:(\d+)", seen).group(1))  # type: ignore[union-attr]
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await ws.send("on a terminal")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "on a terminal"
+    finally:
+        supervisors = children(proc.pid)
+        every = supervisors | {pid for parent in supervisors for pid in children(parent)}
+        for pid in supervisors:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 3)
+        for pid in every:  # (stopped workers, had it failed, would not hear SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -948,6 +948,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return supervise(parser, args, arguments, workers, from_env_file)
     if role is not None:
         die_with_parent(role.supervisor_pid)
+        # A worker is in a process group of its own (see the supervisor): on a
+        # terminal set to `stty tostop`, its first log line would stop it (SIGTTOU).
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
         app = load_app(args.app, args.interface, args.factory)
     except AppLoadError as exc:
