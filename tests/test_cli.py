@@ -1182,3 +1182,32 @@ async def test_a_signal_during_the_application_s_import_stops_it_cleanly(
     assert proc.returncode == 0, err
     assert f"{signal.Signals(signum).name}: stopped before it started".encode() in err
     assert b"Traceback" not in err
+
+
+STARTUP_GIVES_UP_APP = """
+import asyncio
+import time
+
+
+async def app(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    await receive()
+    try:  # a database driver without asyncio support, that does not answer
+        await asyncio.wait_for(asyncio.to_thread(time.sleep, 30), 0.3)
+    except TimeoutError:
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+"""
+
+
+async def test_a_failed_start_does_not_wait_for_the_thread_it_left(tmp_path: Path) -> None:
+    # Exit code 3 came once the thread's call ended (30 s here), the interpreter
+    # waiting for it at exit.
+    name = f"gives_up_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(STARTUP_GIVES_UP_APP)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    code, err = await run_cli_to_end(f"{name}:app", "--app-dir", str(tmp_path))
+    assert code == 3, err
+    assert loop.time() - started < 10, err
+    assert "ASGI lifespan startup failed: no database" in err
+    assert "1 call of asyncio.to_thread() or run_in_executor() still running" in err

@@ -294,3 +294,11 @@ class TestRouteOptions:
         await connect_info(port, "/strict/")
         assert (await denied(port, "/strict")).status_code == 404
         assert routes.url_for("reply_info") == "/h"
+
+
+def test_accept_and_response_keep_every_value_of_a_headers_object() -> None:
+    from wsserver import Headers
+
+    cookies = Headers([("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+    assert accept(headers=cookies).headers == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+    assert text("x", 200, cookies).headers[:2] == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]

@@ -374,3 +374,55 @@ async def test_a_request_begun_after_an_answered_one_and_abandoned_has_its_line(
     writer.close()
     await server.close(timeout=1)
     assert len([r for r in caplog.records if r.name == "wsserver.access"]) == 1
+
+
+def test_json_lines_survive_extra_values_json_cannot_carry() -> None:
+    import json
+
+    from wsserver.logs import JsonFormatter
+
+    loop: list[Any] = []
+    loop.append(loop)
+    odd = {
+        "tuple_keys": {(1, 2): "x"},
+        "cycle": loop,
+        "nan": float("nan"),
+        "mixed_keys": {1: "a", "1": "b"},
+        "fine": {"a": [1, 2.5, None]},
+    }
+    record = logging.getLogger("myapp").makeRecord(
+        "myapp", logging.INFO, __file__, 1, "odd", (), None, extra=odd
+    )
+    line = JsonFormatter().format(record)
+    entry = json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in {line}"))
+    assert entry["tuple_keys"] == "{(1, 2): 'x'}"
+    assert entry["cycle"] == "[[...]]" and entry["nan"] == "nan"
+    assert entry["mixed_keys"] == "{1: 'a', '1': 'b'}"
+    assert entry["fine"] == {"a": [1, 2.5, None]}
+
+
+async def test_an_asgi_app_failing_after_its_response_is_said_of_its_own_client(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Behind a proxy that reuses its connection, the next request's client was named.
+    caplog.set_level(logging.ERROR, logger="wsserver.server")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"ok"})
+        if scope["path"] == "/then-fail":
+            await asyncio.sleep(0.3)
+            raise RuntimeError("background work failed")
+
+    server = await run_server(app, proxy_headers=True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    for path, client in (("/then-fail", "198.51.100.1"), ("/other", "198.51.100.2")):
+        head = f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {client}\r\n\r\n"
+        writer.write(head.encode())
+        await asyncio.wait_for(reader.readuntil(b"ok"), 5)
+    await wait_for(lambda: any(r.exc_info for r in caplog.records), what="the error line")
+    writer.close()
+    (line,) = [r.getMessage() for r in caplog.records if r.exc_info]
+    assert line.endswith("on /then-fail from 198.51.100.1:0"), line

@@ -19,7 +19,7 @@ from wsserver import Request, Router, WebSocket, broadcast, serve
 from wsserver.response import Response, text
 
 from .conftest import StartServer
-from .helpers import RawClient, upgrade_request
+from .helpers import RawClient, upgrade_request, wait_for
 
 TIMEOUT = 5
 
@@ -188,6 +188,49 @@ async def test_every_failing_handler_and_hook_is_counted_and_named_by_its_client
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 4, errors
     assert all(line.endswith("from 203.0.113.7:0") for line in errors), errors
+
+
+async def test_a_request_after_a_refused_upgrade_on_its_connection_is_no_handshake(
+    run_server: StartServer,
+) -> None:
+    # A 404 to an upgrade keeps the connection; the next request's 400 was
+    # counted as a handshake's answer too.
+    server = await run_server(routes())
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/nowhere"))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 404 ")
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    await asyncio.wait_for(reader.readexactly(length), TIMEOUT)
+    writer.write(b"GARBAGE\x01 / HTTP/1.1\r\n\r\n")
+    assert (await asyncio.wait_for(reader.read(), TIMEOUT)).startswith(b"HTTP/1.1 400 ")
+    writer.close()
+    await settle(server)
+    stats = server.stats()
+    assert stats["handshakes"] == {404: 1}
+    assert stats["http_responses"] == {404: 1, 400: 1}
+
+
+async def test_a_status_feed_closed_by_the_keepalive_leaves_no_close_code_on_the_page(
+    run_server: StartServer,
+) -> None:
+    # The feed counted the code the server sent (1011) where the server's
+    # figures count the one received (none: 1006), and the page showed it.
+    server = await run_server(
+        routes(), status_path="/_status", ping_interval=0.2, ping_timeout=0.2, close_timeout=0.2
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/_status/ws"))
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    # A laptop gone to sleep: nothing read, nothing answered; 1011 for the pong
+    # that never came, then TCP closed.
+    await wait_for(lambda: server.stats()["close_codes"]["sent"] == {1011: 1}, what="the 1011")
+    await settle(server)
+    await asyncio.sleep(1.0)  # (a snapshot a second: not the one the feed was sent at first)
+    writer.close()
+    assert server.stats()["close_codes"]["received"] == {1006: 1}
+    snapshot = await server.status.snapshot()  # type: ignore[union-attr]
+    assert snapshot["totals"]["close_codes"] == {}
 
 
 async def test_upgrades_refused_for_the_server_s_limits_are_counted_as_handshakes(

@@ -689,6 +689,7 @@ async def test_a_second_sigint_kills_the_workers_and_still_cleans_up(tmp_path: P
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 1
         writer.close()
     assert "second SIGINT: killing the workers" in cli.stderr
+    assert "that handles pid" not in cli.stderr  # (asyncio's, had the loop closed first)
     assert not status_dir.exists() and not metrics_dir.exists() and not uds.exists()
 
 
@@ -882,3 +883,29 @@ async def test_workers_log_to_a_terminal_set_to_tostop() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+ONE_SLOW_START_APP = """
+import os
+import time
+from pathlib import Path
+
+from wsserver import Router
+
+try:  # the first process to import this is quick; the other takes a while
+    os.close(os.open(Path(__file__).parent / "first", os.O_CREAT | os.O_EXCL))
+except FileExistsError:
+    time.sleep(2.5)
+routes = Router()
+"""
+
+
+@pytest.mark.drill
+async def test_no_slow_start_warning_while_a_worker_accepts(tmp_path: Path) -> None:
+    # The warning waited for every worker: "no worker accepts yet" with one accepting.
+    name = f"one_slow_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text(ONE_SLOW_START_APP)
+    args = ("--app-dir", str(tmp_path), "--workers", "2", "--worker-start-timeout", "1")
+    async with running_cli(f"{name}:routes", *args) as cli:
+        await wait_for(lambda: "2 workers accepting" in cli.stderr, what="the workers")
+    assert "no worker accepts yet" not in cli.stderr

@@ -687,7 +687,9 @@ class _DefaultExecutor(concurrent.futures.ThreadPoolExecutor):
             return list(self._calls)
 
 
-def run_to_the_end(main: Coroutine[Any, Any, int]) -> int:
+def run_to_the_end(
+    main: Coroutine[Any, Any, int], failed: Callable[[Exception], int]
+) -> int:
     """``asyncio.run(main)``, but not waiting without end for what outlives it.
 
     Once the server has stopped, its handlers and applications have had their
@@ -697,7 +699,9 @@ def run_to_the_end(main: Coroutine[Any, Any, int]) -> int:
     the interpreter's exit: a process that said "stopped" but ran on until the
     last-resort timer. Here what is left gets :data:`LEFTOVER_GRACE` seconds;
     whatever is still running after that is named, and the process exits
-    (``os._exit``, logs flushed) with ``main``'s code.
+    (``os._exit``, logs flushed) with ``main``'s code; or, when ``main``
+    raised, with the code ``failed(exc)`` gives (it says what went wrong;
+    it may raise SystemExit itself).
     """
     loop = asyncio.new_event_loop()
     executor = _DefaultExecutor()
@@ -705,10 +709,16 @@ def run_to_the_end(main: Coroutine[Any, Any, int]) -> int:
     try:
         asyncio.set_event_loop(loop)
         code = loop.run_until_complete(main)
+    except Exception as exc:
+        # (A start that failed may leave a thread too: a lifespan startup
+        # that gave up waiting for asyncio.to_thread(connect).)
+        left = _finish(loop, executor)
+        code = failed(exc)
     except BaseException:
         _finish(loop, executor)
         raise
-    left = _finish(loop, executor)
+    else:
+        left = _finish(loop, executor)
     if left:
         logger.warning(
             "%s still running after the stop: exiting without waiting", " and ".join(left)
@@ -967,29 +977,32 @@ def _main(argv: Sequence[str] | None) -> int:
     except (ConfigError, ValueError, ImportError) as exc:
         _refuse(parser, args, str(exc))
     use_loop(parser, args)
-    try:
-        code = run_to_the_end(
-            run(
-                app,
-                args.host,
-                args.port,
-                config,
-                uds=args.uds,
-                fd=args.fd,
-                role=role,
-                status_dir=args.status_dir,
-            )
-        )
-    except LifespanFailure as exc:
-        what = "startup" if isinstance(app, Router) else "ASGI lifespan startup"
-        logger.error("%s failed: %s", what, exc)
-        return 3
-    except ConfigError as exc:
-        _refuse(parser, args, str(exc))
-    except OSError as exc:
-        logger.error("cannot listen on %s: %s", _target(args), exc)
-        return 1
-    return code
+
+    def failed(exc: Exception) -> int:
+        if isinstance(exc, LifespanFailure):
+            what = "startup" if isinstance(app, Router) else "ASGI lifespan startup"
+            logger.error("%s failed: %s", what, exc)
+            return 3
+        if isinstance(exc, ConfigError):
+            _refuse(parser, args, str(exc))
+        if isinstance(exc, OSError):
+            logger.error("cannot listen on %s: %s", _target(args), exc)
+            return 1
+        raise exc
+
+    return run_to_the_end(
+        run(
+            app,
+            args.host,
+            args.port,
+            config,
+            uds=args.uds,
+            fd=args.fd,
+            role=role,
+            status_dir=args.status_dir,
+        ),
+        failed,
+    )
 
 
 #: The sections of logging's file format (logging.config.fileConfig), and the prefixes of the rest.

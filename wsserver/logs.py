@@ -60,13 +60,14 @@ def peer(address: tuple[str, int] | None) -> str:
 
 def log_access(
     address: tuple[str, int] | None,
-    method: str | None,
     path: str | None,
     status: int,
     seconds: float,
     close_code: int | None,
     close_reason: str | None = None,
     route: str | None = None,
+    *,
+    method: str | None = None,
 ) -> None:
     """An access line: peer, method, path, status, duration, close code.
 
@@ -143,12 +144,24 @@ class JsonFormatter(logging.Formatter):
         }
         for name, value in record.__dict__.items():
             if value is not None and name not in _RECORD_ATTRIBUTES and name not in _OWN_KEYS:
-                entry[name] = value
+                entry[name] = _as_json(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json.dumps(entry, ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _as_json(value: object) -> object:
+    """``value`` if JSON can carry it as it is (objects it does not know become
+    their ``str()``), else its ``str()``: keys that are not all str (sort_keys
+    refuses a mix, and tuples), a cycle, NaN or infinity would otherwise lose
+    the line or write one that strict parsers refuse."""
+    try:
+        json.dumps(value, default=str, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
 
 
 def log_app_error(

@@ -206,9 +206,10 @@ class Supervisor:
             self._keep(loop.create_task(self._reap_orphans_forever()))
         for slot in range(1, self.count + 1):
             await self._start(slot, replacing=False)
-        starting = asyncio.gather(*(w.ready for w in self.workers.values()))
-        done, _ = await asyncio.wait({starting}, timeout=self.start_timeout)
-        if not done:
+        readies = [w.ready for w in self.workers.values()]
+        starting = asyncio.gather(*readies)
+        await asyncio.wait({starting}, timeout=self.start_timeout)
+        if not any(ready.done() and ready.result() for ready in readies):
             # The port is bound and listening: connections wait in its queue
             # for a worker (a TCP probe would take the server for ready).
             logger.warning(
@@ -498,17 +499,25 @@ class Supervisor:
                 logger.info("%s: stopping already", name)
                 return
             logger.warning("second SIGINT: killing the workers")
-            for worker in self._all_workers():
-                _signal(worker, signal.SIGKILL)
-            # Ended now, but not by os._exit(): what the command made for the
-            # workers (shared directories, a Unix socket's file) is removed.
-            self.exit_code = 1
-            assert self._stopped is not None
-            self._stopped.set()
+            self._keep(asyncio.get_running_loop().create_task(self._kill_all()))
             return
         self.stopping = True
         logger.info("%s: stopping the workers", name)
         self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
+
+    async def _kill_all(self) -> None:
+        """Kill every worker, and end: not by os._exit(), so that what the command
+        made for them (shared directories, a Unix socket's file) is removed."""
+        workers = self._all_workers()
+        for worker in workers:
+            _signal(worker, signal.SIGKILL)
+        # (Reaped before the loop closes, which asyncio would otherwise warn of.)
+        exits = [worker.exited for worker in workers if not worker.exited.done()]
+        if exits:
+            await asyncio.wait(exits, timeout=2.0)
+        self.exit_code = 1
+        assert self._stopped is not None
+        self._stopped.set()
 
     async def _stop_all(self) -> None:
         # The workers close their copies of the listening socket as they stop;

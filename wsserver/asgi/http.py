@@ -188,7 +188,10 @@ class HttpCycle:
         connection.close_transport()
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
-        logs.log_app_error(problem, self.scope["path"], self.connection.client_address, exc)
+        # (The scope's client: the connection may serve another's request by now.)
+        client = self.scope.get("client")
+        address = (str(client[0]), int(client[1])) if client else None
+        logs.log_app_error(problem, self.scope["path"], address, exc)
         self.connection.server.counters.handler_errors += 1
 
     # --------------------------------------------------------------- receive

@@ -21,7 +21,7 @@ import binascii
 import hashlib
 import ipaddress
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from ..errors import HandshakeError
@@ -33,6 +33,7 @@ from .http import (
     HeadersLike,
     Response,
     error_response,
+    header_pairs,
     valid_header,
     with_defaults,
 )
@@ -486,8 +487,7 @@ class Acceptance:
         if subprotocol is not None and not isinstance(subprotocol, str):
             raise TypeError(f"subprotocol must be a str or None, not {type(subprotocol).__name__}")
         self.subprotocol = subprotocol
-        items = headers.items() if isinstance(headers, Mapping) else headers or ()
-        self.headers = checked_101_headers(items)
+        self.headers = checked_101_headers(header_pairs(headers))
 
     def __repr__(self) -> str:
         return f"<Acceptance subprotocol={self.subprotocol!r} headers={len(self.headers)}>"

@@ -36,6 +36,7 @@ __all__ = [
     "HeadersLike",
     "Response",
     "error_response",
+    "header_pairs",
     "http_date",
     "raw_field",
     "reason_phrase",
@@ -145,6 +146,16 @@ def raw_field(name: str, value: str) -> tuple[bytes, bytes]:
     return (name.encode("latin-1"), value.encode("latin-1"))
 
 
+def header_pairs(headers: HeadersLike | None) -> list[tuple[str, str]]:
+    """``headers`` as ``(name, value)`` pairs: a mapping's items, but every value of
+    a :class:`Headers` (a repeated ``Set-Cookie`` stays repeated), or the pairs given."""
+    if isinstance(headers, Headers):
+        return headers.raw_items()
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers or ())
+
+
 def valid_header(name: str, value: str) -> bool:
     """Whether a response header may be sent as it is (no response splitting)."""
     return _TOKEN.fullmatch(name) is not None and _FIELD_VALUE.fullmatch(value) is not None
@@ -247,7 +258,7 @@ class Response:
         self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         if self.body and status in _BODILESS:
             raise ValueError(f"a {status} response has no body")
-        items = list(headers.items() if isinstance(headers, Mapping) else headers or [])
+        items = header_pairs(headers)
         if content_type is not None and not any(n.lower() == "content-type" for n, _ in items):
             items.append(("Content-Type", content_type))
         for name, value in items:

@@ -263,12 +263,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
             route = None if request is None or request.route is None else request.route.name
             log_access(
                 self.client_address,
-                None if request is None else request.method,
                 None if request is None else request.target.partition("?")[0],
                 self.status,
                 self.loop.time() - self._request_started,
                 None,
                 route=route,
+                method=None if request is None else request.method,
             )
 
     # ------------------------------------------------------------- requests
@@ -1205,6 +1205,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._arm_open_timer()
         self.request = None
         self.status = 0
+        self._asks_upgrade = False
         self._logged = False
         self._request_started = self.loop.time()
 

@@ -211,8 +211,11 @@ class StatusBoard:
                     with contextlib.suppress(TimeoutError):
                         await ws.recv(timeout=left)
         except ConnectionClosed:
-            await ws.wait_closed()  # (the code is the client's: known once it closed)
-            self.feed_close_codes[str(ws.close_code or 1006)] += 1
+            await ws.wait_closed()
+            # As the server's figures count it: the code of the client's close
+            # frame, 1006 when none came.
+            received = ws._conn.close_received
+            self.feed_close_codes[str(1006 if received is None else received[0])] += 1
 
 
 def _unauthorized() -> Response:

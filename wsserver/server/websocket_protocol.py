@@ -296,13 +296,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self.config.access_log:
             log_access(
                 self.request.remote_address,
-                self.request.method,
                 self.request.target.partition("?")[0],
                 101,
                 self.loop.time() - self._started,
                 self.conn.close_code,
                 self.conn.close_reason,
                 self.route_name,
+                method=self.request.method,
             )
         if self.handler_task is None or self.handler_task.done():
             self._drop_websocket()
