@@ -162,6 +162,61 @@ async def run_cli_to_end(
     return proc.returncode, err.decode(errors="replace")
 
 
+async def signalled_while_starting(
+    spec: str,
+    app_dir: Path,
+    marker: str,
+    signum: int = signal.SIGTERM,
+    wrapper: tuple[str, ...] = (),
+) -> tuple[int, bytes]:
+    """Run ``python -m wsserver SPEC --app-dir APP_DIR --port 0`` (under ``wrapper``,
+    a command that runs it: then its child gets the signal), send ``signum`` once
+    ``app_dir / marker`` exists (the application says it is starting), and
+    return the exit code and stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        *wrapper,
+        sys.executable,
+        "-m",
+        "wsserver",
+        spec,
+        "--app-dir",
+        str(app_dir),
+        "--port",
+        "0",
+        cwd=ROOT,
+        env=child_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_for(lambda: (app_dir / marker).exists(), what=f"the start ({marker})")
+        if wrapper:
+            (server,) = children(proc.pid)
+            os.kill(server, signum)
+        else:
+            proc.send_signal(signum)
+        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, err
+
+
+def children(pid: int) -> set[int]:
+    """The pids of a process's children, from /proc."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended since the listing
+            continue
+        found.update(int(child) for child in text)
+    return found
+
+
 async def assert_echo(url: str) -> None:
     async with websockets.connect(url) as ws:
         await ws.send("héllo")
@@ -672,33 +727,9 @@ async def test_sigterm_during_a_slow_lifespan_startup_stops_it(tmp_path: Path) -
     # The signal handlers came after the startup: SIGTERM killed the process
     # (-15), the application never hearing of it. Then they came first, and
     # the shutdown waited for a startup that might never end (45 s, exit 1).
-    from tests.helpers import wait_for
-
     (tmp_path / "slow_app.py").write_text(SLOW_STARTUP_APP)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsserver",
-        "slow_app:app",
-        "--app-dir",
-        str(tmp_path),
-        "--port",
-        "0",
-        cwd=ROOT,
-        env=child_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        await wait_for(lambda: (tmp_path / "starting").exists(), what="the startup")
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
+    code, err = await signalled_while_starting("slow_app:app", tmp_path, "starting")
+    assert code == 0, err.decode()
     assert (tmp_path / "cancelled").exists()  # the startup heard it
     assert b"SIGTERM: shutting down" in err and b"stopped before it started" in err
 
@@ -1156,30 +1187,8 @@ async def test_a_signal_during_the_application_s_import_stops_it_cleanly(
     # (143); as pid 1, in a container without an init, SIGTERM was ignored.
     name = f"slow_import_{uuid.uuid4().hex}"
     (tmp_path / f"{name}.py").write_text(SLOW_IMPORT_APP)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsserver",
-        f"{name}:routes",
-        "--app-dir",
-        str(tmp_path),
-        "--port",
-        "0",
-        cwd=ROOT,
-        env=child_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        await wait_for(lambda: (tmp_path / "importing").exists(), what="the import")
-        proc.send_signal(signum)
-        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err
+    code, err = await signalled_while_starting(f"{name}:routes", tmp_path, "importing", signum)
+    assert code == 0, err
     assert f"{signal.Signals(signum).name}: stopped before it started".encode() in err
     assert b"Traceback" not in err
 

@@ -26,25 +26,19 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from .helpers import RawClient, wait_for
-from .test_cli import Cli, running_cli
+from .test_cli import (
+    SLOW_IMPORT_APP,
+    Cli,
+    children,
+    running_cli,
+    signalled_while_starting,
+)
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/task").exists(), reason="reads the supervisor's children from /proc"
 )
 
 TIMEOUT = 10.0
-
-
-def children(pid: int) -> set[int]:
-    """The pids of a process's children, from /proc."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "children").read_text().split()
-        except FileNotFoundError:  # a thread that ended since the listing
-            continue
-        found.update(int(child) for child in text)
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -764,18 +758,6 @@ async def test_as_pid_1_the_supervisor_reaps_orphaned_processes(tmp_path: Path) 
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 
 
-SLOW_IMPORT_APP = """
-import time
-from pathlib import Path
-
-(Path(__file__).parent / "importing").touch()
-time.sleep(30)
-from wsserver import Router
-
-routes = Router()
-"""
-
-
 @pytest.mark.drill
 async def test_as_pid_1_a_sigterm_during_the_start_is_not_lost(tmp_path: Path) -> None:
     # The kernel drops a signal sent to pid 1 that has no handler: the start went on.
@@ -783,53 +765,11 @@ async def test_as_pid_1_a_sigterm_during_the_start_is_not_lost(tmp_path: Path) -
         pytest.skip("no pid namespace here (unshare --pid needs privileges)")
     name = f"slow_import_{os.getpid()}"
     (tmp_path / f"{name}.py").write_text(SLOW_IMPORT_APP)
-    proc = await asyncio.create_subprocess_exec(
-        *AS_PID_1,
-        sys.executable,
-        "-m",
-        "wsserver",
-        f"{name}:routes",
-        "--app-dir",
-        str(tmp_path),
-        "--port",
-        "0",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    code, err = await signalled_while_starting(
+        f"{name}:routes", tmp_path, "importing", wrapper=AS_PID_1
     )
-    try:
-        await wait_for(lambda: (tmp_path / "importing").exists(), what="the import")
-        (first,) = children(proc.pid)
-        os.kill(first, signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err
+    assert code == 0, err
     assert b"SIGTERM: stopped" in err, err
-
-
-SLOW_START_APP = """
-import time
-
-from wsserver import Router
-
-time.sleep(2.5)  # a heavy import
-routes = Router()
-"""
-
-
-@pytest.mark.drill
-async def test_a_first_start_slower_than_the_start_timeout_is_warned_of(tmp_path: Path) -> None:
-    # The port listened at once, connections waited, and nothing was said however long it took.
-    name = f"slow_start_{os.getpid()}"
-    (tmp_path / f"{name}.py").write_text(SLOW_START_APP)
-    args = ("--app-dir", str(tmp_path), "--workers", "2", "--worker-start-timeout", "1")
-    async with running_cli(f"{name}:routes", *args) as cli:
-        await wait_for(lambda: "no worker accepts yet after 1 s" in cli.stderr, what="the warning")
-        assert "workers accepting" not in cli.stderr
-        await wait_for(lambda: "2 workers accepting" in cli.stderr, what="the workers")
 
 
 @pytest.mark.drill
@@ -885,27 +825,37 @@ async def test_workers_log_to_a_terminal_set_to_tostop() -> None:
             await proc.wait()
 
 
-ONE_SLOW_START_APP = """
+SLOW_START_APP = """
 import os
 import time
 from pathlib import Path
 
 from wsserver import Router
 
-try:  # the first process to import this is quick; the other takes a while
+try:  # ONE_QUICK: the first process to import this is quick, the others take a while
+    if not os.environ.get("ONE_QUICK"):
+        raise FileExistsError
     os.close(os.open(Path(__file__).parent / "first", os.O_CREAT | os.O_EXCL))
 except FileExistsError:
-    time.sleep(2.5)
+    time.sleep(2.5)  # a heavy import
 routes = Router()
 """
 
 
 @pytest.mark.drill
-async def test_no_slow_start_warning_while_a_worker_accepts(tmp_path: Path) -> None:
-    # The warning waited for every worker: "no worker accepts yet" with one accepting.
-    name = f"one_slow_{os.getpid()}"
-    (tmp_path / f"{name}.py").write_text(ONE_SLOW_START_APP)
+@pytest.mark.parametrize("one_quick", [False, True])
+async def test_a_first_start_slower_than_the_start_timeout_is_warned_of(
+    tmp_path: Path, one_quick: bool
+) -> None:
+    # The port listened at once, connections waited, and nothing was said
+    # however long it took. But no warning while one worker accepts.
+    name = f"slow_start_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text(SLOW_START_APP)
     args = ("--app-dir", str(tmp_path), "--workers", "2", "--worker-start-timeout", "1")
-    async with running_cli(f"{name}:routes", *args) as cli:
+    env = {"ONE_QUICK": "1"} if one_quick else None
+    async with running_cli(f"{name}:routes", *args, env=env) as cli:
+        if not one_quick:
+            await wait_for(lambda: "no worker accepts yet after 1 s" in cli.stderr, what="it")
+            assert "workers accepting" not in cli.stderr
         await wait_for(lambda: "2 workers accepting" in cli.stderr, what="the workers")
-    assert "no worker accepts yet" not in cli.stderr
+    assert ("no worker accepts yet" in cli.stderr) is not one_quick
