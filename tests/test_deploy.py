@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -1221,3 +1222,28 @@ async def test_a_restart_serves_a_client_still_in_its_tls_handshake(
     if accepting:  # (the failing one's raises the handshake's error)
         ended = await asyncio.wait_for(asyncio.gather(*accepting, return_exceptions=True), TIMEOUT)
         assert ended[0] is None and isinstance(ended[1], ssl.SSLError), ended
+
+
+@pytest.mark.drill
+async def test_a_worker_refusing_new_certificates_says_so_as_a_worker(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    # Its reason was a bare "error: TLS: ..." among the supervisor's lines,
+    # without a time or the worker it came from.
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    async with running_cli(
+        "examples.echo:routes",
+        *("--workers", "2", "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile)),
+        listening=r"listening on wss://127\.0\.0\.1:(\d+)",
+    ) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        ca.issue_cert("127.0.0.1").private_key_pem.write_to_path(str(keyfile))  # not the cert's
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: "TLS: " in cli.stderr, what="the worker's refusal")
+        await asyncio.sleep(0.2)
+        (line,) = [line for line in cli.stderr.splitlines() if "TLS: " in line]
+        assert re.search(r"^\S+ \S+ ERROR .*\[worker \d\] .*TLS: ", line), line
+        assert not line.startswith("error:"), line

@@ -1022,8 +1022,9 @@ def _log_config_error(exc: Exception) -> str:
 
 def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: str) -> NoReturn:
     """Stop at start-up: ``message`` in one line, exit code 2 (with ``--log-format json``,
-    a JSON line as every other; logging is configured by then)."""
-    if args.log_format == "json":
+    a JSON line as every other; logging is configured by then; in a worker, a
+    log line that says which, among the supervisor's)."""
+    if args.log_format == "json" or (args.worker is not None and logger.hasHandlers()):
         logger.error("%s", message)
         raise SystemExit(2)
     parser.exit(2, f"error: {message}\n")
