@@ -1220,3 +1220,57 @@ async def test_a_failed_start_does_not_wait_for_the_thread_it_left(tmp_path: Pat
     assert loop.time() - started < 10, err
     assert "ASGI lifespan startup failed: no database" in err
     assert "1 call of asyncio.to_thread() or run_in_executor() still running" in err
+
+
+LEFT_BY_A_FAILURE = """
+import asyncio, logging, sys, time
+from wsserver.__main__ import run_to_the_end
+
+logging.basicConfig(level=logging.INFO)
+
+
+async def main():
+    asyncio.get_running_loop().run_in_executor(None, time.sleep, 30)
+    await asyncio.sleep(0.1)
+    raise RuntimeError("the start failed")
+
+
+def failed(exc):
+    if sys.argv[1] == "refused":
+        raise SystemExit(2)  # as _refuse() does
+    raise exc
+
+
+run_to_the_end(main(), failed)
+"""
+
+
+@pytest.mark.parametrize(("how", "code"), [("refused", 2), ("raised", 1)])
+async def test_a_start_failing_past_its_handler_does_not_wait_for_its_thread(
+    how: str, code: int
+) -> None:
+    # The thread's call was forgotten when failed() raised: the interpreter's
+    # exit waited for it (30 s here; without end for a call that never returns).
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LEFT_BY_A_FAILURE,
+        how,
+        cwd=ROOT,
+        env=child_env(),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == code, err
+    assert loop.time() - started < TIMEOUT
+    assert b"1 call of asyncio.to_thread() or run_in_executor() still running" in err
+    if how == "raised":
+        assert b"RuntimeError: the start failed" in err  # its traceback, still

@@ -358,6 +358,7 @@ async def test_an_app_that_never_starts_ends_the_supervisor_with_its_exit_code()
     assert not any(alive(pid) for pid in started)
     assert "this application is broken on purpose" in cli.stderr  # the worker's own error
     assert "no worker ever started: stopping (exit code 1)" in cli.stderr
+    assert "no worker accepts yet" not in cli.stderr  # (they died: they are not slow)
 
 
 @pytest.mark.drill

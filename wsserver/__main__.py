@@ -709,24 +709,44 @@ def run_to_the_end(
     try:
         asyncio.set_event_loop(loop)
         code = loop.run_until_complete(main)
-    except Exception as exc:
+    except BaseException as exc:
         # (A start that failed may leave a thread too: a lifespan startup
         # that gave up waiting for asyncio.to_thread(connect).)
         left = _finish(loop, executor)
-        code = failed(exc)
-    except BaseException:
-        _finish(loop, executor)
-        raise
+        try:
+            if not isinstance(exc, Exception):
+                raise
+            code = failed(exc)
+        except BaseException as raised:
+            if left:
+                _leave(left, _exit_code_of(raised))
+            raise
     else:
         left = _finish(loop, executor)
     if left:
-        logger.warning(
-            "%s still running after the stop: exiting without waiting", " and ".join(left)
-        )
-        logging.shutdown()  # (flushed: os._exit does not)
-        sys.stdout.flush()
-        os._exit(code)
+        _leave(left, code)
     return code
+
+
+def _leave(left: list[str], code: int) -> NoReturn:
+    """Exit with ``code`` without waiting for what is ``left`` (see run_to_the_end)."""
+    logger.warning("%s still running after the stop: exiting without waiting", " and ".join(left))
+    logging.shutdown()  # (flushed: os._exit does not)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _exit_code_of(exc: BaseException) -> int:
+    """The exit code ``exc`` would have ended the process with (its traceback
+    logged, if it is an error that would have printed one)."""
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    if isinstance(exc, StoppedDuringStart):
+        logger.info("%s: stopped before it started", signal.Signals(exc.signum).name)
+        return 0
+    logger.error("%s", type(exc).__name__, exc_info=exc)
+    return 1
 
 
 def _finish(loop: asyncio.AbstractEventLoop, executor: _DefaultExecutor) -> list[str]:
@@ -1024,7 +1044,8 @@ def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: 
     """Stop at start-up: ``message`` in one line, exit code 2 (with ``--log-format json``,
     a JSON line as every other; logging is configured by then; in a worker, a
     log line that says which, among the supervisor's)."""
-    if args.log_format == "json" or (args.worker is not None and logger.hasHandlers()):
+    in_worker_log = args.worker is not None and logger.isEnabledFor(logging.ERROR)
+    if args.log_format == "json" or (in_worker_log and logger.hasHandlers()):
         logger.error("%s", message)
         raise SystemExit(2)
     parser.exit(2, f"error: {message}\n")

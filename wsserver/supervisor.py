@@ -209,7 +209,7 @@ class Supervisor:
         readies = [w.ready for w in self.workers.values()]
         starting = asyncio.gather(*readies)
         await asyncio.wait({starting}, timeout=self.start_timeout)
-        if not any(ready.done() and ready.result() for ready in readies):
+        if not starting.done() and not any(ready.done() and ready.result() for ready in readies):
             # The port is bound and listening: connections wait in its queue
             # for a worker (a TCP probe would take the server for ready).
             logger.warning(

@@ -189,8 +189,11 @@ class HttpCycle:
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
         # (The scope's client: the connection may serve another's request by now.)
-        client = self.scope.get("client")
-        address = (str(client[0]), int(client[1])) if client else None
+        try:
+            client = self.scope.get("client")
+            address = (str(client[0]), int(client[1])) if client else None
+        except (TypeError, ValueError, IndexError):  # (a middleware's, malformed)
+            address = self.connection.client_address
         logs.log_app_error(problem, self.scope["path"], address, exc)
         self.connection.server.counters.handler_errors += 1
 
