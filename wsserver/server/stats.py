@@ -90,6 +90,11 @@ class ServerStats:
         self.write_pauses = 0
         self.broadcast_skipped = 0
         self.handler_errors = 0
+        #: The server's own WebSocket routes (the status page's feed), whose
+        #: received close codes are also counted apart, in ``own_close_codes``,
+        #: for the figures that leave those routes out.
+        self.own_routes: set[str] = set()
+        self.own_close_codes: Counter[int | str] = Counter()
 
     def route(self, name: str) -> RouteTotals:
         totals = self.routes.get(name)
@@ -115,10 +120,11 @@ class ServerStats:
         conn = protocol.conn
         if conn.close_sent is not None:
             count_close_code(self.close_codes_sent, conn.close_sent[0])
-        if conn.close_received is not None:
-            count_close_code(self.close_codes_received, conn.close_received[0])
-        else:
-            self.close_codes_received[1006] += 1  # no close frame came: abnormal closure
+        received = 1006 if conn.close_received is None else conn.close_received[0]
+        # (1006: no close frame came, an abnormal closure.)
+        count_close_code(self.close_codes_received, received)
+        if protocol.route_name in self.own_routes:
+            count_close_code(self.own_close_codes, received)
 
     def snapshot(self, open_connections: Iterable[WebSocketProtocol]) -> dict[str, Any]:
         """Every counter now, the open connections' counts included.

@@ -72,10 +72,6 @@ class StatusBoard:
         #: The last snapshot: when, what, and the figures of this process it is made of.
         self._snapshot: tuple[float, dict[str, Any], dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
-        #: The close codes of this process's feeds (the client's; 1006 when it
-        #: sent none), left out of the page's close codes as the feeds are
-        #: left out of its other figures.
-        self.feed_close_codes: Counter[str] = Counter()
 
     def share(self, directory: str, worker: str) -> None:
         """Under workers (before the server starts): show the figures every worker
@@ -85,6 +81,9 @@ class StatusBoard:
         self._file = self.directory / f"worker-{worker}.{secrets.token_hex(4)}.json"
 
     def add_routes(self, router: Router) -> None:
+        # Its feeds' close codes, counted apart, are left out of the page's as
+        # the feeds are left out of its other figures.
+        self.server.counters.own_routes.add(FEED_ROUTE)
         router.add_route(self._page, self.path, name="_status")
         router.add_websocket_route(
             self._feed, self.path.rstrip("/") + "/ws", name=FEED_ROUTE, on_connect=self._guard
@@ -169,7 +168,8 @@ class StatusBoard:
     def _with_feeds(self, stats: dict[str, Any]) -> dict[str, Any]:
         """``stats`` with this process's feeds' close codes (a copy: ``stats``
         is shared, see :meth:`Server.recent_stats`)."""
-        return {**stats, FEED_CLOSE_CODES: dict(self.feed_close_codes)}
+        own = self.server.counters.own_close_codes
+        return {**stats, FEED_CLOSE_CODES: {str(code): n for code, n in own.items()}}
 
     def start(self) -> None:
         """Under workers: write this worker's snapshot every second."""
@@ -211,11 +211,7 @@ class StatusBoard:
                     with contextlib.suppress(TimeoutError):
                         await ws.recv(timeout=left)
         except ConnectionClosed:
-            await ws.wait_closed()
-            # As the server's figures count it: the code of the client's close
-            # frame, 1006 when none came.
-            received = ws._conn.close_received
-            self.feed_close_codes[str(1006 if received is None else received[0])] += 1
+            return
 
 
 def _unauthorized() -> Response:
