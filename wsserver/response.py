@@ -6,6 +6,7 @@ They are defined in :mod:`wsserver.app.response`.
 from .app.response import (
     Acceptance,
     Response,
+    StreamingResponse,
     accept,
     empty,
     html,
@@ -13,14 +14,17 @@ from .app.response import (
     json,
     json_response,
     raw,
+    stream,
     text,
     text_response,
 )
 
 __all__ = [
     "Response",
+    "StreamingResponse",
     "Acceptance",
     "accept",
+    "stream",
     "text",
     "html",
     "json",

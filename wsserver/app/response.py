@@ -1,8 +1,9 @@
 """Small HTTP responses: for plain HTTP routes and for denying a WebSocket upgrade.
 
 The helpers below build a :class:`~wsserver.protocol.http.Response` (importable
-from here too) with the right ``Content-Type``; :func:`accept` is an
-``on_connect`` hook's yes with conditions.
+from here too) with the right ``Content-Type``; :func:`stream` a
+:class:`StreamingResponse`, whose body an HTTP route's handler produces as it
+is sent; :func:`accept` is an ``on_connect`` hook's yes with conditions.
 
 Example::
 
@@ -16,16 +17,18 @@ Example::
 from __future__ import annotations
 
 import json as json_module
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 from ..protocol.handshake import Acceptance
-from ..protocol.http import HeadersLike, Response
+from ..protocol.http import HeadersLike, Response, response_head_headers
 
 __all__ = [
     "Response",
+    "StreamingResponse",
     "Acceptance",
     "accept",
+    "stream",
     "text",
     "html",
     "json",
@@ -70,6 +73,91 @@ def raw(
 def empty(status: int = 204, headers: HeadersLike | None = None) -> Response:
     """A response without a body."""
     return Response(b"", status, headers)
+
+
+#: What a streamed body is made of: str pieces (sent as UTF-8) or bytes-like ones.
+Piece = str | bytes | bytearray | memoryview
+Chunks = AsyncIterable[Piece] | Iterable[Piece]
+
+
+class StreamingResponse:
+    """An HTTP response whose body is sent piece by piece, as ``chunks`` yields it.
+
+    Only an HTTP route's handler may return one. The head goes first; each
+    piece is written as it comes (chunked transfer coding, unless the headers
+    give a ``Content-Length``), and the next is asked for once the client has
+    taken enough of the last (``write_limit``): a slow reader slows the
+    producer instead of filling memory. A client that leaves ends it: the
+    handler's task is cancelled where it waits, and ``chunks`` is closed
+    (an async generator's ``finally`` runs). A piece that fails once the head
+    is out cannot become an error response: the connection closes, the
+    body cut short (the error is logged and counted as a handler's). A
+    ``HEAD`` request gets the head only; ``chunks`` is closed unread.
+
+    Args:
+        chunks: an async iterable (an async generator, say) or an iterable
+            of str (sent as UTF-8) or bytes-like pieces. A plain iterable's
+            next piece is taken in a thread (the default executor), since
+            making it may block (reading a file).
+        status: the status code (not 204 or 304, which have no body).
+        headers: more headers, as a mapping or ``(name, value)`` pairs.
+        content_type: the ``Content-Type``, unless ``headers`` has one.
+
+    Raises:
+        TypeError: ``chunks`` is not iterable, or is a single str or bytes.
+        ValueError: the status, or a header, cannot be sent (a
+            ``Transfer-Encoding``, which is the server's to choose, among them).
+    """
+
+    __slots__ = ("chunks", "status", "headers")
+
+    def __init__(
+        self,
+        chunks: Chunks,
+        status: int = 200,
+        headers: HeadersLike | None = None,
+        content_type: str | None = "application/octet-stream",
+    ) -> None:
+        if isinstance(chunks, (str, bytes, bytearray, memoryview)) or not (
+            hasattr(chunks, "__aiter__") or hasattr(chunks, "__iter__")
+        ):
+            raise TypeError(
+                "a streamed body is an iterable or async iterable of str or bytes pieces, "
+                f"not {type(chunks).__name__}"
+            )
+        if not 200 <= status <= 599 or status in (204, 304):
+            raise ValueError(f"a streamed response's status is 200-599 with a body, not {status}")
+        items = response_head_headers(headers, content_type)
+        if any(name.lower() == "transfer-encoding" for name, _ in items):
+            raise ValueError("Transfer-Encoding is the server's to choose for a streamed body")
+        self.chunks = chunks
+        self.status = status
+        self.headers = items
+
+    def __repr__(self) -> str:
+        return f"<StreamingResponse {self.status}>"
+
+
+def stream(
+    chunks: Chunks,
+    status: int = 200,
+    headers: HeadersLike | None = None,
+    content_type: str = "application/octet-stream",
+) -> StreamingResponse:
+    """A response whose body is sent as ``chunks`` yields it (:class:`StreamingResponse`).
+
+    Example (server-sent events)::
+
+        @routes.get("/events")
+        async def events(request):
+            async def ticks():
+                for n in range(10):
+                    yield f"data: {n}\n\n"
+                    await asyncio.sleep(1)
+            return stream(ticks(), content_type="text/event-stream",
+                          headers={"Cache-Control": "no-cache"})
+    """
+    return StreamingResponse(chunks, status, headers, content_type)
 
 
 def accept(subprotocol: str | None = None, headers: HeadersLike | None = None) -> Acceptance:

@@ -42,6 +42,7 @@ __all__ = [
     "reason_phrase",
     "render_response",
     "request_field",
+    "response_head_headers",
     "split_absolute_form",
     "valid_header",
     "valid_host",
@@ -229,6 +230,27 @@ class Headers(Mapping[str, str]):
         return f"Headers({self.raw_items()!r})"
 
 
+def response_head_headers(
+    headers: HeadersLike | None, content_type: str | None
+) -> list[tuple[str, str]]:
+    """A response's headers as pairs, ``content_type`` added unless they have
+    a ``Content-Type``.
+
+    Raises:
+        ValueError: a header name or value that cannot be sent as it is.
+    """
+    items = header_pairs(headers)
+    if content_type is not None and not any(n.lower() == "content-type" for n, _ in items):
+        items.append(("Content-Type", content_type))
+    for name, value in items:
+        if not valid_header(name, value):
+            raise ValueError(
+                f"invalid response header {name!r}: {value!r} (a token, then latin-1 "
+                "characters but no CR, LF or NUL; RFC 8187 encodes other text)"
+            )
+    return items
+
+
 class Response:
     """An HTTP response: status, headers and a body.
 
@@ -258,16 +280,7 @@ class Response:
         self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         if self.body and status in _BODILESS:
             raise ValueError(f"a {status} response has no body")
-        items = header_pairs(headers)
-        if content_type is not None and not any(n.lower() == "content-type" for n, _ in items):
-            items.append(("Content-Type", content_type))
-        for name, value in items:
-            if not valid_header(name, value):
-                raise ValueError(
-                    f"invalid response header {name!r}: {value!r} (a token, then latin-1 "
-                    "characters but no CR, LF or NUL; RFC 8187 encodes other text)"
-                )
-        self.headers: list[tuple[str, str]] = items
+        self.headers: list[tuple[str, str]] = response_head_headers(headers, content_type)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"

@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 import h11
 
 from ..app.request import Request
+from ..app.response import StreamingResponse
 from ..app.routing import Resolution, Route
 from ..errors import BadRequest, ClientDisconnected, task_was_cancelled
 from ..logs import log_access, logger, peer, printable, protocol_logger
@@ -213,10 +214,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._wake_readers()
             if not self.closing and not self._streaming:
                 self.transport.pause_reading()
-        elif self._app_task is not None and self._app_task is self._asgi_task:
-            # An ASGI app works on the request: keep what comes (a pipelined
-            # request, frames after an upgrade request) for later, reading on
-            # so as to notice the client leaving, up to a bound.
+        elif self._app_task is not None and (
+            self._app_task is self._asgi_task or self._streaming
+        ):
+            # An ASGI app works on the request, or a handler streams its
+            # response: keep what comes (a pipelined request, frames after an
+            # upgrade request) for later, reading on so as to notice the
+            # client leaving, up to a bound.
             self._kept += len(data)
             if self._kept > self.config.max_header_size:
                 self.transport.pause_reading()
@@ -799,11 +803,56 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 raise
             # It awaited what other code cancelled: it failed (500, logged).
             raise RuntimeError(f"HTTP handler {route.name} ended in a CancelledError") from exc
+        if isinstance(response, StreamingResponse):
+            await self._send_stream(response)
+            return
         if not isinstance(response, Response):
             raise TypeError(
                 f"HTTP handler {route.name} returned {type(response).__name__}, not a Response"
             )
         self.send_response(response)
+
+    async def _send_stream(self, response: StreamingResponse) -> None:
+        """Send a handler's streamed response: the head, each piece as it comes
+        (once the client took enough of the last: :meth:`drain`), the end.
+
+        Reading goes on meanwhile (:meth:`stream_started`), within a bound
+        (:meth:`data_received`), so that a client leaving is seen: its
+        connection_lost() cancels this task where it waits.
+        """
+        h = self._h11
+        if h.their_state is h11.SEND_BODY:
+            # (As in send_response(): the end of a request without a body.)
+            with contextlib.suppress(h11.RemoteProtocolError):
+                next_event(h)
+        chunks = response.chunks
+        try:
+            self.start_response(response.status, response.headers)
+            if not self._head:
+                self._kept = 0
+                self.stream_started()
+                async for piece in _pieces(chunks):
+                    if self.closing:
+                        break
+                    if isinstance(piece, str):
+                        data = piece.encode("utf-8")
+                    elif isinstance(piece, (bytes, bytearray, memoryview)):
+                        data = bytes(piece)
+                    else:
+                        raise TypeError(
+                            f"a streamed body's pieces are str or bytes, not {type(piece).__name__}"
+                        )
+                    if data:
+                        self.send_body(data)
+                        await self.drain()
+        finally:
+            await _close_chunks(chunks)
+        if self.closing:
+            return  # the client is gone (its access line comes with connection_lost())
+        self._write(h11.EndOfMessage())
+        self._streaming = False
+        self._log_access()
+        self._next_cycle_or_close()
 
     # ------------------------------------------------------------ ASGI
 
@@ -1028,15 +1077,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._body_ahead = None
         self._cycle += 1
         self._wake_readers()  # (an application's receive() still waiting: it hears disconnect)
-        states: Any = (h.our_state, h.their_state)
-        if states == (h11.DONE, h11.DONE) and not self._close_after_response:
-            h.start_next_cycle()
-            self._head = False
-            self._wait_idle()
+        if self._next_cycle_or_close():
             self.transport.resume_reading()
             self.loop.call_soon(self._process)
-        else:
-            self.close_transport()
 
     def _write(
         self, event: h11.InformationalResponse | h11.Response | h11.Data | h11.EndOfMessage
@@ -1094,6 +1137,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._transport_closing or self.lost:
             return
         h = self._h11
+        if h.our_state is h11.SEND_BODY:
+            # A streamed response is under way (its handler failed, or was
+            # cancelled at shutdown): no other can follow it. The client
+            # sees its body cut short.
+            self.close_transport()
+            return
         self.status = response.status
         self.server.counters.http_responses[response.status] += 1
         if h.their_state is h11.SEND_BODY:
@@ -1121,13 +1170,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._logged:
             self.request = None  # an answer to no new request (a 503 at shutdown, say)
         self._log_access()
+        self._next_cycle_or_close(close)
+
+    def _next_cycle_or_close(self, close: bool = False) -> bool:
+        """After a response: wait for the next request if h11 allows (both sides
+        done) and nothing says close; else close. True if kept alive."""
+        h = self._h11
         states: Any = (h.our_state, h.their_state)
-        if states == (h11.DONE, h11.DONE):
+        if states == (h11.DONE, h11.DONE) and not (close or self._close_after_response):
             h.start_next_cycle()
             self._head = False
             self._wait_idle()
-        else:
-            self.close_transport()
+            return True
+        self.close_transport()
+        return False
 
     def http_error(
         self,
@@ -1336,6 +1392,38 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _shutting_down(self) -> None:
         """The 503 of a request the shutdown leaves unanswered."""
         self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
+
+
+async def _pieces(chunks: Any) -> AsyncIterator[Any]:
+    """A streamed body's pieces: an async iterable's, or a plain iterable's,
+    each taken in the default executor (making it may block)."""
+    if hasattr(chunks, "__aiter__"):
+        async for piece in chunks:
+            yield piece
+        return
+    iterator = iter(chunks)
+    loop = asyncio.get_running_loop()
+    while True:
+        piece = await loop.run_in_executor(None, next, iterator, _END)
+        if piece is _END:
+            return
+        yield piece
+
+
+#: What next() gives at the end of a streamed body's plain iterator.
+_END = object()
+
+
+async def _close_chunks(chunks: Any) -> None:
+    """Close a streamed body's producer (its ``finally`` runs), done or not."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+        return
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        with contextlib.suppress(ValueError):  # (running in the executor still: cancelled)
+            close()
 
 
 def _took_more(before: tuple[int, int], now: tuple[int, int]) -> bool:

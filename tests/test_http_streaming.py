@@ -1,0 +1,348 @@
+"""A Router HTTP handler's streamed response (``stream()``): pieces sent as they
+are made, a slow reader holding the producer, a client leaving, a failing
+producer, HEAD, keep-alive and shutdown, through real sockets and clients."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import h11
+import httpx
+import pytest
+
+from wsserver import Request, Router
+from wsserver.response import Response, StreamingResponse, stream, text
+from wsserver.testing import HandshakeDenied, TestClient
+
+from .conftest import StartServer
+from .helpers import wait_for
+
+
+class Producer:
+    """What a route's producer did: pieces made, whether its ``finally`` ran."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.started = False
+        self.finished = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+
+def app(producer: Producer) -> Router:
+    routes = Router()
+
+    @routes.get("/events")
+    async def events(request: Request) -> StreamingResponse:
+        async def pieces() -> AsyncIterator[str]:
+            producer.started = True
+            try:
+                yield "data: one\n\n"
+                await producer.go_on.wait()  # the client has the first piece by now
+                yield "data: two\n\n"
+            finally:
+                producer.finished.set()
+
+        return stream(pieces(), content_type="text/event-stream", headers={"X-A": "1"})
+
+    @routes.get("/endless")
+    async def endless(request: Request) -> StreamingResponse:
+        size = int(request.args.get("size", "10"))
+        pause = float(request.args.get("pause", "0"))
+
+        async def pieces() -> AsyncIterator[bytes]:
+            producer.started = True
+            try:
+                while True:
+                    producer.made += size
+                    yield b"x" * size
+                    await asyncio.sleep(pause)
+            finally:
+                producer.finished.set()
+
+        return stream(pieces())
+
+    @routes.get("/mixed")
+    async def mixed(request: Request) -> StreamingResponse:
+        return stream(["é", b"b", bytearray(b"c"), memoryview(b"d"), ""], headers={})
+
+    @routes.get("/threaded")
+    async def threaded(request: Request) -> StreamingResponse:
+        def pieces() -> Iterator[str]:
+            for _ in range(3):
+                yield f"{threading.get_ident() != loop_thread};"
+
+        loop_thread = threading.get_ident()
+        return stream(pieces(), content_type="text/plain")
+
+    @routes.get("/sized")
+    async def sized(request: Request) -> StreamingResponse:
+        async def pieces() -> AsyncIterator[bytes]:
+            yield b"abc"
+            yield b"de"
+
+        return stream(pieces(), headers={"Content-Length": "5"})
+
+    @routes.get("/failing")
+    async def failing(request: Request) -> StreamingResponse:
+        async def pieces() -> AsyncIterator[bytes]:
+            yield b"first"
+            raise RuntimeError("the producer broke")
+
+        return stream(pieces())
+
+    @routes.get("/wrong-piece")
+    async def wrong_piece(request: Request) -> StreamingResponse:
+        return stream([b"ok", 5])  # type: ignore[list-item]
+
+    @routes.get("/plain")
+    async def plain(request: Request) -> Response:
+        return text("plain")
+
+    return routes
+
+
+async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    return await asyncio.wait_for(reader.read(), 5)
+
+
+def responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """The complete responses in ``data`` (h11 reads them, chunked or not)."""
+    h = h11.Connection(h11.CLIENT)
+    # (h11 wants the requests they answer: GETs, kept alive.)
+    found: list[tuple[int, dict[str, str], bytes]] = []
+    h.receive_data(data)
+    while True:
+        h.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+        h.send(h11.EndOfMessage())
+        head: Any = None
+        body = b""
+        while True:
+            event = h.next_event()
+            if event is h11.NEED_DATA:
+                return found
+            if isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                headers = {n.decode().lower(): v.decode() for n, v in head.headers}
+                found.append((head.status_code, headers, body))
+                break
+        if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
+            return found
+        h.start_next_cycle()
+
+
+class TestStreaming:
+    async def test_each_piece_goes_out_as_it_is_made(self, run_server: StartServer) -> None:
+        # The second piece waits for the client to have had the first: a
+        # server that held the body until its end would never send either.
+        producer = Producer()
+        server = await run_server(app(producer))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            async with client.stream("GET", "/events") as response:
+                assert response.status_code == 200
+                assert response.headers["content-type"] == "text/event-stream"
+                assert response.headers["transfer-encoding"] == "chunked"
+                assert response.headers["x-a"] == "1"
+                assert "content-length" not in response.headers
+                received = b""
+                async for piece in response.aiter_raw():
+                    received += piece
+                    if received == b"data: one\n\n":
+                        producer.go_on.set()
+                assert received == b"data: one\n\ndata: two\n\n"
+            await asyncio.wait_for(producer.finished.wait(), 5)
+            r = await client.get("/mixed")
+            assert (r.status_code, r.content) == (200, "é".encode() + b"bcd")
+            assert r.headers["content-type"] == "application/octet-stream"
+            r = await client.get("/sized")
+            assert (r.headers["content-length"], r.content) == ("5", b"abcde")
+            assert "transfer-encoding" not in r.headers
+            r = await client.get("/threaded")
+            # A plain iterable's pieces are made in a thread: making one may block.
+            assert r.text == "True;True;True;"
+
+    async def test_the_connection_serves_pipelined_requests_after_it(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        producer = Producer()
+        producer.go_on.set()
+        server = await run_server(app(producer), access_log=True)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        with caplog.at_level(logging.INFO, logger="wsserver.access"):
+            writer.write(
+                b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /mixed HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            data = await read_until_closed(reader)
+        writer.close()
+        got = responses(data)
+        assert [(status, body) for status, _, body in got] == [
+            (200, b"data: one\n\ndata: two\n\n"),
+            (200, "é".encode() + b"bcd"),
+            (200, b"plain"),
+        ]
+        lines = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+        assert [line.split()[1:4] for line in lines] == [
+            ["GET", "/events", "200"],
+            ["GET", "/mixed", "200"],
+            ["GET", "/plain", "200"],
+        ]
+
+    async def test_head_gets_the_head_only_and_the_producer_never_runs(
+        self, run_server: StartServer
+    ) -> None:
+        producer = Producer()
+        server = await run_server(app(producer))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.head("/events")
+            assert (r.status_code, r.content) == (200, b"")
+            assert r.headers["content-type"] == "text/event-stream"
+            r = await client.get("/plain")  # the same connection, still in step
+            assert r.text == "plain"
+        assert not producer.started
+
+    async def test_a_client_leaving_ends_the_producer(self, run_server: StartServer) -> None:
+        producer = Producer()
+        server = await run_server(app(producer))
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /endless?pause=0.01 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"xxxxxxxxxx"), 5)
+        writer.close()
+        await asyncio.wait_for(producer.finished.wait(), 5)
+        await wait_for(lambda: not server.connections, what="the connection gone")
+        assert server.counters.handler_errors == 0
+
+    async def test_a_slow_reader_holds_the_producer(self, run_server: StartServer) -> None:
+        # The client reads nothing: the producer must wait for it, not fill
+        # memory. Unheld, it would make gigabytes in this time.
+        producer = Producer()
+        server = await run_server(app(producer), write_limit=65536)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /endless?size=65536 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await wait_for(lambda: producer.made > 0, what="the producer started")
+        await asyncio.sleep(1.0)
+        held = producer.made
+        assert held < 64 * 1024 * 1024, held  # (the kernel's socket buffers take some)
+        await asyncio.sleep(0.3)
+        assert producer.made - held <= 65536  # and it stays held
+        # Reading resumes it.
+        for _ in range(10):
+            await asyncio.wait_for(reader.read(1 << 20), 5)
+        await wait_for(lambda: producer.made > held + 65536, what="the producer going on")
+        writer.close()
+        await asyncio.wait_for(producer.finished.wait(), 5)
+
+    async def test_what_the_client_sends_meanwhile_is_kept_within_a_bound(
+        self, run_server: StartServer
+    ) -> None:
+        # Reading goes on while the response streams (to see the client
+        # leave), but what comes is not read without end: the client's
+        # writes stall once max_header_size is kept (and the kernel's
+        # buffers are full).
+        producer = Producer()
+        server = await run_server(app(producer), max_header_size=16384)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /endless?pause=0.05 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"xxxxxxxxxx"), 5)
+        writer.write(b"x" * (64 * 1024 * 1024))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(writer.drain(), 2)
+        writer.transport.abort()
+        await asyncio.wait_for(producer.finished.wait(), 5)
+
+    async def test_a_failing_producer_cuts_the_body_short(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Once the head is out, no error response can follow: the connection
+        # closes, and the client sees an incomplete body, not a 500 in it.
+        server = await run_server(app(Producer()))
+        for path, problem in (
+            ("/failing", "the producer broke"),
+            ("/wrong-piece", "a streamed body's pieces are str or bytes, not int"),
+        ):
+            caplog.clear()
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            port = writer.get_extra_info("sockname")[1]
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            data = await read_until_closed(reader)
+            writer.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert b"500" not in body and b"Internal Server Error" not in body
+            assert not body.endswith(b"0\r\n\r\n")  # no last chunk: the body is cut short
+            assert responses(data) == []
+            failures = [
+                (r.getMessage(), str(r.exc_info[1]))
+                for r in caplog.records
+                if r.levelno >= logging.ERROR and r.exc_info
+            ]
+            assert failures == [(f"error while handling {path} from 127.0.0.1:{port}", problem)]
+        assert server.counters.handler_errors == 2
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get(f"http://127.0.0.1:{server.port}/failing")
+
+    async def test_shutdown_ends_a_never_ending_stream_without_a_503_in_it(
+        self, run_server: StartServer
+    ) -> None:
+        producer = Producer()
+        server = await run_server(app(producer))
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /endless?pause=0.02 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"xxxxxxxxxx"), 5)
+        await asyncio.wait_for(server.close(timeout=0.3), 5)
+        rest = await read_until_closed(reader)
+        writer.close()
+        assert b"503" not in rest and not rest.endswith(b"0\r\n\r\n")
+        assert producer.finished.is_set()
+
+    async def test_the_test_client_reads_it_whole(self) -> None:
+        producer = Producer()
+        producer.go_on.set()
+        async with TestClient(app(producer)) as client:
+            r = await client.get("/events")
+            assert (r.status, r.text) == (200, "data: one\n\ndata: two\n\n")
+
+
+class TestMaking:
+    def test_what_cannot_be_streamed_is_refused(self) -> None:
+        for chunks in ("text", b"bytes", 5, None):
+            with pytest.raises(TypeError, match="a streamed body is an iterable"):
+                stream(chunks)  # type: ignore[arg-type]
+        for status in (204, 304, 199, 600):
+            with pytest.raises(ValueError, match="status"):
+                stream([b"x"], status)
+        with pytest.raises(ValueError, match="Transfer-Encoding"):
+            stream([b"x"], headers={"transfer-encoding": "chunked"})
+        with pytest.raises(ValueError, match="invalid response header"):
+            stream([b"x"], headers={"X-A": "a\r\nB: c"})
+        response = stream([b"x"], 201, [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+        assert response.status == 201
+        assert response.headers == [
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("Content-Type", "application/octet-stream"),
+        ]
+
+    async def test_an_on_connect_hook_cannot_answer_with_one(self) -> None:
+        routes = Router()
+
+        def refuse(request: Request) -> Any:
+            return stream([b"no"])
+
+        @routes.websocket("/ws", on_connect=refuse)
+        async def ws(request: Request, ws: Any) -> None:
+            pass
+
+        async with TestClient(routes) as client:
+            with pytest.raises(HandshakeDenied) as denied:
+                await client.websocket("/ws")
+            assert denied.value.status == 500
+            assert client.server.counters.handler_errors == 1
