@@ -26,6 +26,7 @@ from ..protocol.http import HeadersLike, Response, response_head_headers
 __all__ = [
     "Response",
     "StreamingResponse",
+    "Chunks",
     "Acceptance",
     "accept",
     "stream",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from ..protocol.handshake import ORIGIN_FORM, bad_origin
 from ..protocol.http import ERROR_FORMATS, ErrorFormat
+from .static import static_handler
 
 if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
     from ..server.websocket import WebSocket
@@ -323,6 +325,36 @@ class Router:
         """
         self.shutdown_hooks.append(_check_server_hook(hook, "on_shutdown"))
         return hook
+
+    def static(
+        self,
+        uri: str,
+        directory: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        index: str | None = "index.html",
+        cache_control: str | None = None,
+        host: str | Iterable[str] | None = None,
+    ) -> None:
+        """Serve the files under ``directory`` at ``uri`` (GET and HEAD).
+
+        ``/static/app.js`` is ``directory/app.js``; a directory's path (``uri``
+        itself too) serves its ``index`` file, if any. Responses carry
+        ``Content-Type`` (from the name), ``Content-Length``, ``ETag`` and
+        ``Last-Modified`` (a conditional request the client has the file for
+        gets ``304``), and ``Cache-Control`` if given; the body is read in
+        a thread, in pieces. Every other path is a 404: a ``..`` segment, a link leading
+        out of ``directory``, what is not a regular file. Routes are tried in
+        the order they were added: static files at ``/`` go last.
+
+        Raises:
+            ValueError: ``directory`` is not a directory, or a route clashes.
+        """
+        handler = static_handler(directory, index=index, cache_control=cache_control)
+        base = uri.rstrip("/")
+        self.add_route(handler, f"{base}/<path:path>", name=name, host=host)
+        if index is not None:
+            self.add_route(handler, base or "/", host=host)
 
     def websocket(
         self,

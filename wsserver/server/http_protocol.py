@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import h11
 
 from ..app.request import Request
-from ..app.response import StreamingResponse
+from ..app.response import Chunks, StreamingResponse
 from ..app.routing import Resolution, Route
 from ..errors import BadRequest, ClientDisconnected, task_was_cancelled
 from ..logs import log_access, logger, peer, printable, protocol_logger
@@ -827,32 +827,44 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 next_event(h)
         chunks = response.chunks
         try:
-            self.start_response(response.status, response.headers)
-            if not self._head:
-                self._kept = 0
-                self.stream_started()
-                async for piece in _pieces(chunks):
-                    if self.closing:
-                        break
-                    if isinstance(piece, str):
-                        data = piece.encode("utf-8")
-                    elif isinstance(piece, (bytes, bytearray, memoryview)):
-                        data = bytes(piece)
-                    else:
-                        raise TypeError(
-                            f"a streamed body's pieces are str or bytes, not {type(piece).__name__}"
-                        )
-                    if data:
-                        self.send_body(data)
-                        await self.drain()
+            self.start_response(response.status, response.headers)  # (if refused: a 500)
+            try:
+                if not self._head:
+                    self._kept = 0
+                    self.stream_started()
+                    await self._stream_body(chunks)
+                if not self.closing:
+                    self._write(h11.EndOfMessage())  # (refused if short of its Content-Length)
+            except BaseException:
+                # The head is out: no other answer can follow (a failing
+                # producer, a cancel at shutdown). The body is cut short, and
+                # the client can tell.
+                self.close_transport()
+                raise
         finally:
             await _close_chunks(chunks)
         if self.closing:
             return  # the client is gone (its access line comes with connection_lost())
-        self._write(h11.EndOfMessage())
         self._streaming = False
         self._log_access()
         self._next_cycle_or_close()
+
+    async def _stream_body(self, chunks: Chunks) -> None:
+        """Write a streamed body's pieces, each once the client took enough of the last."""
+        async for piece in _pieces(chunks):
+            if self.closing:
+                return
+            if isinstance(piece, str):
+                data = piece.encode("utf-8")
+            elif isinstance(piece, (bytes, bytearray, memoryview)):
+                data = bytes(piece)
+            else:
+                raise TypeError(
+                    f"a streamed body's pieces are str or bytes, not {type(piece).__name__}"
+                )
+            if data:
+                self.send_body(data)
+                await self.drain()
 
     # ------------------------------------------------------------ ASGI
 
@@ -1137,12 +1149,6 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._transport_closing or self.lost:
             return
         h = self._h11
-        if h.our_state is h11.SEND_BODY:
-            # A streamed response is under way (its handler failed, or was
-            # cancelled at shutdown): no other can follow it. The client
-            # sees its body cut short.
-            self.close_transport()
-            return
         self.status = response.status
         self.server.counters.http_responses[response.status] += 1
         if h.their_state is h11.SEND_BODY:
