@@ -1710,6 +1710,35 @@ async def test_lifespan_on_makes_a_raising_app_fail_and_off_never_calls_it() -> 
     assert record == []
 
 
+async def test_lifespan_on_starts_an_app_that_returns_on_the_lifespan_scope(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As uvicorn's --lifespan on does: only a failure (startup.failed, or an
+    # app that raises) stops the start. An app that returns has no lifespan.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"served"})
+
+    server = serve(app, "127.0.0.1", 0, lifespan="on")
+    await server.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{server.port}/")
+        assert response.text == "served"
+    finally:
+        await server.close()
+    said = [r for r in caplog.records if "lifespan" in r.getMessage()]
+    assert [(r.levelname, r.getMessage()) for r in said] == [
+        (
+            "WARNING",
+            "ASGI lifespan: the application returned without answering lifespan.startup "
+            "(--lifespan on); running without lifespan events",
+        )
+    ]
+
+
 def test_serve_takes_asgi_apps_of_every_shape() -> None:
     class App:
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None: ...
@@ -2180,3 +2209,94 @@ def test_a_group_member_re_raised_from_its_group_is_judged_once() -> None:
     origin = object()
     left = collapsed(ClientDisconnected("gone", origin))
     assert caused_by_disconnect(left, origin) is True
+
+
+@pytest.mark.parametrize("held", [False, True])
+async def test_a_request_unanswered_at_shutdown_timeout_gets_503(run_asgi: Any, held: bool) -> None:
+    # As a Router handler's client does: the app is cancelled, and its client
+    # is told (503, Retry-After) rather than left with a dropped connection.
+    # A head the app sent is held for its first body: nothing was written.
+    entered = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        if held:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        entered.set()
+        await asyncio.sleep(30)
+
+    server = await run_asgi(app, shutdown_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer
+    assert b"\r\nRetry-After: 1\r\n" in answer
+    assert server.counters.handler_errors == 0
+
+
+async def test_concurrent_receives_each_get_messages(run_asgi: Any) -> None:
+    # www.rst puts no limit on receive() calls at once: two tasks of one app
+    # reading the same WebSocket each get messages, each message once (the
+    # second raised ConcurrencyError).
+    got: list[tuple[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+
+        async def reader(name: str) -> None:
+            while True:
+                event = await receive()
+                got.append((name, event.get("text", event["type"])))
+                if event["type"] == "websocket.disconnect":
+                    return
+                await send({"type": "websocket.send", "text": f"{name} got {event['text']}"})
+
+        first = asyncio.ensure_future(reader("a"))
+        await asyncio.sleep(0)  # (a asks first)
+        await asyncio.gather(first, reader("b"))
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        answers = []
+        for n in range(4):
+            await ws.send(str(n))
+            answers.append(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    await wait_for(lambda: len(got) == 6, what="both readers hearing the disconnect")
+    assert [answer.split()[-1] for answer in answers] == ["0", "1", "2", "3"]
+    assert sorted(got[4:]) == [("a", "websocket.disconnect"), ("b", "websocket.disconnect")]
+    assert server.counters.handler_errors == 0
+
+
+async def test_close_after_the_client_left_is_nothing_to_do(run_asgi: Any) -> None:
+    # A close (Starlette's websocket.close() in a finally block) once the
+    # client is gone: the connection is closed already, so there is nothing
+    # to do (uvicorn's default WebSocket implementation does the same), not a
+    # ClientDisconnected (Starlette: WebSocketDisconnect) out of the finally.
+    outcome: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        await send({"type": "websocket.close", "code": 1000})
+        await send({"type": "websocket.close", "code": 1000})  # twice, too
+        outcome.append("closed")
+        with pytest.raises(ClientDisconnected):
+            await send({"type": "websocket.send", "text": "anyone?"})  # sending still fails
+        outcome.append("send raised")
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        await ws.close()
+    await wait_for(lambda: len(outcome) == 2, what="the app's end")
+    assert outcome == ["closed", "send raised"]
+    assert server.counters.handler_errors == 0

@@ -482,13 +482,16 @@ class TestRequestBodies:
             async with session.post(url, data=chunks()) as r:
                 assert r.status == 413
 
-    async def test_a_body_trickling_past_open_timeout_is_dropped(
+    async def test_a_body_that_stops_coming_gets_408_at_open_timeout(
         self, run_server: StartServer
     ) -> None:
-        server = await run_server(body_app(), open_timeout=0.5)
+        server = await run_server(body_app(), open_timeout=0.5, access_log=True)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
-        assert await asyncio.wait_for(reader.read(), 3) == b""  # closed, nothing answered
+        answer = await asyncio.wait_for(reader.read(), 3)  # then closed
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+        assert answer.endswith(b"\r\n\r\nRequest body not complete within open_timeout.\n")
+        assert server.counters.http_responses[408] == 1
         writer.close()
 
     async def test_expect_100_continue_is_answered_before_the_body(

@@ -149,10 +149,34 @@ async def test_a_body_that_stops_coming_is_dropped_at_open_timeout(
     impatient_server: Server, request_bytes: bytes
 ) -> None:
     # An ASGI application waiting for the rest of a body waited for ever: a
-    # connection and an application task held by one byte.
+    # connection and an application task held by one byte. The client is
+    # told why (RFC 9110 15.5.9), and the connection closes.
     received = await exchange(impatient_server.port, request_bytes, wait=3.0)
     assert not received.endswith(b"<still open>"), received
-    assert b"HTTP/1.1 200" not in received
+    assert received.startswith(b"HTTP/1.1 408 "), received
+    assert b"\r\nConnection: close\r\n" in received
+    assert received.count(b"HTTP/1.1") == 1
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_slow_but_steady_body_is_taken_whole(
+    impatient_server: Server, chunked: bool
+) -> None:
+    # open_timeout bounds a body that stops coming, not the time a steady
+    # one takes: an upload slower than max_body_size per open_timeout (1
+    # MiB in 10 s by default) always failed.
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient_server.port)
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: 1400"
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n")
+    for _ in range(14):  # 1.4 s, against an open_timeout of 0.5 s
+        await asyncio.sleep(0.1)
+        writer.write(b"64\r\n" + b"x" * 100 + b"\r\n" if chunked else b"x" * 100)
+    if chunked:
+        writer.write(b"0\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert await asyncio.wait_for(reader.readexactly(10), TIMEOUT) == b"POST / 1400"[:10]
+    writer.close()
 
 
 async def test_expect_100_continue_on_an_upgrade_gets_100_before_101(server: Server) -> None:

@@ -121,9 +121,14 @@ class Lifespan:
         failure = self._task.exception() if not self._task.cancelled() else None
         if event == "lifespan.startup":
             if self.mode == "on":
-                raise LifespanFailure(
-                    f"the application raised {failure!r}" if failure else "it returned"
-                ) from failure
+                if failure is not None:
+                    raise LifespanFailure(f"the application raised {failure!r}") from failure
+                logger.warning(
+                    "ASGI lifespan: the application returned without answering "
+                    "lifespan.startup (--lifespan on); running without lifespan events"
+                )
+                self.state = None
+                return None
             logger.info(
                 "ASGI lifespan not supported by the application (%s); running without it",
                 repr(failure) if failure else "it returned",

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
-from ..errors import ClientDisconnected, ConnectionClosed, task_was_cancelled
+from ..errors import ClientDisconnected, ConcurrencyError, ConnectionClosed, task_was_cancelled
 from ..protocol.handshake import Accept
 from ..protocol.http import Response, error_response
 from .http import body_bytes, caused_by_disconnect, response_headers
@@ -84,6 +84,7 @@ class WebSocketSession:
         "_disconnect",
         "_answered",
         "_connect_delivered",
+        "_turns",
     )
 
     def __init__(
@@ -108,6 +109,8 @@ class WebSocketSession:
         #: Set once the application answered the handshake (for a receive() waiting).
         self._answered: asyncio.Future[None] | None = None
         self._connect_delivered = False
+        #: receive() calls waiting for another's wait to end, in the order they came.
+        self._turns: list[asyncio.Future[None]] = []
 
     async def run(self, app: ASGIApp, scope: dict[str, Any]) -> None:
         """Run ``app`` on the connection (``scope``), and answer for it when it cannot.
@@ -177,7 +180,13 @@ class WebSocketSession:
         if ws is not None and self._disconnect is None:
             # As recv() does, without a coroutine more per message.
             while True:
-                message = ws.next_message()
+                try:
+                    message = ws.next_message()
+                except ConcurrencyError:
+                    # Another of the app's tasks waits in receive() (www.rst
+                    # allows it): this one's turn comes when that wait ends.
+                    await self._wait_turn()
+                    continue
                 if type(message) is str:
                     return {"type": "websocket.receive", "text": message}
                 if type(message) is bytes:
@@ -194,6 +203,8 @@ class WebSocketSession:
                     await message  # type: ignore[misc]  # (a future: none waited)
                 finally:
                     ws.done_waiting()
+                    if self._turns:
+                        self._next_turn()
         if self._disconnect is None:
             if self.phase is Phase.HANDSHAKE or self.phase is Phase.RESPONDING:
                 # Asked again before answering (another task may answer): wait
@@ -207,6 +218,27 @@ class WebSocketSession:
                     return await self.receive()
             self._disconnect = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         return self._disconnect
+
+    async def _wait_turn(self) -> None:
+        turn = asyncio.get_running_loop().create_future()
+        self._turns.append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn in self._turns:
+                self._turns.remove(turn)
+            elif not turn.cancelled():
+                self._next_turn()  # (woken and cancelled at once: the turn passes on)
+            raise
+
+    def _next_turn(self) -> None:
+        """Wake the receive() that waits longest for its turn."""
+        turns = self._turns
+        while turns:
+            turn = turns.pop(0)
+            if not turn.done():
+                turn.set_result(None)
+                return
 
     def _answer(self, phase: Phase) -> None:
         self.phase = phase
@@ -256,9 +288,10 @@ class WebSocketSession:
             if phase is Phase.ACCEPTED:
                 assert self.websocket is not None
                 ws = self.websocket
-                if not ws.open:
-                    raise ClientDisconnected("the WebSocket is closed", self)
-                ws.start_close(message.get("code") or 1000, message.get("reason") or "")
+                if ws.open:
+                    ws.start_close(message.get("code") or 1000, message.get("reason") or "")
+                # (Closing or closed already: nothing to do. Starlette's close()
+                # in a finally block, once the client left, must not raise.)
                 return
             if answering:
                 self._answer(Phase.CLOSED)

@@ -327,6 +327,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             elif kind is h11.Data:
                 data = event.data  # type: ignore[union-attr]
                 self._body_size += len(data)
+                self._arm_open_timer()  # a body that comes has open_timeout for its next piece
                 parts = self._body_parts
                 limit = self._body_limit(parts is None)
                 if limit is not None and self._body_size > limit:
@@ -896,7 +897,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._app_task is task:
             self._app_task = None
             if not self.lost and self.status != 101:
-                # Cancelled (server shutdown) or otherwise ended mid-request.
+                if (
+                    task.cancelled()
+                    and self.server.closing
+                    and self._h11.our_state is h11.SEND_RESPONSE
+                ):
+                    # Past shutdown_timeout, nothing of its response written:
+                    # the client gets an answer, as a Router handler's does.
+                    self._shutting_down()
+                    return
+                # Otherwise ended mid-request (mid-response: cut short).
                 self.close_transport()
 
     @property
@@ -952,6 +962,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return None
             kind = type(event)
             if kind is h11.Data:
+                if self._reading_body and deadlines is not None:
+                    deadlines.add(self)  # it comes: open_timeout for its next piece
                 return bytes(event.data), True  # type: ignore[union-attr]
             if kind is h11.EndOfMessage:
                 if self._reading_body:
@@ -1313,10 +1325,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if not self._read_waiters:
                 self._arm_open_timer()
             else:
-                protocol_logger.debug(
-                    "%s: request body not complete within open_timeout", peer(self.remote_address)
-                )
-                self.close_transport()
+                self._body_timed_out()  # (the application hears http.disconnect)
             return
         if self.status != 101 and not self._transport_closing:
             task = self._app_task
@@ -1336,6 +1345,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 task.cancel()
                 self.deny(error_response(503, "The application did not answer in time."))
                 return
+            if task is None and self._h11.their_state is h11.SEND_BODY:
+                self._body_timed_out()
+                return
             if unanswered:
                 self.status = 408
             protocol_logger.debug(
@@ -1343,6 +1355,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
             )
             if task is not None:
                 task.cancel()
+            self.close_transport()
+
+    def _body_timed_out(self) -> None:
+        """A request's body stopped coming for open_timeout: 408 (if nothing of
+        the response was sent) and close."""
+        if self._h11.our_state is h11.SEND_RESPONSE:
+            self.http_error(408, "Request body not complete within open_timeout.")
+        else:
+            protocol_logger.debug(
+                "%s: request body not complete within open_timeout", peer(self.remote_address)
+            )
             self.close_transport()
 
     @property
@@ -1373,7 +1396,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
         A Router HTTP handler, or an ASGI application, working on a request is
         let finish (the server gives it ``shutdown_timeout``; then it is
-        cancelled, and a Router handler's client gets the 503); the connection
+        cancelled, and its client gets the 503 if nothing of the response
+        was written); the connection
         closes after its response (a WebSocket an ASGI application accepts
         meanwhile is closed with 1001).
         """
