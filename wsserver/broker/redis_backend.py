@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .base import Broker, BrokerNode, decode, encode
@@ -43,6 +43,8 @@ from .url import check_redis_url, redacted
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.connection import parse_url
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as LostConnection
     from redis.exceptions import RedisError, ResponseError
 except ImportError:  # pragma: no cover - the optional extra is missing
@@ -55,12 +57,17 @@ __all__ = ["RedisBroker"]
 
 logger = logging.getLogger("wsserver.broker")
 
-#: Seconds between looks at the subscriptions to change (the latency of a new subscription).
+#: Seconds the reader waits for a message at a time (then looks whether a ping is due).
 POLL = 0.05
 #: A connection up this long (seconds) served: the reconnecting after it starts over.
 SERVED = 0.25
 #: How long a stopping connection's tasks are waited for.
 STOP_TIMEOUT = 2.0
+#: Seconds unused after which a connection may have been closed for idleness:
+#: a batch of messages failing on it goes again (see _send()).
+IDLE = 1.0
+#: Seconds between cancels of a task that goes on (see _cancel()).
+CANCEL_AGAIN = 0.05
 #: Channels subscribed to in one SUBSCRIBE on connecting, at most, and their
 #: names' bytes: Redis answers with a confirmation naming each channel, and
 #: drops a subscriber whose answers waiting to be read pass its
@@ -183,9 +190,11 @@ class RedisBroker(Broker):
         self.up = False
         self._node: BrokerNode | None = None
         self._wanted: set[str] = set()
-        #: Subscriptions changed since the connection subscribed to _wanted,
-        #: for it to apply; kept only while there is one (see _connect_and_serve).
-        self._changes: list[tuple[bool, str]] = []
+        #: Topics whose subscription changed since the connection subscribed
+        #: to _wanted, for it to apply (at once: _apply_changes()); kept only
+        #: while there is one (see _connect_and_serve).
+        self._changes: dict[str, None] = {}
+        self._changes_ready = asyncio.Event()
         self._keeping_changes = False
         self._counts: dict[str, int] = {}
         self._counts_changed = asyncio.Event()
@@ -199,6 +208,8 @@ class RedisBroker(Broker):
         self.queue_bytes = queue_bytes
         #: Bytes of the messages queued or being sent (given back once sent or dropped).
         self._queued_bytes = 0
+        #: When the last batch of messages went out (loop time; see _send()).
+        self._sent_at = 0.0
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._down_since: float | None = None
@@ -243,10 +254,7 @@ class RedisBroker(Broker):
         task = self._task
         if task is not None:
             self._task = None
-            task.cancel()
-            # Bounded: a cancellation lost inside the client library (a timeout
-            # of its own ending at the same moment) must not hang the shutdown.
-            await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+            await _cancel([task])
             if not task.done():
                 logger.warning("broker %s: its task did not stop; left behind", self.shown_url)
         await self._close_client()
@@ -272,14 +280,17 @@ class RedisBroker(Broker):
     def subscribe(self, node: BrokerNode, topic: str) -> None:
         if topic not in self._wanted:
             self._wanted.add(topic)
-            if self._keeping_changes:
-                self._changes.append((True, topic))
+            self._changed(topic)
 
     def unsubscribe(self, node: BrokerNode, topic: str) -> None:
         if topic in self._wanted:
             self._wanted.discard(topic)
-            if self._keeping_changes:
-                self._changes.append((False, topic))
+            self._changed(topic)
+
+    def _changed(self, topic: str) -> None:
+        if self._keeping_changes:
+            self._changes[topic] = None
+            self._changes_ready.set()
 
     def publish(self, node: BrokerNode, topic: str, message: str | bytes) -> bool:
         if not self.up:
@@ -375,6 +386,7 @@ class RedisBroker(Broker):
                 # The next connection subscribes to what is wanted then.
                 self._keeping_changes = False
                 self._changes.clear()
+                self._changes_ready.clear()
                 await self._close_client()
                 if self._first_attempt is not None and not self._first_attempt.done():
                     self._first_attempt.set_result(None)
@@ -392,6 +404,11 @@ class RedisBroker(Broker):
             self.url,
             socket_connect_timeout=min(2.0, self.timeout),
             socket_timeout=self.timeout,
+            # No retries of redis-py's (since 6.0, a batch of PUBLISH cut off
+            # by a lost connection went again, up to 3 times: what had reached
+            # Redis was published twice). Reconnecting is _run()'s; sending
+            # a batch again, _execute()'s, only when that cannot repeat one.
+            retry=Retry(NoBackoff(), 0),
             # (TCP's: redis-py's Unix socket connection takes no such option.)
             **({} if self.url.startswith("unix:") else {"socket_keepalive": True}),
         )
@@ -401,6 +418,7 @@ class RedisBroker(Broker):
         # A channel of its own, so that the subscriber connection exists even
         # before the first topic.
         self._changes.clear()
+        self._changes_ready.clear()
         self._keeping_changes = True  # (until this connection ends: see _run())
         await self._subscribe(
             pubsub,
@@ -418,15 +436,16 @@ class RedisBroker(Broker):
         # Until one of them fails (the connection is lost): then all stop.
         tasks = [
             asyncio.ensure_future(self._read(pubsub, node)),
+            asyncio.ensure_future(self._apply_changes(pubsub)),
             asyncio.ensure_future(self._send(client)),
             asyncio.ensure_future(self._keep_presence(client, node)),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)  # (bounded: see detach())
+            # (Shielded: this task may be cancelled again meanwhile, by
+            # detach(); the connection's tasks must end all the same.)
+            await asyncio.shield(_cancel(tasks))
             for task in tasks:
                 if task.done() and not task.cancelled():
                     task.exception()  # (seen: not "never retrieved")
@@ -445,19 +464,9 @@ class RedisBroker(Broker):
         heard for ``timeout`` while confirmations are awaited is an outage.
         """
         loop = asyncio.get_running_loop()
-        start = 0
-        while start < len(channels):
-            end = start + 1  # (a channel longer than SUBSCRIBE_BYTES goes alone)
-            size = len(channels[start])
-            while (
-                end < len(channels)
-                and end - start < SUBSCRIBE_BATCH
-                and size + len(channels[end]) <= SUBSCRIBE_BYTES
-            ):
-                size += len(channels[end])
-                end += 1
-            await pubsub.subscribe(*channels[start:end])
-            last = channels[end - 1]
+        for batch in _batches(channels):
+            await pubsub.subscribe(*batch)
+            last = batch[-1]
             due = loop.time() + self.timeout
             while True:
                 message = await pubsub.get_message(timeout=POLL)
@@ -473,7 +482,26 @@ class RedisBroker(Broker):
                     self._deliver(message, node)
                 elif kind == "subscribe" and message["channel"] == last:
                     break
-            start = end
+
+    async def _apply_changes(self, pubsub: Any) -> None:
+        """Send the subscriptions that changed as soon as they change, many
+        per command: one that came later than a message published to it
+        right after subscribing (a newcomer's answer) lost the message.
+
+        The confirmations are read by :meth:`_read`, on the same connection.
+        """
+        ready = self._changes_ready
+        while True:
+            await ready.wait()
+            ready.clear()
+            changed, self._changes = self._changes, {}
+            wanted = self._wanted
+            gone = [self._channel(t) for t in changed if t not in wanted]
+            new = [self._channel(t) for t in changed if t in wanted]
+            for batch in _batches(gone):
+                await pubsub.unsubscribe(*batch)
+            for batch in _batches(new):
+                await pubsub.subscribe(*batch)
 
     def _deliver(self, message: dict[str, Any], node: BrokerNode) -> None:
         """Deliver a message Redis sent, if it is another process's."""
@@ -488,7 +516,7 @@ class RedisBroker(Broker):
         node.deliver(topic, payload)
 
     async def _read(self, pubsub: Any, node: BrokerNode) -> None:
-        """Deliver what Redis sends; apply subscription changes between reads.
+        """Deliver what Redis sends.
 
         The subscriber connection is pinged every third of ``presence_ttl``: one
         the network dropped silently (no FIN, no reset) would otherwise wait
@@ -502,13 +530,6 @@ class RedisBroker(Broker):
         next_ping = loop.time() + every
         pong_due: float | None = None
         while True:
-            if self._changes:
-                changes, self._changes = self._changes, []
-                for subscribe, topic in changes:
-                    if subscribe:
-                        await pubsub.subscribe(self._channel(topic))
-                    else:
-                        await pubsub.unsubscribe(self._channel(topic))
             now = loop.time()
             if pong_due is None:
                 if now >= next_ping:
@@ -533,6 +554,8 @@ class RedisBroker(Broker):
 
     async def _send(self, client: Any) -> None:
         """Send queued messages, many per round trip."""
+        loop = asyncio.get_running_loop()
+        self._sent_at = loop.time()  # (a new connection, just used: not closed for idleness)
         queue = self._queue
         while True:
             batch = [await queue.get()]
@@ -546,14 +569,20 @@ class RedisBroker(Broker):
                     pipe.publish(channel, data)
                 return pipe
 
+            # A connection unused a while may have been closed (Redis's
+            # `timeout`, a NAT): it fails at the first command, and the batch
+            # can go again. One in use that fails may have published part of
+            # it: going again would publish that twice.
+            idle = loop.time() - self._sent_at >= IDLE
             try:
-                await self._execute(pipeline)
+                await self._execute(pipeline, again=idle)
             except (RedisError, OSError, TimeoutError):
                 self.stats.dropped += len(batch)
                 self._dropped_in_outage += len(batch)
                 raise
             finally:
                 self._queued_bytes -= size
+            self._sent_at = loop.time()
             self.stats.published += len(batch)
 
     async def _keep_presence(self, client: Any, node: BrokerNode) -> None:
@@ -637,20 +666,23 @@ class RedisBroker(Broker):
             logger.warning("broker %s: presence written again", self.shown_url)
 
     @staticmethod
-    async def _execute(pipeline: Callable[[], Any]) -> Any:
-        """Send the commands ``pipeline()`` makes, a second time if the
-        connection was found closed.
+    async def _execute(pipeline: Callable[[], Any], *, again: bool = True) -> Any:
+        """Send the commands ``pipeline()`` makes, a second time (if ``again``)
+        if the connection was found closed.
 
         Redis (its ``timeout``) or a NAT between closes connections idle a
         while: the next command on one fails at once, and it was taken for
         an outage (the batch dropped). Tried once more on a new connection,
         it goes through; a second failure, or no answer (a timeout), is the
-        outage. (A batch cut off half-way through by a failure could have
-        some of its messages published twice.)
+        outage. A batch that may have been cut off half-way through (its
+        connection in use until then) is not sent again (``again`` false):
+        what of it Redis had published would be published twice.
         """
         try:
             return await pipeline().execute()
         except LostConnection:
+            if not again:
+                raise
             return await pipeline().execute()
 
     async def _close_client(self) -> None:
@@ -702,3 +734,42 @@ class RedisBroker(Broker):
             )
             if self._node is not None:
                 self._node.broker_state(False)
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait for their end, ``STOP_TIMEOUT`` at most.
+
+    Cancelled again every ``CANCEL_AGAIN`` seconds: on Python 3.11 a cancel
+    that comes as an ``asyncio.wait_for``'s inner future completes is lost
+    (redis-py runs commands under one, as a timeout), and the task went on
+    for ever, its Redis connection with it (one more at each reconnection;
+    a shutdown held ``STOP_TIMEOUT``, then a warning).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STOP_TIMEOUT
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        _, pending = await asyncio.wait(pending, timeout=min(CANCEL_AGAIN, left))
+
+
+def _batches(channels: list[bytes]) -> Iterator[list[bytes]]:
+    """``channels`` in runs of at most ``SUBSCRIBE_BATCH`` channels and
+    ``SUBSCRIBE_BYTES`` of their names (a longer name goes alone)."""
+    start = 0
+    while start < len(channels):
+        end = start + 1
+        size = len(channels[start])
+        while (
+            end < len(channels)
+            and end - start < SUBSCRIBE_BATCH
+            and size + len(channels[end]) <= SUBSCRIBE_BYTES
+        ):
+            size += len(channels[end])
+            end += 1
+        yield channels[start:end]
+        start = end
