@@ -78,6 +78,12 @@ def test_envelope_round_trip() -> None:
         ("redis://default:s3cret/Zm9v@cache:6379/0", "'redis://default:***@cache:6379/0'"),
         ("redis://default:Zm9v/s3cret@cache:6379/0", "is not a Redis URL redis-py can read"),
         ("redis://default:s3cret#x@cache:6379/0", "'redis://default:***@cache:6379/0'"),
+        # One that starts with digits: ":8" read as an empty host's port (the
+        # password shown in the refusal), or, followed by ? or #, accepted
+        # for localhost:42, the password in every outage warning.
+        ("redis://:8/s3cret@cache:6379/0", "'redis://:***@cache:6379/0' is not a Redis URL"),
+        ("redis://:42?s3cret@cache:6379/0", "'redis://:***@cache:6379/0' is not a Redis URL"),
+        ("redis://:42#s3cret@cache:6379/0", "'redis://:***@cache:6379/0' is not a Redis URL"),
         # An @ in the query is the query's: the password= before it was shown.
         ("redis://cache/1x?password=s3cret&client_name=me@x", "password=***&client_name=me@x"),
         ("http://cache/0?password=s3cret@x", "'http://cache/0?password=***'"),

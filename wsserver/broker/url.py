@@ -38,7 +38,11 @@ def _split(url: str) -> tuple[str, str | None, str]:
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     authority = rest[:end]
     at = authority.rfind("@")
-    if at < 0 and not _HOST_PORT.fullmatch(authority):
+    # (A host:port with no host, ":8" in "redis://:8/pw@host", is a
+    # password's start too: redis-py would take it for localhost:8.)
+    if at < 0 and (
+        not _HOST_PORT.fullmatch(authority) or (authority.startswith(":") and "@" in rest)
+    ):
         at = rest.find("@", end)  # (a password with / ? or # in it)
         if at < 0:  # (and no host after it: all that follows may be the password)
             colon = authority.find(":")
@@ -72,12 +76,24 @@ def check_redis_url(url: str) -> None:
     ``redis://host/1x`` (a typo) would put a deployment on database 0's
     channels, where another deployment hears it and is heard.
 
+    Nor one whose password has a ``/``, ``?`` or ``#`` not percent-encoded:
+    redis-py ends the password there.
+
     Raises:
-        ValueError: the path is not ``/`` and a database number.
+        ValueError: the path is not ``/`` and a database number, or the
+            password is not percent-encoded.
     """
     if not url.startswith(("redis://", "rediss://")):
         return  # (unix://: the database is a ?db= parameter, which redis-py checks)
-    rest = _split(url)[2].lstrip("@")
+    _, info, rest = _split(url)
+    if info is not None and any(c in info for c in "/?#"):
+        # redis-py ends the password there: it would read another host, port
+        # or database, and show the rest of the password in its errors.
+        raise ValueError(
+            f"broker {redacted(url)!r} is not a Redis URL redis-py can read (percent-encode "
+            "a / ? # or @ in the password: %2F %3F %23 %40)"
+        )
+    rest = rest.lstrip("@")
     path = rest.partition("?")[0].partition("#")[0]
     database = path.partition("/")[2]
     if database and not (database.isascii() and database.isdigit()):
