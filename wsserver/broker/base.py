@@ -82,6 +82,11 @@ class Broker(ABC):
     async def presence(self) -> dict[str, int]:
         """Every topic with subscribers anywhere, and how many (nodes that died drop out)."""
 
+    async def presence_of(self, topic: str) -> int:
+        """How many subscribers ``topic`` has anywhere: :meth:`presence`'s
+        count of it, unless a broker reads one topic's for less."""
+        return (await self.presence()).get(topic, 0)
+
 
 # The wire form of a message between nodes: b"t" or b"b" (text, binary), the
 # sender's node id, a newline, the payload.

@@ -61,3 +61,6 @@ class MemoryBroker(Broker):
             for topic, n in counts.items():
                 total[topic] = total.get(topic, 0) + n
         return total
+
+    async def presence_of(self, topic: str) -> int:
+        return sum(counts.get(topic, 0) for counts in self._counts.values())

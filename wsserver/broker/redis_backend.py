@@ -95,6 +95,27 @@ return out
 """
 
 
+#: One topic's presence, in one round trip: KEYS[1] the set of processes,
+#: ARGV[1] the prefix of their hashes, ARGV[2] this process (left out), ARGV[3]
+#: the topic. Returns the sum of the other processes' counts of it; a process
+#: whose hash expired leaves the set. (One field of each hash: with many
+#: topics, reading every hash held Redis, and all its publishing, a while.)
+PRESENCE_OF_SCRIPT = """
+local total = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if id ~= ARGV[2] then
+    local n = redis.call('HGET', ARGV[1] .. id, ARGV[3])
+    if n then
+      total = total + tonumber(n)
+    elseif redis.call('EXISTS', ARGV[1] .. id) == 0 then
+      redis.call('SREM', KEYS[1], id)
+    end
+  end
+end
+return total
+"""
+
+
 #: A change of this process's presence, in one step: KEYS[1] its hash,
 #: KEYS[2] the set of processes; ARGV[1] the hash's expiry (ms), ARGV[2] this
 #: process, ARGV[3] '1' if the hash should be there (the last write left
@@ -326,32 +347,44 @@ class RedisBroker(Broker):
         This process's own counts are taken as they are now, not from Redis
         (where they are written a moment later).
         """
-        client = self._client
         total = dict(self._counts)
+        hashes = await self._query_presence(PRESENCE_SCRIPT)
+        for counts in hashes or ():
+            for i in range(0, len(counts) - 1, 2):
+                name = counts[i].decode("utf-8", "replace")
+                total[name] = total.get(name, 0) + int(counts[i + 1])
+        return total
+
+    async def presence_of(self, topic: str) -> int:
+        """``topic``'s count in every live process (as :meth:`presence`),
+        reading only that topic's count of each."""
+        own = self._counts.get(topic, 0)
+        others = await self._query_presence(PRESENCE_OF_SCRIPT, topic)
+        return own + int(others or 0)
+
+    async def _query_presence(self, script: str, *args: str) -> Any:
+        """``script``'s answer about the other processes, or None when Redis
+        cannot be asked (unreachable, slower than ``timeout``, reconnecting)."""
+        client = self._client
         if not self.up or client is None or self._node is None:
-            return total
+            return None
         node_id = self._node.node_id
 
         async def query() -> Any:
             async with self._presence_queries:
                 return await client.eval(
-                    PRESENCE_SCRIPT, 1, self.prefix + "nodes", self.prefix + "presence:", node_id
+                    script, 1, self.prefix + "nodes", self.prefix + "presence:", node_id, *args
                 )
 
         try:
             # (wait_for, not asyncio.timeout(): in this task, redis-py can
             # swallow a cancellation of the caller.)
-            hashes = await asyncio.wait_for(query(), self.timeout)
-            for counts in hashes:
-                for i in range(0, len(counts) - 1, 2):
-                    name = counts[i].decode("utf-8", "replace")
-                    total[name] = total.get(name, 0) + int(counts[i + 1])
+            return await asyncio.wait_for(query(), self.timeout)
         except Exception:
             # Redis's errors, and whatever redis-py raises when the broker drops
             # its connections under the query (to reconnect, or to stop): it
             # can fail with an AttributeError there. (A cancellation goes on.)
-            return dict(self._counts)
-        return total
+            return None
 
     # ----------------------------------------------------------- connection
 

@@ -728,7 +728,7 @@ class Server:
 
     async def presence(self, topic: str) -> int:
         """How many connections are subscribed to ``topic``, in every process of the broker."""
-        return (await self.pubsub.broker.presence()).get(topic, 0)
+        return await self.pubsub.broker.presence_of(topic)
 
     async def presence_by_topic(self) -> dict[str, int]:
         """Every topic with subscribers in any process, and how many."""
