@@ -1390,6 +1390,38 @@ async def _rooms_are(answer: Any) -> bool:
     return bool(await answer == {"rooms": ["lobby"], "total_clients": 8})
 
 
+async def test_a_redis_that_refuses_the_server_is_an_error_said_until_it_accepts(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wrong password (or database, or rights) was logged once, as a
+    # warning that Redis was "unreachable", then tried for ever in silence:
+    # the process served alone with nothing more said.
+    from wsserver.broker import redis_backend
+
+    monkeypatch.setattr(redis_backend, "REFUSED_AGAIN", 0.5)
+    admin = aioredis.from_url(redis_server.url)
+    await admin.config_set("requirepass", "another-pw")
+    broker = RedisBroker(f"redis://default:the-pw@127.0.0.1:{redis_server.port}/0", max_backoff=0.2)
+    node = RecordingNode("node-a")
+    try:
+        await broker.attach(node)
+        await asyncio.sleep(1.6)
+        said = [r for r in caplog.records if r.name == "wsserver.broker"]
+        refusals = [r for r in said if "refused this server" in r.getMessage()]
+        assert len(refusals) >= 3, [r.getMessage() for r in said]  # (again every 0.5 s)
+        assert {r.levelname for r in refusals} == {"ERROR"}
+        assert not [r for r in said if "unreachable" in r.getMessage()]
+        assert "WRONGPASS" in refusals[0].getMessage() or "invalid" in refusals[0].getMessage()
+        assert not broker.up and node.states == [False] and broker.stats.outages == 1
+        await admin.config_set("requirepass", "the-pw")  # fixed: accepted
+        await wait_for(lambda: broker.up, what="the broker up")
+        assert node.states == [False, True]
+    finally:
+        await broker.detach(node)
+        await admin.config_set("requirepass", "")
+        await admin.aclose()
+
+
 async def test_the_broker_urls_password_is_never_logged(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1404,8 +1436,8 @@ async def test_the_broker_urls_password_is_never_logged(
     server = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=url)
     async with server:  # refused: an outage, said in the log
         await wait_for(
-            lambda: any("unreachable" in r.getMessage() for r in caplog.records),
-            what="the outage log",
+            lambda: any("refused this server" in r.getMessage() for r in caplog.records),
+            what="the refusal's log",
         )
     logged = "\n".join(r.getMessage() + str(r.exc_text or "") for r in caplog.records)
     assert "not-the-pw" not in logged

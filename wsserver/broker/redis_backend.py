@@ -45,10 +45,11 @@ try:
     from redis.asyncio.connection import parse_url
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.exceptions import AuthenticationError, RedisError, ResponseError
     from redis.exceptions import ConnectionError as LostConnection
-    from redis.exceptions import RedisError, ResponseError
 except ImportError:  # pragma: no cover - the optional extra is missing
     aioredis = None  # type: ignore[assignment]
+    AuthenticationError = OSError  # type: ignore[assignment,misc]
     LostConnection = OSError  # type: ignore[assignment,misc]
     RedisError = OSError  # type: ignore[assignment,misc]
     ResponseError = OSError  # type: ignore[assignment,misc]
@@ -66,6 +67,8 @@ STOP_TIMEOUT = 2.0
 #: Seconds unused after which a connection may have been closed for idleness:
 #: a batch of messages failing on it goes again (see _send()).
 IDLE = 1.0
+#: Seconds between the error lines of a Redis that goes on refusing this server.
+REFUSED_AGAIN = 60.0
 #: Seconds between cancels of a task that goes on (see _cancel()).
 CANCEL_AGAIN = 0.05
 #: Channels subscribed to in one SUBSCRIBE on connecting, at most, and their
@@ -239,6 +242,8 @@ class RedisBroker(Broker):
         self._served = False
         self._up_since = 0.0
         self._dropped_in_outage = 0
+        #: When a refusal was last logged (loop time; see _went_down()).
+        self._refused_said = 0.0
         self._first_attempt: asyncio.Future[None] | None = None
         #: Held by each presence query: at most presence_queries of them
         #: take a connection of the client's pool (100), which publishing shares.
@@ -756,17 +761,37 @@ class RedisBroker(Broker):
             dropped += 1
         self.stats.dropped += dropped
         self._dropped_in_outage += dropped
+        now = asyncio.get_running_loop().time()
+        # Redis answered, and said no (a wrong password, a database out of
+        # range, a user without the rights): a configuration to fix, said as
+        # an error, and again every REFUSED_AGAIN seconds while it lasts.
+        refused = isinstance(exc, (AuthenticationError, ResponseError))
         if self._down_since is None:
-            self._down_since = asyncio.get_running_loop().time()
+            self._down_since = now
             self.stats.outages += 1
-            logger.warning(
-                "broker %s unreachable (%s): local delivery goes on; messages for other "
-                "processes are dropped until it is back",
-                self.shown_url,
-                exc,
-            )
+            if refused:
+                self._say_refused(exc, now)
+            else:
+                logger.warning(
+                    "broker %s unreachable (%s): local delivery goes on; messages for other "
+                    "processes are dropped until it is back",
+                    self.shown_url,
+                    exc,
+                )
             if self._node is not None:
                 self._node.broker_state(False)
+        elif refused and now - self._refused_said >= REFUSED_AGAIN:
+            self._say_refused(exc, now)
+
+    def _say_refused(self, exc: BaseException, now: float) -> None:
+        self._refused_said = now
+        logger.error(
+            "broker %s refused this server (%s): is the URL's user, password or database "
+            "wrong, or the user without the rights? Local delivery goes on; messages for other "
+            "processes are dropped until it is accepted (tried again with a backoff)",
+            self.shown_url,
+            exc,
+        )
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
