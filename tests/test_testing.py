@@ -38,7 +38,7 @@ from wsserver import (
 from wsserver.errors import ConcurrencyError
 from wsserver.protocol.frames import Opcode, serialize_frame
 from wsserver.protocol.http import Headers
-from wsserver.response import raw, text
+from wsserver.response import Response, raw, text
 from wsserver.testing import (
     ClientWebSocket,
     HandshakeDenied,
@@ -955,3 +955,36 @@ async def test_the_names_starlette_users_reach_for() -> None:
                 await ws.send_text(b"b")  # type: ignore[arg-type]
             with pytest.raises(TypeError):
                 await ws.send_bytes("t")  # type: ignore[arg-type]
+
+
+async def test_params_and_every_method() -> None:
+    routes = Router()
+
+    @routes.route("/echo", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    async def show(request: Request) -> Response:
+        return text(f"{request.method} {request.query_string} {request.body.decode()}")
+
+    @routes.websocket("/ws")
+    async def ws_args(request: Request, ws: WebSocket) -> None:
+        await ws.send(request.query_string)
+
+    async with TestClient(routes) as client:
+        r = await client.get("/echo", params={"q": "a b", "tag": ["x", "é"]})
+        assert r.text == "GET q=a+b&tag=x&tag=%C3%A9 "
+        r = await client.get("/echo?page=2", params=[("n", 1)])
+        assert r.text == "GET page=2&n=1 "
+        r = await client.head("/echo", params={"q": "1"})
+        assert (r.status, r.body) == (200, b"")
+        for method in (client.post, client.put, client.patch, client.delete):
+            r = await method("/echo", body="data", params={"id": "7"})
+            assert r.text == f"{r.text.split()[0]} id=7 data"
+        assert [(await m("/echo")).text.split()[0] for m in (client.put, client.options)] == [
+            "PUT",
+            "OPTIONS",
+        ]
+        r = await client.patch("/echo", json={"a": 1})
+        assert r.text == 'PATCH  {"a": 1}'
+        async with client.websocket("/ws", params={"token": "s3 cret"}) as ws:
+            assert await ws.receive() == "token=s3+cret"
+        with pytest.raises(TypeError):
+            await client.put("/echo", bogus=1)

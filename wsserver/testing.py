@@ -88,6 +88,8 @@ _SERVERS_DEFAULT: Any = object()
 DEFAULT_HOST = "testserver"
 
 HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
+#: Query parameters: a mapping (a list or tuple value repeats the name) or pairs.
+ParamsArg = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 
 #: Characters left as they are in a request target; anything else (spaces,
 #: non-ASCII) is percent-encoded as UTF-8.
@@ -303,13 +305,20 @@ def _encode_headers(items: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return encoded
 
 
-def _target(path: str) -> bytes:
+def _target(path: str, params: ParamsArg = None) -> bytes:
     """The request target: ``path`` with spaces and non-ASCII characters percent-encoded,
-    without its ``#fragment`` (which browsers and HTTP clients keep to themselves)."""
+    without its ``#fragment`` (which browsers and HTTP clients keep to themselves),
+    ``params`` added to its query string (form-encoded; a list value repeats its name)."""
     if not path.startswith("/"):
         raise ValueError(f"the path must start with '/': {path!r}")
     path = path.partition("#")[0]
-    return urllib.parse.quote(path, safe=_SAFE).encode("ascii")
+    target = urllib.parse.quote(path, safe=_SAFE)
+    if params:
+        pairs = params.items() if isinstance(params, Mapping) else params
+        query = urllib.parse.urlencode(list(pairs), doseq=True)
+        if query:
+            target += ("&" if "?" in target else "?") + query
+    return target.encode("ascii")
 
 
 def _response_headers(event: h11.Response | h11.InformationalResponse) -> Headers:
@@ -965,12 +974,14 @@ class TestClient:
         body: bytes | str | None = None,
         json: Any = None,
         headers: HeadersArg = None,
+        params: ParamsArg = None,
         timeout: float | None = None,
     ) -> ClientResponse:
         """Send one HTTP/1.1 request on a new connection; return the response.
 
-        ``path`` may hold a query string. ``json`` sends that value as a JSON
-        body (with ``Content-Type: application/json`` unless ``headers`` has one).
+        ``path`` may hold a query string; ``params`` are added to it. ``json``
+        sends that value as a JSON body (with ``Content-Type:
+        application/json`` unless ``headers`` has one).
         """
         items = _header_list(headers)
         names = {name.lower() for name, _ in items}
@@ -991,7 +1002,9 @@ class TestClient:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
                 out = h.send(
                     h11.Request(
-                        method=method.upper(), target=_target(path), headers=_encode_headers(items)
+                        method=method.upper(),
+                        target=_target(path, params),
+                        headers=_encode_headers(items),
                     )
                 )
                 if data:
@@ -1005,24 +1018,55 @@ class TestClient:
             pipe.transport.close()
 
     async def get(
-        self, path: str, *, headers: HeadersArg = None, timeout: float | None = None
-    ) -> ClientResponse:
-        """``GET path``."""
-        return await self.request("GET", path, headers=headers, timeout=timeout)
-
-    async def post(
         self,
         path: str,
         *,
-        body: bytes | str | None = None,
-        json: Any = None,
         headers: HeadersArg = None,
+        params: ParamsArg = None,
         timeout: float | None = None,
     ) -> ClientResponse:
-        """``POST path`` with ``body`` (or ``json``)."""
+        """``GET path``."""
+        return await self.request("GET", path, headers=headers, params=params, timeout=timeout)
+
+    async def head(
+        self,
+        path: str,
+        *,
+        headers: HeadersArg = None,
+        params: ParamsArg = None,
+        timeout: float | None = None,
+    ) -> ClientResponse:
+        """``HEAD path``."""
+        return await self.request("HEAD", path, headers=headers, params=params, timeout=timeout)
+
+    async def options(
+        self,
+        path: str,
+        *,
+        headers: HeadersArg = None,
+        params: ParamsArg = None,
+        timeout: float | None = None,
+    ) -> ClientResponse:
+        """``OPTIONS path``."""
         return await self.request(
-            "POST", path, body=body, json=json, headers=headers, timeout=timeout
+            "OPTIONS", path, headers=headers, params=params, timeout=timeout
         )
+
+    async def post(self, path: str, **kwargs: Any) -> ClientResponse:
+        """``POST path`` with ``body`` (or ``json``): :meth:`request`'s keyword arguments."""
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> ClientResponse:
+        """``PUT path``: :meth:`request`'s keyword arguments."""
+        return await self.request("PUT", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> ClientResponse:
+        """``PATCH path``: :meth:`request`'s keyword arguments."""
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> ClientResponse:
+        """``DELETE path``: :meth:`request`'s keyword arguments."""
+        return await self.request("DELETE", path, **kwargs)
 
     # ------------------------------------------------------ WebSockets
 
@@ -1033,9 +1077,11 @@ class TestClient:
         headers: HeadersArg = None,
         subprotocols: Iterable[str] | None = None,
         compression: str | None = "deflate",
+        params: ParamsArg = None,
         timeout: float | None = None,
     ) -> _Connecting:
-        """Open a WebSocket to ``path``: ``async with client.websocket(path) as ws:``
+        """Open a WebSocket to ``path`` (``params`` added to its query string):
+        ``async with client.websocket(path) as ws:``
         (closed with 1000 at the end if still open), or ``ws = await client.websocket(path)``.
 
         The upgrade request is a real one: ``headers`` are added to it (an
@@ -1056,6 +1102,7 @@ class TestClient:
         async def open() -> ClientWebSocket:
             return await self._handshake(
                 path,
+                params,
                 _header_list(headers),
                 offered,
                 compression is not None,
@@ -1067,6 +1114,7 @@ class TestClient:
     async def _handshake(
         self,
         path: str,
+        params: ParamsArg,
         items: list[tuple[str, str]],
         subprotocols: list[str],
         deflate: bool,
@@ -1097,7 +1145,9 @@ class TestClient:
         try:
             async with asyncio.timeout(timeout):
                 request = h11.Request(
-                    method="GET", target=_target(path), headers=_encode_headers(ours + items)
+                    method="GET",
+                    target=_target(path, params),
+                    headers=_encode_headers(ours + items),
                 )
                 pipe.write((h.send(request) or b"") + (h.send(h11.EndOfMessage()) or b""))
                 try:
