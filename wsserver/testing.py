@@ -45,7 +45,7 @@ import os
 import socket
 import string
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
 from typing import Any, cast
 
 import h11
@@ -303,6 +303,17 @@ def _encode_headers(items: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
                 f"header {name!r}: {value!r} is not latin-1 (RFC 8187 encodes other text)"
             ) from None
     return encoded
+
+
+def _shortcut(method: str) -> Callable[..., Awaitable[ClientResponse]]:
+    """``TestClient.get`` and its kind: :meth:`TestClient.request` with ``method``."""
+
+    async def send(self: TestClient, path: str, **kwargs: Any) -> ClientResponse:
+        return await self.request(method, path, **kwargs)
+
+    send.__name__ = send.__qualname__ = method.lower()
+    send.__doc__ = f"``{method} path``: :meth:`request`'s keyword arguments."
+    return send
 
 
 def _target(path: str, params: ParamsArg = None) -> bytes:
@@ -1017,56 +1028,13 @@ class TestClient:
         finally:
             pipe.transport.close()
 
-    async def get(
-        self,
-        path: str,
-        *,
-        headers: HeadersArg = None,
-        params: ParamsArg = None,
-        timeout: float | None = None,
-    ) -> ClientResponse:
-        """``GET path``."""
-        return await self.request("GET", path, headers=headers, params=params, timeout=timeout)
-
-    async def head(
-        self,
-        path: str,
-        *,
-        headers: HeadersArg = None,
-        params: ParamsArg = None,
-        timeout: float | None = None,
-    ) -> ClientResponse:
-        """``HEAD path``."""
-        return await self.request("HEAD", path, headers=headers, params=params, timeout=timeout)
-
-    async def options(
-        self,
-        path: str,
-        *,
-        headers: HeadersArg = None,
-        params: ParamsArg = None,
-        timeout: float | None = None,
-    ) -> ClientResponse:
-        """``OPTIONS path``."""
-        return await self.request(
-            "OPTIONS", path, headers=headers, params=params, timeout=timeout
-        )
-
-    async def post(self, path: str, **kwargs: Any) -> ClientResponse:
-        """``POST path`` with ``body`` (or ``json``): :meth:`request`'s keyword arguments."""
-        return await self.request("POST", path, **kwargs)
-
-    async def put(self, path: str, **kwargs: Any) -> ClientResponse:
-        """``PUT path``: :meth:`request`'s keyword arguments."""
-        return await self.request("PUT", path, **kwargs)
-
-    async def patch(self, path: str, **kwargs: Any) -> ClientResponse:
-        """``PATCH path``: :meth:`request`'s keyword arguments."""
-        return await self.request("PATCH", path, **kwargs)
-
-    async def delete(self, path: str, **kwargs: Any) -> ClientResponse:
-        """``DELETE path``: :meth:`request`'s keyword arguments."""
-        return await self.request("DELETE", path, **kwargs)
+    get = _shortcut("GET")
+    head = _shortcut("HEAD")
+    options = _shortcut("OPTIONS")
+    post = _shortcut("POST")
+    put = _shortcut("PUT")
+    patch = _shortcut("PATCH")
+    delete = _shortcut("DELETE")
 
     # ------------------------------------------------------ WebSockets
 
