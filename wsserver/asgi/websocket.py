@@ -192,6 +192,8 @@ class WebSocketSession:
                 if type(message) is bytes:
                     return {"type": "websocket.receive", "bytes": message}
                 if message is None:
+                    while self._turns:  # (the others waiting hear the end too)
+                        self._next_turn()
                     code, reason = ws.ended_with()
                     self._disconnect = {
                         "type": "websocket.disconnect",
