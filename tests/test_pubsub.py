@@ -84,6 +84,9 @@ def test_envelope_round_trip() -> None:
         ("redis://:8/s3cret@cache:6379/0", "'redis://:***@cache:6379/0' is not a Redis URL"),
         ("redis://:42?s3cret@cache:6379/0", "'redis://:***@cache:6379/0' is not a Redis URL"),
         ("redis://:42#s3cret@cache:6379/0", "'redis://:***@cache:6379/0' is not a Redis URL"),
+        ("redis://app:42?s3cret@cache/0", "'redis://app:***@cache/0' is not a Redis URL"),
+        ("redis://app:42/s3cret@cache/0", "'redis://app:***@cache/0' is not a Redis URL"),
+        ("redis://app:42#s3cret@cache/0", "'redis://app:***@cache/0' is not a Redis URL"),
         # An @ in the query is the query's: the password= before it was shown.
         ("redis://cache/1x?password=s3cret&client_name=me@x", "password=***&client_name=me@x"),
         ("http://cache/0?password=s3cret@x", "'http://cache/0?password=***'"),

@@ -38,15 +38,19 @@ def _split(url: str) -> tuple[str, str | None, str]:
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     authority = rest[:end]
     at = authority.rfind("@")
-    # (A host:port with no host, ":8" in "redis://:8/pw@host", is a
-    # password's start too: redis-py would take it for localhost:8.)
-    if at < 0 and (
-        not _HOST_PORT.fullmatch(authority) or (authority.startswith(":") and "@" in rest)
-    ):
-        at = rest.find("@", end)  # (a password with / ? or # in it)
-        if at < 0:  # (and no host after it: all that follows may be the password)
-            colon = authority.find(":")
-            return scheme + sep, authority[: colon + 1] + "***", ""
+    if at < 0:
+        later = rest.find("@", end)
+        if not _HOST_PORT.fullmatch(authority):
+            at = later  # (a password with / ? or # in it)
+            if at < 0:  # (and no host after it: all that follows may be the password)
+                colon = authority.find(":")
+                return scheme + sep, authority[: colon + 1] + "***", ""
+        elif authority and later >= 0 and "=" not in rest[end:later]:
+            # What looks like a host and port is a user and a password that
+            # begins with digits ("default:42?pw@host", ":8/pw@host"): redis-py
+            # would take it for host "default", port 42. (An @ in a query
+            # parameter's value, "?client_name=me@x", follows an "=".)
+            at = later
     if at < 0:
         return scheme + sep, None, rest
     return scheme + sep, rest[:at], rest[at:]
