@@ -5,6 +5,7 @@ producer, HEAD, keep-alive and shutdown, through real sockets and clients."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +31,9 @@ class Producer:
         self.started = False
         self.finished = asyncio.Event()
         self.go_on = asyncio.Event()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.closed_in: list[str] = []
 
 
 def app(producer: Producer) -> Router:
@@ -77,6 +81,19 @@ def app(producer: Producer) -> Router:
 
         loop_thread = threading.get_ident()
         return stream(pieces(), content_type="text/plain")
+
+    @routes.get("/gated")
+    async def gated(request: Request) -> StreamingResponse:
+        def pieces() -> Iterator[str]:
+            try:
+                yield "first"
+                producer.entered.set()
+                producer.gate.wait(10)  # (in its thread, while the client leaves)
+                yield "second"
+            finally:
+                producer.closed_in.append(threading.current_thread().name)
+
+        return stream(pieces())
 
     @routes.get("/sized")
     async def sized(request: Request) -> StreamingResponse:
@@ -218,6 +235,29 @@ class TestStreaming:
         await asyncio.wait_for(producer.finished.wait(), 5)
         await wait_for(lambda: not server.connections, what="the connection gone")
         assert server.counters.handler_errors == 0
+
+    async def test_a_plain_producer_is_closed_when_its_piece_in_a_thread_is_done(
+        self, run_server: StartServer
+    ) -> None:
+        # The client left while next() ran in its thread: close() failed
+        # ("generator already executing", ignored), and the generator's
+        # finally ran only when the garbage collector found it.
+        gc.disable()
+        try:
+            producer = Producer()
+            server = await run_server(app(producer))
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /gated HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.wait_for(reader.readuntil(b"first"), 5)
+            await asyncio.to_thread(producer.entered.wait, 5)
+            writer.close()
+            await wait_for(lambda: not server.connections, what="the connection gone")
+            assert producer.closed_in == []  # (its next() still runs)
+            producer.gate.set()
+            await wait_for(lambda: producer.closed_in != [], what="the generator closed")
+            assert producer.closed_in[0] != threading.current_thread().name
+        finally:
+            gc.enable()
 
     async def test_a_slow_reader_holds_the_producer(self, run_server: StartServer) -> None:
         # The client reads nothing: the producer must wait for it, not fill

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -54,12 +56,22 @@ class TestStatic:
             assert r.headers["content-length"] == str(len("let x = 'é';".encode()))
             assert r.headers["cache-control"] == "max-age=60"
             etag, modified = r.headers["etag"], r.headers["last-modified"]
-            for path in ("/static", "/static/", "/static/index.html"):
+            for path in ("/static/", "/static/index.html"):
                 r = await client.get(path)
                 assert (r.status_code, r.text) == (200, "<h1>home</h1>"), path
                 assert r.headers["content-type"] == "text/html; charset=utf-8"
             r = await client.get("/static/sub/")
             assert r.text == "sub home"
+            # A directory without its "/": its index's relative links would
+            # resolve against the parent. Redirected, the query kept.
+            redirects = (("/static", "/static/"), ("/static/sub?a=1", "/static/sub/?a=1"))
+            for path, location in redirects:
+                r = await client.get(path)
+                assert (r.status_code, r.headers["location"]) == (307, location)
+            r = await client.get("/static/sub", follow_redirects=True)
+            assert (r.status_code, r.text) == (200, "sub home")
+            r = await client.get("/static/app.js/")  # a file is no directory
+            assert r.status_code == 404
             r = await client.get("/static/in")  # a link within the directory
             assert r.text == "let x = 'é';"
             # Conditional requests: the client has this version.
@@ -125,6 +137,56 @@ class TestStatic:
             data = await raw_get(server.port, target)
             assert data.startswith(b"HTTP/1.1 404 "), (target, data[:80])
             assert b"secret" not in data.partition(b"\r\n\r\n")[2], target
+
+    async def test_a_file_replaced_while_sent_is_sent_as_it_was(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # Described by its name, then opened later: a deploy replacing it in
+        # between got the old version's ETag and length with the new body.
+        routes = Router()
+        routes.static("/files", site)
+        server = await run_server(routes, write_limit=16384)
+        old = (site / "sub" / "big.bin").read_bytes()
+        # The reads wait for the executor's one thread, busy: the file is
+        # replaced after the head went out, before the first read.
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        gate = threading.Event()
+        busy = loop.run_in_executor(None, gate.wait, 10)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            async with client.stream("GET", "/files/sub/big.bin") as r:
+                new = site / "sub" / "big.new"
+                new.write_bytes(b"version 2" * 100)
+                os.replace(new, site / "sub" / "big.bin")  # an atomic deploy, mid-response
+                gate.set()
+                body = b"".join([piece async for piece in r.aiter_raw()])
+            await busy
+            assert (int(r.headers["content-length"]), body) == (len(old), old)
+            r = await client.get("/files/sub/big.bin")
+            assert r.content == b"version 2" * 100
+
+    async def test_what_is_no_regular_file_is_404_without_waiting(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # A FIFO: opened for reading, it would wait for a writer, and hold the
+        # event loop (and every connection) meanwhile.
+        os.mkfifo(site / "pipe")
+        routes = Router()
+        routes.static("/files", site)
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await asyncio.wait_for(client.get("/files/pipe"), 5)
+            assert r.status_code == 404
+
+    async def test_a_directory_redirect_stays_on_this_site(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        routes = Router()
+        routes.static("/", site)
+        server = await run_server(routes)
+        data = await raw_get(server.port, "//sub")
+        assert data.startswith(b"HTTP/1.1 307 "), data
+        assert b"\r\nLocation: /sub/\r\n" in data  # (not //sub/: another host)
 
     async def test_routes_added_before_are_tried_first(
         self, run_server: StartServer, site: Path

@@ -2,11 +2,13 @@
 
 GET and HEAD; a ``Content-Type`` from the file's name; ``ETag`` and
 ``Last-Modified``, and ``304 Not Modified`` for a conditional request that
-already has the file. The body is a :class:`~wsserver.app.response.StreamingResponse`
-of the file's pieces, which the server reads in a thread; finding the file
-(a ``stat``) is done where the handler runs. No path leads out of the
-directory: a ``..`` segment, or a link to a file elsewhere, is a 404, as is
-anything that is not a regular file.
+already has the file. The file is found and opened where the handler runs
+(one version of it is sent, whatever replaces it meanwhile); its body is a
+:class:`~wsserver.app.response.StreamingResponse` of its pieces, which the
+server reads in a thread. No path leads out of the directory: a ``..``
+segment, or a link to a file elsewhere, is a 404, as is anything that is not
+a regular file; one that cannot be read is a 403. A directory's path without
+its ``/`` is redirected (307) to it, so that its index's relative links work.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import email.utils
 import mimetypes
 import os
 import stat
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, BinaryIO
 
 from ..protocol.http import Response, error_response, http_date
 from .response import StreamingResponse, stream
 
-__all__ = ["static_handler", "PIECE"]
+__all__ = ["static_handler", "FilePieces", "PIECE"]
 
 #: The size of the pieces a file is sent in.
 PIECE = 64 * 1024
@@ -43,10 +45,35 @@ def static_handler(
         raise ValueError(f"static files: {os.fspath(directory)!r} is not a directory")
 
     async def static_files(request: Any, path: str = "") -> Response | StreamingResponse:
-        found = _find(root, path, index)
-        if found is None:
+        name = _find(root, path)
+        if name is None:
             return error_response(404)
-        name, info = found
+        is_dir = os.path.isdir(name)
+        if is_dir or request.path.endswith("/"):
+            if not is_dir or index is None:
+                return error_response(404)  # (a file is no directory: "a.txt/")
+            name = _inside(root, os.path.join(name, index))
+            if name is None or os.path.isdir(name):
+                return error_response(404)
+            if not request.path.endswith("/"):
+                # Its index's relative links resolve against the directory.
+                # (One leading "/": "//host/..." would lead to another site.)
+                raw_path, mark, query = request.target.partition("?")
+                location = "/" + raw_path.lstrip("/") + "/" + mark + query
+                return Response(b"", 307, [("Location", location)])
+        try:
+            # Opened here, and described by its descriptor, not its name: a file
+            # replaced meanwhile (a deploy) is sent whole, as one version.
+            fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except PermissionError:
+            return error_response(403)
+        except OSError:
+            return error_response(404)
+        file = os.fdopen(fd, "rb")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            file.close()
+            return error_response(404)
         headers = [
             ("Last-Modified", http_date(info.st_mtime)),
             ("ETag", f'"{info.st_mtime_ns:x}-{info.st_size:x}"'),
@@ -54,45 +81,54 @@ def static_handler(
         if cache_control is not None:
             headers.append(("Cache-Control", cache_control))
         if _not_modified(request.headers, headers[1][1], int(info.st_mtime)):
+            file.close()
             return Response(b"", 304, headers)
         headers.append(("Content-Length", str(info.st_size)))
-        return stream(_pieces(name, info.st_size), 200, headers, _content_type(name))
+        return stream(FilePieces(file, info.st_size), 200, headers, _content_type(name))
 
     return static_files
 
 
-def _find(root: str, path: str, index: str | None) -> tuple[str, os.stat_result] | None:
-    """The file ``path`` names under ``root`` (a directory's ``index``), or None."""
+def _find(root: str, path: str) -> str | None:
+    """The real path of what ``path`` names under ``root``, if it is there."""
     segments = [s for s in path.split("/") if s]
     if any(s in (".", "..") or "\x00" in s or "\\" in s for s in segments):
         return None
-    name = os.path.realpath(os.path.join(root, *segments))
-    if os.path.commonpath((root, name)) != root:
-        return None  # a link out of the directory
-    try:
-        info = os.stat(name)
-        if stat.S_ISDIR(info.st_mode) and index is not None:
-            name = os.path.realpath(os.path.join(name, index))
-            if os.path.commonpath((root, name)) != root:
-                return None
-            info = os.stat(name)
-    except (OSError, ValueError):
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return name, info
+    return _inside(root, os.path.join(root, *segments))
 
 
-def _pieces(name: str, size: int) -> Iterator[bytes]:
-    """A file's first ``size`` bytes (what its ``Content-Length`` said), in pieces."""
-    with open(name, "rb") as file:
-        left = size
-        while left > 0:
-            piece = file.read(min(PIECE, left))
-            if not piece:
-                return  # (it shrank meanwhile: the response is cut short)
-            left -= len(piece)
-            yield piece
+def _inside(root: str, name: str) -> str | None:
+    """``name``'s real path if it exists and is in ``root`` (no link leads out)."""
+    real = os.path.realpath(name)
+    if os.path.commonpath((root, real)) != root or not os.path.exists(real):
+        return None
+    return real
+
+
+class FilePieces:
+    """A file's first ``size`` bytes (what its ``Content-Length`` said), in
+    pieces; :meth:`close` closes the file, read or not."""
+
+    __slots__ = ("_file", "_left")
+
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self._file = file
+        self._left = size
+
+    def __iter__(self) -> FilePieces:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._left <= 0:
+            raise StopIteration
+        piece = self._file.read(min(PIECE, self._left))
+        if not piece:
+            raise StopIteration  # (it shrank: the response is cut short)
+        self._left -= len(piece)
+        return piece
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _content_type(name: str) -> str:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 import h11
 
 from ..app.request import Request
-from ..app.response import Chunks, StreamingResponse
+from ..app.response import StreamingResponse
 from ..app.routing import Resolution, Route
 from ..errors import BadRequest, ClientDisconnected, task_was_cancelled
 from ..logs import log_access, logger, peer, printable, protocol_logger
@@ -46,6 +46,7 @@ from ..protocol.http import (
 )
 from ..protocol.proxy import forwarded
 from .app_tasks import start_app_task
+from .streams import Producer
 from .transports import break_transport_cycle, tcp_bytes_moved, unsent_bytes
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
@@ -826,14 +827,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # (As in send_response(): the end of a request without a body.)
             with contextlib.suppress(h11.RemoteProtocolError):
                 next_event(h)
-        chunks = response.chunks
+        producer = Producer(response.chunks)
         try:
             self.start_response(response.status, response.headers)  # (if refused: a 500)
             try:
                 if not self._head:
                     self._kept = 0
                     self.stream_started()
-                    await self._stream_body(chunks)
+                    await self._stream_body(producer)
                 if not self.closing:
                     self._write(h11.EndOfMessage())  # (refused if short of its Content-Length)
             except BaseException:
@@ -843,16 +844,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.close_transport()
                 raise
         finally:
-            await _close_chunks(chunks)
+            await producer.close()
         if self.closing:
             return  # the client is gone (its access line comes with connection_lost())
         self._streaming = False
         self._log_access()
         self._next_cycle_or_close()
 
-    async def _stream_body(self, chunks: Chunks) -> None:
+    async def _stream_body(self, producer: Producer) -> None:
         """Write a streamed body's pieces, each once the client took enough of the last."""
-        async for piece in _pieces(chunks):
+        async for piece in producer.pieces():
             if self.closing:
                 return
             if isinstance(piece, str):
@@ -1422,38 +1423,6 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _shutting_down(self) -> None:
         """The 503 of a request the shutdown leaves unanswered."""
         self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
-
-
-async def _pieces(chunks: Any) -> AsyncIterator[Any]:
-    """A streamed body's pieces: an async iterable's, or a plain iterable's,
-    each taken in the default executor (making it may block)."""
-    if hasattr(chunks, "__aiter__"):
-        async for piece in chunks:
-            yield piece
-        return
-    iterator = iter(chunks)
-    loop = asyncio.get_running_loop()
-    while True:
-        piece = await loop.run_in_executor(None, next, iterator, _END)
-        if piece is _END:
-            return
-        yield piece
-
-
-#: What next() gives at the end of a streamed body's plain iterator.
-_END = object()
-
-
-async def _close_chunks(chunks: Any) -> None:
-    """Close a streamed body's producer (its ``finally`` runs), done or not."""
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
-        return
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        with contextlib.suppress(ValueError):  # (running in the executor still: cancelled)
-            close()
 
 
 def _took_more(before: tuple[int, int], now: tuple[int, int]) -> bool:
