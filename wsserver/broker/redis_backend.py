@@ -425,7 +425,8 @@ class RedisBroker(Broker):
                 self._keeping_changes = False
                 self._changes.clear()
                 self._changes_ready.clear()
-                await self._close_client()
+                # (Shielded: detach() cancels this task again while it stops.)
+                await asyncio.shield(self._close_client())
                 if self._first_attempt is not None and not self._first_attempt.done():
                     self._first_attempt.set_result(None)
             if self._served and loop.time() - self._up_since >= SERVED:
