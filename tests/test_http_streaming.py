@@ -9,6 +9,7 @@ import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import h11
@@ -34,6 +35,23 @@ class Producer:
         self.entered = threading.Event()
         self.gate = threading.Event()
         self.closed_in: list[str] = []
+
+
+class Closable:
+    """A body with a close() of its own (a file's wrapper), its pieces a generator's."""
+
+    def __init__(self, producer: Producer, fail: bool) -> None:
+        self.producer = producer
+        self.fail = fail
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"one"
+        yield b"two"
+
+    def close(self) -> None:
+        self.producer.closed_in.append(threading.current_thread().name)
+        if self.fail:
+            raise OSError("the file would not close")
 
 
 def app(producer: Producer) -> Router:
@@ -94,6 +112,10 @@ def app(producer: Producer) -> Router:
                 producer.closed_in.append(threading.current_thread().name)
 
         return stream(pieces())
+
+    @routes.get("/closable")
+    async def closable(request: Request) -> StreamingResponse:
+        return stream(Closable(producer, request.args.get("fail") == "1"))
 
     @routes.get("/sized")
     async def sized(request: Request) -> StreamingResponse:
@@ -258,6 +280,54 @@ class TestStreaming:
             assert producer.closed_in[0] != threading.current_thread().name
         finally:
             gc.enable()
+
+    async def test_a_body_with_a_close_of_its_own_is_closed(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Closing its iterator (a generator) left the object's own close()
+        # uncalled: a file's wrapper kept its file open.
+        producer = Producer()
+        server = await run_server(app(producer))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            assert (await client.get("/closable")).content == b"onetwo"
+            assert (await client.head("/closable")).content == b""
+        assert len(producer.closed_in) == 2
+        # One whose close() fails: logged; the next response on the connection
+        # is its own, not a 500 for the failure.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"GET /closable?fail=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        data = await read_until_closed(reader)
+        writer.close()
+        assert [(status, body) for status, _, body in responses(data)] == [
+            (200, b"onetwo"),
+            (200, b"plain"),
+        ]
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+            "closing a streamed response's producer failed"
+        ]
+
+    async def test_a_plain_producer_waiting_for_a_thread_is_closed_when_the_client_leaves(
+        self, run_server: StartServer
+    ) -> None:
+        # Its next piece queued for the executor's one thread, busy: the
+        # client left, and close() waited for a next() that never came.
+        producer = Producer()
+        server = await run_server(app(producer))
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        gate = threading.Event()
+        busy = loop.run_in_executor(None, gate.wait, 10)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /closable HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # the head, no piece yet
+        writer.close()
+        await wait_for(lambda: producer.closed_in != [], what="the producer closed")
+        assert not gate.is_set()  # (closed at once, not when a thread came free)
+        gate.set()
+        await busy
 
     async def test_a_slow_reader_holds_the_producer(self, run_server: StartServer) -> None:
         # The client reads nothing: the producer must wait for it, not fill

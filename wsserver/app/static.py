@@ -14,6 +14,7 @@ its ``/`` is redirected (307) to it, so that its index's relative links work.
 from __future__ import annotations
 
 import email.utils
+import errno
 import mimetypes
 import os
 import stat
@@ -25,6 +26,8 @@ from .response import StreamingResponse, stream
 
 __all__ = ["static_handler", "FilePieces", "PIECE"]
 
+#: Why opening a file found a moment ago may fail that means it is not there.
+_GONE = frozenset((errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO, errno.ENODEV))
 #: The size of the pieces a file is sent in.
 PIECE = 64 * 1024
 
@@ -67,8 +70,10 @@ def static_handler(
             fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except PermissionError:
             return error_response(403)
-        except OSError:
-            return error_response(404)
+        except OSError as exc:
+            if exc.errno in _GONE:
+                return error_response(404)  # (removed meanwhile)
+            raise  # out of descriptors, an I/O error: a 500 (logged), not "no such file"
         file = os.fdopen(fd, "rb")
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -16,6 +16,8 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..logs import logger
+
 __all__ = ["Producer"]
 
 #: What next() gives at the end of a plain iterator.
@@ -44,7 +46,6 @@ class Producer:
             return
         loop = asyncio.get_running_loop()
         while not self._closing:
-            self._taking = True
             piece = await loop.run_in_executor(None, self._take)
             if piece is _END:
                 return
@@ -52,7 +53,12 @@ class Producer:
 
     def _take(self) -> Any:
         """(In the executor.) The plain iterator's next piece; closing it if it
-        was closed meanwhile."""
+        was closed meanwhile. Nothing if it was closed before this began
+        (the client left while this waited for a thread)."""
+        with self._lock:
+            if self._closing:
+                return _END
+            self._taking = True
         try:
             return next(self._iterator, _END)
         finally:
@@ -60,23 +66,37 @@ class Producer:
                 self._taking = False
                 closing = self._closing
             if closing:
-                _close(self._iterator)
+                self._close_plain()
 
     async def close(self) -> None:
-        """Close the producer, done or not (its ``finally`` runs)."""
+        """Close the producer, done or not (its ``finally`` runs). What closing
+        it raises is logged, not raised: the response is over either way."""
         if self._iterator is None:
             aclose = getattr(self._chunks, "aclose", None)
             if aclose is not None:
-                await aclose()
+                try:
+                    await aclose()
+                except Exception:
+                    logger.exception("closing a streamed response's producer failed")
             return
         with self._lock:
+            if self._closing:
+                return
             self._closing = True
             if self._taking:
                 return  # (_take() closes it when its next() returns)
-        _close(self._iterator)
+        self._close_plain()
 
-
-def _close(iterator: Any) -> None:
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()
+    def _close_plain(self) -> None:
+        """Close the plain iterator, and the iterable if it is another object
+        with a ``close()`` of its own (a file's wrapper, say)."""
+        things = [self._iterator]
+        if self._chunks is not self._iterator:
+            things.append(self._chunks)
+        for thing in things:
+            close = getattr(thing, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    logger.exception("closing a streamed response's producer failed")
