@@ -87,6 +87,13 @@ def test_envelope_round_trip() -> None:
         ("redis://app:42?s3cret@cache/0", "'redis://app:***@cache/0' is not a Redis URL"),
         ("redis://app:42/s3cret@cache/0", "'redis://app:***@cache/0' is not a Redis URL"),
         ("redis://app:42#s3cret@cache/0", "'redis://app:***@cache/0' is not a Redis URL"),
+        # An "=" in it (a query's look, base64's padding) changes nothing.
+        ("redis://:42?pw=s3cret@cache:6379/0", "'redis://:***@cache:6379/0' is not a Redis"),
+        ("redis://app:4?s3cret==@cache:6379/0", "'redis://app:***@cache:6379/0' is not a"),
+        ("redis://app:42/s3cr=t@cache/0", "'redis://app:***@cache/0' is not a Redis URL"),
+        # An @ after the host cannot be told from such a password: refused,
+        # with what to do (percent-encoded, redis-py reads it).
+        ("redis://cache:6379/0?client_name=me@x", "and an @ after the host: %2F %3F %23 %40"),
         # An @ in the query is the query's: the password= before it was shown.
         ("redis://cache/1x?password=s3cret&client_name=me@x", "password=***&client_name=me@x"),
         ("http://cache/0?password=s3cret@x", "'http://cache/0?password=***'"),

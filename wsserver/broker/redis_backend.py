@@ -235,6 +235,8 @@ class RedisBroker(Broker):
         #: When the last batch of messages went out (loop time; see _send()).
         self._sent_at = 0.0
         self._client: Any = None
+        #: The last closing of a connection's client (detach() waits for it).
+        self._closing: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._down_since: float | None = None
         #: Whether the current connection attempt came up (then lost: the
@@ -283,6 +285,8 @@ class RedisBroker(Broker):
             await _cancel([task])
             if not task.done():
                 logger.warning("broker %s: its task did not stop; left behind", self.shown_url)
+        if self._closing is not None:
+            await asyncio.wait({self._closing})  # (bounded: its aclose() is, by a second)
         await self._close_client()
         if was_up:
             # On a connection of its own: the task's is closed with it, and
@@ -425,8 +429,10 @@ class RedisBroker(Broker):
                 self._keeping_changes = False
                 self._changes.clear()
                 self._changes_ready.clear()
-                # (Shielded: detach() cancels this task again while it stops.)
-                await asyncio.shield(self._close_client())
+                # (Shielded: detach() cancels this task again while it stops,
+                # and waits for this close; see _closing.)
+                self._closing = asyncio.ensure_future(self._close_client())
+                await asyncio.shield(self._closing)
                 if self._first_attempt is not None and not self._first_attempt.done():
                     self._first_attempt.set_result(None)
             if self._served and loop.time() - self._up_since >= SERVED:

@@ -39,17 +39,19 @@ def _split(url: str) -> tuple[str, str | None, str]:
     authority = rest[:end]
     at = authority.rfind("@")
     if at < 0:
-        later = rest.find("@", end)
+        later = rest.rfind("@", end)
         if not _HOST_PORT.fullmatch(authority):
             at = later  # (a password with / ? or # in it)
             if at < 0:  # (and no host after it: all that follows may be the password)
                 colon = authority.find(":")
                 return scheme + sep, authority[: colon + 1] + "***", ""
-        elif authority and later >= 0 and "=" not in rest[end:later]:
-            # What looks like a host and port is a user and a password that
-            # begins with digits ("default:42?pw@host", ":8/pw@host"): redis-py
-            # would take it for host "default", port 42. (An @ in a query
-            # parameter's value, "?client_name=me@x", follows an "=".)
+        elif authority and later >= 0:
+            # An @ further on: what looks like a host and port may be a user
+            # and a password that begins with digits ("app:42?pw@host",
+            # ":8/pw@host", which redis-py takes for host "app", port 42), or
+            # an @ in the query ("?client_name=me@x"). Nothing tells them
+            # apart: all before the last @ is hidden, as a password may be
+            # there (check_redis_url() refuses such a URL).
             at = later
     if at < 0:
         return scheme + sep, None, rest
@@ -92,10 +94,11 @@ def check_redis_url(url: str) -> None:
     _, info, rest = _split(url)
     if info is not None and any(c in info for c in "/?#"):
         # redis-py ends the password there: it would read another host, port
-        # or database, and show the rest of the password in its errors.
+        # or database, and show the rest of the password in its errors. (Or
+        # an @ after the host, which cannot be told from such a password.)
         raise ValueError(
             f"broker {redacted(url)!r} is not a Redis URL redis-py can read (percent-encode "
-            "a / ? # or @ in the password: %2F %3F %23 %40)"
+            "a / ? # or @ in the password, and an @ after the host: %2F %3F %23 %40)"
         )
     rest = rest.lstrip("@")
     path = rest.partition("?")[0].partition("#")[0]
