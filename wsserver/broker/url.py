@@ -13,8 +13,9 @@ __all__ = ["REDIS_SCHEMES", "check_redis_url", "redacted"]
 #: How the URLs of a Redis server begin: TCP, TLS, a Unix socket.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
-#: A ``password=`` parameter's value, wherever it is (a mistyped URL's too).
-_PASSWORD_PARAMETER = re.compile(r"(^|[?&;])(password=)[^&#]*")
+#: A ``password=`` (or ``ssl_password=``, a key file's) parameter's value,
+#: wherever it is (a mistyped URL's too).
+_PASSWORD_PARAMETER = re.compile(r"(^|[?&;])((?:ssl_)?password=)[^&#]*")
 #: An authority that is a host and maybe a port: no user info in it.
 _HOST_PORT = re.compile(r"(?:\[[^\]]*\]|[^:@\[\]]*)(?::\d*)?")
 
@@ -22,12 +23,16 @@ _HOST_PORT = re.compile(r"(?:\[[^\]]*\]|[^:@\[\]]*)(?::\d*)?")
 def _split(url: str) -> tuple[str, str | None, str]:
     """``url`` as (its scheme with ``://`` or ``:``, its user info or None, the rest).
 
-    The user info ends at the last ``@`` before the path (``/``), query
-    (``?``) or fragment (``#``). A password may hold those too (it should be
-    percent-encoded: redis-py cannot read it otherwise): when what comes
-    before the first of them is not a host and port (``user:pa/ss@host``),
-    the user info runs to the first ``@`` after it. An ``@`` further on
-    (``?client_name=me@host``) is the query's.
+    The user info ends at the last ``@`` (after the ``password=``
+    parameters' values are hidden: see :func:`redacted`). A password may
+    hold a ``/``, ``?``, ``#`` or ``@`` (it should be percent-encoded:
+    redis-py cannot read it otherwise), and what looks like a host and port
+    may be a user and a password that begins with digits (``app:42?pw@host``,
+    which redis-py takes for host ``app``, port 42): nothing tells these from
+    an ``@`` further on in a query or fragment (``?client_name=me@x``), so
+    all before the last ``@`` is taken for user info, hidden, and
+    :func:`check_redis_url` refuses such a URL. An ``@`` in a ``unix://``
+    path (no host before it) is the path's.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:  # (not a URL: redis:/user:pw@host, user:pw@host)
@@ -37,24 +42,16 @@ def _split(url: str) -> tuple[str, str | None, str]:
         return (start, None, rest) if at < 0 else (start, rest[:at], rest[at:])
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     authority = rest[:end]
-    at = authority.rfind("@")
+    at = rest.rfind("@")
     if at < 0:
-        later = rest.rfind("@", end)
         if not _HOST_PORT.fullmatch(authority):
-            at = later  # (a password with / ? or # in it)
-            if at < 0:  # (and no host after it: all that follows may be the password)
-                colon = authority.find(":")
-                return scheme + sep, authority[: colon + 1] + "***", ""
-        elif authority and later >= 0:
-            # An @ further on: what looks like a host and port may be a user
-            # and a password that begins with digits ("app:42?pw@host",
-            # ":8/pw@host", which redis-py takes for host "app", port 42), or
-            # an @ in the query ("?client_name=me@x"). Nothing tells them
-            # apart: all before the last @ is hidden, as a password may be
-            # there (check_redis_url() refuses such a URL).
-            at = later
-    if at < 0:
+            # A password with / ? or # in it, and no host after it: all that
+            # follows may be the password.
+            colon = authority.find(":")
+            return scheme + sep, authority[: colon + 1] + "***", ""
         return scheme + sep, None, rest
+    if at >= end and not authority:
+        return scheme + sep, None, rest  # (unix:///run/redis@1.sock)
     return scheme + sep, rest[:at], rest[at:]
 
 
@@ -91,8 +88,8 @@ def check_redis_url(url: str) -> None:
     """
     if not url.startswith(("redis://", "rediss://")):
         return  # (unix://: the database is a ?db= parameter, which redis-py checks)
-    _, info, rest = _split(url)
-    if info is not None and any(c in info for c in "/?#"):
+    _, info, rest = _split(_PASSWORD_PARAMETER.sub(r"\1\2***", url))
+    if info is not None and any(c in info for c in "/?#@"):
         # redis-py ends the password there: it would read another host, port
         # or database, and show the rest of the password in its errors. (Or
         # an @ after the host, which cannot be told from such a password.)
