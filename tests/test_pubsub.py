@@ -419,19 +419,30 @@ class RecordingNode:
         self.states.append(up)
 
 
+@asynccontextmanager
+async def attached(
+    redis: RedisServer, *nodes: RecordingNode, **settings: Any
+) -> AsyncIterator[list[RedisBroker]]:
+    """A RedisBroker per node (``settings`` its own), attached and up; detached after."""
+    brokers = [RedisBroker(redis.url, **settings) for _ in nodes]
+    try:
+        for broker, node in zip(brokers, nodes, strict=True):
+            await broker.attach(node)
+        await wait_for(lambda: all(b.up for b in brokers), what="the brokers up")
+        yield brokers
+    finally:
+        for broker, node in zip(brokers, nodes, strict=True):
+            await broker.detach(node)
+
+
 async def test_a_prefix_beyond_ascii_keeps_each_message_to_its_topic(
     redis_server: RedisServer,
 ) -> None:
     # The prefix was cut off the channel names received by its length in
     # characters, not in bytes: with "café:" (one character of two bytes), a
     # message published to "room" was delivered to ":room".
-    a = RedisBroker(redis_server.url, prefix="café:")
-    b = RedisBroker(redis_server.url, prefix="café:")
     na, nb = RecordingNode("node-a"), RecordingNode("node-b")
-    await a.attach(na)
-    await b.attach(nb)
-    try:
-        await wait_for(lambda: a.up and b.up, what="the brokers up")
+    async with attached(redis_server, na, nb, prefix="café:") as (a, b):
         for topic in ("room", ":room", "salle-été"):
             b.subscribe(nb, topic)
             await wait_for(
@@ -442,9 +453,6 @@ async def test_a_prefix_beyond_ascii_keeps_each_message_to_its_topic(
             assert a.publish(na, topic, f"for {topic}")
         await wait_for(lambda: len(nb.got) == 3, what="the messages")
         assert nb.got == [(t, f"for {t}") for t in ("room", ":room", "salle-été")]
-    finally:
-        await a.detach(na)
-        await b.detach(nb)
 
 
 class AnsweringNode(RecordingNode):
@@ -465,14 +473,9 @@ async def test_a_newcomer_hears_the_answer_to_its_first_message(
     # A subscription reached Redis at the subscriber's next poll (up to 50
     # ms later), one SUBSCRIBE per change: the answer to a message published
     # right after subscribing came before it, and was lost (6 times in 40).
-    a = RedisBroker(redis_server.url)
-    b = RedisBroker(redis_server.url)
     na, nb = AnsweringNode("node-a"), RecordingNode("node-b")
-    na.broker = a
-    await a.attach(na)
-    await b.attach(nb)
-    try:
-        await wait_for(lambda: a.up and b.up, what="the brokers up")
+    async with attached(redis_server, na, nb) as (a, b):
+        na.broker = a
         rooms = [f"room-{n}" for n in range(30)]
         for room in rooms:
             a.subscribe(na, room)
@@ -485,9 +488,6 @@ async def test_a_newcomer_hears_the_answer_to_its_first_message(
             await asyncio.sleep(0.01)
         await wait_for(lambda: len(nb.got) == len(rooms), timeout=5, what="every answer")
         assert sorted(nb.got) == sorted((room, "answer") for room in rooms)
-    finally:
-        await a.detach(na)
-        await b.detach(nb)
 
 
 async def test_deployments_on_two_databases_of_a_redis_hear_only_their_own(
@@ -753,11 +753,7 @@ async def test_a_connection_cut_while_publishing_publishes_nothing_twice(
     # At most once: a batch of PUBLISH cut off by a lost connection was sent
     # again (redis-py's own retries, then the broker's), and what of it Redis
     # had published already went out twice (about 1 % here).
-    a = RedisBroker(redis_server.url)
-    b = RedisBroker(redis_server.url)
     na, nb = RecordingNode("node-a"), RecordingNode("node-b")
-    await a.attach(na)
-    await b.attach(nb)
     killer = aioredis.from_url(redis_server.url)
     stop = asyncio.Event()
 
@@ -767,28 +763,26 @@ async def test_a_connection_cut_while_publishing_publishes_nothing_twice(
             await killer.client_kill_filter(_type="normal", skipme=True)
 
     try:
-        await wait_for(lambda: a.up and b.up, what="the brokers up")
-        b.subscribe(nb, "room")
-        await wait_for(lambda: subscribed_in_redis(redis_server, "room", 1), what="subscribed")
-        kills = asyncio.ensure_future(kill_command_connections())
-        sent = 0
-        for n in range(20_000):
-            sent += a.publish(na, "room", f"m{n}")
-            if n % 200 == 0:
-                await asyncio.sleep(0.002)
-        await asyncio.sleep(0.5)
-        stop.set()
-        await kills
-        await asyncio.sleep(0.5)
-        got = [message for _, message in nb.got]
-        assert len(got) > 1000
-        assert len(got) == len(set(got)), len(got) - len(set(got))
-        assert a.stats.outages > 0  # (the connections were cut: each cut batch dropped)
+        async with attached(redis_server, na, nb) as (a, b):
+            b.subscribe(nb, "room")
+            await wait_for(lambda: subscribed_in_redis(redis_server, "room", 1), what="subscribed")
+            kills = asyncio.ensure_future(kill_command_connections())
+            sent = 0
+            for n in range(20_000):
+                sent += a.publish(na, "room", f"m{n}")
+                if n % 200 == 0:
+                    await asyncio.sleep(0.002)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await kills
+            await asyncio.sleep(0.5)
+            got = [message for _, message in nb.got]
+            assert len(got) > 1000
+            assert len(got) == len(set(got)), len(got) - len(set(got))
+            assert a.stats.outages > 0  # (the connections were cut: each cut batch dropped)
     finally:
         stop.set()
         await killer.aclose()
-        await a.detach(na)
-        await b.detach(nb)
 
 
 async def test_presence_reads_the_processes_not_the_keyspace(redis_server: RedisServer) -> None:
@@ -846,36 +840,31 @@ async def test_one_topics_presence_reads_that_topic_alone(redis_server: RedisSer
     # presence(topic) read every count of every process (40,000 for 4 x
     # 10,000 topics: 68 ms, Redis held 25 ms, all its publishing with it) to
     # answer for one.
-    a, b, c = (RedisBroker(redis_server.url) for _ in range(3))
     na, nb, nc = RecordingNode("node-a"), RecordingNode("node-b"), RecordingNode("node-c")
     client = aioredis.from_url(redis_server.url)
     try:
-        for broker, node in ((a, na), (b, nb), (c, nc)):
-            await broker.attach(node)
-        await wait_for(lambda: a.up and b.up and c.up, what="the brokers up")
-        for n in range(5000):
-            b.count(nb, f"user:{n}", 1)
-        b.count(nb, "room", 2)
-        c.count(nc, "room", 3)
-        a.count(na, "room", 1)  # (its own: as it is now, not from Redis)
-        await wait_for(lambda: _equals(client.hlen("wsserver:presence:node-b"), 5001), what="b")
-        await wait_for(lambda: _equals(client.hget("wsserver:presence:node-c", "room"), b"3"))
-        before = int((await client.info("stats"))["total_net_output_bytes"])
-        assert await a.presence_of("room") == 6
-        assert await a.presence_of("user:7") == 1
-        assert await a.presence_of("nobody") == 0
-        sent = int((await client.info("stats"))["total_net_output_bytes"]) - before
-        assert sent < 2000, sent  # (every count: some 90 kB a query)
-        assert (await a.presence())["room"] == 6  # the same figure as the whole
-        # A process gone (its counts expired) leaves the set, as presence() has it.
-        await c.detach(nc)
-        await client.sadd("wsserver:nodes", "node-dead")
-        assert await a.presence_of("room") == 3
-        assert b"node-dead" not in await client.smembers("wsserver:nodes")
+        async with attached(redis_server, na, nb, nc) as (a, b, c):
+            for n in range(5000):
+                b.count(nb, f"user:{n}", 1)
+            b.count(nb, "room", 2)
+            c.count(nc, "room", 3)
+            a.count(na, "room", 1)  # (its own: as it is now, not from Redis)
+            await wait_for(lambda: _equals(client.hlen("wsserver:presence:node-b"), 5001), what="b")
+            await wait_for(lambda: _equals(client.hget("wsserver:presence:node-c", "room"), b"3"))
+            before = int((await client.info("stats"))["total_net_output_bytes"])
+            assert await a.presence_of("room") == 6
+            assert await a.presence_of("user:7") == 1
+            assert await a.presence_of("nobody") == 0
+            sent = int((await client.info("stats"))["total_net_output_bytes"]) - before
+            assert sent < 2000, sent  # (every count: some 90 kB a query)
+            assert (await a.presence())["room"] == 6  # the same figure as the whole
+            # A process gone (its counts expired) leaves the set, as presence() has it.
+            await c.detach(nc)
+            await client.sadd("wsserver:nodes", "node-dead")
+            assert await a.presence_of("room") == 3
+            assert b"node-dead" not in await client.smembers("wsserver:nodes")
     finally:
         await client.aclose()
-        for broker, node in ((a, na), (b, nb), (c, nc)):
-            await broker.detach(node)
 
 
 @pytest.mark.drill
