@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+import wave
 from typing import Any
 
 import pytest
 
 from examples import chat, echo, welcome_echo
-from wsserver import Server
+from wsserver import Router, Server
 
 from .browser import Browser, BrowserError, ChromiumUnavailable, Page, install_chromium
 from .conftest import StartServer
@@ -357,3 +358,35 @@ async def test_a_browser_that_fails_to_start_is_reported_with_its_output(tmp_pat
             pass
     assert "exited with 3" in str(raised.value)
     assert "no display \ufffd here" in str(raised.value)
+
+
+async def test_static_media_is_fetched_in_ranges_by_chromium(
+    chromium: str, run_server: StartServer, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A static file in an <audio> element: Chromium asks for media with a Range
+    (``bytes=0-``), gets a 206, reads the file's length from it and seeks in it."""
+    site = tmp_path / "site"
+    site.mkdir()
+    with wave.open(str(site / "tone.wav"), "wb") as sound:  # 4 s of 8 kHz 16-bit mono
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(8000)
+        sound.writeframes(bytes(range(256)) * 250)
+    (site / "index.html").write_text(
+        '<!doctype html><title>media</title>'
+        '<audio id="a" preload="metadata" src="tone.wav"></audio>'
+    )
+    routes = Router()
+    routes.static("/", site)
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    server: Server = await run_server(routes, access_log=True)
+    async with Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/")
+        await page.wait_for("document.getElementById('a').readyState >= 1", timeout=10)
+        assert await page.evaluate("document.getElementById('a').duration") == 4
+        seekable = "(a => a.seekable.length ? a.seekable.end(0) : 0)(document.getElementById('a'))"
+        assert await page.evaluate(seekable) == 4
+        await page.evaluate("document.getElementById('a').currentTime = 3")
+        await page.wait_for("document.getElementById('a').currentTime === 3")
+    access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    assert any("/tone.wav" in line and " 206 " in line for line in access), access

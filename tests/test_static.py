@@ -211,3 +211,123 @@ class TestStatic:
         (tmp_path / "f").write_text("x")
         with pytest.raises(ValueError, match="is not a directory"):
             Router().static("/s", tmp_path / "f")
+
+    def test_a_malformed_cache_control_is_refused_when_the_route_is_added(
+        self, tmp_path: Path
+    ) -> None:
+        # Refused per request, it was a 500 each time (with the file opened
+        # and left to the garbage collector to close).
+        with pytest.raises(ValueError, match="Cache-Control"):
+            Router().static("/s", tmp_path, cache_control="max-age=60\r\nX-Evil: 1")
+
+
+class TestRanges:
+    """``Range`` on a GET (RFC 9110 14): one byte range, ``206``; past the end, ``416``."""
+
+    async def test_one_range_is_sent_as_206(self, run_server: StartServer, site: Path) -> None:
+        routes = Router()
+        routes.static("/files", site)
+        server = await run_server(routes, write_limit=16384)
+        big = (site / "sub" / "big.bin").read_bytes()
+        size = len(big)
+        cases = {
+            "bytes=0-9": (0, 9),
+            "bytes=10-10": (10, 10),
+            f"bytes={size - 10}-": (size - 10, size - 1),
+            "bytes=-5": (size - 5, size - 1),
+            f"bytes=-{size + 100}": (0, size - 1),  # (more than there is: all of it)
+            f"bytes={static.PIECE - 3}-{static.PIECE * 7 + 2}": (
+                static.PIECE - 3,
+                static.PIECE * 7 + 2,
+            ),  # across pieces, starting in one
+            f"bytes=100-{size * 2}": (100, size - 1),  # (the end past the file's)
+            "Bytes=0-0": (0, 0),  # (the unit is case-insensitive)
+            "bytes=0-": (0, size - 1),  # (a browser's media request)
+        }
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for value, (first, last) in cases.items():
+                r = await client.get("/files/sub/big.bin", headers={"Range": value})
+                assert r.status_code == 206, value
+                assert r.headers["content-range"] == f"bytes {first}-{last}/{size}", value
+                assert r.headers["content-length"] == str(last - first + 1), value
+                assert r.content == big[first : last + 1], value
+                assert r.headers["content-type"] == "application/octet-stream"
+                assert "etag" in r.headers and "last-modified" in r.headers
+            # The whole file says it takes ranges.
+            r = await client.get("/files/sub/big.bin")
+            assert (r.status_code, r.headers["accept-ranges"]) == (200, "bytes")
+
+    async def test_a_range_past_the_end_is_416(self, run_server: StartServer, site: Path) -> None:
+        routes = Router()
+        routes.static("/files", site)
+        server = await run_server(routes)
+        size = len("let x = 'é';".encode())
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for value in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}", "bytes=-0"):
+                r = await client.get("/files/app.js", headers={"Range": value})
+                assert r.status_code == 416, value
+                assert r.headers["content-range"] == f"bytes */{size}", value
+            # The connection goes on after it.
+            r = await client.get("/files/app.js", headers={"Range": "bytes=0-2"})
+            assert (r.status_code, r.content) == (206, b"let")
+
+    async def test_what_is_not_served_as_a_range_is_the_whole_file(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        (site / "nothing.txt").write_bytes(b"")
+        routes = Router()
+        routes.static("/files", site)
+        server = await run_server(routes)
+        whole = "let x = 'é';".encode()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for value in (
+                "bytes=0-1,4-5",  # several ranges
+                "items=0-1",  # another unit
+                "bytes=5-2",  # last before first
+                "bytes=40-30",  # (the same, past the end: invalid before unsatisfiable)
+                "bytes=-",
+                "bytes=a-b",
+                "bytes=0x1-2",
+                "bytes= 0-1 ,",
+                "bytes=\u0661-2",  # (an Arabic-Indic digit one: no number here)
+                "bytes=" + "9" * 30 + "-",
+            ):
+                r = await client.get("/files/app.js", headers={"Range": value.encode()})
+                assert (r.status_code, r.content) == (200, whole), value
+                assert "content-range" not in r.headers, value
+            # An empty file has no range to send.
+            r = await client.get("/files/nothing.txt", headers={"Range": "bytes=-1"})
+            assert (r.status_code, r.content) == (200, b"")
+            # HEAD: ranges are a GET's (RFC 9110 14.2).
+            r = await client.head("/files/app.js", headers={"Range": "bytes=0-1"})
+            assert (r.status_code, r.headers["content-length"]) == (200, str(len(whole)))
+            assert r.headers["accept-ranges"] == "bytes"
+
+    async def test_if_range_sends_the_range_only_of_the_version_it_names(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        routes = Router()
+        routes.static("/files", site)
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.get("/files/app.js")
+            etag, modified = r.headers["etag"], r.headers["last-modified"]
+            for validator in (etag, modified):
+                headers = {"Range": "bytes=4-4", "If-Range": validator}
+                r = await client.get("/files/app.js", headers=headers)
+                assert (r.status_code, r.content) == (206, b"x"), validator
+            # A weak tag never matches (a strong comparison), nor another date.
+            for validator in (f"W/{etag}", '"other"', "Thu, 01 Jan 1970 00:00:00 GMT"):
+                headers = {"Range": "bytes=4-4", "If-Range": validator}
+                r = await client.get("/files/app.js", headers=headers)
+                assert (r.status_code, r.content) == (200, r.content), validator
+                assert r.text == "let x = 'é';", validator
+            # The file changed since: the whole new version, not a piece of it.
+            (site / "app.js").write_text("a new version")
+            r = await client.get("/files/app.js", headers={"Range": "bytes=0-4", "If-Range": etag})
+            assert (r.status_code, r.text) == (200, "a new version")
+            # The client has this version: 304 comes before any range.
+            etag = r.headers["etag"]
+            headers = {"Range": "bytes=0-4", "If-None-Match": etag}
+            r = await client.get("/files/app.js", headers=headers)
+            assert r.status_code == 304

@@ -342,13 +342,15 @@ class Router:
         itself too) serves its ``index`` file, if any. Responses carry
         ``Content-Type`` (from the name), ``Content-Length``, ``ETag`` and
         ``Last-Modified`` (a conditional request the client has the file for
-        gets ``304``), and ``Cache-Control`` if given; the body is read in
-        a thread, in pieces. Every other path is a 404: a ``..`` segment, a link leading
+        gets ``304``), and ``Cache-Control`` if given; a GET of one byte range
+        (``Range``, ``If-Range``) gets ``206``. The body is read in a thread,
+        in pieces. Every other path is a 404: a ``..`` segment, a link leading
         out of ``directory``, what is not a regular file. Routes are tried in
         the order they were added: static files at ``/`` go last.
 
         Raises:
-            ValueError: ``directory`` is not a directory, or a route clashes.
+            ValueError: ``directory`` is not a directory, ``cache_control`` is
+                no header value, or a route clashes.
         """
         handler = static_handler(directory, index=index, cache_control=cache_control)
         base = uri.rstrip("/")

@@ -2,8 +2,10 @@
 
 GET and HEAD; a ``Content-Type`` from the file's name; ``ETag`` and
 ``Last-Modified``, and ``304 Not Modified`` for a conditional request that
-already has the file. The file is found and opened where the handler runs
-(one version of it is sent, whatever replaces it meanwhile); its body is a
+already has the file; ``206 Partial Content`` for a GET of one byte range
+(``Range``, with ``If-Range``), ``416`` for one past the end. The file is
+found and opened where the handler runs (one version of it is sent, whatever
+replaces it meanwhile); its body is a
 :class:`~wsserver.app.response.StreamingResponse` of its pieces, which the
 server reads in a thread. No path leads out of the directory: a ``..``
 segment, or a link to a file elsewhere, is a 404, as is anything that is not
@@ -17,6 +19,7 @@ import email.utils
 import errno
 import mimetypes
 import os
+import re
 import stat
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
@@ -41,11 +44,14 @@ def static_handler(
     """An HTTP handler serving the files under ``directory`` (its ``path`` parameter).
 
     Raises:
-        ValueError: ``directory`` is not a directory.
+        ValueError: ``directory`` is not a directory, or ``cache_control``
+            is no header value.
     """
     root = os.path.realpath(directory)
     if not os.path.isdir(root):
         raise ValueError(f"static files: {os.fspath(directory)!r} is not a directory")
+    if cache_control is not None:
+        Response(b"", 200, [("Cache-Control", cache_control)])  # (ValueError now, not per request)
 
     async def static_files(request: Any, path: str = "") -> Response | StreamingResponse:
         name = _find(root, path)
@@ -75,23 +81,48 @@ def static_handler(
                 return error_response(404)  # (removed meanwhile)
             raise  # out of descriptors, an I/O error: a 500 (logged), not "no such file"
         file = os.fdopen(fd, "rb")
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+        try:
+            return _respond(request, file, os.fstat(fd), name, cache_control)
+        except BaseException:
             file.close()
-            return error_response(404)
-        headers = [
-            ("Last-Modified", http_date(info.st_mtime)),
-            ("ETag", f'"{info.st_mtime_ns:x}-{info.st_size:x}"'),
-        ]
-        if cache_control is not None:
-            headers.append(("Cache-Control", cache_control))
-        if _not_modified(request.headers, headers[1][1], int(info.st_mtime)):
-            file.close()
-            return Response(b"", 304, headers)
-        headers.append(("Content-Length", str(info.st_size)))
-        return stream(FilePieces(file, info.st_size), 200, headers, _content_type(name))
+            raise
 
     return static_files
+
+
+def _respond(
+    request: Any, file: BinaryIO, info: os.stat_result, name: str, cache_control: str | None
+) -> Response | StreamingResponse:
+    """The answer to a GET or HEAD of the open ``file``; it is closed unless streamed."""
+    if not stat.S_ISREG(info.st_mode):
+        file.close()
+        return error_response(404)
+    headers = [
+        ("Last-Modified", http_date(info.st_mtime)),
+        ("ETag", f'"{info.st_mtime_ns:x}-{info.st_size:x}"'),
+    ]
+    if cache_control is not None:
+        headers.append(("Cache-Control", cache_control))
+    if _not_modified(request.headers, headers[1][1], int(info.st_mtime)):
+        file.close()
+        return Response(b"", 304, headers)
+    status, first, size = 200, 0, info.st_size
+    wanted_range = request.headers.get("range") if request.method == "GET" else None
+    if wanted_range is not None:
+        if_range = request.headers.get("if-range")
+        wanted = _wanted_range(wanted_range, if_range, info.st_size, headers[0][1], headers[1][1])
+        if wanted is _UNSATISFIABLE:
+            file.close()
+            headers.append(("Content-Range", f"bytes */{info.st_size}"))
+            return error_response(416, headers=headers)
+        if wanted is not None:
+            first, last = wanted
+            status, size = 206, last - first + 1
+            headers.append(("Content-Range", f"bytes {first}-{last}/{info.st_size}"))
+            file.seek(first)
+    headers.append(("Accept-Ranges", "bytes"))
+    headers.append(("Content-Length", str(size)))
+    return stream(FilePieces(file, size), status, headers, _content_type(name))
 
 
 def _find(root: str, path: str) -> str | None:
@@ -111,8 +142,8 @@ def _inside(root: str, name: str) -> str | None:
 
 
 class FilePieces:
-    """A file's first ``size`` bytes (what its ``Content-Length`` said), in
-    pieces; :meth:`close` closes the file, read or not."""
+    """A file's next ``size`` bytes from where it stands (what its
+    ``Content-Length`` said), in pieces; :meth:`close` closes the file, read or not."""
 
     __slots__ = ("_file", "_left")
 
@@ -134,6 +165,44 @@ class FilePieces:
 
     def close(self) -> None:
         self._file.close()
+
+
+#: One byte range (RFC 9110 14.1.1): ``first-[last]`` or ``-suffix``.
+_BYTE_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE | re.ASCII)
+#: What :func:`_wanted_range` says of a range past the file's end.
+_UNSATISFIABLE = (-1, -1)
+
+
+def _wanted_range(
+    value: str, if_range: str | None, size: int, last_modified: str, etag: str
+) -> tuple[int, int] | None:
+    """The ``(first, last)`` bytes a GET's ``Range`` (``value``) asks for (RFC 9110 14.2),
+    None to send the whole file, or :data:`_UNSATISFIABLE` (a ``416``).
+
+    The whole file, as the RFC lets a server choose, for what this does not
+    serve: a header that does not parse, several ranges, another unit, an
+    empty file, and a range on another version than ``If-Range`` names (its
+    entity tag, compared strongly, or its ``Last-Modified`` date, exactly).
+    """
+    found = _BYTE_RANGE.fullmatch(value.strip())
+    if found is None or size == 0:
+        return None
+    if if_range is not None and if_range.strip() not in (etag, last_modified):
+        return None
+    first, last = found.groups()
+    if len(first) > 20 or len(last) > 20:
+        return None  # (no file is 10**20 bytes: a number that long is nonsense)
+    if not first:
+        if not last:
+            return None  # ("bytes=-")
+        suffix = int(last)
+        return (max(size - suffix, 0), size - 1) if suffix else _UNSATISFIABLE
+    start, end = int(first), int(last) if last else size - 1
+    if last and end < start:
+        return None  # (invalid: ignored)
+    if start >= size:
+        return _UNSATISFIABLE
+    return start, min(end, size - 1)
 
 
 def _content_type(name: str) -> str:
