@@ -17,6 +17,7 @@ from .app.routing import Route, Router
 from .config import Config
 from .errors import (
     BadRequest,
+    ClientDisconnected,
     ConcurrencyError,
     ConfigError,
     ConnectionClosed,
@@ -25,6 +26,7 @@ from .errors import (
     HandshakeError,
     LifespanFailure,
     ProtocolError,
+    RequestTooLarge,
     WebsocketClosed,
     WSServerError,
 )
@@ -43,11 +45,13 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "BadRequest",
+    "ClientDisconnected",
     "HandshakeError",
     "LifespanFailure",
     "Headers",
     "ProtocolError",
     "Request",
+    "RequestTooLarge",
     "Route",
     "Router",
     "Server",

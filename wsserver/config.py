@@ -608,7 +608,7 @@ class Config:
         2**20,
         Count(none_ok=True),
         "largest HTTP request body, in bytes, that an ASGI app receives or a Router's HTTP "
-        "route reads whole into `request.body` (413 beyond; `none`: no limit).",
+        "route reads (413 beyond; `none`: no limit); a route's own `max_body_size=` replaces it.",
         env="WEBSOCKET_MAX_BODY_SIZE",
         flag="--max-body-size",
     )

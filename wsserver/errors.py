@@ -22,6 +22,7 @@ __all__ = [
     "ConcurrencyError",
     "InvalidState",
     "ClientDisconnected",
+    "RequestTooLarge",
     "task_was_cancelled",
 ]
 
@@ -74,6 +75,15 @@ class BadRequest(WSServerError, ValueError):
 
     Raised in an HTTP route's handler (by ``request.json``, or by the handler
     itself), it is answered with ``400`` and its message, not logged as an error.
+    """
+
+
+class RequestTooLarge(WSServerError):
+    """A streamed request body went over its route's ``max_body_size``.
+
+    Raised by ``request.stream``; a handler that lets it propagate has the
+    client answered ``413`` (and the connection closed: the rest of the body
+    is not read).
     """
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import types
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
 from ..errors import BadRequest
 from ..protocol.handshake import comma_tokens
 from ..protocol.http import OWS, Headers
 
-__all__ = ["Headers", "QueryArgs", "Request"]
+__all__ = ["Headers", "QueryArgs", "Request", "BodyStream"]
 
 
 _UNPARSED: Any = object()
@@ -32,6 +33,26 @@ class QueryArgs(dict[str, list[str]]):
     def getlist(self, name: str) -> list[str]:
         """Every value of ``name`` (an empty list when absent)."""
         return list(super().get(name, []))
+
+
+class BodyStream(Protocol):
+    """A request body read as it comes (``request.stream`` of a ``stream=True`` route).
+
+    ``async for piece in request.stream`` gives its pieces (bytes, none
+    empty) as they arrive; ``await request.stream.read()`` the rest of it
+    whole. The client sends more only as the handler asks (so memory stays
+    bounded by a piece), each piece within ``open_timeout`` of the last.
+
+    Both raise :class:`~wsserver.errors.ClientDisconnected` when the body
+    cannot be read to its end (the client left, timed out, or sent a
+    malformed body: it has been answered or the connection closed), and
+    :class:`~wsserver.errors.RequestTooLarge` beyond the route's
+    ``max_body_size`` (answered ``413`` if the handler lets it propagate).
+    """
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes: ...
 
 
 class Request:
@@ -52,7 +73,9 @@ class Request:
         http_version: e.g. ``"1.1"``.
         body: the request body, read whole before an HTTP route's handler
             runs (at most ``max_body_size`` bytes); ``b""`` when there is none,
-            and for WebSocket handshakes.
+            and for WebSocket handshakes and ``stream=True`` routes.
+        stream: a ``stream=True`` route's body, to read as it comes
+            (:class:`BodyStream`); None for other requests.
         ctx: a namespace for per-connection application state.
         subprotocols: the WebSocket subprotocols the client offered, in its order.
         server: the :class:`~wsserver.Server` that received it (to publish, or
@@ -70,6 +93,7 @@ class Request:
         "scheme",
         "http_version",
         "body",
+        "stream",
         "route",
         "server",
         "_args",
@@ -98,6 +122,7 @@ class Request:
         self.scheme = scheme
         self.http_version = http_version
         self.body = b""
+        self.stream: BodyStream | None = None
         self.route: Any = None
         self.server: Any = None
         # Built on first use: most connections never look at them.

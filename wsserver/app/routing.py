@@ -16,7 +16,7 @@ import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, NamedTuple, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
 from ..protocol.handshake import ORIGIN_FORM, bad_origin
@@ -37,6 +37,8 @@ Decorator = Callable[[Any], Any]
 OnConnect = Callable[..., Any]
 #: A Router's ``on_startup`` / ``on_shutdown`` hook: ``async def hook(server)``.
 ServerHook = Callable[[Any], Awaitable[None]]
+#: An HTTP route's ``max_body_size``: bytes, None (no limit), or the server's setting.
+BodyLimit = int | None | Literal["server"]
 H = TypeVar("H", bound=Handler)
 #: What ``@routes.websocket`` takes: ``async def handler(request, ws, **params)``.
 #: (mypy --strict then refuses a handler that cannot take the request and the WebSocket.)
@@ -127,6 +129,10 @@ class Route:
             setting.
         require_subprotocol: deny clients that offer none of ``subprotocols``.
         error_format: the body format of this route's HTTP error responses.
+        stream: an HTTP route whose handler reads the body itself, in pieces
+            (``request.stream``), instead of having it read whole first.
+        max_body_size: the largest request body of an HTTP route, in bytes
+            (None: no limit; ``"server"``: the server's ``max_body_size``).
     """
 
     __slots__ = (
@@ -141,6 +147,8 @@ class Route:
         "hosts",
         "strict_slashes",
         "error_format",
+        "stream",
+        "max_body_size",
         "_regex",
         "_converters",
         "options",
@@ -161,6 +169,8 @@ class Route:
         require_subprotocol: bool = False,
         options: dict[str, Any] | None = None,
         error_format: ErrorFormat = "text",
+        stream: bool = False,
+        max_body_size: BodyLimit = "server",
     ) -> None:
         self.handler = handler
         self.uri = uri
@@ -181,6 +191,18 @@ class Route:
         self.strict_slashes = strict_slashes
         self.options = options or {}
         self.error_format: ErrorFormat = error_format
+        if methods is None and (stream or max_body_size != "server"):
+            raise ValueError("stream and max_body_size are an HTTP route's")
+        if max_body_size != "server" and max_body_size is not None and (
+            isinstance(max_body_size, bool)
+            or not isinstance(max_body_size, int)
+            or max_body_size < 0
+        ):
+            raise ValueError(
+                f"max_body_size is a count of bytes, None or 'server', not {max_body_size!r}"
+            )
+        self.stream = stream
+        self.max_body_size: BodyLimit = max_body_size
         self._converters: dict[str, Callable[[str], Any]] = {}
         self._regex = self._compile(uri, strict_slashes)
 
@@ -483,7 +505,8 @@ class Router:
         return self.route(uri, methods=("HEAD",), **kwargs)
 
     def post(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
-        """Decorator: an HTTP route for POST at ``uri`` (the body is ``request.body``)."""
+        """Decorator: an HTTP route for POST at ``uri`` (the body is ``request.body``,
+        or, with ``stream=True``, read from ``request.stream``)."""
         return self.route(uri, methods=("POST",), **kwargs)
 
     def put(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
@@ -522,10 +545,17 @@ class Router:
         version_prefix: str = "/v",
         apply: Sequence[Decorator] = (),
         error_format: ErrorFormat = "text",
+        stream: bool = False,
+        max_body_size: BodyLimit = "server",
     ) -> Route:
         """Register an HTTP route; a GET route answers HEAD too.
 
         ``apply`` and ``error_format`` are as for :meth:`add_websocket_route`.
+        With ``stream`` the handler runs as soon as the request's head is in,
+        and reads the body itself: ``async for piece in request.stream``, or
+        ``await request.stream.read()`` (see :class:`~wsserver.Request`).
+        ``max_body_size`` bounds this route's request bodies, in bytes (413
+        beyond; None: no limit) instead of the server's ``max_body_size``.
 
         Raises:
             ValueError: as for :meth:`add_websocket_route`.
@@ -545,6 +575,8 @@ class Router:
             version_prefix=version_prefix,
             apply=apply,
             error_format=error_format,
+            stream=stream,
+            max_body_size=max_body_size,
         )
 
     def _add(
@@ -564,6 +596,8 @@ class Router:
         require_subprotocol: bool = False,
         apply: Sequence[Decorator] = (),
         error_format: ErrorFormat = "text",
+        stream: bool = False,
+        max_body_size: BodyLimit = "server",
     ) -> Route:
         if not uri.startswith("/"):
             raise ValueError(f"route URI must start with '/': {uri!r}")
@@ -596,6 +630,8 @@ class Router:
             origins=origins,
             require_subprotocol=require_subprotocol,
             error_format=error_format,
+            stream=stream,
+            max_body_size=max_body_size,
         )
         _check_handler(route)
         _check_on_connect(route)

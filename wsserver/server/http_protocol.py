@@ -27,8 +27,8 @@ import h11
 from ..app.request import Request
 from ..app.response import StreamingResponse
 from ..app.routing import Resolution, Route
-from ..errors import BadRequest, ClientDisconnected, task_was_cancelled
-from ..logs import log_access, logger, peer, printable, protocol_logger
+from ..errors import BadRequest, ClientDisconnected, RequestTooLarge, task_was_cancelled
+from ..logs import log_access, log_client_gone, logger, peer, printable, protocol_logger
 from ..protocol.connection import Connection
 from ..protocol.handshake import Accept, decide, is_upgrade_request, over_capacity
 from ..protocol.http import (
@@ -46,6 +46,7 @@ from ..protocol.http import (
 )
 from ..protocol.proxy import forwarded
 from .app_tasks import start_app_task
+from .request_body import RequestBody
 from .streams import Producer
 from .transports import break_transport_cycle, tcp_bytes_moved, unsent_bytes
 from .websocket import WebSocket
@@ -323,6 +324,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if not self._awaiting_body:
                     if self._dispatch():
                         return  # upgraded: the WebSocket protocol has the transport
+                elif self._streams_body():
+                    # The handler reads the body itself (request.stream).
+                    self._awaiting_body = False
+                    if self._declared_over(self._body_limit(False)):
+                        self.http_error(413, "Request body too large.")
+                        return
+                    self._reading_body = True
+                    self._dispatch()
                 elif not self._start_body():
                     return
             elif kind is h11.Data:
@@ -500,6 +509,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         request.match_info = found.params
         request.route = route
         if not route.is_websocket:
+            if route.stream:
+                limit = self._limit_of(route)
+                request.stream = RequestBody(self, limit, coming=self._reading_body)
             self._run_app_task(self._http_handler(route, found.params))
             self.http_task = self._app_task
             return False
@@ -515,9 +527,24 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def _body_limit(self, dropped: bool) -> int | None:
         """The most body a request may have (None: no limit): one for an HTTP
-        route's handler ``max_body_size``, one read and dropped (an upgrade's,
-        or before an error answer) ``max_header_size``."""
-        return self.config.max_header_size if dropped else self.config.max_body_size
+        route's handler its ``max_body_size`` (the route's, else the server's),
+        one read and dropped (an upgrade's, or before an error answer)
+        ``max_header_size``."""
+        if dropped:
+            return self.config.max_header_size
+        found = self._found
+        return self._limit_of(found.route if found is not None else None)
+
+    def _limit_of(self, route: Route | None) -> int | None:
+        """The ``max_body_size`` of ``route``'s requests."""
+        if route is None or route.max_body_size == "server":
+            return self.config.max_body_size
+        return route.max_body_size
+
+    def _streams_body(self) -> bool:
+        """Whether the request's route reads its body as it comes (``stream=True``)."""
+        found = self._found
+        return found is not None and found.route is not None and found.route.stream
 
     def _start_body(self) -> bool:
         """Before reading a request's body: refuse one declared too large (413),
@@ -800,6 +827,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
             response = await route.handler(self.request, **params)
         except BadRequest as exc:
             response = error_response(400, str(exc), format=route.error_format)
+        except RequestTooLarge:
+            # (Its request.stream went over: the rest of the body stays unread.)
+            self._close_after_response = True
+            response = error_response(413, "Request body too large.", format=route.error_format)
+        except ClientDisconnected as exc:
+            if exc.origin is not self:
+                raise  # (another connection's: a failure of this handler)
+            # Its request.stream could not be read to its end: the client was
+            # answered (408, 400) or is gone.
+            log_client_gone(self.request.path, exc)
+            return
         except asyncio.CancelledError as exc:
             if task_was_cancelled():
                 raise
@@ -1174,6 +1212,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # malformed request that follows one on a kept-alive connection).
         head = h.our_state is h11.SEND_RESPONSE and self._head
         close = close or self._close_after_response
+        if not close and self._reading_body and self._body_still_coming():
+            # (A streamed request's body, unread: RFC 9112 9.6, say so now.)
+            close = True
         defaults = self.server.response_headers()
         try:
             data = render_response(h, response, close=close, head=head, defaults=defaults)
@@ -1196,6 +1237,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         done) and nothing says close; else close. True if kept alive."""
         h = self._h11
         states: Any = (h.our_state, h.their_state)
+        self._reading_body = False
+        self._body_ahead = None
         if states == (h11.DONE, h11.DONE) and not (close or self._close_after_response):
             h.start_next_cycle()
             self._head = False
@@ -1229,6 +1272,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._transport_closing or self.lost:
             return
         self._transport_closing = True
+        self._wake_readers()  # (a request body's reader learns that it ends here)
         transport = self.transport
         if transport.is_closing():
             # Closed by asyncio already (TLS: on the peer's EOF); closing an

@@ -1,0 +1,334 @@
+"""A Router HTTP route's streamed request body (``stream=True``, ``request.stream``):
+pieces as they come, the client held back by a handler that does not read, the
+route's own ``max_body_size``, 100-continue, a client that leaves or stalls, and
+keep-alive after it, through real sockets and httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json as stdlib_json
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from wsserver import ClientDisconnected, Request, RequestTooLarge, Router
+from wsserver.response import Response, json, text
+
+from .conftest import StartServer
+from .helpers import wait_for
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One response's head and its Content-Length body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    return head, await asyncio.wait_for(reader.readexactly(length), 5)
+
+
+def upload_routes(**route: object) -> tuple[Router, list[object]]:
+    """A route at /upload that reads its body as it comes and says what it got;
+    ``seen`` has each piece's length as it arrived, then what ended it."""
+    routes = Router()
+    seen: list[object] = []
+
+    @routes.post("/upload", stream=True, **route)  # type: ignore[arg-type]
+    async def upload(request: Request) -> Response:
+        assert request.stream is not None
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            async for piece in request.stream:
+                assert isinstance(piece, bytes) and piece
+                seen.append(len(piece))
+                digest.update(piece)
+                size += len(piece)
+        except (ClientDisconnected, RequestTooLarge, asyncio.CancelledError) as exc:
+            seen.append(type(exc).__name__)
+            raise
+        seen.append("end")
+        return json({"size": size, "sha256": digest.hexdigest(), "body": request.body.decode()})
+
+    return routes, seen
+
+
+class TestStreamedRequestBody:
+    async def test_pieces_reach_the_handler_as_they_come(self, run_server: StartServer) -> None:
+        routes, seen = upload_routes()
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        )
+        # The handler has the first piece while the rest is still to come.
+        await wait_for(lambda: seen == [5])
+        writer.write(b"6\r\n world\r\n0\r\n\r\n")
+        head, body = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        expected = hashlib.sha256(b"hello world").hexdigest()
+        assert stdlib_json.loads(body) == {"size": 11, "sha256": expected, "body": ""}
+        assert seen == [5, 6, "end"]
+        # The body was read to its end: the connection serves its next request.
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        head, body = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 200 ") and stdlib_json.loads(body)["size"] == 3
+        assert b"connection: close" not in head.lower()
+        writer.close()
+
+    async def test_a_large_upload_with_httpx_goes_past_the_servers_max_body_size(
+        self, run_server: StartServer
+    ) -> None:
+        # The route's own limit (None: none) instead of the server's 1 MiB.
+        routes, seen = upload_routes(max_body_size=None)
+        server = await run_server(routes, max_body_size=2**20)
+        data = os.urandom(8 * 2**20)
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for start in range(0, len(data), 300_000):
+                yield data[start : start + 300_000]
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for content in (data, pieces()):  # Content-Length, then chunked
+                seen.clear()
+                r = await client.post("/upload", content=content)
+                assert r.status_code == 200
+                assert r.json()["size"] == len(data)
+                assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
+                assert seen[-1] == "end" and len(seen) > 2
+
+    async def test_read_gives_the_rest_whole_and_a_request_without_body_streams_none(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.route("/echo", methods=("GET", "PUT"), stream=True)
+        async def echo(request: Request) -> Response:
+            assert request.stream is not None
+            first = await request.stream.__aiter__().__anext__() if request.method == "PUT" else b""
+            return text(repr((first, await request.stream.read(), await request.stream.read())))
+
+        @routes.post("/whole")
+        async def whole(request: Request) -> Response:
+            return text(repr((request.stream, request.body)))
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"PUT /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nab\r\n3\r\ncde\r\n1\r\nf\r\n0\r\n\r\n"
+        )
+        head, body = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert body == repr((b"ab", b"cdef", b"")).encode()
+        writer.write(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, body = await read_response(reader)
+        assert body == repr((b"", b"", b"")).encode()
+        writer.write(b"POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+        _, body = await read_response(reader)
+        assert body == repr((None, b"ok")).encode()
+        writer.close()
+
+    async def test_a_handler_that_does_not_read_holds_the_client_back(
+        self, run_server: StartServer
+    ) -> None:
+        # Nothing is read for it while it does not ask: the client's sending
+        # blocks once the sockets' buffers are full, well short of its body.
+        routes = Router()
+        go = asyncio.Event()
+        got: list[int] = []
+
+        @routes.post("/slow", stream=True, max_body_size=None)
+        async def slow(request: Request) -> Response:
+            await go.wait()
+            assert request.stream is not None
+            got.append(len(await request.stream.read()))
+            return text("done")
+
+        server = await run_server(routes, open_timeout=30)
+        total = 256 * 2**20
+        loop = asyncio.get_running_loop()
+
+        def send_until_blocked() -> int:
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                sock.sendall(
+                    f"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n".encode()
+                )
+                sock.settimeout(1.0)
+                sent = 0
+                piece = bytes(2**20)
+                try:
+                    while sent < total:
+                        sent += sock.send(piece)
+                except TimeoutError:
+                    pass
+                return sent
+
+        sent = await loop.run_in_executor(None, send_until_blocked)
+        assert sent < 64 * 2**20, sent
+        go.set()
+        assert got == []  # (the client left before its body ended: nothing whole to read)
+
+    async def test_the_routes_limit_answers_413(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.ERROR, logger="wsserver")
+        routes, seen = upload_routes(max_body_size=10)
+        server = await run_server(routes)
+        # Declared over it: answered before the handler runs.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n")
+        head, _ = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 413 ")
+        assert seen == []
+        writer.close()
+        # Chunked, over it halfway: the handler's read raises, the client gets
+        # 413 and the connection closes (the rest of the body is not read).
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"8\r\n12345678\r\n8\r\n12345678\r\n"
+        )
+        head, _ = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 413 ")
+        assert b"connection: close" in head.lower()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert seen == [8, "RequestTooLarge"]
+        # Within it: served.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.post("/upload", content=b"0123456789")
+            assert (r.status_code, r.json()["size"]) == (200, 10)
+        assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
+
+    async def test_a_routes_limit_for_a_body_read_whole(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.post("/big", max_body_size=4 * 2**20)
+        async def big(request: Request) -> Response:
+            return text(str(len(request.body)))
+
+        @routes.post("/small", max_body_size=4)
+        async def small(request: Request) -> Response:
+            return text(str(len(request.body)))
+
+        server = await run_server(routes, max_body_size=2**20)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.post("/big", content=bytes(3 * 2**20))
+            assert (r.status_code, r.text) == (200, str(3 * 2**20))
+            r = await client.post("/small", content=b"12345")
+            assert r.status_code == 413
+
+            async def chunked() -> AsyncIterator[bytes]:
+                yield b"123"
+                yield b"45"
+
+            r = await client.post("/small", content=chunked())
+            assert r.status_code == 413
+
+    async def test_100_continue_is_sent_when_the_handler_reads(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.post("/upload", stream=True)
+        async def upload(request: Request) -> Response:
+            assert request.stream is not None
+            if request.headers.get("authorization") != "yes":
+                return text("no", 401)  # (the body never asked for)
+            return text(str(len(await request.stream.read())))
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        expect = b"Expect: 100-continue\r\nContent-Length: 4\r\n"
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: yes\r\n" + expect)
+        writer.write(b"\r\n")
+        continued = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert continued.startswith(b"HTTP/1.1 100 ")
+        writer.write(b"data")
+        head, body = await read_response(reader)
+        assert (head.split(b" ")[1], body) == (b"200", b"4")
+        # Refused without reading: no 100, and the connection closes after the
+        # answer (the body it did not invite may come still).
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\n" + expect + b"\r\n")
+        head, body = await read_response(reader)
+        assert (head.split(b" ")[1], body) == (b"401", b"no")
+        assert b"connection: close" in head.lower()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+
+    async def test_an_unread_body_closes_the_connection_after_the_answer(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.post("/ignore", stream=True)
+        async def ignore(request: Request) -> Response:
+            return text("ignored")
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /ignore HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+        )
+        head, body = await read_response(reader)
+        assert (head.split(b" ")[1], body) == (b"200", b"ignored")
+        assert b"connection: close" in head.lower()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+
+    async def test_a_client_that_leaves_or_stalls_ends_the_handlers_read(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.ERROR, logger="wsserver")
+        routes, seen = upload_routes()
+        server = await run_server(routes, open_timeout=0.5)
+        # Leaves halfway.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 40)
+        await wait_for(lambda: seen == [40])
+        writer.close()
+        await wait_for(lambda: seen == [40, "CancelledError"])  # (as any handler whose client left)
+        # Stalls halfway: 408 after open_timeout.
+        seen.clear()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 40)
+        head, _ = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 408 ")
+        await wait_for(lambda: seen == [40, "ClientDisconnected"])
+        writer.close()
+        # A malformed chunk: 400.
+        seen.clear()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n"
+        )
+        head, _ = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 400 ")
+        await wait_for(lambda: seen == ["ClientDisconnected"])
+        writer.close()
+        # None of it is the handler's error; the server serves on.
+        assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
+        assert server.counters.handler_errors == 0
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.post("/upload", content=b"fine")
+            assert (r.status_code, r.json()["size"]) == (200, 4)
+
+    def test_what_a_route_takes(self) -> None:
+        routes = Router()
+
+        async def handler(request: Request) -> Response:
+            return text("")
+
+        for bad in (-1, 1.5, "none", True):
+            with pytest.raises(ValueError, match="max_body_size"):
+                routes.add_route(handler, f"/x{bad}", max_body_size=bad)  # type: ignore[arg-type]
+        route = routes.add_route(handler, "/ok", methods=("POST",), stream=True, max_body_size=0)
+        assert (route.stream, route.max_body_size) == (True, 0)
+        assert routes.add_route(handler, "/default").max_body_size == "server"
