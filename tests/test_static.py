@@ -259,7 +259,7 @@ class TestRanges:
 
     async def test_a_range_past_the_end_is_416(self, run_server: StartServer, site: Path) -> None:
         routes = Router()
-        routes.static("/files", site)
+        routes.static("/files", site, cache_control="public, max-age=31536000")
         server = await run_server(routes)
         size = len("let x = 'é';".encode())
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
@@ -267,6 +267,9 @@ class TestRanges:
                 r = await client.get("/files/app.js", headers={"Range": value})
                 assert r.status_code == 416, value
                 assert r.headers["content-range"] == f"bytes */{size}", value
+                # Nothing that would let a cache keep the error for the file.
+                for name in ("cache-control", "etag", "last-modified"):
+                    assert name not in r.headers, (value, name)
             # The connection goes on after it.
             r = await client.get("/files/app.js", headers={"Range": "bytes=0-2"})
             assert (r.status_code, r.content) == (206, b"let")
@@ -289,12 +292,16 @@ class TestRanges:
                 "bytes=a-b",
                 "bytes=0x1-2",
                 "bytes= 0-1 ,",
-                "bytes=\u0661-2",  # (an Arabic-Indic digit one: no number here)
+                "bytes=\u0661-2",  # (a digit of another script: no number here)
                 "bytes=" + "9" * 30 + "-",
             ):
                 r = await client.get("/files/app.js", headers={"Range": value.encode()})
                 assert (r.status_code, r.content) == (200, whole), value
                 assert "content-range" not in r.headers, value
+            # Two Range lines make one list (RFC 9110 5.3): two ranges.
+            twice = [("Range", "bytes=0-1"), ("Range", "bytes=5-6")]
+            r = await client.get("/files/app.js", headers=twice)
+            assert (r.status_code, r.content) == (200, whole)
             # An empty file has no range to send.
             r = await client.get("/files/nothing.txt", headers={"Range": "bytes=-1"})
             assert (r.status_code, r.content) == (200, b"")
@@ -312,16 +319,21 @@ class TestRanges:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
             r = await client.get("/files/app.js")
             etag, modified = r.headers["etag"], r.headers["last-modified"]
-            for validator in (etag, modified):
+            headers = {"Range": "bytes=4-4", "If-Range": etag}
+            r = await client.get("/files/app.js", headers=headers)
+            assert (r.status_code, r.content) == (206, b"x")
+            # A weak tag never matches (a strong comparison), nor does a date,
+            # even this version's: Last-Modified counts whole seconds, and a
+            # rewrite within the same second would be spliced to the old copy.
+            for validator in (f"W/{etag}", '"other"', modified, "Thu, 01 Jan 1970 00:00:00 GMT"):
                 headers = {"Range": "bytes=4-4", "If-Range": validator}
                 r = await client.get("/files/app.js", headers=headers)
-                assert (r.status_code, r.content) == (206, b"x"), validator
-            # A weak tag never matches (a strong comparison), nor another date.
-            for validator in (f"W/{etag}", '"other"', "Thu, 01 Jan 1970 00:00:00 GMT"):
-                headers = {"Range": "bytes=4-4", "If-Range": validator}
-                r = await client.get("/files/app.js", headers=headers)
-                assert (r.status_code, r.content) == (200, r.content), validator
-                assert r.text == "let x = 'é';", validator
+                assert (r.status_code, r.text) == (200, "let x = 'é';"), validator
+            r = await client.get(
+                "/files/app.js",
+                headers=[("Range", "bytes=4-4"), ("If-Range", etag), ("If-Range", '"other"')],
+            )
+            assert r.status_code == 200
             # The file changed since: the whole new version, not a piece of it.
             (site / "app.js").write_text("a new version")
             r = await client.get("/files/app.js", headers={"Range": "bytes=0-4", "If-Range": etag})
@@ -331,3 +343,36 @@ class TestRanges:
             headers = {"Range": "bytes=0-4", "If-None-Match": etag}
             r = await client.get("/files/app.js", headers=headers)
             assert r.status_code == 304
+
+    async def test_if_match_and_if_unmodified_since_refuse_another_version(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # A client resuming a download says which version it has this way too
+        # (RFC 9110 13.1.1, 13.1.4): 412 rather than a range of another file.
+        routes = Router()
+        routes.static("/files", site)
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.get("/files/app.js")
+            etag, modified = r.headers["etag"], r.headers["last-modified"]
+            for headers in (
+                {"If-Match": etag},
+                {"If-Match": f'"other", {etag}'},
+                {"If-Match": "*"},
+                {"If-Unmodified-Since": modified},
+                {"If-Unmodified-Since": "garbage"},  # (ignored)
+                {"If-Match": etag, "If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"},
+            ):
+                r = await client.get("/files/app.js", headers={"Range": "bytes=0-2", **headers})
+                assert (r.status_code, r.content) == (206, b"let"), headers
+            (site / "app.js").write_text("a new version")
+            os.utime(site / "app.js", (1e9, 2e9))
+            for headers in (
+                {"If-Match": etag},
+                {"If-Match": f"W/{etag}"},  # (a strong comparison)
+                {"If-Unmodified-Since": modified},
+            ):
+                r = await client.get("/files/app.js", headers={"Range": "bytes=0-2", **headers})
+                assert (r.status_code, r.content[:3]) == (412, b"Pre"), headers
+            r = await client.head("/files/app.js", headers={"If-Match": etag})
+            assert r.status_code == 412

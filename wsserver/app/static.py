@@ -2,8 +2,9 @@
 
 GET and HEAD; a ``Content-Type`` from the file's name; ``ETag`` and
 ``Last-Modified``, and ``304 Not Modified`` for a conditional request that
-already has the file; ``206 Partial Content`` for a GET of one byte range
-(``Range``, with ``If-Range``), ``416`` for one past the end. The file is
+already has the file, ``412`` for one that names another version
+(``If-Match``, ``If-Unmodified-Since``); ``206 Partial Content`` for a GET of
+one byte range (``Range``, with ``If-Range``), ``416`` for one past the end. The file is
 found and opened where the handler runs (one version of it is sent, whatever
 replaces it meanwhile); its body is a
 :class:`~wsserver.app.response.StreamingResponse` of its pieces, which the
@@ -101,20 +102,23 @@ def _respond(
         ("Last-Modified", http_date(info.st_mtime)),
         ("ETag", f'"{info.st_mtime_ns:x}-{info.st_size:x}"'),
     ]
+    etag, mtime = headers[1][1], int(info.st_mtime)
+    if _precondition_failed(request.headers, etag, mtime):
+        file.close()
+        return error_response(412)  # (RFC 9110 13.2.2: before If-None-Match)
     if cache_control is not None:
         headers.append(("Cache-Control", cache_control))
-    if _not_modified(request.headers, headers[1][1], int(info.st_mtime)):
+    if _not_modified(request.headers, etag, mtime):
         file.close()
         return Response(b"", 304, headers)
     status, first, size = 200, 0, info.st_size
-    wanted_range = request.headers.get("range") if request.method == "GET" else None
-    if wanted_range is not None:
-        if_range = request.headers.get("if-range")
-        wanted = _wanted_range(wanted_range, if_range, info.st_size, headers[0][1], headers[1][1])
+    ranges = request.headers.getall("range") if request.method == "GET" else []
+    if ranges:
+        wanted = _wanted_range(ranges, request.headers.getall("if-range"), info.st_size, etag)
         if wanted is _UNSATISFIABLE:
             file.close()
-            headers.append(("Content-Range", f"bytes */{info.st_size}"))
-            return error_response(416, headers=headers)
+            # (Nothing else of the file's: a cache must not keep this for it.)
+            return error_response(416, headers=[("Content-Range", f"bytes */{info.st_size}")])
         if wanted is not None:
             first, last = wanted
             status, size = 206, last - first + 1
@@ -168,26 +172,30 @@ class FilePieces:
 
 
 #: One byte range (RFC 9110 14.1.1): ``first-[last]`` or ``-suffix``.
-_BYTE_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE | re.ASCII)
+_BYTE_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)
 #: What :func:`_wanted_range` says of a range past the file's end.
 _UNSATISFIABLE = (-1, -1)
 
 
 def _wanted_range(
-    value: str, if_range: str | None, size: int, last_modified: str, etag: str
+    ranges: list[str], if_range: list[str], size: int, etag: str
 ) -> tuple[int, int] | None:
-    """The ``(first, last)`` bytes a GET's ``Range`` (``value``) asks for (RFC 9110 14.2),
-    None to send the whole file, or :data:`_UNSATISFIABLE` (a ``416``).
+    """The ``(first, last)`` bytes a GET's ``Range`` (its field lines: ``ranges``)
+    asks for (RFC 9110 14.2), None to send the whole file, or
+    :data:`_UNSATISFIABLE` (a ``416``).
 
     The whole file, as the RFC lets a server choose, for what this does not
-    serve: a header that does not parse, several ranges, another unit, an
-    empty file, and a range on another version than ``If-Range`` names (its
-    entity tag, compared strongly, or its ``Last-Modified`` date, exactly).
+    serve: a header that does not parse (or comes twice), several ranges,
+    another unit, an empty file, and an ``If-Range`` that is not this
+    version's entity tag (compared strongly). An ``If-Range`` date never
+    matches: ``Last-Modified`` counts whole seconds, and a file rewritten
+    within the second its copy was taken would be spliced from two versions
+    (a date is a weak validator, RFC 9110 8.8.2.2).
     """
-    found = _BYTE_RANGE.fullmatch(value.strip())
+    found = _BYTE_RANGE.fullmatch(ranges[0].strip()) if len(ranges) == 1 else None
     if found is None or size == 0:
         return None
-    if if_range is not None and if_range.strip() not in (etag, last_modified):
+    if if_range and (len(if_range) > 1 or if_range[0].strip() != etag):
         return None
     first, last = found.groups()
     if len(first) > 20 or len(last) > 20:
@@ -215,20 +223,43 @@ def _content_type(name: str) -> str:
     return kind
 
 
+def _precondition_failed(headers: Any, etag: str, mtime: int) -> bool:
+    """Whether the request is for another version than this one (RFC 9110
+    13.1.1, 13.1.4): ``If-Match`` (strong comparison) decides when present,
+    else ``If-Unmodified-Since``. A client resuming a download says so."""
+    tags = _tags(headers, "if-match")
+    if tags is not None:
+        return "*" not in tags and etag not in tags
+    since = _date(headers.get("if-unmodified-since"))
+    return since is not None and mtime > since
+
+
+def _tags(headers: Any, name: str) -> list[str] | None:
+    """The entity tags of list header ``name`` (all its field lines); None if absent."""
+    lines = headers.getall(name)
+    if not lines:
+        return None
+    return [t.strip() for line in lines for t in line.split(",")]
+
+
+def _date(value: str | None) -> int | None:
+    """An HTTP date's seconds since the epoch; None if absent or malformed."""
+    if value is None:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return int(when.timestamp())
+
+
 def _not_modified(headers: Any, etag: str, mtime: int) -> bool:
     """Whether the client has this version already (RFC 9110 13.1.2, 13.1.3):
     ``If-None-Match`` decides when present, else ``If-Modified-Since``."""
-    match = headers.get("if-none-match")
-    if match is not None:
-        tags = [t.strip() for t in match.split(",")]
+    tags = _tags(headers, "if-none-match")
+    if tags is not None:
         return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
-    since = headers.get("if-modified-since")
-    if since is None:
-        return False
-    try:
-        when = email.utils.parsedate_to_datetime(since)
-    except (TypeError, ValueError):
-        return False
-    if when.tzinfo is None:
-        return False
-    return mtime <= int(when.timestamp())
+    since = _date(headers.get("if-modified-since"))
+    return since is not None and mtime <= since
