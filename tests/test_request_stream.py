@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from wsserver import ClientDisconnected, Request, RequestTooLarge, Router
-from wsserver.response import Response, json, text
+from wsserver.response import Response, StreamingResponse, json, stream, text
 
 from .conftest import StartServer
 from .helpers import wait_for
@@ -153,28 +153,36 @@ class TestStreamedRequestBody:
             return text("done")
 
         server = await run_server(routes, open_timeout=30)
-        total = 256 * 2**20
+        total = 96 * 2**20
         loop = asyncio.get_running_loop()
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        piece = bytes(2**20)
 
         def send_until_blocked() -> int:
-            with socket.create_connection(("127.0.0.1", server.port)) as sock:
-                sock.sendall(
-                    f"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n".encode()
-                )
-                sock.settimeout(1.0)
-                sent = 0
-                piece = bytes(2**20)
-                try:
-                    while sent < total:
-                        sent += sock.send(piece)
-                except TimeoutError:
-                    pass
-                return sent
+            head = f"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n"
+            sock.sendall(head.encode())
+            sock.settimeout(1.0)
+            sent = 0
+            try:
+                while sent < total:
+                    sent += sock.send(piece[: total - sent])
+            except TimeoutError:
+                pass
+            return sent
 
-        sent = await loop.run_in_executor(None, send_until_blocked)
-        assert sent < 64 * 2**20, sent
-        go.set()
-        assert got == []  # (the client left before its body ended: nothing whole to read)
+        def send_the_rest(sent: int) -> bytes:
+            sock.settimeout(30)
+            while sent < total:
+                sent += sock.send(piece[: total - sent])
+            return sock.recv(65536)
+
+        with sock:
+            sent = await loop.run_in_executor(None, send_until_blocked)
+            assert sent < 32 * 2**20, sent  # (the sockets' buffers: a few MiB)
+            go.set()  # the handler reads now: the client can send the rest
+            answer = await loop.run_in_executor(None, send_the_rest, sent)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"done")
+        assert got == [total]
 
     async def test_the_routes_limit_answers_413(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture
@@ -332,3 +340,158 @@ class TestStreamedRequestBody:
         route = routes.add_route(handler, "/ok", methods=("POST",), stream=True, max_body_size=0)
         assert (route.stream, route.max_body_size) == (True, 0)
         assert routes.add_route(handler, "/default").max_body_size == "server"
+
+
+class TestStreamedRequestAndItsResponse:
+    """What a stream=True route's body does next to its response: a streamed
+    response reading it, a task reading it after the response, the next request."""
+
+    async def test_a_streamed_response_may_read_the_body(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.ERROR, logger="wsserver")
+        routes = Router()
+
+        @routes.post("/echo", stream=True)
+        async def echo(request: Request) -> StreamingResponse:
+            body = request.stream
+            assert body is not None
+
+            async def back() -> AsyncIterator[bytes]:
+                async for piece in body:
+                    yield piece
+
+            return stream(back())
+
+        server = await run_server(routes, open_timeout=0.5)
+        for request, echoed in (
+            # The body came with the head: nothing of it may be lost.
+            (b"Content-Length: 11\r\n\r\nhello world", b"hello world"),
+            (b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n", b"abcdef"),
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\n" + request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            rest = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
+            pieces = rest.split(b"\r\n")[1:-3:2]
+            assert b"".join(pieces) == echoed, rest
+            writer.close()
+        # A client that waits for 100 Continue is invited before the head.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        )
+        continued = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert continued.startswith(b"HTTP/1.1 100 ")
+        writer.write(b"hello")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert b"hello" in await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
+        writer.close()
+        # The body stalls halfway while streamed back: cut short, the client's
+        # doing, not the handler's error.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789")
+        data = await asyncio.wait_for(reader.read(), 5)
+        assert b"0123456789" in data and not data.endswith(b"0\r\n\r\n")
+        writer.close()
+        assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
+        assert server.counters.handler_errors == 0
+
+    async def test_a_body_read_after_the_response_is_not_the_next_requests(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+        outcome: list[object] = []
+        tasks: set[asyncio.Task[None]] = set()
+        start_reading = asyncio.Event()
+
+        @routes.post("/later", stream=True)
+        async def later(request: Request) -> Response:
+            body = request.stream
+            assert body is not None
+
+            async def consume() -> None:
+                await start_reading.wait()
+                try:
+                    outcome.append(await body.read())
+                except RuntimeError as exc:
+                    outcome.append(str(exc))
+
+            task = asyncio.create_task(consume())
+            tasks.add(task)
+            return text("accepted", 202)
+
+        @routes.post("/next")
+        async def next_(request: Request) -> Response:
+            return text(request.body.decode())
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /later HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nmine")
+        head, body = await read_response(reader)
+        assert (head.split(b" ")[1], body) == (b"202", b"accepted")
+        writer.write(b"POST /next HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n")
+        await asyncio.sleep(0.1)
+        start_reading.set()  # (the task reads while the next request's body is to come)
+        await wait_for(lambda: outcome)
+        writer.write(b"secret-token")
+        head, body = await read_response(reader)
+        assert (head.split(b" ")[1], body) == (b"200", b"secret-token")
+        assert outcome == ["request.stream read after its response was sent: the rest is gone"]
+        writer.close()
+
+    async def test_an_unread_body_all_there_keeps_the_connection(
+        self, run_server: StartServer
+    ) -> None:
+        # Its answer keeps the connection: the next request reads its own body.
+        routes = Router()
+
+        @routes.post("/ignore", stream=True)
+        async def ignore(request: Request) -> Response:
+            return text("ignored")
+
+        @routes.post("/read", stream=True)
+        async def read(request: Request) -> Response:
+            assert request.stream is not None
+            return text((await request.stream.read()).decode())
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        await asyncio.sleep(0.1)  # (all of it in before the handler answers)
+        head, body = await read_response(reader)
+        assert (head.split(b" ")[1], body) == (b"200", b"ignored")
+        writer.write(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nworld")
+        head, body = await read_response(reader)
+        assert (head.split(b" ")[1], body) == (b"200", b"world")
+        # A malformed chunk behind an unread body: the answer says it closes.
+        writer.write(
+            b"POST /ignore HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
+        head, body = await read_response(reader)
+        assert body == b"ignored" and b"connection: close" in head.lower()
+        writer.close()
+
+    async def test_a_failed_read_fails_again(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.post("/twice", stream=True, max_body_size=4)
+        async def twice(request: Request) -> Response:
+            assert request.stream is not None
+            failures = []
+            for _ in range(2):
+                try:
+                    await request.stream.read()
+                except RequestTooLarge as exc:
+                    failures.append(str(exc))
+            return text(repr(failures))
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /twice HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"5\r\n12345\r\n0\r\n\r\n")
+        _, body = await read_response(reader)
+        assert body == repr(["the request's body is over 4 bytes"] * 2).encode()
+        writer.close()

@@ -844,7 +844,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # It awaited what other code cancelled: it failed (500, logged).
             raise RuntimeError(f"HTTP handler {route.name} ended in a CancelledError") from exc
         if isinstance(response, StreamingResponse):
-            await self._send_stream(response)
+            try:
+                await self._send_stream(response)
+            except ClientDisconnected as exc:
+                if exc.origin is not self:
+                    raise
+                log_client_gone(self.request.path, exc)  # (its producer read request.stream)
+            except RequestTooLarge as exc:
+                # (Its producer read request.stream past the route's limit,
+                # after the head: the response was cut short.)
+                protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
             return
         if not isinstance(response, Response):
             raise TypeError(
@@ -861,7 +870,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         connection_lost() cancels this task where it waits.
         """
         h = self._h11
-        if h.their_state is h11.SEND_BODY:
+        if self._reading_body:
+            # A stream=True route's body, not all read: the producer may read
+            # on (request.stream), so the client is invited to send it first.
+            self._send_continue()
+        elif h.their_state is h11.SEND_BODY:
             # (As in send_response(): the end of a request without a body.)
             with contextlib.suppress(h11.RemoteProtocolError):
                 next_event(h)
@@ -949,6 +962,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.close_transport()
 
     @property
+    def cycle(self) -> int:
+        """How many requests this connection has done with (answered, or not
+        to be): a request body's reader tells its own request's end by it."""
+        return self._cycle
+
+    @property
     def closing(self) -> bool:
         """Whether the connection is closing or gone: nothing more can be sent."""
         return self.lost or self._transport_closing
@@ -991,6 +1010,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     self._stop_open_timer()
                     self._body_taken()
                 return piece
+            if h.their_state is h11.DONE or h.their_state is h11.IDLE:
+                return None  # (the body has ended: what h11 has next is no part of it)
             try:
                 event = next_event(h)
             except h11.RemoteProtocolError as exc:
@@ -1136,10 +1157,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 break
         self._app_task = None  # the application may go on; the connection does too
         self._streaming = False
-        self._reading_body = False
-        self._body_ahead = None
-        self._cycle += 1
-        self._wake_readers()  # (an application's receive() still waiting: it hears disconnect)
+        # (An application's receive() still waiting hears disconnect: _next_cycle_or_close().)
         if self._next_cycle_or_close():
             self.transport.resume_reading()
             self.loop.call_soon(self._process)
@@ -1202,10 +1220,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         h = self._h11
         self.status = response.status
         self.server.counters.http_responses[response.status] += 1
-        if h.their_state is h11.SEND_BODY:
+        if h.their_state is h11.SEND_BODY and not self._reading_body:
             # A request without a body is dispatched before h11 gives its
             # end: take it now so that the connection can stay open (if that
             # fails, the states below do not match and the connection closes).
+            # (A body being read is left to _body_still_coming(), below.)
             with contextlib.suppress(h11.RemoteProtocolError):
                 next_event(h)
         # Without a body only in answer to a HEAD request (not, say, to a
@@ -1237,8 +1256,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         done) and nothing says close; else close. True if kept alive."""
         h = self._h11
         states: Any = (h.our_state, h.their_state)
+        # The request is over: a body's reader still waiting (or one that
+        # comes later) gets nothing more of this connection.
         self._reading_body = False
         self._body_ahead = None
+        self._cycle += 1
+        self._wake_readers()
         if states == (h11.DONE, h11.DONE) and not (close or self._close_after_response):
             h.start_next_cycle()
             self._head = False
