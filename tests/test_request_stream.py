@@ -495,3 +495,59 @@ class TestStreamedRequestAndItsResponse:
         _, body = await read_response(reader)
         assert body == repr(["the request's body is over 4 bytes"] * 2).encode()
         writer.close()
+
+
+class TestAnAnswerBeforeTheBodysEnd:
+    """A client still sending its body when the answer comes gets the answer:
+    the server sends its end, drops what follows, and closes at the client's
+    (closed at once, the unread bytes made the connection reset, and a client
+    still writing lost the answer: httpx raised ReadError instead of a 413)."""
+
+    async def test_httpx_gets_its_413_and_401(self, run_server: StartServer) -> None:
+        routes = Router()
+
+        @routes.post("/small")
+        async def small(request: Request) -> Response:
+            return text("read whole")
+
+        @routes.post("/private", stream=True, max_body_size=None)
+        async def private(request: Request) -> Response:
+            return text("no", 401)  # (its body not read)
+
+        server = await run_server(routes, max_body_size=2**20)
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for _ in range(128):
+                yield bytes(2**17)
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for _ in range(3):
+                r = await client.post("/small", content=bytes(16 * 2**20))
+                assert r.status_code == 413
+                r = await client.post("/private", content=pieces())
+                assert (r.status_code, r.text) == (401, "no")
+                r = await client.post("/small", content=b"fine")
+                assert (r.status_code, r.text) == (200, "read whole")
+
+    async def test_the_server_ends_its_side_and_closes_at_the_clients(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.post("/small")
+        async def small(request: Request) -> Response:
+            return text("read whole")
+
+        server = await run_server(routes, max_body_size=1000, close_timeout=5)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        head, _ = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 413 ")
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # its end, after the answer
+        for _ in range(20):  # the client may go on sending: nothing resets
+            writer.write(bytes(65536))
+            await writer.drain()
+        assert len(server.connections) == 1
+        writer.write_eof()
+        await wait_for(lambda: not server.connections, timeout=3)
+        writer.close()

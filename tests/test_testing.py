@@ -988,3 +988,42 @@ async def test_params_and_every_method() -> None:
             assert await ws.receive() == "token=s3+cret"
         with pytest.raises(TypeError):
             await client.put("/echo", bogus=1)
+
+
+async def test_a_body_in_pieces_for_a_stream_route() -> None:
+    routes = Router()
+    seen: list[int] = []
+
+    @routes.post("/upload", stream=True, max_body_size=2**20)
+    async def upload(request: Request) -> Any:
+        assert request.stream is not None
+        async for piece in request.stream:
+            seen.append(len(piece))
+        return text(f"{sum(seen)} {request.headers.get('transfer-encoding')}")
+
+    def plain() -> Iterator[bytes]:
+        yield b"abc"
+        yield b""
+        yield b"defg"
+
+    async def later() -> AsyncIterator[bytes]:
+        for size in (100, 200):
+            await asyncio.sleep(0)
+            yield bytes(size)
+
+    async def too_much() -> AsyncIterator[bytes]:
+        for _ in range(64):
+            yield bytes(2**16)
+
+    async with TestClient(routes) as client:
+        r = await client.post("/upload", body=plain())
+        assert (r.status, r.text, seen) == (200, "7 chunked", [3, 4])
+        seen.clear()
+        r = await client.post("/upload", body=later())
+        assert (r.status, r.text, seen) == (200, "300 chunked", [100, 200])
+        seen.clear()
+        r = await client.post("/upload", body=[b"12345"], headers={"Content-Length": "5"})
+        assert (r.status, r.text) == (200, "5 None")
+        # Past the route's limit: the answer comes, though the client had more.
+        r = await client.post("/upload", body=too_much())
+        assert r.status == 413

@@ -45,7 +45,15 @@ import os
 import socket
 import string
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+)
 from typing import Any, cast
 
 import h11
@@ -90,6 +98,8 @@ DEFAULT_HOST = "testserver"
 HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 #: Query parameters: a mapping (a list or tuple value repeats the name) or pairs.
 ParamsArg = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
+#: A request's body: bytes, text (sent as UTF-8), or pieces of bytes (sent chunked).
+Body = bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | None
 
 #: Characters left as they are in a request target; anything else (spaces,
 #: non-ASCII) is percent-encoded as UTF-8.
@@ -270,6 +280,16 @@ class _Pipe(asyncio.Protocol):
     def abort(self) -> None:
         if not self.lost:
             self.transport.abort()
+
+
+async def _pieces(body: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """The pieces of a request body given as an iterable or an async iterable."""
+    if isinstance(body, AsyncIterable):
+        async for piece in body:
+            yield bytes(piece)
+    else:
+        for piece in body:
+            yield bytes(piece)
 
 
 def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:
@@ -982,7 +1002,7 @@ class TestClient:
         method: str,
         path: str,
         *,
-        body: bytes | str | None = None,
+        body: Body = None,
         json: Any = None,
         headers: HeadersArg = None,
         params: ParamsArg = None,
@@ -992,10 +1012,18 @@ class TestClient:
 
         ``path`` may hold a query string; ``params`` are added to it. ``json``
         sends that value as a JSON body (with ``Content-Type:
-        application/json`` unless ``headers`` has one).
+        application/json`` unless ``headers`` has one). ``body`` may also be
+        an iterable or async iterable of bytes: sent chunked (unless
+        ``headers`` give a ``Content-Length``), a piece at a time as the
+        server takes them, for a ``stream=True`` route (``request.stream``).
         """
         items = _header_list(headers)
         names = {name.lower() for name, _ in items}
+        pieces: Iterable[bytes] | AsyncIterable[bytes] | None = None
+        if body is not None and not isinstance(body, (str, bytes, bytearray, memoryview)):
+            pieces, body = body, None
+            if "content-length" not in names and "transfer-encoding" not in names:
+                items.append(("Transfer-Encoding", "chunked"))
         if json is not None:
             if body is not None:
                 raise ValueError("give body or json, not both")
@@ -1003,6 +1031,8 @@ class TestClient:
             if "content-type" not in names:
                 items.append(("Content-Type", "application/json"))
         data = body.encode("utf-8") if isinstance(body, str) else body
+        if data is not None:
+            data = bytes(data)
         if "host" not in names:
             items.insert(0, ("Host", DEFAULT_HOST))
         if data is not None and "content-length" not in names and "transfer-encoding" not in names:
@@ -1020,6 +1050,13 @@ class TestClient:
                 )
                 if data:
                     out = (out or b"") + (h.send(h11.Data(data=data)) or b"")
+                if pieces is not None:
+                    pipe.write(out or b"")
+                    out = b""
+                    async for piece in _pieces(pieces):
+                        if piece:
+                            pipe.write(h.send(h11.Data(data=piece)) or b"")
+                            await pipe.drain()  # (as the server takes them)
                 pipe.write((out or b"") + (h.send(h11.EndOfMessage()) or b""))
                 response = await _read_response(h, pipe)
                 if response.status == 101:

@@ -100,6 +100,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "lost",
         "_transport_closing",
         "_close_timer",
+        "_lingering",
         "_started",
         "_asgi_task",
         "http_task",
@@ -153,6 +154,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.lost = False
         self._transport_closing = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._lingering = False
         self._started = self._request_started = self.loop.time()
         #: The current request's access line is written (or, before any, none is due yet).
         self._logged = False
@@ -207,6 +209,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes | memoryview) -> None:
         """Process received bytes (what buffer_updated does with the buffer's)."""
+        if self._lingering:
+            return  # (the rest of a body that was answered: dropped, see close_transport())
         if self._idle:
             self._end_idle()
         self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
@@ -1300,6 +1304,19 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if transport.is_closing():
             # Closed by asyncio already (TLS: on the peer's EOF); closing an
             # SSL transport twice breaks it.
+            return
+        if self._h11.their_state is h11.SEND_BODY and transport.can_write_eof():
+            # Answered while the client may still be sending its body (413,
+            # or a handler that did not read it): closing with its bytes
+            # unread would reset the connection, and a client still writing
+            # loses the answer. Send our end (FIN) after the answer, drop what
+            # comes, and close at the client's EOF, or abort after close_timeout.
+            self._lingering = True
+            transport.write_eof()
+            transport.resume_reading()
+            self._close_timer = self.loop.call_later(
+                self.config.close_timeout, self._on_close_timeout
+            )
             return
         transport.close()
         # With nothing left to write, a plain TCP transport is gone at the
