@@ -6,6 +6,7 @@ keep-alive after it, through real sockets and httpx."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json as stdlib_json
 import logging
@@ -551,3 +552,99 @@ class TestAnAnswerBeforeTheBodysEnd:
         writer.write_eof()
         await wait_for(lambda: not server.connections, timeout=3)
         writer.close()
+
+
+class TestStreamedBodiesEdges:
+    async def test_two_readers_of_one_body_share_it_and_the_request_is_answered(
+        self, run_server: StartServer
+    ) -> None:
+        # The one that finds the body taken sees its end: no false "client
+        # gone", which left the request unanswered and the connection hanging.
+        routes = Router()
+
+        @routes.post("/two", stream=True)
+        async def two(request: Request) -> Response:
+            assert request.stream is not None
+            got = await asyncio.gather(request.stream.read(), request.stream.read())
+            return text(repr(sorted(got)))
+
+        server = await run_server(routes, open_timeout=2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
+        await asyncio.sleep(0.1)
+        writer.write(b"abc")
+        head, body = await read_response(reader)
+        assert (head.split(b" ")[1], body) == (b"200", repr([b"", b"abc"]).encode())
+        writer.close()
+
+    async def test_a_streamed_response_that_does_not_read_invites_no_body(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.post("/refuse", stream=True)
+        async def refuse(request: Request) -> StreamingResponse:
+            async def why() -> AsyncIterator[str]:
+                yield "not "
+                yield "you"
+
+            return stream(why(), 403)
+
+        @routes.post("/limited", stream=True, max_body_size=4)
+        async def limited(request: Request) -> StreamingResponse:
+            body = request.stream
+            assert body is not None
+
+            async def back() -> AsyncIterator[bytes]:
+                yield await body.read()
+
+            return stream(back())
+
+        server = await run_server(routes)
+        expect = b"Host: x\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n"
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /refuse HTTP/1.1\r\n" + expect)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 403 ")  # (no 100 before it)
+        assert await asyncio.wait_for(reader.read(), 5) == b"4\r\nnot \r\n3\r\nyou\r\n0\r\n\r\n"
+        writer.close()
+        # Its producer reads past the limit before anything was sent: a 413.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        chunked = expect.replace(b"Content-Length: 1000000", b"Transfer-Encoding: chunked")
+        writer.write(b"POST /limited HTTP/1.1\r\n" + chunked)
+        continued = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert continued.startswith(b"HTTP/1.1 100 ")
+        writer.write(b"a\r\n0123456789\r\n0\r\n\r\n")
+        head, _ = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 413 ")
+        writer.close()
+
+    async def test_connections_are_freed_without_the_garbage_collector(
+        self, run_server: StartServer
+    ) -> None:
+        # request.stream holds its connection weakly: the connection holds the
+        # request, which holds it.
+        from wsserver.server.http_protocol import HttpProtocol
+        from wsserver.server.request_body import RequestBody
+
+        from .test_robustness import server_objects
+
+        routes, seen = upload_routes(max_body_size=5)
+        server = await run_server(routes)
+        kinds = (HttpProtocol, Request, RequestBody)
+        gc.collect()
+        gc.disable()
+        try:
+            for body in (b"abc", b"too long"):  # read whole; over the limit (a failed read)
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(
+                    b"POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+                )
+                await asyncio.wait_for(reader.read(), 5)
+                writer.close()
+                await writer.wait_closed()
+            await wait_for(lambda: not server.connections and not server_objects(server, kinds))
+        finally:
+            gc.enable()
+        assert seen == [3, "end", "RequestTooLarge"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 import h11
@@ -56,6 +56,10 @@ if TYPE_CHECKING:
     from .server import Server
 
 __all__ = ["HttpProtocol"]
+
+#: What a streamed response's producer has not made yet, and has no more of.
+_NOTHING_YET: Any = object()
+_NO_MORE: Any = object()
 
 
 def next_event(h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
@@ -297,7 +301,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             except h11.RemoteProtocolError as exc:
                 self.http_error(exc.error_status_hint, bad_request_message(exc))
                 return
-            if event is h11.NEED_DATA or event is h11.PAUSED:
+            if event is h11.NEED_DATA:
+                return
+            if event is h11.PAUSED:
+                # A next request waits for this one's answer: not read meanwhile.
+                self.transport.pause_reading()
                 return
             kind = type(event)
             if kind is h11.Request:
@@ -836,8 +844,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._close_after_response = True
             response = error_response(413, "Request body too large.", format=route.error_format)
         except ClientDisconnected as exc:
-            if exc.origin is not self:
-                raise  # (another connection's: a failure of this handler)
+            if exc.origin is not self or not self.closing:
+                raise  # (another connection's, or this one is there: the handler's failure)
             # Its request.stream could not be read to its end: the client was
             # answered (408, 400) or is gone.
             log_client_gone(self.request.path, exc)
@@ -851,13 +859,18 @@ class HttpProtocol(asyncio.BufferedProtocol):
             try:
                 await self._send_stream(response)
             except ClientDisconnected as exc:
-                if exc.origin is not self:
+                if exc.origin is not self or not self.closing:
                     raise
                 log_client_gone(self.request.path, exc)  # (its producer read request.stream)
             except RequestTooLarge as exc:
-                # (Its producer read request.stream past the route's limit,
-                # after the head: the response was cut short.)
-                protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
+                # Its producer read request.stream past the route's limit.
+                if self._h11.our_state is h11.SEND_RESPONSE and not self.closing:
+                    self._close_after_response = True  # (before the head: 413)
+                    self.send_response(
+                        error_response(413, "Request body too large.", format=route.error_format)
+                    )
+                else:  # (after it: the response was cut short)
+                    protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
             return
         if not isinstance(response, Response):
             raise TypeError(
@@ -874,22 +887,26 @@ class HttpProtocol(asyncio.BufferedProtocol):
         connection_lost() cancels this task where it waits.
         """
         h = self._h11
-        if self._reading_body:
-            # A stream=True route's body, not all read: the producer may read
-            # on (request.stream), so the client is invited to send it first.
-            self._send_continue()
-        elif h.their_state is h11.SEND_BODY:
+        if h.their_state is h11.SEND_BODY and not self._reading_body:
             # (As in send_response(): the end of a request without a body.)
             with contextlib.suppress(h11.RemoteProtocolError):
                 next_event(h)
         producer = Producer(response.chunks)
+        pieces = producer.pieces()
+        first: Any = _NOTHING_YET
         try:
+            if self._reading_body and h.they_are_waiting_for_100_continue and not self._head:
+                # A stream=True route's body the client will send once invited:
+                # the head waits for the first piece, so that a producer that
+                # reads request.stream sends 100 Continue (h11 sends none once
+                # a response has begun), and one that does not never invites it.
+                first = await anext(pieces, _NO_MORE)
             self.start_response(response.status, response.headers)  # (if refused: a 500)
             try:
                 if not self._head:
                     self._kept = 0
                     self.stream_started()
-                    await self._stream_body(producer)
+                    await self._stream_body(pieces, first)
                 if not self.closing:
                     self._write(h11.EndOfMessage())  # (refused if short of its Content-Length)
             except BaseException:
@@ -906,10 +923,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._log_access()
         self._next_cycle_or_close()
 
-    async def _stream_body(self, producer: Producer) -> None:
-        """Write a streamed body's pieces, each once the client took enough of the last."""
-        async for piece in producer.pieces():
-            if self.closing:
+    async def _stream_body(self, pieces: AsyncIterator[Any], first: Any) -> None:
+        """Write a streamed body's pieces (``first``, if taken already, then
+        the others), each once the client took enough of the last."""
+        while True:
+            piece = first if first is not _NOTHING_YET else await anext(pieces, _NO_MORE)
+            first = _NOTHING_YET
+            if piece is _NO_MORE or self.closing:
                 return
             if isinstance(piece, str):
                 data = piece.encode("utf-8")
@@ -970,6 +990,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """How many requests this connection has done with (answered, or not
         to be): a request body's reader tells its own request's end by it."""
         return self._cycle
+
+    @property
+    def body_ended(self) -> bool:
+        """Whether the current request's body has all been taken from h11."""
+        return self._h11.their_state is h11.DONE
 
     @property
     def closing(self) -> bool:

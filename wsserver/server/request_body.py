@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import ClientDisconnected, RequestTooLarge
 
@@ -11,6 +11,12 @@ if TYPE_CHECKING:
     from .http_protocol import HttpProtocol
 
 __all__ = ["RequestBody"]
+
+_CUT_SHORT = (
+    "the request's body did not come whole (the client left, stalled past open_timeout,"
+    " or sent it malformed)"
+)
+_ANSWERED = "request.stream read after its response was sent: the rest is gone"
 
 
 class RequestBody:
@@ -20,71 +26,64 @@ class RequestBody:
 
     Once a read has failed, every later one fails the same way: a handler
     that caught the first cannot take what follows for the body's end. Read
-    after its response was sent (by a task the handler left behind), an
-    unfinished body raises RuntimeError: the connection has gone on to its
-    next request.
+    after its response was sent (by a task the handler left behind), a body
+    not read to its end raises RuntimeError: the connection has gone on to its
+    next request. It holds its connection weakly (the connection holds the
+    request, which holds it): no reference cycle outlives a connection.
     """
 
     __slots__ = ("_connection", "_cycle", "_limit", "_received", "_done", "_failure")
 
     def __init__(self, connection: HttpProtocol, limit: int | None, *, coming: bool) -> None:
-        self._connection = connection
+        self._connection = weakref.ref(connection)
         self._cycle = connection.cycle
         self._limit = limit
         self._received = 0
         self._done = not coming
-        self._failure: Callable[[], Exception] | None = None
+        self._failure: tuple[type[Exception], str] | None = None
 
     def __aiter__(self) -> RequestBody:
         return self
 
     async def __anext__(self) -> bytes:
         while not self._done:
-            if self._connection.cycle != self._cycle:
-                self._fail(self._gone())
-            piece = await self._connection.receive_body()
+            connection = self._connection()
+            if connection is None or connection.cycle != self._cycle:
+                self._gone(connection)
+                break
+            piece = await connection.receive_body()
             if piece is None:
-                self._fail(self._gone())
-            assert piece is not None
+                self._gone(connection)
+                break
             data, more = piece
             self._done = not more
             self._received += len(data)
             if self._limit is not None and self._received > self._limit:
-                self._fail(self._too_large)
+                self._fail(RequestTooLarge, f"the request's body is over {self._limit} bytes")
             if data:
                 return data
         if self._failure is not None:
-            raise self._failure()
+            self._fail(*self._failure)
         raise StopAsyncIteration
 
     async def read(self) -> bytes:
         """The rest of the body, whole."""
         return b"".join([piece async for piece in self])
 
-    def _fail(self, failure: Callable[[], Exception]) -> None:
+    def _gone(self, connection: HttpProtocol | None) -> None:
+        """No more of the body comes: raise why, unless it ended (another
+        task, reading the same stream, took its end)."""
+        if connection is None or connection.closing:
+            self._fail(ClientDisconnected, _CUT_SHORT)
+        if connection.cycle != self._cycle:
+            self._fail(RuntimeError, _ANSWERED)
+        if not connection.body_ended:
+            self._fail(ClientDisconnected, _CUT_SHORT)
         self._done = True
-        self._failure = failure
-        raise failure()
 
-    def _gone(self) -> Callable[[], Exception]:
-        """Why no more of the body comes: the connection closes (the client
-        left, or was answered for a bad or stalled body), or it went on to its
-        next request after the handler's response."""
-        connection = self._connection
-        if connection.cycle != self._cycle and not connection.closing:
-            return _answered
-        return self._cut_short
-
-    def _cut_short(self) -> Exception:
-        return ClientDisconnected(
-            "the request's body did not come whole (the client left, stalled past"
-            " open_timeout, or sent it malformed)",
-            self._connection,
-        )
-
-    def _too_large(self) -> Exception:
-        return RequestTooLarge(f"the request's body is over {self._limit} bytes")
-
-
-def _answered() -> Exception:
-    return RuntimeError("request.stream read after its response was sent: the rest is gone")
+    def _fail(self, kind: type[Exception], message: str) -> NoReturn:
+        self._done = True
+        self._failure = (kind, message)
+        if kind is ClientDisconnected:
+            raise ClientDisconnected(message, self._connection())
+        raise kind(message)
