@@ -648,3 +648,31 @@ class TestStreamedBodiesEdges:
         finally:
             gc.enable()
         assert seen == [3, "end", "RequestTooLarge"]
+
+    async def test_the_clients_time_for_a_piece_runs_from_the_handlers_ask(
+        self, run_server: StartServer
+    ) -> None:
+        # open_timeout ran from the last piece: a handler that worked on it for
+        # most of that time left the client almost none (a 408).
+        routes = Router()
+        asking = asyncio.Event()
+
+        @routes.post("/slow", stream=True)
+        async def slow(request: Request) -> Response:
+            assert request.stream is not None
+            pieces = request.stream.__aiter__()
+            first = await pieces.__anext__()
+            await asyncio.sleep(0.9)  # (work on it)
+            asking.set()
+            second = await pieces.__anext__()
+            return text((first + second).decode())
+
+        server = await run_server(routes, open_timeout=1.0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+        await asyncio.wait_for(asking.wait(), 5)
+        await asyncio.sleep(0.5)
+        writer.write(b"def")
+        head, body = await read_response(reader)
+        assert (head.split(b" ")[1], body) == (b"200", b"abcdef")
+        writer.close()

@@ -1062,6 +1062,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return b"", False
             if event is not h11.NEED_DATA:
                 return None  # ConnectionClosed
+            if self._reading_body and deadlines is not None:
+                # The client's time for the next piece runs from now: what
+                # the application took to ask is not the client's.
+                deadlines.add(self)
             await self._wait_for_data(cycle)
         return None
 
