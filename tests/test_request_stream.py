@@ -676,3 +676,37 @@ class TestStreamedBodiesEdges:
         head, body = await read_response(reader)
         assert (head.split(b" ")[1], body) == (b"200", b"abcdef")
         writer.close()
+
+    async def test_an_answered_connection_is_no_load_and_shutdown_lets_it_finish(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.route("/small", methods=("GET", "POST"))
+        async def small(request: Request) -> Response:
+            return text("read whole")
+
+        server = await run_server(routes, max_body_size=1000, limit_concurrency=1)
+        size = 4 * 2**20
+
+        async def slowly() -> AsyncIterator[bytes]:
+            for _ in range(size // 2**16):
+                await asyncio.sleep(0.02)
+                yield bytes(2**16)
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            upload = asyncio.create_task(
+                client.post("/small", content=slowly(), headers={"Content-Length": str(size)})
+            )
+            await wait_for(lambda: server.lingering == 1)
+            # Answered, it only drops what comes: another client is served
+            # (limit_concurrency counted it, and answered 503).
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as other:
+                r = await other.get("/small")
+                assert (r.status_code, r.text) == (200, "read whole")
+            # A shutdown now lets the client finish sending and read its answer
+            # (it was aborted: httpx raised ReadError).
+            await server.close(timeout=10)
+            r = await asyncio.wait_for(upload, 10)
+            assert r.status_code == 413
+        assert server.lingering == 0

@@ -1027,3 +1027,27 @@ async def test_a_body_in_pieces_for_a_stream_route() -> None:
         # Past the route's limit: the answer comes, though the client had more.
         r = await client.post("/upload", body=too_much())
         assert r.status == 413
+
+
+async def test_a_body_in_pieces_stops_when_the_server_has_answered() -> None:
+    # An endless body: the client stops once the server answered and ended
+    # its side (it sent on, the loop never yielding once the pipe was gone).
+    import itertools
+
+    routes = Router()
+
+    @routes.post("/upload", stream=True, max_body_size=1000)
+    async def upload(request: Request) -> Any:
+        assert request.stream is not None
+        return text(str(len(await request.stream.read())))
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield bytes(4096)
+
+    async with TestClient(routes, close_timeout=1) as client:
+        for body in (itertools.repeat(bytes(4096)), endless()):
+            r = await asyncio.wait_for(client.post("/upload", body=body), 10)
+            assert r.status == 413
+        with pytest.raises(ValueError, match="not both"):
+            await client.post("/upload", body=iter([b"abc"]), json={"a": 1})

@@ -260,6 +260,11 @@ class _Pipe(asyncio.Protocol):
                 self._waiter = None
         return self.take()
 
+    @property
+    def ended(self) -> bool:
+        """Whether the server has ended its side (or the connection is gone)."""
+        return self._eof
+
     def take(self) -> bytes:
         """The bytes received and not read yet (without waiting)."""
         data = bytes(self._received)
@@ -1019,14 +1024,14 @@ class TestClient:
         """
         items = _header_list(headers)
         names = {name.lower() for name, _ in items}
+        if json is not None and body is not None:
+            raise ValueError("give body or json, not both")
         pieces: Iterable[bytes] | AsyncIterable[bytes] | None = None
         if body is not None and not isinstance(body, (str, bytes, bytearray, memoryview)):
             pieces, body = body, None
             if "content-length" not in names and "transfer-encoding" not in names:
                 items.append(("Transfer-Encoding", "chunked"))
         if json is not None:
-            if body is not None:
-                raise ValueError("give body or json, not both")
             body = jsonlib.dumps(json)
             if "content-type" not in names:
                 items.append(("Content-Type", "application/json"))
@@ -1050,14 +1055,21 @@ class TestClient:
                 )
                 if data:
                     out = (out or b"") + (h.send(h11.Data(data=data)) or b"")
+                answered = False
                 if pieces is not None:
                     pipe.write(out or b"")
                     out = b""
                     async for piece in _pieces(pieces):
+                        if pipe.ended or pipe.transport.is_closing():
+                            # The server answered and ended its side before
+                            # the body's end: its answer is read below.
+                            answered = True
+                            break
                         if piece:
                             pipe.write(h.send(h11.Data(data=piece)) or b"")
                             await pipe.drain()  # (as the server takes them)
-                pipe.write((out or b"") + (h.send(h11.EndOfMessage()) or b""))
+                if not answered:
+                    pipe.write((out or b"") + (h.send(h11.EndOfMessage()) or b""))
                 response = await _read_response(h, pipe)
                 if response.status == 101:
                     raise ConnectionError("the server switched protocols: use websocket()")

@@ -242,6 +242,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._lingering:
+            self.server.lingering -= 1
         break_transport_cycle(self.transport)
         if self._app_task is not None:
             if self._app_task is not self._asgi_task:
@@ -535,7 +537,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         limit = self.config.limit_concurrency
         assert limit is not None
         server = self.server
-        return len(server.connections) > limit or len(server.app_tasks) >= limit
+        busy = len(server.connections) - server.lingering  # (those answered are no load)
+        return busy > limit or len(server.app_tasks) >= limit
 
     def _body_limit(self, dropped: bool) -> int | None:
         """The most body a request may have (None: no limit): one for an HTTP
@@ -992,6 +995,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         return self._cycle
 
     @property
+    def lingering(self) -> bool:
+        """Whether the connection is answered and drops what its client still
+        sends until it closes (see :meth:`close_transport`)."""
+        return self._lingering
+
+    @property
     def body_ended(self) -> bool:
         """Whether the current request's body has all been taken from h11."""
         return self._h11.their_state is h11.DONE
@@ -1340,8 +1349,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # unread would reset the connection, and a client still writing
             # loses the answer. Send our end (FIN) after the answer, drop what
             # comes, and close at the client's EOF, or abort after close_timeout.
+            try:
+                transport.write_eof()
+            except OSError:  # (reset meanwhile: nothing to wait for)
+                transport.abort()
+                return
             self._lingering = True
-            transport.write_eof()
+            self.server.lingering += 1
             transport.resume_reading()
             self._close_timer = self.loop.call_later(
                 self.config.close_timeout, self._on_close_timeout

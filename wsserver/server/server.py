@@ -108,6 +108,9 @@ class Server:
         self._watchers: list[asyncio.AbstractServer] = []
         #: Every open connection, in whichever phase.
         self.connections: set[HttpProtocol | WebSocketProtocol] = set()
+        #: How many of them are answered and only drop what their client still
+        #: sends before closing (HttpProtocol.close_transport()): no load.
+        self.lingering = 0
         #: TLS connections accepted but not registered yet (connection_made()
         #: comes once the TLS handshake is done), each with the task that
         #: accepts it, or None (see _make_protocol()). Weak: the protocol of a
@@ -619,6 +622,17 @@ class Server:
                     "left running",
                     _what_task(task),
                 )
+        # Connections answered while their client still sends its body: the
+        # client reads the answer once it has sent it (within what is left of
+        # the grace, close_timeout at most), rather than a reset.
+        lingering = [
+            p.watch_disconnect()
+            for p in self.connections
+            if isinstance(p, HttpProtocol) and p.lingering and not p.lost
+        ]
+        wait = min(deadline - loop.time(), self.config.close_timeout)
+        if lingering and wait > 0:
+            await asyncio.wait(lingering, timeout=wait)
         for protocol in list(self.connections):
             if not protocol.lost and not self._runs_a_caller(protocol):
                 protocol.transport.abort()
