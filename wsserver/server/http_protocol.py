@@ -839,47 +839,48 @@ class HttpProtocol(asyncio.BufferedProtocol):
     async def _http_handler(self, route: Route, params: dict[str, Any]) -> None:
         assert self.request is not None
         try:
-            response = await route.handler(self.request, **params)
-        except BadRequest as exc:
-            response = error_response(400, str(exc), format=route.error_format)
-        except RequestTooLarge:
-            # (Its request.stream went over: the rest of the body stays unread.)
-            self._close_after_response = True
-            response = error_response(413, "Request body too large.", format=route.error_format)
+            response = await self._handler_response(route, params)
+            if isinstance(response, StreamingResponse):
+                await self._send_stream(response)
+            else:
+                self.send_response(response)
+        except RequestTooLarge as exc:
+            # Its request.stream (read by the handler, or by a streamed
+            # response's producer) went over the route's limit: the rest of
+            # the body stays unread.
+            if self._h11.our_state is h11.SEND_RESPONSE and not self.closing:
+                self._close_after_response = True
+                self.send_response(
+                    error_response(413, "Request body too large.", format=route.error_format)
+                )
+            else:  # (after the head: the response was cut short)
+                protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
         except ClientDisconnected as exc:
             if exc.origin is not self or not self.closing:
                 raise  # (another connection's, or this one is there: the handler's failure)
             # Its request.stream could not be read to its end: the client was
             # answered (408, 400) or is gone.
             log_client_gone(self.request.path, exc)
-            return
+
+    async def _handler_response(
+        self, route: Route, params: dict[str, Any]
+    ) -> Response | StreamingResponse:
+        """What ``route``'s handler answers (a ``BadRequest`` it raised: a 400)."""
+        assert self.request is not None
+        try:
+            response = await route.handler(self.request, **params)
+        except BadRequest as exc:
+            return error_response(400, str(exc), format=route.error_format)
         except asyncio.CancelledError as exc:
             if task_was_cancelled():
                 raise
             # It awaited what other code cancelled: it failed (500, logged).
             raise RuntimeError(f"HTTP handler {route.name} ended in a CancelledError") from exc
-        if isinstance(response, StreamingResponse):
-            try:
-                await self._send_stream(response)
-            except ClientDisconnected as exc:
-                if exc.origin is not self or not self.closing:
-                    raise
-                log_client_gone(self.request.path, exc)  # (its producer read request.stream)
-            except RequestTooLarge as exc:
-                # Its producer read request.stream past the route's limit.
-                if self._h11.our_state is h11.SEND_RESPONSE and not self.closing:
-                    self._close_after_response = True  # (before the head: 413)
-                    self.send_response(
-                        error_response(413, "Request body too large.", format=route.error_format)
-                    )
-                else:  # (after it: the response was cut short)
-                    protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
-            return
-        if not isinstance(response, Response):
+        if not isinstance(response, (Response, StreamingResponse)):
             raise TypeError(
                 f"HTTP handler {route.name} returned {type(response).__name__}, not a Response"
             )
-        self.send_response(response)
+        return response
 
     async def _send_stream(self, response: StreamingResponse) -> None:
         """Send a handler's streamed response: the head, each piece as it comes
