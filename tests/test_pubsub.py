@@ -815,7 +815,10 @@ async def test_presence_reads_the_processes_not_the_keyspace(redis_server: Redis
                         websockets.connect(f"ws://127.0.0.1:{server.port}/sub/room")
                     )
                     assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
-            await wait_for(lambda: _presence_is(b, "room", 5), what="presence")
+            # (Each process counts its own clients as they are now, the other's
+            # as written to Redis a moment later: both must have written.)
+            for server in (a, b):
+                await wait_for(lambda s=server: _presence_is(s, "room", 5), what="presence")
             await client.sadd("wsserver:nodes", "123-dead")  # a process gone: no counts left
             await client.config_resetstat()
             assert await a.presence("room") == 5
