@@ -14,6 +14,7 @@ import functools
 import gc
 import json
 import logging
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -1117,8 +1118,7 @@ async def test_an_answer_that_leaves_the_body_unread_says_connection_close(
     server = await run_asgi(app)
     waiting = await exchange(
         server.port,
-        b"POST /waiting HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-        b"Expect: 100-continue\r\n\r\n",
+        b"POST /waiting HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
     )
     head, _, body = waiting.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401 ") and b"\r\nconnection: close" in head.lower()
@@ -2190,7 +2190,6 @@ async def test_a_task_group_app_whose_client_left_is_no_error_unless_it_is(
     assert server.stats()["handler_errors"] == (1 if genuine else 0)
 
 
-
 def test_a_group_member_re_raised_from_its_group_is_judged_once() -> None:
     # (Starlette's BaseHTTPMiddleware does it: the member's context is the
     # group that holds it; the walk went round for ever, a RecursionError.)
@@ -2300,3 +2299,192 @@ async def test_close_after_the_client_left_is_nothing_to_do(run_asgi: Any) -> No
     await wait_for(lambda: len(outcome) == 2, what="the app's end")
     assert outcome == ["closed", "send raised"]
     assert server.counters.handler_errors == 0
+
+
+# ============================================================ http.response.pathsend
+
+
+def pathsend_app(path: Any, headers: list[tuple[bytes, bytes]] | None = None) -> App:
+    """Start a 200 with ``headers`` and have the server send the file at ``path``."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert scope["extensions"]["http.response.pathsend"] == {}
+        await send({"type": "http.response.start", "status": 200, "headers": headers or []})
+        await send({"type": "http.response.pathsend", "path": path})
+
+    return app
+
+
+def open_descriptors_of(path: Any) -> int:
+    """How many of this process's descriptors are open on the file at ``path``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    return count
+
+
+async def test_pathsend_sends_the_file_as_the_body(
+    run_asgi: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = os.urandom(300_000)  # (several of the server's pieces)
+    path = tmp_path / "report.bin"
+    path.write_bytes(data)
+    server = await run_asgi(pathsend_app(str(path), [(b"content-type", b"x-app/bin")]))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        for _ in range(2):  # (the connection goes on to its next request)
+            response = await client.get("/")
+            assert response.status_code == 200
+            assert response.content == data
+            assert response.headers["content-length"] == str(len(data))
+            assert response.headers["content-type"] == "x-app/bin"
+        head = await client.head("/")
+        assert head.content == b"" and head.headers["content-length"] == str(len(data))
+    peers = {r.getMessage().split()[0] for r in caplog.records if r.name == "wsserver.access"}
+    assert len(peers) == 1, peers  # (one connection served all three)
+    assert open_descriptors_of(path) == 0
+
+
+async def test_pathsend_sends_as_many_bytes_as_the_apps_content_length(
+    run_asgi: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The file grew since the application took its length: that many bytes
+    # (the response stays whole). It shrank: the response is cut short.
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"0123456789" * 100)
+    shorter = await run_asgi(pathsend_app(str(path), [(b"content-length", b"25")]))
+    longer = await run_asgi(pathsend_app(str(path), [(b"content-length", b"2000")]))
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{shorter.port}/")
+        assert response.content == b"0123456789" * 2 + b"01234"
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(f"http://127.0.0.1:{longer.port}/")
+    await wait_for(lambda: not longer.connections, what="the cut response's connection closed")
+    expect_logged_error(caplog, "ASGI application failed")
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"type": "http.response.pathsend", "path": "FILE"}],  # before the start
+        [{"type": "http.response.start", "status": 200}, {"type": "http.response.pathsend"}],
+        [
+            {"type": "http.response.start", "status": 200},
+            {"type": "http.response.pathsend", "path": b"FILE"},
+        ],
+        [
+            {"type": "http.response.start", "status": 200},
+            {"type": "http.response.pathsend", "path": "MISSING"},
+        ],
+        [
+            {"type": "http.response.start", "status": 200},
+            {"type": "http.response.pathsend", "path": "DIRECTORY"},
+        ],
+    ],
+    ids=["before-start", "no-path", "bytes-path", "missing", "directory"],
+)
+async def test_a_pathsend_that_cannot_be_sent_gets_a_500(
+    run_asgi: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture, messages: list[Any]
+) -> None:
+    (tmp_path / "file").write_bytes(b"contents")
+    names = {
+        "FILE": str(tmp_path / "file"),
+        "MISSING": str(tmp_path / "missing"),
+        "DIRECTORY": str(tmp_path),
+    }
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        for message in messages:
+            path = message.get("path")
+            if isinstance(path, str | bytes):
+                key = path.decode() if isinstance(path, bytes) else path
+                path = names[key].encode() if isinstance(path, bytes) else names[key]
+                message = {**message, "path": path}
+            await send(message)
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert response.status_code == 500
+    expect_logged_error(caplog, "ASGI application failed")
+
+
+async def test_pathsend_after_a_body_is_refused(
+    run_asgi: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_bytes(b"contents")
+    refused: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"begun", "more_body": True})
+        try:
+            await send({"type": "http.response.pathsend", "path": str(tmp_path / "file")})
+        except RuntimeError as exc:
+            refused.append(exc)
+        await send({"type": "http.response.body", "body": b" and ended"})
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert response.content == b"begun and ended"
+    assert len(refused) == 1 and "after http.response.body" in str(refused[0])
+
+
+async def test_a_client_leaving_during_a_pathsend_is_no_error_and_closes_the_file(
+    run_asgi: Any, tmp_path: Any
+) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * 20_000_000)
+    ended: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        try:
+            await send({"type": "http.response.pathsend", "path": str(path)})
+        except BaseException as exc:
+            ended.set_result(exc)
+            raise
+        ended.set_result(None)
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readexactly(100_000), TIMEOUT)).startswith(
+        b"HTTP/1.1 200"
+    )
+    writer.transport.abort()
+    exc = await asyncio.wait_for(ended, TIMEOUT)
+    assert isinstance(exc, ClientDisconnected), exc
+    await wait_for(lambda: not server.connections, what="the connection gone")
+    await wait_for(lambda: open_descriptors_of(path) == 0, what="the file closed")
+
+
+async def test_a_pathsend_with_204_or_304_sends_no_body(run_asgi: Any, tmp_path: Any) -> None:
+    path = tmp_path / "file"
+    path.write_bytes(b"contents")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        status = 304 if scope["path"] == "/304" else 204
+        await send({"type": "http.response.start", "status": status})
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /304 HTTP/1.1\r\nHost: x\r\n\r\nGET /204 HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    second = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)  # still in step
+    writer.close()
+    assert first.startswith(b"HTTP/1.1 304 ") and second.startswith(b"HTTP/1.1 204 ")
+    assert b"content-length" not in (first + second).lower()
+    assert open_descriptors_of(path) == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,8 +23,9 @@ from fastapi import Depends, FastAPI, WebSocketException, status
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -139,6 +141,51 @@ async def test_starlette_json_routes(run_asgi: Any) -> None:
         "greeting": "hello from lifespan",
     }
     assert missing.status_code == 404 and wrong.status_code == 405
+
+
+async def test_starlette_files_are_sent_by_the_server(run_asgi: Any, tmp_path: Any) -> None:
+    # Starlette's FileResponse (and StaticFiles, built on it) hands the file
+    # to the server with http.response.pathsend when the scope offers it;
+    # a range it still sends itself.
+    data = os.urandom(200_000)
+    (tmp_path / "video.bin").write_bytes(data)
+    sent: list[str] = []
+
+    def recorded(app: Any) -> Any:
+        async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            async def send_recorded(message: dict[str, Any]) -> None:
+                sent.append(message["type"])
+                await send(message)
+
+            await app(scope, receive, send_recorded)
+
+        return recording
+
+    async def download(request: Request) -> FileResponse:
+        return FileResponse(tmp_path / "video.bin", filename="video.bin")
+
+    app = Starlette(
+        routes=[
+            Route("/download", download),
+            Mount("/static", StaticFiles(directory=tmp_path)),
+        ]
+    )
+    server = await run_asgi(recorded(app), lifespan="off")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        whole = await client.get("/download")
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["content-disposition"] == 'attachment; filename="video.bin"'
+        assert sent == ["http.response.start", "http.response.pathsend"]
+        static = await client.get("/static/video.bin")
+        assert static.content == data and static.headers["etag"]
+        assert sent[2:] == ["http.response.start", "http.response.pathsend"]
+        again = await client.get(
+            "/static/video.bin", headers={"if-none-match": static.headers["etag"]}
+        )
+        assert again.status_code == 304
+        part = await client.get("/download", headers={"range": "bytes=1000-1999"})
+        assert part.status_code == 206 and part.content == data[1000:2000]
+        assert "http.response.pathsend" not in sent[-2:]
 
 
 # ====================================================================== FastAPI

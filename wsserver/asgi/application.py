@@ -89,7 +89,7 @@ class ASGIApplication:
     def http(self, connection: HttpProtocol, request: Request) -> Coroutine[Any, Any, None]:
         """The run of the application on one HTTP request."""
         scope = http_scope(request, **self._where(connection))
-        scope["extensions"] = {PUBSUB: pubsub_extension(connection.server)}
+        scope["extensions"][PUBSUB] = pubsub_extension(connection.server)
         return HttpCycle(connection, scope, self.max_body_size).run(self.app)
 
     def websocket(

@@ -12,10 +12,14 @@ application gave no ``Content-Length`` and sent more than one piece).
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import stat
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import logs
+from ..app.static import FilePieces
 from ..errors import ClientDisconnected, task_was_cancelled
 from ..protocol.http import valid_header
 
@@ -27,7 +31,9 @@ __all__ = ["HttpCycle", "body_bytes", "caused_by_disconnect", "response_headers"
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Message, Any, Any], Awaitable[None]]
 
-_RESPONSE_MESSAGES = frozenset({"http.response.start", "http.response.body"})
+_RESPONSE_MESSAGES = frozenset(
+    {"http.response.start", "http.response.body", "http.response.pathsend"}
+)
 
 
 def response_headers(headers: Any, what: str) -> list[tuple[str, str]]:
@@ -175,8 +181,10 @@ class HttpCycle:
             # Nothing of the response was written (the head waits for the
             # first body): a 500 takes its place (www.rst allows it).
             if not failed:
-                problem = "did not finish its response" if self.response_started else (
-                    "returned without a response"
+                problem = (
+                    "did not finish its response"
+                    if self.response_started
+                    else ("returned without a response")
                 )
                 self._failed(f"ASGI application {problem}", None)
             self._complete()
@@ -308,4 +316,83 @@ class HttpCycle:
             if connection.closing:
                 raise ClientDisconnected("the client is gone", connection)
             return
+        if kind == "http.response.pathsend":
+            await self._send_path(message)
+            return
         raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
+
+    async def _send_path(self, message: Message) -> None:
+        """``http.response.pathsend`` (asgiref's extensions): the file at
+        ``path`` is the whole body, read by the server in a thread and sent as
+        the client takes it.
+
+        Its ``Content-Length`` is the application's, if it gave one (a file
+        that shrank since then cuts the response short, and the connection
+        closes; of one that grew, that many bytes are sent), else the file's
+        size. A relative path is taken from the working directory, as the
+        application would open it.
+
+        Raises:
+            RuntimeError: it came before ``http.response.start``, or after a body.
+            TypeError: ``path`` is no string.
+            OSError: the file cannot be opened, or is no regular file (the
+                application fails: a 500 in its place).
+        """
+        if not self.response_started:
+            raise RuntimeError("http.response.pathsend sent before http.response.start")
+        if not self._status:
+            raise RuntimeError("http.response.pathsend sent after http.response.body")
+        path = message.get("path")
+        if not isinstance(path, str):
+            raise TypeError(f"http.response.pathsend: 'path' must be a str, not {path!r}")
+        file, size = await _opened(path)
+        unsent: BinaryIO | None = file  # (until its pieces have it: they close it)
+        connection = self.connection
+        try:
+            headers, status = self._headers, self._status
+            given = [value for name, value in headers if name.lower() == "content-length"]
+            if not given and status not in (204, 304):
+                headers.append(("Content-Length", str(size)))
+            connection.start_response(status, headers)  # (h11 checks a given length)
+            self._status = 0
+            if not self._head and status not in (204, 304):
+                connection.stream_started()
+                pieces = FilePieces(file, int(given[0]) if given else size)
+                unsent = None
+                await connection.send_pieces(pieces)
+        finally:
+            if unsent is not None:
+                unsent.close()
+        self._complete()
+        connection.end_response()
+
+
+async def _opened(path: str) -> tuple[BinaryIO, int]:
+    """The file at ``path``, open for reading, and its size; opened in a
+    thread (a slow disk holds it, not the loop), and closed again if the
+    caller is cancelled meanwhile."""
+    opening = asyncio.get_running_loop().run_in_executor(None, _open_regular, path)
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _open_regular(path: str) -> tuple[BinaryIO, int]:
+    # (Non-blocking: a FIFO at that path must not hold a thread; a regular
+    # file's reads ignore it.)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "http.response.pathsend: not a file", path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb"), info.st_size
+
+
+def _close_opened(opening: asyncio.Future[tuple[BinaryIO, int]]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result()[0].close()

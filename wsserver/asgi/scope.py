@@ -59,11 +59,16 @@ def http_scope(
     server: Address | None = None,
     state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``http`` scope of a request (``state`` is copied, shallowly; None: ``{}``)."""
+    """The ``http`` scope of a request (``state`` is copied, shallowly; None: ``{}``).
+
+    ``extensions`` advertises ``http.response.pathsend``: the application may
+    have the server send a file's contents as the response body.
+    """
     scope = _common(request, root_path, server, state)
     scope["type"] = "http"
     scope["method"] = request.method
     scope["scheme"] = request.scheme
+    scope["extensions"] = {"http.response.pathsend": {}}
     return scope
 
 

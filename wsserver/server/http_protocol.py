@@ -224,9 +224,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._wake_readers()
             if not self.closing and not self._streaming:
                 self.transport.pause_reading()
-        elif self._app_task is not None and (
-            self._app_task is self._asgi_task or self._streaming
-        ):
+        elif self._app_task is not None and (self._app_task is self._asgi_task or self._streaming):
             # An ASGI app works on the request, or a handler streams its
             # response: keep what comes (a pipelined request, frames after an
             # upgrade request) for later, reading on so as to notice the
@@ -926,6 +924,22 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._streaming = False
         self._log_access()
         self._next_cycle_or_close()
+
+    async def send_pieces(self, chunks: Any) -> None:
+        """Send ``chunks`` as the response body's next pieces, each once the
+        client took enough of the last; a plain iterable's are taken in a
+        thread (:class:`~.streams.Producer`). It is closed, whatever happens.
+
+        Raises:
+            ClientDisconnected: the client is gone.
+        """
+        producer = Producer(chunks)
+        try:
+            await self._stream_body(producer.pieces(), _NOTHING_YET)
+        finally:
+            await producer.close()
+        if self.closing:
+            raise ClientDisconnected("the client is gone", self)
 
     async def _stream_body(self, pieces: AsyncIterator[Any], first: Any) -> None:
         """Write a streamed body's pieces (``first``, if taken already, then
