@@ -15,9 +15,10 @@ import websockets
 
 from wsserver import Request, Router, WebSocket
 from wsserver.protocol.frames import Opcode, parse_close, serialize_frame
+from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, upgrade_request
+from .helpers import MASK, RawClient, upgrade_request, wait_for
 
 
 def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -253,3 +254,46 @@ async def test_what_comes_after_a_keepalive_timeout_stays_within_max_queue(
     (ws,) = held
     assert len(ws._inbox) <= 2 * 8, len(ws._inbox)
     client.writer.transport.abort()
+
+
+async def test_a_pong_still_unread_when_reading_resumes_is_waited_for(
+    run_server: StartServer,
+) -> None:
+    # The handler caught up (its inbox drained below the mark, reading
+    # resumed) just before the pong's deadline: the pong still waited unread
+    # in the socket, to be read at the loop's next turn, and the paused
+    # inbox's excuses no longer counted: 1011 "keepalive ping timeout" to a
+    # live client (seen in test_a_peer_waiting_on_a_handler_that_is_behind...
+    # under load, where the handler wakes as the third deadline falls). The
+    # deadlines are run by hand here, in that order.
+    go = asyncio.Event()
+    routes = Router()
+
+    @routes.websocket("/")
+    async def behind(request: Request, ws: WebSocket) -> None:
+        await go.wait()
+        await ws.send("caught up")
+        async for _ in ws:
+            pass
+
+    server = await run_server(
+        routes, ping_interval=60, ping_timeout=60, max_queue=4, compression=None
+    )
+    async with websockets.connect(
+        f"ws://127.0.0.1:{server.port}/", ping_interval=None, compression=None
+    ) as client:
+        for _ in range(20):
+            await client.send(b"x" * 1024)
+        (protocol,) = server.connections
+        assert isinstance(protocol, WebSocketProtocol)
+        await wait_for(lambda: protocol.inbox.paused, what="reading paused")
+        protocol.on_ping_due()
+        await asyncio.sleep(0.2)  # (the client's pong waits unread)
+        while protocol.inbox.paused:  # the handler catches up: reading resumes...
+            protocol.inbox.get_nowait()
+        protocol.on_pong_timeout()  # ...and the deadline falls before the read
+        go.set()
+        assert await asyncio.wait_for(client.recv(), 5) == "caught up"
+        await wait_for(lambda: protocol not in (server.pong_deadlines or ()), what="the pong")
+    assert client.close_code == 1000
+    assert server.counters.keepalive_timeouts == 0

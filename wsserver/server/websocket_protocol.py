@@ -692,7 +692,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         transport = self.transport
         unsent = unsent_bytes(transport) or 0
         backlog = transport.get_write_buffer_size() + unsent
-        return (self._resumed, backlog, tcp_bytes_moved(transport), unread_bytes(transport))
+        return (
+            self._resumed,
+            backlog,
+            tcp_bytes_moved(transport),
+            unread_bytes(transport),
+            self.inbox.paused,
+        )
 
     def _peer_made_progress(self) -> bool:
         """Whether a late pong has an excuse, and the peer showed it is alive since the last marks.
@@ -703,7 +709,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         waits unread) is alive, and so is one whose bytes wait unread while
         it has acknowledged all we sent and has not left (it waits for the
         handler; reading resumes when the handler catches up, and the pong is
-        read then). And
+        read then; one more ``ping_timeout`` when it resumed since the last
+        marks, for what waits to be read). And
         while what we wrote is backed up (at least
         ``write_limit`` bytes not yet acknowledged), our ping waits behind it:
         then a peer that keeps draining it (the kernel saw more of our bytes
@@ -714,13 +721,15 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         now = self._progress = self._progress_marks()
         if before is None:
             return False
-        resumed, backlog, moved, unread = before
+        resumed, backlog, moved, unread, was_paused = before
         if now[0] != resumed:
             return True  # the transport's buffer drained a quarter of write_limit
         now_moved, now_unread = now[2], now[3]
         if not isinstance(moved, tuple) or not isinstance(now_moved, tuple):
             moved = now_moved = None
-        if self.inbox.paused:
+        if self.inbox.paused or was_paused:
+            # (Paused at the last marks, resumed since: what waited unread is
+            # read at the loop's next turn, the pong among it perhaps.)
             if moved is not None and now_moved is not None and now_moved[1] > moved[1]:
                 return True  # it sent more
             if isinstance(unread, int) and isinstance(now_unread, int) and now_unread > unread:
