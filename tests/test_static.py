@@ -4,7 +4,10 @@ large files streamed, HEAD, and no way out of the directory, over real sockets."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +20,8 @@ from wsserver.app import static
 from wsserver.response import Response, text
 
 from .conftest import StartServer
+from .helpers import wait_for
+from .test_keepalive import tls_contexts
 
 
 @pytest.fixture
@@ -376,3 +381,144 @@ class TestRanges:
                 assert (r.status_code, r.content[:3]) == (412, b"Pre"), headers
             r = await client.head("/files/app.js", headers={"If-Match": etag})
             assert r.status_code == 412
+
+
+def sent_by_the_kernel(caplog: pytest.LogCaptureFixture) -> int:
+    """How many responses' files went out with sendfile() (the DEBUG line says so)."""
+    return sum("sent with sendfile()" in r.getMessage() for r in caplog.records)
+
+
+def descriptors_on(path: Path) -> int:
+    """How many of this process's descriptors are open on the file at ``path``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    return count
+
+
+class TestSendfile:
+    """On a plain socket under asyncio's loop, a file's bytes go from the page
+    cache to the socket with the kernel's sendfile(), never through Python;
+    with TLS (which encrypts in Python) and uvloop (no sendfile()), in pieces
+    read in a thread. The same bytes either way."""
+
+    @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+    async def test_files_and_ranges_are_sent_whole_either_way(
+        self, run_server: StartServer, site: Path, caplog: pytest.LogCaptureFixture, tls: bool
+    ) -> None:
+        caplog.set_level(logging.DEBUG, logger="wsserver.protocol")
+        routes = Router()
+        routes.static("/files", site)
+        server_tls, client_tls = tls_contexts() if tls else (None, None)
+        server = await run_server(routes, write_limit=16384, ssl=server_tls)
+        big = (site / "sub" / "big.bin").read_bytes()
+        scheme = "https" if tls else "http"
+        async with httpx.AsyncClient(
+            base_url=f"{scheme}://127.0.0.1:{server.port}", verify=client_tls or True
+        ) as client:
+            for _ in range(2):  # (one connection: the second request finds it in step)
+                r = await client.get("/files/sub/big.bin")
+                assert (r.status_code, r.content) == (200, big)
+            r = await client.get("/files/sub/big.bin", headers={"Range": "bytes=70000-200000"})
+            assert (r.status_code, r.content) == (206, big[70000:200001])
+            r = await client.get("/files/app.js")
+            assert r.text == "let x = 'é';"
+        if not tls and os.environ.get("WSSERVER_TEST_LOOP") != "uvloop":
+            # (Logged once sent: the client may have it all a moment before.)
+            await wait_for(lambda: sent_by_the_kernel(caplog) == 4, what="4 sent by the kernel")
+        else:
+            assert sent_by_the_kernel(caplog) == 0
+        await wait_for(lambda: descriptors_on(site / "sub" / "big.bin") == 0, what="closed")
+
+    async def test_a_client_that_takes_nothing_is_closed(
+        self, run_server: StartServer, tmp_path: Path
+    ) -> None:
+        # The kernel waits on the socket as long as the client does not read:
+        # timeout_keep_alive without progress ends it, as for any response.
+        (tmp_path / "huge.bin").write_bytes(b"x" * 32_000_000)
+        routes = Router()
+        routes.static("/files", tmp_path)
+        server = await run_server(routes, timeout_keep_alive=0.5, close_timeout=0.5)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", server.port))
+            await loop.sock_sendall(client, b"GET /files/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(loop.sock_recv(client, 1024), 5)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            started = loop.time()
+            await wait_for(lambda: not server.connections, what="the stalled client closed")
+            assert loop.time() - started >= 0.5 - 0.05
+            await wait_for(lambda: descriptors_on(tmp_path / "huge.bin") == 0, what="closed")
+        finally:
+            client.close()
+
+    async def test_a_client_that_reads_slowly_gets_all_of_it(
+        self, run_server: StartServer, tmp_path: Path
+    ) -> None:
+        data = os.urandom(3_000_000)
+        (tmp_path / "data.bin").write_bytes(data)
+        routes = Router()
+        routes.static("/files", tmp_path)
+        server = await run_server(routes, timeout_keep_alive=0.5)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, limit=2**20)
+        writer.write(b"GET /files/data.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = b""
+        while True:
+            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            if not chunk:
+                break
+            received += chunk
+            await asyncio.sleep(0.01)  # (well under timeout_keep_alive per read)
+        writer.close()
+        assert received.partition(b"\r\n\r\n")[2] == data
+
+    async def test_a_client_that_leaves_midway_closes_the_file(
+        self, run_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        (tmp_path / "huge.bin").write_bytes(b"x" * 32_000_000)
+        routes = Router()
+        routes.static("/files", tmp_path)
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /files/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readexactly(200_000), 5)
+        writer.transport.abort()
+        await wait_for(lambda: not server.connections, what="the connection gone")
+        await wait_for(lambda: descriptors_on(tmp_path / "huge.bin") == 0, what="closed")
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    async def test_a_file_that_shrinks_while_sent_cuts_the_response_short(
+        self, run_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # (Truncated in place, not replaced: the descriptor sees it shrink.)
+        path = tmp_path / "log.bin"
+        path.write_bytes(b"x" * 8_000_000)
+        routes = Router()
+        routes.static("/files", tmp_path)
+        server = await run_server(routes, write_limit=16384)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", server.port))
+            await loop.sock_sendall(client, b"GET /files/log.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = await asyncio.wait_for(loop.sock_recv(client, 4096), 5)
+            os.truncate(path, 1_000_000)
+            while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), 5):
+                received += chunk
+        finally:
+            client.close()
+        body = received.partition(b"\r\n\r\n")[2]
+        assert b"content-length: 8000000" in received.lower()
+        assert len(body) < 8_000_000  # (the client can tell: fewer bytes, then the end)
+        failures = [
+            r.exc_info[1] for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR
+        ]
+        assert len(failures) == 1, caplog.text  # (the handler's error: its file let it down)
+        assert "cannot send this response" in str(failures[0])
+        await wait_for(lambda: not server.connections, what="the connection closed")

@@ -158,6 +158,16 @@ class FilePieces:
     def __iter__(self) -> FilePieces:
         return self
 
+    @property
+    def file(self) -> BinaryIO:
+        """The file, at where its next piece begins."""
+        return self._file
+
+    @property
+    def left(self) -> int:
+        """How many bytes are still to be sent (what ``Content-Length`` said, less what was)."""
+        return self._left
+
     def __next__(self) -> bytes:
         if self._left <= 0:
             raise StopIteration

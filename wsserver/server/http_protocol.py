@@ -27,6 +27,7 @@ import h11
 from ..app.request import Request
 from ..app.response import StreamingResponse
 from ..app.routing import Resolution, Route
+from ..app.static import FilePieces
 from ..errors import BadRequest, ClientDisconnected, RequestTooLarge, task_was_cancelled
 from ..logs import log_access, log_client_gone, logger, peer, printable, protocol_logger
 from ..protocol.connection import Connection
@@ -48,7 +49,7 @@ from ..protocol.proxy import forwarded
 from .app_tasks import start_app_task
 from .request_body import RequestBody
 from .streams import Producer
-from .transports import break_transport_cycle, tcp_bytes_moved, unsent_bytes
+from .transports import break_transport_cycle, can_sendfile, tcp_bytes_moved, unsent_bytes
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
 
@@ -56,6 +57,20 @@ if TYPE_CHECKING:
     from .server import Server
 
 __all__ = ["HttpProtocol"]
+
+
+class _Region:
+    """A file's bytes as h11 counts them, when the kernel sends them (see
+    :meth:`HttpProtocol._send_file`): their number."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
 
 #: What a streamed response's producer has not made yet, and has no more of.
 _NOTHING_YET: Any = object()
@@ -908,7 +923,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if not self._head:
                     self._kept = 0
                     self.stream_started()
-                    await self._stream_body(pieces, first)
+                    if first is not _NOTHING_YET or not await self._send_file(response.chunks):
+                        await self._stream_body(pieces, first)
                 if not self.closing:
                     self._write(h11.EndOfMessage())  # (refused if short of its Content-Length)
             except BaseException:
@@ -935,11 +951,80 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         producer = Producer(chunks)
         try:
-            await self._stream_body(producer.pieces(), _NOTHING_YET)
+            if not await self._send_file(chunks):
+                await self._stream_body(producer.pieces(), _NOTHING_YET)
         finally:
             await producer.close()
         if self.closing:
             raise ClientDisconnected("the client is gone", self)
+
+    async def _send_file(self, chunks: Any) -> bool:
+        """Send a file's pieces (:class:`~.static.FilePieces`) with the kernel's
+        ``sendfile()``: its bytes never pass through Python. False, with
+        nothing sent, where that cannot be (TLS, uvloop: see
+        :func:`.transports.can_sendfile`; another producer): the pieces are
+        then read in a thread as usual.
+
+        As :meth:`drain` does, a client that takes nothing for
+        ``timeout_keep_alive`` is closed; one that left is closed (the caller
+        sees :attr:`closing`).
+
+        Raises:
+            RuntimeError: the file ended before the ``Content-Length`` said
+                (it shrank): the response is cut short, and the connection closed.
+        """
+        if type(chunks) is not FilePieces or chunks.left <= 0 or not can_sendfile(self.transport):
+            return False
+        file, count = chunks.file, chunks.left
+        region = _Region(count)
+        try:
+            parts: Any = self._h11.send_with_data_passthrough(h11.Data(data=region))  # type: ignore[arg-type]
+        except h11.LocalProtocolError as exc:
+            raise RuntimeError(f"cannot send this response: {exc}") from None
+        for part in parts or ():
+            if part is not region:
+                self.transport.write(part)  # (chunked encoding's framing)
+                continue
+            # (fallback: where the kernel cannot send this file, asyncio reads
+            # it and writes it itself, before sending anything.)
+            sending = asyncio.ensure_future(
+                self.loop.sendfile(self.transport, file, file.tell(), count)
+            )
+            try:
+                while not sending.done():
+                    taken = self._taken()
+                    await asyncio.wait((sending,), timeout=self.config.timeout_keep_alive)
+                    if not sending.done() and not _took_more(taken, self._taken()):
+                        protocol_logger.debug(
+                            "%s: the client took nothing of the response within timeout_keep_alive",
+                            peer(self.remote_address),
+                        )
+                        break
+            finally:
+                if not sending.done():
+                    sending.cancel()
+                    await asyncio.wait((sending,))
+            if sending.cancelled():
+                self.close_transport()
+                return True
+            failed = sending.exception()
+            if failed is not None:
+                # (The client reset the connection, or closed it: reading is
+                # paused meanwhile, so this is where that is heard.)
+                protocol_logger.debug(
+                    "%s: sending a file failed: %r", peer(self.remote_address), failed
+                )
+                self.transport.abort()
+                self.close_transport()
+                return True
+            sent = sending.result()
+            protocol_logger.debug(
+                "%s: %d bytes of a file sent with sendfile()", peer(self.remote_address), sent
+            )
+            if sent < count:
+                self.close_transport()
+                raise RuntimeError("cannot send this response: the file is shorter than it was")
+        return True
 
     async def _stream_body(self, pieces: AsyncIterator[Any], first: Any) -> None:
         """Write a streamed body's pieces (``first``, if taken already, then

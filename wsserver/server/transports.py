@@ -24,6 +24,7 @@ else:
 
 __all__ = [
     "break_transport_cycle",
+    "can_sendfile",
     "direct_fd",
     "peer_left",
     "tcp_bytes_moved",
@@ -64,6 +65,22 @@ _WRITEV_CHUNKS = 16
 _BUSY = (BlockingIOError, InterruptedError)
 #: asyncio's transport for plain sockets (private; typeshed does not declare it).
 _SELECTOR_TRANSPORT: type = getattr(selector_events, "_SelectorSocketTransport", type(None))
+
+
+def can_sendfile(transport: asyncio.BaseTransport) -> bool:
+    """Whether ``loop.sendfile()`` sends on ``transport`` with the kernel's
+    ``sendfile()`` (the file's bytes never pass through Python).
+
+    asyncio's selector transport on POSIX: TLS transports would read the file
+    into the loop's thread (a slow disk would hold every connection), and
+    uvloop has no ``sendfile()``.
+    """
+    return (
+        type(transport) is _SELECTOR_TRANSPORT
+        and hasattr(os, "sendfile")
+        and sys.platform != "win32"
+        and not transport.is_closing()
+    )
 
 
 def direct_fd(transport: asyncio.BaseTransport) -> int:
@@ -153,8 +170,8 @@ def unread_bytes(transport: asyncio.BaseTransport) -> int | None:
 
 
 #: poll()'s events for a peer that shut down its side (FIN), or a reset or error.
-_LEFT = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(
-    select, "POLLERR", 0
+_LEFT = (
+    getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
 )
 
 
