@@ -11,11 +11,12 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from wsserver import Request, Router
+from wsserver import Request, Router, serve
 from wsserver.app import static
 from wsserver.response import Response, text
 
@@ -397,11 +398,33 @@ def descriptors_on(path: Path) -> int:
     return count
 
 
+async def slowly_read(client: socket.socket, address: Any, target: str) -> bytes:
+    """GET ``target`` and read the answer through a small receive buffer, 16 KiB
+    every 10 ms (some 1.6 MB/s), for longer than the server's 0.5 s
+    timeout_keep_alive: the server's sending waits on the client all along."""
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    client.setblocking(False)
+    loop = asyncio.get_running_loop()
+    received = b""
+    try:
+        await loop.sock_connect(client, address)
+        request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        await loop.sock_sendall(client, request.encode())
+        started = loop.time()
+        while chunk := await asyncio.wait_for(loop.sock_recv(client, 16384), 5):
+            received += chunk
+            await asyncio.sleep(0.01)
+        assert loop.time() - started > 1.0
+    finally:
+        client.close()
+    return received
+
+
 class TestSendfile:
-    """On a plain socket under asyncio's loop, a file's bytes go from the page
-    cache to the socket with the kernel's sendfile(), never through Python;
-    with TLS (which encrypts in Python) and uvloop (no sendfile()), in pieces
-    read in a thread. The same bytes either way."""
+    """Over plain TCP under asyncio's loop (on Linux), a file's bytes go from
+    the page cache to the socket with the kernel's sendfile(), never through
+    Python; with TLS (which encrypts in Python), uvloop (no sendfile()) or a
+    Unix socket, in pieces read in a thread. The same bytes either way."""
 
     @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
     async def test_files_and_ranges_are_sent_whole_either_way(
@@ -459,21 +482,13 @@ class TestSendfile:
     async def test_a_client_that_reads_slowly_gets_all_of_it(
         self, run_server: StartServer, tmp_path: Path
     ) -> None:
-        data = os.urandom(3_000_000)
+        data = os.urandom(4_000_000)
         (tmp_path / "data.bin").write_bytes(data)
         routes = Router()
         routes.static("/files", tmp_path)
         server = await run_server(routes, timeout_keep_alive=0.5)
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, limit=2**20)
-        writer.write(b"GET /files/data.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        received = b""
-        while True:
-            chunk = await asyncio.wait_for(reader.read(65536), 5)
-            if not chunk:
-                break
-            received += chunk
-            await asyncio.sleep(0.01)  # (well under timeout_keep_alive per read)
-        writer.close()
+        client = socket.socket()
+        received = await slowly_read(client, ("127.0.0.1", server.port), "/files/data.bin")
         assert received.partition(b"\r\n\r\n")[2] == data
 
     async def test_a_client_that_leaves_midway_closes_the_file(
@@ -522,3 +537,20 @@ class TestSendfile:
         assert len(failures) == 1, caplog.text  # (the handler's error: its file let it down)
         assert "cannot send this response" in str(failures[0])
         await wait_for(lambda: not server.connections, what="the connection closed")
+
+    async def test_over_a_unix_socket_a_slow_client_gets_all_of_it(
+        self, tmp_path: Path, socket_path: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Only TCP tells, while the kernel sends a file, that the client takes
+        # it (the bytes it acknowledged): over a Unix socket the file is sent
+        # in pieces, and a client that reads slowly is not cut off.
+        caplog.set_level(logging.DEBUG, logger="wsserver.protocol")
+        data = os.urandom(4_000_000)
+        (tmp_path / "data.bin").write_bytes(data)
+        routes = Router()
+        routes.static("/files", tmp_path)
+        async with serve(routes, uds=socket_path, ping_interval=None, timeout_keep_alive=0.5):
+            client = socket.socket(socket.AF_UNIX)
+            received = await slowly_read(client, socket_path, "/files/data.bin")
+            assert received.partition(b"\r\n\r\n")[2] == data
+        assert sent_by_the_kernel(caplog) == 0

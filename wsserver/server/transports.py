@@ -73,13 +73,17 @@ def can_sendfile(transport: asyncio.BaseTransport) -> bool:
 
     asyncio's selector transport on POSIX: TLS transports would read the file
     into the loop's thread (a slow disk would hold every connection), and
-    uvloop has no ``sendfile()``.
+    uvloop has no ``sendfile()``. And only over TCP where the kernel counts
+    the bytes the peer acknowledged (:func:`tcp_bytes_moved`, Linux): the
+    sign, while it sends, that a client takes what it is sent. (What it
+    holds unsent says nothing then: the kernel refills it as the client
+    takes from it. A Unix socket has no other count.)
     """
     return (
         type(transport) is _SELECTOR_TRANSPORT
         and hasattr(os, "sendfile")
-        and sys.platform != "win32"
         and not transport.is_closing()
+        and tcp_bytes_moved(transport) is not None
     )
 
 
