@@ -2488,3 +2488,88 @@ async def test_a_pathsend_with_204_or_304_sends_no_body(run_asgi: Any, tmp_path:
     assert first.startswith(b"HTTP/1.1 304 ") and second.startswith(b"HTTP/1.1 204 ")
     assert b"content-length" not in (first + second).lower()
     assert open_descriptors_of(path) == 0
+
+
+async def test_a_repeated_content_length_is_one_length_for_a_pathsend(
+    run_asgi: Any, tmp_path: Any
+) -> None:
+    # h11 takes "10, 10" (one length, repeated): the head went out, then
+    # reading it as a number failed, and the body never came.
+    (tmp_path / "file").write_bytes(b"0123456789")
+    app = pathsend_app(str(tmp_path / "file"), [(b"content-length", b"10, 10")])
+    server = await run_asgi(app)
+    received = await exchange(
+        server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"\r\n\r\n0123456789")
+
+
+@pytest.fixture
+def no_kernel_sendfile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel refuses to sendfile() the file (EINVAL, as on a file system
+    that cannot): asyncio then reads it and writes it itself, with a protocol
+    of its own in the connection's place meanwhile."""
+
+    def refuse(*args: Any) -> int:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "asyncio-fallback"])
+async def test_an_app_watching_for_disconnect_during_a_pathsend_hears_the_client_leave(
+    run_asgi: Any, tmp_path: Any, request: pytest.FixtureRequest, kernel: bool
+) -> None:
+    # Another of the app's tasks waits in receive() for http.disconnect while
+    # the file is sent: its wait resumed reading, which asyncio had paused for
+    # the sendfile. What the client sent then (its leaving, a next request)
+    # was read into the sendfile's way: the sendfile never ended (the app's
+    # send() held until timeout_keep_alive), or, in asyncio's fallback, went
+    # to its stand-in protocol, which failed the connection.
+    if not kernel:
+        request.getfixturevalue("no_kernel_sendfile")
+    path = tmp_path / "huge.bin"
+    path.write_bytes(b"x" * 64_000_000)
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    ended: asyncio.Future[float] = loop.create_future()
+    heard: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+
+        async def watch() -> None:
+            assert (await receive())["type"] == "http.request"
+            await asyncio.sleep(0.2)  # (the file is being sent by then)
+            heard.append((await receive())["type"])
+
+        watcher = asyncio.create_task(watch())
+        await send({"type": "http.response.start", "status": 200})
+        try:
+            await send({"type": "http.response.pathsend", "path": str(path)})
+        finally:
+            ended.set_result(loop.time())
+            await watcher
+
+    server = await run_asgi(app, timeout_keep_alive=3.0)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setblocking(False)
+    try:
+        await loop.sock_connect(client, ("127.0.0.1", server.port))
+        await loop.sock_sendall(client, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(loop.sock_recv(client, 1024), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        await asyncio.sleep(0.5)
+        await loop.sock_sendall(client, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # (pipelined)
+        client.shutdown(socket.SHUT_WR)
+        await asyncio.sleep(0.05)
+    finally:
+        client.close()
+    left = loop.time()
+    assert await asyncio.wait_for(ended, TIMEOUT) - left < 1.0  # (not timeout_keep_alive's 3 s)
+    await wait_for(lambda: heard == ["http.disconnect"], what="the watcher's disconnect")
+    await wait_for(lambda: not server.connections, what="the connection gone")
+    assert not errors, errors

@@ -554,3 +554,51 @@ class TestSendfile:
             received = await slowly_read(client, socket_path, "/files/data.bin")
             assert received.partition(b"\r\n\r\n")[2] == data
         assert sent_by_the_kernel(caplog) == 0
+
+    async def test_a_stalled_client_behind_an_earlier_response_is_closed_at_once(
+        self, run_server: StartServer, tmp_path: Path
+    ) -> None:
+        # The file's response begins while an earlier one still fills the
+        # transport's buffer (pipelined), and the client stalls. asyncio's
+        # sendfile() waited for that buffer to empty where a cancel (the stall
+        # noticed at timeout_keep_alive) left the transport broken: its close
+        # came only with close_timeout's abort, with asyncio's InvalidStateError
+        # logged. The buffer is emptied first now, as drain() does.
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        (tmp_path / "f.bin").write_bytes(b"f" * 200_000)
+        routes = Router()
+        routes.static("/files", tmp_path)
+
+        @routes.get("/big")
+        async def big(request: Request) -> Response:
+            return Response(b"y" * 600_000)
+
+        server = await run_server(
+            routes, timeout_keep_alive=0.5, close_timeout=3.0, write_limit=4_000_000
+        )
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", server.port))
+            await wait_for(lambda: server.connections, what="connected")
+            (protocol,) = server.connections
+            sock = protocol.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            await loop.sock_sendall(
+                client,
+                b"GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /files/f.bin HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            await asyncio.sleep(1.5)  # stalled: the server gives up after 0.5 s
+            started = loop.time()
+            received = b""
+            while chunk := await asyncio.wait_for(loop.sock_recv(client, 1 << 20), 5):
+                received += chunk
+            assert loop.time() - started < 1.0, "closed only by close_timeout's abort"
+        finally:
+            client.close()
+        if os.environ.get("WSSERVER_TEST_LOOP") != "uvloop":  # (uvloop: no sendfile, no stall)
+            assert len(received) < 600_000 + 200_000  # (cut short: it took nothing for 0.5 s)
+        assert not errors, errors

@@ -350,14 +350,20 @@ class HttpCycle:
         connection = self.connection
         try:
             headers, status = self._headers, self._status
-            given = [value for name, value in headers if name.lower() == "content-length"]
+            given = {
+                value.strip()
+                for name, values in headers
+                if name.lower() == "content-length"
+                for value in values.split(",")
+            }
             if not given and status not in (204, 304):
                 headers.append(("Content-Length", str(size)))
-            connection.start_response(status, headers)  # (h11 checks a given length)
+            connection.start_response(status, headers)  # (h11 refuses a length that is none)
             self._status = 0
             if not self._head and status not in (204, 304):
                 connection.stream_started()
-                pieces = FilePieces(file, int(given[0]) if given else size)
+                # (h11 took it: one number, perhaps repeated: "10, 10".)
+                pieces = FilePieces(file, int(given.pop()) if given else size)
                 unsent = None
                 await connection.send_pieces(pieces)
         finally:

@@ -127,6 +127,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_cycle",
         "_body_ahead",
         "_lost_future",
+        "_sending_file",
+        "_resume_after_file",
         "_writing_paused",
         "_drain_waiter",
         "_close_after_response",
@@ -194,6 +196,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: An ASGI application streams its response: reading goes on (see
         #: stream_started()), whatever receive() does.
         self._streaming = False
+        #: loop.sendfile() sends a file (see _kernel_sends()), and reading
+        #: waits to resume until it is done.
+        self._sending_file = False
+        self._resume_after_file = False
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._close_after_response = False
@@ -961,7 +967,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
     async def _send_file(self, chunks: Any) -> bool:
         """Send a file's pieces (:class:`~.static.FilePieces`) with the kernel's
         ``sendfile()``: its bytes never pass through Python. False, with
-        nothing sent, where that cannot be (TLS, uvloop: see
+        nothing sent, where that cannot be (TLS, uvloop, a Unix socket: see
         :func:`.transports.can_sendfile`; another producer): the pieces are
         then read in a thread as usual.
 
@@ -976,6 +982,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if type(chunks) is not FilePieces or chunks.left <= 0 or not can_sendfile(self.transport):
             return False
         file, count = chunks.file, chunks.left
+        offset = file.tell()
         region = _Region(count)
         try:
             parts: Any = self._h11.send_with_data_passthrough(h11.Data(data=region))  # type: ignore[arg-type]
@@ -983,41 +990,18 @@ class HttpProtocol(asyncio.BufferedProtocol):
             raise RuntimeError(f"cannot send this response: {exc}") from None
         for part in parts or ():
             if part is not region:
-                self.transport.write(part)  # (chunked encoding's framing)
+                self._write_raw(part)  # (chunked encoding's framing)
                 continue
-            # (fallback: where the kernel cannot send this file, asyncio reads
-            # it and writes it itself, before sending anything.)
-            sending = asyncio.ensure_future(
-                self.loop.sendfile(self.transport, file, file.tell(), count)
-            )
-            try:
-                while not sending.done():
-                    taken = self._taken()
-                    await asyncio.wait((sending,), timeout=self.config.timeout_keep_alive)
-                    if not sending.done() and not _took_more(taken, self._taken()):
-                        protocol_logger.debug(
-                            "%s: the client took nothing of the response within timeout_keep_alive",
-                            peer(self.remote_address),
-                        )
-                        break
-            finally:
-                if not sending.done():
-                    sending.cancel()
-                    await asyncio.wait((sending,))
-            if sending.cancelled():
-                self.close_transport()
+            # loop.sendfile() first waits for the transport's buffer to empty,
+            # where a cancel would leave the transport broken: it is emptied
+            # here (as drain() waits, a stalled client closed), so that the
+            # sendfile starts at once.
+            await self._drain_all()
+            if self.closing:
                 return True
-            failed = sending.exception()
-            if failed is not None:
-                # (The client reset the connection, or closed it: reading is
-                # paused meanwhile, so this is where that is heard.)
-                protocol_logger.debug(
-                    "%s: sending a file failed: %r", peer(self.remote_address), failed
-                )
-                self.transport.abort()
-                self.close_transport()
+            sent = await self._kernel_sends(file, offset, count)
+            if sent is None:
                 return True
-            sent = sending.result()
             protocol_logger.debug(
                 "%s: %d bytes of a file sent with sendfile()", peer(self.remote_address), sent
             )
@@ -1025,6 +1009,78 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.close_transport()
                 raise RuntimeError("cannot send this response: the file is shorter than it was")
         return True
+
+    def _write_raw(self, data: bytes) -> None:
+        if self.closing:
+            raise ClientDisconnected("the client is gone", self)
+        self.transport.write(data)
+
+    async def _drain_all(self) -> None:
+        """Wait until the transport's buffer is empty (:meth:`drain`, with no
+        bytes allowed to wait)."""
+        transport = self.transport
+        if not transport.get_write_buffer_size():
+            return
+        low, high = transport.get_write_buffer_limits()
+        transport.set_write_buffer_limits(high=0, low=0)  # (pause_writing() at once)
+        try:
+            await self.drain()
+        finally:
+            if not transport.is_closing():
+                transport.set_write_buffer_limits(high=high, low=low)
+
+    async def _kernel_sends(self, file: Any, offset: int, count: int) -> int | None:
+        """``loop.sendfile()``: how many bytes it sent, or None when the
+        client took nothing for ``timeout_keep_alive`` or left (the connection
+        is closed then).
+
+        asyncio pauses reading meanwhile and resumes it after, if it was on:
+        nothing here resumes it in between (:meth:`_resume_reading`).
+        """
+        # (fallback: where the kernel cannot send this file, asyncio reads it
+        # and writes it itself, before sending anything.)
+        sending = asyncio.ensure_future(self.loop.sendfile(self.transport, file, offset, count))
+        self._sending_file = True
+        try:
+            while not sending.done():
+                taken = self._taken()
+                await asyncio.wait((sending,), timeout=self.config.timeout_keep_alive)
+                if not sending.done() and not _took_more(taken, self._taken()):
+                    protocol_logger.debug(
+                        "%s: the client took nothing of the response within timeout_keep_alive",
+                        peer(self.remote_address),
+                    )
+                    break
+        finally:
+            if not sending.done():
+                sending.cancel()
+                await asyncio.wait((sending,))
+            self._sending_file = False
+            if self._resume_after_file and not self.closing:
+                self.transport.resume_reading()
+            self._resume_after_file = False
+        if sending.cancelled():
+            self.close_transport()
+            return None
+        failed = sending.exception()
+        if failed is not None:
+            # (The client reset the connection, or closed it: reading is
+            # paused meanwhile, so this is where that is heard.)
+            protocol_logger.debug(
+                "%s: sending a file failed: %r", peer(self.remote_address), failed
+            )
+            self.transport.abort()
+            self.close_transport()
+            return None
+        return sending.result()
+
+    def _resume_reading(self) -> None:
+        """Resume reading; while ``loop.sendfile()`` sends (it paused reading,
+        and its fallback has the transport's protocol replaced), once it is done."""
+        if self._sending_file:
+            self._resume_after_file = True
+        else:
+            self.transport.resume_reading()
 
     async def _stream_body(self, pieces: AsyncIterator[Any], first: Any) -> None:
         """Write a streamed body's pieces (``first``, if taken already, then
@@ -1185,7 +1241,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         and reading may have paused on them)."""
         if self._streaming and not self.closing:
             self._kept = 0
-            self.transport.resume_reading()
+            self._resume_reading()
 
     async def _wait_for_data(self, cycle: int) -> None:
         """Read the socket until data comes (or the client leaves, or the response ends).
@@ -1196,7 +1252,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         waiter = self.loop.create_future()
         self._read_waiters.append(waiter)
-        self.transport.resume_reading()
+        self._resume_reading()
         try:
             await waiter
         finally:
@@ -1226,7 +1282,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if self.lost:
                 future.set_result(None)
         if not self.closing and not self._read_waiters:
-            self.transport.resume_reading()
+            self._resume_reading()
         return future
 
     def stream_started(self) -> None:
