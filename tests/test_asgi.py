@@ -2326,9 +2326,16 @@ def open_descriptors_of(path: Any) -> int:
     return count
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
 async def test_pathsend_sends_the_file_as_the_body(
-    run_asgi: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+    run_asgi: Any,
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+    kernel: bool,
 ) -> None:
+    if not kernel:
+        request.getfixturevalue("no_kernel_sendfile")
     data = os.urandom(300_000)  # (several of the server's pieces)
     path = tmp_path / "report.bin"
     path.write_bytes(data)
@@ -2347,9 +2354,16 @@ async def test_pathsend_sends_the_file_as_the_body(
     assert open_descriptors_of(path) == 0
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
 async def test_pathsend_sends_as_many_bytes_as_the_apps_content_length(
-    run_asgi: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+    run_asgi: Any,
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+    kernel: bool,
 ) -> None:
+    if not kernel:
+        request.getfixturevalue("no_kernel_sendfile")
     # The file grew since the application took its length: that many bytes
     # (the response stays whole). It shrank: the response is cut short.
     path = tmp_path / "log.txt"
@@ -2507,8 +2521,7 @@ async def test_a_repeated_content_length_is_one_length_for_a_pathsend(
 @pytest.fixture
 def no_kernel_sendfile(monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel refuses to sendfile() the file (EINVAL, as on a file system
-    that cannot): asyncio then reads it and writes it itself, with a protocol
-    of its own in the connection's place meanwhile."""
+    that cannot), before sending any of it: the server sends its pieces itself."""
 
     def refuse(*args: Any) -> int:
         raise OSError(22, "Invalid argument")
@@ -2516,7 +2529,7 @@ def no_kernel_sendfile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "sendfile", refuse)
 
 
-@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "asyncio-fallback"])
+@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
 async def test_an_app_watching_for_disconnect_during_a_pathsend_hears_the_client_leave(
     run_asgi: Any, tmp_path: Any, request: pytest.FixtureRequest, kernel: bool
 ) -> None:
@@ -2524,8 +2537,8 @@ async def test_an_app_watching_for_disconnect_during_a_pathsend_hears_the_client
     # the file is sent: its wait resumed reading, which asyncio had paused for
     # the sendfile. What the client sent then (its leaving, a next request)
     # was read into the sendfile's way: the sendfile never ended (the app's
-    # send() held until timeout_keep_alive), or, in asyncio's fallback, went
-    # to its stand-in protocol, which failed the connection.
+    # send() held until timeout_keep_alive), or, in asyncio's fallback (no
+    # longer used), went to its stand-in protocol, which failed the connection.
     if not kernel:
         request.getfixturevalue("no_kernel_sendfile")
     path = tmp_path / "huge.bin"
@@ -2573,3 +2586,53 @@ async def test_an_app_watching_for_disconnect_during_a_pathsend_hears_the_client
     await wait_for(lambda: heard == ["http.disconnect"], what="the watcher's disconnect")
     await wait_for(lambda: not server.connections, what="the connection gone")
     assert not errors, errors
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
+async def test_write_limit_holds_after_a_pathsend(
+    run_asgi: Any, tmp_path: Any, request: pytest.FixtureRequest, kernel: bool
+) -> None:
+    # asyncio's fallback (when the kernel cannot send the file) paused the
+    # transport's writing without our protocol hearing of it: the next
+    # response, streamed to a client that reads nothing, went all into the
+    # transport's buffer (4 MB, write_limit 16 KiB), and a stalled client's
+    # next file met the broken transport again. The server sends the pieces
+    # itself there now.
+    if not kernel:
+        request.getfixturevalue("no_kernel_sendfile")
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"f" * 32768)
+    streamed: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        if scope["path"] == "/file":
+            await send({"type": "http.response.pathsend", "path": str(path)})
+            return
+        for _ in range(64):
+            await send({"type": "http.response.body", "body": b"s" * 65536, "more_body": True})
+            streamed.append(1)
+        await send({"type": "http.response.body", "body": b""})
+
+    server = await run_asgi(app, write_limit=16384, timeout_keep_alive=3.0, close_timeout=1.0)
+    loop = asyncio.get_running_loop()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setblocking(False)
+    try:
+        await loop.sock_connect(client, ("127.0.0.1", server.port))
+        await wait_for(lambda: server.connections, what="connected")
+        (protocol,) = server.connections
+        sock = protocol.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        await loop.sock_sendall(
+            client, b"GET /file HTTP/1.1\r\nHost: x\r\n\r\nGET /s HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        await asyncio.sleep(1.0)  # the client reads nothing meanwhile
+        buffered = protocol.transport.get_write_buffer_size()
+    finally:
+        client.close()
+    assert buffered < 16384 + 65536 + 32768, buffered  # (the app waits in send())
+    assert len(streamed) < 4, len(streamed)

@@ -72,6 +72,9 @@ class _Region:
         return self.size
 
 
+#: What HttpProtocol._kernel_sends() says when the kernel cannot send the file.
+_NOT_AVAILABLE = -1
+
 #: What a streamed response's producer has not made yet, and has no more of.
 _NOTHING_YET: Any = object()
 _NO_MORE: Any = object()
@@ -929,7 +932,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if not self._head:
                     self._kept = 0
                     self.stream_started()
-                    if first is not _NOTHING_YET or not await self._send_file(response.chunks):
+                    if first is not _NOTHING_YET or not await self._send_file(
+                        response.chunks, pieces
+                    ):
                         await self._stream_body(pieces, first)
                 if not self.closing:
                     self._write(h11.EndOfMessage())  # (refused if short of its Content-Length)
@@ -956,20 +961,22 @@ class HttpProtocol(asyncio.BufferedProtocol):
             ClientDisconnected: the client is gone.
         """
         producer = Producer(chunks)
+        pieces = producer.pieces()
         try:
-            if not await self._send_file(chunks):
-                await self._stream_body(producer.pieces(), _NOTHING_YET)
+            if not await self._send_file(chunks, pieces):
+                await self._stream_body(pieces, _NOTHING_YET)
         finally:
             await producer.close()
         if self.closing:
             raise ClientDisconnected("the client is gone", self)
 
-    async def _send_file(self, chunks: Any) -> bool:
-        """Send a file's pieces (:class:`~.static.FilePieces`) with the kernel's
-        ``sendfile()``: its bytes never pass through Python. False, with
-        nothing sent, where that cannot be (TLS, uvloop, a Unix socket: see
-        :func:`.transports.can_sendfile`; another producer): the pieces are
-        then read in a thread as usual.
+    async def _send_file(self, chunks: Any, pieces: AsyncIterator[Any]) -> bool:
+        """Send a file's pieces (:class:`~.static.FilePieces`; ``pieces``, its
+        producer's) with the kernel's ``sendfile()``: its bytes never pass
+        through Python. False, with nothing sent, where that cannot be (TLS,
+        uvloop, a Unix socket: see :func:`.transports.can_sendfile`; another
+        producer): the pieces are then read in a thread as usual. Where the
+        kernel cannot send that file (its file system), ``pieces`` are sent.
 
         As :meth:`drain` does, a client that takes nothing for
         ``timeout_keep_alive`` is closed; one that left is closed (the caller
@@ -1002,9 +1009,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
             sent = await self._kernel_sends(file, offset, count)
             if sent is None:
                 return True
-            protocol_logger.debug(
-                "%s: %d bytes of a file sent with sendfile()", peer(self.remote_address), sent
-            )
+            if sent == _NOT_AVAILABLE:
+                # (h11 counted them already: they go out as they are.)
+                await self._stream_body(pieces, _NOTHING_YET, raw=True)
+                if self.closing:
+                    return True
+                sent = count - chunks.left
+            else:
+                protocol_logger.debug(
+                    "%s: %d bytes of a file sent with sendfile()", peer(self.remote_address), sent
+                )
             if sent < count:
                 self.close_transport()
                 raise RuntimeError("cannot send this response: the file is shorter than it was")
@@ -1030,16 +1044,19 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 transport.set_write_buffer_limits(high=high, low=low)
 
     async def _kernel_sends(self, file: Any, offset: int, count: int) -> int | None:
-        """``loop.sendfile()``: how many bytes it sent, or None when the
+        """``loop.sendfile()``: how many bytes it sent; :data:`_NOT_AVAILABLE`
+        (none sent) where the kernel cannot send that file; or None when the
         client took nothing for ``timeout_keep_alive`` or left (the connection
         is closed then).
 
         asyncio pauses reading meanwhile and resumes it after, if it was on:
         nothing here resumes it in between (:meth:`_resume_reading`).
         """
-        # (fallback: where the kernel cannot send this file, asyncio reads it
-        # and writes it itself, before sending anything.)
-        sending = asyncio.ensure_future(self.loop.sendfile(self.transport, file, offset, count))
+        # (Not asyncio's fallback: it puts a protocol of its own in ours'
+        # place, whose writing's pauses ours never hears of.)
+        sending = asyncio.ensure_future(
+            self.loop.sendfile(self.transport, file, offset, count, fallback=False)
+        )
         self._sending_file = True
         try:
             while not sending.done():
@@ -1063,6 +1080,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.close_transport()
             return None
         failed = sending.exception()
+        if isinstance(failed, asyncio.SendfileNotAvailableError):
+            return _NOT_AVAILABLE
         if failed is not None:
             # (The client reset the connection, or closed it: reading is
             # paused meanwhile, so this is where that is heard.)
@@ -1082,9 +1101,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         else:
             self.transport.resume_reading()
 
-    async def _stream_body(self, pieces: AsyncIterator[Any], first: Any) -> None:
+    async def _stream_body(
+        self, pieces: AsyncIterator[Any], first: Any, *, raw: bool = False
+    ) -> None:
         """Write a streamed body's pieces (``first``, if taken already, then
-        the others), each once the client took enough of the last."""
+        the others), each once the client took enough of the last (``raw``:
+        as they are, h11 having counted them, see :meth:`_send_file`)."""
         while True:
             piece = first if first is not _NOTHING_YET else await anext(pieces, _NO_MORE)
             first = _NOTHING_YET
@@ -1099,7 +1121,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     f"a streamed body's pieces are str or bytes, not {type(piece).__name__}"
                 )
             if data:
-                self.send_body(data)
+                if raw:
+                    self._write_raw(data)
+                else:
+                    self.send_body(data)
                 await self.drain()
 
     # ------------------------------------------------------------ ASGI
