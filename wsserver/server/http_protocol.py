@@ -1069,13 +1069,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     )
                     break
         finally:
-            if not sending.done():
-                sending.cancel()
-                await asyncio.wait((sending,))
-            self._sending_file = False
-            if self._resume_after_file and not self.closing:
-                self.transport.resume_reading()
-            self._resume_after_file = False
+            try:
+                if not sending.done():
+                    sending.cancel()
+                    await asyncio.wait((sending,))  # (asyncio puts the transport back)
+            finally:  # (cancelled again meanwhile, too)
+                self._sending_file = False
+                if self._resume_after_file and not self.closing:
+                    self.transport.resume_reading()
+                self._resume_after_file = False
         if sending.cancelled():
             self.close_transport()
             return None
@@ -1095,7 +1097,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def _resume_reading(self) -> None:
         """Resume reading; while ``loop.sendfile()`` sends (it paused reading,
-        and its fallback has the transport's protocol replaced), once it is done."""
+        and resumes it after if it was on), once it is done."""
         if self._sending_file:
             self._resume_after_file = True
         else:
