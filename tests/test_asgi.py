@@ -2636,3 +2636,62 @@ async def test_write_limit_holds_after_a_pathsend(
         client.close()
     assert buffered < 16384 + 65536 + 32768, buffered  # (the app waits in send())
     assert len(streamed) < 4, len(streamed)
+
+
+async def test_a_connection_the_server_closes_during_a_pathsend_ends_it_at_once(
+    run_asgi: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The app hands its pathsend to a task of its own and returns before the
+    # file is sent: the server closes the connection (the response cannot be
+    # finished). Closed under the kernel's sendfile(), the socket went with
+    # the sendfile's wait on it still registered with the loop: the sendfile
+    # never ended (the task's send() held until timeout_keep_alive). The
+    # close now waits for the sendfile to let the socket go, and ends it.
+    (tmp_path / "huge.bin").write_bytes(b"x" * 32_000_000)
+    (tmp_path / "small.txt").write_bytes(b"small")
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    ended: asyncio.Future[BaseException | None] = loop.create_future()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        if scope["path"] == "/small":
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.pathsend", "path": str(tmp_path / "small.txt")})
+            return
+
+        async def send_file() -> None:
+            try:
+                await send({"type": "http.response.pathsend", "path": str(tmp_path / "huge.bin")})
+            except BaseException as exc:
+                ended.set_result(exc)
+            else:
+                ended.set_result(None)
+
+        await send({"type": "http.response.start", "status": 200})
+        tasks.append(asyncio.create_task(send_file()))
+        await asyncio.sleep(0.3)  # (the file is being sent to a client that takes none)
+
+    server = await run_asgi(app, timeout_keep_alive=5.0)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setblocking(False)
+    try:
+        await loop.sock_connect(client, ("127.0.0.1", server.port))
+        await loop.sock_sendall(client, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = loop.time()
+        assert isinstance(await asyncio.wait_for(ended, TIMEOUT + 2), ClientDisconnected)
+        assert loop.time() - started < 2.0  # (at the app's return, not timeout_keep_alive)
+    finally:
+        client.close()
+    await wait_for(lambda: not server.connections, what="the connection gone")
+    for _ in range(3):  # (the descriptor's next connections are served)
+        received = await exchange(
+            server.port, b"GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"\r\n\r\nsmall")
+    assert not errors, errors
+    expect_logged_error(caplog, "did not finish its response")

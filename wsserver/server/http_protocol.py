@@ -130,7 +130,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_cycle",
         "_body_ahead",
         "_lost_future",
-        "_sending_file",
+        "_sending",
         "_resume_after_file",
         "_writing_paused",
         "_drain_waiter",
@@ -199,9 +199,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: An ASGI application streams its response: reading goes on (see
         #: stream_started()), whatever receive() does.
         self._streaming = False
-        #: loop.sendfile() sends a file (see _kernel_sends()), and reading
-        #: waits to resume until it is done.
-        self._sending_file = False
+        #: loop.sendfile() sending a file (see _kernel_sends()): reading
+        #: waits to resume, and the transport to close, until it is done.
+        self._sending: asyncio.Future[int] | None = None
         self._resume_after_file = False
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -1054,10 +1054,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         # (Not asyncio's fallback: it puts a protocol of its own in ours'
         # place, whose writing's pauses ours never hears of.)
-        sending = asyncio.ensure_future(
+        sending = self._sending = asyncio.ensure_future(
             self.loop.sendfile(self.transport, file, offset, count, fallback=False)
         )
-        self._sending_file = True
         try:
             while not sending.done():
                 taken = self._taken()
@@ -1074,10 +1073,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     sending.cancel()
                     await asyncio.wait((sending,))  # (asyncio puts the transport back)
             finally:  # (cancelled again meanwhile, too)
-                self._sending_file = False
+                self._sending = None
                 if self._resume_after_file and not self.closing:
                     self.transport.resume_reading()
                 self._resume_after_file = False
+                if self._transport_closing and not self.lost:
+                    self._close_now()  # (put off by close_transport())
         if sending.cancelled():
             self.close_transport()
             return None
@@ -1098,7 +1099,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _resume_reading(self) -> None:
         """Resume reading; while ``loop.sendfile()`` sends (it paused reading,
         and resumes it after if it was on), once it is done."""
-        if self._sending_file:
+        if self._sending is not None:
             self._resume_after_file = True
         else:
             self.transport.resume_reading()
@@ -1521,6 +1522,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         self._transport_closing = True
         self._wake_readers()  # (a request body's reader learns that it ends here)
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # (a response's writer, waiting on the client, learns it too)
+        if self._sending is not None:
+            # loop.sendfile() has the socket (its own writer on it, which a
+            # close now would leave behind): closed once that has ended.
+            self._sending.cancel()
+            return
+        self._close_now()
+
+    def _close_now(self) -> None:
         transport = self.transport
         if transport.is_closing():
             # Closed by asyncio already (TLS: on the peer's EOF); closing an
