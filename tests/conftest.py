@@ -74,3 +74,18 @@ def redis_server(redis_binary: str) -> Any:
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture
+def no_kernel_sendfile(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The kernel refuses to sendfile() a file (EINVAL, as a file system that
+    cannot does), before sending any of it: the server sends its pieces
+    itself. The calls refused (their counts), to show the kernel was asked."""
+    refused: list[int] = []
+
+    def refuse(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        refused.append(count)
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    return refused

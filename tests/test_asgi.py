@@ -2334,8 +2334,8 @@ async def test_pathsend_sends_the_file_as_the_body(
     request: pytest.FixtureRequest,
     kernel: bool,
 ) -> None:
-    if not kernel:
-        request.getfixturevalue("no_kernel_sendfile")
+    refused = [] if kernel else request.getfixturevalue("no_kernel_sendfile")
+    caplog.set_level(logging.DEBUG, logger="wsserver.protocol")
     data = os.urandom(300_000)  # (several of the server's pieces)
     path = tmp_path / "report.bin"
     path.write_bytes(data)
@@ -2352,6 +2352,13 @@ async def test_pathsend_sends_the_file_as_the_body(
     peers = {r.getMessage().split()[0] for r in caplog.records if r.name == "wsserver.access"}
     assert len(peers) == 1, peers  # (one connection served all three)
     assert open_descriptors_of(path) == 0
+    by_kernel = [r for r in caplog.records if "sent with sendfile()" in r.getMessage()]
+    if os.environ.get("WSSERVER_TEST_LOOP") == "uvloop":
+        assert not by_kernel and not refused  # (pieces read in a thread)
+    elif kernel:
+        assert len(by_kernel) == 2  # (the two GETs)
+    else:
+        assert not by_kernel and len(refused) == 2  # (asked, refused: the pieces went)
 
 
 @pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
@@ -2516,17 +2523,6 @@ async def test_a_repeated_content_length_is_one_length_for_a_pathsend(
         server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"\r\n\r\n0123456789")
-
-
-@pytest.fixture
-def no_kernel_sendfile(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel refuses to sendfile() the file (EINVAL, as on a file system
-    that cannot), before sending any of it: the server sends its pieces itself."""
-
-    def refuse(*args: Any) -> int:
-        raise OSError(22, "Invalid argument")
-
-    monkeypatch.setattr(os, "sendfile", refuse)
 
 
 @pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])

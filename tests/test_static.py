@@ -426,10 +426,23 @@ class TestSendfile:
     Python; with TLS (which encrypts in Python), uvloop (no sendfile()) or a
     Unix socket, in pieces read in a thread. The same bytes either way."""
 
-    @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+    @pytest.mark.parametrize(
+        ("tls", "kernel"),
+        [(False, True), (True, True), (False, False)],
+        ids=["tcp", "tls", "tcp-no-kernel-sendfile"],
+    )
     async def test_files_and_ranges_are_sent_whole_either_way(
-        self, run_server: StartServer, site: Path, caplog: pytest.LogCaptureFixture, tls: bool
+        self,
+        run_server: StartServer,
+        site: Path,
+        caplog: pytest.LogCaptureFixture,
+        request: pytest.FixtureRequest,
+        tls: bool,
+        kernel: bool,
     ) -> None:
+        # (No kernel sendfile(): its file system cannot. The pieces are read
+        # from where the range begins, h11 having counted them already.)
+        refused = [] if kernel else request.getfixturevalue("no_kernel_sendfile")
         caplog.set_level(logging.DEBUG, logger="wsserver.protocol")
         routes = Router()
         routes.static("/files", site)
@@ -447,11 +460,13 @@ class TestSendfile:
             assert (r.status_code, r.content) == (206, big[70000:200001])
             r = await client.get("/files/app.js")
             assert r.text == "let x = 'é';"
-        if not tls and os.environ.get("WSSERVER_TEST_LOOP") != "uvloop":
+        if not tls and kernel and os.environ.get("WSSERVER_TEST_LOOP") != "uvloop":
             # (Logged once sent: the client may have it all a moment before.)
             await wait_for(lambda: sent_by_the_kernel(caplog) == 4, what="4 sent by the kernel")
         else:
             assert sent_by_the_kernel(caplog) == 0
+        if not kernel and os.environ.get("WSSERVER_TEST_LOOP") != "uvloop":
+            assert refused == [len(big), len(big), 200000 - 70000 + 1, 13]  # (asked, refused)
         await wait_for(lambda: descriptors_on(site / "sub" / "big.bin") == 0, what="closed")
 
     async def test_a_client_that_takes_nothing_is_closed(

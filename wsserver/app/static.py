@@ -7,8 +7,9 @@ already has the file, ``412`` for one that names another version
 one byte range (``Range``, with ``If-Range``), ``416`` for one past the end. The file is
 found and opened where the handler runs (one version of it is sent, whatever
 replaces it meanwhile); its body is a
-:class:`~wsserver.app.response.StreamingResponse` of its pieces, which the
-server reads in a thread. No path leads out of the directory: a ``..``
+:class:`~wsserver.app.response.StreamingResponse` of its pieces
+(:class:`FilePieces`), which the server reads in a thread, or has the kernel
+send (``sendfile()``) where it can. No path leads out of the directory: a ``..``
 segment, or a link to a file elsewhere, is a 404, as is anything that is not
 a regular file; one that cannot be read is a 403. A directory's path without
 its ``/`` is redirected (307) to it, so that its index's relative links work.
@@ -165,7 +166,8 @@ class FilePieces:
 
     @property
     def left(self) -> int:
-        """How many bytes are still to be sent (what ``Content-Length`` said, less what was)."""
+        """How many bytes are still to be read (what ``Content-Length`` said, less
+        what the pieces read; the kernel's ``sendfile()`` reads none of them)."""
         return self._left
 
     def __next__(self) -> bytes:

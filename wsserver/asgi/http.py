@@ -252,7 +252,8 @@ class HttpCycle:
     # ------------------------------------------------------------------ send
 
     async def send(self, message: Message) -> None:
-        """Take ``http.response.start`` / ``http.response.body`` from the application.
+        """Take ``http.response.start`` / ``http.response.body`` (or
+        ``http.response.pathsend``) from the application.
 
         Once the response is complete (or was answered for the application,
         e.g. with 413), further response messages are ignored.
@@ -323,8 +324,9 @@ class HttpCycle:
 
     async def _send_path(self, message: Message) -> None:
         """``http.response.pathsend`` (asgiref's extensions): the file at
-        ``path`` is the whole body, read by the server in a thread and sent as
-        the client takes it.
+        ``path`` is the whole body, sent by the server as the client takes it
+        (by the kernel's ``sendfile()`` where it can, else read in a thread:
+        see :meth:`~wsserver.server.http_protocol.HttpProtocol.send_pieces`).
 
         Its ``Content-Length`` is the application's, if it gave one (a file
         that shrank since then cuts the response short, and the connection
