@@ -12,7 +12,7 @@ Example::
             await ws.send(message)
 """
 
-from .app.request import Headers, Request
+from .app.request import Headers, Request, UploadedFile
 from .app.routing import Route, Router
 from .config import Config
 from .errors import (
@@ -56,6 +56,7 @@ __all__ = [
     "Router",
     "Server",
     "State",
+    "UploadedFile",
     "WSServerError",
     "WebSocket",
     "WebsocketClosed",

@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from .app.forms import MAX_PARTS as MAX_FORM_PARTS
 from .broker.url import REDIS_SCHEMES, redacted
 from .errors import ConfigError
 from .protocol.deflate import RANGES as DEFLATE_RANGES
@@ -611,6 +612,14 @@ class Config:
         "route reads (413 beyond; `none`: no limit); a route's own `max_body_size=` replaces it.",
         env="WEBSOCKET_MAX_BODY_SIZE",
         flag="--max-body-size",
+    )
+    max_form_parts: int = setting(
+        MAX_FORM_PARTS,
+        Count(),
+        "fields and files a Router's HTTP route may find in a form body (`request.form`, "
+        "`request.files`: 400 beyond).",
+        env="WEBSOCKET_MAX_FORM_PARTS",
+        flag="--max-form-parts",
     )
     lifespan: str = setting(
         "auto",

@@ -15,24 +15,16 @@ from urllib.parse import parse_qsl, unquote
 from ..errors import BadRequest
 from ..protocol.handshake import comma_tokens
 from ..protocol.http import OWS, Headers
+from .forms import MAX_PARTS, MultiValues, UploadedFile, parse_form
 
-__all__ = ["Headers", "QueryArgs", "Request", "BodyStream"]
+__all__ = ["Headers", "QueryArgs", "Request", "BodyStream", "MultiValues", "UploadedFile"]
 
 
 _UNPARSED: Any = object()
 
 
-class QueryArgs(dict[str, list[str]]):
+class QueryArgs(MultiValues):
     """Query arguments: ``args.get(name)`` gives the first value, ``args[name]`` all."""
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """The first value of ``name``, or ``default``."""
-        values = super().get(name)
-        return values[0] if values else default
-
-    def getlist(self, name: str) -> list[str]:
-        """Every value of ``name`` (an empty list when absent)."""
-        return list(super().get(name, []))
 
 
 class BodyStream(Protocol):
@@ -76,6 +68,7 @@ class Request:
             and for WebSocket handshakes and ``stream=True`` routes.
         stream: a ``stream=True`` route's body, to read as it comes
             (:class:`BodyStream`); None for other requests.
+        form, files: a form body's fields and files (:attr:`form`, :attr:`files`).
         ctx: a namespace for per-connection application state.
         subprotocols: the WebSocket subprotocols the client offered, in its order.
         server: the :class:`~wsserver.Server` that received it (to publish, or
@@ -100,6 +93,8 @@ class Request:
         "_ctx",
         "_cookies",
         "_json",
+        "_form",
+        "_files",
     )
 
     def __init__(
@@ -130,6 +125,8 @@ class Request:
         self._ctx: types.SimpleNamespace | None = None
         self._cookies: dict[str, str] | None = None
         self._json: Any = _UNPARSED
+        self._form: MultiValues | None = None
+        self._files: MultiValues | None = None
 
     @property
     def args(self) -> QueryArgs:
@@ -158,6 +155,40 @@ class Request:
             except RecursionError:
                 raise BadRequest("The request body is not JSON: nested too deeply.") from None
         return self._json
+
+    @property
+    def form(self) -> MultiValues:
+        """The fields of a form body (``application/x-www-form-urlencoded`` or
+        ``multipart/form-data``): ``form.get(name)`` the first value (str),
+        ``form.getlist(name)`` all; empty for a body of another type.
+
+        Raises:
+            BadRequest: the body does not parse as its ``Content-Type`` says, or
+                holds more than ``max_form_parts`` fields and files (a 400).
+        """
+        if self._form is None:
+            self._parse_form()
+        assert self._form is not None
+        return self._form
+
+    @property
+    def files(self) -> MultiValues:
+        """The files of a ``multipart/form-data`` body: ``files.get(name)`` the
+        first :class:`UploadedFile` (``filename``, ``content_type``, ``body``),
+        ``files.getlist(name)`` all; empty for a body of another type.
+
+        Raises:
+            BadRequest: as :attr:`form`.
+        """
+        if self._files is None:
+            self._parse_form()
+        assert self._files is not None
+        return self._files
+
+    def _parse_form(self) -> None:
+        server = self.server
+        limit = server.config.max_form_parts if server is not None else MAX_PARTS
+        self._form, self._files = parse_form(self.headers.get("content-type", ""), self.body, limit)
 
     @property
     def ctx(self) -> types.SimpleNamespace:

@@ -1,0 +1,334 @@
+"""Form bodies of Router HTTP routes: ``request.form`` and ``request.files``.
+
+The parser (wsserver/app/forms.py) is checked against what real clients
+encode (httpx's and aiohttp's multipart writers, through a real socket, and
+offline under Hypothesis), and against malformed bodies, which must give a
+400 with a reason, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wsserver import BadRequest, Request, Router, UploadedFile
+from wsserver.app.forms import media_type, parse_form
+from wsserver.protocol.http import Headers
+from wsserver.response import json
+
+from .conftest import StartServer
+
+MULTIPART = "multipart/form-data; boundary=XyZ"
+
+
+def multipart(*parts: bytes, boundary: bytes = b"XyZ", end: bytes = b"--\r\n") -> bytes:
+    """A multipart body of ``parts`` (each its headers, a blank line and content)."""
+    body = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    return body + b"--" + boundary + end
+
+
+def field(name: str, value: bytes, extra: bytes = b"") -> bytes:
+    return b'Content-Disposition: form-data; name="%s"\r\n%s\r\n%s' % (
+        name.encode(),
+        extra,
+        value,
+    )
+
+
+# ==================================================================== the parser
+
+
+def test_urlencoded_fields_in_order_with_repeats_and_blanks() -> None:
+    fields, files = parse_form(
+        "application/x-www-form-urlencoded", b"a=1&b=%C3%A9+x&b=&c&a=2", 1000
+    )
+    assert fields == {"a": ["1", "2"], "b": ["é x", ""], "c": [""]}
+    assert (fields.get("a"), fields.getlist("b"), fields.get("z", "-")) == ("1", ["é x", ""], "-")
+    assert files == {}
+
+
+def test_urlencoded_charset_and_bad_bytes() -> None:
+    latin = "application/x-www-form-urlencoded; charset=ISO-8859-1"
+    assert parse_form(latin, b"n=%E9", 10)[0] == {"n": ["é"]}
+    # An unknown charset is read as UTF-8; what does not decode is U+FFFD.
+    assert parse_form("application/x-www-form-urlencoded; charset=nope", b"n=%FF", 10)[0] == {
+        "n": ["\ufffd"]
+    }
+    with pytest.raises(BadRequest, match="URL-encoded"):
+        parse_form("application/x-www-form-urlencoded", "n=é".encode(), 10)
+
+
+def test_other_content_types_have_no_form() -> None:
+    for content_type in ("", "application/json", "text/plain", "multipart/mixed; boundary=a"):
+        assert parse_form(content_type, b"a=1", 10) == ({}, {})
+
+
+def test_multipart_fields_and_files() -> None:
+    body = multipart(
+        field("title", "Grüße".encode()),
+        b'Content-Disposition: form-data; name="doc"; filename="a b.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\nline one --XyZ\r\n-XyZ\r\n",
+        b'Content-Disposition: form-data; name="doc"; filename=""\r\n\r\n',
+        field("title", b"second"),
+    )
+    fields, files = parse_form(MULTIPART, body, 1000)
+    assert fields == {"title": ["Grüße", "second"]}
+    first, empty = files.getlist("doc")
+    assert first == UploadedFile(
+        "a b.txt",
+        "text/plain",
+        b"line one --XyZ\r\n-XyZ\r\n",
+        (
+            ("content-disposition", 'form-data; name="doc"; filename="a b.txt"'),
+            ("content-type", "text/plain"),
+        ),
+    )
+    assert (empty.filename, empty.content_type, empty.body) == (
+        "",
+        "application/octet-stream",
+        b"",
+    )
+
+
+def test_multipart_preamble_epilogue_padding_and_quoted_boundary() -> None:
+    body = (
+        b"This is a preamble.\r\n--a:b c\r\n"
+        + field("x", b"1")
+        + b"\r\n--a:b c \t\r\n"  # transport padding after a delimiter
+        + field("y", b"2")
+        + b"\r\n--a:b c--\r\nan epilogue, --a:b c\r\n"
+    )
+    fields, _ = parse_form('multipart/form-data; boundary="a:b c"', body, 10)
+    assert fields == {"x": ["1"], "y": ["2"]}
+
+
+def test_multipart_names_filename_star_and_charsets() -> None:
+    body = multipart(
+        b'Content-Disposition: form-data; name="q\\"uote"\r\n\r\nv',
+        b'Content-Disposition: form-data; name=f; filename="fallback.txt"; '
+        b"filename*=UTF-8''%E2%82%AC%20rates.txt\r\n\r\ndata",
+        field("latin", b"\xe9", b"Content-Type: text/plain; charset=latin-1\r\n"),
+        field("_charset_", b"iso-8859-1"),
+        field("guess", b"\xe9"),
+    )
+    fields, files = parse_form(MULTIPART, body, 10)
+    assert fields['q"uote'] == ["v"]
+    assert files.get("f").filename == "€ rates.txt"
+    # A part's own charset; RFC 7578's _charset_ for the parts that name none.
+    assert (fields.get("latin"), fields.get("guess")) == ("é", "é")
+
+
+def test_a_part_without_headers_is_refused_for_want_of_a_name() -> None:
+    with pytest.raises(BadRequest, match="no 'form-data' disposition"):
+        parse_form(MULTIPART, multipart(b"\r\ncontent"), 10)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("multipart/form-data", multipart(field("a", b"1")), "no valid boundary"),
+        ("multipart/form-data; boundary=" + "b" * 71, b"--", "no valid boundary"),
+        ('multipart/form-data; boundary="end "', b"--", "no valid boundary"),
+        (MULTIPART, b"no delimiter at all", "no part"),
+        (MULTIPART, b"--XyZ\r\n" + field("a", b"1"), "ends before its closing boundary"),
+        (MULTIPART, b"--XyZ", "malformed boundary line"),
+        (MULTIPART, b"--XyZjunk\r\n" + field("a", b"1") + b"\r\n--XyZ--", "malformed boundary"),
+        (MULTIPART, b"--XyZ-\r\n" + field("a", b"1") + b"\r\n--XyZ--", "malformed boundary"),
+        (MULTIPART, multipart(b'Content-Disposition: form-data; name="a"\r\nx'), "no end"),
+        (MULTIPART, multipart(b"Content-Disposition form-data\r\n\r\nx"), "malformed header"),
+        (MULTIPART, multipart(b" folded: x\r\n\r\nx"), "malformed header"),
+        (MULTIPART, multipart(b"Content-Disposition: attachment; name=a\r\n\r\nx"), "disposition"),
+        (MULTIPART, multipart(b"Content-Disposition: form-data\r\n\r\nx"), "disposition"),
+        (MULTIPART, multipart(b"Content-Type: text/plain\r\n\r\nx"), "disposition"),
+    ],
+)
+def test_malformed_multipart_bodies_are_bad_requests(
+    content_type: str, body: bytes, reason: str
+) -> None:
+    with pytest.raises(BadRequest, match=reason):
+        parse_form(content_type, body, 10)
+
+
+def test_max_parts_counts_fields_and_files() -> None:
+    parts = [field("a", b"1"), b'Content-Disposition: form-data; name="f"; filename="x"\r\n\r\n']
+    assert len(parse_form(MULTIPART, multipart(*parts), 2)[1]) == 1
+    with pytest.raises(BadRequest, match="more than 1 fields"):
+        parse_form(MULTIPART, multipart(*parts), 1)
+    urlencoded = "application/x-www-form-urlencoded"
+    assert parse_form(urlencoded, b"a=1&b=2", 2)[0] == {"a": ["1"], "b": ["2"]}
+    with pytest.raises(BadRequest, match="more than 1 fields"):
+        parse_form(urlencoded, b"a=1&b=2", 1)
+
+
+def test_media_type_parameters() -> None:
+    assert media_type('Multipart/Form-Data ; Boundary="a\\\\b" ; boundary=second;junk') == (
+        "multipart/form-data",
+        {"boundary": "a\\b"},
+    )
+    assert media_type("") == ("", {})
+
+
+@st.composite
+def forms(draw: Any) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, str, bytes]]]]:
+    # What form encoders escape in names (", \\, control characters) is left as
+    # escaped: a "%22" may as well be a name's own, so it is not decoded.
+    names = st.text(
+        st.characters(codec="utf-8", exclude_categories=["Cc"], exclude_characters='"\\%'),
+        min_size=1,
+    )
+    fields = draw(st.dictionaries(names, st.lists(st.text(), min_size=1, max_size=3), max_size=4))
+    files = draw(
+        st.dictionaries(
+            names.filter(lambda name: name not in fields),
+            st.lists(
+                st.tuples(
+                    names,
+                    st.sampled_from(["text/plain", "application/octet-stream", "image/png"]),
+                    st.binary() | st.sampled_from([b"\r\n--", b"--\r\n\r\n", b"\r\n\r\n"]),
+                ),
+                min_size=1,
+                max_size=2,
+            ),
+            min_size=1,  # (else httpx sends no multipart body)
+            max_size=3,
+        )
+    )
+    return fields, files
+
+
+@settings(max_examples=150, deadline=None)
+@given(forms())
+def test_what_httpx_encodes_parses_back(form: Any) -> None:
+    fields, files = form
+    request = httpx.Request(
+        "POST",
+        "http://test/",
+        data=fields,
+        files=[
+            (name, (filename, body, content_type))
+            for name, entries in files.items()
+            for filename, content_type, body in entries
+        ],
+    )
+    body = request.read()
+    got_fields, got_files = parse_form(request.headers["content-type"], body, 1000)
+    assert got_fields == fields
+    assert {
+        name: [(f.filename, f.content_type, f.body) for f in entries]
+        for name, entries in got_files.items()
+    } == files
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 5))
+def test_any_body_is_a_form_or_a_bad_request(body: bytes, max_parts: int) -> None:
+    for content_type in (MULTIPART, "application/x-www-form-urlencoded"):
+        try:
+            fields, files = parse_form(content_type, body, max_parts)
+        except BadRequest:
+            continue
+        assert sum(map(len, fields.values())) + sum(map(len, files.values())) <= max_parts
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"--XyZ", b"\r\n", b"--", b"a", b" ", b":", b"Content-Disposition: form-data; name=a"]
+        ),
+        max_size=30,
+    )
+)
+def test_near_multipart_bodies_are_a_form_or_a_bad_request(pieces: list[bytes]) -> None:
+    try:
+        fields, files = parse_form(MULTIPART, b"".join(pieces), 5)
+    except BadRequest:
+        return
+    assert sum(map(len, fields.values())) + sum(map(len, files.values())) <= 5
+
+
+def test_request_form_and_files_are_parsed_once_and_empty_without_a_body() -> None:
+    for content_type in (MULTIPART, "application/x-www-form-urlencoded"):
+        request = Request("POST", "/", Headers([("content-type", content_type)]))
+        assert (request.form, request.files) == ({}, {})
+    request = Request("POST", "/", Headers([("content-type", MULTIPART)]))
+    request.body = multipart(field("a", b"1"))
+    form = request.form
+    assert form == {"a": ["1"]} and request.form is form
+    request.body = b"--XyZ"  # (not looked at again)
+    assert request.files == {} and request.form is form
+
+
+# ================================================ through a server, real clients
+
+
+def form_app() -> Router:
+    routes = Router()
+
+    @routes.post("/form")
+    async def echo_form(request: Request) -> Any:
+        files = {
+            name: [[f.filename, f.content_type, f.body.hex()] for f in entries]
+            for name, entries in request.files.items()
+        }
+        return json({"fields": request.form, "files": files})
+
+    return routes
+
+
+async def test_httpx_and_aiohttp_forms_reach_the_handler(run_server: StartServer) -> None:
+    server = await run_server(form_app())
+    url = f"http://127.0.0.1:{server.port}/form"
+    png = bytes(range(256)) * 64
+    async with httpx.AsyncClient() as client:
+        r = await client.post(url, data={"name": "Zoë", "tag": ["a", "b"]})
+        assert r.status_code == 200
+        assert r.json() == {"fields": {"name": ["Zoë"], "tag": ["a", "b"]}, "files": {}}
+        r = await client.post(
+            url,
+            data={"title": "Grüße\r\nzwei"},
+            files=[("pic", ("p.png", png, "image/png")), ("pic", ("e.txt", b"", "text/plain"))],
+        )
+        assert r.status_code == 200
+        assert r.json() == {
+            "fields": {"title": ["Grüße\r\nzwei"]},
+            "files": {"pic": [["p.png", "image/png", png.hex()], ["e.txt", "text/plain", ""]]},
+        }
+    form = aiohttp.FormData()
+    form.add_field("note", "ça va")
+    form.add_field(
+        "doc", b"%PDF-1.4\r\n--", filename="rapport-final.pdf", content_type="application/pdf"
+    )
+    async with aiohttp.ClientSession() as session, session.post(url, data=form) as response:
+        assert response.status == 200
+        assert await response.json() == {
+            "fields": {"note": ["ça va"]},
+            "files": {"doc": [["rapport-final.pdf", "application/pdf", b"%PDF-1.4\r\n--".hex()]]},
+        }
+
+
+async def test_a_malformed_form_or_too_many_parts_is_a_400(run_server: StartServer) -> None:
+    server = await run_server(form_app(), max_form_parts=3)
+    url = f"http://127.0.0.1:{server.port}/form"
+    async with httpx.AsyncClient() as client:
+        r = await client.post(url, data={"a": "1", "b": "2", "c": "3"})
+        assert r.status_code == 200 and r.json()["fields"] == {"a": ["1"], "b": ["2"], "c": ["3"]}
+        r = await client.post(url, data={"a": "1", "b": "2", "c": "3", "d": "4"})
+        assert (r.status_code, r.text) == (400, "The form has more than 3 fields.\n")
+        r = await client.post(url, files={f"f{n}": (f"{n}.txt", b"x") for n in range(4)})
+        assert (r.status_code, r.text) == (400, "The form has more than 3 fields.\n")
+        r = await client.post(
+            url,
+            content=b"--XyZ\r\n" + field("a", b"1"),
+            headers={"content-type": MULTIPART},
+        )
+        assert r.status_code == 400
+        assert r.text == "The multipart form ends before its closing boundary.\n"
+        # The connection goes on serving (the 400 is an answer, not a failure).
+        r = await client.post(url, data={"a": "1"})
+        assert r.status_code == 200

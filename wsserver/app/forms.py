@@ -1,0 +1,236 @@
+"""Form bodies, parsed whole: URL-encoded and ``multipart/form-data`` (RFC 7578).
+
+``parse_form(content_type, body, max_parts)`` gives the fields (text) and
+the files of a request body that a browser's ``<form>`` (or a webhook) sent;
+``request.form`` and ``request.files`` are made with it. A body that does
+not parse raises :class:`~wsserver.errors.BadRequest` (a ``400``). No I/O:
+the body is already read (and bounded by ``max_body_size``), and every step
+here is linear in its size.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, unquote
+
+from ..errors import BadRequest
+
+__all__ = ["MAX_PARTS", "MultiValues", "UploadedFile", "parse_form", "media_type"]
+
+#: The ``max_form_parts`` setting's default (a Request made by hand has it too).
+MAX_PARTS = 1000
+
+
+class MultiValues(dict[str, list[Any]]):
+    """Names with their values in order: ``.get(name)`` gives the first, ``[name]`` all."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The first value of ``name``, or ``default``."""
+        values = super().get(name)
+        return values[0] if values else default
+
+    def getlist(self, name: str) -> list[Any]:
+        """Every value of ``name`` (an empty list when absent)."""
+        return list(super().get(name, []))
+
+
+class UploadedFile(NamedTuple):
+    """A file a multipart form carried (``request.files``).
+
+    Attributes:
+        filename: the name the client gave it (may be empty: an empty file
+            input), as sent: never use it as a path without cleaning it.
+        content_type: its ``Content-Type`` (``application/octet-stream`` when
+            the client gave none).
+        body: its bytes.
+        headers: the part's own headers, lowercase names, in order.
+    """
+
+    filename: str
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+# RFC 9110 5.6.2 (token) and 5.6.4 (quoted-string, with its quoted pairs).
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PARAM = re.compile(
+    rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*=[ \t]*(?:({_TOKEN})|"((?:[^"\\]|\\.)*)")[ \t]*', re.S
+)
+_MEDIA = re.compile(rf"[ \t]*({_TOKEN}/{_TOKEN}|{_TOKEN})[ \t]*")
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+# RFC 8187: charset'language'percent-encoded.
+_EXT_VALUE = re.compile(r"([!#$&+^`{}~0-9A-Za-z-]+)'[^']*'(.*)", re.S)
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]")
+_HEADER_NAME = re.compile(_TOKEN)
+
+
+def media_type(value: str) -> tuple[str, dict[str, str]]:
+    """A ``Content-Type`` (or ``Content-Disposition``) value: its lowercase type
+    and its parameters (lowercase names; quoted values unquoted).
+
+    What does not parse after the type is left out, as browsers do; a
+    repeated parameter keeps its first value.
+    """
+    match = _MEDIA.match(value)
+    if match is None:
+        return "", {}
+    params: dict[str, str] = {}
+    pos = match.end()
+    while (param := _PARAM.match(value, pos)) is not None:
+        name, token, quoted = param.groups()
+        params.setdefault(name.lower(), token if token is not None else _unquote(quoted))
+        pos = param.end()
+    return match.group(1).lower(), params
+
+
+def _unquote(quoted: str) -> str:
+    return _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
+
+
+def parse_form(content_type: str, body: bytes, max_parts: int) -> tuple[MultiValues, MultiValues]:
+    """The fields (name -> str values) and files (name -> :class:`UploadedFile`)
+    of a form ``body`` sent with ``content_type``; both empty for a body of
+    another type.
+
+    Raises:
+        BadRequest: the body does not parse as its type says, or has more than
+            ``max_parts`` fields and files.
+    """
+    kind, params = media_type(content_type)
+    if not body:
+        return MultiValues(), MultiValues()
+    if kind == URLENCODED:
+        return _urlencoded(body, params.get("charset", "utf-8"), max_parts), MultiValues()
+    if kind == MULTIPART:
+        return _multipart(body, params.get("boundary"), max_parts)
+    return MultiValues(), MultiValues()
+
+
+def _codec(charset: str) -> str:
+    """The codec named ``charset``; UTF-8 for a name Python does not know."""
+    try:
+        return codecs.lookup(charset).name
+    except LookupError:
+        return "utf-8"
+
+
+def _urlencoded(body: bytes, charset: str, max_parts: int) -> MultiValues:
+    fields = MultiValues()
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        raise BadRequest("The form body is not URL-encoded (bytes beyond ASCII).") from None
+    try:
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            encoding=_codec(charset),
+            errors="replace",
+            max_num_fields=max_parts,
+        )
+    except ValueError:  # (more than max_num_fields)
+        raise BadRequest(f"The form has more than {max_parts} fields.") from None
+    for name, value in pairs:
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+def _multipart(
+    body: bytes, boundary: str | None, max_parts: int
+) -> tuple[MultiValues, MultiValues]:
+    if boundary is None or _BOUNDARY.fullmatch(boundary) is None:
+        raise BadRequest("The multipart form has no valid boundary in its Content-Type.")
+    delimiter = b"--" + boundary.encode("ascii")
+    # The first delimiter starts the body or a line (what is before it is a
+    # preamble, ignored); every next one starts a line (RFC 2046 5.1.1).
+    if body.startswith(delimiter):
+        pos = len(delimiter)
+    else:
+        start = body.find(b"\r\n" + delimiter)
+        if start < 0:
+            raise BadRequest("The multipart form has no part (its boundary is not in it).")
+        pos = start + 2 + len(delimiter)
+    delimiter = b"\r\n" + delimiter
+    parts: list[bytes] = []
+    while True:
+        if body.startswith(b"--", pos):
+            break  # the close delimiter; what follows is an epilogue
+        line_end = body.find(b"\r\n", pos)
+        if line_end < 0 or body[pos:line_end].strip(b" \t"):
+            raise BadRequest("The multipart form has a malformed boundary line.")
+        if len(parts) == max_parts:
+            raise BadRequest(f"The form has more than {max_parts} fields.")
+        end = body.find(delimiter, line_end)
+        if end < 0:
+            raise BadRequest("The multipart form ends before its closing boundary.")
+        parts.append(body[line_end + 2 : end])
+        pos = end + len(delimiter)
+    raw_fields: list[tuple[str, bytes, str | None]] = []
+    files = MultiValues()
+    default_charset = "utf-8"
+    for part in parts:
+        headers, content = _part_head(part)
+        disposition, params = media_type(_header(headers, "content-disposition"))
+        name = params.get("name")
+        if disposition != "form-data" or name is None:
+            raise BadRequest("A multipart form part has no 'form-data' disposition with a name.")
+        given_type = _header(headers, "content-type")
+        filename = _filename(params)
+        if filename is not None:
+            content_type = given_type or "application/octet-stream"
+            files.setdefault(name, []).append(
+                UploadedFile(filename, content_type, content, tuple(headers))
+            )
+            continue
+        charset = media_type(given_type)[1].get("charset") if given_type else None
+        if name == "_charset_" and charset is None:
+            # RFC 7578 4.6: the charset of the fields that name none.
+            default_charset = _codec(content.decode("ascii", "replace").strip())
+        raw_fields.append((name, content, charset))
+    fields = MultiValues()
+    for name, content, charset in raw_fields:
+        value = content.decode(_codec(charset or default_charset), "replace")
+        fields.setdefault(name, []).append(value)
+    return fields, files
+
+
+def _part_head(part: bytes) -> tuple[list[tuple[str, str]], bytes]:
+    """A part's headers (lowercase names; values decoded as UTF-8, as browsers
+    send file names) and its content."""
+    if part.startswith(b"\r\n"):
+        return [], part[2:]
+    end = part.find(b"\r\n\r\n")
+    if end < 0:
+        raise BadRequest("A multipart form part has no end to its headers.")
+    headers = []
+    for line in part[:end].split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon or _HEADER_NAME.fullmatch(name.decode("latin-1")) is None:
+            raise BadRequest("A multipart form part has a malformed header.")
+        text = value.strip(b" \t").decode("utf-8", "replace")
+        headers.append((name.decode("ascii").lower(), text))
+    return headers, part[end + 4 :]
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str:
+    for key, value in headers:
+        if key == name:
+            return value
+    return ""
+
+
+def _filename(params: dict[str, str]) -> str | None:
+    """The part's file name: ``filename*`` (RFC 8187) when given and readable,
+    else ``filename``; None when neither is there (a field, not a file)."""
+    extended = params.get("filename*")
+    if extended is not None:
+        match = _EXT_VALUE.fullmatch(extended)
+        if match is not None:
+            return unquote(match.group(2), _codec(match.group(1)), "replace")
+    return params.get("filename")
