@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsserver import BadRequest, Request, Router, UploadedFile
-from wsserver.app.forms import media_type, parse_form
+from wsserver.app.forms import encode_form, media_type, parse_form
 from wsserver.protocol.http import Headers
 from wsserver.response import json
 
@@ -332,3 +332,54 @@ async def test_a_malformed_form_or_too_many_parts_is_a_400(run_server: StartServ
         # The connection goes on serving (the 400 is an answer, not a failure).
         r = await client.post(url, data={"a": "1"})
         assert r.status_code == 200
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.text(min_size=1), st.text()), max_size=5),
+    st.lists(st.tuples(st.text(min_size=1), st.text(), st.binary()), max_size=3),
+)
+def test_what_encode_form_makes_parses_back(
+    fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]]
+) -> None:
+    def sent(name: str) -> str:  # (a browser's escapes, read back as sent)
+        return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+    uploads = [
+        (name, UploadedFile(filename, "application/x-test", body)) for name, filename, body in files
+    ]
+    content_type, body = encode_form(fields, uploads)
+    got_fields, got_files = parse_form(content_type, body, 1000)
+    want: dict[str, list[str]] = {}
+    for name, value in fields:
+        want.setdefault(sent(name) if files else name, []).append(value)
+    assert got_fields == want
+    assert [
+        (name, f.filename, f.content_type, f.body)
+        for name, entries in got_files.items()
+        for f in entries
+    ] == sorted(
+        (
+            (sent(name), sent(filename), "application/x-test", body)
+            for name, filename, body in files
+        ),
+        key=lambda item: [sent(n) for n, _, _ in files].index(item[0]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("disposition", "filename"),
+    [
+        ('form-data; name="f"; filename="x\\"', "x\\"),  # a browser's: its last character
+        ('form-data; name="f"; filename="C:\\dir\\f.txt"', "C:\\dir\\f.txt"),
+        ('form-data; name="f"; filename="a%22b"', "a%22b"),  # a browser's quote, as sent
+        ('form-data; name="f"; filename="a\\"b"', 'a"b'),  # quoted pairs (RFC 9110)
+        ('form-data; name="f"; filename="a\\\\b"', "a\\b"),  # (httpx's backslash)
+        ('form-data; filename="x;y" ; name="f"', "x;y"),
+    ],
+)
+def test_file_names_as_browsers_and_other_clients_quote_them(
+    disposition: str, filename: str
+) -> None:
+    body = multipart(b"Content-Disposition: %s\r\n\r\nx" % disposition.encode())
+    assert parse_form(MULTIPART, body, 10)[1].get("f").filename == filename

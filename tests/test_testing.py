@@ -38,7 +38,7 @@ from wsserver import (
 from wsserver.errors import ConcurrencyError
 from wsserver.protocol.frames import Opcode, serialize_frame
 from wsserver.protocol.http import Headers
-from wsserver.response import Response, raw, text
+from wsserver.response import Response, json_response, raw, text
 from wsserver.testing import (
     ClientWebSocket,
     HandshakeDenied,
@@ -1051,3 +1051,88 @@ async def test_a_body_in_pieces_stops_when_the_server_has_answered() -> None:
             assert r.status == 413
         with pytest.raises(ValueError, match="not both"):
             await client.post("/upload", body=iter([b"abc"]), json={"a": 1})
+
+
+def _form_routes() -> Router:
+    routes = Router()
+
+    @routes.post("/form")
+    async def show(request: Request) -> Response:
+        files = {
+            name: [[f.filename, f.content_type, f.body.decode("latin-1")] for f in entries]
+            for name, entries in request.files.items()
+        }
+        kind = request.headers.get("content-type", "").split(";")[0]
+        return json_response({"kind": kind, "fields": request.form, "files": files})
+
+    return routes
+
+
+async def test_forms_and_files_as_a_browser_sends_them() -> None:
+    async with TestClient(_form_routes()) as client:
+        r = await client.post("/form", data={"name": "Zoë & co", "tag": ["a", "b"]})
+        assert r.json() == {
+            "kind": "application/x-www-form-urlencoded",
+            "fields": {"name": ["Zoë & co"], "tag": ["a", "b"]},
+            "files": {},
+        }
+        r = await client.post(
+            "/form",
+            data=[("note", "line\r\ntwo")],
+            files=[
+                ("doc", ("report.pdf", b"%PDF\r\n--")),  # type from the name
+                ("doc", ("notes", "é", "text/plain; charset=utf-8")),
+                ("raw", b"\x00\xff"),  # named as its field, of no known type
+            ],
+        )
+        assert r.json() == {
+            "kind": "multipart/form-data",
+            "fields": {"note": ["line\r\ntwo"]},
+            "files": {
+                "doc": [
+                    ["report.pdf", "application/pdf", "%PDF\r\n--"],
+                    ["notes", "text/plain; charset=utf-8", "é".encode().decode("latin-1")],
+                ],
+                "raw": [["raw", "application/octet-stream", "\x00\xff"]],
+            },
+        }
+        # A name's quote, CR and LF escaped as browsers do (they read back as sent).
+        r = await client.post("/form", data={"a": "1"}, files={'x"y': ('a"\nb.txt', b"")})
+        assert r.json()["files"] == {"x%22y": [["a%22%0Ab.txt", "text/plain", ""]]}
+        r = await client.post("/form", data={"a": "1"}, headers={"Content-Type": "text/plain"})
+        assert r.json() == {"kind": "text/plain", "fields": {}, "files": {}}
+
+
+async def test_forms_reach_a_starlette_app_as_sent() -> None:
+    # Starlette reads forms with python-multipart: a parser not ours.
+    async def form(request: StarletteRequest) -> JSONResponse:
+        async with request.form() as got:
+            fields = {}
+            for name, value in got.multi_items():
+                if isinstance(value, str):
+                    fields.setdefault(name, []).append(value)
+                else:
+                    fields.setdefault(name, []).append(
+                        [value.filename, value.content_type, (await value.read()).hex()]
+                    )
+        return JSONResponse(fields)
+
+    app = Starlette(routes=[Route("/form", form, methods=["POST"])])
+    async with TestClient(app) as client:
+        r = await client.post("/form", data={"q": ["a b", "é"]})
+        assert r.json() == {"q": ["a b", "é"]}
+        r = await client.post(
+            "/form", data={"q": "1"}, files={"f": ("x.bin", bytes(range(256)) * 8, "a/b")}
+        )
+        assert r.json() == {"q": ["1"], "f": [["x.bin", "a/b", (bytes(range(256)) * 8).hex()]]}
+
+
+async def test_form_arguments_that_cannot_be_sent_are_refused() -> None:
+    async with TestClient(_form_routes()) as client:
+        for kwargs in ({"body": b"x"}, {"json": {}}, {"files": {"f": b""}, "body": b""}):
+            with pytest.raises(ValueError, match="give data and files, or body, or json"):
+                await client.post("/form", data={"a": "1"}, **kwargs)
+        with pytest.raises(ValueError, match="its own Content-Type"):
+            await client.post("/form", files={"f": b""}, headers={"content-type": "x/y"})
+        with pytest.raises(TypeError, match="values are str"):
+            await client.post("/form", data={"n": 1})  # type: ignore[dict-item]

@@ -41,6 +41,7 @@ import codecs
 import collections
 import contextlib
 import json as jsonlib
+import mimetypes
 import os
 import socket
 import string
@@ -58,6 +59,7 @@ from typing import Any, cast
 
 import h11
 
+from .app.forms import UploadedFile, encode_form
 from .errors import (
     ConcurrencyError,
     ConnectionClosedOK,
@@ -100,6 +102,11 @@ HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 ParamsArg = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 #: A request's body: bytes, text (sent as UTF-8), or pieces of bytes (sent chunked).
 Body = bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | None
+#: Form fields (``data=``): a mapping or pairs; a list (or tuple) value repeats its name.
+FormArg = Mapping[str, str | list[str] | tuple[str, ...]] | Iterable[tuple[str, str]] | None
+#: One file of ``files=``: its content, or (filename, content[, content type]).
+FileArg = bytes | str | tuple[str, bytes | str] | tuple[str, bytes | str, str]
+FilesArg = Mapping[str, FileArg] | Iterable[tuple[str, FileArg]] | None
 
 #: Characters left as they are in a request target; anything else (spaces,
 #: non-ASCII) is percent-encoded as UTF-8.
@@ -295,6 +302,36 @@ async def _pieces(body: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator
     else:
         for piece in body:
             yield bytes(piece)
+
+
+def _form_fields(data: FormArg) -> list[tuple[str, str]]:
+    """``data=``'s fields as pairs, a list value's name repeated."""
+    pairs = data.items() if isinstance(data, Mapping) else (data or ())
+    fields = []
+    for name, value in pairs:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for one in values:
+            if not isinstance(one, str):
+                raise TypeError(f"form field {name!r}: values are str, not {type(one).__name__}")
+            fields.append((name, one))
+    return fields
+
+
+def _form_files(files: FilesArg) -> list[tuple[str, UploadedFile]]:
+    """``files=``'s files, each with its name, content and type."""
+    pairs = files.items() if isinstance(files, Mapping) else (files or ())
+    found = []
+    for name, file in pairs:
+        if isinstance(file, tuple):
+            filename, content, *kind = file
+        else:
+            filename, content, kind = name, file, []
+        content_type = kind[0] if kind else None
+        if content_type is None:
+            content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        found.append((name, UploadedFile(filename, content_type, data)))
+    return found
 
 
 def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:
@@ -1009,6 +1046,8 @@ class TestClient:
         *,
         body: Body = None,
         json: Any = None,
+        data: FormArg = None,
+        files: FilesArg = None,
         headers: HeadersArg = None,
         params: ParamsArg = None,
         timeout: float | None = None,
@@ -1017,15 +1056,28 @@ class TestClient:
 
         ``path`` may hold a query string; ``params`` are added to it. ``json``
         sends that value as a JSON body (with ``Content-Type:
-        application/json`` unless ``headers`` has one). ``body`` may also be
-        an iterable or async iterable of bytes: sent chunked (unless
-        ``headers`` give a ``Content-Length``), a piece at a time as the
-        server takes them, for a ``stream=True`` route (``request.stream``).
+        application/json`` unless ``headers`` has one). ``data`` sends form
+        fields (a mapping or pairs of str; a list value repeats its name)
+        URL-encoded, and with ``files`` (a mapping or pairs: a name and the
+        file's content, or ``(filename, content[, content type])``; the type
+        guessed from the name when not given) as ``multipart/form-data``, as a
+        browser's form does (``request.form``, ``request.files``). ``body``
+        may also be an iterable or async iterable of bytes: sent chunked
+        (unless ``headers`` give a ``Content-Length``), a piece at a time as
+        the server takes them, for a ``stream=True`` route (``request.stream``).
         """
         items = _header_list(headers)
         names = {name.lower() for name, _ in items}
         if json is not None and body is not None:
             raise ValueError("give body or json, not both")
+        if (data is not None or files is not None) and (json is not None or body is not None):
+            raise ValueError("give data and files, or body, or json: not both")
+        if data is not None or files is not None:
+            content_type, body = encode_form(_form_fields(data), _form_files(files))
+            if "content-type" not in names:
+                items.append(("Content-Type", content_type))
+            elif files:
+                raise ValueError("files= makes its own Content-Type (with its boundary)")
         pieces: Iterable[bytes] | AsyncIterable[bytes] | None = None
         if body is not None and not isinstance(body, (str, bytes, bytearray, memoryview)):
             pieces, body = body, None
@@ -1035,13 +1087,13 @@ class TestClient:
             body = jsonlib.dumps(json)
             if "content-type" not in names:
                 items.append(("Content-Type", "application/json"))
-        data = body.encode("utf-8") if isinstance(body, str) else body
-        if data is not None:
-            data = bytes(data)
+        whole = body.encode("utf-8") if isinstance(body, str) else body
+        if whole is not None:
+            whole = bytes(whole)
         if "host" not in names:
             items.insert(0, ("Host", DEFAULT_HOST))
-        if data is not None and "content-length" not in names and "transfer-encoding" not in names:
-            items.append(("Content-Length", str(len(data))))
+        if whole is not None and "content-length" not in names and "transfer-encoding" not in names:
+            items.append(("Content-Length", str(len(whole))))
         h = h11.Connection(h11.CLIENT)
         pipe = await self._open_pipe()
         try:
@@ -1053,8 +1105,8 @@ class TestClient:
                         headers=_encode_headers(items),
                     )
                 )
-                if data:
-                    out = (out or b"") + (h.send(h11.Data(data=data)) or b"")
+                if whole:
+                    out = (out or b"") + (h.send(h11.Data(data=whole)) or b"")
                 answered = False
                 if pieces is not None:
                     pipe.write(out or b"")

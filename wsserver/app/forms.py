@@ -2,7 +2,8 @@
 
 ``parse_form(content_type, body, max_parts)`` gives the fields (text) and
 the files of a request body that a browser's ``<form>`` (or a webhook) sent;
-``request.form`` and ``request.files`` are made with it. A body that does
+``request.form`` and ``request.files`` are made with it. ``encode_form()``
+makes such a body (the test client's ``data=`` and ``files=``). A body that does
 not parse raises :class:`~wsserver.errors.BadRequest` (a ``400``). No I/O:
 the body is already read (and bounded by ``max_body_size``), and every step
 here is linear in its size.
@@ -12,12 +13,21 @@ from __future__ import annotations
 
 import codecs
 import re
+import uuid
+from collections.abc import Iterable
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from ..errors import BadRequest
 
-__all__ = ["MAX_PARTS", "MultiValues", "UploadedFile", "parse_form", "media_type"]
+__all__ = [
+    "MAX_PARTS",
+    "MultiValues",
+    "UploadedFile",
+    "encode_form",
+    "media_type",
+    "parse_form",
+]
 
 #: The ``max_form_parts`` setting's default (a Request made by hand has it too).
 MAX_PARTS = 1000
@@ -59,11 +69,15 @@ MULTIPART = "multipart/form-data"
 
 # RFC 9110 5.6.2 (token) and 5.6.4 (quoted-string, with its quoted pairs).
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+# A quoted value ends at the first quote that ends the parameter: browsers
+# send a name's or file name's quote as %22 and its backslash as it is
+# (WHATWG HTML), others \" and \\ (RFC 9110's quoted pairs): both read right,
+# a file name ending in a backslash too.
 _PARAM = re.compile(
-    rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*=[ \t]*(?:({_TOKEN})|"((?:[^"\\]|\\.)*)")[ \t]*', re.S
+    rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*=[ \t]*(?:({_TOKEN})|"(.*?)"[ \t]*(?=;|\Z))[ \t]*', re.S
 )
 _MEDIA = re.compile(rf"[ \t]*({_TOKEN}/{_TOKEN}|{_TOKEN})[ \t]*")
-_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+_QUOTED_PAIR = re.compile(r'\\([\\"])')
 # RFC 8187: charset'language'percent-encoded.
 _EXT_VALUE = re.compile(r"([!#$&+^`{}~0-9A-Za-z-]+)'[^']*'(.*)", re.S)
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]")
@@ -234,3 +248,40 @@ def _filename(params: dict[str, str]) -> str | None:
         if match is not None:
             return unquote(match.group(2), _codec(match.group(1)), "replace")
     return params.get("filename")
+
+
+# WHATWG HTML's multipart/form-data encoding of names and file names, and a
+# backslash doubled (as httpx does), so that one read as a quoted pair stays one.
+_ESCAPES = str.maketrans({"\r": "%0D", "\n": "%0A", '"': "%22", "\\": "\\\\"})
+
+
+def encode_form(
+    fields: Iterable[tuple[str, str]], files: Iterable[tuple[str, UploadedFile]] = ()
+) -> tuple[str, bytes]:
+    """A form body and its ``Content-Type``: URL-encoded (UTF-8) without
+    ``files``, else ``multipart/form-data``, the fields first, as a browser
+    sends them (names and file names with ``"``, CR and LF percent-escaped,
+    a backslash doubled)."""
+    fields = list(fields)
+    files = list(files)
+    if not files:
+        return URLENCODED, urlencode(fields).encode("ascii")
+    boundary = uuid.uuid4().hex
+    out = []
+    for name, value in fields:
+        out.append(_disposition(boundary, name) + b"\r\n\r\n" + value.encode("utf-8"))
+    for name, file in files:
+        head = _disposition(boundary, name) + b'; filename="%s"\r\nContent-Type: %s\r\n\r\n' % (
+            file.filename.translate(_ESCAPES).encode("utf-8"),
+            file.content_type.encode("latin-1"),
+        )
+        out.append(head + file.body)
+    end = b"\r\n--%s--\r\n" % boundary.encode("ascii")
+    return f"{MULTIPART}; boundary={boundary}", b"\r\n".join(out) + end
+
+
+def _disposition(boundary: str, name: str) -> bytes:
+    return b'--%s\r\nContent-Disposition: form-data; name="%s"' % (
+        boundary.encode("ascii"),
+        name.translate(_ESCAPES).encode("utf-8"),
+    )
