@@ -17,6 +17,7 @@ import pytest
 
 from examples import chat, echo, welcome_echo
 from wsserver import Router, Server
+from wsserver.response import html, json_response
 
 from .browser import Browser, BrowserError, ChromiumUnavailable, Page, install_chromium
 from .conftest import StartServer
@@ -375,7 +376,7 @@ async def test_static_media_is_fetched_in_ranges_by_chromium(
         sound.setframerate(8000)
         sound.writeframes(bytes(range(256)) * 250)
     (site / "index.html").write_text(
-        '<!doctype html><title>media</title>'
+        "<!doctype html><title>media</title>"
         '<audio id="a" preload="metadata" src="tone.wav"></audio>'
     )
     routes = Router()
@@ -392,3 +393,74 @@ async def test_static_media_is_fetched_in_ranges_by_chromium(
         await page.wait_for("document.getElementById('a').currentTime === 3")
     access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
     assert any("/tone.wav" in line and " 206 " in line for line in access), access
+
+
+async def test_forms_a_browser_submits_are_read_whole(
+    chromium: str, run_server: StartServer, tmp_path: Any
+) -> None:
+    """Chromium's own form submissions (its multipart encoder, a file chosen
+    in a file input) reach ``request.form`` and ``request.files`` as typed."""
+    upload = tmp_path / 'résumé "final".txt'
+    upload.write_bytes(b"line one\r\n--not a boundary\r\n\x00\xff")
+    routes = Router()
+
+    @routes.get("/")
+    async def page(request: Any) -> Any:
+        return html(
+            '<!doctype html><meta charset="utf-8"><title>forms</title>'
+            '<form id="m" method="post" action="/echo" enctype="multipart/form-data">'
+            '<input name="title"><textarea name="note"></textarea>'
+            '<input type="file" name="doc" id="doc"><input name="empty" type="file"></form>'
+            '<form id="u" method="post" action="/echo"><input name="q"></form>'
+        )
+
+    @routes.post("/echo")
+    async def echo_form(request: Any) -> Any:
+        files = {
+            name: [[f.filename, f.content_type, f.body.hex()] for f in entries]
+            for name, entries in request.files.items()
+        }
+        return json_response({"fields": request.form, "files": files})
+
+    server: Server = await run_server(routes)
+    url = f"http://127.0.0.1:{server.port}/"
+    async with Browser(chromium) as browser:
+        page = await browser.new_page(url)
+        await page.wait_for("document.readyState === 'complete'")
+        document = await page.send("DOM.getDocument", {})
+        found = await page.send(
+            "DOM.querySelector", {"nodeId": document["root"]["nodeId"], "selector": "#doc"}
+        )
+        await page.send(
+            "DOM.setFileInputFiles", {"nodeId": found["nodeId"], "files": [str(upload)]}
+        )
+        await page.evaluate(
+            """(() => {
+                const form = document.getElementById("m");
+                form.title.value = "Grüße & <ok>";
+                form.note.value = "two\\nlines";
+                form.submit();
+            })()"""
+        )
+        await page.wait_for("location.pathname === '/echo' && document.readyState === 'complete'")
+        answer = json.loads(await page.evaluate("document.body.innerText"))
+        assert answer == {
+            # A textarea's line breaks are CR LF in a form (WHATWG HTML).
+            "fields": {"title": ["Grüße & <ok>"], "note": ["two\r\nlines"]},
+            "files": {
+                # (Chromium escapes the name's quotes as %22.)
+                "doc": [["résumé %22final%22.txt", "text/plain", upload.read_bytes().hex()]],
+                "empty": [["", "application/octet-stream", ""]],
+            },
+        }
+        await page.navigate(url)
+        await page.evaluate(
+            """(() => {
+                const form = document.getElementById("u");
+                form.q.value = "a b&c=é";
+                form.submit();
+            })()"""
+        )
+        await page.wait_for("location.pathname === '/echo' && document.readyState === 'complete'")
+        answer = json.loads(await page.evaluate("document.body.innerText"))
+        assert answer == {"fields": {"q": ["a b&c=é"]}, "files": {}}
