@@ -12,11 +12,12 @@ here is linear in its size.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import uuid
 from collections.abc import Iterable
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote, urlencode
+from urllib.parse import unquote, urlencode
 
 from ..errors import BadRequest
 
@@ -73,13 +74,13 @@ _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # send a name's or file name's quote as %22 and its backslash as it is
 # (WHATWG HTML), others \" and \\ (RFC 9110's quoted pairs): both read right,
 # a file name ending in a backslash too.
-_PARAM = re.compile(
-    rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*=[ \t]*(?:({_TOKEN})|"(.*?)"[ \t]*(?=;|\Z))[ \t]*', re.S
-)
-_MEDIA = re.compile(rf"[ \t]*({_TOKEN}/{_TOKEN}|{_TOKEN})[ \t]*")
+_PARAM = re.compile(rf'[ \t]*+;[ \t]*+({_TOKEN})[ \t]*+=[ \t]*+(?:({_TOKEN})[ \t]*+|")')
+_QUOTED_END = re.compile(r'"[ \t]*+(?=;|\Z)')
+_MEDIA = re.compile(rf"[ \t]*+({_TOKEN}/{_TOKEN}|{_TOKEN})[ \t]*+")
 _QUOTED_PAIR = re.compile(r'\\([\\"])')
 # RFC 8187: charset'language'percent-encoded.
-_EXT_VALUE = re.compile(r"([!#$&+^`{}~0-9A-Za-z-]+)'[^']*'(.*)", re.S)
+_EXT_VALUE = re.compile(r"([!#$%&+^_`{}~0-9A-Za-z-]+)'[^']*'(.*)", re.S)
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]")
 _HEADER_NAME = re.compile(_TOKEN)
 
@@ -88,23 +89,36 @@ def media_type(value: str) -> tuple[str, dict[str, str]]:
     """A ``Content-Type`` (or ``Content-Disposition``) value: its lowercase type
     and its parameters (lowercase names; quoted values unquoted).
 
-    What does not parse after the type is left out, as browsers do; a
-    repeated parameter keeps its first value.
+    A parameter that does not parse is skipped (to the next ``;``), as
+    browsers do; a repeated parameter keeps its first value. Linear in the
+    length of ``value`` (its quoted values are found without backtracking).
     """
     match = _MEDIA.match(value)
     if match is None:
         return "", {}
     params: dict[str, str] = {}
     pos = match.end()
-    while (param := _PARAM.match(value, pos)) is not None:
-        name, token, quoted = param.groups()
-        params.setdefault(name.lower(), token if token is not None else _unquote(quoted))
-        pos = param.end()
+    while pos < len(value):
+        param = _PARAM.match(value, pos)
+        if param is None:
+            pos = value.find(";", pos + 1)
+            if pos < 0:
+                break
+            continue
+        name, token = param.groups()
+        if token is None:  # at a quoted value's opening quote
+            end = _QUOTED_END.search(value, param.end())
+            if end is None:
+                break  # never closed: what is left is that value
+            quoted = value[param.end() : end.start()]
+            # (join() of the pieces between quoted pairs and their characters:
+            # re.sub() takes ten times as long on a value made of quoted pairs.)
+            token = "".join(_QUOTED_PAIR.split(quoted)) if "\\" in quoted else quoted
+            pos = end.end()
+        else:
+            pos = param.end()
+        params.setdefault(name.lower(), token)
     return match.group(1).lower(), params
-
-
-def _unquote(quoted: str) -> str:
-    return _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
 
 
 def parse_form(content_type: str, body: bytes, max_parts: int) -> tuple[MultiValues, MultiValues]:
@@ -126,33 +140,42 @@ def parse_form(content_type: str, body: bytes, max_parts: int) -> tuple[MultiVal
     return MultiValues(), MultiValues()
 
 
+@functools.lru_cache(maxsize=64)
 def _codec(charset: str) -> str:
-    """The codec named ``charset``; UTF-8 for a name Python does not know."""
+    """The text codec named ``charset``; UTF-8 for a name Python does not know,
+    and for a codec that is no charset (``hex``, ``base64``, ``rot13``...) or
+    cannot replace what it does not decode (``idna``, ``undefined``)."""
     try:
-        return codecs.lookup(charset).name
-    except LookupError:
+        name = codecs.lookup(charset).name
+        b"\x80\xff\x00a".decode(name, "replace")
+    except (LookupError, ValueError):  # (UnicodeError is a ValueError)
         return "utf-8"
+    return name
 
 
 def _urlencoded(body: bytes, charset: str, max_parts: int) -> MultiValues:
+    """WHATWG URL's application/x-www-form-urlencoded parser: ``&``-separated
+    pairs, ``+`` a space, %XX a byte, decoded in ``charset`` (bytes beyond
+    ASCII, which a client should have escaped, are taken as they are)."""
+    codec = _codec(charset)
     fields = MultiValues()
-    try:
-        text = body.decode("ascii")
-    except UnicodeDecodeError:
-        raise BadRequest("The form body is not URL-encoded (bytes beyond ASCII).") from None
-    try:
-        pairs = parse_qsl(
-            text,
-            keep_blank_values=True,
-            encoding=_codec(charset),
-            errors="replace",
-            max_num_fields=max_parts,
-        )
-    except ValueError:  # (more than max_num_fields)
-        raise BadRequest(f"The form has more than {max_parts} fields.") from None
-    for name, value in pairs:
-        fields.setdefault(name, []).append(value)
+    count = 0
+    for pair in body.split(b"&"):
+        if not pair:
+            continue
+        count += 1
+        if count > max_parts:
+            raise BadRequest(f"The form has more than {max_parts} fields.")
+        name, _, value = pair.partition(b"=")
+        fields.setdefault(_form_decode(name, codec), []).append(_form_decode(value, codec))
     return fields
+
+
+def _form_decode(raw: bytes, codec: str) -> str:
+    raw = raw.replace(b"+", b" ")
+    if b"%" in raw:
+        raw = _PERCENT.sub(lambda match: bytes.fromhex(match.group(1).decode("ascii")), raw)
+    return raw.decode(codec, "replace")
 
 
 def _multipart(
@@ -221,7 +244,9 @@ def _part_head(part: bytes) -> tuple[list[tuple[str, str]], bytes]:
         return [], part[2:]
     end = part.find(b"\r\n\r\n")
     if end < 0:
-        raise BadRequest("A multipart form part has no end to its headers.")
+        if not part.endswith(b"\r\n"):
+            raise BadRequest("A multipart form part has no end to its headers.")
+        end = len(part) - 2  # headers and no content (RFC 2046 5.1.1)
     headers = []
     for line in part[:end].split(b"\r\n"):
         name, colon, value = line.partition(b":")
@@ -229,7 +254,7 @@ def _part_head(part: bytes) -> tuple[list[tuple[str, str]], bytes]:
             raise BadRequest("A multipart form part has a malformed header.")
         text = value.strip(b" \t").decode("utf-8", "replace")
         headers.append((name.decode("ascii").lower(), text))
-    return headers, part[end + 4 :]
+    return headers, part[end + 4 :]  # (b"" past the end)
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str:
@@ -241,13 +266,14 @@ def _header(headers: list[tuple[str, str]], name: str) -> str:
 
 def _filename(params: dict[str, str]) -> str | None:
     """The part's file name: ``filename*`` (RFC 8187) when given and readable,
-    else ``filename``; None when neither is there (a field, not a file)."""
+    else ``filename``, else ``filename*`` as it is; None when neither is there
+    (a field, not a file)."""
     extended = params.get("filename*")
     if extended is not None:
         match = _EXT_VALUE.fullmatch(extended)
         if match is not None:
             return unquote(match.group(2), _codec(match.group(1)), "replace")
-    return params.get("filename")
+    return params.get("filename", extended)
 
 
 # WHATWG HTML's multipart/form-data encoding of names and file names, and a
