@@ -1136,3 +1136,106 @@ async def test_form_arguments_that_cannot_be_sent_are_refused() -> None:
             await client.post("/form", files={"f": b""}, headers={"content-type": "x/y"})
         with pytest.raises(TypeError, match="values are str"):
             await client.post("/form", data={"n": 1})  # type: ignore[dict-item]
+
+
+def _session_routes() -> Router:
+    routes = Router()
+
+    @routes.post("/login")
+    async def login(request: Request) -> Response:
+        return text(
+            "in",
+            headers=[
+                ("Set-Cookie", "session=s3cret; Path=/; HttpOnly; SameSite=Lax"),
+                ("Set-Cookie", "theme=dark; Max-Age=3600"),
+                ("Set-Cookie", "no-equals-sign; Path=/"),  # (sets nothing)
+            ],
+        )
+
+    @routes.post("/logout")
+    async def logout(request: Request) -> Response:
+        return text(
+            "out",
+            headers=[
+                ("Set-Cookie", "session=; Max-Age=0; Path=/"),
+                ("Set-Cookie", "theme=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+            ],
+        )
+
+    @routes.get("/me")
+    async def me(request: Request) -> Response:
+        return json_response(request.cookies)
+
+    @routes.websocket("/ws")
+    async def ws_me(request: Request, ws: WebSocket) -> None:
+        if request.cookies.get("session") != "s3cret":
+            await ws.close(4401, "log in first")
+            return
+        await ws.send(f"hello, {request.cookies['theme']}")
+
+    return routes
+
+
+async def test_cookies_a_response_sets_go_with_the_next_requests_and_upgrades() -> None:
+    async with TestClient(_session_routes(), cookies={"lang": "fr"}) as client:
+        assert (await client.get("/me")).json() == {"lang": "fr"}
+        async with client.websocket("/ws") as ws:
+            with pytest.raises(ConnectionClosedError, match="4401 log in first"):
+                await ws.receive()
+        await client.post("/login")
+        assert client.cookies == {"lang": "fr", "session": "s3cret", "theme": "dark"}
+        assert (await client.get("/me")).json() == client.cookies
+        async with client.websocket("/ws") as ws:
+            assert await ws.receive() == "hello, dark"
+        # A Cookie header of the request's own goes instead.
+        r = await client.get("/me", headers={"Cookie": "only=this"})
+        assert r.json() == {"only": "this"}
+        await client.post("/logout")  # Max-Age=0 and a past Expires drop them
+        assert client.cookies == {"lang": "fr"}
+        assert (await client.get("/me")).json() == {"lang": "fr"}
+
+
+async def test_a_starlette_session_cookie_reaches_its_websocket() -> None:
+    async def login(request: StarletteRequest) -> PlainTextResponse:
+        response = PlainTextResponse("in")
+        response.set_cookie("session", "tok en", max_age=60, httponly=True)
+        return response
+
+    async def ws_endpoint(websocket: StarletteWebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(websocket.cookies.get("session", "-"))
+        await websocket.close()
+
+    app = Starlette(
+        routes=[Route("/login", login, methods=["POST"]), WebSocketRoute("/ws", ws_endpoint)]
+    )
+    async with TestClient(app) as client:
+        await client.post("/login")
+        async with client.websocket("/ws") as ws:
+            # (Starlette quotes the value it sets, and unquotes it as it reads.)
+            assert await ws.receive() == "tok en"
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [
+        ("a=1; Max-Age=5; Expires=Thu, 01 Jan 1970 00:00:00 GMT", {"a": "1"}),  # Max-Age wins
+        ("a=1; Max-Age=-1; Expires=Fri, 01 Jan 2100 00:00:00 GMT", {}),
+        ("a=1; Max-Age=soon", {"a": "1"}),  # (an attribute that does not parse: ignored)
+        ("a=1; Expires=someday", {"a": "1"}),
+        ("a=1; Expires=Fri, 01 Jan 2100 00:00:00 GMT", {"a": "1"}),
+        ("a = 1 ; Path=/", {"a": "1"}),
+        ("=1", {"a": "0"}),  # (no name, or no value: sets nothing)
+        ("a", {"a": "0"}),
+    ],
+)
+async def test_what_a_set_cookie_header_keeps(header: str, kept: dict[str, str]) -> None:
+    routes = Router()
+
+    @routes.get("/")
+    async def set_it(request: Request) -> Response:
+        return text("", headers=[("Set-Cookie", header)])
+
+    async with TestClient(routes, cookies={"old": "0", "a": "0"}) as client:
+        await client.get("/")
+        assert client.cookies == {"old": "0", **kept}

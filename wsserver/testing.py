@@ -40,6 +40,8 @@ import base64
 import codecs
 import collections
 import contextlib
+import datetime
+import email.utils
 import json as jsonlib
 import mimetypes
 import os
@@ -332,6 +334,33 @@ def _form_files(files: FilesArg) -> list[tuple[str, UploadedFile]]:
         data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
         found.append((name, UploadedFile(filename, content_type, data)))
     return found
+
+
+def _set_cookie(header: str) -> tuple[str, str, bool] | None:
+    """A ``Set-Cookie`` header's name, value and whether it has expired (its
+    ``Max-Age`` not above 0, else its ``Expires`` past); None if it sets none."""
+    pair, *attributes = header.split(";")
+    name, equals, value = pair.partition("=")
+    name, value = name.strip(" \t"), value.strip(" \t")
+    if not equals or not name:
+        return None
+    max_age: int | None = None
+    expires: datetime.datetime | None = None
+    for attribute in attributes:
+        key, _, argument = attribute.partition("=")
+        key, argument = key.strip(" \t").lower(), argument.strip(" \t")
+        if key == "max-age" and argument.lstrip("-").isdigit():
+            max_age = int(argument)
+        elif key == "expires":
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                expires = email.utils.parsedate_to_datetime(argument)
+    if max_age is not None:
+        return name, value, max_age <= 0
+    if expires is not None:
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=datetime.UTC)
+        return name, value, expires <= datetime.datetime.now(datetime.UTC)
+    return name, value, False
 
 
 def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:
@@ -959,17 +988,31 @@ class TestClient:
     gracefully, as a deployment would; an ASGI app's lifespan runs. The server
     is ``client.server``, for inspecting it from the test.
 
+    Cookies are kept as a browser keeps them for one site: ``client.cookies``
+    (name -> value) takes what responses set (``Set-Cookie``; one that
+    expires, by ``Max-Age`` or ``Expires``, is dropped) and goes with every
+    next request and WebSocket upgrade as its ``Cookie`` header, unless the
+    request's ``headers`` have one. ``Path``, ``Domain`` and ``Secure`` are
+    not checked: there is one site, and every cookie goes to all of it.
+
     Args:
         timeout: seconds any one wait may take before raising TimeoutError.
+        cookies: the cookies to start with.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
 
     def __init__(
-        self, app: Any, *, timeout: float | None = DEFAULT_TIMEOUT, **settings: Any
+        self,
+        app: Any,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        cookies: Mapping[str, str] | None = None,
+        **settings: Any,
     ) -> None:
         self.server: Server = serve(app, listen=False, **settings)
         self.timeout = timeout
+        self.cookies: dict[str, str] = dict(cookies or {})
         self._pipes: set[_Pipe] = set()
         self._websockets: set[ClientWebSocket] = set()
 
@@ -1039,6 +1082,23 @@ class TestClient:
 
     # ------------------------------------------------------------ HTTP
 
+    def _send_cookies(self, items: list[tuple[str, str]], names: set[str]) -> None:
+        """Add the ``Cookie`` header of ``client.cookies`` unless ``names`` has one."""
+        if self.cookies and "cookie" not in names:
+            items.append(("Cookie", "; ".join(f"{n}={v}" for n, v in self.cookies.items())))
+
+    def _keep_cookies(self, headers: Headers) -> None:
+        """Take the cookies a response sets (RFC 6265 5.2), and drop those it expires."""
+        for header in headers.getall("set-cookie"):
+            cookie = _set_cookie(header)
+            if cookie is None:
+                continue
+            name, value, expired = cookie
+            if expired:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+
     async def request(
         self,
         method: str,
@@ -1092,6 +1152,7 @@ class TestClient:
             whole = bytes(whole)
         if "host" not in names:
             items.insert(0, ("Host", DEFAULT_HOST))
+        self._send_cookies(items, names)
         if whole is not None and "content-length" not in names and "transfer-encoding" not in names:
             items.append(("Content-Length", str(len(whole))))
         h = h11.Connection(h11.CLIENT)
@@ -1123,6 +1184,7 @@ class TestClient:
                 if not answered:
                     pipe.write((out or b"") + (h.send(h11.EndOfMessage()) or b""))
                 response = await _read_response(h, pipe)
+                self._keep_cookies(response.headers)
                 if response.status == 101:
                     raise ConnectionError("the server switched protocols: use websocket()")
                 return response
@@ -1202,6 +1264,7 @@ class TestClient:
             ours.append(("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"))
         if subprotocols:
             ours.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
+        self._send_cookies(ours, names)
         # What was offered is what the request says, ``headers`` included.
         offered = subprotocols + [
             token.strip(" \t")
@@ -1223,6 +1286,7 @@ class TestClient:
                     switch = await _read_response(h, pipe)
                 except ConnectionError as exc:
                     raise InvalidHandshake(str(exc)) from None
+            self._keep_cookies(switch.headers)
             if switch.status != 101:
                 raise HandshakeDenied(switch)
             _check_accept(switch.headers, key)
