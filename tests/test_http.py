@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,7 @@ from wsserver import Request, Router, WebSocket
 from wsserver.response import Response, empty, html, json, raw, text
 
 from .conftest import StartServer
-from .helpers import upgrade_request
+from .helpers import upgrade_request, wait_for
 
 
 def app() -> Router:
@@ -259,6 +260,44 @@ class TestConnectionReuse:
         assert (await read_response(reader))[2] == b"item 3"
         writer.close()
 
+    @pytest.mark.parametrize("hook", [False, True], ids=["handler", "on_connect"])
+    async def test_a_client_that_leaves_cancels_the_handler_at_once(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, hook: bool
+    ) -> None:
+        # A long poll, or a handshake hook that waits: the client gives up.
+        # The handler (the hook) is cancelled as it leaves, not when it would
+        # have answered (reading was paused, so the client's end went unseen).
+        ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        routes = Router()
+
+        async def wait_long(request: Request) -> Any:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                ended.set_result("cancelled")
+                raise
+            return text("late")
+
+        @routes.get("/poll")
+        async def poll(request: Request) -> Response:
+            return await wait_long(request)
+
+        @routes.websocket("/ws", on_connect=wait_long)
+        async def ws_handler(request: Request, ws: WebSocket) -> None:
+            pass
+
+        caplog.set_level(logging.INFO, logger="wsserver.access")
+        server = await run_server(routes, access_log=True, open_timeout=60)
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(upgrade_request("/ws") if hook else b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(0.2)
+        writer.close()
+        assert await asyncio.wait_for(ended, 2) == "cancelled"
+        await wait_for(lambda: not server.connections, timeout=2)
+        access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+        path = "/ws" if hook else "/poll"
+        assert len(access) == 1 and f" GET {path} - " in access[0], access  # (no answer)
+
     async def test_upgrade_after_plain_requests(self, run_server: StartServer) -> None:
         server = await run_server(app())
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -500,8 +539,7 @@ class TestRequestBodies:
         server = await run_server(body_app(), max_body_size=1000)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
-            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-            b"Expect: 100-continue\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
         )
         interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"  # (the reason was empty)

@@ -139,6 +139,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_builtin",
         "_kept",
         "_streaming",
+        "_watching",
         "_unsent",
         "_logged",
         "_request_started",
@@ -199,6 +200,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: An ASGI application streams its response: reading goes on (see
         #: stream_started()), whatever receive() does.
         self._streaming = False
+        #: A Router handler or hook runs on a request it has whole: reading
+        #: goes on, so that a client leaving is seen (see _run_app_task()).
+        self._watching = False
         #: loop.sendfile() sending a file (see _kernel_sends()): reading
         #: waits to resume, and the transport to close, until it is done.
         self._sending: asyncio.Future[int] | None = None
@@ -248,11 +252,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._wake_readers()
             if not self.closing and not self._streaming:
                 self.transport.pause_reading()
-        elif self._app_task is not None and (self._app_task is self._asgi_task or self._streaming):
-            # An ASGI app works on the request, or a handler streams its
-            # response: keep what comes (a pipelined request, frames after an
-            # upgrade request) for later, reading on so as to notice the
-            # client leaving, up to a bound.
+        elif self._app_task is not None and (
+            self._app_task is self._asgi_task or self._streaming or self._watching
+        ):
+            # An ASGI app works on the request, a handler or hook on a
+            # request it has whole, or a handler streams its response: keep
+            # what comes (a pipelined request, frames after an upgrade
+            # request) for later, reading on so as to notice the client
+            # leaving (which cancels a handler), up to a bound.
             self._kept += len(data)
             if self._kept > self.config.max_header_size:
                 self.transport.pause_reading()
@@ -548,7 +555,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if route.stream:
                 limit = self._limit_of(route)
                 request.stream = RequestBody(self, limit, coming=self._reading_body)
-            self._run_app_task(self._http_handler(route, found.params))
+            # (A stream route's body is read only as its handler asks.)
+            self._run_app_task(self._http_handler(route, found.params), watch=not route.stream)
             self.http_task = self._app_task
             return False
         return self._handshake(request, route, found.params)
@@ -819,15 +827,22 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     # ---------------------------------------------------------- HTTP routes
 
-    def _run_app_task(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run a handler or hook; reading pauses until it has answered."""
-        self.transport.pause_reading()
+    def _run_app_task(self, coro: Coroutine[Any, Any, None], watch: bool = True) -> None:
+        """Run a handler or hook until it has answered. ``watch``: reading goes on
+        meanwhile (what comes is kept, within a bound, see data_received()), so
+        that a client that leaves cancels it; else reading pauses."""
+        if watch:
+            self._watching = True
+            self._kept = 0
+        else:
+            self.transport.pause_reading()
         self._app_task = start_app_task(self.loop, coro)
         self._app_task.add_done_callback(self._app_task_done)
 
     def _app_task_done(self, task: asyncio.Task[None]) -> None:
         if self._app_task is task:
             self._app_task = None
+            self._watching = False
         if self.http_task is task:
             self.http_task = None
             if task.cancelled() and self.server.closing and not self.closing:
