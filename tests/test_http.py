@@ -12,6 +12,8 @@ import websockets
 
 from wsserver import Request, Router, WebSocket
 from wsserver.response import Response, empty, html, json, raw, text
+from wsserver.server.http_protocol import HttpProtocol
+from wsserver.server.server import READ_SIZE
 
 from .conftest import StartServer
 from .helpers import upgrade_request, wait_for
@@ -568,3 +570,107 @@ class TestResponseObject:
     def test_content_type_not_duplicated(self) -> None:
         response = text("x", headers=[("content-type", "text/csv")])
         assert [v for n, v in response.headers if n.lower() == "content-type"] == ["text/csv"]
+
+
+# ------------------------------ reading on while a handler runs (827782f's review)
+
+
+async def test_pipelined_requests_are_not_buffered_without_bound(run_server: StartServer) -> None:
+    # A client pipelines small requests faster than they are served, reading
+    # its answers (so writing never pauses). Each handler run reset the
+    # bound (_kept = 0) while h11 already held requests: every run let one
+    # more read (up to READ_SIZE) in, and h11's buffer grew to all the client
+    # sent. Before 827782f it held at most a read's worth (reading paused).
+    peak = 0
+    routes = Router()
+
+    @routes.get("/")
+    async def index(request: Request) -> Response:
+        nonlocal peak
+        for p in server.connections:
+            if isinstance(p, HttpProtocol):
+                peak = max(peak, len(p._h11._receive_buffer))
+        return text("x")
+
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    n = 25_000
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # 27 bytes: 660 KiB in all
+
+    async def answers() -> int:
+        got = 0
+        tail = b""
+        while got < n:
+            data = await reader.read(1 << 20)
+            if not data:
+                break
+            data = tail + data
+            got += data.count(b"HTTP/1.1 200")
+            tail = data[-16:]
+            got -= tail.count(b"HTTP/1.1 200")
+        return got + tail.count(b"HTTP/1.1 200")
+
+    reading = asyncio.create_task(answers())
+    writer.write(request * n)
+    assert await asyncio.wait_for(reading, 60) == n
+    writer.close()
+    bound = server.config.max_header_size + READ_SIZE
+    assert peak <= bound, f"h11 held {peak} bytes of pipelined requests (bound {bound})"
+
+
+async def test_a_request_begun_while_a_handler_runs_has_open_timeout(
+    run_server: StartServer,
+) -> None:
+    # The next request's first bytes come while the handler runs: they are
+    # kept in h11. After the answer the connection went idle all the same
+    # (timeout_keep_alive, no access line) instead of the request having
+    # open_timeout to arrive whole, as when those bytes come after the answer.
+    routes = Router()
+
+    @routes.get("/poll")
+    async def poll(request: Request) -> Response:
+        await asyncio.sleep(0.3)
+        return text("answer")
+
+    server = await run_server(routes, timeout_keep_alive=0.5, open_timeout=5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.1)
+    writer.write(b"GET /poll HTTP/1.1\r\nHo")  # begun while the handler runs
+    assert (await read_response(reader))[0] == 200
+    await asyncio.sleep(1.2)  # past timeout_keep_alive, well within open_timeout
+    writer.write(b"st: x\r\n\r\n")
+    try:
+        status, _, body = await read_response(reader)
+    except asyncio.IncompleteReadError:
+        raise AssertionError(
+            "closed with a request under way: timeout_keep_alive (0.5 s) ran, not open_timeout"
+        ) from None
+    assert (status, body) == (200, b"answer")
+    writer.close()
+
+
+async def test_a_bodiless_request_to_a_stream_route_is_cancelled_when_its_client_leaves(
+    run_server: StartServer,
+) -> None:
+    # A stream=True route has no body to read "as its handler asks" on a GET:
+    # a long poll there still runs to its end after its client left.
+    ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    routes = Router()
+
+    @routes.get("/poll", stream=True)
+    async def poll(request: Request) -> Response:
+        try:
+            await asyncio.sleep(3)
+        except asyncio.CancelledError:
+            ended.set_result("cancelled")
+            raise
+        ended.set_result("ran to its end")
+        return text("late")
+
+    server = await run_server(routes)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.2)
+    writer.close()
+    assert await asyncio.wait_for(ended, 5) == "cancelled"

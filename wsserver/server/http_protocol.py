@@ -556,7 +556,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 limit = self._limit_of(route)
                 request.stream = RequestBody(self, limit, coming=self._reading_body)
             # (A stream route's body is read only as its handler asks.)
-            self._run_app_task(self._http_handler(route, found.params), watch=not route.stream)
+            self._run_app_task(
+                self._http_handler(route, found.params),
+                watch=not (route.stream and self._reading_body),
+            )
             self.http_task = self._app_task
             return False
         return self._handshake(request, route, found.params)
@@ -833,7 +836,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         that a client that leaves cancels it; else reading pauses."""
         if watch:
             self._watching = True
-            self._kept = 0
+            # What h11 holds already (pipelined requests) counts against the
+            # bound: else each handler's run lets one more read in.
+            self._kept = len(self._h11._receive_buffer)
+            if self._kept > self.config.max_header_size:
+                self.transport.pause_reading()
         else:
             self.transport.pause_reading()
         self._app_task = start_app_task(self.loop, coro)
@@ -1608,6 +1615,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         )
         self._unsent = self._taken() if pending else None
         self.server.keep_alive_deadlines.add(self)
+        if len(self._h11._receive_buffer):
+            # The next request began already (kept while the handler ran):
+            # it has open_timeout to arrive whole, as one begun now would.
+            self._end_idle()
 
     def _end_idle(self) -> None:
         """The next request is coming: it has open_timeout to arrive whole (and
