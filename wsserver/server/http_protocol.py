@@ -293,6 +293,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if not self._logged and self._request_begun():
             self._log_access()  # a request left unanswered
 
+    def _held(self) -> int:
+        """The bytes h11 holds unparsed (a next request, pipelined or begun).
+
+        Read from its private buffer (h11 is pinned to 0.16): the public
+        ``trailing_data`` copies them, on every request."""
+        return len(self._h11._receive_buffer)
+
     def _request_begun(self) -> bool:
         """Whether a byte of a request came: a connection that sent none (a TCP
         health check, a browser's preconnect) accessed nothing and gets no
@@ -838,7 +845,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._watching = True
             # What h11 holds already (pipelined requests) counts against the
             # bound: else each handler's run lets one more read in.
-            self._kept = len(self._h11._receive_buffer)
+            self._kept = self._held()
             if self._kept > self.config.max_header_size:
                 self.transport.pause_reading()
         else:
@@ -1615,7 +1622,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         )
         self._unsent = self._taken() if pending else None
         self.server.keep_alive_deadlines.add(self)
-        if len(self._h11._receive_buffer):
+        if self._held():
             # The next request began already (kept while the handler ran):
             # it has open_timeout to arrive whole, as one begun now would.
             self._end_idle()
