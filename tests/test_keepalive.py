@@ -297,3 +297,32 @@ async def test_a_pong_still_unread_when_reading_resumes_is_waited_for(
         await wait_for(lambda: protocol not in (server.pong_deadlines or ()), what="the pong")
     assert client.close_code == 1000
     assert server.counters.keepalive_timeouts == 0
+
+
+async def test_a_pong_read_as_its_deadline_falls_is_not_a_timeout(
+    run_server: StartServer,
+) -> None:
+    # The pong is read in the same turn of the loop as its deadline falls
+    # (the handler caught up, reading resumed, and the read came first): the
+    # ping was answered, but the deadline was only taken off by the answer's
+    # callback, a turn later, and the deadline closed with 1011 "keepalive
+    # ping timeout" (seen in test_a_peer_waiting_on_a_handler_that_is_behind...
+    # under load with uvloop). The read and the deadline are run by hand
+    # here, in that order, with nothing between them.
+    server = await run_server(echo_routes(), ping_interval=60, ping_timeout=60, compression=None)
+    client = await RawClient.connect(server.port, "/")
+    (protocol,) = server.connections
+    assert isinstance(protocol, WebSocketProtocol)
+    protocol.on_ping_due()
+    opcode, _, _, payload = await client.recv_frame()
+    assert opcode == Opcode.PING
+    protocol.data_received(serialize_frame(Opcode.PONG, payload, mask=MASK))  # the read...
+    protocol.on_pong_timeout()  # ...and the deadline, in the same turn
+    await asyncio.sleep(0.2)
+    assert server.counters.keepalive_timeouts == 0
+    assert protocol.conn.close_sent is None
+    assert protocol not in (server.pong_deadlines or ())
+    assert protocol in (server.ping_deadlines or ())  # the next ping is due in ping_interval
+    client.send(Opcode.TEXT, b"still here")
+    assert await client.recv_frame() == (Opcode.TEXT, True, False, b"still here")
+    client.close()

@@ -106,6 +106,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         "_started",
         "_resumed",
         "_progress",
+        "_keepalive_pong",
         "route_name",
         *MESSAGE_FIELDS,
     )
@@ -162,6 +163,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         # moved since the last keepalive ping (see _peer_made_progress).
         self._resumed = 0
         self._progress: tuple[object, ...] | None = None
+        # The last keepalive ping's pong waiter: done once its pong is read,
+        # a turn before _keepalive_answered takes the deadline off.
+        self._keepalive_pong: asyncio.Future[float] | None = None
         #: What the statistics file this connection under (the route's name, or "asgi").
         self.route_name = "asgi"
         # Counted as they pass (see wsserver.server.stats): messages, their
@@ -539,9 +543,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         and at ``latest`` (close_timeout after the violation) in any case."""
         now = len(self.inbox)
         if 0 < now < waiting and not self.lost and self.loop.time() < latest:
-            self._fail_timer = self.loop.call_later(
-                FAIL_DELAY, self._fail_if_stalled, now, latest
-            )
+            self._fail_timer = self.loop.call_later(FAIL_DELAY, self._fail_if_stalled, now, latest)
         else:
             self.fail_now()
 
@@ -673,7 +675,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         ws = self.websocket
         if ws is None or not ws.open:
             return
-        pong = ws.send_ping()
+        pong = self._keepalive_pong = ws.send_ping()
         pong.add_done_callback(self._keepalive_answered)
         pongs = self.server.pong_deadlines
         if pongs is not None:
@@ -752,6 +754,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         """No pong within ping_timeout: fail with 1011, unless the peer shows it is alive."""
         if self.lost:
             return
+        pong = self._keepalive_pong
+        if pong is not None and pong.done() and not pong.cancelled() and pong.exception() is None:
+            return  # read in this turn of the loop: _keepalive_answered comes next
         pongs = self.server.pong_deadlines
         if pongs is not None and self._peer_made_progress():
             pongs.add(self)  # another ping_timeout for the pong to get through
