@@ -17,7 +17,7 @@ import pytest
 
 from examples import chat, echo, welcome_echo
 from wsserver import Router, Server
-from wsserver.response import html, json_response
+from wsserver.response import html, json_response, redirect
 
 from .browser import Browser, BrowserError, ChromiumUnavailable, Page, install_chromium
 from .conftest import StartServer
@@ -464,3 +464,49 @@ async def test_forms_a_browser_submits_are_read_whole(
         await page.wait_for("location.pathname === '/echo' && document.readyState === 'complete'")
         answer = json.loads(await page.evaluate("document.body.innerText"))
         assert answer == {"fields": {"q": ["a b&c=é"]}, "files": {}}
+
+
+async def test_a_form_answered_with_a_redirect_is_followed_with_a_get(
+    chromium: str, run_server: StartServer
+) -> None:
+    """Post/redirect/get in Chromium: the login form's POST gets redirect(..., 303)
+    with a cookie; the browser goes on with a GET to the Location (non-ASCII in it
+    percent-encoded by redirect()), the cookie with it."""
+    routes = Router()
+
+    @routes.get("/")
+    async def page(request: Any) -> Any:
+        return html(
+            '<!doctype html><meta charset="utf-8"><title>login</title>'
+            '<form id="f" method="post" action="/login"><input name="user"></form>'
+        )
+
+    @routes.post("/login")
+    async def login(request: Any) -> Any:
+        return redirect(
+            "/welcome/zoë",  # (url_for would encode it; redirect() must)
+            303,
+            [("Set-Cookie", f"user={request.form['user'][0]}; Path=/")],
+        )
+
+    @routes.get("/welcome/<name>")
+    async def welcome(request: Any, name: str) -> Any:
+        return json_response({"method": request.method, "name": name, "cookies": request.cookies})
+
+    server: Server = await run_server(routes)
+    async with Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/")
+        await page.wait_for("document.readyState === 'complete'")
+        await page.evaluate(
+            """(() => {
+                const form = document.getElementById("f");
+                form.user.value = "ann";
+                form.submit();
+            })()"""
+        )
+        await page.wait_for(
+            "location.pathname.startsWith('/welcome/') && document.readyState === 'complete'"
+        )
+        assert await page.evaluate("location.pathname") == "/welcome/zo%C3%AB"
+        answer = json.loads(await page.evaluate("document.body.innerText"))
+        assert answer == {"method": "GET", "name": "zoë", "cookies": {"user": "ann"}}

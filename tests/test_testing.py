@@ -38,11 +38,13 @@ from wsserver import (
 from wsserver.errors import ConcurrencyError
 from wsserver.protocol.frames import Opcode, serialize_frame
 from wsserver.protocol.http import Headers
-from wsserver.response import Response, json_response, raw, text
+from wsserver.response import Response, json_response, raw, redirect, text
 from wsserver.testing import (
+    MAX_REDIRECTS,
     ClientWebSocket,
     HandshakeDenied,
     TestClient,
+    TooManyRedirects,
     connect,
 )
 
@@ -1239,3 +1241,122 @@ async def test_what_a_set_cookie_header_keeps(header: str, kept: dict[str, str])
     async with TestClient(routes, cookies={"old": "0", "a": "0"}) as client:
         await client.get("/")
         assert client.cookies == {"old": "0", **kept}
+
+
+def _redirecting_routes() -> Router:
+    routes = Router()
+
+    @routes.post("/login")
+    async def login(request: Request) -> Response:
+        if request.form.get("user") != "ann":
+            return text("who?", 403)
+        return redirect(routes.url_for("me"), 303, [("Set-Cookie", "session=ann; Path=/")])
+
+    @routes.get("/me")
+    async def me(request: Request) -> Response:
+        return json_response({"user": request.cookies.get("session")})
+
+    @routes.route("/old/<status:int>", methods=["GET", "HEAD", "POST", "PUT"])
+    async def old(request: Request, status: int) -> Response:
+        return redirect(f"/new?from={status}", status)
+
+    @routes.route("/new", methods=["GET", "HEAD", "POST", "PUT"])
+    async def new(request: Request) -> Response:
+        return json_response(
+            {
+                "method": request.method,
+                "body": request.body.decode(),
+                "type": request.headers.get("content-type"),
+                "from": request.args.get("from"),
+            }
+        )
+
+    @routes.get("/loop/<n:int>")
+    async def loop(request: Request, n: int) -> Response:
+        return redirect(f"/loop/{n + 1}")
+
+    @routes.get("/away")
+    async def away(request: Request) -> Response:
+        return redirect("https://example.com/elsewhere", 301)
+
+    @routes.get("/here")
+    async def here(request: Request) -> Response:
+        return redirect("http://testserver/a b/caf\u00e9?q=1#top", 308)
+
+    @routes.get("/rel/<name>")
+    async def relative(request: Request, name: str) -> Response:
+        return redirect("down?x=1") if name == "up" else text(name)
+
+    @routes.get("/a b/caf\u00e9")
+    async def cafe(request: Request) -> Response:
+        return text(f"{request.path} {request.args.get('q')}")
+
+    return routes
+
+
+async def test_follow_redirects_as_a_browser_does() -> None:
+    async with TestClient(_redirecting_routes()) as client:
+        # Not followed unless asked.
+        r = await client.post("/login", data={"user": "ann"})
+        assert (r.status, r.headers["location"], r.history) == (303, "/me", [])
+        assert r.url == "http://testserver/login"
+        client.cookies.clear()
+        # The login flow: 303 to a GET, the cookie it set goes with it.
+        r = await client.post("/login", data={"user": "ann"}, follow_redirects=True)
+        assert (r.status, r.json(), r.url) == (200, {"user": "ann"}, "http://testserver/me")
+        assert [(h.status, h.url) for h in r.history] == [(303, "http://testserver/login")]
+        # 301 and 302 turn a POST into a GET without its body; 307 and 308
+        # send it again as it was; a PUT stays a PUT on a 301 or 302.
+        for status, method, sent in [
+            (301, "POST", ("GET", "", None)),
+            (302, "POST", ("GET", "", None)),
+            (303, "PUT", ("GET", "", None)),
+            (301, "PUT", ("PUT", "x=1", "application/x-www-form-urlencoded")),
+            (307, "POST", ("POST", "x=1", "application/x-www-form-urlencoded")),
+            (308, "POST", ("POST", "x=1", "application/x-www-form-urlencoded")),
+        ]:
+            r = await client.request(
+                method, f"/old/{status}", data={"x": "1"}, follow_redirects=True
+            )
+            assert r.status == 200, (status, method, r.status)
+            got = r.json()
+            assert (got["method"], got["body"], got["type"], got["from"]) == (*sent, str(status))
+            assert [h.status for h in r.history] == [status]
+        # A HEAD stays a HEAD.
+        r = await client.head("/old/303", follow_redirects=True)
+        assert (r.status, r.body, r.url) == (200, b"", "http://testserver/new?from=303")
+        # A relative one is resolved against the request's path.
+        r = await client.get("/rel/up", follow_redirects=True)
+        assert (r.status, r.text, r.url) == (200, "down", "http://testserver/rel/down?x=1")
+        # An absolute URL on this site is followed (encoded, its fragment
+        # dropped); one off the site is the response.
+        r = await client.get("/here", follow_redirects=True)
+        assert (r.status, r.text) == (200, "/a b/caf\u00e9 1")
+        assert r.url == "http://testserver/a%20b/caf%C3%A9?q=1"
+        r = await client.get("/away", follow_redirects=True)
+        assert (r.status, r.headers["location"], r.history) == (
+            301,
+            "https://example.com/elsewhere",
+            [],
+        )
+        # A loop ends.
+        with pytest.raises(TooManyRedirects) as raised:
+            await client.get("/loop/0", follow_redirects=True)
+        assert raised.value.response.url == f"http://testserver/loop/{MAX_REDIRECTS}"
+        assert len(raised.value.response.history) == MAX_REDIRECTS
+        # A body of pieces is sent once: not again for a 307.
+        with pytest.raises(ValueError, match="sent once"):
+            await client.post("/old/307", body=iter([b"x"]), follow_redirects=True)
+        # ...but followed where the redirect makes a GET of it.
+        r = await client.post("/old/303", body=iter([b"x"]), follow_redirects=True)
+        assert r.json()["method"] == "GET"
+
+
+def test_redirect_cannot_make_a_header_of_its_location() -> None:
+    response = redirect("/a b/\u00e9?x=%41\r\nSet-Cookie: evil=1")
+    assert response.status == 302
+    assert response.headers == [("Location", "/a%20b/%C3%A9?x=%41%0D%0ASet-Cookie:%20evil=1")]
+    assert response.body == b""
+    for status in (200, 300, 304, 404):
+        with pytest.raises(ValueError, match="redirect"):
+            redirect("/", status)

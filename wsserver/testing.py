@@ -88,6 +88,7 @@ __all__ = [
     "HandshakeDenied",
     "InvalidHandshake",
     "TestClient",
+    "TooManyRedirects",
     "connect",
 ]
 
@@ -124,9 +125,13 @@ class ClientResponse:
         headers: the headers (case-insensitive; ``headers.getall(name)``).
         body: the body, as bytes.
         http_version: ``"1.1"`` (or whatever the server said).
+        url: where the request went (``http://testserver/path?query``; empty
+            for the denial of an upgrade).
+        history: the redirects followed on the way here (``follow_redirects``),
+            first to last.
     """
 
-    __slots__ = ("status", "reason", "headers", "body", "http_version")
+    __slots__ = ("status", "reason", "headers", "body", "http_version", "url", "history")
 
     def __init__(
         self, status: int, reason: str, headers: Headers, body: bytes, http_version: str = "1.1"
@@ -136,6 +141,8 @@ class ClientResponse:
         self.headers = headers
         self.body = body
         self.http_version = http_version
+        self.url = ""
+        self.history: list[ClientResponse] = []
 
     @property
     def text(self) -> str:
@@ -194,6 +201,15 @@ class HandshakeDenied(WSServerError):
     def json(self) -> Any:
         """The response's body, parsed as JSON."""
         return self.response.json()
+
+
+class TooManyRedirects(WSServerError):
+    """``follow_redirects`` met more than :data:`MAX_REDIRECTS` redirects (a loop,
+    most likely); ``response`` is the last of them."""
+
+    def __init__(self, message: str, response: ClientResponse) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 class InvalidHandshake(WSServerError):
@@ -421,6 +437,36 @@ def _target(path: str, params: ParamsArg = None) -> bytes:
         if query:
             target += ("&" if "?" in target else "?") + query
     return target.encode("ascii")
+
+
+#: The statuses ``follow_redirects`` follows, and the most it follows for one request.
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+MAX_REDIRECTS = 20
+#: The headers of a body, dropped when a redirect turns the request into a GET.
+_BODY_HEADERS = frozenset(
+    ("content-length", "content-type", "transfer-encoding", "content-encoding")
+)
+
+
+def _host(items: list[tuple[str, str]]) -> str:
+    return next((value for name, value in items if name.lower() == "host"), DEFAULT_HOST)
+
+
+def _url(items: list[tuple[str, str]], target: bytes) -> str:
+    """The URL of a request: its Host and target."""
+    return f"http://{_host(items)}{target.decode('ascii')}"
+
+
+def _on_site(items: list[tuple[str, str]], target: bytes, location: str) -> bytes | None:
+    """The request target ``location`` leads to from ``target``, or None if it leaves
+    the site (another host, another scheme: not this client's to reach)."""
+    base = _url(items, target)
+    url = urllib.parse.urlsplit(urllib.parse.urljoin(base, location.strip()))
+    if url.scheme != "http" or url.netloc.lower() != urllib.parse.urlsplit(base).netloc.lower():
+        return None
+    path = urllib.parse.quote(url.path or "/", safe=_SAFE)
+    query = urllib.parse.quote(url.query, safe=_SAFE)
+    return (path + ("?" + query if query else "")).encode("ascii")
 
 
 def _response_headers(event: h11.Response | h11.InformationalResponse) -> Headers:
@@ -1111,6 +1157,7 @@ class TestClient:
         headers: HeadersArg = None,
         params: ParamsArg = None,
         timeout: float | None = None,
+        follow_redirects: bool = False,
     ) -> ClientResponse:
         """Send one HTTP/1.1 request on a new connection; return the response.
 
@@ -1125,6 +1172,15 @@ class TestClient:
         may also be an iterable or async iterable of bytes: sent chunked
         (unless ``headers`` give a ``Content-Length``), a piece at a time as
         the server takes them, for a ``stream=True`` route (``request.stream``).
+
+        With ``follow_redirects``, a 301, 302, 303, 307 or 308 with a
+        ``Location`` on this site (a path, or a URL naming ``http://`` and the
+        request's host) is followed, on a new connection, as browsers do: a 303
+        (and a 301 or 302 of a POST) becomes a GET without the body, a 307 or
+        308 is sent again as it was (not a body of pieces, which is sent once:
+        ValueError). The response is the last one, with the redirects in its
+        ``history``; one that leads off the site is the response, unfollowed.
+        More than :data:`MAX_REDIRECTS` raise :class:`TooManyRedirects`.
         """
         items = _header_list(headers)
         names = {name.lower() for name, _ in items}
@@ -1152,19 +1208,53 @@ class TestClient:
             whole = bytes(whole)
         if "host" not in names:
             items.insert(0, ("Host", DEFAULT_HOST))
-        self._send_cookies(items, names)
         if whole is not None and "content-length" not in names and "transfer-encoding" not in names:
             items.append(("Content-Length", str(len(whole))))
+        method = method.upper()
+        target = _target(path, params)
+        history: list[ClientResponse] = []
+        while True:
+            sent = list(items)
+            self._send_cookies(sent, names)  # (each time: a redirect may set one)
+            response = await self._send(method, target, sent, whole, pieces, timeout)
+            response.url = _url(items, target)
+            response.history = history
+            location = response.headers.get("location")
+            if not follow_redirects or response.status not in _REDIRECTS or location is None:
+                return response
+            next_target = _on_site(items, target, location)
+            if next_target is None:
+                return response  # (another site: not this client's to reach)
+            if len(history) == MAX_REDIRECTS:
+                raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", response)
+            history = [*history, response]
+            target = next_target
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method = "GET" if method != "HEAD" else method
+                whole = pieces = None
+                items = [(n, v) for n, v in items if n.lower() not in _BODY_HEADERS]
+            elif pieces is not None:
+                raise ValueError(
+                    f"a {response.status} asks for the body again, and a body of pieces "
+                    "is sent once: give it as bytes to follow this redirect"
+                )
+
+    async def _send(
+        self,
+        method: str,
+        target: bytes,
+        items: list[tuple[str, str]],
+        whole: bytes | None,
+        pieces: Iterable[bytes] | AsyncIterable[bytes] | None,
+        timeout: float | None,
+    ) -> ClientResponse:
+        """One request on a new connection (its headers made by :meth:`request`)."""
         h = h11.Connection(h11.CLIENT)
         pipe = await self._open_pipe()
         try:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
                 out = h.send(
-                    h11.Request(
-                        method=method.upper(),
-                        target=_target(path, params),
-                        headers=_encode_headers(items),
-                    )
+                    h11.Request(method=method, target=target, headers=_encode_headers(items))
                 )
                 if whole:
                     out = (out or b"") + (h.send(h11.Data(data=whole)) or b"")

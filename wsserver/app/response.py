@@ -17,11 +17,13 @@ Example::
 from __future__ import annotations
 
 import json as json_module
+import string
+import urllib.parse
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 from ..protocol.handshake import Acceptance
-from ..protocol.http import HeadersLike, Response, response_head_headers
+from ..protocol.http import HeadersLike, Response, header_pairs, response_head_headers
 
 __all__ = [
     "Response",
@@ -35,6 +37,7 @@ __all__ = [
     "json",
     "raw",
     "empty",
+    "redirect",
     "json_response",
     "text_response",
     "html_response",
@@ -74,6 +77,29 @@ def raw(
 def empty(status: int = 204, headers: HeadersLike | None = None) -> Response:
     """A response without a body."""
     return Response(b"", status, headers)
+
+
+#: The statuses of a redirect: for good (301, 308), for now (302, 307), or to
+#: see another resource (303).
+REDIRECTS = frozenset((301, 302, 303, 307, 308))
+
+
+def redirect(location: str, status: int = 302, headers: HeadersLike | None = None) -> Response:
+    """A redirect to ``location``: a path (as :meth:`Router.url_for` gives) or a URL.
+
+    302 unless told otherwise. A 303 sends a browser on with a GET (the
+    answer to a form's POST); 307 and 308 have it send the same method and
+    body again; browsers keep 301 and 308 as permanent. Spaces, controls and
+    non-ASCII characters in ``location`` are percent-encoded (as UTF-8), so
+    that no header can be made of it; what is percent-encoded already stays.
+
+    Raises:
+        ValueError: ``status`` is not a redirect's.
+    """
+    if status not in REDIRECTS:
+        raise ValueError(f"a redirect's status is 301, 302, 303, 307 or 308, not {status}")
+    target = urllib.parse.quote(location, safe=string.punctuation)
+    return Response(b"", status, [("Location", target), *header_pairs(headers)])
 
 
 #: What a streamed body is made of: str pieces (sent as UTF-8) or bytes-like ones.
