@@ -17,7 +17,7 @@ import pytest
 
 from examples import chat, echo, welcome_echo
 from wsserver import Router, Server
-from wsserver.response import html, json_response, redirect
+from wsserver.response import accept, html, json_response, redirect
 
 from .browser import Browser, BrowserError, ChromiumUnavailable, Page, install_chromium
 from .conftest import StartServer
@@ -510,3 +510,57 @@ async def test_a_form_answered_with_a_redirect_is_followed_with_a_get(
         assert await page.evaluate("location.pathname") == "/welcome/zo%C3%AB"
         answer = json.loads(await page.evaluate("document.body.innerText"))
         assert answer == {"method": "GET", "name": "zoë", "cookies": {"user": "ann"}}
+
+
+async def test_cookies_set_by_responses_and_the_101_are_kept_by_chromium(
+    chromium: str, run_server: StartServer
+) -> None:
+    """set_cookie() and delete_cookie() as Chromium takes them: an HttpOnly cookie
+    hidden from the page but sent, a Path-scoped one kept to its path, one set
+    by accept() in the 101, and a deleted one gone."""
+    routes = Router()
+
+    @routes.get("/")
+    async def page(request: Any) -> Any:
+        response = html('<!doctype html><meta charset="utf-8"><title>cookies</title>')
+        response.set_cookie("session", "s3cret", httponly=True, max_age=3600)
+        response.set_cookie("theme", "dark")
+        response.set_cookie("scoped", "1", path="/admin")
+        return response
+
+    @routes.get("/me")
+    async def me(request: Any) -> Any:
+        return json_response(request.cookies)
+
+    @routes.post("/logout")
+    async def logout(request: Any) -> Any:
+        response = json_response("bye")
+        response.delete_cookie("session")
+        return response
+
+    async def on_connect(request: Any) -> Any:
+        acceptance = accept()
+        acceptance.set_cookie("upgraded", "1", samesite="strict")
+        return acceptance
+
+    @routes.websocket("/ws", on_connect=on_connect)
+    async def ws(request: Any, ws: Any) -> None:
+        await ws.send(json.dumps(request.cookies, sort_keys=True))
+
+    server: Server = await run_server(routes)
+    async with Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/")
+        await page.wait_for("document.readyState === 'complete'")
+        assert await page.evaluate("document.cookie") == "theme=dark"
+        sent = await page.evaluate(
+            """new Promise((resolve, reject) => {
+                const ws = new WebSocket(`ws://${location.host}/ws`);
+                ws.onmessage = (event) => { resolve(event.data); ws.close(); };
+                ws.onerror = () => reject(new Error("websocket failed"));
+            })"""
+        )
+        assert json.loads(sent) == {"session": "s3cret", "theme": "dark"}
+        me = "fetch('/me').then((r) => r.json())"
+        assert await page.evaluate(me) == {"session": "s3cret", "theme": "dark", "upgraded": "1"}
+        await page.evaluate("fetch('/logout', {method: 'POST'}).then((r) => r.json())")
+        assert await page.evaluate(me) == {"theme": "dark", "upgraded": "1"}

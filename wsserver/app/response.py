@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
+from ..protocol.cookies import CookieSetting
 from ..protocol.handshake import Acceptance
 from ..protocol.http import HeadersLike, Response, header_pairs, response_head_headers
 
@@ -107,8 +108,9 @@ Piece = str | bytes | bytearray | memoryview
 Chunks = AsyncIterable[Piece] | Iterable[Piece]
 
 
-class StreamingResponse:
-    """An HTTP response whose body is sent piece by piece, as ``chunks`` yields it.
+class StreamingResponse(CookieSetting):
+    """An HTTP response whose body is sent piece by piece, as ``chunks`` yields it
+    (``set_cookie()`` and ``delete_cookie()`` add to its headers).
 
     Only an HTTP route's handler may return one. The head goes first; each
     piece is written as it comes (chunked transfer coding, unless the headers

@@ -25,6 +25,7 @@ from collections.abc import Collection, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from ..errors import HandshakeError
+from .cookies import CookieSetting
 from .deflate import DeflateSettings, PerMessageDeflate, negotiate
 from .http import (
     OWS,
@@ -466,9 +467,10 @@ class Accept:
         )
 
 
-class Acceptance:
+class Acceptance(CookieSetting):
     """An ``on_connect`` hook's yes, with what the ``101`` should say (see
-    :func:`wsserver.response.accept`, which makes one).
+    :func:`wsserver.response.accept`, which makes one; ``set_cookie()`` and
+    ``delete_cookie()`` add to its headers).
 
     Attributes:
         subprotocol: the subprotocol to speak (one the client offered), or

@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 import h11
 
+from .cookies import CookieSetting
+
 __all__ = [
     "ERROR_FORMATS",
     "ErrorFormat",
@@ -251,8 +253,9 @@ def response_head_headers(
     return items
 
 
-class Response:
-    """An HTTP response: status, headers and a body.
+class Response(CookieSetting):
+    """An HTTP response: status, headers and a body (``set_cookie()`` and
+    ``delete_cookie()`` add to the headers).
 
     Args:
         body: the body; a str is encoded as UTF-8.

@@ -1,0 +1,227 @@
+"""Cookies a response sets: ``set_cookie()`` and ``delete_cookie()`` (RFC 6265).
+
+What is sent is checked as text, then as real clients keep it: httpx's and
+aiohttp's cookie jars over a real socket, and Chromium (in test_browser.py).
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.cookies
+import json as jsonlib
+import string
+
+import aiohttp
+import httpx
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from wsserver import Request, Router, WebSocket
+from wsserver.protocol.cookies import set_cookie_value
+from wsserver.response import (
+    Acceptance,
+    Response,
+    StreamingResponse,
+    accept,
+    json,
+    redirect,
+    stream,
+    text,
+)
+
+from .conftest import StartServer
+
+
+@pytest.mark.parametrize(
+    ("arguments", "sent"),
+    [
+        ({}, "id=42; Path=/; SameSite=Lax"),
+        (
+            {"max_age": 3600, "secure": True, "httponly": True, "samesite": "strict"},
+            "id=42; Max-Age=3600; Path=/; Secure; HttpOnly; SameSite=Strict",
+        ),
+        (
+            {"expires": datetime.datetime(2030, 1, 2, 3, 4, 5), "path": None, "samesite": None},
+            "id=42; Expires=Wed, 02 Jan 2030 03:04:05 GMT",
+        ),
+        (
+            {
+                "expires": datetime.datetime(
+                    2030, 1, 2, 5, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+                ),
+                "domain": "example.com",
+                "path": "/app",
+            },
+            "id=42; Expires=Wed, 02 Jan 2030 03:04:05 GMT; Domain=example.com; Path=/app; "
+            "SameSite=Lax",
+        ),
+        (
+            {"secure": True, "samesite": "none", "partitioned": True},
+            "id=42; Path=/; Secure; SameSite=None; Partitioned",
+        ),
+    ],
+)
+def test_what_set_cookie_sends(arguments: dict[str, object], sent: str) -> None:
+    response = text("ok")
+    response.set_cookie("id", "42", **arguments)  # type: ignore[arg-type]
+    assert response.headers[-1] == ("Set-Cookie", sent)
+    # The prefixed names, with what browsers ask of them.
+    response.set_cookie("__Host-id", "42", secure=True)
+    assert response.headers[-1] == ("Set-Cookie", "__Host-id=42; Path=/; Secure; SameSite=Lax")
+    response.set_cookie("__Secure-id", "42", secure=True, domain="example.com")
+    assert response.headers[-1][1].startswith("__Secure-id=42; Domain=example.com;")
+
+
+def test_delete_cookie_ends_it_where_it_was_set() -> None:
+    response = text("bye")
+    response.delete_cookie("session", path="/app", domain="example.com")
+    assert response.headers[-1] == (
+        "Set-Cookie",
+        "session=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Domain=example.com; "
+        "Path=/app; SameSite=Lax",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "arguments", "message"),
+    [
+        ("a b", "1", {}, "name is a token"),
+        ("", "1", {}, "name is a token"),
+        ("a=b", "1", {}, "name is a token"),
+        ("a", "x y", {}, "encode 'x y' first"),
+        ("a", 'say "hi"', {}, "encode"),
+        ("a", "1,2", {}, "encode"),
+        ("a", "1;Secure", {}, "encode"),
+        ("a", "back\\slash", {}, "encode"),
+        ("a", "caf\u00e9", {}, "encode"),
+        ("a", "line\r\nSet-Cookie: b=2", {}, "encode"),
+        ("a", "1", {"path": "/;Domain=evil.example"}, "Path cannot be"),
+        ("a", "1", {"path": ""}, "Path cannot be"),
+        ("a", "1", {"domain": "example.com\r\nX: y"}, "Domain cannot be"),
+        ("a", "1", {"samesite": "none"}, "SameSite=None needs secure=True"),
+        ("a", "1", {"samesite": "sometimes"}, "samesite is"),
+        ("a", "1", {"partitioned": True}, "Partitioned needs secure=True"),
+        ("a", "1", {"max_age": 1.5}, "max_age is whole seconds"),
+        ("a", "1", {"max_age": True}, "max_age is whole seconds"),
+        ("a", "1", {"expires": "tomorrow"}, "expires is a datetime"),
+        ("__Secure-id", "1", {}, "__Secure- needs secure=True"),
+        ("__secure-id", "1", {}, "__Secure- needs secure=True"),
+        ("__Host-id", "1", {}, "__Host- needs secure=True"),
+        ("__Host-id", "1", {"secure": True, "path": "/app"}, "__Host- needs"),
+        ("__Host-id", "1", {"secure": True, "domain": "example.com"}, "__Host- needs"),
+    ],
+)
+def test_what_cannot_reach_a_browser_as_given_is_refused(
+    name: str, value: str, arguments: dict[str, object], message: str
+) -> None:
+    response = text("ok")
+    with pytest.raises(ValueError, match=message):
+        response.set_cookie(name, value, **arguments)  # type: ignore[arg-type]
+    assert not any(header == "Set-Cookie" for header, _ in response.headers)
+
+
+_TOKEN = st.text(alphabet="!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits, min_size=1)
+_OCTETS = st.text(
+    alphabet=[chr(c) for c in range(0x21, 0x7F) if chr(c) not in '",;\\'], max_size=50
+)
+
+
+@given(name=_TOKEN, value=_OCTETS, max_age=st.none() | st.integers(-10, 10**9))
+def test_every_cookie_it_sends_is_read_back_by_pythons_parser(
+    name: str, value: str, max_age: int | None
+) -> None:
+    # Python's own cookie parser (as a server framework reads the Cookie
+    # header) gets every name and value the module lets through as given.
+    assume(name.lower() not in http.cookies.Morsel._reserved)  # (attribute names to it)
+    assume(not name.startswith("$"))  # (RFC 2109's attributes to it; a name to browsers)
+    assume(not name.lower().startswith(("__secure-", "__host-")))  # (need secure=True)
+    header = set_cookie_value(name, value, max_age=max_age, httponly=True)
+    jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    jar.load(header)
+    morsel = jar[name]
+    assert morsel.value == value
+    assert morsel["httponly"] is True
+    assert morsel["max-age"] == ("" if max_age is None else str(max_age))
+
+
+def cookie_routes() -> Router:
+    routes = Router()
+
+    @routes.post("/login")
+    async def login(request: Request) -> Response:
+        response = redirect("/me", 303)
+        response.set_cookie("session", "s3cret", httponly=True, max_age=3600)
+        response.set_cookie("theme", "dark", expires=datetime.datetime(2099, 1, 1))
+        response.set_cookie("scoped", "1", path="/admin")
+        return response
+
+    @routes.get("/me")
+    async def me(request: Request) -> Response:
+        return json(request.cookies)
+
+    @routes.post("/logout")
+    async def logout(request: Request) -> Response:
+        response = text("bye")
+        response.delete_cookie("session")
+        response.delete_cookie("theme")
+        return response
+
+    @routes.get("/stream")
+    async def streamed(request: Request) -> StreamingResponse:
+        response = stream([b"pieces"])
+        response.set_cookie("streamed", "yes")
+        return response
+
+    async def on_connect(request: Request) -> Acceptance:
+        acceptance = accept()
+        acceptance.set_cookie("upgraded", "1")
+        return acceptance
+
+    @routes.websocket("/ws", on_connect=on_connect)
+    async def ws(request: Request, ws: WebSocket) -> None:
+        await ws.send(json_text(request.cookies))
+
+    return routes
+
+
+def json_text(value: object) -> str:
+    return jsonlib.dumps(value, sort_keys=True)
+
+
+async def test_httpx_keeps_them_as_sent(run_server: StartServer) -> None:
+    server = await run_server(cookie_routes())
+    base = f"http://127.0.0.1:{server.port}"
+    async with httpx.AsyncClient(base_url=base, follow_redirects=True) as client:
+        r = await client.post("/login")
+        assert r.status_code == 200 and r.url.path == "/me"
+        # /admin's cookie stays behind; the others came along.
+        assert r.json() == {"session": "s3cret", "theme": "dark"}
+        assert {c.name: c.path for c in client.cookies.jar} == {
+            "session": "/",
+            "theme": "/",
+            "scoped": "/admin",
+        }
+        r = await client.get("/stream")
+        assert r.text == "pieces" and client.cookies.get("streamed") == "yes"
+        await client.post("/logout")
+        assert (await client.get("/me")).json() == {"streamed": "yes"}
+
+
+async def test_aiohttp_keeps_them_and_takes_one_from_the_101(run_server: StartServer) -> None:
+    server = await run_server(cookie_routes())
+    base = f"http://127.0.0.1:{server.port}"
+    jar = aiohttp.CookieJar(unsafe=True)  # (an IP address host)
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        async with session.post(f"{base}/login") as response:
+            assert response.status == 200
+            assert await response.json() == {"session": "s3cret", "theme": "dark"}
+        async with session.ws_connect(f"{base}/ws") as ws:
+            assert await ws.receive_str() == json_text({"session": "s3cret", "theme": "dark"})
+        # The 101's cookie is kept and goes with the next request.
+        async with session.get(f"{base}/me") as response:
+            assert await response.json() == {"session": "s3cret", "theme": "dark", "upgraded": "1"}
+        async with session.post(f"{base}/logout") as response:
+            assert response.status == 200
+        async with session.get(f"{base}/me") as response:
+            assert await response.json() == {"upgraded": "1"}

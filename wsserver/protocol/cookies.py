@@ -1,0 +1,157 @@
+"""Set-Cookie headers, sans-I/O (RFC 6265 section 4.1, and the attributes browsers add).
+
+:func:`set_cookie_value` makes the value of one ``Set-Cookie`` header, and
+refuses what would not reach the browser as given: a name that is no token, a
+value with characters RFC 6265 leaves out of a cookie (a space, ``"``, ``,``,
+``;``, ``\\``, controls, non-ASCII: encode such a value first, with
+``urllib.parse.quote`` say), an attribute that would end early, and
+``SameSite=None`` or ``Partitioned`` without ``Secure``, and a ``__Secure-``
+or ``__Host-`` name without what browsers ask of it (they drop those).
+:class:`CookieSetting` gives the responses that carry headers their
+``set_cookie()`` and ``delete_cookie()``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import re
+from typing import Literal, TypedDict, Unpack
+
+__all__ = ["CookieAttributes", "CookieScope", "CookieSetting", "SameSite", "set_cookie_value"]
+
+SameSite = Literal["lax", "strict", "none"]
+
+_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: cookie-octet (RFC 6265 4.1.1): visible ASCII but DQUOTE , ; and backslash.
+_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+#: What Path and Domain may hold: visible ASCII and space, without ``;``.
+_ATTRIBUTE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
+#: A deleted cookie's Expires: long past.
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def set_cookie_value(
+    name: str,
+    value: str = "",
+    *,
+    max_age: int | None = None,
+    expires: datetime.datetime | None = None,
+    path: str | None = "/",
+    domain: str | None = None,
+    secure: bool = False,
+    httponly: bool = False,
+    samesite: SameSite | None = "lax",
+    partitioned: bool = False,
+) -> str:
+    """The value of a ``Set-Cookie`` header that sets cookie ``name`` to ``value``.
+
+    Args:
+        max_age: seconds the cookie lives (0 or less: it is gone at once);
+            None, with no ``expires``, makes a session cookie.
+        expires: when it ends (a naive datetime is taken as UTC).
+        path: the paths it is sent for (None leaves it to the browser:
+            the request's directory).
+        domain: the hosts it is sent to, besides this one's subdomains' parent.
+        secure: sent over HTTPS (and WSS) only.
+        httponly: hidden from the page's scripts.
+        samesite: ``"lax"`` (the default, as browsers'), ``"strict"``,
+            ``"none"`` (with ``secure``), or None to send no attribute.
+        partitioned: kept per top-level site (CHIPS; with ``secure``).
+
+    Raises:
+        ValueError: what cannot be sent as given (see the module's docstring).
+    """
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise ValueError(f"a cookie's name is a token (RFC 9110 5.6.2), not {name!r}")
+    if not isinstance(value, str) or _VALUE.fullmatch(value) is None:
+        raise ValueError(
+            f"cookie {name!r}: its value may hold visible ASCII but space, '\"', ',', ';' "
+            f"and '\\' (RFC 6265 4.1.1): encode {value!r} first (urllib.parse.quote, say)"
+        )
+    lowered = name.lower()
+    if lowered.startswith("__secure-") and not secure:
+        raise ValueError(f"cookie {name!r}: __Secure- needs secure=True (browsers drop it)")
+    if lowered.startswith("__host-") and (not secure or path != "/" or domain is not None):
+        raise ValueError(
+            f"cookie {name!r}: __Host- needs secure=True, path='/' and no domain (browsers drop it)"
+        )
+    parts = [f"{name}={value}"]
+    if max_age is not None:
+        if isinstance(max_age, bool) or not isinstance(max_age, int):
+            raise ValueError(f"cookie {name!r}: max_age is whole seconds, not {max_age!r}")
+        parts.append(f"Max-Age={max_age}")
+    if expires is not None:
+        if not isinstance(expires, datetime.datetime):
+            raise ValueError(f"cookie {name!r}: expires is a datetime, not {expires!r}")
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=datetime.UTC)
+        moment = expires.astimezone(datetime.UTC)
+        parts.append(f"Expires={email.utils.format_datetime(moment, usegmt=True)}")
+    for attribute, given in (("Domain", domain), ("Path", path)):
+        if given is None:
+            continue
+        if not isinstance(given, str) or not given or _ATTRIBUTE.fullmatch(given) is None:
+            raise ValueError(f"cookie {name!r}: {attribute} cannot be {given!r}")
+        parts.append(f"{attribute}={given}")
+    if secure:
+        parts.append("Secure")
+    if httponly:
+        parts.append("HttpOnly")
+    if samesite is not None:
+        if samesite not in ("lax", "strict", "none"):
+            raise ValueError(f"cookie {name!r}: samesite is 'lax', 'strict', 'none' or None")
+        if samesite == "none" and not secure:
+            raise ValueError(f"cookie {name!r}: SameSite=None needs secure=True (browsers drop it)")
+        parts.append(f"SameSite={samesite.capitalize()}")
+    if partitioned:
+        if not secure:
+            raise ValueError(f"cookie {name!r}: Partitioned needs secure=True (browsers drop it)")
+        parts.append("Partitioned")
+    return "; ".join(parts)
+
+
+class CookieScope(TypedDict, total=False):
+    """Where a cookie goes and who sees it: :func:`set_cookie_value`'s keyword
+    arguments, but its lifetime."""
+
+    path: str | None
+    domain: str | None
+    secure: bool
+    httponly: bool
+    samesite: SameSite | None
+    partitioned: bool
+
+
+class CookieAttributes(CookieScope, total=False):
+    """Every keyword argument of :func:`set_cookie_value`."""
+
+    max_age: int | None
+    expires: datetime.datetime | None
+
+
+class CookieSetting:
+    """``set_cookie()`` and ``delete_cookie()`` for a response with a ``headers`` list."""
+
+    __slots__ = ()
+    headers: list[tuple[str, str]]
+
+    def set_cookie(
+        self, name: str, value: str = "", **attributes: Unpack[CookieAttributes]
+    ) -> None:
+        """Add a ``Set-Cookie`` header: ``max_age``, ``expires``, ``path="/"``,
+        ``domain``, ``secure``, ``httponly``, ``samesite="lax"``, ``partitioned``
+        as :func:`set_cookie_value` takes them.
+
+        Raises:
+            ValueError: what cannot be sent as given: a name that is no token,
+                a value with a space, ``"``, ``,``, ``;``, ``\\``, a control or
+                non-ASCII (encode it first), ``samesite="none"`` or
+                ``partitioned`` without ``secure``.
+        """
+        self.headers.append(("Set-Cookie", set_cookie_value(name, value, **attributes)))
+
+    def delete_cookie(self, name: str, **scope: Unpack[CookieScope]) -> None:
+        """Add a ``Set-Cookie`` header that ends cookie ``name`` (``Max-Age=0``, an
+        ``Expires`` long past). ``path`` and ``domain`` must be those it was set with."""
+        self.set_cookie(name, max_age=0, expires=_EPOCH, **scope)
