@@ -71,6 +71,9 @@ def test_what_set_cookie_sends(arguments: dict[str, object], sent: str) -> None:
     assert response.headers[-1] == ("Set-Cookie", "__Host-id=42; Path=/; Secure; SameSite=Lax")
     response.set_cookie("__Secure-id", "42", secure=True, domain="example.com")
     assert response.headers[-1][1].startswith("__Secure-id=42; Domain=example.com;")
+    # At the limits browsers keep.
+    response.set_cookie("a", "x" * 4095, domain=".xn--caf-dma.example", path="/" + "p" * 1023)
+    assert response.headers[-1][1].startswith(f"a={'x' * 4095}; Domain=.xn--caf-dma.example; ")
 
 
 def test_delete_cookie_ends_it_where_it_was_set() -> None:
@@ -98,6 +101,12 @@ def test_delete_cookie_ends_it_where_it_was_set() -> None:
         ("a", "line\r\nSet-Cookie: b=2", {}, "encode"),
         ("a", "1", {"path": "/;Domain=evil.example"}, "Path cannot be"),
         ("a", "1", {"path": ""}, "Path cannot be"),
+        ("a", "1", {"path": "app"}, "Path cannot be"),  # (ignored by browsers)
+        ("a", "1", {"path": "/" + "x" * 1024}, "a Path of over 1024"),
+        ("a", "1", {"domain": "a.example, b.example"}, "Domain cannot be"),
+        ("a", "1", {"domain": "exa mple.com"}, "Domain cannot be"),
+        ("a", "1", {"domain": ""}, "Domain cannot be"),
+        ("a", "x" * 4096, {}, "over 4096 characters"),
         ("a", "1", {"domain": "example.com\r\nX: y"}, "Domain cannot be"),
         ("a", "1", {"samesite": "none"}, "SameSite=None needs secure=True"),
         ("a", "1", {"samesite": "sometimes"}, "samesite is"),

@@ -1287,6 +1287,19 @@ def _redirecting_routes() -> Router:
     async def relative(request: Request, name: str) -> Response:
         return redirect("down?x=1") if name == "up" else text(name)
 
+    @routes.get("/slash")
+    async def slash(request: Request) -> Response:
+        # (As browsers read it: //evil.example/x, another site.)
+        return Response(b"", 302, [("Location", "/\\evil.example/x")])
+
+    @routes.get("/\\evil.example/x")
+    async def evil(request: Request) -> Response:
+        return text("followed as if on this site")
+
+    @routes.get("/port")
+    async def port(request: Request) -> Response:
+        return Response(b"", 302, [("Location", "http://testserver:80/me?q=a\\b")])
+
     @routes.get("/a b/caf\u00e9")
     async def cafe(request: Request) -> Response:
         return text(f"{request.path} {request.args.get('q')}")
@@ -1339,6 +1352,12 @@ async def test_follow_redirects_as_a_browser_does() -> None:
             "https://example.com/elsewhere",
             [],
         )
+        # A backslash before the query is a slash, as to browsers; port 80
+        # is this site's.
+        r = await client.get("/slash", follow_redirects=True)
+        assert (r.status, r.history) == (302, [])
+        r = await client.get("/port", follow_redirects=True)
+        assert (r.status, r.url) == (200, "http://testserver/me?q=a\\b")  # (the query's stays)
         # A loop ends.
         with pytest.raises(TooManyRedirects) as raised:
             await client.get("/loop/0", follow_redirects=True)
@@ -1352,11 +1371,37 @@ async def test_follow_redirects_as_a_browser_does() -> None:
         assert r.json()["method"] == "GET"
 
 
+async def test_a_location_of_raw_utf_8_is_followed_as_browsers_read_it() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/start":
+            location = "/caf\u00e9?x=\u00e9".encode()  # (as an app may send it, unencoded)
+            await send(
+                {"type": "http.response.start", "status": 302, "headers": [(b"location", location)]}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send(
+            {"type": "http.response.body", "body": scope["raw_path"] + b" " + scope["query_string"]}
+        )
+
+    async with TestClient(app, lifespan="off") as client:
+        r = await client.get("/start", follow_redirects=True)
+        assert (r.status, r.body) == (200, b"/caf%C3%A9 x=%C3%A9")
+        assert r.url == "http://testserver/caf%C3%A9?x=%C3%A9"
+
+
 def test_redirect_cannot_make_a_header_of_its_location() -> None:
     response = redirect("/a b/\u00e9?x=%41\r\nSet-Cookie: evil=1")
     assert response.status == 302
     assert response.headers == [("Location", "/a%20b/%C3%A9?x=%41%0D%0ASet-Cookie:%20evil=1")]
     assert response.body == b""
+    # A backslash, which browsers read as "/": "//evil.example" is another site.
+    assert redirect("/\\evil.example/").headers == [("Location", "/%5Cevil.example/")]
+    with pytest.raises(ValueError, match="another"):
+        redirect("/a", headers={"location": "/b"})
     for status in (200, 300, 304, 404):
         with pytest.raises(ValueError, match="redirect"):
             redirect("/", status)

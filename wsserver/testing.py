@@ -459,14 +459,42 @@ def _url(items: list[tuple[str, str]], target: bytes) -> str:
 
 def _on_site(items: list[tuple[str, str]], target: bytes, location: str) -> bytes | None:
     """The request target ``location`` leads to from ``target``, or None if it leaves
-    the site (another host, another scheme: not this client's to reach)."""
+    the site (another host, port or scheme: not this client's to reach).
+
+    Read as browsers read it (the WHATWG URL standard): its bytes as UTF-8
+    where they are, C0 controls and spaces around it dropped, tabs and line
+    breaks in it too, a backslash before its query a ``/`` (``/\\evil.example``
+    is another site).
+    """
+    raw = location.encode("latin-1")  # (the header's bytes, as h11 gave them)
+    with contextlib.suppress(UnicodeDecodeError):
+        location = raw.decode("utf-8")
+    location = location.strip("".join(map(chr, range(0x21)))).translate(_URL_DROPPED)
+    end = min((i for i in (location.find("?"), location.find("#")) if i >= 0), default=None)
+    location = location[:end].replace("\\", "/") + (location[end:] if end is not None else "")
     base = _url(items, target)
-    url = urllib.parse.urlsplit(urllib.parse.urljoin(base, location.strip()))
-    if url.scheme != "http" or url.netloc.lower() != urllib.parse.urlsplit(base).netloc.lower():
+    here = _origin(urllib.parse.urlsplit(base))
+    url = urllib.parse.urlsplit(urllib.parse.urljoin(base, location))
+    if url.scheme != "http" or here is None or _origin(url) != here:
         return None
     path = urllib.parse.quote(url.path or "/", safe=_SAFE)
     query = urllib.parse.quote(url.query, safe=_SAFE)
     return (path + ("?" + query if query else "")).encode("ascii")
+
+
+#: What a URL parser drops wherever it is in a URL: tabs and line breaks.
+_URL_DROPPED = str.maketrans("", "", "\t\n\r")
+
+
+def _origin(url: urllib.parse.SplitResult) -> tuple[str, int] | None:
+    """An http URL's host and port (80 if it names none); None if it has a user
+    part (never this site) or a port that is no number."""
+    if "@" in url.netloc:
+        return None
+    try:
+        return (url.hostname or "").lower(), url.port or 80
+    except ValueError:
+        return None
 
 
 def _response_headers(event: h11.Response | h11.InformationalResponse) -> Headers:

@@ -90,17 +90,28 @@ def redirect(location: str, status: int = 302, headers: HeadersLike | None = Non
 
     302 unless told otherwise. A 303 sends a browser on with a GET (the
     answer to a form's POST); 307 and 308 have it send the same method and
-    body again; browsers keep 301 and 308 as permanent. Spaces, controls and
-    non-ASCII characters in ``location`` are percent-encoded (as UTF-8), so
-    that no header can be made of it; what is percent-encoded already stays.
+    body again; browsers keep 301 and 308 as permanent. Spaces, controls,
+    backslashes (which browsers read as ``/``: ``/\\evil.example`` would be
+    another site) and non-ASCII characters in ``location`` are
+    percent-encoded (as UTF-8), so that no header can be made of it; what is
+    percent-encoded already stays.
 
     Raises:
-        ValueError: ``status`` is not a redirect's.
+        ValueError: ``status`` is not a redirect's, or ``headers`` have a
+            ``Location`` of their own.
     """
     if status not in REDIRECTS:
         raise ValueError(f"a redirect's status is 301, 302, 303, 307 or 308, not {status}")
-    target = urllib.parse.quote(location, safe=string.punctuation)
-    return Response(b"", status, [("Location", target), *header_pairs(headers)])
+    more = header_pairs(headers)
+    if any(name.lower() == "location" for name, _ in more):
+        raise ValueError("redirect() writes the Location: headers cannot have another")
+    target = urllib.parse.quote(location, safe=_LOCATION_SAFE)
+    return Response(b"", status, [("Location", target), *more])
+
+
+#: What redirect() leaves as it is in a Location: ASCII punctuation, but the
+#: backslash.
+_LOCATION_SAFE = string.punctuation.replace("\\", "")
 
 
 #: What a streamed body is made of: str pieces (sent as UTF-8) or bytes-like ones.

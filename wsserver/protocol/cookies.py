@@ -4,9 +4,11 @@
 refuses what would not reach the browser as given: a name that is no token, a
 value with characters RFC 6265 leaves out of a cookie (a space, ``"``, ``,``,
 ``;``, ``\\``, controls, non-ASCII: encode such a value first, with
-``urllib.parse.quote`` say), an attribute that would end early, and
-``SameSite=None`` or ``Partitioned`` without ``Secure``, and a ``__Secure-``
-or ``__Host-`` name without what browsers ask of it (they drop those).
+``urllib.parse.quote`` say), a name and value of over 4096 characters, a
+Path that does not start with ``/`` or would end early, a Domain that is no
+host name, ``SameSite=None`` or ``Partitioned`` without ``Secure``, and a
+``__Secure-`` or ``__Host-`` name without what browsers ask of it: browsers
+would drop or change each of them.
 :class:`CookieSetting` gives the responses that carry headers their
 ``set_cookie()`` and ``delete_cookie()``.
 """
@@ -25,8 +27,16 @@ SameSite = Literal["lax", "strict", "none"]
 _NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: cookie-octet (RFC 6265 4.1.1): visible ASCII but DQUOTE , ; and backslash.
 _VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
-#: What Path and Domain may hold: visible ASCII and space, without ``;``.
-_ATTRIBUTE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
+#: What a Path may hold (RFC 6265 4.1.1: any CHAR but controls and ``;``),
+#: starting with ``/`` (5.2.4: another is ignored).
+_PATH = re.compile(r"/[\x20-\x3a\x3c-\x7e]*")
+#: A Domain: a host name's letters, digits, dots and hyphens (an IDN in its
+#: ASCII form), a leading dot allowed (and ignored by browsers).
+_DOMAIN = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+#: What browsers keep at most: a name and value together, an attribute's
+#: value (RFC 6265bis 5.6: beyond them the cookie, or the attribute, is dropped).
+MAX_PAIR = 4096
+MAX_ATTRIBUTE = 1024
 #: A deleted cookie's Expires: long past.
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
@@ -50,9 +60,11 @@ def set_cookie_value(
         max_age: seconds the cookie lives (0 or less: it is gone at once);
             None, with no ``expires``, makes a session cookie.
         expires: when it ends (a naive datetime is taken as UTC).
-        path: the paths it is sent for (None leaves it to the browser:
-            the request's directory).
-        domain: the hosts it is sent to, besides this one's subdomains' parent.
+        path: the paths it is sent for, from ``/`` (None leaves it to the
+            browser: the request's directory).
+        domain: a domain whose hosts all get it (this host's own, or a
+            parent of it, ``example.com`` for ``app.example.com``); None keeps
+            it to this host alone.
         secure: sent over HTTPS (and WSS) only.
         httponly: hidden from the page's scripts.
         samesite: ``"lax"`` (the default, as browsers'), ``"strict"``,
@@ -76,6 +88,11 @@ def set_cookie_value(
         raise ValueError(
             f"cookie {name!r}: __Host- needs secure=True, path='/' and no domain (browsers drop it)"
         )
+    if len(name) + len(value) > MAX_PAIR:
+        raise ValueError(
+            f"cookie {name!r}: its name and value hold over {MAX_PAIR} characters "
+            "(browsers drop it)"
+        )
     parts = [f"{name}={value}"]
     if max_age is not None:
         if isinstance(max_age, bool) or not isinstance(max_age, int):
@@ -88,11 +105,16 @@ def set_cookie_value(
             expires = expires.replace(tzinfo=datetime.UTC)
         moment = expires.astimezone(datetime.UTC)
         parts.append(f"Expires={email.utils.format_datetime(moment, usegmt=True)}")
-    for attribute, given in (("Domain", domain), ("Path", path)):
+    for attribute, given, form in (("Domain", domain, _DOMAIN), ("Path", path, _PATH)):
         if given is None:
             continue
-        if not isinstance(given, str) or not given or _ATTRIBUTE.fullmatch(given) is None:
+        if not isinstance(given, str) or form.fullmatch(given) is None:
             raise ValueError(f"cookie {name!r}: {attribute} cannot be {given!r}")
+        if len(given) > MAX_ATTRIBUTE:
+            raise ValueError(
+                f"cookie {name!r}: a {attribute} of over {MAX_ATTRIBUTE} characters "
+                "(browsers ignore it)"
+            )
         parts.append(f"{attribute}={given}")
     if secure:
         parts.append("Secure")
@@ -153,5 +175,8 @@ class CookieSetting:
 
     def delete_cookie(self, name: str, **scope: Unpack[CookieScope]) -> None:
         """Add a ``Set-Cookie`` header that ends cookie ``name`` (``Max-Age=0``, an
-        ``Expires`` long past). ``path`` and ``domain`` must be those it was set with."""
+        ``Expires`` long past). ``path``, ``domain`` and ``partitioned`` must be
+        those it was set with (a browser keeps a cookie per name, path and
+        domain, and a partitioned one apart), and a ``__Secure-`` or ``__Host-``
+        name needs ``secure=True`` here too."""
         self.set_cookie(name, max_age=0, expires=_EPOCH, **scope)
