@@ -903,3 +903,115 @@ def test_a_route_origin_no_browser_sends_is_refused_at_definition(origin: str) -
     with pytest.raises(ValueError, match="no origin"):
         routes.add_websocket_route(handler, "/ws", origins=[origin, None])
     routes.add_websocket_route(handler, "/ok", origins=["https://app.example", None, "null"])
+
+
+def _api_router(started: list[str]) -> Router:
+    api = Router()
+
+    def tagged(handler: Any) -> Any:
+        async def wrapper(request: Request, *args: Any, **params: Any) -> Any:
+            request.ctx.tag = "api"
+            return await handler(request, *args, **params)
+
+        return wrapper
+
+    @api.get("/rooms", apply=[tagged], name="rooms")
+    async def rooms(request: Request) -> Any:
+        return text(f"rooms ({request.ctx.tag})")
+
+    @api.get("/", name="index")
+    async def index(request: Request) -> Any:
+        return text("api index")
+
+    async def member(request: Request) -> Any:
+        if request.args.get("token") != "t":
+            return text("no token", 401)
+        return None
+
+    @api.websocket("/ws/<room>", on_connect=member, subprotocols=["chat.v1"], name="room")
+    async def room(request: Request, ws: WebSocket, room: str) -> None:
+        await ws.send(f"{room} {ws.subprotocol}")
+
+    @api.on_startup
+    async def start(server: Any) -> None:
+        started.append("api")
+
+    return api
+
+
+async def test_an_included_router_serves_under_its_prefix(run_server: StartServer) -> None:
+    import httpx
+    import websockets
+
+    started: list[str] = []
+    routes = Router()
+
+    @routes.get("/rooms")
+    async def own_rooms(request: Request) -> Any:
+        return text("the app's own /rooms")
+
+    admin = Router()
+
+    @admin.get("/stats", host="admin.example")
+    async def stats(request: Request) -> Any:
+        return text("stats")
+
+    routes.include(_api_router(started), "/api/", name_prefix="api")
+    routes.include(admin, "/admin")
+    assert routes.url_for("api.rooms") == "/api/rooms"
+    assert routes.url_for("api.room", room="lobby", token="t") == "/api/ws/lobby?token=t"
+    assert routes.url_for("stats") == "/admin/stats"
+    server = await run_server(routes)
+    assert started == ["api"]
+    base = f"http://127.0.0.1:{server.port}"
+    async with httpx.AsyncClient(base_url=base) as client:
+        assert (await client.get("/api/rooms")).text == "rooms (api)"  # its decorator kept
+        assert (await client.get("/rooms")).text == "the app's own /rooms"
+        assert (await client.get("/api")).text == "api index"
+        assert (await client.get("/api/")).text == "api index"
+        assert (await client.post("/api/rooms")).status_code == 405
+        assert (await client.get("/admin/stats")).status_code == 404  # its host kept
+        r = await client.get("/admin/stats", headers={"Host": "admin.example"})
+        assert r.text == "stats"
+    ws_url = f"ws://127.0.0.1:{server.port}/api/ws/lobby"
+    async with websockets.connect(ws_url + "?token=t", subprotocols=["chat.v1"]) as ws:
+        assert await ws.recv() == "lobby chat.v1"
+    with pytest.raises(websockets.InvalidStatus) as denied:
+        await websockets.connect(ws_url, subprotocols=["chat.v1"])  # its on_connect kept
+    assert denied.value.response.status_code == 401
+
+
+def test_include_refuses_what_would_clash_and_adds_nothing_then() -> None:
+    routes = Router()
+
+    @routes.get("/rooms", name="rooms")
+    async def rooms(request: Request) -> Any:
+        return text("rooms")
+
+    @routes.get("/api/")
+    async def api_home(request: Request) -> Any:
+        return text("home")
+
+    api = _api_router([])
+    before = list(routes.routes)
+    with pytest.raises(ValueError, match="a route named 'rooms' already exists"):
+        routes.include(api, "/v2")
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.include(api, "/api", name_prefix="api")  # (its index at /api/)
+    assert routes.routes == before
+    with pytest.raises(KeyError):
+        routes.url_for("api.rooms")  # (registered before the clash, taken back)
+    for prefix in ("api", "/rooms/<room>"):
+        with pytest.raises(ValueError, match="a prefix is a path"):
+            routes.include(api, prefix, name_prefix="x")
+    with pytest.raises(ValueError, match="itself"):
+        routes.include(routes)
+    # Copied as it is: what is added to it later is not served here.
+    routes.include(api, "/v2", name_prefix="v2")
+
+    @api.get("/later")
+    async def later(request: Request) -> Any:
+        return text("later")
+
+    assert routes.resolve("/v2/later", "", "GET", False).status == 404
+    assert routes.resolve("/v2/rooms", "", "GET", False).route is not None

@@ -193,10 +193,14 @@ class Route:
         self.error_format: ErrorFormat = error_format
         if methods is None and (stream or max_body_size != "server"):
             raise ValueError("stream and max_body_size are an HTTP route's")
-        if max_body_size != "server" and max_body_size is not None and (
-            isinstance(max_body_size, bool)
-            or not isinstance(max_body_size, int)
-            or max_body_size < 0
+        if (
+            max_body_size != "server"
+            and max_body_size is not None
+            and (
+                isinstance(max_body_size, bool)
+                or not isinstance(max_body_size, int)
+                or max_body_size < 0
+            )
         ):
             raise ValueError(
                 f"max_body_size is a count of bytes, None or 'server', not {max_body_size!r}"
@@ -205,6 +209,25 @@ class Route:
         self.max_body_size: BodyLimit = max_body_size
         self._converters: dict[str, Callable[[str], Any]] = {}
         self._regex = self._compile(uri, strict_slashes)
+
+    def moved(self, uri: str, name: str) -> Route:
+        """This route at another ``uri`` under another ``name`` (for :meth:`Router.include`)."""
+        return Route(
+            self.handler,
+            uri,
+            name=name,
+            subprotocols=self.subprotocols,
+            hosts=self.hosts,
+            strict_slashes=self.strict_slashes,
+            methods=self.methods,
+            on_connect=self.on_connect,
+            origins=self.origins,
+            require_subprotocol=self.require_subprotocol,
+            options=dict(self.options),
+            error_format=self.error_format,
+            stream=self.stream,
+            max_body_size=self.max_body_size,
+        )
 
     def _compile(self, uri: str, strict_slashes: bool) -> re.Pattern[str]:
         literal = _PARAM_RE.sub("", uri)
@@ -635,6 +658,20 @@ class Router:
         )
         _check_handler(route)
         _check_on_connect(route)
+        self._register(route, named=explicit or route_name not in self._names)
+        # (What a mistaken "python -m wsserver module:handler" is told; a bound
+        # method or a builtin takes no attribute.)
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(original, _ROUTE_MARK, route.uri)
+        return route
+
+    def _register(self, route: Route, named: bool) -> None:
+        """Add ``route`` to the table (``url_for()`` finds it by name if ``named``).
+
+        Raises:
+            ValueError: a route already there has its URI, host and kind (and
+                a method of it), so that it would never be reached.
+        """
         for other in self.routes:
             same_methods = (
                 route.methods is None or other.methods is None or route.methods & other.methods
@@ -649,13 +686,58 @@ class Router:
                     f"{route!r} would never be reached: {other!r} has the same URI and host"
                 )
         self.routes.append(route)
-        if explicit or route_name not in self._names:
-            self._names[route_name] = route
-        # (What a mistaken "python -m wsserver module:handler" is told; a bound
-        # method or a builtin takes no attribute.)
-        with contextlib.suppress(AttributeError, TypeError):
-            setattr(original, _ROUTE_MARK, route.uri)
-        return route
+        if named:
+            self._names[route.name] = route
+
+    def include(self, other: Router, prefix: str = "", *, name_prefix: str | None = None) -> None:
+        """Add every route of ``other`` under ``prefix``, and its startup and shutdown hooks.
+
+        For an application in several modules: each has a Router of its own
+        (``api = Router()`` in ``api.py``), and the application's takes them
+        in: ``routes.include(api, "/api", name_prefix="api")`` serves ``api``'s
+        ``/rooms`` at ``/api/rooms``, named ``api.rooms`` for :meth:`url_for`
+        (its own name without ``name_prefix``). Each route keeps its settings
+        (methods, hosts, hooks, ``apply``'s decorators, subprotocols, origins,
+        error format, slashes). ``other`` is copied as it is now: routes added
+        to it later are not served. Routes are tried in the order they were
+        added, the included ones where ``include()`` was called; the hooks run
+        after those registered before it.
+
+        Raises:
+            ValueError: ``prefix`` does not start with ``/`` (or has a
+                parameter: give each route its own), a route would clash with
+                one here (same URI, host and method), or a name is taken
+                (``name_prefix`` keeps them apart). Nothing is added then.
+        """
+        if prefix and (not prefix.startswith("/") or _PARAM_RE.search(prefix)):
+            raise ValueError(
+                f"a prefix is a path starting with '/', without parameters: {prefix!r}"
+            )
+        if other is self:
+            raise ValueError("a Router cannot include itself")
+        base = prefix.rstrip("/")
+        moved: list[tuple[Route, bool]] = []
+        names = set(self._names)
+        for route in other.routes:
+            named = other._names.get(route.name) is route
+            name = f"{name_prefix}.{route.name}" if name_prefix is not None else route.name
+            if named and name in names:
+                raise ValueError(
+                    f"a route named {name!r} already exists: give include() a name_prefix"
+                )
+            names.add(name)
+            moved.append((route.moved(base + route.uri if base else route.uri, name), named))
+        count, named_routes = len(self.routes), dict(self._names)
+        try:
+            for route, named in moved:
+                self._register(route, named)
+        except ValueError:
+            del self.routes[count:]
+            self._names.clear()
+            self._names.update(named_routes)
+            raise
+        self.startup_hooks.extend(other.startup_hooks)
+        self.shutdown_hooks.extend(other.shutdown_hooks)
 
     def match(self, path: str, host: str = "") -> tuple[Route, dict[str, Any]] | None:
         """The first WebSocket route matching ``path`` and ``host``, with its parameters."""
@@ -813,9 +895,7 @@ def _check_on_connect(route: Route) -> None:
         return
     name = getattr(hook, "__qualname__", None) or repr(hook)
     if not callable(hook):
-        raise TypeError(
-            f"route {route.uri!r}: on_connect {name} is not a function of the request"
-        )
+        raise TypeError(f"route {route.uri!r}: on_connect {name} is not a function of the request")
     try:
         signature = inspect.signature(hook)
     except (TypeError, ValueError):
