@@ -1001,9 +1001,6 @@ def test_include_refuses_what_would_clash_and_adds_nothing_then() -> None:
     assert routes.routes == before
     with pytest.raises(KeyError):
         routes.url_for("api.rooms")  # (registered before the clash, taken back)
-    for prefix in ("api", "/rooms/<room>"):
-        with pytest.raises(ValueError, match="a prefix is a path"):
-            routes.include(api, prefix, name_prefix="x")
     with pytest.raises(ValueError, match="itself"):
         routes.include(routes)
     # Copied as it is: what is added to it later is not served here.
@@ -1015,3 +1012,85 @@ def test_include_refuses_what_would_clash_and_adds_nothing_then() -> None:
 
     assert routes.resolve("/v2/later", "", "GET", False).status == 404
     assert routes.resolve("/v2/rooms", "", "GET", False).route is not None
+
+
+def test_include_runs_a_routers_hooks_once_however_often_it_comes_in() -> None:
+    # Served under two version prefixes, or directly and through another:
+    # one pool opened, not two.
+    api = _api_router([])
+    routes = Router()
+    routes.include(api, "/v1", name_prefix="v1")
+    routes.include(api, "/v2", name_prefix="v2")
+    nested = Router()
+    nested.include(api, "/api", name_prefix="api")
+    routes.include(nested, "/nested", name_prefix="nested")
+    assert routes.startup_hooks == api.startup_hooks
+    assert routes.url_for("nested.api.rooms") == "/nested/api/rooms"
+
+
+def test_a_handlers_own_name_taken_here_is_left_unnamed_as_add_route_does(
+    tmp_path: Any,
+) -> None:
+    routes = Router()
+
+    @routes.get("/")
+    async def index(request: Request) -> Any:
+        return text("home")
+
+    users = Router()
+
+    @users.get("/")
+    async def index_of_users(request: Request) -> Any:
+        return text("users")
+
+    index_of_users.__name__ = "index"  # (a module's own "async def index")
+    users.add_route(index_of_users, "/all")
+    routes.include(users, "/users")
+    assert routes.url_for("index") == "/"
+    assert routes.resolve("/users/all", "", "GET", False).route is not None
+    # Two routers serving static files (their index routes named after the
+    # handler) come in together.
+    routes.static("/static", tmp_path)
+    docs = Router()
+    docs.static("/", tmp_path)
+    routes.include(docs, "/docs")
+    # A name given is a clash all the same.
+    named = Router()
+
+    @named.get("/x", name="index")
+    async def x(request: Request) -> Any:
+        return text("x")
+
+    with pytest.raises(ValueError, match="a route named 'index' already exists"):
+        routes.include(named, "/named")
+
+
+def test_a_route_that_hides_another_behind_a_trailing_slash_is_refused() -> None:
+    routes = Router()
+
+    @routes.get("/users")
+    async def own(request: Request) -> Any:
+        return text("own")
+
+    users = Router()
+
+    @users.get("/")
+    async def listing(request: Request) -> Any:
+        return text("users")
+
+    # Its index would be /users/, which /users (not strict) answers first.
+    with pytest.raises(ValueError, match="never be reached"):
+        routes.include(users, "/users", name_prefix="users")
+    with pytest.raises(ValueError, match="never be reached"):
+        routes.add_route(listing, "/users/")
+    strict = Router(strict_slashes=True)
+    strict.add_route(own, "/users")
+    strict.add_route(listing, "/users/")  # (two routes there)
+
+
+def test_include_refuses_a_prefix_or_name_prefix_that_cannot_be() -> None:
+    for prefix in ("api", "/rooms/<room>", "/api?x=1", "/api#top", "/a<b"):
+        with pytest.raises(ValueError, match="a prefix is a path"):
+            Router().include(_api_router([]), prefix, name_prefix="x")
+    with pytest.raises(ValueError, match="name_prefix"):
+        Router().include(_api_router([]), "/api", name_prefix="")

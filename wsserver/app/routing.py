@@ -342,6 +342,7 @@ class Router:
         self.strict_slashes = strict_slashes
         self.routes: list[Route] = []
         self._names: dict[str, Route] = {}
+        self._explicit: set[str] = set()  # (names given, not a handler's own)
         #: ``async def hook(server)`` run in order before the server listens (on_startup()).
         self.startup_hooks: list[ServerHook] = []
         #: ``async def hook(server)`` run in order after it closed (on_shutdown()).
@@ -659,6 +660,8 @@ class Router:
         _check_handler(route)
         _check_on_connect(route)
         self._register(route, named=explicit or route_name not in self._names)
+        if explicit:
+            self._explicit.add(route_name)
         # (What a mistaken "python -m wsserver module:handler" is told; a bound
         # method or a builtin takes no attribute.)
         with contextlib.suppress(AttributeError, TypeError):
@@ -676,8 +679,13 @@ class Router:
             same_methods = (
                 route.methods is None or other.methods is None or route.methods & other.methods
             )
+            same_uri = other.uri == route.uri or (
+                not other.strict_slashes
+                and not route.strict_slashes
+                and (other.uri.rstrip("/") or "/") == (route.uri.rstrip("/") or "/")
+            )
             if (
-                other.uri == route.uri
+                same_uri
                 and other.hosts == route.hosts
                 and other.is_websocket == route.is_websocket
                 and same_methods
@@ -703,13 +711,25 @@ class Router:
         added, the included ones where ``include()`` was called; the hooks run
         after those registered before it.
 
+        A router that comes in more than once (under two prefixes, or also
+        through another) has its hooks run once. A handler's own name (no
+        ``name`` was given) that is taken here leaves its route unnamed, as
+        :meth:`add_route` does.
+
         Raises:
-            ValueError: ``prefix`` does not start with ``/`` (or has a
-                parameter: give each route its own), a route would clash with
-                one here (same URI, host and method), or a name is taken
-                (``name_prefix`` keeps them apart). Nothing is added then.
+            ValueError: ``prefix`` is no plain path starting with ``/`` (a
+                parameter, a ``?`` or ``#``), ``name_prefix`` is empty, a route
+                would clash with one here (same URI, host and method), or a
+                name given (or made by ``name_prefix``) is taken. Nothing is
+                added then.
         """
-        if prefix and (not prefix.startswith("/") or _PARAM_RE.search(prefix)):
+        if name_prefix == "":
+            raise ValueError("name_prefix is a non-empty str, or None")
+        if prefix and (
+            not prefix.startswith("/")
+            or any(c in prefix for c in "<>?#")
+            or _PARAM_RE.search(prefix)
+        ):
             raise ValueError(
                 f"a prefix is a path starting with '/', without parameters: {prefix!r}"
             )
@@ -718,13 +738,19 @@ class Router:
         base = prefix.rstrip("/")
         moved: list[tuple[Route, bool]] = []
         names = set(self._names)
+        explicit: set[str] = set()
         for route in other.routes:
             named = other._names.get(route.name) is route
             name = f"{name_prefix}.{route.name}" if name_prefix is not None else route.name
+            chosen = name_prefix is not None or route.name in other._explicit
             if named and name in names:
-                raise ValueError(
-                    f"a route named {name!r} already exists: give include() a name_prefix"
-                )
+                if chosen or name in self._explicit:
+                    raise ValueError(
+                        f"a route named {name!r} already exists: give include() a name_prefix"
+                    )
+                named = False  # (a handler's own name, taken here: as add_route() does)
+            if named and chosen:
+                explicit.add(name)
             names.add(name)
             moved.append((route.moved(base + route.uri if base else route.uri, name), named))
         count, named_routes = len(self.routes), dict(self._names)
@@ -736,8 +762,9 @@ class Router:
             self._names.clear()
             self._names.update(named_routes)
             raise
-        self.startup_hooks.extend(other.startup_hooks)
-        self.shutdown_hooks.extend(other.shutdown_hooks)
+        self._explicit |= explicit
+        self.startup_hooks.extend(h for h in other.startup_hooks if h not in self.startup_hooks)
+        self.shutdown_hooks.extend(h for h in other.shutdown_hooks if h not in self.shutdown_hooks)
 
     def match(self, path: str, host: str = "") -> tuple[Route, dict[str, Any]] | None:
         """The first WebSocket route matching ``path`` and ``host``, with its parameters."""
