@@ -1203,12 +1203,12 @@ class TestClient:
 
         With ``follow_redirects``, a 301, 302, 303, 307 or 308 with a
         ``Location`` on this site (a path, or a URL naming ``http://`` and the
-        request's host) is followed, on a new connection, as browsers do: a 303
-        (and a 301 or 302 of a POST) becomes a GET without the body, a 307 or
-        308 is sent again as it was (not a body of pieces, which is sent once:
-        ValueError). The response is the last one, with the redirects in its
-        ``history``; one that leads off the site is the response, unfollowed.
-        More than :data:`MAX_REDIRECTS` raise :class:`TooManyRedirects`.
+        request's host and port) is followed, on a new connection, as browsers
+        do: a 303 (and a 301 or 302 of a POST) becomes a GET without the body,
+        any other is sent again as it was (not a body of pieces, which is sent
+        once: ValueError). The response is the last one, with the redirects in
+        its ``history``; one that leads off the site is the response,
+        unfollowed. More than :data:`MAX_REDIRECTS` raise :class:`TooManyRedirects`.
         """
         items = _header_list(headers)
         names = {name.lower() for name, _ in items}
