@@ -97,6 +97,19 @@ routes = Router()
 """
 
 
+SLOWLY_BROKEN_APP = """
+import os
+import time
+from pathlib import Path
+
+try:  # the first process to import this fails at once, the others slowly
+    os.close(os.open(Path(__file__).parent / "failed-once", os.O_CREAT | os.O_EXCL))
+except FileExistsError:
+    time.sleep(1.5)
+raise RuntimeError("broken, slowly or not")
+"""
+
+
 async def pid_of_connection(url: str) -> tuple[websockets.ClientConnection, int]:
     ws = await websockets.connect(url + "/pid")
     return ws, int(await asyncio.wait_for(ws.recv(), TIMEOUT))
@@ -361,6 +374,22 @@ async def test_an_app_that_never_starts_ends_the_supervisor_with_its_exit_code()
     assert "no worker accepts yet" not in cli.stderr  # (they died: they are not slow)
 
 
+async def test_a_broken_app_is_started_once_per_slot_however_long_each_takes_to_fail(
+    tmp_path: Path,
+) -> None:
+    # One worker failed at once, the other only after the start-up backoff
+    # (0.5 s): the first was started again before the second had failed, and
+    # a third process started (CI, under load). None is retried now until
+    # another worker has started.
+    (tmp_path / "slowly_broken_app.py").write_text(SLOWLY_BROKEN_APP)
+    args = ("--app-dir", str(tmp_path), "--workers", "2", "--ping-interval", "none")
+    async with running_cli("slowly_broken_app:routes", *args) as cli:
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 1
+    assert cli.stderr.count("started (pid") == 2, cli.stderr
+    assert "starting another once a worker has started" in cli.stderr
+    assert "no worker ever started: stopping (exit code 1)" in cli.stderr
+
+
 @pytest.mark.drill
 async def test_one_worker_failing_at_start_up_while_another_starts_is_retried(
     tmp_path: Path,
@@ -370,7 +399,9 @@ async def test_one_worker_failing_at_start_up_while_another_starts_is_retried(
     (tmp_path / "once_app.py").write_text(ONCE_APP)
     args = ("--app-dir", str(tmp_path), "--workers", "2", "--ping-interval", "none")
     async with running_cli("once_app:routes", *args) as cli:
-        await wait_for(lambda: "starting another in 0.5 s" in cli.stderr, what="the failure")
+        failed = "died at start-up (exit code 1); starting another once a worker has started"
+        await wait_for(lambda: failed in cli.stderr, what="the failure")
+        await wait_for(lambda: "again in 0.5 s" in cli.stderr, what="the other's start")
         await wait_for(lambda: cli.stderr.count(" accepting on ") == 2, what="both workers")
         assert cli.proc.returncode is None
         assert len(children(cli.proc.pid)) == 2

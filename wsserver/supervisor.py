@@ -184,7 +184,7 @@ class Supervisor:
         #: Slots whose worker is started again later (after a start-up backoff).
         self._waiting: dict[int, asyncio.TimerHandle] = {}
         #: Whether a worker ever accepted; till then, the slots whose worker died
-        #: starting (once every slot is there, it all ends).
+        #: starting, waiting for one to (once every slot is there, it all ends).
         self._served = False
         self._never_started: set[int] = set()
         #: What run() returns.
@@ -333,7 +333,15 @@ class Supervisor:
             said = await reader.read(1)
             if not worker.ready.done():
                 worker.ready.set_result(said == READY)
-                self._served = self._served or said == READY
+                if said == READY and not self._served:
+                    self._served = True
+                    for slot in sorted(self._never_started):  # (waiting for this)
+                        delay = _backoff(self.failures[slot])
+                        logger.info(
+                            "a worker started: starting worker %d again in %.1f s", slot, delay
+                        )
+                        self._restart_later(slot, delay)
+                    self._never_started.clear()
             while said:
                 said = await reader.read(1)
                 if said == LIMIT_REACHED:
@@ -416,6 +424,21 @@ class Supervisor:
             )
             self.stopping = True
             self._keep(loop.create_task(self._stop_all()))
+            return
+        if slot in self._never_started:
+            # Until another worker starts (then it is started again, see
+            # _watch_ready) or every one has died starting (then it all ends):
+            # a broken application is started once per slot, however long
+            # each takes to fail.
+            self.failures[slot] = self.failures.get(slot, 0) + 1
+            logger.error(
+                "worker %d (pid %d) died at start-up (%s); starting another once a worker "
+                "has started",
+                slot,
+                worker.pid,
+                status,
+            )
+            del self.workers[slot]
             return
         if lived < EARLY_EXIT:
             failures = self.failures[slot] = self.failures.get(slot, 0) + 1
