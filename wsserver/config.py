@@ -29,7 +29,8 @@ from .errors import ConfigError
 from .protocol.deflate import RANGES as DEFLATE_RANGES
 from .protocol.deflate import DeflateSettings
 from .protocol.handshake import ORIGIN_FORM, bad_origin
-from .protocol.http import OWS, valid_header
+from .protocol.http import valid_header
+from .protocol.syntax import OWS
 
 __all__ = [
     "Config",

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from ..errors import BadRequest
+from ..protocol.syntax import TOKEN, TOKEN_RE
 
 __all__ = [
     "MAX_PARTS",
@@ -72,21 +73,19 @@ class UploadedFile(NamedTuple):
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 
-# RFC 9110 5.6.2 (token) and 5.6.4 (quoted-string, with its quoted pairs).
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+# RFC 9110 5.6.4 (quoted-string, with its quoted pairs).
 # A quoted value ends at the first quote that ends the parameter: browsers
 # send a name's or file name's quote as %22 and its backslash as it is
 # (WHATWG HTML), others \" and \\ (RFC 9110's quoted pairs): both read right,
 # a file name ending in a backslash too.
-_PARAM = re.compile(rf'[ \t]*+;[ \t]*+({_TOKEN})[ \t]*+=[ \t]*+(?:({_TOKEN})[ \t]*+|")')
+_PARAM = re.compile(rf'[ \t]*+;[ \t]*+({TOKEN})[ \t]*+=[ \t]*+(?:({TOKEN})[ \t]*+|")')
 _QUOTED_END = re.compile(r'"[ \t]*+(?=;|\Z)')
-_MEDIA = re.compile(rf"[ \t]*+({_TOKEN}/{_TOKEN}|{_TOKEN})[ \t]*+")
+_MEDIA = re.compile(rf"[ \t]*+({TOKEN}/{TOKEN}|{TOKEN})[ \t]*+")
 _QUOTED_PAIR = re.compile(r'\\([\\"])')
 # RFC 8187: charset'language'percent-encoded.
 _EXT_VALUE = re.compile(r"([!#$%&+^_`{}~0-9A-Za-z-]+)'[^']*'(.*)", re.S)
 _PERCENT_HEX = re.compile(rb"%(?=[0-9A-Fa-f]{2})")
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]")
-_HEADER_NAME = re.compile(_TOKEN)
 # What a value's parameters and a part's headers are read to: a browser sends
 # two or three of each; a Python step per ';' or per header line of a 1 MiB
 # body took 200-400 ms (and 50 MiB for its header tuples).
@@ -322,7 +321,7 @@ def _part_head(part: bytes) -> tuple[list[tuple[str, str]], bytes]:
     headers = []
     for line in part[:end].split(b"\r\n"):
         name, colon, value = line.partition(b":")
-        if not colon or _HEADER_NAME.fullmatch(name.decode("latin-1")) is None:
+        if not colon or TOKEN_RE.fullmatch(name.decode("latin-1")) is None:
             raise BadRequest("A multipart form part has a malformed header.")
         text = value.strip(b" \t").decode("utf-8", "replace")
         headers.append((name.decode("ascii").lower(), text))

@@ -14,7 +14,8 @@ from urllib.parse import parse_qsl, unquote
 
 from ..errors import BadRequest
 from ..protocol.handshake import comma_tokens
-from ..protocol.http import OWS, Headers
+from ..protocol.http import Headers
+from ..protocol.syntax import OWS
 from .forms import MAX_PARTS, MultiValues, UploadedFile, parse_form
 
 __all__ = ["Headers", "QueryArgs", "Request", "BodyStream", "MultiValues", "UploadedFile"]

@@ -20,11 +20,12 @@ import email.utils
 import re
 from typing import Literal, TypedDict, Unpack
 
+from .syntax import TOKEN_RE
+
 __all__ = ["CookieAttributes", "CookieScope", "CookieSetting", "SameSite", "set_cookie_value"]
 
 SameSite = Literal["lax", "strict", "none"]
 
-_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: cookie-octet (RFC 6265 4.1.1): visible ASCII but DQUOTE , ; and backslash.
 _VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 #: What a Path may hold (RFC 6265 4.1.1: any CHAR but controls and ``;``),
@@ -74,7 +75,7 @@ def set_cookie_value(
     Raises:
         ValueError: what cannot be sent as given (see the module's docstring).
     """
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+    if not isinstance(name, str) or TOKEN_RE.fullmatch(name) is None:
         raise ValueError(f"a cookie's name is a token (RFC 9110 5.6.2), not {name!r}")
     if not isinstance(value, str) or _VALUE.fullmatch(value) is None:
         raise ValueError(

@@ -58,6 +58,7 @@ import zlib
 from typing import Any
 
 from ..errors import ConfigError, ProtocolError
+from .syntax import TOKEN_RE
 
 #: The deflate implementations that are importable, by name (see the module docstring).
 LIBRARIES: dict[str, Any] = {"zlib": zlib}
@@ -92,7 +93,6 @@ _TAIL = b"\x00\x00\xff\xff"
 #: An empty stored block: a non-final block header (and its padding), then _TAIL.
 _EMPTY_STORED = b"\x00" + _TAIL
 _BITS_RE = re.compile(r"(?:[89]|1[0-5])\Z")
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _OWS_RE = re.compile(r"[ \t]*")
 
@@ -229,7 +229,7 @@ def parse_extensions(values: list[str]) -> list[tuple[str, Params]]:
                         if m is None:
                             raise ValueError("unterminated quoted string")
                         arg = re.sub(r"\\(.)", r"\1", m.group(1))
-                        if not _TOKEN_RE.fullmatch(arg):
+                        if not TOKEN_RE.fullmatch(arg):
                             raise ValueError("quoted parameter value is not a token")
                         pos = m.end()
                     else:
@@ -240,7 +240,7 @@ def parse_extensions(values: list[str]) -> list[tuple[str, Params]]:
 
 
 def _token(value: str, pos: int) -> tuple[str, int]:
-    m = _TOKEN_RE.match(value, pos)
+    m = TOKEN_RE.match(value, pos)
     if m is None:
         raise ValueError(f"expected a token at position {pos}")
     return m.group(), m.end()

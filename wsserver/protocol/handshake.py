@@ -28,7 +28,6 @@ from ..errors import HandshakeError
 from .cookies import CookieSetting
 from .deflate import DeflateSettings, PerMessageDeflate, negotiate
 from .http import (
-    OWS,
     ErrorFormat,
     Headers,
     HeadersLike,
@@ -38,6 +37,7 @@ from .http import (
     valid_header,
     with_defaults,
 )
+from .syntax import OWS
 
 __all__ = [
     "GUID",

@@ -28,11 +28,11 @@ from typing import Any, Literal
 import h11
 
 from .cookies import CookieSetting
+from .syntax import TOKEN_RE
 
 __all__ = [
     "ERROR_FORMATS",
     "ErrorFormat",
-    "OWS",
     "bad_request_message",
     "Headers",
     "HeadersLike",
@@ -53,13 +53,6 @@ __all__ = [
 
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 
-#: Optional whitespace (RFC 9110 5.6.3): the only characters HTTP trims
-#: around a field value or a list element. (``str.strip()`` would also trim
-#: characters such as ``\x1c``-``\x1f``, ``\x85`` and ``\xa0``.)
-OWS = " \t"
-
-#: A header name (RFC 9110 5.1: a token).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: A header value: visible characters, spaces and tabs, obs-text; no CR, LF, NUL or
 #: other control character, and no space or tab at either end (RFC 9110 5.5; h11
 #: refuses those).
@@ -161,7 +154,7 @@ def header_pairs(headers: HeadersLike | None) -> list[tuple[str, str]]:
 
 def valid_header(name: str, value: str) -> bool:
     """Whether a response header may be sent as it is (no response splitting)."""
-    return _TOKEN.fullmatch(name) is not None and _FIELD_VALUE.fullmatch(value) is not None
+    return TOKEN_RE.fullmatch(name) is not None and _FIELD_VALUE.fullmatch(value) is not None
 
 
 class Headers(Mapping[str, str]):

@@ -16,7 +16,8 @@ from __future__ import annotations
 import ipaddress
 from typing import NamedTuple
 
-from .http import OWS, Headers
+from .http import Headers
+from .syntax import OWS
 
 __all__ = ["Forwarded", "TrustedProxies", "forwarded"]
 

@@ -1,0 +1,23 @@
+"""HTTP's shared syntax (RFC 9110 section 5.6), each piece defined once.
+
+Every parser and checker in wsserver that reads or writes a token or trims
+optional whitespace takes it from here: header names (:mod:`.http`),
+extension parameters (:mod:`.deflate`), cookie names (:mod:`.cookies`), and
+the media types and parameters of form bodies (``wsserver.app.forms``).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["OWS", "TOKEN", "TOKEN_RE"]
+
+#: Optional whitespace (5.6.3): the only characters HTTP trims around a field
+#: value or a list element. (``str.strip()`` would also trim characters such
+#: as ``\x1c``-``\x1f``, ``\x85`` and ``\xa0``.)
+OWS = " \t"
+
+#: A token (5.6.2): one or more tchars. The pattern's text, to build larger
+#: patterns from; :data:`TOKEN_RE` is it compiled.
+TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+TOKEN_RE = re.compile(TOKEN)
