@@ -477,9 +477,7 @@ def _on_site(items: list[tuple[str, str]], target: bytes, location: str) -> byte
     url = urllib.parse.urlsplit(urllib.parse.urljoin(base, location))
     if url.scheme != "http" or here is None or _origin(url) != here:
         return None
-    path = urllib.parse.quote(url.path or "/", safe=_SAFE)
-    query = urllib.parse.quote(url.query, safe=_SAFE)
-    return (path + ("?" + query if query else "")).encode("ascii")
+    return _target((url.path or "/") + ("?" + url.query if url.query else ""))
 
 
 #: What a URL parser drops wherever it is in a URL: tabs and line breaks.
