@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
 
 from wsserver import Request, Router, WebSocket
-from wsserver.response import Response, text
+from wsserver.protocol.frames import serialize_close, serialize_frame
+from wsserver.response import Response, stream, text
 
 from .conftest import StartServer
-from .helpers import RawClient, echo_routes, wait_for
+from .helpers import MASK, RawClient, echo_routes, upgrade_request, wait_for
 
 
 async def test_protocol_errors_are_debug_without_traceback(
@@ -137,7 +139,7 @@ async def test_the_access_line_path_cannot_add_fields(
     writer.close()
     await server.close(timeout=1)
     (line,) = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
-    assert len(line.split(" ")) == 6 and " GET " in line and " 404 " in line, line
+    assert len(line.split(" ")) == 7 and " GET " in line and " 404 " in line, line
 
 
 async def test_asgi_debug_lines_escape_the_path(
@@ -426,3 +428,95 @@ async def test_an_asgi_app_failing_after_its_response_is_said_of_its_own_client(
     writer.close()
     (line,) = [r.getMessage() for r in caplog.records if r.exc_info]
     assert line.endswith("on /then-fail from 198.51.100.1:0"), line
+
+
+async def _exchange(port: int, request: bytes, *then: tuple[bytes, int]) -> tuple[bytes, bytes]:
+    """Send ``request`` on a new connection, and each of ``then``'s bytes
+    once that many more came; read to the end: (the response's head, every
+    byte after it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    rest = b""
+    for data, count in then:
+        writer.write(data)
+        rest += await asyncio.wait_for(reader.readexactly(count), 5)
+    rest += await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return head, rest
+
+
+async def test_the_access_line_counts_the_bytes_sent_after_the_head(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    # What went on the wire after the head, as a client counted it: a whole
+    # body, a chunked one (its framing too), a file (sendfile() where it can),
+    # none for a HEAD, a WebSocket's frames.
+    caplog.set_level(logging.INFO, logger="wsserver")
+    (tmp_path / "file.bin").write_bytes(bytes(range(256)) * 700)
+    routes = echo_routes("/ws")
+    routes.static("/files", tmp_path)
+
+    @routes.get("/text")
+    async def page(request: Request) -> Response:
+        return text("x" * 1000)
+
+    @routes.get("/stream")
+    async def streamed(request: Request) -> Any:
+        async def pieces() -> Any:
+            for n in range(5):
+                yield b"y" * (n * 100 + 1)
+
+        return stream(pieces())
+
+    server = await run_server(routes)
+    seen: dict[str, int] = {}
+    for method, path in (
+        ("GET", "/text"),
+        ("HEAD", "/text"),
+        ("GET", "/stream"),
+        ("GET", "/files/file.bin"),
+    ):
+        request = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        head, rest = await _exchange(server.port, request)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        seen[f"{method} {path}"] = len(rest)
+    assert seen["GET /text"] == 1000 and seen["HEAD /text"] == 0
+    assert seen["GET /files/file.bin"] == 256 * 700
+    assert seen["GET /stream"] > sum(n * 100 + 1 for n in range(5))  # (the chunks' framing)
+    message = serialize_frame(1, b"hello", mask=MASK)
+    close = serialize_frame(8, serialize_close(1000), mask=MASK)
+    head, rest = await _exchange(server.port, upgrade_request("/ws"), (message, 7), (close, 0))
+    assert head.startswith(b"HTTP/1.1 101 ") and rest.startswith(b"\x81\x05hello"), rest
+    seen["GET /ws"] = len(rest)
+    await server.close(timeout=1)
+
+    access = [r for r in caplog.records if r.name == "wsserver.access"]
+    logged = {}
+    for record in access:
+        fields = record.getMessage().split(" ")
+        assert fields[-1] == f"sent={record.bytes_sent}", fields  # type: ignore[attr-defined]
+        logged[f"{fields[1]} {fields[2]}"] = record.bytes_sent  # type: ignore[attr-defined]
+    assert logged == seen
+
+
+async def test_an_asgi_response_s_bytes_sent_are_logged(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wsserver")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"a" * 300, "more_body": True})
+        await send({"type": "http.response.body", "body": b"b" * 20})
+
+    server = await run_server(app)
+    request = b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    head, rest = await _exchange(server.port, request)
+    assert b"Transfer-Encoding: chunked" in head and rest.endswith(b"0\r\n\r\n"), (head, rest)
+    await server.close(timeout=1)
+    (record,) = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert record.getMessage().endswith(f" sent={len(rest)}")
+    assert record.bytes_sent == len(rest) > 320  # type: ignore[attr-defined]

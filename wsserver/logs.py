@@ -68,31 +68,35 @@ def log_access(
     route: str | None = None,
     *,
     method: str | None = None,
+    sent: int = 0,
 ) -> None:
-    """An access line: peer, method, path, status, duration, close code.
+    """An access line: peer, method, path, status, duration, close code, bytes sent.
 
     For an HTTP response (its request's duration), or a WebSocket connection
     that ended (the connection's, from its upgrade request). ``path`` is the
     request target's path as the client sent it (percent-encoded, without
     the query string, which may carry secrets), so that what is logged is
     unambiguous; None (``-``) for a request whose head never came whole.
+    ``sent`` counts what went on the wire after the head: an HTTP response's
+    body (with its chunked framing, if any), a WebSocket's frames.
 
     The same figures go with the record as fields (``peer``, ``method``,
     ``path``, ``status``, ``duration``, ``close_code``, ``close_reason``,
-    ``route``), for structured logs (``--log-format json``).
+    ``route``, ``bytes_sent``), for structured logs (``--log-format json``).
     """
     if access_logger.isEnabledFor(logging.INFO):
         # (Spaces as %20: a space would end the path in the line's fields.)
         shown_path = "-" if path is None else printable(path).replace(" ", "%20")
         shown_method = "-" if method is None else printable(method).replace(" ", "%20")
         access_logger.info(
-            "%s %s %s %s %.3fs close=%s",
+            "%s %s %s %s %.3fs close=%s sent=%d",
             peer(address),
             shown_method,
             shown_path,
             status or "-",
             seconds,
             "-" if close_code is None else close_code,
+            sent,
             extra={
                 "peer": peer(address),
                 "method": None if method is None else shown_method,
@@ -102,6 +106,7 @@ def log_access(
                 "close_code": close_code,
                 "close_reason": None if close_reason is None else printable(close_reason),
                 "route": route,
+                "bytes_sent": sent,
             },
         )
 

@@ -119,6 +119,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_app_task",
         "request",
         "status",
+        "_sent",
         "lost",
         "_transport_closing",
         "_close_timer",
@@ -175,6 +176,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.request: Request | None = None
         #: The status of the last response (0: none yet), for the access log.
         self.status = 0
+        #: The bytes of the last response's body on the wire (chunked framing
+        #: included), for the access log.
+        self._sent = 0
         #: Whether the TCP connection is gone.
         self.lost = False
         self._transport_closing = False
@@ -321,6 +325,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 None,
                 route=route,
                 method=None if request is None else request.method,
+                sent=self._sent,
             )
 
     # ------------------------------------------------------------- requests
@@ -419,7 +424,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._idle:
             self._end_idle()  # pipelined: it was here already
         self.request = None
-        self.status = 0
+        self.status = self._sent = 0
         self._asks_upgrade = False
         self._head = event.method == b"HEAD"
         self._logged = False
@@ -1045,6 +1050,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     return True
                 sent = count - chunks.left
             else:
+                self._sent += sent
                 protocol_logger.debug(
                     "%s: %d bytes of a file sent with sendfile()", peer(self.remote_address), sent
                 )
@@ -1057,6 +1063,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self.closing:
             raise ClientDisconnected("the client is gone", self)
         self.transport.write(data)
+        self._sent += len(data)
 
     async def _drain_all(self) -> None:
         """Wait until the transport's buffer is empty (:meth:`drain`, with no
@@ -1355,7 +1362,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         Raises:
             RuntimeError: h11 refused it (say, a malformed Content-Length).
         """
-        self.status = status
+        self.status, self._sent = status, 0
         self.server.counters.http_responses[status] += 1
         headers = with_defaults(headers, self.server.response_headers())
         if not self._close_after_response and self._body_still_coming():
@@ -1428,6 +1435,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             raise RuntimeError(f"cannot send this response: {exc}") from None
         if data:
             self.transport.write(data)
+            if type(event) is h11.Data or type(event) is h11.EndOfMessage:
+                self._sent += len(data)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -1496,11 +1505,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             logger.error("cannot send response %r: %s", response, exc)
             # h11 may be past answering on this connection: a new one can.
             h = self._h11 = h11.Connection(h11.SERVER)
-            self.status = 500
-            data = render_response(
-                h, error_response(500, "Internal Server Error"), close=True, defaults=defaults
-            )
+            self.status, head = 500, False
+            response = error_response(500, "Internal Server Error")
+            data = render_response(h, response, close=True, defaults=defaults)
         self.transport.write(data)
+        self._sent = 0 if head or not response.body else len(response.body)
         if self._logged:
             self.request = None  # an answer to no new request (a 503 at shutdown, say)
         self._log_access()
@@ -1634,7 +1643,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.server.keep_alive_deadlines.discard(self)
         self._arm_open_timer()
         self.request = None
-        self.status = 0
+        self.status = self._sent = 0
         self._asks_upgrade = False
         self._logged = False
         self._request_started = self.loop.time()

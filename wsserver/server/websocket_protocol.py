@@ -307,6 +307,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 self.conn.close_reason,
                 self.route_name,
                 method=self.request.method,
+                sent=self.wire_out,
             )
         if self.handler_task is None or self.handler_task.done():
             self._drop_websocket()
