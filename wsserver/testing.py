@@ -31,6 +31,9 @@ is None (as on a Unix socket; with ``proxy_headers=True, forwarded_allow_ips="*"
 an ``X-Forwarded-For`` header gives one), and the ``Host`` header is
 ``testserver`` unless the test sends another. TLS settings are refused: the
 client speaks plain text.
+
+For tests that are plain functions (not coroutines), :mod:`wsserver.testing_sync`
+runs this client in a thread of its own: ``SyncTestClient``.
 """
 
 from __future__ import annotations

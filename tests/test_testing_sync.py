@@ -1,0 +1,282 @@
+"""SyncTestClient: the test client for plain (not async) tests, its server in a thread of its own.
+
+Every test here is a plain function, as a user's would be without pytest-asyncio.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket as StarletteWebSocket
+
+from examples import chat, echo, secure
+from wsserver import ConnectionClosedError, Request, Router, Server, WebSocket
+from wsserver.errors import LifespanFailure
+from wsserver.response import Response, text
+from wsserver.testing import HandshakeDenied
+from wsserver.testing_sync import SyncTestClient
+
+THREAD_NAME = "wsserver-sync-test-client"
+
+
+def client_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == THREAD_NAME]
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left() -> Iterator[None]:
+    chat.rooms.clear()
+    yield
+    chat.rooms.clear()
+    assert not client_threads(), "a SyncTestClient left its thread running"
+
+
+def test_echo_and_http() -> None:
+    with SyncTestClient(echo.routes) as client:
+        with client.websocket("/ws") as ws:
+            for message in ("hello", b"\x00\xff", "é" * 70000):
+                ws.send(message)
+                assert ws.receive() == message
+            ws.send_fragments(["a", "b"])
+            assert ws.receive_text() == "ab"
+            assert ws.ping() >= 0 and ws.open
+        assert ws.close_code == 1000 and ws.closed
+        page = client.get("/")
+        assert page.status == 200 and '"/ws"' in page.text
+        assert client.head("/").body == b""
+        assert client.get("/nowhere").status == 404
+
+
+def test_two_clients_in_a_chat_room() -> None:
+    with (
+        SyncTestClient(chat.routes) as client,
+        client.websocket("/ws/chat/lobby?user=ann") as ann,
+    ):
+        assert ann.receive_json()["clients"] == 1
+        with client.websocket("/ws/chat/lobby?user=bob") as bob:
+            assert bob.receive_json()["clients"] == 2
+            assert ann.receive_json()["user"] == "bob"
+            bob.send_json({"type": "chat", "message": "hi ann"})
+            said = {"type": "chat", "message": "hi ann", "user": "bob", "room": "lobby"}
+            assert ann.receive_json() == said and bob.receive_json() == said
+            rooms = client.get("/api/rooms").json()
+            assert rooms == {"rooms": ["lobby"], "total_clients": 2}
+        assert ann.receive_json()["type"] == "user_left"
+
+
+def test_a_denial_and_a_close_code_are_raised_in_the_test() -> None:
+    with SyncTestClient(secure.routes) as client:
+        with pytest.raises(HandshakeDenied) as caught:
+            client.websocket("/ws/secure/handshake")
+        assert caught.value.status == 401
+        with client.websocket("/ws/secure") as ws:
+            with pytest.raises(ConnectionClosedError):
+                ws.receive()
+            assert (ws.close_code, ws.close_reason) == (1008, "Authentication required")
+
+
+def test_iteration_timeouts_and_cookies() -> None:
+    routes = Router()
+
+    @routes.websocket("/count")
+    async def count(request: Request, ws: WebSocket) -> None:
+        for i in range(3):
+            await ws.send(str(i))
+
+    @routes.websocket("/quiet")
+    async def quiet(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    @routes.get("/login")
+    async def login(request: Request) -> Response:
+        response = text("in")
+        response.set_cookie("session", "abc")
+        return response
+
+    @routes.get("/me")
+    async def me(request: Request) -> Response:
+        return text(request.cookies.get("session", "-"))
+
+    with SyncTestClient(routes) as client:
+        with client.websocket("/count") as ws:
+            assert list(ws) == ["0", "1", "2"]
+        with client.websocket("/quiet") as ws:
+            with pytest.raises(TimeoutError):
+                ws.receive(timeout=0.05)
+            ws.send("still here")
+            assert ws.receive() == "still here"
+        assert client.get("/me").text == "-"
+        client.get("/login")
+        assert client.cookies == {"session": "abc"}
+        assert client.get("/me").text == "abc"
+
+
+def test_an_asgi_app_s_lifespan_runs_in_the_block() -> None:
+    events: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, str]]:
+        events.append("startup")
+        yield {"greeting": "hello"}
+        events.append("shutdown")
+
+    async def home(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse(request.state.greeting)
+
+    async def ws_echo(ws: StarletteWebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(await ws.receive_text())
+        await ws.close(4000)
+
+    app = Starlette(
+        routes=[Route("/", home), WebSocketRoute("/ws", ws_echo)],
+        lifespan=lifespan,
+    )
+    with SyncTestClient(app) as client:
+        assert events == ["startup"]
+        assert client.get("/").text == "hello"
+        with client.websocket("/ws") as ws:
+            ws.send_text("hi")
+            assert ws.receive_text() == "hi"
+            ws.wait_closed()
+            assert ws.close_code == 4000
+    assert events == ["startup", "shutdown"]
+
+
+def test_call_runs_on_the_server_s_loop() -> None:
+    routes = Router()
+    seen: list[Server] = []
+
+    @routes.on_startup
+    async def started(server: Server) -> None:
+        seen.append(server)
+
+    async def later(value: str) -> tuple[str, str]:
+        await asyncio.sleep(0)
+        return value, threading.current_thread().name
+
+    with SyncTestClient(routes) as client:
+        assert seen == [client.server]
+        assert client.call(later, "x") == ("x", THREAD_NAME)
+        assert client.call(threading.current_thread).name == THREAD_NAME
+        assert client.call(lambda: client.server.closing) is False
+
+
+def test_a_handler_calling_the_client_gets_an_error_not_a_deadlock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    routes = Router()
+    holder: list[SyncTestClient] = []
+
+    @routes.get("/inner")
+    async def inner(request: Request) -> Response:
+        try:
+            holder[0].get("/other")
+        except RuntimeError as exc:
+            return text(str(exc))
+        return text("no error")
+
+    with SyncTestClient(routes, timeout=3) as client:
+        holder.append(client)
+        assert "its server's own thread" in client.get("/inner").text
+
+
+def test_a_block_that_raises_cancels_the_handlers_at_once() -> None:
+    routes = Router()
+    cancelled = threading.Event()
+
+    @routes.websocket("/forever")
+    async def forever(request: Request, ws: WebSocket) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            cancelled.set()
+
+    started = time.monotonic()
+    with pytest.raises(ZeroDivisionError), SyncTestClient(routes, timeout=30) as client:
+        client.websocket("/forever")  # left open on purpose
+        1 / 0  # noqa: B018
+    assert cancelled.is_set() and time.monotonic() - started < 10
+
+
+def test_a_failed_startup_raises_and_leaves_no_thread(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.CRITICAL)
+    routes = Router()
+
+    @routes.on_startup
+    async def broken(server: Server) -> None:
+        raise RuntimeError("no database")
+
+    with pytest.raises(LifespanFailure, match="no database"), SyncTestClient(routes):
+        pass
+
+
+def test_used_once_and_only_in_its_block() -> None:
+    client = SyncTestClient(echo.routes)
+    with pytest.raises(RuntimeError, match="with block"):
+        client.get("/")
+    with client:
+        pass
+    with pytest.raises(RuntimeError, match="with block"):
+        client.get("/")
+    with pytest.raises(RuntimeError, match="used once"), client:
+        pass
+
+
+def test_uvloop_as_its_loop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    with SyncTestClient(echo.routes, loop_factory=uvloop.new_event_loop) as client:
+        assert isinstance(client.call(asyncio.get_running_loop), uvloop.Loop)
+        with client.websocket("/ws") as ws:
+            ws.send("over uvloop")
+            assert ws.receive() == "over uvloop"
+
+
+async def test_it_works_from_an_async_test_too() -> None:
+    # (A running loop in the test's thread: the client's is another, elsewhere.)
+    with SyncTestClient(echo.routes) as client, client.websocket("/ws") as ws:
+        ws.send("from a coroutine")
+        assert ws.receive() == "from a coroutine"
+
+
+def test_the_readme_shows_a_test_of_this_module_verbatim() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("**Tests that are plain functions.**", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    source = Path(__file__).read_text()
+    module = ast.parse(source)
+    ours = {
+        node.name: ast.get_source_segment(source, node)
+        for node in module.body
+        if isinstance(node, ast.FunctionDef)
+    }
+    shown = ast.parse(code)
+    (function,) = [n for n in shown.body if isinstance(n, ast.FunctionDef)]
+    assert ast.get_source_segment(code, function) == ours[function.name]
+    lines = set(source.splitlines())
+    for node in shown.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            imported = {alias.name for alias in node.names}
+            assert (
+                any(
+                    isinstance(n, ast.ImportFrom)
+                    and n.module == getattr(node, "module", None)
+                    and imported <= {alias.name for alias in n.names}
+                    for n in module.body
+                )
+                or ast.get_source_segment(code, node) in lines
+            ), ast.get_source_segment(code, node)

@@ -1,0 +1,402 @@
+"""The test client for tests that are plain functions (no ``async``, no pytest-asyncio).
+
+::
+
+    from wsserver.testing_sync import SyncTestClient
+
+    def test_echo():
+        with SyncTestClient(routes) as client:
+            with client.websocket("/ws") as ws:
+                ws.send("hello")
+                assert ws.receive() == "hello"
+            assert client.get("/health").status == 200
+
+:class:`SyncTestClient` is :class:`~wsserver.testing.TestClient` run in an
+event loop of its own, in a thread that lives as long as the ``with`` block:
+the same real server, the same socket pairs, the same checks and timeouts.
+Each call hands its coroutine to that loop and blocks until it is done, so
+what it raises (:class:`~wsserver.testing.HandshakeDenied`, ``TimeoutError``,
+``ConnectionClosed``) is raised in the test. Handlers and ASGI apps run in
+that thread; :meth:`SyncTestClient.call` runs a function of the test's there
+too, for whatever must be done on the server's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .server.server import Server
+from .testing import (
+    DEFAULT_TIMEOUT,
+    Body,
+    ClientResponse,
+    ClientWebSocket,
+    FilesArg,
+    FormArg,
+    HeadersArg,
+    ParamsArg,
+    TestClient,
+)
+
+__all__ = ["SyncTestClient", "SyncWebSocket"]
+
+T = TypeVar("T")
+
+
+class _Thread:
+    """An event loop running in a thread of its own, and the one way into it."""
+
+    def __init__(self, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None) -> None:
+        self.loop = (loop_factory or asyncio.new_event_loop)()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="wsserver-sync-test-client", daemon=True
+        )
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` in the loop; block until it is done; its result or its error.
+
+        Raises:
+            RuntimeError: called from the loop's own thread (a handler calling
+                the client would wait for itself), or after :meth:`stop`.
+        """
+        if threading.current_thread() is self.thread:
+            coroutine.close()
+            raise RuntimeError(
+                "a SyncTestClient is called from its server's own thread (a handler?): "
+                "it would wait for itself"
+            )
+        if self.loop.is_closed():
+            coroutine.close()
+            raise RuntimeError("this SyncTestClient is closed")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise asyncio.CancelledError() from None
+        except BaseException:
+            future.cancel()  # (interrupted while waiting: Ctrl-C)
+            raise
+
+    def stop(self) -> None:
+        """End the loop (its tasks were ended by the client's close) and the thread."""
+        loop = self.loop
+        if loop.is_closed():
+            return
+
+        async def wind_up() -> None:
+            await loop.shutdown_asyncgens()
+            await loop.shutdown_default_executor()
+
+        try:
+            asyncio.run_coroutine_threadsafe(wind_up(), loop).result()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            self.thread.join()
+            loop.close()
+
+
+class SyncWebSocket:
+    """A :class:`~wsserver.testing.ClientWebSocket` for blocking tests: the same
+    calls, each returning once it is done. ``with`` it to close it (1000) at
+    the end; ``for message in ws`` ends on a normal close.
+
+    Its state (``close_code``, ``close_reason``, ``open``, ``closed``,
+    ``subprotocol``, ``compression``, ``response``, ``pings_received``,
+    ``bytes_sent``, ``bytes_received``, ``path``) is the async one's.
+    """
+
+    def __init__(self, ws: ClientWebSocket, thread: _Thread) -> None:
+        self.ws = ws
+        self._thread = thread
+
+    def __getattr__(self, name: str) -> Any:
+        # The state is read from the async WebSocket (plain values; its
+        # coroutine methods each have a blocking one below).
+        if name in _WS_STATE:
+            return getattr(self.ws, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def send(self, message: str | bytes | bytearray | memoryview, *, compress: bool = True) -> None:
+        """Send a text (``str``) or binary message (:meth:`ClientWebSocket.send`)."""
+        self._thread.run(self.ws.send(message, compress=compress))
+
+    def send_text(self, data: str) -> None:
+        self._thread.run(self.ws.send_text(data))
+
+    def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        self._thread.run(self.ws.send_bytes(data))
+
+    def send_json(self, data: Any) -> None:
+        self._thread.run(self.ws.send_json(data))
+
+    def send_fragments(
+        self, fragments: Iterable[str | bytes | bytearray | memoryview], *, compress: bool = True
+    ) -> None:
+        self._thread.run(self.ws.send_fragments(list(fragments), compress=compress))
+
+    def receive(self, timeout: float | None = None) -> str | bytes:
+        """The next message (:meth:`ClientWebSocket.receive`; ``TimeoutError``,
+        ``ConnectionClosed``)."""
+        return self._thread.run(self.ws.receive(timeout))
+
+    def receive_text(self, timeout: float | None = None) -> str:
+        return self._thread.run(self.ws.receive_text(timeout))
+
+    def receive_bytes(self, timeout: float | None = None) -> bytes:
+        return self._thread.run(self.ws.receive_bytes(timeout))
+
+    def receive_json(self, timeout: float | None = None) -> Any:
+        return self._thread.run(self.ws.receive_json(timeout))
+
+    def ping(
+        self,
+        data: str | bytes | bytearray | memoryview | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> float:
+        """A ping's round trip to its pong, in seconds (:meth:`ClientWebSocket.ping`)."""
+        return self._thread.run(self.ws.ping(data, timeout=timeout))
+
+    def close(self, code: int = 1000, reason: str = "", *, timeout: float | None = None) -> None:
+        """The closing handshake (:meth:`ClientWebSocket.close`)."""
+        self._thread.run(self.ws.close(code, reason, timeout=timeout))
+
+    def wait_closed(self, timeout: float | None = None) -> None:
+        self._thread.run(self.ws.wait_closed(timeout))
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        while True:
+            try:
+                yield self._thread.run(self.ws.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def __enter__(self) -> SyncWebSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<SyncWebSocket of {self.ws!r}>"
+
+
+#: What :class:`SyncWebSocket` reads from the async WebSocket as it is.
+_WS_STATE = frozenset(
+    (
+        "close_code",
+        "close_reason",
+        "open",
+        "closed",
+        "subprotocol",
+        "compression",
+        "response",
+        "pings_received",
+        "bytes_sent",
+        "bytes_received",
+        "path",
+        "timeout",
+    )
+)
+
+
+class SyncTestClient:
+    """:class:`~wsserver.testing.TestClient` for tests that are plain functions.
+
+    ``with SyncTestClient(app, **settings) as client:`` starts a thread with
+    an event loop of its own (``loop_factory()``: ``asyncio.new_event_loop``
+    unless given, say ``uvloop.new_event_loop``) and the server in it
+    (``serve(app, listen=False, **settings)``, an ASGI app's lifespan
+    included); the end of the block closes the server (gracefully; at once
+    when the block raised), then the loop and the thread.
+
+    Every request method of ``TestClient`` is here with the same arguments
+    (``get``, ``post``, ``request``, ...), returning the
+    :class:`~wsserver.testing.ClientResponse`; :meth:`websocket` returns a
+    :class:`SyncWebSocket`, already open. ``cookies`` is the client's own
+    dict (read as each request starts); ``server`` the
+    :class:`~wsserver.Server`, to look at: what changes it (or awaits) goes
+    through :meth:`call`, on the server's loop.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        cookies: Mapping[str, str] | None = None,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+        **settings: Any,
+    ) -> None:
+        self._app = app
+        self._arguments: dict[str, Any] = {"timeout": timeout, "cookies": cookies, **settings}
+        self._loop_factory = loop_factory
+        self._thread: _Thread | None = None
+        self._client: TestClient | None = None
+        self._used = False
+
+    # ---------------------------------------------------------- the block
+
+    def __enter__(self) -> SyncTestClient:
+        if self._used:
+            raise RuntimeError("a SyncTestClient is used once: make a new one")
+        self._used = True
+        thread = self._thread = _Thread(self._loop_factory)
+
+        async def start() -> TestClient:
+            client = TestClient(self._app, **self._arguments)
+            self._client = client  # (closed on the way out even if start() fails)
+            return await client.start()
+
+        try:
+            thread.run(start())
+        except BaseException:
+            self._close(failed=True)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._close(failed=exc_type is not None)
+
+    def _close(self, failed: bool) -> None:
+        thread, client = self._thread, self._client
+        if thread is None:
+            return
+        try:
+            if client is not None:
+                thread.run(client.close(0 if failed else None))
+        finally:
+            self._thread = None
+            thread.stop()
+
+    @property
+    def _running(self) -> tuple[TestClient, _Thread]:
+        if self._client is None or self._thread is None:
+            raise RuntimeError("use the SyncTestClient in a with block")
+        return self._client, self._thread
+
+    # ------------------------------------------------------------ its parts
+
+    @property
+    def server(self) -> Server:
+        return self._running[0].server
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        return self._running[0].cookies
+
+    @property
+    def timeout(self) -> float | None:
+        return self._running[0].timeout
+
+    def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``function(*args, **kwargs)`` on the server's loop and return its
+        result: awaited when it is a coroutine (``client.call(hub.publish,
+        "room", "hi")``), as it is otherwise."""
+
+        async def run() -> Any:
+            result = function(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+
+        return self._running[1].run(run())
+
+    # ------------------------------------------------------------ requests
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Body = None,
+        json: Any = None,
+        data: FormArg = None,
+        files: FilesArg = None,
+        headers: HeadersArg = None,
+        params: ParamsArg = None,
+        timeout: float | None = None,
+        follow_redirects: bool = False,
+    ) -> ClientResponse:
+        """One HTTP/1.1 request on a new connection (:meth:`TestClient.request`)."""
+        client, thread = self._running
+        return thread.run(
+            client.request(
+                method,
+                path,
+                body=body,
+                json=json,
+                data=data,
+                files=files,
+                headers=headers,
+                params=params,
+                timeout=timeout,
+                follow_redirects=follow_redirects,
+            )
+        )
+
+    def get(self, path: str, **kwargs: Any) -> ClientResponse:
+        return self.request("GET", path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> ClientResponse:
+        return self.request("HEAD", path, **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> ClientResponse:
+        return self.request("OPTIONS", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> ClientResponse:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> ClientResponse:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> ClientResponse:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> ClientResponse:
+        return self.request("DELETE", path, **kwargs)
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        headers: HeadersArg = None,
+        subprotocols: Iterable[str] | None = None,
+        compression: str | None = "deflate",
+        params: ParamsArg = None,
+        timeout: float | None = None,
+    ) -> SyncWebSocket:
+        """Open a WebSocket to ``path`` (:meth:`TestClient.websocket`); ``with``
+        it to close it at the end.
+
+        Raises:
+            HandshakeDenied: the server answered with an HTTP response instead
+                of the 101.
+        """
+        client, thread = self._running
+        connecting = client.websocket(
+            path,
+            headers=headers,
+            subprotocols=subprotocols,
+            compression=compression,
+            params=params,
+            timeout=timeout,
+        )
+
+        async def open() -> ClientWebSocket:
+            return await connecting
+
+        return SyncWebSocket(thread.run(open()), thread)
