@@ -702,12 +702,22 @@ class Config:
         env="WEBSOCKET_PROXY_HEADERS",
         flag="--proxy-headers",
     )
+    proxy_protocol: bool = setting(
+        False,
+        Flag(),
+        "every connection starts with a PROXY protocol header (version 1 or 2: HAProxy's "
+        "`send-proxy`, AWS's Network Load Balancer), else it is closed; the client's address "
+        "it names is taken from trusted peers only (`forwarded_allow_ips`). Not with TLS.",
+        env="WEBSOCKET_PROXY_PROTOCOL",
+        flag="--proxy-protocol",
+    )
     forwarded_allow_ips: str = setting(
         "127.0.0.1",
         Text(
             "'*' or comma-separated addresses, networks and 'unix'", _networks, metavar="ADDRESSES"
         ),
-        "the proxies trusted with those headers: addresses, networks and `unix` (peers on a "
+        "the proxies trusted with those headers (and PROXY protocol headers): addresses, "
+        "networks and `unix` (peers on a "
         "Unix socket), comma-separated; `*`: any peer, believing only the last hop.",
         env="WEBSOCKET_FORWARDED_ALLOW_IPS",
         flag="--forwarded-allow-ips",
@@ -903,6 +913,13 @@ class Config:
                     f"metrics_path {self.metrics_path!r} is a path of the status page's "
                     f"(status_path {self.status_path!r}: it and its /ws): give it another"
                 )
+        if self.proxy_protocol and self.ssl_certfile is not None:
+            # (The header comes before the TLS handshake, which asyncio's TLS
+            # transport would read as a broken ClientHello.)
+            raise ConfigError(
+                "proxy_protocol with TLS (ssl_certfile): not supported; let the proxy "
+                "terminate TLS, or leave proxy_protocol off"
+            )
         self.deflate_settings()  # what only the deflate layer knows: is zlib-ng installed?
 
     def deflate_settings(self) -> DeflateSettings:

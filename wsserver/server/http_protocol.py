@@ -46,6 +46,7 @@ from ..protocol.http import (
     with_defaults,
 )
 from ..protocol.proxy import forwarded
+from ..protocol.proxy_protocol import ProxyProtocolError, parse_proxy_header
 from .app_tasks import start_app_task
 from .request_body import RequestBody
 from .streams import Producer
@@ -108,6 +109,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "loop",
         "transport",
         "remote_address",
+        "_proxy_header",
         "_h11",
         "_awaiting_body",
         "_body_parts",
@@ -153,6 +155,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.loop = server.loop
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.remote_address: tuple[str, int] | None = None
+        #: The PROXY protocol header received so far; None when none is (still) due.
+        self._proxy_header = bytearray() if server.proxy_protocol_peers is not None else None
         self._h11 = h11.Connection(
             h11.SERVER, max_incomplete_event_size=server.config.max_header_size
         )
@@ -247,6 +251,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Process received bytes (what buffer_updated does with the buffer's)."""
         if self._lingering:
             return  # (the rest of a body that was answered: dropped, see close_transport())
+        if self._proxy_header is not None:
+            data = self._read_proxy_header(data)
+            if not data:
+                return
         if self._idle:
             self._end_idle()
         self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
@@ -269,6 +277,34 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.transport.pause_reading()
         else:
             self._process()
+
+    def _read_proxy_header(self, data: bytes | memoryview) -> bytes:
+        """Take the PROXY protocol header that starts the connection
+        (``proxy_protocol``); what follows it, once it is whole.
+
+        The client's address it names becomes this connection's peer, if the
+        proxy that sent it is trusted (``forwarded_allow_ips``). A connection
+        that does not start with a valid header is closed, unanswered: it
+        came past the proxy, or the proxy sends none.
+        """
+        buffer = self._proxy_header
+        assert buffer is not None
+        buffer += data
+        try:
+            header = parse_proxy_header(buffer)
+        except ProxyProtocolError as exc:
+            protocol_logger.debug("%s: %s: closed", peer(self.remote_address), exc)
+            self._transport_closing = True
+            self.transport.abort()  # (no more reads come)
+            return b""
+        if header is None:
+            return b""
+        self._proxy_header = None
+        peers = self.server.proxy_protocol_peers
+        proxy = self.remote_address[0] if self.remote_address is not None else None
+        if header.source is not None and peers is not None and proxy in peers:
+            self.remote_address = header.source
+        return bytes(buffer[header.length :])
 
     def eof_received(self) -> bool:
         return False

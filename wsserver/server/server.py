@@ -101,6 +101,10 @@ class Server:
         self.trusted_proxies = (
             TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
         )
+        #: The peers whose PROXY protocol headers are believed (None: proxy_protocol off).
+        self.proxy_protocol_peers = (
+            TrustedProxies(config.forwarded_allow_ips) if config.proxy_protocol else None
+        )
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._server: asyncio.base_events.Server | None = None
         #: The further watchers of the listening sockets on a libuv loop

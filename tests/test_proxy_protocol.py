@@ -1,0 +1,336 @@
+"""The PROXY protocol (proxy_protocol=True): the header's parser, the server behind it, and
+a real HAProxy in front sending version 1 and version 2 headers."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wsserver import Config, ConfigError, Request, Router, WebSocket
+from wsserver.protocol.proxy_protocol import (
+    MAX_V1,
+    ProxyHeader,
+    ProxyProtocolError,
+    parse_proxy_header,
+)
+from wsserver.response import Response, text
+
+from .conftest import StartServer
+from .debian import find_or_install
+from .redis_server import free_port
+
+SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v2(command: int, family: int, addresses: bytes, tlvs: bytes = b"", version: int = 2) -> bytes:
+    body = addresses + tlvs
+    return SIGNATURE + bytes([version << 4 | command, family]) + struct.pack("!H", len(body)) + body
+
+
+def v2_inet(source: str, sport: int, dport: int = 443) -> bytes:
+    src = ipaddress.ip_address(source)
+    dst = ipaddress.ip_address("192.0.2.1" if src.version == 4 else "2001:db8::1")
+    family = 0x11 if src.version == 4 else 0x21
+    return v2(1, family, src.packed + dst.packed + struct.pack("!HH", sport, dport))
+
+
+# ================================================================ the parser
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n", ("203.0.113.7", 51234)),
+        (b"PROXY TCP6 2001:db8::7 2001:db8::1 1 65535\r\n", ("2001:db8::7", 1)),
+        (b"PROXY TCP6 2001:DB8::7 ::1 0 80\r\n", ("2001:db8::7", 0)),
+        (b"PROXY UNKNOWN\r\n", None),
+        (b"PROXY UNKNOWN ff:: ff:: 1 2 and more\r\n", None),
+        (v2_inet("198.51.100.9", 40000), ("198.51.100.9", 40000)),
+        (v2_inet("2001:db8::9", 443), ("2001:db8::9", 443)),
+        (v2(0, 0x11, b"\x00" * 12), None),  # LOCAL: a health check of the proxy's
+        (v2(0, 0x00, b""), None),
+        (v2(1, 0x00, b""), None),  # UNSPEC
+        (v2(1, 0x31, b"/a".ljust(216, b"\x00")), None),  # AF_UNIX
+    ],
+)
+def test_a_valid_header(data: bytes, expected: tuple[str, int] | None) -> None:
+    assert parse_proxy_header(data + b"GET / HTTP/1.1\r\n") == ProxyHeader(len(data), expected)
+    for end in range(len(data)):
+        assert parse_proxy_header(data[:end]) is None, end  # more is needed
+
+
+def test_a_version_2_header_s_tlvs_are_skipped() -> None:
+    tlv = b"\x04" + struct.pack("!H", 5) + b"vpc-1"  # (AWS's TLVs, say)
+    header = v2(1, 0x11, bytes([10, 0, 0, 5, 10, 0, 0, 6]) + struct.pack("!HH", 1234, 80), tlv)
+    assert parse_proxy_header(header + b"rest") == ProxyHeader(len(header), ("10.0.0.5", 1234))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\n",
+        b"proxy TCP4 1.2.3.4 1.2.3.5 1 2\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
+        b"PROXY TCP4 1.2.3.4 1.2.3.5 1 2\n",  # LF alone
+        b"PROXY TCP4 1.2.3.4 1.2.3.5 1\r\n",
+        b"PROXY TCP4 1.2.3.4  1.2.3.5 1 2\r\n",
+        b"PROXY TCP5 1.2.3.4 1.2.3.5 1 2\r\n",
+        b"PROXY TCP4 ::1 1.2.3.5 1 2\r\n",
+        b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n",
+        b"PROXY TCP4 1.2.3.256 1.2.3.5 1 2\r\n",
+        b"PROXY TCP4 01.2.3.4 1.2.3.5 1 2\r\n",
+        b"PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n",
+        b"PROXY TCP4 1.2.3.4 1.2.3.5 65536 2\r\n",
+        b"PROXY TCP4 1.2.3.4 1.2.3.5 01 2\r\n",
+        b"PROXY TCP4 1.2.3.4 1.2.3.5 +1 2\r\n",
+        b"PROXY TCP4 1.2.3.4 1.2.3.5 \xd9\xa1 2\r\n",  # (an Arabic-Indic digit)
+        b"PROXY " + b"x" * (MAX_V1 - 6),  # no CR LF within 107 bytes
+        v2(1, 0x11, b"\x00" * 12, version=1),
+        v2(2, 0x11, b"\x00" * 12),  # an unknown command
+        v2(1, 0x11, b"\x00" * 11),  # too short for its addresses
+        v2(1, 0x21, b"\x00" * 35),
+        v2(1, 0x41, b"\x00" * 12),  # an unknown family
+    ],
+)
+def test_a_connection_without_a_valid_header_is_refused(data: bytes) -> None:
+    with pytest.raises(ProxyProtocolError):
+        parse_proxy_header(data)
+
+
+@given(
+    st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)),
+    st.integers(0, 65535),
+    st.booleans(),
+    st.binary(max_size=40),
+    st.data(),
+)
+def test_any_header_read_in_any_two_pieces(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    port: int,
+    binary: bool,
+    rest: bytes,
+    data: st.DataObject,
+) -> None:
+    if binary:
+        header = v2_inet(str(address), port)
+    else:
+        kind = "TCP4" if address.version == 4 else "TCP6"
+        other = "192.0.2.1" if address.version == 4 else "::1"
+        header = f"PROXY {kind} {address} {other} {port} 80\r\n".encode()
+    cut = data.draw(st.integers(0, len(header) + len(rest)))
+    stream = header + rest
+    first = parse_proxy_header(stream[:cut])
+    assert (first is None) == (cut < len(header))
+    assert parse_proxy_header(stream) == ProxyHeader(len(header), (str(address), port))
+
+
+# ================================================================ the server
+
+
+def address_routes() -> Router:
+    routes = Router()
+
+    @routes.get("/who")
+    async def who(request: Request) -> Response:
+        host, port = request.remote_address or ("-", 0)
+        return text(f"{host} {port}")
+
+    @routes.websocket("/ws")
+    async def ws_who(request: Request, ws: WebSocket) -> None:
+        host, port = request.remote_address or ("-", 0)
+        await ws.send(f"{host} {port}")
+        await ws.recv()
+
+    return routes
+
+
+async def ask(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a new connection; everything that comes back before the end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+WHO = b"GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+async def test_the_client_is_the_one_the_header_names(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    server = await run_server(address_routes(), proxy_protocol=True)
+    v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
+    assert (await ask(server.port, v1 + WHO)).endswith(b"\r\n\r\n203.0.113.7 51234")
+    answer = await ask(server.port, v2_inet("2001:db8::9", 40000) + WHO)
+    assert answer.endswith(b"\r\n\r\n2001:db8::9 40000")
+    # Without an address (a proxy's health check): the peer's own.
+    answer = await ask(server.port, v2(0, 0, b"") + WHO)
+    assert answer.rsplit(b"\r\n", 1)[1].startswith(b"127.0.0.1 "), answer
+    access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    assert access[0].startswith("203.0.113.7:51234 GET /who 200 "), access
+    assert access[1].startswith("2001:db8::9:40000 GET /who 200 "), access
+
+
+async def test_the_header_may_come_a_byte_at_a_time(run_server: StartServer) -> None:
+    server = await run_server(address_routes(), proxy_protocol=True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    for byte in v2_inet("198.51.100.9", 4000):
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    writer.write(WHO)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"198.51.100.9 4000")
+
+
+async def test_a_websocket_behind_the_header(run_server: StartServer) -> None:
+    server = await run_server(address_routes(), proxy_protocol=True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"PROXY TCP6 2001:db8::5 2001:db8::1 5555 443\r\n"
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    frame = await asyncio.wait_for(reader.readexactly(2 + len(b"2001:db8::5 5555")), 5)
+    assert frame == b"\x81\x10" + b"2001:db8::5 5555"
+    writer.close()
+
+
+async def test_a_connection_without_the_header_is_closed_unanswered(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(address_routes(), proxy_protocol=True)
+    for data in (WHO, b"PROXY TCP4 1.2.3.4 nonsense\r\n" + WHO, b"\x16\x03\x01\x00\x10"):
+        try:
+            answer = await ask(server.port, data)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b"", answer
+    assert not [r for r in caplog.records if r.name == "wsserver.access"]
+    said = [r.getMessage() for r in caplog.records if r.name == "wsserver.protocol"]
+    assert any("no PROXY protocol header: closed" in line for line in said), said
+    assert any("malformed version 1 header" in line for line in said), said
+
+
+async def test_an_untrusted_peer_s_header_is_read_but_not_believed(
+    run_server: StartServer,
+) -> None:
+    server = await run_server(
+        address_routes(), proxy_protocol=True, forwarded_allow_ips="10.0.0.0/8"
+    )
+    v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
+    answer = await ask(server.port, v1 + WHO)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.rsplit(b"\r\n", 1)[1].startswith(b"127.0.0.1 "), answer
+
+
+async def test_without_the_setting_a_header_is_a_bad_request(run_server: StartServer) -> None:
+    server = await run_server(address_routes())
+    answer = await ask(server.port, b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n" + WHO)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+
+
+def test_the_setting_is_refused_with_tls() -> None:
+    with pytest.raises(ConfigError, match="proxy_protocol with TLS"):
+        Config(proxy_protocol=True, ssl_certfile="cert.pem", ssl_keyfile="key.pem").validate()
+
+
+# ================================================================ a real HAProxy
+
+
+@pytest.fixture(scope="module")
+def haproxy_binary() -> str:
+    return find_or_install(lambda: shutil.which("haproxy"), "haproxy")
+
+
+@pytest.fixture
+def haproxy(haproxy_binary: str, tmp_path: Path) -> Iterator[Callable[[int, str], int]]:
+    """Start HAProxy (TCP mode) in front of a port: ``start(backend_port, "send-proxy")``."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(backend: int, option: str) -> int:
+        port = free_port()
+        config = tmp_path / f"haproxy-{port}.cfg"
+        config.write_text(
+            "global\n    maxconn 64\n"
+            "defaults\n    mode tcp\n    timeout connect 5s\n"
+            "    timeout client 30s\n    timeout server 30s\n"
+            f"frontend front\n    bind 127.0.0.1:{port}\n    default_backend back\n"
+            f"backend back\n    server app 127.0.0.1:{backend} {option}\n"
+        )
+        process = subprocess.Popen(
+            [haproxy_binary, "-db", "-f", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        processes.append(process)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return port
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    error = process.stderr.read().decode() if process.stderr else ""
+                    raise RuntimeError(f"haproxy did not start: {error}") from None
+                time.sleep(0.05)
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(5)
+
+
+@pytest.mark.parametrize("option", ["send-proxy", "send-proxy-v2"])
+async def test_behind_a_real_haproxy(
+    run_server: StartServer, haproxy: Callable[[int, str], int], option: str
+) -> None:
+    # The client's own port comes through: without the header, the server
+    # would see HAProxy's connection (another port).
+    server = await run_server(address_routes(), proxy_protocol=True)
+    front = await asyncio.to_thread(haproxy, server.port, option)
+    async with websockets.connect(f"ws://127.0.0.1:{front}/ws") as ws:
+        host, port = ws.local_address[:2]
+        assert await asyncio.wait_for(ws.recv(), 5) == f"{host} {port}"
+    reader, writer = await asyncio.open_connection("127.0.0.1", front)
+    port = writer.get_extra_info("sockname")[1]
+    writer.write(WHO)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(f"127.0.0.1 {port}".encode())
+
+
+async def test_an_asgi_app_s_scope_has_the_client_the_header_names(
+    run_server: StartServer,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        host, port = scope["client"]
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": f"{host} {port}".encode()})
+
+    server = await run_server(app, proxy_protocol=True)
+    answer = await ask(server.port, v2_inet("198.51.100.20", 6000) + WHO)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"198.51.100.20 6000")

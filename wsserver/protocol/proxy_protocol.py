@@ -1,0 +1,129 @@
+"""The PROXY protocol's header, sans-I/O: the client's address, from a load balancer
+in front that works on TCP (HAProxy's ``send-proxy``, AWS's Network Load
+Balancer, nginx's ``proxy_protocol on`` in its stream module).
+
+Such a proxy opens its own connection to the server and, before anything of
+the client's, sends one header naming the client's address: version 1 is a
+line of text (``PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\\r\\n``), version 2
+a binary block with a 12-byte signature. :func:`parse_proxy_header` reads
+either from the first bytes of a connection as they come, as HAProxy's
+specification (``proxy-protocol.txt``) asks of a receiver: strictly, the
+header whole before anything else, and a connection without one refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+__all__ = ["MAX_V1", "ProxyHeader", "ProxyProtocolError", "parse_proxy_header"]
+
+V1_PREFIX = b"PROXY "
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+#: The longest version 1 line, its CR LF included (the specification's bound).
+MAX_V1 = 107
+_V2_FIXED = 16  # the signature, version and command, family, length
+
+
+class ProxyProtocolError(ValueError):
+    """The connection does not start with a valid PROXY protocol header."""
+
+
+class ProxyHeader(NamedTuple):
+    """A header read whole: how many bytes it took, and the client's
+    ``(host, port)``; None where the header names none (version 1's
+    ``UNKNOWN``, version 2's ``LOCAL`` command, such as a proxy's own health
+    check, or an address family other than IPv4 and IPv6)."""
+
+    length: int
+    source: tuple[str, int] | None
+
+
+def parse_proxy_header(data: bytes | bytearray) -> ProxyHeader | None:
+    """Read the PROXY protocol header at the start of ``data``; None if more is needed.
+
+    Raises:
+        ProxyProtocolError: ``data`` does not start with a header of either
+            version, or the header is malformed.
+    """
+    if data[:12] == V2_SIGNATURE:
+        return _v2(data)
+    if data[:6] == V1_PREFIX:
+        return _v1(data)
+    start = bytes(data[:12])
+    if V2_SIGNATURE.startswith(start) or V1_PREFIX.startswith(start[:6]):
+        return None  # (so far, the start of one)
+    raise ProxyProtocolError("no PROXY protocol header")
+
+
+def _v1(data: bytes | bytearray) -> ProxyHeader | None:
+    end = data.find(b"\r\n", 0, MAX_V1)
+    if end < 0:
+        if len(data) >= MAX_V1 or b"\n" in data[:MAX_V1]:
+            raise ProxyProtocolError("a version 1 header's line is too long or not ended by CR LF")
+        return None
+    try:
+        line = bytes(data[:end]).decode("ascii")
+    except UnicodeDecodeError:
+        raise ProxyProtocolError("a version 1 header that is not ASCII") from None
+    fields = line.split(" ")
+    if len(fields) >= 2 and fields[1] == "UNKNOWN":
+        return ProxyHeader(end + 2, None)  # (what follows UNKNOWN is to be ignored)
+    if len(fields) != 6 or fields[1] not in ("TCP4", "TCP6"):
+        raise ProxyProtocolError(f"a malformed version 1 header: {line[:MAX_V1]!r}")
+    version = 4 if fields[1] == "TCP4" else 6
+    source = _address(fields[2], version)
+    _address(fields[3], version)
+    port = _port(fields[4])
+    _port(fields[5])
+    return ProxyHeader(end + 2, (source, port))
+
+
+def _address(text: str, version: int) -> str:
+    try:
+        address = ipaddress.ip_address(text) if "%" not in text else None
+    except ValueError:
+        address = None
+    if address is None or address.version != version:
+        raise ProxyProtocolError(f"not an IPv{version} address: {text!r}")
+    return str(address)
+
+
+def _port(text: str) -> int:
+    # Decimal, 0 to 65535, without a sign or a leading zero.
+    if not (text.isdigit() and text.isascii()) or len(text) > 5 or (text[0] == "0" and text != "0"):
+        raise ProxyProtocolError(f"not a port: {text!r}")
+    port = int(text)
+    if port > 0xFFFF:
+        raise ProxyProtocolError(f"not a port: {text!r}")
+    return port
+
+
+def _v2(data: bytes | bytearray) -> ProxyHeader | None:
+    if len(data) < _V2_FIXED:
+        return None
+    version_command, family = data[12], data[13]
+    length = _V2_FIXED + int.from_bytes(data[14:16], "big")
+    if version_command >> 4 != 2:
+        raise ProxyProtocolError(f"a version 2 signature with version {version_command >> 4}")
+    command = version_command & 0x0F
+    if command > 1:
+        raise ProxyProtocolError(f"a version 2 header's unknown command {command}")
+    if len(data) < length:
+        return None
+    if command == 0:  # LOCAL: the proxy's own connection (a health check)
+        return ProxyHeader(length, None)
+    body = bytes(data[_V2_FIXED:length])
+    if family >> 4 == 1:  # AF_INET
+        if len(body) < 12:
+            raise ProxyProtocolError("a version 2 IPv4 header too short for its addresses")
+        host = str(ipaddress.IPv4Address(body[0:4]))
+        return ProxyHeader(length, (host, int.from_bytes(body[8:10], "big")))
+    if family >> 4 == 2:  # AF_INET6
+        if len(body) < 36:
+            raise ProxyProtocolError("a version 2 IPv6 header too short for its addresses")
+        host = str(ipaddress.IPv6Address(body[0:16]))
+        return ProxyHeader(length, (host, int.from_bytes(body[32:34], "big")))
+    if family >> 4 > 3:
+        raise ProxyProtocolError(f"a version 2 header's unknown address family {family >> 4}")
+    return ProxyHeader(length, None)  # UNSPEC, or AF_UNIX: no address to give
