@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -520,3 +522,52 @@ async def test_an_asgi_response_s_bytes_sent_are_logged(
     (record,) = [r for r in caplog.records if r.name == "wsserver.access"]
     assert record.getMessage().endswith(f" sent={len(rest)}")
     assert record.bytes_sent == len(rest) > 320  # type: ignore[attr-defined]
+
+
+async def test_a_response_s_own_chunked_framing_is_counted(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # (A whole Response may say Transfer-Encoding: chunked: h11 frames its body.)
+    caplog.set_level(logging.INFO, logger="wsserver")
+    routes = Router()
+
+    @routes.get("/framed")
+    async def framed(request: Request) -> Response:
+        return Response(b"hello", 200, [("Transfer-Encoding", "chunked")])
+
+    server = await run_server(routes)
+    request = b"GET /framed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    _, rest = await _exchange(server.port, request)
+    assert rest == b"5\r\nhello\r\n0\r\n\r\n", rest
+    await server.close(timeout=1)
+    (record,) = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert record.bytes_sent == len(rest)  # type: ignore[attr-defined]
+
+
+async def test_a_file_cut_short_by_its_client_counts_what_went(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    # The client takes some of a large file, then resets the connection: the
+    # line counts at least what it took (sendfile(), or pieces read in a thread).
+    caplog.set_level(logging.INFO, logger="wsserver")
+    (tmp_path / "big.bin").write_bytes(b"\x00" * (48 << 20))
+    routes = Router()
+    routes.static("/files", tmp_path)
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    received = len(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5))
+    taken = -received
+    while received < (3 << 20):
+        data = await asyncio.wait_for(reader.read(1 << 16), 5)
+        assert data
+        received += len(data)
+    taken += received
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()  # a reset
+    await wait_for(
+        lambda: any(r.name == "wsserver.access" for r in caplog.records), what="the line"
+    )
+    (record,) = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert taken <= record.bytes_sent < (48 << 20), (taken, record.getMessage())  # type: ignore[attr-defined]

@@ -1078,6 +1078,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return True
             sent = await self._kernel_sends(file, offset, count)
             if sent is None:
+                # (Cut short: asyncio moved the file's position past what went.)
+                with contextlib.suppress(OSError, ValueError):
+                    self._sent += max(0, file.tell() - offset)
                 return True
             if sent == _NOT_AVAILABLE:
                 # (h11 counted them already: they go out as they are.)
@@ -1541,11 +1544,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             logger.error("cannot send response %r: %s", response, exc)
             # h11 may be past answering on this connection: a new one can.
             h = self._h11 = h11.Connection(h11.SERVER)
-            self.status, head = 500, False
+            self.status = 500
             response = error_response(500, "Internal Server Error")
             data = render_response(h, response, close=True, defaults=defaults)
         self.transport.write(data)
-        self._sent = 0 if head or not response.body else len(response.body)
+        self._sent = len(data) - data.find(b"\r\n\r\n") - 4  # (after the head: what h11 framed)
         if self._logged:
             self.request = None  # an answer to no new request (a 503 at shutdown, say)
         self._log_access()
