@@ -280,3 +280,61 @@ def test_the_readme_shows_a_test_of_this_module_verbatim() -> None:
                 )
                 or ast.get_source_segment(code, node) in lines
             ), ast.get_source_segment(code, node)
+
+
+def test_a_loop_that_dies_raises_instead_of_hanging() -> None:
+    # SystemExit in a handler ends run_forever(): nothing would ever answer
+    # the test's wait (nor the client's own timeout, on that dead loop).
+    routes = Router()
+
+    @routes.get("/exit")
+    async def leave(request: Request) -> Response:
+        raise SystemExit(3)
+
+    started = time.monotonic()
+    with (
+        pytest.raises(RuntimeError, match="event loop stopped") as caught,
+        SyncTestClient(routes, timeout=1) as client,
+    ):
+        client.get("/exit")
+    assert isinstance(caught.value.__cause__, SystemExit)
+    assert time.monotonic() - started < 10
+
+
+def test_tasks_left_running_are_cancelled_on_the_way_out() -> None:
+    ended = threading.Event()
+
+    async def worker() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended.set()
+
+    with SyncTestClient(echo.routes) as client:
+        (task,) = client.call(lambda: [asyncio.ensure_future(worker())])  # (not awaited)
+        assert not task.done()
+    assert ended.is_set() and task.cancelled()
+
+
+def test_call_awaits_any_awaitable_and_keeps_its_type() -> None:
+    async def three() -> int:
+        return 3
+
+    with SyncTestClient(echo.routes) as client:
+        assert client.call(three) == 3
+        assert client.call(lambda: asyncio.ensure_future(three())) == 3
+        client.timeout = 2
+        assert client.timeout == 2
+        client.cookies = {"a": "b"}
+        assert client.cookies == {"a": "b"}
+
+
+def test_start_and_close_without_a_block() -> None:
+    client = SyncTestClient(echo.routes).start()
+    try:
+        assert client.get("/").status == 200
+    finally:
+        client.close()
+    assert not client_threads()
+    with pytest.raises(RuntimeError, match="with block"):
+        client.get("/")

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import inspect
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, overload
 
 from .server.server import Server
 from .testing import (
@@ -47,16 +49,35 @@ __all__ = ["SyncTestClient", "SyncWebSocket"]
 
 T = TypeVar("T")
 
+#: Seconds between looks at whether the loop's thread is still there, while a call waits.
+_LIVENESS = 0.1
+
 
 class _Thread:
     """An event loop running in a thread of its own, and the one way into it."""
 
     def __init__(self, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None) -> None:
         self.loop = (loop_factory or asyncio.new_event_loop)()
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="wsserver-sync-test-client", daemon=True
-        )
-        self.thread.start()
+        #: What ended the loop before its time (SystemExit in a handler, say).
+        self.died: BaseException | None = None
+        self.thread = self._start()
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="wsserver-sync-test-client", daemon=True)
+        thread.start()
+        return thread
+
+    def revive(self) -> None:
+        """Run the loop again if it died, so that what is left on it can be
+        ended in order (the server closed, its handlers cancelled)."""
+        if not self.thread.is_alive() and not self.loop.is_closed():
+            self.thread = self._start()
+
+    def _run(self) -> None:
+        try:
+            self.loop.run_forever()
+        except BaseException as exc:  # (the thread's end: kept for the test to see)
+            self.died = exc
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` in the loop; block until it is done; its result or its error.
@@ -74,29 +95,51 @@ class _Thread:
         if self.loop.is_closed():
             coroutine.close()
             raise RuntimeError("this SyncTestClient is closed")
+        if not self.thread.is_alive():
+            coroutine.close()
+            self._gone()
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         try:
-            return future.result()
+            while True:
+                # (Looking now and then whether the loop is still there: a
+                # loop that died would never answer.)
+                concurrent.futures.wait((future,), timeout=_LIVENESS)
+                if future.done():
+                    return future.result()
+                if not self.thread.is_alive():
+                    self._gone()
         except concurrent.futures.CancelledError:
             raise asyncio.CancelledError() from None
         except BaseException:
-            future.cancel()  # (interrupted while waiting: Ctrl-C)
+            future.cancel()  # (interrupted while waiting: Ctrl-C; or the loop died)
             raise
 
+    def _gone(self) -> NoReturn:
+        raise RuntimeError(f"the SyncTestClient's event loop stopped: {self.died!r}") from self.died
+
     def stop(self) -> None:
-        """End the loop (its tasks were ended by the client's close) and the thread."""
+        """End the loop and the thread: the tasks still there are cancelled
+        (and awaited), as ``asyncio.run()`` does, then async generators and
+        the default executor are closed."""
         loop = self.loop
         if loop.is_closed():
             return
 
         async def wind_up() -> None:
+            current = asyncio.current_task()
+            tasks = [task for task in asyncio.all_tasks() if task is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await loop.shutdown_asyncgens()
             await loop.shutdown_default_executor()
 
         try:
-            asyncio.run_coroutine_threadsafe(wind_up(), loop).result()
+            self.revive()
+            self.run(wind_up())
         finally:
-            loop.call_soon_threadsafe(loop.stop)
+            if self.thread.is_alive():
+                loop.call_soon_threadsafe(loop.stop)
             self.thread.join()
             loop.close()
 
@@ -108,19 +151,57 @@ class SyncWebSocket:
 
     Its state (``close_code``, ``close_reason``, ``open``, ``closed``,
     ``subprotocol``, ``compression``, ``response``, ``pings_received``,
-    ``bytes_sent``, ``bytes_received``, ``path``) is the async one's.
+    ``bytes_sent``, ``bytes_received``, ``path``) is the async one's
+    (``ws.ws``), read as it is.
     """
 
     def __init__(self, ws: ClientWebSocket, thread: _Thread) -> None:
         self.ws = ws
         self._thread = thread
 
-    def __getattr__(self, name: str) -> Any:
-        # The state is read from the async WebSocket (plain values; its
-        # coroutine methods each have a blocking one below).
-        if name in _WS_STATE:
-            return getattr(self.ws, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    @property
+    def close_code(self) -> int | None:
+        return self.ws.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.ws.close_reason
+
+    @property
+    def open(self) -> bool:
+        return self.ws.open
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.ws.subprotocol
+
+    @property
+    def compression(self) -> str | None:
+        return self.ws.compression
+
+    @property
+    def response(self) -> ClientResponse:
+        return self.ws.response
+
+    @property
+    def pings_received(self) -> int:
+        return self.ws.pings_received
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.ws.bytes_sent
+
+    @property
+    def bytes_received(self) -> int:
+        return self.ws.bytes_received
+
+    @property
+    def path(self) -> str:
+        return self.ws.path
 
     def send(self, message: str | bytes | bytearray | memoryview, *, compress: bool = True) -> None:
         """Send a text (``str``) or binary message (:meth:`ClientWebSocket.send`)."""
@@ -187,25 +268,6 @@ class SyncWebSocket:
         return f"<SyncWebSocket of {self.ws!r}>"
 
 
-#: What :class:`SyncWebSocket` reads from the async WebSocket as it is.
-_WS_STATE = frozenset(
-    (
-        "close_code",
-        "close_reason",
-        "open",
-        "closed",
-        "subprotocol",
-        "compression",
-        "response",
-        "pings_received",
-        "bytes_sent",
-        "bytes_received",
-        "path",
-        "timeout",
-    )
-)
-
-
 class SyncTestClient:
     """:class:`~wsserver.testing.TestClient` for tests that are plain functions.
 
@@ -245,7 +307,12 @@ class SyncTestClient:
 
     # ---------------------------------------------------------- the block
 
-    def __enter__(self) -> SyncTestClient:
+    def start(self) -> SyncTestClient:
+        """Start the loop's thread and the server in it (what ``with`` does first).
+
+        Raises:
+            RuntimeError: this client was started before (make a new one).
+        """
         if self._used:
             raise RuntimeError("a SyncTestClient is used once: make a new one")
         self._used = True
@@ -259,9 +326,17 @@ class SyncTestClient:
         try:
             thread.run(start())
         except BaseException:
-            self._close(failed=True)
+            with contextlib.suppress(Exception):  # (the start's error is the one to see)
+                self._close(failed=True)
             raise
         return self
+
+    def close(self) -> None:
+        """Close the server (gracefully), the loop and its thread (what ``with`` does last)."""
+        self._close(failed=False)
+
+    def __enter__(self) -> SyncTestClient:
+        return self.start()
 
     def __exit__(
         self,
@@ -277,7 +352,8 @@ class SyncTestClient:
             return
         try:
             if client is not None:
-                thread.run(client.close(0 if failed else None))
+                thread.revive()
+                thread.run(client.close(0 if failed or thread.died else None))
         finally:
             self._thread = None
             thread.stop()
@@ -298,18 +374,32 @@ class SyncTestClient:
     def cookies(self) -> dict[str, str]:
         return self._running[0].cookies
 
+    @cookies.setter
+    def cookies(self, cookies: dict[str, str]) -> None:
+        self._running[0].cookies = cookies
+
     @property
     def timeout(self) -> float | None:
         return self._running[0].timeout
 
+    @timeout.setter
+    def timeout(self, timeout: float | None) -> None:
+        self._running[0].timeout = timeout
+
+    @overload
+    def call(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T: ...
+
+    @overload
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``function(*args, **kwargs)`` on the server's loop and return its
-        result: awaited when it is a coroutine (``client.call(hub.publish,
-        "room", "hi")``), as it is otherwise."""
+        result: awaited when it is awaitable (``client.call(hub.publish,
+        "room", "hi")``; a task, a future), as it is otherwise."""
 
         async def run() -> Any:
             result = function(*args, **kwargs)
-            if asyncio.iscoroutine(result):
+            if inspect.isawaitable(result):
                 result = await result
             return result
 
