@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import shutil
 import socket
+import ssl as ssl_module
 import struct
 import subprocess
 import time
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import websockets
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsserver import Config, ConfigError, Request, Router, WebSocket
+from wsserver import Config, ConfigError, Request, Router, WebSocket, serve
 from wsserver.protocol.proxy_protocol import (
     MAX_V1,
     ProxyHeader,
@@ -28,6 +30,7 @@ from wsserver.protocol.proxy_protocol import (
     parse_proxy_header,
 )
 from wsserver.response import Response, text
+from wsserver.testing import TestClient
 
 from .conftest import StartServer
 from .debian import find_or_install
@@ -65,6 +68,8 @@ def v2_inet(source: str, sport: int, dport: int = 443) -> bytes:
         (v2(0, 0x00, b""), None),
         (v2(1, 0x00, b""), None),  # UNSPEC
         (v2(1, 0x31, b"/a".ljust(216, b"\x00")), None),  # AF_UNIX
+        (b"PROXY TCP6 ::ffff:203.0.113.7 ::1 1 2\r\n", ("::ffff:203.0.113.7", 1)),
+        (v2_inet("::ffff:198.51.100.9", 9), ("::ffff:198.51.100.9", 9)),  # (as a socket says it)
     ],
 )
 def test_a_valid_header(data: bytes, expected: tuple[str, int] | None) -> None:
@@ -73,10 +78,28 @@ def test_a_valid_header(data: bytes, expected: tuple[str, int] | None) -> None:
         assert parse_proxy_header(data[:end]) is None, end  # more is needed
 
 
+INET = bytes([10, 0, 0, 5, 10, 0, 0, 6]) + struct.pack("!HH", 1234, 80)
+
+
+def tlv(kind: int, value: bytes) -> bytes:
+    return bytes([kind]) + struct.pack("!H", len(value)) + value
+
+
 def test_a_version_2_header_s_tlvs_are_skipped() -> None:
-    tlv = b"\x04" + struct.pack("!H", 5) + b"vpc-1"  # (AWS's TLVs, say)
-    header = v2(1, 0x11, bytes([10, 0, 0, 5, 10, 0, 0, 6]) + struct.pack("!HH", 1234, 80), tlv)
+    header = v2(1, 0x11, INET, tlv(0xEA, b"\x01vpce-1") + tlv(0x04, b"\x00\x00"))  # (AWS's)
     assert parse_proxy_header(header + b"rest") == ProxyHeader(len(header), ("10.0.0.5", 1234))
+    # One that runs past the end ends the TLVs, not the connection.
+    header = v2(1, 0x11, INET, tlv(0x04, b"") + b"\x20\x00\x09\x01")
+    assert parse_proxy_header(header) == ProxyHeader(len(header), ("10.0.0.5", 1234))
+
+
+def test_a_version_2_header_says_whether_the_client_came_over_tls() -> None:
+    # PP2_TYPE_SSL: client flags (PP2_CLIENT_SSL = 1), verify, sub-TLVs (the version).
+    ssl = tlv(0x20, b"\x01" + b"\x00" * 4 + tlv(0x21, b"TLSv1.3"))
+    header = v2(1, 0x11, INET, tlv(0x04, b"") + ssl)
+    assert parse_proxy_header(header) == ProxyHeader(len(header), ("10.0.0.5", 1234), True)
+    plain = v2(1, 0x11, INET, tlv(0x20, b"\x00" + b"\x00" * 4))
+    assert parse_proxy_header(plain) == ProxyHeader(len(plain), ("10.0.0.5", 1234), False)
 
 
 @pytest.mark.parametrize(
@@ -104,6 +127,9 @@ def test_a_version_2_header_s_tlvs_are_skipped() -> None:
         v2(1, 0x11, b"\x00" * 11),  # too short for its addresses
         v2(1, 0x21, b"\x00" * 35),
         v2(1, 0x41, b"\x00" * 12),  # an unknown family
+        v2(1, 0x13, b"\x00" * 12),  # an unknown transport
+        v2(1, 0x10, b"\x00" * 12),
+        v2(1, 0x31, b""),  # AF_UNIX without its 216 bytes
     ],
 )
 def test_a_connection_without_a_valid_header_is_refused(data: bytes) -> None:
@@ -148,6 +174,10 @@ def address_routes() -> Router:
     async def who(request: Request) -> Response:
         host, port = request.remote_address or ("-", 0)
         return text(f"{host} {port}")
+
+    @routes.get("/scheme")
+    async def scheme(request: Request) -> Response:
+        return text(request.scheme)
 
     @routes.websocket("/ws")
     async def ws_who(request: Request, ws: WebSocket) -> None:
@@ -251,9 +281,35 @@ async def test_without_the_setting_a_header_is_a_bad_request(run_server: StartSe
     assert answer.startswith(b"HTTP/1.1 400 "), answer
 
 
+async def test_the_scheme_is_https_when_the_header_says_tls(run_server: StartServer) -> None:
+    routes = Router()
+
+    @routes.get("/scheme")
+    async def scheme(request: Request) -> Response:
+        return text(request.scheme)
+
+    request = b"GET /scheme HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    ssl = tlv(0x20, b"\x01\x00\x00\x00\x00")
+    trusted = await run_server(routes, proxy_protocol=True)
+    assert (await ask(trusted.port, v2(1, 0x11, INET, ssl) + request)).endswith(b"https")
+    assert (await ask(trusted.port, v2(1, 0x11, INET) + request)).endswith(b"http")
+    untrusted = await run_server(routes, proxy_protocol=True, forwarded_allow_ips="10.0.0.1")
+    assert (await ask(untrusted.port, v2(1, 0x11, INET, ssl) + request)).endswith(b"http")
+
+
 def test_the_setting_is_refused_with_tls() -> None:
     with pytest.raises(ConfigError, match="proxy_protocol with TLS"):
         Config(proxy_protocol=True, ssl_certfile="cert.pem", ssl_keyfile="key.pem").validate()
+    context = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
+    with pytest.raises(ConfigError, match="proxy_protocol with TLS"):
+        serve(address_routes(), "127.0.0.1", 0, ssl=context, proxy_protocol=True)
+
+
+async def test_the_test_client_speaks_it_when_the_server_wants_it() -> None:
+    async with TestClient(address_routes(), proxy_protocol=True) as client:
+        assert (await client.get("/who")).text == "- 0"  # (a socket pair: no address)
+        async with client.websocket("/ws") as ws:
+            assert await ws.receive() == "- 0"
 
 
 # ================================================================ a real HAProxy
@@ -265,18 +321,18 @@ def haproxy_binary() -> str:
 
 
 @pytest.fixture
-def haproxy(haproxy_binary: str, tmp_path: Path) -> Iterator[Callable[[int, str], int]]:
+def haproxy(haproxy_binary: str, tmp_path: Path) -> Iterator[Callable[..., int]]:
     """Start HAProxy (TCP mode) in front of a port: ``start(backend_port, "send-proxy")``."""
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(backend: int, option: str) -> int:
+    def start(backend: int, option: str, bind: str = "") -> int:
         port = free_port()
         config = tmp_path / f"haproxy-{port}.cfg"
         config.write_text(
             "global\n    maxconn 64\n"
             "defaults\n    mode tcp\n    timeout connect 5s\n"
             "    timeout client 30s\n    timeout server 30s\n"
-            f"frontend front\n    bind 127.0.0.1:{port}\n    default_backend back\n"
+            f"frontend front\n    bind 127.0.0.1:{port} {bind}\n    default_backend back\n"
             f"backend back\n    server app 127.0.0.1:{backend} {option}\n"
         )
         process = subprocess.Popen(
@@ -304,7 +360,7 @@ def haproxy(haproxy_binary: str, tmp_path: Path) -> Iterator[Callable[[int, str]
 
 @pytest.mark.parametrize("option", ["send-proxy", "send-proxy-v2"])
 async def test_behind_a_real_haproxy(
-    run_server: StartServer, haproxy: Callable[[int, str], int], option: str
+    run_server: StartServer, haproxy: Callable[..., int], option: str
 ) -> None:
     # The client's own port comes through: without the header, the server
     # would see HAProxy's connection (another port).
@@ -334,3 +390,24 @@ async def test_an_asgi_app_s_scope_has_the_client_the_header_names(
     server = await run_server(app, proxy_protocol=True)
     answer = await ask(server.port, v2_inet("198.51.100.20", 6000) + WHO)
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"198.51.100.20 6000")
+
+
+async def test_behind_a_real_haproxy_that_ends_tls(
+    run_server: StartServer, haproxy: Callable[..., int], tmp_path: Path
+) -> None:
+    # send-proxy-v2-ssl: the header says the client came over TLS (https, wss).
+    ca = trustme.CA()
+    pem = tmp_path / "haproxy.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    context = ssl_module.create_default_context()
+    ca.configure_trust(context)
+    server = await run_server(address_routes(), proxy_protocol=True)
+    front = await asyncio.to_thread(haproxy, server.port, "send-proxy-v2-ssl", f"ssl crt {pem}")
+    reader, writer = await asyncio.open_connection("127.0.0.1", front, ssl=context)
+    writer.write(b"GET /scheme HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nhttps"), answer
+    async with websockets.connect(f"wss://127.0.0.1:{front}/ws", ssl=context) as ws:
+        host, port = ws.local_address[:2]
+        assert await asyncio.wait_for(ws.recv(), 5) == f"{host} {port}"

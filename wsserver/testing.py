@@ -1153,6 +1153,9 @@ class TestClient:
             raise
         self._pipes.add(pipe)
         pipe.closed.add_done_callback(lambda _: self._pipes.discard(pipe))
+        if self.server.config.proxy_protocol:
+            # (As a balancer's connection would start: one naming no client.)
+            pipe.write(b"PROXY UNKNOWN\r\n")
         return pipe
 
     # ------------------------------------------------------------ HTTP

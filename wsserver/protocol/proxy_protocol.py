@@ -33,10 +33,13 @@ class ProxyHeader(NamedTuple):
     """A header read whole: how many bytes it took, and the client's
     ``(host, port)``; None where the header names none (version 1's
     ``UNKNOWN``, version 2's ``LOCAL`` command, such as a proxy's own health
-    check, or an address family other than IPv4 and IPv6)."""
+    check, or an address family other than IPv4 and IPv6). ``tls``: the
+    client came to the proxy over TLS (version 2's ``PP2_TYPE_SSL`` with
+    its ``PP2_CLIENT_SSL`` flag: HAProxy's ``send-proxy-v2-ssl``)."""
 
     length: int
     source: tuple[str, int] | None
+    tls: bool = False
 
 
 def parse_proxy_header(data: bytes | bytearray) -> ProxyHeader | None:
@@ -86,7 +89,15 @@ def _address(text: str, version: int) -> str:
         address = None
     if address is None or address.version != version:
         raise ProxyProtocolError(f"not an IPv{version} address: {text!r}")
-    return str(address)
+    return _shown(address)
+
+
+def _shown(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """An address as a socket's peer name gives it: an IPv4-mapped IPv6
+    address with its IPv4 part dotted (``::ffff:203.0.113.7``; Python
+    before 3.13 writes it in hex)."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    return f"::ffff:{mapped}" if mapped is not None else str(address)
 
 
 def _port(text: str) -> int:
@@ -113,17 +124,44 @@ def _v2(data: bytes | bytearray) -> ProxyHeader | None:
         return None
     if command == 0:  # LOCAL: the proxy's own connection (a health check)
         return ProxyHeader(length, None)
+    if family not in _FAMILIES:
+        raise ProxyProtocolError(f"a version 2 header's unknown address family 0x{family:02x}")
     body = bytes(data[_V2_FIXED:length])
+    size = _FAMILIES[family]
+    if len(body) < size:
+        raise ProxyProtocolError("a version 2 header too short for its addresses")
+    tls = _client_tls(body, size)
     if family >> 4 == 1:  # AF_INET
-        if len(body) < 12:
-            raise ProxyProtocolError("a version 2 IPv4 header too short for its addresses")
-        host = str(ipaddress.IPv4Address(body[0:4]))
-        return ProxyHeader(length, (host, int.from_bytes(body[8:10], "big")))
+        host = _shown(ipaddress.IPv4Address(body[0:4]))
+        return ProxyHeader(length, (host, int.from_bytes(body[8:10], "big")), tls)
     if family >> 4 == 2:  # AF_INET6
-        if len(body) < 36:
-            raise ProxyProtocolError("a version 2 IPv6 header too short for its addresses")
-        host = str(ipaddress.IPv6Address(body[0:16]))
-        return ProxyHeader(length, (host, int.from_bytes(body[32:34], "big")))
-    if family >> 4 > 3:
-        raise ProxyProtocolError(f"a version 2 header's unknown address family {family >> 4}")
-    return ProxyHeader(length, None)  # UNSPEC, or AF_UNIX: no address to give
+        host = _shown(ipaddress.IPv6Address(body[0:16]))
+        return ProxyHeader(length, (host, int.from_bytes(body[32:34], "big")), tls)
+    return ProxyHeader(length, None, tls)  # UNSPEC, or AF_UNIX: no address to give
+
+
+#: The address families and transports version 2 has (the others "must be
+#: rejected"), and how many bytes their addresses take.
+_FAMILIES = {0x00: 0, 0x11: 12, 0x12: 12, 0x21: 36, 0x22: 36, 0x31: 216, 0x32: 216}
+_PP2_TYPE_SSL = 0x20
+_PP2_CLIENT_SSL = 0x01
+
+
+def _client_tls(body: bytes, start: int) -> bool:
+    """Whether the TLVs after the addresses say the client came over TLS.
+
+    TLVs are extra information: one that runs past the header's end ends
+    the reading of them (the addresses still count), rather than the
+    connection.
+    """
+    tls = False
+    position, end = start, len(body)
+    while end - position >= 3:
+        kind = body[position]
+        value_end = position + 3 + int.from_bytes(body[position + 1 : position + 3], "big")
+        if value_end > end:
+            break
+        if kind == _PP2_TYPE_SSL and value_end > position + 3:
+            tls = bool(body[position + 3] & _PP2_CLIENT_SSL)
+        position = value_end
+    return tls

@@ -110,6 +110,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "transport",
         "remote_address",
         "_proxy_header",
+        "_proxy_tls",
         "_h11",
         "_awaiting_body",
         "_body_parts",
@@ -157,6 +158,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.remote_address: tuple[str, int] | None = None
         #: The PROXY protocol header received so far; None when none is (still) due.
         self._proxy_header = bytearray() if server.proxy_protocol_peers is not None else None
+        #: That header said the client came to the proxy over TLS (the scheme is https).
+        self._proxy_tls = False
         self._h11 = h11.Connection(
             h11.SERVER, max_incomplete_event_size=server.config.max_header_size
         )
@@ -302,8 +305,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._proxy_header = None
         peers = self.server.proxy_protocol_peers
         proxy = self.remote_address[0] if self.remote_address is not None else None
-        if header.source is not None and peers is not None and proxy in peers:
-            self.remote_address = header.source
+        if peers is not None and proxy in peers:
+            if header.source is not None:
+                self.remote_address = header.source
+            self._proxy_tls = header.tls
         return bytes(buffer[header.length :])
 
     def eof_received(self) -> bool:
@@ -544,7 +549,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return False
         headers = Headers.from_lowercase(items)
         client = self.remote_address
-        scheme = "https" if self.server.ssl is not None else "http"
+        scheme = "https" if self.server.ssl is not None or self._proxy_tls else "http"
         trusted = self.server.trusted_proxies
         if trusted is not None and (client[0] if client else None) in trusted:
             said = forwarded(headers, trusted)

@@ -85,6 +85,12 @@ class Server:
         self.requested_port = port
         self.config = config
         self.deflate_settings = config.deflate_settings()
+        if ssl is not None and config.proxy_protocol:
+            # (As Config.validate() refuses it with ssl_certfile: a context given here too.)
+            raise ConfigError(
+                "proxy_protocol with TLS (an ssl context): not supported; let the proxy "
+                "terminate TLS, or leave proxy_protocol off"
+            )
         self.ssl = ssl
         self.sock = sock
         self.uds = uds
