@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import builtins
 import contextlib
 import logging
 import re
@@ -267,6 +268,20 @@ def test_the_readme_shows_a_test_of_this_module_verbatim() -> None:
     shown = ast.parse(code)
     (function,) = [n for n in shown.body if isinstance(n, ast.FunctionDef)]
     assert ast.get_source_segment(code, function) == ours[function.name]
+    # The example runs as shown: every name it uses is imported there, bound in it, or built in.
+    imported = {
+        (alias.asname or alias.name).split(".")[0]
+        for node in shown.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    bound = {
+        n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    used = {
+        n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
+    assert used <= imported | bound | set(dir(builtins)), used - imported - bound
     lines = set(source.splitlines())
     for node in shown.body:
         if isinstance(node, ast.Import | ast.ImportFrom):
