@@ -268,6 +268,18 @@ class SyncWebSocket:
         return f"<SyncWebSocket of {self.ws!r}>"
 
 
+def _shortcut(method: str) -> Callable[..., ClientResponse]:
+    """``SyncTestClient.get`` and its kind, as ``TestClient``'s: :meth:`SyncTestClient.request`
+    with ``method``."""
+
+    def send(self: SyncTestClient, path: str, **kwargs: Any) -> ClientResponse:
+        return self.request(method, path, **kwargs)
+
+    send.__name__ = send.__qualname__ = method.lower()
+    send.__doc__ = f"``{method} path``: :meth:`request`'s keyword arguments."
+    return send
+
+
 class SyncTestClient:
     """:class:`~wsserver.testing.TestClient` for tests that are plain functions.
 
@@ -438,26 +450,13 @@ class SyncTestClient:
             )
         )
 
-    def get(self, path: str, **kwargs: Any) -> ClientResponse:
-        return self.request("GET", path, **kwargs)
-
-    def head(self, path: str, **kwargs: Any) -> ClientResponse:
-        return self.request("HEAD", path, **kwargs)
-
-    def options(self, path: str, **kwargs: Any) -> ClientResponse:
-        return self.request("OPTIONS", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> ClientResponse:
-        return self.request("POST", path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> ClientResponse:
-        return self.request("PUT", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> ClientResponse:
-        return self.request("PATCH", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> ClientResponse:
-        return self.request("DELETE", path, **kwargs)
+    get = _shortcut("GET")
+    head = _shortcut("HEAD")
+    options = _shortcut("OPTIONS")
+    post = _shortcut("POST")
+    put = _shortcut("PUT")
+    patch = _shortcut("PATCH")
+    delete = _shortcut("DELETE")
 
     def websocket(
         self,
