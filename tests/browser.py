@@ -39,6 +39,7 @@ __all__ = [
     "Browser",
     "BrowserError",
     "ChromiumUnavailable",
+    "NavigatedAway",
     "Page",
     "find_chromium",
     "install_chromium",
@@ -68,6 +69,19 @@ class ChromiumUnavailable(RuntimeError):
 
 class BrowserError(RuntimeError):
     """Chromium did not start, or a DevTools command failed."""
+
+
+class NavigatedAway(BrowserError):
+    """A command on a page was cut short because the page navigated: the
+    document it ran in is gone, and the same command may work on the next."""
+
+
+# What DevTools answers (code -32000) when a page's document went away under a command.
+NAVIGATION_ERRORS = (
+    "Inspected target navigated or closed",
+    "Execution context was destroyed",
+    "Cannot find default execution context",
+)
 
 
 # --------------------------------------------------------------- installing
@@ -152,6 +166,9 @@ class _Connection:
         finally:
             self._pending.pop(command_id, None)
         if "error" in answer:
+            message = str(answer["error"].get("message", ""))
+            if message.startswith(NAVIGATION_ERRORS):
+                raise NavigatedAway(f"{method} failed: {answer['error']}")
             raise BrowserError(f"{method} failed: {answer['error']}")
         result: dict[str, Any] = answer.get("result", {})
         return result
@@ -223,14 +240,18 @@ class Page:
         return result.get("result", {}).get("value")
 
     async def wait_for(self, expression: str, timeout: float = 5, interval: float = 0.05) -> Any:
-        """Poll ``expression`` until it is truthy; return its value.
+        """Poll ``expression`` until it is truthy; return its value. A poll that
+        the page's navigating cuts short is asked again on the next document.
 
         Raises:
             TimeoutError: it stayed falsy for ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
         while True:
-            value = await self.evaluate(expression)
+            try:
+                value = await self.evaluate(expression)
+            except NavigatedAway:
+                value = None
             if value:
                 return value
             if time.monotonic() >= deadline:

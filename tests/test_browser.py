@@ -361,6 +361,39 @@ async def test_a_browser_that_fails_to_start_is_reported_with_its_output(tmp_pat
     assert "no display \ufffd here" in str(raised.value)
 
 
+async def test_wait_for_keeps_polling_across_a_navigation(
+    chromium: str, run_server: StartServer
+) -> None:
+    """A poll that is under way when the page navigates (the page is gone, and
+    DevTools answers "Inspected target navigated or closed" or "Execution context
+    was destroyed") is asked again on the new page, not reported as an error.
+    The first poll here waits on a promise that only the navigation ends."""
+    routes = Router()
+
+    @routes.get("/")
+    async def first(request: Any) -> Any:
+        return html(
+            "<!doctype html><title>first</title>"
+            "<script>setTimeout(() => { location.href = '/second'; }, 300);</script>"
+        )
+
+    @routes.get("/second")
+    async def second(request: Any) -> Any:
+        return html("<!doctype html><title>second</title>")
+
+    server: Server = await run_server(routes)
+    async with Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/")
+        assert await page.evaluate("location.pathname") == "/"
+        arrived = await page.wait_for(
+            "location.pathname === '/second' && document.readyState === 'complete'"
+            " || new Promise(() => {})",
+            timeout=10,
+        )
+        assert arrived is True
+        assert await page.evaluate("document.title") == "second"
+
+
 async def test_static_media_is_fetched_in_ranges_by_chromium(
     chromium: str, run_server: StartServer, tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
