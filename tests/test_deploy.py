@@ -472,6 +472,29 @@ async def test_cli_serves_wss(ca: trustme.CA, cert_files: dict[str, str]) -> Non
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "over TLS"
 
 
+async def test_cli_serves_wss_after_a_proxy_protocol_header_with_workers(
+    ca: trustme.CA, cert_files: dict[str, str]
+) -> None:
+    # A balancer that passes TLS through (an NLB's TCP listener): the header, then TLS.
+    async with running_cli(
+        "examples.welcome_echo:routes",
+        *("--ssl-certfile", cert_files["certfile"], "--ssl-keyfile", cert_files["keyfile"]),
+        *("--proxy-protocol", "--workers", "2", "--access-log"),
+        listening=r"listening on wss://127\.0\.0\.1:(\d+)",
+    ) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        for _ in range(4):  # (whichever worker takes it)
+            sock = socket.create_connection(("127.0.0.1", cli.port))
+            sock.sendall(b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
+            async with websockets.connect(
+                f"wss://127.0.0.1:{cli.port}/ws", sock=sock, ssl=client_context(ca)
+            ) as ws:
+                assert "Welcome" in await asyncio.wait_for(ws.recv(), TIMEOUT)
+                await ws.send("over TLS")
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "Echo: over TLS"
+        await wait_for(lambda: cli.stderr.count("203.0.113.7:51234") >= 4, what="the access lines")
+
+
 async def test_an_encrypted_key_without_its_password_or_a_wrong_one_is_one_line(
     cert_files: dict[str, str],
 ) -> None:
@@ -1167,14 +1190,17 @@ async def test_json_logs_name_the_worker() -> None:
 
 
 @pytest.mark.parametrize(
-    ("tls", "listen"), [(False, True), (True, True), (True, False)], ids=["plain", "tls", "pair"]
+    ("tls", "listen", "proxy"),
+    [(False, True, False), (True, True, False), (True, False, False), (True, True, True)],
+    ids=["plain", "tls", "pair", "proxy-tls"],
 )
 async def test_a_restart_serves_a_client_still_in_its_tls_handshake(
-    ca: trustme.CA, cert_files: dict[str, str], tls: bool, listen: bool
+    ca: trustme.CA, cert_files: dict[str, str], tls: bool, listen: bool, proxy: bool
 ) -> None:
     """close(code=1012) lets a connection accepted before it finish its handshake, then closes
     it with 1012 (returning sooner, a retiring worker exits and drops it): over TLS too, where
-    the connection is only the server's once TLS is up; through accept_socket() too."""
+    the connection is only the server's once TLS is up; through accept_socket() too; and
+    with proxy_protocol, where a PROXY header comes before the TLS handshake."""
     routes = Router()
 
     @routes.websocket("/ws")
@@ -1185,7 +1211,7 @@ async def test_a_restart_serves_a_client_still_in_its_tls_handshake(
     settings: dict[str, Any] = {"open_timeout": 3.0, "close_timeout": 1.0}
     if tls:
         settings.update(ssl_certfile=cert_files["certfile"], ssl_keyfile=cert_files["keyfile"])
-    server = serve(routes, "127.0.0.1", 0, listen=listen, **settings)
+    server = serve(routes, "127.0.0.1", 0, listen=listen, proxy_protocol=proxy, **settings)
     await server.start()
     accepting: list[asyncio.Task[None]] = []
 
@@ -1209,6 +1235,8 @@ async def test_a_restart_serves_a_client_still_in_its_tls_handshake(
     failing.sendall(b"\xff" * 300 + b"\r\n\r\n")
     await asyncio.sleep(0.2)
     scheme = "wss" if tls else "ws"
+    if proxy:
+        raw.sendall(b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
     async with websockets.connect(
         f"{scheme}://127.0.0.1/ws", sock=raw, ssl=client_context(ca) if tls else None
     ) as ws:

@@ -1,5 +1,5 @@
-"""The PROXY protocol (proxy_protocol=True): the header's parser, the server behind it, and
-a real HAProxy in front sending version 1 and version 2 headers."""
+"""The PROXY protocol (proxy_protocol=True): the header's parser, the server behind it
+(TLS after it too), and a real HAProxy in front sending version 1 and version 2 headers."""
 
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ import websockets
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsserver import Config, ConfigError, Request, Router, WebSocket, serve
+from wsserver import Request, Router, WebSocket
 from wsserver.protocol.proxy_protocol import (
     MAX_V1,
     ProxyHeader,
     ProxyProtocolError,
     parse_proxy_header,
+    safe_to_read,
 )
 from wsserver.response import Response, text
 from wsserver.testing import TestClient
@@ -167,6 +168,90 @@ def test_any_header_read_in_any_two_pieces(
     assert (ipaddress.ip_address(host), got_port) == (address, port)  # (a mapped one's form aside)
 
 
+CLIENT_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32))
+
+
+def read_as_before_tls(stream: bytes) -> tuple[int, ProxyHeader]:
+    """Read ``stream`` as ProxyHeaderThenTLS does (``safe_to_read`` bytes at a
+    time, each read taking all it may): how much was read when the header was whole."""
+    got = b""
+    while True:
+        wanted = safe_to_read(got)
+        assert wanted >= 1
+        assert len(got) < len(stream), "the stream ended before the header did"
+        got += stream[len(got) : len(got) + wanted]
+        header = parse_proxy_header(got)
+        if header is not None:
+            return len(got), header
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"PROXY UNKNOWN\r\n",
+        b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n",
+        b"PROXY TCP6 2001:db8::7 2001:db8::1 1 65535\r\n",
+        b"PROXY UNKNOWN \r\r\r\r\n",
+        v2(0, 0x00, b""),
+        v2_inet("198.51.100.9", 40000),
+        v2(1, 0x11, INET, tlv(0x20, b"\x01" + b"\x00" * 4) + tlv(0x04, b"\x00" * 300)),
+        v2(1, 0x31, b"/a".ljust(216, b"\x00")),
+    ],
+)
+@pytest.mark.parametrize("rest", [CLIENT_HELLO, b"\r\n\r\n", b"\n" + CLIENT_HELLO])
+def test_a_header_is_read_to_its_end_and_not_a_byte_more(header: bytes, rest: bytes) -> None:
+    read, parsed = read_as_before_tls(header + rest)
+    assert read == parsed.length == len(header)
+
+
+@given(
+    st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)),
+    st.integers(0, 65535),
+    st.sampled_from(["v1", "v2", "v2 with TLVs", "v1 UNKNOWN"]),
+    st.binary(max_size=64),
+    st.binary(min_size=1, max_size=40),
+)
+def test_any_header_is_read_to_its_end_and_not_a_byte_more(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    port: int,
+    kind: str,
+    extra: bytes,
+    rest: bytes,
+) -> None:
+    if kind == "v1":
+        family = "TCP4" if address.version == 4 else "TCP6"
+        other = "192.0.2.1" if address.version == 4 else "::1"
+        header = f"PROXY {family} {address} {other} {port} 80\r\n".encode()
+    elif kind == "v1 UNKNOWN":  # (whatever follows UNKNOWN, CRs included, up to CR LF)
+        text = bytes(byte & 0x7F for byte in extra).replace(b"\n", b"").replace(b"\r", b"\r ")
+        header = b"PROXY UNKNOWN " + text[:80]
+        header += b"\r\n"
+    else:
+        header = v2_inet(str(address), port)
+        if kind == "v2 with TLVs":
+            header = header[:14] + struct.pack("!H", len(header) - 16 + len(extra))
+            header += v2_inet(str(address), port)[16:] + extra
+    read, parsed = read_as_before_tls(header + rest)
+    assert read == parsed.length == len(header)
+
+
+@given(st.binary(min_size=1, max_size=120))
+def test_reading_by_safe_to_read_ends_on_any_bytes(stream: bytes) -> None:
+    """What is no header is found out as reading goes (each read at least a byte)."""
+    got = b""
+    while len(got) < len(stream):
+        wanted = safe_to_read(got)
+        assert wanted >= 1
+        got += stream[len(got) : len(got) + wanted]
+        try:
+            header = parse_proxy_header(got)
+        except ProxyProtocolError:
+            return
+        if header is not None:
+            assert header.length == len(got)
+            return
+
+
 # ================================================================ the server
 
 
@@ -300,14 +385,6 @@ async def test_the_scheme_is_https_when_the_header_says_tls(run_server: StartSer
     assert (await ask(untrusted.port, v2(1, 0x11, INET, ssl) + request)).endswith(b"http")
 
 
-def test_the_setting_is_refused_with_tls() -> None:
-    with pytest.raises(ConfigError, match="proxy_protocol with TLS"):
-        Config(proxy_protocol=True, ssl_certfile="cert.pem", ssl_keyfile="key.pem").validate()
-    context = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
-    with pytest.raises(ConfigError, match="proxy_protocol with TLS"):
-        serve(address_routes(), "127.0.0.1", 0, ssl=context, proxy_protocol=True)
-
-
 async def test_the_test_client_speaks_it_when_the_server_wants_it() -> None:
     async with TestClient(address_routes(), proxy_protocol=True) as client:
         assert (await client.get("/who")).text == "- 0"  # (a socket pair: no address)
@@ -414,3 +491,200 @@ async def test_behind_a_real_haproxy_that_ends_tls(
     async with websockets.connect(f"wss://127.0.0.1:{front}/ws", ssl=context) as ws:
         host, port = ws.local_address[:2]
         assert await asyncio.wait_for(ws.recv(), 5) == f"{host} {port}"
+
+
+# ================================================================ TLS after the header
+
+
+@pytest.fixture(scope="module")
+def tls_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_settings(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A TLS server's settings, its certificate the CA's for 127.0.0.1."""
+    directory = tmp_path_factory.mktemp("proxy-tls")
+    cert = tls_ca.issue_cert("127.0.0.1")
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    return {"proxy_protocol": True, "ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+
+
+@pytest.fixture(scope="module")
+def client_tls(tls_ca: trustme.CA) -> ssl_module.SSLContext:
+    context = ssl_module.create_default_context()
+    tls_ca.configure_trust(context)
+    return context
+
+
+def tls_in_one_packet(
+    port: int, header: bytes, request: bytes, context: ssl_module.SSLContext
+) -> bytes:
+    """Send ``header`` and the TLS ClientHello in one write (as a balancer's first
+    packet may carry both), then ``request`` over TLS; what comes back, decrypted."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        incoming, outgoing = ssl_module.MemoryBIO(), ssl_module.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        with pytest.raises(ssl_module.SSLWantReadError):
+            tls.do_handshake()
+        sock.sendall(header + outgoing.read())
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl_module.SSLWantReadError:
+                if outgoing.pending:
+                    sock.sendall(outgoing.read())
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError("closed in the TLS handshake") from None
+                incoming.write(data)
+        tls.write(request)
+        sock.sendall(outgoing.read())
+        answer = b""
+        while True:
+            try:
+                chunk = tls.read(65536)
+            except ssl_module.SSLWantReadError:
+                data = sock.recv(65536)
+                if not data:
+                    return answer
+                incoming.write(data)
+                continue
+            except ssl_module.SSLZeroReturnError:
+                return answer
+            if not chunk:
+                return answer
+            answer += chunk
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n", b"203.0.113.7 51234"),
+        (v2_inet("2001:db8::9", 40000), b"2001:db8::9 40000"),
+    ],
+)
+async def test_tls_starts_after_the_header_even_in_the_same_packet(
+    run_server: StartServer,
+    tls_settings: dict[str, Any],
+    client_tls: ssl_module.SSLContext,
+    header: bytes,
+    expected: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    server = await run_server(address_routes(), **tls_settings)
+    answer = await asyncio.to_thread(tls_in_one_packet, server.port, header, WHO, client_tls)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n" + expected)
+    scheme = b"GET /scheme HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = await asyncio.to_thread(tls_in_one_packet, server.port, header, scheme, client_tls)
+    assert answer.endswith(b"\r\n\r\nhttps"), answer
+    access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    host, port = expected.decode().split(" ")
+    assert access[0].startswith(f"{host}:{port} GET /who 200 "), access
+
+
+async def test_an_ssl_context_given_to_serve_works_after_the_header_too(
+    run_server: StartServer, tls_settings: dict[str, Any], client_tls: ssl_module.SSLContext
+) -> None:
+    context = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls_settings["ssl_certfile"], tls_settings["ssl_keyfile"])
+    server = await run_server(address_routes(), proxy_protocol=True, ssl=context)
+    v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
+    answer = await asyncio.to_thread(tls_in_one_packet, server.port, v1, WHO, client_tls)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n203.0.113.7 51234")
+
+
+async def test_a_websocket_client_over_tls_after_the_header(
+    run_server: StartServer, tls_settings: dict[str, Any], client_tls: ssl_module.SSLContext
+) -> None:
+    server = await run_server(address_routes(), **tls_settings)
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
+    async with websockets.connect(
+        f"wss://127.0.0.1:{server.port}/ws", sock=sock, ssl=client_tls
+    ) as ws:
+        assert await asyncio.wait_for(ws.recv(), 5) == "203.0.113.7 51234"
+    # From a peer not trusted: the header is read, TLS follows, the address is the peer's.
+    untrusted = await run_server(address_routes(), **tls_settings, forwarded_allow_ips="10.0.0.1")
+    sock = socket.create_connection(("127.0.0.1", untrusted.port))
+    sock.sendall(b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
+    async with websockets.connect(
+        f"wss://127.0.0.1:{untrusted.port}/ws", sock=sock, ssl=client_tls
+    ) as ws:
+        host, port = ws.local_address[:2]
+        assert await asyncio.wait_for(ws.recv(), 5) == f"{host} {port}"
+
+
+async def test_a_tls_connection_without_header_or_handshake_is_closed_unanswered(
+    run_server: StartServer,
+    tls_settings: dict[str, Any],
+    client_tls: ssl_module.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(address_routes(), **tls_settings, open_timeout=0.5)
+    # A TLS client that came past the balancer: no header.
+    with pytest.raises((ConnectionError, ssl_module.SSLError, asyncio.IncompleteReadError)):
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", server.port, ssl=client_tls), 5
+        )
+        writer.write(WHO)
+        await asyncio.wait_for(reader.readexactly(1), 5)
+    # A header, then no TLS (plain HTTP): the handshake fails.
+    v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
+    try:
+        answer = await ask(server.port, v1 + WHO)
+    except ConnectionResetError:
+        answer = b""
+    assert answer == b""
+    # Nothing at all, or a header and then nothing: open_timeout ends it.
+    for data in (b"", v1):
+        started = time.monotonic()
+        assert await ask(server.port, data) == b""
+        assert 0.4 < time.monotonic() - started < 3
+    said = [r.getMessage() for r in caplog.records if r.name == "wsserver.protocol"]
+    assert any("no PROXY protocol header: closed" in line for line in said), said
+    assert any("within open_timeout: closed" in line for line in said), said
+    assert not [r for r in caplog.records if r.name == "wsserver.access"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    # The server serves on.
+    answer = await asyncio.to_thread(tls_in_one_packet, server.port, v1, WHO, client_tls)
+    assert answer.endswith(b"203.0.113.7 51234")
+
+
+async def test_shutdown_closes_a_connection_still_before_its_tls(
+    run_server: StartServer, tls_settings: dict[str, Any]
+) -> None:
+    server = await run_server(address_routes(), **tls_settings, open_timeout=30)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    await asyncio.sleep(0.1)  # (accepted, waiting for its header)
+    started = time.monotonic()
+    await server.close(timeout=5)
+    assert time.monotonic() - started < 2
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+
+
+async def test_behind_a_real_haproxy_passing_tls_through(
+    run_server: StartServer,
+    haproxy: Callable[..., int],
+    tls_settings: dict[str, Any],
+    client_tls: ssl_module.SSLContext,
+) -> None:
+    # As an NLB's TCP listener: HAProxy in mode tcp, no TLS of its own, sends the
+    # header; the client's TLS is the server's to end.
+    server = await run_server(address_routes(), **tls_settings)
+    front = await asyncio.to_thread(haproxy, server.port, "send-proxy-v2")
+    async with websockets.connect(f"wss://127.0.0.1:{front}/ws", ssl=client_tls) as ws:
+        host, port = ws.local_address[:2]
+        assert await asyncio.wait_for(ws.recv(), 5) == f"{host} {port}"
+    reader, writer = await asyncio.open_connection("127.0.0.1", front, ssl=client_tls)
+    port = writer.get_extra_info("sockname")[1]
+    writer.write(WHO)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(f"127.0.0.1 {port}".encode())

@@ -707,7 +707,8 @@ class Config:
         Flag(),
         "every connection starts with a PROXY protocol header (version 1 or 2: HAProxy's "
         "`send-proxy`, AWS's Network Load Balancer), else it is closed; the client's address "
-        "it names is taken from trusted peers only (`forwarded_allow_ips`). Not with TLS.",
+        "it names is taken from trusted peers only (`forwarded_allow_ips`). With TLS, the "
+        "header comes first and the handshake after it (a balancer passing TLS through).",
         env="WEBSOCKET_PROXY_PROTOCOL",
         flag="--proxy-protocol",
     )
@@ -913,13 +914,6 @@ class Config:
                     f"metrics_path {self.metrics_path!r} is a path of the status page's "
                     f"(status_path {self.status_path!r}: it and its /ws): give it another"
                 )
-        if self.proxy_protocol and self.ssl_certfile is not None:
-            # (The header comes before the TLS handshake, which asyncio's TLS
-            # transport would read as a broken ClientHello.)
-            raise ConfigError(
-                "proxy_protocol with TLS (ssl_certfile): not supported; let the proxy "
-                "terminate TLS, or leave proxy_protocol off"
-            )
         self.deflate_settings()  # what only the deflate layer knows: is zlib-ng installed?
 
     def deflate_settings(self) -> DeflateSettings:

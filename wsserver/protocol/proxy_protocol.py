@@ -16,13 +16,21 @@ from __future__ import annotations
 import ipaddress
 from typing import NamedTuple
 
-__all__ = ["MAX_V1", "ProxyHeader", "ProxyProtocolError", "parse_proxy_header"]
+__all__ = [
+    "MAX_V1",
+    "ProxyHeader",
+    "ProxyProtocolError",
+    "parse_proxy_header",
+    "safe_to_read",
+]
 
 V1_PREFIX = b"PROXY "
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 #: The longest version 1 line, its CR LF included (the specification's bound).
 MAX_V1 = 107
 _V2_FIXED = 16  # the signature, version and command, family, length
+#: The shortest version 1 line: ``PROXY UNKNOWN\r\n``.
+_MIN_V1 = 15
 
 
 class ProxyProtocolError(ValueError):
@@ -57,6 +65,25 @@ def parse_proxy_header(data: bytes | bytearray) -> ProxyHeader | None:
     if V2_SIGNATURE.startswith(start) or V1_PREFIX.startswith(start[:6]):
         return None  # (so far, the start of one)
     raise ProxyProtocolError("no PROXY protocol header")
+
+
+def safe_to_read(data: bytes | bytearray) -> int:
+    """How many more bytes may be read after ``data`` (the connection's start
+    so far, no header whole in it yet) without reading past the header's end;
+    at least 1.
+
+    For a connection whose next bytes must go elsewhere untouched (a TLS
+    handshake that follows the header): version 2 says its length, and a
+    version 1 line is read two bytes at a time (one after a CR), so that its
+    CR LF is met exactly.
+    """
+    if data[:1] == V2_SIGNATURE[:1]:
+        if len(data) < _V2_FIXED:
+            return _V2_FIXED - len(data)
+        return max(1, _V2_FIXED + int.from_bytes(data[14:16], "big") - len(data))
+    if len(data) < _MIN_V1:
+        return _MIN_V1 - len(data)
+    return 1 if data[-1:] == b"\r" else 2
 
 
 def _v1(data: bytes | bytearray) -> ProxyHeader | None:

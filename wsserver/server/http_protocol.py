@@ -46,7 +46,7 @@ from ..protocol.http import (
     with_defaults,
 )
 from ..protocol.proxy import forwarded
-from ..protocol.proxy_protocol import ProxyProtocolError, parse_proxy_header
+from ..protocol.proxy_protocol import ProxyHeader, ProxyProtocolError, parse_proxy_header
 from .app_tasks import start_app_task
 from .request_body import RequestBody
 from .streams import Producer
@@ -302,14 +302,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return b""
         if header is None:
             return b""
+        self.proxied(header, self.remote_address)
+        return bytes(buffer[header.length :])
+
+    def proxied(self, header: ProxyHeader, proxy: tuple[str, int] | None) -> None:
+        """The connection's PROXY protocol header is read (here, or before its
+        TLS handshake: see proxy_tls): none is due any more, and the client it
+        names is this connection's peer, if ``proxy`` (the peer that sent it;
+        None: a Unix socket's) is trusted."""
         self._proxy_header = None
         peers = self.server.proxy_protocol_peers
-        proxy = self.remote_address[0] if self.remote_address is not None else None
-        if peers is not None and proxy in peers:
+        if peers is not None and (proxy[0] if proxy is not None else None) in peers:
             if header.source is not None:
                 self.remote_address = header.source
             self._proxy_tls = header.tls
-        return bytes(buffer[header.length :])
 
     def eof_received(self) -> bool:
         return False

@@ -30,6 +30,7 @@ from .app_tasks import calling_app_task
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
 from .metrics import Metrics
+from .proxy_tls import ProxyHeaderThenTLS
 from .response_headers import ResponseHeaders
 from .stats import ServerStats
 from .status import StatusBoard
@@ -85,13 +86,10 @@ class Server:
         self.requested_port = port
         self.config = config
         self.deflate_settings = config.deflate_settings()
-        if ssl is not None and config.proxy_protocol:
-            # (As Config.validate() refuses it with ssl_certfile: a context given here too.)
-            raise ConfigError(
-                "proxy_protocol with TLS (an ssl context): not supported; let the proxy "
-                "terminate TLS, or leave proxy_protocol off"
-            )
         self.ssl = ssl
+        #: The context the listening sockets do TLS with: none when a PROXY
+        #: protocol header comes first (ProxyHeaderThenTLS starts TLS after it).
+        self._accept_ssl = None if config.proxy_protocol else ssl
         self.sock = sock
         self.uds = uds
         #: The Unix socket this server created at ``uds`` (its file is removed at the end).
@@ -337,13 +335,13 @@ class Server:
 
     async def _listen(self) -> None:
         config = self.config
-        timeout = config.open_timeout if self.ssl is not None else None
+        timeout = config.open_timeout if self._accept_ssl is not None else None
         if self.sock is not None:
             self._server = await self.loop.create_server(
                 self._make_protocol,
                 sock=self.sock,
                 backlog=config.backlog,
-                ssl=self.ssl,
+                ssl=self._accept_ssl,
                 ssl_handshake_timeout=timeout,
             )
         elif self.uds is not None:
@@ -353,7 +351,7 @@ class Server:
                     self._make_protocol,
                     sock=self._unix_sock,
                     backlog=config.backlog,
-                    ssl=self.ssl,
+                    ssl=self._accept_ssl,
                     ssl_handshake_timeout=timeout,
                 )
             except BaseException:
@@ -368,7 +366,7 @@ class Server:
                     self.host,
                     port,
                     backlog=config.backlog,
-                    ssl=self.ssl,
+                    ssl=self._accept_ssl,
                     ssl_handshake_timeout=timeout,
                     reuse_address=True,
                 )
@@ -405,7 +403,7 @@ class Server:
                             self._make_protocol,
                             sock=duplicate,
                             backlog=self.config.backlog,
-                            ssl=self.ssl,
+                            ssl=self._accept_ssl,
                             ssl_handshake_timeout=timeout,
                         )
                     except BaseException:
@@ -419,8 +417,9 @@ class Server:
                 remove_socket_file(self._unix_sock)
             raise
 
-    def _make_protocol(self, accepting: bool = True) -> HttpProtocol:
+    def _make_protocol(self, accepting: bool = True) -> HttpProtocol | ProxyHeaderThenTLS:
         """A new connection's protocol; a TLS one is in its handshake until register().
+        With ``proxy_protocol``, a TLS one's first is ProxyHeaderThenTLS (see there).
 
         asyncio's own loops accept each connection in a task of its own, which
         ends with the handshake (its protocol, if it failed, lingers in a
@@ -430,9 +429,16 @@ class Server:
         accept_socket(), which sees the handshake end itself.
         """
         protocol = HttpProtocol(self)
-        if self.ssl is not None:
+        if self._accept_ssl is not None:
             self._handshaking[protocol] = asyncio.current_task() if accepting else None
+        elif self.ssl is not None:  # (proxy_protocol: TLS after the header)
+            return ProxyHeaderThenTLS(self, protocol)
         return protocol
+
+    def tls_handshake_started(self, protocol: HttpProtocol, task: asyncio.Task[Any]) -> None:
+        """``task`` (ProxyHeaderThenTLS's) does the TLS handshake of
+        ``protocol``'s connection: it is in its handshake until register()."""
+        self._handshaking[protocol] = task
 
     def _in_tls_handshake(self) -> bool:
         """Whether a connection is in its TLS handshake (see _make_protocol())."""
@@ -452,20 +458,21 @@ class Server:
             raise RuntimeError("start the server before handing it sockets")
         if self.closing:
             raise RuntimeError("the server is closed (or closing): it takes no more sockets")
-        timeout = self.config.open_timeout if self.ssl is not None else None
-        made: list[HttpProtocol] = []
+        timeout = self.config.open_timeout if self._accept_ssl is not None else None
+        made: list[HttpProtocol | ProxyHeaderThenTLS] = []
 
-        def make_protocol() -> HttpProtocol:
+        def make_protocol() -> HttpProtocol | ProxyHeaderThenTLS:
             made.append(self._make_protocol(accepting=False))
             return made[-1]
 
         try:
             await self.loop.connect_accepted_socket(
-                make_protocol, sock, ssl=self.ssl, ssl_handshake_timeout=timeout
+                make_protocol, sock, ssl=self._accept_ssl, ssl_handshake_timeout=timeout
             )
         finally:
             for protocol in made:  # (its handshake is over, done or failed)
-                self._handshaking.pop(protocol, None)
+                if isinstance(protocol, HttpProtocol):  # (ProxyHeaderThenTLS's goes on)
+                    self._handshaking.pop(protocol, None)
 
     def __await__(self) -> Any:
         return self.start().__await__()
