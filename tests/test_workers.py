@@ -611,6 +611,60 @@ async def test_limit_max_requests_closes_an_embedded_server() -> None:
     assert server.requests == 2
 
 
+async def test_limit_max_requests_jitter_adds_a_number_each_server_draws() -> None:
+    from wsserver import ConfigError, Router, serve
+    from wsserver.response import text
+
+    limits = {
+        serve(
+            Router(), "127.0.0.1", 0, limit_max_requests=2, limit_max_requests_jitter=3
+        ).request_limit
+        for _ in range(200)
+    }
+    assert limits == {2, 3, 4, 5}
+    assert serve(Router(), "127.0.0.1", 0, limit_max_requests=7).request_limit == 7
+    assert serve(Router(), "127.0.0.1", 0, limit_max_requests_jitter=9).request_limit is None
+    with pytest.raises(ConfigError, match="limit_max_requests_jitter must be a non-negative"):
+        serve(Router(), "127.0.0.1", 0, limit_max_requests=2, limit_max_requests_jitter=-1)
+    # The server closes at its own limit, not before.
+    routes = Router()
+
+    @routes.get("/")
+    async def index(request: Any) -> Any:
+        return text("ok")
+
+    limit = 0
+    while limit < 4:  # (one whose jitter shows)
+        server = serve(routes, "127.0.0.1", 0, limit_max_requests=2, limit_max_requests_jitter=3)
+        limit = server.request_limit or 0
+    serving = asyncio.create_task(server.serve_forever())
+    await server.start()
+    for number in range(1, limit + 1):
+        assert not server.closing, number
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), TIMEOUT)).endswith(b"ok")
+        writer.close()
+    await asyncio.wait_for(serving, TIMEOUT)
+    assert server.requests == limit
+
+
+async def test_limit_max_requests_jitter_is_drawn_by_each_worker() -> None:
+    args = ("--workers", "2", "--limit-max-requests", "1000")
+    args += ("--limit-max-requests-jitter", str(10**9))
+    async with running_cli("tests.worker_app:routes", *args) as cli:
+        await wait_for(lambda: "2 workers accepting" in cli.stderr, what="the workers")
+    drawn = [
+        int(line.split("replaced after ")[1].split(" ")[0])
+        for line in cli.stderr.splitlines()
+        if "replaced after" in line
+    ]
+    assert len(drawn) == 2, cli.stderr
+    assert all(1000 <= n <= 1000 + 10**9 for n in drawn), drawn
+    assert drawn[0] != drawn[1]  # (equal once in a billion)
+    assert "(limit_max_requests 1000, jitter up to 1000000000)" in cli.stderr
+
+
 async def test_responses_from_the_limit_on_close_their_connection() -> None:
     # A process past limit_max_requests is about to be replaced: its
     # kept-alive connections were idle when it stopped, and a client that sent

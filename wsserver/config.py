@@ -119,15 +119,21 @@ MOST = 2**62
 
 
 class Count(Kind):
-    """A positive integer (a size, a number of things), up to :data:`MOST`."""
+    """A positive integer (a size, a number of things), up to :data:`MOST`;
+    ``zero_ok``: 0 too."""
 
     empty_is_none = False
 
+    def __init__(self, *, none_ok: bool = False, zero_ok: bool = False) -> None:
+        super().__init__(none_ok=none_ok)
+        self.zero_ok = zero_ok
+
     def describe(self) -> str:
-        return "a positive integer (up to 2**62)"
+        return ("a non-negative" if self.zero_ok else "a positive") + " integer (up to 2**62)"
 
     def _problem(self, value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MOST:
+        low = 0 if self.zero_ok else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MOST:
             return self.describe() + (" or None" if self.none_ok else "")
         return None
 
@@ -605,6 +611,15 @@ class Config:
         "its connection. As in uvicorn; it runs the server under a supervisor.",
         env="WEBSOCKET_LIMIT_MAX_REQUESTS",
         flag="--limit-max-requests",
+    )
+    limit_max_requests_jitter: int = setting(
+        0,
+        Count(zero_ok=True),
+        "at most this many requests more for `limit_max_requests`, a number each process "
+        "draws when it starts, so that workers started together are not replaced together "
+        "(as gunicorn's `--max-requests-jitter`, uvicorn's `--limit-max-requests-jitter`).",
+        env="WEBSOCKET_LIMIT_MAX_REQUESTS_JITTER",
+        flag="--limit-max-requests-jitter",
     )
     max_body_size: int | None = setting(
         2**20,

@@ -478,7 +478,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._request_started = self.loop.time()
         server = self.server
         server.requests += 1
-        limit = self.config.limit_max_requests
+        limit = server.request_limit
         if limit is not None and server.requests >= limit:
             # This process is to be replaced: its connections end with their
             # response (a kept-alive one would be idle when it stops).

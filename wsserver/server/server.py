@@ -7,6 +7,7 @@ import contextlib
 import errno
 import logging
 import os
+import random
 import socket
 import ssl as ssl_module
 import stat
@@ -136,6 +137,13 @@ class Server:
         self._gathering: asyncio.Task[dict[str, Any]] | None = None
         #: Requests received (HTTP requests and upgrade requests), for limit_max_requests.
         self.requests = 0
+        #: How many this server takes: limit_max_requests and its share of
+        #: limit_max_requests_jitter, drawn here (each worker its own); None: no limit.
+        self.request_limit = (
+            None
+            if config.limit_max_requests is None
+            else config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
+        )
         #: Called instead of closing when limit_max_requests is reached (a
         #: worker asks its supervisor for a replacement); None: close.
         self.on_request_limit: Callable[[], None] | None = None
@@ -224,6 +232,13 @@ class Server:
             await self._stop_services()
             raise
         self._started = True
+        if self.request_limit is not None and self.config.limit_max_requests_jitter:
+            logger.info(
+                "replaced after %d requests (limit_max_requests %d, jitter up to %d)",
+                self.request_limit,
+                self.config.limit_max_requests,
+                self.config.limit_max_requests_jitter,
+            )
 
     async def _stop_services(self) -> None:
         """Stop what start() started besides listening: the timers, a Router's
