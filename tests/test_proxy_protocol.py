@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import ipaddress
 import logging
 import shutil
@@ -31,6 +33,7 @@ from wsserver.protocol.proxy_protocol import (
     safe_to_read,
 )
 from wsserver.response import Response, text
+from wsserver.server.proxy_tls import ProxyHeaderThenTLS
 from wsserver.testing import TestClient
 
 from .conftest import StartServer
@@ -520,10 +523,16 @@ def client_tls(tls_ca: trustme.CA) -> ssl_module.SSLContext:
 
 
 def tls_in_one_packet(
-    port: int, header: bytes, request: bytes, context: ssl_module.SSLContext
+    port: int,
+    header: bytes,
+    request: bytes,
+    context: ssl_module.SSLContext,
+    close_notify: bool = False,
 ) -> bytes:
     """Send ``header`` and the TLS ClientHello in one write (as a balancer's first
-    packet may carry both), then ``request`` over TLS; what comes back, decrypted."""
+    packet may carry both), then ``request`` over TLS (in one write with the
+    handshake's last message; ``close_notify``: and with TLS's end); what comes
+    back, decrypted."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         incoming, outgoing = ssl_module.MemoryBIO(), ssl_module.MemoryBIO()
         tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
@@ -542,6 +551,9 @@ def tls_in_one_packet(
                     raise ConnectionError("closed in the TLS handshake") from None
                 incoming.write(data)
         tls.write(request)
+        if close_notify:
+            with pytest.raises(ssl_module.SSLWantReadError):
+                tls.unwrap()  # (waiting for the server's)
         sock.sendall(outgoing.read())
         answer = b""
         while True:
@@ -585,6 +597,31 @@ async def test_tls_starts_after_the_header_even_in_the_same_packet(
     access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
     host, port = expected.decode().split(" ")
     assert access[0].startswith(f"{host}:{port} GET /who 200 "), access
+
+
+async def test_a_client_ending_tls_right_after_its_handshake_is_no_error(
+    run_server: StartServer,
+    tls_settings: dict[str, Any],
+    client_tls: ssl_module.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The handshake's end, a request and close_notify in one packet: the server
+    has them all before the connection is HttpProtocol's (it was closed twice,
+    and the request's handler failed writing on the broken transport)."""
+    caplog.set_level(logging.WARNING)
+    server = await run_server(address_routes(), **tls_settings)
+    v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
+    for request in (WHO, b""):  # (and a TLS health check: nothing but the handshake)
+        await asyncio.to_thread(
+            tls_in_one_packet, server.port, v1, request, client_tls, close_notify=True
+        )
+    await asyncio.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [
+        (r.name, r.getMessage()) for r in caplog.records
+    ]
+    assert server.counters.handler_errors == 0
+    answer = await asyncio.to_thread(tls_in_one_packet, server.port, v1, WHO, client_tls)
+    assert answer.endswith(b"203.0.113.7 51234")
 
 
 async def test_an_ssl_context_given_to_serve_works_after_the_header_too(
@@ -654,6 +691,36 @@ async def test_a_tls_connection_without_header_or_handshake_is_closed_unanswered
     # The server serves on.
     answer = await asyncio.to_thread(tls_in_one_packet, server.port, v1, WHO, client_tls)
     assert answer.endswith(b"203.0.113.7 51234")
+
+
+async def test_a_connection_failing_before_tls_is_freed_by_reference_counting(
+    run_server: StartServer, tls_settings: dict[str, Any]
+) -> None:
+    """Its failure (kept for the task that waits for the header, or raised by
+    asyncio's start_tls()) held frames that refer to its protocols: a cycle per
+    failed connection, for the cyclic GC."""
+    server = await run_server(address_routes(), **tls_settings, open_timeout=0.3)
+    v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
+
+    def alive() -> int:
+        return sum(isinstance(o, ProxyHeaderThenTLS) for o in gc.get_objects())
+
+    gc.collect()
+    before = alive()
+    gc.disable()
+    try:
+        for data in (WHO, b"PROXY TCP4 1.2", b"PROXY TCP4 1.2.3.4 nonsense\r\n", v1 + WHO, v1):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(data)
+            if data != v1:  # (which waits for open_timeout)
+                writer.write_eof()
+            with contextlib.suppress(ConnectionResetError):  # (closed, data unread: RST)
+                await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+        await asyncio.sleep(0.1)
+        assert alive() == before
+    finally:
+        gc.enable()
 
 
 async def test_shutdown_closes_a_connection_still_before_its_tls(

@@ -18,7 +18,7 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING, cast
 
-from ..logs import peer, protocol_logger
+from ..logs import logger, peer, protocol_logger
 from ..protocol.proxy_protocol import (
     ProxyHeader,
     ProxyProtocolError,
@@ -51,15 +51,17 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         #: The connection's bytes so far (the header's start).
         self._received = bytearray()
-        #: The header, once it is whole; an exception if the connection cannot have one.
-        self._header: asyncio.Future[ProxyHeader] = server.loop.create_future()
+        #: The header, once it is whole; or why the connection has none. (Not
+        #: an exception: its traceback's frames would refer to this protocol.)
+        self._header: asyncio.Future[ProxyHeader | str] = server.loop.create_future()
         self._buffer = bytearray()
         self._task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self._task = self.server.loop.create_task(self._run())
-        self.server.tls_handshake_started(self.protocol, self._task)
+        self._task = task = self.server.loop.create_task(self._run())
+        task.add_done_callback(self._done)
+        self.server.tls_handshake_started(self.protocol, task)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         wanted = safe_to_read(self._received)
@@ -74,7 +76,7 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
         try:
             header = parse_proxy_header(self._received)
         except ProxyProtocolError as exc:
-            self._header.set_exception(exc)
+            self._header.set_result(str(exc))
             return
         if header is not None:
             assert header.length == len(self._received)  # (not a byte more was read)
@@ -87,14 +89,17 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         break_transport_cycle(self.transport)
         if not self._header.done():
-            self._header.set_exception(ConnectionError("the connection closed"))
+            self._header.set_result("the connection closed")
 
     async def _run(self) -> None:
         server = self.server
         held = _Held()
+        tls: asyncio.Transport | None = None
         try:
             async with asyncio.timeout(server.config.open_timeout):
                 header = await self._header
+                if isinstance(header, str):
+                    return self._fail(header)
                 tls = await server.loop.start_tls(
                     self.transport,
                     held,
@@ -102,30 +107,48 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
                     server_side=True,
                     ssl_handshake_timeout=server.config.open_timeout,
                 )
-                if tls is None:  # (typeshed allows it; asyncio's and uvloop's give one)
-                    raise ConnectionError("start_tls() gave no transport")
-        except (Exception, asyncio.CancelledError) as exc:
-            # (A connection without a header, or not a TLS client, is closed
-            # unanswered: a proxy's health check and a port scan are no news.)
-            address = peer(self.protocol.remote_address or _peer_of(self.transport))
-            protocol_logger.debug("%s: %s: closed", address, _reason(exc))
+        except asyncio.CancelledError:
+            # (The server shuts down. Not raised on: the task would keep it,
+            # its traceback, and so this protocol, for as long as the server
+            # keeps the task.)
+            return self._fail("the server is shutting down")
+        except Exception as exc:
+            # (A TLS handshake that failed, or took too long. asyncio's frames
+            # in its traceback refer to it: a cycle that holds this protocol.)
+            reason = _reason(exc)
+            _drop_tracebacks(exc)
+            return self._fail(reason)
+        if tls is None:  # (typeshed allows it; asyncio's and uvloop's give one)
+            return self._fail("start_tls() gave no transport")
+        # TLS is up: the connection is the HTTP protocol's, the client the
+        # header's, and what came meanwhile is its to read (one piece: it
+        # may hand the connection on, to a WebSocket, on reading it).
+        try:
+            tls.set_protocol(self.protocol)
+            protocol = self.protocol
+            protocol.connection_made(tls)
+            protocol.proxied(header, _peer_of(self.transport))
+            if held.data and not (protocol.lost or protocol.closing):
+                protocol.data_received(b"".join(held.data))
+            if held.closed:
+                protocol.connection_lost(held.error)
+            elif held.eof:
+                protocol.eof_received()  # (the TLS layer closes after it, whatever it says)
+        except Exception:
+            address = peer(_peer_of(self.transport))
+            logger.exception("%s: handing the TLS connection over failed", address)
+            tls.abort()
+
+    def _fail(self, reason: str) -> None:
+        """Close the connection, unanswered: one without a header, or not a TLS
+        client's (a health check, a port scan) is no news but at DEBUG."""
+        protocol_logger.debug("%s: %s: closed", peer(_peer_of(self.transport)), reason)
+        self.transport.abort()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        # (Cancelled before it ran: closed all the same.)
+        if task.cancelled():
             self.transport.abort()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        # TLS is up: the connection is the HTTP protocol's, the client the header's.
-        tls.set_protocol(self.protocol)
-        protocol = self.protocol
-        protocol.connection_made(tls)
-        protocol.proxied(header, _peer_of(self.transport))
-        for data in held.data:
-            if protocol.lost or protocol.closing:
-                break
-            protocol.data_received(data)
-        if held.closed:
-            protocol.connection_lost(held.error)
-        elif held.eof and not protocol.eof_received():
-            tls.close()
 
 
 class _Held(asyncio.Protocol):
@@ -145,7 +168,7 @@ class _Held(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
-        return True  # (HttpProtocol decides, at the handover)
+        return False  # (TLS closes after an EOF: returning True would only be warned about)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -162,6 +185,13 @@ def _peer_of(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "no PROXY protocol header and TLS handshake within open_timeout"
-    if isinstance(exc, asyncio.CancelledError):
-        return "the server is shutting down"
-    return str(exc) or type(exc).__name__
+    return f"TLS: {exc}" if str(exc) else f"TLS: {type(exc).__name__}"
+
+
+def _drop_tracebacks(exc: BaseException | None) -> None:
+    """Let ``exc`` and the exceptions it chains go without their tracebacks."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__

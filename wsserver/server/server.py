@@ -676,6 +676,7 @@ class Server:
             task.cancel()
         if handshaking:
             await asyncio.wait(handshaking, timeout=1.0)
+        self._handshaking.clear()  # (a cancelled task's traceback may keep its key alive)
         if self._server is not None:
             await self._server.wait_closed()
             for watcher in self._watchers:
