@@ -31,6 +31,7 @@ from .errors import (
     WSServerError,
 )
 from .protocol.state import State
+from .protocol.tls_info import TLSInfo
 from .server.broadcast import broadcast
 from .server.server import Server, serve
 from .server.websocket import WebSocket
@@ -56,6 +57,7 @@ __all__ = [
     "Router",
     "Server",
     "State",
+    "TLSInfo",
     "UploadedFile",
     "WSServerError",
     "WebSocket",

@@ -16,6 +16,7 @@ from ..errors import BadRequest
 from ..protocol.handshake import comma_tokens
 from ..protocol.http import Headers
 from ..protocol.syntax import OWS
+from ..protocol.tls_info import TLSInfo
 from .forms import MAX_PARTS, MultiValues, UploadedFile, parse_form
 
 __all__ = ["Headers", "QueryArgs", "Request", "BodyStream", "MultiValues", "UploadedFile"]
@@ -74,6 +75,9 @@ class Request:
         subprotocols: the WebSocket subprotocols the client offered, in its order.
         server: the :class:`~wsserver.Server` that received it (to publish, or
             ask for presence); None for a Request made by hand.
+        tls: what the client's TLS connection to this server is
+            (:class:`~wsserver.TLSInfo`: version, cipher, client certificate);
+            None without TLS (behind a proxy that ends TLS too).
     """
 
     __slots__ = (
@@ -90,6 +94,7 @@ class Request:
         "stream",
         "route",
         "server",
+        "tls",
         "_args",
         "_ctx",
         "_cookies",
@@ -121,6 +126,7 @@ class Request:
         self.stream: BodyStream | None = None
         self.route: Any = None
         self.server: Any = None
+        self.tls: TLSInfo | None = None
         # Built on first use: most connections never look at them.
         self._args: QueryArgs | None = None
         self._ctx: types.SimpleNamespace | None = None

@@ -62,13 +62,16 @@ def http_scope(
     """The ``http`` scope of a request (``state`` is copied, shallowly; None: ``{}``).
 
     ``extensions`` advertises ``http.response.pathsend``: the application may
-    have the server send a file's contents as the response body.
+    have the server send a file's contents as the response body; and, over
+    TLS to this server, ``tls`` (asgiref's TLS extension) says what it is.
     """
     scope = _common(request, root_path, server, state)
     scope["type"] = "http"
     scope["method"] = request.method
     scope["scheme"] = request.scheme
     scope["extensions"] = {"http.response.pathsend": {}}
+    if request.tls is not None:
+        scope["extensions"]["tls"] = request.tls.asgi()
     return scope
 
 
@@ -82,11 +85,14 @@ def websocket_scope(
     """The ``websocket`` scope of an upgrade request (``state`` is copied, shallowly).
 
     ``extensions`` advertises ``websocket.http.response``: the application may
-    deny the upgrade with an HTTP response of its own.
+    deny the upgrade with an HTTP response of its own; and ``tls`` as in
+    :func:`http_scope`.
     """
     scope = _common(request, root_path, server, state)
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if request.scheme == "https" else "ws"
     scope["subprotocols"] = comma_tokens(request.headers, "sec-websocket-protocol")
     scope["extensions"] = {"websocket.http.response": {}}
+    if request.tls is not None:
+        scope["extensions"]["tls"] = request.tls.asgi()
     return scope

@@ -47,6 +47,7 @@ from ..protocol.http import (
 )
 from ..protocol.proxy import forwarded
 from ..protocol.proxy_protocol import ProxyHeader, ProxyProtocolError, parse_proxy_header
+from ..protocol.tls_info import TLSInfo
 from .app_tasks import start_app_task
 from .request_body import RequestBody
 from .streams import Producer
@@ -111,6 +112,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "remote_address",
         "_proxy_header",
         "_proxy_tls",
+        "_tls",
         "_h11",
         "_awaiting_body",
         "_body_parts",
@@ -160,6 +162,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._proxy_header = bytearray() if server.proxy_protocol_peers is not None else None
         #: That header said the client came to the proxy over TLS (the scheme is https).
         self._proxy_tls = False
+        #: What this connection's TLS is (request.tls), once a request asked.
+        self._tls: TLSInfo | None = None
         self._h11 = h11.Connection(
             h11.SERVER, max_incomplete_event_size=server.config.max_header_size
         )
@@ -571,6 +575,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             scheme=scheme,
         )
         self.request.server = self.server
+        if self.server.ssl is not None:
+            if self._tls is None:
+                self._tls = self.server.tls_of(self.transport)
+            self.request.tls = self._tls
         self._awaiting_body = body
         self._body_size = 0
         # (RFC 9110 7.8: Upgrade is ignored in HTTP/1.0.)

@@ -26,6 +26,7 @@ from ..errors import ConfigError, LifespanFailure
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
+from ..protocol.tls_info import TLSInfo
 from . import stats as stats_module
 from .app_tasks import calling_app_task
 from .deadlines import Deadlines
@@ -35,7 +36,7 @@ from .proxy_tls import ProxyHeaderThenTLS
 from .response_headers import ResponseHeaders
 from .stats import ServerStats
 from .status import StatusBoard
-from .tls import ssl_context
+from .tls import cipher_suites, connection_tls, first_certificate, ssl_context
 from .topics import Topics
 from .websocket import Data, WebSocket
 from .websocket_protocol import WebSocketProtocol
@@ -88,6 +89,9 @@ class Server:
         self.config = config
         self.deflate_settings = config.deflate_settings()
         self.ssl = ssl
+        #: The numbers of the TLS context's cipher suites, and the server's
+        #: certificate (PEM), for request.tls (see tls_of()); made on first use.
+        self._tls_known: tuple[dict[str, int], str | None] | None = None
         #: The context the listening sockets do TLS with: none when a PROXY
         #: protocol header comes first (ProxyHeaderThenTLS starts TLS after it).
         self._accept_ssl = None if config.proxy_protocol else ssl
@@ -449,6 +453,20 @@ class Server:
         elif self.ssl is not None:  # (proxy_protocol: TLS after the header)
             return ProxyHeaderThenTLS(self, protocol)
         return protocol
+
+    def tls_of(self, transport: asyncio.BaseTransport) -> TLSInfo | None:
+        """What the TLS of a connection (its ``transport``) is; None if it has none."""
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None or self.ssl is None:
+            return None
+        if self._tls_known is None:
+            certfile = self.config.ssl_certfile
+            self._tls_known = (
+                cipher_suites(self.ssl),
+                first_certificate(certfile) if certfile is not None else None,
+            )
+        suites, server_cert = self._tls_known
+        return connection_tls(ssl_object, server_cert, suites)
 
     def tls_handshake_started(self, protocol: HttpProtocol, task: asyncio.Task[Any]) -> None:
         """``task`` (ProxyHeaderThenTLS's) does the TLS handshake of

@@ -1,15 +1,18 @@
-"""TLS: the server's SSL context, made from the ``ssl_*`` settings (uvicorn's names)."""
+"""TLS: the server's SSL context, made from the ``ssl_*`` settings (uvicorn's names),
+and what a connection's TLS is (:func:`connection_tls`, ``request.tls``)."""
 
 from __future__ import annotations
 
 import logging
 import re
 import ssl
+from typing import Any, cast
 
 from ..config import Config
 from ..errors import ConfigError
+from ..protocol.tls_info import TLSInfo, rfc4514
 
-__all__ = ["ssl_context"]
+__all__ = ["connection_tls", "first_certificate", "ssl_context"]
 
 logger = logging.getLogger("wsserver.server")
 
@@ -153,3 +156,54 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     # The ALPN of HTTP/1.1 (all we speak), for clients that ask.
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+# ------------------------------------------------------------ a connection's TLS
+
+
+def connection_tls(
+    ssl_object: ssl.SSLObject, server_cert: str | None, cipher_suites: dict[str, int]
+) -> TLSInfo:
+    """What the TLS connection of ``ssl_object`` is (``cipher_suites``: the
+    numbers of the context's suites, by name: see :func:`cipher_suites`)."""
+    cipher = ssl_object.cipher()
+    name = cipher[0] if cipher else None
+    client_cert = ssl_object.getpeercert() or None  # ({} for one not verified: none asked)
+    der = ssl_object.getpeercert(binary_form=True)
+    chain: tuple[str, ...] = ()
+    if der:
+        sent = getattr(ssl_object, "get_unverified_chain", None)  # (Python 3.13 on: DER)
+        certs = [cert for cert in sent() or () if isinstance(cert, bytes)] if sent else []
+        chain = tuple(ssl.DER_cert_to_PEM_cert(cert) for cert in certs or [der])
+    return TLSInfo(
+        version=ssl_object.version(),
+        cipher=name,
+        cipher_suite=cipher_suites.get(name) if name else None,
+        client_cert=client_cert,
+        client_cert_chain=chain,
+        client_cert_name=rfc4514(cast(Any, client_cert["subject"])) if client_cert else None,
+        server_cert=server_cert,
+    )
+
+
+def cipher_suites(context: ssl.SSLContext) -> dict[str, int]:
+    """The number (IANA's) of each cipher suite ``context`` may use, by OpenSSL's name."""
+    return {suite["name"]: suite["id"] & 0xFFFF for suite in context.get_ciphers()}
+
+
+def first_certificate(certfile: str) -> str | None:
+    """The first PEM certificate in ``certfile`` (the server's own, before its chain)."""
+    try:
+        with open(certfile, "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    found = _PEM_CERTIFICATE_BLOCK.search(data)
+    if found is None:
+        return None
+    return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(found.group().decode("ascii")))
+
+
+_PEM_CERTIFICATE_BLOCK = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----"
+)

@@ -1,0 +1,341 @@
+"""What a TLS connection is, for applications: ``request.tls`` and the ASGI TLS
+extension (``scope["extensions"]["tls"]``), over real TLS connections with and
+without client certificates; and the RFC 4514 names, against ``cryptography``'s."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import ssl
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wsserver import Request, Router, TLSInfo, WebSocket
+from wsserver.protocol.tls_info import rfc4514
+from wsserver.response import Response, json_response
+
+from .conftest import StartServer
+
+# ===================================================================== RFC 4514
+
+_KEY = ec.generate_private_key(ec.SECP256R1())
+
+# The attribute types a certificate's subject commonly has (cryptography writes
+# the first nine by their short names, the others as OIDs, as RFC 4514 asks).
+ATTRIBUTES = [
+    NameOID.COMMON_NAME,
+    NameOID.LOCALITY_NAME,
+    NameOID.STATE_OR_PROVINCE_NAME,
+    NameOID.ORGANIZATION_NAME,
+    NameOID.ORGANIZATIONAL_UNIT_NAME,
+    NameOID.STREET_ADDRESS,
+    NameOID.DOMAIN_COMPONENT,
+    NameOID.USER_ID,
+    NameOID.EMAIL_ADDRESS,
+    NameOID.SERIAL_NUMBER,
+    NameOID.SURNAME,
+    NameOID.GIVEN_NAME,
+    NameOID.TITLE,
+    NameOID.POSTAL_CODE,
+    NameOID.PSEUDONYM,
+    NameOID.ORGANIZATION_IDENTIFIER,
+]
+
+
+def certificate(subject: x509.Name) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(_KEY.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(_KEY, hashes.SHA256())
+    )
+
+
+def decoded_subject(cert: x509.Certificate, tmp_path: Path) -> Any:
+    """The subject as Python's ssl decodes it (what getpeercert() gives)."""
+    path = tmp_path / "cert.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return ssl._ssl._test_decode_cert(str(path))["subject"]  # type: ignore[attr-defined]
+
+
+PRINTABLE = set(string.ascii_letters + string.digits + " '()+,-./:=?")
+
+# Printable values (the email and country types want IA5 / two letters).
+VALUES = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(list('#"+,;<>\\ =')),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(ATTRIBUTES), VALUES), min_size=1, max_size=5),
+    st.text(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), min_size=2, max_size=2),
+)
+def test_a_subject_is_written_as_cryptography_writes_it(
+    tmp_path_factory: pytest.TempPathFactory, attributes: list[tuple[Any, str]], country: str
+) -> None:
+    names = [x509.NameAttribute(NameOID.COUNTRY_NAME, country)]
+    for oid, value in attributes:
+        if oid == NameOID.EMAIL_ADDRESS or oid == NameOID.DOMAIN_COMPONENT:
+            value = value.encode("ascii", "replace").decode()  # (IA5String)
+        elif oid == NameOID.SERIAL_NUMBER:  # (PrintableString)
+            value = "".join(ch for ch in value if ch in PRINTABLE) or "1"
+        names.append(x509.NameAttribute(oid, value))
+    subject = x509.Name(names)
+    cert = certificate(subject)
+    ours = rfc4514(decoded_subject(cert, tmp_path_factory.mktemp("rfc4514")))
+    assert ours == subject.rfc4514_string()
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("a,b", "a\\,b"),
+        ("#1", "\\#1"),
+        (" lead", "\\ lead"),
+        ("trail ", "trail\\ "),
+        (" ", "\\ "),
+        ('q"+;<>\\', 'q\\"\\+\\;\\<\\>\\\\'),
+        ("a\0b", "a\\00b"),
+        ("Grüße", "Grüße"),
+    ],
+)
+def test_values_are_escaped_as_rfc_4514_says(value: str, written: str) -> None:
+    assert rfc4514(((("commonName", value),),)) == f"CN={written}"
+
+
+def test_relative_names_are_written_last_first_and_multi_valued_ones_joined() -> None:
+    subject = (
+        (("countryName", "DE"),),
+        (("organizationName", "Example"),),
+        (("commonName", "alice"), ("userId", "a1")),
+    )
+    assert rfc4514(subject) == "CN=alice+UID=a1,O=Example,C=DE"
+    assert rfc4514(((("1.2.3.4.5", "x"),),)) == "1.2.3.4.5=x"  # (ssl's name for an unknown type)
+
+
+def test_tls_info_as_the_asgi_extension_gives_it() -> None:
+    info = TLSInfo("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", 0xC02F)
+    assert info.version_number == 0x0303
+    assert info.asgi() == {
+        "server_cert": None,
+        "client_cert_chain": [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": 0x0303,
+        "cipher_suite": 0xC02F,
+    }
+
+
+# ============================================================ over real connections
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    directory = tmp_path_factory.mktemp("tls-info")
+    cert = ca.issue_cert("127.0.0.1")
+    files = {
+        "ssl_certfile": str(directory / "cert.pem"),
+        "ssl_keyfile": str(directory / "key.pem"),
+        "ssl_ca_certs": str(directory / "ca.pem"),
+    }
+    cert.cert_chain_pems[0].write_to_path(files["ssl_certfile"])
+    cert.private_key_pem.write_to_path(files["ssl_keyfile"])
+    ca.cert_pem.write_to_path(files["ssl_ca_certs"])
+    return files
+
+
+@pytest.fixture(scope="module")
+def alice(ca: trustme.CA) -> trustme.LeafCert:
+    return ca.issue_cert(
+        "alice@example.org", common_name="alice, the first", organization_name="Example"
+    )
+
+
+def client_context(ca: trustme.CA, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    if cert is not None:
+        cert.configure_cert(context)
+    return context
+
+
+def described(tls: TLSInfo | None) -> dict[str, Any] | None:
+    if tls is None:
+        return None
+    return {
+        "version": tls.version,
+        "cipher": tls.cipher,
+        "cipher_suite": tls.cipher_suite,
+        "subject": tls.client_cert["subject"] if tls.client_cert else None,
+        "chain": list(tls.client_cert_chain),
+        "name": tls.client_cert_name,
+        "server_cert": tls.server_cert,
+    }
+
+
+def tls_routes() -> Router:
+    routes = Router()
+
+    @routes.get("/tls")
+    async def show(request: Request) -> Response:
+        return json_response(described(request.tls))
+
+    @routes.websocket("/ws")
+    async def ws_show(request: Request, ws: WebSocket) -> None:
+        await ws.send(json.dumps(described(request.tls)))
+        await ws.recv()
+
+    return routes
+
+
+async def get(port: int, context: ssl.SSLContext | None, path: str = "/tls") -> tuple[Any, str]:
+    """GET ``path``: its JSON body, and the cipher suite the client saw."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    cipher = writer.get_extra_info("cipher")
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), answer
+    return json.loads(body), cipher[0] if cipher else ""
+
+
+def cipher_number(name: str) -> int:
+    context = ssl.create_default_context()
+    return next(s["id"] & 0xFFFF for s in context.get_ciphers() if s["name"] == name)
+
+
+def subject_name(cert: trustme.LeafCert) -> str:
+    parsed = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes())
+    return parsed.subject.rfc4514_string()
+
+
+async def test_a_handler_sees_the_client_certificate_and_the_tls(
+    run_server: StartServer,
+    ca: trustme.CA,
+    server_files: dict[str, str],
+    alice: trustme.LeafCert,
+) -> None:
+    server = await run_server(tls_routes(), **server_files, ssl_cert_reqs=2)
+    tls, cipher = await get(server.port, client_context(ca, alice))
+    assert tls["version"] == "TLSv1.3" and tls["cipher"] == cipher
+    assert tls["cipher_suite"] == cipher_number(cipher)
+    assert tls["chain"] == [alice.cert_chain_pems[0].bytes().decode()]
+    assert tls["name"] == subject_name(alice)
+    assert tls["name"].startswith("CN=alice\\, the first,") and tls["name"].endswith(",O=Example")
+    assert ["commonName", "alice, the first"] in [pair for rdn in tls["subject"] for pair in rdn]
+    server_pem = Path(server_files["ssl_certfile"]).read_text()
+    assert tls["server_cert"] == server_pem
+    # A WebSocket's upgrade request has it too.
+    async with websockets.connect(
+        f"wss://127.0.0.1:{server.port}/ws", ssl=client_context(ca, alice)
+    ) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["name"] == subject_name(alice)
+
+
+async def test_without_client_certificates_or_without_tls(
+    run_server: StartServer, ca: trustme.CA, server_files: dict[str, str]
+) -> None:
+    # Optional client certificates, and a client without one.
+    server = await run_server(tls_routes(), **server_files, ssl_cert_reqs=1)
+    tls, cipher = await get(server.port, client_context(ca))
+    assert tls["cipher"] == cipher and tls["chain"] == [] and tls["name"] is None
+    assert tls["subject"] is None
+    # Not asked for (the default).
+    files = {k: v for k, v in server_files.items() if k != "ssl_ca_certs"}
+    server = await run_server(tls_routes(), **files)
+    tls, _ = await get(server.port, client_context(ca))
+    assert tls["version"] == "TLSv1.3" and tls["name"] is None
+    # Plain HTTP: none.
+    plain = await run_server(tls_routes())
+    assert (await get(plain.port, None))[0] is None
+
+
+async def test_an_asgi_app_gets_the_tls_extension(
+    run_server: StartServer,
+    ca: trustme.CA,
+    server_files: dict[str, str],
+    alice: trustme.LeafCert,
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        seen.append(scope)
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close"})
+            return
+        body = json.dumps(scope["extensions"].get("tls")).encode()
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": body})
+
+    server = await run_server(app, **server_files, ssl_cert_reqs=2)
+    tls, cipher = await get(server.port, client_context(ca, alice))
+    assert tls == {
+        "server_cert": Path(server_files["ssl_certfile"]).read_text(),
+        "client_cert_chain": [alice.cert_chain_pems[0].bytes().decode()],
+        "client_cert_name": subject_name(alice),
+        "client_cert_error": None,
+        "tls_version": 0x0304,
+        "cipher_suite": cipher_number(cipher),
+    }
+    async with websockets.connect(
+        f"wss://127.0.0.1:{server.port}/", ssl=client_context(ca, alice)
+    ) as ws:
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert seen[-1]["type"] == "websocket"
+    assert seen[-1]["extensions"]["tls"]["client_cert_name"] == subject_name(alice)
+    # The specification forbids it without TLS.
+    plain = await run_server(app)
+    assert (await get(plain.port, None))[0] is None
+    assert "tls" not in seen[-1]["extensions"]
+
+
+async def test_behind_a_proxy_protocol_header_and_with_an_ssl_context(
+    run_server: StartServer, ca: trustme.CA, server_files: dict[str, str]
+) -> None:
+    from .test_proxy_protocol import tls_in_one_packet
+
+    request = b"GET /tls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    header = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
+    server = await run_server(tls_routes(), **server_files, proxy_protocol=True)
+    answer = await asyncio.to_thread(
+        tls_in_one_packet, server.port, header, request, client_context(ca)
+    )
+    tls = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert tls["version"] == "TLSv1.3" and tls["server_cert"] is not None
+    # An ssl= context: the server does not know its certificate's file.
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server_files["ssl_certfile"], server_files["ssl_keyfile"])
+    server = await run_server(tls_routes(), ssl=context)
+    tls, cipher = await get(server.port, client_context(ca))
+    assert tls["cipher"] == cipher and tls["server_cert"] is None
