@@ -238,6 +238,25 @@ def test_any_header_is_read_to_its_end_and_not_a_byte_more(
     assert read == parsed.length == len(header)
 
 
+@pytest.mark.parametrize(
+    ("header", "most"),
+    [
+        (b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n", 5),
+        (b"PROXY TCP4 0.0.0.0 0.0.0.0 0 0\r\n", 2),
+        (b"PROXY TCP6 2001:db8:85a3::8a2e:370:7334 2001:db8::1 51234 443\r\n", 9),
+        (v2_inet("2001:db8::9", 443), 3),  # (15 bytes first: a version 1 line may be as short)
+    ],
+)
+def test_a_header_takes_few_reads(header: bytes, most: int) -> None:
+    """Each read takes what the fields still to come need at the least (a
+    byte or two at a time took 16 reads for the first, 25 for the third)."""
+    got, reads = b"", 0
+    while parse_proxy_header(got) is None:
+        got += (header + CLIENT_HELLO)[len(got) : len(got) + safe_to_read(got)]
+        reads += 1
+    assert len(got) == len(header) and reads <= most
+
+
 @given(st.binary(min_size=1, max_size=120))
 def test_reading_by_safe_to_read_ends_on_any_bytes(stream: bytes) -> None:
     """What is no header is found out as reading goes (each read at least a byte)."""

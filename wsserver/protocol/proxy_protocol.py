@@ -31,6 +31,9 @@ MAX_V1 = 107
 _V2_FIXED = 16  # the signature, version and command, family, length
 #: The shortest version 1 line: ``PROXY UNKNOWN\r\n``.
 _MIN_V1 = 15
+#: The shortest each field after ``PROXY TCP4 `` and ``PROXY TCP6 `` can be:
+#: the addresses (``0.0.0.0``, ``::``), then the ports.
+_V1_SHORTEST = {b"TCP4 ": (7, 7, 1, 1), b"TCP6 ": (2, 2, 1, 1)}
 
 
 class ProxyProtocolError(ValueError):
@@ -73,9 +76,10 @@ def safe_to_read(data: bytes | bytearray) -> int:
     at least 1.
 
     For a connection whose next bytes must go elsewhere untouched (a TLS
-    handshake that follows the header): version 2 says its length, and a
-    version 1 line is read two bytes at a time (one after a CR), so that its
-    CR LF is met exactly.
+    handshake that follows the header): version 2 says its length; of a
+    version 1 line, what its fields still to come take at the least (an IPv4
+    address 7 characters, an IPv6 one 2, a port 1, each after a space), then
+    two bytes at a time (one after a CR), so that its CR LF is met exactly.
     """
     if data[:1] == V2_SIGNATURE[:1]:
         if len(data) < _V2_FIXED:
@@ -83,7 +87,18 @@ def safe_to_read(data: bytes | bytearray) -> int:
         return max(1, _V2_FIXED + int.from_bytes(data[14:16], "big") - len(data))
     if len(data) < _MIN_V1:
         return _MIN_V1 - len(data)
-    return 1 if data[-1:] == b"\r" else 2
+    if data[-1:] == b"\r":
+        return 1
+    shortest = _V1_SHORTEST.get(bytes(data[6:11]))
+    if shortest is None or b"\r" in data:  # UNKNOWN (anything may follow), or malformed
+        return 2
+    fields = bytes(data[11:]).split(b" ")  # (the last one still being read)
+    if len(fields) > len(shortest):
+        return 1  # (malformed: the parser says so once it has the line)
+    current = len(fields) - 1
+    wanted = max(0, shortest[current] - len(fields[-1]))
+    wanted += sum(length + 1 for length in shortest[current + 1 :])
+    return wanted + 2  # (CR LF)
 
 
 def _v1(data: bytes | bytearray) -> ProxyHeader | None:
