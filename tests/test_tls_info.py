@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import random
 import ssl
 import string
 from pathlib import Path
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from wsserver import Request, Router, TLSInfo, WebSocket
 from wsserver.protocol.tls_info import rfc4514
 from wsserver.response import Response, json_response
+from wsserver.server.tls import oid_of
 
 from .conftest import StartServer
 
@@ -51,6 +53,14 @@ ATTRIBUTES = [
     NameOID.POSTAL_CODE,
     NameOID.PSEUDONYM,
     NameOID.ORGANIZATION_IDENTIFIER,
+    # (Python's ssl names these by long names of OpenSSL's that RFC 4514 does not have.)
+    NameOID.UNSTRUCTURED_NAME,
+    NameOID.POSTAL_ADDRESS,
+    NameOID.INITIALS,
+    NameOID.GENERATION_QUALIFIER,
+    NameOID.BUSINESS_CATEGORY,
+    NameOID.JURISDICTION_LOCALITY_NAME,
+    NameOID.JURISDICTION_STATE_OR_PROVINCE_NAME,
 ]
 
 
@@ -102,7 +112,7 @@ def test_a_subject_is_written_as_cryptography_writes_it(
         names.append(x509.NameAttribute(oid, value))
     subject = x509.Name(names)
     cert = certificate(subject)
-    ours = rfc4514(decoded_subject(cert, tmp_path_factory.mktemp("rfc4514")))
+    ours = rfc4514(decoded_subject(cert, tmp_path_factory.mktemp("rfc4514")), oid_of)
     assert ours == subject.rfc4514_string()
 
 
@@ -191,7 +201,12 @@ def described(tls: TLSInfo | None) -> dict[str, Any] | None:
         "version": tls.version,
         "cipher": tls.cipher,
         "cipher_suite": tls.cipher_suite,
-        "subject": tls.client_cert["subject"] if tls.client_cert else None,
+        "subject": [
+            [[name, value if isinstance(value, str) else value.hex()] for name, value in rdn]
+            for rdn in tls.client_cert["subject"]
+        ]
+        if tls.client_cert
+        else None,
         "chain": list(tls.client_cert_chain),
         "name": tls.client_cert_name,
         "server_cert": tls.server_cert,
@@ -333,9 +348,100 @@ async def test_behind_a_proxy_protocol_header_and_with_an_ssl_context(
     )
     tls = json.loads(answer.partition(b"\r\n\r\n")[2])
     assert tls["version"] == "TLSv1.3" and tls["server_cert"] is not None
-    # An ssl= context: the server does not know its certificate's file.
+    # An ssl= context: its certificate is the one it serves.
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(server_files["ssl_certfile"], server_files["ssl_keyfile"])
     server = await run_server(tls_routes(), ssl=context)
     tls, cipher = await get(server.port, client_context(ca))
-    assert tls["cipher"] == cipher and tls["server_cert"] is None
+    assert tls["cipher"] == cipher
+    assert tls["server_cert"] == Path(server_files["ssl_certfile"]).read_text()
+
+
+def own_ca(directory: Path) -> tuple[x509.Certificate, Any, str]:
+    """A CA of the test's own (cryptography's): its certificate, key, and PEM file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / "own-ca.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key, str(path)
+
+
+def client_with_subject(
+    ca: tuple[x509.Certificate, Any, str], subject: x509.Name, directory: Path
+) -> ssl.SSLContext:
+    ca_cert, ca_key, _ = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    certfile, keyfile = directory / "client.pem", directory / "client.key"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(str(certfile), str(keyfile))
+    return context
+
+
+async def test_a_subject_with_a_value_that_has_no_string_form_is_served(
+    run_server: StartServer, server_files: dict[str, str], tmp_path: Path
+) -> None:
+    """An x500UniqueIdentifier (a BIT STRING: ssl gives bytes) made writing the
+    name fail, and the connection with it: every request, whatever its route."""
+    from cryptography.x509.name import _ASN1Type
+
+    ca = own_ca(tmp_path)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(
+                NameOID.X500_UNIQUE_IDENTIFIER, b"\x01\x02", _type=_ASN1Type.BitString
+            ),
+            x509.NameAttribute(NameOID.UNSTRUCTURED_NAME, "router1.example"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "bob"),
+        ]
+    )
+    context = client_with_subject(ca, subject, tmp_path)
+    settings = {**server_files, "ssl_ca_certs": ca[2]}
+    server = await run_server(tls_routes(), **settings, ssl_cert_reqs=2)
+    tls, _ = await get(server.port, context)
+    assert tls["name"].startswith("CN=bob,1.2.840.113549.1.9.2=router1.example,2.5.4.45=#")
+
+
+def test_the_jitter_is_not_drawn_from_random_which_applications_seed() -> None:
+    from wsserver import Router, serve
+
+    draws = []
+    for _ in range(2):
+        random.seed(7)  # (as an application may, at import, in every worker)
+        server = serve(
+            Router(), "127.0.0.1", 0, limit_max_requests=1, limit_max_requests_jitter=10**9
+        )
+        draws.append(server.request_limit)
+    assert draws[0] != draws[1]

@@ -8,6 +8,7 @@ Python's ``ssl`` gives it, as the one-line distinguished name of RFC 4514.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,8 @@ class TLSInfo:
         client_cert_chain: the client's certificate (PEM) first, then those it
             sent with it (Python 3.13 on; before, the client's own only).
         client_cert_name: its subject, as RFC 4514 writes it (``CN=alice,O=Example``).
-        server_cert: the server's certificate (PEM), when the server knows it
-            (``ssl_certfile``; not with an ``ssl=`` context given to ``serve()``).
+        server_cert: the server's certificate (PEM), as the server's TLS context
+            serves it (None if a handshake in memory, at start, could not tell).
     """
 
     version: str | None
@@ -80,45 +81,36 @@ _SHORT_NAMES = {
     "domainComponent": "DC",
     "userId": "UID",
 }
-_OIDS = {
-    "surname": "2.5.4.4",
-    "serialNumber": "2.5.4.5",
-    "title": "2.5.4.12",
-    "description": "2.5.4.13",
-    "businessCategory": "2.5.4.15",
-    "postalCode": "2.5.4.17",
-    "name": "2.5.4.41",
-    "givenName": "2.5.4.42",
-    "initials": "2.5.4.43",
-    "generationQualifier": "2.5.4.44",
-    "dnQualifier": "2.5.4.46",
-    "pseudonym": "2.5.4.65",
-    "organizationIdentifier": "2.5.4.97",
-    "emailAddress": "1.2.840.113549.1.9.1",
-    "jurisdictionLocalityName": "1.3.6.1.4.1.311.60.2.1.1",
-    "jurisdictionStateOrProvinceName": "1.3.6.1.4.1.311.60.2.1.2",
-    "jurisdictionCountryName": "1.3.6.1.4.1.311.60.2.1.3",
-}
 # RFC 4514 2.4: escaped wherever they are in a value.
 _SPECIAL = {ch: "\\" + ch for ch in '\\"+,;<>'}
 _SPECIAL["\0"] = "\\00"
 
 
-def rfc4514(subject: tuple[tuple[tuple[str, str], ...], ...]) -> str:
+def rfc4514(
+    subject: tuple[tuple[tuple[str, str | bytes], ...], ...],
+    oid_of: Callable[[str], str | None] = lambda name: None,
+) -> str:
     """The distinguished name ``subject`` (``getpeercert()["subject"]``: its
     relative names in the certificate's order) as an RFC 4514 string: the
-    last relative name first, a multi-valued one's parts joined by ``+``."""
+    last relative name first, a multi-valued one's parts joined by ``+``.
+
+    ``oid_of`` gives the OID of an attribute type by the name ``ssl`` gives
+    it (OpenSSL's long name), for the types RFC 4514 has no short name for;
+    None: the name is written (ssl gives an unknown type by its OID).
+    """
     return ",".join(
-        "+".join(f"{_attribute_type(name)}={_escaped(value)}" for name, value in rdn)
+        "+".join(f"{_attribute_type(name, oid_of)}={_escaped(value)}" for name, value in rdn)
         for rdn in reversed(subject)
     )
 
 
-def _attribute_type(name: str) -> str:
-    return _SHORT_NAMES.get(name) or _OIDS.get(name) or name  # (ssl gives an unknown one's OID)
+def _attribute_type(name: str, oid_of: Callable[[str], str | None]) -> str:
+    return _SHORT_NAMES.get(name) or oid_of(name) or name
 
 
-def _escaped(value: str) -> str:
+def _escaped(value: str | bytes) -> str:
+    if isinstance(value, bytes):  # (no string form, a BIT STRING's: ssl gives its bytes)
+        return "#" + value.hex()
     text = "".join(_SPECIAL.get(ch, ch) for ch in value)
     if text[:1] in ("#", " "):
         text = "\\" + text

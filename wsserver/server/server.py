@@ -7,7 +7,7 @@ import contextlib
 import errno
 import logging
 import os
-import random
+import secrets
 import socket
 import ssl as ssl_module
 import stat
@@ -36,7 +36,7 @@ from .proxy_tls import ProxyHeaderThenTLS
 from .response_headers import ResponseHeaders
 from .stats import ServerStats
 from .status import StatusBoard
-from .tls import cipher_suites, connection_tls, first_certificate, ssl_context
+from .tls import cipher_suites, connection_tls, served_certificate, ssl_context
 from .topics import Topics
 from .websocket import Data, WebSocket
 from .websocket_protocol import WebSocketProtocol
@@ -89,9 +89,12 @@ class Server:
         self.config = config
         self.deflate_settings = config.deflate_settings()
         self.ssl = ssl
-        #: The numbers of the TLS context's cipher suites, and the server's
-        #: certificate (PEM), for request.tls (see tls_of()); made on first use.
-        self._tls_known: tuple[dict[str, int], str | None] | None = None
+        #: The server's certificate (PEM) and the numbers of the cipher suites
+        #: of its TLS contexts (an SNI callback may switch), for request.tls
+        #: (see tls_of()); the certificate found at start.
+        self._served_certificate: str | None = None
+        self._cipher_suites: dict[ssl_module.SSLContext, dict[str, int]] = {}
+        self._tls_failed = False
         #: The context the listening sockets do TLS with: none when a PROXY
         #: protocol header comes first (ProxyHeaderThenTLS starts TLS after it).
         self._accept_ssl = None if config.proxy_protocol else ssl
@@ -146,7 +149,8 @@ class Server:
         self.request_limit = (
             None
             if config.limit_max_requests is None
-            else config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
+            # (Not random's: an application that seeds it would give every worker one number.)
+            else config.limit_max_requests + secrets.randbelow(config.limit_max_requests_jitter + 1)
         )
         #: Called instead of closing when limit_max_requests is reached (a
         #: worker asks its supervisor for a replacement); None: close.
@@ -236,6 +240,8 @@ class Server:
             await self._stop_services()
             raise
         self._started = True
+        if self.ssl is not None:  # (for request.tls; a handshake in memory)
+            self._served_certificate = served_certificate(self.ssl)
         if self.request_limit is not None and self.config.limit_max_requests_jitter:
             logger.info(
                 "replaced after %d requests (limit_max_requests %d, jitter up to %d)",
@@ -455,18 +461,24 @@ class Server:
         return protocol
 
     def tls_of(self, transport: asyncio.BaseTransport) -> TLSInfo | None:
-        """What the TLS of a connection (its ``transport``) is; None if it has none."""
+        """What the TLS of a connection (its ``transport``) is; None if it has none.
+
+        Never raises: what cannot be read is left out (and logged, once).
+        """
         ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is None or self.ssl is None:
+        if ssl_object is None:
             return None
-        if self._tls_known is None:
-            certfile = self.config.ssl_certfile
-            self._tls_known = (
-                cipher_suites(self.ssl),
-                first_certificate(certfile) if certfile is not None else None,
-            )
-        suites, server_cert = self._tls_known
-        return connection_tls(ssl_object, server_cert, suites)
+        try:
+            context = ssl_object.context
+            suites = self._cipher_suites.get(context)
+            if suites is None:
+                suites = self._cipher_suites[context] = cipher_suites(context)
+            return connection_tls(ssl_object, self._served_certificate, suites)
+        except Exception:
+            if not self._tls_failed:
+                self._tls_failed = True
+                logger.exception("reading a connection's TLS details failed (request.tls)")
+            return TLSInfo(None, None)
 
     def tls_handshake_started(self, protocol: HttpProtocol, task: asyncio.Task[Any]) -> None:
         """``task`` (ProxyHeaderThenTLS's) does the TLS handshake of

@@ -3,6 +3,8 @@ and what a connection's TLS is (:func:`connection_tls`, ``request.tls``)."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import re
 import ssl
@@ -12,7 +14,13 @@ from ..config import Config
 from ..errors import ConfigError
 from ..protocol.tls_info import TLSInfo, rfc4514
 
-__all__ = ["connection_tls", "first_certificate", "ssl_context"]
+__all__ = [
+    "cipher_suites",
+    "connection_tls",
+    "oid_of",
+    "served_certificate",
+    "ssl_context",
+]
 
 logger = logging.getLogger("wsserver.server")
 
@@ -181,9 +189,20 @@ def connection_tls(
         cipher_suite=cipher_suites.get(name) if name else None,
         client_cert=client_cert,
         client_cert_chain=chain,
-        client_cert_name=rfc4514(cast(Any, client_cert["subject"])) if client_cert else None,
+        client_cert_name=rfc4514(cast(Any, client_cert["subject"]), oid_of)
+        if client_cert
+        else None,
         server_cert=server_cert,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def oid_of(name: str) -> str | None:
+    """The OID of the object OpenSSL names ``name`` (a certificate's attribute type)."""
+    try:
+        return str(ssl._ASN1Object.fromname(name).oid)  # (what ssl.Purpose is made with)
+    except ValueError:
+        return None
 
 
 def cipher_suites(context: ssl.SSLContext) -> dict[str, int]:
@@ -191,19 +210,27 @@ def cipher_suites(context: ssl.SSLContext) -> dict[str, int]:
     return {suite["name"]: suite["id"] & 0xFFFF for suite in context.get_ciphers()}
 
 
-def first_certificate(certfile: str) -> str | None:
-    """The first PEM certificate in ``certfile`` (the server's own, before its chain)."""
+def served_certificate(context: ssl.SSLContext) -> str | None:
+    """The certificate (PEM) a client gets from ``context``: a TLS handshake in
+    memory tells (so an ``ssl=`` context's too); None if it cannot (a context
+    that wants client certificates and TLS 1.2 at most, say)."""
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_context.wrap_bio(to_client, to_server)
+    server = context.wrap_bio(to_server, to_client, server_side=True)
     try:
-        with open(certfile, "rb") as file:
-            data = file.read()
-    except OSError:
+        for _ in range(8):  # (a handshake takes two or three rounds)
+            try:
+                client.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            else:
+                der = client.getpeercert(binary_form=True)
+                return ssl.DER_cert_to_PEM_cert(der) if der else None
+            with contextlib.suppress(ssl.SSLWantReadError):
+                server.do_handshake()
+    except (ssl.SSLError, ValueError):
         return None
-    found = _PEM_CERTIFICATE_BLOCK.search(data)
-    if found is None:
-        return None
-    return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(found.group().decode("ascii")))
-
-
-_PEM_CERTIFICATE_BLOCK = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----"
-)
+    return None
