@@ -357,6 +357,27 @@ async def test_behind_a_proxy_protocol_header_and_with_an_ssl_context(
     assert tls["server_cert"] == Path(server_files["ssl_certfile"]).read_text()
 
 
+async def test_the_server_certificate_is_known_to_a_request_made_while_it_starts(
+    ca: trustme.CA, server_files: dict[str, str]
+) -> None:
+    """It was found after the start's last step, and listening comes before
+    that step ends: a request answered meanwhile had none (for its connection's life)."""
+    from wsserver import serve
+
+    files = {k: v for k, v in server_files.items() if k != "ssl_ca_certs"}
+    server = serve(tls_routes(), "127.0.0.1", 0, **files)
+    listening = server._start_serving
+    answers: list[Any] = []
+
+    async def listening_then_asked() -> None:
+        await listening()
+        answers.append((await get(server.port, client_context(ca)))[0])
+
+    server._start_serving = listening_then_asked  # type: ignore[method-assign]
+    async with server:
+        assert answers[0]["server_cert"] == Path(server_files["ssl_certfile"]).read_text()
+
+
 def own_ca(directory: Path) -> tuple[x509.Certificate, Any, str]:
     """A CA of the test's own (cryptography's): its certificate, key, and PEM file."""
     key = ec.generate_private_key(ec.SECP256R1())

@@ -231,6 +231,8 @@ class Server:
 
     async def _start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        if self.ssl is not None:  # (for request.tls, before any connection: a handshake in memory)
+            self._served_certificate = served_certificate(self.ssl)
         if self.asgi is not None:
             await self.asgi.startup()  # raises LifespanFailure
         try:
@@ -240,8 +242,6 @@ class Server:
             await self._stop_services()
             raise
         self._started = True
-        if self.ssl is not None:  # (for request.tls; a handshake in memory)
-            self._served_certificate = served_certificate(self.ssl)
         if self.request_limit is not None and self.config.limit_max_requests_jitter:
             logger.info(
                 "replaced after %d requests (limit_max_requests %d, jitter up to %d)",
