@@ -1,4 +1,4 @@
-"""Test helpers: a raw WebSocket client for byte-exact checks, and server start-up."""
+"""Test helpers: a raw WebSocket client for byte-exact checks, server start-up, TLS files."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import base64
 import inspect
 import logging
 import os
+import ssl
 import struct
 import time
+from pathlib import Path
 from typing import Any
+
+import trustme
 
 from wsserver import Request, Router, Server, WebSocket, serve
 from wsserver.protocol.frames import (
@@ -174,3 +178,28 @@ async def cancelled_elsewhere() -> None:
     future = asyncio.get_running_loop().create_future()
     future.cancel()
     await future
+
+
+# ---------------------------------------------------------------------- TLS
+
+
+def tls_server_files(ca: trustme.CA, directory: Path) -> dict[str, str]:
+    """``ssl_certfile`` and ``ssl_keyfile`` of a server whose certificate is
+    ``ca``'s for 127.0.0.1, written in ``directory``."""
+    cert = ca.issue_cert("127.0.0.1")
+    files = {
+        "ssl_certfile": str(directory / "cert.pem"),
+        "ssl_keyfile": str(directory / "key.pem"),
+    }
+    cert.cert_chain_pems[0].write_to_path(files["ssl_certfile"])
+    cert.private_key_pem.write_to_path(files["ssl_keyfile"])
+    return files
+
+
+def client_context(ca: trustme.CA, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+    """A TLS client's context that trusts ``ca`` (and presents ``cert``, if given)."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    if cert is not None:
+        cert.configure_cert(context)
+    return context

@@ -42,7 +42,7 @@ from wsserver.protocol.proxy import TrustedProxies, forwarded
 from wsserver.server.tls import _missing_pem, ssl_context
 
 from .conftest import StartServer
-from .helpers import wait_for
+from .helpers import client_context, wait_for
 from .test_cli import ROOT, STARTUP_TIMEOUT, assert_echo, child_env, run_cli_to_end, running_cli
 
 TIMEOUT = 5
@@ -98,12 +98,6 @@ def cert_files(
         )
     )
     yield files
-
-
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
 
 
 async def test_wss_and_https(

@@ -38,6 +38,7 @@ from wsserver.testing import TestClient
 
 from .conftest import StartServer
 from .debian import find_or_install
+from .helpers import client_context, tls_server_files
 from .redis_server import free_port
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -526,19 +527,12 @@ def tls_ca() -> trustme.CA:
 @pytest.fixture(scope="module")
 def tls_settings(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A TLS server's settings, its certificate the CA's for 127.0.0.1."""
-    directory = tmp_path_factory.mktemp("proxy-tls")
-    cert = tls_ca.issue_cert("127.0.0.1")
-    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
-    return {"proxy_protocol": True, "ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+    return {"proxy_protocol": True, **tls_server_files(tls_ca, tmp_path_factory.mktemp("tls"))}
 
 
 @pytest.fixture(scope="module")
 def client_tls(tls_ca: trustme.CA) -> ssl_module.SSLContext:
-    context = ssl_module.create_default_context()
-    tls_ca.configure_trust(context)
-    return context
+    return client_context(tls_ca)
 
 
 def tls_in_one_packet(

@@ -29,6 +29,7 @@ from wsserver.response import Response, json_response
 from wsserver.server.tls import oid_of
 
 from .conftest import StartServer
+from .helpers import client_context, tls_server_files
 
 # ===================================================================== RFC 4514
 
@@ -166,15 +167,9 @@ def ca() -> trustme.CA:
 
 @pytest.fixture(scope="module")
 def server_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A TLS server's files; ``ssl_ca_certs`` the CA's, for client certificates."""
     directory = tmp_path_factory.mktemp("tls-info")
-    cert = ca.issue_cert("127.0.0.1")
-    files = {
-        "ssl_certfile": str(directory / "cert.pem"),
-        "ssl_keyfile": str(directory / "key.pem"),
-        "ssl_ca_certs": str(directory / "ca.pem"),
-    }
-    cert.cert_chain_pems[0].write_to_path(files["ssl_certfile"])
-    cert.private_key_pem.write_to_path(files["ssl_keyfile"])
+    files = {**tls_server_files(ca, directory), "ssl_ca_certs": str(directory / "ca.pem")}
     ca.cert_pem.write_to_path(files["ssl_ca_certs"])
     return files
 
@@ -184,14 +179,6 @@ def alice(ca: trustme.CA) -> trustme.LeafCert:
     return ca.issue_cert(
         "alice@example.org", common_name="alice, the first", organization_name="Example"
     )
-
-
-def client_context(ca: trustme.CA, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    if cert is not None:
-        cert.configure_cert(context)
-    return context
 
 
 def described(tls: TLSInfo | None) -> dict[str, Any] | None:
