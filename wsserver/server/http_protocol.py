@@ -51,7 +51,13 @@ from ..protocol.tls_info import TLSInfo
 from .app_tasks import start_app_task
 from .request_body import RequestBody
 from .streams import Producer
-from .transports import break_transport_cycle, can_sendfile, tcp_bytes_moved, unsent_bytes
+from .transports import (
+    break_transport_cycle,
+    can_sendfile,
+    peer_address,
+    tcp_bytes_moved,
+    unsent_bytes,
+)
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
 
@@ -240,9 +246,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports have the interface without the base class.
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.remote_address = (str(peer[0]), int(peer[1]))
+        self.remote_address = peer_address(transport)
         limit = self.config.write_limit
         self.transport.set_write_buffer_limits(high=limit, low=limit // 4)
         self.server.register(self)

@@ -25,7 +25,7 @@ from ..protocol.proxy_protocol import (
     parse_proxy_header,
     safe_to_read,
 )
-from .transports import break_transport_cycle
+from .transports import break_transport_cycle, peer_address
 
 if TYPE_CHECKING:
     from .http_protocol import HttpProtocol
@@ -127,7 +127,7 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             tls.set_protocol(self.protocol)
             protocol = self.protocol
             protocol.connection_made(tls)
-            protocol.proxied(header, _peer_of(self.transport))
+            protocol.proxied(header, peer_address(self.transport))
             if held.data and not (protocol.lost or protocol.closing):
                 protocol.data_received(b"".join(held.data))
             if held.closed:
@@ -135,14 +135,14 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             elif held.eof:
                 protocol.eof_received()  # (the TLS layer closes after it, whatever it says)
         except Exception:
-            address = peer(_peer_of(self.transport))
+            address = peer(peer_address(self.transport))
             logger.exception("%s: handing the TLS connection over failed", address)
             tls.abort()
 
     def _fail(self, reason: str) -> None:
         """Close the connection, unanswered: one without a header, or not a TLS
         client's (a health check, a port scan) is no news but at DEBUG."""
-        protocol_logger.debug("%s: %s: closed", peer(_peer_of(self.transport)), reason)
+        protocol_logger.debug("%s: %s: closed", peer(peer_address(self.transport)), reason)
         self.transport.abort()
 
     def _done(self, task: asyncio.Task[None]) -> None:
@@ -173,13 +173,6 @@ class _Held(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.error = exc
-
-
-def _peer_of(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
-    name = transport.get_extra_info("peername")
-    if isinstance(name, tuple) and len(name) >= 2:
-        return (str(name[0]), int(name[1]))
-    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "break_transport_cycle",
     "can_sendfile",
     "direct_fd",
+    "peer_address",
     "peer_left",
     "tcp_bytes_moved",
     "unread_bytes",
@@ -177,6 +178,14 @@ def unread_bytes(transport: asyncio.BaseTransport) -> int | None:
 _LEFT = (
     getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
 )
+
+
+def peer_address(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
+    """The peer's ``(host, port)``; None when it has none (a Unix socket's)."""
+    name = transport.get_extra_info("peername")
+    if isinstance(name, tuple) and len(name) >= 2:
+        return (str(name[0]), int(name[1]))
+    return None
 
 
 def peer_left(transport: asyncio.BaseTransport) -> bool | None:
