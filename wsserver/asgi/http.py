@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .. import logs
 from ..app.static import FilePieces
 from ..errors import ClientDisconnected, task_was_cancelled
+from ..protocol.handshake import comma_tokens
 from ..protocol.http import valid_header
 
 if TYPE_CHECKING:
@@ -32,7 +33,13 @@ Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Message, Any, Any], Awaitable[None]]
 
 _RESPONSE_MESSAGES = frozenset(
-    {"http.response.start", "http.response.body", "http.response.pathsend"}
+    {
+        "http.response.start",
+        "http.response.body",
+        "http.response.pathsend",
+        "http.response.early_hint",
+        "http.response.trailers",
+    }
 )
 
 
@@ -131,6 +138,9 @@ class HttpCycle:
         "response_complete",
         "_head",
         "_completed",
+        "_trailers",
+        "_trailers_go",
+        "_awaiting_trailers",
     )
 
     def __init__(
@@ -147,6 +157,11 @@ class HttpCycle:
         self.response_complete = False
         self._head = scope["method"] == "HEAD"
         self._completed: asyncio.Future[None] | None = None
+        # Trailers the application promised (None: none), whether they can
+        # reach the client, and whether the body has all been sent before them.
+        self._trailers: list[tuple[bytes, bytes]] | None = None
+        self._trailers_go = False
+        self._awaiting_trailers = False
 
     async def run(self, app: ASGIApp) -> None:
         """Run ``app`` on the request, and answer for it when it cannot.
@@ -191,7 +206,8 @@ class HttpCycle:
             connection.http_error(500, "Internal Server Error")
             return
         if not connection.closing and not failed:
-            self._failed("ASGI application did not finish its response", None)
+            problem = "trailers" if self._awaiting_trailers else "response"
+            self._failed(f"ASGI application did not finish its {problem}", None)
         self._complete()
         connection.close_transport()
 
@@ -252,8 +268,9 @@ class HttpCycle:
     # ------------------------------------------------------------------ send
 
     async def send(self, message: Message) -> None:
-        """Take ``http.response.start`` / ``http.response.body`` (or
-        ``http.response.pathsend``) from the application.
+        """Take ``http.response.start`` / ``http.response.body`` from the
+        application, and the extensions' ``http.response.pathsend``,
+        ``http.response.early_hint`` and ``http.response.trailers``.
 
         Once the response is complete (or was answered for the application,
         e.g. with 413), further response messages are ignored.
@@ -284,6 +301,8 @@ class HttpCycle:
             ]
             self._status = status
             self.response_started = True
+            if message.get("trailers", False):
+                self._promise_trailers()
             return
         if kind == "http.response.body":
             if not self.response_started:
@@ -298,6 +317,7 @@ class HttpCycle:
                     not more
                     and self._status not in (204, 304)  # no body, and no length to say
                     and (body or not self._head)  # (HEAD: GET's length, which is not known)
+                    and not self._trailers_go  # (chunked: the trailers go after the last chunk)
                     and not any(n.lower() == "content-length" for n, _ in headers)
                 ):
                     headers.append(("Content-Length", str(len(body))))
@@ -310,8 +330,7 @@ class HttpCycle:
             if body and not self._head:
                 connection.send_body(body)
             if not more:
-                self._complete()
-                connection.end_response()
+                self._body_sent()
                 return
             await connection.drain()
             if connection.closing:
@@ -319,6 +338,12 @@ class HttpCycle:
             return
         if kind == "http.response.pathsend":
             await self._send_path(message)
+            return
+        if kind == "http.response.early_hint":
+            self._early_hint(message)
+            return
+        if kind == "http.response.trailers":
+            self._take_trailers(message)
             return
         raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 
@@ -371,8 +396,76 @@ class HttpCycle:
         finally:
             if unsent is not None:
                 unsent.close()
+        self._body_sent()
+
+    def _body_sent(self) -> None:
+        """The body's last piece went: the response ends, or waits for its trailers."""
+        if self._trailers is not None:
+            self._awaiting_trailers = True
+            return
         self._complete()
-        connection.end_response()
+        self.connection.end_response()
+
+    def _promise_trailers(self) -> None:
+        """``http.response.start`` said ``trailers``: the response ends with
+        ``http.response.trailers``. They reach the client only where asgiref's
+        extension lets them (its request said ``TE: trailers``) and HTTP/1.1
+        can carry them: after the last chunk of a chunked body (no
+        ``Content-Length``, a body at all, an HTTP/1.1 client). Elsewhere the
+        response ends as usual once they came, and they are dropped.
+        """
+        self._trailers = []
+        request = self.connection.request
+        self._trailers_go = (
+            request is not None
+            and request.http_version == "1.1"
+            and not self._head
+            and self._status not in (204, 304)
+            and any(token.lower() == "trailers" for token in comma_tokens(request.headers, "te"))
+            and not any(name.lower() == "content-length" for name, _ in self._headers)
+        )
+
+    def _take_trailers(self, message: Message) -> None:
+        """``http.response.trailers`` (asgiref's extensions): trailing headers,
+        in one message or several (``more_trailers``); the last ends the response.
+
+        Raises:
+            RuntimeError: ``http.response.start`` promised no trailers, or the
+                body's last piece has not been sent.
+            ValueError: invalid headers.
+        """
+        if self._trailers is None:
+            raise RuntimeError("http.response.trailers sent, but http.response.start promised none")
+        if not self._awaiting_trailers:
+            raise RuntimeError("http.response.trailers sent before the body's last piece")
+        checked = response_headers(message.get("headers"), "http.response.trailers")
+        self._trailers.extend(
+            (name.encode("latin-1"), value.encode("latin-1")) for name, value in checked
+        )
+        if message.get("more_trailers", False):
+            return
+        self._complete()
+        self.connection.end_response(self._trailers if self._trailers_go else None)
+
+    def _early_hint(self, message: Message) -> None:
+        """``http.response.early_hint`` (asgiref's extensions): a ``103 Early
+        Hints`` with the message's ``links`` as ``Link`` headers, sent at once
+        (before the response's head, which waits for its first body). Ignored
+        where it cannot go (see
+        :meth:`~wsserver.server.http_protocol.HttpProtocol.send_informational`):
+        the head has gone out, or the client speaks HTTP/1.0.
+
+        Raises:
+            ValueError: a link is not bytes, or could split the response.
+        """
+        links = message.get("links") or ()
+        if isinstance(links, bytes | bytearray | str):  # (one value, not an iterable of them)
+            raise ValueError(
+                f"http.response.early_hint: 'links' must be an iterable of bytes, not {links!r}"
+            )
+        headers = response_headers([(b"Link", link) for link in links], "http.response.early_hint")
+        if headers:
+            self.connection.send_informational(103, headers)
 
 
 async def _opened(path: str) -> tuple[BinaryIO, int]:

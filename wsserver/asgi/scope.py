@@ -61,15 +61,21 @@ def http_scope(
 ) -> dict[str, Any]:
     """The ``http`` scope of a request (``state`` is copied, shallowly; None: ``{}``).
 
-    ``extensions`` advertises ``http.response.pathsend``: the application may
-    have the server send a file's contents as the response body; and, over
-    TLS to this server, ``tls`` (asgiref's TLS extension) says what it is.
+    ``extensions`` advertises asgiref's ``http.response.pathsend`` (the
+    server sends a file's contents as the response body),
+    ``http.response.early_hint`` (``103 Early Hints``) and
+    ``http.response.trailers``; and, over TLS to this server, ``tls`` says
+    what the connection is.
     """
     scope = _common(request, root_path, server, state)
     scope["type"] = "http"
     scope["method"] = request.method
     scope["scheme"] = request.scheme
-    scope["extensions"] = {"http.response.pathsend": {}}
+    scope["extensions"] = {
+        "http.response.pathsend": {},
+        "http.response.early_hint": {},
+        "http.response.trailers": {},
+    }
     if request.tls is not None:
         scope["extensions"]["tls"] = request.tls.asgi()
     return scope

@@ -287,18 +287,22 @@ class Response(CookieSetting):
 _BODILESS = frozenset((204, 304))
 
 
-def h11_response(status: int, headers: list[tuple[str, str]]) -> h11.Response:
-    """h11's event for a response head whose ``headers`` are checked (:func:`valid_header`).
+def h11_response(
+    status: int, headers: list[tuple[str, str]]
+) -> h11.Response | h11.InformationalResponse:
+    """h11's event for a response head whose ``headers`` are checked (:func:`valid_header`):
+    a final one, or an informational one for a ``status`` under 200.
 
     h11 encodes ``str`` values as ASCII: a value with latin-1 characters
     (obs-text, as an ASGI application's header bytes may hold) goes as bytes.
     """
     reason = reason_phrase(status)
+    kind = h11.Response if status >= 200 else h11.InformationalResponse
     try:
-        return h11.Response(status_code=status, headers=headers, reason=reason)
+        return kind(status_code=status, headers=headers, reason=reason)
     except UnicodeEncodeError:
         latin = [(name.encode(), value.encode("latin-1")) for name, value in headers]
-        return h11.Response(status_code=status, headers=latin, reason=reason)
+        return kind(status_code=status, headers=latin, reason=reason)
 
 
 def reason_phrase(status: int) -> str:
@@ -457,7 +461,7 @@ def render_response(
         headers = [*headers, ("Content-Length", str(len(response.body)))]
     if close:
         headers = [*headers, ("Connection", "close")]
-    events: list[h11.Response | h11.Data | h11.EndOfMessage] = [
+    events: list[h11.Response | h11.InformationalResponse | h11.Data | h11.EndOfMessage] = [
         h11_response(response.status, headers)
     ]
     if response.body and not head:

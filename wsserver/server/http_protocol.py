@@ -1461,14 +1461,35 @@ class HttpProtocol(asyncio.BufferedProtocol):
             else:
                 return True  # NEED_DATA
 
+    def send_informational(self, status: int, headers: list[tuple[str, str]]) -> bool:
+        """Send a ``1xx`` response ahead of the final one (``103 Early Hints``,
+        RFC 8297), where that can be: not to an HTTP/1.0 client (RFC 9110
+        15.2), nor once the final head is out, nor while the client waits for
+        ``100 Continue`` (which another ``1xx`` would stand in for, in h11's
+        eyes, though it is none). True if it was sent.
+
+        Raises:
+            ClientDisconnected: the client is gone.
+        """
+        h = self._h11
+        if (
+            h.our_state is not h11.SEND_RESPONSE
+            or h.their_http_version != b"1.1"
+            or h.they_are_waiting_for_100_continue
+        ):
+            return False
+        self._write(h11_response(status, headers))
+        return True
+
     def send_body(self, data: bytes) -> None:
         """Send a piece of the response body."""
         self._write(h11.Data(data=data))
 
-    def end_response(self) -> None:
-        """End the response; go on to the next request, or close when that cannot be."""
+    def end_response(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """End the response (with ``trailers``, a chunked one only); go on to the
+        next request, or close when that cannot be."""
         h = self._h11
-        self._write(h11.EndOfMessage())
+        self._write(h11.EndOfMessage(headers=trailers) if trailers else h11.EndOfMessage())
         self._log_access()
         # The rest of a body the application did not read: what h11 has
         # already is skipped; if more is still to come, the connection closes.
