@@ -1,18 +1,23 @@
-"""asgiref's response extensions ``http.response.early_hint`` (103 Early Hints)
-and ``http.response.trailers``, through real sockets: Node's HTTP client (which
-reports each ``1xx`` and a chunked body's trailers) and raw bytes where framing
-matters. ``http.response.pathsend`` is in ``test_asgi.py``.
+"""asgiref's response extensions ``http.response.early_hint`` (103 Early
+Hints), ``http.response.trailers`` and ``http.response.zerocopysend``, through
+real sockets: Node's HTTP client (which reports each ``1xx`` and a chunked
+body's trailers), httpx, and raw bytes where framing matters.
+``http.response.pathsend`` is in ``test_asgi.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import logging
+import os
 import shutil
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from .helpers import errors_logged, exchange
@@ -55,7 +60,9 @@ async def node_get(port: int, te: str = "") -> list[dict[str, Any]]:
     )
     out, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0, err.decode()
-    return [json.loads(line) for line in out.decode().splitlines()]
+    # (Lines end in \n only: a body's bytes as latin-1 may hold what
+    # splitlines() would break at, \x85 say.)
+    return [json.loads(line) for line in out.decode().split("\n") if line]
 
 
 def sending(*messages: Message, after: Callable[[], Awaitable[None]] | None = None) -> App:
@@ -351,4 +358,159 @@ async def test_invalid_trailers_fail_the_application(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors and all("ASGI application failed" in r.getMessage() for r in errors)
     assert any(error in str(r.exc_info[1]) for r in errors if r.exc_info), errors
+    caplog.clear()
+
+
+async def test_no_body_after_the_last_piece_while_trailers_are_awaited(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await run_asgi(sending(start(trailers=True), body(b"a"), body(b"more")))
+    raw = await exchange(server.port, get("1.1", "TE: trailers"))
+    assert raw.endswith(b"\r\n\r\n1\r\na\r\n"), raw
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all("after the body's last piece" in str(r.exc_info[1]) for r in errors)
+    caplog.clear()
+
+
+# ============================================================== zerocopysend
+
+
+def open_descriptors_of(path: Any) -> int:
+    """How many of this process's descriptors are open on the file at ``path``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    return count
+
+
+def zerocopy(
+    file: Any, offset: int | None = None, count: int | None = None, more: bool = False
+) -> Message:
+    message: Message = {"type": "http.response.zerocopysend", "file": file, "more_body": more}
+    if offset is not None:
+        message["offset"] = offset
+    if count is not None:
+        message["count"] = count
+    return message
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
+async def test_zerocopysend_sends_the_file_and_leaves_it_open(
+    run_asgi: Any, tmp_path: Any, request: pytest.FixtureRequest, kernel: bool
+) -> None:
+    if not kernel:
+        request.getfixturevalue("no_kernel_sendfile")
+    data = os.urandom(300_000)  # (several of the server's pieces)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    seen: list[dict[str, Any]] = []
+    with open(path, "rb") as file:
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                raise RuntimeError("no lifespan here")
+            seen.append(scope["extensions"])
+            file.seek(0)
+            await send(start((b"content-type", b"x-app/bin")))
+            await send(zerocopy(file))  # (all of it, from where it stands)
+
+        server = await run_asgi(app)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for _ in range(2):  # (the connection goes on to its next request)
+                response = await client.get("/")
+                assert response.status_code == 200 and response.content == data
+                assert response.headers["content-length"] == str(len(data))
+                assert file.read(3) == b""  # (its position: after what was sent)
+            head = await client.head("/")
+            assert head.content == b"" and head.headers["content-length"] == str(len(data))
+        # The server's own descriptor is closed, the application's not.
+        assert open_descriptors_of(path) == 1 and not file.closed
+    assert seen[0]["http.response.zerocopysend"] == {}
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
+async def test_zerocopysend_parts_mix_with_body_pieces(
+    run_asgi: Any, tmp_path: Any, request: pytest.FixtureRequest, kernel: bool
+) -> None:
+    if not kernel:
+        request.getfixturevalue("no_kernel_sendfile")
+    data = bytes(range(256)) * 1000
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan here")
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as file:
+            await send(start(trailers=True))
+            await send(body(b"<", more=True))
+            await send(zerocopy(file, offset=1000, count=70_000, more=True))
+            # (From where the last part left the file: 71,000.)
+            await send(zerocopy(file, count=5, more=True))
+            await send(zerocopy(file, offset=len(data) - 3, more=True))  # (to its end)
+            await send(zerocopy(file, offset=len(data), more=True))  # (nothing)
+            await send(body(b">"))
+            await send(trailers((b"x-parts", b"5")))
+
+    try:
+        server = await run_asgi(app)
+        (final,) = await node_get(server.port, te="trailers")
+    finally:
+        os.close(fd)
+    expected = b"<" + data[1000:71_000] + data[71_000:71_005] + data[-3:] + b">"
+    assert final["headers"]["transfer-encoding"] == "chunked"
+    assert final["body"].encode("latin-1") == expected
+    assert final["trailers"] == {"x-parts": "5"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"file": io.BytesIO(b"no descriptor")}, "fileno"),
+        ({"file": "FD"}, "must be an open file object"),  # a bare descriptor
+        ({"file": "FILE", "offset": -1}, "must not be negative"),
+        ({"file": "FILE", "count": "5"}, "must be an int"),
+        ({"file": "FILE", "count": True}, "must be an int"),
+        ({"file": "DEVNULL"}, "must be a regular file"),  # (a character device)
+        ({"file": "FILE", "offset": 50, "count": 51}, "past the file's end"),
+        ({"file": "FILE", "offset": 100, "count": 1}, "past the file's end"),
+    ],
+    ids=[
+        "bytesio",
+        "int",
+        "negative",
+        "str-count",
+        "bool-count",
+        "not-regular",
+        "count-past-the-end",
+        "offset-past-the-end",
+    ],
+)
+async def test_an_invalid_zerocopysend_fails_the_application(
+    run_asgi: Any,
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
+    fields: dict[str, Any],
+    error: str,
+) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"x" * 100)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan here")
+        with open(path, "rb") as file, open(os.devnull, "rb") as devnull:
+            chosen = {"FILE": file, "FD": file.fileno(), "DEVNULL": devnull}
+            message = {**fields, "file": chosen.get(fields["file"], fields["file"])}
+            await send(start())
+            await send({"type": "http.response.zerocopysend", **message})
+
+    server = await run_asgi(app)
+    raw = await exchange(server.port, get("1.1", "Connection: close"))
+    assert raw.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), raw
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all("ASGI application failed" in r.getMessage() for r in errors)
+    assert all(error in str(r.exc_info[1]) for r in errors if r.exc_info), errors
     caplog.clear()

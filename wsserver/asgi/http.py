@@ -39,7 +39,13 @@ _RESPONSE_MESSAGES = frozenset(
         "http.response.pathsend",
         "http.response.early_hint",
         "http.response.trailers",
+        "http.response.zerocopysend",
     }
+)
+
+
+_BODY_MESSAGES = frozenset(
+    {"http.response.body", "http.response.pathsend", "http.response.zerocopysend"}
 )
 
 
@@ -270,7 +276,8 @@ class HttpCycle:
     async def send(self, message: Message) -> None:
         """Take ``http.response.start`` / ``http.response.body`` from the
         application, and the extensions' ``http.response.pathsend``,
-        ``http.response.early_hint`` and ``http.response.trailers``.
+        ``http.response.zerocopysend``, ``http.response.early_hint`` and
+        ``http.response.trailers``.
 
         Once the response is complete (or was answered for the application,
         e.g. with 413), further response messages are ignored.
@@ -286,7 +293,9 @@ class HttpCycle:
             if connection.closing:
                 raise ClientDisconnected("the client is gone", connection)
             if self.response_complete:
-                return  # www.rst: once complete, further messages (trailers too) are ignored
+                return  # www.rst: once complete, further messages are ignored
+            if self._awaiting_trailers and kind in _BODY_MESSAGES:
+                raise RuntimeError(f"{kind} sent after the body's last piece")
         if kind == "http.response.start":
             if self.response_started:
                 raise RuntimeError("http.response.start sent twice")
@@ -310,23 +319,7 @@ class HttpCycle:
             body = body_bytes(message.get("body", b""), "http.response.body: 'body'")
             more = bool(message.get("more_body", False))
             if self._status:
-                # The head waits for the first body: a whole response in one
-                # piece gets a Content-Length rather than chunked encoding.
-                headers = self._headers
-                if (
-                    not more
-                    and self._status not in (204, 304)  # no body, and no length to say
-                    and (body or not self._head)  # (HEAD: GET's length, which is not known)
-                    and not self._trailers_go  # (chunked: the trailers go after the last chunk)
-                    and not any(n.lower() == "content-length" for n, _ in headers)
-                ):
-                    headers.append(("Content-Length", str(len(body))))
-                connection.start_response(self._status, headers)
-                self._status = 0
-                if more:
-                    # Streamed (server-sent events, long polling): read on, so
-                    # that the client leaving is seen and the next send() raises.
-                    connection.stream_started()
+                self._send_head(len(body), more)
             if body and not self._head:
                 connection.send_body(body)
             if not more:
@@ -338,6 +331,9 @@ class HttpCycle:
             return
         if kind == "http.response.pathsend":
             await self._send_path(message)
+            return
+        if kind == "http.response.zerocopysend":
+            await self._send_file_part(message)
             return
         if kind == "http.response.early_hint":
             self._early_hint(message)
@@ -397,6 +393,86 @@ class HttpCycle:
             if unsent is not None:
                 unsent.close()
         self._body_sent()
+
+    def _send_head(self, size: int, more: bool) -> None:
+        """Send the head held until the first body piece (of ``size`` bytes;
+        ``more`` to come): a whole response in one piece gets a Content-Length
+        rather than chunked encoding."""
+        headers = self._headers
+        if (
+            not more
+            and self._status not in (204, 304)  # no body, and no length to say
+            and (size or not self._head)  # (HEAD: GET's length, which is not known)
+            and not self._trailers_go  # (chunked: the trailers go after the last chunk)
+            and not any(n.lower() == "content-length" for n, _ in headers)
+        ):
+            headers.append(("Content-Length", str(size)))
+        self.connection.start_response(self._status, headers)
+        self._status = 0
+        if more:
+            # Streamed (server-sent events, long polling): read on, so
+            # that the client leaving is seen and the next send() raises.
+            self.connection.stream_started()
+
+    async def _send_file_part(self, message: Message) -> None:
+        """``http.response.zerocopysend`` (asgiref's extensions): ``count``
+        bytes (else all to its end) of the application's open ``file`` from
+        ``offset`` (else from where it stands), as a piece of the body, sent as
+        a ``pathsend`` file is. It mixes with ``http.response.body`` pieces
+        (``more_body``), as often as the application likes.
+
+        The server reads through a descriptor of its own (a ``dup()``: the
+        same open file, whose position ends after what was sent), and leaves
+        the application's open, as the extension says.
+
+        Raises:
+            RuntimeError: it came before ``http.response.start``.
+            TypeError: ``file`` has no descriptor, or ``offset`` / ``count``
+                are no integers.
+            ValueError: ``file`` is no regular file, a negative number, or
+                ``count`` bytes past the file's end.
+            OSError: its descriptor is closed.
+        """
+        if not self.response_started:
+            raise RuntimeError("http.response.zerocopysend sent before http.response.start")
+        file = message.get("file")
+        offset = _count(message, "offset")
+        count = _count(message, "count")
+        more = bool(message.get("more_body", False))
+        fileno = getattr(file, "fileno", None)
+        if not callable(fileno):
+            raise TypeError(
+                f"http.response.zerocopysend: 'file' must be an open file object, not {file!r}"
+            )
+        fd = fileno()  # (io.BytesIO: io.UnsupportedOperation)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("http.response.zerocopysend: 'file' must be a regular file")
+        if offset is None:
+            tell = getattr(file, "tell", None)
+            offset = tell() if callable(tell) else os.lseek(fd, 0, os.SEEK_CUR)
+        left = max(0, info.st_size - offset)
+        if count is None:
+            count = left
+        elif count > left:
+            raise ValueError(
+                f"http.response.zerocopysend: {count} bytes from {offset} go past the file's end"
+            )
+        if self._status:
+            self._send_head(count, more)
+        if count and not self._head:
+            # (Unbuffered: what it reads, and no more, moves the position.)
+            copy = os.fdopen(os.dup(fd), "rb", buffering=0)
+            try:
+                copy.seek(offset)
+            except BaseException:
+                copy.close()
+                raise
+            connection = self.connection
+            connection.stream_started()
+            await connection.send_pieces(FilePieces(copy, count))  # (which closes copy)
+        if not more:
+            self._body_sent()
 
     def _body_sent(self) -> None:
         """The body's last piece went: the response ends, or waits for its trailers."""
@@ -466,6 +542,18 @@ class HttpCycle:
         headers = response_headers([(b"Link", link) for link in links], "http.response.early_hint")
         if headers:
             self.connection.send_informational(103, headers)
+
+
+def _count(message: Message, key: str) -> int | None:
+    """``message[key]``: a number of bytes, or None when it is not there."""
+    value = message.get(key)
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise TypeError(f"http.response.zerocopysend: {key!r} must be an int, not {value!r}")
+    if value < 0:
+        raise ValueError(f"http.response.zerocopysend: {key!r} must not be negative")
+    return value
 
 
 async def _opened(path: str) -> tuple[BinaryIO, int]:

@@ -63,6 +63,7 @@ def http_scope(
 
     ``extensions`` advertises asgiref's ``http.response.pathsend`` (the
     server sends a file's contents as the response body),
+    ``http.response.zerocopysend`` (a part of an open file as a piece of it),
     ``http.response.early_hint`` (``103 Early Hints``) and
     ``http.response.trailers``; and, over TLS to this server, ``tls`` says
     what the connection is.
@@ -75,6 +76,7 @@ def http_scope(
         "http.response.pathsend": {},
         "http.response.early_hint": {},
         "http.response.trailers": {},
+        "http.response.zerocopysend": {},
     }
     if request.tls is not None:
         scope["extensions"]["tls"] = request.tls.asgi()
