@@ -424,6 +424,54 @@ async def test_a_denial_or_a_response_that_cannot_be_sent_gets_a_500(
     expect_logged_error(caplog, "ASGI application failed")
 
 
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        # The server frames the body: the app's Transfer-Encoding is ignored
+        # (www.rst), as on an HTTP response.
+        ([(b"transfer-encoding", b"gzip")], b"abcdef", 400),
+        ([(b"transfer-encoding", b"chunked")], b"abcdef", 400),
+        ([(b"content-length", b"6")], b"abcdef", 400),
+        # A length that is not the body's: the app's send() raises, a 500 instead.
+        ([(b"content-length", b"3")], b"abcdef", 500),
+        ([(b"content-length", b"9")], b"abcdef", 500),
+        ([(b"content-length", b"six")], b"abcdef", 500),
+    ],
+    ids=["te-gzip", "te-chunked", "length", "length-short", "length-long", "length-nonsense"],
+)
+async def test_a_denial_is_framed_by_the_server(
+    run_asgi: Any,
+    caplog: pytest.LogCaptureFixture,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    expected: int,
+) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 400, "headers": headers})
+        try:
+            await send({"type": "websocket.http.response.body", "body": body})
+        except (RuntimeError, ValueError) as exc:
+            raised.append(exc)
+            raise
+
+    server = await run_asgi(app)
+    raw = await exchange(server.port, upgrade_request())
+    head, _, sent = raw.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {expected} ".encode()), raw
+    assert b"transfer-encoding" not in head.lower()
+    if expected == 400:
+        assert sent == body and b"\r\ncontent-length: 6" in head.lower(), raw
+        assert not raised
+    else:
+        assert raised and "Content-Length" in str(raised[0])
+        expect_logged_error(caplog, "ASGI application failed")
+
+
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Echo each message back as it came, recording every event in the scope's state."""
     if await lifespan_unsupported(scope):
@@ -502,6 +550,31 @@ async def test_app_close_sends_code_and_reason(run_asgi: Any) -> None:
         "code": 4000,
         "reason": "as asked",
     }
+
+
+async def test_app_close_reason_is_cut_to_what_a_close_frame_holds(run_asgi: Any) -> None:
+    # www.rst: a reason "can be any string"; a close frame holds 123 bytes.
+    reason = "é" * 100  # 200 bytes in UTF-8; cut at a character's boundary: 122
+    raised: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        for code in (0, False, 1005, "1000"):  # (invalid: raised, nothing sent)
+            try:
+                await send({"type": "websocket.close", "code": code})
+            except (TypeError, ValueError) as exc:
+                raised.append(exc)
+        await send({"type": "websocket.close", "code": 1008, "reason": reason})
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == 1008 and ws.close_reason == "é" * 61
+    assert [type(exc) for exc in raised] == [ValueError, TypeError, ValueError, TypeError]
 
 
 async def test_disconnect_codes(run_asgi: Any) -> None:
@@ -1816,6 +1889,74 @@ async def test_no_content_length_is_added_to_204_and_304(run_asgi: Any, status: 
     writer.close()
     assert first.startswith(f"HTTP/1.1 {status} ".encode()) and second == first
     assert b"content-length" not in first.lower()
+
+
+async def test_a_204s_content_length_is_left_out(run_asgi: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        headers = [(b"content-length", b"8")]  # (RFC 9110 8.6: a 204 has none)
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body"})
+
+    server = await run_asgi(app)
+    raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2, wait=0.5)
+    assert raw.count(b"HTTP/1.1 204 No Content\r\n") == 2, raw
+    assert b"content-length" not in raw.lower() and raw.endswith(b"<still open>")
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "pieces", "error"),
+    [
+        (200, [(b"content-length", b"5")], [b"0123456789"], "10 bytes, and Content-Length says 5"),
+        (200, [(b"content-length", b"5")], [b"012"], "3 bytes, and Content-Length says 5"),
+        (200, [(b"content-length", b"5")], [b"012345", b""], "6 bytes to begin with"),
+        (200, [(b"content-length", b"five")], [b"01234"], "invalid Content-Length"),
+        (200, [(b"content-length", b"5, 6")], [b"01234"], "invalid Content-Length"),
+        (204, [], [b"body"], "a 204 response has no body"),
+        (304, [(b"content-length", b"4")], [b"body"], "a 304 response has no body"),
+    ],
+    ids=["longer", "shorter", "longer-first-piece", "nonsense", "two-lengths", "204", "304"],
+)
+async def test_a_first_body_that_does_not_fit_its_head_gets_a_500(
+    run_asgi: Any,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    pieces: list[bytes],
+    error: str,
+) -> None:
+    # Nothing was sent (the head waits for the first body): a 500 can take
+    # the response's place, rather than a head cut short.
+    raised: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        try:
+            for piece in pieces[:-1]:
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": pieces[-1]})
+        except (RuntimeError, ValueError) as exc:
+            raised.append(exc)
+            raise
+
+    server = await run_asgi(app)
+    raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), raw
+    assert raised and error in str(raised[0]), raised
+    expect_logged_error(caplog, "ASGI application failed")
+
+    # HEAD: no body goes, and a length is GET's (any body the app sends is dropped).
+    raw = await exchange(server.port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", wait=0.5)
+    if "invalid" in error:
+        assert raw.startswith(b"HTTP/1.1 500 "), raw
+        expect_logged_error(caplog, "ASGI application failed")
+    else:
+        assert raw.startswith(f"HTTP/1.1 {status} ".encode()) and raw.endswith(
+            b"\r\n\r\n<still open>"
+        )
 
 
 async def test_lifespan_shutdown_runs_when_listening_fails() -> None:

@@ -92,6 +92,17 @@ def test_204_and_304_carry_no_content_length_and_no_body(status: int) -> None:
         Response("hello", status)
 
 
+def test_a_content_length_given_to_a_204_is_left_out_one_given_to_a_304_kept() -> None:
+    # RFC 9110 8.6: a 204 has none; a 304's is the length of what it stands for.
+    for status, kept in ((204, False), (304, True)):
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.next_event()
+        data = render_response(conn, Response(b"", status, {"Content-Length": "5"}))
+        assert (b"Content-Length: 5\r\n" in data) is kept, data
+        assert conn.our_state is h11.DONE
+
+
 def test_unknown_status_has_a_reason_phrase_too() -> None:
     assert rendered(599, "x").startswith(b"HTTP/1.1 599 Unknown\r\n")
 

@@ -69,6 +69,37 @@ def response_headers(headers: Any, what: str) -> list[tuple[str, str]]:
     return checked
 
 
+def head_headers(headers: Any, what: str) -> list[tuple[str, str]]:
+    """:func:`response_headers` for a response's head, less ``Transfer-Encoding``:
+    the server frames the body (www.rst: it must ignore that header)."""
+    return [
+        (name, value)
+        for name, value in response_headers(headers, what)
+        if name.lower() != "transfer-encoding"
+    ]
+
+
+def declared_length(headers: list[tuple[str, str]], what: str) -> int | None:
+    """The ``Content-Length`` in ``headers`` (one number, perhaps repeated:
+    ``10, 10``), or None when there is none.
+
+    Raises:
+        ValueError: it is no length, or several.
+    """
+    values = {
+        value.strip(" \t")
+        for name, line in headers
+        if name.lower() == "content-length"
+        for value in line.split(",")
+    }
+    if not values:
+        return None
+    value = next(iter(values))
+    if len(values) > 1 or not (value.isascii() and value.isdigit()):
+        raise ValueError(f"{what}: invalid Content-Length {', '.join(sorted(values))!r}")
+    return int(value)
+
+
 def body_bytes(value: Any, what: str) -> bytes:
     """An application's byte string (bytes, bytearray or memoryview) as bytes.
 
@@ -302,12 +333,7 @@ class HttpCycle:
             status = message["status"]
             if not isinstance(status, int) or not 200 <= status <= 599:
                 raise ValueError(f"http.response.start: invalid status {status!r}")
-            self._headers = [
-                (name, value)
-                for name, value in response_headers(message.get("headers"), "http.response.start")
-                # The server does the framing (www.rst: it must ignore this one).
-                if name.lower() != "transfer-encoding"
-            ]
+            self._headers = head_headers(message.get("headers"), "http.response.start")
             self._status = status
             self.response_started = True
             if message.get("trailers", False):
@@ -373,20 +399,14 @@ class HttpCycle:
         connection = self.connection
         try:
             headers, status = self._headers, self._status
-            given = {
-                value.strip()
-                for name, values in headers
-                if name.lower() == "content-length"
-                for value in values.split(",")
-            }
-            if not given and status not in (204, 304):
+            declared = declared_length(headers, "http.response.start")
+            if declared is None and status not in (204, 304):
                 headers.append(("Content-Length", str(size)))
-            connection.start_response(status, headers)  # (h11 refuses a length that is none)
+            connection.start_response(status, headers)
             self._status = 0
             if not self._head and status not in (204, 304):
                 connection.stream_started()
-                # (h11 took it: one number, perhaps repeated: "10, 10".)
-                pieces = FilePieces(file, int(given.pop()) if given else size)
+                pieces = FilePieces(file, size if declared is None else declared)
                 unsent = None
                 await connection.send_pieces(pieces)
         finally:
@@ -397,17 +417,38 @@ class HttpCycle:
     def _send_head(self, size: int, more: bool) -> None:
         """Send the head held until the first body piece (of ``size`` bytes;
         ``more`` to come): a whole response in one piece gets a Content-Length
-        rather than chunked encoding."""
-        headers = self._headers
+        rather than chunked encoding.
+
+        Raises:
+            RuntimeError: the piece does not fit the response (a body for a
+                204 or 304, more bytes than its Content-Length, or, all in one
+                piece, fewer): nothing was sent, so the server answers 500.
+            ValueError: the application's Content-Length is no length.
+        """
+        headers, status = self._headers, self._status
+        declared = declared_length(headers, "http.response.start")
+        bodiless = status == 204 or status == 304
+        if not self._head:  # (HEAD: no body goes; a length is GET's)
+            if bodiless and size:
+                raise RuntimeError(f"http.response.body: a {status} response has no body")
+            if (
+                declared is not None
+                and not bodiless
+                and (size > declared or (not more and size < declared))
+            ):
+                raise RuntimeError(
+                    f"http.response.body: {size} bytes{' to begin with' if more else ''}, "
+                    f"and Content-Length says {declared}"
+                )
         if (
-            not more
-            and self._status not in (204, 304)  # no body, and no length to say
+            declared is None
+            and not more
+            and not bodiless  # no body, and no length to say
             and (size or not self._head)  # (HEAD: GET's length, which is not known)
             and not self._trailers_go  # (chunked: the trailers go after the last chunk)
-            and not any(n.lower() == "content-length" for n, _ in headers)
         ):
             headers.append(("Content-Length", str(size)))
-        self.connection.start_response(self._status, headers)
+        self.connection.start_response(status, headers)
         self._status = 0
         if more:
             # Streamed (server-sent events, long polling): read on, so

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import logs
 from ..errors import ClientDisconnected, ConcurrencyError, ConnectionClosed, task_was_cancelled
+from ..protocol.frames import clip_close_reason
 from ..protocol.handshake import Accept
 from ..protocol.http import Response, error_response
-from .http import body_bytes, caused_by_disconnect, response_headers
+from .http import body_bytes, caused_by_disconnect, declared_length, head_headers, response_headers
 
 if TYPE_CHECKING:
     from ..app.request import Request
@@ -291,7 +292,14 @@ class WebSocketSession:
                 assert self.websocket is not None
                 ws = self.websocket
                 if ws.open:
-                    ws.start_close(message.get("code") or 1000, message.get("reason") or "")
+                    code = message.get("code")
+                    reason = message.get("reason") or ""
+                    # (www.rst: a reason "can be any string"; a close frame
+                    # holds 123 bytes of it.)
+                    ws.start_close(
+                        1000 if code is None else code,
+                        clip_close_reason(reason) if type(reason) is str else reason,
+                    )
                 # (Closing or closed already: nothing to do. Starlette's close()
                 # in a finally block, once the client left, must not raise.)
                 return
@@ -306,9 +314,7 @@ class WebSocketSession:
             status = message["status"]
             if not isinstance(status, int) or not 200 <= status <= 599:
                 raise ValueError(f"websocket.http.response.start: invalid status {status!r}")
-            self._headers = response_headers(
-                message.get("headers"), "websocket.http.response.start"
-            )
+            self._headers = head_headers(message.get("headers"), "websocket.http.response.start")
             self._status = status
             self.phase = Phase.RESPONDING
             return
@@ -321,9 +327,20 @@ class WebSocketSession:
             if not message.get("more_body", False):
                 body = b"".join(self._body)
                 self._body = None
-                # (Built first: one that cannot be sent, a 204 with a body, raises
-                # to the application, and the server answers 500 for it.)
+                # (Checked first: one that cannot be sent, a 204 with a body or
+                # another length than its Content-Length says, raises to the
+                # application, and the server answers 500 for it.)
                 response = Response(body, self._status, self._headers or [])
+                declared = declared_length(response.headers, "websocket.http.response.start")
+                if (
+                    declared is not None
+                    and declared != len(body)
+                    and self._status not in (204, 304)
+                ):
+                    raise RuntimeError(
+                        f"websocket.http.response.body: {len(body)} bytes, "
+                        f"and Content-Length says {declared}"
+                    )
                 self._answer(Phase.CLOSED)
                 self._deny(response)
             return

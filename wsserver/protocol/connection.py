@@ -40,6 +40,7 @@ from .frames import (
     CLOSE,
     COLLECT_MIN,
     CONTINUATION,
+    MAX_CLOSE_REASON,
     PING,
     PONG,
     TEXT,
@@ -47,6 +48,7 @@ from .frames import (
     FrameParser,
     Opcode,
     build_frame,
+    clip_close_reason,
     frame_header,
     is_valid_close_code,
     parse_close,
@@ -603,15 +605,15 @@ class Connection:
             raise TypeError(f"close reason must be str, not {type(reason).__name__}")
         if not is_valid_close_code(code):
             raise ValueError(f"invalid close code {code}")
-        if len(reason.encode("utf-8")) > 123:
-            raise ValueError("close reason must be at most 123 bytes in UTF-8")
+        if len(reason.encode("utf-8")) > MAX_CLOSE_REASON:
+            raise ValueError(f"close reason must be at most {MAX_CLOSE_REASON} bytes in UTF-8")
         if self.close_sent is None and self.state is not _CLOSED:
             self._send_close(code, reason)
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection: send a close frame with ``code`` if none was sent."""
         if self.close_sent is None and self.state is not _CLOSED:
-            reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
+            reason = clip_close_reason(reason)
             self._send_close(code, reason)
 
     def _send_close(self, code: int | None, reason: str) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "serialize_frame",
     "frame_header",
     "serialize_close",
+    "clip_close_reason",
     "parse_close",
     "is_valid_close_code",
 ]
@@ -336,6 +337,18 @@ def serialize_close(code: int | None, reason: str = "") -> bytes:
     if code is None:
         return b""
     return _U16.pack(code) + reason.encode("utf-8")
+
+
+#: The longest close reason, in UTF-8 bytes: a control frame's 125 less the code's 2.
+MAX_CLOSE_REASON = 123
+
+
+def clip_close_reason(reason: str) -> str:
+    """``reason``, cut to the :data:`MAX_CLOSE_REASON` bytes a close frame holds
+    (at a character's boundary)."""
+    if len(reason) * 4 <= MAX_CLOSE_REASON:  # (short enough however it encodes)
+        return reason
+    return reason.encode("utf-8")[:MAX_CLOSE_REASON].decode("utf-8", "ignore")
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:

@@ -295,7 +295,11 @@ def h11_response(
 
     h11 encodes ``str`` values as ASCII: a value with latin-1 characters
     (obs-text, as an ASGI application's header bytes may hold) goes as bytes.
+    A ``Content-Length`` given to a 204 or a 1xx is left out (RFC 9110 8.6: it
+    has none).
     """
+    if status == 204 or status < 200:
+        headers = [pair for pair in headers if pair[0].lower() != "content-length"]
     reason = reason_phrase(status)
     kind = h11.Response if status >= 200 else h11.InformationalResponse
     try:
