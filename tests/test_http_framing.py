@@ -220,11 +220,24 @@ async def test_a_target_that_is_no_path_gets_400(server: Server, request_line: b
     assert received.startswith(b"HTTP/1.1 400 "), received
 
 
-@pytest.mark.parametrize("host", [b"a b", b"a/b", b"u@a", b"a:bad", b"a:1:2", b"[::1"])
+@pytest.mark.parametrize(
+    "host", [b"a b", b"a/b", b"u@a", b"a:bad", b"a:1:2", b"[::1", b":80", b":"]
+)
 async def test_an_invalid_host_gets_400(server: Server, host: bytes) -> None:
-    # RFC 9112 3.2: 400 for a Host header with an invalid field value.
+    # RFC 9112 3.2: 400 for a Host header with an invalid field value (an
+    # empty host with a port: RFC 9110 4.2.1 has an http URI's host never empty).
     received = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
     assert received.startswith(b"HTTP/1.1 400 "), (host, received)
+    if b"/" not in host:  # (in a target, the authority ends there)
+        target = b"http://" + host + b"/"
+        received = await exchange(server.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert received.startswith(b"HTTP/1.1 400 "), (host, received)
+
+
+async def test_an_empty_host_is_served(server: Server) -> None:
+    # RFC 9112 3.2: an empty Host says the target URI has no authority.
+    received = await exchange(server.port, b"GET / HTTP/1.1\r\nHost:\r\n\r\n", wait=0.5)
+    assert received.startswith(b"HTTP/1.1 200 "), received
 
 
 @pytest.mark.parametrize(
@@ -291,9 +304,7 @@ async def test_an_asgi_app_waiting_for_the_body_gives_the_client_open_timeout_fr
 
     server = await run_server(app, open_timeout=1.0)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(
-        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
-    )
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
     interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert interim.startswith(b"HTTP/1.1 100 ")
     await asyncio.sleep(0.4)  # past the request's open_timeout, well within the body's
@@ -363,3 +374,45 @@ async def test_a_refused_head_request_is_answered_without_a_body(
     assert status_line.startswith(f"HTTP/1.1 {status} ".encode()), answer
     assert rest.endswith(b"\r\n\r\n"), answer  # headers only, then closed
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_empty_lines_before_a_request_line_are_ignored(server: Server) -> None:
+    # RFC 9112 2.2: a server SHOULD ignore at least one empty line before a
+    # request line (a client may send a CRLF after a POST's body).
+    post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+    get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    for sent, bodies in (
+        (post + b"\r\n" + get, [b"POST / 3", b"GET / 0"]),  # (pipelined: one packet)
+        (b"\r\n" + get + b"\n" + get, [b"GET / 0", b"GET / 0"]),  # (the first; a bare LF)
+        (b"\r\n\r\n\r\n" + post + b"\r\n\r\n" + get, [b"POST / 3", b"GET / 0"]),
+    ):
+        answer = await exchange(server.port, sent, wait=0.5)
+        assert answer.count(b"HTTP/1.1 200 OK\r\n") == 2 and answer.count(b"HTTP/1.1 ") == 2
+        assert [part.split(b"\r\n\r\n")[1] for part in answer.split(b"HTTP/1.1 ")[1:]] == [
+            bodies[0],
+            bodies[1] + b"<still open>",
+        ], answer
+
+    # Empty lines alone: no answer; the head still has open_timeout.
+    assert await exchange(server.port, b"\r\n" * 100, wait=0.5) == b"<still open>"
+
+
+async def test_a_later_http_1_minor_version_is_read_as_1_1(
+    kind: str, run_server: StartServer
+) -> None:
+    # RFC 9110 2.5: HTTP/1.2 is served as the latest 1.x this server speaks.
+    versions: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            versions.append(scope["http_version"])
+        await asgi_app(scope, receive, send)
+
+    server = await run_server(router_app() if kind == "router" else app, compression=None)
+    get = b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"
+    received = await exchange(server.port, get + get, wait=0.5)
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 2 and received.endswith(b"<still open>")
+    assert versions == ([] if kind == "router" else ["1.1", "1.1"])
+    upgrade = upgrade_request().replace(b" HTTP/1.1\r\n", b" HTTP/1.2\r\n", 1)
+    received = await exchange(server.port, upgrade, wait=0.5)
+    assert received.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), received

@@ -397,10 +397,12 @@ def split_absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
 
 #: A Host header's value, or an absolute-form target's authority (RFC 9110
 #: 7.2, RFC 3986 3.2.2): an IP literal or a registered name (or IPv4
-#: address), and an optional port; no userinfo.
+#: address), and an optional port; no userinfo. Empty, or a host that is
+#: not: an http URI with an empty host is invalid (RFC 9110 4.2.1), while an
+#: empty Host says the target has no authority (RFC 9112 3.2).
 _HOST = re.compile(
-    rb"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[-A-Za-z0-9._~!$&'()*+,;=:]+)\]"
-    rb"|[-A-Za-z0-9._~!$&'()*+,;=%]*)(?::[0-9]*)?"
+    rb"(?:(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[-A-Za-z0-9._~!$&'()*+,;=:]+)\]"
+    rb"|[-A-Za-z0-9._~!$&'()*+,;=%]+)(?::[0-9]*)?)?"
 )
 
 

@@ -170,9 +170,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._proxy_tls = False
         #: What this connection's TLS is (request.tls), once a request asked.
         self._tls: TLSInfo | None = None
-        self._h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=server.config.max_header_size
-        )
+        self._h11 = self._new_h11()
         #: The request (self.request) has a body: it is dispatched at its end.
         self._awaiting_body = False
         self._body_size = 0
@@ -397,6 +395,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             try:
                 event = next_event(h)
             except h11.RemoteProtocolError as exc:
+                if self._skipped_empty_line(exc):
+                    h = self._h11
+                    continue
                 self.http_error(exc.error_status_hint, bad_request_message(exc))
                 return
             if event is h11.NEED_DATA:
@@ -473,6 +474,25 @@ class HttpProtocol(asyncio.BufferedProtocol):
             elif kind is h11.ConnectionClosed:
                 self.close_transport()
                 return
+
+    def _new_h11(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_size)
+
+    def _skipped_empty_line(self, error: h11.RemoteProtocolError) -> bool:
+        """Whether ``error`` was h11 refusing an empty line where a request
+        line was due, which RFC 9112 2.2 has a server ignore (a client may
+        send one after a request's body). h11 took the line; a new h11
+        connection, in the same state, then takes what came after it."""
+        h = self._h11
+        if str(error) != "no request line received" or h.our_state is not h11.IDLE:
+            return False
+        data, closed = h.trailing_data
+        self._h11 = h = self._new_h11()
+        if data:
+            h.receive_data(data)
+        if closed:
+            h.receive_data(b"")  # (h11's end of file)
+        return True
 
     def _start_request(self, event: h11.Request) -> bool:
         """Check a request's head and make ``self.request``; False if it was refused."""
@@ -575,7 +595,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             target.decode("latin-1"),
             headers,
             remote_address=client,
-            http_version=event.http_version.decode("ascii", "replace"),
+            # (RFC 9110 2.5: a later 1.x is read as the latest this server
+            # speaks, 1.1.)
+            http_version="1.0" if event.http_version == b"1.0" else "1.1",
             scheme=scheme,
         )
         self.request.server = self.server
@@ -1474,7 +1496,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         h = self._h11
         if (
             h.our_state is not h11.SEND_RESPONSE
-            or h.their_http_version != b"1.1"
+            or h.their_http_version == b"1.0"
             or h.they_are_waiting_for_100_continue
         ):
             return False
