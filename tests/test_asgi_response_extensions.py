@@ -345,8 +345,10 @@ async def test_an_app_that_does_not_send_its_trailers_is_an_error(
         ([start(trailers=True), body(b"a"), trailers((b"x", b"1\r\nx: 2"))], "invalid header"),
         ([start(trailers=True), body(b"a"), trailers((":status", b"1"))], "must be bytes"),
         ([start(trailers=True), body(b"a"), trailers((b":status", b"1"))], "invalid header"),
+        ([start(trailers=True), body(b"a"), trailers((b"content-length", b"1"))], "cannot be"),
+        ([start(trailers=True), body(b"a"), trailers((b"Transfer-Encoding", b"x"))], "cannot be"),
     ],
-    ids=["unpromised", "early", "crlf", "str", "pseudo-header"],
+    ids=["unpromised", "early", "crlf", "str", "pseudo-header", "length", "transfer-encoding"],
 )
 async def test_invalid_trailers_fail_the_application(
     run_asgi: Any, caplog: pytest.LogCaptureFixture, messages: list[Message], error: str

@@ -44,6 +44,9 @@ _RESPONSE_MESSAGES = frozenset(
 )
 
 
+#: Fields that say how a message is framed, which no trailer may.
+_NO_TRAILERS = frozenset({"content-length", "transfer-encoding", "trailer"})
+
 _BODY_MESSAGES = frozenset(
     {"http.response.body", "http.response.pathsend", "http.response.zerocopysend"}
 )
@@ -549,13 +552,18 @@ class HttpCycle:
         Raises:
             RuntimeError: ``http.response.start`` promised no trailers, or the
                 body's last piece has not been sent.
-            ValueError: invalid headers.
+            ValueError: invalid headers, or ones that frame the message
+                (``Content-Length``, ``Transfer-Encoding``, ``Trailer``).
         """
         if self._trailers is None:
             raise RuntimeError("http.response.trailers sent, but http.response.start promised none")
         if not self._awaiting_trailers:
             raise RuntimeError("http.response.trailers sent before the body's last piece")
         checked = response_headers(message.get("headers"), "http.response.trailers")
+        for name, _ in checked:
+            if name.lower() in _NO_TRAILERS:
+                # (RFC 9110 6.5.1: the body's framing is said before it.)
+                raise ValueError(f"http.response.trailers: {name!r} cannot be a trailer")
         self._trailers.extend(
             (name.encode("latin-1"), value.encode("latin-1")) for name, value in checked
         )
