@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import inspect
 import logging
 import os
@@ -203,3 +204,12 @@ def client_context(ca: trustme.CA, cert: trustme.LeafCert | None = None) -> ssl.
     if cert is not None:
         cert.configure_cert(context)
     return context
+
+
+def open_descriptors_of(path: Any) -> int:
+    """How many of this process's descriptors are open on the file at ``path``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    return count

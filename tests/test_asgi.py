@@ -40,6 +40,7 @@ from .helpers import (
     cancelled_elsewhere,
     errors_logged,
     exchange,
+    open_descriptors_of,
     upgrade_request,
     wait_for,
 )
@@ -2456,15 +2457,6 @@ def pathsend_app(path: Any, headers: list[tuple[bytes, bytes]] | None = None) ->
         await send({"type": "http.response.pathsend", "path": path})
 
     return app
-
-
-def open_descriptors_of(path: Any) -> int:
-    """How many of this process's descriptors are open on the file at ``path``."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
-    return count
 
 
 @pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])

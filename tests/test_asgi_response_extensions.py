@@ -8,7 +8,6 @@ body's trailers), httpx, and raw bytes where framing matters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import logging
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .helpers import errors_logged, exchange
+from .helpers import errors_logged, exchange, open_descriptors_of
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 Message = dict[str, Any]
@@ -375,15 +374,6 @@ async def test_no_body_after_the_last_piece_while_trailers_are_awaited(
 
 
 # ============================================================== zerocopysend
-
-
-def open_descriptors_of(path: Any) -> int:
-    """How many of this process's descriptors are open on the file at ``path``."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
-    return count
 
 
 def zerocopy(

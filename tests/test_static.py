@@ -4,7 +4,6 @@ large files streamed, HEAD, and no way out of the directory, over real sockets."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -21,7 +20,7 @@ from wsserver.app import static
 from wsserver.response import Response, text
 
 from .conftest import StartServer
-from .helpers import wait_for
+from .helpers import open_descriptors_of, wait_for
 from .test_keepalive import tls_contexts
 
 
@@ -389,15 +388,6 @@ def sent_by_the_kernel(caplog: pytest.LogCaptureFixture) -> int:
     return sum("sent with sendfile()" in r.getMessage() for r in caplog.records)
 
 
-def descriptors_on(path: Path) -> int:
-    """How many of this process's descriptors are open on the file at ``path``."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
-    return count
-
-
 async def slowly_read(client: socket.socket, address: Any, target: str) -> bytes:
     """GET ``target`` and read the answer through a small receive buffer, 16 KiB
     every 10 ms (some 1.6 MB/s), for longer than the server's 0.5 s
@@ -467,7 +457,7 @@ class TestSendfile:
             assert sent_by_the_kernel(caplog) == 0
         if not kernel and os.environ.get("WSSERVER_TEST_LOOP") != "uvloop":
             assert refused == [len(big), len(big), 200000 - 70000 + 1, 13]  # (asked, refused)
-        await wait_for(lambda: descriptors_on(site / "sub" / "big.bin") == 0, what="closed")
+        await wait_for(lambda: open_descriptors_of(site / "sub" / "big.bin") == 0, what="closed")
 
     async def test_a_client_that_takes_nothing_is_closed(
         self, run_server: StartServer, tmp_path: Path
@@ -490,7 +480,7 @@ class TestSendfile:
             started = loop.time()
             await wait_for(lambda: not server.connections, what="the stalled client closed")
             assert loop.time() - started >= 0.5 - 0.05
-            await wait_for(lambda: descriptors_on(tmp_path / "huge.bin") == 0, what="closed")
+            await wait_for(lambda: open_descriptors_of(tmp_path / "huge.bin") == 0, what="closed")
         finally:
             client.close()
 
@@ -518,7 +508,7 @@ class TestSendfile:
         await asyncio.wait_for(reader.readexactly(200_000), 5)
         writer.transport.abort()
         await wait_for(lambda: not server.connections, what="the connection gone")
-        await wait_for(lambda: descriptors_on(tmp_path / "huge.bin") == 0, what="closed")
+        await wait_for(lambda: open_descriptors_of(tmp_path / "huge.bin") == 0, what="closed")
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
     async def test_a_file_that_shrinks_while_sent_cuts_the_response_short(
