@@ -384,9 +384,35 @@ class TestClosingHandshake:
             conn.fail(CloseCode.INTERNAL_ERROR, "x")
         else:
             conn.send_close(CloseCode.GOING_AWAY, "x")
-        conn.receive_eof()  # (no close frame back: ours is the one reported)
+        # (No close frame back yet: ours is the one reported.)
         assert conn.close_code == (1011 if fail else 1001)
         assert type(conn.close_code) is int
+        conn.receive_eof()  # (and for good, where ours failed the connection)
+        assert conn.close_code == (1011 if fail else 1006)
+        assert type(conn.close_code) is int
+
+    @pytest.mark.parametrize("fail", [False, True])
+    def test_a_close_of_ours_never_answered_is_1006_a_failure_keeps_its_code(
+        self, fail: bool
+    ) -> None:
+        # RFC 6455 7.1.5: no close frame received, the code is 1006: our
+        # close(1000) that the peer never answered (it vanished) was no clean
+        # close. Where ours failed the connection (a violation, a keepalive
+        # timeout), its code says why, and stays.
+        conn = Connection()
+        if fail:
+            conn.fail(1002, "unmasked frame")
+        else:
+            conn.send_close(1000, "done")
+        sent_frames(conn)
+        assert (conn.close_code, conn.close_reason) == (
+            (1002, "unmasked frame") if fail else (1000, "done")
+        )
+        conn.receive_eof()
+        assert conn.state is ConnectionState.CLOSED
+        assert (conn.close_code, conn.close_reason) == (
+            (1002, "unmasked frame") if fail else (1006, "")
+        )
 
     def test_eof(self) -> None:
         conn = Connection()

@@ -465,6 +465,42 @@ class TestClosing:
         records = [r for r in caplog.records if r.name == "wsserver.server" and r.exc_info]
         assert ["ws_handler" in records[0].getMessage(), len(records)] == [True, 2]
 
+    @pytest.mark.parametrize("peer", ["silent", "fin", "reset"])
+    async def test_a_close_the_client_never_answers_is_reported_as_1006(
+        self, run_server: StartServer, peer: str
+    ) -> None:
+        # RFC 6455 7.1.5: no close frame came back, so the code is 1006, and
+        # recv() raises ConnectionClosedError: the handler can tell a client
+        # that vanished from a clean close (this one's said 1000, OK).
+        seen: list[Any] = []
+        closing = asyncio.Event()
+
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            closing.set()
+            await ws.close(1000, "done")
+            seen.append((ws.close_code, ws.close_reason))
+            try:
+                await ws.recv()
+            except (ConnectionClosedOK, ConnectionClosedError) as exc:
+                seen.append(exc)
+
+        server = await run_server(routes, close_timeout=0.3)
+        client = await RawClient.connect(server.port)
+        await closing.wait()
+        assert (await client.recv_frame())[0] == Opcode.CLOSE  # (left unanswered)
+        if peer == "fin":
+            client.writer.write_eof()
+        elif peer == "reset":
+            client.writer.transport.abort()
+        await wait_for(lambda: len(seen) == 2, what="the handler's end")
+        client.writer.close()
+        code, exc = seen
+        assert code == (1006, "")
+        assert type(exc) is ConnectionClosedError and exc.code == 1006
+
     async def test_handler_closes_with_custom_code(self, run_server: StartServer) -> None:
         rec = Recorder()
         routes = Router()

@@ -159,6 +159,7 @@ class Connection:
         "close_sent",
         "close_received",
         "failure",
+        "_failed",
         "_msg_opcode",
         "_msg_parts",
         "_msg_joined",
@@ -189,6 +190,8 @@ class Connection:
         self.out: list[bytes] = []
         #: (code, reason) of the close frame sent, once sent (1005: no code).
         self.close_sent: tuple[int, str] | None = None
+        #: Our close frame failed the connection (fail()), rather than closed it.
+        self._failed = False
         #: (code, reason) of the close frame received, once received.
         self.close_received: tuple[int, str] | None = None
         #: The violation that failed (or is failing) the connection.
@@ -614,6 +617,7 @@ class Connection:
         """Fail the connection: send a close frame with ``code`` if none was sent."""
         if self.close_sent is None and self.state is not _CLOSED:
             reason = clip_close_reason(reason)
+            self._failed = True
             self._send_close(code, reason)
 
     def _send_close(self, code: int | None, reason: str) -> None:
@@ -626,18 +630,26 @@ class Connection:
 
     @property
     def close_code(self) -> int:
-        """The code to report: the peer's close code, else ours, else 1006."""
-        if self.close_received is not None:
-            return self.close_received[0]
-        if self.close_sent is not None:
-            return self.close_sent[0]
+        """The code to report: the peer's close code (RFC 6455 7.1.5); else
+        ours, while the peer may still answer it, or for good where ours
+        failed the connection (its code says why: 1002, 1009, a keepalive's
+        1011); else 1006 (TCP went without the peer's close frame: a close of
+        ours it never answered was no clean close)."""
+        ours = self._ours()
+        if ours is not None:
+            return ours[0]
         return CloseCode.ABNORMAL_CLOSURE.value
 
     @property
     def close_reason(self) -> str:
         """The reason that goes with :attr:`close_code`."""
+        ours = self._ours()
+        return "" if ours is None else ours[1]
+
+    def _ours(self) -> tuple[int, str] | None:
+        """The close frame :attr:`close_code` reports, if any (see there)."""
         if self.close_received is not None:
-            return self.close_received[1]
-        if self.close_sent is not None:
-            return self.close_sent[1]
-        return ""
+            return self.close_received
+        if self.close_sent is not None and (self.state is not _CLOSED or self._failed):
+            return self.close_sent
+        return None
