@@ -352,6 +352,44 @@ async def test_sigint_to_a_retiring_worker_is_a_stop_not_a_second_signal() -> No
     assert "exiting now" not in cli.stderr
 
 
+@pytest.mark.drill
+async def test_sigttin_adds_a_worker_and_sigttou_retires_one(tmp_path: Path) -> None:
+    # As uvicorn's supervisor: one more, one fewer, never none. These two
+    # signals' default is to stop the process: the supervisor froze, and a
+    # SIGTERM then did nothing until a SIGCONT.
+    async with supervisor() as cli:
+        first = children(cli.proc.pid)
+        cli.proc.send_signal(signal.SIGTTIN)
+        await wait_for(lambda: len(children(cli.proc.pid)) == 3, what="a third worker")
+        third = children(cli.proc.pid) - first
+        await wait_for(lambda: "one more worker, 3 in all" in cli.stderr, what="the log line")
+        connections = await on_every_worker(cli.url, first | third)
+        assert {pid for _, pid in connections} == first | third  # it serves too
+
+        cli.proc.send_signal(signal.SIGTTOU)  # the last one in (slot 3) retires
+        for ws, pid in connections:
+            if pid in third:
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), TIMEOUT)
+                assert ws.close_code == 1012  # (come back: to another)
+        await wait_for(lambda: children(cli.proc.pid) == first, what="two workers")
+        for ws, pid in connections:
+            if pid not in third:
+                await ws.send("still here")
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "still here"
+                await ws.close()
+
+        cli.proc.send_signal(signal.SIGTTOU)
+        await wait_for(lambda: len(children(cli.proc.pid)) == 1, what="one worker")
+        cli.proc.send_signal(signal.SIGTTOU)
+        await wait_for(lambda: "the fewest there can be" in cli.stderr, what="the warning")
+        assert len(children(cli.proc.pid)) == 1
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(cli.url.replace("ws://", "http://") + "/")).status_code < 500
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
 async def test_workers_die_with_a_killed_supervisor() -> None:
     async with supervisor() as cli:
         workers = children(cli.proc.pid)

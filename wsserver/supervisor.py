@@ -200,6 +200,9 @@ class Supervisor:
         for signum in stops:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
         loop.add_signal_handler(signal.SIGHUP, self.restart, "SIGHUP")
+        scaling = (signal.SIGTTIN, signal.SIGTTOU)
+        for signum in scaling:
+            loop.add_signal_handler(signum, self._scale, signum)
         if self.watcher is not None:
             self._keep(loop.create_task(self._watch_files(self.watcher)))
         if os.getpid() == 1:
@@ -221,7 +224,7 @@ class Supervisor:
         if all(ready):
             logger.info("%d worker%s accepting", self.count, "s" if self.count > 1 else "")
         await self._stopped.wait()
-        ignore_signals(loop, (*stops, signal.SIGHUP))
+        ignore_signals(loop, (*stops, signal.SIGHUP, *scaling))
         return self.exit_code
 
     # ----------------------------------------------------------------- workers
@@ -239,10 +242,13 @@ class Supervisor:
         worker = await self._spawn(slot)
         if worker is None:
             return None
-        if self.stopping:  # (stop_all() reaps it with the others)
+        if self.stopping or slot > self.count:
+            # (stop_all() reaps it with the others; or SIGTTOU gave up its slot.)
             worker.retiring = True
             self._retired.add(worker)
             _signal(worker, signal.SIGTERM)
+            if not self.stopping:
+                self._keep(asyncio.get_running_loop().create_task(self._reap([worker])))
         elif replacing:
             self._starting.add(worker)  # (until it takes the slot, or exits)
         elif slot not in self.workers:
@@ -470,7 +476,7 @@ class Supervisor:
 
     def _restart_slot(self, slot: int) -> None:
         self._waiting.pop(slot, None)
-        if not self.stopping and slot not in self.workers:
+        if not self.stopping and slot not in self.workers and slot <= self.count:
             self._keep(asyncio.get_running_loop().create_task(self._start(slot, replacing=False)))
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
@@ -527,6 +533,38 @@ class Supervisor:
         self.stopping = True
         logger.info("%s: stopping the workers", name)
         self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
+
+    def _scale(self, signum: int) -> None:
+        """SIGTTIN: one more worker; SIGTTOU: one fewer (as uvicorn's
+        supervisor does; never none). The one that goes is the last slot's,
+        retired as in a rolling restart: its connections get to finish (its
+        WebSocket clients 1012, to come back to another)."""
+        name = signal.Signals(signum).name
+        if self.stopping:
+            return
+        if signum == signal.SIGTTIN:
+            self.count += 1
+            logger.info("%s: one more worker, %d in all", name, self.count)
+            self._restart_slot(self.count)
+            return
+        if self.count == 1:
+            logger.warning("%s: one worker is the fewest there can be", name)
+            return
+        slot = self.count
+        self.count -= 1
+        logger.info("%s: one fewer worker, %d in all", name, self.count)
+        waiting = self._waiting.pop(slot, None)
+        if waiting is not None:
+            waiting.cancel()
+        self._never_started.discard(slot)
+        self.failures.pop(slot, None)
+        worker = self.workers.pop(slot, None)
+        if worker is not None and not worker.exited.done():
+            logger.info("worker %d (pid %d) retiring", slot, worker.pid)
+            worker.retiring = True
+            self._retired.add(worker)
+            _signal(worker, signal.SIGHUP)
+            self._keep(asyncio.get_running_loop().create_task(self._reap([worker])))
 
     async def _kill_all(self) -> None:
         """Kill every worker, and end: not by os._exit(), so that what the command
@@ -661,6 +699,13 @@ class Supervisor:
                 ready = False
             if self.stopping:
                 return False  # (stop_all() stops the replacement too)
+            if slot > self.count:  # (SIGTTOU gave up the slot meanwhile)
+                new.retiring = True
+                self._starting.discard(new)
+                self._retired.add(new)
+                _signal(new, signal.SIGTERM)
+                await self._reap([new])
+                return True
             if not ready or new.exited.done():
                 logger.error(
                     "worker %d: its replacement (pid %d) did not start accepting; keeping pid %d",
