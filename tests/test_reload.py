@@ -179,6 +179,53 @@ def test_include_and_exclude_patterns_work_as_uvicorns(tmp_path: Path) -> None:
     assert watching(include=[".env"]) == [".env", "app.py", "gen/out.py", "scratch_1.py"]
 
 
+def test_patterns_with_a_directory_match_the_path_from_the_right(tmp_path: Path) -> None:
+    # As uvicorn (PurePath.match): "templates/*.html" matched nothing when
+    # patterns were compared with file names only.
+    paths = [
+        "app.py",
+        "templates/index.html",
+        "static/index.html",
+        "config/app.toml",
+        "other/app.toml",
+        "gen/out.py",
+        "gen/deep/more.py",
+        "tests/fixtures/data.py",
+        "tests/test_app.py",
+    ]
+    files = [tmp_path / path for path in paths]
+    for file in files:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("")
+
+    def watching(**patterns: list[str]) -> list[str]:
+        watcher = FileWatcher([str(tmp_path)], **patterns)
+        for file in files:
+            stat = file.stat()
+            os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + next(_EDITS) * 10**9))
+        return [Path(path).relative_to(tmp_path).as_posix() for path in watcher.changed()]
+
+    python = ["app.py", "gen/deep/more.py", "gen/out.py", "tests/fixtures/data.py"]
+    assert watching(include=["templates/*.html"]) == sorted(
+        [*python, "templates/index.html", "tests/test_app.py"]
+    )
+    # A name as it is, with its directory: that file, not another of its name.
+    assert "config/app.toml" in watching(include=["config/app.toml"])
+    assert "other/app.toml" not in watching(include=["config/app.toml"])
+    # "gen/*": the files right in gen (as PurePath.match sees it).
+    assert watching(exclude=["gen/*"]) == [
+        "app.py", "gen/deep/more.py", "tests/fixtures/data.py", "tests/test_app.py"
+    ]  # fmt: skip
+    # A directory that exists: its whole tree.
+    assert watching(exclude=[str(tmp_path / "tests" / "fixtures")]) == [
+        "app.py", "gen/deep/more.py", "gen/out.py", "tests/test_app.py"
+    ]  # fmt: skip
+    # An absolute pattern: the whole path.
+    assert watching(exclude=[str(tmp_path / "*.py")]) == [
+        "gen/deep/more.py", "gen/out.py", "tests/fixtures/data.py", "tests/test_app.py"
+    ]  # fmt: skip
+
+
 def test_a_look_reads_a_bounded_number_of_entries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

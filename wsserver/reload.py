@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import PurePath
 
 __all__ = ["FileWatcher", "MAX_ENTRIES", "POLL_INTERVAL", "SKIPPED_DIRS", "INCLUDE", "EXCLUDE"]
 
@@ -44,13 +45,17 @@ class FileWatcher:
     """The files ``include`` names under ``directories``, and what changed since the last look.
 
     As uvicorn's ``--reload-include`` and ``--reload-exclude``: a file is watched
-    when its name matches a pattern (``fnmatch``) of :data:`INCLUDE` or
-    ``include`` and none of :data:`EXCLUDE` or ``exclude``, and directories
-    whose names match an exclusion are not looked into. A pattern given in
-    ``include`` is no longer excluded by default, and one given in ``exclude``
-    no longer included by default (``exclude=["*.py"]``: no Python files);
-    a name given in ``include`` as it is (``.env``, no wildcard) is watched
-    whatever excludes it.
+    when its path matches a pattern of :data:`INCLUDE` or ``include`` and none
+    of :data:`EXCLUDE` or ``exclude``, matched from the right as
+    ``PurePath.match`` does (``*.html`` any such file, ``templates/*.html``
+    those in a directory named ``templates``, an absolute pattern the whole
+    path). Directories whose names match an exclusion without a ``/`` are not
+    looked into, nor one an exclusion names that exists (``--reload-exclude
+    tests/fixtures``: its whole tree). A pattern given in ``include`` is no
+    longer excluded by default, and one given in ``exclude`` no longer
+    included by default (``exclude=["*.py"]``: no Python files); a name given
+    in ``include`` as it is (``.env``, ``config/app.toml``, no wildcard) is
+    watched whatever excludes it.
 
     Args:
         directories: the trees to watch.
@@ -69,7 +74,10 @@ class FileWatcher:
         self.patterns = _merged(INCLUDE, include, exclude)
         self.excluded = _merged(EXCLUDE, exclude, include)
         #: Names given as they are (no wildcard): watched whatever excludes them.
-        self.named = frozenset(p for p in include if not any(c in p for c in "*?["))
+        self.named = [p for p in include if not any(c in p for c in "*?[")]
+        #: What prunes a directory: exclusions of a name alone, and directories an exclusion names.
+        self._excluded_names = [p for p in self.excluded if "/" not in p and os.sep not in p]
+        self._excluded_dirs = frozenset(os.path.abspath(p) for p in exclude if os.path.isdir(p))
         self.interval = interval
         self.truncated = False
         self._seen = self._snapshot()
@@ -114,19 +122,21 @@ class FileWatcher:
                     for d in dirs
                     if not d.startswith(".")
                     and d not in SKIPPED_DIRS
-                    and not self._matches(d, self.excluded)
+                    and not any(fnmatch.fnmatch(d, p) for p in self._excluded_names)
+                    and os.path.join(root, d) not in self._excluded_dirs
                     and not os.path.exists(os.path.join(root, d, "pyvenv.cfg"))
                 ]
                 for name in files:
-                    if name in self.named or (
-                        self._matches(name, self.patterns)
-                        and not self._matches(name, self.excluded)
+                    path = os.path.join(root, name)
+                    pure = PurePath(path)
+                    if _matches(pure, self.named) or (
+                        _matches(pure, self.patterns) and not _matches(pure, self.excluded)
                     ):
-                        yield os.path.join(root, name)
+                        yield path
 
-    @staticmethod
-    def _matches(name: str, patterns: Sequence[str]) -> bool:
-        return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+def _matches(path: PurePath, patterns: Sequence[str]) -> bool:
+    return any(path.match(pattern) for pattern in patterns)
 
 
 def _merged(defaults: Sequence[str], given: Sequence[str], overriding: Sequence[str]) -> list[str]:
