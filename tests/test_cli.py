@@ -52,8 +52,12 @@ not_a_factory = 42
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a child: ours without WEBSOCKET_* variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBSOCKET_")}
+    """The environment of a child: ours without WEBSOCKET_* variables (nor
+    the uvicorn names read too), plus ``extra``."""
+    uvicorns = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("WEBSOCKET_") and k not in uvicorns
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
@@ -437,6 +441,20 @@ async def test_a_bad_or_conflicting_listening_variable_exits_2(
     (line,) = err.strip().splitlines()[-1:]
     assert said in line and "Traceback" not in err, err
     assert not os.path.exists("/tmp/wsserver-never.sock")
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"WEB_CONCURRENCY": "none"}, "WEB_CONCURRENCY: "),
+        ({"WEB_CONCURRENCY": "2", "WEBSOCKET_WORKERS": "0"}, "WEBSOCKET_WORKERS: "),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.0/99"}, "forwarded_allow_ips must be"),
+    ],
+)
+async def test_uvicorns_variables_are_read_and_checked(env: dict[str, str], said: str) -> None:
+    code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", env=env)
+    assert code == 2, err
+    assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
 
 
 async def test_uds_and_fd_together_are_refused() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from wsserver import Config, ConfigError
-from wsserver.config import ENV_VARS
+from wsserver.config import ENV_VARS, markdown_table
 from wsserver.protocol.deflate import DeflateSettings
 
 
@@ -45,6 +45,18 @@ def test_defaults() -> None:
 
 def test_from_sources_with_empty_env_gives_defaults() -> None:
     assert Config.from_sources(env={}) == Config()
+
+
+def test_forwarded_allow_ips_reads_uvicorns_variable_too() -> None:
+    # uvicorn's FORWARDED_ALLOW_IPS (a Docker image's, say) when ours is unset.
+    assert Config.from_sources(env={"FORWARDED_ALLOW_IPS": "10.0.0.0/8"}).forwarded_allow_ips == (
+        "10.0.0.0/8"
+    )
+    both = {"FORWARDED_ALLOW_IPS": "10.0.0.0/8", "WEBSOCKET_FORWARDED_ALLOW_IPS": "*"}
+    assert Config.from_sources(env=both).forwarded_allow_ips == "*"
+    with pytest.raises(ConfigError, match=r"forwarded_allow_ips must be .* not 'nope'"):
+        Config.from_sources(env={"FORWARDED_ALLOW_IPS": "nope"})
+    assert "WEBSOCKET_FORWARDED_ALLOW_IPS` (or `FORWARDED_ALLOW_IPS`)" in markdown_table()
 
 
 def test_from_sources_ignores_unrelated_env() -> None:
@@ -570,9 +582,10 @@ def test_help_gives_each_settings_default_and_variable() -> None:
     assert "(default 1048576) [WEBSOCKET_MAX_SIZE]" in helps["--max-size"]
     assert "(default 20) [WEBSOCKET_PING_INTERVAL]" in helps["--ping-interval"]
     assert '(default "auto") [WEBSOCKET_COMPRESSION_LIBRARY]' in helps["--compression-library"]
-    assert "(default false) [WEBSOCKET_COMPRESSION_NO_CONTEXT_TAKEOVER]" in helps[
-        "--compression-no-context-takeover"
-    ]
+    assert (
+        "(default false) [WEBSOCKET_COMPRESSION_NO_CONTEXT_TAKEOVER]"
+        in helps["--compression-no-context-takeover"]
+    )
     assert "(default none)" in helps["--max-connections"]
     # compression's default depends on the kind of app: its help says which.
     assert "(default" not in helps["--compression"]

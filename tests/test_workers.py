@@ -143,6 +143,15 @@ async def test_workers_share_the_port(tmp_path: Path) -> None:
             await ws.close()
 
 
+async def test_web_concurrency_sets_the_workers_as_for_uvicorn() -> None:
+    # Heroku, Render and others set WEB_CONCURRENCY; ours wins over it.
+    async with running_cli(
+        "tests.worker_app:routes", "--ping-interval", "none", env={"WEB_CONCURRENCY": "2"}
+    ) as cli:
+        await wait_for(lambda: "2 workers accepting" in cli.stderr, what="two workers")
+        assert len(children(cli.proc.pid)) == 2
+
+
 @pytest.mark.drill
 async def test_a_killed_worker_is_replaced_and_the_others_clients_stay(tmp_path: Path) -> None:
     async with supervisor() as cli:

@@ -148,7 +148,7 @@ def build_parser() -> CommandLineParser:
         default=None,
         metavar="N",
         help="worker processes sharing the listening socket, under a supervisor (default 1: "
-        "one process, no supervisor) [WEBSOCKET_WORKERS]",
+        "one process, no supervisor) [WEBSOCKET_WORKERS or WEB_CONCURRENCY]",
     )
     p.add_argument(
         "--worker-start-timeout",
@@ -687,9 +687,7 @@ class _DefaultExecutor(concurrent.futures.ThreadPoolExecutor):
             return list(self._calls)
 
 
-def run_to_the_end(
-    main: Coroutine[Any, Any, int], failed: Callable[[Exception], int]
-) -> int:
+def run_to_the_end(main: Coroutine[Any, Any, int], failed: Callable[[Exception], int]) -> int:
     """``asyncio.run(main)``, but not waiting without end for what outlives it.
 
     Once the server has stopped, its handlers and applications have had their
@@ -767,9 +765,7 @@ def _finish(loop: asyncio.AbstractEventLoop, executor: _DefaultExecutor) -> list
             if task.done() and not task.cancelled():
                 task.exception()  # (retrieved: it ended as it was told to)
         with contextlib.suppress(TimeoutError):
-            loop.run_until_complete(
-                asyncio.wait_for(loop.shutdown_asyncgens(), LEFTOVER_GRACE)
-            )
+            loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), LEFTOVER_GRACE))
         # (Not loop.shutdown_default_executor(): it joins its thread without a
         # bound, even when cancelled.) Calls not started are dropped, those
         # under way get what is left of the grace.
@@ -968,10 +964,14 @@ def _main(argv: Sequence[str] | None) -> int:
             logger.warning("%s is not a variable wsserver reads (ignored): %s", name, instead)
     workers = args.workers
     if workers is None:
+        # (WEB_CONCURRENCY: uvicorn's and gunicorn's, which Heroku and others set.)
+        variable = (
+            "WEB_CONCURRENCY" if "WEBSOCKET_WORKERS" not in os.environ else "WEBSOCKET_WORKERS"
+        )
         try:
-            workers = _workers(os.environ.get("WEBSOCKET_WORKERS") or "1")
+            workers = _workers(os.environ.get(variable) or "1")
         except argparse.ArgumentTypeError as exc:
-            _refuse(parser, args, f"WEBSOCKET_WORKERS: {exc}")
+            _refuse(parser, args, f"{variable}: {exc}")
     # --reload restarts the process, and one that stops after limit_max_requests
     # needs another to take its place: the supervisor does both.
     if workers > 1 or (role is None and (args.reload or _limits_requests(parser, args))):

@@ -400,6 +400,15 @@ class Setting:
     env: str | None = None
     flag: str | None = None
     aliases: tuple[str, ...] = ()
+    env_aliases: tuple[str, ...] = ()
+
+    def from_environment(self, env: Mapping[str, str]) -> tuple[str, str] | None:
+        """The variable of ``env`` that sets it, and its value: ``env``, else
+        the first of ``env_aliases`` that is set; None when none is."""
+        for name in (self.env, *self.env_aliases) if self.env is not None else ():
+            if name in env:
+                return name, env[name]
+        return None
 
 
 def setting(
@@ -410,6 +419,7 @@ def setting(
     env: str | None = None,
     flag: str | None = None,
     aliases: tuple[str, ...] = (),
+    env_aliases: tuple[str, ...] = (),
 ) -> Any:
     """Declare a :class:`Config` field: its default, kind, help, and where it can be set.
 
@@ -420,11 +430,10 @@ def setting(
         env: its ``WEBSOCKET_*`` environment variable, if any.
         flag: its command-line flag, if any.
         aliases: other names of the flag (uvicorn's, for people who know those).
+        env_aliases: other variables read when ``env`` is unset (uvicorn's).
     """
-    return dataclasses.field(
-        default=default,
-        metadata={"setting": Setting(kind, help, env=env, flag=flag, aliases=aliases)},
-    )
+    spec = Setting(kind, help, env=env, flag=flag, aliases=aliases, env_aliases=env_aliases)
+    return dataclasses.field(default=default, metadata={"setting": spec})
 
 
 def _deflate(field: str) -> IntRange:
@@ -737,6 +746,7 @@ class Config:
         "Unix socket), comma-separated; `*`: any peer, believing only the last hop.",
         env="WEBSOCKET_FORWARDED_ALLOW_IPS",
         flag="--forwarded-allow-ips",
+        env_aliases=("FORWARDED_ALLOW_IPS",),
     )
     server_header: bool = setting(
         True,
@@ -894,12 +904,13 @@ class Config:
         values: dict[str, Any] = dict(defaults or {})
         _check_names(values)
         for name, spec in settings():
-            if spec.env is not None and spec.env in env:
-                text = env[spec.env]
+            found = spec.from_environment(env)
+            if found is not None:
+                variable, text = found
                 try:
                     values[name] = spec.kind.parse(text)
                 except ValueError as exc:
-                    raise ConfigError(f"{spec.env}={text!r}: {exc}") from None
+                    raise ConfigError(f"{variable}={text!r}: {exc}") from None
         _check_names(overrides)
         values.update(overrides)
         return cls(**values)
@@ -1009,7 +1020,7 @@ def flag_help(name: str, spec: Setting) -> str:
     if spec.kind.repeatable:
         text += "; repeatable"
     if spec.env is not None:
-        text += f" [{spec.env}]"
+        text += f" [{' or '.join((spec.env, *spec.env_aliases))}]"
     return text.replace("%", "%%")
 
 
@@ -1075,6 +1086,7 @@ def markdown_table() -> str:
             if spec.kind.repeatable:
                 flag += " (repeatable)"
         env = f"`{spec.env}`" if spec.env else ""
+        env += "".join(f" (or `{alias}`)" for alias in spec.env_aliases)
         rows.append(
             f"| `{name}` | {_shown(field.default, spec.kind)} | {flag} | {env} | {spec.help} |"
         )
