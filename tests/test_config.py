@@ -600,7 +600,11 @@ def test_help_gives_each_settings_default_and_variable() -> None:
             shown = str(int(default) if whole else default)
             assert shown in text, (name, text)
         if spec.env is not None:
-            assert text.endswith(f"[{spec.env}]"), (name, text)
+            variables = " or ".join((spec.env, *spec.env_aliases))
+            assert text.endswith(f"[{variables}]"), (name, text)
+    assert helps["--forwarded-allow-ips"].endswith(
+        "[WEBSOCKET_FORWARDED_ALLOW_IPS or FORWARDED_ALLOW_IPS]"
+    )
     rendered = parser.format_help()
     assert "[WEBSOCKET_MAX_QUEUE]" in rendered
 
