@@ -818,6 +818,37 @@ def test_env_file_format() -> None:
     }
 
 
+def test_env_file_format_as_python_dotenv_reads_it() -> None:
+    # Values that span lines (a PEM key), ${NAME} and ${NAME:-default}, a name
+    # alone, CRLF line ends: a database URL was set to a literal "${HOST}".
+    key = "-----BEGIN KEY-----\nMIIB\n-----END KEY-----"
+    text = (
+        f'KEY="{key}"\n'
+        f"RAW='{key}' # single: as it is\n"
+        "HOST=db.internal\n"
+        "URL=postgres://${USER}@${HOST}:${PORT:-5432}/app\n"
+        'QUOTED="${HOST} and ${MISSING}"\n'
+        "LITERAL='${HOST}'\n"
+        "ALONE\n"
+        "export WIN=crlf\r\n"
+        "LAST=1"
+    )
+    assert parse_env_file(text, {"USER": "app", "HOST": "from-the-environment"}) == {
+        "KEY": key,
+        "RAW": key,
+        "HOST": "db.internal",
+        # (The environment wins over the file, as it does when the file is loaded.)
+        "URL": "postgres://app@from-the-environment:5432/app",
+        "QUOTED": "from-the-environment and ",
+        "LITERAL": "${HOST}",
+        "WIN": "crlf",
+        "LAST": "1",
+    }
+    assert parse_env_file("A=x\nB=${A}/y\n")["B"] == "x/y"  # (what the file set above)
+    with pytest.raises(ValueError, match="line 3"):
+        parse_env_file('A="one\ntwo"\nB x\n')
+
+
 async def test_env_file_sets_what_the_command_line_defaults_to(tmp_path: Path) -> None:
     # WEBSOCKET_LOG_FORMAT (and _UDS, _LOG_CONFIG) were read before the file
     # was: a single process logged text, its workers JSON.

@@ -1,10 +1,13 @@
 """``--env-file``: ``NAME=value`` lines put into the environment before anything reads it.
 
-The format of ``.env`` files as python-dotenv and docker read them, for what
+The format of ``.env`` files as python-dotenv (uvicorn's) reads them, for what
 people put in them: comments (``#``) and blank lines, an optional ``export``,
 values in single quotes (taken as they are) or double quotes (with ``\\n``,
-``\\t``, ``\\"`` and ``\\\\`` escapes), either perhaps followed by a ``#``
-comment, unquoted values up to an `` #`` comment.
+``\\t``, ``\\"``, ``\\\\`` ... escapes), either of which may span lines (a PEM
+key) and be followed by a ``#`` comment, unquoted values up to a `` #``
+comment; ``${NAME}`` and ``${NAME:-default}`` in unquoted and double-quoted
+values stand for a variable's value (the environment's, else one the file set
+above; else the default, else nothing); a line of a name alone sets nothing.
 Variables already set in the environment win, as with python-dotenv's default.
 """
 
@@ -12,39 +15,96 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 
 __all__ = ["parse_env_file", "load_env_file", "reread_env_file"]
 
-_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
-#: A quoted value, then perhaps a comment.
-_SINGLE = re.compile(r"'([^']*)'\s*(?:#.*)?")
-_DOUBLE = re.compile(r'"((?:[^"\\]|\\.)*)"\s*(?:#.*)?')
+#: A line's name, after an optional ``export``; then ``=`` and a value, or nothing.
+_NAME = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.]*)[ \t]*")
+#: What may follow a value (or a name alone) on its line.
+_LINE_END = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+}
+#: The closing quote of a double-quoted value (not one a backslash escapes).
+_DOUBLE_END = re.compile(r'(?:[^"\\]|\\.)*"', re.S)
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def parse_env_file(text: str) -> dict[str, str]:
-    """The variables ``text`` sets, in order.
+def parse_env_file(text: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables ``text`` sets, in order; ``${NAME}`` taken from ``environ``
+    first (it wins over the file), then from what the file set above.
 
     Raises:
-        ValueError: a line that is not ``NAME=value`` (naming its number).
+        ValueError: a line that is not ``NAME=value`` (or a name alone),
+            naming its number.
     """
+    environ = {} if environ is None else environ
+    text = text.replace("\r\n", "\n")
     variables: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
+    pos = 0
+    while pos < len(text):
+        number = text.count("\n", 0, pos) + 1
+        blank = _LINE_END.match(text, pos)
+        if blank is not None and blank.end() > pos:
+            pos = blank.end()  # (a blank or comment line)
             continue
-        match = _LINE.match(line)
-        if match is None:
+        name_match = _NAME.match(text, pos)
+        if name_match is None or name_match.end() == pos:
             raise ValueError(f"line {number}: expected NAME=value")
-        name, value = match.groups()
-        if (quoted := _SINGLE.fullmatch(value)) is not None:
-            value = quoted[1]
-        elif (quoted := _DOUBLE.fullmatch(value)) is not None:
-            value = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], "\\" + m[1]), quoted[1])
-        else:
-            value = re.split(r"\s+#", value, maxsplit=1)[0]
-        variables[name] = value
+        name, pos = name_match[1], name_match.end()
+        if text.startswith("=", pos):
+            value, pos = _value(text, pos + 1, lambda found: {**variables, **environ}.get(found))
+            variables[name] = value
+        end = _LINE_END.match(text, pos)
+        if end is None:
+            raise ValueError(f"line {number}: expected NAME=value")
+        pos = end.end()
     return variables
+
+
+def _value(text: str, pos: int, lookup: Callable[[str], str | None]) -> tuple[str, int]:
+    """The value that starts at ``pos`` (after ``=``), and where its line goes on."""
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    quote = text[pos : pos + 1]
+    if quote == "'":
+        close = text.find("'", pos + 1)
+        if close != -1 and _LINE_END.match(text, close + 1) is not None:
+            return text[pos + 1 : close], close + 1
+    elif quote == '"':
+        closed = _DOUBLE_END.match(text, pos + 1)
+        if closed is not None and _LINE_END.match(text, closed.end()) is not None:
+            raw = text[pos + 1 : closed.end() - 1]
+            value = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], "\\" + m[1]), raw, flags=re.S)
+            return _expanded(value, lookup), closed.end()
+    # Unquoted (or a quote that does not close on its line): to the line's
+    # end, less a comment (" #").
+    end = text.find("\n", pos)
+    end = len(text) if end == -1 else end
+    value = re.split(r"[ \t]+#", text[pos:end], maxsplit=1)[0].rstrip()
+    return _expanded(value, lookup), end
+
+
+def _expanded(value: str, lookup: Callable[[str], str | None]) -> str:
+    """``value`` with each ``${NAME}`` (or ``${NAME:-default}``) replaced."""
+    if "${" not in value:
+        return value
+
+    def replaced(reference: re.Match[str]) -> str:
+        found = lookup(reference[1])
+        return found if found is not None else (reference[2] or "")
+
+    return _REFERENCE.sub(replaced, value)
 
 
 def load_env_file(path: str, environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
@@ -54,7 +114,7 @@ def load_env_file(path: str, environ: MutableMapping[str, str] = os.environ) -> 
         OSError: the file cannot be read.
         ValueError: a malformed line.
     """
-    variables = _read(path)
+    variables = _read(path, environ)
     added = {name: value for name, value in variables.items() if name not in environ}
     environ.update(added)
     return added
@@ -71,13 +131,13 @@ def reread_env_file(
         OSError: the file cannot be read.
         ValueError: a malformed line.
     """
-    variables = _read(path)
     environment = {name: value for name, value in environ.items() if name not in loaded}
+    variables = _read(path, environment)
     for name, value in variables.items():
         environment.setdefault(name, value)
     return environment
 
 
-def _read(path: str) -> dict[str, str]:
+def _read(path: str, environ: Mapping[str, str]) -> dict[str, str]:
     with open(path, encoding="utf-8") as file:
-        return parse_env_file(file.read())
+        return parse_env_file(file.read(), environ)
