@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -22,7 +23,14 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 
 import wsserver
 from wsserver import Router
-from wsserver.__main__ import _settle, build_parser, config_from_args, load_router
+from wsserver.__main__ import (
+    AppLoadError,
+    _settle,
+    build_parser,
+    config_from_args,
+    load_app,
+    load_router,
+)
 
 from .helpers import wait_for
 
@@ -455,6 +463,35 @@ async def test_uvicorns_variables_are_read_and_checked(env: dict[str, str], said
     code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", env=env)
     assert code == 2, err
     assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
+
+
+async def test_uvicorns_other_flags_are_taken(tmp_path: Path) -> None:
+    # So that a uvicorn command line runs: these were "unrecognized
+    # arguments" (exit 2); those that change nothing here say so.
+    args = ("--loop", "none", "--http", "httptools", "--use-colors", "--reset-contextvars")
+    async with running_cli("examples.echo:routes", *args) as cli:
+        await assert_echo(cli.url + "/ws")
+        await wait_for(lambda: "--http httptools: HTTP/1.1 is h11's" in cli.stderr, what="it")
+        await wait_for(lambda: "--use-colors: log lines are not" in cli.stderr, what="it")
+    async with running_cli("examples.echo:routes", "--no-use-colors") as cli:
+        await assert_echo(cli.url + "/ws")
+    assert "colour" not in cli.stderr
+
+
+def test_an_application_may_be_an_attribute_of_an_attribute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # module:obj.app, as uvicorn walks it: "module has no attribute 'obj.app'".
+    (tmp_path / "nested_app.py").write_text(
+        "from wsserver import Router\n\nclass holder:\n    routes = Router()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("nested_app")
+    assert load_app("nested_app:holder.routes") is module.holder.routes
+    with pytest.raises(AppLoadError, match="'nested_app:holder' has no attribute 'nope'"):
+        load_app("nested_app:holder.nope")
+    with pytest.raises(AppLoadError, match="module 'nested_app' has no attribute 'nope'"):
+        load_app("nested_app:nope.routes")
 
 
 async def test_uds_and_fd_together_are_refused() -> None:

@@ -1300,3 +1300,67 @@ async def test_a_worker_refusing_new_certificates_says_so_as_a_worker(
         (line,) = [line for line in cli.stderr.splitlines() if "TLS: " in line]
         assert re.search(r"^\S+ \S+ ERROR .*\[worker \d\] .*TLS: ", line), line
         assert not line.startswith("error:"), line
+
+
+@pytest.mark.parametrize("given", [None, "info"])
+async def test_log_level_goes_over_a_log_config_as_in_uvicorn(
+    tmp_path: Path, given: str | None
+) -> None:
+    # A file that has wsserver say warnings only: --log-level, when given,
+    # sets wsserver's loggers' level after it (uvicorn does so for its own).
+    log_config = tmp_path / "logging.json"
+    log_config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+                "root": {"level": "INFO", "handlers": ["stderr"]},
+                "loggers": {"wsserver": {"level": "WARNING"}},
+            }
+        )
+    )
+    level = ("--log-level", given) if given else ()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsserver",
+        "examples.echo:routes",
+        "--log-config",
+        str(log_config),
+        *level,
+        "--port",
+        "0",
+        cwd=ROOT,
+        env=child_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    try:
+        said = await asyncio.wait_for(proc.stderr.readline(), STARTUP_TIMEOUT)
+        if given is None:
+            # Nothing at INFO from wsserver: a line would have come at once.
+            with pytest.raises(TimeoutError):
+                said = await asyncio.wait_for(proc.stderr.readline(), 1.0)
+    except TimeoutError:
+        said = b""
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert (b"listening on" in said) is (given is not None), said
+
+
+async def test_a_log_config_for_uvicorns_loggers_is_warned_of(tmp_path: Path) -> None:
+    log_config = tmp_path / "uvicorn.json"
+    log_config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+                "loggers": {"uvicorn.access": {"level": "INFO", "handlers": ["stderr"]}},
+                "root": {"level": "INFO", "handlers": ["stderr"]},
+            }
+        )
+    )
+    async with running_cli("examples.echo:routes", "--log-config", str(log_config)) as cli:
+        await wait_for(lambda: "configures uvicorn's loggers" in cli.stderr, what="the warning")

@@ -199,24 +199,36 @@ def build_parser() -> CommandLineParser:
     add_flags(p)
     p.add_argument(
         "--loop",
-        choices=["asyncio", "uvloop", "auto"],
+        choices=["asyncio", "uvloop", "auto", "none"],
         default="asyncio",
         help="event loop (uvloop needs: pip install wsserver[uvloop]; auto: uvloop if it is "
-        "installed, as in uvicorn)",
+        "installed, as in uvicorn; none: uvicorn's, asyncio's own)",
     )
     # uvicorn's choices of HTTP and WebSocket implementation, so that its
     # command lines run: wsserver has one of each (h11, its own protocol layer).
     p.add_argument(
         "--http",
-        choices=["auto", "h11"],
+        choices=["auto", "h11", "httptools"],
         default="auto",
-        help="uvicorn's: HTTP/1.1 is always h11's here",
+        help="uvicorn's: HTTP/1.1 is always h11's here (httptools: a warning says so)",
     )
     p.add_argument(
         "--ws",
         choices=["auto", "websockets", "websockets-sansio", "wsproto"],
         default="auto",
         help="uvicorn's: the WebSocket protocol is always wsserver's own here",
+    )
+    p.add_argument(
+        "--use-colors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="uvicorn's: log lines are never coloured here (--use-colors: a warning says so)",
+    )
+    p.add_argument(
+        "--reset-contextvars",
+        action="store_true",
+        help="uvicorn's: each connection's handler or application already starts from the "
+        "context the server started in",
     )
     p.add_argument("--version", action="version", version=f"wsserver {__version__}")
     p.add_argument(
@@ -241,9 +253,10 @@ def build_parser() -> CommandLineParser:
     )
     p.add_argument(
         "--log-level",
-        default="info",
+        default=None,
         choices=["trace", "debug", "info", "warning", "error", "critical"],
-        help="logging level (default info; trace: uvicorn's, the same as debug here)",
+        help="logging level (default info; trace: uvicorn's, the same as debug here); with "
+        "--log-config, wsserver's loggers' level, over what the file says (as in uvicorn)",
     )
     return p
 
@@ -333,10 +346,15 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
             problem = f"cannot import {module_name!r}: no module named {missing!r}"
             raise AppLoadError(problem) from None
         raise  # a module the application imports: its traceback says where
-    try:
-        obj: Any = getattr(module, attr)
-    except AttributeError:
-        raise AppLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    obj: Any = module
+    path = module_name
+    for name in attr.split("."):  # (module:obj.app, as uvicorn walks it)
+        try:
+            obj = getattr(obj, name)
+        except AttributeError:
+            where = f"module {module_name!r}" if path == module_name else repr(path)
+            raise AppLoadError(f"{where} has no attribute {name!r}") from None
+        path += (":" if path == module_name else ".") + name
     uri = route_of(obj)
     if uri is not None:
         raise AppLoadError(
@@ -831,6 +849,8 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
     """
     if args.interface == "asgi3":
         args.interface = "asgi"
+    if args.loop == "none":
+        args.loop = "asyncio"
     if args.log_level == "trace":
         args.log_level = "debug"
     if args.log_format not in ("text", "json"):
@@ -950,6 +970,10 @@ def _main(argv: Sequence[str] | None) -> int:
         )
     except (OSError, ValueError, KeyError, configparser.Error) as exc:
         parser.exit(2, f"error: --log-config {args.log_config}: {_log_config_error(exc)}\n")
+    if role is None and args.http == "httptools":
+        logger.warning("--http httptools: HTTP/1.1 is h11's here (uvicorn's choice, ignored)")
+    if role is None and args.use_colors:
+        logger.warning("--use-colors: log lines are not coloured here (uvicorn's, ignored)")
     unused = [f for f in ("reload_dir", "reload_include", "reload_exclude") if getattr(args, f)]
     if unused and not args.reload and role is None:
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
@@ -1176,11 +1200,14 @@ def _target(args: argparse.Namespace) -> str:
 
 
 def configure_logging(
-    level: str, log_config: str | None, log_format: str = "text", worker: int | None = None
+    level: str | None, log_config: str | None, log_format: str = "text", worker: int | None = None
 ) -> None:
     """Logging as ``--log-level``, ``--log-format`` and ``--log-config`` say.
 
     A worker's lines name it (``[worker N]``, or the ``worker`` field in JSON).
+    ``level`` (None: none was given, info) is the root logger's; with a
+    ``log_config``, it is set on wsserver's loggers after it, as uvicorn does
+    on its own: the file's say otherwise only when no level was given.
 
     Raises:
         OSError, ValueError, KeyError, configparser.Error: ``log_config`` cannot
@@ -1188,7 +1215,7 @@ def configure_logging(
     """
     prefix = f"[worker {worker}] " if worker is not None else ""
     logging.basicConfig(
-        level=getattr(logging, level.upper()),
+        level=getattr(logging, (level or "info").upper()),
         format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
     )
     if log_format == "json":
@@ -1214,10 +1241,24 @@ def configure_logging(
         # would otherwise silence them (tracebacks of handlers included).
         config.setdefault("disable_existing_loggers", False)
         logging.config.dictConfig(config)
+        named = list(config.get("loggers") or ())
     else:
         if not os.path.exists(log_config):
             raise FileNotFoundError(f"no such file: {log_config}")
         logging.config.fileConfig(log_config, disable_existing_loggers=False)
+        ini = configparser.ConfigParser()
+        ini.read(log_config, encoding="utf-8")
+        named = [name.strip() for name in ini.get("loggers", "keys", fallback="").split(",")]
+    if level is not None:
+        logging.getLogger("wsserver").setLevel(getattr(logging, level.upper()))
+    if any(n.startswith("uvicorn") for n in named) and not any(
+        n.startswith("wsserver") for n in named
+    ):
+        logger.warning(
+            "%s configures uvicorn's loggers, which wsserver does not use: its own are "
+            "wsserver.server, wsserver.access and wsserver.protocol (under wsserver)",
+            log_config,
+        )
 
 
 if __name__ == "__main__":
