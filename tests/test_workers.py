@@ -399,6 +399,52 @@ async def test_sigttin_adds_a_worker_and_sigttou_retires_one(tmp_path: Path) -> 
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 
 
+@pytest.mark.drill
+async def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced() -> None:
+    # --timeout-worker-healthcheck: the worker's loop answers the supervisor;
+    # a handler that blocks it (here for 60 s) leaves its clients unserved.
+    async with supervisor("--timeout-worker-healthcheck", "1") as cli:
+        workers = children(cli.proc.pid)
+        http = cli.url.replace("ws://", "http://")
+        async with httpx.AsyncClient(timeout=30) as client:
+            blocked = asyncio.create_task(client.get(http + "/block?s=60"))
+            await wait_for(
+                lambda: "did not answer within 1 s (its event loop is blocked?)" in cli.stderr,
+                what="the health check's verdict",
+                timeout=TIMEOUT,
+            )
+            with pytest.raises(httpx.RemoteProtocolError):  # (its worker was killed)
+                await blocked
+        await wait_for(
+            lambda: len(children(cli.proc.pid)) == 2 and children(cli.proc.pid) != workers,
+            what="a replacement",
+        )
+        assert "died (signal SIGKILL" in cli.stderr
+        connections = await on_every_worker(cli.url, children(cli.proc.pid))
+        for ws, _ in connections:
+            await ws.close()
+
+
+@pytest.mark.drill
+@pytest.mark.parametrize(
+    ("timeout", "seconds"),
+    [("1", "0"), ("3", "1.5"), ("none", "3")],
+    ids=["idle", "busy-within-it", "no-health-check"],
+)
+async def test_a_worker_that_answers_is_left_alone(timeout: str, seconds: str) -> None:
+    # A worker whose loop answers (idle, or busy for less than the timeout),
+    # or with no health check, is never killed.
+    async with supervisor("--timeout-worker-healthcheck", timeout) as cli:
+        workers = children(cli.proc.pid)
+        http = cli.url.replace("ws://", "http://")
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.get(f"{http}/block?s={seconds}")
+        assert int(response.text) in workers
+        await asyncio.sleep(3.0)  # (three looks more)
+        assert children(cli.proc.pid) == workers
+        assert "did not answer" not in cli.stderr
+
+
 async def test_workers_die_with_a_killed_supervisor() -> None:
     async with supervisor() as cli:
         workers = children(cli.proc.pid)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from wsserver import Request, Router, WebSocket
+from wsserver.response import Response, text
 
 if os.environ.get("CRASH_AT_IMPORT"):
     raise RuntimeError("this application is broken on purpose")
@@ -38,6 +40,13 @@ async def inherited(request: Request, ws: WebSocket) -> None:
             }
         )
     )
+
+
+@routes.get("/block")
+async def block(request: Request) -> Response:
+    """Block this process's event loop for ``?s=`` seconds (a handler's bug), then answer."""
+    time.sleep(float(request.args.get("s", "60")))
+    return text(str(os.getpid()))
 
 
 def _inheritable(fd: int) -> bool:

@@ -35,7 +35,10 @@ from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, remove_socket_file, serve
 from .server.tls import ssl_context
 from .supervisor import (
+    HEALTH_TIMEOUT,
     LIMIT_REACHED,
+    PING,
+    PONG,
     READY,
     START_TIMEOUT,
     Supervisor,
@@ -159,6 +162,16 @@ def build_parser() -> CommandLineParser:
         "--limit-max-requests) may take to accept before it is given up and the old one kept; "
         "at the first start, a warning after it "
         f"(default {START_TIMEOUT:g}) [WEBSOCKET_WORKER_START_TIMEOUT]",
+    )
+    p.add_argument(
+        "--timeout-worker-healthcheck",
+        type=_seconds_or_none,
+        default=None,
+        metavar="SECONDS|none",
+        help="seconds a worker's event loop may take to answer the supervisor, once the worker "
+        "accepts, before it is killed and another started (a loop blocked by an endless loop "
+        f"or a deadlock serves no one; default {HEALTH_TIMEOUT:g}; none: never) "
+        "[WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK]",
     )
     p.add_argument(
         "--reload",
@@ -300,6 +313,11 @@ def _positive_seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError("expected a number of seconds above 0")
     return value
+
+
+def _seconds_or_none(text: str) -> float | str:
+    """An argparse type: a number of seconds above 0, or ``none``."""
+    return "none" if text == "none" else _positive_seconds(text)
 
 
 def _role(text: str) -> WorkerRole:
@@ -467,6 +485,7 @@ CLI_VARIABLES = frozenset(
         "WEBSOCKET_UDS",
         "WEBSOCKET_WORKERS",
         "WEBSOCKET_WORKER_START_TIMEOUT",
+        "WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK",
         "WEBSOCKET_LOG_CONFIG",
         "WEBSOCKET_LOG_FORMAT",
     }
@@ -653,6 +672,25 @@ async def run(
         pipe = role.ready_fd
         with contextlib.suppress(OSError):
             os.write(pipe, READY)
+
+        def answer_pings() -> None:
+            # The supervisor's health check: answered by this loop, so that
+            # a loop that is blocked gives no answer.
+            try:
+                data = os.read(pipe, 64)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:  # (the supervisor is gone: watch_supervisor() sees it)
+                loop.remove_reader(pipe)
+                return
+            with contextlib.suppress(OSError):
+                os.write(pipe, PONG * data.count(PING))
+
+        with contextlib.suppress(OSError):
+            os.set_blocking(pipe, False)
+            loop.add_reader(pipe, answer_pings)
 
         def limit_reached() -> None:
             # The supervisor starts another worker and, once it accepts,
@@ -1114,6 +1152,13 @@ def supervise(
             start_timeout = _positive_seconds(variable)
         except argparse.ArgumentTypeError as exc:
             _refuse(parser, args, f"WEBSOCKET_WORKER_START_TIMEOUT: {exc}")
+    health: float | str | None = args.timeout_worker_healthcheck
+    if health is None:
+        variable = os.environ.get("WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK") or str(HEALTH_TIMEOUT)
+        try:
+            health = _seconds_or_none(variable)
+        except argparse.ArgumentTypeError as exc:
+            _refuse(parser, args, f"WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK: {exc}")
     watcher = None
     if args.reload:
         directories = args.reload_dir or [args.app_dir or os.getcwd()]
@@ -1168,7 +1213,14 @@ def supervise(
             return last[0]
 
     supervisor = Supervisor(
-        arguments, workers, sock, grace, watcher, environment, start_timeout=start_timeout
+        arguments,
+        workers,
+        sock,
+        grace,
+        watcher,
+        environment,
+        start_timeout=start_timeout,
+        health_timeout=None if health == "none" else float(health),
     )
     try:
         return asyncio.run(supervisor.run())

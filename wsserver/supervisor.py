@@ -60,6 +60,9 @@ __all__ = [
     "ignore_signals",
     "READY",
     "LIMIT_REACHED",
+    "PING",
+    "PONG",
+    "HEALTH_TIMEOUT",
 ]
 
 logger = logging.getLogger("wsserver.supervisor")
@@ -71,9 +74,17 @@ MAX_BACKOFF = 30.0
 #: How long a new worker may take to accept, in a rolling restart, before it is
 #: given up, unless said otherwise (``--worker-start-timeout``).
 START_TIMEOUT = 60.0
-#: What a worker writes on that pipe: it accepts; it reached its limit_max_requests.
+#: What a worker writes on its channel (a socket pair): it accepts; it reached
+#: its limit_max_requests; and its event loop's answer to the supervisor's PING.
 READY = b"R"
 LIMIT_REACHED = b"L"
+PING = b"P"
+PONG = b"O"
+#: Seconds a worker's event loop may take to answer a PING, unless said
+#: otherwise (``--timeout-worker-healthcheck``): gunicorn's worker timeout.
+HEALTH_TIMEOUT = 30.0
+#: Seconds between two PINGs to a worker.
+HEALTH_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,8 @@ class WorkerRole:
     """
 
     slot: int
-    #: The pipe's write end, inherited: where the worker says READY and LIMIT_REACHED.
+    #: Its end of the channel, inherited: where it says READY and LIMIT_REACHED,
+    #: and answers PING.
     ready_fd: int
     supervisor_pid: int
 
@@ -121,6 +133,9 @@ class Worker:
     pidfd: int | None = None
     #: Its watching tasks (kept referenced).
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: The supervisor's end of its channel, once open; the answer awaited to a PING.
+    channel: asyncio.StreamWriter | None = None
+    pong: asyncio.Future[None] | None = None
 
     @property
     def pid(self) -> int:
@@ -146,6 +161,8 @@ class Supervisor:
             read again); None from it, or none given: this process's.
         start_timeout: seconds a worker started in a rolling restart may take
             to accept before it is given up (the old one is kept).
+        health_timeout: seconds a worker's event loop may take to answer, once
+            it accepts, before it is killed (and another started); None: never.
     """
 
     def __init__(
@@ -158,8 +175,10 @@ class Supervisor:
         environment: Callable[[], dict[str, str] | None] | None = None,
         *,
         start_timeout: float = START_TIMEOUT,
+        health_timeout: float | None = HEALTH_TIMEOUT,
     ):
         self.argv = list(argv)
+        self.health_timeout = health_timeout
         self.count = workers
         self.sock = sock
         self.grace = grace
@@ -268,10 +287,11 @@ class Supervisor:
             return None  # (and the listening socket is closed)
         loop = asyncio.get_running_loop()
         try:
-            read_end, write_end = os.pipe()
+            ours, theirs = socket.socketpair()
         except OSError as exc:
             self._spawn_failed(slot, exc)
             return None
+        write_end = theirs.fileno()
         role = WorkerRole(slot, write_end, os.getpid())
         fd = self.sock.fileno()
         env = self.environment() if self.environment is not None else None
@@ -296,21 +316,23 @@ class Supervisor:
                 process_group=0,
             )
         except OSError as exc:
-            os.close(read_end)
+            ours.close()
             self._spawn_failed(slot, exc)
             return None
         except BaseException:  # cancelled
-            os.close(read_end)
+            ours.close()
             raise
         finally:
-            os.close(write_end)
+            theirs.close()
             self._spawning -= 1
         worker = Worker(slot, process, loop.time(), loop.create_future(), pidfd=_pidfd(process.pid))
         logger.info("worker %d started (pid %d)", slot, process.pid)
         worker.tasks += [
-            loop.create_task(self._watch_ready(worker, read_end)),
+            loop.create_task(self._watch_ready(worker, ours)),
             loop.create_task(self._watch_exit(worker)),
         ]
+        if self.health_timeout is not None:
+            worker.tasks.append(loop.create_task(self._watch_health(worker, self.health_timeout)))
         return worker
 
     def _spawn_failed(self, slot: int, exc: OSError) -> None:
@@ -323,18 +345,19 @@ class Supervisor:
         if not self.stopping:
             self._restart_later(slot, delay)
 
-    async def _watch_ready(self, worker: Worker, read_end: int) -> None:
-        """Read the worker's pipe until it exits.
+    async def _watch_ready(self, worker: Worker, channel: socket.socket) -> None:
+        """Read the worker's channel until it exits.
 
         ``worker.ready`` is resolved when it says it accepts (True) or exits
         first (False); afterwards it may say it reached its
-        ``limit_max_requests``, and is then replaced (:meth:`_replace`).
+        ``limit_max_requests``, and is then replaced (:meth:`_replace`), and
+        it answers PINGs (:meth:`_watch_health`).
         """
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_end, "rb", 0)
-        )
+        try:
+            reader, worker.channel = await asyncio.open_unix_connection(sock=channel)
+        except BaseException:
+            channel.close()
+            raise
         try:
             said = await reader.read(1)
             if not worker.ready.done():
@@ -352,10 +375,50 @@ class Supervisor:
                 said = await reader.read(1)
                 if said == LIMIT_REACHED:
                     self._on_limit(worker)
+                elif said == PONG and worker.pong is not None and not worker.pong.done():
+                    worker.pong.set_result(None)
+        except OSError:
+            pass  # (its end reset: it is gone, which _watch_exit() sees)
         finally:
-            transport.close()
+            worker.channel.close()
         if not worker.ready.done():
             worker.ready.set_result(False)
+
+    async def _watch_health(self, worker: Worker, timeout: float) -> None:
+        """``--timeout-worker-healthcheck``: once the worker accepts, every
+        :data:`HEALTH_INTERVAL`, ask its event loop for an answer. One that
+        gives none within ``timeout`` (its loop is blocked: an endless loop, a
+        deadlock, a call that never returns) serves no one: it is killed, and
+        another started as for a worker that died. As gunicorn's worker
+        timeout does, and unlike uvicorn's, whose answer comes from a thread.
+        """
+        if not await worker.ready:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL)
+            if worker.exited.done() or worker.retiring or self.stopping or worker.channel is None:
+                return
+            worker.pong = loop.create_future()
+            try:
+                worker.channel.write(PING)
+            except (OSError, RuntimeError):
+                return  # (its channel is closed: it is gone)
+            waiting: set[asyncio.Future[Any]] = {worker.pong, worker.exited}
+            await asyncio.wait(waiting, timeout=timeout)
+            if worker.pong.done():
+                continue
+            if worker.exited.done() or worker.retiring or self.stopping:
+                return
+            logger.error(
+                "worker %d (pid %d) did not answer within %g s (its event loop is blocked?): "
+                "killing it",
+                worker.slot,
+                worker.pid,
+                timeout,
+            )
+            _signal(worker, signal.SIGKILL)
+            return
 
     def _on_limit(self, worker: Worker) -> None:
         """The worker received its limit_max_requests: replace it (it serves meanwhile).
