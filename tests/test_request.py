@@ -94,6 +94,19 @@ def test_query_args_get_and_getlist() -> None:
     assert args.getlist("missing") == []
 
 
+def test_sanic_and_multidict_calls_take_a_default() -> None:
+    # request.args.getlist("t", []) and headers.getall("x", []) raised TypeError.
+    args = QueryArgs({"a": ["1", "2"]})
+    assert args.getlist("a", ["d"]) == ["1", "2"]
+    assert args.getlist("missing", ["d"]) == ["d"]
+    headers = Headers([("X-A", "1"), ("x-a", "2")])
+    assert headers.getall("x-a", ["d"]) == ["1", "2"]
+    assert headers.getall("missing", ["d"]) == ["d"] and headers.getall("missing") == []
+    assert headers.getone("X-A") == "1" and headers.getone("missing", None) is None
+    with pytest.raises(KeyError):
+        headers.getone("missing")
+
+
 def test_query_args_get_with_empty_list_gives_default() -> None:
     assert QueryArgs({"a": []}).get("a", "d") == "d"
 

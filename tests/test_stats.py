@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import os
@@ -85,6 +87,34 @@ async def test_messages_and_bytes_by_route(run_server: StartServer) -> None:
     assert echo["wire_out"] == payload + 4 * 2 + 4  # + our close frame (2 + code)
     assert echo["wire_in"] == payload + 4 * 6 + 8  # + the client's masked close frame
     assert server.stats()["connections"] == {}
+
+
+async def test_what_was_sent_is_counted_by_its_kind_and_bytes(run_server: StartServer) -> None:
+    # A str subclass (an enum's) went out as text and was counted as binary,
+    # its characters as bytes; a view of int32s counted its items, not bytes.
+    class Colour(enum.StrEnum):
+        RED = "rouge, é"
+
+    words = array.array("i", [1, 2, 3])
+    r = Router()
+
+    @r.websocket("/kinds")
+    async def kinds(request: Request, ws: WebSocket) -> None:
+        await ws.send(Colour.RED)
+        await ws.send(memoryview(words))
+        await ws.send(bytearray(b"ab"))
+        ws.send_nowait(Colour.RED)  # (broadcast's and send_nowait()'s way)
+
+    server = await run_server(r, compression=None)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/kinds") as ws:
+        assert await ws.recv() == "rouge, é"
+        assert await ws.recv() == words.tobytes()
+        assert await ws.recv() == b"ab"
+        assert await ws.recv() == "rouge, é"
+    await settle(server)
+    row = server.stats()["routes"]["kinds"]
+    assert (row["text_out"], row["binary_out"]) == (2, 2)
+    assert row["payload_out"] == 2 * len("rouge, é".encode()) + 12 + 2
 
 
 async def test_compressed_bytes(run_server: StartServer) -> None:

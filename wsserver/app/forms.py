@@ -47,9 +47,13 @@ class MultiValues(dict[str, list[Any]]):
         values = super().get(name)
         return values[0] if values else default
 
-    def getlist(self, name: str) -> list[Any]:
-        """Every value of ``name`` (an empty list when absent)."""
-        return list(super().get(name, []))
+    def getlist(self, name: str, default: Any = None) -> Any:
+        """Every value of ``name``; when absent, ``default`` if given (as in
+        Sanic: ``getlist("tag", [])``), else an empty list."""
+        values = super().get(name)
+        if values is None:
+            return [] if default is None else default
+        return list(values)
 
 
 class UploadedFile(NamedTuple):

@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 import h11
 
@@ -157,6 +157,11 @@ def valid_header(name: str, value: str) -> bool:
     return TOKEN_RE.fullmatch(name) is not None and _FIELD_VALUE.fullmatch(value) is not None
 
 
+#: No default given (getone()).
+_MISSING: Any = object()
+_T = TypeVar("_T")
+
+
 class Headers(Mapping[str, str]):
     """Case-insensitive, multi-valued HTTP headers.
 
@@ -212,10 +217,27 @@ class Headers(Mapping[str, str]):
     def __len__(self) -> int:
         return len({name for name, _ in self._items})
 
-    def getall(self, name: str) -> list[str]:
-        """Every value of header ``name`` (an empty list when absent)."""
+    @overload
+    def getall(self, name: str) -> list[str]: ...
+    @overload
+    def getall(self, name: str, default: _T) -> list[str] | _T: ...
+    def getall(self, name: str, default: Any = None) -> Any:
+        """Every value of header ``name``; when absent, ``default`` if given
+        (as multidict's ``getall(name, [])``), else an empty list."""
         key = name.lower()
-        return [value for item_name, value in self._items if item_name == key]
+        values = [value for item_name, value in self._items if item_name == key]
+        return default if not values and default is not None else values
+
+    def getone(self, name: str, default: Any = _MISSING) -> Any:
+        """The first value of header ``name`` (multidict's name for it); when
+        absent, ``default`` if given, else KeyError."""
+        key = name.lower()
+        for item_name, value in self._items:
+            if item_name == key:
+                return value
+        if default is _MISSING:
+            raise KeyError(name)
+        return default
 
     def raw_items(self) -> list[tuple[str, str]]:
         """Every ``(name, value)`` pair as received, repeated names included."""

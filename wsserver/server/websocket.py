@@ -316,12 +316,16 @@ class WebSocket:
         if conn.deflate is not None:
             protocol.hold_compressor()
         # Counted here rather than in a call (this is the hot path of every send).
-        if type(payload) is str:
+        kind = type(payload)
+        if kind is bytes:
+            protocol.binary_out += fin
+            protocol.payload_out += len(payload)
+        elif isinstance(payload, str):  # (a subclass too: an enum's, say)
             protocol.text_out += fin
             protocol.payload_out += len(payload) if payload.isascii() else len(payload.encode())
         else:
             protocol.binary_out += fin
-            protocol.payload_out += len(payload)
+            protocol.payload_out += memoryview(payload).nbytes  # (not len(): a view's items)
         protocol.send_pending()
 
     async def _send_fragments(

@@ -513,12 +513,16 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def count_sent(self, payload: str | bytes | bytearray | memoryview, fin: bool = True) -> None:
         """Count what was sent: the payload's bytes, and a message when ``fin`` ends one."""
-        if type(payload) is str:
+        kind = type(payload)
+        if kind is bytes:
+            self.binary_out += fin
+            self.payload_out += len(payload)
+        elif isinstance(payload, str):  # (a subclass too: an enum's, say)
             self.text_out += fin
             self.payload_out += len(payload) if payload.isascii() else len(payload.encode())
         else:
             self.binary_out += fin
-            self.payload_out += len(payload)
+            self.payload_out += memoryview(payload).nbytes  # (not len(): a view's items)
 
     # ---------------------------------------------------------------- closing
 
