@@ -316,13 +316,15 @@ class WebSocket:
         if conn.deflate is not None:
             protocol.hold_compressor()
         # Counted here rather than in a call (this is the hot path of every send).
-        kind = type(payload)
-        if kind is bytes:
-            protocol.binary_out += fin
-            protocol.payload_out += len(payload)
-        elif isinstance(payload, str):  # (a subclass too: an enum's, say)
+        if type(payload) is str:
             protocol.text_out += fin
             protocol.payload_out += len(payload) if payload.isascii() else len(payload.encode())
+        elif type(payload) is bytes:
+            protocol.binary_out += fin
+            protocol.payload_out += len(payload)
+        elif isinstance(payload, str):  # (a subclass: an enum's, say)
+            protocol.text_out += fin
+            protocol.payload_out += len(payload.encode())
         else:
             protocol.binary_out += fin
             protocol.payload_out += memoryview(payload).nbytes  # (not len(): a view's items)

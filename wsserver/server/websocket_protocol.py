@@ -513,13 +513,15 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def count_sent(self, payload: str | bytes | bytearray | memoryview, fin: bool = True) -> None:
         """Count what was sent: the payload's bytes, and a message when ``fin`` ends one."""
-        kind = type(payload)
-        if kind is bytes:
-            self.binary_out += fin
-            self.payload_out += len(payload)
-        elif isinstance(payload, str):  # (a subclass too: an enum's, say)
+        if type(payload) is str:
             self.text_out += fin
             self.payload_out += len(payload) if payload.isascii() else len(payload.encode())
+        elif type(payload) is bytes:
+            self.binary_out += fin
+            self.payload_out += len(payload)
+        elif isinstance(payload, str):  # (a subclass: an enum's, say)
+            self.text_out += fin
+            self.payload_out += len(payload.encode())
         else:
             self.binary_out += fin
             self.payload_out += memoryview(payload).nbytes  # (not len(): a view's items)
