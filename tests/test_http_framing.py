@@ -395,6 +395,9 @@ async def test_empty_lines_before_a_request_line_are_ignored(server: Server) -> 
 
     # Empty lines alone: no answer; the head still has open_timeout.
     assert await exchange(server.port, b"\r\n" * 100, wait=0.5) == b"<still open>"
+    # A flood of them is taken at once (not a new copy of the buffer for each).
+    answer = await exchange(server.port, b"\r\n" * 100_000 + get, wait=2)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"GET / 0<still open>")
 
 
 async def test_a_later_http_1_minor_version_is_read_as_1_1(

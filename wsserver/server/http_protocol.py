@@ -487,6 +487,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if str(error) != "no request line received" or h.our_state is not h11.IDLE:
             return False
         data, closed = h.trailing_data
+        # (All of them at once: one copy of the buffer, not one for each line
+        # of a flood of them.)
+        data = data.lstrip(b"\r\n")
         self._h11 = h = self._new_h11()
         if data:
             h.receive_data(data)
