@@ -281,6 +281,26 @@ async def test_trailers_are_dropped_where_they_cannot_go(
     assert b"chunked" not in raw and b"x-checksum" not in raw
 
 
+async def test_trailers_after_a_pathsend(run_asgi: Any, tmp_path: Any) -> None:
+    # pathsend gave the file's length: h11 refused the trailers after it (the
+    # app failed, the connection closed, a pipelined request was lost).
+    path = tmp_path / "report.txt"
+    path.write_bytes(b"0123456789" * 1000)
+    app = sending(
+        start(trailers=True),
+        {"type": "http.response.pathsend", "path": str(path)},
+        trailers((b"x-checksum", b"abc")),
+    )
+    server = await run_asgi(app)
+    (final,) = await node_get(server.port, te="trailers")
+    assert final["body"] == "0123456789" * 1000
+    assert final["headers"]["transfer-encoding"] == "chunked"
+    assert final["trailers"] == {"x-checksum": "abc"}
+    request = get("1.1")  # (no TE: trailers: the file's length, no trailers)
+    raw = await exchange(server.port, request + request, wait=1)
+    assert raw.count(b"Content-Length: 10000\r\n") == 2 and b"x-checksum" not in raw
+
+
 async def test_trailers_are_dropped_after_the_apps_content_length(run_asgi: Any) -> None:
     app = sending(
         start((b"content-length", b"5"), trailers=True),

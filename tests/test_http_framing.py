@@ -395,6 +395,17 @@ async def test_empty_lines_before_a_request_line_are_ignored(server: Server) -> 
 
     # Empty lines alone: no answer; the head still has open_timeout.
     assert await exchange(server.port, b"\r\n" * 100, wait=0.5) == b"<still open>"
+    # An empty line split between two reads (its CR ending the first).
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(post + b"\r")
+    await asyncio.wait_for(reader.readuntil(b"POST / 3"), TIMEOUT)
+    writer.write(b"\n" + get)
+    second = await asyncio.wait_for(reader.readuntil(b"GET / 0"), TIMEOUT)
+    assert second.startswith(b"HTTP/1.1 200 OK\r\n"), second
+    writer.close()
+    # A CR, then what is no request line: still a 400.
+    answer = await exchange(server.port, b"\r\x16\x03\x01hello\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
     # A flood of them is taken at once (not a new copy of the buffer for each).
     answer = await exchange(server.port, b"\r\n" * 100_000 + get, wait=2)
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"GET / 0<still open>")

@@ -403,7 +403,8 @@ class HttpCycle:
         try:
             headers, status = self._headers, self._status
             declared = declared_length(headers, "http.response.start")
-            if declared is None and status not in (204, 304):
+            # (Chunked where trailers are to follow: they go after the last chunk.)
+            if declared is None and status not in (204, 304) and not self._trailers_go:
                 headers.append(("Content-Length", str(size)))
             connection.start_response(status, headers)
             self._status = 0

@@ -88,6 +88,10 @@ _NOTHING_YET: Any = object()
 _NO_MORE: Any = object()
 
 
+#: What h11 says of an empty line where a request line is due, whole or its CR alone.
+_EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request line"})
+
+
 def next_event(h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
     """``h.next_event()``; a malformed request's ``h11.RemoteProtocolError`` without its traceback.
 
@@ -481,15 +485,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _skipped_empty_line(self, error: h11.RemoteProtocolError) -> bool:
         """Whether ``error`` was h11 refusing an empty line where a request
         line was due, which RFC 9112 2.2 has a server ignore (a client may
-        send one after a request's body). h11 took the line; a new h11
-        connection, in the same state, then takes what came after it."""
+        send one after a request's body). h11 took the line ("no request
+        line"), or, for a CR that ended a read, refused the byte ("illegal
+        request line"); a new h11 connection, in the same state, takes what
+        came after the empty lines (all of them at once: one copy of the
+        buffer, not one for each line of a flood of them)."""
         h = self._h11
-        if str(error) != "no request line received" or h.our_state is not h11.IDLE:
+        message = str(error)
+        if h.our_state is not h11.IDLE or message not in _EMPTY_LINE_ERRORS:
             return False
         data, closed = h.trailing_data
-        # (All of them at once: one copy of the buffer, not one for each line
-        # of a flood of them.)
-        data = data.lstrip(b"\r\n")
+        rest = data.lstrip(b"\r\n")
+        if message == "illegal request line" and len(rest) == len(data):
+            return False  # (no empty line: a request line that is none)
+        data = rest
         self._h11 = h = self._new_h11()
         if data:
             h.receive_data(data)
