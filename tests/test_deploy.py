@@ -845,6 +845,8 @@ def test_env_file_format_as_python_dotenv_reads_it() -> None:
         "LAST": "1",
     }
     assert parse_env_file("A=x\nB=${A}/y\n")["B"] == "x/y"  # (what the file set above)
+    # In single quotes, \' and \\ only, as python-dotenv reads them.
+    assert parse_env_file("A='it\\'s'\nB='a\\\\b \\n'\n") == {"A": "it's", "B": "a\\b \\n"}
     with pytest.raises(ValueError, match="line 3"):
         parse_env_file('A="one\ntwo"\nB x\n')
 

@@ -220,6 +220,8 @@ def test_patterns_with_a_directory_match_the_path_from_the_right(tmp_path: Path)
     assert watching(exclude=[str(tmp_path / "tests" / "fixtures")]) == [
         "app.py", "gen/deep/more.py", "gen/out.py", "tests/test_app.py"
     ]  # fmt: skip
+    # An empty pattern matches nothing (PurePath.match raised ValueError at the start).
+    assert watching(include=[""], exclude=[""]) == [*python, "tests/test_app.py"]
     # An absolute pattern: the whole path.
     assert watching(exclude=[str(tmp_path / "*.py")]) == [
         "gen/deep/more.py", "gen/out.py", "tests/fixtures/data.py", "tests/test_app.py"

@@ -484,6 +484,51 @@ async def test_a_broken_app_is_started_once_per_slot_however_long_each_takes_to_
 
 
 @pytest.mark.drill
+async def test_sigttou_leaving_only_slots_that_never_started_ends_the_supervisor(
+    tmp_path: Path,
+) -> None:
+    # One worker died starting and waits for another to start; SIGTTOU took
+    # away the other, still starting: nothing would ever start, and the
+    # supervisor waited for ever, with no worker.
+    (tmp_path / "slowly_broken_app.py").write_text(SLOWLY_BROKEN_APP.replace("1.5", "30"))
+    args = ("--app-dir", str(tmp_path), "--workers", "2", "--ping-interval", "none")
+    async with running_cli("slowly_broken_app:routes", *args) as cli:
+        await wait_for(
+            lambda: "starting another once a worker has started" in cli.stderr,
+            what="the first worker's death",
+        )
+        cli.proc.send_signal(signal.SIGTTOU)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 1
+    assert "no worker ever started, and none is left to: stopping (exit code 1)" in cli.stderr
+
+
+def test_the_scaling_signals_are_left_to_job_control_on_a_tostop_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A background process that writes to a terminal set to tostop gets
+    # SIGTTOU from the kernel: caught, the write was retried for ever, and
+    # each signal took a worker away.
+    import pty
+    import termios
+
+    from wsserver.supervisor import _terminal_stops_background_writes
+
+    leader, follower = pty.openpty()
+    try:
+        with os.fdopen(os.dup(follower), "w") as terminal:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            monkeypatch.setattr(sys, "stdout", terminal)
+            assert not _terminal_stops_background_writes()
+            attributes = termios.tcgetattr(follower)
+            attributes[3] |= termios.TOSTOP
+            termios.tcsetattr(follower, termios.TCSANOW, attributes)
+            assert _terminal_stops_background_writes()
+    finally:
+        os.close(leader)
+        os.close(follower)
+
+
+@pytest.mark.drill
 async def test_one_worker_failing_at_start_up_while_another_starts_is_retried(
     tmp_path: Path,
 ) -> None:

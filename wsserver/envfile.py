@@ -2,10 +2,10 @@
 
 The format of ``.env`` files as python-dotenv (uvicorn's) reads them, for what
 people put in them: comments (``#``) and blank lines, an optional ``export``,
-values in single quotes (taken as they are) or double quotes (with ``\\n``,
-``\\t``, ``\\"``, ``\\\\`` ... escapes), either of which may span lines (a PEM
-key) and be followed by a ``#`` comment, unquoted values up to a `` #``
-comment; ``${NAME}`` and ``${NAME:-default}`` in unquoted and double-quoted
+values in single quotes (taken as they are, but for ``\\'`` and ``\\\\``) or
+double quotes (with ``\\n``, ``\\t``, ``\\"``, ``\\\\`` ... escapes), either of
+which may span lines (a PEM key) and be followed by a ``#`` comment, unquoted
+values up to a `` #`` comment; ``${NAME}`` and ``${NAME:-default}`` in unquoted and double-quoted
 values stand for a variable's value (the environment's, else one the file set
 above; else the default, else nothing); a line of a name alone sets nothing.
 Variables already set in the environment win, as with python-dotenv's default.
@@ -35,8 +35,11 @@ _ESCAPES = {
     "'": "'",
     "\\": "\\",
 }
-#: The closing quote of a double-quoted value (not one a backslash escapes).
+#: The closing quote of a double-quoted value, or a single-quoted one (not
+#: one a backslash escapes: ``\\'`` and ``\\\\`` are a single-quoted value's only
+#: escapes, as in python-dotenv).
 _DOUBLE_END = re.compile(r'(?:[^"\\]|\\.)*"', re.S)
+_SINGLE_END = re.compile(r"(?:[^'\\]|\\.)*'", re.S)
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -78,9 +81,10 @@ def _value(text: str, pos: int, lookup: Callable[[str], str | None]) -> tuple[st
         pos += 1
     quote = text[pos : pos + 1]
     if quote == "'":
-        close = text.find("'", pos + 1)
-        if close != -1 and _LINE_END.match(text, close + 1) is not None:
-            return text[pos + 1 : close], close + 1
+        closed = _SINGLE_END.match(text, pos + 1)
+        if closed is not None and _LINE_END.match(text, closed.end()) is not None:
+            raw = text[pos + 1 : closed.end() - 1]
+            return re.sub(r"\\([\\'])", r"\1", raw), closed.end()
     elif quote == '"':
         closed = _DOUBLE_END.match(text, pos + 1)
         if closed is not None and _LINE_END.match(text, closed.end()) is not None:

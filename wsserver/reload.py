@@ -71,6 +71,8 @@ class FileWatcher:
         interval: float = POLL_INTERVAL,
     ) -> None:
         self.directories = [os.path.abspath(d) for d in directories]
+        include = [p for p in include if p]  # (an empty one matches nothing)
+        exclude = [p for p in exclude if p]
         self.patterns = _merged(INCLUDE, include, exclude)
         self.excluded = _merged(EXCLUDE, exclude, include)
         #: Names given as they are (no wildcard): watched whatever excludes them.

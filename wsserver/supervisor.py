@@ -219,7 +219,13 @@ class Supervisor:
         for signum in stops:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
         loop.add_signal_handler(signal.SIGHUP, self.restart, "SIGHUP")
-        scaling = (signal.SIGTTIN, signal.SIGTTOU)
+        scaling: tuple[signal.Signals, ...] = (signal.SIGTTIN, signal.SIGTTOU)
+        if _terminal_stops_background_writes():
+            # There the kernel sends SIGTTOU to a background process that
+            # writes a log line: job control's, to be left to it (caught, the
+            # write is retried for ever, and each signal takes a worker away).
+            scaling = ()
+            logger.info("SIGTTIN and SIGTTOU are job control's here (the terminal has tostop)")
         for signum in scaling:
             loop.add_signal_handler(signum, self._scale, signum)
         if self.watcher is not None:
@@ -628,6 +634,13 @@ class Supervisor:
             self._retired.add(worker)
             _signal(worker, signal.SIGHUP)
             self._keep(asyncio.get_running_loop().create_task(self._reap([worker])))
+        if self._never_started and len(self._never_started) >= self.count:
+            # Every slot left is one whose worker died at start-up, waiting for
+            # another to start: none will (see _replace_dead()).
+            self.exit_code = 1
+            logger.error("no worker ever started, and none is left to: stopping (exit code 1)")
+            self.stopping = True
+            self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
 
     async def _kill_all(self) -> None:
         """Kill every worker, and end: not by os._exit(), so that what the command
@@ -806,6 +819,22 @@ class Supervisor:
                 self._on_limit(new)  # it said so before it had its slot
             await self._reap(retiring)
             return True
+
+
+def _terminal_stops_background_writes() -> bool:
+    """Whether this process writes its log to a terminal set to ``tostop``."""
+    try:
+        import termios
+    except ImportError:  # (not POSIX)
+        return False
+    for stream in (sys.stderr, sys.stdout):
+        try:
+            fd = stream.fileno()
+            if os.isatty(fd) and termios.tcgetattr(fd)[3] & termios.TOSTOP:
+                return True
+        except (AttributeError, OSError, ValueError, termios.error):
+            continue
+    return False
 
 
 def _backoff(failures: int) -> float:
