@@ -457,6 +457,14 @@ async def test_a_bad_or_conflicting_listening_variable_exits_2(
         ({"WEB_CONCURRENCY": "none"}, "WEB_CONCURRENCY: "),
         ({"WEB_CONCURRENCY": "2", "WEBSOCKET_WORKERS": "0"}, "WEBSOCKET_WORKERS: "),
         ({"FORWARDED_ALLOW_IPS": "10.0.0.0/99"}, "forwarded_allow_ips must be"),
+        (
+            {"WEB_CONCURRENCY": "2", "WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK": "soon"},
+            "WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK: expected a number of seconds above 0",
+        ),
+        (
+            {"WEB_CONCURRENCY": "2", "WEBSOCKET_WORKER_START_TIMEOUT": "none"},
+            "WEBSOCKET_WORKER_START_TIMEOUT: expected a number of seconds above 0",
+        ),
     ],
 )
 async def test_uvicorns_variables_are_read_and_checked(env: dict[str, str], said: str) -> None:

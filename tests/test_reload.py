@@ -152,6 +152,15 @@ def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_pat
     assert txt.changed() == [str(tmp_path / "notes.txt")]
 
 
+def changed_after_edits(top: Path, files: list[Path], **patterns: list[str]) -> list[str]:
+    """What a watcher of ``top`` with ``patterns`` sees change once each of ``files`` is edited."""
+    watcher = FileWatcher([str(top)], **patterns)
+    for file in files:
+        stat = file.stat()
+        os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + next(_EDITS) * 10**9))
+    return [Path(path).relative_to(top).as_posix() for path in watcher.changed()]
+
+
 def test_include_and_exclude_patterns_work_as_uvicorns(tmp_path: Path) -> None:
     names = ["app.py", "page.html", "notes.txt", ".#app.py", "app.py~", "scratch_1.py", ".env"]
     (tmp_path / "gen").mkdir()
@@ -160,11 +169,7 @@ def test_include_and_exclude_patterns_work_as_uvicorns(tmp_path: Path) -> None:
         file.write_text("")
 
     def watching(**patterns: list[str]) -> list[str]:
-        watcher = FileWatcher([str(tmp_path)], **patterns)
-        for file in files:
-            stat = file.stat()
-            os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + next(_EDITS) * 10**9))
-        return [Path(path).relative_to(tmp_path).as_posix() for path in watcher.changed()]
+        return changed_after_edits(tmp_path, files, **patterns)
 
     # By default *.py, but not hidden files or editors' lock and backup files.
     assert watching() == ["app.py", "gen/out.py", "scratch_1.py"]
@@ -199,11 +204,7 @@ def test_patterns_with_a_directory_match_the_path_from_the_right(tmp_path: Path)
         file.write_text("")
 
     def watching(**patterns: list[str]) -> list[str]:
-        watcher = FileWatcher([str(tmp_path)], **patterns)
-        for file in files:
-            stat = file.stat()
-            os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + next(_EDITS) * 10**9))
-        return [Path(path).relative_to(tmp_path).as_posix() for path in watcher.changed()]
+        return changed_after_edits(tmp_path, files, **patterns)
 
     python = ["app.py", "gen/deep/more.py", "gen/out.py", "tests/fixtures/data.py"]
     assert watching(include=["templates/*.html"]) == sorted(

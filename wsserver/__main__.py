@@ -1145,20 +1145,12 @@ def supervise(
         ssl_context(config)  # (each worker makes its own: this one says what they would)
     except ConfigError as exc:
         _refuse(parser, args, str(exc))
-    start_timeout = args.worker_start_timeout
-    if start_timeout is None:
-        variable = os.environ.get("WEBSOCKET_WORKER_START_TIMEOUT") or str(START_TIMEOUT)
-        try:
-            start_timeout = _positive_seconds(variable)
-        except argparse.ArgumentTypeError as exc:
-            _refuse(parser, args, f"WEBSOCKET_WORKER_START_TIMEOUT: {exc}")
-    health: float | str | None = args.timeout_worker_healthcheck
-    if health is None:
-        variable = os.environ.get("WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK") or str(HEALTH_TIMEOUT)
-        try:
-            health = _seconds_or_none(variable)
-        except argparse.ArgumentTypeError as exc:
-            _refuse(parser, args, f"WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK: {exc}")
+    start_timeout = _flag_or_variable(
+        parser, args, "worker_start_timeout", _positive_seconds, START_TIMEOUT
+    )
+    health = _flag_or_variable(
+        parser, args, "timeout_worker_healthcheck", _seconds_or_none, HEALTH_TIMEOUT
+    )
     watcher = None
     if args.reload:
         directories = args.reload_dir or [args.app_dir or os.getcwd()]
@@ -1229,6 +1221,25 @@ def supervise(
         remove_socket_file(sock)  # (a --uds socket's: the workers are gone)
         for directory in shared_dirs:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _flag_or_variable(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    name: str,
+    read: Callable[[str], Any],
+    default: float,
+) -> Any:
+    """What flag ``--NAME`` gave, else its ``WEBSOCKET_NAME`` variable read as
+    the flag would be (refused, exit 2, if it would be), else ``default``."""
+    given = getattr(args, name)
+    if given is not None:
+        return given
+    variable = f"WEBSOCKET_{name.upper()}"
+    try:
+        return read(os.environ.get(variable) or str(default))
+    except argparse.ArgumentTypeError as exc:
+        _refuse(parser, args, f"{variable}: {exc}")
 
 
 def use_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
