@@ -110,6 +110,18 @@ raise RuntimeError("broken, slowly or not")
 """
 
 
+SLOT_ONE_FAILS_AT_ONCE_APP = """
+import sys
+import time
+
+# Slot 1's worker fails at once; the others after a long start (the slot is
+# on the worker's command line: --worker SLOT:FD:PID).
+if sys.argv[sys.argv.index("--worker") + 1].split(":")[0] != "1":
+    time.sleep(30)
+raise RuntimeError("broken, at once or slowly")
+"""
+
+
 async def pid_of_connection(url: str) -> tuple[websockets.ClientConnection, int]:
     ws = await websockets.connect(url + "/pid")
     return ws, int(await asyncio.wait_for(ws.recv(), TIMEOUT))
@@ -490,9 +502,9 @@ async def test_sigttou_leaving_only_slots_that_never_started_ends_the_supervisor
     # One worker died starting and waits for another to start; SIGTTOU took
     # away the other, still starting: nothing would ever start, and the
     # supervisor waited for ever, with no worker.
-    (tmp_path / "slowly_broken_app.py").write_text(SLOWLY_BROKEN_APP.replace("1.5", "30"))
+    (tmp_path / "slot_broken_app.py").write_text(SLOT_ONE_FAILS_AT_ONCE_APP)
     args = ("--app-dir", str(tmp_path), "--workers", "2", "--ping-interval", "none")
-    async with running_cli("slowly_broken_app:routes", *args) as cli:
+    async with running_cli("slot_broken_app:routes", *args) as cli:
         await wait_for(
             lambda: "starting another once a worker has started" in cli.stderr,
             what="the first worker's death",
