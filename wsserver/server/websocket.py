@@ -315,19 +315,16 @@ class WebSocket:
         conn.send(payload, fin, compress=compress)
         if conn.deflate is not None:
             protocol.hold_compressor()
-        # Counted here rather than in a call (this is the hot path of every send).
+        # Counted here rather than in a call (this is the hot path of every send);
+        # the rarer kinds (a str subclass, a view) by count_sent().
         if type(payload) is str:
             protocol.text_out += fin
             protocol.payload_out += len(payload) if payload.isascii() else len(payload.encode())
         elif type(payload) is bytes:
             protocol.binary_out += fin
             protocol.payload_out += len(payload)
-        elif isinstance(payload, str):  # (a subclass: an enum's, say)
-            protocol.text_out += fin
-            protocol.payload_out += len(payload.encode())
         else:
-            protocol.binary_out += fin
-            protocol.payload_out += memoryview(payload).nbytes  # (not len(): a view's items)
+            protocol.count_sent(payload, fin)
         protocol.send_pending()
 
     async def _send_fragments(
