@@ -104,6 +104,16 @@ def test_envelope_round_trip() -> None:
         # An @ in the query is the query's: the password= before it was shown.
         ("redis://cache/1x?password=s3cret&client_name=me@x", "password=***&client_name=me@x"),
         ("http://cache/0?password=s3cret@x", "'http://cache/0?password=***'"),
+        # Its name percent-encoded, or in capitals, a password= is one still.
+        ("redis://cache/1x?pass%77ord=s3cret", "'redis://cache/1x?pass%77ord=***'"),
+        ("redis://cache/1x?PassWord=s3cret", "'redis://cache/1x?PassWord=***'"),
+        # A parameter redis-py's connection does not take raised a TypeError,
+        # with a traceback, at every connection attempt (every 5 s) for ever;
+        # one that makes its answers text failed every message.
+        ("redis://cache/0?ssl_cert_reqs=none", "redis-py takes no ?ssl_cert_reqs= here"),
+        ("redis://cache/0?PASSWORD=s3cret", "'redis://cache/0?PASSWORD=***': redis-py takes no"),
+        ("redis://cache/0?decode_responses=true", "?decode_responses= cannot be used"),
+        ("redis://cache/0?decode_responses=false", "?decode_responses= cannot be used"),
         ("http://cache/0", "expected 'memory' or a redis://, rediss:// or unix:// URL"),
         (123, "broker must be a Broker, a URL or 'memory', not int"),  # (an AttributeError)
     ],
@@ -130,6 +140,10 @@ def test_valid_broker_urls_are_taken_and_shown_without_their_passwords() -> None
         ("redis://cache:6379/0?client_name=me%40x", "redis://cache:6379/0?client_name=me%40x"),
         ("unix://:s3cret@/run/redis.sock?db=2", "unix://:***@/run/redis.sock?db=2"),
         ("unix:///run/redis@1.sock", "unix:///run/redis@1.sock"),
+        (
+            "redis://cache/0?socket_timeout=3&max_connections=5&health_check_interval=2",
+            "redis://cache/0?socket_timeout=3&max_connections=5&health_check_interval=2",
+        ),
     ):
         assert RedisBroker(url).shown_url == shown
 
@@ -665,6 +679,62 @@ async def test_subscribing_again_stays_within_redis_output_buffer_limit(
         await broker.detach(node)
 
 
+async def test_a_lost_subscriber_connection_is_subscribed_again_by_the_broker_alone(
+    redis_server: RedisServer,
+) -> None:
+    # redis-py's PubSub, its read failed, connected again by itself and sent
+    # every channel in one SUBSCRIBE (what the broker's batches keep within
+    # Redis's output buffer limit), on a connection the broker then closed
+    # to subscribe again, in batches, on a new one.
+    broker = RedisBroker(redis_server.url)
+    node = RecordingNode("node-a")
+    admin = aioredis.from_url(redis_server.url)
+
+    async def subscribes() -> int:
+        stats = await admin.info("commandstats")
+        return int(stats.get("cmdstat_subscribe", {}).get("calls", 0))
+
+    for n in range(3):
+        broker.subscribe(node, f"t{n}")
+    await broker.attach(node)
+    try:
+        await wait_for(lambda: broker.up, what="the broker up")
+        assert await subscribes() == 1  # (its own channel and the three topics)
+        await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await wait_for(lambda: broker.stats.outages == 1 and broker.up, what="up again")
+        await asyncio.sleep(0.3)
+        assert await subscribes() == 2
+        await admin.publish("wsserver:topic:t2", encode("node-b", "after"))
+        await wait_for(lambda: node.got == [("t2", "after")], what="the message")
+    finally:
+        await broker.detach(node)
+        await admin.aclose()
+
+
+async def test_a_batch_cut_off_by_a_stop_is_counted_as_dropped(
+    redis_server: RedisServer,
+) -> None:
+    # A batch on its way when the broker stopped (or its connection ended
+    # for another reason) was counted neither as published nor as dropped.
+    process = redis_server.process
+    assert process is not None
+    broker = RedisBroker(redis_server.url, timeout=5.0)
+    node = RecordingNode("node-a")
+    await broker.attach(node)
+    try:
+        await wait_for(lambda: broker.up, what="the broker up")
+        process.send_signal(signal.SIGSTOP)  # (no answer: the batch waits for one)
+        assert broker.publish(node, "t", "cut off")
+        await asyncio.sleep(0.2)
+        assert broker.stats.published == 0
+        await broker.detach(node)
+        assert (broker.stats.published, broker.stats.dropped) == (0, 1)
+        assert broker._queued_bytes == 0
+    finally:
+        process.send_signal(signal.SIGCONT)
+        await broker.detach(node)
+
+
 async def test_a_server_refused_a_shared_broker_leaves_the_first_serving(
     redis_server: RedisServer,
 ) -> None:
@@ -693,9 +763,7 @@ async def test_a_server_closed_gracefully_leaves_presence_at_once(
     b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
     async with b:
         async with a:
-            clients = [
-                await websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t") for _ in range(3)
-            ]
+            clients = [await websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t") for _ in range(3)]
             for ws in clients:
                 assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
             await wait_for(lambda: _presence_is(b, "t", 3), what="A's presence seen by B")
@@ -1025,6 +1093,48 @@ async def test_presence_that_cannot_be_written_leaves_messages_flowing(
     finally:
         await client.config_set("maxmemory", "0")
         await client.aclose()
+
+
+async def test_a_redis_user_without_scripts_still_has_its_presence_written(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An ACL without EVAL: the script that writes a change was refused, the
+    # changes kept for the next write, which was that script again: the
+    # counts in Redis stayed those of the connection's first write, for ever.
+    # A change now falls back to writing every count (plain commands). The
+    # presence queries (scripts too) are refused: this process's counts are
+    # the answer, and the refusal is said once, not at every query.
+    admin = aioredis.from_url(redis_server.url)
+    await admin.execute_command(
+        "ACL", "SETUSER", "app", "on", ">app-pw", "~*", "&*", "+@all", "-eval", "-evalsha"
+    )
+    broker = RedisBroker(f"redis://app:app-pw@127.0.0.1:{redis_server.port}/0")
+    node = RecordingNode("node-a")
+    key = "wsserver:presence:node-a"
+    await broker.attach(node)
+    try:
+        await wait_for(lambda: broker.up, what="the broker up")
+        broker.count(node, "room", 1)
+        await wait_for(lambda: _equals(admin.hgetall(key), {b"room": b"1"}), what="the count")
+        broker.count(node, "room", 2)
+        broker.count(node, "other", 1)
+        await wait_for(
+            lambda: _equals(admin.hgetall(key), {b"room": b"2", b"other": b"1"}),
+            what="the change",
+        )
+        broker.count(node, "room", 0)
+        await wait_for(lambda: _equals(admin.hgetall(key), {b"other": b"1"}), what="a leave")
+        for _ in range(3):
+            assert await broker.presence() == {"other": 1}
+            assert await broker.presence_of("other") == 1
+        said = [r.getMessage() for r in caplog.records if r.name == "wsserver.broker"]
+        assert len([m for m in said if "presence not read" in m]) == 1, said
+        assert len([m for m in said if "presence script refused" in m]) == 1, said
+        assert not [m for m in said if "presence not written" in m], said
+        assert broker.up and broker.stats.outages == 0
+    finally:
+        await broker.detach(node)
+        await admin.aclose()
 
 
 async def test_the_queue_to_redis_is_bounded_in_bytes(redis_server: RedisServer) -> None:
@@ -1362,6 +1472,7 @@ async def test_rooms_joined_and_left_during_an_outage_leave_nothing_behind(
                 await asyncio.wait_for(ws.recv(), TIMEOUT)
         await wait_for(lambda: not a.connections, what="the connections gone")
         assert len(broker._changes) == 0
+        assert not broker._dirty  # (the next connection writes every count)
         # And a room joined during the outage is Redis's again once it is back.
         async with websockets.connect(f"ws://127.0.0.1:{a.port}/sub/kept") as kept:
             await asyncio.wait_for(kept.recv(), TIMEOUT)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .base import Broker, BrokerNode, decode, encode
@@ -193,7 +193,8 @@ class RedisBroker(Broker):
         self.prefix = prefix
         check_redis_url(url)
         try:
-            db = int(parse_url(url).get("db") or 0)
+            options = parse_url(url)
+            db = int(options.get("db") or 0)
         except ValueError as exc:  # (redis-py's words may quote a piece of the password)
             raise ValueError(
                 f"broker {self.shown_url!r} is not a Redis URL redis-py can read"
@@ -203,6 +204,7 @@ class RedisBroker(Broker):
                     else " (percent-encode a / ? # or @ in the password: %2F %3F %23 %40)"
                 )
             ) from None
+        self._check_options(options)
         #: Of the channels: the prefix, and the database if not 0.
         self.channel_prefix = f"{prefix}{db}:" if db else prefix
         #: Bytes cut off a channel's name to find its topic.
@@ -222,7 +224,8 @@ class RedisBroker(Broker):
         self._keeping_changes = False
         self._counts: dict[str, int] = {}
         self._counts_changed = asyncio.Event()
-        #: Topics whose counts changed since the last presence write.
+        #: Topics whose counts changed since the last presence write; kept
+        #: only while there is a connection (see _keeping_changes).
         self._dirty: set[str] = set()
         #: Whether the last presence write left a hash in Redis (it had
         #: counts); None: not known (a new connection, a write refused), so
@@ -252,6 +255,39 @@ class RedisBroker(Broker):
         self._presence_queries = asyncio.Semaphore(presence_queries)
         #: Why the last presence write was refused (None: it was not).
         self._presence_refused: str | None = None
+        #: Whether Redis refused the script that writes a change of the
+        #: counts, on this connection (then every count is written).
+        self._script_refused = False
+        #: Whether the last presence query was refused (said once a streak).
+        self._presence_read_refused = False
+
+    def _check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse the URL's parameters that no connection could be made with.
+
+        redis-py hands a parameter it does not know (``?ssl_cert_reqs=`` on a
+        ``redis://`` URL, a misspelt one) to the connection's constructor:
+        each attempt raised a ``TypeError``, a traceback every few seconds for
+        ever. ``?decode_responses=true`` makes Redis's answers text, which
+        every message and presence read here would fail on.
+        """
+        if "decode_responses" in options:  # (redis-py takes "false" for true)
+            raise ValueError(
+                f"broker {self.shown_url!r}: ?decode_responses= cannot be used (the broker "
+                "reads Redis's answers as bytes)"
+            )
+        assert aioredis is not None
+        try:
+            pool: Any = aioredis.ConnectionPool.from_url(self.url)
+            pool.make_connection()  # (made, not connected)
+        except TypeError as exc:  # "... unexpected keyword argument 'name'"
+            name = str(exc).rpartition(" ")[2].strip("'")
+            raise ValueError(
+                f"broker {self.shown_url!r}: redis-py takes no ?{name}= here"
+            ) from None
+        except ValueError:  # (its words may quote the password)
+            raise ValueError(
+                f"broker {self.shown_url!r}: a parameter has a value redis-py cannot use"
+            ) from None
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.shown_url} {'up' if self.up else 'down'}>"
@@ -345,7 +381,8 @@ class RedisBroker(Broker):
             self._counts[topic] = subscribers
         else:
             self._counts.pop(topic, None)
-        self._dirty.add(topic)
+        if self._keeping_changes:  # (else the next connection writes every count)
+            self._dirty.add(topic)
         self._counts_changed.set()
 
     async def presence(self) -> dict[str, int]:
@@ -388,12 +425,26 @@ class RedisBroker(Broker):
         try:
             # (wait_for, not asyncio.timeout(): in this task, redis-py can
             # swallow a cancellation of the caller.)
-            return await asyncio.wait_for(query(), self.timeout)
+            answer = await asyncio.wait_for(query(), self.timeout)
+        except ResponseError as exc:  # refused (an ACL without EVAL, scripting off)
+            if not self._presence_read_refused:
+                self._presence_read_refused = True
+                logger.warning(
+                    "broker %s: presence not read (%s); this process's counts are the "
+                    "answer until Redis allows it",
+                    self.shown_url,
+                    exc,
+                )
+            return None
         except Exception:
             # Redis's errors, and whatever redis-py raises when the broker drops
             # its connections under the query (to reconnect, or to stop): it
             # can fail with an AttributeError there. (A cancellation goes on.)
             return None
+        if self._presence_read_refused:
+            self._presence_read_refused = False
+            logger.warning("broker %s: presence read again", self.shown_url)
+        return answer
 
     # ----------------------------------------------------------- connection
 
@@ -429,6 +480,7 @@ class RedisBroker(Broker):
                 self._keeping_changes = False
                 self._changes.clear()
                 self._changes_ready.clear()
+                self._dirty.clear()
                 # (Shielded: detach() cancels this task again while it stops,
                 # and waits for this close; see _closing.)
                 self._closing = asyncio.ensure_future(self._close_client())
@@ -459,7 +511,14 @@ class RedisBroker(Broker):
         )
         await client.ping()
         # (The confirmations of subscriptions are read: see _subscribe().)
-        pubsub = client.pubsub(ignore_subscribe_messages=False)
+        pubsub: Any = client.pubsub(ignore_subscribe_messages=False)
+        # redis-py's PubSub connects again by itself after a failure and
+        # subscribes there to every channel in one SUBSCRIBE, which _subscribe
+        # batches: its connection made again fails instead, for this one to
+        # end and the next to subscribe.
+        await pubsub.connect()
+        pubsub.connection.deregister_connect_callback(pubsub.on_connect)
+        pubsub.connection.register_connect_callback(self._subscriber_connected_again)
         # A channel of its own, so that the subscriber connection exists even
         # before the first topic.
         self._changes.clear()
@@ -474,6 +533,7 @@ class RedisBroker(Broker):
             ],
         )
         self._written = None  # (Redis may have lost it meanwhile: written whole)
+        self._script_refused = False  # (its rights may have changed)
         await self._write_presence(client, node)
         self._came_up()
         if self._first_attempt is not None and not self._first_attempt.done():
@@ -496,6 +556,11 @@ class RedisBroker(Broker):
                     task.exception()  # (seen: not "never retrieved")
         for task in done:
             task.result()  # raises what ended it
+
+    async def _subscriber_connected_again(self, connection: Any) -> None:
+        """Called by redis-py when the subscriber connection is made again."""
+        await connection.disconnect()
+        raise LostConnection("the subscriber connection was lost")
 
     async def _subscribe(self, pubsub: Any, node: BrokerNode, channels: list[bytes]) -> None:
         """Subscribe to ``channels`` in batches of at most ``SUBSCRIBE_BATCH``
@@ -621,7 +686,8 @@ class RedisBroker(Broker):
             idle = loop.time() - self._sent_at >= IDLE
             try:
                 await self._execute(pipeline, again=idle)
-            except (RedisError, OSError, TimeoutError):
+            except (RedisError, OSError, TimeoutError, asyncio.CancelledError):
+                # (Cancelled: the connection ended, or the broker stops.)
                 self.stats.dropped += len(batch)
                 self._dropped_in_outage += len(batch)
                 raise
@@ -657,7 +723,7 @@ class RedisBroker(Broker):
         nodes = self.prefix + "nodes"
         ttl = int(self.presence_ttl * 1000)
         try:
-            if self._written is not None:
+            if self._written is not None and not self._script_refused:
                 changed, self._dirty = self._dirty, set()
                 args: list[str | int] = []
                 for topic in changed:
@@ -669,14 +735,23 @@ class RedisBroker(Broker):
                     done = await self._execute(
                         lambda: client.pipeline(transaction=False).eval(*script, *args)
                     )
-                except ResponseError:
-                    self._dirty |= changed  # (refused: sent again with the next write)
-                    raise
+                except ResponseError as exc:
+                    # Refused (an ACL without EVAL, scripting off): every
+                    # count is written, by plain commands, at each change
+                    # while this connection lasts.
+                    self._script_refused = True
+                    logger.warning(
+                        "broker %s: presence script refused (%s); every count is written at "
+                        "each change instead",
+                        self.shown_url,
+                        exc,
+                    )
+                    done = [0]
                 if done[0]:
                     self._written = leaves
                     self._written_again()
                     return
-                # The hash is gone: written whole.
+                # The hash is gone (or the script refused): written whole.
             self._written = None
             counts = dict(self._counts)
             self._dirty.clear()

@@ -7,15 +7,15 @@ A URL's password never reaches a log line, an error message or a repr:
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 __all__ = ["REDIS_SCHEMES", "check_redis_url", "redacted"]
 
 #: How the URLs of a Redis server begin: TCP, TLS, a Unix socket.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
-#: A ``password=`` (or ``ssl_password=``, a key file's) parameter's value,
-#: wherever it is (a mistyped URL's too).
-_PASSWORD_PARAMETER = re.compile(r"(^|[?&;])((?:ssl_)?password=)[^&#]*")
+#: A parameter: what comes before its name, its name with the ``=``, its value.
+_PARAMETER = re.compile(r"(^|[?&;])([^=&#;?]*=)([^&#]*)")
 #: An authority that is a host and maybe a port: no user info in it.
 _HOST_PORT = re.compile(r"(?:\[[^\]]*\]|[^:@\[\]]*)(?::\d*)?")
 
@@ -55,6 +55,19 @@ def _split(url: str) -> tuple[str, str | None, str]:
     return scheme + sep, rest[:at], rest[at:]
 
 
+def _hide_passwords(url: str) -> str:
+    """``url`` with the value of each parameter whose name holds ``password``
+    (``password=``, a key file's ``ssl_password=``) written ``***``, wherever
+    it is (a mistyped URL's too), its name in any case or percent-encoded."""
+
+    def hide(match: re.Match[str]) -> str:
+        if "password" in unquote(match[2]).lower():
+            return match[1] + match[2] + "***"
+        return match[0]
+
+    return _PARAMETER.sub(hide, url)
+
+
 def redacted(url: str) -> str:
     """``url`` with its password, if any (after the user name, or a
     ``password=`` parameter), written ``***``: what may be shown of it.
@@ -62,7 +75,7 @@ def redacted(url: str) -> str:
     Text that is not a URL (a mistyped one: ``redis:/user:pw@host``) has
     all that comes before an ``@`` hidden, since a password may be there.
     """
-    url = _PASSWORD_PARAMETER.sub(r"\1\2***", url)
+    url = _hide_passwords(url)
     start, info, rest = _split(url)
     if info is not None:
         if "://" not in start:
@@ -88,7 +101,7 @@ def check_redis_url(url: str) -> None:
     """
     if not url.startswith(("redis://", "rediss://")):
         return  # (unix://: the database is a ?db= parameter, which redis-py checks)
-    _, info, rest = _split(_PASSWORD_PARAMETER.sub(r"\1\2***", url))
+    _, info, rest = _split(_hide_passwords(url))
     if info is not None and any(c in info for c in "/?#@"):
         # redis-py ends the password there: it would read another host, port
         # or database, and show the rest of the password in its errors. (Or
