@@ -333,6 +333,23 @@ async def test_an_error_inside_the_app_module_shows_its_traceback(
     assert heading in err, err
 
 
+async def test_an_error_in_a_factory_is_said_to_be_the_factorys(tmp_path: Path) -> None:
+    # "make_app failed as it was imported": the module imported fine; its
+    # factory raised as it was called.
+    (tmp_path / "factory_app.py").write_text(
+        "def make_app():\n    raise RuntimeError('no database')\n"
+    )
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    code, err = await run_cli_to_end(
+        "factory_app:make_app", "--factory", "--port", "0", env={"PYTHONPATH": pythonpath}
+    )
+    assert code == 1, err
+    assert "factory_app:make_app failed as it was called (a factory)" in err, err
+    assert "imported" not in err, err
+    first = err.split("Traceback (most recent call last):\n", 1)[1].splitlines()[0]
+    assert "factory_app.py" in first and "RuntimeError: no database" in err, err
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 async def test_start_up_failures_are_json_lines_under_log_format_json(
     tmp_path: Path, workers: str
@@ -401,6 +418,14 @@ async def test_a_setting_that_cannot_do_what_it_says_exits_2(flags: list[str], s
     (line,) = err.strip().splitlines()[-1:]
     assert said in line and "Traceback" not in err, err
     assert not os.path.exists("/tmp/wsserver-never.sock")
+
+
+async def test_the_listening_line_gives_the_http_url_too() -> None:
+    # An HTTP application (ASGI, a Router's HTTP routes) was announced as
+    # ws:// alone: no URL a terminal lets one open in a browser.
+    async with running_cli("examples.echo:routes") as cli:
+        said = f"listening on ws://127.0.0.1:{cli.port} and http://127.0.0.1:{cli.port}\n"
+        assert said in cli.stderr, cli.stderr
 
 
 async def test_host_and_port_come_from_the_environment_where_no_flag_gives_them() -> None:

@@ -429,6 +429,19 @@ async def test_max_header_size_setting_is_used() -> None:
     assert status == 431
 
 
+async def test_a_request_target_over_max_header_size_gives_414() -> None:
+    # A target longer than the whole head may be (16 KiB) got 431 (header
+    # fields too large), which sends a client to trim its headers: RFC 9110
+    # 15.5.15's is 414. Complete in one write, or still arriving.
+    long = request_bytes(path="/ws?q=" + "a" * 20 * 1024)
+    async with running() as server:
+        assert (await exchange(server.port, long, then_closed=True))[0] == 414
+        assert (await exchange(server.port, long[: 17 * 1024], then_closed=True))[0] == 414
+        # The request line whole, the headers after it too large: 431 still.
+        line_done = long.split(b"\r\n")[0][: 8 * 1024] + b" HTTP/1.1\r\n" + b"X: " + b"a" * 9000
+        assert (await exchange(server.port, line_done, then_closed=True))[0] == 431
+
+
 async def test_too_many_headers_give_431() -> None:
     extra = [(f"X-H{i}", "v") for i in range(101)]
     async with running() as server:

@@ -339,6 +339,10 @@ class AppLoadError(ValueError):
     """The application spec names nothing to serve (not an error in the app's own code)."""
 
 
+class FactoryError(Exception):
+    """The application's factory raised (its exception is the ``__cause__``)."""
+
+
 def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     """Import ``module:attr`` and return the Router or ASGI application it names.
 
@@ -349,9 +353,9 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     Raises:
         AppLoadError: ``spec`` is malformed, its module cannot be found, or it
             does not name what ``interface`` says.
-        Exception: whatever the module raises as it is imported, or the
-            factory as it is called (an error in the application: its
-            traceback is what the user needs).
+        FactoryError: the factory raised as it was called.
+        Exception: whatever the module raises as it is imported (an error
+            in the application: its traceback is what the user needs).
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -391,7 +395,10 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
                 f"{spec} is an async function that takes no arguments: a factory is a plain"
                 " function that returns the application"
             )
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise FactoryError(spec) from exc
     if interface in ("auto", "router") and isinstance(obj, Router):
         return obj
     if interface == "auto" and is_asgi_app(obj):
@@ -845,13 +852,15 @@ def _exit_late(limit: float) -> None:
 
 
 def _where(scheme: str, address: Any) -> str:
-    """How the log names a listening address."""
+    """How the log names a listening address: for TCP, its WebSocket URL
+    and its HTTP one (``ws://host:port and http://host:port``)."""
     if isinstance(address, bytes):  # a Linux abstract Unix socket (systemd's ListenStream=@name)
         return "unix:@" + address[1:].decode("utf-8", "backslashreplace")
     if isinstance(address, str):
         return f"unix:{address or '(unnamed)'}"
     host, port = _display(address)
-    return f"{scheme}://{host}:{port}"
+    http = "https" if scheme == "wss" else "http"
+    return f"{scheme}://{host}:{port} and {http}://{host}:{port}"
 
 
 def _display(address: Any) -> tuple[str, int]:
@@ -1047,6 +1056,12 @@ def _main(argv: Sequence[str] | None) -> int:
         app = load_app(args.app, args.interface, args.factory)
     except AppLoadError as exc:
         _refuse(parser, args, str(exc))
+    except FactoryError as exc:
+        cause = exc.__cause__
+        assert cause is not None
+        said = "%s failed as it was called (a factory)"
+        logger.error(said, args.app, exc_info=_from_the_app(cause))
+        return 1
     except Exception as exc:
         # The application's error: its traceback, from its own frames (a
         # worker's lines say which worker), exit code 1.

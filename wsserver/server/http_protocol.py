@@ -402,6 +402,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if self._skipped_empty_line(exc):
                     h = self._h11
                     continue
+                if exc.error_status_hint == 431 and b"\n" not in h._receive_buffer._data:
+                    # (h11's own buffer, pinned 0.16: the request line is not whole)
+                    self.http_error(414, "Request target too long.")
+                    return
                 self.http_error(exc.error_status_hint, bad_request_message(exc))
                 return
             if event is h11.NEED_DATA:
@@ -591,7 +595,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.http_error(431, "Too many request headers.")
             return False
         if head_size > self.config.max_header_size:
-            self.http_error(431, "Request header fields too large.")
+            if len(event.method) + len(event.target) + 12 > self.config.max_header_size:
+                self.http_error(414, "Request target too long.")  # (RFC 9110 15.5.15)
+            else:
+                self.http_error(431, "Request header fields too large.")
             return False
         headers = Headers.from_lowercase(items)
         client = self.remote_address
