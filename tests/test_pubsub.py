@@ -114,6 +114,10 @@ def test_envelope_round_trip() -> None:
         ("redis://cache/0?PASSWORD=s3cret", "'redis://cache/0?PASSWORD=***': redis-py takes no"),
         ("redis://cache/0?decode_responses=true", "?decode_responses= cannot be used"),
         ("redis://cache/0?decode_responses=false", "?decode_responses= cannot be used"),
+        # Refused by redis-py with its own errors (a traceback at start-up).
+        ("redis://cache/0?protocol=4", "a parameter has a value redis-py cannot use"),
+        ("rediss://cache/0?ssl_cert_reqs=maybe", "a parameter has a value redis-py cannot use"),
+        ("redis://cache/0?connection_class=x", "a parameter has a value redis-py cannot use"),
         ("http://cache/0", "expected 'memory' or a redis://, rediss:// or unix:// URL"),
         (123, "broker must be a Broker, a URL or 'memory', not int"),  # (an AttributeError)
     ],
@@ -140,6 +144,23 @@ def test_valid_broker_urls_are_taken_and_shown_without_their_passwords() -> None
         ("redis://cache:6379/0?client_name=me%40x", "redis://cache:6379/0?client_name=me%40x"),
         ("unix://:s3cret@/run/redis.sock?db=2", "unix://:***@/run/redis.sock?db=2"),
         ("unix:///run/redis@1.sock", "unix:///run/redis@1.sock"),
+        # A password with an "=" (base64's) before the parameters: the
+        # parameter that follows was taken for part of it, and shown.
+        (
+            "rediss://default:bG9uZ3Bhc3M=@cache:6380/0?ssl_password=s3cret&ssl_keyfile=/k.pem",
+            "rediss://default:***@cache:6380/0?ssl_password=***&ssl_keyfile=/k.pem",
+        ),
+        ("redis://:abc=@cache/0?password=s3cret", "redis://:***@cache/0?password=***"),
+        (
+            "redis://default:MyPassword=2024@cache:6379/0",
+            "redis://default:***@cache:6379/0",
+        ),
+        # After a ";" (a separator to some), and with one in it (not to redis-py).
+        (
+            "redis://cache/0?client_name=a;password=s3cret",
+            "redis://cache/0?client_name=a;password=***",
+        ),
+        ("redis://cache/0?password=s3c;ret&db=1", "redis://cache/0?password=***&db=1"),
         (
             "redis://cache/0?socket_timeout=3&max_connections=5&health_check_interval=2",
             "redis://cache/0?socket_timeout=3&max_connections=5&health_check_interval=2",
@@ -1133,6 +1154,39 @@ async def test_a_redis_user_without_scripts_still_has_its_presence_written(
         assert not [m for m in said if "presence not written" in m], said
         assert broker.up and broker.stats.outages == 0
     finally:
+        await broker.detach(node)
+        await admin.aclose()
+
+
+async def test_a_script_refused_for_a_moment_is_used_again(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only a refusal of the script itself (no right to it, scripting off)
+    # makes the broker write every count at each change: Redis full for a
+    # moment (OOM), or busy with another script, did too, for as long as
+    # the connection lasted (110 kB a change with 5,000 topics).
+    admin = aioredis.from_url(redis_server.url)
+    broker = RedisBroker(redis_server.url)
+    node = RecordingNode("node-a")
+    key = "wsserver:presence:node-a"
+    await broker.attach(node)
+    try:
+        await wait_for(lambda: broker.up, what="the broker up")
+        for n in range(5000):
+            broker.count(node, f"user:{n}", 1)
+        await wait_for(lambda: _equals(admin.hlen(key), 5000), what="the counts written")
+        await admin.config_set("maxmemory", "1")
+        broker.count(node, "b", 1)  # refused: OOM
+        await wait_for(lambda: "presence not written" in caplog.text, what="the refusal said")
+        await admin.config_set("maxmemory", "0")
+        before = await _bytes_redis_received(admin)
+        broker.count(node, "c", 1)
+        await wait_for(lambda: _equals(admin.hget(key, "c"), b"1"), what="a change after")
+        assert await admin.hget(key, "b") == b"1"  # (the refused change, with it)
+        assert await _bytes_redis_received(admin) - before < 5_000
+        assert "presence script refused" not in caplog.text
+    finally:
+        await admin.config_set("maxmemory", "0")
         await broker.detach(node)
         await admin.aclose()
 

@@ -571,9 +571,10 @@ class Config:
     max_header_size: int = setting(
         16384,
         Count(),
-        "request line + headers, in bytes (431 beyond, 414 when the request line alone is); also the most body read only to be "
-        "dropped: an upgrade request's (413 beyond), or one that gets a Router's error answer "
-        "(404, 405...: beyond, that answer at once, and the connection closes).",
+        "request line + headers, in bytes (431 beyond, 414 when the request line alone is); "
+        "also the most body read only to be dropped: an upgrade request's (413 beyond), or "
+        "one that gets a Router's error answer (404, 405...: beyond, that answer at once, and "
+        "the connection closes).",
         env="WEBSOCKET_MAX_HEADER_SIZE",
         flag="--max-header-size",
         aliases=("--h11-max-incomplete-event-size",),

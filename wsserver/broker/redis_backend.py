@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -45,7 +46,12 @@ try:
     from redis.asyncio.connection import parse_url
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import AuthenticationError, RedisError, ResponseError
+    from redis.exceptions import (
+        AuthenticationError,
+        NoPermissionError,
+        RedisError,
+        ResponseError,
+    )
     from redis.exceptions import ConnectionError as LostConnection
 except ImportError:  # pragma: no cover - the optional extra is missing
     aioredis = None  # type: ignore[assignment]
@@ -53,8 +59,12 @@ except ImportError:  # pragma: no cover - the optional extra is missing
     LostConnection = OSError  # type: ignore[assignment,misc]
     RedisError = OSError  # type: ignore[assignment,misc]
     ResponseError = OSError  # type: ignore[assignment,misc]
+    NoPermissionError = OSError  # type: ignore[assignment,misc]
 
 __all__ = ["RedisBroker"]
+
+#: How Python says a function was given a keyword it does not take.
+_UNKNOWN_PARAMETER = re.compile(r"unexpected keyword argument '(\w+)'")
 
 logger = logging.getLogger("wsserver.broker")
 
@@ -279,12 +289,12 @@ class RedisBroker(Broker):
         try:
             pool: Any = aioredis.ConnectionPool.from_url(self.url)
             pool.make_connection()  # (made, not connected)
-        except TypeError as exc:  # "... unexpected keyword argument 'name'"
-            name = str(exc).rpartition(" ")[2].strip("'")
-            raise ValueError(
-                f"broker {self.shown_url!r}: redis-py takes no ?{name}= here"
-            ) from None
-        except ValueError:  # (its words may quote the password)
+        except Exception as exc:  # (its words may quote the password: not shown)
+            unknown = _UNKNOWN_PARAMETER.search(str(exc)) if isinstance(exc, TypeError) else None
+            if unknown is not None:
+                raise ValueError(
+                    f"broker {self.shown_url!r}: redis-py takes no ?{unknown[1]}= here"
+                ) from None
             raise ValueError(
                 f"broker {self.shown_url!r}: a parameter has a value redis-py cannot use"
             ) from None
@@ -736,6 +746,9 @@ class RedisBroker(Broker):
                         lambda: client.pipeline(transaction=False).eval(*script, *args)
                     )
                 except ResponseError as exc:
+                    if not _refuses_scripts(exc):  # (full, busy: sent again with the next write)
+                        self._dirty |= changed
+                        raise
                     # Refused (an ACL without EVAL, scripting off): every
                     # count is written, by plain commands, at each change
                     # while this connection lasts.
@@ -874,6 +887,12 @@ class RedisBroker(Broker):
             self.shown_url,
             exc,
         )
+
+
+def _refuses_scripts(error: BaseException) -> bool:
+    """Whether Redis refused a script for good (the user may not run one,
+    or scripting is off), not for the moment (full, busy with another)."""
+    return isinstance(error, NoPermissionError) or "unknown command" in str(error).lower()
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:

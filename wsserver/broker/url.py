@@ -14,8 +14,9 @@ __all__ = ["REDIS_SCHEMES", "check_redis_url", "redacted"]
 #: How the URLs of a Redis server begin: TCP, TLS, a Unix socket.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
-#: A parameter: what comes before its name, its name with the ``=``, its value.
-_PARAMETER = re.compile(r"(^|[?&;])([^=&#;?]*=)([^&#]*)")
+#: A parameter's name, with its ``=``: after a ``?``, ``&`` or ``;`` (never
+#: in the user info: a name holds no ``:``, ``/`` or ``@``).
+_PARAMETER_NAME = re.compile(r"(?:^|(?<=[?&;]))([^=&#;?/:@]*)=")
 #: An authority that is a host and maybe a port: no user info in it.
 _HOST_PORT = re.compile(r"(?:\[[^\]]*\]|[^:@\[\]]*)(?::\d*)?")
 
@@ -60,12 +61,18 @@ def _hide_passwords(url: str) -> str:
     (``password=``, a key file's ``ssl_password=``) written ``***``, wherever
     it is (a mistyped URL's too), its name in any case or percent-encoded."""
 
-    def hide(match: re.Match[str]) -> str:
-        if "password" in unquote(match[2]).lower():
-            return match[1] + match[2] + "***"
-        return match[0]
-
-    return _PARAMETER.sub(hide, url)
+    # A value runs to the next "&" or "#" (a ";" in a password is its own,
+    # to redis-py), but a password= after a ";" in another value is one.
+    shown: list[str] = []
+    at = 0
+    for name in _PARAMETER_NAME.finditer(url):
+        if name.start() >= at and "password" in unquote(name[1]).lower():
+            end = min(
+                (i for i in (url.find(c, name.end()) for c in "&#") if i >= 0), default=len(url)
+            )
+            shown += (url[at : name.end()], "***")
+            at = end
+    return "".join(shown) + url[at:]
 
 
 def redacted(url: str) -> str:
