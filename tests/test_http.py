@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from typing import Any
 
 import aiohttp
@@ -653,6 +655,73 @@ async def test_pipelined_requests_are_not_buffered_without_bound(run_server: Sta
     writer.close()
     bound = server.config.max_header_size + READ_SIZE
     assert peak <= bound, f"h11 held {peak} bytes of pipelined requests (bound {bound})"
+
+
+async def test_pipelined_requests_the_server_answers_itself_let_others_run(
+    run_server: StartServer,
+) -> None:
+    # 404s (405s, 426s) are answered without a task: 6,900 of them pipelined
+    # in one read (256 KiB) were answered in one callback, the event loop
+    # held near a second, every other connection with it.
+    routes = Router()
+
+    @routes.get("/")
+    async def index(request: Request) -> Response:
+        return text("x")
+
+    server = await run_server(routes)
+    counts = server.counters.http_responses
+    most = 0
+    ticking = True
+
+    async def tick() -> None:  # a turn of the event loop each
+        nonlocal most
+        last = counts[404]
+        while ticking:
+            await asyncio.sleep(0)
+            most = max(most, counts[404] - last)
+            last = counts[404]
+
+    ticker = asyncio.create_task(tick())
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+
+    async def answers(n: int) -> int:
+        seen = b""
+        while seen.count(b"HTTP/1.1 404") < n:
+            data = await reader.read(1 << 20)
+            assert data, "closed"
+            seen += data
+        return seen.count(b"HTTP/1.1 404")
+
+    # (A number of turns and a part of one; then whole turns: reading goes on.)
+    for n in (2000, 2048, 3):
+        writer.write(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+        assert await asyncio.wait_for(answers(n), 60) == n
+    ticking = False
+    await ticker
+    writer.close()
+    assert 0 < most <= 64, most
+
+
+async def test_a_client_gone_mid_pipeline_stops_the_answers_at_once(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A client that reset the connection while its pipelined 404s were
+    # answered: the answers went on (thousands, each an access line), and
+    # asyncio warned of each write to the closed socket.
+    server = await run_server(Router(), access_log=True)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    writer.write(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n" * 5000)
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()  # (a reset: the answers' writes fail)
+    await wait_for(lambda: not server.connections, what="the connection gone")
+    warnings = [r for r in caplog.records if "socket.send() raised" in r.getMessage()]
+    assert not warnings, len(warnings)
+    assert server.counters.http_responses[404] < 5000
 
 
 async def test_a_request_begun_while_a_handler_runs_has_open_timeout(

@@ -91,6 +91,12 @@ _NO_MORE: Any = object()
 #: What h11 says of an empty line where a request line is due, whole or its CR alone.
 _EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request line"})
 
+#: Pipelined requests that the server answers itself (404, 405, 426...:
+#: no task) taken from h11 in one turn of the event loop: the rest wait
+#: for the next turn, reading paused meanwhile, so that a read full of them
+#: (some 6,900 in 256 KiB) never holds every other connection up.
+ANSWERS_PER_TURN = 32
+
 
 def next_event(h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
     """``h.next_event()``; a malformed request's ``h11.RemoteProtocolError`` without its traceback.
@@ -137,6 +143,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_sent",
         "lost",
         "_transport_closing",
+        "_turn_paused",
         "_close_timer",
         "_lingering",
         "_started",
@@ -203,6 +210,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: Whether the TCP connection is gone.
         self.lost = False
         self._transport_closing = False
+        #: Whether reading is paused until the pipelined requests h11 holds
+        #: are answered (see ANSWERS_PER_TURN).
+        self._turn_paused = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._lingering = False
         self._started = self._request_started = self.loop.time()
@@ -392,7 +402,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _process(self) -> None:
         """Handle the requests h11 has buffered, one at a time (pipelining)."""
         h = self._h11
+        transport = self.transport
+        requests = 0
         while self._app_task is None and not self._transport_closing:
+            if transport.is_closing():
+                return  # (a write failed: the client is gone, connection_lost() comes)
+            if requests == ANSWERS_PER_TURN:
+                # The others' turn: the rest in the next one.
+                transport.pause_reading()
+                self._turn_paused = True
+                self.loop.call_soon(self._next_turn)
+                return
             if self._writing_paused:
                 # A client that does not read its answers gets no more of
                 # them: reading waits until it took them (resume_writing()).
@@ -411,6 +431,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.http_error(exc.error_status_hint, bad_request_message(exc))
                 return
             if event is h11.NEED_DATA:
+                if self._turn_paused:  # (all answered: read on)
+                    self._turn_paused = False
+                    transport.resume_reading()
                 return
             if event is h11.PAUSED:
                 # A next request waits for this one's answer: not read meanwhile.
@@ -418,6 +441,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return
             kind = type(event)
             if kind is h11.Request:
+                requests += 1
                 # A request without a body is dispatched at once (h11's
                 # EndOfMessage for it is taken only if an HTTP response needs
                 # it); one with a body once the body has arrived.
@@ -484,6 +508,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             elif kind is h11.ConnectionClosed:
                 self.close_transport()
                 return
+
+    def _next_turn(self) -> None:
+        """Go on with the pipelined requests (after :data:`ANSWERS_PER_TURN`)."""
+        if self._app_task is None and not self.closing:
+            self._process()
 
     def _new_h11(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_size)
