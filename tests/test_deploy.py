@@ -1304,6 +1304,34 @@ async def test_a_worker_refusing_new_certificates_says_so_as_a_worker(
         assert not line.startswith("error:"), line
 
 
+async def test_a_log_config_without_root_says_each_line_once(tmp_path: Path) -> None:
+    # A uvicorn-style file (its own loggers' handlers, no "root"): every line
+    # came twice, by its handler and by the root's, which the server had
+    # put there before applying the file.
+    log_config = tmp_path / "logging.json"
+    log_config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "formatters": {"plain": {"format": "CONFIGURED %(name)s %(message)s"}},
+                "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+                "loggers": {"wsserver": {"handlers": ["stderr"]}},
+            }
+        )
+    )
+    async with running_cli(
+        "examples.echo:routes",
+        "--log-config",
+        str(log_config),
+        listening=r"listening on ws://127\.0\.0\.1:(\d+)",
+    ) as cli:
+        await assert_echo(cli.url + "/ws")
+        await wait_for(lambda: "wsserver.access" in cli.stderr, what="the access line")
+    lines = [line for line in cli.stderr.splitlines() if "listening on" in line]
+    assert len(lines) == 1 and lines[0].startswith("CONFIGURED wsserver.server"), cli.stderr
+    assert all(line.startswith("CONFIGURED ") for line in cli.stderr.splitlines()), cli.stderr
+
+
 @pytest.mark.parametrize("given", [None, "info"])
 async def test_log_level_goes_over_a_log_config_as_in_uvicorn(
     tmp_path: Path, given: str | None

@@ -1292,15 +1292,19 @@ def configure_logging(
             be read or applied.
     """
     prefix = f"[worker {worker}] " if worker is not None else ""
-    logging.basicConfig(
-        level=getattr(logging, (level or "info").upper()),
-        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
-    )
-    if log_format == "json":
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(JsonFormatter(worker))
     if log_config is None:
+        logging.basicConfig(
+            level=getattr(logging, (level or "info").upper()),
+            format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
+        )
+        if log_format == "json":
+            for handler in logging.getLogger().handlers:
+                handler.setFormatter(JsonFormatter(worker))
         return
+    # The file's handlers alone (a root handler of ours too would say each
+    # line twice where the file gives wsserver's loggers their own), at the
+    # level given, or info, unless the file says otherwise.
+    logging.getLogger().setLevel(getattr(logging, (level or "info").upper()))
     if log_config.endswith((".json", ".yaml", ".yml")):
         with open(log_config, encoding="utf-8") as file:
             if log_config.endswith(".json"):
