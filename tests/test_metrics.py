@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import sys
 from typing import Any
 
@@ -126,6 +127,45 @@ async def test_close_codes_clients_choose_are_not_a_label_each_without_bound() -
             v for k, v in codes.items() if k != "other"
         )
         assert {str(k): v for k, v in stats[side].items()} == codes
+
+
+def test_close_codes_stay_bounded_as_workers_end(tmp_path: Any, monkeypatch: Any) -> None:
+    # Each worker kept 64 codes, and an ended worker's counts joined the
+    # retired ones key by key: every worker replaced (a crash, a SIGHUP,
+    # --limit-max-requests) could add 64 more series, without end.
+    from prometheus_client import mmap_dict
+
+    from wsserver.server.metrics import RETIRED, retire_process
+    from wsserver.server.stats import CLOSE_CODES_KEPT
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metric, sample, text = "wsserver_close_codes", "wsserver_close_codes_total", "WebSocket codes."
+
+    def key(side: str, code: str) -> str:
+        return mmap_dict.mmap_key(metric, sample, ["side", "code"], [side, code], text)
+
+    sent = 0.0
+    for n, pid in enumerate((4_000_001, 4_000_002, 4_000_003)):
+        counts = mmap_dict.MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        codes = ["1000", "1001", *(str(3000 + 60 * n + i) for i in range(60)), "other"]
+        for i, code in enumerate(codes):
+            counts.write_value(key("received", code), float(i + 1), 0.0)
+            sent += i + 1
+        counts.write_value(key("sent", "1000"), 5.0, 0.0)
+        counts.close()
+        retire_process(pid)
+    kept: dict[str, dict[str, float]] = {"sent": {}, "received": {}}
+    for k, value, _, _ in mmap_dict.MmapedDict.read_all_values_from_file(
+        str(tmp_path / RETIRED)
+    ):
+        name, _, labels, _ = json.loads(k)
+        assert name == metric
+        kept[labels["side"]][labels["code"]] = value
+    assert kept["sent"] == {"1000": 15.0}
+    received = kept["received"]
+    assert len(received) <= CLOSE_CODES_KEPT + 1, len(received)  # (and "other")
+    assert sum(received.values()) == sent  # nothing lost
+    assert received["1000"] == 3.0 and received["1001"] == 6.0  # (not application codes)
 
 
 async def test_the_metrics_path_of_an_asgi_app_is_the_servers() -> None:

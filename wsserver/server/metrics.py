@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..logs import logger
+from .stats import CLOSE_CODES_KEPT
 
 if TYPE_CHECKING:
     from .server import Server
@@ -339,6 +341,7 @@ def _fold_counters(directory: str, pid: int) -> None:
         if os.path.exists(path):
             for key, value, timestamp, _ in files.read_all_values_from_file(path):
                 totals[key] = (totals.get(key, (0.0, 0.0))[0] + value, timestamp)
+    _cap_close_codes(totals)
     with contextlib.suppress(FileNotFoundError):
         os.remove(partial)
     merged = files(partial)
@@ -349,3 +352,33 @@ def _fold_counters(directory: str, pid: int) -> None:
         merged.close()
     os.replace(partial, retired)
     os.remove(ended)
+
+
+def _cap_close_codes(totals: dict[str, tuple[float, float]]) -> None:
+    """Keep the retired counts' close codes to :data:`CLOSE_CODES_KEPT` a side,
+    as each process does: the application codes counted least join ``other``.
+
+    Each ended worker brings up to that many codes of its own: folded key by
+    key, every worker replaced would add series, without end.
+    """
+    sides: dict[str, list[tuple[str, Any]]] = {}  # side: its (key, parsed key)
+    for key in totals:
+        parsed = json.loads(key)  # [metric, sample, labels, help]
+        if parsed[0] == "wsserver_close_codes" and "code" in parsed[2]:
+            sides.setdefault(parsed[2].get("side", ""), []).append((key, parsed))
+    for found in sides.values():
+        if len(found) <= CLOSE_CODES_KEPT:
+            continue
+        codes = [(key, parsed[2]["code"]) for key, parsed in found]
+        standard = [key for key, code in codes if code.isdigit() and int(code) < 3000]
+        chosen = [key for key, code in codes if code != "other" and key not in standard]
+        chosen.sort(key=lambda key: totals[key][0], reverse=True)
+        folded = chosen[max(CLOSE_CODES_KEPT - len(standard), 0) :]
+        if not folded:
+            continue
+        metric, sample, labels, text = found[0][1]
+        other = json.dumps([metric, sample, {**labels, "code": "other"}, text], sort_keys=True)
+        value, timestamp = totals.get(other, (0.0, 0.0))
+        for key in folded:
+            value += totals.pop(key)[0]
+        totals[other] = (value, timestamp)
