@@ -100,6 +100,32 @@ async def test_the_application_s_own_metrics_are_served_by_one_process_too() -> 
         REGISTRY.unregister(hits)
 
 
+async def test_a_metrics_token_keeps_the_figures_to_whoever_has_it() -> None:
+    # The metrics are served on the application's port: without a way to
+    # ask for a token, whoever reached the port read the routes and traffic.
+    server = serve(
+        echo_routes(),
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        metrics_path="/metrics",
+        metrics_token="s3cret",
+    )
+    async with server, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        for headers, params in (({}, {}), ({"Authorization": "Bearer wrong"}, {})):
+            refused = await client.get(url, headers=headers, params=params)
+            assert refused.status_code == 401
+            assert refused.headers["WWW-Authenticate"] == "Bearer"
+            assert "wsserver_" not in refused.text
+        bearer = await client.get(url, headers={"Authorization": "Bearer s3cret"})
+        assert bearer.status_code == 200 and "wsserver_http_responses_total" in bearer.text
+        query = await client.get(url, params={"token": "s3cret"})
+        assert query.status_code == 200
+        found = scrape(query.text)
+        assert found[("wsserver_http_responses_total", (("status", "401"),))] == 2
+
+
 async def test_close_codes_clients_choose_are_not_a_label_each_without_bound() -> None:
     # Clients pick any of the 2,000 application close codes (3000-4999) and
     # the server echoes it: one label pair each, sent and received, so a
@@ -155,9 +181,7 @@ def test_close_codes_stay_bounded_as_workers_end(tmp_path: Any, monkeypatch: Any
         counts.close()
         retire_process(pid)
     kept: dict[str, dict[str, float]] = {"sent": {}, "received": {}}
-    for k, value, _, _ in mmap_dict.MmapedDict.read_all_values_from_file(
-        str(tmp_path / RETIRED)
-    ):
+    for k, value, _, _ in mmap_dict.MmapedDict.read_all_values_from_file(str(tmp_path / RETIRED)):
         name, _, labels, _ = json.loads(k)
         assert name == metric
         kept[labels["side"]][labels["code"]] = value

@@ -850,6 +850,14 @@ class Config:
         env="WEBSOCKET_METRICS_PATH",
         flag="--metrics-path",
     )
+    metrics_token: str | None = setting(
+        None,
+        _path("a token", "TOKEN", empty_is_none=False),
+        "the metrics then want `Authorization: Bearer` (Prometheus's `authorization` "
+        "scrape setting) or `?token=`.",
+        env="WEBSOCKET_METRICS_TOKEN",
+        flag="--metrics-token",
+    )
     status_path: str | None = setting(
         None,
         Text(

@@ -37,6 +37,7 @@ from .response_headers import ResponseHeaders
 from .stats import ServerStats
 from .status import StatusBoard
 from .tls import cipher_suites, connection_tls, served_certificate, ssl_context
+from .tokens import has_token, unauthorized
 from .topics import Topics
 from .websocket import Data, WebSocket
 from .websocket_protocol import WebSocketProtocol
@@ -178,6 +179,8 @@ class Server:
             self.status.add_routes(self.builtins)
         elif config.status_token is not None:
             logger.warning("status_token is set but status_path is not: there is no status page")
+        if config.metrics_token is not None and config.metrics_path is None:
+            logger.warning("metrics_token is set but metrics_path is not: there are no metrics")
         if self.builtins is not None and self.router is not None:
             warn_of_hidden_routes(self.router, self.builtins)
         #: Publish/subscribe: this server's topics, joined to others by the broker.
@@ -770,6 +773,8 @@ class Server:
 
     async def _serve_metrics(self, request: Request) -> Response:
         assert self.metrics is not None
+        if not has_token(request, self.config.metrics_token):
+            return unauthorized()
         body, content_type = self.metrics.render(await self.recent_stats(0))
         return Response(body, 200, content_type=content_type)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import secrets
 import time
@@ -38,6 +37,7 @@ from ..errors import ConnectionClosed
 from ..protocol.handshake import is_same_origin
 from ..protocol.http import Response, error_response
 from .stats import MESSAGE_FIELDS
+from .tokens import has_token, unauthorized
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -92,17 +92,11 @@ class StatusBoard:
     # ---------------------------------------------------------------- access
 
     def _allowed(self, request: Request) -> bool:
-        if self.token is None:
-            return True
-        given = request.args.get("token") or ""
-        bearer = request.headers.get("authorization", "")
-        if bearer.lower().startswith("bearer "):
-            given = given or bearer[7:].strip(" \t")
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        return has_token(request, self.token)
 
     def _guard(self, request: Request) -> Response | None:
         if not self._allowed(request):
-            return _unauthorized()
+            return unauthorized()
         if self.server.config.origins is None:
             # Without an origins setting, the feed is for the page's own
             # origin (and clients that send none), not any page a visitor opened.
@@ -117,7 +111,7 @@ class StatusBoard:
 
     async def _page(self, request: Request) -> Response:
         if not self._allowed(request):
-            return _unauthorized()
+            return unauthorized()
         return Response(PAGE, 200, content_type="text/html; charset=utf-8")
 
     # ------------------------------------------------------------- snapshots
@@ -212,10 +206,6 @@ class StatusBoard:
                         await ws.recv(timeout=left)
         except ConnectionClosed:
             return
-
-
-def _unauthorized() -> Response:
-    return error_response(401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")])
 
 
 def totals(stats: dict[str, Any]) -> dict[str, Any]:
