@@ -39,6 +39,7 @@ from wsserver.envfile import parse_env_file
 from wsserver.errors import ConfigError
 from wsserver.protocol.http import Headers
 from wsserver.protocol.proxy import TrustedProxies, forwarded
+from wsserver.response import Response, text
 from wsserver.server.tls import _missing_pem, ssl_context
 
 from .conftest import StartServer
@@ -1142,6 +1143,42 @@ async def test_a_server_removes_its_own_unix_socket_file_only(socket_path: str) 
     Path(socket_path).write_text("precious")
     await server.close()
     assert Path(socket_path).read_text() == "precious"
+
+
+async def test_a_restart_answers_a_request_on_its_way_on_a_kept_alive_connection() -> None:
+    # A worker retiring closed every kept-alive connection idle at that
+    # instant: a request the client had just sent on one got no answer
+    # (a 502 behind nginx for a POST, which it does not retry). Such a
+    # connection is now kept a moment: a request then is answered, with
+    # Connection: close; one that stays idle is closed after it.
+    routes = Router()
+
+    @routes.route("/", methods=["GET", "POST"])
+    async def index(request: Request) -> Response:
+        return text(request.method)
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, timeout_keep_alive=30)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    busy_reader, busy = await asyncio.open_connection("127.0.0.1", server.port)
+    idle_reader, idle = await asyncio.open_connection("127.0.0.1", server.port)
+    for writer, reader in ((busy, busy_reader), (idle, idle_reader)):
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(b"GET"), TIMEOUT)).startswith(
+            b"HTTP/1.1 200"
+        )
+    started = loop.time()
+    closing = asyncio.create_task(server.close(code=1012))
+    await asyncio.sleep(0.1)  # (the server has stopped taking connections)
+    busy.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    answer = await asyncio.wait_for(busy_reader.read(), TIMEOUT)  # to the end: closed after
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"POST"), answer
+    assert b"\r\nConnection: close\r\n" in answer, answer
+    assert await asyncio.wait_for(idle_reader.read(), TIMEOUT) == b""  # closed, unasked
+    await asyncio.wait_for(closing, TIMEOUT)
+    assert loop.time() - started < 2.5
+    busy.close()
+    idle.close()
 
 
 async def test_a_restart_serves_the_connection_accepted_as_it_began() -> None:

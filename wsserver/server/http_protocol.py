@@ -1932,12 +1932,24 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # if it upgrades, then gets the 1012), and it closes after.
             self._close_after_response = True
             return
-        h = self._h11
-        if h.their_state is h11.IDLE and not h.trailing_data[0]:
-            # Idle (kept alive, or nothing sent yet): nobody waits for an answer.
-            self.close_transport()
+        if self.idle:
+            # Kept alive between requests: nobody waits for an answer. (A
+            # restart keeps it a moment, for a request already on its way.)
+            if self.server.draining:
+                self._close_after_response = True
+            else:
+                self.close_transport()
             return
         self._shutting_down()
+
+    @property
+    def idle(self) -> bool:
+        """Whether the connection is open between requests: nothing of a
+        request arrived, none being answered, nor any application at work."""
+        if self.lost or self._transport_closing or self._app_task is not None:
+            return False
+        h = self._h11
+        return h.their_state is h11.IDLE and not h.trailing_data[0]
 
     def _shutting_down(self) -> None:
         """The 503 of a request the shutdown leaves unanswered."""

@@ -58,6 +58,12 @@ READ_SIZE = 256 * 1024
 #: watchers left over each find nothing to accept (one system call each).
 LIBUV_ACCEPT_WATCHERS = 8
 
+#: A restart: how long (at most ``timeout_keep_alive``) a kept-alive
+#: connection idle as the server stops taking connections is kept open for
+#: a request the client may have sent meanwhile (answered, then closed). One
+#: closed at that instant lost such a request unanswered.
+RESTART_IDLE_DRAIN = 1.0
+
 
 class Server:
     """A listening WebSocket server.
@@ -193,6 +199,9 @@ class Server:
         self.closing = False
         #: What close() closes WebSockets with: 1001 (going away) or 1012 (restart).
         self.close_code = 1001
+        #: A restart keeps kept-alive connections idle a moment (see
+        #: RESTART_IDLE_DRAIN): while so, HttpProtocol.shutdown() leaves them open.
+        self.draining = False
         #: Set once close() has finished (or closed a server never started).
         self._closed = asyncio.Event()
         # The shutdown under way: one, whoever calls close() and however often;
@@ -647,7 +656,12 @@ class Server:
             await self._stop_accepting()  # losing no connection being accepted
         if code == 1012:
             await self._let_handshakes_finish()  # a restart fails no connection attempt
-            self._stop_taking_connections()
+            self.draining = True
+            try:
+                self._stop_taking_connections()
+                await self._let_idle_connections_drain()
+            finally:
+                self.draining = False
         loop = self.loop
         grace = self.config.shutdown_timeout if timeout is None else timeout
         deadline = loop.time() + grace
@@ -854,6 +868,21 @@ class Server:
     def refusing(self) -> bool:
         """Whether new upgrades are answered 503 (shutting down, and not restarting)."""
         return self.closing and self.close_code != 1012
+
+    async def _let_idle_connections_drain(self) -> None:
+        """A restart: wait (:data:`RESTART_IDLE_DRAIN`) while kept-alive
+        connections are idle (a request may be on its way: it is answered,
+        and its connection closed after), then close those still idle."""
+        loop = self.loop
+        deadline = loop.time() + min(RESTART_IDLE_DRAIN, self.config.timeout_keep_alive)
+        while loop.time() < deadline:
+            idle = [p for p in self.connections if isinstance(p, HttpProtocol) and p.idle]
+            if not idle:
+                return
+            await asyncio.sleep(0.02)
+        for protocol in list(self.connections):
+            if isinstance(protocol, HttpProtocol) and protocol.idle:
+                protocol.close_transport()
 
     async def _let_handshakes_finish(self) -> None:
         """Wait (within open_timeout) until no connection is in its TLS handshake
