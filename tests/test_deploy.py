@@ -686,6 +686,14 @@ def test_trusted_proxies() -> None:
     assert "192.0.2.1" in TrustedProxies("*")
     with pytest.raises(ValueError):
         TrustedProxies("10.0.0.0/33")
+    # A dual-stack socket (systemd's ListenStream=8000, --fd) gives IPv4 peers
+    # as IPv4-mapped IPv6 addresses: they never matched, and the proxy's
+    # headers were dropped without a word.
+    assert "::ffff:127.0.0.1" in trusted and "::ffff:10.9.8.7" in trusted
+    assert "::ffff:192.0.2.1" not in trusted
+    assert "127.0.0.1" in TrustedProxies("::ffff:127.0.0.1")
+    said = forwarded(Headers([("x-forwarded-for", "203.0.113.7, ::ffff:10.0.0.2")]), trusted)
+    assert said.client == ("203.0.113.7", 0)
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,15 @@ class TrustedProxies:
             address = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             return False
-        return any(address in network for network in self.networks)
+        # An IPv4 peer of a dual-stack socket is IPv4-mapped (::ffff:10.0.0.2):
+        # the same address to either kind of entry.
+        if isinstance(address, ipaddress.IPv6Address):
+            forms: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = (
+                (address,) if address.ipv4_mapped is None else (address, address.ipv4_mapped)
+            )
+        else:
+            forms = (address, ipaddress.IPv6Address(f"::ffff:{address}"))
+        return any(form in network for network in self.networks for form in forms)
 
 
 class Forwarded(NamedTuple):
