@@ -438,6 +438,37 @@ async def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced() -> 
 
 
 @pytest.mark.drill
+async def test_sigterm_gives_a_stuck_worker_its_shutdown_not_its_open_timeout() -> None:
+    # The supervisor waited open_timeout + shutdown_timeout + close_timeout +
+    # 5 s before killing a worker that did not stop on SIGTERM (35 s with the
+    # defaults, past Kubernetes' 30 s grace): open_timeout is a rolling
+    # restart's (handshakes let finish), not a stop's.
+    async with supervisor(
+        "--timeout-worker-healthcheck",
+        "none",
+        "--open-timeout",
+        "30",
+        "--shutdown-timeout",
+        "1",
+        "--close-timeout",
+        "1",
+    ) as cli:
+        http = cli.url.replace("ws://", "http://")
+        async with httpx.AsyncClient(timeout=30) as client:
+            blocked = asyncio.create_task(client.get(http + "/block?s=60"))
+            await asyncio.sleep(0.5)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            cli.proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(cli.proc.wait(), 40) == 0
+            took = loop.time() - started
+            with pytest.raises(httpx.HTTPError):
+                await blocked
+        assert "did not stop: killed" in cli.stderr
+        assert 6.0 < took < 12.0, took  # (1 + 1 + 5 s; was 37 s)
+
+
+@pytest.mark.drill
 @pytest.mark.parametrize(
     ("timeout", "seconds"),
     [("1", "0"), ("3", "1.5"), ("none", "3")],

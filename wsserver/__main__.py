@@ -1195,7 +1195,10 @@ def supervise(
     # What a retiring worker may take: the handshakes under way (open_timeout),
     # its handlers (shutdown_timeout and the cancelling after it), the closing
     # handshakes (close_timeout), and its lifespan shutdown.
-    grace = (config.open_timeout or 10.0) + config.shutdown_timeout + config.close_timeout + 5.0
+    # A stop (SIGTERM, SIGINT) lets no handshake finish: within Kubernetes'
+    # 30 s grace with the defaults (25 s).
+    stop_grace = config.shutdown_timeout + config.close_timeout + 5.0
+    grace = (config.open_timeout or 10.0) + stop_grace
     shared_dirs = []
     if config.metrics_path is not None and not os.environ.get(MULTIPROC_ENV):
         # One scrape of any worker sees every worker: they share these files.
@@ -1228,6 +1231,7 @@ def supervise(
         environment,
         start_timeout=start_timeout,
         health_timeout=None if health == "none" else float(health),
+        stop_grace=stop_grace,
     )
     try:
         return asyncio.run(supervisor.run())

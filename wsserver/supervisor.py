@@ -154,8 +154,11 @@ class Supervisor:
             ``--fd`` and ``--workers 1``).
         workers: how many worker processes.
         sock: the bound, listening socket (inheritable).
-        grace: seconds a worker may take to stop after SIGTERM or SIGHUP before
-            it is killed (its shutdown_timeout and close_timeout, and a margin).
+        grace: seconds a retiring worker (a rolling restart) may take to stop
+            before it is killed (the handshakes it lets finish, its
+            shutdown_timeout and close_timeout, and a margin).
+        stop_grace: the same after SIGTERM or SIGINT (no handshakes waited
+            for); None: ``grace``.
         watcher: with ``--reload``, the source files whose changes restart the workers.
         environment: gives each worker started its environment (``--env-file``
             read again); None from it, or none given: this process's.
@@ -176,12 +179,14 @@ class Supervisor:
         *,
         start_timeout: float = START_TIMEOUT,
         health_timeout: float | None = HEALTH_TIMEOUT,
+        stop_grace: float | None = None,
     ):
         self.argv = list(argv)
         self.health_timeout = health_timeout
         self.count = workers
         self.sock = sock
         self.grace = grace
+        self.stop_grace = grace if stop_grace is None else stop_grace
         self.start_timeout = start_timeout
         self.workers: dict[int, Worker] = {}
         self.failures: dict[int, int] = {}
@@ -673,18 +678,19 @@ class Supervisor:
                 break
             for worker in workers:
                 _signal(worker, signal.SIGTERM)
-            await self._reap(workers)
+            await self._reap(workers, self.stop_grace)
             await asyncio.sleep(0.1)
         logger.info("stopped")
         assert self._stopped is not None
         self._stopped.set()
 
-    async def _reap(self, workers: list[Worker]) -> None:
-        """Wait for ``workers`` to exit within the grace period; kill the ones that do not."""
+    async def _reap(self, workers: list[Worker], grace: float | None = None) -> None:
+        """Wait for ``workers`` to exit within ``grace`` (else the grace of a
+        retiring worker); kill the ones that do not."""
         pending = [w.exited for w in workers if not w.exited.done()]
         if not pending:
             return
-        _, late = await asyncio.wait(pending, timeout=self.grace)
+        _, late = await asyncio.wait(pending, timeout=self.grace if grace is None else grace)
         for worker in workers:
             if not worker.exited.done():
                 logger.warning("worker %d (pid %d) did not stop: killed", worker.slot, worker.pid)
