@@ -164,6 +164,32 @@ async def test_web_concurrency_sets_the_workers_as_for_uvicorn() -> None:
         assert len(children(cli.proc.pid)) == 2
 
 
+async def test_an_explicit_single_worker_is_supervised_for_rolling_restarts() -> None:
+    # One process per pod (or a systemd unit whose ExecReload sends SIGHUP):
+    # --workers 1 had no supervisor, and SIGHUP stopped the server (exit 0,
+    # which Restart=on-failure does not restart). Asked for, one worker now
+    # has its supervisor: SIGHUP replaces it without a refused connection.
+    async with running_cli(
+        "tests.worker_app:routes", "--workers", "1", "--ping-interval", "none"
+    ) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        (first,) = children(cli.proc.pid)
+        http = cli.url.replace("ws://", "http://")
+        cli.proc.send_signal(signal.SIGHUP)
+        async with httpx.AsyncClient() as client:
+            served: set[int] = set()
+            while len(served - {first}) == 0:
+                response = await asyncio.wait_for(client.get(http + "/block?s=0"), TIMEOUT)
+                served.add(int(response.text))
+        await wait_for(lambda: children(cli.proc.pid) == served - {first}, what="the new one")
+        assert cli.proc.returncode is None
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+    # Without the flag, still one process alone (as uvicorn).
+    async with running_cli("tests.worker_app:routes", "--ping-interval", "none") as cli:
+        assert children(cli.proc.pid) == set()
+
+
 @pytest.mark.drill
 async def test_a_killed_worker_is_replaced_and_the_others_clients_stay(tmp_path: Path) -> None:
     async with supervisor() as cli:

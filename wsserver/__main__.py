@@ -150,8 +150,8 @@ def build_parser() -> CommandLineParser:
         type=_workers,
         default=None,
         metavar="N",
-        help="worker processes sharing the listening socket, under a supervisor (default 1: "
-        "one process, no supervisor) [WEBSOCKET_WORKERS or WEB_CONCURRENCY]",
+        help="worker processes sharing the listening socket, under a supervisor, 1 included "
+        "(not given: one process, no supervisor) [WEBSOCKET_WORKERS or WEB_CONCURRENCY]",
     )
     p.add_argument(
         "--worker-start-timeout",
@@ -618,7 +618,7 @@ async def run(
             signal.Signals(signum).name,
             "retiring"
             if restart
-            else "shutting down (a rolling restart needs a supervisor: --workers 2 or more)"
+            else "shutting down (a rolling restart needs a supervisor: --workers N, 1 included)"
             if signum == signal.SIGHUP
             else "shutting down",
         )
@@ -1034,18 +1034,24 @@ def _main(argv: Sequence[str] | None) -> int:
         for name, instead in misspelt_variables(os.environ, own):
             logger.warning("%s is not a variable wsserver reads (ignored): %s", name, instead)
     workers = args.workers
+    # Asked for (a number of workers, 1 included): a supervisor, which SIGHUP
+    # gives a rolling restart (one process alone can only stop).
+    supervised = workers is not None
     if workers is None:
         # (WEB_CONCURRENCY: uvicorn's and gunicorn's, which Heroku and others set.)
         variable = (
             "WEB_CONCURRENCY" if "WEBSOCKET_WORKERS" not in os.environ else "WEBSOCKET_WORKERS"
         )
+        supervised = bool(os.environ.get(variable))
         try:
             workers = _workers(os.environ.get(variable) or "1")
         except argparse.ArgumentTypeError as exc:
             _refuse(parser, args, f"{variable}: {exc}")
     # --reload restarts the process, and one that stops after limit_max_requests
     # needs another to take its place: the supervisor does both.
-    if workers > 1 or (role is None and (args.reload or _limits_requests(parser, args))):
+    if role is None and (
+        supervised or workers > 1 or args.reload or _limits_requests(parser, args)
+    ):
         return supervise(parser, args, arguments, workers, from_env_file)
     if role is not None:
         die_with_parent(role.supervisor_pid)
