@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from wsserver import Config, ConfigError
+from wsserver import Config, ConfigError, Router, serve
 from wsserver.config import ENV_VARS, markdown_table
 from wsserver.protocol.deflate import DeflateSettings
 
@@ -627,3 +627,14 @@ def test_unreadable_flag_names_the_flag_and_what_it_takes(
         build_parser().parse_args(["x:y", "--max-size", "abc"])
     err = capsys.readouterr().err
     assert "--max-size" in err and "positive integer" in err
+
+
+def test_a_root_path_given_to_a_router_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    # It is an ASGI application's (the scope's root_path): a Router took it
+    # without a word, and its url_for() went on without the prefix.
+    serve(Router(), "127.0.0.1", 0, root_path="/api")
+    said = [r.getMessage() for r in caplog.records if r.name == "wsserver.server"]
+    assert any("root_path '/api' is given to ASGI applications" in m for m in said), said
+    caplog.clear()
+    serve(Router(), "127.0.0.1", 0)
+    assert not [r for r in caplog.records if "root_path" in r.getMessage()]

@@ -662,7 +662,8 @@ class Config:
             "without spaces, '?' or '#'",
             _root_path,
         ),
-        "where an ASGI app is mounted behind a proxy (its scope's `root_path`).",
+        "where an ASGI app is mounted behind a proxy (its scope's `root_path`); a Router "
+        "does not use it (a warning says so).",
         env="WEBSOCKET_ROOT_PATH",
         flag="--root-path",
     )

@@ -189,6 +189,12 @@ class Server:
             logger.warning("metrics_token is set but metrics_path is not: there are no metrics")
         if self.builtins is not None and self.router is not None:
             warn_of_hidden_routes(self.router, self.builtins)
+        if config.root_path and self.router is not None:
+            logger.warning(
+                "root_path %r is given to ASGI applications (their scope's): a Router's "
+                "routes and url_for() do not use it",
+                config.root_path,
+            )
         #: Publish/subscribe: this server's topics, joined to others by the broker.
         self.pubsub = Topics(
             broker if broker is not None else MemoryBroker(),
