@@ -31,6 +31,7 @@ from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
 from .reload import POLL_INTERVAL, FileWatcher
+from .server.descriptors import raise_open_files_limit, say_accept_failures_once_in_a_while
 from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, remove_socket_file, serve
 from .server.tls import ssl_context
@@ -581,6 +582,11 @@ async def run(
     Raises:
         LifespanFailure: an ASGI application's startup failed.
     """
+    raised = raise_open_files_limit()
+    if raised is not None:
+        logger.debug("open files: at most %d, raised from %d", raised[1], raised[0])
+    loop = asyncio.get_running_loop()
+    say_accept_failures_once_in_a_while(loop)
     sock = None
     if fd is not None:
         sock = inherited_socket(fd)
@@ -588,7 +594,6 @@ async def run(
     server = serve(app, host, port, config=config, sock=sock, uds=None if sock else uds)
     if server.status is not None and role is not None and status_dir is not None:
         server.status.share(status_dir, str(role.slot))
-    loop = asyncio.get_running_loop()
     stopping = False
     retiring = False
     closing: list[asyncio.Task[None]] = []
