@@ -279,6 +279,23 @@ def test_json_lines_keep_an_application_s_extra_fields_the_pid_and_the_stack() -
     assert "args" not in entry and "msg" not in entry and "levelno" not in entry
 
 
+def test_a_json_line_is_one_line_to_every_reader() -> None:
+    # Written as UTF-8 (ensure_ascii off), an application's message with a
+    # line or paragraph separator (U+2028, U+2029) or NEL (U+0085) was cut
+    # in two by readers that split on them (Python's str.splitlines()).
+    import json
+
+    from wsserver.logs import JsonFormatter
+
+    record = logging.getLogger("myapp").makeRecord(
+        "myapp", logging.INFO, __file__, 1, "a\u2028b\u2029c\x85d é", (), None
+    )
+    line = JsonFormatter(worker=None).format(record)
+    assert len(line.splitlines()) == 1, line
+    assert json.loads(line)["message"] == "a\u2028b\u2029c\x85d é"
+    assert "é" in line  # (other text as it is)
+
+
 async def test_the_access_line_says_the_method_and_the_path_as_sent(
     run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -123,6 +123,10 @@ _OWN_KEYS = frozenset(
 )
 
 
+#: Characters that JSON leaves as they are and some readers split lines at.
+_LINE_ENDS = {0x2028: "\\u2028", 0x2029: "\\u2029", 0x85: "\\u0085"}
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message,
     worker, pid, the record's ``extra=`` fields (the access fields, see
@@ -154,7 +158,9 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str, allow_nan=False)
+        line = json.dumps(entry, ensure_ascii=False, default=str, allow_nan=False)
+        # What some readers take for line ends (str.splitlines()): escaped.
+        return line.translate(_LINE_ENDS) if not line.isascii() else line
 
 
 def _as_json(value: object) -> object:
