@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import struct
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
@@ -588,3 +590,30 @@ async def test_a_file_cut_short_by_its_client_counts_what_went(
     )
     (record,) = [r for r in caplog.records if r.name == "wsserver.access"]
     assert taken <= record.bytes_sent < (48 << 20), (taken, record.getMessage())  # type: ignore[attr-defined]
+
+
+async def test_an_ipv6_peer_is_logged_in_brackets(caplog: pytest.LogCaptureFixture) -> None:
+    # "::1:52918" (uvicorn's way too) cannot be told apart: is the port
+    # 52918, or part of the address? RFC 3986's "[::1]:52918" can.
+    from wsserver import serve
+
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    routes = Router()
+
+    @routes.get("/")
+    async def index(request: Request) -> Response:
+        return text("x")
+
+    try:
+        server = serve(routes, "::1", 0, ping_interval=None)
+        await server.start()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://[::1]:{server.port}/")).status_code == 200
+        await wait_for(lambda: "wsserver.access" in caplog.text, what="the access line")
+    finally:
+        await server.close()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    assert re.match(r"\[::1\]:\d+ GET / 200 ", line), line

@@ -54,8 +54,11 @@ def _escaped(ch: str) -> str:
 
 
 def peer(address: tuple[str, int] | None) -> str:
-    """``host:port`` of a peer, or ``-``."""
-    return "-" if address is None else f"{address[0]}:{address[1]}"
+    """``host:port`` of a peer (``[v6]:port`` for IPv6, as in a URL), or ``-``."""
+    if address is None:
+        return "-"
+    host = address[0]
+    return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
 
 
 def log_access(
