@@ -4,6 +4,7 @@ large files streamed, HEAD, and no way out of the directory, over real sockets."
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import os
 import socket
@@ -210,6 +211,43 @@ class TestStatic:
             assert (await client.get("/")).status_code == 404  # (no index)
             assert (await client.post("/app.js")).status_code == 405
 
+    async def test_the_mount_s_own_path_serves_its_index_with_strict_slashes(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # Router(strict_slashes=True): /static was redirected to /static/,
+        # which no route matched (<path> wants a character): a 404.
+        routes = Router(strict_slashes=True)
+        routes.static("/static", site)
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.get("/static")
+            assert (r.status_code, r.headers["location"]) == (307, "/static/")
+            r = await client.get("/static/")
+            assert (r.status_code, r.text) == (200, "<h1>home</h1>")
+            assert (await client.get("/static/sub/")).text == "sub home"
+
+    async def test_a_directory_switched_by_a_link_serves_the_new_release(
+        self, run_server: StartServer, tmp_path: Path
+    ) -> None:
+        # Deploys that switch a "current" link to the new release (Capistrano,
+        # Deployer): the link was resolved once, at start, and the old
+        # release went on being served (then 404s once it was removed).
+        for release in ("rel1", "rel2"):
+            (tmp_path / release).mkdir()
+            (tmp_path / release / "v.txt").write_text(release)
+        current = tmp_path / "current"
+        current.symlink_to(tmp_path / "rel1")
+        routes = Router()
+        routes.static("/s", current)
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            assert (await client.get("/s/v.txt")).text == "rel1"
+            switched = tmp_path / "current.new"
+            switched.symlink_to(tmp_path / "rel2")
+            switched.replace(current)  # (atomic: ln -sfn)
+            assert (await client.get("/s/v.txt")).text == "rel2"
+            assert (await client.get("/s/../rel1/v.txt")).status_code == 404
+
     def test_a_directory_is_required(self, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="is not a directory"):
             Router().static("/s", tmp_path / "missing")
@@ -365,6 +403,7 @@ class TestRanges:
                 {"If-Match": f'"other", {etag}'},
                 {"If-Match": "*"},
                 {"If-Unmodified-Since": modified},
+                {"If-Unmodified-Since": asctime(modified)},  # (RFC 9110 5.6.7: all three forms)
                 {"If-Unmodified-Since": "garbage"},  # (ignored)
                 {"If-Match": etag, "If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"},
             ):
@@ -376,11 +415,18 @@ class TestRanges:
                 {"If-Match": etag},
                 {"If-Match": f"W/{etag}"},  # (a strong comparison)
                 {"If-Unmodified-Since": modified},
+                {"If-Unmodified-Since": asctime(modified)},
             ):
                 r = await client.get("/files/app.js", headers={"Range": "bytes=0-2", **headers})
                 assert (r.status_code, r.content[:3]) == (412, b"Pre"), headers
             r = await client.head("/files/app.js", headers={"If-Match": etag})
             assert r.status_code == 412
+
+
+def asctime(http_date: str) -> str:
+    """An IMF-fixdate written in C's asctime() form (``Sun Nov  6 08:49:37 1994``)."""
+    when = email.utils.parsedate_to_datetime(http_date)
+    return when.strftime("%a %b ") + f"{when.day:2d}" + when.strftime(" %H:%M:%S %Y")
 
 
 def sent_by_the_kernel(caplog: pytest.LogCaptureFixture) -> int:

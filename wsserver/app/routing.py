@@ -402,7 +402,8 @@ class Router:
         base = uri.rstrip("/")
         self.add_route(handler, f"{base}/<path:path>", name=name, host=host)
         if index is not None:
-            self.add_route(handler, base or "/", host=host)
+            # (Its own path with its "/" too, whatever the router's strict_slashes.)
+            self.add_route(handler, base or "/", host=host, strict_slashes=False)
 
     def websocket(
         self,

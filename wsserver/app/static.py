@@ -17,6 +17,7 @@ its ``/`` is redirected (307) to it, so that its index's relative links work.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import errno
 import mimetypes
@@ -49,13 +50,16 @@ def static_handler(
         ValueError: ``directory`` is not a directory, or ``cache_control``
             is no header value.
     """
-    root = os.path.realpath(directory)
-    if not os.path.isdir(root):
+    given = os.path.abspath(directory)
+    if not os.path.isdir(given):
         raise ValueError(f"static files: {os.fspath(directory)!r} is not a directory")
     if cache_control is not None:
         Response(b"", 200, [("Cache-Control", cache_control)])  # (ValueError now, not per request)
 
     async def static_files(request: Any, path: str = "") -> Response | StreamingResponse:
+        # Resolved for each request: a deploy that switches a link to the
+        # new release ("current" -> release 2) has it served at once.
+        root = os.path.realpath(given)
         name = _find(root, path)
         if name is None:
             return error_response(404)
@@ -263,7 +267,8 @@ def _date(value: str | None) -> int | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        return None
+        # asctime's form has no zone (RFC 9110 5.6.7: every HTTP date is GMT).
+        when = when.replace(tzinfo=datetime.UTC)
     return int(when.timestamp())
 
 
