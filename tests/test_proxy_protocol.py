@@ -326,7 +326,7 @@ async def test_the_client_is_the_one_the_header_names(
     assert answer.rsplit(b"\r\n", 1)[1].startswith(b"127.0.0.1 "), answer
     access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
     assert access[0].startswith("203.0.113.7:51234 GET /who 200 "), access
-    assert access[1].startswith("2001:db8::9:40000 GET /who 200 "), access
+    assert access[1].startswith("[2001:db8::9]:40000 GET /who 200 "), access
 
 
 async def test_the_header_may_come_a_byte_at_a_time(run_server: StartServer) -> None:
@@ -609,7 +609,8 @@ async def test_tls_starts_after_the_header_even_in_the_same_packet(
     assert answer.endswith(b"\r\n\r\nhttps"), answer
     access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
     host, port = expected.decode().split(" ")
-    assert access[0].startswith(f"{host}:{port} GET /who 200 "), access
+    shown = f"[{host}]" if ":" in host else host  # (an IPv6 peer in brackets)
+    assert access[0].startswith(f"{shown}:{port} GET /who 200 "), access
 
 
 async def test_a_client_ending_tls_right_after_its_handshake_is_no_error(
