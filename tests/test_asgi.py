@@ -1916,8 +1916,9 @@ async def test_a_204s_content_length_is_left_out(run_asgi: Any) -> None:
         (200, [(b"content-length", b"5, 6")], [b"01234"], "invalid Content-Length"),
         (204, [], [b"body"], "a 204 response has no body"),
         (304, [(b"content-length", b"4")], [b"body"], "a 304 response has no body"),
+        (205, [], [b"body"], "a 205 response has no body"),  # (RFC 9110 15.3.6)
     ],
-    ids=["longer", "shorter", "longer-first-piece", "nonsense", "two-lengths", "204", "304"],
+    ids=["longer", "shorter", "longer-first-piece", "nonsense", "two-lengths", "204", "304", "205"],
 )
 async def test_a_first_body_that_does_not_fit_its_head_gets_a_500(
     run_asgi: Any,

@@ -377,6 +377,43 @@ async def test_error_format_of_a_405_is_the_paths_route(
     check_error_body(error_format, 405, headers["Content-Type"], body)
 
 
+@pytest.mark.parametrize("error_format", ERROR_FORMATS)
+@pytest.mark.parametrize("framing", ["length", "chunked", "stream"])
+async def test_error_format_of_a_413_is_the_routes(
+    run_server: StartServer, error_format: ErrorFormat, framing: str
+) -> None:
+    """A body over the route's max_body_size gets its 413 in the route's error_format (it was
+    plain text but for a streamed route's that ran over as it read)."""
+    routes = Router()
+
+    async def upload(request: Request) -> Response:
+        return text("ok")
+
+    routes.add_route(
+        upload,
+        "/upload",
+        methods=["POST"],
+        error_format=error_format,
+        max_body_size=10,
+        stream=framing == "stream",
+    )
+    server = await run_server(routes)
+    body = b"x" * 100
+    framed = (
+        b"Transfer-Encoding: chunked\r\n\r\n64\r\n" + body + b"\r\n0\r\n\r\n"
+        if framing == "chunked"
+        else b"Content-Length: 100\r\n\r\n" + body
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\n" + framed)
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    head, _, content = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), answer
+    fields = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:])
+    check_error_body(error_format, 413, fields["Content-Type"], content)
+
+
 # ============================================================ the examples
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import h11
 import pytest
 
+from wsserver.app.response import json_response, stream
 from wsserver.protocol import http as http_module
 from wsserver.protocol.http import (
     Response,
@@ -90,6 +91,20 @@ def test_204_and_304_carry_no_content_length_and_no_body(status: int) -> None:
     assert conn.our_state is h11.DONE
     with pytest.raises(ValueError, match="no body"):
         Response("hello", status)
+
+
+def test_a_205_has_no_content_and_says_so_with_a_zero_length() -> None:
+    # RFC 9110 15.3.6: a server MUST NOT generate content in a 205 (Reset
+    # Content); its end is a Content-Length of 0. text("hi", 205) sent "hi".
+    with pytest.raises(ValueError, match="no body"):
+        Response("hi", 205)
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.next_event()
+    data = render_response(conn, Response(b"", 205))
+    assert data.startswith(b"HTTP/1.1 205 ") and data.endswith(b"Content-Length: 0\r\n\r\n")
+    with pytest.raises(ValueError, match="not 205"):
+        stream(["hi"], 205)
 
 
 def test_a_content_length_given_to_a_204_is_left_out_one_given_to_a_304_kept() -> None:
@@ -229,3 +244,12 @@ def test_split_absolute_form(target: bytes, split: tuple[bytes, bytes] | None) -
 def test_split_absolute_form_refuses_no_host_and_userinfo(target: bytes) -> None:
     with pytest.raises(ValueError):
         split_absolute_form(target)
+
+
+def test_json_refuses_what_json_cannot_say() -> None:
+    # json({"x": float("nan")}) sent {"x": NaN}, which no JSON parser of a
+    # browser takes (RFC 8259 6); Starlette's JSONResponse raises too.
+    for value in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError):
+            json_response({"x": value})
+    assert json_response({"x": 1.5}).body == b'{"x": 1.5}'

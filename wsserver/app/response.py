@@ -55,13 +55,24 @@ def html(body: str, status: int = 200, headers: HeadersLike | None = None) -> Re
     return Response(body, status, headers, "text/html; charset=utf-8")
 
 
+def _dumps(body: Any) -> str:
+    """``body`` as JSON text; NaN and the infinities, which JSON has not
+    (RFC 8259 6), raise ``ValueError`` rather than go out as ``NaN``."""
+    return json_module.dumps(body, allow_nan=False)
+
+
 def json(
     body: Any,
     status: int = 200,
     headers: HeadersLike | None = None,
-    dumps: Callable[[Any], str] = json_module.dumps,
+    dumps: Callable[[Any], str] = _dumps,
 ) -> Response:
-    """An ``application/json`` response of ``dumps(body)``."""
+    """An ``application/json`` response of ``dumps(body)``.
+
+    Raises:
+        ValueError: a float that JSON has no way to say (NaN, an infinity),
+            with the default ``dumps``.
+    """
     return Response(dumps(body), status, headers, "application/json")
 
 
@@ -165,7 +176,7 @@ class StreamingResponse(CookieSetting):
                 "a streamed body is an iterable or async iterable of str or bytes pieces, "
                 f"not {type(chunks).__name__}"
             )
-        if not 200 <= status <= 599 or status in (204, 304):
+        if not 200 <= status <= 599 or status in (204, 205, 304):
             raise ValueError(f"a streamed response's status is 200-599 with a body, not {status}")
         items = response_head_headers(headers, content_type)
         if any(name.lower() == "transfer-encoding" for name, _ in items):

@@ -425,7 +425,7 @@ class HttpCycle:
 
         Raises:
             RuntimeError: the piece does not fit the response (a body for a
-                204 or 304, more bytes than its Content-Length, or, all in one
+                204, 205 or 304, more bytes than its Content-Length, or, all in one
                 piece, fewer): nothing was sent, so the server answers 500.
             ValueError: the application's Content-Length is no length.
         """
@@ -433,7 +433,7 @@ class HttpCycle:
         declared = declared_length(headers, "http.response.start")
         bodiless = status == 204 or status == 304
         if not self._head:  # (HEAD: no body goes; a length is GET's)
-            if bodiless and size:
+            if size and (bodiless or status == 205):  # (RFC 9110 15.3.6: none for a 205)
                 raise RuntimeError(f"http.response.body: a {status} response has no body")
             if (
                 declared is not None

@@ -296,7 +296,7 @@ class Response(CookieSetting):
             raise ValueError(f"HTTP status must be between 200 and 599, not {status}")
         self.status = status
         self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        if self.body and status in _BODILESS:
+        if self.body and status in _NO_CONTENT:
             raise ValueError(f"a {status} response has no body")
         self.headers: list[tuple[str, str]] = response_head_headers(headers, content_type)
 
@@ -307,6 +307,9 @@ class Response(CookieSetting):
 #: Statuses whose responses have no body (RFC 9110 15.3.5, 15.4.5): no
 #: ``Content-Length`` is added to them either.
 _BODILESS = frozenset((204, 304))
+#: Statuses a server MUST NOT send content with (RFC 9110 15.3.5, 15.3.6,
+#: 15.4.5): a 205's end is said with a Content-Length of 0.
+_NO_CONTENT = _BODILESS | {205}
 
 
 def h11_response(

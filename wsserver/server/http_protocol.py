@@ -473,7 +473,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     # The handler reads the body itself (request.stream).
                     self._awaiting_body = False
                     if self._declared_over(self._body_limit(False)):
-                        self.http_error(413, "Request body too large.")
+                        self._body_too_large()
                         return
                     self._reading_body = True
                     self._dispatch()
@@ -489,7 +489,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     if self._error_answer_only():
                         self._answer_leaving_the_body()  # its answer, not a 413
                     else:
-                        self.http_error(413, "Request body too large.")
+                        self._body_too_large()
                     return
                 if parts is not None:
                     parts += data
@@ -760,7 +760,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._body_buffer = bytearray() if kept else None
         if self._declared_over(self._body_limit(not kept)):
             # Refused now rather than once that much has come.
-            self.http_error(413, "Request body too large.")
+            self._body_too_large()
             return False
         self._send_continue()
         return True
@@ -1688,6 +1688,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return True
         self.close_transport()
         return False
+
+    def _body_too_large(self) -> None:
+        """413, in the error format of the route the request is for."""
+        found = self._found
+        route = found.route if found is not None else None
+        format = route.error_format if route is not None else "text"
+        self.http_error(413, "Request body too large.", format=format)
 
     def http_error(
         self,
