@@ -1190,6 +1190,80 @@ async def test_a_restart_answers_a_request_on_its_way_on_a_kept_alive_connection
     idle.close()
 
 
+def _drain_routes() -> Router:
+    routes = Router()
+
+    @routes.route("/", methods=["GET", "POST"])
+    async def index(request: Request) -> Response:
+        return text(f"{request.method} {len(request.body)}")
+
+    @routes.get("/big")
+    async def big(request: Request) -> Response:
+        await asyncio.sleep(float(request.args.get("wait", "0")))
+        return Response(b"x" * (8 << 20), 200)
+
+    return routes
+
+
+async def _kept_alive(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection with one request answered, kept alive."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"GET 0"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 200")
+    return reader, writer
+
+
+async def _to_the_end(reader: asyncio.StreamReader) -> bytes:
+    got = b""
+    with contextlib.suppress(ConnectionResetError):
+        while data := await asyncio.wait_for(reader.read(1 << 20), TIMEOUT):
+            got += data
+    return got
+
+
+@pytest.mark.parametrize("expect", [False, True], ids=["body-after-head", "100-continue"])
+async def test_a_request_whose_body_comes_during_a_restart_is_answered(expect: bool) -> None:
+    # (From a review of the drain.) A request whose head came in the drain,
+    # its body after (nginx writes them apart; a 100-continue waits for its
+    # 100): no task worked on it yet, and the end of the shutdown aborted it.
+    server = serve(_drain_routes(), "127.0.0.1", 0, ping_interval=None, timeout_keep_alive=30)
+    await server.start()
+    reader, writer = await _kept_alive(server.port)
+    closing = asyncio.create_task(server.close(code=1012))
+    await asyncio.sleep(0.1)  # (draining)
+    continued = b"Expect: 100-continue\r\n" if expect else b""
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n" + continued + b"\r\n")
+    if expect:
+        said = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert said.startswith(b"HTTP/1.1 100 "), said
+    await asyncio.sleep(0.05)
+    writer.write(b"hello")
+    answer = await _to_the_end(reader)
+    await asyncio.wait_for(closing, TIMEOUT)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"POST 5"), answer
+
+
+@pytest.mark.parametrize("code", [1001, 1012])
+async def test_a_response_written_is_sent_whole_before_the_shutdown_ends(code: int) -> None:
+    # (From a review of the drain.) The end of a shutdown aborted every
+    # connection still open: an answer written but still in the write buffer
+    # (8 MiB to a client reading it) was cut off half way.
+    server = serve(_drain_routes(), "127.0.0.1", 0, ping_interval=None, timeout_keep_alive=30)
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /big?wait=0.3 HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.1)
+    closing = asyncio.create_task(server.close(code=code))
+    await asyncio.sleep(1.5)  # (the client reads once the handler is done)
+    got = await _to_the_end(reader)
+    await asyncio.wait_for(closing, TIMEOUT)
+    writer.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert len(body) == 8 << 20, (head, len(body))
+
+
 async def test_a_restart_serves_the_connection_accepted_as_it_began() -> None:
     """A connection arriving as a worker retires (close(code=1012)) is served: by the old
     worker if it was accepting it, else (left in the shared socket's queue) by the new one."""
@@ -1378,6 +1452,41 @@ async def test_a_log_config_without_root_says_each_line_once(tmp_path: Path) -> 
     assert all(line.startswith("CONFIGURED ") for line in cli.stderr.splitlines()), cli.stderr
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_a_log_config_that_gives_wsserver_nowhere_to_log_keeps_the_default(
+    tmp_path: Path, log_format: str
+) -> None:
+    # (From a review.) A uvicorn file (its loggers alone, no root): without
+    # the server's own root handler, nothing of wsserver's was said at all,
+    # the start, the access lines, the application's lines.
+    log_config = tmp_path / "uvicorn.json"
+    log_config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+                "loggers": {"uvicorn.access": {"level": "INFO", "handlers": ["stderr"]}},
+            }
+        )
+    )
+    listening = r"listening on ws://127\.0\.0\.1:(\d+)"
+    async with running_cli(
+        "examples.echo:routes",
+        "--log-config",
+        str(log_config),
+        "--log-format",
+        log_format,
+        listening=listening,
+    ) as cli:
+        await assert_echo(cli.url + "/ws")
+        await wait_for(lambda: "wsserver.access" in cli.stderr, what="the access line")
+    lines = [line for line in cli.stderr.splitlines() if "listening on" in line]
+    assert len(lines) == 1, cli.stderr
+    if log_format == "json":
+        assert json.loads(lines[0])["logger"] == "wsserver.server", lines
+    assert "configures uvicorn's loggers" in cli.stderr
+
+
 @pytest.mark.parametrize("given", [None, "info"])
 async def test_log_level_goes_over_a_log_config_as_in_uvicorn(
     tmp_path: Path, given: str | None
@@ -1479,3 +1588,31 @@ async def test_running_out_of_descriptors_is_said_once_not_in_a_flood() -> None:
         assert "out of system resource" not in said and "Traceback" not in said, said[-3000:]
         assert "open files" in said  # (what to raise)
         await assert_echo(cli.url + "/ws")  # served again once descriptors are back
+
+
+def test_the_open_files_limit_is_raised_where_the_system_refuses_the_hard_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (From a review.) macOS: an infinite hard limit, and a soft one past
+    # kern.maxfilesperproc refused (EINVAL, a ValueError here): the soft limit
+    # stayed at 256. Its setrlimit(2) says to ask for OPEN_MAX then. (The
+    # system's answers are imitated: this machine is not a Mac.)
+    import resource
+
+    from wsserver.server.descriptors import raise_open_files_limit
+
+    limits = {"soft": 256}
+
+    def getrlimit(which: int) -> tuple[int, int]:
+        return limits["soft"], resource.RLIM_INFINITY
+
+    def setrlimit(which: int, wanted: tuple[int, int]) -> None:
+        if wanted[0] > 24_576:  # (a Mac's kern.maxfilesperproc)
+            raise ValueError("not allowed to raise maximum limit")
+        limits["soft"] = wanted[0]
+
+    monkeypatch.setattr(resource, "getrlimit", getrlimit)
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    assert raise_open_files_limit() == (256, 10240)
+    assert limits["soft"] == 10240
+    assert raise_open_files_limit() is None  # (nothing more to be had)

@@ -442,6 +442,21 @@ async def test_a_request_target_over_max_header_size_gives_414() -> None:
         assert (await exchange(server.port, line_done, then_closed=True))[0] == 431
 
 
+async def test_a_chunk_line_too_long_is_no_414() -> None:
+    # (From a review.) The 414 looked for a line end in h11's buffer only:
+    # a chunk-size line (its extension) too long, in a body, got "Request
+    # target too long".
+    async with running(max_header_size=4096) as server:
+        reader, writer = await open_raw(server.port)
+        writer.write(
+            b"POST /ws HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext="
+            + b"a" * 8000
+        )
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+        await close_writer(writer)
+    assert answer.startswith(b"HTTP/1.1 4") and not answer.startswith(b"HTTP/1.1 414"), answer
+
+
 async def test_too_many_headers_give_431() -> None:
     extra = [(f"X-H{i}", "v") for i in range(101)]
     async with running() as server:

@@ -14,11 +14,13 @@ import websockets
 
 from wsserver import Request, Router, WebSocket
 from wsserver.response import Response, empty, html, json, raw, text
-from wsserver.server.http_protocol import HttpProtocol
+from wsserver.server.http_protocol import ANSWERS_PER_TURN, HttpProtocol
 from wsserver.server.server import READ_SIZE
 
 from .conftest import StartServer
-from .helpers import upgrade_request, wait_for
+from .helpers import echo_routes, upgrade_request, wait_for
+
+TIMEOUT = 10.0
 
 
 def app() -> Router:
@@ -701,6 +703,42 @@ async def test_pipelined_requests_the_server_answers_itself_let_others_run(
     await ticker
     writer.close()
     assert 0 < most <= 64, most
+
+
+async def test_a_turn_left_over_from_before_an_upgrade_leaves_the_websocket_reading(
+    run_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (From a review.) A loop runs a socket's write callback after its read
+    # callback in the same pass: resume_writing() answered the rest of the
+    # pipeline (an upgrade) before the _next_turn that read scheduled, which
+    # then paused reading on the transport the WebSocket had taken. Here the
+    # transport's two calls come right after the read, as they would.
+    original = HttpProtocol.data_received
+    turned: list[HttpProtocol] = []
+
+    def data_received(self: HttpProtocol, data: bytes) -> None:
+        original(self, data)
+        if self._turn_paused and not turned:
+            turned.append(self)
+            self.pause_writing()  # (the answers went over write_limit)
+            self.resume_writing()  # (and the client took them, in the same pass)
+
+    monkeypatch.setattr(HttpProtocol, "data_received", data_received)
+    server = await run_server(echo_routes("/echo"), ping_interval=None)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    not_found = b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+    writer.write(not_found * ANSWERS_PER_TURN + upgrade_request("/echo"))
+    seen = b""
+    while b"101 Switching Protocols" not in seen or not seen.endswith(b"\r\n\r\n"):
+        data = await asyncio.wait_for(reader.read(1 << 16), TIMEOUT)
+        assert data, seen[-300:]
+        seen += data
+    assert turned
+    await asyncio.sleep(0.1)  # (the left-over turn has run)
+    mask = b"\x01\x02\x03\x04"
+    writer.write(b"\x81\x82" + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(b"hi")))
+    assert await asyncio.wait_for(reader.readexactly(4), TIMEOUT) == b"\x81\x02hi"
+    writer.close()
 
 
 async def test_a_client_gone_mid_pipeline_stops_the_answers_at_once(

@@ -192,6 +192,50 @@ def test_close_codes_stay_bounded_as_workers_end(tmp_path: Any, monkeypatch: Any
     assert received["1000"] == 3.0 and received["1001"] == 6.0  # (not application codes)
 
 
+def test_folding_close_codes_never_takes_a_series_down(tmp_path: Any, monkeypatch: Any) -> None:
+    # (From a review.) The fold kept the codes counted most: a code kept in
+    # the retired counts, still counted by a live worker, went to "other"
+    # when another worker ended with codes counted more. Its series went
+    # down, which Prometheus takes for a counter reset.
+    from prometheus_client import CollectorRegistry, mmap_dict, multiprocess
+
+    from wsserver.server.metrics import retire_process
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metric, sample, text = "wsserver_close_codes", "wsserver_close_codes_total", "WebSocket codes."
+
+    def worker(pid: int, counts: dict[str, float]) -> None:
+        files = mmap_dict.MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        for code, value in counts.items():
+            key = mmap_dict.mmap_key(metric, sample, ["side", "code"], ["received", code], text)
+            files.write_value(key, value, 0.0)
+        files.close()
+
+    def scraped() -> dict[str, float]:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+        return {
+            found.labels["code"]: found.value
+            for family in registry.collect()
+            for found in family.samples
+            if found.name == sample
+        }
+
+    worker(4_000_001, {str(3000 + i): (1.0 if i == 0 else 10.0) for i in range(64)})
+    retire_process(4_000_001)
+    worker(4_000_099, {"3000": 7.0})  # (live: never ends here)
+    worker(4_000_002, {"4000": 50.0})
+    before = scraped()
+    retire_process(4_000_002)
+    after = scraped()
+    # A series goes on or ends (the code new to the retired counts, past
+    # the cap: its counts join "other"), but never goes down.
+    assert not {code: n for code, n in before.items() if code in after and after[code] < n}
+    assert before["3000"] == after["3000"] == 8.0
+    assert "4000" not in after and after["other"] == before.get("other", 0) + 50.0
+    assert sum(after.values()) == sum(before.values())
+
+
 async def test_the_metrics_path_of_an_asgi_app_is_the_servers() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

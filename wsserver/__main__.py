@@ -1307,7 +1307,8 @@ def configure_logging(
             be read or applied.
     """
     prefix = f"[worker {worker}] " if worker is not None else ""
-    if log_config is None:
+
+    def root_handler() -> None:
         logging.basicConfig(
             level=getattr(logging, (level or "info").upper()),
             format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
@@ -1315,6 +1316,9 @@ def configure_logging(
         if log_format == "json":
             for handler in logging.getLogger().handlers:
                 handler.setFormatter(JsonFormatter(worker))
+
+    if log_config is None:
+        root_handler()
         return
     # The file's handlers alone (a root handler of ours too would say each
     # line twice where the file gives wsserver's loggers their own), at the
@@ -1348,6 +1352,10 @@ def configure_logging(
         named = [name.strip() for name in ini.get("loggers", "keys", fallback="").split(",")]
     if level is not None:
         logging.getLogger("wsserver").setLevel(getattr(logging, level.upper()))
+    if not logging.getLogger("wsserver.server").hasHandlers():
+        # The file gives wsserver's lines nowhere to go (uvicorn's loggers
+        # alone): the handler there is without a file, rather than silence.
+        root_handler()
     if any(n.startswith("uvicorn") for n in named) and not any(
         n.startswith("wsserver") for n in named
     ):

@@ -22,6 +22,9 @@ __all__ = ["SAID_EVERY", "raise_open_files_limit", "say_accept_failures_once_in_
 #: Seconds between two lines saying that connections cannot be accepted.
 SAID_EVERY = 10.0
 
+#: macOS's OPEN_MAX: the soft limit its setrlimit(2) says to ask for when more is refused.
+_OPEN_MAX = 10240
+
 #: What asyncio's loops say when accept() fails for want of a resource.
 _ACCEPT_FAILED = "socket.accept() out of system resource"
 
@@ -38,15 +41,21 @@ def raise_open_files_limit() -> tuple[int, int] | None:
     except ImportError:  # (Windows)
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # (An infinite hard limit: macOS refuses it as a soft one; a million will do.)
-    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if soft == resource.RLIM_INFINITY or soft >= target:
+    if soft == resource.RLIM_INFINITY:
         return None
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ValueError, OSError):
-        return None
-    return soft, target
+    # The hard limit; where it is infinite, a million. macOS refuses more
+    # than its kern.maxfilesperproc, and its setrlimit(2) says to ask for
+    # OPEN_MAX (10,240) then.
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    for target in (wanted, min(wanted, _OPEN_MAX)):
+        if soft >= target:
+            return None
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            continue
+        return soft, target
+    return None
 
 
 def open_files_limit() -> int | None:

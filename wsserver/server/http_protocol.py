@@ -424,8 +424,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if self._skipped_empty_line(exc):
                     h = self._h11
                     continue
-                if exc.error_status_hint == 431 and b"\n" not in h._receive_buffer._data:
-                    # (h11's own buffer, pinned 0.16: the request line is not whole)
+                if (
+                    exc.error_status_hint == 431
+                    and h.our_state is h11.IDLE  # (not a body's line: no request yet)
+                    and b"\n" not in h._receive_buffer._data
+                ):
+                    # A request line not whole yet (h11's own buffer: pinned 0.16).
                     self.http_error(414, "Request target too long.")
                     return
                 self.http_error(exc.error_status_hint, bad_request_message(exc))
@@ -510,8 +514,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return
 
     def _next_turn(self) -> None:
-        """Go on with the pipelined requests (after :data:`ANSWERS_PER_TURN`)."""
-        if self._app_task is None and not self.closing:
+        """Go on with the pipelined requests (after :data:`ANSWERS_PER_TURN`),
+        unless another call has taken them meanwhile (resume_writing(): the
+        rest, an upgrade among them, whose WebSocket now has the transport)."""
+        if self._app_task is None and not self.closing and self.status != 101:
             self._process()
 
     def _new_h11(self) -> h11.Connection:

@@ -341,7 +341,9 @@ def _fold_counters(directory: str, pid: int) -> None:
         if os.path.exists(path):
             for key, value, timestamp, _ in files.read_all_values_from_file(path):
                 totals[key] = (totals.get(key, (0.0, 0.0))[0] + value, timestamp)
-    _cap_close_codes(totals)
+        if path == retired:
+            kept = set(totals)
+    _cap_close_codes(totals, kept)
     with contextlib.suppress(FileNotFoundError):
         os.remove(partial)
     merged = files(partial)
@@ -354,12 +356,16 @@ def _fold_counters(directory: str, pid: int) -> None:
     os.remove(ended)
 
 
-def _cap_close_codes(totals: dict[str, tuple[float, float]]) -> None:
+def _cap_close_codes(totals: dict[str, tuple[float, float]], kept: set[str]) -> None:
     """Keep the retired counts' close codes to :data:`CLOSE_CODES_KEPT` a side,
-    as each process does: the application codes counted least join ``other``.
+    as each process does (:func:`~wsserver.server.stats.count_close_code`):
+    a code the retired counts have (``kept``) stays, a new application
+    code joins ``other`` once there are that many.
 
     Each ended worker brings up to that many codes of its own: folded key by
-    key, every worker replaced would add series, without end.
+    key, every worker replaced would add series, without end. (A code once
+    kept is never folded: its series, a live worker's counts added, would
+    go down, which Prometheus takes for a counter reset.)
     """
     sides: dict[str, list[tuple[str, Any]]] = {}  # side: its (key, parsed key)
     for key in totals:
@@ -370,10 +376,18 @@ def _cap_close_codes(totals: dict[str, tuple[float, float]]) -> None:
         if len(found) <= CLOSE_CODES_KEPT:
             continue
         codes = [(key, parsed[2]["code"]) for key, parsed in found]
-        standard = [key for key, code in codes if code.isdigit() and int(code) < 3000]
-        chosen = [key for key, code in codes if code != "other" and key not in standard]
-        chosen.sort(key=lambda key: totals[key][0], reverse=True)
-        folded = chosen[max(CLOSE_CODES_KEPT - len(standard), 0) :]
+        room = CLOSE_CODES_KEPT - sum(
+            1
+            for key, code in codes
+            if key in kept or code == "other" or (code.isdigit() and int(code) < 3000)
+        )
+        new = [
+            key
+            for key, code in codes
+            if key not in kept and code != "other" and not (code.isdigit() and int(code) < 3000)
+        ]
+        new.sort(key=lambda key: totals[key][0], reverse=True)
+        folded = new[max(room, 0) :]
         if not folded:
             continue
         metric, sample, labels, text = found[0][1]

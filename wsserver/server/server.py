@@ -668,6 +668,9 @@ class Server:
                 await self._let_idle_connections_drain()
             finally:
                 self.draining = False
+            # A request begun in the drain (its body on its way, a 100
+            # Continue) has no task yet: waited for as those before it.
+            await self._let_handshakes_finish()
         loop = self.loop
         grace = self.config.shutdown_timeout if timeout is None else timeout
         deadline = loop.time() + grace
@@ -718,6 +721,11 @@ class Server:
         wait = min(deadline - loop.time(), self.config.close_timeout)
         if lingering and wait > 0:
             await asyncio.wait(lingering, timeout=wait)
+        # Answers written but not yet sent (a large body, a client reading it
+        # at its pace): sent whole, within what is left of the grace.
+        due = loop.time() + max(min(deadline - loop.time(), self.config.close_timeout), 0.0)
+        while loop.time() < due and any(_still_sending(p) for p in self.connections):
+            await asyncio.sleep(0.02)
         for protocol in list(self.connections):
             if not protocol.lost and not self._runs_a_caller(protocol):
                 protocol.transport.abort()
@@ -966,6 +974,15 @@ class Server:
         """A connection is gone, or its HTTP phase is over."""
         self.connections.discard(protocol)
         self._websockets.discard(protocol)
+
+
+def _still_sending(protocol: HttpProtocol | WebSocketProtocol) -> bool:
+    """Whether an HTTP connection has written an answer it has not sent yet."""
+    return (
+        isinstance(protocol, HttpProtocol)
+        and not protocol.lost
+        and protocol.transport.get_write_buffer_size() > 0
+    )
 
 
 def warn_of_hidden_routes(router: Router, builtins: Router) -> None:
