@@ -792,3 +792,27 @@ async def test_a_request_begun_while_a_handler_runs_has_open_timeout(
         ) from None
     assert (status, body) == (200, b"answer")
     writer.close()
+
+
+async def test_request_url_is_the_one_the_client_asked_for(run_server: StartServer) -> None:
+    # Sanic's request.url: Sanic users reached for it, and it was missing.
+    routes = Router()
+
+    @routes.get("/a/<name>")
+    async def page(request: Request, name: str) -> Response:
+        return text(request.url)
+
+    @routes.websocket("/ws")
+    async def ws(request: Request, websocket: WebSocket) -> None:
+        await websocket.send(request.url)
+
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /a/b%20c?x=1&y= HTTP/1.1\r\nHost: example.org:8080\r\n\r\n")
+    status, _, body = await read_response(reader)
+    writer.close()
+    assert (status, body) == (200, b"http://example.org:8080/a/b%20c?x=1&y=")
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws?t=1") as client:
+        assert (
+            await asyncio.wait_for(client.recv(), TIMEOUT) == f"ws://127.0.0.1:{server.port}/ws?t=1"
+        )

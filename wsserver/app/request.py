@@ -73,6 +73,7 @@ class Request:
         form, files: a form body's fields and files (:attr:`form`, :attr:`files`).
         ctx: a namespace for per-connection application state.
         subprotocols: the WebSocket subprotocols the client offered, in its order.
+        url: the URL the client asked for (:attr:`url`).
         server: the :class:`~wsserver.Server` that received it (to publish, or
             ask for presence); None for a Request made by hand.
         tls: what the client's TLS connection to this server is
@@ -208,6 +209,16 @@ class Request:
     def host(self) -> str:
         """The ``Host`` header (empty when absent)."""
         return self.headers.get("host", "")
+
+    @property
+    def url(self) -> str:
+        """The URL the client asked for: scheme, ``Host`` and target as sent
+        (``http://example.org/a?b=1``; ``ws://`` or ``wss://`` for a WebSocket
+        route's handshake), as Sanic's ``request.url``."""
+        scheme = self.scheme
+        if self.route is not None and getattr(self.route, "is_websocket", False):
+            scheme = "wss" if scheme == "https" else "ws"
+        return f"{scheme}://{self.host}{self.target}"
 
     @property
     def subprotocols(self) -> list[str]:
