@@ -1094,3 +1094,35 @@ def test_include_refuses_a_prefix_or_name_prefix_that_cannot_be() -> None:
             Router().include(_api_router([]), prefix, name_prefix="x")
     with pytest.raises(ValueError, match="name_prefix"):
         Router().include(_api_router([]), "/api", name_prefix="")
+
+
+@pytest.mark.parametrize("head_first", [True, False])
+async def test_a_head_route_beside_a_get_route_answers_head(
+    run_server: StartServer, head_first: bool
+) -> None:
+    # A GET route answers HEAD too; one of HEAD's own (the length of a large
+    # export without making it, as Sanic allows) was refused: "the GET route
+    # would never be reached".
+    import httpx
+
+    routes = Router()
+
+    async def export(request: Request) -> Any:
+        return text("x" * 1000)
+
+    async def export_head(request: Request) -> Any:
+        return text("", headers={"X-Rows": "1000"})
+
+    adders = [lambda: routes.get("/export")(export), lambda: routes.head("/export")(export_head)]
+    for add in adders[::-1] if head_first else adders:
+        add()
+    server = await run_server(routes)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        got = await client.get("/export")
+        assert (got.status_code, len(got.text), got.headers.get("x-rows")) == (200, 1000, None)
+        head = await client.head("/export")
+        assert (head.status_code, head.headers["x-rows"]) == (200, "1000")
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.get("/export")(export)  # (two GETs still clash)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.head("/export")(export_head)  # (and two HEADs)

@@ -678,7 +678,9 @@ class Router:
         """
         for other in self.routes:
             same_methods = (
-                route.methods is None or other.methods is None or route.methods & other.methods
+                route.methods is None
+                or other.methods is None
+                or _methods_clash(route.methods, other.methods)
             )
             same_uri = other.uri == route.uri or (
                 not other.strict_slashes
@@ -802,7 +804,12 @@ class Router:
                 if websocket is None:
                     websocket = (route, params)
             elif method in route.methods:
-                if http is None:
+                if http is None or (
+                    # A route of HEAD's own goes before a GET route's HEAD.
+                    method == "HEAD"
+                    and "GET" in (http[0].methods or ())
+                    and "GET" not in route.methods
+                ):
                     http = (route, params)
             else:
                 allowed |= route.methods
@@ -859,6 +866,16 @@ def route_of(handler: object) -> str | None:
     """The URI of the route ``handler`` was added to, if any: it is no application."""
     uri = getattr(handler, _ROUTE_MARK, None)
     return uri if isinstance(uri, str) else None
+
+
+def _methods_clash(ours: frozenset[str], theirs: frozenset[str]) -> bool:
+    """Whether two HTTP routes of one path would take a method each other's.
+
+    A GET route answers HEAD too, but a route of HEAD's own (not a GET's)
+    beside it takes HEAD from it: they do not clash.
+    """
+    common = ours & theirs
+    return bool(common) and not (common == {"HEAD"} and ("GET" in ours) != ("GET" in theirs))
 
 
 def _check_handler(route: Route) -> None:
