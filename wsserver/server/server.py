@@ -724,8 +724,10 @@ class Server:
         # Answers written but not yet sent (a large body, a client reading it
         # at its pace): sent whole, within what is left of the grace.
         due = loop.time() + max(min(deadline - loop.time(), self.config.close_timeout), 0.0)
-        while loop.time() < due and any(_still_sending(p) for p in self.connections):
+        sending = [p for p in self.connections if _still_sending(p)]  # (no new ones come)
+        while loop.time() < due and sending:
             await asyncio.sleep(0.02)
+            sending = [p for p in sending if _still_sending(p)]
         for protocol in list(self.connections):
             if not protocol.lost and not self._runs_a_caller(protocol):
                 protocol.transport.abort()
@@ -889,14 +891,14 @@ class Server:
         and its connection closed after), then close those still idle."""
         loop = self.loop
         deadline = loop.time() + min(RESTART_IDLE_DRAIN, self.config.timeout_keep_alive)
-        while loop.time() < deadline:
-            idle = [p for p in self.connections if isinstance(p, HttpProtocol) and p.idle]
-            if not idle:
-                return
+        # (Those idle now: no connection is accepted any more, and one that
+        # is not idle now is not kept for its next request.)
+        idle = [p for p in self.connections if isinstance(p, HttpProtocol) and p.idle]
+        while idle and loop.time() < deadline:
             await asyncio.sleep(0.02)
-        for protocol in list(self.connections):
-            if isinstance(protocol, HttpProtocol) and protocol.idle:
-                protocol.close_transport()
+            idle = [p for p in idle if p.idle]
+        for protocol in idle:
+            protocol.close_transport()
 
     async def _let_handshakes_finish(self) -> None:
         """Wait (within open_timeout) until no connection is in its TLS handshake
