@@ -1246,6 +1246,40 @@ async def test_a_request_whose_body_comes_during_a_restart_is_answered(expect: b
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"POST 5"), answer
 
 
+async def test_a_restart_waits_open_timeout_once_for_a_slow_upload() -> None:
+    # (From a review.) The handshakes and requests under way were waited for
+    # before the drain and again after it, each up to open_timeout: a body
+    # trickling in held a restart twice that, before its grace even began
+    # (past the supervisor's deadline for a retiring worker).
+    routes = Router()
+
+    @routes.post("/up")
+    async def up(request: Request) -> Response:
+        return text(str(len(request.body)))
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, open_timeout=1.5)
+    await server.start()
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+
+    async def trickle() -> None:
+        with contextlib.suppress(OSError):
+            for _ in range(100):
+                writer.write(b"a")
+                await writer.drain()
+                await asyncio.sleep(0.5)
+
+    trickling = asyncio.create_task(trickle())
+    await asyncio.sleep(0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(server.close(code=1012), TIMEOUT)
+    took = loop.time() - started
+    trickling.cancel()
+    writer.close()
+    assert 1.4 < took < 2.5, took
+
+
 @pytest.mark.parametrize("code", [1001, 1012])
 async def test_a_response_written_is_sent_whole_before_the_shutdown_ends(code: int) -> None:
     # (From a review of the drain.) The end of a shutdown aborted every

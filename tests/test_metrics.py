@@ -223,15 +223,17 @@ def test_folding_close_codes_never_takes_a_series_down(tmp_path: Any, monkeypatc
 
     worker(4_000_001, {str(3000 + i): (1.0 if i == 0 else 10.0) for i in range(64)})
     retire_process(4_000_001)
-    worker(4_000_099, {"3000": 7.0})  # (live: never ends here)
-    worker(4_000_002, {"4000": 50.0})
+    worker(4_000_099, {"3000": 7.0, "4001": 5.0})  # (live: never ends here)
+    worker(4_000_002, {"4000": 50.0, "4001": 50.0})
     before = scraped()
     retire_process(4_000_002)
     after = scraped()
     # A series goes on or ends (the code new to the retired counts, past
-    # the cap: its counts join "other"), but never goes down.
+    # the cap and no live worker's: its counts join "other"), but never
+    # goes down (one a live worker counts too stays whole).
     assert not {code: n for code, n in before.items() if code in after and after[code] < n}
     assert before["3000"] == after["3000"] == 8.0
+    assert before["4001"] == after["4001"] == 55.0
     assert "4000" not in after and after["other"] == before.get("other", 0) + 50.0
     assert sum(after.values()) == sum(before.values())
 

@@ -1126,3 +1126,44 @@ async def test_a_head_route_beside_a_get_route_answers_head(
         routes.get("/export")(export)  # (two GETs still clash)
     with pytest.raises(ValueError, match="would never be reached"):
         routes.head("/export")(export_head)  # (and two HEADs)
+
+
+def test_a_head_route_takes_head_from_the_get_route_of_its_own_path_only() -> None:
+    # (From a review.) A HEAD-only route took HEAD from any GET route before
+    # it that matched: a catch-all, or one for any host over a host's.
+    async def page(request: Request) -> Any:
+        return text("page")
+
+    async def any_head(request: Request, path: str = "") -> Any:
+        return text("")
+
+    routes = Router()
+    routes.get("/report")(page)
+    routes.route("/<path:path>", methods=["HEAD", "OPTIONS"])(any_head)
+    assert routes.resolve("/report", "x", "HEAD", False).route is (
+        routes.resolve("/report", "x", "GET", False).route
+    )
+    routes = Router()
+    routes.get("/report", host="a.example")(page)
+    routes.head("/report")(any_head)
+    assert routes.resolve("/report", "a.example", "HEAD", False).route is (
+        routes.resolve("/report", "a.example", "GET", False).route
+    )
+    assert routes.resolve("/report", "b.example", "HEAD", False).route is not None
+
+
+def test_a_strict_route_a_non_strict_one_before_covers_is_refused(tmp_path: Any) -> None:
+    # (From a review.) Under Router(strict_slashes=True), a route at a static
+    # mount's path with its "/" was taken, and never reached: the mount's own
+    # route (which serves both forms) came first.
+    (tmp_path / "index.html").write_text("x")
+    routes = Router(strict_slashes=True)
+    routes.static("/static", tmp_path)
+
+    async def listing(request: Request) -> Any:
+        return text("mine")
+
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.get("/static/")(listing)
+    routes.get("/other/")(listing)  # (strict routes apart from it are fine)
+    routes.get("/other")(listing)

@@ -682,10 +682,9 @@ class Router:
                 or other.methods is None
                 or _methods_clash(route.methods, other.methods)
             )
+            # (An earlier route without strict slashes takes both forms.)
             same_uri = other.uri == route.uri or (
-                not other.strict_slashes
-                and not route.strict_slashes
-                and (other.uri.rstrip("/") or "/") == (route.uri.rstrip("/") or "/")
+                not other.strict_slashes and _unslashed(other.uri) == _unslashed(route.uri)
             )
             if (
                 same_uri
@@ -805,10 +804,13 @@ class Router:
                     websocket = (route, params)
             elif method in route.methods:
                 if http is None or (
-                    # A route of HEAD's own goes before a GET route's HEAD.
+                    # A route of HEAD's own goes before the HEAD of the GET
+                    # route of its path (its pair, which _register let be).
                     method == "HEAD"
                     and "GET" in (http[0].methods or ())
                     and "GET" not in route.methods
+                    and route.hosts == http[0].hosts
+                    and _unslashed(route.uri) == _unslashed(http[0].uri)
                 ):
                     http = (route, params)
             else:
@@ -866,6 +868,11 @@ def route_of(handler: object) -> str | None:
     """The URI of the route ``handler`` was added to, if any: it is no application."""
     uri = getattr(handler, _ROUTE_MARK, None)
     return uri if isinstance(uri, str) else None
+
+
+def _unslashed(uri: str) -> str:
+    """``uri`` without its trailing ``/`` (``/`` itself stays)."""
+    return uri.rstrip("/") or "/"
 
 
 def _methods_clash(ours: frozenset[str], theirs: frozenset[str]) -> bool:

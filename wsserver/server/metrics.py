@@ -343,6 +343,14 @@ def _fold_counters(directory: str, pid: int) -> None:
                 totals[key] = (totals.get(key, (0.0, 0.0))[0] + value, timestamp)
         if path == retired:
             kept = set(totals)
+    # And what the live workers count: a code one of them counts too stays
+    # (folded, its series, their counts added, would go down).
+    for name in os.listdir(directory):
+        if name.startswith("counter_") and name.endswith(".db") and name != RETIRED:
+            with contextlib.suppress(OSError):  # (ended meanwhile)
+                path = os.path.join(directory, name)
+                if path != ended:
+                    kept.update(key for key, *_ in files.read_all_values_from_file(path))
     _cap_close_codes(totals, kept)
     with contextlib.suppress(FileNotFoundError):
         os.remove(partial)
@@ -359,7 +367,7 @@ def _fold_counters(directory: str, pid: int) -> None:
 def _cap_close_codes(totals: dict[str, tuple[float, float]], kept: set[str]) -> None:
     """Keep the retired counts' close codes to :data:`CLOSE_CODES_KEPT` a side,
     as each process does (:func:`~wsserver.server.stats.count_close_code`):
-    a code the retired counts have (``kept``) stays, a new application
+    a code the retired counts have, or a live worker's (``kept``), stays, a new application
     code joins ``other`` once there are that many.
 
     Each ended worker brings up to that many codes of its own: folded key by

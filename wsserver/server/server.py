@@ -661,7 +661,10 @@ class Server:
         if self._server is not None:
             await self._stop_accepting()  # losing no connection being accepted
         if code == 1012:
-            await self._let_handshakes_finish()  # a restart fails no connection attempt
+            # A restart fails no connection attempt: the handshakes and
+            # requests under way are let finish (within one open_timeout).
+            handshakes_due = self.loop.time() + (self.config.open_timeout or 10.0)
+            await self._let_handshakes_finish(handshakes_due)
             self.draining = True
             try:
                 self._stop_taking_connections()
@@ -670,7 +673,7 @@ class Server:
                 self.draining = False
             # A request begun in the drain (its body on its way, a 100
             # Continue) has no task yet: waited for as those before it.
-            await self._let_handshakes_finish()
+            await self._let_handshakes_finish(handshakes_due)
         loop = self.loop
         grace = self.config.shutdown_timeout if timeout is None else timeout
         deadline = loop.time() + grace
@@ -900,12 +903,10 @@ class Server:
         for protocol in idle:
             protocol.close_transport()
 
-    async def _let_handshakes_finish(self) -> None:
-        """Wait (within open_timeout) until no connection is in its TLS handshake
-        or in the middle of a request (but one whose handler called close(): it
-        waits for this)."""
-        limit = self.config.open_timeout or 10.0
-        deadline = self.loop.time() + limit
+    async def _let_handshakes_finish(self, deadline: float) -> None:
+        """Wait (until ``deadline``, loop time) until no connection is in its TLS
+        handshake or in the middle of a request (but one whose handler called
+        close(): it waits for this)."""
         while self.loop.time() < deadline:
             if not self._in_tls_handshake() and not any(
                 isinstance(p, HttpProtocol) and p.busy and not self._runs_a_caller(p)
