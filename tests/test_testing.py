@@ -1405,3 +1405,56 @@ def test_redirect_cannot_make_a_header_of_its_location() -> None:
     for status in (200, 300, 304, 404):
         with pytest.raises(ValueError, match="redirect"):
             redirect("/", status)
+
+
+@pytest.mark.parametrize(("timeout", "fails"), [(5.0, True), (5.0, False), (None, False)], ids=str)
+async def test_the_way_out_is_bounded_whatever_the_websockets_left_open(
+    timeout: float | None, fails: bool
+) -> None:
+    # (From an audit.) Each WebSocket left open was closed in turn, each
+    # waiting the client's timeout for a server that had stopped reading (a
+    # stuck handler, a full queue): 3 of them took 15 s, or for ever with
+    # timeout=None, though the README bounds the way out by shutdown_timeout
+    # (and a failing test's is at once).
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def stuck(request: Request, ws: WebSocket) -> None:
+        await asyncio.Event().wait()
+
+    loop = asyncio.get_running_loop()
+    started = 0.0
+    with contextlib.suppress(AssertionError):
+        async with TestClient(routes, timeout=timeout, shutdown_timeout=1) as client:
+            for _ in range(3):
+                ws = await client.websocket("/ws")
+                for _ in range(100):  # (past 2 * max_queue: the server stops reading)
+                    await ws.send("x" * 100)
+            started = loop.time()
+            if fails:
+                raise AssertionError("the test failed")
+    took = loop.time() - started
+    assert took < (0.5 if fails else 2.5), took
+
+
+async def test_leaving_a_websocket_block_is_bounded_too() -> None:
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def stuck(request: Request, ws: WebSocket) -> None:
+        await asyncio.Event().wait()
+
+    loop = asyncio.get_running_loop()
+    async with TestClient(routes, timeout=None, close_timeout=1, shutdown_timeout=1) as client:
+        started = loop.time()
+        with contextlib.suppress(AssertionError):
+            async with client.websocket("/ws") as ws:
+                for _ in range(100):
+                    await ws.send("x" * 100)
+                raise AssertionError("the test failed")
+        assert loop.time() - started < 0.5  # (failed: at once)
+        started = loop.time()
+        async with client.websocket("/ws") as ws:
+            for _ in range(100):
+                await ws.send("x" * 100)
+        assert loop.time() - started < 2.0  # (close_timeout: was for ever)

@@ -1034,8 +1034,11 @@ def _client_deflate(values: list[str], offered: bool) -> PerMessageDeflate | Non
 class _Connecting:
     """What :meth:`TestClient.websocket` returns: await it, or ``async with`` it."""
 
-    def __init__(self, open: Callable[[], Any]) -> None:
+    def __init__(self, open: Callable[[], Any], close_timeout: float) -> None:
         self._open = open
+        #: How long leaving the block waits for the closing handshake when the
+        #: client's timeout is None (a server that stopped reading never answers).
+        self._close_timeout = close_timeout
         self._ws: ClientWebSocket | None = None
 
     def __await__(self) -> Generator[Any, None, ClientWebSocket]:
@@ -1045,9 +1048,13 @@ class _Connecting:
         self._ws = await self._open()
         return self._ws
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        # A block that failed gets its error at once: the connection is
+        # aborted rather than closed with a handshake.
+        ws = self._ws
+        if ws is not None:
+            limit = self._close_timeout if ws.timeout is None else ws.timeout
+            await ws.close(timeout=0 if exc_type is not None else limit)
 
 
 # ---------------------------------------------------------------- the client
@@ -1110,15 +1117,16 @@ class TestClient:
 
         The server's handlers and ASGI tasks get ``timeout`` seconds to end
         (by default the client's timeout, or ``shutdown_timeout`` if shorter);
-        those still running are then cancelled.
+        those still running are then cancelled. The WebSockets' closing
+        handshakes, all at once, get as long (a server that stopped reading
+        never answers one): those not done are aborted.
         """
-        for ws in list(self._websockets):
-            with contextlib.suppress(Exception):
-                await ws.close()
         if timeout is None:
             timeout = self.server.config.shutdown_timeout
             if self.timeout is not None:
                 timeout = min(self.timeout, timeout)
+        closing = [ws.close(timeout=timeout) for ws in list(self._websockets)]
+        await asyncio.gather(*closing, return_exceptions=True)
         await self.server.close(timeout)
         for pipe in list(self._pipes):
             pipe.abort()
@@ -1362,7 +1370,7 @@ class TestClient:
                 self.timeout if timeout is None else timeout,
             )
 
-        return _Connecting(open)
+        return _Connecting(open, self.server.config.close_timeout)
 
     async def _handshake(
         self,
