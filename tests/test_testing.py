@@ -820,7 +820,7 @@ async def test_client_certificates_asked_for_without_tls_are_refused_without_a_p
         with pytest.raises(ConfigError, match="ssl_cert_reqs 2"):
             serve(echo.routes, port=0, listen=listen)
     with pytest.raises(ConfigError, match="ssl_cert_reqs 2"):
-        async with TestClient(echo.routes):
+        async with TestClient(echo.routes, ssl_cert_reqs=2):  # (it reads no environment)
             pass
 
 
@@ -1458,3 +1458,21 @@ async def test_leaving_a_websocket_block_is_bounded_too() -> None:
             for _ in range(100):
                 await ws.send("x" * 100)
         assert loop.time() - started < 2.0  # (close_timeout: was for ever)
+
+
+async def test_the_environment_does_not_reach_a_test_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (From an audit.) A WEBSOCKET_* variable of the shell running the tests
+    # reached every TestClient's server: WEBSOCKET_MAX_SIZE=10 changed what
+    # the tests saw, WEBSOCKET_SSL_CERTFILE made each of them fail. A test's
+    # server is what the test says (Starlette's client reads no environment).
+    monkeypatch.setenv("WEBSOCKET_MAX_SIZE", "10")
+    monkeypatch.setenv("WEBSOCKET_SSL_CERTFILE", "/nonexistent/cert.pem")
+    async with TestClient(echo.routes) as client:
+        assert client.server.config.max_size == 2**20
+        async with client.websocket("/ws") as ws:
+            await ws.send("more than ten bytes")
+            assert await ws.receive() == "more than ten bytes"
+    async with TestClient(echo.routes, max_size=10) as client:  # (what the test says goes)
+        assert client.server.config.max_size == 10

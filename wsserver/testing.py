@@ -43,6 +43,7 @@ import base64
 import codecs
 import collections
 import contextlib
+import dataclasses
 import datetime
 import email.utils
 import json as jsonlib
@@ -65,6 +66,8 @@ from typing import Any, cast
 import h11
 
 from .app.forms import UploadedFile, encode_form
+from .app.routing import Router
+from .config import Config
 from .errors import (
     ConcurrencyError,
     ConnectionClosedOK,
@@ -83,7 +86,7 @@ from .protocol.frames import (
 )
 from .protocol.handshake import accept_key
 from .protocol.http import Headers
-from .server.server import Server, serve
+from .server.server import ASGI_DEFAULTS, Server, serve
 
 __all__ = [
     "ClientResponse",
@@ -94,6 +97,9 @@ __all__ = [
     "TooManyRedirects",
     "connect",
 ]
+
+#: The settings a Config has (the rest of serve()'s arguments are its own: broker, ssl...).
+_CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(Config))
 
 #: Seconds any one wait of the client may take (a handshake, a response, a
 #: message) before it raises TimeoutError, unless told otherwise.
@@ -1092,6 +1098,13 @@ class TestClient:
         cookies: Mapping[str, str] | None = None,
         **settings: Any,
     ) -> None:
+        if "config" not in settings:
+            # The test's settings alone: not the WEBSOCKET_* variables of the
+            # shell running the tests (a WEBSOCKET_SSL_CERTFILE there failed
+            # every test), as Starlette's client reads no environment.
+            given = {n: settings.pop(n) for n in list(settings) if n in _CONFIG_FIELDS}
+            defaults = None if isinstance(app, Router) else ASGI_DEFAULTS
+            settings["config"] = Config.from_sources({}, defaults=defaults, **given)
         self.server: Server = serve(app, listen=False, **settings)
         self.timeout = timeout
         self.cookies: dict[str, str] = dict(cookies or {})
