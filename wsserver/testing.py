@@ -43,7 +43,6 @@ import base64
 import codecs
 import collections
 import contextlib
-import dataclasses
 import datetime
 import email.utils
 import json as jsonlib
@@ -68,6 +67,7 @@ import h11
 from .app.forms import UploadedFile, encode_form
 from .app.routing import Router
 from .config import Config
+from .config import settings as declared_settings
 from .errors import (
     ConcurrencyError,
     ConnectionClosedOK,
@@ -99,7 +99,7 @@ __all__ = [
 ]
 
 #: The settings a Config has (the rest of serve()'s arguments are its own: broker, ssl...).
-_CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(Config))
+_CONFIG_FIELDS = frozenset(name for name, _ in declared_settings())
 
 #: Seconds any one wait of the client may take (a handshake, a response, a
 #: message) before it raises TimeoutError, unless told otherwise.

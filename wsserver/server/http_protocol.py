@@ -185,9 +185,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: The request (self.request) has a body: it is dispatched at its end.
         self._awaiting_body = False
         self._body_size = 0
-        #: The pieces of an HTTP request's body (None for an upgrade's, which is dropped).
-        #: The body read for the handler (one buffer: a list of h11's pieces
-        #: took some 90 bytes a byte of a body sent one byte a chunk).
+        #: An HTTP request's body, read for the handler (None for an upgrade's,
+        #: which is dropped): one buffer, as a list of h11's pieces took some
+        #: 90 bytes a byte of a body sent one byte a chunk.
         self._body_buffer: bytearray | None = None
         #: The request asks to upgrade to WebSocket (HTTP/1.1; Upgrade names it).
         self._asks_upgrade = False
@@ -594,7 +594,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # measuring the head: h11 bounds a head only while it is incomplete,
         # so one that arrives whole in a single read is checked here.
         items = []
-        head_size = len(event.method) + len(event.target) + 12
+        line_size = head_size = len(event.method) + len(event.target) + 12
         body = False
         length = chunked = False
         # h11's Headers is a Sequence whose iteration costs a call per header
@@ -632,7 +632,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.http_error(431, "Too many request headers.")
             return False
         if head_size > self.config.max_header_size:
-            if len(event.method) + len(event.target) + 12 > self.config.max_header_size:
+            if line_size > self.config.max_header_size:
                 self.http_error(414, "Request target too long.")  # (RFC 9110 15.5.15)
             else:
                 self.http_error(431, "Request header fields too large.")
