@@ -451,8 +451,11 @@ class TestMaking:
         async def ws(request: Request, ws: Any) -> None:
             pass
 
-        async with TestClient(routes) as client:
+        async with TestClient(routes, raise_server_exceptions=False) as client:
             with pytest.raises(HandshakeDenied) as denied:
                 await client.websocket("/ws")
             assert denied.value.status == 500
             assert client.server.counters.handler_errors == 1
+        async with TestClient(routes) as client:
+            with pytest.raises(TypeError, match="returned StreamingResponse"):
+                await client.websocket("/ws")

@@ -441,10 +441,12 @@ async def test_close_codes_both_ways(caplog: pytest.LogCaptureFixture) -> None:
             with pytest.raises(ConnectionClosedError):
                 _ = [message async for message in ws]  # not a normal end
 
-        # A handler that raises: 1011, and the traceback logged once.
-        async with client.websocket("/fail") as ws:
-            await ws.wait_closed()
-            assert ws.close_code == 1011
+        # A handler that raises: 1011, the traceback logged once, and the
+        # handler's exception raised in the test (raise_server_exceptions).
+        with pytest.raises(RuntimeError, match="handler bug"):
+            async with client.websocket("/fail") as ws:
+                await ws.wait_closed()
+                assert ws.close_code == 1011
         assert any("handler bug" in str(r.exc_info) for r in caplog.records if r.exc_info)
         caplog.clear()
 
@@ -464,6 +466,149 @@ async def test_protocol_violation_by_the_client_is_1002() -> None:
         with pytest.raises(ConnectionClosedError) as caught:
             await ws.receive()
         assert caught.value.code == 1002
+
+
+# ================================================= the application's failures
+
+
+class Bug(Exception):
+    """What the handlers below raise (no other code raises it)."""
+
+
+def failing_routes() -> Router:
+    routes = Router()
+
+    @routes.get("/ok")
+    async def ok(request: Request) -> Response:
+        return text("fine")
+
+    @routes.get("/raises")
+    async def raises(request: Request) -> Response:
+        raise Bug("in an HTTP handler")
+
+    @routes.websocket("/ws")
+    async def ws_handler(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            if message == "boom":
+                raise Bug("in a WebSocket handler")
+            await ws.send(message)
+
+    return routes
+
+
+async def test_a_handler_s_exception_is_raised_in_the_test() -> None:
+    routes = failing_routes()
+    async with TestClient(routes) as client:
+        with pytest.raises(Bug, match="in an HTTP handler"):
+            await client.get("/raises")
+        assert (await client.get("/ok")).text == "fine"  # (raised once, not again)
+        async with client.websocket("/ws") as ws:
+            await ws.send("hi")
+            assert await ws.receive() == "hi"
+            await ws.send("boom")
+            with pytest.raises(Bug, match="in a WebSocket handler"):
+                await ws.receive()
+            # Raised once: then what a client sees, the 1011.
+            with pytest.raises(ConnectionClosedError) as closed:
+                await ws.receive()
+            assert closed.value.code == 1011
+        # A WebSocket's failure is its own: another connection's request is
+        # not the place to raise it, the WebSocket's next send is.
+        async with client.websocket("/ws") as ws:
+            await ws.send("boom")
+            await ws.wait_closed()
+            assert (await client.get("/ok")).status == 200
+            with pytest.raises(Bug):
+                await ws.send("more")
+        assert client.server.counters.handler_errors == 3
+
+
+async def test_a_failure_nobody_saw_is_raised_on_the_way_out() -> None:
+    routes = failing_routes()
+    # The block leaves without reading: the end of the WebSocket's block, or
+    # the client's, raises it.
+    with pytest.raises(Bug, match="in a WebSocket handler"):
+        async with TestClient(routes) as client, client.websocket("/ws") as ws:
+            await ws.send("boom")
+    # A WebSocket left without a block (closed by the client's way out).
+    with pytest.raises(Bug, match="in a WebSocket handler"):
+        async with TestClient(routes) as client:
+            ws = await client.websocket("/ws")
+            await ws.send("boom")
+            await ws.wait_closed()
+    # The test's own error is the one to see.
+    with pytest.raises(KeyError):
+        async with TestClient(routes) as client, client.websocket("/ws") as ws:
+            await ws.send("boom")
+            await ws.wait_closed()
+            raise KeyError("the test's")
+    # close() raises it too, once.
+    client = await TestClient(routes).start()
+    ws = await client.websocket("/ws")
+    await ws.send("boom")
+    await ws.wait_closed()
+    with pytest.raises(Bug):
+        await client.close()
+    await client.close()
+
+
+async def test_raise_server_exceptions_false_shows_what_a_client_sees() -> None:
+    routes = failing_routes()
+    async with TestClient(routes, raise_server_exceptions=False) as client:
+        response = await client.get("/raises")
+        assert response.status == 500
+        async with client.websocket("/ws") as ws:
+            await ws.send("boom")
+            with pytest.raises(ConnectionClosedError) as closed:
+                await ws.receive()
+            assert closed.value.code == 1011
+        assert client.server.counters.handler_errors == 2
+
+
+async def test_an_asgi_app_s_failures_are_raised_in_the_test() -> None:
+    async def http_bug(request: StarletteRequest) -> PlainTextResponse:
+        raise Bug("in a Starlette endpoint")
+
+    async def ws_bug_before_accept(websocket: StarletteWebSocket) -> None:
+        raise Bug("before accept")
+
+    async def ws_bug_after_accept(websocket: StarletteWebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive_text()
+        raise Bug("after accept")
+
+    app = Starlette(
+        routes=[
+            Route("/http", http_bug),
+            WebSocketRoute("/before", ws_bug_before_accept),
+            WebSocketRoute("/after", ws_bug_after_accept),
+        ]
+    )
+    async with TestClient(app) as client:
+        with pytest.raises(Bug, match="in a Starlette endpoint"):
+            await client.get("/http")
+        with pytest.raises(Bug, match="before accept"):  # not HandshakeDenied (500)
+            await client.websocket("/before")
+        async with client.websocket("/after") as ws:
+            await ws.send("go")
+            with pytest.raises(Bug, match="after accept"):
+                await ws.receive()
+
+    async def no_response(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return
+        await receive()  # and returns without answering
+
+    async with TestClient(no_response) as client:
+        with pytest.raises(RuntimeError, match="returned without a response"):
+            await client.get("/")
+        with pytest.raises(RuntimeError, match="returned without answering the handshake"):
+            await client.websocket("/")
+    async with TestClient(no_response, raise_server_exceptions=False) as client:
+        assert (await client.get("/")).status == 500
+        with pytest.raises(HandshakeDenied) as denied:
+            await client.websocket("/")
+        assert denied.value.status == 500
 
 
 # ================================================================= pings

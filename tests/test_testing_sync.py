@@ -89,6 +89,46 @@ def test_a_denial_and_a_close_code_are_raised_in_the_test() -> None:
             assert (ws.close_code, ws.close_reason) == (1008, "Authentication required")
 
 
+class Bug(Exception):
+    """What the handlers below raise (no other code raises it)."""
+
+
+def test_the_application_s_exception_is_raised_in_the_test() -> None:
+    routes = Router()
+
+    @routes.get("/raises")
+    async def raises(request: Request) -> Response:
+        raise Bug("in an HTTP handler")
+
+    @routes.websocket("/ws")
+    async def ws_handler(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            if message == "boom":
+                raise Bug("in a WebSocket handler")
+            await ws.send(message)
+
+    with SyncTestClient(routes) as client:
+        with pytest.raises(Bug, match="in an HTTP handler"):
+            client.get("/raises")
+        with client.websocket("/ws") as ws:
+            ws.send("boom")
+            with pytest.raises(Bug, match="in a WebSocket handler"):
+                ws.receive()
+    with (
+        pytest.raises(Bug, match="in a WebSocket handler"),
+        SyncTestClient(routes) as client,
+        client.websocket("/ws") as ws,
+    ):
+        ws.send("boom")  # and the block ends: the failure is raised there
+    with SyncTestClient(routes, raise_server_exceptions=False) as client:
+        assert client.get("/raises").status == 500
+        with client.websocket("/ws") as ws:
+            ws.send("boom")
+            with pytest.raises(ConnectionClosedError):
+                ws.receive()
+            assert ws.close_code == 1011
+
+
 def test_iteration_timeouts_and_cookies() -> None:
     routes = Router()
 

@@ -624,8 +624,12 @@ class ClientWebSocket:
         deflate: PerMessageDeflate | None,
         timeout: float | None,
         received: bytes = b"",
+        raise_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._pipe = pipe
+        #: Raises the application's failure on this connection, if any (see
+        #: TestClient's ``raise_server_exceptions``).
+        self._raise_failure = raise_failure
         self.loop = pipe.loop
         self.path = path
         self.response = response
@@ -669,6 +673,7 @@ class ClientWebSocket:
 
     def _check_open(self) -> None:
         if self.close_code is not None:
+            self._raise_failure()
             raise closed_error(self.close_code, self.close_reason or "")
         if self._close_sent:
             raise InvalidState("close() was called: nothing more can be sent")
@@ -837,12 +842,15 @@ class ClientWebSocket:
             ConnectionClosed: the connection is closed and every message was
                 received: :class:`~wsserver.ConnectionClosedOK` for 1000, 1001
                 or 1005, :class:`~wsserver.ConnectionClosedError` otherwise.
+                (With TestClient's ``raise_server_exceptions``, what the
+                application raised on this connection comes instead.)
         """
         if self._waiter is not None:
             raise ConcurrencyError("receive() is already waiting for a message")
         async with asyncio.timeout(self.timeout if timeout is None else timeout):
             while not self._messages:
                 if self._close_received or self._pipe.lost:
+                    self._raise_failure()
                     raise closed_error(
                         1006 if self.close_code is None else self.close_code,
                         self.close_reason or "",
@@ -1061,6 +1069,8 @@ class _Connecting:
         if ws is not None:
             limit = self._close_timeout if ws.timeout is None else ws.timeout
             await ws.close(timeout=0 if exc_type is not None else limit)
+            if exc_type is None:
+                ws._raise_failure()
 
 
 # ---------------------------------------------------------------- the client
@@ -1083,9 +1093,23 @@ class TestClient:
     request's ``headers`` have one. ``Path``, ``Domain`` and ``Secure`` are
     not checked: there is one site, and every cookie goes to all of it.
 
+    What the application raises is raised in the test, as Starlette's client
+    does (``raise_server_exceptions``, on unless turned off): a request whose
+    handler raised raises that exception rather than returning the 500; a
+    WebSocket whose handler raised raises it where the 1011 would show
+    (``receive()``, ``send()``, the end of its ``async with`` block), and an
+    upgrade refused because the application failed raises it rather than
+    :class:`HandshakeDenied`. A failure without an exception (an ASGI app that
+    returned without a response) is a RuntimeError saying so. A failure seen
+    by none of those (the connection was over) is raised by :meth:`close`, on
+    the way out of the ``async with`` block, unless the block failed. With
+    ``raise_server_exceptions=False`` the client sees what a real client
+    would: the 500, the 1011 (the server logs the error either way).
+
     Args:
         timeout: seconds any one wait may take before raising TimeoutError.
         cookies: the cookies to start with.
+        raise_server_exceptions: raise the application's failures in the test.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
@@ -1096,6 +1120,7 @@ class TestClient:
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         cookies: Mapping[str, str] | None = None,
+        raise_server_exceptions: bool = True,
         **settings: Any,
     ) -> None:
         if "config" not in settings:
@@ -1110,6 +1135,13 @@ class TestClient:
         self.cookies: dict[str, str] = dict(cookies or {})
         self._pipes: set[_Pipe] = set()
         self._websockets: set[ClientWebSocket] = set()
+        #: The server's end of each open connection (its descriptor) -> our pipe.
+        self._server_ends: dict[int, _Pipe] = {}
+        #: The application's failures not raised yet, each with its connection
+        #: (None: one the client no longer has, or never had).
+        self._failures: list[tuple[_Pipe | None, BaseException]] = []
+        if raise_server_exceptions:
+            self.server.app_failure_listeners.append(self._app_failed)
 
     async def start(self) -> TestClient:
         """Start the server (an ASGI app's lifespan startup included).
@@ -1133,7 +1165,15 @@ class TestClient:
         those still running are then cancelled. The WebSockets' closing
         handshakes, all at once, get as long (a server that stopped reading
         never answers one): those not done are aborted.
+
+        Then raises the first of the application's failures not raised yet
+        (``raise_server_exceptions``).
         """
+        await self._close(timeout)
+        self._raise_failure(None)
+
+    async def _close(self, timeout: float | None) -> None:
+        """What :meth:`close` does, without raising the application's failures."""
         if timeout is None:
             timeout = self.server.config.shutdown_timeout
             if self.timeout is not None:
@@ -1149,8 +1189,41 @@ class TestClient:
 
     async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
         # A test that failed gets its error at once: what is still running on
-        # the server's side is cancelled rather than waited for.
-        await self.close(0 if exc_type is not None else None)
+        # the server's side is cancelled rather than waited for, and its own
+        # error is the one to see.
+        if exc_type is not None:
+            await self._close(0)
+        else:
+            await self.close()
+
+    def _app_failed(
+        self, problem: str, exc: BaseException | None, transport: asyncio.BaseTransport
+    ) -> None:
+        """The server's report of an application's failure: kept for the test to raise."""
+        if exc is None or not isinstance(exc, Exception):
+            # (Not a CancelledError of the app's in the test: the test is not cancelled.)
+            failure: BaseException = RuntimeError(problem if exc is None else f"{problem}: {exc!r}")
+            failure.__cause__ = exc
+        else:
+            failure = exc
+        try:
+            sock = transport.get_extra_info("socket")
+            end = -1 if sock is None else sock.fileno()
+        except (OSError, ValueError):  # (closed)
+            end = -1
+        self._failures.append((self._server_ends.get(end), failure))
+
+    def _raise_failure(self, pipe: _Pipe | None) -> None:
+        """Raise the application's first failure on ``pipe`` not raised yet (None: any).
+
+        The others on ``pipe`` (None: all) are dropped: the first is the one
+        to see, and the server logged each.
+        """
+        for where, failure in self._failures:
+            if pipe is None or where is pipe:
+                kept = [f for f in self._failures if f[0] is not pipe] if pipe is not None else []
+                self._failures = kept
+                raise failure
 
     async def _open_pipe(self) -> _Pipe:
         """A new connection to the server: one end of a socket pair each.
@@ -1173,7 +1246,15 @@ class TestClient:
             ours.close()
             raise
         self._pipes.add(pipe)
-        pipe.closed.add_done_callback(lambda _: self._pipes.discard(pipe))
+        end = theirs.fileno()
+        self._server_ends[end] = pipe
+
+        def gone(_: object) -> None:
+            self._pipes.discard(pipe)
+            if self._server_ends.get(end) is pipe:
+                del self._server_ends[end]
+
+        pipe.closed.add_done_callback(gone)
         if self.server.config.proxy_protocol:
             # (As a balancer's connection would start: one naming no client.)
             pipe.write(b"PROXY UNKNOWN\r\n")
@@ -1326,7 +1407,12 @@ class TestClient:
                             await pipe.drain()  # (as the server takes them)
                 if not answered:
                     pipe.write((out or b"") + (h.send(h11.EndOfMessage()) or b""))
-                response = await _read_response(h, pipe)
+                try:
+                    response = await _read_response(h, pipe)
+                except Exception:
+                    self._raise_failure(pipe)  # (what broke the response)
+                    raise
+                self._raise_failure(pipe)  # (rather than its 500)
                 self._keep_cookies(response.headers)
                 if response.status == 101:
                     raise ConnectionError("the server switched protocols: use websocket()")
@@ -1439,8 +1525,10 @@ class TestClient:
                     f"the server chose a subprotocol not offered: {subprotocol!r}"
                 )
             agreed = _client_deflate(switch.headers.getall("sec-websocket-extensions"), deflate)
-        except BaseException:
+        except BaseException as exc:
             pipe.abort()
+            if isinstance(exc, Exception):
+                self._raise_failure(pipe)  # (rather than the denial it made)
             raise
         received, _ = h.trailing_data
         ws = ClientWebSocket(
@@ -1451,6 +1539,7 @@ class TestClient:
             deflate=agreed,
             timeout=timeout,
             received=bytes(received) + pipe.take(),
+            raise_failure=lambda: self._raise_failure(pipe),
         )
         if not ws.closed:
             self._websockets.add(ws)

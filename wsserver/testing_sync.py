@@ -16,9 +16,9 @@ event loop of its own, in a thread that lives as long as the ``with`` block:
 the same real server, the same socket pairs, the same checks and timeouts.
 Each call hands its coroutine to that loop and blocks until it is done, so
 what it raises (:class:`~wsserver.testing.HandshakeDenied`, ``TimeoutError``,
-``ConnectionClosed``) is raised in the test. Handlers and ASGI apps run in
-that thread; :meth:`SyncTestClient.call` runs a function of the test's there
-too, for whatever must be done on the server's loop.
+``ConnectionClosed``, what the application raised) is raised in the test.
+Handlers and ASGI apps run in that thread; :meth:`SyncTestClient.call` runs a
+function of the test's there too, for whatever must be done on the server's loop.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from .testing import (
     HeadersArg,
     ParamsArg,
     TestClient,
+    _Connecting,
 )
 
 __all__ = ["SyncTestClient", "SyncWebSocket"]
@@ -147,7 +148,9 @@ class _Thread:
 class SyncWebSocket:
     """A :class:`~wsserver.testing.ClientWebSocket` for blocking tests: the same
     calls, each returning once it is done. ``with`` it to close it (1000) at
-    the end; ``for message in ws`` ends on a normal close.
+    the end (aborted if the block raised; then, as ``async with``, the
+    application's failure on it is raised); ``for message in ws`` ends on a
+    normal close.
 
     Its state (``close_code``, ``close_reason``, ``open``, ``closed``,
     ``subprotocol``, ``compression``, ``response``, ``pings_received``,
@@ -155,9 +158,11 @@ class SyncWebSocket:
     (``ws.ws``), read as it is.
     """
 
-    def __init__(self, ws: ClientWebSocket, thread: _Thread) -> None:
+    def __init__(self, ws: ClientWebSocket, thread: _Thread, connecting: _Connecting) -> None:
         self.ws = ws
         self._thread = thread
+        #: What leaves the block as the async client's ``async with`` does.
+        self._connecting = connecting
 
     @property
     def close_code(self) -> int | None:
@@ -261,8 +266,14 @@ class SyncWebSocket:
     def __enter__(self) -> SyncWebSocket:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # (Closed, or aborted if the block failed; then the app's failure raised.)
+        self._thread.run(self._connecting.__aexit__(exc_type, exc, traceback))
 
     def __repr__(self) -> str:
         return f"<SyncWebSocket of {self.ws!r}>"
@@ -365,7 +376,10 @@ class SyncTestClient:
         try:
             if client is not None:
                 thread.revive()
-                thread.run(client.close(0 if failed or thread.died else None))
+                if failed or thread.died:
+                    thread.run(client._close(0))  # (the block's error is the one to see)
+                else:
+                    thread.run(client.close())
         finally:
             self._thread = None
             thread.stop()
@@ -485,7 +499,4 @@ class SyncTestClient:
             timeout=timeout,
         )
 
-        async def open() -> ClientWebSocket:
-            return await connecting
-
-        return SyncWebSocket(thread.run(open()), thread)
+        return SyncWebSocket(thread.run(connecting.__aenter__()), thread, connecting)

@@ -259,7 +259,7 @@ class HttpCycle:
         except (TypeError, ValueError, IndexError):  # (a middleware's, malformed)
             address = self.connection.client_address
         logs.log_app_error(problem, self.scope["path"], address, exc)
-        self.connection.server.counters.handler_errors += 1
+        self.connection.server.app_failed(problem, exc, self.connection.transport)
 
     # --------------------------------------------------------------- receive
 

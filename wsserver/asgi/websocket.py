@@ -73,6 +73,7 @@ class WebSocketSession:
     __slots__ = (
         "connection",
         "server",
+        "transport",
         "request",
         "accept",
         "path",
@@ -94,6 +95,8 @@ class WebSocketSession:
         #: The connection in its HTTP phase; None once accepted.
         self.connection: HttpProtocol | None = connection
         self.server = connection.server
+        #: The connection's transport, in either phase (for Server.app_failed()).
+        self.transport = connection.transport
         self.request = request
         #: What the handshake agreed (None once answered).
         self.accept: Accept | None = accept
@@ -154,7 +157,7 @@ class WebSocketSession:
         ws = self.websocket
         address = ws.remote_address if ws is not None else self._http().client_address
         logs.log_app_error(problem, self.path, address, exc)
-        self.server.counters.handler_errors += 1
+        self.server.app_failed(problem, exc, self.transport)
 
     def _end(self, code: int, reason: str) -> None:
         """After the application: close what it left open."""

@@ -1010,13 +1010,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         exc = task.exception()
         if exc is not None:
             # Counted and logged whether or not the client is still there.
-            self.server.counters.handler_errors += 1
             logger.error(
                 "error while handling %s from %s",
                 printable(self.request.path) if self.request else "-",
                 peer(self.client_address),
                 exc_info=exc,
             )
+            self.server.app_failed("the handler raised", exc, self.transport)
         if self.lost or self.status == 101:
             return
         if exc is not None:

@@ -147,6 +147,12 @@ class Server:
         self.app_tasks: set[asyncio.Task[None]] = set()
         #: The counters (see :meth:`stats`).
         self.counters = ServerStats()
+        #: Told of each application failure (:meth:`app_failed`) with the
+        #: problem, the exception if any, and the connection's transport:
+        #: TestClient raises them in the test.
+        self.app_failure_listeners: list[
+            Callable[[str, BaseException | None, asyncio.BaseTransport], None]
+        ] = []
         self._recent_stats: tuple[float, dict[str, Any]] | None = None
         self._gathering: asyncio.Task[dict[str, Any]] | None = None
         #: Requests received (HTTP requests and upgrade requests), for limit_max_requests.
@@ -752,6 +758,19 @@ class Server:
         if self._unix_sock is not None:
             remove_socket_file(self._unix_sock)
         await self._stop_services()
+
+    def app_failed(
+        self, problem: str, exc: BaseException | None, transport: asyncio.BaseTransport
+    ) -> None:
+        """An application failed on the connection of ``transport`` (logged by the caller).
+
+        A handler or an ASGI app raised ``exc``, or broke the protocol
+        (``problem`` says how; ``exc`` is then None): counted, and told to
+        :attr:`app_failure_listeners`.
+        """
+        self.counters.handler_errors += 1
+        for listener in self.app_failure_listeners:
+            listener(problem, exc, transport)
 
     def stats(self) -> dict[str, Any]:
         """Every counter of this server, now (see :meth:`ServerStats.snapshot`).

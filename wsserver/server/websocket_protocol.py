@@ -795,13 +795,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                     self.start_close(1000)  # the application's own cancel
                 raise
             # (A CancelledError of its own: it awaited what other code cancelled.)
-            self.server.counters.handler_errors += 1
             logger.exception(
                 "handler %s failed on %s from %s",
                 route.name,
                 printable(self.request.path),
                 peer(self.request.remote_address),
             )
+            self.server.app_failed("the handler raised", exc, self.transport)
             self.start_close(1011, "internal server error")
         else:
             # Usually the client closed first and the reply is out already.
