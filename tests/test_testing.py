@@ -1621,3 +1621,43 @@ async def test_the_environment_does_not_reach_a_test_client(
             assert await ws.receive() == "more than ten bytes"
     async with TestClient(echo.routes, max_size=10) as client:  # (what the test says goes)
         assert client.server.config.max_size == 10
+
+
+async def test_a_full_url_is_its_path_and_host_as_with_httpx_and_starlette() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return
+        host = dict(scope["headers"]).get(b"host", b"").decode()
+        seen.append((scope["path"] + "?" + scope["query_string"].decode(), host))
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close"})
+            return
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+
+    async with TestClient(app) as client:
+        await client.get("http://testserver/items?a=1")
+        await client.get("HTTP://example.com:8080")
+        await client.get("http://testserver/x", headers={"Host": "given"})
+        async with client.websocket("ws://testserver/ws?room=1"):
+            pass
+        async with client.websocket("http://other/ws"):
+            pass
+        assert seen == [
+            ("/items?a=1", "testserver"),
+            ("/?", "example.com:8080"),
+            ("/x?", "given"),
+            ("/ws?room=1", "testserver"),
+            ("/ws?", "other"),
+        ]
+        for refused in ("https://testserver/", "ftp://testserver/", "http://user@testserver/"):
+            with pytest.raises(ValueError):
+                await client.get(refused)
+        with pytest.raises(ValueError, match="plain text"):
+            client.websocket("wss://testserver/ws")
+        with pytest.raises(ValueError, match="must start with '/'"):
+            await client.get("items")

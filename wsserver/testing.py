@@ -432,12 +432,36 @@ def _shortcut(method: str) -> Callable[..., Awaitable[ClientResponse]]:
     return send
 
 
+def _split_url(path: str, items: list[tuple[str, str]], schemes: tuple[str, ...]) -> str:
+    """The path (and query) of ``path``; a full URL's host goes to ``items`` as its
+    ``Host`` unless they have one (``http://testserver/items``, as with httpx's
+    and Starlette's clients).
+
+    Raises:
+        ValueError: a scheme not in ``schemes`` (``https``: the client speaks
+            plain text), or a user part.
+    """
+    if path.startswith("/"):
+        return path
+    url = urllib.parse.urlsplit(path)
+    if not url.scheme:
+        return path  # (_target says what is wrong with it)
+    if url.scheme.lower() not in schemes:
+        plain = " (TestClient speaks plain text)" if url.scheme.lower() in ("https", "wss") else ""
+        raise ValueError(f"a URL here is {' or '.join(schemes)}://, not {path!r}{plain}")
+    if not url.netloc or "@" in url.netloc:
+        raise ValueError(f"a URL's host is a name and a port, not in {path!r}")
+    if not any(name.lower() == "host" for name, _ in items):
+        items.insert(0, ("Host", url.netloc))
+    return (url.path or "/") + ("?" + url.query if url.query else "")
+
+
 def _target(path: str, params: ParamsArg = None) -> bytes:
     """The request target: ``path`` with spaces and non-ASCII characters percent-encoded,
     without its ``#fragment`` (which browsers and HTTP clients keep to themselves),
     ``params`` added to its query string (form-encoded; a list value repeats its name)."""
     if not path.startswith("/"):
-        raise ValueError(f"the path must start with '/': {path!r}")
+        raise ValueError(f"the path must start with '/' (or be a URL): {path!r}")
     path = path.partition("#")[0]
     target = urllib.parse.quote(path, safe=_SAFE)
     if params:
@@ -1295,7 +1319,9 @@ class TestClient:
     ) -> ClientResponse:
         """Send one HTTP/1.1 request on a new connection; return the response.
 
-        ``path`` may hold a query string; ``params`` are added to it. ``json``
+        ``path`` may hold a query string; ``params`` are added to it. A full
+        URL (``http://testserver/items``) is its path, its host the
+        ``Host`` header unless ``headers`` have one. ``json``
         sends that value as a JSON body (with ``Content-Type:
         application/json`` unless ``headers`` has one). ``data`` sends form
         fields (a mapping or pairs of str; a list value repeats its name)
@@ -1317,6 +1343,7 @@ class TestClient:
         unfollowed. More than :data:`MAX_REDIRECTS` raise :class:`TooManyRedirects`.
         """
         items = _header_list(headers)
+        path = _split_url(path, items, ("http",))
         names = {name.lower() for name, _ in items}
         if json is not None and body is not None:
             raise ValueError("give body or json, not both")
@@ -1440,7 +1467,8 @@ class TestClient:
         params: ParamsArg = None,
         timeout: float | None = None,
     ) -> _Connecting:
-        """Open a WebSocket to ``path`` (``params`` added to its query string):
+        """Open a WebSocket to ``path`` (``params`` added to its query string; a
+        ``ws://host/path`` URL gives its host as the ``Host`` header):
         ``async with client.websocket(path) as ws:``
         (closed with 1000 at the end if still open), or ``ws = await client.websocket(path)``.
 
@@ -1458,12 +1486,14 @@ class TestClient:
         if compression not in ("deflate", None):
             raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
         offered = list(subprotocols or [])
+        items = _header_list(headers)
+        path = _split_url(path, items, ("ws", "http"))
 
         async def open() -> ClientWebSocket:
             return await self._handshake(
                 path,
                 params,
-                _header_list(headers),
+                list(items),
                 offered,
                 compression is not None,
                 self.timeout if timeout is None else timeout,
