@@ -1661,3 +1661,13 @@ async def test_a_full_url_is_its_path_and_host_as_with_httpx_and_starlette() -> 
             client.websocket("wss://testserver/ws")
         with pytest.raises(ValueError, match="must start with '/'"):
             await client.get("items")
+
+
+async def test_a_client_not_started_says_how_to_start_it() -> None:
+    client = TestClient(echo.routes)
+    with pytest.raises(RuntimeError, match="async with TestClient"):
+        await client.get("/")
+    with pytest.raises(RuntimeError, match="async with TestClient"):
+        await client.websocket("/ws")
+    async with client:
+        assert (await client.get("/")).status == 200

@@ -11,6 +11,8 @@ import builtins
 import contextlib
 import logging
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -266,16 +268,75 @@ def test_a_failed_startup_raises_and_leaves_no_thread(caplog: pytest.LogCaptureF
         pass
 
 
-def test_used_once_and_only_in_its_block() -> None:
-    client = SyncTestClient(echo.routes)
-    with pytest.raises(RuntimeError, match="with block"):
-        client.get("/")
-    with client:
-        pass
-    with pytest.raises(RuntimeError, match="with block"):
+def test_without_a_block_the_first_call_starts_it_as_starlette_s_does() -> None:
+    seen: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        seen.append("startup")
+        yield
+        seen.append("shutdown")
+
+    async def home(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse("home")
+
+    async def echo_once(websocket: StarletteWebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    app = Starlette(routes=[Route("/", home), WebSocketRoute("/ws", echo_once)], lifespan=lifespan)
+    client = SyncTestClient(app)  # (as at a test module's top)
+    assert not client_threads()  # (nothing runs until it is used)
+    assert client.get("/").text == "home"
+    with client.websocket("/ws") as ws:
+        ws.send("hi")
+        assert ws.receive() == "hi"
+    assert len(client_threads()) == 1
+    client.close()
+    assert seen == []  # no lifespan without a block, as with Starlette's client
+    with pytest.raises(RuntimeError, match="closed"):
         client.get("/")
     with pytest.raises(RuntimeError, match="used once"), client:
         pass
+    # The settings naming it, it runs.
+    client = SyncTestClient(app, lifespan="on")
+    assert client.get("/").status == 200 and seen == ["startup"]
+    client.close()
+    assert seen == ["startup", "shutdown"]
+    # A block used it: closed after.
+    with SyncTestClient(app) as client:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        client.get("/")
+
+
+def test_a_client_left_open_is_closed_when_the_interpreter_exits(tmp_path: Path) -> None:
+    script = tmp_path / "module_level.py"
+    script.write_text(
+        "from wsserver import Router\n"
+        "from wsserver.response import text\n"
+        "from wsserver.testing_sync import SyncTestClient\n"
+        "routes = Router()\n"
+        "@routes.get('/')\n"
+        "async def home(request):\n"
+        "    return text('home')\n"
+        "@routes.on_shutdown\n"
+        "async def bye(server):\n"
+        "    print('shut down', flush=True)\n"
+        "client = SyncTestClient(routes)\n"
+        "print(client.get('/').text, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["home", "shut", "down"]
+    assert "Traceback" not in done.stderr
 
 
 def test_uvloop_as_its_loop() -> None:
@@ -391,5 +452,5 @@ def test_start_and_close_without_a_block() -> None:
     finally:
         client.close()
     assert not client_threads()
-    with pytest.raises(RuntimeError, match="with block"):
+    with pytest.raises(RuntimeError, match="closed"):
         client.get("/")

@@ -1159,6 +1159,7 @@ class TestClient:
         self.cookies: dict[str, str] = dict(cookies or {})
         self._pipes: set[_Pipe] = set()
         self._websockets: set[ClientWebSocket] = set()
+        self._started = False
         #: The server's end of each open connection (its descriptor) -> our pipe.
         self._server_ends: dict[int, _Pipe] = {}
         #: The application's failures not raised yet, each with its connection
@@ -1179,6 +1180,7 @@ class TestClient:
         if self.server.closing:
             raise RuntimeError("this TestClient was closed: make a new one")
         await self.server.start()
+        self._started = True
         return self
 
     async def close(self, timeout: float | None = None) -> None:
@@ -1257,6 +1259,11 @@ class TestClient:
         """
         if self.server.closing:
             raise ConnectionRefusedError("the server is closed")
+        if not self._started:
+            raise RuntimeError(
+                "the TestClient is not started: async with TestClient(app) as client "
+                "(or await client.start())"
+            )
         ours, theirs = socket.socketpair()
         try:
             await self.server.accept_socket(theirs)

@@ -24,6 +24,7 @@ function of the test's there too, for whatever must be done on the server's loop
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import inspect
@@ -308,6 +309,12 @@ class SyncTestClient:
     dict (read as each request starts); ``server`` the
     :class:`~wsserver.Server`, to look at: what changes it (or awaits) goes
     through :meth:`call`, on the server's loop.
+
+    Without ``with`` (``client = SyncTestClient(app)`` at a module's top, as
+    FastAPI's documentation shows with Starlette's client), the first call
+    starts it, without an ASGI app's lifespan unless the settings name
+    ``lifespan`` (as Starlette's client runs it only in a ``with`` block),
+    and it is closed when the interpreter exits, or by :meth:`close`.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
@@ -327,6 +334,8 @@ class SyncTestClient:
         self._thread: _Thread | None = None
         self._client: TestClient | None = None
         self._used = False
+        #: Started by a first call rather than ``with`` (closed at the interpreter's exit).
+        self._implicit = False
 
     # ---------------------------------------------------------- the block
 
@@ -358,6 +367,19 @@ class SyncTestClient:
         """Close the server (gracefully), the loop and its thread (what ``with`` does last)."""
         self._close(failed=False)
 
+    def _start_implicitly(self) -> None:
+        """A first call without ``with``: start, and close at the interpreter's exit."""
+        if "lifespan" not in self._arguments and "config" not in self._arguments:
+            self._arguments["lifespan"] = "off"  # (Starlette's client runs it in a block only)
+        self._implicit = True
+        atexit.register(self._close_at_exit)
+        self.start()
+
+    def _close_at_exit(self) -> None:
+        # (A failure of the application no call raised is in the log: raising
+        # it here would be a traceback in the interpreter's way out.)
+        self._close(failed=False, raise_failures=False)
+
     def __enter__(self) -> SyncTestClient:
         return self.start()
 
@@ -369,8 +391,11 @@ class SyncTestClient:
     ) -> None:
         self._close(failed=exc_type is not None)
 
-    def _close(self, failed: bool) -> None:
+    def _close(self, failed: bool, raise_failures: bool = True) -> None:
         thread, client = self._thread, self._client
+        if self._implicit:
+            self._implicit = False
+            atexit.unregister(self._close_at_exit)
         if thread is None:
             return
         try:
@@ -378,6 +403,8 @@ class SyncTestClient:
                 thread.revive()
                 if failed or thread.died:
                     thread.run(client._close(0))  # (the block's error is the one to see)
+                elif not raise_failures:
+                    thread.run(client._close(None))
                 else:
                     thread.run(client.close())
         finally:
@@ -386,8 +413,10 @@ class SyncTestClient:
 
     @property
     def _running(self) -> tuple[TestClient, _Thread]:
+        if not self._used:
+            self._start_implicitly()
         if self._client is None or self._thread is None:
-            raise RuntimeError("use the SyncTestClient in a with block")
+            raise RuntimeError("this SyncTestClient is closed: make a new one")
         return self._client, self._thread
 
     # ------------------------------------------------------------ its parts
