@@ -617,3 +617,49 @@ async def test_an_ipv6_peer_is_logged_in_brackets(caplog: pytest.LogCaptureFixtu
         await server.close()
     (line,) = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
     assert re.match(r"\[::1\]:\d+ GET / 200 ", line), line
+
+
+async def test_an_application_s_error_line_has_its_fields_for_json_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from wsserver.logs import JsonFormatter
+    from wsserver.testing import TestClient
+
+    routes = Router()
+
+    @routes.get("/http/<n>", name="page")
+    async def page(request: Request, n: str) -> None:
+        raise ValueError("an HTTP bug")
+
+    @routes.websocket("/ws", name="feed")
+    async def feed(request: Request, ws: WebSocket) -> None:
+        raise ValueError("a WebSocket bug")
+
+    async def endpoint(request: Any) -> None:
+        raise ValueError("an ASGI bug")
+
+    asgi = Starlette(routes=[Route("/asgi", endpoint)])
+    forwarded = {"X-Forwarded-For": "203.0.113.9"}
+    settings = {"proxy_headers": True, "forwarded_allow_ips": "*"}
+    caplog.set_level(logging.ERROR, logger="wsserver")
+    async with TestClient(routes, raise_server_exceptions=False, **settings) as client:
+        assert (await client.get("/http/1", headers=forwarded)).status == 500
+        async with client.websocket("/ws", headers=forwarded) as ws:
+            await ws.wait_closed()
+    async with TestClient(asgi, raise_server_exceptions=False, **settings) as client:
+        assert (await client.get("/asgi", headers=forwarded)).status == 500
+    entries = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if r.levelno == logging.ERROR
+    ]
+    fields = [(e["path"], e.get("route"), e["peer"][: len("203.0.113.9")]) for e in entries]
+    assert fields == [
+        ("/http/1", "page", "203.0.113.9"),
+        ("/ws", "feed", "203.0.113.9"),
+        ("/asgi", None, "203.0.113.9"),
+    ]
+    assert all("ValueError" in e["exception"] for e in entries)

@@ -20,6 +20,7 @@ __all__ = [
     "peer",
     "log_access",
     "log_app_error",
+    "error_fields",
     "JsonFormatter",
 ]
 
@@ -178,11 +179,30 @@ def _as_json(value: object) -> object:
     return value
 
 
+def error_fields(
+    path: str | None, address: tuple[str, int] | None, route: str | None = None
+) -> dict[str, object]:
+    """The fields of an application's error line (``extra=``), for structured
+    logs as the access line has them: ``peer``, ``path``, ``route``."""
+    return {
+        "peer": peer(address),
+        "path": None if path is None else printable(path),
+        "route": route,
+    }
+
+
 def log_app_error(
     problem: str, path: str, address: tuple[str, int] | None, exc: BaseException | None = None
 ) -> None:
     """An application went wrong on a connection: one ERROR line, with its traceback if any."""
-    logger.error("%s on %s from %s", problem, printable(path), peer(address), exc_info=exc)
+    logger.error(
+        "%s on %s from %s",
+        problem,
+        printable(path),
+        peer(address),
+        exc_info=exc,
+        extra=error_fields(path, address),
+    )
 
 
 def log_client_gone(path: str, exc: BaseException) -> None:

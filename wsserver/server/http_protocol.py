@@ -29,7 +29,15 @@ from ..app.response import StreamingResponse
 from ..app.routing import Resolution, Route
 from ..app.static import FilePieces
 from ..errors import BadRequest, ClientDisconnected, RequestTooLarge, task_was_cancelled
-from ..logs import log_access, log_client_gone, logger, peer, printable, protocol_logger
+from ..logs import (
+    error_fields,
+    log_access,
+    log_client_gone,
+    logger,
+    peer,
+    printable,
+    protocol_logger,
+)
 from ..protocol.connection import Connection
 from ..protocol.handshake import Accept, decide, is_upgrade_request, over_capacity
 from ..protocol.http import (
@@ -1010,11 +1018,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
         exc = task.exception()
         if exc is not None:
             # Counted and logged whether or not the client is still there.
+            request = self.request
             logger.error(
                 "error while handling %s from %s",
-                printable(self.request.path) if self.request else "-",
+                printable(request.path) if request else "-",
                 peer(self.client_address),
                 exc_info=exc,
+                extra=error_fields(
+                    request.path if request else None,
+                    self.client_address,
+                    request.route.name if request and request.route else None,
+                ),
             )
             self.server.app_failed("the handler raised", exc, self.transport)
         if self.lost or self.status == 101:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..app.request import Request
 from ..app.routing import Route
 from ..errors import ConnectionClosed, task_was_cancelled
-from ..logs import log_access, logger, peer, printable, protocol_logger
+from ..logs import error_fields, log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
 from ..protocol.state import ConnectionState
 from .app_tasks import start_app_task
@@ -800,6 +800,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 route.name,
                 printable(self.request.path),
                 peer(self.request.remote_address),
+                extra=error_fields(self.request.path, self.request.remote_address, route.name),
             )
             self.server.app_failed("the handler raised", exc, self.transport)
             self.start_close(1011, "internal server error")
