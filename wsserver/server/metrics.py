@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..logs import logger
-from .stats import CLOSE_CODES_KEPT
+from .stats import CLOSE_CODES_KEPT, always_kept
 
 if TYPE_CHECKING:
     from .server import Server
@@ -384,16 +384,8 @@ def _cap_close_codes(totals: dict[str, tuple[float, float]], kept: set[str]) -> 
         if len(found) <= CLOSE_CODES_KEPT:
             continue
         codes = [(key, parsed[2]["code"]) for key, parsed in found]
-        room = CLOSE_CODES_KEPT - sum(
-            1
-            for key, code in codes
-            if key in kept or code == "other" or (code.isdigit() and int(code) < 3000)
-        )
-        new = [
-            key
-            for key, code in codes
-            if key not in kept and code != "other" and not (code.isdigit() and int(code) < 3000)
-        ]
+        room = CLOSE_CODES_KEPT - sum(1 for key, code in codes if key in kept or always_kept(code))
+        new = [key for key, code in codes if key not in kept and not always_kept(code)]
         new.sort(key=lambda key: totals[key][0], reverse=True)
         folded = new[max(room, 0) :]
         if not folded:

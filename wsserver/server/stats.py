@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .websocket_protocol import WebSocketProtocol
 
-__all__ = ["ServerStats", "RouteTotals", "MESSAGE_FIELDS"]
+__all__ = ["ServerStats", "RouteTotals", "MESSAGE_FIELDS", "always_kept", "count_close_code"]
 
 #: The per-connection counters, in the order they are reported.
 MESSAGE_FIELDS = (
@@ -49,9 +49,17 @@ _DEFLATE_FIELDS = ("payload_in", "wire_in", "payload_out", "wire_out")
 CLOSE_CODES_KEPT = 64
 
 
+def always_kept(code: int | str) -> bool:
+    """Whether a close code (a metric label's text too) is counted by itself
+    whatever the number of codes: a standard one (below 3000), or ``"other"``."""
+    if isinstance(code, str):
+        return code == "other" or (code.isdigit() and int(code) < 3000)
+    return code < 3000
+
+
 def count_close_code(counter: Counter[int | str], code: int) -> None:
     """Count ``code`` in ``counter``: by itself, or as ``"other"`` (:data:`CLOSE_CODES_KEPT`)."""
-    if code < 3000 or code in counter or len(counter) < CLOSE_CODES_KEPT:
+    if always_kept(code) or code in counter or len(counter) < CLOSE_CODES_KEPT:
         counter[code] += 1
     else:
         counter["other"] += 1
