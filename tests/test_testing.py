@@ -38,7 +38,7 @@ from wsserver import (
 from wsserver.errors import ConcurrencyError
 from wsserver.protocol.frames import Opcode, serialize_frame
 from wsserver.protocol.http import Headers
-from wsserver.response import Response, json_response, raw, redirect, text
+from wsserver.response import Response, json_response, raw, redirect, stream, text
 from wsserver.testing import (
     MAX_REDIRECTS,
     ClientWebSocket,
@@ -609,6 +609,105 @@ async def test_an_asgi_app_s_failures_are_raised_in_the_test() -> None:
         with pytest.raises(HandshakeDenied) as denied:
             await client.websocket("/")
         assert denied.value.status == 500
+
+
+async def test_a_failure_after_the_server_closed_the_connection_is_still_its_own() -> None:
+    # (Found by a review: the failure was looked up by the server's socket,
+    # which a closed transport no longer names: a Router's stream that
+    # raised mid-body was raised by nothing, the test got a ConnectionError.)
+    routes = Router()
+
+    @routes.get("/stream")
+    async def streamed(request: Request) -> Response:
+        async def pieces() -> AsyncIterator[bytes]:
+            yield b"first\n"
+            await asyncio.sleep(0.01)
+            raise Bug("mid-stream")
+
+        return stream(pieces())
+
+    @routes.websocket("/ws")
+    async def closes_then_raises(request: Request, ws: WebSocket) -> None:
+        await ws.close(1000)
+        raise Bug("after its close")
+
+    async with TestClient(routes) as client:
+        with pytest.raises(Bug, match="mid-stream"):
+            await client.get("/stream")
+        with pytest.raises(Bug, match="after its close"):
+            async with client.websocket("/ws") as ws:
+                await ws.wait_closed()
+                await asyncio.sleep(0.05)  # (the handler's raise, after the close)
+
+
+async def test_a_handler_s_stop_async_iteration_does_not_end_the_test_s_loop() -> None:
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        async def one() -> AsyncIterator[str]:
+            yield "one"
+
+        replies = one()
+        async for _ in ws:
+            await ws.send(await anext(replies))  # the second: StopAsyncIteration
+
+    async with TestClient(routes) as client, client.websocket("/ws") as ws:
+        await ws.send("a")
+        await ws.send("b")
+        got = []
+        with pytest.raises(RuntimeError, match="StopAsyncIteration") as caught:
+            async for message in ws:
+                got.append(message)
+        assert got == ["one"]
+        assert isinstance(caught.value.__cause__, StopAsyncIteration)
+
+
+async def test_the_application_s_exception_keeps_its_own_context() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"x"
+        try:
+            {}["missing"]
+        except KeyError:
+            raise Bug("while handling a KeyError")  # noqa: B904
+
+    async def streamed(request: StarletteRequest) -> Any:
+        from starlette.responses import StreamingResponse
+
+        return StreamingResponse(body())
+
+    async def refuses(websocket: StarletteWebSocket) -> None:
+        try:
+            {}["missing"]
+        except KeyError:
+            raise Bug("before accept")  # noqa: B904
+
+    app = Starlette(routes=[Route("/s", streamed), WebSocketRoute("/ws", refuses)])
+    async with TestClient(app) as client:
+        with pytest.raises(Bug) as caught:
+            await client.get("/s")
+        assert isinstance(caught.value.__context__, KeyError)
+        with pytest.raises(Bug) as caught:
+            await client.websocket("/ws")
+        assert isinstance(caught.value.__context__, KeyError)
+
+
+async def test_a_listener_that_raises_does_not_keep_the_client_from_its_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    routes = failing_routes()
+
+    def broken(problem: str, exc: BaseException | None, transport: Any) -> None:
+        raise ValueError("a listener's bug")
+
+    async with TestClient(routes, raise_server_exceptions=False, timeout=2) as client:
+        client.server.app_failure_listeners.append(broken)
+        assert (await client.get("/raises")).status == 500
+        async with client.websocket("/ws") as ws:
+            await ws.send("boom")
+            await ws.wait_closed()
+            assert ws.close_code == 1011
+    assert any("a listener's bug" in str(r.exc_info) for r in caplog.records if r.exc_info)
 
 
 # ================================================================= pings

@@ -51,6 +51,7 @@ import os
 import socket
 import string
 import urllib.parse
+import weakref
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -1160,8 +1161,11 @@ class TestClient:
         self._pipes: set[_Pipe] = set()
         self._websockets: set[ClientWebSocket] = set()
         self._started = False
-        #: The server's end of each open connection (its descriptor) -> our pipe.
-        self._server_ends: dict[int, _Pipe] = {}
+        #: The server's transport of each connection -> our pipe (the server
+        #: names the transport when it reports a failure, closed or not).
+        self._server_ends: weakref.WeakKeyDictionary[asyncio.BaseTransport, _Pipe] = (
+            weakref.WeakKeyDictionary()
+        )
         #: The application's failures not raised yet, each with its connection
         #: (None: one the client no longer has, or never had).
         self._failures: list[tuple[_Pipe | None, BaseException]] = []
@@ -1226,18 +1230,20 @@ class TestClient:
         self, problem: str, exc: BaseException | None, transport: asyncio.BaseTransport
     ) -> None:
         """The server's report of an application's failure: kept for the test to raise."""
-        if exc is None or not isinstance(exc, Exception):
+        if (
+            exc is None
+            or not isinstance(exc, Exception)
+            or isinstance(
+                exc,
+                (StopIteration, StopAsyncIteration),  # (would end the test's iteration)
+            )
+        ):
             # (Not a CancelledError of the app's in the test: the test is not cancelled.)
             failure: BaseException = RuntimeError(problem if exc is None else f"{problem}: {exc!r}")
             failure.__cause__ = exc
         else:
             failure = exc
-        try:
-            sock = transport.get_extra_info("socket")
-            end = -1 if sock is None else sock.fileno()
-        except (OSError, ValueError):  # (closed)
-            end = -1
-        self._failures.append((self._server_ends.get(end), failure))
+        self._failures.append((self._server_ends.get(transport), failure))
 
     def _raise_failure(self, pipe: _Pipe | None) -> None:
         """Raise the application's first failure on ``pipe`` not raised yet (None: any).
@@ -1266,7 +1272,7 @@ class TestClient:
             )
         ours, theirs = socket.socketpair()
         try:
-            await self.server.accept_socket(theirs)
+            server_end = await self.server.accept_socket(theirs)
         except BaseException:
             ours.close()
             theirs.close()
@@ -1277,15 +1283,8 @@ class TestClient:
             ours.close()
             raise
         self._pipes.add(pipe)
-        end = theirs.fileno()
-        self._server_ends[end] = pipe
-
-        def gone(_: object) -> None:
-            self._pipes.discard(pipe)
-            if self._server_ends.get(end) is pipe:
-                del self._server_ends[end]
-
-        pipe.closed.add_done_callback(gone)
+        self._server_ends[server_end] = pipe
+        pipe.closed.add_done_callback(lambda _: self._pipes.discard(pipe))
         if self.server.config.proxy_protocol:
             # (As a balancer's connection would start: one naming no client.)
             pipe.write(b"PROXY UNKNOWN\r\n")
@@ -1441,12 +1440,15 @@ class TestClient:
                             await pipe.drain()  # (as the server takes them)
                 if not answered:
                     pipe.write((out or b"") + (h.send(h11.EndOfMessage()) or b""))
+                broken: Exception | None = None
                 try:
                     response = await _read_response(h, pipe)
-                except Exception:
-                    self._raise_failure(pipe)  # (what broke the response)
-                    raise
-                self._raise_failure(pipe)  # (rather than its 500)
+                except Exception as exc:
+                    broken = exc
+                # (Outside the except: the app's exception keeps its own context.)
+                self._raise_failure(pipe)  # (rather than its 500, or what broke the response)
+                if broken is not None:
+                    raise broken
                 self._keep_cookies(response.headers)
                 if response.status == 101:
                     raise ConnectionError("the server switched protocols: use websocket()")
@@ -1562,11 +1564,18 @@ class TestClient:
                     f"the server chose a subprotocol not offered: {subprotocol!r}"
                 )
             agreed = _client_deflate(switch.headers.getall("sec-websocket-extensions"), deflate)
-        except BaseException as exc:
+        except Exception as exc:
             pipe.abort()
-            if isinstance(exc, Exception):
-                self._raise_failure(pipe)  # (rather than the denial it made)
+            failed: Exception | None = exc
+        except BaseException:
+            pipe.abort()
             raise
+        else:
+            failed = None
+        if failed is not None:
+            # (Outside the except: the app's exception keeps its own context.)
+            self._raise_failure(pipe)  # (rather than the denial it made)
+            raise failed
         received, _ = h.trailing_data
         ws = ClientWebSocket(
             pipe,

@@ -513,12 +513,14 @@ class Server:
         """Whether a connection is in its TLS handshake (see _make_protocol())."""
         return any(task is None or not task.done() for task in self._handshaking.values())
 
-    async def accept_socket(self, sock: socket.socket) -> None:
+    async def accept_socket(self, sock: socket.socket) -> asyncio.BaseTransport:
         """Serve a connection accepted elsewhere: a connected stream socket.
 
         E.g. one end of a ``socket.socketpair()``, as :mod:`wsserver.testing`
         does with a server started with ``listen=False``. The connection is
         then served like any accepted one (TLS too, if the server has it).
+
+        Returns the connection's transport.
 
         Raises:
             RuntimeError: the server is not started, or closed.
@@ -535,9 +537,10 @@ class Server:
             return made[-1]
 
         try:
-            await self.loop.connect_accepted_socket(
+            transport, _ = await self.loop.connect_accepted_socket(
                 make_protocol, sock, ssl=self._accept_ssl, ssl_handshake_timeout=timeout
             )
+            return transport
         finally:
             for protocol in made:  # (its handshake is over, done or failed)
                 if isinstance(protocol, HttpProtocol):  # (ProxyHeaderThenTLS's goes on)
@@ -770,7 +773,10 @@ class Server:
         """
         self.counters.handler_errors += 1
         for listener in self.app_failure_listeners:
-            listener(problem, exc, transport)
+            try:
+                listener(problem, exc, transport)
+            except Exception:  # (the client still gets its 500 or its 1011)
+                logger.exception("app failure listener %r failed", listener)
 
     def stats(self) -> dict[str, Any]:
         """Every counter of this server, now (see :meth:`ServerStats.snapshot`).
