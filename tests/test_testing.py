@@ -710,6 +710,48 @@ async def test_a_listener_that_raises_does_not_keep_the_client_from_its_answer(
     assert any("a listener's bug" in str(r.exc_info) for r in caplog.records if r.exc_info)
 
 
+class Abort(BaseException):
+    """An application's own BaseException (not an Exception)."""
+
+
+async def test_a_base_exception_of_the_application_s_own_is_its_failure_too() -> None:
+    # (Found by a review: a Router WebSocket handler's, or an ASGI app's
+    # after accept, left the connection open for ever; an ASGI app's HTTP
+    # request had its connection closed without a 500.)
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        raise Abort("router")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return
+        if scope["path"] == "/after":
+            await receive()
+            await send({"type": "websocket.accept"})
+        raise Abort("asgi")
+
+    async with TestClient(routes, raise_server_exceptions=False, timeout=2) as client:
+        async with client.websocket("/ws") as ws:
+            await ws.wait_closed()
+            assert ws.close_code == 1011
+        assert client.server.counters.handler_errors == 1
+    async with TestClient(app, raise_server_exceptions=False, timeout=2) as client:
+        assert (await client.get("/")).status == 500
+        with pytest.raises(HandshakeDenied) as denied:
+            await client.websocket("/before")
+        assert denied.value.status == 500
+        async with client.websocket("/after") as ws:
+            await ws.wait_closed()
+            assert ws.close_code == 1011
+        assert client.server.counters.handler_errors == 3
+    async with TestClient(app, timeout=2) as client:
+        with pytest.raises(RuntimeError, match="Abort") as caught:
+            await client.get("/")
+        assert isinstance(caught.value.__cause__, Abort)
+
+
 # ================================================================= pings
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "ClientDisconnected",
     "RequestTooLarge",
     "task_was_cancelled",
+    "passes_through",
 ]
 
 #: Close codes that mean "the connection ended normally".
@@ -154,6 +155,19 @@ def task_was_cancelled() -> bool:
 
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
+
+
+def passes_through(exc: BaseException) -> bool:
+    """Whether what an application raised goes on up rather than being its
+    failure: its task's cancellation (:func:`task_was_cancelled`), or
+    KeyboardInterrupt and SystemExit, which asyncio raises out of the loop.
+    Any other exception, a ``BaseException`` of the application's own
+    included, is the application failing."""
+    import asyncio
+
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return True
+    return isinstance(exc, asyncio.CancelledError) and task_was_cancelled()
 
 
 class LifespanFailure(WSServerError):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import logs
 from ..app.static import FilePieces
-from ..errors import ClientDisconnected, task_was_cancelled
+from ..errors import ClientDisconnected, passes_through
 from ..protocol.handshake import comma_tokens
 from ..protocol.http import valid_header
 
@@ -219,8 +219,8 @@ class HttpCycle:
         failed = False
         try:
             await app(self.scope, self.receive, self.send)
-        except (Exception, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
+        except BaseException as exc:  # (one of its own too: class Abort(BaseException))
+            if passes_through(exc):
                 raise
             # (Closing: the server ended the connection for the client's bad
             # body, say; the application had its http.disconnect for it.)

@@ -22,7 +22,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
-from ..errors import ClientDisconnected, ConcurrencyError, ConnectionClosed, task_was_cancelled
+from ..errors import (
+    ClientDisconnected,
+    ConcurrencyError,
+    ConnectionClosed,
+    passes_through,
+)
 from ..protocol.frames import clip_close_reason
 from ..protocol.handshake import Accept
 from ..protocol.http import Response, error_response
@@ -125,8 +130,8 @@ class WebSocketSession:
         """
         try:
             await app(scope, self.receive, self.send)
-        except (Exception, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
+        except BaseException as exc:  # (one of its own too: class Abort(BaseException))
+            if passes_through(exc):
                 raise
             if caused_by_disconnect(exc, self, self.connection, gone=self._gone()):
                 # The client left: what the app does then is not its error.

@@ -782,7 +782,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         assert ws is not None
         try:
             await route.handler(self.request, ws, **params)
-        except (Exception, asyncio.CancelledError) as exc:
+        except BaseException as exc:  # (one of its own too: class Abort(BaseException))
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise  # (asyncio stops the loop for them)
             if isinstance(exc, ConnectionClosed) and not ws.open:
                 # This connection's close (another's, escaping, is a failure).
                 self.start_close(1000)
