@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import BackgroundTasks, FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -1812,3 +1813,34 @@ async def test_a_client_not_started_says_how_to_start_it() -> None:
         await client.websocket("/ws")
     async with client:
         assert (await client.get("/")).status == 200
+
+
+async def test_a_request_returns_once_the_app_s_background_work_is_done() -> None:
+    # As with Starlette's client: a test asserts what FastAPI's BackgroundTasks
+    # did as soon as the request returns.
+    done: list[str] = []
+    app = FastAPI()
+
+    async def note(what: str) -> None:
+        await asyncio.sleep(0.05)
+        if what == "bug":
+            raise Bug("in a background task")
+        done.append(what)
+
+    @app.post("/note/{what}")
+    async def post_note(what: str, background_tasks: BackgroundTasks) -> dict[str, str]:
+        background_tasks.add_task(note, what)
+        return {"noted": what}
+
+    @app.post("/forever")
+    async def forever(background_tasks: BackgroundTasks) -> dict[str, str]:
+        background_tasks.add_task(asyncio.sleep, 60)
+        return {}
+
+    async with TestClient(app, timeout=1) as client:  # (the way out cancels "forever" after 1 s)
+        assert (await client.post("/note/a")).json() == {"noted": "a"}
+        assert done == ["a"]
+        with pytest.raises(Bug, match="in a background task"):
+            await client.post("/note/bug")
+        with pytest.raises(TimeoutError, match="background tasks"):
+            await client.post("/forever", timeout=0.3)

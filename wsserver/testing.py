@@ -87,6 +87,7 @@ from .protocol.frames import (
 )
 from .protocol.handshake import accept_key
 from .protocol.http import Headers
+from .server.http_protocol import HttpProtocol
 from .server.server import ASGI_DEFAULTS, Server, serve
 
 __all__ = [
@@ -244,6 +245,8 @@ class _Pipe(asyncio.Protocol):
         self.lost = False
         #: Done once the connection is gone.
         self.closed: asyncio.Future[None] = self.loop.create_future()
+        #: The server's transport of this connection.
+        self.server_end: asyncio.BaseTransport | None = None
         #: After the upgrade: where received bytes go, and who hears the end.
         self.on_data: Callable[[bytes], None] | None = None
         self.on_lost: Callable[[], None] | None = None
@@ -1284,6 +1287,7 @@ class TestClient:
             raise
         self._pipes.add(pipe)
         self._server_ends[server_end] = pipe
+        pipe.server_end = server_end
         pipe.closed.add_done_callback(lambda _: self._pipes.discard(pipe))
         if self.server.config.proxy_protocol:
             # (As a balancer's connection would start: one naming no client.)
@@ -1418,6 +1422,7 @@ class TestClient:
         """One request on a new connection (its headers made by :meth:`request`)."""
         h = h11.Connection(h11.CLIENT)
         pipe = await self._open_pipe()
+        after_response = False
         try:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
                 out = h.send(
@@ -1445,6 +1450,10 @@ class TestClient:
                     response = await _read_response(h, pipe)
                 except Exception as exc:
                     broken = exc
+                else:
+                    after_response = True
+                    await self._application_done(pipe)
+                    after_response = False
                 # (Outside the except: the app's exception keeps its own context.)
                 self._raise_failure(pipe)  # (rather than its 500, or what broke the response)
                 if broken is not None:
@@ -1453,8 +1462,27 @@ class TestClient:
                 if response.status == 101:
                     raise ConnectionError("the server switched protocols: use websocket()")
                 return response
+        except TimeoutError:
+            if after_response:
+                raise TimeoutError(
+                    "the response came, but the application's run did not end within the "
+                    "timeout (its work after the response: background tasks?)"
+                ) from None
+            raise
         finally:
             pipe.transport.close()
+
+    @staticmethod
+    async def _application_done(pipe: _Pipe) -> None:
+        """Wait for the application's run on ``pipe``'s connection to end: an
+        ASGI app's background work after its response (FastAPI's
+        ``BackgroundTasks``) is done when the request returns, as with
+        Starlette's client (within the request's timeout)."""
+        protocol = pipe.server_end.get_protocol() if pipe.server_end is not None else None
+        if isinstance(protocol, HttpProtocol):
+            running = [task for task in protocol.tasks() if not task.done()]
+            if running:
+                await asyncio.wait(running)
 
     get = _shortcut("GET")
     head = _shortcut("HEAD")
