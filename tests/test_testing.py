@@ -31,6 +31,7 @@ from wsserver import (
     ConfigError,
     ConnectionClosedError,
     ConnectionClosedOK,
+    LifespanFailure,
     Request,
     Router,
     WebSocket,
@@ -751,6 +752,32 @@ async def test_a_base_exception_of_the_application_s_own_is_its_failure_too() ->
         with pytest.raises(RuntimeError, match="Abort") as caught:
             await client.get("/")
         assert isinstance(caught.value.__cause__, Abort)
+
+
+async def test_a_failed_shutdown_is_raised_on_the_way_out_as_starlette_s_client_does() -> None:
+    routes = Router()
+
+    @routes.on_shutdown
+    async def broken_hook(server: Any) -> None:
+        raise Bug("in an on_shutdown hook")
+
+    with pytest.raises(Bug, match="in an on_shutdown hook"):
+        async with TestClient(routes):
+            pass
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        raise Bug("in the lifespan's shutdown")
+
+    app = Starlette(lifespan=lifespan)
+    with pytest.raises(LifespanFailure, match="shutdown failed") as caught:
+        async with TestClient(app):
+            pass
+    assert isinstance(caught.value.__cause__, Bug)
+    async with TestClient(app, raise_server_exceptions=False) as client:
+        pass
+    assert client.server.counters.handler_errors == 1  # (counted and logged, not raised)
 
 
 # ================================================================= pings

@@ -1230,7 +1230,7 @@ class TestClient:
             await self.close()
 
     def _app_failed(
-        self, problem: str, exc: BaseException | None, transport: asyncio.BaseTransport
+        self, problem: str, exc: BaseException | None, transport: asyncio.BaseTransport | None
     ) -> None:
         """The server's report of an application's failure: kept for the test to raise."""
         if (
@@ -1246,7 +1246,8 @@ class TestClient:
             failure.__cause__ = exc
         else:
             failure = exc
-        self._failures.append((self._server_ends.get(transport), failure))
+        pipe = self._server_ends.get(transport) if transport is not None else None
+        self._failures.append((pipe, failure))
 
     def _raise_failure(self, pipe: _Pipe | None) -> None:
         """Raise the application's first failure on ``pipe`` not raised yet (None: any).

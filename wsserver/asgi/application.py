@@ -74,10 +74,10 @@ class ASGIApplication:
         """Run the application's lifespan startup (see :class:`~.lifespan.Lifespan`)."""
         await self.lifespan.startup()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self) -> BaseException | None:
         """Run the application's lifespan shutdown (``shutdown_timeout`` +
-        ``close_timeout`` seconds at most)."""
-        await self.lifespan.shutdown(self.lifespan_timeout)
+        ``close_timeout`` seconds at most); how it failed, if it did (logged)."""
+        return await self.lifespan.shutdown(self.lifespan_timeout)
 
     def _where(self, connection: HttpProtocol) -> dict[str, Any]:
         return {

@@ -45,6 +45,8 @@ class Lifespan:
         self._asking: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False
+        #: How the shutdown failed, if it did (see shutdown()).
+        self._failure: BaseException | None = None
 
     async def startup(self) -> None:
         """Send ``lifespan.startup``; return once the application completed it.
@@ -82,17 +84,31 @@ class Lifespan:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: what failed was said in the failure message
 
-    async def shutdown(self, timeout: float | None = None) -> None:
+    async def shutdown(self, timeout: float | None = None) -> BaseException | None:
         """Send ``lifespan.shutdown`` and wait for the application's answer (if it
-        started), ``timeout`` seconds at most: then its lifespan is cancelled."""
+        started), ``timeout`` seconds at most: then its lifespan is cancelled.
+
+        Returns how it failed (logged here), if it did: a LifespanFailure with
+        its ``lifespan.shutdown.failed`` message, or what it raised.
+        """
         if not self._started:
-            return
+            return None
         self._started = False
+        self._failure = None
         answer = await self._ask("lifespan.shutdown", timeout)
         if answer is not None and answer["type"] == "lifespan.shutdown.failed":
-            logger.error("ASGI lifespan shutdown failed: %s", answer.get("message", ""))
+            message = answer.get("message", "")
+            logger.error("ASGI lifespan shutdown failed: %s", message)
+            self._failure = LifespanFailure(f"the lifespan shutdown failed: {message}")
         # It should return once it answered; one that does not is stopped.
         await self._end_task()
+        task = self._task
+        raised = (
+            task.exception() if task is not None and task.done() and not task.cancelled() else None
+        )
+        if isinstance(self._failure, LifespanFailure) and raised is not None:
+            self._failure.__cause__ = raised  # (raised after its answer, as Starlette's does)
+        return self._failure
 
     async def _ask(self, event: str, timeout: float | None = None) -> Message | None:
         """Send ``event``; the application's answer, or None if it stopped without
@@ -137,6 +153,7 @@ class Lifespan:
             return None
         if failure is not None:
             logger.error("ASGI lifespan shutdown failed", exc_info=failure)
+            self._failure = failure
         return None
 
     async def _run(self) -> None:

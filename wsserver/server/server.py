@@ -151,7 +151,7 @@ class Server:
         #: problem, the exception if any, and the connection's transport:
         #: TestClient raises them in the test.
         self.app_failure_listeners: list[
-            Callable[[str, BaseException | None, asyncio.BaseTransport], None]
+            Callable[[str, BaseException | None, asyncio.BaseTransport | None], None]
         ] = []
         self._recent_stats: tuple[float, dict[str, Any]] | None = None
         self._gathering: asyncio.Task[dict[str, Any]] | None = None
@@ -293,7 +293,7 @@ class Server:
         if self.status is not None:
             steps.append(self.status.stop)
         if self.asgi is not None:
-            steps.append(self.asgi.shutdown)
+            steps.append(self._lifespan_shutdown)
         failure: Exception | None = None
         for step in steps:
             try:
@@ -334,8 +334,16 @@ class Server:
                     await hook(self)
             except TimeoutError:
                 logger.error("on_shutdown hook %s did not end within %s s: cancelled", name, limit)
-            except Exception:
+            except Exception as exc:
                 logger.exception("on_shutdown hook %s failed", name)
+                self.app_failed(f"on_shutdown hook {name} failed", exc, None)
+
+    async def _lifespan_shutdown(self) -> None:
+        """The ASGI application's lifespan shutdown; its failure is the application's."""
+        assert self.asgi is not None
+        failure = await self.asgi.shutdown()
+        if failure is not None:
+            self.app_failed("the ASGI lifespan shutdown failed", failure, None)
 
     async def _start_serving(self) -> None:
         """After the lifespan startup: the broker, a Router's startup hooks (which
@@ -763,13 +771,14 @@ class Server:
         await self._stop_services()
 
     def app_failed(
-        self, problem: str, exc: BaseException | None, transport: asyncio.BaseTransport
+        self, problem: str, exc: BaseException | None, transport: asyncio.BaseTransport | None
     ) -> None:
         """An application failed on the connection of ``transport`` (logged by the caller).
 
         A handler or an ASGI app raised ``exc``, or broke the protocol
         (``problem`` says how; ``exc`` is then None): counted, and told to
-        :attr:`app_failure_listeners`.
+        :attr:`app_failure_listeners`. ``transport`` is None for a failure on
+        no connection: an on_shutdown hook's, the ASGI lifespan shutdown's.
         """
         self.counters.handler_errors += 1
         for listener in self.app_failure_listeners:
