@@ -318,3 +318,32 @@ async def test_a_bad_body_after_a_streamed_response_started_is_no_app_error(
     assert not received.endswith(b"0\r\n\r\n")  # cut short: the response could not end
     await asyncio.sleep(0.2)  # (the application's end)
     assert server.counters.handler_errors == 0
+
+
+async def docs_echo(websocket: WebSocket) -> None:
+    # FastAPI's documentation's endpoint: no try/except, the disconnect left to the server.
+    await websocket.accept()
+    while True:
+        await websocket.send_text(await websocket.receive_text())
+
+
+@pytest.mark.parametrize(("fault", "code"), [("too big", 1009), ("invalid UTF-8", 1007)])
+async def test_a_disconnect_after_the_server_s_own_close_is_no_app_error(
+    run_asgi: Any, fault: str, code: int
+) -> None:
+    # The server closes for the client's fault (1009, 1007): the app hears
+    # websocket.disconnect, Starlette raises WebSocketDisconnect, and that
+    # was logged as the application's failure, with a traceback, and counted,
+    # when the app's turn came before the client's close frame.
+    app = Starlette(routes=[WebSocketRoute("/ws", docs_echo)])
+    server = await run_asgi(app, max_size=1024)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws", max_size=None) as ws:
+        if fault == "too big":
+            await ws.send("x" * 2000)
+        else:  # a masked text frame (mask 0) of C3 28
+            ws.transport.write(b"\x81\x82\x00\x00\x00\x00\xc3\x28")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == code
+    await asyncio.sleep(0.2)  # (the application's end)
+    assert server.counters.handler_errors == 0

@@ -133,7 +133,10 @@ class WebSocketSession:
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
             if passes_through(exc):
                 raise
-            if caused_by_disconnect(exc, self, self.connection, gone=self._gone()):
+            # (Gone, or the app was told so: the server closed first, for the
+            # client's fault, and the app's turn came before the client's close.)
+            gone = self._gone() or self._disconnect is not None
+            if caused_by_disconnect(exc, self, self.connection, gone=gone):
                 # The client left: what the app does then is not its error.
                 logs.log_client_gone(self.path, exc)
             else:
