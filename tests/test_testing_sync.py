@@ -311,6 +311,34 @@ def test_without_a_block_the_first_call_starts_it_as_starlette_s_does() -> None:
         client.get("/")
 
 
+def test_a_client_started_by_a_call_and_dropped_is_closed() -> None:
+    # (Found by an audit: each test's own client = SyncTestClient(app), as
+    # Starlette's documentation writes it, kept its thread, loop, server and
+    # descriptors until the interpreter's exit: 80 tests ran out of them
+    # under macOS's limit of 256.)
+    def a_test() -> None:
+        client = SyncTestClient(echo.routes)
+        assert client.get("/").status == 200
+        assert len(client_threads()) == 1
+
+    for _ in range(3):
+        a_test()
+        assert not client_threads()
+
+
+def test_what_it_starts_with_is_set_before_it_starts() -> None:
+    client = SyncTestClient(echo.routes, cookies={"a": "1"})
+    client.cookies["b"] = "2"
+    client.timeout = 2
+    assert (client.cookies, client.timeout) == ({"a": "1", "b": "2"}, 2)
+    with pytest.raises(RuntimeError, match="once the client starts"):
+        _ = client.server
+    assert not client_threads()  # (none of that started it)
+    with client:
+        assert client.cookies == {"a": "1", "b": "2"} and client.timeout == 2
+        assert client.server.closing is False
+
+
 def test_a_client_left_open_is_closed_when_the_interpreter_exits(tmp_path: Path) -> None:
     script = tmp_path / "module_level.py"
     script.write_text(

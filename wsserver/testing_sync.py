@@ -24,14 +24,14 @@ function of the test's there too, for whatever must be done on the server's loop
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextlib
 import inspect
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, cast, overload
 
 from .server.server import Server
 from .testing import (
@@ -292,6 +292,22 @@ def _shortcut(method: str) -> Callable[..., ClientResponse]:
     return send
 
 
+def _close_dropped(thread: _Thread, client: TestClient | None) -> None:
+    """Close a started SyncTestClient that nothing closed: dropped (a test's
+    ``client = SyncTestClient(app)``), or at the interpreter's exit. Gracefully;
+    the application's failures no call raised are in the log (raised here they
+    would reach nobody)."""
+    try:
+        if client is not None:
+            thread.revive()
+            thread.run(client._close(None))
+    except Exception:
+        pass  # (closed as far as it could be; what failed was logged)
+    finally:
+        with contextlib.suppress(Exception):
+            thread.stop()
+
+
 class SyncTestClient:
     """:class:`~wsserver.testing.TestClient` for tests that are plain functions.
 
@@ -314,7 +330,8 @@ class SyncTestClient:
     FastAPI's documentation shows with Starlette's client), the first call
     starts it, without an ASGI app's lifespan unless the settings name
     ``lifespan`` (as Starlette's client runs it only in a ``with`` block),
-    and it is closed when the interpreter exits, or by :meth:`close`.
+    and it is closed by :meth:`close`, or once dropped, or when the
+    interpreter exits.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
@@ -334,8 +351,8 @@ class SyncTestClient:
         self._thread: _Thread | None = None
         self._client: TestClient | None = None
         self._used = False
-        #: Started by a first call rather than ``with`` (closed at the interpreter's exit).
-        self._implicit = False
+        #: Closes it if it is dropped, or at the interpreter's exit, unclosed.
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     # ---------------------------------------------------------- the block
 
@@ -346,7 +363,10 @@ class SyncTestClient:
             RuntimeError: this client was started before (make a new one).
         """
         if self._used:
-            raise RuntimeError("a SyncTestClient is used once: make a new one")
+            raise RuntimeError(
+                "a SyncTestClient is used once (a with block, start(), or a first call "
+                "starts it): make a new one"
+            )
         self._used = True
         thread = self._thread = _Thread(self._loop_factory)
 
@@ -361,6 +381,8 @@ class SyncTestClient:
             with contextlib.suppress(Exception):  # (the start's error is the one to see)
                 self._close(failed=True)
             raise
+        # (Not self in its arguments: the finalizer would keep it alive.)
+        self._finalizer = weakref.finalize(self, _close_dropped, thread, self._client)
         return self
 
     def close(self) -> None:
@@ -368,17 +390,11 @@ class SyncTestClient:
         self._close(failed=False)
 
     def _start_implicitly(self) -> None:
-        """A first call without ``with``: start, and close at the interpreter's exit."""
+        """A first call without ``with``: start (closed once dropped, or at the
+        interpreter's exit)."""
         if "lifespan" not in self._arguments and "config" not in self._arguments:
             self._arguments["lifespan"] = "off"  # (Starlette's client runs it in a block only)
-        self._implicit = True
-        atexit.register(self._close_at_exit)
         self.start()
-
-    def _close_at_exit(self) -> None:
-        # (A failure of the application no call raised is in the log: raising
-        # it here would be a traceback in the interpreter's way out.)
-        self._close(failed=False, raise_failures=False)
 
     def __enter__(self) -> SyncTestClient:
         return self.start()
@@ -391,11 +407,11 @@ class SyncTestClient:
     ) -> None:
         self._close(failed=exc_type is not None)
 
-    def _close(self, failed: bool, raise_failures: bool = True) -> None:
+    def _close(self, failed: bool) -> None:
         thread, client = self._thread, self._client
-        if self._implicit:
-            self._implicit = False
-            atexit.unregister(self._close_at_exit)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
         if thread is None:
             return
         try:
@@ -403,8 +419,6 @@ class SyncTestClient:
                 thread.revive()
                 if failed or thread.died:
                     thread.run(client._close(0))  # (the block's error is the one to see)
-                elif not raise_failures:
-                    thread.run(client._close(None))
                 else:
                     thread.run(client.close())
         finally:
@@ -423,23 +437,41 @@ class SyncTestClient:
 
     @property
     def server(self) -> Server:
+        if not self._used:
+            raise RuntimeError(
+                "the server runs once the client starts: a with block, start(), or a first call"
+            )
         return self._running[0].server
+
+    # (Before the start, cookies and timeout are what it will start with:
+    # setting them does not start it, and a with block may come after.)
 
     @property
     def cookies(self) -> dict[str, str]:
+        if not self._used:
+            cookies = self._arguments["cookies"] = dict(self._arguments.get("cookies") or {})
+            return cookies
         return self._running[0].cookies
 
     @cookies.setter
     def cookies(self, cookies: dict[str, str]) -> None:
-        self._running[0].cookies = cookies
+        if not self._used:
+            self._arguments["cookies"] = cookies
+        else:
+            self._running[0].cookies = cookies
 
     @property
     def timeout(self) -> float | None:
+        if not self._used:
+            return cast(float | None, self._arguments.get("timeout"))
         return self._running[0].timeout
 
     @timeout.setter
     def timeout(self, timeout: float | None) -> None:
-        self._running[0].timeout = timeout
+        if not self._used:
+            self._arguments["timeout"] = timeout
+        else:
+            self._running[0].timeout = timeout
 
     @overload
     def call(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T: ...
