@@ -770,6 +770,17 @@ async def test_a_failed_shutdown_is_raised_on_the_way_out_as_starlette_s_client_
         yield
         raise Bug("in the lifespan's shutdown")
 
+    @contextlib.asynccontextmanager
+    async def no_database(app: Starlette) -> AsyncIterator[None]:
+        raise ConnectionError("no database")
+        yield
+
+    # (A failed startup, likewise: what the app raised is the cause.)
+    with pytest.raises(LifespanFailure, match="no database") as caught:
+        async with TestClient(Starlette(lifespan=no_database)):
+            pass
+    assert isinstance(caught.value.__cause__, ConnectionError)
+
     app = Starlette(lifespan=lifespan)
     with pytest.raises(LifespanFailure, match="shutdown failed") as caught:
         async with TestClient(app):

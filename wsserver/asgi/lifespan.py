@@ -69,7 +69,8 @@ class Lifespan:
             return  # it does not speak lifespan ("auto")
         if answer["type"] == "lifespan.startup.failed":
             await self._end_task()
-            raise LifespanFailure(answer.get("message") or "startup failed")
+            failure = LifespanFailure(answer.get("message") or "startup failed")
+            raise failure from self._raised()
         self._started = True
 
     async def _end_task(self) -> None:
@@ -83,6 +84,14 @@ class Lifespan:
             await asyncio.wait([task], timeout=1.0)
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: what failed was said in the failure message
+
+    def _raised(self) -> BaseException | None:
+        """What the application's lifespan raised once it ended (after answering
+        ``*.failed``, as Starlette's does): the failure's cause."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
 
     async def shutdown(self, timeout: float | None = None) -> BaseException | None:
         """Send ``lifespan.shutdown`` and wait for the application's answer (if it
@@ -102,12 +111,9 @@ class Lifespan:
             self._failure = LifespanFailure(f"the lifespan shutdown failed: {message}")
         # It should return once it answered; one that does not is stopped.
         await self._end_task()
-        task = self._task
-        raised = (
-            task.exception() if task is not None and task.done() and not task.cancelled() else None
-        )
+        raised = self._raised()
         if isinstance(self._failure, LifespanFailure) and raised is not None:
-            self._failure.__cause__ = raised  # (raised after its answer, as Starlette's does)
+            self._failure.__cause__ = raised
         return self._failure
 
     async def _ask(self, event: str, timeout: float | None = None) -> Message | None:
