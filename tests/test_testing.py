@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import io
 import logging
 import re
 import socket
@@ -743,7 +744,8 @@ async def test_a_base_exception_of_the_application_s_own_is_its_failure_too() ->
         assert (await client.get("/")).status == 500
         with pytest.raises(HandshakeDenied) as denied:
             await client.websocket("/before")
-        assert denied.value.status == 500
+        assert denied.value.status == denied.value.status_code == 500
+        assert denied.value.content == denied.value.body
         async with client.websocket("/after") as ws:
             await ws.wait_closed()
             assert ws.close_code == 1011
@@ -1313,6 +1315,9 @@ async def test_params_and_every_method() -> None:
         assert r.text == 'PATCH  {"a": 1}'
         async with client.websocket("/ws", params={"token": "s3 cret"}) as ws:
             assert await ws.receive() == "token=s3+cret"
+        # As httpx writes them (what a FastAPI test expects a bool query to read).
+        r = await client.get("/echo", params={"on": True, "off": False, "none": None, "n": 0})
+        assert r.text == "GET on=true&off=false&none=&n=0 "
         with pytest.raises(TypeError):
             await client.put("/echo", bogus=1)
 
@@ -1463,6 +1468,28 @@ async def test_form_arguments_that_cannot_be_sent_are_refused() -> None:
             await client.post("/form", files={"f": b""}, headers={"content-type": "x/y"})
         with pytest.raises(TypeError, match="values are str"):
             await client.post("/form", data={"n": 1})  # type: ignore[dict-item]
+        # (Found by an audit: an int was sent as that many NUL bytes, a raw
+        # data= or a dict body= failed with an error about unpacking.)
+        with pytest.raises(TypeError, match="bytes, str or a file opened for reading, not int"):
+            await client.post("/form", files={"f": 3})  # type: ignore[dict-item]
+        with pytest.raises(TypeError, match="a raw body goes as body="):
+            await client.post("/form", data="a=1")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="a mapping goes as json="):
+            await client.post("/form", body={"a": 1})  # type: ignore[arg-type]
+
+
+async def test_an_open_file_is_sent_with_its_own_name_as_httpx_sends_it(tmp_path: Path) -> None:
+    report = tmp_path / "report.csv"
+    report.write_bytes(b"a,b\n1,2\n")
+    async with TestClient(_form_routes()) as client:
+        with report.open("rb") as opened:
+            r = await client.post("/form", files={"upload": opened, "mem": io.BytesIO(b"xyz")})
+        assert r.json()["files"] == {
+            "upload": [["report.csv", "text/csv", "a,b\n1,2\n"]],
+            "mem": [["mem", "application/octet-stream", "xyz"]],
+        }
+        r = await client.post("/form", files={"f": ("named.txt", io.BytesIO(b"q"))})
+        assert r.json()["files"] == {"f": [["named.txt", "text/plain", "q"]]}
 
 
 def _session_routes() -> Router:

@@ -61,7 +61,7 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import h11
 
@@ -119,7 +119,13 @@ Body = bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[by
 #: Form fields (``data=``): a mapping or pairs; a list (or tuple) value repeats its name.
 FormArg = Mapping[str, str | list[str] | tuple[str, ...]] | Iterable[tuple[str, str]] | None
 #: One file of ``files=``: its content, or (filename, content[, content type]).
-FileArg = bytes | str | tuple[str, bytes | str] | tuple[str, bytes | str, str]
+FileArg = (
+    bytes
+    | str
+    | IO[bytes]
+    | tuple[str, bytes | str | IO[bytes]]
+    | tuple[str, bytes | str | IO[bytes], str]
+)
 FilesArg = Mapping[str, FileArg] | Iterable[tuple[str, FileArg]] | None
 
 #: Characters left as they are in a request target; anything else (spaces,
@@ -193,7 +199,8 @@ class HandshakeDenied(WSServerError):
 
     Attributes:
         response: that response (:class:`ClientResponse`).
-        status, reason, headers, body: the response's.
+        status, reason, headers, body: the response's (``status_code`` and
+            ``content`` too, as a response has them).
     """
 
     def __init__(self, response: ClientResponse) -> None:
@@ -208,6 +215,14 @@ class HandshakeDenied(WSServerError):
     def text(self) -> str:
         """The response's body, decoded."""
         return self.response.text
+
+    @property
+    def status_code(self) -> int:
+        return self.status
+
+    @property
+    def content(self) -> bytes:
+        return self.body
 
     def json(self) -> Any:
         """The response's body, parsed as JSON."""
@@ -337,6 +352,8 @@ async def _pieces(body: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator
 
 def _form_fields(data: FormArg) -> list[tuple[str, str]]:
     """``data=``'s fields as pairs, a list value's name repeated."""
+    if isinstance(data, (str, bytes, bytearray, memoryview)):
+        raise TypeError("data= is form fields (a mapping or pairs): a raw body goes as body=")
     pairs = data.items() if isinstance(data, Mapping) else (data or ())
     fields = []
     for name, value in pairs:
@@ -357,12 +374,29 @@ def _form_files(files: FilesArg) -> list[tuple[str, UploadedFile]]:
             filename, content, *kind = file
         else:
             filename, content, kind = name, file, []
+            opened = getattr(file, "name", None)  # (an open file: its own name, as httpx does)
+            if hasattr(file, "read") and isinstance(opened, str):
+                filename = os.path.basename(opened)
         content_type = kind[0] if kind else None
         if content_type is None:
             content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
-        found.append((name, UploadedFile(filename, content_type, data)))
+        found.append((name, UploadedFile(filename, content_type, _file_content(name, content))))
     return found
+
+
+def _file_content(name: str, content: Any) -> bytes:
+    """A file's content: bytes as they are, text as UTF-8, or what a file opened
+    for reading reads (``open(path, "rb")``, ``io.BytesIO``)."""
+    if hasattr(content, "read"):
+        content = content.read()
+    if isinstance(content, str):
+        return content.encode("utf-8")
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return bytes(content)
+    raise TypeError(
+        f"file {name!r}: its content is bytes, str or a file opened for reading, "
+        f"not {type(content).__name__}"
+    )
 
 
 def _set_cookie(header: str) -> tuple[str, str, bool] | None:
@@ -463,17 +497,32 @@ def _split_url(path: str, items: list[tuple[str, str]], schemes: tuple[str, ...]
 def _target(path: str, params: ParamsArg = None) -> bytes:
     """The request target: ``path`` with spaces and non-ASCII characters percent-encoded,
     without its ``#fragment`` (which browsers and HTTP clients keep to themselves),
-    ``params`` added to its query string (form-encoded; a list value repeats its name)."""
+    ``params`` added to its query string (form-encoded; a list value repeats its
+    name; as httpx writes them, True and False are ``true`` and ``false``, None
+    an empty value)."""
     if not path.startswith("/"):
         raise ValueError(f"the path must start with '/' (or be a URL): {path!r}")
     path = path.partition("#")[0]
     target = urllib.parse.quote(path, safe=_SAFE)
     if params:
         pairs = params.items() if isinstance(params, Mapping) else params
-        query = urllib.parse.urlencode(list(pairs), doseq=True)
+        texts = [
+            (name, _param_text(one))
+            for name, value in pairs
+            for one in (value if isinstance(value, (list, tuple)) else [value])
+        ]
+        query = urllib.parse.urlencode(texts)
         if query:
             target += ("&" if "?" in target else "?") + query
     return target.encode("ascii")
+
+
+def _param_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 #: The statuses ``follow_redirects`` follows, and the most it follows for one request.
@@ -1367,6 +1416,8 @@ class TestClient:
             elif files:
                 raise ValueError("files= makes its own Content-Type (with its boundary)")
         pieces: Iterable[bytes] | AsyncIterable[bytes] | None = None
+        if isinstance(body, Mapping):
+            raise TypeError("body= is bytes, text or pieces of bytes: a mapping goes as json=")
         if body is not None and not isinstance(body, (str, bytes, bytearray, memoryview)):
             pieces, body = body, None
             if "content-length" not in names and "transfer-encoding" not in names:
