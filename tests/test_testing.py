@@ -258,7 +258,7 @@ async def test_connect_helper() -> None:
 
 async def test_receive_timeout_leaves_the_connection_usable() -> None:
     async with TestClient(echo.routes) as client, client.websocket("/ws") as ws:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError, match=r"no message came within 0.05 s \(the client's"):
             await ws.receive(timeout=0.05)
         await ws.send("still here")
         assert await ws.receive() == "still here"
@@ -1051,7 +1051,7 @@ async def test_ping_payload_rules() -> None:
             await ws.ping(b"same")
         assert await first >= 0
         # A ping that timed out frees its payload.
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError, match="no pong came within 0 s"):
             await ws.ping(b"again", timeout=0)
         assert await ws.ping(b"again") >= 0
 
@@ -1909,3 +1909,10 @@ async def test_a_request_returns_once_the_app_s_background_work_is_done() -> Non
             await client.post("/note/bug")
         with pytest.raises(TimeoutError, match="background tasks"):
             await client.post("/forever", timeout=0.3)
+
+
+def test_headers_as_a_mapping_are_not_taken_for_the_requests_ones() -> None:
+    # (Starlette's client takes headers={...} for its requests; here it is the
+    # server's setting, and a list given it would have gone on every response.)
+    with pytest.raises(TypeError, match="a request's own go with it"):
+        TestClient(echo.routes, headers={"Authorization": "Bearer x"})

@@ -470,6 +470,21 @@ def _shortcut(method: str) -> Callable[..., Awaitable[ClientResponse]]:
     return send
 
 
+@contextlib.asynccontextmanager
+async def _within(seconds: float | None, what: str) -> AsyncIterator[None]:
+    """``asyncio.timeout(seconds)``, whose TimeoutError says what did not come in time."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        if exc.args:
+            raise  # (one that says what it is already)
+        raise TimeoutError(
+            f"{what} within {seconds} s (the client's timeout: TestClient(timeout=...), "
+            "or the call's; None waits for ever)"
+        ) from None
+
+
 def _split_url(path: str, items: list[tuple[str, str]], schemes: tuple[str, ...]) -> str:
     """The path (and query) of ``path``; a full URL's host goes to ``items`` as its
     ``Host`` unless they have one (``http://testserver/items``, as with httpx's
@@ -837,7 +852,7 @@ class ClientWebSocket:
         await self.send(data)
 
     async def _drain(self) -> None:
-        async with asyncio.timeout(self.timeout):
+        async with _within(self.timeout, "the server took none of what was sent"):
             await self._pipe.drain()
 
     async def ping(
@@ -872,7 +887,7 @@ class ClientWebSocket:
         self._pong_waiters[payload] = (waiter, self.loop.time())
         try:
             self._write_frame(Opcode.PING, payload)
-            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+            async with _within(self.timeout if timeout is None else timeout, "no pong came"):
                 return await waiter
         finally:
             if self._pong_waiters.get(payload, (None,))[0] is waiter:
@@ -904,7 +919,9 @@ class ClientWebSocket:
 
     async def wait_closed(self, timeout: float | None = None) -> None:
         """Wait until the server has closed the connection (e.g. after closing it with 1008)."""
-        async with asyncio.timeout(self.timeout if timeout is None else timeout):
+        async with _within(
+            self.timeout if timeout is None else timeout, "the server did not close the connection"
+        ):
             await asyncio.shield(self._pipe.closed)
 
     # -------------------------------------------------------- receiving
@@ -924,7 +941,7 @@ class ClientWebSocket:
         """
         if self._waiter is not None:
             raise ConcurrencyError("receive() is already waiting for a message")
-        async with asyncio.timeout(self.timeout if timeout is None else timeout):
+        async with _within(self.timeout if timeout is None else timeout, "no message came"):
             while not self._messages:
                 if self._close_received or self._pipe.lost:
                     self._raise_failure()
@@ -1200,6 +1217,12 @@ class TestClient:
         raise_server_exceptions: bool = True,
         **settings: Any,
     ) -> None:
+        if isinstance(settings.get("headers"), Mapping):
+            # (Starlette's client takes a mapping there: the requests' headers.)
+            raise TypeError(
+                "headers= is the server's setting: headers added to every response, a list "
+                "of (name, value) pairs; a request's own go with it: client.get(path, headers=...)"
+            )
         if "config" not in settings:
             # The test's settings alone: not the WEBSOCKET_* variables of the
             # shell running the tests (a WEBSOCKET_SSL_CERTFILE there failed
@@ -1476,7 +1499,7 @@ class TestClient:
         pipe = await self._open_pipe()
         after_response = False
         try:
-            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+            async with _within(self.timeout if timeout is None else timeout, "no response came"):
                 out = h.send(
                     h11.Request(method=method, target=target, headers=_encode_headers(items))
                 )
@@ -1515,7 +1538,7 @@ class TestClient:
                     raise ConnectionError("the server switched protocols: use websocket()")
                 return response
         except TimeoutError:
-            if after_response:
+            if after_response:  # (its own words, rather than "no response came")
                 raise TimeoutError(
                     "the response came, but the application's run did not end within the "
                     "timeout (its work after the response: background tasks?)"
@@ -1623,7 +1646,7 @@ class TestClient:
         h = h11.Connection(h11.CLIENT)
         pipe = await self._open_pipe()
         try:
-            async with asyncio.timeout(timeout):
+            async with _within(timeout, "no answer to the upgrade came"):
                 request = h11.Request(
                     method="GET",
                     target=_target(path, params),
