@@ -10,10 +10,13 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import gc
 import io
 import logging
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -791,6 +794,90 @@ async def test_a_failed_shutdown_is_raised_on_the_way_out_as_starlette_s_client_
     async with TestClient(app, raise_server_exceptions=False) as client:
         pass
     assert client.server.counters.handler_errors == 1  # (counted and logged, not raised)
+
+
+async def test_what_a_websocket_handler_raises_after_the_close_ends_its_block() -> None:
+    # (Found by a review: the block's end raised only what had come by the
+    # closing handshake's end; a handler's clean-up that failed a moment
+    # later came from the client's way out instead.)
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message)
+        finally:
+            await asyncio.sleep(0.05)
+            raise Bug("clean-up failed")
+
+    async with TestClient(routes) as client:
+        with pytest.raises(Bug, match="clean-up failed"):
+            async with client.websocket("/ws") as ws:
+                await ws.send("a")
+                assert await ws.receive() == "a"
+
+
+async def test_the_client_keeps_no_connection_it_is_done_with() -> None:
+    # (Found by a review: each connection was kept for the client's life,
+    # about 2 KB a request for a client used by a whole test run.)
+    async with TestClient(echo.routes) as client:
+        for _ in range(50):
+            await client.get("/")
+        async with client.websocket("/ws") as ws:
+            await ws.send("x")
+            await ws.receive()
+        del ws
+        gc.collect()
+        assert len(client._server_ends) == 0 and not client._pipes
+
+
+def test_a_coroutine_closed_with_its_loop_is_no_failure(tmp_path: Path) -> None:
+    # (Found by a review: a loop closed with a handler's or an ASGI app's task
+    # pending, its coroutine closed by the garbage collector, logged the
+    # GeneratorExit as the application's failure.)
+    script = tmp_path / "closed_loop.py"
+    script.write_text(
+        "import asyncio, gc, logging\n"
+        "logging.basicConfig(level=logging.ERROR)\n"
+        "from wsserver import Router\n"
+        "from wsserver.testing import TestClient\n"
+        "router = Router()\n"
+        "@router.websocket('/ws')\n"
+        "async def h(request, ws):\n"
+        "    await asyncio.sleep(1000)\n"
+        "async def asgi(scope, receive, send):\n"
+        "    if scope['type'] == 'lifespan':\n"
+        "        return\n"
+        "    await asyncio.sleep(1000)\n"
+        "def run(app, path):\n"
+        "    loop = asyncio.new_event_loop()\n"
+        "    client = TestClient(app)\n"
+        "    async def go():\n"
+        "        await client.start()\n"
+        "        if path == '/ws':\n"
+        "            await client.websocket(path)\n"
+        "        else:\n"
+        "            asyncio.ensure_future(client.get(path))\n"
+        "            await asyncio.sleep(0.1)\n"
+        "    loop.run_until_complete(go())\n"
+        "    server = client.server\n"
+        "    loop.close()\n"
+        "    del client\n"
+        "    gc.collect()\n"
+        "    print(server.stats()['handler_errors'])\n"
+        "run(router, '/ws')\n"
+        "run(asgi, '/')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.stdout.split() == ["0", "0"], done.stdout + done.stderr
+    assert "GeneratorExit" not in done.stderr and "failed" not in done.stderr, done.stderr
 
 
 # ================================================================= pings
@@ -1905,6 +1992,9 @@ async def test_a_request_returns_once_the_app_s_background_work_is_done() -> Non
     async with TestClient(app, timeout=1) as client:  # (the way out cancels "forever" after 1 s)
         assert (await client.post("/note/a")).json() == {"noted": "a"}
         assert done == ["a"]
+        # (Found by a review: not when the server closed the connection after it.)
+        await client.post("/note/b", headers={"Connection": "close"})
+        assert done == ["a", "b"]
         with pytest.raises(Bug, match="in a background task"):
             await client.post("/note/bug")
         with pytest.raises(TimeoutError, match="background tasks"):

@@ -326,6 +326,29 @@ def test_a_client_started_by_a_call_and_dropped_is_closed() -> None:
         assert not client_threads()
 
 
+def test_first_calls_from_several_threads_share_one_start() -> None:
+    # (Found by a review: all but one said the client was closed.)
+    client = SyncTestClient(echo.routes)
+    barrier = threading.Barrier(6)
+    results: list[object] = []
+
+    def call() -> None:
+        barrier.wait()
+        try:
+            results.append(client.get("/").status)
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(client_threads()) == 1
+    client.close()
+    assert results == [200] * 6
+
+
 def test_what_it_starts_with_is_set_before_it_starts() -> None:
     client = SyncTestClient(echo.routes, cookies={"a": "1"})
     client.cookies["b"] = "2"
@@ -342,6 +365,7 @@ def test_what_it_starts_with_is_set_before_it_starts() -> None:
 def test_a_client_left_open_is_closed_when_the_interpreter_exits(tmp_path: Path) -> None:
     script = tmp_path / "module_level.py"
     script.write_text(
+        "import asyncio\n"
         "from wsserver import Router\n"
         "from wsserver.response import text\n"
         "from wsserver.testing_sync import SyncTestClient\n"
@@ -351,7 +375,7 @@ def test_a_client_left_open_is_closed_when_the_interpreter_exits(tmp_path: Path)
         "    return text('home')\n"
         "@routes.on_shutdown\n"
         "async def bye(server):\n"
-        "    print('shut down', flush=True)\n"
+        "    await asyncio.to_thread(print, 'shut down', flush=True)\n"
         "client = SyncTestClient(routes)\n"
         "print(client.get('/').text, flush=True)\n"
     )

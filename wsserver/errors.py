@@ -165,8 +165,8 @@ def passes_through(exc: BaseException) -> bool:
     included, is the application failing."""
     import asyncio
 
-    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        return True
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+        return True  # (GeneratorExit: the coroutine is being closed, not failing)
     return isinstance(exc, asyncio.CancelledError) and task_was_cancelled()
 
 

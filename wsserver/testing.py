@@ -260,8 +260,10 @@ class _Pipe(asyncio.Protocol):
         self.lost = False
         #: Done once the connection is gone.
         self.closed: asyncio.Future[None] = self.loop.create_future()
-        #: The server's transport of this connection.
+        #: The server's transport of this connection, and its protocol as it
+        #: was accepted (a closed transport no longer names it).
         self.server_end: asyncio.BaseTransport | None = None
+        self.server_protocol: asyncio.BaseProtocol | None = None
         #: After the upgrade: where received bytes go, and who hears the end.
         self.on_data: Callable[[bytes], None] | None = None
         self.on_lost: Callable[[], None] | None = None
@@ -717,8 +719,11 @@ class ClientWebSocket:
         timeout: float | None,
         received: bytes = b"",
         raise_failure: Callable[[], None] = lambda: None,
+        server_protocol: asyncio.BaseProtocol | None = None,
     ) -> None:
         self._pipe = pipe
+        #: The server's protocol of this WebSocket (its handler's task: see _handler_done()).
+        self._server_protocol = server_protocol
         #: Raises the application's failure on this connection, if any (see
         #: TestClient's ``raise_server_exceptions``).
         self._raise_failure = raise_failure
@@ -762,6 +767,15 @@ class ClientWebSocket:
     def closed(self) -> bool:
         """Whether the connection is gone (the server closed TCP, or it was aborted)."""
         return self._pipe.lost
+
+    async def _handler_done(self, timeout: float | None) -> None:
+        """Wait (``timeout`` seconds at most) for the server's run on this
+        connection (a handler, an ASGI app) to end, so that what it raises
+        after the close is raised at the end of the block, as Starlette's
+        client waits for its app there."""
+        task = getattr(self._server_protocol, "handler_task", None)
+        if task is not None and not task.done():
+            await asyncio.wait([task], timeout=timeout)
 
     def _check_open(self) -> None:
         if self.close_code is not None:
@@ -1164,6 +1178,7 @@ class _Connecting:
             limit = self._close_timeout if ws.timeout is None else ws.timeout
             await ws.close(timeout=0 if exc_type is not None else limit)
             if exc_type is None:
+                await ws._handler_done(limit)
                 ws._raise_failure()
 
 
@@ -1238,8 +1253,9 @@ class TestClient:
         self._started = False
         #: The server's transport of each connection -> our pipe (the server
         #: names the transport when it reports a failure, closed or not).
-        self._server_ends: weakref.WeakKeyDictionary[asyncio.BaseTransport, _Pipe] = (
-            weakref.WeakKeyDictionary()
+        #: (Weak values: a pipe names its transport, which would keep a weak key alive.)
+        self._server_ends: weakref.WeakValueDictionary[asyncio.BaseTransport, _Pipe] = (
+            weakref.WeakValueDictionary()
         )
         #: The application's failures not raised yet, each with its connection
         #: (None: one the client no longer has, or never had).
@@ -1361,6 +1377,7 @@ class TestClient:
         self._pipes.add(pipe)
         self._server_ends[server_end] = pipe
         pipe.server_end = server_end
+        pipe.server_protocol = server_end.get_protocol()
         pipe.closed.add_done_callback(lambda _: self._pipes.discard(pipe))
         if self.server.config.proxy_protocol:
             # (As a balancer's connection would start: one naming no client.)
@@ -1553,7 +1570,7 @@ class TestClient:
         ASGI app's background work after its response (FastAPI's
         ``BackgroundTasks``) is done when the request returns, as with
         Starlette's client (within the request's timeout)."""
-        protocol = pipe.server_end.get_protocol() if pipe.server_end is not None else None
+        protocol = pipe.server_protocol
         if isinstance(protocol, HttpProtocol):
             running = [task for task in protocol.tasks() if not task.done()]
             if running:
@@ -1680,6 +1697,7 @@ class TestClient:
             self._raise_failure(pipe)  # (rather than the denial it made)
             raise failed
         received, _ = h.trailing_data
+        server_end = pipe.server_end
         ws = ClientWebSocket(
             pipe,
             path,
@@ -1689,6 +1707,9 @@ class TestClient:
             timeout=timeout,
             received=bytes(received) + pipe.take(),
             raise_failure=lambda: self._raise_failure(pipe),
+            # (The WebSocket's protocol: the server handed the transport to it
+            # before its 101 went out, and cannot close it before our echo.)
+            server_protocol=server_end.get_protocol() if server_end is not None else None,
         )
         if not ws.closed:
             self._websockets.add(ws)

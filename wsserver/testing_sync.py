@@ -292,11 +292,42 @@ def _shortcut(method: str) -> Callable[..., ClientResponse]:
     return send
 
 
+#: The finalizers of the clients started and not closed (by their loop's
+#: thread's id), called as the interpreter exits if the client is still there.
+_unclosed: dict[int, weakref.finalize[Any, Any]] = {}
+_exit_hook: list[bool] = []
+
+
+def _close_at_exit(finalizer: weakref.finalize[Any, Any], thread: _Thread) -> None:
+    """Have ``finalizer`` called as the interpreter exits: before threading's
+    own exit (``threading._register_atexit``, as concurrent.futures does), while
+    threads may still start and executors take work, which an ``atexit`` hook
+    is too late for (an on_shutdown hook's ``asyncio.to_thread()`` failed)."""
+    if not _exit_hook:
+        register = getattr(threading, "_register_atexit", None)
+        if register is not None:
+            # (Imported first: the last registered runs first, so ours runs
+            # while the default executor still takes work.)
+            import concurrent.futures.thread  # noqa: F401
+
+            register(_close_all_unclosed)
+        _exit_hook.append(register is not None)
+    if _exit_hook[0]:
+        finalizer.atexit = False  # (ours calls it, earlier)
+        _unclosed[id(thread)] = finalizer
+
+
+def _close_all_unclosed() -> None:
+    for finalizer in list(_unclosed.values()):
+        finalizer()
+
+
 def _close_dropped(thread: _Thread, client: TestClient | None) -> None:
     """Close a started SyncTestClient that nothing closed: dropped (a test's
     ``client = SyncTestClient(app)``), or at the interpreter's exit. Gracefully;
     the application's failures no call raised are in the log (raised here they
     would reach nobody)."""
+    _unclosed.pop(id(thread), None)
     try:
         if client is not None:
             thread.revive()
@@ -353,6 +384,9 @@ class SyncTestClient:
         self._used = False
         #: Closes it if it is dropped, or at the interpreter's exit, unclosed.
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        #: Held while it starts: first calls from other threads wait for that start.
+        self._starting = threading.RLock()
+        self._ready = False
 
     # ---------------------------------------------------------- the block
 
@@ -362,6 +396,10 @@ class SyncTestClient:
         Raises:
             RuntimeError: this client was started before (make a new one).
         """
+        with self._starting:
+            return self._start()
+
+    def _start(self) -> SyncTestClient:
         if self._used:
             raise RuntimeError(
                 "a SyncTestClient is used once (a with block, start(), or a first call "
@@ -383,6 +421,8 @@ class SyncTestClient:
             raise
         # (Not self in its arguments: the finalizer would keep it alive.)
         self._finalizer = weakref.finalize(self, _close_dropped, thread, self._client)
+        _close_at_exit(self._finalizer, thread)
+        self._ready = True
         return self
 
     def close(self) -> None:
@@ -408,10 +448,13 @@ class SyncTestClient:
         self._close(failed=exc_type is not None)
 
     def _close(self, failed: bool) -> None:
+        self._ready = False
         thread, client = self._thread, self._client
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
+            if thread is not None:
+                _unclosed.pop(id(thread), None)
         if thread is None:
             return
         try:
@@ -427,8 +470,10 @@ class SyncTestClient:
 
     @property
     def _running(self) -> tuple[TestClient, _Thread]:
-        if not self._used:
-            self._start_implicitly()
+        if not self._ready:
+            with self._starting:  # (another thread's start under way: waited for)
+                if not self._used:
+                    self._start_implicitly()
         if self._client is None or self._thread is None:
             raise RuntimeError("this SyncTestClient is closed: make a new one")
         return self._client, self._thread

@@ -783,8 +783,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         try:
             await route.handler(self.request, ws, **params)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise  # (asyncio stops the loop for them)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+                raise  # (asyncio stops the loop for them; a coroutine closed)
             if isinstance(exc, ConnectionClosed) and not ws.open:
                 # This connection's close (another's, escaping, is a failure).
                 self.start_close(1000)
