@@ -648,18 +648,18 @@ async def test_an_application_s_error_line_has_its_fields_for_json_logs(
     settings = {"proxy_headers": True, "forwarded_allow_ips": "*"}
     caplog.set_level(logging.ERROR, logger="wsserver")
     async with TestClient(routes, raise_server_exceptions=False, **settings) as client:
-        assert (await client.get("/http/1", headers=forwarded)).status == 500
+        assert (await client.get("/http/caf%C3%A9", headers=forwarded)).status == 500
         async with client.websocket("/ws", headers=forwarded) as ws:
             await ws.wait_closed()
     async with TestClient(asgi, raise_server_exceptions=False, **settings) as client:
-        assert (await client.get("/asgi", headers=forwarded)).status == 500
+        assert (await client.get("/as%67i", headers=forwarded)).status == 500
     entries = [
         json.loads(JsonFormatter().format(r)) for r in caplog.records if r.levelno == logging.ERROR
     ]
     fields = [(e["path"], e.get("route"), e["peer"][: len("203.0.113.9")]) for e in entries]
     assert fields == [
-        ("/http/1", "page", "203.0.113.9"),
+        ("/http/caf%C3%A9", "page", "203.0.113.9"),  # (as the access line has it)
         ("/ws", "feed", "203.0.113.9"),
-        ("/asgi", None, "203.0.113.9"),
+        ("/as%67i", None, "203.0.113.9"),
     ]
     assert all("ValueError" in e["exception"] for e in entries)

@@ -769,6 +769,28 @@ async def test_a_failed_shutdown_is_raised_on_the_way_out_as_starlette_s_client_
     with pytest.raises(Bug, match="in an on_shutdown hook"):
         async with TestClient(routes):
             pass
+    # (One that raised a TimeoutError of its own was said to have run too long.)
+    routes = Router()
+
+    @routes.on_shutdown
+    async def times_out(server: Any) -> None:
+        raise TimeoutError("its own")
+
+    with pytest.raises(TimeoutError, match="its own"):
+        async with TestClient(routes):
+            pass
+
+    async def raw_app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        raise Bug("raised in the shutdown, unanswered")
+
+    with pytest.raises(LifespanFailure, match="raised Bug") as caught:
+        async with TestClient(raw_app):
+            pass
+    assert isinstance(caught.value.__cause__, Bug)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -180,28 +180,36 @@ def _as_json(value: object) -> object:
 
 
 def error_fields(
-    path: str | None, address: tuple[str, int] | None, route: str | None = None
+    sent_path: str | None, address: tuple[str, int] | None, route: str | None = None
 ) -> dict[str, object]:
     """The fields of an application's error line (``extra=``), for structured
-    logs as the access line has them: ``peer``, ``path``, ``route``."""
+    logs as the access line has them: ``peer``, ``path`` (as the access line
+    has it: the target's path as sent, percent-encoded), ``route``."""
     return {
         "peer": peer(address),
-        "path": None if path is None else printable(path),
+        "path": None if sent_path is None else printable(sent_path).replace(" ", "%20"),
         "route": route,
     }
 
 
 def log_app_error(
-    problem: str, path: str, address: tuple[str, int] | None, exc: BaseException | None = None
+    problem: str,
+    path: str,
+    address: tuple[str, int] | None,
+    exc: BaseException | None = None,
+    *,
+    sent_path: str | None = None,
 ) -> None:
-    """An application went wrong on a connection: one ERROR line, with its traceback if any."""
+    """An application went wrong on a connection: one ERROR line, with its
+    traceback if any (``path`` decoded in the message, ``sent_path``, the
+    target's as sent, in its fields)."""
     logger.error(
         "%s on %s from %s",
         problem,
         printable(path),
         peer(address),
         exc_info=exc,
-        extra=error_fields(path, address),
+        extra=error_fields(sent_path, address),
     )
 
 

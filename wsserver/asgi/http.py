@@ -251,6 +251,15 @@ class HttpCycle:
         self._complete()
         connection.close_transport()
 
+    def _sent_path(self) -> str | None:
+        """The request target's path as the client sent it (the scope's ``raw_path``
+        without the ``root_path`` the server put before it)."""
+        try:
+            raw: str = self.scope["raw_path"].decode("latin-1")
+            return raw.removeprefix(str(self.scope.get("root_path", "")))
+        except (KeyError, AttributeError, TypeError):  # (a middleware's scope)
+            return None
+
     def _failed(self, problem: str, exc: BaseException | None) -> None:
         # (The scope's client: the connection may serve another's request by now.)
         try:
@@ -258,7 +267,7 @@ class HttpCycle:
             address = (str(client[0]), int(client[1])) if client else None
         except (TypeError, ValueError, IndexError):  # (a middleware's, malformed)
             address = self.connection.client_address
-        logs.log_app_error(problem, self.scope["path"], address, exc)
+        logs.log_app_error(problem, self.scope["path"], address, exc, sent_path=self._sent_path())
         self.connection.server.app_failed(problem, exc, self.connection.transport)
 
     # --------------------------------------------------------------- receive

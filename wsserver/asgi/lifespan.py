@@ -159,7 +159,8 @@ class Lifespan:
             return None
         if failure is not None:
             logger.error("ASGI lifespan shutdown failed", exc_info=failure)
-            self._failure = failure
+            self._failure = LifespanFailure(f"the lifespan shutdown raised {failure!r}")
+            self._failure.__cause__ = failure
         return None
 
     async def _run(self) -> None:

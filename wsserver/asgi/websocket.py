@@ -164,7 +164,8 @@ class WebSocketSession:
     def _failed(self, problem: str, exc: BaseException | None) -> None:
         ws = self.websocket
         address = ws.remote_address if ws is not None else self._http().client_address
-        logs.log_app_error(problem, self.path, address, exc)
+        sent = self.request.target.partition("?")[0]
+        logs.log_app_error(problem, self.path, address, exc, sent_path=sent)
         self.server.app_failed(problem, exc, self.transport)
 
     def _end(self, code: int, reason: str) -> None:

@@ -1025,7 +1025,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 peer(self.client_address),
                 exc_info=exc,
                 extra=error_fields(
-                    request.path if request else None,
+                    request.target.partition("?")[0] if request else None,
                     self.client_address,
                     request.route.name if request and request.route else None,
                 ),

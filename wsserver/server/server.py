@@ -329,10 +329,15 @@ class Server:
         limit = self.config.shutdown_timeout + self.config.close_timeout
         for hook in self.router.shutdown_hooks:
             name = getattr(hook, "__qualname__", repr(hook))
+            bound = asyncio.timeout(limit)
             try:
-                async with asyncio.timeout(limit):
+                async with bound:
                     await hook(self)
-            except TimeoutError:
+            except TimeoutError as exc:
+                if not bound.expired():  # (its own TimeoutError: it failed)
+                    logger.exception("on_shutdown hook %s failed", name)
+                    self.app_failed(f"on_shutdown hook {name} failed", exc, None)
+                    continue
                 logger.error("on_shutdown hook %s did not end within %s s: cancelled", name, limit)
             except Exception as exc:
                 logger.exception("on_shutdown hook %s failed", name)

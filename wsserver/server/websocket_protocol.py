@@ -802,7 +802,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 route.name,
                 printable(self.request.path),
                 peer(self.request.remote_address),
-                extra=error_fields(self.request.path, self.request.remote_address, route.name),
+                extra=error_fields(
+                    self.request.target.partition("?")[0],
+                    self.request.remote_address,
+                    route.name,
+                ),
             )
             self.server.app_failed("the handler raised", exc, self.transport)
             self.start_close(1011, "internal server error")
