@@ -34,6 +34,7 @@ __all__ = [
     "ERROR_FORMATS",
     "ErrorFormat",
     "bad_request_message",
+    "bad_request_status",
     "Headers",
     "HeadersLike",
     "Response",
@@ -380,6 +381,18 @@ _ABSOLUTE_FORM = re.compile(rb"https?://", re.IGNORECASE)
 
 #: How h11 shows the bytes it could not read: ``: bytearray(b'...')``, to the end.
 _QUOTED_BYTES = re.compile(r": (?:bytearray\()?b['\"].*\Z", re.S)
+
+
+def bad_request_status(error: h11.RemoteProtocolError) -> int:
+    """The status for a request h11 could not read: its hint, but a 400 for its
+    501 of a ``Transfer-Encoding`` other than ``chunked``.
+
+    RFC 9112 6.3: chunked not the final coding (``chunked, gzip``, ``gzip``;
+    or applied twice) leaves the body's length unknown, a 400 the server MUST
+    send. Only a coding before a final chunked (``gzip, chunked``) would be a
+    501 (a SHOULD), and h11 does not say which it refused.
+    """
+    return 400 if error.error_status_hint == 501 else error.error_status_hint
 
 
 def bad_request_message(error: h11.RemoteProtocolError) -> str:

@@ -45,6 +45,7 @@ from ..protocol.http import (
     Headers,
     Response,
     bad_request_message,
+    bad_request_status,
     error_response,
     h11_response,
     render_response,
@@ -440,7 +441,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     # A request line not whole yet (h11's own buffer: pinned 0.16).
                     self.http_error(414, "Request target too long.")
                     return
-                self.http_error(exc.error_status_hint, bad_request_message(exc))
+                self.http_error(bad_request_status(exc), bad_request_message(exc))
                 return
             if event is h11.NEED_DATA:
                 if self._turn_paused:  # (all answered: read on)
@@ -1428,7 +1429,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 event = next_event(h)
             except h11.RemoteProtocolError as exc:
                 if h.our_state is h11.SEND_RESPONSE:
-                    self.http_error(exc.error_status_hint, bad_request_message(exc))
+                    self.http_error(bad_request_status(exc), bad_request_message(exc))
                 else:
                     self.close_transport()
                 return None
