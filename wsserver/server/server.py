@@ -276,8 +276,9 @@ class Server:
 
     async def _stop_services(self) -> None:
         """Stop what start() started besides listening: the timers, a Router's
-        shutdown hooks, the broker, the metrics and status tasks, and last the
-        application's lifespan.
+        shutdown hooks, the broker, the application's lifespan, and last the
+        metrics and status tasks (the metrics' last copy counts a failed
+        lifespan shutdown).
 
         Each is stopped even if one before failed (a broker that fails to
         detach does not skip the lifespan shutdown); the first failure is
@@ -288,12 +289,12 @@ class Server:
         if self._hooks_started:
             steps.append(self._run_shutdown_hooks)  # (they may still publish)
         steps.append(self.pubsub.close)
+        if self.asgi is not None:
+            steps.append(self._lifespan_shutdown)
         if self.metrics is not None:
             steps.append(self.metrics.stop)
         if self.status is not None:
             steps.append(self.status.stop)
-        if self.asgi is not None:
-            steps.append(self._lifespan_shutdown)
         failure: Exception | None = None
         for step in steps:
             try:
