@@ -69,7 +69,11 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("kind",),
     ),
     "wsserver_broadcast_skipped": ("counter", "Broadcast deliveries skipped.", ()),
-    "wsserver_handler_errors": ("counter", "Handlers and ASGI apps that failed.", ()),
+    "wsserver_handler_errors": (
+        "counter",
+        "Handlers and ASGI apps that failed (hooks and lifespan shutdowns too).",
+        (),
+    ),
     "wsserver_pubsub_delivered": ("counter", "Published messages delivered locally.", ()),
     "wsserver_broker_messages": (
         "counter",
