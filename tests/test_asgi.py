@@ -1037,7 +1037,7 @@ async def test_each_scope_has_its_own_asgi_dict(run_asgi: Any) -> None:
     async with httpx.AsyncClient() as client:
         for _ in range(2):
             await client.get(f"http://127.0.0.1:{server.port}/")
-    assert seen == ["2.3", "2.3"]
+    assert seen == ["2.5", "2.5"]
 
 
 async def test_an_absolute_form_target_makes_an_origin_form_scope(run_asgi: Any) -> None:

@@ -285,16 +285,7 @@ async def _stream_back(request: Request) -> StreamingResponse:
     return StreamingResponse(body())
 
 
-_stream_back_app = Starlette(routes=[Route("/stream", _stream_back, methods=["POST"])])
-
-
-async def streaming_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    # Starlette at spec 2.4 or later: its response does not listen for
-    # http.disconnect beside the body it streams back (at our 2.3 that
-    # listener takes the body's pieces, and the response never starts).
-    if scope["type"] == "http":
-        scope["asgi"]["spec_version"] = "2.4"
-    await _stream_back_app(scope, receive, send)
+streaming_app = Starlette(routes=[Route("/stream", _stream_back, methods=["POST"])])
 
 
 def _exchange(port: int, data: bytes) -> bytes:
@@ -355,30 +346,4 @@ async def test_a_disconnect_after_the_server_s_own_close_is_no_app_error(
             await asyncio.wait_for(ws.recv(), TIMEOUT)
     assert ws.close_code == code
     await asyncio.sleep(0.2)  # (the application's end)
-    assert server.counters.handler_errors == 0
-
-
-async def test_an_idle_stream_ends_as_soon_as_its_client_leaves(run_asgi: Any) -> None:
-    # Server-sent events waiting for the next event: Starlette cancels the
-    # stream when it hears http.disconnect, for a server of spec 2.3 (a 2.4
-    # one raises from send(), which an idle stream never calls): at 2.5 the
-    # stream, and all it holds, waited for an event that might never come.
-    ended = asyncio.Event()
-
-    async def events() -> AsyncIterator[bytes]:
-        try:
-            yield b"data: first\n\n"
-            await asyncio.Event().wait()  # (no next event)
-        finally:
-            ended.set()
-
-    async def feed(request: Request) -> StreamingResponse:
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    server = await run_asgi(Starlette(routes=[Route("/events", feed)]))
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-    await asyncio.wait_for(reader.readuntil(b"data: first\n\n"), TIMEOUT)
-    writer.close()
-    await asyncio.wait_for(ended.wait(), 2)
     assert server.counters.handler_errors == 0

@@ -670,17 +670,17 @@ async def test_a_handler_s_stop_async_iteration_does_not_end_the_test_s_loop() -
 
 
 async def test_the_application_s_exception_keeps_its_own_context() -> None:
-    async def streamed(scope: Any, receive: Any, send: Any) -> None:
-        # (Raw ASGI: Starlette's streamed response, at spec 2.3, re-raises what
-        # its body raised from a task group's except, a context of its own.)
-        if scope["type"] == "lifespan":
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"x", "more_body": True})
+    async def body() -> AsyncIterator[bytes]:
+        yield b"x"
         try:
             {}["missing"]
         except KeyError:
             raise Bug("while handling a KeyError")  # noqa: B904
+
+    async def streamed(request: StarletteRequest) -> Any:
+        from starlette.responses import StreamingResponse
+
+        return StreamingResponse(body())
 
     async def refuses(websocket: StarletteWebSocket) -> None:
         try:
@@ -688,11 +688,11 @@ async def test_the_application_s_exception_keeps_its_own_context() -> None:
         except KeyError:
             raise Bug("before accept")  # noqa: B904
 
-    async with TestClient(streamed) as client:
+    app = Starlette(routes=[Route("/s", streamed), WebSocketRoute("/ws", refuses)])
+    async with TestClient(app) as client:
         with pytest.raises(Bug) as caught:
             await client.get("/s")
         assert isinstance(caught.value.__context__, KeyError)
-    async with TestClient(Starlette(routes=[WebSocketRoute("/ws", refuses)])) as client:
         with pytest.raises(Bug) as caught:
             await client.websocket("/ws")
         assert isinstance(caught.value.__context__, KeyError)

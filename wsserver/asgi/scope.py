@@ -1,4 +1,4 @@
-"""ASGI connection scopes (asgiref ``specs/www.rst``: HTTP 2.3, WebSocket 2.5), from a request.
+"""ASGI connection scopes (asgiref ``specs/www.rst``, HTTP and WebSocket 2.5), from a request.
 
 Plain data in, a ``dict`` out: no I/O. The request says where the connection
 comes from and its scheme (behind a trusted proxy, what the proxy said); the
@@ -14,16 +14,10 @@ from ..app.request import Request
 from ..protocol.handshake import comma_tokens
 from ..protocol.http import raw_field
 
-__all__ = ["ASGI_VERSION", "HTTP_ASGI_VERSION", "http_scope", "websocket_scope", "raw_headers"]
+__all__ = ["ASGI_VERSION", "http_scope", "websocket_scope", "raw_headers"]
 
-#: What the ``asgi`` key of a WebSocket scope says.
+#: What the ``asgi`` key of every scope says.
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}
-#: And of an HTTP scope: 2.3, as uvicorn's. A server of 2.4 promises that
-#: ``send()`` raises once the client is gone (ours does), and Starlette then
-#: stops listening for ``http.disconnect`` during a streamed response: a
-#: stream idle between events (server-sent events) held on for ever after its
-#: client left. At 2.3 it listens, and ends the stream when the client goes.
-HTTP_ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
 Address = tuple[str, int | None]
 
@@ -75,7 +69,6 @@ def http_scope(
     what the connection is.
     """
     scope = _common(request, root_path, server, state)
-    scope["asgi"] = HTTP_ASGI_VERSION.copy()
     scope["type"] = "http"
     scope["method"] = request.method
     scope["scheme"] = request.scheme
