@@ -9,6 +9,7 @@ import ast
 import asyncio
 import builtins
 import contextlib
+import gc
 import logging
 import re
 import subprocess
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -349,6 +351,38 @@ def test_first_calls_from_several_threads_share_one_start() -> None:
     assert results == [200] * 6
 
 
+def test_a_client_dropped_in_a_cycle_collected_on_its_own_loop_is_closed() -> None:
+    # (Found by a review: the finalizer, run by the garbage collector on the
+    # client's own loop thread, could not wait for that loop: the server was
+    # left unclosed, its lifespan's shutdown never ran.)
+    events: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            events.append("startup")
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            events.append("shutdown")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+
+    client = SyncTestClient(app, lifespan="on")
+    assert client.get("/").status == 204
+    loop = client._running[1].loop
+    client.cycle = client  # type: ignore[attr-defined]
+    del client
+    collected = threading.Event()
+    loop.call_soon_threadsafe(lambda: (gc.collect(), collected.set()))
+    assert collected.wait(5)
+    deadline = time.monotonic() + 5
+    while client_threads() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert events == ["startup", "shutdown"] and not client_threads()
+
+
 def test_what_it_starts_with_is_set_before_it_starts() -> None:
     client = SyncTestClient(echo.routes, cookies={"a": "1"})
     client.cookies["b"] = "2"
@@ -365,7 +399,7 @@ def test_what_it_starts_with_is_set_before_it_starts() -> None:
 def test_a_client_left_open_is_closed_when_the_interpreter_exits(tmp_path: Path) -> None:
     script = tmp_path / "module_level.py"
     script.write_text(
-        "import asyncio\n"
+        "import threading\n"
         "from wsserver import Router\n"
         "from wsserver.response import text\n"
         "from wsserver.testing_sync import SyncTestClient\n"
@@ -375,9 +409,14 @@ def test_a_client_left_open_is_closed_when_the_interpreter_exits(tmp_path: Path)
         "    return text('home')\n"
         "@routes.on_shutdown\n"
         "async def bye(server):\n"
-        "    await asyncio.to_thread(print, 'shut down', flush=True)\n"
+        "    print('shut down', flush=True)\n"
         "client = SyncTestClient(routes)\n"
         "print(client.get('/').text, flush=True)\n"
+        "def late():  # (a thread still calling it as the main one ends)\n"
+        "    for _ in range(20):\n"
+        "        assert client.get('/').text == 'home'\n"
+        "    print('late', flush=True)\n"
+        "threading.Thread(target=late).start()\n"
     )
     done = subprocess.run(
         [sys.executable, str(script)],
@@ -387,7 +426,7 @@ def test_a_client_left_open_is_closed_when_the_interpreter_exits(tmp_path: Path)
         cwd=Path(__file__).parent.parent,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["home", "shut", "down"]
+    assert done.stdout.split() == ["home", "late", "shut", "down"]
     assert "Traceback" not in done.stderr
 
 

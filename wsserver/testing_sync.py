@@ -292,42 +292,18 @@ def _shortcut(method: str) -> Callable[..., ClientResponse]:
     return send
 
 
-#: The finalizers of the clients started and not closed (by their loop's
-#: thread's id), called as the interpreter exits if the client is still there.
-_unclosed: dict[int, weakref.finalize[Any, Any]] = {}
-_exit_hook: list[bool] = []
-
-
-def _close_at_exit(finalizer: weakref.finalize[Any, Any], thread: _Thread) -> None:
-    """Have ``finalizer`` called as the interpreter exits: before threading's
-    own exit (``threading._register_atexit``, as concurrent.futures does), while
-    threads may still start and executors take work, which an ``atexit`` hook
-    is too late for (an on_shutdown hook's ``asyncio.to_thread()`` failed)."""
-    if not _exit_hook:
-        register = getattr(threading, "_register_atexit", None)
-        if register is not None:
-            # (Imported first: the last registered runs first, so ours runs
-            # while the default executor still takes work.)
-            import concurrent.futures.thread  # noqa: F401
-
-            register(_close_all_unclosed)
-        _exit_hook.append(register is not None)
-    if _exit_hook[0]:
-        finalizer.atexit = False  # (ours calls it, earlier)
-        _unclosed[id(thread)] = finalizer
-
-
-def _close_all_unclosed() -> None:
-    for finalizer in list(_unclosed.values()):
-        finalizer()
-
-
 def _close_dropped(thread: _Thread, client: TestClient | None) -> None:
     """Close a started SyncTestClient that nothing closed: dropped (a test's
-    ``client = SyncTestClient(app)``), or at the interpreter's exit. Gracefully;
-    the application's failures no call raised are in the log (raised here they
-    would reach nobody)."""
-    _unclosed.pop(id(thread), None)
+    ``client = SyncTestClient(app)``), or at the interpreter's exit (after its
+    other threads ended, which may still call it; threads may no longer start
+    then: an on_shutdown hook's ``asyncio.to_thread()`` fails, so close a
+    client whose hooks need one). Gracefully; the application's failures no
+    call raised are in the log (raised here they would reach nobody)."""
+    if threading.current_thread() is thread.thread:
+        # Dropped in a cycle, the garbage collector running on the client's
+        # own loop: that loop cannot wait for itself. Closed from a thread.
+        threading.Thread(target=_close_dropped, args=(thread, client), daemon=True).start()
+        return
     try:
         if client is not None:
             thread.revive()
@@ -421,7 +397,6 @@ class SyncTestClient:
             raise
         # (Not self in its arguments: the finalizer would keep it alive.)
         self._finalizer = weakref.finalize(self, _close_dropped, thread, self._client)
-        _close_at_exit(self._finalizer, thread)
         self._ready = True
         return self
 
@@ -453,8 +428,6 @@ class SyncTestClient:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-            if thread is not None:
-                _unclosed.pop(id(thread), None)
         if thread is None:
             return
         try:
