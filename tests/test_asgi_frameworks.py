@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .helpers import errors_logged
+from .helpers import errors_logged, wait_for
 
 TIMEOUT = 5
 
@@ -347,3 +347,23 @@ async def test_a_disconnect_after_the_server_s_own_close_is_no_app_error(
     assert ws.close_code == code
     await asyncio.sleep(0.2)  # (the application's end)
     assert server.counters.handler_errors == 0
+
+
+async def test_a_bug_in_an_app_s_except_websocketdisconnect_is_its_error(
+    run_asgi: Any, no_errors_logged: pytest.LogCaptureFixture
+) -> None:
+    # (Found by a review: what an app raised while handling the disconnect
+    # counted as the disconnect's, at DEBUG, as if the client's doing.)
+    async def leaves_a_bug(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await websocket.receive_text()
+        except WebSocketDisconnect:
+            {}["clean-up"]
+
+    server = await run_asgi(Starlette(routes=[WebSocketRoute("/ws", leaves_a_bug)]))
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws"):
+        pass  # (a normal close: 1000)
+    await wait_for(lambda: server.counters.handler_errors == 1, 5)
+    assert any("KeyError" in str(r.exc_info) for r in no_errors_logged.records if r.exc_info)
+    no_errors_logged.clear()

@@ -135,6 +135,11 @@ def caused_by_disconnect(
     if seen is None:
         seen = set()
     current: BaseException | None = exc
+    # (Once the walk went by a __context__, the exception at hand was raised
+    # while handling the disconnect, not made of it: a bug in an app's
+    # ``except WebSocketDisconnect:`` is its error. Our ClientDisconnected is
+    # still found there: what a framework raised while handling it.)
+    implicit = False
     while current is not None and id(current) not in seen:
         if isinstance(current, BaseExceptionGroup):
             seen.add(id(current))
@@ -146,12 +151,17 @@ def caused_by_disconnect(
             current.origin is origin for origin in origins if origin is not None
         ):
             return True
-        if gone and (
-            isinstance(current, asyncio.CancelledError)
-            or type(current).__name__.endswith("Disconnect")
+        if (
+            gone
+            and not implicit
+            and (
+                isinstance(current, asyncio.CancelledError)
+                or type(current).__name__.endswith("Disconnect")
+            )
         ):
             return True
         seen.add(id(current))
+        implicit = implicit or current.__cause__ is None
         current = current.__cause__ or current.__context__
     return False
 
