@@ -25,6 +25,7 @@ __all__ = [
     "RequestTooLarge",
     "task_was_cancelled",
     "passes_through",
+    "NOT_FAILURES",
 ]
 
 #: Close codes that mean "the connection ended normally".
@@ -157,16 +158,21 @@ def task_was_cancelled() -> bool:
     return task is None or task.cancelling() > 0
 
 
+#: What an application may raise that is never its failure and goes on up:
+#: KeyboardInterrupt and SystemExit (asyncio raises them out of the loop), and
+#: GeneratorExit (its coroutine is being closed).
+NOT_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
 def passes_through(exc: BaseException) -> bool:
     """Whether what an application raised goes on up rather than being its
-    failure: its task's cancellation (:func:`task_was_cancelled`), or
-    KeyboardInterrupt and SystemExit, which asyncio raises out of the loop.
-    Any other exception, a ``BaseException`` of the application's own
-    included, is the application failing."""
+    failure: one of :data:`NOT_FAILURES`, or its task's cancellation
+    (:func:`task_was_cancelled`). Any other exception, a ``BaseException`` of
+    the application's own included, is the application failing."""
     import asyncio
 
-    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-        return True  # (GeneratorExit: the coroutine is being closed, not failing)
+    if isinstance(exc, NOT_FAILURES):
+        return True
     return isinstance(exc, asyncio.CancelledError) and task_was_cancelled()
 
 

@@ -1278,7 +1278,7 @@ class TestClient:
         self._started = True
         return self
 
-    async def close(self, timeout: float | None = None) -> None:
+    async def close(self, timeout: float | None = None, *, raise_failures: bool = True) -> None:
         """Close the WebSockets still open (1000), then the server, gracefully.
 
         The server's handlers and ASGI tasks get ``timeout`` seconds to end
@@ -1288,13 +1288,9 @@ class TestClient:
         never answers one): those not done are aborted.
 
         Then raises the first of the application's failures not raised yet
-        (``raise_server_exceptions``).
+        (``raise_server_exceptions``), unless ``raise_failures`` is False (a
+        test that failed: its own error is the one to see).
         """
-        await self._close(timeout)
-        self._raise_failure(None)
-
-    async def _close(self, timeout: float | None) -> None:
-        """What :meth:`close` does, without raising the application's failures."""
         if timeout is None:
             timeout = self.server.config.shutdown_timeout
             if self.timeout is not None:
@@ -1304,6 +1300,8 @@ class TestClient:
         await self.server.close(timeout)
         for pipe in list(self._pipes):
             pipe.abort()
+        if raise_failures:
+            self._raise_failure(None)
 
     async def __aenter__(self) -> TestClient:
         return await self.start()
@@ -1312,24 +1310,16 @@ class TestClient:
         # A test that failed gets its error at once: what is still running on
         # the server's side is cancelled rather than waited for, and its own
         # error is the one to see.
-        if exc_type is not None:
-            await self._close(0)
-        else:
-            await self.close()
+        failed = exc_type is not None
+        await self.close(0 if failed else None, raise_failures=not failed)
 
     def _app_failed(
         self, problem: str, exc: BaseException | None, transport: asyncio.BaseTransport | None
     ) -> None:
         """The server's report of an application's failure: kept for the test to raise."""
-        if (
-            exc is None
-            or not isinstance(exc, Exception)
-            or isinstance(
-                exc,
-                (StopIteration, StopAsyncIteration),  # (would end the test's iteration)
-            )
-        ):
-            # (Not a CancelledError of the app's in the test: the test is not cancelled.)
+        # (Not a CancelledError of the app's in the test, which is not cancelled,
+        # nor a StopIteration, which would end the test's iteration.)
+        if not isinstance(exc, Exception) or isinstance(exc, (StopIteration, StopAsyncIteration)):
             failure: BaseException = RuntimeError(problem if exc is None else f"{problem}: {exc!r}")
             failure.__cause__ = exc
         else:

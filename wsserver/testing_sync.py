@@ -307,7 +307,7 @@ def _close_dropped(thread: _Thread, client: TestClient | None) -> None:
     try:
         if client is not None:
             thread.revive()
-            thread.run(client._close(None))
+            thread.run(client.close(raise_failures=False))
     except Exception:
         pass  # (closed as far as it could be; what failed was logged)
     finally:
@@ -434,7 +434,9 @@ class SyncTestClient:
             if client is not None:
                 thread.revive()
                 if failed or thread.died:
-                    thread.run(client._close(0))  # (the block's error is the one to see)
+                    thread.run(
+                        client.close(0, raise_failures=False)
+                    )  # (the block's error is the one to see)
                 else:
                     thread.run(client.close())
         finally:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..app.request import Request
 from ..app.routing import Route
-from ..errors import ConnectionClosed, task_was_cancelled
+from ..errors import NOT_FAILURES, ConnectionClosed, task_was_cancelled
 from ..logs import error_fields, log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
 from ..protocol.state import ConnectionState
@@ -783,8 +783,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         try:
             await route.handler(self.request, ws, **params)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
-            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-                raise  # (asyncio stops the loop for them; a coroutine closed)
+            if isinstance(exc, NOT_FAILURES):
+                raise
             if isinstance(exc, ConnectionClosed) and not ws.open:
                 # This connection's close (another's, escaping, is a failure).
                 self.start_close(1000)
