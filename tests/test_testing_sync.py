@@ -34,6 +34,8 @@ from wsserver.response import Response, text
 from wsserver.testing import HandshakeDenied
 from wsserver.testing_sync import SyncTestClient
 
+from .test_testing import Bug, failing_routes
+
 THREAD_NAME = "wsserver-sync-test-client"
 
 
@@ -93,24 +95,8 @@ def test_a_denial_and_a_close_code_are_raised_in_the_test() -> None:
             assert (ws.close_code, ws.close_reason) == (1008, "Authentication required")
 
 
-class Bug(Exception):
-    """What the handlers below raise (no other code raises it)."""
-
-
 def test_the_application_s_exception_is_raised_in_the_test() -> None:
-    routes = Router()
-
-    @routes.get("/raises")
-    async def raises(request: Request) -> Response:
-        raise Bug("in an HTTP handler")
-
-    @routes.websocket("/ws")
-    async def ws_handler(request: Request, ws: WebSocket) -> None:
-        async for message in ws:
-            if message == "boom":
-                raise Bug("in a WebSocket handler")
-            await ws.send(message)
-
+    routes = failing_routes()
     with SyncTestClient(routes) as client:
         with pytest.raises(Bug, match="in an HTTP handler"):
             client.get("/raises")
