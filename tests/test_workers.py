@@ -410,6 +410,16 @@ async def test_sigttin_adds_a_worker_and_sigttou_retires_one(tmp_path: Path) -> 
         await wait_for(lambda: len(children(cli.proc.pid)) == 3, what="a third worker")
         third = children(cli.proc.pid) - first
         await wait_for(lambda: "one more worker, 3 in all" in cli.stderr, what="the log line")
+
+        async def third_accepting() -> bool:
+            # (Started is not accepting yet: on a busy machine the new worker
+            # took longer to start than 400 connections took to be served.)
+            batch = await on_every_worker(cli.url, third, most=40)
+            for ws, _ in batch:
+                await ws.close()
+            return any(pid in third for _, pid in batch)
+
+        await wait_for(third_accepting, what="the third worker accepting")
         connections = await on_every_worker(cli.url, first | third)
         assert {pid for _, pid in connections} == first | third  # it serves too
 
