@@ -75,6 +75,45 @@ async def test_metrics_of_one_process_are_exact() -> None:
     assert after[("wsserver_connections_open", (("route", "echo"),))] == 0
 
 
+async def test_durations_are_histograms_of_how_long_each_took() -> None:
+    routes = echo_routes()
+
+    @routes.get("/slow")
+    async def slow(request: Request) -> Any:
+        await asyncio.sleep(0.03)
+        return text("done")
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, metrics_path="/metrics")
+    async with server:
+        async with httpx.AsyncClient() as client:
+            for _ in range(2):
+                await client.get(f"http://127.0.0.1:{server.port}/slow")
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/echo"):
+            await asyncio.sleep(0.2)
+        await wait_for(lambda: not server.connections, what="the connection gone")
+        found = scrape((await get_metrics(server.port)).text)
+        stats = server.stats()["durations"]
+
+    def histogram(name: str, **labels: str) -> dict[str, float]:
+        return {
+            dict(key)["le"]: value
+            for (sample, key), value in found.items()
+            if sample == f"{name}_bucket" and {**dict(key), "le": ""} == {**labels, "le": ""}
+        }
+
+    responses = histogram("wsserver_http_response_duration_seconds")
+    assert responses["0.025"] == 0 and responses["0.25"] == responses["+Inf"] == 2, responses
+    assert found[("wsserver_http_response_duration_seconds_count", ())] == 2
+    assert found[("wsserver_http_response_duration_seconds_sum", ())] >= 0.06
+    assert histogram("wsserver_handshake_duration_seconds")["+Inf"] == 1
+    lives = histogram("wsserver_connection_duration_seconds", route="echo")
+    assert lives["0.1"] == 0 and lives["10.0"] == lives["+Inf"] == 1, lives
+    assert found[("wsserver_connection_duration_seconds_sum", (("route", "echo"),))] >= 0.2
+    # server.stats() has the same figures (and, since, the scrape's response).
+    assert stats["connections"]["echo"]["buckets"] == lives
+    assert stats["http"]["count"] == 3 and stats["handshakes"]["count"] == 1
+
+
 async def test_the_application_s_own_metrics_are_served_by_one_process_too() -> None:
     # Under workers a scrape has the app's prometheus_client metrics (from the
     # shared files); one process served only wsserver's.
@@ -268,13 +307,23 @@ async def test_replaced_workers_leave_their_counts_not_their_files(tmp_path: Any
             made += 1
             await asyncio.sleep(0.05)
 
-        def files() -> list[str]:
-            return sorted(path.name for path in directory.glob("counter_*.db"))
+        def files(kind: str = "counter") -> list[str]:
+            return sorted(path.name for path in directory.glob(f"{kind}_*.db"))
 
         # The worker's own file, and the ended ones' (the files stayed, one a worker).
         await wait_for(lambda: len(files()) <= 2, timeout=30, what=f"files folded: {files()}")
+
+        def ended_histograms() -> list[str]:
+            live = {f"histogram_{pid}.db" for pid in children(cli.proc.pid)}
+            return [name for name in files("histogram") if name not in live]
+
+        await wait_for(
+            lambda: ended_histograms() == ["histogram_retired.db"],
+            what=f"histograms folded: {files('histogram')}",
+        )
         counted = scrape((await get_metrics(cli.port)).text)
     assert counted[("wsserver_http_responses_total", (("status", "200"),))] >= made
+    assert counted[("wsserver_http_response_duration_seconds_count", ())] >= made
 
 
 async def test_a_killed_process_s_gauges_leave_the_shared_files(tmp_path: Any) -> None:
@@ -376,3 +425,8 @@ async def test_one_scrape_sees_every_worker() -> None:
             return (await totals())[1] == 0
 
         await wait_for(all_closed, what="the gauge back to 0")
+        # Each worker's histogram of its connections' lives, added up.
+        found = scrape((await get_metrics(cli.port)).text)
+        assert found[("wsserver_connection_duration_seconds_count", (("route", "pid"),))] == n
+        lived = ("wsserver_connection_duration_seconds_bucket", (("le", "+Inf"), ("route", "pid")))
+        assert found[lived] == n

@@ -683,3 +683,17 @@ async def test_a_route_hidden_at_the_trailing_slash_form_is_warned_of_too(
         response = await client.get("/metrics/")
         assert response.status_code == 200 and "wsserver_" in response.text  # the server's
         assert (await client.get("/faq/")).text == "faq"
+
+
+def test_a_duration_on_a_bound_is_counted_at_most_that_long() -> None:
+    # Prometheus's le: "less than or equal". A duration of exactly 1 s is in
+    # the 1.0 bucket; a hair more is in the next.
+    from wsserver.server.stats import Durations
+
+    durations = Durations((0.5, 1.0, 2.0))
+    for seconds in (0.0, 1.0, 1.0000001, 3.0):
+        durations.observe(seconds)
+    report = durations.report()
+    assert report["buckets"] == {"0.5": 1, "1.0": 2, "2.0": 3, "+Inf": 4}
+    assert report["count"] == 4 and report["sum"] == pytest.approx(5.0000001)
+    json.dumps(report)  # (server.stats() is JSON-ready)

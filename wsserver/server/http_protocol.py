@@ -389,8 +389,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
         h = self._h11
         return self.request is not None or h.their_state is not h11.IDLE or bool(h.trailing_data[0])
 
+    def _response_ended(self) -> None:
+        """The current request's response is all written: time it, and log it."""
+        self.server.counters.http_seconds.observe(self.loop.time() - self._request_started)
+        self._log_access()
+
     def _log_access(self) -> None:
-        """The access line of the current request's response (one per response)."""
+        """The access line of the current request's response (one per response),
+        or of a request left unanswered."""
         self._logged = True
         if self.config.access_log:
             request = self.request
@@ -971,7 +977,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         received, _ = self._h11.trailing_data
         self._stop_open_timer()
         self.status = 101
-        self.server.counters.handshakes[101] += 1
+        counters = self.server.counters
+        counters.handshakes[101] += 1
+        counters.handshake_seconds.observe(self.loop.time() - self._request_started)
         server = self.server
         server.unregister(self)
         protocol = WebSocketProtocol(
@@ -1135,7 +1143,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self.closing:
             return  # the client is gone (its access line comes with connection_lost())
         self._streaming = False
-        self._log_access()
+        self._response_ended()
         self._next_cycle_or_close()
 
     async def send_pieces(self, chunks: Any) -> None:
@@ -1583,7 +1591,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         next request, or close when that cannot be."""
         h = self._h11
         self._write(h11.EndOfMessage(headers=trailers) if trailers else h11.EndOfMessage())
-        self._log_access()
+        self._response_ended()
         # The rest of a body the application did not read: what h11 has
         # already is skipped; if more is still to come, the connection closes.
         while h.their_state is h11.SEND_BODY:
@@ -1688,7 +1696,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._sent = len(data) - data.find(b"\r\n\r\n") - 4  # (after the head: what h11 framed)
         if self._logged:
             self.request = None  # an answer to no new request (a 503 at shutdown, say)
-        self._log_access()
+        self._response_ended()
         self._next_cycle_or_close(close)
 
     def _next_cycle_or_close(self, close: bool = False) -> bool:

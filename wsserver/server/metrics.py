@@ -81,6 +81,28 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("outcome",),
     ),
     "wsserver_broker_outages": ("counter", "Times the broker became unreachable.", ()),
+    "wsserver_http_response_duration_seconds": (
+        "histogram",
+        "HTTP responses written whole, from the request's head to the response's end.",
+        (),
+    ),
+    "wsserver_handshake_duration_seconds": (
+        "histogram",
+        "WebSocket upgrades accepted, from the request's head to the 101.",
+        (),
+    ),
+    "wsserver_connection_duration_seconds": (
+        "histogram",
+        "WebSocket connections that ended, from the upgrade request to the end.",
+        ("route",),
+    ),
+}
+
+#: Where each histogram is in a snapshot's ``durations`` (None: one per route).
+_HISTOGRAMS = {
+    "wsserver_http_response_duration_seconds": "http",
+    "wsserver_handshake_duration_seconds": "handshakes",
+    "wsserver_connection_duration_seconds": None,
 }
 
 
@@ -126,6 +148,18 @@ def samples(stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], float]
     yield "wsserver_broker_outages", {}, pubsub["outages"]
 
 
+def histograms(stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], dict[str, Any]]]:
+    """``(metric name, labels, histogram)`` for every histogram of a snapshot
+    (see :meth:`~wsserver.server.stats.Durations.report`)."""
+    durations = stats["durations"]
+    for name, key in _HISTOGRAMS.items():
+        if key is not None:
+            yield name, {}, durations[key]
+        else:
+            for route, histogram in durations["connections"].items():
+                yield name, {"route": route}, histogram
+
+
 class Metrics:
     """The metrics of one server: rendered at each scrape, or mirrored across workers.
 
@@ -144,6 +178,9 @@ class Metrics:
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self._mirrors: dict[str, Any] = {}
         self._last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._last_histograms: dict[
+            tuple[str, tuple[tuple[str, str], ...]], tuple[list[int], float]
+        ] = {}
         self._task: asyncio.Task[None] | None = None
         # What collect() reports, during a render() given figures.
         self._scraped: dict[str, Any] | None = None
@@ -152,16 +189,31 @@ class Metrics:
 
     def collect(self) -> Iterator[Any]:
         """prometheus_client's collector interface: the families, from stats() now."""
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
 
+        classes = {
+            "counter": CounterMetricFamily,
+            "gauge": GaugeMetricFamily,
+            "histogram": HistogramMetricFamily,
+        }
         families: dict[str, Any] = {}
         for name, (kind, text, label_names) in DEFINITIONS.items():
-            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-            families[name] = cls(name, text, labels=list(label_names))
+            families[name] = classes[kind](name, text, labels=list(label_names))
         stats = self._scraped if self._scraped is not None else self.server.stats()
         for name, labels, value in samples(stats):
             names = DEFINITIONS[name][2]
             families[name].add_metric([labels[n] for n in names], value)
+        for name, labels, histogram in histograms(stats):
+            names = DEFINITIONS[name][2]
+            families[name].add_metric(
+                [labels[n] for n in names],
+                list(histogram["buckets"].items()),
+                sum_value=histogram["sum"],
+            )
         yield from families.values()
 
     def render(self, stats: dict[str, Any] | None = None) -> tuple[bytes, str]:
@@ -227,6 +279,7 @@ class Metrics:
         metric: Any
         if stats is None:
             stats = self.server.stats()
+        self._sync_histograms(stats)
         for name, labels, value in samples(stats):
             kind, text, label_names = DEFINITIONS[name]
             metric = self._mirrors.get(name)
@@ -248,8 +301,44 @@ class Metrics:
                 child.inc(gained)
                 self._last[key] = value
 
+    def _sync_histograms(self, stats: dict[str, Any]) -> None:
+        """:meth:`sync`'s part for the histograms: each bucket's gain, and the sum's.
 
-#: Under workers: the counts of the workers that ended, in one file.
+        A bucket's count is added to its file's value directly: prometheus_client's
+        ``observe()`` takes one duration at a time, and these are counted already.
+        """
+        from prometheus_client import Histogram
+
+        metric: Any
+        for name, labels, histogram in histograms(stats):
+            counts = [
+                n - below
+                for n, below in zip(
+                    histogram["buckets"].values(),
+                    [0, *histogram["buckets"].values()],
+                    strict=False,
+                )
+            ]
+            key = (name, tuple(sorted(labels.items())))
+            last_counts, last_sum = self._last_histograms.get(key, ([0] * len(counts), 0.0))
+            if counts == last_counts:
+                continue
+            metric = self._mirrors.get(name)
+            if metric is None:
+                bounds = [float(le) for le in histogram["buckets"] if le != "+Inf"]
+                text, label_names = DEFINITIONS[name][1:]
+                metric = Histogram(name, text, label_names, registry=None, buckets=bounds)
+                self._mirrors[name] = metric
+            child = metric.labels(**labels) if labels else metric
+            for bucket, n, before in zip(child._buckets, counts, last_counts, strict=True):
+                if n > before:
+                    bucket.inc(n - before)
+            child._sum.inc(histogram["sum"] - last_sum)
+            self._last_histograms[key] = (counts, histogram["sum"])
+
+
+#: Under workers: the counts of the workers that ended, in one file (and
+#: their histograms in another, ``histogram_retired.db``).
 RETIRED = "counter_retired.db"
 
 
@@ -332,13 +421,20 @@ def _retiring(directory: str, exclusive: bool = True) -> Iterator[None]:
 
 
 def _fold_counters(directory: str, pid: int) -> None:
+    """Add an ended process's counters and histograms (each bucket's count,
+    each sum: values that only grow, like counters) to the retired ones'."""
+    for kind in ("counter", "histogram"):
+        _fold(directory, pid, kind)
+
+
+def _fold(directory: str, pid: int, kind: str) -> None:
     from prometheus_client import mmap_dict
 
     files: Any = mmap_dict.MmapedDict  # (untyped)
-    ended = os.path.join(directory, f"counter_{pid}.db")
+    ended = os.path.join(directory, f"{kind}_{pid}.db")
     if not os.path.exists(ended):
         return
-    retired = os.path.join(directory, RETIRED)
+    retired = os.path.join(directory, f"{kind}_retired.db")
     partial = retired + ".partial"  # (a scrape reads *.db only)
     totals: dict[str, tuple[float, float]] = {}
     for path in (retired, ended):
@@ -347,15 +443,16 @@ def _fold_counters(directory: str, pid: int) -> None:
                 totals[key] = (totals.get(key, (0.0, 0.0))[0] + value, timestamp)
         if path == retired:
             kept = set(totals)
-    # And what the live workers count: a code one of them counts too stays
-    # (folded, its series, their counts added, would go down).
-    for name in os.listdir(directory):
-        if name.startswith("counter_") and name.endswith(".db") and name != RETIRED:
-            with contextlib.suppress(OSError):  # (ended meanwhile)
-                path = os.path.join(directory, name)
-                if path != ended:
-                    kept.update(key for key, *_ in files.read_all_values_from_file(path))
-    _cap_close_codes(totals, kept)
+    if kind == "counter":
+        # And what the live workers count: a code one of them counts too stays
+        # (folded, its series, their counts added, would go down).
+        for name in os.listdir(directory):
+            if name.startswith("counter_") and name.endswith(".db") and name != RETIRED:
+                with contextlib.suppress(OSError):  # (ended meanwhile)
+                    path = os.path.join(directory, name)
+                    if path != ended:
+                        kept.update(key for key, *_ in files.read_all_values_from_file(path))
+        _cap_close_codes(totals, kept)
     with contextlib.suppress(FileNotFoundError):
         os.remove(partial)
     merged = files(partial)

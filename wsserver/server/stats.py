@@ -12,15 +12,26 @@ per open connection).
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .websocket_protocol import WebSocketProtocol
 
-__all__ = ["ServerStats", "RouteTotals", "MESSAGE_FIELDS", "always_kept", "count_close_code"]
+__all__ = [
+    "ServerStats",
+    "RouteTotals",
+    "Durations",
+    "MESSAGE_FIELDS",
+    "REQUEST_BOUNDS",
+    "CONNECTION_BOUNDS",
+    "always_kept",
+    "count_close_code",
+]
 
 #: The per-connection counters, in the order they are reported.
 MESSAGE_FIELDS = (
@@ -65,6 +76,44 @@ def count_close_code(counter: Counter[int | str], code: int) -> None:
         counter["other"] += 1
 
 
+#: The histograms' upper bounds, in seconds: of HTTP responses and WebSocket
+#: handshakes (a millisecond to ten seconds), and of WebSocket connections'
+#: lives (a tenth of a second to a day).
+REQUEST_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONNECTION_BOUNDS = (
+    0.1, 1.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0
+)  # fmt: skip
+
+
+class Durations:
+    """A histogram of durations: how many fell in each bucket, and their sum.
+
+    :meth:`observe` costs a bisection and two additions (once per response or
+    connection, not per message); :meth:`report` gives the cumulative counts
+    Prometheus wants (``le``: at most that many seconds).
+    """
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        #: Per bucket, not cumulative; the last is past every bound (+Inf).
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def report(self) -> dict[str, Any]:
+        """``buckets`` (upper bound as text, as Prometheus writes it -> how many at
+        most that long, ``+Inf`` last), ``sum`` (seconds) and ``count``."""
+        cumulative = list(accumulate(self.counts))
+        buckets = {repr(bound): n for bound, n in zip(self.bounds, cumulative, strict=False)}
+        buckets["+Inf"] = cumulative[-1]
+        return {"buckets": buckets, "sum": self.total, "count": cumulative[-1]}
+
+
 class RouteTotals:
     """The counts of a route's closed connections (and how many opened and closed)."""
 
@@ -103,6 +152,12 @@ class ServerStats:
         #: for the figures that leave those routes out.
         self.own_routes: set[str] = set()
         self.own_close_codes: Counter[int | str] = Counter()
+        #: How long HTTP responses took (from the request's head to the
+        #: response's end), upgrades that got a 101 (to the 101), and
+        #: WebSocket connections lived (from the upgrade request to the end), by route.
+        self.http_seconds = Durations(REQUEST_BOUNDS)
+        self.handshake_seconds = Durations(REQUEST_BOUNDS)
+        self.connection_seconds: dict[str, Durations] = {}
 
     def route(self, name: str) -> RouteTotals:
         totals = self.routes.get(name)
@@ -113,9 +168,14 @@ class ServerStats:
     def connection_opened(self, protocol: WebSocketProtocol) -> None:
         self.route(protocol.route_name).opened += 1
 
-    def connection_closed(self, protocol: WebSocketProtocol) -> None:
-        """Fold a closed connection's counts into its route's totals."""
-        totals = self.route(protocol.route_name)
+    def connection_closed(self, protocol: WebSocketProtocol, seconds: float) -> None:
+        """Fold a closed connection's counts, and how long it lived, into its route's totals."""
+        route_name = protocol.route_name
+        lives = self.connection_seconds.get(route_name)
+        if lives is None:
+            lives = self.connection_seconds[route_name] = Durations(CONNECTION_BOUNDS)
+        lives.observe(seconds)
+        totals = self.route(route_name)
         totals.closed += 1
         for name in MESSAGE_FIELDS:
             setattr(totals, name, getattr(totals, name) + getattr(protocol, name))
@@ -131,7 +191,7 @@ class ServerStats:
         received = 1006 if conn.close_received is None else conn.close_received[0]
         # (1006: no close frame came, an abnormal closure.)
         count_close_code(self.close_codes_received, received)
-        if protocol.route_name in self.own_routes:
+        if route_name in self.own_routes:
             count_close_code(self.own_close_codes, received)
 
     def snapshot(self, open_connections: Iterable[WebSocketProtocol]) -> dict[str, Any]:
@@ -144,8 +204,10 @@ class ServerStats:
         ``http_responses`` (by status), ``close_codes`` (``sent``,
         ``received``: 1006 when none was), ``keepalive_timeouts``,
         ``backpressure`` (``read_pauses``: reading stopped at ``max_queue``;
-        ``write_pauses``: a client slower than we write), ``broadcast_skipped``
-        and ``handler_errors``.
+        ``write_pauses``: a client slower than we write), ``broadcast_skipped``,
+        ``handler_errors``, and ``durations``: histograms (:meth:`Durations.report`)
+        of HTTP responses (``http``), accepted upgrades (``handshakes``) and
+        closed WebSocket connections by route (``connections``).
         """
         report = self._totals()
         _add_open(report, open_connections)
@@ -190,6 +252,13 @@ class ServerStats:
             "backpressure": {"read_pauses": self.read_pauses, "write_pauses": self.write_pauses},
             "broadcast_skipped": self.broadcast_skipped,
             "handler_errors": self.handler_errors,
+            "durations": {
+                "http": self.http_seconds.report(),
+                "handshakes": self.handshake_seconds.report(),
+                "connections": {
+                    route: lives.report() for route, lives in self.connection_seconds.items()
+                },
+            },
         }
 
 

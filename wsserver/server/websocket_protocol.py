@@ -296,13 +296,14 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                     waiter.set_result(None)
             self._lost_waiters = None
         server.unregister(self)
-        server.counters.connection_closed(self)
+        lived = self.loop.time() - self._started
+        server.counters.connection_closed(self, lived)
         if self.config.access_log:
             log_access(
                 self.request.remote_address,
                 self.request.target.partition("?")[0],
                 101,
-                self.loop.time() - self._started,
+                lived,
                 self.conn.close_code,
                 self.conn.close_reason,
                 self.route_name,
