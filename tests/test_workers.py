@@ -420,6 +420,9 @@ async def test_sigttin_adds_a_worker_and_sigttou_retires_one(tmp_path: Path) -> 
             return any(pid in third for _, pid in batch)
 
         await wait_for(third_accepting, what="the third worker accepting")
+        # The supervisor says when it accepts, not only that it started.
+        (pid,) = third
+        await wait_for(lambda: f"worker 3 (pid {pid}) accepting" in cli.stderr, what="its line")
         connections = await on_every_worker(cli.url, first | third)
         assert {pid for _, pid in connections} == first | third  # it serves too
 

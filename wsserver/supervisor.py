@@ -211,6 +211,9 @@ class Supervisor:
         #: starting, waiting for one to (once every slot is there, it all ends).
         self._served = False
         self._never_started: set[int] = set()
+        #: Whether the first workers were all waited for (and "accepting" said
+        #: for them at once): a worker that accepts after that says so itself.
+        self._first_started = False
         #: What run() returns.
         self.exit_code = 0
         #: Workers being started (their pid not known yet).
@@ -251,6 +254,7 @@ class Supervisor:
                 self.start_timeout,
             )
         ready = await starting
+        self._first_started = True
         if all(ready):
             logger.info("%d worker%s accepting", self.count, "s" if self.count > 1 else "")
         await self._stopped.wait()
@@ -373,6 +377,11 @@ class Supervisor:
             said = await reader.read(1)
             if not worker.ready.done():
                 worker.ready.set_result(said == READY)
+                if said == READY and self._first_started and worker not in self._starting:
+                    # (Started is not accepting: one more, or one started
+                    # again, says when it serves. A replacement says it as it
+                    # takes its slot, see _replace().)
+                    logger.info("worker %d (pid %d) accepting", worker.slot, worker.pid)
                 if said == READY and not self._served:
                     self._served = True
                     for slot in sorted(self._never_started):  # (waiting for this)
