@@ -1421,6 +1421,48 @@ async def test_a_handler_cancelled_by_the_application_is_no_shutdown(
     assert not server.closing
 
 
+async def test_a_cancellation_in_an_exception_group_is_the_cancellation(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A task group (anyio's, trio-style code) may end a cancelled handler with
+    # a BaseExceptionGroup of CancelledErrors: it was taken for the handler's
+    # failure (an error logged, counted, 1011) rather than its cancellation.
+    tasks: list[asyncio.Task[Any]] = []
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        try:
+            await ws.recv()
+        except asyncio.CancelledError as exc:
+            raise BaseExceptionGroup("the handler's tasks", [exc]) from None
+
+    server = await run_server(routes)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        await wait_for(lambda: tasks, what="the handler")
+        tasks[0].cancel()
+        with pytest.raises(ClientClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1000
+    # Its task ended cancelled (one ending in the group was "never retrieved").
+    await asyncio.wait(tasks, timeout=5)
+    assert tasks[0].cancelled()
+    assert server.stats()["handler_errors"] == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_what_passes_through_in_an_exception_group() -> None:
+    from wsserver.errors import passes_through
+
+    assert passes_through(BaseExceptionGroup("", [KeyboardInterrupt(), SystemExit()]))
+    assert passes_through(BaseExceptionGroup("", [BaseExceptionGroup("", [KeyboardInterrupt()])]))
+    assert not passes_through(BaseExceptionGroup("", [KeyboardInterrupt(), ValueError()]))
+    assert not passes_through(ExceptionGroup("", [ValueError()]))
+
+
 async def test_a_peer_that_half_closes_without_reading_is_dropped_at_close_timeout(
     run_server: StartServer,
 ) -> None:

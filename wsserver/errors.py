@@ -24,6 +24,9 @@ __all__ = [
     "ClientDisconnected",
     "RequestTooLarge",
     "task_was_cancelled",
+    "only",
+    "cancelled",
+    "passed_on",
     "passes_through",
     "NOT_FAILURES",
 ]
@@ -164,16 +167,37 @@ def task_was_cancelled() -> bool:
 NOT_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
+def only(exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc`` is one of ``kinds``, or an exception group (a task
+    group's) of nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(only(inner, kinds) for inner in exc.exceptions)
+    return isinstance(exc, kinds)
+
+
+def cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is its task's cancellation (:func:`task_was_cancelled`):
+    a ``CancelledError``, or a group of them, in a task being cancelled."""
+    import asyncio
+
+    return only(exc, asyncio.CancelledError) and task_was_cancelled()
+
+
 def passes_through(exc: BaseException) -> bool:
     """Whether what an application raised goes on up rather than being its
     failure: one of :data:`NOT_FAILURES`, or its task's cancellation
-    (:func:`task_was_cancelled`). Any other exception, a ``BaseException`` of
-    the application's own included, is the application failing."""
-    import asyncio
+    (:func:`cancelled`), or a group of either. Any other exception, a
+    ``BaseException`` of the application's own included, is the application failing."""
+    return only(exc, NOT_FAILURES) or cancelled(exc)
 
-    if isinstance(exc, NOT_FAILURES):
-        return True
-    return isinstance(exc, asyncio.CancelledError) and task_was_cancelled()
+
+def passed_on(exc: BaseException) -> BaseException:
+    """What to raise for ``exc`` that goes on up (:func:`passes_through`): itself,
+    or a group's first exception, which asyncio knows (a task that ends in a
+    group of cancellations would be a task that failed, logged as never retrieved)."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 class LifespanFailure(WSServerError):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import logs
 from ..app.static import FilePieces
-from ..errors import ClientDisconnected, passes_through
+from ..errors import ClientDisconnected, passed_on, passes_through
 from ..protocol.handshake import comma_tokens
 from ..protocol.http import valid_header
 
@@ -231,7 +231,7 @@ class HttpCycle:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
             if passes_through(exc):
-                raise
+                raise passed_on(exc)  # noqa: B904 (itself, or a group's own)
             # (Closing: the server ended the connection for the client's bad
             # body, say; the application had its http.disconnect for it.)
             gone = connection.lost or connection.closing

@@ -26,6 +26,7 @@ from ..errors import (
     ClientDisconnected,
     ConcurrencyError,
     ConnectionClosed,
+    passed_on,
     passes_through,
 )
 from ..protocol.frames import clip_close_reason
@@ -132,7 +133,7 @@ class WebSocketSession:
             await app(scope, self.receive, self.send)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
             if passes_through(exc):
-                raise
+                raise passed_on(exc)  # noqa: B904 (itself, or a group's own)
             # (Gone, or the app was told so: the server closed first, for the
             # client's fault, and the app's turn came before the client's close.)
             gone = self._gone() or self._disconnect is not None

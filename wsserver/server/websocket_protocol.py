@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..app.request import Request
 from ..app.routing import Route
-from ..errors import NOT_FAILURES, ConnectionClosed, task_was_cancelled
+from ..errors import NOT_FAILURES, ConnectionClosed, cancelled, only, passed_on
 from ..logs import error_fields, log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
 from ..protocol.state import ConnectionState
@@ -784,19 +784,19 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         try:
             await route.handler(self.request, ws, **params)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
-            if isinstance(exc, NOT_FAILURES):
-                raise
+            if only(exc, NOT_FAILURES):
+                raise passed_on(exc)  # noqa: B904 (itself, or a group's own)
             if isinstance(exc, ConnectionClosed) and not ws.open:
                 # This connection's close (another's, escaping, is a failure).
                 self.start_close(1000)
                 return
-            if isinstance(exc, asyncio.CancelledError) and task_was_cancelled():
+            if cancelled(exc):
                 if self.server.closing:
                     code = self.server.close_code  # shutdown
                     self.start_close(code, CLOSE_REASONS.get(code, ""))
                 else:
                     self.start_close(1000)  # the application's own cancel
-                raise
+                raise passed_on(exc)  # noqa: B904
             # (A CancelledError of its own: it awaited what other code cancelled.)
             logger.exception(
                 "handler %s failed on %s from %s",
