@@ -49,6 +49,7 @@ from wsserver.testing import (
     MAX_REDIRECTS,
     ClientWebSocket,
     HandshakeDenied,
+    HTTPStatusError,
     TestClient,
     TooManyRedirects,
     connect,
@@ -1656,6 +1657,81 @@ async def test_cookies_a_response_sets_go_with_the_next_requests_and_upgrades() 
         await client.post("/logout")  # Max-Age=0 and a past Expires drop them
         assert client.cookies == {"lang": "fr"}
         assert (await client.get("/me")).json() == {"lang": "fr"}
+
+
+async def test_a_response_s_own_cookies_and_raise_for_status_are_httpx_s() -> None:
+    async with TestClient(_session_routes()) as client:
+        login = await client.post("/login")
+        assert login.cookies == {"session": "s3cret", "theme": "dark"}
+        assert login.raise_for_status() is login
+        assert (await client.post("/logout")).cookies == {}  # (both expired)
+        missing = await client.get("/nowhere")
+        with pytest.raises(HTTPStatusError, match="404 Not Found for http://testserver/nowhere"):
+            missing.raise_for_status()
+        try:
+            missing.raise_for_status()
+        except HTTPStatusError as exc:
+            assert exc.response is missing
+
+
+def _gzip_app() -> Starlette:
+    from starlette.middleware import Middleware
+    from starlette.middleware.gzip import GZipMiddleware
+
+    async def page(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse("x" * 4000)
+
+    return Starlette(routes=[Route("/", page)], middleware=[Middleware(GZipMiddleware)])
+
+
+async def test_a_compressed_response_is_read_as_httpx_reads_it() -> None:
+    # Starlette's TestClient (httpx) asks for gzip and deflate and undoes them:
+    # an app behind GZipMiddleware read as its compressed bytes here.
+    async with TestClient(_gzip_app(), lifespan="off") as client:
+        response = await client.get("/")
+        assert response.headers["content-encoding"] == "gzip"
+        assert int(response.headers["content-length"]) < 4000
+        assert response.text == "x" * 4000
+        # A request that says what it accepts is sent as it says.
+        plain = await client.get("/", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.text == "x" * 4000
+
+
+async def test_what_the_client_undoes_of_a_content_encoding() -> None:
+    import gzip
+    import zlib
+
+    body = b"hello " * 100
+    raw_deflate = zlib.compressobj(wbits=-15)
+    encoded = {
+        "gzip": gzip.compress(body),
+        "x-gzip": gzip.compress(body),
+        "deflate": zlib.compress(body),  # zlib's format, as RFC 9110 says
+        "raw-deflate": raw_deflate.compress(body) + raw_deflate.flush(),  # as some send it
+        "gzip-twice": gzip.compress(gzip.compress(body)),
+        "br": b"not ours to undo",
+        "broken": gzip.compress(body)[:-8],
+    }
+    headers = {
+        "raw-deflate": "deflate",
+        "gzip-twice": "gzip, GZIP",
+        "broken": "gzip",
+        "br": "br",
+    }
+    routes = Router()
+
+    @routes.get("/<name>")
+    async def encoded_body(request: Request, name: str) -> Response:
+        return raw(encoded[name], headers=[("Content-Encoding", headers.get(name, name))])
+
+    async with TestClient(routes) as client:
+        for name in ("gzip", "x-gzip", "deflate", "raw-deflate", "gzip-twice"):
+            assert (await client.get(f"/{name}")).content == body, name
+        assert (await client.get("/br")).content == b"not ours to undo"
+        with pytest.raises(ConnectionError, match="not the gzip its Content-Encoding says"):
+            await client.get("/broken")
+        head = await client.head("/gzip")  # (no body to undo)
+        assert head.content == b"" and head.headers["content-encoding"] == "gzip"
 
 
 async def test_a_starlette_session_cookie_reaches_its_websocket() -> None:

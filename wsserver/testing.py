@@ -52,6 +52,7 @@ import socket
 import string
 import urllib.parse
 import weakref
+import zlib
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -94,6 +95,7 @@ __all__ = [
     "ClientResponse",
     "ClientWebSocket",
     "HandshakeDenied",
+    "HTTPStatusError",
     "InvalidHandshake",
     "TestClient",
     "TooManyRedirects",
@@ -190,8 +192,39 @@ class ClientResponse:
         """The body, parsed as JSON."""
         return jsonlib.loads(self.body)
 
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The cookies this response sets (``Set-Cookie``), by name; not those it expires."""
+        found = {}
+        for header in self.headers.getall("set-cookie"):
+            cookie = _set_cookie(header)
+            if cookie is not None and not cookie[2]:
+                found[cookie[0]] = cookie[1]
+        return found
+
+    def raise_for_status(self) -> ClientResponse:
+        """This response if its status is 2xx (as httpx's method does); else
+        :class:`HTTPStatusError`, whose ``response`` it is."""
+        if 200 <= self.status < 300:
+            return self
+        kind = {1: "an informational response", 3: "a redirect", 4: "a client error"}
+        where = f" for {self.url}" if self.url else ""
+        raise HTTPStatusError(
+            f"{self.status} {self.reason}{where}: {kind.get(self.status // 100, 'a server error')}",
+            self,
+        )
+
     def __repr__(self) -> str:
         return f"<ClientResponse {self.status} {self.reason}, {len(self.body)} bytes>"
+
+
+class HTTPStatusError(WSServerError):
+    """:meth:`ClientResponse.raise_for_status` met a status other than 2xx;
+    ``response`` is that response."""
+
+    def __init__(self, message: str, response: ClientResponse) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 class HandshakeDenied(WSServerError):
@@ -669,13 +702,61 @@ async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
         raise ConnectionError(f"the server closed the connection {where}") from None
     except h11.RemoteProtocolError as exc:
         raise ConnectionError(f"malformed HTTP response: {exc}") from None
+    headers = _response_headers(event)
     return ClientResponse(
         event.status_code,
         event.reason.decode("latin-1"),
-        _response_headers(event),
-        b"".join(parts),
+        headers,
+        _decoded(b"".join(parts), headers),
         event.http_version.decode("ascii", "replace"),
     )
+
+
+#: What a request accepts unless its headers say: what :func:`_decoded` undoes.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+def _decoded(body: bytes, headers: Headers) -> bytes:
+    """``body`` without its ``Content-Encoding`` (gzip, deflate; the last one
+    applied undone first), as httpx gives it; one this client does not know
+    (``br``, say) leaves the body as it came. The headers stay as sent.
+
+    Raises:
+        ConnectionError: the body is not what its encoding says.
+    """
+    codings = [
+        coding.strip(" \t").lower()
+        for value in headers.getall("content-encoding")
+        for coding in value.split(",")
+    ]
+    codings = [coding for coding in codings if coding not in ("", "identity")]
+    if not body or not codings:
+        return body
+    if any(coding not in ("gzip", "x-gzip", "deflate") for coding in codings):
+        return body
+    for coding in reversed(codings):
+        try:
+            if coding == "deflate":
+                try:
+                    body = _inflate(body, zlib.MAX_WBITS)  # (zlib's format, as RFC 9110 says)
+                except zlib.error:
+                    body = _inflate(body, -zlib.MAX_WBITS)  # (raw, as some servers send)
+            else:
+                body = _inflate(body, 16 + zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise ConnectionError(
+                f"malformed HTTP response: its body is not the {coding} its "
+                f"Content-Encoding says ({exc})"
+            ) from None
+    return body
+
+
+def _inflate(data: bytes, wbits: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(data) + inflater.flush()
+    if not inflater.eof:
+        raise zlib.error("cut short")
+    return out
 
 
 # -------------------------------------------------------------- WebSockets
@@ -1461,6 +1542,8 @@ class TestClient:
             whole = bytes(whole)
         if "host" not in names:
             items.insert(0, ("Host", DEFAULT_HOST))
+        if "accept-encoding" not in names:
+            items.append(("Accept-Encoding", ACCEPT_ENCODING))  # (httpx's; undone as it)
         if whole is not None and "content-length" not in names and "transfer-encoding" not in names:
             items.append(("Content-Length", str(len(whole))))
         method = method.upper()
