@@ -222,3 +222,39 @@ async def test_stopping_during_a_replacement_retires_nothing_and_stops_it(
         new.ready.set_result(True)
         assert await asyncio.wait_for(replacing, 5) is False
         assert slot.supervisor.workers[1] is old and not slot.sighupped(old)
+
+
+async def test_a_health_check_answered_at_once_comes_again_a_second_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (From an audit.) Its wait for the answer ran to the timeout even when the
+    # answer had come: a ping every timeout + 1 s, and a blocked worker killed
+    # up to twice the timeout (and a second) after it blocked.
+    import wsserver.supervisor as supervisor_module
+
+    monkeypatch.setattr(supervisor_module, "HEALTH_INTERVAL", 0.05)
+    async with one_slot(monkeypatch) as slot:
+        worker = slot.started[0]
+        loop = asyncio.get_running_loop()
+        pings: list[float] = []
+        answering = True
+
+        class Channel:  # the worker's end of its channel: its loop answers at once
+            def write(self, data: bytes) -> None:
+                assert data == supervisor_module.PING
+                pings.append(loop.time())
+                if answering:
+                    loop.call_soon(worker.pong.set_result, None)
+
+            def close(self) -> None:
+                pass
+
+        worker.channel = Channel()
+        watching = asyncio.create_task(slot.supervisor._watch_health(worker, 1.0))
+        worker.tasks.append(watching)
+        await asyncio.sleep(0.6)
+        assert len(pings) >= 5, pings  # (one every 0.05 s; it was one in 1.05 s)
+        answering = False  # its loop blocks
+        blocked = loop.time()
+        await wait_for(lambda: (worker.pid, signal.SIGKILL) in slot.signalled, what="the kill")
+        assert loop.time() - blocked < 1.0 + 0.05 + 0.5  # the timeout after the next ping

@@ -425,7 +425,7 @@ class Supervisor:
             except (OSError, RuntimeError):
                 return  # (its channel is closed: it is gone)
             waiting: set[asyncio.Future[Any]] = {worker.pong, worker.exited}
-            await asyncio.wait(waiting, timeout=timeout)
+            await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if worker.pong.done():
                 continue
             if worker.exited.done() or worker.retiring or self.stopping:
