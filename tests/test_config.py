@@ -638,3 +638,21 @@ def test_a_root_path_given_to_a_router_is_warned_of(caplog: pytest.LogCaptureFix
     caplog.clear()
     serve(Router(), "127.0.0.1", 0)
     assert not [r for r in caplog.records if "root_path" in r.getMessage()]
+
+
+@pytest.mark.parametrize("setting", ["metrics_path", "status_path"])
+def test_a_served_path_s_error_says_every_rule(setting: str) -> None:
+    # (From an audit.) "/" was refused as "expected a path starting with '/'".
+    error = assert_config_error(setting, **{setting: "/metrics/"})
+    assert "not ending with one" in str(error)
+
+
+def test_every_flag_s_help_gives_its_default() -> None:
+    # (From an audit.) A help text that said "defaults" of something else
+    # (--ssl-ciphers: "OpenSSL's defaults") was taken to give its own.
+    from wsserver.config import flag_help, settings
+
+    for name, spec in settings():
+        if spec.flag is not None:
+            text = flag_help(name, spec)
+            assert "(default " in text or "by default" in text, (name, text)

@@ -1522,6 +1522,9 @@ async def test_a_log_config_that_gives_wsserver_nowhere_to_log_keeps_the_default
     if log_format == "json":
         assert json.loads(lines[0])["logger"] == "wsserver.server", lines
     assert "configures uvicorn's loggers" in cli.stderr
+    warning = cli.stderr.split("configures uvicorn's loggers")[1].splitlines()[0]
+    for name in ("server", "access", "protocol", "broker", "supervisor"):  # (the README's)
+        assert f"wsserver.{name}" in warning, warning
 
 
 @pytest.mark.parametrize("given", [None, "info"])

@@ -1361,7 +1361,8 @@ def configure_logging(
     ):
         logger.warning(
             "%s configures uvicorn's loggers, which wsserver does not use: its own are "
-            "wsserver.server, wsserver.access and wsserver.protocol (under wsserver)",
+            "wsserver.server, wsserver.access, wsserver.protocol, wsserver.broker and "
+            "wsserver.supervisor (under wsserver)",
             log_config,
         )
 

@@ -273,6 +273,13 @@ class Text(Kind):
         return text
 
 
+#: What a path the server serves itself (metrics, status page) may be (:func:`_root_path`'s rule).
+_SERVED_PATH = (
+    "a path like /metrics (starting with '/', not ending with one; printable ASCII "
+    "without spaces, '?' and '#')"
+)
+
+
 def _root_path(value: str) -> bool:
     """Empty, or ``/a/b``: printable ASCII (percent-encode the rest), no space, ``?`` or ``#``."""
     if value == "":
@@ -716,7 +723,7 @@ class Config:
     ssl_ciphers: str | None = setting(
         None,
         _path("an OpenSSL cipher list", "CIPHERS"),
-        "OpenSSL cipher list (`none`: OpenSSL's defaults).",
+        "OpenSSL cipher list (`none`: OpenSSL's own choice).",
         env="WEBSOCKET_SSL_CIPHERS",
         flag="--ssl-ciphers",
     )
@@ -841,7 +848,7 @@ class Config:
     metrics_path: str | None = setting(
         None,
         Text(
-            "a path starting with '/'",
+            _SERVED_PATH,
             lambda value: value.startswith("/") and _root_path(value),
             none_ok=True,
             metavar="PATH",
@@ -862,7 +869,7 @@ class Config:
     status_path: str | None = setting(
         None,
         Text(
-            "a path starting with '/'",
+            _SERVED_PATH,
             lambda value: value.startswith("/") and _root_path(value),
             none_ok=True,
             metavar="PATH",

@@ -732,7 +732,8 @@ class Supervisor:
             logger.info("%s: another rolling restart will follow the one under way", reason)
             self._restart_again = True
             return
-        logger.info("%s: rolling restart of %d workers", reason, len(self.workers))
+        count = len(self.workers)
+        logger.info("%s: rolling restart of %d worker%s", reason, count, "s" * (count != 1))
         self.restarting = asyncio.get_running_loop().create_task(self._rolling_restart())
 
     async def _rolling_restart(self) -> None:
