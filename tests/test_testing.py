@@ -50,10 +50,13 @@ from wsserver.testing import (
     ClientWebSocket,
     HandshakeDenied,
     HTTPStatusError,
+    StreamedResponse,
     TestClient,
     TooManyRedirects,
     connect,
 )
+
+from .helpers import wait_for
 
 # ========================================================= the README's tests
 
@@ -1732,6 +1735,132 @@ async def test_what_the_client_undoes_of_a_content_encoding() -> None:
             await client.get("/broken")
         head = await client.head("/gzip")  # (no body to undo)
         assert head.content == b"" and head.headers["content-encoding"] == "gzip"
+
+
+def _streaming_routes(gate: asyncio.Event | None = None) -> Router:
+    routes = Router()
+
+    @routes.get("/ticks")
+    async def ticks(request: Request) -> Any:
+        async def pieces() -> AsyncIterator[str]:
+            yield "data: 0\n\n"
+            if gate is not None:
+                await gate.wait()  # (until the test has read the first)
+            for piece in ("data: 1\r", "\n\r\ndata: 2\n", "\nlast"):
+                yield piece
+
+        return stream(pieces(), content_type="text/event-stream; charset=utf-8")
+
+    @routes.get("/fails")
+    async def fails(request: Request) -> Any:
+        async def pieces() -> AsyncIterator[str]:
+            yield "first\n"
+            raise Bug("in a stream")
+
+        return stream(pieces())
+
+    return routes
+
+
+async def test_a_streamed_body_is_read_as_it_comes() -> None:
+    # (Starlette's client.stream(), httpx's.) The second piece is sent only
+    # once the test has read the first: a client that waited for the whole
+    # body would wait for ever.
+    gate = asyncio.Event()
+    async with TestClient(_streaming_routes(gate)) as client:
+        async with client.stream("GET", "/ticks") as response:
+            assert isinstance(response, StreamedResponse)
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.aiter_lines()
+            assert [await anext(lines), await anext(lines)] == ["data: 0", ""]
+            gate.set()
+            rest = [line async for line in lines]
+        # (A \r\n cut between two pieces is one line break.)
+        assert rest == ["data: 1", "", "data: 2", "", "last"]
+        assert response.consumed
+        with pytest.raises(RuntimeError, match="read once"):
+            await anext(response.aiter_bytes())
+
+
+async def test_a_stream_left_early_closes_its_connection() -> None:
+    # An endless stream of server-sent events: the block's end is the client
+    # leaving, and the application's stream ends, with no failure raised.
+    from starlette.responses import StreamingResponse
+
+    sent = []
+
+    async def events(request: StarletteRequest) -> StreamingResponse:
+        async def forever() -> AsyncIterator[str]:
+            while True:
+                sent.append(len(sent))
+                yield f"data: {len(sent)}\n\n"
+                await asyncio.sleep(0.01)
+
+        return StreamingResponse(forever(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/events", events)])
+    async with TestClient(app, lifespan="off") as client:
+        async with client.stream("GET", "/events") as response:
+            got = []
+            async for line in response.aiter_lines():
+                if line:
+                    got.append(line)
+                if len(got) == 3:
+                    break
+        assert got == ["data: 1", "data: 2", "data: 3"]
+        await wait_for(lambda: not client.server.connections, what="the connection gone")
+        stopped = len(sent)
+        await asyncio.sleep(0.1)
+        assert len(sent) == stopped  # (the app's stream ended)
+        assert client.server.stats()["handler_errors"] == 0
+
+
+async def test_a_streamed_body_read_whole_and_encoded() -> None:
+    from starlette.middleware import Middleware
+    from starlette.middleware.gzip import GZipMiddleware
+    from starlette.responses import StreamingResponse
+
+    async def big(request: StarletteRequest) -> StreamingResponse:
+        async def pieces() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield b"y" * 1000
+
+        return StreamingResponse(pieces(), media_type="text/plain")
+
+    app = Starlette(routes=[Route("/", big)], middleware=[Middleware(GZipMiddleware)])
+    async with TestClient(app, lifespan="off") as client:
+        async with client.stream("GET", "/") as response:
+            with pytest.raises(RuntimeError, match="not read"):
+                _ = response.text
+            assert response.headers["content-encoding"] == "gzip"
+            assert await response.aread() == b"y" * 10_000
+            assert response.text == "y" * 10_000 and response.content == response.body
+        async with client.stream("GET", "/") as response:
+            raw = b"".join([piece async for piece in response.aiter_raw()])
+        assert 0 < len(raw) < 10_000  # (as it came: compressed)
+        async with client.stream("GET", "/") as response:
+            with pytest.raises(RuntimeError, match="aiter_bytes"):
+                response.iter_bytes()  # (a SyncTestClient's)
+
+
+async def test_an_application_failing_within_a_stream_is_raised() -> None:
+    async with TestClient(_streaming_routes()) as client, client.stream("GET", "/fails") as r:
+        pieces = r.aiter_lines()
+        assert await anext(pieces) == "first"
+        with pytest.raises(Bug, match="in a stream"):
+            await anext(pieces)
+
+
+async def test_a_stream_waits_for_the_next_piece_within_the_timeout() -> None:
+    gate = asyncio.Event()  # (never set: the stream stalls after its first piece)
+    client = TestClient(_streaming_routes(gate), timeout=0.2)
+    async with client, client.stream("GET", "/ticks") as response:
+        lines = response.aiter_lines()
+        assert await anext(lines) == "data: 0"
+        with pytest.raises(TimeoutError, match=r"no more of the body came within 0\.2 s"):
+            async for _ in lines:
+                pass
 
 
 async def test_a_starlette_session_cookie_reaches_its_websocket() -> None:

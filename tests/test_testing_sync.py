@@ -531,3 +531,21 @@ def test_start_and_close_without_a_block() -> None:
     assert not client_threads()
     with pytest.raises(RuntimeError, match="closed"):
         client.get("/")
+
+
+def test_a_streamed_body_is_read_as_it_comes() -> None:
+    from .test_testing import _streaming_routes
+
+    gate = asyncio.Event()
+    with SyncTestClient(_streaming_routes(gate)) as client:
+        with client.stream("GET", "/ticks") as response:
+            assert response.status == 200
+            lines = response.iter_lines()
+            assert next(lines) == "data: 0"
+            client.call(gate.set)  # (the next pieces only now)
+            assert list(lines) == ["", "data: 1", "", "data: 2", "", "last"]
+        with client.stream("GET", "/ticks") as response:
+            client.call(gate.set)
+            assert response.read().endswith(b"last") and response.text.startswith("data: 0")
+        with pytest.raises(Bug, match="in a stream"), client.stream("GET", "/fails") as failing:
+            list(failing.iter_bytes())

@@ -48,6 +48,7 @@ import email.utils
 import json as jsonlib
 import mimetypes
 import os
+import re
 import socket
 import string
 import urllib.parse
@@ -60,9 +61,10 @@ from collections.abc import (
     Callable,
     Generator,
     Iterable,
+    Iterator,
     Mapping,
 )
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 import h11
 
@@ -97,10 +99,13 @@ __all__ = [
     "HandshakeDenied",
     "HTTPStatusError",
     "InvalidHandshake",
+    "StreamedResponse",
     "TestClient",
     "TooManyRedirects",
     "connect",
 ]
+
+_T = TypeVar("_T")
 
 #: The settings a Config has (the rest of serve()'s arguments are its own: broker, ssl...).
 _CONFIG_FIELDS = frozenset(name for name, _ in declared_settings())
@@ -167,16 +172,7 @@ class ClientResponse:
     def text(self) -> str:
         """The body decoded with the charset of ``Content-Type`` (UTF-8 if none, or
         one Python does not know); bytes that do not decode become U+FFFD."""
-        charset = "utf-8"
-        for param in self.headers.get("content-type", "").split(";")[1:]:
-            name, _, value = param.strip().partition("=")
-            if name.lower() == "charset" and value:
-                charset = value.strip('"')
-        try:
-            codecs.lookup(charset)
-        except LookupError:
-            charset = "utf-8"
-        return self.body.decode(charset, "replace")
+        return self.body.decode(_charset(self.headers), "replace")
 
     @property
     def status_code(self) -> int:
@@ -216,6 +212,194 @@ class ClientResponse:
 
     def __repr__(self) -> str:
         return f"<ClientResponse {self.status} {self.reason}, {len(self.body)} bytes>"
+
+
+def _charset(headers: Headers) -> str:
+    """The charset of ``Content-Type``: UTF-8 if none, or one Python does not know."""
+    charset = "utf-8"
+    for param in headers.get("content-type", "").split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "charset" and value:
+            charset = value.strip('"')
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        charset = "utf-8"
+    return charset
+
+
+#: Where a line of a streamed body ends (:meth:`StreamedResponse.aiter_lines`).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class StreamedResponse(ClientResponse):
+    """A response whose body is read as it comes: :meth:`TestClient.stream`'s
+    (a server-sent events stream, a long download).
+
+    Its status, headers, ``cookies`` and ``raise_for_status()`` are there at
+    once; the body is read once, by one of ``aiter_bytes()`` (its
+    ``Content-Encoding`` undone, as a whole response's), ``aiter_text()``,
+    ``aiter_lines()`` (each line without its ``\\n``, ``\\r\\n`` or
+    ``\\r``), ``aiter_raw()`` (as it came) or ``aread()`` (the rest, then
+    ``body``, ``content``, ``text`` and ``json()`` are the whole's). Each wait
+    for a next piece is bounded by the client's timeout. From a
+    :class:`~wsserver.testing_sync.SyncTestClient`: ``iter_bytes()``,
+    ``iter_text()``, ``iter_lines()``, ``iter_raw()`` and ``read()``.
+
+    Attributes:
+        consumed: whether the body was read to its end.
+    """
+
+    __slots__ = ("_client", "_h", "_pipe", "_timeout", "_started", "_whole", "_runner", "consumed")
+
+    def __init__(
+        self,
+        head: ClientResponse,
+        client: TestClient,
+        h: h11.Connection,
+        pipe: _Pipe,
+        timeout: float | None,
+    ) -> None:
+        super().__init__(head.status, head.reason, head.headers, b"", head.http_version)
+        self.url = head.url
+        self._client = client
+        self._h = h
+        self._pipe = pipe
+        self._timeout = timeout
+        self._started = self._whole = self.consumed = False
+        #: Runs a coroutine on the client's loop, for a SyncTestClient's.
+        self._runner: Callable[[Any], Any] | None = None
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body's pieces as they come, as they came (an encoding not undone).
+
+        Raises:
+            RuntimeError: the body is read already.
+            TimeoutError: no next piece within the timeout.
+            ConnectionError: the connection ended within the body (or the
+                application's exception, if it failed).
+        """
+        if self._started:
+            raise RuntimeError("the body of a streamed response is read once")
+        self._started = True
+        while True:
+            broken: ConnectionError | None = None
+            try:
+                async with _within(self._timeout, "no more of the body came"):
+                    piece = await _next_piece(self._h, self._pipe)
+            except ConnectionError as exc:
+                broken = exc
+            if broken is not None:
+                self._client._raise_failure(self._pipe)  # (what the application raised)
+                raise broken
+            if piece is None:
+                self.consumed = True
+                return
+            yield piece
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body's pieces as they come, its ``Content-Encoding`` undone."""
+        decoder = _Decoder(self.headers)
+        async for piece in self.aiter_raw():
+            data = decoder.decode(piece)
+            if data:
+                yield data
+        rest = decoder.end()
+        if rest:
+            yield rest
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        """The body as text as it comes (the charset as :attr:`text`'s)."""
+        decoder = codecs.getincrementaldecoder(_charset(self.headers))("replace")
+        async for data in self.aiter_bytes():
+            text = decoder.decode(data)
+            if text:
+                yield text
+        rest = decoder.decode(b"", True)
+        if rest:
+            yield rest
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        """The body's lines as they end (each without its line break)."""
+        pending = ""
+        async for text in self.aiter_text():
+            pending += text
+            held = pending.endswith("\r")  # (perhaps half of a \r\n)
+            *lines, pending = _LINE_BREAK.split(pending[:-1] if held else pending)
+            for line in lines:
+                yield line
+            if held:
+                pending += "\r"
+        if pending:
+            yield pending.removesuffix("\r")
+
+    async def aread(self) -> bytes:
+        """The rest of the body (its ``Content-Encoding`` undone); then :attr:`body`
+        (``content``, ``text``, ``json()``) is the whole."""
+        if not self._whole:
+            self.body = b"".join([data async for data in self.aiter_bytes()])
+            self._whole = True
+        return self.body
+
+    @property
+    def content(self) -> bytes:
+        self._check_read()
+        return self.body
+
+    @property
+    def text(self) -> str:
+        self._check_read()
+        return self.body.decode(_charset(self.headers), "replace")
+
+    def json(self) -> Any:
+        self._check_read()
+        return jsonlib.loads(self.body)
+
+    def _check_read(self) -> None:
+        if not self._whole:
+            raise RuntimeError(
+                "the body of a streamed response is not read: await response.aread()"
+            )
+
+    # ---------------------------------------------- from a SyncTestClient
+
+    def iter_raw(self) -> Iterator[bytes]:
+        return self._blocking(self.aiter_raw())
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        return self._blocking(self.aiter_bytes())
+
+    def iter_text(self) -> Iterator[str]:
+        return self._blocking(self.aiter_text())
+
+    def iter_lines(self) -> Iterator[str]:
+        return self._blocking(self.aiter_lines())
+
+    def read(self) -> bytes:
+        return cast(bytes, self._blocking_runner()(self.aread()))
+
+    def _blocking_runner(self) -> Callable[[Any], Any]:
+        if self._runner is None:
+            raise RuntimeError(
+                "a TestClient's streamed response is read with async for ... in "
+                "response.aiter_bytes() (or aiter_text, aiter_lines, aread)"
+            )
+        return self._runner
+
+    def _blocking(self, pieces: AsyncIterator[_T]) -> Iterator[_T]:
+        run = self._blocking_runner()  # (refused here, not at the first next())
+
+        def each() -> Iterator[_T]:
+            while True:
+                try:
+                    yield run(pieces.__anext__())
+                except StopAsyncIteration:
+                    return
+
+        return each()
+
+    def __repr__(self) -> str:
+        return f"<StreamedResponse {self.status} {self.reason}>"
 
 
 class HTTPStatusError(WSServerError):
@@ -670,93 +854,133 @@ async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
     Raises:
         ConnectionError: the server closed the connection or sent malformed HTTP.
     """
-    head: h11.Response | None = None
+    response = await _read_head(h, pipe)
+    if response.status == 101:
+        return response
+    decoder = _Decoder(response.headers)
+    parts = []
+    while (piece := await _next_piece(h, pipe)) is not None:
+        parts.append(decoder.decode(piece))
+    parts.append(decoder.end())
+    response.body = b"".join(parts)
+    return response
+
+
+async def _read_head(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
+    """The next response's head on ``pipe`` (its body not read: ``b""``).
+
+    Raises:
+        ConnectionError: the server closed the connection or sent malformed HTTP.
+    """
     try:
         while True:
             event = await _next_event(h, pipe)
-            if isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    return ClientResponse(
-                        101,
-                        event.reason.decode("latin-1"),
-                        _response_headers(event),
-                        b"",
-                        event.http_version.decode("ascii", "replace"),
-                    )
+            if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
                 continue  # 100 Continue and the like
-            if isinstance(event, h11.Response):
-                head = event
-                break
+            if isinstance(event, (h11.Response, h11.InformationalResponse)):
+                return ClientResponse(
+                    event.status_code,
+                    event.reason.decode("latin-1"),
+                    _response_headers(event),
+                    b"",
+                    event.http_version.decode("ascii", "replace"),
+                )
             raise ConnectionError("the server closed the connection without a response")
-        parts = []
-        while True:
-            part = await _next_event(h, pipe)
-            if isinstance(part, h11.Data):
-                parts.append(bytes(part.data))
-            elif isinstance(part, h11.EndOfMessage):
-                break
-            else:
-                raise ConnectionError("the server closed the connection within a response")
     except _Ended:
-        where = "without a response" if head is None else "within a response"
-        raise ConnectionError(f"the server closed the connection {where}") from None
+        raise ConnectionError("the server closed the connection without a response") from None
     except h11.RemoteProtocolError as exc:
         raise ConnectionError(f"malformed HTTP response: {exc}") from None
-    headers = _response_headers(event)
-    return ClientResponse(
-        event.status_code,
-        event.reason.decode("latin-1"),
-        headers,
-        _decoded(b"".join(parts), headers),
-        event.http_version.decode("ascii", "replace"),
-    )
 
 
-#: What a request accepts unless its headers say: what :func:`_decoded` undoes.
+async def _next_piece(h: h11.Connection, pipe: _Pipe) -> bytes | None:
+    """The next piece of a response's body on ``pipe``, as it came; None at its end.
+
+    Raises:
+        ConnectionError: the server closed the connection within the response,
+            or sent malformed HTTP.
+    """
+    try:
+        event = await _next_event(h, pipe)
+    except _Ended:
+        raise ConnectionError("the server closed the connection within a response") from None
+    except h11.RemoteProtocolError as exc:
+        raise ConnectionError(f"malformed HTTP response: {exc}") from None
+    if isinstance(event, h11.Data):
+        return bytes(event.data)
+    if isinstance(event, h11.EndOfMessage):
+        return None
+    raise ConnectionError("the server closed the connection within a response")
+
+
+#: What a request accepts unless its headers say: what :class:`_Decoder` undoes.
 ACCEPT_ENCODING = "gzip, deflate"
 
 
-def _decoded(body: bytes, headers: Headers) -> bytes:
-    """``body`` without its ``Content-Encoding`` (gzip, deflate; the last one
-    applied undone first), as httpx gives it; one this client does not know
-    (``br``, say) leaves the body as it came. The headers stay as sent.
+class _Decoder:
+    """Undoes a response's ``Content-Encoding`` (gzip, deflate; the last one
+    applied first) piece by piece, as httpx does; one this client does not
+    know (``br``, say) leaves the body as it came. The headers stay as sent.
 
-    Raises:
-        ConnectionError: the body is not what its encoding says.
+    ``decode()`` each piece, then ``end()``; either raises ConnectionError
+    for a body that is not what its encoding says.
     """
-    codings = [
-        coding.strip(" \t").lower()
-        for value in headers.getall("content-encoding")
-        for coding in value.split(",")
-    ]
-    codings = [coding for coding in codings if coding not in ("", "identity")]
-    if not body or not codings:
-        return body
-    if any(coding not in ("gzip", "x-gzip", "deflate") for coding in codings):
-        return body
-    for coding in reversed(codings):
+
+    def __init__(self, headers: Headers) -> None:
+        codings = [
+            coding.strip(" \t").lower()
+            for value in headers.getall("content-encoding")
+            for coding in value.split(",")
+        ]
+        codings = [coding for coding in codings if coding not in ("", "identity")]
+        if any(coding not in ("gzip", "x-gzip", "deflate") for coding in codings):
+            codings = []
+        self._codings = codings[::-1]
+        # (deflate: zlib's format, as RFC 9110 says; raw, as some servers send
+        # it, if its first bytes are not zlib's.)
+        self._inflaters = [
+            zlib.decompressobj(zlib.MAX_WBITS if coding == "deflate" else 16 + zlib.MAX_WBITS)
+            for coding in self._codings
+        ]
+        self._fed = [False] * len(self._codings)
+
+    def decode(self, data: bytes) -> bytes:
+        for layer in range(len(self._codings)):
+            if not data:
+                break
+            data = self._inflate(layer, data)
+        return data
+
+    def end(self) -> bytes:
+        """What the inflaters still hold (and a check that each stream ended)."""
+        data = b""
+        for layer in range(len(self._codings)):
+            if data:
+                data = self._inflate(layer, data)
+            if not self._fed[layer]:
+                return data  # (no body at all: a HEAD's, a 204)
+            inflater = self._inflaters[layer]
+            data += inflater.flush()
+            if not inflater.eof:
+                raise self._broken(layer, "cut short")
+        return data
+
+    def _inflate(self, layer: int, data: bytes) -> bytes:
         try:
-            if coding == "deflate":
-                try:
-                    body = _inflate(body, zlib.MAX_WBITS)  # (zlib's format, as RFC 9110 says)
-                except zlib.error:
-                    body = _inflate(body, -zlib.MAX_WBITS)  # (raw, as some servers send)
-            else:
-                body = _inflate(body, 16 + zlib.MAX_WBITS)
+            out = self._inflaters[layer].decompress(data)
         except zlib.error as exc:
-            raise ConnectionError(
-                f"malformed HTTP response: its body is not the {coding} its "
-                f"Content-Encoding says ({exc})"
-            ) from None
-    return body
+            if self._codings[layer] != "deflate" or self._fed[layer]:
+                raise self._broken(layer, str(exc)) from None
+            self._inflaters[layer] = zlib.decompressobj(-zlib.MAX_WBITS)
+            self._fed[layer] = True
+            return self._inflate(layer, data)
+        self._fed[layer] = True
+        return out
 
-
-def _inflate(data: bytes, wbits: int) -> bytes:
-    inflater = zlib.decompressobj(wbits)
-    out = inflater.decompress(data) + inflater.flush()
-    if not inflater.eof:
-        raise zlib.error("cut short")
-    return out
+    def _broken(self, layer: int, why: str) -> ConnectionError:
+        return ConnectionError(
+            f"malformed HTTP response: its body is not the {self._codings[layer]} its "
+            f"Content-Encoding says ({why})"
+        )
 
 
 # -------------------------------------------------------------- WebSockets
@@ -1266,6 +1490,90 @@ class _Connecting:
 # ---------------------------------------------------------------- the client
 
 
+async def _write_request(
+    h: h11.Connection,
+    pipe: _Pipe,
+    method: str,
+    target: bytes,
+    items: list[tuple[str, str]],
+    whole: bytes | None,
+    pieces: Iterable[bytes] | AsyncIterable[bytes] | None,
+) -> None:
+    """Send a request (made by :func:`_prepared`) on ``pipe``: a body of pieces
+    as the server takes them, stopped if the server ended its side first."""
+    out = h.send(h11.Request(method=method, target=target, headers=_encode_headers(items)))
+    if whole:
+        out = (out or b"") + (h.send(h11.Data(data=whole)) or b"")
+    if pieces is not None:
+        pipe.write(out or b"")
+        out = b""
+        async for piece in _pieces(pieces):
+            if pipe.ended or pipe.transport.is_closing():
+                # The server answered and ended its side before the body's
+                # end: its answer is read next.
+                return
+            if piece:
+                pipe.write(h.send(h11.Data(data=piece)) or b"")
+                await pipe.drain()  # (as the server takes them)
+    pipe.write((out or b"") + (h.send(h11.EndOfMessage()) or b""))
+
+
+def _prepared(
+    method: str,
+    path: str,
+    body: Body,
+    json: Any,
+    data: FormArg,
+    files: FilesArg,
+    headers: HeadersArg,
+    params: ParamsArg,
+) -> tuple[
+    str,
+    bytes,
+    list[tuple[str, str]],
+    set[str],
+    bytes | None,
+    Iterable[bytes] | AsyncIterable[bytes] | None,
+]:
+    """A request as :meth:`TestClient.request` takes it, made ready to send: its
+    method, target, headers (and their names, lowercase), and its body, whole
+    or in pieces."""
+    items = _header_list(headers)
+    path = _split_url(path, items, ("http",))
+    names = {name.lower() for name, _ in items}
+    if json is not None and body is not None:
+        raise ValueError("give body or json, not both")
+    if (data is not None or files is not None) and (json is not None or body is not None):
+        raise ValueError("give data and files, or body, or json: not both")
+    if data is not None or files is not None:
+        content_type, body = encode_form(_form_fields(data), _form_files(files))
+        if "content-type" not in names:
+            items.append(("Content-Type", content_type))
+        elif files:
+            raise ValueError("files= makes its own Content-Type (with its boundary)")
+    pieces: Iterable[bytes] | AsyncIterable[bytes] | None = None
+    if isinstance(body, Mapping):
+        raise TypeError("body= is bytes, text or pieces of bytes: a mapping goes as json=")
+    if body is not None and not isinstance(body, (str, bytes, bytearray, memoryview)):
+        pieces, body = body, None
+        if "content-length" not in names and "transfer-encoding" not in names:
+            items.append(("Transfer-Encoding", "chunked"))
+    if json is not None:
+        body = jsonlib.dumps(json)
+        if "content-type" not in names:
+            items.append(("Content-Type", "application/json"))
+    whole = body.encode("utf-8") if isinstance(body, str) else body
+    if whole is not None:
+        whole = bytes(whole)
+    if "host" not in names:
+        items.insert(0, ("Host", DEFAULT_HOST))
+    if "accept-encoding" not in names:
+        items.append(("Accept-Encoding", ACCEPT_ENCODING))  # (httpx's; undone as it)
+    if whole is not None and "content-length" not in names and "transfer-encoding" not in names:
+        items.append(("Content-Length", str(len(whole))))
+    return method.upper(), _target(path, params), items, names, whole, pieces
+
+
 class TestClient:
     """A real server for ``app`` (a :class:`~wsserver.Router` or an ASGI app), and clients.
 
@@ -1513,41 +1821,9 @@ class TestClient:
         its ``history``; one that leads off the site is the response,
         unfollowed. More than :data:`MAX_REDIRECTS` raise :class:`TooManyRedirects`.
         """
-        items = _header_list(headers)
-        path = _split_url(path, items, ("http",))
-        names = {name.lower() for name, _ in items}
-        if json is not None and body is not None:
-            raise ValueError("give body or json, not both")
-        if (data is not None or files is not None) and (json is not None or body is not None):
-            raise ValueError("give data and files, or body, or json: not both")
-        if data is not None or files is not None:
-            content_type, body = encode_form(_form_fields(data), _form_files(files))
-            if "content-type" not in names:
-                items.append(("Content-Type", content_type))
-            elif files:
-                raise ValueError("files= makes its own Content-Type (with its boundary)")
-        pieces: Iterable[bytes] | AsyncIterable[bytes] | None = None
-        if isinstance(body, Mapping):
-            raise TypeError("body= is bytes, text or pieces of bytes: a mapping goes as json=")
-        if body is not None and not isinstance(body, (str, bytes, bytearray, memoryview)):
-            pieces, body = body, None
-            if "content-length" not in names and "transfer-encoding" not in names:
-                items.append(("Transfer-Encoding", "chunked"))
-        if json is not None:
-            body = jsonlib.dumps(json)
-            if "content-type" not in names:
-                items.append(("Content-Type", "application/json"))
-        whole = body.encode("utf-8") if isinstance(body, str) else body
-        if whole is not None:
-            whole = bytes(whole)
-        if "host" not in names:
-            items.insert(0, ("Host", DEFAULT_HOST))
-        if "accept-encoding" not in names:
-            items.append(("Accept-Encoding", ACCEPT_ENCODING))  # (httpx's; undone as it)
-        if whole is not None and "content-length" not in names and "transfer-encoding" not in names:
-            items.append(("Content-Length", str(len(whole))))
-        method = method.upper()
-        target = _target(path, params)
+        method, target, items, names, whole, pieces = _prepared(
+            method, path, body, json, data, files, headers, params
+        )
         history: list[ClientResponse] = []
         while True:
             sent = list(items)
@@ -1590,26 +1866,7 @@ class TestClient:
         after_response = False
         try:
             async with _within(self.timeout if timeout is None else timeout, "no response came"):
-                out = h.send(
-                    h11.Request(method=method, target=target, headers=_encode_headers(items))
-                )
-                if whole:
-                    out = (out or b"") + (h.send(h11.Data(data=whole)) or b"")
-                answered = False
-                if pieces is not None:
-                    pipe.write(out or b"")
-                    out = b""
-                    async for piece in _pieces(pieces):
-                        if pipe.ended or pipe.transport.is_closing():
-                            # The server answered and ended its side before
-                            # the body's end: its answer is read below.
-                            answered = True
-                            break
-                        if piece:
-                            pipe.write(h.send(h11.Data(data=piece)) or b"")
-                            await pipe.drain()  # (as the server takes them)
-                if not answered:
-                    pipe.write((out or b"") + (h.send(h11.EndOfMessage()) or b""))
+                await _write_request(h, pipe, method, target, items, whole, pieces)
                 broken: Exception | None = None
                 try:
                     response = await _read_response(h, pipe)
@@ -1648,6 +1905,62 @@ class TestClient:
             running = [task for task in protocol.tasks() if not task.done()]
             if running:
                 await asyncio.wait(running)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Body = None,
+        json: Any = None,
+        data: FormArg = None,
+        files: FilesArg = None,
+        headers: HeadersArg = None,
+        params: ParamsArg = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        """``async with client.stream("GET", "/events") as response:`` sends the
+        request as :meth:`request` does (its arguments, no redirects followed),
+        and gives the response once its head came: its body is read as it
+        comes (:class:`StreamedResponse`: ``aiter_lines()``, ``aiter_bytes()``,
+        ...), a server-sent events stream, say.
+
+        The block's end closes the connection (the application hears the
+        client leave). A body read to its end first waits for the
+        application's run, as :meth:`request` does; then what the application
+        raised is raised (``raise_server_exceptions``).
+        """
+        method, target, items, names, whole, pieces = _prepared(
+            method, path, body, json, data, files, headers, params
+        )
+        self._send_cookies(items, names)
+        seconds = self.timeout if timeout is None else timeout
+        h = h11.Connection(h11.CLIENT)
+        pipe = await self._open_pipe()
+        try:
+            broken: ConnectionError | None = None
+            async with _within(seconds, "no response came"):
+                await _write_request(h, pipe, method, target, items, whole, pieces)
+                try:
+                    head = await _read_head(h, pipe)
+                except ConnectionError as exc:
+                    broken = exc
+            if broken is not None:
+                self._raise_failure(pipe)  # (what the application raised, instead)
+                raise broken
+            if head.status == 101:
+                raise ConnectionError("the server switched protocols: use websocket()")
+            self._keep_cookies(head.headers)
+            head.url = _url(items, target)
+            response = StreamedResponse(head, self, h, pipe, seconds)
+            yield response
+            if response.consumed:
+                async with _within(seconds, "the application's run did not end"):
+                    await self._application_done(pipe)
+            self._raise_failure(pipe)
+        finally:
+            pipe.transport.close()
 
     get = _shortcut("GET")
     head = _shortcut("HEAD")

@@ -43,6 +43,7 @@ from .testing import (
     FormArg,
     HeadersArg,
     ParamsArg,
+    StreamedResponse,
     TestClient,
     _Connecting,
 )
@@ -544,6 +545,45 @@ class SyncTestClient:
                 follow_redirects=follow_redirects,
             )
         )
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Body = None,
+        json: Any = None,
+        data: FormArg = None,
+        files: FilesArg = None,
+        headers: HeadersArg = None,
+        params: ParamsArg = None,
+        timeout: float | None = None,
+    ) -> Iterator[StreamedResponse]:
+        """``with client.stream("GET", "/events") as response:`` (:meth:`TestClient.stream`):
+        the body read as it comes, by ``response.iter_lines()``, ``iter_bytes()``,
+        ``iter_text()``, ``iter_raw()`` or ``read()``."""
+        client, thread = self._running
+        streaming = client.stream(
+            method,
+            path,
+            body=body,
+            json=json,
+            data=data,
+            files=files,
+            headers=headers,
+            params=params,
+            timeout=timeout,
+        )
+        response = thread.run(streaming.__aenter__())
+        response._runner = thread.run
+        try:
+            yield response
+        except BaseException as exc:
+            if not thread.run(streaming.__aexit__(type(exc), exc, exc.__traceback__)):
+                raise
+        else:
+            thread.run(streaming.__aexit__(None, None, None))
 
     get = _shortcut("GET")
     head = _shortcut("HEAD")
