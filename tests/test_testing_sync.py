@@ -283,20 +283,24 @@ def test_without_a_block_the_first_call_starts_it_as_starlette_s_does() -> None:
     assert len(client_threads()) == 1
     client.close()
     assert seen == []  # no lifespan without a block, as with Starlette's client
-    with pytest.raises(RuntimeError, match="closed"):
-        client.get("/")
-    with pytest.raises(RuntimeError, match="used once"), client:
-        pass
-    # The settings naming it, it runs.
-    client = SyncTestClient(app, lifespan="on")
-    assert client.get("/").status == 200 and seen == ["startup"]
+    assert not client_threads()
+    # As Starlette's client: it runs again, a call without the lifespan, a
+    # block with it (a run a call began closed first: a module's client that
+    # a fixture then enters).
+    assert client.get("/").text == "home" and seen == []
+    with client:
+        assert seen == ["startup"] and client.get("/").text == "home"
+        with pytest.raises(RuntimeError, match="runs already"), client:
+            pass
+    assert seen == ["startup", "shutdown"] and not client_threads()
+    assert client.get("/").text == "home" and len(client_threads()) == 1
     client.close()
     assert seen == ["startup", "shutdown"]
-    # A block used it: closed after.
-    with SyncTestClient(app) as client:
-        pass
-    with pytest.raises(RuntimeError, match="closed"):
-        client.get("/")
+    # The settings naming it, it runs.
+    client = SyncTestClient(app, lifespan="on")
+    assert client.get("/").status == 200 and seen == ["startup", "shutdown", "startup"]
+    client.close()
+    assert seen == ["startup", "shutdown", "startup", "shutdown"]
 
 
 def test_a_client_started_by_a_call_and_dropped_is_closed() -> None:
@@ -529,8 +533,9 @@ def test_start_and_close_without_a_block() -> None:
     finally:
         client.close()
     assert not client_threads()
-    with pytest.raises(RuntimeError, match="closed"):
-        client.get("/")
+    with pytest.raises(RuntimeError, match=r"runs already \(started by start\(\)\)"):
+        client.start().start()
+    client.close()
 
 
 def test_a_streamed_body_is_read_as_it_comes() -> None:
@@ -549,3 +554,14 @@ def test_a_streamed_body_is_read_as_it_comes() -> None:
             assert response.read().endswith(b"last") and response.text.startswith("data: 0")
         with pytest.raises(Bug, match="in a stream"), client.stream("GET", "/fails") as failing:
             list(failing.iter_bytes())
+
+
+def test_cookies_outlive_a_run() -> None:
+    from .test_testing import _session_routes
+
+    client = SyncTestClient(_session_routes())
+    client.post("/login")
+    with client:  # (a new run: a new server)
+        assert client.get("/me").json() == {"session": "s3cret", "theme": "dark"}
+    assert client.cookies == {"session": "s3cret", "theme": "dark"}
+    client.close()  # (a second close does nothing)

@@ -316,6 +316,10 @@ def _close_dropped(thread: _Thread, client: TestClient | None) -> None:
             thread.stop()
 
 
+#: What started a SyncTestClient's run, as its error names it.
+_STARTS = {"call": "a call", "block": "a with block", "start": "start()"}
+
+
 class SyncTestClient:
     """:class:`~wsserver.testing.TestClient` for tests that are plain functions.
 
@@ -339,7 +343,10 @@ class SyncTestClient:
     starts it, without an ASGI app's lifespan unless the settings name
     ``lifespan`` (as Starlette's client runs it only in a ``with`` block),
     and it is closed by :meth:`close`, or once dropped, or when the
-    interpreter exits.
+    interpreter exits. As Starlette's, a client runs again after it ended:
+    a next call starts it (without the lifespan), a ``with`` block too (with
+    it; a run a call began is closed first), each run a new server, the
+    cookies kept.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
@@ -358,12 +365,13 @@ class SyncTestClient:
         self._loop_factory = loop_factory
         self._thread: _Thread | None = None
         self._client: TestClient | None = None
-        self._used = False
+        #: How the run under way began: "call" (a first call: no lifespan
+        #: unless the settings name it), "block" (with), "start"; None: none runs.
+        self._run: str | None = None
         #: Closes it if it is dropped, or at the interpreter's exit, unclosed.
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        #: Held while it starts: first calls from other threads wait for that start.
+        #: Held while it starts or stops: calls from other threads wait for that.
         self._starting = threading.RLock()
-        self._ready = False
 
     # ---------------------------------------------------------- the block
 
@@ -371,22 +379,24 @@ class SyncTestClient:
         """Start the loop's thread and the server in it (what ``with`` does first).
 
         Raises:
-            RuntimeError: this client was started before (make a new one).
+            RuntimeError: it runs already.
         """
         with self._starting:
-            return self._start()
+            return self._start("start")
 
-    def _start(self) -> SyncTestClient:
-        if self._used:
+    def _start(self, how: str) -> SyncTestClient:
+        if self._run is not None:
             raise RuntimeError(
-                "a SyncTestClient is used once (a with block, start(), or a first call "
-                "starts it): make a new one"
+                f"this SyncTestClient runs already (started by {_STARTS[self._run]}): "
+                "close() it first"
             )
-        self._used = True
+        arguments = dict(self._arguments)
+        if how == "call" and "lifespan" not in arguments and "config" not in arguments:
+            arguments["lifespan"] = "off"  # (Starlette's client runs it in a block only)
         thread = self._thread = _Thread(self._loop_factory)
 
         async def start() -> TestClient:
-            client = TestClient(self._app, **self._arguments)
+            client = TestClient(self._app, **arguments)
             self._client = client  # (closed on the way out even if start() fails)
             return await client.start()
 
@@ -398,22 +408,23 @@ class SyncTestClient:
             raise
         # (Not self in its arguments: the finalizer would keep it alive.)
         self._finalizer = weakref.finalize(self, _close_dropped, thread, self._client)
-        self._ready = True
+        self._run = how
         return self
 
     def close(self) -> None:
-        """Close the server (gracefully), the loop and its thread (what ``with`` does last)."""
-        self._close(failed=False)
-
-    def _start_implicitly(self) -> None:
-        """A first call without ``with``: start (closed once dropped, or at the
-        interpreter's exit)."""
-        if "lifespan" not in self._arguments and "config" not in self._arguments:
-            self._arguments["lifespan"] = "off"  # (Starlette's client runs it in a block only)
-        self.start()
+        """Close the server (gracefully), the loop and its thread (what ``with``
+        does last). A next call, or block, starts it again."""
+        with self._starting:
+            self._close(failed=False)
 
     def __enter__(self) -> SyncTestClient:
-        return self.start()
+        with self._starting:
+            if self._run == "call":
+                # Started by a call (a module's client): the block runs it
+                # again, with the lifespan, as Starlette's client runs it in
+                # each block.
+                self._close(failed=False)
+            return self._start("block")
 
     def __exit__(
         self,
@@ -421,14 +432,20 @@ class SyncTestClient:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._close(failed=exc_type is not None)
+        with self._starting:
+            self._close(failed=exc_type is not None)
 
     def _close(self, failed: bool) -> None:
-        self._ready = False
         thread, client = self._thread, self._client
+        self._run = None
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
+        if client is not None:
+            # (What the next run starts with: cookies kept, as a browser's.)
+            self._arguments["cookies"] = dict(client.cookies)
+            self._arguments["timeout"] = client.timeout
+        self._client = None
         if thread is None:
             return
         try:
@@ -446,50 +463,54 @@ class SyncTestClient:
 
     @property
     def _running(self) -> tuple[TestClient, _Thread]:
-        if not self._ready:
+        """The client and its thread; a call when none runs starts it (a module's
+        client, closed once dropped or at the interpreter's exit)."""
+        client, thread = self._client, self._thread
+        if self._run is None or client is None or thread is None:
             with self._starting:  # (another thread's start under way: waited for)
-                if not self._used:
-                    self._start_implicitly()
-        if self._client is None or self._thread is None:
-            raise RuntimeError("this SyncTestClient is closed: make a new one")
-        return self._client, self._thread
+                if self._run is None:
+                    self._start("call")
+                client, thread = self._client, self._thread
+                assert client is not None and thread is not None
+        return client, thread
 
     # ------------------------------------------------------------ its parts
 
     @property
     def server(self) -> Server:
-        if not self._used:
+        """The server of the run under way (a new one each run)."""
+        if self._run is None:
             raise RuntimeError(
                 "the server runs once the client starts: a with block, start(), or a first call"
             )
         return self._running[0].server
 
-    # (Before the start, cookies and timeout are what it will start with:
+    # (When it does not run, cookies and timeout are what it will start with:
     # setting them does not start it, and a with block may come after.)
 
     @property
     def cookies(self) -> dict[str, str]:
-        if not self._used:
+        if self._run is None:
             cookies = self._arguments["cookies"] = dict(self._arguments.get("cookies") or {})
             return cookies
         return self._running[0].cookies
 
     @cookies.setter
     def cookies(self, cookies: dict[str, str]) -> None:
-        if not self._used:
+        if self._run is None:
             self._arguments["cookies"] = cookies
         else:
             self._running[0].cookies = cookies
 
     @property
     def timeout(self) -> float | None:
-        if not self._used:
+        if self._run is None:
             return cast(float | None, self._arguments.get("timeout"))
         return self._running[0].timeout
 
     @timeout.setter
     def timeout(self, timeout: float | None) -> None:
-        if not self._used:
+        if self._run is None:
             self._arguments["timeout"] = timeout
         else:
             self._running[0].timeout = timeout
