@@ -313,6 +313,43 @@ class TestConnectionReuse:
         access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
         assert len(access) == 1 and f" GET {path} - " in access[0], access  # (no answer)
 
+    @pytest.mark.parametrize("path", ["/poll", "/ws"])
+    async def test_a_cancellation_in_an_exception_group_is_no_failure(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, path: str
+    ) -> None:
+        # (From a review.) A handler, or on_connect hook, whose task group ends
+        # its cancellation in a BaseExceptionGroup was logged and counted as
+        # a failure when its client left.
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        routes = Router()
+
+        async def wait_long(request: Request) -> Any:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError as exc:
+                ended.set_result(None)
+                raise BaseExceptionGroup("its tasks", [exc]) from None
+            return text("late")
+
+        routes.get("/poll")(wait_long)
+
+        @routes.websocket("/ws", on_connect=wait_long)
+        async def ws_handler(request: Request, ws: WebSocket) -> None:
+            pass
+
+        server = await run_server(routes, open_timeout=60)
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            upgrade_request(path) if path == "/ws" else b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        await asyncio.sleep(0.2)
+        writer.close()
+        await asyncio.wait_for(ended, 2)
+        await wait_for(lambda: not server.connections, timeout=2)
+        await asyncio.sleep(0.05)
+        assert server.stats()["handler_errors"] == 0
+        assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
     async def test_upgrade_after_plain_requests(self, run_server: StartServer) -> None:
         server = await run_server(app())
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -1727,9 +1727,20 @@ async def test_what_the_client_undoes_of_a_content_encoding() -> None:
     async def encoded_body(request: Request, name: str) -> Response:
         return raw(encoded[name], headers=[("Content-Encoding", headers.get(name, name))])
 
+    @routes.get("/pieces/raw-deflate")
+    async def in_pieces(request: Request) -> Any:
+        async def pieces() -> AsyncIterator[bytes]:
+            raw = encoded["raw-deflate"]
+            for start in (0, 1, 2, 3):  # (a byte at a time first: too few to tell)
+                yield raw[start : start + 1]
+            yield raw[4:]
+
+        return stream(pieces(), headers=[("Content-Encoding", "deflate")])
+
     async with TestClient(routes) as client:
         for name in ("gzip", "x-gzip", "deflate", "raw-deflate", "gzip-twice"):
             assert (await client.get(f"/{name}")).content == body, name
+        assert (await client.get("/pieces/raw-deflate")).content == body
         assert (await client.get("/br")).content == b"not ours to undo"
         with pytest.raises(ConnectionError, match="not the gzip its Content-Encoding says"):
             await client.get("/broken")
@@ -1779,6 +1790,13 @@ async def test_a_streamed_body_is_read_as_it_comes() -> None:
         # (A \r\n cut between two pieces is one line break.)
         assert rest == ["data: 1", "", "data: 2", "", "last"]
         assert response.consumed
+        async with client.stream("GET", "/ticks", headers={"Connection": "close"}) as closing:
+            await asyncio.sleep(0.1)  # (the whole answer came, and the server's close)
+            assert [line async for line in closing.aiter_lines()][-1] == "last"
+        async with client.stream("GET", "/ticks") as late:
+            pass
+        with pytest.raises(RuntimeError, match="within its stream"):
+            await anext(late.aiter_bytes())
         with pytest.raises(RuntimeError, match="read once"):
             await anext(response.aiter_bytes())
 

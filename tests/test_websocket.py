@@ -1454,6 +1454,33 @@ async def test_a_cancellation_in_an_exception_group_is_the_cancellation(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_a_task_group_ended_by_the_client_s_close_is_no_failure(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # (From a review.) Its reader's ConnectionClosedOK came in an
+    # ExceptionGroup: logged and counted as the handler's failure.
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        async def reader() -> None:
+            while True:
+                await ws.recv()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reader())
+            group.create_task(asyncio.sleep(10))
+
+    server = await run_server(routes)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        await ws.send("hi")
+    await wait_for(lambda: not server.connections, what="the connection gone")
+    await asyncio.sleep(0.05)
+    assert ws.close_code == 1000
+    assert server.stats()["handler_errors"] == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_what_passes_through_in_an_exception_group() -> None:
     from wsserver.errors import passes_through
 

@@ -377,7 +377,12 @@ class Supervisor:
             said = await reader.read(1)
             if not worker.ready.done():
                 worker.ready.set_result(said == READY)
-                if said == READY and self._first_started and worker not in self._starting:
+                if (
+                    said == READY
+                    and self._first_started
+                    and worker not in self._starting
+                    and not worker.retiring
+                ):
                     # (Started is not accepting: one more, or one started
                     # again, says when it serves. A replacement says it as it
                     # takes its slot, see _replace().)

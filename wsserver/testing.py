@@ -248,9 +248,20 @@ class StreamedResponse(ClientResponse):
 
     Attributes:
         consumed: whether the body was read to its end.
+        left: whether its ``stream()`` block ended (its connection closed).
     """
 
-    __slots__ = ("_client", "_h", "_pipe", "_timeout", "_started", "_whole", "_runner", "consumed")
+    __slots__ = (
+        "_client",
+        "_h",
+        "_pipe",
+        "_timeout",
+        "_started",
+        "_whole",
+        "_runner",
+        "consumed",
+        "left",
+    )
 
     def __init__(
         self,
@@ -266,7 +277,7 @@ class StreamedResponse(ClientResponse):
         self._h = h
         self._pipe = pipe
         self._timeout = timeout
-        self._started = self._whole = self.consumed = False
+        self._started = self._whole = self.consumed = self.left = False
         #: Runs a coroutine on the client's loop, for a SyncTestClient's.
         self._runner: Callable[[Any], Any] | None = None
 
@@ -281,6 +292,8 @@ class StreamedResponse(ClientResponse):
         """
         if self._started:
             raise RuntimeError("the body of a streamed response is read once")
+        if self.left:
+            raise RuntimeError("a streamed response is read within its stream() block")
         self._started = True
         while True:
             broken: ConnectionError | None = None
@@ -942,6 +955,8 @@ class _Decoder:
             for coding in self._codings
         ]
         self._fed = [False] * len(self._codings)
+        #: A deflate layer's first byte, until a second tells its format.
+        self._first = [b""] * len(self._codings)
 
     def decode(self, data: bytes) -> bytes:
         for layer in range(len(self._codings)):
@@ -957,6 +972,8 @@ class _Decoder:
             if data:
                 data = self._inflate(layer, data)
             if not self._fed[layer]:
+                if self._first[layer]:
+                    raise self._broken(layer, "cut short")
                 return data  # (no body at all: a HEAD's, a 204)
             inflater = self._inflaters[layer]
             data += inflater.flush()
@@ -965,16 +982,19 @@ class _Decoder:
         return data
 
     def _inflate(self, layer: int, data: bytes) -> bytes:
-        try:
-            out = self._inflaters[layer].decompress(data)
-        except zlib.error as exc:
-            if self._codings[layer] != "deflate" or self._fed[layer]:
-                raise self._broken(layer, str(exc)) from None
-            self._inflaters[layer] = zlib.decompressobj(-zlib.MAX_WBITS)
-            self._fed[layer] = True
-            return self._inflate(layer, data)
+        if self._codings[layer] == "deflate" and not self._fed[layer]:
+            data = self._first[layer] + data
+            if len(data) < 2:
+                self._first[layer] = data  # (a zlib header is two bytes)
+                return b""
+            self._first[layer] = b""
+            if data[0] & 0x0F != 8 or (data[0] << 8 | data[1]) % 31:
+                self._inflaters[layer] = zlib.decompressobj(-zlib.MAX_WBITS)  # (no zlib header)
         self._fed[layer] = True
-        return out
+        try:
+            return self._inflaters[layer].decompress(data)
+        except zlib.error as exc:
+            raise self._broken(layer, str(exc)) from None
 
     def _broken(self, layer: int, why: str) -> ConnectionError:
         return ConnectionError(
@@ -1954,7 +1974,10 @@ class TestClient:
             self._keep_cookies(head.headers)
             head.url = _url(items, target)
             response = StreamedResponse(head, self, h, pipe, seconds)
-            yield response
+            try:
+                yield response
+            finally:
+                response.left = True
             if response.consumed:
                 async with _within(seconds, "the application's run did not end"):
                     await self._application_done(pipe)

@@ -28,7 +28,14 @@ from ..app.request import Request
 from ..app.response import StreamingResponse
 from ..app.routing import Resolution, Route
 from ..app.static import FilePieces
-from ..errors import BadRequest, ClientDisconnected, RequestTooLarge, task_was_cancelled
+from ..errors import (
+    BadRequest,
+    ClientDisconnected,
+    RequestTooLarge,
+    passed_on,
+    passes_through,
+    task_was_cancelled,
+)
 from ..logs import (
     error_fields,
     log_access,
@@ -902,7 +909,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
             assert route.on_connect is not None
             answer = route.on_connect(request)
             if inspect.isawaitable(answer):
-                answer = await answer
+                try:
+                    answer = await answer
+                except BaseExceptionGroup as exc:
+                    if passes_through(exc):
+                        raise passed_on(exc)  # noqa: B904 (its task group's cancellation, say)
+                    raise
             final = accept.answered(answer, request.subprotocols)
             if self._transport_closing:
                 return  # shut down (503) while the hook decided
@@ -1071,6 +1083,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 )
             else:  # (after the head: the response was cut short)
                 protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
+        except BaseExceptionGroup as exc:
+            if passes_through(exc):
+                raise passed_on(exc)  # noqa: B904 (its task group's cancellation, say)
+            raise
         except ClientDisconnected as exc:
             if exc.origin is not self or not self.closing:
                 raise  # (another connection's, or this one is there: the handler's failure)

@@ -321,8 +321,8 @@ class Metrics:
             ]
             key = (name, tuple(sorted(labels.items())))
             last_counts, last_sum = self._last_histograms.get(key, ([0] * len(counts), 0.0))
-            if counts == last_counts:
-                continue
+            if counts == last_counts or any(map(int.__lt__, counts, last_counts)):
+                continue  # (nothing new; or older figures than the last: never a decrease)
             metric = self._mirrors.get(name)
             if metric is None:
                 bounds = [float(le) for le in histogram["buckets"] if le != "+Inf"]

@@ -786,8 +786,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
             if only(exc, NOT_FAILURES):
                 raise passed_on(exc)  # noqa: B904 (itself, or a group's own)
-            if isinstance(exc, ConnectionClosed) and not ws.open:
-                # This connection's close (another's, escaping, is a failure).
+            if only(exc, ConnectionClosed) and not ws.open:
+                # This connection's close, a task group's too (another's,
+                # escaping, is a failure).
                 self.start_close(1000)
                 return
             if cancelled(exc):
