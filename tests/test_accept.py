@@ -210,3 +210,47 @@ def test_a_start_that_runs_out_of_descriptors_leaves_nothing_behind(
         "socket file left: False",
         "refused",
     ], done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("libuv_closed_it", [True, False])
+def test_a_watcher_that_failed_leaves_no_descriptor_and_closes_no_other(
+    libuv_closed_it: bool,
+) -> None:
+    # When uvloop's create_server(sock=) fails in libuv, libuv has closed the
+    # descriptor already; closing our duplicate again closed whatever had
+    # taken that number meanwhile (another thread's file, a client's socket).
+    # One it failed before taking is ours to close.
+    import errno
+
+    taken: list[Any] = []
+    names: list[str] = []
+
+    class Loop(uvloop.Loop):  # type: ignore[misc]
+        watchers = 0
+
+        async def create_server(self, *args: Any, sock: Any = None, **kwargs: Any) -> Any:
+            Loop.watchers += 1
+            if Loop.watchers == 3:  # (the second duplicate)
+                names.append(socket_name(sock))
+                if libuv_closed_it:
+                    number = sock.fileno()
+                    os.close(number)
+                    taken.append(open(os.devnull))  # noqa: SIM115 (the number, taken again)
+                    assert taken[0].fileno() == number
+                raise OSError(errno.ENOMEM, "uv_tcp_open failed")
+            return await super().create_server(*args, sock=sock, **kwargs)
+
+    async def main() -> None:
+        server = serve(echo_routes("/"), "127.0.0.1", 0)
+        with pytest.raises(OSError, match="uv_tcp_open failed"):
+            await server
+        await server.close()
+
+    with asyncio.Runner(loop_factory=Loop) as runner:
+        runner.run(main())
+    assert descriptors_of(names[0]) == 0  # (none of the listening socket's left)
+    for file in taken:
+        try:
+            os.fstat(file.fileno())  # still open: not ours to close
+        finally:
+            file.close()

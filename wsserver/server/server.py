@@ -470,7 +470,7 @@ class Server:
                             ssl_handshake_timeout=timeout,
                         )
                     except BaseException:
-                        duplicate.close()
+                        _close_duplicate(duplicate, sock)
                         raise
                     self._watchers.append(watcher)
         except BaseException:  # (a start that failed leaves nothing open, no socket file)
@@ -1216,6 +1216,20 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
 #: Where an ASGI application's defaults differ from a Router's: uvicorn's
 #: ``--ws-per-message-deflate`` is on unless turned off.
 ASGI_DEFAULTS = {"compression": "deflate"}
+
+
+def _close_duplicate(duplicate: socket.socket, original: socket.socket) -> None:
+    """Close a duplicate of ``original``'s descriptor that a loop failed to watch,
+    unless the loop closed it already (libuv does, when it fails after taking
+    it): the number may be another file's by now, not ours to close."""
+    try:
+        ours = os.fstat(duplicate.fileno()).st_ino == os.fstat(original.fileno()).st_ino
+    except OSError:
+        ours = False
+    if ours:
+        duplicate.close()
+    else:
+        duplicate.detach()
 
 
 def accepts_one_per_iteration(loop: asyncio.AbstractEventLoop) -> bool:
