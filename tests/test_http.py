@@ -853,3 +853,10 @@ async def test_request_url_is_the_one_the_client_asked_for(run_server: StartServ
         assert (
             await asyncio.wait_for(client.recv(), TIMEOUT) == f"ws://127.0.0.1:{server.port}/ws?t=1"
         )
+    # HTTP/1.0 may send no Host (an old health check's OPTIONS or GET): the
+    # address the request came to, not "http:///a/b".
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /a/b?x=1 HTTP/1.0\r\n\r\n")
+    status, _, body = await read_response(reader)
+    writer.close()
+    assert (status, body) == (200, f"http://127.0.0.1:{server.port}/a/b?x=1".encode())

@@ -102,6 +102,7 @@ class Request:
         "_json",
         "_form",
         "_files",
+        "_listener",
     )
 
     def __init__(
@@ -133,6 +134,9 @@ class Request:
         self._ctx: types.SimpleNamespace | None = None
         self._cookies: dict[str, str] | None = None
         self._json: Any = _UNPARSED
+        #: What :attr:`url` names without a ``Host`` (HTTP/1.0): the address
+        #: the request came to, ``(host, port)``, set by the server.
+        self._listener: tuple[str, int] | None = None
         self._form: MultiValues | None = None
         self._files: MultiValues | None = None
 
@@ -214,11 +218,20 @@ class Request:
     def url(self) -> str:
         """The URL the client asked for: scheme, ``Host`` and target as sent
         (``http://example.org/a?b=1``; ``ws://`` or ``wss://`` for a WebSocket
-        route's handshake), as Sanic's ``request.url``."""
+        route's handshake), as Sanic's ``request.url``. Without a ``Host``
+        (HTTP/1.0), the address the request came to (``http://127.0.0.1:8000/``)."""
         scheme = self.scheme
         if self.route is not None and getattr(self.route, "is_websocket", False):
             scheme = "wss" if scheme == "https" else "ws"
-        return f"{scheme}://{self.host}{self.target}"
+        host = self.host
+        if not host and self._listener is not None:
+            # (HTTP/1.0 may send no Host: the address it came to, as an ASGI
+            # scope's "server" gives it, its port left out if the scheme's.)
+            name, port = self._listener
+            host = f"[{name}]" if ":" in name else name
+            if port != (443 if scheme in ("https", "wss") else 80):
+                host += f":{port}"
+        return f"{scheme}://{host}{self.target}"
 
     @property
     def subprotocols(self) -> list[str]:

@@ -679,6 +679,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             scheme=scheme,
         )
         self.request.server = self.server
+        if event.http_version == b"1.0" and "host" not in headers:
+            local = self.local_address
+            if local is not None and local[1] is not None:
+                self.request._listener = (local[0], local[1])
         if self.server.ssl is not None:
             if self._tls is None:
                 self._tls = self.server.tls_of(self.transport)
