@@ -345,6 +345,14 @@ async def test_status_page_shows_the_servers_counters(
                 })()"""
             )
             assert painted > 50  # the blue and red lines are drawn
+            # The median and 99th percentile, in ms, of the handshakes and
+            # HTTP responses so far (less than a minute's snapshots: all).
+            latency = await page.evaluate(
+                "['handshake-ms', 'http-ms'].map(id => document.getElementById(id).textContent)"
+            )
+            for text in latency:
+                p50, p99 = (float(x) for x in text.split(" / "))
+                assert 0 < p50 <= p99 < 1000, latency
         for ws in kept:
             await ws.close()
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]

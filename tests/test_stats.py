@@ -697,3 +697,32 @@ def test_a_duration_on_a_bound_is_counted_at_most_that_long() -> None:
     assert report["buckets"] == {"0.5": 1, "1.0": 2, "2.0": 3, "+Inf": 4}
     assert report["count"] == 4 and report["sum"] == pytest.approx(5.0000001)
     json.dumps(report)  # (server.stats() is JSON-ready)
+
+
+def test_the_status_page_s_percentiles_are_prometheus_s() -> None:
+    # histogram_quantile's: linear within the bucket the rank falls in; past
+    # the last bound, that bound; none of nothing.
+    from wsserver.server.status import quantile
+
+    buckets = {"0.001": 0, "0.0025": 50, "0.005": 99, "0.01": 100, "+Inf": 100}
+    assert quantile(buckets, 0.5) == pytest.approx(2.5)
+    assert quantile(buckets, 0.25) == pytest.approx(1.75)
+    assert quantile(buckets, 0.99) == pytest.approx(5.0)
+    assert quantile({"0.1": 0, "1.0": 0, "+Inf": 3}, 0.5) == pytest.approx(1000.0)
+    assert quantile({"0.1": 0, "+Inf": 0}, 0.5) is None
+
+
+def test_the_status_page_s_percentiles_are_of_the_last_minute() -> None:
+    from wsserver.server.status import StatusBoard
+
+    board = StatusBoard(None, "/_status", None)  # type: ignore[arg-type]
+
+    def counted(now: float, handshakes: int) -> int:
+        durations = {"handshakes": {"0.001": handshakes, "+Inf": handshakes}, "http": {}}
+        return int(board._latency(now, durations)["handshakes"]["count"])
+
+    assert counted(0.0, 10) == 10  # (no snapshot a minute old yet: since the start)
+    assert counted(30.0, 15) == 15
+    assert counted(61.0, 20) == 10  # since the snapshot of a minute ago
+    assert counted(95.0, 20) == 5  # (since 30 s)
+    assert counted(200.0, 20) == 0

@@ -5,8 +5,9 @@ machine may have no internet) that opens a WebSocket to ``<status_path>/ws``;
 the server sends it a snapshot every second: every worker's :meth:`Server.stats`
 and their totals. The page keeps the last five minutes and draws, on a
 hand-written canvas chart, open connections and messages per second; beside it
-the current figures (connections, messages and bytes in and out, close codes)
-and a table per worker.
+the current figures (connections, messages and bytes in and out, the median
+and 99th percentile of handshakes and HTTP responses over the last minute,
+close codes) and a table per worker.
 
 Under ``--workers``, each worker writes its snapshot to a directory the
 supervisor made (:meth:`StatusBoard.share`) every second; whichever worker serves
@@ -22,6 +23,7 @@ compared in constant time, else 401.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import secrets
@@ -54,6 +56,10 @@ GONE = 60.0
 FEED_ROUTE = "_status_ws"
 #: The key of a worker's figures that holds its feeds' close codes.
 FEED_CLOSE_CODES = "status_feed_close_codes"
+#: The durations whose percentiles the page shows (keys of a snapshot's ``durations``).
+TIMED = ("handshakes", "http")
+#: Over how many seconds the page's percentiles are taken.
+LATENCY_WINDOW = 60.0
 
 
 class StatusBoard:
@@ -72,6 +78,11 @@ class StatusBoard:
         #: The last snapshot: when, what, and the figures of this process it is made of.
         self._snapshot: tuple[float, dict[str, Any], dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
+        #: The histograms' totals of the snapshots of the last LATENCY_WINDOW
+        #: (and the newest before it): when, and each one's buckets.
+        self._timed: collections.deque[tuple[float, dict[str, dict[str, int]]]] = (
+            collections.deque()
+        )
 
     def share(self, directory: str, worker: str) -> None:
         """Under workers (before the server starts): show the figures every worker
@@ -150,14 +161,38 @@ class StatusBoard:
                     if now_wall - partial.stat().st_mtime >= GONE:
                         partial.unlink()
         rows = {name: totals(figures) for name, figures in workers.items()}
+        summed = added_up(rows.values())
+        for row in rows.values():
+            del row["durations"]  # (summed: the page shows the percentiles of all)
         snapshot = {
             "time": time.time(),
             "workers": workers,
-            "totals": added_up(rows.values()),
+            "totals": summed,
             "worker_totals": rows,
+            "latency": self._latency(now, summed.pop("durations")),
         }
         self._snapshot = (now, snapshot, mine)
         return snapshot
+
+    def _latency(self, now: float, durations: dict[str, dict[str, int]]) -> dict[str, Any]:
+        """The median and 99th percentile (ms) of each of :data:`TIMED` over the
+        last :data:`LATENCY_WINDOW` (since the start, until snapshots that old
+        were taken), and how many there were; None without any."""
+        timed = self._timed
+        timed.append((now, durations))
+        while len(timed) > 1 and timed[1][0] <= now - LATENCY_WINDOW:
+            timed.popleft()  # (the newest at least a window old stays: the baseline)
+        base = timed[0][1] if timed[0][0] <= now - LATENCY_WINDOW else {}
+        latency = {}
+        for kind in TIMED:
+            before = base.get(kind, {})
+            window = {le: max(0, n - before.get(le, 0)) for le, n in durations[kind].items()}
+            latency[kind] = {
+                "count": window.get("+Inf", 0),
+                "p50": quantile(window, 0.5),
+                "p99": quantile(window, 0.99),
+            }
+        return latency
 
     def _with_feeds(self, stats: dict[str, Any]) -> dict[str, Any]:
         """``stats`` with this process's feeds' close codes (a copy: ``stats``
@@ -225,6 +260,10 @@ def totals(stats: dict[str, Any]) -> dict[str, Any]:
     codes = Counter({str(code): n for code, n in stats["close_codes"]["received"].items()})
     codes.subtract(stats.get(FEED_CLOSE_CODES, {}))
     total["close_codes"] = {code: n for code, n in codes.items() if n > 0}
+    durations = stats.get("durations", {})  # (a worker of an older version: none)
+    total["durations"] = {
+        kind: dict(durations[kind]["buckets"]) if kind in durations else {} for kind in TIMED
+    }
     return total
 
 
@@ -232,12 +271,38 @@ def added_up(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Workers' :func:`totals`, added up."""
     total: dict[str, Any] = dict.fromkeys((*MESSAGE_FIELDS, "connections"), 0)
     codes: Counter[str] = Counter()
+    durations: dict[str, Counter[str]] = {kind: Counter() for kind in TIMED}
     for row in rows:
         for name in total:
             total[name] += row[name]
         codes.update(row["close_codes"])
+        for kind in TIMED:
+            durations[kind].update(row["durations"][kind])
     total["close_codes"] = dict(codes)
+    total["durations"] = {kind: dict(buckets) for kind, buckets in durations.items()}
     return total
+
+
+def quantile(buckets: dict[str, int], q: float) -> float | None:
+    """The ``q`` quantile, in milliseconds, of a histogram's cumulative
+    ``buckets`` (an upper bound in seconds, as text -> how many at most that
+    long; ``+Inf`` last), found within its bucket by linear interpolation, as
+    Prometheus's ``histogram_quantile`` does (past the last bound: that bound).
+    None for an empty histogram."""
+    total = buckets.get("+Inf", 0)
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0
+    for le, count in buckets.items():
+        if le == "+Inf":
+            return lower * 1000
+        upper = float(le)
+        if count >= rank:
+            inside = count - below
+            return (lower + (upper - lower) * ((rank - below) / inside if inside else 1)) * 1000
+        lower, below = upper, count
+    return lower * 1000
 
 
 PAGE = """<!DOCTYPE html>
@@ -269,6 +334,8 @@ PAGE = """<!DOCTYPE html>
   <div class="figure">bytes in<b id="bytes-in">-</b></div>
   <div class="figure">bytes out<b id="bytes-out">-</b></div>
   <div class="figure">workers<b id="worker-count">-</b></div>
+  <div class="figure">handshakes, ms: median / 99%<b id="handshake-ms">-</b></div>
+  <div class="figure">HTTP responses, ms: median / 99%<b id="http-ms">-</b></div>
 </div>
 <div class="legend"><span style="color:#2563eb">&#9632; open connections</span>
 <span style="color:#dc2626">&#9632; messages/s</span> (last 5 minutes)</div>
@@ -286,6 +353,8 @@ window.statusChart = chart;
 let last = null;
 
 function messages(t) { return t.text_in + t.binary_in + t.text_out + t.binary_out; }
+
+function ms(value) { return value < 10 ? value.toFixed(1) : String(Math.round(value)); }
 
 function cell(row, text) {
   const td = document.createElement("td");
@@ -346,6 +415,11 @@ function show(snapshot) {
   document.getElementById("bytes-out").textContent = t.payload_out;
   const workers = Object.entries(snapshot.workers);
   document.getElementById("worker-count").textContent = workers.length;
+  for (const [kind, id] of [["handshakes", "handshake-ms"], ["http", "http-ms"]]) {
+    const l = snapshot.latency[kind];  // (over the last minute)
+    document.getElementById(id).textContent = l.count === 0
+      ? "-" : `${ms(l.p50)} / ${ms(l.p99)}`;
+  }
   table("close-codes", Object.entries(t.close_codes).sort());
   table("workers", Object.entries(snapshot.worker_totals).sort().map(([name, w]) => [
     name, w.connections, w.text_in + w.binary_in, w.text_out + w.binary_out,
