@@ -402,6 +402,12 @@ async def test_one_scrape_sees_every_worker() -> None:
         "none",
     ) as cli:
         await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        # (From an audit.) Before any connection or response, the series are
+        # there at 0, as in one process: "no data" is not 0 to an alert.
+        first = scrape((await get_metrics(cli.port)).text)
+        assert first[("wsserver_connections_open", (("route", "pid"),))] == 0
+        assert first[("wsserver_connections_opened_total", (("route", "pid"),))] == 0
+        assert first[("wsserver_handshake_duration_seconds_count", ())] == 0
         workers = children(cli.proc.pid)
         connections = await on_every_worker(cli.url, workers)
         clients = [ws for ws, _ in connections]

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import BackgroundTasks, FastAPI
 from starlette.applications import Starlette
@@ -1675,6 +1676,12 @@ async def test_a_response_s_own_cookies_and_raise_for_status_are_httpx_s() -> No
             missing.raise_for_status()
         except HTTPStatusError as exc:
             assert exc.response is missing
+        # A test written for Starlette's client catches httpx's.
+        with pytest.raises(httpx.HTTPStatusError) as caught:
+            missing.raise_for_status()
+        assert caught.value.response is missing
+        with pytest.raises(RuntimeError, match="not been set"):
+            caught.value.request  # noqa: B018 (there is no httpx request)
 
 
 def _gzip_app() -> Starlette:

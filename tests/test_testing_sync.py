@@ -565,3 +565,38 @@ def test_cookies_outlive_a_run() -> None:
         assert client.get("/me").json() == {"session": "s3cret", "theme": "dark"}
     assert client.cookies == {"session": "s3cret", "theme": "dark"}
     client.close()  # (a second close does nothing)
+
+
+def test_json_messages_in_binary_mode_as_starlette_s() -> None:
+    async def echo_json(websocket: StarletteWebSocket) -> None:
+        await websocket.accept()
+        got = await websocket.receive_json(mode="binary")
+        await websocket.send_json({"got": got}, mode="binary")
+        await websocket.send_json({"then": "text"})
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws", echo_json)])
+    with SyncTestClient(app) as client, client.websocket("/ws") as ws:
+        ws.send_json({"a": 1}, mode="binary")
+        assert ws.receive_json(mode="binary") == {"got": {"a": 1}}
+        with pytest.raises(TypeError, match="expected a binary message, received a text one"):
+            ws.receive_json(mode="binary")
+        with pytest.raises(ValueError, match="mode is"):
+            ws.send_json({}, mode="bytes")
+
+
+def test_a_whole_response_is_read_as_httpx_reads_one() -> None:
+    # (From an audit.) A test of a finite event stream reads it line by line
+    # from client.get(): httpx allows it on any response.
+    from .test_testing import _streaming_routes
+
+    gate = asyncio.Event()
+    gate.set()
+    with SyncTestClient(_streaming_routes(gate)) as client:
+        response = client.get("/ticks")
+        lines = list(response.iter_lines())
+        assert lines == ["data: 0", "", "data: 1", "", "data: 2", "", "last"]
+        assert b"".join(response.iter_bytes()) == response.read() == response.content
+        assert "".join(response.iter_text()) == response.text
+        empty = client.head("/ticks")
+        assert list(empty.iter_lines()) == list(empty.iter_bytes()) == []

@@ -210,6 +210,45 @@ class ClientResponse:
             self,
         )
 
+    # (httpx's ways to read a body, for a response read whole already: what a
+    # test of a finite stream, server-sent events say, reads it with.)
+
+    def read(self) -> bytes:
+        """The body (:attr:`body`)."""
+        return self.body
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body, in one piece (none if it is empty)."""
+        if self.body:
+            yield self.body
+
+    def iter_text(self) -> Iterator[str]:
+        """The body as text (:attr:`text`), in one piece (none if it is empty)."""
+        if self.body:
+            yield self.text
+
+    def iter_lines(self) -> Iterator[str]:
+        """The body's lines, each without its ``\\n``, ``\\r\\n`` or ``\\r``."""
+        lines = _LINE_BREAK.split(self.text)
+        if lines[-1] == "":
+            lines.pop()  # (after the last line break: no line)
+        yield from lines
+
+    async def aread(self) -> bytes:
+        return self.body
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        for piece in self.iter_bytes():
+            yield piece
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        for text in self.iter_text():
+            yield text
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        for line in self.iter_lines():
+            yield line
+
     def __repr__(self) -> str:
         return f"<ClientResponse {self.status} {self.reason}, {len(self.body)} bytes>"
 
@@ -415,12 +454,24 @@ class StreamedResponse(ClientResponse):
         return f"<StreamedResponse {self.status} {self.reason}>"
 
 
-class HTTPStatusError(WSServerError):
+def _httpx_status_error() -> tuple[type[Exception], ...]:
+    """httpx's ``HTTPStatusError``, when httpx is installed (Starlette's test
+    client needs it): what a test written for that client catches."""
+    try:
+        from httpx import HTTPStatusError as HttpxStatusError
+    except ImportError:
+        return ()
+    return (HttpxStatusError,)
+
+
+class HTTPStatusError(WSServerError, *_httpx_status_error()):  # type: ignore[misc]
     """:meth:`ClientResponse.raise_for_status` met a status other than 2xx;
-    ``response`` is that response."""
+    ``response`` is that response. With httpx installed it is also an
+    ``httpx.HTTPStatusError`` (its ``request`` unset: there is no httpx request)."""
 
     def __init__(self, message: str, response: ClientResponse) -> None:
-        super().__init__(message)
+        Exception.__init__(self, message)
+        self._request = None  # (httpx's request: unset, its property says so)
         self.response = response
 
 
@@ -1166,9 +1217,11 @@ class ClientWebSocket:
             self._write_frame(opcode, payload, i == last, deflate is not None and i == 0)
         await self._drain()
 
-    async def send_json(self, data: Any) -> None:
-        """Send ``data`` as a JSON text message."""
-        await self.send(jsonlib.dumps(data))
+    async def send_json(self, data: Any, mode: str = "text") -> None:
+        """Send ``data`` as JSON: a text message (``mode="binary"``: a binary
+        one, its UTF-8), as Starlette's test client does."""
+        text = jsonlib.dumps(data)
+        await self.send(text.encode() if _json_mode(mode) == "binary" else text)
 
     async def send_text(self, data: str) -> None:
         """Send a text message (Starlette's test client's name; :meth:`send` takes both).
@@ -1309,9 +1362,15 @@ class ClientWebSocket:
             raise TypeError(f"expected a binary message, got text: {message[:80]!r}")
         return message
 
-    async def receive_json(self, timeout: float | None = None) -> Any:
-        """The next message, parsed as JSON."""
-        return jsonlib.loads(await self.receive(timeout))
+    async def receive_json(self, timeout: float | None = None, *, mode: str | None = None) -> Any:
+        """The next message, parsed as JSON; with ``mode`` (``"text"`` or
+        ``"binary"``, as Starlette's test client takes it), one of that kind
+        (else ``TypeError``)."""
+        message = await self.receive(timeout)
+        if mode is not None and isinstance(message, str) != (_json_mode(mode) == "text"):
+            kind = "text" if isinstance(message, str) else "binary"
+            raise TypeError(f"expected a {mode} message, received a {kind} one: {message!r:.80}")
+        return jsonlib.loads(message)
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self
@@ -1476,6 +1535,12 @@ def _client_deflate(values: list[str], offered: bool) -> PerMessageDeflate | Non
         client_window_bits=int(theirs["bits"]),
         settings=DeflateSettings(min_size=0),
     )
+
+
+def _json_mode(mode: str) -> str:
+    if mode not in ("text", "binary"):
+        raise ValueError(f'mode is "text" or "binary", not {mode!r}')
+    return mode
 
 
 class _Connecting:

@@ -220,8 +220,8 @@ class SyncWebSocket:
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         self._thread.run(self.ws.send_bytes(data))
 
-    def send_json(self, data: Any) -> None:
-        self._thread.run(self.ws.send_json(data))
+    def send_json(self, data: Any, mode: str = "text") -> None:
+        self._thread.run(self.ws.send_json(data, mode))
 
     def send_fragments(
         self, fragments: Iterable[str | bytes | bytearray | memoryview], *, compress: bool = True
@@ -239,8 +239,8 @@ class SyncWebSocket:
     def receive_bytes(self, timeout: float | None = None) -> bytes:
         return self._thread.run(self.ws.receive_bytes(timeout))
 
-    def receive_json(self, timeout: float | None = None) -> Any:
-        return self._thread.run(self.ws.receive_json(timeout))
+    def receive_json(self, timeout: float | None = None, *, mode: str | None = None) -> Any:
+        return self._thread.run(self.ws.receive_json(timeout, mode=mode))
 
     def ping(
         self,

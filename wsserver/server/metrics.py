@@ -320,16 +320,17 @@ class Metrics:
                 )
             ]
             key = (name, tuple(sorted(labels.items())))
-            last_counts, last_sum = self._last_histograms.get(key, ([0] * len(counts), 0.0))
-            if counts == last_counts or any(map(int.__lt__, counts, last_counts)):
-                continue  # (nothing new; or older figures than the last: never a decrease)
             metric = self._mirrors.get(name)
             if metric is None:
                 bounds = [float(le) for le in histogram["buckets"] if le != "+Inf"]
                 text, label_names = DEFINITIONS[name][1:]
                 metric = Histogram(name, text, label_names, registry=None, buckets=bounds)
                 self._mirrors[name] = metric
+            # (Made at once, at 0 if need be: a series from the start, as in one process.)
             child = metric.labels(**labels) if labels else metric
+            last_counts, last_sum = self._last_histograms.get(key, ([0] * len(counts), 0.0))
+            if counts == last_counts or any(map(int.__lt__, counts, last_counts)):
+                continue  # (nothing new; or older figures than the last: never a decrease)
             for bucket, n, before in zip(child._buckets, counts, last_counts, strict=True):
                 if n > before:
                     bucket.inc(n - before)

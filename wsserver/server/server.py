@@ -145,8 +145,16 @@ class Server:
         #: ASGI applications' runs and Router WebSocket handlers not over yet
         #: (they may outlive their connections): shutdown waits for them.
         self.app_tasks: set[asyncio.Task[None]] = set()
-        #: The counters (see :meth:`stats`).
+        #: The counters (see :meth:`stats`), every WebSocket route's there from
+        #: the start (at 0: a metric's series, in every worker, before its
+        #: first connection).
         self.counters = ServerStats()
+        if self.router is not None:
+            for route in self.router.routes:
+                if route.is_websocket:
+                    self.counters.route(route.name)
+        elif self.asgi is not None:
+            self.counters.route("asgi")
         #: Told of each application failure (:meth:`app_failed`) with the
         #: problem, the exception if any, and the connection's transport:
         #: TestClient raises them in the test.
