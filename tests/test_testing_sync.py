@@ -600,3 +600,21 @@ def test_a_whole_response_is_read_as_httpx_reads_one() -> None:
         assert "".join(response.iter_text()) == response.text
         empty = client.head("/ticks")
         assert list(empty.iter_lines()) == list(empty.iter_bytes()) == []
+
+
+def test_requests_say_what_starlette_s_client_says() -> None:
+    # (From an audit.) An app (or a test) that reads the user agent saw none.
+    async def agent(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse(f"{request.headers['user-agent']} {request.headers['accept']}")
+
+    async def ws_agent(websocket: StarletteWebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(websocket.headers["user-agent"])
+        await websocket.close()
+
+    app = Starlette(routes=[Route("/", agent), WebSocketRoute("/ws", ws_agent)])
+    with SyncTestClient(app) as client:
+        assert client.get("/").text == "testclient */*"
+        assert client.get("/", headers={"User-Agent": "mine"}).text == "mine */*"
+        with client.websocket("/ws") as ws:
+            assert ws.receive() == "testclient"

@@ -117,6 +117,8 @@ DEFAULT_TIMEOUT = 5.0
 _SERVERS_DEFAULT: Any = object()
 #: The ``Host`` header sent unless the test sends its own.
 DEFAULT_HOST = "testserver"
+#: The ``User-Agent`` sent unless the test sends its own (Starlette's test client's).
+USER_AGENT = "testclient"
 
 HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 #: Query parameters: a mapping (a list or tuple value repeats the name) or pairs.
@@ -1652,8 +1654,12 @@ def _prepared(
         whole = bytes(whole)
     if "host" not in names:
         items.insert(0, ("Host", DEFAULT_HOST))
+    if "accept" not in names:
+        items.append(("Accept", "*/*"))  # (httpx's)
     if "accept-encoding" not in names:
         items.append(("Accept-Encoding", ACCEPT_ENCODING))  # (httpx's; undone as it)
+    if "user-agent" not in names:
+        items.append(("User-Agent", USER_AGENT))
     if whole is not None and "content-length" not in names and "transfer-encoding" not in names:
         items.append(("Content-Length", str(len(whole))))
     return method.upper(), _target(path, params), items, names, whole, pieces
@@ -2126,6 +2132,8 @@ class TestClient:
             ours.append(("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"))
         if subprotocols:
             ours.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
+        if "user-agent" not in names:
+            ours.append(("User-Agent", USER_AGENT))
         self._send_cookies(ours, names)
         # What was offered is what the request says, ``headers`` included.
         offered = subprotocols + [
