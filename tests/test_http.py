@@ -860,3 +860,8 @@ async def test_request_url_is_the_one_the_client_asked_for(run_server: StartServ
     status, _, body = await read_response(reader)
     writer.close()
     assert (status, body) == (200, f"http://127.0.0.1:{server.port}/a/b?x=1".encode())
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /a/b HTTP/1.1\r\nHost:\r\n\r\n")  # (an empty one: the same)
+    status, _, body = await read_response(reader)
+    writer.close()
+    assert (status, body) == (200, f"http://127.0.0.1:{server.port}/a/b".encode())

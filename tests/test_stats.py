@@ -717,12 +717,25 @@ def test_the_status_page_s_percentiles_are_of_the_last_minute() -> None:
 
     board = StatusBoard(None, "/_status", None)  # type: ignore[arg-type]
 
-    def counted(now: float, handshakes: int) -> int:
-        durations = {"handshakes": {"0.001": handshakes, "+Inf": handshakes}, "http": {}}
-        return int(board._latency(now, durations)["handshakes"]["count"])
+    def histogram(fast: int, slow: int = 0) -> dict[str, dict[str, int]]:
+        # (fast: at most 1 ms; slow: 1 to 2.5 s.)
+        buckets = {"0.001": fast, "1.0": fast, "2.5": fast + slow, "+Inf": fast + slow}
+        return {"handshakes": buckets, "http": {}}
 
-    assert counted(0.0, 10) == 10  # (no snapshot a minute old yet: since the start)
-    assert counted(30.0, 15) == 15
-    assert counted(61.0, 20) == 10  # since the snapshot of a minute ago
-    assert counted(95.0, 20) == 5  # (since 30 s)
-    assert counted(200.0, 20) == 0
+    def latency(now: float, **workers: dict[str, dict[str, int]]) -> dict[str, Any]:
+        return dict(board._latency(now, workers)["handshakes"])
+
+    assert latency(0.0, w1=histogram(10))["count"] == 10  # (no snapshot a minute old: all)
+    assert latency(30.0, w1=histogram(15))["count"] == 15
+    assert latency(61.0, w1=histogram(20))["count"] == 10  # since the snapshot of a minute ago
+    assert latency(95.0, w1=histogram(20))["count"] == 5  # (since 30 s)
+    assert latency(200.0, w1=histogram(20))["count"] == 0
+    # (From a review.) Each worker from its own of a minute ago: a worker
+    # replaced in its slot (its counts start again) and one that joined
+    # count what they did; one missing from a snapshot (its file late)
+    # does not bring its whole history back when it returns.
+    board = StatusBoard(None, "/_status", None)  # type: ignore[arg-type]
+    latency(0.0, w1=histogram(1000), w2=histogram(100_000))
+    latency(1.0, w1=histogram(1000))  # (w2's file skipped once)
+    late = latency(61.5, w1=histogram(0, 100), w2=histogram(100_000, 10), w3=histogram(0, 100))
+    assert late["count"] == 210 and 1000 < late["p50"] <= 2500, late

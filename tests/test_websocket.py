@@ -457,13 +457,26 @@ class TestClosing:
         async def http_handler(request: Request) -> Any:
             await cancelled_elsewhere()
 
+        async def hook(request: Request) -> None:
+            await cancelled_elsewhere()
+
+        @routes.websocket("/hooked", on_connect=hook)
+        async def hooked(request: Request, ws: WebSocket) -> None:
+            pass
+
         server = await run_server(routes)
         await self.expect_client_close(server, 1011, "internal server error")
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{server.port}/http", timeout=5)
         assert response.status_code == 500
+        # (From a review.) An on_connect hook's too: its client waited for
+        # open_timeout without an answer.
+        with pytest.raises(websockets.InvalidStatus) as denied:
+            await asyncio.wait_for(websockets.connect(f"ws://127.0.0.1:{server.port}/hooked"), 5)
+        assert denied.value.response.status_code == 500
         records = [r for r in caplog.records if r.name == "wsserver.server" and r.exc_info]
-        assert ["ws_handler" in records[0].getMessage(), len(records)] == [True, 2]
+        assert ["ws_handler" in records[0].getMessage(), len(records)] == [True, 3]
+        assert "on_connect hook of hooked" in repr(records[2].exc_info[1].args)
 
     @pytest.mark.parametrize("peer", ["silent", "fin", "reset"])
     async def test_a_close_the_client_never_answers_is_reported_as_1006(

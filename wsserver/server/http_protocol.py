@@ -679,7 +679,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             scheme=scheme,
         )
         self.request.server = self.server
-        if event.http_version == b"1.0" and "host" not in headers:
+        if not headers.get("host"):  # (HTTP/1.0's may be missing; any may be empty)
             local = self.local_address
             if local is not None and local[1] is not None:
                 self.request._listener = (local[0], local[1])
@@ -915,6 +915,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if inspect.isawaitable(answer):
                 try:
                     answer = await answer
+                except asyncio.CancelledError as exc:
+                    if task_was_cancelled():
+                        raise
+                    # It awaited what other code cancelled: it failed (500, logged).
+                    raise RuntimeError(
+                        f"the on_connect hook of {route.name} ended in a CancelledError"
+                    ) from exc
                 except BaseExceptionGroup as exc:
                     if passes_through(exc):
                         raise passed_on(exc)  # noqa: B904 (its task group's cancellation, say)

@@ -78,11 +78,9 @@ class StatusBoard:
         #: The last snapshot: when, what, and the figures of this process it is made of.
         self._snapshot: tuple[float, dict[str, Any], dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
-        #: The histograms' totals of the snapshots of the last LATENCY_WINDOW
-        #: (and the newest before it): when, and each one's buckets.
-        self._timed: collections.deque[tuple[float, dict[str, dict[str, int]]]] = (
-            collections.deque()
-        )
+        #: Per worker (its row's name), its histograms in the snapshots of the
+        #: last LATENCY_WINDOW (and the newest before it): when, and the buckets.
+        self._timed: dict[str, collections.deque[tuple[float, dict[str, dict[str, int]]]]] = {}
 
     def share(self, directory: str, worker: str) -> None:
         """Under workers (before the server starts): show the figures every worker
@@ -161,36 +159,51 @@ class StatusBoard:
                     if now_wall - partial.stat().st_mtime >= GONE:
                         partial.unlink()
         rows = {name: totals(figures) for name, figures in workers.items()}
-        summed = added_up(rows.values())
-        for row in rows.values():
-            del row["durations"]  # (summed: the page shows the percentiles of all)
+        latency = self._latency(now, {name: row.pop("durations") for name, row in rows.items()})
         snapshot = {
             "time": time.time(),
             "workers": workers,
-            "totals": summed,
+            "totals": added_up(rows.values()),
             "worker_totals": rows,
-            "latency": self._latency(now, summed.pop("durations")),
+            "latency": latency,
         }
         self._snapshot = (now, snapshot, mine)
         return snapshot
 
-    def _latency(self, now: float, durations: dict[str, dict[str, int]]) -> dict[str, Any]:
+    def _latency(self, now: float, workers: dict[str, dict[str, dict[str, int]]]) -> dict[str, Any]:
         """The median and 99th percentile (ms) of each of :data:`TIMED` over the
-        last :data:`LATENCY_WINDOW` (since the start, until snapshots that old
-        were taken), and how many there were; None without any."""
-        timed = self._timed
-        timed.append((now, durations))
-        while len(timed) > 1 and timed[1][0] <= now - LATENCY_WINDOW:
-            timed.popleft()  # (the newest at least a window old stays: the baseline)
-        base = timed[0][1] if timed[0][0] <= now - LATENCY_WINDOW else {}
+        last :data:`LATENCY_WINDOW`, and how many there were (None without any).
+
+        Each worker's histograms (``workers``: by row name) are taken from
+        its own of a window ago, then added up, as Prometheus's
+        ``sum(rate(...))`` does: a worker that joined, left, or missed a
+        snapshot does not bring or take away its whole history. One whose
+        counts went down is a new process in that slot (counted from 0); one
+        seen for less than a window, since its start.
+        """
+        window: dict[str, Counter[str]] = {kind: Counter() for kind in TIMED}
+        for name, durations in workers.items():
+            seen = self._timed.setdefault(name, collections.deque())
+            seen.append((now, durations))
+            while len(seen) > 1 and seen[1][0] <= now - LATENCY_WINDOW:
+                seen.popleft()  # (the newest at least a window old stays: the baseline)
+            base = seen[0][1] if seen[0][0] <= now - LATENCY_WINDOW else {}
+            for kind in TIMED:
+                before = base.get(kind, {})
+                counts = durations[kind]
+                if any(n < before.get(le, 0) for le, n in counts.items()):
+                    before = {}  # (restarted)
+                window[kind].update({le: n - before.get(le, 0) for le, n in counts.items()})
+        for name in list(self._timed):
+            if name not in workers and self._timed[name][-1][0] <= now - LATENCY_WINDOW:
+                del self._timed[name]  # (gone for a window: forgotten)
         latency = {}
         for kind in TIMED:
-            before = base.get(kind, {})
-            window = {le: max(0, n - before.get(le, 0)) for le, n in durations[kind].items()}
+            buckets = dict(window[kind])
             latency[kind] = {
-                "count": window.get("+Inf", 0),
-                "p50": quantile(window, 0.5),
-                "p99": quantile(window, 0.99),
+                "count": buckets.get("+Inf", 0),
+                "p50": quantile(buckets, 0.5),
+                "p99": quantile(buckets, 0.99),
             }
         return latency
 
@@ -271,15 +284,11 @@ def added_up(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Workers' :func:`totals`, added up."""
     total: dict[str, Any] = dict.fromkeys((*MESSAGE_FIELDS, "connections"), 0)
     codes: Counter[str] = Counter()
-    durations: dict[str, Counter[str]] = {kind: Counter() for kind in TIMED}
     for row in rows:
         for name in total:
             total[name] += row[name]
         codes.update(row["close_codes"])
-        for kind in TIMED:
-            durations[kind].update(row["durations"][kind])
     total["close_codes"] = dict(codes)
-    total["durations"] = {kind: dict(buckets) for kind, buckets in durations.items()}
     return total
 
 
