@@ -104,11 +104,12 @@ async def test_durations_are_histograms_of_how_long_each_took() -> None:
     responses = histogram("wsserver_http_response_duration_seconds")
     assert responses["0.025"] == 0 and responses["0.25"] == responses["+Inf"] == 2, responses
     assert found[("wsserver_http_response_duration_seconds_count", ())] == 2
-    assert found[("wsserver_http_response_duration_seconds_sum", ())] >= 0.06
+    # (uvloop's clock counts whole milliseconds, and a timer may fire on the last one.)
+    assert found[("wsserver_http_response_duration_seconds_sum", ())] >= 0.06 - 0.002
     assert histogram("wsserver_handshake_duration_seconds")["+Inf"] == 1
     lives = histogram("wsserver_connection_duration_seconds", route="echo")
     assert lives["0.1"] == 0 and lives["10.0"] == lives["+Inf"] == 1, lives
-    assert found[("wsserver_connection_duration_seconds_sum", (("route", "echo"),))] >= 0.2
+    assert found[("wsserver_connection_duration_seconds_sum", (("route", "echo"),))] >= 0.2 - 0.001
     # server.stats() has the same figures (and, since, the scrape's response).
     assert stats["connections"]["echo"]["buckets"] == lives
     assert stats["http"]["count"] == 3 and stats["handshakes"]["count"] == 1
