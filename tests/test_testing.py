@@ -1835,9 +1835,10 @@ async def test_a_stream_left_early_closes_its_connection() -> None:
                     break
         assert got == ["data: 1", "data: 2", "data: 3"]
         await wait_for(lambda: not client.server.connections, what="the connection gone")
+        await wait_for(lambda: not client.server.app_tasks, what="the app's run over")
         stopped = len(sent)
         await asyncio.sleep(0.1)
-        assert len(sent) == stopped  # (the app's stream ended)
+        assert len(sent) == stopped  # (its stream ended)
         assert client.server.stats()["handler_errors"] == 0
 
 
@@ -1879,11 +1880,11 @@ async def test_an_application_failing_within_a_stream_is_raised() -> None:
 
 async def test_a_stream_waits_for_the_next_piece_within_the_timeout() -> None:
     gate = asyncio.Event()  # (never set: the stream stalls after its first piece)
-    client = TestClient(_streaming_routes(gate), timeout=0.2)
+    client = TestClient(_streaming_routes(gate), timeout=0.5)
     async with client, client.stream("GET", "/ticks") as response:
         lines = response.aiter_lines()
         assert await anext(lines) == "data: 0"
-        with pytest.raises(TimeoutError, match=r"no more of the body came within 0\.2 s"):
+        with pytest.raises(TimeoutError, match=r"no more of the body came within 0\.5 s"):
             async for _ in lines:
                 pass
 
