@@ -34,7 +34,6 @@ from ..errors import (
     RequestTooLarge,
     passed_on,
     passes_through,
-    task_was_cancelled,
 )
 from ..logs import (
     error_fields,
@@ -125,6 +124,22 @@ def next_event(h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.
         return h.next_event()
     except h11.RemoteProtocolError as exc:
         raise exc.with_traceback(None) from None
+
+
+def _ended_in(exc: BaseException, what: str) -> BaseException:
+    """What to raise for the ``CancelledError`` or exception group that an
+    application's ``what`` (its handler, its hook) ended in: its task's
+    cancellation (a task group's too) goes on up as one (:func:`passes_through`,
+    :func:`passed_on`); a ``CancelledError`` of its own (it awaited what other
+    code cancelled) is its failure (500, logged), a ``RuntimeError``; any
+    other group, itself."""
+    if passes_through(exc):
+        return passed_on(exc)
+    if isinstance(exc, asyncio.CancelledError):
+        failure = RuntimeError(f"{what} ended in a CancelledError")
+        failure.__cause__ = exc
+        return failure
+    return exc
 
 
 class HttpProtocol(asyncio.BufferedProtocol):
@@ -915,17 +930,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if inspect.isawaitable(answer):
                 try:
                     answer = await answer
-                except asyncio.CancelledError as exc:
-                    if task_was_cancelled():
-                        raise
-                    # It awaited what other code cancelled: it failed (500, logged).
-                    raise RuntimeError(
-                        f"the on_connect hook of {route.name} ended in a CancelledError"
-                    ) from exc
-                except BaseExceptionGroup as exc:
-                    if passes_through(exc):
-                        raise passed_on(exc)  # noqa: B904 (its task group's cancellation, say)
-                    raise
+                except (asyncio.CancelledError, BaseExceptionGroup) as exc:
+                    raise _ended_in(exc, f"the on_connect hook of {route.name}")  # noqa: B904
             final = accept.answered(answer, request.subprotocols)
             if self._transport_closing:
                 return  # shut down (503) while the hook decided
@@ -1095,9 +1101,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             else:  # (after the head: the response was cut short)
                 protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
         except BaseExceptionGroup as exc:
-            if passes_through(exc):
-                raise passed_on(exc)  # noqa: B904 (its task group's cancellation, say)
-            raise
+            raise _ended_in(exc, f"HTTP handler {route.name}")  # noqa: B904
         except ClientDisconnected as exc:
             if exc.origin is not self or not self.closing:
                 raise  # (another connection's, or this one is there: the handler's failure)
@@ -1115,10 +1119,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         except BadRequest as exc:
             return error_response(400, str(exc), format=route.error_format)
         except asyncio.CancelledError as exc:
-            if task_was_cancelled():
-                raise
-            # It awaited what other code cancelled: it failed (500, logged).
-            raise RuntimeError(f"HTTP handler {route.name} ended in a CancelledError") from exc
+            raise _ended_in(exc, f"HTTP handler {route.name}")  # noqa: B904
         if not isinstance(response, (Response, StreamingResponse)):
             raise TypeError(
                 f"HTTP handler {route.name} returned {type(response).__name__}, not a Response"
