@@ -290,6 +290,9 @@ class StreamedResponse(ClientResponse):
     Attributes:
         consumed: whether the body was read to its end.
         left: whether its ``stream()`` block ended (its connection closed).
+        runner: what runs a coroutine on the client's loop and returns its
+            result, for the ``iter_*()`` and ``read()`` of a SyncTestClient's
+            response (set by that client); None for a TestClient's.
     """
 
     __slots__ = (
@@ -299,7 +302,7 @@ class StreamedResponse(ClientResponse):
         "_timeout",
         "_started",
         "_whole",
-        "_runner",
+        "runner",
         "consumed",
         "left",
     )
@@ -319,8 +322,7 @@ class StreamedResponse(ClientResponse):
         self._pipe = pipe
         self._timeout = timeout
         self._started = self._whole = self.consumed = self.left = False
-        #: Runs a coroutine on the client's loop, for a SyncTestClient's.
-        self._runner: Callable[[Any], Any] | None = None
+        self.runner: Callable[[Any], Any] | None = None
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body's pieces as they come, as they came (an encoding not undone).
@@ -433,12 +435,12 @@ class StreamedResponse(ClientResponse):
         return cast(bytes, self._blocking_runner()(self.aread()))
 
     def _blocking_runner(self) -> Callable[[Any], Any]:
-        if self._runner is None:
+        if self.runner is None:
             raise RuntimeError(
                 "a TestClient's streamed response is read with async for ... in "
                 "response.aiter_bytes() (or aiter_text, aiter_lines, aread)"
             )
-        return self._runner
+        return self.runner
 
     def _blocking(self, pieces: AsyncIterator[_T]) -> Iterator[_T]:
         run = self._blocking_runner()  # (refused here, not at the first next())

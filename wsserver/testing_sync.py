@@ -597,7 +597,7 @@ class SyncTestClient:
             timeout=timeout,
         )
         response = thread.run(streaming.__aenter__())
-        response._runner = thread.run
+        response.runner = thread.run
         try:
             yield response
         except BaseException as exc:

@@ -76,6 +76,9 @@ class Request:
         url: the URL the client asked for (:attr:`url`).
         server: the :class:`~wsserver.Server` that received it (to publish, or
             ask for presence); None for a Request made by hand.
+        local_address: the ``(host, port)`` a request without a ``Host``
+            (HTTP/1.0's, or an empty one) came to, which :attr:`url` names
+            then; None for any other request.
         tls: what the client's TLS connection to this server is
             (:class:`~wsserver.TLSInfo`: version, cipher, client certificate);
             None without TLS (behind a proxy that ends TLS too).
@@ -102,7 +105,7 @@ class Request:
         "_json",
         "_form",
         "_files",
-        "_listener",
+        "local_address",
     )
 
     def __init__(
@@ -134,9 +137,7 @@ class Request:
         self._ctx: types.SimpleNamespace | None = None
         self._cookies: dict[str, str] | None = None
         self._json: Any = _UNPARSED
-        #: What :attr:`url` names without a ``Host`` (HTTP/1.0): the address
-        #: the request came to, ``(host, port)``, set by the server.
-        self._listener: tuple[str, int] | None = None
+        self.local_address: tuple[str, int] | None = None
         self._form: MultiValues | None = None
         self._files: MultiValues | None = None
 
@@ -224,10 +225,10 @@ class Request:
         if self.route is not None and getattr(self.route, "is_websocket", False):
             scheme = "wss" if scheme == "https" else "ws"
         host = self.host
-        if not host and self._listener is not None:
+        if not host and self.local_address is not None:
             # (HTTP/1.0 may send no Host: the address it came to, as an ASGI
             # scope's "server" gives it, its port left out if the scheme's.)
-            name, port = self._listener
+            name, port = self.local_address
             host = f"[{name}]" if ":" in name else name
             if port != (443 if scheme in ("https", "wss") else 80):
                 host += f":{port}"

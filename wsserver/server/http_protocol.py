@@ -697,7 +697,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if not headers.get("host"):  # (HTTP/1.0's may be missing; any may be empty)
             local = self.local_address
             if local is not None and local[1] is not None:
-                self.request._listener = (local[0], local[1])
+                self.request.local_address = (local[0], local[1])
         if self.server.ssl is not None:
             if self._tls is None:
                 self._tls = self.server.tls_of(self.transport)
