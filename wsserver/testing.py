@@ -231,10 +231,9 @@ class ClientResponse:
 
     def iter_lines(self) -> Iterator[str]:
         """The body's lines, each without its ``\\n``, ``\\r\\n`` or ``\\r``."""
-        lines = _LINE_BREAK.split(self.text)
-        if lines[-1] == "":
-            lines.pop()  # (after the last line break: no line)
-        yield from lines
+        lines = _Lines()
+        yield from lines.feed(self.text)
+        yield from lines.end()
 
     async def aread(self) -> bytes:
         return self.body
@@ -269,8 +268,28 @@ def _charset(headers: Headers) -> str:
     return charset
 
 
-#: Where a line of a streamed body ends (:meth:`StreamedResponse.aiter_lines`).
+#: Where a line of a body ends (:class:`_Lines`).
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class _Lines:
+    """Text that comes in pieces, split into lines, each without its line
+    break: ``feed()`` each piece (the lines it ended), then ``end()`` (the
+    last, unended one). A ``\\r`` that ends a piece is held: perhaps half of
+    a ``\\r\\n``."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, text: str) -> list[str]:
+        pending = self._pending + text
+        held = pending.endswith("\r")
+        *lines, pending = _LINE_BREAK.split(pending[:-1] if held else pending)
+        self._pending = pending + "\r" if held else pending
+        return lines
+
+    def end(self) -> list[str]:
+        return [self._pending.removesuffix("\r")] if self._pending else []
 
 
 class StreamedResponse(ClientResponse):
@@ -377,17 +396,12 @@ class StreamedResponse(ClientResponse):
 
     async def aiter_lines(self) -> AsyncIterator[str]:
         """The body's lines as they end (each without its line break)."""
-        pending = ""
+        lines = _Lines()
         async for text in self.aiter_text():
-            pending += text
-            held = pending.endswith("\r")  # (perhaps half of a \r\n)
-            *lines, pending = _LINE_BREAK.split(pending[:-1] if held else pending)
-            for line in lines:
+            for line in lines.feed(text):
                 yield line
-            if held:
-                pending += "\r"
-        if pending:
-            yield pending.removesuffix("\r")
+        for line in lines.end():
+            yield line
 
     async def aread(self) -> bytes:
         """The rest of the body (its ``Content-Encoding`` undone); then :attr:`body`
@@ -400,16 +414,16 @@ class StreamedResponse(ClientResponse):
     @property
     def content(self) -> bytes:
         self._check_read()
-        return self.body
+        return super().content
 
     @property
     def text(self) -> str:
         self._check_read()
-        return self.body.decode(_charset(self.headers), "replace")
+        return super().text
 
     def json(self) -> Any:
         self._check_read()
-        return jsonlib.loads(self.body)
+        return super().json()
 
     def _check_read(self) -> None:
         if not self._whole:
