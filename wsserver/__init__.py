@@ -12,7 +12,7 @@ Example::
             await ws.send(message)
 """
 
-from .app.request import Headers, Request, UploadedFile
+from .app.request import FormPart, Headers, Request, UploadedFile
 from .app.routing import Route, Router
 from .config import Config
 from .errors import (
@@ -46,6 +46,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "BadRequest",
+    "FormPart",
     "ClientDisconnected",
     "HandshakeError",
     "LifespanFailure",

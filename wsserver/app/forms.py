@@ -1,12 +1,14 @@
-"""Form bodies, parsed whole: URL-encoded and ``multipart/form-data`` (RFC 7578).
+"""Form bodies: URL-encoded and ``multipart/form-data`` (RFC 7578).
 
 ``parse_form(content_type, body, max_parts)`` gives the fields (text) and
 the files of a request body that a browser's ``<form>`` (or a webhook) sent;
-``request.form`` and ``request.files`` are made with it. ``encode_form()``
-makes such a body (the test client's ``data=`` and ``files=``). A body that does
-not parse raises :class:`~wsserver.errors.BadRequest` (a ``400``). No I/O:
-the body is already read (and bounded by ``max_body_size``), and every step
-here is linear in its size.
+``request.form`` and ``request.files`` are made with it. Its multipart
+parser, :class:`MultipartParser`, reads a body whole or in pieces as they
+come (``request.multipart()``, :mod:`wsserver.app.multipart`).
+``encode_form()`` makes such a body (the test client's ``data=`` and
+``files=``). A body that does not parse raises
+:class:`~wsserver.errors.BadRequest` (a ``400``). No I/O: bytes in, fields,
+files or events out, and every step here is linear in the body's size.
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ from ..protocol.syntax import TOKEN, TOKEN_RE
 
 __all__ = [
     "MAX_PARTS",
+    "PART_END",
     "MultiValues",
+    "MultipartParser",
+    "PartHead",
     "UploadedFile",
+    "charset_of_field",
+    "decode_field",
     "encode_form",
     "media_type",
     "parse_form",
@@ -254,60 +261,248 @@ def _percent_decode(raw: bytes) -> bytes:
 def _multipart(
     body: bytes, boundary: str | None, max_parts: int
 ) -> tuple[MultiValues, MultiValues]:
-    if boundary is None or _BOUNDARY.fullmatch(boundary) is None:
-        raise BadRequest("The multipart form has no valid boundary in its Content-Type.")
-    delimiter = b"--" + boundary.encode("ascii")
-    # The first delimiter starts the body or a line (what is before it is a
-    # preamble, ignored); every next one starts a line (RFC 2046 5.1.1).
-    if body.startswith(delimiter):
-        pos = len(delimiter)
-    else:
-        start = body.find(b"\r\n" + delimiter)
-        if start < 0:
-            raise BadRequest("The multipart form has no part (its boundary is not in it).")
-        pos = start + 2 + len(delimiter)
-    delimiter = b"\r\n" + delimiter
-    parts: list[bytes] = []
-    while True:
-        if body.startswith(b"--", pos):
-            break  # the close delimiter; what follows is an epilogue
-        line_end = body.find(b"\r\n", pos)
-        if line_end < 0 or body[pos:line_end].strip(b" \t"):
-            raise BadRequest("The multipart form has a malformed boundary line.")
-        if len(parts) == max_parts:
-            raise BadRequest(f"The form has more than {max_parts} fields.")
-        end = body.find(delimiter, line_end)
-        if end < 0:
-            raise BadRequest("The multipart form ends before its closing boundary.")
-        parts.append(body[line_end + 2 : end])
-        pos = end + len(delimiter)
+    parser = MultipartParser(boundary, max_parts)
+    events = parser.feed(body)
+    parser.end()
     raw_fields: list[tuple[str, bytes, str | None]] = []
     files = MultiValues()
     default_charset = "utf-8"
-    for part in parts:
-        headers, content = _part_head(part)
-        disposition, params = media_type(_header(headers, "content-disposition"))
-        name = params.get("name")
-        if disposition != "form-data" or name is None:
-            raise BadRequest("A multipart form part has no 'form-data' disposition with a name.")
-        given_type = _header(headers, "content-type")
-        filename = _filename(params)
-        if filename is not None:
-            content_type = given_type or "application/octet-stream"
-            files.setdefault(name, []).append(
-                UploadedFile(filename, content_type, content, tuple(headers))
+    head: PartHead | None = None
+    pieces: list[bytes] = []
+    for event in events:
+        if isinstance(event, bytes):
+            pieces.append(event)
+            continue
+        if isinstance(event, PartHead):
+            head = event
+            continue
+        assert head is not None  # (PART_END)
+        content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
+        if head.filename is not None:
+            content_type = head.content_type or "application/octet-stream"
+            files.setdefault(head.name, []).append(
+                UploadedFile(head.filename, content_type, content, head.headers)
             )
             continue
-        charset = media_type(given_type)[1].get("charset") if given_type else None
-        if name == "_charset_" and charset is None:
+        charset = head.charset
+        if head.name == "_charset_" and charset is None:
             # RFC 7578 4.6: the charset of the fields that name none.
-            default_charset = _codec(content.decode("ascii", "replace").strip())
-        raw_fields.append((name, content, charset))
+            default_charset = charset_of_field(content)
+        raw_fields.append((head.name, content, charset))
     fields = MultiValues()
     for name, content, charset in raw_fields:
-        value = _decode(content, _codec(charset or default_charset))
-        fields.setdefault(name, []).append(value)
+        fields.setdefault(name, []).append(decode_field(content, charset, default_charset))
     return fields, files
+
+
+def charset_of_field(content: bytes) -> str:
+    """The codec a ``_charset_`` field's content names (RFC 7578 4.6)."""
+    return _codec(content.decode("ascii", "replace").strip())
+
+
+def decode_field(content: bytes, charset: str | None, default: str) -> str:
+    """A field's text: in its own ``charset``, else in ``default``."""
+    return _decode(content, _codec(charset or default))
+
+
+class PartHead(NamedTuple):
+    """A multipart form part's head, as :class:`MultipartParser` gives it.
+
+    Attributes:
+        name: its ``Content-Disposition``'s ``name``.
+        filename: its file name (``filename*`` before ``filename``); None for
+            a field.
+        content_type: its ``Content-Type`` as given ("" when it has none).
+        headers: its headers, lowercase names, in order.
+    """
+
+    name: str
+    filename: str | None
+    content_type: str
+    headers: tuple[tuple[str, str], ...]
+
+    @property
+    def charset(self) -> str | None:
+        """Its ``Content-Type``'s ``charset``, if it names one."""
+        return media_type(self.content_type)[1].get("charset") if self.content_type else None
+
+
+class _PartEnd:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PART_END"
+
+
+#: The event that ends a part's content.
+PART_END: Any = _PartEnd()
+
+# MultipartParser's states.
+_START, _PREAMBLE, _BOUNDARY_LINE, _HEAD, _CONTENT, _DONE = range(6)
+# The most of a part's head, and of the padding after a delimiter, waited for.
+_MAX_PART_HEAD = 16384
+_MAX_PADDING = 1024
+
+
+class MultipartParser:
+    """A ``multipart/form-data`` body (RFC 7578, RFC 2046 5.1.1) read as it
+    comes, in pieces of any size: :meth:`feed` gives what each completes, as
+    events: a :class:`PartHead`, then the part's content as bytes (none
+    empty; as many as the pieces make), then :data:`PART_END`. :meth:`end`
+    says the body ended. ``parse_form()`` feeds a whole body at once, so one
+    set of rules reads both.
+
+    The preamble, the transport padding after a delimiter and the epilogue
+    are skipped. What it holds between pieces is bounded: a delimiter's
+    length, or a part's head up to 16 KiB. Raises
+    :class:`~wsserver.errors.BadRequest` for a body that does not parse, or
+    holds more than ``max_parts`` parts; once raised, the parser is not fed
+    again.
+    """
+
+    __slots__ = ("_first", "_delimiter", "_max_parts", "_parts", "_rest", "_state")
+
+    def __init__(self, boundary: str | None, max_parts: int) -> None:
+        if boundary is None or _BOUNDARY.fullmatch(boundary) is None:
+            raise BadRequest("The multipart form has no valid boundary in its Content-Type.")
+        self._first = b"--" + boundary.encode("ascii")
+        self._delimiter = b"\r\n" + self._first
+        self._max_parts = max_parts
+        self._parts = 0
+        self._rest = b""
+        self._state = _START
+
+    @property
+    def done(self) -> bool:
+        """Whether the close delimiter came (what follows is skipped)."""
+        return self._state == _DONE
+
+    def feed(self, data: bytes) -> list[Any]:
+        """The events that ``data``, following what came before, completes."""
+        if self._state == _DONE:
+            return []
+        buffer = self._rest + data if self._rest else bytes(data)
+        events: list[Any] = []
+        self._rest = buffer[self._step(buffer, events) :]
+        return events
+
+    def end(self) -> None:
+        """The body ended: raise BadRequest unless it ended the form."""
+        state = self._state
+        if state == _DONE:
+            return
+        if state in (_START, _PREAMBLE):
+            raise BadRequest("The multipart form has no part (its boundary is not in it).")
+        if state == _BOUNDARY_LINE:
+            raise _malformed_line()
+        raise BadRequest("The multipart form ends before its closing boundary.")
+
+    def _step(self, buffer: bytes, events: list[Any]) -> int:
+        """Read ``buffer`` as far as it goes; return where what is kept starts."""
+        delimiter = self._delimiter
+        size = len(delimiter)
+        pos = 0
+        while True:
+            state = self._state
+            if state == _CONTENT:
+                end = buffer.find(delimiter, pos)
+                if end < 0:
+                    keep = max(pos, len(buffer) - size + 1)  # (a delimiter's start)
+                    if keep > pos:
+                        events.append(buffer[pos:keep])
+                    return keep
+                if end > pos:
+                    events.append(buffer[pos:end])
+                events.append(PART_END)
+                pos = end + size
+                self._state = _BOUNDARY_LINE
+            elif state == _HEAD:
+                # (pos: the CRLF that ends the boundary line. A part ends at the
+                # first delimiter from there: an empty part's is that CRLF.)
+                start = pos + 2
+                end = buffer.find(delimiter, pos)
+                if end >= 0:
+                    head, content = _part_head(buffer[start:end])
+                    events.append(_part_start(head))
+                    if content:
+                        events.append(content)
+                    events.append(PART_END)
+                    pos = end + size
+                    self._state = _BOUNDARY_LINE
+                    continue
+                # The head ends at its blank line, unless a delimiter starts
+                # in that blank line's CRLF (a head and no content): wait for
+                # enough to tell.
+                blank = (
+                    start - 2
+                    if buffer.startswith(b"\r\n", start)
+                    else buffer.find(b"\r\n\r\n", start)
+                )
+                if blank >= 0 and not delimiter.startswith(buffer[blank + 2 : blank + 2 + size]):
+                    head, _ = _part_head(buffer[start : blank + 4])
+                    events.append(_part_start(head))
+                    pos = blank + 4
+                    self._state = _CONTENT
+                    continue
+                if (len(buffer) if blank < 0 else blank) - start > _MAX_PART_HEAD:
+                    raise _head_too_long()
+                return pos
+            elif state == _BOUNDARY_LINE:
+                if len(buffer) - pos < 2:
+                    return pos
+                if buffer.startswith(b"--", pos):
+                    self._state = _DONE  # the close delimiter; what follows is an epilogue
+                    return len(buffer)
+                line_end = buffer.find(b"\r\n", pos)
+                if line_end < 0:
+                    pending = buffer[pos:-1] if buffer.endswith(b"\r") else buffer[pos:]
+                    if pending.strip(b" \t") or len(pending) > _MAX_PADDING:
+                        raise _malformed_line()
+                    return pos
+                if buffer[pos:line_end].strip(b" \t"):
+                    raise _malformed_line()
+                if self._parts == self._max_parts:
+                    raise BadRequest(f"The form has more than {self._max_parts} fields.")
+                self._parts += 1
+                pos = line_end
+                self._state = _HEAD
+            elif state == _START:
+                # The first delimiter starts the body or a line (what is before
+                # it is a preamble); every next one starts a line.
+                first = self._first
+                if buffer.startswith(first):
+                    pos = len(first)
+                    self._state = _BOUNDARY_LINE
+                elif len(buffer) < len(first) and first.startswith(buffer):
+                    return 0
+                else:
+                    self._state = _PREAMBLE
+            elif state == _PREAMBLE:
+                end = buffer.find(delimiter, pos)
+                if end < 0:
+                    return max(pos, len(buffer) - size + 1)
+                pos = end + size
+                self._state = _BOUNDARY_LINE
+            else:  # _DONE
+                return len(buffer)
+
+
+def _malformed_line() -> BadRequest:
+    return BadRequest("The multipart form has a malformed boundary line.")
+
+
+def _head_too_long() -> BadRequest:
+    return BadRequest("A multipart form part has too many headers.")
+
+
+def _part_start(headers: list[tuple[str, str]]) -> PartHead:
+    disposition, params = media_type(_header(headers, "content-disposition"))
+    name = params.get("name")
+    if disposition != "form-data" or name is None:
+        raise BadRequest("A multipart form part has no 'form-data' disposition with a name.")
+    content_type = _header(headers, "content-type")
+    return PartHead(name, _filename(params), content_type, tuple(headers))
 
 
 def _part_head(part: bytes) -> tuple[list[tuple[str, str]], bytes]:
@@ -320,8 +515,8 @@ def _part_head(part: bytes) -> tuple[list[tuple[str, str]], bytes]:
         if not part.endswith(b"\r\n"):
             raise BadRequest("A multipart form part has no end to its headers.")
         end = len(part) - 2  # headers and no content (RFC 2046 5.1.1)
-    if part.count(b"\r\n", 0, end) >= _MAX_PART_HEADERS:
-        raise BadRequest("A multipart form part has too many headers.")
+    if end > _MAX_PART_HEAD or part.count(b"\r\n", 0, end) >= _MAX_PART_HEADERS:
+        raise _head_too_long()
     headers = []
     for line in part[:end].split(b"\r\n"):
         name, colon, value = line.partition(b":")

@@ -18,11 +18,25 @@ from ..protocol.http import Headers
 from ..protocol.syntax import OWS
 from ..protocol.tls_info import TLSInfo
 from .forms import MAX_PARTS, MultiValues, UploadedFile, parse_form
+from .multipart import FormPart, FormParts
 
-__all__ = ["Headers", "QueryArgs", "Request", "BodyStream", "MultiValues", "UploadedFile"]
+__all__ = [
+    "Headers",
+    "QueryArgs",
+    "Request",
+    "BodyStream",
+    "FormPart",
+    "MultiValues",
+    "UploadedFile",
+]
 
 
 _UNPARSED: Any = object()
+
+
+async def _whole(body: bytes) -> AsyncIterator[bytes]:
+    if body:
+        yield body
 
 
 class QueryArgs(MultiValues):
@@ -202,6 +216,27 @@ class Request:
         server = self.server
         limit = server.config.max_form_parts if server is not None else MAX_PARTS
         self._form, self._files = parse_form(self.headers.get("content-type", ""), self.body, limit)
+
+    def multipart(self) -> FormParts:
+        """A ``multipart/form-data`` body's parts, in order, read as they come:
+        ``async for part in request.multipart()``, each a
+        :class:`~wsserver.FormPart` (``name``, ``filename``, ``content_type``,
+        ``headers``; its content by ``async for piece in part``,
+        ``await part.read()`` or ``await part.text()``). On a ``stream=True``
+        route the body is pulled from :attr:`stream` only as the parts are
+        read, so an upload never has to fit in memory; on another route the
+        parts are those of :attr:`body`. Once only, and not mixed with other
+        reads of :attr:`stream`.
+
+        Raises (from the iteration, or a part's reads):
+            BadRequest: the body is not such a form, does not parse, or holds
+                more than ``max_form_parts`` parts (a ``400``).
+            ClientDisconnected, RequestTooLarge: as :attr:`stream` does.
+        """
+        server = self.server
+        limit = server.config.max_form_parts if server is not None else MAX_PARTS
+        pieces = self.stream if self.stream is not None else _whole(self.body)
+        return FormParts(pieces.__aiter__(), self.headers.get("content-type", ""), limit)
 
     @property
     def ctx(self) -> types.SimpleNamespace:
