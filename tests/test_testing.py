@@ -1684,6 +1684,49 @@ async def test_a_response_s_own_cookies_and_raise_for_status_are_httpx_s() -> No
             caught.value.request  # noqa: B018 (there is no httpx request)
 
 
+def _basic_auth_app() -> FastAPI:
+    from fastapi import Depends
+    from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+    app = FastAPI()
+    basic = HTTPBasic()
+
+    @app.get("/me")
+    def me(credentials: HTTPBasicCredentials = Depends(basic)) -> dict[str, str]:  # noqa: B008
+        return {"user": credentials.username, "password": credentials.password}
+
+    @app.post("/raw")
+    async def raw_body(request: StarletteRequest) -> dict[str, str]:
+        return {
+            "body": (await request.body()).decode(),
+            "auth": request.headers.get("authorization", ""),
+        }
+
+    return app
+
+
+async def test_content_auth_and_status_classes_are_httpx_s() -> None:
+    # What a test written for Starlette's client (httpx) says goes on working.
+    async with TestClient(_basic_auth_app(), lifespan="off") as client:
+        r = await client.get("/me", auth=("zoe", "pass:word"))
+        assert r.json() == {"user": "zoe", "password": "pass:word"}
+        assert (r.is_success, r.is_error, r.is_redirect) == (True, False, False)
+        # (FastAPI reads ASCII credentials only; httpx sends UTF-8.)
+        flow = httpx.BasicAuth("zoë", "pass:word").auth_flow(httpx.Request("GET", "http://t/"))
+        sent = await client.post("/raw", content=b"abc", auth=("zoë", "pass:word"))
+        assert sent.json() == {"body": "abc", "auth": next(flow).headers["authorization"]}
+        # Headers that say Authorization win; content and body are one thing.
+        r = await client.post("/raw", content="t", auth=("a", "b"), headers={"Authorization": "X"})
+        assert r.json() == {"body": "t", "auth": "X"}
+        with pytest.raises(ValueError, match="body or content"):
+            await client.post("/raw", body=b"1", content=b"2")
+        denied = await client.get("/me")
+        assert (denied.status, denied.is_client_error, denied.is_error) == (401, True, True)
+        assert not denied.is_server_error and not denied.is_success
+        moved = await client.get("/me/")  # (FastAPI's redirect to /me)
+        assert (moved.status, moved.is_redirect) == (307, True)
+
+
 def _gzip_app() -> Starlette:
     from starlette.middleware import Middleware
     from starlette.middleware.gzip import GZipMiddleware

@@ -34,7 +34,7 @@ from wsserver.response import Response, text
 from wsserver.testing import HandshakeDenied
 from wsserver.testing_sync import SyncTestClient
 
-from .test_testing import Bug, failing_routes
+from .test_testing import Bug, _basic_auth_app, failing_routes
 
 THREAD_NAME = "wsserver-sync-test-client"
 
@@ -65,6 +65,16 @@ def test_echo_and_http() -> None:
         assert page.status == 200 and '"/ws"' in page.text
         assert client.head("/").body == b""
         assert client.get("/nowhere").status == 404
+
+
+def test_content_and_auth_as_the_async_client_takes_them() -> None:
+    import base64
+
+    with SyncTestClient(_basic_auth_app(), lifespan="off") as client:
+        r = client.post("/raw", content=b"xyz", auth=("u", "p"))
+        assert r.json() == {"body": "xyz", "auth": "Basic " + base64.b64encode(b"u:p").decode()}
+        with client.stream("POST", "/raw", content=b"s", auth=("v", "w")) as streamed:
+            assert b'"body":"s"' in streamed.read()
 
 
 def test_two_clients_in_a_chat_room() -> None:

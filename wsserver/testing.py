@@ -200,6 +200,38 @@ class ClientResponse:
                 found[cookie[0]] = cookie[1]
         return found
 
+    # (httpx's names for the classes of status.)
+
+    @property
+    def is_informational(self) -> bool:
+        """A 1xx status."""
+        return 100 <= self.status < 200
+
+    @property
+    def is_success(self) -> bool:
+        """A 2xx status."""
+        return 200 <= self.status < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        """A 301, 302, 303, 307 or 308 with a ``Location``, as httpx says."""
+        return self.status in _REDIRECTS and "location" in self.headers
+
+    @property
+    def is_client_error(self) -> bool:
+        """A 4xx status."""
+        return 400 <= self.status < 500
+
+    @property
+    def is_server_error(self) -> bool:
+        """A 5xx status."""
+        return 500 <= self.status < 600
+
+    @property
+    def is_error(self) -> bool:
+        """A 4xx or 5xx status."""
+        return 400 <= self.status < 600
+
     def raise_for_status(self) -> ClientResponse:
         """This response if its status is 2xx (as httpx's method does); else
         :class:`HTTPStatusError`, whose ``response`` it is."""
@@ -1625,11 +1657,13 @@ def _prepared(
     method: str,
     path: str,
     body: Body,
+    content: Body,
     json: Any,
     data: FormArg,
     files: FilesArg,
     headers: HeadersArg,
     params: ParamsArg,
+    auth: tuple[str, str] | None,
 ) -> tuple[
     str,
     bytes,
@@ -1644,6 +1678,14 @@ def _prepared(
     items = _header_list(headers)
     path = _split_url(path, items, ("http",))
     names = {name.lower() for name, _ in items}
+    if content is not None:
+        if body is not None:
+            raise ValueError("give body or content (httpx's name for it), not both")
+        body = content
+    if auth is not None and "authorization" not in names:
+        user, password = auth
+        credentials = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        items.append(("Authorization", f"Basic {credentials}"))
     if json is not None and body is not None:
         raise ValueError("give body or json, not both")
     if (data is not None or files is not None) and (json is not None or body is not None):
@@ -1895,11 +1937,13 @@ class TestClient:
         path: str,
         *,
         body: Body = None,
+        content: Body = None,
         json: Any = None,
         data: FormArg = None,
         files: FilesArg = None,
         headers: HeadersArg = None,
         params: ParamsArg = None,
+        auth: tuple[str, str] | None = None,
         timeout: float | None = None,
         follow_redirects: bool = False,
     ) -> ClientResponse:
@@ -1918,6 +1962,9 @@ class TestClient:
         may also be an iterable or async iterable of bytes: sent chunked
         (unless ``headers`` give a ``Content-Length``), a piece at a time as
         the server takes them, for a ``stream=True`` route (``request.stream``).
+        ``content`` is ``body`` under httpx's name. ``auth``, a user and a
+        password, sends them as HTTP Basic credentials (``Authorization``,
+        UTF-8, as httpx does) unless ``headers`` have one.
 
         With ``follow_redirects``, a 301, 302, 303, 307 or 308 with a
         ``Location`` on this site (a path, or a URL naming ``http://`` and the
@@ -1929,7 +1976,7 @@ class TestClient:
         unfollowed. More than :data:`MAX_REDIRECTS` raise :class:`TooManyRedirects`.
         """
         method, target, items, names, whole, pieces = _prepared(
-            method, path, body, json, data, files, headers, params
+            method, path, body, content, json, data, files, headers, params, auth
         )
         history: list[ClientResponse] = []
         while True:
@@ -2020,11 +2067,13 @@ class TestClient:
         path: str,
         *,
         body: Body = None,
+        content: Body = None,
         json: Any = None,
         data: FormArg = None,
         files: FilesArg = None,
         headers: HeadersArg = None,
         params: ParamsArg = None,
+        auth: tuple[str, str] | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[StreamedResponse]:
         """``async with client.stream("GET", "/events") as response:`` sends the
@@ -2039,7 +2088,7 @@ class TestClient:
         raised is raised (``raise_server_exceptions``).
         """
         method, target, items, names, whole, pieces = _prepared(
-            method, path, body, json, data, files, headers, params
+            method, path, body, content, json, data, files, headers, params, auth
         )
         self._send_cookies(items, names)
         seconds = self.timeout if timeout is None else timeout
