@@ -525,6 +525,40 @@ async def test_a_newcomer_hears_the_answer_to_its_first_message(
         assert sorted(nb.got) == sorted((room, "answer") for room in rooms)
 
 
+async def test_a_publish_never_overtakes_the_subscription_made_before_it(
+    redis_server: RedisServer,
+) -> None:
+    # Leaving a room and joining the next at once (a chat client's switch),
+    # then publishing there: the UNSUBSCRIBE was awaited before the SUBSCRIBE
+    # was written, and the PUBLISH, queued meanwhile, went out between them.
+    # Another process's answer to it could then come before the subscription,
+    # and was lost (3 to 46 times in 300). Redis's MONITOR shows the order it
+    # took the commands in.
+    nb = RecordingNode("node-b")
+    monitor_client = aioredis.from_url(redis_server.url)
+    async with attached(redis_server, nb) as (b,), monitor_client.monitor() as monitor:
+        rooms = [f"room-{n}" for n in range(20)]
+        for before, room in zip([None, *rooms[:-1]], rooms, strict=True):
+            if before is not None:
+                b.unsubscribe(nb, before)
+            b.subscribe(nb, room)  # and at once:
+            assert b.publish(nb, room, "hello")
+            await asyncio.sleep(0.02)  # (the next room, a moment later)
+        seen: list[tuple[str, str]] = []
+        while len([c for c in seen if c[0] == "PUBLISH"]) < len(rooms):
+            command = (await asyncio.wait_for(monitor.next_command(), TIMEOUT))["command"]
+            name, *args = command.split(" ")
+            if name == "SUBSCRIBE":
+                seen.extend((name, channel) for channel in args)
+            elif name == "PUBLISH":
+                seen.append((name, args[0]))
+        for room in rooms:
+            channel = f"wsserver:topic:{room}"
+            assert ("SUBSCRIBE", channel) in seen, seen
+            assert seen.index(("SUBSCRIBE", channel)) < seen.index(("PUBLISH", channel)), seen
+    await monitor_client.aclose()
+
+
 async def test_deployments_on_two_databases_of_a_redis_hear_only_their_own(
     redis_server: RedisServer,
 ) -> None:

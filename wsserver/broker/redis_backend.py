@@ -231,6 +231,12 @@ class RedisBroker(Broker):
         #: while there is one (see _connect_and_serve).
         self._changes: dict[str, None] = {}
         self._changes_ready = asyncio.Event()
+        #: Set while no change of the subscriptions waits to be written:
+        #: _send() waits for it before each batch, so that a message never
+        #: goes out ahead of a subscription made before it was published
+        #: (another process's answer to it would come before that SUBSCRIBE).
+        self._changes_written = asyncio.Event()
+        self._changes_written.set()
         self._keeping_changes = False
         self._counts: dict[str, int] = {}
         self._counts_changed = asyncio.Event()
@@ -367,6 +373,7 @@ class RedisBroker(Broker):
         if self._keeping_changes:
             self._changes[topic] = None
             self._changes_ready.set()
+            self._changes_written.clear()
 
     def publish(self, node: BrokerNode, topic: str, message: str | bytes) -> bool:
         if not self.up:
@@ -533,6 +540,7 @@ class RedisBroker(Broker):
         # before the first topic.
         self._changes.clear()
         self._changes_ready.clear()
+        self._changes_written.set()  # (the subscriptions below go before any publish)
         self._keeping_changes = True  # (until this connection ends: see _run())
         await self._subscribe(
             pubsub,
@@ -605,8 +613,9 @@ class RedisBroker(Broker):
 
     async def _apply_changes(self, pubsub: Any) -> None:
         """Send the subscriptions that changed as soon as they change, many
-        per command: one that came later than a message published to it
-        right after subscribing (a newcomer's answer) lost the message.
+        per command, new ones first: one that came later than a message
+        published right after subscribing (a newcomer's answer) lost the
+        message. Until they are written, no message goes out (:meth:`_send`).
 
         The confirmations are read by :meth:`_read`, on the same connection.
         """
@@ -616,12 +625,14 @@ class RedisBroker(Broker):
             ready.clear()
             changed, self._changes = self._changes, {}
             wanted = self._wanted
-            gone = [self._channel(t) for t in changed if t not in wanted]
             new = [self._channel(t) for t in changed if t in wanted]
-            for batch in _batches(gone):
-                await pubsub.unsubscribe(*batch)
+            gone = [self._channel(t) for t in changed if t not in wanted]
             for batch in _batches(new):
                 await pubsub.subscribe(*batch)
+            for batch in _batches(gone):
+                await pubsub.unsubscribe(*batch)
+            if not self._changes:
+                self._changes_written.set()
 
     def _deliver(self, message: dict[str, Any], node: BrokerNode) -> None:
         """Deliver a message Redis sent, if it is another process's."""
@@ -677,6 +688,7 @@ class RedisBroker(Broker):
         loop = asyncio.get_running_loop()
         self._sent_at = loop.time()  # (a new connection, just used: not closed for idleness)
         queue = self._queue
+        written = self._changes_written
         while True:
             batch = [await queue.get()]
             while not queue.empty() and len(batch) < 1000:
@@ -695,6 +707,8 @@ class RedisBroker(Broker):
             # it: going again would publish that twice.
             idle = loop.time() - self._sent_at >= IDLE
             try:
+                if not written.is_set():
+                    await written.wait()  # (the subscriptions made before them first)
                 await self._execute(pipeline, again=idle)
             except (RedisError, OSError, TimeoutError, asyncio.CancelledError):
                 # (Cancelled: the connection ended, or the broker stops.)
