@@ -433,11 +433,16 @@ class RedisBroker(Broker):
             return None
         node_id = self._node.node_id
 
+        keys = (1, self.prefix + "nodes", self.prefix + "presence:", node_id, *args)
+
         async def query() -> Any:
             async with self._presence_queries:
-                return await client.eval(
-                    script, 1, self.prefix + "nodes", self.prefix + "presence:", node_id, *args
-                )
+                try:
+                    return await client.eval(script, *keys)
+                except LostConnection:
+                    # A pooled connection closed for idleness (Redis's
+                    # `timeout`, a NAT) fails at once: a read goes again.
+                    return await client.eval(script, *keys)
 
         try:
             # (wait_for, not asyncio.timeout(): in this task, redis-py can
