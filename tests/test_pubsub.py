@@ -1251,9 +1251,13 @@ async def test_a_script_refused_for_a_moment_is_used_again(
         await admin.aclose()
 
 
-async def test_the_queue_to_redis_is_bounded_in_bytes(redis_server: RedisServer) -> None:
+async def test_the_queue_to_redis_is_bounded_in_bytes(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     # Bounded only by count (10,000 messages): with 1 MiB messages and a
     # Redis too slow to take them, about 10 GiB waited before any was dropped.
+    # The drops were counted and said nowhere while Redis was up: said once
+    # now (then at most every minute), as one that never fits is.
     a = serve(
         topic_routes(),
         "127.0.0.1",
@@ -1272,10 +1276,26 @@ async def test_the_queue_to_redis_is_bounded_in_bytes(redis_server: RedisServer)
         for n in range(100):  # all at once: the queue is not sent meanwhile
             await a.publish("q", f"{n:03}{payload}")
         assert broker.stats.dropped == 100 - 1_000_000 // 65_600
+        said = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert said == [
+            f"broker {redis_server.url}: 1 message for other processes dropped (local "
+            "delivery done): the queue to Redis is full (Redis slower than the publishing)"
+        ]
         got = [(await asyncio.wait_for(wb.recv(), TIMEOUT))[:3] for _ in range(15)]
         assert got == [f"{n:03}" for n in range(15)]  # the first, in order
         await a.publish("q", "after")  # and the budget is given back once sent
         assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "after"
+        # One that could never fit, the queue empty: dropped for the others
+        # (delivered here), and said, once a minute at most.
+        broker._drops_said = None
+        for _ in range(2):
+            assert await a.publish("q", "x" * 1_000_000) == 0  # (no local subscriber)
+        said = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(said) == 2 and "a message of 1000" in said[1], said
+        assert "over broker_queue_bytes (1000000), never fits" in said[1]
+        assert broker.stats.dropped == 100 - 1_000_000 // 65_600 + 2
+        await a.publish("q", "still")
+        assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "still"
 
 
 async def subscribed_in_redis(

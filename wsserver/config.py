@@ -819,7 +819,8 @@ class Config:
         16 * 2**20,
         Count(),
         "bytes of published messages waiting to be sent to Redis beyond which more are "
-        "dropped (counted), when Redis is slower than the publishing.",
+        "dropped for the other processes (counted, and said in a warning at most once a "
+        "minute), when Redis is slower than the publishing; a larger message never goes.",
         env="WEBSOCKET_BROKER_QUEUE_BYTES",
     )
     max_topic_size: int = setting(

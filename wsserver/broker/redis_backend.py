@@ -79,6 +79,8 @@ STOP_TIMEOUT = 2.0
 IDLE = 1.0
 #: Seconds between the error lines of a Redis that goes on refusing this server.
 REFUSED_AGAIN = 60.0
+#: Seconds between the warnings of messages dropped while Redis is up.
+DROPPED_AGAIN = 60.0
 #: Seconds between cancels of a task that goes on (see _cancel()).
 CANCEL_AGAIN = 0.05
 #: Channels subscribed to in one SUBSCRIBE on connecting, at most, and their
@@ -263,6 +265,10 @@ class RedisBroker(Broker):
         self._served = False
         self._up_since = 0.0
         self._dropped_in_outage = 0
+        #: Messages dropped while up and not said yet, and when it was last
+        #: said (loop time; see _dropped_while_up()).
+        self._unsaid_drops = 0
+        self._drops_said: float | None = None
         #: When a refusal was last logged (loop time; see _went_down()).
         self._refused_said = 0.0
         self._first_attempt: asyncio.Future[None] | None = None
@@ -382,14 +388,16 @@ class RedisBroker(Broker):
         channel = self._channel(topic)
         data = encode(node.node_id, message)
         size = len(channel) + len(data)
-        if self._queued_bytes + size > self.queue_bytes:
-            self._drop()
+        if size > self.queue_bytes:
+            self._dropped_while_up(
+                f"a message of {size} bytes (with its channel), over broker_queue_bytes "
+                f"({self.queue_bytes}), never fits in the queue to Redis"
+            )
             return False
-        try:
-            self._queue.put_nowait((channel, data))
-        except asyncio.QueueFull:
-            self._drop()
+        if self._queued_bytes + size > self.queue_bytes or self._queue.full():
+            self._dropped_while_up("the queue to Redis is full (Redis slower than the publishing)")
             return False
+        self._queue.put_nowait((channel, data))
         self._queued_bytes += size
         return True
 
@@ -479,6 +487,23 @@ class RedisBroker(Broker):
     def _drop(self) -> None:
         self.stats.dropped += 1
         self._dropped_in_outage += 1
+
+    def _dropped_while_up(self, why: str) -> None:
+        """A message dropped for the other processes while Redis is up: said
+        at once, then at most every DROPPED_AGAIN seconds (with how many)."""
+        self.stats.dropped += 1
+        self._unsaid_drops += 1
+        now = asyncio.get_running_loop().time()
+        if self._drops_said is None or now - self._drops_said >= DROPPED_AGAIN:
+            logger.warning(
+                "broker %s: %d message%s for other processes dropped (local delivery done): %s",
+                self.shown_url,
+                self._unsaid_drops,
+                "" if self._unsaid_drops == 1 else "s",
+                why,
+            )
+            self._drops_said = now
+            self._unsaid_drops = 0
 
     async def _run(self) -> None:
         """Connect, serve, and reconnect with capped exponential backoff, forever.
