@@ -159,12 +159,12 @@ def test_a_large_file_part_comes_out_as_it_comes_in() -> None:
 def test_a_head_that_never_ends_is_refused_at_16_kib() -> None:
     parser = MultipartParser("XyZ", 5)
     parser.feed(b'--XyZ\r\nContent-Disposition: form-data; name="f"\r\n')
-    with pytest.raises(BadRequest, match="too many headers"):
+    with pytest.raises(BadRequest, match="head is over 16 KiB"):
         for _ in range(20):
             parser.feed(b"x" * 1024)
     # Whole, the same rule.
     body = multipart(field("a", b"v", b"x-long: " + b"y" * 16400 + b"\r\n"))
-    assert read(body, []) == "A multipart form part has too many headers."
+    assert read(body, []) == "A multipart form part's head is over 16 KiB."
 
 
 def test_padding_that_never_ends_is_refused_and_a_cr_may_wait_for_its_lf() -> None:
@@ -174,6 +174,28 @@ def test_padding_that_never_ends_is_refused_and_a_cr_may_wait_for_its_lf() -> No
     parser.feed(b" " * 1000)
     with pytest.raises(BadRequest, match="malformed boundary line"):
         parser.feed(b" " * 100)
+
+
+@pytest.mark.parametrize("size", [16380, 16381, 16384, 16385])
+def test_the_16_kib_head_rule_is_the_same_however_the_head_is_cut(size: int) -> None:
+    head = b'Content-Disposition: form-data; name="a"\r\nx: '
+    head += b"y" * (size - len(head))
+    body = b"--XyZ\r\n" + head + b"\r\n\r\nv\r\n--XyZ--\r\n"
+    whole = read(body, [])
+    if size > 16384:
+        assert whole == "A multipart form part's head is over 16 KiB."
+    else:
+        assert [(h.name, c) for h, c in whole] == [("a", b"v")]
+    for cut in range(7 + size - 2, 7 + size + 6):  # (in and around its blank line)
+        assert read(body, [cut]) == whole, cut
+
+
+def test_padding_over_1_kib_is_refused_whole_or_cut() -> None:
+    for padding, refused in ((1024, False), (1025, True)):
+        body = b"--XyZ" + b" " * padding + b"\r\n" + field("a", b"v") + b"\r\n--XyZ--"
+        whole = read(body, [])
+        assert (whole == "The multipart form has a malformed boundary line.") is refused
+        assert read(body, [600]) == whole
 
 
 async def pieces(*chunks: bytes) -> AsyncIterator[bytes]:
@@ -196,6 +218,7 @@ async def test_form_parts_skip_what_is_not_read_and_a_skipped_part_says_so() -> 
         seen.append((part.name, part.filename, part.content_type))
         if part.name == "_charset_":
             assert await part.text() == "latin-1"
+            assert await part.read() == b""  # (read: what a second read takes is nothing)
         elif part.name == "a":
             assert await part.text() == "été"  # in the _charset_ field's charset
         elif part.name == "f":
@@ -258,6 +281,16 @@ def upload_app(log: list[Any], first_part: asyncio.Event | None = None) -> Route
         return json(
             [[p.name, p.filename, (await p.read()).hex()] async for p in request.multipart()]
         )
+
+    @routes.post("/twice", stream=True)
+    async def twice(request: Request) -> Any:
+        async for _ in request.multipart():
+            pass
+        try:
+            request.multipart()
+        except RuntimeError as exc:
+            return json({"error": str(exc)})
+        return json({"error": None})
 
     return routes
 
@@ -334,3 +367,6 @@ async def test_bad_forms_read_as_they_come_are_400s(run_server: StartServer) -> 
         )
         r = await client.post(url, files={"f": ("a.txt", b"fine")})
         assert r.status_code == 200
+        # Read twice: the handler's mistake, not the client's (no 400).
+        r = await client.post(url.replace("/upload", "/twice"), files={"f": ("a.txt", b"x")})
+        assert r.json() == {"error": "request.multipart() reads the body once: it was read"}

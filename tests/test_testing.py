@@ -48,6 +48,7 @@ from wsserver.protocol.http import Headers
 from wsserver.response import Response, json_response, raw, redirect, stream, text
 from wsserver.testing import (
     MAX_REDIRECTS,
+    ClientResponse,
     ClientWebSocket,
     HandshakeDenied,
     HTTPStatusError,
@@ -1715,16 +1716,31 @@ async def test_content_auth_and_status_classes_are_httpx_s() -> None:
         flow = httpx.BasicAuth("zoë", "pass:word").auth_flow(httpx.Request("GET", "http://t/"))
         sent = await client.post("/raw", content=b"abc", auth=("zoë", "pass:word"))
         assert sent.json() == {"body": "abc", "auth": next(flow).headers["authorization"]}
-        # Headers that say Authorization win; content and body are one thing.
+        # auth= replaces the headers' Authorization, bytes are taken as they
+        # are, as httpx does; content and body are one thing.
         r = await client.post("/raw", content="t", auth=("a", "b"), headers={"Authorization": "X"})
-        assert r.json() == {"body": "t", "auth": "X"}
+        flow = httpx.BasicAuth("a", "b").auth_flow(httpx.Request("GET", "http://t/"))
+        assert r.json() == {"body": "t", "auth": next(flow).headers["authorization"]}
+        r = await client.post("/raw", auth=(b"u\xff", b"p"))
+        flow = httpx.BasicAuth(b"u\xff", b"p").auth_flow(httpx.Request("GET", "http://t/"))
+        assert r.json()["auth"] == next(flow).headers["authorization"]
+        with pytest.raises(TypeError, match="a \\(user, password\\) pair"):
+            await client.post("/raw", auth=httpx.BasicAuth("u", "p"))  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="body or content"):
             await client.post("/raw", body=b"1", content=b"2")
         denied = await client.get("/me")
         assert (denied.status, denied.is_client_error, denied.is_error) == (401, True, True)
         assert not denied.is_server_error and not denied.is_success
         moved = await client.get("/me/")  # (FastAPI's redirect to /me)
-        assert (moved.status, moved.is_redirect) == (307, True)
+        assert (moved.status, moved.is_redirect, moved.has_redirect_location) == (307, True, True)
+        for status in (300, 304, 307, 399, 200, 400):
+            mine = ClientResponse(status, "", Headers([]), b"")
+            theirs = httpx.Response(status)
+            assert (mine.is_redirect, mine.has_redirect_location, mine.is_error) == (
+                theirs.is_redirect,
+                theirs.has_redirect_location,
+                theirs.is_error,
+            )
 
 
 def _gzip_app() -> Starlette:

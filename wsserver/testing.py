@@ -214,7 +214,12 @@ class ClientResponse:
 
     @property
     def is_redirect(self) -> bool:
-        """A 301, 302, 303, 307 or 308 with a ``Location``, as httpx says."""
+        """A 3xx status (httpx's definition: a 304 too)."""
+        return 300 <= self.status < 400
+
+    @property
+    def has_redirect_location(self) -> bool:
+        """A 301, 302, 303, 307 or 308 with a ``Location``: one ``follow_redirects`` follows."""
         return self.status in _REDIRECTS and "location" in self.headers
 
     @property
@@ -1663,7 +1668,7 @@ def _prepared(
     files: FilesArg,
     headers: HeadersArg,
     params: ParamsArg,
-    auth: tuple[str, str] | None,
+    auth: tuple[str | bytes, str | bytes] | None,
 ) -> tuple[
     str,
     bytes,
@@ -1682,10 +1687,15 @@ def _prepared(
         if body is not None:
             raise ValueError("give body or content (httpx's name for it), not both")
         body = content
-    if auth is not None and "authorization" not in names:
-        user, password = auth
-        credentials = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    if auth is not None:
+        if not (isinstance(auth, tuple) and len(auth) == 2):
+            raise TypeError("auth= is a (user, password) pair, of str or bytes")
+        user, password = (p.encode() if isinstance(p, str) else bytes(p) for p in auth)
+        credentials = base64.b64encode(user + b":" + password).decode("ascii")
+        # (As httpx does: it replaces an Authorization the headers give.)
+        items = [(n, v) for n, v in items if n.lower() != "authorization"]
         items.append(("Authorization", f"Basic {credentials}"))
+        names.add("authorization")
     if json is not None and body is not None:
         raise ValueError("give body or json, not both")
     if (data is not None or files is not None) and (json is not None or body is not None):
@@ -1943,7 +1953,7 @@ class TestClient:
         files: FilesArg = None,
         headers: HeadersArg = None,
         params: ParamsArg = None,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
         follow_redirects: bool = False,
     ) -> ClientResponse:
@@ -1963,8 +1973,8 @@ class TestClient:
         (unless ``headers`` give a ``Content-Length``), a piece at a time as
         the server takes them, for a ``stream=True`` route (``request.stream``).
         ``content`` is ``body`` under httpx's name. ``auth``, a user and a
-        password, sends them as HTTP Basic credentials (``Authorization``,
-        UTF-8, as httpx does) unless ``headers`` have one.
+        password (str, UTF-8, or bytes), sends them as HTTP Basic credentials
+        (``Authorization``, replacing one ``headers`` give, as httpx does).
 
         With ``follow_redirects``, a 301, 302, 303, 307 or 308 with a
         ``Location`` on this site (a path, or a URL naming ``http://`` and the
@@ -2073,7 +2083,7 @@ class TestClient:
         files: FilesArg = None,
         headers: HeadersArg = None,
         params: ParamsArg = None,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[StreamedResponse]:
         """``async with client.stream("GET", "/events") as response:`` sends the

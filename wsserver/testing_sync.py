@@ -548,7 +548,7 @@ class SyncTestClient:
         files: FilesArg = None,
         headers: HeadersArg = None,
         params: ParamsArg = None,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
         follow_redirects: bool = False,
     ) -> ClientResponse:
@@ -584,7 +584,7 @@ class SyncTestClient:
         files: FilesArg = None,
         headers: HeadersArg = None,
         params: ParamsArg = None,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
     ) -> Iterator[StreamedResponse]:
         """``with client.stream("GET", "/events") as response:`` (:meth:`TestClient.stream`):

@@ -355,7 +355,8 @@ class MultipartParser:
 
     The preamble, the transport padding after a delimiter and the epilogue
     are skipped. What it holds between pieces is bounded: a delimiter's
-    length, or a part's head up to 16 KiB. Raises
+    length, a part's head up to 16 KiB, or up to 1 KiB of the padding after
+    a delimiter (more is refused, whole or in pieces). Raises
     :class:`~wsserver.errors.BadRequest` for a body that does not parse, or
     holds more than ``max_parts`` parts; once raised, the parser is not fed
     again.
@@ -445,7 +446,8 @@ class MultipartParser:
                     pos = blank + 4
                     self._state = _CONTENT
                     continue
-                if (len(buffer) if blank < 0 else blank) - start > _MAX_PART_HEAD:
+                # (Without its blank line yet: up to 3 bytes of it may be in.)
+                if (len(buffer) - 3 if blank < 0 else blank) - start > _MAX_PART_HEAD:
                     raise _head_too_long()
                 return pos
             elif state == _BOUNDARY_LINE:
@@ -460,7 +462,7 @@ class MultipartParser:
                     if pending.strip(b" \t") or len(pending) > _MAX_PADDING:
                         raise _malformed_line()
                     return pos
-                if buffer[pos:line_end].strip(b" \t"):
+                if line_end - pos > _MAX_PADDING or buffer[pos:line_end].strip(b" \t"):
                     raise _malformed_line()
                 if self._parts == self._max_parts:
                     raise BadRequest(f"The form has more than {self._max_parts} fields.")
@@ -493,7 +495,7 @@ def _malformed_line() -> BadRequest:
 
 
 def _head_too_long() -> BadRequest:
-    return BadRequest("A multipart form part has too many headers.")
+    return BadRequest("A multipart form part's head is over 16 KiB.")
 
 
 def _part_start(headers: list[tuple[str, str]]) -> PartHead:
@@ -515,8 +517,10 @@ def _part_head(part: bytes) -> tuple[list[tuple[str, str]], bytes]:
         if not part.endswith(b"\r\n"):
             raise BadRequest("A multipart form part has no end to its headers.")
         end = len(part) - 2  # headers and no content (RFC 2046 5.1.1)
-    if end > _MAX_PART_HEAD or part.count(b"\r\n", 0, end) >= _MAX_PART_HEADERS:
+    if end > _MAX_PART_HEAD:
         raise _head_too_long()
+    if part.count(b"\r\n", 0, end) >= _MAX_PART_HEADERS:
+        raise BadRequest("A multipart form part has too many headers.")
     headers = []
     for line in part[:end].split(b"\r\n"):
         name, colon, value = line.partition(b":")

@@ -165,9 +165,15 @@ class FormPart:
     async def read(self) -> bytes:
         """The rest of the part's content, whole (in memory: for a field, or
         a file known to be small; the route's ``max_body_size`` bounds it)."""
+        fresh = not self._ended
         pieces = [piece async for piece in self]
         content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        if self.name == "_charset_" and self.filename is None and self._head.charset is None:
+        if (
+            fresh
+            and self.name == "_charset_"
+            and self.filename is None
+            and self._head.charset is None
+        ):
             self._form.charset = charset_of_field(content)
         return content
 

@@ -119,6 +119,7 @@ class Request:
         "_json",
         "_form",
         "_files",
+        "_multipart_read",
         "local_address",
     )
 
@@ -154,6 +155,7 @@ class Request:
         self.local_address: tuple[str, int] | None = None
         self._form: MultiValues | None = None
         self._files: MultiValues | None = None
+        self._multipart_read = False
 
     @property
     def args(self) -> QueryArgs:
@@ -225,14 +227,17 @@ class Request:
         ``await part.read()`` or ``await part.text()``). On a ``stream=True``
         route the body is pulled from :attr:`stream` only as the parts are
         read, so an upload never has to fit in memory; on another route the
-        parts are those of :attr:`body`. Once only, and not mixed with other
-        reads of :attr:`stream`.
+        parts are those of :attr:`body`. Once only (again: RuntimeError), and
+        not mixed with other reads of :attr:`stream`.
 
         Raises (from the iteration, or a part's reads):
             BadRequest: the body is not such a form, does not parse, or holds
                 more than ``max_form_parts`` parts (a ``400``).
             ClientDisconnected, RequestTooLarge: as :attr:`stream` does.
         """
+        if self._multipart_read:
+            raise RuntimeError("request.multipart() reads the body once: it was read")
+        self._multipart_read = True
         server = self.server
         limit = server.config.max_form_parts if server is not None else MAX_PARTS
         pieces = self.stream if self.stream is not None else _whole(self.body)
