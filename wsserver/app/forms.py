@@ -362,7 +362,7 @@ class MultipartParser:
     again.
     """
 
-    __slots__ = ("_first", "_delimiter", "_max_parts", "_parts", "_rest", "_state")
+    __slots__ = ("_first", "_delimiter", "_max_parts", "_parts", "_rest", "_seen", "_state")
 
     def __init__(self, boundary: str | None, max_parts: int) -> None:
         if boundary is None or _BOUNDARY.fullmatch(boundary) is None:
@@ -372,6 +372,8 @@ class MultipartParser:
         self._max_parts = max_parts
         self._parts = 0
         self._rest = b""
+        #: Bytes of a head still waiting for its end that were searched already.
+        self._seen = 0
         self._state = _START
 
     @property
@@ -422,7 +424,8 @@ class MultipartParser:
                 # (pos: the CRLF that ends the boundary line. A part ends at the
                 # first delimiter from there: an empty part's is that CRLF.)
                 start = pos + 2
-                end = buffer.find(delimiter, pos)
+                seen = pos + self._seen  # (what earlier pieces had: searched already)
+                end = buffer.find(delimiter, max(pos, seen - size + 1))
                 if end >= 0:
                     head, content = _part_head(buffer[start:end])
                     events.append(_part_start(head))
@@ -438,7 +441,7 @@ class MultipartParser:
                 blank = (
                     start - 2
                     if buffer.startswith(b"\r\n", start)
-                    else buffer.find(b"\r\n\r\n", start)
+                    else buffer.find(b"\r\n\r\n", max(start, seen - 3))
                 )
                 if blank >= 0 and not delimiter.startswith(buffer[blank + 2 : blank + 2 + size]):
                     head, _ = _part_head(buffer[start : blank + 4])
@@ -449,6 +452,7 @@ class MultipartParser:
                 # (Without its blank line yet: up to 3 bytes of it may be in.)
                 if (len(buffer) - 3 if blank < 0 else blank) - start > _MAX_PART_HEAD:
                     raise _head_too_long()
+                self._seen = (len(buffer) if blank < 0 else blank) - pos
                 return pos
             elif state == _BOUNDARY_LINE:
                 if len(buffer) - pos < 2:
@@ -468,6 +472,7 @@ class MultipartParser:
                     raise BadRequest(f"The form has more than {self._max_parts} fields.")
                 self._parts += 1
                 pos = line_end
+                self._seen = 0
                 self._state = _HEAD
             elif state == _START:
                 # The first delimiter starts the body or a line (what is before
