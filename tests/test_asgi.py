@@ -2353,6 +2353,37 @@ def test_a_group_member_re_raised_from_its_group_is_judged_once() -> None:
     assert caused_by_disconnect(left, origin) is True
 
 
+def test_what_is_raised_while_handling_our_disconnect_is_judged_by_what_it_is() -> None:
+    origin = object()
+
+    def chain(*kinds: type[BaseException], explicit: bool = False) -> BaseException:
+        """The last of ``kinds`` raised while handling the one before, ... our
+        ClientDisconnected first (or made of it, ``explicit``)."""
+        current: BaseException = ClientDisconnected("gone", origin)
+        for kind in kinds:
+            try:
+                if explicit:
+                    raise kind() from current
+                raise kind()
+            except BaseException as exc:
+                if not explicit:
+                    exc.__context__ = current
+                current = exc
+        return current
+
+    class WebSocketDisconnect(Exception):  # (a framework's, by its name)
+        pass
+
+    assert caused_by_disconnect(chain(), origin) is True
+    assert caused_by_disconnect(chain(WebSocketDisconnect), origin) is True
+    assert caused_by_disconnect(chain(asyncio.CancelledError), origin) is True
+    assert caused_by_disconnect(chain(RuntimeError, explicit=True), origin) is True
+    # A bug in an except block, whichever call found the client gone.
+    assert caused_by_disconnect(chain(WebSocketDisconnect, ValueError), origin) is False
+    assert caused_by_disconnect(chain(KeyError), origin) is False
+    assert caused_by_disconnect(chain(KeyError, WebSocketDisconnect), origin) is False
+
+
 @pytest.mark.parametrize("held", [False, True])
 async def test_a_request_unanswered_at_shutdown_timeout_gets_503(run_asgi: Any, held: bool) -> None:
     # As a Router handler's client does: the app is cancelled, and its client

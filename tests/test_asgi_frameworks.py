@@ -367,3 +367,52 @@ async def test_a_bug_in_an_app_s_except_websocketdisconnect_is_its_error(
     await wait_for(lambda: server.counters.handler_errors == 1, 5)
     assert any("KeyError" in str(r.exc_info) for r in no_errors_logged.records if r.exc_info)
     no_errors_logged.clear()
+
+
+async def test_a_bug_after_send_found_the_client_gone_is_the_app_s_error(
+    run_asgi: Any, no_errors_logged: pytest.LogCaptureFixture
+) -> None:
+    # (Found by an audit: the same bug, when send() was what found the client
+    # gone, was filed as the client's leaving, at DEBUG: Starlette raises
+    # WebSocketDisconnect (or ClientDisconnect) while handling our
+    # ClientDisconnected, and the app's error came of those, implicitly.)
+    async def ticker(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.send_text("tick")
+                await asyncio.sleep(0.02)
+        except WebSocketDisconnect:
+            [].remove(websocket)
+
+    async def stream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x\n", "more_body": True})
+                await asyncio.sleep(0.02)
+        except OSError:
+            {}["clean-up"]
+
+    websockets_app = Starlette(routes=[WebSocketRoute("/ws", ticker)])
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await stream_app(scope, receive, send)
+        else:
+            await websockets_app(scope, receive, send)
+
+    server = await run_asgi(app, lifespan="off")
+    ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/ws")
+    assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "tick"
+    ws.transport.abort()  # (no close frame: only send() finds it gone)
+    await wait_for(lambda: server.counters.handler_errors == 1, 5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    await reader.readuntil(b"x\n")
+    writer.transport.abort()
+    await wait_for(lambda: server.counters.handler_errors == 2, 5)
+    logged = [str(r.exc_info) for r in no_errors_logged.records if r.exc_info]
+    assert any("ValueError" in text for text in logged), logged
+    assert any("KeyError" in text for text in logged), logged
+    no_errors_logged.clear()

@@ -138,8 +138,12 @@ def caused_by_disconnect(
     # (Once the walk went by a __context__, the exception at hand was raised
     # while handling the disconnect, not made of it: a bug in an app's
     # ``except WebSocketDisconnect:`` is its error. Our ClientDisconnected is
-    # still found there: what a framework raised while handling it.)
+    # still found there when only a disconnect's own exceptions were raised
+    # while handling it: what a framework makes of it (Starlette's
+    # WebSocketDisconnect, raised in send() while handling ours), a
+    # cancellation.)
     implicit = False
+    clean = True
     while current is not None and id(current) not in seen:
         if isinstance(current, BaseExceptionGroup):
             seen.add(id(current))
@@ -147,23 +151,25 @@ def caused_by_disconnect(
                 caused_by_disconnect(inner, *origins, gone=gone, seen=seen)
                 for inner in current.exceptions
             )
+        ours = isinstance(current, ClientDisconnected)
         if isinstance(current, ClientDisconnected) and any(
             current.origin is origin for origin in origins if origin is not None
         ):
-            return True
-        if (
-            gone
-            and not implicit
-            and (
-                isinstance(current, asyncio.CancelledError)
-                or type(current).__name__.endswith("Disconnect")
-            )
-        ):
+            return clean
+        a_disconnect = ours or _a_disconnect(current)
+        if gone and not implicit and a_disconnect:
             return True
         seen.add(id(current))
-        implicit = implicit or current.__cause__ is None
+        if current.__cause__ is None:
+            implicit = True
+            clean = clean and a_disconnect
         current = current.__cause__ or current.__context__
     return False
+
+
+def _a_disconnect(exc: BaseException) -> bool:
+    """A cancellation, or what frameworks make of a disconnect (a class named so)."""
+    return isinstance(exc, asyncio.CancelledError) or type(exc).__name__.endswith("Disconnect")
 
 
 class HttpCycle:
