@@ -394,6 +394,7 @@ async def test_asgi_apps_publish_and_subscribe_through_the_extension() -> None:
         with pytest.raises(RuntimeError):
             pubsub["subscribe"]("feed")  # not accepted yet
         await send({"type": "websocket.accept"})
+        await pubsub["subscribe"]("feed")  # (awaited: gone to the broker; or not)
         pubsub["subscribe"]("feed")
         await send({"type": "websocket.send", "text": "subscribed"})
         while (await receive())["type"] != "websocket.disconnect":
@@ -557,6 +558,66 @@ async def test_a_publish_never_overtakes_the_subscription_made_before_it(
             assert ("SUBSCRIBE", channel) in seen, seen
             assert seen.index(("SUBSCRIBE", channel)) < seen.index(("PUBLISH", channel)), seen
     await monitor_client.aclose()
+
+
+async def test_an_awaited_subscribe_has_gone_to_redis_when_it_returns(
+    redis_server: RedisServer,
+) -> None:
+    # ws.subscribe() holds at once here and goes to Redis a moment later: a
+    # handler that answered its client "subscribed" at once, the client then
+    # having another process publish, lost that message 1 to 2 times in 100.
+    # Awaited, it returns once the SUBSCRIBE is written: what this process
+    # sends Redis after that (here an ECHO) comes after it.
+    nb = RecordingNode("node-b")
+    client = aioredis.from_url(redis_server.url)
+    monitor_client = aioredis.from_url(redis_server.url)
+    async with attached(redis_server, nb) as (b,), monitor_client.monitor() as monitor:
+        await client.echo("warm")  # (its connection made)
+        for n in range(5):
+            b.subscribe(nb, f"room-{n}")
+            await b.subscriptions_sent()
+            await client.echo(f"after-{n}")
+        seen: list[str] = []
+        while len([c for c in seen if c.startswith("ECHO after")]) < 5:
+            command = (await asyncio.wait_for(monitor.next_command(), TIMEOUT))["command"]
+            if command.startswith(("SUBSCRIBE wsserver:topic:room-", "ECHO after")):
+                seen.append(command)
+        assert seen == [
+            line
+            for n in range(5)
+            for line in (f"SUBSCRIBE wsserver:topic:room-{n}", f"ECHO after-{n}")
+        ]
+        # Redis unreachable: at once.
+        redis_server.stop()
+        await wait_for(lambda: not b.up, what="the outage seen")
+        b.subscribe(nb, "later")
+        await asyncio.wait_for(b.subscriptions_sent(), 1)
+        redis_server.start()
+    await monitor_client.aclose()
+    await client.aclose()
+
+
+async def test_a_handler_awaits_its_subscription_before_saying_so(
+    redis_server: RedisServer,
+) -> None:
+    routes = Router()
+
+    @routes.websocket("/sub/<topic>")
+    async def sub(request: Request, ws: WebSocket, topic: str) -> None:
+        await ws.subscribe(topic)
+        await ws.send("subscribed")
+        async for _ in ws:
+            pass
+
+    a = serve(routes, "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with a, b:
+        await wait_for(lambda: a.pubsub.broker.up and b.pubsub.broker.up, what="brokers up")
+        for n in range(30):
+            async with websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t{n}") as ws:
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+                await b.publish(f"t{n}", "hello")  # (another process, told at once)
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello"
 
 
 async def test_deployments_on_two_databases_of_a_redis_hear_only_their_own(

@@ -37,7 +37,7 @@ from .http import body_bytes, caused_by_disconnect, declared_length, head_header
 if TYPE_CHECKING:
     from ..app.request import Request
     from ..server.http_protocol import HttpProtocol
-    from ..server.websocket import WebSocket
+    from ..server.websocket import Subscribed, WebSocket
 
 __all__ = ["WebSocketSession"]
 
@@ -373,8 +373,10 @@ class WebSocketSession:
         self.connection = self.accept = None  # the HTTP phase is over
         self._answer(Phase.ACCEPTED)
 
-    def subscribe(self, topic: str) -> None:
-        """Send this connection what is published to ``topic`` (the pub/sub extension's).
+    def subscribe(self, topic: str) -> Subscribed:
+        """Send this connection what is published to ``topic`` (the pub/sub
+        extension's); awaited, it also waits until the subscription has gone
+        to the broker (as :meth:`WebSocket.subscribe`).
 
         Raises:
             RuntimeError: the connection is not accepted yet.
@@ -383,7 +385,7 @@ class WebSocketSession:
         if self.websocket is None:
             raise RuntimeError("subscribe() needs an accepted WebSocket")
         try:
-            self.websocket.subscribe(topic)
+            return self.websocket.subscribe(topic)
         except ConnectionClosed:
             raise ClientDisconnected("the WebSocket is closed", self) from None
 

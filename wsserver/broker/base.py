@@ -62,6 +62,12 @@ class Broker(ABC):
     def subscribe(self, node: BrokerNode, topic: str) -> None:
         """``node`` has local subscribers of ``topic``: send it what others publish there."""
 
+    async def subscriptions_sent(self) -> None:
+        """Return once the subscriptions made so far have gone to the broker
+        (nothing to wait for unless it is another process; not longer than
+        the broker's timeout, nor during an outage)."""
+        return  # (this process's memory broker: at once)
+
     @abstractmethod
     def unsubscribe(self, node: BrokerNode, topic: str) -> None:
         """``node`` has no local subscriber of ``topic`` any more."""

@@ -375,6 +375,15 @@ class RedisBroker(Broker):
             self._wanted.discard(topic)
             self._changed(topic)
 
+    async def subscriptions_sent(self) -> None:
+        """Return once the changes of the subscriptions made so far are
+        written on the subscriber connection (before any message published
+        after them), within ``timeout``; at once while Redis is unreachable."""
+        written = self._changes_written
+        if not written.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(written.wait(), self.timeout)
+
     def _changed(self, topic: str) -> None:
         if self._keeping_changes:
             self._changes[topic] = None
@@ -527,6 +536,7 @@ class RedisBroker(Broker):
                 self._keeping_changes = False
                 self._changes.clear()
                 self._changes_ready.clear()
+                self._changes_written.set()  # (no one waits for this one)
                 self._dirty.clear()
                 # (Shielded: detach() cancels this task again while it stops,
                 # and waits for this close; see _closing.)

@@ -81,7 +81,8 @@ class Topics:
     # ------------------------------------------------------------ membership
 
     def subscribe(self, ws: WebSocket, topic: str) -> None:
-        """Add ``ws`` to ``topic``'s subscribers (the broker is told on the first).
+        """Add ``ws`` to ``topic``'s subscribers (the broker is told on the first:
+        :meth:`Broker.subscriptions_sent` says when it has gone).
 
         Raises:
             TypeError, ValueError: see :func:`check_topic`.

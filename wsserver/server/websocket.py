@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterable, Coroutine, Iterable
+from collections.abc import AsyncIterable, Coroutine, Generator, Iterable
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,10 +25,11 @@ from ..protocol.state import CLIENT_SIDE, OPEN_STATES, SERVER_SIDE, ConnectionSt
 from .inbox import Inbox
 
 if TYPE_CHECKING:
+    from ..broker.base import Broker
     from .server import Server
     from .websocket_protocol import WebSocketProtocol
 
-__all__ = ["WebSocket", "State"]
+__all__ = ["WebSocket", "State", "Subscribed"]
 
 Data = str | bytes | bytearray | memoryview
 #: What ``send(..., encoding=...)`` accepts.
@@ -38,6 +39,19 @@ _CLOSED = ConnectionState.CLOSED
 
 #: A connection's topics until it subscribes to one.
 _NO_TOPICS: frozenset[str] = frozenset()
+
+
+class Subscribed:
+    """What :meth:`WebSocket.subscribe` returns: awaiting it waits until the
+    subscription has gone to the broker (nothing need await it)."""
+
+    __slots__ = ("_broker",)
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._broker.subscriptions_sent().__await__()
 
 
 class WebSocket:
@@ -549,13 +563,20 @@ class WebSocket:
         """The server this connection belongs to (to publish, or ask for presence)."""
         return self._protocol.server
 
-    def subscribe(self, topic: str) -> None:
+    def subscribe(self, topic: str) -> Subscribed:
         """Receive what is published to ``topic``, in this process and the others.
 
         Messages published with :meth:`Server.publish` (here, or in any
         process sharing the broker) are sent to this connection as they come,
         with :func:`~wsserver.broadcast`'s policy (skipped when it is slow).
         Closing the connection unsubscribes it.
+
+        The subscription holds here at once, and reaches the broker (Redis)
+        a moment later, before any message this process publishes after it.
+        ``await ws.subscribe(topic)`` also waits for that moment (at most the
+        broker's timeout; at once while it is unreachable), so that what
+        another process publishes once told of it (by this client, say,
+        after an answer) is heard.
 
         Raises:
             WebsocketClosed: the connection is closing or closed.
@@ -576,6 +597,7 @@ class WebSocket:
             if type(topics) is not set:
                 self.topics = topics = set()
             topics.add(topic)
+        return Subscribed(self._protocol.server.pubsub.broker)
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``'s messages (nothing happens if not subscribed)."""
