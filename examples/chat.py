@@ -78,7 +78,7 @@ def _parse(message: str | bytes) -> tuple[dict[str, Any] | None, str]:
         return None, "Binary messages are not supported: send JSON text"
     try:
         data = jsonlib.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):  # (RecursionError: nested too deep)
         return None, "Invalid JSON"
     if not isinstance(data, dict):
         return None, "Expected a JSON object"

@@ -136,7 +136,7 @@ def handle(state: StreamState, message: str | bytes) -> dict[str, Any]:
         return {"type": "error", "message": "Binary messages are not supported: send JSON text"}
     try:
         data = jsonlib.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):  # (RecursionError: nested too deep)
         return {"type": "error", "message": "Invalid message format"}
     if not isinstance(data, dict):
         return {"type": "error", "message": "Expected a JSON object"}

@@ -279,6 +279,7 @@ async def test_chat_rooms_are_isolated(clients: ChatClients) -> None:
     [
         ("this is not json", "Invalid JSON"),
         ("{", "Invalid JSON"),
+        ("[" * 100_000, "Invalid JSON"),  # (nested past Python's recursion limit)
         ("[1, 2]", "object"),
         ('"chat"', "object"),
         ("null", "object"),
@@ -484,6 +485,7 @@ async def test_stream_subscribe(stream_server: Server) -> None:
     ("message", "error"),
     [
         ("not json", "Invalid message format"),
+        ("[" * 100_000, "Invalid message format"),  # (nested past the recursion limit)
         ("[]", "object"),
         ('{"type": "launch"}', "launch"),
         ('{"type": "subscribe", "sensor_id": 7}', "sensor_id"),

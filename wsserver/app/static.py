@@ -264,7 +264,7 @@ def _date(value: str | None) -> int | None:
         return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (a year past datetime's: no date)
         return None
     if when.tzinfo is None:
         # asctime's form has no zone (RFC 9110 5.6.7: every HTTP date is GMT).
