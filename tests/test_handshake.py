@@ -288,6 +288,18 @@ def test_bad_key_gives_400(pairs: list[tuple[str, str]]) -> None:
     assert handshake_error(pairs=pairs).status == 400
 
 
+@pytest.mark.parametrize("offer", ["a b", "chat, a/b", "token==", "a;b", '"quoted"', "é"])
+def test_a_subprotocol_that_is_no_token_gives_400(offer: str) -> None:
+    # RFC 6455 4.1 and 11.3.4: each element is a token. "a b" was taken, and
+    # an app choosing the first offered echoed it in the 101.
+    pairs = upgrade_pairs(add=[("Sec-WebSocket-Protocol", offer)])
+    error = handshake_error(pairs=pairs)
+    assert (error.status, str(error)) == (400, "Malformed Sec-WebSocket-Protocol: not a token.")
+    # Empty elements of the list are none (RFC 9110 5.6.1).
+    good = upgrade_pairs(add=[("Sec-WebSocket-Protocol", ", chat.v1 ,, x-y_z~!,")])
+    assert check_request("GET", "1.1", Headers(good)) == KEY
+
+
 def test_check_order_upgrade_before_method() -> None:
     # A POST that is not an upgrade is "not a WebSocket request" first.
     assert handshake_error(method="POST", pairs=upgrade_pairs(drop=["Upgrade"])).status == 426

@@ -37,7 +37,7 @@ from .http import (
     valid_header,
     with_defaults,
 )
-from .syntax import OWS
+from .syntax import OWS, TOKEN_RE
 
 __all__ = [
     "GUID",
@@ -154,6 +154,10 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         raw = b""
     if len(raw) != 16:
         raise HandshakeError(400, "Sec-WebSocket-Key must be base64 of 16 bytes.")
+    # RFC 6455 4.1, 11.3.4: each subprotocol offered is a token.
+    for offered in comma_tokens(headers, "sec-websocket-protocol"):
+        if TOKEN_RE.fullmatch(offered) is None:
+            raise HandshakeError(400, "Malformed Sec-WebSocket-Protocol: not a token.")
     return key
 
 
