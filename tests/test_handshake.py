@@ -523,8 +523,17 @@ async def test_open_timeout_disconnects_slow_client_while_others_are_served() ->
             elapsed = loop.time() - started
         finally:
             await close_writer(slow_writer)
-    assert data == b""
+    # A 408 (RFC 9110 15.5.9), said in the access log as sent; a connection
+    # that sent nothing is closed without a word.
+    assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), data
+    assert data.endswith(b"Request not complete within open_timeout.\n")
     assert 0.25 <= elapsed < 2.0
+    async with running(open_timeout=0.3) as server:
+        silent_reader, silent_writer = await open_raw(server.port)
+        try:
+            assert await asyncio.wait_for(read_to_eof(silent_reader), TIMEOUT) == b""
+        finally:
+            await close_writer(silent_writer)
 
 
 async def test_open_timeout_does_not_affect_open_connections() -> None:

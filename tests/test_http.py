@@ -384,7 +384,10 @@ class TestConnectionReuse:
         writer.write(b"Host: x\r\n\r\n")
         assert (await read_response(reader))[0] == 200
         writer.write(b"GET /health HTTP/1.1\r\n")
-        assert await asyncio.wait_for(reader.read(), 5) == b""  # open_timeout ends it
+        # open_timeout ends it, with a 408 (RFC 9110 15.5.9) saying so.
+        data = await asyncio.wait_for(reader.read(), 5)
+        assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), data
+        assert b"\r\nConnection: close\r\n" in data
         writer.close()
 
     async def test_request_body_too_big(self, run_server: StartServer) -> None:

@@ -1932,8 +1932,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if task is None and self._h11.their_state is h11.SEND_BODY:
                 self._body_timed_out()
                 return
-            if unanswered:
-                self.status = 408
+            if task is None and unanswered and self._h11.their_state is h11.IDLE and self._held():
+                # Part of a request's head came, and no more (RFC 9110 15.5.9).
+                # (A connection that sent nothing is closed without a word.)
+                self.http_error(408, "Request not complete within open_timeout.")
+                return
             protocol_logger.debug(
                 "%s: request not complete within open_timeout", peer(self.remote_address)
             )
