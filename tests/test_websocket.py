@@ -1525,3 +1525,34 @@ async def test_a_peer_that_half_closes_without_reading_is_dropped_at_close_timeo
         await wait_for(lambda: not server.connections, timeout=5, what="the connection dropped")
     finally:
         sock.close()
+
+
+async def test_close_checks_its_code_and_reason_once_the_client_left_too(
+    run_server: StartServer,
+) -> None:
+    # (Found by an audit: on a connection already gone, close() returned
+    # without its checks, so a handler building a bad code passed its tests
+    # whenever the client happened to leave first.)
+    said: list[str] = []
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        await ws.wait_closed()
+        for code, reason in ((999, ""), (1000, "é" * 62), ("1000", ""), (1000, b"x")):
+            try:
+                await ws.close(code, reason)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                said.append(type(exc).__name__)
+            try:
+                ws.start_close(code, reason)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                said.append(type(exc).__name__)
+        await ws.close(4000, "fine")  # a valid one: nothing left to do
+        said.append("done")
+
+    server = await run_server(routes)
+    async with websockets.connect(url(server)):
+        pass
+    await wait_for(lambda: "done" in said, what="the handler's end")
+    assert said == ["ValueError"] * 4 + ["TypeError"] * 4 + ["done"]

@@ -64,6 +64,7 @@ __all__ = [
     "CloseReceived",
     "ProtocolFailure",
     "Event",
+    "check_close",
 ]
 
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
@@ -136,6 +137,24 @@ JOIN_SMALLER_THAN = 1024
 #: What :meth:`Connection.receive_data` returns, event by event.
 Event = str | bytes | Ping | Pong | CloseReceived | ProtocolFailure
 Data = str | bytes | bytearray | memoryview
+
+
+def check_close(code: int, reason: str) -> None:
+    """Whether a close frame may say ``code`` and ``reason`` (RFC 6455 5.5.1, 7.4).
+
+    Raises:
+        TypeError: ``code`` is not an int, or ``reason`` not a str.
+        ValueError: ``code`` may not be sent, or ``reason`` is longer than
+            123 bytes in UTF-8.
+    """
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise TypeError(f"close code must be an int, not {type(code).__name__}")
+    if not isinstance(reason, str):
+        raise TypeError(f"close reason must be str, not {type(reason).__name__}")
+    if not is_valid_close_code(code):
+        raise ValueError(f"invalid close code {code}")
+    if len(reason.encode("utf-8")) > MAX_CLOSE_REASON:
+        raise ValueError(f"close reason must be at most {MAX_CLOSE_REASON} bytes in UTF-8")
 
 
 class Connection:
@@ -602,14 +621,7 @@ class Connection:
             ValueError: ``code`` may not be sent, or ``reason`` is longer than
                 123 bytes in UTF-8.
         """
-        if not isinstance(code, int) or isinstance(code, bool):
-            raise TypeError(f"close code must be an int, not {type(code).__name__}")
-        if not isinstance(reason, str):
-            raise TypeError(f"close reason must be str, not {type(reason).__name__}")
-        if not is_valid_close_code(code):
-            raise ValueError(f"invalid close code {code}")
-        if len(reason.encode("utf-8")) > MAX_CLOSE_REASON:
-            raise ValueError(f"close reason must be at most {MAX_CLOSE_REASON} bytes in UTF-8")
+        check_close(code, reason)
         if self.close_sent is None and self.state is not _CLOSED:
             self._send_close(code, reason)
 

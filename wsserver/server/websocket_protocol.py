@@ -26,7 +26,7 @@ from ..app.request import Request
 from ..app.routing import Route
 from ..errors import NOT_FAILURES, ConnectionClosed, cancelled, only, passed_on
 from ..logs import error_fields, log_access, logger, peer, printable, protocol_logger
-from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure
+from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure, check_close
 from ..protocol.state import ConnectionState
 from .app_tasks import start_app_task
 from .inbox import Inbox
@@ -594,6 +594,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             TypeError: ``code`` is not an int, or ``reason`` not a str.
             ValueError: ``code`` or ``reason`` may not be sent.
         """
+        check_close(code, reason)  # (the connection gone or not: the caller's mistake)
         conn = self.conn
         if self.lost:
             return
