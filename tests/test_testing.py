@@ -1743,6 +1743,25 @@ async def test_content_auth_and_status_classes_are_httpx_s() -> None:
             )
 
 
+async def test_client_cookies_set_and_delete_and_response_url_parts_are_httpx_s() -> None:
+    async with TestClient(_session_routes()) as client:
+        client.cookies.set("lang", "fr")
+        assert (await client.get("/me")).json() == {"lang": "fr"}
+        client.cookies = {"a": "1", "b": "2"}  # (a mapping assigned, as with httpx)
+        client.cookies.delete("a")
+        client.cookies.delete("never-set")
+        r = await client.get("/me")
+        assert r.json() == {"b": "2"}
+        for path, params in (("/me", None), ("/me/caf%C3%A9?x=1", {"q": ["a b", "é"]})):
+            r = await client.get(path, params=params)
+            theirs = httpx.URL(r.url)
+            assert r.url == str(theirs)
+            for part in ("scheme", "host", "port", "path", "raw_path", "query"):
+                assert getattr(r.url, part) == getattr(theirs, part), part
+        r = await client.get("http://example.com:8080/me")
+        assert (r.url.host, r.url.port, r.url.path) == ("example.com", 8080, "/me")
+
+
 def _gzip_app() -> Starlette:
     from starlette.middleware import Middleware
     from starlette.middleware.gzip import GZipMiddleware

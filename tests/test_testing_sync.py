@@ -77,6 +77,21 @@ def test_content_and_auth_as_the_async_client_takes_them() -> None:
             assert b'"body":"s"' in streamed.read()
 
 
+def test_cookies_set_before_and_while_running() -> None:
+    from .test_testing import _session_routes
+
+    client = SyncTestClient(_session_routes())
+    client.cookies.set("lang", "fr")  # (not running yet: for the run to come)
+    with client:
+        assert client.get("/me").json() == {"lang": "fr"}
+        client.cookies.set("b", "2")
+        client.cookies.delete("lang")
+        assert client.get("/me").json() == {"b": "2"}
+    client.cookies = {"c": "3"}
+    assert client.get("/me").json() == {"c": "3"}
+    client.close()
+
+
 def test_two_clients_in_a_chat_room() -> None:
     with (
         SyncTestClient(chat.routes) as client,

@@ -96,12 +96,14 @@ from .server.server import ASGI_DEFAULTS, Server, serve
 __all__ = [
     "ClientResponse",
     "ClientWebSocket",
+    "Cookies",
     "HandshakeDenied",
     "HTTPStatusError",
     "InvalidHandshake",
     "StreamedResponse",
     "TestClient",
     "TooManyRedirects",
+    "URL",
     "connect",
 ]
 
@@ -142,6 +144,19 @@ FilesArg = Mapping[str, FileArg] | Iterable[tuple[str, FileArg]] | None
 _SAFE = string.punctuation
 
 
+class Cookies(dict[str, str]):
+    """A client's cookies, by name: a dict, with httpx's ``set()`` and ``delete()``."""
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        """Send ``name=value`` with the next requests (``domain`` and ``path``
+        are taken for httpx's sake: every request here goes to the one server)."""
+        self[name] = value
+
+    def delete(self, name: str, domain: str | None = None, path: str | None = None) -> None:
+        """Send ``name`` no more (nothing happens if it is not there)."""
+        self.pop(name, None)
+
+
 class ClientResponse:
     """An HTTP response the server sent: a route's answer, or the denial of an upgrade.
 
@@ -151,7 +166,8 @@ class ClientResponse:
         headers: the headers (case-insensitive; ``headers.getall(name)``).
         body: the body, as bytes.
         http_version: ``"1.1"`` (or whatever the server said).
-        url: where the request went (``http://testserver/path?query``; empty
+        url: where the request went (a :class:`URL`: ``http://testserver/path?query``,
+            with httpx's ``path``, ``query``, ``host``...; empty
             for the denial of an upgrade).
         history: the redirects followed on the way here (``follow_redirects``),
             first to last.
@@ -167,7 +183,7 @@ class ClientResponse:
         self.headers = headers
         self.body = body
         self.http_version = http_version
-        self.url = ""
+        self.url = URL("")
         self.history: list[ClientResponse] = []
 
     @property
@@ -891,9 +907,46 @@ def _host(items: list[tuple[str, str]]) -> str:
     return next((value for name, value in items if name.lower() == "host"), DEFAULT_HOST)
 
 
-def _url(items: list[tuple[str, str]], target: bytes) -> str:
+def _url(items: list[tuple[str, str]], target: bytes) -> URL:
     """The URL of a request: its Host and target."""
-    return f"http://{_host(items)}{target.decode('ascii')}"
+    return URL(f"http://{_host(items)}{target.decode('ascii')}")
+
+
+class URL(str):
+    """Where a request went (``response.url``): the string
+    (``http://testserver/path?query``), with httpx's ``URL``'s parts."""
+
+    __slots__ = ()
+
+    @property
+    def scheme(self) -> str:
+        return urllib.parse.urlsplit(self).scheme
+
+    @property
+    def host(self) -> str:
+        """The host, lowercase (without the brackets of an IPv6 address)."""
+        return urllib.parse.urlsplit(self).hostname or ""
+
+    @property
+    def port(self) -> int | None:
+        """The port given, if any."""
+        return urllib.parse.urlsplit(self).port
+
+    @property
+    def path(self) -> str:
+        """The path, percent-decoded."""
+        return urllib.parse.unquote(urllib.parse.urlsplit(self).path)
+
+    @property
+    def raw_path(self) -> bytes:
+        """The request target as sent: path and query, percent-encoded."""
+        parts = urllib.parse.urlsplit(self)
+        return (parts.path + (f"?{parts.query}" if parts.query else "")).encode("ascii")
+
+    @property
+    def query(self) -> bytes:
+        """The query string as sent (bytes, as httpx gives it)."""
+        return urllib.parse.urlsplit(self).query.encode("ascii")
 
 
 def _on_site(items: list[tuple[str, str]], target: bytes, location: str) -> bytes | None:
@@ -1795,7 +1848,7 @@ class TestClient:
             settings["config"] = Config.from_sources({}, defaults=defaults, **given)
         self.server: Server = serve(app, listen=False, **settings)
         self.timeout = timeout
-        self.cookies: dict[str, str] = dict(cookies or {})
+        self._cookies = Cookies(cookies or {})
         self._pipes: set[_Pipe] = set()
         self._websockets: set[ClientWebSocket] = set()
         self._started = False
@@ -1810,6 +1863,17 @@ class TestClient:
         self._failures: list[tuple[_Pipe | None, BaseException]] = []
         if raise_server_exceptions:
             self.server.app_failure_listeners.append(self._app_failed)
+
+    @property
+    def cookies(self) -> Cookies:
+        """The cookies sent with every request and upgrade (those responses set
+        are kept, as a browser keeps them): a dict, with httpx's ``set()`` and
+        ``delete()``; one assigned (a mapping) is taken as such."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Mapping[str, str]) -> None:
+        self._cookies = Cookies(cookies)
 
     async def start(self) -> TestClient:
         """Start the server (an ASGI app's lifespan startup included).

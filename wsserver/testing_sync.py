@@ -39,6 +39,7 @@ from .testing import (
     Body,
     ClientResponse,
     ClientWebSocket,
+    Cookies,
     FilesArg,
     FormArg,
     HeadersArg,
@@ -443,7 +444,7 @@ class SyncTestClient:
             self._finalizer = None
         if client is not None:
             # (What the next run starts with: cookies kept, as a browser's.)
-            self._arguments["cookies"] = dict(client.cookies)
+            self._arguments["cookies"] = Cookies(client.cookies)
             self._arguments["timeout"] = client.timeout
         self._client = None
         if thread is None:
@@ -489,16 +490,19 @@ class SyncTestClient:
     # setting them does not start it, and a with block may come after.)
 
     @property
-    def cookies(self) -> dict[str, str]:
+    def cookies(self) -> Cookies:
+        """As :attr:`TestClient.cookies`."""
         if self._run is None:
-            cookies = self._arguments["cookies"] = dict(self._arguments.get("cookies") or {})
+            cookies = self._arguments.get("cookies")
+            if not isinstance(cookies, Cookies):
+                cookies = self._arguments["cookies"] = Cookies(cookies or {})
             return cookies
         return self._running[0].cookies
 
     @cookies.setter
-    def cookies(self, cookies: dict[str, str]) -> None:
+    def cookies(self, cookies: Mapping[str, str]) -> None:
         if self._run is None:
-            self._arguments["cookies"] = cookies
+            self._arguments["cookies"] = Cookies(cookies)
         else:
             self._running[0].cookies = cookies
 
