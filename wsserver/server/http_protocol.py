@@ -113,17 +113,29 @@ _EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request lin
 ANSWERS_PER_TURN = 32
 
 
-def next_event(h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+def next_event(
+    h: h11.Connection, max_headers: int | None = None, max_size: int | None = None
+) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
     """``h.next_event()``; a malformed request's ``h11.RemoteProtocolError`` without its traceback.
 
     h11 raises that error from a method of the error itself, whose frame the
     traceback keeps: a reference cycle that would hold the connection (our
     frames are in the traceback too) until the garbage collector finds it.
+    A chunked body's trailers are bound as the head is: more than
+    ``max_headers`` fields, or ``max_size`` bytes of them, raise that error
+    (431). (h11 bounds them only while incomplete: whole in one read, they
+    passed.)
     """
     try:
-        return h.next_event()
+        event = h.next_event()
     except h11.RemoteProtocolError as exc:
         raise exc.with_traceback(None) from None
+    if type(event) is h11.EndOfMessage and event.headers and max_headers is not None:
+        trailers = event.headers
+        size = sum(len(name) + len(value) + 4 for name, value in trailers)
+        if len(trailers) > max_headers or (max_size is not None and size > max_size):
+            raise h11.RemoteProtocolError("trailer fields too large", 431)
+    return event
 
 
 def _ended_in(exc: BaseException, what: str) -> BaseException:
@@ -397,6 +409,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if not self._logged and self._request_begun():
             self._log_access()  # a request left unanswered
 
+    def _next_event(self, h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        """:func:`next_event`, with this server's bounds on a body's trailers."""
+        config = self.config
+        return next_event(h, config.max_headers, config.max_header_size)
+
     def _held(self) -> int:
         """The bytes h11 holds unparsed (a next request, pipelined or begun).
 
@@ -456,7 +473,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.transport.pause_reading()
                 return
             try:
-                event = next_event(h)
+                event = self._next_event(h)
             except h11.RemoteProtocolError as exc:
                 if self._skipped_empty_line(exc):
                     h = self._h11
@@ -1138,7 +1155,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if h.their_state is h11.SEND_BODY and not self._reading_body:
             # (As in send_response(): the end of a request without a body.)
             with contextlib.suppress(h11.RemoteProtocolError):
-                next_event(h)
+                self._next_event(h)
         producer = Producer(response.chunks)
         pieces = producer.pieces()
         first: Any = _NOTHING_YET
@@ -1462,7 +1479,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if h.their_state is h11.DONE or h.their_state is h11.IDLE:
                 return None  # (the body has ended: what h11 has next is no part of it)
             try:
-                event = next_event(h)
+                event = self._next_event(h)
             except h11.RemoteProtocolError as exc:
                 if h.our_state is h11.SEND_RESPONSE:
                     self.http_error(bad_request_status(exc), bad_request_message(exc))
@@ -1578,7 +1595,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             ahead = self._body_ahead = []
         while True:
             try:
-                event = next_event(h)
+                event = self._next_event(h)
             except h11.RemoteProtocolError:
                 return True
             kind = type(event)
@@ -1624,7 +1641,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # already is skipped; if more is still to come, the connection closes.
         while h.their_state is h11.SEND_BODY:
             try:
-                event = next_event(h)
+                event = self._next_event(h)
             except h11.RemoteProtocolError:
                 break
             if event is h11.NEED_DATA or event is h11.PAUSED:
@@ -1702,7 +1719,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # fails, the states below do not match and the connection closes).
             # (A body being read is left to _body_still_coming(), below.)
             with contextlib.suppress(h11.RemoteProtocolError):
-                next_event(h)
+                self._next_event(h)
         # Without a body only in answer to a HEAD request (not, say, to a
         # malformed request that follows one on a kept-alive connection).
         head = h.our_state is h11.SEND_RESPONSE and self._head
