@@ -370,3 +370,51 @@ async def test_bad_forms_read_as_they_come_are_400s(run_server: StartServer) -> 
         # Read twice: the handler's mistake, not the client's (no 400).
         r = await client.post(url.replace("/upload", "/twice"), files={"f": ("a.txt", b"x")})
         assert r.json() == {"error": "request.multipart() reads the body once: it was read"}
+
+
+async def test_a_form_read_as_it_comes_leaves_no_reference_cycle(
+    run_server: StartServer,
+) -> None:
+    # A form and its parts are freed by reference counting as soon as the
+    # handler lets them go, whether it read them all or stopped half-way:
+    # nothing is left for the garbage collector (see tests/test_robustness.py).
+    import gc
+
+    routes = Router()
+
+    @routes.post("/first", stream=True)
+    async def first(request: Request) -> Any:
+        async for part in request.multipart():
+            return json([part.name, (await part.read()).decode()])  # (the rest unread)
+        return json(None)
+
+    @routes.post("/all", stream=True)
+    async def every(request: Request) -> Any:
+        return json([[p.name, await p.text()] async for p in request.multipart()])
+
+    server = await run_server(routes)
+    url = f"http://127.0.0.1:{server.port}"
+
+    def left() -> list[Any]:
+        return [o for o in gc.get_objects() if type(o) in (FormParts, FormPart, MultipartParser)]
+
+    gc.collect()
+    gc.disable()
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(3):
+                fields = {"a": "1", "b": "2"}
+                assert (
+                    await client.post(f"{url}/first", data=fields, files={"f": b"x"})
+                ).json() == [
+                    "a",
+                    "1",
+                ]
+                assert (await client.post(f"{url}/all", data=fields, files={"f": b"x"})).json() == [
+                    ["a", "1"],
+                    ["b", "2"],
+                    ["f", "x"],
+                ]
+        assert left() == [], "a form's objects left in reference cycles"
+    finally:
+        gc.enable()

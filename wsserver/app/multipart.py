@@ -43,12 +43,16 @@ class FormParts:
         ClientDisconnected, RequestTooLarge: as ``request.stream`` does.
     """
 
-    __slots__ = ("_pieces", "_parser", "_events", "_current", "_failure", "charset")
+    __slots__ = ("_pieces", "_parser", "_events", "_parts", "_in_part", "_failure", "charset")
 
     def __init__(self, pieces: AsyncIterator[bytes], content_type: str, max_parts: int) -> None:
         self._pieces = pieces
         self._events: deque[Any] = deque()
-        self._current: FormPart | None = None
+        # The parts given so far, and whether the last one's content is still
+        # coming. (Its number, not the part: a part holds its form, and a
+        # form holding its part back would be a reference cycle.)
+        self._parts = 0
+        self._in_part = False
         self._failure: BaseException | None = None
         #: The charset of the fields that name none: a ``_charset_`` field's,
         #: once read whole (``read()``, ``text()``; RFC 7578 4.6), else UTF-8.
@@ -67,18 +71,17 @@ class FormParts:
         return self
 
     async def __anext__(self) -> FormPart:
-        current = self._current
-        if current is not None and not current._ended:
+        if self._in_part:  # (the last part's rest: skipped)
             while await self._next_event() is not PART_END:
                 pass
-            current._ended = current._skipped = True
-        self._current = None
+            self._in_part = False
         event = await self._next_event()
         if event is _END:
             raise StopAsyncIteration
         assert isinstance(event, PartHead)
-        self._current = FormPart(self, event)
-        return self._current
+        self._parts += 1
+        self._in_part = True
+        return FormPart(self, event, self._parts)
 
     async def _next_event(self) -> Any:
         """The parser's next event, reading the body as far as it takes; _END
@@ -130,11 +133,11 @@ class FormPart:
         "headers",
         "_form",
         "_head",
+        "_number",
         "_ended",
-        "_skipped",
     )
 
-    def __init__(self, form: FormParts, head: PartHead) -> None:
+    def __init__(self, form: FormParts, head: PartHead, number: int) -> None:
         self.name = head.name
         self.filename = head.filename
         default = "text/plain" if head.filename is None else "application/octet-stream"
@@ -142,23 +145,25 @@ class FormPart:
         self.headers = head.headers
         self._form = form
         self._head = head
+        self._number = number
         self._ended = False
-        self._skipped = False
 
     def __aiter__(self) -> FormPart:
         return self
 
     async def __anext__(self) -> bytes:
-        if self._skipped:
+        form = self._form
+        if not self._ended and (form._parts != self._number or not form._in_part):
             raise RuntimeError(
                 f"form part {self.name!r} read after the next part was asked for:"
                 " its rest was skipped"
             )
         if self._ended:
             raise StopAsyncIteration
-        event = await self._form._next_event()
+        event = await form._next_event()
         if event is PART_END:
             self._ended = True
+            form._in_part = False
             raise StopAsyncIteration
         return event  # type: ignore[no-any-return]
 
