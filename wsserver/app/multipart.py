@@ -53,19 +53,21 @@ class FormParts:
         # form holding its part back would be a reference cycle.)
         self._parts = 0
         self._in_part = False
-        self._failure: BaseException | None = None
+        #: Why the form does not parse (a BadRequest's words: the error itself,
+        #: kept, would hold its traceback's frames, this form among them).
+        self._failure: str | None = None
         #: The charset of the fields that name none: a ``_charset_`` field's,
         #: once read whole (``read()``, ``text()``; RFC 7578 4.6), else UTF-8.
         self.charset = "utf-8"
         kind, params = media_type(content_type)
         self._parser: MultipartParser | None = None
         if kind != MULTIPART:
-            self._failure = BadRequest("The request's body is not a multipart/form-data form.")
+            self._failure = "The request's body is not a multipart/form-data form."
         else:
             try:
                 self._parser = MultipartParser(params.get("boundary"), max_parts)
             except BadRequest as exc:
-                self._failure = exc
+                self._failure = str(exc)
 
     def __aiter__(self) -> FormParts:
         return self
@@ -89,21 +91,25 @@ class FormParts:
         events = self._events
         while not events:
             if self._failure is not None:
-                raise self._failure.with_traceback(None)
+                raise BadRequest(self._failure)
             parser = self._parser
             if parser is None:
                 return _END
             try:
-                try:
-                    piece = await self._pieces.__anext__()
-                except StopAsyncIteration:
+                # (What the body's reads raise, they raise again themselves.)
+                piece = await self._pieces.__anext__()
+            except StopAsyncIteration:
+                piece = None
+            try:
+                if piece is None:
                     parser.end()
                     self._parser = None
                     return _END
                 events.extend(parser.feed(piece))
-            except Exception as exc:
-                self._failure = exc
-                raise
+            except BadRequest as exc:
+                self._failure = str(exc)
+                self._parser = None
+                raise BadRequest(self._failure) from None
         return events.popleft()
 
 
