@@ -2382,6 +2382,19 @@ def test_what_is_raised_while_handling_our_disconnect_is_judged_by_what_it_is() 
     assert caused_by_disconnect(chain(WebSocketDisconnect, ValueError), origin) is False
     assert caused_by_disconnect(chain(KeyError), origin) is False
     assert caused_by_disconnect(chain(KeyError, WebSocketDisconnect), origin) is False
+    # Another connection's (an app that sent to a client gone elsewhere) is
+    # no client of this one leaving, this one gone or not.
+    other = ClientDisconnected("gone", object())
+    for gone in (False, True):
+        assert caused_by_disconnect(other, origin, gone=gone) is False
+        try:
+            try:
+                raise other
+            except ClientDisconnected:
+                raise WebSocketDisconnect() from None
+        except WebSocketDisconnect as made_of_it:
+            made_of_it.__context__ = other
+            assert caused_by_disconnect(made_of_it, origin, gone=gone) is gone
 
 
 @pytest.mark.parametrize("held", [False, True])

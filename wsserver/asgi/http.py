@@ -151,12 +151,12 @@ def caused_by_disconnect(
                 caused_by_disconnect(inner, *origins, gone=gone, seen=seen)
                 for inner in current.exceptions
             )
-        ours = isinstance(current, ClientDisconnected)
         if isinstance(current, ClientDisconnected) and any(
             current.origin is origin for origin in origins if origin is not None
         ):
             return clean
-        a_disconnect = ours or _a_disconnect(current)
+        # (Another connection's ClientDisconnected is none of this one's.)
+        a_disconnect = _a_disconnect(current)
         if gone and not implicit and a_disconnect:
             return True
         seen.add(id(current))

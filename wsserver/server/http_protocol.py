@@ -414,6 +414,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
         config = self.config
         return next_event(h, config.max_headers, config.max_header_size)
 
+    def _head_begun_not_ended(self) -> bool:
+        """Whether h11 holds part of a next request's head, and not all of it.
+
+        (A whole one it holds unread while the client does not take the
+        answers before it: writing paused, _process() waits for it.)"""
+        h = self._h11
+        if h.their_state is not h11.IDLE or self._writing_paused or not self._held():
+            return False
+        held = h._receive_buffer._data  # (h11 is pinned to 0.16)
+        return b"\n\r\n" not in held and b"\n\n" not in held
+
     def _held(self) -> int:
         """The bytes h11 holds unparsed (a next request, pipelined or begun).
 
@@ -1949,7 +1960,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if task is None and self._h11.their_state is h11.SEND_BODY:
                 self._body_timed_out()
                 return
-            if task is None and unanswered and self._h11.their_state is h11.IDLE and self._held():
+            if task is None and unanswered and self._head_begun_not_ended():
                 # Part of a request's head came, and no more (RFC 9110 15.5.9).
                 # (A connection that sent nothing is closed without a word.)
                 self.http_error(408, "Request not complete within open_timeout.")
