@@ -560,6 +560,61 @@ async def test_a_publish_never_overtakes_the_subscription_made_before_it(
     await monitor_client.aclose()
 
 
+async def test_publishes_wait_for_earlier_subscriptions_only(
+    redis_server: RedisServer,
+) -> None:
+    # (Found by a review: publishes waited until no change of the
+    # subscriptions was pending at all: one process joining and leaving
+    # rooms at every turn of its loop held its messages for as long.)
+    na, nb = RecordingNode("node-a"), RecordingNode("node-b")
+    async with attached(redis_server, na, nb) as (a, b):
+        b.subscribe(nb, "news")
+        await wait_for(lambda: subscribed_in_redis(redis_server, "news", 1), what="b in news")
+        churning = True
+
+        async def churn() -> None:
+            n = 0
+            while churning:
+                a.subscribe(na, f"room-{n}")
+                if n:
+                    a.unsubscribe(na, f"room-{n - 1}")
+                n += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(churn())
+        try:
+            for n in range(50):
+                assert a.publish(na, "news", f"{n}")
+                await asyncio.sleep(0.005)
+            await wait_for(lambda: len(nb.got) == 50, timeout=3, what="the news, while churning")
+        finally:
+            churning = False
+            await task
+        assert nb.got == [("news", f"{n}") for n in range(50)]
+
+
+async def test_drops_left_unsaid_are_said_within_the_period(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (Found by a review: after the first warning, the drops of a burst were
+    # said only with the next drop, which might come hours later.)
+    from wsserver.broker import redis_backend
+
+    monkeypatch.setattr(redis_backend, "DROPPED_AGAIN", 0.5)
+    na = RecordingNode("node-a")
+    async with attached(redis_server, na, queue_bytes=1000, presence_ttl=0.9) as (a,):
+        for _ in range(500):
+            assert not a.publish(na, "q", "x" * 2000)
+
+        def said() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+
+        await wait_for(lambda: len(said()) == 2, timeout=3, what="the burst's drops said")
+        assert "1 message for other processes dropped" in said()[0]
+        assert "499 messages for other processes dropped" in said()[1]
+        assert "over broker_queue_bytes (1000), never fits" in said()[1]
+
+
 async def test_an_awaited_subscribe_has_gone_to_redis_when_it_returns(
     redis_server: RedisServer,
 ) -> None:

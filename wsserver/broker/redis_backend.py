@@ -233,12 +233,15 @@ class RedisBroker(Broker):
         #: while there is one (see _connect_and_serve).
         self._changes: dict[str, None] = {}
         self._changes_ready = asyncio.Event()
-        #: Set while no change of the subscriptions waits to be written:
-        #: _send() waits for it before each batch, so that a message never
-        #: goes out ahead of a subscription made before it was published
-        #: (another process's answer to it would come before that SUBSCRIBE).
-        self._changes_written = asyncio.Event()
-        self._changes_written.set()
+        #: The changes of the subscriptions made so far (while kept), and how
+        #: many of them are written; each round of writes sets its event (and
+        #: makes the next one). _send() waits for those made before its batch:
+        #: a message never goes out ahead of a subscription made before it was
+        #: published (another process's answer to it would come before that
+        #: SUBSCRIBE), nor waits for changes that come after it.
+        self._changes_made = 0
+        self._changes_sent = 0
+        self._round_sent = asyncio.Event()
         self._keeping_changes = False
         self._counts: dict[str, int] = {}
         self._counts_changed = asyncio.Event()
@@ -268,6 +271,7 @@ class RedisBroker(Broker):
         #: Messages dropped while up and not said yet, and when it was last
         #: said (loop time; see _dropped_while_up()).
         self._unsaid_drops = 0
+        self._drop_reason = ""
         self._drops_said: float | None = None
         #: When a refusal was last logged (loop time; see _went_down()).
         self._refused_said = 0.0
@@ -379,16 +383,28 @@ class RedisBroker(Broker):
         """Return once the changes of the subscriptions made so far are
         written on the subscriber connection (before any message published
         after them), within ``timeout``; at once while Redis is unreachable."""
-        written = self._changes_written
-        if not written.is_set():
+        made = self._changes_made
+        if self._changes_sent < made:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(written.wait(), self.timeout)
+                await asyncio.wait_for(self._sent_up_to(made), self.timeout)
+
+    async def _sent_up_to(self, made: int) -> None:
+        """Wait until the first ``made`` changes are written (or the
+        connection ends: the next one subscribes to what is wanted then)."""
+        while self._changes_sent < made:
+            await self._round_sent.wait()
+
+    def _written_up_to(self, made: int) -> None:
+        """The first ``made`` changes are written (or no longer to be)."""
+        self._changes_sent = max(self._changes_sent, made)
+        done, self._round_sent = self._round_sent, asyncio.Event()
+        done.set()
 
     def _changed(self, topic: str) -> None:
         if self._keeping_changes:
             self._changes[topic] = None
+            self._changes_made += 1
             self._changes_ready.set()
-            self._changes_written.clear()
 
     def publish(self, node: BrokerNode, topic: str, message: str | bytes) -> bool:
         if not self.up:
@@ -502,17 +518,27 @@ class RedisBroker(Broker):
         at once, then at most every DROPPED_AGAIN seconds (with how many)."""
         self.stats.dropped += 1
         self._unsaid_drops += 1
+        self._drop_reason = why
+        self._say_drops()
+
+    def _say_drops(self) -> None:
+        """Say the drops not said yet, unless the last such warning is more
+        recent than DROPPED_AGAIN (then the next call, or _keep_presence()'s
+        every third of the ttl, says them)."""
+        if not self._unsaid_drops:
+            return
         now = asyncio.get_running_loop().time()
-        if self._drops_said is None or now - self._drops_said >= DROPPED_AGAIN:
-            logger.warning(
-                "broker %s: %d message%s for other processes dropped (local delivery done): %s",
-                self.shown_url,
-                self._unsaid_drops,
-                "" if self._unsaid_drops == 1 else "s",
-                why,
-            )
-            self._drops_said = now
-            self._unsaid_drops = 0
+        if self._drops_said is not None and now - self._drops_said < DROPPED_AGAIN:
+            return
+        logger.warning(
+            "broker %s: %d message%s for other processes dropped (local delivery done): %s",
+            self.shown_url,
+            self._unsaid_drops,
+            "" if self._unsaid_drops == 1 else "s",
+            self._drop_reason,
+        )
+        self._drops_said = now
+        self._unsaid_drops = 0
 
     async def _run(self) -> None:
         """Connect, serve, and reconnect with capped exponential backoff, forever.
@@ -536,7 +562,7 @@ class RedisBroker(Broker):
                 self._keeping_changes = False
                 self._changes.clear()
                 self._changes_ready.clear()
-                self._changes_written.set()  # (no one waits for this one)
+                self._written_up_to(self._changes_made)  # (no one waits for this one)
                 self._dirty.clear()
                 # (Shielded: detach() cancels this task again while it stops,
                 # and waits for this close; see _closing.)
@@ -580,7 +606,7 @@ class RedisBroker(Broker):
         # before the first topic.
         self._changes.clear()
         self._changes_ready.clear()
-        self._changes_written.set()  # (the subscriptions below go before any publish)
+        self._written_up_to(self._changes_made)  # (those below go before any publish)
         self._keeping_changes = True  # (until this connection ends: see _run())
         await self._subscribe(
             pubsub,
@@ -664,6 +690,7 @@ class RedisBroker(Broker):
             await ready.wait()
             ready.clear()
             changed, self._changes = self._changes, {}
+            made = self._changes_made
             wanted = self._wanted
             new = [self._channel(t) for t in changed if t in wanted]
             gone = [self._channel(t) for t in changed if t not in wanted]
@@ -671,8 +698,7 @@ class RedisBroker(Broker):
                 await pubsub.subscribe(*batch)
             for batch in _batches(gone):
                 await pubsub.unsubscribe(*batch)
-            if not self._changes:
-                self._changes_written.set()
+            self._written_up_to(made)
 
     def _deliver(self, message: dict[str, Any], node: BrokerNode) -> None:
         """Deliver a message Redis sent, if it is another process's."""
@@ -728,12 +754,12 @@ class RedisBroker(Broker):
         loop = asyncio.get_running_loop()
         self._sent_at = loop.time()  # (a new connection, just used: not closed for idleness)
         queue = self._queue
-        written = self._changes_written
         while True:
             batch = [await queue.get()]
             while not queue.empty() and len(batch) < 1000:
                 batch.append(queue.get_nowait())
             size = sum(len(channel) + len(data) for channel, data in batch)
+            made = self._changes_made  # (before them: their subscriptions go first)
 
             def pipeline(batch: list[tuple[bytes, bytes]] = batch) -> Any:
                 pipe = client.pipeline(transaction=False)
@@ -747,8 +773,8 @@ class RedisBroker(Broker):
             # it: going again would publish that twice.
             idle = loop.time() - self._sent_at >= IDLE
             try:
-                if not written.is_set():
-                    await written.wait()  # (the subscriptions made before them first)
+                if self._changes_sent < made:
+                    await self._sent_up_to(made)
                 await self._execute(pipeline, again=idle)
             except (RedisError, OSError, TimeoutError, asyncio.CancelledError):
                 # (Cancelled: the connection ended, or the broker stops.)
@@ -767,6 +793,7 @@ class RedisBroker(Broker):
                 await asyncio.wait_for(self._counts_changed.wait(), self.presence_ttl / 3)
             await asyncio.sleep(0.1)  # a burst of joins is one write
             await self._write_presence(client, node)
+            self._say_drops()  # (those a burst left unsaid)
 
     async def _write_presence(self, client: Any, node: BrokerNode) -> None:
         """Write what changed in this process's counts, and refresh their expiry.
