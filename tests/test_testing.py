@@ -48,6 +48,7 @@ from wsserver.protocol.http import Headers
 from wsserver.response import Response, json_response, raw, redirect, stream, text
 from wsserver.testing import (
     MAX_REDIRECTS,
+    URL,
     ClientResponse,
     ClientWebSocket,
     HandshakeDenied,
@@ -1760,6 +1761,10 @@ async def test_client_cookies_set_and_delete_and_response_url_parts_are_httpx_s(
                 assert getattr(r.url, part) == getattr(theirs, part), part
         r = await client.get("http://example.com:8080/me")
         assert (r.url.host, r.url.port, r.url.path) == ("example.com", 8080, "/me")
+        for url in ("http://t:80/me?", "http://[::1]:8080/me?a=%2F", "http://t/"):
+            mine, theirs = URL(url), httpx.URL(url)
+            for part in ("scheme", "host", "port", "path", "raw_path", "query"):
+                assert getattr(mine, part) == getattr(theirs, part), (url, part)
 
 
 def _gzip_app() -> Starlette:

@@ -929,8 +929,10 @@ class URL(str):
 
     @property
     def port(self) -> int | None:
-        """The port given, if any."""
-        return urllib.parse.urlsplit(self).port
+        """The port given, if any and not the scheme's own (as httpx says)."""
+        parts = urllib.parse.urlsplit(self)
+        port = parts.port
+        return None if port == {"http": 80, "https": 443}.get(parts.scheme) else port
 
     @property
     def path(self) -> str:
@@ -941,7 +943,8 @@ class URL(str):
     def raw_path(self) -> bytes:
         """The request target as sent: path and query, percent-encoded."""
         parts = urllib.parse.urlsplit(self)
-        return (parts.path + (f"?{parts.query}" if parts.query else "")).encode("ascii")
+        target = self[len(f"{parts.scheme}://{parts.netloc}") :].partition("#")[0]
+        return (target or "/").encode("ascii")
 
     @property
     def query(self) -> bytes:
