@@ -420,6 +420,10 @@ class TestConnectionReuse:
         writer.close()
         assert data.startswith(b"HTTP/1.1 200 ")
         assert b"408 Request Timeout" not in data
+        # And it is answered: open_timeout runs once the client took the
+        # answers before it (while it takes them, the keep-alive rule holds:
+        # closed only if it takes nothing for timeout_keep_alive).
+        assert data.endswith(b"\r\n\r\na"), data[-300:]
 
     async def test_request_body_too_big(self, run_server: StartServer) -> None:
         # An HTTP request's body is bounded by max_body_size; an upgrade

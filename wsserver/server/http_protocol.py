@@ -323,7 +323,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             data = self._read_proxy_header(data)
             if not data:
                 return
-        if self._idle:
+        if self._idle and not self._writing_paused:  # (paused: see _wait_idle())
             self._end_idle()
         self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
         if self._read_waiters:
@@ -1687,6 +1687,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
         if self._app_task is None and not self.closing:
+            if self._idle and self._held():
+                self._end_idle()  # (the next request, held: see _wait_idle())
             self.transport.resume_reading()  # paused by _process(), if at all
             self._process()
 
@@ -1878,9 +1880,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         )
         self._unsent = self._taken() if pending else None
         self.server.keep_alive_deadlines.add(self)
-        if self._held():
+        if self._held() and not self._writing_paused:
             # The next request began already (kept while the handler ran):
             # it has open_timeout to arrive whole, as one begun now would.
+            # (Writing paused, it waits for the client to take the answers
+            # before it: the keep-alive rule holds until then, and
+            # resume_writing() starts its open_timeout.)
             self._end_idle()
 
     def _end_idle(self) -> None:
