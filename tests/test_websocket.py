@@ -22,8 +22,10 @@ from wsserver import (
     ConnectionClosedOK,
     Request,
     Router,
+    Server,
     State,
     WebSocket,
+    serve,
 )
 from wsserver.protocol.frames import (
     CloseCode,
@@ -44,6 +46,7 @@ from .helpers import (
     upgrade_request,
     wait_for,
 )
+from .redis_server import free_port
 
 
 def url(server: Any, path: str = "/") -> str:
@@ -1556,3 +1559,70 @@ async def test_close_checks_its_code_and_reason_once_the_client_left_too(
         pass
     await wait_for(lambda: "done" in said, what="the handler's end")
     assert said == ["ValueError"] * 4 + ["TypeError"] * 4 + ["done"]
+
+
+async def test_close_checks_its_timeout_before_closing_anything(run_server: StartServer) -> None:
+    # (Found by an audit: close(timeout="2") closed the sockets, then its
+    # shutdown failed on the str, leaving handlers running for good and every
+    # later close() failing the same; a NaN never ended.)
+    server = await run_server(echo_routes("/ws"))
+    for timeout in ("2", float("nan"), float("inf"), -5, True):
+        with pytest.raises(ValueError, match="close\\(timeout=\\) takes seconds"):
+            await server.close(timeout=timeout)  # type: ignore[arg-type]
+    assert not server.closing
+    async with websockets.connect(url(server, "/ws")) as ws:
+        await ws.send("still")
+        assert await asyncio.wait_for(ws.recv(), 5) == "still"
+        await asyncio.wait_for(server.close(timeout=0.5), 5)
+    await asyncio.wait_for(server.wait_closed(), 5)
+
+
+async def test_a_startup_hook_that_closes_the_server_stops_its_start() -> None:
+    # (Found by an audit: close() waited for the start, which waited for the
+    # hook: for ever.)
+    said: list[str] = []
+    routes = Router()
+
+    @routes.on_startup
+    async def check(server: Server) -> None:
+        said.append("startup")
+        await server.close()  # "the configuration is wrong: stop"
+        said.append("close returned")
+
+    @routes.on_shutdown
+    async def bye(server: Server) -> None:
+        said.append("shutdown")
+
+    server = serve(routes, "127.0.0.1", 0)
+    await asyncio.wait_for(server.start(), 5)
+    assert said == ["startup", "close returned", "shutdown"]
+    assert server.closing and server.sockets == ()  # (it never listened)
+    await asyncio.wait_for(server.wait_closed(), 5)
+    await asyncio.wait_for(server.serve_forever(), 5)  # (returns: closed)
+
+
+def test_an_address_given_twice_is_listened_on_once_on_either_loop() -> None:
+    # (Found by an audit: uvloop binds an address given twice (or by two
+    # names) twice, the second failing: start() raised an AttributeError and
+    # left a socket listening and serving.)
+    import uvloop
+
+    async def main() -> list[int]:
+        ports = []
+        for hosts in (["127.0.0.1", "127.0.0.1"], ["localhost", "127.0.0.1"]):
+            for port in (0, free_port()):
+                async with serve(echo_routes("/ws"), hosts, port) as server:
+                    assert (
+                        None not in server.sockets
+                        and len({s.getsockname()[1] for s in server.sockets}) == 1
+                    )
+                    async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+                        await ws.send("x")
+                        assert await ws.recv() == "x"
+                    ports.append(server.port)
+                with pytest.raises(OSError):  # (nothing left listening)
+                    socket.create_connection(("127.0.0.1", ports[-1]), timeout=1).close()
+        return ports
+
+    for run in (asyncio.run, uvloop.run):
+        assert len(run(main())) == 4

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
 import os
 import secrets
 import socket
@@ -116,6 +117,8 @@ class Server:
         self._hooks_started = False
         #: Held while start() runs: a second start() or a close() waits for it.
         self._starting = asyncio.Lock()
+        #: The task running the start, while it runs (see close()).
+        self._starter: asyncio.Task[Any] | None = None
         #: The proxies whose forwarding headers are believed (None: proxy_headers off).
         self.trusted_proxies = (
             TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
@@ -258,7 +261,11 @@ class Server:
             if self._started and self.closing:
                 raise RuntimeError("the server is closed (or closing): make a new one")
             if not self._started and not self.closing:
-                await self._start()
+                self._starter = asyncio.current_task()
+                try:
+                    await self._start()
+                finally:
+                    self._starter = None
         return self
 
     async def _start(self) -> None:
@@ -269,6 +276,11 @@ class Server:
             await self.asgi.startup()  # raises LifespanFailure
         try:
             await self._start_serving()
+        except _ClosedInStart:
+            # A startup hook closed the server: it never listens.
+            await self._stop_services()
+            self._closed.set()
+            return
         except BaseException:  # (cancelled too: a stop signal during the start)
             # It never served: undo what started (the app hears its lifespan end).
             await self._stop_services()
@@ -365,6 +377,8 @@ class Server:
         await self.pubsub.start()
         if self.router is not None:
             await self._run_startup_hooks()  # raises LifespanFailure
+            if self.closing:
+                raise _ClosedInStart  # (a hook called close())
         if self.metrics is not None:
             self.metrics.start()
         if self.status is not None:
@@ -431,10 +445,10 @@ class Server:
                 raise
         else:
 
-            async def create(port: int) -> asyncio.Server:
+            async def create(host: Any, port: int) -> asyncio.Server:
                 return await self.loop.create_server(
                     self._make_protocol,
-                    self.host,
+                    host,
                     port,
                     backlog=config.backlog,
                     ssl=self._accept_ssl,
@@ -442,22 +456,35 @@ class Server:
                     reuse_address=True,
                 )
 
-            server = await create(self.requested_port)
-            # Port 0 on several addresses (host None, a list, a name with
-            # IPv4 and IPv6): asyncio gives each a port of its own. Bind them
-            # all again to the first one's, so that there is one port.
-            for _ in range(5):
-                ports = [sock.getsockname()[1] for sock in server.sockets]
-                if self.requested_port != 0 or len(set(ports)) <= 1:
-                    break
-                server.close()
-                await server.wait_closed()
-                try:
-                    server = await create(ports[0])
-                except OSError as exc:
-                    if exc.errno != errno.EADDRINUSE:
-                        raise
-                    server = await create(0)  # (taken meanwhile: again)
+            server = await create(self.host, self.requested_port)
+            try:
+                if None in server.sockets:
+                    # An address given twice (or two names of it): uvloop
+                    # binds it twice, and the second fails (None among the
+                    # sockets; asyncio binds it once). Each address once.
+                    hosts = _addresses(server)
+                    server.close()
+                    await server.wait_closed()
+                    server = await create(hosts, self.requested_port)
+                # Port 0 on several addresses (host None, a list, a name with
+                # IPv4 and IPv6): each gets a port of its own. Bind them all
+                # again to the first one's, so that there is one port.
+                for _ in range(5):
+                    ports = [sock.getsockname()[1] for sock in server.sockets]
+                    if self.requested_port != 0 or len(set(ports)) <= 1:
+                        break
+                    hosts = _addresses(server)
+                    server.close()
+                    await server.wait_closed()
+                    try:
+                        server = await create(hosts, ports[0])
+                    except OSError as exc:
+                        if exc.errno != errno.EADDRINUSE:
+                            raise
+                        server = await create(hosts, 0)  # (taken meanwhile: again)
+            except BaseException:
+                server.close()  # (a start that failed leaves nothing open)
+                raise
             self._server = server
         if accepts_one_per_iteration(self.loop):
             await self._watch_again(timeout)
@@ -610,13 +637,34 @@ class Server:
         calls it), and a caller cancelled or timed out meanwhile leaves it
         going on; every call waits for that one shutdown.
 
+        Called in the start itself (a Router's startup hook), it stops the
+        start before the server listens, and returns at once.
+
         Raises:
-            ValueError: ``code`` is not a close code that can be sent.
+            ValueError: ``code`` is not a close code that can be sent, or
+                ``timeout`` is no number of seconds (finite, at least 0) nor
+                None; before anything is closed.
         """
         if not isinstance(code, int) or isinstance(code, bool) or not is_valid_close_code(code):
             raise ValueError(f"invalid close code {code!r}")
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout < 0
+        ):
+            raise ValueError(
+                f"close(timeout=) takes seconds (a finite number, at least 0) or None, "
+                f"not {timeout!r}"
+            )
         code = int(code)  # (an IntEnum's member, say)
         if self._starting.locked():
+            if asyncio.current_task() is self._starter:
+                # (A startup hook: the start, which waits for it, sees this
+                # and stops before listening; waiting for it would wait for
+                # ever.)
+                self.closing = True
+                return
             async with self._starting:  # a start() under way: close what it opens
                 pass
         if not self._started:
@@ -1224,6 +1272,15 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
 #: Where an ASGI application's defaults differ from a Router's: uvicorn's
 #: ``--ws-per-message-deflate`` is on unless turned off.
 ASGI_DEFAULTS = {"compression": "deflate"}
+
+
+class _ClosedInStart(Exception):
+    """A startup hook called close(): the start stops before listening."""
+
+
+def _addresses(server: asyncio.Server) -> list[str]:
+    """The addresses ``server`` listens on, each once, in order."""
+    return list(dict.fromkeys(sock.getsockname()[0] for sock in server.sockets if sock is not None))
 
 
 def _close_duplicate(duplicate: socket.socket, original: socket.socket) -> None:
