@@ -664,3 +664,36 @@ async def test_an_application_s_error_line_has_its_fields_for_json_logs(
         ("/as%67i", None, "203.0.113.9"),
     ]
     assert all("ValueError" in e["exception"] for e in entries)
+
+
+async def test_json_access_lines_carry_every_access_field_null_when_unknown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # (Found by an audit: a field whose value was unknown, a close code for
+    # an HTTP response, a route for a 404, was left out rather than null: a
+    # log pipeline's schema saw fields come and go.)
+    import json
+
+    from wsserver.logs import JsonFormatter
+    from wsserver.testing import TestClient
+
+    routes = Router()
+
+    @routes.get("/hello", name="hello")
+    async def hello(request: Request) -> Any:
+        return text("hi")
+
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    async with TestClient(routes) as client:
+        await client.get("/hello")
+        await client.get("/nowhere")
+    entries = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "wsserver.access"
+    ]
+    fields = ("peer", "method", "path", "status", "duration", "close_code", "close_reason")
+    for entry in entries:
+        assert all(name in entry for name in (*fields, "route", "bytes_sent")), entry
+    assert [(e["status"], e["route"], e["close_code"]) for e in entries] == [
+        (200, "hello", None),
+        (404, None, None),
+    ]

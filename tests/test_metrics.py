@@ -48,6 +48,11 @@ async def get_metrics(port: int, path: str = "/metrics") -> httpx.Response:
 async def test_metrics_of_one_process_are_exact() -> None:
     server = serve(echo_routes(), "127.0.0.1", 0, ping_interval=None, metrics_path="/metrics")
     async with server:
+        # (From an audit.) Every series there from the start, at 0: each
+        # route's connection lives too (they came with its first end).
+        first = scrape((await get_metrics(server.port)).text)
+        assert first[("wsserver_connection_duration_seconds_count", (("route", "echo"),))] == 0
+        assert server.stats()["durations"]["connections"]["echo"]["count"] == 0
         async with websockets.connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
             for message in ("a", "bb", b"ccc"):
                 await ws.send(message)
@@ -69,7 +74,7 @@ async def test_metrics_of_one_process_are_exact() -> None:
     assert after[(payload, (("direction", "in"), ("route", "echo")))] == 6
     assert after[("wsserver_handshakes_total", (("status", "101"),))] == 1
     assert after[("wsserver_connections_opened_total", (("route", "echo"),))] == 1
-    assert after[("wsserver_http_responses_total", (("status", "200"),))] == 1  # the scrape
+    assert after[("wsserver_http_responses_total", (("status", "200"),))] == 2  # the scrapes
     assert ("wsserver_connections_open", (("route", "echo"),)) in during
     # None open now: the gauge says 0 (it had vanished; under workers it said 0).
     assert after[("wsserver_connections_open", (("route", "echo"),))] == 0
@@ -278,6 +283,53 @@ def test_folding_close_codes_never_takes_a_series_down(tmp_path: Any, monkeypatc
     assert sum(after.values()) == sum(before.values())
 
 
+def test_close_codes_stay_bounded_through_rolling_restarts(tmp_path: Any, monkeypatch: Any) -> None:
+    # (Found by an audit.) In a rolling restart the worker ending shares its
+    # hostile codes with the one still live, so they were kept in the
+    # retired counts, and never folded after: 28 to 64 more series a side
+    # at each SIGHUP, without end. A code no live worker counts, past the
+    # cap, now joins "other", the retired counts' own included.
+    from prometheus_client import mmap_dict
+
+    from wsserver.server.metrics import RETIRED, retire_process
+    from wsserver.server.stats import CLOSE_CODES_KEPT
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metric, sample, text = "wsserver_close_codes", "wsserver_close_codes_total", "WebSocket codes."
+
+    def worker(pid: int, codes: list[str]) -> None:
+        files = mmap_dict.MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        for code in codes:
+            key = mmap_dict.mmap_key(metric, sample, ["side", "code"], ["received", code], text)
+            files.write_value(key, 1.0, 0.0)
+        files.close()
+
+    def retired_codes() -> dict[str, float]:
+        path = str(tmp_path / RETIRED)
+        return {
+            json.loads(k)[2]["code"]: value
+            for k, value, _, _ in mmap_dict.MmapedDict.read_all_values_from_file(path)
+        }
+
+    pid = 5_000_000
+    live: list[int] = []
+    for generation in range(8):
+        codes = [str(3000 + 64 * generation + i) for i in range(64)]
+        started = [pid + 1, pid + 2]
+        pid += 2
+        for new in started:
+            worker(new, codes)  # (both see the same clients' codes)
+        for old in live:  # (the generation before retires, one by one)
+            retire_process(old)
+        live = started
+    application = [c for c in retired_codes() if c != "other" and int(c) >= 3000]
+    assert len(application) <= CLOSE_CODES_KEPT + 64, len(application)  # (and the live ones)
+    for old in live:
+        retire_process(old)
+    assert sum(retired_codes().values()) == 8 * 2 * 64  # nothing lost
+    assert len(retired_codes()) <= CLOSE_CODES_KEPT + 1
+
+
 async def test_the_metrics_path_of_an_asgi_app_is_the_servers() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -409,6 +461,9 @@ async def test_one_scrape_sees_every_worker() -> None:
         assert first[("wsserver_connections_open", (("route", "pid"),))] == 0
         assert first[("wsserver_connections_opened_total", (("route", "pid"),))] == 0
         assert first[("wsserver_handshake_duration_seconds_count", ())] == 0
+        assert first[("wsserver_http_response_duration_seconds_count", ())] == 0
+        # (And each route's connection lives: there only after its first one.)
+        assert first[("wsserver_connection_duration_seconds_count", (("route", "pid"),))] == 0
         workers = children(cli.proc.pid)
         connections = await on_every_worker(cli.url, workers)
         clients = [ws for ws, _ in connections]

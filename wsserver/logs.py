@@ -156,7 +156,9 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process if record.process is not None else os.getpid(),
         }
         for name, value in record.__dict__.items():
-            if value is not None and name not in _RECORD_ATTRIBUTES and name not in _OWN_KEYS:
+            # (None too, as null: a field not known here is still there, for
+            # a schema that does not see fields come and go.)
+            if name not in _RECORD_ATTRIBUTES and name not in _OWN_KEYS:
                 entry[name] = _as_json(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

@@ -443,17 +443,18 @@ def _fold(directory: str, pid: int, kind: str) -> None:
             for key, value, timestamp, _ in files.read_all_values_from_file(path):
                 totals[key] = (totals.get(key, (0.0, 0.0))[0] + value, timestamp)
         if path == retired:
-            kept = set(totals)
+            established = set(totals)
     if kind == "counter":
-        # And what the live workers count: a code one of them counts too stays
+        # What the live workers count: a code one of them counts too stays
         # (folded, its series, their counts added, would go down).
+        live: set[str] = set()
         for name in os.listdir(directory):
             if name.startswith("counter_") and name.endswith(".db") and name != RETIRED:
                 with contextlib.suppress(OSError):  # (ended meanwhile)
                     path = os.path.join(directory, name)
                     if path != ended:
-                        kept.update(key for key, *_ in files.read_all_values_from_file(path))
-        _cap_close_codes(totals, kept)
+                        live.update(key for key, *_ in files.read_all_values_from_file(path))
+        _cap_close_codes(totals, live, established)
     with contextlib.suppress(FileNotFoundError):
         os.remove(partial)
     merged = files(partial)
@@ -466,16 +467,22 @@ def _fold(directory: str, pid: int, kind: str) -> None:
     os.remove(ended)
 
 
-def _cap_close_codes(totals: dict[str, tuple[float, float]], kept: set[str]) -> None:
+def _cap_close_codes(
+    totals: dict[str, tuple[float, float]], kept: set[str], established: set[str]
+) -> None:
     """Keep the retired counts' close codes to :data:`CLOSE_CODES_KEPT` a side,
-    as each process does (:func:`~wsserver.server.stats.count_close_code`):
-    a code the retired counts have, or a live worker's (``kept``), stays, a new application
-    code joins ``other`` once there are that many.
+    as each process does (:func:`~wsserver.server.stats.count_close_code`),
+    beside those a live worker counts too (``kept``): of the other
+    application codes, those the retired counts had already (``established``)
+    stay first, then those counted most; the rest join ``other``.
 
     Each ended worker brings up to that many codes of its own: folded key by
-    key, every worker replaced would add series, without end. (A code once
-    kept is never folded: its series, a live worker's counts added, would
-    go down, which Prometheus takes for a counter reset.)
+    key, every worker replaced would add series, without end (in a rolling
+    restart, the one ending shares its clients' codes with the one still
+    live, so they were all kept). A code a live worker counts is never
+    folded: its series, their counts added, would go down, which Prometheus
+    takes for a counter reset; one only the retired counts had ends its
+    series, its counts in ``other``.
     """
     sides: dict[str, list[tuple[str, Any]]] = {}  # side: its (key, parsed key)
     for key in totals:
@@ -486,10 +493,14 @@ def _cap_close_codes(totals: dict[str, tuple[float, float]], kept: set[str]) -> 
         if len(found) <= CLOSE_CODES_KEPT:
             continue
         codes = [(key, parsed[2]["code"]) for key, parsed in found]
-        room = CLOSE_CODES_KEPT - sum(1 for key, code in codes if key in kept or always_kept(code))
-        new = [key for key, code in codes if key not in kept and not always_kept(code)]
-        new.sort(key=lambda key: totals[key][0], reverse=True)
-        folded = new[max(room, 0) :]
+        # (A live worker's code new to the retired counts stays beyond the
+        # cap, for as long as one counts it: so many as the live count, at most.)
+        room = CLOSE_CODES_KEPT - sum(
+            1 for key, code in codes if (key in kept and key in established) or always_kept(code)
+        )
+        others = [key for key, code in codes if key not in kept and not always_kept(code)]
+        others.sort(key=lambda key: (key not in established, -totals[key][0]))
+        folded = others[max(room, 0) :]
         if not folded:
             continue
         metric, sample, labels, text = found[0][1]

@@ -160,9 +160,11 @@ class ServerStats:
         self.connection_seconds: dict[str, Durations] = {}
 
     def route(self, name: str) -> RouteTotals:
+        """The route's totals (and its connections' lives), made on first use."""
         totals = self.routes.get(name)
         if totals is None:
             totals = self.routes[name] = RouteTotals()
+            self.connection_seconds[name] = Durations(CONNECTION_BOUNDS)
         return totals
 
     def connection_opened(self, protocol: WebSocketProtocol) -> None:
@@ -171,11 +173,8 @@ class ServerStats:
     def connection_closed(self, protocol: WebSocketProtocol, seconds: float) -> None:
         """Fold a closed connection's counts, and how long it lived, into its route's totals."""
         route_name = protocol.route_name
-        lives = self.connection_seconds.get(route_name)
-        if lives is None:
-            lives = self.connection_seconds[route_name] = Durations(CONNECTION_BOUNDS)
-        lives.observe(seconds)
         totals = self.route(route_name)
+        self.connection_seconds[route_name].observe(seconds)
         totals.closed += 1
         for name in MESSAGE_FIELDS:
             setattr(totals, name, getattr(totals, name) + getattr(protocol, name))
