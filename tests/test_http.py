@@ -578,7 +578,7 @@ class TestRequestBodies:
         import tracemalloc
 
         server = await run_server(body_app())
-        size = 100_000
+        size = 25_000
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         await wait_for(lambda: [p for p in server.connections if isinstance(p, HttpProtocol)])
@@ -710,8 +710,8 @@ async def test_pipelined_requests_are_not_buffered_without_bound(run_server: Sta
 
     server = await run_server(routes)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    n = 25_000
-    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # 27 bytes: 660 KiB in all
+    n = 14_000
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # 27 bytes: 369 KiB, past the bound
 
     async def answers() -> int:
         got = 0
