@@ -910,7 +910,9 @@ class Config:
         defaults: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> Config:
-        """Build a config from ``WEBSOCKET_*`` variables in ``env``, then ``overrides``.
+        """Build a config from ``overrides``, then ``WEBSOCKET_*`` variables in ``env``.
+
+        The variable of a setting in ``overrides`` is not read.
 
         ``defaults`` replace the declared defaults of some settings (the ones
         for a kind of application, e.g. compression on for ASGI apps); the
@@ -923,6 +925,8 @@ class Config:
         values: dict[str, Any] = dict(defaults or {})
         _check_names(values)
         for name, spec in settings():
+            if name in overrides:
+                continue  # given: its variable is not read (a bad one fails nothing)
             found = spec.from_environment(env)
             if found is not None:
                 variable, text = found
