@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
+import struct
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -459,3 +462,133 @@ class TestMaking:
         async with TestClient(routes) as client:
             with pytest.raises(TypeError, match="returned StreamingResponse"):
                 await client.websocket("/ws")
+
+
+# ------------------------------------- a producer that never waits (rows from memory)
+
+PIECES = 50_000  # of 1,000 bytes: 50 MB
+
+
+class Rows:
+    """/rows streams PIECES of 1,000 bytes from a producer that never waits,
+    as a Router's ``stream()`` or an ASGI application's ``send()``s; /ping
+    answers how many it had made by then."""
+
+    def __init__(self, kind: str) -> None:
+        self.made = 0
+        self.ended = threading.Event()
+        self.app: Any = self.router() if kind == "router" else self.asgi
+
+    def router(self) -> Router:
+        routes = Router()
+
+        @routes.get("/rows")
+        async def rows(request: Request) -> StreamingResponse:
+            async def pieces() -> AsyncIterator[bytes]:
+                try:
+                    for _ in range(PIECES):
+                        self.made += 1
+                        yield b"x" * 1000
+                finally:
+                    self.ended.set()
+
+            return stream(pieces())
+
+        @routes.get("/ping")
+        async def ping(request: Request) -> Response:
+            return text(str(self.made))
+
+        return routes
+
+    async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan here")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if scope["path"] == "/ping":
+            await send({"type": "http.response.body", "body": str(self.made).encode()})
+            return
+        try:
+            for _ in range(PIECES):
+                self.made += 1
+                await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
+            await send({"type": "http.response.body"})
+        except OSError:
+            pass  # the client is gone
+        finally:
+            self.ended.set()
+
+
+def ping(port: int) -> int:
+    """How many rows /ping says were made (a blocking client: for a thread)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    return int(answer.split(b"\r\n\r\n", 1)[1])
+
+
+@pytest.mark.parametrize("kind", ["router", "asgi"])
+async def test_a_producer_that_never_waits_ends_when_the_client_resets(
+    kind: str, run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A write that failed on the reset closed the transport, but the server
+    # heard of it (connection_lost) only at the loop's next turn, which the
+    # producer never gave: it made all its rows, each write a warning from
+    # asyncio ("socket.send() raised exception."), every other client held.
+    rows = Rows(kind)
+    server = await run_server(rows.app)
+    seen: list[int] = []
+
+    def client() -> None:
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+        s.sendall(b"GET /rows HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(100)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # a reset, its answer unread
+        seen.append(ping(server.port))
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        await asyncio.to_thread(client)
+        await asyncio.wait_for(asyncio.to_thread(rows.ended.wait), 60)
+    assert rows.made < PIECES // 5 and seen[0] < PIECES // 5, (rows.made, seen)
+    assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+READER = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /rows HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+got, said, buffer = 0, False, bytearray(1 << 20)
+while n := s.recv_into(buffer):
+    got += n
+    if got > 100_000 and not said:
+        print("started", flush=True)
+        said = True
+print(got, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["router", "asgi"])
+async def test_a_producer_that_never_waits_lets_other_clients_in(
+    kind: str, run_server: StartServer
+) -> None:
+    # A client that takes everything at once (a process of its own, reading
+    # as fast as it comes): drain() never waited, and the producer held the
+    # loop until its end, every other client with it.
+    rows = Rows(kind)
+    server = await run_server(rows.app)
+    reader = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", READER, str(server.port), stdout=asyncio.subprocess.PIPE
+    )
+    assert reader.stdout is not None
+    try:
+        assert await asyncio.wait_for(reader.stdout.readline(), 30) == b"started\n"
+        made_by_then = await asyncio.to_thread(ping, server.port)
+        got = int(await asyncio.wait_for(reader.stdout.readline(), 60))
+    finally:
+        if reader.returncode is None:
+            reader.kill()
+        await reader.wait()
+    assert got > PIECES * 1000
+    assert made_by_then < PIECES, "the ping waited for the whole stream"

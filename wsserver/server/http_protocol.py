@@ -112,6 +112,12 @@ _EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request lin
 #: (some 6,900 in 256 KiB) never holds every other connection up.
 ANSWERS_PER_TURN = 32
 
+#: Pieces of a response body written without the loop getting a turn (no
+#: wait in drain()): then it gets one, so that a producer that never waits
+#: (rows from memory) to a client that takes all at once holds no other
+#: connection up until its end.
+PIECES_PER_TURN = 32
+
 
 def next_event(
     h: h11.Connection, max_headers: int | None = None, max_size: int | None = None
@@ -200,6 +206,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_resume_after_file",
         "_writing_paused",
         "_drain_waiter",
+        "_pieces_this_turn",
         "_close_after_response",
         "_idle",
         "_builtin",
@@ -287,6 +294,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._resume_after_file = False
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._pieces_this_turn = 0
         self._close_after_response = False
         #: Kept alive between requests (timeout_keep_alive runs).
         self._idle = False
@@ -1446,8 +1454,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     @property
     def closing(self) -> bool:
-        """Whether the connection is closing or gone: nothing more can be sent."""
-        return self.lost or self._transport_closing
+        """Whether the connection is closing or gone: nothing more can be sent.
+
+        (The transport's own word counts: a write that failed on a reset
+        closes it at once, its connection_lost() only at the loop's next
+        turn, which a producer that never waits would not give it.)
+        """
+        return self.lost or self._transport_closing or self.transport.is_closing()
 
     @property
     def client_address(self) -> tuple[str, int] | None:
@@ -1698,7 +1711,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
         A client that takes nothing of what waits for ``timeout_keep_alive``
         is closed (the application then hears that it is gone): one that
         stops reading holds neither the connection nor the application.
+        Every PIECES_PER_TURN calls that did not wait, the loop gets a turn.
         """
+        if not self._writing_paused:
+            self._pieces_this_turn += 1
+            if self._pieces_this_turn >= PIECES_PER_TURN:
+                self._pieces_this_turn = 0
+                await asyncio.sleep(0)
+            return
+        self._pieces_this_turn = 0
         while self._writing_paused and not self.closing:
             if self._drain_waiter is None or self._drain_waiter.done():
                 self._drain_waiter = self.loop.create_future()
