@@ -8,8 +8,10 @@ import contextlib
 import inspect
 import logging
 import os
+import socket
 import ssl
 import struct
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,50 @@ def open_descriptors_of(path: Any) -> int:
         with contextlib.suppress(OSError):
             count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
     return count
+
+
+FAST_READER = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(bytes.fromhex(sys.argv[2]))
+got, said, buffer = 0, False, bytearray(1 << 20)
+while n := s.recv_into(buffer):
+    got += n
+    if got > 100_000 and not said:
+        print("started", flush=True)
+        said = True
+print(got, flush=True)
+"""
+
+
+@contextlib.asynccontextmanager
+async def fast_reader(port: int, request: bytes) -> Any:
+    """A client in a process of its own that sends ``request`` and takes what
+    comes as fast as it comes, until the server closes; yields its
+    ``reading()``: first once 100 kB came, then how many bytes in all."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FAST_READER, str(port), request.hex(), stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    stdout = process.stdout
+
+    async def reading() -> bytes:
+        return await asyncio.wait_for(stdout.readline(), 60)
+
+    try:
+        yield reading
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+def get_blocking(port: int, path: str) -> bytes:
+    """The body of a GET (a blocking client, for a thread: it works while the
+    event loop of the server is held)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    return answer.split(b"\r\n\r\n", 1)[1]

@@ -9,7 +9,6 @@ import gc
 import logging
 import socket
 import struct
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ from wsserver.response import Response, StreamingResponse, stream, text
 from wsserver.testing import HandshakeDenied, TestClient
 
 from .conftest import StartServer
-from .helpers import wait_for
+from .helpers import fast_reader, get_blocking, wait_for
 
 
 class Producer:
@@ -520,12 +519,7 @@ class Rows:
 
 def ping(port: int) -> int:
     """How many rows /ping says were made (a blocking client: for a thread)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = b""
-        while chunk := s.recv(65536):
-            answer += chunk
-    return int(answer.split(b"\r\n\r\n", 1)[1])
+    return int(get_blocking(port, "/ping"))
 
 
 @pytest.mark.parametrize("kind", ["router", "asgi"])
@@ -555,20 +549,6 @@ async def test_a_producer_that_never_waits_ends_when_the_client_resets(
     assert not [r for r in caplog.records if r.name == "asyncio"]
 
 
-READER = """
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"GET /rows HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
-got, said, buffer = 0, False, bytearray(1 << 20)
-while n := s.recv_into(buffer):
-    got += n
-    if got > 100_000 and not said:
-        print("started", flush=True)
-        said = True
-print(got, flush=True)
-"""
-
-
 @pytest.mark.parametrize("kind", ["router", "asgi"])
 async def test_a_producer_that_never_waits_lets_other_clients_in(
     kind: str, run_server: StartServer
@@ -578,17 +558,9 @@ async def test_a_producer_that_never_waits_lets_other_clients_in(
     # loop until its end, every other client with it.
     rows = Rows(kind)
     server = await run_server(rows.app)
-    reader = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", READER, str(server.port), stdout=asyncio.subprocess.PIPE
-    )
-    assert reader.stdout is not None
-    try:
-        assert await asyncio.wait_for(reader.stdout.readline(), 30) == b"started\n"
+    request = b"GET /rows HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    async with fast_reader(server.port, request) as reading:
+        assert await reading() == b"started\n"
         made_by_then = await asyncio.to_thread(ping, server.port)
-        got = int(await asyncio.wait_for(reader.stdout.readline(), 60))
-    finally:
-        if reader.returncode is None:
-            reader.kill()
-        await reader.wait()
-    assert got > PIECES * 1000
+        assert int(await reading()) > PIECES * 1000
     assert made_by_then < PIECES, "the ping waited for the whole stream"

@@ -34,7 +34,7 @@ from wsserver.protocol.frames import (
     serialize_close,
     serialize_frame,
 )
-from wsserver.response import text
+from wsserver.response import Response, text
 
 from .conftest import StartServer
 from .helpers import (
@@ -42,6 +42,8 @@ from .helpers import (
     RawClient,
     cancelled_elsewhere,
     echo_routes,
+    fast_reader,
+    get_blocking,
     long_form_head,
     upgrade_request,
     wait_for,
@@ -1626,3 +1628,58 @@ def test_an_address_given_twice_is_listened_on_once_on_either_loop() -> None:
 
     for run in (asyncio.run, uvloop.run):
         assert len(run(main())) == 4
+
+
+# ------------------------------ a handler that never waits to send (from memory)
+
+MESSAGES = 50_000  # of 100 bytes
+
+
+@pytest.mark.parametrize("how", ["send", "send-bytearray", "fragments", "asgi"])
+async def test_sending_from_memory_lets_other_clients_in(how: str, run_server: StartServer) -> None:
+    # To a client that takes everything at once, no send() waited for the
+    # write buffer: the handler held the loop until its last message, every
+    # other client with it (an HTTP request here).
+    made = 0
+
+    def pieces() -> Any:
+        nonlocal made
+        for _ in range(MESSAGES):
+            made += 1
+            yield b"x" * 100
+
+    routes = Router()
+
+    @routes.websocket("/flood")
+    async def flood(request: Request, ws: WebSocket) -> None:
+        if how == "fragments":
+            await ws.send(pieces())  # one message of MESSAGES fragments
+        else:
+            for piece in pieces():
+                await ws.send(piece if how == "send" else bytearray(piece))
+        await ws.close()
+
+    @routes.get("/ping")
+    async def ping(request: Request) -> Response:
+        return text(str(made))
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":  # /ping
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": str(made).encode()})
+            return
+        if scope["type"] != "websocket":
+            raise RuntimeError("no lifespan here")
+        await receive()
+        await send({"type": "websocket.accept"})
+        for piece in pieces():
+            await send({"type": "websocket.send", "bytes": piece})
+        await send({"type": "websocket.close"})
+
+    # (close_timeout: the reader never answers the close frame.)
+    server = await run_server(asgi if how == "asgi" else routes, close_timeout=0.1)
+    async with fast_reader(server.port, upgrade_request("/flood")) as reading:
+        assert await reading() == b"started\n"
+        made_by_then = int(await asyncio.to_thread(get_blocking, server.port, "/ping"))
+        assert int(await reading()) > MESSAGES * 100
+    assert made_by_then < MESSAGES, "the ping waited for every message"

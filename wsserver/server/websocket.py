@@ -54,6 +54,13 @@ class Subscribed:
         return self._broker.subscriptions_sent().__await__()
 
 
+#: Messages (or fragments) sent without the loop getting a turn (no wait for
+#: the write buffer to drain): then it gets one, so that a handler sending
+#: from memory to a client that takes all at once holds no other connection
+#: up until it is done.
+SENDS_PER_TURN = 256
+
+
 class WebSocket:
     """One accepted WebSocket connection, as seen by its handler.
 
@@ -74,6 +81,7 @@ class WebSocket:
         "_recv_busy",
         "_pings",
         "_fragment_lock",
+        "_sends",
         "topics",
     )
 
@@ -100,6 +108,7 @@ class WebSocket:
         self._recv_busy = False
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._fragment_lock: asyncio.Lock | None = None
+        self._sends = 0  # since the loop last had a turn (see SENDS_PER_TURN)
         #: The topics this connection is subscribed to (see :meth:`subscribe`);
         #: a set once it has subscribed (an empty set is 216 bytes per idle
         #: connection: until then, one empty frozenset shared by all).
@@ -271,6 +280,11 @@ class WebSocket:
                 await protocol.drain()
                 if protocol.lost:
                     raise self._closed_error()
+            else:  # (_after_send(), inline: a coroutine less on the hot path)
+                self._sends += 1
+                if self._sends >= SENDS_PER_TURN:
+                    self._sends = 0
+                    await asyncio.sleep(0)
             return
         payload = _encode(data, encoding)
         if payload is None:
@@ -281,10 +295,7 @@ class WebSocket:
                 self._send_frame(payload, True, compress)
         else:
             self._send_frame(payload, True, compress)
-        if self._protocol.writing_paused:
-            await self._protocol.drain()
-            if self._protocol.lost:
-                raise self._closed_error()
+        await self._after_send()
 
     def send_now(self, payload: str | bytes) -> bool:
         """Send one whole message now, without waiting; True when the caller should drain.
@@ -303,18 +314,43 @@ class WebSocket:
         if lock is not None and lock.locked():
             raise ConcurrencyError("a fragmented message is being sent")
         self._send_frame(payload, True, True)
-        return self._protocol.writing_paused
+        if self._protocol.writing_paused:
+            return True
+        self._sends += 1
+        return self._sends >= SENDS_PER_TURN  # (drained() gives the loop its turn)
 
     async def drained(self) -> None:
-        """Wait until the write buffer is down to a quarter of ``write_limit``.
+        """Wait until the write buffer is down to a quarter of ``write_limit``
+        (not above it: give the loop a turn).
 
         Raises:
             WebsocketClosed: the connection closed meanwhile.
         """
         protocol = self._protocol
-        await protocol.drain()
+        if protocol.writing_paused:
+            await protocol.drain()
+        else:
+            self._sends = 0
+            await asyncio.sleep(0)
         if protocol.lost:
             raise self._closed_error()
+
+    async def _after_send(self) -> None:
+        """Wait while the write buffer is above ``write_limit``; else, once
+        every SENDS_PER_TURN sends, give the loop a turn.
+
+        Raises:
+            WebsocketClosed: the connection closed while this waited to drain.
+        """
+        if self._protocol.writing_paused:
+            await self._protocol.drain()
+            if self._protocol.lost:
+                raise self._closed_error()
+        else:
+            self._sends += 1
+            if self._sends >= SENDS_PER_TURN:
+                self._sends = 0
+                await asyncio.sleep(0)
 
     def _sending_ended(self) -> bool:
         """Whether nothing can be sent any more: our close frame went, or TCP ended."""
@@ -352,11 +388,11 @@ class WebSocket:
                 if isinstance(data, AsyncIterable):
                     async for item in data:
                         first = self._send_fragment(item, first, compress)
-                        await self._protocol.drain()
+                        await self._after_send()
                 else:
                     for item in data:
                         first = self._send_fragment(item, first, compress)
-                        await self._protocol.drain()
+                        await self._after_send()
             except BaseException as exc:
                 if first is not None and not (
                     isinstance(exc, WebsocketClosed) and self._sending_ended()
