@@ -15,7 +15,7 @@ import websockets
 
 from wsserver import Request, Router, WebSocket
 from wsserver.response import Response, empty, html, json, raw, text
-from wsserver.server.http_protocol import ANSWERS_PER_TURN, HttpProtocol
+from wsserver.server.http_protocol import ANSWERS_PER_TURN, BODY_PIECES_PER_TURN, HttpProtocol
 from wsserver.server.server import READ_SIZE
 
 from .conftest import StartServer
@@ -778,6 +778,85 @@ async def test_pipelined_requests_the_server_answers_itself_let_others_run(
     await ticker
     writer.close()
     assert 0 < most <= 64, most
+
+
+@pytest.mark.parametrize("kind", ["buffered", "stream", "asgi", "unread"])
+async def test_a_body_in_tiny_chunks_lets_others_run(
+    kind: str, run_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each chunk is an event of h11's (some 12 us): a read (256 KiB) of
+    # one-byte chunks, 43,000 of them, was taken in one callback (or, read
+    # by the application, one receive() after the other, none waiting; or,
+    # answered unread, read ahead at once), the event loop held half a
+    # second, every other connection with it.
+    chunks = 60_000
+    taken = 0
+
+    routes = Router()
+
+    @routes.post("/buffered")
+    async def buffered(request: Request) -> Response:
+        return text(str(len(request.body)))
+
+    @routes.post("/stream", stream=True)
+    async def streamed(request: Request) -> Response:
+        nonlocal taken
+        async for piece in request.stream:
+            taken += len(piece)
+        return text(str(taken))
+
+    @routes.post("/unread", stream=True)
+    async def unread(request: Request) -> Response:
+        return text(str(chunks))  # (what came is read ahead: is the body all here?)
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal taken
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan here")
+        more = True
+        while more:
+            message = await receive()
+            taken += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(taken).encode()})
+
+    server = await run_server(asgi if kind == "asgi" else routes)
+
+    events = 0  # taken from h11, whoever took them
+    next_event = HttpProtocol._next_event
+
+    def counted(self: HttpProtocol, h: Any) -> Any:
+        nonlocal events
+        events += 1
+        return next_event(self, h)
+
+    monkeypatch.setattr(HttpProtocol, "_next_event", counted)
+    most = 0
+    ticking = True
+
+    async def tick() -> None:  # a turn of the event loop each
+        nonlocal most
+        last = events
+        while ticking:
+            await asyncio.sleep(0)
+            most = max(most, events - last)
+            last = events
+
+    ticker = asyncio.create_task(tick())
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    path = "/" if kind == "asgi" else f"/{kind}"
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + b"1\r\na\r\n" * chunks
+        + b"0\r\n\r\n"
+    )
+    status, _, body = await asyncio.wait_for(read_response(reader), 60)
+    ticking = False
+    await ticker
+    writer.close()
+    assert (status, body) == (200, str(chunks).encode())
+    assert 0 < most <= BODY_PIECES_PER_TURN + 8, most
 
 
 async def test_a_turn_left_over_from_before_an_upgrade_leaves_the_websocket_reading(

@@ -112,6 +112,11 @@ _EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request lin
 #: (some 6,900 in 256 KiB) never holds every other connection up.
 ANSWERS_PER_TURN = 32
 
+#: Pieces of a request body (chunks, each an event of h11's) taken in one
+#: turn of the event loop: a read of one-byte chunks (some 43,000 in 256 KiB)
+#: never holds every other connection up.
+BODY_PIECES_PER_TURN = 1024
+
 #: Pieces of a response body written without the loop getting a turn (no
 #: wait in drain()): then it gets one, so that a producer that never waits
 #: (rows from memory) to a client that takes all at once holds no other
@@ -207,6 +212,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_writing_paused",
         "_drain_waiter",
         "_pieces_this_turn",
+        "_body_pieces",
         "_close_after_response",
         "_idle",
         "_builtin",
@@ -295,6 +301,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._pieces_this_turn = 0
+        self._body_pieces = 0  # taken by receive_body() since the loop last had a turn
         self._close_after_response = False
         #: Kept alive between requests (timeout_keep_alive runs).
         self._idle = False
@@ -476,11 +483,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Handle the requests h11 has buffered, one at a time (pipelining)."""
         h = self._h11
         transport = self.transport
-        requests = 0
+        requests = pieces = 0
         while self._app_task is None and not self._transport_closing:
             if transport.is_closing():
                 return  # (a write failed: the client is gone, connection_lost() comes)
-            if requests == ANSWERS_PER_TURN:
+            if requests == ANSWERS_PER_TURN or pieces == BODY_PIECES_PER_TURN:
                 # The others' turn: the rest in the next one.
                 transport.pause_reading()
                 self._turn_paused = True
@@ -557,6 +564,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 elif not self._start_body():
                     return
             elif kind is h11.Data:
+                pieces += 1
                 data = event.data  # type: ignore[union-attr]
                 self._body_size += len(data)
                 self._arm_open_timer()  # a body that comes has open_timeout for its next piece
@@ -1514,6 +1522,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if kind is h11.Data:
                 if self._reading_body and deadlines is not None:
                     deadlines.add(self)  # it comes: open_timeout for its next piece
+                self._body_pieces += 1
+                if self._body_pieces == BODY_PIECES_PER_TURN:
+                    self._body_pieces = 0
+                    await asyncio.sleep(0)  # (pieces all at hand: the others' turn)
                 return bytes(event.data), True  # type: ignore[union-attr]
             if kind is h11.EndOfMessage:
                 if self._reading_body:
@@ -1527,6 +1539,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # The client's time for the next piece runs from now: what
                 # the application took to ask is not the client's.
                 deadlines.add(self)
+            self._body_pieces = 0
             await self._wait_for_data(cycle)
         return None
 
@@ -1617,7 +1630,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         ahead = self._body_ahead
         if ahead is None:
             ahead = self._body_ahead = []
-        while True:
+        for _ in range(BODY_PIECES_PER_TURN):  # (more: taken for one still coming)
             try:
                 event = self._next_event(h)
             except h11.RemoteProtocolError:
@@ -1630,6 +1643,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return False
             else:
                 return True  # NEED_DATA
+        return True
 
     def send_informational(self, status: int, headers: list[tuple[str, str]]) -> bool:
         """Send a ``1xx`` response ahead of the final one (``103 Early Hints``,
