@@ -204,6 +204,24 @@ def test_an_empty_status_token_is_refused_not_taken_for_none() -> None:
     assert from_env(WEBSOCKET_STATUS_TOKEN="none").status_token is None
 
 
+@pytest.mark.parametrize("word", ["null", "off", "false", "NULL", "Off"])
+def test_a_secret_is_no_word_for_none_but_none(word: str) -> None:
+    # A template that renders a missing token as 'null' or 'false' lifted the
+    # status page's (and the metrics') token, silently; a key's password
+    # 'off' was taken for none. Only 'none' says none, on purpose.
+    config = from_env(
+        WEBSOCKET_STATUS_TOKEN=word,
+        WEBSOCKET_METRICS_TOKEN=word,
+        WEBSOCKET_SSL_KEYFILE_PASSWORD=word,
+    )
+    assert config.status_token == config.metrics_token == word
+    assert config.ssl_keyfile_password == word
+    config = from_env(WEBSOCKET_STATUS_TOKEN="None", WEBSOCKET_METRICS_TOKEN=" none ")
+    assert config.status_token is None and config.metrics_token is None
+    # (Limits and switches still take the other words: WEBSOCKET_MAX_SIZE=off.)
+    assert from_env(WEBSOCKET_MAX_SIZE="off", WEBSOCKET_COMPRESSION="false").max_size is None
+
+
 def test_metrics_and_status_pages_need_paths_of_their_own() -> None:
     # Before, the same path for both: a traceback from the router at start-up.
     for metrics, status in [("/m", "/m"), ("/m/ws", "/m")]:

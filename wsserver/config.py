@@ -64,6 +64,8 @@ class Kind:
     #: limit's or a timeout's does not: an unset variable in a template would
     #: lift the limit; no limit is asked for by name.
     empty_is_none = True
+    #: The words that stand for None (when ``none_ok``), in any case.
+    none_words = NONE_WORDS
 
     def __init__(self, *, none_ok: bool = False) -> None:
         self.none_ok = none_ok
@@ -90,7 +92,7 @@ class Kind:
             ValueError: ``text`` cannot be read; the message says what can.
         """
         text = text.strip()
-        if self.none_ok and text.lower() in NONE_WORDS and (text or self.empty_is_none):
+        if self.none_ok and text.lower() in self.none_words and (text or self.empty_is_none):
             return None
         return self._parse(text)
 
@@ -297,6 +299,15 @@ def _path(description: str, metavar: str = "PATH", *, empty_is_none: bool = True
     """A non-empty string, or None (also for an empty text, unless not ``empty_is_none``)."""
     kind = Text(description, lambda value: bool(value), none_ok=True, metavar=metavar)
     kind.empty_is_none = empty_is_none
+    return kind
+
+
+def _secret(description: str, metavar: str, *, empty_is_none: bool) -> Text:
+    """A token or a password: as :func:`_path`, but only ``none`` is None
+    (``null``, ``off``, ``false``: what a template may render for a missing
+    value, which must not lift a token, or be a password)."""
+    kind = _path(description, metavar, empty_is_none=empty_is_none)
+    kind.none_words = frozenset({"none"})
     return kind
 
 
@@ -702,7 +713,7 @@ class Config:
     )
     ssl_keyfile_password: str | None = setting(
         None,
-        _path("a password", "PASSWORD"),
+        _secret("a password", "PASSWORD", empty_is_none=True),
         "password of an encrypted `ssl_keyfile`.",
         env="WEBSOCKET_SSL_KEYFILE_PASSWORD",
         flag="--ssl-keyfile-password",
@@ -862,7 +873,7 @@ class Config:
     )
     metrics_token: str | None = setting(
         None,
-        _path("a token", "TOKEN", empty_is_none=False),
+        _secret("a token", "TOKEN", empty_is_none=False),
         "the metrics then want `Authorization: Bearer` (Prometheus's `authorization` "
         "scrape setting) or `?token=`.",
         env="WEBSOCKET_METRICS_TOKEN",
@@ -883,7 +894,7 @@ class Config:
     )
     status_token: str | None = setting(
         None,
-        _path("a token", "TOKEN", empty_is_none=False),
+        _secret("a token", "TOKEN", empty_is_none=False),
         "the status page and its feed then want `?token=` (or `Authorization: Bearer`).",
         env="WEBSOCKET_STATUS_TOKEN",
         flag="--status-token",
