@@ -1034,6 +1034,39 @@ async def test_a_log_config_that_is_no_mapping_is_one_line(tmp_path: Path) -> No
     ), err
 
 
+async def test_a_broken_ini_log_config_is_one_line_whatever_breaks_it(tmp_path: Path) -> None:
+    # fileConfig says these with a RuntimeError, or lets the error of its
+    # class= / args= through (ModuleNotFoundError, NameError, SyntaxError):
+    # each was a traceback and exit code 1.
+    handler = "[loggers]\nkeys=root\n[handlers]\nkeys=h\n[formatters]\nkeys=\n" + (
+        "[logger_root]\nhandlers=h\n[handler_h]\n"
+    )
+    cases = {
+        "no-section.ini": ("x\n", "no section headers"),
+        "empty.ini": ("", "empty"),
+        "bad-class.ini": (handler + "class=nosuch.Handler\nargs=()\n", "nosuch"),
+        "bad-name.ini": (
+            handler + "class=StreamHandler\nargs=(undefined_name,)\n",
+            "undefined_name",
+        ),
+        "bad-args.ini": (handler + "class=StreamHandler\nargs=(sys.stderr\n", "SyntaxError"),
+    }
+    for name, (content, _) in cases.items():
+        (tmp_path / name).write_text(content)
+    ended = await asyncio.gather(
+        *(
+            run_cli_to_end(
+                "examples.echo:routes", "--log-config", str(tmp_path / name), "--port", "0"
+            )
+            for name in cases
+        )
+    )
+    for (name, (_, said)), (code, err) in zip(cases.items(), ended, strict=True):
+        last = err.strip().splitlines()[-1]
+        assert code == 2 and "Traceback" not in err, (name, err)
+        assert last.startswith(f"error: --log-config {tmp_path / name}: ") and said in last, err
+
+
 # ===================================================== found in review (each failed first)
 
 

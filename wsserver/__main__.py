@@ -1020,7 +1020,11 @@ def _main(argv: Sequence[str] | None) -> int:
         configure_logging(
             args.log_level, args.log_config, args.log_format, role.slot if role else None
         )
-    except (OSError, ValueError, KeyError, configparser.Error) as exc:
+    except Exception as exc:
+        if args.log_config is None:
+            raise  # (ours)
+        # Whatever the file makes fileConfig or dictConfig raise (a RuntimeError,
+        # the ImportError or NameError of a class= or args=, PyYAML's errors).
         parser.exit(2, f"error: --log-config {args.log_config}: {_log_config_error(exc)}\n")
     if role is None and args.http == "httptools":
         logger.warning("--http httptools: HTTP/1.1 is h11's here (uvicorn's choice, ignored)")
@@ -1120,8 +1124,10 @@ _LOG_SECTION_PREFIXES = ("logger_", "handler_", "formatter_")
 
 def _log_config_error(exc: Exception) -> str:
     """What is wrong with a --log-config file, in words (fileConfig's KeyError is a bare name)."""
+    if isinstance(exc, (OSError, ValueError, RuntimeError, configparser.Error)):
+        return " ".join(str(exc).split())  # (one line: configparser's span several)
     if not isinstance(exc, KeyError):
-        return str(exc)
+        return " ".join(f"{type(exc).__name__}: {exc}".split())
     name = exc.args[0] if exc.args else ""
     if isinstance(name, str) and (name in _LOG_SECTIONS or name.startswith(_LOG_SECTION_PREFIXES)):
         return f"no [{name}] section"
