@@ -480,6 +480,7 @@ async def test_a_bad_or_conflicting_listening_variable_exits_2(
     ("env", "said"),
     [
         ({"WEB_CONCURRENCY": "none"}, "WEB_CONCURRENCY: "),
+        ({"WEB_CONCURRENCY": "100000000"}, "WEB_CONCURRENCY: "),
         ({"WEB_CONCURRENCY": "2", "WEBSOCKET_WORKERS": "0"}, "WEBSOCKET_WORKERS: "),
         ({"FORWARDED_ALLOW_IPS": "10.0.0.0/99"}, "forwarded_allow_ips must be"),
         (

@@ -926,7 +926,10 @@ async def test_cli_env_file_and_log_config(tmp_path: Path, disable_key: dict[str
         (["--env-file", "/nonexistent/app.env"], "--env-file"),
         (["--log-config", "/nonexistent/log.ini"], "--log-config"),
         (["--workers", "0"], "--workers"),
+        # A typo's fork bomb: it started workers until stopped, and then spun.
+        (["--workers", "100000000"], "--workers"),
         (["--fd", "-1"], "--fd"),
+        (["--fd", str(2**31)], "--fd"),  # (a ValueError traceback from socket())
         (["--ssl-keyfile", "/nonexistent/key.pem"], "needs ssl_certfile"),
     ],
 )

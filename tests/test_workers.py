@@ -155,11 +155,17 @@ async def test_workers_share_the_port(tmp_path: Path) -> None:
             await ws.close()
 
 
-async def test_web_concurrency_sets_the_workers_as_for_uvicorn() -> None:
-    # Heroku, Render and others set WEB_CONCURRENCY; ours wins over it.
-    async with running_cli(
-        "tests.worker_app:routes", "--ping-interval", "none", env={"WEB_CONCURRENCY": "2"}
-    ) as cli:
+@pytest.mark.parametrize("ours", [None, ""])
+async def test_web_concurrency_sets_the_workers_as_for_uvicorn(ours: str | None) -> None:
+    # Heroku, Render and others set WEB_CONCURRENCY; ours wins over it, unless
+    # empty (a template's unset variable: unset, as for WEBSOCKET_HOST; it
+    # gave one process, unsupervised).
+    env = (
+        {"WEB_CONCURRENCY": "2"}
+        if ours is None
+        else {"WEB_CONCURRENCY": "2", "WEBSOCKET_WORKERS": ours}
+    )
+    async with running_cli("tests.worker_app:routes", "--ping-interval", "none", env=env) as cli:
         await wait_for(lambda: "2 workers accepting" in cli.stderr, what="two workers")
         assert len(children(cli.proc.pid)) == 2
 

@@ -291,8 +291,10 @@ def _integer(low: int, high: int | None, accepted: str) -> Callable[[str], int]:
 
 
 _port = _integer(0, 65535, "a port number from 0 to 65535")
-_fd = _integer(0, None, "a file descriptor number (0 or more)")
-_workers = _integer(1, None, "a number of worker processes (1 or more)")
+_fd = _integer(0, 2**31 - 1, "a file descriptor number (0 or more)")
+#: The most worker processes: more is a typo's fork bomb, not a deployment.
+MOST_WORKERS = 1024
+_workers = _integer(1, MOST_WORKERS, f"a number of worker processes from 1 to {MOST_WORKERS}")
 
 
 def _host(text: str) -> str:
@@ -1048,8 +1050,11 @@ def _main(argv: Sequence[str] | None) -> int:
     supervised = workers is not None
     if workers is None:
         # (WEB_CONCURRENCY: uvicorn's and gunicorn's, which Heroku and others set.)
+        # (Empty is unset, as for WEBSOCKET_HOST: a template's unset variable.)
         variable = (
-            "WEB_CONCURRENCY" if "WEBSOCKET_WORKERS" not in os.environ else "WEBSOCKET_WORKERS"
+            "WEBSOCKET_WORKERS"
+            if os.environ.get("WEBSOCKET_WORKERS", "").strip()
+            else "WEB_CONCURRENCY"
         )
         supervised = bool(os.environ.get(variable))
         try:

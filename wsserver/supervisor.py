@@ -241,6 +241,8 @@ class Supervisor:
         if os.getpid() == 1:
             self._keep(loop.create_task(self._reap_orphans_forever()))
         for slot in range(1, self.count + 1):
+            if self.stopping:
+                break  # (stopped while starting them: the rest are not started)
             await self._start(slot, replacing=False)
         readies = [w.ready for w in self.workers.values()]
         starting = asyncio.gather(*readies)
