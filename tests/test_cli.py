@@ -375,6 +375,33 @@ async def test_start_up_failures_are_json_lines_under_log_format_json(
                 assert "RuntimeError: no database" in failure["exception"]
 
 
+async def test_start_up_failures_are_said_under_log_level_critical(tmp_path: Path) -> None:
+    # Logged at ERROR, which --log-level critical filters out: the process
+    # ended (exit code 1, or 2 under --log-format json) and said nothing.
+    (tmp_path / "broken_app.py").write_text("raise RuntimeError('no database')\n")
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    cases = [
+        (spec, log_format, code, said)
+        for spec, code, said in [
+            ("no_such_module_xyz:routes", 2, "cannot import 'no_such_module_xyz'"),
+            ("broken_app:routes", 1, "broken_app:routes failed as it was imported"),
+        ]
+        for log_format in ("text", "json")
+    ]
+    ended = await asyncio.gather(
+        *(
+            run_cli_to_end(
+                spec,
+                *("--port", "0", "--log-format", log_format, "--log-level", "critical"),
+                env={"PYTHONPATH": pythonpath},
+            )
+            for spec, log_format, _, _ in cases
+        )
+    )
+    for (spec, log_format, code, said), (got, err) in zip(cases, ended, strict=True):
+        assert got == code and said in err, (spec, log_format, got, err)
+
+
 async def test_invalid_setting_flag_exits_2() -> None:
     code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", "--max-queue", "0")
     assert code == 2, err
@@ -612,6 +639,8 @@ async def test_a_misspelt_variable_is_named_at_start_up() -> None:
         "WEBSOCKET_LOG_LEVEL": "debug",
         "WEBSOCKET_URL": "ws://x",
         "WEBSOCKETS_MAX_BODY_SIZE": "100",
+        # (It pointed to --worker, the supervisor's own flag, hidden.)
+        "WEBSOCKET_WORKER": "4",
     }
     async with running_cli("examples.echo:routes", env=env) as cli:
         await assert_echo(cli.url)
@@ -621,6 +650,7 @@ async def test_a_misspelt_variable_is_named_at_start_up() -> None:
     assert f"WEBSOCKET_OPEN_TIMEOUT {ignored} WEBSOCKET_TIMEOUT?" in said
     assert f"WEBSOCKET_BACKLOG {ignored} backlog is set by --backlog" in said
     assert f"WEBSOCKET_LOG_LEVEL {ignored} --log-level is a flag only" in said
+    assert f"WEBSOCKET_WORKER {ignored} WEBSOCKET_WORKERS?" in said
     assert "WEBSOCKET_URL" not in said and "WEBSOCKETS_MAX_BODY_SIZE" not in said
     async with running_cli("examples.echo:routes", env={"WEBSOCKET_MAX_SIZE": "10"}) as cli:
         await asyncio.sleep(0)

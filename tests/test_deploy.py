@@ -1070,6 +1070,29 @@ async def test_a_broken_ini_log_config_is_one_line_whatever_breaks_it(tmp_path: 
         assert last.startswith(f"error: --log-config {tmp_path / name}: ") and said in last, err
 
 
+async def test_log_format_json_with_a_log_config_is_said_to_be_ignored(tmp_path: Path) -> None:
+    # The file's formatters win; --log-format json was dropped without a word.
+    log_config = tmp_path / "logging.json"
+    log_config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "formatters": {"plain": {"format": "FILE %(levelname)s %(message)s"}},
+                "handlers": {"err": {"class": "logging.StreamHandler", "formatter": "plain"}},
+                "root": {"handlers": ["err"]},
+            }
+        )
+    )
+    async with running_cli(
+        "examples.echo:routes", "--log-config", str(log_config), "--log-format", "json"
+    ) as cli:
+        await wait_for(lambda: "listening on" in cli.stderr, what="listening")
+    assert (
+        "FILE WARNING --log-format json: the --log-config file says how lines look (ignored)"
+        in cli.stderr
+    ), cli.stderr
+
+
 # ===================================================== found in review (each failed first)
 
 

@@ -805,6 +805,13 @@ def _leave(left: list[str], code: int) -> NoReturn:
     os._exit(code)
 
 
+def _fatal(message: str, *args: Any, exc_info: Any = None) -> None:
+    """Log what ends the process: at ERROR, or at CRITICAL where the level
+    (--log-level critical) leaves ERROR out: why it ended is always said."""
+    level = logging.ERROR if logger.isEnabledFor(logging.ERROR) else logging.CRITICAL
+    logger.log(level, message, *args, exc_info=exc_info)
+
+
 def _exit_code_of(exc: BaseException) -> int:
     """The exit code ``exc`` would have ended the process with (its traceback
     logged, if it is an error that would have printed one)."""
@@ -813,7 +820,7 @@ def _exit_code_of(exc: BaseException) -> int:
     if isinstance(exc, StoppedDuringStart):
         logger.info("%s: stopped before it started", signal.Signals(exc.signum).name)
         return 0
-    logger.error("%s", type(exc).__name__, exc_info=exc)
+    _fatal("%s", type(exc).__name__, exc_info=exc)
     return 1
 
 
@@ -854,7 +861,7 @@ def _finish(loop: asyncio.AbstractEventLoop, executor: _DefaultExecutor) -> list
 
 
 def _exit_late(limit: float) -> None:
-    logger.error("shutdown still not finished after %.0f s: exiting now", limit)
+    _fatal("shutdown still not finished after %.0f s: exiting now", limit)
     os._exit(1)
 
 
@@ -1028,6 +1035,8 @@ def _main(argv: Sequence[str] | None) -> int:
         # Whatever the file makes fileConfig or dictConfig raise (a RuntimeError,
         # the ImportError or NameError of a class= or args=, PyYAML's errors).
         parser.exit(2, f"error: --log-config {args.log_config}: {_log_config_error(exc)}\n")
+    if role is None and args.log_config is not None and args.log_format == "json":
+        logger.warning("--log-format json: the --log-config file says how lines look (ignored)")
     if role is None and args.http == "httptools":
         logger.warning("--http httptools: HTTP/1.1 is h11's here (uvicorn's choice, ignored)")
     if role is None and args.use_colors:
@@ -1040,7 +1049,9 @@ def _main(argv: Sequence[str] | None) -> int:
         own = {
             f"WEBSOCKET_{action.dest.upper()}": action.option_strings[0]
             for action in parser.arguments
-            if action.option_strings and action.dest not in ("help", "version")
+            if action.option_strings
+            and action.dest not in ("help", "version")
+            and action.help != argparse.SUPPRESS  # (the supervisor's to its workers)
         }
         for name, instead in misspelt_variables(os.environ, own):
             logger.warning("%s is not a variable wsserver reads (ignored): %s", name, instead)
@@ -1080,12 +1091,12 @@ def _main(argv: Sequence[str] | None) -> int:
         cause = exc.__cause__
         assert cause is not None
         said = "%s failed as it was called (a factory)"
-        logger.error(said, args.app, exc_info=_from_the_app(cause))
+        _fatal(said, args.app, exc_info=_from_the_app(cause))
         return 1
     except Exception as exc:
         # The application's error: its traceback, from its own frames (a
         # worker's lines say which worker), exit code 1.
-        logger.error("%s failed as it was imported", args.app, exc_info=_from_the_app(exc))
+        _fatal("%s failed as it was imported", args.app, exc_info=_from_the_app(exc))
         return 1
     try:
         config = config_from_args(args, asgi=not isinstance(app, Router))
@@ -1098,12 +1109,12 @@ def _main(argv: Sequence[str] | None) -> int:
     def failed(exc: Exception) -> int:
         if isinstance(exc, LifespanFailure):
             what = "startup" if isinstance(app, Router) else "ASGI lifespan startup"
-            logger.error("%s failed: %s", what, exc)
+            _fatal("%s failed: %s", what, exc)
             return 3
         if isinstance(exc, ConfigError):
             _refuse(parser, args, str(exc))
         if isinstance(exc, OSError):
-            logger.error("cannot listen on %s: %s", _target(args), exc)
+            _fatal("cannot listen on %s: %s", _target(args), exc)
             return 1
         raise exc
 
@@ -1145,7 +1156,7 @@ def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: 
     log line that says which, among the supervisor's)."""
     in_worker_log = args.worker is not None and logger.isEnabledFor(logging.ERROR)
     if args.log_format == "json" or (in_worker_log and logger.hasHandlers()):
-        logger.error("%s", message)
+        _fatal("%s", message)
         raise SystemExit(2)
     parser.exit(2, f"error: {message}\n")
 
@@ -1210,7 +1221,7 @@ def supervise(
     try:
         sock = listening_socket(args.host, args.port, args.uds, args.fd, config.backlog)
     except OSError as exc:
-        logger.error("cannot listen on %s: %s", _target(args), exc)
+        _fatal("cannot listen on %s: %s", _target(args), exc)
         return 1
     scheme = "wss" if config.ssl_certfile else "ws"
     logger.info("listening on %s", _where(scheme, sock.getsockname()))
@@ -1314,8 +1325,9 @@ def configure_logging(
     on its own: the file's say otherwise only when no level was given.
 
     Raises:
-        OSError, ValueError, KeyError, configparser.Error: ``log_config`` cannot
-            be read or applied.
+        Exception: ``log_config`` cannot be read or applied (OSError,
+            ValueError, KeyError, configparser.Error; and what fileConfig lets
+            through: RuntimeError, the ImportError of a ``class=``...).
     """
     prefix = f"[worker {worker}] " if worker is not None else ""
 
