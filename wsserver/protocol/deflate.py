@@ -92,6 +92,10 @@ EXTENSION_NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"
 #: An empty stored block: a non-final block header (and its padding), then _TAIL.
 _EMPTY_STORED = b"\x00" + _TAIL
+
+#: The size under which a piece of a message's output is joined to the last
+#: one kept (see PerMessageDeflate._keep_inflated()), not kept as an object.
+_SMALL = 1024
 _BITS_RE = re.compile(r"(?:[89]|1[0-5])\Z")
 _QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _OWS_RE = re.compile(r"[ \t]*")
@@ -507,7 +511,12 @@ class PerMessageDeflate:
             self._inflated_size = window
             return
         kept = self._inflated
-        kept.append(out)
+        if kept and len(out) < _SMALL and len(kept[-1]) < _SMALL:
+            # A small piece joins the last: an object each, a message in
+            # frames of a byte or two held some fifty times its window.
+            kept[-1] += out
+        else:
+            kept.append(out)
         self._inflated_size += len(out)
         while self._inflated_size - len(kept[0]) >= window:
             self._inflated_size -= len(kept.pop(0))
