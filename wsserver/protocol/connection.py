@@ -544,8 +544,11 @@ class Connection:
         """
         if self.close_sent is not None:
             raise InvalidState("cannot send after the close frame was sent")
-        if type(data) is memoryview and (data.itemsize != 1 or not data.c_contiguous):
-            data = data.tobytes()  # its bytes: len() of a view counts items
+        kind = type(data)
+        if kind is not str and kind is not bytes and not isinstance(data, (str, bytes, bytearray)):
+            view = memoryview(data)  # (an array, a view: len() counts their items)
+            if view.itemsize != 1 or not view.c_contiguous:
+                data = view.tobytes()
         is_text = isinstance(data, str)
         if (
             fin
