@@ -107,6 +107,24 @@ class TestStatic:
             assert (r.status_code, r.text) == (200, "changed, longer")
             assert r.headers["etag"] != etag
 
+    async def test_a_file_from_the_future_is_last_modified_now(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # RFC 9110 8.8.2.1: never a Last-Modified later than the Date (a clock
+        # skewed on the machine that made the file): it was its mtime, 2033.
+        future = 2_000_000_000
+        os.utime(site / "app.js", (future, future))
+        routes = Router()
+        routes.static("/static/", site)
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.get("/static/app.js")
+            modified = email.utils.parsedate_to_datetime(r.headers["last-modified"])
+            assert modified <= email.utils.parsedate_to_datetime(r.headers["date"])
+            # (Its ETag, from its mtime, still tells this version from others.)
+            r = await client.get("/static/app.js", headers={"If-None-Match": r.headers["etag"]})
+            assert r.status_code == 304
+
     async def test_a_large_file_is_streamed_whole(
         self, run_server: StartServer, site: Path
     ) -> None:

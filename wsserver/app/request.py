@@ -63,6 +63,11 @@ class BodyStream(Protocol):
     async def read(self) -> bytes: ...
 
 
+def _no_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``, which Python's json reads: no JSON (RFC 8259 6)."""
+    raise ValueError(f"{name} is no JSON value")
+
+
 class Request:
     """An HTTP request, as seen by route handlers and handshake hooks.
 
@@ -178,7 +183,7 @@ class Request:
             if not self.body:
                 return None
             try:
-                self._json = json.loads(self.body)
+                self._json = json.loads(self.body, parse_constant=_no_constant)
             except ValueError as exc:  # (UnicodeDecodeError is one too)
                 raise BadRequest(f"The request body is not JSON: {exc}") from None
             except RecursionError:

@@ -24,6 +24,7 @@ import mimetypes
 import os
 import re
 import stat
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
@@ -103,8 +104,11 @@ def _respond(
     if not stat.S_ISREG(info.st_mode):
         file.close()
         return error_response(404)
+    # RFC 9110 8.8.2.1: a modification time in the future (a clock skewed
+    # where the file was made) is sent as now; compared as it is, it is later
+    # than any date a client has (never a 304 or a range for it by date).
     headers = [
-        ("Last-Modified", http_date(info.st_mtime)),
+        ("Last-Modified", http_date(min(info.st_mtime, time.time()))),
         ("ETag", f'"{info.st_mtime_ns:x}-{info.st_size:x}"'),
     ]
     etag, mtime = headers[1][1], int(info.st_mtime)
