@@ -728,6 +728,28 @@ def test_load_router_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         load_router(f"{name}:not_a_factory")
 
 
+def test_the_healthcheck_timeout_takes_every_word_for_none() -> None:
+    # Only the exact word "none" was: "None" or "off" were refused, as for no
+    # other setting.
+    from wsserver.__main__ import _seconds_or_none
+
+    assert [_seconds_or_none(w) for w in ("none", "None", " off ", "false", "2.5")] == [
+        *["none"] * 4,
+        2.5,
+    ]
+
+
+def test_a_factory_that_returns_none_is_said_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ("... is a NoneType, not a wsserver.Router or ...": as if it were the app.)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "none_factory.py").write_text("def make_app():\n    pass\n")
+    for factory in (False, True):
+        with pytest.raises(ValueError, match=r"^none_factory:make_app \(a factory\) returned None"):
+            load_app("none_factory:make_app", factory=factory)
+
+
 @pytest.mark.parametrize("spec", ["nope", ":routes", "examples.echo:", "examples.echo:missing"])
 def test_load_router_bad_spec_raises_value_error(spec: str) -> None:
     with pytest.raises(ValueError):
@@ -1230,9 +1252,12 @@ async def test_tls_settings_a_worker_would_refuse_are_refused_before_listening(
 
 async def test_reload_flags_without_reload_are_said() -> None:
     # They did nothing, silently.
-    async with running_cli("examples.echo:routes", "--reload-dir", "examples") as cli:
+    async with running_cli(
+        "examples.echo:routes", "--reload-dir", "examples", "--reload-delay", "2"
+    ) as cli:
         await assert_echo(cli.url + "/ws")
-    assert "--reload-dir without --reload: nothing is watched" in cli.stderr, cli.stderr
+    said = "--reload-dir, --reload-delay without --reload: nothing is watched"
+    assert said in cli.stderr, cli.stderr
 
 
 LEFTOVER_APP = """

@@ -319,8 +319,9 @@ def _positive_seconds(text: str) -> float:
 
 
 def _seconds_or_none(text: str) -> float | str:
-    """An argparse type: a number of seconds above 0, or ``none``."""
-    return "none" if text == "none" else _positive_seconds(text)
+    """An argparse type: a number of seconds above 0, or ``none`` (or the
+    other words for none: ``off``...)."""
+    return "none" if text.strip().lower() in NONE_WORDS - {""} else _positive_seconds(text)
 
 
 def _role(text: str) -> WorkerRole:
@@ -402,6 +403,8 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
             obj = obj()
         except Exception as exc:
             raise FactoryError(spec) from exc
+        if obj is None:
+            raise AppLoadError(f"{spec} (a factory) returned None: return the application")
     if interface in ("auto", "router") and isinstance(obj, Router):
         return obj
     if interface == "auto" and is_asgi_app(obj):
@@ -1041,7 +1044,11 @@ def _main(argv: Sequence[str] | None) -> int:
         logger.warning("--http httptools: HTTP/1.1 is h11's here (uvicorn's choice, ignored)")
     if role is None and args.use_colors:
         logger.warning("--use-colors: log lines are not coloured here (uvicorn's, ignored)")
-    unused = [f for f in ("reload_dir", "reload_include", "reload_exclude") if getattr(args, f)]
+    unused = [
+        f
+        for f in ("reload_dir", "reload_include", "reload_exclude", "reload_delay")
+        if getattr(args, f)
+    ]
     if unused and not args.reload and role is None:
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
         logger.warning("%s without --reload: nothing is watched", flags)
