@@ -615,3 +615,16 @@ def test_a_buffer_of_wider_items_is_sent_as_its_bytes(size: int, fin: bool, view
         payload += piece.payload
         assert piece.length == len(items.tobytes())
     assert payload == items.tobytes()
+
+
+@pytest.mark.parametrize("size", [10, 20_000])
+@pytest.mark.parametrize("fin", [True, False])
+def test_a_view_of_rows_is_sent_as_its_bytes(size: int, fin: bool) -> None:
+    # (A review's.) A 2-D view of bytes: its len() counts rows.
+    data = bytes(i % 256 for i in range(2 * size))
+    conn = Connection()
+    conn.send(memoryview(data).cast("B", (2, len(data) // 2)), fin=fin)
+    parser = FrameParser(masked=False)
+    parser.feed(b"".join(conn.data_to_send()))
+    piece = parser.next_piece()
+    assert piece is not None and (piece.length, piece.payload) == (len(data), data)

@@ -782,7 +782,7 @@ async def test_pipelined_requests_the_server_answers_itself_let_others_run(
     assert 0 < most <= 64, most
 
 
-@pytest.mark.parametrize("kind", ["buffered", "stream", "asgi", "unread"])
+@pytest.mark.parametrize("kind", ["buffered", "stream", "asgi", "unread", "asgi-unread"])
 async def test_a_body_in_tiny_chunks_lets_others_run(
     kind: str, run_server: StartServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -815,7 +815,10 @@ async def test_a_body_in_tiny_chunks_lets_others_run(
         nonlocal taken
         if scope["type"] != "http":
             raise RuntimeError("no lifespan here")
-        more = True
+        more = scope["path"] != "/unread"
+        if not more:  # answered unread, once the body (or a read of it) came
+            await asyncio.sleep(0.2)
+            taken = chunks
         while more:
             message = await receive()
             taken += len(message.get("body", b""))
@@ -823,7 +826,7 @@ async def test_a_body_in_tiny_chunks_lets_others_run(
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": str(taken).encode()})
 
-    server = await run_server(asgi if kind == "asgi" else routes)
+    server = await run_server(asgi if kind.startswith("asgi") else routes)
 
     events = 0  # taken from h11, whoever took them
     next_event = HttpProtocol._next_event
@@ -847,7 +850,7 @@ async def test_a_body_in_tiny_chunks_lets_others_run(
 
     ticker = asyncio.create_task(tick())
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    path = "/" if kind == "asgi" else f"/{kind}"
+    path = {"asgi": "/", "asgi-unread": "/unread"}.get(kind, f"/{kind}")
     writer.write(
         f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
         + b"1\r\na\r\n" * chunks
@@ -859,6 +862,75 @@ async def test_a_body_in_tiny_chunks_lets_others_run(
     writer.close()
     assert (status, body) == (200, str(chunks).encode())
     assert 0 < most <= BODY_PIECES_PER_TURN + 8, most
+
+
+@pytest.mark.parametrize("chunks", [500, 3000])
+async def test_a_handler_is_cancelled_when_its_client_leaves_whatever_its_body_s_pieces(
+    chunks: int, run_server: StartServer
+) -> None:
+    # (A review's.) Past BODY_PIECES_PER_TURN, reading paused for a turn, and
+    # the handler dispatched then was not read on for: the client's leaving
+    # went unseen, the handler never cancelled.
+    routes = Router()
+    cancelled = asyncio.Event()
+    started = asyncio.Event()
+
+    @routes.post("/slow")
+    async def slow(request: Request) -> Response:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return text("done")
+
+    server = await run_server(routes)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /slow HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"1\r\na\r\n" * chunks
+        + b"0\r\n\r\n"
+    )
+    await asyncio.wait_for(started.wait(), 10)
+    writer.close()
+    await asyncio.wait_for(cancelled.wait(), 10)
+
+
+async def test_a_body_polled_for_what_is_at_hand_loses_no_piece(run_server: StartServer) -> None:
+    # (A review's.) receive() gave the loop its turn after it took a piece
+    # from h11: a cancellation then (a poll, timeout 0) lost the piece.
+    chunks = 3000
+    polls_empty = 0
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal polls_empty
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan here")
+        taken, more = 0, True
+        while more:
+            try:
+                async with asyncio.timeout(0):  # is one at hand?
+                    message = await receive()
+            except TimeoutError:
+                polls_empty += 1
+                await asyncio.sleep(0.001)
+                continue
+            taken += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(taken).encode()})
+
+    server = await run_server(asgi)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"1\r\na\r\n" * chunks
+        + b"0\r\n\r\n"
+    )
+    status, _, body = await asyncio.wait_for(read_response(reader), 30)
+    writer.close()
+    assert (status, body) == (200, str(chunks).encode()), polls_empty
 
 
 async def test_a_turn_left_over_from_before_an_upgrade_leaves_the_websocket_reading(

@@ -302,11 +302,25 @@ def _path(description: str, metavar: str = "PATH", *, empty_is_none: bool = True
     return kind
 
 
-def _secret(description: str, metavar: str, *, empty_is_none: bool) -> Text:
-    """A token or a password: as :func:`_path`, but only ``none`` is None
-    (``null``, ``off``, ``false``: what a template may render for a missing
-    value, which must not lift a token, or be a password)."""
-    kind = _path(description, metavar, empty_is_none=empty_is_none)
+def _password() -> Text:
+    """A password: as :func:`_path`, but only ``none`` (or an empty text) is
+    None; ``off``, ``null``, ``false`` are taken as they are."""
+    kind = _path("a password", "PASSWORD")
+    kind.none_words = frozenset({"none", ""})
+    return kind
+
+
+def _token() -> Text:
+    """A token, or ``none``; not empty, nor ``off``, ``null`` or ``false``
+    (what a template may render for a missing value: taken for none, it lifted
+    the token; taken as it is, it is a token anyone guesses)."""
+    kind = Text(
+        "a token (not empty, 'null', 'off' or 'false': 'none' says no token)",
+        lambda value: bool(value) and value.strip().lower() not in NONE_WORDS,
+        none_ok=True,
+        metavar="TOKEN",
+    )
+    kind.empty_is_none = False
     kind.none_words = frozenset({"none"})
     return kind
 
@@ -713,7 +727,7 @@ class Config:
     )
     ssl_keyfile_password: str | None = setting(
         None,
-        _secret("a password", "PASSWORD", empty_is_none=True),
+        _password(),
         "password of an encrypted `ssl_keyfile`.",
         env="WEBSOCKET_SSL_KEYFILE_PASSWORD",
         flag="--ssl-keyfile-password",
@@ -873,7 +887,7 @@ class Config:
     )
     metrics_token: str | None = setting(
         None,
-        _secret("a token", "TOKEN", empty_is_none=False),
+        _token(),
         "the metrics then want `Authorization: Bearer` (Prometheus's `authorization` "
         "scrape setting) or `?token=`.",
         env="WEBSOCKET_METRICS_TOKEN",
@@ -894,7 +908,7 @@ class Config:
     )
     status_token: str | None = setting(
         None,
-        _secret("a token", "TOKEN", empty_is_none=False),
+        _token(),
         "the status page and its feed then want `?token=` (or `Authorization: Bearer`).",
         env="WEBSOCKET_STATUS_TOKEN",
         flag="--status-token",

@@ -547,7 +547,7 @@ class Connection:
         kind = type(data)
         if kind is not str and kind is not bytes and not isinstance(data, (str, bytes, bytearray)):
             view = memoryview(data)  # (an array, a view: len() counts their items)
-            if view.itemsize != 1 or not view.c_contiguous:
+            if view.itemsize != 1 or view.ndim != 1 or not view.c_contiguous:
                 data = view.tobytes()
         is_text = isinstance(data, str)
         if (

@@ -1080,6 +1080,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._kept = self._held()
             if self._kept > self.config.max_header_size:
                 self.transport.pause_reading()
+            elif self._turn_paused:
+                # Paused by _process() for the others' turn: read on, else
+                # the client's leaving would go unseen while this runs.
+                self._turn_paused = False
+                self.transport.resume_reading()
         else:
             self.transport.pause_reading()
         self._app_task = start_app_task(self.loop, coro)
@@ -1510,6 +1515,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return piece
             if h.their_state is h11.DONE or h.their_state is h11.IDLE:
                 return None  # (the body has ended: what h11 has next is no part of it)
+            if self._body_pieces >= BODY_PIECES_PER_TURN:
+                # Pieces all at hand: the others' turn first (before one is
+                # taken, which a cancellation meanwhile would lose).
+                self._body_pieces = 0
+                await asyncio.sleep(0)
+                continue
             try:
                 event = self._next_event(h)
             except h11.RemoteProtocolError as exc:
@@ -1523,9 +1534,6 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if self._reading_body and deadlines is not None:
                     deadlines.add(self)  # it comes: open_timeout for its next piece
                 self._body_pieces += 1
-                if self._body_pieces == BODY_PIECES_PER_TURN:
-                    self._body_pieces = 0
-                    await asyncio.sleep(0)  # (pieces all at hand: the others' turn)
                 return bytes(event.data), True  # type: ignore[union-attr]
             if kind is h11.EndOfMessage:
                 if self._reading_body:
@@ -1676,8 +1684,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._write(h11.EndOfMessage(headers=trailers) if trailers else h11.EndOfMessage())
         self._response_ended()
         # The rest of a body the application did not read: what h11 has
-        # already is skipped; if more is still to come, the connection closes.
-        while h.their_state is h11.SEND_BODY:
+        # already is skipped; if more is still to come, the connection closes
+        # (and then nothing of it is taken: lingering drops it, without h11).
+        while h.their_state is h11.SEND_BODY and not self._close_after_response:
             try:
                 event = self._next_event(h)
             except h11.RemoteProtocolError:

@@ -302,7 +302,8 @@ class WebSocket:
 
         The ASGI session's ``websocket.send`` (one whole message at a time,
         never fragmented): a coroutine less per message than :meth:`send`.
-        When it returns True the write buffer is above ``write_limit``:
+        When it returns True the write buffer is above ``write_limit``, or
+        SENDS_PER_TURN messages went without the loop getting a turn:
         ``await`` :meth:`drained` before sending more.
 
         Raises:
