@@ -170,6 +170,82 @@ async def test_web_concurrency_sets_the_workers_as_for_uvicorn(ours: str | None)
         assert len(children(cli.proc.pid)) == 2
 
 
+KEEP_ASKING = """
+import json, socket, sys, threading
+port, path, ended = int(sys.argv[1]), sys.argv[2].encode(), []
+
+def ask():
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sent = got = 0
+    data, after = b"", b""
+    try:
+        while True:
+            s.sendall(b"GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n" % path)
+            sent += 1
+            while b"\\r\\n\\r\\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed, unanswered")
+                data += chunk
+            head, _, data = data.partition(b"\\r\\n\\r\\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\\r\\n")[0])
+            while len(data) < length:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed mid-answer")
+                data += chunk
+            data = data[length:]
+            got += 1
+            if got == 100:
+                print("asking", flush=True)
+            if b"\\r\\nconnection: close" in head.lower():
+                after = data + s.recv(65536)
+                break
+    except OSError as exc:
+        after = repr(exc).encode()
+    ended.append((sent, got, after.decode()))
+
+threads = [threading.Thread(target=ask) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(ended), flush=True)
+"""
+
+
+async def test_a_rolling_restart_answers_every_request_of_busy_kept_alive_clients() -> None:
+    # (From an audit.) Clients that send their next request as soon as they
+    # read an answer (a proxy under load): the retiring worker went on serving
+    # them, without Connection: close, until a check found none at work (up to
+    # open_timeout), then aborted those caught between a handler's end and
+    # that end's callback (neither busy nor idle): resets, requests lost.
+    async with running_cli(
+        "tests.worker_app:routes", "--workers", "1", "--ping-interval", "none"
+    ) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        asking = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            KEEP_ASKING,
+            str(cli.port),
+            "/block?s=0",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert asking.stdout is not None
+        try:
+            assert await asyncio.wait_for(asking.stdout.readline(), TIMEOUT) == b"asking\n"
+            cli.proc.send_signal(signal.SIGHUP)
+            line = await asyncio.wait_for(asking.stdout.readline(), TIMEOUT)
+            while line == b"asking\n":
+                line = await asyncio.wait_for(asking.stdout.readline(), TIMEOUT)
+        finally:
+            if asking.returncode is None:
+                asking.kill()
+            await asking.wait()
+    ended = json.loads(line)
+    for sent, got, after in ended:
+        assert (sent, after) == (got, ""), ended  # each answered, the last saying close
+
+
 async def test_an_explicit_single_worker_is_supervised_for_rolling_restarts() -> None:
     # One process per pod (or a systemd unit whose ExecReload sends SIGHUP):
     # --workers 1 had no supervisor, and SIGHUP stopped the server (exit 0,

@@ -2068,7 +2068,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self.lost or self._transport_closing:
             return
         task = self._app_task
-        if task is not None and (task is self._asgi_task or task is self.http_task):
+        if (
+            task is not None
+            and not task.done()
+            and (task is self._asgi_task or task is self.http_task)
+        ):
             self._close_after_response = True
             return
         if self.server.close_code == 1012 and self.busy:
@@ -2086,11 +2090,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         self._shutting_down()
 
+    def restart_begun(self) -> None:
+        """A restart (``close(code=1012)``) began: the request under way, or
+        the next one on its way, is answered with ``Connection: close``, and
+        the connection closes after it (no more of its requests are taken)."""
+        if not (self.lost or self._transport_closing):
+            self._close_after_response = True
+
     @property
     def idle(self) -> bool:
         """Whether the connection is open between requests: nothing of a
-        request arrived, none being answered, nor any application at work."""
-        if self.lost or self._transport_closing or self._app_task is not None:
+        request arrived, none being answered, nor any application at work
+        (one whose task has just ended, its callback still to come, is not)."""
+        task = self._app_task
+        if self.lost or self._transport_closing or (task is not None and not task.done()):
             return False
         h = self._h11
         return h.their_state is h11.IDLE and not h.trailing_data[0]

@@ -741,7 +741,11 @@ class Server:
             await self._stop_accepting()  # losing no connection being accepted
         if code == 1012:
             # A restart fails no connection attempt: the handshakes and
-            # requests under way are let finish (within one open_timeout).
+            # requests under way are let finish (within one open_timeout),
+            # each connection's then its last (or the next, on its way).
+            for protocol in list(self.connections):
+                if isinstance(protocol, HttpProtocol):
+                    protocol.restart_begun()
             handshakes_due = self.loop.time() + (self.config.open_timeout or 10.0)
             await self._let_handshakes_finish(handshakes_due)
             self.draining = True
