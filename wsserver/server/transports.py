@@ -46,9 +46,31 @@ def break_transport_cycle(transport: asyncio.BaseTransport) -> None:
     transport (python/cpython#100348, fixed in 3.12): this breaks that cycle as
     3.12 does, or every closed connection waits for the cyclic GC. The
     transport's reader is already removed then: the method is not called again.
+    (The socket transport under a TLS one is out of reach by then: its own
+    cycle, a few small objects, is left to the collector.)
     """
     if _TRANSPORT_CYCLE and getattr(transport, "_read_ready_cb", None) is not None:
         transport._read_ready_cb = None  # type: ignore[attr-defined]
+    # Over TLS, the SSL protocol under the transport (asyncio's, uvloop's)
+    # keeps the bound get_buffer() and buffer_updated() of the protocol over
+    # it after its connection_lost(): a cycle through that protocol's
+    # transport, holding the SSL protocol's 256 KiB buffer until a full
+    # collection. Another protocol in its place takes them.
+    if transport.get_extra_info("sslcontext") is not None:
+        transport.set_protocol(_UNPLUGGED)
+
+
+class _Unplugged(asyncio.BufferedProtocol):
+    """What a closed TLS transport is left with (see :func:`break_transport_cycle`)."""
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return bytearray(1)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        pass
+
+
+_UNPLUGGED = _Unplugged()
 
 
 # ------------------------------------------------------------------ writing
