@@ -1765,6 +1765,73 @@ async def test_running_out_of_descriptors_is_said_once_not_in_a_flood() -> None:
         await assert_echo(cli.url + "/ws")  # served again once descriptors are back
 
 
+ACCEPT_FAILURES = """
+import asyncio, sys
+from wsserver import Router, serve
+
+failures = 0
+
+def count(loop, context):
+    global failures
+    if "out of system resource" in context.get("message", ""):
+        failures += 1
+
+async def main():
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(count)
+    async with serve(Router(), "127.0.0.1", 0, access_log=False) as server:
+        print(server.port, flush=True)
+        stop = asyncio.Event()
+        loop.add_reader(sys.stdin.fileno(), stop.set)
+        most = last = 0
+        while not stop.is_set():
+            await asyncio.sleep(0)  # a turn of the loop each
+            most, last = max(most, failures - last), failures
+        print(most, failures, flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux's prlimit")
+async def test_running_out_of_descriptors_fails_few_accepts_a_turn() -> None:
+    # (From an audit.) asyncio's selector loop (3.11) goes on calling accept()
+    # after EMFILE, as many times as the backlog, each time scheduling one
+    # more retry: with the backlog of 1,024, some 1,024 failures a turn and
+    # a storm of retries that grew (11,000-38,000 failures a second, a core
+    # taken). Its accept loop is given asyncio's own 100.
+    if os.environ.get("WSSERVER_TEST_LOOP") == "uvloop":
+        pytest.skip("uvloop accepts and closes what it cannot keep (libuv's own way)")
+    server = await asyncio.create_subprocess_exec(
+        "prlimit",
+        "--nofile=64:64",
+        sys.executable,
+        "-c",
+        ACCEPT_FAILURES,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert server.stdout is not None and server.stdin is not None
+    clients: list[socket.socket] = []
+    try:
+        port = int(await asyncio.wait_for(server.stdout.readline(), STARTUP_TIMEOUT))
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
+        await asyncio.sleep(1.5)
+        server.stdin.write(b"stop\n")
+        most, failures = map(
+            int, (await asyncio.wait_for(server.stdout.readline(), TIMEOUT)).split()
+        )
+    finally:
+        for client in clients:
+            client.close()
+        if server.returncode is None:
+            server.kill()
+        await server.wait()
+    assert failures > 0  # (it did run out)
+    assert most <= 100, (most, failures)
+
+
 def test_the_open_files_limit_is_raised_where_the_system_refuses_the_hard_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

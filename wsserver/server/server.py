@@ -59,6 +59,9 @@ READ_SIZE = 256 * 1024
 #: watchers left over each find nothing to accept (one system call each).
 LIBUV_ACCEPT_WATCHERS = 8
 
+#: The most connections asyncio's selector loops accept in one turn (see _listen()).
+ACCEPT_BATCH = 100
+
 #: A restart: how long (at most ``timeout_keep_alive``) a kept-alive
 #: connection idle as the server stops taking connections is kept open for
 #: a request the client may have sent meanwhile (answered, then closed). One
@@ -421,11 +424,19 @@ class Server:
     async def _listen(self) -> None:
         config = self.config
         timeout = config.open_timeout if self._accept_ssl is not None else None
+        # asyncio's selector loops run their accept() loop as many times as
+        # the backlog they are given, and 3.11's goes on after EMFILE (out of
+        # descriptors), each failure one more retry scheduled: with 1,024, a
+        # storm that grew and took a core. They are given at most asyncio's
+        # own 100; the sockets then listen with the backlog asked for.
+        batch = config.backlog
+        if isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
+            batch = min(batch, ACCEPT_BATCH)
         if self.sock is not None:
             self._server = await self.loop.create_server(
                 self._make_protocol,
                 sock=self.sock,
-                backlog=config.backlog,
+                backlog=batch,
                 ssl=self._accept_ssl,
                 ssl_handshake_timeout=timeout,
             )
@@ -435,7 +446,7 @@ class Server:
                 self._server = await self.loop.create_unix_server(
                     self._make_protocol,
                     sock=self._unix_sock,
-                    backlog=config.backlog,
+                    backlog=batch,
                     ssl=self._accept_ssl,
                     ssl_handshake_timeout=timeout,
                 )
@@ -450,7 +461,7 @@ class Server:
                     self._make_protocol,
                     host,
                     port,
-                    backlog=config.backlog,
+                    backlog=batch,
                     ssl=self._accept_ssl,
                     ssl_handshake_timeout=timeout,
                     reuse_address=True,
@@ -486,6 +497,14 @@ class Server:
                 server.close()  # (a start that failed leaves nothing open)
                 raise
             self._server = server
+        if batch != config.backlog:
+            for sock in self._server.sockets:
+                # (asyncio's sockets wrapped: listen() on a descriptor of the same socket.)
+                again = socket.socket(fileno=os.dup(sock.fileno()))
+                try:
+                    again.listen(config.backlog)
+                finally:
+                    again.close()  # (the duplicate descriptor only)
         if accepts_one_per_iteration(self.loop):
             await self._watch_again(timeout)
 
