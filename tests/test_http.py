@@ -861,7 +861,8 @@ async def test_a_body_in_tiny_chunks_lets_others_run(
     await ticker
     writer.close()
     assert (status, body) == (200, str(chunks).encode())
-    assert 0 < most <= BODY_PIECES_PER_TURN + 8, most
+    # (A ticker's step may fall after the next turn's batch, as on uvloop: two at most.)
+    assert 0 < most <= 2 * BODY_PIECES_PER_TURN + 8, most
 
 
 @pytest.mark.parametrize("chunks", [500, 3000])

@@ -1683,3 +1683,29 @@ async def test_sending_from_memory_lets_other_clients_in(how: str, run_server: S
         made_by_then = int(await asyncio.to_thread(get_blocking, server.port, "/ping"))
         assert int(await reading()) > MESSAGES * 100
     assert made_by_then < MESSAGES, "the ping waited for every message"
+
+
+async def test_a_closing_handshake_at_shutdown_gets_close_timeout_not_shutdown_timeout(
+    run_server: StartServer,
+) -> None:
+    # (From an audit.) With shutdown_timeout 0.3 and close_timeout 5, a
+    # client answering the 1001 after a second was aborted at 0.3 s (its
+    # connection a 1006) with the handlers that outlived the grace.
+    routes = Router()
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = await run_server(routes, shutdown_timeout=0.3, close_timeout=5)
+    client = await RawClient.connect(server.port, "/")
+    closing = asyncio.create_task(server.close())
+    opcode, _, _, payload = await client.recv_frame()
+    assert opcode == Opcode.CLOSE and payload[:2] == b"\x03\xe9"  # 1001
+    await asyncio.sleep(1.0)  # the client is slow to answer
+    assert not closing.done()
+    client.send(Opcode.CLOSE, serialize_close(1001))
+    await client.expect_eof()  # closed by the server after the handshake, not reset
+    await asyncio.wait_for(closing, 5)
+    client.close()

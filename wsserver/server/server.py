@@ -643,7 +643,8 @@ class Server:
             raise
 
     async def close(self, timeout: float | None = None, *, code: int = 1001) -> None:
-        """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout``.
+        """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout`` (and
+        bounds the WebSockets' closing handshakes, else given ``close_timeout``).
 
         ``code`` is what the WebSockets are closed with: 1001 (going away), or
         1012 (service restart: a worker retiring in a rolling restart), for
@@ -833,6 +834,20 @@ class Server:
         while loop.time() < due and sending:
             await asyncio.sleep(0.02)
             sending = [p for p in sending if _still_sending(p)]
+        # WebSockets in their closing handshake: each has close_timeout from
+        # its close frame (its own timer aborts it then), however short
+        # shutdown_timeout was; a timeout given to close() bounds it too.
+        closing = [p for p in self._websockets if not p.lost and not self._runs_a_caller(p)]
+        if closing and self.config.close_timeout is not None:
+            wait = (
+                self.config.close_timeout
+                if timeout is None
+                else min(timeout, self.config.close_timeout)
+            )
+            due = loop.time() + wait
+            while closing and loop.time() < due:
+                await asyncio.sleep(0.02)
+                closing = [p for p in closing if not p.lost]
         for protocol in list(self.connections):
             if not protocol.lost and not self._runs_a_caller(protocol):
                 protocol.transport.abort()
