@@ -427,12 +427,15 @@ class Server:
         # asyncio's selector loops run their accept() loop as many times as
         # the backlog they are given, and 3.11's goes on after EMFILE (out of
         # descriptors), each failure one more retry scheduled: with 1,024, a
-        # storm that grew and took a core. They are given at most asyncio's
-        # own 100; the sockets then listen with the backlog asked for.
+        # storm that grew and took a core. The sockets made here are given at
+        # most asyncio's own 100, then listen with the backlog asked for. (Not
+        # one given, which other processes may share, the workers': asyncio's
+        # listen() with 100 would shrink their queue a moment.)
         batch = config.backlog
         if isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
             batch = min(batch, ACCEPT_BATCH)
         if self.sock is not None:
+            batch = config.backlog
             self._server = await self.loop.create_server(
                 self._make_protocol,
                 sock=self.sock,
@@ -838,13 +841,9 @@ class Server:
         # its close frame (its own timer aborts it then), however short
         # shutdown_timeout was; a timeout given to close() bounds it too.
         closing = [p for p in self._websockets if not p.lost and not self._runs_a_caller(p)]
-        if closing and self.config.close_timeout is not None:
-            wait = (
-                self.config.close_timeout
-                if timeout is None
-                else min(timeout, self.config.close_timeout)
-            )
-            due = loop.time() + wait
+        if closing:
+            wait = self.config.close_timeout if timeout is None else timeout
+            due = loop.time() + min(wait, self.config.close_timeout)
             while closing and loop.time() < due:
                 await asyncio.sleep(0.02)
                 closing = [p for p in closing if not p.lost]
