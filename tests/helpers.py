@@ -253,6 +253,48 @@ async def fast_reader(port: int, request: bytes) -> Any:
         await process.wait()
 
 
+GET_WHEN_TOLD = """
+import socket, sys
+port, path = int(sys.argv[1]), sys.argv[2].encode()
+sys.stdin.readline()
+with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+    s.sendall(b"GET %s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n" % path)
+    answer = b""
+    while chunk := s.recv(65536):
+        answer += chunk
+print(answer.split(b"\\r\\n\\r\\n", 1)[1].decode(), flush=True)
+"""
+
+
+@contextlib.asynccontextmanager
+async def get_when_told(port: int, path: str) -> Any:
+    """A client in a process of its own (no share of this one's GIL, nor of its
+    loop), started now; yields ``get()``: the GET of ``path``, sent once asked,
+    and its body."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        GET_WHEN_TOLD,
+        str(port),
+        path,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    stdin, stdout = process.stdin, process.stdout
+
+    async def get() -> str:
+        stdin.write(b"go\n")
+        return (await asyncio.wait_for(stdout.readline(), 60)).decode().strip()
+
+    try:
+        yield get
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
 def get_blocking(port: int, path: str) -> bytes:
     """The body of a GET (a blocking client, for a thread: it works while the
     event loop of the server is held)."""

@@ -23,7 +23,7 @@ from wsserver.response import Response, StreamingResponse, stream, text
 from wsserver.testing import HandshakeDenied, TestClient
 
 from .conftest import StartServer
-from .helpers import fast_reader, get_blocking, wait_for
+from .helpers import fast_reader, get_blocking, get_when_told, wait_for
 
 
 class Producer:
@@ -465,16 +465,20 @@ class TestMaking:
 
 # ------------------------------------- a producer that never waits (rows from memory)
 
-PIECES = 50_000  # of 1,000 bytes: 50 MB
+#: The most pieces (of 1,000 bytes) a producer makes: it makes them until /ping
+#: is answered, which the server could not do meanwhile when it was unfair.
+PIECES = 500_000
 
 
 class Rows:
-    """/rows streams PIECES of 1,000 bytes from a producer that never waits,
+    """/rows streams pieces of 1,000 bytes from a producer that never waits
+    (until /ping is answered, PIECES at most),
     as a Router's ``stream()`` or an ASGI application's ``send()``s; /ping
     answers how many it had made by then."""
 
     def __init__(self, kind: str) -> None:
         self.made = 0
+        self.pinged = False
         self.ended = threading.Event()
         self.app: Any = self.router() if kind == "router" else self.asgi
 
@@ -485,7 +489,7 @@ class Rows:
         async def rows(request: Request) -> StreamingResponse:
             async def pieces() -> AsyncIterator[bytes]:
                 try:
-                    for _ in range(PIECES):
+                    while not self.pinged and self.made < PIECES:
                         self.made += 1
                         yield b"x" * 1000
                 finally:
@@ -495,6 +499,7 @@ class Rows:
 
         @routes.get("/ping")
         async def ping(request: Request) -> Response:
+            self.pinged = True
             return text(str(self.made))
 
         return routes
@@ -504,10 +509,11 @@ class Rows:
             raise RuntimeError("no lifespan here")
         await send({"type": "http.response.start", "status": 200, "headers": []})
         if scope["path"] == "/ping":
+            self.pinged = True
             await send({"type": "http.response.body", "body": str(self.made).encode()})
             return
         try:
-            for _ in range(PIECES):
+            while not self.pinged and self.made < PIECES:
                 self.made += 1
                 await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
             await send({"type": "http.response.body"})
@@ -545,7 +551,7 @@ async def test_a_producer_that_never_waits_ends_when_the_client_resets(
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         await asyncio.to_thread(client)
         await asyncio.wait_for(asyncio.to_thread(rows.ended.wait), 60)
-    assert rows.made < PIECES // 5 and seen[0] < PIECES // 5, (rows.made, seen)
+    assert rows.made < 10_000 and seen[0] < 10_000, (rows.made, seen)
     assert not [r for r in caplog.records if r.name == "asyncio"]
 
 
@@ -559,8 +565,11 @@ async def test_a_producer_that_never_waits_lets_other_clients_in(
     rows = Rows(kind)
     server = await run_server(rows.app)
     request = b"GET /rows HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    async with fast_reader(server.port, request) as reading:
+    async with (
+        get_when_told(server.port, "/ping") as get,
+        fast_reader(server.port, request) as reading,
+    ):
         assert await reading() == b"started\n"
-        made_by_then = await asyncio.to_thread(ping, server.port)
-        assert int(await reading()) > PIECES * 1000
+        made_by_then = int(await get())
+        assert int(await reading()) > 100_000
     assert made_by_then < PIECES, "the ping waited for the whole stream"

@@ -43,7 +43,7 @@ from .helpers import (
     cancelled_elsewhere,
     echo_routes,
     fast_reader,
-    get_blocking,
+    get_when_told,
     long_form_head,
     upgrade_request,
     wait_for,
@@ -1632,7 +1632,9 @@ def test_an_address_given_twice_is_listened_on_once_on_either_loop() -> None:
 
 # ------------------------------ a handler that never waits to send (from memory)
 
-MESSAGES = 50_000  # of 100 bytes
+#: The most messages (of 100 bytes) a handler sends: it sends them until /ping
+#: is answered, which the server could not do meanwhile when it was unfair.
+MESSAGES = 1_000_000
 
 
 @pytest.mark.parametrize("how", ["send", "send-bytearray", "fragments", "asgi"])
@@ -1641,10 +1643,11 @@ async def test_sending_from_memory_lets_other_clients_in(how: str, run_server: S
     # write buffer: the handler held the loop until its last message, every
     # other client with it (an HTTP request here).
     made = 0
+    pinged = False
 
     def pieces() -> Any:
         nonlocal made
-        for _ in range(MESSAGES):
+        while not pinged and made < MESSAGES:
             made += 1
             yield b"x" * 100
 
@@ -1661,10 +1664,14 @@ async def test_sending_from_memory_lets_other_clients_in(how: str, run_server: S
 
     @routes.get("/ping")
     async def ping(request: Request) -> Response:
+        nonlocal pinged
+        pinged = True
         return text(str(made))
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal pinged
         if scope["type"] == "http":  # /ping
+            pinged = True
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": str(made).encode()})
             return
@@ -1678,10 +1685,13 @@ async def test_sending_from_memory_lets_other_clients_in(how: str, run_server: S
 
     # (close_timeout: the reader never answers the close frame.)
     server = await run_server(asgi if how == "asgi" else routes, close_timeout=0.1)
-    async with fast_reader(server.port, upgrade_request("/flood")) as reading:
+    async with (
+        get_when_told(server.port, "/ping") as get,
+        fast_reader(server.port, upgrade_request("/flood")) as reading,
+    ):
         assert await reading() == b"started\n"
-        made_by_then = int(await asyncio.to_thread(get_blocking, server.port, "/ping"))
-        assert int(await reading()) > MESSAGES * 100
+        made_by_then = int(await get())
+        assert int(await reading()) > 100_000
     assert made_by_then < MESSAGES, "the ping waited for every message"
 
 
