@@ -29,7 +29,7 @@ run: $(RUN_STAMP)
 
 ## test: the unit and integration tests
 test: $(STAMP)
-	$(PY) -m pytest -q -n 4
+	$(PY) -m pytest -q -n 3
 
 ## drills: process and Redis outage drills (workers killed, restarts, signals, Redis down or frozen)
 drills: $(STAMP)
