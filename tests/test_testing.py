@@ -1891,6 +1891,94 @@ async def test_a_streamed_body_is_read_as_it_comes() -> None:
             await anext(response.aiter_bytes())
 
 
+async def test_a_body_is_read_in_chunks_of_a_size_as_httpx_reads_it() -> None:
+    # httpx's iter_bytes(chunk_size) and iter_text(chunk_size): pieces of that
+    # size whatever the server's were, the last one shorter, each given as soon
+    # as it is whole (the second half is sent only once the first chunk came).
+    gate = asyncio.Event()
+    routes = Router()
+
+    @routes.get("/pieces")
+    async def pieces(request: Request) -> Any:
+        async def body() -> AsyncIterator[str]:
+            for piece in ("a", "bcdéfgh", "ij"):  # (é: two bytes)
+                yield piece
+            await gate.wait()
+            for piece in ("", "klmnopqrstu", "v", "w"):
+                yield piece
+
+        return stream(body(), content_type="text/plain; charset=utf-8")
+
+    @routes.get("/whole")
+    async def whole(request: Request) -> Any:
+        return text("abcdéfgh")
+
+    whole_bytes = "abcdéfghijklmnopqrstuvw".encode()
+    async with TestClient(routes) as client:
+        async with client.stream("GET", "/pieces") as response:
+            chunks = response.aiter_bytes(4)
+            assert await anext(chunks) == b"abcd"
+            gate.set()
+            rest = [chunk async for chunk in chunks]
+        assert [b"abcd", *rest] == [whole_bytes[i : i + 4] for i in range(0, 24, 4)]
+        gate.clear()
+        async with client.stream("GET", "/pieces") as response:
+            characters = response.aiter_text(5)
+            assert await anext(characters) == "abcdé"  # (é whole, though cut in bytes)
+            gate.set()
+            assert [c async for c in characters] == ["fghij", "klmno", "pqrst", "uvw"]
+        gate.set()
+        async with client.stream("GET", "/pieces") as response:
+            assert [c async for c in response.aiter_raw(100)] == [whole_bytes]
+        async with client.stream("GET", "/pieces") as response:
+            with pytest.raises(ValueError, match="chunk_size"):
+                response.aiter_bytes(0)  # (refused at once: it would never give a piece)
+        response = await client.get("/whole")
+        assert list(response.iter_bytes(3)) == [b"abc", b"d\xc3\xa9", b"fgh"]
+        assert list(response.iter_text(3)) == ["abc", "déf", "gh"]
+        assert list(response.iter_text()) == ["abcdéfgh"]
+        assert [c async for c in response.aiter_bytes(8)] == [b"abcd\xc3\xa9fg", b"h"]
+        for size in (0, -1, 2.0, True):
+            with pytest.raises(ValueError, match="chunk_size"):
+                response.iter_bytes(size)  # type: ignore[arg-type]
+        empty = ClientResponse(200, "OK", Headers(), b"")
+        assert list(empty.iter_bytes(3)) == list(empty.iter_text(3)) == []
+
+
+async def test_a_response_says_how_long_it_took() -> None:
+    # httpx's elapsed: from sending the request to the response read whole
+    # (a streamed one's: to the end of its block).
+    routes = Router()
+
+    @routes.get("/slow")
+    async def slow(request: Request) -> Any:
+        await asyncio.sleep(0.2)
+        return text("late")
+
+    async def denies(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await receive()  # (websocket.connect)
+            await asyncio.sleep(0.2)
+            await send({"type": "websocket.close"})  # (before accepting: a 403)
+
+    async with TestClient(routes) as client:
+        response = await client.get("/slow")
+        assert 0.2 <= response.elapsed.total_seconds() < 5, response.elapsed
+        quick = await client.get("/nowhere")
+        assert quick.status == 404 and quick.elapsed < response.elapsed
+        async with client.stream("GET", "/slow") as streamed:
+            with pytest.raises(RuntimeError, match="stream"):
+                _ = streamed.elapsed
+            await streamed.aread()
+            await asyncio.sleep(0.1)
+        assert streamed.elapsed.total_seconds() >= 0.3, streamed.elapsed
+    async with TestClient(denies, lifespan="off") as client:
+        with pytest.raises(HandshakeDenied) as refused:
+            await client.websocket("/")
+        assert refused.value.status_code == 403
+        assert refused.value.response.elapsed.total_seconds() >= 0.2
+
+
 async def test_a_stream_left_early_closes_its_connection() -> None:
     # An endless stream of server-sent events: the block's end is the client
     # leaving, and the application's stream ends, with no failure raised.

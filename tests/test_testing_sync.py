@@ -625,6 +625,12 @@ def test_a_whole_response_is_read_as_httpx_reads_one() -> None:
         assert "".join(response.iter_text()) == response.text
         empty = client.head("/ticks")
         assert list(empty.iter_lines()) == list(empty.iter_bytes()) == []
+        # In chunks of a size (httpx's chunk_size), whole or streamed.
+        whole = response.content
+        assert list(response.iter_bytes(7)) == [whole[i : i + 7] for i in range(0, len(whole), 7)]
+        with client.stream("GET", "/ticks") as streamed:
+            assert list(streamed.iter_text(7)) == list(response.iter_text(7))
+        assert streamed.elapsed.total_seconds() > 0
 
 
 def test_requests_say_what_starlette_s_client_says() -> None:

@@ -51,6 +51,7 @@ import os
 import re
 import socket
 import string
+import time
 import urllib.parse
 import weakref
 import zlib
@@ -108,6 +109,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_Piece = TypeVar("_Piece", bytes, str)
 
 #: The settings a Config has (the rest of serve()'s arguments are its own: broker, ssl...).
 _CONFIG_FIELDS = frozenset(name for name, _ in declared_settings())
@@ -173,7 +175,16 @@ class ClientResponse:
             first to last.
     """
 
-    __slots__ = ("status", "reason", "headers", "body", "http_version", "url", "history")
+    __slots__ = (
+        "status",
+        "reason",
+        "headers",
+        "body",
+        "http_version",
+        "url",
+        "history",
+        "_elapsed",
+    )
 
     def __init__(
         self, status: int, reason: str, headers: Headers, body: bytes, http_version: str = "1.1"
@@ -185,6 +196,27 @@ class ClientResponse:
         self.http_version = http_version
         self.url = URL("")
         self.history: list[ClientResponse] = []
+        self._elapsed: datetime.timedelta | None = None
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """The time from sending the request to having read the whole response
+        (httpx's ``elapsed``); a streamed response's, to the end of its
+        ``stream()`` block.
+
+        Raises:
+            RuntimeError: a streamed response whose block has not ended.
+        """
+        if self._elapsed is None:
+            raise RuntimeError(
+                "the elapsed time of a streamed response is known once its stream() block ended"
+            )
+        return self._elapsed
+
+    def _ended(self, started: float) -> None:
+        """Note the response read whole (``started``: :func:`time.perf_counter`'s
+        when the request began to be sent)."""
+        self._elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
 
     @property
     def text(self) -> str:
@@ -272,15 +304,15 @@ class ClientResponse:
         """The body (:attr:`body`)."""
         return self.body
 
-    def iter_bytes(self) -> Iterator[bytes]:
-        """The body, in one piece (none if it is empty)."""
-        if self.body:
-            yield self.body
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The body, in one piece, or in pieces of ``chunk_size`` bytes (the last
+        one shorter); none if it is empty."""
+        return _split(self.body, chunk_size)
 
-    def iter_text(self) -> Iterator[str]:
-        """The body as text (:attr:`text`), in one piece (none if it is empty)."""
-        if self.body:
-            yield self.text
+    def iter_text(self, chunk_size: int | None = None) -> Iterator[str]:
+        """The body as text (:attr:`text`), in one piece, or in pieces of
+        ``chunk_size`` characters (the last one shorter); none if it is empty."""
+        return _split(self.text if self.body else "", chunk_size)
 
     def iter_lines(self) -> Iterator[str]:
         """The body's lines, each without its ``\\n``, ``\\r\\n`` or ``\\r``."""
@@ -291,13 +323,11 @@ class ClientResponse:
     async def aread(self) -> bytes:
         return self.body
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        for piece in self.iter_bytes():
-            yield piece
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        return _async(self.iter_bytes(chunk_size))
 
-    async def aiter_text(self) -> AsyncIterator[str]:
-        for text in self.iter_text():
-            yield text
+    def aiter_text(self, chunk_size: int | None = None) -> AsyncIterator[str]:
+        return _async(self.iter_text(chunk_size))
 
     async def aiter_lines(self) -> AsyncIterator[str]:
         for line in self.iter_lines():
@@ -305,6 +335,52 @@ class ClientResponse:
 
     def __repr__(self) -> str:
         return f"<ClientResponse {self.status} {self.reason}, {len(self.body)} bytes>"
+
+
+async def _async(pieces: Iterator[_T]) -> AsyncIterator[_T]:
+    for piece in pieces:
+        yield piece
+
+
+def _chunk_size(size: int | None) -> int | None:
+    """``size`` itself when it is None or a positive int.
+
+    Raises:
+        ValueError: anything else (a size of 0 would never give a piece).
+    """
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise ValueError(f"chunk_size must be a positive int or None, not {size!r}")
+    return size
+
+
+def _split(whole: _Piece, chunk_size: int | None) -> Iterator[_Piece]:
+    """``whole`` in one piece, or in pieces of ``chunk_size`` (the last one
+    shorter); none if it is empty. ``chunk_size`` is checked at once, not at
+    the first ``next()``."""
+    size = _chunk_size(chunk_size) or len(whole) or 1
+    return (whole[start : start + size] for start in range(0, len(whole), size))
+
+
+async def _rechunked(
+    pieces: AsyncIterator[_Piece], chunk_size: int | None
+) -> AsyncIterator[_Piece]:
+    """``pieces`` as they come, or joined and cut into pieces of ``chunk_size``
+    (each given as soon as it is whole; the last one shorter), as httpx's
+    ``iter_bytes(chunk_size)`` gives them."""
+    if chunk_size is None:
+        async for piece in pieces:
+            yield piece
+        return
+    held = None
+    async for piece in pieces:
+        held = piece if held is None else held + piece
+        start = 0
+        while len(held) - start >= chunk_size:
+            yield held[start : start + chunk_size]
+            start += chunk_size
+        held = held[start:] or None
+    if held:
+        yield held
 
 
 def _charset(headers: Headers) -> str:
@@ -396,15 +472,20 @@ class StreamedResponse(ClientResponse):
         self._started = self._whole = self.consumed = self.left = False
         self.runner: Callable[[Any], Any] | None = None
 
-    async def aiter_raw(self) -> AsyncIterator[bytes]:
-        """The body's pieces as they come, as they came (an encoding not undone).
+    def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """The body's pieces as they come, as they came (an encoding not undone),
+        or in pieces of ``chunk_size`` bytes (the last one shorter).
 
         Raises:
             RuntimeError: the body is read already.
             TimeoutError: no next piece within the timeout.
             ConnectionError: the connection ended within the body (or the
                 application's exception, if it failed).
+            ValueError: ``chunk_size`` is not a positive int (at once).
         """
+        return _rechunked(self._raw(), _chunk_size(chunk_size))
+
+    async def _raw(self) -> AsyncIterator[bytes]:
         if self._started:
             raise RuntimeError("the body of a streamed response is read once")
         if self.left:
@@ -425,10 +506,14 @@ class StreamedResponse(ClientResponse):
                 return
             yield piece
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """The body's pieces as they come, its ``Content-Encoding`` undone."""
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """The body's pieces as they come, its ``Content-Encoding`` undone (or in
+        pieces of ``chunk_size`` bytes, the last one shorter)."""
+        return _rechunked(self._decoded(), _chunk_size(chunk_size))
+
+    async def _decoded(self) -> AsyncIterator[bytes]:
         decoder = _Decoder(self.headers)
-        async for piece in self.aiter_raw():
+        async for piece in self._raw():
             data = decoder.decode(piece)
             if data:
                 yield data
@@ -436,10 +521,14 @@ class StreamedResponse(ClientResponse):
         if rest:
             yield rest
 
-    async def aiter_text(self) -> AsyncIterator[str]:
-        """The body as text as it comes (the charset as :attr:`text`'s)."""
+    def aiter_text(self, chunk_size: int | None = None) -> AsyncIterator[str]:
+        """The body as text as it comes (the charset as :attr:`text`'s), or in
+        pieces of ``chunk_size`` characters (the last one shorter)."""
+        return _rechunked(self._text(), _chunk_size(chunk_size))
+
+    async def _text(self) -> AsyncIterator[str]:
         decoder = codecs.getincrementaldecoder(_charset(self.headers))("replace")
-        async for data in self.aiter_bytes():
+        async for data in self._decoded():
             text = decoder.decode(data)
             if text:
                 yield text
@@ -450,7 +539,7 @@ class StreamedResponse(ClientResponse):
     async def aiter_lines(self) -> AsyncIterator[str]:
         """The body's lines as they end (each without its line break)."""
         lines = _Lines()
-        async for text in self.aiter_text():
+        async for text in self._text():
             for line in lines.feed(text):
                 yield line
         for line in lines.end():
@@ -460,7 +549,7 @@ class StreamedResponse(ClientResponse):
         """The rest of the body (its ``Content-Encoding`` undone); then :attr:`body`
         (``content``, ``text``, ``json()``) is the whole."""
         if not self._whole:
-            self.body = b"".join([data async for data in self.aiter_bytes()])
+            self.body = b"".join([data async for data in self._decoded()])
             self._whole = True
         return self.body
 
@@ -486,14 +575,14 @@ class StreamedResponse(ClientResponse):
 
     # ---------------------------------------------- from a SyncTestClient
 
-    def iter_raw(self) -> Iterator[bytes]:
-        return self._blocking(self.aiter_raw())
+    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        return self._blocking(self.aiter_raw(chunk_size))
 
-    def iter_bytes(self) -> Iterator[bytes]:
-        return self._blocking(self.aiter_bytes())
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        return self._blocking(self.aiter_bytes(chunk_size))
 
-    def iter_text(self) -> Iterator[str]:
-        return self._blocking(self.aiter_text())
+    def iter_text(self, chunk_size: int | None = None) -> Iterator[str]:
+        return self._blocking(self.aiter_text(chunk_size))
 
     def iter_lines(self) -> Iterator[str]:
         return self._blocking(self.aiter_lines())
@@ -2092,6 +2181,7 @@ class TestClient:
         timeout: float | None,
     ) -> ClientResponse:
         """One request on a new connection (its headers made by :meth:`request`)."""
+        started = time.perf_counter()
         h = h11.Connection(h11.CLIENT)
         pipe = await self._open_pipe()
         after_response = False
@@ -2104,6 +2194,7 @@ class TestClient:
                 except Exception as exc:
                     broken = exc
                 else:
+                    response._ended(started)
                     after_response = True
                     await self._application_done(pipe)
                     after_response = False
@@ -2169,6 +2260,7 @@ class TestClient:
         )
         self._send_cookies(items, names)
         seconds = self.timeout if timeout is None else timeout
+        started = time.perf_counter()
         h = h11.Connection(h11.CLIENT)
         pipe = await self._open_pipe()
         try:
@@ -2191,6 +2283,7 @@ class TestClient:
                 yield response
             finally:
                 response.left = True
+                response._ended(started)
             if response.consumed:
                 async with _within(seconds, "the application's run did not end"):
                     await self._application_done(pipe)
@@ -2284,6 +2377,7 @@ class TestClient:
             if name.lower() == "sec-websocket-protocol"
             for token in value.split(",")
         ]
+        started = time.perf_counter()
         h = h11.Connection(h11.CLIENT)
         pipe = await self._open_pipe()
         try:
@@ -2298,6 +2392,7 @@ class TestClient:
                     switch = await _read_response(h, pipe)
                 except ConnectionError as exc:
                     raise InvalidHandshake(str(exc)) from None
+                switch._ended(started)
             self._keep_cookies(switch.headers)
             if switch.status != 101:
                 raise HandshakeDenied(switch)
