@@ -1761,10 +1761,26 @@ async def test_client_cookies_set_and_delete_and_response_url_parts_are_httpx_s(
                 assert getattr(r.url, part) == getattr(theirs, part), part
         r = await client.get("http://example.com:8080/me")
         assert (r.url.host, r.url.port, r.url.path) == ("example.com", 8080, "/me")
-        for url in ("http://t:80/me?", "http://[::1]:8080/me?a=%2F", "http://t/"):
+        urls = ("http://t:80/me?", "http://[::1]:8080/me?a=%2F", "http://t/", _REPEATED)
+        for url in urls:
             mine, theirs = URL(url), httpx.URL(url)
             for part in ("scheme", "host", "port", "path", "raw_path", "query"):
                 assert getattr(mine, part) == getattr(theirs, part), (url, part)
+            assert mine.params.multi_items() == theirs.params.multi_items(), url
+            assert dict(mine.params) == dict(theirs.params) and len(mine.params) == len(
+                theirs.params
+            )
+            for name in ("a", "b", "c", "é", "none"):
+                assert mine.params.get(name) == theirs.params.get(name), (url, name)
+                assert mine.params.get_list(name) == theirs.params.get_list(name), (url, name)
+        r = await client.get("/me", params={"a": ["1", "2"], "b": ""})
+        assert r.url.params["a"] == "1" and r.url.params.get_list("a") == ["1", "2"]
+        with pytest.raises(KeyError):
+            r.url.params["none"]
+
+
+#: A query with a name repeated, blank values, a plus and percent-encoding.
+_REPEATED = "http://t/me?a=1&a=2&b=&c&%C3%A9=x+y&a=%2F"
 
 
 def _gzip_app() -> Starlette:

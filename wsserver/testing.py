@@ -101,6 +101,7 @@ __all__ = [
     "HandshakeDenied",
     "HTTPStatusError",
     "InvalidHandshake",
+    "QueryParams",
     "StreamedResponse",
     "TestClient",
     "TooManyRedirects",
@@ -1039,6 +1040,45 @@ class URL(str):
     def query(self) -> bytes:
         """The query string as sent (bytes, as httpx gives it)."""
         return urllib.parse.urlsplit(self).query.encode("ascii")
+
+    @property
+    def params(self) -> QueryParams:
+        """The query's arguments, decoded (httpx's ``url.params``)."""
+        return QueryParams(urllib.parse.urlsplit(self).query)
+
+
+class QueryParams(Mapping[str, str]):
+    """A query's arguments, as httpx's ``QueryParams`` gives them: ``params[name]``
+    and ``get(name)`` the first value of a name, ``get_list(name)`` all of
+    them, ``multi_items()`` every pair (blank values kept), a name's values
+    together where it first came."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, query: str) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+            self._values.setdefault(name, []).append(value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get_list(self, name: str) -> list[str]:
+        """Every value of ``name``, in order (empty if none)."""
+        return list(self._values.get(name, ()))
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every name and value."""
+        return [(name, value) for name, values in self._values.items() for value in values]
+
+    def __repr__(self) -> str:
+        return f"QueryParams({urllib.parse.urlencode(self.multi_items())!r})"
 
 
 def _on_site(items: list[tuple[str, str]], target: bytes, location: str) -> bytes | None:
