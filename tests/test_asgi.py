@@ -2424,6 +2424,42 @@ async def test_a_request_unanswered_at_shutdown_timeout_gets_503(run_asgi: Any, 
     assert server.counters.handler_errors == 0
 
 
+@pytest.mark.parametrize("goes_on", [False, True])
+async def test_an_app_that_catches_the_shutdown_cancellation_still_gets_its_503(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, goes_on: bool
+) -> None:
+    # Cancelled past shutdown_timeout, it catches the CancelledError: and
+    # returns without a response (its client got a 500), or goes on (a bare
+    # close, the connections cut at the end of the shutdown). The client is
+    # told the server is shutting down all the same; what the app did is
+    # logged as before.
+    entered = asyncio.Event()
+    done = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        entered.set()
+        with contextlib.suppress(asyncio.CancelledError):  # (the mistake)
+            await asyncio.sleep(30)
+        while goes_on and not done.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    server = await run_asgi(app, shutdown_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /stubborn HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+    done.set()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer
+    assert b"\r\nRetry-After: 1\r\n" in answer
+    if not goes_on:
+        expect_logged_error(caplog, "ASGI application returned without a response")
+
+
 async def test_concurrent_receives_each_get_messages(run_asgi: Any) -> None:
     # www.rst puts no limit on receive() calls at once: tasks of one app
     # reading the same WebSocket each get messages, each message once (the

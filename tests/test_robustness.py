@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import tracemalloc
 import zlib
@@ -78,7 +79,6 @@ class TestReceiveBackpressure:
                 break
             await asyncio.sleep(0.01)
         assert received == payloads
-
 
     async def test_well_compressed_messages_in_one_read_stay_bounded(
         self, run_server: StartServer
@@ -311,6 +311,42 @@ class TestShutdown:
         await asyncio.wait_for(closing, 5)
         assert cancelled.is_set()
         assert loop.time() - start < 2
+
+    @pytest.mark.parametrize("cancelled", ["ends", "returns_nothing", "goes_on"])
+    async def test_a_request_cut_off_at_shutdown_timeout_gets_503(
+        self, run_server: StartServer, cancelled: str
+    ) -> None:
+        # Its handler is cancelled past shutdown_timeout, and its client told
+        # (503, Retry-After), whatever the handler makes of the cancellation:
+        # one that catches it and returns nothing got a 500, one that goes on
+        # a bare close (the connections are cut at the end of the shutdown).
+        entered = asyncio.Event()
+        done = asyncio.Event()
+        routes = Router()
+
+        @routes.get("/slow")
+        async def slow(request: Request) -> Any:
+            entered.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                if cancelled == "ends":
+                    raise
+            while cancelled == "goes_on" and not done.is_set():
+                with contextlib.suppress(asyncio.CancelledError):  # (the mistake)
+                    await asyncio.sleep(0.05)
+            return None
+
+        server = await run_server(routes, shutdown_timeout=0.3)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(entered.wait(), 5)
+        await asyncio.wait_for(server.close(), 5)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        done.set()
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer
+        assert b"\r\nRetry-After: 1\r\n" in answer
 
     async def test_handshake_during_shutdown_gets_503(self, run_server: StartServer) -> None:
         from .helpers import upgrade_request

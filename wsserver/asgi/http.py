@@ -259,7 +259,12 @@ class HttpCycle:
                 )
                 self._failed(f"ASGI application {problem}", None)
             self._complete()
-            connection.http_error(500, "Internal Server Error")
+            task = asyncio.current_task()
+            if task is None or not connection.answer_cut_off(task):
+                # (Cut off: the shutdown cancelled it, past shutdown_timeout,
+                # and it caught the CancelledError: its client gets the 503
+                # of the shutdown, as for an application that ended cancelled.)
+                connection.http_error(500, "Internal Server Error")
             return
         if not connection.closing and not failed:
             problem = "trailers" if self._awaiting_trailers else "response"

@@ -1094,12 +1094,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._app_task is task:
             self._app_task = None
             self._watching = False
+        cut_off = False
         if self.http_task is task:
             self.http_task = None
-            if task.cancelled() and self.server.closing and not self.closing:
-                # Past shutdown_timeout: the client still gets an answer.
-                self._shutting_down()
-                return
+            # Past shutdown_timeout: the client still gets an answer, also from
+            # a handler that caught its CancelledError and returned nothing
+            # (or failed): not the 500 of its mistake. (What it did is logged.)
+            cut_off = self.answer_cut_off(task)
         if task.cancelled():
             return
         exc = task.exception()
@@ -1118,7 +1119,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 ),
             )
             self.server.app_failed("the handler raised", exc, self.transport)
-        if self.lost or self.status == 101:
+        if cut_off or self.lost or self.status == 101:
             return
         if exc is not None:
             route = self.request.route if self.request is not None else None
@@ -2107,6 +2108,25 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return False
         h = self._h11
         return h.their_state is h11.IDLE and not h.trailing_data[0]
+
+    def answer_cut_off(self, task: asyncio.Task[Any]) -> bool:
+        """Answer 503 if the shutdown cancelled ``task`` (past ``shutdown_timeout``)
+        before anything of its response was written; whether it did.
+
+        Whatever the task made of its cancellation: ended by it, or caught it
+        and returned (nothing), failed, or went on (the server's shutdown asks
+        this of those, before it cuts the connections). (``cancelling()``: the
+        cancellation is counted on the task even when it was caught.)
+        """
+        if (
+            not self.server.closing
+            or task.cancelling() == 0
+            or self.closing
+            or self._h11.our_state is not h11.SEND_RESPONSE
+        ):
+            return False
+        self._shutting_down()
+        return True
 
     def _shutting_down(self) -> None:
         """The 503 of a request the shutdown leaves unanswered."""

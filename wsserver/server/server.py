@@ -819,6 +819,12 @@ class Server:
                     "left running",
                     _what_task(task),
                 )
+            # Their clients are answered all the same (503), before the
+            # connections are cut below: not left with a bare close.
+            for protocol in list(self.connections):
+                if isinstance(protocol, HttpProtocol):
+                    for task in running.intersection(protocol.tasks()):
+                        protocol.answer_cut_off(task)
         # Connections answered while their client still sends its body: the
         # client reads the answer once it has sent it (within what is left of
         # the grace, close_timeout at most), rather than a reset.
