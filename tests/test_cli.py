@@ -900,6 +900,45 @@ async def test_sighup_ignored_by_the_parent_stays_ignored() -> None:
         assert cli.proc.returncode is None and "SIGHUP" not in cli.stderr
 
 
+@pytest.mark.parametrize("after_sigterm", [False, True])
+async def test_sigquit_is_a_quick_shutdown_of_a_single_process(
+    tmp_path: Path, after_sigterm: bool
+) -> None:
+    # It had no handler: the process dumped core (-3), its Unix socket's file
+    # left behind. It is gunicorn's quick shutdown: no grace (the client that
+    # never answers the close would hold a graceful one 30 s), the clients
+    # told all the same; during a SIGTERM's graceful shutdown, an exit at
+    # once (as a second SIGINT), the socket's file removed all the same.
+    uds = tmp_path / "s.sock"
+    async with running_cli(
+        "examples.echo:routes",
+        "--uds",
+        str(uds),
+        "--close-timeout",
+        "30",
+        port_flag=False,
+        listening=r"listening on unix:(/\S+)()",
+    ) as cli:
+        reader, writer = await asyncio.open_unix_connection(str(uds))
+        writer.write(  # (a client that will never answer the close)
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        if after_sigterm:
+            cli.proc.send_signal(signal.SIGTERM)
+            await wait_for(lambda: "SIGTERM: shutting down" in cli.stderr, what="the SIGTERM")
+        cli.proc.send_signal(signal.SIGQUIT)
+        assert await cli.wait() == (1 if after_sigterm else 0)
+        if not after_sigterm:  # (its close frame, 1001: told, not cut off)
+            frame = await asyncio.wait_for(reader.read(), TIMEOUT)
+            assert frame[:1] == b"\x88" and frame[2:4] == (1001).to_bytes(2, "big"), frame
+        writer.close()
+    said = "SIGQUIT: exiting now" if after_sigterm else "SIGQUIT: quick shutdown"
+    assert said in cli.stderr
+    assert not uds.exists()
+
+
 async def test_sigterm_again_is_the_same_graceful_shutdown() -> None:
     # What systemd does (it signals every process of the service, and a
     # supervisor passes it on): not a reason to drop the handlers' grace.

@@ -1027,9 +1027,10 @@ def test_a_name_with_several_addresses_gets_its_ipv4_one(
     assert "both.example is 127.0.0.1 and ::1" in warning and "127.0.0.1 only" in warning
 
 
-async def test_a_second_sigint_kills_the_workers_and_still_cleans_up(tmp_path: Path) -> None:
-    # It ended with os._exit(1): the directories made for the workers' metrics
-    # and status figures, and a Unix socket's file, were left behind.
+@asynccontextmanager
+async def supervised_on_uds(tmp_path: Path) -> AsyncIterator[tuple[Cli, Path, list[Path]]]:
+    """A supervisor of two workers on a Unix socket, with the directories it makes
+    for them (metrics, status); yields it, the socket's file and the directories."""
     uds = tmp_path / "s.sock"
     async with running_cli(
         "tests.worker_app:routes",
@@ -1057,13 +1058,27 @@ async def test_a_second_sigint_kills_the_workers_and_still_cleans_up(tmp_path: P
             if entry.startswith(b"PROMETHEUS_MULTIPROC_DIR=")
         ]
         assert status_dir.is_dir() and metrics_dir.is_dir() and uds.exists()
-        # A client that never answers the close: the first SIGINT's shutdown waits for it.
-        reader, writer = await asyncio.open_unix_connection(str(uds))
-        writer.write(
-            b"GET /pid HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        yield cli, uds, [status_dir, metrics_dir]
+
+
+async def never_closing_client(uds: Path) -> asyncio.StreamWriter:
+    """A WebSocket client that never answers the close: a graceful shutdown waits
+    ``close_timeout`` for it."""
+    reader, writer = await asyncio.open_unix_connection(str(uds))
+    writer.write(
+        b"GET /pid HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    return writer
+
+
+async def test_a_second_sigint_kills_the_workers_and_still_cleans_up(tmp_path: Path) -> None:
+    # It ended with os._exit(1): the directories made for the workers' metrics
+    # and status figures, and a Unix socket's file, were left behind.
+    async with supervised_on_uds(tmp_path) as (cli, uds, made):
+        # The first SIGINT's shutdown waits for this client.
+        writer = await never_closing_client(uds)
         cli.proc.send_signal(signal.SIGINT)
         await wait_for(lambda: "stopping the workers" in cli.stderr, what="the first SIGINT")
         await asyncio.sleep(0.3)
@@ -1072,7 +1087,31 @@ async def test_a_second_sigint_kills_the_workers_and_still_cleans_up(tmp_path: P
         writer.close()
     assert "second SIGINT: killing the workers" in cli.stderr
     assert "that handles pid" not in cli.stderr  # (asyncio's, had the loop closed first)
-    assert not status_dir.exists() and not metrics_dir.exists() and not uds.exists()
+    assert not any(path.exists() for path in made) and not uds.exists()
+
+
+@pytest.mark.parametrize("after_sigterm", [False, True])
+async def test_sigquit_is_a_quick_shutdown_that_cleans_up(
+    tmp_path: Path, after_sigterm: bool
+) -> None:
+    # SIGQUIT had no handler: the supervisor dumped core (-3), leaving the
+    # Unix socket's file and the workers' directories behind. It is
+    # gunicorn's quick shutdown: the workers are not given their grace (the
+    # client that never answers the close would hold them 30 s), also when a
+    # SIGTERM's graceful one is under way.
+    async with supervised_on_uds(tmp_path) as (cli, uds, made):
+        workers = children(cli.proc.pid)
+        writer = await never_closing_client(uds)
+        if after_sigterm:
+            cli.proc.send_signal(signal.SIGTERM)
+            await wait_for(lambda: "stopping the workers" in cli.stderr, what="the SIGTERM")
+        cli.proc.send_signal(signal.SIGQUIT)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+        writer.close()
+    assert "SIGQUIT: quick shutdown" in cli.stderr
+    assert "did not stop" not in cli.stderr  # (they stopped on their own, quickly)
+    assert not any(alive(pid) for pid in workers)
+    assert not any(path.exists() for path in made) and not uds.exists()
 
 
 # ------------------------------------------ as pid 1: a container without an init

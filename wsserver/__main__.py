@@ -572,8 +572,9 @@ async def run(
 ) -> int:
     """Serve until SIGINT/SIGTERM (or SIGHUP, outside a supervisor: a terminal's
     hangup, or a reload asked of a single process, which cannot restart itself);
-    a second SIGINT (Ctrl-C again) exits at once. The exit code: 0, or 1 if the
-    shutdown failed.
+    a second SIGINT (Ctrl-C again) exits at once. SIGQUIT: a quick shutdown,
+    with no grace for handlers nor closing handshakes (at once, during
+    another). The exit code: 0, or 1 if the shutdown failed or was cut short.
 
     SIGTERM (or SIGHUP) again changes nothing: systemd signals every process
     of a service, and a supervisor passes the signal on, so a worker often
@@ -610,8 +611,13 @@ async def run(
         nonlocal stopping, retiring
         name = signal.Signals(signum).name
         if stopping or retiring:
-            if signum == signal.SIGINT and stopping:
-                logger.warning("second SIGINT: exiting now")
+            if (signum == signal.SIGINT and stopping) or signum == signal.SIGQUIT:
+                # What the shutdown under way has left to do is not waited for:
+                # but for a Unix socket's file, which would be left behind.
+                logger.warning(
+                    "%s: exiting now", "second SIGINT" if signum == signal.SIGINT else name
+                )
+                server.remove_unix_socket_file()
                 os._exit(1)
             if not stopping and signum != signal.SIGHUP:
                 # The supervisor stops everyone while this worker retires.
@@ -621,6 +627,8 @@ async def run(
                 logger.info("%s: %s already", name, "shutting down" if stopping else "retiring")
             return
         restart = signum == signal.SIGHUP and role is not None
+        # SIGQUIT: a quick shutdown (gunicorn's): no grace, the clients told all the same.
+        quick = signum == signal.SIGQUIT
         retiring = restart
         stopping = not restart
         logger.info(
@@ -630,6 +638,8 @@ async def run(
             if restart
             else "shutting down (a rolling restart needs a supervisor: --workers N, 1 included)"
             if signum == signal.SIGHUP
+            else "quick shutdown"
+            if quick
             else "shutting down",
         )
         # Whatever happens, the process ends: a shutdown that hangs (an
@@ -642,12 +652,18 @@ async def run(
         limit += (config.open_timeout or 10) + 15
         loop.call_later(limit, _exit_late, limit)
         starting.cancel()  # (if it is still under way)
-        closing.append(loop.create_task(server.close(code=1012 if restart else 1001)))
+        timeout = 0.0 if quick else None
+        closing.append(loop.create_task(server.close(timeout, code=1012 if restart else 1001)))
 
     # (SIGHUP in a single process: a graceful shutdown, not the default's
     # death; unless ignored already, as nohup does.)
     hangup = role is not None or signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
-    signums = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hangup else ()))
+    signums = (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGQUIT,
+        *((signal.SIGHUP,) if hangup else ()),
+    )
     for signum in signums:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
@@ -959,7 +975,7 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
 
 
 class StoppedDuringStart(BaseException):
-    """SIGINT or SIGTERM came before the event loop's handlers were set (see :func:`main`).
+    """SIGINT, SIGTERM or SIGQUIT came before the event loop's handlers were set (see :func:`main`).
 
     A BaseException, as KeyboardInterrupt: it must pass through the loop, and
     whatever the application's import catches.
@@ -977,7 +993,7 @@ def _stop_during_start(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code.
 
-    From the first moment, SIGINT and SIGTERM stop the start (exit code 0,
+    From the first moment, SIGINT, SIGTERM and SIGQUIT stop the start (exit code 0,
     one line): the import of the application may take a while, and as pid 1
     (a container without an init) the kernel would drop a SIGTERM that has
     no handler, and go on starting. The event loop's handlers take over once
@@ -985,7 +1001,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
             previous[signum] = signal.signal(signum, _stop_during_start)
     try:
         return _main(argv)

@@ -24,6 +24,9 @@ less even under light load; under load each worker accepts as it is free.)
   SIGINT (Ctrl-C again) kills them at once; SIGTERM again changes nothing
   (systemd sends it to every process of a service). Workers die with the
   supervisor in any case (``PR_SET_PDEATHSIG`` on Linux).
+- SIGQUIT: a quick shutdown (gunicorn's): every worker gets SIGQUIT, no
+  grace (clients told, handlers cancelled at once; a worker stopping already
+  ends at once); the supervisor cleans up and exits 0 once they are gone.
 - SIGHUP: a rolling restart. One worker at a time: a new one is started and
   the supervisor waits until it accepts (it says so on a pipe), then the old
   one gets SIGHUP: it stops accepting, lets the handshakes under way finish,
@@ -218,6 +221,8 @@ class Supervisor:
         self.exit_code = 0
         #: Workers being started (their pid not known yet).
         self._spawning = 0
+        #: SIGQUIT: the workers are stopped with SIGQUIT (no grace), not SIGTERM.
+        self._quick = False
 
     async def run(self) -> int:
         """Start the workers and supervise them; the exit code once stopped."""
@@ -226,6 +231,7 @@ class Supervisor:
         stops = (signal.SIGINT, signal.SIGTERM)
         for signum in stops:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
+        loop.add_signal_handler(signal.SIGQUIT, self._on_quit)
         loop.add_signal_handler(signal.SIGHUP, self.restart, "SIGHUP")
         scaling: tuple[signal.Signals, ...] = (signal.SIGTTIN, signal.SIGTTOU)
         if _terminal_stops_background_writes():
@@ -260,7 +266,7 @@ class Supervisor:
         if all(ready):
             logger.info("%d worker%s accepting", self.count, "s" if self.count > 1 else "")
         await self._stopped.wait()
-        ignore_signals(loop, (*stops, signal.SIGHUP, *scaling))
+        ignore_signals(loop, (*stops, signal.SIGQUIT, signal.SIGHUP, *scaling))
         return self.exit_code
 
     # ----------------------------------------------------------------- workers
@@ -624,6 +630,21 @@ class Supervisor:
         logger.info("%s: stopping the workers", name)
         self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
 
+    def _on_quit(self) -> None:
+        """SIGQUIT: a quick shutdown, as gunicorn's. The workers get SIGQUIT,
+        theirs: no grace (their clients are told, their handlers cancelled at
+        once); also those already stopping (SIGTERM), which then end at once.
+        The supervisor then ends as for SIGTERM, cleaning up (exit code 0)."""
+        logger.info("SIGQUIT: quick shutdown")
+        self._quick = True
+        if self.stopping:
+            # (And _stop_all(), under way, those that appear later: with SIGQUIT now.)
+            for worker in self._all_workers():
+                _signal(worker, signal.SIGQUIT)
+            return
+        self.stopping = True
+        self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
+
     def _scale(self, signum: int) -> None:
         """SIGTTIN: one more worker; SIGTTOU: one fewer (as uvicorn's
         supervisor does; never none). The one that goes is the last slot's,
@@ -693,7 +714,7 @@ class Supervisor:
             if not workers:
                 break
             for worker in workers:
-                _signal(worker, signal.SIGTERM)
+                _signal(worker, signal.SIGQUIT if self._quick else signal.SIGTERM)
             await self._reap(workers, self.stop_grace)
             await asyncio.sleep(0.1)
         logger.info("stopped")

@@ -1106,6 +1106,12 @@ class Server:
         if self.closing:
             protocol.shutdown()  # an ASGI application accepted while the server shut down
 
+    def remove_unix_socket_file(self) -> None:
+        """Remove the file of the Unix socket it made (``uds``) now: for a
+        process that exits at once, without the end of its shutdown."""
+        if self._unix_sock is not None:
+            remove_socket_file(self._unix_sock)
+
     def app_task_started(self, task: asyncio.Task[None]) -> None:
         """An ASGI application's run, or a Router WebSocket handler's, began:
         shutdown waits for it."""
