@@ -217,6 +217,65 @@ async def signalled_while_starting(
     return proc.returncode, err
 
 
+@contextlib.asynccontextmanager
+async def hung_up_while_starting(tmp_path: Path, *args: str) -> AsyncIterator[Cli]:
+    """Run ``python -m wsserver ARGS --env-file FIFO --port 0``, send it SIGHUP
+    while it reads the env file (a FIFO: it waits there, its first handlers
+    set, its event loop's not yet), then let it go on; yield it (its port set
+    once its log says it listens)."""
+    fifo = tmp_path / "env"
+    os.mkfifo(fifo)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsserver",
+        *args,
+        "--env-file",
+        str(fifo),
+        "--port",
+        "0",
+        cwd=ROOT,
+        env=child_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    cli = Cli(proc)
+    drainer: asyncio.Task[None] | None = None
+    try:
+        # (Opened for writing once the process opened it for reading.)
+        opening = asyncio.to_thread(os.open, fifo, os.O_WRONLY)
+        fd = await asyncio.wait_for(opening, STARTUP_TIMEOUT)
+        try:
+            proc.send_signal(signal.SIGHUP)
+            await asyncio.sleep(0.2)  # (delivered)
+            # A supervisor reads it again for each worker: a file from now on.
+            (tmp_path / "env.file").write_text("")
+            os.replace(tmp_path / "env.file", fifo)
+        finally:
+            os.close(fd)  # (the end of what it reads)
+        drainer = asyncio.create_task(_drain(cli))
+        yield cli
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if drainer is not None:
+            await asyncio.wait_for(drainer, TIMEOUT)
+
+
+async def test_a_sighup_during_the_start_of_a_single_process_stops_it_once_it_can(
+    tmp_path: Path,
+) -> None:
+    # Before the event loop's handlers were set, SIGHUP's default action
+    # killed the process (exit -1). It is acted on once they are: a single
+    # process's SIGHUP is a graceful shutdown.
+    async with hung_up_while_starting(tmp_path, "examples.echo:routes") as cli:
+        assert await cli.wait() == 0
+    assert "SIGHUP: shutting down" in cli.stderr
+    assert "stopped before it started" in cli.stderr
+
+
 def children(pid: int) -> set[int]:
     """The pids of a process's children, from /proc."""
     found: set[int] = set()

@@ -27,9 +27,11 @@ from websockets.exceptions import ConnectionClosed
 
 from .helpers import RawClient, wait_for
 from .test_cli import (
+    LISTENING_RE,
     SLOW_IMPORT_APP,
     Cli,
     children,
+    hung_up_while_starting,
     running_cli,
     signalled_while_starting,
 )
@@ -607,6 +609,25 @@ async def test_a_worker_that_answers_is_left_alone(timeout: str, seconds: str) -
         await asyncio.sleep(3.0)  # (three looks more)
         assert children(cli.proc.pid) == workers
         assert "did not answer" not in cli.stderr
+
+
+async def test_a_sighup_during_the_supervisor_s_start_does_not_kill_it(tmp_path: Path) -> None:
+    # Before the event loop's handlers were set, SIGHUP's default action
+    # killed the supervisor (exit -1): a reload sent just after a start. No
+    # worker had started yet: they all start with what is there now, and
+    # there is nothing to restart (said in the log).
+    args = ("tests.worker_app:routes", "--workers", "2", "--ping-interval", "none")
+    async with hung_up_while_starting(tmp_path, *args) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+        listening = LISTENING_RE.search(cli.stderr)
+        assert listening is not None
+        cli.port = int(listening.group(1))
+        assert "SIGHUP during the start: nothing to restart" in cli.stderr
+        assert "rolling restart" not in cli.stderr
+        async with websockets.connect(cli.url + "/pid") as ws:
+            assert int(await asyncio.wait_for(ws.recv(), TIMEOUT)) in children(cli.proc.pid)
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 
 
 async def test_workers_die_with_a_killed_supervisor() -> None:

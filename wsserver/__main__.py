@@ -45,6 +45,8 @@ from .supervisor import (
     Supervisor,
     WorkerRole,
     die_with_parent,
+    held_hangup,
+    hold_hangups,
     ignore_signals,
     inherited_socket,
     listening_socket,
@@ -666,6 +668,8 @@ async def run(
     )
     for signum in signums:
         loop.add_signal_handler(signum, on_signal, signum)
+    if held_hangup() and hangup:
+        on_signal(signal.SIGHUP)  # (it came before the handler: see main())
     try:
         await starting
     except asyncio.CancelledError:
@@ -997,12 +1001,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     one line): the import of the application may take a while, and as pid 1
     (a container without an init) the kernel would drop a SIGTERM that has
     no handler, and go on starting. The event loop's handlers take over once
-    it runs.
+    it runs. A SIGHUP meanwhile is kept for them (see :func:`hold_hangups`):
+    a supervisor's rolling restart, a single process's shutdown.
     """
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
             previous[signum] = signal.signal(signum, _stop_during_start)
+        # SIGHUP is not a stop under a supervisor (a rolling restart): kept
+        # for the event loop's handler, whatever this process turns out to be.
+        hangup = hold_hangups()
+        if hangup is not None:
+            previous[signal.SIGHUP] = hangup
+    ours = {signum: signal.getsignal(signum) for signum in previous}
     try:
         return _main(argv)
     except StoppedDuringStart as stop:
@@ -1014,7 +1025,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         for signum, handler in previous.items():
-            if signal.getsignal(signum) is _stop_during_start:
+            if signal.getsignal(signum) is ours[signum]:
                 signal.signal(signum, handler)  # (main() called in a process of its own)
 
 

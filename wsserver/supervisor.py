@@ -61,6 +61,8 @@ __all__ = [
     "MAX_BACKOFF",
     "WorkerRole",
     "ignore_signals",
+    "hold_hangups",
+    "held_hangup",
     "READY",
     "LIMIT_REACHED",
     "PING",
@@ -233,6 +235,9 @@ class Supervisor:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
         loop.add_signal_handler(signal.SIGQUIT, self._on_quit)
         loop.add_signal_handler(signal.SIGHUP, self.restart, "SIGHUP")
+        if held_hangup():
+            # No worker is started yet: each starts with what is there now.
+            logger.info("SIGHUP during the start: nothing to restart (no worker started yet)")
         scaling: tuple[signal.Signals, ...] = (signal.SIGTTIN, signal.SIGTTOU)
         if _terminal_stops_background_writes():
             # There the kernel sends SIGTTOU to a background process that
@@ -1022,6 +1027,32 @@ def ignore_signals(loop: asyncio.AbstractEventLoop, signums: Sequence[int]) -> N
 
 def _exit_now(signum: int, frame: object) -> None:
     os._exit(0)
+
+
+#: SIGHUPs that came before the event loop's handler was set (see hold_hangups()).
+_held_hangups: list[int] = []
+
+
+def hold_hangups() -> Any:
+    """From now until the event loop's handler is set: a SIGHUP is kept, for
+    that handler to act on (:func:`held_hangup`), rather than its default
+    action's death (a reload sent just after a start). Unless it is ignored
+    (nohup): it stays so. Returns the handler it replaced, or None."""
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        return None
+    _held_hangups.clear()  # (one of an earlier run in this process: not this one's)
+    return signal.signal(signal.SIGHUP, _hold_hangup)
+
+
+def _hold_hangup(signum: int, frame: object) -> None:
+    _held_hangups.append(signum)
+
+
+def held_hangup() -> bool:
+    """Whether a SIGHUP was kept by :func:`hold_hangups` (forgotten once said)."""
+    held = bool(_held_hangups)
+    _held_hangups.clear()
+    return held
 
 
 def die_with_parent(supervisor_pid: int) -> None:
