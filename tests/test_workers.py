@@ -630,6 +630,46 @@ async def test_a_sighup_during_the_supervisor_s_start_does_not_kill_it(tmp_path:
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 
 
+async def test_a_stop_while_the_workers_start_starts_no_more_of_them(tmp_path: Path) -> None:
+    # The start loop ends once the supervisor is stopping. Made to wait where
+    # worker 1 is being started: its environment, read again from the
+    # --env-file for each worker, comes from a FIFO, which gives it once
+    # SIGTERM has come. (asyncio runs a signal's handler a loop iteration or
+    # two after it came: worker 2's start, begun in between, is let be, and
+    # the worker stopped with the others. Worker 3's is never begun.)
+    fifo = tmp_path / "env"
+    os.mkfifo(fifo)
+
+    async def give(then: Any = None) -> None:
+        # (Opened once the supervisor opens it to read; closed: it reads the end.)
+        fd = await asyncio.wait_for(asyncio.to_thread(os.open, fifo, os.O_WRONLY), TIMEOUT)
+        try:
+            if then is not None:
+                await then()
+        finally:
+            os.close(fd)
+
+    async def stop() -> None:
+        cli.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)  # (delivered, and queued to the event loop)
+        # A file from now on: a worker started after all gets its environment.
+        (tmp_path / "env.file").write_text("")
+        os.replace(tmp_path / "env.file", fifo)
+
+    loaded = asyncio.create_task(give())  # (the supervisor's own load, as it starts)
+    args = ("--workers", "3", "--ping-interval", "none", "--env-file", str(fifo))
+    async with running_cli("tests.worker_app:routes", *args) as cli:
+        await loaded
+        await give(stop)  # (read for worker 1)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+    started = [int(pid) for pid in re.findall(r"worker \d started \(pid (\d+)\)", cli.stderr)]
+    assert "worker 1 started" in cli.stderr and "worker 3" not in cli.stderr, cli.stderr
+    assert not any(alive(pid) for pid in started)
+    assert "SIGTERM: stopping the workers" in cli.stderr
+    assert "accepting" not in cli.stderr  # (none was: it was stopped, as it started)
+    assert "stopped" in cli.stderr
+
+
 async def test_workers_die_with_a_killed_supervisor() -> None:
     async with supervisor() as cli:
         workers = children(cli.proc.pid)
