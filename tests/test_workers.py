@@ -32,6 +32,7 @@ from .test_cli import (
     Cli,
     children,
     hung_up_while_starting,
+    run_cli_to_end,
     running_cli,
     signalled_while_starting,
 )
@@ -690,6 +691,17 @@ async def test_an_app_that_never_starts_ends_the_supervisor_with_its_exit_code()
     assert "this application is broken on purpose" in cli.stderr  # the worker's own error
     assert "no worker ever started: stopping (exit code 1)" in cli.stderr
     assert "no worker accepts yet" not in cli.stderr  # (they died: they are not slow)
+
+
+async def test_why_the_supervisor_stops_is_said_at_log_level_critical() -> None:
+    # It was said at ERROR, which --log-level critical leaves out: the process
+    # ended without a word of its own. As the command's _fatal(): at ERROR,
+    # or CRITICAL where ERROR is left out.
+    args = ("tests.worker_app:routes", "--workers", "2", "--log-level", "critical", "--port", "0")
+    code, err = await run_cli_to_end(*args, env={"CRASH_AT_IMPORT": "1"})
+    assert code == 1
+    (line,) = [line for line in err.splitlines() if "no worker ever started" in line]
+    assert " CRITICAL wsserver.supervisor: " in line and "stopping (exit code 1)" in line, err
 
 
 async def test_a_broken_app_is_started_once_per_slot_however_long_each_takes_to_fail(

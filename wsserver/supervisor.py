@@ -521,7 +521,7 @@ class Supervisor:
             # Nothing ever served (an import error, a failing lifespan startup):
             # retrying would hide it; the process manager should see it.
             self.exit_code = code if code > 0 else 1
-            logger.error(
+            _fatal(
                 "worker %d (pid %d) died at start-up (%s); no worker ever started: "
                 "stopping (exit code %d)",
                 slot,
@@ -685,7 +685,7 @@ class Supervisor:
             # Every slot left is one whose worker died at start-up, waiting for
             # another to start: none will (see _replace_dead()).
             self.exit_code = 1
-            logger.error("no worker ever started, and none is left to: stopping (exit code 1)")
+            _fatal("no worker ever started, and none is left to: stopping (exit code 1)")
             self.stopping = True
             self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
 
@@ -868,6 +868,14 @@ class Supervisor:
                 self._on_limit(new)  # it said so before it had its slot
             await self._reap(retiring)
             return True
+
+
+def _fatal(message: str, *args: Any) -> None:
+    """Log why the supervisor ends, as the command's own ``_fatal()`` does: at
+    ERROR, or at CRITICAL where the level (--log-level critical) leaves ERROR
+    out: why it ended is always said."""
+    level = logging.ERROR if logger.isEnabledFor(logging.ERROR) else logging.CRITICAL
+    logger.log(level, message, *args)
 
 
 def _terminal_stops_background_writes() -> bool:
