@@ -206,6 +206,19 @@ class Headers(Mapping[str, str]):
                 return value
         raise KeyError(name)
 
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str | _T) -> str | _T: ...
+    def get(self, name: str, default: Any = None) -> Any:
+        """The first value of header ``name``, or ``default``. (Mapping's
+        own goes through ``__getitem__`` and its KeyError: a call more.)"""
+        key = name.lower()
+        for item_name, value in self._items:
+            if item_name == key:
+                return value
+        return default
+
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
@@ -226,7 +239,11 @@ class Headers(Mapping[str, str]):
         """Every value of header ``name``; when absent, ``default`` if given
         (as multidict's ``getall(name, [])``), else an empty list."""
         key = name.lower()
-        values = [value for item_name, value in self._items if item_name == key]
+        # A loop, not a comprehension, which is a call more (Python 3.11).
+        values = []
+        for item_name, value in self._items:
+            if item_name == key:
+                values.append(value)
         return default if not values and default is not None else values
 
     def getone(self, name: str, default: Any = _MISSING) -> Any:
