@@ -19,13 +19,14 @@ not read.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..app.request import Request
 from ..app.routing import Route
 from ..errors import NOT_FAILURES, ConnectionClosed, cancelled, only, passed_on
-from ..logs import error_fields, log_access, logger, peer, printable, protocol_logger
+from ..logs import access_logger, error_fields, log_access, logger, peer, printable, protocol_logger
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure, check_close
 from ..protocol.state import ConnectionState
 from .app_tasks import start_app_task
@@ -298,7 +299,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         server.unregister(self)
         lived = self.loop.time() - self._started
         server.counters.connection_closed(self, lived)
-        if self.config.access_log:
+        # (Its fields are worked out only for a line that is written.)
+        if self.config.access_log and access_logger.isEnabledFor(logging.INFO):
             log_access(
                 self.request.remote_address,
                 self.request.target.partition("?")[0],
