@@ -141,7 +141,8 @@ class Request:
         self.method = method
         self.target = target
         raw_path, _, self.query_string = target.partition("?")
-        self.path = unquote(raw_path)
+        # (unquote() returns a path without "%" as it is: a call less.)
+        self.path = unquote(raw_path) if "%" in raw_path else raw_path
         self.headers = headers
         self.match_info: dict[str, Any] = {}
         self.remote_address = remote_address

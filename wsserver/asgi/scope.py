@@ -12,7 +12,7 @@ from typing import Any
 
 from ..app.request import Request
 from ..protocol.handshake import comma_tokens
-from ..protocol.http import raw_field
+from ..protocol.http import raw_fields
 
 __all__ = ["ASGI_VERSION", "http_scope", "websocket_scope", "raw_headers"]
 
@@ -24,7 +24,7 @@ Address = tuple[str, int | None]
 
 def raw_headers(request: Request) -> list[tuple[bytes, bytes]]:
     """The request's headers as ASGI wants them: bytes, lowercase names, in order."""
-    return [raw_field(name, value) for name, value in request.headers.raw_items()]
+    return raw_fields(request.headers.raw_items())
 
 
 def _common(

@@ -42,6 +42,7 @@ __all__ = [
     "header_pairs",
     "http_date",
     "raw_field",
+    "raw_fields",
     "reason_phrase",
     "render_response",
     "request_field",
@@ -141,6 +142,20 @@ def raw_field(name: str, value: str) -> tuple[bytes, bytes]:
             _keep(_RAW_FIELDS, key, pair)
         return pair
     return (name.encode("latin-1"), value.encode("latin-1"))
+
+
+def raw_fields(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """:func:`raw_field` of each of ``pairs``, in one call (an ASGI scope's headers)."""
+    fields = []
+    for name, value in pairs:
+        if name in _REPEATING and len(value) <= _SHARED_VALUE_SIZE:
+            pair = _RAW_FIELDS.get((name, value))
+            if pair is None:
+                pair = raw_field(name, value)
+            fields.append(pair)
+        else:
+            fields.append((name.encode("latin-1"), value.encode("latin-1")))
+    return fields
 
 
 def header_pairs(headers: HeadersLike | None) -> list[tuple[str, str]]:

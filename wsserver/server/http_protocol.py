@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import h11
 
@@ -317,7 +317,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports have the interface without the base class.
-        self.transport = cast(asyncio.Transport, transport)
+        # (Not through typing.cast(), a call at run time.)
+        self.transport = transport  # type: ignore[assignment]
         self.remote_address = peer_address(transport)
         limit = self.config.write_limit
         self.transport.set_write_buffer_limits(high=limit, low=limit // 4)

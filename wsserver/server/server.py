@@ -1093,7 +1093,8 @@ class Server:
 
     def register(self, protocol: HttpProtocol) -> None:
         """A connection was accepted (and its TLS handshake done)."""
-        if self._handshaking:  # (TLS only: a weak dictionary's pop makes a weakref)
+        # (TLS only: a weak dictionary's pop makes a weakref, and its len() is a call.)
+        if self.ssl is not None and self._handshaking:
             self._handshaking.pop(protocol, None)
         self.connections.add(protocol)
         if self.closing:
