@@ -621,7 +621,7 @@ async def test_an_awaited_subscribe_has_gone_to_redis_when_it_returns(
     # ws.subscribe() holds at once here and goes to Redis a moment later: a
     # handler that answered its client "subscribed" at once, the client then
     # having another process publish, lost that message 1 to 2 times in 100.
-    # Awaited, it returns once the SUBSCRIBE is written: what this process
+    # Awaited, it returns once Redis confirmed the SUBSCRIBE: what this process
     # sends Redis after that (here an ECHO) comes after it.
     nb = RecordingNode("node-b")
     client = aioredis.from_url(redis_server.url)
@@ -650,6 +650,40 @@ async def test_an_awaited_subscribe_has_gone_to_redis_when_it_returns(
         redis_server.start()
     await monitor_client.aclose()
     await client.aclose()
+
+
+async def test_an_awaited_subscribe_returns_once_redis_confirmed_it(
+    redis_server: RedisServer,
+) -> None:
+    # Awaited, subscribe() returned once the SUBSCRIBE was written: not yet
+    # in effect. A Redis that had not run since (a loaded machine) then read
+    # it and another process's PUBLISH, sent once told, in one turn, in
+    # either order: the message was lost (seen once in CI's suite, in
+    # test_a_handler_awaits_its_subscription_before_saying_so). It returns
+    # once Redis confirmed it; a frozen Redis shows the difference.
+    process = redis_server.process
+    assert process is not None
+    na, nb = RecordingNode("node-a"), RecordingNode("node-b")
+    # (broker_timeout past the test's: a confirmation not noticed would be.)
+    async with attached(redis_server, na, nb, timeout=3 * TIMEOUT) as (a, b):
+        process.send_signal(signal.SIGSTOP)
+        try:
+            b.subscribe(nb, "room")
+            b.subscribe(nb, "hall")
+            awaited = asyncio.ensure_future(b.subscriptions_sent())
+            await asyncio.sleep(0.3)  # (written long since)
+            assert not awaited.done()
+            b.unsubscribe(nb, "hall")  # (a later round, with no SUBSCRIBE in it)
+            later = asyncio.ensure_future(b.subscriptions_sent())
+            await asyncio.sleep(0.1)
+            assert not later.done() and not awaited.done()
+        finally:
+            process.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(awaited, TIMEOUT)
+        await asyncio.wait_for(later, TIMEOUT)
+        assert a.publish(na, "room", "heard")
+        await wait_for(lambda: nb.got == [("room", "heard")], what="the message heard")
+        await asyncio.wait_for(b.subscriptions_sent(), 0.1)  # (nothing new: at once)
 
 
 async def test_a_handler_awaits_its_subscription_before_saying_so(

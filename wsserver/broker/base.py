@@ -63,9 +63,10 @@ class Broker(ABC):
         """``node`` has local subscribers of ``topic``: send it what others publish there."""
 
     async def subscriptions_sent(self) -> None:
-        """Return once the subscriptions made so far have gone to the broker
-        (nothing to wait for unless it is another process; not longer than
-        the broker's timeout, nor during an outage)."""
+        """Return once the subscriptions made so far are in effect at the
+        broker, which confirmed them: what another process publishes then is
+        heard (nothing to wait for unless it is another process; not longer
+        than the broker's timeout, nor during an outage)."""
         return  # (this process's memory broker: at once)
 
     @abstractmethod

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -242,6 +243,14 @@ class RedisBroker(Broker):
         self._changes_made = 0
         self._changes_sent = 0
         self._round_sent = asyncio.Event()
+        #: And how many of them are in effect: Redis confirmed them (what
+        #: another process publishes then is heard; subscriptions_sent()).
+        #: Each round that subscribes waits for the confirmation of its last
+        #: channel (Redis answers in order), a round without a SUBSCRIBE for
+        #: that of the round before it, if still awaited.
+        self._changes_confirmed = 0
+        self._round_confirmed = asyncio.Event()
+        self._confirming: deque[tuple[bytes, int]] = deque()
         self._keeping_changes = False
         self._counts: dict[str, int] = {}
         self._counts_changed = asyncio.Event()
@@ -380,13 +389,33 @@ class RedisBroker(Broker):
             self._changed(topic)
 
     async def subscriptions_sent(self) -> None:
-        """Return once the changes of the subscriptions made so far are
-        written on the subscriber connection (before any message published
-        after them), within ``timeout``; at once while Redis is unreachable."""
+        """Return once the changes of the subscriptions made so far are in
+        effect, Redis having confirmed them (written is not enough: a Redis
+        that reads them in the same turn as another process's PUBLISH may
+        take that first), within ``timeout``; at once while Redis is
+        unreachable."""
         made = self._changes_made
-        if self._changes_sent < made:
+        if self._changes_confirmed < made:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sent_up_to(made), self.timeout)
+                await asyncio.wait_for(self._confirmed(made), self.timeout)
+
+    async def _confirmed(self, made: int) -> None:
+        """Wait until the first ``made`` changes are confirmed (or the
+        connection ends: the next one subscribes to what is wanted then)."""
+        while self._changes_confirmed < made:
+            await self._round_confirmed.wait()
+
+    def _confirmed_up_to(self, made: int) -> None:
+        """The first ``made`` changes are in effect (or no longer to be)."""
+        self._changes_confirmed = max(self._changes_confirmed, made)
+        done, self._round_confirmed = self._round_confirmed, asyncio.Event()
+        done.set()
+
+    def _subscription_confirmed(self, channel: bytes) -> None:
+        """Redis confirmed a SUBSCRIBE of ``channel``: a round's last, perhaps."""
+        confirming = self._confirming
+        if confirming and confirming[0][0] == channel:
+            self._confirmed_up_to(confirming.popleft()[1])
 
     async def _sent_up_to(self, made: int) -> None:
         """Wait until the first ``made`` changes are written (or the
@@ -563,6 +592,8 @@ class RedisBroker(Broker):
                 self._changes.clear()
                 self._changes_ready.clear()
                 self._written_up_to(self._changes_made)  # (no one waits for this one)
+                self._confirming.clear()
+                self._confirmed_up_to(self._changes_made)
                 self._dirty.clear()
                 # (Shielded: detach() cancels this task again while it stops,
                 # and waits for this close; see _closing.)
@@ -606,7 +637,9 @@ class RedisBroker(Broker):
         # before the first topic.
         self._changes.clear()
         self._changes_ready.clear()
-        self._written_up_to(self._changes_made)  # (those below go before any publish)
+        self._confirming.clear()
+        subscribed = self._changes_made
+        self._written_up_to(subscribed)  # (those below go before any publish)
         self._keeping_changes = True  # (until this connection ends: see _run())
         await self._subscribe(
             pubsub,
@@ -616,6 +649,7 @@ class RedisBroker(Broker):
                 *(self._channel(t) for t in self._wanted),
             ],
         )
+        self._confirmed_up_to(subscribed)  # (each batch confirmed, the last too)
         self._written = None  # (Redis may have lost it meanwhile: written whole)
         self._script_refused = False  # (its rights may have changed)
         await self._write_presence(client, node)
@@ -694,11 +728,19 @@ class RedisBroker(Broker):
             wanted = self._wanted
             new = [self._channel(t) for t in changed if t in wanted]
             gone = [self._channel(t) for t in changed if t not in wanted]
+            # (Awaited before the SUBSCRIBE goes: _read() may hear it first.)
+            confirming = self._confirming
+            if new:
+                confirming.append((new[-1], made))
+            elif confirming:
+                confirming[-1] = (confirming[-1][0], made)
             for batch in _batches(new):
                 await pubsub.subscribe(*batch)
             for batch in _batches(gone):
                 await pubsub.unsubscribe(*batch)
             self._written_up_to(made)
+            if not confirming:
+                self._confirmed_up_to(made)  # (nothing subscribed: in effect once written)
 
     def _deliver(self, message: dict[str, Any], node: BrokerNode) -> None:
         """Deliver a message Redis sent, if it is another process's."""
@@ -748,6 +790,8 @@ class RedisBroker(Broker):
                 continue
             if kind == "message":
                 self._deliver(message, node)
+            elif kind == "subscribe":
+                self._subscription_confirmed(message["channel"])
 
     async def _send(self, client: Any) -> None:
         """Send queued messages, many per round trip."""

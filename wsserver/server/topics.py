@@ -82,7 +82,7 @@ class Topics:
 
     def subscribe(self, ws: WebSocket, topic: str) -> None:
         """Add ``ws`` to ``topic``'s subscribers (the broker is told on the first:
-        :meth:`Broker.subscriptions_sent` says when it has gone).
+        :meth:`Broker.subscriptions_sent` says when it is in effect there).
 
         Raises:
             TypeError, ValueError: see :func:`check_topic`.

@@ -43,7 +43,7 @@ _NO_TOPICS: frozenset[str] = frozenset()
 
 class Subscribed:
     """What :meth:`WebSocket.subscribe` returns: awaiting it waits until the
-    subscription has gone to the broker (nothing need await it)."""
+    subscription is in effect at the broker (nothing need await it)."""
 
     __slots__ = ("_broker",)
 
@@ -610,10 +610,10 @@ class WebSocket:
 
         The subscription holds here at once, and reaches the broker (Redis)
         a moment later, before any message this process publishes after it.
-        ``await ws.subscribe(topic)`` also waits for that moment (at most the
-        broker's timeout; at once while it is unreachable), so that what
-        another process publishes once told of it (by this client, say,
-        after an answer) is heard.
+        ``await ws.subscribe(topic)`` also waits until the broker confirmed
+        it (at most the broker's timeout; at once while it is unreachable),
+        so that what another process publishes once told of it (by this
+        client, say, after an answer) is heard.
 
         Raises:
             WebsocketClosed: the connection is closing or closed.
