@@ -998,6 +998,20 @@ async def test_sigquit_is_a_quick_shutdown_of_a_single_process(
     assert not uds.exists()
 
 
+async def test_sigquit_again_is_the_same_quick_shutdown() -> None:
+    # (From a review.) A second SIGQUIT exited at once (1), without the rest of
+    # the quick shutdown (its hooks, an ASGI lifespan's shutdown, presence
+    # taken out of Redis): systemd sends it to every process of a service, and
+    # a supervisor passes it on, so a worker often gets it twice.
+    async with running_cli("tests.worker_app:routes", env={"SLOW_SHUTDOWN": "1"}) as cli:
+        cli.proc.send_signal(signal.SIGQUIT)
+        await wait_for(lambda: "shutdown hook begun" in cli.stderr, what="the shutdown hook")
+        cli.proc.send_signal(signal.SIGQUIT)
+        assert await cli.wait() == 0
+    assert "SIGQUIT: quick shutdown already" in cli.stderr
+    assert "shutdown hook ended" in cli.stderr and "exiting now" not in cli.stderr
+
+
 async def test_sigterm_again_is_the_same_graceful_shutdown() -> None:
     # What systemd does (it signals every process of the service, and a
     # supervisor passes it on): not a reason to drop the handlers' grace.

@@ -176,6 +176,7 @@ async def test_web_concurrency_sets_the_workers_as_for_uvicorn(ours: str | None)
 KEEP_ASKING = """
 import json, socket, sys, threading
 port, path, ended = int(sys.argv[1]), sys.argv[2].encode(), []
+said = threading.Lock()  # (print() of four threads at once: "askingasking\\n\\n")
 
 def ask():
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -200,7 +201,8 @@ def ask():
             data = data[length:]
             got += 1
             if got == 100:
-                print("asking", flush=True)
+                with said:
+                    print("asking", flush=True)
             if b"\\r\\nconnection: close" in head.lower():
                 after = data + s.recv(65536)
                 break
@@ -1185,6 +1187,26 @@ async def test_sigquit_is_a_quick_shutdown_that_cleans_up(
     assert "did not stop" not in cli.stderr  # (they stopped on their own, quickly)
     assert not any(alive(pid) for pid in workers)
     assert not any(path.exists() for path in made) and not uds.exists()
+
+
+@pytest.mark.drill
+async def test_sigquit_sends_a_starting_worker_sigterm(tmp_path: Path) -> None:
+    # (From a review.) The quick shutdown sent SIGQUIT to every worker, those
+    # still starting too: one in its first moments (before its Python set its
+    # handlers) would dump its core, SIGQUIT's default action. A worker that
+    # has not said it is ready gets SIGTERM, which stops its start as soon.
+    # (Here one held in its application's import, its handlers set: it says
+    # which signal stopped it.)
+    hold = tmp_path / "hold"
+    async with supervisor(env={"SLOW_IMPORT_IF": str(hold)}) as cli:
+        hold.touch()
+        cli.proc.send_signal(signal.SIGTTIN)
+        await wait_for(lambda: "importing slowly" in cli.stderr, what="a third worker starting")
+        cli.proc.send_signal(signal.SIGQUIT)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+    assert "SIGTERM: stopped before it started" in cli.stderr
+    assert "SIGQUIT: stopped before it started" not in cli.stderr
+    assert "SIGQUIT: quick shutdown" in cli.stderr  # (the two that were ready)
 
 
 # ------------------------------------------ as pid 1: a container without an init

@@ -1,13 +1,18 @@
 """The application the worker-process tests run: each connection learns which process serves it.
 
 ``CRASH_AT_IMPORT`` in the environment makes importing this module fail (a
-broken application, for the supervisor's back-off).
+broken application, for the supervisor's back-off). ``SLOW_SHUTDOWN`` (seconds)
+gives it a shutdown hook that takes that long, saying when it begins and ends.
+``SLOW_IMPORT_IF`` (a file's path) makes its import wait while that file exists
+(a worker starting slowly), saying so.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sys
 import time
 
 from wsserver import Request, Router, WebSocket
@@ -16,7 +21,20 @@ from wsserver.response import Response, text
 if os.environ.get("CRASH_AT_IMPORT"):
     raise RuntimeError("this application is broken on purpose")
 
+if os.environ.get("SLOW_IMPORT_IF") and os.path.exists(os.environ["SLOW_IMPORT_IF"]):
+    print(f"importing slowly in {os.getpid()}", file=sys.stderr, flush=True)
+    while os.path.exists(os.environ["SLOW_IMPORT_IF"]):
+        time.sleep(0.05)
+
 routes = Router()
+
+if os.environ.get("SLOW_SHUTDOWN"):
+
+    @routes.on_shutdown
+    async def slow_shutdown(server: object) -> None:
+        print("shutdown hook begun", file=sys.stderr, flush=True)
+        await asyncio.sleep(float(os.environ["SLOW_SHUTDOWN"]))
+        print("shutdown hook ended", file=sys.stderr, flush=True)
 
 
 @routes.websocket("/pid")

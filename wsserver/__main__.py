@@ -604,15 +604,21 @@ async def run(
         server.status.share(status_dir, str(role.slot))
     stopping = False
     retiring = False
+    quick = False  # (a SIGQUIT's shutdown)
     closing: list[asyncio.Task[None]] = []
     # A task: a stop signal during the start (an ASGI lifespan startup that
     # may never end) cancels it rather than waiting for it.
     starting = loop.create_task(server.start())
 
     def on_signal(signum: int) -> None:
-        nonlocal stopping, retiring
+        nonlocal stopping, retiring, quick
         name = signal.Signals(signum).name
         if stopping or retiring:
+            if signum == signal.SIGQUIT and quick:
+                # (systemd signals every process of a service, and the
+                # supervisor passes it on: the quick shutdown goes on.)
+                logger.info("SIGQUIT: quick shutdown already")
+                return
             if (signum == signal.SIGINT and stopping) or signum == signal.SIGQUIT:
                 # What the shutdown under way has left to do is not waited for:
                 # but for a Unix socket's file, which would be left behind.

@@ -147,6 +147,16 @@ class Worker:
         return self.process.pid
 
 
+def _quit_signal(worker: Worker) -> signal.Signals:
+    """SIGQUIT, the quick shutdown, for a worker that said it is ready; SIGTERM
+    for one still starting, which stops it as soon: until its Python has set
+    its handlers, SIGQUIT's default action would dump its core."""
+    ready = worker.ready
+    if ready.done() and not ready.cancelled() and ready.result() is True:
+        return signal.SIGQUIT
+    return signal.SIGTERM
+
+
 def _future() -> asyncio.Future[int]:
     return asyncio.get_running_loop().create_future()
 
@@ -640,12 +650,16 @@ class Supervisor:
         theirs: no grace (their clients are told, their handlers cancelled at
         once); also those already stopping (SIGTERM), which then end at once.
         The supervisor then ends as for SIGTERM, cleaning up (exit code 0)."""
+        if self._quick:
+            # (systemd signals every process of a service: the workers have it.)
+            logger.info("SIGQUIT: quick shutdown already")
+            return
         logger.info("SIGQUIT: quick shutdown")
         self._quick = True
         if self.stopping:
             # (And _stop_all(), under way, those that appear later: with SIGQUIT now.)
             for worker in self._all_workers():
-                _signal(worker, signal.SIGQUIT)
+                _signal(worker, _quit_signal(worker))
             return
         self.stopping = True
         self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
@@ -719,7 +733,7 @@ class Supervisor:
             if not workers:
                 break
             for worker in workers:
-                _signal(worker, signal.SIGQUIT if self._quick else signal.SIGTERM)
+                _signal(worker, _quit_signal(worker) if self._quick else signal.SIGTERM)
             await self._reap(workers, self.stop_grace)
             await asyncio.sleep(0.1)
         logger.info("stopped")
