@@ -5,6 +5,9 @@ or a load balancer forgetting it) leaves both ends open and waiting: nothing
 fails until one end asks and times out. :meth:`Proxy.black_hole` does that to
 the connections it picks: from then on their bytes go nowhere, either way,
 and nothing is closed. New connections go through as before.
+:meth:`Proxy.hold` delays instead: the bytes of the connections it picks are
+kept, either way, until :meth:`Proxy.release` forwards them (a slow path, a
+segment retransmitted).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ class Link:
     def __init__(self) -> None:
         self.from_client = bytearray()
         self.cut = False
+        self.held = False
+        #: What came while held, for the writer of its direction, in order.
+        self.kept: list[tuple[asyncio.StreamWriter, bytes]] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.writers: list[asyncio.StreamWriter] = []
 
@@ -59,6 +65,25 @@ class Proxy:
                 cut += 1
         return cut
 
+    def hold(self, which: Callable[[Link], bool]) -> int:
+        """Keep what the open connections ``which`` picks carry, either way,
+        until :meth:`release`; how many."""
+        held = 0
+        for link in self.links:
+            if not link.cut and not link.held and which(link):
+                link.held = True
+                held += 1
+        return held
+
+    def release(self) -> None:
+        """Forward what the held connections kept, and hold them no more."""
+        for link in self.links:
+            if link.held:
+                link.held = False
+                for writer, data in link.kept:
+                    writer.write(data)
+                link.kept.clear()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         link = Link()
         self.links.append(link)
@@ -83,6 +108,9 @@ class Proxy:
                     continue  # into the void: nothing forwarded, nothing closed
                 if record:
                     link.from_client += data
+                if link.held:
+                    link.kept.append((writer, data))
+                    continue
                 writer.write(data)
                 await writer.drain()
             if not link.cut:

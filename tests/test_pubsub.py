@@ -686,6 +686,38 @@ async def test_an_awaited_subscribe_returns_once_redis_confirmed_it(
         await asyncio.wait_for(b.subscriptions_sent(), 0.1)  # (nothing new: at once)
 
 
+async def test_a_publish_waits_for_the_subscriptions_made_before_it_to_be_confirmed(
+    redis_server: RedisServer,
+) -> None:
+    # (From a review.) A message this process published went out once the
+    # subscriptions made before it were written, on the other connection: one
+    # whose SUBSCRIBE was delayed on the way (a slow path, a retransmission)
+    # reached Redis after the PUBLISH, and another process's answer to that
+    # message, on the subscribed topic, was lost. Here the subscriber
+    # connection is held by a proxy: Redis saw the PUBLISH first.
+    nb = RecordingNode("node-b")
+    monitor_client = aioredis.from_url(redis_server.url)
+    async with Proxy(redis_server.port) as proxy, monitor_client.monitor() as monitor:
+        b = RedisBroker(f"redis://127.0.0.1:{proxy.port}/0")
+        await b.attach(nb)
+        try:
+            await wait_for(lambda: b.up, what="the broker up")
+            assert proxy.hold(lambda link: b"SUBSCRIBE" in link.from_client) == 1
+            b.subscribe(nb, "answers")
+            assert b.publish(nb, "questions", "anyone?")
+            await asyncio.sleep(0.3)
+            proxy.release()
+            seen: list[str] = []
+            while not any(c.startswith("PUBLISH") for c in seen):
+                command = (await asyncio.wait_for(monitor.next_command(), TIMEOUT))["command"]
+                if command.startswith(("SUBSCRIBE wsserver:topic:", "PUBLISH wsserver:topic:")):
+                    seen.append(command)
+            assert seen[0] == "SUBSCRIBE wsserver:topic:answers", seen
+        finally:
+            await b.detach(nb)
+    await monitor_client.aclose()
+
+
 async def test_a_handler_awaits_its_subscription_before_saying_so(
     redis_server: RedisServer,
 ) -> None:

@@ -235,19 +235,17 @@ class RedisBroker(Broker):
         self._changes: dict[str, None] = {}
         self._changes_ready = asyncio.Event()
         #: The changes of the subscriptions made so far (while kept), and how
-        #: many of them are written; each round of writes sets its event (and
-        #: makes the next one). _send() waits for those made before its batch:
-        #: a message never goes out ahead of a subscription made before it was
-        #: published (another process's answer to it would come before that
-        #: SUBSCRIBE), nor waits for changes that come after it.
+        #: many of them are in effect: Redis confirmed them (written is not
+        #: enough: the SUBSCRIBE may reach Redis after what goes on another
+        #: connection meanwhile). Each round that subscribes waits for the
+        #: confirmation of its last channel (Redis answers in order), a round
+        #: without a SUBSCRIBE for that of the round before it, if still
+        #: awaited; each round confirmed sets its event (and makes the next
+        #: one). subscriptions_sent() waits for them, and _send() for those
+        #: made before its batch: a message never goes out ahead of a
+        #: subscription made before it was published (another process's
+        #: answer to it would find none), nor waits for changes after it.
         self._changes_made = 0
-        self._changes_sent = 0
-        self._round_sent = asyncio.Event()
-        #: And how many of them are in effect: Redis confirmed them (what
-        #: another process publishes then is heard; subscriptions_sent()).
-        #: Each round that subscribes waits for the confirmation of its last
-        #: channel (Redis answers in order), a round without a SUBSCRIBE for
-        #: that of the round before it, if still awaited.
         self._changes_confirmed = 0
         self._round_confirmed = asyncio.Event()
         self._confirming: deque[tuple[bytes, int]] = deque()
@@ -417,18 +415,6 @@ class RedisBroker(Broker):
         if confirming and confirming[0][0] == channel:
             self._confirmed_up_to(confirming.popleft()[1])
 
-    async def _sent_up_to(self, made: int) -> None:
-        """Wait until the first ``made`` changes are written (or the
-        connection ends: the next one subscribes to what is wanted then)."""
-        while self._changes_sent < made:
-            await self._round_sent.wait()
-
-    def _written_up_to(self, made: int) -> None:
-        """The first ``made`` changes are written (or no longer to be)."""
-        self._changes_sent = max(self._changes_sent, made)
-        done, self._round_sent = self._round_sent, asyncio.Event()
-        done.set()
-
     def _changed(self, topic: str) -> None:
         if self._keeping_changes:
             self._changes[topic] = None
@@ -591,9 +577,8 @@ class RedisBroker(Broker):
                 self._keeping_changes = False
                 self._changes.clear()
                 self._changes_ready.clear()
-                self._written_up_to(self._changes_made)  # (no one waits for this one)
                 self._confirming.clear()
-                self._confirmed_up_to(self._changes_made)
+                self._confirmed_up_to(self._changes_made)  # (no one waits for this one)
                 self._dirty.clear()
                 # (Shielded: detach() cancels this task again while it stops,
                 # and waits for this close; see _closing.)
@@ -638,8 +623,7 @@ class RedisBroker(Broker):
         self._changes.clear()
         self._changes_ready.clear()
         self._confirming.clear()
-        subscribed = self._changes_made
-        self._written_up_to(subscribed)  # (those below go before any publish)
+        subscribed = self._changes_made  # (those below go before any publish)
         self._keeping_changes = True  # (until this connection ends: see _run())
         await self._subscribe(
             pubsub,
@@ -715,7 +699,7 @@ class RedisBroker(Broker):
         """Send the subscriptions that changed as soon as they change, many
         per command, new ones first: one that came later than a message
         published right after subscribing (a newcomer's answer) lost the
-        message. Until they are written, no message goes out (:meth:`_send`).
+        message. Until Redis confirmed them, no message goes out (:meth:`_send`).
 
         The confirmations are read by :meth:`_read`, on the same connection.
         """
@@ -738,7 +722,6 @@ class RedisBroker(Broker):
                 await pubsub.subscribe(*batch)
             for batch in _batches(gone):
                 await pubsub.unsubscribe(*batch)
-            self._written_up_to(made)
             if not confirming:
                 self._confirmed_up_to(made)  # (nothing subscribed: in effect once written)
 
@@ -817,8 +800,8 @@ class RedisBroker(Broker):
             # it: going again would publish that twice.
             idle = loop.time() - self._sent_at >= IDLE
             try:
-                if self._changes_sent < made:
-                    await self._sent_up_to(made)
+                if self._changes_confirmed < made:
+                    await self._confirmed(made)
                 await self._execute(pipeline, again=idle)
             except (RedisError, OSError, TimeoutError, asyncio.CancelledError):
                 # (Cancelled: the connection ended, or the broker stops.)
