@@ -202,15 +202,16 @@ class ClientResponse:
     @property
     def elapsed(self) -> datetime.timedelta:
         """The time from sending the request to having read the whole response
-        (httpx's ``elapsed``); a streamed response's, to the end of its
-        ``stream()`` block.
+        (httpx's ``elapsed``); a streamed response's, to the end of its body,
+        or of its ``stream()`` block if that came first.
 
         Raises:
-            RuntimeError: a streamed response whose block has not ended.
+            RuntimeError: a streamed response neither read to its end nor left.
         """
         if self._elapsed is None:
             raise RuntimeError(
-                "the elapsed time of a streamed response is known once its stream() block ended"
+                "the elapsed time of a streamed response is known once it was read "
+                "to its end or its stream() block ended"
             )
         return self._elapsed
 
@@ -449,6 +450,7 @@ class StreamedResponse(ClientResponse):
         "_h",
         "_pipe",
         "_timeout",
+        "_sent_at",
         "_started",
         "_whole",
         "runner",
@@ -463,6 +465,7 @@ class StreamedResponse(ClientResponse):
         h: h11.Connection,
         pipe: _Pipe,
         timeout: float | None,
+        sent_at: float,
     ) -> None:
         super().__init__(head.status, head.reason, head.headers, b"", head.http_version)
         self.url = head.url
@@ -470,6 +473,7 @@ class StreamedResponse(ClientResponse):
         self._h = h
         self._pipe = pipe
         self._timeout = timeout
+        self._sent_at = sent_at  # (time.perf_counter()'s, for elapsed)
         self._started = self._whole = self.consumed = self.left = False
         self.runner: Callable[[Any], Any] | None = None
 
@@ -504,6 +508,7 @@ class StreamedResponse(ClientResponse):
                 raise broken
             if piece is None:
                 self.consumed = True
+                self._ended(self._sent_at)  # (httpx's: once read to its end)
                 return
             yield piece
 
@@ -1077,8 +1082,21 @@ class QueryParams(Mapping[str, str]):
         """Every name and value."""
         return [(name, value) for name, values in self._values.items() for value in values]
 
+    def __str__(self) -> str:
+        """The arguments as a query string, form-encoded (as httpx writes them)."""
+        return urllib.parse.urlencode(self.multi_items())
+
     def __repr__(self) -> str:
-        return f"QueryParams({urllib.parse.urlencode(self.multi_items())!r})"
+        return f"QueryParams({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        """The same pairs, whatever their order (httpx's equality)."""
+        if not isinstance(other, QueryParams):
+            return False
+        return sorted(self.multi_items()) == sorted(other.multi_items())
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.multi_items())))
 
 
 def _on_site(items: list[tuple[str, str]], target: bytes, location: str) -> bytes | None:
@@ -2318,12 +2336,13 @@ class TestClient:
                 raise ConnectionError("the server switched protocols: use websocket()")
             self._keep_cookies(head.headers)
             head.url = _url(items, target)
-            response = StreamedResponse(head, self, h, pipe, seconds)
+            response = StreamedResponse(head, self, h, pipe, seconds, started)
             try:
                 yield response
             finally:
                 response.left = True
-                response._ended(started)
+                if response._elapsed is None:  # (not read to its end)
+                    response._ended(started)
             if response.consumed:
                 async with _within(seconds, "the application's run did not end"):
                     await self._application_done(pipe)
