@@ -2460,6 +2460,40 @@ async def test_an_app_that_catches_the_shutdown_cancellation_still_gets_its_503(
         expect_logged_error(caplog, "ASGI application returned without a response")
 
 
+async def test_an_app_that_cancels_itself_during_the_shutdown_gets_its_500(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its own cancellation, caught, while the server shuts down: not the
+    # shutdown's (whose grace is far from over). Returning without a response
+    # is the app's mistake: a 500, not the 503 of a request the shutdown cut.
+    entered = asyncio.Event()
+    closing = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        entered.set()
+        await closing.wait()
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # (never uncancelled)
+            await asyncio.sleep(1)
+
+    server = await run_asgi(app, shutdown_timeout=20)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /own HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    stopping = asyncio.create_task(server.close())
+    await wait_for(lambda: server.closing, what="the shutdown")
+    closing.set()
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    await asyncio.wait_for(stopping, TIMEOUT)
+    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer
+    expect_logged_error(caplog, "ASGI application returned without a response")
+
+
 async def test_concurrent_receives_each_get_messages(run_asgi: Any) -> None:
     # www.rst puts no limit on receive() calls at once: tasks of one app
     # reading the same WebSocket each get messages, each message once (the

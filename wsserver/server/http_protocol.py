@@ -2116,12 +2116,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
         Whatever the task made of its cancellation: ended by it, or caught it
         and returned (nothing), failed, or went on (the server's shutdown asks
-        this of those, before it cuts the connections). (``cancelling()``: the
-        cancellation is counted on the task even when it was caught.)
+        this of those, before it cuts the connections). Not one the application
+        cancelled itself meanwhile: its mistakes are its own (a 500).
         """
         if (
-            not self.server.closing
-            or task.cancelling() == 0
+            task not in self.server.cut_off
             or self.closing
             or self._h11.our_state is not h11.SEND_RESPONSE
         ):

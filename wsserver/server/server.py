@@ -236,6 +236,9 @@ class Server:
         self._closing: asyncio.Task[None] | None = None
         self._close_callers: set[asyncio.Task[Any]] = set()
         self._callers_changed: asyncio.Future[None] | None = None
+        #: The tasks the shutdown cancelled past its grace (not those an
+        #: application cancelled itself meanwhile): their clients get a 503.
+        self.cut_off: set[asyncio.Task[Any]] = set()
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
@@ -809,6 +812,7 @@ class Server:
             changed.cancel()
             every.cancel()
         self._callers_changed = None
+        self.cut_off = tasks
         for task in tasks:
             task.cancel()
         if tasks:
