@@ -76,6 +76,8 @@ class Cli:
     proc: asyncio.subprocess.Process
     port: int = 0
     lines: list[str] = field(default_factory=list)
+    #: Reads the rest of its stderr into ``lines`` (see :meth:`read_on`).
+    drainer: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -87,6 +89,10 @@ class Cli:
 
     async def wait(self) -> int:
         return await asyncio.wait_for(self.proc.wait(), TIMEOUT)
+
+    def read_on(self) -> None:
+        """Read its stderr into ``lines`` from now to its end, in a task."""
+        self.drainer = asyncio.create_task(_drain(self))
 
 
 async def _read_until_listening(cli: Cli, listening: re.Pattern[str]) -> None:
@@ -109,6 +115,38 @@ async def _drain(cli: Cli) -> None:
 
 
 @contextlib.asynccontextmanager
+async def spawned_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    command: tuple[str, ...] = (sys.executable, "-m", "wsserver"),
+    cwd: Path = ROOT,
+    pass_fds: tuple[int, ...] = (),
+) -> AsyncIterator[Cli]:
+    """Start ``command ARGS`` (``python -m wsserver ARGS``), its stderr piped;
+    yield it. At the end it is killed if still running, and its stderr read
+    to its end if the caller had it read on (:meth:`Cli.read_on`)."""
+    proc = await asyncio.create_subprocess_exec(
+        *command,
+        *args,
+        cwd=cwd,
+        env=child_env(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        pass_fds=pass_fds,
+    )
+    cli = Cli(proc)
+    try:
+        yield cli
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if cli.drainer is not None:
+            await asyncio.wait_for(cli.drainer, TIMEOUT)
+
+
+@contextlib.asynccontextmanager
 async def running_cli(
     *args: str,
     env: dict[str, str] | None = None,
@@ -123,29 +161,13 @@ async def running_cli(
 
     ``listening`` is the log line to wait for; its first group is the port.
     """
-    proc = await asyncio.create_subprocess_exec(
-        *command,
-        *args,
-        *(("--port", "0") if port_flag else ()),
-        cwd=cwd,
-        env=child_env(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        pass_fds=pass_fds,
-    )
-    cli = Cli(proc)
-    drainer: asyncio.Task[None] | None = None
-    try:
+    port = ("--port", "0") if port_flag else ()
+    async with spawned_cli(
+        *args, *port, env=env, command=command, cwd=cwd, pass_fds=pass_fds
+    ) as cli:
         await asyncio.wait_for(_read_until_listening(cli, re.compile(listening)), STARTUP_TIMEOUT)
-        drainer = asyncio.create_task(_drain(cli))
+        cli.read_on()
         yield cli
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if drainer is not None:
-            await asyncio.wait_for(drainer, TIMEOUT)
 
 
 async def run_cli_to_end(
@@ -221,47 +243,24 @@ async def signalled_while_starting(
 async def hung_up_while_starting(tmp_path: Path, *args: str) -> AsyncIterator[Cli]:
     """Run ``python -m wsserver ARGS --env-file FIFO --port 0``, send it SIGHUP
     while it reads the env file (a FIFO: it waits there, its first handlers
-    set, its event loop's not yet), then let it go on; yield it (its port set
-    once its log says it listens)."""
+    set, its event loop's not yet), then let it go on; yield it (its stderr
+    read on into its lines)."""
     fifo = tmp_path / "env"
     os.mkfifo(fifo)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsserver",
-        *args,
-        "--env-file",
-        str(fifo),
-        "--port",
-        "0",
-        cwd=ROOT,
-        env=child_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    cli = Cli(proc)
-    drainer: asyncio.Task[None] | None = None
-    try:
+    async with spawned_cli(*args, "--env-file", str(fifo), "--port", "0") as cli:
         # (Opened for writing once the process opened it for reading.)
         opening = asyncio.to_thread(os.open, fifo, os.O_WRONLY)
         fd = await asyncio.wait_for(opening, STARTUP_TIMEOUT)
         try:
-            proc.send_signal(signal.SIGHUP)
+            cli.proc.send_signal(signal.SIGHUP)
             await asyncio.sleep(0.2)  # (delivered)
             # A supervisor reads it again for each worker: a file from now on.
             (tmp_path / "env.file").write_text("")
             os.replace(tmp_path / "env.file", fifo)
         finally:
             os.close(fd)  # (the end of what it reads)
-        drainer = asyncio.create_task(_drain(cli))
+        cli.read_on()
         yield cli
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if drainer is not None:
-            await asyncio.wait_for(drainer, TIMEOUT)
 
 
 async def test_a_sighup_during_the_start_of_a_single_process_stops_it_once_it_can(
