@@ -713,29 +713,50 @@ def test_the_status_page_s_percentiles_are_prometheus_s() -> None:
 
 
 def test_the_status_page_s_percentiles_are_of_the_last_minute() -> None:
-    from wsserver.server.status import StatusBoard
+    from wsserver.server.status import added_latency, window
 
-    board = StatusBoard(None, "/_status", None)  # type: ignore[arg-type]
+    bounds = (0.001, 1.0, 2.5)
 
-    def histogram(fast: int, slow: int = 0) -> dict[str, dict[str, int]]:
-        # (fast: at most 1 ms; slow: 1 to 2.5 s.)
-        buckets = {"0.001": fast, "1.0": fast, "2.5": fast + slow, "+Inf": fast + slow}
-        return {"handshakes": buckets, "http": {}}
+    def sampled(*pairs: tuple[float, list[int]]) -> list[tuple[float, dict[str, list[int]]]]:
+        return [(when, {"http": counts}) for when, counts in pairs]
 
-    def latency(now: float, **workers: dict[str, dict[str, int]]) -> dict[str, Any]:
-        return dict(board._latency(now, workers)["handshakes"])
+    # (Per bucket: at most 1 ms, 1 ms to 1 s, 1 to 2.5 s, past it.)
+    samples = sampled((5.0, [2, 0, 0, 0]), (30.0, [5, 0, 0, 0]), (60.0, [8, 0, 1, 0]))
+    assert window(bounds, [10, 0, 1, 0], samples, "http", 30.0) == {
+        "0.001": 10, "1.0": 10, "2.5": 11, "+Inf": 11
+    }  # (started less than a minute ago: all of it)  # fmt: skip
+    assert window(bounds, [10, 0, 1, 0], samples, "http", 70.0)["+Inf"] == 9  # (since 5 s)
+    assert window(bounds, [10, 0, 1, 0], samples, "http", 95.0)["+Inf"] == 6  # (since 30 s)
+    assert window(bounds, [10, 0, 3, 0], samples, "http", 200.0) == {
+        "0.001": 2, "1.0": 2, "2.5": 4, "+Inf": 4
+    }  # (since 60 s: the newest a minute old)  # fmt: skip
 
-    assert latency(0.0, w1=histogram(10))["count"] == 10  # (no snapshot a minute old: all)
-    assert latency(30.0, w1=histogram(15))["count"] == 15
-    assert latency(61.0, w1=histogram(20))["count"] == 10  # since the snapshot of a minute ago
-    assert latency(95.0, w1=histogram(20))["count"] == 5  # (since 30 s)
-    assert latency(200.0, w1=histogram(20))["count"] == 0
-    # (From a review.) Each worker from its own of a minute ago: a worker
-    # replaced in its slot (its counts start again) and one that joined
-    # count what they did; one missing from a snapshot (its file late)
-    # does not bring its whole history back when it returns.
-    board = StatusBoard(None, "/_status", None)  # type: ignore[arg-type]
-    latency(0.0, w1=histogram(1000), w2=histogram(100_000))
-    latency(1.0, w1=histogram(1000))  # (w2's file skipped once)
-    late = latency(61.5, w1=histogram(0, 100), w2=histogram(100_000, 10), w3=histogram(0, 100))
-    assert late["count"] == 210 and 1000 < late["p50"] <= 2500, late
+    # Each worker's own window, added up (as Prometheus's sum(increase())); a
+    # worker of an older version, which sends none, adds nothing.
+    fast = {"0.001": 100, "1.0": 100, "2.5": 100, "+Inf": 100}
+    slow = {"0.001": 0, "1.0": 0, "2.5": 110, "+Inf": 110}
+    latency = added_latency([{"handshakes": fast}, {"handshakes": slow, "http": {}}, {}])
+    handshakes = latency["handshakes"]
+    assert handshakes["count"] == 210 and 1000 < handshakes["p50"] <= 2500, handshakes
+    assert latency["http"] == {"count": 0, "p50": None, "p99": None}
+
+
+async def test_a_status_page_opened_late_shows_the_last_window_not_all_time(
+    run_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The window was taken from the snapshots the page had seen: a page opened
+    # an hour after the start showed, for its first minute, the percentiles of
+    # the whole hour. Each process notes its own histograms from its start.
+    from wsserver.server import status
+
+    monkeypatch.setattr(status, "LATENCY_WINDOW", 0.6)
+    monkeypatch.setattr(status, "SAMPLE_EVERY", 0.1)
+    server = await run_server(routes(), status_path="/_status")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        for _ in range(5):
+            assert (await client.get("/page")).status_code == 200
+        await asyncio.sleep(1.0)  # (more than a window since)
+        assert (await client.get("/page")).status_code == 200
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/_status/ws") as feed:
+        snapshot = json.loads(await asyncio.wait_for(feed.recv(), 5))
+    assert snapshot["latency"]["http"]["count"] == 1, snapshot["latency"]

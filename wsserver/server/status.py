@@ -30,6 +30,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from ..app.routing import Router
 from ..errors import ConnectionClosed
 from ..protocol.handshake import is_same_origin
 from ..protocol.http import Response, error_response
-from .stats import MESSAGE_FIELDS
+from .stats import MESSAGE_FIELDS, Durations
 from .tokens import has_token, unauthorized
 from .websocket import WebSocket
 
@@ -60,6 +61,11 @@ FEED_CLOSE_CODES = "status_feed_close_codes"
 TIMED = ("handshakes", "http")
 #: Over how many seconds the page's percentiles are taken.
 LATENCY_WINDOW = 60.0
+#: How often (seconds) each process notes its TIMED histograms, from its start:
+#: the baselines its last window is taken from, whenever a page is opened.
+SAMPLE_EVERY = 5.0
+#: The key of a worker's figures that holds its histograms of the last window.
+LATENCY_KEY = "status_latency_window"
 
 
 class StatusBoard:
@@ -78,9 +84,10 @@ class StatusBoard:
         #: The last snapshot: when, what, and the figures of this process it is made of.
         self._snapshot: tuple[float, dict[str, Any], dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
-        #: Per worker (its row's name), its histograms in the snapshots of the
-        #: last LATENCY_WINDOW (and the newest before it): when, and the buckets.
-        self._timed: dict[str, collections.deque[tuple[float, dict[str, dict[str, int]]]]] = {}
+        self._sampler: asyncio.Task[None] | None = None
+        #: This process's TIMED histograms' counts, every SAMPLE_EVERY over the
+        #: last LATENCY_WINDOW (and the newest before it): when, and the counts.
+        self._samples: collections.deque[tuple[float, dict[str, list[int]]]] = collections.deque()
 
     def share(self, directory: str, worker: str) -> None:
         """Under workers (before the server starts): show the figures every worker
@@ -159,7 +166,7 @@ class StatusBoard:
                     if now_wall - partial.stat().st_mtime >= GONE:
                         partial.unlink()
         rows = {name: totals(figures) for name, figures in workers.items()}
-        latency = self._latency(now, {name: row.pop("durations") for name, row in rows.items()})
+        latency = added_latency([row.pop("durations") for row in rows.values()])
         snapshot = {
             "time": time.time(),
             "workers": workers,
@@ -170,55 +177,56 @@ class StatusBoard:
         self._snapshot = (now, snapshot, mine)
         return snapshot
 
-    def _latency(self, now: float, workers: dict[str, dict[str, dict[str, int]]]) -> dict[str, Any]:
-        """The median and 99th percentile (ms) of each of :data:`TIMED` over the
-        last :data:`LATENCY_WINDOW`, and how many there were (None without any).
+    def _timed(self) -> dict[str, Durations]:
+        """This process's histograms of :data:`TIMED`, by name."""
+        counters = self.server.counters
+        return {"handshakes": counters.handshake_seconds, "http": counters.http_seconds}
 
-        Each worker's histograms (``workers``: by row name) are taken from
-        its own of a window ago, then added up, as Prometheus's
-        ``sum(rate(...))`` does: a worker that joined, left, or missed a
-        snapshot does not bring or take away its whole history. One whose
-        counts went down is a new process in that slot (counted from 0); one
-        seen for less than a window, since its start.
-        """
-        window: dict[str, Counter[str]] = {kind: Counter() for kind in TIMED}
-        for name, durations in workers.items():
-            seen = self._timed.setdefault(name, collections.deque())
-            seen.append((now, durations))
-            while len(seen) > 1 and seen[1][0] <= now - LATENCY_WINDOW:
-                seen.popleft()  # (the newest at least a window old stays: the baseline)
-            base = seen[0][1] if seen[0][0] <= now - LATENCY_WINDOW else {}
-            for kind in TIMED:
-                before = base.get(kind, {})
-                counts = durations[kind]
-                if any(n < before.get(le, 0) for le, n in counts.items()):
-                    before = {}  # (restarted)
-                window[kind].update({le: n - before.get(le, 0) for le, n in counts.items()})
-        for name in list(self._timed):
-            if name not in workers and self._timed[name][-1][0] <= now - LATENCY_WINDOW:
-                del self._timed[name]  # (gone for a window: forgotten)
-        latency = {}
-        for kind in TIMED:
-            buckets = dict(window[kind])
-            latency[kind] = {
-                "count": buckets.get("+Inf", 0),
-                "p50": quantile(buckets, 0.5),
-                "p99": quantile(buckets, 0.99),
-            }
-        return latency
+    def _sample(self) -> None:
+        """Note this process's TIMED counts now (and forget those no longer needed)."""
+        now = time.monotonic()
+        samples = self._samples
+        samples.append((now, {kind: list(d.counts) for kind, d in self._timed().items()}))
+        while len(samples) > 1 and samples[1][0] <= now - LATENCY_WINDOW:
+            samples.popleft()  # (the newest at least a window old stays: the baseline)
+
+    async def _sample_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_EVERY)
+            self._sample()
+
+    def latency_window(self) -> dict[str, dict[str, int]]:
+        """This process's TIMED histograms of the last LATENCY_WINDOW: see :func:`window`."""
+        now = time.monotonic()
+        return {
+            kind: window(d.bounds, d.counts, self._samples, kind, now)
+            for kind, d in self._timed().items()
+        }
 
     def _with_feeds(self, stats: dict[str, Any]) -> dict[str, Any]:
         """``stats`` with this process's feeds' close codes (a copy: ``stats``
         is shared, see :meth:`Server.recent_stats`)."""
         own = self.server.counters.own_close_codes
-        return {**stats, FEED_CLOSE_CODES: {str(code): n for code, n in own.items()}}
+        return {
+            **stats,
+            FEED_CLOSE_CODES: {str(code): n for code, n in own.items()},
+            LATENCY_KEY: self.latency_window(),
+        }
 
     def start(self) -> None:
-        """Under workers: write this worker's snapshot every second."""
+        """Note the histograms from now on; under workers, write this worker's
+        snapshot every second."""
+        loop = asyncio.get_running_loop()
+        if self._sampler is None:
+            self._sampler = loop.create_task(self._sample_forever())
         if self.directory is not None and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._publish_forever())
+            self._task = loop.create_task(self._publish_forever())
 
     async def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+            self._sampler = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -273,11 +281,54 @@ def totals(stats: dict[str, Any]) -> dict[str, Any]:
     codes = Counter({str(code): n for code, n in stats["close_codes"]["received"].items()})
     codes.subtract(stats.get(FEED_CLOSE_CODES, {}))
     total["close_codes"] = {code: n for code, n in codes.items() if n > 0}
-    durations = stats.get("durations", {})  # (a worker of an older version: none)
-    total["durations"] = {
-        kind: dict(durations[kind]["buckets"]) if kind in durations else {} for kind in TIMED
-    }
+    windows = stats.get(LATENCY_KEY, {})  # (a worker of an older version: none)
+    total["durations"] = {kind: dict(windows.get(kind, {})) for kind in TIMED}
     return total
+
+
+def window(
+    bounds: tuple[float, ...],
+    counts: list[int],
+    samples: Iterable[tuple[float, dict[str, list[int]]]],
+    kind: str,
+    now: float,
+) -> dict[str, int]:
+    """A histogram's last LATENCY_WINDOW, as Prometheus's ``increase()`` over it:
+    its per-bucket ``counts`` now less those of the newest of ``samples`` (when,
+    and the counts of each ``kind``) at least a window old, or, with
+    none that old (the process started less than a window ago), all of them.
+    Cumulative buckets, keyed as :meth:`Durations.report`'s."""
+    base: list[int] | None = None
+    for when, sampled in samples:
+        if when > now - LATENCY_WINDOW:
+            break
+        base = sampled[kind]
+    if base is not None:
+        counts = [n - b for n, b in zip(counts, base, strict=True)]
+    cumulative = list(accumulate(counts))
+    buckets = {repr(bound): n for bound, n in zip(bounds, cumulative, strict=False)}
+    buckets["+Inf"] = cumulative[-1]
+    return buckets
+
+
+def added_latency(windows: Iterable[dict[str, dict[str, int]]]) -> dict[str, Any]:
+    """The median and 99th percentile (ms) of each of :data:`TIMED` over the
+    workers' last windows (each its own, see :func:`window`) added up, as
+    Prometheus's ``sum(increase(...))``; and how many there were (None
+    without any)."""
+    added: dict[str, Counter[str]] = {kind: Counter() for kind in TIMED}
+    for row in windows:
+        for kind in TIMED:
+            added[kind].update(row.get(kind, {}))
+    latency = {}
+    for kind in TIMED:
+        buckets = dict(added[kind])
+        latency[kind] = {
+            "count": buckets.get("+Inf", 0),
+            "p50": quantile(buckets, 0.5),
+            "p99": quantile(buckets, 0.99),
+        }
+    return latency
 
 
 def added_up(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
