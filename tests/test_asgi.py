@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -2492,6 +2493,100 @@ async def test_an_app_that_cancels_itself_during_the_shutdown_gets_its_500(
     await asyncio.wait_for(stopping, TIMEOUT)
     assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer
     expect_logged_error(caplog, "ASGI application returned without a response")
+
+
+@pytest.mark.parametrize("shutting_down", [False, True])
+async def test_an_app_that_cancels_itself_uncaught_gets_its_client_a_500(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, shutting_down: bool
+) -> None:
+    # Ended cancelled by its own doing, nothing of its response sent: its
+    # client got a bare close, or, during a shutdown not yet past its grace,
+    # the 503 of a request the shutdown cut. A 500, as a Router handler's.
+    entered = asyncio.Event()
+    go = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        entered.set()
+        await go.wait()
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(1)
+
+    server = await run_asgi(app, shutdown_timeout=20)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /own HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    stopping = None
+    if shutting_down:
+        stopping = asyncio.create_task(server.close())
+        await wait_for(lambda: server.closing, what="the shutdown")
+    go.set()
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    if stopping is not None:
+        await asyncio.wait_for(stopping, TIMEOUT)
+    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer
+    expect_logged_error(caplog, "the ASGI application was cancelled before it answered")
+
+
+async def test_a_websocket_app_cut_off_in_its_handshake_that_catches_it_gets_a_503(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Cancelled past shutdown_timeout before it answered the handshake, it
+    # catches the CancelledError and returns: its client got a 500, where an
+    # HTTP app's gets the 503 of the shutdown.
+    entered = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        entered.set()
+        with contextlib.suppress(asyncio.CancelledError):  # (the mistake)
+            await asyncio.sleep(30)
+
+    server = await run_asgi(app, shutdown_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/ws"))
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer
+    expect_logged_error(caplog, "ASGI application returned without answering the handshake")
+
+
+async def test_the_tasks_a_shutdown_cut_off_are_not_kept_once_it_is_over(run_asgi: Any) -> None:
+    # (From a review.) Server.cut_off held them, and so their frames (the
+    # request, its body), for as long as the closed Server was kept.
+    entered = asyncio.Event()
+    kept: list[weakref.ref[Any]] = []
+
+    class Big:
+        pass
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        big = Big()
+        kept.append(weakref.ref(big))
+        entered.set()
+        await asyncio.sleep(30)
+
+    server = await run_asgi(app, shutdown_timeout=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 503 "), answer
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert kept[0]() is None
 
 
 async def test_concurrent_receives_each_get_messages(run_asgi: Any) -> None:

@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from wsserver import ConnectionClosedOK, Request, Router, WebSocket
-from wsserver.app.response import text
+from wsserver.app.response import StreamingResponse, text
 from wsserver.asgi.http import HttpCycle
 from wsserver.asgi.websocket import WebSocketSession
 from wsserver.protocol.connection import Connection
@@ -347,6 +347,75 @@ class TestShutdown:
         writer.close()
         assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer
         assert b"\r\nRetry-After: 1\r\n" in answer
+
+    @pytest.mark.parametrize("shutting_down", [False, True])
+    async def test_a_handler_that_cancels_itself_gets_its_client_a_500(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, shutting_down: bool
+    ) -> None:
+        # Cancelled by the application, not by the shutdown (whose grace is
+        # far from over): its client was left waiting on an open connection
+        # (a hang), or, during a shutdown, told 503 as if the shutdown had cut
+        # it. Nothing of the response was written: a 500, as for a failure.
+        entered = asyncio.Event()
+        go = asyncio.Event()
+        routes = Router()
+
+        @routes.get("/own")
+        async def own(request: Request) -> Any:
+            entered.set()
+            await go.wait()
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            await asyncio.sleep(1)
+            return text("not reached")
+
+        server = await run_server(routes, shutdown_timeout=20)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /own HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(entered.wait(), 5)
+        stopping = None
+        if shutting_down:
+            stopping = asyncio.create_task(server.close())
+            await wait_for(lambda: server.closing, what="the shutdown")
+        go.set()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.close()
+        if stopping is not None:
+            await asyncio.wait_for(stopping, 5)
+        assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer
+        assert server.counters.handler_errors == 1
+        assert any("was cancelled before it answered" in r.getMessage() for r in caplog.records)
+
+    async def test_a_streamed_response_whose_handler_is_cancelled_is_cut_short(
+        self, run_server: StartServer
+    ) -> None:
+        # Part of its body was sent: the connection is closed (the client sees
+        # the body end too soon), not left open mid-response.
+        routes = Router()
+        tasks: list[asyncio.Task[Any]] = []
+
+        async def pieces() -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            tasks.append(task)
+            yield b"first piece"
+            await asyncio.sleep(30)
+            yield b"never"
+
+        @routes.get("/stream")
+        async def stream(request: Request) -> Any:
+            return StreamingResponse(pieces())
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = await asyncio.wait_for(reader.readuntil(b"first piece"), 5)
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+        tasks[0].cancel()
+        rest = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert not rest.endswith(b"0\r\n\r\n"), rest  # (cut short: no last chunk)
 
     async def test_handshake_during_shutdown_gets_503(self, run_server: StartServer) -> None:
         from .helpers import upgrade_request

@@ -179,7 +179,10 @@ class WebSocketSession:
             if ws.open:
                 ws.start_close(code, reason)
         elif phase is not Phase.CLOSED and not self._http().closing:
-            self._deny(error_response(500, "Internal Server Error"))
+            task = asyncio.current_task()
+            # (Cut off by the shutdown, past its grace: its 503, as an HTTP app's.)
+            if task is None or not self._http().answer_cut_off(task):
+                self._deny(error_response(500, "Internal Server Error"))
 
     # --------------------------------------------------------------- receive
 

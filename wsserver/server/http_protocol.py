@@ -1102,6 +1102,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # a handler that caught its CancelledError and returned nothing
             # (or failed): not the 500 of its mistake. (What it did is logged.)
             cut_off = self.answer_cut_off(task)
+            if task.cancelled() and not cut_off:
+                self._cancelled_unanswered("the handler")
         if task.cancelled():
             return
         exc = task.exception()
@@ -1438,15 +1440,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._app_task is task:
             self._app_task = None
             if not self.lost and self.status != 101:
-                if (
-                    task.cancelled()
-                    and self.server.closing
-                    and self._h11.our_state is h11.SEND_RESPONSE
+                if task.cancelled() and (
+                    self.answer_cut_off(task) or self._cancelled_unanswered("the ASGI application")
                 ):
-                    # Past shutdown_timeout, nothing of its response written:
-                    # the client gets an answer, as a Router handler's does.
-                    self._shutting_down()
-                    return
+                    return  # (answered, as a Router handler's client is)
                 # Otherwise ended mid-request (mid-response: cut short).
                 self.close_transport()
 
@@ -2126,6 +2123,31 @@ class HttpProtocol(asyncio.BufferedProtocol):
         ):
             return False
         self._shutting_down()
+        return True
+
+    def _cancelled_unanswered(self, what: str) -> bool:
+        """A request's task that ended cancelled, not by the shutdown (by the
+        application itself, say): a 500 for its client, if still there and
+        nothing of the response was written; whether it was sent. (Cut short
+        midway, the response's writer closes the connection.)"""
+        if self.lost or self.closing or self._h11.our_state is not h11.SEND_RESPONSE:
+            return False
+        request = self.request
+        path = printable(request.path) if request else "-"
+        logger.error(
+            "%s was cancelled before it answered %s from %s (not by the server): 500",
+            what,
+            path,
+            peer(self.client_address),
+            extra=error_fields(
+                request.target.partition("?")[0] if request else None,
+                self.client_address,
+                request.route.name if request and request.route else None,
+            ),
+        )
+        self.server.app_failed(f"{what} was cancelled before it answered", None, self.transport)
+        route = request.route if request is not None else None
+        self.http_error(500, "Internal Server Error", format=getattr(route, "error_format", "text"))
         return True
 
     def _shutting_down(self) -> None:

@@ -869,6 +869,7 @@ class Server:
         if handshaking:
             await asyncio.wait(handshaking, timeout=1.0)
         self._handshaking.clear()  # (a cancelled task's traceback may keep its key alive)
+        self.cut_off = set()  # (their frames: a closed Server may be kept)
         if self._server is not None:
             await self._server.wait_closed()
             for watcher in self._watchers:
