@@ -56,6 +56,7 @@ from ..protocol.http import (
     h11_response,
     render_response,
     request_field,
+    shared_request_field,
     split_absolute_form,
     valid_host,
     with_defaults,
@@ -684,7 +685,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # is read instead (h11 is pinned to 0.16).
         for _, name, value in event.headers._full_items:
             head_size += len(name) + len(value) + 4
-            field = request_field(name, value)
+            # (The shared pair looked up first: request_field() is a call more.)
+            field = shared_request_field((name, value)) or request_field(name, value)
             if field is None:
                 self.http_error(400, "Control character in a header value.")
                 return False
