@@ -512,6 +512,60 @@ def test_read_messages_agrees_with_the_parser(data: list[bytes], max_size: int |
     assert fast_first() == pieces_only()
 
 
+@st.composite
+def close_frame_give_or_take(draw: st.DrawFn) -> bytes:
+    """A close frame, valid or not (its code, reason, length, bits, mask), maybe cut or extended."""
+    code = draw(st.sampled_from([1000, 1001, 1005, 1006, 1015, 2999, 3000, 4999, 5000, 0]))
+    reason = draw(st.text(max_size=10)).encode("utf-8", "surrogatepass")
+    payload = draw(
+        st.sampled_from([b"", b"\x03"])
+        | st.just(struct.pack("!H", code) + reason)
+        | st.just(struct.pack("!H", code) + reason + b"\xff")
+        | st.just(struct.pack("!H", code) + b"x" * 124)
+    )
+    b0 = draw(st.sampled_from([0x88, 0x88, 0x88, 0x08, 0xC8, 0x98, 0x89]))
+    masked = draw(st.sampled_from([True, True, True, False]))
+    head = bytes([b0, (0x80 if masked else 0) | min(len(payload), 126)])
+    if len(payload) > 125:
+        head += struct.pack("!H", len(payload))
+    mask = draw(st.binary(min_size=4, max_size=4))
+    data = head + (mask + _apply_mask_python(payload, mask) if masked else payload)
+    cut = draw(st.integers(-3, 3))
+    return data[: len(data) + cut] if cut < 0 else data + os.urandom(cut)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.lists(close_frame_give_or_take() | one_frame_give_or_take(), max_size=4))
+def test_read_close_agrees_with_the_parser(data: list[bytes]) -> None:
+    # A close frame read by read_close() is the one next_piece() and
+    # parse_close() give; an invalid one is left to them, which fail it.
+    wire = b"".join(data)
+
+    def read(fast: bool) -> list[Any] | None:
+        parser = FrameParser()
+        parser.feed(wire)
+        out: list[Any] = []
+        try:
+            while True:
+                close = parser.read_close() if fast else None
+                if close is not None:
+                    out.append(("close", close))
+                    continue
+                piece = parser.next_piece()
+                if piece is None:
+                    break
+                if piece.opcode is Opcode.CLOSE:
+                    out.append(("close", parse_close(piece.payload)))
+                else:
+                    out.append((piece.opcode, piece.payload, piece.fin, piece.length))
+        except ProtocolError as exc:
+            out.append(("error", exc.close_code))
+            return out
+        return [*out, parser.buffered]
+
+    assert read(fast=True) == read(fast=False)
+
+
 class TestCollectPayload:
     """A large data frame's payload assembled in one buffer (FrameParser.collect_payload)."""
 

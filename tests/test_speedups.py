@@ -54,6 +54,7 @@ def python_path() -> Iterator[None]:
     with (
         patch.object(frames, "apply_mask", frames._apply_mask_python),
         patch.object(frames, "read_messages", frames._read_messages_python),
+        patch.object(frames, "read_close", frames._read_close_python),
         patch.object(frames, "build_frame", frames._build_frame_python),
         patch.object(frames, "PayloadBuffer", frames._PayloadBufferPython),
         patch.object(connection, "build_frame", frames._build_frame_python),
@@ -64,6 +65,7 @@ def python_path() -> Iterator[None]:
 def test_the_accelerator_is_what_the_frame_layer_uses() -> None:
     assert frames.apply_mask is _speedups.apply_mask
     assert frames.read_messages is _speedups.read_messages
+    assert frames.read_close is _speedups.read_close
     assert frames.build_frame is _speedups.build_frame
     assert connection.build_frame is _speedups.build_frame
     assert frames.PayloadBuffer is _speedups.PayloadBuffer
@@ -73,9 +75,11 @@ def test_the_accelerator_is_what_the_frame_layer_uses() -> None:
 
 
 @st.composite
-def client_frame(draw: st.DrawFn) -> bytes:
+def client_frame(
+    draw: st.DrawFn, opcodes: tuple[int, ...] = (0, 1, 1, 2, 2, 3, 8, 9, 10, 11)
+) -> bytes:
     """One frame as a client might send it, valid or not, of any length class."""
-    opcode = draw(st.sampled_from([0, 1, 1, 2, 2, 3, 8, 9, 10, 11]))
+    opcode = draw(st.sampled_from(opcodes))
     fin = draw(st.booleans()) if opcode < 8 else draw(st.sampled_from([True, True, False]))
     rsv = draw(st.sampled_from([0, 0, 0, 0x40, 0x20, 0x10]))
     masked = draw(st.sampled_from([True, True, True, False]))
@@ -126,6 +130,45 @@ def test_read_messages(wire: bytes, pos: int, max_size: int | None, kind: type) 
         assert outcome(_speedups.read_messages, data, pos, limit) == outcome(
             frames._read_messages_python, data, pos, limit
         )
+
+
+#: Mostly close frames (valid or not: codes, reasons, lengths, masks, RSV
+#: bits, fragmented), among others.
+close_wires = st.lists(client_frame(opcodes=(8, 8, 8, 0, 1, 9)), max_size=3).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    wire=close_wires | wires,
+    pos=st.integers(0, 40),
+    kind=st.sampled_from([bytes, bytearray, memoryview]),
+)
+def test_read_close(wire: bytes, pos: int, kind: type) -> None:
+    pos = min(pos, len(wire))
+    data = kind(wire)
+    assert outcome(_speedups.read_close, data, pos) == outcome(frames._read_close_python, data, pos)
+
+
+@pytest.mark.parametrize("read_close", [frames._read_close_python, "accelerator"])
+def test_read_close_reads_only_what_parse_close_takes(read_close: Any) -> None:
+    if read_close == "accelerator":
+        read_close = _speedups.read_close
+    mask = b"\x01\x02\x03\x04"
+
+    def close(payload: bytes, b0: int = 0x88) -> bytes:
+        return bytes([b0, 0x80 | len(payload)]) + mask + frames._apply_mask_python(payload, mask)
+
+    assert read_close(close(b""), 0) == (1005, "", 6)
+    assert read_close(close(b"\x03\xe8bye"), 0) == (1000, "bye", 11)
+    assert read_close(b"xx" + close(b"\x0f\xa0\xc3\xa9") + b"more", 2) == (4000, "\xe9", 12)
+    for invalid in (b"\x03", b"\x03\xed", b"\x03\xe8\xff", b"\x03\xe8" + b"x" * 124):
+        assert read_close(close(invalid), 0) is None  # 1-byte, 1005, bad UTF-8, 126 bytes
+    assert read_close(close(b"\x03\xe8", b0=0x08), 0) is None  # not final
+    assert read_close(close(b"\x03\xe8", b0=0xC8), 0) is None  # RSV1
+    assert read_close(b"\x88\x02\x03\xe8", 0) is None  # unmasked
+    assert read_close(close(b"\x03\xe8bye")[:-1], 0) is None  # incomplete
+    long_form = b"\x88\xfe\x00\x02" + mask + frames._apply_mask_python(b"\x03\xe8", mask)
+    assert read_close(long_form, 0) is None  # its length not in the fewest bytes
 
 
 @pytest.mark.parametrize("read_messages", [frames._read_messages_python, "accelerator"])

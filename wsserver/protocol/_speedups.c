@@ -1,6 +1,6 @@
 /* Optional C accelerator for wsserver's frame layer.
  *
- * Three functions and a type, each the twin of a pure-Python reference in
+ * Four functions and a type, each the twin of a pure-Python reference in
  * wsserver/protocol/frames.py (the reference defines what they do; a
  * Hypothesis test in tests/test_speedups.py feeds both the same input):
  *
@@ -11,6 +11,10 @@
  *       buf[pos:], unmasked (text decoded from UTF-8) in one call; stops at the
  *       first frame that is anything else, incomplete, over max_size or (text)
  *       not valid UTF-8, and returns where it stopped.
+ *   read_close(buf, pos) -> (code, reason, pos) or None
+ *       a whole, valid, masked close frame at buf[pos:], in one call (the
+ *       closing handshake's); None when the frame there is anything else,
+ *       incomplete, or an invalid close frame.
  *   build_frame(opcode, payload, fin, rsv1) -> bytes
  *       an unmasked frame: header and payload (str: its UTF-8) in one object.
  *   PayloadBuffer(size): .add(masked, mask), .take() -> bytes
@@ -219,6 +223,87 @@ read_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
 fail:
     Py_DECREF(messages);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* The close codes a close frame may carry (RFC 6455 7.4; frames.is_valid_close_code). */
+static int
+valid_close_code(unsigned int code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+static PyObject *
+read_close(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos, n;
+    PyObject *result = NULL, *reason = NULL;
+    unsigned char payload[125];
+    const unsigned char *buf;
+    unsigned int code = 1005; /* an empty payload: no code (NO_STATUS_RCVD) */
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "read_close() takes exactly 2 arguments");
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (pos < 0 || pos > view.len) {
+        PyErr_SetString(PyExc_ValueError, "pos out of range");
+        goto done;
+    }
+    buf = (const unsigned char *)view.buf + pos;
+    /* A final close frame without RSV bits, masked, its length in one byte
+     * (a control frame's is at most 125), whole: anything else is the general
+     * path's to read or to fail. */
+    if (view.len - pos < 6 || buf[0] != 0x88 || buf[1] < 0x80 || (buf[1] & 0x7F) > 125) {
+        goto none;
+    }
+    n = buf[1] & 0x7F;
+    if (view.len - pos - 6 < n || n == 1) {
+        goto none; /* incomplete, or a 1-byte payload (no code: invalid) */
+    }
+    if (n == 0) {
+        reason = PyUnicode_FromStringAndSize("", 0);
+    }
+    else {
+        unmask(buf + 6, payload, n, buf + 2);
+        code = ((unsigned int)payload[0] << 8) | payload[1];
+        if (!valid_close_code(code)) {
+            goto none;
+        }
+        reason = PyUnicode_DecodeUTF8((const char *)payload + 2, n - 2, NULL);
+    }
+    if (reason == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+            PyErr_Clear(); /* left for the general path, which fails it */
+            goto none;
+        }
+        goto done;
+    }
+    {
+        PyObject *code_obj = PyLong_FromUnsignedLong(code);
+        PyObject *end = PyLong_FromSsize_t(pos + 6 + n);
+        if (code_obj != NULL && end != NULL) {
+            result = PyTuple_Pack(3, code_obj, reason, end);
+        }
+        Py_XDECREF(code_obj);
+        Py_XDECREF(end);
+        Py_DECREF(reason);
+    }
+    goto done;
+none:
+    result = Py_None;
+    Py_INCREF(result);
 done:
     PyBuffer_Release(&view);
     return result;
@@ -511,6 +596,8 @@ static PyMethodDef speedups_methods[] = {
      "apply_mask(data, mask) -> bytes: XOR data with the 4-byte mask repeated."},
     {"read_messages", (PyCFunction)(void (*)(void))read_messages, METH_FASTCALL,
      "read_messages(buf, pos, max_size) -> (messages, pos): the whole small messages at buf[pos:]."},
+    {"read_close", (PyCFunction)(void (*)(void))read_close, METH_FASTCALL,
+     "read_close(buf, pos) -> (code, reason, pos) or None: a whole, valid close frame at buf[pos:]."},
     {"build_frame", (PyCFunction)(void (*)(void))build_frame, METH_FASTCALL,
      "build_frame(opcode, payload, fin, rsv1) -> bytes: an unmasked frame."},
     {NULL, NULL, 0, NULL},

@@ -273,15 +273,14 @@ class Connection:
         else:
             events = []
             parser.feed(data)
+        # (Whole small messages were read above, when they could be: the loop
+        # starts with the frame after them.)
         while self.close_received is None:
             try:
-                if not self._msg_opcode and self.failure is None:
-                    # Fast path: whole small messages (most reads are one).
-                    messages = parser.read_messages(max_size)
-                    if messages:
-                        events += messages
-                        if not parser.buffered:
-                            break
+                if self.failure is None and (close := parser.read_close()) is not None:
+                    # Fast path: a whole, valid close frame (the closing handshake).
+                    self._close_received(close[0], close[1], events)
+                    break
                 piece = parser.next_piece()
                 if piece is None:
                     break
@@ -312,6 +311,14 @@ class Connection:
                         break
                 if not parser.buffered:
                     break
+                if self.close_received is None and not self._msg_opcode and self.failure is None:
+                    # Fast path: whole small messages after that frame (none
+                    # after a close frame: what follows it is not read).
+                    messages = parser.read_messages(max_size)
+                    if messages:
+                        events += messages
+                        if not parser.buffered:
+                            break
             except ProtocolError as exc:
                 self._violation(exc, events)
         return events

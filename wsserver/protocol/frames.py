@@ -208,6 +208,29 @@ def _build_frame_python(opcode: int, payload: str | Buffer, fin: bool, rsv1: boo
     return frame_header(opcode, len(data), fin, rsv1) + data
 
 
+def _read_close_python(buf: Buffer, pos: int) -> tuple[int, str, int] | None:
+    """A whole, valid, masked close frame at ``buf[pos:]``: its ``(code, reason)``
+    as :func:`parse_close` gives them, and where it ends.
+
+    None when the frame there is anything else, is incomplete, or is an
+    invalid close frame: :meth:`FrameParser.next_piece` reads that one, and
+    fails it as it fails any other (the C ``read_close`` does the same).
+    """
+    if len(buf) - pos < 6 or buf[pos] != 0x88:
+        return None  # not a final close frame without RSV bits
+    b1 = buf[pos + 1]
+    length = b1 & 0x7F
+    start = pos + 6
+    if b1 < 0x80 or length > 125 or len(buf) - start < length:
+        return None  # unmasked, its length not in one byte, or incomplete
+    payload = _apply_mask_python(buf[start : start + length], buf[pos + 2 : start])
+    try:
+        code, reason = parse_close(payload)
+    except ProtocolError:
+        return None
+    return code, reason, start + length
+
+
 class Payload(Protocol):
     """What :data:`PayloadBuffer` makes (the C type, or the pure-Python reference)."""
 
@@ -287,13 +310,14 @@ read_messages: Callable[[Buffer, int, int | None], tuple[list[str | bytes], int]
     _read_messages_python
 )
 build_frame: Callable[[int, str | Buffer, bool, bool], bytes] = _build_frame_python
+read_close: Callable[[Buffer, int], tuple[int, str, int] | None] = _read_close_python
 PayloadBuffer: Callable[[int], Payload] = _PayloadBufferPython
-#: Whether the C accelerator is in use (masking, reading small messages, building
-#: frames, assembling large payloads).
+#: Whether the C accelerator is in use (masking, reading small messages and close
+#: frames, building frames, assembling large payloads).
 SPEEDUPS = False
 if not os.environ.get("WSSERVER_NO_SPEEDUPS"):
     try:
-        from ._speedups import PayloadBuffer, apply_mask, build_frame, read_messages
+        from ._speedups import PayloadBuffer, apply_mask, build_frame, read_close, read_messages
     except ImportError:  # not built: no compiler, or an unusual platform
         pass
     else:
@@ -500,6 +524,28 @@ class FrameParser:
             return messages, left
         self.feed(data)
         return self.read_messages(max_size), len(self._buf) - self._pos
+
+    def read_close(self) -> tuple[int, str] | None:
+        """The closing handshake's fast path: a whole, valid close frame next in
+        the buffer, consumed, as ``(code, reason)`` (:func:`parse_close`'s).
+
+        None, with nothing consumed, when the next frame is anything else, or
+        while a payload is streaming or while discarding: :meth:`next_piece`
+        reads it (and fails an invalid close frame). One call where the
+        general path takes a dozen.
+        """
+        if self._need or self.discarding or not self.masked:
+            return None
+        buf = self._buf
+        found = read_close(buf, self._pos)
+        if found is None:
+            return None
+        code, reason, end = found
+        if end == len(buf):
+            self._drop_input()  # all of it read: let go of the bytes now
+        else:
+            self._pos = end
+        return code, reason
 
     @property
     def buffered(self) -> int:
