@@ -73,8 +73,13 @@ def comma_tokens(headers: Headers, name: str) -> list[str]:
     Only spaces and tabs are trimmed (HTTP's OWS, RFC 9110 5.6.3), never other
     whitespace.
     """
+    return _tokens(headers.getall(name))
+
+
+def _tokens(values: list[str]) -> list[str]:
+    """:func:`comma_tokens` of a header's ``values``."""
     tokens = []
-    for value in headers.getall(name):
+    for value in values:
         for item in value.split(","):
             item = item.strip(OWS)
             if item:
@@ -108,6 +113,18 @@ def is_upgrade_request(headers: Headers) -> bool:
     return _names_websocket(headers.getall("upgrade"))
 
 
+#: The headers :func:`check_request` reads, gathered in one pass.
+_CHECKED = frozenset(
+    (
+        "upgrade",
+        "connection",
+        "sec-websocket-version",
+        "sec-websocket-key",
+        "sec-websocket-protocol",
+    )
+)
+
+
 def check_request(method: str, http_version: str, headers: Headers) -> str:
     """Validate a WebSocket upgrade request; return its ``Sec-WebSocket-Key``.
 
@@ -116,7 +133,8 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
             asks for another version than 13; 405 for a method other than GET;
             400 for anything else that is wrong.
     """
-    upgrades = headers.getall("upgrade")
+    found = headers._group(_CHECKED)
+    upgrades = found.get("upgrade", [])
     if not _names_websocket(upgrades):
         raise HandshakeError(
             426,
@@ -129,9 +147,9 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         raise HandshakeError(400, "WebSocket upgrade requires HTTP/1.1.")
     if not _has_token(upgrades, "websocket"):
         raise HandshakeError(400, "The Upgrade header must be 'websocket'.")
-    if not _has_token(headers.getall("connection"), "upgrade"):
+    if not _has_token(found.get("connection", []), "upgrade"):
         raise HandshakeError(400, "The Connection header must contain 'upgrade'.")
-    versions = headers.getall("sec-websocket-version")
+    versions = found.get("sec-websocket-version", [])
     version = versions[0].strip(OWS) if len(versions) == 1 else ""
     if version != "13":
         elements = [v.strip(OWS) for value in versions for v in value.split(",")]
@@ -143,7 +161,7 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
             f"{said} Sec-WebSocket-Version: this server speaks version 13.",
             [("Sec-WebSocket-Version", "13")],
         )
-    keys = headers.getall("sec-websocket-key")
+    keys = found.get("sec-websocket-key", [])
     if len(keys) != 1:
         raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required.")
     key = keys[0].strip(OWS)
@@ -154,10 +172,11 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         raw = b""
     if len(raw) != 16:
         raise HandshakeError(400, "Sec-WebSocket-Key must be base64 of 16 bytes.")
-    # RFC 6455 4.1, 11.3.4: each subprotocol offered is a token.
-    for offered in comma_tokens(headers, "sec-websocket-protocol"):
-        if TOKEN_RE.fullmatch(offered) is None:
-            raise HandshakeError(400, "Malformed Sec-WebSocket-Protocol: not a token.")
+    if "sec-websocket-protocol" in found:
+        # RFC 6455 4.1, 11.3.4: each subprotocol offered is a token.
+        for offered in _tokens(found["sec-websocket-protocol"]):
+            if TOKEN_RE.fullmatch(offered) is None:
+                raise HandshakeError(400, "Malformed Sec-WebSocket-Protocol: not a token.")
     return key
 
 

@@ -21,7 +21,7 @@ import email.utils
 import html
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Literal, TypeVar, overload
 
@@ -268,6 +268,20 @@ class Headers(Mapping[str, str]):
             if item_name == key:
                 values.append(value)
         return default if not values and default is not None else values
+
+    def _group(self, names: Collection[str]) -> dict[str, list[str]]:
+        """Every value of each of ``names`` (lowercase) in one pass, by name; a
+        name without any is left out. For the handshake's checks, which read
+        five headers: a :meth:`getall` each was a call and a scan each."""
+        found: dict[str, list[str]] = {}
+        for name, value in self._items:
+            if name in names:
+                values = found.get(name)
+                if values is None:
+                    found[name] = [value]
+                else:
+                    values.append(value)
+        return found
 
     def getone(self, name: str, default: Any = _MISSING) -> Any:
         """The first value of header ``name`` (multidict's name for it); when
