@@ -48,6 +48,7 @@ soak: $(STAMP)
 ## lint: ruff and mypy --strict
 lint: $(STAMP)
 	$(VENV)/bin/ruff check wsserver tests examples autobahn benchmarks
+	$(VENV)/bin/ruff format --check wsserver tests examples autobahn benchmarks
 	$(VENV)/bin/mypy --strict wsserver
 
 ## autobahn: the Autobahn fuzzingclient suite, compression on and off

@@ -451,7 +451,7 @@ class TestFinalBlocks:
     def test_the_rfc_example_inflates_however_it_is_framed(self) -> None:
         # RFC 7692 7.2.3.3: a final block, then an empty stored block whose
         # 00 00 ff ff the sender removed (one 00 byte left).
-        rfc = bytes.fromhex("f348cdc9c907" "00" "00")
+        rfc = bytes.fromhex("f348cdc9c9070000")
         for pieces in ([rfc], [rfc, b""], [rfc[:-1], rfc[-1:]]):
             conn = Connection(deflate=PerMessageDeflate())
             events: list[object] = []

@@ -211,9 +211,7 @@ async def _get(port: int, path: str = "/health") -> tuple[bytes, asyncio.StreamR
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    fields = dict(
-        line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line
-    )
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
     body = await reader.readexactly(int(fields.get(b"content-length", b"0")))
     return head + body, reader, writer
 

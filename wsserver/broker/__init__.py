@@ -32,9 +32,7 @@ def broker_from_url(
     if url is None or url == "memory":
         return MemoryBroker()
     if not isinstance(url, str):
-        raise ValueError(
-            f"broker must be a Broker, a URL or 'memory', not {type(url).__name__}"
-        )
+        raise ValueError(f"broker must be a Broker, a URL or 'memory', not {type(url).__name__}")
     if url.startswith(REDIS_SCHEMES):
         from .redis_backend import RedisBroker
 

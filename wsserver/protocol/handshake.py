@@ -133,7 +133,7 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
             asks for another version than 13; 405 for a method other than GET;
             400 for anything else that is wrong.
     """
-    found = headers._group(_CHECKED)
+    found = headers.grouped(_CHECKED)
     upgrades = found.get("upgrade", [])
     if not _names_websocket(upgrades):
         raise HandshakeError(
@@ -485,8 +485,7 @@ class Accept:
             subprotocol = self.subprotocol if answer.subprotocol is None else answer.subprotocol
             return self.with_answer(offered, subprotocol, answer.headers)
         raise TypeError(
-            f"on_connect hook returned {type(answer).__name__}, "
-            "not None, a Response or an accept()"
+            f"on_connect hook returned {type(answer).__name__}, not None, a Response or an accept()"
         )
 
 

@@ -269,7 +269,7 @@ class Headers(Mapping[str, str]):
                 values.append(value)
         return default if not values and default is not None else values
 
-    def _group(self, names: Collection[str]) -> dict[str, list[str]]:
+    def grouped(self, names: Collection[str]) -> dict[str, list[str]]:
         """Every value of each of ``names`` (lowercase) in one pass, by name; a
         name without any is left out. For the handshake's checks, which read
         five headers: a :meth:`getall` each was a call and a scan each."""
