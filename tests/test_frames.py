@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsserver.errors import ProtocolError
+from wsserver.protocol.connection import Connection
 from wsserver.protocol.frames import (
     COLLECT_MIN,
     SPEEDUPS,
@@ -464,7 +465,9 @@ def one_frame_give_or_take(draw: st.DrawFn) -> bytes:
         head = bytes([b0, (0x80 if masked else 0) | 126]) + struct.pack("!H", len(payload))
     data = head + (draw(st.binary(min_size=4, max_size=4)) if masked else b"") + payload
     cut = draw(st.integers(-3, 3))
-    return data[: len(data) + cut] if cut < 0 else data + os.urandom(cut)
+    return (
+        data[: len(data) + cut] if cut < 0 else data + draw(st.binary(min_size=cut, max_size=cut))
+    )
 
 
 @settings(max_examples=500, deadline=None)
@@ -531,7 +534,9 @@ def close_frame_give_or_take(draw: st.DrawFn) -> bytes:
     mask = draw(st.binary(min_size=4, max_size=4))
     data = head + (mask + _apply_mask_python(payload, mask) if masked else payload)
     cut = draw(st.integers(-3, 3))
-    return data[: len(data) + cut] if cut < 0 else data + os.urandom(cut)
+    return (
+        data[: len(data) + cut] if cut < 0 else data + draw(st.binary(min_size=cut, max_size=cut))
+    )
 
 
 @settings(max_examples=500, deadline=None)
@@ -564,6 +569,48 @@ def test_read_close_agrees_with_the_parser(data: list[bytes]) -> None:
         return [*out, parser.buffered]
 
     assert read(fast=True) == read(fast=False)
+
+
+class GeneralPathOnly(FrameParser):
+    """A parser whose fast path for close frames never takes one."""
+
+    __slots__ = ()
+
+    def read_close(self) -> tuple[int, str] | None:
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frames=st.lists(close_frame_give_or_take() | one_frame_give_or_take(), max_size=5),
+    cuts=st.lists(st.integers(1, 40), max_size=8),
+    max_size=st.sampled_from([None, 64]),
+)
+def test_a_connection_reads_the_same_with_and_without_the_close_frame_fast_path(
+    frames: list[bytes], cuts: list[int], max_size: int | None
+) -> None:
+    # (From a review: the test above feeds a parser once.) A Connection tries
+    # read_close() at each frame, and whole small messages after each one:
+    # fed in any chunks, it gives what the general path alone gives, call by
+    # call, and ends in the same state with the same bytes to send.
+    wire = b"".join(frames)
+
+    def run(fast: bool) -> list[Any]:
+        conn = Connection(max_size=max_size)
+        if not fast:
+            conn._parser = GeneralPathOnly(allow_rsv1=False)
+        calls = []
+        pos = 0
+        for cut in [*cuts, len(wire)]:
+            events = conn.receive_data(wire[pos : pos + cut])
+            pos += cut
+            calls.append([repr(event) for event in events])
+            if pos >= len(wire):
+                break
+        sent = b"".join(conn.data_to_send())
+        return [calls, conn.state, conn.close_received, conn.close_sent, repr(conn.failure), sent]
+
+    assert run(fast=True) == run(fast=False)
 
 
 class TestCollectPayload:
