@@ -417,6 +417,50 @@ class TestShutdown:
         writer.close()
         assert not rest.endswith(b"0\r\n\r\n"), rest  # (cut short: no last chunk)
 
+    async def test_a_stream_whose_producer_s_close_is_cancelled_leaves_no_hung_connection(
+        self, run_server: StartServer
+    ) -> None:
+        # (From a review.) Its whole body was sent; the producer's aclose(),
+        # cancelled by the application's own doing, ended the handler: the
+        # kept-alive connection was neither closed nor read again, and the
+        # client's next request on it waited for ever.
+        routes = Router()
+
+        class Pieces:
+            """One piece; closing it (after its end: aclose() is called all the
+            same) cancels the task that closes it."""
+
+            def __init__(self) -> None:
+                self.left = [b"all of it"]
+
+            def __aiter__(self) -> Pieces:
+                return self
+
+            async def __anext__(self) -> bytes:
+                if not self.left:
+                    raise StopAsyncIteration
+                return self.left.pop()
+
+            async def aclose(self) -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()
+                await asyncio.sleep(1)
+
+        @routes.get("/stream")
+        async def stream(request: Request) -> Any:
+            return StreamingResponse(Pieces())
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
+        assert first.startswith(b"HTTP/1.1 200 OK\r\n") and b"all of it" in first
+        writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        rest = await asyncio.wait_for(reader.read(), 5)  # an answer and a close, or a close
+        writer.close()
+        assert rest == b"" or rest.startswith(b"HTTP/1.1 "), rest
+
     async def test_handshake_during_shutdown_gets_503(self, run_server: StartServer) -> None:
         from .helpers import upgrade_request
 

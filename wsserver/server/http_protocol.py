@@ -1222,7 +1222,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.close_transport()
                 raise
         finally:
-            await producer.close()
+            try:
+                await producer.close()
+            except BaseException:
+                # Cancelled while closing it (the response whole or cut short):
+                # the connection goes no further, rather than idle for ever.
+                self.close_transport()
+                raise
         if self.closing:
             return  # the client is gone (its access line comes with connection_lost())
         self._streaming = False
