@@ -149,6 +149,21 @@ def test_read_close(wire: bytes, pos: int, kind: type) -> None:
     assert outcome(_speedups.read_close, data, pos) == outcome(frames._read_close_python, data, pos)
 
 
+@given(wire=close_wires | wires, past=st.integers(1, 3))
+def test_a_position_outside_the_buffer_is_refused_by_both_twins(wire: bytes, past: int) -> None:
+    # (From a review.) The C functions raised ValueError where their Python
+    # references read from the buffer's end (a negative position) or gave
+    # nothing (one past it).
+    for pos in (-past, len(wire) + past):
+        for function, args in (
+            (_speedups.read_close, ()),
+            (frames._read_close_python, ()),
+            (_speedups.read_messages, (None,)),
+            (frames._read_messages_python, (None,)),
+        ):
+            assert outcome(function, wire, pos, *args) == ("error", ValueError), function
+
+
 @pytest.mark.parametrize("read_close", [frames._read_close_python, "accelerator"])
 def test_read_close_reads_only_what_parse_close_takes(read_close: Any) -> None:
     if read_close == "accelerator":

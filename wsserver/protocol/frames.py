@@ -155,9 +155,14 @@ def _read_messages_python(
     messages and the position of the first byte not consumed.
 
     The reference for the C accelerator's ``read_messages``.
+
+    Raises:
+        ValueError: ``pos`` is not within ``buf`` (its end included).
     """
     messages: list[str | bytes] = []
     end = len(buf)
+    if not 0 <= pos <= end:
+        raise ValueError("pos out of range")
     while end - pos >= 2:
         b0 = buf[pos]
         b1 = buf[pos + 1]
@@ -215,7 +220,12 @@ def _read_close_python(buf: Buffer, pos: int) -> tuple[int, str, int] | None:
     None when the frame there is anything else, is incomplete, or is an
     invalid close frame: :meth:`FrameParser.next_piece` reads that one, and
     fails it as it fails any other (the C ``read_close`` does the same).
+
+    Raises:
+        ValueError: ``pos`` is not within ``buf`` (its end included).
     """
+    if not 0 <= pos <= len(buf):
+        raise ValueError("pos out of range")
     if len(buf) - pos < 6 or buf[pos] != 0x88:
         return None  # not a final close frame without RSV bits
     b1 = buf[pos + 1]
