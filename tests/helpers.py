@@ -56,6 +56,28 @@ async def wait_for(condition: Any, timeout: float = 10.0, what: str = "") -> Non
     raise AssertionError(f"timed out waiting for {what or condition}")
 
 
+async def answer_once_released(
+    server: Server, path: str, entered: asyncio.Event, go: asyncio.Event, *, shutting_down: bool
+) -> bytes:
+    """Send ``GET path``; once the application has it (``entered``), start the
+    server's shutdown if ``shutting_down`` (until it is closing), let the
+    application go on (``go``), and return all the client reads (the
+    shutdown then awaited)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await asyncio.wait_for(entered.wait(), 5)
+    stopping = None
+    if shutting_down:
+        stopping = asyncio.create_task(server.close())
+        await wait_for(lambda: server.closing, what="the shutdown")
+    go.set()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    if stopping is not None:
+        await asyncio.wait_for(stopping, 5)
+    return answer
+
+
 def echo_routes(*paths: str) -> Router:
     """A router that echoes every message at each of ``paths`` (default ``/``)."""
     routes = Router()

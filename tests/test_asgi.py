@@ -38,6 +38,7 @@ from wsserver.server.server import READ_SIZE
 
 from .helpers import (
     RawClient,
+    answer_once_released,
     cancelled_elsewhere,
     errors_logged,
     exchange,
@@ -2461,47 +2462,15 @@ async def test_an_app_that_catches_the_shutdown_cancellation_still_gets_its_503(
         expect_logged_error(caplog, "ASGI application returned without a response")
 
 
-async def test_an_app_that_cancels_itself_during_the_shutdown_gets_its_500(
-    run_asgi: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    # Its own cancellation, caught, while the server shuts down: not the
-    # shutdown's (whose grace is far from over). Returning without a response
-    # is the app's mistake: a 500, not the 503 of a request the shutdown cut.
-    entered = asyncio.Event()
-    closing = asyncio.Event()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if await lifespan_unsupported(scope):
-            return
-        entered.set()
-        await closing.wait()
-        task = asyncio.current_task()
-        assert task is not None
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):  # (never uncancelled)
-            await asyncio.sleep(1)
-
-    server = await run_asgi(app, shutdown_timeout=20)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /own HTTP/1.1\r\nHost: x\r\n\r\n")
-    await asyncio.wait_for(entered.wait(), TIMEOUT)
-    stopping = asyncio.create_task(server.close())
-    await wait_for(lambda: server.closing, what="the shutdown")
-    closing.set()
-    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
-    writer.close()
-    await asyncio.wait_for(stopping, TIMEOUT)
-    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer
-    expect_logged_error(caplog, "ASGI application returned without a response")
-
-
+@pytest.mark.parametrize("catches", [False, True])
 @pytest.mark.parametrize("shutting_down", [False, True])
-async def test_an_app_that_cancels_itself_uncaught_gets_its_client_a_500(
-    run_asgi: Any, caplog: pytest.LogCaptureFixture, shutting_down: bool
+async def test_an_app_that_cancels_itself_gets_its_client_a_500(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, catches: bool, shutting_down: bool
 ) -> None:
-    # Ended cancelled by its own doing, nothing of its response sent: its
-    # client got a bare close, or, during a shutdown not yet past its grace,
-    # the 503 of a request the shutdown cut. A 500, as a Router handler's.
+    # Its own cancellation, not the shutdown's (whose grace is far from
+    # over), nothing of its response sent. Ended by it, its client got a bare
+    # close; during a shutdown, caught or not, the 503 of a request the
+    # shutdown cut. A 500, as a Router handler's: the app's mistake.
     entered = asyncio.Event()
     go = asyncio.Event()
 
@@ -2513,23 +2482,19 @@ async def test_an_app_that_cancels_itself_uncaught_gets_its_client_a_500(
         task = asyncio.current_task()
         assert task is not None
         task.cancel()
-        await asyncio.sleep(1)
+        if catches:
+            with contextlib.suppress(asyncio.CancelledError):  # (never uncancelled)
+                await asyncio.sleep(1)
+        else:
+            await asyncio.sleep(1)
 
     server = await run_asgi(app, shutdown_timeout=20)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /own HTTP/1.1\r\nHost: x\r\n\r\n")
-    await asyncio.wait_for(entered.wait(), TIMEOUT)
-    stopping = None
-    if shutting_down:
-        stopping = asyncio.create_task(server.close())
-        await wait_for(lambda: server.closing, what="the shutdown")
-    go.set()
-    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
-    writer.close()
-    if stopping is not None:
-        await asyncio.wait_for(stopping, TIMEOUT)
+    answer = await answer_once_released(server, "/own", entered, go, shutting_down=shutting_down)
     assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer
-    expect_logged_error(caplog, "the ASGI application was cancelled before it answered")
+    if catches:
+        expect_logged_error(caplog, "ASGI application returned without a response")
+    else:
+        expect_logged_error(caplog, "the ASGI application was cancelled before it answered")
 
 
 async def test_a_websocket_app_cut_off_in_its_handshake_that_catches_it_gets_a_503(

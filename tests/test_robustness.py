@@ -24,7 +24,7 @@ from wsserver.server.inbox import Inbox
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, echo_routes, wait_for
+from .helpers import MASK, RawClient, answer_once_released, echo_routes, wait_for
 
 
 def queue_len(server: Any) -> int:
@@ -371,18 +371,9 @@ class TestShutdown:
             return text("not reached")
 
         server = await run_server(routes, shutdown_timeout=20)
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(b"GET /own HTTP/1.1\r\nHost: x\r\n\r\n")
-        await asyncio.wait_for(entered.wait(), 5)
-        stopping = None
-        if shutting_down:
-            stopping = asyncio.create_task(server.close())
-            await wait_for(lambda: server.closing, what="the shutdown")
-        go.set()
-        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        writer.close()
-        if stopping is not None:
-            await asyncio.wait_for(stopping, 5)
+        answer = await answer_once_released(
+            server, "/own", entered, go, shutting_down=shutting_down
+        )
         assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer
         assert server.counters.handler_errors == 1
         assert any("was cancelled before it answered" in r.getMessage() for r in caplog.records)
