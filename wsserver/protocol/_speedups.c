@@ -81,6 +81,22 @@ done:
     return result;
 }
 
+/* Get obj's bytes into view, pos within them (their end included): 0; else
+ * -1 with an exception set and nothing held (read_messages', read_close's). */
+static int
+buffer_at(PyObject *obj, Py_ssize_t pos, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (pos < 0 || pos > view->len) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "pos out of range");
+        return -1;
+    }
+    return 0;
+}
+
 /* Text payloads up to this size are unmasked on the stack before decoding. */
 #define STACK_TEXT 2048
 
@@ -115,12 +131,8 @@ read_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+    if (buffer_at(args[0], pos, &view) < 0) {
         return NULL;
-    }
-    if (pos < 0 || pos > view.len) {
-        PyErr_SetString(PyExc_ValueError, "pos out of range");
-        goto done;
     }
     messages = PyList_New(0);
     if (messages == NULL) {
@@ -254,12 +266,8 @@ read_close(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (pos == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+    if (buffer_at(args[0], pos, &view) < 0) {
         return NULL;
-    }
-    if (pos < 0 || pos > view.len) {
-        PyErr_SetString(PyExc_ValueError, "pos out of range");
-        goto done;
     }
     buf = (const unsigned char *)view.buf + pos;
     /* A final close frame without RSV bits, masked, its length in one byte
