@@ -1111,26 +1111,18 @@ class HttpProtocol(asyncio.BufferedProtocol):
         exc = task.exception()
         if exc is not None:
             # Counted and logged whether or not the client is still there.
-            request = self.request
             logger.error(
                 "error while handling %s from %s",
-                printable(request.path) if request else "-",
+                printable(self.request.path) if self.request else "-",
                 peer(self.client_address),
                 exc_info=exc,
-                extra=error_fields(
-                    request.target.partition("?")[0] if request else None,
-                    self.client_address,
-                    request.route.name if request and request.route else None,
-                ),
+                extra=self._error_fields(),
             )
             self.server.app_failed("the handler raised", exc, self.transport)
         if cut_off or self.lost or self.status == 101:
             return
         if exc is not None:
-            route = self.request.route if self.request is not None else None
-            self.http_error(
-                500, "Internal Server Error", format=getattr(route, "error_format", "text")
-            )
+            self._internal_error()
             return
         if not self._transport_closing:
             self.transport.resume_reading()
@@ -2140,23 +2132,30 @@ class HttpProtocol(asyncio.BufferedProtocol):
         midway, the response's writer closes the connection.)"""
         if self.lost or self.closing or self._h11.our_state is not h11.SEND_RESPONSE:
             return False
-        request = self.request
-        path = printable(request.path) if request else "-"
         logger.error(
             "%s was cancelled before it answered %s from %s (not by the server): 500",
             what,
-            path,
+            printable(self.request.path) if self.request else "-",
             peer(self.client_address),
-            extra=error_fields(
-                request.target.partition("?")[0] if request else None,
-                self.client_address,
-                request.route.name if request and request.route else None,
-            ),
+            extra=self._error_fields(),
         )
         self.server.app_failed(f"{what} was cancelled before it answered", None, self.transport)
-        route = request.route if request is not None else None
-        self.http_error(500, "Internal Server Error", format=getattr(route, "error_format", "text"))
+        self._internal_error()
         return True
+
+    def _error_fields(self) -> dict[str, object]:
+        """The fields of an application's error line (see error_fields()) for
+        the request at hand."""
+        request = self.request
+        if request is None:
+            return error_fields(None, self.client_address)
+        route = request.route.name if request.route else None
+        return error_fields(request.target.partition("?")[0], self.client_address, route)
+
+    def _internal_error(self) -> None:
+        """The 500 of the request at hand, in its route's error format."""
+        route = self.request.route if self.request is not None else None
+        self.http_error(500, "Internal Server Error", format=getattr(route, "error_format", "text"))
 
     def _shutting_down(self) -> None:
         """The 503 of a request the shutdown leaves unanswered."""

@@ -109,10 +109,18 @@ class Durations:
     def report(self) -> dict[str, Any]:
         """``buckets`` (upper bound as text, as Prometheus writes it -> how many at
         most that long, ``+Inf`` last), ``sum`` (seconds) and ``count``."""
-        cumulative = list(accumulate(self.counts))
-        buckets = {repr(bound): n for bound, n in zip(self.bounds, cumulative, strict=False)}
-        buckets["+Inf"] = cumulative[-1]
-        return {"buckets": buckets, "sum": self.total, "count": cumulative[-1]}
+        buckets = cumulative_buckets(self.bounds, self.counts)
+        return {"buckets": buckets, "sum": self.total, "count": buckets["+Inf"]}
+
+
+def cumulative_buckets(bounds: tuple[float, ...], counts: list[int]) -> dict[str, int]:
+    """Per-bucket ``counts`` (one more than ``bounds``, the last past them all)
+    as Prometheus's cumulative buckets: each upper bound as text, as Prometheus
+    writes it -> how many at most that long, ``+Inf`` last."""
+    cumulative = list(accumulate(counts))
+    buckets = {repr(bound): n for bound, n in zip(bounds, cumulative, strict=False)}
+    buckets["+Inf"] = cumulative[-1]
+    return buckets
 
 
 class RouteTotals:

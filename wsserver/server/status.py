@@ -30,7 +30,6 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable
-from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,7 @@ from ..app.routing import Router
 from ..errors import ConnectionClosed
 from ..protocol.handshake import is_same_origin
 from ..protocol.http import Response, error_response
-from .stats import MESSAGE_FIELDS, Durations
+from .stats import MESSAGE_FIELDS, Durations, cumulative_buckets
 from .tokens import has_token, unauthorized
 from .websocket import WebSocket
 
@@ -297,7 +296,7 @@ def window(
     its per-bucket ``counts`` now less those of the newest of ``samples`` (when,
     and the counts of each ``kind``) at least a window old, or, with
     none that old (the process started less than a window ago), all of them.
-    Cumulative buckets, keyed as :meth:`Durations.report`'s."""
+    As :func:`~.stats.cumulative_buckets`."""
     base: list[int] | None = None
     for when, sampled in samples:
         if when > now - LATENCY_WINDOW:
@@ -305,10 +304,7 @@ def window(
         base = sampled[kind]
     if base is not None:
         counts = [n - b for n, b in zip(counts, base, strict=True)]
-    cumulative = list(accumulate(counts))
-    buckets = {repr(bound): n for bound, n in zip(bounds, cumulative, strict=False)}
-    buckets["+Inf"] = cumulative[-1]
-    return buckets
+    return cumulative_buckets(bounds, counts)
 
 
 def added_latency(windows: Iterable[dict[str, dict[str, int]]]) -> dict[str, Any]:
