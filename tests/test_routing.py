@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsserver import Request, Route, Router, WebSocket
 from wsserver.app.response import text
@@ -1167,3 +1170,100 @@ def test_a_strict_route_a_non_strict_one_before_covers_is_refused(tmp_path: Any)
         routes.get("/static/")(listing)
     routes.get("/other/")(listing)  # (strict routes apart from it are fine)
     routes.get("/other")(listing)
+
+
+# ---------------------------------------------------------------- the index of resolve()
+
+
+class LinearRouter(Router):
+    """A router that tries every route for each path (the reference the index
+    of Router._candidates() must agree with)."""
+
+    def _candidates(self, path: str) -> list[Route]:
+        return self.routes
+
+
+_SEGMENTS = st.sampled_from(["a", "b", "a.b", "<x>", "<n:int>", "<p:path>", ""])
+_URIS = st.lists(_SEGMENTS, min_size=0, max_size=3).map(lambda parts: "/" + "/".join(parts))
+_PATHS = st.one_of(
+    st.lists(st.sampled_from(["a", "b", "a.b", "7", "", "v1"]), max_size=4).map(
+        lambda parts: "/" + "/".join(parts)
+    ),
+    st.text(alphabet="/ab7.", max_size=8),
+)
+_ROUTES = st.lists(
+    st.tuples(
+        _URIS,
+        st.sampled_from([None, ("GET",), ("POST",), ("GET", "POST"), ("HEAD",)]),
+        st.sampled_from([None, "a.example"]),
+        st.sampled_from([None, True, False]),
+    ),
+    max_size=8,
+)
+
+
+def _table(router: Router, specs: list[tuple[str, Any, Any, Any]]) -> Router:
+    for i, (uri, methods, host, strict) in enumerate(specs):
+        kind = dict(name=f"r{i}", host=host, strict_slashes=strict)
+        with contextlib.suppress(ValueError):  # (one another already reaches)
+            if methods is None:
+                router.add_websocket_route(chat, uri, **kind)
+            else:
+                router.add_route(ok, uri, methods, **kind)
+    return router
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _ROUTES,
+    st.lists(_PATHS, min_size=1, max_size=6),
+    st.sampled_from(["GET", "HEAD", "POST", "PUT"]),
+    st.booleans(),
+    st.sampled_from(["", "a.example:80", "b.example"]),
+    st.booleans(),
+)
+def test_resolve_through_the_index_agrees_with_trying_every_route(
+    specs: list[tuple[str, Any, Any, Any]],
+    paths: list[str],
+    method: str,
+    upgrade: bool,
+    host: str,
+    router_strict: bool,
+) -> None:
+    indexed = _table(Router(strict_slashes=router_strict), specs)
+    linear = LinearRouter(strict_slashes=router_strict)
+    linear.routes = indexed.routes
+    for path in paths + [route.uri for route in indexed.routes]:
+        for _ in range(2):  # (the second time, from the index's list for it)
+            assert indexed.resolve(path, host, method, upgrade) == linear.resolve(
+                path, host, method, upgrade
+            )
+            assert indexed.match(path, host) == linear.match(path, host)
+        for route in indexed.routes:
+            # A route's own shortcuts never refuse what its pattern takes.
+            if route._regex.match(path) is not None:
+                assert path.startswith(route.prefix)
+            if route.exact is not None:
+                assert (path in route.exact) == (route._regex.match(path) is not None)
+
+
+def test_resolve_sees_the_public_route_list_changed_in_place() -> None:
+    routes = Router()
+    first = routes.add_route(ok, "/a", name="first")
+    assert routes.resolve("/a", "", "GET", False).route is first
+    later = Route(
+        ok,
+        "/a",
+        name="later",
+        subprotocols=None,
+        hosts=None,
+        strict_slashes=False,
+        methods=frozenset({"GET"}),
+    )
+    routes.routes.insert(0, later)
+    assert routes.resolve("/a", "", "GET", False).route is later
+    routes.routes.remove(later)
+    routes.routes[0] = later
+    assert routes.resolve("/a", "", "GET", False).route is later
+    routes.routes.clear()
+    assert routes.resolve("/a", "", "GET", False).status == 404

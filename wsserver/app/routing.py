@@ -152,6 +152,8 @@ class Route:
         "_regex",
         "_converters",
         "options",
+        "exact",
+        "prefix",
     )
 
     def __init__(
@@ -209,6 +211,15 @@ class Route:
         self.max_body_size: BodyLimit = max_body_size
         self._converters: dict[str, Callable[[str], Any]] = {}
         self._regex = self._compile(uri, strict_slashes)
+        first = _PARAM_RE.search(uri)
+        #: The paths this route matches when it has no parameters (else None),
+        #: and the text every path it matches starts with (Router's index).
+        self.exact: frozenset[str] | None = None
+        self.prefix = uri if first is None else uri[: first.start()]
+        if first is None:
+            bare = uri[:-1] if not strict_slashes and uri.endswith("/") and len(uri) > 1 else uri
+            self.exact = frozenset((bare,) if strict_slashes or bare == "/" else (bare, bare + "/"))
+            self.prefix = bare
 
     def moved(self, uri: str, name: str) -> Route:
         """This route at another ``uri`` under another ``name`` (for :meth:`Router.include`)."""
@@ -285,6 +296,8 @@ class Route:
 
     def match(self, path: str) -> dict[str, Any] | None:
         """The converted path parameters if ``path`` matches, else None."""
+        if not path.startswith(self.prefix):
+            return None
         m = self._regex.match(path)
         if m is None:
             return None
@@ -341,6 +354,11 @@ class Router:
     def __init__(self, *, strict_slashes: bool = False) -> None:
         self.strict_slashes = strict_slashes
         self.routes: list[Route] = []
+        # The index of _candidates(), of the table as it was (self.routes is
+        # public: it may be changed any way, and is compared each time).
+        self._indexed: list[Route] = []
+        self._varying: list[Route] = []  # (the routes with parameters)
+        self._by_path: dict[str, list[Route] | None] = {}
         self._names: dict[str, Route] = {}
         self._explicit: set[str] = set()  # (names given, not a handler's own)
         #: ``async def hook(server)`` run in order before the server listens (on_startup()).
@@ -770,7 +788,7 @@ class Router:
 
     def match(self, path: str, host: str = "") -> tuple[Route, dict[str, Any]] | None:
         """The first WebSocket route matching ``path`` and ``host``, with its parameters."""
-        for route in self.routes:
+        for route in self._candidates(path):
             if route.methods is None:
                 params = route.match(path)
                 if params is not None and route.accepts_host(host):
@@ -793,7 +811,7 @@ class Router:
         http: tuple[Route, dict[str, Any]] | None = None
         allowed: set[str] = set()
         error_format: ErrorFormat | None = None
-        for route in self.routes:
+        for route in self._candidates(path):
             params = route.match(path)
             if params is None or not route.accepts_host(host):
                 continue
@@ -831,6 +849,26 @@ class Router:
                 allowed.add("GET")  # (the upgrade)
             return Resolution(None, {}, 405, tuple(sorted(allowed)), error_format or "text")
         return Resolution(None, {}, 404)
+
+    def _candidates(self, path: str) -> list[Route]:
+        """The routes that may match ``path``, in the table's order (Route.match()
+        tells which do): for the path of a route without parameters, those
+        routes and the routes with parameters whose literal start it has (a
+        list made the first time it is asked for); for any other path, the
+        routes with parameters. A dict lookup, however many routes there are.
+        """
+        if self._indexed != self.routes:
+            self._indexed = list(self.routes)
+            self._varying = [route for route in self._indexed if route.exact is None]
+            self._by_path = dict.fromkeys(p for r in self._indexed for p in r.exact or ())
+        found = self._by_path.get(path, self._varying)
+        if found is None:
+            found = self._by_path[path] = [
+                route
+                for route in self._indexed
+                if (path.startswith(route.prefix) if route.exact is None else path in route.exact)
+            ]
+        return found
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of route ``name``; parameters not in the path become the query.
