@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 import socket
+import ssl
 import struct
 from pathlib import Path
 from typing import Any
@@ -697,3 +698,32 @@ async def test_json_access_lines_carry_every_access_field_null_when_unknown(
         (200, "hello", None),
         (404, None, None),
     ]
+
+
+async def test_a_tls_client_on_a_plain_port_is_told_once_as_a_warning(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # wss:// or https:// to a server without TLS: the client fails with "wrong
+    # version number"; the server's log says why (once: then at DEBUG).
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(echo_routes("/ws"))
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    for _ in range(2):
+        with pytest.raises(ssl.SSLError):
+            await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", server.port, ssl=context), 5
+            )
+    await wait_for(lambda: len([r for r in caplog.records if "TLS" in r.getMessage()]) == 2)
+    told = [r for r in caplog.records if "TLS" in r.getMessage()]
+    assert [r.levelno for r in told] == [logging.WARNING, logging.DEBUG]
+    line = told[0].getMessage()
+    assert "127.0.0.1:" in line and "without TLS" in line and "ssl_certfile" in line
+    assert told[0].exc_info is None
+    # A request that is merely bad stays at DEBUG, without the hint.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"\x00\x01 nonsense\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 400 ")
+    writer.close()
+    assert len([r for r in caplog.records if "TLS" in r.getMessage()]) == 2

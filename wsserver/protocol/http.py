@@ -456,6 +456,13 @@ def bad_request_message(error: h11.RemoteProtocolError) -> str:
     return f"Bad request: {_QUOTED_BYTES.sub('', str(error)).rstrip('.')}."
 
 
+def is_tls_handshake(data: bytes | bytearray) -> bool:
+    """Whether ``data``, the first bytes of a connection, begin a TLS handshake
+    (a record of type handshake, 22, of version 3.x: what every TLS client
+    sends first) rather than an HTTP request."""
+    return len(data) >= 2 and data[0] == 0x16 and data[1] == 0x03
+
+
 def split_absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
     """An absolute-form request target as its authority and its origin-form target.
 

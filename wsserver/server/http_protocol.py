@@ -54,6 +54,7 @@ from ..protocol.http import (
     bad_request_status,
     error_response,
     h11_response,
+    is_tls_handshake,
     render_response,
     request_field,
     shared_request_field,
@@ -514,6 +515,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     # A request line not whole yet (h11's own buffer: pinned 0.16).
                     self.http_error(414, "Request target too long.")
                     return
+                if h.our_state is h11.IDLE and is_tls_handshake(h._receive_buffer._data):
+                    self.server.tls_on_plain_port(self.remote_address)
                 self.http_error(bad_request_status(exc), bad_request_message(exc))
                 return
             if event is h11.NEED_DATA:

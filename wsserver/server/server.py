@@ -24,6 +24,7 @@ from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config
 from ..errors import ConfigError, LifespanFailure
+from ..logs import peer
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
@@ -239,6 +240,7 @@ class Server:
         #: The tasks the shutdown cancelled past its grace (not those an
         #: application cancelled itself meanwhile): their clients get a 503.
         self.cut_off: set[asyncio.Task[Any]] = set()
+        self._told_tls = False  # (tls_on_plain_port(): a WARNING the first time)
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
@@ -879,6 +881,20 @@ class Server:
         if self._unix_sock is not None:
             remove_socket_file(self._unix_sock)
         await self._stop_services()
+
+    def tls_on_plain_port(self, address: tuple[str, int] | None) -> None:
+        """A client began a TLS handshake where TLS is off (wss:// or https://
+        to a ws:// server): said at WARNING the first time (the client only
+        reports a TLS error; the cause is here), at DEBUG after that."""
+        level = logging.DEBUG if self._told_tls else logging.WARNING
+        self._told_tls = True
+        logger.log(
+            level,
+            "%s began a TLS handshake, and this server listens without TLS: it was"
+            " answered 400 (is the client meant to use ws:// or http://, or the server"
+            " to have ssl_certfile, --ssl-certfile?)",
+            peer(address),
+        )
 
     def app_failed(
         self, problem: str, exc: BaseException | None, transport: asyncio.BaseTransport | None
