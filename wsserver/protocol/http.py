@@ -140,30 +140,26 @@ def request_field(name: bytes, value: bytes) -> tuple[str, str] | None:
 shared_request_field: Callable[[tuple[bytes, bytes]], tuple[str, str] | None] = _FIELDS.get
 
 
-def raw_field(name: str, value: str) -> tuple[bytes, bytes]:
-    """A request header back as bytes (an ASGI scope's), shared as :func:`request_field` does."""
-    if name in _REPEATING and len(value) <= _SHARED_VALUE_SIZE:
-        key = (name, value)
-        pair = _RAW_FIELDS.get(key)
-        if pair is None:
-            pair = (name.encode("latin-1"), value.encode("latin-1"))
-            _keep(_RAW_FIELDS, key, pair)
-        return pair
-    return (name.encode("latin-1"), value.encode("latin-1"))
-
-
 def raw_fields(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """:func:`raw_field` of each of ``pairs``, in one call (an ASGI scope's headers)."""
+    """Request headers back as bytes (an ASGI scope's), those that repeat from
+    one request to the next shared, as :func:`request_field` shares them."""
     fields = []
     for name, value in pairs:
         if name in _REPEATING and len(value) <= _SHARED_VALUE_SIZE:
-            pair = _RAW_FIELDS.get((name, value))
+            key = (name, value)
+            pair = _RAW_FIELDS.get(key)
             if pair is None:
-                pair = raw_field(name, value)
-            fields.append(pair)
+                pair = (name.encode("latin-1"), value.encode("latin-1"))
+                _keep(_RAW_FIELDS, key, pair)
         else:
-            fields.append((name.encode("latin-1"), value.encode("latin-1")))
+            pair = (name.encode("latin-1"), value.encode("latin-1"))
+        fields.append(pair)
     return fields
+
+
+def raw_field(name: str, value: str) -> tuple[bytes, bytes]:
+    """One request header back as bytes: see :func:`raw_fields`."""
+    return raw_fields([(name, value)])[0]
 
 
 def header_pairs(headers: HeadersLike | None) -> list[tuple[str, str]]:
