@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver import Request, Router, WebSocket, broadcast, serve
 from wsserver.response import Response, text
+from wsserver.server.stats import MESSAGE_FIELDS, ServerStats
 
 from .conftest import StartServer
 from .helpers import RawClient, upgrade_request, wait_for
@@ -87,6 +89,21 @@ async def test_messages_and_bytes_by_route(run_server: StartServer) -> None:
     assert echo["wire_out"] == payload + 4 * 2 + 4  # + our close frame (2 + code)
     assert echo["wire_in"] == payload + 4 * 6 + 8  # + the client's masked close frame
     assert server.stats()["connections"] == {}
+
+
+def test_a_closed_connection_adds_every_message_counter_to_its_route() -> None:
+    # connection_closed() names the counters one by one (a loop costs more):
+    # one added to MESSAGE_FIELDS and not there would be dropped at each close.
+    stats = ServerStats()
+    counts = {name: 10 + i for i, name in enumerate(MESSAGE_FIELDS)}
+    conn = SimpleNamespace(deflate=None, close_sent=(1000, ""), close_received=(1000, ""))
+    closed = SimpleNamespace(route_name="r", conn=conn, **counts)
+    for _ in range(2):
+        stats.connection_closed(closed, 1.0)  # type: ignore[arg-type]
+    totals = stats.route("r")
+    assert {name: getattr(totals, name) for name in MESSAGE_FIELDS} == {
+        name: 2 * n for name, n in counts.items()
+    }
 
 
 async def test_what_was_sent_is_counted_by_its_kind_and_bytes(run_server: StartServer) -> None:
