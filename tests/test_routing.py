@@ -1267,3 +1267,41 @@ def test_resolve_sees_the_public_route_list_changed_in_place() -> None:
     assert routes.resolve("/a", "", "GET", False).route is later
     routes.routes.clear()
     assert routes.resolve("/a", "", "GET", False).status == 404
+
+
+def test_resolve_while_another_thread_builds_the_index() -> None:
+    # A router shared by servers in several threads (a SyncTestClient serves
+    # in a thread of its own): one thread's resolve() may run while another
+    # is building the index. Simulated here: reading a route's ``exact``
+    # during the build resolves, as a thread switched to there would.
+    routes = Router()
+    routes.add_route(ok, "/a", name="a")
+    meanwhile: list[int] = []
+
+    class Switching(Route):
+        __slots__ = ("_exact",)
+
+        @property
+        def exact(self) -> frozenset[str] | None:
+            if not meanwhile:
+                meanwhile.append(-1)
+                meanwhile[0] = routes.resolve("/a", "", "GET", False).status
+            return self._exact
+
+        @exact.setter
+        def exact(self, value: frozenset[str] | None) -> None:
+            self._exact = value
+
+    routes.routes.append(
+        Switching(
+            ok,
+            "/b",
+            name="b",
+            subprotocols=None,
+            hosts=None,
+            strict_slashes=False,
+            methods=frozenset({"GET"}),
+        )
+    )
+    assert routes.resolve("/a", "", "GET", False).status == 0
+    assert meanwhile == [0]  # (was 404: the half-built index had no route at all)

@@ -355,10 +355,11 @@ class Router:
         self.strict_slashes = strict_slashes
         self.routes: list[Route] = []
         # The index of _candidates(), of the table as it was (self.routes is
-        # public: it may be changed any way, and is compared each time).
-        self._indexed: list[Route] = []
-        self._varying: list[Route] = []  # (the routes with parameters)
-        self._by_path: dict[str, list[Route] | None] = {}
+        # public: it may be changed any way, and is compared each time): that
+        # table, its routes with parameters, and the paths of those without.
+        # One tuple, replaced whole: a router shared by servers in several
+        # threads is never seen half rebuilt.
+        self._index: tuple[list[Route], list[Route], dict[str, list[Route] | None]] = ([], [], {})
         self._names: dict[str, Route] = {}
         self._explicit: set[str] = set()  # (names given, not a handler's own)
         #: ``async def hook(server)`` run in order before the server listens (on_startup()).
@@ -857,15 +858,17 @@ class Router:
         list made the first time it is asked for); for any other path, the
         routes with parameters. A dict lookup, however many routes there are.
         """
-        if self._indexed != self.routes:
-            self._indexed = list(self.routes)
-            self._varying = [route for route in self._indexed if route.exact is None]
-            self._by_path = dict.fromkeys(p for r in self._indexed for p in r.exact or ())
-        found = self._by_path.get(path, self._varying)
+        indexed, varying, by_path = self._index
+        if indexed != self.routes:
+            indexed = list(self.routes)
+            varying = [route for route in indexed if route.exact is None]
+            by_path = dict.fromkeys(p for r in indexed for p in r.exact or ())
+            self._index = (indexed, varying, by_path)
+        found = by_path.get(path, varying)
         if found is None:
-            found = self._by_path[path] = [
+            found = by_path[path] = [
                 route
-                for route in self._indexed
+                for route in indexed
                 if (path.startswith(route.prefix) if route.exact is None else path in route.exact)
             ]
         return found
