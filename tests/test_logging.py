@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 import websockets
 
 from wsserver import Request, Router, WebSocket
@@ -21,7 +22,15 @@ from wsserver.protocol.frames import serialize_close, serialize_frame
 from wsserver.response import Response, stream, text
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, echo_routes, upgrade_request, wait_for
+from .helpers import (
+    MASK,
+    RawClient,
+    client_context,
+    echo_routes,
+    tls_server_files,
+    upgrade_request,
+    wait_for,
+)
 
 
 async def test_protocol_errors_are_debug_without_traceback(
@@ -727,3 +736,20 @@ async def test_a_tls_client_on_a_plain_port_is_told_once_as_a_warning(
     assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 400 ")
     writer.close()
     assert len([r for r in caplog.records if "TLS" in r.getMessage()]) == 2
+
+
+async def test_tls_inside_tls_on_a_tls_port_is_not_told_as_a_plain_port(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    # The server has TLS: a client whose first bytes inside it begin another
+    # TLS handshake is no wss:// client on a ws:// port (nor is ssl_certfile
+    # missing): a bad request, at DEBUG, as any other.
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    ca = trustme.CA()
+    server = await run_server(echo_routes("/ws"), **tls_server_files(ca, tmp_path))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=client_context(ca))
+    writer.write(b"\x16\x03\x01\x00\x05hello")
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 400 ")
+    writer.close()
+    await wait_for(lambda: any("HTTP 400" in r.getMessage() for r in caplog.records))
+    assert not [r for r in caplog.records if "began a TLS handshake" in r.getMessage()]

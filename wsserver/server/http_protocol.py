@@ -515,7 +515,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     # A request line not whole yet (h11's own buffer: pinned 0.16).
                     self.http_error(414, "Request target too long.")
                     return
-                if h.our_state is h11.IDLE and is_tls_handshake(h._receive_buffer._data):
+                if (
+                    self.server.ssl is None  # (on a TLS port: TLS inside TLS, no such mistake)
+                    and h.our_state is h11.IDLE
+                    and is_tls_handshake(h._receive_buffer._data)
+                ):
                     self.server.tls_on_plain_port(self.remote_address)
                 self.http_error(bad_request_status(exc), bad_request_message(exc))
                 return
