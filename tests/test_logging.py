@@ -753,3 +753,22 @@ async def test_tls_inside_tls_on_a_tls_port_is_not_told_as_a_plain_port(
     writer.close()
     await wait_for(lambda: any("HTTP 400" in r.getMessage() for r in caplog.records))
     assert not [r for r in caplog.records if "began a TLS handshake" in r.getMessage()]
+
+
+async def test_a_tls_client_hello_with_an_empty_line_in_its_bytes_is_told_too(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A ClientHello's random bytes (its key shares: 1 KB and more with a
+    # post-quantum one) may hold "\n\n", where h11 takes all before it as a
+    # request's head (gone from its buffer when it refuses the request line).
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(echo_routes("/ws"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x07" * 40 + b"\n\n" + b"\x09" * 40
+    )
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 400 ")
+    writer.close()
+    await wait_for(lambda: any("HTTP 400" in r.getMessage() for r in caplog.records))
+    told = [r for r in caplog.records if "began a TLS handshake" in r.getMessage()]
+    assert [r.levelno for r in told] == [logging.WARNING]

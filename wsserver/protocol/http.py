@@ -452,7 +452,7 @@ def bad_request_message(error: h11.RemoteProtocolError) -> str:
     return f"Bad request: {_QUOTED_BYTES.sub('', str(error)).rstrip('.')}."
 
 
-def is_tls_handshake(data: bytes | bytearray) -> bool:
+def is_tls_handshake(data: bytes | bytearray | memoryview) -> bool:
     """Whether ``data``, the first bytes of a connection, begin a TLS handshake
     (a record of type handshake, 22, of version 3.x: what every TLS client
     sends first) rather than an HTTP request."""

@@ -224,6 +224,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_unsent",
         "_logged",
         "_request_started",
+        "_tls_hello",
         "__weakref__",  # (the server's set of connections in their TLS handshake)
     )
 
@@ -237,6 +238,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._proxy_header = bytearray() if server.proxy_protocol_peers is not None else None
         #: That header said the client came to the proxy over TLS (the scheme is https).
         self._proxy_tls = False
+        #: Whether the connection's first bytes begin a TLS handshake (None: none
+        #: came yet). Read as they come: h11 may have taken them by its error.
+        self._tls_hello: bool | None = None
         #: What this connection's TLS is (request.tls), once a request asked.
         self._tls: TLSInfo | None = None
         self._h11 = self._new_h11()
@@ -341,6 +345,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             data = self._read_proxy_header(data)
             if not data:
                 return
+        if self._tls_hello is None:
+            self._tls_hello = is_tls_handshake(data)
         if self._idle and not self._writing_paused:  # (paused: see _wait_idle())
             self._end_idle()
         self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
@@ -515,11 +521,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     # A request line not whole yet (h11's own buffer: pinned 0.16).
                     self.http_error(414, "Request target too long.")
                     return
-                if (
-                    self.server.ssl is None  # (on a TLS port: TLS inside TLS, no such mistake)
-                    and h.our_state is h11.IDLE
-                    and is_tls_handshake(h._receive_buffer._data)
-                ):
+                # (On a TLS port: TLS inside TLS, no such mistake.) Not read
+                # from h11's buffer: a ClientHello's random bytes may hold an
+                # empty line, and h11 took all before it as a request's head.
+                if self._tls_hello and self.server.ssl is None:
                     self.server.tls_on_plain_port(self.remote_address)
                 self.http_error(bad_request_status(exc), bad_request_message(exc))
                 return
