@@ -446,6 +446,41 @@ class TestRanges:
             r = await client.head("/files/app.js", headers={"If-Match": etag})
             assert r.status_code == 412
 
+    async def test_a_date_condition_that_is_no_one_http_date_is_ignored(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # RFC 9110 13.1.3, 13.1.4: If-Modified-Since and If-Unmodified-Since
+        # are ignored unless they hold one valid HTTP-date; a list of dates
+        # (one field line or several) is none. The first date was taken: a
+        # 304 (or a 412) that the rest of the list, or the format, undid.
+        routes = Router()
+        routes.static("/files", site)
+        server = await run_server(routes)
+        old = "Thu, 01 Jan 1970 00:00:00 GMT"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            modified = (await client.get("/files/app.js")).headers["last-modified"]
+            rfc850 = email.utils.parsedate_to_datetime(modified).strftime(
+                "%A, %d-%b-%y %H:%M:%S GMT"
+            )
+            # (All three forms are dates, RFC 9110 5.6.7.)
+            for date in (modified, asctime(modified), rfc850):
+                r = await client.get("/files/app.js", headers={"If-Modified-Since": date})
+                assert r.status_code == 304, date
+                r = await client.get("/files/app.js", headers={"If-Unmodified-Since": old})
+                assert r.status_code == 412
+            for headers in (
+                [("If-Modified-Since", f"{modified}, {old}")],
+                [("If-Modified-Since", modified), ("If-Modified-Since", old)],
+                [("If-Modified-Since", f"{modified} garbage")],
+                [("If-Modified-Since", modified.removesuffix(" GMT"))],  # (no zone)
+                [("If-Modified-Since", modified[5:])],  # (no day name)
+                [("If-Unmodified-Since", f"{old}, {modified}")],
+                [("If-Unmodified-Since", old), ("If-Unmodified-Since", modified)],
+                [("If-Unmodified-Since", old.replace("GMT", "+0000"))],
+            ):
+                r = await client.get("/files/app.js", headers=headers)
+                assert (r.status_code, r.text) == (200, "let x = 'é';"), headers
+
 
 def asctime(http_date: str) -> str:
     """An IMF-fixdate written in C's asctime() form (``Sun Nov  6 08:49:37 1994``)."""

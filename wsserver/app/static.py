@@ -18,7 +18,6 @@ its ``/`` is redirected (307) to it, so that its index's relative links work.
 from __future__ import annotations
 
 import datetime
-import email.utils
 import errno
 import mimetypes
 import os
@@ -250,7 +249,7 @@ def _precondition_failed(headers: Any, etag: str, mtime: int) -> bool:
     tags = _tags(headers, "if-match")
     if tags is not None:
         return "*" not in tags and etag not in tags
-    since = _date(headers.get("if-unmodified-since"))
+    since = _date(headers, "if-unmodified-since")
     return since is not None and mtime > since
 
 
@@ -262,17 +261,54 @@ def _tags(headers: Any, name: str) -> list[str] | None:
     return [t.strip() for line in lines for t in line.split(",")]
 
 
-def _date(value: str | None) -> int | None:
-    """An HTTP date's seconds since the epoch; None if absent or malformed."""
-    if value is None:
+#: RFC 9110 5.6.7's three forms of an HTTP-date, as named groups: IMF-fixdate,
+#: the obsolete RFC 850 date (a two-digit year) and C's asctime() (without
+#: "GMT", but meaning it). A date in any other form, or a list of dates, is none.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH = "(?P<month>" + "|".join(_MONTHS) + ")"
+_TIME = "(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+_HTTP_DATES = tuple(
+    re.compile(form.replace("MONTH", _MONTH).replace("TIME", _TIME))
+    for form in (
+        r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (?P<day>[0-9]{2}) MONTH (?P<year>[0-9]{4}) TIME GMT",
+        r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, (?P<day>[0-9]{2})-MONTH-(?P<year>[0-9]{2})"
+        r" TIME GMT",
+        r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) MONTH (?P<day>[0-9 ][0-9]) TIME (?P<year>[0-9]{4})",
+    )
+)
+
+
+def _date(headers: Any, name: str) -> int | None:
+    """Header ``name``'s HTTP date in seconds since the epoch; None unless it is
+    one field line holding one valid HTTP-date (RFC 9110 13.1.3, 13.1.4: a
+    list of dates, or a date in another form, is ignored)."""
+    lines = headers.getall(name)
+    if len(lines) != 1:
         return None
+    value = lines[0].strip()
+    found = next(filter(None, (form.fullmatch(value) for form in _HTTP_DATES)), None)
+    if found is None:
+        return None
+    year = int(found["year"])
+    if len(found["year"]) == 2:
+        # RFC 9110 5.6.7: a two-digit year more than 50 years ahead is the
+        # latest past one with those digits.
+        this_year = time.gmtime().tm_year
+        year += this_year - this_year % 100
+        if year > this_year + 50:
+            year -= 100
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, OverflowError):  # (a year past datetime's: no date)
+        when = datetime.datetime(
+            year,
+            _MONTHS.index(found["month"]) + 1,
+            int(found["day"]),
+            int(found["hour"]),
+            int(found["minute"]),
+            min(int(found["second"]), 59),  # (a leap second: 60)
+            tzinfo=datetime.UTC,
+        )
+    except ValueError:  # (the 31st of February, hour 24, year 0)
         return None
-    if when.tzinfo is None:
-        # asctime's form has no zone (RFC 9110 5.6.7: every HTTP date is GMT).
-        when = when.replace(tzinfo=datetime.UTC)
     return int(when.timestamp())
 
 
@@ -282,5 +318,5 @@ def _not_modified(headers: Any, etag: str, mtime: int) -> bool:
     tags = _tags(headers, "if-none-match")
     if tags is not None:
         return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
-    since = _date(headers.get("if-modified-since"))
+    since = _date(headers, "if-modified-since")
     return since is not None and mtime <= since
