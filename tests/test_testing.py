@@ -2295,6 +2295,22 @@ def test_redirect_cannot_make_a_header_of_its_location() -> None:
             redirect("/", status)
 
 
+def test_a_redirect_to_an_international_host_names_it_as_dns_does() -> None:
+    # Its host percent-encoded ("b%C3%BCcher.example"), only browsers found
+    # it: httpx, requests and curl looked that name up (RFC 3986 3.2.2: IDNA).
+    cases = {
+        "https://bücher.example/ä?q=é#top": "https://xn--bcher-kva.example/%C3%A4?q=%C3%A9#top",
+        "//Bücher.example": "//xn--bcher-kva.example",
+        "http://ann@bücher.example:8080/x": "http://ann@xn--bcher-kva.example:8080/x",
+        "/bücher.example/x": "/b%C3%BCcher.example/x",  # (a path: no host in it)
+        "http://a..ü/": "http://a..%C3%BC/",  # (no IDNA name: encoded as before)
+    }
+    for location, sent in cases.items():
+        assert redirect(location).headers == [("Location", sent)], location
+    url = httpx.URL(dict(redirect("https://bücher.example/ä").headers)["Location"])
+    assert (url.host, url.path) == ("bücher.example", "/ä")
+
+
 @pytest.mark.parametrize(("timeout", "fails"), [(5.0, True), (5.0, False), (None, False)], ids=str)
 async def test_the_way_out_is_bounded_whatever_the_websockets_left_open(
     timeout: float | None, fails: bool

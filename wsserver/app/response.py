@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import json as json_module
+import re
 import string
 import urllib.parse
 from collections.abc import AsyncIterable, Callable, Iterable
@@ -105,7 +106,9 @@ def redirect(location: str, status: int = 302, headers: HeadersLike | None = Non
     backslashes (which browsers read as ``/``: ``/\\evil.example`` would be
     another site) and non-ASCII characters in ``location`` are
     percent-encoded (as UTF-8), so that no header can be made of it; what is
-    percent-encoded already stays.
+    percent-encoded already stays. A host name with non-ASCII characters
+    goes in its IDNA form (``xn--bcher-kva.example``), which every client
+    can look up (RFC 3986 3.2.2).
 
     Raises:
         ValueError: ``status`` is not a redirect's, or ``headers`` have a
@@ -116,8 +119,29 @@ def redirect(location: str, status: int = 302, headers: HeadersLike | None = Non
     more = header_pairs(headers)
     if any(name.lower() == "location" for name, _ in more):
         raise ValueError("redirect() writes the Location: headers cannot have another")
-    target = urllib.parse.quote(location, safe=_LOCATION_SAFE)
+    target = urllib.parse.quote(_ascii_host(location), safe=_LOCATION_SAFE)
     return Response(b"", status, [("Location", target), *more])
+
+
+#: A URL's authority, after its scheme (if any) and "//": ``userinfo@``, the
+#: host, ``:port``.
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//(?:[^/?#\\@]*@)?([^/?#\\:\[]*)")
+
+
+def _ascii_host(location: str) -> str:
+    """``location`` with its host name, if it has non-ASCII characters, in
+    IDNA's form; as it is when it has none, or no host, or one IDNA cannot
+    write (it is percent-encoded then, as the rest)."""
+    if location.isascii():
+        return location
+    found = _AUTHORITY.match(location)
+    if found is None or found[1].isascii():
+        return location
+    try:
+        host = found[1].encode("idna").decode("ascii")
+    except UnicodeError:
+        return location
+    return location[: found.start(1)] + host + location[found.end(1) :]
 
 
 #: What redirect() leaves as it is in a Location: ASCII punctuation, but the
