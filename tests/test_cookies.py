@@ -32,6 +32,8 @@ from wsserver.response import (
 
 from .conftest import StartServer
 
+_HOURS = datetime.timedelta(hours=5)
+
 
 @pytest.mark.parametrize(
     ("arguments", "sent"),
@@ -59,6 +61,29 @@ from .conftest import StartServer
         (
             {"secure": True, "samesite": "none", "partitioned": True},
             "id=42; Path=/; Secure; SameSite=None; Partitioned",
+        ),
+        # A moment before 1601 is the epoch: browsers read such a year as
+        # another (RFC 6265 5.1.1: 30 as 2030, the cookie then kept).
+        (
+            {"expires": datetime.datetime(30, 1, 1), "path": None, "samesite": None},
+            "id=42; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        ),
+        # Past datetime's ends in UTC: its first moment, or its last.
+        (
+            {
+                "expires": datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(_HOURS)),
+                "path": None,
+                "samesite": None,
+            },
+            "id=42; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        ),
+        (
+            {
+                "expires": datetime.datetime(9999, 12, 31, 22, tzinfo=datetime.timezone(-_HOURS)),
+                "path": None,
+                "samesite": None,
+            },
+            "id=42; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
         ),
     ],
 )

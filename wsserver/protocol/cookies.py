@@ -42,6 +42,22 @@ MAX_ATTRIBUTE = 1024
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
+def _cookie_moment(expires: datetime.datetime) -> datetime.datetime:
+    """``expires`` in UTC (naive: UTC already) as a cookie may say it: a moment
+    before 1601 is the epoch (RFC 6265 5.1.1: browsers read a year under 1601
+    as another, 30 as 2030), one past datetime's ends in UTC its first or its
+    last (both as much in the past, or to come, as the cookie meant)."""
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=datetime.UTC)
+    try:
+        moment = expires.astimezone(datetime.UTC)
+    except OverflowError:  # (within a day of year 1, or of 9999's end)
+        if expires.year > 1:
+            return datetime.datetime.max.replace(microsecond=0, tzinfo=datetime.UTC)
+        moment = _EPOCH
+    return _EPOCH if moment.year < 1601 else moment
+
+
 def set_cookie_value(
     name: str,
     value: str = "",
@@ -102,10 +118,7 @@ def set_cookie_value(
     if expires is not None:
         if not isinstance(expires, datetime.datetime):
             raise ValueError(f"cookie {name!r}: expires is a datetime, not {expires!r}")
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=datetime.UTC)
-        moment = expires.astimezone(datetime.UTC)
-        parts.append(f"Expires={email.utils.format_datetime(moment, usegmt=True)}")
+        parts.append(f"Expires={email.utils.format_datetime(_cookie_moment(expires), usegmt=True)}")
     for attribute, given, form in (("Domain", domain, _DOMAIN), ("Path", path, _PATH)):
         if given is None:
             continue
