@@ -200,6 +200,33 @@ class TestRecv:
             await ws.send("after")
             assert await rec.get() == "after"
 
+    async def test_a_cancel_as_a_message_arrives_is_not_lost(self, run_server: StartServer) -> None:
+        # recv(timeout=...) cancelled in the loop iteration in which a message
+        # arrives (a shutdown's cancel, say): the task is cancelled (on Python
+        # 3.11, asyncio.wait_for returned the message instead, the cancel
+        # lost, and the handler went on for ever), and the message is not
+        # lost: the next recv() returns it.
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            receiving = asyncio.create_task(ws.recv(timeout=5))
+            await asyncio.sleep(0.05)
+            # A read of one message, then the cancel, in one step.
+            ws._protocol.data_received(serialize_frame(Opcode.TEXT, b"m", mask=MASK))
+            receiving.cancel()
+            try:
+                rec.put(await receiving)
+            except asyncio.CancelledError:
+                rec.put("cancelled")
+            rec.put(await ws.recv(timeout=1))
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)):
+            assert await rec.get() == "cancelled"
+            assert await rec.get() == "m"
+
     async def test_concurrent_recv_is_refused(self, run_server: StartServer) -> None:
         rec = Recorder()
         routes = Router()

@@ -30,9 +30,8 @@ class Inbox:
     socket again, up to 32 times, before running any callback when each read
     fills the buffer; asyncio's TLS transport schedules its next read before
     handing over the last). An application that is woken later than the
-    check (one waiting in ``recv(timeout=...)``, which goes through
-    ``asyncio.wait_for``, or receiving in another task) pauses and resumes
-    as before.
+    check (one receiving in another task, through ``asyncio.wait_for`` of
+    its own) pauses and resumes as before.
 
     A protocol violation that arrives behind messages is queued as
     :data:`FAILURE`: when the application reaches it, ``reached_failure()`` is

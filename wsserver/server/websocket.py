@@ -169,9 +169,19 @@ class WebSocket:
                         remaining = deadline - loop.time()
                         if remaining <= 0:
                             raise TimeoutError
-                        await asyncio.wait_for(waiter, remaining)
+                        # A timer that fails the waiter, not asyncio.wait_for:
+                        # on Python 3.11 that returns the inner future's
+                        # result when a cancel comes as it completes (a
+                        # message arriving), and the cancel is lost.
+                        timer = loop.call_later(remaining, _time_out, waiter)
+                        try:
+                            await waiter
+                        finally:
+                            timer.cancel()
                 finally:
                     inbox.forget_waiter()
+                    if waiter.done() and not waiter.cancelled():
+                        waiter.exception()  # (timed out as a cancel came: retrieved)
                 message = inbox.get_nowait()
                 if message is not None:
                     return message
@@ -660,6 +670,13 @@ class WebSocket:
                 if not future.done():
                     future.set_exception(error)
             self._pings.clear()
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    """``recv(timeout=...)``'s timer: the wait is over, with TimeoutError
+    (a message that came meanwhile stays in the inbox)."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:
