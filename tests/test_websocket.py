@@ -25,6 +25,7 @@ from wsserver import (
     Server,
     State,
     WebSocket,
+    broadcast,
     serve,
 )
 from wsserver.protocol.frames import (
@@ -618,6 +619,56 @@ class TestClosing:
         client.writer.transport.abort()
         assert await rec.get() == 1006
         assert await rec.get() is True
+
+    @pytest.mark.parametrize("way", ["send", "broadcast"])
+    async def test_writes_to_a_reset_connection_log_nothing(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, way: str
+    ) -> None:
+        # A client resets its connection while reading is paused (the
+        # handler is behind): the server's first write meets the reset, and
+        # asyncio closes the transport, its connection_lost() due at the
+        # loop's next turn. The writes before that turn (a handler sending
+        # from memory, messages over write_limit: each written at once; a
+        # broadcast) were handed to the transport all the same, which drops
+        # them and logs "socket.send() raised exception." from the fifth on:
+        # a WARNING per message. They are dropped quietly now, and a send
+        # once the loop had its turn raises ConnectionClosedError (1006).
+        rec = Recorder()
+        reset = asyncio.Event()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await wait_for(lambda: ws._inbox.paused, what="reading paused")
+            rec.put("paused")
+            await reset.wait()
+            await asyncio.sleep(0.1)  # (the reset is in)
+            try:
+                for i in range(50):
+                    if way == "send":
+                        await ws.send(b"%d" % i * 70_000)
+                    else:
+                        broadcast([ws], f"message {i}")
+                await asyncio.sleep(0.05)
+                await ws.send("after the loop had its turn")
+            except ConnectionClosedError as exc:
+                rec.put(exc.code)
+            else:
+                rec.put("no error")
+
+        server = await run_server(routes, max_queue=1)
+        caplog.set_level(logging.DEBUG, logger="asyncio")
+        client = await RawClient.connect(server.port)
+        for _ in range(4):
+            client.send(Opcode.TEXT, b"m")
+        assert await rec.get() == "paused"
+        sock = client.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        client.writer.transport.abort()  # a reset
+        reset.set()
+        assert await rec.get() == 1006
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings == []
 
     async def test_client_never_answers_close(self, run_server: StartServer) -> None:
         routes = Router()

@@ -125,12 +125,17 @@ def direct_fd(transport: asyncio.BaseTransport) -> int:
 def write(transport: asyncio.WriteTransport, fd: int, data: bytes) -> None:
     """``transport.write(data)``, with one ``send`` on ``fd`` first when nothing waits.
 
-    ``fd`` comes from :func:`direct_fd`. Nothing goes to the socket once the
-    transport is closing (asyncio drops writes then). The caller must not
-    call this once ``connection_lost`` ran: the socket is closed then, and
-    its number may be another connection's.
+    ``fd`` comes from :func:`direct_fd`. Nothing is written once the
+    transport is closing: asyncio (uvloop too) would drop it, and log
+    "socket.send() raised exception." for each write from the fifth on after
+    the socket failed (a peer's reset: the protocol hears of it at the loop's
+    next turn, and a handler sending from memory writes on until then). The
+    caller must not call this once ``connection_lost`` ran: the socket is
+    closed then, and its number may be another connection's.
     """
-    if fd >= 0 and not transport.get_write_buffer_size() and not transport.is_closing():
+    if transport.is_closing():
+        return
+    if fd >= 0 and not transport.get_write_buffer_size():
         try:
             sent = os.write(fd, data)
         except _BUSY:
@@ -146,7 +151,9 @@ def write(transport: asyncio.WriteTransport, fd: int, data: bytes) -> None:
 
 def writelines(transport: asyncio.WriteTransport, fd: int, chunks: Sequence[bytes]) -> None:
     """``transport.writelines(chunks)``, with one ``writev`` on ``fd`` first (see :func:`write`)."""
-    if fd < 0 or transport.get_write_buffer_size() or transport.is_closing():
+    if transport.is_closing():
+        return
+    if fd < 0 or transport.get_write_buffer_size():
         transport.writelines(chunks)
         return
     if len(chunks) > _WRITEV_CHUNKS:

@@ -430,7 +430,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 chunk = chunks[0]
                 self.wire_out += len(chunk)
                 if self._fd < 0:
-                    self.transport.write(chunk)  # (uvloop, TLS: a call less)
+                    # (uvloop, TLS: a call less; closing: see transports.write)
+                    if not self.transport.is_closing():
+                        self.transport.write(chunk)
                 else:
                     write(self.transport, self._fd, chunk)
             else:
