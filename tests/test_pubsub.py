@@ -718,6 +718,32 @@ async def test_a_publish_waits_for_the_subscriptions_made_before_it_to_be_confir
     await monitor_client.aclose()
 
 
+async def test_a_subscription_redis_never_confirms_is_an_outage_within_the_timeout(
+    redis_server: RedisServer,
+) -> None:
+    # A SUBSCRIBE whose answer never came (the subscriber connection stalled
+    # alone) was noticed only at the next ping, a third of presence_ttl
+    # later plus the timeout (11 s here, not 1): meanwhile every message
+    # published waited for that confirmation, and was dropped in the end.
+    nb = RecordingNode("node-b")
+    async with Proxy(redis_server.port) as proxy:
+        b = RedisBroker(f"redis://127.0.0.1:{proxy.port}/0", presence_ttl=30.0, timeout=1.0)
+        await b.attach(nb)
+        try:
+            await wait_for(lambda: b.up, what="the broker up")
+            assert proxy.hold(lambda link: b"SUBSCRIBE" in link.from_client) == 1
+            b.subscribe(nb, "answers")
+            assert b.publish(nb, "questions", "anyone?")
+            started = time.monotonic()
+            await wait_for(lambda: nb.states == [False], timeout=TIMEOUT, what="the outage")
+            assert time.monotonic() - started < 1.0 + 1.0
+            await wait_for(lambda: nb.states == [False, True], what="back up")  # (a new link)
+            assert b.stats.dropped == 1
+        finally:
+            proxy.release()
+            await b.detach(nb)
+
+
 async def test_a_handler_awaits_its_subscription_before_saying_so(
     redis_server: RedisServer,
 ) -> None:

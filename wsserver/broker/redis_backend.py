@@ -745,12 +745,16 @@ class RedisBroker(Broker):
         for ever, while the command connection, busy, looks fine. Nothing at
         all heard for ``timeout`` while a pong is awaited is an outage (the
         pong comes behind the messages already on their way: each of them
-        shows the connection alive).
+        shows the connection alive). So is nothing heard for ``timeout`` while
+        the confirmation of a SUBSCRIBE is awaited (not at the next ping: the
+        messages published meanwhile wait for it, see :meth:`_send`).
         """
         loop = asyncio.get_running_loop()
         every = self.presence_ttl / 3
         next_ping = loop.time() + every
         pong_due: float | None = None
+        confirmation_due: float | None = None
+        confirming = self._confirming
         while True:
             now = loop.time()
             if pong_due is None:
@@ -761,11 +765,21 @@ class RedisBroker(Broker):
                 raise TimeoutError(
                     f"no answer to a ping on the subscriber connection in {self.timeout} s"
                 )
+            if not confirming:
+                confirmation_due = None
+            elif confirmation_due is None:
+                confirmation_due = now + self.timeout
+            elif now > confirmation_due:
+                raise TimeoutError(
+                    f"no confirmation of a subscription from Redis in {self.timeout} s"
+                )
             message = await pubsub.get_message(timeout=POLL)
             if message is None:
                 continue
             if pong_due is not None:
                 pong_due = loop.time() + self.timeout  # (heard from: alive)
+            if confirmation_due is not None:
+                confirmation_due = loop.time() + self.timeout
             kind = message.get("type")
             if kind == "pong":
                 pong_due = None
