@@ -73,8 +73,11 @@ logger = logging.getLogger("wsserver.broker")
 POLL = 0.05
 #: A connection up this long (seconds) served: the reconnecting after it starts over.
 SERVED = 0.25
-#: How long a stopping connection's tasks are waited for.
+#: How long a stopping connection's tasks are waited for (and, when the
+#: broker stops, the messages still queued for Redis).
 STOP_TIMEOUT = 2.0
+#: Seconds between looks at whether the queue was sent, when the broker stops.
+FLUSH_POLL = 0.01
 #: Seconds unused after which a connection may have been closed for idleness:
 #: a batch of messages failing on it goes again (see _send()).
 IDLE = 1.0
@@ -340,7 +343,9 @@ class RedisBroker(Broker):
 
     async def detach(self, node: BrokerNode) -> None:
         """Stop, and take this process's counts out of presence at once (not
-        ``presence_ttl`` later) if Redis was reachable.
+        ``presence_ttl`` later) if Redis was reachable. The messages queued
+        for Redis go out first (within ``STOP_TIMEOUT``, or ``timeout`` if
+        shorter); those it cannot send are dropped, and counted.
 
         Only for the server attached: another one, refused by :meth:`attach`,
         leaves it serving.
@@ -350,10 +355,17 @@ class RedisBroker(Broker):
         was_up = self.up
         task = self._task
         if task is not None:
+            # What was published before (an on_shutdown hook may publish)
+            # goes out first, unless Redis takes longer than STOP_TIMEOUT.
+            loop = asyncio.get_running_loop()
+            due = loop.time() + min(self.timeout, STOP_TIMEOUT)
+            while self.up and self._queued_bytes and loop.time() < due:
+                await asyncio.sleep(FLUSH_POLL)
             self._task = None
             await _cancel([task])
             if not task.done():
                 logger.warning("broker %s: its task did not stop; left behind", self.shown_url)
+        self._drop_queued()  # (what the stop cut off: counted as dropped, not left)
         if self._closing is not None:
             await asyncio.wait({self._closing})  # (bounded: its aclose() is, by a second)
         await self._close_client()
@@ -969,8 +981,8 @@ class RedisBroker(Broker):
                 self._node.broker_state(True)
         self._dropped_in_outage = 0
 
-    def _went_down(self, exc: BaseException) -> None:
-        self.up = False
+    def _drop_queued(self) -> None:
+        """Drop the messages waiting to be sent (counted)."""
         dropped = 0
         while not self._queue.empty():
             channel, data = self._queue.get_nowait()
@@ -978,6 +990,10 @@ class RedisBroker(Broker):
             dropped += 1
         self.stats.dropped += dropped
         self._dropped_in_outage += dropped
+
+    def _went_down(self, exc: BaseException) -> None:
+        self.up = False
+        self._drop_queued()
         now = asyncio.get_running_loop().time()
         # Redis answered, and said no (a wrong password, a database out of
         # range, a user without the rights): a configuration to fix, said as
