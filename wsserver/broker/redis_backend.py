@@ -1029,8 +1029,16 @@ class RedisBroker(Broker):
 
 def _refuses_scripts(error: BaseException) -> bool:
     """Whether Redis refused a script for good (the user may not run one,
-    or scripting is off), not for the moment (full, busy with another)."""
-    return isinstance(error, NoPermissionError) or "unknown command" in str(error).lower()
+    or a command the script runs; scripting is off), not for the moment
+    (full, busy with another)."""
+    said = str(error).lower()
+    return (
+        isinstance(error, NoPermissionError)
+        or "unknown command" in said
+        # (A command in the script that the user may not run: Redis says
+        # "ERR The user executing the script can't run this command".)
+        or "user executing the script" in said
+    )
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
