@@ -277,6 +277,34 @@ async def test_an_explicit_single_worker_is_supervised_for_rolling_restarts() ->
         assert children(cli.proc.pid) == set()
 
 
+async def test_workers_start_from_a_command_line_that_ends_its_flags_with_a_double_dash() -> None:
+    # "--" ends the flags (argparse's, as for one process): the supervisor's
+    # own flags for its workers (--fd, --worker, --status-dir) were put after
+    # it, taken for positionals, and every worker exited 2 ("unrecognized
+    # arguments"), then the supervisor.
+    async with running_cli(
+        "--workers",
+        "2",
+        "--ping-interval",
+        "none",
+        "--status-path",
+        "/_status",
+        "--port",
+        "0",
+        "--",
+        "tests.worker_app:routes",
+        port_flag=False,
+    ) as cli:
+        await wait_for(lambda: "2 workers accepting" in cli.stderr, what="the workers")
+        workers = children(cli.proc.pid)
+        assert len(workers) == 2
+        ws, pid = await pid_of_connection(cli.url)
+        assert pid in workers
+        await ws.close()
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
 @pytest.mark.drill
 async def test_a_killed_worker_is_replaced_and_the_others_clients_stay(tmp_path: Path) -> None:
     async with supervisor() as cli:

@@ -51,6 +51,7 @@ from .supervisor import (
     inherited_socket,
     listening_socket,
     parent_gone,
+    with_flags,
 )
 
 logger = logging.getLogger("wsserver.server")
@@ -1280,7 +1281,7 @@ def supervise(
     if config.status_path is not None:
         # And the status page shows every worker: they leave their figures here.
         shared_dirs.append(tempfile.mkdtemp(prefix="wsserver-status-"))
-        arguments = [*arguments, "--status-dir", shared_dirs[-1]]
+        arguments = with_flags(arguments, "--status-dir", shared_dirs[-1])
     environment = None
     if args.env_file:
         env_file: str = args.env_file

@@ -68,6 +68,7 @@ __all__ = [
     "PING",
     "PONG",
     "HEALTH_TIMEOUT",
+    "with_flags",
 ]
 
 logger = logging.getLogger("wsserver.supervisor")
@@ -339,13 +340,9 @@ class Supervisor:
                 sys.executable,
                 "-m",
                 "wsserver",
-                *self.argv,
-                "--fd",
-                str(fd),
-                "--workers",
-                "1",
-                "--worker",
-                role.argument(),
+                *with_flags(
+                    self.argv, "--fd", str(fd), "--workers", "1", "--worker", role.argument()
+                ),
                 pass_fds=(fd, write_end),
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -882,6 +879,14 @@ class Supervisor:
                 self._on_limit(new)  # it said so before it had its slot
             await self._reap(retiring)
             return True
+
+
+def with_flags(argv: Sequence[str], *flags: str) -> list[str]:
+    """``argv`` with ``flags`` added: at the end, or before a ``--`` that ends
+    the flags there (after it, argparse takes them for positionals)."""
+    arguments = list(argv)
+    end = arguments.index("--") if "--" in arguments else len(arguments)
+    return [*arguments[:end], *flags, *arguments[end:]]
 
 
 def _fatal(message: str, *args: Any) -> None:
