@@ -565,6 +565,47 @@ async def test_sigttin_adds_a_worker_and_sigttou_retires_one(tmp_path: Path) -> 
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 
 
+HELD_APP = """
+import sys
+import time
+from pathlib import Path
+
+from wsserver import Router
+
+# Each worker's import waits while its file is there: HOLD-3 for slot 3's
+# (the slot is on its command line: --worker SLOT:FD:PID), HOLD for the others.
+slot = sys.argv[sys.argv.index("--worker") + 1].split(":")[0]
+while (Path(__file__).parent / ("HOLD-3" if slot == "3" else "HOLD")).exists():
+    time.sleep(0.05)
+
+routes = Router()
+"""
+
+
+@pytest.mark.drill
+async def test_a_worker_added_during_the_first_start_is_not_said_to_accept_before_it_does(
+    tmp_path: Path,
+) -> None:
+    # "N workers accepting", once the first workers accept, counted those
+    # SIGTTIN had added meanwhile, still starting: "3 workers accepting" with
+    # two; the third said so itself later.
+    (tmp_path / "held.py").write_text(HELD_APP)
+    (tmp_path / "HOLD").touch()
+    (tmp_path / "HOLD-3").touch()
+    args = ("held:routes", "--app-dir", str(tmp_path), "--workers", "2")
+    async with running_cli(*args) as cli:
+        await wait_for(lambda: "worker 2 started" in cli.stderr, what="the first workers")
+        cli.proc.send_signal(signal.SIGTTIN)
+        await wait_for(lambda: "worker 3 started" in cli.stderr, what="a third worker")
+        (tmp_path / "HOLD").unlink()
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the first two")
+        assert "2 workers accepting" in cli.stderr
+        (tmp_path / "HOLD-3").unlink()
+        await wait_for(lambda: re.search(r"worker 3 \(pid \d+\) accepting$", cli.stderr, re.M))
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
 @pytest.mark.drill
 async def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced() -> None:
     # --timeout-worker-healthcheck: the worker's loop answers the supervisor;

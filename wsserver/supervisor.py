@@ -279,8 +279,11 @@ class Supervisor:
             )
         ready = await starting
         self._first_started = True
-        if all(ready):
-            logger.info("%d worker%s accepting", self.count, "s" if self.count > 1 else "")
+        # Those accepting now: not one added meanwhile (SIGTTIN) and still
+        # starting, which says so itself once it accepts (see _watch_ready()).
+        accepting = sum(w.ready.done() and w.ready.result() is True for w in self.workers.values())
+        if all(ready) and accepting:
+            logger.info("%d worker%s accepting", accepting, "s" if accepting > 1 else "")
         await self._stopped.wait()
         ignore_signals(loop, (*stops, signal.SIGQUIT, signal.SIGHUP, *scaling))
         return self.exit_code
