@@ -258,3 +258,31 @@ async def test_a_health_check_answered_at_once_comes_again_a_second_later(
         blocked = loop.time()
         await wait_for(lambda: (worker.pid, signal.SIGKILL) in slot.signalled, what="the kill")
         assert loop.time() - blocked < 1.0 + 0.05 + 0.5  # the timeout after the next ping
+
+
+async def test_a_start_is_given_up_once_the_replacement_waited_for_dies_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No worker ever accepted: the last to die at start-up ends it all, but not
+    # while a replacement (a SIGHUP's, the code fixed meanwhile) is starting,
+    # which may yet accept; once that one dies too, it ends, with its exit code.
+    async with one_slot(monkeypatch, ready=False) as slot:
+        supervisor = slot.supervisor
+        supervisor.watcher = None  # (no --reload: it waits for no fix)
+        stops: list[bool] = []
+
+        async def stop_all() -> None:
+            stops.append(True)
+
+        monkeypatch.setattr(supervisor, "_stop_all", stop_all)
+        old = slot.started[0]
+        replacing = asyncio.create_task(supervisor._replace(1, worker=old))
+        new = await slot.nth(2, "the replacement")
+        old.process.exit(1)  # the broken code dies at start-up
+        await wait_for(lambda: 1 in supervisor._never_started, what="the slot given up")
+        await asyncio.sleep(0.05)
+        assert not supervisor.stopping and not stops  # the replacement is waited for
+        new.process.exit(3)  # broken too
+        await wait_for(lambda: stops, what="the stop")
+        assert supervisor.stopping and supervisor.exit_code == 3
+        assert await asyncio.wait_for(replacing, 5) is False

@@ -359,6 +359,56 @@ async def test_sighup_starts_a_worker_waiting_out_its_start_up_backoff(tmp_path:
         assert "SIGHUP: starting the workers again" in cli.stderr
 
 
+SLOWLY_FIXED_APP = """
+import time
+from pathlib import Path
+
+from wsserver import Router
+from wsserver.response import text
+
+here = Path(__file__).parent
+if (here / "BROKEN").exists():
+    (here / "importing-broken").touch()
+    time.sleep(1.0)
+    raise RuntimeError("broken until BROKEN is removed")
+time.sleep(2.0)  # (fixed, it starts slowly: the broken one dies first)
+
+routes = Router()
+
+
+@routes.get("/v")
+async def version(request):
+    return text("fixed")
+"""
+
+
+@pytest.mark.drill
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_sighup_s_replacement_is_waited_for_when_the_broken_first_workers_die(
+    tmp_path: Path, workers: str
+) -> None:
+    # A first start broken, fixed while its workers were still failing (a
+    # slow import, a database that times out), then SIGHUP: when the last of
+    # them died, the supervisor gave up ("no worker ever started", exit 1)
+    # and stopped the rolling restart's replacement, which would have started.
+    (tmp_path / "slowly_fixed.py").write_text(SLOWLY_FIXED_APP)
+    (tmp_path / "BROKEN").touch()
+    args = ("--app-dir", str(tmp_path), "--workers", workers, "--ping-interval", "none")
+    async with running_cli("slowly_fixed:routes", *args) as cli:
+        await wait_for(lambda: (tmp_path / "importing-broken").exists(), what="a broken import")
+        (tmp_path / "BROKEN").unlink()
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: "accepting; " in cli.stderr, what="the replacement")
+        assert cli.proc.returncode is None
+        async with httpx.AsyncClient() as client:
+            response = await asyncio.wait_for(client.get(f"http://127.0.0.1:{cli.port}/v"), 5.0)
+        assert response.text == "fixed"
+        if workers == "2":  # the other slot is started again once one worker accepts
+            await wait_for(lambda: len(children(cli.proc.pid)) == 2, what="two workers")
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
 SLOW_APP = """
 import time
 from pathlib import Path

@@ -503,6 +503,7 @@ class Supervisor:
         if worker.pidfd is not None:
             os.close(worker.pidfd)
             worker.pidfd = None
+        replacement = worker in self._starting
         self._starting.discard(worker)
         self._retired.discard(worker)
         retire_process(worker.pid)  # (its metrics, under --metrics-path)
@@ -510,6 +511,9 @@ class Supervisor:
         if not worker.ready.done():
             worker.ready.set_result(False)
         if self.workers.get(worker.slot) is not worker:
+            if replacement and not self.stopping and self._none_will_start():
+                # (The replacement that was waited for, see _replace_dead().)
+                self._stop_as_none_started(worker, code)
             return  # replaced: an old worker that retired
         if worker.retiring or self.stopping:
             return
@@ -527,20 +531,12 @@ class Supervisor:
         slot = worker.slot
         if not self._served and self.watcher is None:
             self._never_started.add(slot)
-        if len(self._never_started) == self.count:
+        if self._none_will_start():
             # Nothing ever served (an import error, a failing lifespan startup):
-            # retrying would hide it; the process manager should see it.
-            self.exit_code = code if code > 0 else 1
-            _fatal(
-                "worker %d (pid %d) died at start-up (%s); no worker ever started: "
-                "stopping (exit code %d)",
-                slot,
-                worker.pid,
-                status,
-                self.exit_code,
-            )
-            self.stopping = True
-            self._keep(loop.create_task(self._stop_all()))
+            # retrying would hide it; the process manager should see it. (Unless
+            # a rolling restart's replacement is starting, with code fixed
+            # since: it is waited for.)
+            self._stop_as_none_started(worker, code)
             return
         if slot in self._never_started:
             # Until another worker starts (then it is started again, see
@@ -577,6 +573,30 @@ class Supervisor:
         )
         del self.workers[slot]
         self._restart_later(slot, delay)
+
+    def _none_will_start(self) -> bool:
+        """Whether every slot's worker died at start-up with none ever accepting
+        (see _replace_dead()), and no replacement is starting (a SIGHUP's, the
+        code fixed meanwhile) that may yet accept."""
+        return (
+            bool(self._never_started)
+            and len(self._never_started) >= self.count
+            and all(w.exited.done() for w in self._starting)
+        )
+
+    def _stop_as_none_started(self, worker: Worker, code: int) -> None:
+        """Stop, with ``worker``'s exit code, the last to die at start-up."""
+        self.exit_code = code if code > 0 else 1
+        _fatal(
+            "worker %d (pid %d) died at start-up (%s); no worker ever started: "
+            "stopping (exit code %d)",
+            worker.slot,
+            worker.pid,
+            _exit_status(code),
+            self.exit_code,
+        )
+        self.stopping = True
+        self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
 
     def _restart_later(self, slot: int, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -695,7 +715,7 @@ class Supervisor:
             self._retired.add(worker)
             _signal(worker, signal.SIGHUP)
             self._keep(asyncio.get_running_loop().create_task(self._reap([worker])))
-        if self._never_started and len(self._never_started) >= self.count:
+        if self._none_will_start():
             # Every slot left is one whose worker died at start-up, waiting for
             # another to start: none will (see _replace_dead()).
             self.exit_code = 1
@@ -846,11 +866,14 @@ class Supervisor:
                 await self._reap([new])
                 return True
             if not ready or new.exited.done():
+                kept = self.workers.get(slot)
                 logger.error(
-                    "worker %d: its replacement (pid %d) did not start accepting; keeping pid %d",
+                    "worker %d: its replacement (pid %d) did not start accepting; %s",
                     slot,
                     new.pid,
-                    old.pid,
+                    f"keeping pid {kept.pid}"
+                    if kept is not None and not kept.exited.done()
+                    else f"pid {old.pid}, which it was to replace, died meanwhile",
                 )
                 _signal(new, signal.SIGKILL)
                 return False
