@@ -1055,6 +1055,31 @@ async def test_env_file_edits_reach_the_workers_a_rolling_restart_starts(tmp_pat
         assert (await worker_env())["WSSERVER_GREETING"] == "new"
 
 
+@pytest.mark.drill
+async def test_an_env_file_edit_no_environment_can_hold_leaves_the_workers_started(
+    tmp_path: Path,
+) -> None:
+    # A NUL byte in a value (a binary pasted, a file saved as UTF-16): at the
+    # start a one-line error, but read again for a worker it reached the
+    # worker's start, whose ValueError ended the rolling restart and, after a
+    # worker died, the start of its replacement, both with a traceback: the
+    # slot stayed empty for good.
+    env_file = tmp_path / "app.env"
+    env_file.write_text("WSSERVER_GREETING=old\n")
+    async with supervisor("--env-file", str(env_file)) as cli:
+        env_file.write_bytes(b"WSSERVER_GREETING=new\x00\n")
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: "rolling restart done" in cli.stderr, what="the restart")
+        assert "the worker gets what it said before" in cli.stderr
+        victim = next(iter(children(cli.proc.pid)))
+        os.kill(victim, signal.SIGKILL)
+        await wait_for(lambda: len(children(cli.proc.pid) - {victim}) == 2, what="a replacement")
+        async with websockets.connect(cli.url + "/inherited") as ws:
+            env = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["env"]
+        assert env["WSSERVER_GREETING"] == "old"
+    assert "Traceback" not in cli.stderr
+
+
 async def test_limit_max_requests_replaces_the_process() -> None:
     # One process (no --workers): the limit puts it under a supervisor, which
     # starts another when it has received its requests, and then retires it.

@@ -144,4 +144,8 @@ def reread_env_file(
 
 def _read(path: str, environ: Mapping[str, str]) -> dict[str, str]:
     with open(path, encoding="utf-8") as file:
-        return parse_env_file(file.read(), environ)
+        variables = parse_env_file(file.read(), environ)
+    for name, value in variables.items():
+        if "\x00" in value:  # (what the environment of a process cannot hold)
+            raise ValueError(f"{name}: a NUL character in its value")
+    return variables

@@ -353,7 +353,7 @@ class Supervisor:
                 # supervisor only, which stops the workers in order.
                 process_group=0,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # (ValueError: what exec() refuses)
             ours.close()
             self._spawn_failed(slot, exc)
             return None
