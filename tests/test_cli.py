@@ -1371,6 +1371,16 @@ async def test_reload_flags_without_reload_are_said() -> None:
     assert said in cli.stderr, cli.stderr
 
 
+@pytest.mark.parametrize("flag", ["--reload-include", "--reload-exclude"])
+async def test_a_reload_pattern_that_matches_nothing_is_refused_in_one_line(flag: str) -> None:
+    # "." (or "./") is no pattern pathlib can match: the watcher's first look
+    # ended the start with a traceback ("ValueError: empty pattern").
+    code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", "--reload", flag, ".")
+    assert code == 2, err
+    assert "Traceback" not in err and "listening on" not in err, err
+    assert f"{flag} .: " in err.strip().splitlines()[-1], err
+
+
 LEFTOVER_APP = """
 import asyncio
 import time

@@ -30,7 +30,7 @@ from .config import ENV_VARS, NONE_WORDS, Config, Flag, add_flags, flag_settings
 from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter
-from .reload import POLL_INTERVAL, FileWatcher
+from .reload import POLL_INTERVAL, FileWatcher, is_pattern
 from .server.descriptors import raise_open_files_limit, say_accept_failures_once_in_a_while
 from .server.metrics import MULTIPROC_ENV
 from .server.server import ASGI_DEFAULTS, remove_socket_file, serve
@@ -1246,6 +1246,13 @@ def supervise(
         for directory in directories:
             if not os.path.isdir(directory):
                 _refuse(parser, args, f"--reload-dir {directory}: not a directory")
+        for flag, patterns in (
+            ("--reload-include", args.reload_include),
+            ("--reload-exclude", args.reload_exclude),
+        ):
+            for pattern in patterns or ():
+                if pattern and not is_pattern(pattern):  # (an empty one matches nothing)
+                    _refuse(parser, args, f"{flag} {pattern}: not a file name pattern")
         watcher = FileWatcher(
             directories,
             args.reload_include or (),

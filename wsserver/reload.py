@@ -17,7 +17,15 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 
-__all__ = ["FileWatcher", "MAX_ENTRIES", "POLL_INTERVAL", "SKIPPED_DIRS", "INCLUDE", "EXCLUDE"]
+__all__ = [
+    "FileWatcher",
+    "MAX_ENTRIES",
+    "POLL_INTERVAL",
+    "SKIPPED_DIRS",
+    "INCLUDE",
+    "EXCLUDE",
+    "is_pattern",
+]
 
 #: Seconds between two looks at the files, unless said otherwise (``--reload-delay``).
 POLL_INTERVAL = 0.5
@@ -135,6 +143,16 @@ class FileWatcher:
                         _matches(pure, self.patterns) and not _matches(pure, self.excluded)
                     ):
                         yield path
+
+
+def is_pattern(pattern: str) -> bool:
+    """Whether ``pattern`` is one a path can be matched with (``.``, a path of
+    nothing, is not: pathlib raises ValueError at each file)."""
+    try:
+        PurePath("x").match(pattern)
+    except ValueError:
+        return False
+    return True
 
 
 def _matches(path: PurePath, patterns: Sequence[str]) -> bool:
