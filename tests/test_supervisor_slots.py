@@ -286,3 +286,26 @@ async def test_a_start_is_given_up_once_the_replacement_waited_for_dies_too(
         await wait_for(lambda: stops, what="the stop")
         assert supervisor.stopping and supervisor.exit_code == 3
         assert await asyncio.wait_for(replacing, 5) is False
+
+
+async def test_a_replacement_whose_slot_was_given_up_meanwhile_retires_as_on_sighup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its limit's replacement accepts after SIGTTOU gave its slot up: it has
+    # accepted connections, whose requests its retiring lets finish (SIGHUP,
+    # as for the worker it was to replace). SIGTERM's shutdown cut them: a
+    # request sent on a connection it had just accepted got a reset.
+    async with one_slot(monkeypatch) as slot:
+        supervisor = slot.supervisor
+        supervisor.count = 2
+        second = await supervisor._start(2, replacing=False)
+        second.ready.set_result(True)
+        replacing = asyncio.create_task(supervisor._replace(2, worker=second))
+        new = await slot.nth(3, "the replacement")
+        supervisor._scale(signal.SIGTTOU)  # slot 2 goes: its worker retires
+        assert slot.sighupped(second)
+        new.ready.set_result(True)  # then its replacement accepts
+        assert await asyncio.wait_for(replacing, 5) is True
+        assert slot.sighupped(new)
+        assert (new.pid, signal.SIGTERM) not in slot.signalled
+        assert supervisor.workers == {1: slot.started[0]}

@@ -859,10 +859,17 @@ class Supervisor:
             if self.stopping:
                 return False  # (stop_all() stops the replacement too)
             if slot > self.count:  # (SIGTTOU gave up the slot meanwhile)
-                new.retiring = True
                 self._starting.discard(new)
+                if new.exited.done():
+                    return True
+                # Retired as the worker it was to replace was (SIGHUP): once it
+                # accepts, it may have connections, whose requests get to finish.
+                logger.info(
+                    "worker %d (pid %d): its slot was given up meanwhile: retiring", slot, new.pid
+                )
+                new.retiring = True
                 self._retired.add(new)
-                _signal(new, signal.SIGTERM)
+                _signal(new, signal.SIGHUP if ready else signal.SIGTERM)
                 await self._reap([new])
                 return True
             if not ready or new.exited.done():
