@@ -409,6 +409,52 @@ async def test_a_sighup_s_replacement_is_waited_for_when_the_broken_first_worker
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 
 
+REFUSING_APP = """
+import os
+from pathlib import Path
+
+from wsserver import Router
+from wsserver.response import text
+
+routes = Router()
+
+
+@routes.on_startup
+async def refuse(server):
+    if (Path(__file__).parent / "REFUSE").exists():
+        await server.close()  # (a check that failed: the server never listens)
+
+
+@routes.get("/pid")
+async def pid(request):
+    return text(str(os.getpid()))
+"""
+
+
+@pytest.mark.drill
+async def test_a_replacement_whose_startup_hook_closes_its_server_does_not_replace_anyone(
+    tmp_path: Path,
+) -> None:
+    # A startup hook that calls server.close() stops the start before the
+    # server listens; the worker said it accepted all the same: the rolling
+    # restart retired the old worker for it, which then ended at once, and
+    # the slot was started again and again, nothing serving.
+    (tmp_path / "refusing.py").write_text(REFUSING_APP)
+    args = ("--app-dir", str(tmp_path), "--workers", "1", "--ping-interval", "none")
+    async with running_cli("refusing:routes", *args) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        (first,) = children(cli.proc.pid)
+        (tmp_path / "REFUSE").touch()
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: "rolling restart stopped" in cli.stderr, what="the restart")
+        assert f"did not start accepting; keeping pid {first}" in cli.stderr
+        async with httpx.AsyncClient() as client:
+            response = await asyncio.wait_for(client.get(f"http://127.0.0.1:{cli.port}/pid"), 5)
+        assert response.text == str(first)
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
 SLOW_APP = """
 import time
 from pathlib import Path

@@ -712,7 +712,9 @@ async def run(
             logger.info("worker %d (pid %d) accepting on %s", role.slot, os.getpid(), where)
         else:
             logger.info("listening on %s", where)
-    if role is not None:
+    if role is not None and server.sockets:
+        # (None when a startup hook closed the server: it never listened, and
+        # a supervisor must not retire a worker for it.)
         pipe = role.ready_fd
         with contextlib.suppress(OSError):
             os.write(pipe, READY)
