@@ -373,7 +373,7 @@ class Supervisor:
             worker.tasks.append(loop.create_task(self._watch_health(worker, self.health_timeout)))
         return worker
 
-    def _spawn_failed(self, slot: int, exc: OSError) -> None:
+    def _spawn_failed(self, slot: int, exc: OSError | ValueError) -> None:
         """A worker could not be started: try again after the start-up backoff."""
         failures = self.failures[slot] = self.failures.get(slot, 0) + 1
         delay = _backoff(failures)
