@@ -2471,3 +2471,32 @@ def test_headers_as_a_mapping_are_not_taken_for_the_requests_ones() -> None:
     # server's setting, and a list given it would have gone on every response.)
     with pytest.raises(TypeError, match="a request's own go with it"):
         TestClient(echo.routes, headers={"Authorization": "Bearer x"})
+
+
+async def test_a_startup_that_never_completes_is_a_timeout_not_a_hang() -> None:
+    # (A lifespan startup, or a Router's on_startup hook, waiting on something
+    # that never comes hung the test for ever: every wait is bounded by the
+    # client's timeout, its start's too.)
+    never = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def waits_for_a_database(app: Starlette) -> AsyncIterator[None]:
+        await never.wait()
+        yield
+
+    routes = Router()
+
+    @routes.on_startup
+    async def waits(server: Any) -> None:
+        await never.wait()
+
+    for app in (Starlette(lifespan=waits_for_a_database), routes):
+        client = TestClient(app, timeout=0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError, match=r"startup did not complete within 0\.2 s"):
+            async with client:
+                pass
+        assert loop.time() - started < 2
+        await client.close()  # (nothing left to close: no error)
+    assert len(asyncio.all_tasks()) == 1  # (the lifespan's task was cancelled)

@@ -281,6 +281,22 @@ def test_a_failed_startup_raises_and_leaves_no_thread(caplog: pytest.LogCaptureF
         pass
 
 
+def test_a_startup_that_never_completes_raises_a_timeout_and_leaves_no_thread() -> None:
+    @contextlib.asynccontextmanager
+    async def waits_for_a_database(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.Event().wait()  # (never set: the test hung for ever)
+        yield
+
+    started = time.monotonic()
+    with (
+        pytest.raises(TimeoutError, match="startup did not complete"),
+        SyncTestClient(Starlette(lifespan=waits_for_a_database), timeout=0.2),
+    ):
+        pass
+    assert time.monotonic() - started < 2
+    assert client_threads() == []
+
+
 def test_without_a_block_the_first_call_starts_it_as_starlette_s_does() -> None:
     seen: list[str] = []
 

@@ -1967,7 +1967,8 @@ class TestClient:
     would: the 500, the 1011 (the server logs the error either way).
 
     Args:
-        timeout: seconds any one wait may take before raising TimeoutError.
+        timeout: seconds any one wait may take before raising TimeoutError (the
+            start's too: an ASGI lifespan startup, a Router's on_startup hooks).
         cookies: the cookies to start with.
         raise_server_exceptions: raise the application's failures in the test.
     """
@@ -2036,7 +2037,10 @@ class TestClient:
             raise ValueError("TestClient speaks plain text: leave the TLS settings out")
         if self.server.closing:
             raise RuntimeError("this TestClient was closed: make a new one")
-        await self.server.start()
+        # (Bounded as every wait is: a startup waiting on what never comes,
+        # a database, would hang the test; cancelled, the start is undone.)
+        async with _within(self.timeout, "the application's startup did not complete"):
+            await self.server.start()
         self._started = True
         return self
 
