@@ -2500,3 +2500,34 @@ async def test_a_startup_that_never_completes_is_a_timeout_not_a_hang() -> None:
         assert loop.time() - started < 2
         await client.close()  # (nothing left to close: no error)
     assert len(asyncio.all_tasks()) == 1  # (the lifespan's task was cancelled)
+
+
+async def test_a_part_without_a_filename_is_a_field_as_httpx_sends_it() -> None:
+    # (httpx's files={"name": (None, "value")}, the way to send a multipart
+    # form's plain field beside files, or alone: it failed with "expected
+    # str, bytes or os.PathLike object, not NoneType" from mimetypes.)
+    async def form(request: StarletteRequest) -> JSONResponse:
+        async with request.form() as got:
+            items = [
+                [
+                    name,
+                    value
+                    if isinstance(value, str)
+                    else [value.filename, (await value.read()).decode()],
+                ]
+                for name, value in got.multi_items()
+            ]
+        return JSONResponse({"kind": request.headers["content-type"][:19], "items": items})
+
+    app = Starlette(routes=[Route("/form", form, methods=["POST"])])
+    async with TestClient(app, lifespan="off") as client:
+        r = await client.post("/form", files={"note": (None, "hi"), "raw": (None, b"\xc3\xa9")})
+        assert r.json() == {"kind": "multipart/form-data", "items": [["note", "hi"], ["raw", "é"]]}
+        r = await client.post(
+            "/form", data={"a": "1"}, files=[("f", ("a.txt", "x")), ("b", (None, "2"))]
+        )
+        assert r.json()["items"] == [["a", "1"], ["b", "2"], ["f", ["a.txt", "x"]]]
+        with pytest.raises(ValueError, match="a form field, which has no content type"):
+            await client.post("/form", files={"j": (None, "{}", "application/json")})
+        with pytest.raises(ValueError, match="its value text"):
+            await client.post("/form", files={"j": (None, b"\xff")})

@@ -814,11 +814,16 @@ def _form_fields(data: FormArg) -> list[tuple[str, str]]:
     return fields
 
 
-def _form_files(files: FilesArg) -> list[tuple[str, UploadedFile]]:
-    """``files=``'s files, each with its name, content and type."""
+def _form_files(files: FilesArg) -> tuple[list[tuple[str, str]], list[tuple[str, UploadedFile]]]:
+    """``files=``'s files, each with its name, content and type; and the fields
+    it gives as httpx takes them, ``(None, value)``: a part without a filename."""
     pairs = files.items() if isinstance(files, Mapping) else (files or ())
+    fields: list[tuple[str, str]] = []
     found = []
     for name, file in pairs:
+        if isinstance(file, tuple) and file and file[0] is None:
+            fields.append((name, _field_value(name, file)))
+            continue
         if isinstance(file, tuple):
             filename, content, *kind = file
         else:
@@ -830,7 +835,24 @@ def _form_files(files: FilesArg) -> list[tuple[str, UploadedFile]]:
         if content_type is None:
             content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         found.append((name, UploadedFile(filename, content_type, _file_content(name, content))))
-    return found
+    return fields, found
+
+
+def _field_value(name: str, file: tuple[Any, ...]) -> str:
+    """The value of httpx's ``(None, value)``: a form field, sent with the files."""
+    if len(file) != 2:
+        raise ValueError(
+            f"file {name!r}: a part without a filename, (None, value), is a form field, "
+            "which has no content type: give the file a name to send one"
+        )
+    content = _file_content(name, file[1])
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"file {name!r}: a part without a filename is a form field, its value text "
+            "(UTF-8): give the file a name to send other bytes"
+        ) from None
 
 
 def _file_content(name: str, content: Any) -> bytes:
@@ -1904,7 +1926,10 @@ def _prepared(
     if (data is not None or files is not None) and (json is not None or body is not None):
         raise ValueError("give data and files, or body, or json: not both")
     if data is not None or files is not None:
-        content_type, body = encode_form(_form_fields(data), _form_files(files))
+        plain, attached = _form_files(files)
+        # (httpx's (None, value) alone is multipart too, as files= makes it.)
+        multipart = bool(attached or plain)
+        content_type, body = encode_form(_form_fields(data) + plain, attached, multipart=multipart)
         if "content-type" not in names:
             items.append(("Content-Type", content_type))
         elif files:

@@ -562,15 +562,23 @@ _ESCAPES = str.maketrans({"\r": "%0D", "\n": "%0A", '"': "%22", "\\": "\\\\"})
 
 
 def encode_form(
-    fields: Iterable[tuple[str, str]], files: Iterable[tuple[str, UploadedFile]] = ()
+    fields: Iterable[tuple[str, str]],
+    files: Iterable[tuple[str, UploadedFile]] = (),
+    *,
+    multipart: bool | None = None,
 ) -> tuple[str, bytes]:
     """A form body and its ``Content-Type``: URL-encoded (UTF-8) without
     ``files``, else ``multipart/form-data``, the fields first, as a browser
     sends them (names and file names with ``"``, CR and LF percent-escaped,
-    a backslash doubled)."""
+    a backslash doubled). ``multipart`` True or False chooses the encoding
+    whatever ``files`` are (False with files: ValueError)."""
     fields = list(fields)
     files = list(files)
-    if not files:
+    if multipart is None:
+        multipart = bool(files)
+    elif not multipart and files:
+        raise ValueError("files are sent as multipart/form-data only")
+    if not multipart:
         return URLENCODED, urlencode(fields).encode("ascii")
     boundary = uuid.uuid4().hex
     out = []
