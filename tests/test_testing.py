@@ -1418,6 +1418,8 @@ async def test_params_and_every_method() -> None:
         assert r.text == "GET q=a+b&tag=x&tag=%C3%A9 "
         r = await client.get("/echo?page=2", params=[("n", 1)])
         assert r.text == "GET page=2&n=1 "
+        r = await client.get("/echo?", params=[("n", 1)])  # (an empty query: httpx's too)
+        assert r.text == "GET n=1 "
         r = await client.head("/echo", params={"q": "1"})
         assert (r.status, r.body) == (200, b"")
         for method in (client.post, client.put, client.patch, client.delete):

@@ -999,7 +999,10 @@ def _target(path: str, params: ParamsArg = None) -> bytes:
         ]
         query = urllib.parse.urlencode(texts)
         if query:
-            target += ("&" if "?" in target else "?") + query
+            if target.endswith("?"):
+                target += query  # (after an empty query, no "&": as httpx)
+            else:
+                target += ("&" if "?" in target else "?") + query
     return target.encode("ascii")
 
 
