@@ -81,7 +81,8 @@ class Proxy:
             if link.held:
                 link.held = False
                 for writer, data in link.kept:
-                    writer.write(data)
+                    if not writer.transport.is_closing():  # (uvloop raises, asyncio drops it)
+                        writer.write(data)
                 link.kept.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
