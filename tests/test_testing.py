@@ -2313,6 +2313,20 @@ def test_a_redirect_to_an_international_host_names_it_as_dns_does() -> None:
     assert (url.host, url.path) == ("bücher.example", "/ä")
 
 
+def test_a_redirect_to_an_international_host_goes_where_a_browser_would() -> None:
+    # Python's IDNA 2003 codec writes another name for IDNA 2008's deviation
+    # characters (faß.de as fass.de, browsers: xn--fa-hia.de): those stay
+    # percent-encoded, as before. And the host is after the last "@", as a
+    # browser reads it: not a part of the user's name encoded as a label.
+    cases = {
+        "https://faß.de/": "https://fa%C3%9F.de/",
+        "https://xς.gr/": "https://x%CF%82.gr/",
+        "https://a@b@bücher.example/x": "https://a@b@xn--bcher-kva.example/x",
+    }
+    for location, sent in cases.items():
+        assert redirect(location).headers == [("Location", sent)], location
+
+
 @pytest.mark.parametrize(("timeout", "fails"), [(5.0, True), (5.0, False), (None, False)], ids=str)
 async def test_the_way_out_is_bounded_whatever_the_websockets_left_open(
     timeout: float | None, fails: bool

@@ -123,20 +123,25 @@ def redirect(location: str, status: int = 302, headers: HeadersLike | None = Non
     return Response(b"", status, [("Location", target), *more])
 
 
-#: A URL's authority, after its scheme (if any) and "//": ``userinfo@``, the
-#: host, ``:port``.
-_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//(?:[^/?#\\@]*@)?([^/?#\\:\[]*)")
+#: A URL's authority, after its scheme (if any) and "//": ``userinfo@`` (to
+#: the last "@", as browsers read it), the host, ``:port``.
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//(?:[^/?#\\]*@)?([^/?#\\:\[@]*)")
+#: IDNA 2008's deviation characters (sharp s, final sigma, ZWJ, ZWNJ): Python's
+#: IDNA 2003 codec maps them away (``faß.de`` to ``fass.de``, another name),
+#: browsers keep them (``xn--fa-hia.de``).
+_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
 
 
 def _ascii_host(location: str) -> str:
     """``location`` with its host name, if it has non-ASCII characters, in
     IDNA's form; as it is when it has none, or no host, or one IDNA cannot
-    write (it is percent-encoded then, as the rest)."""
+    write, or one Python's IDNA 2003 would write as another name (it is
+    percent-encoded then, as the rest)."""
     if location.isascii():
         return location
     found = _AUTHORITY.match(location)
-    if found is None or found[1].isascii():
-        return location
+    if found is None or found[1].isascii() or not _DEVIATIONS.isdisjoint(found[1]):
+        return location  # (percent-encoded: browsers look up what it names)
     try:
         host = found[1].encode("idna").decode("ascii")
     except UnicodeError:
