@@ -309,3 +309,33 @@ async def test_a_replacement_whose_slot_was_given_up_meanwhile_retires_as_on_sig
         assert slot.sighupped(new)
         assert (new.pid, signal.SIGTERM) not in slot.signalled
         assert supervisor.workers == {1: slot.started[0]}
+
+
+async def test_a_start_is_given_up_when_the_replacement_waited_for_goes_with_its_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No worker ever accepted; the one replacement that may yet (a SIGHUP's)
+    # is waited for. SIGTTOU gives its slot up, and it does not accept in
+    # time: stopped, it was the last hope; the supervisor stopped nowhere,
+    # and went on with no worker and none to start.
+    async with one_slot(monkeypatch, ready=False) as slot:
+        supervisor = slot.supervisor
+        supervisor.watcher = None  # (no --reload: it waits for no fix)
+        supervisor.start_timeout = 0.2
+        stops: list[bool] = []
+
+        async def stop_all() -> None:
+            stops.append(True)
+
+        monkeypatch.setattr(supervisor, "_stop_all", stop_all)
+        supervisor.count = 2
+        second = await supervisor._start(2, replacing=False)
+        slot.started[0].process.exit(1)  # slot 1's broken code dies at start-up
+        await wait_for(lambda: 1 in supervisor._never_started, what="slot 1 given up")
+        replacing = asyncio.create_task(supervisor._replace(2, worker=second))
+        await slot.nth(3, "the replacement")
+        supervisor._scale(signal.SIGTTOU)  # slot 2 goes (its replacement is waited for)
+        assert not stops
+        assert await asyncio.wait_for(replacing, 5) is True  # (it never accepted)
+        await wait_for(lambda: stops, what="the stop")
+        assert supervisor.stopping and supervisor.exit_code == 1

@@ -718,10 +718,14 @@ class Supervisor:
         if self._none_will_start():
             # Every slot left is one whose worker died at start-up, waiting for
             # another to start: none will (see _replace_dead()).
-            self.exit_code = 1
-            _fatal("no worker ever started, and none is left to: stopping (exit code 1)")
-            self.stopping = True
-            self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
+            self._stop_as_none_left()
+
+    def _stop_as_none_left(self) -> None:
+        """Stop (exit code 1): no worker ever started, and none is left to."""
+        self.exit_code = 1
+        _fatal("no worker ever started, and none is left to: stopping (exit code 1)")
+        self.stopping = True
+        self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
 
     async def _kill_all(self) -> None:
         """Kill every worker, and end: not by os._exit(), so that what the command
@@ -871,6 +875,10 @@ class Supervisor:
                 self._retired.add(new)
                 _signal(new, signal.SIGHUP if ready else signal.SIGTERM)
                 await self._reap([new])
+                if not self.stopping and self._none_will_start():
+                    # (It was the replacement waited for, see _watch_exit(),
+                    # and it is gone without accepting: none is left.)
+                    self._stop_as_none_left()
                 return True
             if not ready or new.exited.done():
                 kept = self.workers.get(slot)
