@@ -178,10 +178,10 @@ class WebSocket:
                             await waiter
                         finally:
                             timer.cancel()
+                            if waiter.done() and not waiter.cancelled():
+                                waiter.exception()  # (timed out as a cancel came: retrieved)
                 finally:
                     inbox.forget_waiter()
-                    if waiter.done() and not waiter.cancelled():
-                        waiter.exception()  # (timed out as a cancel came: retrieved)
                 message = inbox.get_nowait()
                 if message is not None:
                     return message
