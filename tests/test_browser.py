@@ -393,9 +393,11 @@ async def test_wait_for_keeps_polling_across_a_navigation(
     async with Browser(chromium) as browser:
         page = await browser.new_page(f"http://127.0.0.1:{server.port}/")
         assert await page.evaluate("location.pathname") == "/"
+        # (Only the first page's poll waits for ever: one asked on the second
+        # before it has loaded would, or-ed with that promise, never end.)
         arrived = await page.wait_for(
-            "location.pathname === '/second' && document.readyState === 'complete'"
-            " || new Promise(() => {})",
+            "location.pathname === '/second' ? document.readyState === 'complete'"
+            " : new Promise(() => {})",
             timeout=10,
         )
         assert arrived is True
