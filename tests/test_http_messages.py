@@ -122,6 +122,20 @@ def test_unknown_status_has_a_reason_phrase_too() -> None:
     assert rendered(599, "x").startswith(b"HTTP/1.1 599 Unknown\r\n")
 
 
+@pytest.mark.parametrize(
+    ("status", "phrase"),
+    [
+        (413, b"Content Too Large"),
+        (414, b"URI Too Long"),
+        (416, b"Range Not Satisfiable"),
+        (422, b"Unprocessable Content"),
+    ],
+)
+def test_reason_phrases_are_rfc_9110s(status: int, phrase: bytes) -> None:
+    # Python 3.11's http.HTTPStatus still has RFC 7231's names for these four.
+    assert rendered(status, "x").startswith(b"HTTP/1.1 %d %s\r\n" % (status, phrase))
+
+
 def test_every_response_carries_its_reason_phrase() -> None:
     raw = render_response(request_state(), Response("hi"))
     assert raw.startswith(b"HTTP/1.1 200 OK\r\n")

@@ -385,12 +385,19 @@ def h11_response(
         return kind(status_code=status, headers=latin, reason=reason)
 
 
+#: Each status's reason phrase: RFC 9110's names where Python's ``HTTPStatus``
+#: (before 3.13) has RFC 7231's.
+_PHRASES = {status.value: status.phrase for status in HTTPStatus} | {
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
+
+
 def reason_phrase(status: int) -> str:
     """The reason phrase of ``status`` ("Unknown" for codes HTTP does not name)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _PHRASES.get(status, "Unknown")
 
 
 #: The body formats of error responses (a route's ``error_format``).
