@@ -215,11 +215,12 @@ class Route:
         #: The paths this route matches when it has no parameters (else None),
         #: and the text every path it matches starts with (Router's index).
         self.exact: frozenset[str] | None = None
-        self.prefix = uri if first is None else uri[: first.start()]
         if first is None:
             bare = uri[:-1] if not strict_slashes and uri.endswith("/") and len(uri) > 1 else uri
             self.exact = frozenset((bare,) if strict_slashes or bare == "/" else (bare, bare + "/"))
             self.prefix = bare
+        else:
+            self.prefix = uri[: first.start()]
 
     def moved(self, uri: str, name: str) -> Route:
         """This route at another ``uri`` under another ``name`` (for :meth:`Router.include`)."""
