@@ -458,6 +458,28 @@ class RecordingNode:
 
 
 @asynccontextmanager
+async def subscribe_held(
+    redis: RedisServer, **settings: Any
+) -> AsyncIterator[tuple[RedisBroker, RecordingNode, Proxy]]:
+    """node-b's RedisBroker (``settings`` its own), up through a proxy that holds
+    its SUBSCRIBE to ``answers``, made just before it publishes to ``questions``;
+    the proxy released and the broker detached after."""
+    nb = RecordingNode("node-b")
+    async with Proxy(redis.port) as proxy:
+        b = RedisBroker(f"redis://127.0.0.1:{proxy.port}/0", **settings)
+        await b.attach(nb)
+        try:
+            await wait_for(lambda: b.up, what="the broker up")
+            assert proxy.hold(lambda link: b"SUBSCRIBE" in link.from_client) == 1
+            b.subscribe(nb, "answers")
+            assert b.publish(nb, "questions", "anyone?")
+            yield b, nb, proxy
+        finally:
+            proxy.release()
+            await b.detach(nb)
+
+
+@asynccontextmanager
 async def attached(
     redis: RedisServer, *nodes: RecordingNode, **settings: Any
 ) -> AsyncIterator[list[RedisBroker]]:
@@ -697,26 +719,16 @@ async def test_a_publish_waits_for_the_subscriptions_made_before_it_to_be_confir
     # reached Redis after the PUBLISH, and another process's answer to that
     # message, on the subscribed topic, was lost. Here the subscriber
     # connection is held by a proxy: Redis saw the PUBLISH first.
-    nb = RecordingNode("node-b")
     monitor_client = aioredis.from_url(redis_server.url)
-    async with Proxy(redis_server.port) as proxy, monitor_client.monitor() as monitor:
-        b = RedisBroker(f"redis://127.0.0.1:{proxy.port}/0")
-        await b.attach(nb)
-        try:
-            await wait_for(lambda: b.up, what="the broker up")
-            assert proxy.hold(lambda link: b"SUBSCRIBE" in link.from_client) == 1
-            b.subscribe(nb, "answers")
-            assert b.publish(nb, "questions", "anyone?")
-            await asyncio.sleep(0.3)
-            proxy.release()
-            seen: list[str] = []
-            while not any(c.startswith("PUBLISH") for c in seen):
-                command = (await asyncio.wait_for(monitor.next_command(), TIMEOUT))["command"]
-                if command.startswith(("SUBSCRIBE wsserver:topic:", "PUBLISH wsserver:topic:")):
-                    seen.append(command)
-            assert seen[0] == "SUBSCRIBE wsserver:topic:answers", seen
-        finally:
-            await b.detach(nb)
+    async with monitor_client.monitor() as monitor, subscribe_held(redis_server) as (_, _, proxy):
+        await asyncio.sleep(0.3)
+        proxy.release()
+        seen: list[str] = []
+        while not any(c.startswith("PUBLISH") for c in seen):
+            command = (await asyncio.wait_for(monitor.next_command(), TIMEOUT))["command"]
+            if command.startswith(("SUBSCRIBE wsserver:topic:", "PUBLISH wsserver:topic:")):
+                seen.append(command)
+        assert seen[0] == "SUBSCRIBE wsserver:topic:answers", seen
     await monitor_client.aclose()
 
 
@@ -727,23 +739,12 @@ async def test_a_subscription_redis_never_confirms_is_an_outage_within_the_timeo
     # alone) was noticed only at the next ping, a third of presence_ttl
     # later plus the timeout (11 s here, not 1): meanwhile every message
     # published waited for that confirmation, and was dropped in the end.
-    nb = RecordingNode("node-b")
-    async with Proxy(redis_server.port) as proxy:
-        b = RedisBroker(f"redis://127.0.0.1:{proxy.port}/0", presence_ttl=30.0, timeout=1.0)
-        await b.attach(nb)
-        try:
-            await wait_for(lambda: b.up, what="the broker up")
-            assert proxy.hold(lambda link: b"SUBSCRIBE" in link.from_client) == 1
-            b.subscribe(nb, "answers")
-            assert b.publish(nb, "questions", "anyone?")
-            started = time.monotonic()
-            await wait_for(lambda: nb.states == [False], timeout=TIMEOUT, what="the outage")
-            assert time.monotonic() - started < 1.0 + 1.0
-            await wait_for(lambda: nb.states == [False, True], what="back up")  # (a new link)
-            assert b.stats.dropped == 1
-        finally:
-            proxy.release()
-            await b.detach(nb)
+    async with subscribe_held(redis_server, presence_ttl=30.0, timeout=1.0) as (b, nb, _):
+        started = time.monotonic()  # (the publish was just made)
+        await wait_for(lambda: nb.states == [False], timeout=TIMEOUT, what="the outage")
+        assert time.monotonic() - started < 1.0 + 1.0
+        await wait_for(lambda: nb.states == [False, True], what="back up")  # (a new link)
+        assert b.stats.dropped == 1
 
 
 async def test_a_handler_awaits_its_subscription_before_saying_so(
