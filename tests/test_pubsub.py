@@ -34,6 +34,7 @@ from .helpers import wait_for
 from .redis_server import RedisServer
 from .tcp_proxy import Proxy
 from .test_cli import Cli, running_cli
+from .test_metrics import scrape
 
 TIMEOUT = 10.0
 
@@ -1748,6 +1749,35 @@ async def test_a_broker_down_at_start_up_degrades_and_the_app_hears_of_it(
     logged = [r.getMessage() for r in caplog.records if r.name == "wsserver.broker"]
     assert sum("unreachable" in m for m in logged) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_an_outage_shows_in_the_figures_while_it_lasts(redis_server: RedisServer) -> None:
+    # A dashboard could count outages, not tell whether Redis was reachable
+    # now; and a broker state listener, once added, could not be taken off.
+    url = redis_server.url
+    redis_server.stop()
+    events: list[bool] = []
+    removed: list[bool] = []
+    server = serve(topic_routes(), "127.0.0.1", 0, broker=url, metrics_path="/metrics")
+    server.on_broker_state(events.append)
+    remove = server.on_broker_state(removed.append)
+
+    async def unreachable() -> tuple[int, float]:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{server.port}/metrics")).text
+        gauge = scrape(text)[("wsserver_broker_unreachable", ())]
+        return server.stats()["pubsub"]["unreachable"], gauge
+
+    async with server:
+        await wait_for(lambda: events == [False], what="the outage")
+        assert await unreachable() == (1, 1.0)
+        assert removed == [False]
+        remove()
+        remove()  # (a second time: nothing)
+        redis_server.start()
+        await wait_for(lambda: events == [False, True], what="back up")
+        assert await unreachable() == (0, 0.0)
+        assert removed == [False]
 
 
 @pytest.mark.drill

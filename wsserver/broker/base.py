@@ -29,9 +29,9 @@ class BrokerNode(Protocol):
 
 
 class BrokerStats:
-    """Counters a broker keeps (plain integers, read by whoever wants them)."""
+    """Figures a broker keeps (plain integers, read by whoever wants them)."""
 
-    __slots__ = ("published", "received", "dropped", "outages")
+    __slots__ = ("published", "received", "dropped", "outages", "unreachable")
 
     def __init__(self) -> None:
         #: Messages handed to the broker for other processes.
@@ -42,6 +42,8 @@ class BrokerStats:
         self.dropped = 0
         #: Times the broker became unreachable.
         self.outages = 0
+        #: 1 while it is unreachable (an outage going on), else 0.
+        self.unreachable = 0
 
 
 class Broker(ABC):

@@ -977,6 +977,7 @@ class RedisBroker(Broker):
                 "" if len(self._wanted) == 1 else "s",
             )
             self._down_since = None
+            self.stats.unreachable = 0
             if self._node is not None:
                 self._node.broker_state(True)
         self._dropped_in_outage = 0
@@ -1002,6 +1003,7 @@ class RedisBroker(Broker):
         if self._down_since is None:
             self._down_since = now
             self.stats.outages += 1
+            self.stats.unreachable = 1
             if refused:
                 self._say_refused(exc, now)
             else:

@@ -81,6 +81,11 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("outcome",),
     ),
     "wsserver_broker_outages": ("counter", "Times the broker became unreachable.", ()),
+    "wsserver_broker_unreachable": (
+        "gauge",
+        "1 while the broker is unreachable (under workers: how many workers cannot reach it).",
+        (),
+    ),
     "wsserver_http_response_duration_seconds": (
         "histogram",
         "HTTP responses written whole, from the request's head to the response's end.",
@@ -146,6 +151,7 @@ def samples(stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], float]
     for outcome in ("published", "received", "dropped"):
         yield "wsserver_broker_messages", {"outcome": outcome}, pubsub[outcome]
     yield "wsserver_broker_outages", {}, pubsub["outages"]
+    yield "wsserver_broker_unreachable", {}, pubsub["unreachable"]
 
 
 def histograms(stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], dict[str, Any]]]:

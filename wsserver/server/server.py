@@ -918,7 +918,7 @@ class Server:
 
         With a broker, also ``pubsub``: topics with local subscribers, local
         deliveries and skips, and the broker's published, received, dropped
-        messages and outages.
+        messages and outages, and whether it is unreachable now (1 or 0).
         """
         snapshot = self.counters.snapshot(self._websockets)
         snapshot["pubsub"] = self._pubsub_stats()
@@ -934,6 +934,7 @@ class Server:
             "received": broker.received,
             "dropped": broker.dropped,
             "outages": broker.outages,
+            "unreachable": broker.unreachable,
         }
 
     async def recent_stats(self, max_age: float = 0.9) -> dict[str, Any]:
@@ -1009,10 +1010,14 @@ class Server:
         """Every topic with subscribers in any process, and how many."""
         return await self.pubsub.broker.presence()
 
-    def on_broker_state(self, listener: Callable[[bool], None]) -> None:
+    def on_broker_state(self, listener: Callable[[bool], None]) -> Callable[[], None]:
         """Call ``listener(False)`` when the broker becomes unreachable and ``(True)`` when
-        it is back (to resync clients that may have missed messages meanwhile)."""
-        self.pubsub.on_broker_state(listener)
+        it is back (to resync clients that may have missed messages meanwhile).
+
+        Returns:
+            A function that takes this listener off again (calling it twice does nothing).
+        """
+        return self.pubsub.on_broker_state(listener)
 
     async def _stop_accepting(self) -> None:
         """Close the listening sockets, without losing a connection being accepted.

@@ -146,9 +146,21 @@ class Topics:
 
     # --------------------------------------------------------------- outages
 
-    def on_broker_state(self, listener: Callable[[bool], None]) -> None:
-        """Call ``listener(False)`` when the broker becomes unreachable, ``(True)`` when back."""
+    def on_broker_state(self, listener: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``listener(False)`` when the broker becomes unreachable, ``(True)`` when back.
+
+        Returns:
+            A function that takes this listener off (once; called again, it does nothing).
+        """
         self._listeners.append(listener)
+        added = [True]
+
+        def remove() -> None:
+            if added:
+                added.clear()
+                self._listeners.remove(listener)  # (its first entry: the same if added twice)
+
+        return remove
 
     def broker_state(self, up: bool) -> None:
         for listener in list(self._listeners):
