@@ -2434,8 +2434,18 @@ async def test_a_full_url_is_its_path_and_host_as_with_httpx_and_starlette() -> 
                 await client.get(refused)
         with pytest.raises(ValueError, match="plain text"):
             client.websocket("wss://testserver/ws")
-        with pytest.raises(ValueError, match="must start with '/'"):
-            await client.get("items")
+        # A relative one is taken from the root, as httpx joins it to Starlette's
+        # base_url, http://testserver (it was refused).
+        seen.clear()
+        await client.get("items?a=1")
+        await client.get("")
+        async with client.websocket("ws?room=2"):
+            pass
+        assert seen == [
+            ("/items?a=1", "testserver"),
+            ("/?", "testserver"),
+            ("/ws?room=2", "testserver"),
+        ]
 
 
 async def test_a_client_not_started_says_how_to_start_it() -> None:

@@ -959,7 +959,8 @@ async def _within(seconds: float | None, what: str) -> AsyncIterator[None]:
 def _split_url(path: str, items: list[tuple[str, str]], schemes: tuple[str, ...]) -> str:
     """The path (and query) of ``path``; a full URL's host goes to ``items`` as its
     ``Host`` unless they have one (``http://testserver/items``, as with httpx's
-    and Starlette's clients).
+    and Starlette's clients). A relative path is taken from the root (``items``
+    is ``/items``: httpx joins it so to Starlette's ``base_url``).
 
     Raises:
         ValueError: a scheme not in ``schemes`` (``https``: the client speaks
@@ -969,7 +970,7 @@ def _split_url(path: str, items: list[tuple[str, str]], schemes: tuple[str, ...]
         return path
     url = urllib.parse.urlsplit(path)
     if not url.scheme:
-        return path  # (_target says what is wrong with it)
+        return "/" + path
     if url.scheme.lower() not in schemes:
         plain = " (TestClient speaks plain text)" if url.scheme.lower() in ("https", "wss") else ""
         raise ValueError(f"a URL here is {' or '.join(schemes)}://, not {path!r}{plain}")
