@@ -1532,7 +1532,7 @@ async def test_forms_and_files_as_a_browser_sends_them() -> None:
             files=[
                 ("doc", ("report.pdf", b"%PDF\r\n--")),  # type from the name
                 ("doc", ("notes", "é", "text/plain; charset=utf-8")),
-                ("raw", b"\x00\xff"),  # named as its field, of no known type
+                ("raw", b"\x00\xff"),  # named "upload" (as httpx names it), of no known type
             ],
         )
         assert r.json() == {
@@ -1543,7 +1543,7 @@ async def test_forms_and_files_as_a_browser_sends_them() -> None:
                     ["report.pdf", "application/pdf", "%PDF\r\n--"],
                     ["notes", "text/plain; charset=utf-8", "é".encode().decode("latin-1")],
                 ],
-                "raw": [["raw", "application/octet-stream", "\x00\xff"]],
+                "raw": [["upload", "application/octet-stream", "\x00\xff"]],
             },
         }
         # A name's quote, CR and LF escaped as browsers do (they read back as sent).
@@ -1601,10 +1601,17 @@ async def test_an_open_file_is_sent_with_its_own_name_as_httpx_sends_it(tmp_path
     report.write_bytes(b"a,b\n1,2\n")
     async with TestClient(_form_routes()) as client:
         with report.open("rb") as opened:
-            r = await client.post("/form", files={"upload": opened, "mem": io.BytesIO(b"xyz")})
+            r = await client.post("/form", files={"report": opened, "mem": io.BytesIO(b"xyz")})
+        # Content without a name of its own is named "upload", whatever its field (as
+        # httpx names it: the field's name was used).
         assert r.json()["files"] == {
-            "upload": [["report.csv", "text/csv", "a,b\n1,2\n"]],
-            "mem": [["mem", "application/octet-stream", "xyz"]],
+            "report": [["report.csv", "text/csv", "a,b\n1,2\n"]],
+            "mem": [["upload", "application/octet-stream", "xyz"]],
+        }
+        r = await client.post("/form", files={"raw": b"abc", "text": "d"})
+        assert r.json()["files"] == {
+            "raw": [["upload", "application/octet-stream", "abc"]],
+            "text": [["upload", "application/octet-stream", "d"]],
         }
         r = await client.post("/form", files={"f": ("named.txt", io.BytesIO(b"q"))})
         assert r.json()["files"] == {"f": [["named.txt", "text/plain", "q"]]}

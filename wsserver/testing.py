@@ -827,8 +827,9 @@ def _form_files(files: FilesArg) -> tuple[list[tuple[str, str]], list[tuple[str,
         if isinstance(file, tuple):
             filename, content, *kind = file
         else:
-            filename, content, kind = name, file, []
-            opened = getattr(file, "name", None)  # (an open file: its own name, as httpx does)
+            # An open file's own name, else "upload", as httpx names them.
+            filename, content, kind = "upload", file, []
+            opened = getattr(file, "name", None)
             if hasattr(file, "read") and isinstance(opened, str):
                 filename = os.path.basename(opened)
         content_type = kind[0] if kind else None
@@ -2213,8 +2214,9 @@ class TestClient:
         application/json`` unless ``headers`` has one). ``data`` sends form
         fields (a mapping or pairs of str; a list value repeats its name)
         URL-encoded, and with ``files`` (a mapping or pairs: a name and the
-        file's content, or ``(filename, content[, content type])``; the type
-        guessed from the name when not given) as ``multipart/form-data``, as a
+        file's content, or ``(filename, content[, content type])``; content
+        alone named after its open file, else ``upload``, as httpx names it;
+        the type guessed from the name when not given) as ``multipart/form-data``, as a
         browser's form does (``request.form``, ``request.files``). ``body``
         may also be an iterable or async iterable of bytes: sent chunked
         (unless ``headers`` give a ``Content-Length``), a piece at a time as
