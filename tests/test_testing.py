@@ -473,6 +473,26 @@ async def test_close_codes_both_ways(caplog: pytest.LogCaptureFixture) -> None:
             await client.websocket("/forever").__aenter__()
 
 
+async def test_a_ping_waiting_when_the_handler_fails_raises_what_it_raised() -> None:
+    # A ping waiting for its pong when the handler failed raised the 1011 close
+    # (ConnectionClosedError), where receive() and send() raise the handler's
+    # own exception. Its reading stopped (max_queue full) before the ping
+    # (behind 600 KB of messages written at once, more than a read takes), the
+    # server reads it only after the handler failed, and answers it no more.
+    routes = Router()
+
+    @routes.websocket("/fail-later")
+    async def fail_later(request: Request, ws: WebSocket) -> None:
+        await asyncio.sleep(0.2)
+        raise RuntimeError("handler bug")
+
+    async with TestClient(routes, max_queue=1) as client, client.websocket("/fail-later") as ws:
+        for _ in range(100):
+            ws._write_frame(Opcode.BINARY, bytes(6000))
+        with pytest.raises(RuntimeError, match="handler bug"):
+            await ws.ping()
+
+
 async def test_protocol_violation_by_the_client_is_1002() -> None:
     async with TestClient(echo.routes) as client, client.websocket("/ws") as ws:
         ws._pipe.write(b"\x81\x05hello")  # unmasked: the server must refuse it

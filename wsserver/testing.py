@@ -75,6 +75,7 @@ from .config import Config
 from .config import settings as declared_settings
 from .errors import (
     ConcurrencyError,
+    ConnectionClosed,
     ConnectionClosedOK,
     InvalidState,
     ProtocolError,
@@ -1546,6 +1547,9 @@ class ClientWebSocket:
             TypeError: ``data`` is neither str nor bytes-like.
             ValueError: ``data`` is longer than a control frame may carry (125 bytes).
             ConcurrencyError: a ping with the same ``data`` is still waiting for its pong.
+            ConnectionClosed: the connection closed before the pong came (with
+                TestClient's ``raise_server_exceptions``, what the application
+                raised on this connection comes instead).
         """
         if isinstance(data, str):
             payload = data.encode("utf-8")
@@ -1565,7 +1569,11 @@ class ClientWebSocket:
         try:
             self._write_frame(Opcode.PING, payload)
             async with _within(self.timeout if timeout is None else timeout, "no pong came"):
-                return await waiter
+                try:
+                    return await waiter
+                except ConnectionClosed:
+                    self._raise_failure()  # (what the application raised, instead)
+                    raise
         finally:
             if self._pong_waiters.get(payload, (None,))[0] is waiter:
                 del self._pong_waiters[payload]  # timed out or cancelled: the payload is free
