@@ -798,6 +798,13 @@ def test_trusted_proxies() -> None:
         ([("x-forwarded-for", "client.example")], None, None),
         ([("forwarded", 'for="1.2.3.4\x9b[31m";proto=https')], None, "https"),
         ([("forwarded", "for=unknown")], None, None),
+        # Each parameter is optional (RFC 7239 4): a proxy may say the scheme and not
+        # the client (YARP's forFormat None, say). Its element is the nearest hop's:
+        # its proto holds, and who its proxy heard from is unknown, so an element
+        # to its left (the client's own) is not believed.
+        ([("forwarded", "proto=https")], None, "https"),
+        ([("forwarded", "for=6.6.6.6;proto=http, proto=https;by=10.0.0.2")], None, "https"),
+        ([("forwarded", "for=6.6.6.6"), ("forwarded", "by=_proxy")], None, None),
         # An IPv6 zone is anything after %: no address of a client anyway.
         ([("x-forwarded-for", "fe80::1%x 200 9.999s")], None, None),
         ([("forwarded", 'for="[::1%25 GET admin]:80"')], None, None),
@@ -808,6 +815,14 @@ def test_forwarded_headers(
 ) -> None:
     said = forwarded(Headers(headers), TrustedProxies("127.0.0.1, 10.0.0.0/8"))
     assert (said.client, said.scheme) == (client, scheme)
+
+
+def test_forwarded_without_for_from_the_nearest_proxy_trusting_every_peer() -> None:
+    # With "*" only the last hop is believed: the client's own element before
+    # it was taken instead when the proxy's said no "for".
+    headers = Headers([("forwarded", "for=6.6.6.6;proto=http, proto=https")])
+    said = forwarded(headers, TrustedProxies("*"))
+    assert (said.client, said.scheme) == (None, "https")
 
 
 async def test_proxy_headers_from_trusted_peers_only(run_server: StartServer) -> None:

@@ -130,7 +130,12 @@ def _split_host(value: str) -> tuple[str, int]:
 
 
 def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
-    """``Forwarded: for=...;proto=..., for=...``: the element of the first untrusted hop."""
+    """``Forwarded: for=...;proto=..., for=...``: the element of the first untrusted hop.
+
+    Each parameter is optional (RFC 7239 4): an element without ``for`` (a
+    proxy that says the scheme, not the client) ends the walk, its proxy's
+    client unknown: its ``proto`` holds, and nothing to its left is believed.
+    """
     elements: list[dict[str, str]] = []
     for value in headers.getall("forwarded"):
         for text in value.split(","):
@@ -139,18 +144,21 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
                 name, sep, content = pair.partition("=")
                 if sep:
                     pairs[name.strip(OWS).lower()] = content.strip(OWS).strip('"')
-            if "for" in pairs:
+            if pairs:
                 elements.append(pairs)
     if not elements:
         return Forwarded(None, None)
-    chosen = elements[-1] if trusted.everyone else elements[0]
+    chosen = elements[-1]
     if not trusted.everyone:
-        for element in reversed(elements):
-            if _split_host(element["for"])[0] not in trusted:
-                chosen = element
+        for chosen in reversed(elements):  # (all trusted: the leftmost)
+            hop = chosen.get("for")
+            if hop is None or _split_host(hop)[0] not in trusted:
                 break
+    hop = chosen.get("for")
     proto = chosen.get("proto", "").lower()
-    return Forwarded(_address(chosen["for"]), proto if proto in ("http", "https") else None)
+    return Forwarded(
+        _address(hop) if hop is not None else None, proto if proto in ("http", "https") else None
+    )
 
 
 def _address(hop: str) -> tuple[str, int] | None:
