@@ -344,6 +344,36 @@ async def test_behind_a_proxy_protocol_header_and_with_an_ssl_context(
     assert tls["server_cert"] == Path(server_files["ssl_certfile"]).read_text()
 
 
+async def test_the_server_certificate_is_the_one_an_sni_callback_chose(
+    run_server: StartServer, ca: trustme.CA
+) -> None:
+    # An ssl= context whose SNI callback switches to another context for a
+    # name: request.tls (and the ASGI extension) gave the first context's
+    # certificate, not the one the client got.
+    first, second = ca.issue_cert("a.example"), ca.issue_cert("b.example")
+    contexts = {}
+    for name, cert in (("a.example", first), ("b.example", second)):
+        contexts[name] = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(contexts[name])
+
+    def switch(ssl_object: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+        if name == "b.example":
+            ssl_object.context = contexts["b.example"]
+
+    contexts["a.example"].sni_callback = switch
+    server = await run_server(tls_routes(), ssl=contexts["a.example"])
+    for name, cert in (("b.example", second), ("a.example", first), ("b.example", second)):
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca), server_hostname=name
+        )
+        got = ssl.DER_cert_to_PEM_cert(writer.get_extra_info("ssl_object").getpeercert(True))
+        writer.write(b"GET /tls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert got == cert.cert_chain_pems[0].bytes().decode()
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["server_cert"] == got, name
+
+
 async def test_the_server_certificate_is_known_to_a_request_made_while_it_starts(
     ca: trustme.CA, server_files: dict[str, str]
 ) -> None:

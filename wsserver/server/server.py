@@ -101,10 +101,10 @@ class Server:
         self.config = config
         self.deflate_settings = config.deflate_settings()
         self.ssl = ssl
-        #: The server's certificate (PEM) and the numbers of the cipher suites
-        #: of its TLS contexts (an SNI callback may switch), for request.tls
-        #: (see tls_of()); the certificate found at start.
-        self._served_certificate: str | None = None
+        #: The certificate (PEM) each of the server's TLS contexts serves (an
+        #: SNI callback may switch to another) and the numbers of their cipher
+        #: suites, for request.tls (see tls_of()); the main context's found at start.
+        self._served_certificates: dict[ssl_module.SSLContext, str | None] = {}
         self._cipher_suites: dict[ssl_module.SSLContext, dict[str, int]] = {}
         self._tls_failed = False
         #: The context the listening sockets do TLS with: none when a PROXY
@@ -279,7 +279,7 @@ class Server:
     async def _start(self) -> None:
         self.loop = asyncio.get_running_loop()
         if self.ssl is not None:  # (for request.tls, before any connection: a handshake in memory)
-            self._served_certificate = served_certificate(self.ssl)
+            self._served_certificates[self.ssl] = served_certificate(self.ssl)
         if self.asgi is not None:
             await self.asgi.startup()  # raises LifespanFailure
         try:
@@ -573,7 +573,9 @@ class Server:
             suites = self._cipher_suites.get(context)
             if suites is None:
                 suites = self._cipher_suites[context] = cipher_suites(context)
-            return connection_tls(ssl_object, self._served_certificate, suites)
+            if context not in self._served_certificates:  # (an SNI callback's)
+                self._served_certificates[context] = served_certificate(context)
+            return connection_tls(ssl_object, self._served_certificates[context], suites)
         except Exception:
             if not self._tls_failed:
                 self._tls_failed = True
