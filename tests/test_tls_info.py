@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import json
 import random
 import ssl
 import string
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -372,6 +374,41 @@ async def test_the_server_certificate_is_the_one_an_sni_callback_chose(
         writer.close()
         assert got == cert.cert_chain_pems[0].bytes().decode()
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["server_cert"] == got, name
+
+
+async def test_contexts_an_sni_callback_made_for_a_connection_are_not_kept(
+    run_server: StartServer, ca: trustme.CA
+) -> None:
+    # The certificate and cipher suites of each context a connection used were
+    # kept for the server's life: a callback making a context per connection
+    # (loading a tenant's certificate as it comes) grew them without end.
+    cert = ca.issue_cert("b.example")
+    made: list[weakref.ref[ssl.SSLContext]] = []
+
+    def switch(ssl_object: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+        if name != "b.example":
+            return
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(context)
+        made.append(weakref.ref(context))
+        ssl_object.context = context
+
+    main = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("a.example").configure_cert(main)
+    main.sni_callback = switch
+    server = await run_server(tls_routes(), ssl=main)
+    for _ in range(5):
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca), server_hostname="b.example"
+        )
+        writer.write(b"GET /tls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await writer.wait_closed()
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["server_cert"]
+    await asyncio.sleep(0.1)  # (the server's side of the last one closed too)
+    gc.collect()
+    assert len(made) == 5 and [ref() for ref in made] == [None] * 5
 
 
 async def test_the_server_certificate_is_known_to_a_request_made_while_it_starts(

@@ -104,8 +104,13 @@ class Server:
         #: The certificate (PEM) each of the server's TLS contexts serves (an
         #: SNI callback may switch to another) and the numbers of their cipher
         #: suites, for request.tls (see tls_of()); the main context's found at start.
-        self._served_certificates: dict[ssl_module.SSLContext, str | None] = {}
-        self._cipher_suites: dict[ssl_module.SSLContext, dict[str, int]] = {}
+        #: Kept while the context lives: a callback may make one per connection.
+        self._served_certificates: weakref.WeakKeyDictionary[ssl_module.SSLContext, str | None] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._cipher_suites: weakref.WeakKeyDictionary[ssl_module.SSLContext, dict[str, int]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._tls_failed = False
         #: The context the listening sockets do TLS with: none when a PROXY
         #: protocol header comes first (ProxyHeaderThenTLS starts TLS after it).
