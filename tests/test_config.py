@@ -224,7 +224,8 @@ def test_a_token_is_no_word_for_none_but_none(word: str) -> None:
 
 def test_metrics_and_status_pages_need_paths_of_their_own() -> None:
     # Before, the same path for both: a traceback from the router at start-up.
-    for metrics, status in [("/m", "/m"), ("/m/ws", "/m")]:
+    # (Compared as served: decoded, as requests are routed.)
+    for metrics, status in [("/m", "/m"), ("/m/ws", "/m"), ("/m/w%73", "/%6D"), ("/m", "/%6d")]:
         error = assert_config_error("metrics_path", metrics_path=metrics, status_path=status)
         assert "status_path" in str(error)
     assert Config(metrics_path="/m", status_path="/s").status_path == "/s"

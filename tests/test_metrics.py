@@ -343,6 +343,22 @@ async def test_the_metrics_path_of_an_asgi_app_is_the_servers() -> None:
         assert "wsserver_http_responses_total" in (await get_metrics(server.port)).text
 
 
+async def test_a_percent_encoded_metrics_path_is_served_where_it_leads() -> None:
+    # A served path is printable ASCII: the rest percent-encoded. Such a path
+    # was accepted, and served nowhere: requests are routed by their decoded
+    # path, and the endpoint was at the encoded text (404, by either form).
+    for setting, paths in (
+        ("/m%C3%A9trics", ("/m%C3%A9trics", "/m%c3%a9trics")),
+        ("/me%74rics", ("/me%74rics", "/metrics")),
+    ):
+        server = serve(echo_routes(), "127.0.0.1", 0, metrics_path=setting)
+        async with server:
+            for path in paths:
+                response = await get_metrics(server.port, path)
+                assert response.status_code == 200, (setting, path)
+                assert "wsserver_connections_opened_total" in response.text
+
+
 async def test_replaced_workers_leave_their_counts_not_their_files(tmp_path: Any) -> None:
     # Every worker wrote its counters to a file of its own, which stayed after
     # it ended (--limit-max-requests, restarts): files without end, all read

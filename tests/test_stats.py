@@ -571,6 +571,21 @@ async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartS
         assert refused.value.response.status_code == 403, origin
 
 
+async def test_a_percent_encoded_status_path_serves_its_page_and_its_feed(
+    run_server: StartServer,
+) -> None:
+    # (As a metrics path's.) A status path percent-encoded, as a served path's
+    # non-ASCII characters must be, was accepted and answered 404: the page and
+    # its feed were routed at the encoded text, requests by their decoded path.
+    server = await run_server(Router(), status_path="/%C3%A9tat")
+    async with httpx.AsyncClient() as client:
+        page = await client.get(f"http://127.0.0.1:{server.port}/%C3%A9tat")
+    assert page.status_code == 200 and "wsserver status" in page.text
+    # The page opens location.pathname + "/ws": the path as the browser sent it.
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/%C3%A9tat/ws") as feed:
+        assert "workers" in json.loads(await asyncio.wait_for(feed.recv(), TIMEOUT))
+
+
 async def test_the_status_feed_takes_the_origins_setting_when_set(run_server: StartServer) -> None:
     server = await run_server(
         Router(), status_path="/_status", origins=["https://dashboard.example"]

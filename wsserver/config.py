@@ -22,6 +22,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from .app.forms import MAX_PARTS as MAX_FORM_PARTS
 from .broker.url import REDIS_SCHEMES, redacted
@@ -278,8 +279,15 @@ class Text(Kind):
 #: What a path the server serves itself (metrics, status page) may be (:func:`_root_path`'s rule).
 _SERVED_PATH = (
     "a path like /metrics (starting with '/', not ending with one; printable ASCII "
-    "without spaces, '?' and '#')"
+    "without spaces, '?' and '#': percent-encode the rest)"
 )
+
+
+def served_path(path: str) -> str:
+    """A served path (``metrics_path``, ``status_path``) as requests are routed:
+    percent-decoded, as a request's path is (what is not printable ASCII is
+    given percent-encoded)."""
+    return unquote(path)
 
 
 def _root_path(value: str) -> bool:
@@ -982,8 +990,8 @@ class Config:
             spec.kind.check(name, getattr(self, name))
         if self.metrics_path is not None and self.status_path is not None:
             # The status page is <status_path> and its feed <status_path>/ws.
-            status = self.status_path.rstrip("/")
-            if self.metrics_path.rstrip("/") in (status, status + "/ws"):
+            status = served_path(self.status_path).rstrip("/")
+            if served_path(self.metrics_path).rstrip("/") in (status, status + "/ws"):
                 raise ConfigError(
                     f"metrics_path {self.metrics_path!r} is a path of the status page's "
                     f"(status_path {self.status_path!r}: it and its /ws): give it another"

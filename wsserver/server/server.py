@@ -22,7 +22,7 @@ from ..app.routing import Router, route_of
 from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
-from ..config import Config
+from ..config import Config, served_path
 from ..errors import ConfigError, LifespanFailure
 from ..logs import peer
 from ..protocol.frames import is_valid_close_code
@@ -204,9 +204,11 @@ class Server:
         if config.metrics_path is not None:
             self.metrics = Metrics(self)
             assert self.builtins is not None
-            self.builtins.add_route(self._serve_metrics, config.metrics_path, name="_metrics")
+            metrics_path = served_path(config.metrics_path)
+            self.builtins.add_route(self._serve_metrics, metrics_path, name="_metrics")
         if config.status_path is not None:
-            self.status = StatusBoard(self, config.status_path, config.status_token)
+            status_path = served_path(config.status_path)
+            self.status = StatusBoard(self, status_path, config.status_token)
             assert self.builtins is not None
             self.status.add_routes(self.builtins)
         elif config.status_token is not None:
