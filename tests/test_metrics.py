@@ -171,6 +171,23 @@ async def test_a_metrics_token_keeps_the_figures_to_whoever_has_it() -> None:
         assert found[("wsserver_http_responses_total", (("status", "401"),))] == 2
 
 
+async def test_a_metrics_token_beyond_ascii_is_taken_as_a_bearer_token_too() -> None:
+    # A token is any text; Prometheus's `authorization` setting sends it in
+    # the header as UTF-8, as ?token= sends it percent-encoded. The header's
+    # was compared as read (each byte a character, as header values are), and
+    # never matched: a scraper configured as documented got 401 for ever (and
+    # the token's characters as latin-1 bytes, which no client sends, passed).
+    token = "s\u00e9same"
+    server = serve(echo_routes(), "127.0.0.1", 0, metrics_path="/metrics", metrics_token=token)
+    async with server, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        assert (await client.get(url, params={"token": token})).status_code == 200
+        bearer = {"Authorization": b"Bearer " + token.encode()}
+        assert (await client.get(url, headers=bearer)).status_code == 200
+        latin = {"Authorization": b"Bearer " + token.encode("latin-1")}
+        assert (await client.get(url, headers=latin)).status_code == 401
+
+
 async def test_close_codes_clients_choose_are_not_a_label_each_without_bound() -> None:
     # Clients pick any of the 2,000 application close codes (3000-4999) and
     # the server echoes it: one label pair each, sent and received, so a

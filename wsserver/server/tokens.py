@@ -19,11 +19,12 @@ def has_token(request: Request, token: str | None) -> bool:
     """Whether ``request`` shows ``token`` (any request, when ``token`` is None)."""
     if token is None:
         return True
-    given = request.args.get("token") or ""
+    given = (request.args.get("token") or "").encode()  # (decoded from UTF-8)
     bearer = request.headers.get("authorization", "")
     if bearer.lower().startswith("bearer "):
-        given = given or bearer[7:].strip(" \t")
-    return hmac.compare_digest(given.encode(), token.encode())
+        # (A header's bytes are its characters: latin-1. The token's, UTF-8.)
+        given = given or bearer[7:].strip(" \t").encode("latin-1")
+    return hmac.compare_digest(given, token.encode())
 
 
 def unauthorized() -> Response:
