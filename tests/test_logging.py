@@ -462,6 +462,35 @@ async def test_an_asgi_app_failing_after_its_response_is_said_of_its_own_client(
     assert line.endswith("on /then-fail from 198.51.100.1:0"), line
 
 
+async def test_a_client_an_asgi_middleware_names_is_logged_escaped(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An application's error line names the scope's client, which a proxy
+    # middleware (uvicorn's ProxyHeadersMiddleware) writes from X-Forwarded-For
+    # as the client sent it: its latin-1 characters (U+009B, a terminal's CSI)
+    # and tabs went to the log as they were, in the line and its peer field.
+    caplog.set_level(logging.ERROR, logger="wsserver.server")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                scope["client"] = (value.decode("latin-1").rpartition(",")[2].strip(), 0)
+        raise RuntimeError("the application failed")
+
+    server = await run_server(app)
+    head, _ = await _exchange(
+        server.port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\x9b2J\tx\r\n\r\n"
+    )
+    assert head.startswith(b"HTTP/1.1 500 "), head
+    await wait_for(lambda: any(r.exc_info for r in caplog.records), what="the error line")
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.getMessage().endswith(" from 10.0.0.1\\x9b2J\\x09x:0"), record.getMessage()
+    peer = record.__dict__["peer"]  # (the field of JSON lines)
+    assert record.getMessage().isprintable() and peer.isprintable(), peer
+
+
 async def _exchange(port: int, request: bytes, *then: tuple[bytes, int]) -> tuple[bytes, bytes]:
     """Send ``request`` on a new connection, and each of ``then``'s bytes
     once that many more came; read to the end: (the response's head, every

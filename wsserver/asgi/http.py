@@ -282,10 +282,12 @@ class HttpCycle:
             return None
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
-        # (The scope's client: the connection may serve another's request by now.)
+        # (The scope's client: the connection may serve another's request by now.
+        # A middleware may have written it from what the client sent, such as
+        # X-Forwarded-For: logged escaped.)
         try:
             client = self.scope.get("client")
-            address = (str(client[0]), int(client[1])) if client else None
+            address = (logs.printable(str(client[0])), int(client[1])) if client else None
         except (TypeError, ValueError, IndexError):  # (a middleware's, malformed)
             address = self.connection.client_address
         logs.log_app_error(problem, self.scope["path"], address, exc, sent_path=self._sent_path())
