@@ -231,6 +231,16 @@ def test_metrics_and_status_pages_need_paths_of_their_own() -> None:
     assert Config(metrics_path="/m", status_path="/s").status_path == "/s"
 
 
+@pytest.mark.parametrize("name", ["metrics_path", "status_path"])
+@pytest.mark.parametrize("path", ["/m/<x>", "/m/%3Cx%3E", "/m/<x:int>"])
+def test_a_served_path_has_no_route_parameters(name: str, path: str) -> None:
+    # A '<name>' made the server's own route one with a parameter: serve()
+    # failed with "handler cannot be called as _serve_metrics(request, x)", and
+    # the status page's handlers took it as theirs.
+    error = assert_config_error(name, **{name: path})
+    assert "'<'" in str(error)
+
+
 @pytest.mark.parametrize(
     ("setting", "value"),
     [

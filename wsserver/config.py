@@ -279,7 +279,7 @@ class Text(Kind):
 #: What a path the server serves itself (metrics, status page) may be (:func:`_root_path`'s rule).
 _SERVED_PATH = (
     "a path like /metrics (starting with '/', not ending with one; printable ASCII "
-    "without spaces, '?' and '#': percent-encode the rest)"
+    "without spaces, '?', '#', '<' and '>': percent-encode the rest, but for those two)"
 )
 
 
@@ -288,6 +288,16 @@ def served_path(path: str) -> str:
     percent-decoded, as a request's path is (what is not printable ASCII is
     given percent-encoded)."""
     return unquote(path)
+
+
+def _is_served_path(value: str) -> bool:
+    """:data:`_SERVED_PATH`'s rule: a root path (:func:`_root_path`), not empty, whose
+    decoded form has no ``<`` nor ``>`` (it would be a route with a parameter)."""
+    return (
+        value.startswith("/")
+        and _root_path(value)
+        and not any(c in served_path(value) for c in "<>")
+    )
 
 
 def _root_path(value: str) -> bool:
@@ -884,7 +894,7 @@ class Config:
         None,
         Text(
             _SERVED_PATH,
-            lambda value: value.startswith("/") and _root_path(value),
+            lambda value: _is_served_path(value),
             none_ok=True,
             metavar="PATH",
         ),
@@ -905,7 +915,7 @@ class Config:
         None,
         Text(
             _SERVED_PATH,
-            lambda value: value.startswith("/") and _root_path(value),
+            lambda value: _is_served_path(value),
             none_ok=True,
             metavar="PATH",
         ),
