@@ -1212,6 +1212,9 @@ async def make_async():
 def plain(scope, receive, send):
     return _echo(scope, receive, send)
 
+def make_with(settings):
+    return _echo
+
 NUMBER = 5
 
 from wsserver import Router
@@ -1244,6 +1247,13 @@ async def chat(request, ws, room):
             "make_async cannot be called with (scope, receive, send): not an ASGI 3 application",
         ),
         (["{name}:NUMBER"], "is an int, not a wsserver.Router"),  # ("is a int")
+        # A factory that takes arguments: a traceback of wsserver's own call
+        # (a TypeError, "failed as it was called"), exit code 1.
+        (
+            ["{name}:make_with", "--factory"],
+            "--factory: {name}:make_with cannot be called without arguments: "
+            "missing a required argument: 'settings'",
+        ),
         # Three parameters, as an ASGI app's: it was served, and every upgrade got a 500.
         (["{name}:chat"], "is the handler of the route '/chat/<room>': serve its Router"),
     ],
@@ -1254,6 +1264,7 @@ async def test_what_cannot_be_served_says_what_to_do(
     name = f"odd_{uuid.uuid4().hex}"
     (tmp_path / f"{name}.py").write_text(ODD_APPS)
     args = [a.replace("{name}", name) for a in args]
+    said = said.replace("{name}", name)
     code, err = await run_cli_to_end(*args, "--app-dir", str(tmp_path), "--port", "0")
     assert code == 2, err
     last = err.strip().splitlines()[-1]

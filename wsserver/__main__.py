@@ -402,6 +402,9 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
                 f"{spec} is an async function that takes no arguments: a factory is a plain"
                 " function that returns the application"
             )
+        lacking = _arguments_missing(obj)
+        if lacking is not None:
+            raise AppLoadError(f"--factory: {spec} cannot be called without arguments: {lacking}")
         try:
             obj = obj()
         except Exception as exc:
@@ -466,6 +469,20 @@ def _takes_three(obj: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _arguments_missing(obj: Any) -> str | None:
+    """What calling ``obj`` without arguments would lack (``"missing a required
+    argument: 'x'"``), or None (also when its signature is not known)."""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # (no signature to be had: a builtin, say)
+        return None
+    try:
+        signature.bind()
+    except TypeError as exc:
+        return str(exc)
+    return None
 
 
 def _no_args(obj: Any) -> bool:
