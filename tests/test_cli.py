@@ -1254,6 +1254,9 @@ async def chat(request, ws, room):
             "--factory: {name}:make_with cannot be called without arguments: "
             "missing a required argument: 'settings'",
         ),
+        # A relative module name: importlib's TypeError, with its traceback,
+        # "failed as it was imported" (exit code 1).
+        ([".{name}:routes"], "'.{name}' is a relative module name: give its full name"),
         # Three parameters, as an ASGI app's: it was served, and every upgrade got a 500.
         (["{name}:chat"], "is the handler of the route '/chat/<room>': serve its Router"),
     ],

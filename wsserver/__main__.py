@@ -367,6 +367,8 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise AppLoadError(f"expected module:attr, got {spec!r}")
+    if module_name.startswith("."):  # (importlib's TypeError: it wants a package to start from)
+        raise AppLoadError(f"{module_name!r} is a relative module name: give its full name")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
