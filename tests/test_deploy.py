@@ -945,6 +945,14 @@ def test_env_file_format_as_python_dotenv_reads_it() -> None:
         parse_env_file('A="one\ntwo"\nB x\n')
 
 
+def test_an_env_file_value_that_is_only_a_comment_is_empty() -> None:
+    # "NAME=   # set in production": the comment was the value (a root path
+    # refused for it, a metrics token "# set in production"), where " #"
+    # starts a comment, as python-dotenv reads it too.
+    text = "A=   # set in production\nB= #x\nC=\t# c\nD=#not a comment\nE= v # c\n"
+    assert parse_env_file(text) == {"A": "", "B": "", "C": "", "D": "#not a comment", "E": "v"}
+
+
 async def test_env_file_sets_what_the_command_line_defaults_to(tmp_path: Path) -> None:
     # WEBSOCKET_LOG_FORMAT (and _UDS, _LOG_CONFIG) were read before the file
     # was: a single process logged text, its workers JSON.

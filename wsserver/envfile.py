@@ -77,6 +77,7 @@ def parse_env_file(text: str, environ: Mapping[str, str] | None = None) -> dict[
 
 def _value(text: str, pos: int, lookup: Callable[[str], str | None]) -> tuple[str, int]:
     """The value that starts at ``pos`` (after ``=``), and where its line goes on."""
+    start = pos
     while pos < len(text) and text[pos] in " \t":
         pos += 1
     quote = text[pos : pos + 1]
@@ -92,10 +93,10 @@ def _value(text: str, pos: int, lookup: Callable[[str], str | None]) -> tuple[st
             value = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], "\\" + m[1]), raw, flags=re.S)
             return _expanded(value, lookup), closed.end()
     # Unquoted (or a quote that does not close on its line): to the line's
-    # end, less a comment (" #").
+    # end, less a comment (" #", the blanks after "=" included: "A=  # c" is empty).
     end = text.find("\n", pos)
     end = len(text) if end == -1 else end
-    value = re.split(r"[ \t]+#", text[pos:end], maxsplit=1)[0].rstrip()
+    value = re.split(r"[ \t]+#", text[start:end], maxsplit=1)[0].rstrip().lstrip(" \t")
     return _expanded(value, lookup), end
 
 
