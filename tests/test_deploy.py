@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from wsserver import Request, Router, WebSocket, serve
 from wsserver.app.response import json_response
 from wsserver.config import Config
-from wsserver.envfile import parse_env_file
+from wsserver.envfile import load_env_file, parse_env_file
 from wsserver.errors import ConfigError
 from wsserver.protocol.http import Headers
 from wsserver.protocol.proxy import TrustedProxies, forwarded
@@ -951,6 +951,16 @@ def test_an_env_file_value_that_is_only_a_comment_is_empty() -> None:
     # starts a comment, as python-dotenv reads it too.
     text = "A=   # set in production\nB= #x\nC=\t# c\nD=#not a comment\nE= v # c\n"
     assert parse_env_file(text) == {"A": "", "B": "", "C": "", "D": "#not a comment", "E": "v"}
+
+
+def test_an_env_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # As Windows editors save UTF-8 (Notepad's "UTF-8 with BOM"): the start
+    # was refused, "line 1: expected NAME=value"; python-dotenv reads it.
+    env_file = tmp_path / "app.env"
+    env_file.write_bytes("\ufeffWEBSOCKET_MAX_SIZE=5\r\nB=2\r\n".encode())
+    environ: dict[str, str] = {}
+    assert load_env_file(str(env_file), environ) == {"WEBSOCKET_MAX_SIZE": "5", "B": "2"}
+    assert environ == {"WEBSOCKET_MAX_SIZE": "5", "B": "2"}
 
 
 async def test_env_file_sets_what_the_command_line_defaults_to(tmp_path: Path) -> None:

@@ -144,7 +144,8 @@ def reread_env_file(
 
 
 def _read(path: str, environ: Mapping[str, str]) -> dict[str, str]:
-    with open(path, encoding="utf-8") as file:
+    # (utf-8-sig: UTF-8, less the byte order mark some Windows editors begin it with.)
+    with open(path, encoding="utf-8-sig") as file:
         variables = parse_env_file(file.read(), environ)
     for name, value in variables.items():
         if "\x00" in value:  # (what the environment of a process cannot hold)
