@@ -422,13 +422,27 @@ def test_env_compression_off_words(word: str) -> None:
     ],
 )
 def test_env_bad_value_raises_config_error(var: str, text: str) -> None:
-    with pytest.raises(ConfigError):
+    # The variable is named, also for a value read but out of range (it said
+    # "open_timeout must be > 0, not 0.0" for WEBSOCKET_TIMEOUT=0).
+    with pytest.raises(ConfigError, match=f"^{var}"):
         from_env(**{var: text})
 
 
 def test_env_bad_number_message_names_variable() -> None:
     with pytest.raises(ConfigError, match="WEBSOCKET_MAX_QUEUE"):
         from_env(WEBSOCKET_MAX_QUEUE="lots")
+
+
+def test_env_value_out_of_range_names_the_variable_it_came_from() -> None:
+    with pytest.raises(ConfigError, match=r"^WEBSOCKET_TIMEOUT: open_timeout must be > 0"):
+        from_env(WEBSOCKET_TIMEOUT="0")
+    # (uvicorn's variable, read when ours is unset: which of the two said it.)
+    with pytest.raises(ConfigError, match=r"^FORWARDED_ALLOW_IPS: forwarded_allow_ips must be"):
+        from_env(FORWARDED_ALLOW_IPS="10.0.0.0/99")
+    # A mistyped broker URL's password is still not shown.
+    with pytest.raises(ConfigError, match=r"^WEBSOCKET_BROKER: broker must be") as info:
+        from_env(WEBSOCKET_BROKER="http://user:hunter2@redis:6379")
+    assert "hunter2" not in str(info.value)
 
 
 def test_env_several_vars_at_once() -> None:

@@ -977,6 +977,11 @@ class Config:
                     values[name] = spec.kind.parse(text)
                 except ValueError as exc:
                     raise ConfigError(f"{variable}={text!r}: {exc}") from None
+                try:
+                    spec.kind.check(name, values[name])
+                except ConfigError as exc:
+                    # (Not the text again: the check shows the value, redacted where it must be.)
+                    raise ConfigError(f"{variable}: {exc}") from None
         _check_names(overrides)
         values.update(overrides)
         return cls(**values)
