@@ -540,6 +540,28 @@ async def test_host_and_port_come_from_the_environment_where_no_flag_gives_them(
         await assert_echo(cli.url)
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+async def test_an_ipv6_host_may_be_given_in_brackets() -> None:
+    # As the listening line (and every URL) writes it: [::1] was looked up as
+    # a name, "cannot listen on [::1]:0: Name or service not known" (exit 1).
+    listening = r"listening on ws://\[::1\]:(\d+)"
+    for args, env in [(("--host", "[::1]"), {}), ((), {"WEBSOCKET_HOST": " [::1] "})]:
+        async with running_cli("examples.echo:routes", *args, env=env, listening=listening) as cli:
+            await assert_echo(f"ws://[::1]:{cli.port}")
+    code, err = await run_cli_to_end("examples.echo:routes", "--host", "[localhost]")
+    assert code == 2 and "Traceback" not in err, err
+    assert "--host: expected an IPv6 address in brackets, not '[localhost]'" in err, err
+
+
 @pytest.mark.parametrize(
     ("env", "said"),
     [

@@ -10,6 +10,7 @@ import contextlib
 import difflib
 import importlib
 import inspect
+import ipaddress
 import json
 import logging
 import logging.config
@@ -302,12 +303,22 @@ _workers = _integer(1, MOST_WORKERS, f"a number of worker processes from 1 to {M
 
 def _host(text: str) -> str:
     """An argparse type: a host name or address, not empty (an unset variable
-    would mean every interface, in one process)."""
-    if not text.strip():
+    would mean every interface, in one process); an IPv6 address may be in
+    brackets, as URLs (and the listening line) write it: ``[::1]``."""
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an IPv6 address in brackets, not {text.strip()!r}"
+            ) from None
+    if not host:
         raise argparse.ArgumentTypeError(
             "expected a host name or address (0.0.0.0 or :: for every interface)"
         )
-    return text.strip()
+    return host
 
 
 def _positive_seconds(text: str) -> float:
