@@ -691,7 +691,22 @@ async def test_port_in_use_exits_1() -> None:
         port = busy.getsockname()[1]
         code, err = await run_cli_to_end("examples.echo:routes", "--port", str(port))
     assert code == 1, err
-    assert "cannot listen" in err
+    assert f"cannot listen on 127.0.0.1:{port}: " in err
+    if socket.has_ipv6:
+        with socket.socket(socket.AF_INET6) as busy:
+            try:
+                busy.bind(("::1", 0))
+            except OSError:
+                return  # (no IPv6 loopback here)
+            busy.listen()
+            port = busy.getsockname()[1]
+            code, err = await run_cli_to_end(
+                "examples.echo:routes", "--host", "::1", "--port", str(port)
+            )
+        assert code == 1, err
+        assert (
+            f"cannot listen on [::1]:{port}: " in err
+        )  # (an address and a port, as URLs write them)
 
 
 # ------------------------------------------------------------------ settings

@@ -1391,7 +1391,7 @@ def _target(args: argparse.Namespace) -> str:
         return f"fd {args.fd}"
     if args.uds:
         return str(args.uds)
-    return f"{args.host}:{args.port}"
+    return f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
 
 
 def configure_logging(
