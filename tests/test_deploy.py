@@ -787,6 +787,10 @@ def test_trusted_proxies() -> None:
             None,
         ),
         ([("x-forwarded-proto", "gopher")], None, None),
+        # A WebSocket scheme, in either header (X-Forwarded-Proto's was taken, Forwarded's not).
+        ([("x-forwarded-proto", "wss")], None, "wss"),
+        ([("forwarded", "for=203.0.113.9;proto=WSS")], ("203.0.113.9", 0), "wss"),
+        ([("forwarded", "proto=gopher")], None, None),
         # A port that is no port (a non-ASCII digit raised ValueError: no answer at all).
         ([("x-forwarded-for", "203.0.113.7:\xb2")], ("203.0.113.7", 0), None),
         ([("forwarded", 'for="[2001:db8::1]:\xb9"')], ("2001:db8::1", 0), None),

@@ -73,6 +73,10 @@ class TrustedProxies:
         return any(form in network for network in self.networks for form in forms)
 
 
+#: The schemes a proxy may say the client used (a WebSocket's or its HTTP twin).
+_SCHEMES = ("http", "https", "ws", "wss")
+
+
 class Forwarded(NamedTuple):
     """What the proxies said: the client's ``(host, port)`` (port 0 if not said) and scheme."""
 
@@ -96,7 +100,7 @@ def forwarded(headers: Headers, trusted: TrustedProxies) -> Forwarded:
     protos = [
         p.strip(OWS).lower() for v in headers.getall("x-forwarded-proto") for p in v.split(",")
     ]
-    if protos and protos[-1] in ("http", "https", "ws", "wss"):
+    if protos and protos[-1] in _SCHEMES:
         scheme = protos[-1]
     return Forwarded(client, scheme)
 
@@ -157,7 +161,7 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
     hop = chosen.get("for")
     proto = chosen.get("proto", "").lower()
     return Forwarded(
-        _address(hop) if hop is not None else None, proto if proto in ("http", "https") else None
+        _address(hop) if hop is not None else None, proto if proto in _SCHEMES else None
     )
 
 
