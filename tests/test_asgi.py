@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import gc
 import json
@@ -2146,6 +2147,34 @@ async def test_a_websocket_send_needs_exactly_one_of_text_and_bytes(run_asgi: An
         "TypeError: websocket.send: 'text' must be str",
         "TypeError: websocket.send: 'bytes' must be bytes, not str",
     ]
+
+
+async def test_a_str_subclass_is_text_and_a_close_reason(run_asgi: Any) -> None:
+    # www.rst: "text" is a Unicode string; a StrEnum's member is one (as a
+    # Router handler's send() takes it, and uvicorn does), and a reason of a
+    # str subclass is cut to what a close frame holds, as a str is.
+    class Status(enum.StrEnum):
+        READY = "ready"
+
+    class Text(str):
+        pass
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": Status.READY})
+        await send({"type": "websocket.send", "text": Text("plain"), "bytes": None})
+        await send({"type": "websocket.close", "code": 4000, "reason": Text("é" * 100)})
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        received = [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(2)]
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert received == ["ready", "plain"]
+    assert ws.close_code == 4000 and ws.close_reason == "é" * 61
 
 
 async def test_messages_after_a_complete_response_are_ignored_trailers_too(

@@ -289,9 +289,12 @@ class WebSocketSession:
             else:
                 if (text is None) == (data is None):
                     raise ValueError("websocket.send needs exactly one of 'text' and 'bytes'")
-                if text is not None:
+                if isinstance(text, str):  # (a subclass: a StrEnum's member, say)
+                    payload = text
+                elif text is not None:
                     raise TypeError("websocket.send: 'text' must be str")
-                payload = body_bytes(data, "websocket.send: 'bytes'")
+                else:
+                    payload = body_bytes(data, "websocket.send: 'bytes'")
             try:
                 if ws.send_now(payload):
                     await ws.drained()
@@ -314,7 +317,7 @@ class WebSocketSession:
                     # holds 123 bytes of it.)
                     ws.start_close(
                         1000 if code is None else code,
-                        clip_close_reason(reason) if type(reason) is str else reason,
+                        clip_close_reason(reason) if isinstance(reason, str) else reason,
                     )
                 # (Closing or closed already: nothing to do. Starlette's close()
                 # in a finally block, once the client left, must not raise.)
