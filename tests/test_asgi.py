@@ -2848,6 +2848,33 @@ async def test_a_pathsend_with_204_or_304_sends_no_body(run_asgi: Any, tmp_path:
     assert open_descriptors_of(path) == 0
 
 
+async def test_a_pathsend_of_content_for_a_205_gets_a_500(
+    run_asgi: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # RFC 9110 15.3.6: no content in a 205, as http.response.body refuses one;
+    # a client that takes a 205 for bodiless read the file as its next response.
+    path = tmp_path / "file"
+    path.write_bytes(b"contents")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        headers = [(b"content-length", b"0")] if scope["path"] == "/none" else []
+        await send({"type": "http.response.start", "status": 205, "headers": headers})
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    server = await run_asgi(app)
+    received = await exchange(
+        server.port,
+        b"GET /none HTTP/1.1\r\nHost: x\r\n\r\nGET /file HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    first, _, second = received.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 205 ") and b"content-length: 0" in first.lower()
+    assert second.startswith(b"HTTP/1.1 500 ") and b"contents" not in received
+    assert open_descriptors_of(path) == 0
+    expect_logged_error(caplog, "ASGI application failed")
+
+
 async def test_a_repeated_content_length_is_one_length_for_a_pathsend(
     run_asgi: Any, tmp_path: Any
 ) -> None:

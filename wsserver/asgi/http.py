@@ -417,7 +417,8 @@ class HttpCycle:
         application would open it.
 
         Raises:
-            RuntimeError: it came before ``http.response.start``, or after a body.
+            RuntimeError: it came before ``http.response.start``, or after a
+                body, or would give a 205 content (RFC 9110 15.3.6).
             TypeError: ``path`` is no string.
             OSError: the file cannot be opened, or is no regular file (the
                 application fails: a 500 in its place).
@@ -435,6 +436,9 @@ class HttpCycle:
         try:
             headers, status = self._headers, self._status
             declared = declared_length(headers, "http.response.start")
+            if status == 205 and not self._head and (size if declared is None else declared):
+                # (RFC 9110 15.3.6, as for http.response.body: nothing was sent.)
+                raise RuntimeError("http.response.pathsend: a 205 response has no body")
             # (Chunked where trailers are to follow: they go after the last chunk.)
             if declared is None and status not in (204, 304) and not self._trailers_go:
                 headers.append(("Content-Length", str(size)))
