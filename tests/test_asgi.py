@@ -2875,6 +2875,33 @@ async def test_a_pathsend_of_content_for_a_205_gets_a_500(
     expect_logged_error(caplog, "ASGI application failed")
 
 
+async def test_a_streamed_205_says_it_has_no_content_and_sends_none(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # RFC 9110 15.3.6: a 205 says Content-Length: 0 (or an empty chunked body);
+    # its head went out chunked, and a later piece as its content.
+    raised: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 205})
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        try:
+            await send({"type": "http.response.body", "body": b"DATA"})
+        except RuntimeError as exc:
+            raised.append(exc)
+            raise
+
+    server = await run_asgi(app)
+    received = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, rest = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 205 ") and b"content-length: 0" in head.lower()
+    assert b"transfer-encoding" not in head.lower() and rest == b""  # (then closed)
+    assert len(raised) == 1
+    expect_logged_error(caplog, "ASGI application failed")
+
+
 async def test_a_repeated_content_length_is_one_length_for_a_pathsend(
     run_asgi: Any, tmp_path: Any
 ) -> None:

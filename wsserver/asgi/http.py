@@ -488,6 +488,13 @@ class HttpCycle:
             and not self._trailers_go  # (chunked: the trailers go after the last chunk)
         ):
             headers.append(("Content-Length", str(size)))
+        elif (
+            status == 205 and declared is None and more and not self._head and not self._trailers_go
+        ):
+            # (RFC 9110 15.3.6: a 205 says it has none, and h11 then refuses a
+            # later piece, as a Content-Length's overrun. Not with trailers to
+            # follow: they need a chunked body.)
+            headers.append(("Content-Length", "0"))
         self.connection.start_response(status, headers)
         self._status = 0
         if more:
