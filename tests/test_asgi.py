@@ -2269,6 +2269,66 @@ async def test_a_lifespan_shutdown_that_never_answers_is_cancelled_after_shutdow
     expect_logged_error(caplog, "no answer to lifespan.shutdown within 0.5 s")
 
 
+@pytest.mark.parametrize("mode", ["auto", "on"])
+async def test_a_lifespan_that_fails_after_its_startup_is_logged_when_it_does(
+    caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    # A lifespan that raised after its startup (a task it keeps going failed)
+    # was said only at the server's shutdown, maybe days later, as "ASGI
+    # lifespan shutdown failed". Now at once, and once.
+    failing = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            return
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await failing.wait()
+        raise RuntimeError("the pool's keeper died")
+
+    server = serve(app, "127.0.0.1", 0, lifespan=mode)
+    await server.start()
+    try:
+        failing.set()
+        for _ in range(100):
+            if any(r.levelno >= logging.ERROR for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1, [r.getMessage() for r in errors]
+        assert "after its startup" in errors[0].getMessage()
+        assert errors[0].exc_info is not None and "keeper died" in str(errors[0].exc_info[1])
+    finally:
+        await server.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]  # (not again at the shutdown)
+    assert server.stats()["handler_errors"] == 1
+    caplog.clear()
+
+
+async def test_a_lifespan_that_returns_after_its_startup_is_said_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="wsserver")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+
+    server = serve(app, "127.0.0.1", 0, lifespan="on")
+    await server.start()
+    try:
+        for _ in range(100):
+            if caplog.records:
+                break
+            await asyncio.sleep(0.01)
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 1 and "returned after its startup" in said[0], said
+    finally:
+        await asyncio.wait_for(server.close(), TIMEOUT)
+    assert len(caplog.records) == 1 and server.stats()["handler_errors"] == 0
+
+
 async def test_a_lifespan_shutdown_is_not_cut_off_by_a_zero_shutdown_timeout() -> None:
     # shutdown_timeout 0 (handlers cancelled at once) left the lifespan no time.
     events: list[str] = []

@@ -47,6 +47,9 @@ class Lifespan:
         self._started = False
         #: How the shutdown failed, if it did (see shutdown()).
         self._failure: BaseException | None = None
+        #: What the lifespan raised after its startup, before the shutdown
+        #: was sent (said at once, by _ended_early()).
+        self._raised_early: BaseException | None = None
 
     async def startup(self) -> None:
         """Send ``lifespan.startup``; return once the application completed it.
@@ -72,6 +75,26 @@ class Lifespan:
             failure = LifespanFailure(answer.get("message") or "startup failed")
             raise failure from self._raised()
         self._started = True
+        assert self._task is not None
+        self._task.add_done_callback(self._ended_early)
+
+    def _ended_early(self, task: asyncio.Task[None]) -> None:
+        """The application's lifespan ended: if before its shutdown was sent,
+        say so now (not at the shutdown, maybe days later)."""
+        if not self._started or self._asking is not None or task.cancelled():
+            return  # (the shutdown under way: said there)
+        raised = task.exception()
+        if raised is None:
+            logger.warning(
+                "ASGI lifespan: the application's lifespan returned after its startup, "
+                "before the shutdown: its shutdown will not be sent"
+            )
+            return
+        self._raised_early = raised
+        logger.error(
+            "ASGI lifespan failed after its startup: its shutdown will not be sent",
+            exc_info=raised,
+        )
 
     async def _end_task(self) -> None:
         """Let the application's lifespan return (it may re-raise what failed), else cancel it."""
@@ -104,6 +127,12 @@ class Lifespan:
             return None
         self._started = False
         self._failure = None
+        if self._raised_early is not None:  # (said when it did)
+            self._failure = LifespanFailure(f"the lifespan raised {self._raised_early!r}")
+            self._failure.__cause__ = self._raised_early
+            return self._failure
+        if self._task is not None and self._task.done():
+            return None  # (it returned early: said when it did)
         answer = await self._ask("lifespan.shutdown", timeout)
         if answer is not None and answer["type"] == "lifespan.shutdown.failed":
             message = answer.get("message", "")
