@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json as jsonlib
 import logging
 import socket
 import struct
@@ -609,6 +610,43 @@ class TestRequestBodies:
             )
             status, _, answer = await read_response(reader)
             assert status == 400 and b"not JSON" in answer, body
+        writer.close()
+
+    async def test_a_number_too_large_for_a_float_gets_400(self, run_server: StartServer) -> None:
+        # Python reads 1e400 as an infinity, which json() refuses to send: an
+        # echo of one was a 500, as NaN's was. RFC 8259 6 lets a parser refuse
+        # a number out of its range: a 400, in any of JSON's encodings.
+        server = await run_server(body_app())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        huge = b"1" + b"0" * 400 + b".5"  # (an infinity without an exponent)
+        for body in (
+            b"[1e400]",
+            b'{"a": -1E+400}',
+            b"[0.1e0400]",
+            huge,
+            b"[%s.0]" % (b"9" * 309),
+            "[1e400]".encode("utf-16"),
+            "[1e400]".encode("utf-32-be"),
+        ):
+            writer.write(
+                b"POST /rooms/a/messages HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            status, _, answer = await read_response(reader)
+            assert (status, answer.startswith(b"The request body is not JSON")) == (400, True), body
+        # Numbers within a float's range (or under it: 0.0) are read as before,
+        # also where a string looks like a large exponent.
+        for body, got in (
+            (b"[1e308, -1.5E+30, 1e-400, 1e99]", [1e308, -1.5e30, 0.0, 1e99]),
+            (b'{"e100": "e+400", "n": 1' + b"0" * 300 + b"}", {"e100": "e+400", "n": 10**300}),
+            ("[2.5e300]".encode("utf-16"), [2.5e300]),
+        ):
+            writer.write(
+                b"POST /rooms/a/messages HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            status, _, answer = await read_response(reader)
+            assert (status, jsonlib.loads(answer)["got"]) == (200, got), body
         writer.close()
 
     async def test_pipelined_requests_with_bodies_each_get_their_own(
