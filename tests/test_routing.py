@@ -383,6 +383,42 @@ def test_url_for_round_trips_through_match() -> None:
     assert params_of(router, unquote(url)) == {"room": "h é", "n": -4, "x": 2.5, "id": value}
 
 
+async def test_url_for_encodes_the_routes_own_text_as_its_params(
+    run_server: StartServer,
+) -> None:
+    # The route's own text went out as written: "/café/..." (no URI, and a
+    # request line h11 refuses: 400), a space, and a "%41" or "?" that a
+    # client sends as they are, read back as "A" or as the query: a 404.
+    routes = Router()
+    uris = ["/café/<name>", "/my files/<n:int>", "/x%41y/<rest:path>", "/what?/now", "/ok:1,2@x"]
+    for n, uri in enumerate(uris):
+
+        @routes.get(uri, name=f"r{n}")
+        async def handler(request: Request, **params: Any) -> Any:
+            return text(f"{request.route.uri} {sorted(params.items())}")
+
+    assert routes.url_for("r0", name="é") == "/caf%C3%A9/%C3%A9"
+    assert routes.url_for("r1", n=2, q="a b") == "/my%20files/2?q=a+b"
+    assert routes.url_for("r2", rest="a/b") == "/x%2541y/a/b"
+    assert routes.url_for("r3") == "/what%3F/now"
+    assert routes.url_for("r4") == "/ok:1,2@x"  # (what a path may hold stays)
+    server = await run_server(routes)
+    for n, params, uri, got in (
+        (0, {"name": "é"}, uris[0], [("name", "é")]),
+        (1, {"n": 2}, uris[1], [("n", 2)]),
+        (2, {"rest": "a/b"}, uris[2], [("rest", "a/b")]),
+        (3, {}, uris[3], []),
+        (4, {}, uris[4], []),
+    ):
+        url = routes.url_for(f"r{n}", **params)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % url.encode())
+        answer = await reader.read()
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 200 "), (url, answer)
+        assert answer.endswith(f"\r\n\r\n{uri} {got}".encode()), (url, answer)
+
+
 def test_url_for_extra_params_become_query_string() -> None:
     router = Router()
     router.add_websocket_route(chat, "/chat/<room>", name="room")

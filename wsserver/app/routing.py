@@ -78,6 +78,10 @@ def split_limit(parameters: int) -> int:
 
 
 _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
+#: What url_for() leaves as it is in a route's own text: a path's characters
+#: (RFC 3986 3.3's pchar and "/"), but "%", which it encodes (the route's text
+#: is matched decoded: its "%41" is those three characters, not "A").
+_PATH_SAFE = "/:@!$&'()*+,;="
 
 # type name -> (regex, converter)
 _TYPES: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -875,7 +879,8 @@ class Router:
         return found
 
     def url_for(self, name: str, /, **params: Any) -> str:
-        """Build the path of route ``name``; parameters not in the path become the query.
+        """Build the path of route ``name``, percent-encoded (the route's own text
+        as its parameters); parameters not in the path become the query.
 
         Raises:
             KeyError: no route is named ``name``.
@@ -886,14 +891,20 @@ class Router:
             raise KeyError(f"no route is named {name!r}")
         used: set[str] = set()
 
-        def substitute(m: re.Match[str]) -> str:
+        # The route's own text is percent-encoded too (but what a path may
+        # hold, RFC 3986 3.3): it is matched decoded, as a parameter is.
+        pieces = []
+        pos = 0
+        for m in _PARAM_RE.finditer(route.uri):
+            pieces.append(quote(route.uri[pos : m.start()], safe=_PATH_SAFE))
             pname, kind = m.group(1), m.group(2) or "str"
             if pname not in params:
                 raise ValueError(f"missing parameter {pname!r} for route {name!r}")
             used.add(pname)
-            return quote(str(params[pname]), safe="/" if kind == "path" else "")
-
-        path = _PARAM_RE.sub(substitute, route.uri)
+            pieces.append(quote(str(params[pname]), safe="/" if kind == "path" else ""))
+            pos = m.end()
+        pieces.append(quote(route.uri[pos:], safe=_PATH_SAFE))
+        path = "".join(pieces)
         if route.match(unquote(path)) is None:
             raise ValueError(f"parameters {params!r} do not fit route {route.uri!r}")
         query = {k: v for k, v in params.items() if k not in used}
