@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 from typing import Any
@@ -126,6 +127,14 @@ class TestSend:
                 await ws.send(3.5)
             with pytest.raises(ValueError):
                 await ws.send("x", encoding="yaml")
+            # NaN and the infinities, which JSON has not (RFC 8259 6), are refused,
+            # as json() refuses them: they went out as NaN, which JSON.parse refuses.
+            for value in (math.nan, math.inf, -math.inf):
+                for encoding in (None, "text", "bytes", "json"):
+                    with pytest.raises(ValueError):
+                        await ws.send({"x": value}, encoding=encoding)
+                with pytest.raises(ValueError):
+                    ws.send_nowait([value])
             await ws.send("done")
 
         server = await run_server(routes)

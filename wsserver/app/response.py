@@ -56,17 +56,23 @@ def html(body: str, status: int = 200, headers: HeadersLike | None = None) -> Re
     return Response(body, status, headers, "text/html; charset=utf-8")
 
 
-def _dumps(body: Any) -> str:
-    """``body`` as JSON text; NaN and the infinities, which JSON has not
-    (RFC 8259 6), raise ``ValueError`` rather than go out as ``NaN``."""
-    return json_module.dumps(body, allow_nan=False)
+#: The encoder of every JSON text the server writes for an application.
+_STRICT_JSON = json_module.JSONEncoder(allow_nan=False)
+
+
+def json_text(body: Any) -> str:
+    """``body`` as JSON text (a :func:`json` response's, a dict or list sent on
+    a WebSocket); NaN and the infinities, which JSON has not (RFC 8259 6),
+    raise ``ValueError`` rather than go out as ``NaN``, which JSON parsers
+    (a browser's ``JSON.parse``) refuse."""
+    return _STRICT_JSON.encode(body)
 
 
 def json(
     body: Any,
     status: int = 200,
     headers: HeadersLike | None = None,
-    dumps: Callable[[Any], str] = _dumps,
+    dumps: Callable[[Any], str] = json_text,
 ) -> Response:
     """An ``application/json`` response of ``dumps(body)``.
 

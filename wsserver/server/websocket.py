@@ -10,7 +10,6 @@ the sans-I/O :class:`~wsserver.protocol.connection.Connection`, whose bytes the
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import AsyncIterable, Coroutine, Generator, Iterable
@@ -18,6 +17,7 @@ from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..app.request import Request
+from ..app.response import json_text
 from ..errors import OK_CLOSE_CODES, ConcurrencyError, WebsocketClosed, closed_error
 from ..protocol.connection import Connection
 from ..protocol.deflate import PerMessageDeflate
@@ -708,7 +708,7 @@ def whole_message(data: Any) -> str | bytes:
     if isinstance(data, (bytearray, memoryview)):
         return bytes(data)
     if isinstance(data, (dict, list)):
-        return json.dumps(data)
+        return json_text(data)
     raise TypeError(f"cannot send {type(data).__name__}")
 
 
@@ -718,7 +718,7 @@ def _encode(data: Any, encoding: str | None) -> Data | None:
         if isinstance(data, (str, bytes, bytearray, memoryview)):
             return data
         if isinstance(data, (dict, list)):
-            return json.dumps(data)
+            return json_text(data)
         if isinstance(data, (Iterable, AsyncIterable)) and not isinstance(data, (set, frozenset)):
             return None
         raise TypeError(f"cannot send {type(data).__name__}")
@@ -728,7 +728,7 @@ def _encode(data: Any, encoding: str | None) -> Data | None:
         if isinstance(data, (bytes, bytearray, memoryview)):
             return bytes(data).decode("utf-8")
         if isinstance(data, (dict, list)):
-            return json.dumps(data)
+            return json_text(data)
         raise TypeError(f"cannot send {type(data).__name__} as text")
     if encoding == "bytes":
         if isinstance(data, str):
@@ -736,8 +736,8 @@ def _encode(data: Any, encoding: str | None) -> Data | None:
         if isinstance(data, (bytes, bytearray, memoryview)):
             return data
         if isinstance(data, (dict, list)):
-            return json.dumps(data).encode("utf-8")
+            return json_text(data).encode("utf-8")
         raise TypeError(f"cannot send {type(data).__name__} as bytes")
     if encoding == "json":
-        return json.dumps(data)
+        return json_text(data)
     raise ValueError(f"encoding must be 'text', 'bytes' or 'json', not {encoding!r}")
