@@ -10,10 +10,12 @@ import logging
 import math
 import os
 import socket
+import ssl
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 import websockets
 from websockets.exceptions import ConnectionClosed as ClientClosed
 
@@ -43,6 +45,7 @@ from .helpers import (
     MASK,
     RawClient,
     cancelled_elsewhere,
+    client_context,
     echo_routes,
     fast_reader,
     get_when_told,
@@ -675,6 +678,57 @@ class TestClosing:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         client.writer.transport.abort()  # a reset
         reset.set()
+        assert await rec.get() == 1006
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings == []
+
+    @pytest.mark.parametrize("way", ["send", "broadcast"])
+    async def test_writes_to_a_tls_connection_reset_as_it_is_sent_to_log_nothing(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, way: str
+    ) -> None:
+        # A TLS client resets its connection while a handler sends to it from
+        # memory. asyncio's TLS transport says it is closing only once the
+        # socket's transport under it, which met the reset, has told it the
+        # connection is lost: a loop turn later. The writes of that turn went
+        # on through TLS to the failed transport, which drops them and logs
+        # "socket.send() raised exception." for each from the fifth on: some
+        # 250 WARNINGs per connection. They are dropped quietly now.
+        ca = trustme.CA()
+        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            try:
+                for i in range(100_000):
+                    if way == "send":
+                        await ws.send(b"x" * 100)
+                    else:
+                        broadcast([ws], b"x" * 100)
+                        if i % 256 == 255:
+                            await asyncio.sleep(0)  # (as send() lets the loop run)
+                            if ws.closed:
+                                break
+            except ConnectionClosedError as exc:
+                rec.put(exc.code)
+            else:
+                rec.put(ws.close_code)
+
+        server = await run_server(routes, ssl=server_tls)
+        caplog.set_level(logging.DEBUG, logger="asyncio")
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca)
+        )
+        writer.write(upgrade_request())
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        received = 0
+        while received < 200_000:  # it sends all along
+            received += len(await asyncio.wait_for(reader.read(65536), 5))
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        writer.transport.abort()  # a reset
         assert await rec.get() == 1006
         warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
         assert warnings == []

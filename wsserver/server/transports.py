@@ -9,7 +9,7 @@ import select
 import socket
 import struct
 import sys
-from asyncio import selector_events
+from asyncio import selector_events, sslproto
 from collections.abc import Sequence
 
 try:
@@ -23,6 +23,8 @@ else:
     _TIOCOUTQ = getattr(termios, "TIOCOUTQ", None)
 
 __all__ = [
+    "TRANSPORT",
+    "UNDER_TLS",
     "break_transport_cycle",
     "can_sendfile",
     "direct_fd",
@@ -88,6 +90,15 @@ _WRITEV_CHUNKS = 16
 _BUSY = (BlockingIOError, InterruptedError)
 #: asyncio's transport for plain sockets (private; typeshed does not declare it).
 _SELECTOR_TRANSPORT: type = getattr(selector_events, "_SelectorSocketTransport", type(None))
+#: asyncio's TLS transport (private too).
+_TLS_TRANSPORT: type = getattr(sslproto, "_SSLProtocolTransport", type(None))
+
+#: What :func:`direct_fd` gives for a transport to write with as it is
+#: (uvloop's, and others: no socket of ours to write to) ...
+TRANSPORT = -1
+#: ... and for asyncio's TLS transport: written with too, while the socket's
+#: transport under it is not closing (see :func:`write`).
+UNDER_TLS = -2
 
 
 def can_sendfile(transport: asyncio.BaseTransport) -> bool:
@@ -111,15 +122,20 @@ def can_sendfile(transport: asyncio.BaseTransport) -> bool:
 
 
 def direct_fd(transport: asyncio.BaseTransport) -> int:
-    """The socket to write to directly (see :func:`write`), or -1 to use the transport.
+    """The socket to write to directly (see :func:`write`), or :data:`TRANSPORT`
+    (:data:`UNDER_TLS`) to use the transport.
 
     Only asyncio's own selector transport, on POSIX: TLS transports encrypt,
     and uvloop's transports already write from C.
     """
+    if type(transport) is _TLS_TRANSPORT and hasattr(
+        getattr(transport, "_ssl_protocol", None), "_transport"
+    ):
+        return UNDER_TLS
     if type(transport) is not _SELECTOR_TRANSPORT or sys.platform == "win32":
-        return -1  # (Windows: a socket is no file descriptor for os.write)
+        return TRANSPORT  # (Windows: a socket is no file descriptor for os.write)
     sock = transport.get_extra_info("socket")
-    return -1 if sock is None else int(sock.fileno())
+    return TRANSPORT if sock is None else int(sock.fileno())
 
 
 def write(transport: asyncio.WriteTransport, fd: int, data: bytes) -> None:
@@ -129,9 +145,13 @@ def write(transport: asyncio.WriteTransport, fd: int, data: bytes) -> None:
     transport is closing: asyncio (uvloop too) would drop it, and log
     "socket.send() raised exception." for each write from the fifth on after
     the socket failed (a peer's reset: the protocol hears of it at the loop's
-    next turn, and a handler sending from memory writes on until then). The
-    caller must not call this once ``connection_lost`` ran: the socket is
-    closed then, and its number may be another connection's.
+    next turn, and a handler sending from memory writes on until then). Over
+    asyncio's TLS (:data:`UNDER_TLS`), nor once the socket's transport under
+    it is closing: the TLS transport says so only a loop turn after that one
+    (when told the connection is lost), and what is written through it
+    meanwhile is dropped by that one, with the same warnings. The caller
+    must not call this once ``connection_lost`` ran: the socket is closed
+    then, and its number may be another connection's.
     """
     if transport.is_closing():
         return
@@ -146,6 +166,8 @@ def write(transport: asyncio.WriteTransport, fd: int, data: bytes) -> None:
             return
         if sent:
             data = memoryview(data)[sent:]  # type: ignore[assignment]
+    elif fd == UNDER_TLS and _under_tls_closing(transport):
+        return
     transport.write(data)
 
 
@@ -154,7 +176,8 @@ def writelines(transport: asyncio.WriteTransport, fd: int, chunks: Sequence[byte
     if transport.is_closing():
         return
     if fd < 0 or transport.get_write_buffer_size():
-        transport.writelines(chunks)
+        if fd != UNDER_TLS or not _under_tls_closing(transport):
+            transport.writelines(chunks)
         return
     if len(chunks) > _WRITEV_CHUNKS:
         write(transport, fd, b"".join(chunks))
@@ -175,6 +198,13 @@ def writelines(transport: asyncio.WriteTransport, fd: int, chunks: Sequence[byte
             continue
         transport.write(memoryview(chunk)[sent:] if sent else chunk)
         sent = 0
+
+
+def _under_tls_closing(transport: asyncio.BaseTransport) -> bool:
+    """Whether the socket's transport under asyncio's TLS ``transport`` is
+    closing (or gone), which ``transport.is_closing()`` tells a turn later."""
+    under = transport._ssl_protocol._transport  # type: ignore[attr-defined]
+    return under is None or bool(under.is_closing())
 
 
 def unsent_bytes(transport: asyncio.BaseTransport) -> int | None:

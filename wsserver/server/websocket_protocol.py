@@ -126,7 +126,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.config = server.config
         self.loop = server.loop
         self.transport = transport
-        # Where writes go while the transport holds nothing (-1: the transport; see transports).
+        # Where writes go while the transport holds nothing (< 0: the transport; see transports).
         self._fd = direct_fd(transport)
         self.remote_address = remote_address
         self.request = request
@@ -429,8 +429,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             if len(chunks) == 1:
                 chunk = chunks[0]
                 self.wire_out += len(chunk)
-                if self._fd < 0:
-                    # (uvloop, TLS: a call less; closing: see transports.write)
+                if self._fd == -1:  # (TRANSPORT)
+                    # (uvloop: a call less; closing: see transports.write)
                     if not self.transport.is_closing():
                         self.transport.write(chunk)
                 else:
