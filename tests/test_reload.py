@@ -41,8 +41,10 @@ async def echo(request, ws):
 """
 
 
-def write_app(directory: Path, version: str, broken: bool = False) -> None:
+def write_app(directory: Path, version: str, broken: bool = False, hangs: bool = False) -> None:
     source = APP.format(version=version) + ("\nthis is not python(\n" if broken else "")
+    if hangs:  # (an import that never ends: an endless loop, a lock, a server not up)
+        source = "import time\ntime.sleep(60)\n" + source
     # Written aside (".tmp" is not watched) and renamed, with its mtime set
     # first: the watcher sees one edit, never the text before its mtime.
     draft = directory / "reloaded_app.py.tmp"
@@ -114,6 +116,26 @@ async def test_a_broken_app_at_start_runs_as_soon_as_it_is_fixed(tmp_path: Path)
         # At once, not after the next back-off (4 s by now).
         await wait_until_served(cli.port, "fixed", timeout=3.5)
         assert "starting the workers again" in cli.stderr
+
+
+async def test_an_edit_stops_a_replacement_still_starting_with_the_code_before_it(
+    tmp_path: Path,
+) -> None:
+    # An edit that made the import hang, then the fix: the replacement started
+    # for the first, hanging, was waited for until --worker-start-timeout (60
+    # s), and only then was the fix started: the old code served a minute on.
+    write_app(tmp_path, "1")
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path), "--reload-delay", "0.2")
+    async with running_cli(*args, "--ping-interval", "off") as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        write_app(tmp_path, "2", hangs=True)
+        await wait_for(lambda: "changed: " in cli.stderr, what="the restart")
+        await asyncio.sleep(0.5)  # (it imports, and hangs)
+        write_app(tmp_path, "3")
+        await wait_until_served(cli.port, "3")
+        assert "still starting, may run the code from before" in cli.stderr, cli.stderr
+        assert "rolling restart stopped" not in cli.stderr, cli.stderr
+        assert "did not start accepting" not in cli.stderr, cli.stderr
 
 
 async def wait_until_served(port: int, version: str, timeout: float = 10) -> None:

@@ -133,6 +133,9 @@ class Worker:
     #: It said it reached its limit_max_requests; how often replacing it failed.
     limit_reached: bool = False
     limit_failures: int = 0
+    #: A replacement stopped while starting: a watched file changed since it
+    #: began (``--reload``), and another rolling restart follows.
+    superseded: bool = False
     exited: asyncio.Future[int] = field(default_factory=lambda: _future())
     #: A pidfd of the process (Linux), which signals reach it and never another
     #: process that came to have its pid; None elsewhere (then ``os.kill``).
@@ -212,6 +215,8 @@ class Supervisor:
         self._retired: set[Worker] = set()
         #: Replacements started, not yet in their slot.
         self._starting: set[Worker] = set()
+        #: The replacement the rolling restart under way waits for, if any.
+        self._replacing: Worker | None = None
         #: One replacement of a slot at a time (see _replace()).
         self._slot_locks: collections.defaultdict[int, asyncio.Lock] = collections.defaultdict(
             asyncio.Lock
@@ -635,7 +640,7 @@ class Supervisor:
             shown = ", ".join(_shown_path(path) for path in changed[:3])
             if len(changed) > 3:
                 shown += f" and {len(changed) - 3} more"
-            self.restart(f"changed: {shown}")
+            self.restart(f"changed: {shown}", changed=True)
 
     async def _reap_orphans_forever(self) -> None:
         """As pid 1 (a container without an init): every second, reap the
@@ -783,11 +788,15 @@ class Supervisor:
         every = dict.fromkeys((*self.workers.values(), *self._retired, *self._starting))
         return [w for w in every if not w.exited.done()]
 
-    def restart(self, reason: str) -> None:
+    def restart(self, reason: str, *, changed: bool = False) -> None:
         """A rolling restart of the workers (SIGHUP, or ``--reload`` seeing a change).
 
         Workers waiting out a start-up backoff (the code was broken: it may be
-        fixed now) start at once.
+        fixed now) start at once. With ``changed`` (``--reload``), the
+        replacement a rolling restart under way waits for is stopped if it does
+        not accept yet: it may run the code from before the change (an edit
+        that made the import hang, then its fix: the fix is not kept waiting
+        for ``start_timeout``).
         """
         if self.stopping:
             return
@@ -802,6 +811,16 @@ class Supervisor:
         if self.restarting is not None and not self.restarting.done():
             logger.info("%s: another rolling restart will follow the one under way", reason)
             self._restart_again = True
+            new = self._replacing
+            if changed and new is not None and not new.ready.done() and not new.exited.done():
+                logger.info(
+                    "worker %d: its replacement (pid %d), still starting, may run the code "
+                    "from before this change: stopping it",
+                    new.slot,
+                    new.pid,
+                )
+                new.superseded = True
+                _signal(new, signal.SIGTERM)  # (its start stops)
             return
         count = len(self.workers)
         logger.info("%s: rolling restart of %d worker%s", reason, count, "s" * (count != 1))
@@ -821,9 +840,9 @@ class Supervisor:
             if self.stopping:
                 return
             if not await self._replace(slot, started_before=began):
-                if not self.stopping:
+                if not self.stopping and not self._restart_again:
                     logger.error("rolling restart stopped")
-                return
+                return  # (or another follows now)
         logger.info("rolling restart done")
 
     async def _replace(
@@ -856,12 +875,20 @@ class Supervisor:
                 if new is None:
                     logger.error("worker %d: no replacement", slot)
                 return False
+            if started_before is not None:
+                self._replacing = new
             try:
                 ready = await asyncio.wait_for(asyncio.shield(new.ready), self.start_timeout)
             except TimeoutError:
                 ready = False
+            finally:
+                self._replacing = None
             if self.stopping:
                 return False  # (stop_all() stops the replacement too)
+            if new.superseded:  # (see restart(): it stops, and another rolling restart follows)
+                if not ready:
+                    _signal(new, signal.SIGKILL)  # (SIGTERM did not stop it in start_timeout)
+                return False
             if slot > self.count:  # (SIGTTOU gave up the slot meanwhile)
                 self._starting.discard(new)
                 if new.exited.done():
