@@ -97,6 +97,36 @@ async def test_a_shutdown_hook_that_fails_or_hangs_is_logged_and_the_next_runs(
     assert any("hangs did not end within 0.2 s" in m for m in logged), logged
 
 
+async def test_a_shutdown_hook_that_calls_close_goes_on_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # (A cleanup shared with an admin route that stops the server, say.) It
+    # waited for the shutdown that waits for it: cancelled after
+    # shutdown_timeout + close_timeout (15 s by default), logged as hanging,
+    # and what came after its close() never ran.
+    events: list[str] = []
+    routes = Router()
+
+    @routes.on_shutdown
+    async def release(server: Server) -> None:
+        await server.close()
+        events.append("released")
+
+    @routes.on_shutdown
+    async def release_too(server: Server) -> None:
+        await asyncio.wait_for(server.close(), 5)  # (in a task of its own, on 3.11)
+        events.append("released too")
+
+    server = serve(routes, "127.0.0.1", 0, shutdown_timeout=2, close_timeout=1)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    assert events == ["released", "released too"]
+    assert loop.time() - began < 1
+    assert not any("release" in r.getMessage() for r in caplog.records), caplog.text
+
+
 @pytest.mark.parametrize(
     ("hook", "said"),
     [

@@ -30,7 +30,7 @@ from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
 from ..protocol.tls_info import TLSInfo
 from . import stats as stats_module
-from .app_tasks import calling_app_task
+from .app_tasks import calling_app_task, start_app_task
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
 from .metrics import Metrics
@@ -675,7 +675,8 @@ class Server:
         going on; every call waits for that one shutdown.
 
         Called in the start itself (a Router's startup hook), it stops the
-        start before the server listens, and returns at once.
+        start before the server listens, and returns at once; called in the
+        shutdown itself (a shutdown hook), it returns at once.
 
         Raises:
             ValueError: ``code`` is not a close code that can be sent, or
@@ -695,6 +696,11 @@ class Server:
                 f"not {timeout!r}"
             )
         code = int(code)  # (an IntEnum's member, say)
+        if self._closing is not None and self._closing in (
+            calling_app_task(),
+            asyncio.current_task(),
+        ):
+            return  # (waiting for the shutdown under way would wait for ever)
         if self._starting.locked():
             if asyncio.current_task() is self._starter:
                 # (A startup hook: the start, which waits for it, sees this
@@ -722,7 +728,9 @@ class Server:
             self.close_code = code
             if code != 1012:
                 self._stop_taking_connections()  # at once: nothing else runs first
-            self._closing = self.loop.create_task(self._close(timeout, code))
+            # (Its task is named in its context: a shutdown hook's close(),
+            # through wait_for() too, is known to be part of it.)
+            self._closing = start_app_task(self.loop, self._close(timeout, code))
             # A failure is logged by _close() and raised by serve_forever(),
             # even when every caller gave up waiting.
             self._closing.add_done_callback(lambda done: done.cancelled() or done.exception())
