@@ -251,6 +251,34 @@ def test_patterns_with_a_directory_match_the_path_from_the_right(tmp_path: Path)
     ]  # fmt: skip
 
 
+def test_a_double_star_in_a_pattern_matches_any_number_of_directories(tmp_path: Path) -> None:
+    # As in glob: "src/**/*.html" any such file under src. PurePath.match
+    # (before Python 3.13's full_match) took "**" for "*": only the files
+    # exactly one directory down were watched, src/a.html and src/x/y/a.html
+    # never, and nothing said so.
+    paths = ["src/a.html", "src/x/b.html", "src/x/y/c.html", "other/d.html", "app.py"]
+    paths += ["gen/out.py", "gen/deep/more.py", "pkg/gen/deep/most.py"]
+    files = [tmp_path / path for path in paths]
+    for file in files:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("")
+
+    def watching(**patterns: list[str]) -> list[str]:
+        return changed_after_edits(tmp_path, files, **patterns)
+
+    python = ["app.py", "gen/deep/more.py", "gen/out.py", "pkg/gen/deep/most.py"]
+    html = ["src/a.html", "src/x/b.html", "src/x/y/c.html"]
+    assert watching(include=["src/**/*.html"]) == sorted([*python, *html])
+    assert watching(include=["**/*.html"]) == sorted([*python, *html, "other/d.html"])
+    assert watching(include=[str(tmp_path / "src" / "**" / "*.html")]) == sorted([*python, *html])
+    # Excluded: the tree, at any depth; from the right, so also pkg/gen's.
+    assert watching(exclude=["gen/**"]) == ["app.py"]
+    assert watching(exclude=["gen/**/*.py"]) == ["app.py"]
+    assert watching(exclude=[str(tmp_path / "gen" / "**")]) == ["app.py", "pkg/gen/deep/most.py"]
+    # Not a component of its own: as "*" (one name), as before.
+    assert watching(exclude=["gen/m**.py"]) == python
+
+
 def test_a_look_reads_a_bounded_number_of_entries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -57,7 +57,9 @@ class FileWatcher:
     of :data:`EXCLUDE` or ``exclude``, matched from the right as
     ``PurePath.match`` does (``*.html`` any such file, ``templates/*.html``
     those in a directory named ``templates``, an absolute pattern the whole
-    path). Directories whose names match an exclusion without a ``/`` are not
+    path), but for ``**``, which matches any number of directories, as in
+    glob (``templates/**/*.html``: those anywhere under ``templates``).
+    Directories whose names match an exclusion without a ``/`` are not
     looked into, nor one an exclusion names that exists (``--reload-exclude
     tests/fixtures``: its whole tree). A pattern given in ``include`` is no
     longer excluded by default, and one given in ``exclude`` no longer
@@ -156,7 +158,30 @@ def is_pattern(pattern: str) -> bool:
 
 
 def _matches(path: PurePath, patterns: Sequence[str]) -> bool:
-    return any(path.match(pattern) for pattern in patterns)
+    return any(_match(path, pattern) for pattern in patterns)
+
+
+def _match(path: PurePath, pattern: str) -> bool:
+    """``path.match(pattern)``, but a ``**`` of its own matches any number of
+    directories (none too), as in glob: ``src/**/*.html`` any such file under
+    ``src``. (PurePath.match, until Python 3.13's ``full_match``, takes it
+    for ``*``: exactly one directory.)"""
+    if "**" not in pattern:
+        return path.match(pattern)
+    pure = PurePath(pattern)
+    parts = pure.parts if pure.is_absolute() else ("**", *pure.parts)  # (from the right)
+    return _match_parts(path.parts, parts)
+
+
+def _match_parts(names: Sequence[str], parts: Sequence[str]) -> bool:
+    """Whether ``names`` (a path's) match ``parts`` (a pattern's), one by one."""
+    if not parts:
+        return not names
+    if parts[0] == "**":
+        return any(_match_parts(names[i:], parts[1:]) for i in range(len(names) + 1))
+    return (
+        bool(names) and fnmatch.fnmatch(names[0], parts[0]) and _match_parts(names[1:], parts[1:])
+    )
 
 
 def _merged(defaults: Sequence[str], given: Sequence[str], overriding: Sequence[str]) -> list[str]:
