@@ -8,6 +8,7 @@ import asyncio
 import gc
 import logging
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -17,13 +18,14 @@ from typing import Any
 import h11
 import httpx
 import pytest
+import trustme
 
 from wsserver import Request, Router
 from wsserver.response import Response, StreamingResponse, stream, text
 from wsserver.testing import HandshakeDenied, TestClient
 
 from .conftest import StartServer
-from .helpers import fast_reader, get_blocking, get_when_told, wait_for
+from .helpers import client_context, fast_reader, get_blocking, get_when_told, wait_for
 
 
 class Producer:
@@ -553,6 +555,36 @@ async def test_a_producer_that_never_waits_ends_when_the_client_resets(
         await asyncio.wait_for(asyncio.to_thread(rows.ended.wait), 60)
     assert rows.made < 10_000 and seen[0] < 10_000, (rows.made, seen)
     assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+@pytest.mark.parametrize("kind", ["router", "asgi"])
+async def test_a_tls_client_that_resets_a_stream_is_no_flood_of_warnings(
+    kind: str, run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Over asyncio's TLS the transport says it is closing only a loop turn
+    # after the socket's transport under it met the reset: the pieces written
+    # meanwhile went on to the failed one, each from the fifth a warning
+    # ("socket.send() raised exception."), 27 of them here.
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    rows = Rows(kind)
+    server = await run_server(rows.app, ssl=server_tls)
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca)
+        )
+        writer.write(b"GET /rows HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = 0
+        while received < 200_000:  # (it sends all along)
+            received += len(await asyncio.wait_for(reader.read(65536), 5))
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # a reset
+        await asyncio.wait_for(asyncio.to_thread(rows.ended.wait), 60)
+    assert rows.made < PIECES
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []
 
 
 @pytest.mark.parametrize("kind", ["router", "asgi"])

@@ -71,8 +71,10 @@ from .streams import Producer
 from .transports import (
     break_transport_cycle,
     can_sendfile,
+    is_asyncio_tls,
     peer_address,
     tcp_bytes_moved,
+    under_tls_closing,
     unsent_bytes,
 )
 from .websocket import WebSocket
@@ -225,6 +227,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_logged",
         "_request_started",
         "_tls_hello",
+        "_over_asyncio_tls",
         "__weakref__",  # (the server's set of connections in their TLS handshake)
     )
 
@@ -241,6 +244,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: Whether the connection's first bytes begin a TLS handshake (None: none
         #: came yet). Read as they come: h11 may have taken them by its error.
         self._tls_hello: bool | None = None
+        #: Over asyncio's TLS transport, whose is_closing() says a reset a loop
+        #: turn late: writes look under it (see transports.under_tls_closing()).
+        self._over_asyncio_tls = False
         #: What this connection's TLS is (request.tls), once a request asked.
         self._tls: TLSInfo | None = None
         self._h11 = self._new_h11()
@@ -326,6 +332,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # (Not through typing.cast(), a call at run time.)
         self.transport = transport  # type: ignore[assignment]
         self.remote_address = peer_address(transport)
+        self._over_asyncio_tls = self.server.ssl is not None and is_asyncio_tls(transport)
         limit = self.config.write_limit
         self.transport.set_write_buffer_limits(high=limit, low=limit // 4)
         self.server.register(self)
@@ -1318,6 +1325,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _write_raw(self, data: bytes) -> None:
         if self.closing:
             raise ClientDisconnected("the client is gone", self)
+        if self._over_asyncio_tls and under_tls_closing(self.transport):
+            return  # (the client is gone: the next write, a turn later, says so)
         self.transport.write(data)
         self._sent += len(data)
 
@@ -1721,6 +1730,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         except h11.LocalProtocolError as exc:
             raise RuntimeError(f"cannot send this response: {exc}") from None
         if data:
+            if self._over_asyncio_tls and under_tls_closing(self.transport):
+                return  # (the client is gone: the next write, a turn later, says so)
             self.transport.write(data)
             if type(event) is h11.Data or type(event) is h11.EndOfMessage:
                 self._sent += len(data)

@@ -25,6 +25,8 @@ else:
 __all__ = [
     "TRANSPORT",
     "UNDER_TLS",
+    "is_asyncio_tls",
+    "under_tls_closing",
     "break_transport_cycle",
     "can_sendfile",
     "direct_fd",
@@ -121,6 +123,14 @@ def can_sendfile(transport: asyncio.BaseTransport) -> bool:
     )
 
 
+def is_asyncio_tls(transport: asyncio.BaseTransport) -> bool:
+    """Whether ``transport`` is asyncio's TLS transport, with the socket's
+    transport under it where :func:`under_tls_closing` looks."""
+    return type(transport) is _TLS_TRANSPORT and hasattr(
+        getattr(transport, "_ssl_protocol", None), "_transport"
+    )
+
+
 def direct_fd(transport: asyncio.BaseTransport) -> int:
     """The socket to write to directly (see :func:`write`), or :data:`TRANSPORT`
     (:data:`UNDER_TLS`) to use the transport.
@@ -128,9 +138,7 @@ def direct_fd(transport: asyncio.BaseTransport) -> int:
     Only asyncio's own selector transport, on POSIX: TLS transports encrypt,
     and uvloop's transports already write from C.
     """
-    if type(transport) is _TLS_TRANSPORT and hasattr(
-        getattr(transport, "_ssl_protocol", None), "_transport"
-    ):
+    if is_asyncio_tls(transport):
         return UNDER_TLS
     if type(transport) is not _SELECTOR_TRANSPORT or sys.platform == "win32":
         return TRANSPORT  # (Windows: a socket is no file descriptor for os.write)
@@ -166,7 +174,7 @@ def write(transport: asyncio.WriteTransport, fd: int, data: bytes) -> None:
             return
         if sent:
             data = memoryview(data)[sent:]  # type: ignore[assignment]
-    elif fd == UNDER_TLS and _under_tls_closing(transport):
+    elif fd == UNDER_TLS and under_tls_closing(transport):
         return
     transport.write(data)
 
@@ -176,7 +184,7 @@ def writelines(transport: asyncio.WriteTransport, fd: int, chunks: Sequence[byte
     if transport.is_closing():
         return
     if fd < 0 or transport.get_write_buffer_size():
-        if fd != UNDER_TLS or not _under_tls_closing(transport):
+        if fd != UNDER_TLS or not under_tls_closing(transport):
             transport.writelines(chunks)
         return
     if len(chunks) > _WRITEV_CHUNKS:
@@ -200,9 +208,12 @@ def writelines(transport: asyncio.WriteTransport, fd: int, chunks: Sequence[byte
         sent = 0
 
 
-def _under_tls_closing(transport: asyncio.BaseTransport) -> bool:
+def under_tls_closing(transport: asyncio.BaseTransport) -> bool:
     """Whether the socket's transport under asyncio's TLS ``transport`` is
-    closing (or gone), which ``transport.is_closing()`` tells a turn later."""
+    closing (or gone), which ``transport.is_closing()`` tells a turn later
+    (see :func:`is_asyncio_tls`): what is written through it then is dropped
+    by that one, a warning each from the fifth write ("socket.send() raised
+    exception.")."""
     under = transport._ssl_protocol._transport  # type: ignore[attr-defined]
     return under is None or bool(under.is_closing())
 
