@@ -14,7 +14,8 @@ The client may send:
 - ``{"type": "subscribe", "sensor_id": "..."}`` (any id) -> ``{"type": "subscribed",
   "sensor_id", "message"}``, after which the data is that sensor's;
 - ``{"type": "unsubscribe"}`` -> ``{"type": "unsubscribed"}``, back to every sensor;
-- ``{"type": "ping"}`` -> ``{"type": "pong", "timestamp"}`` (an ``id`` is echoed).
+- ``{"type": "ping"}`` -> ``{"type": "pong", "timestamp"}`` (an ``id``, a string, a number or
+  null, is echoed).
 
 Invalid JSON is answered ``{"type": "error", "message": "Invalid message format"}``, anything
 else unexpected ``{"type": "error", "message": ...}``; the stream goes on.
@@ -144,7 +145,15 @@ def handle(state: StreamState, message: str | bytes) -> dict[str, Any]:
     if kind == "ping":
         answer: dict[str, Any] = {"type": "pong", "timestamp": now()}
         if "id" in data:
-            answer["id"] = data["id"]
+            ping_id = data["id"]
+            # (Not NaN or an infinity, which Python reads and JSON cannot say back.)
+            if not (
+                ping_id is None
+                or isinstance(ping_id, str | int)
+                or (isinstance(ping_id, float) and math.isfinite(ping_id))
+            ):
+                return {"type": "error", "message": "'id' must be a string, a number or null"}
+            answer["id"] = ping_id
         return answer
     if kind == "subscribe":
         sensor_id = data.get("sensor_id")

@@ -23,7 +23,7 @@ from wsserver import Server
 from wsserver.testing import HandshakeDenied, TestClient
 
 from .conftest import StartServer
-from .helpers import RawClient
+from .helpers import RawClient, errors_logged
 
 TIMEOUT = 3.0
 
@@ -455,6 +455,46 @@ async def test_stream_ping_pong(stream_server: Server) -> None:
         assert pong["id"] == 42 and abs(iso_age(pong["timestamp"])) < 5
         # Readings go on around it.
         await recv_type(ws, "data")
+
+
+@pytest.mark.parametrize(
+    "raw_id",
+    [
+        "NaN",  # (Python's json reads it; no JSON can say it back)
+        "1e400",  # (an infinity)
+    ],
+)
+async def test_stream_ping_id_that_cannot_be_sent_back_is_an_error(
+    stream_server: Server, raw_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ping's ``id`` is a string, a number or null, echoed; anything else is an
+    error message. It was echoed whatever it was, and one that JSON cannot say
+    back raised in ``send``: 1011 and a traceback."""
+    async with websockets.connect(stream_url(stream_server)) as ws:
+        await recv_type(ws, "connected")
+        await ws.send('{"type": "ping", "id": ' + raw_id + "}")
+        answer = await recv_type(ws, "error")
+        assert "'id'" in answer["message"]
+        for good in ("next", 7, 2.5, None):
+            await ws.send(json.dumps({"type": "ping", "id": good}))
+            assert (await recv_type(ws, "pong"))["id"] == good
+        await recv_type(ws, "data")
+    assert not errors_logged(caplog)
+
+
+async def test_stream_ping_id_nested_deep_is_answered(
+    stream_server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ``id`` nested nearly as deep as the recursion limit (read, but at some depth
+    too deep to write back) is answered, never with 1011 and a traceback."""
+    async with websockets.connect(stream_url(stream_server, 60)) as ws:
+        await recv_type(ws, "connected")
+        for depth in range(700, 1000):
+            await ws.send('{"type": "ping", "id": ' + "[" * depth + "]" * depth + "}")
+            assert (await recv_json(ws))["type"] in ("pong", "error"), depth
+        await ws.send(json.dumps({"type": "ping", "id": "next"}))
+        assert (await recv_type(ws, "pong"))["id"] == "next"
+    assert not errors_logged(caplog)
 
 
 async def test_stream_subscribe(stream_server: Server) -> None:
