@@ -95,8 +95,8 @@ async def chat(request: Request, ws: WebSocket, room_id: str) -> None:
     """One chat client in room ``room_id``."""
     user = _clean_user(request.args.get("user"), "anonymous")
     topic = ROOM + room_id
+    ws.subscribe(topic)  # (first: for a client closing already, it raises, nothing to undo)
     rooms.setdefault(room_id, {})[ws] = user
-    ws.subscribe(topic)
     try:
         clients = await ws.server.presence(topic)
         await ws.send(

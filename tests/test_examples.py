@@ -20,10 +20,11 @@ from websockets.exceptions import InvalidStatus
 
 from examples import chat, echo, secure, stream
 from wsserver import Server
+from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
 from wsserver.testing import HandshakeDenied, TestClient
 
 from .conftest import StartServer
-from .helpers import RawClient, errors_logged
+from .helpers import MASK, RawClient, errors_logged
 
 TIMEOUT = 3.0
 
@@ -351,6 +352,22 @@ async def test_chat_abrupt_disconnect_is_cleaned_up(
     await wait_rooms(chat_server.port, {"rooms": ["lobby"], "total_clients": 1})
     await alice.send(json.dumps({"type": "chat", "message": "alone"}))
     assert (await recv_json(alice))["message"] == "alone"
+
+
+async def test_chat_client_closing_at_once_leaves_no_room_behind(chat_server: Server) -> None:
+    """A client whose close comes with its upgrade request (closing before the handler
+    subscribed it) is forgotten: it stayed in ``chat.rooms`` for good, a connection
+    kept per such client."""
+    close = serialize_frame(Opcode.CLOSE, serialize_close(1000), mask=MASK)
+    for i in range(20):
+        client = await RawClient.connect(chat_server.port, f"/ws/chat/gone{i}", first_frames=close)
+        await client.expect_eof()
+        client.close()
+    await wait_rooms(chat_server.port, {"rooms": [], "total_clients": 0})
+    deadline = time.monotonic() + TIMEOUT
+    while chat.rooms:
+        assert time.monotonic() < deadline, sorted(chat.rooms)
+        await asyncio.sleep(0.02)
 
 
 async def test_chat_goes_on_past_gone_and_slow_clients(run_server: StartServer) -> None:
