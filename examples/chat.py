@@ -27,7 +27,9 @@ process too. ``POST /api/rooms/<room_id>/messages`` with a JSON body
 in the room from outside (a backend, a cron job): every client there gets the
 same ``{"type": "chat", ...}`` as from a client; the answer is ``202`` with
 ``{"room", "delivered"}`` (this process's clients that got it). A body that is
-not such an object gets ``400`` with ``{"error", "status", "message"}``.
+not such an object gets ``400`` with ``{"error", "status", "message"}``. A room name too
+long for a topic (``room:<room_id>`` over ``max_topic_size``, 1024 bytes by default) gets
+``400``, at the handshake and over HTTP.
 
 A room is the topic ``room:<room_id>``: each client subscribes to it, and
 messages are published to it (``ws.server.publish``): framed once for this
@@ -43,7 +45,7 @@ import logging
 from typing import Any
 
 from wsserver import BadRequest, Request, Router, WebSocket
-from wsserver.response import Response, html, json
+from wsserver.response import Response, html, json, text
 
 logger = logging.getLogger("examples.chat")
 
@@ -90,7 +92,22 @@ def _parse(message: str | bytes) -> tuple[dict[str, Any] | None, str]:
     return data, ""
 
 
-@routes.websocket("/ws/chat/<room_id>")
+def room_error(request: Request, room_id: str) -> str | None:
+    """Why ``room_id`` cannot be a room, or None: its topic must fit the server's
+    ``max_topic_size`` (a room name comes from the client)."""
+    limit = request.server.config.max_topic_size
+    if len((ROOM + room_id).encode()) > limit:
+        return f"The room name is too long: its topic is at most {limit} bytes of UTF-8"
+    return None
+
+
+def check_room(request: Request) -> Response | None:
+    """Handshake hook: a room name too long is answered 400 instead of 101."""
+    error = room_error(request, request.match_info["room_id"])
+    return None if error is None else text(error, 400)
+
+
+@routes.websocket("/ws/chat/<room_id>", on_connect=check_room)
 async def chat(request: Request, ws: WebSocket, room_id: str) -> None:
     """One chat client in room ``room_id``."""
     user = _clean_user(request.args.get("user"), "anonymous")
@@ -158,6 +175,9 @@ async def post_message(request: Request, room_id: str) -> Response:
     data = request.json  # BadRequest (400) when the body is not JSON
     if not isinstance(data, dict) or not isinstance(data.get("message"), str):
         raise BadRequest('Expected a JSON object with a string "message"')
+    error = room_error(request, room_id)
+    if error is not None:
+        raise BadRequest(error)
     message = {
         "type": "chat",
         "message": data["message"],

@@ -317,6 +317,33 @@ async def test_chat_room_names_are_url_decoded(chat_server: Server, clients: Cha
     }
 
 
+async def test_chat_room_name_too_long_for_a_topic_is_400(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A room whose topic (``room:<room_id>``) is over ``max_topic_size`` is refused with
+    400, at the handshake and over HTTP: it was accepted, then subscribing raised
+    (1011 and a traceback), and the HTTP post answered 500."""
+    server = await run_server(chat.routes, max_topic_size=64)
+    fits = "r" * (64 - len(chat.ROOM))
+    for room in (fits + "r", "%C3%A9" * 30):  # (é: 2 bytes of UTF-8)
+        denied = await expect_denied(f"ws://127.0.0.1:{server.port}/ws/chat/{room}", 400)
+        assert b"too long" in denied.response.body
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://127.0.0.1:{server.port}/api/rooms/{room}/messages",
+                json={"message": "hello"},
+            ) as response,
+        ):
+            assert response.status == 400
+            assert "too long" in (await response.json())["message"]
+    # The longest that fits is a room.
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws/chat/{fits}") as ws:
+        assert (await recv_json(ws))["room"] == fits
+    await wait_rooms(server.port, {"rooms": [], "total_clients": 0})
+    assert not errors_logged(caplog)
+
+
 async def test_chat_leaving_and_rooms_api(chat_server: Server, clients: ChatClients) -> None:
     port = chat_server.port
     assert await rooms_api(port) == {"rooms": [], "total_clients": 0}
