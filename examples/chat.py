@@ -309,6 +309,10 @@ PAGE = """<!DOCTYPE html>
       append("error", "", "Error: a room name cannot contain '/'");
       return;
     }
+    if (room === "." || room === "..") {  // (a URL's dot segments, even percent-encoded)
+      append("error", "", "Error: a room cannot be named '.' or '..'");
+      return;
+    }
     join(room, user);
   });
 

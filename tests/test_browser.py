@@ -153,6 +153,32 @@ async def test_chat_between_two_browser_pages(chromium: str, run_server: StartSe
         assert len(chat.rooms["lobby"]) == 1
 
 
+async def test_chat_page_refuses_room_names_a_url_cannot_carry(
+    chromium: str, run_server: StartServer
+) -> None:
+    """The page says why it cannot join ``/``, ``.`` or ``..``: a URL takes ``.`` and ``..``
+    (even percent-encoded) as its dot segments, so the page connected to ``/ws/chat/`` or
+    ``/ws/`` (a 404) and showed only ``disconnected (1006)``."""
+    server: Server = await run_server(chat.routes)
+    async with Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/")
+        for count, room in enumerate(("a/b", ".", ".."), 1):
+            await page.evaluate(
+                f"""(() => {{
+                    document.getElementById("room").value = {js(room)};
+                    document.getElementById("user").value = "alice";
+                    document.getElementById("join").click();
+                }})()"""
+            )
+            await page.wait_for(
+                f"document.querySelectorAll('#log li[data-type=error]').length === {count}"
+                " || window.chatSocket !== undefined"
+            )
+            assert await page.evaluate("window.chatSocket === undefined"), room
+        await join(page, "..lobby.", "alice")  # (dots within a name are fine)
+        assert list(chat.rooms) == ["..lobby."]
+
+
 async def test_welcome_echo_page(
     chromium: str, run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
