@@ -378,6 +378,23 @@ async def test_bad_version_gives_426_over_socket() -> None:
     assert headers["Sec-WebSocket-Version"] == "13"
 
 
+@pytest.mark.parametrize("version", ["8", None])
+async def test_every_426_names_the_upgrade(version: str | None) -> None:
+    # RFC 9110 15.5.22: a 426 MUST send Upgrade, and 7.8: with Upgrade goes
+    # the "upgrade" connection option; a version the server does not speak
+    # (or none) gets a 426 too (RFC 6455 4.4), with Sec-WebSocket-Version.
+    if version is None:
+        pairs = upgrade_pairs(drop=["Sec-WebSocket-Version"])
+    else:
+        pairs = upgrade_pairs(Sec_WebSocket_Version=version)
+    async with running() as server:
+        status, headers = await exchange(server.port, request_bytes(pairs=pairs))
+    assert status == 426
+    assert headers["Sec-WebSocket-Version"] == "13"
+    assert headers.getall("Upgrade") == ["websocket"]
+    assert "upgrade" in connection_tokens(headers)
+
+
 async def test_bad_key_gives_400_over_socket() -> None:
     async with running() as server:
         data = request_bytes(pairs=upgrade_pairs(Sec_WebSocket_Key="abc"))

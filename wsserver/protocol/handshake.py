@@ -125,6 +125,11 @@ _CHECKED = frozenset(
 )
 
 
+#: What a 426 says (RFC 9110 15.5.22: it MUST send Upgrade; 7.8: with the
+#: "upgrade" connection option).
+_UPGRADE_TO = (("Upgrade", "websocket"), ("Connection", "Upgrade"))
+
+
 def check_request(method: str, http_version: str, headers: Headers) -> str:
     """Validate a WebSocket upgrade request; return its ``Sec-WebSocket-Key``.
 
@@ -137,9 +142,7 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
     upgrades = found.get("upgrade", [])
     if not _names_websocket(upgrades):
         raise HandshakeError(
-            426,
-            "This is a WebSocket endpoint: send a WebSocket upgrade request.",
-            [("Upgrade", "websocket"), ("Connection", "Upgrade")],
+            426, "This is a WebSocket endpoint: send a WebSocket upgrade request.", [*_UPGRADE_TO]
         )
     if method != "GET":
         raise HandshakeError(405, "WebSocket upgrade requires GET.", [("Allow", "GET")])
@@ -159,7 +162,7 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         raise HandshakeError(
             426,
             f"{said} Sec-WebSocket-Version: this server speaks version 13.",
-            [("Sec-WebSocket-Version", "13")],
+            [*_UPGRADE_TO, ("Sec-WebSocket-Version", "13")],
         )
     keys = found.get("sec-websocket-key", [])
     if len(keys) != 1:
