@@ -165,6 +165,40 @@ class TestOnConnect:
         assert any(" / 503 " in line for line in access), access
         caplog.clear()
 
+    @pytest.mark.parametrize("cut_by", ["open_timeout", "shutdown"])
+    async def test_the_503_of_a_hook_cut_short_is_in_the_routes_error_format(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, cut_by: str
+    ) -> None:
+        # error_format shapes every HTTP error of the route's handshake (its
+        # 403, 400, 500, 503 of max_connections): the 503 of a hook that took
+        # over open_timeout, or that the shutdown cut short, too.
+        started = asyncio.Event()
+
+        async def stuck(request: Request) -> None:
+            started.set()
+            await asyncio.sleep(30)
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/", on_connect=stuck, error_format="json")
+        timeout = 0.3 if cut_by == "open_timeout" else 10.0
+        server = await run_server(routes, open_timeout=timeout)
+        from .helpers import upgrade_request
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(upgrade_request("/"))
+        await asyncio.wait_for(started.wait(), 3)
+        if cut_by == "shutdown":
+            closing = asyncio.create_task(server.close(timeout=1))
+        answer = await asyncio.wait_for(reader.read(), 3)
+        writer.close()
+        if cut_by == "shutdown":
+            await closing
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503 "), answer
+        assert b"\r\nContent-Type: application/json" in head, head
+        assert json_module.loads(body)["status"] == 503
+        caplog.clear()
+
     async def test_hook_accepts_with_a_subprotocol_and_101_headers(
         self, run_server: StartServer
     ) -> None:

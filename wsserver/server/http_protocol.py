@@ -2026,7 +2026,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     self.config.open_timeout,
                 )
                 task.cancel()
-                self.deny(error_response(503, "The application did not answer in time."))
+                self.deny(
+                    error_response(
+                        503, "The application did not answer in time.", format=self._error_format()
+                    )
+                )
                 return
             if task is None and self._h11.their_state is h11.SEND_BODY:
                 self._body_timed_out()
@@ -2175,14 +2179,21 @@ class HttpProtocol(asyncio.BufferedProtocol):
         route = request.route.name if request.route else None
         return error_fields(request.target.partition("?")[0], self.client_address, route)
 
+    def _error_format(self) -> ErrorFormat:
+        """The error format of the request at hand: its route's, once routed."""
+        route = self.request.route if self.request is not None else None
+        format: ErrorFormat = "text" if route is None else route.error_format
+        return format
+
     def _internal_error(self) -> None:
         """The 500 of the request at hand, in its route's error format."""
-        route = self.request.route if self.request is not None else None
-        self.http_error(500, "Internal Server Error", format=getattr(route, "error_format", "text"))
+        self.http_error(500, "Internal Server Error", format=self._error_format())
 
     def _shutting_down(self) -> None:
-        """The 503 of a request the shutdown leaves unanswered."""
-        self.http_error(503, "Server is shutting down.", [("Retry-After", "1")])
+        """The 503 of a request the shutdown leaves unanswered (in its route's error format)."""
+        self.http_error(
+            503, "Server is shutting down.", [("Retry-After", "1")], format=self._error_format()
+        )
 
 
 def _took_more(before: tuple[int, int], now: tuple[int, int]) -> bool:
