@@ -17,6 +17,7 @@ from wsserver.app.response import text
 from wsserver.app.routing import MAX_SPLIT_SEGMENT
 
 from .conftest import StartServer
+from .helpers import exchange, upgrade_request
 
 
 async def chat(request: Any, ws: Any, **params: Any) -> None:
@@ -297,6 +298,48 @@ def test_host_with_port_in_route_requires_that_port() -> None:
     assert router.match("/ws", "example.com:8080") is not None
     assert router.match("/ws", "example.com:9090") is None
     assert router.match("/ws", "example.com") is None
+
+
+@pytest.mark.parametrize(
+    ("host", "said"),
+    [
+        # Each was taken, and the route answered no request at all (404):
+        # a Host is host[:port] as clients send it (RFC 9112 3.2, RFC 3986
+        # 3.2.2), and one that is not gets a 400 before any route is tried.
+        ("::1", "an IPv6 address goes in brackets: '[::1]'"),
+        ("2001:db8::1", "an IPv6 address goes in brackets: '[2001:db8::1]'"),
+        ("http://example.com", "no scheme, path, query or fragment"),
+        ("example.com/", "no scheme, path, query or fragment"),
+        ("*.example.com", "no wildcard"),
+        ("bücher.example", "punycode"),
+        ("example.com:http", "it is no host[:port]"),
+        ("example .com", "it is no host[:port]"),
+    ],
+)
+def test_a_host_that_no_request_can_have_is_refused(host: str, said: str) -> None:
+    router = Router()
+    with pytest.raises(ValueError, match=re.escape(said)):
+        router.add_websocket_route(chat, "/ws", host=host)
+    with pytest.raises(ValueError, match=re.escape(repr(host))):
+        router.add_route(ok, "/", host=["a.example", host])
+    assert router.routes == []
+
+
+@pytest.mark.parametrize(
+    "host", ["[::1]", "[::1]:8000", "127.0.0.1:8000", "Example.COM", "xn--bcher-kva.example", ""]
+)
+def test_a_host_a_request_can_have_is_taken(host: str) -> None:
+    router = router_with("/ws", host=host)
+    assert router.match("/ws", host.lower()) is not None
+
+
+async def test_an_ipv6_host_route_answers_over_a_socket(run_server: StartServer) -> None:
+    routes = Router()
+    routes.add_websocket_route(chat, "/ws", host="[::1]")
+    server = await run_server(routes)
+    request = upgrade_request("/ws").replace(b"Host: 127.0.0.1", b"Host: [::1]:8000")
+    answer = await exchange(server.port, request, wait=0.5)
+    assert answer.startswith(b"HTTP/1.1 101 "), answer
 
 
 def test_host_routes_fall_through_to_next_route() -> None:

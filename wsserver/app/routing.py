@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Literal, NamedTuple, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
 from ..protocol.handshake import ORIGIN_FORM, bad_origin
-from ..protocol.http import ERROR_FORMATS, ErrorFormat
+from ..protocol.http import ERROR_FORMATS, ErrorFormat, valid_host
 from .static import static_handler
 
 if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
@@ -496,7 +496,8 @@ class Router:
             subprotocols: supported subprotocols; the server picks the first
                 one of the client's offer that is in this list.
             name: the name for :meth:`url_for` (default: the handler's name).
-            host: a ``Host`` value, or several, that the route is limited to.
+            host: a ``Host`` value, or several, that the route is limited to
+                (``host[:port]``, an IPv6 address in brackets: ``[::1]``).
             strict_slashes: whether ``/a`` and ``/a/`` differ (default: the
                 router's setting).
             version: prefix the path with ``version_prefix`` + ``version``.
@@ -520,8 +521,10 @@ class Router:
 
         Raises:
             ValueError: ``uri`` does not start with ``/``, has an unknown
-                parameter type, ``name`` is already taken, or
-                ``require_subprotocol`` is set without ``subprotocols``.
+                parameter type, ``name`` is already taken,
+                ``require_subprotocol`` is set without ``subprotocols``, or a
+                ``host`` is one no request has (a scheme or path, a wildcard,
+                an IPv6 address without brackets, a name not in punycode).
         """
         return self._add(
             handler,
@@ -652,12 +655,14 @@ class Router:
             raise ValueError(f"route URI must start with '/': {uri!r}")
         if version is not None:
             uri = f"/{version_prefix.strip('/')}{version}{uri if uri != '/' else ''}"
-        if isinstance(host, str):
-            hosts: frozenset[str] | None = frozenset({host.lower()})
-        elif host is not None:
-            hosts = frozenset(h.lower() for h in _strings(host, "host"))
-        else:
-            hosts = None
+        hosts: frozenset[str] | None = None
+        if host is not None:
+            names = [host] if isinstance(host, str) else _strings(host, "host")
+            for each in names:
+                problem = host_problem(each)
+                if problem is not None:
+                    raise ValueError(f"host: {each!r} is no Host ({HOST_FORM}): {problem}")
+            hosts = frozenset(each.lower() for each in names)
         explicit = name is not None
         route_name = name if name is not None else getattr(handler, "__name__", uri)
         if explicit and route_name in self._names:
@@ -921,6 +926,30 @@ def route_of(handler: object) -> str | None:
     """The URI of the route ``handler`` was added to, if any: it is no application."""
     uri = getattr(handler, _ROUTE_MARK, None)
     return uri if isinstance(uri, str) else None
+
+
+#: What a route's host looks like, said when one cannot be.
+HOST_FORM = "host[:port] as clients send it, an IPv6 address in brackets"
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` can never equal a request's ``Host``, or None when it can.
+
+    :meth:`Route.accepts_host` compares exactly (but for case and a port left
+    out), and a request whose ``Host`` is no ``host[:port]`` (RFC 9112 3.2,
+    RFC 3986 3.2.2) is answered 400 before any route is tried.
+    """
+    if not host.isascii():
+        return "clients send an international domain name in punycode (xn--...)"
+    if any(c in host for c in "/?#"):
+        return "no scheme, path, query or fragment"
+    if "*" in host:
+        return "no wildcard: each host is compared exactly"
+    if host.count(":") > 1 and not host.startswith("["):
+        return f"an IPv6 address goes in brackets: {f'[{host}]'!r}"
+    if not valid_host(host.encode("ascii")):
+        return "it is no host[:port]"
+    return None
 
 
 def _unslashed(uri: str) -> str:
