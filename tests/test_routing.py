@@ -616,6 +616,20 @@ def test_a_list_option_given_something_else_is_refused(add: Any, said: str) -> N
     assert router.routes == []
 
 
+@pytest.mark.parametrize("name", ["chat/v1", "chat v1", "é", "", "x\r\nSet-Cookie: a=b"])
+def test_a_subprotocol_that_is_no_token_is_refused(name: str) -> None:
+    # A client offers tokens only (RFC 6455 4.1, 11.3.4; any other offer is
+    # a 400): such a subprotocol was never chosen, and with
+    # require_subprotocol every client was refused (the 400 naming it; with
+    # CR LF, no answer at all, and a traceback for each handshake).
+    router = Router()
+    with pytest.raises(ValueError, match=re.escape(f"subprotocols: {name!r} is no token")):
+        router.add_websocket_route(chat, "/", subprotocols=["chat", name])
+    with pytest.raises(ValueError, match="is no token"):
+        router.add_websocket_route(chat, "/", subprotocols=[name], require_subprotocol=True)
+    assert router.routes == []
+
+
 @pytest.mark.parametrize(
     ("hook", "said"),
     [

@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from ..protocol.handshake import ORIGIN_FORM, bad_origin
 from ..protocol.http import ERROR_FORMATS, ErrorFormat, valid_host
+from ..protocol.syntax import TOKEN_RE
 from .static import static_handler
 
 if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
@@ -193,6 +194,13 @@ class Route:
             raise ValueError("require_subprotocol needs a list of subprotocols")
         self.name = name
         self.subprotocols = tuple(_strings(subprotocols or (), "subprotocols"))
+        for subprotocol in self.subprotocols:
+            if TOKEN_RE.fullmatch(subprotocol) is None:
+                # (A client offers tokens only: check_request() refuses others.)
+                raise ValueError(
+                    f"subprotocols: {subprotocol!r} is no token (RFC 6455 11.3.4: letters, "
+                    "digits and !#$%&'*+-.^_`|~), so no client can offer it"
+                )
         self.hosts = hosts
         self.strict_slashes = strict_slashes
         self.options = options or {}
@@ -521,10 +529,11 @@ class Router:
 
         Raises:
             ValueError: ``uri`` does not start with ``/``, has an unknown
-                parameter type, ``name`` is already taken,
-                ``require_subprotocol`` is set without ``subprotocols``, or a
-                ``host`` is one no request has (a scheme or path, a wildcard,
-                an IPv6 address without brackets, a name not in punycode).
+                parameter type, ``name`` is already taken, a subprotocol is
+                no token, ``require_subprotocol`` is set without
+                ``subprotocols``, or a ``host`` is one no request has (a
+                scheme or path, a wildcard, an IPv6 address without brackets,
+                a name not in punycode).
         """
         return self._add(
             handler,
