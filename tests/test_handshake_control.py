@@ -251,6 +251,9 @@ class TestOnConnect:
         [
             ({"Sec-WebSocket-Protocol": "v1"}, "writes the Sec-WebSocket-Protocol header itself"),
             ({"connection": "close"}, "writes the connection header itself"),
+            # (Every Sec-WebSocket-*, as documented: -Version and -Key went through.)
+            ({"Sec-WebSocket-Version": "13"}, "writes the Sec-WebSocket-Version header itself"),
+            ({"sec-websocket-key": "x"}, "writes the sec-websocket-key header itself"),
             ({"Content-Length": "0"}, "no Content-Length header"),
             ({"X-A": "1\r\nX-B: 2"}, "invalid header"),
             ({"X A": "1"}, "invalid header"),

@@ -372,16 +372,9 @@ def accept_response(
 #: Headers a 1xx response may not have (RFC 9110 8.6, RFC 9112 6.1).
 _NOT_IN_1XX = frozenset({"content-length", "transfer-encoding"})
 
-#: Headers of the 101 that the handshake itself writes.
-_OWN_101_HEADERS = frozenset(
-    {
-        "upgrade",
-        "connection",
-        "sec-websocket-accept",
-        "sec-websocket-protocol",
-        "sec-websocket-extensions",
-    }
-)
+#: Headers of the 101 that the handshake itself writes (and every other
+#: ``Sec-WebSocket-*``: RFC 6455's, no application's to add).
+_OWN_101_HEADERS = frozenset({"upgrade", "connection"})
 
 
 _HEAD_101 = (
@@ -534,9 +527,10 @@ def checked_101_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, s
     for name, value in headers:
         if not valid_header(name, value):
             raise ValueError(f"invalid header in the 101 response: {name!r}: {value!r}")
-        if name.lower() in _OWN_101_HEADERS:
+        lowered = name.lower()
+        if lowered in _OWN_101_HEADERS or lowered.startswith("sec-websocket-"):
             raise ValueError(f"the handshake writes the {name} header itself")
-        if name.lower() in _NOT_IN_1XX:
+        if lowered in _NOT_IN_1XX:
             raise ValueError(f"a 101 response has no body: no {name} header")
         checked.append((name, value))
     return checked
