@@ -536,6 +536,42 @@ class TestEmptyCompressedMessage:
         assert conn.receive_data(wire) == [b"before " * 20, nothing, b"before, and after " * 20]
 
 
+class TestTailLeftOn:
+    """RFC 7692 7.2.1: a sender removes the 00 00 ff ff that ends its flush, so a
+    message's payload ends in an empty stored block's header, never in ff. With
+    the tail left on, the 00 00 ff ff we append starts another stored block,
+    whose lengths the next message's first bytes became."""
+
+    @pytest.mark.parametrize(
+        "split",
+        [lambda data: [data], lambda data: [data, b""], lambda data: [data[:-2], data[-2:]]],
+    )
+    @pytest.mark.parametrize("no_context_takeover", [False, True])
+    @pytest.mark.parametrize("library", deflate.LIBRARIES)
+    def test_a_message_that_still_ends_with_the_tail_fails_with_1007(
+        self, library: str, no_context_takeover: bool, split: Any
+    ) -> None:
+        pmd = PerMessageDeflate(
+            client_no_context_takeover=no_context_takeover,
+            settings=DeflateSettings(library=library),
+        )
+        conn = Connection(deflate=pmd)
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        first = compressor.compress(b"hello " * 10) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        assert first.endswith(b"\x00\x00\xff\xff")  # (left on)
+        # Random bytes go in a stored block: 00, then the lengths, then the bytes.
+        after = os.urandom(100)
+        if no_context_takeover:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        second = (compressor.compress(after) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        assert second[0] == 0
+        # The next message was inflated to its own compressed bytes (and the
+        # 00 00 ff ff appended), not to `after`.
+        events = conn.receive_data(compressed_message(split(first)) + compressed_message([second]))
+        assert len(events) == 1 and isinstance(events[0], ProtocolFailure), events
+        assert events[0].code == 1007
+
+
 class TestPendingMessage:
     @pytest.mark.parametrize("library", deflate.LIBRARIES)
     def test_a_pending_text_message_is_held_once(self, library: str) -> None:

@@ -310,8 +310,9 @@ class PerMessageDeflate:
         # next decompressor starts from when it ends again; None until then
         # (see _stream_ended()).
         self._inflated_all: bytearray | None = None
-        # An earlier piece of this message had compressed bytes (see inflate()).
-        self._fed = False
+        # The last compressed byte of this message's earlier pieces; b"" when
+        # they had none (see inflate()).
+        self._fed = b""
         # With context takeover, when settings are releasable or by_size: the
         # last _window bytes (or up to twice that, trimmed as it grows) our
         # compressor took, what primes the next one after a release() or for a
@@ -481,15 +482,25 @@ class PerMessageDeflate:
                 if decompressor.eof:
                     self._stream_ended(decompressor, out)
                     self._decompressor = None
+                elif (data or self._fed)[-1:] == b"\xff":
+                    # A payload ends in the header of an empty stored block,
+                    # its BTYPE bits 0 (RFC 7692 7.2.1), so never in ff: this
+                    # one kept the 00 00 ff ff its sender should have removed.
+                    # The tail we appended began another stored block, whose
+                    # lengths the next message's first bytes would become.
+                    raise ProtocolError(
+                        "invalid compressed data: the payload ends in ff (00 00 ff ff left on?)",
+                        1007,
+                    )
                 elif self.client_no_context_takeover:
                     self._decompressor = None
                 if self._fed:  # (a message in one piece needs no reset)
-                    self._fed = False
+                    self._fed = b""
                     self._inflated = []
                     self._inflated_size = 0
                 return out
             if data:
-                self._fed = True
+                self._fed = data[-1:]
             history = self._inflated_all
             if history is not None:
                 self._keep_all(history, out)
