@@ -25,6 +25,7 @@ import wsserver
 from wsserver import Router
 from wsserver.__main__ import (
     AppLoadError,
+    FactoryError,
     _settle,
     build_parser,
     config_from_args,
@@ -843,6 +844,45 @@ def test_a_factory_that_returns_none_is_said_to(
     for factory in (False, True):
         with pytest.raises(ValueError, match=r"^none_factory:make_app \(a factory\) returned None"):
             load_app("none_factory:make_app", factory=factory)
+
+
+def test_a_factory_whose_decorator_gives_its_arguments_is_called(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A decorator (functools.wraps) that calls make_app(settings) itself: the
+    # wrapper is what --factory calls, without arguments. Its __wrapped__'s
+    # signature (settings) was taken for the wrapper's, and the factory refused.
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = f"wrapped_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(
+        textwrap.dedent(
+            """\
+            import functools
+            from wsserver import Router
+
+            def with_settings(make):
+                @functools.wraps(make)
+                def wrapper():
+                    return make({"greeting": "hi"})
+                return wrapper
+
+            @with_settings
+            def make_app(settings):
+                return Router()
+
+            def needs(settings):
+                return Router()
+
+            @functools.wraps(needs)
+            def passes_on(*args, **kwargs):
+                return needs(*args, **kwargs)
+            """
+        )
+    )
+    assert isinstance(load_app(f"{name}:make_app", factory=True), Router)
+    # (A wrapper that takes anything: called, and what fails is the factory's.)
+    with pytest.raises(FactoryError):
+        load_app(f"{name}:passes_on", factory=True)
 
 
 @pytest.mark.parametrize("spec", ["nope", ":routes", "examples.echo:", "examples.echo:missing"])

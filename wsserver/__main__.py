@@ -486,9 +486,13 @@ def _takes_three(obj: Any) -> bool:
 
 def _arguments_missing(obj: Any) -> str | None:
     """What calling ``obj`` without arguments would lack (``"missing a required
-    argument: 'x'"``), or None (also when its signature is not known)."""
+    argument: 'x'"``), or None (also when its signature is not known).
+
+    ``obj``'s own signature, not its ``__wrapped__``'s: a decorator's wrapper
+    (``functools.wraps``) may give the function it wraps its arguments itself.
+    """
     try:
-        signature = inspect.signature(obj)
+        signature = inspect.signature(obj, follow_wrapped=False)
     except (TypeError, ValueError):  # (no signature to be had: a builtin, say)
         return None
     try:
