@@ -2962,6 +2962,33 @@ async def test_a_streamed_205_says_it_has_no_content_and_sends_none(
     expect_logged_error(caplog, "ASGI application failed")
 
 
+async def test_a_205_whose_content_length_says_content_gets_a_500_before_any(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # RFC 9110 15.3.6: a 205 has no content. Its Content-Length: 4, with an
+    # empty first piece, went out, and the later piece as its content.
+    raised: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        headers = [(b"content-length", b"4")]
+        await send({"type": "http.response.start", "status": 205, "headers": headers})
+        try:
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
+            await send({"type": "http.response.body", "body": b"DATA"})
+        except RuntimeError as exc:
+            raised.append(exc)
+            raise
+
+    server = await run_asgi(app)
+    received = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 500 "), received
+    assert b"DATA" not in received
+    assert len(raised) == 1
+    expect_logged_error(caplog, "ASGI application failed")
+
+
 async def test_a_repeated_content_length_is_one_length_for_a_pathsend(
     run_asgi: Any, tmp_path: Any
 ) -> None:

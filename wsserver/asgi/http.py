@@ -461,8 +461,9 @@ class HttpCycle:
 
         Raises:
             RuntimeError: the piece does not fit the response (a body for a
-                204, 205 or 304, more bytes than its Content-Length, or, all in one
-                piece, fewer): nothing was sent, so the server answers 500.
+                204, 205 or 304, or a Content-Length but 0 for a 205, more bytes
+                than its Content-Length, or, all in one piece, fewer): nothing
+                was sent, so the server answers 500.
             ValueError: the application's Content-Length is no length.
         """
         headers, status = self._headers, self._status
@@ -471,6 +472,11 @@ class HttpCycle:
         if not self._head:  # (HEAD: no body goes; a length is GET's)
             if size and (bodiless or status == 205):  # (RFC 9110 15.3.6: none for a 205)
                 raise RuntimeError(f"http.response.body: a {status} response has no body")
+            if status == 205 and declared:  # (its content to come in later pieces)
+                raise RuntimeError(
+                    f"http.response.body: a 205 response has no body, "
+                    f"and Content-Length says {declared}"
+                )
             if (
                 declared is not None
                 and not bodiless
