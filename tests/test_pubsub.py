@@ -28,9 +28,10 @@ from wsserver import ConfigError, Request, Router, WebSocket, serve
 from wsserver.broker import MemoryBroker
 from wsserver.broker.base import decode, encode
 from wsserver.broker.redis_backend import RedisBroker
+from wsserver.protocol.frames import Opcode
 from wsserver.server import websocket as websocket_module
 
-from .helpers import wait_for
+from .helpers import RawClient, wait_for
 from .redis_server import RedisServer
 from .tcp_proxy import Proxy
 from .test_cli import Cli, running_cli
@@ -293,6 +294,47 @@ async def test_subscribe_on_a_closed_connection_raises() -> None:
             await ws.wait_closed()
         await wait_for(lambda: seen, what="the handler")
     assert server.pubsub.subscribers == {}
+
+
+@pytest.mark.parametrize("closed_by", ["the handler's end", "keepalive"])
+async def test_a_connection_the_server_closes_leaves_its_topics_at_once(closed_by: str) -> None:
+    # Its close frame sent, a connection takes no message any more (publish()
+    # skips it, subscribe() refuses it), yet it stayed subscribed until its
+    # client answered the close or close_timeout (10 s) cut it off: a client
+    # gone silent, failed by the keepalive, was counted in presence that much
+    # longer, and each message published to its topics meanwhile was counted
+    # as skipped (stats()'s, the wsserver_broadcast_skipped metric's), as a
+    # slow client's.
+    routes = Router()
+
+    @routes.websocket("/sub/<topic>")
+    async def sub(request: Request, ws: WebSocket, topic: str) -> None:
+        ws.subscribe(topic)
+        await ws.send("subscribed")
+        if closed_by == "keepalive":
+            await ws.wait_closed()
+        else:
+            await ws.recv()  # "bye"; then the handler ends: the server closes with 1000
+
+    keepalive = {"ping_interval": 0.1, "ping_timeout": 0.1} if closed_by == "keepalive" else {}
+    settings: dict[str, Any] = {"ping_interval": None, "close_timeout": 2, **keepalive}
+    server = serve(routes, "127.0.0.1", 0, **settings)
+    async with server:
+        client = await RawClient.connect(server.port, "/sub/room")  # answers no ping, no close
+        assert (await client.recv_frame())[3] == b"subscribed"
+        assert await server.presence("room") == 1
+        client.send(Opcode.TEXT, b"bye")
+        while (frame := await client.recv_frame())[0] != Opcode.CLOSE:
+            pass
+        code = int.from_bytes(frame[3][:2], "big")
+        assert code == (1011 if closed_by == "keepalive" else 1000)
+        assert len(server._websockets) == 1  # (its client has not answered: still there)
+        assert await server.presence("room") == 0
+        assert await server.presence_by_topic() == {}
+        assert server.pubsub.subscribers == {}
+        assert await server.publish("room", "anyone?") == 0
+        assert server.pubsub.skipped == 0 and server.stats()["broadcast_skipped"] == 0
+        client.close()
 
 
 def surrogate_routes(seen: list[BaseException]) -> Router:

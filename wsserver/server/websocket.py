@@ -616,7 +616,8 @@ class WebSocket:
         Messages published with :meth:`Server.publish` (here, or in any
         process sharing the broker) are sent to this connection as they come,
         with :func:`~wsserver.broadcast`'s policy (skipped when it is slow).
-        Closing the connection unsubscribes it.
+        Closing the connection unsubscribes it, as soon as the server's close
+        frame is sent (or its reply to the client's).
 
         The subscription holds here at once, and reaches the broker (Redis)
         a moment later, before any message this process publishes after it.
@@ -654,16 +655,22 @@ class WebSocket:
             topics.discard(topic)
             self._protocol.server.pubsub.unsubscribe(self, topic)
 
-    def connection_lost(self) -> None:
-        """Fail the pings still waiting for a pong: the protocol calls this once TCP is closed.
-
-        The connection also leaves its topics.
-        """
+    def leave_topics(self) -> None:
+        """Leave every topic: the protocol calls this once nothing can be sent
+        any more (its close frame went, or TCP is closed), when no message can
+        reach the connection and :meth:`subscribe` refuses it."""
         if self.topics:
             pubsub = self._protocol.server.pubsub
             for topic in self.topics:
                 pubsub.unsubscribe(self, topic)
             self.topics = _NO_TOPICS
+
+    def connection_lost(self) -> None:
+        """Fail the pings still waiting for a pong: the protocol calls this once TCP is closed.
+
+        The connection also leaves its topics (if it had not when its close frame went).
+        """
+        self.leave_topics()
         if self._pings:
             error = self._closed_error()
             for future, _ in self._pings.values():

@@ -610,6 +610,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._after_close_sent()
 
     def _after_close_sent(self) -> None:
+        if self.websocket is not None:
+            # Nothing reaches it now: out of presence at once, not once its
+            # client answered (or close_timeout cut it off).
+            self.websocket.leave_topics()
         if self.inbox.paused:
             self.inbox.stop_taking()  # the peer's close frame is to be read
         if self.conn.state is _CLOSED:
@@ -622,6 +626,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self._transport_closing or self.lost:
             return
         self._transport_closing = True
+        if self.websocket is not None:
+            self.websocket.leave_topics()  # (the client's close answered: TLS may take a while)
         self.flush()
         transport = self.transport
         if transport.is_closing():
