@@ -23,6 +23,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import websockets
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from wsserver import ConfigError, Request, Router, WebSocket, serve
 from wsserver.broker import MemoryBroker
@@ -452,6 +455,203 @@ async def test_asgi_apps_publish_and_subscribe_through_the_extension() -> None:
             response = await client.get(f"http://127.0.0.1:{server.port}/")
         assert response.text == "1 1"
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "from http"
+
+
+# A model of who is subscribed to what, against two real servers sharing a
+# memory broker, driven by Hypothesis: clients (websockets' and raw ones,
+# which answer no close frame: a client gone silent) subscribe, unsubscribe,
+# publish (excluding themselves or not), close, reset their connection, or
+# have the server close them. After each step, presence and the servers'
+# subscribers are the model's, and every publish reached exactly the open
+# subscribers, in order.
+
+PRESENCE_TOPICS = ["", "room", "é" * 3, "a\x00b"]
+
+
+def command_routes() -> Router:
+    """/: a client's commands, as JSON lists: ``["sub", topic]``, ``["unsub",
+    topic]`` (answered "done"), ``["pub", topic, text, exclude]`` (answered
+    "published <local deliveries>"), ``["bye"]`` (the handler ends: the server
+    closes)."""
+    routes = Router()
+
+    @routes.websocket("/")
+    async def commands(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            command, *args = json.loads(message)
+            if command == "sub":
+                ws.subscribe(args[0])
+            elif command == "unsub":
+                ws.unsubscribe(args[0])
+            elif command == "pub":
+                topic, text, exclude = args
+                delivered = await ws.server.publish(topic, text, exclude=ws if exclude else None)
+                await ws.send(f"published {delivered}")
+                continue
+            else:
+                return
+            await ws.send("done")
+
+    return routes
+
+
+class Member:
+    """One client of the model: on which server, its topics, whether it is open."""
+
+    def __init__(self, server: int, client: Any) -> None:
+        self.server = server
+        self.client = client
+        self.raw = isinstance(client, RawClient)
+        self.topics: set[str] = set()
+        self.open = True
+
+    async def send(self, command: list[Any]) -> None:
+        text = json.dumps(command)
+        if self.raw:
+            self.client.send(Opcode.TEXT, text.encode())
+        else:
+            await self.client.send(text)
+
+    async def recv(self) -> str | bytes:
+        """The next message (a raw client's frames other than text: their opcode, then payload)."""
+        if not self.raw:
+            return await asyncio.wait_for(self.client.recv(), TIMEOUT)
+        opcode, _, _, payload = await self.client.recv_frame(TIMEOUT)
+        return payload.decode() if opcode == Opcode.TEXT else bytes([opcode]) + payload
+
+    def close(self) -> None:
+        if self.raw:
+            self.client.writer.transport.abort()
+        else:
+            self.client.transport.abort()
+
+
+class PresenceMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        broker = MemoryBroker()
+        self.servers = [
+            serve(command_routes(), "127.0.0.1", 0, ping_interval=None, broker=broker)
+            for _ in range(2)
+        ]
+        for server in self.servers:
+            self.run(server.start())
+        self.members: list[Member] = []
+        self.settling = False  # a client closed: its server hears of it a moment later
+        self.published = 0
+
+    def run(self, coroutine: Any) -> Any:
+        return self.loop.run_until_complete(coroutine)
+
+    def member(self, i: int) -> Member | None:
+        open_members = [m for m in self.members if m.open]
+        return open_members[i % len(open_members)] if open_members else None
+
+    @rule(server=st.integers(0, 1), raw=st.booleans())
+    def connect(self, server: int, raw: bool) -> None:
+        port = self.servers[server].port
+        if raw:
+            client: Any = self.run(RawClient.connect(port))
+        else:
+            client = self.run(websockets.connect(f"ws://127.0.0.1:{port}/"))
+        self.members.append(Member(server, client))
+
+    @rule(i=st.integers(0, 20), topic=st.sampled_from(PRESENCE_TOPICS), subscribe=st.booleans())
+    def change(self, i: int, topic: str, subscribe: bool) -> None:
+        member = self.member(i)
+        if member is None:
+            return
+        self.run(member.send(["sub" if subscribe else "unsub", topic]))
+        assert self.run(member.recv()) == "done"
+        if subscribe:
+            member.topics.add(topic)
+        else:
+            member.topics.discard(topic)
+
+    @rule(i=st.integers(0, 20), topic=st.sampled_from(PRESENCE_TOPICS), exclude=st.booleans())
+    def publish(self, i: int, topic: str, exclude: bool) -> None:
+        publisher = self.member(i)
+        if publisher is None:
+            return
+        self.published += 1
+        text = f"message {self.published}"
+        receivers = [
+            m
+            for m in self.members
+            if m.open and topic in m.topics and not (exclude and m is publisher)
+        ]
+        self.run(publisher.send(["pub", topic, text, exclude]))
+        if publisher in receivers:
+            assert self.run(publisher.recv()) == text  # (before the answer: delivered first)
+        local = sum(m.server == publisher.server for m in receivers)
+        assert self.run(publisher.recv()) == f"published {local}"
+        for member in receivers:
+            if member is not publisher:
+                assert self.run(member.recv()) == text
+
+    @rule(i=st.integers(0, 20), how=st.sampled_from(["close", "reset", "bye"]))
+    def leave(self, i: int, how: str) -> None:
+        member = self.member(i)
+        if member is None:
+            return
+        member.open = False
+        if how == "bye":
+            # The server closes: a raw client reads the close frame and answers nothing.
+            self.run(member.send(["bye"]))
+            if member.raw:
+                while (self.run(member.recv()))[:1] != bytes([Opcode.CLOSE]):
+                    pass
+            else:
+                self.run(member.client.wait_closed())
+            return  # (out of presence from the close frame on: no settling)
+        self.settling = True
+        if how == "reset":
+            member.close()
+        elif member.raw:
+            member.client.send(Opcode.CLOSE, b"\x03\xe8")
+        else:
+            self.run(member.client.close())
+
+    @invariant()
+    def presence_is_the_models(self) -> None:
+        expected: dict[str, int] = {}
+        local: list[dict[str, int]] = [{}, {}]
+        for member in self.members:
+            if member.open:
+                for topic in member.topics:
+                    expected[topic] = expected.get(topic, 0) + 1
+                    local[member.server][topic] = local[member.server].get(topic, 0) + 1
+
+        async def now() -> tuple[dict[str, int], list[dict[str, int]]]:
+            presence = await self.servers[0].presence_by_topic()
+            counts = [{t: len(s) for t, s in x.pubsub.subscribers.items()} for x in self.servers]
+            return presence, counts
+
+        if self.settling:
+            self.settling = False
+            deadline = self.loop.time() + TIMEOUT
+            while self.run(now()) != (expected, local) and self.loop.time() < deadline:
+                self.run(asyncio.sleep(0.01))
+        assert self.run(now()) == (expected, local)
+        for topic, n in expected.items():
+            assert self.run(self.servers[1].presence(topic)) == n
+
+    def teardown(self) -> None:
+        for member in self.members:
+            member.close()
+        for server in self.servers:
+            self.run(server.close(timeout=1))
+        self.loop.close()
+
+
+TestPresenceMachine = PresenceMachine.TestCase
+TestPresenceMachine.settings = settings(
+    max_examples=25,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 # ======================================================== with a real Redis
