@@ -1101,6 +1101,51 @@ async def test_env_file_edits_reach_the_workers_a_rolling_restart_starts(tmp_pat
         assert (await worker_env())["WSSERVER_GREETING"] == "new"
 
 
+RELEASE_APP = """
+import os
+
+from wsserver import Router
+from wsserver.response import text
+
+routes = Router()
+
+
+@routes.get("/v")
+async def version(request):
+    return text({release!r} + " " + os.environ["WSSERVER_RELEASE"])
+"""
+
+
+@pytest.mark.drill
+async def test_sighup_after_a_symlink_deploy_starts_the_new_release(tmp_path: Path) -> None:
+    # Deployed as releases/N with a `current` symlink swapped to the new one,
+    # the service started in `current` (its shell's PWD): the supervisor's own
+    # directory is the first release's (the kernel resolves the link), which
+    # its workers inherited, so SIGHUP after a deploy restarted the old code,
+    # and read the old release's --env-file, as gunicorn did before it took PWD.
+    for release in ("1", "2"):
+        (tmp_path / release).mkdir()
+        (tmp_path / release / "release_app.py").write_text(RELEASE_APP.format(release=release))
+        (tmp_path / release / "app.env").write_text(f"WSSERVER_RELEASE=env{release}\n")
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / "1")
+
+    async def served() -> str:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{cli.port}/v", timeout=TIMEOUT)
+        return response.text
+
+    args = ("release_app:routes", "--workers", "1", "--env-file", "app.env")
+    async with running_cli(*args, cwd=current, env={"PWD": str(current)}) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        assert await served() == "1 env1"
+        (tmp_path / "next").symlink_to(tmp_path / "2")
+        (tmp_path / "next").rename(current)  # (atomically, as deploy tools do)
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: "rolling restart done" in cli.stderr, what="the restart")
+        assert await served() == "2 env2"
+
+
 @pytest.mark.drill
 async def test_an_env_file_edit_no_environment_can_hold_leaves_the_workers_started(
     tmp_path: Path,

@@ -53,6 +53,7 @@ from .supervisor import (
     listening_socket,
     parent_gone,
     with_flags,
+    working_directory,
 )
 
 logger = logging.getLogger("wsserver.server")
@@ -1325,9 +1326,12 @@ def supervise(
         # And the status page shows every worker: they leave their figures here.
         shared_dirs.append(tempfile.mkdtemp(prefix="wsserver-status-"))
         arguments = with_flags(arguments, "--status-dir", shared_dirs[-1])
+    # (The workers' directory: a symbolic link to a release is followed anew
+    # by each, and a relative --env-file read again there.)
+    workdir = working_directory()
     environment = None
     if args.env_file:
-        env_file: str = args.env_file
+        env_file: str = os.path.join(workdir, args.env_file)
         last: list[dict[str, str] | None] = [None]  # (None: this process's own)
 
         def environment() -> dict[str, str] | None:
@@ -1349,6 +1353,7 @@ def supervise(
         start_timeout=start_timeout,
         health_timeout=None if health == "none" else float(health),
         stop_grace=stop_grace,
+        cwd=workdir,
     )
     try:
         return asyncio.run(supervisor.run())

@@ -69,6 +69,7 @@ __all__ = [
     "PONG",
     "HEALTH_TIMEOUT",
     "with_flags",
+    "working_directory",
 ]
 
 logger = logging.getLogger("wsserver.supervisor")
@@ -181,6 +182,8 @@ class Supervisor:
         watcher: with ``--reload``, the source files whose changes restart the workers.
         environment: gives each worker started its environment (``--env-file``
             read again); None from it, or none given: this process's.
+        cwd: the directory each worker starts in (:func:`working_directory`,
+            a symbolic link followed anew each time); None: this process's.
         start_timeout: seconds a worker started in a rolling restart may take
             to accept before it is given up (the old one is kept).
         health_timeout: seconds a worker's event loop may take to answer, once
@@ -199,8 +202,10 @@ class Supervisor:
         start_timeout: float = START_TIMEOUT,
         health_timeout: float | None = HEALTH_TIMEOUT,
         stop_grace: float | None = None,
+        cwd: str | None = None,
     ):
         self.argv = list(argv)
+        self.cwd = cwd
         self.health_timeout = health_timeout
         self.count = workers
         self.sock = sock
@@ -342,6 +347,8 @@ class Supervisor:
         role = WorkerRole(slot, write_end, os.getpid())
         fd = self.sock.fileno()
         env = self.environment() if self.environment is not None else None
+        # (Gone, a symbolic link removed: where this process is, as before.)
+        cwd = self.cwd if self.cwd is not None and os.path.isdir(self.cwd) else None
         self._spawning += 1
         try:
             process = await asyncio.create_subprocess_exec(
@@ -353,6 +360,7 @@ class Supervisor:
                 ),
                 pass_fds=(fd, write_end),
                 env=env,
+                cwd=cwd,
                 stdin=asyncio.subprocess.DEVNULL,
                 # Its own process group: a terminal's Ctrl-C reaches the
                 # supervisor only, which stops the workers in order.
@@ -955,6 +963,24 @@ def with_flags(argv: Sequence[str], *flags: str) -> list[str]:
     arguments = list(argv)
     end = arguments.index("--") if "--" in arguments else len(arguments)
     return [*arguments[:end], *flags, *arguments[end:]]
+
+
+def working_directory() -> str:
+    """The current directory as the command was started in it: ``$PWD``, the
+    shell's name for it, symbolic links kept, when it names this directory
+    (a stale one does not); else its real path.
+
+    Where workers start: a deploy that points a symbolic link (``current``)
+    at a new release, then SIGHUP, gets the new release's code and files in
+    the new workers; this process's own directory is the release the link
+    named when it started (the kernel resolves it once). As gunicorn's.
+    """
+    here = os.getcwd()
+    logical = os.environ.get("PWD", "")
+    with contextlib.suppress(OSError, ValueError):
+        if os.path.isabs(logical) and os.path.samefile(logical, here):
+            return logical
+    return here
 
 
 def _fatal(message: str, *args: Any) -> None:
