@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -28,8 +29,10 @@ from websockets.exceptions import ConnectionClosed
 from .helpers import RawClient, wait_for
 from .test_cli import (
     LISTENING_RE,
+    ROOT,
     SLOW_IMPORT_APP,
     Cli,
+    child_env,
     children,
     hung_up_while_starting,
     run_cli_to_end,
@@ -1099,6 +1102,42 @@ async def test_env_file_edits_reach_the_workers_a_rolling_restart_starts(tmp_pat
         await wait_for(lambda: cli.stderr.count("rolling restart done") == 2, what="again")
         assert "line 2: expected NAME=value: the worker gets what it said before" in cli.stderr
         assert (await worker_env())["WSSERVER_GREETING"] == "new"
+
+
+async def test_workers_share_a_listening_socket_given_as_stdin() -> None:
+    # --fd 0: the socket as standard input (systemd's StandardInput=socket,
+    # inetd's way). The workers' stdin was made /dev/null over it: each failed
+    # with "cannot listen on fd 0: Socket operation on non-socket", and the
+    # supervisor stopped (exit 1).
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "wsserver", "tests.worker_app:routes"),
+            *("--fd", "0", "--workers", "2", "--ping-interval", "none"),
+            cwd=ROOT,
+            env=child_env(),
+            stdin=sock.fileno(),
+            stderr=asyncio.subprocess.PIPE,
+        )
+    finally:
+        sock.close()
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await asyncio.wait_for(
+                client.get(f"http://127.0.0.1:{port}/block?s=0"), TIMEOUT
+            )
+        assert response.status_code == 200
+        assert int(response.text) in children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 RELEASE_APP = """

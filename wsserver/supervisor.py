@@ -361,7 +361,9 @@ class Supervisor:
                 pass_fds=(fd, write_end),
                 env=env,
                 cwd=cwd,
-                stdin=asyncio.subprocess.DEVNULL,
+                # (Unless the socket is stdin, as systemd's StandardInput=socket
+                # gives it: /dev/null would take its place.)
+                stdin=None if fd == 0 else asyncio.subprocess.DEVNULL,
                 # Its own process group: a terminal's Ctrl-C reaches the
                 # supervisor only, which stops the workers in order.
                 process_group=0,
