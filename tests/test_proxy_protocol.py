@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 import trustme
+import uvloop
 import websockets
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsserver import Request, Router, WebSocket
+from wsserver import Request, Router, WebSocket, serve
 from wsserver.protocol.proxy_protocol import (
     MAX_V1,
     ProxyHeader,
@@ -735,6 +736,44 @@ async def test_a_connection_failing_before_tls_is_freed_by_reference_counting(
         assert alive() == before
     finally:
         gc.enable()
+
+
+def test_a_connection_reset_before_it_is_accepted_is_closed_quietly_on_uvloop(
+    tls_settings: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that resets its connection before the server accepts it (a
+    health check, a port scan): uvloop's transport, closed before anyone asked
+    for its peer, names none (get_extra_info("peername") raised AttributeError),
+    which failed the task that waits for the header. The server kept that task,
+    and through its traceback the connection's protocols, until it closed
+    (then "Task exception was never retrieved" at ERROR). Run on uvloop,
+    whichever loop the rest of the suite runs on."""
+    v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
+
+    async def main() -> None:
+        async with serve(address_routes(), "127.0.0.1", 0, **tls_settings) as server:
+            for data in (b"", b"PROXY TCP4 1.2", v1, v1 + b"\x16\x03\x01\x00\xc8\x01\x00"):
+                # (Blocking calls, no await: the loop accepts it once it is reset.)
+                with socket.create_connection(("127.0.0.1", server.port)) as client:
+                    client.sendall(data)
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                gc.collect()
+                if not server._handshaking:
+                    break
+            assert not server._handshaking, list(server._handshaking.values())
+        gc.collect()
+
+    with (
+        caplog.at_level(logging.DEBUG),
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        runner.run(main())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    closed = [r.getMessage() for r in caplog.records if r.name == "wsserver.protocol"]
+    assert len([line for line in closed if line.endswith(": closed")]) == 4, closed
 
 
 async def test_shutdown_closes_a_connection_still_before_its_tls(

@@ -42,13 +42,26 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
     closes the connection) and a rolling restart lets finish.
     """
 
-    __slots__ = ("server", "protocol", "transport", "_received", "_header", "_buffer", "_task")
+    __slots__ = (
+        "server",
+        "protocol",
+        "transport",
+        "_peer",
+        "_received",
+        "_header",
+        "_buffer",
+        "_task",
+    )
 
     def __init__(self, server: Server, protocol: HttpProtocol) -> None:
         self.server = server
         #: The connection's HTTP protocol, once TLS is up.
         self.protocol = protocol
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        #: The address of the peer (the balancer), read as the connection is
+        #: made: a uvloop transport closed before anyone asked names none
+        #: (its get_extra_info("peername") raises AttributeError).
+        self._peer: tuple[str, int] | None = None
         #: The connection's bytes so far (the header's start).
         self._received = bytearray()
         #: The header, once it is whole; or why the connection has none. (Not
@@ -59,6 +72,7 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self._peer = peer_address(transport)
         self._task = task = self.server.loop.create_task(self._run())
         task.add_done_callback(self._done)
         self.server.tls_handshake_started(self.protocol, task)
@@ -127,7 +141,7 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             tls.set_protocol(self.protocol)
             protocol = self.protocol
             protocol.connection_made(tls)
-            protocol.proxied(header, peer_address(self.transport))
+            protocol.proxied(header, self._peer)
             if held.data and not (protocol.lost or protocol.closing):
                 protocol.data_received(b"".join(held.data))
             if held.closed:
@@ -135,14 +149,14 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             elif held.eof:
                 protocol.eof_received()  # (the TLS layer closes after it, whatever it says)
         except Exception:
-            address = peer(peer_address(self.transport))
+            address = peer(self._peer)
             logger.exception("%s: handing the TLS connection over failed", address)
             tls.abort()
 
     def _fail(self, reason: str) -> None:
         """Close the connection, unanswered: one without a header, or not a TLS
         client's (a health check, a port scan) is no news but at DEBUG."""
-        protocol_logger.debug("%s: %s: closed", peer(peer_address(self.transport)), reason)
+        protocol_logger.debug("%s: %s: closed", peer(self._peer), reason)
         self.transport.abort()
 
     def _done(self, task: asyncio.Task[None]) -> None:
