@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import tracemalloc
 import zlib
 from asyncio.selector_events import _SelectorSocketTransport
@@ -630,6 +631,73 @@ class TestNoLeaks:
                 await asyncio.sleep(0.01)
             assert len(handled) == 25 and not server.connections
             assert leftovers() == [], "objects left in reference cycles"
+        finally:
+            gc.enable()
+
+    async def test_connections_whose_handler_failed_are_freed_without_the_garbage_collector(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # A handler's task that ends in an exception keeps it, and its
+        # traceback the frames that refer to the connection's objects: the
+        # task must not be in a reference cycle itself (its context names
+        # it, for close(): weakly). A handler that raised (a 500, a 1011),
+        # one cancelled as its client left, one whose request.stream failed.
+        kinds = (HttpProtocol, WebSocketProtocol, Inbox, WebSocket, Request, Connection)
+        entered: list[str] = []
+        routes = Router()
+
+        @routes.get("/raise")
+        async def fail(request: Request) -> Any:
+            raise ValueError("the handler's own failure")
+
+        @routes.get("/slow")
+        async def slow(request: Request) -> Any:
+            entered.append("slow")
+            await asyncio.sleep(30)
+
+        @routes.post("/upload", stream=True)
+        async def upload(request: Request) -> Any:
+            assert request.stream is not None
+            entered.append("upload")
+            return text(str(len(await request.stream.read())))
+
+        @routes.websocket("/ws")
+        async def ws_fail(request: Request, ws: WebSocket) -> None:
+            await ws.recv()
+            raise ValueError("the handler's own failure")
+
+        server = await run_server(routes)
+        # (Not logged: a record keeps the exception, and its traceback the frames.)
+        caplog.set_level(logging.CRITICAL, logger="wsserver")
+        gc.collect()
+        assert server_objects(server, kinds) == []
+        gc.disable()
+        try:
+            for _ in range(3):
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(b"GET /raise HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 500 ")
+                writer.close()
+                for request in (
+                    b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc",
+                ):
+                    count = len(entered)
+                    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                    writer.write(request)
+                    await wait_for(lambda: len(entered) > count, what="the handler")  # noqa: B023
+                    writer.close()  # the client leaves
+                    await writer.wait_closed()
+                client = await RawClient.connect(server.port, "/ws")
+                client.send(Opcode.TEXT, b"x")
+                await client.expect_close(1011)
+                client.close()
+            for _ in range(100):
+                if not server.connections and not server_objects(server, kinds):
+                    break
+                await asyncio.sleep(0.01)
+            assert not server.connections
+            assert server_objects(server, kinds) == [], "objects left in reference cycles"
         finally:
             gc.enable()
 

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections.abc import Coroutine
 from typing import Any
 
 __all__ = ["calling_app_task", "start_app_task"]
 
 #: In an application task's context (and its children's): a one-item list
-#: holding that task (filled once it exists).
-ROOT: contextvars.ContextVar[list[asyncio.Task[Any]]] = contextvars.ContextVar("wsserver_root")
+#: holding a weak reference to that task (filled once it exists). Weak: the
+#: task holds its context, and a strong one would put every application task
+#: in a reference cycle, and with it, through the traceback of what it ended
+#: in (a handler's exception, its cancellation when its client left), the
+#: frames that refer to its connection's objects, until the cyclic GC.
+ROOT: contextvars.ContextVar[list[weakref.ref[asyncio.Task[Any]]]] = contextvars.ContextVar(
+    "wsserver_root"
+)
 
 
 def start_app_task(
@@ -27,14 +34,15 @@ def start_app_task(
 ) -> asyncio.Task[None]:
     """``loop.create_task(coro)``, in a context that names the task it makes."""
     context = contextvars.copy_context()
-    cell: list[asyncio.Task[Any]] = []
+    cell: list[weakref.ref[asyncio.Task[Any]]] = []
     context.run(ROOT.set, cell)
     task = loop.create_task(coro, context=context)
-    cell.append(task)
+    cell.append(weakref.ref(task))
     return task
 
 
 def calling_app_task() -> asyncio.Task[Any] | None:
-    """The application task the current code runs in (or was started from), if any."""
+    """The application task the current code runs in (or was started from), if
+    any (and still there: one that ended and nobody keeps is none)."""
     cell = ROOT.get(None)
-    return cell[0] if cell else None
+    return cell[0]() if cell else None
