@@ -2935,26 +2935,34 @@ async def test_a_pathsend_of_content_for_a_205_gets_a_500(
     expect_logged_error(caplog, "ASGI application failed")
 
 
-async def test_a_streamed_205_says_it_has_no_content_and_sends_none(
-    run_asgi: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    # RFC 9110 15.3.6: a 205 says Content-Length: 0 (or an empty chunked body);
-    # its head went out chunked, and a later piece as its content.
+async def _streamed_205(
+    run_asgi: Any, headers: list[tuple[bytes, bytes]]
+) -> tuple[bytes, list[BaseException]]:
+    """What a client gets for a 205 with ``headers`` whose app sends an empty
+    piece (``more_body``), then ``DATA``; and what that ``send()`` raised."""
     raised: list[BaseException] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await lifespan_unsupported(scope):
             return
-        await send({"type": "http.response.start", "status": 205})
-        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        await send({"type": "http.response.start", "status": 205, "headers": headers})
         try:
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
             await send({"type": "http.response.body", "body": b"DATA"})
         except RuntimeError as exc:
             raised.append(exc)
             raise
 
     server = await run_asgi(app)
-    received = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    return await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), raised
+
+
+async def test_a_streamed_205_says_it_has_no_content_and_sends_none(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # RFC 9110 15.3.6: a 205 says Content-Length: 0 (or an empty chunked body);
+    # its head went out chunked, and a later piece as its content.
+    received, raised = await _streamed_205(run_asgi, [])
     head, _, rest = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 205 ") and b"content-length: 0" in head.lower()
     assert b"transfer-encoding" not in head.lower() and rest == b""  # (then closed)
@@ -2967,22 +2975,7 @@ async def test_a_205_whose_content_length_says_content_gets_a_500_before_any(
 ) -> None:
     # RFC 9110 15.3.6: a 205 has no content. Its Content-Length: 4, with an
     # empty first piece, went out, and the later piece as its content.
-    raised: list[BaseException] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if await lifespan_unsupported(scope):
-            return
-        headers = [(b"content-length", b"4")]
-        await send({"type": "http.response.start", "status": 205, "headers": headers})
-        try:
-            await send({"type": "http.response.body", "body": b"", "more_body": True})
-            await send({"type": "http.response.body", "body": b"DATA"})
-        except RuntimeError as exc:
-            raised.append(exc)
-            raise
-
-    server = await run_asgi(app)
-    received = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    received, raised = await _streamed_205(run_asgi, [(b"content-length", b"4")])
     assert received.startswith(b"HTTP/1.1 500 "), received
     assert b"DATA" not in received
     assert len(raised) == 1

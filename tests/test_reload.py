@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -174,6 +175,16 @@ def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_pat
     assert txt.changed() == [str(tmp_path / "notes.txt")]
 
 
+def edits_seen(top: Path, paths: list[str]) -> Callable[..., list[str]]:
+    """Empty files at ``paths`` under ``top``; and a function of a watcher's
+    patterns: which of them it sees change (:func:`changed_after_edits`)."""
+    files = [top / path for path in paths]
+    for file in files:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("")
+    return lambda **patterns: changed_after_edits(top, files, **patterns)
+
+
 def changed_after_edits(top: Path, files: list[Path], **patterns: list[str]) -> list[str]:
     """What a watcher of ``top`` with ``patterns`` sees change once each of ``files`` is edited."""
     watcher = FileWatcher([str(top)], **patterns)
@@ -220,14 +231,7 @@ def test_patterns_with_a_directory_match_the_path_from_the_right(tmp_path: Path)
         "tests/fixtures/data.py",
         "tests/test_app.py",
     ]
-    files = [tmp_path / path for path in paths]
-    for file in files:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text("")
-
-    def watching(**patterns: list[str]) -> list[str]:
-        return changed_after_edits(tmp_path, files, **patterns)
-
+    watching = edits_seen(tmp_path, paths)
     python = ["app.py", "gen/deep/more.py", "gen/out.py", "tests/fixtures/data.py"]
     assert watching(include=["templates/*.html"]) == sorted(
         [*python, "templates/index.html", "tests/test_app.py"]
@@ -258,14 +262,7 @@ def test_a_double_star_in_a_pattern_matches_any_number_of_directories(tmp_path: 
     # never, and nothing said so.
     paths = ["src/a.html", "src/x/b.html", "src/x/y/c.html", "other/d.html", "app.py"]
     paths += ["gen/out.py", "gen/deep/more.py", "pkg/gen/deep/most.py"]
-    files = [tmp_path / path for path in paths]
-    for file in files:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text("")
-
-    def watching(**patterns: list[str]) -> list[str]:
-        return changed_after_edits(tmp_path, files, **patterns)
-
+    watching = edits_seen(tmp_path, paths)
     python = ["app.py", "gen/deep/more.py", "gen/out.py", "pkg/gen/deep/most.py"]
     html = ["src/a.html", "src/x/b.html", "src/x/y/c.html"]
     assert watching(include=["src/**/*.html"]) == sorted([*python, *html])
