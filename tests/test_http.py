@@ -1061,6 +1061,42 @@ async def test_a_request_begun_while_a_handler_runs_has_open_timeout(
     writer.close()
 
 
+async def test_a_route_for_a_default_port_answers_the_host_a_browser_sends(
+    run_server: StartServer,
+) -> None:
+    # A browser leaves out the scheme's default port: "Host: example.com" for
+    # http://example.com/ (port 80) and https://example.com/ (443). A route
+    # for "example.com:80" answered 404, and which port a Host without one
+    # means is the scheme's (here said by a trusted proxy).
+    routes = Router()
+
+    @routes.get("/", host="example.com:80")
+    async def plain(request: Request) -> Response:
+        return text("80")
+
+    @routes.get("/", host="example.com.:443")
+    async def secure(request: Request) -> Response:
+        return text("443")
+
+    server = await run_server(routes, proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    answers = []
+    for head in (
+        b"Host: example.com",
+        b"Host: example.com.",
+        b"Host: example.com\r\nX-Forwarded-Proto: https",
+        b"Host: Example.COM.\r\nX-Forwarded-Proto: https",
+        b"Host: example.com:443",
+        b"Host: example.com:8080",
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\n" + head + b"\r\n\r\n")
+        status, _, body = await read_response(reader)
+        writer.close()
+        answers.append((status, body))
+    assert answers[:5] == [(200, b"80"), (200, b"80"), (200, b"443"), (200, b"443"), (200, b"443")]
+    assert answers[5][0] == 404  # (another port is another host)
+
+
 async def test_request_url_is_the_one_the_client_asked_for(run_server: StartServer) -> None:
     # Sanic's request.url: Sanic users reached for it, and it was missing.
     routes = Router()

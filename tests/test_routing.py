@@ -301,6 +301,45 @@ def test_host_with_port_in_route_requires_that_port() -> None:
 
 
 @pytest.mark.parametrize(
+    ("route_host", "host_header", "scheme"),
+    [
+        # A browser leaves out the scheme's default port (RFC 9110 4.2.1,
+        # 7.2): it sends "example.com" for http://example.com:80/.
+        ("example.com:80", "example.com", "http"),
+        ("example.com:443", "example.com", "https"),
+        ("[::1]:443", "[::1]", "https"),
+        # A fully qualified name's trailing dot names the same host.
+        ("example.com", "example.com.", "http"),
+        ("example.com", "EXAMPLE.com.:8080", "http"),
+        ("example.com:8080", "example.com.:8080", "http"),
+        ("example.com.", "example.com", "http"),
+        ("example.com.:443", "example.com.", "https"),
+    ],
+)
+def test_a_host_with_the_default_port_or_a_trailing_dot_is_the_same_host(
+    route_host: str, host_header: str, scheme: str
+) -> None:
+    router = router_with("/ws", host=route_host)
+    assert router.match("/ws", host_header, scheme) is not None
+    assert router.resolve("/ws", host_header, "GET", True, scheme).route is not None
+
+
+@pytest.mark.parametrize(
+    ("route_host", "host_header", "scheme"),
+    [
+        ("example.com:80", "example.com", "https"),  # (https's default is 443)
+        ("example.com:443", "example.com", "http"),
+        ("example.com:8080", "example.com", "http"),
+        ("example.com", "example.com..", "http"),
+        ("example.com", "example.co.m", "http"),
+    ],
+)
+def test_a_default_port_is_the_scheme_s_own(route_host: str, host_header: str, scheme: str) -> None:
+    router = router_with("/ws", host=route_host)
+    assert router.match("/ws", host_header, scheme) is None
+
+
+@pytest.mark.parametrize(
     ("host", "said"),
     [
         # Each was taken, and the route answered no request at all (404):

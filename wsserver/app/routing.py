@@ -322,12 +322,19 @@ class Route:
                 return None
         return params
 
-    def accepts_host(self, host: str) -> bool:
-        """Whether this route answers requests for ``host`` (a Host header)."""
+    def accepts_host(self, host: str, scheme: str = "http") -> bool:
+        """Whether this route answers requests for ``host`` (a Host header)
+        that came over ``scheme`` (``http`` or ``https``: the port a Host
+        without one means)."""
         if self.hosts is None:
             return True
         host = host.lower()
-        return host in self.hosts or host.rsplit(":", 1)[0] in self.hosts
+        if host in self.hosts:
+            return True
+        name, port = split_host(host)
+        return name in self.hosts or (
+            f"{name}:{port or (443 if scheme == 'https' else 80)}" in self.hosts
+        )
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -505,7 +512,9 @@ class Router:
                 one of the client's offer that is in this list.
             name: the name for :meth:`url_for` (default: the handler's name).
             host: a ``Host`` value, or several, that the route is limited to
-                (``host[:port]``, an IPv6 address in brackets: ``[::1]``).
+                (``host[:port]``, an IPv6 address in brackets: ``[::1]``). A
+                ``Host`` without a port has the scheme's (``host:80``, or
+                ``host:443`` over https); a trailing dot is the same host.
             strict_slashes: whether ``/a`` and ``/a/`` differ (default: the
                 router's setting).
             version: prefix the path with ``version_prefix`` + ``version``.
@@ -671,7 +680,7 @@ class Router:
                 problem = host_problem(each)
                 if problem is not None:
                     raise ValueError(f"host: {each!r} is no Host ({HOST_FORM}): {problem}")
-            hosts = frozenset(each.lower() for each in names)
+            hosts = frozenset(_host_key(each) for each in names)
         explicit = name is not None
         route_name = name if name is not None else getattr(handler, "__name__", uri)
         if explicit and route_name in self._names:
@@ -806,17 +815,22 @@ class Router:
         self.startup_hooks.extend(h for h in other.startup_hooks if h not in self.startup_hooks)
         self.shutdown_hooks.extend(h for h in other.shutdown_hooks if h not in self.shutdown_hooks)
 
-    def match(self, path: str, host: str = "") -> tuple[Route, dict[str, Any]] | None:
+    def match(
+        self, path: str, host: str = "", scheme: str = "http"
+    ) -> tuple[Route, dict[str, Any]] | None:
         """The first WebSocket route matching ``path`` and ``host``, with its parameters."""
         for route in self._candidates(path):
             if route.methods is None:
                 params = route.match(path)
-                if params is not None and route.accepts_host(host):
+                if params is not None and route.accepts_host(host, scheme):
                     return route, params
         return None
 
-    def resolve(self, path: str, host: str, method: str, upgrade: bool) -> Resolution:
-        """Find the route for a request.
+    def resolve(
+        self, path: str, host: str, method: str, upgrade: bool, scheme: str = "http"
+    ) -> Resolution:
+        """Find the route for a request (that came over ``scheme``, ``http``
+        or ``https``: what a ``Host`` without a port means).
 
         A WebSocket upgrade request goes to the first matching WebSocket route
         (unless it is no GET and an HTTP route takes its method: the Upgrade
@@ -833,7 +847,7 @@ class Router:
         error_format: ErrorFormat | None = None
         for route in self._candidates(path):
             params = route.match(path)
-            if params is None or not route.accepts_host(host):
+            if params is None or not route.accepts_host(host, scheme):
                 continue
             if error_format is None:
                 error_format = route.error_format
@@ -939,6 +953,24 @@ def route_of(handler: object) -> str | None:
 
 #: What a route's host looks like, said when one cannot be.
 HOST_FORM = "host[:port] as clients send it, an IPv6 address in brackets"
+
+
+def split_host(host: str) -> tuple[str, str]:
+    """A ``Host``'s name (without a fully qualified name's trailing dot,
+    which names the same host) and its port (empty when it has none):
+    ``("example.com", "8080")`` for ``example.com.:8080``."""
+    name, colon, port = host.rpartition(":")
+    if not colon or "]" in port:  # (no port: "example.com", "[::1]")
+        name, port = host, ""
+    if name.endswith(".") and not name.endswith(".."):
+        name = name[:-1]
+    return name, port
+
+
+def _host_key(host: str) -> str:
+    """How a route's ``host`` is kept: lowercase, without a trailing dot."""
+    name, port = split_host(host.lower())
+    return f"{name}:{port}" if port else name
 
 
 def host_problem(host: str) -> str | None:

@@ -911,7 +911,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return None
         request = self.request
         assert request is not None
-        found = builtins.resolve(request.path, request.host, request.method, self._asks_upgrade)
+        found = builtins.resolve(
+            request.path, request.host, request.method, self._asks_upgrade, request.scheme
+        )
         return None if found.status == 404 else found
 
     def _resolve(self) -> Resolution:
@@ -919,7 +921,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         request = self.request
         router = self.server.router
         assert request is not None and router is not None
-        return router.resolve(request.path, request.host, request.method, self._asks_upgrade)
+        return router.resolve(
+            request.path, request.host, request.method, self._asks_upgrade, request.scheme
+        )
 
     def _asgi_websocket(self) -> bool:
         """Whether an ASGI application gets the request as a WebSocket (a GET that
