@@ -633,3 +633,7 @@ async def test_cookies_set_by_responses_and_the_101_are_kept_by_chromium(
         assert await page.evaluate(me) == {"session": "s3cret", "theme": "dark", "upgraded": "1"}
         await page.evaluate("fetch('/logout', {method: 'POST'}).then((r) => r.json())")
         assert await page.evaluate(me) == {"theme": "dark", "upgraded": "1"}
+        # A page's script may set any text, and the browser sends it in UTF-8:
+        # request.cookies read it as latin-1 ("cafÃ©").
+        await page.evaluate("document.cookie = 'theme=café ☕'")
+        assert await page.evaluate(me) == {"theme": "café ☕", "upgraded": "1"}

@@ -6,6 +6,7 @@ aiohttp's cookie jars over a real socket, and Chromium (in test_browser.py).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import http.cookies
 import json as jsonlib
@@ -259,3 +260,21 @@ async def test_aiohttp_keeps_them_and_takes_one_from_the_101(run_server: StartSe
             assert response.status == 200
         async with session.get(f"{base}/me") as response:
             assert await response.json() == {"upgraded": "1"}
+
+
+async def test_a_cookie_in_utf_8_is_read_as_text(run_server: StartServer) -> None:
+    # A page's script may set any text (document.cookie = "theme=café"), and
+    # browsers send it in UTF-8: request.cookies read its bytes as latin-1
+    # ("cafÃ©"). Bytes that are no UTF-8 are still read as latin-1.
+    server = await run_server(cookie_routes())
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Cookie: theme=caf\xc3\xa9 \xe2\x98\x95; old=\xe9t\xe9\r\n"
+        b'Cookie: \xc3\xa9l\xc3\xa9ment="\xf0\x9f\x8d\xaa"\r\n\r\n'
+    )
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert jsonlib.loads(body) == {"theme": "café ☕", "old": "été", "élément": "🍪"}

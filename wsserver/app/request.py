@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import types
 from collections.abc import AsyncIterator
@@ -322,12 +323,17 @@ class Request:
         """Cookies sent in ``Cookie`` headers (``name=value`` pairs split on ``;``).
 
         Pairs without ``=`` are skipped; for a repeated name the first value
-        wins; double quotes around a value are removed.
+        wins; double quotes around a value are removed. A pair is read as
+        UTF-8 (as browsers send what a page's script sets), or as latin-1
+        when its bytes are no UTF-8.
         """
         if self._cookies is None:
             cookies: dict[str, str] = {}
             for header in self.headers.getall("cookie"):
                 for pair in header.split(";"):
+                    if not pair.isascii():
+                        with contextlib.suppress(UnicodeError):  # (kept as it is)
+                            pair = pair.encode("latin-1").decode("utf-8")
                     name, sep, value = pair.partition("=")
                     name = name.strip(OWS)
                     if not sep or not name:
