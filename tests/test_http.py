@@ -1097,6 +1097,53 @@ async def test_a_route_for_a_default_port_answers_the_host_a_browser_sends(
     assert answers[5][0] == 404  # (another port is another host)
 
 
+async def test_options_asterisk_is_answered_for_the_server_as_a_whole(
+    run_server: StartServer,
+) -> None:
+    # RFC 9110 9.3.7: "OPTIONS *" asks about the server in general (a load
+    # balancer's health check may send it). It got a 404, as if "*" were a
+    # path no route had; now a 200 whose Allow lists the methods the routes
+    # take (here a WebSocket route's GET), with the server's own endpoints on.
+    routes = Router()
+
+    @routes.get("/")
+    async def index(request: Request) -> Response:
+        return text("index")
+
+    @routes.route("/items", methods=["POST", "DELETE"])
+    async def items(request: Request) -> Response:
+        return text("items")
+
+    @routes.patch("/only-here", host="other.example")
+    async def elsewhere(request: Request) -> Response:
+        return text("elsewhere")
+
+    @routes.websocket("/ws")
+    async def ws(request: Request, websocket: WebSocket) -> None:
+        await websocket.send("hi")
+
+    server = await run_server(routes, metrics_path="/metrics", status_path="/status")
+    for request, kept in (
+        (b"OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n", True),
+        (b"OPTIONS * HTTP/1.0\r\n\r\n", False),
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(request)
+        status, headers, body = await read_response(reader)
+        assert (status, body) == (200, b"")
+        assert headers["allow"] == "DELETE, GET, HEAD, POST"
+        assert headers["content-length"] == "0"
+        if kept:  # (the connection is kept: another request on it)
+            writer.write(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+            assert (await read_response(reader))[::2] == (200, b"index")
+        writer.close()
+    # Another method may not have "*" as its target (RFC 9112 3.2.4).
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET * HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    assert (await read_response(reader))[0] == 400
+    writer.close()
+
+
 async def test_request_url_is_the_one_the_client_asked_for(run_server: StartServer) -> None:
     # Sanic's request.url: Sanic users reached for it, and it was missing.
     routes = Router()

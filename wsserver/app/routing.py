@@ -52,7 +52,8 @@ class Resolution(NamedTuple):
     """What a request resolves to: a route, or the HTTP status to answer.
 
     ``status`` is 0 when ``route`` is set, else 404, 405 (``allowed`` lists
-    the methods of the path) or 426 (the path is a WebSocket endpoint).
+    the methods of the path), 426 (the path is a WebSocket endpoint) or 200
+    (``OPTIONS *``: ``allowed`` lists the methods of all routes).
     ``error_format`` is the body format of that error: the WebSocket route's
     for a 426, the first route of the path's for a 405.
     """
@@ -845,6 +846,12 @@ class Router:
         http: tuple[Route, dict[str, Any]] | None = None
         allowed: set[str] = set()
         error_format: ErrorFormat | None = None
+        if path == "*" and method == "OPTIONS":
+            # RFC 9110 9.3.7: the server in general (a load balancer's check).
+            for route in self.routes:
+                if route.accepts_host(host, scheme):
+                    allowed |= route.methods or {"GET"}  # (a WebSocket's upgrade)
+            return Resolution(None, {}, 200, tuple(sorted(allowed)))
         for route in self._candidates(path):
             params = route.match(path)
             if params is None or not route.accepts_host(host, scheme):

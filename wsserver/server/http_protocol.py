@@ -791,6 +791,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if found.status == 405:
                 allow = ", ".join(found.allowed)
                 response = error_response(405, None, [("Allow", allow)], format)
+            elif found.status == 200:  # (OPTIONS *)
+                response = Response(b"", 200, [("Allow", ", ".join(found.allowed))])
             elif found.status == 426:
                 response = error_response(
                     426,
@@ -907,10 +909,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _resolve_builtin(self) -> Resolution | None:
         """Where the request goes among the server's own endpoints (metrics, status), if one."""
         builtins = self.server.builtins
-        if builtins is None:
-            return None
         request = self.request
         assert request is not None
+        if builtins is None or request.target == "*":  # (OPTIONS *: the application's)
+            return None
         found = builtins.resolve(
             request.path, request.host, request.method, self._asks_upgrade, request.scheme
         )
