@@ -457,6 +457,19 @@ async def test_a_later_http_1_minor_version_is_read_as_1_1(
     assert received.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), received
 
 
+@pytest.mark.parametrize("complete", [True, False], ids=["whole", "still arriving"])
+async def test_a_head_too_large_says_so_in_the_server_s_words(
+    server: Server, complete: bool
+) -> None:
+    # A head over max_header_size still arriving got h11's words as the
+    # 431's body ("Bad request: Receive buffer too long."); one that came
+    # whole got the server's. Both now say what the limit is about.
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000
+    answer = await exchange(server.port, head + (b"\r\n\r\n" if complete else b""))
+    assert answer.startswith(b"HTTP/1.1 431 "), answer
+    assert answer.endswith(b"\r\n\r\nRequest header fields too large.\n"), answer
+
+
 @pytest.mark.parametrize(
     "trailers",
     [b"X: a\r\n" * 101, b"X-Long: " + b"y" * 17_000 + b"\r\n"],

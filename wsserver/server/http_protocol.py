@@ -107,6 +107,11 @@ _NOTHING_YET: Any = object()
 _NO_MORE: Any = object()
 
 
+#: The bodies of the 414 and the 431 for a head over max_header_size (whole,
+#: or still arriving and refused by h11).
+TARGET_TOO_LONG = "Request target too long."
+HEAD_TOO_LARGE = "Request header fields too large."
+
 #: What h11 says of an empty line where a request line is due, whole or its CR alone.
 _EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request line"})
 
@@ -520,13 +525,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if self._skipped_empty_line(exc):
                     h = self._h11
                     continue
-                if (
-                    exc.error_status_hint == 431
-                    and h.our_state is h11.IDLE  # (not a body's line: no request yet)
-                    and b"\n" not in h._receive_buffer._data
-                ):
-                    # A request line not whole yet (h11's own buffer: pinned 0.16).
-                    self.http_error(414, "Request target too long.")
+                if exc.error_status_hint == 431 and h.our_state is h11.IDLE:
+                    # (Not a body's line: no request yet.) A request line not
+                    # whole yet (h11's own buffer: pinned 0.16), or a head.
+                    if b"\n" not in h._receive_buffer._data:
+                        self.http_error(414, TARGET_TOO_LONG)
+                    else:
+                        self.http_error(431, HEAD_TOO_LARGE)
                     return
                 # (On a TLS port: TLS inside TLS, no such mistake.) Not read
                 # from h11's buffer: a ClientHello's random bytes may hold an
@@ -736,9 +741,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return False
         if head_size > self.config.max_header_size:
             if line_size > self.config.max_header_size:
-                self.http_error(414, "Request target too long.")  # (RFC 9110 15.5.15)
+                self.http_error(414, TARGET_TOO_LONG)  # (RFC 9110 15.5.15)
             else:
-                self.http_error(431, "Request header fields too large.")
+                self.http_error(431, HEAD_TOO_LARGE)
             return False
         headers = Headers.from_lowercase(items)
         client = self.remote_address
