@@ -273,9 +273,10 @@ PAGE = """<!DOCTYPE html>
       socket.onclose = null;
       socket.close();
     }
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const url = scheme + location.host + "/ws/chat/" + encodeURIComponent(room) +
-      "?user=" + encodeURIComponent(user);
+    // Relative to the page, which works behind a proxy's path prefix too.
+    const url = new URL("ws/chat/" + encodeURIComponent(room) +
+      "?user=" + encodeURIComponent(user), location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(url);
     socket = ws;
     window.chatSocket = ws;

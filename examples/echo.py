@@ -39,8 +39,10 @@ PAGE = """<!DOCTYPE html>
   const log = document.getElementById("log");
   const status = document.getElementById("status");
   const input = document.getElementById("message");
-  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(scheme + location.host + "/ws");
+  // Relative to the page, which works behind a proxy's path prefix too.
+  const url = new URL("ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(url);
   window.echoSocket = socket;
 
   function append(kind, text) {

@@ -21,6 +21,7 @@ from wsserver.response import accept, html, json_response, redirect
 
 from .browser import Browser, BrowserError, ChromiumUnavailable, Page, install_chromium
 from .conftest import StartServer
+from .prefix_proxy import PrefixProxy
 
 BIG_SIZE = 50_000
 
@@ -151,6 +152,38 @@ async def test_chat_between_two_browser_pages(chromium: str, run_server: StartSe
             ".some(li => li.textContent.includes('bob left'))"
         )
         assert len(chat.rooms["lobby"]) == 1
+
+
+@pytest.mark.parametrize("example", ["chat", "echo"])
+async def test_an_example_page_works_behind_a_proxy_s_path_prefix(
+    chromium: str, run_server: StartServer, example: str
+) -> None:
+    # Served at /app/ by a reverse proxy (nginx's "location /app/"), the pages
+    # opened their WebSocket at /ws..., a path the proxy does not forward:
+    # the page stayed "connecting". They now build it from their own URL.
+    server: Server = await run_server(chat.routes if example == "chat" else echo.routes)
+    async with PrefixProxy(server.port, "/app/") as proxy, Browser(chromium) as browser:
+        page = await browser.new_page(proxy.url)
+        await page.wait_for("document.readyState === 'complete'")
+        if example == "chat":
+            await join(page, "lobby", "alice")
+            await send_message(page, js("behind a proxy"))
+            await page.wait_for(chat_texts_contain(js("behind a proxy"), "alice"))
+        else:
+            await page.wait_for("window.echoSocket.readyState === WebSocket.OPEN")
+            await page.evaluate(
+                """(() => {
+                    document.getElementById("message").value = "behind a proxy";
+                    document.getElementById("send").click();
+                })()"""
+            )
+            await page.wait_for(
+                "[...document.querySelectorAll('#log li')]"
+                ".some(li => li.className === 'received' && li.textContent === '< behind a proxy')"
+            )
+        assert [ws.request.path for ws in server.websockets] == [
+            "/ws/chat/lobby" if example == "chat" else "/ws"
+        ]
 
 
 async def test_chat_page_refuses_room_names_a_url_cannot_carry(

@@ -444,8 +444,8 @@ async def test_welcome_echo_page(run_server: StartServer) -> None:
         '<input id="message"',
         '<button id="send"',
         '<ul id="log">',
-        'location.protocol === "https:" ? "wss://" : "ws://"',
-        'location.host + "/ws"',
+        'location.protocol === "https:" ? "wss:" : "ws:"',
+        'new URL("ws", location.href)',
     ):
         assert part in body, part
     assert "://cdn" not in body and "<script src" not in body  # self-contained

@@ -246,7 +246,7 @@ async def test_echo_page_over_http() -> None:
         page = await client.get("/")
         assert page.status == 200 and page.reason == "OK"
         assert page.headers["content-type"].startswith("text/html")
-        assert '"/ws"' in page.text
+        assert 'new URL("ws", location.href)' in page.text
         head = await client.request("HEAD", "/")
         assert head.status == 200 and head.body == b""
         assert head.headers["Content-Length"] == page.headers["Content-Length"]

@@ -62,7 +62,7 @@ def test_echo_and_http() -> None:
             assert ws.ping() >= 0 and ws.open
         assert ws.close_code == 1000 and ws.closed
         page = client.get("/")
-        assert page.status == 200 and '"/ws"' in page.text
+        assert page.status == 200 and 'new URL("ws", location.href)' in page.text
         assert client.head("/").body == b""
         assert client.get("/nowhere").status == 404
 
