@@ -1439,6 +1439,25 @@ async def test_a_second_sigint_kills_the_workers_and_still_cleans_up(tmp_path: P
     assert not any(path.exists() for path in made) and not uds.exists()
 
 
+async def test_signals_during_the_supervisor_s_last_moments_still_let_it_clean_up(
+    tmp_path: Path,
+) -> None:
+    # Once its workers were gone, a signal (systemd's SIGTERM repeated, an
+    # impatient Ctrl-C) ended the supervisor at once, with os._exit(0): the
+    # Unix socket's file and the workers' directories were left behind.
+    async with supervised_on_uds(tmp_path) as (cli, uds, made):
+        cli.proc.send_signal(signal.SIGTERM)
+        await wait_for(lambda: "stopping the workers" in cli.stderr, what="the SIGTERM")
+        sent = 0
+        while cli.proc.returncode is None and sent < 20_000:
+            with contextlib.suppress(ProcessLookupError):
+                cli.proc.send_signal(signal.SIGTERM)
+            sent += 1
+            await asyncio.sleep(0.0005)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+    assert not any(path.exists() for path in made) and not uds.exists()
+
+
 @pytest.mark.parametrize("after_sigterm", [False, True])
 async def test_sigquit_is_a_quick_shutdown_that_cleans_up(
     tmp_path: Path, after_sigterm: bool

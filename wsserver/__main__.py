@@ -17,6 +17,7 @@ import logging.config
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -1343,6 +1344,7 @@ def supervise(
                 )
             return last[0]
 
+    clean_up = _supervisor_s_clean_up(sock, shared_dirs)
     supervisor = Supervisor(
         arguments,
         workers,
@@ -1354,14 +1356,26 @@ def supervise(
         health_timeout=None if health == "none" else float(health),
         stop_grace=stop_grace,
         cwd=workdir,
+        clean_up=clean_up,
     )
     try:
         return asyncio.run(supervisor.run())
     finally:
+        clean_up()
+
+
+def _supervisor_s_clean_up(sock: socket.socket, directories: list[str]) -> Callable[[], None]:
+    """What the supervisor does last (again if a signal comes meanwhile): the
+    socket closed, a ``--uds`` socket's file and the workers' ``directories``
+    removed (the workers are gone)."""
+
+    def clean_up() -> None:
         sock.close()
-        remove_socket_file(sock)  # (a --uds socket's: the workers are gone)
-        for directory in shared_dirs:
+        remove_socket_file(sock)
+        for directory in directories:
             shutil.rmtree(directory, ignore_errors=True)
+
+    return clean_up
 
 
 def _flag_or_variable(

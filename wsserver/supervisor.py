@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -184,6 +185,9 @@ class Supervisor:
             read again); None from it, or none given: this process's.
         cwd: the directory each worker starts in (:func:`working_directory`,
             a symbolic link followed anew each time); None: this process's.
+        clean_up: what the process does last, once the workers are gone (the
+            caller runs it after :meth:`run`): a signal that comes meanwhile
+            ends the process, once it has run.
         start_timeout: seconds a worker started in a rolling restart may take
             to accept before it is given up (the old one is kept).
         health_timeout: seconds a worker's event loop may take to answer, once
@@ -203,8 +207,10 @@ class Supervisor:
         health_timeout: float | None = HEALTH_TIMEOUT,
         stop_grace: float | None = None,
         cwd: str | None = None,
+        clean_up: Callable[[], None] | None = None,
     ):
         self.argv = list(argv)
+        self.clean_up = clean_up
         self.cwd = cwd
         self.health_timeout = health_timeout
         self.count = workers
@@ -295,7 +301,7 @@ class Supervisor:
         if all(ready) and accepting:
             logger.info("%d worker%s accepting", accepting, "s" if accepting > 1 else "")
         await self._stopped.wait()
-        ignore_signals(loop, (*stops, signal.SIGQUIT, signal.SIGHUP, *scaling))
+        ignore_signals(loop, (*stops, signal.SIGQUIT, signal.SIGHUP, *scaling), self.clean_up)
         return self.exit_code
 
     # ----------------------------------------------------------------- workers
@@ -1133,8 +1139,14 @@ def reap_orphans(known: Container[int]) -> int:
         reaped += 1
 
 
-def ignore_signals(loop: asyncio.AbstractEventLoop, signums: Sequence[int]) -> None:
-    """At the end of a process's loop: ``signums`` from now on end it at once (code 0).
+def ignore_signals(
+    loop: asyncio.AbstractEventLoop,
+    signums: Sequence[int],
+    clean_up: Callable[[], None] | None = None,
+) -> None:
+    """At the end of a process's loop: ``signums`` from now on end it at once
+    (code 0), once ``clean_up`` (what the process does last, run again if it
+    was under way) has run.
 
     The loop's handlers write to its wakeup descriptor, which closes with the
     loop: a signal arriving then (a parent's death signal, a last SIGTERM)
@@ -1144,11 +1156,13 @@ def ignore_signals(loop: asyncio.AbstractEventLoop, signums: Sequence[int]) -> N
     """
     for signum in signums:
         loop.remove_signal_handler(signum)
-        signal.signal(signum, _exit_now)
+        signal.signal(signum, functools.partial(_exit_now, clean_up))
     signal.set_wakeup_fd(-1)
 
 
-def _exit_now(signum: int, frame: object) -> None:
+def _exit_now(clean_up: Callable[[], None] | None, signum: int, frame: object) -> None:
+    if clean_up is not None:
+        clean_up()
     os._exit(0)
 
 
