@@ -186,6 +186,30 @@ async def test_an_example_page_works_behind_a_proxy_s_path_prefix(
         ]
 
 
+async def test_chromium_keeps_to_client_no_context_takeover(
+    chromium: str, run_server: StartServer
+) -> None:
+    # Asked for it (compression_client_no_context_takeover), Chromium starts
+    # each message afresh: the server holds no decompressor between them, and
+    # repeated messages (references back, had it kept its context) arrive whole.
+    server: Server = await run_server(
+        echo.routes, compression="deflate", compression_client_no_context_takeover=True
+    )
+    async with Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/")
+        await page.wait_for("window.echoSocket && echoSocket.readyState === WebSocket.OPEN")
+        assert "client_no_context_takeover" in await page.evaluate("echoSocket.extensions")
+        (ws,) = server.websockets
+        for n in range(1, 4):
+            await page.evaluate(f"echoSocket.send({MAKE_BIG})")
+            await page.wait_for(
+                f"[...document.querySelectorAll('#log li.received')].length === {n}"
+                f" && [...document.querySelectorAll('#log li.received')]"
+                f".every(li => li.textContent === '< ' + window.big)"
+            )
+            assert not ws._protocol.conn.deflate.holds_decompressor
+
+
 async def test_chat_page_refuses_room_names_a_url_cannot_carry(
     chromium: str, run_server: StartServer
 ) -> None:

@@ -123,6 +123,15 @@ class TestNegotiate:
         assert pmd.server_no_context_takeover
         assert header == "permessage-deflate; server_no_context_takeover"
 
+    def test_server_may_ask_clients_for_no_context_takeover(self) -> None:
+        # RFC 7692 7.1.1.2: the response may have client_no_context_takeover
+        # though the offer had not.
+        settings = DeflateSettings(client_no_context_takeover=True)
+        for offer in ("permessage-deflate", "permessage-deflate; client_no_context_takeover"):
+            pmd, header = agreed(offer, settings)
+            assert pmd.client_no_context_takeover and not pmd.server_no_context_takeover
+            assert header == "permessage-deflate; client_no_context_takeover"
+
     @pytest.mark.parametrize(
         "offer",
         [
@@ -877,6 +886,52 @@ async def test_every_client_window_the_settings_accept_works_with_a_real_client(
         for message in ["hello " * 20, json_like(50).decode()]:
             await ws.send(message)
             assert await ws.recv() == message
+
+
+@pytest.mark.parametrize("client", ["websockets", "aiohttp"])
+async def test_clients_asked_for_no_context_takeover_keep_to_it(
+    client: str, run_server: Any
+) -> None:
+    # With compression_client_no_context_takeover the server asks clients to
+    # start each message afresh, and holds no decompressor between messages
+    # (a client that went on referring back would get a 1007: repeated
+    # messages, which it would otherwise compress as references, show it).
+    import aiohttp
+    import websockets
+
+    from wsserver import Request, Router, WebSocket
+
+    routes = Router()
+    held: list[bool] = []
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            held.append(ws._protocol.conn.deflate.holds_decompressor)  # type: ignore[union-attr]
+            await ws.send(message)
+
+    server = await run_server(
+        routes, compression="deflate", compression_client_no_context_takeover=True
+    )
+    messages = [json_like(40).decode()] * 3 + ["é" * 3000] * 2
+    url = f"ws://127.0.0.1:{server.port}/"
+    if client == "websockets":
+        async with websockets.connect(url, compression="deflate") as ws:
+            agreed = ws.response.headers["Sec-WebSocket-Extensions"]
+            echoed = []
+            for message in messages:
+                await ws.send(message)
+                echoed.append(await ws.recv())
+    else:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url, compress=15) as ws:
+            agreed = ws._response.headers["Sec-WebSocket-Extensions"]
+            echoed = []
+            for message in messages:
+                await ws.send_str(message)
+                echoed.append(await ws.receive_str())
+    assert "client_no_context_takeover" in agreed
+    assert echoed == messages
+    assert held == [False] * len(messages)
 
 
 def test_asking_for_zlib_ng_without_it_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -599,6 +599,14 @@ class Config:
         env="WEBSOCKET_COMPRESSION_NO_CONTEXT_TAKEOVER",
         flag="--compression-no-context-takeover",
     )
+    compression_client_no_context_takeover: bool = setting(
+        False,
+        Flag(),
+        "always ask clients to reset their compressor after each message: no decompressor is "
+        "kept between messages (caps memory).",
+        env="WEBSOCKET_COMPRESSION_CLIENT_NO_CONTEXT_TAKEOVER",
+        flag="--compression-client-no-context-takeover",
+    )
     compression_release_after: float | None = setting(
         1.0,
         Seconds(none_ok=True),
@@ -1022,6 +1030,7 @@ class Config:
             level=self.compression_level,
             min_size=self.compression_min_size,
             server_no_context_takeover=self.compression_no_context_takeover,
+            client_no_context_takeover=self.compression_client_no_context_takeover,
             library=self.compression_library,
             releasable=self.compression_release_after is not None,
         )

@@ -132,6 +132,10 @@ class DeflateSettings:
         min_size: messages shorter than this (in bytes) are sent uncompressed.
         server_no_context_takeover: always reset our compressor after each
             message (caps memory, costs ratio).
+        client_no_context_takeover: always ask clients to reset their
+            compressor after each message (RFC 7692 7.1.1.2 lets a server ask
+            it of any offer): our decompressor is then dropped after each
+            message, so an idle connection holds none (costs ratio).
         library: ``"zlib"``, ``"zlib-ng"`` (the speedups extra: faster, more
             memory) or ``"auto"`` (zlib-ng when installed).
         releasable: keep the last window of what the compressor took, so that
@@ -145,6 +149,7 @@ class DeflateSettings:
     level: int = 1
     min_size: int = 32
     server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
     library: str = "auto"
     releasable: bool = False
 
@@ -428,6 +433,12 @@ class PerMessageDeflate:
 
     # -------------------------------------------------------- decompressing
 
+    @property
+    def holds_decompressor(self) -> bool:
+        """Whether a decompressor is kept (between messages: with the client's
+        context takeover, or a message under way)."""
+        return self._decompressor is not None
+
     def start_inflate(self) -> None:
         """Prepare the decompressor for a new compressed message."""
         if self._decompressor is None:
@@ -596,7 +607,7 @@ def negotiate(
 def _accept(params: Params, settings: DeflateSettings) -> PerMessageDeflate | None:
     seen: set[str] = set()
     server_nct = settings.server_no_context_takeover
-    client_nct = False
+    client_nct = settings.client_no_context_takeover
     server_bits = settings.server_max_window_bits
     client_bits = 15
     for param, value in params:
