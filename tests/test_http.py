@@ -1144,6 +1144,32 @@ async def test_options_asterisk_is_answered_for_the_server_as_a_whole(
     writer.close()
 
 
+async def test_request_url_without_a_host_over_a_unix_socket_names_localhost(
+    run_server: StartServer, tmp_path: Any
+) -> None:
+    # HTTP/1.0 without a Host, over a Unix socket (a local health check):
+    # request.url was "http:///a?x=1", which no URL parser takes (RFC 9110
+    # 4.2.1: an http URI has a host). The socket's peer is this machine.
+    routes = Router()
+
+    @routes.get("/a")
+    async def page(request: Request) -> Response:
+        return text(request.url)
+
+    path = str(tmp_path / "s.sock")
+    await run_server(routes, uds=path)
+    for head, url in (
+        (b"GET /a?x=1 HTTP/1.0\r\n\r\n", b"http://localhost/a?x=1"),
+        (b"GET /a HTTP/1.1\r\nHost:\r\n\r\n", b"http://localhost/a"),
+        (b"GET /a HTTP/1.1\r\nHost: api.internal\r\n\r\n", b"http://api.internal/a"),
+    ):
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(head)
+        status, _, body = await read_response(reader)
+        writer.close()
+        assert (status, body) == (200, url)
+
+
 async def test_request_url_is_the_one_the_client_asked_for(run_server: StartServer) -> None:
     # Sanic's request.url: Sanic users reached for it, and it was missing.
     routes = Router()

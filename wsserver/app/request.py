@@ -299,18 +299,22 @@ class Request:
         """The URL the client asked for: scheme, ``Host`` and target as sent
         (``http://example.org/a?b=1``; ``ws://`` or ``wss://`` for a WebSocket
         route's handshake), as Sanic's ``request.url``. Without a ``Host``
-        (HTTP/1.0), the address the request came to (``http://127.0.0.1:8000/``)."""
+        (HTTP/1.0), the address the request came to (``http://127.0.0.1:8000/``),
+        or ``localhost`` over a Unix socket."""
         scheme = self.scheme
         if self.route is not None and getattr(self.route, "is_websocket", False):
             scheme = "wss" if scheme == "https" else "ws"
         host = self.host
-        if not host and self.local_address is not None:
+        if not host:
             # (HTTP/1.0 may send no Host: the address it came to, as an ASGI
             # scope's "server" gives it, its port left out if the scheme's.)
-            name, port = self.local_address
-            host = f"[{name}]" if ":" in name else name
-            if port != (443 if scheme in ("https", "wss") else 80):
-                host += f":{port}"
+            if self.local_address is None:
+                host = "localhost"  # (a Unix socket's peer: an http URL has a host)
+            else:
+                name, port = self.local_address
+                host = f"[{name}]" if ":" in name else name
+                if port != (443 if scheme in ("https", "wss") else 80):
+                    host += f":{port}"
         return f"{scheme}://{host}{self.target}"
 
     @property
