@@ -1154,10 +1154,16 @@ def ignore_signals(
     wakeup fd" into the logs (a JSON log's lines among them). The process has
     nothing left to do but end, which such a signal asks for.
     """
-    for signum in signums:
-        loop.remove_signal_handler(signum)
-        signal.signal(signum, functools.partial(_exit_now, clean_up))
-    signal.set_wakeup_fd(-1)
+    # (Blocked meanwhile: between the two calls a signal's default action
+    # would end the process uncleaned.)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+    try:
+        for signum in signums:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, functools.partial(_exit_now, clean_up))
+        signal.set_wakeup_fd(-1)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _exit_now(clean_up: Callable[[], None] | None, signum: int, frame: object) -> None:
