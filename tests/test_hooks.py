@@ -128,6 +128,42 @@ async def test_a_shutdown_hook_that_calls_close_goes_on_at_once(
 
 
 @pytest.mark.parametrize(
+    "close",
+    [
+        lambda server: asyncio.wait_for(server.close(), TIMEOUT),  # (a task of its own, on 3.11)
+        lambda server: asyncio.shield(server.close()),
+        lambda server: asyncio.gather(server.close()),
+    ],
+    ids=["wait_for", "shield", "gather"],
+)
+async def test_a_startup_hook_that_calls_close_in_a_task_stops_the_start(close: Any) -> None:
+    # As the shutdown hook's close() above, and a startup hook's awaited
+    # close() (test_websocket): it waited for the start, which waited for
+    # the hook, until wait_for() gave up (then the start failed with a
+    # LifespanFailure of its TimeoutError); shield() and gather(), for ever.
+    events: list[str] = []
+    routes = Router()
+
+    @routes.on_startup
+    async def check(server: Server) -> None:
+        await close(server)  # "the configuration is wrong: stop"
+        events.append("close returned")
+
+    @routes.on_shutdown
+    async def bye(server: Server) -> None:
+        events.append("shutdown")
+
+    server = serve(routes, "127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(server.start(), TIMEOUT + 1)
+    assert events == ["close returned", "shutdown"]
+    assert loop.time() - began < 1
+    assert server.closing and server.sockets == ()  # (it never listened)
+    await asyncio.wait_for(server.serve_forever(), TIMEOUT)  # (returns: closed)
+
+
+@pytest.mark.parametrize(
     ("hook", "said"),
     [
         (lambda server: None, "must be an async function"),

@@ -126,7 +126,7 @@ class Server:
         self._hooks_started = False
         #: Held while start() runs: a second start() or a close() waits for it.
         self._starting = asyncio.Lock()
-        #: The task running the start, while it runs (see close()).
+        #: The task running a Router's startup hooks, while they run (see close()).
         self._starter: asyncio.Task[Any] | None = None
         #: The proxies whose forwarding headers are believed (None: proxy_headers off).
         self.trusted_proxies = (
@@ -276,11 +276,7 @@ class Server:
             if self._started and self.closing:
                 raise RuntimeError("the server is closed (or closing): make a new one")
             if not self._started and not self.closing:
-                self._starter = asyncio.current_task()
-                try:
-                    await self._start()
-                finally:
-                    self._starter = None
+                await self._start()
         return self
 
     async def _start(self) -> None:
@@ -391,7 +387,13 @@ class Server:
         may publish), the timers, listening."""
         await self.pubsub.start()
         if self.router is not None:
-            await self._run_startup_hooks()  # raises LifespanFailure
+            # In a task of its own, named in its context (as the shutdown's):
+            # a hook's close(), through wait_for() too, is known to be the start's.
+            self._starter = start_app_task(self.loop, self._run_startup_hooks())
+            try:
+                await self._starter  # raises LifespanFailure
+            finally:
+                self._starter = None
             if self.closing:
                 raise _ClosedInStart  # (a hook called close())
         if self.metrics is not None:
@@ -702,7 +704,10 @@ class Server:
         ):
             return  # (waiting for the shutdown under way would wait for ever)
         if self._starting.locked():
-            if asyncio.current_task() is self._starter:
+            if self._starter is not None and self._starter in (
+                calling_app_task(),
+                asyncio.current_task(),
+            ):
                 # (A startup hook: the start, which waits for it, sees this
                 # and stops before listening; waiting for it would wait for
                 # ever.)
