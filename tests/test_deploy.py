@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -664,6 +665,30 @@ async def test_unix_socket(run_server: StartServer, socket_path: str) -> None:
         # A live server's socket is not taken over.
         with pytest.raises(OSError, match="listening"):
             await serve(who_routes(), uds=socket_path).start()
+
+
+async def test_a_unix_socket_in_the_abstract_namespace() -> None:
+    # Linux's abstract names ("\0name": no file), which asyncio's
+    # create_unix_server() takes: the start failed with "ValueError: embedded
+    # null byte" (it looked for a file) and left the socket it had bound open.
+    name = f"\0wsserver-test-{os.getpid()}-{id(object())}"
+    for _ in range(2):  # (and again, once the first has closed)
+        async with serve(who_routes(), uds=name, ping_interval=None):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(name)  # (not uvloop's create_unix_connection(): it takes no such name)
+            reader, writer = await asyncio.open_connection(sock=client)
+            writer.write(b"GET /who HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+            writer.close()
+            await writer.wait_closed()
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+                "client": None,
+                "scheme": "http",
+            }
+            with pytest.raises(OSError) as taken:  # (a live server's name is not taken over)
+                await serve(who_routes(), uds=name).start()
+            assert taken.value.errno == errno.EADDRINUSE
 
 
 async def test_websocket_uds_yields_to_the_listening_flags(socket_path: str) -> None:

@@ -1245,7 +1245,8 @@ def serve(
 
     Where to listen: ``host`` and ``port``; or ``sock``, a socket already bound
     (e.g. inherited); or ``uds``, the path of a Unix socket (a stale one is
-    removed; the server's own file, at its close). TLS: an ``ssl`` context, or
+    removed; the server's own file, at its close), or a name in Linux's
+    abstract namespace (``"\\0name"``). TLS: an ``ssl`` context, or
     the ``ssl_*`` settings. ``listen=False``:
     nowhere; the server takes connected sockets from :meth:`Server.accept_socket`
     only (:mod:`wsserver.testing` runs it so, over socket pairs).
@@ -1329,10 +1330,14 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
     server listens on (even one too busy to accept) is not. It listens as soon
     as it is bound, so that another server probing ``path`` meanwhile sees it alive.
 
+    A ``path`` beginning with a NUL character is a name in Linux's abstract
+    namespace, as asyncio's ``create_unix_server()`` takes: no file, and none to remove.
+
     Raises:
         OSError: ``path`` is in use, or is not a socket.
     """
-    if os.path.exists(path):
+    abstract = path.startswith("\0")
+    if not abstract and os.path.exists(path):
         if not stat.S_ISSOCK(os.stat(path).st_mode):
             raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -1356,11 +1361,13 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
         # a strict umask took.
         os.fchmod(sock.fileno(), 0o660)
         sock.bind(path)
-        made = os.stat(path)
-        _socket_files[sock] = (os.path.abspath(path), made.st_dev, made.st_ino)
+        if not abstract:
+            made = os.stat(path)
+            _socket_files[sock] = (os.path.abspath(path), made.st_dev, made.st_ino)
         sock.listen(backlog)
-        os.chmod(path, 0o660)
-    except OSError:
+        if not abstract:
+            os.chmod(path, 0o660)
+    except BaseException:
         sock.close()
         remove_socket_file(sock)
         raise
