@@ -1243,6 +1243,58 @@ class TestEmbedding:
             assert asyncio.get_running_loop().time() - started < 2  # not shutdown_timeout
             assert (await posting).text == "bye"
 
+    @pytest.mark.parametrize("where", ["websocket", "http"])
+    async def test_a_handler_cancelled_by_the_shutdown_that_then_closes_is_not_waited_for(
+        self, where: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # A handler that closes its server as it ends (a one-shot server), cut
+        # off past shutdown_timeout: in its finally: clause it waits for the
+        # shutdown, which waited a second for it to end, then warned that it
+        # "went on when cancelled (it caught the CancelledError)".
+        from wsserver import serve
+
+        routes = Router()
+        entered = asyncio.Event()
+
+        async def until_the_end() -> None:
+            entered.set()
+            try:
+                await asyncio.sleep(30)
+            finally:
+                await server.close()
+
+        @routes.websocket("/once")
+        async def once_ws(request: Request, ws: WebSocket) -> None:
+            await until_the_end()
+
+        @routes.get("/once")
+        async def once_http(request: Request) -> Any:
+            await until_the_end()
+
+        server = serve(routes, "127.0.0.1", 0, ping_interval=None, shutdown_timeout=0.2)
+        await server.start()
+        caplog.set_level(logging.WARNING, logger="wsserver")
+        loop = asyncio.get_running_loop()
+        async with httpx.AsyncClient() as client:
+            if where == "websocket":
+                connection = websockets.connect(url(server, "/once"))
+                ws = await connection
+            else:
+                getting = asyncio.create_task(
+                    client.get(f"http://127.0.0.1:{server.port}/once", timeout=5)
+                )
+            await asyncio.wait_for(entered.wait(), 5)
+            started = loop.time()
+            await asyncio.wait_for(server.close(), 5)
+            assert loop.time() - started < 0.8  # (shutdown_timeout, not a second more)
+            if where == "websocket":
+                assert ws.close_code == 1001
+                await ws.close()
+            else:
+                assert (await getting).status_code == 503
+        await asyncio.sleep(0)  # (the handlers end: their close() returned)
+        assert not [r.getMessage() for r in caplog.records], caplog.text
+
     async def test_a_failed_shutdown_is_logged_once_and_raised_by_serve_forever(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:

@@ -821,27 +821,16 @@ class Server:
             for p in self.connections
             if isinstance(p, HttpProtocol) and p.http_task is not None
         }
-        while True:
-            # All of them, or until a handler calls close() meanwhile: it stops
-            # being waited for. (One wait for all: not one per task that ends,
-            # which would be quadratic in the connections.)
-            tasks = {t for t in tasks if not t.done() and t not in self._close_callers}
-            if not tasks or loop.time() >= deadline:
-                break
-            self._callers_changed = changed = loop.create_future()
-            every = loop.create_task(asyncio.wait(tasks))
-            await asyncio.wait(
-                [every, changed], timeout=deadline - loop.time(), return_when="FIRST_COMPLETED"
-            )
-            changed.cancel()
-            every.cancel()
-        self._callers_changed = None
+        tasks = await self._wait_for_tasks(tasks, deadline)
         self.cut_off = tasks
         for task in tasks:
             task.cancel()
         if tasks:
-            _, running = await asyncio.wait(tasks, timeout=1.0)
-            for task in running:  # (it caught the CancelledError: nothing ends it)
+            await self._wait_for_tasks(tasks, loop.time() + 1.0)
+            running = {t for t in tasks if not t.done()}
+            # (Not one that called close() as it ends, in a finally: clause: it
+            # waits for the shutdown.)
+            for task in running - self._close_callers:  # (it caught the CancelledError)
                 logger.warning(
                     "shutdown: %s went on when cancelled (it caught the CancelledError); "
                     "left running",
@@ -903,6 +892,29 @@ class Server:
         if self._unix_sock is not None:
             remove_socket_file(self._unix_sock)
         await self._stop_services()
+
+    async def _wait_for_tasks(
+        self, tasks: set[asyncio.Task[Any]], deadline: float
+    ) -> set[asyncio.Task[Any]]:
+        """Wait until every one of ``tasks`` has ended, or called close() (it
+        stops being waited for: it waits for the shutdown), or until
+        ``deadline`` (loop time); those that have not."""
+        loop = self.loop
+        while True:
+            # (One wait for all: not one per task that ends, which would be
+            # quadratic in the connections.)
+            tasks = {t for t in tasks if not t.done() and t not in self._close_callers}
+            if not tasks or loop.time() >= deadline:
+                break
+            self._callers_changed = changed = loop.create_future()
+            every = loop.create_task(asyncio.wait(tasks))
+            await asyncio.wait(
+                [every, changed], timeout=deadline - loop.time(), return_when="FIRST_COMPLETED"
+            )
+            changed.cancel()
+            every.cancel()
+        self._callers_changed = None
+        return tasks
 
     def tls_on_plain_port(self, address: tuple[str, int] | None) -> None:
         """A client began a TLS handshake where TLS is off (wss:// or https://
