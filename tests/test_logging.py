@@ -632,6 +632,43 @@ async def test_a_file_cut_short_by_its_client_counts_what_went(
     assert taken <= record.bytes_sent < (48 << 20), (taken, record.getMessage())  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("ended_by", ["timeout_keep_alive", "shutdown"])
+async def test_a_file_cut_short_by_the_server_counts_what_went(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture, tmp_path: Path, ended_by: str
+) -> None:
+    # The client takes some of a large file, then nothing: the server gives
+    # up on it (timeout_keep_alive), or stops. Its kernel's sendfile()
+    # cancelled, the line said sent=0 (asyncio leaves the file's position
+    # where it was then).
+    caplog.set_level(logging.INFO, logger="wsserver")
+    (tmp_path / "big.bin").write_bytes(b"\x00" * (48 << 20))
+    routes = Router()
+    routes.static("/files", tmp_path)
+    stalls = ended_by == "timeout_keep_alive"
+    server = await run_server(routes, timeout_keep_alive=0.5 if stalls else 30, close_timeout=0.5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    received = len(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5))
+    taken = -received
+    while received < (3 << 20):
+        data = await asyncio.wait_for(reader.read(1 << 16), 5)
+        assert data
+        received += len(data)
+    taken += received
+    try:
+        # (It reads no more: its buffer fills, and its kernel's.)
+        if not stalls:
+            await asyncio.sleep(0.2)
+            await server.close(timeout=0.5)
+        await wait_for(
+            lambda: any(r.name == "wsserver.access" for r in caplog.records), what="the line"
+        )
+    finally:
+        writer.close()
+    (record,) = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert taken <= record.bytes_sent < (48 << 20), (taken, record.getMessage())  # type: ignore[attr-defined]
+
+
 async def test_an_ipv6_peer_is_logged_in_brackets(caplog: pytest.LogCaptureFixture) -> None:
     # "::1:52918" (uvicorn's way too) cannot be told apart: is the port
     # 52918, or part of the address? RFC 3986's "[::1]:52918" can.

@@ -74,6 +74,7 @@ from .transports import (
     is_asyncio_tls,
     peer_address,
     tcp_bytes_moved,
+    tcp_bytes_written,
     under_tls_closing,
     unsent_bytes,
 )
@@ -1311,11 +1312,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             await self._drain_all()
             if self.closing:
                 return True
-            sent = await self._kernel_sends(file, offset, count)
+            written = tcp_bytes_written(self.transport)
+            try:
+                sent = await self._kernel_sends(file, offset, count)
+            except BaseException:
+                self._count_cut_short(written, file, offset)  # (cancelled: shutdown)
+                raise
             if sent is None:
-                # (Cut short: asyncio moved the file's position past what went.)
-                with contextlib.suppress(OSError, ValueError):
-                    self._sent += max(0, file.tell() - offset)
+                self._count_cut_short(written, file, offset)
                 return True
             if sent == _NOT_AVAILABLE:
                 # (h11 counted them already: they go out as they are.)
@@ -1332,6 +1336,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.close_transport()
                 raise RuntimeError("cannot send this response: the file is shorter than it was")
         return True
+
+    def _count_cut_short(self, written: int | None, file: Any, offset: int) -> None:
+        """Count what went of a file whose ``sendfile()`` was cut short, from
+        ``offset``: the bytes written to the socket since it counted
+        ``written`` (its transport may be closed, its socket is not yet).
+        asyncio moves the file's position past what went where sendfile()
+        failed, but leaves it where it was when cancelled (a stalled client,
+        shutdown): that is the measure only where the socket has none."""
+        now = tcp_bytes_written(self.transport)
+        if written is not None and now is not None:
+            self._sent += max(0, now - written)
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._sent += max(0, file.tell() - offset)
 
     def _write_raw(self, data: bytes) -> None:
         if self.closing:

@@ -33,6 +33,7 @@ __all__ = [
     "peer_address",
     "peer_left",
     "tcp_bytes_moved",
+    "tcp_bytes_written",
     "unread_bytes",
     "unsent_bytes",
     "write",
@@ -319,3 +320,13 @@ def tcp_bytes_moved(transport: asyncio.BaseTransport) -> tuple[int, int] | None:
         return None
     acked, received = _TCP_INFO_BYTES.unpack_from(info, _TCP_INFO_OFFSET)
     return int(acked), int(received)
+
+
+def tcp_bytes_written(transport: asyncio.BaseTransport) -> int | None:
+    """How many bytes were written to a TCP transport's socket, by whatever
+    wrote them (the kernel's ``sendfile()`` too): those the peer acknowledged
+    and those the kernel still holds for it (:func:`tcp_bytes_moved`,
+    :func:`unsent_bytes`). A counter that only grows; None where unknown."""
+    moved = tcp_bytes_moved(transport)
+    held = unsent_bytes(transport)
+    return None if moved is None or held is None else moved[0] + held
