@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import logging
 import os
 import socket
@@ -664,6 +665,34 @@ class TestSendfile:
             received = await slowly_read(client, socket_path, "/files/data.bin")
             assert received.partition(b"\r\n\r\n")[2] == data
         assert sent_by_the_kernel(caplog) == 0
+
+    async def test_a_client_that_leaves_with_its_request_is_no_error(
+        self, run_server: StartServer, site: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Its request and its FIN in one read (a script's "printf ... | nc -N",
+        # a health check that does not wait): the transport closes as the
+        # kernel's sendfile() is about to start, which fails ("Transport is
+        # closing") while the handler is cancelled. Nobody took that failure:
+        # asyncio logged "Task exception was never retrieved" at ERROR, with
+        # its traceback, for each such client.
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        routes = Router()
+        routes.static("/files", site)
+        server = await run_server(routes)
+        for target in ("/files/app.js", "/files/sub/big.bin"):
+            for _ in range(3):
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                writer.write_eof()
+                await asyncio.wait_for(reader.read(), 5)
+                writer.close()
+        await wait_for(lambda: not server.connections, what="the connections closed")
+        gc.collect()  # (a task's unretrieved failure is logged as it is freed)
+        assert not errors, errors
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+        await wait_for(lambda: open_descriptors_of(site / "sub" / "big.bin") == 0, what="closed")
 
     async def test_a_stalled_client_behind_an_earlier_response_is_closed_at_once(
         self, run_server: StartServer, tmp_path: Path

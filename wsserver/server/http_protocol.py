@@ -1387,6 +1387,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         sending = self._sending = asyncio.ensure_future(
             self.loop.sendfile(self.transport, file, offset, count, fallback=False)
         )
+        # (Its failure is read below, unless this task is cancelled first: the
+        # client left as it began, "Transport is closing". Read, asyncio does
+        # not log it as an error.)
+        sending.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             while not sending.done():
                 taken = self._taken()
