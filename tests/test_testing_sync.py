@@ -144,6 +144,40 @@ def test_the_application_s_exception_is_raised_in_the_test() -> None:
             assert ws.close_code == 1011
 
 
+def test_a_timeout_error_reaches_the_test_as_it_was_raised() -> None:
+    # (asyncio hands a TimeoutError from its loop to another thread as a new
+    # one, made of its message alone: the application's, its traceback and
+    # cause lost; the client's own, where it waited.)
+    routes = Router()
+
+    async def lookup() -> None:
+        raise TimeoutError("the database did not answer")
+
+    @routes.get("/lookup")
+    async def handler(request: Request) -> Response:
+        try:
+            await lookup()
+        except TimeoutError as exc:
+            raise TimeoutError("the lookup failed") from exc
+        return text("found")
+
+    @routes.websocket("/quiet")
+    async def quiet(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    with SyncTestClient(routes) as client:
+        with pytest.raises(TimeoutError, match="the lookup failed") as caught:
+            client.get("/lookup")
+        assert isinstance(caught.value.__cause__, TimeoutError)
+        assert str(caught.value.__cause__) == "the database did not answer"
+        assert "handler" in [frame.name for frame in caught.traceback]
+        with client.websocket("/quiet") as ws:
+            with pytest.raises(TimeoutError, match="no message came") as caught:
+                ws.receive(timeout=0.05)
+            assert "receive" in [frame.name for frame in caught.traceback]
+
+
 def test_iteration_timeouts_and_cookies() -> None:
     routes = Router()
 

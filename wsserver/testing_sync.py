@@ -57,6 +57,29 @@ T = TypeVar("T")
 _LIVENESS = 0.1
 
 
+class _Raised:
+    """A TimeoutError a coroutine raised, returned to the calling thread as it is."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: TimeoutError) -> None:
+        self.exc = exc
+
+
+async def _as_raised(coroutine: Coroutine[Any, Any, T]) -> T | _Raised:
+    """``coroutine``'s result; a TimeoutError it raises, returned (:class:`_Raised`).
+
+    A future of ``run_coroutine_threadsafe()`` hands a TimeoutError over as a
+    new one made of its message alone (asyncio's for concurrent.futures', one
+    class since Python 3.11): the application's would lose its traceback and
+    its cause, the client's own where it waited.
+    """
+    try:
+        return await coroutine
+    except TimeoutError as exc:
+        return _Raised(exc)
+
+
 class _Thread:
     """An event loop running in a thread of its own, and the one way into it."""
 
@@ -102,14 +125,17 @@ class _Thread:
         if not self.thread.is_alive():
             coroutine.close()
             self._gone()
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        future = asyncio.run_coroutine_threadsafe(_as_raised(coroutine), self.loop)
         try:
             while True:
                 # (Looking now and then whether the loop is still there: a
                 # loop that died would never answer.)
                 concurrent.futures.wait((future,), timeout=_LIVENESS)
                 if future.done():
-                    return future.result()
+                    result = future.result()
+                    if isinstance(result, _Raised):
+                        raise result.exc
+                    return result
                 if not self.thread.is_alive():
                     self._gone()
         except concurrent.futures.CancelledError:
