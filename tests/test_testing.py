@@ -725,6 +725,41 @@ async def test_the_application_s_exception_keeps_its_own_context() -> None:
         assert isinstance(caught.value.__context__, KeyError)
 
 
+async def test_the_application_s_timeout_is_not_the_client_s() -> None:
+    # (asyncio.wait_for() and asyncio.timeout() raise a TimeoutError without a
+    # message: the application's, raised in the test within the client's own
+    # bound, was taken for that bound's and replaced by "no response came
+    # within 5.0 s", at once, its traceback dropped.)
+    routes = Router()
+
+    @routes.get("/lookup")
+    async def lookup(request: Request) -> Response:
+        await asyncio.wait_for(asyncio.sleep(10), 0.01)
+        return text("found")
+
+    @routes.websocket("/ws")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        async for _ in ws:
+            async with asyncio.timeout(0.01):
+                await asyncio.sleep(10)
+
+    async with TestClient(routes) as client:
+        with pytest.raises(TimeoutError) as caught:
+            await client.get("/lookup")
+        assert caught.value.args == ()
+        assert "lookup" in [frame.name for frame in caught.traceback]
+        async with client.websocket("/ws") as ws:
+            await ws.send("go")
+            with pytest.raises(TimeoutError) as caught:
+                await ws.receive()
+            assert caught.value.args == ()
+            assert "handler" in [frame.name for frame in caught.traceback]
+        # The client's own bound still says what did not come in time.
+        with pytest.raises(TimeoutError, match=r"no message came within 0\.05 s"):
+            async with client.websocket("/ws") as ws:
+                await ws.receive(timeout=0.05)
+
+
 async def test_a_listener_that_raises_does_not_keep_the_client_from_its_answer(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -946,12 +946,15 @@ def _shortcut(method: str) -> Callable[..., Awaitable[ClientResponse]]:
 @contextlib.asynccontextmanager
 async def _within(seconds: float | None, what: str) -> AsyncIterator[None]:
     """``asyncio.timeout(seconds)``, whose TimeoutError says what did not come in time."""
+    bound = asyncio.timeout(seconds)
     try:
-        async with asyncio.timeout(seconds):
+        async with bound:
             yield
     except TimeoutError as exc:
-        if exc.args:
-            raise  # (one that says what it is already)
+        if exc.args or not bound.expired():
+            # (One that says what it is already; or not this bound's: the
+            # application's, raised in the test, asyncio.wait_for()'s say.)
+            raise
         raise TimeoutError(
             f"{what} within {seconds} s (the client's timeout: TestClient(timeout=...), "
             "or the call's; None waits for ever)"
