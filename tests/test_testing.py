@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import datetime
 import gc
 import io
 import logging
@@ -1729,6 +1730,39 @@ async def test_cookies_a_response_sets_go_with_the_next_requests_and_upgrades() 
         assert (await client.get("/me")).json() == {"lang": "fr"}
 
 
+async def test_a_cookie_that_ends_goes_no_more_as_a_browser_s_would() -> None:
+    # (A cookie was kept for ever once set: its Max-Age or Expires was read
+    # only to drop one set already expired. Browsers, and httpx's jar under
+    # Starlette's client, send a cookie until it ends.)
+    routes = _session_routes()
+
+    @routes.get("/code")
+    async def code(request: Request) -> Response:
+        response = text("sent")
+        response.set_cookie("code", "123", max_age=1)
+        # (Its end is the moment it was set plus a second, whatever its Expires says.)
+        response.set_cookie("otp", "9", max_age=1, expires=datetime.datetime(2100, 1, 1))
+        return response
+
+    async with TestClient(routes) as client:
+        await client.post("/login")
+        await client.get("/code")
+        assert client.cookies == {"session": "s3cret", "theme": "dark", "code": "123", "otp": "9"}
+        client.cookies["otp"] = "set by the test"  # (as httpx's set(): a session cookie)
+        await asyncio.sleep(1.1)
+        assert (await client.get("/me")).json() == {
+            "session": "s3cret",
+            "theme": "dark",
+            "otp": "set by the test",
+        }
+        assert client.cookies == {"session": "s3cret", "theme": "dark", "otp": "set by the test"}
+        await client.get("/code")
+        await asyncio.sleep(1.1)
+        async with client.websocket("/ws") as ws:  # (an upgrade's Cookie, likewise)
+            assert await ws.receive() == "hello, dark"
+        assert client.cookies == {"session": "s3cret", "theme": "dark"}
+
+
 async def test_a_response_s_own_cookies_and_raise_for_status_are_httpx_s() -> None:
     async with TestClient(_session_routes()) as client:
         login = await client.post("/login")
@@ -2176,6 +2210,7 @@ async def test_a_starlette_session_cookie_reaches_its_websocket() -> None:
         ("a=1; Max-Age=5; Expires=Thu, 01 Jan 1970 00:00:00 GMT", {"a": "1"}),  # Max-Age wins
         ("a=1; Max-Age=-1; Expires=Fri, 01 Jan 2100 00:00:00 GMT", {}),
         ("a=1; Max-Age=soon", {"a": "1"}),  # (an attribute that does not parse: ignored)
+        ("a=1; Max-Age=" + "9" * 400, {"a": "1"}),  # (400 days at most, as browsers keep one)
         ("a=1; Expires=someday", {"a": "1"}),
         ("a=1; Expires=Fri, 01 Jan 2100 00:00:00 GMT", {"a": "1"}),
         ("a = 1 ; Path=/", {"a": "1"}),

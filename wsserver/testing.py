@@ -149,16 +149,53 @@ _SAFE = string.punctuation
 
 
 class Cookies(dict[str, str]):
-    """A client's cookies, by name: a dict, with httpx's ``set()`` and ``delete()``."""
+    """A client's cookies, by name: a dict, with httpx's ``set()`` and ``delete()``.
+
+    One a response set to end (``Max-Age``, ``Expires``) goes no more once it
+    ended, as a browser's (unless the test gave it a value of its own since).
+    """
+
+    def __init__(self, *args: Any, **kwargs: str) -> None:
+        super().__init__(*args, **kwargs)
+        #: When each cookie a response set to end ends (time.time()'s), with the
+        #: value it set (another value is the test's own: a session cookie).
+        self._ends: dict[str, tuple[str, float]] = {}
+        if args and isinstance(args[0], Cookies):  # (a copy ends as they do)
+            self._ends.update(args[0]._ends)
 
     def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
         """Send ``name=value`` with the next requests (``domain`` and ``path``
         are taken for httpx's sake: every request here goes to the one server)."""
         self[name] = value
+        self._ends.pop(name, None)
 
     def delete(self, name: str, domain: str | None = None, path: str | None = None) -> None:
         """Send ``name`` no more (nothing happens if it is not there)."""
         self.pop(name, None)
+        self._ends.pop(name, None)
+
+    def _keep(self, name: str, value: str, ends: float | None) -> None:
+        """Take the cookie a response set (``ends``: when it ends, None: with the
+        session); drop it if it ended already."""
+        if ends is not None and ends <= time.time():
+            self.delete(name)
+            return
+        self[name] = value
+        if ends is None:
+            self._ends.pop(name, None)
+        else:
+            self._ends[name] = (value, ends)
+
+    def _drop_ended(self) -> None:
+        """Drop the cookies that ended (those still as their response set them)."""
+        if not self._ends:
+            return
+        now = time.time()
+        for name, (value, ends) in list(self._ends.items()):
+            if self.get(name) != value:
+                del self._ends[name]  # (the test's own since, or gone)
+            elif ends <= now:
+                self.delete(name)
 
 
 class ClientResponse:
@@ -245,9 +282,10 @@ class ClientResponse:
     def cookies(self) -> dict[str, str]:
         """The cookies this response sets (``Set-Cookie``), by name; not those it expires."""
         found = {}
+        now = time.time()
         for header in self.headers.getall("set-cookie"):
             cookie = _set_cookie(header)
-            if cookie is not None and not cookie[2]:
+            if cookie is not None and (cookie[2] is None or cookie[2] > now):
                 found[cookie[0]] = cookie[1]
         return found
 
@@ -872,9 +910,14 @@ def _file_content(name: str, content: Any) -> bytes:
     )
 
 
-def _set_cookie(header: str) -> tuple[str, str, bool] | None:
-    """A ``Set-Cookie`` header's name, value and whether it has expired (its
-    ``Max-Age`` not above 0, else its ``Expires`` past); None if it sets none."""
+#: The longest a cookie lives (RFC 6265bis 5.6.1 and 5.6.2: 400 days, as browsers cap it).
+_COOKIE_LIFE = 400 * 24 * 3600
+
+
+def _set_cookie(header: str) -> tuple[str, str, float | None] | None:
+    """A ``Set-Cookie`` header's name, value and when it ends (time.time()'s:
+    by its ``Max-Age``, 0 if not above 0, else its ``Expires``; None: with the
+    session); None if it sets none."""
     pair, *attributes = header.split(";")
     name, equals, value = pair.partition("=")
     name, value = name.strip(" \t"), value.strip(" \t")
@@ -891,12 +934,12 @@ def _set_cookie(header: str) -> tuple[str, str, bool] | None:
             with contextlib.suppress(TypeError, ValueError, IndexError):
                 expires = email.utils.parsedate_to_datetime(argument)
     if max_age is not None:
-        return name, value, max_age <= 0
+        return name, value, time.time() + min(max_age, _COOKIE_LIFE) if max_age > 0 else 0.0
     if expires is not None:
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=datetime.UTC)
-        return name, value, expires <= datetime.datetime.now(datetime.UTC)
-    return name, value, False
+        return name, value, min(expires.timestamp(), time.time() + _COOKIE_LIFE)
+    return name, value, None
 
 
 def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:
@@ -1989,7 +2032,7 @@ class TestClient:
 
     Cookies are kept as a browser keeps them for one site: ``client.cookies``
     (name -> value) takes what responses set (``Set-Cookie``; one that
-    expires, by ``Max-Age`` or ``Expires``, is dropped) and goes with every
+    ``Max-Age`` or ``Expires`` ends is dropped when it ends) and goes with every
     next request and WebSocket upgrade as its ``Cookie`` header, unless the
     request's ``headers`` have one. ``Path``, ``Domain`` and ``Secure`` are
     not checked: there is one site, and every cookie goes to all of it.
@@ -2184,7 +2227,9 @@ class TestClient:
     # ------------------------------------------------------------ HTTP
 
     def _send_cookies(self, items: list[tuple[str, str]], names: set[str]) -> None:
-        """Add the ``Cookie`` header of ``client.cookies`` unless ``names`` has one."""
+        """Add the ``Cookie`` header of ``client.cookies`` unless ``names`` has one
+        (those that ended dropped first)."""
+        self.cookies._drop_ended()
         if self.cookies and "cookie" not in names:
             items.append(("Cookie", "; ".join(f"{n}={v}" for n, v in self.cookies.items())))
 
@@ -2192,13 +2237,8 @@ class TestClient:
         """Take the cookies a response sets (RFC 6265 5.2), and drop those it expires."""
         for header in headers.getall("set-cookie"):
             cookie = _set_cookie(header)
-            if cookie is None:
-                continue
-            name, value, expired = cookie
-            if expired:
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = value
+            if cookie is not None:
+                self.cookies._keep(*cookie)
 
     async def request(
         self,
