@@ -145,6 +145,25 @@ async def wait_until_served(port: int, version: str, timeout: float = 10) -> Non
             await asyncio.sleep(0.1)
 
 
+async def test_a_burst_of_edits_is_one_restart(tmp_path: Path) -> None:
+    # A checkout, a formatter or an editor saving several files writes them
+    # over a moment: each look that fell within it restarted the workers
+    # again (three rolling restarts here, each closing every WebSocket with
+    # 1012). Looks go on, a tenth of a second apart, until one sees nothing new.
+    write_app(tmp_path, "0")
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path), "--reload-delay", "0.2")
+    async with running_cli(*args, "--ping-interval", "off") as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        for n in range(1, 9):  # (0.6 s: three looks' worth)
+            write_app(tmp_path, str(n))
+            (tmp_path / f"module_{n}.py").write_text("x = 1\n")
+            await asyncio.sleep(0.08)
+        await wait_until_served(cli.port, "8")
+        await asyncio.sleep(1.0)
+        assert cli.stderr.count("changed: ") == 1, cli.stderr
+        assert "module_1.py" in cli.stderr and "and 6 more" in cli.stderr
+
+
 def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_path: Path) -> None:
     (tmp_path / "pkg").mkdir()
     for skipped in ("__pycache__", ".git", "node_modules", "venv"):

@@ -91,6 +91,11 @@ PONG = b"O"
 #: Seconds a worker's event loop may take to answer a PING, unless said
 #: otherwise (``--timeout-worker-healthcheck``): gunicorn's worker timeout.
 HEALTH_TIMEOUT = 30.0
+#: ``--reload``: once a look saw a change, the next looks' interval, and at
+#: most how many (1.6 s in all, as watchfiles' debounce) before restarting:
+#: until a look sees nothing new, the edits are one burst.
+RELOAD_SETTLE_STEP = 0.1
+RELOAD_SETTLE_LOOKS = 16
 #: Seconds between two PINGs to a worker.
 HEALTH_INTERVAL = 1.0
 
@@ -651,6 +656,15 @@ class Supervisor:
             # In a thread: a look is a few hundred stat() calls, and signals,
             # exits and ready pipes must not wait for it.
             changed = await asyncio.to_thread(watcher.changed)
+            # A burst of edits (a checkout, a formatter, an editor saving
+            # several files) is one change: looked at again until a look
+            # sees nothing new (up to RELOAD_SETTLE_LOOKS).
+            for _ in range(RELOAD_SETTLE_LOOKS if changed else 0):
+                await asyncio.sleep(RELOAD_SETTLE_STEP)
+                more = await asyncio.to_thread(watcher.changed)
+                if not more:
+                    break
+                changed.extend(path for path in more if path not in changed)
             if not changed or self.stopping:
                 continue
             shown = ", ".join(_shown_path(path) for path in changed[:3])
