@@ -457,6 +457,40 @@ async def test_asgi_apps_publish_and_subscribe_through_the_extension() -> None:
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "from http"
 
 
+async def test_an_asgi_websocket_publishes_to_the_others_without_itself() -> None:
+    # A chat's sender does not want its own message back: the Router's
+    # publish(exclude=ws) did that, and the extension had no way to.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            raise RuntimeError("websockets only")
+        pubsub = scope["extensions"]["wsserver.pubsub"]
+        await receive()
+        await send({"type": "websocket.accept"})
+        await pubsub["subscribe"]("room")
+        await send({"type": "websocket.send", "text": "joined"})
+        while (event := await receive())["type"] == "websocket.receive":
+            others = event["text"].startswith("others:")
+            got = await pubsub["publish"]("room", event["text"], exclude_self=others)
+            await send({"type": "websocket.send", "text": f"delivered {got}"})
+
+    async with (
+        serve(app, "127.0.0.1", 0, ping_interval=None, lifespan="off") as server,
+        websockets.connect(f"ws://127.0.0.1:{server.port}/") as alice,
+        websockets.connect(f"ws://127.0.0.1:{server.port}/") as bob,
+    ):
+        for ws in (alice, bob):
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "joined"
+        await alice.send("others: hi")
+        assert await asyncio.wait_for(alice.recv(), TIMEOUT) == "delivered 1"
+        assert await asyncio.wait_for(bob.recv(), TIMEOUT) == "others: hi"
+        await alice.send("all: hi")
+        assert {await asyncio.wait_for(alice.recv(), TIMEOUT) for _ in range(2)} == {
+            "all: hi",
+            "delivered 2",
+        }
+        assert await asyncio.wait_for(bob.recv(), TIMEOUT) == "all: hi"
+
+
 # A model of who is subscribed to what, against two real servers sharing a
 # memory broker, driven by Hypothesis: clients (websockets' and raw ones,
 # which answer no close frame: a client gone silent) subscribe, unsubscribe,

@@ -99,6 +99,7 @@ class ASGIApplication:
         scope = websocket_scope(request, **self._where(connection))
         session = WebSocketSession(connection, request, accept, scope)
         extension = pubsub_extension(connection.server)
+        extension["publish"] = session.publish
         extension["subscribe"] = session.subscribe
         extension["unsubscribe"] = session.unsubscribe
         scope["extensions"][PUBSUB] = extension
@@ -115,7 +116,7 @@ def pubsub_extension(server: Any) -> dict[str, Any]:
     ``await publish(topic, message)`` (returns the local deliveries),
     ``await presence(topic)``, ``await presence_by_topic()``; in a ``websocket``
     scope also ``subscribe(topic)`` and ``unsubscribe(topic)`` for the
-    connection, once accepted.
+    connection, once accepted, and ``publish(..., exclude_self=True)`` not to it.
     """
     return {
         "publish": server.publish,

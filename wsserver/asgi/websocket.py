@@ -400,5 +400,12 @@ class WebSocketSession:
         if self.websocket is not None:
             self.websocket.unsubscribe(topic)
 
+    async def publish(self, topic: str, message: Any, *, exclude_self: bool = False) -> int:
+        """The pub/sub extension's publish in a ``websocket`` scope (as
+        :meth:`Server.publish`): with ``exclude_self``, not to this connection
+        (a chat's sender, say)."""
+        exclude = self.websocket if exclude_self else None
+        return await self.server.publish(topic, message, exclude=exclude)
+
     def _deny(self, response: Response) -> None:
         self._http().deny(response)
