@@ -1590,6 +1590,49 @@ async def test_a_burst_of_presence_queries_leaves_publishing_alone(
         await busy.aclose()
 
 
+async def test_a_pool_bounded_by_the_url_leaves_publishing_its_connections(
+    redis_server: RedisServer,
+) -> None:
+    # ?max_connections=6 (a URL the broker takes) was less than the
+    # connections the broker may hold at once: its subscriber, its sender,
+    # its presence writer and broker_presence_queries (8) queries. A burst of
+    # queries while Redis was slow a moment took the pool's last ones, the
+    # next publish failed (MaxConnectionsError) and was taken for an outage:
+    # messages dropped, the application told Redis was down.
+    url = redis_server.url + "?max_connections=6"
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    events: list[bool] = []
+    busy = aioredis.from_url(redis_server.url)
+    try:
+        async with a, b, AsyncExitStack() as stack:
+            a.on_broker_state(events.append)
+            wa, wb = await subscribed_on_both(stack, redis_server, a, b)
+            slow = asyncio.ensure_future(busy.eval(BUSY_SCRIPT, 0, 700_000))
+            await asyncio.sleep(0.1)
+            queries = [asyncio.ensure_future(a.presence_by_topic()) for _ in range(20)]
+            await asyncio.sleep(0.1)
+            await wa.send("during")
+            assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "during"
+            assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "during"
+            await slow
+            assert await asyncio.gather(*queries) == [{"t": 2}] * 20
+            assert events == [] and a.pubsub.broker.stats.outages == 0
+    finally:
+        await busy.aclose()
+
+
+def test_a_pool_too_small_for_the_broker_is_refused() -> None:
+    # ?max_connections=3 leaves no connection for a presence query once the
+    # subscriber, the sender and the presence writer have theirs: each query
+    # could take the one a publish needs, an outage.
+    with pytest.raises(ConfigError) as refused:
+        serve(topic_routes(), "127.0.0.1", 0, broker="redis://:s3cret@cache/0?max_connections=3")
+    said = str(refused.value)
+    assert "?max_connections= of at least 4" in said and "s3cret" not in said
+    RedisBroker("redis://cache/0?max_connections=4")  # (one query at a time)
+
+
 async def test_a_connection_redis_closed_for_idleness_is_no_outage(
     redis_server: RedisServer,
 ) -> None:

@@ -93,6 +93,9 @@ CANCEL_AGAIN = 0.05
 #: ``client-output-buffer-limit pubsub`` (32 MB by default).
 SUBSCRIBE_BATCH = 1000
 SUBSCRIBE_BYTES = 2**20
+#: Connections of the client's pool the broker holds at once besides its
+#: presence queries: the subscriber's, the sender's and the presence writer's.
+OWN_CONNECTIONS = 3
 
 #: Presence, read in one round trip: KEYS[1] the set of processes, ARGV[1] the
 #: prefix of their hashes, ARGV[2] this process (left out: its counts are
@@ -177,7 +180,8 @@ class RedisBroker(Broker):
         max_backoff: longest wait between reconnection attempts.
         presence_queries: :meth:`presence` queries sent at once; more wait
             their turn (within ``timeout``), so that a burst of them (Redis
-            slow a moment) never takes the connections publishing needs.
+            slow a moment) never takes the connections publishing needs
+            (fewer if the URL's ``?max_connections=`` leaves fewer).
         timeout: seconds Redis gets to answer a command (or accept a
             connection) before it is taken for unreachable: a Redis that
             stops answering (stopped, overloaded, cut off without a reset) is
@@ -209,7 +213,7 @@ class RedisBroker(Broker):
         self.prefix = prefix
         check_redis_url(url)
         try:
-            options = parse_url(url)
+            options: Mapping[str, Any] = parse_url(url)
             db = int(options.get("db") or 0)
         except ValueError as exc:  # (redis-py's words may quote a piece of the password)
             raise ValueError(
@@ -221,6 +225,7 @@ class RedisBroker(Broker):
                 )
             ) from None
         self._check_options(options)
+        pool = options.get("max_connections") or 100  # (the client's pool: redis-py's 100)
         #: Of the channels: the prefix, and the database if not 0.
         self.channel_prefix = f"{prefix}{db}:" if db else prefix
         #: Bytes cut off a channel's name to find its topic.
@@ -287,8 +292,9 @@ class RedisBroker(Broker):
         self._refused_said = 0.0
         self._first_attempt: asyncio.Future[None] | None = None
         #: Held by each presence query: at most presence_queries of them
-        #: take a connection of the client's pool (100), which publishing shares.
-        self._presence_queries = asyncio.Semaphore(presence_queries)
+        #: take a connection of the client's pool, which publishing shares
+        #: (of the pool's 100, or what the URL's ?max_connections= leaves).
+        self._presence_queries = asyncio.Semaphore(min(presence_queries, pool - OWN_CONNECTIONS))
         #: Why the last presence write was refused (None: it was not).
         self._presence_refused: str | None = None
         #: Whether Redis refused the script that writes a change of the
@@ -304,7 +310,10 @@ class RedisBroker(Broker):
         ``redis://`` URL, a misspelt one) to the connection's constructor:
         each attempt raised a ``TypeError``, a traceback every few seconds for
         ever. ``?decode_responses=true`` makes Redis's answers text, which
-        every message and presence read here would fail on.
+        every message and presence read here would fail on. A
+        ``?max_connections=`` that leaves no connection for a presence query
+        besides the broker's own would have each query take one a publish
+        needs.
         """
         if "decode_responses" in options:  # (redis-py takes "false" for true)
             raise ValueError(
@@ -324,6 +333,14 @@ class RedisBroker(Broker):
             raise ValueError(
                 f"broker {self.shown_url!r}: a parameter has a value redis-py cannot use"
             ) from None
+        pool = options.get("max_connections")
+        if pool and pool <= OWN_CONNECTIONS:
+            # (Each query could then take the connection a publish needs: an outage.)
+            raise ValueError(
+                f"broker {self.shown_url!r}: the broker holds {OWN_CONNECTIONS} connections "
+                f"and one for a presence query: ?max_connections= of at least "
+                f"{OWN_CONNECTIONS + 1}, not {pool}"
+            )
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.shown_url} {'up' if self.up else 'down'}>"
