@@ -81,6 +81,11 @@ def test_envelope_round_trip() -> None:
         ("redis://127.0.0.1:6379/1x", "the database after the host must be a number"),
         ("rediss://app:s3cret@cache/db2", "not 'db2'"),
         ("redis://127.0.0.1:6379/0?db=two", "a ?db= that is no number"),
+        # Another parameter's value that redis-py cannot read was said to be
+        # a password to percent-encode, in a URL with no password.
+        ("redis://cache:6379/0?socket_timeout=5s", "can read: a ?socket_timeout= it cannot"),
+        ("redis://:s3cret@cache/0?max_connections=ten", "can read: a ?max_connections= it"),
+        ("unix:///run/redis.sock?health_check_interval=0.5", "a ?health_check_interval= it"),
         # A password with a "/" (base64): shown as typed, or quoted by redis-py.
         ("redis://default:s3cret/Zm9v@cache:6379/0", "'redis://default:***@cache:6379/0'"),
         ("redis://default:Zm9v/s3cret@cache:6379/0", "is not a Redis URL redis-py can read"),

@@ -66,6 +66,8 @@ __all__ = ["RedisBroker"]
 
 #: How Python says a function was given a keyword it does not take.
 _UNKNOWN_PARAMETER = re.compile(r"unexpected keyword argument '(\w+)'")
+#: How redis-py says a URL's parameter has a value it cannot parse.
+_INVALID_VALUE = re.compile(r"Invalid value for '(\w+)' in connection URL")
 
 logger = logging.getLogger("wsserver.broker")
 
@@ -216,12 +218,16 @@ class RedisBroker(Broker):
             options: Mapping[str, Any] = parse_url(url)
             db = int(options.get("db") or 0)
         except ValueError as exc:  # (redis-py's words may quote a piece of the password)
+            # (Only a parameter it parses is named: never the password.)
+            invalid = _INVALID_VALUE.search(str(exc))
             raise ValueError(
                 f"broker {self.shown_url!r} is not a Redis URL redis-py can read"
                 + (
-                    ": a ?db= that is no number"
-                    if "'db'" in str(exc)
-                    else " (percent-encode a / ? # or @ in the password: %2F %3F %23 %40)"
+                    " (percent-encode a / ? # or @ in the password: %2F %3F %23 %40)"
+                    if invalid is None
+                    else ": a ?db= that is no number"
+                    if invalid[1] == "db"
+                    else f": a ?{invalid[1]}= it cannot read"
                 )
             ) from None
         self._check_options(options)
