@@ -130,6 +130,14 @@ def test_envelope_round_trip() -> None:
         ("redis://cache/0?protocol=4", "a parameter has a value redis-py cannot use"),
         ("rediss://cache/0?ssl_cert_reqs=maybe", "a parameter has a value redis-py cannot use"),
         ("redis://cache/0?connection_class=x", "a parameter has a value redis-py cannot use"),
+        # A unix:// URL's host is no part of the path redis-py connects to: a
+        # relative path ("redis.sock", read as none) or a missing third "/"
+        # ("run/redis.sock", read as "/redis.sock") was accepted, and every
+        # connection attempt failed for ever ("Error 22 connecting to .").
+        ("unix://redis.sock", "'unix://redis.sock': a unix:// URL names the socket by its"),
+        ("unix://run/redis/redis.sock?db=1", "absolute path (unix:///run/redis/redis.sock)"),
+        ("unix://:s3cret@run/redis.sock", "'unix://:***@run/redis.sock': a unix:// URL names"),
+        ("unix://?db=1", "a unix:// URL names the socket by its absolute path"),
         ("http://cache/0", "expected 'memory' or a redis://, rediss:// or unix:// URL"),
         (123, "broker must be a Broker, a URL or 'memory', not int"),  # (an AttributeError)
     ],

@@ -102,12 +102,27 @@ def check_redis_url(url: str) -> None:
     Nor one whose password has a ``/``, ``?`` or ``#`` not percent-encoded:
     redis-py ends the password there.
 
+    Nor a ``unix://`` URL whose path is not absolute: what comes before its
+    first ``/`` is a host to redis-py, left out of the path it connects to
+    (``unix://run/redis.sock`` is ``/redis.sock``, ``unix://redis.sock``
+    none), and every connection attempt fails.
+
     Raises:
-        ValueError: the path is not ``/`` and a database number, or the
-            password is not percent-encoded.
+        ValueError: the path is not ``/`` and a database number (a socket's
+            absolute path, for ``unix://``), or the password is not
+            percent-encoded.
     """
+    if url.startswith("unix://"):
+        rest = _split(_hide_passwords(url))[2].lstrip("@")
+        path = rest.partition("?")[0].partition("#")[0]
+        if not path.startswith("/") or path == "/":
+            raise ValueError(
+                f"broker {redacted(url)!r}: a unix:// URL names the socket by its absolute"
+                " path (unix:///run/redis/redis.sock)"
+            )
+        return  # (the database is a ?db= parameter, which redis-py checks)
     if not url.startswith(("redis://", "rediss://")):
-        return  # (unix://: the database is a ?db= parameter, which redis-py checks)
+        return
     _, info, rest = _split(_hide_passwords(url))
     if info is not None and any(c in info for c in "/?#@"):
         # redis-py ends the password there: it would read another host, port
