@@ -718,6 +718,43 @@ async def test_redis_broker_between_two_servers_and_presence(redis_server: Redis
     assert isinstance(a.pubsub.broker, RedisBroker) and a.pubsub.broker.stats.received >= 1
 
 
+async def test_two_applications_on_one_redis_keep_apart_by_their_prefix(
+    redis_server: RedisServer,
+) -> None:
+    # Two applications given one Redis database (a managed Redis has one)
+    # shared every topic and its presence: the prefix of the keys and
+    # channels could be set only in code. broker_prefix sets it.
+    def server(prefix: str | None) -> Any:
+        settings = {} if prefix is None else {"broker_prefix": prefix}
+        return serve(
+            topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url, **settings
+        )
+
+    chat, chat_too, shop = server(None), server("wsserver:"), server("shop:")
+    async with chat, chat_too, shop, AsyncExitStack() as stack:
+        wa, wb = await subscribed_on_both(stack, redis_server, chat, chat_too)
+        url = f"ws://127.0.0.1:{shop.port}/sub/t"
+        ws_shop = await stack.enter_async_context(websockets.connect(url))
+        assert await asyncio.wait_for(ws_shop.recv(), TIMEOUT) == "subscribed"
+        await wait_for(lambda: _presence_is(shop, "t", 1), what="the shop's presence")
+        await wa.send("for the chat")
+        assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "for the chat"
+        await ws_shop.send("for the shop")
+        assert await asyncio.wait_for(ws_shop.recv(), TIMEOUT) == "for the shop"
+        await wa.send("again")
+        assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "again"  # (not "for the shop")
+        await wait_for(lambda: _presence_is(chat, "t", 2), what="the chat's presence")
+        assert await shop.presence("t") == 1
+        client = aioredis.from_url(redis_server.url)
+        try:
+            assert b"shop:topic:t" in await client.pubsub_channels()
+            assert await client.exists("shop:nodes")
+        finally:
+            await client.aclose()
+    with pytest.raises(ConfigError, match="broker_prefix"):
+        serve(topic_routes(), broker=redis_server.url, broker_prefix="")
+
+
 async def test_redis_over_a_unix_socket(redis_server: RedisServer) -> None:
     # The URL was accepted, and every connection attempt failed for ever
     # (an option only TCP connections take), logged as an outage.

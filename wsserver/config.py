@@ -854,6 +854,18 @@ class Config:
         env="WEBSOCKET_BROKER",
         flag="--broker",
     )
+    broker_prefix: str = setting(
+        "wsserver:",
+        Text(
+            "a non-empty prefix without spaces or control characters",
+            lambda value: bool(value) and value.isprintable() and not any(map(str.isspace, value)),
+            metavar="PREFIX",
+        ),
+        "what every Redis key and channel of the broker begins with: applications sharing one "
+        "Redis database keep their topics and presence apart by theirs.",
+        env="WEBSOCKET_BROKER_PREFIX",
+        flag="--broker-prefix",
+    )
     broker_presence_ttl: float = setting(
         15.0,
         Seconds(),

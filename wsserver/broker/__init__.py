@@ -23,6 +23,7 @@ def broker_from_url(
     timeout: float = 5.0,
     queue_bytes: int = 16 * 2**20,
     presence_queries: int = 8,
+    prefix: str = "wsserver:",
 ) -> Broker:
     """The broker ``--broker`` names: None or ``memory`` (this process), ``redis://...``.
 
@@ -42,6 +43,7 @@ def broker_from_url(
             timeout=timeout,
             queue_bytes=queue_bytes,
             presence_queries=presence_queries,
+            prefix=prefix,
         )
     raise ValueError(
         f"unknown broker {redacted(url)!r}: expected 'memory' or a redis://, rediss:// or"

@@ -1302,6 +1302,7 @@ def serve(
                 timeout=config.broker_timeout,
                 queue_bytes=config.broker_queue_bytes,
                 presence_queries=config.broker_presence_queries,
+                prefix=config.broker_prefix,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
