@@ -138,6 +138,12 @@ def test_envelope_round_trip() -> None:
         ("unix://run/redis/redis.sock?db=1", "absolute path (unix:///run/redis/redis.sock)"),
         ("unix://:s3cret@run/redis.sock", "'unix://:***@run/redis.sock': a unix:// URL names"),
         ("unix://?db=1", "a unix:// URL names the socket by its absolute path"),
+        # A file that is not there (a typo) was taken, and each connection
+        # attempt failed for ever: one "unreachable" warning, then silence.
+        ("rediss://cache/0?ssl_ca_certs=/nowhere/ca.pem", "?ssl_ca_certs= names no file"),
+        ("rediss://:s3cret@cache/0?ssl_certfile=/nowhere/c.pem", "'/nowhere/c.pem'"),
+        ("rediss://cache/0?ssl_keyfile=/nowhere/k.pem", "?ssl_keyfile= names no file"),
+        ("rediss://cache/0?ssl_ca_path=/nowhere", "?ssl_ca_path= names no file"),
         ("http://cache/0", "expected 'memory' or a redis://, rediss:// or unix:// URL"),
         (123, "broker must be a Broker, a URL or 'memory', not int"),  # (an AttributeError)
     ],
@@ -167,8 +173,8 @@ def test_valid_broker_urls_are_taken_and_shown_without_their_passwords() -> None
         # A password with an "=" (base64's) before the parameters: the
         # parameter that follows was taken for part of it, and shown.
         (
-            "rediss://default:bG9uZ3Bhc3M=@cache:6380/0?ssl_password=s3cret&ssl_keyfile=/k.pem",
-            "rediss://default:***@cache:6380/0?ssl_password=***&ssl_keyfile=/k.pem",
+            "rediss://default:bG9uZ3Bhc3M=@cache:6380/0?ssl_password=s3cret&ssl_keyfile=/dev/null",
+            "rediss://default:***@cache:6380/0?ssl_password=***&ssl_keyfile=/dev/null",
         ),
         ("redis://:abc=@cache/0?password=s3cret", "redis://:***@cache/0?password=***"),
         (

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -66,6 +67,8 @@ __all__ = ["RedisBroker"]
 
 #: How Python says a function was given a keyword it does not take.
 _UNKNOWN_PARAMETER = re.compile(r"unexpected keyword argument '(\w+)'")
+#: The parameters of a rediss:// URL that name a file (or a directory) TLS reads.
+_TLS_FILES = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile")
 #: How redis-py says a URL's parameter has a value it cannot parse.
 _INVALID_VALUE = re.compile(r"Invalid value for '(\w+)' in connection URL")
 
@@ -319,7 +322,8 @@ class RedisBroker(Broker):
         every message and presence read here would fail on. A
         ``?max_connections=`` that leaves no connection for a presence query
         besides the broker's own would have each query take one a publish
-        needs.
+        needs. A TLS file (``?ssl_ca_certs=``...) that is not there would
+        fail every connection attempt.
         """
         if "decode_responses" in options:  # (redis-py takes "false" for true)
             raise ValueError(
@@ -339,6 +343,11 @@ class RedisBroker(Broker):
             raise ValueError(
                 f"broker {self.shown_url!r}: a parameter has a value redis-py cannot use"
             ) from None
+        for name in _TLS_FILES:
+            # (A typo: every connection attempt would fail, said once.)
+            path = options.get(name)
+            if isinstance(path, str) and path and not os.path.exists(path):
+                raise ValueError(f"broker {self.shown_url!r}: ?{name}= names no file: {path!r}")
         pool = options.get("max_connections")
         if pool and pool <= OWN_CONNECTIONS:
             # (Each query could then take the connection a publish needs: an outage.)
