@@ -81,6 +81,12 @@ class TestStatic:
             assert r.status_code == 404
             r = await client.get("/static/in")  # a link within the directory
             assert r.text == "let x = 'é';"
+            # Its type is the name asked for's, as nginx's and Starlette's
+            # (it was the target's: text/javascript).
+            (site / "notes.txt").symlink_to(site / "app.js")
+            r = await client.get("/static/notes.txt")
+            assert r.text == "let x = 'é';"
+            assert r.headers["content-type"] == "text/plain; charset=utf-8"
             # Conditional requests: the client has this version.
             r = await client.get("/static/app.js", headers={"If-None-Match": f"W/{etag}, x"})
             assert (r.status_code, r.content, r.headers["etag"]) == (304, b"", etag)

@@ -63,10 +63,13 @@ def static_handler(
         name = _find(root, path)
         if name is None:
             return error_response(404)
+        # (Its type is the name asked for's, not a link's target's, as nginx's.)
+        asked = path
         is_dir = os.path.isdir(name)
         if is_dir or request.path.endswith("/"):
             if not is_dir or index is None:
                 return error_response(404)  # (a file is no directory: "a.txt/")
+            asked = index
             name = _inside(root, os.path.join(name, index))
             if name is None or os.path.isdir(name):
                 return error_response(404)
@@ -88,7 +91,7 @@ def static_handler(
             raise  # out of descriptors, an I/O error: a 500 (logged), not "no such file"
         file = os.fdopen(fd, "rb")
         try:
-            return _respond(request, file, os.fstat(fd), name, cache_control)
+            return _respond(request, file, os.fstat(fd), asked, cache_control)
         except BaseException:
             file.close()
             raise
@@ -99,7 +102,8 @@ def static_handler(
 def _respond(
     request: Any, file: BinaryIO, info: os.stat_result, name: str, cache_control: str | None
 ) -> Response | StreamingResponse:
-    """The answer to a GET or HEAD of the open ``file``; it is closed unless streamed."""
+    """The answer to a GET or HEAD of the open ``file`` (asked for as ``name``,
+    whose type it is); it is closed unless streamed."""
     if not stat.S_ISREG(info.st_mode):
         file.close()
         return error_response(404)
