@@ -4,6 +4,7 @@ WebSocket connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
@@ -838,3 +839,53 @@ async def test_a_tls_client_hello_with_an_empty_line_in_its_bytes_is_told_too(
     await wait_for(lambda: any("HTTP 400" in r.getMessage() for r in caplog.records))
     told = [r for r in caplog.records if "began a TLS handshake" in r.getMessage()]
     assert [r.levelno for r in told] == [logging.WARNING]
+
+
+@pytest.mark.parametrize("kind", ["asgi", "websocket"])
+async def test_a_task_left_running_at_shutdown_is_named_by_its_path_escaped(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    # The shutdown's warning of a task that caught its cancellation named it by
+    # its decoded path, as it was: a CR (a terminal writes what follows over
+    # the line), a NEL (a line end to some readers), an escape sequence.
+    caplog.set_level(logging.WARNING, logger="wsserver")
+    stop = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def stubborn() -> None:
+        entered.set()
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.CancelledError):  # (the mistake)
+                await asyncio.sleep(0.05)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        await stubborn()
+
+    routes = Router()
+
+    @routes.websocket("/stubborn<rest:path>")
+    async def handler(request: Request, ws: WebSocket, rest: str) -> None:
+        await stubborn()
+
+    server = await run_server(
+        app if kind == "asgi" else routes, shutdown_timeout=0.2, close_timeout=0.5
+    )
+    target = "/stubborn%0d%c2%85forged%1b[2J"
+    request = (
+        upgrade_request(target)
+        if kind == "websocket"
+        else f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(request)
+    try:
+        await asyncio.wait_for(entered.wait(), 5)
+        await asyncio.wait_for(server.close(), 5)
+    finally:
+        stop.set()
+        writer.close()
+    (line,) = [r.getMessage() for r in caplog.records if "left running" in r.getMessage()]
+    assert "/stubborn\\x0d\\x85forged\\x1b[2J went on" in line, line
+    assert line.isprintable(), repr(line)

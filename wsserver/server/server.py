@@ -24,7 +24,7 @@ from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config, served_path
 from ..errors import ConfigError, LifespanFailure
-from ..logs import peer
+from ..logs import peer, printable
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
@@ -1214,7 +1214,8 @@ def warn_of_hidden_routes(router: Router, builtins: Router) -> None:
 
 def _what_task(task: asyncio.Task[Any]) -> str:
     """What a handler's or application's task serves, for a log line: read off
-    its coroutine (the protocol that runs it may be gone)."""
+    its coroutine (the protocol that runs it may be gone). Its path is the
+    client's: escaped, as every line has it (:func:`~wsserver.logs.printable`)."""
     frame = getattr(task.get_coro(), "cr_frame", None)
     owner = frame.f_locals.get("self") if frame is not None else None
     path = getattr(getattr(owner, "request", None), "path", None)
@@ -1223,8 +1224,8 @@ def _what_task(task: asyncio.Task[Any]) -> str:
         path = scope.get("path")
     if isinstance(path, str):
         if isinstance(owner, WebSocketProtocol):
-            return f"the WebSocket handler of {path}"
-        return f"the application's task for {path}"
+            return f"the WebSocket handler of {printable(path)}"
+        return f"the application's task for {printable(path)}"
     return "an application task"
 
 
