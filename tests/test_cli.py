@@ -1378,6 +1378,60 @@ async def test_failed_lifespan_startup_exits_3(tmp_path: Path, fail: str, lifesp
     assert "listening on" not in err
 
 
+STARTUP_RAISING = """
+import traceback
+
+from wsserver import Router
+
+
+def connect():
+    raise ConnectionError("no database today")
+
+
+routes = Router()
+
+
+@routes.on_startup
+async def open_pool(server):
+    connect()
+
+
+async def app(scope, receive, send):
+    await receive()
+    connect()
+
+
+async def starlette_like(scope, receive, send):
+    await receive()
+    try:
+        connect()
+    except Exception:  # (Starlette's lifespan: the traceback is the message)
+        await send({"type": "lifespan.startup.failed", "message": traceback.format_exc()})
+        raise
+"""
+
+
+@pytest.mark.parametrize("attr", ["routes", "app", "starlette_like"])
+async def test_a_startup_that_raised_is_logged_with_its_traceback_once(
+    tmp_path: Path, attr: str
+) -> None:
+    # A Router's on_startup hook, or an ASGI lifespan (--lifespan on), that
+    # raised was said in one line, "...raised ConnectionError('no database
+    # today')": not where, which only the traceback tells (an on_shutdown
+    # hook's failure has its own; so has an application that fails to import).
+    name = f"startup_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(STARTUP_RAISING)
+    code, err = await run_cli_to_end(
+        f"{name}:{attr}", "--app-dir", str(tmp_path), "--lifespan", "on", "--port", "0"
+    )
+    assert code == 3, err
+    assert "startup failed" in err and "listening on" not in err, err
+    # Once: Starlette's message holds it already.
+    assert err.count("Traceback (most recent call last):") == 1, err
+    assert err.count('raise ConnectionError("no database today")') == 1, err
+    assert f'{name}.py", line 8, in connect' in err, err
+
+
 async def test_the_readmes_fastapi_example() -> None:
     async with running_cli("examples.fastapi_rooms:app") as cli:
         async with websockets.connect(cli.url + "/ws/lobby") as ws:

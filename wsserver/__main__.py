@@ -1188,7 +1188,13 @@ def _main(argv: Sequence[str] | None) -> int:
     def failed(exc: Exception) -> int:
         if isinstance(exc, LifespanFailure):
             what = "startup" if isinstance(app, Router) else "ASGI lifespan startup"
-            _fatal("%s failed: %s", what, exc)
+            # What the application raised, with where (its traceback), unless
+            # its message says it already (Starlette's is that traceback).
+            cause = exc.__cause__
+            if cause is not None and "Traceback (most recent call last)" not in str(exc):
+                _fatal("%s failed: %s", what, exc, exc_info=_from_the_app(cause))
+            else:
+                _fatal("%s failed: %s", what, exc)
             return 3
         if isinstance(exc, ConfigError):
             _refuse(parser, args, str(exc))
