@@ -889,3 +889,37 @@ async def test_a_task_left_running_at_shutdown_is_named_by_its_path_escaped(
     (line,) = [r.getMessage() for r in caplog.records if "left running" in r.getMessage()]
     assert "/stubborn\\x0d\\x85forged\\x1b[2J went on" in line, line
     assert line.isprintable(), repr(line)
+
+
+async def test_a_request_refused_for_its_head_is_logged_with_its_method_and_path(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A head that came whole and was refused by the server's own checks (a
+    # control character in a header, two framings, a fragment, CONNECT) was
+    # logged "- - 400", as one that never came whole: which request, on which
+    # path, was not said. (A target not in origin-form stays unsaid: its
+    # authority may hold a password.)
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    server = await run_server(echo_routes("/ws"))
+    for request in (
+        b"GET /api/items?token=secret HTTP/1.1\r\nHost: x\r\nX-Note: a\x7fb\r\n\r\n",
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET /page#section HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        b"GET http://user:pw@example.com/admin HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # (not written whole)
+    ):
+        head, _ = await _exchange(server.port, request)
+        assert head.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 501 ", b"HTTP/1.1 414 ")), head
+    await server.close(timeout=1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    too_long = lines.pop()
+    assert too_long.split(" ")[2:4] == ["-", "414"] and len(too_long) < 100, too_long
+    assert [line.split(" ")[1:4] for line in lines] == [
+        ["GET", "/api/items", "400"],
+        ["POST", "/upload", "400"],
+        ["GET", "/page", "400"],
+        ["CONNECT", "-", "501"],
+        ["GET", "-", "400"],
+    ], lines

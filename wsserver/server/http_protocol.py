@@ -231,6 +231,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_watching",
         "_unsent",
         "_logged",
+        "_request_head",
         "_request_started",
         "_tls_hello",
         "_over_asyncio_tls",
@@ -292,6 +293,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._started = self._request_started = self.loop.time()
         #: The current request's access line is written (or, before any, none is due yet).
         self._logged = False
+        #: The head of the request under way until self.request is made of it:
+        #: one refused for it is logged with its method and path.
+        self._request_head: h11.Request | None = None
         # An ASGI application's run on this connection (see run_asgi()).
         self._asgi_task: asyncio.Task[None] | None = None
         #: A Router HTTP handler's run, while it works on a request (the
@@ -487,17 +491,36 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._logged = True
         if self.config.access_log:
             request = self.request
+            if request is not None:
+                method: str | None = request.method
+                path: str | None = request.target.partition("?")[0]
+            else:
+                method, path = self._refused_head()
             route = None if request is None or request.route is None else request.route.name
             log_access(
                 self.client_address,
-                None if request is None else request.target.partition("?")[0],
+                path,
                 self.status,
                 self.loop.time() - self._request_started,
                 None,
                 route=route,
-                method=None if request is None else request.method,
+                method=method,
                 sent=self._sent,
             )
+
+    def _refused_head(self) -> tuple[str | None, str | None]:
+        """The method and path of a request refused for its head (None: none
+        came whole). The path as sent, without its query or fragment; none for
+        a target that is not a path (an authority may hold a password), nor
+        for one too long to be taken (a 414's: not written whole to the log)."""
+        head = self._request_head
+        if head is None:
+            return None, None
+        target = head.target
+        path = None
+        if (target[:1] == b"/" or target == b"*") and len(target) <= self.config.max_header_size:
+            path = target.partition(b"?")[0].partition(b"#")[0].decode("latin-1")
+        return head.method.decode("ascii", "replace"), path
 
     # ------------------------------------------------------------- requests
 
@@ -664,6 +687,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._asks_upgrade = False
         self._head = event.method == b"HEAD"
         self._logged = False
+        self._request_head = event
         self._request_started = self.loop.time()
         server = self.server
         server.requests += 1
@@ -765,6 +789,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             http_version="1.0" if event.http_version == b"1.0" else "1.1",
             scheme=scheme,
         )
+        self._request_head = None
         self.request.server = self.server
         if not headers.get("host"):  # (HTTP/1.0's may be missing; any may be empty)
             local = self.local_address
