@@ -712,6 +712,37 @@ class TestRequestBodies:
         assert status == 413 and headers["connection"] == "close"
         writer.close()
 
+    @pytest.mark.parametrize("expect", [False, True])
+    async def test_a_body_has_open_timeout_from_the_end_of_its_head(
+        self, run_server: StartServer, expect: bool
+    ) -> None:
+        # A head that came late in its open_timeout (a connection opened
+        # ahead of its request, a slow client), its body 0.25 s after it, a
+        # 100 Continue's answer too: the body's first piece has open_timeout
+        # from the head's end, as every next piece has from the one before
+        # (and as on a stream=True route, or for an ASGI app). It had what
+        # was left of the head's: a 408, after the server's own 100 Continue.
+        server = await run_server(body_app(), open_timeout=0.5)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await asyncio.sleep(0.35)
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            + (b"Expect: 100-continue\r\n" if expect else b"")
+            + b"\r\n"
+        )
+        if expect:
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        await asyncio.sleep(0.25)
+        writer.write(b"hello")
+        status, _, body = await asyncio.wait_for(read_response(reader), 5)
+        assert (status, body) == (200, b"hello")
+        # Its body stopping still gets the 408, open_timeout after its last piece.
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+        answer = await asyncio.wait_for(reader.read(), 3)
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+        writer.close()
+
 
 class TestResponseObject:
     def test_rejects_header_injection(self) -> None:

@@ -908,6 +908,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # Refused now rather than once that much has come.
             self._body_too_large()
             return False
+        # The head is whole: the body has open_timeout for its first piece
+        # (as for each next one), not what is left of the head's.
+        self._arm_open_timer()
         self._send_continue()
         return True
 
