@@ -256,6 +256,41 @@ async def test_a_tls_client_reading_a_stream_slowly_is_not_taken_for_gone(
         assert await asyncio.to_thread(read_slowly) > 50_000
 
 
+async def test_an_idle_tls_connection_is_closed_after_timeout_keep_alive(
+    ca: trustme.CA, cert_files: dict[str, str]
+) -> None:
+    # A TLS client that took its answer at once and sends nothing more is
+    # idle from then on: closed after timeout_keep_alive, as over plain TCP.
+    # The answer's bytes still on their way as the wait began (not yet
+    # acknowledged, a moment on any network) were taken for an answer
+    # waiting for the client, and their acknowledgement for the client
+    # taking more: every idle TLS connection was held twice as long.
+    server = serve(
+        who_routes(),
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        timeout_keep_alive=0.5,
+        close_timeout=5,
+        ssl_certfile=cert_files["certfile"],
+        ssl_keyfile=cert_files["keyfile"],
+    )
+    async with server:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca), server_hostname="localhost"
+        )
+        loop = asyncio.get_running_loop()
+        for _ in range(2):  # (a first answer, and one on the kept-alive connection)
+            writer.write(b"GET /who HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+            length = int(re.findall(rb"(?i)content-length: (\d+)", head)[0])
+            await asyncio.wait_for(reader.readexactly(length), TIMEOUT)
+        answered = loop.time()
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+        assert loop.time() - answered < 0.9  # (it was 1.0: twice timeout_keep_alive)
+        writer.close()
+
+
 async def test_asgi_scope_says_wss_and_https(ca: trustme.CA, cert_files: dict[str, str]) -> None:
     schemes: list[str] = []
 

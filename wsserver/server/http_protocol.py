@@ -77,6 +77,7 @@ from .transports import (
     tcp_bytes_written,
     under_tls_closing,
     unsent_bytes,
+    unsent_bytes_held,
 )
 from .websocket import WebSocket
 from .websocket_protocol import WebSocketProtocol
@@ -2001,9 +2002,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._idle = True
         transport = self.transport
         # (TLS: what the TLS layer passed on to its TCP transport may be in
-        # neither buffer size: the kernel's queue tells that some waits.)
+        # neither buffer size: the kernel's queue tells that some waits. What
+        # it holds back, where it tells: not what is on its way, which every
+        # answer is for a round trip, and whose acknowledgement is no taking.)
         pending = transport.get_write_buffer_size() or (
-            self.server.ssl is not None and unsent_bytes(transport)
+            self.server.ssl is not None and _held_for_client(transport)
         )
         self._unsent = self._taken() if pending else None
         self.server.keep_alive_deadlines.add(self)
@@ -2255,6 +2258,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.http_error(
             503, "Server is shutting down.", [("Retry-After", "1")], format=self._error_format()
         )
+
+
+def _held_for_client(transport: asyncio.BaseTransport) -> int | None:
+    """The bytes the kernel holds back for the client (see unsent_bytes_held()),
+    or where it cannot tell, all it holds that the client did not acknowledge."""
+    held = unsent_bytes_held(transport)
+    return unsent_bytes(transport) if held is None else held
 
 
 def _took_more(before: tuple[int, int], now: tuple[int, int]) -> bool:

@@ -35,6 +35,7 @@ __all__ = [
     "tcp_bytes_moved",
     "tcp_bytes_written",
     "unread_bytes",
+    "unsent_bytes_held",
     "unsent_bytes",
     "write",
     "writelines",
@@ -226,6 +227,21 @@ def unsent_bytes(transport: asyncio.BaseTransport) -> int | None:
     comes on top of it.
     """
     return _ioctl_count(transport, _TIOCOUTQ)
+
+
+#: Linux's ``SIOCOUTQNSD`` (not in termios): the send queue's bytes not sent yet.
+_SIOCOUTQNSD = 0x894B if sys.platform == "linux" else None
+
+
+def unsent_bytes_held(transport: asyncio.BaseTransport) -> int | None:
+    """Of :func:`unsent_bytes`, those the kernel has not sent yet (None: unknown).
+
+    ``SIOCOUTQNSD`` on a TCP socket (Linux): bytes held back, the peer's
+    window shut (it reads nothing) or the network's not open to them yet;
+    not those sent and not acknowledged yet, on their way (every write's,
+    for a round trip).
+    """
+    return _ioctl_count(transport, _SIOCOUTQNSD)
 
 
 def unread_bytes(transport: asyncio.BaseTransport) -> int | None:
