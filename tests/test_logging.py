@@ -604,17 +604,18 @@ async def test_a_response_s_own_chunked_framing_is_counted(
     assert record.bytes_sent == len(rest)  # type: ignore[attr-defined]
 
 
-async def test_a_file_cut_short_by_its_client_counts_what_went(
-    run_server: StartServer, caplog: pytest.LogCaptureFixture, tmp_path: Path
-) -> None:
-    # The client takes some of a large file, then resets the connection: the
-    # line counts at least what it took (sendfile(), or pieces read in a thread).
-    caplog.set_level(logging.INFO, logger="wsserver")
-    (tmp_path / "big.bin").write_bytes(b"\x00" * (48 << 20))
+def big_file_routes(directory: Path) -> Router:
+    """``/files/big.bin``: 48 MiB of zeros, served from ``directory``."""
+    (directory / "big.bin").write_bytes(b"\x00" * (48 << 20))
     routes = Router()
-    routes.static("/files", tmp_path)
-    server = await run_server(routes)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    routes.static("/files", directory)
+    return routes
+
+
+async def take_some_of_the_big_file(port: int) -> tuple[asyncio.StreamWriter, int]:
+    """GET ``/files/big.bin`` and read 3 MiB of it; the connection, and the
+    bytes of the body taken."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
     received = len(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5))
     taken = -received
@@ -622,7 +623,17 @@ async def test_a_file_cut_short_by_its_client_counts_what_went(
         data = await asyncio.wait_for(reader.read(1 << 16), 5)
         assert data
         received += len(data)
-    taken += received
+    return writer, taken + received
+
+
+async def test_a_file_cut_short_by_its_client_counts_what_went(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    # The client takes some of a large file, then resets the connection: the
+    # line counts at least what it took (sendfile(), or pieces read in a thread).
+    caplog.set_level(logging.INFO, logger="wsserver")
+    server = await run_server(big_file_routes(tmp_path))
+    writer, taken = await take_some_of_the_big_file(server.port)
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()  # a reset
@@ -642,20 +653,13 @@ async def test_a_file_cut_short_by_the_server_counts_what_went(
     # cancelled, the line said sent=0 (asyncio leaves the file's position
     # where it was then).
     caplog.set_level(logging.INFO, logger="wsserver")
-    (tmp_path / "big.bin").write_bytes(b"\x00" * (48 << 20))
-    routes = Router()
-    routes.static("/files", tmp_path)
     stalls = ended_by == "timeout_keep_alive"
-    server = await run_server(routes, timeout_keep_alive=0.5 if stalls else 30, close_timeout=0.5)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-    received = len(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5))
-    taken = -received
-    while received < (3 << 20):
-        data = await asyncio.wait_for(reader.read(1 << 16), 5)
-        assert data
-        received += len(data)
-    taken += received
+    server = await run_server(
+        big_file_routes(tmp_path),
+        timeout_keep_alive=0.5 if stalls else 30,
+        close_timeout=0.5,
+    )
+    writer, taken = await take_some_of_the_big_file(server.port)
     try:
         # (It reads no more: its buffer fills, and its kernel's.)
         if not stalls:
