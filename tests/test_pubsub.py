@@ -1440,6 +1440,28 @@ async def test_closing_leaves_no_broker_task_nor_connection_behind(
     assert not [r for r in caplog.records if "did not stop" in r.getMessage()]
 
 
+async def test_a_subscriber_connection_redis_closed_is_said_to_be_maybe_redis_s_doing(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Redis closes a subscriber too slow for its client-output-buffer-limit
+    # pubsub (or one an operator's CLIENT KILL names), while it answers
+    # everything else: "unreachable (the subscriber connection was lost)"
+    # sent operators looking for a network problem.
+    node = RecordingNode("node-a")
+    killer = aioredis.from_url(redis_server.url)
+    try:
+        async with attached(redis_server, node) as (broker,):
+            broker.subscribe(node, "room")
+            await wait_for(lambda: subscribed_in_redis(redis_server, "room", 1), what="subscribed")
+            await killer.client_kill_filter(_type="pubsub")
+            await wait_for(lambda: broker.stats.outages == 1, what="the outage")
+            await wait_for(lambda: broker.up, what="the broker up again")
+    finally:
+        await killer.aclose()
+    (said,) = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert "client-output-buffer-limit pubsub" in said and "CLIENT KILL" in said, said
+
+
 async def test_a_connection_cut_while_publishing_publishes_nothing_twice(
     redis_server: RedisServer,
 ) -> None:

@@ -706,7 +706,10 @@ class RedisBroker(Broker):
     async def _subscriber_connected_again(self, connection: Any) -> None:
         """Called by redis-py when the subscriber connection is made again."""
         await connection.disconnect()
-        raise LostConnection("the subscriber connection was lost")
+        raise LostConnection(
+            "the subscriber connection was lost (or Redis closed it: a subscriber too slow "
+            "for its client-output-buffer-limit pubsub, a CLIENT KILL)"
+        )
 
     async def _subscribe(self, pubsub: Any, node: BrokerNode, channels: list[bytes]) -> None:
         """Subscribe to ``channels`` in batches of at most ``SUBSCRIBE_BATCH``
