@@ -4,6 +4,7 @@ serves and after (a database pool, a background task), with or without the CLI."
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import websockets
 
 from wsserver import LifespanFailure, Request, Router, Server, WebSocket, serve
+from wsserver.response import Response, text
 
 from .test_cli import run_cli_to_end
 
@@ -161,6 +163,37 @@ async def test_a_startup_hook_that_calls_close_in_a_task_stops_the_start(close: 
     assert loop.time() - began < 1
     assert server.closing and server.sockets == ()  # (it never listened)
     await asyncio.wait_for(server.serve_forever(), TIMEOUT)  # (returns: closed)
+
+
+async def test_a_context_variable_a_startup_hook_sets_is_seen_by_the_handlers() -> None:
+    # The hooks ran in the start's own task, whose context every connection's
+    # tasks start from: a ContextVar set in one (structlog's
+    # bind_contextvars(), a pool kept in a ContextVar) reached the handlers.
+    # Run in a task of their own (for close() through wait_for()), the hooks
+    # set it in a copy, and the handlers saw it unset.
+    said: contextvars.ContextVar[str] = contextvars.ContextVar("said", default="unset")
+    routes = Router()
+
+    @routes.on_startup
+    async def configure(server: Server) -> None:
+        said.set("set by on_startup")
+
+    @routes.get("/")
+    async def index(request: Request) -> Response:
+        return text(said.get())
+
+    @routes.websocket("/ws")
+    async def ws(request: Request, websocket: WebSocket) -> None:
+        await websocket.send(said.get())
+
+    async with serve(routes, "127.0.0.1", 0, ping_interval=None) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+        writer.close()
+        assert answer.endswith(b"\r\n\r\nset by on_startup"), answer
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as client:
+            assert await asyncio.wait_for(client.recv(), TIMEOUT) == "set by on_startup"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Coroutine
 from typing import Any
 
-__all__ = ["calling_app_task", "start_app_task"]
+__all__ = ["adopt_context", "calling_app_task", "start_app_task"]
 
 #: In an application task's context (and its children's): a one-item list
 #: holding a weak reference to that task (filled once it exists). Weak: the
@@ -30,15 +30,28 @@ ROOT: contextvars.ContextVar[list[weakref.ref[asyncio.Task[Any]]]] = contextvars
 
 
 def start_app_task(
-    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, None],
+    context: contextvars.Context | None = None,
 ) -> asyncio.Task[None]:
-    """``loop.create_task(coro)``, in a context that names the task it makes."""
-    context = contextvars.copy_context()
+    """``loop.create_task(coro)``, in a context that names the task it makes
+    (``context``, a copy of the current one by default)."""
+    if context is None:
+        context = contextvars.copy_context()
     cell: list[weakref.ref[asyncio.Task[Any]]] = []
     context.run(ROOT.set, cell)
     task = loop.create_task(coro, context=context)
     cell.append(weakref.ref(task))
     return task
+
+
+def adopt_context(context: contextvars.Context) -> None:
+    """Set in the current context what ``context`` (an application task's
+    that ended) holds, but the task it names: what the startup hooks set (a
+    ContextVar) is the start's, as when they ran in its task."""
+    for var, value in context.items():
+        if var is not ROOT:
+            var.set(value)
 
 
 def calling_app_task() -> asyncio.Task[Any] | None:

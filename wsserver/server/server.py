@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
 import logging
 import math
@@ -30,7 +31,7 @@ from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
 from ..protocol.tls_info import TLSInfo
 from . import stats as stats_module
-from .app_tasks import calling_app_task, start_app_task
+from .app_tasks import adopt_context, calling_app_task, start_app_task
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
 from .metrics import Metrics
@@ -389,11 +390,15 @@ class Server:
         if self.router is not None:
             # In a task of its own, named in its context (as the shutdown's):
             # a hook's close(), through wait_for() too, is known to be the start's.
-            self._starter = start_app_task(self.loop, self._run_startup_hooks())
+            context = contextvars.copy_context()
+            self._starter = start_app_task(self.loop, self._run_startup_hooks(), context)
             try:
                 await self._starter  # raises LifespanFailure
             finally:
                 self._starter = None
+            # (What they set, a ContextVar, is the start's, whose context every
+            # connection's tasks start from, as when they ran in its task.)
+            adopt_context(context)
             if self.closing:
                 raise _ClosedInStart  # (a hook called close())
         if self.metrics is not None:
