@@ -170,6 +170,10 @@ def test_valid_broker_urls_are_taken_and_shown_without_their_passwords() -> None
         ("redis://cache:6379/0?client_name=me%40x", "redis://cache:6379/0?client_name=me%40x"),
         ("unix://:s3cret@/run/redis.sock?db=2", "unix://:***@/run/redis.sock?db=2"),
         ("unix:///run/redis@1.sock", "unix:///run/redis@1.sock"),
+        # The host of a file URL (RFC 8089), left out of the path as redis-py
+        # does: an absolute path still (refused as a relative one since 5098cc9).
+        ("unix://localhost/run/redis.sock?db=2", "unix://localhost/run/redis.sock?db=2"),
+        ("unix://:s3cret@LocalHost/run/redis.sock", "unix://:***@LocalHost/run/redis.sock"),
         # A password with an "=" (base64's) before the parameters: the
         # parameter that follows was taken for part of it, and shown.
         (
@@ -761,10 +765,12 @@ async def test_two_applications_on_one_redis_keep_apart_by_their_prefix(
         serve(topic_routes(), broker=redis_server.url, broker_prefix="")
 
 
-async def test_redis_over_a_unix_socket(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("host", ["", "localhost"])  # (unix://localhost/...: a file URL's)
+async def test_redis_over_a_unix_socket(redis_server: RedisServer, host: str) -> None:
     # The URL was accepted, and every connection attempt failed for ever
     # (an option only TCP connections take), logged as an outage.
-    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.unix_url)
+    url = redis_server.unix_url.replace("unix://", f"unix://{host}", 1)
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=url)
     b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
     async with a, b, AsyncExitStack() as stack:
         assert isinstance(a.pubsub.broker, RedisBroker)

@@ -105,7 +105,8 @@ def check_redis_url(url: str) -> None:
     Nor a ``unix://`` URL whose path is not absolute: what comes before its
     first ``/`` is a host to redis-py, left out of the path it connects to
     (``unix://run/redis.sock`` is ``/redis.sock``, ``unix://redis.sock``
-    none), and every connection attempt fails.
+    none), and every connection attempt fails. ``localhost`` there (a file
+    URL's, RFC 8089: ``unix://localhost/run/redis.sock``) is this machine.
 
     Raises:
         ValueError: the path is not ``/`` and a database number (a socket's
@@ -115,6 +116,8 @@ def check_redis_url(url: str) -> None:
     if url.startswith("unix://"):
         rest = _split(_hide_passwords(url))[2].lstrip("@")
         path = rest.partition("?")[0].partition("#")[0]
+        if path[:10].lower() == "localhost/":  # (a file URL's host, RFC 8089: this machine)
+            path = path[9:]
         if not path.startswith("/") or path == "/":
             raise ValueError(
                 f"broker {redacted(url)!r}: a unix:// URL names the socket by its absolute"
