@@ -1463,6 +1463,37 @@ async def test_signals_during_the_supervisor_s_last_moments_still_let_it_clean_u
     assert not any(path.exists() for path in made) and not uds.exists()
 
 
+def test_a_signal_amid_the_supervisor_s_clean_up_still_removes_the_socket_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test above, at the worst moment, made certain: the supervisor's
+    # last signal handler runs its clean-up again, then os._exit(). Coming
+    # while the clean-up removed the --uds socket's file, after it had taken
+    # the file off the list of those to remove but before the unlink, the
+    # handler's clean-up found nothing to remove, and the file was left.
+    from wsserver.__main__ import _supervisor_s_clean_up
+    from wsserver.server.server import unix_socket
+
+    uds = tmp_path / "s.sock"
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    clean_up = _supervisor_s_clean_up(unix_socket(str(uds)), [str(directory)])
+    real_stat = os.stat
+    left: list[bool] = []
+
+    def a_signal_comes(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if not left and str(path) == str(uds):
+            left.append(True)  # (once)
+            clean_up()  # the signal handler's, which then ends the process
+            left[0] = uds.exists() or directory.exists()
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", a_signal_comes)
+    clean_up()
+    assert left == [False]  # (what the handler's clean-up left, at os._exit())
+    assert not uds.exists() and not directory.exists()
+
+
 @pytest.mark.parametrize("after_sigterm", [False, True])
 async def test_sigquit_is_a_quick_shutdown_that_cleans_up(
     tmp_path: Path, after_sigterm: bool

@@ -1331,7 +1331,7 @@ def remove_socket_file(sock: socket.socket) -> None:
     not one another server has put there since, nor anything else. Does
     nothing for any other socket.
     """
-    made = _socket_files.pop(sock, None)
+    made = _socket_files.get(sock)
     if made is None:
         return
     path, device, inode = made
@@ -1339,6 +1339,9 @@ def remove_socket_file(sock: socket.socket) -> None:
         now = os.stat(path)
         if stat.S_ISSOCK(now.st_mode) and (now.st_dev, now.st_ino) == (device, inode):
             os.unlink(path)
+    # (Forgotten once removed, not before: a signal handler that runs this
+    # again meanwhile, the supervisor's last, then ends the process.)
+    _socket_files.pop(sock, None)
 
 
 def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
