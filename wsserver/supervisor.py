@@ -655,19 +655,20 @@ class Supervisor:
             await asyncio.sleep(watcher.interval)
             # In a thread: a look is a few hundred stat() calls, and signals,
             # exits and ready pipes must not wait for it.
-            changed = await asyncio.to_thread(watcher.changed)
             # A burst of edits (a checkout, a formatter, an editor saving
             # several files) is one change: looked at again until a look
-            # sees nothing new (up to RELOAD_SETTLE_LOOKS).
+            # sees nothing new (up to RELOAD_SETTLE_LOOKS). (A dict: each
+            # path once, in the order seen, however many thousands.)
+            changed = dict.fromkeys(await asyncio.to_thread(watcher.changed))
             for _ in range(RELOAD_SETTLE_LOOKS if changed else 0):
                 await asyncio.sleep(RELOAD_SETTLE_STEP)
                 more = await asyncio.to_thread(watcher.changed)
                 if not more:
                     break
-                changed.extend(path for path in more if path not in changed)
+                changed.update(dict.fromkeys(more))
             if not changed or self.stopping:
                 continue
-            shown = ", ".join(_shown_path(path) for path in changed[:3])
+            shown = ", ".join(_shown_path(path) for path in list(changed)[:3])
             if len(changed) > 3:
                 shown += f" and {len(changed) - 3} more"
             self.restart(f"changed: {shown}", changed=True)
