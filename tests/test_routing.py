@@ -352,6 +352,9 @@ def test_a_default_port_is_the_scheme_s_own(route_host: str, host_header: str, s
         ("*.example.com", "no wildcard"),
         ("bücher.example", "punycode"),
         ("example.com:http", "it is no host[:port]"),
+        # (Taken for any port: a port left out after its colon.)
+        ("example.com:", "a port after the colon, or no colon"),
+        ("[::1]:", "a port after the colon, or no colon"),
         ("example .com", "it is no host[:port]"),
     ],
 )

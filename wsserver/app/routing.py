@@ -993,6 +993,8 @@ def host_problem(host: str) -> str | None:
         return "no scheme, path, query or fragment"
     if "*" in host:
         return "no wildcard: each host is compared exactly"
+    if host.endswith(":"):
+        return "a port after the colon, or no colon"
     if host.count(":") > 1 and not host.startswith("["):
         return f"an IPv6 address goes in brackets: {f'[{host}]'!r}"
     if not valid_host(host.encode("ascii")):
