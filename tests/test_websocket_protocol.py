@@ -8,11 +8,13 @@ and the handler are the real ones.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
 
 from wsserver import Request, Router, State, WebSocket, serve
+from wsserver.app.response import Response, raw
 from wsserver.errors import WebsocketClosed
 from wsserver.protocol.frames import (
     FrameParser,
@@ -22,6 +24,7 @@ from wsserver.protocol.frames import (
     serialize_frame,
 )
 from wsserver.server import websocket_protocol
+from wsserver.server.http_protocol import HttpProtocol
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .helpers import MASK, RawClient, upgrade_request, wait_for
@@ -237,6 +240,82 @@ async def test_bursts_beyond_max_queue_do_not_pause_a_handler_that_keeps_up() ->
         assert server.stats()["backpressure"]["read_pauses"] == 0
         client.close()
     finally:
+        await server.close(timeout=0.1)
+
+
+async def test_send_waits_when_the_101_took_the_write_buffer_over_write_limit() -> None:
+    # A client that does not read pipelines requests on a kept-alive
+    # connection, then an upgrade: its answers wait in the transport, and the
+    # 101 takes them over write_limit. The transport tells the protocol that
+    # wrote it (the HTTP one) that writing is paused, and tells nobody again
+    # until its buffer drains: the WebSocket's send() must wait all the same,
+    # not buffer without bound for a client that takes nothing.
+    limit = 2**20
+    routes = Router()
+    sent: list[int] = []
+    outcome: list[BaseException] = []
+
+    @routes.get("/sized")
+    async def sized(request: Request) -> Response:
+        return raw(b"x" * int(request.args.get("n", "0")))
+
+    @routes.websocket("/ws")
+    async def feed(request: Request, ws: WebSocket) -> None:
+        try:
+            for i in range(40):
+                await ws.send(b"y" * 65536)
+                sent.append(i)
+        except WebsocketClosed as exc:
+            outcome.append(exc)
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None, write_limit=limit)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # (no autotuning)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", server.port))
+        await wait_for(lambda: server.connections, what="the connection")
+        (connection,) = server.connections
+        # The kernel's buffers made small, whatever the system's (no autotuning).
+        connection.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 65536
+        )
+
+        async def buffered_after(request: bytes, before: int = 0) -> int:
+            """What waits in the connection's transport once ``request`` is answered."""
+            await loop.sock_sendall(sock, request)
+            size = -1
+            async with asyncio.timeout(10):
+                while True:  # (until its answer is all there, the kernel's buffers full)
+                    await asyncio.sleep(0.1)
+                    (http,) = [p for p in server.connections if isinstance(p, HttpProtocol)]
+                    now = http.transport.get_write_buffer_size()
+                    if now == size and now > before:
+                        break
+                    size = now
+            assert not http._writing_paused
+            return size
+
+        def get(n: int) -> bytes:
+            return b"GET /sized?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % n
+
+        # The kernel's buffers filled (the client reads nothing), the rest waits.
+        first = await buffered_after(get(limit // 2))
+        n = limit - first - limit // 8
+        second = await buffered_after(get(n), first)
+        head = second - first - n - len(str(n))  # (less its Content-Length's digits)
+        gap = limit - 60 - second - head
+        assert await buffered_after(get(gap - len(str(gap))), second) == limit - 60
+        # The 101 takes it over write_limit.
+        await loop.sock_sendall(sock, upgrade_request("/ws"))
+        await asyncio.sleep(0.5)
+        assert len(sent) <= 1, f"send() did not wait: {len(sent)} messages buffered"
+        sock.close()  # (a reset: unread bytes)
+        await wait_for(lambda: outcome, what="send() failing")
+    finally:
+        sock.close()
         await server.close(timeout=0.1)
 
 

@@ -1191,6 +1191,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             accept.subprotocol,
             self.remote_address,
             self._request_started,
+            # (Paused by the 101, or a 100 Continue before it: the transport
+            # tells no other protocol until its buffer drains.)
+            writing_paused=self._writing_paused,
         )
         self.transport.set_protocol(protocol)
         return protocol, received

@@ -79,6 +79,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         started: the loop time at which the upgrade request began (for the
             access log: not the TCP connection's, which may have served
             HTTP requests before).
+        writing_paused: whether the transport paused writing before the
+            handover (the 101 took its buffer over ``write_limit``): it told
+            the HTTP protocol, and tells this one only once it resumes.
     """
 
     __slots__ = (
@@ -121,6 +124,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         subprotocol: str | None,
         remote_address: tuple[str, int] | None,
         started: float,
+        writing_paused: bool = False,
     ) -> None:
         self.server = server
         self.config = server.config
@@ -144,7 +148,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         #: Whether the TCP connection is gone.
         self.lost = False
         #: Whether the transport's write buffer is above write_limit.
-        self.writing_paused = False
+        self.writing_paused = writing_paused
+        if writing_paused:
+            conn.hold_pongs(True)  # (as pause_writing() does)
         self._lost_waiters: list[asyncio.Future[None]] | None = None
         self._drain_waiters: list[asyncio.Future[None]] = []
         # Frames held to leave in one write, while the handler works through a backlog.
