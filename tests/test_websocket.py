@@ -733,6 +733,57 @@ class TestClosing:
         warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
         assert warnings == []
 
+    @pytest.mark.parametrize("way", ["send", "broadcast"])
+    async def test_writes_to_a_tls_client_that_ended_tcp_while_reading_is_paused_log_nothing(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, way: str
+    ) -> None:
+        # A TLS client ends TCP without a close_notify (a FIN: a client that
+        # destroys its socket, one killed) while reading is paused (the
+        # handler is behind). asyncio's TLS layer reads on, meets the EOF and
+        # keeps it until the application reads again, and meanwhile drops
+        # what is written to it, logging "SSL connection is closed" for each
+        # write from the fifth on: a WARNING per message the handler sent.
+        # They are dropped quietly now.
+        ca = trustme.CA()
+        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        rec = Recorder()
+        ended = asyncio.Event()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await wait_for(lambda: ws._inbox.paused, what="reading paused")
+            rec.put("paused")
+            await ended.wait()
+            await asyncio.sleep(0.1)  # (the EOF is in)
+            with contextlib.suppress(ConnectionClosedError):  # (uvloop's TLS ends it)
+                for i in range(50):
+                    if way == "send":
+                        # (Over write_limit: each written at once.)
+                        await ws.send(b"%d" % i * 70_000)
+                    else:
+                        broadcast([ws], f"message {i}")
+            rec.put("sent")
+
+        server = await run_server(routes, ssl=server_tls, max_queue=1)
+        caplog.set_level(logging.DEBUG, logger="asyncio")
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca)
+        )
+        writer.write(upgrade_request())
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.write(b"".join(serialize_frame(Opcode.TEXT, b"m", mask=MASK) for _ in range(4)))
+        assert await rec.get() == "paused"
+        fd = writer.get_extra_info("socket").fileno()
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_WR)  # a FIN, no close_notify
+        ended.set()
+        assert await rec.get() == "sent"
+        writer.transport.abort()
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings == []
+
     async def test_client_never_answers_close(self, run_server: StartServer) -> None:
         routes = Router()
 

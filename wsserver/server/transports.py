@@ -96,6 +96,9 @@ _BUSY = (BlockingIOError, InterruptedError)
 _SELECTOR_TRANSPORT: type = getattr(selector_events, "_SelectorSocketTransport", type(None))
 #: asyncio's TLS transport (private too).
 _TLS_TRANSPORT: type = getattr(sslproto, "_SSLProtocolTransport", type(None))
+#: The state of asyncio's TLS protocol while it takes what is written: it
+#: drops it in those that follow (no application writes before it).
+_TLS_WRAPPED = sslproto.SSLProtocolState.WRAPPED
 
 #: What :func:`direct_fd` gives for a transport to write with as it is
 #: (uvloop's, and others: no socket of ours to write to) ...
@@ -215,8 +218,14 @@ def under_tls_closing(transport: asyncio.BaseTransport) -> bool:
     closing (or gone), which ``transport.is_closing()`` tells a turn later
     (see :func:`is_asyncio_tls`): what is written through it then is dropped
     by that one, a warning each from the fifth write ("socket.send() raised
-    exception.")."""
-    under = transport._ssl_protocol._transport  # type: ignore[attr-defined]
+    exception."). Or whether the TLS layer itself takes no more writes: the
+    peer ended TCP without a close_notify while the application's reading
+    was paused, and asyncio keeps that EOF from it until it reads again,
+    dropping every write meanwhile ("SSL connection is closed")."""
+    tls = transport._ssl_protocol  # type: ignore[attr-defined]
+    if tls._state is not _TLS_WRAPPED:
+        return True
+    under = tls._transport
     return under is None or bool(under.is_closing())
 
 
