@@ -458,6 +458,34 @@ async def test_a_later_http_1_minor_version_is_read_as_1_1(
     assert received.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), received
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: x\nX-A: a\n b\n\n",
+        b"GET / HTTP/1.1\r\n Host: x\r\n\r\n",
+    ],
+    ids=["transfer-encoding", "tab", "bare LF", "first line"],
+)
+async def test_an_obsolete_line_folding_is_refused(server: Server, head: bytes) -> None:
+    # h11 joins a folded line to the one before (RFC 9112 5.2 lets a server
+    # do that or refuse): "Transfer-Encoding:" then " chunked" was a chunked
+    # body here, and may be none to a proxy in front, which then reads the
+    # body as the next request. Refused, as nginx and others refuse it.
+    answer = await exchange(server.port, head)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.endswith(b"<still open>") is False
+    # A body may hold such bytes, and a request after it is read as one.
+    body = b"a\r\n b\n\tc"
+    post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    get = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = await exchange(server.port, post + get)
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 2, answer
+    assert b"POST / %d" % len(body) in answer and answer.endswith(b"GET / 0"), answer
+
+
 @pytest.mark.parametrize("complete", [True, False], ids=["whole", "still arriving"])
 async def test_a_head_too_large_says_so_in_the_server_s_words(
     server: Server, complete: bool

@@ -121,6 +121,8 @@ _EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request lin
 
 #: The empty line that ends a head (as h11 finds it: a bare LF ends a line too).
 _HEAD_END = re.compile(rb"\n\r?\n")
+#: A line of a head that begins with whitespace: an obsolete line folding.
+_OBS_FOLD = re.compile(rb"\n[ \t]")
 
 #: Pipelined requests that the server answers itself (404, 405, 426...:
 #: no task) taken from h11 in one turn of the event loop: the rest wait
@@ -586,8 +588,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # them: reading waits until it took them (resume_writing()).
                 self.transport.pause_reading()
                 return
-            if h.their_state is h11.IDLE and self._head_over_limit(h):
-                self._head_too_large(h)
+            if h.their_state is h11.IDLE and self._refuse_bad_head(h):
                 return
             try:
                 event = self._next_event(h)
@@ -693,21 +694,32 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._app_task is None and not self.closing and self.status != 101:
             self._process()
 
-    def _head_over_limit(self, h: h11.Connection) -> bool:
-        """Whether h11 holds the start of a next request whose head runs past
-        ``max_header_size``: it is refused unparsed. (h11 refuses such a head
-        only while it is incomplete: one that came whole in one read it
-        parsed whole, every field line checked and decoded, however large:
-        30,000 in 120 KB held the loop some 50 ms, and one over the limit in
-        whitespace h11 trims was served.) Empty lines before a request line
-        are h11's to take (see _skipped_empty_line())."""
+    def _refuse_bad_head(self, h: h11.Connection) -> bool:
+        """Whether the next request's head, in h11's buffer, is refused before
+        h11 parses it (and answered): one that runs past ``max_header_size``
+        (h11 refuses such a head only while it is incomplete: one that came
+        whole in one read it parsed whole, every field line checked and
+        decoded, however large: 30,000 in 120 KB held the loop some 50 ms,
+        and one over the limit in whitespace h11 trims was served); or one
+        with an obsolete line folding, which h11 joins (RFC 9112 5.2 lets a
+        server refuse it: ``Transfer-Encoding:`` then `` chunked`` on the
+        next line is a chunked body here, and maybe none to a proxy in
+        front). Empty lines before a request line are h11's to take (see
+        _skipped_empty_line())."""
         data = h._receive_buffer._data  # (h11 is pinned to 0.16)
+        if not data or data[0] in b"\r\n":
+            return False
         limit = self.config.max_header_size + 2  # (the CR LF that ends it is not counted)
-        return (
-            len(data) > limit
-            and data[0] not in b"\r\n"
-            and _HEAD_END.search(data, 0, limit) is None
-        )
+        end = _HEAD_END.search(data, 0, limit)
+        if end is None:
+            if len(data) <= limit:
+                return False  # (not whole yet: h11 bounds it meanwhile)
+            self._head_too_large(h)
+            return True
+        if _OBS_FOLD.search(data, 0, end.start()) is None:
+            return False
+        self.http_error(400, "Obsolete line folding in the request head (RFC 9112 5.2).")
+        return True
 
     def _head_too_large(self, h: h11.Connection) -> None:
         """Answer a head over ``max_header_size``: 414 if its request line alone
