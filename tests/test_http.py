@@ -758,6 +758,40 @@ class TestResponseObject:
         response = text("x", headers=[("content-type", "text/csv")])
         assert [v for n, v in response.headers if n.lower() == "content-type"] == ["text/csv"]
 
+    def test_a_body_neither_text_nor_bytes_is_refused(self) -> None:
+        # bytes() took it: text(5) was five NUL bytes, Response([104, 105])
+        # b"hi", Response(10**10) ten gigabytes of them.
+        for body in (5, [104, 105], None, 2.5, {"a": 1}):
+            with pytest.raises(TypeError, match="a response body is str or bytes"):
+                Response(body)  # type: ignore[arg-type]
+        for helper in (text, html, raw):
+            with pytest.raises(TypeError, match="not int"):
+                helper(3)  # type: ignore[arg-type]
+        assert Response(bytearray(b"ab")).body == b"ab"
+        assert Response(memoryview(b"cd")).body == b"cd"  # type: ignore[arg-type]
+        assert json({"a": 1}, dumps=lambda v: b'{"a":1}').body == b'{"a":1}'  # type: ignore[arg-type,return-value]
+
+    async def test_a_handler_answering_a_number_gets_a_500(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        routes = Router()
+
+        @routes.get("/count")
+        async def count(request: Request) -> Response:
+            return text(3)  # type: ignore[arg-type]
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /count HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = await read_response(reader)
+        writer.close()
+        assert (status, body) == (500, b"Internal Server Error\n")
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.getMessage().split(" from ")[0] for r in errors] == [
+            "error while handling /count"
+        ]
+        assert server.counters.handler_errors == 1
+
 
 # ------------------------------ reading on while a handler runs (827782f's review)
 

@@ -324,12 +324,13 @@ class Response(CookieSetting):
     ``delete_cookie()`` add to the headers).
 
     Args:
-        body: the body; a str is encoded as UTF-8.
+        body: the body: bytes-like, or a str (encoded as UTF-8).
         status: the status code.
         headers: extra headers, as a mapping or ``(name, value)`` pairs.
         content_type: the ``Content-Type`` header, if any.
 
     Raises:
+        TypeError: the body is neither str nor bytes-like.
         ValueError: a header name or value contains CR, LF or NUL, or the
             status is not between 200 and 599.
     """
@@ -346,7 +347,12 @@ class Response(CookieSetting):
         if not 200 <= status <= 599:
             raise ValueError(f"HTTP status must be between 200 and 599, not {status}")
         self.status = status
-        self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        if isinstance(body, str):
+            self.body = body.encode("utf-8")
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            self.body = bytes(body)
+        else:  # (bytes() would take it: an int as that many NUL bytes, a list of ints)
+            raise TypeError(f"a response body is str or bytes, not {type(body).__name__}")
         if self.body and status in _NO_CONTENT:
             raise ValueError(f"a {status} response has no body")
         self.headers: list[tuple[str, str]] = response_head_headers(headers, content_type)
