@@ -11,13 +11,15 @@ import struct
 from typing import Any
 
 import aiohttp
+import h11
 import pytest
 import websockets
 
 from wsserver import Request, Router, WebSocket
-from wsserver.response import Response, empty, html, json, raw, text
+from wsserver.response import Response, StreamingResponse, empty, html, json, raw, stream, text
 from wsserver.server.http_protocol import ANSWERS_PER_TURN, BODY_PIECES_PER_TURN, HttpProtocol
 from wsserver.server.server import READ_SIZE
+from wsserver.testing import TestClient
 
 from .conftest import StartServer
 from .helpers import echo_routes, upgrade_request, wait_for
@@ -234,6 +236,40 @@ class TestResponses:
         errors = [r for r in caplog.records if r.name == "wsserver.server" and r.exc_info]
         assert len(errors) == 2
         assert "not a Response" in str(errors[1].exc_info[1])  # type: ignore[index]
+
+    async def test_a_response_h11_refuses_is_the_handler_s_failure(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Its Content-Length short of its body, or not a number: the client
+        # got a 500, counted as the handler's 200 (and not at all, a whole
+        # one; as a 200 and a 500, a streamed one), and a whole one was no
+        # failure of the handler (handler_errors, TestClient did not raise it).
+        routes = Router()
+
+        @routes.get("/short")
+        async def short(request: Request) -> Response:
+            return text("hi", headers={"Content-Length": "5"})
+
+        @routes.get("/streamed")
+        async def streamed(request: Request) -> StreamingResponse:
+            return stream([b"hi"], headers={"Content-Length": "two"})
+
+        server = await run_server(routes)
+        for path in ("/short", "/streamed"):
+            caplog.clear()
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            port = writer.get_extra_info("sockname")[1]
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            status, _, body = await read_response(reader)
+            writer.close()
+            assert (status, body) == (500, b"Internal Server Error\n")
+            errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+            assert len(errors) == 1 and f"{path} from 127.0.0.1:{port}" in errors[0], errors
+        assert server.counters.http_responses == {500: 2}
+        assert server.counters.handler_errors == 2
+        async with TestClient(routes) as client:
+            with pytest.raises(h11.LocalProtocolError, match="Too little data"):
+                await client.get("/short")
 
 
 class TestConnectionReuse:

@@ -1778,7 +1778,6 @@ class HttpProtocol(asyncio.BufferedProtocol):
             RuntimeError: h11 refused it (say, a malformed Content-Length).
         """
         self.status, self._sent = status, 0
-        self.server.counters.http_responses[status] += 1
         headers = with_defaults(headers, self.server.response_headers())
         if not self._close_after_response and self._body_still_coming():
             # RFC 9112 9.6: say so now, since the connection will close after it.
@@ -1786,6 +1785,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._close_after_response:
             headers = [*headers, ("Connection", "close")]
         self._write(h11_response(status, headers))
+        self.server.counters.http_responses[status] += 1  # (not one refused: its 500 is)
 
     def _body_still_coming(self) -> bool:
         """Whether the request's body has not all arrived (unread by the application).
@@ -1933,7 +1933,6 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         h = self._h11
         self.status = response.status
-        self.server.counters.http_responses[response.status] += 1
         if h.their_state is h11.SEND_BODY and not self._reading_body:
             # A request without a body is dispatched before h11 gives its
             # end: take it now so that the connection can stay open (if that
@@ -1952,12 +1951,23 @@ class HttpProtocol(asyncio.BufferedProtocol):
         try:
             data = render_response(h, response, close=close, head=head, defaults=defaults)
         except h11.LocalProtocolError as exc:
-            logger.error("cannot send response %r: %s", response, exc)
+            # The application's response (a Content-Length its body does not
+            # match, a Transfer-Encoding h11 cannot write): its failure.
+            logger.error(
+                "cannot send response %r to %s from %s: %s",
+                response,
+                printable(self.request.path) if self.request else "-",
+                peer(self.client_address),
+                exc,
+                extra=self._error_fields(),
+            )
+            self.server.app_failed("its response could not be sent", exc, self.transport)
             # h11 may be past answering on this connection: a new one can.
             h = self._h11 = h11.Connection(h11.SERVER)
             self.status = 500
             response = error_response(500, "Internal Server Error")
             data = render_response(h, response, close=True, defaults=defaults)
+        self.server.counters.http_responses[self.status] += 1
         self.transport.write(data)
         self._sent = len(data) - data.find(b"\r\n\r\n") - 4  # (after the head: what h11 framed)
         if self._logged:
