@@ -403,6 +403,29 @@ class TestStreaming:
             with pytest.raises(httpx.RemoteProtocolError):
                 await client.get(f"http://127.0.0.1:{server.port}/failing")
 
+    async def test_a_body_the_close_would_end_is_cut_short_with_a_reset(
+        self, run_server: StartServer
+    ) -> None:
+        # An HTTP/1.0 client's streamed body (no Content-Length, no chunks)
+        # ends where the connection does: a FIN after a failing producer, or
+        # the shutdown, made what it had look whole (curl --http1.0 exited
+        # 0; a proxy speaking HTTP/1.0, nginx's default, takes it whole). The
+        # connection says the error (RFC 9112 8): it is reset.
+        server = await run_server(app(Producer()))
+        for path in ("/failing", "/wrong-piece"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+            with pytest.raises(ConnectionResetError):
+                await read_until_closed(reader)
+            writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /endless?pause=0.02 HTTP/1.0\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"xxxxxxxxxx"), 5)
+        await asyncio.wait_for(server.close(timeout=0.3), 5)
+        with pytest.raises(ConnectionResetError):
+            await read_until_closed(reader)
+        writer.close()
+
     async def test_shutdown_ends_a_never_ending_stream_without_a_503_in_it(
         self, run_server: StartServer
     ) -> None:

@@ -177,7 +177,8 @@ class StreamingResponse(CookieSetting):
     handler's task is cancelled where it waits, and ``chunks`` is closed
     (an async generator's ``finally`` runs). A piece that fails once the head
     is out cannot become an error response: the connection closes, the
-    body cut short (the error is logged and counted as a handler's). A
+    body cut short (the connection reset, for an HTTP/1.0 client whose body
+    its close would end; the error is logged and counted as a handler's). A
     ``HEAD`` request gets the head only; ``chunks`` is closed unread.
 
     Args:

@@ -75,6 +75,7 @@ from .transports import (
     can_sendfile,
     is_asyncio_tls,
     peer_address,
+    reset,
     tcp_bytes_moved,
     tcp_bytes_written,
     under_tls_closing,
@@ -269,6 +270,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_pieces_this_turn",
         "_body_pieces",
         "_close_after_response",
+        "_ends_with_close",
         "_idle",
         "_builtin",
         "_kept",
@@ -370,6 +372,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._pieces_this_turn = 0
         self._body_pieces = 0  # taken by receive_body() since the loop last had a turn
         self._close_after_response = False
+        #: The response under way has a body that ends where the connection
+        #: does (an HTTP/1.0 client's, without a Content-Length): see cut_short().
+        self._ends_with_close = False
         #: Kept alive between requests (timeout_keep_alive runs).
         self._idle = False
         #: The current request is for the server's own endpoints.
@@ -1351,7 +1356,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # The head is out: no other answer can follow (a failing
                 # producer, a cancel at shutdown). The body is cut short, and
                 # the client can tell.
-                self.close_transport()
+                self.cut_short()
                 raise
         finally:
             try:
@@ -1786,6 +1791,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             headers = [*headers, ("Connection", "close")]
         self._write(h11_response(status, headers))
         self.server.counters.http_responses[status] += 1  # (not one refused: its 500 is)
+        self._ends_with_close = (
+            self._h11.their_http_version == b"1.0"
+            and not self._head
+            and not any(name.lower() == "content-length" for name, _ in headers)
+        )
 
     def _body_still_coming(self) -> bool:
         """Whether the request's body has not all arrived (unread by the application).
@@ -2036,6 +2046,21 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._sending.cancel()
             return
         self._close_now()
+
+    def cut_short(self) -> None:
+        """Close; if a response is under way (its head sent, not its end), cut
+        short so that the client can tell: short of its Content-Length, or of
+        the last chunk. An HTTP/1.0 client's body without a Content-Length
+        ends where the connection does: it is reset (RFC 9112 8: an error said
+        by the connection), as a FIN would make what came look whole."""
+        if (
+            self._ends_with_close
+            and self._h11.our_state is h11.SEND_BODY
+            and not self._transport_closing
+            and not self.lost
+        ):
+            reset(self.transport)
+        self.close_transport()
 
     def _close_now(self) -> None:
         transport = self.transport

@@ -32,6 +32,7 @@ __all__ = [
     "direct_fd",
     "peer_address",
     "peer_left",
+    "reset",
     "tcp_bytes_moved",
     "tcp_bytes_written",
     "unread_bytes",
@@ -282,6 +283,21 @@ def peer_address(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
     if isinstance(name, tuple) and len(name) >= 2:
         return (str(name[0]), int(name[1]))
     return None
+
+
+#: SO_LINGER's on, for no time: closing the socket resets the connection.
+_LINGER_NONE = struct.pack("ii", 1, 0)
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Abort ``transport`` with a reset (RST), not a FIN, where its socket can
+    (TCP): what it still holds is dropped, and the peer hears of an error
+    rather than of an end."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_NONE)
+    transport.abort()
 
 
 def peer_left(transport: asyncio.BaseTransport) -> bool | None:
