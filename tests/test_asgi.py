@@ -2067,6 +2067,63 @@ async def test_an_app_that_stops_after_its_response_start_gets_a_500_in_its_plac
     assert server.stats()["handler_errors"] == 1
 
 
+@pytest.mark.parametrize("how", ["raises", "returns"])
+async def test_a_body_the_close_would_end_is_cut_short_with_a_reset(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    # An HTTP/1.0 client's body without a Content-Length ends where the
+    # connection does: a FIN after an app that stopped halfway made what came
+    # look whole (curl --http1.0 exited 0). It is reset (RFC 9112 8); an
+    # HTTP/1.1 client's chunked body, or a HEAD's head, ends with a FIN.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        if how == "raises":
+            raise RuntimeError("halfway")
+
+    server = await run_asgi(app)
+    for request, reset in (
+        (b"GET / HTTP/1.0\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"HEAD / HTTP/1.0\r\n\r\n", False),
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(request)
+        if reset:
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(reader.read(), 5)
+        else:
+            received = await asyncio.wait_for(reader.read(), 5)
+            assert received.startswith(b"HTTP/1.1 200 ") and not received.endswith(b"0\r\n\r\n")
+        writer.close()
+        expect_logged_error(
+            caplog, "ASGI application failed" if how == "raises" else "did not finish its response"
+        )
+
+
+async def test_a_body_the_close_would_end_cut_off_by_the_shutdown_is_reset(run_asgi: Any) -> None:
+    # The shutdown cancelled the app past shutdown_timeout, mid-body: the
+    # same FIN made what came look whole.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while True:
+            await send({"type": "http.response.body", "body": b"x" * 10, "more_body": True})
+            await asyncio.sleep(0.02)
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.0\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"xxxxxxxxxx"), 5)
+    await asyncio.wait_for(server.close(timeout=0.3), 5)
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+
+
 async def test_an_int_is_no_body(run_asgi: Any, caplog: pytest.LogCaptureFixture) -> None:
     # bytes(4) would be four NUL bytes on the wire.
     errors: list[BaseException] = []

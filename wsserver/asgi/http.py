@@ -270,7 +270,10 @@ class HttpCycle:
             problem = "trailers" if self._awaiting_trailers else "response"
             self._failed(f"ASGI application did not finish its {problem}", None)
         self._complete()
-        connection.close_transport()
+        if self._awaiting_trailers:
+            connection.close_transport()  # (the body went whole)
+        else:
+            connection.cut_short()
 
     def _sent_path(self) -> str | None:
         """The request target's path as the client sent it (the scope's ``raw_path``
@@ -329,7 +332,7 @@ class HttpCycle:
             self._status = 0
             connection.http_error(413, "Request body too large.")
         else:
-            connection.close_transport()
+            connection.cut_short()
         self._complete()
 
     def _complete(self) -> None:

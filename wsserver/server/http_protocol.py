@@ -1613,7 +1613,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 ):
                     return  # (answered, as a Router handler's client is)
                 # Otherwise ended mid-request (mid-response: cut short).
-                self.close_transport()
+                self.cut_short()
 
     @property
     def cycle(self) -> int:
