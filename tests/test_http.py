@@ -8,6 +8,7 @@ import json as jsonlib
 import logging
 import socket
 import struct
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -789,6 +790,15 @@ class TestResponseObject:
     def test_rejects_odd_status(self, status: int) -> None:
         with pytest.raises(ValueError):
             Response(b"", status)
+
+    @pytest.mark.parametrize("status", [200.0, "200", True])
+    def test_a_status_that_is_no_integer_is_refused_when_made(self, status: Any) -> None:
+        # 200.0 passed the range check, and h11 refused it only as it was
+        # sent (a 500 far from the mistake); "200" raised a TypeError of
+        # comparison.
+        with pytest.raises(TypeError, match="HTTP status is an int"):
+            Response(b"", status)
+        assert Response(b"", HTTPStatus.CREATED).status == 201
 
     def test_content_type_not_duplicated(self) -> None:
         response = text("x", headers=[("content-type", "text/csv")])

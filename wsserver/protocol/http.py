@@ -330,7 +330,7 @@ class Response(CookieSetting):
         content_type: the ``Content-Type`` header, if any.
 
     Raises:
-        TypeError: the body is neither str nor bytes-like.
+        TypeError: the body is neither str nor bytes-like, or the status no int.
         ValueError: a header name or value contains CR, LF or NUL, or the
             status is not between 200 and 599.
     """
@@ -344,6 +344,8 @@ class Response(CookieSetting):
         headers: HeadersLike | None = None,
         content_type: str | None = None,
     ) -> None:
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise TypeError(f"HTTP status is an int, not {status!r}")
         if not 200 <= status <= 599:
             raise ValueError(f"HTTP status must be between 200 and 599, not {status}")
         self.status = status
