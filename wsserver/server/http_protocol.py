@@ -122,8 +122,6 @@ _EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request lin
 
 #: The empty line that ends a head (as h11 finds it: a bare LF ends a line too).
 _HEAD_END = re.compile(rb"\n\r?\n")
-#: A line of a head that begins with whitespace: an obsolete line folding.
-_OBS_FOLD = re.compile(rb"\n[ \t]")
 
 #: Pipelined requests that the server answers itself (404, 405, 426...:
 #: no task) taken from h11 in one turn of the event loop: the rest wait
@@ -715,13 +713,19 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if not data or data[0] in b"\r\n":
             return False
         limit = self.config.max_header_size + 2  # (the CR LF that ends it is not counted)
-        end = _HEAD_END.search(data, 0, limit)
-        if end is None:
-            if len(data) <= limit:
-                return False  # (not whole yet: h11 bounds it meanwhile)
-            self._head_too_large(h)
-            return True
-        if _OBS_FOLD.search(data, 0, end.start()) is None:
+        # (Finds, not a regular expression: this is every request's, and a
+        # head's end is nearly always CR LF CR LF; a bare LF ends a line too.)
+        end = data.find(b"\r\n\r\n", 0, limit)
+        if end < 0 or data.find(b"\n\n", 0, end) >= 0 or data.find(b"\n\r\n", 0, end) >= 0:
+            # (Not whole yet; or a bare LF ended a line, and the head before.)
+            found = _HEAD_END.search(data, 0, limit)
+            if found is None:
+                if len(data) <= limit:
+                    return False  # (not whole yet: h11 bounds it meanwhile)
+                self._head_too_large(h)
+                return True
+            end = found.start()
+        if data.find(b"\n ", 0, end) < 0 and data.find(b"\n\t", 0, end) < 0:
             return False
         self.http_error(400, "Obsolete line folding in the request head (RFC 9112 5.2).")
         return True
