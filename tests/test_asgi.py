@@ -2103,6 +2103,29 @@ async def test_a_body_the_close_would_end_is_cut_short_with_a_reset(
         )
 
 
+@pytest.mark.parametrize("status", [204, 304])
+async def test_a_bodiless_response_left_halfway_is_not_reset(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    # A 204's or a 304's head is the whole response, however the connection
+    # ends: an app that stops after it leaves no body cut short, and a reset
+    # (which may drop the head still unsent) would say an error where none is.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        raise RuntimeError("after the head")
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.0\r\n\r\n")
+    received = await asyncio.wait_for(reader.read(), 5)
+    assert received.startswith(b"HTTP/1.1 %d " % status), received
+    writer.close()
+    expect_logged_error(caplog, "ASGI application failed")
+
+
 async def test_a_body_the_close_would_end_cut_off_by_the_shutdown_is_reset(run_asgi: Any) -> None:
     # The shutdown cancelled the app past shutdown_timeout, mid-body: the
     # same FIN made what came look whole.

@@ -1798,6 +1798,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._ends_with_close = (
             self._h11.their_http_version == b"1.0"
             and not self._head
+            and status != 204
+            and status != 304  # (no body: the head is the whole response)
             and not any(name.lower() == "content-length" for name, _ in headers)
         )
 
