@@ -526,6 +526,40 @@ async def answer_on(sock: socket.socket, wait: float = TIMEOUT) -> bytes:
     return received
 
 
+async def test_a_head_that_comes_in_many_reads_is_searched_once(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The look for a head's end before h11 parses it searched the buffer
+    # from its start at each read: a head that came a few bytes a read (a
+    # slow client, or one sending them so) cost the square of its size,
+    # some 0.4 s of the loop for 16 KiB a byte a read, where h11 alone
+    # searches each byte once. Counted here: the bytes searched for an empty
+    # line, over the head's size.
+    from wsserver.server import http_protocol
+
+    searched = 0
+    head_end = http_protocol._HEAD_END
+
+    class Counting:
+        def search(self, data: Any, start: int, end: int) -> Any:
+            nonlocal searched
+            searched += max(0, min(end, len(data)) - start)
+            return head_end.search(data, start, end)
+
+    monkeypatch.setattr(http_protocol, "_HEAD_END", Counting())
+    head = b"GET / HTTP/1.1\nHost: x\n" + b"X-A: %s\n" % (b"a" * 75) * 90  # (bare LFs: 7 KB)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    for n in range(0, len(head), 35):
+        writer.write(head[n : n + 35])
+        await writer.drain()
+        await asyncio.sleep(0.001)  # (the server reads each piece: same loop)
+    writer.write(b"\n")
+    answer = await asyncio.wait_for(reader.readuntil(b"GET / 0"), TIMEOUT)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    writer.close()
+    assert 0 < searched < 4 * len(head), (searched, len(head))
+
+
 async def test_a_head_over_max_header_size_is_refused_unparsed_when_it_came_whole(
     server: Server,
 ) -> None:

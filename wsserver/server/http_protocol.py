@@ -709,16 +709,24 @@ class HttpProtocol(asyncio.BufferedProtocol):
         next line is a chunked body here, and maybe none to a proxy in
         front). Empty lines before a request line are h11's to take (see
         _skipped_empty_line())."""
-        data = h._receive_buffer._data  # (h11 is pinned to 0.16)
+        buffer = h._receive_buffer  # (h11 is pinned to 0.16)
+        data = buffer._data
         if not data or data[0] in b"\r\n":
             return False
         limit = self.config.max_header_size + 2  # (the CR LF that ends it is not counted)
+        # (From where h11's own search found no empty line: a head that comes
+        # a few bytes a read is searched once, not from its start each time.)
+        searched = buffer._multiple_lines_search
         # (Finds, not a regular expression: this is every request's, and a
         # head's end is nearly always CR LF CR LF; a bare LF ends a line too.)
-        end = data.find(b"\r\n\r\n", 0, limit)
-        if end < 0 or data.find(b"\n\n", 0, end) >= 0 or data.find(b"\n\r\n", 0, end) >= 0:
+        end = data.find(b"\r\n\r\n", max(searched - 1, 0), limit)
+        if (
+            end < 0
+            or data.find(b"\n\n", searched, end) >= 0
+            or data.find(b"\n\r\n", searched, end) >= 0
+        ):
             # (Not whole yet; or a bare LF ended a line, and the head before.)
-            found = _HEAD_END.search(data, 0, limit)
+            found = _HEAD_END.search(data, searched, limit)
             if found is None:
                 if len(data) <= limit:
                     return False  # (not whole yet: h11 bounds it meanwhile)
