@@ -538,7 +538,7 @@ async def test_a_head_that_comes_in_many_reads_is_searched_once(
     from wsserver.server import http_protocol
 
     searched = 0
-    head_end = http_protocol._HEAD_END
+    head_end = http_protocol._HEAD_END_OR_FOLD
 
     class Counting:
         def search(self, data: Any, start: int, end: int) -> Any:
@@ -546,7 +546,7 @@ async def test_a_head_that_comes_in_many_reads_is_searched_once(
             searched += max(0, min(end, len(data)) - start)
             return head_end.search(data, start, end)
 
-    monkeypatch.setattr(http_protocol, "_HEAD_END", Counting())
+    monkeypatch.setattr(http_protocol, "_HEAD_END_OR_FOLD", Counting())
     head = b"GET / HTTP/1.1\nHost: x\n" + b"X-A: %s\n" % (b"a" * 75) * 90  # (bare LFs: 7 KB)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     for n in range(0, len(head), 35):

@@ -122,6 +122,9 @@ _EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request lin
 
 #: The empty line that ends a head (as h11 finds it: a bare LF ends a line too).
 _HEAD_END = re.compile(rb"\n\r?\n")
+#: That, or a line of the head that begins with whitespace (an obsolete line
+#: folding: the group), whichever comes first.
+_HEAD_END_OR_FOLD = re.compile(rb"\n(?:([ \t])|\r?\n)")
 
 #: Pipelined requests that the server answers itself (404, 405, 426...:
 #: no task) taken from h11 in one turn of the event loop: the rest wait
@@ -715,26 +718,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return False
         limit = self.config.max_header_size + 2  # (the CR LF that ends it is not counted)
         # (From where h11's own search found no empty line: a head that comes
-        # a few bytes a read is searched once, not from its start each time.)
-        searched = buffer._multiple_lines_search
-        # (Finds, not a regular expression: this is every request's, and a
-        # head's end is nearly always CR LF CR LF; a bare LF ends a line too.)
-        end = data.find(b"\r\n\r\n", max(searched - 1, 0), limit)
-        if (
-            end < 0
-            or data.find(b"\n\n", searched, end) >= 0
-            or data.find(b"\n\r\n", searched, end) >= 0
-        ):
-            # (Not whole yet; or a bare LF ended a line, and the head before.)
-            found = _HEAD_END.search(data, searched, limit)
-            if found is None:
-                if len(data) <= limit:
-                    return False  # (not whole yet: h11 bounds it meanwhile)
-                self._head_too_large(h)
-                return True
-            end = found.start()
-        if data.find(b"\n ", 0, end) < 0 and data.find(b"\n\t", 0, end) < 0:
-            return False
+        # a few bytes a read is searched once, not from its start each time.
+        # One search, for the head's end or a folding before it: this is
+        # every request's.)
+        found = _HEAD_END_OR_FOLD.search(data, buffer._multiple_lines_search, limit)
+        if found is None:
+            if len(data) <= limit:
+                return False  # (not whole yet: h11 bounds it meanwhile)
+            self._head_too_large(h)
+            return True
+        if found.lastindex is None:
+            return False  # (its end, and no folding before it)
         self.http_error(400, "Obsolete line folding in the request head (RFC 9112 5.2).")
         return True
 
