@@ -1203,6 +1203,35 @@ def test_a_handlers_own_name_taken_here_is_left_unnamed_as_add_route_does(
         routes.include(named, "/named")
 
 
+async def test_a_handlers_own_name_given_here_to_another_route_leaves_it_unnamed_too(
+    run_server: StartServer,
+) -> None:
+    # The name was given here (name="chat"), and the module that comes in has
+    # an "async def chat" of its own, no name given: its route comes in
+    # unnamed, as add_route() takes it, and as the README says. It was
+    # refused ("a route named 'chat' already exists"), and nothing came in.
+    import httpx
+
+    routes = Router()
+
+    @routes.get("/", name="chat")
+    async def home(request: Request) -> Any:
+        return text("home")
+
+    async def chat(request: Request) -> Any:
+        return text("the module's chat")
+
+    routes.add_route(chat, "/direct")  # (add_route() takes it, unnamed)
+    module = Router()
+    module.add_route(chat, "/chat")
+    routes.include(module, "/rooms")
+    assert routes.url_for("chat") == "/"
+    server = await run_server(routes)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        assert (await client.get("/rooms/chat")).text == "the module's chat"
+        assert (await client.get("/")).text == "home"
+
+
 def test_a_route_that_hides_another_behind_a_trailing_slash_is_refused() -> None:
     routes = Router()
 

@@ -794,7 +794,7 @@ class Router:
             name = f"{name_prefix}.{route.name}" if name_prefix is not None else route.name
             chosen = name_prefix is not None or route.name in other._explicit
             if named and name in names:
-                if chosen or name in self._explicit:
+                if chosen:
                     raise ValueError(
                         f"a route named {name!r} already exists: give include() a name_prefix"
                     )
