@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import importlib
 import json
 import os
@@ -1575,6 +1576,33 @@ async def test_the_process_exits_once_stopped_whatever_its_handlers_left_running
         assert loop.time() - started < 5
     assert "stopped" in cli.stderr
     assert "still running after the stop" in cli.stderr
+
+
+async def test_what_handlers_leave_running_gets_one_more_second_in_all(tmp_path: Path) -> None:
+    # The README: what is left "gets one more second, is named in a warning,
+    # and is not waited for". A task that swallowed its cancellation and a
+    # thread under way each got a second of their own, one after the other:
+    # two seconds (three, with an async generator that would not close).
+    name = f"leftover_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(LEFTOVER_APP)
+    flags = ["--shutdown-timeout", "0.5", "--close-timeout", "0.5"]
+    async with (
+        running_cli(f"{name}:routes", "--app-dir", str(tmp_path), *flags) as cli,
+        websockets.connect(cli.url + "/thread") as thread,
+        websockets.connect(cli.url + "/stubborn") as stubborn,
+    ):
+        assert await asyncio.wait_for(thread.recv(), TIMEOUT) == "in"
+        assert await asyncio.wait_for(stubborn.recv(), TIMEOUT) == "in"
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await cli.wait() == 0
+
+    def logged_at(text: str) -> datetime.datetime:
+        line = next(line for line in cli.stderr.splitlines() if text in line)
+        return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+
+    said = "1 task and 1 call of asyncio.to_thread() or run_in_executor() still running"
+    left = (logged_at(said) - logged_at("wsserver.server: stopped")).total_seconds()
+    assert 0.9 < left < 1.6, cli.stderr
 
 
 SLOW_IMPORT_APP = """

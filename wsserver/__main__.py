@@ -21,6 +21,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -897,6 +898,8 @@ def _finish(loop: asyncio.AbstractEventLoop, executor: _DefaultExecutor) -> list
     return what did not end (``["2 tasks", "1 call of asyncio.to_thread() ..."]``),
     for the caller to exit without it."""
     left = []
+    # One grace for all that is left (tasks, async generators, threads), not one each.
+    end = time.monotonic() + LEFTOVER_GRACE
     try:
         tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
         for task in tasks:
@@ -910,12 +913,14 @@ def _finish(loop: asyncio.AbstractEventLoop, executor: _DefaultExecutor) -> list
             if task.done() and not task.cancelled():
                 task.exception()  # (retrieved: it ended as it was told to)
         with contextlib.suppress(TimeoutError):
-            loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), LEFTOVER_GRACE))
+            loop.run_until_complete(
+                asyncio.wait_for(loop.shutdown_asyncgens(), max(end - time.monotonic(), 0.01))
+            )
         # (Not loop.shutdown_default_executor(): it joins its thread without a
         # bound, even when cancelled.) Calls not started are dropped, those
         # under way get what is left of the grace.
         executor.shutdown(wait=False, cancel_futures=True)
-        _, busy = concurrent.futures.wait(executor.calls(), timeout=LEFTOVER_GRACE)
+        _, busy = concurrent.futures.wait(executor.calls(), timeout=max(end - time.monotonic(), 0))
         if busy:
             left.append(
                 f"{len(busy)} call{'s' if len(busy) > 1 else ''} of asyncio.to_thread() "
