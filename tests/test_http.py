@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import json as jsonlib
@@ -810,6 +811,9 @@ class TestResponseObject:
         for body in (5, [104, 105], None, 2.5, {"a": 1}):
             with pytest.raises(TypeError, match="a response body is str or bytes"):
                 Response(body)  # type: ignore[arg-type]
+        # Any bytes-like object is taken, as before (from the review: an
+        # array or an mmap was refused).
+        assert Response(array.array("B", b"hi")).body == b"hi"  # type: ignore[arg-type]
         for helper in (text, html, raw):
             with pytest.raises(TypeError, match="not int"):
                 helper(3)  # type: ignore[arg-type]

@@ -353,8 +353,13 @@ class Response(CookieSetting):
             self.body = body.encode("utf-8")
         elif isinstance(body, (bytes, bytearray, memoryview)):
             self.body = bytes(body)
-        else:  # (bytes() would take it: an int as that many NUL bytes, a list of ints)
-            raise TypeError(f"a response body is str or bytes, not {type(body).__name__}")
+        else:  # (bytes() would take anything: an int as that many NUL bytes, a list of ints)
+            try:
+                self.body = memoryview(body).tobytes()  # (bytes-like: an array, an mmap)
+            except TypeError:
+                raise TypeError(
+                    f"a response body is str or bytes, not {type(body).__name__}"
+                ) from None
         if self.body and status in _NO_CONTENT:
             raise ValueError(f"a {status} response has no body")
         self.headers: list[tuple[str, str]] = response_head_headers(headers, content_type)
