@@ -270,7 +270,7 @@ async def test_an_idle_tls_connection_is_closed_after_timeout_keep_alive(
         "127.0.0.1",
         0,
         ping_interval=None,
-        timeout_keep_alive=0.5,
+        timeout_keep_alive=1.0,
         close_timeout=5,
         ssl_certfile=cert_files["certfile"],
         ssl_keyfile=cert_files["keyfile"],
@@ -287,7 +287,8 @@ async def test_an_idle_tls_connection_is_closed_after_timeout_keep_alive(
             await asyncio.wait_for(reader.readexactly(length), TIMEOUT)
         answered = loop.time()
         assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
-        assert loop.time() - answered < 0.9  # (it was 1.0: twice timeout_keep_alive)
+        # (It was 2.0, twice timeout_keep_alive; a loaded machine may add some.)
+        assert loop.time() - answered < 1.8
         writer.close()
 
 
