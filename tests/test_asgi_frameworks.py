@@ -416,3 +416,43 @@ async def test_a_bug_after_send_found_the_client_gone_is_the_app_s_error(
     assert any("ValueError" in text for text in logged), logged
     assert any("KeyError" in text for text in logged), logged
     no_errors_logged.clear()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_client_that_leaves_a_long_poll_is_seen_gone_at_once(
+    run_asgi: Any, no_errors_logged: pytest.LogCaptureFixture, method: str
+) -> None:
+    # A long poll (or server-sent events waiting for their first event) that
+    # does not call receive(), as Starlette's handlers and StreamingResponse
+    # do not at ASGI 2.4+: reading was paused while the app worked, so the
+    # client's leaving went unseen. Its socket stayed in CLOSE_WAIT until the
+    # app answered, and the answer was logged 200, sent, to a client long gone.
+    release = asyncio.Event()
+    ended: list[str] = []
+
+    async def poll(request: Request) -> PlainTextResponse:
+        if request.method == "POST":
+            await request.json()  # (a body taken whole first)
+        await release.wait()
+        ended.append("answered")
+        return PlainTextResponse("news")
+
+    app = Starlette(routes=[Route("/poll", poll, methods=["GET", "POST"])])
+    server = await run_asgi(app, lifespan="off")
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    body = b"{}" if method == "POST" else b""
+    writer.write(
+        f"{method} /poll HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    )
+    await wait_for(lambda: server.app_tasks, what="the app at work")
+    await asyncio.sleep(0.1)
+    writer.close()
+    await wait_for(lambda: not server.connections, 2, what="the client seen gone")
+    assert not ended  # (the app is not cancelled: it hears of it as it answers)
+    release.set()
+    await wait_for(lambda: not server.app_tasks, what="the app's end")
+    assert ended == ["answered"]
+    assert server.counters.http_responses[200] == 0  # (nothing went: no 200 logged)
+    assert server.counters.handler_errors == 0
+    logged = [r.getMessage() for r in no_errors_logged.records if r.name == "wsserver.access"]
+    assert [f"{method} /poll - " in line for line in logged] == [True], logged  # (status: -)

@@ -1070,7 +1070,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if self._declared_over(self.config.max_body_size):
                 self.http_error(413, "Request body too large.")
                 return
-            self.run_asgi(asgi.http(self, request), pause=True)
+            # (Reading pauses only for a body to come, which the app pulls.)
+            self.run_asgi(asgi.http(self, request), pause=body)
             return
         config = self.config
         server = self.server
@@ -1589,12 +1590,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def run_asgi(self, coro: Coroutine[Any, Any, None], *, pause: bool) -> None:
         """Run an ASGI application's coroutine for the current request.
 
-        With ``pause`` (an HTTP request) reading pauses: the application pulls
-        the body (:meth:`receive_body`). Without (an upgrade) reading goes on
-        while the application decides, so that a client leaving is noticed;
-        what arrives meanwhile is kept for the WebSocket, and reading pauses
-        once more than ``max_header_size`` bytes came (:meth:`data_received`;
-        it resumes at the 101). Its task is the server's
+        With ``pause`` (an HTTP request whose body is to come) reading pauses:
+        the application pulls the body (:meth:`receive_body`). Without (a
+        request without a body, an upgrade) reading goes on while the
+        application works or decides, so that a client leaving is noticed (as
+        a Router handler's); what arrives meanwhile is kept for later (a
+        pipelined request, frames for the WebSocket), and reading pauses once
+        more than ``max_header_size`` bytes came (:meth:`data_received`; it
+        resumes at the answer, or the 101). Its task is the server's
         to wait for on shutdown; it is not cancelled when the client goes away
         (it hears ``http.disconnect`` or ``websocket.disconnect``), and it may
         outlive its response (background work) while the connection serves its
@@ -1602,7 +1605,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         if pause:
             self.transport.pause_reading()
-        self._kept = 0
+            self._kept = 0
+        else:
+            # What h11 holds already (pipelined requests) counts against the
+            # bound, as for a Router handler (_run_app_task()).
+            self._kept = self._held()
+            if self._kept > self.config.max_header_size:
+                self.transport.pause_reading()
+            elif self._turn_paused:  # (paused by _process() for the others' turn)
+                self._turn_paused = False
+                self.transport.resume_reading()
         self._streaming = False
         task = self._asgi_task = self._app_task = start_app_task(self.loop, coro)
         self.server.app_task_started(task)
@@ -1725,11 +1737,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         return None
 
     def _body_taken(self) -> None:
-        """The application has the whole request body. While its response
-        streams, read on: what comes now is a next request's (or the client's
-        leaving), within a bound of its own (the body's bytes counted to it,
-        and reading may have paused on them)."""
-        if self._streaming and not self.closing:
+        """The application has the whole request body. While an ASGI
+        application works on it (or its response streams), read on: what comes
+        now is a next request's (or the client's leaving), within a bound of
+        its own (the body's bytes counted to it, and reading may have paused on
+        them)."""
+        at_work = self._app_task is not None and self._app_task is self._asgi_task
+        if (self._streaming or at_work) and not self.closing:
             self._kept = 0
             self._resume_reading()
 
