@@ -104,6 +104,14 @@ async def exchange(port: int, data: bytes, wait: float = 5.0) -> bytes:
     then ``<still open>`` ends it)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
+    return await read_until_closed(reader, writer, wait)
+
+
+async def read_until_closed(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, wait: float = 5.0
+) -> bytes:
+    """Everything the server sends until it closes (or ``wait`` passes, then
+    ``<still open>`` ends it); the connection is closed after."""
     received = b""
     try:
         async with asyncio.timeout(wait):

@@ -10,12 +10,10 @@ import logging
 import math
 import os
 import socket
-import ssl
 from typing import Any
 
 import httpx
 import pytest
-import trustme
 import websockets
 from websockets.exceptions import ConnectionClosed as ClientClosed
 
@@ -45,7 +43,6 @@ from .helpers import (
     MASK,
     RawClient,
     cancelled_elsewhere,
-    client_context,
     echo_routes,
     fast_reader,
     get_when_told,
@@ -54,6 +51,7 @@ from .helpers import (
     wait_for,
 )
 from .redis_server import free_port
+from .test_keepalive import tls_contexts
 
 
 def url(server: Any, path: str = "/") -> str:
@@ -693,9 +691,7 @@ class TestClosing:
         # on through TLS to the failed transport, which drops them and logs
         # "socket.send() raised exception." for each from the fifth on: some
         # 250 WARNINGs per connection. They are dropped quietly now.
-        ca = trustme.CA()
-        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        server_tls, client_tls = tls_contexts()
         rec = Recorder()
         routes = Router()
 
@@ -718,9 +714,7 @@ class TestClosing:
 
         server = await run_server(routes, ssl=server_tls)
         caplog.set_level(logging.DEBUG, logger="asyncio")
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", server.port, ssl=client_context(ca)
-        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=client_tls)
         writer.write(upgrade_request())
         await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         received = 0
@@ -744,9 +738,7 @@ class TestClosing:
         # what is written to it, logging "SSL connection is closed" for each
         # write from the fifth on: a WARNING per message the handler sent.
         # They are dropped quietly now.
-        ca = trustme.CA()
-        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        server_tls, client_tls = tls_contexts()
         rec = Recorder()
         ended = asyncio.Event()
         routes = Router()
@@ -768,9 +760,7 @@ class TestClosing:
 
         server = await run_server(routes, ssl=server_tls, max_queue=1)
         caplog.set_level(logging.DEBUG, logger="asyncio")
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", server.port, ssl=client_context(ca)
-        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=client_tls)
         writer.write(upgrade_request())
         await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         writer.write(b"".join(serialize_frame(Opcode.TEXT, b"m", mask=MASK) for _ in range(4)))
