@@ -546,7 +546,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 method: str | None = request.method
                 path: str | None = request.target.partition("?")[0]
             else:
-                method, path = self._refused_head()
+                method, path = self._refused_request_line()
             route = None if request is None or request.route is None else request.route.name
             log_access(
                 self.client_address,
@@ -559,7 +559,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 sent=self._sent,
             )
 
-    def _refused_head(self) -> tuple[str | None, str | None]:
+    def _refused_request_line(self) -> tuple[str | None, str | None]:
         """The method and path of a request refused for its head (None: none
         came whole). The path as sent, without its query or fragment; none for
         a target that is not a path (an authority may hold a password), nor
