@@ -1491,6 +1491,28 @@ async def test_a_streamed_response_notices_the_client_leaving_without_receive(
     assert await late.outcome_once_the_client_left(server) == "ClientDisconnected"
 
 
+async def test_a_message_after_a_complete_response_raises_once_the_client_left(
+    run_asgi: Any,
+) -> None:
+    # Ignored while the connection lasts (above); once the client is gone, a
+    # send raises as any other does (www.rst, "Disconnected Client").
+    late = LateSend()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"whole"})
+        await late.send(send)
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"whole"), TIMEOUT)
+    writer.close()
+    assert await late.outcome_once_the_client_left(server) == "ClientDisconnected"
+
+
 @pytest.mark.parametrize("size", [3, 200_000])
 async def test_a_streamed_response_notices_the_client_leaving_after_the_app_read_its_body(
     run_asgi: Any, size: int

@@ -349,7 +349,9 @@ class HttpCycle:
         ``http.response.trailers``.
 
         Once the response is complete (or was answered for the application,
-        e.g. with 413), further response messages are ignored.
+        e.g. with 413), further response messages are ignored while the
+        connection lasts; once the client is gone, every send raises
+        (www.rst's "Disconnected Client", spec version 2.4).
 
         Raises:
             ClientDisconnected: the client is gone.
