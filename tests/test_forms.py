@@ -344,6 +344,38 @@ async def test_a_malformed_form_or_too_many_parts_is_a_400(run_server: StartServ
         assert r.status_code == 200
 
 
+async def test_an_unquoted_value_runs_to_its_semicolon(run_server: StartServer) -> None:
+    # The multipart writer Java and Android apps copy (codejava.net's
+    # MultipartUtility) makes its boundary "===" + millis + "===" and sends
+    # it unquoted: '=' is a boundary's character but no token's. Starlette
+    # (python-multipart), aiohttp and a browser's MIME type parser (WHATWG)
+    # read an unquoted value to its ';'.
+    server = await run_server(form_app())
+    boundary = "===1765010000000==="
+    body = multipart(
+        field("description", b"holiday"),
+        b'Content-Disposition: form-data; name="upload"; filename=beach photo.jpg\r\n'
+        b"Content-Type: image/jpeg\r\n\r\nJPEG",
+        boundary=boundary.encode(),
+    )
+    async with httpx.AsyncClient() as client:
+        r = await client.post(
+            f"http://127.0.0.1:{server.port}/form",
+            content=body,
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "fields": {"description": ["holiday"]},
+        # (Its file name whole, as Starlette reads it, not cut to "beach".)
+        "files": {"upload": [["beach photo.jpg", "image/jpeg", b"JPEG".hex()]]},
+    }
+    assert media_type("text/plain; a=b c ; charset=utf-8 ;d=;e") == (
+        "text/plain",
+        {"a": "b c", "charset": "utf-8"},
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(st.text(min_size=1), st.text()), max_size=5),

@@ -89,7 +89,7 @@ MULTIPART = "multipart/form-data"
 # send a name's or file name's quote as %22 and its backslash as it is
 # (WHATWG HTML), others \" and \\ (RFC 9110's quoted pairs): both read right,
 # a file name ending in a backslash too.
-_PARAM = re.compile(rf'[ \t]*+;[ \t]*+({TOKEN})[ \t]*+=[ \t]*+(?:({TOKEN})[ \t]*+|")')
+_PARAM = re.compile(rf'[ \t]*+;[ \t]*+({TOKEN})[ \t]*+=[ \t]*+(")?')
 _QUOTED_END = re.compile(r'"[ \t]*+(?=;|\Z)')
 _MEDIA = re.compile(rf"[ \t]*+({TOKEN}/{TOKEN}|{TOKEN})[ \t]*+")
 _QUOTED_PAIR = re.compile(r'\\([\\"])')
@@ -108,6 +108,10 @@ def media_type(value: str) -> tuple[str, dict[str, str]]:
     """A ``Content-Type`` (or ``Content-Disposition``) value: its lowercase type
     and its parameters (lowercase names; quoted values unquoted).
 
+    An unquoted value runs to the next ``;`` (its trailing whitespace
+    dropped), as a browser's MIME type parser (WHATWG) and Starlette's and
+    aiohttp's read it: ``boundary====1733...===``, which Java clients send,
+    is read whole, not cut at its first character that a token may not hold.
     A parameter that does not parse is skipped (to the next ``;``), as
     browsers do; a repeated parameter keeps its first value. Linear in the
     length of ``value`` (its quoted values are found without backtracking).
@@ -126,8 +130,8 @@ def media_type(value: str) -> tuple[str, dict[str, str]]:
             if pos < 0:
                 break
             continue
-        name, token = param.groups()
-        if token is None:  # at a quoted value's opening quote
+        name, quote = param.groups()
+        if quote:  # at a quoted value's opening quote
             end = _QUOTED_END.search(value, param.end())
             if end is None:
                 break  # never closed: what is left is that value
@@ -137,7 +141,12 @@ def media_type(value: str) -> tuple[str, dict[str, str]]:
             token = "".join(_QUOTED_PAIR.split(quoted)) if "\\" in quoted else quoted
             pos = end.end()
         else:
-            pos = param.end()
+            pos = value.find(";", param.end())
+            if pos < 0:
+                pos = len(value)
+            token = value[param.end() : pos].rstrip(" \t")
+            if not token:
+                continue  # (an empty value: none)
         params.setdefault(name.lower(), token)
     return match.group(1).lower(), params
 
