@@ -1673,6 +1673,50 @@ async def test_an_open_file_is_sent_with_its_own_name_as_httpx_sends_it(tmp_path
         assert r.json()["files"] == {"f": [["named.txt", "text/plain", "q"]]}
 
 
+async def test_a_files_part_headers_are_sent_as_httpx_sends_them() -> None:
+    # httpx's 4-tuple, (filename, content, content type, headers): the headers
+    # were dropped without a word, so a test of a handler reading them failed
+    # for want of what it had passed.
+    routes = Router()
+
+    @routes.post("/parts")
+    async def parts(request: Request) -> Response:
+        return json_response(
+            {name: [f.content_type, dict(f.headers)] for name, (f,) in request.files.items()}
+        )
+
+    async with TestClient(routes) as client:
+        r = await client.post(
+            "/parts",
+            files={
+                "a": ("a.txt", b"1", None, {"X-Checksum": "c4ca4238"}),
+                # (A Content-Type among the headers wins over the third item, as in httpx.)
+                "b": ("b.bin", b"2", "text/plain", [("Content-Type", "image/png")]),
+            },
+        )
+        assert r.json() == {
+            "a": [
+                "text/plain",
+                {
+                    "content-disposition": 'form-data; name="a"; filename="a.txt"',
+                    "content-type": "text/plain",
+                    "x-checksum": "c4ca4238",
+                },
+            ],
+            "b": [
+                "image/png",
+                {
+                    "content-disposition": 'form-data; name="b"; filename="b.bin"',
+                    "content-type": "image/png",
+                },
+            ],
+        }
+        with pytest.raises(ValueError, match="one line"):
+            await client.post("/parts", files={"a": ("a", b"", None, {"X-A": "1\r\nX-B: 2"})})
+        with pytest.raises(ValueError, match="not 5 items"):
+            await client.post("/parts", files={"a": ("a", b"", None, {}, "?")})  # type: ignore[dict-item]
+
+
 def _session_routes() -> Router:
     routes = Router()
 

@@ -133,13 +133,14 @@ ParamsArg = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 Body = bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | None
 #: Form fields (``data=``): a mapping or pairs; a list (or tuple) value repeats its name.
 FormArg = Mapping[str, str | list[str] | tuple[str, ...]] | Iterable[tuple[str, str]] | None
-#: One file of ``files=``: its content, or (filename, content[, content type]).
+#: One file of ``files=``: its content, or (filename, content[, content type[, headers]]).
 FileArg = (
     bytes
     | str
     | IO[bytes]
     | tuple[str, bytes | str | IO[bytes]]
-    | tuple[str, bytes | str | IO[bytes], str]
+    | tuple[str, bytes | str | IO[bytes], str | None]
+    | tuple[str, bytes | str | IO[bytes], str | None, HeadersArg]
 )
 FilesArg = Mapping[str, FileArg] | Iterable[tuple[str, FileArg]] | None
 
@@ -864,17 +865,30 @@ def _form_files(files: FilesArg) -> tuple[list[tuple[str, str]], list[tuple[str,
             fields.append((name, _field_value(name, file)))
             continue
         if isinstance(file, tuple):
-            filename, content, *kind = file
+            if not 2 <= len(file) <= 4:
+                raise ValueError(
+                    f"file {name!r}: (filename, content[, content type[, headers]]),"
+                    f" not {len(file)} items"
+                )
+            filename, content, *rest = file
         else:
             # An open file's own name, else "upload", as httpx names them.
-            filename, content, kind = "upload", file, []
+            filename, content, rest = "upload", file, []
             opened = getattr(file, "name", None)
             if hasattr(file, "read") and isinstance(opened, str):
                 filename = os.path.basename(opened)
-        content_type = kind[0] if kind else None
+        content_type = rest[0] if rest else None
+        # httpx's fourth item: the part's headers (a Content-Type among them
+        # wins over the third, as there).
+        given = _header_list(rest[1] if len(rest) == 2 else None)
+        headers = tuple((key.lower(), value) for key, value in given)
+        for key, value in headers:
+            if key == "content-type":
+                content_type = value
         if content_type is None:
             content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        found.append((name, UploadedFile(filename, content_type, _file_content(name, content))))
+        body = _file_content(name, content)
+        found.append((name, UploadedFile(filename, content_type, body, headers)))
     return fields, found
 
 

@@ -581,8 +581,11 @@ def encode_form(
     """A form body and its ``Content-Type``: URL-encoded (UTF-8) without
     ``files``, else ``multipart/form-data``, the fields first, as a browser
     sends them (names and file names with ``"``, CR and LF percent-escaped,
-    a backslash doubled). ``multipart`` True or False chooses the encoding
-    whatever ``files`` are (False with files: ValueError)."""
+    a backslash doubled); a file's ``headers`` follow its ``Content-Type``
+    (but a ``Content-Disposition`` or ``Content-Type`` among them, which it
+    writes itself). ``multipart`` True or False chooses the encoding
+    whatever ``files`` are (False with files: ValueError; a header that is
+    no name and value of one line too)."""
     fields = list(fields)
     files = list(files)
     if multipart is None:
@@ -598,11 +601,17 @@ def encode_form(
     for name, file in files:
         if "\r" in file.content_type or "\n" in file.content_type:
             raise ValueError(f"a file's content type is one line: {file.content_type!r}")
-        head = _disposition(boundary, name) + b'; filename="%s"\r\nContent-Type: %s\r\n\r\n' % (
+        head = _disposition(boundary, name) + b'; filename="%s"\r\nContent-Type: %s\r\n' % (
             file.filename.translate(_ESCAPES).encode("utf-8"),
             file.content_type.encode("latin-1"),
         )
-        out.append(head + file.body)
+        for key, value in file.headers:
+            if key.lower() in ("content-disposition", "content-type"):
+                continue  # (written above)
+            if TOKEN_RE.fullmatch(key) is None or "\r" in value or "\n" in value:
+                raise ValueError(f"a file's header is a name and a value of one line: {key!r}")
+            head += b"%s: %s\r\n" % (key.encode("ascii"), value.encode("utf-8"))
+        out.append(head + b"\r\n" + file.body)
     end = b"\r\n--%s--\r\n" % boundary.encode("ascii")
     return f"{MULTIPART}; boundary={boundary}", b"\r\n".join(out) + end
 
