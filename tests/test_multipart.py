@@ -372,6 +372,25 @@ async def test_bad_forms_read_as_they_come_are_400s(run_server: StartServer) -> 
         assert r.json() == {"error": "request.multipart() reads the body once: it was read"}
 
 
+async def test_an_empty_form_body_has_no_parts_as_for_request_files(
+    run_server: StartServer,
+) -> None:
+    # request.files of an empty body is empty (no 400); read as it comes,
+    # the same body was a 400 "no part".
+    routes = upload_app([])
+
+    @routes.post("/files")
+    async def files(request: Request) -> Any:
+        return json([list(request.form.items()), list(request.files.items())])
+
+    server = await run_server(routes)
+    url = f"http://127.0.0.1:{server.port}"
+    async with httpx.AsyncClient() as client:
+        for path, empty in (("/files", [[], []]), ("/upload", []), ("/whole", [])):
+            r = await client.post(url + path, content=b"", headers={"content-type": MULTIPART})
+            assert (r.status_code, r.json()) == (200, empty), path
+
+
 async def test_a_form_read_as_it_comes_leaves_no_reference_cycle(
     run_server: StartServer,
 ) -> None:

@@ -400,10 +400,11 @@ class MultipartParser:
         return events
 
     def end(self) -> None:
-        """The body ended: raise BadRequest unless it ended the form."""
+        """The body ended: raise BadRequest unless it ended the form, or was
+        empty (a form of no parts, as :func:`parse_form` reads one)."""
         state = self._state
-        if state == _DONE:
-            return
+        if state == _DONE or (state == _START and not self._rest):
+            return  # (in _START, whatever came is still in _rest)
         if state in (_START, _PREAMBLE):
             raise BadRequest("The multipart form has no part (its boundary is not in it).")
         if state == _BOUNDARY_LINE:
