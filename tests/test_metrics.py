@@ -347,6 +347,49 @@ def test_close_codes_stay_bounded_through_rolling_restarts(tmp_path: Any, monkey
     assert len(retired_codes()) <= CLOSE_CODES_KEPT + 1
 
 
+def test_an_ended_worker_s_summaries_and_gauges_join_the_retired_files(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    # An application's Summary (prometheus_client's first example) and its
+    # gauges of mode sum, max, min and mostrecent left a file per ended
+    # worker, each read at every scrape: with --limit-max-requests, files
+    # without end. They now join one file each, their figures unchanged.
+    from prometheus_client import CollectorRegistry, Gauge, Summary, multiprocess, values
+
+    from wsserver.server.metrics import retire_process
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    modes = ("sum", "max", "min", "mostrecent")
+
+    def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+        return {
+            (found.name, tuple(sorted(found.labels.items()))): found.value
+            for family in registry.collect()
+            for found in family.samples
+        }
+
+    pids = (4_000_001, 4_000_002, 4_000_003)
+    for n, pid in enumerate(pids):  # each worker's metrics, written as prometheus_client does
+        monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda pid=pid: pid))
+        registry = CollectorRegistry()
+        Summary("app_seconds", "An application's summary.", registry=registry).observe(n + 1)
+        for mode in modes:
+            gauge = Gauge(f"app_{mode}", "A gauge.", registry=registry, multiprocess_mode=mode)
+            gauge.set((10, 12, 11)[n])  # (the last set neither the largest nor the smallest)
+    before = scraped()
+    assert before[("app_seconds_count", ())] == 3 and before[("app_seconds_sum", ())] == 6
+    assert [before[(f"app_{mode}", ())] for mode in modes] == [33, 12, 10, 11]
+    for pid in pids:
+        retire_process(pid)
+        assert scraped() == before
+    left = sorted(path.name for path in tmp_path.glob("*.db"))
+    assert left == sorted(
+        ["summary_retired.db", *(f"gauge_{mode}_retired.db" for mode in modes)]
+    ), left
+
+
 async def test_the_metrics_path_of_an_asgi_app_is_the_servers() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -351,9 +351,9 @@ RETIRED = "counter_retired.db"
 
 def retire_process(pid: int) -> None:
     """A worker ended: its live gauges leave the shared metrics, its counters join
-    :data:`RETIRED`.
+    :data:`RETIRED` (and the rest of its files theirs, see :data:`FOLDS`).
 
-    Each process's counters are a file of their own, read at every scrape:
+    Each process's metrics are files of their own, read at every scrape:
     kept after their process ended (a replacement, a restart), they would
     pile up without end. A scrape between the two steps below may count the
     ended worker twice, for an instant.
@@ -368,7 +368,7 @@ def retire_process(pid: int) -> None:
     try:
         with _retiring(directory):
             multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
-            _fold_counters(directory, pid)
+            _fold_ended(directory, pid)
     except Exception as exc:  # (a file cut short, a full disk: the metrics' loss, not ours)
         logger.warning("metrics of ended process %d: %s", pid, exc)
 
@@ -427,14 +427,41 @@ def _retiring(directory: str, exclusive: bool = True) -> Iterator[None]:
         lock.close()
 
 
-def _fold_counters(directory: str, pid: int) -> None:
-    """Add an ended process's counters and histograms (each bucket's count,
-    each sum: values that only grow, like counters) to the retired ones'."""
-    for kind in ("counter", "histogram"):
-        _fold(directory, pid, kind)
+#: A value of a multiprocess file, and its timestamp.
+_Value = tuple[float, float]
 
 
-def _fold(directory: str, pid: int, kind: str) -> None:
+def _added(kept: _Value, ended: _Value) -> _Value:
+    return kept[0] + ended[0], ended[1]
+
+
+#: The files of an ended process folded into those of the processes that
+#: ended before (``KIND_retired.db``), by kind (the name's part before the
+#: pid), and how a value joins the one kept: values that only grow (counters;
+#: histograms' bucket counts and sums; summaries' counts and sums) and gauges
+#: of mode ``sum`` are added up; a gauge of mode ``max`` or ``min`` keeps the
+#: larger or smaller, one of mode ``mostrecent`` the later, as a scrape reads
+#: them. Not a gauge of mode ``all``: its series are one per process, those
+#: that ended included (its pid is in its file's name). ``live*`` gauges
+#: leave with their process.
+FOLDS: dict[str, Callable[[_Value, _Value], _Value]] = {
+    "counter": _added,
+    "histogram": _added,
+    "summary": _added,
+    "gauge_sum": _added,
+    "gauge_max": lambda kept, ended: ended if ended[0] > kept[0] else kept,
+    "gauge_min": lambda kept, ended: ended if ended[0] < kept[0] else kept,
+    "gauge_mostrecent": lambda kept, ended: ended if ended[1] > kept[1] else kept,
+}
+
+
+def _fold_ended(directory: str, pid: int) -> None:
+    """Fold an ended process's files into the retired ones (see :data:`FOLDS`)."""
+    for kind, join in FOLDS.items():
+        _fold(directory, pid, kind, join)
+
+
+def _fold(directory: str, pid: int, kind: str, join: Callable[[_Value, _Value], _Value]) -> None:
     from prometheus_client import mmap_dict
 
     files: Any = mmap_dict.MmapedDict  # (untyped)
@@ -443,11 +470,12 @@ def _fold(directory: str, pid: int, kind: str) -> None:
         return
     retired = os.path.join(directory, f"{kind}_retired.db")
     partial = retired + ".partial"  # (a scrape reads *.db only)
-    totals: dict[str, tuple[float, float]] = {}
+    totals: dict[str, _Value] = {}
     for path in (retired, ended):
         if os.path.exists(path):
             for key, value, timestamp, _ in files.read_all_values_from_file(path):
-                totals[key] = (totals.get(key, (0.0, 0.0))[0] + value, timestamp)
+                kept = totals.get(key)
+                totals[key] = (value, timestamp) if kept is None else join(kept, (value, timestamp))
         if path == retired:
             established = set(totals)
     if kind == "counter":
