@@ -780,6 +780,43 @@ async def test_json_access_lines_carry_every_access_field_null_when_unknown(
     ]
 
 
+async def test_a_request_refused_or_left_before_its_handler_names_its_route(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The route is found from the head; its name was logged only once the
+    # handler was called: a body too large (413) or not complete in time
+    # (408), or a client gone mid-body, was logged with route null, the
+    # route's failures missing from a dashboard grouped by route.
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    routes = Router()
+
+    @routes.post("/up", name="upload")
+    async def upload(request: Request) -> Response:
+        return text("ok")
+
+    server = await run_server(routes, max_body_size=10, open_timeout=0.2)
+    head = b"POST /up HTTP/1.1\r\nHost: x\r\n"
+    for request, leave in (
+        (head + b"Content-Length: 100\r\n\r\n", False),  # 413 at once
+        (head + b"Transfer-Encoding: chunked\r\n\r\n14\r\n" + b"x" * 20 + b"\r\n", False),  # 413
+        (head + b"Content-Length: 5\r\n\r\nab", False),  # 408
+        (head + b"Content-Length: 5\r\n\r\nab", True),  # left: '-'
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(request)
+        if not leave:  # (one that leaves closes at once: its bytes come before its FIN)
+            await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    await wait_for(lambda: len([r for r in caplog.records if r.name == "wsserver.access"]) == 4)
+    access = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert [(r.__dict__["status"], r.__dict__["route"]) for r in access] == [
+        (413, "upload"),
+        (413, "upload"),
+        (408, "upload"),
+        (None, "upload"),
+    ]
+
+
 async def test_a_tls_client_on_a_plain_port_is_told_once_as_a_warning(
     run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -547,14 +547,19 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 path: str | None = request.target.partition("?")[0]
             else:
                 method, path = self._refused_request_line()
-            route = None if request is None or request.route is None else request.route.name
+            route = None
+            if request is not None:
+                # Found from its head: also a request refused or left before
+                # its handler (a body too large or too slow, a client gone).
+                found = self._found
+                route = request.route or (found.route if found is not None else None)
             log_access(
                 self.client_address,
                 path,
                 self.status,
                 self.loop.time() - self._request_started,
                 None,
-                route=route,
+                route=None if route is None else route.name,
                 method=method,
                 sent=self._sent,
             )
