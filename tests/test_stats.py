@@ -571,6 +571,38 @@ async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartS
         assert refused.value.response.status_code == 403, origin
 
 
+async def test_the_status_feed_admits_its_https_page_behind_a_tls_terminating_proxy(
+    run_server: StartServer,
+) -> None:
+    # nginx ends TLS and passes the request on over plain HTTP, Host as the
+    # browser sent it: the page is https://status.example/_status, the feed's
+    # request came by http. Without --proxy-headers the feed was a 403.
+    server = await run_server(Router(), status_path="/_status")
+
+    def feed(host: str, origin: str) -> Any:
+        return websockets.connect(
+            f"ws://{host}/_status/ws",
+            host="127.0.0.1",
+            port=server.port,
+            origin=origin,  # type: ignore[arg-type]
+        )
+
+    for host, origin in (
+        ("status.example", "https://status.example"),
+        ("status.example:8443", "https://status.example:8443"),
+    ):
+        async with feed(host, origin) as ws:
+            assert "workers" in json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    # Another host, or another port, is still another origin.
+    for host, origin in (
+        ("status.example", "https://evil.example"),
+        ("status.example:8443", "https://status.example"),
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            await feed(host, origin)
+        assert refused.value.response.status_code == 403, origin
+
+
 async def test_a_percent_encoded_status_path_serves_its_page_and_its_feed(
     run_server: StartServer,
 ) -> None:

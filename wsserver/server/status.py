@@ -116,13 +116,22 @@ class StatusBoard:
             # Without an origins setting, the feed is for the page's own
             # origin (and clients that send none), not any page a visitor opened.
             origins = request.headers.getall("origin")
-            if origins and (
-                len(origins) > 1 or not is_same_origin(origins[0], request.host, request.scheme)
-            ):
+            if origins and (len(origins) > 1 or not self._own_page(origins[0], request)):
                 return error_response(
                     403, "The status feed admits its own page's origin (see origins)."
                 )
         return None
+
+    @staticmethod
+    def _own_page(origin: str, request: Request) -> bool:
+        """Whether ``origin`` is the page's own: the scheme, host and port the
+        request came by, or over plain HTTP the same host and port by https
+        (a proxy in front ended TLS: no page of another site can send that
+        ``Origin``)."""
+        scheme, host = request.scheme, request.host
+        return is_same_origin(origin, host, scheme) or (
+            scheme == "http" and is_same_origin(origin, host, "https")
+        )
 
     async def _page(self, request: Request) -> Response:
         if not self._allowed(request):
