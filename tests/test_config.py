@@ -311,6 +311,26 @@ def test_replace_validates_and_copies() -> None:
         config.replace(max_queue=0)
 
 
+def test_a_config_s_repr_shows_no_password_nor_token() -> None:
+    # The dataclass's repr wrote them out: a handler logging request.server.config,
+    # a traceback shown with its locals (an error tracker's), a debugger.
+    config = from_env(
+        WEBSOCKET_SSL_KEYFILE_PASSWORD="hunter2",
+        WEBSOCKET_STATUS_TOKEN="status-secret",
+        WEBSOCKET_METRICS_TOKEN="metrics-secret",
+        WEBSOCKET_BROKER="redis://app:redis-secret@cache:6379/0",
+    )
+    for shown in (repr(config), str(config), repr(serve(Router(), config=config).config)):
+        for secret in ("hunter2", "status-secret", "metrics-secret", "redis-secret"):
+            assert secret not in shown, shown
+        assert "ssl_keyfile_password='***'" in shown and "status_token='***'" in shown
+        assert "broker='redis://app:***@cache:6379/0'" in shown  # (as errors show it)
+        assert "max_size=1048576" in shown and "metrics_token='***'" in shown
+    # What is not set still says so, and the rest is the dataclass's repr.
+    assert repr(Config()).startswith("Config(max_size=1048576, max_queue=32, ")
+    assert "ssl_keyfile_password=None" in repr(Config()) and "status_token=None" in repr(Config())
+
+
 def test_unknown_setting_raises_config_error() -> None:
     with pytest.raises(ConfigError, match="max_sise"):
         Config.from_sources(env={}, max_sise=10)

@@ -67,6 +67,8 @@ class Kind:
     empty_is_none = True
     #: The words that stand for None (when ``none_ok``), in any case.
     none_words = NONE_WORDS
+    #: A password or a token: a :class:`Config`'s repr writes it ``'***'``.
+    secret = False
 
     def __init__(self, *, none_ok: bool = False) -> None:
         self.none_ok = none_ok
@@ -82,6 +84,11 @@ class Kind:
     def shown(self, value: Any) -> str:
         """How an error message shows ``value``."""
         return repr(value)
+
+    def masked(self, value: Any) -> str:
+        """How a :class:`Config`'s repr shows ``value``: as an error message
+        does, but a secret (set) as ``'***'``."""
+        return "'***'" if self.secret and value is not None else self.shown(value)
 
     def parse(self, text: str) -> Any:
         """The value that ``text`` (an environment variable, a flag) stands for.
@@ -325,6 +332,7 @@ def _password() -> Text:
     None; ``off``, ``null``, ``false`` are taken as they are."""
     kind = _path("a password", "PASSWORD")
     kind.none_words = frozenset({"none", ""})
+    kind.secret = True
     return kind
 
 
@@ -340,6 +348,7 @@ def _token() -> Text:
     )
     kind.empty_is_none = False
     kind.none_words = frozenset({"none"})
+    kind.secret = True
     return kind
 
 
@@ -964,6 +973,13 @@ class Config:
         self.validate()
         # Kept as checked: a list the caller changes afterwards is not ours.
         self.headers = tuple((name, value) for name, value in self.headers)
+
+    def __repr__(self) -> str:
+        # Not the dataclass's: it wrote out the key's password, the tokens and
+        # a broker URL's password, wherever a config is shown (a handler
+        # logging request.server.config, a traceback with its locals).
+        shown = (f"{name}={spec.kind.masked(getattr(self, name))}" for name, spec in settings())
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @classmethod
     def from_sources(
