@@ -1236,6 +1236,22 @@ async def test_a_broken_ini_log_config_is_one_line_whatever_breaks_it(tmp_path: 
         assert last.startswith(f"error: --log-config {tmp_path / name}: ") and said in last, err
 
 
+async def test_a_log_config_that_cannot_be_read_says_so(tmp_path: Path) -> None:
+    # fileConfig's parser skips a file it cannot open: a directory (or a file
+    # without read permission) was said to have "no [formatters] section".
+    unreadable = tmp_path / "logging.ini"
+    unreadable.write_text("[loggers]\nkeys=root\n")
+    unreadable.chmod(0)
+    cases = [(tmp_path, "Is a directory")]
+    if os.geteuid() != 0:  # (root reads it all the same)
+        cases.append((unreadable, "Permission denied"))
+    for path, said in cases:
+        code, err = await run_cli_to_end("examples.echo:routes", "--log-config", str(path))
+        last = err.strip().splitlines()[-1]
+        assert code == 2 and last.startswith(f"error: --log-config {path}: "), err
+        assert said in last and "section" not in last, err
+
+
 async def test_log_format_json_with_a_log_config_is_said_to_be_ignored(tmp_path: Path) -> None:
     # The file's formatters win; --log-format json was dropped without a word.
     log_config = tmp_path / "logging.json"

@@ -1481,8 +1481,10 @@ def configure_logging(
         logging.config.dictConfig(config)
         named = list(config.get("loggers") or ())
     else:
-        if not os.path.exists(log_config):
-            raise FileNotFoundError(f"no such file: {log_config}")
+        # Opened first: fileConfig's parser skips a file it cannot open (a
+        # directory, one without read permission), and said it had no sections.
+        with open(log_config, encoding="utf-8"):
+            pass
         logging.config.fileConfig(log_config, disable_existing_loggers=False)
         ini = configparser.ConfigParser()
         ini.read(log_config, encoding="utf-8")
