@@ -542,6 +542,61 @@ async def test_host_and_port_come_from_the_environment_where_no_flag_gives_them(
         await assert_echo(cli.url)
 
 
+#: What Kubernetes puts in every pod of a namespace that has a Service named
+#: "websocket" (enableServiceLinks, on by default; Docker's links did the
+#: same): the Service's address under our variable's name, WEBSOCKET_PORT.
+SERVICE_LINK = {
+    "WEBSOCKET_PORT": "tcp://10.96.0.12:8000",
+    "WEBSOCKET_PORT_8000_TCP": "tcp://10.96.0.12:8000",
+    "WEBSOCKET_PORT_8000_TCP_PORT": "8000",
+    "WEBSOCKET_SERVICE_HOST": "10.96.0.12",
+    "WEBSOCKET_SERVICE_PORT": "8000",
+}
+
+
+def test_a_kubernetes_service_s_link_is_not_taken_for_the_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It was refused ("WEBSOCKET_PORT: expected a port number from 0 to
+    # 65535", exit 2): every pod of the namespace that ran wsserver without
+    # --port crash-looped once such a Service existed.
+    parser = build_parser()
+    for name, value in SERVICE_LINK.items():
+        monkeypatch.setenv(name, value)
+    args = _settle(parser, parser.parse_args(["examples.echo:routes", "--host", "0.0.0.0"]))
+    assert (args.host, args.port) == ("0.0.0.0", 8000)  # the default, not the Service's port
+    # With WEBSOCKET_UDS it was "each says where to listen"; it is the socket's now.
+    monkeypatch.setenv("WEBSOCKET_UDS", "/run/app.sock")
+    args = _settle(parser, parser.parse_args(["examples.echo:routes"]))
+    assert args.uds == "/run/app.sock"
+    # What is neither a port nor such a link is still refused.
+    monkeypatch.setenv("WEBSOCKET_PORT", "tcp://10.96.0.12")
+    monkeypatch.delenv("WEBSOCKET_UDS")
+    with pytest.raises(SystemExit):
+        _settle(parser, parser.parse_args(["examples.echo:routes"]))
+
+
+async def test_a_kubernetes_service_s_link_is_said_to_be_ignored(tmp_path: Path) -> None:
+    uds = tmp_path / "ws.sock"
+    env = {**SERVICE_LINK, "WEBSOCKET_UDS": str(uds)}
+    async with (
+        running_cli(
+            "examples.echo:routes",
+            env=env,
+            port_flag=False,
+            listening=r"listening on unix:(/\S+)()",
+        ) as cli,
+        websockets.unix_connect(str(uds), "ws://localhost/") as ws,
+    ):
+        await ws.send("hello")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello"
+    warning = next(line for line in cli.lines if "WEBSOCKET_PORT" in line)
+    assert "WARNING" in warning and "tcp://10.96.0.12:8000" in warning, cli.stderr
+    assert "enableServiceLinks" in warning, warning
+    # (Its companions are not said to be misspelt variables of ours.)
+    assert "WEBSOCKET_SERVICE" not in cli.stderr and "8000_TCP" not in cli.stderr, cli.stderr
+
+
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as sock:

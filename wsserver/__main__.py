@@ -15,6 +15,7 @@ import json
 import logging
 import logging.config
 import os
+import re
 import shutil
 import signal
 import socket
@@ -962,10 +963,26 @@ def _off(uds: str | None) -> bool:
     return uds is None or uds.strip().lower() in NONE_WORDS
 
 
+#: What Kubernetes sets ``<SERVICE>_PORT`` to in every pod of a namespace
+#: that has that Service (``enableServiceLinks``, on by default; Docker's links
+#: did the same): ``WEBSOCKET_PORT=tcp://10.96.0.12:8000`` for a Service named
+#: ``websocket``. The Service's address, not a port to listen on.
+_SERVICE_LINK = re.compile(r"(?:tcp|udp|sctp)://\S+:\d+", re.IGNORECASE)
+
+
+def _service_link() -> str | None:
+    """WEBSOCKET_PORT when it is a Kubernetes Service's link (see :data:`_SERVICE_LINK`)."""
+    value = os.environ.get("WEBSOCKET_PORT", "").strip()
+    return value if _SERVICE_LINK.fullmatch(value) else None
+
+
 def _tcp_variables() -> dict[str, str | None]:
     """WEBSOCKET_HOST and WEBSOCKET_PORT as the environment has them (None: unset or
-    empty, as the command line's other variables: the default, 127.0.0.1:8000)."""
+    empty, as the command line's other variables: the default, 127.0.0.1:8000; or
+    a Service's link, for WEBSOCKET_PORT: :func:`_main` says it is ignored)."""
     values = {name: os.environ.get(name) for name in ("WEBSOCKET_HOST", "WEBSOCKET_PORT")}
+    if _service_link() is not None:
+        values["WEBSOCKET_PORT"] = None
     return {name: value if value and value.strip() else None for name, value in values.items()}
 
 
@@ -1139,6 +1156,14 @@ def _main(argv: Sequence[str] | None) -> int:
         }
         for name, instead in misspelt_variables(os.environ, own):
             logger.warning("%s is not a variable wsserver reads (ignored): %s", name, instead)
+        link = _service_link()
+        if link is not None:
+            logger.warning(
+                "WEBSOCKET_PORT=%s is a Kubernetes Service's address (a Service named "
+                "websocket, with enableServiceLinks on), not a port: ignored "
+                "(enableServiceLinks: false in the pod spec leaves it out)",
+                link,
+            )
     workers = args.workers
     # Asked for (a number of workers, 1 included): a supervisor, which SIGHUP
     # gives a rolling restart (one process alone can only stop).
