@@ -1348,6 +1348,9 @@ def plain(scope, receive, send):
 def make_with(settings):
     return _echo
 
+def make_pair():
+    return _echo, "debug"
+
 NUMBER = 5
 
 from wsserver import Router
@@ -1380,6 +1383,15 @@ async def chat(request, ws, room):
             "make_async cannot be called with (scope, receive, send): not an ASGI 3 application",
         ),
         (["{name}:NUMBER"], "is an int, not a wsserver.Router"),  # ("is a int")
+        # What a factory returned is said to be that ("make_pair is a tuple", of a function).
+        (
+            ["{name}:make_pair"],
+            "what {name}:make_pair (a factory) returned is a tuple, not a wsserver.Router or an",
+        ),
+        (
+            ["{name}:make_pair", "--factory", "--interface", "router"],
+            "what {name}:make_pair (a factory) returned is a tuple, not a wsserver.Router",
+        ),
         # A factory that takes arguments: a traceback of wsserver's own call
         # (a TypeError, "failed as it was called"), exit code 1.
         (

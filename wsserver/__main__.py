@@ -407,6 +407,9 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
             f"{spec} is the handler of the route {uri!r}: serve its Router (module:routes)"
         )
     servable = isinstance(obj, Router) or is_asgi_app(obj)
+    # How the refusals below name what they looked at: the application, or
+    # what its factory returned (the spec names a function: "is a tuple" misled).
+    subject = spec
     if factory or (interface != "asgi" and not servable and _no_args(obj)):
         if not callable(obj):
             raise AppLoadError(f"--factory: {spec} is {_a(obj)}, not a function")
@@ -428,6 +431,7 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
             raise FactoryError(spec) from exc
         if obj is None:
             raise AppLoadError(f"{spec} (a factory) returned None: return the application")
+        subject = f"what {spec} (a factory) returned"
     if interface in ("auto", "router") and isinstance(obj, Router):
         return obj
     if interface == "auto" and is_asgi_app(obj):
@@ -438,7 +442,7 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
         if _takes_three(obj):
             return obj
         raise AppLoadError(
-            f"{spec} cannot be called with (scope, receive, send): not an ASGI 3 application"
+            f"{subject} cannot be called with (scope, receive, send): not an ASGI 3 application"
             + (
                 " (a factory? add --factory)"
                 if _no_args(obj) and not inspect.iscoroutinefunction(obj)
@@ -453,7 +457,7 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     hint = ""
     if interface == "auto" and callable(obj) and not isinstance(obj, type) and _takes_three(obj):
         hint = " (a function that returns an awaitable: --interface asgi)"
-    raise AppLoadError(f"{spec} is {_a(obj)}, not {wanted}{hint}")
+    raise AppLoadError(f"{subject} is {_a(obj)}, not {wanted}{hint}")
 
 
 def _from_the_app(exc: BaseException) -> BaseException:
