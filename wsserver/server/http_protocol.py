@@ -1075,8 +1075,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if self._declared_over(self.config.max_body_size):
                 self.http_error(413, "Request body too large.")
                 return
-            # (Reading pauses only for a body to come, which the app pulls.)
-            self.run_asgi(asgi.http(self, request), pause=body)
+            self.run_asgi(asgi.http(self, request))
             return
         config = self.config
         server = self.server
@@ -1091,7 +1090,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             max_connections=config.max_connections,
         )
         if isinstance(verdict, Accept):
-            self.run_asgi(asgi.websocket(self, request, verdict), pause=False)
+            self.run_asgi(asgi.websocket(self, request, verdict))
         else:
             self.deny(verdict)
 
@@ -1592,34 +1591,30 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------ ASGI
 
-    def run_asgi(self, coro: Coroutine[Any, Any, None], *, pause: bool) -> None:
+    def run_asgi(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run an ASGI application's coroutine for the current request.
 
-        With ``pause`` (an HTTP request whose body is to come) reading pauses:
-        the application pulls the body (:meth:`receive_body`). Without (a
-        request without a body, an upgrade) reading goes on while the
-        application works or decides, so that a client leaving is noticed (as
-        a Router handler's); what arrives meanwhile is kept for later (a
-        pipelined request, frames for the WebSocket), and reading pauses once
-        more than ``max_header_size`` bytes came (:meth:`data_received`; it
-        resumes at the answer, or the 101). Its task is the server's
-        to wait for on shutdown; it is not cancelled when the client goes away
-        (it hears ``http.disconnect`` or ``websocket.disconnect``), and it may
-        outlive its response (background work) while the connection serves its
-        next request.
+        Reading goes on while the application works or decides, so that a
+        client leaving is noticed (as a Router handler's), even one whose
+        request body the application has not read (or never will); what
+        arrives meanwhile is kept for later (the body, for the application to
+        pull with :meth:`receive_body`; a pipelined request; frames for the
+        WebSocket), and reading pauses once more than ``max_header_size``
+        bytes came (:meth:`data_received`; it resumes as the application asks
+        for more of the body, at the answer, or at the 101). Its task is the
+        server's to wait for on shutdown; it is not cancelled when the client
+        goes away (it hears ``http.disconnect`` or ``websocket.disconnect``),
+        and it may outlive its response (background work) while the
+        connection serves its next request.
         """
-        if pause:
+        # What h11 holds already (the body's first bytes, pipelined requests)
+        # counts against the bound, as for a Router handler (_run_app_task()).
+        self._kept = self._held()
+        if self._kept > self.config.max_header_size:
             self.transport.pause_reading()
-            self._kept = 0
-        else:
-            # What h11 holds already (pipelined requests) counts against the
-            # bound, as for a Router handler (_run_app_task()).
-            self._kept = self._held()
-            if self._kept > self.config.max_header_size:
-                self.transport.pause_reading()
-            elif self._turn_paused:  # (paused by _process() for the others' turn)
-                self._turn_paused = False
-                self.transport.resume_reading()
+        elif self._turn_paused:  # (paused by _process() for the others' turn)
+            self._turn_paused = False
+            self.transport.resume_reading()
         self._streaming = False
         task = self._asgi_task = self._app_task = start_app_task(self.loop, coro)
         self.server.app_task_started(task)
@@ -1685,8 +1680,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
     async def receive_body(self) -> tuple[bytes, bool] | None:
         """The next piece of the request body and whether more follows; None if the client left.
 
-        Answers ``Expect: 100-continue`` the first time. Reads the socket only
-        while waiting here: an application that does not ask is not sent more.
+        Answers ``Expect: 100-continue`` the first time. Past what was read
+        ahead while the application worked (``max_header_size`` bytes, see
+        :meth:`run_asgi`), reads the socket only while waiting here: an
+        application that does not ask is not sent more.
         """
         h = self._h11
         deadlines = self.server.open_deadlines
