@@ -367,6 +367,41 @@ class TestControlFrames:
                 "cannot send set",
             ]
 
+    async def test_a_pong_waiter_given_up_on_is_forgotten(self, run_server: StartServer) -> None:
+        # A heartbeat under asyncio.wait_for whose pong did not come in time:
+        # the waiter is cancelled, and nobody waits for that ping any more.
+        # Its payload was refused ever after ("a ping with this payload is
+        # already waiting"), and each random one stayed in the connection's
+        # memory for its whole life when the peer answered none.
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            outcomes = []
+            for data in (b"hb", b"hb", None, None, None):
+                try:
+                    await asyncio.wait_for(await ws.ping(data), 0.02)
+                    outcomes.append("pong")
+                except TimeoutError:
+                    outcomes.append("no pong")
+            rec.put((outcomes, len(ws._pings)))
+            # A ping still awaited is answered by the pong of one given up on
+            # that was sent after it (RFC 6455 5.5.3: only the latest may be).
+            first = asyncio.ensure_future(await ws.ping(b"first"))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(await ws.ping(b"second"), 0.02)
+            rec.put("answer second")
+            rec.put(await asyncio.wait_for(first, 5) > 0)
+
+        server = await run_server(routes)
+        client = await RawClient.connect(server.port)  # answers no ping unless told
+        assert await rec.get() == (["no pong"] * 5, 1)
+        assert await rec.get() == "answer second"
+        client.send(Opcode.PONG, b"second")
+        assert await rec.get() is True
+        await client.expect_close(1000)
+
     async def test_pings_answered_while_handler_is_not_reading(
         self, run_server: StartServer
     ) -> None:

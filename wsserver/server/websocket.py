@@ -466,22 +466,29 @@ class WebSocket:
 
         Raises:
             WebsocketClosed: the connection is closing or closed.
-            ValueError: a ping with this payload is already waiting, or the
-                payload is longer than 125 bytes.
+            ValueError: a ping with this payload is already waiting (one whose
+                waiter was cancelled waits no more), or the payload is longer
+                than 125 bytes.
             TypeError: ``data`` is neither str nor bytes-like.
         """
         return self.send_ping(data)
 
     def send_ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
         """:meth:`ping` without the ``await``: send it now, return the pong waiter."""
+        pings = self._pings
+        if pings:
+            self._forget_given_up_pings()
         if data is None:
             payload = os.urandom(4)
-            while payload in self._pings:
+            while payload in pings:
                 payload = os.urandom(4)
         else:
             payload = _control_payload(data, "ping")
-            if payload in self._pings:
-                raise ValueError("a ping with this payload is already waiting for its pong")
+            waiting = pings.get(payload)
+            if waiting is not None:
+                if not waiting[0].cancelled():
+                    raise ValueError("a ping with this payload is already waiting for its pong")
+                del pings[payload]  # (given up on: sent again, it is the latest)
         if self._sending_ended():
             raise self._closed_error()
         conn = self._conn
@@ -491,6 +498,17 @@ class WebSocket:
         future.add_done_callback(_consume_exception)
         self._pings[payload] = (future, time.perf_counter())
         return future
+
+    def _forget_given_up_pings(self) -> None:
+        """Forget the oldest pings whose waiter was cancelled (``asyncio.wait_for``
+        timed out): nobody waits for them. One sent after a ping still awaited
+        is kept, as long as that one waits: its pong answers that ping too."""
+        pings = self._pings
+        while pings:
+            oldest = next(iter(pings))
+            if not pings[oldest][0].cancelled():
+                break
+            del pings[oldest]
 
     def pong_received(self, payload: bytes) -> None:
         """Resolve the ping that ``payload`` answers, and every ping sent before it.
