@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import math
@@ -210,6 +211,35 @@ class TestRecv:
             assert await rec.get() == "timeout"
             await ws.send("after")
             assert await rec.get() == "after"
+
+    async def test_a_timeout_that_is_no_number_of_seconds_is_refused(
+        self, run_server: StartServer
+    ) -> None:
+        # recv(timeout=nan) (float() of a client's "nan", json.loads' NaN)
+        # went to the event loop as a timer at NaN: it never fired, and on
+        # asyncio's loop it put the loop's heap of timers out of order (other
+        # connections' timeouts came seconds late). A timeout of the wrong
+        # type (a str, a timedelta) raised TypeError with recv() still marked
+        # busy: every later recv() said "already waiting in another task".
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            refused = []
+            for timeout in (math.nan, "1", datetime.timedelta(seconds=1)):
+                try:
+                    await ws.recv(timeout=timeout)  # type: ignore[arg-type]
+                except (TypeError, ValueError) as exc:
+                    refused.append(type(exc).__name__)
+            rec.put(refused)
+            rec.put(await ws.recv(timeout=math.inf))
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            assert await rec.get() == ["ValueError", "TypeError", "TypeError"]
+            await ws.send("still usable")
+            assert await rec.get() == "still usable"
 
     async def test_a_cancel_as_a_message_arrives_is_not_lost(self, run_server: StartServer) -> None:
         # recv(timeout=...) cancelled in the loop iteration in which a message

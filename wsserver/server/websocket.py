@@ -134,6 +134,8 @@ class WebSocket:
             WebsocketClosed: the connection is closed and no message is left
                 (:class:`~wsserver.errors.ConnectionClosedOK` for a normal close).
             ConcurrencyError: another task is already in ``recv()``.
+            TypeError: ``timeout`` is not a number (when recv() has to wait).
+            ValueError: ``timeout`` is NaN (when recv() has to wait).
         """
         return self._receive(timeout, False)
 
@@ -150,9 +152,9 @@ class WebSocket:
         # frame less alive while it waits. (next_message() and
         # done_waiting() are the same steps as calls, for the ASGI session;
         # written out here: a call less each, on every message.)
-        self._recv_busy = True
         loop = self._loop
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if timeout is None else _deadline(loop, timeout)
+        self._recv_busy = True
         try:
             while True:
                 if inbox.ended:
@@ -695,6 +697,28 @@ class WebSocket:
                 if not future.done():
                     future.set_exception(error)
             self._pings.clear()
+
+
+def _deadline(loop: asyncio.AbstractEventLoop, timeout: float) -> float:
+    """When ``recv(timeout=...)`` gives up: ``timeout`` seconds from now.
+
+    Checked before the wait begins: a NaN would become a timer that never
+    fires, and one that puts asyncio's heap of timers out of order (every
+    other timer of the loop then late); uvloop refuses it from call_later().
+
+    Raises:
+        TypeError: ``timeout`` is not a number.
+        ValueError: ``timeout`` is NaN.
+    """
+    try:
+        deadline = loop.time() + timeout
+    except TypeError:
+        raise TypeError(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
+        ) from None
+    if deadline != deadline:
+        raise ValueError("timeout must be a number of seconds or None, not NaN")
+    return deadline
 
 
 def _time_out(waiter: asyncio.Future[None]) -> None:
