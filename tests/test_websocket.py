@@ -156,6 +156,37 @@ class TestSend:
             "done",
         ]
 
+    async def test_any_bytes_like_object_is_sent_as_binary(self, run_server: StartServer) -> None:
+        # An array (or a NumPy array) is bytes-like, as ping() and Response
+        # take it, and iterable too: it was taken for fragments, and failed
+        # with "fragments must be str or bytes, not int".
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.send(array.array("B", b"xy"))
+            await ws.send(array.array("i", [1, 2]))
+            await ws.send(array.array("B", b"as bytes"), encoding="bytes")
+            await ws.send(array.array("B", b"as text"), encoding="text")
+            await ws.send(iter([b"still ", array.array("B", b"fragments")]))
+            assert ws.send_nowait(array.array("B", b"now"))
+            assert broadcast([ws], array.array("B", b"to all")) == []
+            with pytest.raises(TypeError):
+                ws.send_nowait(3)  # (not 3 NUL bytes)
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            got = [await ws.recv() for _ in range(7)]
+        assert got == [
+            b"xy",
+            array.array("i", [1, 2]).tobytes(),
+            b"as bytes",
+            "as text",
+            b"still fragments",
+            b"now",
+            b"to all",
+        ]
+
     async def test_fragments_go_out_as_separate_frames(self, run_server: StartServer) -> None:
         routes = Router()
 

@@ -257,9 +257,11 @@ class WebSocket:
     ) -> None:
         """Send one message.
 
-        A str is sent as text; bytes, bytearray and memoryview as binary; a
+        A str is sent as text; bytes and any other bytes-like object
+        (bytearray, memoryview, ``array.array``, a NumPy array) as binary; a
         dict or list as JSON text. An iterable or async iterable of str or of
-        bytes is sent as one fragmented message, a frame per item.
+        bytes(-like objects) is sent as one fragmented message, a frame per
+        item.
 
         Args:
             data: what to send.
@@ -419,7 +421,10 @@ class WebSocket:
 
     def _send_fragment(self, item: Data, first: Data | None, compress: bool) -> Data:
         if not isinstance(item, (str, bytes, bytearray, memoryview)):
-            raise TypeError(f"fragments must be str or bytes, not {type(item).__name__}")
+            view = _bytes_like(item)
+            if view is None:
+                raise TypeError(f"fragments must be str or bytes, not {type(item).__name__}")
+            item = view
         if first is not None and isinstance(item, str) != isinstance(first, str):
             raise TypeError("fragments of one message must all be str or all be bytes")
         self._send_frame(item, False, compress)
@@ -746,8 +751,9 @@ def _control_payload(data: Any, what: str) -> bytes:
 
 def whole_message(data: Any) -> str | bytes:
     """What :meth:`WebSocket.send_nowait`, :func:`~wsserver.broadcast` and
-    ``publish()`` send for ``data``: a str as text, bytes (a copy of a
-    bytearray or memoryview) as binary, a dict or list as JSON text.
+    ``publish()`` send for ``data``: a str as text, bytes (a copy of another
+    bytes-like object: a bytearray, a memoryview, an array) as binary, a dict
+    or list as JSON text.
 
     Raises:
         TypeError: anything else (an int is not that many NUL bytes).
@@ -758,7 +764,19 @@ def whole_message(data: Any) -> str | bytes:
         return bytes(data)
     if isinstance(data, (dict, list)):
         return json_text(data)
+    view = _bytes_like(data)
+    if view is not None:
+        return view.tobytes()
     raise TypeError(f"cannot send {type(data).__name__}")
+
+
+def _bytes_like(data: Any) -> memoryview | None:
+    """A view of ``data`` if it is bytes-like (bytes, an ``array.array``, a
+    NumPy array: what ``memoryview()`` takes), else None."""
+    try:
+        return memoryview(data)
+    except TypeError:
+        return None
 
 
 def _encode(data: Any, encoding: str | None) -> Data | None:
@@ -768,6 +786,9 @@ def _encode(data: Any, encoding: str | None) -> Data | None:
             return data
         if isinstance(data, (dict, list)):
             return json_text(data)
+        view = _bytes_like(data)  # (an array: iterable, but bytes-like first)
+        if view is not None:
+            return view
         if isinstance(data, (Iterable, AsyncIterable)) and not isinstance(data, (set, frozenset)):
             return None
         raise TypeError(f"cannot send {type(data).__name__}")
@@ -778,6 +799,9 @@ def _encode(data: Any, encoding: str | None) -> Data | None:
             return bytes(data).decode("utf-8")
         if isinstance(data, (dict, list)):
             return json_text(data)
+        view = _bytes_like(data)
+        if view is not None:
+            return view.tobytes().decode("utf-8")
         raise TypeError(f"cannot send {type(data).__name__} as text")
     if encoding == "bytes":
         if isinstance(data, str):
@@ -786,6 +810,9 @@ def _encode(data: Any, encoding: str | None) -> Data | None:
             return data
         if isinstance(data, (dict, list)):
             return json_text(data).encode("utf-8")
+        view = _bytes_like(data)
+        if view is not None:
+            return view
         raise TypeError(f"cannot send {type(data).__name__} as bytes")
     if encoding == "json":
         return json_text(data)
