@@ -7,7 +7,7 @@ the connections it picks: from then on their bytes go nowhere, either way,
 and nothing is closed. New connections go through as before.
 :meth:`Proxy.hold` delays instead: the bytes of the connections it picks are
 kept, either way, until :meth:`Proxy.release` forwards them (a slow path, a
-segment retransmitted).
+segment retransmitted). ``client_rate`` paces what clients send, a slow uplink.
 """
 
 from __future__ import annotations
@@ -33,10 +33,15 @@ class Link:
 
 
 class Proxy:
-    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target``; use ``async with``."""
+    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target``; use ``async with``.
 
-    def __init__(self, target: int) -> None:
+    ``client_rate``: the clients' bytes go on at most that many a second, in
+    twentieths of it (a slow uplink; the client's own sends back up behind it).
+    """
+
+    def __init__(self, target: int, client_rate: int | None = None) -> None:
         self.target = target
+        self.client_rate = client_rate
         self.port = 0
         self.links: list[Link] = []
         self._server: asyncio.Server | None = None
@@ -95,16 +100,26 @@ class Proxy:
             return
         link.writers = [writer, up_writer]
         link.tasks = [
-            asyncio.ensure_future(self._pump(reader, up_writer, link, record=True)),
+            asyncio.ensure_future(
+                self._pump(reader, up_writer, link, record=True, rate=self.client_rate)
+            ),
             asyncio.ensure_future(self._pump(up_reader, writer, link, record=False)),
         ]
 
     @staticmethod
     async def _pump(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: Link, *, record: bool
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        link: Link,
+        *,
+        record: bool,
+        rate: int | None = None,
     ) -> None:
+        piece = 65536 if rate is None else max(1, rate // 20)
         with contextlib.suppress(OSError, asyncio.CancelledError):
-            while data := await reader.read(65536):
+            while data := await reader.read(piece):
+                if rate is not None:
+                    await asyncio.sleep(0.05)  # (pacing: a twentieth of a second a piece)
                 if link.cut:
                     continue  # into the void: nothing forwarded, nothing closed
                 if record:

@@ -19,6 +19,7 @@ from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
 from .helpers import MASK, RawClient, upgrade_request, wait_for
+from .tcp_proxy import Proxy
 
 
 def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -213,6 +214,62 @@ async def test_a_peer_that_stops_reading_and_writing_is_dropped_in_time(
             break
         await asyncio.sleep(0.02)
     assert not server.connections
+
+
+async def test_a_peer_sending_a_large_message_slowly_is_not_declared_dead(
+    run_server: StartServer,
+) -> None:
+    # A client on a slow uplink sends one large message: a single frame that
+    # takes longer than ping_interval + ping_timeout to arrive. Its pong to our
+    # ping cannot come before that frame's end (no frame goes inside another),
+    # yet its bytes arrive all along: it is alive. It got 1011 "keepalive ping
+    # timeout" 0.4 s in, with its message still coming (aiohttp's server takes
+    # any bytes received for a sign of life).
+    interval, timeout = 0.2, 0.2
+    routes = Router()
+
+    @routes.websocket("/")
+    async def size(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(str(len(message)))
+
+    server = await run_server(
+        routes, ping_interval=interval, ping_timeout=timeout, compression=None
+    )
+    size_sent = 300_000
+    async with Proxy(server.port, client_rate=400_000) as proxy:  # ~0.75 s for the frame
+        async with websockets.connect(
+            f"ws://127.0.0.1:{proxy.port}/", ping_interval=None, compression=None
+        ) as client:
+            started = time.monotonic()
+            await client.send(os.urandom(size_sent))
+            assert await asyncio.wait_for(client.recv(), 5) == str(size_sent)
+            assert time.monotonic() - started > interval + 2 * timeout  # pongs were late
+        assert client.close_code == 1000
+    assert server.counters.keepalive_timeouts == 0
+
+
+async def test_a_peer_that_stops_in_the_middle_of_a_frame_is_dropped_in_time(
+    run_server: StartServer,
+) -> None:
+    # Half a frame, then nothing: its pong cannot come before the frame's
+    # end, but nothing of the frame comes either. It goes at the pong's deadline.
+    interval, timeout = 0.2, 0.3
+    server = await run_server(
+        echo_routes(), ping_interval=interval, ping_timeout=timeout, compression=None
+    )
+    client = await RawClient.connect(server.port, "/")
+    frame = serialize_frame(Opcode.BINARY, os.urandom(100_000), mask=MASK)
+    client.send_raw(frame[:50_000])
+    started = time.monotonic()
+    while True:
+        opcode, _, _, payload = await client.recv_frame(5)
+        if opcode == Opcode.CLOSE:
+            break
+    assert parse_close(payload) == (1011, "keepalive ping timeout")
+    assert time.monotonic() - started < interval + timeout + 1.0
+    assert server.counters.keepalive_timeouts == 1
+    client.writer.transport.abort()
 
 
 @pytest.mark.parametrize("closed_first", [False, True])

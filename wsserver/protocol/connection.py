@@ -334,6 +334,15 @@ class Connection:
         else:
             events.append(payload)
 
+    @property
+    def receiving_frame(self) -> bool:
+        """Whether a data frame has begun and more of its payload is to come.
+
+        The peer can send nothing else meanwhile, a pong neither: no frame
+        goes inside another (RFC 6455 5.4).
+        """
+        return self._in_frame
+
     def receive_eof(self) -> None:
         """The peer closed its side of TCP, or the connection was lost."""
         self._move(Trigger.EOF)

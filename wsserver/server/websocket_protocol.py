@@ -725,12 +725,18 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             tcp_bytes_moved(transport),
             unread_bytes(transport),
             self.inbox.paused,
+            self.wire_in,
+            self.conn.receiving_frame,
         )
 
     def _peer_made_progress(self) -> bool:
         """Whether a late pong has an excuse, and the peer showed it is alive since the last marks.
 
-        Two excuses. While our reading is paused (the handler is behind, its
+        Three excuses. While a frame of the peer's is arriving (a large
+        message on a slow uplink), its pong cannot come before that frame's
+        end: a peer that keeps sending it is alive (and gets one more
+        ``ping_timeout`` for the pong once the frame ended since the last
+        marks). While our reading is paused (the handler is behind, its
         inbox full), the peer's pong can wait unread in our socket: then a
         peer that keeps sending (the kernel received more from it, or more
         waits unread) is alive, and so is one whose bytes wait unread while
@@ -748,9 +754,17 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         now = self._progress = self._progress_marks()
         if before is None:
             return False
-        resumed, backlog, moved, unread, was_paused = before
+        resumed, backlog, moved, unread, was_paused, received, was_in_frame = before
         if now[0] != resumed:
             return True  # the transport's buffer drained a quarter of write_limit
+        now_received = now[5]
+        if (
+            isinstance(received, int)
+            and isinstance(now_received, int)
+            and now_received > received
+            and (was_in_frame or now[6])
+        ):
+            return True  # more of a frame that the pong must wait behind came
         now_moved, now_unread = now[2], now[3]
         if not isinstance(moved, tuple) or not isinstance(now_moved, tuple):
             moved = now_moved = None
