@@ -822,6 +822,33 @@ async def test_a_base_exception_of_the_application_s_own_is_its_failure_too() ->
         assert isinstance(caught.value.__cause__, Abort)
 
 
+async def test_a_hung_shutdown_takes_the_client_s_timeout_not_the_server_s(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An on_shutdown hook or an ASGI lifespan shutdown that never ends took
+    # shutdown_timeout + close_timeout (20 s by default) on the way out,
+    # whatever TestClient(timeout=) said, as Server.close(timeout) did.
+    routes = Router()
+
+    @routes.on_shutdown
+    async def hangs(server: Any) -> None:
+        await asyncio.Event().wait()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await asyncio.Event().wait()
+
+    loop = asyncio.get_running_loop()
+    for app in (routes, Starlette(lifespan=lifespan)):
+        client = await TestClient(app, timeout=0.3).start()
+        started = loop.time()
+        with contextlib.suppress(LifespanFailure):  # (a lifespan cancelled: its failure)
+            await asyncio.wait_for(client.close(), 3)
+        assert loop.time() - started < 1.5, app
+    assert "hangs did not end within 0.6 s" in caplog.text
+
+
 async def test_a_failed_shutdown_is_raised_on_the_way_out_as_starlette_s_client_does() -> None:
     routes = Router()
 

@@ -74,10 +74,11 @@ class ASGIApplication:
         """Run the application's lifespan startup (see :class:`~.lifespan.Lifespan`)."""
         await self.lifespan.startup()
 
-    async def shutdown(self) -> BaseException | None:
-        """Run the application's lifespan shutdown (``shutdown_timeout`` +
-        ``close_timeout`` seconds at most); how it failed, if it did (logged)."""
-        return await self.lifespan.shutdown(self.lifespan_timeout)
+    async def shutdown(self, timeout: float | None = None) -> BaseException | None:
+        """Run the application's lifespan shutdown (``timeout`` seconds at
+        most, by default ``shutdown_timeout`` + ``close_timeout``); how it
+        failed, if it did (logged)."""
+        return await self.lifespan.shutdown(self.lifespan_timeout if timeout is None else timeout)
 
     def _where(self, connection: HttpProtocol) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 import errno
+import functools
 import logging
 import math
 import os
@@ -306,23 +307,26 @@ class Server:
                 self.config.limit_max_requests_jitter,
             )
 
-    async def _stop_services(self) -> None:
+    async def _stop_services(self, limit: float | None = None) -> None:
         """Stop what start() started besides listening: the timers, a Router's
         shutdown hooks, the broker, the application's lifespan, and last the
         metrics and status tasks (the metrics' last copy counts a failed
-        lifespan shutdown).
+        lifespan shutdown). Each hook and the lifespan shutdown have ``limit``
+        seconds (by default ``shutdown_timeout`` + ``close_timeout``).
 
         Each is stopped even if one before failed (a broker that fails to
         detach does not skip the lifespan shutdown); the first failure is
         raised at the end.
         """
         self._close_deadlines()
+        if limit is None:
+            limit = self.config.shutdown_timeout + self.config.close_timeout
         steps: list[Callable[[], Awaitable[None]]] = []
         if self._hooks_started:
-            steps.append(self._run_shutdown_hooks)  # (they may still publish)
+            steps.append(functools.partial(self._run_shutdown_hooks, limit))  # (they may publish)
         steps.append(self.pubsub.close)
         if self.asgi is not None:
-            steps.append(self._lifespan_shutdown)
+            steps.append(functools.partial(self._lifespan_shutdown, limit))
         if self.metrics is not None:
             steps.append(self.metrics.stop)
         if self.status is not None:
@@ -354,12 +358,11 @@ class Server:
                 raise LifespanFailure(f"on_startup hook {name} raised {exc!r}") from exc
         self._hooks_started = bool(self.router.shutdown_hooks)
 
-    async def _run_shutdown_hooks(self) -> None:
-        """The Router's on_shutdown hooks, in order, each within ``shutdown_timeout``
-        + ``close_timeout`` (then cancelled); a failure is logged, and the next run."""
+    async def _run_shutdown_hooks(self, limit: float) -> None:
+        """The Router's on_shutdown hooks, in order, each within ``limit``
+        seconds (then cancelled); a failure is logged, and the next run."""
         assert self.router is not None
         self._hooks_started = False
-        limit = self.config.shutdown_timeout + self.config.close_timeout
         for hook in self.router.shutdown_hooks:
             name = getattr(hook, "__qualname__", repr(hook))
             bound = asyncio.timeout(limit)
@@ -376,10 +379,11 @@ class Server:
                 logger.exception("on_shutdown hook %s failed", name)
                 self.app_failed(f"on_shutdown hook {name} failed", exc, None)
 
-    async def _lifespan_shutdown(self) -> None:
-        """The ASGI application's lifespan shutdown; its failure is the application's."""
+    async def _lifespan_shutdown(self, limit: float) -> None:
+        """The ASGI application's lifespan shutdown, within ``limit`` seconds;
+        its failure is the application's."""
         assert self.asgi is not None
-        failure = await self.asgi.shutdown()
+        failure = await self.asgi.shutdown(limit)
         if failure is not None:
             self.app_failed("the ASGI lifespan shutdown failed", failure, None)
 
@@ -668,7 +672,10 @@ class Server:
 
     async def close(self, timeout: float | None = None, *, code: int = 1001) -> None:
         """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout`` (and
-        bounds the WebSockets' closing handshakes, else given ``close_timeout``).
+        bounds the WebSockets' closing handshakes, else given ``close_timeout``,
+        and each on_shutdown hook and the ASGI lifespan shutdown, else given
+        ``shutdown_timeout`` + ``close_timeout``: ``timeout`` + the shorter of
+        it and ``close_timeout``).
 
         ``code`` is what the WebSockets are closed with: 1001 (going away), or
         1012 (service restart: a worker retiring in a rolling restart), for
@@ -896,7 +903,11 @@ class Server:
             await asyncio.wait([self._gathering])
         if self._unix_sock is not None:
             remove_socket_file(self._unix_sock)
-        await self._stop_services()
+        # A timeout given to close() bounds the hooks and the lifespan too, as
+        # it bounds the handlers and the closing handshakes.
+        await self._stop_services(
+            None if timeout is None else timeout + min(timeout, self.config.close_timeout)
+        )
 
     async def _wait_for_tasks(
         self, tasks: set[asyncio.Task[Any]], deadline: float
