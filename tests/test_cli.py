@@ -414,21 +414,51 @@ async def test_an_error_in_a_factory_is_said_to_be_the_factorys(tmp_path: Path) 
 async def test_start_up_failures_are_json_lines_under_log_format_json(
     tmp_path: Path, workers: str
 ) -> None:
-    # They were plain text ("error: ..." lines, tracebacks) in a JSON log.
+    # They were plain text ("error: ..." lines, tracebacks) in a JSON log: and
+    # so were the refusals made before logging is configured (where to listen,
+    # --env-file, --app-dir), after the settings' were JSON lines.
     (tmp_path / "broken_app.py").write_text("raise RuntimeError('no database')\n")
     pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
-    env = {"PYTHONPATH": pythonpath}
-    for spec, code, said in [
-        ("no_such_module_xyz:routes", 2, "cannot import 'no_such_module_xyz'"),
-        ("broken_app:routes", 1, "broken_app:routes failed as it was imported"),
-    ]:
-        got, err = await run_cli_to_end(
-            spec, "--port", "0", "--log-format", "json", "--workers", workers, env=env
+    echo = "examples.echo:routes"
+    missing = str(tmp_path / "missing")
+    cases: list[tuple[tuple[str, ...], dict[str, str], int, str]] = [
+        (("no_such_module_xyz:routes", "--port", "0"), {}, 2, "cannot import 'no_such_module_xyz'"),
+        (
+            ("broken_app:routes", "--port", "0"),
+            {},
+            1,
+            "broken_app:routes failed as it was imported",
+        ),
+        ((echo, "--port", "0"), {"WEBSOCKET_MAX_SIZE": "-5"}, 2, "WEBSOCKET_MAX_SIZE: max_size"),
+        ((echo, "--port", "0", "--app-dir", missing), {}, 2, f"--app-dir {missing}: not a"),
+        ((echo, "--port", "0", "--env-file", missing), {}, 2, f"--env-file {missing}: "),
+        (
+            (echo,),
+            {"WEBSOCKET_UDS": str(tmp_path / "x.sock"), "WEBSOCKET_PORT": "1"},
+            2,
+            "WEBSOCKET_UDS and WEBSOCKET_PORT: each says where to listen",
+        ),
+        ((echo,), {"WEBSOCKET_PORT": "abc"}, 2, "WEBSOCKET_PORT: expected a port number"),
+        ((echo, "--uds", "a", "--fd", "3"), {}, 2, "--uds and --fd: each says where to listen"),
+    ]
+    ended = await asyncio.gather(
+        *(
+            run_cli_to_end(
+                *args,
+                "--log-format",
+                "json",
+                "--workers",
+                workers,
+                env={"PYTHONPATH": pythonpath, **extra},
+            )
+            for args, extra, _, _ in cases
         )
-        assert got == code, err
+    )
+    for (args, _, code, said), (got, err) in zip(cases, ended, strict=True):
+        assert got == code, (args, err)
         entries = [json.loads(line) for line in err.splitlines()]  # every line is JSON
         failures = [e for e in entries if said in e["message"]]  # (each worker's)
-        assert 1 <= len(failures) <= int(workers), entries
+        assert 1 <= len(failures) <= int(workers), (args, entries)
         for failure in failures:
             assert failure["level"] == "ERROR", failure
             if code == 1:

@@ -1020,7 +1020,7 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
         ]
         if places and (tcp or len(places) > 1):
             conflict = " and ".join([*places, *tcp])
-            parser.exit(2, f"error: {conflict}: each says where to listen; give one\n")
+            _refuse(parser, args, f"{conflict}: each says where to listen; give one")
     if _off(args.uds) and args.fd is None:
         # TCP, unless WEBSOCKET_UDS says otherwise; where the flags leave the
         # host or the port, WEBSOCKET_HOST and WEBSOCKET_PORT may say.
@@ -1029,7 +1029,7 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
             uds = os.environ.get("WEBSOCKET_UDS")
             if not _off(uds) and said:
                 conflict = " and ".join(["WEBSOCKET_UDS", *(name for name, _ in said)])
-                parser.exit(2, f"error: {conflict}: each says where to listen; give one\n")
+                _refuse(parser, args, f"{conflict}: each says where to listen; give one")
             args.uds = None if _off(uds) else uds
         else:
             args.uds = None  # (--uds none)
@@ -1039,7 +1039,7 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
                 try:
                     setattr(args, flag, (_host if flag == "host" else _port)(value))
                 except argparse.ArgumentTypeError as exc:
-                    parser.exit(2, f"error: {name}: {exc}\n")
+                    _refuse(parser, args, f"{name}: {exc}")
     elif _off(args.uds):
         args.uds = None
     if args.host is None:
@@ -1109,7 +1109,7 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             from_env_file = load_env_file(args.env_file)
         except (OSError, ValueError) as exc:
-            parser.exit(2, f"error: --env-file {args.env_file}: {exc}\n")
+            _refuse(parser, args, f"--env-file {args.env_file}: {exc}")
         # Again: some flags' defaults come from the environment (WEBSOCKET_UDS...).
         parser = build_parser()
         args = _settle(parser, parser.parse_args(arguments))
@@ -1118,7 +1118,7 @@ def _main(argv: Sequence[str] | None) -> int:
     # ``wsserver`` console script (which puts the script's own directory).
     if args.app_dir:
         if not os.path.isdir(args.app_dir):
-            parser.exit(2, f"error: --app-dir {args.app_dir}: not a directory\n")
+            _refuse(parser, args, f"--app-dir {args.app_dir}: not a directory")
         sys.path.insert(0, os.path.abspath(args.app_dir))
     elif os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -1272,9 +1272,16 @@ def _log_config_error(exc: Exception) -> str:
 def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: str) -> NoReturn:
     """Stop at start-up: ``message`` in one line, exit code 2 (with ``--log-format json``,
     a JSON line as every other; logging is configured by then; in a worker, a
-    log line that says which, among the supervisor's)."""
+    log line that says which, among the supervisor's).
+
+    Before logging is configured (where to listen, ``--env-file``, ``--app-dir``),
+    under ``--log-format json``, a JSON line all the same: a handler for it is set.
+    """
     in_worker_log = args.worker is not None and logger.isEnabledFor(logging.ERROR)
     if args.log_format == "json" or (in_worker_log and logger.hasHandlers()):
+        if not logger.hasHandlers():
+            worker = args.worker.slot if args.worker is not None else None
+            configure_logging(args.log_level, None, "json", worker)
         _fatal("%s", message)
         raise SystemExit(2)
     parser.exit(2, f"error: {message}\n")
