@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from wsserver import Config, ConfigError, Router, serve
-from wsserver.config import ENV_VARS, markdown_table
+from wsserver.config import ENV_VARS, Count, Seconds, markdown_table, settings
 from wsserver.protocol.deflate import DeflateSettings
 
 
@@ -278,6 +278,19 @@ def test_compression_setting_of_wrong_type_raises_config_error(setting: str, val
 def test_nan_timeout_rejected(setting: str) -> None:
     # NaN compares false with everything, so "> 0" must not let it through.
     assert_config_error(setting, **{setting: float("nan")})
+
+
+@pytest.mark.parametrize("huge", [10**400, -(10**5000)], ids=["1e400", "-1e5000"])
+@pytest.mark.parametrize(
+    "setting", [name for name, spec in settings() if isinstance(spec.kind, Seconds | Count)]
+)
+def test_integers_beyond_what_a_float_holds_rejected(setting: str, huge: int) -> None:
+    # An int above ~1e308 is finite, but no float holds it: the finiteness
+    # check raised OverflowError, not a ConfigError that names the setting;
+    # and past 4300 digits, writing the value in the message raised ValueError.
+    error = assert_config_error(setting, **{setting: huge})
+    magnitude = "about 10**400" if huge > 0 else "about -10**5000"
+    assert str(error).endswith(f", not {magnitude}"), error
 
 
 @pytest.mark.parametrize(

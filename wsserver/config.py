@@ -82,7 +82,11 @@ class Kind:
             raise ConfigError(f"{name} must be {problem}, not {self.shown(value)}")
 
     def shown(self, value: Any) -> str:
-        """How an error message shows ``value``."""
+        """How an error message shows ``value`` (an integer beyond what any
+        setting takes by its order of magnitude: its hundreds of digits say
+        nothing more, and past 4300 digits Python refuses to write them)."""
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+            return f"about {'-' if value < 0 else ''}10**{math.floor(math.log10(abs(value)))}"
         return repr(value)
 
     def masked(self, value: Any) -> str:
@@ -192,7 +196,11 @@ class Seconds(Kind):
     def _problem(self, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return "a finite number"
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # (an int beyond ~1e308: no float holds it, nor a timer)
+            return "a finite number (up to about 1e308, what a float holds)"
+        if not finite:
             return "a finite number"
         if value < 0 or (value == 0 and not self.zero_ok):
             return ">= 0" if self.zero_ok else "> 0"
@@ -269,7 +277,7 @@ class Text(Kind):
     def shown(self, value: Any) -> str:
         if self.redact is not None and isinstance(value, str):
             return repr(self.redact(value))
-        return repr(value)
+        return super().shown(value)
 
     def describe(self) -> str:
         return self.description
