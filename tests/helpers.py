@@ -92,9 +92,13 @@ def echo_routes(*paths: str) -> Router:
 
 
 async def start_server(routes: Router, **settings: Any) -> Server:
-    """A started server on 127.0.0.1 and a free port (no keepalive unless asked)."""
+    """A started server on 127.0.0.1 and a free port, or where ``sock=`` or
+    ``uds=`` says (no keepalive unless asked)."""
     settings.setdefault("ping_interval", None)
-    server = serve(routes, "127.0.0.1", 0, **settings)
+    if "sock" in settings or "uds" in settings:
+        server = serve(routes, **settings)
+    else:
+        server = serve(routes, "127.0.0.1", 0, **settings)
     await server.start()
     return server
 

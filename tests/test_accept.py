@@ -71,13 +71,13 @@ def test_a_burst_of_connections_is_accepted_in_one_loop_iteration(
 
     async def main() -> None:
         nonlocal port
-        settings: dict[str, Any] = {}
+        settings: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
         if where == "uds":
-            settings["uds"] = socket_path
+            settings = {"uds": socket_path}
         elif where == "sock":  # (as a worker gets its supervisor's socket)
             listening = socket.create_server(("127.0.0.1", 0))
-            settings["sock"] = listening
-        server = await serve(echo_routes("/"), "127.0.0.1", 0, **settings)
+            settings = {"sock": listening}
+        server = await serve(echo_routes("/"), **settings)
         listener = server.sockets[0]
         if where != "uds":
             port = listener.getsockname()[1]

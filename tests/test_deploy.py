@@ -47,7 +47,15 @@ from wsserver.server.tls import _missing_pem, ssl_context
 from .conftest import StartServer
 from .helpers import client_context, wait_for
 from .redis_server import free_port
-from .test_cli import ROOT, STARTUP_TIMEOUT, assert_echo, child_env, run_cli_to_end, running_cli
+from .test_cli import (
+    ROOT,
+    STARTUP_TIMEOUT,
+    _ipv6_loopback,
+    assert_echo,
+    child_env,
+    run_cli_to_end,
+    running_cli,
+)
 
 TIMEOUT = 5
 
@@ -1146,6 +1154,77 @@ async def test_fd_of_an_unbound_socket_is_one_line(workers: str) -> None:
     assert code == 1, err
     assert "is not bound" in err.strip().splitlines()[-1] and "Traceback" not in err, err
     assert "listening on" not in err, err
+
+
+def test_serve_refuses_a_sock_it_cannot_listen_on_as_given(tmp_path: Path) -> None:
+    # What --fd refuses: an unbound socket was served on every interface, on a
+    # port of the kernel's choice (listen() binds it so), a UDP one failed at
+    # the start with asyncio's ValueError.
+    unbound_tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    unbound_unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.close()
+    cases = [
+        (unbound_tcp, "sock is not bound to an address (bind it before passing it)"),
+        (unbound_unix, "sock is not bound to an address (bind it before passing it)"),
+        (udp, "sock is not a stream (TCP or Unix stream) socket"),
+        (closed, "sock is closed"),
+    ]
+    try:
+        for sock, said in cases:
+            with pytest.raises(ConfigError) as refused:
+                serve(who_routes(), sock=sock)
+            assert str(refused.value) == said, (sock, refused.value)
+        # Nothing listens, and the sockets are still the caller's (not closed).
+        assert unbound_tcp.getsockname()[1] == 0 and unbound_tcp.fileno() != -1
+        assert unbound_unix.getsockname() == "" and udp.fileno() != -1
+    finally:
+        for sock, _ in cases:
+            sock.close()
+
+
+async def test_serve_refuses_two_places_to_listen(socket_path: str) -> None:
+    # As the command line refuses --uds with --fd, --host or --port: uds= won
+    # over host= and port=, and sock= over uds=, without a word.
+    bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    bound.bind(("127.0.0.1", 0))
+    try:
+        for args, kwargs, said in [
+            (("127.0.0.1", 0), {"uds": socket_path}, "uds= and host= and port="),
+            ((), {"port": 0, "uds": socket_path}, "uds= and port="),
+            ((), {"host": None, "uds": socket_path}, "uds= and host="),
+            ((), {"sock": bound, "uds": socket_path}, "sock= and uds="),
+            (("0.0.0.0",), {"sock": bound}, "sock= and host="),
+        ]:
+            with pytest.raises(ConfigError) as refused:
+                serve(who_routes(), *args, **kwargs)
+            assert str(refused.value) == f"{said}: each says where to listen; give one"
+        assert not os.path.exists(socket_path)
+        assert bound.fileno() != -1
+        # Each alone still serves (the defaults of host and port are no choice).
+        async with serve(who_routes(), sock=bound, ping_interval=None) as server:
+            assert server.port == bound.getsockname()[1]
+        async with serve(who_routes(), uds=socket_path, ping_interval=None) as server:
+            assert [s.getsockname() for s in server.sockets] == [socket_path]
+    finally:
+        bound.close()
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+async def test_serve_takes_an_ipv6_host_in_brackets() -> None:
+    # As --host does, and as URLs (and the listening line) write it: the start
+    # failed with socket.gaierror, [::1] looked up as a name.
+    for host in ("[::1]", ["[::1]", "127.0.0.1"]):
+        async with serve(who_routes(), host, 0, ping_interval=None) as server:
+            async with websockets.connect(f"ws://[::1]:{server.port}/ws") as ws:
+                said = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            assert said["client"][0] == "::1", said
+    for host in ("[localhost]", ["127.0.0.1", "[127.0.0.1]"]):
+        with pytest.raises(ConfigError) as refused:
+            serve(who_routes(), host, 0)
+        assert "expected an IPv6 address in brackets" in str(refused.value), refused.value
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -642,7 +642,12 @@ async def run(
     if fd is not None:
         sock = inherited_socket(fd)
         sock.set_inheritable(False)  # not the application's children's
-    server = serve(app, host, port, config=config, sock=sock, uds=None if sock else uds)
+    if sock is not None:
+        server = serve(app, config=config, sock=sock)
+    elif uds is not None:
+        server = serve(app, config=config, uds=uds)
+    else:
+        server = serve(app, host, port, config=config)
     if server.status is not None and role is not None and status_dir is not None:
         server.status.share(status_dir, str(role.slot))
     stopping = False

@@ -54,7 +54,7 @@ from typing import Any
 
 from .reload import MAX_ENTRIES, FileWatcher
 from .server.metrics import retire_process
-from .server.server import unix_socket
+from .server.server import unix_socket, unlistenable
 
 __all__ = [
     "Supervisor",
@@ -1124,13 +1124,10 @@ def inherited_socket(fd: int) -> socket.socket:
             bound (listening would bind it to every interface).
     """
     sock = socket.socket(fileno=fd)
-    if sock.type != socket.SOCK_STREAM:
+    problem = unlistenable(sock)
+    if problem is not None:
         sock.detach()  # (the descriptor stays its owner's)
-        raise OSError(f"fd {fd} is not a stream (TCP or Unix stream) socket")
-    name = sock.getsockname()
-    if not name or (isinstance(name, tuple) and name[1] == 0):
-        sock.detach()
-        raise OSError(f"fd {fd} is not bound to an address (bind it before passing it)")
+        raise OSError(f"fd {fd} {problem}")
     return sock
 
 

@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 import errno
 import functools
+import ipaddress
 import logging
 import math
 import os
@@ -70,6 +71,19 @@ ACCEPT_BATCH = 100
 #: a request the client may have sent meanwhile (answered, then closed). One
 #: closed at that instant lost such a request unanswered.
 RESTART_IDLE_DRAIN = 1.0
+
+
+class _DefaultHost(str):
+    """serve()'s default host: the same address given is told apart from it
+    (with ``sock=`` or ``uds=``, a host given is refused, the default is not)."""
+
+
+class _DefaultPort(int):
+    """serve()'s default port (as :class:`_DefaultHost`)."""
+
+
+_DEFAULT_HOST: str = _DefaultHost("127.0.0.1")
+_DEFAULT_PORT: int = _DefaultPort(8000)
 
 
 class Server:
@@ -1247,8 +1261,8 @@ def _what_task(task: asyncio.Task[Any]) -> str:
 
 def serve(
     app: Router | Any,
-    host: str | Sequence[str] | None = "127.0.0.1",
-    port: int = 8000,
+    host: str | Sequence[str] | None = _DEFAULT_HOST,
+    port: int = _DEFAULT_PORT,
     *,
     config: Config | None = None,
     ssl: ssl_module.SSLContext | None = None,
@@ -1272,10 +1286,13 @@ def serve(
     An ASGI application gets permessage-deflate by default, as under uvicorn
     (``compression=None`` turns it off).
 
-    Where to listen: ``host`` and ``port``; or ``sock``, a socket already bound
-    (e.g. inherited); or ``uds``, the path of a Unix socket (a stale one is
-    removed; the server's own file, at its close), or a name in Linux's
-    abstract namespace (``"\\0name"``). TLS: an ``ssl`` context, or
+    Where to listen: ``host`` and ``port`` (an IPv6 address may be in
+    brackets, ``"[::1]"``, as URLs write it); or ``sock``, a stream socket
+    already bound (e.g. inherited); or ``uds``, the path of a Unix socket (a
+    stale one is removed; the server's own file, at its close), or a name in
+    Linux's abstract namespace (``"\\0name"``). One of the three: ``sock`` or
+    ``uds`` with another, or with a ``host`` or ``port`` given, is refused (as
+    on the command line). TLS: an ``ssl`` context, or
     the ``ssl_*`` settings. ``listen=False``:
     nowhere; the server takes connected sockets from :meth:`Server.accept_socket`
     only (:mod:`wsserver.testing` runs it so, over socket pairs).
@@ -1286,7 +1303,9 @@ def serve(
     ``WEBSOCKET_BROKER``), else this process only.
 
     Raises:
-        ConfigError: a setting is unknown or invalid, or ``host`` or ``port``.
+        ConfigError: a setting is unknown or invalid, or ``host`` or ``port``;
+            more than one place to listen is given; ``sock`` is not bound (listening
+            would bind it to every interface, on any port), not a stream socket, or closed.
         TypeError: ``app`` is neither a Router nor an ASGI application.
     """
     if not isinstance(app, Router | ASGIApplication) and not is_asgi_app(app):
@@ -1298,10 +1317,30 @@ def serve(
         )
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(f"port must be an int from 0 to 65535, not {port!r}")
-    if host is not None and not isinstance(host, str):
+    # One place to listen, as on the command line (--fd, --uds, or --host and
+    # --port): not one silently taken over another.
+    places = [name for name, value in (("sock", sock), ("uds", uds)) if value is not None]
+    if places:
+        places += [
+            name
+            for name, value, default in (("host", host, _DefaultHost), ("port", port, _DefaultPort))
+            if not isinstance(value, default)
+        ]
+    if len(places) > 1:
+        said = " and ".join(f"{name}=" for name in places)
+        raise ConfigError(f"{said}: each says where to listen; give one")
+    if sock is not None:
+        problem = unlistenable(sock)
+        if problem is not None:
+            raise ConfigError(f"sock {problem}")
+    if isinstance(host, str):
+        host = _unbracketed(str(host))  # (str(): the default's own class, no more)
+    elif host is not None:
         hosts = list(host) if isinstance(host, list | tuple) else [host]
         if not hosts or not all(isinstance(h, str) for h in hosts):
             raise ConfigError(f"host must be a str, a list of str or None, not {host!r}")
+        host = [_unbracketed(h) for h in cast(list[str], hosts)]
+    port = int(port)
     asgi = not isinstance(app, Router)
     if config is None:
         config = Config.from_sources(defaults=ASGI_DEFAULTS if asgi else None, **settings)
@@ -1326,6 +1365,39 @@ def serve(
     return Server(
         app, host, port, config, ssl=ssl, sock=sock, uds=uds, broker=broker, listen=listen
     )
+
+
+def _unbracketed(host: str) -> str:
+    """``host`` without the brackets around an IPv6 address, as a URL (and the
+    command line's ``--host``) writes it: ``[::1]``.
+
+    Raises:
+        ConfigError: what is in brackets is no IPv6 address.
+    """
+    if not (host.startswith("[") and host.endswith("]")):
+        return host
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        raise ConfigError(f"host: expected an IPv6 address in brackets, not {host!r}") from None
+    return host[1:-1]
+
+
+def unlistenable(sock: socket.socket) -> str | None:
+    """Why ``sock`` cannot be listened on as it is (``"is not bound to an
+    address ..."``), or None if it can.
+
+    Not a stream socket (UDP, say), closed, or not bound: listen() would bind
+    it to every interface, on a port of the kernel's choosing.
+    """
+    if sock.fileno() == -1:
+        return "is closed"
+    if sock.type != socket.SOCK_STREAM:
+        return "is not a stream (TCP or Unix stream) socket"
+    name = sock.getsockname()
+    if not name or (isinstance(name, tuple) and name[1] == 0):
+        return "is not bound to an address (bind it before passing it)"
+    return None
 
 
 #: The file of each Unix socket unix_socket() made: its absolute path, and its
