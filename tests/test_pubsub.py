@@ -79,6 +79,16 @@ def test_envelope_round_trip() -> None:
         # redis-py drops a database it cannot read: /1x was database 0, whose
         # channels another deployment uses.
         ("redis://127.0.0.1:6379/1x", "the database after the host must be a number"),
+        # A port out of range was said to be a password to percent-encode, in
+        # a URL with no password; and port 0 was redis-py's 6379, silently.
+        (
+            "redis://cache:99999/0",
+            "broker 'redis://cache:99999/0': the port after the host must be a number from 1 to"
+            " 65535 (redis://host:6379/0), not '99999'",
+        ),
+        ("redis://:s3cret@[::1]:65536/0", "'redis://:***@[::1]:65536/0': the port after the"),
+        ("rediss://app:s3cret@cache:63x9/0", "must be a number from 1 to 65535 (redis://host:"),
+        ("redis://cache:0", "the port after the host must be a number from 1 to 65535"),
         ("rediss://app:s3cret@cache/db2", "not 'db2'"),
         ("redis://127.0.0.1:6379/0?db=two", "a ?db= that is no number"),
         # Another parameter's value that redis-py cannot read was said to be

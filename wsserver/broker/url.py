@@ -93,6 +93,14 @@ def redacted(url: str) -> str:
     return start + (info or "") + rest
 
 
+def _port(host_port: str) -> str | None:
+    """The port of a URL's ``host:port`` (``[v6]:port``), as written; None if
+    it has none (or an empty one: the default's)."""
+    host_end = host_port.rfind("]") + 1 if host_port.startswith("[") else 0
+    _, colon, port = host_port[host_end:].rpartition(":")
+    return port if colon and port else None
+
+
 def check_redis_url(url: str) -> None:
     """Refuse a Redis URL whose database redis-py would silently take for 0.
 
@@ -102,6 +110,9 @@ def check_redis_url(url: str) -> None:
     Nor one whose password has a ``/``, ``?`` or ``#`` not percent-encoded:
     redis-py ends the password there.
 
+    Nor one whose port is not a number from 1 to 65535: redis-py refuses
+    one out of range, and takes 0 for its default, 6379.
+
     Nor a ``unix://`` URL whose path is not absolute: what comes before its
     first ``/`` is a host to redis-py, left out of the path it connects to
     (``unix://run/redis.sock`` is ``/redis.sock``, ``unix://redis.sock``
@@ -110,8 +121,8 @@ def check_redis_url(url: str) -> None:
 
     Raises:
         ValueError: the path is not ``/`` and a database number (a socket's
-            absolute path, for ``unix://``), or the password is not
-            percent-encoded.
+            absolute path, for ``unix://``), the port is not one, or the
+            password is not percent-encoded.
     """
     if url.startswith("unix://"):
         rest = _split(_hide_passwords(url))[2].lstrip("@")
@@ -137,7 +148,14 @@ def check_redis_url(url: str) -> None:
         )
     rest = rest.lstrip("@")
     path = rest.partition("?")[0].partition("#")[0]
-    database = path.partition("/")[2]
+    host_port, _, database = path.partition("/")
+    port = _port(host_port)
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        # (redis-py's urlparse() refused it: that read as a password to percent-encode.)
+        raise ValueError(
+            f"broker {redacted(url)!r}: the port after the host must be a number from 1 to 65535"
+            f" (redis://host:6379/0), not {port!r}"
+        )
     if database and not (database.isascii() and database.isdigit()):
         raise ValueError(
             f"broker {redacted(url)!r}: the database after the host must be a number"
