@@ -6,17 +6,20 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from wsserver import Request, Router, WebSocket, serve
 from wsserver.response import text
 
-from .test_cli import running_cli
+from .test_cli import run_cli_to_end, running_cli
 from .test_workers import children, on_every_worker, wait_for
 
 
@@ -518,6 +521,31 @@ async def test_a_scrape_while_an_ended_worker_s_counts_are_folded_succeeds(
         folds = int((await folding.communicate())[0])
     assert folds > 20 and len(statuses) > 20, (folds, len(statuses))
     assert set(statuses) == {200}, collections.Counter(statuses)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_metrics_without_prometheus_client_are_refused_before_listening(
+    tmp_path: Path, workers: str
+) -> None:
+    # The supervisor bound the socket and started the workers, each of which
+    # then exited 2 with this line: refused first, as a TLS problem is.
+    # (prometheus_client as if not installed: None in sys.modules makes its
+    # import raise ModuleNotFoundError, in each process with this PYTHONPATH.)
+    (tmp_path / "sitecustomize.py").write_text(
+        'import sys\nsys.modules["prometheus_client"] = None\n'
+    )
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    socket_path = str(tmp_path / "never.sock")
+    code, err = await run_cli_to_end(
+        "examples.echo:routes",
+        *("--metrics-path", "/metrics", "--uds", socket_path, "--workers", workers),
+        env={"PYTHONPATH": pythonpath},
+    )
+    assert code == 2, err
+    said = "error: metrics_path needs prometheus_client: pip install wsserver[metrics]"
+    assert err.strip().splitlines()[-1] == said, err
+    assert "listening on" not in err and "worker" not in err, err
+    assert not os.path.exists(socket_path), err
 
 
 async def test_one_scrape_sees_every_worker() -> None:

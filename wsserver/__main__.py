@@ -36,7 +36,7 @@ from .errors import ConfigError
 from .logs import JsonFormatter
 from .reload import POLL_INTERVAL, FileWatcher, is_pattern
 from .server.descriptors import raise_open_files_limit, say_accept_failures_once_in_a_while
-from .server.metrics import MULTIPROC_ENV
+from .server.metrics import MULTIPROC_ENV, require_prometheus_client
 from .server.server import ASGI_DEFAULTS, remove_socket_file, serve
 from .server.tls import ssl_context
 from .supervisor import (
@@ -1319,9 +1319,12 @@ def supervise(
     as it reads then (``from_env_file``: what it set when this process began).
     """
     config = _supervisor_config(parser, args)
-    # (Refused before the socket is made: not after it is bound, or its file made.)
+    # (Refused before the socket is made: not after it is bound, or its file
+    # made, for every worker to exit with it.)
     try:
         ssl_context(config)  # (each worker makes its own: this one says what they would)
+        if config.metrics_path is not None:
+            require_prometheus_client()
     except ConfigError as exc:
         _refuse(parser, args, str(exc))
     start_timeout = _flag_or_variable(

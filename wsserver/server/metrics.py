@@ -25,7 +25,7 @@ from .stats import CLOSE_CODES_KEPT, always_kept
 if TYPE_CHECKING:
     from .server import Server
 
-__all__ = ["Metrics", "samples", "MULTIPROC_ENV", "retire_process"]
+__all__ = ["Metrics", "samples", "MULTIPROC_ENV", "retire_process", "require_prometheus_client"]
 
 #: prometheus_client's directory for the files of several processes.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -166,6 +166,20 @@ def histograms(stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], dic
                 yield name, {"route": route}, histogram
 
 
+def require_prometheus_client() -> None:
+    """Check that the metrics can be served (a supervisor asks it before binding).
+
+    Raises:
+        ConfigError: prometheus_client is not installed.
+    """
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "metrics_path needs prometheus_client: pip install wsserver[metrics]"
+        ) from None
+
+
 class Metrics:
     """The metrics of one server: rendered at each scrape, or mirrored across workers.
 
@@ -174,12 +188,7 @@ class Metrics:
     """
 
     def __init__(self, server: Server) -> None:
-        try:
-            import prometheus_client  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "metrics_path needs prometheus_client: pip install wsserver[metrics]"
-            ) from None
+        require_prometheus_client()
         self.server = server
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self._mirrors: dict[str, Any] = {}
