@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import time
@@ -37,7 +38,7 @@ from wsserver.server import websocket as websocket_module
 from .helpers import RawClient, wait_for
 from .redis_server import RedisServer
 from .tcp_proxy import Proxy
-from .test_cli import Cli, running_cli
+from .test_cli import Cli, run_cli_to_end, running_cli
 from .test_metrics import scrape
 
 TIMEOUT = 10.0
@@ -162,6 +163,24 @@ def test_a_broker_that_is_not_one_is_a_config_error(broker: Any, said: str) -> N
     with pytest.raises(ConfigError) as refused:
         serve(topic_routes(), "127.0.0.1", 0, broker=broker)
     assert said in str(refused.value) and "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_broker_that_is_not_one_is_refused_before_the_workers_listen(
+    tmp_path: Path, workers: str
+) -> None:
+    # The supervisor bound the socket and started the workers, each of which
+    # then exited 2 with the refusal: refused first, as a TLS problem is.
+    socket_path = str(tmp_path / "never.sock")
+    code, err = await run_cli_to_end(
+        "examples.echo:routes",
+        *("--broker", "redis://:s3cret@cache:99999/0", "--uds", socket_path, "--workers", workers),
+    )
+    assert code == 2, err
+    said = "error: broker 'redis://:***@cache:99999/0': the port after the host must be a number"
+    assert err.strip().splitlines()[-1].startswith(said), err
+    assert "listening on" not in err and "worker" not in err and "s3cret" not in err, err
+    assert not os.path.exists(socket_path), err
 
 
 def test_valid_broker_urls_are_taken_and_shown_without_their_passwords() -> None:

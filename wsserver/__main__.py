@@ -37,7 +37,7 @@ from .logs import JsonFormatter
 from .reload import POLL_INTERVAL, FileWatcher, is_pattern
 from .server.descriptors import raise_open_files_limit, say_accept_failures_once_in_a_while
 from .server.metrics import MULTIPROC_ENV, require_prometheus_client
-from .server.server import ASGI_DEFAULTS, remove_socket_file, serve
+from .server.server import ASGI_DEFAULTS, config_broker, remove_socket_file, serve
 from .server.tls import ssl_context
 from .supervisor import (
     HEALTH_TIMEOUT,
@@ -1325,6 +1325,7 @@ def supervise(
         ssl_context(config)  # (each worker makes its own: this one says what they would)
         if config.metrics_path is not None:
             require_prometheus_client()
+        config_broker(config)  # (the same: a URL that is none, redis-py missing)
     except ConfigError as exc:
         _refuse(parser, args, str(exc))
     start_timeout = _flag_or_variable(

@@ -1351,20 +1351,31 @@ def serve(
     if ssl is None:
         ssl = ssl_context(config)
     if not isinstance(broker, Broker):
-        try:
-            broker = broker_from_url(
-                broker if broker is not None else config.broker,
-                presence_ttl=config.broker_presence_ttl,
-                timeout=config.broker_timeout,
-                queue_bytes=config.broker_queue_bytes,
-                presence_queries=config.broker_presence_queries,
-                prefix=config.broker_prefix,
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        broker = config_broker(config, broker)
     return Server(
         app, host, port, config, ssl=ssl, sock=sock, uds=uds, broker=broker, listen=listen
     )
+
+
+def config_broker(config: Config, url: str | None = None) -> Broker:
+    """The broker ``url`` names (None: the ``broker`` setting's), with ``config``'s
+    broker settings: made, not started (a supervisor makes one to see that its
+    workers can).
+
+    Raises:
+        ConfigError: the URL is not one (or its backend is not installed).
+    """
+    try:
+        return broker_from_url(
+            url if url is not None else config.broker,
+            presence_ttl=config.broker_presence_ttl,
+            timeout=config.broker_timeout,
+            queue_bytes=config.broker_queue_bytes,
+            presence_queries=config.broker_presence_queries,
+            prefix=config.broker_prefix,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _unbracketed(host: str) -> str:
