@@ -2155,10 +2155,16 @@ class TestClient:
         (``raise_server_exceptions``), unless ``raise_failures`` is False (a
         test that failed: its own error is the one to see).
         """
+        config = self.server.config
         if timeout is None:
-            timeout = self.server.config.shutdown_timeout
+            timeout = config.shutdown_timeout
             if self.timeout is not None:
                 timeout = min(self.timeout, timeout)
+        if self.timeout is not None:
+            # The on_shutdown hooks and the lifespan shutdown too, each as a
+            # handler and its closing handshake (rather than the server's 20 s).
+            bound = min(self.timeout, config.shutdown_timeout)
+            self.server.services_limit = bound + min(bound, config.close_timeout)
         closing = [ws.close(timeout=timeout) for ws in list(self._websockets)]
         await asyncio.gather(*closing, return_exceptions=True)
         await self.server.close(timeout)

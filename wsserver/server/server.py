@@ -252,6 +252,11 @@ class Server:
         #: A restart keeps kept-alive connections idle a moment (see
         #: RESTART_IDLE_DRAIN): while so, HttpProtocol.shutdown() leaves them open.
         self.draining = False
+        #: What each on_shutdown hook and the ASGI lifespan shutdown may take
+        #: (then cancelled); None: ``shutdown_timeout`` + ``close_timeout``,
+        #: even in a quick shutdown (``close(0)``: what they release, they
+        #: release). The test client sets it to its own bound.
+        self.services_limit: float | None = None
         #: Set once close() has finished (or closed a server never started).
         self._closed = asyncio.Event()
         # The shutdown under way: one, whoever calls close() and however often;
@@ -326,7 +331,7 @@ class Server:
         shutdown hooks, the broker, the application's lifespan, and last the
         metrics and status tasks (the metrics' last copy counts a failed
         lifespan shutdown). Each hook and the lifespan shutdown have ``limit``
-        seconds (by default ``shutdown_timeout`` + ``close_timeout``).
+        seconds (None: ``shutdown_timeout`` + ``close_timeout``).
 
         Each is stopped even if one before failed (a broker that fails to
         detach does not skip the lifespan shutdown); the first failure is
@@ -686,10 +691,7 @@ class Server:
 
     async def close(self, timeout: float | None = None, *, code: int = 1001) -> None:
         """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout`` (and
-        bounds the WebSockets' closing handshakes, else given ``close_timeout``,
-        and each on_shutdown hook and the ASGI lifespan shutdown, else given
-        ``shutdown_timeout`` + ``close_timeout``: ``timeout`` + the shorter of
-        it and ``close_timeout``).
+        bounds the WebSockets' closing handshakes, else given ``close_timeout``).
 
         ``code`` is what the WebSockets are closed with: 1001 (going away), or
         1012 (service restart: a worker retiring in a rolling restart), for
@@ -917,11 +919,7 @@ class Server:
             await asyncio.wait([self._gathering])
         if self._unix_sock is not None:
             remove_socket_file(self._unix_sock)
-        # A timeout given to close() bounds the hooks and the lifespan too, as
-        # it bounds the handlers and the closing handshakes.
-        await self._stop_services(
-            None if timeout is None else timeout + min(timeout, self.config.close_timeout)
-        )
+        await self._stop_services(self.services_limit)
 
     async def _wait_for_tasks(
         self, tasks: set[asyncio.Task[Any]], deadline: float
