@@ -1234,20 +1234,26 @@ class HttpProtocol(asyncio.BufferedProtocol):
         that a client that leaves cancels it; else reading pauses."""
         if watch:
             self._watching = True
-            # What h11 holds already (pipelined requests) counts against the
-            # bound: else each handler's run lets one more read in.
-            self._kept = self._held()
-            if self._kept > self.config.max_header_size:
-                self.transport.pause_reading()
-            elif self._turn_paused:
-                # Paused by _process() for the others' turn: read on, else
-                # the client's leaving would go unseen while this runs.
-                self._turn_paused = False
-                self.transport.resume_reading()
+            self._read_on_while_app_works()
         else:
             self.transport.pause_reading()
         self._app_task = start_app_task(self.loop, coro)
         self._app_task.add_done_callback(self._app_task_done)
+
+    def _read_on_while_app_works(self) -> None:
+        """An application starts on the request: read on meanwhile, so that
+        the client leaving is seen (what comes is kept, see data_received()),
+        up to ``max_header_size`` bytes. What h11 holds already (a body's
+        first bytes, pipelined requests) counts against that bound: else each
+        request's run would let one more read in."""
+        self._kept = self._held()
+        if self._kept > self.config.max_header_size:
+            self.transport.pause_reading()
+        elif self._turn_paused:
+            # Paused by _process() for the others' turn: read on, else the
+            # client's leaving would go unseen while the application works.
+            self._turn_paused = False
+            self.transport.resume_reading()
 
     def _app_task_done(self, task: asyncio.Task[None]) -> None:
         if self._app_task is task:
@@ -1607,14 +1613,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         and it may outlive its response (background work) while the
         connection serves its next request.
         """
-        # What h11 holds already (the body's first bytes, pipelined requests)
-        # counts against the bound, as for a Router handler (_run_app_task()).
-        self._kept = self._held()
-        if self._kept > self.config.max_header_size:
-            self.transport.pause_reading()
-        elif self._turn_paused:  # (paused by _process() for the others' turn)
-            self._turn_paused = False
-            self.transport.resume_reading()
+        self._read_on_while_app_works()
         self._streaming = False
         task = self._asgi_task = self._app_task = start_app_task(self.loop, coro)
         self.server.app_task_started(task)
