@@ -2203,8 +2203,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         For an ASGI application's request whose body is not all in (timed
         from the application's first ask for it): the connection closes if
         the application waits for the body (it hears ``http.disconnect``); if
-        it is at work meanwhile (reading is paused, so the client holds
-        nothing of ours), the wait starts over.
+        it is at work meanwhile, the wait starts over (reading goes on only
+        within the bound of :meth:`data_received`, about ``max_header_size``
+        bytes, so the client holds little of ours).
         """
         if self._reading_body and not self._transport_closing:
             if not self._read_waiters:
