@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -2007,6 +2008,57 @@ async def test_the_queue_to_redis_is_bounded_in_bytes(
         assert broker.stats.dropped == 100 - 1_000_000 // 65_600 + 2
         await a.publish("q", "still")
         assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "still"
+
+
+async def test_a_burst_of_small_messages_within_broker_queue_bytes_all_go(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A backend telling 15,000 users' topics something in one go: some
+    # 500 kB, far under broker_queue_bytes (16 MiB), with Redis idle. The
+    # queue was bounded by count too (10,000 messages, said nowhere): a third
+    # were dropped, said as "Redis slower than the publishing".
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with (
+        a,
+        b,
+        websockets.connect(f"ws://127.0.0.1:{b.port}/sub/q", max_queue=None) as wb,  # (reads all)
+    ):
+        assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "subscribed"
+        await wait_for(lambda: subscribed_in_redis(redis_server, "q", 1), what="B subscribed")
+        broker = a.pubsub.broker
+        assert isinstance(broker, RedisBroker) and broker.up
+        for n in range(15_000):  # all at once: the queue is not sent meanwhile
+            await a.publish("q", str(n))
+        assert broker.stats.dropped == 0
+        assert not [r for r in caplog.records if "dropped" in r.getMessage()]
+        await wait_for(lambda: b.pubsub.broker.stats.received == 15_000, what="all of them")
+        assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "0"
+
+
+async def test_what_the_queue_to_redis_holds_stays_within_broker_queue_bytes(
+    redis_server: RedisServer,
+) -> None:
+    # Tiny messages take more memory queued (a tuple, two bytes objects) than
+    # their bytes: counted with it, the queue holds no more than its setting.
+    a = serve(
+        topic_routes(),
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        broker=redis_server.url,
+        broker_queue_bytes=1_000_000,
+    )
+    async with a:
+        broker = a.pubsub.broker
+        assert isinstance(broker, RedisBroker) and broker.up
+        for _ in range(30_000):  # all at once: the queue is not sent meanwhile
+            await a.publish("q", "x")
+        queued = list(broker._queue._queue)  # type: ignore[attr-defined]
+        held = sum(
+            sys.getsizeof(item) + sys.getsizeof(item[0]) + sys.getsizeof(item[1]) for item in queued
+        )
+        assert 0 < held <= 1_000_000 and broker.stats.dropped == 30_000 - len(queued)
 
 
 async def subscribed_in_redis(

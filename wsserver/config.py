@@ -899,7 +899,8 @@ class Config:
     broker_queue_bytes: int = setting(
         16 * 2**20,
         Count(),
-        "bytes of published messages waiting to be sent to Redis beyond which more are "
+        "bytes of published messages waiting to be sent to Redis (each counted with its "
+        "channel's name and the 128 bytes it takes queued) beyond which more are "
         "dropped for the other processes (counted, and said in a warning at most once a "
         "minute), when Redis is slower than the publishing; a larger message never goes.",
         env="WEBSOCKET_BROKER_QUEUE_BYTES",

@@ -98,6 +98,11 @@ CANCEL_AGAIN = 0.05
 #: ``client-output-buffer-limit pubsub`` (32 MB by default).
 SUBSCRIBE_BATCH = 1000
 SUBSCRIBE_BYTES = 2**20
+#: Bytes a message waiting in the queue to Redis takes besides its own (its
+#: tuple, the headers of its two bytes objects, its slot in the queue),
+#: counted against ``queue_bytes``: a burst of tiny messages holds no more
+#: memory than that setting says.
+MESSAGE_OVERHEAD = 128
 #: Connections of the client's pool the broker holds at once besides its
 #: presence queries: the subscriber's, the sender's and the presence writer's.
 OWN_CONNECTIONS = 3
@@ -178,10 +183,12 @@ class RedisBroker(Broker):
             (``wsserver:1:``): keys are apart in each database, channels are not.
         presence_ttl: seconds after which a process that stopped refreshing its
             counts (it died) is no longer counted.
-        queue_size: messages waiting to be sent to Redis before more are dropped.
-        queue_bytes: their bytes (messages and channel names), likewise: a
-            message is dropped if it would take the bytes waiting (or being
-            sent) beyond this.
+        queue_size: messages waiting to be sent to Redis before more are
+            dropped (None: as many as ``queue_bytes`` holds).
+        queue_bytes: the bytes of the messages waiting to be sent to Redis
+            (or being sent: their payloads, channel names, and
+            ``MESSAGE_OVERHEAD`` each): a message is dropped if it would take
+            them beyond this.
         max_backoff: longest wait between reconnection attempts.
         presence_queries: :meth:`presence` queries sent at once; more wait
             their turn (within ``timeout``), so that a burst of them (Redis
@@ -203,7 +210,7 @@ class RedisBroker(Broker):
         *,
         prefix: str = "wsserver:",
         presence_ttl: float = 15.0,
-        queue_size: int = 10_000,
+        queue_size: int | None = None,
         queue_bytes: int = 16 * 2**20,
         max_backoff: float = 5.0,
         timeout: float = 5.0,
@@ -276,7 +283,7 @@ class RedisBroker(Broker):
         #: counts); None: not known (a new connection, a write refused), so
         #: the next write is of every count.
         self._written: bool | None = None
-        self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue(queue_size or 0)
         self.queue_bytes = queue_bytes
         #: Bytes of the messages queued or being sent (given back once sent or dropped).
         self._queued_bytes = 0
@@ -471,10 +478,11 @@ class RedisBroker(Broker):
             return False
         channel = self._channel(topic)
         data = encode(node.node_id, message)
-        size = len(channel) + len(data)
+        size = _queued_size(channel, data)
         if size > self.queue_bytes:
             self._dropped_while_up(
-                f"a message of {size} bytes (with its channel), over broker_queue_bytes "
+                f"a message of {len(channel) + len(data)} bytes (with its channel), over "
+                f"broker_queue_bytes "
                 f"({self.queue_bytes}), never fits in the queue to Redis"
             )
             return False
@@ -846,7 +854,7 @@ class RedisBroker(Broker):
             batch = [await queue.get()]
             while not queue.empty() and len(batch) < 1000:
                 batch.append(queue.get_nowait())
-            size = sum(len(channel) + len(data) for channel, data in batch)
+            size = sum(_queued_size(channel, data) for channel, data in batch)
             made = self._changes_made  # (before them: their subscriptions go first)
 
             def pipeline(batch: list[tuple[bytes, bytes]] = batch) -> Any:
@@ -1022,7 +1030,7 @@ class RedisBroker(Broker):
         dropped = 0
         while not self._queue.empty():
             channel, data = self._queue.get_nowait()
-            self._queued_bytes -= len(channel) + len(data)
+            self._queued_bytes -= _queued_size(channel, data)
             dropped += 1
         self.stats.dropped += dropped
         self._dropped_in_outage += dropped
@@ -1062,6 +1070,11 @@ class RedisBroker(Broker):
             self.shown_url,
             exc,
         )
+
+
+def _queued_size(channel: bytes, data: bytes) -> int:
+    """What a message waiting to be sent takes of ``queue_bytes``."""
+    return len(channel) + len(data) + MESSAGE_OVERHEAD
 
 
 def _refuses_scripts(error: BaseException) -> bool:
