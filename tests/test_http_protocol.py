@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
+import ssl
 from typing import Any
 
 from wsserver import Request, Router, WebSocket
@@ -13,6 +16,7 @@ from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
 from .helpers import MASK, RawClient, echo_routes, upgrade_request, wait_for
+from .test_keepalive import tls_contexts
 
 
 def phases(server: Any) -> list[str]:
@@ -290,6 +294,43 @@ async def test_limit_concurrency_counts_asgi_tasks_that_outlive_their_response(
     answer, _, writer = await _get(server.port, "/")
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
     writer.close()
+
+
+async def test_limit_concurrency_does_not_count_tls_connections_it_closed(
+    run_server: StartServer,
+) -> None:
+    # A pooled client (a requests.Session's idle connection) reads nothing
+    # until it sends again, so it does not answer the close_notify that the
+    # server sends at timeout_keep_alive: TLS waits for that answer (until
+    # close_timeout). The connection, answered and closed, counted as load
+    # all that time: the next client got 503 where over plain TCP it got 200.
+    server_tls, client_tls = tls_contexts()
+    server = await run_server(
+        health_and_echo(), limit_concurrency=1, timeout_keep_alive=0.2, ssl=server_tls
+    )
+
+    def idle_pooled_client() -> ssl.SSLSocket:
+        sock = client_tls.wrap_socket(
+            socket.create_connection(("127.0.0.1", server.port)), server_hostname="127.0.0.1"
+        )
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+        # The server's close_notify comes (read by no one).
+        assert select.select([sock], [], [], 5)[0] == [sock]
+        return sock
+
+    pooled = await asyncio.to_thread(idle_pooled_client)
+    try:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_tls, server_hostname="127.0.0.1"
+        )
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+        writer.close()
+    finally:
+        pooled.close()
+    await wait_for(lambda: not server.connections and server.lingering == 0, what="the closes")
 
 
 async def test_pipelined_requests_from_a_client_that_does_not_read_stay_bounded(

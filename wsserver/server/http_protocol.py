@@ -257,6 +257,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_turn_paused",
         "_close_timer",
         "_lingering",
+        "_closed_answered",
         "_started",
         "_asgi_task",
         "http_task",
@@ -338,6 +339,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._turn_paused = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._lingering = False
+        #: Closed with nothing left to write, its TLS waiting for the
+        #: client's close_notify (see _close_now()): counted in server.lingering.
+        self._closed_answered = False
         self._started = self._request_started = self.loop.time()
         #: The current request's access line is written (or, before any, none is due yet).
         self._logged = False
@@ -479,7 +483,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self._lingering:
+        if self._lingering or self._closed_answered:
             self.server.lingering -= 1
         break_transport_cycle(self.transport)
         if self._app_task is not None:
@@ -2109,10 +2113,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.config.close_timeout, self._on_close_timeout
             )
             return
+        written = not transport.get_write_buffer_size()
         transport.close()
         # With nothing left to write, a plain TCP transport is gone at the
-        # next loop iteration; TLS still exchanges close_notify.
-        if self.server.ssl is not None or transport.get_write_buffer_size():
+        # next loop iteration; TLS still exchanges close_notify, which a
+        # client answers only when it reads (a pooled one, when it sends
+        # again): no load meanwhile (limit_concurrency), as over TCP.
+        if self.server.ssl is not None and written and not self.lost:
+            self._closed_answered = True
+            self.server.lingering += 1
+        if self.server.ssl is not None or not written:
             self._close_timer = self.loop.call_later(
                 self.config.close_timeout, self._on_close_timeout
             )
