@@ -416,6 +416,41 @@ async def test_required_client_certificates_need_ca_certificates(
     assert err.strip().splitlines()[-1].endswith(said) and "Traceback" not in err, err
 
 
+async def test_ca_certificates_without_client_certificates_asked_for_are_said(
+    run_server: StartServer,
+    ca: trustme.CA,
+    cert_files: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # ssl_ca_certs alone (ssl_cert_reqs 0, the default, as uvicorn's): no
+    # client certificate is asked for, and every client is served. An
+    # operator who meant client certificates got an open server, silently.
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        server = await run_server(
+            who_routes(),
+            ssl_certfile=cert_files["certfile"],
+            ssl_keyfile=cert_files["keyfile"],
+            ssl_ca_certs=cert_files["ca"],
+        )
+    async with httpx.AsyncClient(verify=client_context(ca)) as client:
+        response = await client.get(f"https://127.0.0.1:{server.port}/who")
+    assert response.status_code == 200  # (no certificate: served, as the warning says)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        "ssl_ca_certs is set but ssl_cert_reqs is 0: no client certificate is asked for"
+        " (--ssl-cert-reqs 2 requires one, 1 checks one if sent); a server certificate's"
+        " chain belongs in ssl_certfile, after it"
+    ]
+    # Asked for, or nothing given to check them with: nothing to say.
+    caplog.clear()
+    pair = {"ssl_certfile": cert_files["certfile"], "ssl_keyfile": cert_files["keyfile"]}
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        for reqs in (1, 2):
+            assert ssl_context(Config(**pair, ssl_cert_reqs=reqs, ssl_ca_certs=cert_files["ca"]))
+        assert ssl_context(Config(**pair))
+    assert not caplog.records
+
+
 def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs ssl_certfile"):
         ssl_context(Config(ssl_keyfile=cert_files["keyfile"]))

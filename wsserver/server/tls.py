@@ -161,6 +161,14 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
         reason = exc.strerror or (exc.args[0] if len(exc.args) == 1 else exc)
         raise ConfigError(f"TLS: {what}: {reason}") from None
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+    if config.ssl_ca_certs is not None and config.ssl_cert_reqs == ssl.CERT_NONE:
+        # (uvicorn's default: meant for client certificates, the server is open
+        # to every client; meant as the server's chain, it is not sent.)
+        logger.warning(
+            "ssl_ca_certs is set but ssl_cert_reqs is 0: no client certificate is asked for"
+            " (--ssl-cert-reqs 2 requires one, 1 checks one if sent); a server certificate's"
+            " chain belongs in ssl_certfile, after it"
+        )
     # The ALPN of HTTP/1.1 (all we speak), for clients that ask.
     context.set_alpn_protocols(["http/1.1"])
     return context
