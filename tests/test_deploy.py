@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -449,6 +450,52 @@ async def test_ca_certificates_without_client_certificates_asked_for_are_said(
             assert ssl_context(Config(**pair, ssl_cert_reqs=reqs, ssl_ca_certs=cert_files["ca"]))
         assert ssl_context(Config(**pair))
     assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    ("valid", "said"),
+    [
+        (
+            {"not_before": datetime(2019, 1, 1), "not_after": datetime(2020, 1, 2, 3, 4, 5)},
+            "TLS: the server's certificate expired on 2020-01-02 03:04:05 UTC: clients refuse it",
+        ),
+        (
+            {"not_before": datetime(2999, 1, 1), "not_after": datetime(3000, 1, 1)},
+            "TLS: the server's certificate is not valid until 2999-01-01 00:00:00 UTC:"
+            " clients refuse it",
+        ),
+    ],
+)
+async def test_a_certificate_expired_or_not_valid_yet_is_warned_of(
+    run_server: StartServer,
+    ca: trustme.CA,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    valid: dict[str, datetime],
+    said: str,
+) -> None:
+    # The server started without a word, and every client was refused (curl:
+    # "certificate has expired"), a TLS error on their side only.
+    cert = ca.issue_cert("127.0.0.1", **valid)
+    files = {"ssl_certfile": str(tmp_path / "cert.pem"), "ssl_keyfile": str(tmp_path / "key.pem")}
+    cert.cert_chain_pems[0].write_to_path(files["ssl_certfile"])
+    cert.private_key_pem.write_to_path(files["ssl_keyfile"])
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        server = await run_server(who_routes(), **files)
+    async with httpx.AsyncClient(verify=client_context(ca)) as client:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await client.get(f"https://127.0.0.1:{server.port}/who")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [said]
+
+
+async def test_a_valid_certificate_is_not_warned_of(
+    run_server: StartServer, cert_files: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        await run_server(
+            who_routes(), ssl_certfile=cert_files["certfile"], ssl_keyfile=cert_files["keyfile"]
+        )
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsserver import Request, Router, TLSInfo, WebSocket
-from wsserver.protocol.tls_info import rfc4514
+from wsserver.protocol.tls_info import rfc4514, validity
 from wsserver.response import Response, json_response
 from wsserver.server.tls import oid_of
 
@@ -144,6 +144,75 @@ def test_relative_names_are_written_last_first_and_multi_valued_ones_joined() ->
     )
     assert rfc4514(subject) == "CN=alice+UID=a1,O=Example,C=DE"
     assert rfc4514(((("1.2.3.4.5", "x"),),)) == "1.2.3.4.5=x"  # (ssl's name for an unknown type)
+
+
+# The times a certificate may say: UTCTime through 2049, GeneralizedTime after
+# (RFC 5280 4.1.2.5; cryptography writes each as it says), to the second.
+TIMES = st.datetimes(
+    min_value=datetime.datetime(1950, 1, 1), max_value=datetime.datetime(9999, 12, 31)
+).map(lambda when: when.replace(microsecond=0, tzinfo=datetime.UTC))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(TIMES, min_size=2, max_size=2).map(sorted),
+    st.sampled_from([1, 2**70]),
+    st.sampled_from([None, "version 1"]),
+)
+def test_a_certificates_validity_is_read_as_cryptography_reads_it(
+    times: list[datetime.datetime], serial: int, version: str | None
+) -> None:
+    not_before, not_after = times
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example")])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(_KEY.public_key())
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    der = builder.sign(_KEY, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    if version is not None:  # (v1: no [0] version field; cryptography writes v3 only)
+        der = _without_version(der)
+    assert validity(der) == (not_before, not_after)
+
+
+def _without_version(der: bytes) -> bytes:
+    """The v3 certificate ``der`` as a v1 one: its TBSCertificate without
+    [0] version (its signature no longer fits, which validity() ignores)."""
+
+    def header(length: int) -> bytes:
+        size = (length.bit_length() + 7) // 8
+        return bytes([0x80 | size]) + length.to_bytes(size, "big")
+
+    def content(at: int) -> tuple[int, int]:
+        length, start = der[at + 1], at + 2
+        if length & 0x80:
+            size = length & 0x7F
+            length, start = int.from_bytes(der[start : start + size], "big"), start + size
+        return start, start + length
+
+    certificate, end = content(0)
+    tbs_start, tbs_end = content(certificate)
+    after_version = content(tbs_start)[1]
+    tbs = der[after_version:tbs_end]
+    tbs = b"\x30" + header(len(tbs)) + tbs
+    rest = tbs + der[tbs_end:end]
+    return b"\x30" + header(len(rest)) + rest
+
+
+def test_a_validity_that_cannot_be_read_is_none() -> None:
+    der = certificate(x509.Name([])).public_bytes(serialization.Encoding.DER)
+    assert validity(der) is not None
+    for cut in range(len(der)):  # (every truncation: the certificate is cut short)
+        assert validity(der[:cut]) is None
+    for garbage in (b"", b"\x30", b"\x30\x85\x01\x02\x03\x04\x05", b"\x02\x01\x00", b"PEM"):
+        assert validity(garbage) is None
+    # A time that is not RFC 5280's (no seconds, no Z): not guessed at.
+    times = der.index(b"\x17\x0d")
+    assert validity(der[:times] + b"\x17\x0d" + b"2401010000+01" + der[times + 15 :]) is None
 
 
 def test_tls_info_as_the_asgi_extension_gives_it() -> None:

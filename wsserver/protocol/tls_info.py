@@ -3,16 +3,18 @@ the ASGI TLS extension's dictionary made from it (asgiref's ``specs/tls.rst``).
 
 Sans-I/O: the server reads the values off its TLS transport; this only holds
 and converts them. :func:`rfc4514` writes a certificate's subject, as
-Python's ``ssl`` gives it, as the one-line distinguished name of RFC 4514.
+Python's ``ssl`` gives it, as the one-line distinguished name of RFC 4514;
+:func:`validity` reads when a certificate (DER) is valid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["TLS_VERSIONS", "TLSInfo", "rfc4514"]
+__all__ = ["TLS_VERSIONS", "TLSInfo", "rfc4514", "validity"]
 
 #: The protocol version numbers (as on the wire) of the names ``ssl`` gives.
 TLS_VERSIONS = {
@@ -117,3 +119,60 @@ def _escaped(value: str | bytes) -> str:
     if len(value) > 1 and value[-1] == " ":
         text = text[:-1] + "\\ "
     return text
+
+
+# ------------------------------------------------------ a certificate's validity
+
+#: DER tags (X.690): SEQUENCE, INTEGER, a version's [0], UTCTime, GeneralizedTime.
+_SEQUENCE, _INTEGER, _VERSION, _UTC_TIME, _GENERALIZED_TIME = 0x30, 0x02, 0xA0, 0x17, 0x18
+
+
+def validity(der: bytes) -> tuple[datetime, datetime] | None:
+    """When the X.509 certificate ``der`` (DER) is valid: its ``notBefore`` and
+    ``notAfter`` (RFC 5280 4.1.2.5), in UTC; None if they cannot be read."""
+    try:
+        _, certificate = _element(der, 0, _SEQUENCE)
+        _, tbs = _element(der, certificate, _SEQUENCE)  # (TBSCertificate)
+        if der[tbs] == _VERSION:
+            tbs = _element(der, tbs, _VERSION)[0]
+        tbs = _element(der, tbs, _INTEGER)[0]  # serialNumber
+        tbs = _element(der, tbs, _SEQUENCE)[0]  # signature
+        tbs = _element(der, tbs, _SEQUENCE)[0]  # issuer
+        _, times = _element(der, tbs, _SEQUENCE)  # validity
+        at, not_before = _time(der, times)
+        return not_before, _time(der, at)[1]
+    except (IndexError, ValueError):
+        return None
+
+
+def _element(der: bytes, at: int, tag: int) -> tuple[int, int]:
+    """The DER element at ``at``, which must have ``tag``: (where the next
+    element starts, where its content starts)."""
+    if der[at] != tag:
+        raise ValueError(f"tag {der[at]:#x} at {at}, not {tag:#x}")
+    length, at = der[at + 1], at + 2
+    if length & 0x80:  # (the long form: that many bytes of length follow)
+        size = length & 0x7F
+        if not 0 < size <= 4:
+            raise ValueError("a length of no or too many bytes")
+        length, at = int.from_bytes(der[at : at + size], "big"), at + size
+    if at + length > len(der):
+        raise ValueError("an element past the end")
+    return at + length, at
+
+
+def _time(der: bytes, at: int) -> tuple[int, datetime]:
+    """The UTCTime or GeneralizedTime at ``at`` (RFC 5280 4.1.2.5.1-2: in UTC,
+    ending in Z, with seconds): (where the next element starts, the time)."""
+    tag = der[at]
+    end, start = _element(der, at, tag)
+    text = der[start:end].decode("ascii")
+    if tag == _UTC_TIME:
+        year = int(text[:2])
+        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
+    elif tag != _GENERALIZED_TIME:
+        raise ValueError(f"tag {tag:#x} at {at} is no time")
+    if len(text) != 15 or not text[:14].isdigit() or text[14] != "Z":
+        raise ValueError(f"{text!r} is not a time as RFC 5280 writes it")
+    parsed = datetime.strptime(text[:14], "%Y%m%d%H%M%S")
+    return end, parsed.replace(tzinfo=UTC)

@@ -41,7 +41,13 @@ from .proxy_tls import ProxyHeaderThenTLS
 from .response_headers import ResponseHeaders
 from .stats import ServerStats
 from .status import StatusBoard
-from .tls import cipher_suites, connection_tls, served_certificate, ssl_context
+from .tls import (
+    cipher_suites,
+    connection_tls,
+    say_if_not_valid,
+    served_certificate,
+    ssl_context,
+)
 from .tokens import has_token, unauthorized
 from .topics import Topics
 from .websocket import Data, WebSocket
@@ -304,7 +310,8 @@ class Server:
     async def _start(self) -> None:
         self.loop = asyncio.get_running_loop()
         if self.ssl is not None:  # (for request.tls, before any connection: a handshake in memory)
-            self._served_certificates[self.ssl] = served_certificate(self.ssl)
+            served = self._served_certificates[self.ssl] = served_certificate(self.ssl)
+            say_if_not_valid(served)  # (each worker: SIGHUP's renewed files too)
         if self.asgi is not None:
             await self.asgi.startup()  # raises LifespanFailure
         try:

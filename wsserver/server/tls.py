@@ -8,16 +8,18 @@ import functools
 import logging
 import re
 import ssl
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from ..config import Config
 from ..errors import ConfigError
-from ..protocol.tls_info import TLSInfo, rfc4514
+from ..protocol.tls_info import TLSInfo, rfc4514, validity
 
 __all__ = [
     "cipher_suites",
     "connection_tls",
     "oid_of",
+    "say_if_not_valid",
     "served_certificate",
     "ssl_context",
 ]
@@ -242,3 +244,26 @@ def served_certificate(context: ssl.SSLContext) -> str | None:
     except (ssl.SSLError, ValueError):
         return None
     return None
+
+
+def say_if_not_valid(certificate: str | None) -> None:
+    """Warn if ``certificate`` (PEM: the one the server serves) has expired,
+    or is not valid yet: every client that checks it refuses the server."""
+    if certificate is None:
+        return
+    valid = validity(ssl.PEM_cert_to_DER_cert(certificate))
+    if valid is None:
+        return
+    not_before, not_after = valid
+    now = datetime.now(UTC)
+    if now > not_after:
+        when, what = not_after, "expired on"
+    elif now < not_before:
+        when, what = not_before, "is not valid until"
+    else:
+        return
+    logger.warning(
+        "TLS: the server's certificate %s %s: clients refuse it",
+        what,
+        f"{when:%Y-%m-%d %H:%M:%S} UTC",
+    )
