@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,6 +138,32 @@ async def test_an_edit_stops_a_replacement_still_starting_with_the_code_before_i
         assert "still starting, may run the code from before" in cli.stderr, cli.stderr
         assert "rolling restart stopped" not in cli.stderr, cli.stderr
         assert "did not start accepting" not in cli.stderr, cli.stderr
+
+
+async def test_an_edit_in_the_same_second_as_the_last_is_served_not_its_stale_bytecode(
+    tmp_path: Path,
+) -> None:
+    # Python's cached bytecode (__pycache__) is taken as current when the
+    # source's mtime, in whole seconds, and size are those it was compiled
+    # from: an edit of the same size within the same second as the last (a
+    # typo fixed, a digit changed) was announced, "changed: ...", and the new
+    # worker ran the code from before it.
+    def save(version: str, second: int, ms: int) -> None:
+        draft = tmp_path / "reloaded_app.py.tmp"
+        draft.write_text(APP.format(version=version))
+        os.utime(draft, ns=(second * 10**9, second * 10**9 + ms * 10**6))
+        os.replace(draft, tmp_path / "reloaded_app.py")
+
+    second = int(time.time()) + 100
+    save("1", second, 100)
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path), "--reload-delay", "0.2")
+    env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": ""}  # (a developer's)
+    async with running_cli(*args, "--ping-interval", "off", env=env) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        assert await served_version(cli.port) == "1"
+        assert list((tmp_path / "__pycache__").glob("reloaded_app.*.pyc"))
+        save("2", second, 600)
+        await wait_until_served(cli.port, "2", timeout=5)
 
 
 async def wait_until_served(port: int, version: str, timeout: float = 10) -> None:

@@ -12,7 +12,9 @@ application's own directory) are small: a few hundred ``stat`` calls a look.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import importlib.util
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
@@ -24,6 +26,7 @@ __all__ = [
     "SKIPPED_DIRS",
     "INCLUDE",
     "EXCLUDE",
+    "forget_bytecode",
     "is_pattern",
 ]
 
@@ -145,6 +148,24 @@ class FileWatcher:
                         _matches(pure, self.patterns) and not _matches(pure, self.excluded)
                     ):
                         yield path
+
+
+def forget_bytecode(paths: Iterable[str]) -> None:
+    """Remove the cached bytecode (``__pycache__``, or under ``PYTHONPYCACHEPREFIX``)
+    of the Python files among ``paths``, which changed.
+
+    Python takes a ``.pyc`` as current when the source's mtime, in whole
+    seconds, and its size are those it was compiled from: an edit of the same
+    size within the same second as the one before (a digit changed) would run,
+    in the new worker, the code from before it.
+    """
+    for path in paths:
+        if not path.endswith(".py"):
+            continue
+        for optimization in ("", 1, 2):
+            with contextlib.suppress(NotImplementedError, ValueError, OSError):
+                # (NotImplementedError: an implementation without a cache tag.)
+                os.unlink(importlib.util.cache_from_source(path, optimization=optimization))
 
 
 def is_pattern(pattern: str) -> bool:

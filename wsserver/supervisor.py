@@ -52,7 +52,7 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .reload import MAX_ENTRIES, FileWatcher
+from .reload import MAX_ENTRIES, FileWatcher, forget_bytecode
 from .server.metrics import retire_process
 from .server.server import unix_socket, unlistenable
 
@@ -668,6 +668,9 @@ class Supervisor:
                 changed.update(dict.fromkeys(more))
             if not changed or self.stopping:
                 continue
+            # (Else an edit of the same size in the same second as the last
+            # would run, in the new worker, the .pyc compiled from the last.)
+            await asyncio.to_thread(forget_bytecode, changed)
             shown = ", ".join(_shown_path(path) for path in list(changed)[:3])
             if len(changed) > 3:
                 shown += f" and {len(changed) - 3} more"
