@@ -221,6 +221,26 @@ def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_pat
     assert txt.changed() == [str(tmp_path / "notes.txt")]
 
 
+def test_a_directory_linked_into_the_tree_is_watched_once(tmp_path: Path) -> None:
+    # A package shared by several projects, linked in (ln -s ../shared
+    # shared): its edits restarted nothing (os.walk does not follow links),
+    # where watchfiles, uvicorn's, follows them. A link back up the tree
+    # (loop -> ..) is not walked again and again.
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "project").mkdir()
+    util = tmp_path / "shared" / "util.py"
+    util.write_text("x = 1\n")
+    (tmp_path / "project" / "app.py").write_text("")
+    (tmp_path / "project" / "shared").symlink_to(tmp_path / "shared")
+    (tmp_path / "shared" / "loop").symlink_to(tmp_path / "project")
+    project = tmp_path / "project"
+    watching = edits_seen(project, ["app.py", "shared/util.py"])
+    assert watching() == ["app.py", "shared/util.py"]
+    watcher = FileWatcher([str(project)])
+    os.utime(util, ns=(0, util.stat().st_mtime_ns + 10**9))
+    assert watcher.changed() == [str(project / "shared" / "util.py")]
+
+
 def edits_seen(top: Path, paths: list[str]) -> Callable[..., list[str]]:
     """Empty files at ``paths`` under ``top``; and a function of a watcher's
     patterns: which of them it sees change (:func:`changed_after_edits`)."""

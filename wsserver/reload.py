@@ -64,7 +64,8 @@ class FileWatcher:
     glob (``templates/**/*.html``: those anywhere under ``templates``).
     Directories whose names match an exclusion without a ``/`` are not
     looked into, nor one an exclusion names that exists (``--reload-exclude
-    tests/fixtures``: its whole tree). A pattern given in ``include`` is no
+    tests/fixtures``: its whole tree). Directories linked into the tree are
+    followed, each walked once. A pattern given in ``include`` is no
     longer excluded by default, and one given in ``exclude`` no longer
     included by default (``exclude=["*.py"]``: no Python files); a name given
     in ``include`` as it is (``.env``, ``config/app.toml``, no wildcard) is
@@ -126,8 +127,21 @@ class FileWatcher:
     def _files(self) -> Iterable[str]:
         """The matching files, until MAX_ENTRIES entries were read."""
         entries = 0
+        # Directories linked into the tree are followed (a shared package
+        # linked in), each directory walked once, however many links lead to
+        # it (a link back up the tree would loop).
+        walked: set[tuple[int, int]] = set()
         for top in self.directories:
-            for root, dirs, files in os.walk(top):
+            for root, dirs, files in os.walk(top, followlinks=True):
+                try:
+                    st = os.stat(root)
+                except OSError:
+                    dirs[:] = []  # (removed meanwhile)
+                    continue
+                if (st.st_dev, st.st_ino) in walked:
+                    dirs[:] = []
+                    continue
+                walked.add((st.st_dev, st.st_ino))
                 entries += len(dirs) + len(files)
                 if entries > MAX_ENTRIES:
                     self.truncated = True
