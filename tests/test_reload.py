@@ -321,6 +321,24 @@ def test_patterns_with_a_directory_match_the_path_from_the_right(tmp_path: Path)
     ]  # fmt: skip
 
 
+def test_a_name_included_as_it_is_is_watched_in_a_directory_excluded(tmp_path: Path) -> None:
+    # "Watched whatever excludes it": but the excluded directory was not
+    # looked into, so the file in it was never seen (uvicorn watches it).
+    paths = ["app.py", "tests/conftest.py", "tests/test_app.py", "gen/settings.py"]
+    paths += ["gen/out.py", ".config/app.py"]
+    watching = edits_seen(tmp_path, paths)
+    assert watching(include=["tests/conftest.py"], exclude=["tests"]) == [
+        "app.py", "gen/out.py", "gen/settings.py", "tests/conftest.py"
+    ]  # fmt: skip
+    gen = str(tmp_path / "gen")
+    assert watching(include=["gen/settings.py"], exclude=[gen]) == [
+        "app.py", "gen/settings.py", "tests/conftest.py", "tests/test_app.py"
+    ]  # fmt: skip
+    # In a hidden directory, or given by its absolute path, too.
+    assert ".config/app.py" in watching(include=[".config/app.py"])
+    assert ".config/app.py" in watching(include=[str(tmp_path / ".config" / "app.py")])
+
+
 def test_a_double_star_in_a_pattern_matches_any_number_of_directories(tmp_path: Path) -> None:
     # As in glob: "src/**/*.html" any such file under src. PurePath.match
     # (before Python 3.13's full_match) took "**" for "*": only the files

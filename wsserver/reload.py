@@ -69,7 +69,8 @@ class FileWatcher:
     longer excluded by default, and one given in ``exclude`` no longer
     included by default (``exclude=["*.py"]``: no Python files); a name given
     in ``include`` as it is (``.env``, ``config/app.toml``, no wildcard) is
-    watched whatever excludes it.
+    watched whatever excludes it, in a directory excluded or hidden too
+    (looked for there, under each directory, unless absolute).
 
     Args:
         directories: the trees to watch.
@@ -126,6 +127,15 @@ class FileWatcher:
 
     def _files(self) -> Iterable[str]:
         """The matching files, until MAX_ENTRIES entries were read."""
+        # Names given as they are, first: where they say (under each
+        # directory, or their absolute path), whatever excludes or hides the
+        # directory they are in, which the walk does not look into.
+        for name in self.named:
+            tops = [""] if os.path.isabs(name) else self.directories
+            for top in tops:
+                path = os.path.normpath(os.path.join(top, name))
+                if os.path.isfile(path):
+                    yield path
         entries = 0
         # Directories linked into the tree are followed (a shared package
         # linked in), each directory walked once, however many links lead to
