@@ -25,8 +25,10 @@ from .test_cli import running_cli
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="worker processes")
 
 APP = """
+import asyncio
+
 from wsserver import Router
-from wsserver.response import text
+from wsserver.response import stream, text
 
 routes = Router()
 
@@ -40,6 +42,16 @@ async def version(request):
 async def echo(request, ws):
     async for message in ws:
         await ws.send(message)
+
+
+@routes.get("/events")
+async def events(request):
+    async def ticks():
+        while True:
+            yield "data: tick\\n\\n"
+            await asyncio.sleep(0.5)
+
+    return stream(ticks(), content_type="text/event-stream")
 """
 
 
@@ -164,6 +176,26 @@ async def test_an_edit_in_the_same_second_as_the_last_is_served_not_its_stale_by
         assert list((tmp_path / "__pycache__").glob("reloaded_app.*.pyc"))
         save("2", second, 600)
         await wait_until_served(cli.port, "2", timeout=5)
+
+
+async def test_an_edit_is_not_kept_waiting_for_the_code_before_the_last_to_finish(
+    tmp_path: Path,
+) -> None:
+    # A retiring worker gives its handlers shutdown_timeout (10 s): an event
+    # stream a page keeps open (or a handler at work) held the next edit's
+    # restart until the worker from before the last edit had exited.
+    write_app(tmp_path, "1")
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path), "--reload-delay", "0.2")
+    async with running_cli(*args, "--ping-interval", "off") as cli, httpx.AsyncClient() as client:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        async with client.stream("GET", f"http://127.0.0.1:{cli.port}/events") as events:
+            assert events.status_code == 200
+            write_app(tmp_path, "2")
+            await wait_until_served(cli.port, "2")
+            await wait_for(lambda: "SIGHUP: retiring" in cli.stderr, what="the retiring")
+            write_app(tmp_path, "3")
+            await wait_until_served(cli.port, "3", timeout=3)
+            assert "did not stop: killed" not in cli.stderr
 
 
 async def wait_until_served(port: int, version: str, timeout: float = 10) -> None:

@@ -979,7 +979,13 @@ class Supervisor:
             )
             if new.limit_reached:
                 self._on_limit(new)  # it said so before it had its slot
-            await self._reap(retiring)
+            if self.watcher is not None:
+                # --reload: the next edit is not kept waiting while the code
+                # from before this one finishes its handlers (shutdown_timeout:
+                # a handler at work, an open event stream); they end meanwhile.
+                self._keep(asyncio.get_running_loop().create_task(self._reap(retiring)))
+            else:
+                await self._reap(retiring)
             return True
 
 
