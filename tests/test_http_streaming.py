@@ -353,6 +353,29 @@ class TestStreaming:
         writer.close()
         await asyncio.wait_for(producer.finished.wait(), 5)
 
+    async def test_a_client_that_takes_nothing_is_closed_after_timeout_keep_alive(
+        self, run_server: StartServer
+    ) -> None:
+        # Not after twice that: its kernel took the last bytes in flight just
+        # after writing paused, so the first timeout_keep_alive saw it take
+        # something, and a second one was waited whole before it was closed.
+        producer = Producer()
+        server = await run_server(app(producer), timeout_keep_alive=0.5)
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", server.port))
+            await loop.sock_sendall(client, b"GET /endless?size=65536 HTTP/1.1\r\nHost: x\r\n\r\n")
+            await wait_for(lambda: producer.made > 0, what="the producer started")
+            started = loop.time()
+            await asyncio.wait_for(producer.finished.wait(), 5)  # (closed: it ends)
+            taken = loop.time() - started
+        finally:
+            client.close()
+        assert 0.5 - 0.05 <= taken < 0.8, taken
+
     async def test_what_the_client_sends_meanwhile_is_kept_within_a_bound(
         self, run_server: StartServer
     ) -> None:

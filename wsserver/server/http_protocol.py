@@ -143,6 +143,11 @@ BODY_PIECES_PER_TURN = 1024
 #: connection up until its end.
 PIECES_PER_TURN = 32
 
+#: How often, in each ``timeout_keep_alive``, a response that waits on its
+#: client looks whether the client took more of it: one that stopped taking is
+#: closed between that time and an eighth more after it last took something.
+TAKEN_CHECKS = 8
+
 
 def next_event(
     h: h11.Connection, max_headers: int | None = None, max_size: int | None = None
@@ -1527,15 +1532,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # not log it as an error.)
         sending.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
-            while not sending.done():
-                taken = self._taken()
-                await asyncio.wait((sending,), timeout=self.config.timeout_keep_alive)
-                if not sending.done() and not _took_more(taken, self._taken()):
-                    protocol_logger.debug(
-                        "%s: the client took nothing of the response within timeout_keep_alive",
-                        peer(self.remote_address),
-                    )
-                    break
+            await self._wait_while_taken(sending)
         finally:
             try:
                 if not sending.done():
@@ -1947,17 +1944,40 @@ class HttpProtocol(asyncio.BufferedProtocol):
         while self._writing_paused and not self.closing:
             if self._drain_waiter is None or self._drain_waiter.done():
                 self._drain_waiter = self.loop.create_future()
-            taken = self._taken()
-            try:
-                async with asyncio.timeout(self.config.timeout_keep_alive):
-                    await asyncio.shield(self._drain_waiter)  # one future, however many wait
-            except TimeoutError:
-                if self._writing_paused and not _took_more(taken, self._taken()):
-                    protocol_logger.debug(
-                        "%s: the client took nothing of the response within timeout_keep_alive",
-                        peer(self.remote_address),
-                    )
-                    self.close_transport()
+            # (One future, however many wait: a wait that ends leaves it be.)
+            if not await self._wait_while_taken(self._drain_waiter):
+                self.close_transport()
+
+    async def _wait_while_taken(self, future: asyncio.Future[Any]) -> bool:
+        """Wait for ``future`` (left as it is, whatever ends the wait) while
+        the client takes what waits for it: False, ``future`` not done, once
+        it took nothing for ``timeout_keep_alive``.
+
+        Whether it took more is looked at :data:`TAKEN_CHECKS` times in that
+        time, not once at its end: a client that stopped taking during one
+        such time would otherwise be given the whole of the next one too (as
+        right after writing paused, where its kernel still takes the bytes
+        on their way), twice ``timeout_keep_alive`` in all.
+        """
+        step = self.config.timeout_keep_alive / TAKEN_CHECKS
+        taken = self._taken()
+        idle = 0
+        while not future.done():
+            await asyncio.wait((future,), timeout=step)
+            if future.done():
+                break
+            now = self._taken()
+            if _took_more(taken, now):
+                taken, idle = now, 0
+                continue
+            idle += 1
+            if idle >= TAKEN_CHECKS:
+                protocol_logger.debug(
+                    "%s: the client took nothing of the response within timeout_keep_alive",
+                    peer(self.remote_address),
+                )
+                return False
+        return True
 
     # ------------------------------------------------------------ responses
 
