@@ -2149,6 +2149,50 @@ async def test_a_bodiless_response_left_halfway_is_not_reset(
     expect_logged_error(caplog, "ASGI application failed")
 
 
+@pytest.mark.parametrize("piece", ["body", "zerocopysend"])
+async def test_a_body_the_close_would_end_is_reset_when_its_client_stalls(
+    run_asgi: Any, tmp_path: Any, piece: str
+) -> None:
+    # The client took nothing for timeout_keep_alive: it was closed with a
+    # FIN after what waited for it, so a client that read on later took the
+    # body cut short for whole (HTTP/1.0, no Content-Length: its end is the
+    # connection's). A file's piece sent by the kernel's sendfile() too.
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"f" * 8_000_000)
+    ended: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            with open(path, "rb") as file:
+                while True:
+                    if piece == "body":
+                        message = {"type": "http.response.body", "body": b"x" * 65536}
+                    else:
+                        message = {"type": "http.response.zerocopysend", "file": file, "offset": 0}
+                    await send({**message, "more_body": True})
+        except BaseException as exc:
+            ended.set_result(exc)
+            raise
+
+    server = await run_asgi(app, timeout_keep_alive=0.3, close_timeout=5.0)
+    loop = asyncio.get_running_loop()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setblocking(False)
+    try:
+        await loop.sock_connect(client, ("127.0.0.1", server.port))
+        await loop.sock_sendall(client, b"GET / HTTP/1.0\r\n\r\n")
+        assert isinstance(await asyncio.wait_for(ended, TIMEOUT), OSError)  # (given up on)
+        with pytest.raises(ConnectionResetError):
+            while await asyncio.wait_for(loop.sock_recv(client, 1 << 20), TIMEOUT):
+                pass
+    finally:
+        client.close()
+
+
 async def test_a_body_the_close_would_end_cut_off_by_the_shutdown_is_reset(run_asgi: Any) -> None:
     # The shutdown cancelled the app past shutdown_timeout, mid-body: the
     # same FIN made what came look whole.

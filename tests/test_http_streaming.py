@@ -449,6 +449,29 @@ class TestStreaming:
             await read_until_closed(reader)
         writer.close()
 
+    async def test_a_body_the_close_would_end_is_reset_when_its_client_stalls(
+        self, run_server: StartServer
+    ) -> None:
+        # The client took nothing for timeout_keep_alive: it was closed with a
+        # FIN after what waited for it, so a client that read on later (a
+        # proxy speaking HTTP/1.0, whose own client was slow) took the body
+        # cut short for whole, its end the connection's.
+        producer = Producer()
+        server = await run_server(app(producer), timeout_keep_alive=0.3, close_timeout=5.0)
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", server.port))
+            await loop.sock_sendall(client, b"GET /endless?size=65536 HTTP/1.0\r\n\r\n")
+            await asyncio.wait_for(producer.finished.wait(), 5)  # (given up on)
+            with pytest.raises(ConnectionResetError):
+                while await asyncio.wait_for(loop.sock_recv(client, 1 << 20), 5):
+                    pass
+        finally:
+            client.close()
+
     async def test_shutdown_ends_a_never_ending_stream_without_a_503_in_it(
         self, run_server: StartServer
     ) -> None:

@@ -1546,7 +1546,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 if self._transport_closing and not self.lost:
                     self._close_now()  # (put off by close_transport())
         if sending.cancelled():
-            self.close_transport()
+            # (The client took nothing: cut short, as in drain(). Else the
+            # connection is closing already, and this does nothing.)
+            self.cut_short()
             return None
         failed = sending.exception()
         if isinstance(failed, asyncio.SendfileNotAvailableError):
@@ -1946,7 +1948,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self._drain_waiter = self.loop.create_future()
             # (One future, however many wait: a wait that ends leaves it be.)
             if not await self._wait_while_taken(self._drain_waiter):
-                self.close_transport()
+                # (Cut short: a body whose end is the connection's is reset,
+                # else a client that reads on later would take it for whole.)
+                self.cut_short()
 
     async def _wait_while_taken(self, future: asyncio.Future[Any]) -> bool:
         """Wait for ``future`` (left as it is, whatever ends the wait) while
