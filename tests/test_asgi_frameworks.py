@@ -320,6 +320,20 @@ async def test_a_bad_body_after_a_streamed_response_started_is_no_app_error(
     assert server.counters.handler_errors == 0
 
 
+async def test_an_echo_whose_upload_stops_is_reset_for_an_http_1_0_client(run_asgi: Any) -> None:
+    # open_timeout closed it with a FIN: the HTTP/1.0 client (no Content-Length
+    # in the answer, no chunks) took the echo of half its body for the whole.
+    server = await run_asgi(streaming_app, open_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /stream HTTP/1.0\r\nContent-Length: 10\r\n\r\nhello")
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\nhello"), TIMEOUT)
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    await wait_for(lambda: not server.app_tasks, what="the app's end")
+    assert server.counters.handler_errors == 0
+
+
 async def docs_echo(websocket: WebSocket) -> None:
     # FastAPI's documentation's endpoint: no try/except, the disconnect left to the server.
     await websocket.accept()

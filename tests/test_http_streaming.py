@@ -472,6 +472,26 @@ class TestStreaming:
         finally:
             client.close()
 
+    async def test_a_body_the_close_would_end_is_reset_when_the_upload_stops(
+        self, run_server: StartServer
+    ) -> None:
+        # An echo of the upload as it comes, whose upload stopped: open_timeout
+        # closed it with a FIN, so the HTTP/1.0 client took the echo of half
+        # its body for the whole answer.
+        routes = Router()
+
+        @routes.post("/echo", stream=True)
+        async def echo(request: Request) -> StreamingResponse:
+            return stream(request.stream)
+
+        server = await run_server(routes, open_timeout=0.3)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /echo HTTP/1.0\r\nContent-Length: 10\r\n\r\nhello")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\nhello"), 5)
+        with pytest.raises(ConnectionResetError):
+            await read_until_closed(reader)
+        writer.close()
+
     async def test_shutdown_ends_a_never_ending_stream_without_a_503_in_it(
         self, run_server: StartServer
     ) -> None:

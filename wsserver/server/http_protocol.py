@@ -2293,7 +2293,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             protocol_logger.debug(
                 "%s: request body not complete within open_timeout", peer(self.remote_address)
             )
-            self.close_transport()
+            self.cut_short()  # (the response under way too: see cut_short())
 
     @property
     def busy(self) -> bool:
