@@ -468,6 +468,22 @@ def test_url_for_round_trips_through_match() -> None:
     assert params_of(router, unquote(url)) == {"room": "h é", "n": -4, "x": 2.5, "id": value}
 
 
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("/x/0.0000001", 1e-07), ("/x/100000000000000000000", 1e20), ("/x/-0.00012", -0.00012)],
+)
+def test_url_for_writes_a_float_as_the_route_reads_it(path: str, value: float) -> None:
+    # str() writes 1e-07 and 1e+20, which <x:float> does not match: a float
+    # the route had given its handler was a ValueError from url_for().
+    router = Router()
+    router.add_websocket_route(chat, "/x/<x:float>", name="x")
+    assert params_of(router, path) == {"x": value}
+    assert router.url_for("x", x=value) == path
+    assert router.url_for("x", x=1.5e300).startswith("/x/15000")
+    with pytest.raises(ValueError):
+        router.url_for("x", x=float("inf"))
+
+
 async def test_url_for_encodes_the_routes_own_text_as_its_params(
     run_server: StartServer,
 ) -> None:

@@ -11,7 +11,9 @@ With ``strict_slashes`` false (the router's default), ``/chat`` and
 from __future__ import annotations
 
 import contextlib
+import decimal
 import inspect
+import math
 import os
 import re
 import uuid
@@ -936,7 +938,9 @@ class Router:
             if pname not in params:
                 raise ValueError(f"missing parameter {pname!r} for route {name!r}")
             used.add(pname)
-            pieces.append(quote(str(params[pname]), safe="/" if kind == "path" else ""))
+            pieces.append(
+                quote(_param_text(params[pname], kind), safe="/" if kind == "path" else "")
+            )
             pos = m.end()
         pieces.append(quote(route.uri[pos:], safe=_PATH_SAFE))
         path = "".join(pieces)
@@ -946,6 +950,15 @@ class Router:
         if query:
             path += "?" + urlencode(query, doseq=True)
         return path
+
+
+def _param_text(value: Any, kind: str) -> str:
+    """A path parameter's value as url_for() writes it: ``str()``, but a
+    finite float's digits without an exponent (``1e-07`` as ``0.0000001``),
+    which is how a ``float`` parameter is matched."""
+    if kind == "float" and isinstance(value, float) and math.isfinite(value):
+        return format(decimal.Decimal(repr(value)), "f")
+    return str(value)
 
 
 #: The attribute a handler gets when it is added to a Router: its route's URI.
