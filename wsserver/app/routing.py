@@ -87,11 +87,21 @@ _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
 #: is matched decoded: its "%41" is those three characters, not "A").
 _PATH_SAFE = "/:@!$&'()*+,;="
 
+
+def _finite_float(text: str) -> float:
+    """A ``float`` parameter's value; digits beyond a float's range, which
+    ``float()`` reads as an infinity, do not match (ValueError)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]}... is out of a float's range")
+    return value
+
+
 # type name -> (regex, converter)
 _TYPES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "str": (r"[^/]+", str),
     "int": (r"-?[0-9]+", int),  # (not \d: any script's digits, which int() takes too)
-    "float": (r"-?[0-9]+(?:\.[0-9]+)?", float),
+    "float": (r"-?[0-9]+(?:\.[0-9]+)?", _finite_float),
     "uuid": (r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", uuid.UUID),
     "path": (r".+", str),
 }
