@@ -50,6 +50,7 @@ from .tls import (
 )
 from .tokens import has_token, unauthorized
 from .topics import Topics
+from .transports import unsent_bytes
 from .websocket import Data, WebSocket
 from .websocket_protocol import WebSocketProtocol
 
@@ -1222,12 +1223,20 @@ class Server:
 
 
 def _still_sending(protocol: HttpProtocol | WebSocketProtocol) -> bool:
-    """Whether an HTTP connection has written an answer it has not sent yet."""
-    return (
-        isinstance(protocol, HttpProtocol)
-        and not protocol.lost
-        and protocol.transport.get_write_buffer_size() > 0
-    )
+    """Whether an HTTP connection has written an answer it has not sent yet.
+
+    Over TLS, what the TLS layer has handed the TCP transport under it (and
+    its close_notify) is in no buffer size the TLS transport gives, and out
+    of reach under uvloop: an abort would drop it. The kernel's queue tells
+    that some is still on its way (the TCP transport holds bytes only while
+    that queue is full): bytes the client has not acknowledged yet.
+    """
+    if not isinstance(protocol, HttpProtocol) or protocol.lost:
+        return False
+    transport = protocol.transport
+    if transport.get_write_buffer_size() > 0:
+        return True
+    return protocol.server.ssl is not None and bool(unsent_bytes(transport))
 
 
 def warn_of_hidden_routes(router: Router, builtins: Router) -> None:
