@@ -464,6 +464,48 @@ class TestConnectionReuse:
         # closed only if it takes nothing for timeout_keep_alive).
         assert data.endswith(b"\r\n\r\na"), data[-300:]
 
+    async def test_a_closing_connection_s_answer_is_sent_whole_while_its_client_takes_it(
+        self, run_server: StartServer
+    ) -> None:
+        # An answer that ends its connection (Connection: close, HTTP/1.0, a
+        # limit reached) was cut once close_timeout had passed since the
+        # close, with a clean end, however steadily its client took it: half
+        # of a 4 MB download to a client reading at its pace. A client that
+        # takes nothing is still aborted at close_timeout.
+        routes = Router()
+        body = bytes(range(256)) * (4_000_000 // 256)
+
+        @routes.get("/big")
+        async def big(request: Request) -> Response:
+            return raw(body)
+
+        server = await run_server(routes, close_timeout=0.1)
+        loop = asyncio.get_running_loop()
+        request = b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        stalled = socket.create_connection(("127.0.0.1", server.port))
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        stalled.sendall(request)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.setblocking(False)
+        await loop.sock_connect(client, ("127.0.0.1", server.port))
+        await loop.sock_sendall(client, request)
+        started = loop.time()
+        data = b""
+        with contextlib.suppress(ConnectionError):
+            while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), 5):
+                data += chunk
+                await asyncio.sleep(0.005)  # (at its pace: longer than close_timeout)
+        took = loop.time() - started
+        client.close()
+        head, _, got = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert len(got) == len(body) and got == body, (len(got), took)
+        assert took > 0.3  # (it took its time)
+        # The one that took nothing was aborted long before.
+        await wait_for(lambda: len(server.connections) == 0, 1, "the stalled client's abort")
+        stalled.close()
+
     async def test_request_body_too_big(self, run_server: StartServer) -> None:
         # An HTTP request's body is bounded by max_body_size; an upgrade
         # request's (read and dropped) by max_header_size.

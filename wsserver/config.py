@@ -560,7 +560,9 @@ class Config:
     close_timeout: float = setting(
         10.0,
         Seconds(),
-        "seconds for the closing handshake and TCP close before the connection is aborted.",
+        "seconds for the closing handshake and TCP close before the connection is aborted "
+        "(a client still taking an HTTP answer that ends its connection gets as long again, "
+        "each time it took some).",
         env="WEBSOCKET_CLOSE_TIMEOUT",
         flag="--close-timeout",
     )

@@ -261,6 +261,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_transport_closing",
         "_turn_paused",
         "_close_timer",
+        "_close_taken",
         "_lingering",
         "_closed_answered",
         "_started",
@@ -343,6 +344,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: are answered (see ANSWERS_PER_TURN).
         self._turn_paused = False
         self._close_timer: asyncio.TimerHandle | None = None
+        #: What the client had taken of our answers when the close timer was
+        #: last armed (see _on_close_timeout()).
+        self._close_taken: tuple[int, int] | None = None
         self._lingering = False
         #: Closed with nothing left to write, its TLS waiting for the
         #: client's close_notify (see _close_now()): counted in server.lingering.
@@ -2133,9 +2137,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._lingering = True
             self.server.lingering += 1
             transport.resume_reading()
-            self._close_timer = self.loop.call_later(
-                self.config.close_timeout, self._on_close_timeout
-            )
+            self._arm_close_timer()
             return
         written = not transport.get_write_buffer_size()
         transport.close()
@@ -2147,12 +2149,22 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._closed_answered = True
             self.server.lingering += 1
         if self.server.ssl is not None or not written:
-            self._close_timer = self.loop.call_later(
-                self.config.close_timeout, self._on_close_timeout
-            )
+            self._arm_close_timer()
+
+    def _arm_close_timer(self) -> None:
+        self._close_taken = self._taken()
+        self._close_timer = self.loop.call_later(self.config.close_timeout, self._on_close_timeout)
 
     def _on_close_timeout(self) -> None:
+        """close_timeout since the close: abort. Unless the client took more of
+        what it was sent meanwhile (a large answer that ends the connection,
+        taken at its pace): then it has close_timeout more, as often as it
+        does; one that takes nothing for that long is aborted."""
         self._close_timer = None
+        before = self._close_taken
+        if before is not None and not self.lost and _took_more(before, self._taken()):
+            self._arm_close_timer()
+            return
         protocol_logger.debug("%s: closing timed out; aborting", peer(self.remote_address))
         self.transport.abort()
 
