@@ -8,7 +8,9 @@ import contextlib
 import json as jsonlib
 import logging
 import socket
+import ssl
 import struct
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -25,6 +27,7 @@ from wsserver.testing import TestClient
 
 from .conftest import StartServer
 from .helpers import echo_routes, upgrade_request, wait_for
+from .test_keepalive import tls_contexts
 
 TIMEOUT = 10.0
 
@@ -505,6 +508,47 @@ class TestConnectionReuse:
         # The one that took nothing was aborted long before.
         await wait_for(lambda: len(server.connections) == 0, 1, "the stalled client's abort")
         stalled.close()
+
+    async def test_a_tls_client_that_took_the_whole_answer_is_not_held_past_close_timeout(
+        self, run_server: StartServer
+    ) -> None:
+        # The close timer gives a client still taking an answer that ends its
+        # connection close_timeout more; one that took it all meanwhile, the
+        # server's close_notify too, has nothing more to take: only its own
+        # close_notify was waited for, which a client that reads nothing more
+        # never sends. It was held twice close_timeout.
+        routes = Router()
+        body = b"x" * 2_000_000
+
+        @routes.get("/big")
+        async def big(request: Request) -> Response:
+            return raw(body)
+
+        server_tls, client_tls = tls_contexts()
+        server = await run_server(routes, close_timeout=0.5, ssl=server_tls)
+        loop = asyncio.get_running_loop()
+
+        def take_it_all() -> tuple[int, ssl.SSLSocket]:
+            plain = socket.socket()
+            plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            plain.connect(("127.0.0.1", server.port))
+            sock = client_tls.wrap_socket(plain, server_hostname="127.0.0.1")
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            time.sleep(0.2)  # (the close finds the answer waiting for it)
+            got = 0
+            while chunk := sock.recv(1 << 20):  # (to the close_notify)
+                got += len(chunk)
+            return got, sock
+
+        started = loop.time()
+        got, sock = await asyncio.to_thread(take_it_all)
+        try:
+            assert got > len(body)
+            await wait_for(lambda: not server.connections, 5, "the abort")
+            assert loop.time() - started < 0.85  # (close_timeout, not twice it)
+            assert server.lingering == 0
+        finally:
+            sock.close()
 
     async def test_request_body_too_big(self, run_server: StartServer) -> None:
         # An HTTP request's body is bounded by max_body_size; an upgrade

@@ -2157,14 +2157,19 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def _on_close_timeout(self) -> None:
         """close_timeout since the close: abort. Unless the client took more of
-        what it was sent meanwhile (a large answer that ends the connection,
-        taken at its pace): then it has close_timeout more, as often as it
-        does; one that takes nothing for that long is aborted."""
+        what it was sent meanwhile and some still waits for it (a large answer
+        that ends the connection, taken at its pace): then it has close_timeout
+        more, as often as it does. One that takes nothing for that long is
+        aborted, and so is one that has taken it all (TLS: only its
+        close_notify is waited for, which a client reading nothing more does
+        not send)."""
         self._close_timer = None
         before = self._close_taken
-        if before is not None and not self.lost and _took_more(before, self._taken()):
-            self._arm_close_timer()
-            return
+        if before is not None and not self.lost:
+            now = self._taken()
+            if now[1] < 0 and _took_more(before, now):
+                self._arm_close_timer()
+                return
         protocol_logger.debug("%s: closing timed out; aborting", peer(self.remote_address))
         self.transport.abort()
 
