@@ -485,6 +485,20 @@ def test_url_for_writes_a_float_as_the_route_reads_it(path: str, value: float) -
         router.url_for("x", x=float("inf"))
 
 
+def test_url_for_writes_a_float_subclass_by_its_value() -> None:
+    # A float subclass whose repr() is its type's (numpy.float64 under numpy
+    # 2: "np.float64(1.5)"), which str() wrote as 1.5, was a
+    # decimal.InvalidOperation once url_for() read repr() as digits.
+    class Float64(float):
+        def __repr__(self) -> str:
+            return f"Float64({float(self)})"
+
+    router = Router()
+    router.add_websocket_route(chat, "/x/<x:float>", name="x")
+    assert router.url_for("x", x=Float64(1.5)) == "/x/1.5"
+    assert router.url_for("x", x=Float64(1e-07)) == "/x/0.0000001"
+
+
 async def test_url_for_encodes_the_routes_own_text_as_its_params(
     run_server: StartServer,
 ) -> None:

@@ -967,7 +967,8 @@ def _param_text(value: Any, kind: str) -> str:
     finite float's digits without an exponent (``1e-07`` as ``0.0000001``),
     which is how a ``float`` parameter is matched."""
     if kind == "float" and isinstance(value, float) and math.isfinite(value):
-        return format(decimal.Decimal(repr(value)), "f")
+        # (float's repr(), not a subclass's own: numpy's is "np.float64(1.5)".)
+        return format(decimal.Decimal(float.__repr__(value)), "f")
     return str(value)
 
 
