@@ -8,6 +8,8 @@ import socket
 import ssl
 from typing import Any
 
+import pytest
+
 from wsserver import Request, Router, WebSocket
 from wsserver.app.response import text
 from wsserver.protocol.frames import Opcode, serialize_frame
@@ -330,6 +332,55 @@ async def test_limit_concurrency_does_not_count_tls_connections_it_closed(
         writer.close()
     finally:
         pooled.close()
+    await wait_for(lambda: not server.connections and server.lingering == 0, what="the closes")
+
+
+@pytest.mark.parametrize("tls", [False, True])
+async def test_limit_concurrency_counts_a_closed_connection_whose_answer_is_unsent(
+    run_server: StartServer, tls: bool
+) -> None:
+    # A client that asks for a large answer and reads none of it: the server
+    # writes it whole and closes (Connection: close). Over plain TCP the
+    # transport holds the answer, and the connection is load until it is sent
+    # (or close_timeout); over asyncio's TLS the TLS transport had passed it
+    # on to the socket's transport under it, its own buffer empty: the
+    # connection was taken for answered (no load), and every such client got
+    # past limit_concurrency, each holding its whole answer in memory.
+    routes = Router()
+
+    @routes.get("/big")
+    async def big(request: Request) -> Any:
+        return text("x" * 8_000_000)
+
+    server_tls, client_tls = tls_contexts()
+    settings: dict[str, Any] = {"ssl": server_tls} if tls else {}
+    server = await run_server(routes, limit_concurrency=1, close_timeout=2, **settings)
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if not tls:
+            return await asyncio.open_connection("127.0.0.1", server.port)
+        return await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_tls, server_hostname="127.0.0.1"
+        )
+
+    _reader, writer = await connect()
+    writer.transport.pause_reading()  # (it reads nothing of the answer)
+    writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await wait_for(
+        lambda: (
+            len(server.connections) == 1
+            and all(p.transport.is_closing() for p in server.connections)
+        ),
+        what="the answer written, the connection closed",
+    )
+    await asyncio.sleep(0.1)
+    assert server.lingering == 0, "a connection whose answer is unsent taken for no load"
+    other_reader, other_writer = await connect()
+    other_writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(other_reader.read(), 5)
+    assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
+    other_writer.close()
+    writer.transport.abort()
     await wait_for(lambda: not server.connections and server.lingering == 0, what="the closes")
 
 

@@ -2139,7 +2139,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             transport.resume_reading()
             self._arm_close_timer()
             return
-        written = not transport.get_write_buffer_size()
+        written = not self._answer_unsent()
         transport.close()
         # With nothing left to write, a plain TCP transport is gone at the
         # next loop iteration; TLS still exchanges close_notify, which a
@@ -2154,6 +2154,18 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _arm_close_timer(self) -> None:
         self._close_taken = self._taken()
         self._close_timer = self.loop.call_later(self.config.close_timeout, self._on_close_timeout)
+
+    def _answer_unsent(self) -> bool:
+        """Whether what was written waits to go: in the transport's buffer, or,
+        over TLS, where the kernel's queue tells that some waits (what the TLS
+        layer passed on to the socket's transport under it is in neither buffer
+        size). What the kernel holds back, where it tells: not what is on its
+        way, which every answer is for a round trip."""
+        transport = self.transport
+        return bool(
+            transport.get_write_buffer_size()
+            or (self.server.ssl is not None and _held_for_client(transport))
+        )
 
     def _on_close_timeout(self) -> None:
         """close_timeout since the close: abort. Unless the client took more of
@@ -2189,15 +2201,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """A response is out and the connection kept alive: wait timeout_keep_alive for more."""
         self._stop_open_timer()
         self._idle = True
-        transport = self.transport
-        # (TLS: what the TLS layer passed on to its TCP transport may be in
-        # neither buffer size: the kernel's queue tells that some waits. What
-        # it holds back, where it tells: not what is on its way, which every
-        # answer is for a round trip, and whose acknowledgement is no taking.)
-        pending = transport.get_write_buffer_size() or (
-            self.server.ssl is not None and _held_for_client(transport)
-        )
-        self._unsent = self._taken() if pending else None
+        self._unsent = self._taken() if self._answer_unsent() else None
         self.server.keep_alive_deadlines.add(self)
         if self._held() and not self._writing_paused:
             # The next request began already (kept while the handler ran):
