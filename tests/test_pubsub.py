@@ -2003,7 +2003,7 @@ async def test_the_queue_to_redis_is_bounded_in_bytes(
         for _ in range(2):
             assert await a.publish("q", "x" * 1_000_000) == 0  # (no local subscriber)
         said = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
-        assert len(said) == 2 and "a message of 1000" in said[1], said
+        assert len(said) == 2 and "a message taking 1000" in said[1], said
         assert "over broker_queue_bytes (1000000), never fits" in said[1]
         assert broker.stats.dropped == 100 - 1_000_000 // 65_600 + 2
         await a.publish("q", "still")
@@ -2059,6 +2059,25 @@ async def test_what_the_queue_to_redis_holds_stays_within_broker_queue_bytes(
             sys.getsizeof(item) + sys.getsizeof(item[0]) + sys.getsizeof(item[1]) for item in queued
         )
         assert 0 < held <= 1_000_000 and broker.stats.dropped == 30_000 - len(queued)
+
+
+async def test_a_message_that_never_fits_is_said_with_the_size_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Counted with what it takes queued (82c47bb), a message a little smaller
+    # than broker_queue_bytes never fits either: the warning said "a message of
+    # 920 bytes (with its channel), over broker_queue_bytes (1000)".
+    from wsserver.broker.redis_backend import MESSAGE_OVERHEAD
+
+    broker = RedisBroker("redis://127.0.0.1:1/0", queue_bytes=1000)
+    broker.up = True  # (as if connected: publish() only queues)
+    node = RecordingNode("node-a")
+    assert not broker.publish(node, "t", b"x" * 900)
+    said = [r.getMessage() for r in caplog.records if "never fits" in r.getMessage()]
+    counted = len(broker._channel("t")) + len(encode(node.node_id, b"x" * 900)) + MESSAGE_OVERHEAD
+    assert counted > 1000
+    assert len(said) == 1 and f"a message taking {counted} bytes queued" in said[0], said
+    assert "over broker_queue_bytes (1000), never fits" in said[0]
 
 
 async def subscribed_in_redis(

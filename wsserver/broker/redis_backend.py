@@ -481,9 +481,9 @@ class RedisBroker(Broker):
         size = _queued_size(channel, data)
         if size > self.queue_bytes:
             self._dropped_while_up(
-                f"a message of {len(channel) + len(data)} bytes (with its channel), over "
-                f"broker_queue_bytes "
-                f"({self.queue_bytes}), never fits in the queue to Redis"
+                f"a message taking {size} bytes queued (with its channel and"
+                f" {MESSAGE_OVERHEAD} of its own), over broker_queue_bytes"
+                f" ({self.queue_bytes}), never fits in the queue to Redis"
             )
             return False
         if self._queued_bytes + size > self.queue_bytes or self._queue.full():
