@@ -716,6 +716,38 @@ class TestInflateLimit:
         (failure,) = conn.receive_data(wire)
         assert isinstance(failure, ProtocolFailure) and failure.code == 1009
 
+    @pytest.mark.parametrize(
+        ("library", "level", "mem_level", "bits", "high_bytes"),
+        [
+            ("zlib", 1, 1, 15, False),  # stored blocks of 128 bytes: +3.9 %
+            ("zlib", 6, 5, 9, False),  # the websockets client's memLevel, a 9-bit window
+            ("zlib-ng", 1, 8, 15, False),  # aiohttp on zlib-ng: fixed Huffman codes
+            ("zlib-ng", 1, 8, 15, True),  # ... 9 bits for each byte of 144-255: +12.5 %
+        ],
+    )
+    def test_max_size_passes_from_a_compressor_with_other_settings(
+        self, library: str, level: int, mem_level: int, bits: int, high_bytes: bool
+    ) -> None:
+        # max_deflated_size() held for zlib at its default memory level and
+        # window only: real clients' streams of max_size bytes were larger
+        # and got 1009 before inflating (aiohttp with zlib-ng, the websockets
+        # client answered a 9-bit window).
+        if library == "zlib-ng":
+            pytest.importorskip("zlib_ng")
+        compressobj = deflate.LIBRARIES[library].compressobj
+        max_size = 2**20
+        payload = os.urandom(max_size)
+        if high_bytes:
+            payload = bytes(byte | 0x90 for byte in payload)
+        compressor = compressobj(level, zlib.DEFLATED, -bits, mem_level)
+        data = (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        wire = serialize_frame(Opcode.BINARY, data, rsv1=True, mask=MASK)
+        conn = Connection(max_size=max_size, deflate=PerMessageDeflate())
+        assert conn.receive_data(wire) == [payload]
+        conn = Connection(max_size=max_size - 1, deflate=PerMessageDeflate())
+        (failure,) = conn.receive_data(wire)
+        assert isinstance(failure, ProtocolFailure) and failure.code == 1009
+
     def test_compressed_frame_too_long_for_any_message_is_refused_by_its_header(self) -> None:
         max_size = 10_000
         conn = Connection(max_size=max_size, deflate=PerMessageDeflate())

@@ -191,12 +191,17 @@ def max_deflated_size(size: int, frames: int = 1) -> int:
     """The most bytes a permessage-deflate message of ``size`` bytes in
     ``frames`` frames can take on the wire.
 
-    Incompressible data goes in stored blocks: 5 bytes of header for each
-    block (zlib makes them 16 KiB and larger; the bound counts one per 4 KiB
-    and per 16 KiB, as zlib's ``deflateBound`` does), and each frame a
-    sender flushed costs up to :data:`FLUSH_BYTES` more, however small.
+    Incompressible data grows when deflated, by how much depends on the
+    sender's compressor: zlib at its default memory level and window adds
+    5 bytes per stored block of 16 KiB and more, but at memory level 1 its
+    blocks hold 128 bytes (+4%), and zlib-ng's level 1 (aiohttp's level, on
+    zlib-ng) writes fixed Huffman codes, 9 bits for each byte of 144-255
+    (+12.5%). The bound is zlib's ``deflateBound`` for settings other than
+    its default ones (+13%: 9-bit literals in fixed blocks), which holds for
+    every level, memory level and window of zlib and zlib-ng, and each frame
+    a sender flushed costs up to :data:`FLUSH_BYTES` more, however small.
     """
-    return size + (size >> 12) + (size >> 14) + 16384 + FLUSH_BYTES * frames
+    return size + (size >> 3) + (size >> 8) + (size >> 9) + 16384 + FLUSH_BYTES * frames
 
 
 def parse_extensions(values: list[str]) -> list[tuple[str, Params]]:
