@@ -410,3 +410,35 @@ def test_a_look_reads_a_bounded_number_of_entries(
     assert watcher.changed() == [] and watcher.truncated
     monkeypatch.setattr(wsserver.reload, "MAX_ENTRIES", 100)
     assert len(watcher.changed()) == 30 and not watcher.truncated
+
+
+def test_a_crowded_directory_does_not_take_the_look_from_the_code_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A data directory of thousands of files beside the application's package
+    # (uploads, say): the walk went deep into it first and spent the look's
+    # whole bound there, so edits to pkg/mod.py never restarted anything.
+    import wsserver.reload
+
+    for n in range(25):
+        (tmp_path / "data" / f"{n:02}.json").parent.mkdir(exist_ok=True)
+        (tmp_path / "data" / f"{n:02}.json").write_text("")
+        (tmp_path / "pkg").mkdir(exist_ok=True)
+    (tmp_path / "pkg" / "mod.py").write_text("")
+    (tmp_path / "pkg" / "deeper").mkdir()
+    (tmp_path / "pkg" / "deeper" / "more.py").write_text("")
+    (tmp_path / "app.py").write_text("")
+    monkeypatch.setattr(wsserver.reload, "MAX_ENTRIES", 20)
+    monkeypatch.setattr(wsserver.reload, "DIR_ENTRIES", 10)
+    watcher = FileWatcher([str(tmp_path)])
+    assert sorted(os.path.relpath(p, tmp_path) for p in watcher._seen) == [
+        "app.py",
+        "pkg/deeper/more.py",
+        "pkg/mod.py",
+    ]
+    assert watcher.crowded == [str(tmp_path / "data")] and not watcher.truncated
+    (tmp_path / "pkg" / "mod.py").write_text("edited")
+    assert watcher.changed() == [str(tmp_path / "pkg" / "mod.py")]
+    # A watched directory itself is read as far as the look's bound goes.
+    monkeypatch.setattr(wsserver.reload, "DIR_ENTRIES", 1)
+    assert FileWatcher([str(tmp_path / "data")]).truncated

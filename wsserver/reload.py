@@ -12,15 +12,18 @@ application's own directory) are small: a few hundred ``stat`` calls a look.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fnmatch
 import importlib.util
+import itertools
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 
 __all__ = [
     "FileWatcher",
+    "DIR_ENTRIES",
     "MAX_ENTRIES",
     "POLL_INTERVAL",
     "SKIPPED_DIRS",
@@ -45,9 +48,15 @@ SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "build
 
 #: A look reads at most this many directory entries (files and directories,
 #: watched or not): a directory given by mistake, say /, must not make each
-#: look take seconds. Beyond it, the rest is not watched (the walk goes from
-#: the top down: the application's own files come first).
+#: look take seconds. Beyond it, the rest is not watched (the walk goes level
+#: by level from the top: the application's own files come first).
 MAX_ENTRIES = 20_000
+
+#: A directory under a watched one that holds more entries than this is not
+#: looked into (uploads, a data set beside the code), so that it cannot spend
+#: a look's :data:`MAX_ENTRIES` on itself and leave the code beside it
+#: unwatched; its first this many entries are counted against the bound.
+DIR_ENTRIES = 5_000
 
 Snapshot = dict[str, tuple[int, int]]
 
@@ -97,6 +106,8 @@ class FileWatcher:
         self._excluded_dirs = frozenset(os.path.abspath(p) for p in exclude if os.path.isdir(p))
         self.interval = interval
         self.truncated = False
+        #: The directories the last look did not look into: over DIR_ENTRIES.
+        self.crowded: list[str] = []
         self._seen = self._snapshot()
 
     def changed(self) -> list[str]:
@@ -117,6 +128,7 @@ class FileWatcher:
     def _snapshot(self) -> Snapshot:
         found: Snapshot = {}
         self.truncated = False
+        self.crowded = []
         for path in self._files():
             try:
                 st = os.stat(path)
@@ -137,41 +149,65 @@ class FileWatcher:
                 if os.path.isfile(path):
                     yield path
         entries = 0
-        # Directories linked into the tree are followed (a shared package
-        # linked in), each directory walked once, however many links lead to
-        # it (a link back up the tree would loop).
+        # Level by level from the top, so that a deep tree cannot take the
+        # look from what is nearer the top. Directories linked into the tree
+        # are followed (a shared package linked in), each directory walked
+        # once, however many links lead to it (a link back up would loop).
         walked: set[tuple[int, int]] = set()
-        for top in self.directories:
-            for root, dirs, files in os.walk(top, followlinks=True):
-                try:
-                    st = os.stat(root)
-                except OSError:
-                    dirs[:] = []  # (removed meanwhile)
-                    continue
-                if (st.st_dev, st.st_ino) in walked:
-                    dirs[:] = []
-                    continue
-                walked.add((st.st_dev, st.st_ino))
-                entries += len(dirs) + len(files)
-                if entries > MAX_ENTRIES:
+        waiting: collections.deque[tuple[str, bool]] = collections.deque(
+            (top, True) for top in self.directories
+        )
+        while waiting:
+            root, watched = waiting.popleft()
+            try:
+                st = os.stat(root)
+            except OSError:
+                continue  # (removed meanwhile)
+            if (st.st_dev, st.st_ino) in walked:
+                continue
+            walked.add((st.st_dev, st.st_ino))
+            # (A watched directory is read as far as the look's bound goes;
+            # one under it, DIR_ENTRIES at most.)
+            left = MAX_ENTRIES - entries
+            cap = left if watched else min(left, DIR_ENTRIES)
+            try:
+                with os.scandir(root) as listing:
+                    listed = list(itertools.islice(listing, cap + 1))
+            except OSError:
+                continue  # (unreadable, or removed meanwhile)
+            if len(listed) > cap:
+                if cap == left:
                     self.truncated = True
                     return
-                dirs[:] = [
-                    d
-                    for d in dirs
-                    if not d.startswith(".")
-                    and d not in SKIPPED_DIRS
-                    and not any(fnmatch.fnmatch(d, p) for p in self._excluded_names)
-                    and os.path.join(root, d) not in self._excluded_dirs
-                    and not os.path.exists(os.path.join(root, d, "pyvenv.cfg"))
-                ]
-                for name in files:
-                    path = os.path.join(root, name)
-                    pure = PurePath(path)
-                    if _matches(pure, self.named) or (
-                        _matches(pure, self.patterns) and not _matches(pure, self.excluded)
-                    ):
-                        yield path
+                self.crowded.append(root)
+                entries += cap
+                continue
+            entries += len(listed)
+            for entry in listed:
+                path = os.path.join(root, entry.name)
+                try:
+                    is_dir = entry.is_dir()  # (a link to a directory too)
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if self._looked_into(entry.name, path):
+                        waiting.append((path, False))
+                    continue
+                pure = PurePath(path)
+                if _matches(pure, self.named) or (
+                    _matches(pure, self.patterns) and not _matches(pure, self.excluded)
+                ):
+                    yield path
+
+    def _looked_into(self, name: str, path: str) -> bool:
+        """Whether the walk goes into the directory ``name`` at ``path``."""
+        return (
+            not name.startswith(".")
+            and name not in SKIPPED_DIRS
+            and not any(fnmatch.fnmatch(name, p) for p in self._excluded_names)
+            and path not in self._excluded_dirs
+            and not os.path.exists(os.path.join(path, "pyvenv.cfg"))
+        )
 
 
 def forget_bytecode(paths: Iterable[str]) -> None:

@@ -52,7 +52,7 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .reload import MAX_ENTRIES, FileWatcher, forget_bytecode
+from .reload import DIR_ENTRIES, MAX_ENTRIES, FileWatcher, forget_bytecode
 from .server.metrics import retire_process
 from .server.server import unix_socket, unlistenable
 
@@ -646,12 +646,21 @@ class Supervisor:
     async def _watch_files(self, watcher: FileWatcher) -> None:
         """``--reload``: a rolling restart whenever a watched file changed."""
         truncated = False
+        crowded: set[str] = set()
         while not self.stopping:
             if watcher.truncated and not truncated:  # (from the first look on)
                 logger.warning(
                     "--reload: too much to watch; only what the first %d entries hold", MAX_ENTRIES
                 )
             truncated = watcher.truncated
+            for directory in sorted(set(watcher.crowded) - crowded):
+                logger.warning(
+                    "--reload: %s holds more than %d entries: not watched (--reload-exclude"
+                    " it, or --reload-dir the code's own directories)",
+                    directory,
+                    DIR_ENTRIES,
+                )
+            crowded = set(watcher.crowded)
             await asyncio.sleep(watcher.interval)
             # In a thread: a look is a few hundred stat() calls, and signals,
             # exits and ready pipes must not wait for it.
