@@ -1284,6 +1284,11 @@ async def test_serve_refuses_two_places_to_listen(socket_path: str) -> None:
             with pytest.raises(ConfigError) as refused:
                 serve(who_routes(), *args, **kwargs)
             assert str(refused.value) == f"{said}: each says where to listen; give one"
+        # listen=False listens nowhere: a place given with it was dropped unsaid.
+        for kwargs, said in [({"sock": bound}, "sock="), ({"uds": socket_path}, "uds=")]:
+            with pytest.raises(ConfigError) as refused:
+                serve(who_routes(), listen=False, **kwargs)
+            assert str(refused.value) == f"{said} with listen=False: it listens nowhere"
         assert not os.path.exists(socket_path)
         assert bound.fileno() != -1
         # Each alone still serves (the defaults of host and port are no choice).

@@ -1309,8 +1309,9 @@ def serve(
     ``uds`` with another, or with a ``host`` or ``port`` given, is refused (as
     on the command line). TLS: an ``ssl`` context, or
     the ``ssl_*`` settings. ``listen=False``:
-    nowhere; the server takes connected sockets from :meth:`Server.accept_socket`
-    only (:mod:`wsserver.testing` runs it so, over socket pairs).
+    nowhere (a ``sock`` or ``uds`` given with it is refused); the server takes
+    connected sockets from :meth:`Server.accept_socket` only
+    (:mod:`wsserver.testing` runs it so, over socket pairs).
 
     ``broker`` joins this server's topics to other processes': a
     :class:`~wsserver.broker.Broker`, or a URL (``redis://host:port/db``,
@@ -1319,7 +1320,8 @@ def serve(
 
     Raises:
         ConfigError: a setting is unknown or invalid, or ``host`` or ``port``;
-            more than one place to listen is given; ``sock`` is not bound (listening
+            more than one place to listen is given, or one with ``listen=False``;
+            ``sock`` is not bound (listening
             would bind it to every interface, on any port), not a stream socket, or closed.
         TypeError: ``app`` is neither a Router nor an ASGI application.
     """
@@ -1344,6 +1346,8 @@ def serve(
     if len(places) > 1:
         said = " and ".join(f"{name}=" for name in places)
         raise ConfigError(f"{said}: each says where to listen; give one")
+    if places and not listen:
+        raise ConfigError(f"{places[0]}= with listen=False: it listens nowhere")
     if sock is not None:
         problem = unlistenable(sock)
         if problem is not None:
