@@ -460,6 +460,14 @@ async def test_topic_names_and_topics_per_connection_are_bounded() -> None:
             await ws.server.publish("x" * 65, "x")
         except ValueError as exc:
             outcomes.append(str(exc))
+        # A presence query of a topic no broker could name is refused too, as
+        # a subscription is: an int counted 0 here and topic "5"'s count on
+        # Redis, and a topic of any size went to Redis as it was.
+        for topic in ("x" * 65, 5):
+            try:
+                await ws.server.presence(topic)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                outcomes.append(str(exc))
         for n in range(3):
             try:
                 ws.subscribe(f"room:{n}")
@@ -476,6 +484,8 @@ async def test_topic_names_and_topics_per_connection_are_bounded() -> None:
         too_long,
         "subscribed 64",
         too_long,
+        too_long,
+        "a topic is a str, not int",
         "a connection subscribes to at most max_topics (3) topics",
     ]
 

@@ -49,7 +49,7 @@ from .tls import (
     ssl_context,
 )
 from .tokens import has_token, unauthorized
-from .topics import Topics
+from .topics import Topics, check_topic
 from .transports import unsent_bytes
 from .websocket import Data, WebSocket
 from .websocket_protocol import WebSocketProtocol
@@ -1074,7 +1074,13 @@ class Server:
         return self.pubsub.publish(topic, message, exclude)
 
     async def presence(self, topic: str) -> int:
-        """How many connections are subscribed to ``topic``, in every process of the broker."""
+        """How many connections are subscribed to ``topic``, in every process of the broker.
+
+        Raises:
+            TypeError, ValueError: ``topic`` is one no subscription may name
+                (not a str, not valid text, over ``max_topic_size``).
+        """
+        check_topic(topic, self.pubsub.max_topic_size)
         return await self.pubsub.broker.presence_of(topic)
 
     async def presence_by_topic(self) -> dict[str, int]:
