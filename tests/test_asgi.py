@@ -1468,48 +1468,27 @@ class LateSend:
         return outcome
 
 
-async def test_a_streamed_response_notices_the_client_leaving_without_receive(
-    run_asgi: Any,
-) -> None:
+@pytest.mark.parametrize("more", [True, False], ids=["streamed", "complete"])
+async def test_a_send_notices_the_client_leaving_without_receive(run_asgi: Any, more: bool) -> None:
     # Server-sent events: the app only sends (Starlette on spec 2.4+ does not
     # listen for http.disconnect; it counts on send() raising). Reading was
     # paused, so the client's FIN went unseen: the next send "succeeded", and
-    # only the one after that failed.
+    # only the one after that failed. After a complete response, a message is
+    # ignored while the connection lasts (above); once the client is gone, it
+    # raises as any other send does (www.rst, "Disconnected Client").
     late = LateSend()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await lifespan_unsupported(scope):
             return
         await send({"type": "http.response.start", "status": 200})
-        await send({"type": "http.response.body", "body": b"data: hello\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: hello\n\n", "more_body": more})
         await late.send(send)
 
     server = await run_asgi(app)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
     await asyncio.wait_for(reader.readuntil(b"data: hello"), TIMEOUT)
-    writer.close()
-    assert await late.outcome_once_the_client_left(server) == "ClientDisconnected"
-
-
-async def test_a_message_after_a_complete_response_raises_once_the_client_left(
-    run_asgi: Any,
-) -> None:
-    # Ignored while the connection lasts (above); once the client is gone, a
-    # send raises as any other does (www.rst, "Disconnected Client").
-    late = LateSend()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if await lifespan_unsupported(scope):
-            return
-        await send({"type": "http.response.start", "status": 200})
-        await send({"type": "http.response.body", "body": b"whole"})
-        await late.send(send)
-
-    server = await run_asgi(app)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    await asyncio.wait_for(reader.readuntil(b"whole"), TIMEOUT)
     writer.close()
     assert await late.outcome_once_the_client_left(server) == "ClientDisconnected"
 
