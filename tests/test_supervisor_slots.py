@@ -38,6 +38,7 @@ class _Edits:
     def __init__(self) -> None:
         self.pending: list[str] = []
         self.truncated = False
+        self.crowded: list[str] = []
         self.interval = 0.01  # (a look every 10 ms)
 
     def changed(self) -> list[str]:
