@@ -127,6 +127,22 @@ async def read_until_closed(
     return received
 
 
+async def slow_reader(port: int, receive_buffer: int = 4096) -> socket.socket:
+    """A non-blocking client socket (for ``loop.sock_*``) connected to ``port``
+    whose receive buffer is ``receive_buffer`` bytes, set before connecting so
+    that the window it offers the server is that small too: a client that
+    reads slowly, or not at all, holds the server's writing back at once."""
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def upgrade_request(path: str = "/", headers: list[tuple[str, str]] | None = None) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     lines = [

@@ -44,6 +44,7 @@ from .helpers import (
     errors_logged,
     exchange,
     open_descriptors_of,
+    slow_reader,
     upgrade_request,
     wait_for,
 )
@@ -2158,11 +2159,8 @@ async def test_a_body_the_close_would_end_is_reset_when_its_client_stalls(
 
     server = await run_asgi(app, timeout_keep_alive=0.3, close_timeout=5.0)
     loop = asyncio.get_running_loop()
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.setblocking(False)
+    client = await slow_reader(server.port)
     try:
-        await loop.sock_connect(client, ("127.0.0.1", server.port))
         await loop.sock_sendall(client, b"GET / HTTP/1.0\r\n\r\n")
         assert isinstance(await asyncio.wait_for(ended, TIMEOUT), OSError)  # (given up on)
         with pytest.raises(ConnectionResetError):
@@ -3160,11 +3158,8 @@ async def test_an_app_watching_for_disconnect_during_a_pathsend_hears_the_client
             await watcher
 
     server = await run_asgi(app, timeout_keep_alive=3.0)
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.setblocking(False)
+    client = await slow_reader(server.port)
     try:
-        await loop.sock_connect(client, ("127.0.0.1", server.port))
         await loop.sock_sendall(client, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await asyncio.wait_for(loop.sock_recv(client, 1024), TIMEOUT)
         assert head.startswith(b"HTTP/1.1 200 ")
@@ -3211,11 +3206,8 @@ async def test_write_limit_holds_after_a_pathsend(
 
     server = await run_asgi(app, write_limit=16384, timeout_keep_alive=3.0, close_timeout=1.0)
     loop = asyncio.get_running_loop()
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.setblocking(False)
+    client = await slow_reader(server.port)
     try:
-        await loop.sock_connect(client, ("127.0.0.1", server.port))
         await wait_for(lambda: server.connections, what="connected")
         (protocol,) = server.connections
         sock = protocol.transport.get_extra_info("socket")
@@ -3269,11 +3261,8 @@ async def test_a_connection_the_server_closes_during_a_pathsend_ends_it_at_once(
         await asyncio.sleep(0.3)  # (the file is being sent to a client that takes none)
 
     server = await run_asgi(app, timeout_keep_alive=5.0)
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.setblocking(False)
+    client = await slow_reader(server.port)
     try:
-        await loop.sock_connect(client, ("127.0.0.1", server.port))
         await loop.sock_sendall(client, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         started = loop.time()
         assert isinstance(await asyncio.wait_for(ended, TIMEOUT + 2), ClientDisconnected)

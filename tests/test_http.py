@@ -26,7 +26,7 @@ from wsserver.server.server import READ_SIZE
 from wsserver.testing import TestClient
 
 from .conftest import StartServer
-from .helpers import echo_routes, upgrade_request, wait_for
+from .helpers import echo_routes, slow_reader, upgrade_request, wait_for
 from .test_keepalive import tls_contexts
 
 TIMEOUT = 10.0
@@ -488,10 +488,7 @@ class TestConnectionReuse:
         stalled = socket.create_connection(("127.0.0.1", server.port))
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         stalled.sendall(request)
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        client.setblocking(False)
-        await loop.sock_connect(client, ("127.0.0.1", server.port))
+        client = await slow_reader(server.port, 65536)
         await loop.sock_sendall(client, request)
         started = loop.time()
         data = b""

@@ -17,7 +17,7 @@ from wsserver.server.http_protocol import HttpProtocol
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, echo_routes, upgrade_request, wait_for
+from .helpers import MASK, RawClient, echo_routes, slow_reader, upgrade_request, wait_for
 from .test_keepalive import tls_contexts
 
 
@@ -420,7 +420,6 @@ async def test_a_client_taking_its_pipelined_answers_slowly_is_not_idle(
     # While reading waited for the client to take the answers before, the
     # keep-alive timer ran: a client reading steadily but slowly had its
     # connection closed with its later requests unanswered.
-    import socket
 
     routes = Router()
     body = "y" * 2_000_000
@@ -430,10 +429,7 @@ async def test_a_client_taking_its_pipelined_answers_slowly_is_not_idle(
         return text(body)
 
     server = await run_server(routes, timeout_keep_alive=0.3)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # (before connecting)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+    sock = await slow_reader(server.port, 8192)
     reader, writer = await asyncio.open_connection(sock=sock, limit=65536)
     writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
     received = 0

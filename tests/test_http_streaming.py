@@ -25,7 +25,7 @@ from wsserver.response import Response, StreamingResponse, stream, text
 from wsserver.testing import HandshakeDenied, TestClient
 
 from .conftest import StartServer
-from .helpers import client_context, fast_reader, get_blocking, get_when_told, wait_for
+from .helpers import client_context, fast_reader, get_blocking, get_when_told, slow_reader, wait_for
 
 
 class Producer:
@@ -362,11 +362,8 @@ class TestStreaming:
         producer = Producer()
         server = await run_server(app(producer), timeout_keep_alive=0.5)
         loop = asyncio.get_running_loop()
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.setblocking(False)
+        client = await slow_reader(server.port)
         try:
-            await loop.sock_connect(client, ("127.0.0.1", server.port))
             await loop.sock_sendall(client, b"GET /endless?size=65536 HTTP/1.1\r\nHost: x\r\n\r\n")
             await wait_for(lambda: producer.made > 0, what="the producer started")
             started = loop.time()
@@ -459,11 +456,8 @@ class TestStreaming:
         producer = Producer()
         server = await run_server(app(producer), timeout_keep_alive=0.3, close_timeout=5.0)
         loop = asyncio.get_running_loop()
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.setblocking(False)
+        client = await slow_reader(server.port)
         try:
-            await loop.sock_connect(client, ("127.0.0.1", server.port))
             await loop.sock_sendall(client, b"GET /endless?size=65536 HTTP/1.0\r\n\r\n")
             await asyncio.wait_for(producer.finished.wait(), 5)  # (given up on)
             with pytest.raises(ConnectionResetError):

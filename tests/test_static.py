@@ -22,7 +22,7 @@ from wsserver.app import static
 from wsserver.response import Response, text
 
 from .conftest import StartServer
-from .helpers import open_descriptors_of, wait_for
+from .helpers import open_descriptors_of, slow_reader, wait_for
 from .test_keepalive import tls_contexts
 
 
@@ -580,12 +580,9 @@ class TestSendfile:
         routes = Router()
         routes.static("/files", tmp_path)
         server = await run_server(routes, timeout_keep_alive=0.5, close_timeout=0.5)
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.setblocking(False)
+        client = await slow_reader(server.port)
         loop = asyncio.get_running_loop()
         try:
-            await loop.sock_connect(client, ("127.0.0.1", server.port))
             await loop.sock_sendall(client, b"GET /files/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
             head = await asyncio.wait_for(loop.sock_recv(client, 1024), 5)
             assert head.startswith(b"HTTP/1.1 200 ")
@@ -634,12 +631,9 @@ class TestSendfile:
         routes = Router()
         routes.static("/files", tmp_path)
         server = await run_server(routes, write_limit=16384)
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.setblocking(False)
+        client = await slow_reader(server.port)
         loop = asyncio.get_running_loop()
         try:
-            await loop.sock_connect(client, ("127.0.0.1", server.port))
             await loop.sock_sendall(client, b"GET /files/log.bin HTTP/1.1\r\nHost: x\r\n\r\n")
             received = await asyncio.wait_for(loop.sock_recv(client, 4096), 5)
             os.truncate(path, 1_000_000)
@@ -725,11 +719,8 @@ class TestSendfile:
         server = await run_server(
             routes, timeout_keep_alive=0.5, close_timeout=3.0, write_limit=4_000_000
         )
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.setblocking(False)
+        client = await slow_reader(server.port)
         try:
-            await loop.sock_connect(client, ("127.0.0.1", server.port))
             await wait_for(lambda: server.connections, what="connected")
             (protocol,) = server.connections
             sock = protocol.transport.get_extra_info("socket")

@@ -48,6 +48,7 @@ from .helpers import (
     fast_reader,
     get_when_told,
     long_form_head,
+    slow_reader,
     upgrade_request,
     wait_for,
 )
@@ -1847,11 +1848,8 @@ async def test_a_peer_that_half_closes_without_reading_is_dropped_at_close_timeo
     # wait_closed() blocked, and the connection stayed in server.connections.
     server = await run_server(echo_routes(), close_timeout=0.5, ping_interval=1, ping_timeout=1)
     loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
+    sock = await slow_reader(server.port)
     try:
-        await loop.sock_connect(sock, ("127.0.0.1", server.port))
         ping = serialize_frame(Opcode.PING, b"p" * 125, mask=MASK)
         await loop.sock_sendall(sock, upgrade_request("/") + ping * 40000)
         await asyncio.sleep(0.2)

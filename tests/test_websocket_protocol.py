@@ -27,7 +27,7 @@ from wsserver.server import websocket_protocol
 from wsserver.server.http_protocol import HttpProtocol
 from wsserver.server.websocket_protocol import WebSocketProtocol
 
-from .helpers import MASK, RawClient, upgrade_request, wait_for
+from .helpers import MASK, RawClient, slow_reader, upgrade_request, wait_for
 
 
 class RecordingTransport(asyncio.Transport):
@@ -271,11 +271,8 @@ async def test_send_waits_when_the_101_took_the_write_buffer_over_write_limit() 
     server = serve(routes, "127.0.0.1", 0, ping_interval=None, write_limit=limit)
     await server.start()
     loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # (no autotuning)
-    sock.setblocking(False)
+    sock = await slow_reader(server.port, 65536)  # (no autotuning)
     try:
-        await loop.sock_connect(sock, ("127.0.0.1", server.port))
         await wait_for(lambda: server.connections, what="the connection")
         (connection,) = server.connections
         # The kernel's buffers made small, whatever the system's (no autotuning).
