@@ -1023,6 +1023,36 @@ async def test_proxy_headers_reach_asgi_scopes() -> None:
     assert seen == [(("198.51.100.4", 0), "wss")]
 
 
+async def test_the_warning_of_a_handshake_not_answered_names_the_forwarded_client(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The access line of the 503 named the client the proxy headers gave, and
+    # the warning about the same request named the proxy: the two did not meet.
+    routes = Router()
+
+    async def hook(request: Request) -> None:
+        await asyncio.sleep(30)
+
+    @routes.websocket("/ws", on_connect=hook)
+    async def hold(request: Request, ws: WebSocket) -> None:
+        await ws.recv()
+
+    caplog.set_level(logging.INFO, logger="wsserver")
+    server = await run_server(routes, proxy_headers=True, open_timeout=0.3)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as caught:
+        await websockets.connect(
+            f"ws://127.0.0.1:{server.port}/ws",
+            additional_headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+    assert caught.value.response.status_code == 503
+    await wait_for(lambda: any(r.name == "wsserver.access" for r in caplog.records))
+    access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert access[0].startswith("203.0.113.7:0 GET /ws 503 "), access
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("203.0.113.7:0: the application did not answer"), warned
+
+
 # =================================================== logging and the environment
 
 

@@ -2279,7 +2279,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 logger.warning(
                     "%s: the application did not answer the handshake for %s within "
                     "open_timeout (%s s): 503",
-                    peer(self.remote_address),
+                    peer(self.client_address),
                     printable(self.request.path if self.request is not None else "?"),
                     self.config.open_timeout,
                 )
