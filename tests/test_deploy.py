@@ -1512,6 +1512,57 @@ async def test_proxy_headers_over_a_unix_socket(socket_path: str) -> None:
     assert response.json() == {"client": ["203.0.113.9", 0], "scheme": "https"}
 
 
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"proxy_headers": True}, "X-Forwarded-* and Forwarded headers (proxy_headers)"),
+        ({"proxy_protocol": True}, "PROXY protocol headers (proxy_protocol)"),
+        (
+            {"proxy_headers": True, "proxy_protocol": True},
+            "X-Forwarded-* and Forwarded headers (proxy_headers)"
+            " or PROXY protocol headers (proxy_protocol)",
+        ),
+    ],
+    ids=["proxy_headers", "proxy_protocol", "both"],
+)
+async def test_proxy_settings_on_a_unix_socket_that_trusts_none_of_its_peers_are_said(
+    socket_path: str,
+    caplog: pytest.LogCaptureFixture,
+    settings: dict[str, Any],
+    said: str,
+) -> None:
+    # A Unix socket's peers have no address: with forwarded_allow_ips at its
+    # default (127.0.0.1), the proxy's word was never believed, without a word
+    # (HAProxy's "server app /run/app.sock send-proxy": every client "-").
+    caplog.set_level(logging.WARNING, logger="wsserver.server")
+    header = b"PROXY TCP4 203.0.113.9 192.0.2.1 5 6\r\n" if "proxy_protocol" in settings else b""
+    async with serve(who_routes(), uds=socket_path, ping_interval=None, **settings):
+        reader, writer = await asyncio.open_unix_connection(socket_path)
+        writer.write(
+            header + b"GET /who HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+        writer.close()
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["client"] is None  # (as the warning says)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "listening on a Unix socket, whose peers have no address: forwarded_allow_ips trusts"
+        " none of them (it has neither 'unix' nor '*'), so the client and scheme that"
+        f" {said} give are never believed"
+    ], warned
+    # Trusted, or on TCP, or neither setting: nothing to say.
+    caplog.clear()
+    for trusted in ("unix", "*", "10.0.0.1, unix"):
+        async with serve(who_routes(), uds=socket_path, forwarded_allow_ips=trusted, **settings):
+            pass
+    async with serve(who_routes(), "127.0.0.1", 0, **settings):
+        pass
+    async with serve(who_routes(), uds=socket_path):
+        pass
+    assert not caplog.records
+
+
 async def test_a_unix_socket_listens_at_once(socket_path: str) -> None:
     from wsserver.server.server import unix_socket
 

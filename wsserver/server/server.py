@@ -561,6 +561,25 @@ class Server:
                     again.close()  # (the duplicate descriptor only)
         if accepts_one_per_iteration(self.loop):
             await self._watch_again(timeout)
+        self._say_unix_peers_untrusted()
+
+    def _say_unix_peers_untrusted(self) -> None:
+        """proxy_headers or proxy_protocol on a Unix socket whose peers (which
+        have no address) forwarded_allow_ips does not trust: what the proxy
+        says is never believed (every client is None), which is said at WARNING."""
+        assert self._server is not None
+        settings = (
+            ("X-Forwarded-* and Forwarded headers (proxy_headers)", self.trusted_proxies),
+            ("PROXY protocol headers (proxy_protocol)", self.proxy_protocol_peers),
+        )
+        said = [what for what, peers in settings if peers is not None and None not in peers]
+        if said and any(sock.family == socket.AF_UNIX for sock in self._server.sockets):
+            logger.warning(
+                "listening on a Unix socket, whose peers have no address: forwarded_allow_ips"
+                " trusts none of them (it has neither 'unix' nor '*'), so the client and scheme"
+                " that %s give are never believed",
+                " or ".join(said),
+            )
 
     async def _watch_again(self, timeout: float | None) -> None:
         """Watch each listening socket LIBUV_ACCEPT_WATCHERS times (see there)."""
