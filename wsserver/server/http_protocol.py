@@ -467,6 +467,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             header = parse_proxy_header(buffer)
         except ProxyProtocolError as exc:
             protocol_logger.debug("%s: %s: closed", peer(self.remote_address), exc)
+            self.server.no_proxy_header(self.remote_address, str(exc))
             self._transport_closing = True
             self.transport.abort()  # (no more reads come)
             return b""

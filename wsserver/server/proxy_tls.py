@@ -91,6 +91,7 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             header = parse_proxy_header(self._received)
         except ProxyProtocolError as exc:
             self._header.set_result(str(exc))
+            self.server.no_proxy_header(self._peer, str(exc))
             return
         if header is not None:
             assert header.length == len(self._received)  # (not a byte more was read)

@@ -277,6 +277,7 @@ class Server:
         #: application cancelled itself meanwhile): their clients get a 503.
         self.cut_off: set[asyncio.Task[Any]] = set()
         self._told_tls = False  # (tls_on_plain_port(): a WARNING the first time)
+        self._told_proxy_header = False  # (no_proxy_header(): the same)
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
@@ -984,6 +985,24 @@ class Server:
             " answered 400 (is the client meant to use ws:// or http://, or the server"
             " to have ssl_certfile, --ssl-certfile?)",
             peer(address),
+        )
+
+    def no_proxy_header(self, address: tuple[str, int] | None, problem: str) -> None:
+        """A connection began with what is no PROXY protocol header
+        (``proxy_protocol``; ``problem`` says what is wrong): closed unanswered,
+        and said at WARNING the first time (a balancer that sends none, or a
+        health check or client that bypasses it, would otherwise fail in
+        silence), at DEBUG after that (:mod:`wsserver.protocol`'s line, always)."""
+        if self._told_proxy_header:
+            return
+        self._told_proxy_header = True
+        logger.warning(
+            "%s: %s: closed unanswered, as every connection that does not start with one"
+            " will be (is the balancer sending the header, HAProxy's send-proxy, and does"
+            " every client, health checks included, come through it?); later ones are"
+            " said at DEBUG",
+            peer(address),
+            problem,
         )
 
     def app_failed(
