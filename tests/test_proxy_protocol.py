@@ -393,6 +393,36 @@ async def test_an_untrusted_peer_s_header_is_read_but_not_believed(
     assert answer.rsplit(b"\r\n", 1)[1].startswith(b"127.0.0.1 "), answer
 
 
+async def test_forwarded_headers_are_believed_only_from_a_trusted_client_the_header_names(
+    run_server: StartServer,
+) -> None:
+    # With proxy_headers on too, X-Forwarded-For is believed from the client
+    # the PROXY header names if that client is trusted (an HTTP proxy behind
+    # the balancer); a header that names none (v1 UNKNOWN; v2 LOCAL, UNSPEC or
+    # AF_UNIX) leaves the balancer as the peer, and what follows it is then
+    # the client's own bytes: its X-Forwarded-For was believed (the balancer
+    # is trusted), a client's forged address.
+    server = await run_server(
+        address_routes(),
+        proxy_protocol=True,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1, 10.0.0.5",
+    )
+    forwarded = WHO.replace(b"\r\n\r\n", b"\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n")
+    unix = b"/tmp/a".ljust(108, b"\0") + b"/tmp/b".ljust(108, b"\0")
+    for header, expected in (
+        (v2(1, 0x11, INET), b"6.6.6.6 0"),  # (10.0.0.5, trusted: its header believed)
+        (v2_inet("203.0.113.7", 4000), b"203.0.113.7 4000"),  # (not trusted)
+        (b"PROXY UNKNOWN\r\n", b"127.0.0.1 "),
+        (v2(1, 0x00, b""), b"127.0.0.1 "),  # (PROXY, UNSPEC)
+        (v2(1, 0x31, unix), b"127.0.0.1 "),  # (PROXY, AF_UNIX)
+        (v2(0, 0x00, b""), b"127.0.0.1 "),  # (LOCAL)
+    ):
+        answer = await ask(server.port, header + forwarded)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        assert answer.rsplit(b"\r\n", 1)[1].startswith(expected), (header, answer)
+
+
 async def test_without_the_setting_a_header_is_a_bad_request(run_server: StartServer) -> None:
     server = await run_server(address_routes())
     answer = await ask(server.port, b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n" + WHO)

@@ -244,6 +244,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "remote_address",
         "_proxy_header",
         "_proxy_tls",
+        "_proxy_unnamed",
         "_tls",
         "_h11",
         "_awaiting_body",
@@ -303,6 +304,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._proxy_header = bytearray() if server.proxy_protocol_peers is not None else None
         #: That header said the client came to the proxy over TLS (the scheme is https).
         self._proxy_tls = False
+        #: A trusted balancer's header named no client (v1 UNKNOWN; v2 LOCAL,
+        #: UNSPEC, AF_UNIX): the peer is the balancer, but what comes is not its
+        #: own, so the X-Forwarded-* headers in it are not believed.
+        self._proxy_unnamed = False
         #: Whether the connection's first bytes begin a TLS handshake (None: none
         #: came yet). Read as they come: h11 may have taken them by its error.
         self._tls_hello: bool | None = None
@@ -486,6 +491,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if peers is not None and (proxy[0] if proxy is not None else None) in peers:
             if header.source is not None:
                 self.remote_address = header.source
+            else:
+                self._proxy_unnamed = True
             self._proxy_tls = header.tls
 
     def eof_received(self) -> bool:
@@ -882,7 +889,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         client = self.remote_address
         scheme = "https" if self.server.ssl is not None or self._proxy_tls else "http"
         trusted = self.server.trusted_proxies
-        if trusted is not None and (client[0] if client else None) in trusted:
+        if (
+            trusted is not None
+            and (client[0] if client else None) in trusted
+            and not self._proxy_unnamed
+        ):
             said = forwarded(headers, trusted)
             client = said.client or client
             if said.scheme is not None:
