@@ -1743,6 +1743,32 @@ async def test_a_start_cancelled_during_the_lifespan_startup_cancels_it() -> Non
     assert not server.sockets
 
 
+async def test_close_during_a_lifespan_startup_that_hangs_stops_the_start() -> None:
+    # (An embedding program's SIGTERM handler calls server.close().) close()
+    # waited for the start, which waited for the startup: for ever, where
+    # the command's stop signals cancel it; await start() returns unstarted.
+    began = asyncio.Event()
+    ended: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        began.set()
+        try:
+            await asyncio.sleep(30)  # a database that does not answer
+        except asyncio.CancelledError:
+            ended.append("cancelled")
+            raise
+
+    server = serve(app, "127.0.0.1", 0)
+    starting = asyncio.create_task(server.start())
+    await asyncio.wait_for(began.wait(), TIMEOUT)
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    assert ended == ["cancelled"]  # (its task ended before close() returned)
+    assert await asyncio.wait_for(starting, TIMEOUT) is server
+    assert server.closing and server.sockets == ()  # (it never listened)
+
+
 async def test_a_start_cancelled_after_the_lifespan_startup_sends_its_shutdown() -> None:
     # Cancelled while the broker attached (Redis waits up to 1 s there): the
     # application had started, but never heard its lifespan end.

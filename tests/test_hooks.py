@@ -165,6 +165,36 @@ async def test_a_startup_hook_that_calls_close_in_a_task_stops_the_start(close: 
     await asyncio.wait_for(server.serve_forever(), TIMEOUT)  # (returns: closed)
 
 
+async def test_close_during_a_startup_hook_that_hangs_stops_the_start() -> None:
+    # (An embedding program's SIGTERM handler calls server.close(); the
+    # database does not answer.) close() waited for the start, which waited
+    # for the hook: for ever, where the command's stop signals cancel it.
+    events: list[str] = []
+    routes = Router()
+    connecting = asyncio.Event()
+
+    @routes.on_startup
+    async def connect(server: Server) -> None:
+        connecting.set()
+        try:
+            await asyncio.sleep(30)  # a database that does not answer
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+
+    @routes.on_shutdown
+    async def bye(server: Server) -> None:
+        events.append("shutdown")
+
+    server = serve(routes, "127.0.0.1", 0)
+    serving = asyncio.create_task(server.serve_forever())
+    await asyncio.wait_for(connecting.wait(), TIMEOUT)
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    await asyncio.wait_for(serving, TIMEOUT)  # (returns: closed before it started)
+    assert events == ["cancelled"]  # (no shutdown hook: the start did not end)
+    assert server.closing and server.sockets == ()  # (it never listened)
+
+
 async def test_a_context_variable_a_startup_hook_sets_is_seen_by_the_handlers() -> None:
     # The hooks ran in the start's own task, whose context every connection's
     # tasks start from: a ContextVar set in one (structlog's

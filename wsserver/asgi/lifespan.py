@@ -67,6 +67,7 @@ class Lifespan:
             answer = await self._ask("lifespan.startup")
         except asyncio.CancelledError:
             self._task.cancel()  # (the server is not starting after all)
+            await asyncio.wait([self._task], timeout=1.0)  # (ended with the start, if it can)
             raise
         if answer is None:
             return  # it does not speak lifespan ("auto")

@@ -151,6 +151,9 @@ class Server:
         self._starting = asyncio.Lock()
         #: The task running a Router's startup hooks, while they run (see close()).
         self._starter: asyncio.Task[Any] | None = None
+        #: Set by a close() from outside the start while one is under way: the
+        #: start stops before it listens (see _unless_closed()).
+        self._start_stopped: asyncio.Future[None] | None = None
         #: The proxies whose forwarding headers are believed (None: proxy_headers off).
         self.trusted_proxies = (
             TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
@@ -311,15 +314,21 @@ class Server:
 
     async def _start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self._start_stopped = self.loop.create_future()
         if self.ssl is not None:  # (for request.tls, before any connection: a handshake in memory)
             served = self._served_certificates[self.ssl] = served_certificate(self.ssl)
             say_if_not_valid(served)  # (each worker: SIGHUP's renewed files too)
         if self.asgi is not None:
-            await self.asgi.startup()  # raises LifespanFailure
+            try:
+                # (Raises LifespanFailure.)
+                await self._unless_closed(self.loop.create_task(self.asgi.startup()))
+            except _ClosedInStart:
+                self._closed.set()  # (its startup cancelled: no shutdown is due)
+                return
         try:
             await self._start_serving()
         except _ClosedInStart:
-            # A startup hook closed the server: it never listens.
+            # A startup hook, or a close() from elsewhere, closed the server: it never listens.
             await self._stop_services()
             self._closed.set()
             return
@@ -416,9 +425,35 @@ class Server:
         if failure is not None:
             self.app_failed("the ASGI lifespan shutdown failed", failure, None)
 
+    async def _unless_closed(self, step: asyncio.Task[None]) -> None:
+        """Wait for ``step`` of the start (an ASGI lifespan startup, a Router's
+        startup hooks), and take its outcome; a close() from outside the start
+        meanwhile cancels it, as a stop signal cancels the command's start
+        (it may wait for a database that never answers), and raises
+        _ClosedInStart: the start stops before it listens."""
+        stopped = self._start_stopped
+        assert stopped is not None
+        try:
+            await asyncio.wait([step, stopped], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            step.cancel()  # (the start is cancelled: its step with it, as when awaited)
+            await asyncio.wait([step])
+            if not step.cancelled():
+                step.exception()  # (retrieved: the start's cancellation is what is raised)
+            raise
+        if not step.done():
+            step.cancel()
+            await asyncio.wait([step])
+            if not step.cancelled():
+                step.exception()  # (retrieved: the close() is what stopped the start)
+            raise _ClosedInStart
+        await step  # (raises what it raised)
+
     async def _start_serving(self) -> None:
         """After the lifespan startup: the broker, a Router's startup hooks (which
         may publish), the timers, listening."""
+        if self.closing:
+            raise _ClosedInStart  # (a close() as the lifespan startup ended)
         await self.pubsub.start()
         if self.router is not None:
             # In a task of its own, named in its context (as the shutdown's):
@@ -426,14 +461,14 @@ class Server:
             context = contextvars.copy_context()
             self._starter = start_app_task(self.loop, self._run_startup_hooks(), context)
             try:
-                await self._starter  # raises LifespanFailure
+                await self._unless_closed(self._starter)  # raises LifespanFailure
             finally:
                 self._starter = None
             # (What they set, a ContextVar, is the start's, whose context every
             # connection's tasks start from, as when they ran in its task.)
             adopt_context(context)
-            if self.closing:
-                raise _ClosedInStart  # (a hook called close())
+        if self.closing:
+            raise _ClosedInStart  # (a hook called close(), or a close() from elsewhere came)
         if self.metrics is not None:
             self.metrics.start()
         if self.status is not None:
@@ -770,7 +805,14 @@ class Server:
                 # ever.)
                 self.closing = True
                 return
-            async with self._starting:  # a start() under way: close what it opens
+            # A start() under way stops before it listens: its lifespan
+            # startup or startup hooks, which may wait on a database that
+            # never answers, are cancelled (as a stop signal cancels the
+            # command's start); past them, what it opened is closed below.
+            self.closing = True
+            if self._start_stopped is not None and not self._start_stopped.done():
+                self._start_stopped.set_result(None)
+            async with self._starting:
                 pass
         if not self._started:
             self.closing = True  # a start() (serve_forever() in a task) to come does nothing
@@ -1559,7 +1601,8 @@ ASGI_DEFAULTS = {"compression": "deflate"}
 
 
 class _ClosedInStart(Exception):
-    """A startup hook called close(): the start stops before listening."""
+    """close() was called during the start (by a startup hook, or elsewhere):
+    the start stops before listening."""
 
 
 def _addresses(server: asyncio.Server) -> list[str]:
