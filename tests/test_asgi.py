@@ -2456,6 +2456,35 @@ async def test_a_lifespan_that_fails_after_its_startup_is_logged_when_it_does(
     caplog.clear()
 
 
+@pytest.mark.parametrize("event", ["lifespan.startup", "lifespan.shutdown"])
+async def test_a_lifespan_that_ends_in_a_cancelled_error_of_its_own_failed(
+    caplog: pytest.LogCaptureFixture, event: str
+) -> None:
+    # It awaited what other code cancelled (a connection attempt given up
+    # on): it raised, but its task ended "cancelled", taken for an app that
+    # returned: with --lifespan on the server started without its lifespan,
+    # and a shutdown was taken for done, nothing said.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        if (await receive())["type"] != event:
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+        connecting = asyncio.ensure_future(asyncio.sleep(30))
+        asyncio.get_running_loop().call_soon(connecting.cancel)
+        await connecting  # (raises the CancelledError: its own)
+
+    server = serve(app, "127.0.0.1", 0, lifespan="on")
+    if event == "lifespan.startup":
+        with pytest.raises(LifespanFailure, match="raised CancelledError"):
+            await asyncio.wait_for(server.start(), TIMEOUT)
+        assert not server.sockets  # it never listened
+        return
+    await server.start()
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    expect_logged_error(caplog, "ASGI lifespan shutdown failed")
+    assert server.stats()["handler_errors"] == 1
+
+
 async def test_a_lifespan_that_returns_after_its_startup_is_said_at_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -99,6 +99,48 @@ async def test_a_shutdown_hook_that_fails_or_hangs_is_logged_and_the_next_runs(
     assert any("hangs did not end within 0.2 s" in m for m in logged), logged
 
 
+async def test_a_hook_that_ends_in_a_cancelled_error_of_its_own_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # It awaited what other code cancelled (a connection attempt given up
+    # on). A shutdown hook's ended the shutdown's steps there, nothing said:
+    # the next hooks, the broker's detach, the metrics' stop never ran. A
+    # startup hook's went up as the start's own cancellation (the command: a
+    # traceback of wsserver's frames, exit code 1, no hook named).
+    events: list[str] = []
+    routes = Router()
+
+    async def given_up() -> None:
+        connecting = asyncio.ensure_future(asyncio.sleep(30))
+        asyncio.get_running_loop().call_soon(connecting.cancel)
+        await connecting  # (raises the CancelledError: the hook's own)
+
+    @routes.on_shutdown
+    async def flush(server: Server) -> None:
+        await given_up()
+
+    @routes.on_shutdown
+    async def last(server: Server) -> None:
+        events.append("last")
+
+    server = serve(routes, "127.0.0.1", 0)
+    await server.start()
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    assert events == ["last"]
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("on_shutdown hook" in m and "flush failed" in m for m in logged), logged
+    assert server.stats()["handler_errors"] == 1
+
+    @routes.on_startup
+    async def connect(server: Server) -> None:
+        await given_up()
+
+    server = serve(routes, "127.0.0.1", 0)
+    with pytest.raises(LifespanFailure, match="connect raised CancelledError"):
+        await asyncio.wait_for(server.start(), TIMEOUT)
+    assert not server.sockets  # it never listened
+
+
 async def test_a_shutdown_hook_that_calls_close_goes_on_at_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

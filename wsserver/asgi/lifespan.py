@@ -82,9 +82,11 @@ class Lifespan:
     def _ended_early(self, task: asyncio.Task[None]) -> None:
         """The application's lifespan ended: if before its shutdown was sent,
         say so now (not at the shutdown, maybe days later)."""
-        if not self._started or self._asking is not None or task.cancelled():
+        if not self._started or self._asking is not None:
             return  # (the shutdown under way: said there)
-        raised = task.exception()
+        if task.cancelled() and task.cancelling():
+            return  # (cancelled: the loop's end, say)
+        raised = _ended_in(task)
         if raised is None:
             logger.warning(
                 "ASGI lifespan: the application's lifespan returned after its startup, "
@@ -113,9 +115,9 @@ class Lifespan:
         """What the application's lifespan raised once it ended (after answering
         ``*.failed``, as Starlette's does): the failure's cause."""
         task = self._task
-        if task is None or not task.done() or task.cancelled():
+        if task is None or not task.done():
             return None
-        return task.exception()
+        return _ended_in(task)
 
     async def shutdown(self, timeout: float | None = None) -> BaseException | None:
         """Send ``lifespan.shutdown`` and wait for the application's answer (if it
@@ -170,7 +172,7 @@ class Lifespan:
             self._task.cancel()
             return None
         # The application's lifespan ended without answering.
-        failure = self._task.exception() if not self._task.cancelled() else None
+        failure = _ended_in(self._task)
         if event == "lifespan.startup":
             if self.mode == "on":
                 if failure is not None:
@@ -222,3 +224,18 @@ class Lifespan:
         assert self._answer is not None and not self._answer.done()
         self._answer.set_result(message)
         self._asking = None
+
+
+def _ended_in(task: asyncio.Task[None]) -> BaseException | None:
+    """What the application's lifespan task, done, raised: its exception, or a
+    CancelledError of its own (it awaited what other code cancelled: the task
+    itself was not cancelled, it failed); None if it returned or was cancelled."""
+    if not task.cancelled():
+        return task.exception()
+    if task.cancelling():
+        return None  # (cancelled: by the server, or the loop's end)
+    try:
+        task.result()
+    except asyncio.CancelledError as exc:
+        return exc
+    return None  # (not reached: a cancelled task's result raises)

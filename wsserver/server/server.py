@@ -26,7 +26,7 @@ from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config, served_path
-from ..errors import ConfigError, LifespanFailure
+from ..errors import ConfigError, LifespanFailure, passed_on, passes_through
 from ..logs import peer, printable
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
@@ -391,7 +391,11 @@ class Server:
         for hook in self.router.startup_hooks:
             try:
                 await hook(self)
-            except Exception as exc:
+            except BaseException as exc:
+                # (A CancelledError of its own, say: it awaited what other code
+                # cancelled. Not the start's cancellation, nor SystemExit.)
+                if passes_through(exc):
+                    raise passed_on(exc)  # noqa: B904
                 name = getattr(hook, "__qualname__", repr(hook))
                 raise LifespanFailure(f"on_startup hook {name} raised {exc!r}") from exc
         self._hooks_started = bool(self.router.shutdown_hooks)
@@ -413,7 +417,11 @@ class Server:
                     self.app_failed(f"on_shutdown hook {name} failed", exc, None)
                     continue
                 logger.error("on_shutdown hook %s did not end within %s s: cancelled", name, limit)
-            except Exception as exc:
+            except BaseException as exc:
+                # (A CancelledError of its own too: it ended the shutdown's
+                # steps there, the next hooks, the broker's detach, unsaid.)
+                if passes_through(exc):
+                    raise passed_on(exc)  # noqa: B904
                 logger.exception("on_shutdown hook %s failed", name)
                 self.app_failed(f"on_shutdown hook {name} failed", exc, None)
 
