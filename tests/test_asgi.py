@@ -2485,6 +2485,40 @@ async def test_a_lifespan_that_ends_in_a_cancelled_error_of_its_own_failed(
     assert server.stats()["handler_errors"] == 1
 
 
+@pytest.mark.parametrize("answer", ["lifespan.startup.failed", "lifespan.shutdown.complete"])
+async def test_a_lifespan_that_waits_for_more_after_its_last_answer_is_not_waited_for(
+    answer: str,
+) -> None:
+    # A lifespan written as a loop over receive() that does not return once it
+    # answered (as many are): nothing more comes, but each stop waited 1 s
+    # for it to return (and a failed startup's error, 1 s for its exit).
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                failed = answer == "lifespan.startup.failed"
+                await send(
+                    {"type": "lifespan.startup.failed" if failed else "lifespan.startup.complete"}
+                )
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+
+    server = serve(app, "127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    if answer == "lifespan.startup.failed":
+        began = loop.time()
+        with pytest.raises(LifespanFailure):
+            await asyncio.wait_for(server.start(), TIMEOUT)
+    else:
+        await server.start()
+        began = loop.time()
+        await asyncio.wait_for(server.close(), TIMEOUT)
+    assert loop.time() - began < 0.5
+    await asyncio.sleep(0)
+    assert [t for t in asyncio.all_tasks() if "Lifespan" in repr(t.get_coro())] == []
+
+
 async def test_a_lifespan_that_returns_after_its_startup_is_said_at_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

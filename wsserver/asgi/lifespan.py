@@ -50,6 +50,11 @@ class Lifespan:
         #: What the lifespan raised after its startup, before the shutdown
         #: was sent (said at once, by _ended_early()).
         self._raised_early: BaseException | None = None
+        #: How many of the application's receive() calls wait for an event.
+        self._receiving = 0
+        #: Done once the application waits for an event after its last answer
+        #: (none will come): see _end_task().
+        self._no_more: asyncio.Future[None] | None = None
 
     async def startup(self) -> None:
         """Send ``lifespan.startup``; return once the application completed it.
@@ -100,11 +105,16 @@ class Lifespan:
         )
 
     async def _end_task(self) -> None:
-        """Let the application's lifespan return (it may re-raise what failed), else cancel it."""
+        """Let the application's lifespan return (it may re-raise what failed), else cancel it:
+        after 1 s, or at once when it waits for another event (a loop over
+        receive() that does not return once it answered), which will not come."""
         task = self._task
         if task is None:
             return
-        await asyncio.wait([task], timeout=1.0)
+        self._no_more = asyncio.get_running_loop().create_future()
+        if self._receiving:
+            self._no_more.set_result(None)
+        await asyncio.wait([task, self._no_more], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
             task.cancel()
             await asyncio.wait([task], timeout=1.0)
@@ -205,7 +215,13 @@ class Lifespan:
 
     async def _receive(self) -> Message:
         assert self._events is not None
-        return await self._events.get()
+        if self._no_more is not None and not self._no_more.done():
+            self._no_more.set_result(None)  # (its last answer was given: nothing comes)
+        self._receiving += 1
+        try:
+            return await self._events.get()
+        finally:
+            self._receiving -= 1
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]
