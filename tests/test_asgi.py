@@ -1769,6 +1769,55 @@ async def test_close_during_a_lifespan_startup_that_hangs_stops_the_start() -> N
     assert server.closing and server.sockets == ()  # (it never listened)
 
 
+@pytest.mark.parametrize("event", ["lifespan.startup", "lifespan.shutdown"])
+async def test_a_lifespan_that_answers_failed_once_given_up_on_is_let_say_so(
+    caplog: pytest.LogCaptureFixture, event: str
+) -> None:
+    # Starlette's lifespan answers whatever stops it (BaseException) with
+    # lifespan.startup.failed (or shutdown.failed), then re-raises: here the
+    # cancellation of a startup that waits on a database (a stop signal, a
+    # close()), or of a shutdown past its time. That answer, no longer waited
+    # for, raised RuntimeError("... no answer is due now") into the app, which
+    # replaced its CancelledError: after a SIGTERM during a FastAPI app's
+    # startup, `python -m wsserver` logged "Task exception was never
+    # retrieved" with that RuntimeError's traceback.
+    raised: list[str] = []
+    waiting = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = False
+        try:
+            await receive()
+            if event == "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()
+            waiting.set()
+            await asyncio.sleep(30)  # a database that does not answer
+        except BaseException:
+            failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            try:
+                await send({"type": failed, "message": "Traceback ..."})
+            except RuntimeError as exc:
+                raised.append(str(exc))
+            raise
+
+    server = serve(app, "127.0.0.1", 0, shutdown_timeout=0.1, close_timeout=0.1)
+    if event == "lifespan.startup":
+        starting = asyncio.create_task(server.start())
+        await asyncio.wait_for(waiting.wait(), TIMEOUT)
+        starting.cancel()  # (what a stop signal does)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(starting, TIMEOUT)
+    else:
+        await server.start()
+        await asyncio.wait_for(server.close(), TIMEOUT)
+        expect_logged_error(caplog, "no answer to lifespan.shutdown within 0.2 s")
+    assert raised == []
+    await asyncio.sleep(0)
+    assert [t for t in asyncio.all_tasks() if "Lifespan" in repr(t.get_coro())] == []
+
+
 async def test_a_start_cancelled_after_the_lifespan_startup_sends_its_shutdown() -> None:
     # Cancelled while the broker attached (Redis waits up to 1 s there): the
     # application had started, but never heard its lifespan end.

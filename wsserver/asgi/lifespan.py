@@ -43,6 +43,9 @@ class Lifespan:
         self._answer: asyncio.Future[Message] | None = None
         # The event whose answer is awaited ("lifespan.startup"...), if any.
         self._asking: str | None = None
+        # The event whose answer was given up on (the start cancelled, the
+        # shutdown past its time): its answer, still due, is taken and dropped.
+        self._given_up: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False
         #: How the shutdown failed, if it did (see shutdown()).
@@ -73,6 +76,8 @@ class Lifespan:
         except asyncio.CancelledError:
             self._task.cancel()  # (the server is not starting after all)
             await asyncio.wait([self._task], timeout=1.0)  # (ended with the start, if it can)
+            if self._task.done() and not self._task.cancelled():
+                self._task.exception()  # (retrieved: what ends it is the start's cancellation)
             raise
         if answer is None:
             return  # it does not speak lifespan ("auto")
@@ -171,6 +176,8 @@ class Lifespan:
             )
         finally:
             self._asking = None
+            if not self._answer.done():
+                self._given_up = event  # (cancelled, or timed out: cancelled below)
         if self._answer.done():
             return self._answer.result()
         if not self._task.done():
@@ -234,6 +241,12 @@ class Lifespan:
         if kind not in expected:
             raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
         # lifespan.rst: each event has its two answers, given once.
+        if self._asking is None and self._given_up and kind.startswith(self._given_up + "."):
+            # The answer to an event the server stopped waiting for, as it
+            # cancelled the lifespan (Starlette answers its cancellation
+            # with *.failed, then re-raises it): due, but heard by nobody.
+            self._given_up = None
+            return
         if self._asking is None or not kind.startswith(self._asking + "."):
             asked = f"the answer to {self._asking}" if self._asking else "no answer"
             raise RuntimeError(f"{kind}: {asked} is due now")
