@@ -2466,6 +2466,7 @@ async def test_a_lifespan_shutdown_that_never_answers_is_cancelled_after_shutdow
     assert asyncio.get_running_loop().time() - started < 2
     assert cancelled.is_set()
     expect_logged_error(caplog, "no answer to lifespan.shutdown within 0.5 s")
+    assert server.counters.handler_errors == 1  # (the application's failure)
 
 
 @pytest.mark.parametrize("mode", ["auto", "on"])

@@ -97,6 +97,9 @@ async def test_a_shutdown_hook_that_fails_or_hangs_is_logged_and_the_next_runs(
     logged = [r.getMessage() for r in caplog.records]
     assert any("on_shutdown hook" in m and "fails failed" in m for m in logged), logged
     assert any("hangs did not end within 0.2 s" in m for m in logged), logged
+    # Both are the application's failures (counted, told to the listeners: a
+    # TestClient raises them on the way out), the one that hung too.
+    assert server.counters.handler_errors == 2
 
 
 async def test_a_hook_that_ends_in_a_cancelled_error_of_its_own_failed(

@@ -187,6 +187,8 @@ class Lifespan:
                 timeout,
             )
             self._task.cancel()
+            if event == "lifespan.shutdown":  # (the startup has no time limit)
+                self._failure = LifespanFailure(f"no answer to {event} within {timeout} s")
             return None
         # The application's lifespan ended without answering.
         failure = _ended_in(self._task)

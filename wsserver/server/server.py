@@ -417,6 +417,7 @@ class Server:
                     self.app_failed(f"on_shutdown hook {name} failed", exc, None)
                     continue
                 logger.error("on_shutdown hook %s did not end within %s s: cancelled", name, limit)
+                self.app_failed(f"on_shutdown hook {name} did not end within {limit} s", None, None)
             except BaseException as exc:
                 # (A CancelledError of its own too: it ended the shutdown's
                 # steps there, the next hooks, the broker's detach, unsaid.)
