@@ -11,13 +11,14 @@ import asyncio
 import socket
 from typing import Any
 
+import httpx
 import pytest
 
 from wsserver import Request, Router, Server, WebSocket
 from wsserver.response import Response, text
 
 from .conftest import StartServer
-from .helpers import exchange, read_until_closed, upgrade_request
+from .helpers import exchange, read_until_closed, upgrade_request, wait_for
 
 TIMEOUT = 5.0
 
@@ -498,6 +499,48 @@ async def test_a_head_too_large_says_so_in_the_server_s_words(
     answer = await exchange(server.port, head + (b"\r\n\r\n" if complete else b""))
     assert answer.startswith(b"HTTP/1.1 431 "), answer
     assert answer.endswith(b"\r\n\r\nRequest header fields too large.\n"), answer
+
+
+async def test_httpx_gets_the_431_of_a_head_too_large_while_it_sends_the_body(
+    server: Server,
+) -> None:
+    # The 431 came before h11 read the head, and the connection closed at
+    # once with the client's bytes still coming: the reset lost the answer
+    # (httpx: ReadError), where a 413 (the head read) lingered and was read.
+    url = f"http://127.0.0.1:{server.port}/"
+    async with httpx.AsyncClient() as client:
+        for _ in range(2):
+            r = await client.post(url, content=bytes(16 * 2**20), headers={"Cookie": "a" * 20_000})
+            assert r.status_code == 431
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"Cookie: " + b"a" * 20_000 + b"\r\nContent-Length: 9999999\r\n\r\n", b"431"),
+        (b"X-A: a\r\n b\r\nContent-Length: 9999999\r\n\r\n", b"400"),
+        (b"Bad Name: a\r\nContent-Length: 9999999\r\n\r\n", b"400"),
+        (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+    ],
+    ids=["head too large", "folded line", "malformed line", "malformed chunk"],
+)
+async def test_a_request_refused_for_what_h11_could_not_read_lingers_as_for_its_body(
+    server: Server, head: bytes, status: bytes
+) -> None:
+    # RFC 9112 9.6: the server sends its end after the answer, drops what
+    # the client still sends, and closes at the client's end; it closed at
+    # once, and the client, still sending, got a reset.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\n" + head)
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # (to the server's end)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer
+    for _ in range(20):  # the client goes on sending: nothing resets
+        writer.write(bytes(65536))
+        await writer.drain()
+    assert len(server.connections) == 1
+    writer.write_eof()
+    await wait_for(lambda: not server.connections, timeout=3)
+    writer.close()
 
 
 def sent_before_a_read(port: int, data: bytes) -> socket.socket:

@@ -2135,12 +2135,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # Closed by asyncio already (TLS: on the peer's EOF); closing an
             # SSL transport twice breaks it.
             return
-        if self._h11.their_state is h11.SEND_BODY and transport.can_write_eof():
-            # Answered while the client may still be sending its body (413,
-            # or a handler that did not read it): closing with its bytes
-            # unread would reset the connection, and a client still writing
-            # loses the answer. Send our end (FIN) after the answer, drop what
-            # comes, and close at the client's EOF, or abort after close_timeout.
+        if self._request_unread() and transport.can_write_eof():
+            # Answered while the client may still be sending its request (a
+            # body: 413, or a handler that did not read it; or what follows
+            # a head or chunk h11 could not read: 431, 400): closing with its
+            # bytes unread would reset the connection, and a client still
+            # writing loses the answer (RFC 9112 9.6). Send our end (FIN)
+            # after the answer, drop what comes, and close at the client's
+            # EOF, or abort after close_timeout.
             try:
                 transport.write_eof()
             except OSError:  # (reset meanwhile: nothing to wait for)
@@ -2162,6 +2164,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.server.lingering += 1
         if self.server.ssl is not None or not written:
             self._arm_close_timer()
+
+    def _request_unread(self) -> bool:
+        """Whether the client may still be sending the request being closed
+        on: h11 reads its body, failed on what it read (a head's line, a
+        chunk: more may follow), or holds a head refused before it was
+        parsed (see _refuse_bad_head())."""
+        state = self._h11.their_state
+        return (
+            state is h11.SEND_BODY or state is h11.ERROR or (state is h11.IDLE and self._held() > 0)
+        )
 
     def _arm_close_timer(self) -> None:
         self._close_taken = self._taken()
