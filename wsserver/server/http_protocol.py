@@ -104,6 +104,10 @@ class _Region:
         return self.size
 
 
+#: h11's states of a client whose request has ended (its body all taken):
+#: MUST_CLOSE for one that ends its connection (HTTP/1.0, ``Connection: close``).
+_BODY_OVER = (h11.DONE, h11.MUST_CLOSE)
+
 #: What HttpProtocol._kernel_sends() says when the kernel cannot send the file.
 _NOT_AVAILABLE = -1
 
@@ -1665,8 +1669,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     @property
     def body_ended(self) -> bool:
-        """Whether the current request's body has all been taken from h11."""
-        return self._h11.their_state is h11.DONE
+        """Whether the current request's body has all been taken from h11
+        (which then says DONE, or MUST_CLOSE for a request that ends its
+        connection: HTTP/1.0, ``Connection: close``)."""
+        return self._h11.their_state in _BODY_OVER
 
     @property
     def closing(self) -> bool:
@@ -1718,7 +1724,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     self._stop_open_timer()
                     self._body_taken()
                 return piece
-            if h.their_state is h11.DONE or h.their_state is h11.IDLE:
+            if h.their_state in _BODY_OVER or h.their_state is h11.IDLE:
                 return None  # (the body has ended: what h11 has next is no part of it)
             if self._body_pieces >= BODY_PIECES_PER_TURN:
                 # Pieces all at hand: the others' turn first (before one is
