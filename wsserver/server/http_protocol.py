@@ -741,7 +741,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         server refuse it: ``Transfer-Encoding:`` then `` chunked`` on the
         next line is a chunked body here, and maybe none to a proxy in
         front). Empty lines before a request line are h11's to take (see
-        _skipped_empty_line())."""
+        _skipped_empty_line()), and so are a TLS handshake's bytes."""
         buffer = h._receive_buffer  # (h11 is pinned to 0.16)
         data = buffer._data
         if not data or data[0] in b"\r\n":
@@ -755,11 +755,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if found is None:
             if len(data) <= limit:
                 return False  # (not whole yet: h11 bounds it meanwhile)
-            self._head_too_large(h)
-            return True
-        if found.lastindex is None:
+        elif found.lastindex is None:
             return False  # (its end, and no folding before it)
-        self.http_error(400, "Obsolete line folding in the request head (RFC 9112 5.2).")
+        if self._tls_hello:
+            # No head: a TLS handshake's bytes, whose random ones may look
+            # like a folding (or run past the limit). h11 refuses its first
+            # line, and _process() tells it as TLS on a plain port.
+            return False
+        if found is None:
+            self._head_too_large(h)
+        else:
+            self.http_error(400, "Obsolete line folding in the request head (RFC 9112 5.2).")
         return True
 
     def _head_too_large(self, h: h11.Connection) -> None:
