@@ -21,6 +21,10 @@ from wsserver.protocol.handshake import (
     is_same_origin,
     select_subprotocol,
 )
+from wsserver.response import Response
+
+from .conftest import StartServer
+from .helpers import slow_reader, wait_for
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -741,3 +745,91 @@ def test_comma_lists_trim_spaces_and_tabs_only(char: str) -> None:
 )
 def test_is_same_origin(origin: str, host: str, scheme: str, same: bool) -> None:
     assert is_same_origin(origin, host, scheme) is same
+
+
+class TestADeniedHandshakeWhoseClientSendsOn:
+    """A client that sends frames after its upgrade request (without waiting
+    for the 101) and is denied gets the whole denial: the server sends its end
+    after it, drops what comes, and closes at the client's end (or after
+    close_timeout), as the websockets library does. Closed at once, the
+    client's unread bytes reset the connection, and the denial's unsent rest
+    was lost with it."""
+
+    async def test_the_server_ends_its_side_and_closes_at_the_clients(
+        self, run_server: StartServer
+    ) -> None:
+        routes = Router()
+
+        @routes.websocket("/ws", origins=["https://app.example"])
+        async def handler(request: Any, ws: Any) -> None:
+            pass
+
+        server = await run_server(routes, close_timeout=5)
+        reader, writer = await open_raw(server.port)
+        try:
+            pairs = upgrade_pairs(add=[("Origin", "https://evil.example")])
+            writer.write(request_bytes(pairs=pairs) + masked_frame(0x1, b"early"))
+            status, headers = await read_head(reader)
+            assert status == 403
+            body = await asyncio.wait_for(reader.read(), TIMEOUT)  # its end, after the answer
+            assert len(body) == int(headers["Content-Length"])
+            for _ in range(20):  # the client may go on sending: nothing resets
+                writer.write(bytes(65536))
+                await writer.drain()
+            assert len(server.connections) == 1
+            writer.write_eof()
+            await wait_for(lambda: not server.connections, timeout=3)
+        finally:
+            await close_writer(writer)
+
+    @pytest.mark.parametrize("app", ["router", "asgi"])
+    async def test_a_large_denial_arrives_whole(self, run_server: StartServer, app: str) -> None:
+        deciding = asyncio.Event()
+        decide = asyncio.Event()
+        body = bytes(range(256)) * 1024  # (more than the kernel holds for a slow reader)
+        routes = Router()
+
+        async def on_connect(request: Any) -> Response:
+            deciding.set()
+            await decide.wait()
+            return Response(body, 401)
+
+        @routes.websocket("/ws", on_connect=on_connect)
+        async def handler(request: Any, ws: Any) -> None:
+            pass
+
+        async def asgi(scope: Any, receive: Any, send: Any) -> None:
+            assert (await receive())["type"] == "websocket.connect"
+            deciding.set()
+            await decide.wait()
+            await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+            await send({"type": "websocket.http.response.body", "body": body})
+
+        server = await run_server(
+            routes if app == "router" else asgi, max_header_size=4096, lifespan="off"
+        )
+        sock = await slow_reader(server.port)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_sendall(sock, request_bytes())
+            await asyncio.wait_for(deciding.wait(), TIMEOUT)
+            # Frames beyond what the server reads while the application decides
+            # (max_header_size), then more: those wait unread in its kernel.
+            frame = masked_frame(0x2, bytes(100))
+            await loop.sock_sendall(sock, frame * 50)
+            (connection,) = server.connections
+            transport: Any = connection.transport
+            await wait_for(lambda: not transport.is_reading(), what="reading paused")
+            await loop.sock_sendall(sock, frame * 10)
+            decide.set()
+            received = b""
+            with contextlib.suppress(ConnectionResetError):  # (the old end)
+                async with asyncio.timeout(TIMEOUT):
+                    while data := await loop.sock_recv(sock, 65536):
+                        received += data
+            status, _, rest = parse_response(received)
+            assert status == 401
+            assert len(rest) == len(body)
+            assert rest == body
+        finally:
+            sock.close()

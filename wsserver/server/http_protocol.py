@@ -2149,12 +2149,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         if self._request_unread() and transport.can_write_eof():
             # Answered while the client may still be sending its request (a
-            # body: 413, or a handler that did not read it; or what follows
-            # a head or chunk h11 could not read: 431, 400): closing with its
-            # bytes unread would reset the connection, and a client still
-            # writing loses the answer (RFC 9112 9.6). Send our end (FIN)
-            # after the answer, drop what comes, and close at the client's
-            # EOF, or abort after close_timeout.
+            # body: 413, or a handler that did not read it; what follows a
+            # head or chunk h11 could not read: 431, 400; frames after an
+            # upgrade request that was denied, sent without waiting for the
+            # 101): closing with its bytes unread would reset the connection,
+            # and a client still writing loses the answer (RFC 9112 9.6).
+            # Send our end (FIN) after the answer, drop what comes, and close
+            # at the client's EOF, or abort after close_timeout (the
+            # websockets library, too, ends its side after a denial and
+            # discards until the client's end).
             try:
                 transport.write_eof()
             except OSError:  # (reset meanwhile: nothing to wait for)
@@ -2181,10 +2184,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Whether the client may still be sending the request being closed
         on: h11 reads its body, failed on what it read (a head's line, a
         chunk: more may follow), or holds a head refused before it was
-        parsed (see _refuse_bad_head())."""
+        parsed (see _refuse_bad_head()); or the request asked to upgrade
+        (denied: frames may follow it, sent without waiting for the 101)."""
         state = self._h11.their_state
         return (
-            state is h11.SEND_BODY or state is h11.ERROR or (state is h11.IDLE and self._held() > 0)
+            state is h11.SEND_BODY
+            or state is h11.ERROR
+            or (state is h11.IDLE and self._held() > 0)
+            or (self._asks_upgrade and not self._idle)
         )
 
     def _arm_close_timer(self) -> None:
