@@ -2970,6 +2970,49 @@ async def test_close_after_the_client_left_is_nothing_to_do(run_asgi: Any) -> No
     assert server.counters.handler_errors == 0
 
 
+async def test_a_denial_once_the_client_left_or_after_a_denial_is_nothing_to_do(
+    run_asgi: Any,
+) -> None:
+    # The same before accepting: a close (a framework's denial, or its close
+    # in a finally block) once the client left while the app decided, or
+    # after the app's own denial, is nothing to do, as after accepting (and
+    # as uvicorn does), not a ClientDisconnected out of it; answering with an
+    # accept still fails.
+    outcome: list[tuple[str, str]] = []
+    deciding = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        path = scope["path"]
+        if path == "/left":
+            deciding.set()
+            assert (await receive())["type"] == "websocket.disconnect"
+        await send({"type": "websocket.close", "code": 1008})
+        await send({"type": "websocket.close", "code": 1008})  # twice, too
+        outcome.append((path, "closed"))
+        with pytest.raises(ClientDisconnected):
+            await send({"type": "websocket.accept"})
+        outcome.append((path, "accept raised"))
+
+    server = await run_asgi(app)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/left"))
+    await asyncio.wait_for(deciding.wait(), TIMEOUT)
+    writer.close()
+    answer = await exchange(server.port, upgrade_request("/denied"))
+    assert answer.startswith(b"HTTP/1.1 403 "), answer
+    await wait_for(lambda: len(outcome) == 4, what="the apps' ends")
+    assert sorted(outcome) == [
+        ("/denied", "accept raised"),
+        ("/denied", "closed"),
+        ("/left", "accept raised"),
+        ("/left", "closed"),
+    ]
+    assert server.counters.handler_errors == 0
+
+
 # ============================================================ http.response.pathsend
 
 

@@ -270,7 +270,8 @@ class WebSocketSession:
         """Take the application's ``websocket.*`` messages.
 
         Raises:
-            ClientDisconnected: the connection is closed, closing, or denied.
+            ClientDisconnected: the connection is closed, closing, or denied
+                (a ``websocket.close`` then is nothing to do).
             RuntimeError: a message that does not fit the connection's phase.
             TypeError: a value of the wrong type (``text`` not a str, a close
                 ``code`` not an int or ``reason`` not a str).
@@ -302,6 +303,11 @@ class WebSocketSession:
                 raise ClientDisconnected("the WebSocket is closed", self) from None
             return
         if phase is Phase.CLOSED or (phase is not Phase.ACCEPTED and self._http().closing):
+            if kind == "websocket.close":
+                # Denied already, or the client left before the answer: as
+                # once accepted, a close is nothing to do (a framework's
+                # denial, or its close in a finally block, must not raise).
+                return
             raise ClientDisconnected("the WebSocket is closed", self)
         # An application may answer before it took websocket.connect (FastAPI
         # refusing in a dependency does).
