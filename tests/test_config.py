@@ -157,6 +157,17 @@ def test_invalid_value_raises_config_error_naming_setting(setting: str, value: A
         "http://1.2.3.4]",
         "http://[fe80::1%25eth0]",
         "https://a\\b",
+        # Browsers write an IP address one way (the WHATWG URL standard's):
+        "http://127.1:8000",  # 127.0.0.1
+        "http://0x7f.0.0.1",
+        "http://127.0.0.01",
+        "http://127.0.0.1.",
+        "http://1.2.3.4.5",  # (no URL at all)
+        "http://example.42",  # (a host ending in a number is an IPv4 address)
+        "http://[0:0:0:0:0:0:0:1]:8080",  # [::1]
+        "http://[::ffff:127.0.0.1]",  # [::ffff:7f00:1]
+        "https://[2001:db8:0:0:1::1]",  # [2001:db8::1:0:0:1]
+        "http://[::0:1]",
     ],
 )
 def test_an_origin_no_browser_sends_is_refused(origin: str) -> None:
@@ -176,6 +187,14 @@ def test_an_origin_no_browser_sends_is_refused(origin: str) -> None:
         "chrome-extension://abcdefghijklmnop",
         "safari-web-extension://0A1B2C3D-4E5F",  # (not a special scheme: case kept)
         "https://xn--bcher-kva.example",
+        "http://10.0.0.1",
+        "http://[::ffff:7f00:1]",
+        "https://[2001:db8::1:0:0:1]",
+        "http://[2001:db8:0:1:1:1:1:1]",  # (a single zero is not compressed)
+        "https://app.example.",
+        "http://1.example",
+        "http://example.1a",  # (not a number: a name)
+        "chrome-extension://0x7f.1",  # (not a special scheme: no IP address)
     ],
 )
 def test_origins_as_browsers_send_them_are_taken(origin: str) -> None:
@@ -190,6 +209,9 @@ def test_origins_as_browsers_send_them_are_taken(origin: str) -> None:
         ("https://example.com:443", "default port 443"),
         ("https://*.example.com", "wildcard"),
         ("https://bücher.example", "punycode"),
+        ("http://127.1:8000", "four decimal numbers"),
+        ("http://[0:0:0:0:0:0:0:1]:8080", "[::1]"),
+        ("http://[::ffff:127.0.0.1]", "[::ffff:7f00:1]"),
     ],
 )
 def test_a_refused_origin_says_why(origin: str, said: str) -> None:

@@ -269,11 +269,14 @@ def origin_problem(origin: str) -> str | None:
         if end < 0 or (port and not port.startswith(":")):
             return "it is no scheme://[IPv6 address][:port]"
         try:
-            ipaddress.IPv6Address(host[1:-1])
+            address = ipaddress.IPv6Address(host[1:-1])
         except ValueError:
             return f"{host} is no IPv6 address"
         if "%" in host:
             return "browsers send no IPv6 zone"
+        written = _ipv6_as_browsers_write_it(address)
+        if host[1:-1] != written:
+            return f"browsers write this IPv6 address [{written}]"
         port_text = port[1:] if port else None
     else:
         host, colon, port_text = rest.partition(":")
@@ -281,6 +284,17 @@ def origin_problem(origin: str) -> str | None:
             port_text = None
         if _NOT_IN_HOST.search(host) is not None:
             return "it is no scheme://host"
+        if scheme in _DEFAULT_PORTS and _ends_in_a_number(host):
+            # (A browser takes such a host for an IPv4 address: 127.1 is 127.0.0.1.)
+            try:
+                canonical = str(ipaddress.IPv4Address(host)) == host
+            except ValueError:  # (leading zeros, a fifth number, a name ending in one)
+                canonical = False
+            if not canonical:
+                return (
+                    "browsers write an IPv4 address as four decimal numbers (127.0.0.1), "
+                    "and a host name never ends in a number"
+                )
     if not host:
         return "it is no scheme://host"
     if port_text is not None:
@@ -293,6 +307,38 @@ def origin_problem(origin: str) -> str | None:
     if scheme in _DEFAULT_PORTS and host != host.lower():
         return "browsers send the host in lowercase"
     return None
+
+
+def _ends_in_a_number(host: str) -> bool:
+    """Whether a URL parser takes ``host`` for an IPv4 address (WHATWG URL,
+    "ends in a number"): its last label (a final dot aside) is decimal
+    digits, or ``0x`` and hexadecimal ones."""
+    labels = host.split(".")
+    if len(labels) > 1 and not labels[-1]:
+        labels.pop()
+    last = labels[-1]
+    return (last.isascii() and last.isdigit()) or re.fullmatch(
+        r"0[xX][0-9a-fA-F]*", last
+    ) is not None
+
+
+def _ipv6_as_browsers_write_it(address: ipaddress.IPv6Address) -> str:
+    """``address`` as a URL holds it (WHATWG URL, IPv6 serializer): eight
+    lowercase hexadecimal pieces, the first longest run of two or more zero
+    pieces written ``::``, never a dotted IPv4 tail."""
+    packed = address.packed
+    pieces = [f"{int.from_bytes(packed[i : i + 2], 'big'):x}" for i in range(0, 16, 2)]
+    start, length, i = -1, 1, 0
+    while i < 8:
+        j = i
+        while j < 8 and pieces[j] == "0":
+            j += 1
+        if j - i > length:
+            start, length = i, j - i
+        i = max(j, i + 1)
+    if start < 0:
+        return ":".join(pieces)
+    return ":".join(pieces[:start]) + "::" + ":".join(pieces[start + length :])
 
 
 def bad_origin(origins: Iterable[str | None]) -> tuple[str, str] | None:
