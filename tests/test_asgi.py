@@ -477,6 +477,35 @@ async def test_a_denial_is_framed_by_the_server(
         expect_logged_error(caplog, "ASGI application failed")
 
 
+@pytest.mark.parametrize("given", [b"keep-alive", b"Keep-Alive, x-option", b"close"])
+async def test_a_denial_says_connection_close_once_whatever_connection_the_app_gave(
+    run_asgi: Any, given: bytes
+) -> None:
+    # A denial closes the connection: the app's "connection: keep-alive" went
+    # out next to the server's "Connection: close" (h11 merges the two only
+    # when the request itself asked to close), a response that contradicts
+    # itself (http.client reads the first).
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        headers = [(b"connection", given)]
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": b"no"})
+
+    server = await run_asgi(app)
+    raw = await exchange(server.port, upgrade_request())
+    head = raw.partition(b"\r\n\r\n")[0].decode().lower()
+    assert head.startswith("http/1.1 403 "), raw
+    said = [
+        line.split(":", 1)[1].strip()
+        for line in head.split("\r\n")
+        if line.startswith("connection:")
+    ]
+    tokens = sorted(token.strip() for value in said for token in value.split(","))
+    assert tokens == (["close", "x-option"] if b"x-option" in given else ["close"]), said
+
+
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Echo each message back as it came, recording every event in the scope's state."""
     if await lifespan_unsupported(scope):

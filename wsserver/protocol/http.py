@@ -551,6 +551,21 @@ def with_defaults(
     return [*(d for d in defaults if d[0].lower() not in names), *headers]
 
 
+def _without_keep_alive(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` less the ``keep-alive`` and ``close`` options of their
+    ``Connection`` (a response that closes says ``close``, once), its other
+    options kept."""
+    kept = []
+    for name, value in headers:
+        if name.lower() == "connection":
+            options = [o.strip() for o in value.split(",")]
+            value = ", ".join(o for o in options if o and o.lower() not in ("keep-alive", "close"))
+            if not value:
+                continue
+        kept.append((name, value))
+    return kept
+
+
 def render_response(
     conn: h11.Connection,
     response: Response,
@@ -581,7 +596,7 @@ def render_response(
     ):
         headers = [*headers, ("Content-Length", str(len(response.body)))]
     if close:
-        headers = [*headers, ("Connection", "close")]
+        headers = [*_without_keep_alive(headers), ("Connection", "close")]
     events: list[h11.Response | h11.InformationalResponse | h11.Data | h11.EndOfMessage] = [
         h11_response(response.status, headers)
     ]
