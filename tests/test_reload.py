@@ -58,7 +58,9 @@ async def events(request):
 def write_app(directory: Path, version: str, broken: bool = False, hangs: bool = False) -> None:
     source = APP.format(version=version) + ("\nthis is not python(\n" if broken else "")
     if hangs:  # (an import that never ends: an endless loop, a lock, a server not up)
-        source = "import time\ntime.sleep(60)\n" + source
+        # (Its file "hanging", made as it begins to, says the import is under way.)
+        marker = str(directory / "hanging")
+        source = f"open({marker!r}, 'w').close()\nimport time\ntime.sleep(60)\n" + source
     # Written aside (".tmp" is not watched) and renamed, with its mtime set
     # first: the watcher sees one edit, never the text before its mtime.
     draft = directory / "reloaded_app.py.tmp"
@@ -144,7 +146,7 @@ async def test_an_edit_stops_a_replacement_still_starting_with_the_code_before_i
         await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
         write_app(tmp_path, "2", hangs=True)
         await wait_for(lambda: "changed: " in cli.stderr, what="the restart")
-        await asyncio.sleep(0.5)  # (it imports, and hangs)
+        await wait_for(lambda: (tmp_path / "hanging").exists(), what="its import hanging")
         write_app(tmp_path, "3")
         await wait_until_served(cli.port, "3")
         assert "still starting, may run the code from before" in cli.stderr, cli.stderr
