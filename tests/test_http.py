@@ -149,6 +149,37 @@ class TestResponses:
         assert status == 405 and headers["allow"] == "GET"
         writer.close()
 
+    async def test_an_upgrade_request_of_another_method_gets_every_method_of_the_path(
+        self, run_server: StartServer
+    ) -> None:
+        # Only a GET upgrades (RFC 6455 4.1). A PUT that offers to upgrade, to a
+        # path with a WebSocket route and a POST route, is a PUT that the path
+        # does not take: its 405 names what the path takes (RFC 9110 15.5.6),
+        # the POST too; it said "Allow: GET" alone.
+        routes = Router()
+
+        @routes.websocket("/chat")
+        async def chat(request: Request, ws: WebSocket) -> None:
+            await ws.close()
+
+        @routes.post("/chat")
+        async def post(request: Request) -> Response:
+            return text("posted")
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(upgrade_request("/chat").replace(b"GET", b"PUT", 1))
+        status, headers, body = await read_response(reader)
+        assert (status, headers["allow"]) == (405, "GET, POST"), body
+        writer.write(upgrade_request("/chat").replace(b"GET", b"HEAD", 1))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, POST\r\n" in head
+        # A POST that offers to upgrade is a POST, to its route.
+        writer.write(upgrade_request("/chat").replace(b"GET", b"POST", 1))
+        status, _, body = await read_response(reader)
+        assert (status, body) == (200, b"posted")
+        writer.close()
+
     async def test_absolute_form_targets_are_served(self, run_server: StartServer) -> None:
         # RFC 9112 3.2.2: a server MUST accept the absolute-form, and use its
         # authority rather than the Host header.

@@ -951,6 +951,11 @@ def test_error_format_must_be_known() -> None:
         # A method that nothing here allows: Allow names every method the
         # resource takes, GET (its upgrade) too (it said POST only).
         ("PUT", False, 405, ("GET", "POST")),
+        # The same when it asks to upgrade: only a GET upgrades (it went to
+        # the WebSocket route, whose handshake said Allow: GET alone).
+        ("PUT", True, 405, ("GET", "POST")),
+        ("HEAD", True, 405, ("GET", "POST")),
+        ("POST", True, None, ()),  # the HTTP route: the offer is ignored
     ],
 )
 def test_a_websocket_endpoint_with_another_methods_http_route(
@@ -968,7 +973,8 @@ def test_a_websocket_endpoint_with_another_methods_http_route(
 
     found = routes.resolve("/chat", "h", method, upgrade)
     if status is None:
-        assert found.route is not None and found.route.is_websocket == upgrade
+        assert found.route is not None
+        assert found.route.is_websocket == (upgrade and method == "GET")
     else:
         assert found.route is None and (found.status, tuple(found.allowed)) == (status, allowed)
 
@@ -982,6 +988,8 @@ def test_a_websocket_endpoint_with_another_methods_http_route(
         # Another method cannot upgrade (RFC 6455 4.1: a GET): 405, not 426.
         ("POST", False, 405, ("GET",)),
         ("DELETE", False, 405, ("GET",)),
+        ("POST", True, 405, ("GET",)),
+        ("HEAD", True, 405, ("GET",)),  # (it asks to upgrade: no 426)
     ],
 )
 def test_a_websocket_only_endpoint_and_other_methods(

@@ -845,14 +845,15 @@ class Router:
         """Find the route for a request (that came over ``scheme``, ``http``
         or ``https``: what a ``Host`` without a port means).
 
-        A WebSocket upgrade request goes to the first matching WebSocket route
-        (unless it is no GET and an HTTP route takes its method: the Upgrade
-        offer is then ignored, as RFC 9110 7.8 lets a server); any other
+        A WebSocket upgrade request (a GET: only a GET upgrades, RFC 6455
+        4.1; another method's Upgrade offer is ignored, as RFC 9110 7.8 lets
+        a server) goes to the first matching WebSocket route; any other
         request (or an upgrade request to a path without one) goes to the
         first HTTP route matching its method. Otherwise: 426 when the path is
-        a WebSocket endpoint and the request a GET (or HEAD), 405 when it has
-        HTTP routes for other methods or the method is another (only a GET
-        upgrades), 404 when nothing matches.
+        a WebSocket endpoint and the request a GET (or HEAD) that does not
+        ask to upgrade, 405 when it has HTTP routes for other methods or the
+        method is another (an upgrade request's too: its ``allowed`` names
+        every method of the path), 404 when nothing matches.
         """
         websocket: tuple[Route, dict[str, Any]] | None = None
         http: tuple[Route, dict[str, Any]] | None = None
@@ -886,11 +887,18 @@ class Router:
                     http = (route, params)
             else:
                 allowed |= route.methods
+        # Only a GET upgrades (RFC 6455 4.1): an upgrade request of another
+        # method is a request of that method, to its HTTP route (a POST with
+        # an Upgrade header); without one, a 405 naming every method of the
+        # path (not the handshake's "Allow: GET"; a HEAD's too, not a 426).
+        if upgrade and method != "GET":
+            if http is None and websocket is not None:
+                allowed.add("GET")  # (the upgrade)
+                return Resolution(None, {}, 405, tuple(sorted(allowed)), error_format or "text")
+            upgrade = False
         # A GET that is no upgrade, to a WebSocket endpoint without a GET
         # route: 426 (upgrade), even if other methods have HTTP routes there.
         # Another method cannot upgrade (a GET does): 405 below.
-        if upgrade and http is not None and method != "GET":
-            upgrade = False  # (a POST with an Upgrade header, to its POST route)
         if websocket is not None and (upgrade or (http is None and method in ("GET", "HEAD"))):
             if upgrade:
                 return Resolution(*websocket)
