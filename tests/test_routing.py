@@ -577,6 +577,34 @@ def test_url_for_wrong_type_raises_value_error(uri: str, params: dict[str, Any])
         router.url_for("r", **params)
 
 
+@pytest.mark.parametrize(
+    ("uri", "params"),
+    [
+        # The path that url_for() wrote matched, but read back other values:
+        # "/s/x%2F" is "/s/x/", the route's "x" and its trailing slash.
+        ("/s/<room>", {"room": "x/"}),
+        # Two in a segment split where the route splits them, not where given:
+        # "/f/a.b.c" is name "a.b" and ext "c".
+        ("/f/<name>.<ext>", {"name": "a", "ext": "b.c"}),
+        ("/f/<name>.<ext>", {"name": "a", "ext": ".c"}),
+    ],
+)
+def test_url_for_refuses_a_path_that_the_route_reads_as_other_values(
+    uri: str, params: dict[str, Any]
+) -> None:
+    router = Router()
+    router.add_websocket_route(chat, uri, name="r")
+    with pytest.raises(ValueError, match="do not fit"):
+        router.url_for("r", **params)
+
+
+def test_url_for_writes_what_the_route_reads_back() -> None:
+    router = Router()
+    router.add_websocket_route(chat, "/f/<name>.<ext>", name="r")
+    assert router.url_for("r", name="archive.tar", ext="gz") == "/f/archive.tar.gz"
+    assert params_of(router, "/f/archive.tar.gz") == {"name": "archive.tar", "ext": "gz"}
+
+
 def test_url_for_unknown_name_raises_key_error() -> None:
     router = Router()
     router.add_websocket_route(chat, "/chat")

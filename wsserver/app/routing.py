@@ -939,12 +939,14 @@ class Router:
 
         Raises:
             KeyError: no route is named ``name``.
-            ValueError: a path parameter is missing or does not fit its type.
+            ValueError: a path parameter is missing or does not fit its type,
+                or the path would be read back as other values (a ``str``
+                ending in ``/``, two in one segment split elsewhere).
         """
         route = self._names.get(name)
         if route is None:
             raise KeyError(f"no route is named {name!r}")
-        used: set[str] = set()
+        written: dict[str, str] = {}
 
         # The route's own text is percent-encoded too (but what a path may
         # hold, RFC 3986 3.3): it is matched decoded, as a parameter is.
@@ -955,16 +957,19 @@ class Router:
             pname, kind = m.group(1), m.group(2) or "str"
             if pname not in params:
                 raise ValueError(f"missing parameter {pname!r} for route {name!r}")
-            used.add(pname)
-            pieces.append(
-                quote(_param_text(params[pname], kind), safe="/" if kind == "path" else "")
-            )
+            written[pname] = _param_text(params[pname], kind)
+            pieces.append(quote(written[pname], safe="/" if kind == "path" else ""))
             pos = m.end()
         pieces.append(quote(route.uri[pos:], safe=_PATH_SAFE))
         path = "".join(pieces)
-        if route.match(unquote(path)) is None:
+        # The path must give the handler these values back, not others that
+        # it also matches as: "x/" is "x" and a trailing slash, and two
+        # parameters in one segment split where the route splits them.
+        decoded = unquote(path)
+        back = route._regex.match(decoded)
+        if back is None or back.groupdict() != written or route.match(decoded) is None:
             raise ValueError(f"parameters {params!r} do not fit route {route.uri!r}")
-        query = {k: v for k, v in params.items() if k not in used}
+        query = {k: v for k, v in params.items() if k not in written}
         if query:
             path += "?" + urlencode(query, doseq=True)
         return path
