@@ -805,7 +805,10 @@ def test_the_same_route_twice_is_an_error() -> None:
     routes.add_websocket_route(one, "/ws")
     with pytest.raises(ValueError, match="never be reached"):
         routes.add_websocket_route(two, "/ws")
-    routes.add_websocket_route(two, "/ws", host="example.com")  # another host: fine
+    # A host's route after it: the route for every host answers that host
+    # first (test_a_host_route_that_a_route_before_answers_for_its_hosts_is_refused).
+    with pytest.raises(ValueError, match="never be reached"):
+        routes.add_websocket_route(two, "/ws", host="example.com")
     routes.add_websocket_route(two, "/ws", version=2)  # another version: fine
     routes.add_route(page, "/ws")  # an HTTP route beside a WebSocket one: fine
     routes.add_route(page, "/ws", methods=["POST"])  # other methods: fine
@@ -1401,6 +1404,52 @@ def test_a_strict_route_a_non_strict_one_before_covers_is_refused(tmp_path: Any)
         routes.get("/static/")(listing)
     routes.get("/other/")(listing)  # (strict routes apart from it are fine)
     routes.get("/other")(listing)
+
+
+def test_a_host_route_that_a_route_before_answers_for_its_hosts_is_refused() -> None:
+    # A route for every host (or for more hosts) takes each request first: a
+    # route for some of them after it, at its URI and method, was taken and
+    # never reached (a Sanic user puts the host's route anywhere: Sanic tries
+    # a host's routes first).
+    async def page(request: Request) -> Any:
+        return text("page")
+
+    async def chat(request: Request, ws: WebSocket) -> None:
+        pass
+
+    routes = Router()
+    routes.get("/")(page)
+    routes.get("/rooms", host=["a.example", "b.example"])(page)
+    routes.websocket("/ws")(chat)
+    for uri, host in (("/", "admin.example"), ("/rooms", "a.example"), ("/rooms/", "b.example")):
+        with pytest.raises(ValueError, match="would never be reached"):
+            routes.get(uri, host=host, name=f"{uri}{host}")(page)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.websocket("/ws", host="admin.example", name="admin_ws")(chat)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.include(_one_route_router("/", "admin.example"))
+    assert len(routes.routes) == 3
+    # What the route before does not answer is taken: another host, another
+    # method, another kind.
+    routes.get("/rooms", host="c.example", name="c")(page)
+    routes.post("/", host="admin.example")(page)
+    routes.websocket("/", host="admin.example")(chat)
+    # And a host's route before the route for every host, the order to use.
+    first = Router()
+    first.get("/", host="admin.example", name="admin")(page)
+    first.get("/")(page)
+    assert first.resolve("/", "admin.example", "GET", False).route is first.routes[0]
+    assert first.resolve("/", "www.example", "GET", False).route is first.routes[1]
+
+
+def _one_route_router(uri: str, host: str) -> Router:
+    other = Router()
+
+    @other.get(uri, host=host)
+    async def page(request: Request) -> Any:
+        return text("page")
+
+    return other
 
 
 # ---------------------------------------------------------------- the index of resolve()

@@ -733,8 +733,10 @@ class Router:
         """Add ``route`` to the table (``url_for()`` finds it by name if ``named``).
 
         Raises:
-            ValueError: a route already there has its URI, host and kind (and
-                a method of it), so that it would never be reached.
+            ValueError: a route already there has its URI and kind (and a
+                method of it), and answers each of its hosts (it is for the
+                same hosts, more of them, or every host), so that it would
+                never be reached.
         """
         for other in self.routes:
             same_methods = (
@@ -746,14 +748,15 @@ class Router:
             same_uri = other.uri == route.uri or (
                 not other.strict_slashes and _unslashed(other.uri) == _unslashed(route.uri)
             )
-            if (
-                same_uri
-                and other.hosts == route.hosts
-                and other.is_websocket == route.is_websocket
-                and same_methods
-            ):
+            # (Routes are tried in order: a host's route goes before the
+            # route for every host, where Sanic tries it first anyway.)
+            its_hosts = other.hosts is None or (
+                route.hosts is not None and route.hosts <= other.hosts
+            )
+            if same_uri and its_hosts and other.is_websocket == route.is_websocket and same_methods:
+                hosts = "host" if other.hosts == route.hosts else "hosts, first (add it before)"
                 raise ValueError(
-                    f"{route!r} would never be reached: {other!r} has the same URI and host"
+                    f"{route!r} would never be reached: {other!r} has the same URI and {hosts}"
                 )
         self.routes.append(route)
         if named:
@@ -781,9 +784,9 @@ class Router:
         Raises:
             ValueError: ``prefix`` is no plain path starting with ``/`` (a
                 parameter, a ``?`` or ``#``), ``name_prefix`` is empty, a route
-                would clash with one here (same URI, host and method), or a
-                name given (or made by ``name_prefix``) is taken. Nothing is
-                added then.
+                would clash with one here (same URI and method, and one here
+                answers its hosts first), or a name given (or made by
+                ``name_prefix``) is taken. Nothing is added then.
         """
         if name_prefix == "":
             raise ValueError("name_prefix is a non-empty str, or None")
