@@ -1406,6 +1406,37 @@ def test_a_strict_route_a_non_strict_one_before_covers_is_refused(tmp_path: Any)
     routes.get("/other")(listing)
 
 
+def test_a_route_of_the_same_pattern_under_other_parameter_names_is_refused() -> None:
+    # "/items/<item_id:int>" after "/items/<id:int>" is the same URI: the
+    # first takes every path it matches, and the second was taken and never
+    # reached (a parameter renamed in one of two copies of a route, or two
+    # modules included under one prefix).
+    async def item(request: Request, **params: Any) -> Any:
+        return text("item")
+
+    async def head(request: Request, **params: Any) -> Any:
+        return text("")
+
+    routes = Router()
+    routes.get("/items/<id:int>")(item)
+    routes.get("/files/<name>.<ext>")(item)
+    routes.websocket("/ws/<room>")(chat)
+    for uri in ("/items/<item_id:int>", "/items/<n:int>/", "/files/<stem:str>.<kind>"):
+        with pytest.raises(ValueError, match="would never be reached"):
+            routes.get(uri, name=uri)(item)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.websocket("/ws/<room_id:str>", name="again")(chat)
+    assert len(routes.routes) == 3
+    # Another type, method or kind is another route.
+    routes.get("/items/<id:uuid>", name="by_uuid")(item)
+    routes.delete("/items/<item_id:int>")(item)
+    routes.get("/ws/<room_id>", name="page")(item)
+    # A HEAD route beside its GET route takes HEAD from it, its names apart.
+    routes.head("/items/<item_id:int>")(head)
+    assert routes.resolve("/items/7", "", "HEAD", False).route is routes.routes[-1]
+    assert routes.resolve("/items/7", "", "GET", False).route is routes.routes[0]
+
+
 def test_a_host_route_that_a_route_before_answers_for_its_hosts_is_refused() -> None:
     # A route for every host (or for more hosts) takes each request first: a
     # route for some of them after it, at its URI and method, was taken and

@@ -172,6 +172,7 @@ class Route:
         "options",
         "exact",
         "prefix",
+        "shape",
     )
 
     def __init__(
@@ -246,6 +247,9 @@ class Route:
             self.prefix = bare
         else:
             self.prefix = uri[: first.start()]
+        #: The URI with its parameters' names left out (``/items/<:int>``):
+        #: two routes of one shape match the same paths.
+        self.shape = _PARAM_RE.sub(_unnamed, uri)
 
     def moved(self, uri: str, name: str) -> Route:
         """This route at another ``uri`` under another ``name`` (for :meth:`Router.include`)."""
@@ -733,10 +737,10 @@ class Router:
         """Add ``route`` to the table (``url_for()`` finds it by name if ``named``).
 
         Raises:
-            ValueError: a route already there has its URI and kind (and a
-                method of it), and answers each of its hosts (it is for the
-                same hosts, more of them, or every host), so that it would
-                never be reached.
+            ValueError: a route already there has its URI (its parameters
+                named otherwise too) and kind (and a method of it), and
+                answers each of its hosts (it is for the same hosts, more of
+                them, or every host), so that it would never be reached.
         """
         for other in self.routes:
             same_methods = (
@@ -744,9 +748,10 @@ class Router:
                 or other.methods is None
                 or _methods_clash(route.methods, other.methods)
             )
-            # (An earlier route without strict slashes takes both forms.)
-            same_uri = other.uri == route.uri or (
-                not other.strict_slashes and _unslashed(other.uri) == _unslashed(route.uri)
+            # (Its parameters named otherwise, it matches the same paths; an
+            # earlier route without strict slashes takes both forms.)
+            same_uri = other.shape == route.shape or (
+                not other.strict_slashes and _unslashed(other.shape) == _unslashed(route.shape)
             )
             # (Routes are tried in order: a host's route goes before the
             # route for every host, where Sanic tries it first anyway.)
@@ -885,7 +890,7 @@ class Router:
                     and "GET" in (http[0].methods or ())
                     and "GET" not in route.methods
                     and route.hosts == http[0].hosts
-                    and _unslashed(route.uri) == _unslashed(http[0].uri)
+                    and _unslashed(route.shape) == _unslashed(http[0].shape)
                 ):
                     http = (route, params)
             else:
@@ -1040,6 +1045,11 @@ def host_problem(host: str) -> str | None:
     if not valid_host(host.encode("ascii")):
         return "it is no host[:port]"
     return None
+
+
+def _unnamed(param: re.Match[str]) -> str:
+    """A parameter of a route's URI without its name: ``<:int>``, ``<:str>`` for ``<room>``."""
+    return f"<:{param.group(2) or 'str'}>"
 
 
 def _unslashed(uri: str) -> str:
