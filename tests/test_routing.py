@@ -732,6 +732,28 @@ def test_a_subprotocol_that_is_no_token_is_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("methods", "said"),
+    [
+        # A route of no method, or of one no request line can carry, was
+        # taken and never answered (every request to it got 405 or 404).
+        ([], "methods: none given"),
+        (["GET", "GE T"], "methods: 'GE T' is no token"),
+        ([""], "methods: '' is no token"),
+        (["PO\r\nST"], "is no token"),
+    ],
+)
+def test_a_route_of_no_method_or_of_one_that_is_no_token_is_refused(
+    methods: list[str], said: str
+) -> None:
+    router = Router()
+    with pytest.raises(ValueError, match=re.escape(said)):
+        router.add_route(ok, "/", methods=methods)
+    assert router.routes == []
+    router.add_route(ok, "/", methods=["get", "M-SEARCH", "PURGE"])  # (any token: case folded)
+    assert router.routes[0].methods == {"GET", "HEAD", "M-SEARCH", "PURGE"}
+
+
+@pytest.mark.parametrize(
     ("hook", "said"),
     [
         # websockets' process_request(connection, request): every handshake

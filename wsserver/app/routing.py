@@ -647,7 +647,15 @@ class Router:
         Raises:
             ValueError: as for :meth:`add_websocket_route`.
         """
-        wanted = {m.upper() for m in _strings(methods, "methods")}
+        given = _strings(methods, "methods")
+        if not given:
+            raise ValueError("methods: none given (a route of no method is never reached)")
+        for method in given:
+            if not TOKEN_RE.fullmatch(method):
+                raise ValueError(
+                    f"methods: {method!r} is no token (RFC 9110 9.1: no request has it)"
+                )
+        wanted = {m.upper() for m in given}
         if "GET" in wanted:
             wanted.add("HEAD")
         return self._add(
