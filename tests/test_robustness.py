@@ -263,6 +263,19 @@ class TestSlowloris:
             assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), data
             writer.close()
 
+    async def test_a_stalled_head_s_408_closes_at_once(self, run_server: StartServer) -> None:
+        # A head that stopped coming is no request still being sent: its 408
+        # is followed by the close, not by close_timeout of lingering (which
+        # the refusal of a head as it comes, a 431 or a folding's 400, takes).
+        server = await run_server(echo_routes(), open_timeout=0.5, close_timeout=5.0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+        data = await asyncio.wait_for(reader.read(), 5)
+        assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), data
+        await wait_for(lambda: not server.connections, 1.0, "the connection closed")
+        assert server.lingering == 0
+        writer.close()
+
 
 class TestShutdown:
     async def test_messages_received_before_shutdown_are_delivered(
@@ -474,6 +487,27 @@ class TestShutdown:
         data = await asyncio.wait_for(reader.read(), 5)
         assert data.startswith(b"HTTP/1.1 503 ")
         await asyncio.wait_for(closing, 5)
+
+    async def test_half_sent_heads_do_not_hold_the_shutdown(self, run_server: StartServer) -> None:
+        # Connections that sent part of a head and no more (slowloris) get
+        # their 503 and are closed: the shutdown took close_timeout more,
+        # waiting for them as for clients still sending a body.
+        server = await run_server(echo_routes(), close_timeout=5.0, shutdown_timeout=5.0)
+        clients = []
+        for _ in range(20):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+            clients.append((reader, writer))
+        await wait_for(lambda: len(server.connections) == 20)
+        await asyncio.sleep(0.1)  # (their bytes read)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.wait_for(server.close(), 10)
+        assert loop.time() - start < 2.0
+        for reader, writer in clients:
+            data = await asyncio.wait_for(reader.read(), 5)
+            assert data.startswith(b"HTTP/1.1 503 "), data
+            writer.close()
 
     async def test_idle_connections_are_closed_without_an_answer(
         self, run_server: StartServer

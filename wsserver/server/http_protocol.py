@@ -254,6 +254,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_awaiting_body",
         "_body_buffer",
         "_asks_upgrade",
+        "_head_refused",
         "_head",
         "_found",
         "_reading_body",
@@ -330,6 +331,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._body_buffer: bytearray | None = None
         #: The request asks to upgrade to WebSocket (HTTP/1.1; Upgrade names it).
         self._asks_upgrade = False
+        #: A head was refused as it came, before h11 parsed it (see
+        #: _refuse_bad_head()): its client may still be sending (see _request_unread()).
+        self._head_refused = False
         #: The request under way is a HEAD request (its answer has no body,
         #: even one refused before self.request was made).
         self._head = False
@@ -762,6 +766,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # like a folding (or run past the limit). h11 refuses its first
             # line, and _process() tells it as TLS on a plain port.
             return False
+        self._head_refused = True
         if found is None:
             self._head_too_large(h)
         else:
@@ -2183,14 +2188,18 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _request_unread(self) -> bool:
         """Whether the client may still be sending the request being closed
         on: h11 reads its body, failed on what it read (a head's line, a
-        chunk: more may follow), or holds a head refused before it was
-        parsed (see _refuse_bad_head()); or the request asked to upgrade
-        (denied: frames may follow it, sent without waiting for the 101)."""
+        chunk: more may follow), or holds a head refused as it came, before
+        it was parsed (see _refuse_bad_head()); or the request asked to
+        upgrade (denied: frames may follow it, sent without waiting for the
+        101). Not a head that stopped coming (its 408), nor one cut off by
+        the shutdown (its 503), nor pipelined requests waiting for a client
+        that takes no answers: no more of those is on its way, and the
+        shutdown would wait close_timeout for their clients."""
         state = self._h11.their_state
         return (
             state is h11.SEND_BODY
             or state is h11.ERROR
-            or (state is h11.IDLE and self._held() > 0)
+            or self._head_refused
             or (self._asks_upgrade and not self._idle)
         )
 
