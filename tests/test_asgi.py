@@ -495,15 +495,42 @@ async def test_a_denial_says_connection_close_once_whatever_connection_the_app_g
 
     server = await run_asgi(app)
     raw = await exchange(server.port, upgrade_request())
+    assert raw.startswith(b"HTTP/1.1 403 "), raw
+    said = connection_options(raw)
+    assert said == (["close", "x-option"] if b"x-option" in given else ["close"]), raw
+
+
+@pytest.mark.parametrize("given", [b"keep-alive", b"Keep-Alive, x-option"])
+async def test_an_http_response_the_server_closes_on_says_connection_close_once(
+    run_asgi: Any, given: bytes
+) -> None:
+    # The same for an http.response.start (streamed, not rendered whole): a
+    # response to a request whose body the app leaves unread closes its
+    # connection, and the app's "connection: keep-alive" went out next to it.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        headers = [(b"connection", given), (b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+    raw = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert raw.startswith(b"HTTP/1.1 200 "), raw
+    said = connection_options(raw)
+    assert said == (["close", "x-option"] if b"x-option" in given else ["close"]), raw
+
+
+def connection_options(raw: bytes) -> list[str]:
+    """The options of a response's ``Connection`` headers (lowercase, sorted)."""
     head = raw.partition(b"\r\n\r\n")[0].decode().lower()
-    assert head.startswith("http/1.1 403 "), raw
-    said = [
-        line.split(":", 1)[1].strip()
-        for line in head.split("\r\n")
-        if line.startswith("connection:")
+    values = [
+        line.split(":", 1)[1] for line in head.split("\r\n") if line.startswith("connection:")
     ]
-    tokens = sorted(token.strip() for value in said for token in value.split(","))
-    assert tokens == (["close", "x-option"] if b"x-option" in given else ["close"]), said
+    return sorted(option.strip() for value in values for option in value.split(","))
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:

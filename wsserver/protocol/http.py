@@ -47,6 +47,7 @@ __all__ = [
     "render_response",
     "request_field",
     "response_head_headers",
+    "saying_close",
     "shared_request_field",
     "split_absolute_form",
     "valid_header",
@@ -551,10 +552,11 @@ def with_defaults(
     return [*(d for d in defaults if d[0].lower() not in names), *headers]
 
 
-def _without_keep_alive(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``headers`` less the ``keep-alive`` and ``close`` options of their
-    ``Connection`` (a response that closes says ``close``, once), its other
-    options kept."""
+def saying_close(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` of a response that closes its connection: the
+    ``keep-alive`` and ``close`` options of their ``Connection`` left out,
+    its other options kept, and ``Connection: close`` added (said once,
+    whatever the application gave)."""
     kept = []
     for name, value in headers:
         if name.lower() == "connection":
@@ -563,6 +565,7 @@ def _without_keep_alive(headers: Sequence[tuple[str, str]]) -> list[tuple[str, s
             if not value:
                 continue
         kept.append((name, value))
+    kept.append(("Connection", "close"))
     return kept
 
 
@@ -579,8 +582,9 @@ def render_response(
     The status line carries the reason phrase; ``defaults`` (the server's
     ``Date``, ``Server`` ...) are added unless the response has its own
     (:func:`with_defaults`); ``Content-Length`` is added unless the response
-    has one (or is a 204 or 304); ``close`` adds ``Connection: close``; ``head`` leaves out the
-    body (the answer to a HEAD request). Afterwards
+    has one (or is a 204 or 304); ``close`` says ``Connection: close``
+    (:func:`saying_close`); ``head`` leaves out the body (the answer to a
+    HEAD request). Afterwards
     ``conn`` tells whether the connection can serve another request (both
     sides ``DONE``) or must close.
 
@@ -596,7 +600,7 @@ def render_response(
     ):
         headers = [*headers, ("Content-Length", str(len(response.body)))]
     if close:
-        headers = [*_without_keep_alive(headers), ("Connection", "close")]
+        headers = saying_close(headers)
     events: list[h11.Response | h11.InformationalResponse | h11.Data | h11.EndOfMessage] = [
         h11_response(response.status, headers)
     ]

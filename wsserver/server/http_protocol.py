@@ -59,6 +59,7 @@ from ..protocol.http import (
     is_tls_handshake,
     render_response,
     request_field,
+    saying_close,
     shared_request_field,
     split_absolute_form,
     valid_host,
@@ -1845,7 +1846,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # RFC 9112 9.6: say so now, since the connection will close after it.
             self._close_after_response = True
         if self._close_after_response:
-            headers = [*headers, ("Connection", "close")]
+            headers = saying_close(headers)
         self._write(h11_response(status, headers))
         self.server.counters.http_responses[status] += 1  # (not one refused: its 500 is)
         self._ends_with_close = (
