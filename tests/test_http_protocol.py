@@ -384,6 +384,54 @@ async def test_limit_concurrency_counts_a_closed_connection_whose_answer_is_unse
     await wait_for(lambda: not server.connections and server.lingering == 0, what="the closes")
 
 
+@pytest.mark.parametrize("refused", ["denied upgrade", "unread body"])
+async def test_limit_concurrency_counts_a_lingering_connection_whose_answer_is_unsent(
+    run_server: StartServer, refused: str
+) -> None:
+    # The same over plain TCP for a connection that lingers (its end sent
+    # after the answer, what its client sends dropped): a denied upgrade
+    # (since fa6bb6c) or a request whose body the handler left unread. It
+    # was counted as no load at once, its large answer unsent, held in
+    # memory: the next client got past limit_concurrency.
+    routes = Router()
+    big = "x" * 8_000_000
+
+    async def on_connect(request: Request) -> Any:
+        return text(big, status=401)
+
+    @routes.websocket("/ws", on_connect=on_connect)
+    async def handler(request: Request, ws: WebSocket) -> None:
+        pass
+
+    @routes.post("/big", stream=True)
+    async def big_answer(request: Request) -> Any:
+        return text(big)  # (its body not read)
+
+    @routes.get("/")
+    async def page(request: Request) -> Any:
+        return text("hello")
+
+    server = await run_server(routes, limit_concurrency=1, close_timeout=2)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.transport.pause_reading()  # (it reads nothing of the answer)
+    if refused == "denied upgrade":
+        writer.write(upgrade_request("/ws"))
+    else:
+        writer.write(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+    (connection,) = server.connections
+    assert isinstance(connection, HttpProtocol)
+    await wait_for(lambda: connection.lingering, what="the answer written, lingering")
+    await asyncio.sleep(0.1)
+    assert server.lingering == 0, "a connection whose answer is unsent taken for no load"
+    other_reader, other_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    other_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(other_reader.read(), 5)
+    assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
+    other_writer.close()
+    writer.transport.abort()
+    await wait_for(lambda: not server.connections and server.lingering == 0, what="the closes")
+
+
 async def test_pipelined_requests_from_a_client_that_does_not_read_stay_bounded(
     run_server: StartServer,
 ) -> None:

@@ -362,8 +362,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: last armed (see _on_close_timeout()).
         self._close_taken: tuple[int, int] | None = None
         self._lingering = False
-        #: Closed with nothing left to write, its TLS waiting for the
-        #: client's close_notify (see _close_now()): counted in server.lingering.
+        #: Closed with nothing left to write, waiting for the client's end
+        #: (lingering) or its TLS close_notify (see _close_now()): counted in
+        #: server.lingering.
         self._closed_answered = False
         self._started = self._request_started = self.loop.time()
         #: The current request's access line is written (or, before any, none is due yet).
@@ -509,7 +510,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self._lingering or self._closed_answered:
+        if self._closed_answered:
             self.server.lingering -= 1
         break_transport_cycle(self.transport)
         if self._app_task is not None:
@@ -2153,7 +2154,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # Closed by asyncio already (TLS: on the peer's EOF); closing an
             # SSL transport twice breaks it.
             return
-        if self._request_unread() and transport.can_write_eof():
+        written = not self._answer_unsent()
+        lingering = self._request_unread() and transport.can_write_eof()
+        if lingering:
             # Answered while the client may still be sending its request (a
             # body: 413, or a handler that did not read it; what follows a
             # head or chunk h11 could not read: 431, 400; frames after an
@@ -2170,20 +2173,19 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 transport.abort()
                 return
             self._lingering = True
-            self.server.lingering += 1
             transport.resume_reading()
-            self._arm_close_timer()
-            return
-        written = not self._answer_unsent()
-        transport.close()
+        else:
+            transport.close()
         # With nothing left to write, a plain TCP transport is gone at the
-        # next loop iteration; TLS still exchanges close_notify, which a
-        # client answers only when it reads (a pooled one, when it sends
-        # again): no load meanwhile (limit_concurrency), as over TCP.
-        if self.server.ssl is not None and written and not self.lost:
+        # next loop iteration; one that lingers waits for the client's end,
+        # and TLS still exchanges close_notify, which a client answers only
+        # when it reads (a pooled one, when it sends again): no load
+        # meanwhile (limit_concurrency). One whose answer waits to go is
+        # load, as over TCP (the answer held in memory) until it closes.
+        if written and (lingering or self.server.ssl is not None) and not self.lost:
             self._closed_answered = True
             self.server.lingering += 1
-        if self.server.ssl is not None or not written:
+        if lingering or self.server.ssl is not None or not written:
             self._arm_close_timer()
 
     def _request_unread(self) -> bool:

@@ -169,9 +169,10 @@ class Server:
         self._watchers: list[asyncio.AbstractServer] = []
         #: Every open connection, in whichever phase.
         self.connections: set[HttpProtocol | WebSocketProtocol] = set()
-        #: How many of them are answered and only drop what their client still
-        #: sends before closing (HttpProtocol.close_transport()), or, over TLS,
-        #: are closed and wait for their client's close_notify: no load.
+        #: How many of them are answered (all of the answer sent on) and only
+        #: drop what their client still sends before closing
+        #: (HttpProtocol.close_transport()), or, over TLS, are closed and wait
+        #: for their client's close_notify: no load.
         self.lingering = 0
         #: TLS connections accepted but not registered yet (connection_made()
         #: comes once the TLS handshake is done), each with the task that
