@@ -143,6 +143,18 @@ async def slow_reader(port: int, receive_buffer: int = 4096) -> socket.socket:
     return sock
 
 
+async def sends_on_then_ends(server: Server, writer: asyncio.StreamWriter) -> None:
+    """A client answered and closed on (the server sent its end after the
+    answer) goes on sending, 20 x 64 KiB: nothing resets, the server reads and
+    drops it all; then the client's own end closes the connection."""
+    for _ in range(20):
+        writer.write(bytes(65536))
+        await writer.drain()
+    assert len(server.connections) == 1
+    writer.write_eof()
+    await wait_for(lambda: not server.connections, timeout=3)
+
+
 def upgrade_request(path: str = "/", headers: list[tuple[str, str]] | None = None) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     lines = [

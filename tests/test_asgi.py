@@ -1773,21 +1773,29 @@ async def test_lifespan_startup_failed_stops_the_server() -> None:
     assert not server.sockets  # it never listened
 
 
-async def test_a_start_cancelled_during_the_lifespan_startup_cancels_it() -> None:
-    # (serve_forever() cancelled, a stop signal): the application's startup
-    # was left waiting until the loop's end, nobody to answer it.
-    began = asyncio.Event()
-    ended: list[str] = []
+def hanging_startup(began: asyncio.Event, ended: list[str]) -> App:
+    """An app whose lifespan startup waits for ever (a database that does not
+    answer): ``began`` set once it waits, "cancelled" in ``ended`` once cancelled."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "lifespan"
         await receive()
         began.set()
         try:
-            await asyncio.sleep(30)  # a database that does not answer
+            await asyncio.sleep(30)
         except asyncio.CancelledError:
             ended.append("cancelled")
             raise
+
+    return app
+
+
+async def test_a_start_cancelled_during_the_lifespan_startup_cancels_it() -> None:
+    # (serve_forever() cancelled, a stop signal): the application's startup
+    # was left waiting until the loop's end, nobody to answer it.
+    began = asyncio.Event()
+    ended: list[str] = []
+    app = hanging_startup(began, ended)
 
     server = serve(app, "127.0.0.1", 0)
     serving = asyncio.create_task(server.serve_forever())
@@ -1805,16 +1813,7 @@ async def test_close_during_a_lifespan_startup_that_hangs_stops_the_start() -> N
     # the command's stop signals cancel it; await start() returns unstarted.
     began = asyncio.Event()
     ended: list[str] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "lifespan"
-        await receive()
-        began.set()
-        try:
-            await asyncio.sleep(30)  # a database that does not answer
-        except asyncio.CancelledError:
-            ended.append("cancelled")
-            raise
+    app = hanging_startup(began, ended)
 
     server = serve(app, "127.0.0.1", 0)
     starting = asyncio.create_task(server.start())

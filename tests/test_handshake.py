@@ -24,7 +24,7 @@ from wsserver.protocol.handshake import (
 from wsserver.response import Response
 
 from .conftest import StartServer
-from .helpers import slow_reader, wait_for
+from .helpers import sends_on_then_ends, slow_reader, wait_for
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -773,12 +773,7 @@ class TestADeniedHandshakeWhoseClientSendsOn:
             assert status == 403
             body = await asyncio.wait_for(reader.read(), TIMEOUT)  # its end, after the answer
             assert len(body) == int(headers["Content-Length"])
-            for _ in range(20):  # the client may go on sending: nothing resets
-                writer.write(bytes(65536))
-                await writer.drain()
-            assert len(server.connections) == 1
-            writer.write_eof()
-            await wait_for(lambda: not server.connections, timeout=3)
+            await sends_on_then_ends(server, writer)  # (nothing resets)
         finally:
             await close_writer(writer)
 

@@ -18,7 +18,7 @@ from wsserver import Request, Router, Server, WebSocket
 from wsserver.response import Response, text
 
 from .conftest import StartServer
-from .helpers import exchange, read_until_closed, upgrade_request, wait_for
+from .helpers import exchange, read_until_closed, sends_on_then_ends, upgrade_request
 
 TIMEOUT = 5.0
 
@@ -534,12 +534,7 @@ async def test_a_request_refused_for_what_h11_could_not_read_lingers_as_for_its_
     writer.write(b"POST / HTTP/1.1\r\nHost: x\r\n" + head)
     answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # (to the server's end)
     assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer
-    for _ in range(20):  # the client goes on sending: nothing resets
-        writer.write(bytes(65536))
-        await writer.drain()
-    assert len(server.connections) == 1
-    writer.write_eof()
-    await wait_for(lambda: not server.connections, timeout=3)
+    await sends_on_then_ends(server, writer)  # (nothing resets)
     writer.close()
 
 

@@ -21,7 +21,7 @@ from wsserver import ClientDisconnected, Request, RequestTooLarge, Router
 from wsserver.response import Response, StreamingResponse, json, stream, text
 
 from .conftest import StartServer
-from .helpers import wait_for
+from .helpers import sends_on_then_ends, wait_for
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -545,12 +545,7 @@ class TestAnAnswerBeforeTheBodysEnd:
         head, _ = await read_response(reader)
         assert head.startswith(b"HTTP/1.1 413 ")
         assert await asyncio.wait_for(reader.read(), 5) == b""  # its end, after the answer
-        for _ in range(20):  # the client may go on sending: nothing resets
-            writer.write(bytes(65536))
-            await writer.drain()
-        assert len(server.connections) == 1
-        writer.write_eof()
-        await wait_for(lambda: not server.connections, timeout=3)
+        await sends_on_then_ends(server, writer)  # (nothing resets)
         writer.close()
 
 
