@@ -299,7 +299,9 @@ class Server:
         """Start listening (does nothing if already started, or closed before it started).
 
         Calls that overlap (``serve_forever()`` in a task and an awaited
-        ``start()``) start it once: the later ones wait for the first.
+        ``start()``) start it once: the later ones wait for the first. A
+        :meth:`close` while it runs an ASGI lifespan startup or a Router's
+        ``on_startup`` hooks cancels them: it then returns without listening.
 
         Raises:
             OSError: it cannot listen (the port is taken, say).
@@ -779,8 +781,12 @@ class Server:
         going on; every call waits for that one shutdown.
 
         Called in the start itself (a Router's startup hook), it stops the
-        start before the server listens, and returns at once; called in the
-        shutdown itself (a shutdown hook), it returns at once.
+        start before the server listens, and returns at once; called from
+        elsewhere while a start is under way (a stop signal's handler), it
+        cancels the start's ASGI lifespan startup or startup hooks under way,
+        and the start stops before listening (one that comes as it binds its
+        sockets shuts it down once it listens); called in the shutdown itself
+        (a shutdown hook), it returns at once.
 
         Raises:
             ValueError: ``code`` is not a close code that can be sent, or
