@@ -240,6 +240,51 @@ async def test_close_during_a_startup_hook_that_hangs_stops_the_start() -> None:
     assert server.closing and server.sockets == ()  # (it never listened)
 
 
+@pytest.mark.parametrize("how", ["startup hook's close()", "port taken"])
+async def test_a_shutdown_hook_that_calls_close_in_a_start_that_stops_goes_on_at_once(
+    how: str,
+) -> None:
+    # A start that does not serve (a startup hook closed the server, or it
+    # could not listen) runs the shutdown hooks itself. One that calls
+    # close() (a cleanup shared with an admin route, as above) waited for
+    # the start, which waited for it: for ever.
+    events: list[str] = []
+    routes = Router()
+    taken = None
+
+    @routes.on_startup
+    async def check(server: Server) -> None:
+        if how == "startup hook's close()":
+            await server.close()
+
+    @routes.on_shutdown
+    async def release(server: Server) -> None:
+        await server.close()
+        events.append("released")
+
+    @routes.on_shutdown
+    async def release_too(server: Server) -> None:
+        await asyncio.wait_for(server.close(), TIMEOUT)  # (in a task of its own, on 3.11)
+        events.append("released too")
+
+    port = 0
+    if how == "port taken":
+        taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = taken.sockets[0].getsockname()[1]
+    try:
+        server = serve(routes, "127.0.0.1", port)
+        if how == "port taken":
+            with pytest.raises(OSError):
+                await asyncio.wait_for(server.serve_forever(), TIMEOUT)
+        else:
+            await asyncio.wait_for(server.serve_forever(), TIMEOUT)  # (returns: closed)
+    finally:
+        if taken is not None:
+            taken.close()
+    assert events == ["released", "released too"]
+    assert not server.sockets
+
+
 async def test_a_context_variable_a_startup_hook_sets_is_seen_by_the_handlers() -> None:
     # The hooks ran in the start's own task, whose context every connection's
     # tasks start from: a ContextVar set in one (structlog's

@@ -151,6 +151,9 @@ class Server:
         self._starting = asyncio.Lock()
         #: The task running a Router's startup hooks, while they run (see close()).
         self._starter: asyncio.Task[Any] | None = None
+        #: The task stopping what a start that does not serve started (its
+        #: shutdown hooks), while it runs (see close()).
+        self._undoing: asyncio.Task[None] | None = None
         #: Set by a close() from outside the start while one is under way: the
         #: start stops before it listens (see _unless_closed()).
         self._start_stopped: asyncio.Future[None] | None = None
@@ -332,12 +335,12 @@ class Server:
             await self._start_serving()
         except _ClosedInStart:
             # A startup hook, or a close() from elsewhere, closed the server: it never listens.
-            await self._stop_services()
+            await self._undo_start()
             self._closed.set()
             return
         except BaseException:  # (cancelled too: a stop signal during the start)
             # It never served: undo what started (the app hears its lifespan end).
-            await self._stop_services()
+            await self._undo_start()
             raise
         self._started = True
         if self.request_limit is not None and self.config.limit_max_requests_jitter:
@@ -347,6 +350,17 @@ class Server:
                 self.config.limit_max_requests,
                 self.config.limit_max_requests_jitter,
             )
+
+    async def _undo_start(self) -> None:
+        """_stop_services() for a start that does not serve, in a task of its
+        own named in its context (as the shutdown's): a shutdown hook's
+        close(), through wait_for() too, is known to be part of it, and
+        returns at once rather than wait for the start that waits for it."""
+        self._undoing = start_app_task(self.loop, self._stop_services())
+        try:
+            await self._undoing
+        finally:
+            self._undoing = None
 
     async def _stop_services(self, limit: float | None = None) -> None:
         """Stop what start() started besides listening: the timers, a Router's
@@ -812,13 +826,13 @@ class Server:
         ):
             return  # (waiting for the shutdown under way would wait for ever)
         if self._starting.locked():
-            if self._starter is not None and self._starter in (
-                calling_app_task(),
-                asyncio.current_task(),
+            callers = (calling_app_task(), asyncio.current_task())
+            if (self._starter is not None and self._starter in callers) or (
+                self._undoing is not None and self._undoing in callers
             ):
                 # (A startup hook: the start, which waits for it, sees this
-                # and stops before listening; waiting for it would wait for
-                # ever.)
+                # and stops before listening; or a shutdown hook of a start
+                # that stops. Waiting for the start would wait for ever.)
                 self.closing = True
                 return
             # A start() under way stops before it listens: its lifespan
