@@ -31,7 +31,9 @@ not such an object gets ``400`` with ``{"error", "status", "message"}``. A room 
 long for a topic (``room:<room_id>`` over ``max_topic_size``, 1024 bytes by default) gets
 ``400``, at the handshake and over HTTP.
 
-A room is the topic ``room:<room_id>``: each client subscribes to it, and
+A room is the topic ``room:<room_id>``: each client subscribes to it (and is
+welcomed once the broker has confirmed that, so that what another process says
+in the room next, a POST the client makes say, reaches it), and
 messages are published to it (``ws.server.publish``): framed once for this
 process's clients, carried by the broker to the others'. A client too slow to
 take a message (its write buffer over ``write_limit``) is skipped for that
@@ -40,6 +42,7 @@ message rather than buffered without bound.
 
 from __future__ import annotations
 
+import asyncio
 import json as jsonlib
 import logging
 from typing import Any
@@ -112,10 +115,15 @@ async def chat(request: Request, ws: WebSocket, room_id: str) -> None:
     """One chat client in room ``room_id``."""
     user = _clean_user(request.args.get("user"), "anonymous")
     topic = ROOM + room_id
-    ws.subscribe(topic)  # (first: for a client closing already, it raises, nothing to undo)
+    subscribed = ws.subscribe(topic)  # (first: for a client closing already, it raises)
     rooms.setdefault(room_id, {})[ws] = user
     try:
-        clients = await ws.server.presence(topic)
+        # Welcomed once the broker (Redis) confirmed the subscription, so that
+        # what another process says in the room next (after a POST the client
+        # makes, say) reaches it; the count is asked meanwhile (a Redis that
+        # froze makes each wait its broker_timeout: the two at once, not one
+        # after the other).
+        _, clients = await asyncio.gather(subscribed, ws.server.presence(topic))
         await ws.send(
             {
                 "type": "system",

@@ -20,11 +20,14 @@ from websockets.exceptions import InvalidStatus
 
 from examples import chat, echo, secure, stream
 from wsserver import Server
+from wsserver.broker.redis_backend import RedisBroker
 from wsserver.protocol.frames import Opcode, serialize_close, serialize_frame
 from wsserver.testing import HandshakeDenied, TestClient
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient, errors_logged
+from .helpers import MASK, RawClient, errors_logged, wait_for
+from .redis_server import RedisServer
+from .tcp_proxy import Proxy
 
 TIMEOUT = 3.0
 
@@ -427,6 +430,43 @@ async def test_chat_goes_on_past_gone_and_slow_clients(run_server: StartServer) 
         slow.writer.transport.abort()
     finally:
         await pool.close_all()
+
+
+async def test_chat_welcome_means_the_room_is_heard_from_every_process(
+    run_server: StartServer, redis_server: RedisServer
+) -> None:
+    """A client welcomed in a room on one server gets what another server says there
+    next, as the docstring's ``--workers 3 --broker redis://...`` promises: the handler
+    waits for Redis to confirm the room's subscription before its welcome."""
+    async with Proxy(redis_server.port) as proxy:
+        broker = RedisBroker(f"redis://127.0.0.1:{proxy.port}/0")
+        here = await run_server(chat.routes, broker=broker)
+        there = await run_server(chat.routes, broker=redis_server.url)
+        await wait_for(lambda: broker.up, what="the broker up")
+        # (This server's SUBSCRIBE to the room reaches Redis once released.)
+        assert proxy.hold(lambda link: b"SUBSCRIBE" in link.from_client) == 1
+        ws = await websockets.connect(f"ws://127.0.0.1:{here.port}/ws/chat/lobby?user=ann")
+        try:
+
+            async def welcomed_then_post() -> None:
+                assert (await recv_json(ws))["type"] == "system"
+                url = f"http://127.0.0.1:{there.port}/api/rooms/lobby/messages"
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.post(url, json={"message": "hello ann"}) as r,
+                ):
+                    assert r.status == 202
+
+            posting = asyncio.ensure_future(welcomed_then_post())
+            # Until the subscription is confirmed, no welcome (so no POST); at most
+            # this long, then the proxy lets it through.
+            await asyncio.wait({posting}, timeout=0.5)
+            proxy.release()
+            await posting
+            said = await recv_type(ws, "chat")
+            assert said["message"] == "hello ann"
+        finally:
+            await ws.close()
 
 
 # ================================================================== stream
