@@ -846,6 +846,20 @@ async def test_make_run_starts_the_chat_example() -> None:
             await process.wait()
 
 
+def test_the_quick_start_says_how_many_processes_make_test_runs() -> None:
+    """The README's quick start names the pytest workers the Makefile's ``test`` recipe starts."""
+    root = Path(__file__).resolve().parent.parent
+    recipe = (root / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    match = re.search(r"-m pytest .*-n (\d+)", recipe)
+    assert match, recipe
+    words = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 8: "eight"}
+    readme = (root / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    said = re.search(r"runs the suite in (\w+)\s+processes", quick_start)
+    assert said, quick_start
+    assert said.group(1) == words[int(match.group(1))]
+
+
 async def test_stream_invalid_json_gets_exactly_the_documents_error(stream_server: Server) -> None:
     async with websockets.connect(stream_url(stream_server)) as ws:
         await recv_type(ws, "connected")
