@@ -3,6 +3,7 @@ wsserver.testing)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import re
@@ -28,6 +29,7 @@ from .conftest import StartServer
 from .helpers import MASK, RawClient, errors_logged, wait_for
 from .redis_server import RedisServer
 from .tcp_proxy import Proxy
+from .test_cli import running_cli
 
 TIMEOUT = 3.0
 
@@ -844,6 +846,29 @@ async def test_make_run_starts_the_chat_example() -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+def docstring_commands() -> list[str]:
+    """The ``python -m wsserver ...`` commands the examples' docstrings run them with,
+    but those that need a Redis (``--broker``)."""
+    found = []
+    for path in sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py")):
+        doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split())
+        commands = re.findall(r"``python -m wsserver ([^`]+)``", doc)
+        assert commands or path.name == "__init__.py", f"{path.name} says not how to run it"
+        found += [command for command in commands if "--broker" not in command]
+    return found
+
+
+@pytest.mark.parametrize("command", docstring_commands())
+async def test_each_example_runs_as_its_docstring_says(command: str) -> None:
+    """Started as its docstring says (on a free port), an example listens and answers."""
+    async with running_cli(*command.split()) as cli:
+        reader, writer = await asyncio.open_connection("127.0.0.1", cli.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        writer.close()
+        assert re.match(rb"HTTP/1\.1 [234]\d\d ", head), (head, cli.lines)
 
 
 def test_the_quick_start_says_how_many_processes_make_test_runs() -> None:
