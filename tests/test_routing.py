@@ -1411,6 +1411,28 @@ def test_a_head_route_takes_head_from_the_get_route_of_its_own_path_only() -> No
     assert routes.resolve("/report", "b.example", "HEAD", False).route is not None
 
 
+def test_a_host_s_head_route_after_the_get_route_for_every_host_takes_its_head() -> None:
+    # (From a review.) A host's route after the route for every host at its
+    # URI is refused (never reached), but a HEAD route is no clash with a GET
+    # route: a host's HEAD route after the GET route for every host (or for
+    # more hosts) was taken and never reached, its host's HEAD answered by the
+    # GET route.
+    async def page(request: Request) -> Any:
+        return text("page")
+
+    async def head(request: Request) -> Any:
+        return text("")
+
+    for hosts in (None, ["a.example", "b.example"]):
+        routes = Router()
+        routes.get("/report", host=hosts)(page)
+        routes.head("/report", host="a.example")(head)
+        get, head_route = routes.routes
+        assert routes.resolve("/report", "a.example", "HEAD", False).route is head_route
+        assert routes.resolve("/report", "a.example", "GET", False).route is get
+        assert routes.resolve("/report", "b.example", "HEAD", False).route is get
+
+
 def test_a_strict_route_a_non_strict_one_before_covers_is_refused(tmp_path: Any) -> None:
     # (From a review.) Under Router(strict_slashes=True), a route at a static
     # mount's path with its "/" was taken, and never reached: the mount's own

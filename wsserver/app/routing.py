@@ -763,9 +763,7 @@ class Router:
             )
             # (Routes are tried in order: a host's route goes before the
             # route for every host, where Sanic tries it first anyway.)
-            its_hosts = other.hosts is None or (
-                route.hosts is not None and route.hosts <= other.hosts
-            )
+            its_hosts = _answers_hosts_of(other, route)
             if same_uri and its_hosts and other.is_websocket == route.is_websocket and same_methods:
                 hosts = "host" if other.hosts == route.hosts else "hosts, first (add it before)"
                 raise ValueError(
@@ -893,11 +891,12 @@ class Router:
             elif method in route.methods:
                 if http is None or (
                     # A route of HEAD's own goes before the HEAD of the GET
-                    # route of its path (its pair, which _register let be).
+                    # route of its path (its pair, which _register let be),
+                    # for its hosts, all of which the GET route answers.
                     method == "HEAD"
                     and "GET" in (http[0].methods or ())
                     and "GET" not in route.methods
-                    and route.hosts == http[0].hosts
+                    and _answers_hosts_of(http[0], route)
                     and _unslashed(route.shape) == _unslashed(http[0].shape)
                 ):
                     http = (route, params)
@@ -1063,6 +1062,13 @@ def _unnamed(param: re.Match[str]) -> str:
 def _unslashed(uri: str) -> str:
     """``uri`` without its trailing ``/`` (``/`` itself stays)."""
     return uri.rstrip("/") or "/"
+
+
+def _answers_hosts_of(first: Route, later: Route) -> bool:
+    """Whether ``first`` answers each host that ``later`` does (it is for
+    every host, or for the same hosts, or more): at one URI, it takes their
+    requests first."""
+    return first.hosts is None or (later.hosts is not None and later.hosts <= first.hosts)
 
 
 def _methods_clash(ours: frozenset[str], theirs: frozenset[str]) -> bool:
