@@ -373,10 +373,18 @@ async def test_limit_concurrency_counts_a_closed_connection_whose_answer_is_unse
         ),
         what="the answer written, the connection closed",
     )
+    await _the_next_client_is_over_the_limit(server, writer, connect, "/big")
+
+
+async def _the_next_client_is_over_the_limit(
+    server: Any, writer: asyncio.StreamWriter, connect: Any, path: str
+) -> None:
+    """The connection of ``writer`` (closed, its answer unsent) is load: with
+    ``limit_concurrency=1``, a next client's GET of ``path`` gets 503."""
     await asyncio.sleep(0.1)
     assert server.lingering == 0, "a connection whose answer is unsent taken for no load"
     other_reader, other_writer = await connect()
-    other_writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    other_writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     answer = await asyncio.wait_for(other_reader.read(), 5)
     assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
     other_writer.close()
@@ -421,15 +429,9 @@ async def test_limit_concurrency_counts_a_lingering_connection_whose_answer_is_u
     (connection,) = server.connections
     assert isinstance(connection, HttpProtocol)
     await wait_for(lambda: connection.lingering, what="the answer written, lingering")
-    await asyncio.sleep(0.1)
-    assert server.lingering == 0, "a connection whose answer is unsent taken for no load"
-    other_reader, other_writer = await asyncio.open_connection("127.0.0.1", server.port)
-    other_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    answer = await asyncio.wait_for(other_reader.read(), 5)
-    assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
-    other_writer.close()
-    writer.transport.abort()
-    await wait_for(lambda: not server.connections and server.lingering == 0, what="the closes")
+    await _the_next_client_is_over_the_limit(
+        server, writer, lambda: asyncio.open_connection("127.0.0.1", server.port), "/"
+    )
 
 
 async def test_pipelined_requests_from_a_client_that_does_not_read_stay_bounded(
