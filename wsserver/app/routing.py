@@ -956,7 +956,8 @@ class Router:
             KeyError: no route is named ``name``.
             ValueError: a path parameter is missing or does not fit its type,
                 or the path would be read back as other values (a ``str``
-                ending in ``/``, two in one segment split elsewhere).
+                ending in ``/``, two in one segment split elsewhere), or
+                has a ``.`` or ``..`` segment (which a client removes).
         """
         route = self._names.get(name)
         if route is None:
@@ -984,6 +985,13 @@ class Router:
         back = route._regex.match(decoded)
         if back is None or back.groupdict() != written or route.match(decoded) is None:
             raise ValueError(f"parameters {params!r} do not fit route {route.uri!r}")
+        # Nor is it asked for as another path: a client removes a "." or ".."
+        # segment before it sends the request (RFC 3986 5.2.4).
+        if any(segment in (".", "..") for segment in path.split("/")):
+            raise ValueError(
+                f"parameters {params!r} make a dot segment in {path!r}, "
+                "which a client removes (RFC 3986 5.2.4)"
+            )
         query = {k: v for k, v in params.items() if k not in written}
         if query:
             path += "?" + urlencode(query, doseq=True)
