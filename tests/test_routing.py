@@ -7,6 +7,7 @@ import contextlib
 import re
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given, settings
@@ -635,6 +636,28 @@ def test_url_for_writes_dots_that_are_no_segment() -> None:
     assert router.url_for("s", room="...") == "/s/..."
     assert router.url_for("s", room=".hidden") == "/s/.hidden"
     assert router.url_for("p", rest="a/.well-known/b..") == "/p/a/.well-known/b.."
+
+
+def test_url_for_never_writes_a_path_that_names_another_host(tmp_path: Any) -> None:
+    # (From a review.) A path parameter at the start of a route (static
+    # files at "/") given "/evil.example/x" was written "//evil.example/x":
+    # a network-path reference (RFC 3986 4.2), which a browser given it as a
+    # link or a redirect's Location takes for the host evil.example. Its
+    # second "/" is written %2F, which the route reads back the same.
+    (tmp_path / "index.html").write_text("x")
+    router = Router()
+    router.static("/", tmp_path, name="files")
+    router.add_websocket_route(chat, "/<rest:path>", name="any")
+    for url in (
+        router.url_for("files", path="/evil.example/x"),
+        router.url_for("any", rest="//evil.example/x"),
+    ):
+        assert url.startswith("/%2F") and not url.startswith("//"), url
+    assert params_of(router, unquote(router.url_for("any", rest="//e.example/x"))) == {
+        "rest": "//e.example/x"
+    }
+    found = router.resolve(unquote(router.url_for("files", path="/e.example/x")), "", "GET", False)
+    assert found.route is not None and found.params == {"path": "/e.example/x"}
 
 
 def test_url_for_unknown_name_raises_key_error() -> None:

@@ -950,7 +950,9 @@ class Router:
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of route ``name``, percent-encoded (the route's own text
-        as its parameters); parameters not in the path become the query.
+        as its parameters); parameters not in the path become the query. A
+        path that would start with ``//`` (a path parameter's leading ``/``:
+        another host, to a browser) has its second ``/`` written ``%2F``.
 
         Raises:
             KeyError: no route is named ``name``.
@@ -978,6 +980,11 @@ class Router:
             pos = m.end()
         pieces.append(quote(route.uri[pos:], safe=_PATH_SAFE))
         path = "".join(pieces)
+        if path.startswith("//"):
+            # A path parameter's leading "/" (static files at "/" given
+            # "/evil.example"): "//evil.example" is a network-path reference
+            # (RFC 3986 4.2), another host to a browser; "%2F" is read the same.
+            path = "/%2F" + path[2:]
         # The path must give the handler these values back, not others that
         # it also matches as: "x/" is "x" and a trailing slash, and two
         # parameters in one segment split where the route splits them.
