@@ -242,8 +242,10 @@ async def signalled_while_starting(
 
 
 @contextlib.asynccontextmanager
-async def hung_up_while_starting(tmp_path: Path, *args: str) -> AsyncIterator[Cli]:
-    """Run ``python -m wsserver ARGS --env-file FIFO --port 0``, send it SIGHUP
+async def signalled_reading_its_env_file(
+    tmp_path: Path, *args: str, signum: int = signal.SIGHUP
+) -> AsyncIterator[Cli]:
+    """Run ``python -m wsserver ARGS --env-file FIFO --port 0``, send it ``signum``
     while it reads the env file (a FIFO: it waits there, its first handlers
     set, its event loop's not yet), then let it go on; yield it (its stderr
     read on into its lines)."""
@@ -254,7 +256,7 @@ async def hung_up_while_starting(tmp_path: Path, *args: str) -> AsyncIterator[Cl
         opening = asyncio.to_thread(os.open, fifo, os.O_WRONLY)
         fd = await asyncio.wait_for(opening, STARTUP_TIMEOUT)
         try:
-            cli.proc.send_signal(signal.SIGHUP)
+            cli.proc.send_signal(signum)
             await asyncio.sleep(0.2)  # (delivered)
             # A supervisor reads it again for each worker: a file from now on.
             (tmp_path / "env.file").write_text("")
@@ -271,7 +273,7 @@ async def test_a_sighup_during_the_start_of_a_single_process_stops_it_once_it_ca
     # Before the event loop's handlers were set, SIGHUP's default action
     # killed the process (exit -1). It is acted on once they are: a single
     # process's SIGHUP is a graceful shutdown.
-    async with hung_up_while_starting(tmp_path, "examples.echo:routes") as cli:
+    async with signalled_reading_its_env_file(tmp_path, "examples.echo:routes") as cli:
         assert await cli.wait() == 0
     assert "SIGHUP: shutting down" in cli.stderr
     assert "stopped before it started" in cli.stderr

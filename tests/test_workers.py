@@ -34,9 +34,9 @@ from .test_cli import (
     Cli,
     child_env,
     children,
-    hung_up_while_starting,
     run_cli_to_end,
     running_cli,
+    signalled_reading_its_env_file,
     signalled_while_starting,
 )
 
@@ -788,7 +788,7 @@ async def test_a_sighup_during_the_supervisor_s_start_does_not_kill_it(tmp_path:
     # worker had started yet: they all start with what is there now, and
     # there is nothing to restart (said in the log).
     args = ("tests.worker_app:routes", "--workers", "2", "--ping-interval", "none")
-    async with hung_up_while_starting(tmp_path, *args) as cli:
+    async with signalled_reading_its_env_file(tmp_path, *args) as cli:
         await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
         listening = LISTENING_RE.search(cli.stderr)
         assert listening is not None
@@ -797,6 +797,28 @@ async def test_a_sighup_during_the_supervisor_s_start_does_not_kill_it(tmp_path:
         assert "rolling restart" not in cli.stderr
         async with websockets.connect(cli.url + "/pid") as ws:
             assert int(await asyncio.wait_for(ws.recv(), TIMEOUT)) in children(cli.proc.pid)
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
+@pytest.mark.parametrize(
+    ("signum", "said", "workers"),
+    [
+        (signal.SIGTTIN, "SIGTTIN: one more worker, 3 in all", 3),
+        (signal.SIGTTOU, "SIGTTOU: one fewer worker, 1 in all", 1),
+    ],
+)
+async def test_a_scaling_signal_during_the_supervisor_s_start_is_acted_on_once_it_can(
+    tmp_path: Path, signum: int, said: str, workers: int
+) -> None:
+    # Before the event loop's handlers were set, the default action of
+    # SIGTTIN and SIGTTOU stopped the supervisor (a scaling script run just
+    # after the start): frozen, its port bound, its SIGTERM not acted on
+    # until a SIGCONT. It waits now, and is acted on once they are.
+    args = ("tests.worker_app:routes", "--workers", "2", "--ping-interval", "none")
+    async with signalled_reading_its_env_file(tmp_path, *args, signum=signum) as cli:
+        await wait_for(lambda: said in cli.stderr, what="the signal acted on")
+        await wait_for(lambda: len(children(cli.proc.pid)) == workers, what="the workers")
         cli.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 

@@ -51,10 +51,12 @@ from .supervisor import (
     die_with_parent,
     held_hangup,
     hold_hangups,
+    hold_scaling,
     ignore_signals,
     inherited_socket,
     listening_socket,
     parent_gone,
+    release_scaling,
     with_flags,
     working_directory,
 )
@@ -1078,7 +1080,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (a container without an init) the kernel would drop a SIGTERM that has
     no handler, and go on starting. The event loop's handlers take over once
     it runs. A SIGHUP meanwhile is kept for them (see :func:`hold_hangups`):
-    a supervisor's rolling restart, a single process's shutdown.
+    a supervisor's rolling restart, a single process's shutdown. SIGTTIN and
+    SIGTTOU wait for a supervisor's (see :func:`hold_scaling`).
     """
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -1089,6 +1092,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hangup = hold_hangups()
         if hangup is not None:
             previous[signal.SIGHUP] = hangup
+        hold_scaling()
     ours = {signum: signal.getsignal(signum) for signum in previous}
     try:
         return _main(argv)
@@ -1100,6 +1104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(said, file=sys.stderr)
         return 0
     finally:
+        release_scaling()  # (unless released already)
         for signum, handler in previous.items():
             if signal.getsignal(signum) is ours[signum]:
                 signal.signal(signum, handler)  # (main() called in a process of its own)
@@ -1201,6 +1206,9 @@ def _main(argv: Sequence[str] | None) -> int:
         # A worker is in a process group of its own (see the supervisor): on a
         # terminal set to `stty tostop`, its first log line would stop it (SIGTTOU).
         signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    # No supervisor: these two are job control's again (before the import of
+    # the application, whose processes would inherit them blocked).
+    release_scaling()
     try:
         app = load_app(args.app, args.interface, args.factory)
     except AppLoadError as exc:

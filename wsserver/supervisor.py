@@ -64,6 +64,8 @@ __all__ = [
     "ignore_signals",
     "hold_hangups",
     "held_hangup",
+    "hold_scaling",
+    "release_scaling",
     "READY",
     "LIMIT_REACHED",
     "PING",
@@ -279,6 +281,9 @@ class Supervisor:
             logger.info("SIGTTIN and SIGTTOU are job control's here (the terminal has tostop)")
         for signum in scaling:
             loop.add_signal_handler(signum, self._scale, signum)
+        # (One that came during the start, held since, is acted on now; and
+        # the workers, started from here on, do not inherit the mask.)
+        release_scaling()
         if self.watcher is not None:
             self._keep(loop.create_task(self._watch_files(self.watcher)))
         if os.getpid() == 1:
@@ -1226,6 +1231,36 @@ def held_hangup() -> bool:
     held = bool(_held_hangups)
     _held_hangups.clear()
     return held
+
+
+#: SIGTTIN and SIGTTOU, as :func:`hold_scaling` blocked them (none it found blocked already).
+_scaling_held: list[int] = []
+
+
+def hold_scaling() -> None:
+    """From now until the supervisor's event loop has its handlers (or the
+    process turns out to be no supervisor): SIGTTIN and SIGTTOU wait, blocked,
+    rather than their default action stopping the process (a scaling script
+    run just after the start froze the supervisor, its port bound and its
+    SIGTERM not acted on until a SIGCONT). :func:`release_scaling` lets them
+    in. Blocked, not caught: a background write to a terminal set to
+    ``tostop`` goes through meanwhile, as with SIGTTOU ignored, where a
+    handler would have the write retried for ever. Call it in the main
+    thread (the mask is its own; the processes it starts inherit it)."""
+    scaling = [getattr(signal, name) for name in ("SIGTTIN", "SIGTTOU") if hasattr(signal, name)]
+    if not scaling or not hasattr(signal, "pthread_sigmask"):
+        return  # (not POSIX)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, scaling)
+    _scaling_held[:] = [signum for signum in scaling if signum not in before]
+
+
+def release_scaling() -> None:
+    """Unblock what :func:`hold_scaling` blocked: one that came meanwhile is
+    delivered now, to the supervisor's handler (or, in a single process or a
+    worker, to what it has for them: job control's default)."""
+    if _scaling_held:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _scaling_held)
+        _scaling_held.clear()
 
 
 def die_with_parent(supervisor_pid: int) -> None:
