@@ -972,6 +972,12 @@ async def test_one_worker_failing_at_start_up_while_another_starts_is_retried(
         await wait_for(lambda: cli.stderr.count(" accepting on ") == 2, what="both workers")
         assert cli.proc.returncode is None
         assert len(children(cli.proc.pid)) == 2
+        # The supervisor says when each accepts: the one that started first
+        # time too (it said nothing of it, the first start not being whole).
+        lines = [line for line in cli.lines if "wsserver.supervisor" in line]
+        accepting = [line for line in lines if re.search(r"accepting$", line.rstrip())]
+        assert len(accepting) == 2, lines
+        assert accepting[0].rstrip().endswith("1 worker accepting"), lines
 
 
 @pytest.mark.drill

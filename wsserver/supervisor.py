@@ -303,12 +303,13 @@ class Supervisor:
                 "connections wait for one",
                 self.start_timeout,
             )
-        ready = await starting
+        await starting
         self._first_started = True
         # Those accepting now: not one added meanwhile (SIGTTIN) and still
-        # starting, which says so itself once it accepts (see _watch_ready()).
+        # starting, nor one started again after its first died at start-up:
+        # each says so itself once it accepts (see _watch_ready()).
         accepting = sum(w.ready.done() and w.ready.result() is True for w in self.workers.values())
-        if all(ready) and accepting:
+        if accepting:
             logger.info("%d worker%s accepting", accepting, "s" if accepting > 1 else "")
         await self._stopped.wait()
         ignore_signals(loop, (*stops, signal.SIGQUIT, signal.SIGHUP, *scaling), self.clean_up)
