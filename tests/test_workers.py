@@ -450,7 +450,7 @@ async def test_a_replacement_whose_startup_hook_closes_its_server_does_not_repla
         (tmp_path / "REFUSE").touch()
         cli.proc.send_signal(signal.SIGHUP)
         await wait_for(lambda: "rolling restart stopped" in cli.stderr, what="the restart")
-        assert f"did not start accepting; keeping pid {first}" in cli.stderr
+        assert f"did not start accepting (exit code 0); keeping pid {first}" in cli.stderr
         async with httpx.AsyncClient() as client:
             response = await asyncio.wait_for(client.get(f"http://127.0.0.1:{cli.port}/pid"), 5)
         assert response.text == str(first)
@@ -490,7 +490,9 @@ async def test_worker_start_timeout_bounds_a_replacement_s_start(tmp_path: Path)
         (old,) = children(cli.proc.pid)
         (tmp_path / "SLOW").write_text("30")
         cli.proc.send_signal(signal.SIGHUP)
-        await wait_for(lambda: "did not start accepting; keeping pid" in cli.stderr, what="it")
+        # Why is said: it was given up, and killed (it said nothing itself).
+        given_up = "did not start accepting within 0.5 s (--worker-start-timeout): killed; keeping"
+        await wait_for(lambda: f"{given_up} pid {old}" in cli.stderr, what="it")
         assert old in children(cli.proc.pid)
         async with httpx.AsyncClient() as client:
             assert (await client.get(f"http://127.0.0.1:{cli.port}/v")).text == "ok"

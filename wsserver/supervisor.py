@@ -926,10 +926,11 @@ class Supervisor:
                 return False
             if started_before is not None:
                 self._replacing = new
+            timed_out = False
             try:
                 ready = await asyncio.wait_for(asyncio.shield(new.ready), self.start_timeout)
             except TimeoutError:
-                ready = False
+                ready, timed_out = False, True
             finally:
                 self._replacing = None
             if self.stopping:
@@ -957,11 +958,19 @@ class Supervisor:
                     self._stop_as_none_left()
                 return True
             if not ready or new.exited.done():
+                if timed_out:
+                    why = f" within {self.start_timeout:g} s (--worker-start-timeout): killed"
+                else:
+                    # (It closed its channel as it ended: its exit, a moment away.)
+                    await asyncio.wait({new.exited}, timeout=1.0)
+                    ended = new.exited.done() and not new.exited.cancelled()
+                    why = f" ({_exit_status(new.exited.result())})" if ended else ""
                 kept = self.workers.get(slot)
                 logger.error(
-                    "worker %d: its replacement (pid %d) did not start accepting; %s",
+                    "worker %d: its replacement (pid %d) did not start accepting%s; %s",
                     slot,
                     new.pid,
+                    why,
                     f"keeping pid {kept.pid}"
                     if kept is not None and not kept.exited.done()
                     else f"pid {old.pid}, which it was to replace, died meanwhile",
