@@ -462,16 +462,10 @@ class Server:
         try:
             await asyncio.wait([step, stopped], return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            step.cancel()  # (the start is cancelled: its step with it, as when awaited)
-            await asyncio.wait([step])
-            if not step.cancelled():
-                step.exception()  # (retrieved: the start's cancellation is what is raised)
+            await _cancel_and_wait(step)  # (the start is cancelled: its step with it)
             raise
         if not step.done():
-            step.cancel()
-            await asyncio.wait([step])
-            if not step.cancelled():
-                step.exception()  # (retrieved: the close() is what stopped the start)
+            await _cancel_and_wait(step)
             raise _ClosedInStart
         await step  # (raises what it raised)
 
@@ -1628,6 +1622,16 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
 #: Where an ASGI application's defaults differ from a Router's: uvicorn's
 #: ``--ws-per-message-deflate`` is on unless turned off.
 ASGI_DEFAULTS = {"compression": "deflate"}
+
+
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for its end, its outcome retrieved (what the
+    caller raises, the start's cancellation or _ClosedInStart, is what
+    stopped it; asyncio would log an exception of its as never retrieved)."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
 
 
 class _ClosedInStart(Exception):
