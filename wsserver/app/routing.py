@@ -326,18 +326,25 @@ class Route:
 
     def match(self, path: str) -> dict[str, Any] | None:
         """The converted path parameters if ``path`` matches, else None."""
-        if not path.startswith(self.prefix):
-            return None
-        m = self._regex.match(path)
-        if m is None:
+        texts = self.texts(path)
+        if texts is None:
             return None
         params: dict[str, Any] = {}
-        for name, value in m.groupdict().items():
+        for name, value in texts.items():
             try:
                 params[name] = self._converters[name](value)
             except ValueError:
                 return None
         return params
+
+    def texts(self, path: str) -> dict[str, str] | None:
+        """The path parameters as ``path`` has them (not converted) if it
+        matches, else None: what :meth:`match` converts (see
+        :meth:`Router.url_for`, which checks that a path reads back as written)."""
+        if not path.startswith(self.prefix):
+            return None
+        m = self._regex.match(path)
+        return None if m is None else m.groupdict()
 
     def accepts_host(self, host: str, scheme: str = "http") -> bool:
         """Whether this route answers requests for ``host`` (a Host header)
@@ -989,8 +996,7 @@ class Router:
         # it also matches as: "x/" is "x" and a trailing slash, and two
         # parameters in one segment split where the route splits them.
         decoded = unquote(path)
-        back = route._regex.match(decoded)
-        if back is None or back.groupdict() != written or route.match(decoded) is None:
+        if route.texts(decoded) != written or route.match(decoded) is None:
             raise ValueError(f"parameters {params!r} do not fit route {route.uri!r}")
         # Nor is it asked for as another path: a client removes a "." or ".."
         # segment before it sends the request (RFC 3986 5.2.4).
