@@ -30,6 +30,7 @@ from . import __version__
 from .app.routing import Router, route_of
 from .asgi import ASGIApplication, is_asgi_app
 from .asgi.lifespan import LifespanFailure
+from .broker import MemoryBroker
 from .config import ENV_VARS, NONE_WORDS, Config, Flag, add_flags, flag_settings, settings
 from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
@@ -1333,9 +1334,17 @@ def supervise(
         ssl_context(config)  # (each worker makes its own: this one says what they would)
         if config.metrics_path is not None:
             require_prometheus_client()
-        config_broker(config)  # (the same: a URL that is none, redis-py missing)
+        broker = config_broker(config)  # (the same: a URL that is none, redis-py missing)
     except ConfigError as exc:
         _refuse(parser, args, str(exc))
+    if workers > 1 and isinstance(broker, MemoryBroker):
+        # (Said once, at start: an application that uses no topics loses nothing.)
+        logger.info(
+            "%d workers without --broker: topics (subscribe, publish, presence) span one "
+            "worker each, so a room's clients hear only those of their worker; "
+            "--broker redis://... joins them",
+            workers,
+        )
     start_timeout = _flag_or_variable(
         parser, args, "worker_start_timeout", _positive_seconds, START_TIMEOUT
     )
