@@ -664,6 +664,14 @@ async def test_cookies_set_by_responses_and_the_101_are_kept_by_chromium(
         response.delete_cookie("session")
         return response
 
+    @routes.get("/prefixed")
+    async def prefixed(request: Any) -> Any:
+        response = json_response("ok")
+        response.set_cookie("__Host-Http-id", "7", secure=True, httponly=True)
+        # What set_cookie() refuses, as Chromium drops it: __Http- without HttpOnly.
+        response.headers.append(("Set-Cookie", "__Http-raw=1; Path=/; Secure"))
+        return response
+
     async def on_connect(request: Any) -> Any:
         acceptance = accept()
         acceptance.set_cookie("upgraded", "1", samesite="strict")
@@ -694,3 +702,9 @@ async def test_cookies_set_by_responses_and_the_101_are_kept_by_chromium(
         # request.cookies read it as latin-1 ("cafÃ©").
         await page.evaluate("document.cookie = 'theme=café ☕'")
         assert await page.evaluate(me) == {"theme": "café ☕", "upgraded": "1"}
+        await page.evaluate("fetch('/prefixed').then((r) => r.json())")
+        assert await page.evaluate(me) == {
+            "theme": "café ☕",
+            "upgraded": "1",
+            "__Host-Http-id": "7",
+        }

@@ -97,6 +97,13 @@ def test_what_set_cookie_sends(arguments: dict[str, object], sent: str) -> None:
     assert response.headers[-1] == ("Set-Cookie", "__Host-id=42; Path=/; Secure; SameSite=Lax")
     response.set_cookie("__Secure-id", "42", secure=True, domain="example.com")
     assert response.headers[-1][1].startswith("__Secure-id=42; Domain=example.com;")
+    response.set_cookie("__Http-id", "42", secure=True, httponly=True, domain="example.com")
+    assert response.headers[-1][1].startswith("__Http-id=42; Domain=example.com;")
+    response.set_cookie("__Host-Http-id", "42", secure=True, httponly=True)
+    assert response.headers[-1] == (
+        "Set-Cookie",
+        "__Host-Http-id=42; Path=/; Secure; HttpOnly; SameSite=Lax",
+    )
     # At the limits browsers keep.
     response.set_cookie("a", "x" * 4095, domain=".xn--caf-dma.example", path="/" + "p" * 1023)
     assert response.headers[-1][1].startswith(f"a={'x' * 4095}; Domain=.xn--caf-dma.example; ")
@@ -145,6 +152,11 @@ def test_delete_cookie_ends_it_where_it_was_set() -> None:
         ("__Host-id", "1", {}, "__Host- needs secure=True"),
         ("__Host-id", "1", {"secure": True, "path": "/app"}, "__Host- needs"),
         ("__Host-id", "1", {"secure": True, "domain": "example.com"}, "__Host- needs"),
+        # (Chromium 140 and Firefox 142 drop these too: layered cookies' 4.1.3.3-4.)
+        ("__Http-id", "1", {"secure": True}, "__Http- needs secure=True and httponly=True"),
+        ("__http-id", "1", {"httponly": True}, "__Http- needs"),
+        ("__Host-Http-id", "1", {"secure": True}, "__Host-Http- needs"),
+        ("__host-http-id", "1", {"secure": True, "httponly": True, "path": "/a"}, "__Host-"),
     ],
 )
 def test_what_cannot_reach_a_browser_as_given_is_refused(

@@ -7,8 +7,9 @@ value with characters RFC 6265 leaves out of a cookie (a space, ``"``, ``,``,
 ``urllib.parse.quote`` say), a name and value of over 4096 characters, a
 Path that does not start with ``/`` or would end early, a Domain that is no
 host name, ``SameSite=None`` or ``Partitioned`` without ``Secure``, and a
-``__Secure-`` or ``__Host-`` name without what browsers ask of it: browsers
-would drop or change each of them.
+``__Secure-``, ``__Host-``, ``__Http-`` or ``__Host-Http-`` name without what
+browsers ask of it (the last two, ``Secure`` and ``HttpOnly``: Chromium 140,
+Firefox 142): browsers would drop or change each of them.
 :class:`CookieSetting` gives the responses that carry headers their
 ``set_cookie()`` and ``delete_cookie()``.
 """
@@ -105,6 +106,11 @@ def set_cookie_value(
         raise ValueError(
             f"cookie {name!r}: __Host- needs secure=True, path='/' and no domain (browsers drop it)"
         )
+    if lowered.startswith(("__http-", "__host-http-")) and not (secure and httponly):
+        prefix = "__Host-Http-" if lowered.startswith("__host-") else "__Http-"
+        raise ValueError(
+            f"cookie {name!r}: {prefix} needs secure=True and httponly=True (browsers drop it)"
+        )
     if len(name) + len(value) > MAX_PAIR:
         raise ValueError(
             f"cookie {name!r}: its name and value hold over {MAX_PAIR} characters "
@@ -183,7 +189,9 @@ class CookieSetting:
             ValueError: what cannot be sent as given: a name that is no token,
                 a value with a space, ``"``, ``,``, ``;``, ``\\``, a control or
                 non-ASCII (encode it first), ``samesite="none"`` or
-                ``partitioned`` without ``secure``.
+                ``partitioned`` without ``secure``, a prefixed name
+                (``__Secure-``, ``__Host-``, ``__Http-``, ``__Host-Http-``)
+                without what it needs.
         """
         self.headers.append(("Set-Cookie", set_cookie_value(name, value, **attributes)))
 
@@ -192,5 +200,6 @@ class CookieSetting:
         ``Expires`` long past). ``path``, ``domain`` and ``partitioned`` must be
         those it was set with (a browser keeps a cookie per name, path and
         domain, and a partitioned one apart), and a ``__Secure-`` or ``__Host-``
-        name needs ``secure=True`` here too."""
+        name needs ``secure=True`` here too (an ``__Http-`` or ``__Host-Http-``
+        one, ``httponly=True`` as well)."""
         self.set_cookie(name, max_age=0, expires=_EPOCH, **scope)
