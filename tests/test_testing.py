@@ -2282,6 +2282,10 @@ async def test_a_starlette_session_cookie_reaches_its_websocket() -> None:
         ("a=1; Max-Age=5; Expires=Thu, 01 Jan 1970 00:00:00 GMT", {"a": "1"}),  # Max-Age wins
         ("a=1; Max-Age=-1; Expires=Fri, 01 Jan 2100 00:00:00 GMT", {}),
         ("a=1; Max-Age=soon", {"a": "1"}),  # (an attribute that does not parse: ignored)
+        ("a=1; Max-Age=--5", {"a": "1"}),  # (as Chromium ignores them)
+        ("a=1; Max-Age=\u00b2", {"a": "1"}),
+        ("a=1; Max-Age=" + "9" * 5000, {"a": "1"}),  # (past int()'s 4300 digits)
+        ("a=1; Max-Age=-" + "9" * 5000, {}),
         ("a=1; Max-Age=" + "9" * 400, {"a": "1"}),  # (400 days at most, as browsers keep one)
         ("a=1; Expires=someday", {"a": "1"}),
         ("a=1; Expires=Fri, 01 Jan 2100 00:00:00 GMT", {"a": "1"}),

@@ -942,8 +942,11 @@ def _set_cookie(header: str) -> tuple[str, str, float | None] | None:
     for attribute in attributes:
         key, _, argument = attribute.partition("=")
         key, argument = key.strip(" \t").lower(), argument.strip(" \t")
-        if key == "max-age" and argument.lstrip("-").isdigit():
-            max_age = int(argument)
+        digits = argument[1:] if argument[:1] == "-" else argument
+        if key == "max-age" and digits.isascii() and digits.isdigit():  # (RFC 6265 5.2.2)
+            # (Past 12 digits is past any cap; int() refuses over 4300.)
+            seconds = int(digits.lstrip("0")[:12] or "0")
+            max_age = -seconds if argument[:1] == "-" else seconds
         elif key == "expires":
             with contextlib.suppress(TypeError, ValueError, IndexError):
                 expires = email.utils.parsedate_to_datetime(argument)
