@@ -63,6 +63,10 @@ _HOURS = datetime.timedelta(hours=5)
             {"secure": True, "samesite": "none", "partitioned": True},
             "id=42; Path=/; Secure; SameSite=None; Partitioned",
         ),
+        # As the attribute is spelled (and Starlette, Sanic, Flask, Django take it).
+        ({"samesite": "Strict"}, "id=42; Path=/; SameSite=Strict"),
+        ({"samesite": "LAX", "path": None}, "id=42; SameSite=Lax"),
+        ({"samesite": "None", "secure": True}, "id=42; Path=/; Secure; SameSite=None"),
         # A moment before 1601 is the epoch: browsers read such a year as
         # another (RFC 6265 5.1.1: 30 as 2030, the cookie then kept).
         (
@@ -142,6 +146,7 @@ def test_delete_cookie_ends_it_where_it_was_set() -> None:
         ("a", "x" * 4096, {}, "over 4096 characters"),
         ("a", "1", {"domain": "example.com\r\nX: y"}, "Domain cannot be"),
         ("a", "1", {"samesite": "none"}, "SameSite=None needs secure=True"),
+        ("a", "1", {"samesite": "None"}, "SameSite=None needs secure=True"),
         ("a", "1", {"samesite": "sometimes"}, "samesite is"),
         ("a", "1", {"partitioned": True}, "Partitioned needs secure=True"),
         ("a", "1", {"max_age": 1.5}, "max_age is whole seconds"),

@@ -25,7 +25,8 @@ from .syntax import TOKEN_RE
 
 __all__ = ["CookieAttributes", "CookieScope", "CookieSetting", "SameSite", "set_cookie_value"]
 
-SameSite = Literal["lax", "strict", "none"]
+#: Any case is taken (as the attribute is spelled, "Lax", too), and ``None`` sends none.
+SameSite = Literal["lax", "strict", "none", "Lax", "Strict", "None"]
 
 #: cookie-octet (RFC 6265 4.1.1): visible ASCII but DQUOTE , ; and backslash.
 _VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
@@ -86,7 +87,8 @@ def set_cookie_value(
         secure: sent over HTTPS (and WSS) only.
         httponly: hidden from the page's scripts.
         samesite: ``"lax"`` (the default, as browsers'), ``"strict"``,
-            ``"none"`` (with ``secure``), or None to send no attribute.
+            ``"none"`` (with ``secure``), in any case (``"Strict"``, as the
+            attribute is spelled), or None to send no attribute.
         partitioned: kept per top-level site (CHIPS; with ``secure``).
 
     Raises:
@@ -141,11 +143,15 @@ def set_cookie_value(
     if httponly:
         parts.append("HttpOnly")
     if samesite is not None:
-        if samesite not in ("lax", "strict", "none"):
-            raise ValueError(f"cookie {name!r}: samesite is 'lax', 'strict', 'none' or None")
-        if samesite == "none" and not secure:
+        policy = samesite.lower() if isinstance(samesite, str) else samesite
+        if policy not in ("lax", "strict", "none"):
+            raise ValueError(
+                f"cookie {name!r}: samesite is 'lax', 'strict', 'none' (in any case) or None, "
+                f"not {samesite!r}"
+            )
+        if policy == "none" and not secure:
             raise ValueError(f"cookie {name!r}: SameSite=None needs secure=True (browsers drop it)")
-        parts.append(f"SameSite={samesite.capitalize()}")
+        parts.append(f"SameSite={policy.capitalize()}")
     if partitioned:
         if not secure:
             raise ValueError(f"cookie {name!r}: Partitioned needs secure=True (browsers drop it)")
