@@ -588,6 +588,30 @@ def test_tasks_left_running_are_cancelled_on_the_way_out() -> None:
     assert ended.is_set() and task.cancelled()
 
 
+def test_a_task_that_catches_its_cancellation_does_not_hang_the_way_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The server leaves such a task running, with a warning; the client's
+    # loop waited for it for ever as it closed (the test hung, saying nothing).
+    async def stubborn() -> None:
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    def test_body() -> None:
+        with SyncTestClient(echo.routes, timeout=0.5) as client:
+            client.call(lambda: [asyncio.ensure_future(stubborn())])  # (not awaited)
+
+    caplog.set_level(logging.WARNING, "wsserver.server")
+    started = time.monotonic()
+    body = threading.Thread(target=test_body, daemon=True)
+    body.start()
+    body.join(5)
+    assert not body.is_alive(), "the way out waited for the task for ever"
+    assert time.monotonic() - started < 1.5
+    assert "stubborn() went on when cancelled" in caplog.text
+
+
 def test_call_awaits_any_awaitable_and_keeps_its_type() -> None:
     async def three() -> int:
         return 3

@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import inspect
+import logging
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
@@ -55,6 +56,14 @@ T = TypeVar("T")
 
 #: Seconds between looks at whether the loop's thread is still there, while a call waits.
 _LIVENESS = 0.1
+
+logger = logging.getLogger("wsserver.server")
+
+
+def _what_runs(task: asyncio.Task[Any]) -> str:
+    """What ``task`` runs, for a log line: its coroutine's name (``stubborn()``)."""
+    coroutine = task.get_coro()
+    return f"{getattr(coroutine, '__qualname__', repr(coroutine))}()"
 
 
 class _Raised:
@@ -147,10 +156,15 @@ class _Thread:
     def _gone(self) -> NoReturn:
         raise RuntimeError(f"the SyncTestClient's event loop stopped: {self.died!r}") from self.died
 
-    def stop(self) -> None:
+    def stop(self, wait: float | None = DEFAULT_TIMEOUT) -> None:
         """End the loop and the thread: the tasks still there are cancelled
-        (and awaited), as ``asyncio.run()`` does, then async generators and
-        the default executor are closed."""
+        (and awaited, ``wait`` seconds at most), as ``asyncio.run()`` does,
+        then async generators and the default executor are closed.
+
+        A task still running ``wait`` seconds after its cancellation (it
+        caught the CancelledError) is left pending, with a warning, as the
+        server leaves one at its shutdown: waited for, it would hang the test.
+        """
         loop = self.loop
         if loop.is_closed():
             return
@@ -160,7 +174,17 @@ class _Thread:
             tasks = [task for task in asyncio.all_tasks() if task is not current]
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                done, running = await asyncio.wait(tasks, timeout=wait)
+                for task in done:
+                    if not task.cancelled():
+                        task.exception()  # (retrieved, as gather() would: not "never retrieved")
+                for task in running:
+                    logger.warning(
+                        "SyncTestClient: the task of %s went on when cancelled (it caught "
+                        "the CancelledError); left pending as the client's loop closes",
+                        _what_runs(task),
+                    )
             await loop.shutdown_asyncgens()
             await loop.shutdown_default_executor()
 
@@ -320,6 +344,16 @@ def _shortcut(method: str) -> Callable[..., ClientResponse]:
     return send
 
 
+def _cancelled_wait(client: TestClient | None) -> float:
+    """How long the tasks left on a client's loop as it closes may take to end
+    once cancelled: as its server's handlers at the way out, the client's
+    timeout or ``shutdown_timeout``, the shorter."""
+    if client is None:
+        return DEFAULT_TIMEOUT
+    limit = client.server.config.shutdown_timeout
+    return limit if client.timeout is None else min(client.timeout, limit)
+
+
 def _close_dropped(thread: _Thread, client: TestClient | None) -> None:
     """Close a started SyncTestClient that nothing closed: dropped (a test's
     ``client = SyncTestClient(app)``), or at the interpreter's exit (after its
@@ -340,7 +374,7 @@ def _close_dropped(thread: _Thread, client: TestClient | None) -> None:
         pass  # (closed as far as it could be; what failed was logged)
     finally:
         with contextlib.suppress(Exception):
-            thread.stop()
+            thread.stop(_cancelled_wait(client))
 
 
 #: What started a SyncTestClient's run, as its error names it.
@@ -486,7 +520,7 @@ class SyncTestClient:
                     thread.run(client.close())
         finally:
             self._thread = None
-            thread.stop()
+            thread.stop(_cancelled_wait(client))
 
     @property
     def _running(self) -> tuple[TestClient, _Thread]:
