@@ -2631,6 +2631,20 @@ async def test_a_client_not_started_says_how_to_start_it() -> None:
         assert (await client.get("/")).status == 200
 
 
+def test_a_plain_with_block_is_told_the_client_is_async() -> None:
+    # Starlette's client is entered with a plain `with`: a test ported by
+    # changing its import got "'TestClient' object does not support the
+    # context manager protocol", and no word of async with or SyncTestClient.
+    client = TestClient(echo.routes)
+    with pytest.raises(TypeError, match=r"async with TestClient\(app\).*SyncTestClient"), client:
+        pass
+    with (
+        pytest.raises(TypeError, match=r"async with client\.websocket\(path\).*SyncTestClient"),
+        client.websocket("/ws"),
+    ):
+        pass
+
+
 async def test_a_request_returns_once_the_app_s_background_work_is_done() -> None:
     # As with Starlette's client: a test asserts what FastAPI's BackgroundTasks
     # did as soon as the request returns.

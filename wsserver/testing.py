@@ -65,7 +65,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, NoReturn, TypeVar, cast
 
 import h11
 
@@ -1916,6 +1916,16 @@ class _Connecting:
         self._ws = await self._open()
         return self._ws
 
+    def __enter__(self) -> NoReturn:
+        raise TypeError(
+            "a TestClient's WebSocket is async: async with client.websocket(path) as ws; "
+            "in a plain test function, the websocket() of a "
+            "wsserver.testing_sync.SyncTestClient takes a with block"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        """(Never reached: :meth:`__enter__` raises.)"""
+
     async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
         # A block that failed gets its error at once: the connection is
         # aborted rather than closed with a handshake.
@@ -2178,6 +2188,18 @@ class TestClient:
 
     async def __aenter__(self) -> TestClient:
         return await self.start()
+
+    # (Starlette's client is entered with a plain ``with``: a test ported by
+    # its import alone is told what to write, not that there is no protocol.)
+    def __enter__(self) -> NoReturn:
+        raise TypeError(
+            "TestClient is async: async with TestClient(app) as client, in an async test; "
+            "in a plain test function, wsserver.testing_sync.SyncTestClient(app) takes "
+            "a with block, as Starlette's TestClient does"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        """(Never reached: :meth:`__enter__` raises.)"""
 
     async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
         # A test that failed gets its error at once: what is still running on
