@@ -1484,6 +1484,11 @@ async def test_the_names_starlette_users_reach_for() -> None:
                 await ws.send_text(b"b")  # type: ignore[arg-type]
             with pytest.raises(TypeError):
                 await ws.send_bytes("t")  # type: ignore[arg-type]
+        # Starlette's session's close(code=1000, reason=None): None is no
+        # reason (it failed: 'NoneType' object has no attribute 'encode').
+        ws = await client.websocket("/ws")
+        await ws.close(1001, None)
+        assert (ws.close_code, ws.closed) == (1001, True)
 
 
 async def test_params_and_every_method() -> None:

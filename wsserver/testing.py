@@ -1642,12 +1642,13 @@ class ClientWebSocket:
                 del self._pong_waiters[payload]  # timed out or cancelled: the payload is free
 
     async def close(
-        self, code: int = 1000, reason: str = "", *, timeout: float | None = None
+        self, code: int = 1000, reason: str | None = "", *, timeout: float | None = None
     ) -> None:
         """The closing handshake: send a close frame, wait for the server's and for TCP's end.
 
         ``code`` and ``reason`` are sent as given (a test may send invalid
-        ones on purpose). Does nothing more once the connection is closed. If
+        ones on purpose; a ``reason`` of None, Starlette's test client's
+        default, is none). Does nothing more once the connection is closed. If
         the server does not close within ``timeout``, the connection is aborted
         (:attr:`close_code` is then 1006 unless a close frame came).
         """
@@ -1655,7 +1656,7 @@ class ClientWebSocket:
         if not pipe.lost and not self._close_sent:
             if not 0 <= code <= 0xFFFF:
                 raise ValueError(f"a close code is two bytes: 0 to 65535, not {code}")
-            payload = serialize_close(code, reason)  # (a lone surrogate raises here)
+            payload = serialize_close(code, reason or "")  # (a lone surrogate raises here)
             self._close_sent = True
             self._write_frame(Opcode.CLOSE, payload)
         try:

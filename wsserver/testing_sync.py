@@ -302,7 +302,9 @@ class SyncWebSocket:
         """A ping's round trip to its pong, in seconds (:meth:`ClientWebSocket.ping`)."""
         return self._thread.run(self.ws.ping(data, timeout=timeout))
 
-    def close(self, code: int = 1000, reason: str = "", *, timeout: float | None = None) -> None:
+    def close(
+        self, code: int = 1000, reason: str | None = "", *, timeout: float | None = None
+    ) -> None:
         """The closing handshake (:meth:`ClientWebSocket.close`)."""
         self._thread.run(self.ws.close(code, reason, timeout=timeout))
 
