@@ -32,7 +32,7 @@ from wsserver import ConnectionClosedError, Request, Router, Server, WebSocket
 from wsserver.errors import LifespanFailure
 from wsserver.response import Response, text
 from wsserver.testing import HandshakeDenied
-from wsserver.testing_sync import SyncTestClient
+from wsserver.testing_sync import SyncTestClient, SyncWebSocket
 
 from .test_testing import Bug, _basic_auth_app, failing_routes
 
@@ -391,6 +391,25 @@ def test_a_client_started_by_a_call_and_dropped_is_closed() -> None:
     for _ in range(3):
         a_test()
         assert not client_threads()
+
+
+def test_a_websocket_keeps_its_client_running_while_it_is_used() -> None:
+    # A fixture's `return SyncTestClient(app).websocket("/ws")` dropped the
+    # client as it returned: closed as dropped, and the WebSocket's first
+    # call said "this SyncTestClient is closed", which no one had closed.
+    def a_fixture() -> SyncWebSocket:
+        client = SyncTestClient(echo.routes)
+        return client.websocket("/ws")
+
+    ws = a_fixture()
+    gc.collect()
+    ws.send("hi")
+    assert ws.receive() == "hi"
+    ws.close()
+    assert len(client_threads()) == 1
+    del ws  # (now the client is dropped: closed)
+    gc.collect()
+    assert not client_threads()
 
 
 def test_first_calls_from_several_threads_share_one_start() -> None:

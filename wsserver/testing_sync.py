@@ -211,9 +211,18 @@ class SyncWebSocket:
     (``ws.ws``), read as it is.
     """
 
-    def __init__(self, ws: ClientWebSocket, thread: _Thread, connecting: _Connecting) -> None:
+    def __init__(
+        self,
+        ws: ClientWebSocket,
+        thread: _Thread,
+        connecting: _Connecting,
+        owner: SyncTestClient | None = None,
+    ) -> None:
         self.ws = ws
         self._thread = thread
+        #: Its client, kept from being dropped (and so closed) while the
+        #: WebSocket is used: a fixture's ``return SyncTestClient(app).websocket(path)``.
+        self._owner = owner
         #: What leaves the block as the async client's ``async with`` does.
         self._connecting = connecting
 
@@ -715,4 +724,4 @@ class SyncTestClient:
             timeout=timeout,
         )
 
-        return SyncWebSocket(thread.run(connecting.__aenter__()), thread, connecting)
+        return SyncWebSocket(thread.run(connecting.__aenter__()), thread, connecting, self)
