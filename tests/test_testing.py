@@ -2439,6 +2439,19 @@ async def test_follow_redirects_as_a_browser_does() -> None:
         assert r.json()["method"] == "GET"
 
 
+async def test_a_client_follows_redirects_by_default_when_made_to() -> None:
+    # Starlette's TestClient(app, follow_redirects=...) (True by default
+    # there): a ported client says it once, not on every request.
+    async with TestClient(_redirecting_routes(), follow_redirects=True) as client:
+        r = await client.post("/login", data={"user": "ann"})
+        assert (r.status, r.json(), [h.status for h in r.history]) == (200, {"user": "ann"}, [303])
+        # A request still says otherwise for itself.
+        r = await client.get("/old/302", follow_redirects=False)
+        assert (r.status, r.history) == (302, [])
+    async with TestClient(_redirecting_routes()) as client:  # (httpx's default: not followed)
+        assert (await client.get("/old/302")).status == 302
+
+
 async def test_a_location_of_raw_utf_8_is_followed_as_browsers_read_it() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -34,7 +34,7 @@ from wsserver.response import Response, text
 from wsserver.testing import HandshakeDenied
 from wsserver.testing_sync import SyncTestClient, SyncWebSocket
 
-from .test_testing import Bug, _basic_auth_app, failing_routes
+from .test_testing import Bug, _basic_auth_app, _redirecting_routes, failing_routes
 
 THREAD_NAME = "wsserver-sync-test-client"
 
@@ -742,3 +742,13 @@ def test_requests_say_what_starlette_s_client_says() -> None:
         assert client.get("/", headers={"User-Agent": "mine"}).text == "mine */*"
         with client.websocket("/ws") as ws:
             assert ws.receive() == "testclient"
+
+
+def test_follow_redirects_is_the_client_s_default_as_in_starlette() -> None:
+    with SyncTestClient(_redirecting_routes(), follow_redirects=True) as client:
+        r = client.post("/login", data={"user": "ann"})
+        assert (r.status_code, r.json()) == (200, {"user": "ann"})
+        assert client.get("/old/302", follow_redirects=False).status_code == 302
+    with SyncTestClient(_redirecting_routes()) as client:
+        assert client.get("/old/302").status_code == 302
+        assert client.get("/old/302", follow_redirects=True).status_code == 200

@@ -2083,6 +2083,8 @@ class TestClient:
             start's too: an ASGI lifespan startup, a Router's on_startup hooks).
         cookies: the cookies to start with.
         raise_server_exceptions: raise the application's failures in the test.
+        follow_redirects: whether requests follow redirects unless they say
+            (False, as httpx's; Starlette's client says True).
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
@@ -2094,6 +2096,7 @@ class TestClient:
         timeout: float | None = DEFAULT_TIMEOUT,
         cookies: Mapping[str, str] | None = None,
         raise_server_exceptions: bool = True,
+        follow_redirects: bool = False,
         **settings: Any,
     ) -> None:
         if isinstance(settings.get("headers"), Mapping):
@@ -2111,6 +2114,8 @@ class TestClient:
             settings["config"] = Config.from_sources({}, defaults=defaults, **given)
         self.server: Server = serve(app, listen=False, **settings)
         self.timeout = timeout
+        #: Whether a request follows redirects when it does not say (its ``follow_redirects``).
+        self.follow_redirects = follow_redirects
         self._cookies = Cookies(cookies or {})
         self._pipes: set[_Pipe] = set()
         self._websockets: set[ClientWebSocket] = set()
@@ -2300,7 +2305,7 @@ class TestClient:
         params: ParamsArg = None,
         auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
-        follow_redirects: bool = False,
+        follow_redirects: bool | None = None,
     ) -> ClientResponse:
         """Send one HTTP/1.1 request on a new connection; return the response.
 
@@ -2322,7 +2327,8 @@ class TestClient:
         password (str, UTF-8, or bytes), sends them as HTTP Basic credentials
         (``Authorization``, replacing one ``headers`` give, as httpx does).
 
-        With ``follow_redirects``, a 301, 302, 303, 307 or 308 with a
+        With ``follow_redirects`` (None: the client's, False unless it was
+        made with ``follow_redirects=True``), a 301, 302, 303, 307 or 308 with a
         ``Location`` on this site (a path, or a URL naming ``http://`` and the
         request's host and port) is followed, on a new connection, as browsers
         do: a 303 (and a 301 or 302 of a POST) becomes a GET without the body,
@@ -2334,6 +2340,8 @@ class TestClient:
         method, target, items, names, whole, pieces = _prepared(
             method, path, body, content, json, data, files, headers, params, auth
         )
+        if follow_redirects is None:
+            follow_redirects = self.follow_redirects
         history: list[ClientResponse] = []
         while True:
             sent = list(items)

@@ -625,7 +625,7 @@ class SyncTestClient:
         params: ParamsArg = None,
         auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
-        follow_redirects: bool = False,
+        follow_redirects: bool | None = None,
     ) -> ClientResponse:
         """One HTTP/1.1 request on a new connection (:meth:`TestClient.request`)."""
         client, thread = self._running
