@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from wsserver import Request, Router, WebSocket, broadcast
 from wsserver.protocol.frames import Opcode, serialize_frame
 
 from .conftest import StartServer
-from .helpers import MASK, RawClient
+from .helpers import MASK, RawClient, slow_reader, wait_for
 
 
 def hub() -> tuple[Router, set[WebSocket]]:
@@ -212,6 +213,66 @@ async def test_skips_closed_fragmenting_and_slow(
     assert await fast.recv() == "now"
     await fast.close()
     slow.close()
+
+
+async def test_a_client_slower_than_its_room_gets_its_pong_and_its_replies(
+    run_server: StartServer,
+) -> None:
+    # Once its write buffer was over write_limit, send() and the pongs wait
+    # for it to drain to a quarter of that; broadcast() took the connection
+    # again as soon as it was back at write_limit, so a room publishing
+    # faster than the client reads kept it topped up: the client's pings got
+    # no pong (its keepalive drops it) and its handler hung in send(), for as
+    # long as the room was busy.
+    routes = Router()
+    replied = asyncio.Event()
+
+    @routes.websocket("/")
+    async def member(request: Request, ws: WebSocket) -> None:
+        ws.subscribe("busy")
+        async for message in ws:
+            await ws.send(f"reply to {message}")
+            replied.set()
+
+    server = await run_server(routes, compression=None)
+    sock = await slow_reader(server.port, receive_buffer=8192)
+    uri = f"ws://127.0.0.1:{server.port}/"
+    async with websockets.connect(
+        uri, sock=sock, ping_interval=None, max_size=None, max_queue=None
+    ) as client:
+        await wait_for(lambda: server._websockets, what="the connection")
+        (protocol,) = server._websockets
+        # A send buffer as small as the client's window: no kernel buffer of
+        # megabytes between the two, as over a slow link.
+        protocol.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 8192
+        )
+        busy = True
+
+        async def room() -> None:
+            while busy:
+                await server.publish("busy", bytes(65536))
+                await asyncio.sleep(0)
+
+        async def reads_on() -> None:
+            while True:
+                await client.recv()
+
+        publishing = asyncio.create_task(room())
+        reading = None
+        try:
+            await wait_for(lambda: protocol.writing_paused, what="a backed-up client")
+            pong = await client.ping()
+            await client.send("hello")
+            reading = asyncio.create_task(reads_on())
+            await asyncio.wait_for(pong, 1)
+            await asyncio.wait_for(replied.wait(), 1)
+        finally:
+            busy = False
+            await publishing
+            if reading is not None:
+                reading.cancel()
+        assert server.pubsub.skipped > 0  # (still bounded: skipped while it drained)
 
 
 async def test_keeps_order_with_frames_held_for_coalescing(run_server: StartServer) -> None:

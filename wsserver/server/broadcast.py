@@ -2,9 +2,12 @@
 
 Policy: :func:`broadcast` never waits. A connection is skipped when it is not
 open, when it is in the middle of sending a fragmented message, or when its
-write buffer is already above ``write_limit`` (a slow client): the message is
-dropped for that client rather than buffered without bound. The skipped
-connections are returned so the caller can close them or retry.
+write buffer is already above ``write_limit`` (a slow client), or was and has
+not drained to a quarter of it since (while ``send()`` waits, and the client's
+pongs with it): the message is dropped for that client rather than buffered
+without bound, and what waits for the drain does not wait as long as others
+publish. The skipped connections are returned so the caller can close them or
+retry.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def broadcast(
 
     Returns:
         The connections that were skipped: closing or closed, busy sending a
-        fragmented message, or with a write buffer over ``write_limit``.
+        fragmented message, or with a write buffer over ``write_limit`` (or
+        not yet drained to a quarter of it since it was).
 
     Raises:
         TypeError: ``message`` is none of those (an int is not that many NUL bytes).

@@ -436,7 +436,8 @@ class WebSocket:
         This is :func:`~wsserver.broadcast`'s policy for one connection: the
         message is sent only while the connection is open, is not in the
         middle of sending a fragmented message, and holds at most
-        ``write_limit`` unsent bytes.
+        ``write_limit`` unsent bytes (and, once it held more, until it
+        drained to a quarter of that, as :meth:`send` waits).
 
         Returns:
             Whether the message was sent (False: it was dropped).

@@ -363,8 +363,15 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._drain_waiters.clear()
 
     async def drain(self) -> None:
-        """Wait while the transport's write buffer is above its high-water mark."""
-        while self.writing_paused and not self.lost:
+        """Wait while the transport's write buffer is above its high-water mark:
+        until it drained to its low-water mark (or the connection is lost).
+
+        Once: not again if it is above by the time this task runs, filled
+        meanwhile by what does not wait (``broadcast()``, ``publish()``), or
+        a task sending to a client slower than its room would wait for as
+        long as the room is busy.
+        """
+        if self.writing_paused and not self.lost:
             waiter = self.loop.create_future()
             self._drain_waiters.append(waiter)
             await waiter
@@ -477,12 +484,17 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         """Whether :func:`wsserver.broadcast` sends to this connection now.
 
         Not when it is not open, is in the middle of sending a fragmented
-        message, or holds more than ``write_limit`` unsent bytes.
+        message, or holds more than ``write_limit`` unsent bytes, nor once it
+        held that many until it drained to a quarter of it (while ``send()``
+        waits, and pongs are held): taken again at ``write_limit``, a client
+        slower than a busy room would be kept topped up, and what waits for
+        the drain would wait as long as the room is busy.
         """
         state = self.conn.state
         return (
             (state is _OPEN or state is _FAILING)
             and not self.conn.sending_fragments
+            and not self.writing_paused
             and self.transport.get_write_buffer_size() <= self.config.write_limit
         )
 
