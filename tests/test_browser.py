@@ -441,6 +441,30 @@ async def test_status_page_shows_the_servers_counters(
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
 
 
+async def test_status_page_runs_under_a_server_wide_content_security_policy(
+    chromium: str,
+) -> None:
+    """A Content-Security-Policy given to every response (--header) forbade the
+    page's inline script and style: it stayed at "connecting..." for good. The
+    page says its own policy, which lets exactly its script and style run."""
+    from wsserver import serve
+
+    policy = ("Content-Security-Policy", "default-src 'self'")
+    server = serve(echo.routes, "127.0.0.1", 0, status_path="/_status", headers=[policy])
+    async with server, Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/_status")
+        await page.wait_for(
+            "document.getElementById('state').textContent === 'live'"
+            " && window.statusChart && statusChart.points.length >= 1"
+        )
+        # Its style too: the legend's colours, the figures' boxes.
+        looks = await page.evaluate(
+            "[getComputedStyle(document.querySelector('.legend span')).color,"
+            " getComputedStyle(document.querySelector('.figure')).borderTopStyle]"
+        )
+        assert looks == ["rgb(37, 99, 235)", "solid"]
+
+
 async def test_a_browser_that_fails_to_start_is_reported_with_its_output(tmp_path: Any) -> None:
     binary = tmp_path / "not-chromium"
     binary.write_text("#!/bin/sh\nprintf 'no display \\377 here\\n' >&2\nexit 3\n")

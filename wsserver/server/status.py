@@ -23,8 +23,10 @@ compared in constant time, else 401.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
+import hashlib
 import json
 import secrets
 import time
@@ -136,7 +138,12 @@ class StatusBoard:
     async def _page(self, request: Request) -> Response:
         if not self._allowed(request):
             return unauthorized()
-        return Response(PAGE, 200, content_type="text/html; charset=utf-8")
+        return Response(
+            PAGE,
+            200,
+            [("Content-Security-Policy", POLICY)],
+            content_type="text/html; charset=utf-8",
+        )
 
     # ------------------------------------------------------------- snapshots
 
@@ -370,13 +377,7 @@ def quantile(buckets: dict[str, int], q: float) -> float | None:
     return lower * 1000
 
 
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>wsserver status</title>
-<style>
+STYLE = """
   body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
   h1 { font-size: 1.3em; margin: 0 0 .6em; }
   .figures { display: flex; flex-wrap: wrap; gap: .8em; margin-bottom: 1em; }
@@ -387,30 +388,11 @@ PAGE = """<!DOCTYPE html>
   td, th { border: 1px solid #ccd; padding: .2em .6em; text-align: right; }
   #state { color: #777; }
   .legend span { margin-right: 1.2em; }
-</style>
-</head>
-<body>
-<h1>wsserver status <span id="state">connecting...</span></h1>
-<div class="figures">
-  <div class="figure">open connections<b id="open">-</b></div>
-  <div class="figure">messages/s<b id="rate">-</b></div>
-  <div class="figure">messages in<b id="msgs-in">-</b></div>
-  <div class="figure">messages out<b id="msgs-out">-</b></div>
-  <div class="figure">bytes in<b id="bytes-in">-</b></div>
-  <div class="figure">bytes out<b id="bytes-out">-</b></div>
-  <div class="figure">workers<b id="worker-count">-</b></div>
-  <div class="figure">handshakes, ms: median / 99%<b id="handshake-ms">-</b></div>
-  <div class="figure">HTTP responses, ms: median / 99%<b id="http-ms">-</b></div>
-</div>
-<div class="legend"><span style="color:#2563eb">&#9632; open connections</span>
-<span style="color:#dc2626">&#9632; messages/s</span> (last 5 minutes)</div>
-<canvas id="chart" width="900" height="260"></canvas>
-<h2>Close codes received</h2>
-<table id="close-codes"><tr><th>code</th><th>connections</th></tr></table>
-<h2>Workers</h2>
-<table id="workers"><tr><th>worker</th><th>open</th><th>messages in</th><th>messages out</th>
-<th>bytes in</th><th>bytes out</th></tr></table>
-<script>
+  .legend .open { color: #2563eb; }
+  .legend .rate { color: #dc2626; }
+"""
+
+SCRIPT = """
 "use strict";
 const KEEP = 300;  // points: one a second, five minutes
 const chart = { points: [] };
@@ -508,7 +490,59 @@ function connect() {
 }
 draw();
 connect();
-</script>
+"""
+
+PAGE = (
+    """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wsserver status</title>
+<style>"""
+    + STYLE
+    + """</style>
+</head>
+<body>
+<h1>wsserver status <span id="state">connecting...</span></h1>
+<div class="figures">
+  <div class="figure">open connections<b id="open">-</b></div>
+  <div class="figure">messages/s<b id="rate">-</b></div>
+  <div class="figure">messages in<b id="msgs-in">-</b></div>
+  <div class="figure">messages out<b id="msgs-out">-</b></div>
+  <div class="figure">bytes in<b id="bytes-in">-</b></div>
+  <div class="figure">bytes out<b id="bytes-out">-</b></div>
+  <div class="figure">workers<b id="worker-count">-</b></div>
+  <div class="figure">handshakes, ms: median / 99%<b id="handshake-ms">-</b></div>
+  <div class="figure">HTTP responses, ms: median / 99%<b id="http-ms">-</b></div>
+</div>
+<div class="legend"><span class="open">&#9632; open connections</span>
+<span class="rate">&#9632; messages/s</span> (last 5 minutes)</div>
+<canvas id="chart" width="900" height="260"></canvas>
+<h2>Close codes received</h2>
+<table id="close-codes"><tr><th>code</th><th>connections</th></tr></table>
+<h2>Workers</h2>
+<table id="workers"><tr><th>worker</th><th>open</th><th>messages in</th><th>messages out</th>
+<th>bytes in</th><th>bytes out</th></tr></table>
+<script>"""
+    + SCRIPT
+    + """</script>
 </body>
 </html>
 """
+)
+
+
+def _source_hash(text: str) -> str:
+    """A CSP source expression that admits exactly the inline ``text``."""
+    digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+    return f"'sha256-{digest}'"
+
+
+#: The page's own Content-Security-Policy: its inline script and style, its
+#: feed, nothing else. A response that has a header keeps its own, so a policy
+#: given to every response (``headers``), which would forbid them, is not the page's.
+POLICY = (
+    f"default-src 'none'; script-src {_source_hash(SCRIPT)}; style-src {_source_hash(STYLE)}; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
