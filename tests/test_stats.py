@@ -462,8 +462,8 @@ async def test_a_retiring_worker_and_its_replacement_both_show_on_the_status_pag
             for url in (retiring, replacement):
                 async with websockets.connect(f"{url}/_status/ws") as feed:
                     snapshot = json.loads(await asyncio.wait_for(feed.recv(), 5))
-                assert snapshot["totals"]["connections"] == 3, snapshot["workers"]
-                assert len(snapshot["workers"]) == 2
+                assert snapshot["totals"]["connections"] == 3, snapshot["worker_totals"]
+                assert len(snapshot["worker_totals"]) == 2
     finally:
         for server in servers:
             await server.close(timeout=1)
@@ -518,6 +518,43 @@ async def test_many_status_feeds_cost_one_count_of_the_connections_a_second(
     assert built <= seconds / 0.9 + 2, (built, seconds)
 
 
+async def test_the_status_feed_sends_what_the_page_shows_encoded_once_a_second(
+    run_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each feed sent every worker's whole stats() (each route's counters and
+    # connection histogram), of which the page shows none, encoded for each
+    # feed: some 420 bytes a route a worker, to every page, every second.
+    many = Router()
+    for i in range(100):
+
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.recv()
+
+        many.add_websocket_route(handler, f"/room{i}", name=f"room{i}")
+    server = await run_server(many, status_path="/_status")
+    from wsserver.server import status
+
+    encoded = 0
+
+    def counted(value: Any) -> str:
+        nonlocal encoded
+        encoded += 1
+        return json.dumps(value)
+
+    monkeypatch.setattr(status, "json", SimpleNamespace(dumps=counted, loads=json.loads))
+    url = f"ws://127.0.0.1:{server.port}/_status/ws"
+    started = time.monotonic()
+    async with contextlib.AsyncExitStack() as stack:
+        feeds = [await stack.enter_async_context(websockets.connect(url)) for _ in range(10)]
+        for _ in range(2):
+            sent = await asyncio.gather(*(asyncio.wait_for(feed.recv(), 5) for feed in feeds))
+            for message in sent:
+                assert set(json.loads(message)) == {"time", "totals", "worker_totals", "latency"}
+                assert len(message) < 1500, len(message)  # (not 100 routes' figures)
+    seconds = time.monotonic() - started
+    assert encoded <= seconds / 0.9 + 2, (encoded, seconds)  # once a snapshot, not a feed
+
+
 async def test_a_killed_worker_s_status_file_goes_and_feeds_share_the_reading(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -550,7 +587,7 @@ async def test_a_killed_worker_s_status_file_goes_and_feeds_share_the_reading(
             feeds = [await stack.enter_async_context(websockets.connect(url)) for _ in range(10)]
             for _ in range(2):
                 snapshots = await asyncio.gather(*(asyncio.wait_for(f.recv(), 5) for f in feeds))
-        assert all(set(json.loads(one)["workers"]) == {"1", "3"} for one in snapshots)
+        assert all(set(json.loads(one)["worker_totals"]) == {"1", "3"} for one in snapshots)
     assert not killed.exists()
     seconds = time.monotonic() - started
     assert reads <= seconds / 0.9 + 2, (reads, seconds)  # about once a second, not per feed
@@ -564,7 +601,7 @@ async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartS
     url = f"ws://127.0.0.1:{server.port}/_status/ws"
     for origin in (f"http://127.0.0.1:{server.port}", f"HTTP://127.0.0.1:{server.port}", None):
         async with websockets.connect(url, origin=origin) as feed:  # type: ignore[arg-type]
-            assert "workers" in json.loads(await asyncio.wait_for(feed.recv(), 5))
+            assert "worker_totals" in json.loads(await asyncio.wait_for(feed.recv(), 5))
     for origin in ("http://evil.example", "http://127.0.0.1", f"http://127.0.0.1:{server.port}x"):
         with pytest.raises(InvalidStatus) as refused:
             await websockets.connect(url, origin=origin)  # type: ignore[arg-type]
@@ -592,7 +629,7 @@ async def test_the_status_feed_admits_its_https_page_behind_a_tls_terminating_pr
         ("status.example:8443", "https://status.example:8443"),
     ):
         async with feed(host, origin) as ws:
-            assert "workers" in json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            assert "worker_totals" in json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
     # Another host, or another port, is still another origin.
     for host, origin in (
         ("status.example", "https://evil.example"),
@@ -615,7 +652,7 @@ async def test_a_percent_encoded_status_path_serves_its_page_and_its_feed(
     assert page.status_code == 200 and "wsserver status" in page.text
     # The page opens location.pathname + "/ws": the path as the browser sent it.
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/%C3%A9tat/ws") as feed:
-        assert "workers" in json.loads(await asyncio.wait_for(feed.recv(), TIMEOUT))
+        assert "worker_totals" in json.loads(await asyncio.wait_for(feed.recv(), TIMEOUT))
 
 
 async def test_the_status_feed_takes_the_origins_setting_when_set(run_server: StartServer) -> None:

@@ -1080,7 +1080,7 @@ async def test_the_status_feed_shows_every_worker() -> None:
         async def workers_seen() -> bool:
             async with websockets.connect(cli.url + "/_status/ws") as feed:
                 snapshot = json.loads(await asyncio.wait_for(feed.recv(), TIMEOUT))
-            return len(snapshot["workers"]) == 2 and snapshot["totals"]["connections"] == 20
+            return len(snapshot["worker_totals"]) == 2 and snapshot["totals"]["connections"] == 20
 
         assert len(pids) >= 1
         await wait_for(workers_seen, what="both workers in the feed")

@@ -2,12 +2,13 @@
 
 ``GET <status_path>`` is a self-contained HTML page (no build step, no CDN: the
 machine may have no internet) that opens a WebSocket to ``<status_path>/ws``;
-the server sends it a snapshot every second: every worker's :meth:`Server.stats`
-and their totals. The page keeps the last five minutes and draws, on a
-hand-written canvas chart, open connections and messages per second; beside it
-the current figures (connections, messages and bytes in and out, the median
-and 99th percentile of handshakes and HTTP responses over the last minute,
-close codes) and a table per worker.
+the server sends it, every second, what it shows of a snapshot of every
+worker's :meth:`Server.stats` (:data:`SHOWN`), encoded once for every page.
+The page keeps the last five minutes and draws, on a hand-written canvas
+chart, open connections and messages per second; beside it the current
+figures (connections, messages and bytes in and out, the median and 99th
+percentile of handshakes and HTTP responses over the last minute, close
+codes) and a table per worker.
 
 Under ``--workers``, each worker writes its snapshot to a directory the
 supervisor made (:meth:`StatusBoard.share`) every second; whichever worker serves
@@ -67,6 +68,9 @@ LATENCY_WINDOW = 60.0
 SAMPLE_EVERY = 5.0
 #: The key of a worker's figures that holds its histograms of the last window.
 LATENCY_KEY = "status_latency_window"
+#: What the feeds send of a snapshot: what the page shows (not every
+#: worker's whole figures, some 420 bytes a route each, to every page each second).
+SHOWN = ("time", "totals", "worker_totals", "latency")
 
 
 class StatusBoard:
@@ -84,6 +88,8 @@ class StatusBoard:
         self._file: Path | None = None
         #: The last snapshot: when, what, and the figures of this process it is made of.
         self._snapshot: tuple[float, dict[str, Any], dict[str, Any]] | None = None
+        #: The last snapshot's :data:`SHOWN`, as the feeds send it: of which, and the text.
+        self._message: tuple[dict[str, Any], str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
         #: This process's TIMED histograms' counts, every SAMPLE_EVERY over the
@@ -192,6 +198,16 @@ class StatusBoard:
         self._snapshot = (now, snapshot, mine)
         return snapshot
 
+    async def message(self) -> str:
+        """What the feeds send: the :data:`SHOWN` figures of :meth:`snapshot`, as
+        JSON, encoded once a snapshot however many feeds send it."""
+        snapshot = await self.snapshot()
+        cached = self._message
+        if cached is None or cached[0] is not snapshot:
+            text = json.dumps({key: snapshot[key] for key in SHOWN})
+            cached = self._message = (snapshot, text)
+        return cached[1]
+
     def _timed(self) -> dict[str, Durations]:
         """This process's histograms of :data:`TIMED`, by name."""
         counters = self.server.counters
@@ -270,7 +286,7 @@ class StatusBoard:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                await ws.send(json.dumps(await self.snapshot()))
+                await ws.send(await self.message())
                 due = loop.time() + 1.0
                 while (left := due - loop.time()) > 0:
                     with contextlib.suppress(TimeoutError):
@@ -460,7 +476,7 @@ function show(snapshot) {
   document.getElementById("msgs-out").textContent = t.text_out + t.binary_out;
   document.getElementById("bytes-in").textContent = t.payload_in;
   document.getElementById("bytes-out").textContent = t.payload_out;
-  const workers = Object.entries(snapshot.workers);
+  const workers = Object.keys(snapshot.worker_totals);
   document.getElementById("worker-count").textContent = workers.length;
   for (const [kind, id] of [["handshakes", "handshake-ms"], ["http", "http-ms"]]) {
     const l = snapshot.latency[kind];  // (over the last minute)
