@@ -548,6 +548,32 @@ async def test_metrics_without_prometheus_client_are_refused_before_listening(
     assert not os.path.exists(socket_path), err
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_prometheus_multiproc_dir_that_is_no_directory_is_refused_before_listening(
+    tmp_path: Path, workers: str
+) -> None:
+    # prometheus_client writes there and never makes it: the server started,
+    # every scrape was a 500 (FileNotFoundError), the copy to the files died
+    # unseen, and the shutdown failed with it.
+    socket_path = str(tmp_path / "never.sock")
+    for directory in (tmp_path / "missing", tmp_path / "a-file"):
+        if directory.name == "a-file":
+            directory.write_text("")
+        code, err = await run_cli_to_end(
+            "examples.echo:routes",
+            *("--metrics-path", "/metrics", "--uds", socket_path, "--workers", workers),
+            env={"PROMETHEUS_MULTIPROC_DIR": str(directory)},
+        )
+        assert code == 2, err
+        said = (
+            f"error: PROMETHEUS_MULTIPROC_DIR {str(directory)!r}, where prometheus_client "
+            "keeps the metrics of each process, is not a directory: make it first"
+        )
+        assert err.strip().splitlines()[-1] == said, err
+        assert "listening on" not in err and "worker" not in err, err
+        assert not os.path.exists(socket_path), err
+
+
 async def test_one_scrape_sees_every_worker() -> None:
     async with running_cli(
         "tests.worker_app:routes",

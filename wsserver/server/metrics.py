@@ -170,7 +170,9 @@ def require_prometheus_client() -> None:
     """Check that the metrics can be served (a supervisor asks it before binding).
 
     Raises:
-        ConfigError: prometheus_client is not installed.
+        ConfigError: prometheus_client is not installed, or ``PROMETHEUS_MULTIPROC_DIR``
+            is set to what is not a directory (prometheus_client writes there, and
+            never makes it: every scrape would fail).
     """
     try:
         import prometheus_client  # noqa: F401
@@ -178,13 +180,19 @@ def require_prometheus_client() -> None:
         raise ConfigError(
             "metrics_path needs prometheus_client: pip install wsserver[metrics]"
         ) from None
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory and not os.path.isdir(directory):
+        raise ConfigError(
+            f"{MULTIPROC_ENV} {directory!r}, where prometheus_client keeps the metrics "
+            "of each process, is not a directory: make it first"
+        )
 
 
 class Metrics:
     """The metrics of one server: rendered at each scrape, or mirrored across workers.
 
     Raises:
-        ConfigError: prometheus_client is not installed.
+        ConfigError: see :func:`require_prometheus_client`.
     """
 
     def __init__(self, server: Server) -> None:
