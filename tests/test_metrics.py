@@ -191,6 +191,26 @@ async def test_a_metrics_token_beyond_ascii_is_taken_as_a_bearer_token_too() -> 
         assert (await client.get(url, headers=latin)).status_code == 401
 
 
+async def test_a_base64_token_is_taken_as_written_in_the_url() -> None:
+    # `openssl rand -base64 24` makes the token; pasted into a scrape URL or
+    # the status page's address as ?token=..., its "+" was read as a space
+    # (form decoding) and the token never matched. Both readings are taken;
+    # a token of spaces written "+" still passes.
+    token = "a+b/c="
+    server = serve(echo_routes(), "127.0.0.1", 0, metrics_path="/metrics", metrics_token=token)
+    async with server, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        assert (await client.get(url + "?token=a+b/c=")).status_code == 200
+        assert (await client.get(url + "?token=a%2Bb%2Fc%3D")).status_code == 200
+        assert (await client.get(url + "?token=a+b/c")).status_code == 401
+        assert (await client.get(url + "?token=a b/c=")).status_code == 401
+    server = serve(echo_routes(), "127.0.0.1", 0, metrics_path="/metrics", metrics_token="a b")
+    async with server, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        assert (await client.get(url + "?token=a+b")).status_code == 200
+        assert (await client.get(url + "?token=a%20b")).status_code == 200
+
+
 async def test_close_codes_clients_choose_are_not_a_label_each_without_bound() -> None:
     # Clients pick any of the 2,000 application close codes (3000-4999) and
     # the server echoes it: one label pair each, sent and received, so a

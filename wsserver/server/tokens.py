@@ -8,6 +8,7 @@ in constant time.
 from __future__ import annotations
 
 import hmac
+from urllib.parse import unquote
 
 from ..app.request import Request
 from ..protocol.http import Response, error_response
@@ -16,15 +17,32 @@ __all__ = ["has_token", "unauthorized"]
 
 
 def has_token(request: Request, token: str | None) -> bool:
-    """Whether ``request`` shows ``token`` (any request, when ``token`` is None)."""
+    """Whether ``request`` shows ``token`` (any request, when ``token`` is None).
+
+    A ``?token=`` is read both ways a ``+`` is: a space (form decoding) and a
+    ``+`` as written, a base64 token's (``openssl rand -base64``) pasted into
+    a URL.
+    """
     if token is None:
         return True
+    expected = token.encode()
     given = (request.args.get("token") or "").encode()  # (decoded from UTF-8)
     bearer = request.headers.get("authorization", "")
     if bearer.lower().startswith("bearer "):
         # (A header's bytes are its characters: latin-1. The token's, UTF-8.)
         given = given or bearer[7:].strip(" \t").encode("latin-1")
-    return hmac.compare_digest(given, token.encode())
+    as_written = _query_token(request.query_string).encode()
+    # (Both compared, whatever the first gives: the time says nothing of the token.)
+    return hmac.compare_digest(given, expected) | hmac.compare_digest(as_written, expected)
+
+
+def _query_token(query: str) -> str:
+    """The first ``token`` of a query string, percent-decoded, its ``+`` kept."""
+    for field in query.split("&"):
+        name, _, value = field.partition("=")
+        if unquote(name.replace("+", " ")) == "token":
+            return unquote(value)
+    return ""
 
 
 def unauthorized() -> Response:
