@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
 import pytest
 
+from tests.helpers import echo_routes, upgrade_request
 from wsserver import Config, ConfigError, Router, serve
 from wsserver.config import ENV_VARS, Count, Seconds, markdown_table, settings
 from wsserver.protocol.deflate import DeflateSettings
@@ -114,6 +116,10 @@ def test_config_error_is_a_value_error() -> None:
         # compressed message: each one failed the connection with a traceback).
         ("max_size", 2**64),
         ("write_limit", 2**63),
+        # uvloop's transports take the write buffer's limits as a C int: above
+        # it, every connection failed in connection_made(), its client left
+        # waiting, while the server had started without a word.
+        ("write_limit", 2**31),
         ("backlog", 0),
         ("write_limit", 0),
         ("write_limit", None),
@@ -335,6 +341,39 @@ def test_valid_values_accepted(changes: dict[str, Any]) -> None:
     config = Config(**changes)
     for name, value in changes.items():
         assert getattr(config, name) == value
+
+
+def largest_accepted(setting: str) -> int:
+    """The largest integer ``Config`` takes for ``setting`` (below 2**64)."""
+    low, high = 1, 2**64  # (accepted, refused)
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            Config(**{setting: middle})
+        except ConfigError:
+            high = middle
+        else:
+            low = middle
+    return low
+
+
+def test_the_largest_write_limit_taken_serves_on_uvloop() -> None:
+    # (Real sockets, on uvloop whatever loop the suite runs: its transports
+    # refused a limit past what a C int holds, at each connection.)
+    import uvloop
+
+    limit = largest_accepted("write_limit")
+
+    async def main() -> bytes:
+        async with serve(echo_routes(), "127.0.0.1", 0, write_limit=limit) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(upgrade_request("/"))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            writer.close()
+            return head
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(main()).startswith(b"HTTP/1.1 101 ")
 
 
 def test_replace_validates_and_copies() -> None:

@@ -132,22 +132,29 @@ class Kind:
 MOST = 2**62
 
 
+#: The largest that uvloop's transports take for their write buffer's limits (a C int).
+MOST_C_INT = 2**31 - 1
+_MOST_SAID = {MOST: "2**62", MOST_C_INT: "2**31 - 1"}
+
+
 class Count(Kind):
-    """A positive integer (a size, a number of things), up to :data:`MOST`;
-    ``zero_ok``: 0 too."""
+    """A positive integer (a size, a number of things), up to ``most``
+    (:data:`MOST`, or :data:`MOST_C_INT`); ``zero_ok``: 0 too."""
 
     empty_is_none = False
 
-    def __init__(self, *, none_ok: bool = False, zero_ok: bool = False) -> None:
+    def __init__(self, *, none_ok: bool = False, zero_ok: bool = False, most: int = MOST) -> None:
         super().__init__(none_ok=none_ok)
         self.zero_ok = zero_ok
+        self.most = most
 
     def describe(self) -> str:
-        return ("a non-negative" if self.zero_ok else "a positive") + " integer (up to 2**62)"
+        most = _MOST_SAID.get(self.most, str(self.most))
+        return ("a non-negative" if self.zero_ok else "a positive") + f" integer (up to {most})"
 
     def _problem(self, value: Any) -> str | None:
         low = 0 if self.zero_ok else 1
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MOST:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= self.most:
             return self.describe() + (" or None" if self.none_ok else "")
         return None
 
@@ -678,7 +685,7 @@ class Config:
     backlog: int = setting(1024, IntRange(1, 2**31 - 1), "listen backlog.", flag="--backlog")
     write_limit: int = setting(
         65536,
-        Count(),
+        Count(most=MOST_C_INT),
         "write-buffer high-water mark; `send()` waits above it until a quarter drains.",
     )
     shutdown_timeout: float = setting(
