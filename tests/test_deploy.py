@@ -580,6 +580,38 @@ def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: 
     assert str(caught.value) == "TLS: ssl_keyfile_password is longer than 1024 bytes"
 
 
+def test_a_key_s_password_is_taken_as_written_from_a_flag_or_the_environment(
+    cert_files: dict[str, str], tmp_path: Path
+) -> None:
+    # A password is what it is, blanks around it included: the flag and the
+    # variable stripped them (an env file's quotes too), and the key then
+    # failed to decrypt ("does not decrypt ssl_keyfile"), where serve()'s
+    # keyword argument took it as written.
+    from wsserver.__main__ import build_parser, config_from_args
+
+    password = " secret phrase "
+    key = serialization.load_pem_private_key(Path(cert_files["keyfile"]).read_bytes(), None)
+    keyfile = tmp_path / "key.pem"
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password.encode()),
+        )
+    )
+    env_file = tmp_path / "app.env"
+    env_file.write_text(f"WEBSOCKET_SSL_KEYFILE_PASSWORD='{password}'\n")
+    files = {"ssl_certfile": cert_files["certfile"], "ssl_keyfile": str(keyfile)}
+    environ = load_env_file(str(env_file), {})
+    args = build_parser().parse_args(["x:y", "--ssl-keyfile-password", password])
+    for config in (Config.from_sources(environ, **files), config_from_args(args).replace(**files)):
+        assert config.ssl_keyfile_password == password
+        assert ssl_context(config) is not None
+    # Blanks alone are still no password, as an empty value is.
+    blank = Config.from_sources({"WEBSOCKET_SSL_KEYFILE_PASSWORD": "  "})
+    assert blank.ssl_keyfile_password is None
+
+
 def test_tls_settings_without_a_certificate_are_said(
     cert_files: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -69,6 +69,9 @@ class Kind:
     none_words = NONE_WORDS
     #: A password or a token: a :class:`Config`'s repr writes it ``'***'``.
     secret = False
+    #: Whether blanks around a text are dropped (a template's stray space);
+    #: not a password's, which may begin or end with one.
+    strip = True
 
     def __init__(self, *, none_ok: bool = False) -> None:
         self.none_ok = none_ok
@@ -103,10 +106,10 @@ class Kind:
         Raises:
             ValueError: ``text`` cannot be read; the message says what can.
         """
-        text = text.strip()
-        if self.none_ok and text.lower() in self.none_words and (text or self.empty_is_none):
+        word = text.strip()
+        if self.none_ok and word.lower() in self.none_words and (word or self.empty_is_none):
             return None
-        return self._parse(text)
+        return self._parse(word if self.strip else text)
 
     def accepted(self) -> str:
         """What the text form accepts, in words."""
@@ -344,10 +347,12 @@ def _path(description: str, metavar: str = "PATH", *, empty_is_none: bool = True
 
 def _password() -> Text:
     """A password: as :func:`_path`, but only ``none`` (or an empty text) is
-    None; ``off``, ``null``, ``false`` are taken as they are."""
+    None; ``off``, ``null``, ``false`` are taken as they are, and so are
+    blanks around it."""
     kind = _path("a password", "PASSWORD")
     kind.none_words = frozenset({"none", ""})
     kind.secret = True
+    kind.strip = False
     return kind
 
 
