@@ -825,6 +825,12 @@ async def test_a_misspelt_variable_is_named_at_start_up() -> None:
         "WEBSOCKETS_MAX_BODY_SIZE": "100",
         # (It pointed to --worker, the supervisor's own flag, hidden.)
         "WEBSOCKET_WORKER": "4",
+        # A flag's own name where it differs from its setting's (--origin
+        # sets origins): no origin was checked, and nothing said so.
+        "WEBSOCKET_ORIGIN": "https://app.example",
+        "WEBSOCKET_HEADER": "X-Frame-Options: DENY",
+        "WEBSOCKET_TIMEOUT_GRACEFUL_SHUTDOWN": "30",  # (uvicorn's name of the flag)
+        "WEBSOCKET_WS_PER_MESSAGE_DEFLATE": "false",
     }
     async with running_cli("examples.echo:routes", env=env) as cli:
         await assert_echo(cli.url)
@@ -835,6 +841,12 @@ async def test_a_misspelt_variable_is_named_at_start_up() -> None:
     assert f"WEBSOCKET_BACKLOG {ignored} backlog is set by --backlog" in said
     assert f"WEBSOCKET_LOG_LEVEL {ignored} --log-level is a flag only" in said
     assert f"WEBSOCKET_WORKER {ignored} WEBSOCKET_WORKERS?" in said
+    assert f"WEBSOCKET_ORIGIN {ignored} origins is set by --origin" in said
+    assert f"WEBSOCKET_HEADER {ignored} headers is set by --header" in said
+    assert f"WEBSOCKET_TIMEOUT_GRACEFUL_SHUTDOWN {ignored} WEBSOCKET_SHUTDOWN_TIMEOUT?" in said
+    assert (
+        f"WEBSOCKET_WS_PER_MESSAGE_DEFLATE {ignored} --ws-per-message-deflate is a flag only"
+    ) in said
     assert "WEBSOCKET_URL" not in said and "WEBSOCKETS_MAX_BODY_SIZE" not in said
     async with running_cli("examples.echo:routes", env={"WEBSOCKET_MAX_SIZE": "10"}) as cli:
         await asyncio.sleep(0)

@@ -558,21 +558,25 @@ def misspelt_variables(
 ) -> list[tuple[str, str]]:
     """The variables that look like one of ours but are not, each with what to use instead.
 
-    A setting's name as a variable where its variable is named otherwise, or
-    it has none (``WEBSOCKET_OPEN_TIMEOUT``: ``WEBSOCKET_TIMEOUT``;
-    ``WEBSOCKET_BACKLOG``: ``--backlog``), the same for the command line's own
-    ``flags`` (``WEBSOCKET_LOG_LEVEL``: ``--log-level``; ``flags`` maps each
-    flag's name as a variable to the flag), and near misses (``WEBSOCKET_MAX_SZE``).
-    Other ``WEBSOCKET_*`` names may well be an application's own
-    (``WEBSOCKET_URL``), and ``WEBSOCKETS_*`` are the websockets library's.
+    A setting's name, or its flag's (and the flag's other names), as a
+    variable where its variable is named otherwise, or it has none
+    (``WEBSOCKET_OPEN_TIMEOUT``: ``WEBSOCKET_TIMEOUT``; ``WEBSOCKET_ORIGIN``:
+    ``--origin``), the same for the command line's own ``flags``
+    (``WEBSOCKET_LOG_LEVEL``: ``--log-level``; ``flags`` maps each flag's name
+    as a variable to the flag: see :func:`flag_variables`), and near misses
+    (``WEBSOCKET_MAX_SZE``). Other ``WEBSOCKET_*`` names may well be an
+    application's own (``WEBSOCKET_URL``), and ``WEBSOCKETS_*`` are the
+    websockets library's.
     """
     known = CLI_VARIABLES | set(ENV_VARS)
-    natural = {}
+    natural: dict[str, str] = {}
     for setting, spec in settings():
-        name = f"WEBSOCKET_{setting.upper()}"
-        if name not in known:
-            instead = spec.env or spec.flag or f"serve({setting}=...)"
-            natural[name] = f"{instead}?" if spec.env else f"{setting} is set by {instead}"
+        instead = spec.env or spec.flag or f"serve({setting}=...)"
+        said = f"{instead}?" if spec.env else f"{setting} is set by {instead}"
+        for name in (setting, *(flag[2:] for flag in (spec.flag, *spec.aliases) if flag)):
+            variable = _variable(name)
+            if variable not in known:
+                natural.setdefault(variable, said)
     for name, flag in (flags or {}).items():
         if name not in known:
             natural.setdefault(name, f"{flag} is a flag only")
@@ -587,6 +591,25 @@ def misspelt_variables(
         if close:
             found.append((name, f"{close[0]}?"))
     return found
+
+
+def _variable(name: str) -> str:
+    """A setting's or a flag's name (``max_size``, ``ws-max-size``) as one of our variables."""
+    return "WEBSOCKET_" + name.upper().replace("-", "_")
+
+
+def flag_variables(parser: CommandLineParser) -> dict[str, str]:
+    """Each flag's names (its destination's, and each of its own but the
+    ``--no-`` of a switch), written as variables, mapped to the flag."""
+    return {
+        _variable(name): action.option_strings[0]
+        for action in parser.arguments
+        if action.option_strings
+        and action.dest not in ("help", "version")
+        and action.help != argparse.SUPPRESS  # (the supervisor's to its workers)
+        for name in (action.dest, *(flag[2:] for flag in action.option_strings))
+        if not name.startswith("no-")
+    }
 
 
 def config_from_args(args: argparse.Namespace, *, asgi: bool = False) -> Config:
@@ -1162,14 +1185,7 @@ def _main(argv: Sequence[str] | None) -> int:
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
         logger.warning("%s without --reload: nothing is watched", flags)
     if role is None:  # (a worker's supervisor said it)
-        own = {
-            f"WEBSOCKET_{action.dest.upper()}": action.option_strings[0]
-            for action in parser.arguments
-            if action.option_strings
-            and action.dest not in ("help", "version")
-            and action.help != argparse.SUPPRESS  # (the supervisor's to its workers)
-        }
-        for name, instead in misspelt_variables(os.environ, own):
+        for name, instead in misspelt_variables(os.environ, flag_variables(parser)):
             logger.warning("%s is not a variable wsserver reads (ignored): %s", name, instead)
         link = _service_link()
         if link is not None:
