@@ -1163,6 +1163,27 @@ def test_env_file_format_as_python_dotenv_reads_it() -> None:
         parse_env_file('A="one\ntwo"\nB x\n')
 
 
+def test_an_env_file_takes_the_names_python_dotenv_takes(tmp_path: Path) -> None:
+    # A name with a hyphen (an .env shared with a Node app, whose dotenv takes
+    # it too), one beginning with a digit, or one in single quotes: the start
+    # was refused ("line 1: expected NAME=value") where uvicorn's --env-file
+    # loads the file.
+    env_file = tmp_path / "app.env"
+    env_file.write_text("APP-NAME=demo\n1ST=x\n'QUOTED'=q\nWEBSOCKET_MAX_SIZE=5\n")
+    environ: dict[str, str] = {}
+    assert load_env_file(str(env_file), environ) == {
+        "APP-NAME": "demo",
+        "1ST": "x",
+        "QUOTED": "q",
+        "WEBSOCKET_MAX_SIZE": "5",
+    }
+    # What is no line still says where it is.
+    with pytest.raises(ValueError, match="line 2: expected NAME=value"):
+        parse_env_file("A=1\n=2\n")
+    with pytest.raises(ValueError, match="line 1: expected NAME=value"):
+        parse_env_file("A\x00B=1\n")  # (what no environment holds)
+
+
 def test_an_env_file_value_that_is_only_a_comment_is_empty() -> None:
     # "NAME=   # set in production": the comment was the value (a root path
     # refused for it, a metrics token "# set in production"), where " #"

@@ -5,9 +5,11 @@ people put in them: comments (``#``) and blank lines, an optional ``export``,
 values in single quotes (taken as they are, but for ``\\'`` and ``\\\\``) or
 double quotes (with ``\\n``, ``\\t``, ``\\"``, ``\\\\`` ... escapes), either of
 which may span lines (a PEM key) and be followed by a ``#`` comment, unquoted
-values up to a `` #`` comment; ``${NAME}`` and ``${NAME:-default}`` in unquoted and double-quoted
-values stand for a variable's value (the environment's, else one the file set
-above; else the default, else nothing); a line of a name alone sets nothing.
+values up to a `` #`` comment; names of letters, digits, ``_``, ``.`` and
+``-`` (``APP-NAME``), or in single quotes; ``${NAME}`` and
+``${NAME:-default}`` in unquoted and double-quoted values stand for a
+variable's value (the environment's, else one the file set above; else the
+default, else nothing); a line of a name alone sets nothing.
 Variables already set in the environment win, as with python-dotenv's default.
 """
 
@@ -19,8 +21,10 @@ from collections.abc import Callable, Collection, Mapping, MutableMapping
 
 __all__ = ["parse_env_file", "load_env_file", "reread_env_file"]
 
-#: A line's name, after an optional ``export``; then ``=`` and a value, or nothing.
-_NAME = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.]*)[ \t]*")
+#: A line's name, after an optional ``export``: letters, digits, ``_``, ``.``
+#: and ``-`` (``APP-NAME``, as python-dotenv and Node's dotenv take it), or
+#: in single quotes (python-dotenv's); then ``=`` and a value, or nothing.
+_NAME = re.compile(r"[ \t]*(?:export[ \t]+)?(?:'([^'=\n\x00]+)'|([A-Za-z0-9_.-]+))[ \t]*")
 #: What may follow a value (or a name alone) on its line.
 _LINE_END = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
 _ESCAPES = {
@@ -64,7 +68,7 @@ def parse_env_file(text: str, environ: Mapping[str, str] | None = None) -> dict[
         name_match = _NAME.match(text, pos)
         if name_match is None or name_match.end() == pos:
             raise ValueError(f"line {number}: expected NAME=value")
-        name, pos = name_match[1], name_match.end()
+        name, pos = name_match[1] or name_match[2], name_match.end()
         if text.startswith("=", pos):
             value, pos = _value(text, pos + 1, lambda found: {**variables, **environ}.get(found))
             variables[name] = value
