@@ -207,6 +207,15 @@ def test_origins_as_browsers_send_them_are_taken(origin: str) -> None:
     assert Config(origins=[origin, None]).origins == [origin, None]
 
 
+def test_a_list_of_origins_is_kept_as_checked() -> None:
+    # The caller's list was kept: appended to afterwards, every handshake took
+    # what was never checked (as the headers' list is not: it is copied).
+    allowed = ["https://app.example"]
+    config = Config(origins=allowed)
+    allowed.append("https://evil.example/not-an-origin")
+    assert config.origins == ["https://app.example"]
+
+
 @pytest.mark.parametrize(
     ("origin", "said"),
     [

@@ -996,6 +996,8 @@ class Config:
         self.validate()
         # Kept as checked: a list the caller changes afterwards is not ours.
         self.headers = tuple((name, value) for name, value in self.headers)
+        if self.origins is not None:
+            self.origins = list(self.origins)
 
     def __repr__(self) -> str:
         # Not the dataclass's: it wrote out the key's password, the tokens and
