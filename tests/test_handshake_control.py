@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from wsserver import Request, Router, WebSocket
+from wsserver import BadRequest, Request, Router, WebSocket
 from wsserver.response import Acceptance, Response, accept, json, text
 
 from .conftest import StartServer
@@ -122,6 +122,29 @@ class TestOnConnect:
         assert (await denied(server.port, "/a")).status_code == 500
         assert (await denied(server.port, "/b")).status_code == 500
         assert len([r for r in caplog.records if r.exc_info]) == 2
+
+    async def test_bad_request_from_a_hook_is_400_with_its_message(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # As from an HTTP route's handler: the client's mistake, not the server's.
+        async def needs_token(request: Request) -> None:
+            if not request.args.get("token"):
+                raise BadRequest("Send a token as ?token=.")
+
+        def needs_room(request: Request) -> None:
+            raise BadRequest("No such room.")
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/a", on_connect=needs_token)
+        routes.add_websocket_route(reply_info, "/b", on_connect=needs_room, error_format="json")
+        server = await run_server(routes)
+        response = await denied(server.port, "/a")
+        assert (response.status_code, response.body) == (400, b"Send a token as ?token=.\n")
+        response = await denied(server.port, "/b")
+        assert response.status_code == 400
+        assert json_module.loads(response.body)["message"] == "No such room."
+        assert (await connect_info(server.port, "/a?token=t"))["path"] == "/a"
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
     @pytest.mark.parametrize("kept_alive", [False, True])
     async def test_slow_hook_bounded_by_open_timeout(

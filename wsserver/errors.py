@@ -79,7 +79,8 @@ class BadRequest(WSServerError, ValueError):
     """What the client sent cannot be used (a request body that is not JSON).
 
     Raised in an HTTP route's handler (by ``request.json``, or by the handler
-    itself), it is answered with ``400`` and its message, not logged as an error.
+    itself) or in a WebSocket route's ``on_connect`` hook, it is answered with
+    ``400`` and its message, not logged as an error.
     """
 
 

@@ -548,7 +548,8 @@ class Router:
                 by returning a :class:`~wsserver.response.Response` (any status,
                 headers and body), which is sent instead of the 101, or accept
                 it with a subprotocol and more 101 headers by returning
-                ``accept(subprotocol, headers)`` (:func:`wsserver.response.accept`).
+                ``accept(subprotocol, headers)`` (:func:`wsserver.response.accept`);
+                raising :class:`~wsserver.BadRequest` denies it with a 400.
             origins: ``Origin`` values accepted (exact strings; None in the list
                 accepts requests without an Origin header); others get 403.
                 None here uses the server's ``origins`` setting.

@@ -1168,12 +1168,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
         async def hook() -> None:
             assert route.on_connect is not None
-            answer = route.on_connect(request)
-            if inspect.isawaitable(answer):
-                try:
-                    answer = await answer
-                except (asyncio.CancelledError, BaseExceptionGroup) as exc:
-                    raise _ended_in(exc, f"the on_connect hook of {route.name}")  # noqa: B904
+            try:
+                answer = route.on_connect(request)
+                if inspect.isawaitable(answer):
+                    try:
+                        answer = await answer
+                    except (asyncio.CancelledError, BaseExceptionGroup) as exc:
+                        raise _ended_in(exc, f"the on_connect hook of {route.name}")  # noqa: B904
+            except BadRequest as exc:  # (as from an HTTP route's handler: a 400)
+                answer = error_response(400, str(exc), format=route.error_format)
             final = accept.answered(answer, request.subprotocols)
             if self._transport_closing:
                 return  # shut down (503) while the hook decided
