@@ -128,14 +128,41 @@ class TestStreamedRequestBody:
         )
         head, body = await read_response(reader)
         assert head.startswith(b"HTTP/1.1 200 ")
-        assert body == repr((b"ab", b"cdef", b"")).encode()
+        assert body == repr((b"ab", b"cdef", None)).encode()
         writer.write(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
         _, body = await read_response(reader)
-        assert body == repr((b"", b"", b"")).encode()
+        assert body == repr((b"", b"", None)).encode()
         writer.write(b"POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
         _, body = await read_response(reader)
         assert body == repr((None, b"ok")).encode()
         writer.close()
+
+    async def test_sanics_read_loop_ends_at_the_none_after_the_body(
+        self, run_server: StartServer
+    ) -> None:
+        # Sanic's documented loop: "while True: body = await request.stream.read();
+        # if body is None: break". A read() after the end that gave b"" at once
+        # spun it for ever without a turn for the loop: every client, and the
+        # SIGTERM, went unanswered. (Bounded here, so that it fails, not hangs.)
+        routes = Router()
+
+        @routes.post("/upload", stream=True)
+        async def upload(request: Request) -> Response:
+            assert request.stream is not None
+            reads: list[bytes] = []
+            while len(reads) < 3:
+                body = await request.stream.read()
+                if body is None:
+                    break
+                reads.append(body)
+            return text(repr(reads))
+
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.post("/upload", content=b"abc")
+            assert r.text == repr([b"abc"])
+            r = await client.post("/upload", content=b"")
+            assert r.text == repr([b""])
 
     async def test_a_handler_that_does_not_read_holds_the_client_back(
         self, run_server: StartServer

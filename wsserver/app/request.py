@@ -49,8 +49,10 @@ class BodyStream(Protocol):
 
     ``async for piece in request.stream`` gives its pieces (bytes, none
     empty) as they arrive; ``await request.stream.read()`` the rest of it
-    whole. The client sends more only as the handler asks (so memory stays
-    bounded by a piece), each piece within ``open_timeout`` of the last.
+    whole, and None once a read() has returned its end (as Sanic's ``read()``
+    says the end: its ``if body is None: break`` loop ends). The client
+    sends more only as the handler asks (so memory stays bounded by a piece),
+    each piece within ``open_timeout`` of the last.
 
     Both raise :class:`~wsserver.errors.ClientDisconnected` when the body
     cannot be read to its end (the client left, timed out, or sent a
@@ -61,7 +63,7 @@ class BodyStream(Protocol):
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
-    async def read(self) -> bytes: ...
+    async def read(self) -> bytes | None: ...
 
 
 def _no_constant(name: str) -> Any:

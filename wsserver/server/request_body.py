@@ -32,7 +32,15 @@ class RequestBody:
     request, which holds it): no reference cycle outlives a connection.
     """
 
-    __slots__ = ("_connection", "_cycle", "_limit", "_received", "_done", "_failure")
+    __slots__ = (
+        "_connection",
+        "_cycle",
+        "_limit",
+        "_received",
+        "_done",
+        "_failure",
+        "_read_whole",
+    )
 
     def __init__(self, connection: HttpProtocol, limit: int | None, *, coming: bool) -> None:
         self._connection = weakref.ref(connection)
@@ -41,6 +49,7 @@ class RequestBody:
         self._received = 0
         self._done = not coming
         self._failure: tuple[type[Exception], str] | None = None
+        self._read_whole = False  # (a read() returned the end)
 
     def __aiter__(self) -> RequestBody:
         return self
@@ -66,9 +75,20 @@ class RequestBody:
             self._fail(*self._failure)
         raise StopAsyncIteration
 
-    async def read(self) -> bytes:
-        """The rest of the body, whole."""
-        return b"".join([piece async for piece in self])
+    async def read(self) -> bytes | None:
+        """The rest of the body, whole; None once a read() has returned its end.
+
+        None, not ``b""``: Sanic's ``read()`` says the end so, and its
+        documented loop (``while True: body = await request.stream.read()``,
+        ``if body is None: break``) given ``b""`` at once, for ever, would hold
+        the event loop (every client, and the stop signals) for good. A loop
+        that stops at an empty read stops there too.
+        """
+        if self._read_whole and self._failure is None:
+            return None
+        rest = b"".join([piece async for piece in self])
+        self._read_whole = True
+        return rest
 
     def _gone(self, connection: HttpProtocol | None) -> None:
         """No more of the body comes: raise why, unless it ended (another
