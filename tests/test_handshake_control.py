@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from wsserver import BadRequest, Request, Router, WebSocket
+from wsserver import BadRequest, HandshakeError, Request, Router, WebSocket
 from wsserver.response import Acceptance, Response, accept, json, text
 
 from .conftest import StartServer
@@ -143,6 +143,28 @@ class TestOnConnect:
         response = await denied(server.port, "/b")
         assert response.status_code == 400
         assert json_module.loads(response.body)["message"] == "No such room."
+        assert (await connect_info(server.port, "/a?token=t"))["path"] == "/a"
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    async def test_handshake_error_from_a_hook_is_its_status_and_headers(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # The exception "an opening handshake that must be answered with an
+        # HTTP error" says its answer: a hook's abort(401), not a 500.
+        async def needs_token(request: Request) -> None:
+            if not request.args.get("token"):
+                raise HandshakeError(401, "Missing token", [("WWW-Authenticate", "Bearer")])
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/a", on_connect=needs_token)
+        routes.add_websocket_route(reply_info, "/b", on_connect=needs_token, error_format="json")
+        server = await run_server(routes)
+        response = await denied(server.port, "/a")
+        assert (response.status_code, response.body) == (401, b"Missing token\n")
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        response = await denied(server.port, "/b")
+        assert response.status_code == 401
+        assert json_module.loads(response.body)["message"] == "Missing token"
         assert (await connect_info(server.port, "/a?token=t"))["path"] == "/a"
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 

@@ -61,6 +61,10 @@ class ProtocolError(WSServerError):
 class HandshakeError(WSServerError):
     """An opening handshake that must be answered with an HTTP error.
 
+    Raised by an ``on_connect`` hook, it denies the upgrade with that answer
+    (its status, message and headers, in the route's error format), not
+    logged as an error.
+
     Attributes:
         status: the HTTP status code to answer with (400, 404, 426, ...).
         headers: extra response headers, as ``(name, value)`` pairs.

@@ -549,7 +549,8 @@ class Router:
                 headers and body), which is sent instead of the 101, or accept
                 it with a subprotocol and more 101 headers by returning
                 ``accept(subprotocol, headers)`` (:func:`wsserver.response.accept`);
-                raising :class:`~wsserver.BadRequest` denies it with a 400.
+                raising :class:`~wsserver.BadRequest` denies it with a 400, and
+                :class:`~wsserver.HandshakeError` with its status and headers.
             origins: ``Origin`` values accepted (exact strings; None in the list
                 accepts requests without an Origin header); others get 403.
                 None here uses the server's ``origins`` setting.

@@ -33,6 +33,7 @@ from ..app.static import FilePieces
 from ..errors import (
     BadRequest,
     ClientDisconnected,
+    HandshakeError,
     RequestTooLarge,
     passed_on,
     passes_through,
@@ -1177,6 +1178,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                         raise _ended_in(exc, f"the on_connect hook of {route.name}")  # noqa: B904
             except BadRequest as exc:  # (as from an HTTP route's handler: a 400)
                 answer = error_response(400, str(exc), format=route.error_format)
+            except HandshakeError as exc:  # (its own answer: an abort(401), say)
+                answer = error_response(
+                    exc.status, exc.message, exc.headers, format=route.error_format
+                )
             final = accept.answered(answer, request.subprotocols)
             if self._transport_closing:
                 return  # shut down (503) while the hook decided
