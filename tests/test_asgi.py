@@ -765,6 +765,32 @@ async def test_an_app_ending_in_its_own_cancelled_error_is_answered_for(
     expect_logged_error(caplog, "ASGI application failed")
 
 
+async def test_an_app_cancelled_by_itself_after_accepting_has_its_websocket_closed(
+    run_asgi: Any,
+) -> None:
+    # Its task cancelled, not by the server (a "kick" that cancels the
+    # handler's task, say): the app is gone, and so must the WebSocket be
+    # (www.rst: "if the application dies the socket should be closed"), with
+    # 1000 as a Router handler's own cancel. It stayed open, answering pings,
+    # with nothing behind it.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(30)
+
+    server = await run_asgi(app)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.close_code == 1000
+    await wait_for(lambda: not server.connections, TIMEOUT, "the connection closed")
+
+
 async def test_another_connections_disconnect_is_this_apps_error(
     run_asgi: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -26,6 +26,7 @@ from ..errors import (
     ClientDisconnected,
     ConcurrencyError,
     ConnectionClosed,
+    cancelled,
     passed_on,
     passes_through,
 )
@@ -133,6 +134,11 @@ class WebSocketSession:
             await app(scope, self.receive, self.send)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
             if passes_through(exc):
+                if self.phase is _ACCEPTED and cancelled(exc):
+                    # Cancelled by itself (the shutdown's close came first, if
+                    # it was the shutdown's): as a Router handler's own cancel,
+                    # 1000. Before the 101, the HTTP phase answers for it.
+                    self._end(1000, "")
                 raise passed_on(exc)  # noqa: B904 (itself, or a group's own)
             # (Gone, or the app was told so: the server closed first, for the
             # client's fault, and the app's turn came before the client's close.)
