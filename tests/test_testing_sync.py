@@ -644,6 +644,18 @@ def test_call_awaits_any_awaitable_and_keeps_its_type() -> None:
         assert client.cookies == {"a": "b"}
 
 
+def test_a_call_that_never_ends_raises_after_the_client_s_timeout() -> None:
+    # Every wait of the client is bounded by its timeout; call() awaited what
+    # it was given for ever (the test hung, as with Starlette's portal).
+    with SyncTestClient(echo.routes, timeout=0.2) as client:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"client.call\(\) did not end within 0.2 s"):
+            client.call(asyncio.Event().wait)
+        assert time.monotonic() - started < 2
+        client.timeout = None  # (None: for ever, as every wait)
+        assert client.call(asyncio.sleep, 0.3, "slept") == "slept"
+
+
 def test_start_and_close_without_a_block() -> None:
     client = SyncTestClient(echo.routes).start()
     try:

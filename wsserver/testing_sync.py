@@ -48,6 +48,7 @@ from .testing import (
     StreamedResponse,
     TestClient,
     _Connecting,
+    _within,
 )
 
 __all__ = ["SyncTestClient", "SyncWebSocket"]
@@ -599,15 +600,22 @@ class SyncTestClient:
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``function(*args, **kwargs)`` on the server's loop and return its
         result: awaited when it is awaitable (``client.call(hub.publish,
-        "room", "hi")``; a task, a future), as it is otherwise."""
+        "room", "hi")``; a task, a future), as it is otherwise.
+
+        Raises:
+            TimeoutError: what it gave did not end within the client's
+                ``timeout`` (as any of its waits; None: for ever).
+        """
+        client, thread = self._running
 
         async def run() -> Any:
             result = function(*args, **kwargs)
             if inspect.isawaitable(result):
-                result = await result
+                async with _within(client.timeout, "client.call() did not end"):
+                    result = await result
             return result
 
-        return self._running[1].run(run())
+        return thread.run(run())
 
     # ------------------------------------------------------------ requests
 
