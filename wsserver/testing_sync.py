@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, 
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar, cast, overload
 
-from .server.server import Server
+from .server.server import CANCELLED_GRACE, Server
 from .testing import (
     DEFAULT_TIMEOUT,
     Body,
@@ -358,12 +358,15 @@ def _shortcut(method: str) -> Callable[..., ClientResponse]:
 
 def _cancelled_wait(client: TestClient | None) -> float:
     """How long the tasks left on a client's loop as it closes may take to end
-    once cancelled: as its server's handlers at the way out, the client's
-    timeout or ``shutdown_timeout``, the shorter."""
+    once cancelled: the client's timeout or ``shutdown_timeout``, the shorter,
+    but never less than the server gives its own cancelled handlers
+    (CANCELLED_GRACE): with none, a task whose cleanup awaits once would be
+    taken for one that caught its cancellation, and left with it undone."""
     if client is None:
         return DEFAULT_TIMEOUT
     limit = client.server.config.shutdown_timeout
-    return limit if client.timeout is None else min(client.timeout, limit)
+    wait = limit if client.timeout is None else min(client.timeout, limit)
+    return max(wait, CANCELLED_GRACE)
 
 
 def _close_dropped(thread: _Thread, client: TestClient | None) -> None:

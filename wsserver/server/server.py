@@ -79,6 +79,11 @@ ACCEPT_BATCH = 100
 #: closed at that instant lost such a request unanswered.
 RESTART_IDLE_DRAIN = 1.0
 
+#: Shutdown: how long a task cancelled at the end of the grace has to end
+#: (its ``finally:`` clauses, which may await); one still running then is
+#: left running, with a warning (it caught the CancelledError).
+CANCELLED_GRACE = 1.0
+
 
 class _DefaultHost(str):
     """serve()'s default host: the same address given is told apart from it
@@ -949,7 +954,7 @@ class Server:
         for task in tasks:
             task.cancel()
         if tasks:
-            await self._wait_for_tasks(tasks, loop.time() + 1.0)
+            await self._wait_for_tasks(tasks, loop.time() + CANCELLED_GRACE)
             running = {t for t in tasks if not t.done()}
             # (Not one that called close() as it ends, in a finally: clause: it
             # waits for the shutdown.)
