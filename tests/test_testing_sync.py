@@ -792,3 +792,19 @@ def test_follow_redirects_is_the_client_s_default_as_in_starlette() -> None:
     with SyncTestClient(_redirecting_routes()) as client:
         assert client.get("/old/302").status_code == 302
         assert client.get("/old/302", follow_redirects=True).status_code == 200
+
+
+def test_follow_redirects_is_an_attribute_of_the_client_as_in_starlette() -> None:
+    # Starlette's client (httpx's) reads and sets client.follow_redirects;
+    # here reading it was an AttributeError, and setting it made an attribute
+    # no request read: redirects went on being followed.
+    client = SyncTestClient(_redirecting_routes(), follow_redirects=True)
+    assert client.follow_redirects is True  # (before it starts)
+    with client:
+        assert client.follow_redirects is True
+        client.follow_redirects = False
+        assert client.get("/old/302").status_code == 302
+    assert client.follow_redirects is False  # (kept for its next run, as timeout is)
+    client.follow_redirects = True
+    with client:
+        assert client.get("/old/302").status_code == 200

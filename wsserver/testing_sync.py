@@ -521,6 +521,7 @@ class SyncTestClient:
             # (What the next run starts with: cookies kept, as a browser's.)
             self._arguments["cookies"] = Cookies(client.cookies)
             self._arguments["timeout"] = client.timeout
+            self._arguments["follow_redirects"] = client.follow_redirects
         self._client = None
         if thread is None:
             return
@@ -561,7 +562,7 @@ class SyncTestClient:
             )
         return self._running[0].server
 
-    # (When it does not run, cookies and timeout are what it will start with:
+    # (When it does not run, cookies, timeout and follow_redirects are what it will start with:
     # setting them does not start it, and a with block may come after.)
 
     @property
@@ -593,6 +594,20 @@ class SyncTestClient:
             self._arguments["timeout"] = timeout
         else:
             self._running[0].timeout = timeout
+
+    @property
+    def follow_redirects(self) -> bool:
+        """As :attr:`TestClient.follow_redirects` (httpx's, and so Starlette's, client has it)."""
+        if self._run is None:
+            return bool(self._arguments.get("follow_redirects", False))
+        return self._running[0].follow_redirects
+
+    @follow_redirects.setter
+    def follow_redirects(self, follow_redirects: bool) -> None:
+        if self._run is None:
+            self._arguments["follow_redirects"] = follow_redirects
+        else:
+            self._running[0].follow_redirects = follow_redirects
 
     @overload
     def call(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T: ...
