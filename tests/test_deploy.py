@@ -612,6 +612,35 @@ def test_a_key_s_password_is_taken_as_written_from_a_flag_or_the_environment(
     assert blank.ssl_keyfile_password is None
 
 
+def test_a_key_s_password_from_the_environment_loses_a_line_break_at_its_end(
+    cert_files: dict[str, str], tmp_path: Path
+) -> None:
+    # A Kubernetes Secret made with `echo s3cret | base64` (or a file with its
+    # last line ended) holds the password and a newline. Stripped as other
+    # values, it loaded; taken as written, the start failed ("does not
+    # decrypt ssl_keyfile", exit 2). A line break ends a line, not a password
+    # (OpenSSL's own -passin file: drops it); blanks around it stay its own.
+    key = serialization.load_pem_private_key(Path(cert_files["keyfile"]).read_bytes(), None)
+    files = {"ssl_certfile": cert_files["certfile"]}
+    for password in ("s3cret", " s3cret "):
+        keyfile = tmp_path / "key.pem"
+        keyfile.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(password.encode()),
+            )
+        )
+        for ended in ("\n", "\r\n", "\n\n"):
+            environ = {"WEBSOCKET_SSL_KEYFILE_PASSWORD": password + ended}
+            config = Config.from_sources(environ, **files, ssl_keyfile=str(keyfile))
+            assert config.ssl_keyfile_password == password
+            assert ssl_context(config) is not None
+    # A line break alone is no password, as blanks alone are not.
+    ended = Config.from_sources({"WEBSOCKET_SSL_KEYFILE_PASSWORD": "\n"})
+    assert ended.ssl_keyfile_password is None
+
+
 def test_tls_settings_without_a_certificate_are_said(
     cert_files: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -69,9 +69,10 @@ class Kind:
     none_words = NONE_WORDS
     #: A password or a token: a :class:`Config`'s repr writes it ``'***'``.
     secret = False
-    #: Whether blanks around a text are dropped (a template's stray space);
-    #: not a password's, which may begin or end with one.
-    strip = True
+    #: What is dropped around a text: None, any blank (a template's stray
+    #: space); a password's, only line breaks (it may begin or end with a
+    #: blank, but a line break ends the line it came on: ``echo``'s).
+    strip: str | None = None
 
     def __init__(self, *, none_ok: bool = False) -> None:
         self.none_ok = none_ok
@@ -109,7 +110,7 @@ class Kind:
         word = text.strip()
         if self.none_ok and word.lower() in self.none_words and (word or self.empty_is_none):
             return None
-        return self._parse(word if self.strip else text)
+        return self._parse(text.strip(self.strip))
 
     def accepted(self) -> str:
         """What the text form accepts, in words."""
@@ -348,11 +349,12 @@ def _path(description: str, metavar: str = "PATH", *, empty_is_none: bool = True
 def _password() -> Text:
     """A password: as :func:`_path`, but only ``none`` (or an empty text) is
     None; ``off``, ``null``, ``false`` are taken as they are, and so are
-    blanks around it."""
+    blanks around it (not a line break at either end: a Kubernetes Secret
+    made with ``echo``, as OpenSSL's ``-passin file:`` drops it)."""
     kind = _path("a password", "PASSWORD")
     kind.none_words = frozenset({"none", ""})
     kind.secret = True
-    kind.strip = False
+    kind.strip = "\r\n"
     return kind
 
 
