@@ -3041,6 +3041,13 @@ async def test_close_after_the_client_left_is_nothing_to_do(run_asgi: Any) -> No
         outcome.append("closed")
         with pytest.raises(ClientDisconnected):
             await send({"type": "websocket.send", "text": "anyone?"})  # sending still fails
+        # What is wrong with the message itself is said as before (README).
+        with pytest.raises(ValueError):
+            await send({"type": "websocket.send"})  # neither text nor bytes
+        with pytest.raises(TypeError):
+            await send({"type": "websocket.send", "text": 5})
+        with pytest.raises(RuntimeError):
+            await send({"type": "websocket.accept"})
         outcome.append("send raised")
 
     server = await run_asgi(app)
