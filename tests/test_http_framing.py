@@ -382,6 +382,32 @@ async def test_a_request_h11_cannot_read_is_told_so_without_its_bytes(
 
 
 @pytest.mark.parametrize(
+    "first_line",
+    [b"SSH-2.0-OpenSSH_9.6\r\n", b"*1\r\n$4\r\nPING\r\n", b"GET /\r\n", b"GET  / HTTP/1.1\n"],
+    ids=["ssh", "redis", "http/0.9", "two spaces"],
+)
+async def test_a_line_that_is_no_request_line_gets_400_before_the_rest_of_the_head(
+    server: Server, first_line: bytes
+) -> None:
+    # h11 reads a head only once its empty line came: a client that sent a
+    # line that is no request line and waits for an answer (an SSH or a
+    # Redis client on the wrong port, an HTTP/0.9 request) got a 408
+    # "not complete within open_timeout", 10 s later, instead of its 400.
+    answer = await exchange(server.port, first_line, wait=2)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.endswith(b"\r\n\r\nBad request: illegal request line.\n"), answer
+    # A request line that is one still waits for the rest of its head.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(reader.read(1), 0.2)
+    writer.write(b"Host: x\r\n\r\n")
+    answer = await asyncio.wait_for(reader.readuntil(b"GET / 0"), TIMEOUT)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    writer.close()
+
+
+@pytest.mark.parametrize(
     "head, status",
     [
         (b"HEAD / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400),

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import h11
-from h11._readers import ChunkedReader
+from h11._readers import ChunkedReader, request_line_re
 
 from ..app.request import Request
 from ..app.response import StreamingResponse
@@ -122,6 +122,8 @@ _NO_MORE: Any = object()
 #: or still arriving and refused by h11).
 TARGET_TOO_LONG = "Request target too long."
 HEAD_TOO_LARGE = "Request header fields too large."
+#: The body of the 400 for a first line that is no request line (h11's words).
+NO_REQUEST_LINE = "Bad request: illegal request line."
 
 #: What h11 says of an empty line where a request line is due, whole or its CR alone.
 _EMPTY_LINE_ERRORS = frozenset({"no request line received", "illegal request line"})
@@ -231,6 +233,21 @@ def _ended_in(exc: BaseException, what: str) -> BaseException:
         failure.__cause__ = exc
         return failure
     return exc
+
+
+def _no_request_line(data: bytearray, start: int) -> bool:
+    """Whether the first line of a head still arriving, if it ended in the
+    bytes from ``start`` on (those h11 has not searched yet), is no request
+    line. h11 reads a head only once its empty line came: a client that sent
+    such a line and waits for an answer (an SSH or a Redis client on the
+    wrong port, an HTTP/0.9 request) got a 408 at ``open_timeout`` instead
+    of its 400. The first line is checked once, when its end comes; a later
+    read looks for a line end in its own bytes, then for one before them."""
+    end = data.find(b"\n", start)
+    if end < 0 or (start and data.find(b"\n", 0, start) >= 0):
+        return False  # (no line yet, or the first was checked when it came)
+    line = data[: end - 1] if data[end - 1 : end] == b"\r" else data[:end]
+    return request_line_re.fullmatch(line) is None
 
 
 class HttpProtocol(asyncio.BufferedProtocol):
@@ -747,8 +764,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         with an obsolete line folding, which h11 joins (RFC 9112 5.2 lets a
         server refuse it: ``Transfer-Encoding:`` then `` chunked`` on the
         next line is a chunked body here, and maybe none to a proxy in
-        front). Empty lines before a request line are h11's to take (see
-        _skipped_empty_line()), and so are a TLS handshake's bytes."""
+        front); or one still arriving whose first line is no request line
+        (see _no_request_line()). Empty lines before a request line are
+        h11's to take (see _skipped_empty_line()), and so are a TLS
+        handshake's bytes."""
         buffer = h._receive_buffer  # (h11 is pinned to 0.16)
         data = buffer._data
         if not data or data[0] in b"\r\n":
@@ -758,9 +777,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # a few bytes a read is searched once, not from its start each time.
         # One search, for the head's end or a folding before it: this is
         # every request's.)
-        found = _HEAD_END_OR_FOLD.search(data, buffer._multiple_lines_search, limit)
+        start = buffer._multiple_lines_search
+        found = _HEAD_END_OR_FOLD.search(data, start, limit)
         if found is None:
-            if len(data) <= limit:
+            if len(data) <= limit and not _no_request_line(data, start):
                 return False  # (not whole yet: h11 bounds it meanwhile)
         elif found.lastindex is None:
             return False  # (its end, and no folding before it)
@@ -770,10 +790,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # line, and _process() tells it as TLS on a plain port.
             return False
         self._head_refused = True
-        if found is None:
+        if found is not None:
+            self.http_error(400, "Obsolete line folding in the request head (RFC 9112 5.2).")
+        elif len(data) > limit:
             self._head_too_large(h)
         else:
-            self.http_error(400, "Obsolete line folding in the request head (RFC 9112 5.2).")
+            self.http_error(400, NO_REQUEST_LINE)
         return True
 
     def _head_too_large(self, h: h11.Connection) -> None:
