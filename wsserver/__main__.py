@@ -1356,9 +1356,9 @@ def supervise(
     if workers > 1 and isinstance(broker, MemoryBroker):
         # (Said once, at start: an application that uses no topics loses nothing.)
         logger.info(
-            "%d workers without --broker: topics (subscribe, publish, presence) span one "
-            "worker each, so a room's clients hear only those of their worker; "
-            "--broker redis://... joins them",
+            "%d workers, each with topics of its own (no --broker, or memory): subscribe, "
+            "publish and presence span one worker, so a room's clients hear only those of "
+            "their worker; --broker redis://... joins them",
             workers,
         )
     start_timeout = _flag_or_variable(
