@@ -1,7 +1,8 @@
 import json
+from typing import assert_type
 
-from wsserver import Request, Router, WebSocket
-from wsserver.response import Response, json_response
+from wsserver import Request, Router, UploadedFile, WebSocket
+from wsserver.response import Response, json_response, text
 
 routes = Router()
 
@@ -16,3 +17,19 @@ async def room(request: Request, ws: WebSocket, room: str) -> None:
 @routes.get("/health")
 async def health(request: Request) -> Response:
     return json_response({"ok": json.loads("true")})  # the stdlib's json is not shadowed
+
+
+@routes.post("/avatar")
+async def avatar(request: Request) -> Response:
+    # The README's accessors say what they hold: query and form values are str,
+    # files UploadedFile, a header's getone() a str.
+    assert_type(request.args.get("page"), str | None)
+    assert_type(request.args.get("page", "1"), str)
+    assert_type(request.args.getlist("tag"), list[str])
+    assert_type(request.form.get("user"), str | None)
+    assert_type(request.form.getlist("user"), list[str])
+    assert_type(request.files.get("picture"), UploadedFile | None)
+    assert_type(request.files.getlist("picture"), list[UploadedFile])
+    assert_type(request.headers.getone("authorization"), str)
+    assert_type(request.headers.getone("authorization", None), str | None)
+    return text("stored")

@@ -22,7 +22,7 @@ import re
 import sys
 import uuid
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 from urllib.parse import urlencode
 
 from ..errors import BadRequest
@@ -46,14 +46,30 @@ __all__ = [
 MAX_PARTS = 1000
 
 
-class MultiValues(dict[str, list[Any]]):
-    """Names with their values in order: ``.get(name)`` gives the first, ``[name]`` all."""
+_V = TypeVar("_V")
+_T = TypeVar("_T")
 
+
+class MultiValues(dict[str, list[_V]], Generic[_V]):
+    """Names with their values in order: ``.get(name)`` gives the first, ``[name]`` all.
+
+    Typed by what the values are: ``MultiValues[str]`` for query arguments and
+    form fields, ``MultiValues[UploadedFile]`` for a form's files.
+    """
+
+    @overload  # type: ignore[override]  # (dict's get() gives the list)
+    def get(self, name: str) -> _V | None: ...
+    @overload
+    def get(self, name: str, default: _V | _T) -> _V | _T: ...
     def get(self, name: str, default: Any = None) -> Any:
         """The first value of ``name``, or ``default``."""
         values = super().get(name)
         return values[0] if values else default
 
+    @overload
+    def getlist(self, name: str) -> list[_V]: ...
+    @overload
+    def getlist(self, name: str, default: _T) -> list[_V] | _T: ...
     def getlist(self, name: str, default: Any = None) -> Any:
         """Every value of ``name``; when absent, ``default`` if given (as in
         Sanic: ``getlist("tag", [])``), else an empty list."""
@@ -151,7 +167,9 @@ def media_type(value: str) -> tuple[str, dict[str, str]]:
     return match.group(1).lower(), params
 
 
-def parse_form(content_type: str, body: bytes, max_parts: int) -> tuple[MultiValues, MultiValues]:
+def parse_form(
+    content_type: str, body: bytes, max_parts: int
+) -> tuple[MultiValues[str], MultiValues[UploadedFile]]:
     """The fields (name -> str values) and files (name -> :class:`UploadedFile`)
     of a form ``body`` sent with ``content_type``; both empty for a body of
     another type.
@@ -224,12 +242,12 @@ def _decode(raw: bytes, codec: str) -> str:
     return raw.decode(codec, "replace")
 
 
-def _urlencoded(body: bytes, charset: str, max_parts: int) -> MultiValues:
+def _urlencoded(body: bytes, charset: str, max_parts: int) -> MultiValues[str]:
     """WHATWG URL's application/x-www-form-urlencoded parser: ``&``-separated
     pairs, ``+`` a space, %XX a byte, decoded in ``charset`` (bytes beyond
     ASCII, which a client should have escaped, are taken as they are)."""
     codec = _codec(charset)
-    fields = MultiValues()
+    fields: MultiValues[str] = MultiValues()
     count = 0
     for pair in body.split(b"&"):
         if not pair:
@@ -269,12 +287,12 @@ def _percent_decode(raw: bytes) -> bytes:
 
 def _multipart(
     body: bytes, boundary: str | None, max_parts: int
-) -> tuple[MultiValues, MultiValues]:
+) -> tuple[MultiValues[str], MultiValues[UploadedFile]]:
     parser = MultipartParser(boundary, max_parts)
     events = parser.feed(body)
     parser.end()
     raw_fields: list[tuple[str, bytes, str | None]] = []
-    files = MultiValues()
+    files: MultiValues[UploadedFile] = MultiValues()
     default_charset = "utf-8"
     head: PartHead | None = None
     pieces: list[bytes] = []
@@ -299,7 +317,7 @@ def _multipart(
             # RFC 7578 4.6: the charset of the fields that name none.
             default_charset = charset_of_field(content)
         raw_fields.append((head.name, content, charset))
-    fields = MultiValues()
+    fields: MultiValues[str] = MultiValues()
     for name, content, charset in raw_fields:
         fields.setdefault(name, []).append(decode_field(content, charset, default_charset))
     return fields, files

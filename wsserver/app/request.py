@@ -40,7 +40,7 @@ async def _whole(body: bytes) -> AsyncIterator[bytes]:
         yield body
 
 
-class QueryArgs(MultiValues):
+class QueryArgs(MultiValues[str]):
     """Query arguments: ``args.get(name)`` gives the first value, ``args[name]`` all."""
 
 
@@ -189,8 +189,8 @@ class Request:
         self._cookies: dict[str, str] | None = None
         self._json: Any = _UNPARSED
         self.local_address: tuple[str, int] | None = None
-        self._form: MultiValues | None = None
-        self._files: MultiValues | None = None
+        self._form: MultiValues[str] | None = None
+        self._files: MultiValues[UploadedFile] | None = None
         self._multipart_read = False
 
     @property
@@ -227,7 +227,7 @@ class Request:
         return self._json
 
     @property
-    def form(self) -> MultiValues:
+    def form(self) -> MultiValues[str]:
         """The fields of a form body (``application/x-www-form-urlencoded`` or
         ``multipart/form-data``): ``form.get(name)`` the first value (str),
         ``form.getlist(name)`` all; empty for a body of another type.
@@ -242,7 +242,7 @@ class Request:
         return self._form
 
     @property
-    def files(self) -> MultiValues:
+    def files(self) -> MultiValues[UploadedFile]:
         """The files of a ``multipart/form-data`` body: ``files.get(name)`` the
         first :class:`UploadedFile` (``filename``, ``content_type``, ``body``),
         ``files.getlist(name)`` all; empty for a body of another type.

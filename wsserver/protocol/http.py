@@ -280,6 +280,10 @@ class Headers(Mapping[str, str]):
                     values.append(value)
         return found
 
+    @overload
+    def getone(self, name: str) -> str: ...
+    @overload
+    def getone(self, name: str, default: _T) -> str | _T: ...
     def getone(self, name: str, default: Any = _MISSING) -> Any:
         """The first value of header ``name`` (multidict's name for it); when
         absent, ``default`` if given, else KeyError."""
