@@ -34,10 +34,11 @@ def test_a_user_script_type_checks(tmp_path: Path, name: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_mypy_catches_a_handler_with_the_wrong_arity_and_a_bad_encoding(tmp_path: Path) -> None:
+def test_mypy_catches_each_mistake_where_its_comment_says(tmp_path: Path) -> None:
     done = mypy(tmp_path, "mistakes.py")
     assert done.returncode == 1, done.stdout + done.stderr
     errors = [line for line in done.stdout.splitlines() if ": error:" in line]
-    assert len(errors) == 2, done.stdout
-    assert "mistakes.py:6:" in errors[0] and "type-var" in errors[0]
-    assert "mistakes.py:12:" in errors[1] and "encoding" in errors[1]
+    source = (EXAMPLES / "mistakes.py").read_text().splitlines()
+    marked = [number for number, line in enumerate(source, 1) if "# error:" in line]
+    assert [int(line.split(":")[1]) for line in errors] == marked, done.stdout
+    assert "type-var" in errors[0] and "encoding" in errors[1]

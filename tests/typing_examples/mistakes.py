@@ -1,4 +1,5 @@
 from wsserver import Request, Router, WebSocket
+from wsserver.response import Response, text
 
 routes = Router()
 
@@ -10,3 +11,18 @@ async def missing_ws(request: Request) -> None:
 
 async def wrong_encoding(ws: WebSocket) -> None:
     await ws.send("x", encoding="utf8")  # error: not "text", "bytes" or "json"
+
+
+@routes.post("/upload", stream="yes")  # error: stream is a bool
+async def upload(request: Request) -> Response:
+    return text("stored")
+
+
+@routes.get("/big", max_body_sise=2**20)  # error: no such route option
+async def big(request: Request) -> Response:
+    return text("ok")
+
+
+@routes.get("/nothing")  # error: an HTTP handler returns a Response (None is a 500)
+async def nothing(request: Request) -> None:
+    pass

@@ -18,12 +18,13 @@ import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Concatenate, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, NamedTuple, TypedDict, TypeVar, Unpack
 from urllib.parse import quote, unquote, urlencode
 
 from ..protocol.handshake import ORIGIN_FORM, bad_origin
-from ..protocol.http import ERROR_FORMATS, ErrorFormat, valid_host
+from ..protocol.http import ERROR_FORMATS, ErrorFormat, Response, valid_host
 from ..protocol.syntax import TOKEN_RE
+from .response import StreamingResponse
 from .static import static_handler
 
 if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
@@ -46,8 +47,26 @@ H = TypeVar("H", bound=Handler)
 #: What ``@routes.websocket`` takes: ``async def handler(request, ws, **params)``.
 #: (mypy --strict then refuses a handler that cannot take the request and the WebSocket.)
 WS = TypeVar("WS", bound="Callable[Concatenate[Request, WebSocket, ...], Awaitable[Any]]")
-#: What ``@routes.get`` and friends take: ``async def handler(request, **params)``.
-HTTP = TypeVar("HTTP", bound="Callable[Concatenate[Request, ...], Awaitable[Any]]")
+#: What ``@routes.get`` and friends take: ``async def handler(request, **params)``
+#: returning a Response (anything else is a 500).
+HTTP = TypeVar(
+    "HTTP",
+    bound="Callable[Concatenate[Request, ...], Awaitable[Response | StreamingResponse]]",
+)
+
+
+class RouteOptions(TypedDict, total=False):
+    """The keyword arguments of ``@routes.get`` and friends: :meth:`Router.add_route`'s."""
+
+    name: str | None
+    host: str | Iterable[str] | None
+    strict_slashes: bool | None
+    version: int | str | None
+    version_prefix: str
+    apply: Sequence[Decorator]
+    error_format: ErrorFormat
+    stream: bool
+    max_body_size: BodyLimit
 
 
 class Resolution(NamedTuple):
@@ -587,7 +606,7 @@ class Router:
             error_format=error_format,
         )
 
-    def get(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+    def get(self, uri: str, **kwargs: Unpack[RouteOptions]) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for GET (and HEAD) at ``uri``.
 
         The handler is ``async def handler(request, **params)`` and returns a
@@ -596,29 +615,29 @@ class Router:
         """
         return self.route(uri, methods=("GET",), **kwargs)
 
-    def head(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+    def head(self, uri: str, **kwargs: Unpack[RouteOptions]) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for HEAD only at ``uri``."""
         return self.route(uri, methods=("HEAD",), **kwargs)
 
-    def post(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+    def post(self, uri: str, **kwargs: Unpack[RouteOptions]) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for POST at ``uri`` (the body is ``request.body``,
         or, with ``stream=True``, read from ``request.stream``)."""
         return self.route(uri, methods=("POST",), **kwargs)
 
-    def put(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+    def put(self, uri: str, **kwargs: Unpack[RouteOptions]) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for PUT at ``uri``."""
         return self.route(uri, methods=("PUT",), **kwargs)
 
-    def patch(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+    def patch(self, uri: str, **kwargs: Unpack[RouteOptions]) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for PATCH at ``uri``."""
         return self.route(uri, methods=("PATCH",), **kwargs)
 
-    def delete(self, uri: str, **kwargs: Any) -> Callable[[HTTP], HTTP]:
+    def delete(self, uri: str, **kwargs: Unpack[RouteOptions]) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for DELETE at ``uri``."""
         return self.route(uri, methods=("DELETE",), **kwargs)
 
     def route(
-        self, uri: str, methods: Iterable[str] = ("GET",), **kwargs: Any
+        self, uri: str, methods: Iterable[str] = ("GET",), **kwargs: Unpack[RouteOptions]
     ) -> Callable[[HTTP], HTTP]:
         """Decorator: an HTTP route for ``methods`` at ``uri``."""
 
