@@ -1,5 +1,5 @@
-from wsserver import Request, Router, WebSocket
-from wsserver.response import Response, text
+from wsserver import Request, Router, Server, WebSocket
+from wsserver.response import Response, StreamingResponse, stream, text
 
 routes = Router()
 
@@ -26,3 +26,21 @@ async def big(request: Request) -> Response:
 @routes.get("/nothing")  # error: an HTTP handler returns a Response (None is a 500)
 async def nothing(request: Request) -> None:
     pass
+
+
+async def streams(request: Request) -> StreamingResponse:
+    return stream([b"no"])
+
+
+@routes.websocket("/ws/denied", on_connect=streams)  # error: on_connect denies with a Response
+async def denied(request: Request, ws: WebSocket) -> None:
+    pass
+
+
+@routes.on_startup
+async def open_pool(server: Server) -> None:
+    pass
+
+
+async def restart() -> None:
+    await open_pool("server")  # error: a hook keeps its own type once registered

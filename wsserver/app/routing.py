@@ -21,13 +21,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, NamedTuple, TypedDict, TypeVar, Unpack
 from urllib.parse import quote, unquote, urlencode
 
-from ..protocol.handshake import ORIGIN_FORM, bad_origin
+from ..protocol.handshake import ORIGIN_FORM, Acceptance, bad_origin
 from ..protocol.http import ERROR_FORMATS, ErrorFormat, Response, valid_host
 from ..protocol.syntax import TOKEN_RE
 from .response import StreamingResponse
 from .static import static_handler
 
 if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
+    from ..server.server import Server
     from ..server.websocket import WebSocket
     from .request import Request
 
@@ -36,11 +37,16 @@ __all__ = ["Route", "Router", "Resolution", "Handler", "OnConnect", "route_of"]
 Handler = Callable[..., Awaitable[Any]]
 #: A decorator for ``apply=[...]``: takes a handler, returns one.
 Decorator = Callable[[Any], Any]
+#: What an ``on_connect`` hook answers: None accepts, a Response denies,
+#: ``accept()`` accepts with a say in the 101 (anything else is a 500).
+HandshakeAnswer = Response | Acceptance | None
 #: ``async def on_connect(request) -> Response | Acceptance | None`` (may also
 #: be a plain function).
-OnConnect = Callable[..., Any]
+OnConnect = Callable[["Request"], HandshakeAnswer | Awaitable[HandshakeAnswer]]
 #: A Router's ``on_startup`` / ``on_shutdown`` hook: ``async def hook(server)``.
-ServerHook = Callable[[Any], Awaitable[None]]
+ServerHook = Callable[["Server"], Awaitable[object]]
+#: What ``@routes.on_startup`` and ``@routes.on_shutdown`` take, and return as it is.
+SH = TypeVar("SH", bound=ServerHook)
 #: An HTTP route's ``max_body_size``: bytes, None (no limit), or the server's setting.
 BodyLimit = int | None | Literal["server"]
 H = TypeVar("H", bound=Handler)
@@ -430,7 +436,7 @@ class Router:
         #: ``async def hook(server)`` run in order after it closed (on_shutdown()).
         self.shutdown_hooks: list[ServerHook] = []
 
-    def on_startup(self, hook: ServerHook) -> ServerHook:
+    def on_startup(self, hook: SH) -> SH:
         """Register ``async def hook(server)``, run before the server listens (a
         database pool, a background task); one that raises stops the start.
 
@@ -442,7 +448,7 @@ class Router:
         self.startup_hooks.append(_check_server_hook(hook, "on_startup"))
         return hook
 
-    def on_shutdown(self, hook: ServerHook) -> ServerHook:
+    def on_shutdown(self, hook: SH) -> SH:
         """Register ``async def hook(server)``, run once the server has closed
         (its connections ended), if it started.
 
