@@ -33,3 +33,13 @@ async def avatar(request: Request) -> Response:
     assert_type(request.headers.getone("authorization"), str)
     assert_type(request.headers.getone("authorization", None), str | None)
     return text("stored")
+
+
+@routes.post("/upload", stream=True, max_body_size=2 * 2**30)
+async def upload(request: Request) -> Response:
+    assert request.stream is not None  # (None on a route without stream=True)
+    size = 0
+    async for piece in request.stream:
+        size += len(piece)
+    assert_type(await request.stream.read(), bytes | None)
+    return text(str(size))
