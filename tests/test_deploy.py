@@ -1351,6 +1351,32 @@ async def test_fd_of_an_unbound_socket_is_one_line(workers: str) -> None:
     assert "listening on" not in err, err
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_fd_of_a_connected_socket_is_said_to_be_one(workers: str) -> None:
+    # systemd's Accept=yes passes each accepted connection, not the listening
+    # socket: listen() on it failed with "[Errno 22] Invalid argument".
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    accepted.set_inheritable(True)
+    try:
+        code, err = await run_cli_to_end(
+            "examples.echo:routes",
+            "--fd",
+            str(accepted.fileno()),
+            "--workers",
+            workers,
+            pass_fds=(accepted.fileno(),),
+        )
+    finally:
+        for sock in (accepted, client, listener):
+            sock.close()
+    assert code == 1, err
+    last = err.strip().splitlines()[-1]
+    assert "is a connection, not a listening socket" in last and "Accept=yes" in last, err
+    assert "Traceback" not in err and "listening on" not in err, err
+
+
 def test_serve_refuses_a_sock_it_cannot_listen_on_as_given(tmp_path: Path) -> None:
     # What --fd refuses: an unbound socket was served on every interface, on a
     # port of the kernel's choice (listen() binds it so), a UDP one failed at
@@ -1361,11 +1387,20 @@ def test_serve_refuses_a_sock_it_cannot_listen_on_as_given(tmp_path: Path) -> No
     udp.bind(("127.0.0.1", 0))
     closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     closed.close()
+    unix_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix_listener.bind(str(tmp_path / "s"))
+    unix_listener.listen()
+    unix_client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix_client.connect(str(tmp_path / "s"))
+    accepted_unix, _ = unix_listener.accept()  # (its peer has no name: getpeername() is "")
+    connection = "is a connection, not a listening socket (as systemd's Accept=yes passes)"
     cases = [
         (unbound_tcp, "sock is not bound to an address (bind it before passing it)"),
         (unbound_unix, "sock is not bound to an address (bind it before passing it)"),
         (udp, "sock is not a stream (TCP or Unix stream) socket"),
         (closed, "sock is closed"),
+        (accepted_unix, f"sock {connection}"),
+        (unix_client, f"sock {connection}"),
     ]
     try:
         for sock, said in cases:
@@ -1378,6 +1413,7 @@ def test_serve_refuses_a_sock_it_cannot_listen_on_as_given(tmp_path: Path) -> No
     finally:
         for sock, _ in cases:
             sock.close()
+        unix_listener.close()
 
 
 async def test_serve_refuses_two_places_to_listen(socket_path: str) -> None:

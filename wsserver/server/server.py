@@ -1532,13 +1532,20 @@ def unlistenable(sock: socket.socket) -> str | None:
     """Why ``sock`` cannot be listened on as it is (``"is not bound to an
     address ..."``), or None if it can.
 
-    Not a stream socket (UDP, say), closed, or not bound: listen() would bind
-    it to every interface, on a port of the kernel's choosing.
+    Not a stream socket (UDP, say), closed, a connection (listen() fails on
+    it with a bare EINVAL), or not bound: listen() would bind it to every
+    interface, on a port of the kernel's choosing.
     """
     if sock.fileno() == -1:
         return "is closed"
     if sock.type != socket.SOCK_STREAM:
         return "is not a stream (TCP or Unix stream) socket"
+    try:
+        sock.getpeername()  # ("" for a Unix peer without a name: a connection all the same)
+    except OSError:
+        pass  # not connected: listening, or to listen
+    else:
+        return "is a connection, not a listening socket (as systemd's Accept=yes passes)"
     name = sock.getsockname()
     if not name or (isinstance(name, tuple) and name[1] == 0):
         return "is not bound to an address (bind it before passing it)"
