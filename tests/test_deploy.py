@@ -23,7 +23,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from .redis_server import free_port
 from .test_cli import (
     ROOT,
     STARTUP_TIMEOUT,
+    Cli,
     _ipv6_loopback,
     assert_echo,
     child_env,
@@ -957,6 +958,63 @@ async def test_cli_uds_and_fd(socket_path: str) -> None:
     finally:
         client.close()
         sock.close()
+
+
+#: ``python -c`` this, then a socket's descriptor, ``own`` or ``parent``, and
+#: ``python -m wsserver``'s arguments: the process started as systemd's socket
+#: activation starts a service, the socket as fd 3, LISTEN_FDS=1 and LISTEN_PID
+#: its own pid (``parent``: another's, as a child of the service sees it).
+SOCKET_ACTIVATED = """
+import os, sys
+os.dup2(int(sys.argv[1]), 3)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid() if sys.argv[2] == "own" else os.getppid())
+os.execv(sys.executable, [sys.executable, "-m", "wsserver", *sys.argv[3:]])
+"""
+
+
+@contextlib.asynccontextmanager
+async def socket_activated(
+    whose: str, *args: str, port_flag: bool = True
+) -> AsyncIterator[tuple[Cli, int]]:
+    """``python -m wsserver ARGS`` started by socket activation (see
+    :data:`SOCKET_ACTIVATED`), once listening, and the port of its socket."""
+    activated = socket.create_server(("127.0.0.1", 0))
+    activated.set_inheritable(True)
+    command = (sys.executable, "-c", SOCKET_ACTIVATED, str(activated.fileno()), whose)
+    try:
+        async with running_cli(
+            *args, command=command, pass_fds=(activated.fileno(),), port_flag=port_flag
+        ) as cli:
+            yield cli, activated.getsockname()[1]
+    finally:
+        activated.close()
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "1")])
+async def test_a_socket_systemd_passed_but_not_listened_on_is_said(
+    workers: tuple[str, ...],
+) -> None:
+    # A .socket unit without --fd 3 on the command line: the server listened on
+    # 127.0.0.1:8000 (or failed there, "address already in use", at the unit's
+    # port) without a word, while the unit's clients waited unanswered.
+    async with socket_activated("own", "examples.echo:routes", *workers) as (cli, _):
+        pass
+    said = [line for line in cli.lines if "LISTEN_FDS" in line]
+    assert len(said) == 1 and "WARNING" in said[0] and "--fd 3" in said[0], cli.stderr
+
+
+async def test_a_socket_systemd_passed_and_listened_on_is_not_warned_of() -> None:
+    async with socket_activated("own", "examples.echo:routes", "--fd", "3", port_flag=False) as (
+        cli,
+        port,
+    ):
+        assert cli.port == port
+        await assert_echo(f"ws://127.0.0.1:{port}/ws")
+    # Another process's (LISTEN_PID is not this one's): not this process's to use.
+    async with socket_activated("parent", "examples.echo:routes") as (other, _):
+        pass
+    assert "LISTEN_FDS" not in cli.stderr + other.stderr
 
 
 # ================================================================ proxy headers

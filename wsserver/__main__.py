@@ -1011,6 +1011,18 @@ def _service_link() -> str | None:
     return value if _SERVICE_LINK.fullmatch(value) else None
 
 
+def _sockets_systemd_passed() -> int:
+    """How many sockets systemd's socket activation passed this process, from
+    fd 3 on: LISTEN_FDS, if LISTEN_PID is this process (a child of the
+    service, a worker say, inherits the variables, not the sockets)."""
+    try:
+        if int(os.environ.get("LISTEN_PID", "")) != os.getpid():
+            return 0
+        return max(int(os.environ.get("LISTEN_FDS", "")), 0)
+    except ValueError:
+        return 0
+
+
 def _tcp_variables() -> dict[str, str | None]:
     """WEBSOCKET_HOST and WEBSOCKET_PORT as the environment has them (None: unset or
     empty, as the command line's other variables: the default, 127.0.0.1:8000; or
@@ -1194,6 +1206,16 @@ def _main(argv: Sequence[str] | None) -> int:
                 "websocket, with enableServiceLinks on), not a port: ignored "
                 "(enableServiceLinks: false in the pod spec leaves it out)",
                 link,
+            )
+        passed = _sockets_systemd_passed()
+        if passed and args.fd is None:
+            logger.warning(
+                "systemd passed this process %d listening socket%s (LISTEN_FDS: socket "
+                "activation) and --fd is not given: its clients wait unanswered while this "
+                "listens on %s; --fd 3 listens on the first",
+                passed,
+                "s" * (passed > 1),
+                _target(args),
             )
     workers = args.workers
     # Asked for (a number of workers, 1 included): a supervisor, which SIGHUP
