@@ -1333,6 +1333,21 @@ async def test_limit_max_requests_jitter_adds_a_number_each_server_draws() -> No
     assert server.requests == limit
 
 
+def test_a_jitter_without_a_limit_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    # No process is replaced, and nothing said so: a limit was perhaps meant
+    # to be set too (gunicorn's --max-requests-jitter is as silent).
+    from wsserver import Router, serve
+
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        serve(Router(), limit_max_requests_jitter=50)
+        serve(Router(), limit_max_requests=1000, limit_max_requests_jitter=50)
+        serve(Router(), limit_max_requests_jitter=0)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "limit_max_requests_jitter is set but limit_max_requests is not: no process is replaced"
+    ]
+
+
 async def test_limit_max_requests_jitter_is_drawn_by_each_worker() -> None:
     args = ("--workers", "2", "--limit-max-requests", "1000")
     args += ("--limit-max-requests-jitter", str(10**9))

@@ -251,6 +251,11 @@ class Server:
             logger.warning("status_token is set but status_path is not: there is no status page")
         if config.metrics_token is not None and config.metrics_path is None:
             logger.warning("metrics_token is set but metrics_path is not: there are no metrics")
+        if config.limit_max_requests_jitter and config.limit_max_requests is None:
+            logger.warning(
+                "limit_max_requests_jitter is set but limit_max_requests is not: "
+                "no process is replaced"
+            )
         if self.builtins is not None and self.router is not None:
             warn_of_hidden_routes(self.router, self.builtins)
         if config.root_path and self.router is not None:
