@@ -1205,6 +1205,47 @@ async def test_sigterm_again_is_the_same_graceful_shutdown() -> None:
     assert "SIGTERM: shutting down already" in cli.stderr
 
 
+#: An application whose module ends with the interpreter slowly: a file made
+#: then (FINALIZING), half a second's sleep. By then Python has given the signals
+#: it handled back their default action, and runs no handler.
+FINALIZING_APP = """
+import os
+import time
+
+from wsserver import Router
+
+routes = Router()
+
+
+class _Last:
+    def __del__(self, path=os.environ["FINALIZING"], touch=open, sleep=time.sleep):
+        touch(path, "w").close()
+        sleep(0.5)
+
+
+_last = _Last()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP])
+async def test_a_stop_signal_as_the_interpreter_ends_changes_nothing(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # The last moments of a process that stopped (its modules torn down, an
+    # object's __del__): a second SIGTERM, systemd's besides the supervisor's,
+    # killed it (-15, where it ended with 0); a SIGQUIT dumped its core.
+    (tmp_path / "finalizing.py").write_text(FINALIZING_APP)
+    finalizing = tmp_path / "finalizing"
+    async with running_cli(
+        "finalizing:routes", "--app-dir", str(tmp_path), env={"FINALIZING": str(finalizing)}
+    ) as cli:
+        cli.proc.send_signal(signal.SIGTERM)
+        await wait_for(finalizing.exists, what="the interpreter's end")
+        cli.proc.send_signal(signum)
+        assert await cli.wait() == 0
+    assert "stopped" in cli.stderr
+
+
 async def test_compression_is_off_by_default_and_on_when_asked() -> None:
     async with (
         running_cli("examples.echo:routes") as cli,

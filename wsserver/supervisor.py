@@ -40,6 +40,7 @@ less even under light load; under load each worker accepts as it is free.)
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import contextlib
 import functools
@@ -1191,7 +1192,8 @@ def ignore_signals(
 ) -> None:
     """At the end of a process's loop: ``signums`` from now on end it at once
     (code 0), once ``clean_up`` (what the process does last, run again if it
-    was under way) has run.
+    was under way) has run; as the interpreter ends, they are ignored (see
+    :func:`_ignore_as_the_interpreter_ends`).
 
     The loop's handlers write to its wakeup descriptor, which closes with the
     loop: a signal arriving then (a parent's death signal, a last SIGTERM)
@@ -1206,9 +1208,32 @@ def ignore_signals(
         for signum in signums:
             loop.remove_signal_handler(signum)
             signal.signal(signum, functools.partial(_exit_now, clean_up))
+        _ended_signals.update(signums)
         signal.set_wakeup_fd(-1)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+#: The signals ignore_signals() took, ignored outright as the interpreter ends.
+_ended_signals: set[int] = set()
+
+
+def _ignore_as_the_interpreter_ends() -> None:
+    """At exit, after the application's own atexit handlers (this one is
+    registered before it is imported): the signals ignore_signals() took are
+    ignored (SIG_IGN) for what remains.
+
+    Python's finalization then gives every signal with a Python handler back
+    its default action and runs no handler: a SIGTERM again (systemd's
+    besides a supervisor's), as the modules are torn down (an object's
+    ``__del__``), killed a process that was ending with code 0; a SIGQUIT
+    dumped its core. SIG_IGN is left as it is.
+    """
+    for signum in _ended_signals:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+atexit.register(_ignore_as_the_interpreter_ends)
 
 
 def _exit_now(clean_up: Callable[[], None] | None, signum: int, frame: object) -> None:
