@@ -9,9 +9,11 @@ import importlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import AsyncIterator
@@ -126,12 +128,17 @@ async def spawned_cli(
 ) -> AsyncIterator[Cli]:
     """Start ``command ARGS`` (``python -m wsserver ARGS``), its stderr piped;
     yield it. At the end it is killed if still running, and its stderr read
-    to its end if the caller had it read on (:meth:`Cli.read_on`)."""
+    to its end if the caller had it read on (:meth:`Cli.read_on`).
+
+    Its temporary files go to a directory of its own (``TMPDIR``), removed at
+    the end: a supervisor killed here leaves its workers' metrics and status
+    directories behind."""
+    own_tmp = tempfile.mkdtemp(prefix="wsserver-test-cli-")
     proc = await asyncio.create_subprocess_exec(
         *command,
         *args,
         cwd=cwd,
-        env=child_env(env),
+        env=child_env({"TMPDIR": own_tmp, **(env or {})}),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -146,6 +153,7 @@ async def spawned_cli(
             await proc.wait()
         if cli.drainer is not None:
             await asyncio.wait_for(cli.drainer, TIMEOUT)
+        shutil.rmtree(own_tmp, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager
