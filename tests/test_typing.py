@@ -42,3 +42,19 @@ def test_mypy_catches_each_mistake_where_its_comment_says(tmp_path: Path) -> Non
     marked = [number for number, line in enumerate(source, 1) if "# error:" in line]
     assert [int(line.split(":")[1]) for line in errors] == marked, done.stdout
     assert "type-var" in errors[0] and "encoding" in errors[1]
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["__init__", "websocket", "add_websocket_route", "get", "add_route", "on_startup"],
+)
+def test_the_route_signatures_resolve_at_run_time(method: str) -> None:
+    # What introspection (typing.get_type_hints: Sphinx's autodoc, a framework
+    # reading a signature) asks of them: an on_connect's type named a Request
+    # that routing.py imported for mypy only, a NameError at run time.
+    import typing
+
+    from wsserver import Route, Router
+
+    owner = Route if method == "__init__" else Router
+    assert typing.get_type_hints(getattr(owner, method))

@@ -24,13 +24,13 @@ from urllib.parse import quote, unquote, urlencode
 from ..protocol.handshake import ORIGIN_FORM, Acceptance, bad_origin
 from ..protocol.http import ERROR_FORMATS, ErrorFormat, Response, valid_host
 from ..protocol.syntax import TOKEN_RE
+from .request import Request  # (at run time too: OnConnect names it, for get_type_hints())
 from .response import StreamingResponse
 from .static import static_handler
 
 if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
     from ..server.server import Server
     from ..server.websocket import WebSocket
-    from .request import Request
 
 __all__ = ["Route", "Router", "Resolution", "Handler", "OnConnect", "route_of"]
 
