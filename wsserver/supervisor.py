@@ -1208,26 +1208,31 @@ def ignore_signals(
         for signum in signums:
             loop.remove_signal_handler(signum)
             signal.signal(signum, functools.partial(_exit_now, clean_up))
-        _ended_signals.update(signums)
+        _ended_signals.update(set(signums) & _SENT_AGAIN)
         signal.set_wakeup_fd(-1)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-#: The signals ignore_signals() took, ignored outright as the interpreter ends.
+#: The stop signals that orchestrators send again while a process ends
+#: (systemd signals every process of a service, a supervisor passes its own
+#: on). Not SIGINT nor SIGQUIT: a person's Ctrl-C or Ctrl-\ again still ends
+#: a teardown that hangs.
+_SENT_AGAIN = frozenset({signal.SIGTERM, signal.SIGHUP})
+#: Those of them ignore_signals() took, ignored outright as the interpreter ends.
 _ended_signals: set[int] = set()
 
 
 def _ignore_as_the_interpreter_ends() -> None:
     """At exit, after the application's own atexit handlers (this one is
-    registered before it is imported): the signals ignore_signals() took are
-    ignored (SIG_IGN) for what remains.
+    registered before it is imported): the SIGTERM and SIGHUP that
+    ignore_signals() took are ignored (SIG_IGN) for what remains.
 
     Python's finalization then gives every signal with a Python handler back
     its default action and runs no handler: a SIGTERM again (systemd's
     besides a supervisor's), as the modules are torn down (an object's
-    ``__del__``), killed a process that was ending with code 0; a SIGQUIT
-    dumped its core. SIG_IGN is left as it is.
+    ``__del__``), killed a process that was ending with code 0. SIG_IGN is
+    left as it is.
     """
     for signum in _ended_signals:
         signal.signal(signum, signal.SIG_IGN)
