@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
     from ..server.server import Server
     from ..server.websocket import WebSocket
 
-__all__ = ["Route", "Router", "Resolution", "Handler", "OnConnect", "route_of"]
+__all__ = ["Route", "RouteOptions", "Router", "Resolution", "Handler", "OnConnect", "route_of"]
 
 Handler = Callable[..., Awaitable[Any]]
 #: A decorator for ``apply=[...]``: takes a handler, returns one.
