@@ -242,7 +242,8 @@ def _no_request_line(data: bytearray, start: int) -> bool:
     such a line and waits for an answer (an SSH or a Redis client on the
     wrong port, an HTTP/0.9 request) got a 408 at ``open_timeout`` instead
     of its 400. The first line is checked once, when its end comes; a later
-    read looks for a line end in its own bytes, then for one before them."""
+    read looks for a line end from where h11 resumes its own search (two
+    bytes before the read's), then for one before that."""
     end = data.find(b"\n", start)
     if end < 0 or (start and data.find(b"\n", 0, start) >= 0):
         return False  # (no line yet, or the first was checked when it came)
