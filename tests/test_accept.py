@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import uvloop
 
 from tests.helpers import echo_routes, upgrade_request
 from wsserver import serve
+from wsserver.server.descriptors import say_accept_failures_once_in_a_while
 from wsserver.server.server import LIBUV_ACCEPT_WATCHERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,3 +256,35 @@ def test_a_watcher_that_failed_leaves_no_descriptor_and_closes_no_other(
             os.fstat(file.fileno())  # still open: not ours to close
         finally:
             file.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "said", "not_said"),
+    [
+        (errno.EMFILE, "ulimit -Hn", "fs.file-max"),
+        (errno.ENFILE, "fs.file-max", "ulimit -Hn"),
+        (errno.ENOBUFS, "memory", "ulimit -Hn"),
+        (errno.ENOMEM, "memory", "ulimit -Hn"),
+    ],
+)
+def test_a_refused_accept_is_said_with_the_advice_its_cause_needs(
+    caplog: pytest.LogCaptureFixture, error: int, said: str, not_said: str
+) -> None:
+    # Every failure asyncio reports this way was told to raise the process's
+    # open-files limit; the whole system's (ENFILE) and the kernel's memory
+    # (ENOBUFS, ENOMEM) are not this process's limit.
+    loop = asyncio.new_event_loop()
+    try:
+        say_accept_failures_once_in_a_while(loop)
+        with socket.socket() as listening, caplog.at_level("ERROR", "wsserver.server"):
+            loop.call_exception_handler(
+                {
+                    "message": "socket.accept() out of system resource",
+                    "exception": OSError(error, os.strerror(error)),
+                    "socket": listening,
+                }
+            )
+    finally:
+        loop.close()
+    (line,) = [r.getMessage() for r in caplog.records if "cannot accept" in r.getMessage()]
+    assert said in line and not_said not in line, line

@@ -12,6 +12,7 @@ with a traceback, and tries again at once (some 6,000 lines a second):
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from typing import Any
 
@@ -89,15 +90,27 @@ def say_accept_failures_once_in_a_while(loop: asyncio.AbstractEventLoop) -> None
             since += 1
             return
         said_at = now
-        limit = open_files_limit()
+        exception = context.get("exception")
         logger.error(
-            "cannot accept connections: %s (open files: at most %s for this process; raise "
-            "the hard limit: ulimit -Hn, systemd's LimitNOFILE=); said at most every %g s%s",
-            context.get("exception"),
-            limit if limit is not None else "unknown",
+            "cannot accept connections: %s (%s); said at most every %g s%s",
+            exception,
+            _advice(getattr(exception, "errno", None)),
             SAID_EVERY,
             f" ({since} more since)" if since else "",
         )
         since = 0
 
     loop.set_exception_handler(handler)
+
+
+def _advice(error: int | None) -> str:
+    """What to do about an ``accept()`` refused for want of ``error``'s resource."""
+    if error == errno.ENFILE:
+        return "the whole system's open files are used up: raise sysctl fs.file-max"
+    if error in (errno.ENOBUFS, errno.ENOMEM):
+        return "the kernel is short of memory for sockets"
+    limit = open_files_limit()
+    return (
+        f"open files: at most {limit if limit is not None else 'unknown'} for this process; "
+        "raise the hard limit: ulimit -Hn, systemd's LimitNOFILE="
+    )
