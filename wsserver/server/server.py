@@ -1231,7 +1231,11 @@ class Server:
         """
         if self.closing:
             return
-        logger.info("%d requests received (limit_max_requests)", self.requests)
+        logger.info(
+            "%d request%s received (limit_max_requests)",
+            self.requests,
+            "" if self.requests == 1 else "s",
+        )
         if self.on_request_limit is not None:
             self.on_request_limit()
             return
