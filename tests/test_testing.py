@@ -1265,6 +1265,26 @@ async def test_a_websockets_timeout_bounds_its_waits_too() -> None:
         assert asyncio.get_running_loop().time() - started < 2
 
 
+async def test_two_tasks_sending_at_once_both_get_through() -> None:
+    # Two tasks each sending a message bigger than the write buffer's
+    # high-water mark wait for it to drain at the same time: the first one's
+    # wait was forgotten when the second began, and it raised TimeoutError
+    # though the server had taken everything.
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def count(request: Request, ws: WebSocket) -> None:
+        sizes = [len(await ws.recv()) for _ in range(2)]
+        await ws.send(f"took {sizes}")
+
+    async with (
+        TestClient(routes, max_size=2**22, timeout=1) as client,
+        client.websocket("/ws") as ws,
+    ):
+        await asyncio.gather(ws.send(b"a" * 3_000_000), ws.send(b"b" * 3_000_000))
+        assert await ws.receive() == "took [3000000, 3000000]"
+
+
 async def test_headers_given_as_headers_keep_repeated_names() -> None:
     async with TestClient(_echo_routes()) as client:
         response = await client.get("/x-a", headers=Headers([("X-A", "1"), ("X-A", "2")]))

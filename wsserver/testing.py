@@ -819,10 +819,16 @@ class _Pipe(asyncio.Protocol):
             self.transport.write(data)
 
     async def drain(self) -> None:
-        """Wait while the transport's write buffer is over its high-water mark."""
+        """Wait while the transport's write buffer is over its high-water mark.
+
+        Every task waiting (two sending at once) waits for the same future:
+        one of its own would replace the other's, which nothing then wakes.
+        """
         while self._writing_paused and not self.lost:
-            self._drain_waiter = self.loop.create_future()
-            await self._drain_waiter
+            if self._drain_waiter is None or self._drain_waiter.done():
+                self._drain_waiter = self.loop.create_future()
+            # (Shielded: one waiter cancelled, a timeout, leaves the others waiting.)
+            await asyncio.shield(self._drain_waiter)
 
     def abort(self) -> None:
         if not self.lost:
