@@ -1285,6 +1285,18 @@ async def test_two_tasks_sending_at_once_both_get_through() -> None:
         assert await ws.receive() == "took [3000000, 3000000]"
 
 
+async def test_send_json_writes_what_starlette_s_client_writes() -> None:
+    # Starlette's WebSocketTestSession.send_json (and its WebSocket's) writes
+    # compact JSON, non-ASCII as it is: a handler that reads the text, or
+    # counts its bytes, sees the same message under either client. Ours wrote
+    # json.dumps()'s default, '{"msg": "\u00e9", "n": [1, 2]}'.
+    async with TestClient(_echo_routes()) as client, client.websocket("/ws") as ws:
+        await ws.send_json({"msg": "é", "n": [1, 2]})
+        assert await ws.receive() == '{"msg":"é","n":[1,2]}'
+        await ws.send_json({"msg": "é"}, mode="binary")
+        assert await ws.receive() == '{"msg":"é"}'.encode()
+
+
 async def test_headers_given_as_headers_keep_repeated_names() -> None:
     async with TestClient(_echo_routes()) as client:
         response = await client.get("/x-a", headers=Headers([("X-A", "1"), ("X-A", "2")]))

@@ -1574,8 +1574,9 @@ class ClientWebSocket:
 
     async def send_json(self, data: Any, mode: str = "text") -> None:
         """Send ``data`` as JSON: a text message (``mode="binary"``: a binary
-        one, its UTF-8), as Starlette's test client does."""
-        text = jsonlib.dumps(data)
+        one, its UTF-8), as Starlette's test client does: compact, and
+        non-ASCII characters as they are, so a handler reads the same text."""
+        text = jsonlib.dumps(data, separators=(",", ":"), ensure_ascii=False)
         await self.send(text.encode() if _json_mode(mode) == "binary" else text)
 
     async def send_text(self, data: str) -> None:
