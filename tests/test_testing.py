@@ -7,6 +7,7 @@ your handlers"), verbatim: ``test_readme_shows_its_tests_verbatim`` checks it.
 
 from __future__ import annotations
 
+import array
 import ast
 import asyncio
 import contextlib
@@ -1439,6 +1440,24 @@ async def test_a_fragment_that_cannot_be_encoded_sends_nothing() -> None:
             await ws.send_fragments(["ok", "\ud800"])
         await ws.send("next")
         assert await ws.receive() == "next"
+
+
+async def test_a_memoryview_of_wider_items_goes_as_its_bytes() -> None:
+    # A frame's length was len() of the memoryview, its count of items: a
+    # view of three 4-byte ints said 3 bytes and sent 12, and the server read
+    # the other 9 as a frame (1002). The server's send() takes such views.
+    ints = array.array("i", [1, 2, 3])
+    for compression in (None, "deflate"):
+        async with (
+            TestClient(_echo_routes(), compression=compression) as client,
+            client.websocket("/ws") as ws,
+        ):
+            await ws.send(memoryview(ints))
+            assert await ws.receive() == ints.tobytes()
+            await ws.send_bytes(memoryview(b"a-b-c")[::2])  # (not contiguous)
+            await ws.send_fragments([memoryview(ints), memoryview(ints)[1:]])
+            assert await ws.receive() == b"abc"
+            assert await ws.receive() == ints.tobytes() + ints[1:].tobytes()
 
 
 async def test_ping_data_is_str_or_bytes() -> None:

@@ -1560,7 +1560,16 @@ class ClientWebSocket:
         self._check_open()
         # Every piece encoded before the first frame goes: one that cannot be
         # (a lone surrogate) must not leave half a message on the wire.
-        payloads = [piece.encode("utf-8") if isinstance(piece, str) else piece for piece in pieces]
+        # A memoryview as its bytes: its len() counts items (4 bytes each for
+        # an array of ints), which would be the frame's length.
+        payloads = [
+            piece.encode("utf-8")
+            if isinstance(piece, str)
+            else piece
+            if isinstance(piece, bytes | bytearray)
+            else bytes(piece)
+            for piece in pieces
+        ]
         deflate = self._deflate if compress else None
         if deflate is not None:
             deflate.start_deflate(len(payloads[0]))
