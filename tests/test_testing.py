@@ -1298,6 +1298,23 @@ async def test_send_json_writes_what_starlette_s_client_writes() -> None:
         assert await ws.receive() == '{"msg":"é"}'.encode()
 
 
+async def test_a_json_body_is_what_httpx_sends() -> None:
+    # httpx (so Starlette's client) sends json= compact, non-ASCII as it is,
+    # and refuses NaN; ours sent json.dumps()'s default ('{"a": "\u00e9"}'):
+    # a handler checking a signature over the raw body saw other bytes.
+    routes = Router()
+
+    @routes.post("/raw")
+    async def raw(request: Request) -> Response:
+        return Response(request.body, 200, content_type="application/octet-stream")
+
+    async with TestClient(routes) as client:
+        response = await client.post("/raw", json={"a": "é", "n": [1, 2]})
+        assert response.body == '{"a":"é","n":[1,2]}'.encode()
+        with pytest.raises(ValueError):
+            await client.post("/raw", json={"x": float("nan")})
+
+
 async def test_headers_given_as_headers_keep_repeated_names() -> None:
     async with TestClient(_echo_routes()) as client:
         response = await client.get("/x-a", headers=Headers([("X-A", "1"), ("X-A", "2")]))
@@ -1570,7 +1587,7 @@ async def test_params_and_every_method() -> None:
             "OPTIONS",
         ]
         r = await client.patch("/echo", json={"a": 1})
-        assert r.text == 'PATCH  {"a": 1}'
+        assert r.text == 'PATCH  {"a":1}'
         async with client.websocket("/ws", params={"token": "s3 cret"}) as ws:
             assert await ws.receive() == "token=s3+cret"
         # As httpx writes them (what a FastAPI test expects a bool query to read).

@@ -2045,7 +2045,8 @@ def _prepared(
         if "content-length" not in names and "transfer-encoding" not in names:
             items.append(("Transfer-Encoding", "chunked"))
     if json is not None:
-        body = jsonlib.dumps(json)
+        # (As httpx sends it: compact, non-ASCII as it is, no NaN.)
+        body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         if "content-type" not in names:
             items.append(("Content-Type", "application/json"))
     whole = body.encode("utf-8") if isinstance(body, str) else body
