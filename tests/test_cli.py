@@ -65,10 +65,12 @@ not_a_factory = 42
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a child: ours without WEBSOCKET_* variables (nor
-    the uvicorn names read too), plus ``extra``."""
+    uvicorn's, read or said), plus ``extra``."""
     uvicorns = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith("WEBSOCKET_") and k not in uvicorns
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WEBSOCKET_", "UVICORN_")) and k not in uvicorns
     }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
@@ -859,6 +861,50 @@ async def test_a_misspelt_variable_is_named_at_start_up() -> None:
     async with running_cli("examples.echo:routes", env={"WEBSOCKET_MAX_SIZE": "10"}) as cli:
         await asyncio.sleep(0)
     assert "is not a variable" not in cli.stderr
+
+
+async def test_uvicorns_own_variables_are_said_to_be_ignored(tmp_path: Path) -> None:
+    # A deployment moved from uvicorn keeps its environment (a .env file, a
+    # container's): UVICORN_HOST=0.0.0.0 was ignored without a word, the
+    # server listening on 127.0.0.1 where no client could reach it. Each is
+    # now named at start with what says the same here.
+    env = {
+        "UVICORN_HOST": "0.0.0.0",
+        "UVICORN_PORT": "80",
+        "UVICORN_WORKERS": "4",
+        "UVICORN_WS_MAX_SIZE": "100",
+        "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "30",
+        "UVICORN_FORWARDED_ALLOW_IPS": "*",
+        "UVICORN_LOG_LEVEL": "debug",
+        "UVICORN_HEADERS": "X-Frame-Options: DENY",  # (--header's, as click names it)
+        "UVICORN_SSL_VERSION": "17",
+        "UVICORN_APP": "main:app",
+    }
+    async with running_cli("examples.echo:routes", env=env) as cli:
+        await assert_echo(cli.url)  # where the command line says: 127.0.0.1, one process
+    said = cli.stderr
+    ignored = "is uvicorn's variable, which wsserver does not read (ignored):"
+    for name, instead in [
+        ("UVICORN_HOST", "WEBSOCKET_HOST says the same here"),
+        ("UVICORN_PORT", "WEBSOCKET_PORT says the same here"),
+        ("UVICORN_WORKERS", "WEBSOCKET_WORKERS says the same here"),
+        ("UVICORN_WS_MAX_SIZE", "WEBSOCKET_MAX_SIZE says the same here"),
+        ("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", "WEBSOCKET_SHUTDOWN_TIMEOUT says the same here"),
+        ("UVICORN_FORWARDED_ALLOW_IPS", "WEBSOCKET_FORWARDED_ALLOW_IPS says the same here"),
+        ("UVICORN_LOG_LEVEL", "--log-level says the same here (a flag only)"),
+        ("UVICORN_HEADERS", "--header says the same here (a flag only)"),
+        ("UVICORN_SSL_VERSION", "wsserver has no such setting"),
+        ("UVICORN_APP", "the application is the command line's module:attr"),
+    ]:
+        assert f"WARNING wsserver.server: {name} {ignored} {instead}\n" in said, said
+    # (Its value is not said: UVICORN_SSL_KEYFILE_PASSWORD's is a secret.)
+    assert "0.0.0.0" not in said and "DENY" not in said, said
+    # An env file's are said too (uvicorn does not read them from there either).
+    env_file = tmp_path / ".env"
+    env_file.write_text("UVICORN_PORT=80\n")
+    async with running_cli("examples.echo:routes", "--env-file", str(env_file)) as cli:
+        await assert_echo(cli.url)
+    assert f"UVICORN_PORT {ignored} WEBSOCKET_PORT says the same here" in cli.stderr
 
 
 async def test_max_size_flag_takes_effect() -> None:

@@ -593,6 +593,54 @@ def misspelt_variables(
     return found
 
 
+def uvicorn_variables(
+    environ: Mapping[str, str], parser: CommandLineParser
+) -> list[tuple[str, str]]:
+    """uvicorn's own variables found in ``environ``, each with what says the same here.
+
+    uvicorn reads ``UVICORN_`` and each option's name (click's names:
+    ``UVICORN_WS_MAX_SIZE``, ``UVICORN_HEADERS`` for ``--header``), and
+    ``UVICORN_APP``; wsserver reads none of them, and a deployment moved from
+    uvicorn keeps its environment (``UVICORN_HOST=0.0.0.0`` in a container:
+    ignored, the server would listen where no client reaches it).
+    """
+    options = {
+        flag: action
+        for action in parser.arguments
+        if action.help != argparse.SUPPRESS
+        for flag in action.option_strings
+    }
+    setting_variables = {
+        flag: spec.env
+        for _, spec in settings()
+        if spec.env is not None
+        for flag in (spec.flag, *spec.aliases)
+        if flag
+    }
+    found = []
+    for name in sorted(environ):
+        if not name.startswith("UVICORN_"):
+            continue
+        if name == "UVICORN_APP":
+            found.append((name, "the application is the command line's module:attr"))
+            continue
+        flag = "--" + name[len("UVICORN_") :].lower().replace("_", "-")
+        # (click names a repeatable option by its destination: reload_dirs, headers.)
+        action = options.get(flag) or options.get(flag.removesuffix("s"))
+        if action is None:
+            found.append((name, "wsserver has no such setting"))
+            continue
+        variable = _variable(action.dest)
+        if variable not in CLI_VARIABLES:
+            variable = next(
+                (setting_variables[f] for f in action.option_strings if f in setting_variables),
+                "",
+            )
+        said = variable or action.option_strings[0]
+        found.append((name, f"{said} says the same here" + ("" if variable else " (a flag only)")))
+    return found
+
+
 def _variable(name: str) -> str:
     """A setting's or a flag's name (``max_size``, ``ws-max-size``) as one of our variables."""
     return "WEBSOCKET_" + name.upper().replace("-", "_")
@@ -1199,6 +1247,12 @@ def _main(argv: Sequence[str] | None) -> int:
     if role is None:  # (a worker's supervisor said it)
         for name, instead in misspelt_variables(os.environ, flag_variables(parser)):
             logger.warning("%s is not a variable wsserver reads (ignored): %s", name, instead)
+        for name, instead in uvicorn_variables(os.environ, parser):
+            logger.warning(
+                "%s is uvicorn's variable, which wsserver does not read (ignored): %s",
+                name,
+                instead,
+            )
         link = _service_link()
         if link is not None:
             logger.warning(
