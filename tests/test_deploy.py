@@ -1739,6 +1739,46 @@ async def test_proxy_settings_on_a_unix_socket_that_trusts_none_of_its_peers_are
     assert not caplog.records
 
 
+async def test_trusted_proxies_without_a_proxy_setting_to_trust_them_with_are_said(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn reads X-Forwarded-* by default: a uvicorn deployment behind nginx
+    # says --forwarded-allow-ips '*' (or FORWARDED_ALLOW_IPS, set by many
+    # images) and no --proxy-headers. Here that read nothing, without a word:
+    # every client was the proxy, every scheme http.
+    caplog.set_level(logging.WARNING, logger="wsserver.server")
+    warning = (
+        "forwarded_allow_ips is set but neither proxy_headers nor proxy_protocol is:"
+        " no proxy's word is read (--proxy-headers reads X-Forwarded-* and Forwarded;"
+        " on by default in uvicorn, not here)"
+    )
+    async with (
+        serve(who_routes(), "127.0.0.1", 0, forwarded_allow_ips="*") as server,
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.get(
+            f"http://127.0.0.1:{server.port}/who",
+            headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
+        )
+    assert response.json()["client"][0] == "127.0.0.1"  # (as the warning says)
+    assert [r.getMessage() for r in caplog.records] == [warning]
+    caplog.clear()
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8")  # (uvicorn's variable)
+    async with serve(who_routes(), "127.0.0.1", 0):
+        pass
+    assert [r.getMessage() for r in caplog.records] == [warning]
+    # With either setting, or the list left at its default: nothing to say.
+    caplog.clear()
+    async with serve(who_routes(), "127.0.0.1", 0, proxy_headers=True):
+        pass
+    async with serve(who_routes(), "127.0.0.1", 0, proxy_protocol=True):
+        pass
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS")
+    async with serve(who_routes(), "127.0.0.1", 0):
+        pass
+    assert not caplog.records
+
+
 async def test_a_unix_socket_listens_at_once(socket_path: str) -> None:
     from wsserver.server.server import unix_socket
 

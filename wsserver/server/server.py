@@ -256,6 +256,17 @@ class Server:
                 "limit_max_requests_jitter is set but limit_max_requests is not: "
                 "no process is replaced"
             )
+        if (
+            not (config.proxy_headers or config.proxy_protocol)
+            and config.forwarded_allow_ips
+            != Config.__dataclass_fields__["forwarded_allow_ips"].default
+        ):
+            # (A uvicorn deployment's: uvicorn reads X-Forwarded-* unasked.)
+            logger.warning(
+                "forwarded_allow_ips is set but neither proxy_headers nor proxy_protocol is: "
+                "no proxy's word is read (--proxy-headers reads X-Forwarded-* and Forwarded; "
+                "on by default in uvicorn, not here)"
+            )
         if self.builtins is not None and self.router is not None:
             warn_of_hidden_routes(self.router, self.builtins)
         if config.root_path and self.router is not None:
