@@ -2639,6 +2639,35 @@ async def test_leaving_a_websocket_block_is_bounded_too() -> None:
         assert loop.time() - started < 2.0  # (close_timeout: was for ever)
 
 
+async def test_a_handler_that_outlives_its_websocket_block_is_cancelled_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A handler that forwards a feed waits on the feed, not on the WebSocket:
+    # leaving the block waited the client's timeout for it, then the client's
+    # close waited as long again before cancelling it (10 s a test by
+    # default). It gets the one wait, then it is cancelled (its finally runs).
+    routes = Router()
+    ended: list[str] = []
+
+    @routes.websocket("/feed")
+    async def feed(request: Request, ws: WebSocket) -> None:
+        await ws.send("hello")
+        try:
+            await asyncio.Event().wait()  # (the feed, which says nothing)
+        finally:
+            ended.append("finally")
+
+    loop = asyncio.get_running_loop()
+    with caplog.at_level(logging.WARNING, "wsserver"):
+        async with TestClient(routes, timeout=0.3) as client:
+            async with client.websocket("/feed") as ws:
+                assert await ws.receive() == "hello"
+            assert ended == ["finally"]  # (cancelled as the block ended)
+            started = loop.time()
+        assert loop.time() - started < 0.2  # (nothing left for the client's close)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
 async def test_the_environment_does_not_reach_a_test_client(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -93,7 +93,7 @@ from .protocol.frames import (
 from .protocol.handshake import accept_key
 from .protocol.http import Headers
 from .server.http_protocol import HttpProtocol
-from .server.server import ASGI_DEFAULTS, Server, serve
+from .server.server import ASGI_DEFAULTS, CANCELLED_GRACE, Server, serve
 
 __all__ = [
     "ClientResponse",
@@ -1503,10 +1503,20 @@ class ClientWebSocket:
         """Wait (``timeout`` seconds at most) for the server's run on this
         connection (a handler, an ASGI app) to end, so that what it raises
         after the close is raised at the end of the block, as Starlette's
-        client waits for its app there."""
+        client waits for its app there.
+
+        One still running then (it waits on something else than its
+        WebSocket: a feed it forwards) is cancelled, and given the second the
+        server gives its own cancelled handlers: the client's close would
+        otherwise wait for it as long again.
+        """
         task = getattr(self._server_protocol, "handler_task", None)
-        if task is not None and not task.done():
-            await asyncio.wait([task], timeout=timeout)
+        if task is None or task.done():
+            return
+        await asyncio.wait([task], timeout=timeout)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=CANCELLED_GRACE)
 
     def _check_open(self) -> None:
         if self.close_code is not None:
