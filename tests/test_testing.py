@@ -1315,6 +1315,37 @@ async def test_a_json_body_is_what_httpx_sends() -> None:
             await client.post("/raw", json={"x": float("nan")})
 
 
+async def test_a_sender_cancelled_while_waiting_leaves_the_other_waiting() -> None:
+    # Two tasks wait for the write buffer to drain (max_queue=1: the server
+    # stops reading after the first message) and one is cancelled: the other
+    # goes on waiting and gets through once the server reads. Unshielded, the
+    # cancellation reached the future they share and the other task raised
+    # CancelledError though nobody cancelled it.
+    routes = Router()
+    reading = asyncio.Event()
+
+    @routes.websocket("/ws")
+    async def count(request: Request, ws: WebSocket) -> None:
+        await reading.wait()
+        sizes = [len(await ws.recv()) for _ in range(2)]
+        await ws.send(f"took {sizes}")
+
+    async with (
+        TestClient(routes, max_size=2**22, max_queue=1, timeout=2) as client,
+        client.websocket("/ws") as ws,
+    ):
+        first = asyncio.create_task(ws.send(b"a" * 3_000_000))
+        second = asyncio.create_task(ws.send(b"b" * 3_000_000))
+        await asyncio.sleep(0.2)
+        assert not first.done() and not second.done()
+        second.cancel()  # (the later waiter: its own future was the one kept)
+        await asyncio.sleep(0.05)
+        assert second.cancelled() and not first.done()
+        reading.set()
+        await first
+        assert await ws.receive() == "took [3000000, 3000000]"
+
+
 async def test_headers_given_as_headers_keep_repeated_names() -> None:
     async with TestClient(_echo_routes()) as client:
         response = await client.get("/x-a", headers=Headers([("X-A", "1"), ("X-A", "2")]))
