@@ -907,6 +907,21 @@ async def test_uvicorns_own_variables_are_said_to_be_ignored(tmp_path: Path) -> 
     assert f"UVICORN_PORT {ignored} WEBSOCKET_PORT says the same here" in cli.stderr
 
 
+def test_uvicorns_per_message_deflate_variable_is_said_to_be_our_compression() -> None:
+    # --ws-per-message-deflate is uvicorn's name for --compression, whose
+    # variable is WEBSOCKET_COMPRESSION: "a flag only" sent a moved deployment
+    # looking for none. (Its values differ: true|false there, deflate|none here.)
+    from wsserver.__main__ import uvicorn_variables
+
+    env = {"UVICORN_WS_PER_MESSAGE_DEFLATE": "false"}
+    assert uvicorn_variables(env, build_parser()) == [
+        (
+            "UVICORN_WS_PER_MESSAGE_DEFLATE",
+            "WEBSOCKET_COMPRESSION says the same here (deflate or none)",
+        )
+    ]
+
+
 async def test_max_size_flag_takes_effect() -> None:
     async with running_cli("examples.echo:routes", "--max-size", "10") as cli:
         assert await close_code_after_sending(cli.url + "/ws", b"x" * 10) is None

@@ -630,6 +630,11 @@ def uvicorn_variables(
         if action is None:
             found.append((name, "wsserver has no such setting"))
             continue
+        if action.dest == "per_message_deflate":
+            # (uvicorn's name for --compression, whose values are other words.)
+            compression = dict(settings())["compression"].env
+            found.append((name, f"{compression} says the same here (deflate or none)"))
+            continue
         variable = _variable(action.dest)
         if variable not in CLI_VARIABLES:
             variable = next(
