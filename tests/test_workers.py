@@ -1295,6 +1295,24 @@ async def test_limit_max_requests_closes_an_embedded_server() -> None:
     assert server.requests == 2
 
 
+async def test_one_request_received_is_said_as_one(caplog: pytest.LogCaptureFixture) -> None:
+    # "1 requests received (limit_max_requests)" was said for limit_max_requests=1.
+    from wsserver import serve
+
+    from .helpers import echo_routes
+
+    caplog.set_level(logging.INFO, logger="wsserver.server")
+    server = serve(echo_routes(), "127.0.0.1", 0, limit_max_requests=1, ping_interval=None)
+    serving = asyncio.create_task(server.serve_forever())
+    await server.start()
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    await asyncio.wait_for(serving, TIMEOUT)
+    said = [r.getMessage() for r in caplog.records]
+    assert "1 request received (limit_max_requests)" in said, said
+
+
 async def test_limit_max_requests_jitter_adds_a_number_each_server_draws() -> None:
     from wsserver import ConfigError, Router, serve
     from wsserver.response import text
