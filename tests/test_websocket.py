@@ -1300,6 +1300,37 @@ class TestEmbedding:
         else:  # past shutdown_timeout: cancelled, and answered all the same
             assert response.status_code == 503
 
+    @pytest.mark.parametrize("finished", [True, False])
+    async def test_a_request_body_on_its_way_gets_shutdown_timeout(
+        self, run_server: StartServer, finished: bool
+    ) -> None:
+        # An upload under way when the shutdown began was answered 503 at
+        # once (a Router route's; an ASGI app's was let finish), whatever
+        # shutdown_timeout.
+        routes = Router()
+
+        @routes.post("/upload")
+        async def upload(request: Request) -> Any:
+            return text(f"got {len(request.body)}")
+
+        server = await run_server(routes, shutdown_timeout=0.6)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        await writer.drain()
+        await wait_for(lambda: server.connections and not next(iter(server.connections)).idle)
+        closing = asyncio.create_task(server.close())
+        await wait_for(lambda: server.closing)  # (the rest comes in the shutdown)
+        if finished:
+            writer.write(b"defghij")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await asyncio.wait_for(closing, 5)
+        if finished:
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert b"\r\nConnection: close\r\n" in answer and answer.endswith(b"got 10")
+        else:  # past shutdown_timeout: told, not reset
+            assert answer.startswith(b"HTTP/1.1 503 ")
+
     async def test_what_a_closed_or_unix_server_refuses_and_what_a_failed_startup_is(
         self, tmp_path: Any
     ) -> None:

@@ -2445,6 +2445,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         ):
             self._close_after_response = True
             return
+        if self.body_coming:
+            # An upload under way: its handler gets the shutdown's grace too
+            # (an ASGI application's runs already); the server waits for the
+            # body within it, and answers 503 if it has not come by then.
+            self._close_after_response = True
+            return
         if self.server.close_code == 1012 and self.busy:
             # A restart: this connection's request is served (its WebSocket,
             # if it upgrades, then gets the 1012), and it closes after.
@@ -2459,6 +2465,25 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.close_transport()
             return
         self._shutting_down()
+
+    @property
+    def body_coming(self) -> bool:
+        """Whether a request's body is on its way to its Router HTTP handler,
+        which runs once it is all in (not a ``stream=True`` route's)."""
+        h = self._h11
+        return (
+            self._awaiting_body
+            and self._body_buffer is not None
+            and self._app_task is None
+            and not (self.lost or self._transport_closing or self._lingering)
+            and h.our_state is h11.SEND_RESPONSE
+            and h.their_state is h11.SEND_BODY
+        )
+
+    def body_cut_off(self) -> None:
+        """The shutdown's grace is over and the body has not all come: 503."""
+        if self.body_coming:
+            self._shutting_down()
 
     def restart_begun(self) -> None:
         """A restart (``close(code=1012)``) began: the request under way, or

@@ -954,6 +954,9 @@ class Server:
         loop = self.loop
         grace = self.config.shutdown_timeout if timeout is None else timeout
         deadline = loop.time() + grace
+        # Request bodies on their way to Router handlers: their handlers too
+        # get the grace (those whose body has not come by then, a 503).
+        bodies_cut = await self._let_bodies_come(deadline)
         tasks = {
             p.handler_task
             for p in self._websockets
@@ -995,6 +998,8 @@ class Server:
             if isinstance(p, HttpProtocol) and p.lingering and not p.lost
         ]
         wait = min(deadline - loop.time(), self.config.close_timeout)
+        if bodies_cut:  # (answered as the grace ended: their clients read it still)
+            wait = self.config.close_timeout
         if lingering and wait > 0:
             await asyncio.wait(lingering, timeout=wait)
         # Answers written but not yet sent (a large body, a client reading it
@@ -1273,6 +1278,19 @@ class Server:
             idle = [p for p in idle if p.idle]
         for protocol in idle:
             protocol.close_transport()
+
+    async def _let_bodies_come(self, deadline: float) -> bool:
+        """Wait (until ``deadline``, loop time) until no request body is on
+        its way to a Router handler (each handler then starts, and is waited
+        for as the others); those still coming then are answered 503. Whether
+        any was."""
+        coming = [p for p in self.connections if isinstance(p, HttpProtocol) and p.body_coming]
+        while coming and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            coming = [p for p in coming if p.body_coming]
+        for protocol in coming:
+            protocol.body_cut_off()
+        return bool(coming)
 
     async def _let_handshakes_finish(self, deadline: float) -> None:
         """Wait (until ``deadline``, loop time) until no connection is in its TLS
