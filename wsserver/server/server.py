@@ -955,8 +955,9 @@ class Server:
         grace = self.config.shutdown_timeout if timeout is None else timeout
         deadline = loop.time() + grace
         # Request bodies on their way to Router handlers: their handlers too
-        # get the grace (those whose body has not come by then, a 503).
-        bodies_cut = await self._let_bodies_come(deadline)
+        # get the grace (those whose body has not come by then, a 503). (A
+        # restart waited for them already, within its open_timeout.)
+        bodies_cut = code != 1012 and await self._let_bodies_come(deadline)
         tasks = {
             p.handler_task
             for p in self._websockets
