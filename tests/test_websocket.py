@@ -1331,6 +1331,34 @@ class TestEmbedding:
         else:  # past shutdown_timeout: told, not reset
             assert answer.startswith(b"HTTP/1.1 503 ")
 
+    @pytest.mark.parametrize("timeout", [0.0, 0.3])
+    async def test_a_timeout_given_to_close_bounds_the_wait_for_an_upload_cut_off(
+        self, run_server: StartServer, timeout: float
+    ) -> None:
+        # (From a review.) An upload whose body had not come when the grace
+        # ended was answered 503, then its client given close_timeout to read
+        # it, whatever close()'s timeout: close(timeout=0) (SIGQUIT's quick
+        # shutdown) took close_timeout (here 30 s) for one stalled upload.
+        routes = Router()
+
+        @routes.post("/upload")
+        async def upload(request: Request) -> Any:
+            return text(f"got {len(request.body)}")
+
+        server = await run_server(routes, shutdown_timeout=30, close_timeout=30)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        await writer.drain()
+        await wait_for(lambda: server.connections and not next(iter(server.connections)).idle)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(server.close(timeout=timeout), 10)
+        took = loop.time() - started
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert took < 2 * timeout + 1, took
+        assert answer.startswith(b"HTTP/1.1 503 ")  # (told all the same)
+
     async def test_what_a_closed_or_unix_server_refuses_and_what_a_failed_startup_is(
         self, tmp_path: Any
     ) -> None:

@@ -999,8 +999,13 @@ class Server:
             if isinstance(p, HttpProtocol) and p.lingering and not p.lost
         ]
         wait = min(deadline - loop.time(), self.config.close_timeout)
-        if bodies_cut:  # (answered as the grace ended: their clients read it still)
-            wait = self.config.close_timeout
+        if bodies_cut:  # (answered as the grace ended: their clients read it still,
+            # as long as a closing handshake: a timeout given to close() bounds it)
+            wait = (
+                self.config.close_timeout
+                if timeout is None
+                else min(timeout, self.config.close_timeout)
+            )
         if lingering and wait > 0:
             await asyncio.wait(lingering, timeout=wait)
         # Answers written but not yet sent (a large body, a client reading it
