@@ -1366,23 +1366,29 @@ async def test_cli_bad_deployment_flags_are_one_line(args: list[str], said: str)
     assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
 
 
+async def run_on_fd(sock: socket.socket, workers: str) -> tuple[int, str]:
+    """``python -m wsserver examples.echo:routes --fd SOCK --workers N`` to its end:
+    (its exit code, its stderr); ``sock`` closed then."""
+    sock.set_inheritable(True)
+    try:
+        return await run_cli_to_end(
+            "examples.echo:routes",
+            "--fd",
+            str(sock.fileno()),
+            "--workers",
+            workers,
+            pass_fds=(sock.fileno(),),
+        )
+    finally:
+        sock.close()
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 async def test_fd_of_a_udp_socket_is_one_line(workers: str) -> None:
     # (A ValueError traceback from asyncio, at start-up.)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
-    udp.set_inheritable(True)
-    try:
-        code, err = await run_cli_to_end(
-            "examples.echo:routes",
-            "--fd",
-            str(udp.fileno()),
-            "--workers",
-            workers,
-            pass_fds=(udp.fileno(),),
-        )
-    finally:
-        udp.close()
+    code, err = await run_on_fd(udp, workers)
     assert code == 1, err
     assert "is not a stream" in err.strip().splitlines()[-1] and "Traceback" not in err, err
 
@@ -1391,19 +1397,7 @@ async def test_fd_of_a_udp_socket_is_one_line(workers: str) -> None:
 async def test_fd_of_an_unbound_socket_is_one_line(workers: str) -> None:
     # listen() binds it to every interface and a port of the kernel's choice:
     # it was served on 0.0.0.0.
-    unbound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    unbound.set_inheritable(True)
-    try:
-        code, err = await run_cli_to_end(
-            "examples.echo:routes",
-            "--fd",
-            str(unbound.fileno()),
-            "--workers",
-            workers,
-            pass_fds=(unbound.fileno(),),
-        )
-    finally:
-        unbound.close()
+    code, err = await run_on_fd(socket.socket(socket.AF_INET, socket.SOCK_STREAM), workers)
     assert code == 1, err
     assert "is not bound" in err.strip().splitlines()[-1] and "Traceback" not in err, err
     assert "listening on" not in err, err
@@ -1416,19 +1410,11 @@ async def test_fd_of_a_connected_socket_is_said_to_be_one(workers: str) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     client = socket.create_connection(listener.getsockname())
     accepted, _ = listener.accept()
-    accepted.set_inheritable(True)
     try:
-        code, err = await run_cli_to_end(
-            "examples.echo:routes",
-            "--fd",
-            str(accepted.fileno()),
-            "--workers",
-            workers,
-            pass_fds=(accepted.fileno(),),
-        )
+        code, err = await run_on_fd(accepted, workers)
     finally:
-        for sock in (accepted, client, listener):
-            sock.close()
+        client.close()
+        listener.close()
     assert code == 1, err
     last = err.strip().splitlines()[-1]
     assert "is a connection, not a listening socket" in last and "Accept=yes" in last, err
