@@ -1291,9 +1291,8 @@ class Server:
         for as the others); those still coming then are answered 503. Whether
         any was."""
         coming = [p for p in self.connections if isinstance(p, HttpProtocol) and p.body_coming]
-        while coming and self.loop.time() < deadline:
-            await asyncio.sleep(0.02)
-            coming = [p for p in coming if p.body_coming]
+        await self._poll_until(lambda: not any(p.body_coming for p in coming), deadline)
+        coming = [p for p in coming if p.body_coming]
         for protocol in coming:
             protocol.body_cut_off()
         return bool(coming)
@@ -1302,12 +1301,20 @@ class Server:
         """Wait (until ``deadline``, loop time) until no connection is in its TLS
         handshake or in the middle of a request (but one whose handler called
         close(): it waits for this)."""
-        while self.loop.time() < deadline:
-            if not self._in_tls_handshake() and not any(
+
+        def settled() -> bool:
+            return not self._in_tls_handshake() and not any(
                 isinstance(p, HttpProtocol) and p.busy and not self._runs_a_caller(p)
                 for p in self.connections
-            ):
-                return
+            )
+
+        await self._poll_until(settled, deadline)
+
+    async def _poll_until(self, done: Callable[[], bool], deadline: float) -> None:
+        """Look every 20 ms until ``done()`` or ``deadline`` (loop time): what
+        the shutdown waits for (a handshake, a body) changes with no event
+        of its own to wait on."""
+        while not done() and self.loop.time() < deadline:
             await asyncio.sleep(0.02)
 
     async def wait_closed(self) -> None:
