@@ -498,6 +498,28 @@ async def test_a_killed_process_s_gauges_leave_the_shared_files(tmp_path: Any) -
     assert found[("wsserver_connections_opened_total", (("route", "pid"),))] == 3  # kept
 
 
+async def test_the_copy_to_the_shared_files_outlives_a_failure(tmp_path: Any) -> None:
+    # The once-a-second copy of the counters to PROMETHEUS_MULTIPROC_DIR died
+    # for good at its first error (the directory removed by a cleaner before
+    # the first copy, say), without a line: the files stayed empty after the
+    # directory was back, and the shutdown's last copy failed the exit.
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    args = ("--metrics-path", "/metrics", "--ping-interval", "none")
+    async with running_cli("tests.worker_app:routes", *args, env=env) as cli:
+        directory.rename(tmp_path / "away")  # (before the first copy, a second on)
+        await wait_for(lambda: "copying" in cli.stderr, what="the failure's line")
+        said = [line for line in cli.stderr.splitlines() if "copying" in line]
+        assert len(said) == 1 and "trying again every second" in said[0], cli.stderr
+        directory.mkdir()
+        await wait_for(lambda: any(directory.glob("counter_*.db")), what="the counters copied")
+        await wait_for(lambda: "copied again" in cli.stderr, what="the recovery's line")
+        cli.proc.terminate()
+        assert await asyncio.wait_for(cli.proc.wait(), 30) == 0, cli.stderr
+    assert "Traceback" not in cli.stderr, cli.stderr
+
+
 FOLDING = """
 import json, os, sys, time
 from prometheus_client import mmap_dict

@@ -287,12 +287,32 @@ class Metrics:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-            self.sync()
+            try:
+                self.sync()
+            except Exception as exc:  # (the shutdown goes on: these counts are lost)
+                logger.warning("metrics: the last copy of the counters failed: %r", exc)
 
     async def _sync_forever(self) -> None:
+        """Copy the counters every second; a copy that fails (the directory
+        removed, a disk full) is tried again, what it missed counted next time."""
+        failing = False
         while True:
             await asyncio.sleep(1.0)
-            self.sync(await self.server.recent_stats())  # (what the status page took too)
+            stats = await self.server.recent_stats()  # (what the status page took too)
+            try:
+                self.sync(stats)
+            except Exception as exc:
+                if not failing:
+                    logger.warning(
+                        "metrics: copying the counters to %s failed: %r; trying again every second",
+                        os.environ.get(MULTIPROC_ENV),
+                        exc,
+                    )
+                failing = True
+                continue
+            if failing:
+                logger.warning("metrics: the counters are copied again")
+            failing = False
 
     def sync(self, stats: dict[str, Any] | None = None) -> None:
         """Add what each counter gained since the last sync to this process's files
