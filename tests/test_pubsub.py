@@ -1847,6 +1847,69 @@ async def test_presence_that_cannot_be_written_leaves_messages_flowing(
         await client.aclose()
 
 
+async def _pings_refused(client: Any) -> int:
+    """How many PINGs Redis refused (its commandstats' rejected_calls)."""
+    return int((await client.info("commandstats")).get("cmdstat_ping", {}).get("rejected_calls", 0))
+
+
+async def test_a_redis_that_cannot_persist_leaves_messages_flowing(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Redis whose snapshot fails (a full disk, a directory it may not
+    # write: stop-writes-on-bgsave-error, on by default) answers PING, as
+    # every write, with -MISCONF, but still carries publish/subscribe. The
+    # subscriber's ping, and the ping of every connection attempt, took that
+    # for a refusal of this server ("is the URL's user, password or
+    # database wrong?"): every message between processes was dropped for as
+    # long as the disk stayed full, and a process starting then never came up.
+    client = aioredis.from_url(redis_server.url)
+    settings: dict[str, Any] = {"ping_interval": None, "broker": redis_server.url}
+    a = serve(topic_routes(), "127.0.0.1", 0, broker_presence_ttl=0.6, **settings)
+    b = serve(topic_routes(), "127.0.0.1", 0, **settings)
+    try:
+        async with a, AsyncExitStack() as stack:
+            wa = await stack.enter_async_context(
+                websockets.connect(f"ws://127.0.0.1:{a.port}/sub/t")
+            )
+            assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "subscribed"
+            await client.config_set("save", "3600 1")
+            (redis_server.directory / "dump.rdb").mkdir()  # (the snapshot cannot be renamed)
+            await client.bgsave()
+            await wait_for(lambda: _snapshot_failed(client), what="the snapshot failed")
+            async with b:  # started while Redis cannot persist
+                await wait_for(lambda: b.pubsub.broker.up, what="B's broker up")
+                # A's subscriber pinged (every 0.2 s), B's connection too.
+                await wait_for(lambda: _at_least(_pings_refused(client), 3), what="pings")
+                wb = await stack.enter_async_context(
+                    websockets.connect(f"ws://127.0.0.1:{b.port}/sub/t")
+                )
+                assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "subscribed"
+                await wait_for(lambda: subscribed_in_redis(redis_server, "t", 2), what="subs")
+                for sender, receiver in ((wa, wb), (wb, wa)):
+                    await sender.send("while it cannot persist")
+                    assert await asyncio.wait_for(receiver.recv(), TIMEOUT) == (
+                        "while it cannot persist"
+                    )
+                    assert await asyncio.wait_for(sender.recv(), TIMEOUT) == (
+                        "while it cannot persist"
+                    )
+                assert a.pubsub.broker.up and b.pubsub.broker.up
+                assert a.pubsub.broker.stats.outages == 0 == b.pubsub.broker.stats.outages
+                assert "refused this server" not in caplog.text
+                assert "presence not written" in caplog.text
+    finally:
+        await client.config_set("save", "")
+        await client.aclose()
+
+
+async def _at_least(value: Any, minimum: int) -> bool:
+    return bool(await value >= minimum)
+
+
+async def _snapshot_failed(client: Any) -> bool:
+    return bool((await client.info("persistence"))["rdb_last_bgsave_status"] == "err")
+
+
 @pytest.mark.parametrize(
     "denied",
     [

@@ -660,7 +660,11 @@ class RedisBroker(Broker):
             # (TCP's: redis-py's Unix socket connection takes no such option.)
             **({} if self.url.startswith("unix:") else {"socket_keepalive": True}),
         )
-        await client.ping()
+        try:
+            await client.ping()
+        except ResponseError as exc:
+            if not _cannot_persist(exc):
+                raise
         # (The confirmations of subscriptions are read: see _subscribe().)
         pubsub: Any = client.pubsub(ignore_subscribe_messages=False)
         # redis-py's PubSub connects again by itself after a failure and
@@ -828,7 +832,12 @@ class RedisBroker(Broker):
                 raise TimeoutError(
                     f"no confirmation of a subscription from Redis in {self.timeout} s"
                 )
-            message = await pubsub.get_message(timeout=POLL)
+            try:
+                message = await pubsub.get_message(timeout=POLL)
+            except ResponseError as exc:
+                if pong_due is None or not _cannot_persist(exc):
+                    raise
+                message = {"type": "pong"}  # (the ping's answer, a refusal: alive)
             if message is None:
                 continue
             if pong_due is not None:
@@ -902,8 +911,9 @@ class RedisBroker(Broker):
         100 ms for 30,000); a change of a few, well under a millisecond.
 
         Redis refusing the write (full at ``maxmemory``, a read-only replica,
-        an ACL without it) is not an outage: publish/subscribe still works, so
-        messages go on; it is logged once and tried again at the next refresh.
+        unable to persist: ``-MISCONF``, an ACL without it) is not an outage:
+        publish/subscribe still works, so messages go on; it is logged once
+        and tried again at the next refresh.
         """
         self._counts_changed.clear()
         key = self._presence_key(node.node_id)
@@ -1075,6 +1085,14 @@ class RedisBroker(Broker):
 def _queued_size(channel: bytes, data: bytes) -> int:
     """What a message waiting to be sent takes of ``queue_bytes``."""
     return len(channel) + len(data) + MESSAGE_OVERHEAD
+
+
+def _cannot_persist(error: BaseException) -> bool:
+    """Whether Redis answered that it cannot persist (``-MISCONF``: a snapshot
+    failed, a full disk say, with ``stop-writes-on-bgsave-error``). It then
+    refuses PING and every write, and still carries publish/subscribe: the
+    answer shows it alive, and no refusal of this server."""
+    return isinstance(error, ResponseError) and str(error).startswith("MISCONF")
 
 
 def _refuses_scripts(error: BaseException) -> bool:
