@@ -2317,6 +2317,32 @@ async def test_a_broker_down_at_start_up_degrades_and_the_app_hears_of_it(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_a_listener_added_by_a_startup_hook_hears_of_an_outage_under_way(
+    redis_server: RedisServer,
+) -> None:
+    # An application run by the command adds its listener in a startup hook,
+    # which runs after the broker's first attempt: a Redis down at start-up
+    # (not started yet: docker compose brings both up at once) was said to
+    # no listener, and the application took Redis for up until it was
+    # (hearing True, never False: a health check said ready all along).
+    url = redis_server.url
+    redis_server.stop()
+    events: list[bool] = []
+    routes = topic_routes()
+
+    @routes.on_startup
+    async def listen(server: Any) -> None:
+        server.on_broker_state(events.append)
+
+    async with serve(routes, "127.0.0.1", 0, ping_interval=None, broker=url) as server:
+        assert server.stats()["pubsub"]["unreachable"] == 1
+        assert events == [False]
+        redis_server.start()
+        await wait_for(lambda: events == [False, True], what="the broker back")
+        server.on_broker_state(events.append)  # (up: nothing to say yet)
+        assert events == [False, True]
+
+
 async def test_an_outage_shows_in_the_figures_while_it_lasts(redis_server: RedisServer) -> None:
     # A dashboard could count outages, not tell whether Redis was reachable
     # now; and a broker state listener, once added, could not be taken off.

@@ -1225,7 +1225,9 @@ class Server:
 
     def on_broker_state(self, listener: Callable[[bool], None]) -> Callable[[], None]:
         """Call ``listener(False)`` when the broker becomes unreachable and ``(True)`` when
-        it is back (to resync clients that may have missed messages meanwhile).
+        it is back (to resync clients that may have missed messages meanwhile);
+        ``listener(False)`` at once if it is unreachable now (a startup hook
+        adds it after the broker's first attempt).
 
         Returns:
             A function that takes this listener off again (calling it twice does nothing).

@@ -149,11 +149,17 @@ class Topics:
     def on_broker_state(self, listener: Callable[[bool], None]) -> Callable[[], None]:
         """Call ``listener(False)`` when the broker becomes unreachable, ``(True)`` when back.
 
+        Added while it is unreachable (a Redis down at start-up, said before
+        the startup hooks that add listeners run), ``listener(False)`` is
+        called at once: it never hears ``True`` without ``False`` first.
+
         Returns:
             A function that takes this listener off (once; called again, it does nothing).
         """
         self._listeners.append(listener)
         added = [True]
+        if self.broker.stats.unreachable:
+            self._tell(listener, False)
 
         def remove() -> None:
             if added:
@@ -164,7 +170,11 @@ class Topics:
 
     def broker_state(self, up: bool) -> None:
         for listener in list(self._listeners):
-            try:
-                listener(up)
-            except Exception:
-                logger.exception("broker state listener %r failed", listener)
+            self._tell(listener, up)
+
+    @staticmethod
+    def _tell(listener: Callable[[bool], None], up: bool) -> None:
+        try:
+            listener(up)
+        except Exception:
+            logger.exception("broker state listener %r failed", listener)
