@@ -554,6 +554,75 @@ async def test_an_asgi_websocket_publishes_to_the_others_without_itself() -> Non
         assert await asyncio.wait_for(bob.recv(), TIMEOUT) == "all: hi"
 
 
+async def test_an_asgi_app_publishes_from_a_task_its_lifespan_started() -> None:
+    # The extension came in http and websocket scopes only: an application's
+    # ticker, started at its lifespan startup, had nothing to publish with
+    # (but functions borrowed from a first request's scope).
+    ticker: list[asyncio.Task[None]] = []
+
+    async def tick(publish: Any) -> None:
+        n = 0
+        while True:
+            n += 1
+            await publish("feed", f"tick {n}")
+            await asyncio.sleep(0.02)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        pubsub = scope["extensions"]["wsserver.pubsub"]
+        if scope["type"] == "lifespan":
+            assert set(pubsub) == {"publish", "presence", "presence_by_topic", "on_broker_state"}
+            while (await receive())["type"] == "lifespan.startup":
+                ticker.append(asyncio.create_task(tick(pubsub["publish"])))
+                await send({"type": "lifespan.startup.complete"})
+            ticker[0].cancel()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await pubsub["subscribe"]("feed")
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with (
+        serve(app, "127.0.0.1", 0, ping_interval=None) as server,
+        websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws,
+    ):
+        first = int((await asyncio.wait_for(ws.recv(), TIMEOUT)).split()[1])
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == f"tick {first + 1}"
+    assert ticker[0].cancelled()
+
+
+async def test_an_asgi_app_hears_of_the_broker_s_state(redis_server: RedisServer) -> None:
+    # The Router's server.on_broker_state() had no ASGI counterpart: an ASGI
+    # application could not learn that Redis was gone (and its clients may
+    # miss messages) or back (time to resync them).
+    url = redis_server.url
+    redis_server.stop()
+    events: list[tuple[str, bool]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        pubsub = scope["extensions"]["wsserver.pubsub"]
+        if scope["type"] == "lifespan":
+            await receive()
+            pubsub["on_broker_state"](lambda up: events.append(("lifespan", up)))
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        remove = pubsub["on_broker_state"](lambda up: events.append(("http", up)))
+        remove()
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body"})
+
+    async with serve(app, "127.0.0.1", 0, ping_interval=None, broker=url) as server:
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://127.0.0.1:{server.port}/")).status_code == 204
+        assert events == [("lifespan", False), ("http", False)]  # (each added while down)
+        redis_server.start()
+        await wait_for(lambda: len(events) == 3, what="the broker back")
+        assert events[2] == ("lifespan", True)  # (the http one was taken off)
+
+
 # A model of who is subscribed to what, against two real servers sharing a
 # memory broker, driven by Hypothesis: clients (websockets' and raw ones,
 # which answer no close frame: a client gone silent) subscribe, unsubscribe,

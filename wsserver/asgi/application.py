@@ -70,8 +70,10 @@ class ASGIApplication:
     def __repr__(self) -> str:
         return f"<ASGIApplication {self.app!r}>"
 
-    async def startup(self) -> None:
-        """Run the application's lifespan startup (see :class:`~.lifespan.Lifespan`)."""
+    async def startup(self, server: Any) -> None:
+        """Run the application's lifespan startup (see :class:`~.lifespan.Lifespan`),
+        the pub/sub extension in its scope."""
+        self.lifespan.extensions[PUBSUB] = pubsub_extension(server)
         await self.lifespan.startup()
 
     async def shutdown(self, timeout: float | None = None) -> BaseException | None:
@@ -115,12 +117,15 @@ def pubsub_extension(server: Any) -> dict[str, Any]:
     """``scope["extensions"]["wsserver.pubsub"]``: what an ASGI app uses to publish.
 
     ``await publish(topic, message)`` (returns the local deliveries),
-    ``await presence(topic)``, ``await presence_by_topic()``; in a ``websocket``
-    scope also ``subscribe(topic)`` and ``unsubscribe(topic)`` for the
-    connection, once accepted, and ``publish(..., exclude_self=True)`` not to it.
+    ``await presence(topic)``, ``await presence_by_topic()``,
+    ``on_broker_state(listener)`` (:meth:`Server.on_broker_state`); in a
+    ``websocket`` scope also ``subscribe(topic)`` and ``unsubscribe(topic)``
+    for the connection, once accepted, and ``publish(..., exclude_self=True)``
+    not to it. The ``lifespan`` scope has it too (for tasks the startup starts).
     """
     return {
         "publish": server.publish,
         "presence": server.presence,
         "presence_by_topic": server.presence_by_topic,
+        "on_broker_state": server.on_broker_state,
     }

@@ -39,6 +39,8 @@ class Lifespan:
         #: The namespace the application keeps state in (copied into each scope),
         #: or None when it runs without lifespan.
         self.state: dict[str, Any] | None = {} if mode != "off" else None
+        #: The scope's ``extensions`` (the server's pub/sub, given before the startup).
+        self.extensions: dict[str, Any] = {}
         self._events: asyncio.Queue[Message] | None = None
         self._answer: asyncio.Future[Message] | None = None
         # The event whose answer is awaited ("lifespan.startup"...), if any.
@@ -219,6 +221,7 @@ class Lifespan:
             "type": "lifespan",
             "asgi": {"version": "3.0", "spec_version": "2.0"},
             "state": self.state,
+            "extensions": self.extensions,
         }
         await self.app(scope, self._receive, self._send)
 

@@ -348,7 +348,7 @@ class Server:
         if self.asgi is not None:
             try:
                 # (Raises LifespanFailure.)
-                await self._unless_closed(self.loop.create_task(self.asgi.startup()))
+                await self._unless_closed(self.loop.create_task(self.asgi.startup(self)))
             except _ClosedInStart:
                 self._closed.set()  # (its startup cancelled: no shutdown is due)
                 return
