@@ -2497,6 +2497,32 @@ async def test_an_app_too_slow_to_answer_the_handshake_gets_its_client_a_503(
     assert not [w for w in warnings if "SECRET" in w], warnings
 
 
+async def test_an_app_has_open_timeout_to_answer_from_the_whole_request(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The app's answer has open_timeout from the request's end, as a Router
+    # on_connect hook's: a head that came slowly (0.7 s of 1.2) left it only
+    # the rest, a 503 whose warning blamed the app, which took 0.6 s.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await asyncio.sleep(0.6)  # (a lookup: within open_timeout)
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close"})
+
+    server = await run_asgi(app, open_timeout=1.2)
+    request = upgrade_request("/")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(request[:20])
+    await asyncio.sleep(0.7)  # a slow client: the rest of its request comes later
+    writer.write(request[20:])
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 async def test_a_lifespan_answer_that_does_not_fit_raises_into_the_app() -> None:
     # Any answer settled whichever question was asked: a startup answered
     # with shutdown.complete started the server.

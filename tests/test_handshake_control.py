@@ -210,6 +210,34 @@ class TestOnConnect:
         assert any(" / 503 " in line for line in access), access
         caplog.clear()
 
+    @pytest.mark.parametrize("body", [False, True])
+    async def test_a_hook_has_open_timeout_from_the_whole_request(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, body: bool
+    ) -> None:
+        # open_timeout bounds the request's coming, then the hook's answer,
+        # each in full. A head that came slowly (0.7 s of 1.2) left a hook
+        # only the rest: a 503 whose warning blamed the application (it "did
+        # not answer ... within open_timeout"), which took 0.6 s; with a body,
+        # whose last piece started the timer again, the hook had it all.
+        async def looks_up(request: Request) -> None:
+            await asyncio.sleep(0.6)  # (a lookup: within open_timeout)
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/", on_connect=looks_up)
+        server = await run_server(routes, open_timeout=1.2)
+        from .helpers import upgrade_request
+
+        request = upgrade_request("/", [("Content-Length", "2")] if body else None)
+        request += b"hi" if body else b""
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(request[:20])
+        await asyncio.sleep(0.7)  # a slow client: the rest of its request comes later
+        writer.write(request[20:])
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
     @pytest.mark.parametrize("cut_by", ["open_timeout", "shutdown"])
     async def test_the_503_of_a_hook_cut_short_is_in_the_routes_error_format(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture, cut_by: str

@@ -566,8 +566,9 @@ class Config:
         "seconds for a client to send a complete request head (an upgrade's whole request; "
         "one begun and not ended gets a 408), and then each next piece of its body (a body "
         "that stops coming that long gets a 408; "
-        "an ASGI app's, while the app waits for it); an upgrade's answer too (an `on_connect` "
-        "hook or an ASGI app deciding longer gets its client a 503) (`none`: no limit).",
+        "an ASGI app's, while the app waits for it); an upgrade's answer too, from the request's "
+        "end (an `on_connect` hook or an ASGI app deciding longer gets its client a 503) "
+        "(`none`: no limit).",
         env="WEBSOCKET_TIMEOUT",
         flag="--open-timeout",
     )

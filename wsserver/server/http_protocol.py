@@ -1156,6 +1156,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             max_connections=config.max_connections,
         )
         if isinstance(verdict, Accept):
+            self._arm_open_timer()  # the app's answer has open_timeout (see _handshake())
             self.run_asgi(asgi.websocket(self, request, verdict))
         else:
             self.deny(verdict)
@@ -1216,6 +1217,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             else:
                 self.deny(final)
 
+        # The request is whole: the hook's answer has open_timeout from now,
+        # not what is left of the time the request took to come.
+        self._arm_open_timer()
         self._run_app_task(hook())
         return False
 
