@@ -158,6 +158,8 @@ def check_request(method: str, http_version: str, headers: Headers) -> str:
         elements = [v.strip(OWS) for value in versions for v in value.split(",")]
         if not all(v.isascii() and v.isdigit() for v in elements):
             raise HandshakeError(400, "Malformed Sec-WebSocket-Version.")
+        if len(elements) > 1:  # (RFC 6455 11.3.5: once in a request; a 426 would say "send 13")
+            raise HandshakeError(400, "Sec-WebSocket-Version must be one version, sent once.")
         said = "Unsupported" if versions else "Missing"
         raise HandshakeError(
             426,
