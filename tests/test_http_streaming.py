@@ -556,14 +556,16 @@ PIECES = 500_000
 
 
 class Rows:
-    """/rows streams pieces of 1,000 bytes from a producer that never waits
-    (until /ping is answered, PIECES at most),
+    """/rows streams pieces of 1,000 bytes (or ``piece``) from a producer that
+    never waits (until /ping is answered, PIECES at most),
     as a Router's ``stream()`` or an ASGI application's ``send()``s; /ping
     answers how many it had made by then."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, piece: bytes = b"x" * 1000) -> None:
+        self.piece = piece
         self.made = 0
         self.pinged = False
+        self.started = threading.Event()
         self.ended = threading.Event()
         self.app: Any = self.router() if kind == "router" else self.asgi
 
@@ -573,10 +575,11 @@ class Rows:
         @routes.get("/rows")
         async def rows(request: Request) -> StreamingResponse:
             async def pieces() -> AsyncIterator[bytes]:
+                self.started.set()
                 try:
                     while not self.pinged and self.made < PIECES:
                         self.made += 1
-                        yield b"x" * 1000
+                        yield self.piece
                 finally:
                     self.ended.set()
 
@@ -597,10 +600,11 @@ class Rows:
             self.pinged = True
             await send({"type": "http.response.body", "body": str(self.made).encode()})
             return
+        self.started.set()
         try:
             while not self.pinged and self.made < PIECES:
                 self.made += 1
-                await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
+                await send({"type": "http.response.body", "body": self.piece, "more_body": True})
             await send({"type": "http.response.body"})
         except OSError:
             pass  # the client is gone
@@ -688,3 +692,26 @@ async def test_a_producer_that_never_waits_lets_other_clients_in(
         made_by_then = int(await get())
         assert int(await reading()) > 100_000
     assert made_by_then < PIECES, "the ping waited for the whole stream"
+
+
+@pytest.mark.parametrize("kind", ["router", "asgi"])
+async def test_a_producer_of_empty_pieces_that_never_waits_lets_other_clients_in(
+    kind: str, run_server: StartServer
+) -> None:
+    # Empty pieces (a template's empty output, rows filtered out) are not
+    # written, and drain() was asked after written ones only: a producer of
+    # them held the loop until its end, every other client with it.
+    rows = Rows(kind, piece=b"")
+    server = await run_server(rows.app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /rows HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    def client() -> int:
+        assert rows.started.wait(10)
+        return ping(server.port)  # (while the producer makes its pieces)
+
+    made_by_then = await asyncio.to_thread(client)
+    assert made_by_then < PIECES, "the ping waited for the whole stream"
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n0\r\n\r\n"), 5)
+    assert answer.startswith(b"HTTP/1.1 200 ")  # (the head; no piece: all were empty)
+    writer.close()

@@ -1664,7 +1664,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     self._write_raw(data)
                 else:
                     self.send_body(data)
-                await self.drain()
+            # (An empty piece too: a producer of them gives the loop its turns.)
+            await self.drain()
 
     # ------------------------------------------------------------ ASGI
 
