@@ -141,6 +141,16 @@ def app(producer: Producer) -> Router:
     async def wrong_piece(request: Request) -> StreamingResponse:
         return stream([b"ok", 5])  # type: ignore[list-item]
 
+    @routes.get("/self-cancelled")
+    async def self_cancelled(request: Request) -> StreamingResponse:
+        async def pieces() -> AsyncIterator[bytes]:
+            yield b"first"
+            lookup: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            lookup.cancel()  # (by other code: a lookup it gave up, say)
+            await lookup  # a CancelledError of its own, not its task's cancellation
+
+        return stream(pieces())
+
     @routes.get("/plain")
     async def plain(request: Request) -> Response:
         return text("plain")
@@ -400,6 +410,7 @@ class TestStreaming:
         for path, problem in (
             ("/failing", "the producer broke"),
             ("/wrong-piece", "a streamed body's pieces are str or bytes, not int"),
+            ("/self-cancelled", "HTTP handler self_cancelled ended in a CancelledError"),
         ):
             caplog.clear()
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -418,7 +429,7 @@ class TestStreaming:
                 if r.levelno >= logging.ERROR and r.exc_info
             ]
             assert failures == [(f"error while handling {path} from 127.0.0.1:{port}", problem)]
-        assert server.counters.handler_errors == 2
+        assert server.counters.handler_errors == 3
         async with httpx.AsyncClient() as client:
             with pytest.raises(httpx.RemoteProtocolError):
                 await client.get(f"http://127.0.0.1:{server.port}/failing")

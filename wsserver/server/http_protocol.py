@@ -1386,7 +1386,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 )
             else:  # (after the head: the response was cut short)
                 protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
-        except BaseExceptionGroup as exc:
+        except (asyncio.CancelledError, BaseExceptionGroup) as exc:
+            # (A CancelledError here is a streamed response's producer's: the
+            # handler's own is _handler_response()'s.)
             raise _ended_in(exc, f"HTTP handler {route.name}")  # noqa: B904
         except ClientDisconnected as exc:
             if exc.origin is not self or not self.closing:
