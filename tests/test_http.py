@@ -919,6 +919,28 @@ class TestResponseObject:
         response = text("x", headers=[("content-type", "text/csv")])
         assert [v for n, v in response.headers if n.lower() == "content-type"] == ["text/csv"]
 
+    def test_text_the_server_encodes_says_its_charset(self) -> None:
+        # stream(..., content_type="text/plain") and Response(str,
+        # content_type="text/csv") sent UTF-8 with no charset: a browser reads
+        # such a body as windows-1252 ("Ã©" for "é"). A str body, or a stream,
+        # of a text/* type now says charset=utf-8, as Starlette's responses do.
+        def content_type(response: Response | StreamingResponse) -> str:
+            (value,) = [v for n, v in response.headers if n.lower() == "content-type"]
+            return value
+
+        for kind in ("text/plain", "text/csv", "TEXT/html", "text/event-stream"):
+            assert content_type(Response("é", content_type=kind)) == f"{kind}; charset=utf-8"
+            assert content_type(stream(["é"], content_type=kind)) == f"{kind}; charset=utf-8"
+        # Bytes are the application's own encoding; a charset given, or a
+        # Content-Type among the headers, is kept as it is.
+        assert content_type(Response(b"\xe9", content_type="text/plain")) == "text/plain"
+        kept = "text/plain; Charset=latin-1"
+        assert content_type(Response("é", content_type=kept)) == kept
+        assert content_type(stream(["é"], content_type=kept)) == kept
+        assert content_type(stream(["é"], headers={"Content-Type": "text/csv"})) == "text/csv"
+        assert content_type(stream(["é"])) == "application/octet-stream"
+        assert content_type(Response("{}", content_type="application/json")) == "application/json"
+
     def test_a_body_neither_text_nor_bytes_is_refused(self) -> None:
         # bytes() took it: text(5) was five NUL bytes, Response([104, 105])
         # b"hi", Response(10**10) ten gigabytes of them.

@@ -199,7 +199,7 @@ class TestStreaming:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
             async with client.stream("GET", "/events") as response:
                 assert response.status_code == 200
-                assert response.headers["content-type"] == "text/event-stream"
+                assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
                 assert response.headers["transfer-encoding"] == "chunked"
                 assert response.headers["x-a"] == "1"
                 assert "content-length" not in response.headers
@@ -256,7 +256,7 @@ class TestStreaming:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
             r = await client.head("/events")
             assert (r.status_code, r.content) == (200, b"")
-            assert r.headers["content-type"] == "text/event-stream"
+            assert r.headers["content-type"] == "text/event-stream; charset=utf-8"
             r = await client.get("/plain")  # the same connection, still in step
             assert r.text == "plain"
         assert not producer.started

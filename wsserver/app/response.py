@@ -25,7 +25,13 @@ from typing import Any
 
 from ..protocol.cookies import CookieSetting
 from ..protocol.handshake import Acceptance
-from ..protocol.http import HeadersLike, Response, header_pairs, response_head_headers
+from ..protocol.http import (
+    HeadersLike,
+    Response,
+    header_pairs,
+    response_head_headers,
+    utf8_text_type,
+)
 
 __all__ = [
     "Response",
@@ -188,7 +194,9 @@ class StreamingResponse(CookieSetting):
             making it may block (reading a file).
         status: the status code (not 204 or 304, which have no body).
         headers: more headers, as a mapping or ``(name, value)`` pairs.
-        content_type: the ``Content-Type``, unless ``headers`` has one.
+        content_type: the ``Content-Type``, unless ``headers`` has one; a
+            ``text/*`` type without a charset says ``charset=utf-8`` (as str
+            pieces are sent).
 
     Raises:
         TypeError: ``chunks`` is not iterable, or is a single str or bytes.
@@ -214,7 +222,8 @@ class StreamingResponse(CookieSetting):
             )
         if not 200 <= status <= 599 or status in (204, 205, 304):
             raise ValueError(f"a streamed response's status is 200-599 with a body, not {status}")
-        items = response_head_headers(headers, content_type)
+        # (A text/* type says charset=utf-8: str pieces are sent so.)
+        items = response_head_headers(headers, utf8_text_type(content_type))
         if any(name.lower() == "transfer-encoding" for name, _ in items):
             raise ValueError("Transfer-Encoding is the server's to choose for a streamed body")
         self.chunks = chunks

@@ -324,6 +324,19 @@ def response_head_headers(
     return items
 
 
+def utf8_text_type(content_type: str | None) -> str | None:
+    """``content_type`` for a body the server encodes as UTF-8 (a str): a
+    ``text/*`` type without a charset says ``charset=utf-8``, else a browser
+    reads it as windows-1252 (Starlette's responses say it too)."""
+    if (
+        content_type is not None
+        and content_type[:5].lower() == "text/"
+        and "charset=" not in content_type.lower()
+    ):
+        return f"{content_type}; charset=utf-8"
+    return content_type
+
+
 class Response(CookieSetting):
     """An HTTP response: status, headers and a body (``set_cookie()`` and
     ``delete_cookie()`` add to the headers).
@@ -332,7 +345,9 @@ class Response(CookieSetting):
         body: the body: bytes-like, or a str (encoded as UTF-8).
         status: the status code.
         headers: extra headers, as a mapping or ``(name, value)`` pairs.
-        content_type: the ``Content-Type`` header, if any.
+        content_type: the ``Content-Type`` header, if any (unless ``headers``
+            has one; a ``text/*`` type for a str body says ``charset=utf-8``
+            unless it gives a charset).
 
     Raises:
         TypeError: the body is neither str nor bytes-like, or the status no int.
@@ -356,6 +371,7 @@ class Response(CookieSetting):
         self.status = status
         if isinstance(body, str):
             self.body = body.encode("utf-8")
+            content_type = utf8_text_type(content_type)
         elif isinstance(body, (bytes, bytearray, memoryview)):
             self.body = bytes(body)
         else:  # (bytes() would take anything: an int as that many NUL bytes, a list of ints)
