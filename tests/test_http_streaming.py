@@ -58,6 +58,30 @@ class Closable:
             raise OSError("the file would not close")
 
 
+class AsyncClosable:
+    """An async body with a close() of its own and no aclose(): an aiofiles
+    file's (its close() a coroutine), or a wrapper's (a plain close())."""
+
+    def __init__(self, producer: Producer, awaited: bool) -> None:
+        self.producer = producer
+        self.awaited = awaited
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"one"
+        yield b"two"
+
+    def close(self) -> Any:
+        if not self.awaited:
+            self.producer.closed_in.append("plain close")
+            return None
+
+        async def closing() -> None:
+            await asyncio.sleep(0)
+            self.producer.closed_in.append("awaited close")
+
+        return closing()
+
+
 def app(producer: Producer) -> Router:
     routes = Router()
 
@@ -116,6 +140,10 @@ def app(producer: Producer) -> Router:
                 producer.closed_in.append(threading.current_thread().name)
 
         return stream(pieces())
+
+    @routes.get("/async-closable")
+    async def async_closable(request: Request) -> StreamingResponse:
+        return stream(AsyncClosable(producer, request.args.get("awaited") == "1"))
 
     @routes.get("/closable")
     async def closable(request: Request) -> StreamingResponse:
@@ -322,6 +350,23 @@ class TestStreaming:
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
             "closing a streamed response's producer failed"
         ]
+
+    async def test_an_async_body_with_a_close_of_its_own_is_closed(
+        self, run_server: StartServer
+    ) -> None:
+        # Only an aclose() was called: an async body whose close() is its
+        # own (an aiofiles file's, a coroutine) kept its file open, after a
+        # HEAD (never iterated) and after its last piece alike.
+        producer = Producer()
+        server = await run_server(app(producer))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for awaited in ("0", "1"):
+                response = await client.get("/async-closable", params={"awaited": awaited})
+                assert response.content == b"onetwo"
+                response = await client.head("/async-closable", params={"awaited": awaited})
+                assert response.content == b""
+        await wait_for(lambda: len(producer.closed_in) == 4, what=f"closed: {producer.closed_in}")
+        assert producer.closed_in == ["plain close"] * 2 + ["awaited close"] * 2
 
     async def test_a_plain_producer_waiting_for_a_thread_is_closed_when_the_client_leaves(
         self, run_server: StartServer

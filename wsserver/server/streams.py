@@ -4,7 +4,8 @@ at a time, and its closing.
 An async iterable is iterated on the loop. A plain iterable's next piece is
 taken in the loop's default executor, since making it may block (reading a
 file): its thread is held meanwhile. Closing a producer runs its ``finally``
-(closes its file): an async generator's ``aclose()``; a plain iterator's
+(closes its file): an async generator's ``aclose()`` (another async
+iterable's ``close()``, awaited if it gives an awaitable); a plain iterator's
 ``close()``, at once, or, when its ``next()`` still runs in a thread (the
 client left meanwhile), as soon as that returns.
 """
@@ -12,6 +13,7 @@ client left meanwhile), as soon as that returns.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -72,10 +74,15 @@ class Producer:
         """Close the producer, done or not (its ``finally`` runs). What closing
         it raises is logged, not raised: the response is over either way."""
         if self._iterator is None:
-            aclose = getattr(self._chunks, "aclose", None)
-            if aclose is not None:
+            # (An async generator's aclose(); else a close() of its own: an
+            # aiofiles file's, a coroutine, or a wrapper's plain one.)
+            chunks = self._chunks
+            close = getattr(chunks, "aclose", None) or getattr(chunks, "close", None)
+            if close is not None:
                 try:
-                    await aclose()
+                    closing = close()
+                    if inspect.isawaitable(closing):
+                        await closing
                 except Exception:
                     logger.exception("closing a streamed response's producer failed")
             return
