@@ -642,6 +642,49 @@ def test_a_key_s_password_from_the_environment_loses_a_line_break_at_its_end(
     assert ended.ssl_keyfile_password is None
 
 
+def _alpn_chosen(port: int, offered: list[str]) -> str | None:
+    """The protocol the server at ``port`` chooses by ALPN for a client offering ``offered``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(offered)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock,
+        context.wrap_socket(sock) as tls,
+    ):
+        return tls.selected_alpn_protocol()
+
+
+async def test_an_ssl_context_that_chooses_http2_is_refused(
+    run_server: StartServer, cert_files: dict[str, str]
+) -> None:
+    # A context made for a server that speaks HTTP/2 (hypercorn's, aiohttp's
+    # examples: set_alpn_protocols(["h2", "http/1.1"])) was served as it was:
+    # every client that offers h2 (browsers, curl, httpx with http2) chose it,
+    # sent HTTP/2's preface and got HTTP/1.1 bytes back (curl: "Empty reply from
+    # server"), while the server said nothing.
+    def context(protocols: list[str] | None) -> ssl.SSLContext:
+        made = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        made.load_cert_chain(cert_files["certfile"], cert_files["keyfile"])
+        if protocols is not None:
+            made.set_alpn_protocols(protocols)
+        return made
+
+    for protocols in (["h2", "http/1.1"], ["h2"]):
+        with pytest.raises(ConfigError) as caught:
+            serve(who_routes(), "127.0.0.1", 0, ssl=context(protocols))
+        assert str(caught.value) == (
+            "ssl: the context chooses 'h2' by ALPN for a client that offers h2 and"
+            " http/1.1, and this server speaks HTTP/1.1 only: such a client (a browser,"
+            " curl) fails (set_alpn_protocols(['http/1.1']) on it, or none)"
+        )
+    # HTTP/1.1 first, or no ALPN at all: served, and an h2 client gets HTTP/1.1.
+    for protocols in (["http/1.1", "h2"], None):
+        server = await run_server(who_routes(), ssl=context(protocols))
+        chosen = await asyncio.to_thread(_alpn_chosen, server.port, ["h2", "http/1.1"])
+        assert chosen == ("http/1.1" if protocols else None)
+
+
 def test_tls_settings_without_a_certificate_are_said(
     cert_files: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -44,6 +44,7 @@ from .status import StatusBoard
 from .tls import (
     cipher_suites,
     connection_tls,
+    refuse_unusable,
     say_if_not_valid,
     served_certificate,
     ssl_context,
@@ -1490,7 +1491,8 @@ def serve(
         ConfigError: a setting is unknown or invalid, or ``host`` or ``port``;
             more than one place to listen is given, or one with ``listen=False``;
             ``sock`` is not bound (listening
-            would bind it to every interface, on any port), not a stream socket, or closed.
+            would bind it to every interface, on any port), not a stream socket, or closed;
+            an ``ssl`` context that chooses HTTP/2 by ALPN.
         TypeError: ``app`` is neither a Router nor an ASGI application.
     """
     if not isinstance(app, Router | ASGIApplication) and not is_asgi_app(app):
@@ -1537,6 +1539,8 @@ def serve(
         app = ASGIApplication(cast(ASGIApp, app), config)
     if ssl is None:
         ssl = ssl_context(config)
+    else:
+        refuse_unusable(ssl)
     if not isinstance(broker, Broker):
         broker = config_broker(config, broker)
     return Server(

@@ -19,6 +19,7 @@ __all__ = [
     "cipher_suites",
     "connection_tls",
     "oid_of",
+    "refuse_unusable",
     "say_if_not_valid",
     "served_certificate",
     "ssl_context",
@@ -224,9 +225,39 @@ def served_certificate(context: ssl.SSLContext) -> str | None:
     """The certificate (PEM) a client gets from ``context``: a TLS handshake in
     memory tells (so an ``ssl=`` context's too); None if it cannot (a context
     that wants client certificates and TLS 1.2 at most, say)."""
+    client = _handshake_in_memory(context)
+    der = client.getpeercert(binary_form=True) if client is not None else None
+    return ssl.DER_cert_to_PEM_cert(der) if der else None
+
+
+def refuse_unusable(context: ssl.SSLContext) -> None:
+    """Refuse an ``ssl=`` context no client could be served over: one that
+    chooses HTTP/2 by ALPN (this server speaks HTTP/1.1 only).
+
+    Raises:
+        ConfigError: it chooses another protocol than HTTP/1.1 for a client
+            that offers h2 and http/1.1.
+    """
+    client = _handshake_in_memory(context, alpn=["h2", "http/1.1"])
+    chosen = client.selected_alpn_protocol() if client is not None else None
+    if chosen not in (None, "http/1.1"):
+        raise ConfigError(
+            f"ssl: the context chooses {chosen!r} by ALPN for a client that offers h2 and"
+            " http/1.1, and this server speaks HTTP/1.1 only: such a client (a browser,"
+            " curl) fails (set_alpn_protocols(['http/1.1']) on it, or none)"
+        )
+
+
+def _handshake_in_memory(
+    context: ssl.SSLContext, alpn: list[str] | None = None
+) -> ssl.SSLObject | None:
+    """The client's end of a TLS handshake in memory with ``context`` (the
+    client offering ``alpn``, if given), once done; None if it fails."""
     client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client_context.check_hostname = False
     client_context.verify_mode = ssl.CERT_NONE
+    if alpn is not None:
+        client_context.set_alpn_protocols(alpn)
     to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = client_context.wrap_bio(to_client, to_server)
     server = context.wrap_bio(to_server, to_client, server_side=True)
@@ -237,8 +268,7 @@ def served_certificate(context: ssl.SSLContext) -> str | None:
             except ssl.SSLWantReadError:
                 pass
             else:
-                der = client.getpeercert(binary_form=True)
-                return ssl.DER_cert_to_PEM_cert(der) if der else None
+                return client
             with contextlib.suppress(ssl.SSLWantReadError):
                 server.do_handshake()
     except (ssl.SSLError, ValueError):
