@@ -685,6 +685,55 @@ async def test_an_ssl_context_that_chooses_http2_is_refused(
         assert chosen == ("http/1.1" if protocols else None)
 
 
+def _tls_version_served(port: int, version: ssl.TLSVersion, ca: trustme.CA) -> str | None:
+    """The protocol a client that speaks ``version`` at most gets from the server at ``port``."""
+    context = client_context(ca)
+    context.maximum_version = version
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock,
+        context.wrap_socket(sock, server_hostname="127.0.0.1") as tls,
+    ):
+        return tls.version()
+
+
+async def test_ciphers_that_leave_tls_1_2_no_suite_for_the_key_are_said(
+    run_server: StartServer,
+    ca: trustme.CA,
+    cert_files: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An RSA-only list (old guides': ECDHE-RSA-...) with an ECDSA certificate
+    # (certbot's default since 2.0, trustme's): clients of TLS 1.3, whose suites
+    # ssl_ciphers does not set, were served, and every TLS 1.2 client refused
+    # ("no shared cipher"), with not a word from the server.
+    pair = {"ssl_certfile": cert_files["certfile"], "ssl_keyfile": cert_files["keyfile"]}
+    rsa_only = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        server = await run_server(who_routes(), **pair, ssl_ciphers=rsa_only)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "TLS: ssl_ciphers leaves TLS 1.2 no cipher suite the certificate's key can use:"
+        " TLS 1.2 clients are refused (TLS 1.3's suites are not set by ssl_ciphers)"
+    ]
+    port = server.port
+    assert await asyncio.to_thread(_tls_version_served, port, ssl.TLSVersion.TLSv1_3, ca) == (
+        "TLSv1.3"
+    )
+    with pytest.raises((ssl.SSLError, ConnectionError)):  # (an alert, or the end: loops differ)
+        await asyncio.to_thread(_tls_version_served, port, ssl.TLSVersion.TLSv1_2, ca)
+    # A list with suites for the key: nothing said, TLS 1.2 served. (Also one
+    # that Python's clients leave out by default, SHA-1's, which others offer.)
+    servers = []
+    for ciphers in ("ECDHE+AESGCM", "ECDHE-ECDSA-AES128-SHA"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+            servers.append(await run_server(who_routes(), **pair, ssl_ciphers=ciphers))
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], ciphers
+    port = servers[0].port
+    assert await asyncio.to_thread(_tls_version_served, port, ssl.TLSVersion.TLSv1_2, ca) == (
+        "TLSv1.2"
+    )
+
+
 def test_tls_settings_without_a_certificate_are_said(
     cert_files: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,7 +3,6 @@ and what a connection's TLS is (:func:`connection_tls`, ``request.tls``)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import re
@@ -174,6 +173,8 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
         )
     # The ALPN of HTTP/1.1 (all we speak), for clients that ask.
     context.set_alpn_protocols(["http/1.1"])
+    if config.ssl_ciphers is not None:
+        _say_if_tls_1_2_refused(context)
     return context
 
 
@@ -226,7 +227,7 @@ def served_certificate(context: ssl.SSLContext) -> str | None:
     memory tells (so an ``ssl=`` context's too); None if it cannot (a context
     that wants client certificates and TLS 1.2 at most, say)."""
     client = _handshake_in_memory(context)
-    der = client.getpeercert(binary_form=True) if client is not None else None
+    der = client.getpeercert(binary_form=True) if isinstance(client, ssl.SSLObject) else None
     return ssl.DER_cert_to_PEM_cert(der) if der else None
 
 
@@ -239,7 +240,7 @@ def refuse_unusable(context: ssl.SSLContext) -> None:
             that offers h2 and http/1.1.
     """
     client = _handshake_in_memory(context, alpn=["h2", "http/1.1"])
-    chosen = client.selected_alpn_protocol() if client is not None else None
+    chosen = client.selected_alpn_protocol() if isinstance(client, ssl.SSLObject) else None
     if chosen not in (None, "http/1.1"):
         raise ConfigError(
             f"ssl: the context chooses {chosen!r} by ALPN for a client that offers h2 and"
@@ -248,16 +249,37 @@ def refuse_unusable(context: ssl.SSLContext) -> None:
         )
 
 
+def _say_if_tls_1_2_refused(context: ssl.SSLContext) -> None:
+    """Warn if ``context`` has no cipher suite a TLS 1.2 client may use with
+    its certificate's key (ssl_ciphers for another kind of key: ECDHE-RSA-...
+    with an ECDSA certificate): TLS 1.3 clients are served, whose suites
+    set_ciphers() does not set, and every TLS 1.2 client is refused."""
+    failed = _handshake_in_memory(context, maximum=ssl.TLSVersion.TLSv1_2)
+    if isinstance(failed, ssl.SSLError) and failed.reason == "NO_SHARED_CIPHER":
+        logger.warning(
+            "TLS: ssl_ciphers leaves TLS 1.2 no cipher suite the certificate's key can use:"
+            " TLS 1.2 clients are refused (TLS 1.3's suites are not set by ssl_ciphers)"
+        )
+
+
 def _handshake_in_memory(
-    context: ssl.SSLContext, alpn: list[str] | None = None
-) -> ssl.SSLObject | None:
+    context: ssl.SSLContext,
+    alpn: list[str] | None = None,
+    maximum: ssl.TLSVersion | None = None,
+) -> ssl.SSLObject | ssl.SSLError | None:
     """The client's end of a TLS handshake in memory with ``context`` (the
-    client offering ``alpn``, if given), once done; None if it fails."""
+    client offering ``alpn``, and TLS up to ``maximum``, if given), once done;
+    the server's error if it failed there; None if it failed otherwise."""
     client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client_context.check_hostname = False
     client_context.verify_mode = ssl.CERT_NONE
+    # Every suite OpenSSL has, as some client may offer (Python's own list
+    # leaves out those with SHA-1 or RSA key exchange, which a server may take).
+    client_context.set_ciphers("ALL:@SECLEVEL=0")
     if alpn is not None:
         client_context.set_alpn_protocols(alpn)
+    if maximum is not None:
+        client_context.maximum_version = maximum
     to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = client_context.wrap_bio(to_client, to_server)
     server = context.wrap_bio(to_server, to_client, server_side=True)
@@ -269,8 +291,12 @@ def _handshake_in_memory(
                 pass
             else:
                 return client
-            with contextlib.suppress(ssl.SSLWantReadError):
+            try:
                 server.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError as exc:
+                return exc
     except (ssl.SSLError, ValueError):
         return None
     return None
