@@ -685,6 +685,41 @@ async def test_an_ssl_context_that_chooses_http2_is_refused(
         assert chosen == ("http/1.1" if protocols else None)
 
 
+async def test_an_ssl_context_no_client_can_use_is_refused(
+    run_server: StartServer, ca: trustme.CA, cert_files: dict[str, str]
+) -> None:
+    # A server's context whose load_cert_chain() was forgotten: the server
+    # started, and every client's handshake failed (a reset, an alert), the
+    # server saying nothing.
+    with pytest.raises(ConfigError) as caught:
+        serve(who_routes(), "127.0.0.1", 0, ssl=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    assert str(caught.value) == (
+        "ssl: the context has no certificate (load_cert_chain()), or no cipher suite"
+        " for its key: every client's handshake fails"
+    )
+    # A client's context (ssl.create_default_context()'s purpose by default): an
+    # ssl.SSLError out of the start, "Cannot create a server socket with a
+    # PROTOCOL_TLS_CLIENT context".
+    client_side = ssl.create_default_context()
+    client_side.load_cert_chain(cert_files["certfile"], cert_files["keyfile"])
+    with pytest.raises(ConfigError) as caught:
+        serve(who_routes(), "127.0.0.1", 0, ssl=client_side)
+    assert str(caught.value) == (
+        "ssl: the context is a client's (PROTOCOL_TLS_CLIENT); a server's is made with"
+        " ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) or"
+        " ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)"
+    )
+    # One whose SNI callback gives each name its certificate may have none of its own.
+    named = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    named.load_cert_chain(cert_files["certfile"], cert_files["keyfile"])
+    default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    default.sni_callback = lambda sock, name, context: setattr(sock, "context", named)
+    server = await run_server(who_routes(), ssl=default)
+    async with httpx.AsyncClient(verify=client_context(ca)) as client:
+        response = await client.get(f"https://localhost:{server.port}/who")
+    assert response.status_code == 200
+
+
 def _tls_version_served(port: int, version: ssl.TLSVersion, ca: trustme.CA) -> str | None:
     """The protocol a client that speaks ``version`` at most gets from the server at ``port``."""
     context = client_context(ca)

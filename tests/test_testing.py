@@ -221,7 +221,11 @@ async def test_accept_socket_needs_a_started_server() -> None:
 async def test_tls_settings_are_refused() -> None:
     import ssl
 
-    client = TestClient(echo.routes, ssl=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
+    import trustme
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)  # (one a server can use)
+    client = TestClient(echo.routes, ssl=context)
     with pytest.raises(ValueError, match="plain text"):
         await client.start()
 

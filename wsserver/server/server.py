@@ -1492,7 +1492,8 @@ def serve(
             more than one place to listen is given, or one with ``listen=False``;
             ``sock`` is not bound (listening
             would bind it to every interface, on any port), not a stream socket, or closed;
-            an ``ssl`` context that chooses HTTP/2 by ALPN.
+            an ``ssl`` context that is a client's, has no certificate, or
+            chooses HTTP/2 by ALPN.
         TypeError: ``app`` is neither a Router nor an ASGI application.
     """
     if not isinstance(app, Router | ASGIApplication) and not is_asgi_app(app):

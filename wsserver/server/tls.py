@@ -232,14 +232,32 @@ def served_certificate(context: ssl.SSLContext) -> str | None:
 
 
 def refuse_unusable(context: ssl.SSLContext) -> None:
-    """Refuse an ``ssl=`` context no client could be served over: one that
+    """Refuse an ``ssl=`` context no client could be served over: a client's,
+    one without a certificate (and no SNI callback to pick one), or one that
     chooses HTTP/2 by ALPN (this server speaks HTTP/1.1 only).
 
     Raises:
-        ConfigError: it chooses another protocol than HTTP/1.1 for a client
-            that offers h2 and http/1.1.
+        ConfigError: it is a client's context, it has no certificate, or it
+            chooses another protocol than HTTP/1.1 for a client that offers
+            h2 and http/1.1.
     """
+    if context.protocol == ssl.PROTOCOL_TLS_CLIENT:
+        raise ConfigError(
+            "ssl: the context is a client's (PROTOCOL_TLS_CLIENT); a server's is made with"
+            " ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) or"
+            " ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)"
+        )
     client = _handshake_in_memory(context, alpn=["h2", "http/1.1"])
+    if (
+        isinstance(client, ssl.SSLError)
+        and client.reason == "NO_SHARED_CIPHER"
+        and context.sni_callback is None
+    ):
+        # (TLS 1.3's suites are always there, unless the context has TLS 1.2 at most.)
+        raise ConfigError(
+            "ssl: the context has no certificate (load_cert_chain()), or no cipher suite"
+            " for its key: every client's handshake fails"
+        )
     chosen = client.selected_alpn_protocol() if isinstance(client, ssl.SSLObject) else None
     if chosen not in (None, "http/1.1"):
         raise ConfigError(
