@@ -1024,6 +1024,27 @@ async def test_websocket_uds_yields_to_the_listening_flags(socket_path: str) -> 
             await assert_echo(cli.url + "/ws")
 
 
+async def test_a_unix_socket_with_tls_is_said_so(
+    socket_path: str, cert_files: dict[str, str], ca: trustme.CA
+) -> None:
+    # TCP's line says wss:// and https://; a Unix socket's said "unix:/path"
+    # alone, with TLS on or off: an operator (or the proxy's configuration)
+    # had nothing to tell plain text from TLS by.
+    tls = ("--ssl-certfile", cert_files["certfile"], "--ssl-keyfile", cert_files["keyfile"])
+    async with running_cli(
+        "examples.echo:routes",
+        *("--uds", socket_path, *tls),
+        port_flag=False,
+        listening=r"listening on unix:(/\S+)()",
+    ) as cli:
+        context = ssl.create_default_context(cafile=cert_files["ca"])
+        url = "wss://localhost/ws"
+        async with websockets.unix_connect(socket_path, url, ssl=context) as ws:
+            await ws.send("tls")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "tls"
+    assert f"listening on unix:{socket_path} (TLS)\n" in cli.stderr, cli.stderr
+
+
 async def test_unix_socket_refuses_a_file_that_is_not_a_socket(socket_path: str) -> None:
     Path(socket_path).write_text("precious")
     with pytest.raises(OSError, match="not a socket"):

@@ -1029,11 +1029,13 @@ def _exit_late(limit: float) -> None:
 
 def _where(scheme: str, address: Any) -> str:
     """How the log names a listening address: for TCP, its WebSocket URL
-    and its HTTP one (``ws://host:port and http://host:port``)."""
+    and its HTTP one (``ws://host:port and http://host:port``); for a Unix
+    socket, its path, and ``(TLS)`` after it for TLS."""
+    tls = " (TLS)" if scheme == "wss" else ""
     if isinstance(address, bytes):  # a Linux abstract Unix socket (systemd's ListenStream=@name)
-        return "unix:@" + address[1:].decode("utf-8", "backslashreplace")
+        return "unix:@" + address[1:].decode("utf-8", "backslashreplace") + tls
     if isinstance(address, str):
-        return f"unix:{address or '(unnamed)'}"
+        return f"unix:{address or '(unnamed)'}{tls}"
     host, port = _display(address)
     http = "https" if scheme == "wss" else "http"
     return f"{scheme}://{host}:{port} and {http}://{host}:{port}"
