@@ -502,6 +502,30 @@ async def test_worker_start_timeout_bounds_a_replacement_s_start(tmp_path: Path)
 
 
 @pytest.mark.drill
+async def test_a_worker_started_again_that_does_not_accept_is_warned_of(tmp_path: Path) -> None:
+    # One worker, killed (the OOM killer, say); the one started in its place
+    # hangs in its start (a database that does not answer): no worker served,
+    # connections waited in the socket's queue, and the log's last word was
+    # "worker 1 started". Only the first start was warned of.
+    hold = tmp_path / "hold"
+    args = ("--workers", "1", "--worker-start-timeout", "0.5")
+    env = {"SLOW_IMPORT_IF": str(hold)}
+    async with running_cli("tests.worker_app:routes", *args, env=env) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        (victim,) = children(cli.proc.pid)
+        hold.touch()
+        os.kill(victim, signal.SIGKILL)
+        await wait_for(lambda: "importing slowly" in cli.stderr, what="its start")
+        (again,) = children(cli.proc.pid) - {victim}
+        slow = f"worker 1 (pid {again}) does not accept yet after 0.5 s"
+        await wait_for(lambda: slow in cli.stderr, what="the warning")
+        assert "no worker accepts: connections wait" in cli.stderr.partition(slow)[2]
+        hold.unlink()
+        await wait_for(lambda: f"worker 1 (pid {again}) accepting" in cli.stderr, what="it")
+    assert cli.stderr.count(slow) == 1
+
+
+@pytest.mark.drill
 async def test_sighup_rolling_restart_under_a_stream_of_new_connections() -> None:
     async with supervisor() as cli:
         old_workers = children(cli.proc.pid)

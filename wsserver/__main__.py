@@ -172,7 +172,7 @@ def build_parser() -> CommandLineParser:
         metavar="SECONDS",
         help="seconds a worker started in a rolling restart (SIGHUP, --reload, "
         "--limit-max-requests) may take to accept before it is given up and the old one kept; "
-        "at the first start, a warning after it "
+        "at the first start, or for a worker started again, a warning after it "
         f"(default {START_TIMEOUT:g}) [WEBSOCKET_WORKER_START_TIMEOUT]",
     )
     p.add_argument(

@@ -641,7 +641,29 @@ class Supervisor:
     def _restart_slot(self, slot: int) -> None:
         self._waiting.pop(slot, None)
         if not self.stopping and slot not in self.workers and slot <= self.count:
-            self._keep(asyncio.get_running_loop().create_task(self._start(slot, replacing=False)))
+            self._keep(asyncio.get_running_loop().create_task(self._start_again(slot)))
+
+    async def _start_again(self, slot: int) -> None:
+        """Start a worker for ``slot`` (one died, or SIGTTIN added the slot),
+        and say so if it does not accept within ``start_timeout``: its slot
+        serves no one meanwhile, and with no other worker accepting,
+        connections wait in the socket's queue (an import or lifespan startup
+        that hangs: a database that does not answer)."""
+        worker = await self._start(slot, replacing=False)
+        if worker is None:
+            return
+        await asyncio.wait({worker.ready}, timeout=self.start_timeout)
+        if worker.ready.done() or self.stopping or self.workers.get(slot) is not worker:
+            return
+        accepting = any(w.ready.done() and w.ready.result() is True for w in self.workers.values())
+        logger.warning(
+            "worker %d (pid %d) does not accept yet after %g s (a slow import or lifespan "
+            "startup?)%s",
+            slot,
+            worker.pid,
+            self.start_timeout,
+            "" if accepting else "; no worker accepts: connections wait",
+        )
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         """Keep a task referenced until it is done."""
