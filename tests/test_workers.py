@@ -892,6 +892,39 @@ async def test_a_stop_while_the_workers_start_starts_no_more_of_them(tmp_path: P
     assert "stopped" in cli.stderr
 
 
+SLOT_TWO_HANGS_APP = """
+import sys
+import time
+
+from wsserver import Router
+
+# Slot 2's worker hangs in its start (slot 1's starts): the slot is on the
+# worker's command line (--worker SLOT:FD:PID).
+if sys.argv[sys.argv.index("--worker") + 1].split(":")[0] == "2":
+    time.sleep(60)
+routes = Router()
+"""
+
+
+@pytest.mark.drill
+async def test_a_stop_during_a_first_start_that_hangs_says_no_worker_accepts(
+    tmp_path: Path,
+) -> None:
+    # The line that the first workers accept waited for every one of them: a
+    # stop then (SIGTERM) ended the hung start, and "1 worker accepting" came
+    # last, after every worker had stopped (a drill waiting for it, or a
+    # person reading the log, took the server for up).
+    (tmp_path / "slot_two_hangs.py").write_text(SLOT_TWO_HANGS_APP)
+    args = ("--app-dir", str(tmp_path), "--workers", "2", "--ping-interval", "none")
+    async with running_cli("slot_two_hangs:routes", *args) as cli:
+        await wait_for(lambda: "worker 1 (pid" in cli.stderr, what="worker 1 accepting")
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+    after = cli.stderr.partition("SIGTERM: stopping the workers")[2]
+    assert "SIGTERM: stopped before it started" in after  # (worker 2, hung)
+    assert "accepting" not in after, after
+
+
 async def test_workers_die_with_a_killed_supervisor() -> None:
     async with supervisor() as cli:
         workers = children(cli.proc.pid)

@@ -310,7 +310,7 @@ class Supervisor:
         # starting, nor one started again after its first died at start-up:
         # each says so itself once it accepts (see _watch_ready()).
         accepting = sum(w.ready.done() and w.ready.result() is True for w in self.workers.values())
-        if accepting:
+        if accepting and not self.stopping:  # (stopped meanwhile: none accepts now)
             logger.info("%d worker%s accepting", accepting, "s" if accepting > 1 else "")
         await self._stopped.wait()
         ignore_signals(loop, (*stops, signal.SIGQUIT, signal.SIGHUP, *scaling), self.clean_up)
