@@ -1164,6 +1164,25 @@ async def test_a_process_the_application_starts_is_not_taken_for_a_worker() -> N
 
 
 @pytest.mark.drill
+async def test_workers_run_with_the_interpreter_options_of_the_supervisor() -> None:
+    # python -X dev -O -W ... -m wsserver --workers N: each worker ran with
+    # none of them (no asyncio debug mode, asserts kept, no warning filter),
+    # where one process, and uvicorn's and gunicorn's workers, have them.
+    options = ("-X", "dev", "-X", "faulthandler", "-O", "-W", "ignore::ImportWarning")
+    command = (sys.executable, *options, "-m", "wsserver")
+    async with running_cli(
+        "tests.worker_app:routes", "--workers", "1", "--ping-interval", "none", command=command
+    ) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{cli.port}/interpreter")
+    worker = response.json()
+    assert worker["flags"] == {"dev_mode": True, "optimize": 1}
+    assert "ignore::ImportWarning" in worker["warnoptions"]
+    assert worker["xoptions"] == {"dev": True, "faulthandler": True}
+
+
+@pytest.mark.drill
 async def test_env_file_edits_reach_the_workers_a_rolling_restart_starts(tmp_path: Path) -> None:
     # The supervisor read the file once; a worker reading it again kept what
     # it inherited (variables already set win): a rotated secret or setting

@@ -60,6 +60,14 @@ async def inherited(request: Request, ws: WebSocket) -> None:
     )
 
 
+@routes.get("/interpreter")
+async def interpreter(request: Request) -> Response:
+    """The options this process's interpreter runs with (``-X dev``, ``-O``, ``-W``...)."""
+    flags = {"dev_mode": sys.flags.dev_mode, "optimize": sys.flags.optimize}
+    options = {"flags": flags, "warnoptions": sys.warnoptions, "xoptions": sys._xoptions}
+    return text(json.dumps(options))
+
+
 @routes.get("/block")
 async def block(request: Request) -> Response:
     """Block this process's event loop for ``?s=`` seconds (a handler's bug), then answer."""

@@ -1,7 +1,8 @@
 """``--workers N``: a supervisor process, and N worker processes sharing its listening socket.
 
 The supervisor binds the listening socket once and starts each worker as
-``python -m wsserver <the same arguments> --fd <that socket> --workers 1``:
+``python -m wsserver <the same arguments> --fd <that socket> --workers 1``
+(with this interpreter's options, ``-X dev``, ``-O``, ``-W ...``):
 every worker accepts on the same socket (the kernel hands each new connection
 to one of them), and imports the application afresh. One shared socket
 rather than ``SO_REUSEPORT``: with ``SO_REUSEPORT`` each worker has its own
@@ -48,6 +49,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
@@ -371,6 +373,7 @@ class Supervisor:
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
+                *interpreter_options(),
                 "-m",
                 "wsserver",
                 *with_flags(
@@ -1042,6 +1045,15 @@ def with_flags(argv: Sequence[str], *flags: str) -> list[str]:
     arguments = list(argv)
     end = arguments.index("--") if "--" in arguments else len(arguments)
     return [*arguments[:end], *flags, *arguments[end:]]
+
+
+def interpreter_options() -> list[str]:
+    """The options this interpreter runs with (``-X dev``, ``-O``, ``-W ...``,
+    ``-I``...), for a worker to run as this process does, as one process
+    would (and multiprocessing's processes, uvicorn's workers, do): read by
+    the standard library's own helper, which multiprocessing uses."""
+    read: Callable[[], list[str]] | None = getattr(subprocess, "_args_from_interpreter_flags", None)
+    return read() if read is not None else []
 
 
 def working_directory() -> str:
