@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -340,3 +341,21 @@ async def test_a_start_is_given_up_when_the_replacement_waited_for_goes_with_its
         assert await asyncio.wait_for(replacing, 5) is True  # (it never accepted)
         await wait_for(lambda: stops, what="the stop")
         assert supervisor.stopping and supervisor.exit_code == 1
+
+
+async def test_sigttin_adds_no_worker_past_the_most_workers_allows(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # --workers takes 1 to 1024 (more is a typo's fork bomb), SIGTTOU stops at
+    # one; SIGTTIN had no bound: a scaling script's loop forked workers
+    # without end, one a signal.
+    from wsserver.supervisor import MOST_WORKERS
+
+    async with one_slot(monkeypatch) as slot:
+        supervisor = slot.supervisor
+        supervisor.count = MOST_WORKERS  # (its other slots' workers are not needed here)
+        with caplog.at_level(logging.WARNING, "wsserver.supervisor"):
+            supervisor._scale(signal.SIGTTIN)
+        assert supervisor.count == MOST_WORKERS  # (and no slot 1025 to start)
+        assert not supervisor._tasks  # (a start is a task of its own)
+        assert f"SIGTTIN: {MOST_WORKERS} workers are the most there can be" in caplog.text

@@ -43,6 +43,7 @@ from .server.tls import ssl_context
 from .supervisor import (
     HEALTH_TIMEOUT,
     LIMIT_REACHED,
+    MOST_WORKERS,
     PING,
     PONG,
     READY,
@@ -303,8 +304,6 @@ def _integer(low: int, high: int | None, accepted: str) -> Callable[[str], int]:
 
 _port = _integer(0, 65535, "a port number from 0 to 65535")
 _fd = _integer(0, 2**31 - 1, "a file descriptor number (0 or more)")
-#: The most worker processes: more is a typo's fork bomb, not a deployment.
-MOST_WORKERS = 1024
 _workers = _integer(1, MOST_WORKERS, f"a number of worker processes from 1 to {MOST_WORKERS}")
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "Supervisor",
     "EARLY_EXIT",
     "MAX_BACKOFF",
+    "MOST_WORKERS",
     "WorkerRole",
     "ignore_signals",
     "hold_hangups",
@@ -80,6 +81,9 @@ __all__ = [
 
 logger = logging.getLogger("wsserver.supervisor")
 
+#: The most worker processes (``--workers``, SIGTTIN): more is a typo's fork
+#: bomb, or a scaling script's loop, not a deployment.
+MOST_WORKERS = 1024
 #: A worker that exits sooner than this after it started counts as failing at start-up.
 EARLY_EXIT = 5.0
 #: The longest delay before restarting a worker that keeps failing at start-up.
@@ -765,14 +769,18 @@ class Supervisor:
         self._keep(asyncio.get_running_loop().create_task(self._stop_all()))
 
     def _scale(self, signum: int) -> None:
-        """SIGTTIN: one more worker; SIGTTOU: one fewer (as uvicorn's
-        supervisor does; never none). The one that goes is the last slot's,
-        retired as in a rolling restart: its connections get to finish (its
-        WebSocket clients 1012, to come back to another)."""
+        """SIGTTIN: one more worker (never more than :data:`MOST_WORKERS`);
+        SIGTTOU: one fewer (as uvicorn's supervisor does; never none). The
+        one that goes is the last slot's, retired as in a rolling restart: its
+        connections get to finish (its WebSocket clients 1012, to come back to
+        another)."""
         name = signal.Signals(signum).name
         if self.stopping:
             return
         if signum == signal.SIGTTIN:
+            if self.count >= MOST_WORKERS:
+                logger.warning("%s: %d workers are the most there can be", name, MOST_WORKERS)
+                return
             self.count += 1
             logger.info("%s: one more worker, %d in all", name, self.count)
             self._restart_slot(self.count)
