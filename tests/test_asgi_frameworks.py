@@ -472,3 +472,38 @@ async def test_a_client_that_leaves_a_long_poll_is_seen_gone_at_once(
     assert server.counters.handler_errors == 0
     logged = [r.getMessage() for r in no_errors_logged.records if r.name == "wsserver.access"]
     assert [f"{method} /poll - " in line for line in logged] == [True], logged  # (status: -)
+
+
+async def test_an_admin_route_that_closes_its_server_answers_before_serve_forever_returns() -> None:
+    # An embedded FastAPI app whose admin route awaits server.close(): the
+    # shutdown does not wait for that route (it waits for the shutdown), and
+    # serve_forever() returned at the shutdown's end, before the route's answer.
+    # A program ends there, and asyncio.run() cancels what is left: the route,
+    # whose client got a 500 for the answer the README says still goes out.
+    from wsserver import serve
+
+    app = FastAPI()
+    answered: list[str] = []
+
+    @app.post("/admin/shutdown")
+    async def shutdown() -> dict[str, bool]:
+        await server.close()
+        answered.append("closed")
+        return {"closed": True}
+
+    async def program() -> None:
+        # An embedding program: it serves until closed, then ends, and
+        # asyncio.run() cancels the tasks left.
+        await server.serve_forever()
+        for task in list(server.app_tasks):
+            task.cancel()
+
+    server = serve(app, "127.0.0.1", 0, lifespan="off")
+    await server.start()
+    running = asyncio.create_task(program())
+    async with httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{server.port}/admin/shutdown"
+        response = await client.post(url, timeout=TIMEOUT)
+    await asyncio.wait_for(running, TIMEOUT)
+    assert answered == ["closed"]
+    assert response.status_code == 200 and response.json() == {"closed": True}

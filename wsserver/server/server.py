@@ -301,6 +301,9 @@ class Server:
         # tells the shutdown of a new one.
         self._closing: asyncio.Task[None] | None = None
         self._close_callers: set[asyncio.Task[Any]] = set()
+        # Those of them that are the application's (a handler, an ASGI run):
+        # serve_forever() lets them answer before it returns.
+        self._app_close_callers: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._callers_changed: asyncio.Future[None] | None = None
         #: The tasks the shutdown cancelled past its grace (not those an
         #: application cancelled itself meanwhile): their clients get a 503.
@@ -780,7 +783,9 @@ class Server:
         """Serve until :meth:`close` is called, or the task is cancelled, which closes it.
 
         Called once the server is closing or closed, it returns when the
-        shutdown is over (as :meth:`wait_closed` does).
+        shutdown is over (as :meth:`wait_closed` does). A handler that called
+        :meth:`close` (an admin route) answers after the shutdown: this returns
+        once it has ended too, ``close_timeout`` at most.
         """
         try:
             if not self.closing:
@@ -788,6 +793,7 @@ class Server:
             if not self._started:
                 return  # closed before it started
             await self._closed.wait()
+            await self._let_callers_answer()
             closing = self._closing
             if closing is not None and not closing.cancelled() and closing.exception():
                 raise closing.exception()  # type: ignore[misc]  # (the shutdown failed)
@@ -866,7 +872,10 @@ class Server:
             return
         # (The handler's own task, if close() runs in one of its children:
         # asyncio.wait_for(server.close(), t), say.)
-        caller = calling_app_task() or asyncio.current_task()
+        app_caller = calling_app_task()
+        if app_caller is not None:
+            self._app_close_callers.add(app_caller)
+        caller = app_caller or asyncio.current_task()
         if caller is not None:
             # Not waited for (it waits for the shutdown), nor its connection cut.
             self._close_callers.add(caller)
@@ -885,6 +894,17 @@ class Server:
             # even when every caller gave up waiting.
             self._closing.add_done_callback(lambda done: done.cancelled() or done.exception())
         await asyncio.shield(self._closing)
+
+    async def _let_callers_answer(self) -> None:
+        """Wait until the handlers that called close() (an admin route) have
+        ended, ``close_timeout`` at most: the shutdown does not wait for them
+        (they wait for it), and they answer once it is over. A program that
+        ends when serve_forever() returns has asyncio.run() cancel what is
+        left: such a handler, whose client got a 500, not its answer."""
+        here = (calling_app_task(), asyncio.current_task())
+        answering = [t for t in self._app_close_callers if not t.done() and t not in here]
+        if answering:
+            await asyncio.wait(answering, timeout=self.config.close_timeout)
 
     def _stop_taking_connections(self) -> None:
         """Accept no more connections, and tell every one the server is shutting down."""
