@@ -22,6 +22,7 @@ import websockets
 from fastapi import Depends, FastAPI, WebSocketException, status
 from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -186,6 +187,32 @@ async def test_starlette_files_are_sent_by_the_server(run_asgi: Any, tmp_path: A
         part = await client.get("/download", headers={"range": "bytes=1000-1999"})
         assert part.status_code == 206 and part.content == data[1000:2000]
         assert "http.response.pathsend" not in sent[-2:]
+
+
+async def test_gzip_and_files_sent_by_the_server_as_the_readme_says(
+    run_asgi: Any, tmp_path: Any
+) -> None:
+    # (README, Differences from uvicorn.) Starlette's GZipMiddleware leaves a
+    # pathsend response as it is; hiding the extension from Starlette, as the
+    # README shows, has the file sent in pieces, and gzipped, as under uvicorn.
+    (tmp_path / "app.js").write_text("console.log('hello');\n" * 2000)
+    app = Starlette(routes=[Mount("/static", StaticFiles(directory=tmp_path))])
+    app.add_middleware(GZipMiddleware, minimum_size=100)
+
+    async def files_in_pieces(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope["extensions"].pop("http.response.pathsend", None)
+        await app(scope, receive, send)
+
+    for served, encoding in ((app, None), (files_in_pieces, "gzip")):
+        server = await run_asgi(served, lifespan="off")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(
+                f"http://127.0.0.1:{server.port}/static/app.js",
+                headers={"accept-encoding": "gzip"},
+            )
+        assert response.headers.get("content-encoding") == encoding
+        assert response.text == (tmp_path / "app.js").read_text()
 
 
 # ====================================================================== FastAPI
