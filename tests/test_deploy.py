@@ -454,6 +454,44 @@ async def test_ca_certificates_without_client_certificates_asked_for_are_said(
     assert not caplog.records
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+async def test_a_failed_tls_handshake_is_counted_and_said_at_debug(
+    run_server: StartServer,
+    ca: trustme.CA,
+    cert_files: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # asyncio and uvloop keep a failed handshake to themselves: plain HTTP on
+    # the TLS port, a client refused for its version (or its certificate,
+    # with client certificates required) left no line at any level and no
+    # count: an operator had nothing to look at.
+    server = await run_server(
+        who_routes(),
+        ssl_certfile=cert_files["certfile"],
+        ssl_keyfile=cert_files["keyfile"],
+        metrics_path="/metrics",
+    )
+    caplog.set_level(logging.DEBUG, logger="wsserver.protocol")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /who HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # (closed, unanswered)
+    writer.close()
+    old = client_context(ca)
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    with contextlib.suppress(ssl.SSLError, ConnectionError):
+        await asyncio.wait_for(asyncio.open_connection("127.0.0.1", server.port, ssl=old), TIMEOUT)
+    async with httpx.AsyncClient(verify=client_context(ca)) as client:
+        await wait_for(lambda: server.stats()["tls_handshake_failures"] == 2, what="the count")
+        metrics = (await client.get(f"https://127.0.0.1:{server.port}/metrics")).text
+    assert "wsserver_tls_handshake_failures_total 2.0" in metrics
+    said = [r.getMessage() for r in caplog.records if r.name == "wsserver.protocol"]
+    failed = [line for line in said if line.startswith("TLS handshake failed")]
+    assert len(failed) == 2, said
+    assert "HTTP_REQUEST" in failed[0] and "plain HTTP" in failed[0], failed
+    assert server.stats()["tls_handshake_failures"] == 2  # (not the scrape's own)
+
+
 @pytest.mark.parametrize(
     ("valid", "said"),
     [

@@ -63,6 +63,11 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "wsserver_http_responses": ("counter", "HTTP responses by status.", ("status",)),
     "wsserver_close_codes": ("counter", "WebSocket close codes.", ("side", "code")),
     "wsserver_keepalive_timeouts": ("counter", "Connections closed for a missing pong.", ()),
+    "wsserver_tls_handshake_failures": (
+        "counter",
+        "TLS handshakes that failed (a client refused, plain HTTP on the TLS port).",
+        (),
+    ),
     "wsserver_backpressure_pauses": (
         "counter",
         "Reading paused at max_queue (read); a client slower than our writes (write).",
@@ -138,6 +143,7 @@ def samples(stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], float]
         for code, n in codes.items():
             yield "wsserver_close_codes", {"side": side, "code": str(code)}, n
     yield "wsserver_keepalive_timeouts", {}, stats["keepalive_timeouts"]
+    yield "wsserver_tls_handshake_failures", {}, stats["tls_handshake_failures"]
     for kind in ("read", "write"):
         yield (
             "wsserver_backpressure_pauses",

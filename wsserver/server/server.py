@@ -27,7 +27,7 @@ from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config, served_path
 from ..errors import ConfigError, LifespanFailure, passed_on, passes_through
-from ..logs import peer, printable
+from ..logs import peer, printable, protocol_logger
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
@@ -48,6 +48,7 @@ from .tls import (
     say_if_not_valid,
     served_certificate,
     ssl_context,
+    watch_handshakes,
 )
 from .tokens import has_token, unauthorized
 from .topics import Topics, check_topic
@@ -1141,6 +1142,14 @@ class Server:
             except Exception:  # (the client still gets its 500 or its 1011)
                 logger.exception("app failure listener %r failed", listener)
 
+    def tls_handshake_failed(self, error: ssl_module.SSLError) -> None:
+        """A client's TLS handshake failed (see :func:`~.tls.watch_handshakes`):
+        counted, and said at DEBUG (a port scan's, a health check's are no news)."""
+        self.counters.tls_handshake_failures += 1
+        reason = error.reason or str(error)
+        hint = " (plain HTTP on the TLS port?)" if reason == "HTTP_REQUEST" else ""
+        protocol_logger.debug("TLS handshake failed: %s%s", reason, hint)
+
     def stats(self) -> dict[str, Any]:
         """Every counter of this server, now (see :meth:`ServerStats.snapshot`).
 
@@ -1558,15 +1567,20 @@ def serve(
         config = config.replace(**settings)
     if asgi and not isinstance(app, ASGIApplication):
         app = ASGIApplication(cast(ASGIApp, app), config)
+    own_ssl = None
     if ssl is None:
-        ssl = ssl_context(config)
+        ssl = own_ssl = ssl_context(config)
     else:
         refuse_unusable(ssl)
     if not isinstance(broker, Broker):
         broker = config_broker(config, broker)
-    return Server(
+    server = Server(
         app, host, port, config, ssl=ssl, sock=sock, uds=uds, broker=broker, listen=listen
     )
+    if own_ssl is not None:
+        # (Not an ssl= context: the application's, which another server may share.)
+        watch_handshakes(own_ssl, server.tls_handshake_failed)
+    return server
 
 
 def config_broker(config: Config, url: str | None = None) -> Broker:

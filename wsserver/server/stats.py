@@ -162,6 +162,9 @@ class ServerStats:
         self.close_codes_sent: Counter[int | str] = Counter()
         self.close_codes_received: Counter[int | str] = Counter()
         self.keepalive_timeouts = 0
+        #: TLS handshakes that failed (the client's certificate or version
+        #: refused, plain HTTP on the TLS port): see tls.watch_handshakes().
+        self.tls_handshake_failures = 0
         self.read_pauses = 0
         self.write_pauses = 0
         self.broadcast_skipped = 0
@@ -229,6 +232,7 @@ class ServerStats:
         (payload vs wire bytes of compressed connections), ``handshakes`` and
         ``http_responses`` (by status), ``close_codes`` (``sent``,
         ``received``: 1006 when none was), ``keepalive_timeouts``,
+        ``tls_handshake_failures`` (of a server that made its TLS context from its settings),
         ``backpressure`` (``read_pauses``: reading stopped at ``max_queue``;
         ``write_pauses``: a client slower than we write), ``broadcast_skipped``,
         ``handler_errors``, and ``durations``: histograms (:meth:`Durations.report`)
@@ -275,6 +279,7 @@ class ServerStats:
                 "received": dict(self.close_codes_received),
             },
             "keepalive_timeouts": self.keepalive_timeouts,
+            "tls_handshake_failures": self.tls_handshake_failures,
             "backpressure": {"read_pauses": self.read_pauses, "write_pauses": self.write_pauses},
             "broadcast_skipped": self.broadcast_skipped,
             "handler_errors": self.handler_errors,

@@ -7,6 +7,7 @@ import functools
 import logging
 import re
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ __all__ = [
     "say_if_not_valid",
     "served_certificate",
     "ssl_context",
+    "watch_handshakes",
 ]
 
 logger = logging.getLogger("wsserver.server")
@@ -341,3 +343,27 @@ def say_if_not_valid(certificate: str | None) -> None:
         what,
         f"{when:%Y-%m-%d %H:%M:%S} UTC",
     )
+
+
+def watch_handshakes(context: ssl.SSLContext, failed: Callable[[ssl.SSLError], None]) -> None:
+    """Have ``failed(error)`` called for each TLS handshake ``context`` fails.
+
+    asyncio and uvloop keep such a failure to themselves (a DEBUG line in
+    asyncio's debug mode at most): a client refused for its certificate or
+    its TLS version, plain HTTP on the TLS port, left no trace. Both make
+    each connection's TLS with ``context.wrap_bio()``, which makes an
+    instance of ``context.sslobject_class``: a subclass of it sees the
+    handshake's error as it goes up (its "want more bytes" signals pass).
+    """
+
+    class WatchedSSLObject(context.sslobject_class):  # type: ignore[name-defined,misc]
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise
+            except ssl.SSLError as exc:
+                failed(exc)
+                raise
+
+    context.sslobject_class = WatchedSSLObject
