@@ -295,3 +295,21 @@ async def test_a_cookie_in_utf_8_is_read_as_text(run_server: StartServer) -> Non
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert jsonlib.loads(body) == {"theme": "café ☕", "old": "été", "élément": "🍪"}
+
+
+async def test_a_quoted_cookie_with_escapes_is_read_as_python_wrote_it(
+    run_server: StartServer,
+) -> None:
+    # Python's http.cookies (what Starlette's, Django's and aiohttp's
+    # set_cookie() write with) quotes a value it cannot send as it is and
+    # writes "," ";" and non-ASCII as octal escapes, '"' and "\" as \" and \\.
+    # Starlette and Sanic read them back; request.cookies gave the escapes.
+    server = await run_server(cookie_routes())
+    jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    jar["msg"] = 'hello, world; "x" \\ é'
+    sent = jar["msg"].coded_value
+    assert sent == r'"hello\054 world\073 \"x\" \\ \351"'
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        r = await client.get("/me", headers={"Cookie": f"msg={sent}; plain=a\\054b"})
+    # (Unquoted, a backslash is only a character: it escapes nothing.)
+    assert r.json() == {"msg": 'hello, world; "x" \\ é', "plain": "a\\054b"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import types
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -38,6 +39,18 @@ _UNPARSED: Any = object()
 async def _whole(body: bytes) -> AsyncIterator[bytes]:
     if body:
         yield body
+
+
+#: An escape in a quoted cookie value, as Python's http.cookies writes one
+#: (Starlette's, Django's and aiohttp's set_cookie()): three octal digits
+#: (a character up to U+00FF: ",", ";", non-ASCII), or a backslash before
+#: one character (``\\"``, ``\\\\``).
+_COOKIE_ESCAPE = re.compile(r"\\(?:([0-3][0-7]{2})|(.))", re.S)
+
+
+def _unescape_cookie(escape: re.Match[str]) -> str:
+    octal = escape.group(1)
+    return chr(int(octal, 8)) if octal is not None else escape.group(2)
 
 
 class QueryArgs(MultiValues[str]):
@@ -329,7 +342,9 @@ class Request:
         """Cookies sent in ``Cookie`` headers (``name=value`` pairs split on ``;``).
 
         Pairs without ``=`` are skipped; for a repeated name the first value
-        wins; double quotes around a value are removed. A pair is read as
+        wins; double quotes around a value are removed, and the escapes in
+        it read as Python's ``http.cookies`` writes them (``"a\\054b"`` is
+        ``a,b``), as Starlette and Sanic read them. A pair is read as
         UTF-8 (as browsers send what a page's script sets), or as latin-1
         when its bytes are no UTF-8.
         """
@@ -347,6 +362,8 @@ class Request:
                     value = value.strip(OWS)
                     if len(value) >= 2 and value[0] == value[-1] == '"':
                         value = value[1:-1]
+                        if "\\" in value:
+                            value = _COOKIE_ESCAPE.sub(_unescape_cookie, value)
                     cookies.setdefault(name, value)
             self._cookies = cookies
         return self._cookies
