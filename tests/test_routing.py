@@ -163,6 +163,31 @@ def test_path_param_takes_the_rest_including_slashes() -> None:
     assert router.match("/files") is None
 
 
+async def test_path_param_takes_an_encoded_line_break_as_a_segment_does(
+    run_server: StartServer,
+) -> None:
+    # "<rest:path>" is the rest of the path, whatever it holds: it was "."
+    # without re.DOTALL, so a path with %0A (a line feed, decoded) matched
+    # "<name>" and not "<rest:path>": a 404, and url_for() refused the value.
+    routes = Router()
+
+    @routes.get("/files/<rest:path>", name="files")
+    async def files(request: Request, rest: str) -> Any:
+        return text(repr(rest))
+
+    @routes.get("/one/<name>", name="one")
+    async def one(request: Request, name: str) -> Any:
+        return text(repr(name))
+
+    assert routes.url_for("files", rest="a\nb/c\n") == "/files/a%0Ab/c%0A"
+    server = await run_server(routes)
+    for path in ("/files/a%0Ab/c%0A", "/one/a%0Ab"):
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        answer = await exchange(server.port, request)
+        assert answer.startswith(b"HTTP/1.1 200 "), (path, answer)
+        assert answer.endswith(repr(unquote(path.split("/", 2)[2])).encode()), answer
+
+
 def test_path_param_in_the_middle() -> None:
     router = router_with("/static/<rest:path>/raw", strict_slashes=True)
     assert params_of(router, "/static/a/b/raw") == {"rest": "a/b"}

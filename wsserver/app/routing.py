@@ -128,7 +128,7 @@ _TYPES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "int": (r"-?[0-9]+", int),  # (not \d: any script's digits, which int() takes too)
     "float": (r"-?[0-9]+(?:\.[0-9]+)?", _finite_float),
     "uuid": (r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", uuid.UUID),
-    "path": (r".+", str),
+    "path": (r".+", str),  # (any character: the route's regex is DOTALL)
 }
 
 
@@ -305,7 +305,9 @@ class Route:
         pattern = "/".join(self._segment(segment, uri, count) for segment in uri.split("/"))
         if not strict_slashes and pattern not in ("/", ""):
             pattern += "/?"
-        return re.compile(pattern + r"\Z")
+        # (DOTALL: a path parameter's "." takes a decoded line feed, "%0A",
+        # as a segment's [^/] does.)
+        return re.compile(pattern + r"\Z", re.DOTALL)
 
     def _segment(self, segment: str, uri: str, count: int) -> str:
         """The regex of one ``/``-separated segment of ``uri`` (which has ``count`` parameters).
