@@ -23,6 +23,7 @@ from wsserver.response import Response, text
 
 from .conftest import StartServer
 from .helpers import open_descriptors_of, slow_reader, wait_for
+from .prefix_proxy import PrefixProxy
 from .test_keepalive import tls_contexts
 
 
@@ -71,7 +72,7 @@ class TestStatic:
             assert r.text == "sub home"
             # A directory without its "/": its index's relative links would
             # resolve against the parent. Redirected, the query kept.
-            redirects = (("/static", "/static/"), ("/static/sub?a=1", "/static/sub/?a=1"))
+            redirects = (("/static", "./static/"), ("/static/sub?a=1", "./sub/?a=1"))
             for path, location in redirects:
                 r = await client.get(path)
                 assert (r.status_code, r.headers["location"]) == (307, location)
@@ -223,7 +224,30 @@ class TestStatic:
         server = await run_server(routes)
         data = await raw_get(server.port, "//sub")
         assert data.startswith(b"HTTP/1.1 307 "), data
-        assert b"\r\nLocation: /sub/\r\n" in data  # (not //sub/: another host)
+        assert b"\r\nLocation: ./sub/\r\n" in data  # (not //sub/: another host)
+
+    async def test_a_directory_redirect_works_behind_a_proxy_s_path_prefix(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # Served at /app/ by a reverse proxy that strips the prefix (nginx's
+        # "location /app/ { proxy_pass http://up/; }"), /app/static/sub came
+        # as /static/sub and was sent to /static/sub/, a path the proxy does
+        # not forward (a 404). A relative Location resolves against the URL
+        # the client asked for, whatever the prefix.
+        routes = Router()
+        routes.static("/static", site)
+        server = await run_server(routes)
+        async with PrefixProxy(server.port, "/app/") as proxy, httpx.AsyncClient() as client:
+            for path, body in (("static/sub?a=1", "sub home"), ("static", "<h1>home</h1>")):
+                r = await client.get(proxy.url + path, follow_redirects=True)
+                assert (r.status_code, r.text) == (200, body), (path, r.url)
+            r = await client.get(proxy.url + "static/sub?a=1")
+            assert (r.status_code, r.headers["location"]) == (307, "./sub/?a=1")
+        # A last segment with a colon is not read as a scheme ("a:b/").
+        (site / "a:b").mkdir()
+        (site / "a:b" / "index.html").write_text("colon")
+        data = await raw_get(server.port, "/static/a:b")
+        assert b"\r\nLocation: ./a:b/\r\n" in data, data
 
     async def test_routes_added_before_are_tried_first(
         self, run_server: StartServer, site: Path
@@ -252,7 +276,7 @@ class TestStatic:
         server = await run_server(routes)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
             r = await client.get("/static")
-            assert (r.status_code, r.headers["location"]) == (307, "/static/")
+            assert (r.status_code, r.headers["location"]) == (307, "./static/")
             r = await client.get("/static/")
             assert (r.status_code, r.text) == (200, "<h1>home</h1>")
             assert (await client.get("/static/sub/")).text == "sub home"

@@ -12,7 +12,8 @@ replaces it meanwhile); its body is a
 send (``sendfile()``) where it can. No path leads out of the directory: a ``..``
 segment, or a link to a file elsewhere, is a 404, as is anything that is not
 a regular file; one that cannot be read is a 403. A directory's path without
-its ``/`` is redirected (307) to it, so that its index's relative links work.
+its ``/`` is redirected (307) to it, so that its index's relative links work
+(a relative ``Location``: ``./sub/``, right behind a proxy's path prefix too).
 """
 
 from __future__ import annotations
@@ -75,9 +76,11 @@ def static_handler(
                 return error_response(404)
             if not request.path.endswith("/"):
                 # Its index's relative links resolve against the directory.
-                # (One leading "/": "//host/..." would lead to another site.)
+                # Relative to the URL asked for (its last segment, after "./":
+                # "a:b/" would be a scheme), so that it holds behind a proxy
+                # that serves this under a path prefix, and stays on this site.
                 raw_path, mark, query = request.target.partition("?")
-                location = "/" + raw_path.lstrip("/") + "/" + mark + query
+                location = "./" + raw_path.rpartition("/")[2] + "/" + mark + query
                 return Response(b"", 307, [("Location", location)])
         try:
             # Opened here, and described by its descriptor, not its name: a file
