@@ -6,9 +6,9 @@ them (nginx, most proxies), else ``Forwarded`` (RFC 7239): never both, so a
 added. Each proxy appends the address it received the request from, so the
 list is read from the right: addresses of trusted proxies are skipped, and the
 first one that is not trusted is the client (anything to its left could have
-been written by the client itself). With ``*`` every peer is trusted but only
-the last hop is believed (the address the nearest proxy saw). Nothing here
-does I/O.
+been written by the client itself); only the last :data:`MAX_HOPS` are read.
+With ``*`` every peer is trusted but only the last hop is believed (the
+address the nearest proxy saw). Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -19,9 +19,16 @@ from typing import NamedTuple
 from .http import Headers
 from .syntax import OWS
 
-__all__ = ["Forwarded", "TrustedProxies", "forwarded"]
+__all__ = ["MAX_HOPS", "Forwarded", "TrustedProxies", "forwarded"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The most hops read from the right of a forwarding header, each checked
+#: against the trusted proxies. No chain of proxies is that long: what is to
+#: the left is a client's own text, and a client behind a trusted proxy that
+#: wrote a trusted address 1,300 times (a 16 KB head) cost a request some
+#: 12 ms of the event loop, one check an address.
+MAX_HOPS = 32
 
 
 class TrustedProxies:
@@ -106,13 +113,14 @@ def forwarded(headers: Headers, trusted: TrustedProxies) -> Forwarded:
 
 
 def _pick(hops: list[str], trusted: TrustedProxies) -> str:
-    """The rightmost hop that is not a trusted proxy (the leftmost if all are).
+    """The rightmost hop that is not a trusted proxy, among the last
+    :data:`MAX_HOPS` (the leftmost if those all are, as if all were).
 
     Trusting everyone (``*``) believes the last hop only.
     """
     if trusted.everyone:
         return hops[-1]
-    for hop in reversed(hops):
+    for hop in reversed(hops[-MAX_HOPS:]):
         if _split_host(hop)[0] not in trusted:
             return hop
     return hops[0]
@@ -134,7 +142,8 @@ def _split_host(value: str) -> tuple[str, int]:
 
 
 def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
-    """``Forwarded: for=...;proto=..., for=...``: the element of the first untrusted hop.
+    """``Forwarded: for=...;proto=..., for=...``: the element of the first untrusted
+    hop, among the last :data:`MAX_HOPS` (see :func:`_pick`).
 
     Each parameter is optional (RFC 7239 4): an element without ``for`` (a
     proxy that says the scheme, not the client) ends the walk, its proxy's
@@ -154,9 +163,12 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
         return Forwarded(None, None)
     chosen = elements[-1]
     if not trusted.everyone:
-        for chosen in reversed(elements):  # (all trusted: the leftmost)
-            hop = chosen.get("for")
+        # (The last MAX_HOPS all trusted: the leftmost, as if all were.)
+        chosen = elements[0]
+        for element in reversed(elements[-MAX_HOPS:]):
+            hop = element.get("for")
             if hop is None or _split_host(hop)[0] not in trusted:
+                chosen = element
                 break
     hop = chosen.get("for")
     proto = chosen.get("proto", "").lower()
