@@ -429,6 +429,26 @@ async def test_without_the_setting_a_header_is_a_bad_request(run_server: StartSe
     assert answer.startswith(b"HTTP/1.1 400 "), answer
 
 
+async def test_a_header_where_the_setting_is_off_is_said(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A balancer that sends the header (HAProxy's send-proxy, an AWS target
+    # group's proxy protocol v2) to a server without the setting: every request
+    # was a 400 "illegal request line", its cause said nowhere (the access
+    # line "127.0.0.1:... - - 400"). The first is now said at WARNING.
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(address_routes())
+    for header in (b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n", v2(1, 0x11, INET)):
+        answer = await ask(server.port, header + WHO)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+    answer = await ask(server.port, b"GARBAGE\r\n\r\n")  # (no header: not said)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    said = [r for r in caplog.records if "PROXY protocol header" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG], said
+    assert said[0].getMessage().startswith("127.0.0.1:")
+    assert "--proxy-protocol" in said[0].getMessage()
+
+
 async def test_the_scheme_is_https_when_the_header_says_tls(run_server: StartServer) -> None:
     routes = Router()
 

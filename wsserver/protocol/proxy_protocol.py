@@ -20,6 +20,7 @@ __all__ = [
     "MAX_V1",
     "ProxyHeader",
     "ProxyProtocolError",
+    "begins_proxy_header",
     "parse_proxy_header",
     "safe_to_read",
 ]
@@ -68,6 +69,12 @@ def parse_proxy_header(data: bytes | bytearray) -> ProxyHeader | None:
     if V2_SIGNATURE.startswith(start) or V1_PREFIX.startswith(start[:6]):
         return None  # (so far, the start of one)
     raise ProxyProtocolError("no PROXY protocol header")
+
+
+def begins_proxy_header(data: bytes | bytearray | memoryview) -> bool:
+    """Whether ``data``, the first bytes of a connection, begin a PROXY protocol
+    header of either version (what a balancer sends first, wanted or not)."""
+    return data[:6] == V1_PREFIX or data[:12] == V2_SIGNATURE
 
 
 def safe_to_read(data: bytes | bytearray) -> int:

@@ -67,7 +67,12 @@ from ..protocol.http import (
     with_defaults,
 )
 from ..protocol.proxy import forwarded
-from ..protocol.proxy_protocol import ProxyHeader, ProxyProtocolError, parse_proxy_header
+from ..protocol.proxy_protocol import (
+    ProxyHeader,
+    ProxyProtocolError,
+    begins_proxy_header,
+    parse_proxy_header,
+)
 from ..protocol.tls_info import TLSInfo
 from .app_tasks import start_app_task
 from .request_body import RequestBody
@@ -315,6 +320,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_request_head",
         "_request_started",
         "_tls_hello",
+        "_proxy_hello",
         "_over_asyncio_tls",
         "__weakref__",  # (the server's set of connections in their TLS handshake)
     )
@@ -336,6 +342,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: Whether the connection's first bytes begin a TLS handshake (None: none
         #: came yet). Read as they come: h11 may have taken them by its error.
         self._tls_hello: bool | None = None
+        #: Whether they begin a PROXY protocol header (read with _tls_hello).
+        self._proxy_hello = False
         #: Over asyncio's TLS transport, whose is_closing() says a reset a loop
         #: turn late: writes look under it (see transports.under_tls_closing()).
         self._over_asyncio_tls = False
@@ -462,6 +470,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return
         if self._tls_hello is None:
             self._tls_hello = is_tls_handshake(data)
+            self._proxy_hello = begins_proxy_header(data)
         if self._idle and not self._writing_paused:  # (paused: see _wait_idle())
             self._end_idle()
         self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
@@ -666,6 +675,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # empty line, and h11 took all before it as a request's head.
                 if self._tls_hello and self.server.ssl is None:
                     self.server.tls_on_plain_port(self.remote_address)
+                elif self._proxy_hello and self.server.proxy_protocol_peers is None:
+                    self.server.proxy_header_unasked(self.remote_address)
                 self.http_error(bad_request_status(exc), bad_request_message(exc))
                 return
             if event is h11.NEED_DATA:

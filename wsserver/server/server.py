@@ -311,6 +311,7 @@ class Server:
         self.cut_off: set[asyncio.Task[Any]] = set()
         self._told_tls = False  # (tls_on_plain_port(): a WARNING the first time)
         self._told_proxy_header = False  # (no_proxy_header(): the same)
+        self._told_unasked_header = False  # (proxy_header_unasked(): the same)
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
@@ -1104,6 +1105,21 @@ class Server:
             "%s began a TLS handshake, and this server listens without TLS: it was"
             " answered 400 (is the client meant to use ws:// or http://, or the server"
             " to have ssl_certfile, --ssl-certfile?)",
+            peer(address),
+        )
+
+    def proxy_header_unasked(self, address: tuple[str, int] | None) -> None:
+        """A connection began with a PROXY protocol header where ``proxy_protocol``
+        is off (a balancer's ``send-proxy``): said at WARNING the first time
+        (each of its requests is a 400 for an illegal request line, which says
+        nothing of the cause), at DEBUG after that."""
+        level = logging.DEBUG if self._told_unasked_header else logging.WARNING
+        self._told_unasked_header = True
+        logger.log(
+            level,
+            "%s began with a PROXY protocol header, and proxy_protocol is off: it was"
+            " answered 400 (is the balancer meant to send one, HAProxy's send-proxy, an"
+            " AWS target group's proxy protocol v2, and the server to have --proxy-protocol?)",
             peer(address),
         )
 
