@@ -1339,6 +1339,26 @@ async def test_proxy_headers_from_trusted_peers_only(run_server: StartServer) ->
     assert said == {"client": ["203.0.113.7", 0], "scheme": "https"}
 
 
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+async def test_proxy_headers_from_either_loopback_are_believed_by_default() -> None:
+    # A proxy on this host that reaches the server by "localhost" (nginx's
+    # proxy_pass http://localhost:8000 takes each of its addresses in turn)
+    # comes from ::1 as often as from 127.0.0.1: those requests had the
+    # proxy's address and scheme, where uvicorn and gunicorn trust both.
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    async with (
+        serve(
+            who_routes(), ["127.0.0.1", "::1"], 0, proxy_headers=True, ping_interval=None
+        ) as server,
+        httpx.AsyncClient() as client,
+    ):
+        for host in ("127.0.0.1", "[::1]"):
+            answer = await client.get(f"http://{host}:{server.port}/who", headers=headers)
+            said = answer.json()
+            assert said == {"client": ["203.0.113.7", 0], "scheme": "https"}, host
+    assert Config().forwarded_allow_ips == "127.0.0.1,::1"
+
+
 async def test_proxy_headers_reach_asgi_scopes() -> None:
     seen: list[tuple[Any, str]] = []
 

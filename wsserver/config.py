@@ -832,7 +832,7 @@ class Config:
         flag="--proxy-protocol",
     )
     forwarded_allow_ips: str = setting(
-        "127.0.0.1",
+        "127.0.0.1,::1",
         Text(
             "'*' or comma-separated addresses, networks and 'unix'", _networks, metavar="ADDRESSES"
         ),
