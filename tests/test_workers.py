@@ -1183,6 +1183,31 @@ async def test_workers_run_with_the_interpreter_options_of_the_supervisor() -> N
 
 
 @pytest.mark.drill
+async def test_workers_run_unbuffered_and_with_every_x_option_of_the_supervisor() -> None:
+    # subprocess's reading of the options leaves out -u (a container's
+    # "python -u": a worker's print() waited in a block buffer) and the -X
+    # options outside its short list (int_max_str_digits=0: a worker refused a
+    # long int's str() that one process made; warn_default_encoding...).
+    options = ("-u", "-X", "int_max_str_digits=0", "-X", "warn_default_encoding")
+    command = (sys.executable, *options, "-m", "wsserver")
+    async with running_cli(
+        "tests.worker_app:routes",
+        "--workers",
+        "1",
+        "--ping-interval",
+        "none",
+        command=command,
+        env={"PYTHONUNBUFFERED": ""},  # (empty: unset, -u alone says it)
+    ) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{cli.port}/interpreter")
+    worker = response.json()
+    assert worker["unbuffered"] is True
+    assert worker["xoptions"] == {"int_max_str_digits": "0", "warn_default_encoding": True}
+
+
+@pytest.mark.drill
 async def test_env_file_edits_reach_the_workers_a_rolling_restart_starts(tmp_path: Path) -> None:
     # The supervisor read the file once; a worker reading it again kept what
     # it inherited (variables already set win): a rotated secret or setting

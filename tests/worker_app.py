@@ -64,7 +64,13 @@ async def inherited(request: Request, ws: WebSocket) -> None:
 async def interpreter(request: Request) -> Response:
     """The options this process's interpreter runs with (``-X dev``, ``-O``, ``-W``...)."""
     flags = {"dev_mode": sys.flags.dev_mode, "optimize": sys.flags.optimize}
-    options = {"flags": flags, "warnoptions": sys.warnoptions, "xoptions": sys._xoptions}
+    options = {
+        "flags": flags,
+        "warnoptions": sys.warnoptions,
+        "xoptions": sys._xoptions,
+        # (-u: no flag of sys.flags says it; its standard streams do.)
+        "unbuffered": getattr(sys.stdout, "write_through", False),
+    }
     return text(json.dumps(options))
 
 

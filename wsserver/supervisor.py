@@ -1057,11 +1057,21 @@ def with_flags(argv: Sequence[str], *flags: str) -> list[str]:
 
 def interpreter_options() -> list[str]:
     """The options this interpreter runs with (``-X dev``, ``-O``, ``-W ...``,
-    ``-I``...), for a worker to run as this process does, as one process
-    would (and multiprocessing's processes, uvicorn's workers, do): read by
-    the standard library's own helper, which multiprocessing uses."""
+    ``-I``, ``-u``...), for a worker to run as this process does, as one
+    process would (and multiprocessing's processes, uvicorn's workers, do):
+    read by the standard library's own helper, which multiprocessing uses,
+    and what it leaves out: ``-u`` (no flag says it; the standard streams
+    do) and the ``-X`` options beyond its short list (``int_max_str_digits``,
+    ``warn_default_encoding``, ``pycache_prefix``...)."""
     read: Callable[[], list[str]] | None = getattr(subprocess, "_args_from_interpreter_flags", None)
-    return read() if read is not None else []
+    options = read() if read is not None else []
+    given = {options[i + 1].partition("=")[0] for i, o in enumerate(options[:-1]) if o == "-X"}
+    for name, value in getattr(sys, "_xoptions", {}).items():
+        if name not in given:
+            options += ["-X", name if value is True else f"{name}={value}"]
+    if getattr(sys.__stdout__, "write_through", False):
+        options.append("-u")  # (or PYTHONUNBUFFERED, which the worker has too)
+    return options
 
 
 def working_directory() -> str:
