@@ -228,6 +228,13 @@ async def test_tls_settings_are_refused() -> None:
     client = TestClient(echo.routes, ssl=context)
     with pytest.raises(ValueError, match="plain text"):
         await client.start()
+    # Any context, one no server could use too (a client's, one without a
+    # certificate): serve()'s check of it told how to make a server's, which
+    # TestClient refuses all the same, a ConfigError out of the constructor.
+    for other in (ssl.create_default_context(), ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)):
+        client = TestClient(echo.routes, ssl=other)
+        with pytest.raises(ValueError, match="plain text"):
+            await client.start()
 
 
 # ==================================================================== echo

@@ -2139,6 +2139,10 @@ class TestClient:
             given = {n: settings.pop(n) for n in list(settings) if n in _CONFIG_FIELDS}
             defaults = None if isinstance(app, Router) else ASGI_DEFAULTS
             settings["config"] = Config.from_sources({}, defaults=defaults, **given)
+        # (A context is refused by start(), as the TLS settings are: not by
+        # serve()'s check first, whose refusal of a context no server can use
+        # would send the test's author to make one this client refuses too.)
+        self._ssl_given = settings.pop("ssl", None) is not None
         self.server: Server = serve(app, listen=False, **settings)
         self.timeout = timeout
         #: Whether a request follows redirects when it does not say (its ``follow_redirects``).
@@ -2177,7 +2181,7 @@ class TestClient:
             RuntimeError: this client was closed (a server is started once:
                 make a new TestClient).
         """
-        if self.server.ssl is not None:
+        if self.server.ssl is not None or self._ssl_given:
             raise ValueError("TestClient speaks plain text: leave the TLS settings out")
         if self.server.closing:
             raise RuntimeError("this TestClient was closed: make a new one")
