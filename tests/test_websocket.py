@@ -1415,6 +1415,47 @@ class TestEmbedding:
         await asyncio.wait_for(server.wait_closed(), 5)
         assert asyncio.get_running_loop().time() - started < 2
 
+    @pytest.mark.parametrize("kind", ["router", "asgi"])
+    async def test_a_websocket_command_closing_its_server_answers_on_its_connection(
+        self, kind: str
+    ) -> None:
+        # An admin command on a WebSocket ("stop", then "bye" once the
+        # server is down): the shutdown closed every WebSocket with 1001 at
+        # once, the caller's too, so its answer never went out (the client
+        # saw 1001), though the README says the caller's connection is not cut.
+        from wsserver import serve
+
+        routes = Router()
+
+        @routes.websocket("/admin")
+        async def admin(request: Request, ws: WebSocket) -> None:
+            await ws.recv()
+            await server.close()
+            await ws.send("bye")
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "websocket":
+                raise RuntimeError("websockets only")
+            await receive()
+            await send({"type": "websocket.accept"})
+            await receive()
+            await server.close()
+            await send({"type": "websocket.send", "text": "bye"})
+
+        server = serve(routes if kind == "router" else app, "127.0.0.1", 0, ping_interval=None)
+        await server.start()
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/admin") as bystander:
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/admin") as ws:
+                await ws.send("stop")
+                assert await asyncio.wait_for(ws.recv(), 5) == "bye"
+                with pytest.raises(ClientClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert ws.close_code == 1000  # (the handler's end)
+            with pytest.raises(ClientClosed):
+                await asyncio.wait_for(bystander.recv(), 5)
+            assert bystander.close_code == 1001  # (every other one, as before)
+        await asyncio.wait_for(server.wait_closed(), 5)
+
     async def test_a_handler_calling_close_during_a_close_is_not_waited_for(self) -> None:
         from wsserver import serve
 

@@ -909,10 +909,13 @@ class Server:
             await asyncio.wait(answering, timeout=self.config.close_timeout)
 
     def _stop_taking_connections(self) -> None:
-        """Accept no more connections, and tell every one the server is shutting down."""
+        """Accept no more connections, and tell every one the server is shutting down
+        (but a WebSocket whose handler called close(): an admin command, which
+        answers on it once the shutdown is over, and whose end closes it)."""
         self._stop_watching_sockets()
         for protocol in list(self.connections):
-            protocol.shutdown()
+            if isinstance(protocol, HttpProtocol) or not self._runs_a_caller(protocol):
+                protocol.shutdown()
 
     def _stop_watching_sockets(self) -> None:
         """Accept nothing more, at once; :meth:`_stop_accepting` closes the sockets.
