@@ -309,9 +309,9 @@ class Server:
         #: The tasks the shutdown cancelled past its grace (not those an
         #: application cancelled itself meanwhile): their clients get a 503.
         self.cut_off: set[asyncio.Task[Any]] = set()
-        self._told_tls = False  # (tls_on_plain_port(): a WARNING the first time)
-        self._told_proxy_header = False  # (no_proxy_header(): the same)
-        self._told_unasked_header = False  # (proxy_header_unasked(): the same)
+        #: The mistakes said at WARNING once already (_say_first_time()).
+        self._told: set[str] = set()
+        self._told_proxy_header = False  # (no_proxy_header(): a WARNING the first time)
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
@@ -1101,10 +1101,8 @@ class Server:
         """A client began a TLS handshake where TLS is off (wss:// or https://
         to a ws:// server): said at WARNING the first time (the client only
         reports a TLS error; the cause is here), at DEBUG after that."""
-        level = logging.DEBUG if self._told_tls else logging.WARNING
-        self._told_tls = True
-        logger.log(
-            level,
+        self._say_first_time(
+            "tls on plain port",
             "%s began a TLS handshake, and this server listens without TLS: it was"
             " answered 400 (is the client meant to use ws:// or http://, or the server"
             " to have ssl_certfile, --ssl-certfile?)",
@@ -1116,15 +1114,20 @@ class Server:
         is off (a balancer's ``send-proxy``): said at WARNING the first time
         (each of its requests is a 400 for an illegal request line, which says
         nothing of the cause), at DEBUG after that."""
-        level = logging.DEBUG if self._told_unasked_header else logging.WARNING
-        self._told_unasked_header = True
-        logger.log(
-            level,
+        self._say_first_time(
+            "proxy header unasked",
             "%s began with a PROXY protocol header, and proxy_protocol is off: it was"
             " answered 400 (is the balancer meant to send one, HAProxy's send-proxy, an"
             " AWS target group's proxy protocol v2, and the server to have --proxy-protocol?)",
             peer(address),
         )
+
+    def _say_first_time(self, mistake: str, message: str, *args: Any) -> None:
+        """Log a client's (or its balancer's) ``mistake`` at WARNING the first
+        time, its cause being here only, and at DEBUG after that."""
+        level = logging.DEBUG if mistake in self._told else logging.WARNING
+        self._told.add(mistake)
+        logger.log(level, message, *args)
 
     def no_proxy_header(self, address: tuple[str, int] | None, problem: str) -> None:
         """A connection began with what is no PROXY protocol header
