@@ -39,7 +39,7 @@ from wsserver.testing import TestClient
 
 from .conftest import StartServer
 from .debian import find_or_install
-from .helpers import client_context, tls_server_files
+from .helpers import client_context, tls_server_files, wait_for
 from .redis_server import free_port
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -447,6 +447,32 @@ async def test_a_header_where_the_setting_is_off_is_said(
     assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG], said
     assert said[0].getMessage().startswith("127.0.0.1:")
     assert "--proxy-protocol" in said[0].getMessage()
+
+
+async def test_a_header_on_a_tls_port_where_the_setting_is_off_is_said(
+    run_server: StartServer,
+    tls_settings: dict[str, Any],
+    client_tls: ssl_module.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A balancer passing TLS through (an AWS NLB's TCP listener, HAProxy in TCP
+    # mode) with its PROXY header on, to a TLS server without the setting: every
+    # connection's handshake failed, said at DEBUG as OpenSSL's
+    # WRONG_VERSION_NUMBER, where the same mistake without TLS is named at WARNING.
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(address_routes(), **{**tls_settings, "proxy_protocol": False})
+    for header in (b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n", v2(1, 0x11, INET)):
+        with pytest.raises((ssl_module.SSLError, ConnectionError)):
+            await asyncio.to_thread(tls_in_one_packet, server.port, header, WHO, client_tls)
+    assert await ask(server.port, b"GARBAGE\r\n\r\n") == b""  # (no header: not said)
+    await wait_for(lambda: server.stats()["tls_handshake_failures"] == 3, what="the count")
+    said = [r for r in caplog.records if "PROXY protocol header" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG], said
+    assert "--proxy-protocol" in said[0].getMessage()
+    assert "TLS handshake failed" in said[0].getMessage()
+    # (A TLS client, with no header, is served as ever.)
+    answer = await asyncio.to_thread(tls_in_one_packet, server.port, b"", WHO, client_tls)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
 
 
 async def test_the_scheme_is_https_when_the_header_says_tls(run_server: StartServer) -> None:

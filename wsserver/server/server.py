@@ -1109,17 +1109,21 @@ class Server:
             peer(address),
         )
 
-    def proxy_header_unasked(self, address: tuple[str, int] | None) -> None:
+    def proxy_header_unasked(
+        self, address: tuple[str, int] | None, outcome: str = "it was answered 400"
+    ) -> None:
         """A connection began with a PROXY protocol header where ``proxy_protocol``
         is off (a balancer's ``send-proxy``): said at WARNING the first time
-        (each of its requests is a 400 for an illegal request line, which says
-        nothing of the cause), at DEBUG after that."""
+        (each of its requests is a 400 for an illegal request line, or with TLS
+        its handshake fails, which says nothing of the cause), at DEBUG after
+        that. ``address``: None when the TLS layer saw it, which knows no peer."""
         self._say_first_time(
             "proxy header unasked",
-            "%s began with a PROXY protocol header, and proxy_protocol is off: it was"
-            " answered 400 (is the balancer meant to send one, HAProxy's send-proxy, an"
-            " AWS target group's proxy protocol v2, and the server to have --proxy-protocol?)",
-            peer(address),
+            "%s began with a PROXY protocol header, and proxy_protocol is off: %s (is the"
+            " balancer meant to send one, HAProxy's send-proxy, an AWS target group's proxy"
+            " protocol v2, and the server to have --proxy-protocol?)",
+            "a connection" if address is None else peer(address),
+            outcome,
         )
 
     def _say_first_time(self, mistake: str, message: str, *args: Any) -> None:
@@ -1164,11 +1168,15 @@ class Server:
             except Exception:  # (the client still gets its 500 or its 1011)
                 logger.exception("app failure listener %r failed", listener)
 
-    def tls_handshake_failed(self, error: ssl_module.SSLError) -> None:
+    def tls_handshake_failed(self, error: ssl_module.SSLError, proxy_header: bool) -> None:
         """A client's TLS handshake failed (see :func:`~.tls.watch_handshakes`):
-        counted, and said at DEBUG (a port scan's, a health check's are no news)."""
+        counted, and said at DEBUG (a port scan's, a health check's are no news);
+        one that began with a PROXY protocol header where ``proxy_protocol`` is
+        off as :meth:`proxy_header_unasked` says it."""
         self.counters.tls_handshake_failures += 1
         reason = error.reason or str(error)
+        if proxy_header and self.proxy_protocol_peers is None:
+            return self.proxy_header_unasked(None, f"its TLS handshake failed ({reason})")
         hint = " (plain HTTP on the TLS port?)" if reason == "HTTP_REQUEST" else ""
         protocol_logger.debug("TLS handshake failed: %s%s", reason, hint)
 

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from ..config import Config
 from ..errors import ConfigError
+from ..protocol.proxy_protocol import begins_proxy_header
 from ..protocol.tls_info import TLSInfo, rfc4514, validity
 
 __all__ = [
@@ -345,8 +346,10 @@ def say_if_not_valid(certificate: str | None) -> None:
     )
 
 
-def watch_handshakes(context: ssl.SSLContext, failed: Callable[[ssl.SSLError], None]) -> None:
-    """Have ``failed(error)`` called for each TLS handshake ``context`` fails.
+def watch_handshakes(context: ssl.SSLContext, failed: Callable[[ssl.SSLError, bool], None]) -> None:
+    """Have ``failed(error, proxy_header)`` called for each TLS handshake
+    ``context`` fails (``proxy_header``: the client's first bytes began a
+    PROXY protocol header, which no TLS client sends: a balancer's).
 
     asyncio and uvloop keep such a failure to themselves (a DEBUG line in
     asyncio's debug mode at most): a client refused for its certificate or
@@ -354,16 +357,45 @@ def watch_handshakes(context: ssl.SSLContext, failed: Callable[[ssl.SSLError], N
     each connection's TLS with ``context.wrap_bio()``, which makes an
     instance of ``context.sslobject_class``: a subclass of it sees the
     handshake's error as it goes up (its "want more bytes" signals pass).
+    It looks at the client's first bytes once, at the handshake's first
+    call that has some (read from the incoming BIO and written back: they
+    are all it holds), as OpenSSL takes them and says only
+    WRONG_VERSION_NUMBER of a header.
     """
 
     class WatchedSSLObject(context.sslobject_class):  # type: ignore[name-defined,misc]
+        _unread: ssl.MemoryBIO | None = None  # (the incoming BIO, until the first bytes)
+        _proxy_header = False
+
+        @classmethod
+        def _create(cls, incoming: ssl.MemoryBIO, *args: Any, **kwargs: Any) -> Any:
+            # (What wrap_bio() calls, which alone is handed the incoming BIO.)
+            sslobj = super()._create(incoming, *args, **kwargs)
+            sslobj._unread = incoming
+            return sslobj
+
         def do_handshake(self) -> None:
+            unread = self._unread
+            if unread is not None and unread.pending:
+                self._unread = None
+                self._proxy_header = _begins_proxy_header(unread)
             try:
                 super().do_handshake()
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 raise
             except ssl.SSLError as exc:
-                failed(exc)
+                failed(exc, self._proxy_header)
                 raise
 
     context.sslobject_class = WatchedSSLObject
+
+
+def _begins_proxy_header(incoming: ssl.MemoryBIO) -> bool:
+    """Whether the bytes ``incoming`` holds (a connection's first) begin a PROXY
+    protocol header; they are read, and written back as they were."""
+    data = incoming.read()
+    try:
+        incoming.write(data)
+    except ssl.SSLError:  # (the client's end came with them: OpenSSL gets nothing)
+        return False
+    return begins_proxy_header(data)
