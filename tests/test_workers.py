@@ -576,6 +576,22 @@ async def test_sigterm_closes_every_client_with_1001_and_leaves_no_orphan() -> N
         await wait_for(lambda: not any(alive(pid) for pid in workers), what="the workers' end")
 
 
+async def test_sigterm_wakes_a_stopped_worker_to_stop() -> None:
+    # A worker stopped (kill -STOP: a debugger, an operator's look at it)
+    # acts on no signal until a SIGCONT: the supervisor's SIGTERM waited out
+    # its whole grace (25 s by default), then the worker was killed. systemd
+    # sends SIGCONT after its stop signal for this; the supervisor now does.
+    async with supervisor() as cli:
+        stopped = min(children(cli.proc.pid))
+        os.kill(stopped, signal.SIGSTOP)
+        started = asyncio.get_running_loop().time()
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+        assert asyncio.get_running_loop().time() - started < TIMEOUT / 2
+        await wait_for(lambda: not alive(stopped), what="the stopped worker's end")
+    assert "killed" not in cli.stderr, cli.stderr
+
+
 @pytest.mark.drill
 async def test_sigterm_to_every_process_at_once_stays_graceful() -> None:
     # systemd (KillMode=control-group) and pkill signal the supervisor and

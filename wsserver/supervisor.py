@@ -23,7 +23,8 @@ less even under light load; under load each worker accepts as it is free.)
 - SIGTERM/SIGINT: every worker gets SIGTERM (clients get 1001, handlers
   ``shutdown_timeout``); the supervisor exits 0 once they are gone. A second
   SIGINT (Ctrl-C again) kills them at once; SIGTERM again changes nothing
-  (systemd sends it to every process of a service). Workers die with the
+  (systemd sends it to every process of a service). Each signal sent to a
+  worker is followed by SIGCONT (a stopped one acts on it). Workers die with the
   supervisor in any case (``PR_SET_PDEATHSIG`` on Linux).
 - SIGQUIT: a quick shutdown (gunicorn's): every worker gets SIGQUIT, no
   grace (clients told, handlers cancelled at once; a worker stopping already
@@ -1148,14 +1149,19 @@ def _signal(worker: Worker, signum: int) -> None:
     wait then fails ("Unknown child process" in the log). Through the worker's
     pidfd where there is one: a process reaped a moment before ``exited`` is
     set is then out of reach, not a stranger that came to have its pid.
+
+    A stopped worker (``kill -STOP``: a debugger, an operator's look) acts on
+    no signal until it is continued: each but SIGKILL is followed by a
+    SIGCONT, as systemd follows its stop signal (a running one ignores it).
     """
     if worker.exited.done():
         return
     with contextlib.suppress(ProcessLookupError):
-        if worker.pidfd is not None:
-            signal.pidfd_send_signal(worker.pidfd, signum)
-        else:
-            os.kill(worker.pid, signum)
+        for sent in (signum,) if signum == signal.SIGKILL else (signum, signal.SIGCONT):
+            if worker.pidfd is not None:
+                signal.pidfd_send_signal(worker.pidfd, sent)
+            else:
+                os.kill(worker.pid, sent)
 
 
 def _shown_path(path: str) -> str:
