@@ -1752,6 +1752,33 @@ async def test_forms_and_files_as_a_browser_sends_them() -> None:
         assert r.json() == {"kind": "text/plain", "fields": {}, "files": {}}
 
 
+async def test_files_take_the_boundary_a_multipart_content_type_gives_as_httpx() -> None:
+    # httpx writes the parts with the boundary of a multipart/form-data
+    # Content-Type the test gives (a test of how a Java client's boundary
+    # reads); TestClient refused every Content-Type beside files=.
+    seen = []
+    routes = _form_routes()
+
+    @routes.post("/raw")
+    async def raw(request: Request) -> Response:
+        seen.append(request.body)
+        return json_response({"fields": request.form, "files": len(request.files)})
+
+    async with TestClient(routes) as client:
+        for given in ("====1733aBc===", '"a b:c"'):
+            r = await client.post(
+                "/raw",
+                data={"a": "1"},
+                files={"f": ("x.txt", b"y")},
+                headers={"Content-Type": f"multipart/form-data; boundary={given}"},
+            )
+            assert r.json() == {"fields": {"a": ["1"]}, "files": 1}
+            assert seen.pop().startswith(b"--" + given.strip('"').encode() + b"\r\n")
+        for given in ("multipart/form-data", "multipart/form-data; boundary=a\x7fb"):
+            with pytest.raises(ValueError, match="its own Content-Type"):
+                await client.post("/raw", files={"f": b""}, headers={"content-type": given})
+
+
 async def test_forms_reach_a_starlette_app_as_sent() -> None:
     # Starlette reads forms with python-multipart: a parser not ours.
     async def form(request: StarletteRequest) -> JSONResponse:

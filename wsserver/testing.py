@@ -69,7 +69,7 @@ from typing import IO, Any, NoReturn, TypeVar, cast
 
 import h11
 
-from .app.forms import UploadedFile, encode_form
+from .app.forms import UploadedFile, encode_form, is_boundary, media_type
 from .app.routing import Router
 from .config import Config
 from .config import settings as declared_settings
@@ -2042,11 +2042,23 @@ def _prepared(
         plain, attached = _form_files(files)
         # (httpx's (None, value) alone is multipart too, as files= makes it.)
         multipart = bool(attached or plain)
-        content_type, body = encode_form(_form_fields(data) + plain, attached, multipart=multipart)
+        boundary = None
+        if "content-type" in names and files:
+            # A multipart/form-data type with a boundary: its parts have that
+            # boundary, as httpx writes them; any other is the test's mistake.
+            given = next(value for name, value in items if name.lower() == "content-type")
+            kind, params = media_type(given) if isinstance(given, str) else ("", {})
+            boundary = params.get("boundary") if kind == "multipart/form-data" else None
+            if boundary is None or not is_boundary(boundary):
+                raise ValueError(
+                    "files= makes its own Content-Type (with its boundary), unless "
+                    f"headers give multipart/form-data with a valid boundary: {given!r}"
+                )
+        content_type, body = encode_form(
+            _form_fields(data) + plain, attached, multipart=multipart, boundary=boundary
+        )
         if "content-type" not in names:
             items.append(("Content-Type", content_type))
-        elif files:
-            raise ValueError("files= makes its own Content-Type (with its boundary)")
     pieces: Iterable[bytes] | AsyncIterable[bytes] | None = None
     if isinstance(body, Mapping):
         raise TypeError("body= is bytes, text or pieces of bytes: a mapping goes as json=")
@@ -2350,7 +2362,9 @@ class TestClient:
         file's content, or ``(filename, content[, content type])``; content
         alone named after its open file, else ``upload``, as httpx names it;
         the type guessed from the name when not given) as ``multipart/form-data``, as a
-        browser's form does (``request.form``, ``request.files``). ``body``
+        browser's form does (with the boundary of a ``multipart/form-data``
+        ``Content-Type`` in ``headers``, as httpx; another: ValueError)
+        (``request.form``, ``request.files``). ``body``
         may also be an iterable or async iterable of bytes: sent chunked
         (unless ``headers`` give a ``Content-Length``), a piece at a time as
         the server takes them, for a ``stream=True`` route (``request.stream``).

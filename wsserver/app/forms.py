@@ -38,6 +38,7 @@ __all__ = [
     "charset_of_field",
     "decode_field",
     "encode_form",
+    "is_boundary",
     "media_type",
     "parse_form",
 ]
@@ -165,6 +166,12 @@ def media_type(value: str) -> tuple[str, dict[str, str]]:
                 continue  # (an empty value: none)
         params.setdefault(name.lower(), token)
     return match.group(1).lower(), params
+
+
+def is_boundary(value: str) -> bool:
+    """Whether ``value`` is a multipart boundary RFC 2046 5.1.1 allows: 1 to 70
+    of its characters, the last not a space."""
+    return _BOUNDARY.fullmatch(value) is not None
 
 
 def parse_form(
@@ -392,7 +399,7 @@ class MultipartParser:
     __slots__ = ("_first", "_delimiter", "_max_parts", "_parts", "_rest", "_seen", "_state")
 
     def __init__(self, boundary: str | None, max_parts: int) -> None:
-        if boundary is None or _BOUNDARY.fullmatch(boundary) is None:
+        if boundary is None or not is_boundary(boundary):
             raise BadRequest("The multipart form has no valid boundary in its Content-Type.")
         self._first = b"--" + boundary.encode("ascii")
         self._delimiter = b"\r\n" + self._first
@@ -596,6 +603,7 @@ def encode_form(
     files: Iterable[tuple[str, UploadedFile]] = (),
     *,
     multipart: bool | None = None,
+    boundary: str | None = None,
 ) -> tuple[str, bytes]:
     """A form body and its ``Content-Type``: URL-encoded (UTF-8) without
     ``files``, else ``multipart/form-data``, the fields first, as a browser
@@ -604,7 +612,8 @@ def encode_form(
     (but a ``Content-Disposition`` or ``Content-Type`` among them, which it
     writes itself). ``multipart`` True or False chooses the encoding
     whatever ``files`` are (False with files: ValueError; a header that is
-    no name and value of one line too)."""
+    no name and value of one line too). A multipart body's ``boundary`` is
+    random unless given (one RFC 2046 does not allow: ValueError)."""
     fields = list(fields)
     files = list(files)
     if multipart is None:
@@ -613,7 +622,10 @@ def encode_form(
         raise ValueError("files are sent as multipart/form-data only")
     if not multipart:
         return URLENCODED, urlencode(fields).encode("ascii")
-    boundary = uuid.uuid4().hex
+    if boundary is None:
+        boundary = uuid.uuid4().hex
+    elif not is_boundary(boundary):
+        raise ValueError(f"not a multipart boundary (RFC 2046 5.1.1): {boundary!r}")
     out = []
     for name, value in fields:
         out.append(_disposition(boundary, name) + b"\r\n\r\n" + value.encode("utf-8"))
