@@ -322,6 +322,42 @@ async def test_httpx_and_aiohttp_forms_reach_the_handler(run_server: StartServer
         }
 
 
+async def test_a_forms_own_charset_reads_its_fields_and_file_names(
+    run_server: StartServer,
+) -> None:
+    # A Java client (HttpMime's setCharset, Spring's multipartCharset) says the
+    # form's charset on its Content-Type and writes names, file names and
+    # fields without a charset of their own in it; Starlette reads them so.
+    # They were read as UTF-8: every such character a U+FFFD.
+    server = await run_server(form_app())
+    body = multipart(
+        field("nom", "Müller".encode("latin-1")),
+        field("u", "é".encode(), b"Content-Type: text/plain; charset=utf-8\r\n"),
+        'Content-Disposition: form-data; name="fichier"; filename="café.txt"\r\n\r\nx'.encode(
+            "latin-1"
+        ),
+    )
+    async with httpx.AsyncClient() as client:
+        r = await client.post(
+            f"http://127.0.0.1:{server.port}/form",
+            content=body,
+            headers={"Content-Type": "multipart/form-data; boundary=XyZ; charset=ISO-8859-1"},
+        )
+    assert r.status_code == 200
+    assert r.json() == {
+        "fields": {"nom": ["Müller"], "u": ["é"]},  # (a part's own charset first)
+        "files": {"fichier": [["café.txt", "application/octet-stream", "78"]]},
+    }
+    # A _charset_ field is the form's in-band word: it wins over the header's.
+    body = multipart(field("_charset_", b"windows-1251"), field("a", b"\xe9"))
+    latin = "multipart/form-data; boundary=XyZ; charset=latin-1"
+    assert parse_form(latin, body, 10)[0]["a"] == ["й"]
+    # A charset without ASCII in it names the fields' text, not the headers'.
+    body = multipart(field("é", "ü".encode("utf-16-le")))
+    utf16 = "multipart/form-data; boundary=XyZ; charset=utf-16-le"
+    assert parse_form(utf16, body, 10)[0] == {"é": ["ü"]}
+
+
 async def test_a_malformed_form_or_too_many_parts_is_a_400(run_server: StartServer) -> None:
     server = await run_server(form_app(), max_form_parts=3)
     url = f"http://127.0.0.1:{server.port}/form"

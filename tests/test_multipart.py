@@ -372,6 +372,28 @@ async def test_bad_forms_read_as_they_come_are_400s(run_server: StartServer) -> 
         assert r.json() == {"error": "request.multipart() reads the body once: it was read"}
 
 
+async def test_a_forms_own_charset_reads_its_parts_as_they_come(run_server: StartServer) -> None:
+    # As request.files reads them: the Content-Type's charset (a Java
+    # client's) for names, file names and fields that name none; they were
+    # read as UTF-8, each such character a U+FFFD.
+    server = await run_server(upload_app([]))
+    body = multipart(
+        field("nom", "Müller".encode("latin-1")),
+        'Content-Disposition: form-data; name="f"; filename="café.txt"\r\n\r\nx'.encode("latin-1"),
+    )
+    async with httpx.AsyncClient() as client:
+        r = await client.post(
+            f"http://127.0.0.1:{server.port}/upload",
+            content=body,
+            headers={"content-type": MULTIPART + "; charset=ISO-8859-1"},
+        )
+    assert r.status_code == 200
+    assert r.json() == [
+        ["nom", "Müller"],
+        ["f", "café.txt", "application/octet-stream", 1, hashlib.sha256(b"x").hexdigest()],
+    ]
+
+
 async def test_an_empty_form_body_has_no_parts_as_for_request_files(
     run_server: StartServer,
 ) -> None:

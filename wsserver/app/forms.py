@@ -191,7 +191,7 @@ def parse_form(
     if kind == URLENCODED:
         return _urlencoded(body, params.get("charset", "utf-8"), max_parts), MultiValues()
     if kind == MULTIPART:
-        return _multipart(body, params.get("boundary"), max_parts)
+        return _multipart(body, params.get("boundary"), max_parts, params.get("charset"))
     return MultiValues(), MultiValues()
 
 
@@ -293,14 +293,14 @@ def _percent_decode(raw: bytes) -> bytes:
 
 
 def _multipart(
-    body: bytes, boundary: str | None, max_parts: int
+    body: bytes, boundary: str | None, max_parts: int, charset: str | None
 ) -> tuple[MultiValues[str], MultiValues[UploadedFile]]:
-    parser = MultipartParser(boundary, max_parts)
+    parser = MultipartParser(boundary, max_parts, charset)
     events = parser.feed(body)
     parser.end()
     raw_fields: list[tuple[str, bytes, str | None]] = []
     files: MultiValues[UploadedFile] = MultiValues()
-    default_charset = "utf-8"
+    default_charset = charset or "utf-8"
     head: PartHead | None = None
     pieces: list[bytes] = []
     for event in events:
@@ -390,17 +390,32 @@ class MultipartParser:
     The preamble, the transport padding after a delimiter and the epilogue
     are skipped. What it holds between pieces is bounded: a delimiter's
     length, a part's head up to 16 KiB, or up to 1 KiB of the padding after
-    a delimiter (more is refused, whole or in pieces). Raises
+    a delimiter (more is refused, whole or in pieces). A part's header
+    values are read in ``charset``, the form's (its ``Content-Type``'s, which
+    Java clients send, and Starlette reads) if ASCII is in it, else UTF-8. Raises
     :class:`~wsserver.errors.BadRequest` for a body that does not parse, or
     holds more than ``max_parts`` parts; once raised, the parser is not fed
     again.
     """
 
-    __slots__ = ("_first", "_delimiter", "_max_parts", "_parts", "_rest", "_seen", "_state")
+    __slots__ = (
+        "_codec",
+        "_first",
+        "_delimiter",
+        "_max_parts",
+        "_parts",
+        "_rest",
+        "_seen",
+        "_state",
+    )
 
-    def __init__(self, boundary: str | None, max_parts: int) -> None:
+    def __init__(self, boundary: str | None, max_parts: int, charset: str | None = None) -> None:
         if boundary is None or not is_boundary(boundary):
             raise BadRequest("The multipart form has no valid boundary in its Content-Type.")
+        codec = _codec(charset) if charset else "utf-8"
+        # (Headers are ASCII at heart: a charset that is not, UTF-16's, names
+        # the fields' text at most.)
+        self._codec = codec if _decode(b'name="a";', codec) == 'name="a";' else "utf-8"
         self._first = b"--" + boundary.encode("ascii")
         self._delimiter = b"\r\n" + self._first
         self._max_parts = max_parts
@@ -462,7 +477,7 @@ class MultipartParser:
                 seen = pos + self._seen  # (what earlier pieces had: searched already)
                 end = buffer.find(delimiter, max(pos, seen - size + 1))
                 if end >= 0:
-                    head, content = _part_head(buffer, start, end)
+                    head, content = _part_head(buffer, start, end, self._codec)
                     events.append(_part_start(head))
                     if content:
                         events.append(content)
@@ -479,7 +494,7 @@ class MultipartParser:
                     else buffer.find(b"\r\n\r\n", max(start, seen - 3))
                 )
                 if blank >= 0 and not delimiter.startswith(buffer[blank + 2 : blank + 2 + size]):
-                    head, _ = _part_head(buffer, start, blank + 4)
+                    head, _ = _part_head(buffer, start, blank + 4, self._codec)
                     events.append(_part_start(head))
                     pos = blank + 4
                     self._state = _CONTENT
@@ -547,9 +562,12 @@ def _part_start(headers: list[tuple[str, str]]) -> PartHead:
     return PartHead(name, _filename(params), content_type, tuple(headers))
 
 
-def _part_head(buffer: bytes, start: int, stop: int) -> tuple[list[tuple[str, str]], bytes]:
-    """The headers (lowercase names; values decoded as UTF-8, as browsers send
-    file names) and the content of the part ``buffer[start:stop]``. (Read
+def _part_head(
+    buffer: bytes, start: int, stop: int, codec: str
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The headers (lowercase names; values decoded in ``codec``: UTF-8, as
+    browsers send file names, unless the form names its charset) and the
+    content of the part ``buffer[start:stop]``. (Read
     where it is: a copy of the part, then one of its content, took twice a
     file's size beside the body.)"""
     if buffer.startswith(b"\r\n", start, stop):
@@ -568,7 +586,7 @@ def _part_head(buffer: bytes, start: int, stop: int) -> tuple[list[tuple[str, st
         name, colon, value = line.partition(b":")
         if not colon or TOKEN_RE.fullmatch(name.decode("latin-1")) is None:
             raise BadRequest("A multipart form part has a malformed header.")
-        text = value.strip(b" \t").decode("utf-8", "replace")
+        text = _decode(value.strip(b" \t"), codec)
         headers.append((name.decode("ascii").lower(), text))
     return headers, buffer[end + 4 : stop]  # (b"" past the end)
 

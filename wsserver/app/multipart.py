@@ -56,16 +56,19 @@ class FormParts:
         #: Why the form does not parse (a BadRequest's words: the error itself,
         #: kept, would hold its traceback's frames, this form among them).
         self._failure: str | None = None
-        #: The charset of the fields that name none: a ``_charset_`` field's,
-        #: once read whole (``read()``, ``text()``; RFC 7578 4.6), else UTF-8.
-        self.charset = "utf-8"
         kind, params = media_type(content_type)
+        #: The charset of the fields that name none: a ``_charset_`` field's,
+        #: once read whole (``read()``, ``text()``; RFC 7578 4.6), else the
+        #: form's ``Content-Type``'s (a Java client's), else UTF-8.
+        self.charset = params.get("charset", "utf-8")
         self._parser: MultipartParser | None = None
         if kind != MULTIPART:
             self._failure = "The request's body is not a multipart/form-data form."
         else:
             try:
-                self._parser = MultipartParser(params.get("boundary"), max_parts)
+                self._parser = MultipartParser(
+                    params.get("boundary"), max_parts, params.get("charset")
+                )
             except BadRequest as exc:
                 self._failure = str(exc)
 
@@ -190,7 +193,8 @@ class FormPart:
 
     async def text(self) -> str:
         """The rest of the content as text: in the part's own ``charset``,
-        else the form's (a ``_charset_`` field's, once read whole), else UTF-8;
+        else the form's (a ``_charset_`` field's, once read whole, else its
+        ``Content-Type``'s), else UTF-8;
         what does not decode becomes U+FFFD."""
         content = await self.read()
         return decode_field(content, self._head.charset, self._form.charset)
