@@ -1843,6 +1843,25 @@ async def test_an_open_file_is_sent_with_its_own_name_as_httpx_sends_it(tmp_path
         assert r.json()["files"] == {"f": [["named.txt", "text/plain", "q"]]}
 
 
+async def test_a_file_just_written_is_sent_whole_as_httpx_sends_it(tmp_path: Path) -> None:
+    # An image saved into a BytesIO, then posted (a FastAPI test's way): httpx
+    # reads a file from its start; TestClient read it from where it stood,
+    # its end, and sent an empty file.
+    written = io.BytesIO()
+    written.write(b"\x89PNG\r\n")
+    log = tmp_path / "log.txt"
+    async with TestClient(_form_routes()) as client:
+        with log.open("w+b") as opened:
+            opened.write(b"line\n")
+            r = await client.post(
+                "/form", files={"img": ("a.png", written, "image/png"), "log": opened}
+            )
+    assert r.json()["files"] == {
+        "img": [["a.png", "image/png", "\x89PNG\r\n"]],
+        "log": [["log.txt", "text/plain", "line\n"]],
+    }
+
+
 async def test_a_files_part_headers_are_sent_as_httpx_sends_them() -> None:
     # httpx's 4-tuple, (filename, content, content type, headers): the headers
     # were dropped without a word, so a test of a handler reading them failed

@@ -917,8 +917,13 @@ def _field_value(name: str, file: tuple[Any, ...]) -> str:
 
 def _file_content(name: str, content: Any) -> bytes:
     """A file's content: bytes as they are, text as UTF-8, or what a file opened
-    for reading reads (``open(path, "rb")``, ``io.BytesIO``)."""
+    for reading reads (``open(path, "rb")``, ``io.BytesIO``) from its start, as
+    httpx reads it (one just written stands at its end), or from where it
+    stands if it cannot seek (a pipe)."""
     if hasattr(content, "read"):
+        if hasattr(content, "seek"):
+            with contextlib.suppress(OSError):  # (io.UnsupportedOperation is one)
+                content.seek(0)
         content = content.read()
     if isinstance(content, str):
         return content.encode("utf-8")
