@@ -1899,26 +1899,44 @@ async def test_a_lifespan_that_answers_failed_once_given_up_on_is_let_say_so(
     assert [t for t in asyncio.all_tasks() if "Lifespan" in repr(t.get_coro())] == []
 
 
-async def test_a_start_cancelled_after_the_lifespan_startup_sends_its_shutdown() -> None:
-    # Cancelled while the broker attached (Redis waits up to 1 s there): the
-    # application had started, but never heard its lifespan end.
+@pytest.mark.parametrize("cancelled_in", ["the broker's attach", "the lifespan startup"])
+async def test_a_start_cancelled_undoes_what_had_started(cancelled_in: str) -> None:
+    # The broker is attached before the lifespan startup (which may publish):
+    # cancelled while it attaches (Redis waits up to 1 s there), the
+    # application never started; cancelled in the lifespan startup, the
+    # broker is detached again.
     from wsserver.broker import MemoryBroker
 
-    attaching = asyncio.Event()
+    steps: list[str] = []
+    reached = asyncio.Event()  # (the step the start is cancelled in)
 
     class SlowBroker(MemoryBroker):
         async def attach(self, node: Any) -> None:
-            attaching.set()
-            await asyncio.sleep(30)
+            steps.append("attach")
+            if cancelled_in == "the broker's attach":
+                reached.set()
+                await asyncio.sleep(30)
 
-    record: list[str] = []
-    server = serve(lifespan_app(record=record), "127.0.0.1", 0, broker=SlowBroker())
+        async def detach(self, node: Any) -> None:
+            steps.append("detach")
+            await super().detach(node)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        steps.append((await receive())["type"])
+        reached.set()
+        await asyncio.sleep(30)
+
+    server = serve(app, "127.0.0.1", 0, broker=SlowBroker())
     starting = asyncio.create_task(server.start())
-    await asyncio.wait_for(attaching.wait(), TIMEOUT)
+    await asyncio.wait_for(reached.wait(), TIMEOUT)
     starting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await starting
-    assert record == ["lifespan.startup", "lifespan.shutdown"]
+    if cancelled_in == "the broker's attach":
+        assert steps == ["attach", "detach"]
+    else:
+        assert steps == ["attach", "lifespan.startup", "detach"]
     await server.close()
     assert not server.sockets
 

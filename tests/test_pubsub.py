@@ -1475,6 +1475,36 @@ async def test_what_an_on_shutdown_hook_publishes_reaches_the_other_processes(
         assert listener.got[-1] == ("news", "going down 2999")
 
 
+async def test_what_an_asgi_lifespan_publishes_reaches_the_other_processes(
+    redis_server: RedisServer,
+) -> None:
+    # A Router's hooks run while the broker is attached; an ASGI app's
+    # lifespan startup ran before it was, and its shutdown after it was
+    # detached: what they published through the extension ("this node is up",
+    # "going down") was dropped for every other process, counted as an outage.
+    listener = RecordingNode("listener")
+    async with attached(redis_server, listener) as (other,):
+        other.subscribe(listener, "nodes")
+        await other.subscriptions_sent()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            assert scope["type"] == "lifespan"
+            publish = scope["extensions"]["wsserver.pubsub"]["publish"]
+            await receive()
+            await publish("nodes", "up")
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await publish("nodes", "going down")
+            await send({"type": "lifespan.shutdown.complete"})
+
+        broker = RedisBroker(redis_server.url)
+        async with serve(app, "127.0.0.1", 0, ping_interval=None, broker=broker):
+            pass
+        assert (broker.stats.published, broker.stats.dropped) == (2, 0)
+        await wait_for(lambda: len(listener.got) == 2, what="both messages heard")
+        assert listener.got == [("nodes", "up"), ("nodes", "going down")]
+
+
 async def test_a_server_refused_a_shared_broker_leaves_the_first_serving(
     redis_server: RedisServer,
 ) -> None:

@@ -351,14 +351,13 @@ class Server:
         if self.ssl is not None:  # (for request.tls, before any connection: a handshake in memory)
             served = self._served_certificates[self.ssl] = served_certificate(self.ssl)
             say_if_not_valid(served)  # (each worker: SIGHUP's renewed files too)
-        if self.asgi is not None:
-            try:
+        try:
+            # The broker first: the ASGI lifespan's startup may publish, as
+            # may its shutdown, which comes before the broker's detach.
+            await self.pubsub.start()
+            if self.asgi is not None:
                 # (Raises LifespanFailure.)
                 await self._unless_closed(self.loop.create_task(self.asgi.startup(self)))
-            except _ClosedInStart:
-                self._closed.set()  # (its startup cancelled: no shutdown is due)
-                return
-        try:
             await self._start_serving()
         except _ClosedInStart:
             # A startup hook, or a close() from elsewhere, closed the server: it never listens.
@@ -391,10 +390,11 @@ class Server:
 
     async def _stop_services(self, limit: float | None = None) -> None:
         """Stop what start() started besides listening: the timers, a Router's
-        shutdown hooks, the broker, the application's lifespan, and last the
-        metrics and status tasks (the metrics' last copy counts a failed
-        lifespan shutdown). Each hook and the lifespan shutdown have ``limit``
-        seconds (None: ``shutdown_timeout`` + ``close_timeout``).
+        shutdown hooks, the application's lifespan, the broker (detached after
+        them: they may publish), and last the metrics and status tasks (the
+        metrics' last copy counts a failed lifespan shutdown). Each hook and
+        the lifespan shutdown have ``limit`` seconds (None:
+        ``shutdown_timeout`` + ``close_timeout``).
 
         Each is stopped even if one before failed (a broker that fails to
         detach does not skip the lifespan shutdown); the first failure is
@@ -406,9 +406,9 @@ class Server:
         steps: list[Callable[[], Awaitable[None]]] = []
         if self._hooks_started:
             steps.append(functools.partial(self._run_shutdown_hooks, limit))  # (they may publish)
-        steps.append(self.pubsub.close)
         if self.asgi is not None:
-            steps.append(functools.partial(self._lifespan_shutdown, limit))
+            steps.append(functools.partial(self._lifespan_shutdown, limit))  # (it may publish)
+        steps.append(self.pubsub.close)
         if self.metrics is not None:
             steps.append(self.metrics.stop)
         if self.status is not None:
@@ -497,11 +497,10 @@ class Server:
         await step  # (raises what it raised)
 
     async def _start_serving(self) -> None:
-        """After the lifespan startup: the broker, a Router's startup hooks (which
-        may publish), the timers, listening."""
+        """After the broker and the lifespan startup: a Router's startup hooks
+        (which may publish), the timers, listening."""
         if self.closing:
             raise _ClosedInStart  # (a close() as the lifespan startup ended)
-        await self.pubsub.start()
         if self.router is not None:
             # In a task of its own, named in its context (as the shutdown's):
             # a hook's close(), through wait_for() too, is known to be the start's.
