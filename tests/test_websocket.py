@@ -1456,6 +1456,54 @@ class TestEmbedding:
             assert bystander.close_code == 1001  # (every other one, as before)
         await asyncio.wait_for(server.wait_closed(), 5)
 
+    @pytest.mark.parametrize("kind", ["router", "asgi"])
+    async def test_a_websocket_command_loop_closing_its_server_is_closed_after_its_answer(
+        self, kind: str
+    ) -> None:
+        # An admin loop ("stop" answered "bye", then the next command awaited):
+        # its connection, spared the shutdown's 1001 so that "bye" goes out, was
+        # never closed: the closed server (wait_closed() and serve_forever()
+        # over) went on serving it for as long as its client stayed.
+        from wsserver import serve
+
+        routes = Router()
+
+        @routes.websocket("/admin")
+        async def admin(request: Request, ws: WebSocket) -> None:
+            async for message in ws:
+                if message == "stop":
+                    await server.close()
+                await ws.send("bye" if message == "stop" else f"echo {message}")
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "websocket":
+                raise RuntimeError("websockets only")
+            await receive()
+            await send({"type": "websocket.accept"})
+            while (message := await receive())["type"] == "websocket.receive":
+                if message["text"] == "stop":
+                    await server.close()
+                text = "bye" if message["text"] == "stop" else f"echo {message['text']}"
+                await send({"type": "websocket.send", "text": text})
+
+        server = serve(
+            routes if kind == "router" else app,
+            "127.0.0.1",
+            0,
+            ping_interval=None,
+            close_timeout=1.0,
+        )
+        await server.start()
+        serving = asyncio.create_task(server.serve_forever())
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/admin") as ws:
+            await ws.send("stop")
+            assert await asyncio.wait_for(ws.recv(), 5) == "bye"
+            with pytest.raises(ClientClosed):
+                await asyncio.wait_for(ws.recv(), 3)
+            assert ws.close_code == 1001  # (the shutdown's, once it could answer)
+        await asyncio.wait_for(serving, 3)
+        assert not server.app_tasks
+
     async def test_a_handler_calling_close_during_a_close_is_not_waited_for(self) -> None:
         from wsserver import serve
 

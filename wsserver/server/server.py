@@ -947,6 +947,18 @@ class Server:
             raise
         finally:
             self._closed.set()
+            self._close_callers_websockets_later()
+
+    def _close_callers_websockets_later(self) -> None:
+        """The WebSockets of handlers that called close(), spared the shutdown's
+        close code so that their answer goes out: sent it half a
+        ``close_timeout`` after the shutdown, if their handler has not ended
+        (an admin loop awaiting its next command), so that none outlives its
+        server, and its closing handshake ends within serve_forever()'s wait."""
+        delay = self.config.close_timeout / 2
+        for protocol in list(self._websockets):
+            if not protocol.lost and self._runs_a_caller(protocol):
+                self.loop.call_later(delay, protocol.shutdown)
 
     def _runs_a_caller(self, protocol: Any) -> bool:
         """Whether ``protocol``'s handler or application is one of close()'s callers."""
