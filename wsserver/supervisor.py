@@ -167,15 +167,18 @@ class Worker:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def accepting(self) -> bool:
+        """Whether it said it is ready (it accepts connections)."""
+        ready = self.ready
+        return ready.done() and not ready.cancelled() and ready.result() is True
+
 
 def _quit_signal(worker: Worker) -> signal.Signals:
     """SIGQUIT, the quick shutdown, for a worker that said it is ready; SIGTERM
     for one still starting, which stops it as soon: until its Python has set
     its handlers, SIGQUIT's default action would dump its core."""
-    ready = worker.ready
-    if ready.done() and not ready.cancelled() and ready.result() is True:
-        return signal.SIGQUIT
-    return signal.SIGTERM
+    return signal.SIGQUIT if worker.accepting else signal.SIGTERM
 
 
 def _future() -> asyncio.Future[int]:
@@ -316,7 +319,7 @@ class Supervisor:
         # Those accepting now: not one added meanwhile (SIGTTIN) and still
         # starting, nor one started again after its first died at start-up:
         # each says so itself once it accepts (see _watch_ready()).
-        accepting = sum(w.ready.done() and w.ready.result() is True for w in self.workers.values())
+        accepting = sum(w.accepting for w in self.workers.values())
         if accepting and not self.stopping:  # (stopped meanwhile: none accepts now)
             logger.info("%d worker%s accepting", accepting, "s" if accepting > 1 else "")
         await self._stopped.wait()
@@ -663,7 +666,7 @@ class Supervisor:
         await asyncio.wait({worker.ready}, timeout=self.start_timeout)
         if worker.ready.done() or self.stopping or self.workers.get(slot) is not worker:
             return
-        accepting = any(w.ready.done() and w.ready.result() is True for w in self.workers.values())
+        accepting = any(w.accepting for w in self.workers.values())
         logger.warning(
             "worker %d (pid %d) does not accept yet after %g s (a slow import or lifespan "
             "startup?)%s",
