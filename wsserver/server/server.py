@@ -309,9 +309,8 @@ class Server:
         #: The tasks the shutdown cancelled past its grace (not those an
         #: application cancelled itself meanwhile): their clients get a 503.
         self.cut_off: set[asyncio.Task[Any]] = set()
-        #: The mistakes said at WARNING once already (_say_first_time()).
+        #: The mistakes said at WARNING once already (_say_first_time(), no_proxy_header()).
         self._told: set[str] = set()
-        self._told_proxy_header = False  # (no_proxy_header(): a WARNING the first time)
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         #: open_timeout of the connections in the HTTP phase (None: no limit),
@@ -1150,9 +1149,9 @@ class Server:
         and said at WARNING the first time (a balancer that sends none, or a
         health check or client that bypasses it, would otherwise fail in
         silence), at DEBUG after that (:mod:`wsserver.protocol`'s line, always)."""
-        if self._told_proxy_header:
+        if "no proxy header" in self._told:
             return
-        self._told_proxy_header = True
+        self._told.add("no proxy header")
         logger.warning(
             "%s: %s: closed unanswered, as every connection that does not start with one"
             " will be (is the balancer sending the header, HAProxy's send-proxy, and does"
