@@ -360,9 +360,16 @@ async def get_when_told(port: int, path: str) -> Any:
 def get_blocking(port: int, path: str) -> bytes:
     """The body of a GET (a blocking client, for a thread: it works while the
     event loop of the server is held)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+    return body_of_answer(s)
+
+
+def body_of_answer(sock: socket.socket) -> bytes:
+    """The body of the answer that comes on the blocking socket ``sock`` (read
+    to its close; then closed)."""
+    with sock:
         answer = b""
-        while chunk := s.recv(65536):
+        while chunk := sock.recv(65536):
             answer += chunk
     return answer.split(b"\r\n\r\n", 1)[1]

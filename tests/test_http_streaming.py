@@ -25,7 +25,15 @@ from wsserver.response import Response, StreamingResponse, stream, text
 from wsserver.testing import HandshakeDenied, TestClient
 
 from .conftest import StartServer
-from .helpers import client_context, fast_reader, get_blocking, get_when_told, slow_reader, wait_for
+from .helpers import (
+    body_of_answer,
+    client_context,
+    fast_reader,
+    get_blocking,
+    get_when_told,
+    slow_reader,
+    wait_for,
+)
 
 
 class Producer:
@@ -668,6 +676,19 @@ class Rows:
             self.ended.set()
 
 
+class SendsOnSet(threading.Event):
+    """An event that, as it is set, sends ``data`` on the blocking socket ``sock``."""
+
+    def __init__(self, sock: socket.socket, data: bytes) -> None:
+        super().__init__()
+        self.sock = sock
+        self.data = data
+
+    def set(self) -> None:
+        self.sock.sendall(self.data)
+        super().set()
+
+
 def ping(port: int) -> int:
     """How many rows /ping says were made (a blocking client: for a thread)."""
     return int(get_blocking(port, "/ping"))
@@ -757,16 +778,20 @@ async def test_a_producer_of_empty_pieces_that_never_waits_lets_other_clients_in
     # Empty pieces (a template's empty output, rows filtered out) are not
     # written, and drain() was asked after written ones only: a producer of
     # them held the loop until its end, every other client with it.
+    # The ping is sent as the producer begins (from its own first step, in
+    # the loop's thread, on a connection made before): it waits in the
+    # socket from then on, whatever the machine's load, for the loop's next
+    # turn. (Sent from a thread once told, it came too late at times on a
+    # loaded machine: the empty pieces were all made in the meantime.)
     rows = Rows(kind, piece=b"")
     server = await run_server(rows.app)
+    pinging = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    rows.started = SendsOnSet(
+        pinging, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /rows HTTP/1.1\r\nHost: x\r\n\r\n")
-
-    def client() -> int:
-        assert rows.started.wait(10)
-        return ping(server.port)  # (while the producer makes its pieces)
-
-    made_by_then = await asyncio.to_thread(client)
+    made_by_then = int(await asyncio.to_thread(body_of_answer, pinging))
     assert made_by_then < PIECES, "the ping waited for the whole stream"
     answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n0\r\n\r\n"), 5)
     assert answer.startswith(b"HTTP/1.1 200 ")  # (the head; no piece: all were empty)
