@@ -354,6 +354,42 @@ async def test_signal_without_clients_exits_zero() -> None:
         assert await cli.wait() == 0
 
 
+FAILING_SHUTDOWNS = {
+    "routes": """
+from wsserver import Router
+
+routes = Router()
+
+
+@routes.on_shutdown
+async def bye(server):
+    raise RuntimeError("the hook failed")
+""",
+    "app": """
+async def app(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.complete"})
+    await receive()
+    await send({"type": "lifespan.shutdown.failed", "message": "the lifespan failed"})
+""",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAILING_SHUTDOWNS))
+async def test_a_failed_shutdown_of_the_application_is_logged_and_exits_zero(
+    kind: str, tmp_path: Path
+) -> None:
+    # As README says (and uvicorn does): the stop asked for happened; the
+    # application's own failure is in the log, not in the exit code.
+    (tmp_path / "failing_shutdown.py").write_text(FAILING_SHUTDOWNS[kind])
+    async with running_cli(f"failing_shutdown:{kind}", "--app-dir", str(tmp_path)) as cli:
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await cli.wait() == 0
+    assert f"the {'hook' if kind == 'routes' else 'lifespan'} failed" in cli.stderr
+    assert "ERROR" in cli.stderr and "stopped" in cli.stderr
+
+
 # ---------------------------------------------------------------- bad specs
 
 

@@ -697,7 +697,9 @@ async def run(
     hangup, or a reload asked of a single process, which cannot restart itself);
     a second SIGINT (Ctrl-C again) exits at once. SIGQUIT: a quick shutdown,
     with no grace for handlers nor closing handshakes (at once, during
-    another). The exit code: 0, or 1 if the shutdown failed or was cut short.
+    another). The exit code: 0 (an ``on_shutdown`` hook or an ASGI lifespan
+    shutdown that failed is logged, and the code stays 0, as uvicorn's), or 1
+    if the shutdown itself raised or was cut short.
 
     SIGTERM (or SIGHUP) again changes nothing: systemd signals every process
     of a service, and a supervisor passes the signal on, so a worker often
