@@ -501,12 +501,16 @@ async def test_a_client_that_leaves_a_long_poll_is_seen_gone_at_once(
     assert [f"{method} /poll - " in line for line in logged] == [True], logged  # (status: -)
 
 
-async def test_an_admin_route_that_closes_its_server_answers_before_serve_forever_returns() -> None:
+@pytest.mark.parametrize("wait", ["serve_forever", "wait_closed"])
+async def test_an_admin_route_that_closes_its_server_answers_before_its_program_goes_on(
+    wait: str,
+) -> None:
     # An embedded FastAPI app whose admin route awaits server.close(): the
     # shutdown does not wait for that route (it waits for the shutdown), and
-    # serve_forever() returned at the shutdown's end, before the route's answer.
-    # A program ends there, and asyncio.run() cancels what is left: the route,
-    # whose client got a 500 for the answer the README says still goes out.
+    # serve_forever() (then wait_closed()) returned at the shutdown's end,
+    # before the route's answer. A program ends there, and asyncio.run()
+    # cancels what is left: the route, whose client got a 500 for the answer
+    # the README says still goes out.
     from wsserver import serve
 
     app = FastAPI()
@@ -521,7 +525,7 @@ async def test_an_admin_route_that_closes_its_server_answers_before_serve_foreve
     async def program() -> None:
         # An embedding program: it serves until closed, then ends, and
         # asyncio.run() cancels the tasks left.
-        await server.serve_forever()
+        await getattr(server, wait)()
         for task in list(server.app_tasks):
             task.cancel()
 

@@ -1391,8 +1391,10 @@ class Server:
 
     async def wait_closed(self) -> None:
         """Wait until :meth:`close` has finished (after a start that failed, too:
-        call close())."""
+        call close()); as :meth:`serve_forever` does, for the handlers that
+        called close() to answer too, ``close_timeout`` at most."""
         await self._closed.wait()
+        await self._let_callers_answer()
 
     # ------------------------------------------------------------ inspection
 
