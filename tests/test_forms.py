@@ -833,3 +833,21 @@ def test_a_part_has_at_most_32_header_lines_and_a_value_32_parameters() -> None:
 def test_encode_form_refuses_a_content_type_of_two_lines() -> None:
     with pytest.raises(ValueError, match="one line"):
         encode_form([], [("f", UploadedFile("a.txt", "text/plain\r\nX-Injected: 1", b"x"))])
+
+
+def test_a_part_header_not_in_utf_8_without_a_charset_is_read_as_latin_1() -> None:
+    # An old client (or curl in a latin-1 shell) writes a file name's bytes as
+    # they are, with no charset said: they became U+FFFD each, two names that
+    # differ by those letters the same name. Read as latin-1 (as Starlette
+    # does), the name keeps its letters; UTF-8 names are read as before.
+    head = b'Content-Disposition: form-data; name="f"; filename="caf\xe9 \xfc.txt"'
+    body = multipart(
+        head + b"\r\n\r\nx", field("caf\xe9", b"v").replace(b"caf\xc3\xa9", b"caf\xe9")
+    )
+    fields, files = parse_form(MULTIPART, body, 10)
+    assert files.get("f").filename == "café ü.txt"
+    assert fields == {"café": ["v"]}
+    body = multipart('Content-Disposition: form-data; name="f"; filename="é.txt"\r\n\r\nx'.encode())
+    assert parse_form(MULTIPART, body, 10)[1].get("f").filename == "é.txt"
+    # A field's content is not a header: what does not decode is still U+FFFD.
+    assert parse_form(MULTIPART, multipart(field("a", b"\xe9")), 10)[0] == {"a": ["\ufffd"]}

@@ -566,7 +566,7 @@ def _part_head(
     buffer: bytes, start: int, stop: int, codec: str
 ) -> tuple[list[tuple[str, str]], bytes]:
     """The headers (lowercase names; values decoded in ``codec``: UTF-8, as
-    browsers send file names, unless the form names its charset) and the
+    browsers send file names, else latin-1, unless the form names its charset) and the
     content of the part ``buffer[start:stop]``. (Read
     where it is: a copy of the part, then one of its content, took twice a
     file's size beside the body.)"""
@@ -586,9 +586,20 @@ def _part_head(
         name, colon, value = line.partition(b":")
         if not colon or TOKEN_RE.fullmatch(name.decode("latin-1")) is None:
             raise BadRequest("A multipart form part has a malformed header.")
-        text = _decode(value.strip(b" \t"), codec)
-        headers.append((name.decode("ascii").lower(), text))
+        headers.append((name.decode("ascii").lower(), _header_text(value.strip(b" \t"), codec)))
     return headers, buffer[end + 4 : stop]  # (b"" past the end)
+
+
+def _header_text(raw: bytes, codec: str) -> str:
+    """A part header's value in ``codec``; when that is UTF-8, bytes that are
+    not UTF-8 are latin-1 (a client that wrote a file name's bytes as they
+    are, no charset said): the name keeps its letters, not U+FFFD for each."""
+    if codec == "utf-8":
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+    return _decode(raw, codec)
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str:
