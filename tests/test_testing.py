@@ -1326,6 +1326,36 @@ async def test_a_json_body_is_what_httpx_sends() -> None:
             await client.post("/raw", json={"x": float("nan")})
 
 
+async def test_a_post_without_a_body_says_its_length_as_httpx_does() -> None:
+    # RFC 9110 8.6: a user agent sends Content-Length in a POST (PUT, PATCH)
+    # even when it is 0, as httpx (so Starlette's client) does; ours sent no
+    # framing header at all, so an app reading request.headers["content-length"]
+    # (or a server or proxy that wants a length: 411) saw a different request.
+    routes = Router()
+
+    @routes.route("/length", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    async def length(request: Request) -> Response:
+        return text(repr(request.headers.get("content-length")))
+
+    @routes.post("/moved")
+    async def moved(request: Request) -> Response:
+        return Response(b"", 303, headers={"Location": "/length"})
+
+    async with TestClient(routes) as client:
+        for method in ("POST", "PUT", "PATCH"):
+            theirs = httpx.Request(method, "http://testserver/length")
+            assert theirs.headers.get("content-length") == "0"
+            assert (await client.request(method, "/length")).text == "'0'"
+        for method in ("GET", "DELETE", "OPTIONS"):
+            theirs = httpx.Request(method, "http://testserver/length")
+            assert theirs.headers.get("content-length") is None
+            assert (await client.request(method, "/length")).text == "None"
+        # A body's own length, or chunks, as before; a GET a 303 makes has none.
+        assert (await client.post("/length", body=b"abc")).text == "'3'"
+        assert (await client.post("/length", body=iter([b"a"]))).text == "None"
+        assert (await client.post("/moved", follow_redirects=True)).text == "None"
+
+
 async def test_a_sender_cancelled_while_waiting_leaves_the_other_waiting() -> None:
     # Two tasks wait for the write buffer to drain (max_queue=1: the server
     # stops reading after the first message) and one is cancelled: the other

@@ -1094,6 +1094,8 @@ def _param_text(value: Any) -> str:
 #: The statuses ``follow_redirects`` follows, and the most it follows for one request.
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 MAX_REDIRECTS = 20
+#: The methods whose request says its Content-Length without a body too (0).
+_LENGTH_ALWAYS = frozenset(("POST", "PUT", "PATCH"))
 #: The headers of a body, dropped when a redirect turns the request into a GET.
 _BODY_HEADERS = frozenset(
     ("content-length", "content-type", "transfer-encoding", "content-encoding")
@@ -2087,8 +2089,12 @@ def _prepared(
         items.append(("Accept-Encoding", ACCEPT_ENCODING))  # (httpx's; undone as it)
     if "user-agent" not in names:
         items.append(("User-Agent", USER_AGENT))
-    if whole is not None and "content-length" not in names and "transfer-encoding" not in names:
-        items.append(("Content-Length", str(len(whole))))
+    if "content-length" not in names and "transfer-encoding" not in names and pieces is None:
+        if whole is not None:
+            items.append(("Content-Length", str(len(whole))))
+        elif method.upper() in _LENGTH_ALWAYS:
+            # (RFC 9110 8.6: even when it is 0, as httpx sends it.)
+            items.append(("Content-Length", "0"))
     return method.upper(), _target(path, params), items, names, whole, pieces
 
 
