@@ -1669,6 +1669,31 @@ async def test_params_and_every_method() -> None:
             await client.put("/echo", bogus=1)
 
 
+async def test_params_given_as_a_query_string_as_httpx_takes_them() -> None:
+    # httpx (so Starlette's client) takes params= as a query string too, str
+    # or bytes ('a=1&b=x y'), parsed then written as its own; ours unpacked
+    # the string's characters as pairs: "ValueError: not enough values to unpack".
+    routes = Router()
+
+    @routes.get("/echo")
+    async def show(request: Request) -> Response:
+        return text(request.query_string)
+
+    @routes.websocket("/ws")
+    async def ws_args(request: Request, ws: WebSocket) -> None:
+        await ws.send(request.query_string)
+
+    async with TestClient(routes) as client:
+        for params in ("a=1&b=x y&c=&tag=é&tag=2", b"a=1&b=x+y&c=&tag=%C3%A9&tag=2"):
+            theirs = httpx.Request("GET", "http://testserver/echo", params=params)
+            r = await client.get("/echo", params=params)
+            assert r.text == theirs.url.query.decode() == "a=1&b=x+y&c=&tag=%C3%A9&tag=2"
+        assert (await client.get("/echo?page=2", params="n=1")).text == "page=2&n=1"
+        assert (await client.get("/echo", params="")).text == ""
+        async with client.websocket("/ws", params="token=s3 cret") as ws:
+            assert await ws.receive() == "token=s3+cret"
+
+
 async def test_a_body_in_pieces_for_a_stream_route() -> None:
     routes = Router()
     seen: list[int] = []

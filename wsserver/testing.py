@@ -127,8 +127,9 @@ DEFAULT_HOST = "testserver"
 USER_AGENT = "testclient"
 
 HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
-#: Query parameters: a mapping (a list or tuple value repeats the name) or pairs.
-ParamsArg = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
+#: Query parameters: a mapping (a list or tuple value repeats the name) or pairs,
+#: or a query string (str or bytes), as httpx takes them.
+ParamsArg = Mapping[str, Any] | Iterable[tuple[str, Any]] | str | bytes | None
 #: A request's body: bytes, text (sent as UTF-8), or pieces of bytes (sent chunked).
 Body = bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | None
 #: Form fields (``data=``): a mapping or pairs; a list (or tuple) value repeats its name.
@@ -1062,12 +1063,17 @@ def _target(path: str, params: ParamsArg = None) -> bytes:
     without its ``#fragment`` (which browsers and HTTP clients keep to themselves),
     ``params`` added to its query string (form-encoded; a list value repeats its
     name; as httpx writes them, True and False are ``true`` and ``false``, None
-    an empty value)."""
+    an empty value; a query string, str or bytes, parsed first, as httpx takes it)."""
     if not path.startswith("/"):
         raise ValueError(f"the path must start with '/' (or be a URL): {path!r}")
     path = path.partition("#")[0]
     target = urllib.parse.quote(path, safe=_SAFE)
     if params:
+        if isinstance(params, (bytes, bytearray, memoryview)):
+            params = bytes(params).decode("ascii")
+        if isinstance(params, str):
+            # (A query string, as httpx takes it: parsed, then written as ours.)
+            params = urllib.parse.parse_qsl(params, keep_blank_values=True)
         pairs = params.items() if isinstance(params, Mapping) else params
         texts = [
             (name, _param_text(one))
