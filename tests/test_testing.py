@@ -2296,6 +2296,14 @@ async def test_a_streamed_body_is_read_as_it_comes() -> None:
             await anext(late.aiter_bytes())
         with pytest.raises(RuntimeError, match="read once"):
             await anext(response.aiter_bytes())
+        async with client.stream("GET", "/ticks") as whole:
+            await whole.aread()  # (then read again, as httpx's)
+            assert [line async for line in whole.aiter_lines()] == ["data: 0", "", *rest]
+            assert [piece async for piece in whole.aiter_text()] == [whole.text]
+            pieces = [piece async for piece in whole.aiter_bytes(4)]
+            assert b"".join(pieces) == whole.body and {len(p) for p in pieces[:-1]} == {4}
+            with pytest.raises(RuntimeError, match="read once"):
+                await anext(whole.aiter_raw())
 
 
 async def test_a_body_is_read_in_chunks_of_a_size_as_httpx_reads_it() -> None:

@@ -714,6 +714,25 @@ def test_a_streamed_body_is_read_as_it_comes() -> None:
             list(failing.iter_bytes())
 
 
+def test_a_streamed_body_read_whole_is_iterated_again_as_httpx_s() -> None:
+    # httpx (Starlette's client): once read(), a streamed response's
+    # iter_bytes(), iter_text() and iter_lines() go over what was read, in
+    # the block or after it; ours raised "the body of a streamed response is
+    # read once". Its raw stream is gone, as httpx's (StreamConsumed there).
+    from .test_testing import _streaming_routes
+
+    lines = ["data: 0", "", "data: 1", "", "data: 2", "", "last"]
+    with SyncTestClient(_streaming_routes()) as client:
+        with client.stream("GET", "/ticks") as response:
+            whole = response.read()
+            assert list(response.iter_lines()) == lines
+            assert b"".join(response.iter_bytes(chunk_size=4)) == whole
+            assert "".join(response.iter_text()) == whole.decode()
+            with pytest.raises(RuntimeError, match="read once"):
+                next(response.iter_raw())
+        assert list(response.iter_lines()) == lines  # (after the block too)
+
+
 def test_cookies_outlive_a_run() -> None:
     from .test_testing import _session_routes
 

@@ -555,7 +555,11 @@ class StreamedResponse(ClientResponse):
 
     def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
         """The body's pieces as they come, its ``Content-Encoding`` undone (or in
-        pieces of ``chunk_size`` bytes, the last one shorter)."""
+        pieces of ``chunk_size`` bytes, the last one shorter). Once :meth:`aread`
+        read it whole, what it read (as httpx's), as those of ``aiter_text()``
+        and ``aiter_lines()``."""
+        if self._whole:
+            return super().aiter_bytes(chunk_size)
         return _rechunked(self._decoded(), _chunk_size(chunk_size))
 
     async def _decoded(self) -> AsyncIterator[bytes]:
@@ -571,6 +575,8 @@ class StreamedResponse(ClientResponse):
     def aiter_text(self, chunk_size: int | None = None) -> AsyncIterator[str]:
         """The body as text as it comes (the charset as :attr:`text`'s), or in
         pieces of ``chunk_size`` characters (the last one shorter)."""
+        if self._whole:
+            return super().aiter_text(chunk_size)
         return _rechunked(self._text(), _chunk_size(chunk_size))
 
     async def _text(self) -> AsyncIterator[str]:
@@ -583,8 +589,13 @@ class StreamedResponse(ClientResponse):
         if rest:
             yield rest
 
-    async def aiter_lines(self) -> AsyncIterator[str]:
+    def aiter_lines(self) -> AsyncIterator[str]:
         """The body's lines as they end (each without its line break)."""
+        if self._whole:
+            return super().aiter_lines()
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[str]:
         lines = _Lines()
         async for text in self._text():
             for line in lines.feed(text):
@@ -626,12 +637,18 @@ class StreamedResponse(ClientResponse):
         return self._blocking(self.aiter_raw(chunk_size))
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        if self._whole:  # (read whole: what was read, as httpx's)
+            return super().iter_bytes(chunk_size)
         return self._blocking(self.aiter_bytes(chunk_size))
 
     def iter_text(self, chunk_size: int | None = None) -> Iterator[str]:
+        if self._whole:
+            return super().iter_text(chunk_size)
         return self._blocking(self.aiter_text(chunk_size))
 
     def iter_lines(self) -> Iterator[str]:
+        if self._whole:
+            return super().iter_lines()
         return self._blocking(self.aiter_lines())
 
     def read(self) -> bytes:
