@@ -312,6 +312,30 @@ async def test_publish_reaches_local_subscribers_and_other_servers_of_the_broker
         assert b.pubsub.subscribers.get("news") is None
 
 
+async def test_a_server_detached_from_a_shared_memory_broker_stays_out_of_it() -> None:
+    # What a server's topics say after its shutdown detached them (a WebSocket
+    # that outlived it: an admin loop going on, one that ignored its
+    # cancellation) came back into the shared broker: an entry of counts for
+    # the server gone, each time, and its subscribers in the others' presence.
+    from wsserver.server.topics import Topics
+
+    shared = MemoryBroker()
+    gone, staying = Topics(shared), Topics(shared)
+    await gone.start()
+    await staying.start()
+    shared.subscribe(gone, "news")
+    shared.count(gone, "news", 2)
+    assert await shared.presence() == {"news": 2}
+    await gone.close()
+    assert await shared.presence() == {}
+    shared.subscribe(gone, "news")
+    shared.count(gone, "news", 1)
+    assert await shared.presence() == {} and await shared.presence_of("news") == 0
+    shared.count(gone, "news", 0)
+    assert gone not in shared._counts and "news" not in shared._topics
+    assert shared.publish(staying, "news", "hello") and shared.stats.received == 0
+
+
 async def test_publish_skips_slow_subscribers_like_broadcast() -> None:
     server = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, write_limit=4096)
     async with server:

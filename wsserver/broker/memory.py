@@ -30,7 +30,8 @@ class MemoryBroker(Broker):
             self.unsubscribe(node, topic)
 
     def subscribe(self, node: BrokerNode, topic: str) -> None:
-        self._topics.setdefault(topic, set()).add(node)
+        if node in self._counts:  # (not after detach(): a connection that outlived its server)
+            self._topics.setdefault(topic, set()).add(node)
 
     def unsubscribe(self, node: BrokerNode, topic: str) -> None:
         nodes = self._topics.get(topic)
@@ -49,7 +50,9 @@ class MemoryBroker(Broker):
         return True
 
     def count(self, node: BrokerNode, topic: str, subscribers: int) -> None:
-        counts = self._counts.setdefault(node, {})
+        counts = self._counts.get(node)
+        if counts is None:
+            return  # (detached, as in subscribe())
         if subscribers:
             counts[topic] = subscribers
         else:
