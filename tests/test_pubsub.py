@@ -166,6 +166,19 @@ def test_a_broker_that_is_not_one_is_a_config_error(broker: Any, said: str) -> N
     assert said in str(refused.value) and "s3cret" not in str(refused.value)
 
 
+@pytest.mark.parametrize("ttl", [0.0001, 0.49])
+def test_a_presence_ttl_too_short_to_refresh_is_a_config_error(ttl: float) -> None:
+    # Below 1 ms it was PEXPIRE 0 (presence never seen); below a few tenths,
+    # a refresh (every third of it) about as often as a busy loop, to Redis.
+    with pytest.raises(ConfigError, match=r"at least 0\.5 seconds"):
+        serve(topic_routes(), "127.0.0.1", 0, broker="redis://cache/0", broker_presence_ttl=ttl)
+    with pytest.raises(
+        ValueError, match=re.escape(f"presence_ttl: at least 0.5 seconds, not {ttl}")
+    ):
+        RedisBroker("redis://cache/0", presence_ttl=ttl)
+    assert RedisBroker("redis://cache/0", presence_ttl=0.5).presence_ttl == 0.5
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 async def test_a_broker_that_is_not_one_is_refused_before_the_workers_listen(
     tmp_path: Path, workers: str

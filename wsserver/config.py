@@ -903,7 +903,8 @@ class Config:
     broker_presence_ttl: float = setting(
         15.0,
         Seconds(),
-        "seconds after which a process that died stops being counted in presence.",
+        "seconds after which a process that died stops being counted in presence "
+        "(at least 0.5: refreshed every third of it).",
         env="WEBSOCKET_BROKER_PRESENCE_TTL",
     )
     broker_timeout: float = setting(

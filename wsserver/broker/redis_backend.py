@@ -74,6 +74,9 @@ _INVALID_VALUE = re.compile(r"Invalid value for '(\w+)' in connection URL")
 
 logger = logging.getLogger("wsserver.broker")
 
+#: The shortest presence_ttl (seconds): presence is refreshed every third of
+#: it, and its changes written at most every 0.1 s.
+MIN_PRESENCE_TTL = 0.5
 #: Seconds the reader waits for a message at a time (then looks whether a ping is due).
 POLL = 0.05
 #: A connection up this long (seconds) served: the reconnecting after it starts over.
@@ -182,7 +185,7 @@ class RedisBroker(Broker):
             the channels' have the database number after it when it is not 0
             (``wsserver:1:``): keys are apart in each database, channels are not.
         presence_ttl: seconds after which a process that stopped refreshing its
-            counts (it died) is no longer counted.
+            counts (it died) is no longer counted; at least ``MIN_PRESENCE_TTL``.
         queue_size: messages waiting to be sent to Redis before more are
             dropped (None: as many as ``queue_bytes`` holds).
         queue_bytes: the bytes of the messages waiting to be sent to Redis
@@ -201,7 +204,7 @@ class RedisBroker(Broker):
             (the presence refresh) plus this, or this after a publish.
 
     Raises:
-        ValueError: redis-py is not installed.
+        ValueError: redis-py is not installed; ``presence_ttl`` is too short.
     """
 
     def __init__(
@@ -246,6 +249,11 @@ class RedisBroker(Broker):
         self.channel_prefix = f"{prefix}{db}:" if db else prefix
         #: Bytes cut off a channel's name to find its topic.
         self._topic_at = len(self._channel(""))
+        if not presence_ttl >= MIN_PRESENCE_TTL:  # (NaN too)
+            raise ValueError(
+                f"presence_ttl: at least {MIN_PRESENCE_TTL} seconds, not {presence_ttl}"
+                " (broker_presence_ttl, refreshed every third of it)"
+            )
         self.presence_ttl = presence_ttl
         self.max_backoff = max_backoff
         self.timeout = timeout
