@@ -174,6 +174,38 @@ async def test_a_shutdown_hook_that_calls_close_goes_on_at_once(
     assert not any("release" in r.getMessage() for r in caplog.records), caplog.text
 
 
+async def test_admin_routes_that_close_and_wait_for_the_server_do_not_wait_for_each_other() -> None:
+    # wait_closed() waits for the handlers that called close() to answer:
+    # two admin requests at once, each awaiting close() then wait_closed()
+    # (asyncio's idiom), must not wait close_timeout for each other.
+    routes = Router()
+
+    @routes.post("/admin/stop")
+    async def stop(request: Request) -> Response:
+        assert request.server is not None
+        await request.server.close()
+        await request.server.wait_closed()
+        return text("stopped")
+
+    server = serve(routes, "127.0.0.1", 0, close_timeout=4)
+    await server.start()
+
+    async def post() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /admin/stop HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        try:
+            return await reader.read()
+        finally:
+            writer.close()
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    answers = await asyncio.wait_for(asyncio.gather(post(), post()), TIMEOUT)
+    assert all(answer.endswith(b"stopped") for answer in answers), answers
+    assert loop.time() - began < 2  # (not close_timeout, 4 s)
+    await asyncio.wait_for(server.wait_closed(), TIMEOUT)
+
+
 @pytest.mark.parametrize(
     "close",
     [

@@ -897,12 +897,16 @@ class Server:
 
     async def _let_callers_answer(self) -> None:
         """Wait until the handlers that called close() (an admin route) have
-        ended, ``close_timeout`` at most: the shutdown does not wait for them
-        (they wait for it), and they answer once it is over. A program that
+        ended, ``close_timeout`` at most, unless one of them waits: the
+        shutdown does not wait for them (they wait for it), and they answer
+        once it is over. A program that
         ends when serve_forever() returns has asyncio.run() cancel what is
         left: such a handler, whose client got a 500, not its answer."""
         here = (calling_app_task(), asyncio.current_task())
-        answering = [t for t in self._app_close_callers if not t.done() and t not in here]
+        callers = self._app_close_callers
+        if any(task in callers for task in here if task is not None):
+            return  # (a caller itself: they would wait for each other)
+        answering = [t for t in callers if not t.done()]
         if answering:
             await asyncio.wait(answering, timeout=self.config.close_timeout)
 
