@@ -2018,6 +2018,42 @@ async def test_cookies_a_response_sets_go_with_the_next_requests_and_upgrades() 
         assert (await client.get("/me")).json() == {"lang": "fr"}
 
 
+async def test_cookies_of_one_request_go_with_it_alone_as_httpx_sends_them() -> None:
+    # (cookies= was a TypeError. httpx's request() merges them with the
+    # client's for that request, the request's winning on a name, keeps them
+    # out of the client's jar, and leaves them off a redirect's next request.)
+    routes = Router()
+
+    @routes.get("/cookie")
+    async def cookie(request: Request) -> Response:
+        return text(request.headers.get("cookie", "-"))
+
+    @routes.get("/away")
+    async def away(request: Request) -> Response:
+        return redirect("/cookie")
+
+    @routes.websocket("/ws")
+    async def ws_cookie(request: Request, ws: WebSocket) -> None:
+        await ws.send(request.headers.get("cookie", "-"))
+
+    async with TestClient(routes, cookies={"a": "1", "k": "client's"}) as client:
+        r = await client.get("/cookie", cookies={"k": "v", "b": "2"})
+        assert r.text == "a=1; k=v; b=2"
+        r = await client.request("GET", "/cookie", cookies=[("b", "2")])
+        assert r.text == "a=1; k=client's; b=2"
+        assert client.cookies == {"a": "1", "k": "client's"}  # (not kept)
+        r = await client.get("/cookie", cookies={"b": "2"}, headers={"Cookie": "x=9"})
+        assert r.text == "x=9"  # (the headers' own Cookie, as httpx)
+        r = await client.get("/away", cookies={"b": "2"}, follow_redirects=True)
+        assert r.text == "a=1; k=client's"
+        async with client.stream("GET", "/cookie", cookies={"b": "2"}) as streamed:
+            assert await streamed.aread() == b"a=1; k=client's; b=2"
+        async with client.websocket("/ws", cookies={"k": "ws"}) as ws:
+            assert await ws.receive() == "a=1; k=ws"
+        client.cookies.clear()
+        assert (await client.get("/cookie", cookies={"only": "this"})).text == "only=this"
+
+
 async def test_a_cookie_that_ends_goes_no_more_as_a_browser_s_would() -> None:
     # (A cookie was kept for ever once set: its Max-Age or Expires was read
     # only to drop one set already expired. Browsers, and httpx's jar under

@@ -92,6 +92,19 @@ def test_cookies_set_before_and_while_running() -> None:
     client.close()
 
 
+def test_cookies_of_one_request_as_httpx_s() -> None:
+    from .test_testing import _session_routes
+
+    with SyncTestClient(_session_routes(), cookies={"a": "1"}) as client:
+        assert client.get("/me", cookies={"a": "2", "b": "3"}).json() == {"a": "2", "b": "3"}
+        assert client.request("GET", "/me", cookies={"c": "4"}).json() == {"a": "1", "c": "4"}
+        with client.stream("GET", "/me", cookies={"d": "5"}) as streamed:
+            assert streamed.read() == b'{"a": "1", "d": "5"}'
+        with client.websocket("/ws", cookies={"session": "s3cret", "theme": "tea"}) as ws:
+            assert ws.receive() == "hello, tea"
+        assert client.cookies == {"a": "1"}
+
+
 def test_two_clients_in_a_chat_room() -> None:
     with (
         SyncTestClient(chat.routes) as client,

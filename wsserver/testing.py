@@ -127,6 +127,8 @@ DEFAULT_HOST = "testserver"
 USER_AGENT = "testclient"
 
 HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
+#: One request's cookies (``cookies=``): a mapping or pairs, name and value.
+CookiesArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 #: Query parameters: a mapping (a list or tuple value repeats the name) or pairs,
 #: or a query string (str or bytes), as httpx takes them.
 ParamsArg = Mapping[str, Any] | Iterable[tuple[str, Any]] | str | bytes | None
@@ -2354,12 +2356,19 @@ class TestClient:
 
     # ------------------------------------------------------------ HTTP
 
-    def _send_cookies(self, items: list[tuple[str, str]], names: set[str]) -> None:
-        """Add the ``Cookie`` header of ``client.cookies`` unless ``names`` has one
-        (those that ended dropped first)."""
+    def _send_cookies(
+        self, items: list[tuple[str, str]], names: set[str], cookies: CookiesArg = None
+    ) -> None:
+        """Add the ``Cookie`` header of ``client.cookies`` (those that ended
+        dropped first) and the request's ``cookies``, which win on a name (as
+        httpx merges them, not kept in ``client.cookies``), unless ``names``
+        has one."""
         self.cookies._drop_ended()
-        if self.cookies and "cookie" not in names:
-            items.append(("Cookie", "; ".join(f"{n}={v}" for n, v in self.cookies.items())))
+        sent = dict(self.cookies)
+        if cookies is not None:
+            sent.update(cookies.items() if isinstance(cookies, Mapping) else cookies)
+        if sent and "cookie" not in names:
+            items.append(("Cookie", "; ".join(f"{n}={v}" for n, v in sent.items())))
 
     def _keep_cookies(self, headers: Headers) -> None:
         """Take the cookies a response sets (RFC 6265 5.2), and drop those it expires."""
@@ -2379,6 +2388,7 @@ class TestClient:
         data: FormArg = None,
         files: FilesArg = None,
         headers: HeadersArg = None,
+        cookies: CookiesArg = None,
         params: ParamsArg = None,
         auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
@@ -2405,6 +2415,10 @@ class TestClient:
         ``content`` is ``body`` under httpx's name. ``auth``, a user and a
         password (str, UTF-8, or bytes), sends them as HTTP Basic credentials
         (``Authorization``, replacing one ``headers`` give, as httpx does).
+        ``cookies`` (a mapping or pairs) go with this request and those of
+        ``client.cookies``, winning on a name, as httpx merges them (not kept
+        in ``client.cookies``, nor sent with a redirect's next request; a
+        ``Cookie`` in ``headers`` goes instead of both).
 
         With ``follow_redirects`` (None: the client's, False unless it was
         made with ``follow_redirects=True``), a 301, 302, 303, 307 or 308 with a
@@ -2424,7 +2438,9 @@ class TestClient:
         history: list[ClientResponse] = []
         while True:
             sent = list(items)
-            self._send_cookies(sent, names)  # (each time: a redirect may set one)
+            # (Each time: a redirect may set one. The request's own go with
+            # it alone, not with a redirect's next request, as with httpx.)
+            self._send_cookies(sent, names, None if history else cookies)
             response = await self._send(method, target, sent, whole, pieces, timeout)
             response.url = _url(items, target)
             response.history = history
@@ -2517,6 +2533,7 @@ class TestClient:
         data: FormArg = None,
         files: FilesArg = None,
         headers: HeadersArg = None,
+        cookies: CookiesArg = None,
         params: ParamsArg = None,
         auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
@@ -2535,7 +2552,7 @@ class TestClient:
         method, target, items, names, whole, pieces = _prepared(
             method, path, body, content, json, data, files, headers, params, auth
         )
-        self._send_cookies(items, names)
+        self._send_cookies(items, names, cookies)
         seconds = self.timeout if timeout is None else timeout
         started = time.perf_counter()
         h = h11.Connection(h11.CLIENT)
@@ -2588,6 +2605,7 @@ class TestClient:
         compression: str | None = "deflate",
         params: ParamsArg = None,
         timeout: float | None = None,
+        cookies: CookiesArg = None,
     ) -> _Connecting:
         """Open a WebSocket to ``path`` (``params`` added to its query string; a
         ``ws://host/path`` URL gives its host as the ``Host`` header):
@@ -2596,6 +2614,7 @@ class TestClient:
 
         The upgrade request is a real one: ``headers`` are added to it (an
         ``Origin``, an ``Authorization``, a ``Host`` instead of ``testserver``),
+        ``cookies`` go with those of ``client.cookies`` (as :meth:`request`'s),
         ``subprotocols`` are offered in order, and permessage-deflate is offered
         unless ``compression`` is None, as browsers do (the server agrees only
         when it runs with ``compression="deflate"``, the default for ASGI apps).
@@ -2619,6 +2638,7 @@ class TestClient:
                 offered,
                 compression is not None,
                 self.timeout if timeout is None else timeout,
+                cookies,
             )
 
         return _Connecting(open, self.server.config.close_timeout)
@@ -2631,6 +2651,7 @@ class TestClient:
         subprotocols: list[str],
         deflate: bool,
         timeout: float | None,
+        cookies: CookiesArg = None,
     ) -> ClientWebSocket:
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         names = {name.lower() for name, _ in items}
@@ -2647,7 +2668,7 @@ class TestClient:
             ours.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
         if "user-agent" not in names:
             ours.append(("User-Agent", USER_AGENT))
-        self._send_cookies(ours, names)
+        self._send_cookies(ours, names, cookies)
         # What was offered is what the request says, ``headers`` included.
         offered = subprotocols + [
             token.strip(" \t")

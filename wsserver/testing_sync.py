@@ -41,6 +41,7 @@ from .testing import (
     ClientResponse,
     ClientWebSocket,
     Cookies,
+    CookiesArg,
     FilesArg,
     FormArg,
     HeadersArg,
@@ -648,6 +649,7 @@ class SyncTestClient:
         data: FormArg = None,
         files: FilesArg = None,
         headers: HeadersArg = None,
+        cookies: CookiesArg = None,
         params: ParamsArg = None,
         auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
@@ -665,6 +667,7 @@ class SyncTestClient:
                 data=data,
                 files=files,
                 headers=headers,
+                cookies=cookies,
                 params=params,
                 auth=auth,
                 timeout=timeout,
@@ -684,6 +687,7 @@ class SyncTestClient:
         data: FormArg = None,
         files: FilesArg = None,
         headers: HeadersArg = None,
+        cookies: CookiesArg = None,
         params: ParamsArg = None,
         auth: tuple[str | bytes, str | bytes] | None = None,
         timeout: float | None = None,
@@ -701,6 +705,7 @@ class SyncTestClient:
             data=data,
             files=files,
             headers=headers,
+            cookies=cookies,
             params=params,
             auth=auth,
             timeout=timeout,
@@ -732,6 +737,7 @@ class SyncTestClient:
         compression: str | None = "deflate",
         params: ParamsArg = None,
         timeout: float | None = None,
+        cookies: CookiesArg = None,
     ) -> SyncWebSocket:
         """Open a WebSocket to ``path`` (:meth:`TestClient.websocket`); ``with``
         it to close it at the end.
@@ -748,6 +754,7 @@ class SyncTestClient:
             compression=compression,
             params=params,
             timeout=timeout,
+            cookies=cookies,
         )
 
         return SyncWebSocket(thread.run(connecting.__aenter__()), thread, connecting, self)
