@@ -710,7 +710,7 @@ async def test_secure_handshake_denial_is_a_plain_http_response() -> None:
             await client.websocket("/ws/secure/handshake")
         denied = caught.value
         assert client.server.websockets == []
-    assert (denied.response.http_version, denied.status) == ("1.1", 401)
+    assert (denied.response.http_version, denied.status) == ("HTTP/1.1", 401)
     assert denied.headers["Connection"] == "close"  # a denial ends the connection
     assert b"Unauthorized" in denied.body
     assert "sec-websocket-accept" not in denied.headers

@@ -2434,6 +2434,82 @@ async def test_a_response_says_how_long_it_took() -> None:
         assert refused.value.response.elapsed.total_seconds() >= 0.2
 
 
+async def test_a_response_s_request_encoding_byte_count_and_close_are_httpx_s() -> None:
+    # (reason_phrase, encoding, is_closed, num_bytes_downloaded, request, and
+    # a streamed response's close() and aclose() were AttributeErrors, and
+    # http_version was "1.1" where httpx's is "HTTP/1.1".)
+    import gzip
+
+    compressed = gzip.compress(b"x" * 1000)
+    routes = _streaming_routes(gate := asyncio.Event())
+
+    @routes.route("/latin", methods=["GET", "POST"])
+    async def latin(request: Request) -> Response:
+        return raw(b"caf\xe9", content_type="text/plain; charset=latin-1")
+
+    @routes.get("/gz")
+    async def gz(request: Request) -> Response:
+        return raw(compressed, headers=[("Content-Encoding", "gzip")])
+
+    @routes.get("/away")
+    async def away(request: Request) -> Response:
+        return redirect("/latin")
+
+    @routes.websocket("/ws")
+    async def ws_route(request: Request, ws: WebSocket) -> None:
+        await ws.close()
+
+    async with TestClient(routes, cookies={"a": "1"}) as client:
+        r = await client.post("/latin?q=1", content=b"xyz", headers={"X-T": "t"})
+        assert (r.reason_phrase, r.http_version, r.is_closed) == ("OK", "HTTP/1.1", True)
+        assert (r.encoding, r.text, r.num_bytes_downloaded) == ("latin-1", "café", 4)
+        sent = r.request
+        assert (sent.method, sent.url, sent.url.path, sent.content) == (
+            "POST",
+            "http://testserver/latin?q=1",
+            "/latin",
+            b"xyz",
+        )
+        assert (sent.headers["x-t"], sent.headers["cookie"], sent.headers["content-length"]) == (
+            "t",
+            "a=1",
+            "3",
+        )
+        r.encoding = "utf-8"  # (as httpx's: text decoded with it from then on)
+        assert r.text == "caf\ufffd"
+        r.close()  # (read whole: nothing to do, as httpx's)
+        await r.aclose()
+        zipped = await client.get("/gz")
+        assert (zipped.encoding, zipped.content) == ("utf-8", b"x" * 1000)  # (httpx's default)
+        assert zipped.num_bytes_downloaded == len(compressed)  # (as it came)
+        moved = await client.get("/away", follow_redirects=True)
+        assert moved.request.url == "http://testserver/latin"
+        assert moved.history[0].request.url == "http://testserver/away"
+        async with client.websocket("/ws") as ws:
+            assert ws.response.request.headers["upgrade"] == "websocket"
+
+        async with client.stream("GET", "/ticks") as response:
+            assert (response.is_closed, response.num_bytes_downloaded) == (False, 0)
+            assert response.request.method == "GET"
+            assert await anext(response.aiter_lines()) == "data: 0"
+            assert response.num_bytes_downloaded == len(b"data: 0\n\n")
+            with pytest.raises(RuntimeError, match="aclose"):
+                response.close()  # (a TestClient's: async, as httpx's AsyncClient's)
+            await response.aclose()  # (the connection closed: the server sees it go)
+            assert response.is_closed
+            await wait_for(lambda: not client.server.connections, what="the connection gone")
+        gate.set()
+        async with client.stream("GET", "/ticks") as unread:
+            await unread.aclose()
+            with pytest.raises(RuntimeError, match="closed"):
+                await unread.aread()
+        async with client.stream("GET", "/ticks") as whole:
+            await whole.aread()
+            assert whole.is_closed and whole.num_bytes_downloaded == len(whole.content)
+            await whole.aclose()
+            assert whole.text.endswith("last")  # (read before: still there)
+
+
 async def test_a_stream_left_early_closes_its_connection() -> None:
     # An endless stream of server-sent events: the block's end is the client
     # leaving, and the application's stream ends, with no failure raised.

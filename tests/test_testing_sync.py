@@ -228,6 +228,22 @@ def test_iteration_timeouts_and_cookies() -> None:
         assert client.get("/me").text == "abc"
 
 
+def test_a_streamed_response_closes_as_httpx_s() -> None:
+    from .test_testing import _streaming_routes
+
+    with SyncTestClient(_streaming_routes()) as client:
+        with client.stream("GET", "/ticks") as response:
+            assert not response.is_closed
+            response.close()
+            assert response.is_closed
+            with pytest.raises(RuntimeError, match="closed"):
+                response.read()
+        with client.stream("GET", "/ticks") as whole:
+            assert whole.read().endswith(b"last") and whole.is_closed
+            whole.close()
+            assert whole.num_bytes_downloaded == len(whole.content)
+
+
 def test_an_asgi_app_s_lifespan_runs_in_the_block() -> None:
     events: list[str] = []
 

@@ -202,6 +202,41 @@ class Cookies(dict[str, str]):
                 self.delete(name)
 
 
+class ClientRequest:
+    """The request a response answers (``response.request``), with what httpx's
+    ``Request`` has that a test reads.
+
+    Attributes:
+        method: the method, upper-cased.
+        url: where it went (a :class:`URL`).
+        headers: the headers as sent (the ``Host``, the client's ``Cookie``,
+            ``Content-Length``... included).
+    """
+
+    __slots__ = ("method", "url", "headers", "_content")
+
+    def __init__(self, method: str, url: URL, headers: Headers, content: bytes | None) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self._content = content
+
+    @property
+    def content(self) -> bytes:
+        """The body sent (``b""`` if none).
+
+        Raises:
+            RuntimeError: a body of pieces, sent as they came and not kept (as
+                httpx's ``RequestNotRead``).
+        """
+        if self._content is None:
+            raise RuntimeError("a body of pieces is sent as it comes, not kept")
+        return self._content
+
+    def __repr__(self) -> str:
+        return f"<ClientRequest {self.method} {self.url}>"
+
+
 class ClientResponse:
     """An HTTP response the server sent: a route's answer, or the denial of an upgrade.
 
@@ -210,12 +245,14 @@ class ClientResponse:
         reason: the reason phrase.
         headers: the headers (case-insensitive; ``headers.getall(name)``).
         body: the body, as bytes.
-        http_version: ``"1.1"`` (or whatever the server said).
+        http_version: ``"HTTP/1.1"`` (or whatever the server said), as httpx's.
         url: where the request went (a :class:`URL`: ``http://testserver/path?query``,
             with httpx's ``path``, ``query``, ``host``...; empty
             for the denial of an upgrade).
         history: the redirects followed on the way here (``follow_redirects``),
             first to last.
+        num_bytes_downloaded: the bytes of the body read so far, as they came
+            (before its ``Content-Encoding`` is undone), as httpx counts them.
     """
 
     __slots__ = (
@@ -226,11 +263,19 @@ class ClientResponse:
         "http_version",
         "url",
         "history",
+        "num_bytes_downloaded",
         "_elapsed",
+        "_request",
+        "_encoding",
     )
 
     def __init__(
-        self, status: int, reason: str, headers: Headers, body: bytes, http_version: str = "1.1"
+        self,
+        status: int,
+        reason: str,
+        headers: Headers,
+        body: bytes,
+        http_version: str = "HTTP/1.1",
     ) -> None:
         self.status = status
         self.reason = reason
@@ -239,7 +284,52 @@ class ClientResponse:
         self.http_version = http_version
         self.url = URL("")
         self.history: list[ClientResponse] = []
+        self.num_bytes_downloaded = 0
         self._elapsed: datetime.timedelta | None = None
+        self._request: ClientRequest | None = None
+        self._encoding: str | None = None
+
+    @property
+    def request(self) -> ClientRequest:
+        """The request this response answers (httpx's ``response.request``).
+
+        Raises:
+            RuntimeError: a response made by hand, with none.
+        """
+        if self._request is None:
+            raise RuntimeError("this response has no request (one made by hand?)")
+        return self._request
+
+    @request.setter
+    def request(self, request: ClientRequest) -> None:
+        self._request = request
+
+    @property
+    def reason_phrase(self) -> str:
+        """:attr:`reason`, under httpx's name."""
+        return self.reason
+
+    @property
+    def encoding(self) -> str:
+        """The charset :attr:`text` decodes with: ``Content-Type``'s, UTF-8 if
+        none or one Python does not know (as httpx's); one set is used instead."""
+        return self._encoding or _charset(self.headers)
+
+    @encoding.setter
+    def encoding(self, encoding: str) -> None:
+        self._encoding = encoding
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the response is over (its body read, or closed): always, for one
+        read whole; a streamed one's, once read to its end or closed."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to do for a response read whole (httpx's ``close()``)."""
+
+    async def aclose(self) -> None:
+        """Nothing to do for a response read whole (httpx's ``aclose()``)."""
 
     @property
     def elapsed(self) -> datetime.timedelta:
@@ -265,8 +355,9 @@ class ClientResponse:
     @property
     def text(self) -> str:
         """The body decoded with the charset of ``Content-Type`` (UTF-8 if none, or
-        one Python does not know); bytes that do not decode become U+FFFD."""
-        return self.body.decode(_charset(self.headers), "replace")
+        one Python does not know; or :attr:`encoding`, if set); bytes that do not
+        decode become U+FFFD."""
+        return self.body.decode(self.encoding, "replace")
 
     @property
     def status_code(self) -> int:
@@ -496,6 +587,7 @@ class StreamedResponse(ClientResponse):
         "_sent_at",
         "_started",
         "_whole",
+        "_closed",
         "runner",
         "consumed",
         "left",
@@ -512,13 +604,43 @@ class StreamedResponse(ClientResponse):
     ) -> None:
         super().__init__(head.status, head.reason, head.headers, b"", head.http_version)
         self.url = head.url
+        self._request = head._request
         self._client = client
         self._h = h
         self._pipe = pipe
         self._timeout = timeout
         self._sent_at = sent_at  # (time.perf_counter()'s, for elapsed)
-        self._started = self._whole = self.consumed = self.left = False
+        self._started = self._whole = self._closed = self.consumed = self.left = False
         self.runner: Callable[[Any], Any] | None = None
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the body was read to its end, or the response closed
+        (:meth:`aclose`, :meth:`close`, the ``stream()`` block's end)."""
+        return self.consumed or self.left or self._closed
+
+    async def aclose(self) -> None:
+        """Close the response before its block ends, as httpx's: a body not
+        read to its end is read no more (its connection closed: the
+        application hears the client leave); one read whole stays there."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.consumed:
+            self._pipe.transport.close()
+        if self._elapsed is None:
+            self._ended(self._sent_at)
+
+    def close(self) -> None:
+        """:meth:`aclose`, for a :class:`~wsserver.testing_sync.SyncTestClient`'s response.
+
+        Raises:
+            RuntimeError: a TestClient's (``await response.aclose()``, as
+                httpx's async responses).
+        """
+        if self.runner is None:
+            raise RuntimeError("a TestClient's streamed response is closed by await aclose()")
+        self.runner(self.aclose())
 
     def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
         """The body's pieces as they come, as they came (an encoding not undone),
@@ -538,6 +660,8 @@ class StreamedResponse(ClientResponse):
             raise RuntimeError("the body of a streamed response is read once")
         if self.left:
             raise RuntimeError("a streamed response is read within its stream() block")
+        if self._closed:
+            raise RuntimeError("a streamed response is read before it is closed")
         self._started = True
         while True:
             broken: ConnectionError | None = None
@@ -553,6 +677,7 @@ class StreamedResponse(ClientResponse):
                 self.consumed = True
                 self._ended(self._sent_at)  # (httpx's: once read to its end)
                 return
+            self.num_bytes_downloaded += len(piece)
             yield piece
 
     def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
@@ -582,7 +707,7 @@ class StreamedResponse(ClientResponse):
         return _rechunked(self._text(), _chunk_size(chunk_size))
 
     async def _text(self) -> AsyncIterator[str]:
-        decoder = codecs.getincrementaldecoder(_charset(self.headers))("replace")
+        decoder = codecs.getincrementaldecoder(self.encoding)("replace")
         async for data in self._decoded():
             text = decoder.decode(data)
             if text:
@@ -1311,6 +1436,7 @@ async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
     decoder = _Decoder(response.headers)
     parts = []
     while (piece := await _next_piece(h, pipe)) is not None:
+        response.num_bytes_downloaded += len(piece)
         parts.append(decoder.decode(piece))
     parts.append(decoder.end())
     response.body = b"".join(parts)
@@ -1334,7 +1460,7 @@ async def _read_head(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
                     event.reason.decode("latin-1"),
                     _response_headers(event),
                     b"",
-                    event.http_version.decode("ascii", "replace"),
+                    "HTTP/" + event.http_version.decode("ascii", "replace"),
                 )
             raise ConnectionError("the server closed the connection without a response")
     except _Ended:
@@ -2443,6 +2569,9 @@ class TestClient:
             self._send_cookies(sent, names, None if history else cookies)
             response = await self._send(method, target, sent, whole, pieces, timeout)
             response.url = _url(items, target)
+            response.request = ClientRequest(
+                method, response.url, Headers(sent), (whole or b"") if pieces is None else None
+            )
             response.history = history
             location = response.headers.get("location")
             if not follow_redirects or response.status not in _REDIRECTS or location is None:
@@ -2572,6 +2701,9 @@ class TestClient:
                 raise ConnectionError("the server switched protocols: use websocket()")
             self._keep_cookies(head.headers)
             head.url = _url(items, target)
+            head.request = ClientRequest(
+                method, head.url, Headers(items), (whole or b"") if pieces is None else None
+            )
             response = StreamedResponse(head, self, h, pipe, seconds, started)
             try:
                 yield response
@@ -2681,10 +2813,9 @@ class TestClient:
         pipe = await self._open_pipe()
         try:
             async with _within(timeout, "no answer to the upgrade came"):
+                target = _target(path, params)
                 request = h11.Request(
-                    method="GET",
-                    target=_target(path, params),
-                    headers=_encode_headers(ours + items),
+                    method="GET", target=target, headers=_encode_headers(ours + items)
                 )
                 pipe.write((h.send(request) or b"") + (h.send(h11.EndOfMessage()) or b""))
                 try:
@@ -2692,6 +2823,8 @@ class TestClient:
                 except ConnectionError as exc:
                     raise InvalidHandshake(str(exc)) from None
                 switch._ended(started)
+                url = URL(f"ws://{_host(ours + items)}{target.decode('ascii')}")
+                switch.request = ClientRequest("GET", url, Headers(ours + items), b"")
             self._keep_cookies(switch.headers)
             if switch.status != 101:
                 raise HandshakeDenied(switch)
