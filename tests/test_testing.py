@@ -2510,6 +2510,32 @@ async def test_a_response_s_request_encoding_byte_count_and_close_are_httpx_s() 
             assert whole.text.endswith("last")  # (read before: still there)
 
 
+async def test_a_response_s_repeated_headers_by_httpx_s_get_list_and_multi_items() -> None:
+    # (headers.get_list() and multi_items(), httpx's names for getall() and
+    # every pair, were AttributeErrors. headers[name] stays the first value,
+    # where httpx joins a repeated header's values with ", ".)
+    routes = Router()
+
+    @routes.get("/many")
+    async def many(request: Request) -> Response:
+        return text("x", headers=[("X-Many", "a"), ("X-Many", "b, c"), ("Set-Cookie", "s=1")])
+
+    async with TestClient(routes) as client:
+        headers = (await client.get("/many")).headers
+        assert headers.get_list("x-MANY") == headers.getall("x-many") == ["a", "b, c"]
+        assert headers.get_list("X-Many", split_commas=True) == ["a", "b", "c"]
+        assert headers.get_list("nowhere") == []
+        assert headers["x-many"] == "a"
+        assert [pair for pair in headers.multi_items() if pair[0].startswith(("x-", "set"))] == [
+            ("x-many", "a"),
+            ("x-many", "b, c"),
+            ("set-cookie", "s=1"),
+        ]
+        async with client.stream("GET", "/many") as streamed:
+            assert streamed.headers.get_list("x-many") == ["a", "b, c"]
+    assert not hasattr(Headers(), "get_list")  # (the server's own, unchanged)
+
+
 async def test_a_stream_left_early_closes_its_connection() -> None:
     # An endless stream of server-sent events: the block's end is the client
     # leaving, and the application's stream ends, with no failure raised.

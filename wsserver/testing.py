@@ -96,6 +96,7 @@ from .server.http_protocol import HttpProtocol
 from .server.server import ASGI_DEFAULTS, CANCELLED_GRACE, Server, serve
 
 __all__ = [
+    "ClientRequest",
     "ClientResponse",
     "ClientWebSocket",
     "Cookies",
@@ -103,6 +104,7 @@ __all__ = [
     "HTTPStatusError",
     "InvalidHandshake",
     "QueryParams",
+    "ResponseHeaders",
     "StreamedResponse",
     "TestClient",
     "TooManyRedirects",
@@ -202,6 +204,26 @@ class Cookies(dict[str, str]):
                 self.delete(name)
 
 
+class ResponseHeaders(Headers):
+    """A response's headers: :class:`~wsserver.protocol.http.Headers` (case-insensitive,
+    ``headers[name]`` the first value, ``getall(name)`` every one), with httpx's
+    ``get_list()`` and ``multi_items()``."""
+
+    __slots__ = ()
+
+    def get_list(self, name: str, split_commas: bool = False) -> list[str]:
+        """Every value of header ``name``, in order (``getall``); with
+        ``split_commas``, each comma-separated item of them, stripped, as httpx's."""
+        values = self.getall(name)
+        if not split_commas:
+            return values
+        return [item.strip() for value in values for item in value.split(",")]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` pair, names lowercase, repeated ones included, as httpx's."""
+        return [(name.lower(), value) for name, value in self.raw_items()]
+
+
 class ClientRequest:
     """The request a response answers (``response.request``), with what httpx's
     ``Request`` has that a test reads.
@@ -243,7 +265,9 @@ class ClientResponse:
     Attributes:
         status: the status code.
         reason: the reason phrase.
-        headers: the headers (case-insensitive; ``headers.getall(name)``).
+        headers: the headers (:class:`ResponseHeaders`: case-insensitive,
+            ``headers[name]`` the first value; every one by ``getall(name)``
+            or httpx's ``get_list(name)``, every pair by ``multi_items()``).
         body: the body, as bytes.
         http_version: ``"HTTP/1.1"`` (or whatever the server said), as httpx's.
         url: where the request went (a :class:`URL`: ``http://testserver/path?query``,
@@ -279,7 +303,9 @@ class ClientResponse:
     ) -> None:
         self.status = status
         self.reason = reason
-        self.headers = headers
+        if not isinstance(headers, ResponseHeaders):  # (one made by hand)
+            headers = ResponseHeaders(headers.raw_items())
+        self.headers: ResponseHeaders = headers
         self.body = body
         self.http_version = http_version
         self.url = URL("")
@@ -1391,8 +1417,8 @@ def _origin(url: urllib.parse.SplitResult) -> tuple[str, int] | None:
         return None
 
 
-def _response_headers(event: h11.Response | h11.InformationalResponse) -> Headers:
-    return Headers.from_lowercase(
+def _response_headers(event: h11.Response | h11.InformationalResponse) -> ResponseHeaders:
+    return ResponseHeaders.from_lowercase(
         [(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers]
     )
 

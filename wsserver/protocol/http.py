@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, Self, TypeVar, overload
 
 import h11
 
@@ -202,7 +202,7 @@ class Headers(Mapping[str, str]):
             self.add(name, value)
 
     @classmethod
-    def from_lowercase(cls, items: list[tuple[str, str]]) -> Headers:
+    def from_lowercase(cls, items: list[tuple[str, str]]) -> Self:
         """Headers from pairs whose names are lowercase already (as h11 gives them)."""
         headers = cls()
         headers._items = items
