@@ -1807,6 +1807,26 @@ async def test_forms_and_files_as_a_browser_sends_them() -> None:
         assert r.json() == {"kind": "text/plain", "fields": {}, "files": {}}
 
 
+async def test_empty_data_or_files_send_no_body_as_httpx() -> None:
+    # (data={} or files={} sent "Content-Type: application/x-www-form-urlencoded"
+    # and an empty body, a GET's "Content-Length: 0" too; httpx sends neither:
+    # a POST's Content-Length: 0 alone.)
+    routes = Router()
+
+    @routes.route("/head", methods=["GET", "POST"])
+    async def head(request: Request) -> Response:
+        return json_response(
+            [request.headers.get(name) for name in ("content-type", "content-length")]
+        )
+
+    async with TestClient(routes) as client:
+        for given in ({"data": {}}, {"files": {}}, {"data": {}, "files": []}, {"data": []}):
+            assert (await client.post("/head", **given)).json() == [None, "0"], given
+            assert (await client.get("/head", **given)).json() == [None, None], given
+        posted = await client.post("/head", data={"a": "1"}, files={})
+        assert posted.json() == ["application/x-www-form-urlencoded", "3"]
+
+
 async def test_files_take_the_boundary_a_multipart_content_type_gives_as_httpx() -> None:
     # httpx writes the parts with the boundary of a multipart/form-data
     # Content-Type the test gives (a test of how a Java client's boundary

@@ -2222,8 +2222,9 @@ def _prepared(
         raise ValueError("give body or json, not both")
     if (data is not None or files is not None) and (json is not None or body is not None):
         raise ValueError("give data and files, or body, or json: not both")
-    if data is not None or files is not None:
-        plain, attached = _form_files(files)
+    fields = _form_fields(data) if data is not None else []
+    plain, attached = _form_files(files)
+    if fields or plain or attached:  # (none: no body, nor its type, as httpx sends it)
         # (httpx's (None, value) alone is multipart too, as files= makes it.)
         multipart = bool(attached or plain)
         boundary = None
@@ -2239,7 +2240,7 @@ def _prepared(
                     f"headers give multipart/form-data with a valid boundary: {given!r}"
                 )
         content_type, body = encode_form(
-            _form_fields(data) + plain, attached, multipart=multipart, boundary=boundary
+            fields + plain, attached, multipart=multipart, boundary=boundary
         )
         if "content-type" not in names:
             items.append(("Content-Type", content_type))
