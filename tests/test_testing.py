@@ -1130,6 +1130,53 @@ async def test_paths_are_percent_encoded() -> None:
         assert welcome["room"] == "café crème" and welcome["user"] == "éric"
 
 
+#: Paths and queries as a test writes them; each is sent as httpx sends it.
+_TARGETS = [
+    "/a<b>",
+    '/a"b',
+    "/{x}/a`b",
+    "/a b",
+    "/a%20b",
+    "/100%",
+    "/a%zz",
+    "/a|b^c",
+    "/café",
+    "/a\\b",
+    "/a[1]",
+    "/~u/_-.!$&'()*+,;=:@",
+    "/p/%2F/x",
+    "/a?b=<c> d",
+    '/a?x=|^`{}"',
+    "/a?q=%&r=%2F",
+    "/a?q=café&s=\U0001f600",
+    "/a?q=a+b&r=?/[1]\\",
+    "/a?",
+    "/a<b>?q=1#f<",
+]
+
+
+@pytest.mark.parametrize("path", _TARGETS)
+async def test_a_path_and_query_are_percent_encoded_as_httpx_encodes_them(path: str) -> None:
+    # ('"', '<', '>' and in the path '`', '{', '}' went as they were; httpx
+    # percent-encodes them: '/a<b>' is '/a%3Cb%3E'.)
+    async def target(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "bytes": scope["raw_path"]})
+            await send({"type": "websocket.send", "bytes": scope["query_string"]})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        body = scope["raw_path"] + b" " + scope["query_string"]
+        await send({"type": "http.response.body", "body": body})
+
+    raw_path = httpx.Request("GET", "http://testserver" + path).url.raw_path
+    expected = b" ".join(raw_path.partition(b"?")[::2])
+    async with TestClient(target, lifespan="off") as client:
+        assert (await client.get(path)).content == expected
+        async with client.websocket(path) as ws:
+            assert [await ws.receive(), await ws.receive()] == expected.split(b" ")
+
+
 # ====================================================================== ASGI
 
 

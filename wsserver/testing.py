@@ -149,9 +149,12 @@ FileArg = (
 )
 FilesArg = Mapping[str, FileArg] | Iterable[tuple[str, FileArg]] | None
 
-#: Characters left as they are in a request target; anything else (spaces,
-#: non-ASCII) is percent-encoded as UTF-8.
-_SAFE = string.punctuation
+#: Characters left as they are in a request target's path and in its query, as
+#: httpx leaves them (WHATWG's percent-encode sets: '"', '<' and '>' encoded
+#: in both, '`', '{' and '}' in the path too); anything else (spaces,
+#: non-ASCII) is percent-encoded as UTF-8. A '%' is left: "%20" is sent as it is.
+_SAFE_IN_PATH = "".join(c for c in string.punctuation if c not in '"<>`{}')
+_SAFE_IN_QUERY = "".join(c for c in string.punctuation if c not in '"<>')
 
 
 class Cookies(dict[str, str]):
@@ -1229,15 +1232,17 @@ def _split_url(path: str, items: list[tuple[str, str]], schemes: tuple[str, ...]
 
 
 def _target(path: str, params: ParamsArg = None) -> bytes:
-    """The request target: ``path`` with spaces and non-ASCII characters percent-encoded,
+    """The request target: ``path`` percent-encoded as httpx encodes it (spaces,
+    non-ASCII characters, ``"<>``, and in the path the backtick, ``{`` and ``}``),
     without its ``#fragment`` (which browsers and HTTP clients keep to themselves),
     ``params`` added to its query string (form-encoded; a list value repeats its
     name; as httpx writes them, True and False are ``true`` and ``false``, None
     an empty value; a query string, str or bytes, parsed first, as httpx takes it)."""
     if not path.startswith("/"):
         raise ValueError(f"the path must start with '/' (or be a URL): {path!r}")
-    path = path.partition("#")[0]
-    target = urllib.parse.quote(path, safe=_SAFE)
+    path, mark, query = path.partition("#")[0].partition("?")
+    target = urllib.parse.quote(path, safe=_SAFE_IN_PATH)
+    target += mark + urllib.parse.quote(query, safe=_SAFE_IN_QUERY)
     if params:
         if isinstance(params, (bytes, bytearray, memoryview)):
             params = bytes(params).decode("ascii")
