@@ -2684,6 +2684,28 @@ async def test_a_stream_waits_for_the_next_piece_within_the_timeout() -> None:
                 pass
 
 
+async def test_a_request_whose_body_stalls_says_so_at_its_timeout() -> None:
+    # (A response whose head came but whose body did not end was reported as
+    # "no response came within ...": it came, its body did not end.)
+    gate = asyncio.Event()  # (never set: the stream stalls after its first piece)
+    routes = _streaming_routes(gate)
+
+    @routes.get("/silent")
+    async def silent(request: Request) -> Response:
+        await gate.wait()
+        return text("never")
+
+    async with TestClient(routes, timeout=0.3) as client:
+        with pytest.raises(
+            TimeoutError,
+            match=r"^the response's head came \(200 OK\), but its body did not end "
+            r"within 0\.3 s \(the client's timeout",
+        ):
+            await client.get("/ticks")
+        with pytest.raises(TimeoutError, match=r"^no response came within 0\.2 s"):
+            await client.get("/silent", timeout=0.2)
+
+
 async def test_a_starlette_session_cookie_reaches_its_websocket() -> None:
     async def login(request: StarletteRequest) -> PlainTextResponse:
         response = PlainTextResponse("in")

@@ -1200,10 +1200,15 @@ async def _within(seconds: float | None, what: str) -> AsyncIterator[None]:
             # (One that says what it is already; or not this bound's: the
             # application's, raised in the test, asyncio.wait_for()'s say.)
             raise
-        raise TimeoutError(
-            f"{what} within {seconds} s (the client's timeout: TestClient(timeout=...), "
-            "or the call's; None waits for ever)"
-        ) from None
+        raise _late(what, seconds) from None
+
+
+def _late(what: str, seconds: float | None) -> TimeoutError:
+    """The TimeoutError of :func:`_within`: ``what`` did not come within ``seconds``."""
+    return TimeoutError(
+        f"{what} within {seconds} s (the client's timeout: TestClient(timeout=...), "
+        "or the call's; None waits for ever)"
+    )
 
 
 def _split_url(path: str, items: list[tuple[str, str]], schemes: tuple[str, ...]) -> str:
@@ -1462,8 +1467,17 @@ async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
         ConnectionError: the server closed the connection or sent malformed HTTP.
     """
     response = await _read_head(h, pipe)
-    if response.status == 101:
-        return response
+    if response.status != 101:
+        await _read_body(h, pipe, response)
+    return response
+
+
+async def _read_body(h: h11.Connection, pipe: _Pipe, response: ClientResponse) -> None:
+    """Read the body of ``response`` (whose head came) whole into its ``body``.
+
+    Raises:
+        ConnectionError: the server closed the connection or sent malformed HTTP.
+    """
     decoder = _Decoder(response.headers)
     parts = []
     while (piece := await _next_piece(h, pipe)) is not None:
@@ -1471,7 +1485,6 @@ async def _read_response(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
         parts.append(decoder.decode(piece))
     parts.append(decoder.end())
     response.body = b"".join(parts)
-    return response
 
 
 async def _read_head(h: h11.Connection, pipe: _Pipe) -> ClientResponse:
@@ -2638,14 +2651,21 @@ class TestClient:
         started = time.perf_counter()
         h = h11.Connection(h11.CLIENT)
         pipe = await self._open_pipe()
+        seconds = self.timeout if timeout is None else timeout
         after_response = False
+        body_of: ClientResponse | None = None  # (a response whose body is being read)
         try:
-            async with _within(self.timeout if timeout is None else timeout, "no response came"):
+            async with _within(seconds, "no response came"):
                 await _write_request(h, pipe, method, target, items, whole, pieces)
                 broken: Exception | None = None
                 try:
-                    response = await _read_response(h, pipe)
+                    response = await _read_head(h, pipe)
+                    if response.status != 101:
+                        body_of = response
+                        await _read_body(h, pipe, response)
+                        body_of = None
                 except Exception as exc:
+                    body_of = None
                     broken = exc
                 else:
                     response._ended(started)
@@ -2665,6 +2685,12 @@ class TestClient:
                 raise TimeoutError(
                     "the response came, but the application's run did not end within the "
                     "timeout (its work after the response: background tasks?)"
+                ) from None
+            if body_of is not None:  # (its own words too: the head came)
+                raise _late(
+                    f"the response's head came ({body_of.status} {body_of.reason}), "
+                    "but its body did not end",
+                    seconds,
                 ) from None
             raise
         finally:
