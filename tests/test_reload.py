@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -152,6 +153,35 @@ async def test_an_edit_stops_a_replacement_still_starting_with_the_code_before_i
         assert "still starting, may run the code from before" in cli.stderr, cli.stderr
         assert "rolling restart stopped" not in cli.stderr, cli.stderr
         assert "did not start accepting" not in cli.stderr, cli.stderr
+
+
+async def test_a_first_worker_still_starting_is_stopped_once_an_edit_s_replacement_accepts(
+    tmp_path: Path,
+) -> None:
+    # The first start's import hangs (a database not up), the developer fixes
+    # it: the fixed code's worker took the slot and the hanging one was sent
+    # SIGHUP, which a worker still starting keeps until it serves: its import
+    # went on, with the code from before, for the whole retiring grace (about
+    # 30 s), then "did not stop: killed". It never accepted: nothing to finish.
+    write_app(tmp_path, "1", hangs=True)
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path), "--reload-delay", "0.2")
+    async with running_cli(*args, "--ping-interval", "off") as cli:
+        await wait_for(lambda: (tmp_path / "hanging").exists(), what="its import hanging")
+        match = re.search(r"worker 1 started \(pid (\d+)\)", cli.stderr)
+        assert match is not None, cli.stderr
+        hanging = int(match.group(1))
+        write_app(tmp_path, "2")
+        await wait_until_served(cli.port, "2")
+        await wait_for(lambda: not _alive(hanging), timeout=5, what="the hanging worker's end")
+        assert "did not stop: killed" not in cli.stderr, cli.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 async def test_an_edit_in_the_same_second_as_the_last_is_served_not_its_stale_bytecode(

@@ -129,7 +129,9 @@ async def test_an_edit_during_a_restart_leaves_no_worker_unknown(
         third = await slot.nth(3, "the third worker")
         await wait_for(lambda: supervisor.workers.get(1) is third, what="the third in its slot")
         replacement.ready.set_result(True)  # the replacement accepts: it takes the slot
-        await wait_for(lambda: slot.sighupped(third), what="the third retiring")
+        # (Still starting: nothing to finish, its start stopped, SIGTERM.)
+        retired = (third.pid, signal.SIGTERM)
+        await wait_for(lambda: retired in slot.signalled, what="the third retiring")
         assert supervisor.workers[1] is replacement
         running = [w for w in slot.started if not w.exited.done()]
         assert {w.pid for w in running} == {w.pid for w in supervisor._all_workers()}

@@ -1032,7 +1032,10 @@ class Supervisor:
             for retired in retiring:
                 retired.retiring = True
                 self._retired.add(retired)
-                _signal(retired, signal.SIGHUP)
+                # (One still starting has no connections to finish, and keeps
+                # a SIGHUP until it serves: its start, an import that hangs,
+                # would go on for the whole grace. SIGTERM stops it at once.)
+                _signal(retired, signal.SIGHUP if retired.accepting else signal.SIGTERM)
             logger.info(
                 "worker %d: pid %d accepting; %s retiring",
                 slot,
