@@ -369,9 +369,9 @@ def test_patterns_with_a_directory_match_the_path_from_the_right(tmp_path: Path)
     # A name as it is, with its directory: that file, not another of its name.
     assert "config/app.toml" in watching(include=["config/app.toml"])
     assert "other/app.toml" not in watching(include=["config/app.toml"])
-    # "gen/*": the files right in gen (as PurePath.match sees it).
+    # "gen/*": the files right in gen, and the directories there (as uvicorn's).
     assert watching(exclude=["gen/*"]) == [
-        "app.py", "gen/deep/more.py", "tests/fixtures/data.py", "tests/test_app.py"
+        "app.py", "tests/fixtures/data.py", "tests/test_app.py"
     ]  # fmt: skip
     # A directory that exists: its whole tree.
     assert watching(exclude=[str(tmp_path / "tests" / "fixtures")]) == [
@@ -382,6 +382,34 @@ def test_patterns_with_a_directory_match_the_path_from_the_right(tmp_path: Path)
     # An absolute pattern: the whole path.
     assert watching(exclude=[str(tmp_path / "*.py")]) == [
         "gen/deep/more.py", "gen/out.py", "tests/fixtures/data.py", "tests/test_app.py"
+    ]  # fmt: skip
+
+
+def test_an_exclusion_whose_pattern_matches_a_directory_skips_its_tree(tmp_path: Path) -> None:
+    # uvicorn's "tests/*" or "data/*" (as common as any) excludes the files in
+    # tests and, the directories it matches too (globbed from the current
+    # directory), everything under tests; here tests/unit/test_x.py restarted
+    # the server still, and "gen/" (a directory, said so) skipped gen only
+    # when it was run from the directory holding gen.
+    paths = [
+        "app.py",
+        "tests/test_app.py",
+        "tests/unit/test_x.py",
+        "tests/unit/deeper/test_y.py",
+        "pkg/gen/out.py",
+        "pkg/gen/deep/more.py",
+        "pkg/mod.py",
+    ]
+    watching = edits_seen(tmp_path, paths)
+    assert watching(exclude=["tests/*"]) == [
+        "app.py", "pkg/gen/deep/more.py", "pkg/gen/out.py", "pkg/mod.py"
+    ]  # fmt: skip
+    assert watching(exclude=["gen/"]) == [
+        "app.py", "pkg/mod.py", "tests/test_app.py", "tests/unit/deeper/test_y.py",
+        "tests/unit/test_x.py",
+    ]  # fmt: skip
+    assert watching(exclude=["pkg/**"]) == [
+        "app.py", "tests/test_app.py", "tests/unit/deeper/test_y.py", "tests/unit/test_x.py"
     ]  # fmt: skip
 
 

@@ -72,12 +72,14 @@ class FileWatcher:
     those in a directory named ``templates``, an absolute pattern the whole
     path), but for ``**``, which matches any number of directories, as in
     glob (``templates/**/*.html``: those anywhere under ``templates``).
-    Directories whose names match an exclusion without a ``/`` are not
-    looked into, nor one an exclusion names that exists (``--reload-exclude
-    tests/fixtures``: its whole tree). Directories linked into the tree are
-    followed, each walked once. A pattern given in ``include`` is no
-    longer excluded by default, and one given in ``exclude`` no longer
-    included by default (``exclude=["*.py"]``: no Python files); a name given
+    Directories whose paths match an exclusion, as a file's would, are not
+    looked into (``tests/*``: the files in ``tests`` and the trees under it,
+    as uvicorn's; ``gen`` or ``gen/``: any ``gen``), nor one an exclusion
+    names that exists (``--reload-exclude tests/fixtures``: its whole tree).
+    Directories linked into the tree are followed, each walked once. A
+    pattern given in ``include`` is no longer excluded by default, and one
+    given in ``exclude`` no longer included by default
+    (``exclude=["*.py"]``: no Python files); a name given
     in ``include`` as it is (``.env``, ``config/app.toml``, no wildcard) is
     watched whatever excludes it, in a directory excluded or hidden too
     (looked for there, under each directory, unless absolute).
@@ -102,8 +104,8 @@ class FileWatcher:
         self.excluded = _merged(EXCLUDE, exclude, include)
         #: Names given as they are (no wildcard): watched whatever excludes them.
         self.named = [p for p in include if not any(c in p for c in "*?[")]
-        #: What prunes a directory: exclusions of a name alone, and directories an exclusion names.
-        self._excluded_names = [p for p in self.excluded if "/" not in p and os.sep not in p]
+        #: What prunes a directory, besides an exclusion its path matches:
+        #: the directories an exclusion names, from the current directory.
         self._excluded_dirs = frozenset(os.path.abspath(p) for p in exclude if os.path.isdir(p))
         self._named = _Patterns(self.named)
         self._included = _Patterns(self.patterns)
@@ -208,7 +210,7 @@ class FileWatcher:
         return (
             not name.startswith(".")
             and name not in SKIPPED_DIRS
-            and not any(fnmatch.fnmatch(name, p) for p in self._excluded_names)
+            and not self._excluding.match(name, path)
             and path not in self._excluded_dirs
             and not os.path.exists(os.path.join(path, "pyvenv.cfg"))
         )
