@@ -909,14 +909,16 @@ async def test_a_stop_while_the_workers_start_starts_no_more_of_them(tmp_path: P
 
 
 SLOT_TWO_HANGS_APP = """
+import pathlib
 import sys
 import time
 
 from wsserver import Router
 
 # Slot 2's worker hangs in its start (slot 1's starts): the slot is on the
-# worker's command line (--worker SLOT:FD:PID).
+# worker's command line (--worker SLOT:FD:PID). It says so in a file beside.
 if sys.argv[sys.argv.index("--worker") + 1].split(":")[0] == "2":
+    pathlib.Path(__file__).with_name("hanging").touch()
     time.sleep(60)
 routes = Router()
 """
@@ -934,6 +936,9 @@ async def test_a_stop_during_a_first_start_that_hangs_says_no_worker_accepts(
     args = ("--app-dir", str(tmp_path), "--workers", "2", "--ping-interval", "none")
     async with running_cli("slot_two_hangs:routes", *args) as cli:
         await wait_for(lambda: "worker 1 (pid" in cli.stderr, what="worker 1 accepting")
+        # (Not before: a SIGTERM that comes before a worker's handlers are
+        # set, as it imports Python's modules, ends it without a word.)
+        await wait_for(lambda: (tmp_path / "hanging").exists(), what="worker 2 hanging")
         cli.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
     after = cli.stderr.partition("SIGTERM: stopping the workers")[2]
