@@ -593,6 +593,56 @@ async def test_a_killed_worker_s_status_file_goes_and_feeds_share_the_reading(
     assert reads <= seconds / 0.9 + 2, (reads, seconds)  # about once a second, not per feed
 
 
+KILLED_WORKER = """
+import asyncio, sys
+from wsserver import Router, serve
+
+
+async def main():
+    server = serve(Router(), "127.0.0.1", 0, status_path="/_status", ping_interval=None)
+    server.status.share(sys.argv[1], "2")
+    async with server:
+        print(server.port, flush=True)
+        await asyncio.Event().wait()
+
+
+asyncio.run(main())
+"""
+
+
+async def test_a_worker_killed_leaves_the_status_page_at_once(tmp_path: Any) -> None:
+    # A worker killed (SIGKILL, the OOM killer) never removes its file: the
+    # page went on showing it, its connections (gone with it) counted, until
+    # its file was STALE, 5 s; with its replacement in the same slot, a
+    # worker too many. A file of a process that is no more is left out.
+    import signal
+    import sys
+
+    server = serve(Router(), "127.0.0.1", 0, status_path="/_status", ping_interval=None)
+    assert server.status is not None
+    server.status.share(str(tmp_path), "1")
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_WORKER, str(tmp_path), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert worker.stdout is not None
+        await asyncio.wait_for(worker.stdout.readline(), 20)  # (it serves)
+        async with server, websockets.connect(f"ws://127.0.0.1:{server.port}/_status/ws") as feed:
+            snapshot = json.loads(await asyncio.wait_for(feed.recv(), 10))
+            while "2" not in snapshot["worker_totals"]:  # (until its file was written)
+                snapshot = json.loads(await asyncio.wait_for(feed.recv(), 10))
+            worker.send_signal(signal.SIGKILL)
+            await worker.wait()
+            killed_at = time.time()
+            while snapshot["time"] <= killed_at:  # (one taken before may be sent)
+                snapshot = json.loads(await asyncio.wait_for(feed.recv(), 10))
+            assert list(snapshot["worker_totals"]) == ["1"]
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+
+
 async def test_the_status_feed_refuses_pages_of_other_origins(run_server: StartServer) -> None:
     # The page opens its feed from its own origin. Without `origins` set, any
     # web page a visitor of the server opened could otherwise read the feed

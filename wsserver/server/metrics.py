@@ -25,7 +25,14 @@ from .stats import CLOSE_CODES_KEPT, always_kept
 if TYPE_CHECKING:
     from .server import Server
 
-__all__ = ["Metrics", "samples", "MULTIPROC_ENV", "retire_process", "require_prometheus_client"]
+__all__ = [
+    "Metrics",
+    "samples",
+    "MULTIPROC_ENV",
+    "retire_process",
+    "require_prometheus_client",
+    "running",
+]
 
 #: prometheus_client's directory for the files of several processes.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -429,11 +436,12 @@ def retire_ended_processes() -> None:
             if name.endswith(".db") and number.isascii() and number.isdigit():
                 pids.add(int(number))
     for pid in pids:
-        if pid != os.getpid() and not _running(pid):
+        if pid != os.getpid() and not running(pid):
             retire_process(pid)
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether the process ``pid`` is there (always True where that cannot be asked)."""
     if os.name == "nt":
         return True  # (signal 0 is CTRL_C_EVENT there: no way to ask, so none is retired)
     try:

@@ -13,7 +13,7 @@ codes) and a table per worker.
 Under ``--workers``, each worker writes its snapshot to a directory the
 supervisor made (:meth:`StatusBoard.share`) every second; whichever worker serves
 the page reads them all (a snapshot older than a few seconds is a worker that
-ended, and is left out).
+ended, and is left out, as is at once one whose process is gone: killed).
 
 Guarded like any route: the WebSocket obeys ``origins``, and without it admits
 only its page's own origin (or no ``Origin``: not a browser); with ``status_token``
@@ -29,6 +29,7 @@ import collections
 import contextlib
 import hashlib
 import json
+import os
 import secrets
 import time
 from collections import Counter
@@ -41,6 +42,7 @@ from ..app.routing import Router
 from ..errors import ConnectionClosed
 from ..protocol.handshake import is_same_origin
 from ..protocol.http import Response, error_response
+from .metrics import running
 from .stats import MESSAGE_FIELDS, Durations, cumulative_buckets
 from .tokens import has_token, unauthorized
 from .websocket import WebSocket
@@ -68,6 +70,9 @@ LATENCY_WINDOW = 60.0
 SAMPLE_EVERY = 5.0
 #: The key of a worker's figures that holds its histograms of the last window.
 LATENCY_KEY = "status_latency_window"
+#: The key of a worker's figures that holds its process id: a file whose
+#: process is gone (killed: it never removed it) is left out at once.
+PID_KEY = "status_pid"
 #: What the feeds send of a snapshot: what the page shows (not every
 #: worker's whole figures, some 420 bytes a route each, to every page each second).
 SHOWN = ("time", "totals", "worker_totals", "latency")
@@ -179,6 +184,10 @@ class StatusBoard:
                         file.unlink()  # a worker that was killed (it never removed it)
                     elif age < STALE:
                         figures = json.loads(file.read_text())
+                        pid = figures.get(PID_KEY)
+                        if isinstance(pid, int) and not running(pid):
+                            file.unlink()  # (its worker was killed a moment ago)
+                            continue
                         slot, _, process = file.stem.removeprefix("worker-").partition(".")
                         # (Two of a slot in a rolling restart: the second by its file's name.)
                         workers[slot if slot not in workers else f"{slot}.{process}"] = figures
@@ -273,6 +282,7 @@ class StatusBoard:
         while True:
             with contextlib.suppress(OSError):
                 figures = self._with_feeds(await self.server.recent_stats())
+                figures[PID_KEY] = os.getpid()
                 partial.write_text(json.dumps(figures))
                 partial.replace(target)  # readers never see half a file
             await asyncio.sleep(1.0)
