@@ -465,6 +465,28 @@ async def test_status_page_runs_under_a_server_wide_content_security_policy(
         assert looks == ["rgb(37, 99, 235)", "solid"]
 
 
+async def test_the_status_page_lists_ten_workers_and_more_in_order(
+    chromium: str, tmp_path: Any
+) -> None:
+    """Under --workers 12 the page's rows went 1, 10, 11, 12, 2, 3, ... (their
+    names sorted as text); they go by number."""
+    from wsserver import serve
+
+    server = serve(echo.routes, "127.0.0.1", 0, status_path="/_status")
+    assert server.status is not None
+    server.status.share(str(tmp_path), "1")  # worker 1; the others' files, as they leave them
+    for slot in range(2, 13):
+        (tmp_path / f"worker-{slot}.{slot:08x}.json").write_text(json.dumps(server.stats()))
+    async with server, Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/_status")
+        rows = (
+            "[...document.querySelectorAll('#workers tr')].slice(1)"
+            ".map(tr => tr.cells[0].textContent)"
+        )
+        await page.wait_for(f"{rows}.length === 12")
+        assert await page.evaluate(rows) == [str(n) for n in range(1, 13)]
+
+
 async def test_a_browser_that_fails_to_start_is_reported_with_its_output(tmp_path: Any) -> None:
     binary = tmp_path / "not-chromium"
     binary.write_text("#!/bin/sh\nprintf 'no display \\377 here\\n' >&2\nexit 3\n")

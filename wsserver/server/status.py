@@ -494,7 +494,9 @@ function show(snapshot) {
       ? "-" : `${ms(l.p50)} / ${ms(l.p99)}`;
   }
   table("close-codes", Object.entries(t.close_codes).sort());
-  table("workers", Object.entries(snapshot.worker_totals).sort().map(([name, w]) => [
+  // (By number: worker 2 before worker 10; a second of a slot, "1.3f2a", after its first.)
+  const byNumber = ([a], [b]) => a.localeCompare(b, "en", { numeric: true });
+  table("workers", Object.entries(snapshot.worker_totals).sort(byNumber).map(([name, w]) => [
     name, w.connections, w.text_in + w.binary_in, w.text_out + w.binary_out,
     w.payload_in, w.payload_out,
   ]));
