@@ -487,6 +487,59 @@ async def test_the_status_page_lists_ten_workers_and_more_in_order(
         assert await page.evaluate(rows) == [str(n) for n in range(1, 13)]
 
 
+async def test_the_status_page_s_rate_stays_when_a_worker_leaves(
+    chromium: str, tmp_path: Any
+) -> None:
+    """messages/s was the change of the workers' total: a worker that left (a
+    rolling restart, one killed) took its counts with it, and the rate read 0
+    for that second however busy the others were (one that joined brought all
+    of its counts into one second). It is each worker's change, added up."""
+    import asyncio
+
+    import websockets
+
+    from wsserver import serve
+
+    servers = [serve(echo.routes, "127.0.0.1", 0, status_path="/_status") for _ in range(2)]
+    for slot, server in enumerate(servers, 1):
+        assert server.status is not None
+        server.status.share(str(tmp_path), str(slot))
+        await server.start()
+    stay, leave = servers
+    busy = asyncio.Event()
+
+    async def steady_traffic() -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{stay.port}/ws") as ws:
+            while True:
+                for _ in range(10):
+                    await ws.send("tick")
+                    await ws.recv()
+                busy.set()
+                await asyncio.sleep(0.05)
+
+    traffic = asyncio.create_task(steady_traffic())
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{leave.port}/ws") as ws:
+            for _ in range(500):  # what the leaving worker did before
+                await ws.send("earlier")
+                await ws.recv()
+        await busy.wait()
+        async with Browser(chromium) as browser:
+            page = await browser.new_page(f"http://127.0.0.1:{stay.port}/_status")
+            workers = "document.getElementById('worker-count').textContent"
+            await page.wait_for(f"{workers} === '2' && statusChart.points.length >= 1", 10)
+            shown = await page.evaluate("statusChart.points.length")
+            await leave.close(timeout=1)
+            await page.wait_for(f"{workers} === '1'", 10)  # (the point it left at is drawn)
+            rates = await page.evaluate(f"statusChart.points.slice({shown}).map(p => p.rate)")
+            assert rates and all(rate > 0 for rate in rates), rates
+    finally:
+        traffic.cancel()
+        await asyncio.gather(traffic, return_exceptions=True)
+        for server in servers:
+            await server.close(timeout=1)
+
+
 async def test_a_browser_that_fails_to_start_is_reported_with_its_output(tmp_path: Any) -> None:
     binary = tmp_path / "not-chromium"
     binary.write_text("#!/bin/sh\nprintf 'no display \\377 here\\n' >&2\nexit 3\n")

@@ -475,9 +475,18 @@ function draw() {
 function show(snapshot) {
   const t = snapshot.totals;
   const now = snapshot.time;
-  const rate = last === null
-    ? 0 : Math.max(0, (messages(t) - messages(last.t)) / (now - last.time));
-  last = { t, time: now };
+  // Each worker's messages since the last snapshot, added up: one that left
+  // (its counts gone with it) or joined (all its counts at once) is no rate.
+  let rate = 0;
+  if (last !== null && now > last.time) {
+    let added = 0;
+    for (const [name, w] of Object.entries(snapshot.worker_totals)) {
+      const before = last.workers[name];
+      if (before !== undefined) added += Math.max(0, messages(w) - messages(before));
+    }
+    rate = added / (now - last.time);
+  }
+  last = { workers: snapshot.worker_totals, time: now };
   chart.points.push({ open: t.connections, rate: Math.round(rate) });
   if (chart.points.length > KEEP) chart.points.shift();
   document.getElementById("open").textContent = t.connections;
