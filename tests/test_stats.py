@@ -911,3 +911,29 @@ async def test_a_status_page_opened_late_shows_the_last_window_not_all_time(
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/_status/ws") as feed:
         snapshot = json.loads(await asyncio.wait_for(feed.recv(), 5))
     assert snapshot["latency"]["http"]["count"] == 1, snapshot["latency"]
+
+
+async def test_a_status_file_that_cannot_be_written_is_said_once_and_again_when_it_can(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A worker's once-a-second write of its figures failed without a word
+    # (the directory removed by a tmp cleaner, a disk full): the page showed
+    # fewer workers, and no line said why.
+    directory = tmp_path / "status"
+    directory.mkdir()
+    server = serve(Router(), "127.0.0.1", 0, status_path="/_status")
+    assert server.status is not None
+    server.status.share(str(directory), "1")
+    directory.rename(tmp_path / "away")
+    caplog.set_level(logging.WARNING, "wsserver")
+    async with server:
+
+        def said(words: str) -> list[str]:
+            return [r.getMessage() for r in caplog.records if words in r.getMessage()]
+
+        await wait_for(lambda: said("writing"), what="the failure's line")
+        await asyncio.sleep(1.5)  # (another write failed meanwhile: not said again)
+        assert len(said("writing")) == 1 and str(directory) in said("writing")[0]
+        directory.mkdir()
+        await wait_for(lambda: any(directory.glob("worker-1*.json")), what="the figures written")
+        await wait_for(lambda: said("written again"), what="the recovery's line")
