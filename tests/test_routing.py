@@ -423,12 +423,14 @@ def test_host_routes_fall_through_to_next_route() -> None:
 
 
 def test_first_added_route_wins() -> None:
+    # (A route without parameters that one before takes each path of is
+    # refused: test_a_route_a_parameterised_route_before_takes_every_path_of_is_refused.)
     router = Router()
     router.add_websocket_route(chat, "/items/<name>")
-    router.add_websocket_route(other, "/items/special")
-    route, params = router.match("/items/special")  # type: ignore[misc]
+    router.add_websocket_route(other, "/items/<n:int>")
+    route, params = router.match("/items/12")  # type: ignore[misc]
     assert route.handler is chat
-    assert params == {"name": "special"}
+    assert params == {"name": "12"}
 
 
 def test_later_route_used_when_earlier_type_does_not_fit() -> None:
@@ -1595,6 +1597,60 @@ def test_a_host_route_that_a_route_before_answers_for_its_hosts_is_refused() -> 
     first.get("/")(page)
     assert first.resolve("/", "admin.example", "GET", False).route is first.routes[0]
     assert first.resolve("/", "www.example", "GET", False).route is first.routes[1]
+
+
+async def test_a_route_a_parameterised_route_before_takes_every_path_of_is_refused(
+    run_server: StartServer, tmp_path: Any
+) -> None:
+    # Routes are tried in order: "/users/me" after "/users/<name>" (or
+    # "/health" after static files at "/") was taken and never reached, its
+    # requests answered by the route before ("me" taken for a user's name, a
+    # 404 of the static files), where Sanic serves the literal route first.
+    # It is refused now, as a route at the same URI is; add it before.
+    import httpx
+
+    async def user(request: Request, name: str) -> Any:
+        return text(f"user {name}")
+
+    async def me(request: Request) -> Any:
+        return text("me")
+
+    routes = Router()
+    routes.get("/users/<name>")(user)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.get("/users/me")(me)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.head("/users/me")(me)  # (HEAD goes to the GET route before)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.get("/users/me/", strict_slashes=True, name="slash")(me)
+    files = Router()
+    (tmp_path / "index.html").write_text("x")
+    files.static("/", tmp_path)
+    with pytest.raises(ValueError, match="would never be reached"):
+        files.get("/health")(me)
+    ws = Router()
+    ws.websocket("/ws/<room>")(chat)
+    with pytest.raises(ValueError, match="would never be reached"):
+        ws.websocket("/ws/lobby", name="lobby")(chat)
+    # What the route before leaves is taken: another method, kind, host, a
+    # value its type refuses, the form with a "/" a strict route leaves.
+    routes.post("/users/me")(me)
+    routes.websocket("/users/me")(chat)
+    routes.get("/items/<name:int>", name="item")(user)
+    routes.get("/items/new", name="new")(me)
+    routes.get("/hosts/<name>", host="a.example")(user)
+    routes.get("/hosts/me", name="hosts_me")(me)
+    strict = Router(strict_slashes=True)
+    strict.get("/users/<name>")(user)
+    strict.get("/users/me", strict_slashes=False)(me)  # (/users/me/ reaches it)
+    # The order to use: the literal route first.
+    first = Router()
+    first.get("/users/me")(me)
+    first.get("/users/<name>")(user)
+    server = await run_server(first)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        assert (await client.get("/users/me")).text == "me"
+        assert (await client.get("/users/ann")).text == "user ann"
 
 
 def _one_route_router(uri: str, host: str) -> Router:

@@ -783,13 +783,13 @@ async def test_an_app_route_that_a_builtin_endpoint_hides_is_warned_of(
     async def app_feed(request: Request, ws: WebSocket) -> None:
         await ws.send("the app's")
 
+    @r.get("/about")  # (before "/<page>", which would take its path)
+    async def about(request: Request) -> Any:
+        return text("the about page")
+
     @r.get("/<page>")
     async def page(request: Request, page: str) -> Any:
         return text(page)
-
-    @r.get("/about")
-    async def about(request: Request) -> Any:
-        return text("about")
 
     with caplog.at_level(logging.WARNING, "wsserver"):
         server = await run_server(r, metrics_path="/metrics", status_path="/_status")
@@ -806,7 +806,7 @@ async def test_an_app_route_that_a_builtin_endpoint_hides_is_warned_of(
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
         response = await client.get("/metrics")
         assert response.status_code == 200 and "wsserver_" in response.text  # the server's
-        assert (await client.get("/about")).text == "about"
+        assert (await client.get("/about")).text == "the about page"
         assert (await client.get("/faq")).text == "faq"
 
 

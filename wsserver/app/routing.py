@@ -784,7 +784,10 @@ class Router:
             ValueError: a route already there has its URI (its parameters
                 named otherwise too) and kind (and a method of it), and
                 answers each of its hosts (it is for the same hosts, more of
-                them, or every host), so that it would never be reached.
+                them, or every host), so that it would never be reached; or
+                one with parameters, of its kind, a method of it and its
+                hosts, matches each of its paths (``/users/<name>`` before
+                ``/users/me``), which it would take first.
         """
         for other in self.routes:
             same_methods = (
@@ -800,10 +803,17 @@ class Router:
             # (Routes are tried in order: a host's route goes before the
             # route for every host, where Sanic tries it first anyway.)
             its_hosts = _answers_hosts_of(other, route)
-            if same_uri and its_hosts and other.is_websocket == route.is_websocket and same_methods:
+            if not its_hosts or other.is_websocket != route.is_websocket:
+                continue
+            if same_uri and same_methods:
                 hosts = "host" if other.hosts == route.hosts else "hosts, first (add it before)"
                 raise ValueError(
                     f"{route!r} would never be reached: {other!r} has the same URI and {hosts}"
+                )
+            if _covers_paths(other, route) and _takes_a_method(other, route):
+                raise ValueError(
+                    f"{route!r} would never be reached: {other!r} matches each of its "
+                    "paths first (add it before)"
                 )
         self.routes.append(route)
         if named:
@@ -1119,6 +1129,30 @@ def _answers_hosts_of(first: Route, later: Route) -> bool:
     every host, or for the same hosts, or more): at one URI, it takes their
     requests first."""
     return first.hosts is None or (later.hosts is not None and later.hosts <= first.hosts)
+
+
+def _covers_paths(first: Route, later: Route) -> bool:
+    """Whether ``first``, a route with parameters, matches each path of
+    ``later``, one without (``/users/<name>`` each of ``/users/me``'s): tried
+    first, it takes their requests, as Sanic, which tries literal routes
+    first, would not."""
+    return (
+        first.exact is None
+        and later.exact is not None
+        and all(first.match(path) is not None for path in later.exact)
+    )
+
+
+def _takes_a_method(first: Route, later: Route) -> bool:
+    """Whether ``first``, tried before ``later`` at a path they both match,
+    takes a method of ``later``'s (a WebSocket route, an upgrade); a GET
+    route's HEAD, which comes with its GET, aside."""
+    if first.methods is None or later.methods is None:
+        return True
+    taken = first.methods & later.methods
+    if "GET" in later.methods and "GET" not in taken:
+        taken -= {"HEAD"}
+    return bool(taken)
 
 
 def _methods_clash(ours: frozenset[str], theirs: frozenset[str]) -> bool:
