@@ -318,6 +318,31 @@ class TestStatic:
         with pytest.raises(ValueError, match="Cache-Control"):
             Router().static("/s", tmp_path, cache_control="max-age=60\r\nX-Evil: 1")
 
+    async def test_a_mount_that_clashes_adds_nothing(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # static() adds two routes, the files' and the mount's own path: a
+        # clash of the second (a page already at /static) raised ValueError
+        # with the first left in, so the files were served after all, and a
+        # second try with the same name= said "a route named 'assets' already
+        # exists". Nothing is added now, as include() adds nothing then.
+        routes = Router()
+
+        @routes.get("/static")
+        async def page(request: Request) -> Response:
+            return text("page")
+
+        with pytest.raises(ValueError, match="would never be reached"):
+            routes.static("/static", site, name="assets")
+        assert [route.uri for route in routes.routes] == ["/static"]
+        with pytest.raises(KeyError):
+            routes.url_for("assets")
+        routes.static("/static", site, name="assets", index=None)  # (the name is free)
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            assert (await client.get("/static")).text == "page"
+            assert (await client.get("/static/app.js")).status_code == 200
+
 
 class TestRanges:
     """``Range`` on a GET (RFC 9110 14): one byte range, ``206``; past the end, ``416``."""

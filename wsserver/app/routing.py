@@ -17,7 +17,7 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, NamedTuple, TypedDict, TypeVar, Unpack
 from urllib.parse import quote, unquote, urlencode
 
@@ -486,14 +486,15 @@ class Router:
 
         Raises:
             ValueError: ``directory`` is not a directory, ``cache_control`` is
-                no header value, or a route clashes.
+                no header value, or a route clashes (nothing is added then).
         """
         handler = static_handler(directory, index=index, cache_control=cache_control)
         base = uri.rstrip("/")
-        self.add_route(handler, f"{base}/<path:path>", name=name, host=host)
-        if index is not None:
-            # (Its own path with its "/" too, whatever the router's strict_slashes.)
-            self.add_route(handler, base or "/", host=host, strict_slashes=False)
+        with self._all_or_nothing():
+            self.add_route(handler, f"{base}/<path:path>", name=name, host=host)
+            if index is not None:
+                # (Its own path with its "/" too, whatever the router's strict_slashes.)
+                self.add_route(handler, base or "/", host=host, strict_slashes=False)
 
     def websocket(
         self,
@@ -819,6 +820,21 @@ class Router:
         if named:
             self._names[route.name] = route
 
+    @contextlib.contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """Routes added within are all kept, or, if one raises, none is:
+        the table and its names are as they were before."""
+        count, names, explicit = len(self.routes), dict(self._names), set(self._explicit)
+        try:
+            yield
+        except BaseException:
+            del self.routes[count:]
+            self._names.clear()
+            self._names.update(names)
+            self._explicit.clear()
+            self._explicit.update(explicit)
+            raise
+
     def include(self, other: Router, prefix: str = "", *, name_prefix: str | None = None) -> None:
         """Add every route of ``other`` under ``prefix``, and its startup and shutdown hooks.
 
@@ -875,15 +891,9 @@ class Router:
                 explicit.add(name)
             names.add(name)
             moved.append((route.moved(base + route.uri if base else route.uri, name), named))
-        count, named_routes = len(self.routes), dict(self._names)
-        try:
+        with self._all_or_nothing():
             for route, named in moved:
                 self._register(route, named)
-        except ValueError:
-            del self.routes[count:]
-            self._names.clear()
-            self._names.update(named_routes)
-            raise
         self._explicit |= explicit
         self.startup_hooks.extend(h for h in other.startup_hooks if h not in self.startup_hooks)
         self.shutdown_hooks.extend(h for h in other.shutdown_hooks if h not in self.shutdown_hooks)
