@@ -423,14 +423,14 @@ def test_host_routes_fall_through_to_next_route() -> None:
 
 
 def test_first_added_route_wins() -> None:
-    # (A route without parameters that one before takes each path of is
-    # refused: test_a_route_a_parameterised_route_before_takes_every_path_of_is_refused.)
+    # (A route that one before takes each path of is refused:
+    # test_a_route_a_parameterised_route_before_takes_every_path_of_is_refused.)
     router = Router()
     router.add_websocket_route(chat, "/items/<name>")
-    router.add_websocket_route(other, "/items/<n:int>")
-    route, params = router.match("/items/12")  # type: ignore[misc]
+    router.add_websocket_route(other, "/<kind>/special")
+    route, params = router.match("/items/special")  # type: ignore[misc]
     assert route.handler is chat
-    assert params == {"name": "12"}
+    assert params == {"name": "special"}
 
 
 def test_later_route_used_when_earlier_type_does_not_fit() -> None:
@@ -1653,6 +1653,61 @@ async def test_a_route_a_parameterised_route_before_takes_every_path_of_is_refus
         assert (await client.get("/users/ann")).text == "user ann"
 
 
+async def test_a_route_that_a_str_or_path_parameter_before_takes_each_path_of_is_refused(
+    run_server: StartServer,
+) -> None:
+    # "/items/<id:int>" after "/items/<name>": the str parameter takes every
+    # number too, so the int route was taken and never reached (/items/5 went
+    # to name="5"), where Sanic tries a typed parameter before a str one.
+    # Likewise a route under a path parameter before it. Refused now, as a
+    # route at the same URI is; add it before.
+    import httpx
+
+    async def item(request: Request, **params: Any) -> Any:
+        return text(f"item {params}")
+
+    routes = Router()
+    routes.get("/items/<name>")(item)
+    routes.get("/users/<name>/posts")(item)
+    routes.get("/files/<p:path>", name="files")(item)
+    routes.websocket("/ws/<room>")(chat)
+    for uri in (
+        "/items/<id:int>",
+        "/items/<id:uuid>/",
+        "/items/<stem>.<ext>",
+        "/users/<id:int>/posts",
+        "/files/<name>.zip",
+        "/files/<year:int>/<name>",
+        "/files/archive/",
+    ):
+        with pytest.raises(ValueError, match="would never be reached"):
+            routes.get(uri, name=uri)(item)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.head("/items/<id:int>", name="head")(item)  # (HEAD goes to the GET route)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.websocket("/ws/<n:int>", name="numbered")(chat)
+    assert len(routes.routes) == 4
+    # What the route before leaves is taken: other segments, another method
+    # or kind, a path its type refuses, the form with "/" a strict one leaves.
+    routes.get("/items/<id:int>/edit", name="edit")(item)
+    routes.get("/users/<id:int>", name="user")(item)
+    routes.post("/items/<id:int>", name="create")(item)
+    routes.websocket("/items/<id:int>", name="feed")(chat)
+    routes.get("/numbers/<n:int>", name="n")(item)
+    routes.get("/numbers/<name>", name="name")(item)
+    strict = Router(strict_slashes=True)
+    strict.get("/items/<name>")(item)
+    strict.get("/items/<id:int>", strict_slashes=False)(item)  # (/items/5/ reaches it)
+    # The order to use: the typed route first.
+    first = Router()
+    first.get("/items/<id:int>", name="by_id")(item)
+    first.get("/items/<name>", name="by_name")(item)
+    server = await run_server(first)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        assert (await client.get("/items/5")).text == "item {'id': 5}"
+        assert (await client.get("/items/box")).text == "item {'name': 'box'}"
+
+
 def _one_route_router(uri: str, host: str) -> Router:
     other = Router()
 
@@ -1736,6 +1791,54 @@ def test_resolve_through_the_index_agrees_with_trying_every_route(
                 assert path.startswith(route.prefix)
             if route.exact is not None:
                 assert (path in route.exact) == (route._regex.match(path) is not None)
+
+
+_SHAPE_SEGMENTS = st.sampled_from(
+    [
+        "a",
+        "7",
+        "",
+        "<x{i}>",
+        "<n{i}:int>",
+        "<p{i}:path>",
+        "<x{i}>.<y{i}>",
+        "<x{i}>.a",
+        "<u{i}:uuid>",
+    ]
+)
+_SHAPE_PATHS = st.lists(
+    st.sampled_from(["a", "7", "b.a", "a.b", "", "-1", str(uuid.UUID(int=7))]), max_size=5
+).map(lambda parts: "/" + "/".join(parts))
+
+
+def _shape_uri(segments: list[str]) -> str:
+    return "/" + "/".join(segment.format(i=i) for i, segment in enumerate(segments))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(_SHAPE_SEGMENTS, max_size=3),
+    st.lists(_SHAPE_SEGMENTS, max_size=3),
+    st.booleans(),
+    st.booleans(),
+    st.lists(_SHAPE_PATHS, min_size=1, max_size=8),
+)
+def test_a_route_refused_as_never_reached_is_matched_first_on_each_path(
+    first: list[str], later: list[str], first_strict: bool, later_strict: bool, paths: list[str]
+) -> None:
+    # (What _register() refuses for a route before with parameters, that
+    # route takes: each path the later route matches, it matches too.)
+    routes = Router()
+    earlier = routes.add_route(ok, _shape_uri(first), strict_slashes=first_strict)
+    alone = Router().add_route(ok, _shape_uri(later), strict_slashes=later_strict)
+    try:
+        routes.add_route(ok, alone.uri, strict_slashes=later_strict, name="later")
+    except ValueError as exc:
+        if "matches each of its paths" not in str(exc):
+            return  # (the same URI: test_the_same_route_twice_is_an_error)
+        for path in [*paths, alone.uri, earlier.uri]:
+            if alone.match(path) is not None:
+                assert earlier.match(path) is not None, path
 
 
 def test_resolve_sees_the_public_route_list_changed_in_place() -> None:

@@ -788,7 +788,7 @@ class Router:
                 them, or every host), so that it would never be reached; or
                 one with parameters, of its kind, a method of it and its
                 hosts, matches each of its paths (``/users/<name>`` before
-                ``/users/me``), which it would take first.
+                ``/users/me`` or ``/users/<id:int>``), which it would take first.
         """
         for other in self.routes:
             same_methods = (
@@ -806,12 +806,15 @@ class Router:
             its_hosts = _answers_hosts_of(other, route)
             if not its_hosts or other.is_websocket != route.is_websocket:
                 continue
-            if same_uri and same_methods:
+            if same_uri:
+                if not same_methods:
+                    continue  # (another method, or a HEAD route beside its GET route)
                 hosts = "host" if other.hosts == route.hosts else "hosts, first (add it before)"
                 raise ValueError(
                     f"{route!r} would never be reached: {other!r} has the same URI and {hosts}"
                 )
-            if _covers_paths(other, route) and _takes_a_method(other, route):
+            covered = _covers_paths(other, route) or _covers_shape(other, route)
+            if covered and _takes_a_method(other, route):
                 raise ValueError(
                     f"{route!r} would never be reached: {other!r} matches each of its "
                     "paths first (add it before)"
@@ -1151,6 +1154,31 @@ def _covers_paths(first: Route, later: Route) -> bool:
         and later.exact is not None
         and all(first.match(path) is not None for path in later.exact)
     )
+
+
+def _covers_shape(first: Route, later: Route) -> bool:
+    """Whether ``first`` matches each path of ``later`` segment by segment:
+    theirs alike but where ``first`` has a lone ``str`` parameter (any text
+    of a segment: ``/items/<name>`` each of ``/items/<id:int>``'s), or ends
+    in a ``path`` parameter (any text: ``/files/<p:path>`` each of
+    ``/files/<name>.zip``'s). Other pairs are not told apart (False)."""
+    ours, theirs = first.shape, later.shape
+    if not first.strict_slashes:
+        ours, theirs = _unslashed(ours), _unslashed(theirs)  # (it takes both forms)
+    elif not later.strict_slashes:
+        return False
+    mine, its = ours.split("/"), theirs.split("/")
+    last = "" if mine[-1] == "<:path>" else mine[-1]
+    if "<:" not in ours or any("<:path>" in segment for segment in [*mine[:-1], last]):
+        return False  # (no parameter: _covers_paths(); a path parameter with others after)
+    for i, segment in enumerate(mine):
+        if segment == "<:path>":  # (the last: any text after it, not none)
+            return any(its[i:])
+        if i == len(its) or not (
+            segment == its[i] or (segment == "<:str>" and its[i] and "<:path>" not in its[i])
+        ):
+            return False
+    return len(mine) == len(its)
 
 
 def _takes_a_method(first: Route, later: Route) -> bool:
