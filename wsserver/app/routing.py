@@ -790,29 +790,31 @@ class Router:
                 hosts, matches each of its paths (``/users/<name>`` before
                 ``/users/me`` or ``/users/<id:int>``), which it would take first.
         """
+        bare = _unslashed(route.shape)
         for other in self.routes:
-            same_methods = (
-                route.methods is None
-                or other.methods is None
-                or _methods_clash(route.methods, other.methods)
-            )
-            # (Its parameters named otherwise, it matches the same paths; an
-            # earlier route without strict slashes takes both forms.)
-            same_uri = other.shape == route.shape or (
-                not other.strict_slashes and _unslashed(other.shape) == _unslashed(route.shape)
-            )
             # (Routes are tried in order: a host's route goes before the
             # route for every host, where Sanic tries it first anyway.)
-            its_hosts = _answers_hosts_of(other, route)
-            if not its_hosts or other.is_websocket != route.is_websocket:
+            if other.is_websocket != route.is_websocket or not _answers_hosts_of(other, route):
                 continue
-            if same_uri:
-                if not same_methods:
+            # (Its parameters named otherwise, it matches the same paths; an
+            # earlier route without strict slashes takes both forms.)
+            if other.shape == route.shape or (
+                not other.strict_slashes
+                and other.shape.startswith(bare)
+                and _unslashed(other.shape) == bare
+            ):
+                if not (
+                    route.methods is None
+                    or other.methods is None
+                    or _methods_clash(route.methods, other.methods)
+                ):
                     continue  # (another method, or a HEAD route beside its GET route)
                 hosts = "host" if other.hosts == route.hosts else "hosts, first (add it before)"
                 raise ValueError(
                     f"{route!r} would never be reached: {other!r} has the same URI and {hosts}"
                 )
+            if other.exact is not None or not route.shape.startswith(other.prefix):
+                continue  # (no parameters; or what comes before them is not the route's)
             covered = _covers_paths(other, route) or _covers_shape(other, route)
             if covered and _takes_a_method(other, route):
                 raise ValueError(
@@ -1163,14 +1165,16 @@ def _covers_shape(first: Route, later: Route) -> bool:
     in a ``path`` parameter (any text: ``/files/<p:path>`` each of
     ``/files/<name>.zip``'s). Other pairs are not told apart (False)."""
     ours, theirs = first.shape, later.shape
+    if first.exact is not None or not theirs.startswith(first.prefix):
+        return False  # (no parameter: _covers_paths(); its text before them differs)
     if not first.strict_slashes:
         ours, theirs = _unslashed(ours), _unslashed(theirs)  # (it takes both forms)
     elif not later.strict_slashes:
         return False
     mine, its = ours.split("/"), theirs.split("/")
     last = "" if mine[-1] == "<:path>" else mine[-1]
-    if "<:" not in ours or any("<:path>" in segment for segment in [*mine[:-1], last]):
-        return False  # (no parameter: _covers_paths(); a path parameter with others after)
+    if any("<:path>" in segment for segment in [*mine[:-1], last]):
+        return False  # (a path parameter with others after it)
     for i, segment in enumerate(mine):
         if segment == "<:path>":  # (the last: any text after it, not none)
             return any(its[i:])
