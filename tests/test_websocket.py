@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import collections
 import contextlib
 import datetime
 import json
@@ -11,6 +12,7 @@ import logging
 import math
 import os
 import socket
+import types
 from typing import Any
 
 import httpx
@@ -187,6 +189,35 @@ class TestSend:
             b"now",
             b"to all",
         ]
+
+    async def test_a_mapping_that_is_no_dict_is_refused_not_sent_as_its_keys(
+        self, run_server: StartServer
+    ) -> None:
+        # A mapping is iterable (its keys): send(MappingProxyType({"a": 1}))
+        # went out as the text "a", a fragment per key, where send_nowait()
+        # and broadcast() of it are a TypeError.
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            said = []
+            for mapping in (types.MappingProxyType({"a": 1}), collections.UserDict({"b": 2})):
+                try:
+                    await ws.send(mapping)  # type: ignore[arg-type]
+                except TypeError as exc:
+                    said.append(str(exc))
+                with pytest.raises(TypeError):
+                    ws.send_nowait(mapping)  # type: ignore[arg-type]
+            await ws.send(said)
+            await ws.send(dict(types.MappingProxyType({"a": 1})))  # (what it meant)
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            assert json.loads(await ws.recv()) == [
+                "cannot send mappingproxy (a mapping: dict(...) of it is sent as JSON)",
+                "cannot send UserDict (a mapping: dict(...) of it is sent as JSON)",
+            ]
+            assert await ws.recv() == '{"a": 1}'
 
     async def test_fragments_go_out_as_separate_frames(self, run_server: StartServer) -> None:
         routes = Router()

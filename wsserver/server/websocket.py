@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterable, Coroutine, Generator, Iterable
+from collections.abc import AsyncIterable, Coroutine, Generator, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -261,7 +261,7 @@ class WebSocket:
         (bytearray, memoryview, ``array.array``, a NumPy array) as binary; a
         dict or list as JSON text. An iterable or async iterable of str or of
         bytes(-like objects) is sent as one fragmented message, a frame per
-        item.
+        item (not a set, nor a mapping that is no dict: its keys).
 
         Args:
             data: what to send.
@@ -790,6 +790,10 @@ def _encode(data: Any, encoding: str | None) -> Data | None:
         view = _bytes_like(data)  # (an array: iterable, but bytes-like first)
         if view is not None:
             return view
+        if isinstance(data, Mapping):  # (iterable: its keys, which are no fragments)
+            raise TypeError(
+                f"cannot send {type(data).__name__} (a mapping: dict(...) of it is sent as JSON)"
+            )
         if isinstance(data, (Iterable, AsyncIterable)) and not isinstance(data, (set, frozenset)):
             return None
         raise TypeError(f"cannot send {type(data).__name__}")
