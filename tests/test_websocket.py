@@ -219,6 +219,50 @@ class TestSend:
             ]
             assert await ws.recv() == '{"a": 1}'
 
+    async def test_a_send_from_the_iterable_being_sent_is_refused_not_a_hang(
+        self, run_server: StartServer
+    ) -> None:
+        # The iterable of a fragmented send() runs in the sending task: a
+        # send() there (an error report, say) waited for the fragmented
+        # message to end, which waited for it: the handler hung for good.
+        # Another task's send still waits for the message's end.
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            said = []
+
+            async def report_too() -> None:
+                await ws.send("after the fragments")
+
+            async def fragments() -> Any:
+                yield "frag"
+                for attempt in (ws.send("inner"), ws.send(iter(["nested"]))):
+                    try:
+                        await attempt
+                    except ConcurrencyError as exc:
+                        said.append(str(exc))
+                other.append(asyncio.create_task(report_too()))
+                await asyncio.sleep(0)
+                yield "ments"
+
+            other: list[asyncio.Task[None]] = []
+            await ws.send(fragments())
+            await other[0]
+            await ws.send(said)
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as ws:
+            got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(3)]
+        assert got[:2] == ["fragments", "after the fragments"]
+        assert (
+            json.loads(got[2])
+            == [
+                "send() in the iterable of this task's fragmented send() would wait for itself",
+            ]
+            * 2
+        )
+
     async def test_fragments_go_out_as_separate_frames(self, run_server: StartServer) -> None:
         routes = Router()
 

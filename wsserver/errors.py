@@ -102,7 +102,8 @@ class InvalidState(WSServerError):
 
 
 class ConcurrencyError(WSServerError, RuntimeError):
-    """Two coroutines called ``recv()`` at the same time."""
+    """Two coroutines called ``recv()`` at the same time, or a fragmented
+    ``send()``'s iterable sent on its own connection (it would wait for itself)."""
 
 
 class ClientDisconnected(WSServerError, OSError):

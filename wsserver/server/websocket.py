@@ -61,6 +61,21 @@ class Subscribed:
 SENDS_PER_TURN = 256
 
 
+class _FragmentLock(asyncio.Lock):
+    """The lock a fragmented send holds until its message's end, and the task
+    holding it (its iterable runs in that task: a send() there would wait for
+    itself). Made at a connection's first fragmented send."""
+
+    owner: asyncio.Task[Any] | None = None
+
+    def check_not_owner(self) -> None:
+        """Raise ConcurrencyError if the calling task holds the lock."""
+        if self.locked() and self.owner is not None and self.owner is asyncio.current_task():
+            raise ConcurrencyError(
+                "send() in the iterable of this task's fragmented send() would wait for itself"
+            )
+
+
 class WebSocket:
     """One accepted WebSocket connection, as seen by its handler.
 
@@ -107,7 +122,7 @@ class WebSocket:
         self.latency = 0.0
         self._recv_busy = False
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
-        self._fragment_lock: asyncio.Lock | None = None
+        self._fragment_lock: _FragmentLock | None = None
         self._sends = 0  # since the loop last had a turn (see SENDS_PER_TURN)
         #: The topics this connection is subscribed to (see :meth:`subscribe`);
         #: a set once it has subscribed (an empty set is 216 bytes per idle
@@ -279,6 +294,9 @@ class WebSocket:
                 closes while this waits for the buffer to drain).
             TypeError: ``data`` has a type that cannot be sent.
             ValueError: unknown ``encoding``.
+            ConcurrencyError: called from the iterable of a fragmented
+                ``send()`` in progress in this task (it would wait for itself;
+                another task's ``send()`` waits for the message's end).
         """
         kind = type(data)
         lock = self._fragment_lock
@@ -305,6 +323,7 @@ class WebSocket:
             await self._send_fragments(data, compress)  # type: ignore[arg-type]
             return
         if lock is not None and lock.locked():
+            lock.check_not_owner()
             async with lock:
                 self._send_frame(payload, True, compress)
         else:
@@ -395,9 +414,12 @@ class WebSocket:
     async def _send_fragments(
         self, data: Iterable[Data] | AsyncIterable[Data], compress: bool
     ) -> None:
-        if self._fragment_lock is None:
-            self._fragment_lock = asyncio.Lock()
-        async with self._fragment_lock:
+        lock = self._fragment_lock
+        if lock is None:
+            lock = self._fragment_lock = _FragmentLock()
+        lock.check_not_owner()
+        async with lock:
+            lock.owner = asyncio.current_task()
             first: Data | None = None
             try:
                 if isinstance(data, AsyncIterable):
@@ -416,6 +438,8 @@ class WebSocket:
                     # on. (Another connection's close, from the iterator, too.)
                     self._protocol.start_close(1011, "error while sending a fragmented message")
                 raise
+            finally:
+                lock.owner = None
             if first is not None:
                 self._send_frame("" if isinstance(first, str) else b"", True, compress)
 
