@@ -30,6 +30,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from wsserver.server.http_protocol import HttpProtocol
+from wsserver.server.server import READ_SIZE
+
 from .helpers import errors_logged, wait_for
 
 TIMEOUT = 5
@@ -499,6 +502,50 @@ async def test_a_client_that_leaves_a_long_poll_is_seen_gone_at_once(
     assert server.counters.handler_errors == 0
     logged = [r.getMessage() for r in no_errors_logged.records if r.name == "wsserver.access"]
     assert [f"{method} /poll - " in line for line in logged] == [True], logged  # (status: -)
+
+
+async def test_polling_is_disconnected_keeps_what_is_read_ahead_bounded(
+    run_asgi: Any,
+) -> None:
+    # Server-sent events as tutorials write them: each event after
+    # `await request.is_disconnected()`, which calls receive() and cancels it
+    # at once. Each such call resumed reading, also where it had paused for
+    # the read-ahead bound (max_header_size, README): every poll took one
+    # more read (up to 256 KiB) of what the client pipelined into memory,
+    # unbounded.
+    flooded = asyncio.Event()
+    polled = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def events(request: Request) -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            yield "data: first\n\n"
+            await flooded.wait()
+            for _ in range(40):
+                assert not await request.is_disconnected()
+                await asyncio.sleep(0)  # (a loop turn: a read, if reading is on)
+            polled.set()
+            await finish.wait()
+            yield "data: last\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/events", events)])
+    server = await run_asgi(app, lifespan="off", max_header_size=1024)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"data: first"), TIMEOUT)
+    protocol = next(iter(server.connections))
+    assert isinstance(protocol, HttpProtocol)
+    writer.write(b"X" * (8 * READ_SIZE))  # (pipelined: no head, no end)
+    await wait_for(lambda: not protocol.transport.is_reading(), TIMEOUT, "reading paused")
+    flooded.set()
+    await asyncio.wait_for(polled.wait(), TIMEOUT)
+    assert len(protocol._h11.trailing_data[0]) <= 1024 + READ_SIZE  # (the read that went over)
+    assert not protocol.transport.is_reading()
+    finish.set()
+    await asyncio.wait_for(reader.readuntil(b"data: last"), TIMEOUT)
+    writer.close()
 
 
 @pytest.mark.parametrize("wait", ["serve_forever", "wait_closed"])

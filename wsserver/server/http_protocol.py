@@ -1867,13 +1867,21 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 waiter.set_result(None)
 
     def watch_disconnect(self) -> asyncio.Future[None]:
-        """A future done when the connection is lost; reads meanwhile, to notice it."""
+        """A future done when the connection is lost; reads meanwhile, to notice it,
+        within the bound on what is kept while the application works (see
+        data_received(): once it holds, reading stays paused, however often
+        this is asked, as by a framework that polls receive() for the
+        disconnect before each event it streams)."""
         future = self._lost_future
         if future is None:
             future = self._lost_future = self.loop.create_future()
             if self.lost:
                 future.set_result(None)
-        if not self.closing and not self._read_waiters:
+        if (
+            not self.closing
+            and not self._read_waiters
+            and self._kept <= self.config.max_header_size
+        ):
             self._resume_reading()
         return future
 
