@@ -477,6 +477,46 @@ async def test_a_denial_is_framed_by_the_server(
         expect_logged_error(caplog, "ASGI application failed")
 
 
+@pytest.mark.parametrize("last", ["body", "trailers"])
+async def test_a_response_shorter_than_its_length_closes_its_connection_at_once(
+    run_asgi: Any, last: str
+) -> None:
+    # The app sends 8 of the 10 bytes its Content-Length says, then ends the
+    # body; its send() raises, and it goes on (it caught the error). The
+    # response was taken for complete: the client waited for the 2 bytes
+    # missing as long as the app ran, its connection neither ended nor closed.
+    raised: list[BaseException] = []
+    release = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        headers = [(b"content-length", b"10")]
+        trailers = last == "trailers"
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": headers, "trailers": trailers}
+        )
+        await send({"type": "http.response.body", "body": b"12345", "more_body": True})
+        try:
+            await send({"type": "http.response.body", "body": b"678"})
+            if trailers:
+                await send({"type": "http.response.trailers", "headers": []})
+        except RuntimeError as exc:
+            raised.append(exc)
+        await asyncio.wait_for(release.wait(), TIMEOUT)
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+        raw = await asyncio.wait_for(reader.read(), 2)  # (the app goes on for TIMEOUT)
+    finally:
+        release.set()
+        writer.close()
+    assert raw.startswith(b"HTTP/1.1 200 ") and raw.endswith(b"\r\n\r\n12345678"), raw
+    assert raised and "Too little data" in str(raised[0])
+
+
 @pytest.mark.parametrize("given", [b"keep-alive", b"Keep-Alive, x-option", b"close"])
 async def test_a_denial_says_connection_close_once_whatever_connection_the_app_gave(
     run_asgi: Any, given: bytes

@@ -1971,7 +1971,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """End the response (with ``trailers``, a chunked one only); go on to the
         next request, or close when that cannot be."""
         h = self._h11
-        self._write(h11.EndOfMessage(headers=trailers) if trailers else h11.EndOfMessage())
+        try:
+            self._write(h11.EndOfMessage(headers=trailers) if trailers else h11.EndOfMessage())
+        except RuntimeError:
+            # (Short of its Content-Length: its client would wait for the rest
+            # as long as the application runs, one that caught this too.)
+            self.cut_short()
+            raise
         self._response_ended()
         # The rest of a body the application did not read: what h11 has
         # already is skipped; if more is still to come, the connection closes
