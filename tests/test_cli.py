@@ -754,6 +754,35 @@ async def test_uvicorns_other_flags_are_taken(tmp_path: Path) -> None:
     assert "colour" not in cli.stderr
 
 
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        # uvicorn's choices that wsserver has nothing for: argparse's "invalid
+        # choice", which said neither why nor what to do instead.
+        (["--ws", "none"], "--ws none: wsserver always serves WebSocket"),
+        (["--interface", "wsgi"], "--interface wsgi: wsserver serves no WSGI application"),
+        (["--interface", "asgi2"], "--interface asgi2: wsserver serves no ASGI 2 application"),
+    ],
+)
+async def test_uvicorns_choices_without_an_equivalent_are_refused_saying_so(
+    flags: list[str], said: str
+) -> None:
+    code, err = await run_cli_to_end(*flags, "examples.echo:routes", "--port", "0")
+    assert code == 2, err
+    assert said in err.strip().splitlines()[-1] and "invalid choice" not in err, err
+
+
+async def test_uvicorns_ssl_version_is_taken_and_said_to_be_ignored() -> None:
+    # Before the application, its value was taken for the application and
+    # the application named an unrecognized argument:
+    # "unrecognized arguments: --ssl-version examples.echo:routes" (exit 2).
+    async with running_cli("--ssl-version", "17", "examples.echo:routes") as cli:
+        await assert_echo(cli.url + "/ws")
+        await wait_for(lambda: "--ssl-version 17: TLS 1.2 and 1.3" in cli.stderr, what="it")
+    code, err = await run_cli_to_end("--ssl-version", "tls", "examples.echo:routes")
+    assert code == 2 and "argument --ssl-version: expected" in err, err
+
+
 def test_an_application_may_be_an_attribute_of_an_attribute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -929,7 +958,7 @@ async def test_uvicorns_own_variables_are_said_to_be_ignored(tmp_path: Path) -> 
         ("UVICORN_FORWARDED_ALLOW_IPS", "WEBSOCKET_FORWARDED_ALLOW_IPS says the same here"),
         ("UVICORN_LOG_LEVEL", "--log-level says the same here (a flag only)"),
         ("UVICORN_HEADERS", "--header says the same here (a flag only)"),
-        ("UVICORN_SSL_VERSION", "wsserver has no such setting"),
+        ("UVICORN_SSL_VERSION", "TLS 1.2 and 1.3 are spoken here (no such setting)"),
         ("UVICORN_APP", "the application is the command line's module:attr"),
     ]:
         assert f"WARNING wsserver.server: {name} {ignored} {instead}\n" in said, said

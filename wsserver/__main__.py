@@ -103,7 +103,9 @@ def build_parser() -> CommandLineParser:
     p.add_argument("app", help="module:attr, e.g. examples.echo:routes or main:app")
     p.add_argument(
         "--interface",
-        choices=["auto", "router", "asgi", "asgi3"],
+        # (uvicorn's asgi2 and wsgi too: refused in _settle, saying why.)
+        choices=["auto", "router", "asgi", "asgi3", "asgi2", "wsgi"],
+        metavar="{auto,router,asgi,asgi3}",
         default="auto",
         help="what module:attr is (default auto: a Router, else an ASGI application; "
         "asgi3: uvicorn's name for asgi)",
@@ -240,9 +242,18 @@ def build_parser() -> CommandLineParser:
     )
     p.add_argument(
         "--ws",
-        choices=["auto", "websockets", "websockets-sansio", "wsproto"],
+        # (uvicorn's none too: refused in _settle, saying why.)
+        choices=["auto", "websockets", "websockets-sansio", "wsproto", "none"],
+        metavar="{auto,websockets,websockets-sansio,wsproto}",
         default="auto",
         help="uvicorn's: the WebSocket protocol is always wsserver's own here",
+    )
+    p.add_argument(
+        "--ssl-version",
+        type=_ssl_version,
+        default=None,
+        metavar="N",
+        help="uvicorn's: TLS 1.2 and 1.3 are spoken here, whatever it says (a warning says so)",
     )
     p.add_argument(
         "--use-colors",
@@ -304,6 +315,7 @@ def _integer(low: int, high: int | None, accepted: str) -> Callable[[str], int]:
 
 _port = _integer(0, 65535, "a port number from 0 to 65535")
 _fd = _integer(0, 2**31 - 1, "a file descriptor number (0 or more)")
+_ssl_version = _integer(0, 2**31 - 1, "a number of ssl.PROTOCOL_*, as uvicorn's (17)")
 _workers = _integer(1, MOST_WORKERS, f"a number of worker processes from 1 to {MOST_WORKERS}")
 
 
@@ -628,6 +640,9 @@ def uvicorn_variables(
         action = options.get(flag) or options.get(flag.removesuffix("s"))
         if action is None:
             found.append((name, "wsserver has no such setting"))
+            continue
+        if action.dest == "ssl_version":
+            found.append((name, "TLS 1.2 and 1.3 are spoken here (no such setting)"))
             continue
         if action.dest == "per_message_deflate":
             # (uvicorn's name for --compression, whose values are other words.)
@@ -1103,6 +1118,28 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
     """
     if args.interface == "asgi3":
         args.interface = "asgi"
+    # uvicorn's choices that nothing here does (argparse said "invalid choice").
+    if args.interface == "wsgi":
+        _refuse(
+            parser,
+            args,
+            "--interface wsgi: wsserver serves no WSGI application (Flask, Django's wsgi.py):"
+            " serve its ASGI one (Django's asgi.py), or run it under a WSGI server",
+        )
+    if args.interface == "asgi2":
+        _refuse(
+            parser,
+            args,
+            "--interface asgi2: wsserver serves no ASGI 2 application (a class taking the"
+            " scope): asgiref.compatibility.guarantee_single_callable(app) makes it ASGI 3",
+        )
+    if args.ws == "none":
+        _refuse(
+            parser,
+            args,
+            "--ws none: wsserver always serves WebSocket (uvicorn's none turns it off and hands"
+            " upgrade requests to the application as HTTP): leave --ws out",
+        )
     if args.loop == "none":
         args.loop = "asyncio"
     if args.log_level == "trace":
@@ -1242,6 +1279,12 @@ def _main(argv: Sequence[str] | None) -> int:
         logger.warning("--log-format json: the --log-config file says how lines look (ignored)")
     if role is None and args.http == "httptools":
         logger.warning("--http httptools: HTTP/1.1 is h11's here (uvicorn's choice, ignored)")
+    if role is None and args.ssl_version is not None:
+        logger.warning(
+            "--ssl-version %d: TLS 1.2 and 1.3 are spoken here, whatever it says "
+            "(uvicorn's, ignored)",
+            args.ssl_version,
+        )
     if role is None and args.use_colors:
         logger.warning("--use-colors: log lines are not coloured here (uvicorn's, ignored)")
     unused = [
