@@ -36,7 +36,7 @@ from wsserver.__main__ import (
     load_router,
 )
 
-from .helpers import wait_for
+from .helpers import exchange, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 10.0
@@ -781,6 +781,28 @@ async def test_uvicorns_ssl_version_is_taken_and_said_to_be_ignored() -> None:
         await wait_for(lambda: "--ssl-version 17: TLS 1.2 and 1.3" in cli.stderr, what="it")
     code, err = await run_cli_to_end("--ssl-version", "tls", "examples.echo:routes")
     assert code == 2 and "argument --ssl-version: expected" in err, err
+
+
+async def test_a_flag_s_value_may_begin_with_a_dash() -> None:
+    # A token or a password drawn at random may begin with "-" (one of
+    # secrets.token_urlsafe()'s in 64): argparse took it for a flag and the
+    # start failed with "argument --status-token: expected one argument"
+    # (exit 2), where uvicorn's click takes it as the value.
+    token = "-Xy_secret"
+    args = ("examples.echo:routes", "--status-path", "/status", "--status-token", token)
+    async with running_cli(*args) as cli:
+        guarded = await exchange(
+            cli.port, b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        assert guarded.startswith(b"HTTP/1.1 401 "), guarded
+        head = (
+            f"GET /status?token={token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+        shown = await exchange(cli.port, head)
+        assert shown.startswith(b"HTTP/1.1 200 "), shown
+    # A flag after a flag that wants a value is still a value missing.
+    code, err = await run_cli_to_end("examples.echo:routes", "--status-token", "--port", "0")
+    assert code == 2 and "argument --status-token: expected one argument" in err, err
 
 
 def test_an_application_may_be_an_attribute_of_an_attribute(

@@ -79,6 +79,53 @@ class CommandLineParser(argparse.ArgumentParser):
         self.arguments.append(action)
         return action
 
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> argparse.Namespace:
+        arguments = list(sys.argv[1:] if args is None else args)
+        parsed: argparse.Namespace = super().parse_args(
+            self.with_values_joined(arguments), namespace
+        )
+        return parsed
+
+    def with_values_joined(self, arguments: Sequence[str]) -> list[str]:
+        """``arguments`` with each value that begins with ``-`` joined to the
+        flag it follows (``--status-token -Xy`` is ``--status-token=-Xy``),
+        unless it is one of the flags.
+
+        argparse takes such a value for a flag ("expected one argument"),
+        where click, uvicorn's, takes it as the value: a token or a password
+        drawn at random may begin with ``-``.
+        """
+        takes_value = {
+            flag
+            for action in self.arguments
+            if action.nargs is None  # (one value; a switch's nargs is 0)
+            for flag in action.option_strings
+        }
+        flags = {flag for action in self.arguments for flag in action.option_strings}
+        joined: list[str] = []
+        position = 0
+        while position < len(arguments):
+            argument = arguments[position]
+            if argument == "--":
+                joined.extend(arguments[position:])
+                break
+            value = arguments[position + 1] if position + 1 < len(arguments) else None
+            if (
+                argument in takes_value
+                and value is not None
+                and value.startswith("-")
+                and value != "--"
+                and value.partition("=")[0] not in flags
+            ):
+                joined.append(f"{argument}={value}")
+                position += 2
+                continue
+            joined.append(argument)
+            position += 1
+        return joined
+
     def error(self, message: str) -> NoReturn:
         """A mistake on the command line: a short usage line and what is wrong, exit 2.
 
