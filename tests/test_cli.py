@@ -488,6 +488,10 @@ async def test_start_up_failures_are_json_lines_under_log_format_json(
         ),
         ((echo,), {"WEBSOCKET_PORT": "abc"}, 2, "WEBSOCKET_PORT: expected a port number"),
         ((echo, "--uds", "a", "--fd", "3"), {}, 2, "--uds and --fd: each says where to listen"),
+        # argparse's own refusals: its usage line and "error:" line, as text.
+        ((echo, "--port", "abc"), {}, 2, "argument --port: expected a port number"),
+        ((echo, "--ws-max-size", "x"), {}, 2, "argument --max-size/--ws-max-size: expected"),
+        ((echo, "--no-such-flag"), {}, 2, "unrecognized arguments: --no-such-flag"),
     ]
     ended = await asyncio.gather(
         *(

@@ -72,6 +72,8 @@ class CommandLineParser(argparse.ArgumentParser):
     def __init__(self, **kwargs: Any) -> None:
         #: Every argument added, in order (``--help`` first).
         self.arguments: list[argparse.Action] = []
+        #: The command line last parsed (for :meth:`error`, which argparse calls mid-way).
+        self.given: list[str] = []
         super().__init__(**kwargs)
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
@@ -83,6 +85,7 @@ class CommandLineParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: Any = None
     ) -> argparse.Namespace:
         arguments = list(sys.argv[1:] if args is None else args)
+        self.given = arguments
         parsed: argparse.Namespace = super().parse_args(
             self.with_values_joined(arguments), namespace
         )
@@ -126,11 +129,31 @@ class CommandLineParser(argparse.ArgumentParser):
             position += 1
         return joined
 
+    def _log_format(self) -> str:
+        """What the command line being parsed says of ``--log-format`` (the
+        last given, as argparse takes it), else ``WEBSOCKET_LOG_FORMAT``:
+        argparse stops at the first flag it refuses, before it reads the rest."""
+        said = os.environ.get("WEBSOCKET_LOG_FORMAT") or "text"
+        words = self.given[: self.given.index("--")] if "--" in self.given else self.given
+        for position, word in enumerate(words):
+            if word == "--log-format" and position + 1 < len(words):
+                said = words[position + 1]
+            elif word.startswith("--log-format="):
+                said = word.partition("=")[2]
+        return said
+
     def error(self, message: str) -> NoReturn:
         """A mistake on the command line: a short usage line and what is wrong, exit 2.
 
         (argparse's usage lists every flag: some fifty lines above the one that matters.)
+        Under ``--log-format json`` (or ``WEBSOCKET_LOG_FORMAT=json``), one JSON
+        line, as every other refusal.
         """
+        if self._log_format() == "json":
+            if not logger.hasHandlers():
+                configure_logging(None, None, "json")
+            _fatal("%s (%s --help lists the flags)", message, self.prog)
+            self.exit(2)
         self.exit(
             2,
             f"usage: {self.prog} [flags] module:attr ({self.prog} --help lists the flags)\n"
