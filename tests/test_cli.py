@@ -701,6 +701,21 @@ async def test_an_ipv6_host_may_be_given_in_brackets() -> None:
     assert "--host: expected an IPv6 address in brackets, not '[localhost]'" in err, err
 
 
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["single", "workers"])
+async def test_host_double_colon_listens_on_every_interface_ipv4_too(
+    workers: tuple[str, ...],
+) -> None:
+    # "::" (what a container's or a dual-stack host's config writes for
+    # "every interface") listened on IPv6 alone: 127.0.0.1 clients were
+    # refused, where gunicorn, Node and uvicorn's workers take IPv4 there too.
+    listening = r"(?:listening on|accepting on) ws://\[::\]:(\d+)"
+    args = ("--host", "::", *workers)
+    async with running_cli("examples.echo:routes", *args, listening=listening) as cli:
+        await assert_echo(f"ws://127.0.0.1:{cli.port}")
+        await assert_echo(f"ws://[::1]:{cli.port}")
+
+
 @pytest.mark.parametrize(
     ("env", "said"),
     [

@@ -58,7 +58,12 @@ from typing import Any
 
 from .reload import DIR_ENTRIES, MAX_ENTRIES, FileWatcher, forget_bytecode
 from .server.metrics import retire_process
-from .server.server import unix_socket, unlistenable
+from .server.server import (
+    every_interface_socket,
+    is_every_ipv6_interface,
+    unix_socket,
+    unlistenable,
+)
 
 __all__ = [
     "Supervisor",
@@ -1204,11 +1209,14 @@ def listening_socket(
                 addresses[0],
             )
         family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(address)
+        if family == socket.AF_INET6 and is_every_ipv6_interface(address[0]):
+            sock = every_interface_socket(int(address[1]))  # (IPv4 clients too, as in one process)
+        else:
+            sock = socket.socket(family, kind, proto)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
     sock.listen(backlog)
     sock.set_inheritable(True)
     return sock

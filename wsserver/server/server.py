@@ -602,7 +602,23 @@ class Server:
                     reuse_address=True,
                 )
 
-            server = await create(self.host, self.requested_port)
+            if is_every_ipv6_interface(self.host):
+                # (IPv4 clients too: asyncio's would set IPV6_V6ONLY.)
+                sock = every_interface_socket(self.requested_port)
+                try:
+                    self._server = await self.loop.create_server(
+                        self._make_protocol,
+                        sock=sock,
+                        backlog=batch,
+                        ssl=self._accept_ssl,
+                        ssl_handshake_timeout=timeout,
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
+                server = self._server
+            else:
+                server = await create(self.host, self.requested_port)
             try:
                 if None in server.sockets:
                     # An address given twice (or two names of it): uvloop
@@ -1715,6 +1731,37 @@ def remove_socket_file(sock: socket.socket) -> None:
     # (Forgotten once removed, not before: a signal handler that runs this
     # again meanwhile, the supervisor's last, then ends the process.)
     _socket_files.pop(sock, None)
+
+
+def is_every_ipv6_interface(host: object) -> bool:
+    """Whether ``host`` is IPv6's unspecified address, ``::``: every interface,
+    listened on by :func:`every_interface_socket`."""
+    if not isinstance(host, str) or ":" not in host:
+        return False
+    try:
+        return ipaddress.IPv6Address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def every_interface_socket(port: int) -> socket.socket:
+    """A socket bound to ``::`` and ``port`` that takes IPv4 clients too
+    (``IPV6_V6ONLY`` off; as gunicorn's, Node's and uvicorn's workers' do,
+    where asyncio's own would take IPv6 only), not listening yet.
+
+    Raises:
+        OSError: it cannot be bound (or the system has no IPv6).
+    """
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):  # (a system that has IPv6 only: IPv6 it is)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
