@@ -1515,6 +1515,29 @@ def test_a_host_s_head_route_after_the_get_route_for_every_host_takes_its_head()
         assert routes.resolve("/report", "b.example", "HEAD", False).route is get
 
 
+def test_a_head_route_beside_a_strict_get_route_of_its_path_with_a_slash_is_taken() -> None:
+    # (From a review.) resolve() gives HEAD to a route of HEAD's own over the
+    # GET route before it when their URIs differ by a trailing "/" only, but
+    # _register() refused such a HEAD route after a strict GET route whose
+    # path parameter takes the "/" form too: "matches each of its paths first",
+    # where HEAD /files/a/ reached it (taken before 11682c2).
+    async def files(request: Request, p: str) -> Any:
+        return text(p)
+
+    async def listing(request: Request, p: str) -> Any:
+        return text("")
+
+    routes = Router(strict_slashes=True)
+    routes.get("/files/<p:path>")(files)
+    routes.head("/files/<p:path>/")(listing)
+    get, head = routes.routes
+    assert routes.resolve("/files/a/", "x", "HEAD", False).route is head
+    assert routes.resolve("/files/a/", "x", "GET", False).route is get
+    assert routes.resolve("/files/a", "x", "HEAD", False).route is get
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.get("/files/<p:path>/", name="dir")(files)  # (GET still clashes)
+
+
 def test_a_strict_route_a_non_strict_one_before_covers_is_refused(tmp_path: Any) -> None:
     # (From a review.) Under Router(strict_slashes=True), a route at a static
     # mount's path with its "/" was taken, and never reached: the mount's own

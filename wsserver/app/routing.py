@@ -815,6 +815,13 @@ class Router:
                 )
             if other.exact is not None or not route.shape.startswith(other.prefix):
                 continue  # (no parameters; or what comes before them is not the route's)
+            if (
+                route.methods is not None
+                and other.methods is not None
+                and not _methods_clash(route.methods, other.methods)
+                and _unslashed(other.shape) == bare
+            ):
+                continue  # (a HEAD route beside its GET route, as resolve() pairs them)
             covered = _covers_paths(other, route) or _covers_shape(other, route)
             if covered and _takes_a_method(other, route):
                 raise ValueError(
