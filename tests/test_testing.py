@@ -1919,6 +1919,20 @@ async def test_forms_reach_a_starlette_app_as_sent() -> None:
     async with TestClient(app) as client:
         r = await client.post("/form", data={"q": ["a b", "é"]})
         assert r.json() == {"q": ["a b", "é"]}
+        # Numbers, booleans and None as httpx writes them (they were a TypeError).
+        data = {"n": 1, "x": 2.5, "yes": True, "no": False, "none": None}
+        r = await client.post("/form", data=data)  # type: ignore[arg-type]
+        assert r.json() == {
+            "n": ["1"],
+            "x": ["2.5"],
+            "yes": ["true"],
+            "no": ["false"],
+            "none": [""],
+        }
+        r = await client.post("/form", data=data, files={"f": ("x", b"")})  # type: ignore[arg-type]
+        got = r.json()
+        assert got.pop("f") == [["x", "application/octet-stream", ""]]
+        assert got == {"n": ["1"], "x": ["2.5"], "yes": ["true"], "no": ["false"], "none": [""]}
         r = await client.post(
             "/form", data={"q": "1"}, files={"f": ("x.bin", bytes(range(256)) * 8, "a/b")}
         )
@@ -1932,8 +1946,8 @@ async def test_form_arguments_that_cannot_be_sent_are_refused() -> None:
                 await client.post("/form", data={"a": "1"}, **kwargs)
         with pytest.raises(ValueError, match="its own Content-Type"):
             await client.post("/form", files={"f": b""}, headers={"content-type": "x/y"})
-        with pytest.raises(TypeError, match="values are str"):
-            await client.post("/form", data={"n": 1})  # type: ignore[dict-item]
+        with pytest.raises(TypeError, match="values are str, numbers, booleans or None"):
+            await client.post("/form", data={"n": b"1"})  # type: ignore[dict-item]
         # (Found by an audit: an int was sent as that many NUL bytes, a raw
         # data= or a dict body= failed with an error about unpacking.)
         with pytest.raises(TypeError, match="bytes, str or a file opened for reading, not int"):

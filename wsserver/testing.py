@@ -137,7 +137,13 @@ ParamsArg = Mapping[str, Any] | Iterable[tuple[str, Any]] | str | bytes | None
 #: A request's body: bytes, text (sent as UTF-8), or pieces of bytes (sent chunked).
 Body = bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | None
 #: Form fields (``data=``): a mapping or pairs; a list (or tuple) value repeats its name.
-FormArg = Mapping[str, str | list[str] | tuple[str, ...]] | Iterable[tuple[str, str]] | None
+#: (A value: str, or a number, a boolean or None, written as httpx writes them.)
+FormValue = str | int | float | None
+FormArg = (
+    Mapping[str, FormValue | list[FormValue] | tuple[FormValue, ...]]
+    | Iterable[tuple[str, FormValue]]
+    | None
+)
 #: One file of ``files=``: its content, or (filename, content[, content type[, headers]]).
 FileArg = (
     bytes
@@ -1028,9 +1034,12 @@ def _form_fields(data: FormArg) -> list[tuple[str, str]]:
     for name, value in pairs:
         values = value if isinstance(value, (list, tuple)) else [value]
         for one in values:
-            if not isinstance(one, str):
-                raise TypeError(f"form field {name!r}: values are str, not {type(one).__name__}")
-            fields.append((name, one))
+            if not isinstance(one, (str, int, float)) and one is not None:
+                raise TypeError(
+                    f"form field {name!r}: values are str, numbers, booleans or None,"
+                    f" not {type(one).__name__}"
+                )
+            fields.append((name, _param_text(one)))  # (as httpx writes them: true, "")
     return fields
 
 
