@@ -2555,6 +2555,38 @@ async def test_an_app_too_slow_to_answer_the_handshake_gets_its_client_a_503(
     assert not [w for w in warnings if "SECRET" in w], warnings
 
 
+async def test_an_app_deciding_past_open_timeout_is_cancelled_once_its_client_left(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A client that gives up on the handshake first (its own timeout, often
+    # as long as ours) took the bound with it: the app, stuck on a lookup
+    # that never ends, ran on for ever, a task held and counted by
+    # limit_concurrency for each such client.
+    ended: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        try:
+            await asyncio.Event().wait()  # (a lookup that never answers)
+        except asyncio.CancelledError:
+            ended.append(scope["path"])
+            raise
+
+    server = await run_asgi(app, open_timeout=0.3)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/stuck?token=SECRET"))
+    await wait_for(lambda: server.app_tasks, TIMEOUT, "the app at work")
+    writer.transport.abort()
+    await wait_for(lambda: not server.connections, TIMEOUT, "the connection dropped")
+    await wait_for(lambda: not server.app_tasks, TIMEOUT, "the app cancelled")
+    assert ended == ["/stuck"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("did not answer the handshake for /stuck within" in w for w in warnings), warnings
+    assert not [w for w in warnings if "SECRET" in w], warnings
+
+
 async def test_an_app_has_open_timeout_to_answer_from_the_whole_request(
     run_asgi: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

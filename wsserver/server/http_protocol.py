@@ -549,7 +549,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         for future in (self._lost_future, self._drain_waiter):
             if future is not None and not future.done():
                 future.set_result(None)
-        self._stop_open_timer()
+        if not self._deciding_upgrade():
+            # (One deciding keeps its bound: on_open_timeout() cancels it then.)
+            self._stop_open_timer()
         if self._idle:
             self._idle = False
             self.server.keep_alive_deadlines.discard(self)
@@ -1130,6 +1132,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
         assert request is not None and router is not None
         return router.resolve(
             request.path, request.host, request.method, self._asks_upgrade, request.scheme
+        )
+
+    def _deciding_upgrade(self) -> bool:
+        """Whether an ASGI application is deciding this WebSocket upgrade (nothing answered)."""
+        return (
+            self._asgi_task is not None
+            and self.status == 0
+            and self.request is not None
+            and self._asgi_websocket()
         )
 
     def _asgi_websocket(self) -> bool:
@@ -2370,6 +2381,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
         waiting = transport.get_write_buffer_size() + (unsent_bytes(transport) or 0)
         return (-1 if moved is None else moved[0], -waiting)
 
+    def _warn_unanswered(self, outcome: str = "; its client left") -> None:
+        logger.warning(
+            "%s: the application did not answer the handshake for %s within open_timeout (%s s)%s",
+            peer(self.client_address),
+            printable(self.request.path if self.request is not None else "?"),
+            self.config.open_timeout,
+            outcome,
+        )
+
     def on_open_timeout(self) -> None:
         """The request (or the next one on a kept-alive connection) took over open_timeout.
 
@@ -2380,6 +2400,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
         within the bound of :meth:`data_received`, about ``max_header_size``
         bytes, so the client holds little of ours).
         """
+        if self.lost:
+            # The client left while an ASGI application decided its upgrade:
+            # the application still has open_timeout, not for ever (it is not
+            # cancelled when its client leaves, and one stuck would be held
+            # and counted by limit_concurrency for good).
+            task = self._asgi_task
+            if task is not None and self._deciding_upgrade():
+                self._warn_unanswered()
+                task.cancel()
+            return
         if self._reading_body and not self._transport_closing:
             if not self._read_waiters:
                 self._arm_open_timer()
@@ -2394,13 +2424,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # The request is in: the application (an on_connect hook, an
                 # ASGI app) did not answer the handshake in time. The client
                 # gets an answer all the same, and the operator a word.
-                logger.warning(
-                    "%s: the application did not answer the handshake for %s within "
-                    "open_timeout (%s s): 503",
-                    peer(self.client_address),
-                    printable(self.request.path if self.request is not None else "?"),
-                    self.config.open_timeout,
-                )
+                self._warn_unanswered(": 503")
                 task.cancel()
                 self.deny(
                     error_response(
