@@ -224,6 +224,25 @@ def _trailers_over(h: h11.Connection, limit: int) -> bool:
     return _HEAD_END.search(data, start, start + limit) is None
 
 
+def _chunk_extensions_next(h: h11.Connection) -> int:
+    """The bytes of chunk extensions (``;name=value`` after a chunk's size,
+    which h11 reads past) in a chunk's size line that h11 holds whole and
+    takes at its next event; 0 if none is next. (h11's reader, pinned 0.16:
+    at a chunk's size line once its data's CR LF is taken.)"""
+    reader: Any = h._reader
+    if type(reader) is not ChunkedReader or reader._bytes_in_chunk or reader._reading_trailer:
+        return 0
+    data = h._receive_buffer._data
+    footer = reader._bytes_to_discard  # (the CR LF that ends the chunk before)
+    if not data.startswith(footer):
+        return 0  # (h11 refuses it: 400)
+    end = data.find(b"\n", len(footer))
+    if end < 0:
+        return 0  # (not whole yet: h11 bounds one line)
+    semicolon = data.find(b";", len(footer), end)
+    return 0 if semicolon < 0 else end - semicolon
+
+
 def _ended_in(exc: BaseException, what: str) -> BaseException:
     """What to raise for the ``CancelledError`` or exception group that an
     application's ``what`` (its handler, its hook) ended in: its task's
@@ -284,6 +303,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_found",
         "_reading_body",
         "_body_size",
+        "_chunk_extensions",
         "_app_task",
         "request",
         "status",
@@ -353,6 +373,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: The request (self.request) has a body: it is dispatched at its end.
         self._awaiting_body = False
         self._body_size = 0
+        #: The bytes of the request's chunk extensions so far (see _next_event()).
+        self._chunk_extensions = 0
         #: An HTTP request's body, read for the handler (None for an upgrade's,
         #: which is dropped): one buffer, as a list of h11's pieces took some
         #: 90 bytes a byte of a body sent one byte a chunk.
@@ -563,8 +585,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._log_access()  # a request left unanswered
 
     def _next_event(self, h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
-        """:func:`next_event`, with this server's bounds on a body's trailers."""
+        """:func:`next_event`, with this server's bounds on a body's trailers,
+        and on its chunk extensions: all of a request's, max_header_size bytes
+        (413 beyond; h11 bounds one line, not their sum: 1-byte chunks with
+        long extensions held some 1,000 times their data on the wire)."""
         config = self.config
+        extensions = _chunk_extensions_next(h)
+        if extensions:
+            self._chunk_extensions += extensions
+            if self._chunk_extensions > config.max_header_size:
+                raise h11.RemoteProtocolError("chunk extensions too large", 413)
         return next_event(h, config.max_headers, config.max_header_size)
 
     def _head_begun_not_ended(self) -> bool:
@@ -973,7 +1003,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self._tls = self.server.tls_of(self.transport)
             self.request.tls = self._tls
         self._awaiting_body = body
-        self._body_size = 0
+        self._body_size = self._chunk_extensions = 0
         # (RFC 9110 7.8: Upgrade is ignored in HTTP/1.0.)
         self._asks_upgrade = event.http_version != b"1.0" and is_upgrade_request(headers)
         self._found = None
