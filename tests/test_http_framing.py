@@ -721,3 +721,25 @@ async def test_chunk_extensions_are_bound_as_the_head_is(server: Server) -> None
     answer = await exchange(server.port, head + chunk * 15 + b"0\r\n\r\n", wait=1.5)
     assert answer.startswith(b"HTTP/1.1 200 "), answer
     assert answer.endswith(b"POST / 15<still open>"), answer
+
+
+@pytest.mark.parametrize("extension", [b";a\rb", b";a\x00", b';a="\x01"', b"0;a\rb"])
+async def test_a_control_character_in_a_chunk_extension_is_refused(
+    server: Server, extension: bytes
+) -> None:
+    # As in a header or trailer field (RFC 9112 7.1.1: an extension is a
+    # token, or a quoted string, without controls but HTAB): a bare CR in one
+    # was taken, where a proxy in front may end the size line there and frame
+    # the body otherwise (request smuggling).
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    if extension.startswith(b"0"):  # (the last chunk's)
+        body = b"3\r\nabc\r\n" + extension + b"\r\n\r\n"
+    else:
+        body = b"3" + extension + b"\r\nabc\r\n0\r\n\r\n"
+    answer = await exchange(server.port, head + body)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.endswith(b"Bad request: illegal chunk extension.\n"), answer
+    # A tab is allowed (whitespace in a quoted value).
+    body = b'3;a="b\tc"\r\nabc\r\n0\r\n\r\n'
+    answer = await exchange(server.port, head + body, wait=1.5)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"POST / 3<still open>"), answer

@@ -197,6 +197,10 @@ def next_event(
 #: A last chunk's size (RFC 9112 7.1: zeros), at the start of its line.
 _LAST_CHUNK = re.compile(rb"0+(?![0-9A-Fa-f])")
 
+#: What a chunk extension may not hold (RFC 9112 7.1.1: a token, or a quoted
+#: string, whose whitespace may be a tab), as no header value may.
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
 
 def _trailers_over(h: h11.Connection, limit: int) -> bool:
     """Whether what h11 holds (over ``limit`` bytes) is a chunked body's
@@ -224,23 +228,23 @@ def _trailers_over(h: h11.Connection, limit: int) -> bool:
     return _HEAD_END.search(data, start, start + limit) is None
 
 
-def _chunk_extensions_next(h: h11.Connection) -> int:
-    """The bytes of chunk extensions (``;name=value`` after a chunk's size,
-    which h11 reads past) in a chunk's size line that h11 holds whole and
-    takes at its next event; 0 if none is next. (h11's reader, pinned 0.16:
-    at a chunk's size line once its data's CR LF is taken.)"""
+def _chunk_extensions_next(h: h11.Connection) -> bytes:
+    """The chunk extensions (``;name=value`` after a chunk's size, which h11
+    reads past) of a chunk's size line that h11 holds whole and takes at its
+    next event, with the line's CR; b"" if none is next. (h11's reader,
+    pinned 0.16: at a chunk's size line once its data's CR LF is taken.)"""
     reader: Any = h._reader
     if type(reader) is not ChunkedReader or reader._bytes_in_chunk or reader._reading_trailer:
-        return 0
+        return b""
     data = h._receive_buffer._data
     footer = reader._bytes_to_discard  # (the CR LF that ends the chunk before)
     if not data.startswith(footer):
-        return 0  # (h11 refuses it: 400)
+        return b""  # (h11 refuses it: 400)
     end = data.find(b"\n", len(footer))
     if end < 0:
-        return 0  # (not whole yet: h11 bounds one line)
+        return b""  # (not whole yet: h11 bounds one line)
     semicolon = data.find(b";", len(footer), end)
-    return 0 if semicolon < 0 else end - semicolon
+    return b"" if semicolon < 0 else bytes(data[semicolon:end])
 
 
 def _ended_in(exc: BaseException, what: str) -> BaseException:
@@ -586,15 +590,19 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def _next_event(self, h: h11.Connection) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
         """:func:`next_event`, with this server's bounds on a body's trailers,
-        and on its chunk extensions: all of a request's, max_header_size bytes
+        and on its chunk extensions (no control character but HTAB, RFC 9112
+        7.1.1, 400; a bare CR one too, RFC 9112 2.2): all of a request's, max_header_size bytes
         (413 beyond; h11 bounds one line, not their sum: 1-byte chunks with
         long extensions held some 1,000 times their data on the wire)."""
         config = self.config
         extensions = _chunk_extensions_next(h)
         if extensions:
-            self._chunk_extensions += extensions
+            self._chunk_extensions += len(extensions)
             if self._chunk_extensions > config.max_header_size:
                 raise h11.RemoteProtocolError("chunk extensions too large", 413)
+            if _CONTROL.search(extensions, 0, len(extensions) - 1):
+                # (As in a field: a bare CR may end the line for a proxy in front.)
+                raise h11.RemoteProtocolError("illegal chunk extension", 400)
         return next_event(h, config.max_headers, config.max_header_size)
 
     def _head_begun_not_ended(self) -> bool:
