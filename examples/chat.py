@@ -29,7 +29,8 @@ same ``{"type": "chat", ...}`` as from a client; the answer is ``202`` with
 ``{"room", "delivered"}`` (this process's clients that got it). A body that is
 not such an object gets ``400`` with ``{"error", "status", "message"}``. A room name too
 long for a topic (``room:<room_id>`` over ``max_topic_size``, 1024 bytes by default) gets
-``400``, at the handshake and over HTTP.
+``400``, at the handshake and over HTTP (the page, served with the server's limit, says so
+without connecting).
 
 A room is the topic ``room:<room_id>``: each client subscribes to it (and is
 welcomed once the broker has confirmed that, so that what another process says
@@ -198,8 +199,9 @@ async def post_message(request: Request, room_id: str) -> Response:
 
 @routes.get("/")
 async def page(request: Request) -> Response:
-    """The chat page."""
-    return html(PAGE)
+    """The chat page, which refuses a room name too long for this server's topics."""
+    longest = request.server.config.max_topic_size - len(ROOM.encode())
+    return html(PAGE.replace("{max_room_bytes}", str(longest), 1))
 
 
 PAGE = """<!DOCTYPE html>
@@ -222,7 +224,7 @@ PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <h1>Chat</h1>
-<form id="join-form">
+<form id="join-form" data-max-room-bytes="{max_room_bytes}">
   <input id="room" value="lobby" placeholder="Room" required>
   <input id="user" placeholder="Your name" required>
   <button id="join" type="submit">Join</button>
@@ -320,6 +322,12 @@ PAGE = """<!DOCTYPE html>
     }
     if (room === "." || room === "..") {  // (a URL's dot segments, even percent-encoded)
       append("error", "", "Error: a room cannot be named '.' or '..'");
+      return;
+    }
+    // The server refuses a longer one at the handshake (400), which the page cannot see.
+    const maxRoomBytes = Number($("join-form").dataset.maxRoomBytes);
+    if (new TextEncoder().encode(room).length > maxRoomBytes) {
+      append("error", "", "Error: a room name is at most " + maxRoomBytes + " bytes of UTF-8");
       return;
     }
     join(room, user);

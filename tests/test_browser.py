@@ -236,6 +236,38 @@ async def test_chat_page_refuses_room_names_a_url_cannot_carry(
         assert list(chat.rooms) == ["..lobby."]
 
 
+async def test_chat_page_refuses_a_room_name_too_long_for_the_server(
+    chromium: str, run_server: StartServer
+) -> None:
+    """A room whose topic (``room:<room_id>``) is over the server's ``max_topic_size`` is
+    refused at the handshake (400), which a page's WebSocket cannot see: the page showed only
+    ``disconnected (1006)``. It now says the name is too long, by the server's own limit, and
+    does not connect; a name at the limit (counted in bytes of UTF-8) joins."""
+    server: Server = await run_server(chat.routes, max_topic_size=64)
+    longest = "é" * 29 + "x"  # 59 bytes of UTF-8: "room:" + it is 64
+    async with Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/")
+        await page.evaluate(
+            f"""(() => {{
+                document.getElementById("room").value = {js(longest + "x")};
+                document.getElementById("user").value = "alice";
+                document.getElementById("join").click();
+            }})()"""
+        )
+        await page.wait_for(
+            "document.querySelector('#log li[data-type=error]') !== null"
+            " || window.chatSocket !== undefined",
+            timeout=10,
+        )
+        assert await page.evaluate("window.chatSocket === undefined")
+        assert (
+            await page.evaluate("document.querySelector('#log li[data-type=error]').textContent")
+            == "Error: a room name is at most 59 bytes of UTF-8"
+        )
+        await join(page, longest, "alice")
+        assert list(chat.rooms) == [longest]
+
+
 async def test_welcome_echo_page(
     chromium: str, run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
