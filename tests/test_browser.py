@@ -589,15 +589,15 @@ async def test_wait_for_keeps_polling_across_a_navigation(
     """A poll that is under way when the page navigates (the page is gone, and
     DevTools answers "Inspected target navigated or closed" or "Execution context
     was destroyed") is asked again on the new page, not reported as an error.
-    The first poll here waits on a promise that only the navigation ends."""
+    The first poll here waits on a promise that only the navigation ends, and
+    starts that navigation itself: a page that left on a timer of its own (300 ms
+    after loading) was at times gone before the test looked at it, on a loaded
+    machine (pytest -n 4 on two cores)."""
     routes = Router()
 
     @routes.get("/")
     async def first(request: Any) -> Any:
-        return html(
-            "<!doctype html><title>first</title>"
-            "<script>setTimeout(() => { location.href = '/second'; }, 300);</script>"
-        )
+        return html("<!doctype html><title>first</title>")
 
     @routes.get("/second")
     async def second(request: Any) -> Any:
@@ -611,7 +611,8 @@ async def test_wait_for_keeps_polling_across_a_navigation(
         # before it has loaded would, or-ed with that promise, never end.)
         arrived = await page.wait_for(
             "location.pathname === '/second' ? document.readyState === 'complete'"
-            " : new Promise(() => {})",
+            " : (window.leaving ||= setTimeout(() => { location.href = '/second'; }, 100),"
+            " new Promise(() => {}))",
             timeout=10,
         )
         assert arrived is True
