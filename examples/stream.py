@@ -111,15 +111,17 @@ async def push_readings(ws: WebSocket, state: StreamState) -> None:
             else:
                 next_at = loop.time()  # fell behind (slow client): do not burst
             sensor_id = state.sensor_id or next(cycle)
-            value, unit = read_sensor(sensor_id)
+            # Each sensor read once: a message says one temperature, one humidity.
+            readings = {name: read_sensor(name) for name in {sensor_id, "temperature", "humidity"}}
+            value, unit = readings[sensor_id]
             await ws.send(
                 {
                     "type": "data",
                     "timestamp": now(),
                     "value": value,
                     "sensor_id": sensor_id,
-                    "temperature": read_sensor("temperature")[0],
-                    "humidity": read_sensor("humidity")[0],
+                    "temperature": readings["temperature"][0],
+                    "humidity": readings["humidity"][0],
                     "unit": unit,
                     "seq": next(state.seq),
                 }

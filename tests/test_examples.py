@@ -517,6 +517,24 @@ async def test_stream_pushes_readings_periodically(stream_server: Server) -> Non
     assert readings[-1]["timestamp"] > readings[0]["timestamp"]
 
 
+async def test_stream_reading_says_one_value_per_sensor(stream_server: Server) -> None:
+    """A data message's ``value`` is its sensor's reading, and its ``temperature`` and
+    ``humidity`` those sensors' readings: of the temperature sensor, ``value`` and
+    ``temperature`` are one reading (each was read apart, with its own noise, so one message
+    said two temperatures)."""
+    async with websockets.connect(stream_url(stream_server)) as ws:
+        await recv_type(ws, "connected")
+        readings = [await recv_type(ws, "data") for _ in range(6)]  # every sensor in turn
+        for sensor_id in ("temperature", "humidity"):
+            await ws.send(json.dumps({"type": "subscribe", "sensor_id": sensor_id}))
+            await recv_type(ws, "subscribed")
+            readings += [await recv_type(ws, "data") for _ in range(3)]
+    checked = [r for r in readings if r["sensor_id"] in ("temperature", "humidity")]
+    assert len(checked) >= 10
+    for reading in checked:
+        assert reading["value"] == reading[reading["sensor_id"]], reading
+
+
 async def test_stream_default_interval_is_a_module_constant(
     stream_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
