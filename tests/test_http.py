@@ -167,18 +167,25 @@ class TestResponses:
             return text("posted")
 
         server = await run_server(routes)
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(upgrade_request("/chat").replace(b"GET", b"PUT", 1))
-        status, headers, body = await read_response(reader)
+        writers: list[asyncio.StreamWriter] = []
+
+        async def offered(method: bytes) -> asyncio.StreamReader:
+            # (Each on a connection of its own: an upgrade request answered
+            # without a 101 ends its connection.)
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(upgrade_request("/chat").replace(b"GET", method, 1))
+            writers.append(writer)  # (kept: a writer collected closes its connection)
+            return reader
+
+        status, headers, body = await read_response(await offered(b"PUT"))
         assert (status, headers["allow"]) == (405, "GET, POST"), body
-        writer.write(upgrade_request("/chat").replace(b"GET", b"HEAD", 1))
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        head = await asyncio.wait_for((await offered(b"HEAD")).readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, POST\r\n" in head
         # A POST that offers to upgrade is a POST, to its route.
-        writer.write(upgrade_request("/chat").replace(b"GET", b"POST", 1))
-        status, _, body = await read_response(reader)
+        status, _, body = await read_response(await offered(b"POST"))
         assert (status, body) == (200, b"posted")
-        writer.close()
+        for writer in writers:
+            writer.close()
 
     async def test_absolute_form_targets_are_served(self, run_server: StartServer) -> None:
         # RFC 9112 3.2.2: a server MUST accept the absolute-form, and use its
@@ -660,15 +667,25 @@ class TestConnectionReuse:
         assert (await read_response(reader))[2] == b"item 7"
         writer.close()
 
-    async def test_refused_upgrades_keep_the_connection(self, run_server: StartServer) -> None:
+    @pytest.mark.parametrize(
+        ("path", "status"),
+        [("/missing", 404), ("/health?q=1", 200), ("/nothing", 405)],
+    )
+    async def test_an_upgrade_answered_without_101_closes_the_connection(
+        self, run_server: StartServer, path: str, status: int
+    ) -> None:
+        # The connection went on after a 404 (405, or an HTTP route's 200)
+        # to a WebSocket upgrade request: a proxy in front that takes the
+        # connection for a tunnel once it passed an upgrade request, without
+        # looking for the 101, then let a client send any request past its
+        # rules ("WebSocket smuggling"). As uvicorn and the websockets
+        # library, the answer ends the connection.
         server = await run_server(app())
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(upgrade_request("/missing") + upgrade_request("/health"))
-        assert (await read_response(reader))[0] == 404
-        status, _, body = await read_response(reader)
-        assert status == 200 and b'"status": "ok"' in body
-        writer.write(upgrade_request("/"))
-        await expect_switch(reader)
+        writer.write(upgrade_request(path) + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        got, headers, _ = await read_response(reader)
+        assert got == status and headers.get("connection") == "close", headers
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # (not the /health one)
         writer.close()
 
     async def test_upgrade_with_a_body_switches_after_the_body(

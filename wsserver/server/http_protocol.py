@@ -1045,13 +1045,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
             else:
                 response = error_response(404)
             if upgrade:
-                self.deny(response, close=False)  # a handshake's outcome too
+                self.deny(response)  # a handshake's outcome too (closing: see below)
             else:
                 self.send_response(response)
             return False
         request.match_info = found.params
         request.route = route
         if not route.is_websocket:
+            if self._asks_upgrade:
+                # An upgrade request answered without a 101 ends the
+                # connection: a proxy in front that takes it for a tunnel
+                # once it passed the request, without looking for the 101,
+                # would let a client send any request past its rules
+                # ("WebSocket smuggling"), as after a refused upgrade.
+                self._close_after_response = True
             if route.stream:
                 limit = self._limit_of(route)
                 request.stream = RequestBody(self, limit, coming=self._reading_body)
