@@ -2587,6 +2587,38 @@ async def test_an_app_deciding_past_open_timeout_is_cancelled_once_its_client_le
     assert not [w for w in warnings if "SECRET" in w], warnings
 
 
+async def test_a_background_task_is_not_cancelled_by_an_upgrade_whose_client_left(
+    run_asgi: Any,
+) -> None:
+    # An app's work past its HTTP response (background) is not cancelled when
+    # its client leaves. One whose client then began an upgrade with a body
+    # and left before the body came was taken for an app deciding that
+    # upgrade: cancelled at open_timeout.
+    ended: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        try:
+            await asyncio.sleep(1.0)  # (background work)
+        except asyncio.CancelledError:
+            ended.append("cancelled")
+            raise
+        ended.append("done")
+
+    server = await run_asgi(app, open_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readuntil(b"ok"), TIMEOUT)).startswith(b"HTTP/1.1 200")
+    writer.write(upgrade_request("/ws", [("Content-Length", "10")]))
+    await asyncio.sleep(0.1)
+    writer.transport.abort()
+    await wait_for(lambda: ended, TIMEOUT, "the background work ended")
+    assert ended == ["done"]
+
+
 async def test_an_app_has_open_timeout_to_answer_from_the_whole_request(
     run_asgi: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -567,6 +567,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._closed_answered:
             self.server.lingering -= 1
         break_transport_cycle(self.transport)
+        # (This request's: not an earlier one's work past its answer, which
+        # a client leaving does not cancel.)
+        deciding = self._app_task is self._asgi_task and self._deciding_upgrade()
         if self._app_task is not None:
             if self._app_task is not self._asgi_task:
                 self._app_task.cancel()  # an ASGI application hears http.disconnect instead
@@ -575,7 +578,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         for future in (self._lost_future, self._drain_waiter):
             if future is not None and not future.done():
                 future.set_result(None)
-        if not self._deciding_upgrade():
+        if not deciding:
             # (One deciding keeps its bound: on_open_timeout() cancels it then.)
             self._stop_open_timer()
         if self._idle:
