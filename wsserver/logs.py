@@ -22,6 +22,7 @@ __all__ = [
     "log_app_error",
     "error_fields",
     "JsonFormatter",
+    "FailureRun",
 ]
 
 #: Errors of the application (a handler that raised) and the server's own events.
@@ -218,3 +219,26 @@ def log_app_error(
 def log_client_gone(path: str, exc: BaseException) -> None:
     """What an application raised because its client left: a DEBUG line, not its error."""
     protocol_logger.debug("client gone while the app ran on %s: %r", printable(path), exc)
+
+
+class FailureRun:
+    """A task that tries again every so often (a copy of figures to a shared
+    directory): its failures said at WARNING at the first of a run, not at
+    each try, and the run's end once it works again."""
+
+    __slots__ = ("failing",)
+
+    def __init__(self) -> None:
+        self.failing = False
+
+    def failed(self, message: str, *args: object) -> None:
+        """A try failed: ``message`` (with ``args``), if the last one worked."""
+        if not self.failing:
+            logger.warning(message, *args)
+        self.failing = True
+
+    def worked(self, message: str) -> None:
+        """A try worked: ``message``, if the last one failed."""
+        if self.failing:
+            logger.warning(message)
+        self.failing = False

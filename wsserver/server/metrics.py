@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..logs import logger
+from ..logs import FailureRun, logger
 from .stats import CLOSE_CODES_KEPT, always_kept
 
 if TYPE_CHECKING:
@@ -308,24 +308,20 @@ class Metrics:
     async def _sync_forever(self) -> None:
         """Copy the counters every second; a copy that fails (the directory
         removed, a disk full) is tried again, what it missed counted next time."""
-        failing = False
+        copies = FailureRun()
         while True:
             await asyncio.sleep(1.0)
             stats = await self.server.recent_stats()  # (what the status page took too)
             try:
                 self.sync(stats)
             except Exception as exc:
-                if not failing:
-                    logger.warning(
-                        "metrics: copying the counters to %s failed: %r; trying again every second",
-                        os.environ.get(MULTIPROC_ENV),
-                        exc,
-                    )
-                failing = True
-                continue
-            if failing:
-                logger.warning("metrics: the counters are copied again")
-            failing = False
+                copies.failed(
+                    "metrics: copying the counters to %s failed: %r; trying again every second",
+                    os.environ.get(MULTIPROC_ENV),
+                    exc,
+                )
+            else:
+                copies.worked("metrics: the counters are copied again")
 
     def sync(self, stats: dict[str, Any] | None = None) -> None:
         """Add what each counter gained since the last sync to this process's files

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ..app.request import Request
 from ..app.routing import Router
 from ..errors import ConnectionClosed
-from ..logs import logger
+from ..logs import FailureRun
 from ..protocol.handshake import is_same_origin
 from ..protocol.http import Response, error_response
 from .metrics import running
@@ -280,7 +280,7 @@ class StatusBoard:
         assert self._file is not None
         target = self._file
         partial = target.with_suffix(".tmp")
-        failing = False
+        writes = FailureRun()
         while True:
             figures = self._with_feeds(await self.server.recent_stats())
             figures[PID_KEY] = os.getpid()
@@ -290,18 +290,14 @@ class StatusBoard:
             except OSError as exc:
                 # (The directory removed by a cleaner, a disk full: the page
                 # shows the others without this worker, and says nothing.)
-                if not failing:
-                    logger.warning(
-                        "status page: writing this worker's figures to %s failed: %r;"
-                        " trying again every second",
-                        self.directory,
-                        exc,
-                    )
-                failing = True
+                writes.failed(
+                    "status page: writing this worker's figures to %s failed: %r;"
+                    " trying again every second",
+                    self.directory,
+                    exc,
+                )
             else:
-                if failing:
-                    logger.warning("status page: this worker's figures are written again")
-                failing = False
+                writes.worked("status page: this worker's figures are written again")
             await asyncio.sleep(1.0)
 
     async def _feed(self, request: Request, ws: WebSocket) -> None:
