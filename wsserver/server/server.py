@@ -566,15 +566,26 @@ class Server:
         batch = config.backlog
         if isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
             batch = min(batch, ACCEPT_BATCH)
-        if self.sock is not None:
-            batch = config.backlog
-            self._server = await self.loop.create_server(
-                self._make_protocol,
-                sock=self.sock,
-                backlog=batch,
-                ssl=self._accept_ssl,
-                ssl_handshake_timeout=timeout,
-            )
+        own = None  # (a socket made here, closed if listening fails)
+        if self.sock is None and self.uds is None and is_every_ipv6_interface(self.host):
+            # (IPv4 clients too: asyncio's would set IPV6_V6ONLY.)
+            own = every_interface_socket(self.requested_port)
+        sock = self.sock or own
+        if sock is not None:
+            if self.sock is not None:
+                batch = config.backlog
+            try:
+                self._server = await self.loop.create_server(
+                    self._make_protocol,
+                    sock=sock,
+                    backlog=batch,
+                    ssl=self._accept_ssl,
+                    ssl_handshake_timeout=timeout,
+                )
+            except BaseException:
+                if own is not None:
+                    own.close()
+                raise
         elif self.uds is not None:
             self._unix_sock = unix_socket(self.uds, config.backlog)
             try:
@@ -602,23 +613,7 @@ class Server:
                     reuse_address=True,
                 )
 
-            if is_every_ipv6_interface(self.host):
-                # (IPv4 clients too: asyncio's would set IPV6_V6ONLY.)
-                sock = every_interface_socket(self.requested_port)
-                try:
-                    self._server = await self.loop.create_server(
-                        self._make_protocol,
-                        sock=sock,
-                        backlog=batch,
-                        ssl=self._accept_ssl,
-                        ssl_handshake_timeout=timeout,
-                    )
-                except BaseException:
-                    sock.close()
-                    raise
-                server = self._server
-            else:
-                server = await create(self.host, self.requested_port)
+            server = await create(self.host, self.requested_port)
             try:
                 if None in server.sockets:
                     # An address given twice (or two names of it): uvloop
