@@ -803,11 +803,7 @@ class Router:
                 and other.shape.startswith(bare)
                 and _unslashed(other.shape) == bare
             ):
-                if not (
-                    route.methods is None
-                    or other.methods is None
-                    or _methods_clash(route.methods, other.methods)
-                ):
+                if not _share_a_method(other, route):
                     continue  # (another method, or a HEAD route beside its GET route)
                 hosts = "host" if other.hosts == route.hosts else "hosts, first (add it before)"
                 raise ValueError(
@@ -815,12 +811,7 @@ class Router:
                 )
             if other.exact is not None or not route.shape.startswith(other.prefix):
                 continue  # (no parameters; or what comes before them is not the route's)
-            if (
-                route.methods is not None
-                and other.methods is not None
-                and not _methods_clash(route.methods, other.methods)
-                and _unslashed(other.shape) == bare
-            ):
+            if _unslashed(other.shape) == bare and not _share_a_method(other, route):
                 continue  # (a HEAD route beside its GET route, as resolve() pairs them)
             covered = _covers_paths(other, route) or _covers_shape(other, route)
             if covered and _takes_a_method(other, route):
@@ -1202,6 +1193,16 @@ def _takes_a_method(first: Route, later: Route) -> bool:
     if "GET" in later.methods and "GET" not in taken:
         taken -= {"HEAD"}
     return bool(taken)
+
+
+def _share_a_method(first: Route, later: Route) -> bool:
+    """Whether two routes of one path would take a method each other's (a
+    WebSocket route, which has none, any): see :func:`_methods_clash`."""
+    return (
+        first.methods is None
+        or later.methods is None
+        or _methods_clash(later.methods, first.methods)
+    )
 
 
 def _methods_clash(ours: frozenset[str], theirs: frozenset[str]) -> bool:
