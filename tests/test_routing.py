@@ -1922,3 +1922,28 @@ def test_resolve_while_another_thread_builds_the_index() -> None:
     )
     assert routes.resolve("/a", "", "GET", False).status == 0
     assert meanwhile == [0]  # (was 404: the half-built index had no route at all)
+
+
+def test_a_non_strict_route_after_a_strict_one_of_its_uri_is_taken_for_its_other_form() -> None:
+    # A strict route takes one form of its URI; a later route of the same URI
+    # without strict slashes takes both, and the other form reaches it. It
+    # was refused as "never reached", the application refused at startup.
+    async def first(request: Request, **params: Any) -> Any:
+        return text("first")
+
+    async def second(request: Request, **params: Any) -> Any:
+        return text("second")
+
+    routes = Router()
+    for uri in ("/a/<x>", "/b", "/c/", "/d/<x:int>/"):
+        routes.get(uri, strict_slashes=True, name=f"strict{uri}")(first)
+        routes.get(uri, name=f"loose{uri}")(second)
+    for path, other in (("/a/k", "/a/k/"), ("/b", "/b/"), ("/c/", "/c"), ("/d/5/", "/d/5")):
+        assert routes.resolve(path, "x", "GET", False).route.handler is first, path
+        assert routes.resolve(other, "x", "GET", False).route.handler is second, other
+    # Where the strict route takes both forms, the later one is still refused.
+    for uri in ("/", "/f/<p:path>"):
+        routes.get(uri, strict_slashes=True, name=f"strict{uri}")(first)
+        with pytest.raises(ValueError, match="would never be reached"):
+            routes.get(uri, name=f"loose{uri}")(second)
+    assert routes.resolve("/f/x/", "x", "GET", False).route.handler is first

@@ -789,6 +789,8 @@ class Router:
                 one with parameters, of its kind, a method of it and its
                 hosts, matches each of its paths (``/users/<name>`` before
                 ``/users/me`` or ``/users/<id:int>``), which it would take first.
+                (A strict route leaves a later one of its URI that is not strict
+                the other form of its paths.)
         """
         bare = _unslashed(route.shape)
         for other in self.routes:
@@ -798,7 +800,7 @@ class Router:
                 continue
             # (Its parameters named otherwise, it matches the same paths; an
             # earlier route without strict slashes takes both forms.)
-            if other.shape == route.shape or (
+            if (other.shape == route.shape and not _other_form_left(other, route)) or (
                 not other.strict_slashes
                 and other.shape.startswith(bare)
                 and _unslashed(other.shape) == bare
@@ -1135,6 +1137,20 @@ def _unnamed(param: re.Match[str]) -> str:
 def _unslashed(uri: str) -> str:
     """``uri`` without its trailing ``/`` (``/`` itself stays)."""
     return uri.rstrip("/") or "/"
+
+
+def _other_form_left(first: Route, later: Route) -> bool:
+    """Whether ``later``, of ``first``'s URI, takes a form of its paths
+    (with or without a trailing ``/``) that ``first`` does not: ``first`` is
+    strict about its ``/`` and ``later`` not, and ``first`` does not take
+    both forms anyway (``/`` has one; a trailing ``path`` parameter takes
+    the ``/`` too)."""
+    return (
+        first.strict_slashes
+        and not later.strict_slashes
+        and first.shape != "/"
+        and not first.shape.endswith("<:path>")
+    )
 
 
 def _answers_hosts_of(first: Route, later: Route) -> bool:
