@@ -1618,6 +1618,17 @@ def make_pair():
 
 NUMBER = 5
 
+class Callable:
+    async def __call__(self, scope, receive, send):
+        await _echo(scope, receive, send)
+
+class Asgi2:
+    def __init__(self, scope):
+        self.scope = scope
+
+    async def __call__(self, receive, send):
+        await _echo(self.scope, receive, send)
+
 from wsserver import Router
 routes = Router()
 
@@ -1648,6 +1659,21 @@ async def chat(request, ws, room):
             "make_async cannot be called with (scope, receive, send): not an ASGI 3 application",
         ),
         (["{name}:NUMBER"], "is an int, not a wsserver.Router"),  # ("is a int")
+        # A class: "is a type" said neither what it is nor what to do.
+        (
+            ["{name}:Callable"],
+            "{name}:Callable is a class whose instances are ASGI 3 applications: serve one"
+            " (app = Callable()), or add --factory",
+        ),
+        (
+            ["{name}:Asgi2"],
+            "{name}:Asgi2 is an ASGI 2 application (a class taking the scope):"
+            " asgiref.compatibility.guarantee_single_callable(app) makes it ASGI 3",
+        ),
+        (
+            ["{name}:Callable", "--interface", "router"],
+            "{name}:Callable is a class, not a wsserver.Router",
+        ),
         # What a factory returned is said to be that ("make_pair is a tuple", of a function).
         (
             ["{name}:make_pair"],
@@ -1683,7 +1709,8 @@ async def test_what_cannot_be_served_says_what_to_do(
     last = err.strip().splitlines()[-1]
     assert said in last and "Traceback" not in err and "never awaited" not in err, err
     if "--factory" not in args:
-        assert "add --factory" not in last or "make_app" in last, err
+        # (Only where it is a factory: make_app, and the class Callable.)
+        assert "add --factory" not in last or "make_app" in last or ":Callable " in last, err
 
 
 LIFESPAN_FAILING = """

@@ -533,6 +533,18 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
                 else ""
             )
         )
+    if isinstance(obj, type) and interface != "router":
+        version = _asgi_class(obj)
+        if version == 2:
+            raise AppLoadError(
+                f"{subject} is an ASGI 2 application (a class taking the scope):"
+                " asgiref.compatibility.guarantee_single_callable(app) makes it ASGI 3"
+            )
+        if version == 3:
+            raise AppLoadError(
+                f"{subject} is a class whose instances are ASGI 3 applications: serve one"
+                f" (app = {obj.__name__}()), or add --factory"
+            )
     wanted = {
         "router": "a wsserver.Router",
         "asgi": "an ASGI 3 application (async def app(scope, receive, send))",
@@ -558,9 +570,32 @@ def _from_the_app(exc: BaseException) -> BaseException:
 
 
 def _a(obj: Any) -> str:
-    """``obj``'s type with its article: "a function", "an int"."""
-    name = type(obj).__name__
+    """``obj``'s type with its article: "a function", "an int" ("a class": a type)."""
+    name = "class" if isinstance(obj, type) else type(obj).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _asgi_class(cls: type) -> int | None:
+    """Which ASGI application a class is, if one: 2, one whose instances are
+    made with the scope and called with ``(receive, send)``; 3, one made with
+    no arguments whose instances are called with ``(scope, receive, send)``."""
+    call = next(
+        (base.__dict__["__call__"] for base in cls.__mro__ if "__call__" in base.__dict__), None
+    )
+    if not inspect.iscoroutinefunction(call) or issubclass(cls, type):
+        return None
+    try:
+        made, called = inspect.signature(cls), inspect.signature(call)
+    except (TypeError, ValueError):
+        return None
+    for version, made_with, called_with in ((3, 0, 3), (2, 1, 2)):
+        try:
+            made.bind(*[None] * made_with)
+            called.bind(None, *[None] * called_with)
+        except TypeError:
+            continue
+        return version
+    return None
 
 
 def _takes_three(obj: Any) -> bool:
