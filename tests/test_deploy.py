@@ -2673,3 +2673,20 @@ def test_the_open_files_limit_is_raised_where_the_system_refuses_the_hard_one(
     assert raise_open_files_limit() == (256, 10240)
     assert limits["soft"] == 10240
     assert raise_open_files_limit() is None  # (nothing more to be had)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_an_env_file_saved_as_utf_16_with_its_byte_order_mark_is_read(
+    tmp_path: Path, encoding: str
+) -> None:
+    # As Windows PowerShell 5's "echo A=1 > app.env" writes it: the start was
+    # refused, "'utf-8' codec can't decode byte 0xff in position 0".
+    env_file = tmp_path / "app.env"
+    mark = "" if encoding == "utf-16" else "\ufeff"  # (Python's utf-16 writes one)
+    env_file.write_bytes((mark + "WEBSOCKET_MAX_SIZE=5\r\nNAME=café\r\n").encode(encoding))
+    environ: dict[str, str] = {}
+    assert load_env_file(str(env_file), environ) == {"WEBSOCKET_MAX_SIZE": "5", "NAME": "café"}
+    # Without a byte order mark, UTF-16 is not guessed: refused, as before.
+    env_file.write_bytes("A=1\n".encode("utf-16-le"))
+    with pytest.raises(ValueError, match="line 1"):
+        load_env_file(str(env_file), {})

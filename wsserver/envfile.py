@@ -15,6 +15,7 @@ Variables already set in the environment win, as with python-dotenv's default.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections.abc import Callable, Collection, Mapping, MutableMapping
@@ -148,9 +149,12 @@ def reread_env_file(
 
 
 def _read(path: str, environ: Mapping[str, str]) -> dict[str, str]:
-    # (utf-8-sig: UTF-8, less the byte order mark some Windows editors begin it with.)
-    with open(path, encoding="utf-8-sig") as file:
-        variables = parse_env_file(file.read(), environ)
+    with open(path, "rb") as file:
+        data = file.read()
+    # UTF-8, less the byte order mark some Windows editors begin it with; or
+    # UTF-16 with its mark, as Windows PowerShell 5's ">" writes.
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    variables = parse_env_file(data.decode("utf-16" if utf16 else "utf-8-sig"), environ)
     for name, value in variables.items():
         if "\x00" in value:  # (what the environment of a process cannot hold)
             raise ValueError(f"{name}: a NUL character in its value")
