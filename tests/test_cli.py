@@ -2071,3 +2071,36 @@ async def test_a_start_failing_past_its_handler_does_not_wait_for_its_thread(
     assert b"1 call of asyncio.to_thread() or run_in_executor() still running" in err
     if how == "raised":
         assert b"RuntimeError: the start failed" in err  # its traceback, still
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        ("WEBSOCKET_PORT=abc\n", "WEBSOCKET_PORT: expected a port number"),
+        ("WEBSOCKET_MAX_SIZE=-5\n", "WEBSOCKET_MAX_SIZE: max_size"),
+        ("WEBSOCKET_UDS=x.sock\nWEBSOCKET_PORT=1\n", "WEBSOCKET_UDS and WEBSOCKET_PORT: each"),
+    ],
+)
+async def test_a_bad_variable_an_env_file_set_is_said_to_come_from_it(
+    tmp_path: Path, lines: str, said: str
+) -> None:
+    # "error: WEBSOCKET_PORT: expected a port number", and the environment
+    # had no WEBSOCKET_PORT: what set it (the file) was not said.
+    env_file = tmp_path / "app.env"
+    env_file.write_text(lines)
+    code, err = await run_cli_to_end("examples.echo:routes", "--env-file", str(env_file))
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert said in last and last.endswith(f"(set by --env-file {env_file})"), err
+    # Set by the environment, it is not the file's (the environment wins);
+    # of two, the one the file set is named.
+    name = lines.split("=", 1)[0]
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--env-file", str(env_file), env={name: "x"}
+    )
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and said.split(":")[0] in last, err
+    if "\n" in lines.strip():
+        assert last.endswith(f"(WEBSOCKET_PORT set by --env-file {env_file})"), err
+    else:
+        assert "--env-file" not in last, err

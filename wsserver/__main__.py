@@ -1356,6 +1356,7 @@ def _main(argv: Sequence[str] | None) -> int:
             _refuse(parser, args, f"--env-file {args.env_file}: {exc}")
         # Again: some flags' defaults come from the environment (WEBSOCKET_UDS...).
         parser = build_parser()
+        parser.set_defaults(from_env_file=frozenset(from_env_file))  # (see _refuse())
         args = _settle(parser, parser.parse_args(arguments))
     # Modules are found in the current directory, whether this runs as
     # ``python -m wsserver`` (which puts it first on sys.path) or as the
@@ -1539,6 +1540,7 @@ def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: 
     Before logging is configured (where to listen, ``--env-file``, ``--app-dir``),
     under ``--log-format json``, a JSON line all the same: a handler for it is set.
     """
+    message += _set_by_env_file(args, message)
     in_worker_log = args.worker is not None and logger.isEnabledFor(logging.ERROR)
     if args.log_format == "json" or (in_worker_log and logger.hasHandlers()):
         if not logger.hasHandlers():
@@ -1547,6 +1549,19 @@ def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: 
         _fatal("%s", message)
         raise SystemExit(2)
     parser.exit(2, f"error: {message}\n")
+
+
+def _set_by_env_file(args: argparse.Namespace, message: str) -> str:
+    """What to add to a refusal ``message`` that names, before its first
+    ``:``, variables the ``--env-file`` set (not the environment, which wins):
+    where they came from."""
+    from_file: frozenset[str] = getattr(args, "from_env_file", frozenset())
+    named = re.findall(r"\b[A-Z][A-Z0-9_]*\b", message.split(":", 1)[0])
+    ours = [name for name in named if name in from_file]
+    if not ours:
+        return ""
+    which = "" if ours == named else f"{' and '.join(ours)} "
+    return f" ({which}set by --env-file {args.env_file})"
 
 
 def _limits_requests(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
