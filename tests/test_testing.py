@@ -2135,6 +2135,30 @@ async def test_cookies_of_one_request_go_with_it_alone_as_httpx_sends_them() -> 
         assert (await client.get("/cookie", cookies={"only": "this"})).text == "only=this"
 
 
+async def test_a_cookie_header_of_the_request_is_left_off_a_redirect_s_next_one() -> None:
+    # (A Cookie in headers= went with every hop, so the cookies a redirect set
+    # on the way, the session of a login, did not go with the next request.
+    # httpx, under Starlette's client, sends its jar on a redirect instead of
+    # "whatever was on the original outgoing request".)
+    routes = Router()
+
+    @routes.post("/login")
+    async def login(request: Request) -> Response:
+        response = redirect("/cookie", 303)
+        response.set_cookie("session", "s1")
+        return response
+
+    @routes.get("/cookie")
+    async def cookie(request: Request) -> Response:
+        return text(request.headers.get("cookie", "-"))
+
+    async with TestClient(routes, cookies={"a": "1"}) as client:
+        r = await client.post("/login", headers={"Cookie": "csrf=x"}, follow_redirects=True)
+        assert r.history[0].request.headers["cookie"] == "csrf=x"
+        assert r.text == "a=1; session=s1"
+        assert r.request.headers.getall("cookie") == ["a=1; session=s1"]
+
+
 async def test_a_cookie_that_ends_goes_no_more_as_a_browser_s_would() -> None:
     # (A cookie was kept for ever once set: its Max-Age or Expires was read
     # only to drop one set already expired. Browsers, and httpx's jar under

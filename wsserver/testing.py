@@ -2598,7 +2598,8 @@ class TestClient:
         ``cookies`` (a mapping or pairs) go with this request and those of
         ``client.cookies``, winning on a name, as httpx merges them (not kept
         in ``client.cookies``, nor sent with a redirect's next request; a
-        ``Cookie`` in ``headers`` goes instead of both).
+        ``Cookie`` in ``headers`` goes instead of both, and a redirect's next
+        request, as httpx's, sends ``client.cookies`` instead of it).
 
         With ``follow_redirects`` (None: the client's, False unless it was
         made with ``follow_redirects=True``), a 301, 302, 303, 307 or 308 with a
@@ -2637,6 +2638,9 @@ class TestClient:
                 raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", response)
             history = [*history, response]
             target = next_target
+            if "cookie" in names:  # (the client's go instead, those set on the way too, as httpx)
+                items = [(n, v) for n, v in items if n.lower() != "cookie"]
+                names = names - {"cookie"}
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method = "GET" if method != "HEAD" else method
                 whole = pieces = None
