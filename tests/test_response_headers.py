@@ -121,6 +121,39 @@ async def test_a_configured_server_header_replaces_ours(run_server: StartServer)
     assert_fresh_date(response.headers["date"])
 
 
+async def test_a_configured_cookie_goes_with_responses_that_set_their_own(
+    run_server: StartServer,
+) -> None:
+    # (Each Set-Cookie is a cookie of its own: one a response sets does not
+    # stand for the configured one, which went on every response but those
+    # that set a cookie, a login's. A response that sets the same cookie keeps
+    # its own; uvicorn sends its --header ones and the app's alike.)
+    routes = echo_routes("/ws")
+
+    @routes.post("/login")
+    async def login(request: Request) -> Response:
+        response = text("in")
+        response.set_cookie("session", "s1")
+        return response
+
+    @routes.get("/node")
+    async def node(request: Request) -> Response:
+        response = text("moved")
+        response.set_cookie("node", "b")
+        return response
+
+    server = await run_server(routes, headers=[("Set-Cookie", "node=a; Path=/")])
+    base = f"127.0.0.1:{server.port}"
+    async with httpx.AsyncClient() as client:
+        login_response = await client.post(f"http://{base}/login")
+        node_response = await client.get(f"http://{base}/node")
+    assert login_response.headers.get_list("set-cookie") == [
+        "node=a; Path=/",
+        "session=s1; Path=/; SameSite=Lax",
+    ]
+    assert node_response.headers.get_list("set-cookie") == ["node=b; Path=/; SameSite=Lax"]
+
+
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         raise RuntimeError("no lifespan here")
@@ -185,6 +218,30 @@ def test_with_defaults_keeps_the_responses_own_whatever_the_case() -> None:
     assert with_defaults([], defaults) == defaults
     mine = [("x", "y")]
     assert with_defaults(mine, ()) is mine
+
+
+def test_with_defaults_keeps_a_configured_cookie_another_cookie_does_not_replace() -> None:
+    defaults = [("Server", "wsserver"), ("Set-Cookie", "node=a; Path=/")]
+    assert with_defaults([("set-cookie", "session=s1")], defaults) == [
+        ("Server", "wsserver"),
+        ("Set-Cookie", "node=a; Path=/"),
+        ("set-cookie", "session=s1"),
+    ]
+    assert with_defaults([("Set-Cookie", "node =b; Max-Age=0")], defaults) == [
+        ("Server", "wsserver"),
+        ("Set-Cookie", "node =b; Max-Age=0"),
+    ]
+    # (Cookie names are case-sensitive: NODE is another cookie.)
+    assert with_defaults([("Set-Cookie", "NODE=b")], defaults)[1:] == [
+        ("Set-Cookie", "node=a; Path=/"),
+        ("Set-Cookie", "NODE=b"),
+    ]
+    raw = accept_response(KEY, extra_headers=[("Set-Cookie", "seen=1")], defaults=defaults)
+    lines = raw.decode("latin-1").split("\r\n")[1:-2]
+    assert [tuple(line.split(": ", 1)) for line in lines][-2:] == [
+        ("Set-Cookie", "node=a; Path=/"),
+        ("Set-Cookie", "seen=1"),
+    ]
 
 
 def test_the_101_has_the_defaults_but_for_those_the_app_gave() -> None:

@@ -861,7 +861,8 @@ class Config:
     headers: Sequence[tuple[str, str]] = setting(
         (),
         HeaderList(),
-        "more headers for every response and `101` (unless it has its own), e.g. "
+        "more headers for every response and `101` (unless it has its own; a "
+        "`Set-Cookie`, unless it sets a cookie of that name), e.g. "
         "`--header 'X-Frame-Options: DENY'`.",
         flag="--header",
     )

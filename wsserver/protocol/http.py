@@ -562,14 +562,36 @@ def with_defaults(
 
     ``defaults`` are the headers a server adds to every response (``Date``,
     ``Server``, headers configured for all responses): a response that has
-    its own keeps it, and none is sent twice. ``headers`` itself is not changed.
+    its own keeps it, and none is sent twice. A ``Set-Cookie`` is a cookie of
+    its own: a configured one is left out only when the response sets a cookie
+    of that name. ``headers`` itself is not changed.
     """
     if not defaults:
         return headers
     if not headers:
         return list(defaults)
     names = {name.lower() for name, _ in headers}
-    return [*(d for d in defaults if d[0].lower() not in names), *headers]
+    cookies = (
+        {_cookie_name(value) for name, value in headers if name.lower() == "set-cookie"}
+        if "set-cookie" in names
+        else set()
+    )
+    kept = [
+        (name, value)
+        for name, value in defaults
+        if (
+            _cookie_name(value) not in cookies
+            if name.lower() == "set-cookie"
+            else name.lower() not in names
+        )
+    ]
+    return [*kept, *headers]
+
+
+def _cookie_name(set_cookie: str) -> str:
+    """The name of the cookie a ``Set-Cookie`` value sets (RFC 6265 5.2:
+    trimmed; case-sensitive, as browsers keep names)."""
+    return set_cookie.split(";", 1)[0].partition("=")[0].strip(" \t")
 
 
 def saying_close(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
