@@ -571,11 +571,9 @@ def with_defaults(
     if not headers:
         return list(defaults)
     names = {name.lower() for name, _ in headers}
-    cookies = (
-        {_cookie_name(value) for name, value in headers if name.lower() == "set-cookie"}
-        if "set-cookie" in names
-        else set()
-    )
+    if "set-cookie" not in names:
+        return [*(d for d in defaults if d[0].lower() not in names), *headers]
+    cookies = {_cookie_name(value) for name, value in headers if name.lower() == "set-cookie"}
     kept = [
         (name, value)
         for name, value in defaults
