@@ -622,6 +622,38 @@ async def test_sigterm_to_every_process_at_once_stays_graceful() -> None:
 
 
 @pytest.mark.drill
+async def test_a_worker_sent_sigterm_by_someone_else_is_replaced_without_an_error() -> None:
+    # "ERROR worker 1 (pid N) died (exit code 0 after 2.0 s); starting another":
+    # a worker that someone stopped (kill -TERM PID, to recycle it) stopped
+    # as asked, and was logged as a crash.
+    async with supervisor() as cli:
+        workers = children(cli.proc.pid)
+        victim = min(workers)
+        os.kill(victim, signal.SIGTERM)
+        await wait_for(lambda: len(children(cli.proc.pid) - {victim}) == 2, what="a replacement")
+        await wait_for(lambda: cli.stderr.count("accepting on") == 3, what="it accepting")
+        line = next(line for line in cli.stderr.splitlines() if f"(pid {victim}) stopped" in line)
+        assert " INFO " in line and "stopped on SIGTERM" in line and "starting another" in line
+    assert " ERROR " not in cli.stderr, cli.stderr
+
+
+@pytest.mark.drill
+async def test_sigterm_to_the_workers_a_moment_before_the_supervisor_starts_no_worker() -> None:
+    # As when every process of the service is signalled (systemd's cgroup
+    # kill, pkill) and the workers' stop comes first: each was logged as
+    # "ERROR ... died (exit code 0 ...); starting another in 0.5 s".
+    async with supervisor() as cli:
+        workers = children(cli.proc.pid)
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+        await wait_for(lambda: not any(map(alive, workers)), what="the workers' end")
+        await asyncio.sleep(0.3)  # (the supervisor's signal comes a moment later)
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+    assert " ERROR " not in cli.stderr and cli.stderr.count("started (pid") == 2, cli.stderr
+
+
+@pytest.mark.drill
 async def test_new_connections_are_refused_while_the_workers_drain() -> None:
     # The supervisor kept its copy of the listening socket until every worker
     # was gone: the kernel queued new connections nobody accepted, reset at

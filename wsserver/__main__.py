@@ -47,6 +47,7 @@ from .supervisor import (
     PING,
     PONG,
     READY,
+    SIGNALLED,
     START_TIMEOUT,
     Supervisor,
     WorkerRole,
@@ -887,6 +888,10 @@ async def run(
         quick = signum == signal.SIGQUIT
         retiring = restart
         stopping = not restart
+        if role is not None:
+            # The supervisor tells a stop it sent from another (kill -TERM PID).
+            with contextlib.suppress(OSError):
+                os.write(role.ready_fd, SIGNALLED + bytes([signum]))
         logger.info(
             "%s: %s",
             signal.Signals(signum).name,

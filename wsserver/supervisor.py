@@ -78,6 +78,7 @@ __all__ = [
     "release_scaling",
     "READY",
     "LIMIT_REACHED",
+    "SIGNALLED",
     "PING",
     "PONG",
     "HEALTH_TIMEOUT",
@@ -92,6 +93,10 @@ logger = logging.getLogger("wsserver.supervisor")
 MOST_WORKERS = 1024
 #: A worker that exits sooner than this after it started counts as failing at start-up.
 EARLY_EXIT = 5.0
+#: Seconds a worker that stopped on a signal leaves its slot empty, in case
+#: the supervisor's own stop signal follows (every process of the service
+#: signalled: systemd, pkill); and its channel's last words are waited for.
+SIGNAL_GRACE = 1.0
 #: The longest delay before restarting a worker that keeps failing at start-up.
 MAX_BACKOFF = 30.0
 #: How long a new worker may take to accept, in a rolling restart, before it is
@@ -101,6 +106,8 @@ START_TIMEOUT = 60.0
 #: its limit_max_requests; and its event loop's answer to the supervisor's PING.
 READY = b"R"
 LIMIT_REACHED = b"L"
+#: And: it got a stop (or retire) signal, whose number is the next byte.
+SIGNALLED = b"S"
 PING = b"P"
 PONG = b"O"
 #: Seconds a worker's event loop may take to answer a PING, unless said
@@ -167,6 +174,10 @@ class Worker:
     #: The supervisor's end of its channel, once open; the answer awaited to a PING.
     channel: asyncio.StreamWriter | None = None
     pong: asyncio.Future[None] | None = None
+    #: The stop signal it said it got (SIGNALLED), if one; set once its
+    #: channel has said all (it ends as the process does).
+    signalled: int | None = None
+    said_all: asyncio.Future[int] = field(default_factory=lambda: _future())
 
     @property
     def pid(self) -> int:
@@ -243,7 +254,9 @@ class Supervisor:
         self.start_timeout = start_timeout
         self.workers: dict[int, Worker] = {}
         self.failures: dict[int, int] = {}
-        self.stopping = False
+        self._stopping = False
+        #: Set as it begins to stop (see :attr:`stopping`), once it runs.
+        self._stop_begun: asyncio.Event | None = None
         self.restarting: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._retired: set[Worker] = set()
@@ -276,10 +289,28 @@ class Supervisor:
         #: SIGQUIT: the workers are stopped with SIGQUIT (no grace), not SIGTERM.
         self._quick = False
 
+    @property
+    def stopping(self) -> bool:
+        """Whether it is stopping (a stop signal; no worker started, nor will)."""
+        return self._stopping
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        self._stopping = value
+        if value and self._stop_begun is not None:
+            self._stop_begun.set()
+
+    async def _stopping_within(self, seconds: float) -> None:
+        """Return once it stops, or after ``seconds``."""
+        if self._stop_begun is not None and not self.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_begun.wait(), seconds)
+
     async def run(self) -> int:
         """Start the workers and supervise them; the exit code once stopped."""
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        self._stop_begun = asyncio.Event()
         stops = (signal.SIGINT, signal.SIGTERM)
         for signum in stops:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
@@ -472,12 +503,17 @@ class Supervisor:
                 said = await reader.read(1)
                 if said == LIMIT_REACHED:
                     self._on_limit(worker)
+                elif said == SIGNALLED:
+                    number = await reader.read(1)
+                    worker.signalled = number[0] if number else None
                 elif said == PONG and worker.pong is not None and not worker.pong.done():
                     worker.pong.set_result(None)
         except OSError:
             pass  # (its end reset: it is gone, which _watch_exit() sees)
         finally:
             worker.channel.close()
+            if not worker.said_all.done():
+                worker.said_all.set_result(0)
         if not worker.ready.done():
             worker.ready.set_result(False)
 
@@ -566,6 +602,17 @@ class Supervisor:
             return  # replaced: an old worker that retired
         if worker.retiring or self.stopping:
             return
+        if code == 0 and worker.channel is not None:
+            # Whether it said it was signalled: its channel ends as it does.
+            await asyncio.wait([worker.said_all], timeout=SIGNAL_GRACE)
+        if worker.signalled is not None:
+            # A stop someone sent it (kill -TERM PID); or every process of
+            # the service was signalled (systemd, pkill) and the
+            # supervisor's own signal comes in a moment: no need to start
+            # another then, nor to say it died.
+            await self._stopping_within(SIGNAL_GRACE)
+            if worker.retiring or self.stopping or self.workers.get(worker.slot) is not worker:
+                return
         self._replace_dead(worker, code)
 
     def _replace_dead(self, worker: Worker, code: int) -> None:
@@ -601,6 +648,20 @@ class Supervisor:
                 status,
             )
             del self.workers[slot]
+            return
+        if worker.signalled is not None and worker.ready.result():
+            # Not a failure: it stopped as it was asked, by someone else.
+            logger.info(
+                "worker %d (pid %d) stopped on %s, not the supervisor's (%s after %.1f s); "
+                "starting another",
+                slot,
+                worker.pid,
+                _signal_name(worker.signalled),
+                status,
+                lived,
+            )
+            del self.workers[slot]
+            self._restart_later(slot, 0.0)
             return
         if lived < EARLY_EXIT:
             failures = self.failures[slot] = self.failures.get(slot, 0) + 1
@@ -1142,14 +1203,16 @@ def _pidfd(pid: int) -> int | None:
 
 
 def _exit_status(code: int) -> str:
-    """``exit code N``, or ``signal NAME`` (its number if Python has no name for it:
-    the real-time signals) for a process ended by one."""
-    if code >= 0:
-        return f"exit code {code}"
+    """``exit code N``, or ``signal NAME`` for a process ended by one."""
+    return f"exit code {code}" if code >= 0 else f"signal {_signal_name(-code)}"
+
+
+def _signal_name(signum: int) -> str:
+    """``SIGTERM``; the number if Python has no name for it (the real-time signals)."""
     try:
-        return f"signal {signal.Signals(-code).name}"
+        return signal.Signals(signum).name
     except ValueError:
-        return f"signal {-code}"
+        return str(signum)
 
 
 def _signal(worker: Worker, signum: int) -> None:
