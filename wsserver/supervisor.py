@@ -605,7 +605,7 @@ class Supervisor:
         if code == 0 and worker.channel is not None:
             # Whether it said it was signalled: its channel ends as it does.
             await asyncio.wait([worker.said_all], timeout=SIGNAL_GRACE)
-        if worker.signalled is not None:
+        if worker.signalled is not None and code == 0:
             # A stop someone sent it (kill -TERM PID); or every process of
             # the service was signalled (systemd, pkill) and the
             # supervisor's own signal comes in a moment: no need to start
@@ -649,7 +649,7 @@ class Supervisor:
             )
             del self.workers[slot]
             return
-        if worker.signalled is not None and worker.ready.result():
+        if worker.signalled is not None and code == 0 and worker.ready.result():
             # Not a failure: it stopped as it was asked, by someone else.
             logger.info(
                 "worker %d (pid %d) stopped on %s, not the supervisor's (%s after %.1f s); "
