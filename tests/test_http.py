@@ -19,7 +19,7 @@ import h11
 import pytest
 import websockets
 
-from wsserver import Request, Router, WebSocket
+from wsserver import HandshakeError, Request, Router, WebSocket
 from wsserver.response import Response, StreamingResponse, empty, html, json, raw, stream, text
 from wsserver.server.http_protocol import ANSWERS_PER_TURN, BODY_PIECES_PER_TURN, HttpProtocol
 from wsserver.server.server import READ_SIZE
@@ -279,6 +279,43 @@ class TestResponses:
         errors = [r for r in caplog.records if r.name == "wsserver.server" and r.exc_info]
         assert len(errors) == 2
         assert "not a Response" in str(errors[1].exc_info[1])  # type: ignore[index]
+
+    async def test_a_handshake_error_from_a_handler_is_its_status_and_headers(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # wsserver's "answer with this HTTP error", as from an on_connect hook
+        # (a ported Sanic app's raise NotFound(...) from a helper): it was a
+        # 500 with a logged traceback, counted as the handler's failure.
+        routes = Router()
+
+        def room_or_404(name: str) -> str:
+            if name != "lobby":
+                raise HandshakeError(404, "No such room.")
+            return name
+
+        @routes.get("/rooms/<name>")
+        async def room(request: Request, name: str) -> Response:
+            return text(room_or_404(name))
+
+        @routes.post("/upload", stream=True, error_format="json")
+        async def upload(request: Request) -> Response:
+            raise HandshakeError(401, "Missing token", [("WWW-Authenticate", "Bearer")])
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /rooms/attic HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = await read_response(reader)
+        assert (status, body) == (404, b"No such room.\n")
+        assert headers.get("connection") != "close"
+        writer.write(b"GET /rooms/lobby HTTP/1.1\r\nHost: x\r\n\r\n")  # (kept alive)
+        assert (await read_response(reader))[::2] == (200, b"lobby")
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        status, headers, body = await read_response(reader)
+        assert (status, headers["www-authenticate"]) == (401, "Bearer")
+        assert jsonlib.loads(body)["message"] == "Missing token"
+        writer.close()
+        assert server.stats()["handler_errors"] == 0
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
     async def test_a_response_h11_refuses_is_the_handler_s_failure(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture

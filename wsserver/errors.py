@@ -63,7 +63,8 @@ class HandshakeError(WSServerError):
 
     Raised by an ``on_connect`` hook, it denies the upgrade with that answer
     (its status, message and headers, in the route's error format), not
-    logged as an error.
+    logged as an error; raised by an HTTP route's handler, it is that
+    route's answer the same way (Sanic's ``raise NotFound(...)``).
 
     Attributes:
         status: the HTTP status code to answer with (400, 404, 426, ...).

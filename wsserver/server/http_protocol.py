@@ -1470,12 +1470,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
     async def _handler_response(
         self, route: Route, params: dict[str, Any]
     ) -> Response | StreamingResponse:
-        """What ``route``'s handler answers (a ``BadRequest`` it raised: a 400)."""
+        """What ``route``'s handler answers (a ``BadRequest`` it raised: a 400; a
+        ``HandshakeError``: its status, message and headers, as from an
+        ``on_connect`` hook)."""
         assert self.request is not None
         try:
             response = await route.handler(self.request, **params)
         except BadRequest as exc:
             return error_response(400, str(exc), format=route.error_format)
+        except HandshakeError as exc:  # (its own answer: an abort(404), say)
+            return error_response(exc.status, exc.message, exc.headers, format=route.error_format)
         except asyncio.CancelledError as exc:
             raise _ended_in(exc, f"HTTP handler {route.name}")  # noqa: B904
         if not isinstance(response, (Response, StreamingResponse)):
