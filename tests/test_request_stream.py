@@ -653,6 +653,63 @@ class TestStreamedBodiesEdges:
         assert head.startswith(b"HTTP/1.1 413 ")
         writer.close()
 
+    async def test_a_streamed_response_refusing_the_body_before_its_head_answers_so(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Its producer reads first (a client that waits for 100 Continue:
+        # curl -F with a file over 1 KiB) and raises what a handler's answer
+        # is made of: a form that does not parse, a HandshakeError. Nothing
+        # was sent: the 400 (or its status) a handler's raise gets, as a 413
+        # for a body over the limit, not a 500 and a logged traceback.
+        from wsserver import HandshakeError
+
+        routes = Router()
+
+        @routes.post("/parts", stream=True)
+        async def parts(request: Request) -> StreamingResponse:
+            async def names() -> AsyncIterator[str]:
+                async for part in request.multipart():
+                    yield f"{part.name}\n"
+
+            return stream(names(), content_type="text/plain")
+
+        @routes.post("/quota", stream=True, error_format="json")
+        async def quota(request: Request) -> StreamingResponse:
+            body = request.stream
+            assert body is not None
+
+            async def check() -> AsyncIterator[bytes]:
+                if len(await body.read() or b"") > 3:
+                    raise HandshakeError(507, "Over your quota.", [("Retry-After", "60")])
+                yield b"stored"
+
+            return stream(check())
+
+        server = await run_server(routes)
+        for path, content_type, body in (
+            (b"/parts", b"multipart/form-data; boundary=xyz", b"no boundary in here"),
+            (b"/quota", b"application/octet-stream", b"0123456789"),
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(
+                b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nExpect: 100-continue\r\n"
+                b"Content-Length: %d\r\n\r\n" % (path, content_type, len(body))
+            )
+            continued = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert continued.startswith(b"HTTP/1.1 100 ")
+            writer.write(body)
+            head, answer = await read_response(reader)
+            if path == b"/parts":
+                assert head.startswith(b"HTTP/1.1 400 "), head
+                assert answer == b"The multipart form has no part (its boundary is not in it).\n"
+            else:
+                assert head.startswith(b"HTTP/1.1 507 "), head
+                assert b"\r\nRetry-After: 60\r\n" in head
+                assert stdlib_json.loads(answer)["message"] == "Over your quota."
+            writer.close()
+        assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert server.counters.handler_errors == 0
+
     async def test_connections_are_freed_without_the_garbage_collector(
         self, run_server: StartServer
     ) -> None:

@@ -1270,12 +1270,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                         answer = await answer
                     except (asyncio.CancelledError, BaseExceptionGroup) as exc:
                         raise _ended_in(exc, f"the on_connect hook of {route.name}")  # noqa: B904
-            except BadRequest as exc:  # (as from an HTTP route's handler: a 400)
-                answer = error_response(400, str(exc), format=route.error_format)
-            except HandshakeError as exc:  # (its own answer: an abort(401), say)
-                answer = error_response(
-                    exc.status, exc.message, exc.headers, format=route.error_format
-                )
+            except (BadRequest, HandshakeError) as exc:  # (as from an HTTP route's handler)
+                answer = _answer_to(exc, route)
             final = accept.answered(answer, request.subprotocols)
             if self._transport_closing:
                 return  # shut down (503) while the hook decided
@@ -1456,6 +1452,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 )
             else:  # (after the head: the response was cut short)
                 protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
+        except (BadRequest, HandshakeError) as exc:
+            # A streamed response's producer's, before its head (it reads the
+            # body first, for a client that waits for 100 Continue): the answer
+            # the handler's own raise gets. After the head, the body was cut
+            # short: the handler's failure.
+            if self._h11.our_state is not h11.SEND_RESPONSE or self.closing:
+                raise
+            self.send_response(_answer_to(exc, route))
         except (asyncio.CancelledError, BaseExceptionGroup) as exc:
             # (A CancelledError here is a streamed response's producer's: the
             # handler's own is _handler_response()'s.)
@@ -1476,10 +1480,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         assert self.request is not None
         try:
             response = await route.handler(self.request, **params)
-        except BadRequest as exc:
-            return error_response(400, str(exc), format=route.error_format)
-        except HandshakeError as exc:  # (its own answer: an abort(404), say)
-            return error_response(exc.status, exc.message, exc.headers, format=route.error_format)
+        except (BadRequest, HandshakeError) as exc:
+            return _answer_to(exc, route)
         except asyncio.CancelledError as exc:
             raise _ended_in(exc, f"HTTP handler {route.name}")  # noqa: B904
         if not isinstance(response, (Response, StreamingResponse)):
@@ -2683,3 +2685,12 @@ def _held_for_client(transport: asyncio.BaseTransport) -> int | None:
 def _took_more(before: tuple[int, int], now: tuple[int, int]) -> bool:
     """Whether the client took more of our answers (see HttpProtocol._taken())."""
     return now[0] > before[0] or now[1] > before[1]
+
+
+def _answer_to(exc: BadRequest | HandshakeError, route: Route) -> Response:
+    """What a handler's raise of ``exc`` is answered with, in ``route``'s error
+    format: a BadRequest's 400 and message; a HandshakeError's status, message
+    and headers (an ``abort(404)``, as from an ``on_connect`` hook)."""
+    if isinstance(exc, HandshakeError):
+        return error_response(exc.status, exc.message, exc.headers, format=route.error_format)
+    return error_response(400, str(exc), format=route.error_format)
