@@ -70,6 +70,50 @@ async def test_one_access_line_per_connection(
     assert access[0].levelno == logging.INFO
 
 
+@pytest.mark.parametrize("answer", [1000, None])
+async def test_the_access_line_says_the_code_the_server_closed_with_whatever_the_answer(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture, answer: int | None
+) -> None:
+    # aiohttp's client answers every close frame with 1000 (others with an
+    # empty one, 1005): a handler that failed (1011), a message over
+    # max_size (1009), a close(4000) were each logged "close=1000", as if
+    # the connection had ended normally.
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    routes = Router()
+
+    @routes.websocket("/fails")
+    async def fails(request: Request, ws: WebSocket) -> None:
+        await ws.recv()
+        raise RuntimeError("broken")
+
+    @routes.websocket("/closes")
+    async def closes(request: Request, ws: WebSocket) -> None:
+        await ws.recv()
+        await ws.close(4000, "bye")
+
+    server = await run_server(routes, max_size=10)
+    cases = (("/fails", b"go", 1011), ("/fails", b"x" * 11, 1009), ("/closes", b"go", 4000))
+    for path, message, code in cases:
+        client = await RawClient.connect(server.port, path)
+        client.send(1, message)
+        opcode, _, _, payload = await client.recv_frame()
+        assert (opcode, payload[:2]) == (8, struct.pack("!H", code))
+        client.send(8, b"" if answer is None else serialize_close(answer, ""))
+        await client.expect_eof()
+        client.close()
+    await wait_for(
+        lambda: len([r for r in caplog.records if r.name == "wsserver.access"]) == 3,
+        what="the access lines",
+    )
+    lines = [r for r in caplog.records if r.name == "wsserver.access"]
+    said = [r.getMessage() for r in lines]
+    assert len(said) == len(cases)
+    for line, (_, _, code) in zip(said, cases, strict=True):
+        assert f"close={code} " in line, said
+    assert [r.close_code for r in lines] == [1011, 1009, 4000], said  # type: ignore[attr-defined]
+    assert lines[2].close_reason == "bye", said  # type: ignore[attr-defined]
+
+
 async def test_a_connection_that_sent_nothing_has_no_access_line(
     run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -177,6 +177,7 @@ class Connection:
         "out",
         "close_sent",
         "close_received",
+        "_answered_ours",
         "failure",
         "_failed",
         "_msg_opcode",
@@ -213,6 +214,8 @@ class Connection:
         self._failed = False
         #: (code, reason) of the close frame received, once received.
         self.close_received: tuple[int, str] | None = None
+        #: That frame answered ours (we began the closing handshake).
+        self._answered_ours = False
         #: The violation that failed (or is failing) the connection.
         self.failure: ProtocolError | None = None
         # The message being received (CONTINUATION: none).
@@ -495,6 +498,7 @@ class Connection:
 
     def _close_received(self, code: int, reason: str, events: list[Event]) -> None:
         self.close_received = (code, reason)
+        self._answered_ours = self.close_sent is not None
         self._move(Trigger.RECEIVE_CLOSE)
         if self.state is _REMOTE_CLOSING and self.failure is None:
             # Echo the peer's code (RFC 6455 5.5.1); no code gets no code.
@@ -676,6 +680,17 @@ class Connection:
         """The reason that goes with :attr:`close_code`."""
         ours = self._ours()
         return "" if ours is None else ours[1]
+
+    @property
+    def why_closed(self) -> tuple[int, str]:
+        """(code, reason) that says why the connection ended, for a log: that
+        of the close frame that began a closing handshake the peer completed
+        (ours, when we began it, whatever code the peer answered with:
+        aiohttp's client answers 1000 to any, others an empty close frame);
+        else :attr:`close_code` and :attr:`close_reason`."""
+        if self._answered_ours and self.close_sent is not None:
+            return self.close_sent
+        return self.close_code, self.close_reason
 
     def _ours(self) -> tuple[int, str] | None:
         """The close frame :attr:`close_code` reports, if any (see there)."""

@@ -307,13 +307,14 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         server.counters.connection_closed(self, lived)
         # (Its fields are worked out only for a line that is written.)
         if self.config.access_log and access_logger.isEnabledFor(logging.INFO):
+            code, reason = self.conn.why_closed
             log_access(
                 self.request.remote_address,
                 self.request.target.partition("?")[0],
                 101,
                 lived,
-                self.conn.close_code,
-                self.conn.close_reason,
+                code,
+                reason,
                 self.route_name,
                 method=self.request.method,
                 sent=self.wire_out,
