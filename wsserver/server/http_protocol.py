@@ -194,6 +194,10 @@ def next_event(
     return event
 
 
+#: h11's states of a request, and of its response, once it is over (the
+#: connection closing after it: MUST_CLOSE).
+_ANSWERED = (h11.DONE, h11.MUST_CLOSE)
+
 #: A last chunk's size (RFC 9112 7.1: zeros), at the start of its line.
 _LAST_CHUNK = re.compile(rb"0+(?![0-9A-Fa-f])")
 
@@ -2322,16 +2326,23 @@ class HttpProtocol(asyncio.BufferedProtocol):
         chunk: more may follow), or holds a head refused as it came, before
         it was parsed (see _refuse_bad_head()); or the request asked to
         upgrade (denied: frames may follow it, sent without waiting for the
-        101). Not a head that stopped coming (its 408), nor one cut off by
-        the shutdown (its 503), nor pipelined requests waiting for a client
-        that takes no answers: no more of those is on its way, and the
-        shutdown would wait close_timeout for their clients."""
-        state = self._h11.their_state
+        101); or the client pipelined past the request whose answer ends the
+        connection (Connection: close, HTTP/1.0: it sends on, not yet told,
+        and the kernel would answer with a reset that drops what of the
+        answer it holds unsent, RFC 9112 9.6). Not a head that stopped
+        coming (its 408), nor one cut off by the shutdown (its 503), nor
+        pipelined requests waiting for a client that takes no answers (no
+        answer ended: h11 waits for the next request): no more of those is
+        on its way, and the shutdown would wait close_timeout for their
+        clients."""
+        h = self._h11
+        state = h.their_state
         return (
             state is h11.SEND_BODY
             or state is h11.ERROR
             or self._head_refused
             or (self._asks_upgrade and not self._idle)
+            or (state in _ANSWERED and h.our_state in _ANSWERED and self._held() > 0)
         )
 
     def _arm_close_timer(self) -> None:
