@@ -718,6 +718,52 @@ async def test_a_file_cut_short_by_the_server_counts_what_went(
     assert taken <= record.bytes_sent < (48 << 20), (taken, record.getMessage())  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("ended_by", ["timeout_keep_alive", "shutdown"])
+async def test_a_file_cut_short_in_pieces_counts_no_more_than_went(
+    run_server: StartServer,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    ended_by: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    # Sent in pieces (uvloop, TLS, a Unix socket; here the kernel refuses
+    # sendfile()), a file cut short by the server: what the transport still
+    # held when the connection was aborted (up to write_limit and a piece)
+    # was dropped, and counted as sent all the same. The client, reading all
+    # it can once the line is written, gets no less than the line says.
+    request.getfixturevalue("no_kernel_sendfile")
+    caplog.set_level(logging.INFO, logger="wsserver")
+    stalls = ended_by == "timeout_keep_alive"
+    server = await run_server(
+        big_file_routes(tmp_path),
+        timeout_keep_alive=0.5 if stalls else 30,
+        close_timeout=0.5,
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        received = 0
+        while received < (1 << 20):
+            data = await asyncio.wait_for(reader.read(1 << 16), 5)
+            assert data
+            received += len(data)
+        # (It reads no more: its buffer fills, and its kernel's.)
+        if not stalls:
+            await asyncio.sleep(0.2)
+            await server.close(timeout=0.5)
+        await wait_for(
+            lambda: any(r.name == "wsserver.access" for r in caplog.records), what="the line"
+        )
+        async with asyncio.timeout(10):
+            while data := await reader.read(1 << 16):
+                received += len(data)
+    finally:
+        writer.close()
+    (record,) = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert 0 < record.bytes_sent <= received, (received, record.getMessage())  # type: ignore[attr-defined]
+
+
 async def test_an_ipv6_peer_is_logged_in_brackets(caplog: pytest.LogCaptureFixture) -> None:
     # "::1:52918" (uvicorn's way too) cannot be told apart: is the port
     # 52918, or part of the address? RFC 3986's "[::1]:52918" can.

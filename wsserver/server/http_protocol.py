@@ -316,6 +316,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "request",
         "status",
         "_sent",
+        "_aborted",
         "lost",
         "_transport_closing",
         "_turn_paused",
@@ -408,6 +409,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: The bytes of the last response's body on the wire (chunked framing
         #: included), for the access log.
         self._sent = 0
+        #: Whether the transport was aborted (what it held not counted as sent).
+        self._aborted = False
         #: Whether the TCP connection is gone.
         self.lost = False
         self._transport_closing = False
@@ -2277,6 +2280,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             and not self._transport_closing
             and not self.lost
         ):
+            self._drop_unsent()
             reset(self.transport)
         self.close_transport()
 
@@ -2377,7 +2381,25 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self._arm_close_timer()
                 return
         protocol_logger.debug("%s: closing timed out; aborting", peer(self.remote_address))
+        self.abort()
+
+    def abort(self) -> None:
+        """Close at once: what the transport still holds for the client is dropped."""
+        self._drop_unsent()
         self.transport.abort()
+
+    def _drop_unsent(self) -> None:
+        """The transport is about to drop what it holds: that is not sent.
+
+        The response's bytes counted (:attr:`_sent`, the access line's) are
+        those written to the transport; the last of them are what it holds
+        (a client that took nothing for timeout_keep_alive, a shutdown: up to
+        ``write_limit`` and a piece of a file, on the paths that write pieces:
+        uvloop, TLS, a Unix socket, a stream)."""
+        if not self._aborted and not self.lost:
+            self._aborted = True
+            held = self.transport.get_write_buffer_size()
+            self._sent = max(0, self._sent - held)
 
     # --------------------------------------------------------------- timers
 
