@@ -764,6 +764,47 @@ async def test_a_file_cut_short_in_pieces_counts_no_more_than_went(
     assert 0 < record.bytes_sent <= received, (received, record.getMessage())  # type: ignore[attr-defined]
 
 
+async def test_a_websocket_aborted_counts_no_more_than_went(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A handler sends to a client that reads nothing; the server stops, and
+    # the client answers no close frame either: its connection is aborted at
+    # close_timeout. The frames its transport still held then were dropped,
+    # and counted as sent all the same (the close frame among them). The
+    # client, reading all it can once the line is written, gets no less.
+    caplog.set_level(logging.INFO, logger="wsserver")
+    routes = Router()
+
+    @routes.websocket("/")
+    async def flood(request: Request, ws: WebSocket) -> None:
+        while True:
+            await ws.send(b"x" * 65536)
+
+    server = await run_server(routes, close_timeout=0.5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(upgrade_request())
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        received = 0
+        while received < (1 << 20):
+            data = await asyncio.wait_for(reader.read(1 << 16), 5)
+            assert data
+            received += len(data)
+        # (It reads no more: its buffer fills, and its kernel's.)
+        await asyncio.sleep(0.2)
+        await server.close(timeout=0.5)
+        await wait_for(
+            lambda: any(r.name == "wsserver.access" for r in caplog.records), what="the line"
+        )
+        async with asyncio.timeout(10):
+            while data := await reader.read(1 << 16):
+                received += len(data)
+    finally:
+        writer.close()
+    (record,) = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert 0 < record.bytes_sent <= received, (received, record.getMessage())  # type: ignore[attr-defined]
+
+
 async def test_an_ipv6_peer_is_logged_in_brackets(caplog: pytest.LogCaptureFixture) -> None:
     # "::1:52918" (uvicorn's way too) cannot be told apart: is the port
     # 52918, or part of the address? RFC 3986's "[::1]:52918" can.

@@ -1078,10 +1078,7 @@ class Server:
                 closing = [p for p in closing if not p.lost]
         for protocol in list(self.connections):
             if not protocol.lost and not self._runs_a_caller(protocol):
-                if isinstance(protocol, HttpProtocol):
-                    protocol.abort()  # (what it held is not counted as sent)
-                else:
-                    protocol.transport.abort()
+                protocol.abort()  # (what it held is not counted as sent)
         # Connections still in their TLS handshake: asyncio's loops accept
         # each in a task, which closes it when cancelled (uvloop's end at
         # open_timeout, the handshake's limit).

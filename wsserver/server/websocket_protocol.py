@@ -103,6 +103,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         "_held",
         "_held_size",
         "_transport_closing",
+        "_aborted",
         "_input_held",
         "_unparsed",
         "_close_timer",
@@ -157,6 +158,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._held: list[bytes] = []
         self._held_size = 0
         self._transport_closing = False
+        #: Whether the transport was aborted (what it held not counted as sent).
+        self._aborted = False
         # Whether reading is paused because received bytes wait to be parsed
         # (the connection's input_waiting), and their parse is scheduled.
         self._input_held = False
@@ -671,6 +674,16 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         protocol_logger.debug(
             "%s: closing handshake timed out; aborting", peer(self.remote_address)
         )
+        self.abort()
+
+    def abort(self) -> None:
+        """Close at once. What the transport still holds for the peer (and
+        frames held to go with others) is dropped: not counted as sent
+        (:attr:`wire_out`, the access line's and the metrics')."""
+        if not self._aborted and not self.lost:
+            self._aborted = True
+            dropped = self.transport.get_write_buffer_size() + self._held_size
+            self.wire_out = max(0, self.wire_out - dropped)
         self.transport.abort()
 
     def shutdown(self) -> None:
