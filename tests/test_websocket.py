@@ -1406,6 +1406,61 @@ class TestEmbedding:
         else:  # past shutdown_timeout: told, not reset
             assert answer.startswith(b"HTTP/1.1 503 ")
 
+    @pytest.mark.parametrize("app", ["stream", "asgi"])
+    async def test_a_handler_reading_an_upload_cut_off_leaves_its_client_time_to_read_the_503(
+        self, run_server: StartServer, app: str
+    ) -> None:
+        # A stream=True route's handler (or an ASGI app) still reading its
+        # body when the grace ended was answered 503, and its connection
+        # aborted at once: a client that sends its whole body before reading
+        # (http.client, requests) got a broken pipe or a reset, not the 503,
+        # where an upload to a route without stream=True gets close_timeout.
+        routes = Router()
+        reading = asyncio.Event()
+        cut = asyncio.Event()
+
+        @routes.post("/upload", stream=True)
+        async def upload(request: Request) -> Any:
+            assert request.stream is not None
+            try:
+                async for _ in request.stream:
+                    reading.set()
+            finally:
+                cut.set()
+            return text("all in")
+
+        async def asgi(scope: Any, receive: Any, send: Any) -> None:
+            assert scope["type"] == "http"
+            try:
+                while (await receive()).get("more_body"):
+                    reading.set()
+            finally:
+                cut.set()
+
+        if app == "stream":
+            server = await run_server(routes, shutdown_timeout=0.3, close_timeout=10)
+        else:
+            server = await run_server(asgi, shutdown_timeout=0.3, close_timeout=10, lifespan="off")
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+        await writer.drain()
+        await asyncio.wait_for(reading.wait(), 5)
+        closing = asyncio.create_task(server.close())
+        await asyncio.wait_for(cut.wait(), 5)  # (past the grace: cancelled)
+        # The client still sending is not cut off: the shutdown waits for it
+        # (the old code had aborted its connection a moment after the 503).
+        done, _ = await asyncio.wait([closing], timeout=0.5)
+        assert not done
+        for _ in range(10):  # the rest of its body, then it reads
+            writer.write(b"x" * 9999)
+            await writer.drain()
+        writer.write_eof()
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await asyncio.wait_for(closing, 5)  # (at the client's end, not close_timeout)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        assert answer.endswith(b"Server is shutting down.\n")
+
     @pytest.mark.parametrize("timeout", [0.0, 0.3])
     async def test_a_timeout_given_to_close_bounds_the_wait_for_an_upload_cut_off(
         self, run_server: StartServer, timeout: float

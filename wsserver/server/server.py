@@ -1044,14 +1044,18 @@ class Server:
         # Connections answered while their client still sends its body: the
         # client reads the answer once it has sent it (within what is left of
         # the grace, close_timeout at most), rather than a reset.
-        lingering = [
-            p.watch_disconnect()
+        answered = [
+            p
             for p in self.connections
             if isinstance(p, HttpProtocol) and p.lingering and not p.lost
         ]
+        lingering = [p.watch_disconnect() for p in answered]
         wait = min(deadline - loop.time(), self.config.close_timeout)
-        if bodies_cut:  # (answered as the grace ended: their clients read it still,
-            # as long as a closing handshake: a timeout given to close() bounds it)
+        # (Answered as the grace ended, a body not in by then, or a handler
+        # cut off while its body still came, a stream=True route's or an ASGI
+        # app's: their clients read it still, once they have sent it, as long
+        # as a closing handshake: a timeout given to close() bounds it.)
+        if bodies_cut or (tasks and any(not p.body_ended for p in answered)):
             wait = (
                 self.config.close_timeout
                 if timeout is None
