@@ -2980,6 +2980,39 @@ def test_what_is_raised_while_handling_our_disconnect_is_judged_by_what_it_is() 
             assert caused_by_disconnect(made_of_it, origin, gone=gone) is gone
 
 
+async def test_an_answer_in_the_shutdown_to_a_request_without_a_body_closes_at_once(
+    run_asgi: Any,
+) -> None:
+    # An app that answers a GET (reading no body: there is none) once the
+    # shutdown had begun: its connection closed after the answer as one whose
+    # client might still send a body (h11's end of the request never taken),
+    # waiting for its client's end, and the shutdown with it, for the rest of
+    # shutdown_timeout (or close_timeout), where a Router handler's closed at once.
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        entered.set()
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    server = await run_asgi(app, shutdown_timeout=30, close_timeout=30)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /report HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    closing = asyncio.create_task(server.close())
+    await wait_for(lambda: server.closing)
+    release.set()
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # (the client's end stays open)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    assert b"\r\nConnection: close\r\n" in answer and answer.endswith(b"done")
+    await asyncio.wait_for(closing, TIMEOUT)  # (was 30 s: the client's end awaited)
+    writer.close()
+
+
 @pytest.mark.parametrize("held", [False, True])
 async def test_a_request_unanswered_at_shutdown_timeout_gets_503(run_asgi: Any, held: bool) -> None:
     # As a Router handler's client does: the app is cancelled, and its client

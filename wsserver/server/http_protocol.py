@@ -1972,7 +1972,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         self.status, self._sent = status, 0
         headers = with_defaults(headers, self.server.response_headers())
-        if not self._close_after_response and self._body_still_coming():
+        # (Asked also of a response that closes its connection anyway, a
+        # shutdown's: a request without a body ends here, h11's end of it
+        # taken, so that the close does not wait for a body still to come.)
+        if self._body_still_coming() and not self._close_after_response:
             # RFC 9112 9.6: say so now, since the connection will close after it.
             self._close_after_response = True
         if self._close_after_response:
