@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import echo_routes, upgrade_request
 from wsserver import Config, ConfigError, Router, serve
+from wsserver.broker import MemoryBroker
 from wsserver.config import ENV_VARS, Count, Seconds, markdown_table, settings
 from wsserver.protocol.deflate import DeflateSettings
 
@@ -597,6 +598,28 @@ def test_override_makes_an_invalid_env_value_irrelevant() -> None:
     # click does for a flag given with its envvar): it was a ConfigError.
     assert Config.from_sources(env={"WEBSOCKET_MAX_SIZE": "0"}, max_size=5).max_size == 5
     assert Config.from_sources(env={"WEBSOCKET_MAX_SIZE": "abc"}, max_size=5).max_size == 5
+
+
+async def test_a_broker_given_to_serve_is_not_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # serve(broker=...) is the broker setting given, as --broker is: a bad
+    # WEBSOCKET_BROKER (a template's leftover) failed the start, and a good
+    # one was the config's broker while another served.
+    monkeypatch.setenv("WEBSOCKET_BROKER", "reddis://app:pw@cache")
+    async with serve(echo_routes(), "127.0.0.1", 0, broker="memory") as server:
+        assert server.config.broker == "memory"
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+        writer.write(upgrade_request("/"))
+        assert (await reader.readline()).startswith(b"HTTP/1.1 101 ")
+        writer.close()
+    monkeypatch.setenv("WEBSOCKET_BROKER", "redis://cache:6379/0")
+    broker = MemoryBroker()
+    async with serve(echo_routes(), "127.0.0.1", 0, broker=broker) as server:
+        assert server.pubsub.broker is broker
+        assert server.config.broker is None  # (not the variable's: a Broker given)
+    async with serve(echo_routes(), "127.0.0.1", 0, config=Config(), broker="memory") as server:
+        assert server.config.broker == "memory"
 
 
 def test_invalid_override_raises_even_with_valid_env() -> None:

@@ -1575,7 +1575,8 @@ def serve(
     ``broker`` joins this server's topics to other processes': a
     :class:`~wsserver.broker.Broker`, or a URL (``redis://host:port/db``,
     ``memory``); by default the ``broker`` setting (``--broker``,
-    ``WEBSOCKET_BROKER``), else this process only.
+    ``WEBSOCKET_BROKER``), else this process only. Given, it is that setting
+    (a Broker object's is None): ``WEBSOCKET_BROKER`` is not read.
 
     Raises:
         ConfigError: a setting is unknown or invalid, or ``host`` or ``port``;
@@ -1623,9 +1624,20 @@ def serve(
     port = int(port)
     asgi = not isinstance(app, Router)
     if config is None:
+        if broker is not None:
+            # The broker setting, given: its variable is not read, as for any
+            # setting given (a bad WEBSOCKET_BROKER failed the start).
+            settings = {**settings, "broker": None}
         config = Config.from_sources(defaults=ASGI_DEFAULTS if asgi else None, **settings)
     elif settings:
         config = config.replace(**settings)
+    if not isinstance(broker, Broker):
+        given = broker
+        broker = config_broker(config, broker)
+        if isinstance(given, str):  # (checked by config_broker(), with its own words)
+            config = config.replace(broker=given)
+    elif config.broker is not None:
+        config = config.replace(broker=None)  # (a Broker object's, not a URL's)
     if asgi and not isinstance(app, ASGIApplication):
         app = ASGIApplication(cast(ASGIApp, app), config)
     own_ssl = None
@@ -1633,8 +1645,6 @@ def serve(
         ssl = own_ssl = ssl_context(config)
     else:
         refuse_unusable(ssl)
-    if not isinstance(broker, Broker):
-        broker = config_broker(config, broker)
     server = Server(
         app, host, port, config, ssl=ssl, sock=sock, uds=uds, broker=broker, listen=listen
     )
