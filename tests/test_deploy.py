@@ -758,6 +758,41 @@ async def test_an_ssl_context_no_client_can_use_is_refused(
     assert response.status_code == 200
 
 
+async def test_tls_settings_beside_an_ssl_context_are_not_ignored_silently(
+    run_server: StartServer,
+    ca: trustme.CA,
+    cert_files: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # serve(ssl=context, ssl_cert_reqs=2, ssl_ca_certs=...) started, the
+    # settings ignored without a word: a client without a certificate was
+    # served (an upgrade, 101) where one was required.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_files["certfile"], cert_files["keyfile"])
+    with pytest.raises(ConfigError) as caught:
+        serve(
+            who_routes(),
+            "127.0.0.1",
+            0,
+            ssl=context,
+            ssl_cert_reqs=2,
+            ssl_ca_certs=cert_files["ca"],
+        )
+    assert str(caught.value) == (
+        "ssl= and ssl_ca_certs=, ssl_cert_reqs=: the context is the server's TLS, and"
+        " those settings would be ignored (set them on the context, or give no context)"
+    )
+    # From the environment (perhaps meant for another server of the process): said.
+    monkeypatch.setenv("WEBSOCKET_SSL_CERT_REQS", "2")
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        server = await run_server(who_routes(), ssl=context)
+    assert "ssl_cert_reqs is set but ignored: the ssl= context is the server's TLS" in caplog.text
+    async with httpx.AsyncClient(verify=client_context(ca)) as client:
+        response = await client.get(f"https://localhost:{server.port}/who")
+    assert response.status_code == 200
+
+
 def _tls_version_served(port: int, version: ssl.TLSVersion, ca: trustme.CA) -> str | None:
     """The protocol a client that speaks ``version`` at most gets from the server at ``port``."""
     context = client_context(ca)

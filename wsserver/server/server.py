@@ -44,6 +44,7 @@ from .status import StatusBoard
 from .tls import (
     cipher_suites,
     connection_tls,
+    refuse_tls_settings,
     refuse_unusable,
     say_if_not_valid,
     served_certificate,
@@ -1584,7 +1585,7 @@ def serve(
             ``sock`` is not bound (listening
             would bind it to every interface, on any port), not a stream socket, or closed;
             an ``ssl`` context that is a client's, has no certificate, or
-            chooses HTTP/2 by ALPN.
+            chooses HTTP/2 by ALPN, or given with an ``ssl_*`` setting.
         TypeError: ``app`` is neither a Router nor an ASGI application.
     """
     if not isinstance(app, Router | ASGIApplication) and not is_asgi_app(app):
@@ -1644,6 +1645,7 @@ def serve(
     if ssl is None:
         ssl = own_ssl = ssl_context(config)
     else:
+        refuse_tls_settings(config, settings)
         refuse_unusable(ssl)
     server = Server(
         app, host, port, config, ssl=ssl, sock=sock, uds=uds, broker=broker, listen=listen

@@ -7,7 +7,7 @@ import functools
 import logging
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -43,6 +43,15 @@ _MAX_PASSWORD = 1024
 #: The TLS settings that mean nothing without ssl_certfile, said but not refused
 #: (ssl_keyfile and ssl_cert_reqs are refused).
 _WITHOUT_CERTFILE = ("ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers")
+#: The settings that make the server's context: an ``ssl=`` context replaces them all.
+TLS_SETTINGS = (
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_keyfile_password",
+    "ssl_ca_certs",
+    "ssl_cert_reqs",
+    "ssl_ciphers",
+)
 
 
 #: The PEM blocks OpenSSL loads a certificate, and a private key, from.
@@ -232,6 +241,27 @@ def served_certificate(context: ssl.SSLContext) -> str | None:
     client = _handshake_in_memory(context)
     der = client.getpeercert(binary_form=True) if isinstance(client, ssl.SSLObject) else None
     return ssl.DER_cert_to_PEM_cert(der) if der else None
+
+
+def refuse_tls_settings(config: Config, given: Collection[str]) -> None:
+    """Refuse the TLS settings ``given`` (as arguments) beside an ``ssl=``
+    context, which they would not change; say those ``config`` has otherwise
+    (the environment's may be meant for another server of the process).
+
+    Raises:
+        ConfigError: a TLS setting is among ``given``.
+    """
+    beside = [name for name in TLS_SETTINGS if name in given]
+    if beside:
+        # (ssl_cert_reqs=2 beside it: no client certificate was asked for.)
+        raise ConfigError(
+            f"ssl= and {', '.join(name + '=' for name in sorted(beside))}: the context is the"
+            " server's TLS, and those settings would be ignored (set them on the context,"
+            " or give no context)"
+        )
+    for name in TLS_SETTINGS:
+        if getattr(config, name) != Config.__dataclass_fields__[name].default:
+            logger.warning("%s is set but ignored: the ssl= context is the server's TLS", name)
 
 
 def refuse_unusable(context: ssl.SSLContext) -> None:
