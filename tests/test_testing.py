@@ -44,6 +44,7 @@ from wsserver import (
     WebSocket,
     serve,
 )
+from wsserver.broker import MemoryBroker
 from wsserver.errors import ConcurrencyError
 from wsserver.protocol.frames import Opcode, serialize_frame
 from wsserver.protocol.http import Headers
@@ -3100,6 +3101,41 @@ async def test_the_environment_does_not_reach_a_test_client(
             assert await ws.receive() == "more than ten bytes"
     async with TestClient(echo.routes, max_size=10) as client:  # (what the test says goes)
         assert client.server.config.max_size == 10
+
+
+async def test_a_broker_given_to_a_test_client_is_its_server_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # TestClient(app, broker=MemoryBroker()), as serve() takes it (the README
+    # names broker= among the client's settings), was a ConfigError ("broker
+    # must be 'memory' or a redis://... URL"): two clients' servers could not
+    # share one, as two processes share Redis.
+    routes = Router()
+
+    @routes.websocket("/sub/<topic>")
+    async def sub(request: Request, ws: WebSocket, topic: str) -> None:
+        ws.subscribe(topic)
+        await ws.send("subscribed")
+        async for message in ws:
+            await ws.server.publish(topic, message)
+
+    shared = MemoryBroker()
+    async with (
+        TestClient(routes, broker=shared) as a,
+        TestClient(routes, broker=shared) as b,
+        a.websocket("/sub/news") as ann,
+        b.websocket("/sub/news") as bob,
+    ):
+        assert a.server.pubsub.broker is shared is b.server.pubsub.broker
+        assert await ann.receive() == await bob.receive() == "subscribed"
+        await ann.send("hello")
+        assert await bob.receive() == "hello"
+    # A URL is the broker setting, as before (the environment not read).
+    monkeypatch.setenv("WEBSOCKET_BROKER", "reddis://nowhere")
+    async with TestClient(routes, broker="memory") as client:
+        assert client.server.config.broker == "memory"
+    with pytest.raises(ConfigError, match="unknown broker 'reddis://nowhere'"):
+        TestClient(routes, broker="reddis://nowhere")
 
 
 async def test_a_full_url_is_its_path_and_host_as_with_httpx_and_starlette() -> None:

@@ -115,8 +115,9 @@ __all__ = [
 _T = TypeVar("_T")
 _Piece = TypeVar("_Piece", bytes, str)
 
-#: The settings a Config has (the rest of serve()'s arguments are its own: broker, ssl...).
-_CONFIG_FIELDS = frozenset(name for name, _ in declared_settings())
+#: The settings a Config has (the rest of serve()'s arguments are its own: ssl...),
+#: but broker, serve()'s own argument too (a Broker object, or the setting's URL).
+_CONFIG_FIELDS = frozenset(name for name, _ in declared_settings()) - {"broker"}
 
 #: Seconds any one wait of the client may take (a handshake, a response, a
 #: message) before it raises TimeoutError, unless told otherwise.
