@@ -1476,17 +1476,23 @@ def test_env_file_format() -> None:
     with pytest.raises(ValueError, match="line 2"):
         parse_env_file("A=1\nnot a line\n")
     # A comment after a quoted value (the quotes used to stay in the value).
-    text = (
-        'A="secret" # prod\nB=\'x y\' # note\nC="say \\"hi\\""  #c\n'
-        "D='no # comment'#\nE=\"unclosed\n"
-    )
+    text = 'A="secret" # prod\nB=\'x y\' # note\nC="say \\"hi\\""  #c\nD=\'no # comment\'#\n'
     assert parse_env_file(text) == {
         "A": "secret",
         "B": "x y",
         "C": 'say "hi"',
         "D": "no # comment",
-        "E": '"unclosed',
     }
+    # A quote that does not close, or text after the closing one, is refused:
+    # it was kept as an unquoted value, quote and all (a token '"s3cret').
+    for line, said in (
+        ('E="unclosed', "line 2: E: its value's \" does not close"),
+        ("E='unclosed", "line 2: E: its value's ' does not close"),
+        ('E="x" y', "line 2: E: text after its value's closing \""),
+        ("E='x'y", "line 2: E: text after its value's closing '"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            parse_env_file(f"A=1\n{line}\nB=2\n")
 
 
 def test_env_file_format_as_python_dotenv_reads_it() -> None:

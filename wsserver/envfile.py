@@ -9,7 +9,9 @@ values up to a `` #`` comment; names of letters, digits, ``_``, ``.`` and
 ``-`` (``APP-NAME``), or in single quotes; ``${NAME}`` and
 ``${NAME:-default}`` in unquoted and double-quoted values stand for a
 variable's value (the environment's, else one the file set above; else the
-default, else nothing); a line of a name alone sets nothing.
+default, else nothing); a line of a name alone sets nothing. A quoted value
+whose quote does not close, or that text other than a comment follows, is
+refused (python-dotenv skips it with a warning, leaving the variable unset).
 Variables already set in the environment win, as with python-dotenv's default.
 """
 
@@ -71,7 +73,12 @@ def parse_env_file(text: str, environ: Mapping[str, str] | None = None) -> dict[
             raise ValueError(f"line {number}: expected NAME=value")
         name, pos = name_match[1] or name_match[2], name_match.end()
         if text.startswith("=", pos):
-            value, pos = _value(text, pos + 1, lambda found: {**variables, **environ}.get(found))
+            try:
+                value, pos = _value(
+                    text, pos + 1, lambda found: {**variables, **environ}.get(found)
+                )
+            except ValueError as exc:
+                raise ValueError(f"line {number}: {name}: {exc}") from None
             variables[name] = value
         end = _LINE_END.match(text, pos)
         if end is None:
@@ -86,19 +93,21 @@ def _value(text: str, pos: int, lookup: Callable[[str], str | None]) -> tuple[st
     while pos < len(text) and text[pos] in " \t":
         pos += 1
     quote = text[pos : pos + 1]
-    if quote == "'":
-        closed = _SINGLE_END.match(text, pos + 1)
-        if closed is not None and _LINE_END.match(text, closed.end()) is not None:
-            raw = text[pos + 1 : closed.end() - 1]
+    if quote in ("'", '"'):
+        # Refused, not taken with its quote (a token '"s3cret'), nor skipped
+        # as python-dotenv does, with a warning: the variable unset.
+        closed = (_SINGLE_END if quote == "'" else _DOUBLE_END).match(text, pos + 1)
+        if closed is None:
+            raise ValueError(f"its value's {quote} does not close")
+        if _LINE_END.match(text, closed.end()) is None:
+            raise ValueError(f"text after its value's closing {quote} (a comment starts with #)")
+        raw = text[pos + 1 : closed.end() - 1]
+        if quote == "'":
             return re.sub(r"\\([\\'])", r"\1", raw), closed.end()
-    elif quote == '"':
-        closed = _DOUBLE_END.match(text, pos + 1)
-        if closed is not None and _LINE_END.match(text, closed.end()) is not None:
-            raw = text[pos + 1 : closed.end() - 1]
-            value = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], "\\" + m[1]), raw, flags=re.S)
-            return _expanded(value, lookup), closed.end()
-    # Unquoted (or a quote that does not close on its line): to the line's
-    # end, less a comment (" #", the blanks after "=" included: "A=  # c" is empty).
+        value = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], "\\" + m[1]), raw, flags=re.S)
+        return _expanded(value, lookup), closed.end()
+    # Unquoted: to the line's end, less a comment (" #", the blanks after
+    # "=" included: "A=  # c" is empty).
     end = text.find("\n", pos)
     end = len(text) if end == -1 else end
     value = re.split(r"[ \t]+#", text[start:end], maxsplit=1)[0].rstrip().lstrip(" \t")
