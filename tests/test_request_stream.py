@@ -12,10 +12,12 @@ import json as stdlib_json
 import logging
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import trustme
 
 from wsserver import ClientDisconnected, Request, RequestTooLarge, Router
 from wsserver.response import Response, StreamingResponse, json, stream, text
@@ -551,6 +553,42 @@ class TestAnAnswerBeforeTheBodysEnd:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
             for _ in range(3):
                 r = await client.post("/small", content=bytes(16 * 2**20))
+                assert r.status_code == 413
+                r = await client.post("/private", content=pieces())
+                assert (r.status_code, r.text) == (401, "no")
+                r = await client.post("/small", content=b"fine")
+                assert (r.status_code, r.text) == (200, "read whole")
+
+    async def test_over_tls_httpx_gets_its_413_and_401(self, run_server: StartServer) -> None:
+        # TLS has no half-close: the connection closed at once after the
+        # answer, the client's bytes unread, and the reset lost the answer
+        # (httpx: WriteError, http.client: SSLEOFError). It now reads and
+        # drops them until the client closes (close_timeout at most).
+        ca = trustme.CA()
+        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        client_tls = ssl.create_default_context()
+        ca.configure_trust(client_tls)
+        routes = Router()
+
+        @routes.post("/small")
+        async def small(request: Request) -> Response:
+            return text("read whole")
+
+        @routes.post("/private", stream=True, max_body_size=None)
+        async def private(request: Request) -> Response:
+            return text("no", 401)  # (its body not read)
+
+        server = await run_server(routes, max_body_size=2**16, ssl=server_tls)
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for _ in range(64):
+                yield bytes(2**16)
+
+        url = f"https://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(base_url=url, verify=client_tls) as client:
+            for _ in range(2):
+                r = await client.post("/small", content=bytes(4 * 2**20))
                 assert r.status_code == 413
                 r = await client.post("/private", content=pieces())
                 assert (r.status_code, r.text) == (401, "no")

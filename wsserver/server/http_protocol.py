@@ -2294,8 +2294,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # SSL transport twice breaks it.
             return
         written = not self._answer_unsent()
-        lingering = self._request_unread() and transport.can_write_eof()
-        if lingering:
+        tls = self.server.ssl is not None
+        lingering = self._request_unread() and (tls or transport.can_write_eof())
+        if lingering and tls:
+            # TLS has no half-close (its close_notify ends both ways): the
+            # answer is sent, what comes dropped, until the client closes,
+            # having read it (or close_timeout).
+            self._lingering = True
+            transport.resume_reading()
+        elif lingering:
             # Answered while the client may still be sending its request (a
             # body: 413, or a handler that did not read it; what follows a
             # head or chunk h11 could not read: 431, 400; frames after an
@@ -2321,10 +2328,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # when it reads (a pooled one, when it sends again): no load
         # meanwhile (limit_concurrency). One whose answer waits to go is
         # load, as over TCP (the answer held in memory) until it closes.
-        if written and (lingering or self.server.ssl is not None) and not self.lost:
+        if written and (lingering or tls) and not self.lost:
             self._closed_answered = True
             self.server.lingering += 1
-        if lingering or self.server.ssl is not None or not written:
+        if lingering or tls or not written:
             self._arm_close_timer()
 
     def _request_unread(self) -> bool:
