@@ -1625,6 +1625,54 @@ async def test_a_subprotocol_offered_in_the_headers_counts_as_offered() -> None:
         assert await ws.receive() == "chat"
 
 
+async def test_handshake_headers_given_go_instead_of_the_clients_own() -> None:
+    """A Sec-WebSocket-Version, -Key or -Extensions, an Upgrade or a Connection in
+    ``headers`` goes instead of the client's (as Starlette's client sets its
+    own only when missing), so a test sees the server's answer to it; an
+    extension offered there counts as offered."""
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def shown(request: Request, ws: WebSocket) -> None:
+        names = ("sec-websocket-key", "sec-websocket-extensions", "upgrade", "connection")
+        await ws.send({name: request.headers.getall(name) for name in names})
+        async for message in ws:
+            await ws.send(message)
+
+    async with TestClient(routes, compression="deflate") as client:
+        with pytest.raises(HandshakeDenied) as caught:
+            await client.websocket("/ws", headers={"Sec-WebSocket-Version": "8"})
+        assert caught.value.status == 426
+        assert caught.value.headers["Sec-WebSocket-Version"] == "13"
+
+        key = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's own example
+        offer = "permessage-deflate; server_no_context_takeover; server_max_window_bits=10"
+        given = {
+            "Sec-WebSocket-Key": key,
+            "Sec-WebSocket-Extensions": offer,
+            "Upgrade": "WebSocket",
+            "Connection": "keep-alive, Upgrade",
+        }
+        for compression in ("deflate", None):
+            async with client.websocket("/ws", headers=given, compression=compression) as ws:
+                assert await ws.receive_json() == {
+                    "sec-websocket-key": [key],
+                    "sec-websocket-extensions": [offer],
+                    "upgrade": ["WebSocket"],
+                    "connection": ["keep-alive, Upgrade"],
+                }
+                assert ws.response.headers["Sec-WebSocket-Accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+                assert ws.compression == "deflate"
+                assert ws.response.headers["Sec-WebSocket-Extensions"] == (
+                    "permessage-deflate; server_no_context_takeover; server_max_window_bits=10"
+                )
+                big = "wsserver " * 2_000
+                for _ in range(3):  # each message a stream of its own, in 10 bits
+                    await ws.send(big)
+                    assert await ws.receive() == big
+                assert ws.bytes_received < 3 * 1_000
+
+
 def _http_routes() -> Router:
     routes = Router()
 

@@ -2822,6 +2822,10 @@ class TestClient:
         ``subprotocols`` are offered in order, and permessage-deflate is offered
         unless ``compression`` is None, as browsers do (the server agrees only
         when it runs with ``compression="deflate"``, the default for ASGI apps).
+        A handshake header of ``headers`` (``Sec-WebSocket-Version``, ``-Key``,
+        ``-Extensions``, ``Upgrade``, ``Connection``) goes instead of the
+        client's own, as Starlette's client sends them: an extension offer
+        there is the offer, whatever ``compression`` says.
 
         Raises:
             HandshakeDenied: the server answered with an HTTP response instead
@@ -2857,16 +2861,27 @@ class TestClient:
         timeout: float | None,
         cookies: CookiesArg = None,
     ) -> ClientWebSocket:
-        key = base64.b64encode(os.urandom(16)).decode("ascii")
         names = {name.lower() for name, _ in items}
+        # A handshake header of ``headers`` goes instead of ours, as Starlette's
+        # client sets its own only when missing: a test may send another
+        # version, a key of its own, or an offer of its own (which is then the
+        # offer, whatever ``deflate`` says).
+        keys = [value for name, value in items if name.lower() == "sec-websocket-key"]
+        key = keys[0] if keys else base64.b64encode(os.urandom(16)).decode("ascii")
         ours = [] if "host" in names else [("Host", DEFAULT_HOST)]
         ours += [
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Key", key),
-            ("Sec-WebSocket-Version", "13"),
+            (name, value)
+            for name, value in [
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", key),
+                ("Sec-WebSocket-Version", "13"),
+            ]
+            if name.lower() not in names
         ]
-        if deflate:
+        if "sec-websocket-extensions" in names:
+            deflate = True  # (the test's offer)
+        elif deflate:
             ours.append(("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"))
         if subprotocols:
             ours.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
