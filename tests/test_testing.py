@@ -1625,6 +1625,19 @@ async def test_a_subprotocol_offered_in_the_headers_counts_as_offered() -> None:
         assert await ws.receive() == "chat"
 
 
+async def test_subprotocols_are_a_list_of_str_not_one() -> None:
+    """subprotocols="chat" offered "c, h, a, t", and the server chose none: a
+    TypeError at the call, as the Router's subprotocols= and websockets'
+    connect() refuse it."""
+    async with TestClient(_subprotocol_routes()) as client:
+        for wrong in ("chat", b"chat", [b"chat"], ["chat", None], 5):
+            with pytest.raises(TypeError, match="subprotocols takes a list of str"):
+                client.websocket("/ws", subprotocols=wrong)  # type: ignore[arg-type]
+        async with client.websocket("/ws", subprotocols=(p for p in ["x", "chat"])) as ws:
+            assert ws.subprotocol == "chat"  # (any iterable of str)
+            assert await ws.receive() == "chat"
+
+
 async def test_handshake_headers_given_go_instead_of_the_clients_own() -> None:
     """A Sec-WebSocket-Version, -Key or -Extensions, an Upgrade or a Connection in
     ``headers`` goes instead of the client's (as Starlette's client sets its

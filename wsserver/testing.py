@@ -2831,10 +2831,11 @@ class TestClient:
             HandshakeDenied: the server answered with an HTTP response instead
                 of the 101 (its status, headers and body).
             InvalidHandshake: the server's 101 is not valid.
+            TypeError: ``subprotocols`` is one str, not a list of them.
         """
         if compression not in ("deflate", None):
             raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
-        offered = list(subprotocols or [])
+        offered = _subprotocol_list(subprotocols)
         items = _header_list(headers)
         path = _split_url(path, items, ("ws", "http"))
 
@@ -2953,6 +2954,28 @@ class TestClient:
             self._websockets.add(ws)
             pipe.closed.add_done_callback(lambda _: self._websockets.discard(ws))
         return ws
+
+
+def _subprotocol_list(subprotocols: Iterable[str] | None) -> list[str]:
+    """``subprotocols`` (any iterable of str) as a list.
+
+    Raises:
+        TypeError: one str (it would be offered as its characters, "c, h, a,
+            t"), or anything else than str in it.
+    """
+    if isinstance(subprotocols, str | bytes):
+        kind = type(subprotocols).__name__
+        raise TypeError(f"subprotocols takes a list of str, not one {kind}: [{subprotocols!r}]")
+    try:
+        offered = list(subprotocols or [])
+    except TypeError:
+        kind = type(subprotocols).__name__
+        raise TypeError(f"subprotocols takes a list of str, not {kind}") from None
+    for item in offered:
+        if not isinstance(item, str):
+            kind = type(item).__name__
+            raise TypeError(f"subprotocols takes a list of str: {item!r} is a {kind}")
+    return offered
 
 
 def _check_accept(headers: Headers, key: str) -> None:
