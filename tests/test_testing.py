@@ -3307,6 +3307,35 @@ async def test_a_request_returns_once_the_app_s_background_work_is_done() -> Non
             await client.post("/forever", timeout=0.3)
 
 
+async def test_a_denied_upgrade_raises_once_the_app_s_run_is_done() -> None:
+    # As a request's response (above): an ASGI app's work after its denial (an
+    # audit written, a failure) is done when websocket() raises HandshakeDenied,
+    # and what it raised is raised instead.
+    done: list[str] = []
+    release = asyncio.Event()
+
+    async def audited(websocket: StarletteWebSocket) -> None:
+        await websocket.send_denial_response(PlainTextResponse("no", status_code=401))
+        await asyncio.sleep(0.05)
+        if websocket.url.path == "/bug":
+            raise Bug("after its denial")
+        if websocket.url.path == "/stuck":
+            await release.wait()
+        done.append(websocket.url.path)
+
+    app = Starlette(routes=[WebSocketRoute("/{name}", audited)])
+    async with TestClient(app) as client:
+        with pytest.raises(HandshakeDenied) as caught:
+            await client.websocket("/audit")
+        assert caught.value.status == 401
+        assert done == ["/audit"]
+        with pytest.raises(Bug, match="after its denial"):
+            await client.websocket("/bug")
+        with pytest.raises(TimeoutError, match=r"denied \(401\).*did not end"):
+            await client.websocket("/stuck", timeout=0.3)
+        release.set()
+
+
 def test_headers_as_a_mapping_are_not_taken_for_the_requests_ones() -> None:
     # (Starlette's client takes headers={...} for its requests; here it is the
     # server's setting, and a list given it would have gone on every response.)

@@ -2915,6 +2915,15 @@ class TestClient:
                 switch.request = ClientRequest("GET", url, Headers(ours + items), b"")
             self._keep_cookies(switch.headers)
             if switch.status != 101:
+                # As a request's response: the application's run (an ASGI
+                # app's work after its denial) ends first, so that what it
+                # did is done, and what it raised raised instead.
+                async with _within(
+                    timeout,
+                    f"the upgrade was denied ({switch.status}), "
+                    "but the application's run did not end",
+                ):
+                    await self._application_done(pipe)
                 raise HandshakeDenied(switch)
             _check_accept(switch.headers, key)
             subprotocol = switch.headers.get("sec-websocket-protocol")
