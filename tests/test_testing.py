@@ -1357,6 +1357,20 @@ async def test_send_json_writes_what_starlette_s_client_writes() -> None:
         assert await ws.receive() == '{"msg":"é"}'.encode()
 
 
+async def test_receive_json_refuses_a_wrong_mode_before_taking_a_message() -> None:
+    # A mode that is neither "text" nor "binary" took the next message, then
+    # raised: the message was lost to the rest of the test. Starlette's
+    # receive_json("binary") (its mode is its first argument; ours is the
+    # timeout) failed inside asyncio ("unsupported operand type(s) for +").
+    async with TestClient(_echo_routes()) as client, client.websocket("/ws") as ws:
+        await ws.send_json([1], mode="binary")
+        with pytest.raises(ValueError, match='mode is "text" or "binary"'):
+            await ws.receive_json(mode="bytes")
+        with pytest.raises(TypeError, match=r"receive_json\(mode='binary'\)"):
+            await ws.receive_json("binary")  # type: ignore[arg-type]
+        assert await ws.receive_json(mode="binary") == [1]  # still there
+
+
 async def test_a_json_body_is_what_httpx_sends() -> None:
     # httpx (so Starlette's client) sends json= compact, non-ASCII as it is,
     # and refuses NaN; ours sent json.dumps()'s default ('{"a": "\u00e9"}'):

@@ -1960,9 +1960,21 @@ class ClientWebSocket:
     async def receive_json(self, timeout: float | None = None, *, mode: str | None = None) -> Any:
         """The next message, parsed as JSON; with ``mode`` (``"text"`` or
         ``"binary"``, as Starlette's test client takes it), one of that kind
-        (else ``TypeError``)."""
+        (else ``TypeError``).
+
+        Raises:
+            ValueError: ``mode`` is neither (before any message is taken).
+            TypeError: ``timeout`` is a str: Starlette's ``receive_json("binary")``,
+                whose first argument is the mode, is ``receive_json(mode="binary")``.
+        """
+        if isinstance(timeout, str):
+            raise TypeError(
+                f"receive_json()'s first argument is its timeout: receive_json(mode={timeout!r})"
+            )
+        if mode is not None:
+            mode = _json_mode(mode)  # (before a message is taken)
         message = await self.receive(timeout)
-        if mode is not None and isinstance(message, str) != (_json_mode(mode) == "text"):
+        if mode is not None and isinstance(message, str) != (mode == "text"):
             kind = "text" if isinstance(message, str) else "binary"
             raise TypeError(f"expected a {mode} message, received a {kind} one: {message!r:.80}")
         return jsonlib.loads(message)
