@@ -324,6 +324,40 @@ async def test_keepalive_timeouts_and_backpressure(run_server: StartServer) -> N
     flooder.close()
 
 
+async def test_the_wire_bytes_out_never_go_down_when_a_connection_is_aborted(
+    run_server: StartServer,
+) -> None:
+    # A count taken (a scrape) while frames waited in the transport for a
+    # client that reads nothing counted them; the abort at close_timeout then
+    # took them off, as not sent: wsserver_wire_bytes_total went down, which
+    # Prometheus reads as a counter reset (rate() sees the whole total anew).
+    sent, go = asyncio.Event(), asyncio.Event()
+    r = Router()
+
+    @r.websocket("/flood")
+    async def flood(request: Request, ws: WebSocket) -> None:
+        for _ in range(128):  # 8 MiB: more than the kernel takes for the client
+            await ws.send(b"x" * 65536)
+        sent.set()
+        await go.wait()
+        await ws.close()  # never answered: aborted at close_timeout
+
+    server = await run_server(r, write_limit=16 << 20, close_timeout=0.2, compression=None)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(upgrade_request("/flood"))  # and never read
+        await asyncio.wait_for(sent.wait(), TIMEOUT)
+        during = server.stats()
+        go.set()
+        await settle(server)
+    finally:
+        writer.transport.abort()
+    after = server.stats()
+    assert after["routes"]["flood"]["closed"] == 1
+    wire_out = during["routes"]["flood"]["wire_out"], after["routes"]["flood"]["wire_out"]
+    assert 0 < wire_out[0] <= wire_out[1] < 128 * 65536, wire_out
+
+
 async def test_broadcast_skips_and_write_pauses(run_server: StartServer) -> None:
     server = await run_server(routes(), write_limit=1024)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

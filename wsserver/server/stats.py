@@ -47,6 +47,9 @@ MESSAGE_FIELDS = (
 
 
 _GETTERS = {name: attrgetter(name) for name in MESSAGE_FIELDS}
+#: What an open connection's ``wire_out`` counts and has not passed to the
+#: socket yet (see :attr:`~.websocket_protocol.WebSocketProtocol.wire_held`).
+_WIRE_HELD = attrgetter("wire_held")
 #: How many open connections :meth:`ServerStats.snapshot_in_steps` counts at a
 #: time (a few milliseconds), before it lets the loop run.
 STEP = 2000
@@ -296,7 +299,9 @@ class ServerStats:
 def _add_open(report: dict[str, Any], open_connections: Iterable[WebSocketProtocol]) -> None:
     """Add open connections' counts to a snapshot: each counter summed in C
     (map, attrgetter) over the connections of a route, not a Python step per
-    connection and counter."""
+    connection and counter. The wire bytes out are those passed to the socket,
+    not those still waiting to go (an abort drops them, uncounted): a counter
+    that never goes down."""
     by_route: dict[str, list[WebSocketProtocol]] = {}
     compressed: list[WebSocketProtocol] = []
     for protocol in open_connections:
@@ -315,6 +320,9 @@ def _add_open(report: dict[str, Any], open_connections: Iterable[WebSocketProtoc
             counts = routes[route_name] = {field: 0 for field in RouteTotals.__slots__}
         for name in MESSAGE_FIELDS:
             counts[name] += sum(map(_GETTERS[name], group))
+        # (Not what waits to go: an abort drops it, and the count would go down.)
+        counts["wire_out"] -= sum(map(_WIRE_HELD, group))
     compression = report["compression"]
     for name in _DEFLATE_FIELDS:
         compression[name] += sum(map(_GETTERS[name], compressed))
+    compression["wire_out"] -= sum(map(_WIRE_HELD, compressed))

@@ -681,10 +681,21 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         frames held to go with others) is dropped: not counted as sent
         (:attr:`wire_out`, the access line's and the metrics')."""
         if not self._aborted and not self.lost:
+            dropped = self.wire_held
             self._aborted = True
-            dropped = self.transport.get_write_buffer_size() + self._held_size
             self.wire_out = max(0, self.wire_out - dropped)
         self.transport.abort()
+
+    @property
+    def wire_held(self) -> int:
+        """Of :attr:`wire_out`, what has not gone to the socket yet: what the
+        transport holds, and the frames held to go with others (0 once
+        aborted, which took them off :attr:`wire_out`, or closed). A count of
+        the open connections leaves them out, so that the wire bytes never go
+        down when an abort drops them."""
+        if self._aborted or self.lost:
+            return 0
+        return self.transport.get_write_buffer_size() + self._held_size
 
     def shutdown(self) -> None:
         """Server shutdown: close with the server's close code (1001, or 1012 for a restart)."""
