@@ -764,6 +764,60 @@ async def test_a_file_cut_short_in_pieces_counts_no_more_than_went(
     assert 0 < record.bytes_sent <= received, (received, record.getMessage())  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("ended_by", ["reset", "timeout_keep_alive", "taken"])
+async def test_a_whole_response_the_client_did_not_take_counts_no_more_than_went(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture, ended_by: str
+) -> None:
+    # A response written whole (a body in memory) larger than the kernel
+    # takes at once: its line was written as the transport took it, saying
+    # the whole body sent, though the client reset the connection after 1 MiB
+    # (a download cancelled, a process killed), or took nothing more until
+    # timeout_keep_alive: sent=16777216 of what went. Its line now waits for
+    # the body to go (or the connection to end).
+    caplog.set_level(logging.INFO, logger="wsserver")
+    size = 16 << 20
+    body = b"x" * size
+    routes = Router()
+
+    @routes.get("/big")
+    async def big(request: Request) -> Response:
+        return Response(body)
+
+    server = await run_server(routes, timeout_keep_alive=0.3, close_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        received = 0
+        enough = size if ended_by == "taken" else 1 << 20
+        while received < enough:
+            data = await asyncio.wait_for(reader.read(1 << 16), 5)
+            assert data
+            received += len(data)
+        if ended_by == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        await wait_for(
+            lambda: any(r.name == "wsserver.access" for r in caplog.records), what="the line"
+        )
+        if ended_by == "timeout_keep_alive":
+            async with asyncio.timeout(10):
+                while data := await reader.read(1 << 16):
+                    received += len(data)
+    finally:
+        writer.close()
+    (record,) = [r for r in caplog.records if r.name == "wsserver.access"]
+    sent = record.bytes_sent  # type: ignore[attr-defined]
+    if ended_by == "taken":
+        assert sent == received == size, record.getMessage()
+    elif ended_by == "reset":
+        # (What the client's kernel took and it did not read went too.)
+        assert received <= sent < size // 2, (received, record.getMessage())
+    else:
+        assert 0 < sent <= received < size, (received, record.getMessage())
+
+
 async def test_a_websocket_aborted_counts_no_more_than_went(
     run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -346,6 +346,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_watching",
         "_unsent",
         "_logged",
+        "_held_line",
         "_request_head",
         "_request_started",
         "_tls_hello",
@@ -429,6 +430,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._started = self._request_started = self.loop.time()
         #: The current request's access line is written (or, before any, none is due yet).
         self._logged = False
+        #: A response's line held until its body has gone (see _response_ended()):
+        #: what the transport held of it then, and the socket's count then.
+        self._held_line: tuple[int, int | None] | None = None
         #: The head of the request under way until self.request is made of it:
         #: one refused for it is logged with its method and path.
         self._request_head: h11.Request | None = None
@@ -571,6 +575,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._held_line is not None:
+            self._log_held_line(exc)
         if self._closed_answered:
             self.server.lingering -= 1
         break_transport_cycle(self.transport)
@@ -641,8 +647,47 @@ class HttpProtocol(asyncio.BufferedProtocol):
         return self.request is not None or h.their_state is not h11.IDLE or bool(h.trailing_data[0])
 
     def _response_ended(self) -> None:
-        """The current request's response is all written: time it, and log it."""
+        """The current request's response is all written: time it, and log it.
+
+        Unless the transport holds more of it than it takes (writing paused: a
+        body larger than the kernel takes at once, for a client slower than
+        that): then once it has gone (resume_writing()) or the connection
+        ended, so that its line says what went (:meth:`_log_held_line`), not
+        what a client that reset the connection, or was aborted, never got.
+        """
+        if self._writing_paused and not self.lost:
+            self._logged = True  # (answered: no line of a request left unanswered)
+            transport = self.transport
+            tls = transport.get_extra_info("ssl_object") is not None
+            # (Over TLS the socket's count is of records, not of the body's bytes.)
+            written = None if tls else tcp_bytes_written(transport)
+            self._held_line = (transport.get_write_buffer_size(), written)
+            return
         self.server.counters.http_seconds.observe(self.loop.time() - self._request_started)
+        self._log_access()
+
+    def _log_held_line(self, failed: Exception | None) -> None:
+        """Write the line :meth:`_response_ended` held, its body gone or the
+        connection ended: aborted by the server (what the transport dropped
+        then taken off, see :meth:`_drop_unsent`), or ``failed`` (a reset: the
+        transport's bytes and the kernel's were dropped). What went then is
+        what the client acknowledged, where the socket tells; else what had
+        left the transport when the line was held."""
+        held, written = self._held_line  # type: ignore[misc]
+        self._held_line = None
+        if failed is None:
+            if not self._aborted:
+                elapsed = self.loop.time() - self._request_started
+                self.server.counters.http_seconds.observe(elapsed)
+        elif not self._aborted:
+            moved = None if written is None else tcp_bytes_moved(self.transport)
+            if moved is not None and written is not None:
+                # (The body ended where the transport's bytes then would,
+                # written + held in the stream, and began _sent before.)
+                went = moved[0] - (written + held - self._sent)
+            else:
+                went = self._sent - held
+            self._sent = min(self._sent, max(0, went))
         self._log_access()
 
     def _log_access(self) -> None:
@@ -2093,6 +2138,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        if self._held_line is not None:
+            self._log_held_line(None)  # (its body gone but what the kernel and the transport take)
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
         if self._app_task is None and not self.closing:
