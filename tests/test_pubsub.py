@@ -34,9 +34,10 @@ from wsserver.broker import MemoryBroker
 from wsserver.broker.base import decode, encode
 from wsserver.broker.redis_backend import RedisBroker
 from wsserver.protocol.frames import Opcode
+from wsserver.response import Response, text
 from wsserver.server import websocket as websocket_module
 
-from .helpers import RawClient, wait_for
+from .helpers import RawClient, fast_reader, get_when_told, upgrade_request, wait_for
 from .redis_server import RedisServer
 from .tcp_proxy import Proxy
 from .test_cli import Cli, run_cli_to_end, running_cli
@@ -365,6 +366,68 @@ async def test_publish_skips_slow_subscribers_like_broadcast() -> None:
         (protocol,) = server._websockets
         assert protocol.transport.get_write_buffer_size() < 2 * 65536 + 4096
         writer.transport.abort()
+
+
+#: The most messages (of 100 bytes) a burst publishes: it publishes until /ping
+#: is answered, which the server could not do meanwhile when it was unfair.
+BURST = 1_000_000
+
+
+@pytest.mark.parametrize("how", ["router", "asgi"])
+async def test_a_burst_of_publishes_lets_other_clients_in(how: str) -> None:
+    # await server.publish() never gave the loop a turn: a handler publishing
+    # a backlog to a room (or a ticker catching up) held every other client
+    # until its last message (an HTTP request here), as ws.send() did before
+    # it gave the loop a turn every 256 messages; what the subscribers could
+    # not take at once meanwhile was skipped as if they were slow.
+    made = 0
+    pinged = False
+
+    async def burst(publish: Any) -> None:
+        nonlocal made
+        while not pinged and made < BURST:
+            made += 1
+            await publish("room", b"x" * 100)
+
+    routes = Router()
+
+    @routes.websocket("/room")
+    async def room(request: Request, ws: WebSocket) -> None:
+        ws.subscribe("room")
+        await burst(ws.server.publish)
+        await ws.close()
+
+    @routes.get("/ping")
+    async def ping(request: Request) -> Response:
+        nonlocal pinged
+        pinged = True
+        return text(str(made))
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal pinged
+        pubsub = scope["extensions"]["wsserver.pubsub"]
+        if scope["type"] == "http":  # /ping
+            pinged = True
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": str(made).encode()})
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        pubsub["subscribe"]("room")
+        await burst(pubsub["publish"])
+        await send({"type": "websocket.close"})
+
+    app = asgi if how == "asgi" else routes
+    # (close_timeout: the reader never answers the close frame.)
+    async with (
+        serve(app, "127.0.0.1", 0, ping_interval=None, lifespan="off", close_timeout=0.1) as server,
+        get_when_told(server.port, "/ping") as get,
+        fast_reader(server.port, upgrade_request("/room")) as reading,
+    ):
+        assert await reading() == b"started\n"
+        made_by_then = int(await get())
+        assert int(await reading()) > 100_000
+    assert made_by_then < BURST, "the ping waited for every message"
 
 
 async def test_subscribe_on_a_closed_connection_raises() -> None:
@@ -2194,8 +2257,8 @@ async def test_the_queue_to_redis_is_bounded_in_bytes(
         broker = a.pubsub.broker
         assert isinstance(broker, RedisBroker) and broker.up
         payload = "x" * 65536
-        for n in range(100):  # all at once: the queue is not sent meanwhile
-            await a.publish("q", f"{n:03}{payload}")
+        for n in range(100):  # at once, no turn of the loop: the queue is not sent meanwhile
+            a.pubsub.publish("q", f"{n:03}{payload}")
         assert broker.stats.dropped == 100 - 1_000_000 // 65_600
         said = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
         assert said == [
@@ -2237,8 +2300,8 @@ async def test_a_burst_of_small_messages_within_broker_queue_bytes_all_go(
         await wait_for(lambda: subscribed_in_redis(redis_server, "q", 1), what="B subscribed")
         broker = a.pubsub.broker
         assert isinstance(broker, RedisBroker) and broker.up
-        for n in range(15_000):  # all at once: the queue is not sent meanwhile
-            await a.publish("q", str(n))
+        for n in range(15_000):  # at once, no turn of the loop: the queue is not sent meanwhile
+            a.pubsub.publish("q", str(n))
         assert broker.stats.dropped == 0
         assert not [r for r in caplog.records if "dropped" in r.getMessage()]
         await wait_for(lambda: b.pubsub.broker.stats.received == 15_000, what="all of them")
@@ -2261,8 +2324,8 @@ async def test_what_the_queue_to_redis_holds_stays_within_broker_queue_bytes(
     async with a:
         broker = a.pubsub.broker
         assert isinstance(broker, RedisBroker) and broker.up
-        for _ in range(30_000):  # all at once: the queue is not sent meanwhile
-            await a.publish("q", "x")
+        for _ in range(30_000):  # at once, no turn of the loop: the queue is not sent meanwhile
+            a.pubsub.publish("q", "x")
         queued = list(broker._queue._queue)  # type: ignore[attr-defined]
         held = sum(
             sys.getsizeof(item) + sys.getsizeof(item[0]) + sys.getsizeof(item[1]) for item in queued

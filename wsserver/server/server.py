@@ -54,7 +54,7 @@ from .tls import (
 from .tokens import has_token, unauthorized
 from .topics import Topics, check_topic
 from .transports import unsent_bytes
-from .websocket import Data, WebSocket
+from .websocket import SENDS_PER_TURN, Data, WebSocket
 from .websocket_protocol import WebSocketProtocol
 
 __all__ = ["Server", "serve"]
@@ -214,6 +214,9 @@ class Server:
         ] = []
         self._recent_stats: tuple[float, dict[str, Any]] | None = None
         self._gathering: asyncio.Task[dict[str, Any]] | None = None
+        #: Messages publish() handed on (one per call, one per local delivery)
+        #: since it last gave the loop a turn (see SENDS_PER_TURN).
+        self._published = 0
         #: Requests received (HTTP requests and upgrade requests), for limit_max_requests.
         self.requests = 0
         #: How many this server takes: limit_max_requests and its share of
@@ -1284,7 +1287,11 @@ class Server:
         :func:`~wsserver.broadcast` does; ``exclude``, say the sender, does
         not); the broker carries it to the other processes that have
         subscribers, at most once (dropped while the broker is unreachable).
-        It never waits for the broker.
+        It never waits for the broker, nor for a slow subscriber; it gives
+        the loop a turn once every ``SENDS_PER_TURN`` (256) messages it handed
+        on, as ``ws.send()`` does, so that a burst of publishes holds no
+        other client up until its end (and the subscribers' writes, and the
+        queue to Redis, are sent on meanwhile).
 
         ``message`` is sent as :meth:`WebSocket.send` sends it: a str as text,
         bytes (bytearray, memoryview) as binary, a dict or list as JSON text.
@@ -1297,7 +1304,12 @@ class Server:
             ValueError: ``topic`` is not valid Unicode text (a lone surrogate),
                 or longer than ``max_topic_size``.
         """
-        return self.pubsub.publish(topic, message, exclude)
+        delivered = self.pubsub.publish(topic, message, exclude)
+        self._published += 1 + delivered
+        if self._published >= SENDS_PER_TURN:
+            self._published = 0
+            await asyncio.sleep(0)
+        return delivered
 
     async def presence(self, topic: str) -> int:
         """How many connections are subscribed to ``topic``, in every process of the broker.
