@@ -36,6 +36,7 @@ from wsserver.broker.redis_backend import RedisBroker
 from wsserver.protocol.frames import Opcode
 from wsserver.response import Response, text
 from wsserver.server import websocket as websocket_module
+from wsserver.testing_sync import SyncTestClient
 
 from .helpers import RawClient, fast_reader, get_when_told, upgrade_request, wait_for
 from .redis_server import RedisServer
@@ -348,6 +349,50 @@ async def test_a_server_detached_from_a_shared_memory_broker_stays_out_of_it() -
     shared.count(gone, "news", 0)
     assert gone not in shared._counts and "news" not in shared._topics
     assert shared.publish(staying, "news", "hello") and shared.stats.received == 0
+
+
+def debug_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop in debug mode: asyncio then refuses a call from another thread."""
+    loop = asyncio.new_event_loop()
+    loop.set_debug(True)
+    return loop
+
+
+def test_servers_on_two_event_loops_share_a_memory_broker() -> None:
+    # Two SyncTestClients given one MemoryBroker (each a server on a loop and
+    # thread of its own): a message published on one was delivered by the
+    # publisher's thread, into the other's loop (its transports, its timers),
+    # which asyncio does not allow: here (debug mode) the publishing handler
+    # failed with "Non-thread-safe operation invoked on an event loop other
+    # than the current one"; otherwise a frame held to go with others, or a
+    # timer, waited for that loop's next wake-up, and the two threads wrote
+    # to one connection at once.
+    shared = MemoryBroker()
+    with (
+        SyncTestClient(
+            topic_routes(), broker=shared, compression="deflate", loop_factory=debug_loop
+        ) as a,
+        SyncTestClient(
+            topic_routes(), broker=shared, compression="deflate", loop_factory=debug_loop
+        ) as b,
+        a.websocket("/sub/news") as ann,
+        b.websocket("/sub/news") as bob,
+    ):
+        assert ann.compression == bob.compression == "deflate"  # (a compressor's timer too)
+        assert ann.receive() == bob.receive() == "subscribed"
+        for n in range(3):
+            ann.send(f"hello {n} " * 10)
+            assert ann.receive() == bob.receive() == f"hello {n} " * 10
+        bob.send("and back")
+        assert ann.receive() == bob.receive() == "and back"
+        assert a.call(a.server.presence, "news") == b.call(b.server.presence, "news") == 2
+        with b.websocket("/sub/b-only") as b_only:
+            assert b_only.receive() == "subscribed"
+            # What no loop can send is refused in the publisher, not by the other loop.
+            with pytest.raises(UnicodeEncodeError):
+                a.call(a.server.publish, "b-only", "a lone \ud800")
+            a.call(a.server.publish, "b-only", "after it")
+            assert b_only.receive() == "after it"
 
 
 async def test_publish_skips_slow_subscribers_like_broadcast() -> None:
