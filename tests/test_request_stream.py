@@ -23,7 +23,7 @@ from wsserver import ClientDisconnected, Request, RequestTooLarge, Router
 from wsserver.response import Response, StreamingResponse, json, stream, text
 
 from .conftest import StartServer
-from .helpers import sends_on_then_ends, wait_for
+from .helpers import client_context, sends_on_then_ends, wait_for
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -594,6 +594,44 @@ class TestAnAnswerBeforeTheBodysEnd:
                 assert (r.status_code, r.text) == (401, "no")
                 r = await client.post("/small", content=b"fine")
                 assert (r.status_code, r.text) == (200, "read whole")
+
+    @pytest.mark.parametrize(
+        "sent",
+        [
+            b"POST /s HTTP/1.0\r\nContent-Length: 100000\r\n\r\n" + bytes(1000),
+            b"GET /s HTTP/1.0\r\n\r\nGET /s HTTP/1.0\r\n\r\n",
+        ],
+        ids=["body unread", "pipelined"],
+    )
+    async def test_over_tls_an_answer_that_ends_at_the_close_is_not_held(
+        self, run_server: StartServer, sent: bytes
+    ) -> None:
+        # An HTTP/1.0 client's streamed answer has no length: its close says
+        # where it ends. TLS lingering (no half-close) held that close until
+        # close_timeout, the client waiting for the rest meanwhile.
+        ca = trustme.CA()
+        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        routes = Router()
+
+        async def pieces() -> AsyncIterator[bytes]:
+            yield b"hello "
+            yield b"world"
+
+        @routes.route("/s", methods=["GET", "POST"], stream=True, max_body_size=None)
+        async def answer(request: Request) -> StreamingResponse:
+            return stream(pieces())  # (its body, if any, not read)
+
+        server = await run_server(routes, ssl=server_tls, close_timeout=30)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca)
+        )
+        writer.write(sent)
+        answer_bytes = await asyncio.wait_for(reader.read(), 10)  # (not close_timeout)
+        assert answer_bytes.startswith(b"HTTP/1.1 200 ") and answer_bytes.endswith(
+            b"\r\n\r\nhello world"
+        ), answer_bytes
+        writer.close()
 
     async def test_the_server_ends_its_side_and_closes_at_the_clients(
         self, run_server: StartServer

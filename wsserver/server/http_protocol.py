@@ -2342,7 +2342,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         written = not self._answer_unsent()
         tls = self.server.ssl is not None
-        lingering = self._request_unread() and (tls or transport.can_write_eof())
+        # (Over TLS, not an answer whose end the close says, an HTTP/1.0
+        # client's without a Content-Length: its client waits for that.)
+        lingering = self._request_unread() and (
+            transport.can_write_eof() or (tls and not self._ends_with_close)
+        )
         if lingering and tls:
             # TLS has no half-close (its close_notify ends both ways): the
             # answer is sent, what comes dropped, until the client closes,
