@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 
 from wsserver import Request, Router, Server, WebSocket
 from wsserver.response import Response, text
 
 from .conftest import StartServer
-from .helpers import exchange, read_until_closed, sends_on_then_ends, upgrade_request
+from .helpers import (
+    client_context,
+    exchange,
+    read_until_closed,
+    sends_on_then_ends,
+    upgrade_request,
+)
 
 TIMEOUT = 5.0
 
@@ -587,6 +595,33 @@ async def test_requests_pipelined_past_the_last_one_linger_rather_than_reset(
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1 ") == 1, answer
     assert answer.endswith(b"GET / 0") and b"Connection: close\r\n" in answer
     await sends_on_then_ends(server, writer)  # (nothing resets)
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 5,
+        b"GET / HTTP/1.0\r\n\r\n\r\n",  # (a blank line after it, as some clients send)
+    ],
+    ids=["connection close", "http/1.0"],
+)
+async def test_over_tls_requests_pipelined_past_the_last_one_close_at_once(
+    kind: str, run_server: StartServer, sent: bytes
+) -> None:
+    # What was pipelined is read already (no reset to fear), and TLS has no
+    # half-close: lingering there held the answer's end (close_notify) until
+    # close_timeout from a client that reads to the end of the connection.
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    app = router_app() if kind == "router" else asgi_app
+    server = await run_server(app, compression=None, ssl=server_tls, close_timeout=30)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=client_context(ca))
+    writer.write(sent)
+    answer = await asyncio.wait_for(reader.read(), 10)  # (not close_timeout)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1 ") == 1, answer
     writer.close()
 
 

@@ -2342,11 +2342,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         written = not self._answer_unsent()
         tls = self.server.ssl is not None
-        # (Over TLS, not an answer whose end the close says, an HTTP/1.0
-        # client's without a Content-Length: its client waits for that.)
-        lingering = self._request_unread() and (
-            transport.can_write_eof() or (tls and not self._ends_with_close)
-        )
+        if transport.can_write_eof():
+            lingering = self._request_unread() or self._pipelined_past_the_end()
+        else:
+            # Over TLS (no half-close: the client is not told the end till
+            # it closes), only for a request still coming: not for requests
+            # pipelined past the end (read already, no reset to fear), nor
+            # for an answer whose end the close says (an HTTP/1.0 client's
+            # without a Content-Length): their clients wait for that end.
+            lingering = tls and self._request_unread() and not self._ends_with_close
         if lingering and tls:
             # TLS has no half-close (its close_notify ends both ways): the
             # answer is sent, what comes dropped, until the client closes,
@@ -2391,24 +2395,26 @@ class HttpProtocol(asyncio.BufferedProtocol):
         chunk: more may follow), or holds a head refused as it came, before
         it was parsed (see _refuse_bad_head()); or the request asked to
         upgrade (denied: frames may follow it, sent without waiting for the
-        101); or the client pipelined past the request whose answer ends the
-        connection (Connection: close, HTTP/1.0: it sends on, not yet told,
-        and the kernel would answer with a reset that drops what of the
-        answer it holds unsent, RFC 9112 9.6). Not a head that stopped
-        coming (its 408), nor one cut off by the shutdown (its 503), nor
-        pipelined requests waiting for a client that takes no answers (no
-        answer ended: h11 waits for the next request): no more of those is
-        on its way, and the shutdown would wait close_timeout for their
-        clients."""
-        h = self._h11
-        state = h.their_state
+        101). Not a head that stopped coming (its 408), nor one cut off by
+        the shutdown (its 503), nor pipelined requests waiting for a client
+        that takes no answers (no answer ended: h11 waits for the next
+        request): no more of those is on its way, and the shutdown would
+        wait close_timeout for their clients."""
+        state = self._h11.their_state
         return (
             state is h11.SEND_BODY
             or state is h11.ERROR
             or self._head_refused
             or (self._asks_upgrade and not self._idle)
-            or (state in _ANSWERED and h.our_state in _ANSWERED and self._held() > 0)
         )
+
+    def _pipelined_past_the_end(self) -> bool:
+        """Whether the client pipelined past the request whose answer ends the
+        connection (Connection: close, HTTP/1.0): it sends on, not yet told,
+        and the kernel would answer that with a reset that drops what of the
+        answer it holds unsent (RFC 9112 9.6)."""
+        h = self._h11
+        return h.their_state in _ANSWERED and h.our_state in _ANSWERED and self._held() > 0
 
     def _arm_close_timer(self) -> None:
         self._close_taken = self._taken()
