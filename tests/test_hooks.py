@@ -27,7 +27,7 @@ def hooked_routes(events: list[str]) -> Router:
     async def open_pool(server: Server) -> None:
         events.append(f"startup listening={bool(server.sockets)}")
         await asyncio.sleep(0.01)
-        server.pool = "the pool"  # type: ignore[attr-defined]
+        server.ctx.pool = "the pool"
 
     @routes.on_startup
     async def second(server: Server) -> None:
@@ -39,7 +39,7 @@ def hooked_routes(events: list[str]) -> Router:
 
     @routes.websocket("/")
     async def uses_pool(request: Request, ws: WebSocket) -> None:
-        await ws.send(request.server.pool)  # type: ignore[attr-defined]
+        await ws.send(request.server.ctx.pool)
         await ws.wait_closed()
 
     return routes

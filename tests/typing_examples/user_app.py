@@ -1,10 +1,25 @@
 import json
 from typing import assert_type
 
-from wsserver import Request, Router, UploadedFile, WebSocket
+from wsserver import Request, Router, Server, UploadedFile, WebSocket
 from wsserver.response import Response, json_response, text
 
 routes = Router()
+
+
+class Pool:
+    async def close(self) -> None: ...
+
+
+@routes.on_startup
+async def open_pool(server: Server) -> None:
+    # The README's: state for the handlers, kept on the server.
+    server.ctx.pool = Pool()
+
+
+@routes.on_shutdown
+async def close_pool(server: Server) -> None:
+    await server.ctx.pool.close()
 
 
 @routes.websocket("/ws/<room>")

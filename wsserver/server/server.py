@@ -16,6 +16,7 @@ import socket
 import ssl as ssl_module
 import stat
 import time
+import types
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -124,6 +125,10 @@ class Server:
         broker: Broker | None = None,
         listen: bool = True,
     ) -> None:
+        #: A namespace for the application's state (an on_startup hook's pool,
+        #: found by handlers at ``request.server.ctx``), as ``request.ctx`` is a
+        #: connection's: its attributes are the application's, and typed Any.
+        self.ctx = types.SimpleNamespace()
         #: What the server serves: a Router, or an ASGI application (one is None).
         self.router = app if isinstance(app, Router) else None
         self.asgi = app if isinstance(app, ASGIApplication) else None
