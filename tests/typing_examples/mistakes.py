@@ -44,3 +44,7 @@ async def open_pool(server: Server) -> None:
 
 async def restart() -> None:
     await open_pool("server")  # error: a hook keeps its own type once registered
+
+
+async def payloads(ws: WebSocket) -> None:
+    await ws.ping(3)  # error: bytes-like, not an int's NUL bytes

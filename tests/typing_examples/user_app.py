@@ -1,7 +1,8 @@
+import array
 import json
 from typing import assert_type
 
-from wsserver import Request, Router, Server, UploadedFile, WebSocket
+from wsserver import Request, Router, Server, UploadedFile, WebSocket, broadcast
 from wsserver.response import Response, json_response, text
 
 routes = Router()
@@ -58,3 +59,18 @@ async def upload(request: Request) -> Response:
         size += len(piece)
     assert_type(await request.stream.read(), bytes | None)
     return text(str(size))
+
+
+@routes.websocket("/samples")
+async def samples(request: Request, ws: WebSocket) -> None:
+    # "bytes or any bytes-like object (bytearray, memoryview, array.array, a
+    # NumPy array)", as the README's WebSocket table says, for each way to send.
+    readings = array.array("h", [1, -2, 3])
+    await ws.send(readings)
+    await ws.send((b"a", bytearray(b"b"), memoryview(b"c"), readings))  # fragments
+    assert_type(ws.send_nowait(bytearray(b"x")), bool)
+    assert_type(broadcast([ws], readings), list[WebSocket])
+    await ws.server.publish("samples", memoryview(b"x"))
+    assert_type(await (await ws.ping(bytearray(b"id"))), float)
+    await ws.pong(readings)
+    ws.send_ping(memoryview(b"id"))

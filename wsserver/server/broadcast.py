@@ -13,18 +13,15 @@ retry.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from ..protocol.deflate import PerMessageDeflate
 from ..protocol.frames import Opcode, serialize_frame
-from .websocket import Data, WebSocket, whole_message
+from .websocket import Message, WebSocket, whole_message
 
 __all__ = ["broadcast"]
 
 
-def broadcast(
-    connections: Iterable[WebSocket], message: Data | dict[str, Any] | list[Any]
-) -> list[WebSocket]:
+def broadcast(connections: Iterable[WebSocket], message: Message) -> list[WebSocket]:
     """Send ``message`` to every connection without waiting; return those skipped.
 
     The frame is built once for all connections without compression, and

@@ -55,7 +55,7 @@ from .tls import (
 from .tokens import has_token, unauthorized
 from .topics import Topics, check_topic
 from .transports import unsent_bytes
-from .websocket import SENDS_PER_TURN, Data, WebSocket
+from .websocket import SENDS_PER_TURN, Message, WebSocket
 from .websocket_protocol import WebSocketProtocol
 
 __all__ = ["Server", "serve"]
@@ -1282,7 +1282,7 @@ class Server:
     async def publish(
         self,
         topic: str,
-        message: Data | dict[str, Any] | list[Any],
+        message: Message,
         *,
         exclude: WebSocket | None = None,
     ) -> int:

@@ -15,11 +15,11 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..broker.base import Broker
 from .broadcast import broadcast
-from .websocket import Data, whole_message
+from .websocket import Message, whole_message
 
 if TYPE_CHECKING:
     from .websocket import WebSocket
@@ -112,7 +112,7 @@ class Topics:
     def publish(
         self,
         topic: str,
-        message: Data | dict[str, Any] | list[Any],
+        message: Message,
         exclude: WebSocket | None = None,
     ) -> int:
         """Deliver locally, and hand to the broker for the other processes.

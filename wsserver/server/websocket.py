@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import AsyncIterable, Coroutine, Generator, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..app.request import Request
 from ..app.response import json_text
@@ -29,9 +30,25 @@ if TYPE_CHECKING:
     from .server import Server
     from .websocket_protocol import WebSocketProtocol
 
-__all__ = ["WebSocket", "State", "Subscribed"]
+__all__ = ["WebSocket", "State", "Subscribed", "BytesLike", "Message"]
 
-Data = str | bytes | bytearray | memoryview
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer as BytesLike
+else:
+
+    class BytesLike(Protocol):
+        """A bytes-like object (``collections.abc.Buffer`` from Python 3.12):
+        bytes, a bytearray, a memoryview, an ``array.array``, a NumPy array."""
+
+        def __buffer__(self, flags: int, /) -> memoryview: ...
+
+
+#: What is sent as it is: a str as text, any bytes-like object as binary.
+Data = str | BytesLike
+#: A message whole: ``Data``, or a dict or list sent as JSON text.
+Message = Data | dict[str, Any] | list[Any]
+#: A frame's payload as the connection takes it (what ``Data`` is made into).
+Payload = str | bytes | bytearray | memoryview
 #: What ``send(..., encoding=...)`` accepts.
 Encoding = Literal["text", "bytes", "json"]
 
@@ -265,7 +282,7 @@ class WebSocket:
 
     async def send(
         self,
-        data: Data | dict[str, Any] | list[Any] | Iterable[Data] | AsyncIterable[Data],
+        data: Message | Iterable[Data] | AsyncIterable[Data],
         encoding: Encoding | None = None,
         *,
         compress: bool = True,
@@ -391,7 +408,7 @@ class WebSocket:
         conn = self._conn
         return conn.close_sent is not None or self._protocol.lost or conn.state is _CLOSED
 
-    def _send_frame(self, payload: Data, fin: bool, compress: bool) -> None:
+    def _send_frame(self, payload: Payload, fin: bool, compress: bool) -> None:
         conn = self._conn
         protocol = self._protocol
         if conn.close_sent is not None or protocol.lost or conn.state is _CLOSED:
@@ -420,7 +437,7 @@ class WebSocket:
         lock.check_not_owner()
         async with lock:
             lock.owner = asyncio.current_task()
-            first: Data | None = None
+            first: Payload | None = None
             try:
                 if isinstance(data, AsyncIterable):
                     async for item in data:
@@ -443,7 +460,7 @@ class WebSocket:
             if first is not None:
                 self._send_frame("" if isinstance(first, str) else b"", True, compress)
 
-    def _send_fragment(self, item: Data, first: Data | None, compress: bool) -> Data:
+    def _send_fragment(self, item: Data, first: Payload | None, compress: bool) -> Payload:
         if not isinstance(item, (str, bytes, bytearray, memoryview)):
             view = _bytes_like(item)
             if view is None:
@@ -454,7 +471,7 @@ class WebSocket:
         self._send_frame(item, False, compress)
         return item if first is None else first
 
-    def send_nowait(self, message: Data | dict[str, Any] | list[Any]) -> bool:
+    def send_nowait(self, message: Message) -> bool:
         """Send a message at once, without waiting, unless the connection cannot take it now.
 
         This is :func:`~wsserver.broadcast`'s policy for one connection: the
@@ -487,7 +504,7 @@ class WebSocket:
 
     # --------------------------------------------------------------- control
 
-    async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+    async def ping(self, data: Data | None = None) -> asyncio.Future[float]:
         """Send a ping; return a future (the pong waiter) that resolves to the round-trip time.
 
         ``pong_waiter = await ws.ping()``, then ``latency = await pong_waiter``
@@ -505,7 +522,7 @@ class WebSocket:
         """
         return self.send_ping(data)
 
-    def send_ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+    def send_ping(self, data: Data | None = None) -> asyncio.Future[float]:
         """:meth:`ping` without the ``await``: send it now, return the pong waiter."""
         pings = self._pings
         if pings:
@@ -560,7 +577,7 @@ class WebSocket:
                 self.latency = now - sent
                 break
 
-    async def pong(self, data: str | bytes = b"") -> None:
+    async def pong(self, data: Data = b"") -> None:
         """Send an unsolicited pong (a one-way heartbeat).
 
         Raises:
@@ -804,7 +821,7 @@ def _bytes_like(data: Any) -> memoryview | None:
         return None
 
 
-def _encode(data: Any, encoding: str | None) -> Data | None:
+def _encode(data: Any, encoding: str | None) -> Payload | None:
     """The payload for ``data``, or None when it is an iterable to fragment."""
     if encoding is None:
         if isinstance(data, (str, bytes, bytearray, memoryview)):
