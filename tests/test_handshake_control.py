@@ -412,3 +412,11 @@ def test_accept_and_response_keep_every_value_of_a_headers_object() -> None:
     cookies = Headers([("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
     assert accept(headers=cookies).headers == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
     assert text("x", 200, cookies).headers[:2] == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+    # HandshakeError's headers are pairs, given as text()'s are: pairs, a
+    # mapping, a Headers.
+    assert HandshakeError(401, "x", cookies).headers == [
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+    ]
+    denied = HandshakeError(401, "Missing token", {"WWW-Authenticate": "Bearer"})
+    assert denied.headers == [("WWW-Authenticate", "Bearer")]

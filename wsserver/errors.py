@@ -8,6 +8,8 @@ for anything else.
 
 from __future__ import annotations
 
+from .protocol.http import HeadersLike, header_pairs
+
 __all__ = [
     "LifespanFailure",
     "WSServerError",
@@ -68,16 +70,15 @@ class HandshakeError(WSServerError):
 
     Attributes:
         status: the HTTP status code to answer with (400, 404, 426, ...).
-        headers: extra response headers, as ``(name, value)`` pairs.
+        headers: extra response headers, as ``(name, value)`` pairs (given
+            as a response's are: pairs, a mapping or a ``Headers``).
     """
 
-    def __init__(
-        self, status: int, message: str, headers: list[tuple[str, str]] | None = None
-    ) -> None:
+    def __init__(self, status: int, message: str, headers: HeadersLike | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-        self.headers = headers or []
+        self.headers = header_pairs(headers)
 
 
 class BadRequest(WSServerError, ValueError):

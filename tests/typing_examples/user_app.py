@@ -2,7 +2,15 @@ import array
 import json
 from typing import assert_type
 
-from wsserver import Request, Router, Server, UploadedFile, WebSocket, broadcast
+from wsserver import (
+    HandshakeError,
+    Request,
+    Router,
+    Server,
+    UploadedFile,
+    WebSocket,
+    broadcast,
+)
 from wsserver.response import Response, json_response, text
 
 routes = Router()
@@ -74,3 +82,19 @@ async def samples(request: Request, ws: WebSocket) -> None:
     assert_type(await (await ws.ping(bytearray(b"id"))), float)
     await ws.pong(readings)
     ws.send_ping(memoryview(b"id"))
+
+
+async def authenticate(request: Request) -> None:
+    # Its headers as text()'s: pairs or a mapping.
+    if not request.args.get("token"):
+        raise HandshakeError(401, "Missing token", {"WWW-Authenticate": "Bearer"})
+    if request.args.get("token") != "valid":
+        raise HandshakeError(403, "Forbidden", [("Cache-Control", "no-store")])
+
+
+@routes.websocket("/ws/secure", on_connect=authenticate)
+async def secure(request: Request, ws: WebSocket) -> None:
+    try:
+        await authenticate(request)
+    except HandshakeError as exc:
+        assert_type(exc.headers, list[tuple[str, str]])
