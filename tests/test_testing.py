@@ -1042,6 +1042,11 @@ async def test_a_handlers_ping_and_the_clients_ping() -> None:
         latency = await ws.ping()  # the server answers ours too
         assert latency >= 0
         assert await ws.ping(b"with payload") >= 0
+        # Bytes-like, as the README says (an array.array was a TypeError);
+        # an int is no bytes-like payload.
+        assert await ws.ping(array.array("B", b"id")) >= 0
+        with pytest.raises(TypeError, match="int"):
+            await ws.ping(3)  # type: ignore[arg-type]
 
 
 # ============================================================ compression

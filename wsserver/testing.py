@@ -94,6 +94,7 @@ from .protocol.handshake import accept_key
 from .protocol.http import Headers
 from .server.http_protocol import HttpProtocol
 from .server.server import ASGI_DEFAULTS, CANCELLED_GRACE, Server, serve
+from .server.websocket import BytesLike
 
 __all__ = [
     "ClientRequest",
@@ -1836,7 +1837,7 @@ class ClientWebSocket:
 
     async def ping(
         self,
-        data: str | bytes | bytearray | memoryview | None = None,
+        data: str | BytesLike | None = None,
         *,
         timeout: float | None = None,
     ) -> float:
@@ -1856,10 +1857,13 @@ class ClientWebSocket:
             payload = data.encode("utf-8")
         elif data is None:
             payload = os.urandom(4)
-        elif isinstance(data, bytes | bytearray | memoryview):
-            payload = bytes(data)
         else:
-            raise TypeError(f"a ping's data is str or bytes, not {type(data).__name__}")
+            try:
+                payload = bytes(memoryview(data))  # (any bytes-like object; not an int)
+            except TypeError:
+                raise TypeError(
+                    f"a ping's data is str or bytes-like, not {type(data).__name__}"
+                ) from None
         self._check_open()
         if len(payload) > 125:
             raise ValueError("a ping carries at most 125 bytes")

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any, NoReturn, TypeVar, cast, overload
 
 from .server.server import CANCELLED_GRACE, Server
+from .server.websocket import BytesLike
 from .testing import (
     DEFAULT_TIMEOUT,
     Body,
@@ -306,7 +307,7 @@ class SyncWebSocket:
 
     def ping(
         self,
-        data: str | bytes | bytearray | memoryview | None = None,
+        data: str | BytesLike | None = None,
         *,
         timeout: float | None = None,
     ) -> float:
