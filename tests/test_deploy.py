@@ -1873,6 +1873,44 @@ async def test_a_broken_ini_log_config_is_one_line_whatever_breaks_it(tmp_path: 
         assert last.startswith(f"error: --log-config {tmp_path / name}: ") and said in last, err
 
 
+async def test_a_broken_dict_log_config_says_why(tmp_path: Path) -> None:
+    # dictConfig wraps what fails in "Unable to configure handler 'h'", the
+    # reason in its __cause__: only that line was said, never which class or
+    # file it could not take.
+    def config(handler: dict[str, object]) -> str:
+        return json.dumps({"version": 1, "handlers": {"h": handler}, "root": {"handlers": ["h"]}})
+
+    cases = {
+        "bad-class.json": (
+            config({"class": "logging.NoSuchHandler"}),
+            "Unable to configure handler 'h': Cannot resolve 'logging.NoSuchHandler'",
+        ),
+        "bad-file.json": (
+            config({"class": "logging.FileHandler", "filename": str(tmp_path / "no/x.log")}),
+            f"Unable to configure handler 'h': [Errno 2] No such file or directory: "
+            f"'{tmp_path / 'no/x.log'}'",
+        ),
+        "bad-level.json": (
+            json.dumps({"version": 1, "root": {"level": "LOUD"}}),
+            "Unable to configure root logger: Unknown level: 'LOUD'",
+        ),
+    }
+    for name, (content, _) in cases.items():
+        (tmp_path / name).write_text(content)
+    ended = await asyncio.gather(
+        *(
+            run_cli_to_end(
+                "examples.echo:routes", "--log-config", str(tmp_path / name), "--port", "0"
+            )
+            for name in cases
+        )
+    )
+    for (name, (_, said)), (code, err) in zip(cases.items(), ended, strict=True):
+        last = err.strip().splitlines()[-1]
+        assert code == 2 and "Traceback" not in err, (name, err)
+        assert last.startswith(f"error: --log-config {tmp_path / name}: ") and said in last, err
+
+
 async def test_a_log_config_that_cannot_be_read_says_so(tmp_path: Path) -> None:
     # fileConfig's parser skips a file it cannot open: a directory (or a file
     # without read permission) was said to have "no [formatters] section".

@@ -1526,9 +1526,17 @@ _LOG_SECTION_PREFIXES = ("logger_", "handler_", "formatter_")
 
 
 def _log_config_error(exc: Exception) -> str:
-    """What is wrong with a --log-config file, in words (fileConfig's KeyError is a bare name)."""
+    """What is wrong with a --log-config file, in words (fileConfig's KeyError is a bare name;
+    dictConfig's "Unable to configure handler 'h'" holds why in its ``__cause__``)."""
     if isinstance(exc, (OSError, ValueError, RuntimeError, configparser.Error)):
-        return " ".join(str(exc).split())  # (one line: configparser's span several)
+        said = " ".join(str(exc).split())  # (one line: configparser's span several)
+        cause, seen = exc.__cause__, 0
+        while cause is not None and seen < 5:
+            why = " ".join(str(cause).split()) or type(cause).__name__
+            if why not in said:  # ("Cannot resolve 'x': No module named 'x'" holds its cause's)
+                said += f": {why}"
+            cause, seen = cause.__cause__, seen + 1
+        return said
     if not isinstance(exc, KeyError):
         return " ".join(f"{type(exc).__name__}: {exc}".split())
     name = exc.args[0] if exc.args else ""
