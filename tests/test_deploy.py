@@ -1629,6 +1629,8 @@ async def test_cli_env_file_and_log_config(tmp_path: Path, disable_key: dict[str
     ("args", "said"),
     [
         (["--env-file", "/nonexistent/app.env"], "--env-file"),
+        # (--env-file "$ENV_FILE" with the variable unset: none was read, unsaid.)
+        (["--env-file", ""], "--env-file : [Errno 2] No such file or directory: ''"),
         (["--log-config", "/nonexistent/log.ini"], "--log-config"),
         (["--workers", "0"], "--workers"),
         # A typo's fork bomb: it started workers until stopped, and then spun.

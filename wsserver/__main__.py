@@ -1354,7 +1354,8 @@ def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = _settle(parser, parser.parse_args(arguments))
     from_env_file: dict[str, str] = {}
-    if args.env_file and args.worker is None:  # (a worker's supervisor read it for it)
+    # (An empty name too: open() refuses it, as --log-config's.)
+    if args.env_file is not None and args.worker is None:  # (its supervisor read it for a worker)
         try:
             from_env_file = load_env_file(args.env_file)
         except (OSError, ValueError) as exc:
