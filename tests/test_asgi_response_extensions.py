@@ -13,13 +13,14 @@ import json
 import logging
 import os
 import shutil
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from .helpers import errors_logged, exchange, open_descriptors_of
+from .helpers import errors_logged, exchange, open_descriptors_of, slow_reader, wait_for
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 Message = dict[str, Any]
@@ -475,6 +476,79 @@ async def test_zerocopysend_parts_mix_with_body_pieces(
     assert final["headers"]["transfer-encoding"] == "chunked"
     assert final["body"].encode("latin-1") == expected
     assert final["trailers"] == {"x-parts": "5"}
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+@pytest.mark.parametrize("path", ["sendfile", "no-kernel-sendfile", "pieces"])
+async def test_a_zerocopysend_part_whose_file_shrinks_cuts_the_response_short(
+    run_asgi: Any,
+    tmp_path: Any,
+    socket_path: str,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+    path: str,
+    version: str,
+) -> None:
+    # A part among others (more_body): no Content-Length, so the body is
+    # chunked, or, to an HTTP/1.0 client, ends where the connection does.
+    # Its file, truncated in place while it is sent, ends before the count
+    # the part took: the client must be able to tell (no last chunk; a
+    # reset, not a FIN), whichever way the part goes (the kernel's
+    # sendfile(), its pieces after the kernel refused, or pieces read in a
+    # thread: over a Unix socket, as with TLS or uvloop).
+    if path == "no-kernel-sendfile":
+        request.getfixturevalue("no_kernel_sendfile")
+    data = tmp_path / "log.bin"
+    data.write_bytes(b"x" * 8_000_000)
+    failed: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan here")
+        with open(data, "rb") as file:
+            await send(start())
+            await send(body(b"<", more=True))
+            try:
+                await send(zerocopy(file, more=True))
+            except RuntimeError as exc:
+                failed.append(exc)
+                raise
+            await send(body(b">"))
+
+    loop = asyncio.get_running_loop()
+    if path == "pieces":
+        server = await run_asgi(app, uds=socket_path, write_limit=16384)
+        client = socket.socket(socket.AF_UNIX)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        await loop.sock_connect(client, socket_path)
+    else:
+        server = await run_asgi(app, write_limit=16384)
+        client = await slow_reader(server.port)
+    received, reset = b"", False
+    try:
+        await loop.sock_sendall(client, get(version, "Connection: close"))
+        received = await asyncio.wait_for(loop.sock_recv(client, 4096), 5)
+        os.truncate(data, 1_000_000)
+        while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), 5):
+            received += chunk
+    except ConnectionResetError:
+        reset = True
+    finally:
+        client.close()
+    head, _, content = received.partition(b"\r\n\r\n")
+    assert b"content-length" not in head.lower()
+    assert len(content) < 8_000_000 and not content.endswith(b">")
+    if version == "1.1":
+        assert b"transfer-encoding: chunked" in head.lower()
+        assert not content.endswith(b"0\r\n\r\n")  # (no last chunk)
+    elif path != "pieces":  # (a Unix socket has no reset to say it with)
+        assert reset  # (a FIN would make what came look whole)
+    assert len(failed) == 1 and "shorter" in str(failed[0])
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "ASGI application failed" in errors[0].getMessage()
+    caplog.clear()
+    await wait_for(lambda: not server.connections, what="the cut response's connection closed")
 
 
 @pytest.mark.parametrize(

@@ -1603,12 +1603,18 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
         Raises:
             ClientDisconnected: the client is gone.
+            RuntimeError: a file's pieces (:class:`~.static.FilePieces`) ended
+                before their count: the file shrank. The response is cut
+                short (see :meth:`cut_short`), and the connection closed.
         """
         producer = Producer(chunks)
         pieces = producer.pieces()
         try:
             if not await self._send_file(chunks, pieces):
                 await self._stream_body(pieces, _NOTHING_YET)
+                if type(chunks) is FilePieces and chunks.left > 0 and not self.closing:
+                    self.cut_short()
+                    raise RuntimeError("cannot send this response: the file is shorter than it was")
         finally:
             await producer.close()
         if self.closing:
@@ -1671,7 +1677,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     "%s: %d bytes of a file sent with sendfile()", peer(self.remote_address), sent
                 )
             if sent < count:
-                self.close_transport()
+                self.cut_short()
                 raise RuntimeError("cannot send this response: the file is shorter than it was")
         return True
 
