@@ -764,6 +764,18 @@ async def test_a_file_cut_short_in_pieces_counts_no_more_than_went(
     assert 0 < record.bytes_sent <= received, (received, record.getMessage())  # type: ignore[attr-defined]
 
 
+def big_body_routes(size: int) -> Router:
+    """A route, /big, answering a body of ``size`` bytes from memory, written whole."""
+    body = b"x" * size
+    routes = Router()
+
+    @routes.get("/big")
+    async def big(request: Request) -> Response:
+        return Response(body)
+
+    return routes
+
+
 @pytest.mark.parametrize("ended_by", ["reset", "timeout_keep_alive", "taken"])
 async def test_a_whole_response_the_client_did_not_take_counts_no_more_than_went(
     run_server: StartServer, caplog: pytest.LogCaptureFixture, ended_by: str
@@ -776,13 +788,7 @@ async def test_a_whole_response_the_client_did_not_take_counts_no_more_than_went
     # the body to go (or the connection to end).
     caplog.set_level(logging.INFO, logger="wsserver")
     size = 16 << 20
-    body = b"x" * size
-    routes = Router()
-
-    @routes.get("/big")
-    async def big(request: Request) -> Response:
-        return Response(body)
-
+    routes = big_body_routes(size)
     server = await run_server(routes, timeout_keep_alive=0.3, close_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
@@ -816,6 +822,37 @@ async def test_a_whole_response_the_client_did_not_take_counts_no_more_than_went
         assert received <= sent < size // 2, (received, record.getMessage())
     else:
         assert 0 < sent <= received < size, (received, record.getMessage())
+
+
+async def test_a_held_line_is_not_lost_to_the_shutdowns_503(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A whole response's line waits for its body to go (writing paused); a
+    # request pipelined behind it waits too. The shutdown answers that one
+    # 503, a response of its own: it took the held line's place, and the
+    # first response was never logged.
+    caplog.set_level(logging.INFO, logger="wsserver")
+    size = 16 << 20
+    routes = big_body_routes(size)
+    server = await run_server(routes, close_timeout=5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        await asyncio.sleep(0.3)  # (the first answer written, the client reading nothing)
+        closing = asyncio.ensure_future(server.close(timeout=10))
+        await asyncio.sleep(0.3)
+        received = 0
+        async with asyncio.timeout(20):
+            while data := await reader.read(1 << 16):
+                received += len(data)
+        await asyncio.wait_for(closing, 20)
+    finally:
+        writer.close()
+    records = [r for r in caplog.records if r.name == "wsserver.access"]
+    assert [r.status for r in records] == [200, 503], [r.getMessage() for r in records]  # type: ignore[attr-defined]
+    assert records[0].bytes_sent == size, records[0].getMessage()  # type: ignore[attr-defined]
+    assert received > size
 
 
 async def test_a_websocket_aborted_counts_no_more_than_went(

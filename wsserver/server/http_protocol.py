@@ -2218,6 +2218,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         if self._transport_closing or self.lost:
             return
+        if self._held_line is not None:
+            # The line of a response still going (see _response_ended()),
+            # before this one takes its fields: a shutdown's 503 to a request
+            # pipelined behind it. (What it says went: all written, as then.)
+            self._log_held_line(None)
         h = self._h11
         self.status = response.status
         if h.their_state is h11.SEND_BODY and not self._reading_body:
