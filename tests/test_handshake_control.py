@@ -123,6 +123,23 @@ class TestOnConnect:
         assert (await denied(server.port, "/b")).status_code == 500
         assert len([r for r in caplog.records if r.exc_info]) == 2
 
+    async def test_a_denial_h11_refuses_is_counted_as_the_500_it_became(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # A hook's 401 whose Content-Length its body does not match: the client
+        # gets a 500 (the hook's failure, as an HTTP handler's), and the
+        # handshakes counter (wsserver_handshakes_total) said 401 all the same.
+        def short(request: Request) -> Response:
+            return text("no", 401, {"Content-Length": "10"})
+
+        routes = Router()
+        routes.add_websocket_route(reply_info, "/", on_connect=short)
+        server = await run_server(routes)
+        assert (await denied(server.port)).status_code == 500
+        assert server.counters.handshakes == {500: 1}
+        assert server.counters.http_responses == {500: 1}
+        assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+
     async def test_bad_request_from_a_hook_is_400_with_its_message(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture
     ) -> None:

@@ -1348,7 +1348,6 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def deny(self, response: Response, *, close: bool = True) -> None:
         """Refuse an upgrade request with ``response`` (and close, unless ``close`` is False)."""
-        self.server.counters.handshakes[response.status] += 1
         protocol_logger.debug(
             "%s: HTTP %d: %s",
             peer(self.remote_address),
@@ -1356,6 +1355,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             printable(response.body.decode("utf-8", "replace").rstrip("\n")),
         )
         self.send_response(response, close=close)
+        # The status sent: a 500 in its place when h11 refused the response
+        # (an on_connect hook's, say); the one meant when the client is gone.
+        self.server.counters.handshakes[self.status or response.status] += 1
 
     def _upgrade_to_route(
         self, accept: Accept, request: Request, route: Route, params: dict[str, Any]
