@@ -499,8 +499,8 @@ class TestControlFrames:
         server = await run_server(routes)
         async with websockets.connect(url(server), ping_interval=None) as ws:
             assert json.loads(await ws.recv()) == [
-                "a ping's data is str or bytes, not int",
-                "a pong's data is str or bytes, not int",
+                "a ping's data is str or bytes-like, not int",
+                "a pong's data is str or bytes-like, not int",
                 "cannot send set",
             ]
 

@@ -94,7 +94,7 @@ from .protocol.handshake import accept_key
 from .protocol.http import Headers
 from .server.http_protocol import HttpProtocol
 from .server.server import ASGI_DEFAULTS, CANCELLED_GRACE, Server, serve
-from .server.websocket import BytesLike
+from .server.websocket import BytesLike, control_payload
 
 __all__ = [
     "ClientRequest",
@@ -1853,17 +1853,7 @@ class ClientWebSocket:
                 TestClient's ``raise_server_exceptions``, what the application
                 raised on this connection comes instead).
         """
-        if isinstance(data, str):
-            payload = data.encode("utf-8")
-        elif data is None:
-            payload = os.urandom(4)
-        else:
-            try:
-                payload = bytes(memoryview(data))  # (any bytes-like object; not an int)
-            except TypeError:
-                raise TypeError(
-                    f"a ping's data is str or bytes-like, not {type(data).__name__}"
-                ) from None
+        payload = os.urandom(4) if data is None else control_payload(data, "ping")
         self._check_open()
         if len(payload) > 125:
             raise ValueError("a ping carries at most 125 bytes")

@@ -532,7 +532,7 @@ class WebSocket:
             while payload in pings:
                 payload = os.urandom(4)
         else:
-            payload = _control_payload(data, "ping")
+            payload = control_payload(data, "ping")
             waiting = pings.get(payload)
             if waiting is not None:
                 if not waiting[0].cancelled():
@@ -584,7 +584,7 @@ class WebSocket:
             WebsocketClosed: the connection is closing or closed.
             TypeError: ``data`` is neither str nor bytes-like.
         """
-        payload = _control_payload(data, "pong")
+        payload = control_payload(data, "pong")
         if self._sending_ended():
             raise self._closed_error()
         conn = self._conn
@@ -781,14 +781,18 @@ def _consume_exception(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _control_payload(data: Any, what: str) -> bytes:
-    """A ping's or pong's payload: a str (UTF-8) or bytes-like; TypeError for anything else."""
+def control_payload(data: Any, what: str) -> bytes:
+    """A ping's or pong's payload: a str (UTF-8) or bytes-like; TypeError for
+    anything else (``what``: "ping" or "pong", said in it). TestClient's ping
+    makes its payload with it too."""
     if isinstance(data, str):
         return data.encode("utf-8")
     try:
         return bytes(memoryview(data))  # (any bytes-like object: not an int's NUL bytes)
     except TypeError:
-        raise TypeError(f"a {what}'s data is str or bytes, not {type(data).__name__}") from None
+        raise TypeError(
+            f"a {what}'s data is str or bytes-like, not {type(data).__name__}"
+        ) from None
 
 
 def whole_message(data: Any) -> str | bytes:
