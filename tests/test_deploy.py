@@ -1842,6 +1842,27 @@ async def test_a_log_config_that_is_no_mapping_is_one_line(tmp_path: Path) -> No
     ), err
 
 
+async def _log_configs_refused_in_one_line(
+    tmp_path: Path, cases: dict[str, tuple[str, str]]
+) -> None:
+    """Each ``name: (content, said)`` of ``cases``, written in ``tmp_path`` and given
+    to --log-config, is refused with exit 2 and one last line holding ``said``."""
+    for name, (content, _) in cases.items():
+        (tmp_path / name).write_text(content)
+    ended = await asyncio.gather(
+        *(
+            run_cli_to_end(
+                "examples.echo:routes", "--log-config", str(tmp_path / name), "--port", "0"
+            )
+            for name in cases
+        )
+    )
+    for (name, (_, said)), (code, err) in zip(cases.items(), ended, strict=True):
+        last = err.strip().splitlines()[-1]
+        assert code == 2 and "Traceback" not in err, (name, err)
+        assert last.startswith(f"error: --log-config {tmp_path / name}: ") and said in last, err
+
+
 async def test_a_broken_ini_log_config_is_one_line_whatever_breaks_it(tmp_path: Path) -> None:
     # fileConfig says these with a RuntimeError, or lets the error of its
     # class= / args= through (ModuleNotFoundError, NameError, SyntaxError):
@@ -1859,20 +1880,7 @@ async def test_a_broken_ini_log_config_is_one_line_whatever_breaks_it(tmp_path: 
         ),
         "bad-args.ini": (handler + "class=StreamHandler\nargs=(sys.stderr\n", "SyntaxError"),
     }
-    for name, (content, _) in cases.items():
-        (tmp_path / name).write_text(content)
-    ended = await asyncio.gather(
-        *(
-            run_cli_to_end(
-                "examples.echo:routes", "--log-config", str(tmp_path / name), "--port", "0"
-            )
-            for name in cases
-        )
-    )
-    for (name, (_, said)), (code, err) in zip(cases.items(), ended, strict=True):
-        last = err.strip().splitlines()[-1]
-        assert code == 2 and "Traceback" not in err, (name, err)
-        assert last.startswith(f"error: --log-config {tmp_path / name}: ") and said in last, err
+    await _log_configs_refused_in_one_line(tmp_path, cases)
 
 
 async def test_a_broken_dict_log_config_says_why(tmp_path: Path) -> None:
@@ -1897,20 +1905,7 @@ async def test_a_broken_dict_log_config_says_why(tmp_path: Path) -> None:
             "Unable to configure root logger: Unknown level: 'LOUD'",
         ),
     }
-    for name, (content, _) in cases.items():
-        (tmp_path / name).write_text(content)
-    ended = await asyncio.gather(
-        *(
-            run_cli_to_end(
-                "examples.echo:routes", "--log-config", str(tmp_path / name), "--port", "0"
-            )
-            for name in cases
-        )
-    )
-    for (name, (_, said)), (code, err) in zip(cases.items(), ended, strict=True):
-        last = err.strip().splitlines()[-1]
-        assert code == 2 and "Traceback" not in err, (name, err)
-        assert last.startswith(f"error: --log-config {tmp_path / name}: ") and said in last, err
+    await _log_configs_refused_in_one_line(tmp_path, cases)
 
 
 async def test_a_log_config_that_cannot_be_read_says_so(tmp_path: Path) -> None:
