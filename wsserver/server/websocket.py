@@ -38,7 +38,10 @@ else:
 
     class BytesLike(Protocol):
         """A bytes-like object (``collections.abc.Buffer`` from Python 3.12):
-        bytes, a bytearray, a memoryview, an ``array.array``, a NumPy array."""
+        bytes, a bytearray, a memoryview, an ``array.array``. The same as
+        typeshed's ``typing_extensions.Buffer``: a type checker knows a NumPy
+        array as one only from 3.12 (numpy's stubs give it ``__buffer__`` there),
+        so under 3.11 ``arr.tobytes()`` is what checks (any array runs)."""
 
         def __buffer__(self, flags: int, /) -> memoryview: ...
 
