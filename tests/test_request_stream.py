@@ -633,6 +633,41 @@ class TestAnAnswerBeforeTheBodysEnd:
         ), answer_bytes
         writer.close()
 
+    @pytest.mark.parametrize(
+        ("sent", "status"),
+        [
+            (b"GET / HTTP/1.1\r\n\r\n", b"400"),  # (no Host)
+            (b"garbage\r\n\r\n", b"400"),
+            (b"POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + bytes(2000), b"413"),
+        ],
+        ids=["no host", "no request line", "body over the limit, all sent"],
+    )
+    async def test_over_tls_a_lingering_answer_closes_once_the_client_is_quiet(
+        self, run_server: StartServer, sent: bytes, status: bytes
+    ) -> None:
+        # TLS has no half-close: lingering after an answer (the client may
+        # still be sending) held every such connection until close_timeout,
+        # then aborted it without a close_notify, though the client had sent
+        # all it would (a scanner's garbage, a head refused): a client
+        # reading to the end waited, and got an unexpected EOF.
+        ca = trustme.CA()
+        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        routes = Router()
+
+        @routes.post("/s")
+        async def small(request: Request) -> Response:
+            return text("read whole")
+
+        server = await run_server(routes, ssl=server_tls, close_timeout=30, max_body_size=1000)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca)
+        )
+        writer.write(sent)
+        answer = await asyncio.wait_for(reader.read(), 10)  # (a clean end, not close_timeout's)
+        assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer
+        writer.close()
+
     async def test_the_server_ends_its_side_and_closes_at_the_clients(
         self, run_server: StartServer
     ) -> None:

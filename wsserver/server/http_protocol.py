@@ -194,6 +194,12 @@ def next_event(
     return event
 
 
+#: Over TLS, which has no half-close: seconds without a byte from a client
+#: after which an answer's lingering connection (see HttpProtocol._close_now())
+#: closes, its client having sent all it would (Apache's lingering close reads
+#: for 2 s).
+LINGER_QUIET = 2.0
+
 #: h11's states of a request, and of its response, once it is over (the
 #: connection closing after it: MUST_CLOSE).
 _ANSWERED = (h11.DONE, h11.MUST_CLOSE)
@@ -323,6 +329,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_close_timer",
         "_close_taken",
         "_lingering",
+        "_linger_heard",
         "_closed_answered",
         "_started",
         "_asgi_task",
@@ -423,6 +430,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: last armed (see _on_close_timeout()).
         self._close_taken: tuple[int, int] | None = None
         self._lingering = False
+        #: Over TLS, while lingering: whether the client sent since the last look.
+        self._linger_heard = False
         #: Closed with nothing left to write, waiting for the client's end
         #: (lingering) or its TLS close_notify (see _close_now()): counted in
         #: server.lingering.
@@ -500,6 +509,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def data_received(self, data: bytes | memoryview) -> None:
         """Process received bytes (what buffer_updated does with the buffer's)."""
         if self._lingering:
+            self._linger_heard = True
             return  # (the rest of a body that was answered: dropped, see close_transport())
         if self._proxy_header is not None:
             data = self._read_proxy_header(data)
@@ -2367,9 +2377,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if lingering and tls:
             # TLS has no half-close (its close_notify ends both ways): the
             # answer is sent, what comes dropped, until the client closes,
-            # having read it (or close_timeout).
+            # having read it, or has sent nothing for LINGER_QUIET seconds
+            # (all it would: a refused head, a body sent whole), or at
+            # close_timeout.
             self._lingering = True
             transport.resume_reading()
+            self.loop.call_later(LINGER_QUIET, self._close_when_quiet)
         elif lingering:
             # Answered while the client may still be sending its request (a
             # body: 413, or a handler that did not read it; what follows a
@@ -2401,6 +2414,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.server.lingering += 1
         if lingering or tls or not written:
             self._arm_close_timer()
+
+    def _close_when_quiet(self) -> None:
+        """Over TLS, lingering: close (its close_notify) once the client has
+        sent nothing since the last look, LINGER_QUIET seconds ago."""
+        if self.lost or self.transport.is_closing():
+            return
+        if self._linger_heard:
+            self._linger_heard = False
+            self.loop.call_later(LINGER_QUIET, self._close_when_quiet)
+            return
+        self.transport.close()
 
     def _request_unread(self) -> bool:
         """Whether the client may still be sending the request being closed
