@@ -34,6 +34,7 @@ import trustme
 import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
 
 from wsserver import Request, Router, WebSocket, serve
 from wsserver.app.response import json_response
@@ -610,8 +611,32 @@ def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: 
         )
     )
     mismatched = {**pair, "ssl_keyfile": str(other), "ssl_keyfile_password": "secret"}
-    with pytest.raises(ConfigError, match=r"TLS: ssl_certfile or ssl_keyfile: .*MISMATCH"):
+    not_its_key = "TLS: ssl_keyfile is not the private key of ssl_certfile's certificate"
+    with pytest.raises(ConfigError) as caught:
         ssl_context(Config(**mismatched))
+    assert str(caught.value) == not_its_key
+    # A key of another type (RSA, the certificate's EC): OpenSSL keeps it apart
+    # and says NO_CERTIFICATE_ASSIGNED, which was taken for a wrong password
+    # ("does not decrypt"), and unencrypted said as "no certificate assigned".
+    rsa_key = rsa_keys.generate_private_key(public_exponent=65537, key_size=2048)
+    for encryption, password in (
+        (serialization.BestAvailableEncryption(b"secret"), "secret"),
+        (serialization.NoEncryption(), None),
+    ):
+        other.write_bytes(
+            rsa_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+            )
+        )
+        with pytest.raises(ConfigError) as caught:
+            ssl_context(
+                Config(**{**pair, "ssl_keyfile": str(other)}, ssl_keyfile_password=password)
+            )
+        assert str(caught.value) == not_its_key
+    both.write_bytes(Path(cert_files["certfile"]).read_bytes() + other.read_bytes())
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(ssl_certfile=str(both)))
+    assert str(caught.value) == "TLS: the private key in ssl_certfile is not its certificate's"
     assert ssl_context(Config()) is None
     # A password longer than OpenSSL takes (1,024 bytes): a ValueError's traceback before.
     with pytest.raises(ConfigError) as caught:

@@ -54,6 +54,8 @@ TLS_SETTINGS = (
 )
 
 
+#: OpenSSL's reasons, from load_cert_chain(), for a key that is not the certificate's.
+_NOT_ITS_KEY = ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED")
 #: The PEM blocks OpenSSL loads a certificate, and a private key, from.
 _PEM_CERTIFICATE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
 _PEM_KEY = re.compile(rb"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----")
@@ -155,8 +157,17 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
                 f"TLS: ssl_keyfile_password is longer than {_MAX_PASSWORD} bytes"
             ) from None
         except ssl.SSLError as exc:
-            # Decrypted, the key may still not be the certificate's.
-            if asked and exc.reason != "KEY_VALUES_MISMATCH":
+            # Decrypted, the key may still not be the certificate's: another
+            # key of its type (KEY_VALUES_MISMATCH), or one of another type
+            # (RSA for an EC certificate), which OpenSSL keeps apart from the
+            # certificate and then finds none for (NO_CERTIFICATE_ASSIGNED).
+            if exc.reason in _NOT_ITS_KEY:
+                raise ConfigError(
+                    "TLS: ssl_keyfile is not the private key of ssl_certfile's certificate"
+                    if config.ssl_keyfile is not None
+                    else "TLS: the private key in ssl_certfile is not its certificate's"
+                ) from None
+            if asked:
                 raise ConfigError(
                     f"TLS: ssl_keyfile_password does not decrypt {key_setting}"
                 ) from None
