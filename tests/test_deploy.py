@@ -539,6 +539,103 @@ async def test_a_valid_certificate_is_not_warned_of(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def _chain_with_an_intermediate(
+    directory: Path, not_before: datetime, not_after: datetime
+) -> tuple[dict[str, str], ssl.SSLContext]:
+    """A server's files whose ssl_certfile is a certificate for 127.0.0.1 and the
+    intermediate that issued it, valid from ``not_before`` to ``not_after``; and
+    a client's context that trusts the root that issued the intermediate."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    def issue(
+        name: str, key: Any, issuer: str, issuer_key: Any, valid: tuple[datetime, datetime]
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(valid[0])
+            .not_valid_after(valid[1])
+            .add_extension(x509.BasicConstraints(ca=name != "leaf", path_length=None), True)
+        )
+        if name == "leaf":
+            address = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+            builder = builder.add_extension(x509.SubjectAlternativeName([address]), False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    root_key, intermediate_key, key = (ec.generate_private_key(ec.SECP256R1()) for _ in "abc")
+    always = (datetime(2000, 1, 1), datetime(3000, 1, 1))
+    root = issue("root", root_key, "root", root_key, always)
+    intermediate = issue(
+        "intermediate", intermediate_key, "root", root_key, (not_before, not_after)
+    )
+    leaf = issue("leaf", key, "intermediate", intermediate_key, always)
+    files = {
+        "ssl_certfile": str(directory / "chain.pem"),
+        "ssl_keyfile": str(directory / "key.pem"),
+    }
+    pem = serialization.Encoding.PEM
+    Path(files["ssl_certfile"]).write_bytes(leaf.public_bytes(pem) + intermediate.public_bytes(pem))
+    Path(files["ssl_keyfile"]).write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    client = ssl.create_default_context(cadata=root.public_bytes(pem).decode())
+    return files, client
+
+
+@pytest.mark.parametrize(
+    ("valid", "said"),
+    [
+        (
+            (datetime(2019, 1, 1), datetime(2020, 1, 2, 3, 4, 5)),
+            "TLS: certificate 2 of ssl_certfile (its chain, after the server's) expired on"
+            " 2020-01-02 03:04:05 UTC: clients that need it refuse the server",
+        ),
+        (
+            (datetime(2999, 1, 1), datetime(3000, 1, 1)),
+            "TLS: certificate 2 of ssl_certfile (its chain, after the server's) is not valid"
+            " until 2999-01-01 00:00:00 UTC: clients that need it refuse the server",
+        ),
+    ],
+)
+async def test_an_intermediate_certificate_expired_or_not_valid_yet_is_warned_of(
+    run_server: StartServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    valid: tuple[datetime, datetime],
+    said: str,
+) -> None:
+    # The server's own certificate valid, the intermediate after it in
+    # ssl_certfile expired (a chain file left from before a renewal): the
+    # server started without a word, and every client was refused.
+    files, client_tls = _chain_with_an_intermediate(tmp_path, *valid)
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        server = await run_server(who_routes(), **files)
+    async with httpx.AsyncClient(verify=client_tls) as client:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await client.get(f"https://127.0.0.1:{server.port}/who")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [said]
+
+
+async def test_a_valid_intermediate_certificate_is_not_warned_of(
+    run_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files, client_tls = _chain_with_an_intermediate(
+        tmp_path, datetime(2000, 1, 1), datetime(3000, 1, 1)
+    )
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        server = await run_server(who_routes(), **files)
+    async with httpx.AsyncClient(verify=client_tls) as client:
+        assert (await client.get(f"https://127.0.0.1:{server.port}/who")).status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs ssl_certfile"):
         ssl_context(Config(ssl_keyfile=cert_files["keyfile"]))

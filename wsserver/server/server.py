@@ -358,7 +358,8 @@ class Server:
         self._start_stopped = self.loop.create_future()
         if self.ssl is not None:  # (for request.tls, before any connection: a handshake in memory)
             served = self._served_certificates[self.ssl] = served_certificate(self.ssl)
-            say_if_not_valid(served)  # (each worker: SIGHUP's renewed files too)
+            # (Each worker: SIGHUP's renewed files too; the chain of ssl_certfile's.)
+            say_if_not_valid(served, self.config.ssl_certfile)
         try:
             # The broker first: the ASGI lifespan's startup may publish, as
             # may its shutdown, which comes before the broker's detach.

@@ -59,6 +59,10 @@ _NOT_ITS_KEY = ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED")
 #: The PEM blocks OpenSSL loads a certificate, and a private key, from.
 _PEM_CERTIFICATE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
 _PEM_KEY = re.compile(rb"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----")
+#: A certificate's PEM block, whole.
+_PEM_CERTIFICATE_BLOCK = re.compile(
+    rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]*?-----END CERTIFICATE-----"
+)
 
 
 def _missing_pem(certfile: str, keyfile: str | None) -> str | None:
@@ -364,12 +368,34 @@ def _handshake_in_memory(
     return None
 
 
-def say_if_not_valid(certificate: str | None) -> None:
+def say_if_not_valid(certificate: str | None, certfile: str | None = None) -> None:
     """Warn if ``certificate`` (PEM: the one the server serves) has expired,
-    or is not valid yet: every client that checks it refuses the server."""
-    if certificate is None:
+    or is not valid yet: every client that checks it refuses the server. So
+    for each certificate after the first in ``certfile`` (ssl_certfile: the
+    chain served after it, its intermediates), which clients check as well."""
+    if certificate is not None:
+        _say_if_not_valid(ssl.PEM_cert_to_DER_cert(certificate), "the server's certificate", "")
+    if certfile is None:
         return
-    valid = validity(ssl.PEM_cert_to_DER_cert(certificate))
+    try:
+        with open(certfile, "rb") as file:
+            pems = _PEM_CERTIFICATE_BLOCK.findall(file.read())
+    except OSError:  # (loaded a moment ago: gone since, nothing to say of it)
+        return
+    for number, pem in enumerate(pems[1:], 2):
+        try:
+            der = ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
+        except ValueError:  # (not base64: OpenSSL took it, or stopped before it)
+            continue
+        _say_if_not_valid(
+            der,
+            f"certificate {number} of ssl_certfile (its chain, after the server's)",
+            " that need it",
+        )
+
+
+def _say_if_not_valid(der: bytes, which: str, clients: str) -> None:
+    valid = validity(der)
     if valid is None:
         return
     not_before, not_after = valid
@@ -380,11 +406,8 @@ def say_if_not_valid(certificate: str | None) -> None:
         when, what = not_before, "is not valid until"
     else:
         return
-    logger.warning(
-        "TLS: the server's certificate %s %s: clients refuse it",
-        what,
-        f"{when:%Y-%m-%d %H:%M:%S} UTC",
-    )
+    refused = "clients refuse it" if not clients else f"clients{clients} refuse the server"
+    logger.warning("TLS: %s %s %s: %s", which, what, f"{when:%Y-%m-%d %H:%M:%S} UTC", refused)
 
 
 def watch_handshakes(context: ssl.SSLContext, failed: Callable[[ssl.SSLError, bool], None]) -> None:
