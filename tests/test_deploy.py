@@ -493,6 +493,48 @@ async def test_a_failed_tls_handshake_is_counted_and_said_at_debug(
     assert server.stats()["tls_handshake_failures"] == 2  # (not the scrape's own)
 
 
+async def test_a_client_certificate_refused_is_said_with_why(
+    run_server: StartServer,
+    ca: trustme.CA,
+    cert_files: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Every client refused for its certificate was said as OpenSSL's
+    # CERTIFICATE_VERIFY_FAILED alone: an expired certificate, one of a CA the
+    # server does not trust, the same line, and the operator left to guess.
+    server = await run_server(
+        who_routes(),
+        ssl_certfile=cert_files["certfile"],
+        ssl_keyfile=cert_files["keyfile"],
+        ssl_ca_certs=cert_files["ca"],
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+    )
+    caplog.set_level(logging.DEBUG, logger="wsserver.protocol")
+    expired = ca.issue_cert(
+        "carol@example.com", not_before=datetime(2019, 1, 1), not_after=datetime(2020, 1, 1)
+    )
+    stranger = trustme.CA().issue_cert("eve@example.com")
+    for cert in (expired, stranger):
+        writer = None
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", server.port, ssl=client_context(ca, cert)),
+                TIMEOUT,
+            )
+            writer.write(b"GET /who HTTP/1.1\r\nHost: x\r\n\r\n")  # (TLS 1.3: refused after)
+            await asyncio.wait_for(reader.read(), TIMEOUT)
+        if writer is not None:
+            writer.close()
+    await wait_for(lambda: server.stats()["tls_handshake_failures"] == 2, what="the count")
+    said = [r.getMessage() for r in caplog.records if r.name == "wsserver.protocol"]
+    assert [line for line in said if line.startswith("TLS handshake failed")] == [
+        "TLS handshake failed: CERTIFICATE_VERIFY_FAILED (the client's certificate:"
+        " certificate has expired)",
+        "TLS handshake failed: CERTIFICATE_VERIFY_FAILED (the client's certificate:"
+        " unable to get local issuer certificate)",
+    ], said
+
+
 @pytest.mark.parametrize(
     ("valid", "said"),
     [

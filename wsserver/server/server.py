@@ -1217,6 +1217,9 @@ class Server:
         if proxy_header and self.proxy_protocol_peers is None:
             return self.proxy_header_unasked(None, f"its TLS handshake failed ({reason})")
         hint = " (plain HTTP on the TLS port?)" if reason == "HTTP_REQUEST" else ""
+        if isinstance(error, ssl_module.SSLCertVerificationError) and error.verify_message:
+            # (Which: expired, a CA not trusted, ...: OpenSSL's reason says none.)
+            hint = f" (the client's certificate: {error.verify_message})"
         protocol_logger.debug("TLS handshake failed: %s%s", reason, hint)
 
     def stats(self) -> dict[str, Any]:
