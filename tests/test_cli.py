@@ -214,11 +214,12 @@ async def signalled_while_starting(
     marker: str,
     signum: int = signal.SIGTERM,
     wrapper: tuple[str, ...] = (),
+    timeout: float = TIMEOUT,
 ) -> tuple[int, bytes]:
     """Run ``python -m wsserver SPEC --app-dir APP_DIR --port 0`` (under ``wrapper``,
     a command that runs it: then its child gets the signal), send ``signum`` once
     ``app_dir / marker`` exists (the application says it is starting), and
-    return the exit code and stderr."""
+    return the exit code and stderr (within ``timeout`` seconds of the signal)."""
     proc = await asyncio.create_subprocess_exec(
         *wrapper,
         sys.executable,
@@ -242,7 +243,7 @@ async def signalled_while_starting(
             os.kill(server, signum)
         else:
             proc.send_signal(signum)
-        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -1283,6 +1284,43 @@ async def test_sigterm_during_a_slow_lifespan_startup_stops_it(tmp_path: Path) -
     assert code == 0, err.decode()
     assert (tmp_path / "cancelled").exists()  # the startup heard it
     assert b"SIGTERM: shutting down" in err and b"stopped before it started" in err
+
+
+STUBBORN_STARTUP_HOOK = """
+import asyncio
+from pathlib import Path
+
+from wsserver import Router
+
+HERE = Path(__file__).parent
+routes = Router()
+
+
+@routes.on_startup
+async def connect(server):
+    (HERE / "starting").touch()
+    while True:  # a retry loop that takes its cancellation for one more failure
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            (HERE / "cancelled").touch()
+"""
+
+
+async def test_sigterm_during_a_startup_hook_that_goes_on_when_cancelled_stops_it(
+    tmp_path: Path,
+) -> None:
+    # The start waited for the cancelled hook's end, for ever: the process
+    # never exited (SIGTERM again changes nothing; only SIGKILL ended it).
+    (tmp_path / "stubborn_app.py").write_text(STUBBORN_STARTUP_HOOK)
+    # (It takes 2 s: a second for the hook, then one at the exit for what it left running.)
+    code, err = await signalled_while_starting(
+        "stubborn_app:routes", tmp_path, "starting", timeout=3 * TIMEOUT
+    )
+    assert code == 0, err.decode()
+    assert (tmp_path / "cancelled").exists()
+    assert b"an on_startup hook went on when cancelled" in err
+    assert b"stopped before it started" in err
 
 
 async def test_sighup_to_a_single_process_is_a_graceful_shutdown() -> None:

@@ -366,7 +366,8 @@ class Server:
             await self.pubsub.start()
             if self.asgi is not None:
                 # (Raises LifespanFailure.)
-                await self._unless_closed(self.loop.create_task(self.asgi.startup(self)))
+                startup = self.loop.create_task(self.asgi.startup(self))
+                await self._unless_closed(startup, "the ASGI lifespan startup")
             await self._start_serving()
         except _ClosedInStart:
             # A startup hook, or a close() from elsewhere, closed the server: it never listens.
@@ -487,10 +488,10 @@ class Server:
         if failure is not None:
             self.app_failed("the ASGI lifespan shutdown failed", failure, None)
 
-    async def _unless_closed(self, step: asyncio.Task[None]) -> None:
-        """Wait for ``step`` of the start (an ASGI lifespan startup, a Router's
-        startup hooks), and take its outcome; a close() from outside the start
-        meanwhile cancels it, as a stop signal cancels the command's start
+    async def _unless_closed(self, step: asyncio.Task[None], what: str) -> None:
+        """Wait for ``step`` of the start (``what``: an ASGI lifespan startup, a
+        Router's startup hooks), and take its outcome; a close() from outside the
+        start meanwhile cancels it, as a stop signal cancels the command's start
         (it may wait for a database that never answers), and raises
         _ClosedInStart: the start stops before it listens."""
         stopped = self._start_stopped
@@ -498,10 +499,10 @@ class Server:
         try:
             await asyncio.wait([step, stopped], return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            await _cancel_and_wait(step)  # (the start is cancelled: its step with it)
+            await _cancel_and_wait(step, what)  # (the start is cancelled: its step with it)
             raise
         if not step.done():
-            await _cancel_and_wait(step)
+            await _cancel_and_wait(step, what)
             raise _ClosedInStart
         await step  # (raises what it raised)
 
@@ -516,7 +517,8 @@ class Server:
             context = contextvars.copy_context()
             self._starter = start_app_task(self.loop, self._run_startup_hooks(), context)
             try:
-                await self._unless_closed(self._starter)  # raises LifespanFailure
+                # (Raises LifespanFailure.)
+                await self._unless_closed(self._starter, "an on_startup hook")
             finally:
                 self._starter = None
             # (What they set, a ContextVar, is the start's, whose context every
@@ -1853,12 +1855,21 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
 ASGI_DEFAULTS = {"compression": "deflate"}
 
 
-async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait for its end, its outcome retrieved (what the
-    caller raises, the start's cancellation or _ClosedInStart, is what
-    stopped it; asyncio would log an exception of its as never retrieved)."""
+async def _cancel_and_wait(task: asyncio.Task[None], what: str) -> None:
+    """Cancel ``task`` (``what`` of the start) and wait for its end, its outcome
+    retrieved (what the caller raises, the start's cancellation or
+    _ClosedInStart, is what stopped it; asyncio would log an exception of its
+    as never retrieved). One that goes on when cancelled (it caught the
+    CancelledError) is left running after CANCELLED_GRACE, with a warning,
+    as a handler is at the shutdown: the start stops all the same."""
     task.cancel()
-    await asyncio.wait([task])
+    await asyncio.wait([task], timeout=CANCELLED_GRACE)
+    if not task.done():
+        logger.warning(
+            "start stopped: %s went on when cancelled (it caught the CancelledError); left running",
+            what,
+        )
+        return
     if not task.cancelled():
         task.exception()
 
