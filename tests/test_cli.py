@@ -1323,6 +1323,61 @@ async def test_sigterm_during_a_startup_hook_that_goes_on_when_cancelled_stops_i
     assert b"stopped before it started" in err
 
 
+STUBBORN_SHUTDOWN_HOOK = """
+import asyncio
+from pathlib import Path
+
+from wsserver import Router
+
+HERE = Path(__file__).parent
+routes = Router()
+
+
+@routes.on_startup
+async def started(server):
+    (HERE / "started").touch()
+
+
+@routes.on_shutdown
+async def drain(server):
+    while True:  # a drain loop that takes its cancellation for one more failure
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            (HERE / "cancelled").touch()
+"""
+
+
+async def test_an_on_shutdown_hook_that_goes_on_when_cancelled_does_not_hold_the_exit(
+    tmp_path: Path,
+) -> None:
+    # Its bound (shutdown_timeout + close_timeout) cancelled it, then waited
+    # for its end, for ever: the process never exited after SIGTERM.
+    (tmp_path / "stubborn_app.py").write_text(STUBBORN_SHUTDOWN_HOOK)
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "wsserver", "stubborn_app:routes", "--app-dir", str(tmp_path)),
+        *("--port", "0", "--shutdown-timeout", "0.5", "--close-timeout", "0.5"),
+        cwd=ROOT,
+        env=child_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_for(lambda: (tmp_path / "started").exists(), what="the start")
+        proc.send_signal(signal.SIGTERM)
+        # (1 s for the hook, 1 s more once cancelled, 1 s at the exit.)
+        _, err = await asyncio.wait_for(proc.communicate(), 3 * TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()  # (a failed on_shutdown hook: logged, 0)
+    assert (tmp_path / "cancelled").exists()
+    assert b"on_shutdown hook drain did not end within 1.0 s: cancelled" in err
+    assert b"on_shutdown hook drain went on when cancelled" in err
+
+
 async def test_sighup_to_a_single_process_is_a_graceful_shutdown() -> None:
     # It killed the process at once (the default action: exit 129, clients
     # cut off, no lifespan shutdown), as systemd's ExecReload=kill -HUP would.

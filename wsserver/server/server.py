@@ -27,7 +27,7 @@ from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config, served_path
-from ..errors import ConfigError, LifespanFailure, passed_on, passes_through
+from ..errors import NOT_FAILURES, ConfigError, LifespanFailure, only, passed_on, passes_through
 from ..logs import peer, printable, protocol_logger
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
@@ -461,21 +461,26 @@ class Server:
         self._hooks_started = False
         for hook in self.router.shutdown_hooks:
             name = getattr(hook, "__qualname__", repr(hook))
-            bound = asyncio.timeout(limit)
+            # In a task of its own (the shutdown's context: a close() there is
+            # known as the shutdown's), so that one that goes on when cancelled
+            # past its bound (it caught the CancelledError) does not hold the
+            # shutdown for ever: it is left running, as a handler is.
+            running = self.loop.create_task(_awaited(hook(self)))
             try:
-                async with bound:
-                    await hook(self)
-            except TimeoutError as exc:
-                if not bound.expired():  # (its own TimeoutError: it failed)
-                    logger.exception("on_shutdown hook %s failed", name)
-                    self.app_failed(f"on_shutdown hook {name} failed", exc, None)
-                    continue
+                await asyncio.wait([running], timeout=limit)
+            except asyncio.CancelledError:
+                await _cancel_and_wait(running, f"on_shutdown hook {name}")
+                raise
+            if not running.done():
+                await _cancel_and_wait(running, f"on_shutdown hook {name}")
                 logger.error("on_shutdown hook %s did not end within %s s: cancelled", name, limit)
                 self.app_failed(f"on_shutdown hook {name} did not end within {limit} s", None, None)
+                continue
+            try:
+                running.result()
             except BaseException as exc:
-                # (A CancelledError of its own too: it ended the shutdown's
-                # steps there, the next hooks, the broker's detach, unsaid.)
-                if passes_through(exc):
+                # (A CancelledError of its own too: it awaited what other code cancelled.)
+                if only(exc, NOT_FAILURES):
                     raise passed_on(exc)  # noqa: B904
                 logger.exception("on_shutdown hook %s failed", name)
                 self.app_failed(f"on_shutdown hook {name} failed", exc, None)
@@ -1855,6 +1860,11 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
 ASGI_DEFAULTS = {"compression": "deflate"}
 
 
+async def _awaited(awaitable: Awaitable[object]) -> None:
+    """Await ``awaitable`` (a hook's, in a task of its own)."""
+    await awaitable
+
+
 async def _cancel_and_wait(task: asyncio.Task[None], what: str) -> None:
     """Cancel ``task`` (``what`` of the start) and wait for its end, its outcome
     retrieved (what the caller raises, the start's cancellation or
@@ -1866,7 +1876,7 @@ async def _cancel_and_wait(task: asyncio.Task[None], what: str) -> None:
     await asyncio.wait([task], timeout=CANCELLED_GRACE)
     if not task.done():
         logger.warning(
-            "start stopped: %s went on when cancelled (it caught the CancelledError); left running",
+            "%s went on when cancelled (it caught the CancelledError); left running",
             what,
         )
         return
