@@ -393,6 +393,31 @@ async def test_an_untrusted_peer_s_header_is_read_but_not_believed(
     assert answer.rsplit(b"\r\n", 1)[1].startswith(b"127.0.0.1 "), answer
 
 
+async def test_an_untrusted_peer_s_header_is_said(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A balancer not in forwarded_allow_ips (an NLB at 10.0.1.17 while the
+    # default trusts the loopback only): every client was the balancer, its
+    # headers' addresses dropped without a word. The first is now said at
+    # WARNING, naming the balancer and the setting; the next at DEBUG. A
+    # header that names no client (LOCAL) loses nothing: not said.
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(
+        address_routes(), proxy_protocol=True, forwarded_allow_ips="10.0.0.0/8"
+    )
+    for header in (v2(0, 0x00, b""), b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"):
+        answer = await ask(server.port, header + WHO)
+        assert answer.rsplit(b"\r\n", 1)[1].startswith(b"127.0.0.1 "), answer
+    answer = await ask(server.port, v2_inet("203.0.113.8", 4000) + WHO)
+    assert answer.rsplit(b"\r\n", 1)[1].startswith(b"127.0.0.1 "), answer
+    said = [r for r in caplog.records if "not in forwarded_allow_ips" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG], said
+    first = said[0].getMessage()
+    assert first.startswith("127.0.0.1:") and "203.0.113.7:51234" in first, first
+    assert "--forwarded-allow-ips" in first, first
+    assert "203.0.113.8:4000" in said[1].getMessage()
+
+
 async def test_forwarded_headers_are_believed_only_from_a_trusted_client_the_header_names(
     run_server: StartServer,
 ) -> None:

@@ -570,7 +570,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """The connection's PROXY protocol header is read (here, or before its
         TLS handshake: see proxy_tls): none is due any more, and the client it
         names is this connection's peer, if ``proxy`` (the peer that sent it;
-        None: a Unix socket's) is trusted."""
+        None: a Unix socket's) is trusted; else that is said (see
+        :meth:`Server.proxy_header_untrusted`)."""
         self._proxy_header = None
         peers = self.server.proxy_protocol_peers
         if peers is not None and (proxy[0] if proxy is not None else None) in peers:
@@ -579,6 +580,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             else:
                 self._proxy_unnamed = True
             self._proxy_tls = header.tls
+        elif peers is not None and header.source is not None:
+            self.server.proxy_header_untrusted(proxy, header.source)
 
     def eof_received(self) -> bool:
         return False

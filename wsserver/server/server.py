@@ -683,6 +683,7 @@ class Server:
         )
         said = [what for what, peers in settings if peers is not None and None not in peers]
         if said and any(sock.family == socket.AF_UNIX for sock in self._server.sockets):
+            self._told.add("proxy header untrusted, unix")  # (said here, once)
             logger.warning(
                 "listening on a Unix socket, whose peers have no address: forwarded_allow_ips"
                 " trusts none of them (it has neither 'unix' nor '*'), so the client and scheme"
@@ -1170,6 +1171,24 @@ class Server:
             " protocol v2, and the server to have --proxy-protocol?)",
             "a connection" if address is None else peer(address),
             outcome,
+        )
+
+    def proxy_header_untrusted(
+        self, address: tuple[str, int] | None, source: tuple[str, int]
+    ) -> None:
+        """A PROXY protocol header naming the client ``source`` came from a peer
+        not in ``forwarded_allow_ips``: its address is ignored, the peer taken
+        for the client. Said at WARNING the first time (a balancer left out of
+        the setting, such as one not on the loopback the default trusts, makes
+        every client the balancer, otherwise in silence), at DEBUG after that
+        (a Unix socket's peer: at DEBUG, said at start already)."""
+        self._say_first_time(
+            "proxy header untrusted" if address is not None else "proxy header untrusted, unix",
+            "%s sent a PROXY protocol header naming %s, and is not in forwarded_allow_ips:"
+            " the address is ignored, the client taken to be the sender (is the balancer"
+            " meant to be trusted, its addresses in --forwarded-allow-ips?)",
+            peer(address),
+            peer(source),
         )
 
     def _say_first_time(self, mistake: str, message: str, *args: Any) -> None:
