@@ -1608,6 +1608,40 @@ async def test_the_warning_of_a_handshake_not_answered_names_the_forwarded_clien
     assert warned[0].startswith("203.0.113.7:0: the application did not answer"), warned
 
 
+async def test_a_websocket_s_protocol_lines_name_the_forwarded_client(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Behind trusted proxy headers, the access line of a WebSocket named the
+    # client, and the wsserver.protocol lines of the same connection (a
+    # protocol error, no pong, a closing handshake timed out) the proxy's
+    # connection: the two did not meet.
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def hold(request: Request, ws: WebSocket) -> None:
+        await ws.recv()
+
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(routes, proxy_headers=True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"X-Forwarded-For: 203.0.113.7\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    writer.write(b"\x81\x02hi")  # (unmasked: a protocol error, 1002)
+    rest = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert rest[2:4] == (1002).to_bytes(2, "big"), rest
+    await wait_for(lambda: any(r.name == "wsserver.access" for r in caplog.records))
+    access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    assert access[0].startswith("203.0.113.7:0 GET /ws 101 "), access
+    said = [r.getMessage() for r in caplog.records if "protocol error" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("203.0.113.7:0: protocol error, closing"), said
+
+
 # =================================================== logging and the environment
 
 

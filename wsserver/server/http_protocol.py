@@ -1427,7 +1427,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             Connection(max_size=self.config.max_size, deflate=accept.deflate),
             request,
             accept.subprotocol,
-            self.remote_address,
+            request.remote_address,  # (behind a trusted proxy, the client it names)
             self._request_started,
             # (Paused by the 101, or a 100 Continue before it: the transport
             # tells no other protocol until its buffer drains.)

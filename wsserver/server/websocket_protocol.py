@@ -75,7 +75,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         conn: the sans-I/O connection, with the agreed extensions.
         request: the upgrade request.
         subprotocol: the subprotocol agreed, or None.
-        remote_address: the peer's ``(host, port)``, or None.
+        remote_address: the client's ``(host, port)`` (the request's: behind a trusted
+            proxy, the one it names), or None; the log lines name it.
         started: the loop time at which the upgrade request began (for the
             access log: not the TCP connection's, which may have served
             HTTP requests before).
