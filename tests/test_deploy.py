@@ -1468,6 +1468,20 @@ def test_trusted_proxies() -> None:
         # An IPv6 zone is anything after %: no address of a client anyway.
         ([("x-forwarded-for", "fe80::1%x 200 9.999s")], None, None),
         ([("forwarded", 'for="[::1%25 GET admin]:80"')], None, None),
+        # A , or ; inside a quoted value (RFC 7239 4: a quoted-string) is the
+        # value's, not the end of an element or pair: a client's text a
+        # proxy quoted (its Host in host="...") named another client and scheme.
+        (
+            [("forwarded", 'for=198.51.100.4;host="a,for=6.6.6.6;proto=https"')],
+            ("198.51.100.4", 0),
+            None,
+        ),
+        ([("forwarded", 'for="_x;proto=https"')], None, None),
+        ([("forwarded", 'for="[2001:db8::1]:443";proto=https')], ("2001:db8::1", 443), "https"),
+        ([("forwarded", 'host="a\\"b,for=6.6.6.6";for=198.51.100.4')], ("198.51.100.4", 0), None),
+        # A quote that does not close hides nothing after it: the element a
+        # proxy appended to the client's text is still read.
+        ([("forwarded", 'for="x, for=198.51.100.4')], ("198.51.100.4", 0), None),
     ],
 )
 def test_forwarded_headers(

@@ -14,6 +14,7 @@ address the nearest proxy saw). Nothing here does I/O.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import NamedTuple
 
 from .http import Headers
@@ -151,12 +152,12 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
     """
     elements: list[dict[str, str]] = []
     for value in headers.getall("forwarded"):
-        for text in value.split(","):
+        for text in _split_unquoted(value, ","):
             pairs: dict[str, str] = {}
-            for pair in text.split(";"):
+            for pair in _split_unquoted(text, ";"):
                 name, sep, content = pair.partition("=")
                 if sep:
-                    pairs[name.strip(OWS).lower()] = content.strip(OWS).strip('"')
+                    pairs[name.strip(OWS).lower()] = _unquoted(content.strip(OWS))
             if pairs:
                 elements.append(pairs)
     if not elements:
@@ -175,6 +176,32 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
     return Forwarded(
         _address(hop) if hop is not None else None, proto if proto in _SCHEMES else None
     )
+
+
+#: A quoted-string (RFC 9110 5.6.4), its backslash escapes in it; or a run of
+#: anything else but the separators; or a separator, or a quote that does not
+#: close (a character as others: it does not hide the separators after it,
+#: such as those of the elements a proxy appended to a client's text).
+_QUOTED_OR_NOT = re.compile(r'"(?:[^"\\]|\\.)*"|[^",;]+|[",;]', re.S)
+
+
+def _split_unquoted(text: str, separator: str) -> list[str]:
+    """``text`` split at each ``separator`` (``,`` or ``;``) that is not inside
+    a quoted-string (RFC 7239 4: a value may be one, ``host="a,b;c"``)."""
+    parts = [""]
+    for token in _QUOTED_OR_NOT.findall(text):
+        if token == separator:
+            parts.append("")
+        else:
+            parts[-1] += token
+    return parts
+
+
+def _unquoted(content: str) -> str:
+    """A parameter's value: a quoted-string's text, its escapes undone; else as it is."""
+    if len(content) >= 2 and content[0] == content[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", content[1:-1], flags=re.S)
+    return content.strip('"')
 
 
 def _address(hop: str) -> tuple[str, int] | None:
