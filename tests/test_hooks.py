@@ -348,6 +348,29 @@ async def test_a_context_variable_a_startup_hook_sets_is_seen_by_the_handlers() 
             assert await asyncio.wait_for(client.recv(), TIMEOUT) == "set by on_startup"
 
 
+async def test_a_context_variable_an_on_shutdown_hook_sets_is_seen_by_the_next() -> None:
+    # The shutdown hooks ran in the shutdown's task, one after the other: a
+    # ContextVar one set (structlog's bind_contextvars(), say) reached the
+    # next. Each in a task of its own (so that one that goes on when
+    # cancelled is left behind), each in a copy of the shutdown's context,
+    # the next saw it unset.
+    said: contextvars.ContextVar[str] = contextvars.ContextVar("said", default="unset")
+    seen: list[str] = []
+    routes = Router()
+
+    @routes.on_shutdown
+    async def first(server: Server) -> None:
+        said.set("set by the first on_shutdown hook")
+
+    @routes.on_shutdown
+    async def second(server: Server) -> None:
+        seen.append(said.get())
+
+    async with serve(routes, "127.0.0.1", 0, ping_interval=None):
+        pass
+    assert seen == ["set by the first on_shutdown hook"]
+
+
 @pytest.mark.parametrize(
     ("hook", "said"),
     [

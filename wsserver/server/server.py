@@ -459,13 +459,16 @@ class Server:
         seconds (then cancelled); a failure is logged, and the next run."""
         assert self.router is not None
         self._hooks_started = False
+        # Each in a task of its own, so that one that goes on when cancelled
+        # past its bound (it caught the CancelledError) does not hold the
+        # shutdown for ever: it is left running, as a handler is. All in one
+        # copy of the shutdown's context: a close() there is known as the
+        # shutdown's, and what a hook sets (a ContextVar) the next one sees,
+        # as when they ran in the shutdown's task.
+        context = contextvars.copy_context()
         for hook in self.router.shutdown_hooks:
             name = getattr(hook, "__qualname__", repr(hook))
-            # In a task of its own (the shutdown's context: a close() there is
-            # known as the shutdown's), so that one that goes on when cancelled
-            # past its bound (it caught the CancelledError) does not hold the
-            # shutdown for ever: it is left running, as a handler is.
-            running = self.loop.create_task(_awaited(hook(self)))
+            running = self.loop.create_task(_awaited(hook(self)), context=context)
             try:
                 await asyncio.wait([running], timeout=limit)
             except asyncio.CancelledError:
