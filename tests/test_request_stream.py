@@ -668,6 +668,35 @@ class TestAnAnswerBeforeTheBodysEnd:
         assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer
         writer.close()
 
+    async def test_over_tls_a_lingering_connection_the_client_closed_is_freed_at_once(
+        self, run_server: StartServer
+    ) -> None:
+        # The look for the client's quiet (LINGER_QUIET) was scheduled and
+        # never cancelled: a connection its client closed at once stayed in
+        # memory, with its server, until the look came, 2 s on, and after
+        # server.close() too, a timer left in the loop.
+        import weakref
+
+        from wsserver.server.http_protocol import LINGER_QUIET
+
+        ca = trustme.CA()
+        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        server = await run_server(Router(), ssl=server_tls, close_timeout=30)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca)
+        )
+        writer.write(b"garbage\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 400 "), head
+        [protocol] = server.connections
+        assert protocol.lingering
+        connection = weakref.ref(protocol)
+        del protocol
+        writer.close()  # (its close_notify: the server's end follows)
+        await wait_for(lambda: not server.connections, LINGER_QUIET / 2)
+        await wait_for(lambda: (gc.collect(), connection() is None)[1], LINGER_QUIET / 2)
+
     async def test_the_server_ends_its_side_and_closes_at_the_clients(
         self, run_server: StartServer
     ) -> None:

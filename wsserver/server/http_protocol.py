@@ -330,6 +330,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_close_taken",
         "_lingering",
         "_linger_heard",
+        "_quiet_timer",
         "_closed_answered",
         "_started",
         "_asgi_task",
@@ -432,6 +433,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._lingering = False
         #: Over TLS, while lingering: whether the client sent since the last look.
         self._linger_heard = False
+        #: Over TLS, while lingering: the next look (see _close_when_quiet()).
+        self._quiet_timer: asyncio.TimerHandle | None = None
         #: Closed with nothing left to write, waiting for the client's end
         #: (lingering) or its TLS close_notify (see _close_now()): counted in
         #: server.lingering.
@@ -610,9 +613,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._idle:
             self._idle = False
             self.server.keep_alive_deadlines.discard(self)
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
+        for timer in (self._close_timer, self._quiet_timer):
+            if timer is not None:
+                timer.cancel()
+        self._close_timer = self._quiet_timer = None
         self.server.unregister(self)
         if not self._logged and self._request_begun():
             self._log_access()  # a request left unanswered
@@ -2385,7 +2389,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # close_timeout.
             self._lingering = True
             transport.resume_reading()
-            self.loop.call_later(LINGER_QUIET, self._close_when_quiet)
+            self._quiet_timer = self.loop.call_later(LINGER_QUIET, self._close_when_quiet)
         elif lingering:
             # Answered while the client may still be sending its request (a
             # body: 413, or a handler that did not read it; what follows a
@@ -2421,11 +2425,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _close_when_quiet(self) -> None:
         """Over TLS, lingering: close (its close_notify) once the client has
         sent nothing since the last look, LINGER_QUIET seconds ago."""
+        self._quiet_timer = None
         if self.lost or self.transport.is_closing():
             return
         if self._linger_heard:
             self._linger_heard = False
-            self.loop.call_later(LINGER_QUIET, self._close_when_quiet)
+            self._quiet_timer = self.loop.call_later(LINGER_QUIET, self._close_when_quiet)
             return
         self.transport.close()
 
