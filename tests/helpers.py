@@ -261,6 +261,13 @@ def tls_server_files(ca: trustme.CA, directory: Path) -> dict[str, str]:
     return files
 
 
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A TLS server's context with ``ca``'s certificate for 127.0.0.1."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
 def client_context(ca: trustme.CA, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
     """A TLS client's context that trusts ``ca`` (and presents ``cert``, if given)."""
     context = ssl.create_default_context()

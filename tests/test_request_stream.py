@@ -23,7 +23,7 @@ from wsserver import ClientDisconnected, Request, RequestTooLarge, Router
 from wsserver.response import Response, StreamingResponse, json, stream, text
 
 from .conftest import StartServer
-from .helpers import client_context, sends_on_then_ends, wait_for
+from .helpers import client_context, sends_on_then_ends, server_context, wait_for
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -534,66 +534,14 @@ class TestAnAnswerBeforeTheBodysEnd:
     still writing lost the answer: httpx raised ReadError instead of a 413)."""
 
     async def test_httpx_gets_its_413_and_401(self, run_server: StartServer) -> None:
-        routes = Router()
-
-        @routes.post("/small")
-        async def small(request: Request) -> Response:
-            return text("read whole")
-
-        @routes.post("/private", stream=True, max_body_size=None)
-        async def private(request: Request) -> Response:
-            return text("no", 401)  # (its body not read)
-
-        server = await run_server(routes, max_body_size=2**20)
-
-        async def pieces() -> AsyncIterator[bytes]:
-            for _ in range(128):
-                yield bytes(2**17)
-
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
-            for _ in range(3):
-                r = await client.post("/small", content=bytes(16 * 2**20))
-                assert r.status_code == 413
-                r = await client.post("/private", content=pieces())
-                assert (r.status_code, r.text) == (401, "no")
-                r = await client.post("/small", content=b"fine")
-                assert (r.status_code, r.text) == (200, "read whole")
+        await _httpx_gets_its_413_and_401(run_server, None, 2**20, 16 * 2**20, 16 * 2**20, 3)
 
     async def test_over_tls_httpx_gets_its_413_and_401(self, run_server: StartServer) -> None:
         # TLS has no half-close: the connection closed at once after the
         # answer, the client's bytes unread, and the reset lost the answer
         # (httpx: WriteError, http.client: SSLEOFError). It now reads and
         # drops them until the client closes (close_timeout at most).
-        ca = trustme.CA()
-        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
-        client_tls = ssl.create_default_context()
-        ca.configure_trust(client_tls)
-        routes = Router()
-
-        @routes.post("/small")
-        async def small(request: Request) -> Response:
-            return text("read whole")
-
-        @routes.post("/private", stream=True, max_body_size=None)
-        async def private(request: Request) -> Response:
-            return text("no", 401)  # (its body not read)
-
-        server = await run_server(routes, max_body_size=2**16, ssl=server_tls)
-
-        async def pieces() -> AsyncIterator[bytes]:
-            for _ in range(64):
-                yield bytes(2**16)
-
-        url = f"https://127.0.0.1:{server.port}"
-        async with httpx.AsyncClient(base_url=url, verify=client_tls) as client:
-            for _ in range(2):
-                r = await client.post("/small", content=bytes(4 * 2**20))
-                assert r.status_code == 413
-                r = await client.post("/private", content=pieces())
-                assert (r.status_code, r.text) == (401, "no")
-                r = await client.post("/small", content=b"fine")
-                assert (r.status_code, r.text) == (200, "read whole")
+        await _httpx_gets_its_413_and_401(run_server, trustme.CA(), 2**16, 4 * 2**20, 4 * 2**20, 2)
 
     @pytest.mark.parametrize(
         "sent",
@@ -610,8 +558,7 @@ class TestAnAnswerBeforeTheBodysEnd:
         # where it ends. TLS lingering (no half-close) held that close until
         # close_timeout, the client waiting for the rest meanwhile.
         ca = trustme.CA()
-        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        server_tls = server_context(ca)
         routes = Router()
 
         async def pieces() -> AsyncIterator[bytes]:
@@ -651,8 +598,7 @@ class TestAnAnswerBeforeTheBodysEnd:
         # all it would (a scanner's garbage, a head refused): a client
         # reading to the end waited, and got an unexpected EOF.
         ca = trustme.CA()
-        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        server_tls = server_context(ca)
         routes = Router()
 
         @routes.post("/s")
@@ -680,8 +626,7 @@ class TestAnAnswerBeforeTheBodysEnd:
         from wsserver.server.http_protocol import LINGER_QUIET
 
         ca = trustme.CA()
-        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+        server_tls = server_context(ca)
         server = await run_server(Router(), ssl=server_tls, close_timeout=30)
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", server.port, ssl=client_context(ca)
@@ -714,6 +659,49 @@ class TestAnAnswerBeforeTheBodysEnd:
         assert await asyncio.wait_for(reader.read(), 5) == b""  # its end, after the answer
         await sends_on_then_ends(server, writer)  # (nothing resets)
         writer.close()
+
+
+async def _httpx_gets_its_413_and_401(
+    run_server: StartServer,
+    ca: trustme.CA | None,
+    limit: int,
+    body: int,
+    streamed: int,
+    rounds: int,
+) -> None:
+    """httpx posts ``body`` bytes, over ``limit`` (413), streams ``streamed`` bytes to a
+    route that answers 401 without reading them, then posts a small body: each
+    answer read, ``rounds`` times on one client (over TLS with ``ca``)."""
+    routes = Router()
+
+    @routes.post("/small")
+    async def small(request: Request) -> Response:
+        return text("read whole")
+
+    @routes.post("/private", stream=True, max_body_size=None)
+    async def private(request: Request) -> Response:
+        return text("no", 401)  # (its body not read)
+
+    tls = None if ca is None else server_context(ca)
+    server = await run_server(routes, max_body_size=limit, ssl=tls)
+    piece = 2**16
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(streamed // piece):
+            yield bytes(piece)
+
+    scheme = "http" if ca is None else "https"
+    verify: ssl.SSLContext | bool = True if ca is None else client_context(ca)
+    async with httpx.AsyncClient(
+        base_url=f"{scheme}://127.0.0.1:{server.port}", verify=verify
+    ) as client:
+        for _ in range(rounds):
+            r = await client.post("/small", content=bytes(body))
+            assert r.status_code == 413
+            r = await client.post("/private", content=pieces())
+            assert (r.status_code, r.text) == (401, "no")
+            r = await client.post("/small", content=b"fine")
+            assert (r.status_code, r.text) == (200, "read whole")
 
 
 class TestStreamedBodiesEdges:
