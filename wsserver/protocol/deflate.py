@@ -58,7 +58,7 @@ import zlib
 from typing import Any
 
 from ..errors import ConfigError, ProtocolError
-from .syntax import TOKEN_RE
+from .syntax import QUOTED, TOKEN_RE, unquote
 
 #: The deflate implementations that are importable, by name (see the module docstring).
 LIBRARIES: dict[str, Any] = {"zlib": zlib}
@@ -97,7 +97,7 @@ _EMPTY_STORED = b"\x00" + _TAIL
 #: one kept (see PerMessageDeflate._keep_inflated()), not kept as an object.
 _SMALL = 1024
 _BITS_RE = re.compile(r"(?:[89]|1[0-5])\Z")
-_QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_QUOTED_RE = re.compile(QUOTED)
 _OWS_RE = re.compile(r"[ \t]*")
 
 Params = list[tuple[str, "str | None"]]
@@ -242,7 +242,7 @@ def parse_extensions(values: list[str]) -> list[tuple[str, Params]]:
                         m = _QUOTED_RE.match(value, pos)
                         if m is None:
                             raise ValueError("unterminated quoted string")
-                        arg = re.sub(r"\\(.)", r"\1", m.group(1))
+                        arg = unquote(m.group())
                         if not TOKEN_RE.fullmatch(arg):
                             raise ValueError("quoted parameter value is not a token")
                         pos = m.end()

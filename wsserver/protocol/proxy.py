@@ -18,7 +18,7 @@ import re
 from typing import NamedTuple
 
 from .http import Headers
-from .syntax import OWS
+from .syntax import OWS, QUOTED, unquote
 
 __all__ = ["MAX_HOPS", "Forwarded", "TrustedProxies", "forwarded"]
 
@@ -182,7 +182,7 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
 #: anything else but the separators; or a separator, or a quote that does not
 #: close (a character as others: it does not hide the separators after it,
 #: such as those of the elements a proxy appended to a client's text).
-_QUOTED_OR_NOT = re.compile(r'"(?:[^"\\]|\\.)*"|[^",;]+|[",;]', re.S)
+_QUOTED_OR_NOT = re.compile(rf'{QUOTED}|[^",;]+|[",;]', re.S)
 
 
 def _split_unquoted(text: str, separator: str) -> list[str]:
@@ -200,7 +200,7 @@ def _split_unquoted(text: str, separator: str) -> list[str]:
 def _unquoted(content: str) -> str:
     """A parameter's value: a quoted-string's text, its escapes undone; else as it is."""
     if len(content) >= 2 and content[0] == content[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", content[1:-1], flags=re.S)
+        return unquote(content)
     return content.strip('"')
 
 
