@@ -805,3 +805,54 @@ async def test_a_control_character_in_a_chunk_extension_is_refused(
     body = b'3;a="b\tc"\r\nabc\r\n0\r\n\r\n'
     answer = await exchange(server.port, head + body, wait=1.5)
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"POST / 3<still open>"), answer
+
+
+async def big_then_close_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        raise RuntimeError("http only")
+    headers = [(b"content-length", b"%d" % BIG), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": bytes(BIG)})
+
+
+BIG = 4 << 20
+
+
+async def test_requests_pipelined_while_a_closing_answer_still_goes_out_do_not_reset_it(
+    kind: str, run_server: StartServer
+) -> None:
+    # The server ends the connection after a large answer (its handler's
+    # Connection: close); the client, not yet told, pipelines more requests
+    # while the answer still goes out at its pace. Reading was paused for the
+    # slow client, so they sat unread in the kernel when the server closed:
+    # its reset dropped what of the answer was still queued.
+    if kind == "router":
+        routes = Router()
+
+        @routes.get("/")
+        async def big(request: Request) -> Response:
+            return Response(bytes(BIG), headers={"Connection": "close"})
+
+        app: Any = routes
+    else:
+        app = big_then_close_asgi
+    server = await run_server(app, compression=None)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 200 ") and b"connection: close" in head.lower(), head
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2000)
+    await writer.drain()
+    received = 0
+    while received < BIG:
+        piece = await asyncio.wait_for(reader.read(65536), TIMEOUT)
+        assert piece, f"the answer ended at {received} of {BIG} bytes"
+        received += len(piece)
+    assert received == BIG
+    assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # (the server's end)
+    await sends_on_then_ends(server, writer)  # (nothing resets)
+    writer.close()

@@ -329,6 +329,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_close_timer",
         "_close_taken",
         "_lingering",
+        "_request_coming",
         "_linger_heard",
         "_quiet_timer",
         "_closed_answered",
@@ -431,6 +432,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: last armed (see _on_close_timeout()).
         self._close_taken: tuple[int, int] | None = None
         self._lingering = False
+        #: Lingering for the rest of a request still coming (see _request_unread()),
+        #: not only for what the client may pipeline past the end.
+        self._request_coming = False
         #: Over TLS, while lingering: whether the client sent since the last look.
         self._linger_heard = False
         #: Over TLS, while lingering: the next look (see _close_when_quiet()).
@@ -1872,6 +1876,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         return self._lingering
 
     @property
+    def request_coming(self) -> bool:
+        """Whether it lingers for the rest of a request still coming (a body
+        answered before it was all in): not only for requests the client may
+        pipeline past the end, which it sends only till it reads that end."""
+        return self._lingering and self._request_coming
+
+    @property
     def body_ended(self) -> bool:
         """Whether the current request's body has all been taken from h11
         (which then says DONE, or MUST_CLOSE for a request that ends its
@@ -2372,15 +2383,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return
         written = not self._answer_unsent()
         tls = self.server.ssl is not None
+        self._request_coming = self._request_unread()
         if transport.can_write_eof():
-            lingering = self._request_unread() or self._pipelined_past_the_end()
+            lingering = self._request_coming or self._pipelined_past_the_end(written)
         else:
             # Over TLS (no half-close: the client is not told the end till
             # it closes), only for a request still coming: not for requests
             # pipelined past the end (read already, no reset to fear), nor
             # for an answer whose end the close says (an HTTP/1.0 client's
             # without a Content-Length): their clients wait for that end.
-            lingering = tls and self._request_unread() and not self._ends_with_close
+            lingering = tls and self._request_coming and not self._ends_with_close
         if lingering and tls:
             # TLS has no half-close (its close_notify ends both ways): the
             # answer is sent, what comes dropped, until the client closes,
@@ -2453,13 +2465,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
             or (self._asks_upgrade and not self._idle)
         )
 
-    def _pipelined_past_the_end(self) -> bool:
-        """Whether the client pipelined past the request whose answer ends the
-        connection (Connection: close, HTTP/1.0): it sends on, not yet told,
-        and the kernel would answer that with a reset that drops what of the
-        answer it holds unsent (RFC 9112 9.6)."""
+    def _pipelined_past_the_end(self, written: bool) -> bool:
+        """Whether the client may pipeline past the request whose answer ends
+        the connection (Connection: close, HTTP/1.0, the handler's): it sends
+        on, not yet told, and the kernel would answer that with a reset that
+        drops what of the answer it holds unsent (RFC 9112 9.6). So when h11
+        holds bytes past the request, or the answer still goes out: reading
+        is paused for a client slow to take it, and what it pipelines as it
+        does waits unread in the kernel."""
         h = self._h11
-        return h.their_state in _ANSWERED and h.our_state in _ANSWERED and self._held() > 0
+        return (
+            h.their_state in _ANSWERED
+            and h.our_state in _ANSWERED
+            and (self._held() > 0 or not written)
+        )
 
     def _arm_close_timer(self) -> None:
         self._close_taken = self._taken()

@@ -1064,11 +1064,13 @@ class Server:
                         protocol.answer_cut_off(task)
         # Connections answered while their client still sends its body: the
         # client reads the answer once it has sent it (within what is left of
-        # the grace, close_timeout at most), rather than a reset.
+        # the grace, close_timeout at most), rather than a reset. (Not those
+        # lingering for requests pipelined past the end: their answers are
+        # sent whole below, all they wait for.)
         answered = [
             p
             for p in self.connections
-            if isinstance(p, HttpProtocol) and p.lingering and not p.lost
+            if isinstance(p, HttpProtocol) and p.request_coming and not p.lost
         ]
         lingering = [p.watch_disconnect() for p in answered]
         wait = min(deadline - loop.time(), self.config.close_timeout)
