@@ -2587,6 +2587,36 @@ async def test_a_listener_added_by_a_startup_hook_hears_of_an_outage_under_way(
         assert events == [False, True]
 
 
+async def test_an_async_broker_state_listener_runs(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The README's use of the listener is to resync clients, which awaits
+    # (ws.send): an `async def` listener was called and its coroutine never
+    # run, without a word but Python's "never awaited" warning.
+    url = redis_server.url
+    redis_server.stop()
+    events: list[bool] = []
+    heard = asyncio.Event()
+
+    async def resync(up: bool) -> None:
+        await asyncio.sleep(0)
+        events.append(up)
+        heard.set()
+
+    async def fails(up: bool) -> None:
+        raise RuntimeError(f"resync failed ({up})")
+
+    async with serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=url) as server:
+        server.on_broker_state(resync)  # (added while down: told at once)
+        server.on_broker_state(fails)
+        await asyncio.wait_for(heard.wait(), TIMEOUT)
+        assert events == [False]
+        redis_server.start()
+        await wait_for(lambda: events == [False, True], what="the broker back, awaited")
+    failures = [r for r in caplog.records if "resync failed" in str(r.exc_info and r.exc_info[1])]
+    assert len(failures) == 2 and all("listener" in r.getMessage() for r in failures)
+
+
 async def test_an_outage_shows_in_the_figures_while_it_lasts(redis_server: RedisServer) -> None:
     # A dashboard could count outages, not tell whether Redis was reachable
     # now; and a broker state listener, once added, could not be taken off.

@@ -1365,11 +1365,13 @@ class Server:
         """Every topic with subscribers in any process, and how many."""
         return await self.pubsub.broker.presence()
 
-    def on_broker_state(self, listener: Callable[[bool], None]) -> Callable[[], None]:
+    def on_broker_state(self, listener: Callable[[bool], object]) -> Callable[[], None]:
         """Call ``listener(False)`` when the broker becomes unreachable and ``(True)`` when
         it is back (to resync clients that may have missed messages meanwhile);
         ``listener(False)`` at once if it is unreachable now (a startup hook
-        adds it after the broker's first attempt).
+        adds it after the broker's first attempt). An ``async def`` listener
+        is run in a task of its own (cancelled if still running when the
+        server stops); what a listener raises is logged.
 
         Returns:
             A function that takes this listener off again (calling it twice does nothing).

@@ -11,10 +11,12 @@ A connection leaves its topics when it closes.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING
 
 from ..broker.base import Broker
@@ -70,13 +72,20 @@ class Topics:
         self.subscribers: dict[str, set[WebSocket]] = {}
         self.delivered = 0
         self.skipped = 0
-        self._listeners: list[Callable[[bool], None]] = []
+        self._listeners: list[Callable[[bool], object]] = []
+        #: The runs of ``async def`` listeners under way (held: a task only
+        #: the loop references may be collected before it ends).
+        self._telling: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await self.broker.attach(self)
 
     async def close(self) -> None:
         await self.broker.detach(self)
+        for task in list(self._telling):  # (a resync still under way as the server stops)
+            task.cancel()
 
     # ------------------------------------------------------------ membership
 
@@ -146,8 +155,11 @@ class Topics:
 
     # --------------------------------------------------------------- outages
 
-    def on_broker_state(self, listener: Callable[[bool], None]) -> Callable[[], None]:
+    def on_broker_state(self, listener: Callable[[bool], object]) -> Callable[[], None]:
         """Call ``listener(False)`` when the broker becomes unreachable, ``(True)`` when back.
+
+        An ``async def`` listener (a resync that sends to clients awaits) is
+        run in a task of its own; what it raises is logged, as a plain one's.
 
         Added while it is unreachable (a Redis down at start-up, said before
         the startup hooks that add listeners run), ``listener(False)`` is
@@ -172,9 +184,33 @@ class Topics:
         for listener in list(self._listeners):
             self._tell(listener, up)
 
-    @staticmethod
-    def _tell(listener: Callable[[bool], None], up: bool) -> None:
+    def _tell(self, listener: Callable[[bool], object], up: bool) -> None:
         try:
-            listener(up)
+            result = listener(up)
+            if inspect.isawaitable(result):
+                run = self._run_listener(listener, result)
+                loop = self._loop
+                assert loop is not None  # (told only once started: the broker is attached)
+                try:
+                    here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+                except RuntimeError:
+                    here = None
+                if here is loop:
+                    self._start_listener(run)
+                else:  # (added from another thread: a SyncTestClient's caller)
+                    loop.call_soon_threadsafe(self._start_listener, run)
+        except Exception:
+            logger.exception("broker state listener %r failed", listener)
+
+    def _start_listener(self, run: Coroutine[None, None, None]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(run)
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
+
+    @staticmethod
+    async def _run_listener(listener: Callable[[bool], object], run: Awaitable[object]) -> None:
+        try:
+            await run
         except Exception:
             logger.exception("broker state listener %r failed", listener)
