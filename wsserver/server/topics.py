@@ -188,17 +188,13 @@ class Topics:
         try:
             result = listener(up)
             if inspect.isawaitable(result):
-                run = self._run_listener(listener, result)
                 loop = self._loop
                 assert loop is not None  # (told only once started: the broker is attached)
-                try:
-                    here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-                except RuntimeError:
-                    here = None
-                if here is loop:
-                    self._start_listener(run)
-                else:  # (added from another thread: a SyncTestClient's caller)
-                    loop.call_soon_threadsafe(self._start_listener, run)
+                # (Thread-safe: a listener may be added from another thread,
+                # a SyncTestClient's caller.)
+                loop.call_soon_threadsafe(
+                    self._start_listener, self._run_listener(listener, result)
+                )
         except Exception:
             logger.exception("broker state listener %r failed", listener)
 
