@@ -2470,14 +2470,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
         the connection (Connection: close, HTTP/1.0, the handler's): it sends
         on, not yet told, and the kernel would answer that with a reset that
         drops what of the answer it holds unsent (RFC 9112 9.6). So when h11
-        holds bytes past the request, or the answer still goes out: reading
-        is paused for a client slow to take it, and what it pipelines as it
-        does waits unread in the kernel."""
+        holds bytes past the request, or the answer still goes out, from the
+        transport's buffer (``written`` false) or the kernel's send queue:
+        reading is paused for a client slow to take it, and what it
+        pipelines as it does waits unread in the kernel."""
         h = self._h11
         return (
             h.their_state in _ANSWERED
             and h.our_state in _ANSWERED
-            and (self._held() > 0 or not written)
+            and (self._held() > 0 or not written or bool(_held_for_client(self.transport)))
         )
 
     def _arm_close_timer(self) -> None:
