@@ -3416,8 +3416,43 @@ async def test_a_part_without_a_filename_is_a_field_as_httpx_sends_it() -> None:
         r = await client.post(
             "/form", data={"a": "1"}, files=[("f", ("a.txt", "x")), ("b", (None, "2"))]
         )
-        assert r.json()["items"] == [["a", "1"], ["b", "2"], ["f", ["a.txt", "x"]]]
+        assert r.json()["items"] == [["a", "1"], ["f", ["a.txt", "x"]], ["b", "2"]]
         with pytest.raises(ValueError, match="a form field, which has no content type"):
             await client.post("/form", files={"j": (None, "{}", "application/json")})
         with pytest.raises(ValueError, match="its value text"):
             await client.post("/form", files={"j": (None, b"\xff")})
+
+
+async def test_files_parts_go_in_their_order_as_httpx_sends_them(run_server: Any) -> None:
+    # (httpx writes data= first, then files= in its order, a (None, value)
+    # field where it stands; the client put every such field before the
+    # files, so a handler that reads the parts as they come, and needs a field
+    # before a file, passed its test and failed with httpx and browsers.)
+    routes = Router()
+
+    @routes.post("/parts", stream=True)
+    async def parts(request: Request) -> Response:
+        return json_response(
+            [[part.name, part.filename, await part.text()] async for part in request.multipart()]
+        )
+
+    files: Any = [
+        ("photo", ("a.png", b"1")),
+        ("album", (None, "x")),
+        ("photo", ("b.png", b"2")),
+        ("note", (None, "y")),
+    ]
+    expected = [
+        ["d", None, "0"],
+        ["photo", "a.png", "1"],
+        ["album", None, "x"],
+        ["photo", "b.png", "2"],
+        ["note", None, "y"],
+    ]
+    server = await run_server(routes)
+    async with httpx.AsyncClient() as real:
+        r = await real.post(f"http://127.0.0.1:{server.port}/parts", data={"d": "0"}, files=files)
+        assert r.json() == expected
+    async with TestClient(routes) as client:
+        r = await client.post("/parts", data={"d": "0"}, files=files)
+        assert r.json() == expected

@@ -1045,15 +1045,15 @@ def _form_fields(data: FormArg) -> list[tuple[str, str]]:
     return fields
 
 
-def _form_files(files: FilesArg) -> tuple[list[tuple[str, str]], list[tuple[str, UploadedFile]]]:
-    """``files=``'s files, each with its name, content and type; and the fields
-    it gives as httpx takes them, ``(None, value)``: a part without a filename."""
+def _form_files(files: FilesArg) -> list[tuple[str, UploadedFile | str]]:
+    """``files=``'s files, each with its name, content and type, in order; a
+    field where httpx takes one, ``(None, value)`` (a part without a
+    filename), as its value, in its place (httpx sends it there)."""
     pairs = files.items() if isinstance(files, Mapping) else (files or ())
-    fields: list[tuple[str, str]] = []
-    found = []
+    found: list[tuple[str, UploadedFile | str]] = []
     for name, file in pairs:
         if isinstance(file, tuple) and file and file[0] is None:
-            fields.append((name, _field_value(name, file)))
+            found.append((name, _field_value(name, file)))
             continue
         if isinstance(file, tuple):
             if not 2 <= len(file) <= 4:
@@ -1080,7 +1080,7 @@ def _form_files(files: FilesArg) -> tuple[list[tuple[str, str]], list[tuple[str,
             content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         body = _file_content(name, content)
         found.append((name, UploadedFile(filename, content_type, body, headers)))
-    return fields, found
+    return found
 
 
 def _field_value(name: str, file: tuple[Any, ...]) -> str:
@@ -2257,10 +2257,10 @@ def _prepared(
     if (data is not None or files is not None) and (json is not None or body is not None):
         raise ValueError("give data and files, or body, or json: not both")
     fields = _form_fields(data) if data is not None else []
-    plain, attached = _form_files(files)
-    if fields or plain or attached:  # (none: no body, nor its type, as httpx sends it)
+    parts = _form_files(files)
+    if fields or parts:  # (none: no body, nor its type, as httpx sends it)
         # (httpx's (None, value) alone is multipart too, as files= makes it.)
-        multipart = bool(attached or plain)
+        multipart = bool(parts)
         boundary = None
         if "content-type" in names and files:
             # A multipart/form-data type with a boundary: its parts have that
@@ -2273,9 +2273,7 @@ def _prepared(
                     "files= makes its own Content-Type (with its boundary), unless "
                     f"headers give multipart/form-data with a valid boundary: {given!r}"
                 )
-        content_type, body = encode_form(
-            fields + plain, attached, multipart=multipart, boundary=boundary
-        )
+        content_type, body = encode_form(fields, parts, multipart=multipart, boundary=boundary)
         if "content-type" not in names:
             items.append(("Content-Type", content_type))
     pieces: Iterable[bytes] | AsyncIterable[bytes] | None = None

@@ -629,7 +629,7 @@ _ESCAPES = str.maketrans({"\r": "%0D", "\n": "%0A", '"': "%22", "\\": "\\\\"})
 
 def encode_form(
     fields: Iterable[tuple[str, str]],
-    files: Iterable[tuple[str, UploadedFile]] = (),
+    files: Iterable[tuple[str, UploadedFile | str]] = (),
     *,
     multipart: bool | None = None,
     boundary: str | None = None,
@@ -639,7 +639,9 @@ def encode_form(
     sends them (names and file names with ``"``, CR and LF percent-escaped,
     a backslash doubled); a file's ``headers`` follow its ``Content-Type``
     (but a ``Content-Disposition`` or ``Content-Type`` among them, which it
-    writes itself). ``multipart`` True or False chooses the encoding
+    writes itself); a str among ``files`` is a field written in its place (a
+    part without a filename: httpx's ``(None, value)``, in the order httpx
+    sends it). ``multipart`` True or False chooses the encoding
     whatever ``files`` are (False with files: ValueError; a header that is
     no name and value of one line too). A multipart body's ``boundary`` is
     random unless given (one RFC 2046 does not allow: ValueError)."""
@@ -659,6 +661,9 @@ def encode_form(
     for name, value in fields:
         out.append(_disposition(boundary, name) + b"\r\n\r\n" + value.encode("utf-8"))
     for name, file in files:
+        if isinstance(file, str):
+            out.append(_disposition(boundary, name) + b"\r\n\r\n" + file.encode("utf-8"))
+            continue
         if "\r" in file.content_type or "\n" in file.content_type:
             raise ValueError(f"a file's content type is one line: {file.content_type!r}")
         head = _disposition(boundary, name) + b'; filename="%s"\r\nContent-Type: %s\r\n' % (
