@@ -368,6 +368,26 @@ class TestConnectionReuse:
         assert await asyncio.wait_for(reader.read(), 5) == b""
         writer.close()
 
+    async def test_each_request_of_a_kept_alive_connection_has_its_own_ctx(
+        self, run_server: StartServer
+    ) -> None:
+        # (Behind a proxy's pool of upstream connections, one connection
+        # carries many users' requests: nothing one request's handler keeps
+        # in request.ctx reaches the next, as with Sanic's request.ctx.)
+        routes = Router()
+
+        @routes.get("/")
+        async def count(request: Request) -> Response:
+            request.ctx.seen = getattr(request.ctx, "seen", 0) + 1
+            return text(str(request.ctx.seen))
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for _ in range(2):
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await read_response(reader))[::2] == (200, b"1")
+        writer.close()
+
     async def test_pipelining_keeps_order(self, run_server: StartServer) -> None:
         server = await run_server(app())
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

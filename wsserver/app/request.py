@@ -133,7 +133,8 @@ class Request:
         stream: a ``stream=True`` route's body, to read as it comes
             (:class:`BodyStream`); None for other requests.
         form, files: a form body's fields and files (:attr:`form`, :attr:`files`).
-        ctx: a namespace for per-connection application state.
+        ctx: a namespace for application state: a WebSocket's, for its
+            connection; an HTTP request's, for that request alone (see :attr:`ctx`).
         subprotocols: the WebSocket subprotocols the client offered, in its order.
         url: the URL the client asked for (:attr:`url`).
         server: the :class:`~wsserver.Server` that received it (to publish, or
@@ -299,7 +300,11 @@ class Request:
 
     @property
     def ctx(self) -> types.SimpleNamespace:
-        """A namespace for per-connection application state."""
+        """A namespace for application state: a WebSocket route's, for its
+        connection (an ``on_connect`` hook's ``request.ctx.user`` is its
+        handler's); an HTTP route's, for that request alone: each request of
+        a kept-alive connection has a fresh one, as Sanic's ``request.ctx``
+        (behind a proxy, one upstream connection carries many users' requests)."""
         if self._ctx is None:
             self._ctx = types.SimpleNamespace()
         return self._ctx

@@ -127,7 +127,7 @@ class Server:
     ) -> None:
         #: A namespace for the application's state (an on_startup hook's pool,
         #: found by handlers at ``request.server.ctx``), as ``request.ctx`` is a
-        #: connection's: its attributes are the application's, and typed Any.
+        #: WebSocket's or a request's: its attributes are the application's, and typed Any.
         self.ctx = types.SimpleNamespace()
         #: What the server serves: a Router, or an ASGI application (one is None).
         self.router = app if isinstance(app, Router) else None
