@@ -76,6 +76,19 @@ def test_headers_is_a_mapping() -> None:
     assert headers == {"a": "1", "b": "2"}
 
 
+def test_headers_take_a_mapping_or_headers_as_starlette_s_do() -> None:
+    # (A dict, as Starlette's Headers and Sanic's take it, in a test that
+    # builds a Request: it failed with "too many values to unpack". Another
+    # Headers gives every pair, not each name's first value.)
+    assert Headers({"Content-Type": "text/plain", "X-A": "1"}).raw_items() == [
+        ("Content-Type", "text/plain"),
+        ("X-A", "1"),
+    ]
+    both = Headers([("X-A", "1"), ("x-a", "2")])
+    assert Headers(both).raw_items() == [("X-A", "1"), ("x-a", "2")]
+    assert Headers(pair for pair in [("a", "1")]).getall("A") == ["1"]
+
+
 def test_headers_repr_shows_items() -> None:
     assert "('A', '1')" in repr(Headers([("A", "1")]))
 

@@ -192,13 +192,19 @@ class Headers(Mapping[str, str]):
 
     __slots__ = ("_items", "_raw")
 
-    def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
+    def __init__(self, items: Iterable[tuple[str, str]] | Mapping[str, str] | None = None) -> None:
+        """``items``: name and value pairs, a mapping of them (a dict, as
+        Starlette's take), or another Headers (all its pairs)."""
         # (lowercase name, value) pairs: a plain list is smaller than an index,
         # and a scan over a request's dozen or two headers is quick.
         self._items: list[tuple[str, str]] = []
         # The pairs as received, kept only once a name was not lowercase.
         self._raw: list[tuple[str, str]] | None = None
-        for name, value in items or []:
+        if isinstance(items, Headers):
+            items = items.raw_items()
+        elif isinstance(items, Mapping):
+            items = items.items()
+        for name, value in items or ():
             self.add(name, value)
 
     @classmethod
