@@ -3417,10 +3417,51 @@ async def test_a_part_without_a_filename_is_a_field_as_httpx_sends_it() -> None:
             "/form", data={"a": "1"}, files=[("f", ("a.txt", "x")), ("b", (None, "2"))]
         )
         assert r.json()["items"] == [["a", "1"], ["f", ["a.txt", "x"]], ["b", "2"]]
-        with pytest.raises(ValueError, match="a form field, which has no content type"):
-            await client.post("/form", files={"j": (None, "{}", "application/json")})
-        with pytest.raises(ValueError, match="its value text"):
-            await client.post("/form", files={"j": (None, b"\xff")})
+
+
+async def test_a_part_without_a_filename_has_the_type_headers_and_bytes_given_as_httpx_sends_it(
+    run_server: Any,
+) -> None:
+    # (httpx's (None, json, "application/json"), JSON sent beside a file, and
+    # a field of bytes that are not UTF-8: the client refused both, saying a
+    # field has no content type, where httpx sends a part without a filename
+    # with that type, headers and bytes; RFC 7578 4.4 allows a type on any part.)
+    routes = Router()
+
+    @routes.post("/parts", stream=True)
+    async def parts(request: Request) -> Response:
+        return json_response(
+            [
+                [
+                    p.name,
+                    p.filename,
+                    p.content_type,
+                    sorted(h for h in p.headers if h[0] != "content-disposition"),
+                    (await p.read()).hex(),
+                ]
+                async for p in request.multipart()
+            ]
+        )
+
+    files: Any = [
+        ("photo", ("a.png", b"1")),
+        ("meta", (None, '{"a": 1}', "application/json")),
+        ("raw", (None, b"\xff\x00")),
+        ("h", (None, "v", "text/csv", {"X-A": "1"})),
+        ("t", (None, "w", None, {"Content-Type": "text/html"})),
+    ]
+    server = await run_server(routes)
+    async with httpx.AsyncClient() as real:
+        r = await real.post(f"http://127.0.0.1:{server.port}/parts", files=files)
+        expected = r.json()
+    assert expected[1][:3] == ["meta", None, "application/json"]
+    assert expected[1][4] == b'{"a": 1}'.hex()
+    assert expected[2] == ["raw", None, "text/plain", [], "ff00"]  # (no type: a field's)
+    assert expected[3][2:4] == ["text/csv", [["content-type", "text/csv"], ["x-a", "1"]]]
+    assert expected[4][2] == "text/html"
+    async with TestClient(routes) as client:
+        r = await client.post("/parts", files=files)
+        assert r.json() == expected
 
 
 async def test_files_parts_go_in_their_order_as_httpx_sends_them(run_server: Any) -> None:

@@ -69,7 +69,7 @@ from typing import IO, Any, NoReturn, TypeVar, cast
 
 import h11
 
-from .app.forms import UploadedFile, encode_form, is_boundary, media_type
+from .app.forms import FieldPart, UploadedFile, encode_form, is_boundary, media_type
 from .app.routing import Router
 from .config import Config
 from .config import settings as declared_settings
@@ -1045,16 +1045,14 @@ def _form_fields(data: FormArg) -> list[tuple[str, str]]:
     return fields
 
 
-def _form_files(files: FilesArg) -> list[tuple[str, UploadedFile | str]]:
+def _form_files(files: FilesArg) -> list[tuple[str, UploadedFile | FieldPart]]:
     """``files=``'s files, each with its name, content and type, in order; a
-    field where httpx takes one, ``(None, value)`` (a part without a
-    filename), as its value, in its place (httpx sends it there)."""
+    part without a filename where httpx takes one, ``(None, value[, type[,
+    headers]])``, in its place (httpx sends it there): a form field, its
+    type and headers only those given."""
     pairs = files.items() if isinstance(files, Mapping) else (files or ())
-    found: list[tuple[str, UploadedFile | str]] = []
+    found: list[tuple[str, UploadedFile | FieldPart]] = []
     for name, file in pairs:
-        if isinstance(file, tuple) and file and file[0] is None:
-            found.append((name, _field_value(name, file)))
-            continue
         if isinstance(file, tuple):
             if not 2 <= len(file) <= 4:
                 raise ValueError(
@@ -1076,28 +1074,14 @@ def _form_files(files: FilesArg) -> list[tuple[str, UploadedFile | str]]:
         for key, value in headers:
             if key == "content-type":
                 content_type = value
+        body = _file_content(name, content)
+        if filename is None:
+            found.append((name, FieldPart(body, content_type, headers)))
+            continue
         if content_type is None:
             content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        body = _file_content(name, content)
         found.append((name, UploadedFile(filename, content_type, body, headers)))
     return found
-
-
-def _field_value(name: str, file: tuple[Any, ...]) -> str:
-    """The value of httpx's ``(None, value)``: a form field, sent with the files."""
-    if len(file) != 2:
-        raise ValueError(
-            f"file {name!r}: a part without a filename, (None, value), is a form field, "
-            "which has no content type: give the file a name to send one"
-        )
-    content = _file_content(name, file[1])
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(
-            f"file {name!r}: a part without a filename is a form field, its value text "
-            "(UTF-8): give the file a name to send other bytes"
-        ) from None
 
 
 def _file_content(name: str, content: Any) -> bytes:

@@ -31,6 +31,7 @@ from ..protocol.syntax import TOKEN, TOKEN_RE
 __all__ = [
     "MAX_PARTS",
     "PART_END",
+    "FieldPart",
     "MultiValues",
     "MultipartParser",
     "PartHead",
@@ -95,6 +96,23 @@ class UploadedFile(NamedTuple):
     filename: str
     content_type: str
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class FieldPart(NamedTuple):
+    """A part without a filename for :func:`encode_form` to write among the
+    files, in its place: a form field, with a ``Content-Type`` and headers of
+    its own when given (httpx's ``(None, value, type, headers)``, JSON beside a
+    file, say; RFC 7578 4.4 allows a type on any part).
+
+    Attributes:
+        body: its bytes.
+        content_type: its ``Content-Type``, or None for none.
+        headers: its own headers (lowercase names), after its ``Content-Type``.
+    """
+
+    body: bytes
+    content_type: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
 
 
@@ -629,7 +647,7 @@ _ESCAPES = str.maketrans({"\r": "%0D", "\n": "%0A", '"': "%22", "\\": "\\\\"})
 
 def encode_form(
     fields: Iterable[tuple[str, str]],
-    files: Iterable[tuple[str, UploadedFile | str]] = (),
+    files: Iterable[tuple[str, UploadedFile | FieldPart]] = (),
     *,
     multipart: bool | None = None,
     boundary: str | None = None,
@@ -639,9 +657,9 @@ def encode_form(
     sends them (names and file names with ``"``, CR and LF percent-escaped,
     a backslash doubled); a file's ``headers`` follow its ``Content-Type``
     (but a ``Content-Disposition`` or ``Content-Type`` among them, which it
-    writes itself); a str among ``files`` is a field written in its place (a
-    part without a filename: httpx's ``(None, value)``, in the order httpx
-    sends it). ``multipart`` True or False chooses the encoding
+    writes itself); a :class:`FieldPart` among ``files`` is a part without a
+    filename written in its place (httpx's ``(None, value)``, in the order
+    httpx sends it). ``multipart`` True or False chooses the encoding
     whatever ``files`` are (False with files: ValueError; a header that is
     no name and value of one line too). A multipart body's ``boundary`` is
     random unless given (one RFC 2046 does not allow: ValueError)."""
@@ -661,15 +679,14 @@ def encode_form(
     for name, value in fields:
         out.append(_disposition(boundary, name) + b"\r\n\r\n" + value.encode("utf-8"))
     for name, file in files:
-        if isinstance(file, str):
-            out.append(_disposition(boundary, name) + b"\r\n\r\n" + file.encode("utf-8"))
-            continue
-        if "\r" in file.content_type or "\n" in file.content_type:
-            raise ValueError(f"a file's content type is one line: {file.content_type!r}")
-        head = _disposition(boundary, name) + b'; filename="%s"\r\nContent-Type: %s\r\n' % (
-            file.filename.translate(_ESCAPES).encode("utf-8"),
-            file.content_type.encode("latin-1"),
-        )
+        head = _disposition(boundary, name)
+        if isinstance(file, UploadedFile):
+            head += b'; filename="%s"' % file.filename.translate(_ESCAPES).encode("utf-8")
+        head += b"\r\n"
+        if file.content_type is not None:
+            if "\r" in file.content_type or "\n" in file.content_type:
+                raise ValueError(f"a file's content type is one line: {file.content_type!r}")
+            head += b"Content-Type: %s\r\n" % file.content_type.encode("latin-1")
         for key, value in file.headers:
             if key.lower() in ("content-disposition", "content-type"):
                 continue  # (written above)
