@@ -478,6 +478,43 @@ async def test_zerocopysend_parts_mix_with_body_pieces(
     assert final["trailers"] == {"x-parts": "5"}
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
+async def test_a_buffered_file_read_before_stands_after_its_part(
+    run_asgi: Any, tmp_path: Any, request: pytest.FixtureRequest, kernel: bool
+) -> None:
+    # An application that reads the file's head itself (open(path, "rb"):
+    # buffered, so Python read far more than those 16 bytes), then sends the
+    # rest in parts from where it stands. The server moved the descriptor's
+    # position, not the file object's: its tell() said -99,884 after the
+    # first part, the next part failed (a seek to it), and a read gave bytes
+    # from before what was sent.
+    if not kernel:
+        request.getfixturevalue("no_kernel_sendfile")
+    data = os.urandom(100_000)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan here")
+        with open(path, "rb") as file:
+            seen.append(file.read(16))
+            await send(start())
+            await send(zerocopy(file, count=100, more=True))
+            seen.append(file.tell())
+            await send(zerocopy(file, count=1000, more=True))
+            seen.append(file.read(4))
+            await send(zerocopy(file))  # (the rest, from where it stands)
+            seen.append(file.tell())
+
+    server = await run_asgi(app)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        response = await client.get("/")
+    assert seen == [data[:16], 116, data[1116:1120], len(data)]
+    assert response.content == data[16:1116] + data[1120:]
+
+
 @pytest.mark.parametrize("version", ["1.1", "1.0"])
 @pytest.mark.parametrize("path", ["sendfile", "no-kernel-sendfile", "pieces"])
 async def test_a_zerocopysend_part_whose_file_shrinks_cuts_the_response_short(

@@ -12,6 +12,7 @@ application gave no ``Content-Length`` and sent more than one piece).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import stat
@@ -521,8 +522,9 @@ class HttpCycle:
         (``more_body``), as often as the application likes.
 
         The server reads through a descriptor of its own (a ``dup()``: the
-        same open file, whose position ends after what was sent), and leaves
-        the application's open, as the extension says.
+        same open file, whose position ends after what was sent: the file
+        object's too, its buffer dropped), and leaves the application's open,
+        as the extension says.
 
         Raises:
             RuntimeError: it came before ``http.response.start``.
@@ -570,6 +572,15 @@ class HttpCycle:
             connection = self.connection
             connection.stream_started()
             await connection.send_pieces(FilePieces(copy, count))  # (which closes copy)
+            # The descriptor's position stands after the part now; a buffered
+            # file object that read before (open(path, "rb")) keeps its own
+            # idea of it, and its buffer, until it seeks: from the end first,
+            # as a seek within what it holds would only move in its buffer.
+            seek = getattr(file, "seek", None)
+            if callable(seek):
+                with contextlib.suppress(OSError, ValueError):
+                    seek(0, os.SEEK_END)
+                    seek(offset + count)
         if not more:
             self._body_sent()
 
