@@ -749,8 +749,10 @@ from pathlib import Path
 from wsserver import Router
 
 # Each worker's import waits while its file is there: HOLD-3 for slot 3's
-# (the slot is on its command line: --worker SLOT:FD:PID), HOLD for the others.
+# (the slot is on its command line: --worker SLOT:FD:PID), HOLD for the others;
+# IMPORTING-SLOT says it has begun.
 slot = sys.argv[sys.argv.index("--worker") + 1].split(":")[0]
+(Path(__file__).parent / f"IMPORTING-{slot}").touch()
 while (Path(__file__).parent / ("HOLD-3" if slot == "3" else "HOLD")).exists():
     time.sleep(0.05)
 
@@ -778,6 +780,31 @@ async def test_a_worker_added_during_the_first_start_is_not_said_to_accept_befor
         assert "2 workers accepting" in cli.stderr
         (tmp_path / "HOLD-3").unlink()
         await wait_for(lambda: re.search(r"worker 3 \(pid \d+\) accepting$", cli.stderr, re.M))
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
+@pytest.mark.drill
+async def test_sigttou_stops_a_worker_still_starting_at_once(tmp_path: Path) -> None:
+    # SIGTTOU retired the last slot's worker with SIGHUP even while it was
+    # still starting, which a worker holds until it serves: one whose import
+    # hangs stayed for the whole grace (35 s with the defaults), then was
+    # killed with a warning. A rolling restart's replacement gets SIGTERM then.
+    (tmp_path / "held.py").write_text(HELD_APP)
+    (tmp_path / "HOLD-3").touch()
+    args = ("held:routes", "--app-dir", str(tmp_path), "--workers", "2")
+    async with running_cli(*args) as cli:
+        await wait_for(lambda: "2 workers accepting" in cli.stderr, what="the first two")
+        first = children(cli.proc.pid)
+        cli.proc.send_signal(signal.SIGTTIN)
+        # (In the application's import: wsserver's own, its signals set, came before.)
+        await wait_for((tmp_path / "IMPORTING-3").exists, what="the third importing")
+        cli.proc.send_signal(signal.SIGTTOU)
+        await wait_for(lambda: "worker 3 (pid" in cli.stderr, what="its retiring")
+        # (Well within the grace, open_timeout + shutdown_timeout +
+        # close_timeout + 5 s: 35 s here.)
+        await wait_for(lambda: children(cli.proc.pid) == first, 15.0, what="two workers")
+        assert "did not stop" not in cli.stderr
         cli.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 

@@ -871,7 +871,9 @@ class Supervisor:
             logger.info("worker %d (pid %d) retiring", slot, worker.pid)
             worker.retiring = True
             self._retired.add(worker)
-            _signal(worker, signal.SIGHUP)
+            # (One still starting has no connections, and would hold a SIGHUP
+            # until it serves, as in _replace().)
+            _signal(worker, signal.SIGHUP if worker.accepting else signal.SIGTERM)
             self._keep(asyncio.get_running_loop().create_task(self._reap([worker])))
         if self._none_will_start():
             # Every slot left is one whose worker died at start-up, waiting for
