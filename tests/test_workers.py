@@ -31,6 +31,7 @@ from .test_cli import (
     LISTENING_RE,
     ROOT,
     SLOW_IMPORT_APP,
+    SLOW_STARTUP_APP,
     Cli,
     child_env,
     children,
@@ -635,6 +636,28 @@ async def test_a_worker_sent_sigterm_by_someone_else_is_replaced_without_an_erro
         line = next(line for line in cli.stderr.splitlines() if f"(pid {victim}) stopped" in line)
         assert " INFO " in line and "stopped on SIGTERM" in line and "starting another" in line
     assert " ERROR " not in cli.stderr, cli.stderr
+
+
+@pytest.mark.drill
+async def test_a_worker_sent_sigterm_by_someone_else_while_starting_is_no_failure(
+    tmp_path: Path,
+) -> None:
+    # A worker stopped in its start (a slow lifespan startup) said so before
+    # any READY, and the supervisor took that word for a failed start: "ERROR
+    # ... died at start-up (exit code 0)", and with no worker started yet,
+    # "no worker ever started: stopping (exit code 1)", as when systemd
+    # signals every process of a service during a start.
+    (tmp_path / "slow_app.py").write_text(SLOW_STARTUP_APP)
+    args = ("slow_app:app", "--app-dir", str(tmp_path), "--workers", "1")
+    async with running_cli(*args) as cli:
+        await wait_for((tmp_path / "starting").exists, what="its startup")
+        (worker,) = children(cli.proc.pid)
+        os.kill(worker, signal.SIGTERM)
+        await wait_for(lambda: cli.stderr.count("started (pid") == 2, 15.0, what="another")
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+    assert " ERROR " not in cli.stderr, cli.stderr
+    assert f"(pid {worker}) stopped on SIGTERM" in cli.stderr
 
 
 @pytest.mark.drill

@@ -478,6 +478,10 @@ class Supervisor:
             raise
         try:
             said = await reader.read(1)
+            if said == SIGNALLED:  # (in its start: no READY follows)
+                number = await reader.read(1)
+                worker.signalled = number[0] if number else None
+                said = await reader.read(1)
             if not worker.ready.done():
                 worker.ready.set_result(said == READY)
                 if (
@@ -625,6 +629,21 @@ class Supervisor:
         lived = loop.time() - worker.started
         status = _exit_status(code)
         slot = worker.slot
+        if worker.signalled is not None and code == 0:
+            # Not a failure: it stopped as it was asked, by someone else (in
+            # its start too: that says nothing of the application).
+            logger.info(
+                "worker %d (pid %d) stopped on %s, not the supervisor's (%s after %.1f s); "
+                "starting another",
+                slot,
+                worker.pid,
+                _signal_name(worker.signalled),
+                status,
+                lived,
+            )
+            del self.workers[slot]
+            self._restart_later(slot, 0.0)
+            return
         if not self._served and self.watcher is None:
             self._never_started.add(slot)
         if self._none_will_start():
@@ -648,20 +667,6 @@ class Supervisor:
                 status,
             )
             del self.workers[slot]
-            return
-        if worker.signalled is not None and code == 0 and worker.ready.result():
-            # Not a failure: it stopped as it was asked, by someone else.
-            logger.info(
-                "worker %d (pid %d) stopped on %s, not the supervisor's (%s after %.1f s); "
-                "starting another",
-                slot,
-                worker.pid,
-                _signal_name(worker.signalled),
-                status,
-                lived,
-            )
-            del self.workers[slot]
-            self._restart_later(slot, 0.0)
             return
         if lived < EARLY_EXIT:
             failures = self.failures[slot] = self.failures.get(slot, 0) + 1
