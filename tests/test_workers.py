@@ -639,18 +639,22 @@ async def test_a_worker_sent_sigterm_by_someone_else_is_replaced_without_an_erro
 
 
 @pytest.mark.drill
+@pytest.mark.parametrize("app", ["slow_app:app", "slow_import:routes"])
 async def test_a_worker_sent_sigterm_by_someone_else_while_starting_is_no_failure(
-    tmp_path: Path,
+    tmp_path: Path, app: str
 ) -> None:
     # A worker stopped in its start (a slow lifespan startup) said so before
     # any READY, and the supervisor took that word for a failed start: "ERROR
     # ... died at start-up (exit code 0)", and with no worker started yet,
     # "no worker ever started: stopping (exit code 1)", as when systemd
     # signals every process of a service during a start.
+    # (Or in its import, where it said nothing of the signal.)
     (tmp_path / "slow_app.py").write_text(SLOW_STARTUP_APP)
-    args = ("slow_app:app", "--app-dir", str(tmp_path), "--workers", "1")
+    (tmp_path / "slow_import.py").write_text(SLOW_IMPORT_APP)
+    args = (app, "--app-dir", str(tmp_path), "--workers", "1")
     async with running_cli(*args) as cli:
-        await wait_for((tmp_path / "starting").exists, what="its startup")
+        began = "starting" if app == "slow_app:app" else "importing"
+        await wait_for((tmp_path / began).exists, what="its start")
         (worker,) = children(cli.proc.pid)
         os.kill(worker, signal.SIGTERM)
         await wait_for(lambda: cli.stderr.count("started (pid") == 2, 15.0, what="another")

@@ -1311,6 +1311,10 @@ def _stop_during_start(signum: int, frame: object) -> None:
     raise StoppedDuringStart(signum)
 
 
+#: A worker's end of its supervisor's channel, once known (see main()).
+_worker_channel: list[int] = []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code.
 
@@ -1336,6 +1340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except StoppedDuringStart as stop:
+        for channel in _worker_channel:
+            # A worker tells its supervisor, as once it runs (see run()): a
+            # stop someone else sent, no failed start.
+            with contextlib.suppress(OSError):
+                os.write(channel, SIGNALLED + bytes([stop.signum]))
         said = f"{signal.Signals(stop.signum).name}: stopped before it started"
         if logger.hasHandlers():
             logger.info("%s", said)
@@ -1377,6 +1386,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if role is not None:
         with contextlib.suppress(OSError):
             os.set_inheritable(role.ready_fd, False)  # not the application's children's
+        _worker_channel[:] = [role.ready_fd]  # (for main() to say a stop in the import)
     try:
         configure_logging(
             args.log_level, args.log_config, args.log_format, role.slot if role else None
