@@ -435,6 +435,61 @@ async def test_limit_concurrency_counts_a_lingering_connection_whose_answer_is_u
     )
 
 
+@pytest.mark.parametrize("ends", ["Connection: close", "unread body"])
+async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
+    run_server: StartServer, ends: str
+) -> None:
+    # A client takes a large answer that ends its connection (closed on with
+    # the answer unsent: load, above), reads it to the server's end, and
+    # keeps its socket open. The server lingers for its end (b2528c2), and
+    # the connection stayed load till close_timeout: with limit_concurrency=1
+    # every next client got a 503 for 10 s, where before it was served once
+    # the answer had gone.
+    routes = Router()
+    big = "x" * 4_000_000
+
+    @routes.get("/big")
+    async def big_answer(request: Request) -> Any:
+        return text(big)
+
+    @routes.post("/big", stream=True)
+    async def big_answer_unread(request: Request) -> Any:
+        return text(big)  # (its body not read)
+
+    @routes.get("/")
+    async def page(request: Request) -> Any:
+        return text("hello")
+
+    server = await run_server(routes, limit_concurrency=1, close_timeout=10)
+    loop = asyncio.get_running_loop()
+    sock = await slow_reader(server.port)
+    try:
+        if ends == "unread body":
+            request = b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc"
+        else:
+            request = b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        await loop.sock_sendall(sock, request)
+        await wait_for(
+            lambda: any(p.lingering for p in server.connections), what="closed on, lingering"
+        )
+        assert server.lingering == 0  # (its answer unsent: load)
+        received = 0
+        while chunk := await asyncio.wait_for(loop.sock_recv(sock, 65536), 5):
+            received += len(chunk)
+        assert received > len(big)
+        # Its answer all gone, the client's socket still open: no load.
+        await wait_for(lambda: server.lingering == 1, timeout=3, what="counted as answered")
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:100]
+        writer.close()
+        assert len(server.connections) == 1  # (the first, still lingering)
+    finally:
+        sock.close()
+    await wait_for(lambda: not server.connections and server.lingering == 0, what="the close")
+
+
 async def test_pipelined_requests_from_a_client_that_does_not_read_stay_bounded(
     run_server: StartServer,
 ) -> None:

@@ -2170,10 +2170,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
-        self.server.counters.write_pauses += 1
+        if not self._lingering:  # (lingering: only to be told the end, see _close_now())
+            self.server.counters.write_pauses += 1
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        if (
+            self._lingering
+            and not self._closed_answered
+            and not self.lost
+            and not self.transport.get_write_buffer_size()
+        ):
+            # Its answer has all gone from the transport (see _close_now()).
+            self._closed_answered = True
+            self.server.lingering += 1
         if self._held_line is not None:
             self._log_held_line(None)  # (its body gone but what the kernel and the transport take)
         if self._drain_waiter is not None and not self._drain_waiter.done():
@@ -2420,6 +2430,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return
             self._lingering = True
             transport.resume_reading()
+            if not written:
+                # Told (resume_writing()) once the answer has all gone from
+                # the transport, when it is no load (see below): a client
+                # that took it and keeps its socket open is not load till
+                # close_timeout.
+                transport.set_write_buffer_limits(high=0, low=0)
         else:
             transport.close()
         # With nothing left to write, a plain TCP transport is gone at the
