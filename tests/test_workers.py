@@ -664,6 +664,44 @@ async def test_a_worker_sent_sigterm_by_someone_else_while_starting_is_no_failur
     assert f"(pid {worker}) stopped on SIGTERM" in cli.stderr
 
 
+#: A sitecustomize that holds the first worker before it imports anything
+#: (wsserver's stop handlers unset: a stop signal's default action ends it).
+HELD_BEFORE_ITS_IMPORTS = """
+import os, sys, time
+if "--worker" in sys.argv:
+    born = os.path.join(os.path.dirname(os.path.abspath(__file__)), "born")
+    if not os.path.exists(born):
+        open(born, "w").close()
+        time.sleep(30)
+"""
+
+
+@pytest.mark.drill
+async def test_a_worker_ended_by_someone_elses_sigterm_before_its_handlers_is_no_failure(
+    tmp_path: Path,
+) -> None:
+    # A worker sent SIGTERM before wsserver set its handlers (its first few
+    # hundred milliseconds) died by the signal's default action: "ERROR ...
+    # died at start-up (signal SIGTERM)", and with no worker started yet, "no
+    # worker ever started: stopping (exit code 1)". The supervisor sends no
+    # stop signal but when it stops or retires a worker: this one was someone
+    # else's (systemd signalling every process of a service during a start).
+    (tmp_path / "sitecustomize.py").write_text(HELD_BEFORE_ITS_IMPORTS)
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    async with running_cli(
+        "examples.echo:routes", "--workers", "1", env={"PYTHONPATH": pythonpath}
+    ) as cli:
+        await wait_for((tmp_path / "born").exists, 15.0, what="the worker held")
+        (worker,) = children(cli.proc.pid)
+        os.kill(worker, signal.SIGTERM)
+        await wait_for(lambda: "accepting on" in cli.stderr, 15.0, what="another accepting")
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+    assert " ERROR " not in cli.stderr, cli.stderr
+    line = next(line for line in cli.stderr.splitlines() if f"(pid {worker}) stopped" in line)
+    assert " INFO " in line and "stopped on SIGTERM" in line and "starting another" in line
+
+
 @pytest.mark.drill
 async def test_sigterm_to_the_workers_a_moment_before_the_supervisor_starts_no_worker() -> None:
     # As when every process of the service is signalled (systemd's cgroup

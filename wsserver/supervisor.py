@@ -609,7 +609,12 @@ class Supervisor:
         if code == 0 and worker.channel is not None:
             # Whether it said it was signalled: its channel ends as it does.
             await asyncio.wait([worker.said_all], timeout=SIGNAL_GRACE)
-        if worker.signalled is not None and code == 0:
+        elif -code in _STOP_SIGNALS and worker.signalled is None:
+            # Ended by a stop signal's default action, before wsserver set
+            # its handlers (its first moments): someone else's too, since the
+            # supervisor sends none but to stop or retire a worker.
+            worker.signalled = -code
+        if _someone_elses_stop(worker, code) is not None:
             # A stop someone sent it (kill -TERM PID); or every process of
             # the service was signalled (systemd, pkill) and the
             # supervisor's own signal comes in a moment: no need to start
@@ -629,7 +634,8 @@ class Supervisor:
         lived = loop.time() - worker.started
         status = _exit_status(code)
         slot = worker.slot
-        if worker.signalled is not None and code == 0:
+        signalled = _someone_elses_stop(worker, code)
+        if signalled is not None:
             # Not a failure: it stopped as it was asked, by someone else (in
             # its start too: that says nothing of the application).
             logger.info(
@@ -637,7 +643,7 @@ class Supervisor:
                 "starting another",
                 slot,
                 worker.pid,
-                _signal_name(worker.signalled),
+                _signal_name(signalled),
                 status,
                 lived,
             )
@@ -1207,6 +1213,18 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
+
+
+#: The signals that stop a worker (see _watch_exit()).
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
+def _someone_elses_stop(worker: Worker, code: int) -> int | None:
+    """The stop signal the supervisor did not send that ended a worker (exit
+    ``code``): it said so and exited 0, or the signal's default action ended
+    it; else None."""
+    signum = worker.signalled
+    return signum if signum is not None and code in (0, -signum) else None
 
 
 def _exit_status(code: int) -> str:
