@@ -435,12 +435,13 @@ async def test_limit_concurrency_counts_a_lingering_connection_whose_answer_is_u
     )
 
 
-@pytest.mark.parametrize("ends", ["Connection: close", "unread body"])
+@pytest.mark.parametrize("ends", ["pipelined past a close", "unread body"])
 async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
     run_server: StartServer, ends: str
 ) -> None:
     # A client takes a large answer that ends its connection (closed on with
-    # the answer unsent: load, above), reads it to the server's end, and
+    # the answer unsent: load, above), having sent more past it (a pipelined
+    # request, or a body left unread), reads it to the server's end, and
     # keeps its socket open. The server lingers for its end (b2528c2), and
     # the connection stayed load till close_timeout: with limit_concurrency=1
     # every next client got a 503 for 10 s, where before it was served once
@@ -467,7 +468,10 @@ async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
         if ends == "unread body":
             request = b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc"
         else:
-            request = b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            request = (
+                b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
         await loop.sock_sendall(sock, request)
         await wait_for(
             lambda: any(p.lingering for p in server.connections), what="closed on, lingering"
@@ -488,6 +492,62 @@ async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
     finally:
         sock.close()
     await wait_for(lambda: not server.connections and server.lingering == 0, what="the close")
+
+
+@pytest.mark.parametrize("unix", [False, True], ids=["tcp", "unix"])
+async def test_a_client_that_took_a_closing_answer_and_keeps_its_socket_is_no_load(
+    run_server: StartServer, unix: bool, tmp_path: Any
+) -> None:
+    # A large answer with Connection: close, still going out as the server
+    # closes: it sends its end after it and lingers, in case the client
+    # pipelines as it reads (b2528c2). A client that reads it all, its end
+    # too, and sends nothing more, but keeps its socket: since b2528c2 the
+    # connection stayed, load (limit_concurrency) and a file descriptor,
+    # until close_timeout, then was aborted; before, it closed once the
+    # answer was sent. Once the client has acknowledged all of it, and sent
+    # nothing past its request, the server closes (RFC 9112 9.6).
+    routes = Router()
+    size = 4 << 20
+
+    @routes.get("/big")
+    async def big(request: Request) -> Any:
+        return text("x" * size, headers={"Connection": "close"})
+
+    @routes.get("/")
+    async def page(request: Request) -> Any:
+        return text("hello")
+
+    path = str(tmp_path / "s.sock")
+    where: dict[str, Any] = {"uds": path} if unix else {}
+    server = await run_server(routes, limit_concurrency=1, close_timeout=30, **where)
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if unix:
+            return await asyncio.open_unix_connection(path)
+        return await asyncio.open_connection("127.0.0.1", server.port)
+
+    sock = socket.socket(socket.AF_UNIX if unix else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.setblocking(False)
+    address: Any = path if unix else ("127.0.0.1", server.port)
+    await asyncio.get_running_loop().sock_connect(sock, address)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
+    try:
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"connection: close" in head.lower(), head
+        body = await asyncio.wait_for(reader.read(), 10)  # (to the server's end)
+        assert len(body) == size
+        # It keeps its socket: the server's side closes all the same, well
+        # within close_timeout, and the next client is served.
+        await wait_for(lambda: not server.connections, timeout=10, what="the server's close")
+        other_reader, other_writer = await connect()
+        other_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(other_reader.read(), 10)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+        other_writer.close()
+    finally:
+        writer.close()
 
 
 async def test_pipelined_requests_from_a_client_that_does_not_read_stay_bounded(

@@ -86,6 +86,7 @@ from .transports import (
     tcp_bytes_moved,
     tcp_bytes_written,
     under_tls_closing,
+    unread_bytes,
     unsent_bytes,
     unsent_bytes_held,
 )
@@ -199,6 +200,11 @@ def next_event(
 #: closes, its client having sent all it would (Apache's lingering close reads
 #: for 2 s).
 LINGER_QUIET = 2.0
+
+#: Over TCP, lingering for requests the client may pipeline past the end of a
+#: closing answer: how often to look whether it has taken all of it (see
+#: HttpProtocol._close_when_taken()).
+LINGER_LOOK = 0.25
 
 #: h11's states of a request, and of its response, once it is over (the
 #: connection closing after it: MUST_CLOSE).
@@ -435,9 +441,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: Lingering for the rest of a request still coming (see _request_unread()),
         #: not only for what the client may pipeline past the end.
         self._request_coming = False
-        #: Over TLS, while lingering: whether the client sent since the last look.
+        #: While lingering: whether the client sent since the last look (over
+        #: TLS), or at all (over TCP).
         self._linger_heard = False
-        #: Over TLS, while lingering: the next look (see _close_when_quiet()).
+        #: While lingering: the next look (see _close_when_quiet(), and over
+        #: TCP _close_when_taken()).
         self._quiet_timer: asyncio.TimerHandle | None = None
         #: Closed with nothing left to write, waiting for the client's end
         #: (lingering) or its TLS close_notify (see _close_now()): counted in
@@ -2436,6 +2444,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 # that took it and keeps its socket open is not load till
                 # close_timeout.
                 transport.set_write_buffer_limits(high=0, low=0)
+            if not self._request_coming:
+                # (For what the client may pipeline as it reads: none, once
+                # it has taken the answer, if it sent nothing meanwhile.)
+                self._quiet_timer = self.loop.call_later(LINGER_LOOK, self._close_when_taken)
         else:
             transport.close()
         # With nothing left to write, a plain TCP transport is gone at the
@@ -2461,6 +2473,28 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._quiet_timer = self.loop.call_later(LINGER_QUIET, self._close_when_quiet)
             return
         self.transport.close()
+
+    def _close_when_taken(self) -> None:
+        """Lingering for requests the client may pipeline past the end (see
+        _pipelined_past_the_end()): close once it has acknowledged all of the
+        answer, our end too, having sent nothing past its request (RFC 9112
+        9.6: all the linger is for). A client that reads it all and keeps its
+        socket is then no load (``limit_concurrency``) and holds no file
+        descriptor till close_timeout; one that sent on keeps its linger till
+        it closes, or close_timeout. Looked at every LINGER_LOOK seconds;
+        not where the kernel cannot tell what the client acknowledged."""
+        self._quiet_timer = None
+        transport = self.transport
+        if self.lost or transport.is_closing() or self._linger_heard or self._held():
+            return
+        waiting = unsent_bytes(transport)
+        if waiting is None:
+            return
+        if waiting or transport.get_write_buffer_size():
+            self._quiet_timer = self.loop.call_later(LINGER_LOOK, self._close_when_taken)
+            return
+        if not unread_bytes(transport):  # (else what came is read next: the client sent on)
+            transport.close()
 
     def _request_unread(self) -> bool:
         """Whether the client may still be sending the request being closed
