@@ -955,6 +955,11 @@ def test_serve_refuses_what_it_cannot_serve_at_once() -> None:
         ({"host": 5}, "host must be a str, a list of str or None, not 5"),  # ('int' not iterable)
         ({"host": ["127.0.0.1", 6]}, "not ['127.0.0.1', 6]"),
         ({"host": []}, "not []"),
+        # asyncio's every interface, as an unset variable gives it
+        # (serve(app, os.environ.get("HOST", ""))): the CLI's --host '' is refused.
+        ({"host": ""}, "host '' is no host (None, '0.0.0.0' or '::' for every interface)"),
+        ({"host": " "}, "host ' ' is no host"),
+        ({"host": ["127.0.0.1", ""]}, "host '' is no host"),  # (was a gaierror at start)
     ],
 )
 def test_serve_refuses_where_no_server_can_listen(where: dict[str, Any], said: str) -> None:

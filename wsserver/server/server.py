@@ -1736,8 +1736,12 @@ def _unbracketed(host: str) -> str:
     command line's ``--host``) writes it: ``[::1]``.
 
     Raises:
-        ConfigError: what is in brackets is no IPv6 address.
+        ConfigError: what is in brackets is no IPv6 address; ``host`` is
+            empty or blank (asyncio's every interface, as an unset variable
+            gives it: ``--host ''`` is refused too).
     """
+    if not host.strip():
+        raise ConfigError(f"host {host!r} is no host (None, '0.0.0.0' or '::' for every interface)")
     if not (host.startswith("[") and host.endswith("]")):
         return host
     try:
