@@ -2166,6 +2166,33 @@ async def test_a_start_failing_past_its_handler_does_not_wait_for_its_thread(
         assert b"RuntimeError: the start failed" in err  # its traceback, still
 
 
+async def test_a_bad_log_variable_is_named_with_where_it_came_from(tmp_path: Path) -> None:
+    # WEBSOCKET_LOG_CONFIG's refusal named --log-config, a flag not given;
+    # neither it nor WEBSOCKET_LOG_FORMAT's said that the --env-file set it.
+    missing = tmp_path / "missing.ini"
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--port", "0", env={"WEBSOCKET_LOG_CONFIG": str(missing)}
+    )
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith(f"error: WEBSOCKET_LOG_CONFIG={str(missing)!r}: "), err
+    assert "No such file" in last and "--log-config" not in last, err
+    code, err = await run_cli_to_end("examples.echo:routes", "--log-config", str(missing))
+    assert code == 2 and f"error: --log-config {missing}: " in err, err  # (the flag's, as it was)
+    for line, said in (
+        (f"WEBSOCKET_LOG_CONFIG={missing}", f"WEBSOCKET_LOG_CONFIG={str(missing)!r}: "),
+        ("WEBSOCKET_LOG_FORMAT=xml", "WEBSOCKET_LOG_FORMAT: 'xml' is not text or json"),
+    ):
+        env_file = tmp_path / "app.env"
+        env_file.write_text(line + "\n")
+        code, err = await run_cli_to_end("examples.echo:routes", "--env-file", str(env_file))
+        last = err.strip().splitlines()[-1]
+        assert code == 2 and said in last, err
+        assert last.endswith(f"(set by --env-file {env_file})"), err
+    # A blank one is unset, as an empty one is (it was tried as a file named ' ').
+    code, err = await run_cli_to_end("no_such_module:app", env={"WEBSOCKET_LOG_CONFIG": " "})
+    assert code == 2 and "cannot import 'no_such_module'" in err.strip().splitlines()[-1], err
+
+
 @pytest.mark.parametrize(
     ("lines", "said"),
     [

@@ -341,7 +341,7 @@ def build_parser() -> CommandLineParser:
     p.add_argument("--version", action="version", version=f"wsserver {__version__}")
     p.add_argument(
         "--log-config",
-        default=os.environ.get("WEBSOCKET_LOG_CONFIG") or None,
+        default=None,  # (else WEBSOCKET_LOG_CONFIG's: see _settle())
         metavar="FILE",
         help="logging configuration: a JSON (or YAML, with PyYAML) dictConfig, or an INI "
         "fileConfig [WEBSOCKET_LOG_CONFIG]",
@@ -1255,7 +1255,14 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
     if args.log_level == "trace":
         args.log_level = "debug"
     if args.log_format not in ("text", "json"):
-        parser.exit(2, f"error: WEBSOCKET_LOG_FORMAT: {args.log_format!r} is not text or json\n")
+        _refuse(parser, args, f"WEBSOCKET_LOG_FORMAT: {args.log_format!r} is not text or json")
+    # What a refusal of the file names: the flag, or the variable that gave it
+    # (empty or blank: unset, as WEBSOCKET_HOST).
+    args.log_config_said = "--log-config"
+    if args.log_config is None:
+        variable = os.environ.get("WEBSOCKET_LOG_CONFIG", "")
+        args.log_config = variable.strip() or None
+        args.log_config_said = f"WEBSOCKET_LOG_CONFIG={variable!r}"
     if args.worker is None:  # (a worker's --fd is its supervisor's socket, added to the flags)
         tcp = [
             f for f, value in (("--host", args.host), ("--port", args.port)) if value is not None
@@ -1396,7 +1403,11 @@ def _main(argv: Sequence[str] | None) -> int:
             raise  # (ours)
         # Whatever the file makes fileConfig or dictConfig raise (a RuntimeError,
         # the ImportError or NameError of a class= or args=, PyYAML's errors).
-        parser.exit(2, f"error: --log-config {args.log_config}: {_log_config_error(exc)}\n")
+        said = args.log_config_said
+        if said == "--log-config":
+            said += f" {args.log_config}"
+        message = f"{said}: {_log_config_error(exc)}"
+        parser.exit(2, f"error: {message}{_set_by_env_file(args, message)}\n")
     if role is None and args.log_config is not None and args.log_format == "json":
         logger.warning("--log-format json: the --log-config file says how lines look (ignored)")
     if role is None and args.http == "httptools":
