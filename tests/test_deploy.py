@@ -7,6 +7,7 @@ Worker processes and signals are in ``test_workers.py``.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import errno
 import json
@@ -2977,4 +2978,22 @@ def test_an_env_file_saved_as_utf_16_with_its_byte_order_mark_is_read(
     # Without a byte order mark, UTF-16 is not guessed: refused, as before.
     env_file.write_bytes("A=1\n".encode("utf-16-le"))
     with pytest.raises(ValueError, match="line 1"):
+        load_env_file(str(env_file), {})
+
+
+def test_an_env_file_not_in_utf_8_is_refused_naming_its_line(tmp_path: Path) -> None:
+    # A Windows-1252 file (a password with an "é" or a "£"): it was refused as
+    # "'utf-8' codec can't decode byte 0xe9 in position 22: invalid
+    # continuation byte", a byte count, where every other refusal names the line.
+    env_file = tmp_path / "app.env"
+    env_file.write_bytes("WEBSOCKET_PORT=0\n# café\nPASSWORD=s3cr£t\n".encode("cp1252"))
+    with pytest.raises(ValueError) as refused:
+        load_env_file(str(env_file), {})
+    assert str(refused.value) == "line 2: not UTF-8 (byte 0xe9): save the file as UTF-8"
+    # Behind a UTF-8 byte order mark, and in UTF-16 (a lone surrogate), the same.
+    env_file.write_bytes(codecs.BOM_UTF8 + "A=1\nB=café\n".encode("cp1252"))
+    with pytest.raises(ValueError, match=r"^line 2: not UTF-8 \(byte 0xe9\)"):
+        load_env_file(str(env_file), {})
+    env_file.write_bytes(codecs.BOM_UTF16_LE + "A=1\n\nB=".encode("utf-16-le") + b"\x00\xd8")
+    with pytest.raises(ValueError, match=r"^line 3: not UTF-16 \(byte 0x00\)"):
         load_env_file(str(env_file), {})

@@ -163,7 +163,15 @@ def _read(path: str, environ: Mapping[str, str]) -> dict[str, str]:
     # UTF-8, less the byte order mark some Windows editors begin it with; or
     # UTF-16 with its mark, as Windows PowerShell 5's ">" writes.
     utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    variables = parse_env_file(data.decode("utf-16" if utf16 else "utf-8-sig"), environ)
+    try:
+        text = data.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as exc:  # (its own words count bytes: the line, as others say)
+        line = exc.object[: exc.start].decode(exc.encoding, "replace").count("\n") + 1
+        said = "UTF-16" if utf16 else "UTF-8"
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        problem = f"line {line}: not {said} (byte 0x{bad}): save the file as UTF-8"
+        raise ValueError(problem) from None
+    variables = parse_env_file(text, environ)
     for name, value in variables.items():
         if "\x00" in value:  # (what the environment of a process cannot hold)
             raise ValueError(f"{name}: a NUL character in its value")
