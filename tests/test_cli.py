@@ -1969,6 +1969,37 @@ async def test_reload_flags_without_reload_are_said() -> None:
     assert said in cli.stderr, cli.stderr
 
 
+async def test_supervisor_settings_without_a_supervisor_are_said_or_refused() -> None:
+    # One process, no supervisor: --worker-start-timeout and
+    # --timeout-worker-healthcheck did nothing, silently, and a variable of
+    # theirs that --workers refuses was taken: the same environment started
+    # one process and failed under WEB_CONCURRENCY.
+    code, err = await run_cli_to_end(
+        "no_such_module:app",
+        "--worker-start-timeout",
+        "5",
+        "--timeout-worker-healthcheck",
+        "none",
+    )
+    said = (
+        "--worker-start-timeout, --timeout-worker-healthcheck without --workers: "
+        "no supervisor starts or watches workers"
+    )
+    assert code == 2 and said in err, err
+    for name, value in (
+        ("WEBSOCKET_WORKER_START_TIMEOUT", "abc"),
+        ("WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK", "0"),
+    ):
+        code, err = await run_cli_to_end("no_such_module:app", env={name: value})
+        last = err.strip().splitlines()[-1]
+        assert code == 2 and last.startswith(f"error: {name}: expected"), err
+    # A good one is taken without a word (the environment may be a supervised one's).
+    code, err = await run_cli_to_end(
+        "no_such_module:app", env={"WEBSOCKET_WORKER_START_TIMEOUT": "5"}
+    )
+    assert code == 2 and "WEBSOCKET_WORKER" not in err and "cannot import" in err, err
+
+
 @pytest.mark.parametrize("flag", ["--reload-include", "--reload-exclude"])
 async def test_a_reload_pattern_that_matches_nothing_is_refused_in_one_line(flag: str) -> None:
     # "." (or "./") is no pattern pathlib can match: the watcher's first look

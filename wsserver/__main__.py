@@ -1478,6 +1478,23 @@ def _main(argv: Sequence[str] | None) -> int:
         supervised or workers > 1 or args.reload or _limits_requests(parser, args)
     ):
         return supervise(parser, args, arguments, workers, from_env_file)
+    if role is None:
+        # One process: the supervisor's settings do nothing here. Their flags
+        # are said, and a bad variable of theirs refused as under --workers.
+        unused = [
+            "--" + name.replace("_", "-")
+            for name in ("worker_start_timeout", "timeout_worker_healthcheck")
+            if getattr(args, name) is not None
+        ]
+        if unused:
+            logger.warning(
+                "%s without --workers: no supervisor starts or watches workers",
+                ", ".join(unused),
+            )
+        _flag_or_variable(parser, args, "worker_start_timeout", _positive_seconds, START_TIMEOUT)
+        _flag_or_variable(
+            parser, args, "timeout_worker_healthcheck", _seconds_or_none, HEALTH_TIMEOUT
+        )
     if role is not None:
         die_with_parent(role.supervisor_pid)
         # A worker is in a process group of its own (see the supervisor): on a
