@@ -1627,6 +1627,35 @@ def test_a_host_route_that_a_route_before_answers_for_its_hosts_is_refused() -> 
     assert first.resolve("/", "www.example", "GET", False).route is first.routes[1]
 
 
+def test_a_host_and_port_route_after_its_host_s_route_is_refused() -> None:
+    # host="a.example" answers a.example on any port: a route for
+    # "a.example:8080" after it, at its URI and method, was taken and never
+    # reached, yet accepted (only the same hosts, or a subset of them, were
+    # compared); a HEAD route for "a.example:80" beside its GET route never
+    # took HEAD. Refused, and paired, now.
+    async def page(request: Request) -> Any:
+        return text("page")
+
+    routes = Router()
+    routes.get("/", host="a.example")(page)
+    routes.websocket("/ws", host=["a.example", "b.example:8080"])(chat)
+    for host in ("a.example:8080", "A.example.:80", ["a.example:443", "a.example"]):
+        with pytest.raises(ValueError, match="would never be reached"):
+            routes.get("/", host=host, name=f"{host}")(page)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.websocket("/ws", host="a.example:8443", name="ws_8443")(chat)
+    # What it does not answer is taken: another host, or the bare name of a
+    # host:port route (its other ports).
+    routes.get("/", host="b.example:8080", name="b")(page)
+    routes.websocket("/ws", host="b.example", name="ws_b")(chat)
+    head = routes.head("/", host="a.example:80")(page)
+    assert routes.resolve("/", "a.example:80", "HEAD", False).route is routes.routes[-1]
+    assert routes.resolve("/", "a.example", "HEAD", False).route is routes.routes[-1]
+    assert routes.resolve("/", "a.example:8080", "HEAD", False).route is routes.routes[0]
+    assert routes.resolve("/", "a.example:80", "GET", False).route is routes.routes[0]
+    assert head is page
+
+
 async def test_a_route_a_parameterised_route_before_takes_every_path_of_is_refused(
     run_server: StartServer, tmp_path: Any
 ) -> None:

@@ -785,7 +785,8 @@ class Router:
             ValueError: a route already there has its URI (its parameters
                 named otherwise too) and kind (and a method of it), and
                 answers each of its hosts (it is for the same hosts, more of
-                them, or every host), so that it would never be reached; or
+                them, their names without a port, or every host), so that it
+                would never be reached; or
                 one with parameters, of its kind, a method of it and its
                 hosts, matches each of its paths (``/users/<name>`` before
                 ``/users/me`` or ``/users/<id:int>``), which it would take first.
@@ -1155,9 +1156,14 @@ def _other_form_left(first: Route, later: Route) -> bool:
 
 def _answers_hosts_of(first: Route, later: Route) -> bool:
     """Whether ``first`` answers each host that ``later`` does (it is for
-    every host, or for the same hosts, or more): at one URI, it takes their
-    requests first."""
-    return first.hosts is None or (later.hosts is not None and later.hosts <= first.hosts)
+    every host, or for the same hosts, or more, a host's name answering its
+    every port): at one URI, it takes their requests first."""
+    if first.hosts is None:
+        return True
+    if later.hosts is None:
+        return False
+    ours = first.hosts
+    return all(host in ours or split_host(host)[0] in ours for host in later.hosts)
 
 
 def _covers_paths(first: Route, later: Route) -> bool:
