@@ -222,6 +222,39 @@ def test_non_strict_with_trailing_param() -> None:
     assert params_of(router, "/chat/lobby") == {"room": "lobby"}
 
 
+async def test_non_strict_path_param_before_the_route_s_trailing_slash_leaves_it(
+    run_server: StartServer,
+) -> None:
+    # "/browse/<dir:path>/" without strict slashes read "/browse/a/b/", the
+    # route's own form, as dir="a/b/" (the path parameter took the route's
+    # "/"), where the strict route reads "a/b"; so url_for() refused every
+    # value ("a/b" read back as "a/b/"). The route's "/" is its own now.
+    routes = Router()
+
+    @routes.get("/browse/<dir:path>/", name="browse")
+    async def browse(request: Request, dir: str) -> Any:
+        return text(repr(dir))
+
+    @routes.get("/at/<where:path>/", name="strict", strict_slashes=True)
+    async def at(request: Request, where: str) -> Any:
+        return text(repr(where))
+
+    def get_params(router: Router, path: str) -> dict[str, Any]:
+        return router.resolve(path, "", "GET", False).params
+
+    assert get_params(routes, "/browse/a/b/") == {"dir": "a/b"}
+    assert get_params(routes, "/browse/a/b") == {"dir": "a/b"}
+    assert get_params(routes, "/browse/a//") == {"dir": "a/"}
+    assert get_params(routes, "/at/a/b/") == {"where": "a/b"}
+    assert routes.url_for("browse", dir="a/b") == "/browse/a/b/"
+    assert routes.url_for("browse", dir="a/") == "/browse/a//"
+    server = await run_server(routes)
+    for path, answer in (("/browse/a/b/", "'a/b'"), ("/browse/x", "'x'"), ("/at/a/b/", "'a/b'")):
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        got = await exchange(server.port, request)
+        assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(answer.encode()), (path, got)
+
+
 def test_non_strict_allows_one_trailing_slash_only() -> None:
     router = router_with("/chat")
     assert router.match("/chat//") is None

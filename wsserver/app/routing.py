@@ -299,18 +299,27 @@ class Route:
         literal = _PARAM_RE.sub("", uri)
         if "<" in literal or ">" in literal:
             raise ValueError(f"malformed parameter in route {uri!r}")
-        if not strict_slashes and uri.endswith("/") and len(uri) > 1:
+        # A route's own trailing "/" that need not come: a path parameter
+        # before it leaves it (lazy), as the strict route does.
+        slash_is_its_own = not strict_slashes and uri.endswith("/") and len(uri) > 1
+        if slash_is_its_own:
             uri = uri[:-1]
         count = len(_PARAM_RE.findall(uri))
-        pattern = "/".join(self._segment(segment, uri, count) for segment in uri.split("/"))
+        segments = uri.split("/")
+        pattern = "/".join(
+            self._segment(segment, uri, count, lazy=slash_is_its_own and i == len(segments) - 1)
+            for i, segment in enumerate(segments)
+        )
         if not strict_slashes and pattern not in ("/", ""):
             pattern += "/?"
         # (DOTALL: a path parameter's "." takes a decoded line feed, "%0A",
         # as a segment's [^/] does.)
         return re.compile(pattern + r"\Z", re.DOTALL)
 
-    def _segment(self, segment: str, uri: str, count: int) -> str:
-        """The regex of one ``/``-separated segment of ``uri`` (which has ``count`` parameters).
+    def _segment(self, segment: str, uri: str, count: int, *, lazy: bool = False) -> str:
+        """The regex of one ``/``-separated segment of ``uri`` (which has ``count`` parameters);
+        with ``lazy``, a ``path`` parameter that ends it takes as little as it can (the
+        route's optional trailing ``/`` follows).
 
         Bounded work whatever the path (one request must not hold the loop):
         a segment with parameters (none of type ``path``) is matched as an
@@ -338,6 +347,8 @@ class Route:
             self._converters[name] = converter
             if kind == "path" and following > 1:
                 parts.append(f"(?=.{{0,{split_limit(following)}}}\\Z)")
+            if lazy and kind == "path" and m.end() == len(segment):
+                regex += "?"
             parts.append(f"(?P<{name}>{regex})")
             kinds.append(kind)
             pos = m.end()
