@@ -572,6 +572,48 @@ async def test_the_status_page_s_rate_stays_when_a_worker_leaves(
             await server.close(timeout=1)
 
 
+async def test_the_status_page_s_rate_is_each_worker_s_over_its_own_figures_times(
+    chromium: str, tmp_path: Any
+) -> None:
+    """Under --workers each worker leaves its figures about once a second and the
+    page's feed reads them about once a second: when it read a worker's figures
+    twice (not renewed in between), messages/s took that worker's change as 0 for
+    that second, and twice it the next, however steady its traffic (a dip to half
+    and a spike every minute or so with two workers). Each worker's rate is now
+    over its own figures' times, and figures read again keep their rate."""
+    from wsserver import serve
+    from wsserver.server.stats import RouteTotals
+    from wsserver.server.status import TAKEN_KEY
+
+    server = serve(echo.routes, "127.0.0.1", 0, status_path="/_status")
+    assert server.status is not None
+    server.status.share(str(tmp_path), "1")
+    other = tmp_path / "worker-2.0000abcd.json"  # worker 2's, 100 messages a second
+    taken = time.time()
+
+    def worker_2_after(seconds: int) -> None:
+        figures = server.stats()
+        counts = dict.fromkeys(RouteTotals.__slots__, 0)
+        counts["text_in"] = 100 * seconds
+        figures["routes"] = {"echo": counts}
+        figures[TAKEN_KEY] = taken + seconds
+        other.write_text(json.dumps(figures))
+
+    worker_2_after(0)
+    async with server, Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{server.port}/_status")
+        workers = "document.getElementById('worker-count').textContent"
+        await page.wait_for(f"{workers} === '2' && statusChart.points.length >= 1", 10)
+        shown = await page.evaluate("statusChart.points.length")
+        worker_2_after(1)
+        # Three more snapshots: two at least read the same figures of worker 2.
+        await page.wait_for(f"statusChart.points.length >= {shown + 3}", 15)
+        rates = await page.evaluate(f"statusChart.points.slice({shown}).map(p => p.rate)")
+        while rates and rates[0] == 0:  # (one taken before worker 2's new figures)
+            rates.pop(0)
+        assert len(rates) >= 2 and all(rate == 100 for rate in rates), rates
+
+
 async def test_a_browser_that_fails_to_start_is_reported_with_its_output(tmp_path: Any) -> None:
     binary = tmp_path / "not-chromium"
     binary.write_text("#!/bin/sh\nprintf 'no display \\377 here\\n' >&2\nexit 3\n")

@@ -1294,6 +1294,15 @@ class Server:
             self._gathering = asyncio.get_running_loop().create_task(self._gather_stats())
         return await asyncio.shield(self._gathering)
 
+    def stats_taken(self, stats: dict[str, Any]) -> float:
+        """When (``time.time()``) ``stats``, given by :meth:`recent_stats`, were
+        taken (now, for others)."""
+        recent = self._recent_stats
+        now = time.time()
+        if recent is not None and recent[1] is stats:
+            return now - (time.monotonic() - recent[0])
+        return now
+
     async def _gather_stats(self) -> dict[str, Any]:
         try:
             started = time.monotonic()

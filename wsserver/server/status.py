@@ -74,6 +74,9 @@ LATENCY_KEY = "status_latency_window"
 #: The key of a worker's figures that holds its process id: a file whose
 #: process is gone (killed: it never removed it) is left out at once.
 PID_KEY = "status_pid"
+#: The key of a worker's figures that holds when (``time.time()``) they were
+#: taken: the page's rate of each worker is over its own figures' times.
+TAKEN_KEY = "status_taken"
 #: What the feeds send of a snapshot: what the page shows (not every
 #: worker's whole figures, some 420 bytes a route each, to every page each second).
 SHOWN = ("time", "totals", "worker_totals", "latency")
@@ -252,6 +255,7 @@ class StatusBoard:
             **stats,
             FEED_CLOSE_CODES: {str(code): n for code, n in own.items()},
             LATENCY_KEY: self.latency_window(),
+            TAKEN_KEY: self.server.stats_taken(stats),
         }
 
     def start(self) -> None:
@@ -337,6 +341,7 @@ def totals(stats: dict[str, Any]) -> dict[str, Any]:
     total["close_codes"] = {code: n for code, n in codes.items() if n > 0}
     windows = stats.get(LATENCY_KEY, {})  # (a worker of an older version: none)
     total["durations"] = {kind: dict(windows.get(kind, {})) for kind in TIMED}
+    total["taken"] = stats.get(TAKEN_KEY)  # (a worker of an older version: None)
     return total
 
 
@@ -488,18 +493,25 @@ function draw() {
 function show(snapshot) {
   const t = snapshot.totals;
   const now = snapshot.time;
-  // Each worker's messages since the last snapshot, added up: one that left
-  // (its counts gone with it) or joined (all its counts at once) is no rate.
+  // Each worker's messages a second over its own figures' times: the page reads
+  // the workers' figures about as often as they renew them, so it may read one's
+  // twice (they keep its rate) or miss one. One that left (its counts gone
+  // with it) or joined (all its counts at once) is no rate.
   let rate = 0;
-  if (last !== null && now > last.time) {
-    let added = 0;
-    for (const [name, w] of Object.entries(snapshot.worker_totals)) {
-      const before = last.workers[name];
-      if (before !== undefined) added += Math.max(0, messages(w) - messages(before));
+  const seen = {};
+  for (const [name, w] of Object.entries(snapshot.worker_totals)) {
+    const taken = w.taken ?? now;  // (a worker of an older version: the snapshot's time)
+    const before = last === null ? undefined : last[name];
+    let own = 0;
+    if (before !== undefined && taken > before.taken) {
+      own = Math.max(0, messages(w) - before.messages) / (taken - before.taken);
+    } else if (before !== undefined && taken === before.taken) {
+      own = before.rate;
     }
-    rate = added / (now - last.time);
+    seen[name] = { messages: messages(w), taken, rate: own };
+    rate += own;
   }
-  last = { workers: snapshot.worker_totals, time: now };
+  last = seen;
   chart.points.push({ open: t.connections, rate: Math.round(rate) });
   if (chart.points.length > KEEP) chart.points.shift();
   document.getElementById("open").textContent = t.connections;
