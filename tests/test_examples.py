@@ -889,6 +889,18 @@ async def test_each_example_runs_as_its_docstring_says(command: str) -> None:
         assert re.match(rb"HTTP/1\.1 [234]\d\d ", head), (head, cli.lines)
 
 
+def test_the_readme_s_fastapi_app_is_examples_fastapi_rooms() -> None:
+    """The README's FastAPI block, which says it is ``examples/fastapi_rooms.py``, is its code:
+    a fix made to one alone (a new import, a route's path) would leave the other wrong."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    (shown,) = [block for block in blocks if "(this is examples/fastapi_rooms.py)" in block]
+    module = ast.parse((root / "examples" / "fastapi_rooms.py").read_text())
+    module.body = module.body[1:]  # the docstring, which the README's prose says instead
+    assert ast.dump(ast.parse(shown)) == ast.dump(module)
+
+
 def test_the_quick_start_says_how_many_processes_make_test_runs() -> None:
     """The README's quick start names the pytest workers the Makefile's ``test`` recipe starts."""
     root = Path(__file__).resolve().parent.parent
