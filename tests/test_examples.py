@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import os
 import re
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +31,7 @@ from .conftest import StartServer
 from .helpers import MASK, RawClient, errors_logged, wait_for
 from .redis_server import RedisServer
 from .tcp_proxy import Proxy
-from .test_cli import running_cli
+from .test_cli import ROOT, running_cli
 
 TIMEOUT = 3.0
 
@@ -923,3 +925,59 @@ async def test_stream_invalid_json_gets_exactly_the_documents_error(stream_serve
             "type": "error",
             "message": "Invalid message format",
         }
+
+
+EMBEDDED = """
+import asyncio, signal
+from wsserver import serve
+from examples.echo import routes
+
+async def main():
+    async with serve(routes, "127.0.0.1", 0) as server:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, lambda: loop.create_task(server.close()))
+        print("listening on", server.port, flush=True)
+        await server.serve_forever()
+    print("closed", flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_an_embedding_program_s_signals_close_the_server_as_the_readme_says(
+    tmp_path: Path, signum: int
+) -> None:
+    # (README, Embedding: the program owns its signals; the SIGTERM handler
+    # it shows closes the server gracefully, its clients told 1001, and
+    # serve_forever() returns once the shutdown is over; Ctrl-C, under
+    # asyncio.run(), cancels main(), which closes it so too, then ends with
+    # KeyboardInterrupt.)
+    (tmp_path / "embedded.py").write_text(EMBEDDED)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(tmp_path / "embedded.py"),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        port = int(line.split()[-1])
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            proc.send_signal(signum)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        said, errors = await asyncio.wait_for(proc.communicate(), 10)
+        if signum == signal.SIGTERM:
+            assert (said, proc.returncode) == (b"closed\n", 0), errors
+        else:  # (Python's KeyboardInterrupt, its end as the signal's)
+            assert (said, proc.returncode) == (b"", -signal.SIGINT), errors
+            assert errors.rstrip().endswith(b"KeyboardInterrupt"), errors
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
