@@ -1184,6 +1184,19 @@ async def test_a_path_and_query_are_percent_encoded_as_httpx_encodes_them(path: 
             assert [await ws.receive(), await ws.receive()] == expected.split(b" ")
 
 
+async def test_dot_segments_go_as_written_unlike_httpx_so_a_test_can_send_a_traversal() -> None:
+    # (httpx removes them, "/s/../x" going as "/x", as browsers do; the test
+    # client sends the path as the test wrote it, which the README says.)
+    async def target(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["raw_path"]})
+
+    assert httpx.Request("GET", "http://testserver/s/../x").url.raw_path == b"/x"
+    async with TestClient(target, lifespan="off") as client:
+        for path in ("/s/../x", "/s/./x", "/s/%2e%2e/x"):
+            assert (await client.get(path)).content == path.encode()
+
+
 # ====================================================================== ASGI
 
 
