@@ -586,6 +586,7 @@ class WebSocket:
         Raises:
             WebsocketClosed: the connection is closing or closed.
             TypeError: ``data`` is neither str nor bytes-like.
+            ValueError: the payload is longer than 125 bytes (a control frame's).
         """
         payload = control_payload(data, "pong")
         if self._sending_ended():
