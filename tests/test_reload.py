@@ -8,7 +8,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import pty
 import re
+import select
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from wsserver.reload import FileWatcher
 
 from .helpers import wait_for
-from .test_cli import running_cli
+from .test_cli import ROOT, STARTUP_TIMEOUT, child_env, running_cli
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="worker processes")
 
@@ -253,6 +258,63 @@ async def test_a_burst_of_edits_is_one_restart(tmp_path: Path) -> None:
         await asyncio.sleep(1.0)
         assert cli.stderr.count("changed: ") == 1, cli.stderr
         assert "module_1.py" in cli.stderr and "and 22 more" in cli.stderr
+
+
+def test_the_terminal_closed_stops_the_server(tmp_path: Path) -> None:
+    # The terminal window (or the ssh session) the developer ran --reload in
+    # closed: its hangup, SIGHUP, was taken for a reload: the workers were
+    # restarted, and the server ran on with no terminal, the port taken
+    # ("address already in use" in the next terminal). uvicorn, and one
+    # process, stop there.
+    write_app(tmp_path, "1")
+    terminal, child_end = pty.openpty()
+    # (Started as its own session's leader, the terminal its controlling one,
+    # as a shell's command is a session's: its hangup comes to it.)
+    take_terminal = (
+        "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'wsserver', *sys.argv[1:]])"
+    )
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-c", take_terminal, "reloaded_app:routes", "--reload"),
+            *("--app-dir", str(tmp_path), "--port", "0", "--ping-interval", "off"),
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        stdin=child_end,
+        stdout=child_end,
+        stderr=child_end,
+        start_new_session=True,
+    )
+    os.close(child_end)
+    said = b""
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while b"1 worker accepting" not in said and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.1)[0]:
+                said += os.read(terminal, 4096)
+        text = said.decode(errors="replace")
+        assert "1 worker accepting" in text, text
+        # A SIGHUP sent to it (kill -HUP), the terminal there, is a restart still.
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while b"rolling restart done" not in said and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.1)[0]:
+                said += os.read(terminal, 4096)
+        text = said.decode(errors="replace")
+        assert "SIGHUP: rolling restart of 1 worker" in text, text
+        assert "rolling restart done" in text, text
+        worker = int(re.findall(r"worker 1 started \(pid (\d+)\)", text)[-1])
+        os.close(terminal)  # (the window closes)
+        terminal = -1
+        assert proc.wait(timeout=15) == 0
+        assert not _alive(worker)
+    finally:
+        if terminal != -1:
+            os.close(terminal)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_path: Path) -> None:

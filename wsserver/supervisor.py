@@ -34,6 +34,7 @@ less even under light load; under load each worker accepts as it is free.)
   one gets SIGHUP: it stops accepting, lets the handshakes under way finish,
   closes its WebSockets with 1012 (service restart: clients reconnect) and
   gives handlers ``shutdown_timeout``. The listening socket never closes.
+  But the hangup of the terminal it was started on stops it, as SIGTERM.
 - ``--reload``: the same rolling restart whenever a watched source file
   changes (:mod:`.reload`). With either, a worker waiting out its start-up
   backoff is started at once.
@@ -288,6 +289,9 @@ class Supervisor:
         self._spawning = 0
         #: SIGQUIT: the workers are stopped with SIGQUIT (no grace), not SIGTERM.
         self._quick = False
+        #: Its standard streams (0, 1, 2) that are a terminal: the one it was
+        #: started on, whose hangup stops it (see _on_hangup()).
+        self._terminal = [fd for fd in (0, 1, 2) if os.isatty(fd)]
 
     @property
     def stopping(self) -> bool:
@@ -315,10 +319,13 @@ class Supervisor:
         for signum in stops:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
         loop.add_signal_handler(signal.SIGQUIT, self._on_quit)
-        loop.add_signal_handler(signal.SIGHUP, self.restart, "SIGHUP")
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         if held_hangup():
-            # No worker is started yet: each starts with what is there now.
-            logger.info("SIGHUP during the start: nothing to restart (no worker started yet)")
+            if self._terminal_hung_up():
+                self._on_stop_signal(signal.SIGHUP, " (the terminal hung up)")
+            else:
+                # No worker is started yet: each starts with what is there now.
+                logger.info("SIGHUP during the start: nothing to restart (no worker started yet)")
         scaling: tuple[signal.Signals, ...] = (signal.SIGTTIN, signal.SIGTTOU)
         if _terminal_stops_background_writes():
             # There the kernel sends SIGTTOU to a background process that
@@ -817,8 +824,23 @@ class Supervisor:
 
     # ----------------------------------------------------------------- signals
 
-    def _on_stop_signal(self, signum: int) -> None:
-        name = signal.Signals(signum).name
+    def _on_hangup(self) -> None:
+        """SIGHUP: a rolling restart, unless it is the hangup of the terminal it
+        was started on (its window closed, its ssh session lost), which stops
+        it, as it stops one process (and uvicorn): restarted, the server ran
+        on with no terminal, its port taken, and nobody to stop it."""
+        if self._terminal_hung_up():
+            self._on_stop_signal(signal.SIGHUP, " (the terminal hung up)")
+        else:
+            self.restart("SIGHUP")
+
+    def _terminal_hung_up(self) -> bool:
+        """Whether the terminal it was started on hung up (its streams there are
+        no longer a terminal: the kernel made them so at the hangup)."""
+        return any(not os.isatty(fd) for fd in self._terminal)
+
+    def _on_stop_signal(self, signum: int, why: str = "") -> None:
+        name = signal.Signals(signum).name + why
         if self.stopping:
             if signum != signal.SIGINT:  # (systemd's SIGTERM to every process, say)
                 logger.info("%s: stopping already", name)
