@@ -317,6 +317,33 @@ def test_the_terminal_closed_stops_the_server(tmp_path: Path) -> None:
             proc.wait()
 
 
+async def test_ctrl_z_stops_the_workers_and_fg_continues_them(tmp_path: Path) -> None:
+    # Ctrl-Z (SIGTSTP) stopped the supervisor alone, the workers being in
+    # process groups of their own: the shell said the job was stopped while
+    # the server went on answering, its log lines written over the prompt.
+    write_app(tmp_path, "1")
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path))
+    async with running_cli(*args, "--ping-interval", "off") as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        match = re.search(r"worker 1 started \(pid (\d+)\)", cli.stderr)
+        assert match is not None, cli.stderr
+        worker = int(match.group(1))
+        cli.proc.send_signal(signal.SIGTSTP)
+        await wait_for(
+            lambda: _state(cli.proc.pid) == "T" and _state(worker) == "T",
+            timeout=10,
+            what="both stopped",
+        )
+        cli.proc.send_signal(signal.SIGCONT)  # (fg)
+        await wait_for(lambda: _state(worker) != "T", timeout=10, what="the worker continued")
+        assert await served_version(cli.port) == "1"
+
+
+def _state(pid: int) -> str:
+    """A process's state, from /proc: R, S, T (stopped) ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
 def test_the_watcher_sees_edits_additions_and_removals_of_matching_files(tmp_path: Path) -> None:
     (tmp_path / "pkg").mkdir()
     for skipped in ("__pycache__", ".git", "node_modules", "venv"):

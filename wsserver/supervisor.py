@@ -29,6 +29,7 @@ less even under light load; under load each worker accepts as it is free.)
 - SIGQUIT: a quick shutdown (gunicorn's): every worker gets SIGQUIT, no
   grace (clients told, handlers cancelled at once; a worker stopping already
   ends at once); the supervisor cleans up and exits 0 once they are gone.
+- SIGTSTP (Ctrl-Z): the workers are stopped with it; continued with it.
 - SIGHUP: a rolling restart. One worker at a time: a new one is started and
   the supervisor waits until it accepts (it says so on a pipe), then the old
   one gets SIGHUP: it stops accepting, lets the handshakes under way finish,
@@ -320,6 +321,7 @@ class Supervisor:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
         loop.add_signal_handler(signal.SIGQUIT, self._on_quit)
         loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        loop.add_signal_handler(signal.SIGTSTP, self._on_suspend)
         if held_hangup():
             if self._terminal_hung_up():
                 self._on_stop_signal(signal.SIGHUP, " (the terminal hung up)")
@@ -824,6 +826,19 @@ class Supervisor:
 
     # ----------------------------------------------------------------- signals
 
+    def _on_suspend(self) -> None:
+        """SIGTSTP (Ctrl-Z): the workers are stopped, then this process, as one
+        process is (and uvicorn's); continued (fg, bg), so are they. (Each in a
+        process group of its own, a terminal's Ctrl-Z reaches none of them:
+        they served on, the job said stopped, their log written over the
+        shell's prompt.)"""
+        workers = self._all_workers()
+        for worker in workers:
+            _send(worker, signal.SIGSTOP)
+        os.kill(os.getpid(), signal.SIGSTOP)
+        for worker in workers:  # (continued)
+            _send(worker, signal.SIGCONT)
+
     def _on_hangup(self) -> None:
         """SIGHUP: a rolling restart, unless it is the hangup of the terminal it
         was started on (its window closed, its ssh session lost), which stops
@@ -1275,14 +1290,20 @@ def _signal(worker: Worker, signum: int) -> None:
     no signal until it is continued: each but SIGKILL is followed by a
     SIGCONT, as systemd follows its stop signal (a running one ignores it).
     """
+    for sent in (signum,) if signum == signal.SIGKILL else (signum, signal.SIGCONT):
+        _send(worker, sent)
+
+
+def _send(worker: Worker, signum: int) -> None:
+    """Send ``signum``, and that alone, to ``worker`` unless it is known to have
+    exited (see :func:`_signal`)."""
     if worker.exited.done():
         return
     with contextlib.suppress(ProcessLookupError):
-        for sent in (signum,) if signum == signal.SIGKILL else (signum, signal.SIGCONT):
-            if worker.pidfd is not None:
-                signal.pidfd_send_signal(worker.pidfd, sent)
-            else:
-                os.kill(worker.pid, sent)
+        if worker.pidfd is not None:
+            signal.pidfd_send_signal(worker.pidfd, signum)
+        else:
+            os.kill(worker.pid, signum)
 
 
 def _shown_path(path: str) -> str:
