@@ -339,6 +339,53 @@ async def test_ctrl_z_stops_the_workers_and_fg_continues_them(tmp_path: Path) ->
         assert await served_version(cli.port) == "1"
 
 
+BLOCKING_APP = """
+import pathlib
+import time
+
+from wsserver import Router
+from wsserver.response import text
+
+routes = Router()
+
+
+@routes.get("/block")
+async def block(request):
+    pathlib.Path({marker!r}).touch()
+    for _ in range(30):  # (3 s of its own running time, however long it is stopped)
+        time.sleep(0.1)
+    return text("done")
+"""
+
+
+async def test_the_time_stopped_by_ctrl_z_is_not_counted_against_the_health_check(
+    tmp_path: Path,
+) -> None:
+    # A PING under way at the Ctrl-Z (the worker's loop busy a moment):
+    # once continued (fg) after longer than the health check's timeout, the
+    # supervisor's timer, run out while all were stopped, fired before the
+    # worker, continued a moment before, could answer: killed as blocked.
+    marker = tmp_path / "blocking"
+    (tmp_path / "blocking_app.py").write_text(BLOCKING_APP.format(marker=str(marker)))
+    args = ("blocking_app:routes", "--app-dir", str(tmp_path), "--workers", "1")
+    args += ("--timeout-worker-healthcheck", "6", "--ping-interval", "off")
+    async with running_cli(*args) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        async with httpx.AsyncClient() as client:
+            blocked = asyncio.ensure_future(
+                client.get(f"http://127.0.0.1:{cli.port}/block", timeout=60)
+            )
+            await wait_for(marker.exists, what="the block begun")
+            await asyncio.sleep(1.5)  # (a PING, sent every second, waits for the answer)
+            cli.proc.send_signal(signal.SIGTSTP)
+            await wait_for(lambda: _state(cli.proc.pid) == "T", timeout=10, what="stopped")
+            await asyncio.sleep(7)  # (longer than the health check's 6 s)
+            cli.proc.send_signal(signal.SIGCONT)  # (fg)
+            response = await blocked
+        assert response.text == "done"
+        assert "did not answer" not in cli.stderr, cli.stderr
+
+
 def _state(pid: int) -> str:
     """A process's state, from /proc: R, S, T (stopped) ..."""
     return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]

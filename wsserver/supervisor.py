@@ -54,7 +54,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,6 +293,9 @@ class Supervisor:
         #: Its standard streams (0, 1, 2) that are a terminal: the one it was
         #: started on, whose hangup stops it (see _on_hangup()).
         self._terminal = [fd for fd in (0, 1, 2) if os.isatty(fd)]
+        #: Seconds it was stopped (Ctrl-Z, see _on_suspend()) in all: not
+        #: counted against a worker's timeouts (see _wait_running()).
+        self._time_stopped = 0.0
 
     @property
     def stopping(self) -> bool:
@@ -350,7 +353,7 @@ class Supervisor:
             await self._start(slot, replacing=False)
         readies = [w.ready for w in self.workers.values()]
         starting = asyncio.gather(*readies)
-        await asyncio.wait({starting}, timeout=self.start_timeout)
+        await self._wait_running({starting}, self.start_timeout)
         if not starting.done() and not any(ready.done() and ready.result() for ready in readies):
             # The port is bound and listening: connections wait in its queue
             # for a worker (a TCP probe would take the server for ready).
@@ -551,7 +554,7 @@ class Supervisor:
             except (OSError, RuntimeError):
                 return  # (its channel is closed: it is gone)
             waiting: set[asyncio.Future[Any]] = {worker.pong, worker.exited}
-            await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await self._wait_running(waiting, timeout, first=True)
             if worker.pong.done():
                 continue
             if worker.exited.done() or worker.retiring or self.stopping:
@@ -749,7 +752,7 @@ class Supervisor:
         worker = await self._start(slot, replacing=False)
         if worker is None:
             return
-        await asyncio.wait({worker.ready}, timeout=self.start_timeout)
+        await self._wait_running({worker.ready}, self.start_timeout)
         if worker.ready.done() or self.stopping or self.workers.get(slot) is not worker:
             return
         accepting = any(w.accepting for w in self.workers.values())
@@ -835,9 +838,32 @@ class Supervisor:
         workers = self._all_workers()
         for worker in workers:
             _send(worker, signal.SIGSTOP)
+        loop = asyncio.get_running_loop()
+        stopped = loop.time()
         os.kill(os.getpid(), signal.SIGSTOP)
-        for worker in workers:  # (continued)
+        self._time_stopped += loop.time() - stopped  # (continued)
+        for worker in workers:
             _send(worker, signal.SIGCONT)
+
+    async def _wait_running(
+        self, futures: Collection[asyncio.Future[Any]], timeout: float, *, first: bool = False
+    ) -> None:
+        """Wait until ``futures`` are done (with ``first``, one of them), at
+        most ``timeout`` seconds of its running: the time it was stopped
+        meanwhile (Ctrl-Z, its workers stopped with it) is not counted. Else a
+        timer that ran out while all were stopped fired as soon as they were
+        continued (fg), before a worker could answer a PING, accept, or stop:
+        a worker killed as blocked, a replacement given up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        when = asyncio.FIRST_COMPLETED if first else asyncio.ALL_COMPLETED
+        while True:
+            stopped = self._time_stopped
+            left = max(0.0, deadline - loop.time())
+            done, pending = await asyncio.wait(futures, timeout=left, return_when=when)
+            if (done if first else not pending) or self._time_stopped == stopped:
+                return
+            deadline += self._time_stopped - stopped
 
     def _on_hangup(self) -> None:
         """SIGHUP: a rolling restart, unless it is the hangup of the terminal it
@@ -978,7 +1004,8 @@ class Supervisor:
         pending = [w.exited for w in workers if not w.exited.done()]
         if not pending:
             return
-        _, late = await asyncio.wait(pending, timeout=self.grace if grace is None else grace)
+        await self._wait_running(pending, self.grace if grace is None else grace)
+        late = [w.exited for w in workers if not w.exited.done()]
         for worker in workers:
             if not worker.exited.done():
                 logger.warning("worker %d (pid %d) did not stop: killed", worker.slot, worker.pid)
@@ -1080,13 +1107,12 @@ class Supervisor:
                 return False
             if started_before is not None:
                 self._replacing = new
-            timed_out = False
             try:
-                ready = await asyncio.wait_for(asyncio.shield(new.ready), self.start_timeout)
-            except TimeoutError:
-                ready, timed_out = False, True
+                await self._wait_running({new.ready}, self.start_timeout)
             finally:
                 self._replacing = None
+            timed_out = not new.ready.done()
+            ready = not timed_out and new.ready.result()
             if self.stopping:
                 return False  # (stop_all() stops the replacement too)
             if new.superseded:  # (see restart(): it stops, and another rolling restart follows)
