@@ -24,6 +24,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from wsserver.reload import FileWatcher
+from wsserver.supervisor import TERMINAL_HANGUP_WINDOW
 
 from .helpers import wait_for
 from .test_cli import ROOT, STARTUP_TIMEOUT, child_env, running_cli
@@ -315,6 +316,65 @@ def test_the_terminal_closed_stops_the_server(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_sighup_long_after_the_terminal_went_is_a_restart_still(tmp_path: Path) -> None:
+    # Started from a terminal that went away without a SIGHUP to it (a job
+    # left running as its shell exited, disown, setsid): the terminal hung
+    # up long before, a deploy's `kill -HUP` was taken for its hangup and
+    # stopped the server rather than restart it.
+    write_app(tmp_path, "1")
+    terminal, child_end = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "wsserver", "reloaded_app:routes", "--workers", "1"),
+            *("--app-dir", str(tmp_path), "--port", "0", "--ping-interval", "off"),
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        stdin=child_end,
+        stdout=child_end,
+        stderr=child_end,
+        start_new_session=True,  # (the terminal is not its controlling one: no SIGHUP)
+    )
+    os.close(child_end)
+    said = b""
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while b"1 worker accepting" not in said and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.1)[0]:
+                said += os.read(terminal, 4096)
+        text = said.decode(errors="replace")
+        assert "1 worker accepting" in text, text
+        worker = int(re.findall(r"worker 1 started \(pid (\d+)\)", text)[-1])
+        os.close(terminal)  # (the window closes: its streams hang up)
+        terminal = -1
+        time.sleep(TERMINAL_HANGUP_WINDOW + 3)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGHUP)  # (a deploy, later)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while _children(proc.pid) in ([], [worker]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None
+        assert [pid for pid in _children(proc.pid) if pid != worker], "no replacement started"
+    finally:
+        if terminal != -1:
+            os.close(terminal)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """A process's children, from /proc ([] once it is gone)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 async def test_ctrl_z_stops_the_workers_and_fg_continues_them(tmp_path: Path) -> None:

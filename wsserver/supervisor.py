@@ -84,6 +84,7 @@ __all__ = [
     "PING",
     "PONG",
     "HEALTH_TIMEOUT",
+    "TERMINAL_HANGUP_WINDOW",
     "with_flags",
     "working_directory",
 ]
@@ -122,6 +123,9 @@ RELOAD_SETTLE_STEP = 0.1
 RELOAD_SETTLE_LOOKS = 16
 #: Seconds between two PINGs to a worker.
 HEALTH_INTERVAL = 1.0
+#: Seconds after the terminal it was started on is seen hung up during which
+#: a SIGHUP is taken for its hangup (see Supervisor._on_hangup()).
+TERMINAL_HANGUP_WINDOW = 3.0
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,8 @@ class Supervisor:
         #: Its standard streams (0, 1, 2) that are a terminal: the one it was
         #: started on, whose hangup stops it (see _on_hangup()).
         self._terminal = [fd for fd in (0, 1, 2) if os.isatty(fd)]
+        #: When (the loop's time) it was seen to have hung up (_watch_terminal()).
+        self._terminal_lost: float | None = None
         #: Seconds it was stopped (Ctrl-Z, see _on_suspend()) in all: not
         #: counted against a worker's timeouts (see _wait_running()).
         self._time_stopped = 0.0
@@ -345,6 +351,8 @@ class Supervisor:
         release_scaling()
         if self.watcher is not None:
             self._keep(loop.create_task(self._watch_files(self.watcher)))
+        if self._terminal:
+            self._keep(loop.create_task(self._watch_terminal()))
         if os.getpid() == 1:
             self._keep(loop.create_task(self._reap_orphans_forever()))
         for slot in range(1, self.count + 1):
@@ -876,9 +884,26 @@ class Supervisor:
             self.restart("SIGHUP")
 
     def _terminal_hung_up(self) -> bool:
-        """Whether the terminal it was started on hung up (its streams there are
-        no longer a terminal: the kernel made them so at the hangup)."""
-        return any(not os.isatty(fd) for fd in self._terminal)
+        """Whether the terminal it was started on hung up just now (its streams
+        there are no longer a terminal: the kernel made them so at the hangup).
+
+        Not one seen hung up more than :data:`TERMINAL_HANGUP_WINDOW` ago: a
+        terminal that went with no SIGHUP to this process (a job left running
+        as its shell exited, ``disown``, ``setsid``) leaves its streams hung up
+        for good, and a deploy's ``kill -HUP`` days later is a restart still.
+        """
+        if not any(not os.isatty(fd) for fd in self._terminal):
+            return False
+        lost = self._terminal_lost
+        return lost is None or asyncio.get_running_loop().time() - lost < TERMINAL_HANGUP_WINDOW
+
+    async def _watch_terminal(self) -> None:
+        """Note when the terminal it was started on is first seen hung up (see
+        :meth:`_terminal_hung_up`); its own SIGHUP comes with the hangup."""
+        loop = asyncio.get_running_loop()
+        while all(os.isatty(fd) for fd in self._terminal):
+            await asyncio.sleep(HEALTH_INTERVAL)
+        self._terminal_lost = loop.time()
 
     def _on_stop_signal(self, signum: int, why: str = "") -> None:
         name = signal.Signals(signum).name + why
