@@ -268,40 +268,15 @@ def test_the_terminal_closed_stops_the_server(tmp_path: Path) -> None:
     # ("address already in use" in the next terminal). uvicorn, and one
     # process, stop there.
     write_app(tmp_path, "1")
-    terminal, child_end = pty.openpty()
-    # (Started as its own session's leader, the terminal its controlling one,
-    # as a shell's command is a session's: its hangup comes to it.)
-    take_terminal = (
-        "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
-        "os.execv(sys.executable, [sys.executable, '-m', 'wsserver', *sys.argv[1:]])"
-    )
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-c", take_terminal, "reloaded_app:routes", "--reload"),
-            *("--app-dir", str(tmp_path), "--port", "0", "--ping-interval", "off"),
-        ],
-        cwd=ROOT,
-        env=child_env(),
-        stdin=child_end,
-        stdout=child_end,
-        stderr=child_end,
-        start_new_session=True,
-    )
-    os.close(child_end)
+    # (Its session's leader, the terminal its controlling one, as a shell's
+    # command is a session's: its hangup comes to it.)
+    proc, terminal = _on_a_terminal(tmp_path, "--reload", controlling=True)
     said = b""
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while b"1 worker accepting" not in said and time.monotonic() < deadline:
-            if select.select([terminal], [], [], 0.1)[0]:
-                said += os.read(terminal, 4096)
-        text = said.decode(errors="replace")
-        assert "1 worker accepting" in text, text
+        said = _read_until(terminal, said, b"1 worker accepting")
         # A SIGHUP sent to it (kill -HUP), the terminal there, is a restart still.
         proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while b"rolling restart done" not in said and time.monotonic() < deadline:
-            if select.select([terminal], [], [], 0.1)[0]:
-                said += os.read(terminal, 4096)
+        said = _read_until(terminal, said, b"rolling restart done")
         text = said.decode(errors="replace")
         assert "SIGHUP: rolling restart of 1 worker" in text, text
         assert "rolling restart done" in text, text
@@ -324,28 +299,10 @@ def test_a_sighup_long_after_the_terminal_went_is_a_restart_still(tmp_path: Path
     # up long before, a deploy's `kill -HUP` was taken for its hangup and
     # stopped the server rather than restart it.
     write_app(tmp_path, "1")
-    terminal, child_end = pty.openpty()
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "wsserver", "reloaded_app:routes", "--workers", "1"),
-            *("--app-dir", str(tmp_path), "--port", "0", "--ping-interval", "off"),
-        ],
-        cwd=ROOT,
-        env=child_env(),
-        stdin=child_end,
-        stdout=child_end,
-        stderr=child_end,
-        start_new_session=True,  # (the terminal is not its controlling one: no SIGHUP)
-    )
-    os.close(child_end)
-    said = b""
+    # (The terminal not its controlling one: its hangup sends it no SIGHUP.)
+    proc, terminal = _on_a_terminal(tmp_path, "--workers", "1", controlling=False)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while b"1 worker accepting" not in said and time.monotonic() < deadline:
-            if select.select([terminal], [], [], 0.1)[0]:
-                said += os.read(terminal, 4096)
-        text = said.decode(errors="replace")
-        assert "1 worker accepting" in text, text
+        text = _read_until(terminal, b"", b"1 worker accepting").decode(errors="replace")
         worker = int(re.findall(r"worker 1 started \(pid (\d+)\)", text)[-1])
         os.close(terminal)  # (the window closes: its streams hang up)
         terminal = -1
@@ -367,6 +324,43 @@ def test_a_sighup_long_after_the_terminal_went_is_a_restart_still(tmp_path: Path
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _on_a_terminal(
+    app_dir: Path, *flags: str, controlling: bool
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The CLI serving reloaded_app with ``flags``, in a session of its own, on
+    a new pty (its controlling terminal if ``controlling``); and the pty's
+    master end (the terminal window's)."""
+    terminal, child_end = pty.openpty()
+    take_terminal = "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); " * controlling
+    run = (
+        take_terminal + "import os, sys; os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-c", run, "-m", "wsserver", "reloaded_app:routes", *flags),
+            *("--app-dir", str(app_dir), "--port", "0", "--ping-interval", "off"),
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        stdin=child_end,
+        stdout=child_end,
+        stderr=child_end,
+        start_new_session=True,
+    )
+    os.close(child_end)
+    return proc, terminal
+
+
+def _read_until(terminal: int, said: bytes, wanted: bytes) -> bytes:
+    """``said`` and what ``terminal`` says after it, until ``wanted`` is there."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while wanted not in said and time.monotonic() < deadline:
+        if select.select([terminal], [], [], 0.1)[0]:
+            said += os.read(terminal, 4096)
+    assert wanted in said, said.decode(errors="replace")
+    return said
 
 
 def _children(pid: int) -> list[int]:
