@@ -1179,8 +1179,15 @@ async def test_one_worker_failing_at_start_up_while_another_starts_is_retried(
         await wait_for(lambda: cli.stderr.count(" accepting on ") == 2, what="both workers")
         assert cli.proc.returncode is None
         assert len(children(cli.proc.pid)) == 2
+
         # The supervisor says when each accepts: the one that started first
-        # time too (it said nothing of it, the first start not being whole).
+        # time too (it said nothing of it, the first start not being whole),
+        # as it reads the worker's word, a moment after the worker's own line.
+        def said_accepting() -> list[str]:
+            lines = [line for line in cli.lines if "wsserver.supervisor" in line]
+            return [line for line in lines if re.search(r"accepting$", line.rstrip())]
+
+        await wait_for(lambda: len(said_accepting()) == 2, what="the supervisor's word of both")
         lines = [line for line in cli.lines if "wsserver.supervisor" in line]
         accepting = [line for line in lines if re.search(r"accepting$", line.rstrip())]
         assert len(accepting) == 2, lines
