@@ -435,9 +435,10 @@ async def test_limit_concurrency_counts_a_lingering_connection_whose_answer_is_u
     )
 
 
+@pytest.mark.parametrize("write_limit", [None, 8 << 20], ids=["paused", "never paused"])
 @pytest.mark.parametrize("ends", ["pipelined past a close", "unread body"])
 async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
-    run_server: StartServer, ends: str
+    run_server: StartServer, ends: str, write_limit: int | None
 ) -> None:
     # A client takes a large answer that ends its connection (closed on with
     # the answer unsent: load, above), having sent more past it (a pipelined
@@ -445,7 +446,9 @@ async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
     # keeps its socket open. The server lingers for its end (b2528c2), and
     # the connection stayed load till close_timeout: with limit_concurrency=1
     # every next client got a 503 for 10 s, where before it was served once
-    # the answer had gone.
+    # the answer had gone. With a write_limit above the answer, writing was
+    # never paused: resume_writing() came only once the limits were set to 0
+    # at the close.
     routes = Router()
     big = "x" * 4_000_000
 
@@ -461,7 +464,8 @@ async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
     async def page(request: Request) -> Any:
         return text("hello")
 
-    server = await run_server(routes, limit_concurrency=1, close_timeout=10)
+    limits: dict[str, Any] = {} if write_limit is None else {"write_limit": write_limit}
+    server = await run_server(routes, limit_concurrency=1, close_timeout=10, **limits)
     loop = asyncio.get_running_loop()
     sock = await slow_reader(server.port)
     try:
