@@ -498,6 +498,65 @@ async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
     await wait_for(lambda: not server.connections and server.lingering == 0, what="the close")
 
 
+async def test_a_tls_connection_answered_before_its_body_is_no_load_once_the_answer_has_gone(
+    run_server: StartServer,
+) -> None:
+    # Over TLS, as over TCP (above): a handler answers before reading the
+    # body, and the server lingers, dropping what comes, while the client
+    # still sends (LINGER_QUIET). Its answer had not gone at the close (load
+    # then); once it has, the connection is no load, as the README says. It
+    # stayed load till the client's close or close_timeout: a client that
+    # took the answer and still sent its body got every next client a 503.
+    routes = Router()
+    big = "x" * 4_000_000
+
+    @routes.post("/big", stream=True)
+    async def big_answer_unread(request: Request) -> Any:
+        return text(big)  # (its body not read)
+
+    @routes.get("/")
+    async def page(request: Request) -> Any:
+        return text("hello")
+
+    server_tls, client_tls = tls_contexts()
+    server = await run_server(routes, limit_concurrency=1, close_timeout=30, ssl=server_tls)
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_tls, server_hostname="127.0.0.1"
+        )
+
+    reader, writer = await connect()
+    writer.write(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+
+    async def send_the_body_slowly() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            writer.write(b"d")
+
+    sending = asyncio.ensure_future(send_the_body_slowly())
+    try:
+        await wait_for(
+            lambda: any(p.lingering for p in server.connections), what="closed on, lingering"
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        received = 0
+        while received < len(big):
+            received += len(await asyncio.wait_for(reader.read(65536), 10))
+        # Its answer all gone, the client still sending: no load.
+        await wait_for(lambda: server.lingering == 1, timeout=6, what="counted as answered")
+        other_reader, other_writer = await connect()
+        other_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(other_reader.read(), 10)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:100]
+        other_writer.close()
+    finally:
+        sending.cancel()
+        writer.close()
+    await wait_for(lambda: not server.connections and server.lingering == 0, 15, what="the close")
+
+
 @pytest.mark.parametrize("unix", [False, True], ids=["tcp", "unix"])
 async def test_a_client_that_took_a_closing_answer_and_keeps_its_socket_is_no_load(
     run_server: StartServer, unix: bool, tmp_path: Any

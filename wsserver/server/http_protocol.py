@@ -2183,15 +2183,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if (
-            self._lingering
-            and not self._closed_answered
-            and not self.lost
-            and not self.transport.get_write_buffer_size()
-        ):
-            # Its answer has all gone from the transport (see _close_now()).
-            self._closed_answered = True
-            self.server.lingering += 1
+        if self._lingering and not self.transport.get_write_buffer_size():
+            self._count_answered()  # its answer has all gone from the transport (see _close_now())
         if self._held_line is not None:
             self._log_held_line(None)  # (its body gone but what the kernel and the transport take)
         if self._drain_waiter is not None and not self._drain_waiter.done():
@@ -2455,19 +2448,30 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # and TLS still exchanges close_notify, which a client answers only
         # when it reads (a pooled one, when it sends again): no load
         # meanwhile (limit_concurrency). One whose answer waits to go is
-        # load, as over TCP (the answer held in memory) until it closes.
-        if written and (lingering or tls) and not self.lost:
-            self._closed_answered = True
-            self.server.lingering += 1
+        # load (the answer held in memory) until it closes, or, lingering,
+        # until the answer has gone (resume_writing(); over TLS, a look of
+        # _close_when_quiet()).
+        if written and (lingering or tls):
+            self._count_answered()
         if lingering or tls or not written:
             self._arm_close_timer()
 
+    def _count_answered(self) -> None:
+        """Closed, its answer gone: no load for ``limit_concurrency`` while it
+        waits for the client's end (see _close_now()); counted once."""
+        if not self._closed_answered and not self.lost:
+            self._closed_answered = True
+            self.server.lingering += 1
+
     def _close_when_quiet(self) -> None:
         """Over TLS, lingering: close (its close_notify) once the client has
-        sent nothing since the last look, LINGER_QUIET seconds ago."""
+        sent nothing since the last look, LINGER_QUIET seconds ago. Its answer
+        gone by then (unsent at the close), it is no load from then on."""
         self._quiet_timer = None
         if self.lost or self.transport.is_closing():
             return
+        if not self._answer_unsent():
+            self._count_answered()
         if self._linger_heard:
             self._linger_heard = False
             self._quiet_timer = self.loop.call_later(LINGER_QUIET, self._close_when_quiet)
