@@ -393,6 +393,36 @@ async def _the_next_client_is_over_the_limit(
     await wait_for(lambda: not server.connections and server.lingering == 0, what="the closes")
 
 
+async def _the_next_client_is_served(connect: Any) -> None:
+    """With ``limit_concurrency=1``, a next client's ``GET /`` is answered (the
+    connection lingering meanwhile is no load)."""
+    other_reader, other_writer = await connect()
+    other_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(other_reader.read(), 10)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:100]
+    other_writer.close()
+
+
+def _big_answers(size: int, headers: dict[str, str] | None = None) -> Router:
+    """``GET /big`` and ``POST /big`` (its body not read, a stream=True route)
+    answer ``size`` bytes, with ``headers``; ``GET /`` answers a few."""
+    routes = Router()
+
+    @routes.get("/big")
+    async def big_answer(request: Request) -> Any:
+        return text("x" * size, headers=headers)
+
+    @routes.post("/big", stream=True)
+    async def big_answer_unread(request: Request) -> Any:
+        return text("x" * size, headers=headers)  # (its body not read)
+
+    @routes.get("/")
+    async def page(request: Request) -> Any:
+        return text("hello")
+
+    return routes
+
+
 @pytest.mark.parametrize("refused", ["denied upgrade", "unread body"])
 async def test_limit_concurrency_counts_a_lingering_connection_whose_answer_is_unsent(
     run_server: StartServer, refused: str
@@ -449,23 +479,9 @@ async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
     # the answer had gone. With a write_limit above the answer, writing was
     # never paused: resume_writing() came only once the limits were set to 0
     # at the close.
-    routes = Router()
-    big = "x" * 4_000_000
-
-    @routes.get("/big")
-    async def big_answer(request: Request) -> Any:
-        return text(big)
-
-    @routes.post("/big", stream=True)
-    async def big_answer_unread(request: Request) -> Any:
-        return text(big)  # (its body not read)
-
-    @routes.get("/")
-    async def page(request: Request) -> Any:
-        return text("hello")
-
+    size = 4_000_000
     limits: dict[str, Any] = {} if write_limit is None else {"write_limit": write_limit}
-    server = await run_server(routes, limit_concurrency=1, close_timeout=10, **limits)
+    server = await run_server(_big_answers(size), limit_concurrency=1, close_timeout=10, **limits)
     loop = asyncio.get_running_loop()
     sock = await slow_reader(server.port)
     try:
@@ -484,14 +500,10 @@ async def test_a_lingering_connection_whose_answer_has_gone_is_no_load(
         received = 0
         while chunk := await asyncio.wait_for(loop.sock_recv(sock, 65536), 5):
             received += len(chunk)
-        assert received > len(big)
+        assert received > size
         # Its answer all gone, the client's socket still open: no load.
         await wait_for(lambda: server.lingering == 1, timeout=3, what="counted as answered")
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 5)
-        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:100]
-        writer.close()
+        await _the_next_client_is_served(lambda: asyncio.open_connection("127.0.0.1", server.port))
         assert len(server.connections) == 1  # (the first, still lingering)
     finally:
         sock.close()
@@ -507,19 +519,11 @@ async def test_a_tls_connection_answered_before_its_body_is_no_load_once_the_ans
     # then); once it has, the connection is no load, as the README says. It
     # stayed load till the client's close or close_timeout: a client that
     # took the answer and still sent its body got every next client a 503.
-    routes = Router()
-    big = "x" * 4_000_000
-
-    @routes.post("/big", stream=True)
-    async def big_answer_unread(request: Request) -> Any:
-        return text(big)  # (its body not read)
-
-    @routes.get("/")
-    async def page(request: Request) -> Any:
-        return text("hello")
-
+    size = 4_000_000
     server_tls, client_tls = tls_contexts()
-    server = await run_server(routes, limit_concurrency=1, close_timeout=30, ssl=server_tls)
+    server = await run_server(
+        _big_answers(size), limit_concurrency=1, close_timeout=30, ssl=server_tls
+    )
 
     async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection(
@@ -542,15 +546,11 @@ async def test_a_tls_connection_answered_before_its_body_is_no_load_once_the_ans
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         assert head.startswith(b"HTTP/1.1 200 "), head
         received = 0
-        while received < len(big):
+        while received < size:
             received += len(await asyncio.wait_for(reader.read(65536), 10))
         # Its answer all gone, the client still sending: no load.
         await wait_for(lambda: server.lingering == 1, timeout=6, what="counted as answered")
-        other_reader, other_writer = await connect()
-        other_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = await asyncio.wait_for(other_reader.read(), 10)
-        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:100]
-        other_writer.close()
+        await _the_next_client_is_served(connect)
     finally:
         sending.cancel()
         writer.close()
@@ -569,17 +569,8 @@ async def test_a_client_that_took_a_closing_answer_and_keeps_its_socket_is_no_lo
     # until close_timeout, then was aborted; before, it closed once the
     # answer was sent. Once the client has acknowledged all of it, and sent
     # nothing past its request, the server closes (RFC 9112 9.6).
-    routes = Router()
     size = 4 << 20
-
-    @routes.get("/big")
-    async def big(request: Request) -> Any:
-        return text("x" * size, headers={"Connection": "close"})
-
-    @routes.get("/")
-    async def page(request: Request) -> Any:
-        return text("hello")
-
+    routes = _big_answers(size, {"Connection": "close"})
     path = str(tmp_path / "s.sock")
     where: dict[str, Any] = {"uds": path} if unix else {}
     server = await run_server(routes, limit_concurrency=1, close_timeout=30, **where)
@@ -604,11 +595,7 @@ async def test_a_client_that_took_a_closing_answer_and_keeps_its_socket_is_no_lo
         # It keeps its socket: the server's side closes all the same, well
         # within close_timeout, and the next client is served.
         await wait_for(lambda: not server.connections, timeout=10, what="the server's close")
-        other_reader, other_writer = await connect()
-        other_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = await asyncio.wait_for(other_reader.read(), 10)
-        assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
-        other_writer.close()
+        await _the_next_client_is_served(connect)
     finally:
         writer.close()
 
