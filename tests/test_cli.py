@@ -8,15 +8,17 @@ import datetime
 import importlib
 import json
 import os
+import pty
 import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import textwrap
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +77,31 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
+
+
+def on_a_pty(
+    args: Sequence[str], *, controlling: bool = False
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``python ARGS`` (``-m wsserver ...``) in a session of its own, its
+    standard streams a new pty (its controlling terminal if ``controlling``):
+    an operator's terminal, a container's with ``-t``; and the pty's master
+    end (the terminal window's)."""
+    terminal, child_end = pty.openpty()
+    take_terminal = "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); " * controlling
+    run = (
+        take_terminal + "import os, sys; os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", run, *args],
+        cwd=ROOT,
+        env=child_env(),
+        stdin=child_end,
+        stdout=child_end,
+        stderr=child_end,
+        start_new_session=True,  # (not our terminal, if we have one)
+    )
+    os.close(child_end)
+    return proc, terminal
 
 
 @dataclass

@@ -13,7 +13,6 @@ import errno
 import json
 import logging
 import os
-import pty
 import re
 import select
 import shutil
@@ -57,6 +56,7 @@ from .test_cli import (
     _ipv6_loopback,
     assert_echo,
     child_env,
+    on_a_pty,
     run_cli_to_end,
     running_cli,
 )
@@ -1157,21 +1157,13 @@ def test_an_encrypted_key_without_its_password_does_not_wait_for_a_terminal(
 ) -> None:
     # On a terminal (an operator's, a container's with -t), a single process waited
     # for the password forever, saying "Enter PEM pass phrase:".
-    terminal, child_end = pty.openpty()
-    proc = subprocess.Popen(
+    proc, terminal = on_a_pty(
         [
-            *(sys.executable, "-m", "wsserver", "examples.echo:routes", "--port", "0"),
+            *("-m", "wsserver", "examples.echo:routes", "--port", "0"),
             *("--ssl-certfile", cert_files["certfile"]),
             *("--ssl-keyfile", cert_files["encrypted_keyfile"]),
-        ],
-        cwd=ROOT,
-        env=child_env(),
-        stdin=child_end,
-        stdout=child_end,
-        stderr=child_end,
-        start_new_session=True,  # (not our terminal, if we have one)
+        ]
     )
-    os.close(child_end)
     said = b""
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import pty
 import re
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +25,7 @@ from wsserver.reload import FileWatcher
 from wsserver.supervisor import TERMINAL_HANGUP_WINDOW
 
 from .helpers import wait_for
-from .test_cli import ROOT, STARTUP_TIMEOUT, child_env, running_cli
+from .test_cli import STARTUP_TIMEOUT, on_a_pty, running_cli
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="worker processes")
 
@@ -332,25 +330,13 @@ def _on_a_terminal(
     """The CLI serving reloaded_app with ``flags``, in a session of its own, on
     a new pty (its controlling terminal if ``controlling``); and the pty's
     master end (the terminal window's)."""
-    terminal, child_end = pty.openpty()
-    take_terminal = "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); " * controlling
-    run = (
-        take_terminal + "import os, sys; os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
-    )
-    proc = subprocess.Popen(
+    return on_a_pty(
         [
-            *(sys.executable, "-c", run, "-m", "wsserver", "reloaded_app:routes", *flags),
+            *("-m", "wsserver", "reloaded_app:routes", *flags),
             *("--app-dir", str(app_dir), "--port", "0", "--ping-interval", "off"),
         ],
-        cwd=ROOT,
-        env=child_env(),
-        stdin=child_end,
-        stdout=child_end,
-        stderr=child_end,
-        start_new_session=True,
+        controlling=controlling,
     )
-    os.close(child_end)
-    return proc, terminal
 
 
 def _read_until(terminal: int, said: bytes, wanted: bytes) -> bytes:
