@@ -217,7 +217,9 @@ class Server:
         self.app_failure_listeners: list[
             Callable[[str, BaseException | None, asyncio.BaseTransport | None], None]
         ] = []
-        self._recent_stats: tuple[float, dict[str, Any]] | None = None
+        #: The last figures gathered (see recent_stats()): when, by the
+        #: monotonic clock and by the wall clock (stats_taken()), and they.
+        self._recent_stats: tuple[float, float, dict[str, Any]] | None = None
         self._gathering: asyncio.Task[dict[str, Any]] | None = None
         #: Messages publish() handed on (one per call, one per local delivery)
         #: since it last gave the loop a turn (see SENDS_PER_TURN).
@@ -1289,7 +1291,7 @@ class Server:
         """
         recent = self._recent_stats
         if recent is not None and time.monotonic() - recent[0] <= max_age:
-            return recent[1]
+            return recent[2]
         if self._gathering is None:
             self._gathering = asyncio.get_running_loop().create_task(self._gather_stats())
         return await asyncio.shield(self._gathering)
@@ -1298,18 +1300,15 @@ class Server:
         """When (``time.time()``) ``stats``, given by :meth:`recent_stats`, were
         taken (now, for others)."""
         recent = self._recent_stats
-        now = time.time()
-        if recent is not None and recent[1] is stats:
-            return now - (time.monotonic() - recent[0])
-        return now
+        return recent[1] if recent is not None and recent[2] is stats else time.time()
 
     async def _gather_stats(self) -> dict[str, Any]:
         try:
-            started = time.monotonic()
+            started, started_wall = time.monotonic(), time.time()
             open_now = list(self._websockets)
             snapshot = await self.counters.snapshot_in_steps(open_now, stats_module.STEP)
             snapshot["pubsub"] = self._pubsub_stats()
-            self._recent_stats = (started, snapshot)
+            self._recent_stats = (started, started_wall, snapshot)
             return snapshot
         finally:
             self._gathering = None
