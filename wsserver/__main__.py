@@ -1491,10 +1491,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 "%s without --workers: no supervisor starts or watches workers",
                 ", ".join(unused),
             )
-        _flag_or_variable(parser, args, "worker_start_timeout", _positive_seconds, START_TIMEOUT)
-        _flag_or_variable(
-            parser, args, "timeout_worker_healthcheck", _seconds_or_none, HEALTH_TIMEOUT
-        )
+        _worker_timeouts(parser, args)
     if role is not None:
         die_with_parent(role.supervisor_pid)
         # A worker is in a process group of its own (see the supervisor): on a
@@ -1660,12 +1657,7 @@ def supervise(
             "their worker; --broker redis://... joins them",
             workers,
         )
-    start_timeout = _flag_or_variable(
-        parser, args, "worker_start_timeout", _positive_seconds, START_TIMEOUT
-    )
-    health = _flag_or_variable(
-        parser, args, "timeout_worker_healthcheck", _seconds_or_none, HEALTH_TIMEOUT
-    )
+    start_timeout, health = _worker_timeouts(parser, args)
     watcher = None
     if args.reload:
         directories = args.reload_dir or [args.app_dir or os.getcwd()]
@@ -1741,7 +1733,7 @@ def supervise(
         watcher,
         environment,
         start_timeout=start_timeout,
-        health_timeout=None if health == "none" else float(health),
+        health_timeout=health,
         stop_grace=stop_grace,
         cwd=workdir,
         clean_up=clean_up,
@@ -1764,6 +1756,20 @@ def _supervisor_s_clean_up(sock: socket.socket, directories: list[str]) -> Calla
             shutil.rmtree(directory, ignore_errors=True)
 
     return clean_up
+
+
+def _worker_timeouts(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[float, float | None]:
+    """``--worker-start-timeout`` and ``--timeout-worker-healthcheck`` (or their
+    variables; None: no health check), checked: a bad one is refused (exit 2)."""
+    start = _flag_or_variable(
+        parser, args, "worker_start_timeout", _positive_seconds, START_TIMEOUT
+    )
+    health = _flag_or_variable(
+        parser, args, "timeout_worker_healthcheck", _seconds_or_none, HEALTH_TIMEOUT
+    )
+    return float(start), None if health == "none" else float(health)
 
 
 def _flag_or_variable(
