@@ -664,6 +664,38 @@ async def test_a_worker_sent_sigterm_by_someone_else_while_starting_is_no_failur
     assert f"(pid {worker}) stopped on SIGTERM" in cli.stderr
 
 
+#: An application whose import sends its own process SIGTERM.
+SELF_STOPPING_APP = """
+import os, signal
+signal.raise_signal(signal.SIGTERM)
+"""
+
+
+@pytest.mark.drill
+async def test_an_app_that_stops_itself_while_starting_is_restarted_with_a_back_off(
+    tmp_path: Path,
+) -> None:
+    # A worker stopped by a SIGTERM it was not sent by the supervisor, in its
+    # start, was started again at once each time, at INFO: an application
+    # that signals itself in its import was restarted every second or so for
+    # ever, with nothing in the log above INFO. The first such stop is still
+    # restarted at once (an operator's kill of a starting worker); each
+    # further one in a row before any worker of the slot accepted waits longer.
+    (tmp_path / "self_stop.py").write_text(SELF_STOPPING_APP + "routes = None\n")
+    args = ("self_stop:routes", "--app-dir", str(tmp_path), "--workers", "1")
+    async with running_cli(*args) as cli:
+        await wait_for(lambda: "3 in a row" in cli.stderr, 30.0, what="the third stop")
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+    stops = [line for line in cli.stderr.splitlines() if "stopped on SIGTERM" in line]
+    assert " INFO " in stops[0] and "starting another" in stops[0], stops
+    assert "in a row" not in stops[0] and stops[0].endswith("starting another"), stops
+    assert " WARNING " in stops[1] and "2 in a row" in stops[1], stops
+    assert stops[1].endswith("starting another in 0.5 s"), stops
+    assert " WARNING " in stops[2] and stops[2].endswith("starting another in 1.0 s"), stops
+    assert " ERROR " not in cli.stderr, cli.stderr
+
+
 #: A sitecustomize that holds the first worker before it imports anything
 #: (wsserver's stop handlers unset: a stop signal's default action ends it).
 HELD_BEFORE_ITS_IMPORTS = """

@@ -20,6 +20,8 @@ less even under light load; under load each worker accepts as it is free.)
   fork storm, and the log says why. But once every slot's worker has died
   at start-up with none ever accepting, the supervisor stops, with the
   last one's exit code (not with ``--reload``, which waits for a fix).
+  A worker stopped by someone else's signal is no failure and is replaced
+  at once; stopped so again and again before it accepts, it backs off too.
 - SIGTERM/SIGINT: every worker gets SIGTERM (clients get 1001, handlers
   ``shutdown_timeout``); the supervisor exits 0 once they are gone. A second
   SIGINT (Ctrl-C again) kills them at once; SIGTERM again changes nothing
@@ -657,18 +659,30 @@ class Supervisor:
         signalled = _someone_elses_stop(worker, code)
         if signalled is not None:
             # Not a failure: it stopped as it was asked, by someone else (in
-            # its start too: that says nothing of the application).
-            logger.info(
-                "worker %d (pid %d) stopped on %s, not the supervisor's (%s after %.1f s); "
-                "starting another",
+            # its start too: an operator's kill says nothing of the
+            # application). But stopped again and again before it accepts
+            # (an application that signals itself as it starts), its slot
+            # backs off as for deaths in a row, and says so.
+            if worker.ready.result():
+                self.failures[slot] = 0
+                stops = 0
+            else:
+                stops = self.failures[slot] = self.failures.get(slot, 0) + 1
+            delay = _backoff(stops - 1) if stops > 1 else 0.0
+            logger.log(
+                logging.WARNING if delay else logging.INFO,
+                "worker %d (pid %d) stopped on %s, not the supervisor's (%s after %.1f s%s); "
+                "starting another%s",
                 slot,
                 worker.pid,
                 _signal_name(signalled),
                 status,
                 lived,
+                f", before accepting, {stops} in a row" if delay else "",
+                f" in {delay:.1f} s" if delay else "",
             )
             del self.workers[slot]
-            self._restart_later(slot, 0.0)
+            self._restart_later(slot, delay)
             return
         if not self._served and self.watcher is None:
             self._never_started.add(slot)
