@@ -9,6 +9,7 @@ presence, a Redis stopped and started again, a process killed.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -349,6 +350,53 @@ async def test_a_server_detached_from_a_shared_memory_broker_stays_out_of_it() -
     shared.count(gone, "news", 0)
     assert gone not in shared._counts and "news" not in shared._topics
     assert shared.publish(staying, "news", "hello") and shared.stats.received == 0
+
+
+async def test_an_async_listener_told_as_the_topics_close_is_not_started_after_them() -> None:
+    # An async broker-state listener starts one loop turn after it is told
+    # (38c00a5): one told in the turn of Topics.close() started after close()
+    # had cancelled the listeners under way, and ran on, its server closed.
+    from wsserver.server.topics import Topics
+
+    topics = Topics(MemoryBroker())
+    await topics.start()
+    ran: list[bool] = []
+
+    runs: list[Coroutine[None, None, None]] = []
+
+    async def resync(up: bool) -> None:
+        ran.append(up)
+
+    topics.on_broker_state(lambda up: runs.append(resync(up)) or runs[-1])
+    topics.broker_state(False)
+    await topics.close()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert ran == [] and not topics._telling
+    # (Closed, not left for Python's "coroutine ... was never awaited".)
+    assert [inspect.getcoroutinestate(run) for run in runs] == ["CORO_CLOSED"]
+
+
+def test_an_async_listener_told_once_its_loop_closed_is_said_and_not_left_unawaited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from wsserver.server.topics import Topics
+
+    loop = asyncio.new_event_loop()
+    topics = Topics(MemoryBroker())
+    loop.run_until_complete(topics.start())
+    loop.close()
+
+    runs: list[Coroutine[None, None, None]] = []
+
+    async def resync(up: bool) -> None:
+        pass
+
+    topics.on_broker_state(lambda up: runs.append(resync(up)) or runs[-1])
+    topics.broker_state(False)
+    assert [inspect.getcoroutinestate(run) for run in runs] == ["CORO_CLOSED"]
+    (record,) = [r for r in caplog.records if "listener" in r.getMessage()]
+    assert "closed" in str(record.exc_info and record.exc_info[1])
 
 
 def debug_loop() -> asyncio.AbstractEventLoop:

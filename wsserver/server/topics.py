@@ -16,7 +16,7 @@ import inspect
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ..broker.base import Broker
@@ -77,12 +77,15 @@ class Topics:
         #: the loop references may be collected before it ends).
         self._telling: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Closed: a listener's run told in close()'s turn is not started after it.
+        self._closed = False
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.broker.attach(self)
 
     async def close(self) -> None:
+        self._closed = True
         await self.broker.detach(self)
         for task in list(self._telling):  # (a resync still under way as the server stops)
             task.cancel()
@@ -192,15 +195,22 @@ class Topics:
                 assert loop is not None  # (told only once started: the broker is attached)
                 # (Thread-safe: a listener may be added from another thread,
                 # a SyncTestClient's caller.)
-                loop.call_soon_threadsafe(
-                    self._start_listener, self._run_listener(listener, result)
-                )
+                try:
+                    loop.call_soon_threadsafe(self._start_listener, listener, result)
+                except RuntimeError:  # (its loop closed: said below, and not "never awaited")
+                    if inspect.iscoroutine(result):
+                        result.close()
+                    raise
         except Exception:
             logger.exception("broker state listener %r failed", listener)
 
-    def _start_listener(self, run: Coroutine[None, None, None]) -> None:
+    def _start_listener(self, listener: Callable[[bool], object], run: Awaitable[object]) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(run)
+        if self._closed:  # (told in the turn the topics closed: cancelled as those under way)
+            if inspect.iscoroutine(run):
+                run.close()
+            return
+        task = self._loop.create_task(self._run_listener(listener, run))
         self._telling.add(task)
         task.add_done_callback(self._telling.discard)
 
