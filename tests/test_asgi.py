@@ -1467,6 +1467,43 @@ async def test_a_receive_waiting_while_the_response_starts_gets_the_body_read_ah
     writer.close()
 
 
+@pytest.mark.parametrize("apart", [False, True])
+async def test_a_body_that_comes_whole_is_one_request_event(run_asgi: Any, apart: bool) -> None:
+    # A Content-Length body all at hand was two events: the body with
+    # "more_body": True, then an empty last one, where uvicorn gives one (an
+    # application that reads once, as many small ones do, saw more coming).
+    events: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        while True:
+            event = await receive()
+            events.append(event)
+            if not event.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+    if apart:
+        writer.write(head)
+        await asyncio.sleep(0.2)
+        writer.write(b"hello")
+    else:
+        writer.write(head + b"hello")
+    answer = await asyncio.wait_for(reader.readuntil(b"ok"), TIMEOUT)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert events == [{"type": "http.request", "body": b"hello", "more_body": False}], events
+    # (And the connection is kept for the next request.)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await asyncio.wait_for(reader.readuntil(b"ok"), TIMEOUT)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    writer.close()
+
+
 async def test_a_receive_cancelled_leaves_the_other_waiting_one_its_event(
     run_asgi: Any,
 ) -> None:
@@ -1497,7 +1534,8 @@ async def test_a_receive_cancelled_leaves_the_other_waiting_one_its_event(
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert head.startswith(b"HTTP/1.1 200 "), head
     writer.close()
-    assert outcome == [{"type": "http.request", "body": b"0123456789", "more_body": True}], outcome
+    # (The whole body, its end with it: see test_a_body_that_comes_whole_is_one_request_event.)
+    assert outcome == [{"type": "http.request", "body": b"0123456789", "more_body": False}], outcome
 
 
 @pytest.mark.parametrize("pipelined", [True, False])

@@ -1965,16 +1965,25 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return None
             kind = type(event)
             if kind is h11.Data:
-                if self._reading_body and deadlines is not None:
-                    deadlines.add(self)  # it comes: open_timeout for its next piece
                 self._body_pieces += 1
-                return bytes(event.data), True  # type: ignore[union-attr]
+                data = bytes(event.data)  # type: ignore[union-attr]
+                if getattr(h._reader, "_remaining", None) != 0:  # (h11 is pinned to 0.16)
+                    if self._reading_body and deadlines is not None:
+                        deadlines.add(self)  # it comes: open_timeout for its next piece
+                    return data, True
+                # A Content-Length body's last bytes: its end is at hand, and
+                # said with them (one event for a body that came whole, as
+                # uvicorn gives).
+                event = self._next_event(h)
+                kind = type(event)
+            else:
+                data = b""
             if kind is h11.EndOfMessage:
                 if self._reading_body:
                     self._reading_body = False
                     self._stop_open_timer()
                 self._body_taken()
-                return b"", False
+                return data, False
             if event is not h11.NEED_DATA:
                 return None  # ConnectionClosed
             if self._reading_body and deadlines is not None:
@@ -2101,7 +2110,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if kind is h11.Data:
                 ahead.append((bytes(event.data), True))  # type: ignore[union-attr]
             elif kind is h11.EndOfMessage:
-                ahead.append((b"", False))
+                if ahead and ahead[-1][1]:  # (its last piece, not taken yet, says the end)
+                    ahead[-1] = (ahead[-1][0], False)
+                else:
+                    ahead.append((b"", False))
                 return False
             else:
                 return True  # NEED_DATA
