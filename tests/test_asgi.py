@@ -1468,20 +1468,32 @@ async def test_a_receive_waiting_while_the_response_starts_gets_the_body_read_ah
 
 
 @pytest.mark.parametrize("apart", [False, True])
-async def test_a_body_that_comes_whole_is_one_request_event(run_asgi: Any, apart: bool) -> None:
+@pytest.mark.parametrize("answer_first", [False, True])
+async def test_a_body_that_comes_whole_is_one_request_event(
+    run_asgi: Any, apart: bool, answer_first: bool
+) -> None:
     # A Content-Length body all at hand was two events: the body with
     # "more_body": True, then an empty last one, where uvicorn gives one (an
     # application that reads once, as many small ones do, saw more coming).
+    # (Also when the answer starts first: the body is read ahead then.)
     events: list[dict[str, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await lifespan_unsupported(scope):
             return
+        first = answer_first and scope["method"] == "POST"
+        if first:
+            await asyncio.sleep(0.4)  # (the body here)
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b"o", "more_body": True})
         while True:
             event = await receive()
             events.append(event)
             if not event.get("more_body"):
                 break
+        if first:
+            await send({"type": "http.response.body", "body": b"k"})
+            return
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -1494,10 +1506,12 @@ async def test_a_body_that_comes_whole_is_one_request_event(run_asgi: Any, apart
         writer.write(b"hello")
     else:
         writer.write(head + b"hello")
-    answer = await asyncio.wait_for(reader.readuntil(b"ok"), TIMEOUT)
+    end = b"k\r\n0\r\n\r\n" if answer_first else b"ok"
+    answer = await asyncio.wait_for(reader.readuntil(end), TIMEOUT)
     assert answer.startswith(b"HTTP/1.1 200 "), answer
     assert events == [{"type": "http.request", "body": b"hello", "more_body": False}], events
     # (And the connection is kept for the next request.)
+    events.clear()
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     answer = await asyncio.wait_for(reader.readuntil(b"ok"), TIMEOUT)
     assert answer.startswith(b"HTTP/1.1 200 "), answer
