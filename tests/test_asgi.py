@@ -477,6 +477,36 @@ async def test_a_denial_is_framed_by_the_server(
         expect_logged_error(caplog, "ASGI application failed")
 
 
+async def test_an_unknown_message_after_a_denial_is_the_apps_mistake_not_a_disconnect(
+    run_asgi: Any,
+) -> None:
+    # After the app's denial, any message raised ClientDisconnected ("the
+    # WebSocket is closed"), a misspelt type too: the app's mistake read as
+    # the client's leaving (which a framework swallows). A close stays
+    # nothing to do, and a send the ClientDisconnected www.rst asks for.
+    raised: dict[str, BaseException] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        await receive()
+        await send({"type": "websocket.close"})  # (denied: 403)
+        await send({"type": "websocket.close"})
+        for kind in ("websocket.sendd", "websocket.send"):
+            try:
+                await send({"type": kind, "text": "x"})
+            except Exception as exc:
+                raised[kind] = exc
+
+    server = await run_asgi(app)
+    raw = await exchange(server.port, upgrade_request())
+    assert raw.startswith(b"HTTP/1.1 403 "), raw
+    await wait_for(lambda: len(raised) == 2, what="the app's sends")
+    assert type(raised["websocket.sendd"]) is RuntimeError, raised
+    assert "websocket.sendd" in str(raised["websocket.sendd"])
+    assert isinstance(raised["websocket.send"], ClientDisconnected), raised
+
+
 @pytest.mark.parametrize("last", ["body", "trailers"])
 async def test_a_response_shorter_than_its_length_closes_its_connection_at_once(
     run_asgi: Any, last: str

@@ -58,6 +58,18 @@ class Phase(enum.Enum):
 
 _ACCEPTED = Phase.ACCEPTED
 
+#: The messages an application sends (www.rst): once closed, any of them raises
+#: ClientDisconnected (a close does nothing); another type is the application's mistake.
+_MESSAGES = frozenset(
+    {
+        "websocket.accept",
+        "websocket.send",
+        "websocket.close",
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    }
+)
+
 
 class WebSocketSession:
     """The ``receive``/``send`` pair of one WebSocket connection, and the run of the app on it.
@@ -314,6 +326,8 @@ class WebSocketSession:
                 # once accepted, a close is nothing to do (a framework's
                 # denial, or its close in a finally block, must not raise).
                 return
+            if kind not in _MESSAGES:  # (a misspelt type: the app's mistake, not the client's)
+                raise RuntimeError(f"unexpected ASGI message {kind!r} (the connection is closed)")
             raise ClientDisconnected("the WebSocket is closed", self)
         # An application may answer before it took websocket.connect (FastAPI
         # refusing in a dependency does).
