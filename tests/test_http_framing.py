@@ -177,7 +177,9 @@ async def test_an_upgrade_requests_body_is_not_read_as_frames(server: Server) ->
     [
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\na",
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
-        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffff\r\nab",
+        # (A chunk of nearly max_body_size: one announcing more gets its 413 at
+        # once, test_a_chunk_announcing_more_than_max_body_size_gets_413_...)
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffff\r\nab",
     ],
 )
 async def test_a_body_that_stops_coming_is_dropped_at_open_timeout(
@@ -805,6 +807,33 @@ async def test_a_control_character_in_a_chunk_extension_is_refused(
     body = b'3;a="b\tc"\r\nabc\r\n0\r\n\r\n'
     answer = await exchange(server.port, head + body, wait=1.5)
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"POST / 3<still open>"), answer
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"200000\r\n",  # (2 MiB announced, nothing of it sent yet)
+        b"200000\r\n" + b"x" * 100,  # (100 bytes of it sent)
+        b"80000\r\n" + b"x" * 0x80000 + b"\r\n80001\r\n",  # (the second one's size)
+        b"ffffffffffffffffffff\r\n",  # (the most hex digits h11 reads)
+    ],
+)
+async def test_a_chunk_announcing_more_than_max_body_size_gets_413_at_its_size_line(
+    server: Server, body: bytes
+) -> None:
+    # As a Content-Length over max_body_size is refused at the head: a chunk
+    # whose size line announces more than is left of the limit was taken
+    # until that much had come (the client held for all of it), or until
+    # open_timeout for a client that sends it slowly. (The client here keeps
+    # its connection open: first_response() waits for the answer.)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = await first_response(server.port, head + body)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
+    assert b"\r\nconnection: close\r\n" in answer.lower(), answer
+    # A body of the limit's size, in two chunks, is taken.
+    body = b"80000\r\n" + b"x" * 0x80000 + b"\r\n80000\r\n" + b"y" * 0x80000 + b"\r\n0\r\n\r\n"
+    answer = await first_response(server.port, head + body)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"POST / 1048576"), answer
 
 
 def big_then_close_asgi(size: int) -> Any:

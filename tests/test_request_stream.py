@@ -245,6 +245,37 @@ class TestStreamedRequestBody:
             assert (r.status_code, r.json()["size"]) == (200, 10)
         assert not [r.getMessage() for r in caplog.records if r.name.startswith("wsserver")]
 
+    async def test_a_chunk_announcing_more_than_the_routes_limit_gets_413_at_its_size_line(
+        self, run_server: StartServer
+    ) -> None:
+        # As a Content-Length over the limit is refused before the handler
+        # runs: a chunk whose size line announces more than is left of it was
+        # read on until that much had come. Now the handler's read raises at
+        # the size line (nothing of the chunk sent; the client waits).
+        routes, seen = upload_routes(max_body_size=10)
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"8\r\n12345678\r\n"
+        )
+        await wait_for(lambda: seen == [8])
+        writer.write(b"3\r\n")  # (11 bytes in all)
+        head, _ = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 413 ")
+        assert b"connection: close" in head.lower()
+        assert seen == [8, "RequestTooLarge"]
+        writer.close()
+        # One within it is read whole.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"8\r\n12345678\r\n2\r\n90\r\n0\r\n\r\n"
+        )
+        head, body = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 200 ") and stdlib_json.loads(body)["size"] == 10
+        writer.close()
+
     async def test_a_routes_limit_for_a_body_read_whole(self, run_server: StartServer) -> None:
         routes = Router()
 

@@ -303,12 +303,15 @@ class HttpCycle:
         """The next ``http.request`` piece of the body, then ``http.disconnect``."""
         connection = self.connection
         if not self._body_done and not connection.closing and not self.response_complete:
-            piece = await connection.receive_body()
+            limit = self.max_body_size
+            piece = await connection.receive_body(
+                None if limit is None else limit - self._body_received
+            )
             if piece is not None:
                 data, more = piece
                 self._body_received += len(data)
-                limit = self.max_body_size
-                if limit is not None and self._body_received > limit:
+                # (With what a chunk's size line announced: refused at that line.)
+                if limit is not None and self._body_received + connection.body_announced() > limit:
                     self._too_large()
                     return {"type": "http.disconnect"}
                 self._body_done = not more

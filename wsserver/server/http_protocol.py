@@ -244,6 +244,15 @@ def _trailers_over(h: h11.Connection, limit: int) -> bool:
     return _HEAD_END.search(data, start, start + limit) is None
 
 
+def _chunk_left(h: h11.Connection) -> int:
+    """The bytes of the chunk being read that its size line announced and
+    that have not come yet: 0 between chunks, or for a body not chunked.
+    (h11's reader, pinned 0.16, holds them from the size line on, before any
+    of the chunk's data came.)"""
+    reader: Any = h._reader
+    return reader._bytes_in_chunk if type(reader) is ChunkedReader else 0
+
+
 def _chunk_extensions_next(h: h11.Connection) -> bytes:
     """The chunk extensions (``;name=value`` after a chunk's size, which h11
     reads past) of a chunk's size line that h11 holds whole and takes at its
@@ -804,6 +813,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.http_error(bad_request_status(exc), bad_request_message(exc))
                 return
             if event is h11.NEED_DATA:
+                if self._awaiting_body and self._body_over(self._body_buffer is None):
+                    return  # (a chunk's size line announced too much)
                 if self._turn_paused:  # (all answered: read on)
                     self._turn_paused = False
                     transport.resume_reading()
@@ -858,12 +869,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self._body_size += len(data)
                 self._arm_open_timer()  # a body that comes has open_timeout for its next piece
                 parts = self._body_buffer
-                limit = self._body_limit(parts is None)
-                if limit is not None and self._body_size > limit:
-                    if self._error_answer_only():
-                        self._answer_leaving_the_body()  # its answer, not a 413
-                    else:
-                        self._body_too_large()
+                if self._body_over(parts is None):
                     return
                 if parts is not None:
                     parts += data
@@ -1173,6 +1179,21 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return self.config.max_header_size
         found = self._found
         return self._limit_of(found.route if found is not None else None)
+
+    def _body_over(self, dropped: bool) -> bool:
+        """Whether the body read (and, ``dropped``, dropped) so far, with what
+        the size line of the chunk being read announced still to come, is over
+        its :meth:`_body_limit`: then it is answered (413, or the error answer
+        it gets), as a ``Content-Length`` over it is at the head, not once
+        that much has come."""
+        limit = self._body_limit(dropped)
+        if limit is None or self._body_size + _chunk_left(self._h11) <= limit:
+            return False
+        if self._error_answer_only():
+            self._answer_leaving_the_body()  # its answer, not a 413
+        else:
+            self._body_too_large()
+        return True
 
     def _limit_of(self, route: Route | None) -> int | None:
         """The ``max_body_size`` of ``route``'s requests."""
@@ -1924,8 +1945,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return (name, None)
         return None
 
-    async def receive_body(self) -> tuple[bytes, bool] | None:
+    def body_announced(self) -> int:
+        """The bytes of the request body still to come that the size line of the
+        chunk being read announced (0 between chunks, or for a body not
+        chunked): a reader with a limit refuses the body at that line, as it
+        would a ``Content-Length`` over it."""
+        return _chunk_left(self._h11)
+
+    async def receive_body(self, room: int | None = None) -> tuple[bytes, bool] | None:
         """The next piece of the request body and whether more follows; None if the client left.
+
+        ``room``: how much more of the body the caller takes (None: any). A
+        chunk whose size line announces more is not waited for: ``(b"", True)``
+        comes back at once, and :meth:`body_announced` says it, for the caller
+        to refuse the body.
 
         Answers ``Expect: 100-continue`` the first time. Past what was read
         ahead while the application worked (``max_header_size`` bytes, see
@@ -1986,6 +2019,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 return data, False
             if event is not h11.NEED_DATA:
                 return None  # ConnectionClosed
+            if room is not None and _chunk_left(h) > room:
+                return b"", True  # (refused by the caller: more than it takes)
             if self._reading_body and deadlines is not None:
                 # The client's time for the next piece runs from now: what
                 # the application took to ask is not the client's.

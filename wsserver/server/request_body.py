@@ -60,14 +60,16 @@ class RequestBody:
             if connection is None or connection.cycle != self._cycle:
                 self._gone(connection)
                 break
-            piece = await connection.receive_body()
+            limit = self._limit
+            piece = await connection.receive_body(None if limit is None else limit - self._received)
             if piece is None:
                 self._gone(connection)
                 break
             data, more = piece
             self._done = not more
             self._received += len(data)
-            if self._limit is not None and self._received > self._limit:
+            # (With what a chunk's size line announced: refused at that line.)
+            if limit is not None and self._received + connection.body_announced() > limit:
                 self._fail(RequestTooLarge, f"the request's body is over {self._limit} bytes")
             if data:
                 return data
