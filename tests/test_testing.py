@@ -301,6 +301,39 @@ async def test_iteration_ends_on_a_normal_close() -> None:
         assert ws.close_code == 1000 and not ws.open
 
 
+def peer_left_routes() -> Router:
+    """A room whose handler sends to a peer that left: that peer's
+    ConnectionClosedOK escapes it, the sender's connection's failure (1011)."""
+    routes = Router()
+    peers: list[WebSocket] = []
+
+    @routes.websocket("/room")
+    async def room(request: Request, ws: WebSocket) -> None:
+        peers.append(ws)
+        async for message in ws:
+            for peer in peers:
+                await peer.send(message)
+
+    return routes
+
+
+async def test_iteration_raises_what_the_application_raised_even_a_connection_closed_ok() -> None:
+    # The application's exception, raised by receive() where its 1011 would
+    # show, was taken by ``async for`` for the connection's normal close when
+    # it was a ConnectionClosedOK (another connection's, escaping the
+    # handler): the iteration ended quietly, the failure lost with it.
+    async with TestClient(peer_left_routes()) as client:
+        async with client.websocket("/room"):
+            pass  # (the first one leaves)
+        ws = await client.websocket("/room")
+        await ws.send("hi")
+        with pytest.raises(ConnectionClosedOK, match="1000") as caught:
+            async for _ in ws:
+                pass
+        assert ws.close_code == 1011
+        assert caught.value.code == 1000  # (the peer's close, not this connection's)
+
+
 # ==================================================================== chat
 
 

@@ -28,13 +28,19 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket as StarletteWebSocket
 
 from examples import chat, echo, secure
-from wsserver import ConnectionClosedError, Request, Router, Server, WebSocket
+from wsserver import ConnectionClosedError, ConnectionClosedOK, Request, Router, Server, WebSocket
 from wsserver.errors import LifespanFailure
 from wsserver.response import Response, text
 from wsserver.testing import HandshakeDenied
 from wsserver.testing_sync import SyncTestClient, SyncWebSocket
 
-from .test_testing import Bug, _basic_auth_app, _redirecting_routes, failing_routes
+from .test_testing import (
+    Bug,
+    _basic_auth_app,
+    _redirecting_routes,
+    failing_routes,
+    peer_left_routes,
+)
 
 THREAD_NAME = "wsserver-sync-test-client"
 
@@ -226,6 +232,19 @@ def test_iteration_timeouts_and_cookies() -> None:
         client.get("/login")
         assert client.cookies == {"session": "abc"}
         assert client.get("/me").text == "abc"
+
+
+def test_iteration_raises_the_application_s_connection_closed_ok() -> None:
+    # (As the async client's: not taken for this connection's normal close.)
+    with SyncTestClient(peer_left_routes()) as client:
+        with client.websocket("/room"):
+            pass
+        ws = client.websocket("/room")
+        ws.send("hi")
+        with pytest.raises(ConnectionClosedOK, match="1000"):
+            for _ in ws:
+                pass
+        assert ws.close_code == 1011
 
 
 def test_a_streamed_response_closes_as_httpx_s() -> None:

@@ -1904,22 +1904,33 @@ class ClientWebSocket:
                 (With TestClient's ``raise_server_exceptions``, what the
                 application raised on this connection comes instead.)
         """
+        message = await self._next(timeout)
+        if message is None:
+            raise self._closed()
+        return message
+
+    async def _next(self, timeout: float | None) -> str | bytes | None:
+        """The next message; None once the connection is closed and every
+        message was received (the application's failure raised first)."""
         if self._waiter is not None:
             raise ConcurrencyError("receive() is already waiting for a message")
         async with _within(self.timeout if timeout is None else timeout, "no message came"):
             while not self._messages:
                 if self._close_received or self._pipe.lost:
                     self._raise_failure()
-                    raise closed_error(
-                        1006 if self.close_code is None else self.close_code,
-                        self.close_reason or "",
-                    )
+                    return None
                 self._waiter = self.loop.create_future()
                 try:
                     await self._waiter
                 finally:
                     self._waiter = None
         return self._messages.popleft()
+
+    def _closed(self) -> ConnectionClosed:
+        """The ConnectionClosed of the connection's close (1006: lost without a frame)."""
+        return closed_error(
+            1006 if self.close_code is None else self.close_code, self.close_reason or ""
+        )
 
     async def receive_text(self, timeout: float | None = None) -> str:
         """The next message, which must be text."""
@@ -1966,10 +1977,15 @@ class ClientWebSocket:
         Raises:
             ConnectionClosedError: the server closed with another code.
         """
-        try:
-            return await self.receive()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
+        # (Not by catching receive()'s ConnectionClosedOK: the application's
+        # own, another connection's escaping a handler, is raised there too.)
+        message = await self._next(None)
+        if message is not None:
+            return message
+        closed = self._closed()
+        if isinstance(closed, ConnectionClosedOK):
+            raise StopAsyncIteration
+        raise closed
 
     # ------------------------------------------------- the server's frames
 
