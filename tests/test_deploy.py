@@ -2522,6 +2522,47 @@ async def test_a_response_written_is_sent_whole_before_the_shutdown_ends(
     assert len(body) == 8 << 20, (head, len(body))
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+@pytest.mark.parametrize("code", [1001, 1012])
+async def test_a_response_still_going_out_gets_no_503_after_it(code: int, tls: bool) -> None:
+    # The test above closes while the handler works; here it has answered,
+    # its 8 MiB still in the write buffer for a client reading it, the
+    # connection kept alive, and the client sent an empty line after its
+    # request (RFC 9112 2.2: a server ignores it; old clients send one after
+    # a POST's body), unread while the answer goes out: the shutdown took it
+    # for a request begun, and wrote an unasked 503 after the body (a client
+    # that reuses the connection takes it for its next answer).
+    server_tls, client_tls = tls_contexts() if tls else (None, None)
+    server = serve(
+        _drain_routes(), "127.0.0.1", 0, ping_interval=None, timeout_keep_alive=30, ssl=server_tls
+    )
+    await server.start()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # (most of it waits for it)
+    client.connect(("127.0.0.1", server.port))
+    reader, writer = await asyncio.open_connection(
+        sock=client, ssl=client_tls, server_hostname="127.0.0.1" if tls else None
+    )
+    writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)).startswith(
+        b"HTTP/1.1 200"
+    )
+    await wait_for(
+        lambda: (
+            not server.app_tasks
+            and not any(
+                p.http_task is not None and not p.http_task.done() for p in server.connections
+            )
+        ),
+        what="the handler's end",
+    )
+    closing = asyncio.create_task(server.close(code=code))
+    got = await _to_the_end(reader)
+    await asyncio.wait_for(closing, TIMEOUT)
+    writer.close()
+    assert len(got) == 8 << 20, got[8 << 20 :][:200]
+
+
 async def test_a_restart_serves_the_connection_accepted_as_it_began() -> None:
     """A connection arriving as a worker retires (close(code=1012)) is served: by the old
     worker if it was accepting it, else (left in the shared socket's queue) by the new one."""

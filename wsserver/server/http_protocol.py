@@ -973,6 +973,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             h.receive_data(data)
         if closed:
             h.receive_data(b"")  # (h11's end of file)
+        elif not data and self._cycle and not self._idle:
+            # Nothing after them, between requests: kept alive still (the
+            # keep-alive rule, not a request's open_timeout; no request
+            # under way for a shutdown to answer or a restart to wait for).
+            self._wait_idle()
         return True
 
     def _start_request(self, event: h11.Request) -> bool:
@@ -2791,9 +2796,19 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if h.our_state is h11.SEND_RESPONSE:
             return True  # a request under way, not answered yet
         if h.our_state is h11.IDLE:
+            if self._idle:  # (kept alive: a next request held while an answer goes out?)
+                return self._next_request_held()
             # A new connection (nothing answered yet), or a request arriving.
-            return not self.status or bool(h.trailing_data[0]) or h.their_state is not h11.IDLE
+            return not self.status or self._next_request_held() or h.their_state is not h11.IDLE
         return False
+
+    def _next_request_held(self) -> bool:
+        """Whether h11 holds a byte of a next request, unparsed: not empty
+        lines alone, which RFC 9112 2.2 has a server ignore where a request
+        line is due (old clients send one after a POST's body), and which
+        wait there while an answer before them goes out (writing paused)."""
+        held = self._h11._receive_buffer._data  # (h11 is pinned to 0.16)
+        return bool(held) and bool(held.lstrip(b"\r\n"))
 
     def tasks(self) -> list[asyncio.Task[None]]:
         """The application's tasks at work on this connection (handler, hook, ASGI app)."""
@@ -2877,7 +2892,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self.lost or self._transport_closing or (task is not None and not task.done()):
             return False
         h = self._h11
-        return h.their_state is h11.IDLE and not h.trailing_data[0]
+        return h.their_state is h11.IDLE and not self._next_request_held()
 
     def answer_cut_off(self, task: asyncio.Task[Any]) -> bool:
         """Answer 503 if the shutdown cancelled ``task`` (past ``shutdown_timeout``)
