@@ -1405,6 +1405,64 @@ async def test_an_on_shutdown_hook_that_goes_on_when_cancelled_does_not_hold_the
     assert b"on_shutdown hook drain went on when cancelled" in err
 
 
+EXITING_SHUTDOWN_HOOK = """
+import sys
+from pathlib import Path
+
+from wsserver import Router
+
+HERE = Path(__file__).parent
+routes = Router()
+
+
+@routes.on_startup
+async def started(server):
+    (HERE / "started").touch()
+
+
+@routes.on_shutdown
+async def flush(server):
+    sys.exit(4)
+
+
+@routes.on_shutdown
+async def close_pool(server):
+    (HERE / "closed").touch()
+"""
+
+
+async def test_sys_exit_in_an_on_shutdown_hook_keeps_its_code_and_says_so(
+    tmp_path: Path,
+) -> None:
+    # Since each hook runs in a task of its own (a15868f), its SystemExit
+    # left the event loop from that task: the process exited 4 without a
+    # word, the hooks after it and the "stopped" line gone unsaid.
+    (tmp_path / "exiting_app.py").write_text(EXITING_SHUTDOWN_HOOK)
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "wsserver", "exiting_app:routes", "--app-dir", str(tmp_path)),
+        "--port",
+        "0",
+        cwd=ROOT,
+        env=child_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_for(lambda: (tmp_path / "started").exists(), what="the start")
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 3 * TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    said = err.decode()
+    assert proc.returncode == 4, said  # (the hook's own code, kept)
+    assert not (tmp_path / "closed").exists()
+    (line,) = [line for line in said.splitlines() if "on_shutdown hook flush" in line]
+    assert "sys.exit(4)" in line and "close_pool" in line, said
+
+
 async def test_sighup_to_a_single_process_is_a_graceful_shutdown() -> None:
     # It killed the process at once (the default action: exit 129, clients
     # cut off, no lifespan shutdown), as systemd's ExecReload=kill -HUP would.

@@ -468,9 +468,11 @@ class Server:
         # shutdown's, and what a hook sets (a ContextVar) the next one sees,
         # as when they ran in the shutdown's task.
         context = contextvars.copy_context()
-        for hook in self.router.shutdown_hooks:
+        hooks = self.router.shutdown_hooks
+        for index, hook in enumerate(hooks):
             name = getattr(hook, "__qualname__", repr(hook))
-            running = self.loop.create_task(_awaited(hook(self)), context=context)
+            after = [getattr(h, "__qualname__", repr(h)) for h in hooks[index + 1 :]]
+            running = self.loop.create_task(_exit_said(hook(self), name, after), context=context)
             try:
                 await asyncio.wait([running], timeout=limit)
             except asyncio.CancelledError:
@@ -1898,9 +1900,26 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
 ASGI_DEFAULTS = {"compression": "deflate"}
 
 
-async def _awaited(awaitable: Awaitable[object]) -> None:
-    """Await ``awaitable`` (a hook's, in a task of its own)."""
-    await awaitable
+async def _exit_said(awaitable: Awaitable[object], name: str, after: list[str]) -> None:
+    """Await on_shutdown hook ``name``'s ``awaitable`` (in a task of its own).
+
+    A sys.exit() there leaves the event loop from that task: the process
+    ends, with the hook's exit code, the hooks ``after`` it and the rest of
+    the shutdown undone. Said first (at WARNING: not a failure), as nothing
+    else says it."""
+    try:
+        await awaitable
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        logger.warning(
+            "on_shutdown hook %s called sys.exit(%r): the process exits now (exit code %d), "
+            "the rest of the shutdown undone (%s)",
+            name,
+            exc.code,
+            code,
+            f"on_shutdown hooks not run: {', '.join(after)}" if after else "no hook after it",
+        )
+        raise
 
 
 async def _cancel_and_wait(task: asyncio.Task[None], what: str) -> None:
