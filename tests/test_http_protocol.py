@@ -177,6 +177,48 @@ async def test_shutdown_while_on_connect_decides_answers_503_only() -> None:
     writer.close()
 
 
+async def test_handlers_cut_off_past_the_shutdown_s_grace_are_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # uvicorn says "Cancel 3 running task(s), timeout graceful shutdown
+    # exceeded" (at ERROR); wsserver cancelled them without a word, so a stop
+    # that took all of shutdown_timeout said nothing of why (what to fix, or
+    # that --shutdown-timeout is too short for it).
+    from wsserver import serve
+
+    routes = Router()
+    entered: list[str] = []
+
+    @routes.get("/poll")
+    async def poll(request: Request) -> Any:
+        entered.append("poll")
+        await asyncio.sleep(60)
+
+    @routes.websocket("/feed")
+    async def feed(request: Request, ws: WebSocket) -> None:
+        entered.append("feed")
+        await asyncio.sleep(60)  # (the shutdown's 1001 not heard)
+
+    server = serve(
+        routes, "127.0.0.1", 0, ping_interval=None, shutdown_timeout=0.3, close_timeout=0.5
+    )
+    await server.start()
+    clients = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+    requests = [b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n"] * 2 + [upgrade_request("/feed")]
+    for (_, writer), request in zip(clients, requests, strict=True):
+        writer.write(request)
+    await wait_for(lambda: len(entered) == 3, what="the three handlers")
+    await asyncio.wait_for(server.close(), 5)
+    for _, writer in clients:
+        writer.close()
+    said = [r for r in caplog.records if "still running" in r.getMessage()]
+    assert [r.getMessage() for r in said] == [
+        "shutdown: 3 handlers still running after shutdown_timeout (0.3 s): cancelled: "
+        "the application's task for /poll (2), the WebSocket handler of /feed"
+    ]
+    assert said[0].levelname == "WARNING"
+
+
 async def test_a_control_character_in_any_header_value_gives_400(run_server: StartServer) -> None:
     routes = Router()
 

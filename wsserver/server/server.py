@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import errno
@@ -18,7 +19,7 @@ import stat
 import time
 import types
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, cast
 
 from ..app.request import Request
@@ -1047,6 +1048,20 @@ class Server:
         }
         tasks = await self._wait_for_tasks(tasks, deadline)
         self.cut_off = tasks
+        if tasks:
+            # (uvicorn's "Cancel N running task(s), timeout graceful shutdown
+            # exceeded": why the stop took all its grace, and whose work.)
+            logger.warning(
+                "shutdown: %d handler%s still running %s: cancelled: %s",
+                len(tasks),
+                "" if len(tasks) == 1 else "s",
+                f"after shutdown_timeout ({grace:g} s)"
+                if timeout is None
+                else "in a quick shutdown"
+                if not timeout
+                else f"after close()'s timeout ({grace:g} s)",
+                _what_tasks(tasks),
+            )
         for task in tasks:
             task.cancel()
         if tasks:
@@ -1596,6 +1611,19 @@ def _what_task(task: asyncio.Task[Any]) -> str:
             return f"the WebSocket handler of {printable(path)}"
         return f"the application's task for {printable(path)}"
     return "an application task"
+
+
+def _what_tasks(tasks: Iterable[asyncio.Task[Any]], most: int = 5) -> str:
+    """What ``tasks`` serve (:func:`_what_task`), alike ones counted once
+    ("the WebSocket handler of /feed (120)"), the most frequent first, the
+    first ``most`` of them."""
+    counts = collections.Counter(_what_task(task) for task in tasks)
+    named = [
+        what if count == 1 else f"{what} ({count})"
+        for what, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    more = len(named) - most
+    return ", ".join(named[:most]) + (f" and {more} more" if more > 0 else "")
 
 
 def serve(
