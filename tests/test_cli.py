@@ -1694,6 +1694,51 @@ async def test_a_bad_worker_start_timeout_variable_gets_one_line_naming_it(
     assert not os.path.exists(socket_path) and "listening on" not in err, err
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (("--port", "80a"), {}, "--port: expected a port number from 0 to 65535, not '80a'"),
+        (("--workers", "0"), {}, "worker processes from 1 to 1024, not '0'"),
+        (("--fd", "x"), {}, "--fd: expected a file descriptor number (0 or more), not 'x'"),
+        (("--ws-per-message-deflate", "maybe"), {}, "expected true or false, not 'maybe'"),
+        (
+            ("--reload-delay", "-1"),
+            {},
+            "--reload-delay: expected a number of seconds above 0, not '-1'",
+        ),
+        (
+            (),
+            {"WEBSOCKET_PORT": "80a"},
+            "WEBSOCKET_PORT: expected a port number from 0 to 65535, not '80a'",
+        ),
+        (
+            (),
+            {"WEB_CONCURRENCY": "x"},
+            "WEB_CONCURRENCY: expected a number of worker processes from 1 to 1024, not 'x'",
+        ),
+        (
+            ("--port", "0"),
+            {"WEB_CONCURRENCY": "2", "WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK": "x"},
+            "WEBSOCKET_TIMEOUT_WORKER_HEALTHCHECK: expected a number of seconds above 0, not 'x'",
+        ),
+        (
+            ("--port", "0"),
+            {"WEBSOCKET_WORKER_START_TIMEOUT": "5s"},
+            "WEBSOCKET_WORKER_START_TIMEOUT: expected a number of seconds above 0, not '5s'",
+        ),
+    ],
+)
+async def test_the_command_lines_own_flags_and_variables_quote_a_bad_value(
+    args: tuple[str, ...], env: dict[str, str], said: str
+) -> None:
+    # They said what they take and not what was given, where the settings'
+    # flags and variables say both ("--max-size: expected ..., not 'x'"): a
+    # variable set far away (a unit file, a Helm chart) was not shown.
+    code, err = await run_cli_to_end("examples.echo:routes", *args, env=env)
+    assert code == 2, err
+    assert said in err.strip().splitlines()[-1], err
+
+
 async def test_version() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "wsserver", "--version", stdout=asyncio.subprocess.PIPE

@@ -378,7 +378,7 @@ def _integer(low: int, high: int | None, accepted: str) -> Callable[[str], int]:
         except ValueError:
             value = low - 1
         if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"expected {accepted}")
+            raise argparse.ArgumentTypeError(f"expected {accepted}, not {text!r}")
         return value
 
     return read
@@ -417,7 +417,7 @@ def _positive_seconds(text: str) -> float:
     except ValueError:
         value = 0.0
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("expected a number of seconds above 0")
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, not {text!r}")
     return value
 
 
@@ -439,7 +439,7 @@ def _boolean(text: str) -> bool:
     try:
         return bool(Flag().parse(text))
     except ValueError:
-        raise argparse.ArgumentTypeError("expected true or false") from None
+        raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}") from None
 
 
 class AppLoadError(ValueError):
