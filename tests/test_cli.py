@@ -1739,6 +1739,20 @@ async def test_the_command_lines_own_flags_and_variables_quote_a_bad_value(
     assert said in err.strip().splitlines()[-1], err
 
 
+async def test_a_key_without_a_certificate_names_the_certificates_variable(
+    tmp_path: Path,
+) -> None:
+    # WEBSOCKET_SSL_KEYFILE alone was refused as "ssl_keyfile needs
+    # ssl_certfile (--ssl-certfile)": a flag, to someone who sets variables.
+    key = str(tmp_path / "key.pem")
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--port", "0", env={"WEBSOCKET_SSL_KEYFILE": key}
+    )
+    assert code == 2, err
+    said = f"ssl_keyfile {key!r} needs ssl_certfile (--ssl-certfile or WEBSOCKET_SSL_CERTFILE)"
+    assert err.strip().splitlines()[-1].endswith(said), err
+
+
 async def test_version() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "wsserver", "--version", stdout=asyncio.subprocess.PIPE

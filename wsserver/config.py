@@ -483,6 +483,11 @@ class Setting:
     aliases: tuple[str, ...] = ()
     env_aliases: tuple[str, ...] = ()
 
+    def where(self) -> str:
+        """Where it is set besides a keyword: its flag and its variable
+        (``--ssl-certfile or WEBSOCKET_SSL_CERTFILE``), for a message."""
+        return " or ".join(name for name in (self.flag, self.env) if name is not None)
+
     def from_environment(self, env: Mapping[str, str]) -> tuple[str, str] | None:
         """The variable of ``env`` that sets it, and its value: ``env``, else
         the first of ``env_aliases`` that is set; None when none is."""
@@ -1098,6 +1103,12 @@ def settings() -> Iterator[tuple[str, Setting]]:
     """Every setting's name and declaration, in the order of :class:`Config`."""
     for field in dataclasses.fields(Config):
         yield field.name, field.metadata["setting"]
+
+
+def declared(name: str) -> Setting:
+    """The declaration of the setting ``name``."""
+    setting: Setting = Config.__dataclass_fields__[name].metadata["setting"]
+    return setting
 
 
 def _check_names(values: Mapping[str, Any]) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from ..config import Config
+from ..config import Config, declared
 from ..errors import ConfigError
 from ..protocol.proxy_protocol import begins_proxy_header
 from ..protocol.tls_info import TLSInfo, rfc4514, validity
@@ -100,7 +100,10 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     """
     if config.ssl_certfile is None:
         if config.ssl_keyfile is not None:
-            raise ConfigError("ssl_keyfile needs ssl_certfile (--ssl-certfile)")
+            raise ConfigError(
+                f"ssl_keyfile {config.ssl_keyfile!r} needs ssl_certfile"
+                f" ({declared('ssl_certfile').where()})"
+            )
         if config.ssl_cert_reqs != ssl.CERT_NONE:
             # Client authentication asked for: plain ws:// would fail open (also
             # for serve(listen=False), which serves the sockets it is handed).
