@@ -622,6 +622,24 @@ async def test_a_broker_given_to_serve_is_not_read_from_the_environment(
         assert server.config.broker == "memory"
 
 
+@pytest.mark.parametrize("setting", ["ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "ssl_ciphers"])
+@pytest.mark.parametrize("blank", [" ", "\t", "  \n"])
+async def test_a_blank_tls_file_given_to_serve_is_refused_as_the_setting(
+    setting: str, blank: str
+) -> None:
+    # serve(app, ssl_certfile=" ") (os.environ.get("CERT", " ")) was taken as
+    # a file named " ", refused as "TLS: ssl_certfile  : No such file or
+    # directory", the blank out of sight; a blank ssl_ca_certs or ssl_ciphers
+    # was taken and said "set but ssl_certfile is not".
+    with pytest.raises(ConfigError) as refused:
+        serve(echo_routes(), "127.0.0.1", 0, **{setting: blank})
+    assert str(refused.value).startswith(f"{setting} must be ") and repr(blank) in str(
+        refused.value
+    ), refused.value
+    # (A password's blanks are its own.)
+    assert Config(ssl_keyfile_password=blank).ssl_keyfile_password == blank
+
+
 def test_invalid_override_raises_even_with_valid_env() -> None:
     with pytest.raises(ConfigError, match="max_queue"):
         Config.from_sources(env={"WEBSOCKET_MAX_QUEUE": "4"}, max_queue=-1)

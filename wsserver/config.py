@@ -340,8 +340,9 @@ def _root_path(value: str) -> bool:
 
 
 def _path(description: str, metavar: str = "PATH", *, empty_is_none: bool = True) -> Text:
-    """A non-empty string, or None (also for an empty text, unless not ``empty_is_none``)."""
-    kind = Text(description, lambda value: bool(value), none_ok=True, metavar=metavar)
+    """A string not empty nor blank (a name of blanks alone is a template's
+    slip, not a file), or None (also for an empty text, unless not ``empty_is_none``)."""
+    kind = Text(description, lambda value: bool(value.strip()), none_ok=True, metavar=metavar)
     kind.empty_is_none = empty_is_none
     return kind
 
@@ -352,6 +353,7 @@ def _password() -> Text:
     blanks around it (not a line break at either end: a Kubernetes Secret
     made with ``echo``, as OpenSSL's ``-passin file:`` drops it)."""
     kind = _path("a password", "PASSWORD")
+    kind.valid = lambda value: bool(value)  # (blanks are a password's own)
     kind.none_words = frozenset({"none", ""})
     kind.secret = True
     kind.strip = "\r\n"
