@@ -1753,6 +1753,20 @@ async def test_a_key_without_a_certificate_names_the_certificates_variable(
     assert err.strip().splitlines()[-1].endswith(said), err
 
 
+@pytest.mark.parametrize(
+    "flag", ["--ssl-certfile", "--ssl-keyfile", "--ssl-ca-certs", "--broker", "--status-path"]
+)
+@pytest.mark.parametrize("empty", ["", " "])
+async def test_an_empty_flag_is_refused_not_taken_for_none(flag: str, empty: str) -> None:
+    # --ssl-certfile "$CERT" with the variable unset served plain ws:// and
+    # http:// without a word, and --broker "$REDIS_URL" this process alone:
+    # an empty flag was read as an empty variable is, for unset. "none" says none.
+    code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", f"{flag}={empty}")
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert flag in last and f"or 'none', not {empty!r}" in last, err
+
+
 async def test_version() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "wsserver", "--version", stdout=asyncio.subprocess.PIPE
