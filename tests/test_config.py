@@ -217,6 +217,16 @@ def test_a_list_of_origins_is_kept_as_checked() -> None:
     assert config.origins == ["https://app.example"]
 
 
+async def test_origins_given_to_serve_as_a_tuple_are_taken_as_a_routes_are() -> None:
+    # A route's origins=("https://app.example",) was taken, serve()'s refused
+    # ("origins must be a list of strings"), as websockets' serve() takes any sequence.
+    server = serve(echo_routes(), "127.0.0.1", 0, origins=("https://app.example", None))
+    assert server.config.origins == ["https://app.example", None]
+    assert Config().replace(origins=("https://app.example",)).origins == ["https://app.example"]
+    # (A lone str is still refused, as on a route: not each of its characters.)
+    assert_config_error("origins", origins="https://app.example")
+
+
 @pytest.mark.parametrize(
     ("origin", "said"),
     [

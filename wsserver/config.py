@@ -408,7 +408,10 @@ class Origins(Kind):
         return None if bad is None else f"{bad[0]!r}: {bad[1]} (an origin is {ORIGIN_FORM})"
 
     def _problem(self, value: Any) -> str | None:
-        if not (isinstance(value, list) and all(o is None or isinstance(o, str) for o in value)):
+        # (A tuple too, as a route's origins= takes it; kept as a list.)
+        if not (
+            isinstance(value, (list, tuple)) and all(o is None or isinstance(o, str) for o in value)
+        ):
             return "a list of strings (or None entries)"
         bad = bad_origin(value)
         return None if bad is None else f"a list of origins ({ORIGIN_FORM}); {bad[0]!r}: {bad[1]}"
