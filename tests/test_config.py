@@ -650,6 +650,18 @@ async def test_a_blank_tls_file_given_to_serve_is_refused_as_the_setting(
     assert Config(ssl_keyfile_password=blank).ssl_keyfile_password == blank
 
 
+def test_a_presence_ttl_too_short_is_refused_by_the_setting_and_its_variable() -> None:
+    # The help says "at least 0.5", yet Config took 0.1: only a Redis broker
+    # refused it, at serve(), as "presence_ttl: ..." naming no variable.
+    assert_config_error("broker_presence_ttl", broker_presence_ttl=0.1)
+    with pytest.raises(ConfigError) as refused:
+        from_env(WEBSOCKET_BROKER_PRESENCE_TTL="0.1")
+    assert str(refused.value) == (
+        "WEBSOCKET_BROKER_PRESENCE_TTL: broker_presence_ttl must be at least 0.5 seconds, not 0.1"
+    )
+    assert Config(broker_presence_ttl=0.5).broker_presence_ttl == 0.5
+
+
 def test_invalid_override_raises_even_with_valid_env() -> None:
     with pytest.raises(ConfigError, match="max_queue"):
         Config.from_sources(env={"WEBSOCKET_MAX_QUEUE": "4"}, max_queue=-1)

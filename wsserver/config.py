@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .app.forms import MAX_PARTS as MAX_FORM_PARTS
+from .broker.base import MIN_PRESENCE_TTL
 from .broker.url import REDIS_SCHEMES, redacted
 from .errors import ConfigError
 from .protocol.deflate import RANGES as DEFLATE_RANGES
@@ -193,15 +194,21 @@ class IntRange(Kind):
 
 
 class Seconds(Kind):
-    """A duration in seconds: a finite number above 0 (or at least 0 with ``zero_ok``)."""
+    """A duration in seconds: a finite number above 0 (or at least 0 with
+    ``zero_ok``; at least ``least``, when given)."""
 
     empty_is_none = False
 
-    def __init__(self, *, none_ok: bool = False, zero_ok: bool = False) -> None:
+    def __init__(
+        self, *, none_ok: bool = False, zero_ok: bool = False, least: float | None = None
+    ) -> None:
         super().__init__(none_ok=none_ok)
         self.zero_ok = zero_ok
+        self.least = least
 
     def describe(self) -> str:
+        if self.least is not None:
+            return f"a number of seconds >= {self.least:g}"
         return "a number of seconds " + (">= 0" if self.zero_ok else "> 0")
 
     def _problem(self, value: Any) -> str | None:
@@ -213,6 +220,8 @@ class Seconds(Kind):
             return "a finite number (up to about 1e308, what a float holds)"
         if not finite:
             return "a finite number"
+        if self.least is not None and value < self.least:
+            return f"at least {self.least:g} seconds"
         if value < 0 or (value == 0 and not self.zero_ok):
             return ">= 0" if self.zero_ok else "> 0"
         return None
@@ -913,7 +922,7 @@ class Config:
     )
     broker_presence_ttl: float = setting(
         15.0,
-        Seconds(),
+        Seconds(least=MIN_PRESENCE_TTL),
         "seconds after which a process that died stops being counted in presence "
         "(at least 0.5: refreshed every third of it).",
         env="WEBSOCKET_BROKER_PRESENCE_TTL",

@@ -14,6 +14,11 @@ from typing import Protocol
 
 __all__ = ["Broker", "BrokerNode", "BrokerStats", "encode", "decode"]
 
+#: The shortest presence_ttl (seconds) of a Redis broker: presence is refreshed
+#: every third of it, and its changes written at most every 0.1 s
+#: (``broker_presence_ttl`` declares it too).
+MIN_PRESENCE_TTL = 0.5
+
 
 class BrokerNode(Protocol):
     """What a broker delivers to: one process's (one server's) topics."""

@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .base import Broker, BrokerNode, decode, encode
+from .base import MIN_PRESENCE_TTL, Broker, BrokerNode, decode, encode
 from .url import check_redis_url, redacted
 
 try:
@@ -74,9 +74,6 @@ _INVALID_VALUE = re.compile(r"Invalid value for '(\w+)' in connection URL")
 
 logger = logging.getLogger("wsserver.broker")
 
-#: The shortest presence_ttl (seconds): presence is refreshed every third of
-#: it, and its changes written at most every 0.1 s.
-MIN_PRESENCE_TTL = 0.5
 #: Seconds the reader waits for a message at a time (then looks whether a ping is due).
 POLL = 0.05
 #: A connection up this long (seconds) served: the reconnecting after it starts over.
