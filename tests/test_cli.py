@@ -1767,6 +1767,21 @@ async def test_an_empty_flag_is_refused_not_taken_for_none(flag: str, empty: str
     assert flag in last and f"or 'none', not {empty!r}" in last, err
 
 
+@pytest.mark.parametrize(("value", "as_json"), [(" ", False), (" json ", True)])
+async def test_a_blank_log_format_variable_is_unset_as_an_empty_one(
+    value: str, as_json: bool
+) -> None:
+    # WEBSOCKET_LOG_FORMAT=" " was refused ("' ' is not text or json") where a
+    # blank WEBSOCKET_LOG_CONFIG, _UDS or _HOST is unset, and " json " refused
+    # where " 80 " is a port. (A bad setting ends the run: its refusal is the last line.)
+    env = {"WEBSOCKET_LOG_FORMAT": value, "WEBSOCKET_MAX_SIZE": "x"}
+    code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", env=env)
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert "WEBSOCKET_MAX_SIZE" in last and "WEBSOCKET_LOG_FORMAT" not in err, err
+    assert last.startswith("{") == as_json, err
+
+
 async def test_version() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "wsserver", "--version", stdout=asyncio.subprocess.PIPE

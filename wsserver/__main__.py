@@ -134,7 +134,7 @@ class CommandLineParser(argparse.ArgumentParser):
         """What the command line being parsed says of ``--log-format`` (the
         last given, as argparse takes it), else ``WEBSOCKET_LOG_FORMAT``:
         argparse stops at the first flag it refuses, before it reads the rest."""
-        said = os.environ.get("WEBSOCKET_LOG_FORMAT") or "text"
+        said = _log_format_variable()
         words = self.given[: self.given.index("--")] if "--" in self.given else self.given
         for position, word in enumerate(words):
             if word == "--log-format" and position + 1 < len(words):
@@ -349,7 +349,7 @@ def build_parser() -> CommandLineParser:
     p.add_argument(
         "--log-format",
         choices=["text", "json"],
-        default=os.environ.get("WEBSOCKET_LOG_FORMAT") or "text",
+        default=_log_format_variable(),
         help="log lines as text, or one JSON object per line (timestamp, level, logger, "
         "message, worker, and the access fields) [WEBSOCKET_LOG_FORMAT]",
     )
@@ -367,6 +367,12 @@ def build_parser() -> CommandLineParser:
         "--log-config, wsserver's loggers' level, over what the file says (as in uvicorn)",
     )
     return p
+
+
+def _log_format_variable() -> str:
+    """``WEBSOCKET_LOG_FORMAT`` less blanks around it; unset, empty or blank: ``text``
+    (as a blank WEBSOCKET_LOG_CONFIG, _UDS or _HOST is unset)."""
+    return os.environ.get("WEBSOCKET_LOG_FORMAT", "").strip() or "text"
 
 
 def _integer(low: int, high: int | None, accepted: str) -> Callable[[str], int]:
