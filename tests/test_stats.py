@@ -304,6 +304,30 @@ async def test_upgrades_refused_for_the_server_s_limits_are_counted_as_handshake
     assert stats["handshakes"] == {101: 1, 503: 1, 413: 1}, stats["handshakes"]
 
 
+async def test_an_upgrade_request_an_http_route_answers_is_counted_as_a_handshake(
+    run_server: StartServer,
+) -> None:
+    # An upgrade request to an HTTP route (its handler's answer, then the
+    # connection closed, as after a refused upgrade) was counted as an HTTP
+    # response only, where the same request with a body too large (413), or
+    # at a path with no route (404), counted as a handshake too: a dashboard
+    # of failed handshakes missed clients that tried a WebSocket at a page.
+    server = await run_server(routes(), max_body_size=1024)
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/page")
+    assert refused.value.response.status_code == 200
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/page", [("Content-Length", "5000")]))
+    assert (await asyncio.wait_for(reader.readline(), TIMEOUT)).startswith(b"HTTP/1.1 413 ")
+    writer.close()
+    async with httpx.AsyncClient() as client:  # (no upgrade asked: no handshake)
+        assert (await client.get(f"http://127.0.0.1:{server.port}/page")).status_code == 200
+    await settle(server)
+    stats = server.stats()
+    assert stats["handshakes"] == {200: 1, 413: 1}, stats["handshakes"]
+    assert stats["http_responses"] == {200: 2, 413: 1}, stats["http_responses"]
+
+
 async def test_keepalive_timeouts_and_backpressure(run_server: StartServer) -> None:
     server = await run_server(routes(), ping_interval=0.1, ping_timeout=0.2, max_queue=2)
     # A client that never answers pings.

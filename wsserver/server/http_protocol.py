@@ -1166,6 +1166,14 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return False
         return self._handshake(request, route, found.params)
 
+    def _answers_upgrade_as_http(self) -> bool:
+        """Whether the current request, an upgrade request (``_asks_upgrade``),
+        went to an HTTP route: its answer, whatever its status, is a refused
+        handshake's too (the connection ends after it, as after a refused
+        upgrade), counted as deny()'s are."""
+        request = self.request
+        return request is not None and request.route is not None and not request.route.is_websocket
+
     def _over_concurrency(self) -> bool:
         """Whether this request is beyond ``limit_concurrency``: more connections
         than it allows (this one included), or as many application tasks running."""
@@ -2119,7 +2127,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._close_after_response:
             headers = saying_close(headers)
         self._write(h11_response(status, headers))
-        self.server.counters.http_responses[status] += 1  # (not one refused: its 500 is)
+        counters = self.server.counters
+        counters.http_responses[status] += 1  # (not one refused: its 500 is)
+        if self._asks_upgrade and self._answers_upgrade_as_http():
+            counters.handshakes[status] += 1
         self._ends_with_close = (
             self._h11.their_http_version == b"1.0"
             and not self._head
@@ -2352,7 +2363,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.status = 500
             response = error_response(500, "Internal Server Error")
             data = render_response(h, response, close=True, defaults=defaults)
-        self.server.counters.http_responses[self.status] += 1
+        counters = self.server.counters
+        counters.http_responses[self.status] += 1
+        if self._asks_upgrade and self._answers_upgrade_as_http():
+            counters.handshakes[self.status] += 1
         self.transport.write(data)
         self._sent = len(data) - data.find(b"\r\n\r\n") - 4  # (after the head: what h11 framed)
         if self._logged:
@@ -2396,9 +2410,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
     ) -> None:
         """Answer with an HTTP error saying ``message`` and close the connection."""
         self._stop_open_timer()
-        if self._asks_upgrade and not self._logged:
+        if self._asks_upgrade and not self._logged and not self._answers_upgrade_as_http():
             # An upgrade request refused before its route was reached (a
-            # limit): a handshake's answer too, as deny()'s are.
+            # limit): a handshake's answer too, as deny()'s are. (One an
+            # HTTP route took is counted as its answer is sent.)
             self.server.counters.handshakes[status] += 1
         if status >= 400:
             protocol_logger.debug(
