@@ -1463,6 +1463,124 @@ async def test_sys_exit_in_an_on_shutdown_hook_keeps_its_code_and_says_so(
     assert "sys.exit(4)" in line and "close_pool" in line, said
 
 
+EXITING_STARTUP = """
+import sys
+
+from wsserver import Router
+
+routes = Router()
+
+
+@routes.on_startup
+async def connect(server):
+    sys.exit(3)
+
+
+@routes.on_startup
+async def warm_cache(server):
+    print("warm_cache ran", file=sys.stderr)
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("attr", ["routes", "app"])
+async def test_sys_exit_in_the_startup_keeps_its_code_and_says_so(
+    tmp_path: Path, attr: str
+) -> None:
+    # An on_startup hook (in a task of its own) or a raw ASGI lifespan that
+    # called sys.exit(3) left the event loop from its task: the process
+    # exited 3 without a word, as cc314a7 found for the on_shutdown hooks.
+    name = f"exiting_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(EXITING_STARTUP)
+    code, err = await run_cli_to_end(f"{name}:{attr}", "--app-dir", str(tmp_path), "--port", "0")
+    assert code == 3, err  # (the application's own code, kept)
+    assert "warm_cache ran" not in err and "listening on" not in err, err
+    (line,) = [line for line in err.splitlines() if "called sys.exit(3)" in line]
+    what = "on_startup hook connect" if attr == "routes" else "ASGI lifespan"
+    assert what in line and "WARNING" in line, err
+    if attr == "routes":
+        assert "warm_cache" in line, err  # (the hook not run, named)
+
+
+EXITING_LIFESPAN_SHUTDOWN = """
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+async def app(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.complete"})
+    (HERE / "started").touch()
+    await receive()
+    sys.exit(5)
+"""
+
+
+async def test_sys_exit_in_an_asgi_lifespan_shutdown_keeps_its_code_and_says_so(
+    tmp_path: Path,
+) -> None:
+    # It exited 5 with asyncio's "Task exception was never retrieved" and a
+    # traceback at best, the "stopped" line gone, nothing of why.
+    (tmp_path / "exiting_asgi.py").write_text(EXITING_LIFESPAN_SHUTDOWN)
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "wsserver", "exiting_asgi:app", "--app-dir", str(tmp_path)),
+        "--port",
+        "0",
+        cwd=ROOT,
+        env=child_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_for(lambda: (tmp_path / "started").exists(), what="the start")
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 3 * TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    said = err.decode()
+    assert proc.returncode == 5, said
+    (line,) = [line for line in said.splitlines() if "called sys.exit(5)" in line]
+    assert "ASGI lifespan" in line and "lifespan.shutdown" in line and "WARNING" in line, said
+    assert "never retrieved" not in said, said
+
+
+EXITING_WHILE_SERVING = """
+import asyncio
+import sys
+
+
+async def app(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.complete"})
+    await asyncio.sleep(0.5)  # (a task of the lifespan's gives up on its broker, say)
+    sys.exit(7)
+"""
+
+
+async def test_sys_exit_in_an_asgi_lifespan_while_serving_is_said_once(tmp_path: Path) -> None:
+    # Besides exit_said()'s line, it was "ASGI lifespan failed after its
+    # startup" with a traceback: an ERROR, as if it had raised.
+    name = f"exiting_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(EXITING_WHILE_SERVING)
+    code, err = await run_cli_to_end(f"{name}:app", "--app-dir", str(tmp_path), "--port", "0")
+    assert code == 7, err
+    (line,) = [line for line in err.splitlines() if "called sys.exit(7)" in line]
+    assert "after lifespan.startup was answered" in line and "WARNING" in line, err
+    assert "ERROR" not in err and "Traceback" not in err, err
+
+
 async def test_sighup_to_a_single_process_is_a_graceful_shutdown() -> None:
     # It killed the process at once (the default action: exit 129, clients
     # cut off, no lifespan shutdown), as systemd's ExecReload=kill -HUP would.

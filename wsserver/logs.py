@@ -7,10 +7,12 @@ through :func:`printable`, so that no control character reaches a log
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 
 __all__ = [
     "logger",
@@ -23,6 +25,7 @@ __all__ = [
     "error_fields",
     "JsonFormatter",
     "FailureRun",
+    "exit_said",
 ]
 
 #: Errors of the application (a handler that raised) and the server's own events.
@@ -242,3 +245,40 @@ class FailureRun:
         if self.failing:
             logger.warning(message)
         self.failing = False
+
+
+async def exit_said(
+    awaitable: Awaitable[object],
+    what: str | Callable[[], str],
+    undone: str | Callable[[], str],
+) -> None:
+    """Await the application's ``awaitable`` (``what``: an on_startup or
+    on_shutdown hook, an ASGI lifespan), in a task of its own.
+
+    A sys.exit() there leaves the event loop from that task: the process
+    ends, with the application's exit code, ``undone`` (the rest of the start
+    or of the shutdown) undone. Said first (at WARNING: not a failure), as
+    nothing else says it; the task's SystemExit is taken as said (not
+    asyncio's "exception was never retrieved" later). ``what`` and ``undone``
+    may be functions giving them when it happens.
+    """
+    try:
+        await awaitable
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        logger.warning(
+            "%s called sys.exit(%r): the process exits now (exit code %d), %s",
+            what if isinstance(what, str) else what(),
+            exc.code,
+            code,
+            undone if isinstance(undone, str) else undone(),
+        )
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(_retrieved)
+        raise
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..errors import LifespanFailure
-from ..logs import logger
+from ..logs import exit_said, logger
 
 __all__ = ["Lifespan", "LifespanFailure"]
 
@@ -45,6 +45,8 @@ class Lifespan:
         self._answer: asyncio.Future[Message] | None = None
         # The event whose answer is awaited ("lifespan.startup"...), if any.
         self._asking: str | None = None
+        # The last event sent.
+        self._sent = ""
         # The event whose answer was given up on (the start cancelled, the
         # shutdown past its time): its answer, still due, is taken and dropped.
         self._given_up: str | None = None
@@ -99,6 +101,8 @@ class Lifespan:
         if task.cancelled() and task.cancelling():
             return  # (cancelled: the loop's end, say)
         raised = _ended_in(task)
+        if isinstance(raised, SystemExit):
+            return  # (said by exit_said(), the process ending)
         if raised is None:
             logger.warning(
                 "ASGI lifespan: the application's lifespan returned after its startup, "
@@ -170,7 +174,7 @@ class Lifespan:
         one (or gave none within ``timeout``)."""
         assert self._events is not None and self._task is not None
         self._answer = asyncio.get_running_loop().create_future()
-        self._asking = event
+        self._asking = self._sent = event
         self._events.put_nowait({"type": event})
         try:
             await asyncio.wait(
@@ -223,7 +227,21 @@ class Lifespan:
             "state": self.state,
             "extensions": self.extensions,
         }
-        await self.app(scope, self._receive, self._send)
+        # (A sys.exit() there leaves the loop from this task: said.)
+        await exit_said(self.app(scope, self._receive, self._send), self._exiting, self._undone)
+
+    def _exiting(self) -> str:
+        """Who calls sys.exit(), for exit_said()."""
+        when = f"answering {self._asking}" if self._asking else f"after {self._sent} was answered"
+        return f"ASGI lifespan: the application ({when})"
+
+    def _undone(self) -> str:
+        """What a sys.exit() of the application's lifespan leaves undone, for exit_said()."""
+        if self._sent == "lifespan.shutdown":
+            return "the rest of the shutdown undone"
+        if self._asking == "lifespan.startup":
+            return "the server does not start"
+        return "the server stops at once, its connections cut, no shutdown"
 
     async def _receive(self) -> Message:
         assert self._events is not None

@@ -29,7 +29,7 @@ from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
 from ..config import Config, served_path
 from ..errors import NOT_FAILURES, ConfigError, LifespanFailure, only, passed_on, passes_through
-from ..logs import peer, printable, protocol_logger
+from ..logs import exit_said, peer, printable, protocol_logger
 from ..protocol.frames import is_valid_close_code
 from ..protocol.http import Response
 from ..protocol.proxy import TrustedProxies
@@ -445,15 +445,23 @@ class Server:
                 on_shutdown hooks).
         """
         assert self.router is not None
-        for hook in self.router.startup_hooks:
+        hooks = self.router.startup_hooks
+        for index, hook in enumerate(hooks):
+            name = getattr(hook, "__qualname__", repr(hook))
+            after = ", ".join(getattr(h, "__qualname__", repr(h)) for h in hooks[index + 1 :])
             try:
-                await hook(self)
+                # (A sys.exit() there leaves the loop from this task: said.)
+                await exit_said(
+                    hook(self),
+                    f"on_startup hook {name}",
+                    "the server does not start "
+                    f"({f'on_startup hooks not run: {after}' if after else 'no hook after it'})",
+                )
             except BaseException as exc:
                 # (A CancelledError of its own, say: it awaited what other code
                 # cancelled. Not the start's cancellation, nor SystemExit.)
                 if passes_through(exc):
                     raise passed_on(exc)  # noqa: B904
-                name = getattr(hook, "__qualname__", repr(hook))
                 raise LifespanFailure(f"on_startup hook {name} raised {exc!r}") from exc
         self._hooks_started = bool(self.router.shutdown_hooks)
 
@@ -472,8 +480,14 @@ class Server:
         hooks = self.router.shutdown_hooks
         for index, hook in enumerate(hooks):
             name = getattr(hook, "__qualname__", repr(hook))
-            after = [getattr(h, "__qualname__", repr(h)) for h in hooks[index + 1 :]]
-            running = self.loop.create_task(_exit_said(hook(self), name, after), context=context)
+            after = ", ".join(getattr(h, "__qualname__", repr(h)) for h in hooks[index + 1 :])
+            said = exit_said(
+                hook(self),
+                f"on_shutdown hook {name}",
+                "the rest of the shutdown undone "
+                f"({f'on_shutdown hooks not run: {after}' if after else 'no hook after it'})",
+            )
+            running = self.loop.create_task(said, context=context)
             try:
                 await asyncio.wait([running], timeout=limit)
             except asyncio.CancelledError:
@@ -1926,28 +1940,6 @@ def unix_socket(path: str, backlog: int = 1024) -> socket.socket:
 #: Where an ASGI application's defaults differ from a Router's: uvicorn's
 #: ``--ws-per-message-deflate`` is on unless turned off.
 ASGI_DEFAULTS = {"compression": "deflate"}
-
-
-async def _exit_said(awaitable: Awaitable[object], name: str, after: list[str]) -> None:
-    """Await on_shutdown hook ``name``'s ``awaitable`` (in a task of its own).
-
-    A sys.exit() there leaves the event loop from that task: the process
-    ends, with the hook's exit code, the hooks ``after`` it and the rest of
-    the shutdown undone. Said first (at WARNING: not a failure), as nothing
-    else says it."""
-    try:
-        await awaitable
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        logger.warning(
-            "on_shutdown hook %s called sys.exit(%r): the process exits now (exit code %d), "
-            "the rest of the shutdown undone (%s)",
-            name,
-            exc.code,
-            code,
-            f"on_shutdown hooks not run: {', '.join(after)}" if after else "no hook after it",
-        )
-        raise
 
 
 async def _cancel_and_wait(task: asyncio.Task[None], what: str) -> None:
