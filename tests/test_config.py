@@ -859,6 +859,30 @@ def test_a_root_path_given_to_a_router_is_warned_of(caplog: pytest.LogCaptureFix
     assert not [r for r in caplog.records if "root_path" in r.getMessage()]
 
 
+def test_lifespan_off_given_to_a_router_with_hooks_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # uvicorn's --lifespan off runs no startup nor shutdown (Starlette's and
+    # FastAPI's on_startup handlers included); a Router's hooks, which the
+    # setting does not reach, ran all the same without a word.
+    routes = Router()
+
+    @routes.on_startup
+    async def open_pool(server: Any) -> None: ...
+
+    serve(routes, "127.0.0.1", 0, lifespan="off")
+    said = [r.getMessage() for r in caplog.records if r.name == "wsserver.server"]
+    assert any(
+        "lifespan 'off'" in m and "on_startup and on_shutdown hooks run all the same" in m
+        for m in said
+    ), said
+    caplog.clear()
+    serve(routes, "127.0.0.1", 0)
+    serve(routes, "127.0.0.1", 0, lifespan="on")
+    serve(Router(), "127.0.0.1", 0, lifespan="off")  # (no hook: nothing differs)
+    assert not [r for r in caplog.records if "lifespan" in r.getMessage()]
+
+
 @pytest.mark.parametrize("setting", ["metrics_path", "status_path"])
 def test_a_served_path_s_error_says_every_rule(setting: str) -> None:
     # (From an audit.) "/" was refused as "expected a path starting with '/'".

@@ -314,6 +314,32 @@ def test_call_runs_on_the_server_s_loop() -> None:
         assert client.call(lambda: client.server.closing) is False
 
 
+def test_a_first_call_runs_a_router_s_hooks_without_a_lifespan_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The client leaves an ASGI app's lifespan out of a run a call starts
+    # (lifespan="off", as Starlette's client); a Router's hooks run there
+    # all the same, and that setting's warning to a Router is not the test's.
+    routes = Router()
+    events: list[str] = []
+
+    @routes.on_startup
+    async def started(server: Server) -> None:
+        events.append("startup")
+
+    @routes.get("/")
+    async def root(request: Request) -> Response:
+        return text("ok")
+
+    client = SyncTestClient(routes)
+    try:
+        assert client.get("/").text == "ok"
+    finally:
+        client.close()
+    assert events == ["startup"]
+    assert not [r for r in caplog.records if "lifespan" in r.getMessage()]
+
+
 def test_a_handler_calling_the_client_gets_an_error_not_a_deadlock(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -763,7 +763,8 @@ class Config:
         "auto",
         Choice("auto", "on", "off"),
         "ASGI lifespan events: `auto` runs without them if the app raises on them; `on` "
-        "stops the server (exit code 3) when startup fails.",
+        "stops the server (exit code 3) when startup fails. A Router's hooks run whatever it "
+        "says (a warning says so for `off`).",
         env="WEBSOCKET_LIFESPAN",
         flag="--lifespan",
     )

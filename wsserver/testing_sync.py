@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, 
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar, cast, overload
 
+from .app.routing import Router
 from .server.server import CANCELLED_GRACE, Server
 from .server.websocket import BytesLike
 from .testing import (
@@ -469,7 +470,12 @@ class SyncTestClient:
                 "close() it first"
             )
         arguments = dict(self._arguments)
-        if how == "call" and "lifespan" not in arguments and "config" not in arguments:
+        if (
+            how == "call"
+            and "lifespan" not in arguments
+            and "config" not in arguments
+            and not isinstance(self._app, Router)  # (its hooks run: no lifespan to leave out)
+        ):
             arguments["lifespan"] = "off"  # (Starlette's client runs it in a block only)
         thread = self._thread = _Thread(self._loop_factory)
 

@@ -289,6 +289,14 @@ class Server:
                 "routes and url_for() do not use it",
                 config.root_path,
             )
+        router = self.router
+        if config.lifespan == "off" and router and (router.startup_hooks or router.shutdown_hooks):
+            # (uvicorn's --lifespan off runs no startup: Starlette's on_startup
+            # handlers neither. A Router's hooks are not an ASGI lifespan.)
+            logger.warning(
+                "lifespan 'off' is an ASGI application's: a Router's on_startup and "
+                "on_shutdown hooks run all the same"
+            )
         #: Publish/subscribe: this server's topics, joined to others by the broker.
         self.pubsub = Topics(
             broker if broker is not None else MemoryBroker(),
