@@ -818,6 +818,34 @@ def test_cookies_outlive_a_run() -> None:
     client.close()  # (a second close does nothing)
 
 
+def test_client_cookies_is_one_dict_for_all_its_runs_as_httpx_s() -> None:
+    # As httpx's client.cookies (Starlette's client), the dict read from a
+    # client that does not run yet, or read during a run, is the one its
+    # runs keep and send: each run used to take a copy, and what the test
+    # held went stale (the login's cookies missing from it, its own unsent).
+    from .test_testing import _session_routes
+
+    client = SyncTestClient(_session_routes())
+    cookies = client.cookies  # (before the first call starts it)
+    cookies["lang"] = "fr"
+    client.post("/login")
+    assert client.cookies is cookies
+    assert cookies == {"lang": "fr", "session": "s3cret", "theme": "dark"}
+    client.close()
+    assert client.cookies is cookies
+    cookies.delete("lang")  # (between runs: for the next one)
+    with client:
+        assert client.cookies is cookies
+        assert client.get("/me").json() == {"session": "s3cret", "theme": "dark"}
+        client.post("/logout")
+    assert cookies == {}
+    client.cookies = {"c": "3"}  # (a mapping assigned is taken, as before)
+    replaced = client.cookies
+    assert client.get("/me").json() == {"c": "3"}
+    assert client.cookies is replaced
+    client.close()
+
+
 def test_json_messages_in_binary_mode_as_starlette_s() -> None:
     async def echo_json(websocket: StarletteWebSocket) -> None:
         await websocket.accept()

@@ -425,7 +425,7 @@ class SyncTestClient:
     interpreter exits. As Starlette's, a client runs again after it ended:
     a next call starts it (without the lifespan), a ``with`` block too (with
     it; a run a call began is closed first), each run a new server, the
-    cookies kept.
+    cookies kept (``cookies`` one dict for all its runs, as httpx's).
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
@@ -477,10 +477,16 @@ class SyncTestClient:
             and not isinstance(self._app, Router)  # (its hooks run: no lifespan to leave out)
         ):
             arguments["lifespan"] = "off"  # (Starlette's client runs it in a block only)
+        # (The one dict of every run, as httpx keeps its client.cookies: one
+        # read before a run, or during one, is the one sent and kept after.)
+        cookies = arguments.pop("cookies", None)
+        if not isinstance(cookies, Cookies):
+            cookies = Cookies(cookies or {})
         thread = self._thread = _Thread(self._loop_factory)
 
         async def start() -> TestClient:
             client = TestClient(self._app, **arguments)
+            client._cookies = cookies
             self._client = client  # (closed on the way out even if start() fails)
             return await client.start()
 
@@ -527,7 +533,7 @@ class SyncTestClient:
             self._finalizer = None
         if client is not None:
             # (What the next run starts with: cookies kept, as a browser's.)
-            self._arguments["cookies"] = Cookies(client.cookies)
+            self._arguments["cookies"] = client.cookies
             self._arguments["timeout"] = client.timeout
             self._arguments["follow_redirects"] = client.follow_redirects
         self._client = None
