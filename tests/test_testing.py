@@ -2341,6 +2341,28 @@ async def test_a_response_s_own_cookies_and_raise_for_status_are_httpx_s() -> No
             caught.value.request  # noqa: B018 (there is no httpx request)
 
 
+async def test_a_cookie_a_response_sets_then_expires_is_not_among_its_cookies() -> None:
+    # (A handler's cookie that a middleware then deletes, say.) Its Set-Cookie
+    # headers are taken in order, as browsers (RFC 6265 5.3) and client.cookies
+    # take them: response.cookies gave the first one's value, the client none.
+    routes = Router()
+
+    @routes.get("/")
+    async def both(request: Request) -> Response:
+        response = text("")
+        response.set_cookie("gone", "1")
+        response.set_cookie("kept", "1")
+        response.delete_cookie("gone")
+        response.delete_cookie("kept")
+        response.set_cookie("kept", "2")
+        return response
+
+    async with TestClient(routes) as client:
+        response = await client.get("/")
+        assert client.cookies == {"kept": "2"}
+        assert response.cookies == {"kept": "2"}
+
+
 def _basic_auth_app() -> FastAPI:
     from fastapi import Depends
     from fastapi.security import HTTPBasic, HTTPBasicCredentials

@@ -412,13 +412,18 @@ class ClientResponse:
 
     @property
     def cookies(self) -> dict[str, str]:
-        """The cookies this response sets (``Set-Cookie``), by name; not those it expires."""
+        """The cookies this response sets (``Set-Cookie``), by name; not those it
+        expires (taken in order, as a jar takes them: a later one wins)."""
         found = {}
         now = time.time()
         for header in self.headers.getall("set-cookie"):
             cookie = _set_cookie(header)
-            if cookie is not None and (cookie[2] is None or cookie[2] > now):
+            if cookie is None:
+                continue
+            if cookie[2] is None or cookie[2] > now:
                 found[cookie[0]] = cookie[1]
+            else:
+                found.pop(cookie[0], None)
         return found
 
     # (httpx's names for the classes of status.)
