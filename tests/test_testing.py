@@ -2931,6 +2931,11 @@ async def test_a_starlette_session_cookie_reaches_its_websocket() -> None:
         ("a = 1 ; Path=/", {"a": "1"}),
         ("=1", {"a": "0"}),  # (no name, or no value: sets nothing)
         ("a", {"a": "0"}),
+        # A name and value over 4096 characters: browsers ignore the header
+        # (RFC 6265bis 5.7; a session that outgrew its cookie, logged out).
+        ("a=" + "x" * 4095, {"a": "x" * 4095}),
+        ("a=" + "x" * 4096, {"a": "0"}),
+        ("a=" + "x" * 4096 + "; Max-Age=0", {"a": "0"}),
     ],
 )
 async def test_what_a_set_cookie_header_keeps(header: str, kept: dict[str, str]) -> None:

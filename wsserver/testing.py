@@ -82,6 +82,7 @@ from .errors import (
     WSServerError,
     closed_error,
 )
+from .protocol.cookies import MAX_PAIR
 from .protocol.deflate import DeflateSettings, PerMessageDeflate, parse_extensions
 from .protocol.frames import (
     FrameParser,
@@ -1116,11 +1117,12 @@ _COOKIE_LIFE = 400 * 24 * 3600
 def _set_cookie(header: str) -> tuple[str, str, float | None] | None:
     """A ``Set-Cookie`` header's name, value and when it ends (time.time()'s:
     by its ``Max-Age``, 0 if not above 0, else its ``Expires``; None: with the
-    session); None if it sets none."""
+    session); None if it sets none, or one browsers ignore (a name and value
+    over 4096 characters, RFC 6265bis 5.7)."""
     pair, *attributes = header.split(";")
     name, equals, value = pair.partition("=")
     name, value = name.strip(" \t"), value.strip(" \t")
-    if not equals or not name:
+    if not equals or not name or len(name) + len(value) > MAX_PAIR:
         return None
     max_age: int | None = None
     expires: datetime.datetime | None = None
@@ -2325,7 +2327,8 @@ class TestClient:
 
     Cookies are kept as a browser keeps them for one site: ``client.cookies``
     (name -> value) takes what responses set (``Set-Cookie``; one that
-    ``Max-Age`` or ``Expires`` ends is dropped when it ends) and goes with every
+    ``Max-Age`` or ``Expires`` ends is dropped when it ends, one of over 4096
+    characters ignored, as browsers ignore it) and goes with every
     next request and WebSocket upgrade as its ``Cookie`` header, unless the
     request's ``headers`` have one. ``Path``, ``Domain`` and ``Secure`` are
     not checked: there is one site, and every cookie goes to all of it.
