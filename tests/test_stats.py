@@ -992,3 +992,26 @@ async def test_a_status_file_that_cannot_be_written_is_said_once_and_again_when_
         directory.mkdir()
         await wait_for(lambda: any(directory.glob("worker-1*.json")), what="the figures written")
         await wait_for(lambda: said("written again"), what="the recovery's line")
+
+
+async def test_the_status_feed_is_no_websocket_of_max_connections(run_server: StartServer) -> None:
+    # The server's own endpoint, as for limit_concurrency: a server full of
+    # the application's WebSockets refused the page's feed (503) when it was
+    # most wanted, and a page left open took one of the application's places.
+    server = await run_server(routes(), status_path="/_status", max_connections=1)
+    base = f"ws://127.0.0.1:{server.port}"
+    async with websockets.connect(f"{base}/echo") as client:
+        async with websockets.connect(f"{base}/_status/ws") as feed:  # the server is full
+            assert "worker_totals" in json.loads(await asyncio.wait_for(feed.recv(), TIMEOUT))
+        with pytest.raises(InvalidStatus) as refused:  # the application's limit holds
+            await websockets.connect(f"{base}/echo")
+        assert refused.value.response.status_code == 503
+        await client.send("still served")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "still served"
+    await settle(server)
+    async with websockets.connect(f"{base}/_status/ws") as feed:
+        await asyncio.wait_for(feed.recv(), TIMEOUT)
+        async with websockets.connect(f"{base}/echo") as client:  # the page holds no place
+            await client.send("served beside the page")
+            assert await asyncio.wait_for(client.recv(), TIMEOUT) == "served beside the page"
+            assert server.websocket_count == 1

@@ -1365,7 +1365,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             deflate=server.deflate_settings if config.compression == "deflate" else None,
             shutting_down=server.refusing,
             open_connections=server.websocket_count,
-            max_connections=config.max_connections,
+            # (The server's own endpoint, the status feed, as for limit_concurrency.)
+            max_connections=None if self._builtin else config.max_connections,
             error_format=route.error_format,
         )
         if not isinstance(verdict, Accept):
@@ -1390,7 +1391,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             final = accept.answered(answer, request.subprotocols)
             if self._transport_closing:
                 return  # shut down (503) while the hook decided
-            if isinstance(final, Accept):
+            if isinstance(final, Accept) and not self._builtin:
                 final = self.over_capacity(route.error_format) or final
             if isinstance(final, Accept):
                 self._app_task = None
@@ -1428,6 +1429,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Send the 101 and run the route's handler on the new WebSocket."""
         protocol, received = self._upgrade(accept, request)
         protocol.route_name = route.name
+        protocol.builtin = self._builtin
         protocol.start(protocol.run_handler(route, params), received)
 
     def upgrade_session(self, accept: Accept, request: Request) -> WebSocket:

@@ -199,6 +199,9 @@ class Server:
             weakref.WeakKeyDictionary()
         )
         self._websockets: set[WebSocketProtocol] = set()
+        #: Those of _websockets that are the server's own endpoint's (the
+        #: status page's feeds), not the application's.
+        self._own_websockets: set[WebSocketProtocol] = set()
         #: ASGI applications' runs and Router WebSocket handlers not over yet
         #: (they may outlive their connections): shutdown waits for them.
         self.app_tasks: set[asyncio.Task[None]] = set()
@@ -1544,8 +1547,10 @@ class Server:
 
     @property
     def websocket_count(self) -> int:
-        """How many connections are in the WebSocket phase."""
-        return len(self._websockets)
+        """How many of the application's connections are in the WebSocket phase
+        (what ``max_connections`` bounds; the status page's feeds are the
+        server's own, left out)."""
+        return len(self._websockets) - len(self._own_websockets)
 
     # ---------------------------------------------- called by the protocols
 
@@ -1562,6 +1567,8 @@ class Server:
         """A connection was upgraded: its WebSocket protocol replaces its HTTP one."""
         self.connections.add(protocol)
         self._websockets.add(protocol)
+        if protocol.builtin:
+            self._own_websockets.add(protocol)
         if self.closing:
             protocol.shutdown()  # an ASGI application accepted while the server shut down
 
@@ -1581,6 +1588,8 @@ class Server:
         """A connection is gone, or its HTTP phase is over."""
         self.connections.discard(protocol)
         self._websockets.discard(protocol)
+        if self._own_websockets:
+            self._own_websockets.discard(protocol)
 
 
 def _still_sending(protocol: HttpProtocol | WebSocketProtocol) -> bool:

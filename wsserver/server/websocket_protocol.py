@@ -114,6 +114,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         "_progress",
         "_keepalive_pong",
         "route_name",
+        "builtin",
         *MESSAGE_FIELDS,
     )
 
@@ -179,6 +180,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._keepalive_pong: asyncio.Future[float] | None = None
         #: What the statistics file this connection under (the route's name, or "asgi").
         self.route_name = "asgi"
+        #: Whether it is the server's own endpoint's (the status page's feed),
+        #: not one of the application's WebSockets (see Server.websocket_count).
+        self.builtin = False
         # Counted as they pass (see wsserver.server.stats): messages, their
         # payload bytes (text: UTF-8), and bytes on the wire, each way.
         self.text_in = self.binary_in = self.text_out = self.binary_out = 0
