@@ -1015,3 +1015,26 @@ async def test_the_status_feed_is_no_websocket_of_max_connections(run_server: St
             await client.send("served beside the page")
             assert await asyncio.wait_for(client.recv(), TIMEOUT) == "served beside the page"
             assert server.websocket_count == 1
+
+
+async def test_server_websockets_are_the_application_s_and_broadcast_leaves_the_feed_out(
+    run_server: StartServer,
+) -> None:
+    # broadcast(server.websockets, ...), as the README writes it, also sent the
+    # application's messages to the status page's feed (its JSON.parse failed
+    # on them, and whoever watched the page read them), and an application
+    # counting server.websockets counted the page among its users.
+    server = await run_server(routes(), status_path="/_status")
+    base = f"ws://127.0.0.1:{server.port}"
+    async with (
+        websockets.connect(f"{base}/_status/ws") as feed,
+        websockets.connect(f"{base}/echo") as client,
+    ):
+        first = json.loads(await asyncio.wait_for(feed.recv(), TIMEOUT))
+        await wait_for(lambda: len(server.connections) == 2, what="both WebSockets")
+        assert [ws.request.path for ws in server.websockets] == ["/echo"]
+        assert broadcast(server.websockets, "for the application's clients") == []
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "for the application's clients"
+        # The feed's next message is its next snapshot (one a second), not the broadcast.
+        following = json.loads(await asyncio.wait_for(feed.recv(), TIMEOUT))
+        assert following["time"] > first["time"]

@@ -1540,9 +1540,13 @@ class Server:
 
     @property
     def websockets(self) -> list[WebSocket]:
-        """The WebSocket connections currently open."""
+        """The application's WebSocket connections currently open (not the
+        status page's feeds, the server's own: a broadcast to these never
+        reaches them)."""
         return [
-            p.websocket for p in self._websockets if p.websocket is not None and p.websocket.open
+            p.websocket
+            for p in self._websockets
+            if p.websocket is not None and p.websocket.open and not p.builtin
         ]
 
     @property
