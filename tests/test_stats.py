@@ -1015,6 +1015,11 @@ async def test_the_status_feed_is_no_websocket_of_max_connections(run_server: St
             await client.send("served beside the page")
             assert await asyncio.wait_for(client.recv(), TIMEOUT) == "served beside the page"
             assert server.websocket_count == 1
+            # The feeds have a bound of their own, as many again (else,
+            # with max_connections' bound off them, page feeds were unbounded).
+            with pytest.raises(InvalidStatus) as refused:
+                await websockets.connect(f"{base}/_status/ws")
+            assert refused.value.response.status_code == 503
 
 
 async def test_server_websockets_are_the_application_s_and_broadcast_leaves_the_feed_out(

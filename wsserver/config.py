@@ -695,8 +695,8 @@ class Config:
     max_connections: int | None = setting(
         None,
         Count(none_ok=True),
-        "open WebSockets beyond which handshakes get 503 (the status page's feed, the server's "
-        "own, neither counts nor is refused).",
+        "open WebSockets beyond which handshakes get 503 (the status page's feeds, the server's "
+        "own, are not among them: as many again of those may be open).",
         env="WEBSOCKET_MAX_CONNECTIONS",
         flag="--max-connections",
     )

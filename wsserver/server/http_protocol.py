@@ -1364,9 +1364,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
             origins=origins,
             deflate=server.deflate_settings if config.compression == "deflate" else None,
             shutting_down=server.refusing,
-            open_connections=server.websocket_count,
-            # (The server's own endpoint, the status feed, as for limit_concurrency.)
-            max_connections=None if self._builtin else config.max_connections,
+            open_connections=self._open_websockets(),
+            max_connections=config.max_connections,
             error_format=route.error_format,
         )
         if not isinstance(verdict, Accept):
@@ -1391,7 +1390,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             final = accept.answered(answer, request.subprotocols)
             if self._transport_closing:
                 return  # shut down (503) while the hook decided
-            if isinstance(final, Accept) and not self._builtin:
+            if isinstance(final, Accept):
                 final = self.over_capacity(route.error_format) or final
             if isinstance(final, Accept):
                 self._app_task = None
@@ -1408,7 +1407,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def over_capacity(self, error_format: ErrorFormat = "text") -> Response | None:
         """The 503 if ``max_connections`` WebSockets are open now, else None (see
         :func:`~wsserver.protocol.handshake.over_capacity`)."""
-        return over_capacity(self.server.websocket_count, self.config.max_connections, error_format)
+        return over_capacity(self._open_websockets(), self.config.max_connections, error_format)
+
+    def _open_websockets(self) -> int:
+        """The open WebSockets ``max_connections`` bounds this upgrade among: the
+        application's; for the status page's feed, the server's own endpoint,
+        the feeds, a bound of their own (a page left open takes no place of
+        the application's, and a full server still shows its page)."""
+        server = self.server
+        return server.own_websocket_count if self._builtin else server.websocket_count
 
     def deny(self, response: Response, *, close: bool = True) -> None:
         """Refuse an upgrade request with ``response`` (and close, unless ``close`` is False)."""

@@ -1556,6 +1556,12 @@ class Server:
         server's own, left out)."""
         return len(self._websockets) - len(self._own_websockets)
 
+    @property
+    def own_websocket_count(self) -> int:
+        """How many of the server's own endpoint's WebSockets (the status
+        page's feeds) are open: ``max_connections`` bounds them apart."""
+        return len(self._own_websockets)
+
     # ---------------------------------------------- called by the protocols
 
     def register(self, protocol: HttpProtocol) -> None:
