@@ -8,6 +8,7 @@ WebSocket at ``/`` echoes. Raw sockets: these are about the bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from typing import Any
@@ -472,6 +473,26 @@ async def test_empty_lines_before_a_request_line_are_ignored(server: Server) -> 
     # A flood of them is taken at once (not a new copy of the buffer for each).
     answer = await exchange(server.port, b"\r\n" * 100_000 + get, wait=2)
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"GET / 0<still open>")
+
+
+async def test_empty_lines_between_requests_do_not_hold_a_kept_alive_connection(
+    run_server: StartServer,
+) -> None:
+    # Skipped (RFC 9112 2.2), an empty line is no request: the keep-alive rule
+    # still runs from the answer. Each one restarted it: a client sending a
+    # CRLF every few seconds held its connection for ever.
+    server = await run_server(router_app(), timeout_keep_alive=0.5, open_timeout=30)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"GET / 0"), TIMEOUT)
+    started = asyncio.get_running_loop().time()
+    with contextlib.suppress(ConnectionError):
+        while not reader.at_eof() and asyncio.get_running_loop().time() - started < 3:
+            writer.write(b"\r\n")
+            with contextlib.suppress(TimeoutError):
+                assert await asyncio.wait_for(reader.read(100), 0.2) == b""
+    writer.close()
+    assert reader.at_eof(), "still open after 3 s of empty lines"
 
 
 async def test_a_later_http_1_minor_version_is_read_as_1_1(

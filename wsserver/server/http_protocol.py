@@ -542,7 +542,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self._tls_hello is None:
             self._tls_hello = is_tls_handshake(data)
             self._proxy_hello = begins_proxy_header(data)
-        if self._idle and not self._writing_paused:  # (paused: see _wait_idle())
+        if (
+            self._idle
+            and not self._writing_paused  # (paused: see _wait_idle())
+            # (Empty lines alone, skipped by _process(), begin no request: the
+            # keep-alive rule still runs from the answer, not restarted.)
+            and (data[0] not in b"\r\n" or bytes(data).lstrip(b"\r\n"))
+        ):
             self._end_idle()
         self._h11.receive_data(bytes(data))  # h11 keeps what it has not parsed
         if self._read_waiters:
