@@ -818,6 +818,45 @@ async def test_a_tls_connection_without_header_or_handshake_is_closed_unanswered
     assert answer.endswith(b"203.0.113.7 51234")
 
 
+async def test_a_tls_handshake_failing_after_the_header_is_said_of_the_headers_client(
+    run_server: StartServer,
+    tls_settings: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Once the header is read, every line of the connection names the client it
+    # names (the access log, a 400's DEBUG line), but a TLS handshake that then
+    # failed or took too long was said of the balancer's address, and the
+    # latter as "no PROXY protocol header and TLS handshake within open_timeout"
+    # when the header had come.
+    caplog.set_level(logging.DEBUG, logger="wsserver.protocol")
+    server = await run_server(address_routes(), **tls_settings, open_timeout=0.5)
+    v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
+    for data in (v1 + WHO, v1):  # (plain HTTP after it: refused; nothing: open_timeout)
+        with contextlib.suppress(ConnectionResetError):
+            assert await ask(server.port, data) == b""
+    await wait_for(
+        lambda: len([r for r in caplog.records if r.getMessage().endswith(": closed")]) == 2,
+        what="the two lines",
+    )
+    said = [r.getMessage() for r in caplog.records if r.getMessage().endswith(": closed")]
+    assert said[0].startswith("203.0.113.7:51234: TLS: "), said
+    assert "HTTP_REQUEST" in said[0], said
+    assert said[1] == "203.0.113.7:51234: no TLS handshake within open_timeout: closed", said
+    # From a peer not trusted, the header's client is not believed: the peer is named.
+    caplog.clear()
+    untrusted = await run_server(
+        address_routes(), **tls_settings, open_timeout=0.5, forwarded_allow_ips="10.0.0.1"
+    )
+    assert await ask(untrusted.port, v1) == b""
+    await wait_for(
+        lambda: any(r.getMessage().endswith(": closed") for r in caplog.records),
+        what="the line",
+    )
+    said = [r.getMessage() for r in caplog.records if r.getMessage().endswith(": closed")]
+    assert said[0].startswith("127.0.0.1:"), said
+    assert said[0].endswith(": no TLS handshake within open_timeout: closed"), said
+
+
 async def test_a_connection_failing_before_tls_is_freed_by_reference_counting(
     run_server: StartServer, tls_settings: dict[str, Any]
 ) -> None:

@@ -603,14 +603,13 @@ class HttpProtocol(asyncio.BufferedProtocol):
         None: a Unix socket's) is trusted; else that is said (see
         :meth:`Server.proxy_header_untrusted`)."""
         self._proxy_header = None
-        peers = self.server.proxy_protocol_peers
-        if peers is not None and (proxy[0] if proxy is not None else None) in peers:
+        if self.server.believes_proxy_header(proxy):
             if header.source is not None:
                 self.remote_address = header.source
             else:
                 self._proxy_unnamed = True
             self._proxy_tls = header.tls
-        elif peers is not None and header.source is not None:
+        elif self.server.proxy_protocol_peers is not None and header.source is not None:
             self.server.proxy_header_untrusted(proxy, header.source)
 
     def eof_received(self) -> bool:

@@ -110,11 +110,13 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
         server = self.server
         held = _Held()
         tls: asyncio.Transport | None = None
+        header: ProxyHeader | None = None  # (once read)
         try:
             async with asyncio.timeout(server.config.open_timeout):
-                header = await self._header
-                if isinstance(header, str):
-                    return self._fail(header)
+                read = await self._header
+                if isinstance(read, str):
+                    return self._fail(read)
+                header = read
                 tls = await server.loop.start_tls(
                     self.transport,
                     held,
@@ -126,15 +128,15 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             # (The server shuts down. Not raised on: the task would keep it,
             # its traceback, and so this protocol, for as long as the server
             # keeps the task.)
-            return self._fail("the server is shutting down")
+            return self._fail("the server is shutting down", header)
         except Exception as exc:
             # (A TLS handshake that failed, or took too long. asyncio's frames
             # in its traceback refer to it: a cycle that holds this protocol.)
-            reason = _reason(exc)
+            reason = _reason(exc, header is not None)
             _drop_tracebacks(exc)
-            return self._fail(reason)
+            return self._fail(reason, header)
         if tls is None:  # (typeshed allows it; asyncio's and uvloop's give one)
-            return self._fail("start_tls() gave no transport")
+            return self._fail("start_tls() gave no transport", header)
         # TLS is up: the connection is the HTTP protocol's, the client the
         # header's, and what came meanwhile is its to read (one piece: it
         # may hand the connection on, to a WebSocket, on reading it).
@@ -154,10 +156,15 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             logger.exception("%s: handing the TLS connection over failed", address)
             tls.abort()
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, header: ProxyHeader | None = None) -> None:
         """Close the connection, unanswered: one without a header, or not a TLS
-        client's (a health check, a port scan) is no news but at DEBUG."""
-        protocol_logger.debug("%s: %s: closed", peer(self._peer), reason)
+        client's (a health check, a port scan) is no news but at DEBUG. Said of
+        the client ``header`` (once read) names, if believed, as the
+        connection's every later line is; else of the peer."""
+        address = self._peer
+        if header is not None and header.source and self.server.believes_proxy_header(address):
+            address = header.source
+        protocol_logger.debug("%s: %s: closed", peer(address), reason)
         self.transport.abort()
 
     def _done(self, task: asyncio.Task[None]) -> None:
@@ -190,8 +197,11 @@ class _Held(asyncio.Protocol):
         self.error = exc
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, header: bool) -> str:
+    """Why the connection failed (``header``: after its PROXY header was read)."""
     if isinstance(exc, TimeoutError):
+        if header:
+            return "no TLS handshake within open_timeout"
         return "no PROXY protocol header and TLS handshake within open_timeout"
     return f"TLS: {exc}" if str(exc) else f"TLS: {type(exc).__name__}"
 

@@ -1247,6 +1247,12 @@ class Server:
         self._told.add(mistake)
         logger.log(level, message, *args)
 
+    def believes_proxy_header(self, proxy: tuple[str, int] | None) -> bool:
+        """Whether the client a PROXY protocol header from ``proxy`` (the peer
+        that sent it; None: a Unix socket's) names is taken (``forwarded_allow_ips``)."""
+        peers = self.proxy_protocol_peers
+        return peers is not None and (proxy[0] if proxy is not None else None) in peers
+
     def no_proxy_header(self, address: tuple[str, int] | None, problem: str) -> None:
         """A connection began with what is no PROXY protocol header
         (``proxy_protocol``; ``problem`` says what is wrong): closed unanswered,
