@@ -784,6 +784,34 @@ def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: 
     assert str(caught.value) == "TLS: ssl_keyfile_password is longer than 1024 bytes"
 
 
+def test_a_chain_written_before_its_certificate_is_said_so(ca: trustme.CA, tmp_path: Path) -> None:
+    # The intermediate first, then the server's certificate (cat chain.pem
+    # cert.pem): OpenSSL serves the first certificate of the file, not the
+    # key's, and it was refused as "ssl_keyfile is not the private key of
+    # ssl_certfile's certificate", which sent one looking for another key.
+    leaf = ca.create_child_ca().issue_cert("127.0.0.1")
+    own, intermediate = leaf.cert_chain_pems
+    certfile, keyfile, both = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "both.pem"
+    certfile.write_bytes(intermediate.bytes() + own.bytes())
+    keyfile.write_bytes(leaf.private_key_pem.bytes())
+    both.write_bytes(certfile.read_bytes() + keyfile.read_bytes())
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)))
+    assert str(caught.value) == (
+        "TLS: ssl_keyfile is the private key of certificate 2 in ssl_certfile, not of its"
+        " first, which is the one served: the server's certificate goes first, then its chain"
+    )
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(ssl_certfile=str(both)))
+    assert str(caught.value) == (
+        "TLS: the private key in ssl_certfile is that of its certificate 2, not of its"
+        " first, which is the one served: the server's certificate goes first, then its chain"
+    )
+    # Written the right way round, it is served.
+    certfile.write_bytes(own.bytes() + intermediate.bytes())
+    assert ssl_context(Config(ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)))
+
+
 def test_a_key_s_password_is_taken_as_written_from_a_flag_or_the_environment(
     cert_files: dict[str, str], tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import functools
 import logging
 import re
 import ssl
+import tempfile
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -85,6 +86,33 @@ def _missing_pem(certfile: str, keyfile: str | None) -> str | None:
             f"{setting} {keyfile or certfile}: no PEM private key in it"
             " (-----BEGIN ... PRIVATE KEY-----)"
         )
+    return None
+
+
+def _key_is_of_a_later_certificate(config: Config) -> int | None:
+    """Which certificate of ssl_certfile (counted from 1) after its first the
+    key is of (a chain written before the server's certificate: OpenSSL takes
+    the first as the one served); None if none is. (Asked after the key was
+    found not to be the first's: each is tried alone, from a file of its own.)"""
+    assert config.ssl_certfile is not None
+    try:
+        with open(config.ssl_certfile, "rb") as file:
+            pems = _PEM_CERTIFICATE_BLOCK.findall(file.read())
+    except OSError:
+        return None
+    keyfile = config.ssl_keyfile or config.ssl_certfile
+    password = config.ssl_keyfile_password or ""  # (decrypted a moment ago, if encrypted)
+    for number, pem in enumerate(pems[1:], 2):
+        with tempfile.NamedTemporaryFile(suffix=".pem") as alone:
+            alone.write(pem)
+            alone.flush()
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+                    alone.name, keyfile, lambda: password
+                )
+            except (OSError, ValueError):  # (ssl.SSLError is an OSError)
+                continue
+        return number
     return None
 
 
@@ -169,6 +197,17 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
             # (RSA for an EC certificate), which OpenSSL keeps apart from the
             # certificate and then finds none for (NO_CERTIFICATE_ASSIGNED).
             if exc.reason in _NOT_ITS_KEY:
+                number = _key_is_of_a_later_certificate(config)
+                if number is not None:  # (a chain written before its certificate)
+                    whose = (
+                        f"ssl_keyfile is the private key of certificate {number} in ssl_certfile"
+                        if config.ssl_keyfile is not None
+                        else f"the private key in ssl_certfile is that of its certificate {number}"
+                    )
+                    raise ConfigError(
+                        f"TLS: {whose}, not of its first, which is the one served: the"
+                        " server's certificate goes first, then its chain"
+                    ) from None
                 raise ConfigError(
                     "TLS: ssl_keyfile is not the private key of ssl_certfile's certificate"
                     if config.ssl_keyfile is not None
