@@ -89,6 +89,27 @@ def _missing_pem(certfile: str, keyfile: str | None) -> str | None:
     return None
 
 
+#: The cipher suites of TLS 1.3 (RFC 8446 B.4), by OpenSSL's names, which
+#: set_ciphers() does not set (SSL_CTX_set_ciphersuites() would, which Python lacks).
+_TLS_1_3_SUITES = frozenset(
+    {
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+        "TLS_AES_128_CCM_SHA256",
+        "TLS_AES_128_CCM_8_SHA256",
+    }
+)
+
+
+def _tls_1_3_suites(ciphers: str | None) -> list[str]:
+    """The TLS 1.3 suites the OpenSSL cipher list ``ciphers`` names, in its order."""
+    names = re.split(r"[:, ]+", ciphers or "")
+    return [
+        name for name in dict.fromkeys(n.lstrip("!-+") for n in names) if name in _TLS_1_3_SUITES
+    ]
+
+
 def _key_is_of_a_later_certificate(config: Config) -> int | None:
     """Which certificate of ssl_certfile (counted from 1) after its first the
     key is of (a chain written before the server's certificate: OpenSSL takes
@@ -173,6 +194,7 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
             raise _LongPassword
         return config.ssl_keyfile_password
 
+    tls_1_3 = _tls_1_3_suites(config.ssl_ciphers)  # (which set_ciphers() does not set)
     try:
         for setting in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
             path = getattr(config, setting)
@@ -230,7 +252,19 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         # (An SSLError of set_ciphers() has no strerror: its message is its one argument.)
         reason = exc.strerror or (exc.args[0] if len(exc.args) == 1 else exc)
+        if what == "ssl_ciphers" and tls_1_3:
+            kind = "is a TLS 1.3 suite" if len(tls_1_3) == 1 else "are TLS 1.3 suites"
+            reason = (
+                f"{reason} ({', '.join(tls_1_3)} {kind}: ssl_ciphers is OpenSSL's list for"
+                " TLS 1.2, and sets none of TLS 1.3's)"
+            )
         raise ConfigError(f"TLS: {what}: {reason}") from None
+    if tls_1_3:
+        logger.warning(
+            "TLS: ssl_ciphers names TLS 1.3 suites (%s), which it does not set (it is"
+            " OpenSSL's list for TLS 1.2): TLS 1.3 clients may use any of OpenSSL's own",
+            ", ".join(tls_1_3),
+        )
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
     if config.ssl_ca_certs is not None and config.ssl_cert_reqs == ssl.CERT_NONE:
         # (uvicorn's default: meant for client certificates, the server is open
