@@ -494,6 +494,53 @@ async def test_a_failed_tls_handshake_is_counted_and_said_at_debug(
     assert server.stats()["tls_handshake_failures"] == 2  # (not the scrape's own)
 
 
+def _refuses_the_server(port: int, context: ssl.SSLContext) -> None:
+    """A client (a blocking socket's: it sends its alert, asyncio's does not) that
+    refuses the server's certificate."""
+    with (
+        pytest.raises(ssl.SSLCertVerificationError),
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock,
+    ):
+        context.wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+async def test_a_client_refusing_the_servers_certificate_is_said_so(
+    run_server: StartServer,
+    ca: trustme.CA,
+    cert_files: dict[str, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The most common failure of a new deployment: clients that do not trust
+    # the server's certificate (self-signed, its intermediates missing from
+    # ssl_certfile, expired). Each client says so in an alert, said as OpenSSL's
+    # TLSV1_ALERT_UNKNOWN_CA alone, which reads as though the server had refused
+    # a client's certificate (the hint it has for those).
+    server = await run_server(
+        who_routes(), ssl_certfile=cert_files["certfile"], ssl_keyfile=cert_files["keyfile"]
+    )
+    caplog.set_level(logging.DEBUG, logger="wsserver.protocol")
+    await asyncio.to_thread(_refuses_the_server, server.port, client_context(trustme.CA()))
+    await wait_for(lambda: server.stats()["tls_handshake_failures"] == 1, what="the count")
+    expired = ca.issue_cert(
+        "127.0.0.1", not_before=datetime(2019, 1, 1), not_after=datetime(2020, 1, 1)
+    )
+    files = {"ssl_certfile": str(tmp_path / "cert.pem"), "ssl_keyfile": str(tmp_path / "key.pem")}
+    expired.cert_chain_pems[0].write_to_path(files["ssl_certfile"])
+    expired.private_key_pem.write_to_path(files["ssl_keyfile"])
+    old = await run_server(who_routes(), **files)
+    await asyncio.to_thread(_refuses_the_server, old.port, client_context(ca))
+    await wait_for(lambda: old.stats()["tls_handshake_failures"] == 1, what="the count")
+    said = [r.getMessage() for r in caplog.records if r.name == "wsserver.protocol"]
+    assert [line for line in said if line.startswith("TLS handshake failed")] == [
+        "TLS handshake failed: TLSV1_ALERT_UNKNOWN_CA (the client refused the server's"
+        " certificate: its CA is not one the client trusts, or its intermediates are missing"
+        " from ssl_certfile)",
+        "TLS handshake failed: SSLV3_ALERT_CERTIFICATE_EXPIRED (the client refused the"
+        " server's certificate: it, or one of its chain, has expired)",
+    ], said
+
+
 async def test_a_client_certificate_refused_is_said_with_why(
     run_server: StartServer,
     ca: trustme.CA,
