@@ -966,6 +966,59 @@ async def test_clients_asked_for_no_context_takeover_keep_to_it(
     assert held == [False] * len(messages)
 
 
+async def test_node_ws_keeps_to_client_no_context_takeover_unless_created_refusing_it(
+    run_server: Any,
+) -> None:
+    # Node's ws client takes the server's client_no_context_takeover, unasked
+    # (RFC 7692 7.1.1.2), with its default options: each message afresh, the
+    # server holding no decompressor between them. Created with
+    # perMessageDeflate {clientNoContextTakeover: false}, it refuses the 101
+    # that asks it (the README says so): the setting costs such clients.
+    import asyncio
+    import json
+
+    from wsserver import Request, Router, WebSocket
+
+    from .test_compressed_size_limit import node_ws
+
+    directory = node_ws()
+    routes = Router()
+    held: list[bool] = []
+
+    @routes.websocket("/")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            held.append(ws._protocol.conn.deflate.holds_decompressor)  # type: ignore[union-attr]
+            await ws.send(message)
+
+    server = await run_server(
+        routes, compression="deflate", compression_client_no_context_takeover=True
+    )
+    messages = [json_like(40).decode()] * 3 + ["é" * 3000] * 2
+
+    async def node(options: dict[str, Any]) -> dict[str, Any]:
+        proc = await asyncio.create_subprocess_exec(
+            "node",
+            "echo_each.mjs",
+            f"ws://127.0.0.1:{server.port}/",
+            json.dumps({"threshold": 0, **options}),
+            *messages,
+            cwd=directory,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+        return result
+
+    kept = await node({})
+    assert "client_no_context_takeover" in kept["extensions"], kept
+    assert kept["echoed"] == messages and kept["code"] == 1000, kept["error"]
+    assert held == [False] * len(messages)
+    refused = await node({"clientNoContextTakeover": False})
+    assert refused["echoed"] == [] and refused["code"] == 1006
+    assert "Sec-WebSocket-Extensions" in refused["error"], refused
+
+
 def test_asking_for_zlib_ng_without_it_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from wsserver.config import Config
 
