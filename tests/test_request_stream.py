@@ -389,6 +389,45 @@ class TestStreamedRequestBody:
             r = await client.post("/upload", content=b"fine")
             assert (r.status_code, r.json()["size"]) == (200, 4)
 
+    @pytest.mark.parametrize(
+        "framing, body",
+        [
+            (b"Content-Length: 5\r\n", b"hello"),
+            (b"Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+        ],
+    )
+    async def test_a_client_that_leaves_after_its_whole_body_ends_the_handler(
+        self, run_server: StartServer, framing: bytes, body: bytes
+    ) -> None:
+        # The body read, the handler works on it (as a route without stream=True
+        # does on its body read for it): a client that leaves meanwhile cancels
+        # it. (The body comes while the handler waits for it: reading pauses
+        # then, between its reads.)
+        routes = Router()
+        seen: list[object] = []
+
+        @routes.post("/upload", stream=True)
+        async def upload(request: Request) -> Response:
+            assert request.stream is not None
+            seen.append("reading")
+            seen.append(await request.stream.read())
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                seen.append("CancelledError")
+                raise
+            return text("done")
+
+        server = await run_server(routes)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n")
+        await wait_for(lambda: seen == ["reading"])
+        await asyncio.sleep(0.2)  # (its read waits for the body: not asserted on)
+        writer.write(body)
+        await wait_for(lambda: seen == ["reading", b"hello"])
+        writer.close()
+        await wait_for(lambda: seen == ["reading", b"hello", "CancelledError"], timeout=15)
+
     def test_what_a_route_takes(self) -> None:
         routes = Router()
 

@@ -2058,12 +2058,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def _body_taken(self) -> None:
         """The application has the whole request body. While an ASGI
-        application works on it (or its response streams), read on: what comes
-        now is a next request's (or the client's leaving), within a bound of
-        its own (the body's bytes counted to it, and reading may have paused on
-        them)."""
-        at_work = self._app_task is not None and self._app_task is self._asgi_task
+        application or a ``stream=True`` route's handler works on it (or its
+        response streams), read on: what comes now is a next request's (or
+        the client's leaving, which cancels a handler, as for a body read for
+        it), within a bound of its own (the body's bytes counted to it, and
+        reading may have paused on them)."""
+        task = self._app_task
+        at_work = task is not None and (task is self._asgi_task or task is self.http_task)
         if (self._streaming or at_work) and not self.closing:
+            if task is not None and task is self.http_task:
+                self._watching = True  # (see data_received(); _run_app_task()'s watch)
             self._kept = 0
             self._resume_reading()
 
