@@ -428,6 +428,35 @@ class TestStreamedRequestBody:
         writer.close()
         await wait_for(lambda: seen == ["reading", b"hello", "CancelledError"], timeout=15)
 
+    async def test_a_client_that_leaves_before_its_body_is_read_ends_the_handler(
+        self, run_server: StartServer
+    ) -> None:
+        # A handler that works before it reads (or never does) is cancelled as
+        # the client leaves, as an ASGI application hears http.disconnect: what
+        # comes is read meanwhile, within max_header_size (a large body is
+        # still held back, as the test above has it).
+        routes = Router()
+        seen: list[object] = []
+
+        @routes.post("/upload", stream=True)
+        async def upload(request: Request) -> Response:
+            seen.append("working")
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                seen.append("CancelledError")
+                raise
+            return text("done")
+
+        server = await run_server(routes)
+        for body in (b"Content-Length: 5\r\n\r\nhello", b"Content-Length: 5\r\n\r\nhe"):
+            seen.clear()
+            _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\n" + body)
+            await wait_for(lambda: seen == ["working"])
+            writer.close()
+            await wait_for(lambda: seen == ["working", "CancelledError"], timeout=15)
+
     def test_what_a_route_takes(self) -> None:
         routes = Router()
 

@@ -486,8 +486,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: An ASGI application streams its response: reading goes on (see
         #: stream_started()), whatever receive() does.
         self._streaming = False
-        #: A Router handler or hook runs on a request it has whole: reading
-        #: goes on, so that a client leaving is seen (see _run_app_task()).
+        #: A Router handler or hook runs: reading goes on, so that a client
+        #: leaving is seen (see _run_app_task()).
         self._watching = False
         #: loop.sendfile() sending a file (see _kernel_sends()): reading
         #: waits to resume, and the transport to close, until it is done.
@@ -560,11 +560,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         elif self._app_task is not None and (
             self._app_task is self._asgi_task or self._streaming or self._watching
         ):
-            # An ASGI app works on the request, a handler or hook on a
-            # request it has whole, or a handler streams its response: keep
-            # what comes (a pipelined request, frames after an upgrade
-            # request) for later, reading on so as to notice the client
-            # leaving (which cancels a handler), up to a bound.
+            # An ASGI app works on the request, a handler or hook on its
+            # request (a stream=True body: before its first read, after its
+            # end), or a handler streams its response: keep what comes (a
+            # pipelined request, frames after an upgrade request) for later,
+            # reading on so as to notice the client leaving (which cancels a
+            # handler), up to a bound.
             self._kept += len(data)
             if self._kept > self.config.max_header_size:
                 self.transport.pause_reading()
@@ -1162,11 +1163,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if route.stream:
                 limit = self._limit_of(route)
                 request.stream = RequestBody(self, limit, coming=self._reading_body)
-            # (A stream route's body is read only as its handler asks.)
-            self._run_app_task(
-                self._http_handler(route, found.params),
-                watch=not (route.stream and self._reading_body),
-            )
+            # (A stream route's body is read as its handler asks; until it
+            # does, what comes is kept within max_header_size, as for an ASGI
+            # application, so that a client that leaves is seen.)
+            self._run_app_task(self._http_handler(route, found.params))
             self.http_task = self._app_task
             return False
         return self._handshake(request, route, found.params)
@@ -1502,15 +1502,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     # ---------------------------------------------------------- HTTP routes
 
-    def _run_app_task(self, coro: Coroutine[Any, Any, None], watch: bool = True) -> None:
-        """Run a handler or hook until it has answered. ``watch``: reading goes on
+    def _run_app_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a handler or hook until it has answered. Reading goes on
         meanwhile (what comes is kept, within a bound, see data_received()), so
-        that a client that leaves cancels it; else reading pauses."""
-        if watch:
-            self._watching = True
-            self._read_on_while_app_works()
-        else:
-            self.transport.pause_reading()
+        that a client that leaves cancels it."""
+        self._watching = True
+        self._read_on_while_app_works()
         self._app_task = start_app_task(self.loop, coro)
         self._app_task.add_done_callback(self._app_task_done)
 
@@ -2066,8 +2063,6 @@ class HttpProtocol(asyncio.BufferedProtocol):
         task = self._app_task
         at_work = task is not None and (task is self._asgi_task or task is self.http_task)
         if (self._streaming or at_work) and not self.closing:
-            if task is not None and task is self.http_task:
-                self._watching = True  # (see data_received(); _run_app_task()'s watch)
             self._kept = 0
             self._resume_reading()
 
