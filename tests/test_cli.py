@@ -1869,6 +1869,13 @@ async def test_a_key_without_a_certificate_names_the_certificates_variable(
     assert code == 2, err
     said = f"ssl_keyfile {key!r} needs ssl_certfile (--ssl-certfile or WEBSOCKET_SSL_CERTFILE)"
     assert err.strip().splitlines()[-1].endswith(said), err
+    # As WEBSOCKET_SSL_CERT_REQS alone (its sibling messages, the same way).
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--port", "0", env={"WEBSOCKET_SSL_CERT_REQS": "2"}
+    )
+    assert code == 2, err
+    said = "needs ssl_certfile (--ssl-certfile or WEBSOCKET_SSL_CERTFILE): without it TLS is off"
+    assert err.strip().splitlines()[-1].endswith(said), err
 
 
 @pytest.mark.parametrize(

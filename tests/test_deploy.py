@@ -408,7 +408,10 @@ async def test_required_client_certificates_need_ca_certificates(
     # Without ssl_ca_certs nothing could verify a client's certificate: the server
     # started, and then refused every client (with a certificate or not) silently.
     pair = {"ssl_certfile": cert_files["certfile"], "ssl_keyfile": cert_files["keyfile"]}
-    said = "ssl_cert_reqs 2 (client certificates required) needs ssl_ca_certs (--ssl-ca-certs)"
+    said = (
+        "ssl_cert_reqs 2 (client certificates required) needs ssl_ca_certs"
+        " (--ssl-ca-certs or WEBSOCKET_SSL_CA_CERTS)"
+    )
     with pytest.raises(ConfigError) as caught:
         serve(who_routes(), "127.0.0.1", 0, **pair, ssl_cert_reqs=2)
     assert str(caught.value) == said
@@ -1139,15 +1142,18 @@ def test_tls_settings_without_a_certificate_are_said(
         with pytest.raises(ConfigError) as refused:
             ssl_context(Config(ssl_cert_reqs=reqs, ssl_ca_certs=cert_files["ca"]))
         assert str(refused.value) == (
-            f"ssl_cert_reqs {reqs} (client certificates) needs ssl_certfile (--ssl-certfile):"
-            " without it TLS is off"
+            f"ssl_cert_reqs {reqs} (client certificates) needs ssl_certfile"
+            " (--ssl-certfile or WEBSOCKET_SSL_CERTFILE): without it TLS is off"
         )
     # Optional client certificates with nothing to check them against: every
     # client that presents one is refused.
     pair = {"ssl_certfile": cert_files["certfile"], "ssl_keyfile": cert_files["keyfile"]}
     with pytest.raises(ConfigError) as caught:
         ssl_context(Config(**pair, ssl_cert_reqs=1))
-    said = "ssl_cert_reqs 1 (client certificates optional) needs ssl_ca_certs (--ssl-ca-certs)"
+    said = (
+        "ssl_cert_reqs 1 (client certificates optional) needs ssl_ca_certs"
+        " (--ssl-ca-certs or WEBSOCKET_SSL_CA_CERTS)"
+    )
     assert str(caught.value) == said
     assert ssl_context(Config(**pair, ssl_cert_reqs=1, ssl_ca_certs=cert_files["ca"])) is not None
 

@@ -158,7 +158,7 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
             # for serve(listen=False), which serves the sockets it is handed).
             raise ConfigError(
                 f"ssl_cert_reqs {config.ssl_cert_reqs} (client certificates) needs"
-                " ssl_certfile (--ssl-certfile): without it TLS is off"
+                f" ssl_certfile ({declared('ssl_certfile').where()}): without it TLS is off"
             )
         # The others may come from the environment, meant for another server
         # of the process (a TestClient's, say): said, not refused.
@@ -174,7 +174,7 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
         which = "required" if config.ssl_cert_reqs == ssl.CERT_REQUIRED else "optional"
         raise ConfigError(
             f"ssl_cert_reqs {config.ssl_cert_reqs} (client certificates {which}) needs"
-            " ssl_ca_certs (--ssl-ca-certs)"
+            f" ssl_ca_certs ({declared('ssl_ca_certs').where()})"
         )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
