@@ -1760,6 +1760,53 @@ async def test_a_websocket_s_protocol_lines_name_the_forwarded_client(
     assert len(said) == 1 and said[0].startswith("203.0.113.7:0: protocol error, closing"), said
 
 
+async def test_a_refused_request_s_protocol_line_names_the_forwarded_client(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Behind trusted proxy headers, the access line of a refused request (a
+    # WebSocket's Origin 403, a body's 413) named the client, and the
+    # wsserver.protocol line saying why the proxy's connection: the two did
+    # not meet.
+    routes = Router()
+
+    @routes.websocket("/ws", origins=["https://app.example"])
+    async def hold(request: Request, ws: WebSocket) -> None:
+        await ws.recv()
+
+    @routes.post("/post")
+    async def post(request: Request) -> Any:
+        return text("never")
+
+    caplog.set_level(logging.DEBUG, logger="wsserver")
+    server = await run_server(routes, proxy_headers=True, max_body_size=10)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as caught:
+        await websockets.connect(
+            f"ws://127.0.0.1:{server.port}/ws",
+            origin=websockets.Origin("https://evil.example"),
+            additional_headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+    assert caught.value.response.status_code == 403
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(
+            f"http://127.0.0.1:{server.port}/post",
+            content=b"x" * 100,
+            headers={"X-Forwarded-For": "203.0.113.8"},
+        )
+    assert answer.status_code == 413
+    await wait_for(lambda: len([r for r in caplog.records if r.name == "wsserver.access"]) == 2)
+    access = [r.getMessage() for r in caplog.records if r.name == "wsserver.access"]
+    assert access[0].startswith("203.0.113.7:0 GET /ws 403 "), access
+    assert access[1].startswith("203.0.113.8:0 POST /post 413 "), access
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "wsserver.protocol" and ": HTTP 4" in r.getMessage()
+    ]
+    assert len(said) == 2, said
+    assert said[0].startswith("203.0.113.7:0: HTTP 403: Origin not allowed"), said
+    assert said[1].startswith("203.0.113.8:0: HTTP 413: "), said
+
+
 # =================================================== logging and the environment
 
 

@@ -1426,7 +1426,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Refuse an upgrade request with ``response`` (and close, unless ``close`` is False)."""
         protocol_logger.debug(
             "%s: HTTP %d: %s",
-            peer(self.remote_address),
+            peer(self.client_address),
             response.status,
             printable(response.body.decode("utf-8", "replace").rstrip("\n")),
         )
@@ -1579,7 +1579,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     error_response(413, "Request body too large.", format=route.error_format)
                 )
             else:  # (after the head: the response was cut short)
-                protocol_logger.debug("%s: %s", peer(self.remote_address), exc)
+                protocol_logger.debug("%s: %s", peer(self.client_address), exc)
         except (BadRequest, HandshakeError) as exc:
             # A streamed response's producer's, before its head (it reads the
             # body first, for a client that waits for 100 Continue): the answer
@@ -1750,7 +1750,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             else:
                 self._sent += sent
                 protocol_logger.debug(
-                    "%s: %d bytes of a file sent with sendfile()", peer(self.remote_address), sent
+                    "%s: %d bytes of a file sent with sendfile()", peer(self.client_address), sent
                 )
             if sent < count:
                 self.cut_short()
@@ -1837,7 +1837,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # (The client reset the connection, or closed it: reading is
             # paused meanwhile, so this is where that is heard.)
             protocol_logger.debug(
-                "%s: sending a file failed: %r", peer(self.remote_address), failed
+                "%s: sending a file failed: %r", peer(self.client_address), failed
             )
             self.transport.abort()
             self.close_transport()
@@ -2321,7 +2321,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if idle >= TAKEN_CHECKS:
                 protocol_logger.debug(
                     "%s: the client took nothing of the response within timeout_keep_alive",
-                    peer(self.remote_address),
+                    peer(self.client_address),
                 )
                 return False
         return True
@@ -2430,7 +2430,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.server.counters.handshakes[status] += 1
         if status >= 400:
             protocol_logger.debug(
-                "%s: HTTP %d: %s", peer(self.remote_address), status, printable(message)
+                "%s: HTTP %d: %s", peer(self.client_address), status, printable(message)
             )
         self.send_response(error_response(status, message, headers, format), close=True)
 
@@ -2646,7 +2646,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if now[1] < 0 and _took_more(before, now):
                 self._arm_close_timer()
                 return
-        protocol_logger.debug("%s: closing timed out; aborting", peer(self.remote_address))
+        protocol_logger.debug("%s: closing timed out; aborting", peer(self.client_address))
         self.abort()
 
     def abort(self) -> None:
@@ -2794,7 +2794,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self.http_error(408, "Request not complete within open_timeout.")
                 return
             protocol_logger.debug(
-                "%s: request not complete within open_timeout", peer(self.remote_address)
+                "%s: request not complete within open_timeout", peer(self.client_address)
             )
             if task is not None:
                 task.cancel()
@@ -2807,7 +2807,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.http_error(408, "Request body not complete within open_timeout.")
         else:
             protocol_logger.debug(
-                "%s: request body not complete within open_timeout", peer(self.remote_address)
+                "%s: request body not complete within open_timeout", peer(self.client_address)
             )
             self.cut_short()  # (the response under way too: see cut_short())
 
