@@ -1192,8 +1192,10 @@ def _covers_paths(first: Route, later: Route) -> bool:
 def _covers_shape(first: Route, later: Route) -> bool:
     """Whether ``first`` matches each path of ``later`` segment by segment:
     theirs alike but where ``first`` has a lone ``str`` parameter (any text
-    of a segment: ``/items/<name>`` each of ``/items/<id:int>``'s), or ends
-    in a ``path`` parameter (any text: ``/files/<p:path>`` each of
+    of a segment: ``/items/<name>`` each of ``/items/<id:int>``'s), a lone
+    ``float`` one where ``later`` has a lone ``int`` one (``5`` is 5.0: all
+    but a number beyond a float's range, over 308 digits), or ends in a
+    ``path`` parameter (any text: ``/files/<p:path>`` each of
     ``/files/<name>.zip``'s). Other pairs are not told apart (False)."""
     ours, theirs = first.shape, later.shape
     if first.exact is not None or not theirs.startswith(first.prefix):
@@ -1210,7 +1212,9 @@ def _covers_shape(first: Route, later: Route) -> bool:
         if segment == "<:path>":  # (the last: any text after it, not none)
             return any(its[i:])
         if i == len(its) or not (
-            segment == its[i] or (segment == "<:str>" and its[i] and "<:path>" not in its[i])
+            segment == its[i]
+            or (segment == "<:str>" and its[i] and "<:path>" not in its[i])
+            or (segment == "<:float>" and its[i] == "<:int>")
         ):
             return False
     return len(mine) == len(its)
