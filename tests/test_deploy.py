@@ -3188,3 +3188,65 @@ def test_an_env_file_not_in_utf_8_is_refused_naming_its_line(tmp_path: Path) -> 
     env_file.write_bytes(codecs.BOM_UTF16_LE + "A=1\n\nB=".encode("utf-16-le") + b"\x00\xd8")
     with pytest.raises(ValueError, match=r"^line 3: not UTF-16 \(byte 0x00\)"):
         load_env_file(str(env_file), {})
+
+
+_OUTSIDE_LOGGING_APP = """
+import threading
+import warnings
+
+from wsserver import Router
+from wsserver.response import text
+
+routes = Router()
+
+
+@routes.get("/thread")
+async def in_a_thread(request):
+    def fail():
+        raise RuntimeError("the thread failed\\nits second line")
+
+    thread = threading.Thread(target=fail, name="poller")
+    thread.start()
+    thread.join()
+    return text("ok")
+
+
+@routes.get("/warn")
+async def warn(request):
+    warnings.warn("the old way", UserWarning, stacklevel=1)
+    return text("ok")
+
+
+@routes.get("/unraisable")
+async def unraisable(request):
+    class Finalised:
+        def __del__(self):
+            raise KeyError("in __del__")
+
+    Finalised()
+    return text("ok")
+"""
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "1")], ids=["one-process", "workers"])
+async def test_json_logs_carry_what_python_writes_outside_logging(
+    tmp_path: Path, workers: tuple[str, ...]
+) -> None:
+    # A thread's uncaught exception, a warning, an exception ignored in __del__:
+    # Python writes each to stderr itself, over several lines, which a log
+    # collector reading JSON lines would take for as many broken events.
+    (tmp_path / "outside.py").write_text(_OUTSIDE_LOGGING_APP)
+    args = ("outside:routes", "--app-dir", str(tmp_path), "--log-format", "json", *workers)
+    async with running_cli(*args) as cli:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cli.port}") as client:
+            for path in ("/thread", "/warn", "/unraisable"):
+                assert (await client.get(path)).status_code == 200
+        await wait_for(lambda: cli.stderr.count("GET /unraisable 200") == 1, what="the access line")
+    entries = [json.loads(line) for line in cli.stderr.splitlines() if line.strip()]
+    (thread,) = [e for e in entries if "poller" in e["message"]]
+    assert thread["level"] == "ERROR" and thread["logger"] == "wsserver.server"
+    assert "RuntimeError: the thread failed\nits second line" in thread["exception"]
+    (warned,) = [e for e in entries if "the old way" in e["message"]]
+    assert warned["level"] == "WARNING" and "UserWarning" in warned["message"]
+    (ignored,) = [e for e in entries if "KeyError" in (e.get("exception") or "")]
+    assert ignored["level"] == "ERROR" and "Finalised.__del__" in ignored["message"]

@@ -34,7 +34,7 @@ from .broker import MemoryBroker
 from .config import ENV_VARS, NONE_WORDS, Config, Flag, add_flags, flag_settings, settings
 from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
-from .logs import JsonFormatter
+from .logs import JsonFormatter, log_what_python_writes
 from .reload import POLL_INTERVAL, FileWatcher, is_pattern
 from .server.descriptors import raise_open_files_limit, say_accept_failures_once_in_a_while
 from .server.metrics import MULTIPROC_ENV, require_prometheus_client
@@ -1842,6 +1842,8 @@ def configure_logging(
         if log_format == "json":
             for handler in logging.getLogger().handlers:
                 handler.setFormatter(JsonFormatter(worker))
+            # (A thread's traceback, a warning: not written over lines of their own.)
+            log_what_python_writes()
 
     if log_config is None:
         root_handler()

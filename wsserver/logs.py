@@ -12,6 +12,9 @@ import datetime
 import json
 import logging
 import os
+import sys
+import threading
+import types
 from collections.abc import Awaitable, Callable
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "log_app_error",
     "error_fields",
     "JsonFormatter",
+    "log_what_python_writes",
     "FailureRun",
     "exit_said",
 ]
@@ -171,6 +175,54 @@ class JsonFormatter(logging.Formatter):
         line = json.dumps(entry, ensure_ascii=False, default=str, allow_nan=False)
         # What some readers take for line ends (str.splitlines()): escaped.
         return line.translate(_LINE_ENDS) if not line.isascii() else line
+
+
+def log_what_python_writes() -> None:
+    """What Python writes to stderr itself, over several lines, logged instead,
+    one record each (for ``--log-format json``, every line of which is one
+    object a log collector reads as one event): warnings (``py.warnings``, as
+    :func:`logging.captureWarnings` gives them), a thread's uncaught exception,
+    an exception ignored (in ``__del__``, a generator's close), and one that
+    ends the main thread; the last three at ERROR on ``wsserver.server``, with
+    their tracebacks. Python's own hook takes what logging fails to say."""
+    logging.captureWarnings(True)
+    threading.excepthook = _thread_exception
+    sys.unraisablehook = _unraisable
+    sys.excepthook = _uncaught
+
+
+def _thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return  # (as Python's hook: a thread's sys.exit() is its end)
+    try:
+        name = args.thread.name if args.thread is not None else "?"
+        logger.error(
+            "exception in thread %s",
+            name,
+            exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+        )
+    except Exception:
+        threading.__excepthook__(args)
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    try:
+        what = unraisable.err_msg or "Exception ignored in"
+        if unraisable.object is not None:
+            what = f"{what}: {unraisable.object!r}"
+        value = unraisable.exc_value or unraisable.exc_type()
+        logger.error("%s", what, exc_info=(unraisable.exc_type, value, unraisable.exc_traceback))
+    except Exception:
+        sys.__unraisablehook__(unraisable)
+
+
+def _uncaught(
+    kind: type[BaseException], value: BaseException, traceback: types.TracebackType | None
+) -> None:
+    try:
+        logger.error("uncaught exception", exc_info=(kind, value, traceback))
+    except Exception:
+        sys.__excepthook__(kind, value, traceback)
 
 
 def _as_json(value: object) -> object:
