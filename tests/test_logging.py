@@ -480,6 +480,53 @@ def test_json_lines_survive_extra_values_json_cannot_carry() -> None:
     assert entry["fine"] == {"a": [1, 2.5, None]}
 
 
+def test_json_logs_say_a_thread_s_or_an_ignored_exception_that_reads_as_false(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (From a review.) An exception that is false (a __len__ of 0, a
+    # __bool__) was taken for none and made anew without its arguments:
+    # that failed, and Python's hook wrote it over several lines after all.
+    # (The hooks called here, not installed: pytest's own are.)
+    import threading
+    import types
+
+    from wsserver import logs
+
+    class Empty(Exception):
+        def __init__(self, what: str, count: int) -> None:
+            super().__init__(what, count)
+
+        def __len__(self) -> int:
+            return 0
+
+    def failure() -> Empty:
+        try:
+            raise Empty("queue", 0)
+        except Empty as exc:
+            return exc
+
+    caplog.set_level(logging.ERROR, logger="wsserver.server")
+    thread = threading.Thread(name="drainer")
+    raised = failure()
+    logs._thread_exception(threading.ExceptHookArgs((Empty, raised, raised.__traceback__, thread)))
+    ignored = failure()
+    unraisable: Any = types.SimpleNamespace(
+        exc_type=Empty,
+        exc_value=ignored,
+        exc_traceback=ignored.__traceback__,
+        err_msg=None,
+        object=failure,
+    )
+    logs._unraisable(unraisable)
+    assert capsys.readouterr().err == ""
+    said = [r for r in caplog.records if r.name == "wsserver.server"]
+    assert [r.getMessage().split(" at ")[0] for r in said] == [
+        "exception in thread drainer",
+        f"Exception ignored in: <function {failure.__qualname__}",
+    ]
+    assert [r.exc_info[1] if r.exc_info else None for r in said] == [raised, ignored]
+
+
 async def test_an_asgi_app_failing_after_its_response_is_said_of_its_own_client(
     run_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:

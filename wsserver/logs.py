@@ -196,10 +196,9 @@ def _thread_exception(args: threading.ExceptHookArgs) -> None:
         return  # (as Python's hook: a thread's sys.exit() is its end)
     try:
         name = args.thread.name if args.thread is not None else "?"
+        value = args.exc_type() if args.exc_value is None else args.exc_value
         logger.error(
-            "exception in thread %s",
-            name,
-            exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+            "exception in thread %s", name, exc_info=(args.exc_type, value, args.exc_traceback)
         )
     except Exception:
         threading.__excepthook__(args)
@@ -210,7 +209,9 @@ def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
         what = unraisable.err_msg or "Exception ignored in"
         if unraisable.object is not None:
             what = f"{what}: {unraisable.object!r}"
-        value = unraisable.exc_value or unraisable.exc_type()
+        value = unraisable.exc_value
+        if value is None:  # (not `or`: an exception may be false, its __len__ 0)
+            value = unraisable.exc_type()
         logger.error("%s", what, exc_info=(unraisable.exc_type, value, unraisable.exc_traceback))
     except Exception:
         sys.__unraisablehook__(unraisable)
