@@ -22,6 +22,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -860,6 +861,26 @@ def test_a_chain_written_before_its_certificate_is_said_so(ca: trustme.CA, tmp_p
     # Written the right way round, it is served.
     certfile.write_bytes(own.bytes() + intermediate.bytes())
     assert ssl_context(Config(ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)))
+
+
+def test_a_key_not_its_certificate_s_is_said_so_without_a_temporary_directory(
+    ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Which certificate of the file the key is of is found by trying each
+    # from a temporary file: where none can be written (a read-only root
+    # filesystem, say), the key is still said not to be the certificate's,
+    # not "No usable temporary directory found" in place of it.
+    leaf = ca.create_child_ca().issue_cert("127.0.0.1")
+    own, intermediate = leaf.cert_chain_pems
+    certfile, keyfile = tmp_path / "chain.pem", tmp_path / "key.pem"
+    certfile.write_bytes(intermediate.bytes() + own.bytes())
+    keyfile.write_bytes(leaf.private_key_pem.bytes())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    with pytest.raises(ConfigError) as caught:
+        ssl_context(Config(ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)))
+    assert str(caught.value) == (
+        "TLS: ssl_keyfile is not the private key of ssl_certfile's certificate"
+    )
 
 
 def test_a_key_s_password_is_taken_as_written_from_a_flag_or_the_environment(

@@ -123,17 +123,20 @@ def _key_is_of_a_later_certificate(config: Config) -> int | None:
         return None
     keyfile = config.ssl_keyfile or config.ssl_certfile
     password = config.ssl_keyfile_password or ""  # (decrypted a moment ago, if encrypted)
-    for number, pem in enumerate(pems[1:], 2):
-        with tempfile.NamedTemporaryFile(suffix=".pem") as alone:
-            alone.write(pem)
-            alone.flush()
-            try:
-                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
-                    alone.name, keyfile, lambda: password
-                )
-            except (OSError, ValueError):  # (ssl.SSLError is an OSError)
-                continue
-        return number
+    try:
+        for number, pem in enumerate(pems[1:], 2):
+            with tempfile.NamedTemporaryFile(suffix=".pem") as alone:
+                alone.write(pem)
+                alone.flush()
+                try:
+                    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+                        alone.name, keyfile, lambda: password
+                    )
+                except (OSError, ValueError):  # (ssl.SSLError is an OSError)
+                    continue
+            return number
+    except OSError:  # (no temporary file can be written: a read-only filesystem, say)
+        return None
     return None
 
 
