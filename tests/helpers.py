@@ -26,6 +26,7 @@ from wsserver.protocol.frames import (
     serialize_close,
     serialize_frame,
 )
+from wsserver.server.http_protocol import HttpProtocol
 
 MASK = b"\x12\x34\x56\x78"
 
@@ -109,6 +110,41 @@ async def exchange(port: int, data: bytes, wait: float = 5.0) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
     return await read_until_closed(reader, writer, wait)
+
+
+def h11_holds(server: Server) -> int:
+    """The most bytes h11 holds unparsed on any of ``server``'s HTTP connections now."""
+    return max(
+        (len(p._h11._receive_buffer) for p in server.connections if isinstance(p, HttpProtocol)),
+        default=0,
+    )
+
+
+async def pipelined_answers(port: int, request: bytes, n: int) -> int:
+    """Send ``request`` ``n`` times at once, pipelined, reading the answers as
+    they come: how many ``200`` answers came (all ``n``, or the connection
+    closed first)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def answers() -> int:
+        got = 0
+        tail = b""
+        while got < n:
+            data = await reader.read(1 << 20)
+            if not data:
+                break
+            data = tail + data
+            got += data.count(b"HTTP/1.1 200")
+            tail = data[-16:]
+            got -= tail.count(b"HTTP/1.1 200")
+        return got + tail.count(b"HTTP/1.1 200")
+
+    reading = asyncio.create_task(answers())
+    writer.write(request * n)
+    try:
+        return await asyncio.wait_for(reading, 60)
+    finally:
+        writer.close()
 
 
 async def read_until_closed(

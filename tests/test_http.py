@@ -26,7 +26,14 @@ from wsserver.server.server import READ_SIZE
 from wsserver.testing import TestClient
 
 from .conftest import StartServer
-from .helpers import echo_routes, slow_reader, upgrade_request, wait_for
+from .helpers import (
+    echo_routes,
+    h11_holds,
+    pipelined_answers,
+    slow_reader,
+    upgrade_request,
+    wait_for,
+)
 from .test_keepalive import tls_contexts
 
 TIMEOUT = 10.0
@@ -1068,33 +1075,13 @@ async def test_pipelined_requests_are_not_buffered_without_bound(run_server: Sta
     @routes.get("/")
     async def index(request: Request) -> Response:
         nonlocal peak
-        for p in server.connections:
-            if isinstance(p, HttpProtocol):
-                peak = max(peak, len(p._h11._receive_buffer))
+        peak = max(peak, h11_holds(server))
         return text("x")
 
     server = await run_server(routes)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     n = 14_000
     request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # 27 bytes: 369 KiB, past the bound
-
-    async def answers() -> int:
-        got = 0
-        tail = b""
-        while got < n:
-            data = await reader.read(1 << 20)
-            if not data:
-                break
-            data = tail + data
-            got += data.count(b"HTTP/1.1 200")
-            tail = data[-16:]
-            got -= tail.count(b"HTTP/1.1 200")
-        return got + tail.count(b"HTTP/1.1 200")
-
-    reading = asyncio.create_task(answers())
-    writer.write(request * n)
-    assert await asyncio.wait_for(reading, 60) == n
-    writer.close()
+    assert await pipelined_answers(server.port, request, n) == n
     bound = server.config.max_header_size + READ_SIZE
     assert peak <= bound, f"h11 held {peak} bytes of pipelined requests (bound {bound})"
 

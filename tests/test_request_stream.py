@@ -21,9 +21,18 @@ import trustme
 
 from wsserver import ClientDisconnected, Request, RequestTooLarge, Router
 from wsserver.response import Response, StreamingResponse, json, stream, text
+from wsserver.server.http_protocol import HttpProtocol
+from wsserver.server.server import READ_SIZE
 
 from .conftest import StartServer
-from .helpers import client_context, sends_on_then_ends, server_context, wait_for
+from .helpers import (
+    client_context,
+    h11_holds,
+    pipelined_answers,
+    sends_on_then_ends,
+    server_context,
+    wait_for,
+)
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -456,6 +465,33 @@ class TestStreamedRequestBody:
             await wait_for(lambda: seen == ["working"])
             writer.close()
             await wait_for(lambda: seen == ["working", "CancelledError"], timeout=15)
+
+    async def test_pipelined_requests_after_bodies_read_are_not_buffered_without_bound(
+        self, run_server: StartServer
+    ) -> None:
+        # Small requests pipelined faster than they are served, each body
+        # read whole by its handler: reading goes on after it (the client's
+        # leaving seen), and that reset the bound (_kept = 0) while h11 held
+        # the requests after it already: each body's end let one more read
+        # (up to READ_SIZE) in, and h11's buffer grew to all the client sent.
+        peak = 0
+        routes = Router()
+
+        @routes.post("/", stream=True)
+        async def index(request: Request) -> Response:
+            nonlocal peak
+            assert request.stream is not None
+            await request.stream.read()
+            await asyncio.sleep(0)  # (after the body's end: what comes meanwhile is kept)
+            peak = max(peak, h11_holds(server))
+            return text("x")
+
+        server = await run_server(routes)
+        n = 14_000
+        request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"  # 47: 643 KiB
+        assert await pipelined_answers(server.port, request, n) == n
+        bound = server.config.max_header_size + READ_SIZE
+        assert peak <= bound, f"h11 held {peak} bytes of pipelined requests (bound {bound})"
 
     def test_what_a_route_takes(self) -> None:
         routes = Router()
@@ -942,7 +978,6 @@ class TestStreamedBodiesEdges:
     ) -> None:
         # request.stream holds its connection weakly: the connection holds the
         # request, which holds it.
-        from wsserver.server.http_protocol import HttpProtocol
         from wsserver.server.request_body import RequestBody
 
         from .test_robustness import server_objects

@@ -2059,12 +2059,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
         response streams), read on: what comes now is a next request's (or
         the client's leaving, which cancels a handler, as for a body read for
         it), within a bound of its own (the body's bytes counted to it, and
-        reading may have paused on them)."""
+        reading may have paused on them). What h11 holds past the body (the
+        next requests, come with its end) counts to it: else each body's end
+        would let one more read in."""
         task = self._app_task
         at_work = task is not None and (task is self._asgi_task or task is self.http_task)
         if (self._streaming or at_work) and not self.closing:
-            self._kept = 0
-            self._resume_reading()
+            self._kept = self._held()
+            if self._kept <= self.config.max_header_size:
+                self._resume_reading()
 
     async def _wait_for_data(self, cycle: int) -> None:
         """Read the socket until data comes (or the client leaves, or the response ends).
