@@ -1431,17 +1431,11 @@ async def close_pool(server):
 """
 
 
-async def test_sys_exit_in_an_on_shutdown_hook_keeps_its_code_and_says_so(
-    tmp_path: Path,
-) -> None:
-    # Since each hook runs in a task of its own (a15868f), its SystemExit
-    # left the event loop from that task: the process exited 4 without a
-    # word, the hooks after it and the "stopped" line gone unsaid.
-    (tmp_path / "exiting_app.py").write_text(EXITING_SHUTDOWN_HOOK)
+async def stopped_once_started(app_dir: Path, spec: str) -> tuple[int, str]:
+    """Run ``python -m wsserver SPEC --app-dir APP_DIR``, send it SIGTERM once its
+    application wrote ``APP_DIR/started``; its exit code and stderr."""
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "wsserver", "exiting_app:routes", "--app-dir", str(tmp_path)),
-        "--port",
-        "0",
+        *(sys.executable, "-m", "wsserver", spec, "--app-dir", str(app_dir), "--port", "0"),
         cwd=ROOT,
         env=child_env(),
         stdin=asyncio.subprocess.DEVNULL,
@@ -1449,15 +1443,26 @@ async def test_sys_exit_in_an_on_shutdown_hook_keeps_its_code_and_says_so(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        await wait_for(lambda: (tmp_path / "started").exists(), what="the start")
+        await wait_for(lambda: (app_dir / "started").exists(), what="the start")
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 3 * TIMEOUT)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    said = err.decode()
-    assert proc.returncode == 4, said  # (the hook's own code, kept)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+async def test_sys_exit_in_an_on_shutdown_hook_keeps_its_code_and_says_so(
+    tmp_path: Path,
+) -> None:
+    # Since each hook runs in a task of its own (a15868f), its SystemExit
+    # left the event loop from that task: the process exited 4 without a
+    # word, the hooks after it and the "stopped" line gone unsaid.
+    (tmp_path / "exiting_app.py").write_text(EXITING_SHUTDOWN_HOOK)
+    code, said = await stopped_once_started(tmp_path, "exiting_app:routes")
+    assert code == 4, said  # (the hook's own code, kept)
     assert not (tmp_path / "closed").exists()
     (line,) = [line for line in said.splitlines() if "on_shutdown hook flush" in line]
     assert "sys.exit(4)" in line and "close_pool" in line, said
@@ -1530,26 +1535,8 @@ async def test_sys_exit_in_an_asgi_lifespan_shutdown_keeps_its_code_and_says_so(
     # It exited 5 with asyncio's "Task exception was never retrieved" and a
     # traceback at best, the "stopped" line gone, nothing of why.
     (tmp_path / "exiting_asgi.py").write_text(EXITING_LIFESPAN_SHUTDOWN)
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "wsserver", "exiting_asgi:app", "--app-dir", str(tmp_path)),
-        "--port",
-        "0",
-        cwd=ROOT,
-        env=child_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        await wait_for(lambda: (tmp_path / "started").exists(), what="the start")
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 3 * TIMEOUT)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    said = err.decode()
-    assert proc.returncode == 5, said
+    code, said = await stopped_once_started(tmp_path, "exiting_asgi:app")
+    assert code == 5, said
     (line,) = [line for line in said.splitlines() if "called sys.exit(5)" in line]
     assert "ASGI lifespan" in line and "lifespan.shutdown" in line and "WARNING" in line, said
     assert "never retrieved" not in said, said
