@@ -43,7 +43,9 @@ from .helpers import (
     cancelled_elsewhere,
     errors_logged,
     exchange,
+    h11_holds,
     open_descriptors_of,
+    pipelined_answers,
     slow_reader,
     upgrade_request,
     wait_for,
@@ -2149,6 +2151,38 @@ async def test_long_poll_hears_the_client_leave_after_it_pipelined_more(run_asgi
     writer.close()
     assert await asyncio.wait_for(heard, TIMEOUT) == {"type": "http.disconnect"}
     await wait_until(lambda: not server.app_tasks and not server.connections)
+
+
+async def test_pipelined_requests_between_cycles_are_not_buffered_without_bound(
+    run_asgi: Any,
+) -> None:
+    # Small requests pipelined faster than they are answered, each 1-byte
+    # body read whole: the answer's end resumed reading, and the next
+    # request's dispatch waits for a turn of the loop (end_response()); a
+    # read that came first (uvloop reads before the callbacks) went to h11
+    # unbounded, each cycle one more, and h11's buffer grew to all the
+    # client sent.
+    peak = 0
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal peak
+        if await lifespan_unsupported(scope):
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await asyncio.sleep(0)  # (after the body's end: what comes meanwhile is kept)
+        peak = max(peak, h11_holds(server))
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]}
+        )
+        await send({"type": "http.response.body", "body": b"x"})
+
+    server = await run_asgi(app)
+    n = 14_000
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"  # 47: 643 KiB
+    assert await pipelined_answers(server.port, request, n) == n
+    bound = server.config.max_header_size + READ_SIZE
+    assert peak <= bound, f"h11 held {peak} bytes of pipelined requests (bound {bound})"
 
 
 async def wait_until(condition: Callable[[], object], timeout: float = TIMEOUT) -> None:

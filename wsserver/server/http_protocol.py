@@ -440,7 +440,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.lost = False
         self._transport_closing = False
         #: Whether reading is paused until the pipelined requests h11 holds
-        #: are answered (see ANSWERS_PER_TURN).
+        #: are answered (see ANSWERS_PER_TURN), or the next one's dispatch
+        #: finds room (see end_response()).
         self._turn_paused = False
         self._close_timer: asyncio.TimerHandle | None = None
         #: What the client had taken of our answers when the close timer was
@@ -2236,7 +2237,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._streaming = False
         # (An application's receive() still waiting hears disconnect: _next_cycle_or_close().)
         if self._next_cycle_or_close():
-            self.transport.resume_reading()
+            # The next request is dispatched a turn later: a read meanwhile
+            # (uvloop reads before the callbacks) goes to h11 with no app at
+            # work, unbounded. Past the bound h11 holds already, reading
+            # waits for the dispatch to find room (_read_on_while_app_works()),
+            # else for all held to be answered (_process()).
+            if self._held() > self.config.max_header_size:
+                self.transport.pause_reading()
+                self._turn_paused = True
+            else:
+                self.transport.resume_reading()
             self.loop.call_soon(self._process)
 
     def _write(
