@@ -19,11 +19,11 @@ import stat
 import time
 import types
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, cast
 
 from ..app.request import Request
-from ..app.routing import Router, route_of
+from ..app.routing import Router, ServerHook, route_of
 from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
@@ -461,6 +461,18 @@ class Server:
         if failure is not None:
             raise failure
 
+    def _hook_run(
+        self, hooks: Sequence[ServerHook], index: int, kind: str, undone: str
+    ) -> Coroutine[Any, Any, None]:
+        """The run of ``hooks[index]`` (``kind``: on_startup, on_shutdown), a
+        sys.exit() in it said with the hooks after it not run (exit_said())."""
+        after = ", ".join(_hook_name(h) for h in hooks[index + 1 :])
+        return exit_said(
+            hooks[index](self),
+            f"{kind} hook {_hook_name(hooks[index])}",
+            f"{undone} ({f'{kind} hooks not run: {after}' if after else 'no hook after it'})",
+        )
+
     async def _run_startup_hooks(self) -> None:
         """The Router's on_startup hooks, in order.
 
@@ -471,16 +483,10 @@ class Server:
         assert self.router is not None
         hooks = self.router.startup_hooks
         for index, hook in enumerate(hooks):
-            name = getattr(hook, "__qualname__", repr(hook))
-            after = ", ".join(getattr(h, "__qualname__", repr(h)) for h in hooks[index + 1 :])
+            name = _hook_name(hook)
             try:
                 # (A sys.exit() there leaves the loop from this task: said.)
-                await exit_said(
-                    hook(self),
-                    f"on_startup hook {name}",
-                    "the server does not start "
-                    f"({f'on_startup hooks not run: {after}' if after else 'no hook after it'})",
-                )
+                await self._hook_run(hooks, index, "on_startup", "the server does not start")
             except BaseException as exc:
                 # (A CancelledError of its own, say: it awaited what other code
                 # cancelled. Not the start's cancellation, nor SystemExit.)
@@ -503,14 +509,8 @@ class Server:
         context = contextvars.copy_context()
         hooks = self.router.shutdown_hooks
         for index, hook in enumerate(hooks):
-            name = getattr(hook, "__qualname__", repr(hook))
-            after = ", ".join(getattr(h, "__qualname__", repr(h)) for h in hooks[index + 1 :])
-            said = exit_said(
-                hook(self),
-                f"on_shutdown hook {name}",
-                "the rest of the shutdown undone "
-                f"({f'on_shutdown hooks not run: {after}' if after else 'no hook after it'})",
-            )
+            name = _hook_name(hook)
+            said = self._hook_run(hooks, index, "on_shutdown", "the rest of the shutdown undone")
             running = self.loop.create_task(said, context=context)
             try:
                 await asyncio.wait([running], timeout=limit)
@@ -1674,6 +1674,11 @@ def _what_task(task: asyncio.Task[Any]) -> str:
             return f"the WebSocket handler of {printable(path)}"
         return f"the application's task for {printable(path)}"
     return "an application task"
+
+
+def _hook_name(hook: object) -> str:
+    """A hook's name for a log line: its qualified name, else its repr."""
+    return str(getattr(hook, "__qualname__", repr(hook)))
 
 
 def _what_tasks(tasks: Iterable[asyncio.Task[Any]], most: int = 5) -> str:
