@@ -46,6 +46,7 @@ from .status import StatusBoard
 from .tls import (
     cipher_suites,
     connection_tls,
+    failure_hint,
     refuse_tls_settings,
     refuse_unusable,
     say_if_not_valid,
@@ -101,19 +102,6 @@ class _DefaultPort(int):
 
 _DEFAULT_HOST: str = _DefaultHost("127.0.0.1")
 _DEFAULT_PORT: int = _DefaultPort(8000)
-
-
-#: The alerts (OpenSSL's reasons) a TLS client sends when it refuses the
-#: server's certificate, and what each says of it: OpenSSL's words alone read as
-#: though the server had refused a client's certificate.
-_SERVER_CERTIFICATE_REFUSED = {
-    "TLSV1_ALERT_UNKNOWN_CA": (
-        ": its CA is not one the client trusts, or its intermediates are missing from ssl_certfile"
-    ),
-    "SSLV3_ALERT_CERTIFICATE_EXPIRED": ": it, or one of its chain, has expired",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "",
-}
 
 
 class Server:
@@ -1310,14 +1298,7 @@ class Server:
         reason = error.reason or str(error)
         if proxy_header and self.proxy_protocol_peers is None:
             return self.proxy_header_unasked(None, f"its TLS handshake failed ({reason})")
-        hint = " (plain HTTP on the TLS port?)" if reason == "HTTP_REQUEST" else ""
-        refused = _SERVER_CERTIFICATE_REFUSED.get(reason)
-        if refused is not None:  # (an alert from the client)
-            hint = f" (the client refused the server's certificate{refused})"
-        if isinstance(error, ssl_module.SSLCertVerificationError) and error.verify_message:
-            # (Which: expired, a CA not trusted, ...: OpenSSL's reason says none.)
-            hint = f" (the client's certificate: {error.verify_message})"
-        protocol_logger.debug("TLS handshake failed: %s%s", reason, hint)
+        protocol_logger.debug("TLS handshake failed: %s%s", reason, failure_hint(error, reason))
 
     def stats(self) -> dict[str, Any]:
         """Every counter of this server, now (see :meth:`ServerStats.snapshot`).

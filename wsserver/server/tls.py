@@ -20,6 +20,7 @@ from ..protocol.tls_info import TLSInfo, rfc4514, validity
 __all__ = [
     "cipher_suites",
     "connection_tls",
+    "failure_hint",
     "oid_of",
     "refuse_unusable",
     "say_if_not_valid",
@@ -487,6 +488,31 @@ def _say_if_not_valid(der: bytes, which: str, clients: str) -> None:
         return
     refused = "clients refuse it" if not clients else f"clients{clients} refuse the server"
     logger.warning("TLS: %s %s %s: %s", which, what, f"{when:%Y-%m-%d %H:%M:%S} UTC", refused)
+
+
+#: The alerts (OpenSSL's reasons) a TLS client sends when it refuses the
+#: server's certificate, and what each says of it: OpenSSL's words alone read as
+#: though the server had refused a client's certificate.
+_SERVER_CERTIFICATE_REFUSED = {
+    "TLSV1_ALERT_UNKNOWN_CA": (
+        ": its CA is not one the client trusts, or its intermediates are missing from ssl_certfile"
+    ),
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": ": it, or one of its chain, has expired",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "",
+}
+
+
+def failure_hint(error: ssl.SSLError, reason: str) -> str:
+    """What a failed handshake's ``error`` (OpenSSL's ``reason``) means, for
+    its log line (`` (...)``), where OpenSSL's words alone mislead; else ""."""
+    if isinstance(error, ssl.SSLCertVerificationError) and error.verify_message:
+        # (Which: expired, a CA not trusted, ...: OpenSSL's reason says none.)
+        return f" (the client's certificate: {error.verify_message})"
+    refused = _SERVER_CERTIFICATE_REFUSED.get(reason)
+    if refused is not None:  # (an alert from the client)
+        return f" (the client refused the server's certificate{refused})"
+    return " (plain HTTP on the TLS port?)" if reason == "HTTP_REQUEST" else ""
 
 
 def watch_handshakes(context: ssl.SSLContext, failed: Callable[[ssl.SSLError, bool], None]) -> None:
