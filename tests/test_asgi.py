@@ -1499,14 +1499,16 @@ async def test_a_receive_waiting_while_the_response_starts_gets_the_body_read_ah
     writer.close()
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
 @pytest.mark.parametrize("apart", [False, True])
 @pytest.mark.parametrize("answer_first", [False, True])
 async def test_a_body_that_comes_whole_is_one_request_event(
-    run_asgi: Any, apart: bool, answer_first: bool
+    run_asgi: Any, apart: bool, answer_first: bool, chunked: bool
 ) -> None:
-    # A Content-Length body all at hand was two events: the body with
-    # "more_body": True, then an empty last one, where uvicorn gives one (an
-    # application that reads once, as many small ones do, saw more coming).
+    # A body all at hand was two events: the body with "more_body": True,
+    # then an empty last one, where uvicorn gives one (an application that
+    # reads once, as many small ones do, saw more coming); a chunked one was
+    # an event per chunk, then an empty last one.
     # (Also when the answer starts first: the body is read ahead then.)
     events: list[dict[str, Any]] = []
 
@@ -1531,13 +1533,18 @@ async def test_a_body_that_comes_whole_is_one_request_event(
 
     server = await run_asgi(app)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+    if chunked:
+        head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        body = b"2\r\nhe\r\n1;x=y\r\nl\r\n2\r\nlo\r\n0\r\nTrailer: t\r\n\r\n"
+    else:
+        head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+        body = b"hello"
     if apart:
         writer.write(head)
         await asyncio.sleep(0.2)
-        writer.write(b"hello")
+        writer.write(body)
     else:
-        writer.write(head + b"hello")
+        writer.write(head + body)
     end = b"k\r\n0\r\n\r\n" if answer_first else b"ok"
     answer = await asyncio.wait_for(reader.readuntil(end), TIMEOUT)
     assert answer.startswith(b"HTTP/1.1 200 "), answer
@@ -1547,6 +1554,33 @@ async def test_a_body_that_comes_whole_is_one_request_event(
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     answer = await asyncio.wait_for(reader.readuntil(b"ok"), TIMEOUT)
     assert answer.startswith(b"HTTP/1.1 200 "), answer
+    writer.close()
+
+
+async def test_an_answer_after_a_first_piece_closes_when_what_came_with_it_is_malformed(
+    run_asgi: Any,
+) -> None:
+    # The chunks at hand with the first are taken with it, and a malformed
+    # one among them (here, trailers over max_headers) is said at the next
+    # receive(): an application that answers without asking again must not
+    # have the connection kept for a next request, as if the body were fine.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        event = await receive()
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": event["body"]})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n" + b"X: a\r\n" * 101 + b"\r\n"
+    )
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # (to its end: closed)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert b"\r\nconnection: close\r\n" in answer.lower(), answer
+    assert answer.endswith(b"\r\n\r\nabc"), answer
     writer.close()
 
 

@@ -354,6 +354,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         "_read_waiters",
         "_cycle",
         "_body_ahead",
+        "_body_fault",
         "_lost_future",
         "_sending",
         "_resume_after_file",
@@ -483,6 +484,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._cycle = 0
         #: Pieces of the request body read ahead of the application (see start_response()).
         self._body_ahead: list[tuple[bytes, bool]] | None = None
+        #: A malformed chunk found while taking those before it (see _body_at_hand()).
+        self._body_fault: h11.RemoteProtocolError | None = None
         self._lost_future: asyncio.Future[None] | None = None
         #: An ASGI application streams its response: reading goes on (see
         #: stream_started()), whatever receive() does.
@@ -2005,6 +2008,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
                     self._stop_open_timer()
                     self._body_taken()
                 return piece
+            fault = self._body_fault
+            if fault is not None:  # (found while taking the pieces before it)
+                self._body_fault = None
+                self._bad_body(fault)
+                return None
             if h.their_state in _BODY_OVER or h.their_state is h11.IDLE:
                 return None  # (the body has ended: what h11 has next is no part of it)
             if self._body_pieces >= BODY_PIECES_PER_TURN:
@@ -2015,27 +2023,21 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 continue
             try:
                 event = self._next_event(h)
-            except h11.RemoteProtocolError as exc:
-                if h.our_state is h11.SEND_RESPONSE:
-                    self.http_error(bad_request_status(exc), bad_request_message(exc))
-                else:
-                    self.close_transport()
-                return None
-            kind = type(event)
-            if kind is h11.Data:
-                self._body_pieces += 1
-                data = bytes(event.data)  # type: ignore[union-attr]
-                if getattr(h._reader, "_remaining", None) != 0:  # (h11 is pinned to 0.16)
-                    if self._reading_body and deadlines is not None:
-                        deadlines.add(self)  # it comes: open_timeout for its next piece
-                    return data, True
-                # A Content-Length body's last bytes: its end is at hand, and
-                # said with them (one event for a body that came whole, as
-                # uvicorn gives).
-                event = self._next_event(h)
                 kind = type(event)
-            else:
-                data = b""
+                if kind is h11.Data:
+                    most = BODY_PIECES_PER_TURN - self._body_pieces  # (this one in)
+                    self._body_pieces += 1
+                    data, event = self._body_at_hand(h, event, room, most)  # type: ignore[arg-type]
+                    kind = type(event)
+                    if kind is not h11.EndOfMessage:
+                        if self._reading_body and deadlines is not None:
+                            deadlines.add(self)  # it comes: open_timeout for its next piece
+                        return data, True
+                else:
+                    data = b""
+            except h11.RemoteProtocolError as exc:
+                self._bad_body(exc)
+                return None
             if kind is h11.EndOfMessage:
                 if self._reading_body:
                     self._reading_body = False
@@ -2053,6 +2055,56 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self._body_pieces = 0
             await self._wait_for_data(cycle)
         return None
+
+    def _bad_body(self, exc: h11.RemoteProtocolError) -> None:
+        """The request body is malformed: its 4xx if the response has not
+        started, else the connection closes."""
+        if self._h11.our_state is h11.SEND_RESPONSE:
+            self.http_error(bad_request_status(exc), bad_request_message(exc))
+        else:
+            self.close_transport()
+
+    def _body_at_hand(
+        self, h: h11.Connection, event: h11.Data, room: int | None, most: int
+    ) -> tuple[bytes, h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]]:
+        """A piece of the body with what follows it that h11 already holds: the
+        chunks that came with it (``most`` of them, within ``room``) and the
+        body's end. One event for a body that came whole, as uvicorn gives,
+        not one per chunk and an empty last one. Returns the piece and the
+        event after it: EndOfMessage, or NEED_DATA for more to come.
+
+        A chunk beyond ``room`` is kept for the next ask (as read ahead, see
+        :meth:`_body_still_coming`), and a malformed one is said at the next
+        ask: what came before either is the caller's first.
+        """
+        data = bytes(event.data)
+        reader: Any = h._reader  # (h11 is pinned to 0.16)
+        if type(reader) is not ChunkedReader:
+            # A Content-Length body's last bytes: its end is at hand.
+            ended = getattr(reader, "_remaining", None) == 0
+            return data, (self._next_event(h) if ended else h11.NEED_DATA)
+        pieces = [data]
+        size = len(data)
+        while event.chunk_end and len(pieces) < most:
+            try:
+                after = self._next_event(h)
+            except h11.RemoteProtocolError as exc:
+                self._body_fault = exc
+                break
+            if type(after) is not h11.Data:
+                if type(after) is h11.EndOfMessage:
+                    self._body_pieces += len(pieces) - 1
+                    return b"".join(pieces), after
+                break  # (NEED_DATA)
+            event = after
+            piece = bytes(event.data)
+            if room is not None and size + len(piece) > room:
+                self._body_ahead = [(piece, True)]  # (refused by the caller)
+                break
+            pieces.append(piece)
+            size += len(piece)
+        self._body_pieces += len(pieces) - 1
+        return b"".join(pieces) if len(pieces) > 1 else data, h11.NEED_DATA
 
     def _body_taken(self) -> None:
         """The application has the whole request body. While an ASGI
@@ -2164,28 +2216,23 @@ class HttpProtocol(asyncio.BufferedProtocol):
         connection open.
         """
         h = self._h11
+        if self._body_fault is not None:  # (malformed: the connection ends with this answer)
+            return True
         if h.their_state is not h11.SEND_BODY:
             return False
         ahead = self._body_ahead
         if ahead is None:
             ahead = self._body_ahead = []
-        for _ in range(BODY_PIECES_PER_TURN):  # (more: taken for one still coming)
-            try:
-                event = self._next_event(h)
-            except h11.RemoteProtocolError:
-                return True
-            kind = type(event)
-            if kind is h11.Data:
-                ahead.append((bytes(event.data), True))  # type: ignore[union-attr]
-            elif kind is h11.EndOfMessage:
-                if ahead and ahead[-1][1]:  # (its last piece, not taken yet, says the end)
-                    ahead[-1] = (ahead[-1][0], False)
-                else:
-                    ahead.append((b"", False))
-                return False
-            else:
-                return True  # NEED_DATA
-        return True
+        try:
+            event = self._next_event(h)
+            if type(event) is h11.Data:
+                data, event = self._body_at_hand(h, event, None, BODY_PIECES_PER_TURN)
+                ahead.append((data, type(event) is not h11.EndOfMessage))
+            elif type(event) is h11.EndOfMessage:
+                ahead.append((b"", False))
+        except h11.RemoteProtocolError:
+            return True
+        return type(event) is not h11.EndOfMessage
 
     def send_informational(self, status: int, headers: list[tuple[str, str]]) -> bool:
         """Send a ``1xx`` response ahead of the final one (``103 Early Hints``,
@@ -2409,6 +2456,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # comes later) gets nothing more of this connection.
         self._reading_body = False
         self._body_ahead = None
+        self._body_fault = None
         self._cycle += 1
         self._wake_readers()
         if states == (h11.DONE, h11.DONE) and not (close or self._close_after_response):
