@@ -58,3 +58,22 @@ def test_the_route_signatures_resolve_at_run_time(method: str) -> None:
 
     owner = Route if method == "__init__" else Router
     assert typing.get_type_hints(getattr(owner, method))
+
+
+@pytest.mark.parametrize("client", ["TestClient", "SyncTestClient"])
+def test_the_request_shortcuts_take_what_request_takes(client: str) -> None:
+    # get(), post()... are typed with RequestOptions (a misspelt option is
+    # mypy's error, mistakes.py): it must name request()'s keywords, no fewer.
+    import inspect
+
+    from wsserver import testing, testing_sync
+
+    owner = getattr(testing, client, None) or getattr(testing_sync, client)
+    keywords = [
+        name
+        for name, parameter in inspect.signature(owner.request).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    assert list(testing.RequestOptions.__annotations__) == keywords
+    for method in ("get", "head", "options", "post", "put", "patch", "delete"):
+        assert getattr(owner, method).__name__ == method

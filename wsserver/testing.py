@@ -58,14 +58,13 @@ import zlib
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
     Callable,
     Generator,
     Iterable,
     Iterator,
     Mapping,
 )
-from typing import IO, Any, NoReturn, TypeVar, cast
+from typing import IO, Any, NoReturn, TypedDict, TypeVar, Unpack, cast
 
 import h11
 
@@ -106,6 +105,7 @@ __all__ = [
     "HTTPStatusError",
     "InvalidHandshake",
     "QueryParams",
+    "RequestOptions",
     "ResponseHeaders",
     "StreamedResponse",
     "TestClient",
@@ -157,6 +157,24 @@ FileArg = (
     | tuple[str, bytes | str | IO[bytes], str | None, HeadersArg]
 )
 FilesArg = Mapping[str, FileArg] | Iterable[tuple[str, FileArg]] | None
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`TestClient.request`, which ``get()``,
+    ``post()`` and the other shortcuts (``SyncTestClient``'s too) take."""
+
+    body: Body
+    content: Body
+    json: Any
+    data: FormArg
+    files: FilesArg
+    headers: HeadersArg
+    cookies: CookiesArg
+    params: ParamsArg
+    auth: tuple[str | bytes, str | bytes] | None
+    timeout: float | None
+    follow_redirects: bool | None
+
 
 #: Characters left as they are in a request target's path and in its query, as
 #: httpx leaves them (WHATWG's percent-encode sets: '"', '<' and '>' encoded
@@ -1177,17 +1195,6 @@ def _encode_headers(items: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
                 f"header {name!r}: {value!r} is not latin-1 (RFC 8187 encodes other text)"
             ) from None
     return encoded
-
-
-def _shortcut(method: str) -> Callable[..., Awaitable[ClientResponse]]:
-    """``TestClient.get`` and its kind: :meth:`TestClient.request` with ``method``."""
-
-    async def send(self: TestClient, path: str, **kwargs: Any) -> ClientResponse:
-        return await self.request(method, path, **kwargs)
-
-    send.__name__ = send.__qualname__ = method.lower()
-    send.__doc__ = f"``{method} path``: :meth:`request`'s keyword arguments."
-    return send
 
 
 @contextlib.asynccontextmanager
@@ -2802,13 +2809,33 @@ class TestClient:
         finally:
             pipe.transport.close()
 
-    get = _shortcut("GET")
-    head = _shortcut("HEAD")
-    options = _shortcut("OPTIONS")
-    post = _shortcut("POST")
-    put = _shortcut("PUT")
-    patch = _shortcut("PATCH")
-    delete = _shortcut("DELETE")
+    async def get(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``GET path``: :meth:`request`'s keyword arguments."""
+        return await self.request("GET", path, **options)
+
+    async def head(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``HEAD path``: :meth:`request`'s keyword arguments."""
+        return await self.request("HEAD", path, **options)
+
+    async def options(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``OPTIONS path``: :meth:`request`'s keyword arguments."""
+        return await self.request("OPTIONS", path, **options)
+
+    async def post(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``POST path``: :meth:`request`'s keyword arguments."""
+        return await self.request("POST", path, **options)
+
+    async def put(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``PUT path``: :meth:`request`'s keyword arguments."""
+        return await self.request("PUT", path, **options)
+
+    async def patch(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``PATCH path``: :meth:`request`'s keyword arguments."""
+        return await self.request("PATCH", path, **options)
+
+    async def delete(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``DELETE path``: :meth:`request`'s keyword arguments."""
+        return await self.request("DELETE", path, **options)
 
     # ------------------------------------------------------ WebSockets
 

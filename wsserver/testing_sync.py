@@ -32,7 +32,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar, cast, overload
+from typing import Any, NoReturn, TypeVar, Unpack, cast, overload
 
 from .app.routing import Router
 from .server.server import CANCELLED_GRACE, Server
@@ -48,6 +48,7 @@ from .testing import (
     FormArg,
     HeadersArg,
     ParamsArg,
+    RequestOptions,
     StreamedResponse,
     TestClient,
     _Connecting,
@@ -345,18 +346,6 @@ class SyncWebSocket:
 
     def __repr__(self) -> str:
         return f"<SyncWebSocket of {self.ws!r}>"
-
-
-def _shortcut(method: str) -> Callable[..., ClientResponse]:
-    """``SyncTestClient.get`` and its kind, as ``TestClient``'s: :meth:`SyncTestClient.request`
-    with ``method``."""
-
-    def send(self: SyncTestClient, path: str, **kwargs: Any) -> ClientResponse:
-        return self.request(method, path, **kwargs)
-
-    send.__name__ = send.__qualname__ = method.lower()
-    send.__doc__ = f"``{method} path``: :meth:`request`'s keyword arguments."
-    return send
 
 
 def _cancelled_wait(client: TestClient | None) -> float:
@@ -733,13 +722,33 @@ class SyncTestClient:
         else:
             thread.run(streaming.__aexit__(None, None, None))
 
-    get = _shortcut("GET")
-    head = _shortcut("HEAD")
-    options = _shortcut("OPTIONS")
-    post = _shortcut("POST")
-    put = _shortcut("PUT")
-    patch = _shortcut("PATCH")
-    delete = _shortcut("DELETE")
+    def get(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``GET path``: :meth:`request`'s keyword arguments."""
+        return self.request("GET", path, **options)
+
+    def head(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``HEAD path``: :meth:`request`'s keyword arguments."""
+        return self.request("HEAD", path, **options)
+
+    def options(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``OPTIONS path``: :meth:`request`'s keyword arguments."""
+        return self.request("OPTIONS", path, **options)
+
+    def post(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``POST path``: :meth:`request`'s keyword arguments."""
+        return self.request("POST", path, **options)
+
+    def put(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``PUT path``: :meth:`request`'s keyword arguments."""
+        return self.request("PUT", path, **options)
+
+    def patch(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``PATCH path``: :meth:`request`'s keyword arguments."""
+        return self.request("PATCH", path, **options)
+
+    def delete(self, path: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """``DELETE path``: :meth:`request`'s keyword arguments."""
+        return self.request("DELETE", path, **options)
 
     def websocket(
         self,

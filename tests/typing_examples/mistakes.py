@@ -1,5 +1,7 @@
 from wsserver import Request, Router, Server, WebSocket
 from wsserver.response import Response, StreamingResponse, stream, text
+from wsserver.testing import TestClient
+from wsserver.testing_sync import SyncTestClient
 
 routes = Router()
 
@@ -48,3 +50,9 @@ async def restart() -> None:
 
 async def payloads(ws: WebSocket) -> None:
     await ws.ping(3)  # error: bytes-like, not an int's NUL bytes
+
+
+async def requests(client: TestClient, sync_client: SyncTestClient) -> None:
+    await client.get("/health", jsn={"ok": True})  # error: no such request option
+    await client.post(b"/upload", body=b"x")  # error: a path is a str
+    sync_client.put("/rooms/1", dat={"name": "x"})  # error: no such request option

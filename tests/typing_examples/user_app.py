@@ -12,6 +12,8 @@ from wsserver import (
     broadcast,
 )
 from wsserver.response import Response, json_response, text
+from wsserver.testing import ClientResponse, TestClient
+from wsserver.testing_sync import SyncTestClient
 
 routes = Router()
 
@@ -98,3 +100,19 @@ async def secure(request: Request, ws: WebSocket) -> None:
         await authenticate(request)
     except HandshakeError as exc:
         assert_type(exc.headers, list[tuple[str, str]])
+
+
+async def test_health() -> None:
+    # The request shortcuts take request()'s keyword arguments, as httpx's.
+    async with TestClient(routes) as client:
+        response = await client.get("/health", params={"verbose": "1"}, timeout=2.0)
+        assert_type(response, ClientResponse)
+        assert response.json() == {"ok": True}
+        await client.post("/avatar", data={"user": "ann"}, files={"picture": b"..."})
+        await client.delete("/health", headers=[("Authorization", "Bearer x")])
+
+
+def test_health_sync() -> None:
+    with SyncTestClient(routes) as client:
+        assert_type(client.get("/health", follow_redirects=True), ClientResponse)
+        client.patch("/upload", json={"size": 1}, cookies={"sid": "x"})
