@@ -64,7 +64,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from typing import IO, Any, NoReturn, TypedDict, TypeVar, Unpack, cast
+from typing import IO, Any, Literal, NoReturn, TypedDict, TypeVar, Unpack, cast
 
 import h11
 
@@ -157,6 +157,9 @@ FileArg = (
     | tuple[str, bytes | str | IO[bytes], str | None, HeadersArg]
 )
 FilesArg = Mapping[str, FileArg] | Iterable[tuple[str, FileArg]] | None
+#: How ``send_json()`` sends JSON, and ``receive_json()`` wants it: in a text
+#: message or a binary one (as Starlette's test client says).
+JsonMode = Literal["text", "binary"]
 
 
 class RequestOptions(TypedDict, total=False):
@@ -1802,7 +1805,7 @@ class ClientWebSocket:
             self._write_frame(opcode, payload, i == last, deflate is not None and i == 0)
         await self._drain()
 
-    async def send_json(self, data: Any, mode: str = "text") -> None:
+    async def send_json(self, data: Any, mode: JsonMode = "text") -> None:
         """Send ``data`` as JSON: a text message (``mode="binary"``: a binary
         one, its UTF-8), as Starlette's test client does: compact, and
         non-ASCII characters as they are, so a handler reads the same text."""
@@ -1960,7 +1963,9 @@ class ClientWebSocket:
             raise TypeError(f"expected a binary message, got text: {message[:80]!r}")
         return message
 
-    async def receive_json(self, timeout: float | None = None, *, mode: str | None = None) -> Any:
+    async def receive_json(
+        self, timeout: float | None = None, *, mode: JsonMode | None = None
+    ) -> Any:
         """The next message, parsed as JSON; with ``mode`` (``"text"`` or
         ``"binary"``, as Starlette's test client takes it), one of that kind
         (else ``TypeError``).
@@ -2152,10 +2157,12 @@ def _client_deflate(values: list[str], offered: bool) -> PerMessageDeflate | Non
     )
 
 
-def _json_mode(mode: str) -> str:
-    if mode not in ("text", "binary"):
-        raise ValueError(f'mode is "text" or "binary", not {mode!r}')
-    return mode
+def _json_mode(mode: object) -> JsonMode:
+    if mode == "text":
+        return "text"
+    if mode == "binary":
+        return "binary"
+    raise ValueError(f'mode is "text" or "binary", not {mode!r}')
 
 
 class _Connecting:
@@ -2845,7 +2852,7 @@ class TestClient:
         *,
         headers: HeadersArg = None,
         subprotocols: Iterable[str] | None = None,
-        compression: str | None = "deflate",
+        compression: Literal["deflate"] | None = "deflate",
         params: ParamsArg = None,
         timeout: float | None = None,
         cookies: CookiesArg = None,

@@ -32,7 +32,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar, Unpack, cast, overload
+from typing import Any, Literal, NoReturn, TypeVar, Unpack, cast, overload
 
 from .app.routing import Router
 from .server.server import CANCELLED_GRACE, Server
@@ -47,6 +47,7 @@ from .testing import (
     FilesArg,
     FormArg,
     HeadersArg,
+    JsonMode,
     ParamsArg,
     RequestOptions,
     StreamedResponse,
@@ -285,7 +286,7 @@ class SyncWebSocket:
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         self._thread.run(self.ws.send_bytes(data))
 
-    def send_json(self, data: Any, mode: str = "text") -> None:
+    def send_json(self, data: Any, mode: JsonMode = "text") -> None:
         self._thread.run(self.ws.send_json(data, mode))
 
     def send_fragments(
@@ -304,7 +305,7 @@ class SyncWebSocket:
     def receive_bytes(self, timeout: float | None = None) -> bytes:
         return self._thread.run(self.ws.receive_bytes(timeout))
 
-    def receive_json(self, timeout: float | None = None, *, mode: str | None = None) -> Any:
+    def receive_json(self, timeout: float | None = None, *, mode: JsonMode | None = None) -> Any:
         return self._thread.run(self.ws.receive_json(timeout, mode=mode))
 
     def ping(
@@ -756,7 +757,7 @@ class SyncTestClient:
         *,
         headers: HeadersArg = None,
         subprotocols: Iterable[str] | None = None,
-        compression: str | None = "deflate",
+        compression: Literal["deflate"] | None = "deflate",
         params: ParamsArg = None,
         timeout: float | None = None,
         cookies: CookiesArg = None,

@@ -56,3 +56,11 @@ async def requests(client: TestClient, sync_client: SyncTestClient) -> None:
     await client.get("/health", jsn={"ok": True})  # error: no such request option
     await client.post(b"/upload", body=b"x")  # error: a path is a str
     sync_client.put("/rooms/1", dat={"name": "x"})  # error: no such request option
+
+
+async def messages(client: TestClient, sync_client: SyncTestClient) -> None:
+    async with client.websocket("/ws", compression="gzip") as ws:  # error: "deflate" or None
+        await ws.send_json({"type": "join"}, mode="bytes")  # error: "text" or "binary"
+        await ws.receive_json(mode="json")  # error: "text" or "binary"
+    with sync_client.websocket("/ws") as sync_ws:
+        sync_ws.send_json({"type": "join"}, mode="bin")  # error: "text" or "binary"
