@@ -10,6 +10,7 @@ from wsserver import (
     UploadedFile,
     WebSocket,
     broadcast,
+    serve,
 )
 from wsserver.response import Response, json_response, text
 from wsserver.testing import ClientResponse, TestClient
@@ -116,3 +117,11 @@ def test_health_sync() -> None:
     with SyncTestClient(routes) as client:
         assert_type(client.get("/health", follow_redirects=True), ClientResponse)
         client.patch("/upload", json={"size": 1}, cookies={"sid": "x"})
+
+
+async def main() -> None:
+    # serve()'s docstring: "start it with ``async with`` or ``await``".
+    server = await serve(routes, "127.0.0.1", 0)
+    assert_type(server, Server)
+    assert_type(server.port, int)
+    await server.close()

@@ -19,7 +19,7 @@ import stat
 import time
 import types
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from typing import Any, cast
 
 from ..app.request import Request
@@ -833,7 +833,7 @@ class Server:
                 if isinstance(protocol, HttpProtocol):  # (ProxyHeaderThenTLS's goes on)
                     self._handshaking.pop(protocol, None)
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, Server]:
         return self.start().__await__()
 
     async def __aenter__(self) -> Server:
