@@ -3053,7 +3053,7 @@ async def connect(
     *,
     headers: HeadersArg = None,
     subprotocols: Iterable[str] | None = None,
-    compression: Any = _SERVERS_DEFAULT,
+    compression: Literal["deflate"] | None = _SERVERS_DEFAULT,
     timeout: float | None = DEFAULT_TIMEOUT,
     **settings: Any,
 ) -> AsyncIterator[ClientWebSocket]:

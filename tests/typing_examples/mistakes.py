@@ -1,6 +1,6 @@
 from wsserver import Request, Router, Server, WebSocket
 from wsserver.response import Response, StreamingResponse, stream, text
-from wsserver.testing import TestClient
+from wsserver.testing import TestClient, connect
 from wsserver.testing_sync import SyncTestClient
 
 routes = Router()
@@ -64,3 +64,5 @@ async def messages(client: TestClient, sync_client: SyncTestClient) -> None:
         await ws.receive_json(mode="json")  # error: "text" or "binary"
     with sync_client.websocket("/ws") as sync_ws:
         sync_ws.send_json({"type": "join"}, mode="bin")  # error: "text" or "binary"
+    async with connect(Router(), "/ws", compression="zlib"):  # error: "deflate" or None
+        pass
