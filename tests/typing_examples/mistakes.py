@@ -66,3 +66,11 @@ async def messages(client: TestClient, sync_client: SyncTestClient) -> None:
         sync_ws.send_json({"type": "join"}, mode="bin")  # error: "text" or "binary"
     async with connect(Router(), "/ws", compression="zlib"):  # error: "deflate" or None
         pass
+
+
+async def greet(request: Request) -> None:
+    pass
+
+
+routes.add_websocket_route(greet, "/ws/greet")  # error: a WebSocket handler takes (request, ws)
+routes.add_route(greet, "/greet")  # error: an HTTP handler returns a Response

@@ -551,7 +551,7 @@ class Router:
 
     def add_websocket_route(
         self,
-        handler: Handler,
+        handler: WS,
         uri: str,
         *,
         subprotocols: Iterable[str] | None = None,
@@ -669,7 +669,7 @@ class Router:
 
     def add_route(
         self,
-        handler: Handler,
+        handler: HTTP,
         uri: str,
         methods: Iterable[str] = ("GET",),
         *,
