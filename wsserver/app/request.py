@@ -78,6 +78,11 @@ class BodyStream(Protocol):
 
     async def read(self) -> bytes | None: ...
 
+    @property
+    def received(self) -> int:
+        """The bytes of the body read so far."""
+        ...
+
 
 def _no_constant(name: str) -> Any:
     """``NaN``, ``Infinity`` and ``-Infinity``, which Python's json reads: no JSON (RFC 8259 6)."""
@@ -283,7 +288,7 @@ class Request:
         route the body is pulled from :attr:`stream` only as the parts are
         read, so an upload never has to fit in memory; on another route the
         parts are those of :attr:`body`. Once only (again: RuntimeError), and
-        not mixed with other reads of :attr:`stream`.
+        not mixed with other reads of :attr:`stream` (after one: RuntimeError).
 
         Raises (from the iteration, or a part's reads):
             BadRequest: the body is not such a form, does not parse, or holds
@@ -292,6 +297,11 @@ class Request:
         """
         if self._multipart_read:
             raise RuntimeError("request.multipart() reads the body once: it was read")
+        if self.stream is not None and self.stream.received:
+            # (The rest would be read as the form's preamble: its first parts lost.)
+            raise RuntimeError(
+                "request.multipart() reads the body from its start: request.stream was read"
+            )
         self._multipart_read = True
         server = self.server
         limit = server.config.max_form_parts if server is not None else MAX_PARTS

@@ -51,6 +51,11 @@ class RequestBody:
         self._failure: tuple[type[Exception], str] | None = None
         self._read_whole = False  # (a read() returned the end)
 
+    @property
+    def received(self) -> int:
+        """The bytes of the body read so far."""
+        return self._received
+
     def __aiter__(self) -> RequestBody:
         return self
 
