@@ -219,6 +219,58 @@ async def test_handlers_cut_off_past_the_shutdown_s_grace_are_said(
     assert said[0].levelname == "WARNING"
 
 
+@pytest.mark.parametrize("kind", ["router", "asgi"])
+async def test_a_handler_cut_off_while_its_client_never_answers_the_close_is_said_so(
+    caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    # With close_timeout at least shutdown_timeout (the defaults: 10 s both),
+    # a handler waiting in recv() for a client that never answers the 1001 is
+    # cut off at the grace's end: the line named it as if its own work held
+    # the stop. It says its client did not answer the close (and an ASGI
+    # app's WebSocket is named as one, not as "the application's task").
+    from wsserver import serve
+
+    entered: list[str] = []
+    routes = Router()
+
+    @routes.websocket("/feed")
+    async def feed(request: Request, ws: WebSocket) -> None:
+        entered.append("feed")
+        async for _ in ws:
+            pass
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            raise RuntimeError("no lifespan here")
+        await receive()
+        await send({"type": "websocket.accept"})
+        entered.append("feed")
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    server = serve(
+        routes if kind == "router" else app,
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        shutdown_timeout=0.3,
+        close_timeout=1,
+    )
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/feed"))
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    await wait_for(lambda: entered == ["feed"], what="the handler")
+    await asyncio.wait_for(server.close(), 10)
+    writer.close()
+    said = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
+    what = "WebSocket handler" if kind == "router" else "WebSocket application"
+    assert said == [
+        "shutdown: 1 handler still running after shutdown_timeout (0.3 s): cancelled: "
+        f"the {what} of /feed, its client not answering the close"
+    ]
+
+
 async def test_a_control_character_in_any_header_value_gives_400(run_server: StartServer) -> None:
     routes = Router()
 

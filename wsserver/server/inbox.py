@@ -237,6 +237,12 @@ class Inbox:
         self._waiter = waiter
         return waiter
 
+    @property
+    def waited_on(self) -> bool:
+        """Whether a task waits for the next message."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
+
     def forget_waiter(self) -> None:
         """The waiting task is done waiting (woken, timed out or cancelled)."""
         self._waiter = None

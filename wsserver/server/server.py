@@ -19,7 +19,7 @@ import stat
 import time
 import types
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Container, Coroutine, Generator, Iterable, Sequence
 from typing import Any, cast
 
 from ..app.request import Request
@@ -1086,7 +1086,9 @@ class Server:
                 else "in a quick shutdown"
                 if not timeout
                 else f"after close()'s timeout ({grace:g} s)",
-                _what_tasks(tasks),
+                _what_tasks(
+                    tasks, {p.handler_task for p in self._websockets if p.waits_for_close_answer()}
+                ),
             )
         for task in tasks:
             task.cancel()
@@ -1645,14 +1647,18 @@ def _what_task(task: asyncio.Task[Any]) -> str:
     its coroutine (the protocol that runs it may be gone). Its path is the
     client's: escaped, as every line has it (:func:`~wsserver.logs.printable`)."""
     frame = getattr(task.get_coro(), "cr_frame", None)
-    owner = frame.f_locals.get("self") if frame is not None else None
+    here = frame.f_locals if frame is not None else {}
+    owner = here.get("self")
     path = getattr(getattr(owner, "request", None), "path", None)
-    scope = getattr(owner, "scope", None)  # (an ASGI request's HttpCycle)
+    # (An ASGI request's HttpCycle holds its scope; a WebSocket's run() is given it.)
+    scope = getattr(owner, "scope", None) or here.get("scope")
     if path is None and isinstance(scope, dict):
         path = scope.get("path")
     if isinstance(path, str):
         if isinstance(owner, WebSocketProtocol):
             return f"the WebSocket handler of {printable(path)}"
+        if isinstance(scope, dict) and scope.get("type") == "websocket":
+            return f"the WebSocket application of {printable(path)}"
         return f"the application's task for {printable(path)}"
     return "an application task"
 
@@ -1662,11 +1668,20 @@ def _hook_name(hook: object) -> str:
     return str(getattr(hook, "__qualname__", repr(hook)))
 
 
-def _what_tasks(tasks: Iterable[asyncio.Task[Any]], most: int = 5) -> str:
+def _what_tasks(
+    tasks: Iterable[asyncio.Task[Any]],
+    unanswered: Container[asyncio.Task[Any] | None] = (),
+    most: int = 5,
+) -> str:
     """What ``tasks`` serve (:func:`_what_task`), alike ones counted once
     ("the WebSocket handler of /feed (120)"), the most frequent first, the
-    first ``most`` of them."""
-    counts = collections.Counter(_what_task(task) for task in tasks)
+    first ``most`` of them. Those ``unanswered`` (a WebSocket's handler
+    waiting to receive, whose client has not answered the close) say so: the
+    client holds it (until ``close_timeout``), not the handler's own work."""
+    counts = collections.Counter(
+        _what_task(task) + (", its client not answering the close" if task in unanswered else "")
+        for task in tasks
+    )
     named = [
         what if count == 1 else f"{what} ({count})"
         for what, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))

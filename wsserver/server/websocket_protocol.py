@@ -681,6 +681,17 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         )
         self.abort()
 
+    def waits_for_close_answer(self) -> bool:
+        """Whether its close frame went, its peer has not answered it, and its
+        handler waits to receive (the answer, or close_timeout, ends that)."""
+        conn = self.conn
+        return (
+            conn.close_sent is not None
+            and conn.state is not _CLOSED
+            and not self.lost
+            and self.inbox.waited_on
+        )
+
     def abort(self) -> None:
         """Close at once. What the transport still holds for the peer (and
         frames held to go with others) is dropped: not counted as sent
