@@ -50,6 +50,7 @@ from wsserver.protocol.frames import Opcode, serialize_frame
 from wsserver.protocol.http import Headers
 from wsserver.response import Response, json_response, raw, redirect, stream, text
 from wsserver.testing import (
+    DENIAL_SAID,
     MAX_REDIRECTS,
     URL,
     ClientResponse,
@@ -109,6 +110,34 @@ async def test_secure_refuses_without_a_token() -> None:
                 await ws.receive()
             assert ws.close_code == 1008
             assert ws.close_reason == "Authentication required"
+
+
+async def test_a_denial_s_message_gives_the_start_of_its_body() -> None:
+    # What a failing test prints says why the upgrade was denied, as the body
+    # does: it said the status alone.
+    routes = Router()
+
+    def refuse(request: Request) -> Response:
+        return text("x" * 500, status=403)
+
+    @routes.websocket("/long", on_connect=refuse)
+    async def long(request: Request, ws: WebSocket) -> None:
+        pass
+
+    async with TestClient(secure.routes) as client:
+        with pytest.raises(HandshakeDenied) as caught:
+            await client.websocket("/ws/secure/handshake")
+    assert str(caught.value) == (
+        "the server denied the upgrade: 401 Unauthorized: "
+        "'Unauthorized: a token is required (?token= or Authorization: Bearer)'"
+    )
+    async with TestClient(routes) as client:
+        with pytest.raises(HandshakeDenied) as caught:
+            await client.websocket("/long")
+    assert str(caught.value) == (
+        "the server denied the upgrade: 403 Forbidden: '" + "x" * DENIAL_SAID + "...'"
+    )
+    assert caught.value.body == b"x" * 500
 
 
 # ==================================================================== set-up

@@ -890,8 +890,13 @@ class HTTPStatusError(WSServerError, *_httpx_status_error()):  # type: ignore[mi
         self.response = response
 
 
+#: How much of a denial's body :class:`HandshakeDenied`'s message gives (characters).
+DENIAL_SAID = 200
+
+
 class HandshakeDenied(WSServerError):
-    """The server answered the upgrade request with an HTTP response instead of a 101.
+    """The server answered the upgrade request with an HTTP response instead of a 101
+    (its message gives the status, and the start of the body, which says why).
 
     Attributes:
         response: that response (:class:`ClientResponse`).
@@ -900,7 +905,13 @@ class HandshakeDenied(WSServerError):
     """
 
     def __init__(self, response: ClientResponse) -> None:
-        super().__init__(f"the server denied the upgrade: {response.status} {response.reason}")
+        said = response.body.decode("utf-8", "replace").strip()
+        if len(said) > DENIAL_SAID:
+            said = said[:DENIAL_SAID] + "..."
+        super().__init__(
+            f"the server denied the upgrade: {response.status} {response.reason}"
+            + (f": {said!r}" if said else "")
+        )
         self.response = response
         self.status = response.status
         self.reason = response.reason
