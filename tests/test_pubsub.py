@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from wsserver import ConfigError, Request, Router, WebSocket, serve
+from wsserver import ConfigError, ConnectionClosed, Request, Router, WebSocket, serve
 from wsserver.broker import MemoryBroker
 from wsserver.broker.base import decode, encode
 from wsserver.broker.redis_backend import RedisBroker
@@ -584,6 +584,53 @@ async def test_a_connection_the_server_closes_leaves_its_topics_at_once(closed_b
         assert await server.publish("room", "anyone?") == 0
         assert server.pubsub.skipped == 0 and server.stats()["broadcast_skipped"] == 0
         client.close()
+
+
+@pytest.mark.parametrize("app", ["router", "asgi"])
+@pytest.mark.parametrize("how", ["half-close", "close"])
+async def test_a_connection_whose_client_ended_tcp_has_left_its_topics_when_told(
+    app: str, how: str
+) -> None:
+    # A client gone without a close frame (its process killed: a FIN) ended
+    # the handler's recv() (the ASGI app's websocket.disconnect) while the
+    # connection stayed subscribed until connection_lost, a turn later:
+    # what the application asked then, to say who is left in the room,
+    # counted the client gone (presence 1), and ws.topics still named the
+    # topic, which subscribe() refused (nothing can be sent after the EOF).
+    seen: list[Any] = []
+    routes = Router()
+
+    @routes.websocket("/sub/<topic>")
+    async def sub(request: Request, ws: WebSocket, topic: str) -> None:
+        ws.subscribe(topic)
+        await ws.send("subscribed")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        seen.append((await ws.server.presence(topic), sorted(ws.topics)))
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            raise RuntimeError("websockets only")
+        pubsub = scope["extensions"]["wsserver.pubsub"]
+        await receive()
+        await send({"type": "websocket.accept"})
+        pubsub["subscribe"]("room")
+        await send({"type": "websocket.send", "text": "subscribed"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        seen.append((await pubsub["presence"]("room"), await pubsub["presence_by_topic"]()))
+
+    server = serve(routes if app == "router" else asgi, "127.0.0.1", 0, ping_interval=None)
+    async with server:
+        client = await RawClient.connect(server.port, "/sub/room")
+        assert (await client.recv_frame())[3] == b"subscribed"
+        assert await server.presence("room") == 1
+        if how == "half-close":
+            client.writer.write_eof()
+        else:
+            client.close()
+        await wait_for(lambda: seen, what="the application told")
+        assert seen == [(0, [] if app == "router" else {})]
+        assert server.pubsub.subscribers == {}
 
 
 def surrogate_routes(seen: list[BaseException]) -> Router:

@@ -728,8 +728,9 @@ class WebSocket:
 
     def leave_topics(self) -> None:
         """Leave every topic: the protocol calls this once nothing can be sent
-        any more (its close frame went, or TCP is closed), when no message can
-        reach the connection and :meth:`subscribe` refuses it."""
+        any more (its close frame went, the client ended TCP, or TCP is
+        closed), when no message can reach the connection and
+        :meth:`subscribe` refuses it."""
         if self.topics:
             pubsub = self._protocol.server.pubsub
             for topic in self.topics:

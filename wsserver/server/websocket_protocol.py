@@ -275,6 +275,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         self.conn.receive_eof()
+        if self.websocket is not None:
+            # Nothing reaches it now (asyncio closes the transport below):
+            # out of its topics before its handler hears of the end.
+            self.websocket.leave_topics()
         self.inbox.end()
         # asyncio closes the transport now, once what it holds is written: a
         # peer that half-closed and reads nothing would hold it for ever.
