@@ -1766,6 +1766,30 @@ async def test_a_server_refused_a_shared_broker_leaves_the_first_serving(
         assert await asyncio.wait_for(wb.recv(), TIMEOUT) == "still across"
 
 
+async def test_a_redis_broker_serves_again_on_another_event_loop(redis_server: RedisServer) -> None:
+    # A RedisBroker given to a server, then (that one closed) to another on
+    # an event loop of its own (a test's, a SyncTestClient's thread) was
+    # never reachable again: its queue and events were bound to the first
+    # loop, and each attempt failed ("... is bound to a different event
+    # loop"), said as an outage, a traceback, and again for ever.
+    broker = RedisBroker(redis_server.url)
+
+    async def serve_once(n: int) -> None:
+        a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=broker)
+        b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+        async with a, b, AsyncExitStack() as stack:
+            wa, wb = await subscribed_on_both(stack, redis_server, a, b)
+            for sender, receiver in ((wa, wb), (wb, wa)):
+                await sender.send(f"across {n}")
+                assert await asyncio.wait_for(receiver.recv(), TIMEOUT) == f"across {n}"
+                assert await asyncio.wait_for(sender.recv(), TIMEOUT) == f"across {n}"  # (its own)
+            await wait_for(lambda: _presence_is(b, "t", 2), what="a's presence seen by b")
+        assert broker.stats.outages == 0
+
+    await serve_once(1)
+    await asyncio.to_thread(asyncio.run, serve_once(2))
+
+
 async def test_a_server_closed_gracefully_leaves_presence_at_once(
     redis_server: RedisServer,
 ) -> None:

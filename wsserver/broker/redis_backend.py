@@ -315,7 +315,8 @@ class RedisBroker(Broker):
         #: Held by each presence query: at most presence_queries of them
         #: take a connection of the client's pool, which publishing shares
         #: (of the pool's 100, or what the URL's ?max_connections= leaves).
-        self._presence_queries = asyncio.Semaphore(min(presence_queries, pool - OWN_CONNECTIONS))
+        self._presence_limit = min(presence_queries, pool - OWN_CONNECTIONS)
+        self._presence_queries = asyncio.Semaphore(self._presence_limit)
         #: Why the last presence write was refused (None: it was not).
         self._presence_refused: str | None = None
         #: Whether Redis refused the script that writes a change of the
@@ -380,6 +381,15 @@ class RedisBroker(Broker):
             raise RuntimeError("a RedisBroker serves one server; make one per server")
         self._node = node
         loop = asyncio.get_running_loop()
+        # Made anew for this server's loop: asyncio's queues, events and
+        # semaphores are bound to the first loop that waits on them, and the
+        # server before may have run on another (a test's, a SyncTestClient's).
+        self._queue = asyncio.Queue(self._queue.maxsize)
+        self._changes_ready = asyncio.Event()
+        self._round_confirmed = asyncio.Event()
+        self._counts_changed = asyncio.Event()
+        self._presence_queries = asyncio.Semaphore(self._presence_limit)
+        self._closing = None
         self._first_attempt = loop.create_future()
         self._task = loop.create_task(self._run())
         with contextlib.suppress(TimeoutError):
