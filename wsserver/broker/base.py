@@ -26,8 +26,10 @@ class BrokerNode(Protocol):
     #: Unique per process: a message is not delivered back to the node that sent it.
     node_id: str
 
-    def deliver(self, topic: str, message: str | bytes) -> None:
-        """A message published to ``topic`` by another node."""
+    def deliver(self, topic: str, message: str | bytes) -> int | None:
+        """A message published to ``topic`` by another node; how many local
+        connections got it (None: not counted), for the broker to give the
+        loop a turn between its deliveries as publishing does."""
 
     def broker_state(self, up: bool) -> None:
         """The broker became unreachable (False) or reachable again (True)."""

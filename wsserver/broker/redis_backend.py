@@ -103,6 +103,11 @@ SUBSCRIBE_BYTES = 2**20
 #: counted against ``queue_bytes``: a burst of tiny messages holds no more
 #: memory than that setting says.
 MESSAGE_OVERHEAD = 128
+#: Messages handed on to this process's connections (each message received
+#: counting one more) after which the reader gives the loop a turn, as
+#: ``Server.publish()`` does (SENDS_PER_TURN): a burst another process
+#: published held every client of this one until its end.
+DELIVERIES_PER_TURN = 256
 #: Connections of the client's pool the broker holds at once besides its
 #: presence queries: the subscriber's, the sender's and the presence writer's.
 OWN_CONNECTIONS = 3
@@ -799,17 +804,18 @@ class RedisBroker(Broker):
             if not confirming:
                 self._confirmed_up_to(made)  # (nothing subscribed: in effect once written)
 
-    def _deliver(self, message: dict[str, Any], node: BrokerNode) -> None:
-        """Deliver a message Redis sent, if it is another process's."""
+    def _deliver(self, message: dict[str, Any], node: BrokerNode) -> int:
+        """Deliver a message Redis sent, if it is another process's; how
+        many sends that made (the message itself counting one)."""
         try:
             sender, payload = decode(message["data"])
         except (ValueError, UnicodeDecodeError):
-            return  # not ours
+            return 1  # not ours
         if sender == node.node_id:
-            return  # our own: delivered locally already
+            return 1  # our own: delivered locally already
         self.stats.received += 1
         topic = message["channel"][self._topic_at :].decode("utf-8", "replace")
-        node.deliver(topic, payload)
+        return 1 + (node.deliver(topic, payload) or 0)
 
     async def _read(self, pubsub: Any, node: BrokerNode) -> None:
         """Deliver what Redis sends.
@@ -829,6 +835,7 @@ class RedisBroker(Broker):
         pong_due: float | None = None
         confirmation_due: float | None = None
         confirming = self._confirming
+        sent = 0  # (see DELIVERIES_PER_TURN)
         while True:
             now = loop.time()
             if pong_due is None:
@@ -865,7 +872,10 @@ class RedisBroker(Broker):
                 next_ping = loop.time() + every
                 continue
             if kind == "message":
-                self._deliver(message, node)
+                sent += self._deliver(message, node)
+                if sent >= DELIVERIES_PER_TURN:
+                    sent = 0
+                    await asyncio.sleep(0)  # (what was read is delivered after the others' turn)
             elif kind == "subscribe":
                 self._subscription_confirmed(message["channel"])
 

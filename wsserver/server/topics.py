@@ -142,9 +142,10 @@ class Topics:
         self.broker.publish(self, topic, message)
         return delivered
 
-    def deliver(self, topic: str, message: str | bytes) -> None:
-        """A message another process published (the broker calls this)."""
-        self._deliver_locally(topic, message, None)
+    def deliver(self, topic: str, message: str | bytes) -> int:
+        """A message another process published (the broker calls this); how
+        many local connections got it."""
+        return self._deliver_locally(topic, message, None)
 
     def _deliver_locally(self, topic: str, message: str | bytes, exclude: WebSocket | None) -> int:
         subscribers = self.subscribers.get(topic)
