@@ -7,12 +7,14 @@ import asyncio
 import collections
 import contextlib
 import datetime
+import gc
 import json
 import logging
 import math
 import os
 import socket
 import types
+import weakref
 from typing import Any
 
 import httpx
@@ -1122,6 +1124,37 @@ class TestHandlerView:
             None,
             State.OPEN,
         )
+
+    async def test_a_connection_may_be_kept_in_a_weak_registry(
+        self, run_server: StartServer
+    ) -> None:
+        # aiohttp's way of keeping the open WebSockets (app["websockets"] =
+        # weakref.WeakSet(), for a graceful shutdown), or a WeakKeyDictionary
+        # of each one's state: the registry forgets a connection once it is over.
+        registry: weakref.WeakSet[WebSocket] = weakref.WeakSet()
+        state: weakref.WeakKeyDictionary[WebSocket, str] = weakref.WeakKeyDictionary()
+        rec = Recorder()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            registry.add(ws)
+            state[ws] = "joined"
+            rec.put((len(registry), state.get(ws)))
+            async for message in ws:
+                await ws.send(message)
+
+        server = await run_server(routes)
+        async with websockets.connect(url(server)) as client:
+            assert await rec.get() == (1, "joined")
+            await client.send("hi")
+            assert await client.recv() == "hi"
+
+        def forgotten() -> bool:
+            gc.collect()
+            return not registry and not state
+
+        await wait_for(forgotten, what="the registry to forget the connection")
 
 
 def listening_sockets() -> int:

@@ -118,6 +118,9 @@ class WebSocket:
         "_fragment_lock",
         "_sends",
         "topics",
+        # (A registry of connections may hold them weakly: aiohttp's
+        # weakref.WeakSet of open WebSockets, a WeakKeyDictionary of state.)
+        "__weakref__",
     )
 
     def __init__(
