@@ -8,6 +8,8 @@ for anything else.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .protocol.http import HeadersLike, header_pairs
 
 __all__ = [
@@ -80,6 +82,10 @@ class HandshakeError(WSServerError):
         self.message = message
         self.headers = header_pairs(headers)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # (Copied or pickled, made again from what __init__ takes, not the message alone.)
+        return type(self), (self.status, self.message, self.headers), self.__dict__
+
 
 class BadRequest(WSServerError, ValueError):
     """What the client sent cannot be used (a request body that is not JSON).
@@ -139,6 +145,10 @@ class ConnectionClosed(WSServerError):
         super().__init__(f"connection closed: {code} {reason}".rstrip())
         self.code = code
         self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # (Copied or pickled, made again from its code and reason, not its message.)
+        return type(self), (self.code, self.reason), self.__dict__
 
 
 #: The name the Sanic-style API uses for :class:`ConnectionClosed`: the same class.
