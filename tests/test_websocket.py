@@ -1131,8 +1131,10 @@ class TestHandlerView:
         # aiohttp's way of keeping the open WebSockets (app["websockets"] =
         # weakref.WeakSet(), for a graceful shutdown), or a WeakKeyDictionary
         # of each one's state: the registry forgets a connection once it is over.
+        # (Its request too: Sanic's and Starlette's may be held weakly.)
         registry: weakref.WeakSet[WebSocket] = weakref.WeakSet()
         state: weakref.WeakKeyDictionary[WebSocket, str] = weakref.WeakKeyDictionary()
+        requests: weakref.WeakSet[Request] = weakref.WeakSet()
         rec = Recorder()
         routes = Router()
 
@@ -1140,6 +1142,7 @@ class TestHandlerView:
         async def handler(request: Request, ws: WebSocket) -> None:
             registry.add(ws)
             state[ws] = "joined"
+            requests.add(request)
             rec.put((len(registry), state.get(ws)))
             async for message in ws:
                 await ws.send(message)
@@ -1152,7 +1155,7 @@ class TestHandlerView:
 
         def forgotten() -> bool:
             gc.collect()
-            return not registry and not state
+            return not registry and not state and not requests
 
         await wait_for(forgotten, what="the registry to forget the connection")
 

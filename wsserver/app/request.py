@@ -175,6 +175,7 @@ class Request:
         "_files",
         "_multipart_read",
         "local_address",
+        "__weakref__",  # (held weakly by a registry, as Sanic's and Starlette's may be)
     )
 
     def __init__(
