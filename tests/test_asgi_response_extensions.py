@@ -479,6 +479,48 @@ async def test_zerocopysend_parts_mix_with_body_pieces(
 
 
 @pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
+async def test_one_open_file_sent_to_clients_at_once_reaches_each_whole(
+    run_asgi: Any, tmp_path: Any, request: pytest.FixtureRequest, kernel: bool
+) -> None:
+    # An application that keeps a file open and sends it, from offset 0, to
+    # whoever asks (as os.sendfile() with an offset allows: the file's position
+    # is not used). The server reads through a dup() of its descriptor, which
+    # shares that position: where it read pieces itself (uvloop, TLS, a Unix
+    # socket, a file system the kernel cannot sendfile() from), two responses
+    # at once read each other's bytes, and were cut short as "shrunk".
+    if not kernel:
+        request.getfixturevalue("no_kernel_sendfile")
+    data = os.urandom(400_000)  # (several of the server's pieces)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    clients = 3
+    arrived: list[None] = []
+    all_here = asyncio.Event()
+    with open(path, "rb") as file:
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                raise RuntimeError("no lifespan here")
+            arrived.append(None)
+            if len(arrived) == clients:
+                all_here.set()
+            await asyncio.wait_for(all_here.wait(), 10)  # (all of them sent at once)
+            await send(start((b"content-length", str(len(data)).encode())))
+            await send(zerocopy(file, offset=0, count=len(data)))
+
+        server = await run_asgi(app, write_limit=16384)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            answers = await asyncio.gather(
+                *(client.get("/") for _ in range(clients)), return_exceptions=True
+            )
+        got = [
+            a if isinstance(a, Exception) else (a.status_code, a.content == data) for a in answers
+        ]
+        assert got == [(200, True)] * clients
+        assert not file.closed
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["sendfile", "no-kernel-sendfile"])
 async def test_a_buffered_file_read_before_stands_after_its_part(
     run_asgi: Any, tmp_path: Any, request: pytest.FixtureRequest, kernel: bool
 ) -> None:

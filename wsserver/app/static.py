@@ -24,6 +24,7 @@ import mimetypes
 import os
 import re
 import stat
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
@@ -161,22 +162,38 @@ def _inside(root: str, name: str) -> str | None:
 
 
 class FilePieces:
-    """A file's next ``size`` bytes from where it stands (what its
-    ``Content-Length`` said), in pieces; :meth:`close` closes the file, read or not."""
+    """A file's ``size`` bytes from ``offset`` (else from where it stands),
+    what its ``Content-Length`` said, in pieces; :meth:`close` closes the file,
+    read or not.
 
-    __slots__ = ("_file", "_left")
+    Each piece is read at its offset (``pread()``), not from the file's
+    position: a ``dup()`` of an application's descriptor shares that position
+    with the others it sends at once (``http.response.zerocopysend``).
+    ``move``: the position is set after each piece read, as a read from it
+    would leave it (what the application sees of it afterwards)."""
 
-    def __init__(self, file: BinaryIO, size: int) -> None:
+    __slots__ = ("_file", "_left", "_offset", "_move")
+
+    def __init__(
+        self, file: BinaryIO, size: int, offset: int | None = None, *, move: bool = False
+    ) -> None:
         self._file = file
         self._left = size
+        self._offset = file.tell() if offset is None else offset
+        self._move = move
 
     def __iter__(self) -> FilePieces:
         return self
 
     @property
     def file(self) -> BinaryIO:
-        """The file, at where its next piece begins."""
+        """The file."""
         return self._file
+
+    @property
+    def offset(self) -> int:
+        """Where in the file the next piece begins."""
+        return self._offset
 
     @property
     def left(self) -> int:
@@ -187,14 +204,26 @@ class FilePieces:
     def __next__(self) -> bytes:
         if self._left <= 0:
             raise StopIteration
-        piece = self._file.read(min(PIECE, self._left))
+        piece = _read_at(self._file, min(PIECE, self._left), self._offset)
         if not piece:
             raise StopIteration  # (it shrank: the response is cut short)
+        self._offset += len(piece)
         self._left -= len(piece)
+        if self._move:
+            os.lseek(self._file.fileno(), self._offset, os.SEEK_SET)
         return piece
 
     def close(self) -> None:
         self._file.close()
+
+
+def _read_at(file: BinaryIO, size: int, offset: int) -> bytes:
+    """Up to ``size`` bytes of ``file`` from ``offset``, its position unmoved
+    (but on Windows, which has no ``pread()``)."""
+    if sys.platform == "win32":
+        file.seek(offset)
+        return file.read(size)
+    return os.pread(file.fileno(), size, offset)
 
 
 #: One byte range (RFC 9110 14.1.1): ``first-[last]`` or ``-suffix``.

@@ -527,7 +527,9 @@ class HttpCycle:
         The server reads through a descriptor of its own (a ``dup()``: the
         same open file, whose position ends after what was sent: the file
         object's too, its buffer dropped), and leaves the application's open,
-        as the extension says.
+        as the extension says. It reads at the part's offsets, not from that
+        shared position: one file sent to several clients at once (from
+        ``offset``) reaches each whole.
 
         Raises:
             RuntimeError: it came before ``http.response.start``.
@@ -565,16 +567,14 @@ class HttpCycle:
         if self._status:
             self._send_head(count, more)
         if count and not self._head:
-            # (Unbuffered: what it reads, and no more, moves the position.)
+            # (Read at its offsets, not from the position the dup() shares
+            # with the application's other sends of the file at this time;
+            # that position is moved past each piece, as a read would.)
             copy = os.fdopen(os.dup(fd), "rb", buffering=0)
-            try:
-                copy.seek(offset)
-            except BaseException:
-                copy.close()
-                raise
             connection = self.connection
             connection.stream_started()
-            await connection.send_pieces(FilePieces(copy, count))  # (which closes copy)
+            pieces = FilePieces(copy, count, offset, move=True)
+            await connection.send_pieces(pieces)  # (which closes copy)
             # The descriptor's position stands after the part now; a buffered
             # file object that read before (open(path, "rb")) keeps its own
             # idea of it, and its buffer, until it seeks: from the end first,

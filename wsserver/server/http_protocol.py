@@ -1718,8 +1718,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """
         if type(chunks) is not FilePieces or chunks.left <= 0 or not can_sendfile(self.transport):
             return False
-        file, count = chunks.file, chunks.left
-        offset = file.tell()
+        file, count, offset = chunks.file, chunks.left, chunks.offset
         region = _Region(count)
         try:
             parts: Any = self._h11.send_with_data_passthrough(h11.Data(data=region))  # type: ignore[arg-type]
