@@ -1584,6 +1584,38 @@ async def test_an_answer_after_a_first_piece_closes_when_what_came_with_it_is_ma
     writer.close()
 
 
+async def test_a_malformed_end_read_ahead_as_the_answer_starts_is_a_disconnect(
+    run_asgi: Any,
+) -> None:
+    # The body's end came with trailers over max_headers while the
+    # application worked, and was read ahead as its answer started: h11 took
+    # the body for ended, and the application's next receive() waited for
+    # its own answer to complete (the client for ever, the application with
+    # it) where a malformed body found there is the connection's end.
+    events: list[dict[str, Any]] = []
+    ended = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        events.append(await receive())
+        await asyncio.sleep(0.2)  # (the rest of the body comes meanwhile)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        events.append(await receive())
+        ended.set()
+
+    server = await run_asgi(app)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    await asyncio.sleep(0.05)
+    writer.write(b"0\r\n" + b"X: a\r\n" * 101 + b"\r\n")
+    await asyncio.wait_for(ended.wait(), TIMEOUT)
+    assert [event["type"] for event in events] == ["http.request", "http.disconnect"], events
+    assert events[0]["body"] == b"abc", events
+    writer.close()
+
+
 async def test_a_receive_cancelled_leaves_the_other_waiting_one_its_event(
     run_asgi: Any,
 ) -> None:

@@ -2229,7 +2229,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 ahead.append((data, type(event) is not h11.EndOfMessage))
             elif type(event) is h11.EndOfMessage:
                 ahead.append((b"", False))
-        except h11.RemoteProtocolError:
+        except h11.RemoteProtocolError as exc:
+            # Said at the application's next ask: h11 may take the body for
+            # ended (trailers over their bound come with its end).
+            self._body_fault = exc
             return True
         return type(event) is not h11.EndOfMessage
 
