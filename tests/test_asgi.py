@@ -34,7 +34,7 @@ from wsserver.asgi.http import caused_by_disconnect
 from wsserver.asgi.lifespan import LifespanFailure
 from wsserver.errors import ClientDisconnected
 from wsserver.protocol.frames import Opcode, parse_close, serialize_close, serialize_frame
-from wsserver.server.http_protocol import HttpProtocol
+from wsserver.server.http_protocol import BODY_PIECES_PER_TURN, HttpProtocol
 from wsserver.server.server import READ_SIZE
 
 from .helpers import (
@@ -1554,6 +1554,42 @@ async def test_a_body_that_comes_whole_is_one_request_event(
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     answer = await asyncio.wait_for(reader.readuntil(b"ok"), TIMEOUT)
     assert answer.startswith(b"HTTP/1.1 200 "), answer
+    writer.close()
+
+
+async def test_a_body_that_comes_whole_is_one_event_on_a_kept_alive_connection_too(
+    run_asgi: Any,
+) -> None:
+    # The chunks taken in one turn of the loop (BODY_PIECES_PER_TURN) were
+    # counted on from one request to the next on a kept-alive connection
+    # (the count went back to 0 only when a receive() waited): a whole body
+    # of 5 chunks after one of BODY_PIECES_PER_TURN - 1 (or some hundred
+    # requests of 10 chunks) came as two events, the first saying more_body.
+    events: list[list[dict[str, Any]]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        taken = [await receive()]
+        while taken[-1].get("more_body"):
+            taken.append(await receive())
+        events.append(taken)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for count in (BODY_PIECES_PER_TURN - 1, 5):
+        writer.write(head + b"1\r\na\r\n" * count + b"0\r\n\r\n")
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\nok"), TIMEOUT)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert [[(e["body"], e["more_body"]) for e in taken] for taken in events] == [
+        [(b"a" * (BODY_PIECES_PER_TURN - 1), False)],
+        [(b"aaaaa", False)],
+    ]
     writer.close()
 
 

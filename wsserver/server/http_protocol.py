@@ -1116,7 +1116,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self._tls = self.server.tls_of(self.transport)
             self.request.tls = self._tls
         self._awaiting_body = body
-        self._body_size = self._chunk_extensions = 0
+        # (The loop had a turn since the last request's body: its pieces are
+        # not this one's to count against BODY_PIECES_PER_TURN.)
+        self._body_size = self._chunk_extensions = self._body_pieces = 0
         # (RFC 9110 7.8: Upgrade is ignored in HTTP/1.0.)
         self._asks_upgrade = event.http_version != b"1.0" and is_upgrade_request(headers)
         self._found = None
