@@ -330,6 +330,94 @@ def test_a_connection_gives_the_same_with_and_without_the_accelerator(
     assert accelerated == reference
 
 
+@st.composite
+def client_session(draw: st.DrawFn) -> tuple[bytes, list[str | bytes], int, bool]:
+    """Messages as a permessage-deflate client sends them: one compressor across
+    messages (context takeover, unless it resets), fragmented anywhere, some
+    compressed and some not, pings between fragments, now and then a stream
+    ended with BFINAL (RFC 7692 7.2.3.3); and the messages themselves."""
+    bits = draw(st.sampled_from([9, 12, 15]))
+    level = draw(st.sampled_from([0, 1, 6, 9]))
+    reset = draw(st.booleans())  # client_no_context_takeover
+
+    def compressor() -> Any:
+        return zlib.compressobj(level, zlib.DEFLATED, -bits, draw(st.sampled_from([1, 8])))
+
+    deflater = compressor()
+    wire: list[bytes] = []
+    messages: list[str | bytes] = []
+    for _ in range(draw(st.integers(1, 6))):
+        text = draw(st.booleans())
+        repeat = draw(st.sampled_from([1, 1, 3, 200]))
+        message: str | bytes
+        if messages and draw(st.booleans()):
+            # One sent before (as text or bytes): what context takeover refers back to.
+            message = draw(st.sampled_from(messages))
+            text = isinstance(message, str)
+            data = message.encode() if isinstance(message, str) else message
+        elif text:
+            message = draw(st.text(st.characters(exclude_categories=["Cs"]), max_size=100)) * repeat
+            data = message.encode()
+        else:
+            message = data = draw(st.binary(max_size=100)) * repeat
+        messages.append(message)
+        compressed = draw(st.booleans())
+        ended = compressed and draw(st.integers(0, 5)) == 0
+        cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
+        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        mask = draw(st.binary(min_size=4, max_size=4))
+        for i, piece in enumerate(pieces):
+            fin = i == len(pieces) - 1
+            payload = piece
+            if compressed:
+                if fin and ended:
+                    payload = deflater.compress(piece) + deflater.flush(zlib.Z_FINISH)
+                    deflater = compressor()
+                else:
+                    payload = deflater.compress(piece) + deflater.flush(zlib.Z_SYNC_FLUSH)
+                    if fin:
+                        payload = payload[:-4]
+            opcode = (1 if text else 2) if i == 0 else 0
+            rsv1 = compressed and i == 0
+            wire.append(frames.serialize_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask))
+            if not fin and draw(st.integers(0, 4)) == 0:
+                wire.append(frames.serialize_frame(9, b"p", mask=mask))
+        if compressed and reset:
+            deflater = compressor()
+    return b"".join(wire), messages, bits, reset
+
+
+def received(wire: bytes, cuts: list[float], bits: int, reset: bool) -> list[Any]:
+    """The messages a connection gives for ``wire`` cut at ``cuts`` (pings left out)."""
+    conn = Connection(
+        max_size=2**20,
+        deflate=PerMessageDeflate(
+            client_no_context_takeover=reset,
+            client_window_bits=bits,
+            settings=DeflateSettings(library="zlib"),
+        ),
+    )
+    events: list[Any] = []
+    start = 0
+    for cut in [*sorted(int(c * len(wire)) for c in cuts), len(wire)]:
+        events += conn.receive_data(memoryview(bytearray(wire[start:cut])))
+        start = max(start, cut)
+        while conn.input_waiting:
+            events += conn.receive_data(b"")
+    return [event for event in events if isinstance(event, (str, bytes))]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(session=client_session(), cuts=st.lists(st.floats(0, 1), max_size=6))
+def test_a_compressing_clients_messages_arrive_whole_with_and_without_the_accelerator(
+    session: tuple[bytes, list[str | bytes], int, bool], cuts: list[float]
+) -> None:
+    wire, messages, bits, reset = session
+    assert received(wire, cuts, bits, reset) == messages
+    with python_path():
+        assert received(wire, cuts, bits, reset) == messages
+
+
 # ------------------------------------------------- found in review, each failed first
 
 
