@@ -1263,6 +1263,77 @@ async def test_uvicorns_command_line_choices_run(tmp_path: Path) -> None:
         await wait_for(lambda: "the loop is uvloop's" in cli.stderr, what="the debug line")
 
 
+CUSTOM_LOOP = """
+import asyncio
+
+class MarkedLoop(asyncio.SelectorEventLoop):
+    pass
+
+def new_event_loop():
+    return MarkedLoop()
+
+def not_a_loop():
+    return 42
+
+NOT_CALLABLE = 3
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "1"]])
+async def test_a_loop_factory_is_taken_as_uvicorn_takes_it(
+    tmp_path: Path, workers: list[str]
+) -> None:
+    # uvicorn's --loop module:function (its docs: "--loop rloop:new_event_loop")
+    # was refused by argparse as an invalid choice.
+    name = f"loops_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(CUSTOM_LOOP)
+    (tmp_path / f"app_{name}.py").write_text(
+        LOOP_APP.replace('__module__.split(".")[0]', "__name__")
+    )
+    async with running_cli(
+        f"app_{name}:app",
+        "--app-dir",
+        str(tmp_path),
+        "--loop",
+        f"{name}:new_event_loop",
+        *workers,
+    ) as cli:
+        reader, writer = await asyncio.open_connection("127.0.0.1", cli.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), TIMEOUT)
+        writer.close()
+        assert response.endswith(b"\r\n\r\nMarkedLoop"), response
+
+
+@pytest.mark.parametrize(
+    ("factory", "said"),
+    [
+        ("no_such_module_xyz:new_event_loop", "no module named 'no_such_module_xyz'"),
+        ("{name}:nothing", "has no attribute 'nothing'"),
+        ("{name}:NOT_CALLABLE", "is an int, not a function"),
+        ("{name}:not_a_loop", "returned an int, not an event loop"),
+        ("{name}", "expected asyncio, uvloop, auto, none or module:function"),
+    ],
+)
+async def test_a_loop_factory_that_makes_no_loop_is_refused(
+    tmp_path: Path, factory: str, said: str
+) -> None:
+    name = f"loops_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(CUSTOM_LOOP)
+    code, err = await run_cli_to_end(
+        "examples.echo:routes",
+        "--app-dir",
+        str(tmp_path),
+        "--port",
+        "0",
+        "--loop",
+        factory.format(name=name),
+    )
+    assert code == 2, err
+    assert "--loop" in err and said in err, err
+    assert "Traceback" not in err
+
+
 async def test_second_sigint_exits_at_once() -> None:
     from tests.helpers import RawClient
 

@@ -298,10 +298,12 @@ def build_parser() -> CommandLineParser:
     add_flags(p)
     p.add_argument(
         "--loop",
-        choices=["asyncio", "uvloop", "auto", "none"],
+        type=_loop,
+        metavar="{asyncio,uvloop,auto,none,module:function}",
         default="asyncio",
         help="event loop (uvloop needs: pip install wsserver[uvloop]; auto: uvloop if it is "
-        "installed, as in uvicorn; none: uvicorn's, asyncio's own)",
+        "installed, as in uvicorn; none: uvicorn's, asyncio's own; module:function, as in "
+        "uvicorn: a function that makes the loop, e.g. rloop:new_event_loop)",
     )
     # uvicorn's choices of HTTP and WebSocket implementation, so that its
     # command lines run: wsserver has one of each (h11, its own protocol layer).
@@ -396,6 +398,21 @@ _ssl_version = _integer(0, 2**31 - 1, "a number of ssl.PROTOCOL_*, as uvicorn's 
 _workers = _integer(1, MOST_WORKERS, f"a number of worker processes from 1 to {MOST_WORKERS}")
 
 
+#: The event loops ``--loop`` names (else a loop factory's ``module:function``).
+_LOOPS = ("asyncio", "uvloop", "auto", "none")
+
+
+def _loop(text: str) -> str:
+    """An argparse type: one of :data:`_LOOPS`, or ``module:function``, a function
+    that makes the event loop (uvicorn's ``--loop rloop:new_event_loop``)."""
+    module, sep, attr = text.partition(":")
+    if text in _LOOPS or (sep and module and attr):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected {', '.join(_LOOPS)} or module:function, not {text!r}"
+    )
+
+
 def _host(text: str) -> str:
     """An argparse type: a host name or address, not empty (an unset variable
     would mean every interface, in one process); an IPv6 address may be in
@@ -470,28 +487,7 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
         Exception: whatever the module raises as it is imported (an error
             in the application: its traceback is what the user needs).
     """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise AppLoadError(f"expected module:attr, got {spec!r}")
-    if module_name.startswith("."):  # (importlib's TypeError: it wants a package to start from)
-        raise AppLoadError(f"{module_name!r} is a relative module name: give its full name")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (module_name == missing or module_name.startswith(missing + ".")):
-            problem = f"cannot import {module_name!r}: no module named {missing!r}"
-            raise AppLoadError(problem) from None
-        raise  # a module the application imports: its traceback says where
-    obj: Any = module
-    path = module_name
-    for name in attr.split("."):  # (module:obj.app, as uvicorn walks it)
-        try:
-            obj = getattr(obj, name)
-        except AttributeError:
-            where = f"module {module_name!r}" if path == module_name else repr(path)
-            raise AppLoadError(f"{where} has no attribute {name!r}") from None
-        path += (":" if path == module_name else ".") + name
+    obj = _imported(spec)
     uri = route_of(obj)
     if uri is not None:
         raise AppLoadError(
@@ -561,6 +557,39 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     if interface == "auto" and callable(obj) and not isinstance(obj, type) and _takes_three(obj):
         hint = " (a function that returns an awaitable: --interface asgi)"
     raise AppLoadError(f"{subject} is {_a(obj)}, not {wanted}{hint}")
+
+
+def _imported(spec: str) -> Any:
+    """What ``module:attr`` names (``module:obj.attr`` too), imported.
+
+    Raises:
+        AppLoadError: ``spec`` is malformed, its module cannot be found, or it
+            has no such attribute.
+        Exception: whatever the module raises as it is imported.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise AppLoadError(f"expected module:attr, got {spec!r}")
+    if module_name.startswith("."):  # (importlib's TypeError: it wants a package to start from)
+        raise AppLoadError(f"{module_name!r} is a relative module name: give its full name")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            problem = f"cannot import {module_name!r}: no module named {missing!r}"
+            raise AppLoadError(problem) from None
+        raise  # a module the application imports: its traceback says where
+    obj: Any = module
+    path = module_name
+    for name in attr.split("."):  # (module:obj.app, as uvicorn walks it)
+        try:
+            obj = getattr(obj, name)
+        except AttributeError:
+            where = f"module {module_name!r}" if path == module_name else repr(path)
+            raise AppLoadError(f"{where} has no attribute {name!r}") from None
+        path += (":" if path == module_name else ".") + name
+    return obj
 
 
 def _from_the_app(exc: BaseException) -> BaseException:
@@ -1047,7 +1076,11 @@ class _DefaultExecutor(concurrent.futures.ThreadPoolExecutor):
             return list(self._calls)
 
 
-def run_to_the_end(main: Coroutine[Any, Any, int], failed: Callable[[Exception], int]) -> int:
+def run_to_the_end(
+    main: Coroutine[Any, Any, int],
+    failed: Callable[[Exception], int],
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> int:
     """``asyncio.run(main)``, but not waiting without end for what outlives it.
 
     Once the server has stopped, its handlers and applications have had their
@@ -1060,8 +1093,10 @@ def run_to_the_end(main: Coroutine[Any, Any, int], failed: Callable[[Exception],
     (``os._exit``, logs flushed) with ``main``'s code; or, when ``main``
     raised, with the code ``failed(exc)`` gives (it says what went wrong;
     it may raise SystemExit itself).
+
+    ``loop``: the one to run ``main`` on (``--loop module:function``'s), else a new one.
     """
-    loop = asyncio.new_event_loop()
+    loop = asyncio.new_event_loop() if loop is None else loop
     executor = _DefaultExecutor()
     loop.set_default_executor(executor)  # (uvloop's keeps it out of reach)
     try:
@@ -1527,7 +1562,14 @@ def _main(argv: Sequence[str] | None) -> int:
             app = ASGIApplication(app, config)  # --interface asgi vouches for it
     except (ConfigError, ValueError, ImportError) as exc:
         _refuse(parser, args, str(exc))
-    use_loop(parser, args)
+    try:
+        new_loop = use_loop(parser, args)
+        loop = None if new_loop is None else new_loop()
+    except Exception as exc:
+        _fatal("--loop %s failed", args.loop, exc_info=_from_the_app(exc))
+        return 1
+    if loop is not None and not isinstance(loop, asyncio.AbstractEventLoop):
+        _refuse(parser, args, f"--loop {args.loop} returned {_a(loop)}, not an event loop")
 
     def failed(exc: Exception) -> int:
         if isinstance(exc, LifespanFailure):
@@ -1559,6 +1601,7 @@ def _main(argv: Sequence[str] | None) -> int:
             status_dir=args.status_dir,
         ),
         failed,
+        loop,
     )
 
 
@@ -1797,16 +1840,31 @@ def _flag_or_variable(
         _refuse(parser, args, f"{variable}: {exc}")
 
 
-def use_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Install the event loop policy ``--loop`` names."""
+def use_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Callable[[], Any] | None:
+    """Install the event loop policy ``--loop`` names, or return the function
+    that makes the loop (``--loop module:function``, as uvicorn takes it).
+
+    Raises:
+        Exception: whatever that function's module raises as it is imported.
+    """
+    if args.loop not in _LOOPS:
+        try:
+            factory = _imported(args.loop)
+        except AppLoadError as exc:
+            _refuse(parser, args, f"--loop {args.loop}: {exc}")
+        if not callable(factory):
+            _refuse(parser, args, f"--loop {args.loop} is {_a(factory)}, not a function")
+        made: Callable[[], Any] = factory
+        return made
     if args.loop in ("uvloop", "auto"):
         try:
             import uvloop
         except ImportError:
             if args.loop == "auto":
-                return  # (asyncio's)
+                return None  # (asyncio's)
             _refuse(parser, args, "--loop uvloop needs uvloop: pip install wsserver[uvloop]")
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return None
 
 
 def _target(args: argparse.Namespace) -> str:
