@@ -1841,6 +1841,29 @@ async def test_a_bad_flag_gets_one_line_naming_it(
     assert "Traceback" not in err and "_optional" not in err and "Kind" not in err
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--workres", "2"), "--workres: did you mean --workers?"),
+        (("--no-access-logs",), "--no-access-logs: did you mean --no-access-log?"),
+        (("--ws-max-sise=10",), "--ws-max-sise: did you mean --ws-max-size?"),
+        (
+            ("--time-out-keep-alive", "3"),
+            "--time-out-keep-alive: did you mean --timeout-keep-alive?",
+        ),
+    ],
+)
+async def test_a_misspelt_flag_is_said_with_the_flag_meant(
+    args: tuple[str, ...], said: str
+) -> None:
+    # As a misspelt variable is (WEBSOCKET_MAX_SZE: WEBSOCKET_MAX_SIZE?), and as
+    # click says it to uvicorn's users; argparse said "unrecognized arguments".
+    code, err = await run_cli_to_end("examples.echo:routes", *args)
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert "unrecognized arguments" in last and said in last, err
+
+
 async def test_a_bad_worker_start_timeout_variable_gets_one_line_naming_it(
     tmp_path: Path,
 ) -> None:

@@ -143,13 +143,38 @@ class CommandLineParser(argparse.ArgumentParser):
                 said = word.partition("=")[2]
         return said
 
+    def _flags_meant(self, message: str) -> str:
+        """What argparse's "unrecognized arguments" meant, for each that is
+        near one of the flags (``--workres 2``: ``--workers``), or nothing."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return ""
+        flags = [
+            flag
+            for action in self.arguments
+            if action.help is not argparse.SUPPRESS
+            for flag in action.option_strings
+            if flag.startswith("--")
+        ]
+        meant = []
+        for word in message[len(prefix) :].split():
+            given = word.partition("=")[0]
+            if not given.startswith("--"):
+                continue
+            close = difflib.get_close_matches(given, flags, n=1, cutoff=0.75)
+            if close:
+                meant.append(f"{given}: did you mean {close[0]}?")
+        return f" ({'; '.join(meant)})" if meant else ""
+
     def error(self, message: str) -> NoReturn:
         """A mistake on the command line: a short usage line and what is wrong, exit 2.
 
         (argparse's usage lists every flag: some fifty lines above the one that matters.)
         Under ``--log-format json`` (or ``WEBSOCKET_LOG_FORMAT=json``), one JSON
-        line, as every other refusal.
+        line, as every other refusal. A misspelt flag is said with the flag
+        meant (``--workres: did you mean --workers?``), as click says it.
         """
+        message += self._flags_meant(message)
         if self._log_format() == "json":
             if not logger.hasHandlers():
                 configure_logging(None, None, "json")
