@@ -1835,6 +1835,39 @@ async def test_a_route_whose_int_parameter_a_float_parameter_before_takes_is_ref
         assert (await client.get("/n/5.5")).text == "number {'x': 5.5}"
 
 
+async def test_a_route_a_strict_path_parameter_before_takes_both_forms_of_is_refused(
+    run_server: StartServer, tmp_path: Any
+) -> None:
+    # A strict route ending in a path parameter ("/files/<p:path>" with
+    # strict_slashes=True, static files under Router(strict_slashes=True))
+    # takes a path with its trailing "/" too ("x/" is its text): a route
+    # after it that is not strict ("/files/<name>", "/<id:int>") was
+    # accepted and never reached, on either form of its paths.
+    import httpx
+
+    async def files(request: Request, **params: Any) -> Any:
+        return text(f"files {params}")
+
+    routes = Router()
+    routes.get("/files/<p:path>", strict_slashes=True)(files)
+    for uri in ("/files/<name>", "/files/<id:int>/", "/files/<year:int>/<name>"):
+        with pytest.raises(ValueError, match="would never be reached"):
+            routes.get(uri, name=uri)(files)
+    (tmp_path / "app.js").write_text("x")
+    assets = Router(strict_slashes=True)
+    assets.static("/", tmp_path)
+    with pytest.raises(ValueError, match="would never be reached"):
+        assets.get("/api/<id:int>", strict_slashes=False)(files)
+    # What it leaves is taken: another method, other text before it.
+    routes.post("/files/<name>", name="upload")(files)
+    routes.get("/file/<name>", name="file")(files)
+    server = await run_server(routes)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        for path in ("/files/7", "/files/7/"):
+            assert (await client.get(path)).text == f"files {{'p': '{path[7:]}'}}"
+        assert (await client.post("/files/7/")).text == "files {'name': '7'}"
+
+
 def _one_route_router(uri: str, host: str) -> Router:
     other = Router()
 

@@ -1196,12 +1196,14 @@ def _covers_shape(first: Route, later: Route) -> bool:
     ``float`` one where ``later`` has a lone ``int`` one (``5`` is 5.0: all
     but a number beyond a float's range, over 308 digits), or ends in a
     ``path`` parameter (any text: ``/files/<p:path>`` each of
-    ``/files/<name>.zip``'s). Other pairs are not told apart (False)."""
+    ``/files/<name>.zip``'s, with or without their ``/``, strict or not).
+    Other pairs are not told apart (False)."""
     ours, theirs = first.shape, later.shape
     if first.exact is not None or not theirs.startswith(first.prefix):
         return False  # (no parameter: _covers_paths(); its text before them differs)
-    if not first.strict_slashes:
-        ours, theirs = _unslashed(ours), _unslashed(theirs)  # (it takes both forms)
+    if not first.strict_slashes or ours.endswith("<:path>"):
+        # (It takes both forms: a trailing path parameter takes the "/" too.)
+        ours, theirs = _unslashed(ours), _unslashed(theirs)
     elif not later.strict_slashes:
         return False
     mine, its = ours.split("/"), theirs.split("/")
