@@ -868,6 +868,23 @@ def test_a_route_of_no_method_or_of_one_that_is_no_token_is_refused(
     assert router.routes[0].methods == {"GET", "HEAD", "M-SEARCH", "PURGE"}
 
 
+def test_a_route_for_no_host_is_refused(tmp_path: Any) -> None:
+    # host=[] (an empty list of hosts, a setting's, say) was taken, and the
+    # route answered no request at all (404), where methods=[] is refused:
+    # None is the route for every host.
+    router = Router()
+    said = "host: none given (a route for no host is never reached; None is every host)"
+    with pytest.raises(ValueError, match=re.escape(said)):
+        router.add_websocket_route(chat, "/ws", host=[])
+    with pytest.raises(ValueError, match=re.escape(said)):
+        router.add_route(ok, "/", host=())
+    with pytest.raises(ValueError, match=re.escape(said)):
+        router.static("/static", tmp_path, host=iter(()))
+    assert router.routes == []
+    router.add_route(ok, "/", host=None)
+    assert router.resolve("/", "any.example", "GET", False).route is router.routes[0]
+
+
 @pytest.mark.parametrize(
     ("hook", "said"),
     [

@@ -605,9 +605,9 @@ class Router:
             ValueError: ``uri`` does not start with ``/``, has an unknown
                 parameter type, ``name`` is already taken, a subprotocol is
                 no token, ``require_subprotocol`` is set without
-                ``subprotocols``, or a ``host`` is one no request has (a
-                scheme or path, a wildcard, an IPv6 address without brackets,
-                a name not in punycode).
+                ``subprotocols``, ``host`` is an empty list, or a ``host`` is
+                one no request has (a scheme or path, a wildcard, an IPv6
+                address without brackets, a name not in punycode).
         """
         return self._add(
             handler,
@@ -749,6 +749,10 @@ class Router:
         hosts: frozenset[str] | None = None
         if host is not None:
             names = [host] if isinstance(host, str) else _strings(host, "host")
+            if not names:
+                raise ValueError(
+                    "host: none given (a route for no host is never reached; None is every host)"
+                )
             for each in names:
                 problem = host_problem(each)
                 if problem is not None:
