@@ -115,6 +115,25 @@ class TestStatic:
             assert (r.status_code, r.text) == (200, "changed, longer")
             assert r.headers["etag"] != etag
 
+    async def test_hosts_given_once_over_are_the_mount_s_own_path_s_too(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # static() adds two routes (the files, the mount's own path): hosts
+        # given as a generator (read once) went to the first only, and the
+        # mount's own path was for no host (404 wherever asked).
+        routes = Router()
+        routes.static("/static", site, host=(h for h in ["a.example", "b.example"]))
+        assert [route.hosts for route in routes.routes] == [{"a.example", "b.example"}] * 2
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for host in ("a.example", "b.example"):
+                r = await client.get("/static/", headers={"Host": host})
+                assert (r.status_code, r.text) == (200, "<h1>home</h1>"), host
+                r = await client.get("/static/app.js", headers={"Host": host})
+                assert r.status_code == 200, host
+            r = await client.get("/static/", headers={"Host": "c.example"})
+            assert r.status_code == 404
+
     async def test_a_file_from_the_future_is_last_modified_now(
         self, run_server: StartServer, site: Path
     ) -> None:

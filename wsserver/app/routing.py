@@ -501,6 +501,8 @@ class Router:
         """
         handler = static_handler(directory, index=index, cache_control=cache_control)
         base = uri.rstrip("/")
+        if host is not None and not isinstance(host, str):
+            host = _strings(host, "host")  # (for both routes: an iterator is read once)
         with self._all_or_nothing():
             self.add_route(handler, f"{base}/<path:path>", name=name, host=host)
             if index is not None:
