@@ -1885,6 +1885,27 @@ async def test_a_route_a_strict_path_parameter_before_takes_both_forms_of_is_ref
         assert (await client.post("/files/7/")).text == "files {'name': '7'}"
 
 
+def test_a_route_whose_literal_segment_a_typed_parameter_before_takes_is_refused() -> None:
+    # "/pages/1/<lang>" after "/pages/<n:int>/<lang>": the int parameter
+    # takes "1", so the route was accepted and never reached, where a str
+    # parameter before it ("/users/<name>/posts" and "/users/me/posts") was
+    # refused, and so was "/pages/1" (no other parameter) after "/pages/<n:int>".
+    routes = Router()
+    routes.get("/pages/<n:int>/<lang>")(ok)
+    routes.get("/prices/<x:float>/<currency>", name="price")(ok)
+    routes.get("/things/<id:uuid>/<view>", name="thing")(ok)
+    for uri in ("/pages/1/<lang>", "/pages/-1/<lang:str>/", "/prices/9.5/<c>", "/prices/9/<c>"):
+        with pytest.raises(ValueError, match="would never be reached"):
+            routes.get(uri, name=uri)(ok)
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.get(f"/things/{uuid.UUID(int=7)}/<view>", name="seven")(ok)
+    assert len(routes.routes) == 3
+    # What the typed parameter leaves is taken: a segment it does not take.
+    for uri in ("/pages/first/<lang>", "/pages/1.5/<lang>", "/prices/free/<c>", "/things/x/<v>"):
+        routes.get(uri, name=uri)(ok)
+        assert routes.resolve(uri.split("<")[0] + "en", "", "GET", False).route is routes.routes[-1]
+
+
 def _one_route_router(uri: str, host: str) -> Router:
     other = Router()
 

@@ -1200,7 +1200,8 @@ def _covers_shape(first: Route, later: Route) -> bool:
     theirs alike but where ``first`` has a lone ``str`` parameter (any text
     of a segment: ``/items/<name>`` each of ``/items/<id:int>``'s), a lone
     ``float`` one where ``later`` has a lone ``int`` one (``5`` is 5.0: all
-    but a number beyond a float's range, over 308 digits), or ends in a
+    but a number beyond a float's range, over 308 digits), a lone typed one
+    where ``later`` has text it takes (``<:int>`` and ``1``), or ends in a
     ``path`` parameter (any text: ``/files/<p:path>`` each of
     ``/files/<name>.zip``'s, with or without their ``/``, strict or not).
     Other pairs are not told apart (False)."""
@@ -1223,9 +1224,26 @@ def _covers_shape(first: Route, later: Route) -> bool:
             segment == its[i]
             or (segment == "<:str>" and its[i] and "<:path>" not in its[i])
             or (segment == "<:float>" and its[i] == "<:int>")
+            or _takes_literal(segment, its[i])
         ):
             return False
     return len(mine) == len(its)
+
+
+def _takes_literal(segment: str, literal: str) -> bool:
+    """Whether ``segment``, a lone typed parameter (``<:int>``, ``<:float>``,
+    ``<:uuid>``), takes ``literal``, a segment without parameters (``1``)."""
+    kind = segment[2:-1] if segment.startswith("<:") and segment.endswith(">") else ""
+    if kind not in ("int", "float", "uuid") or "<" in literal:
+        return False
+    regex, converter = _TYPES[kind]
+    if re.fullmatch(regex, literal) is None:
+        return False
+    try:
+        converter(literal)
+    except ValueError:
+        return False
+    return True
 
 
 def _takes_a_method(first: Route, later: Route) -> bool:
