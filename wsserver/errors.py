@@ -83,8 +83,16 @@ class HandshakeError(WSServerError):
         self.headers = header_pairs(headers)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # (Copied or pickled, made again from what __init__ takes, not the message alone.)
-        return type(self), (self.status, self.message, self.headers), self.__dict__
+        return _remade, (type(self), self.args), self.__dict__
+
+
+def _remade(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """An exception copied or pickled, made again without its ``__init__`` (as
+    the default ``__reduce__`` would call it with the message alone: a
+    :class:`HandshakeError` could not be unpickled, a :class:`ConnectionClosed`
+    said its message twice), nor a subclass's (which takes its own
+    arguments): its ``args``, and its attributes set after."""
+    return cls.__new__(cls, *args)
 
 
 class BadRequest(WSServerError, ValueError):
@@ -147,8 +155,7 @@ class ConnectionClosed(WSServerError):
         self.reason = reason
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # (Copied or pickled, made again from its code and reason, not its message.)
-        return type(self), (self.code, self.reason), self.__dict__
+        return _remade, (type(self), self.args), self.__dict__
 
 
 #: The name the Sanic-style API uses for :class:`ConnectionClosed`: the same class.
