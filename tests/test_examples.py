@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import builtins
 import json
 import os
 import re
@@ -901,6 +902,42 @@ def test_the_readme_s_fastapi_app_is_examples_fastapi_rooms() -> None:
     module = ast.parse((root / "examples" / "fastapi_rooms.py").read_text())
     module.body = module.body[1:]  # the docstring, which the README's prose says instead
     assert ast.dump(ast.parse(shown)) == ast.dump(module)
+
+
+def _names_used_but_not_bound(tree: ast.Module) -> set[str]:
+    """The names ``tree`` reads that nothing in it binds (an import, an assignment, a
+    function, a parameter), nor Python's builtins."""
+    bound = set(dir(builtins))
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (used if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return used - bound
+
+
+def test_the_readme_s_code_imports_the_library_names_it_uses() -> None:
+    """A README block pasted into a file runs with the imports it shows: the names it uses
+    and does not define are the reader's own (``routes``, ``store``...), never a standard
+    module (``asyncio.sleep`` in the server-sent events block failed its stream after the
+    first event, with a NameError) nor one of wsserver's functions (``json``, ``text``)."""
+    import wsserver
+    import wsserver.response
+
+    library = set(sys.stdlib_module_names) | set(wsserver.__all__)
+    library |= set(wsserver.response.__all__)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = {}
+    for block in re.findall(r"```python\n(.*?)```", readme, re.S):
+        unbound = _names_used_but_not_bound(ast.parse(block)) & library
+        if unbound:
+            missing[block.splitlines()[0]] = sorted(unbound)
+    assert missing == {}
 
 
 def test_the_quick_start_says_how_many_processes_make_test_runs() -> None:
