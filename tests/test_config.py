@@ -899,3 +899,15 @@ def test_every_flag_s_help_gives_its_default() -> None:
         if spec.flag is not None:
             text = flag_help(name, spec)
             assert "(default " in text or "by default" in text, (name, text)
+
+
+@pytest.mark.parametrize("token", ["s3cret\n", " s3cret", "s3cret\t", "s3\x00cret", "s3cret\r\n"])
+def test_a_token_no_authorization_header_can_carry_is_refused(token: str) -> None:
+    # serve(metrics_token=Path("token").read_text()) kept the file's last
+    # newline: every scrape with Prometheus's Bearer token (which trims its
+    # credentials_file, and a header cannot carry a line break) was a 401,
+    # and the server started without a word. The error does not write it out.
+    for name in ("metrics_token", "status_token"):
+        error = str(assert_config_error(name, **{name: token}))
+        assert "Authorization" in error and "s3" not in error, error
+    assert Config(metrics_token="s3 cret", status_token="s3crét").metrics_token == "s3 cret"

@@ -374,15 +374,33 @@ def _token() -> Text:
     (what a template may render for a missing value: taken for none, it lifted
     the token; taken as it is, it is a token anyone guesses)."""
     kind = Text(
-        "a token (not empty, 'null', 'off' or 'false': 'none' says no token)",
-        lambda value: bool(value) and value.strip().lower() not in NONE_WORDS,
+        "a token (not empty, 'null', 'off' or 'false': 'none' says no token; no control "
+        "character, such as a file's last line break, nor a blank at either end, which "
+        "an Authorization header cannot carry)",
+        _is_token,
         none_ok=True,
         metavar="TOKEN",
+        # (Its own words shown, a token's never: an error is logged.)
+        redact=lambda value: value if value.strip().lower() in NONE_WORDS else "***",
     )
     kind.empty_is_none = False
     kind.none_words = frozenset({"none"})
     kind.secret = True
     return kind
+
+
+def _is_token(value: str) -> bool:
+    """Whether ``value`` is a token (see :func:`_token`): one that ``Authorization:
+    Bearer`` can carry as it is. A token read from a file with its last line break
+    (``serve(metrics_token=path.read_text())``) was taken, and no header (nor
+    Prometheus, which trims its ``credentials_file``) could show it: every
+    request a 401, without a word at start."""
+    return (
+        bool(value)
+        and value.strip().lower() not in NONE_WORDS
+        and value == value.strip(" \t")
+        and not any(ch < " " or ch == "\x7f" for ch in value)
+    )
 
 
 def _networks(value: str) -> bool:
