@@ -1275,6 +1275,21 @@ def new_event_loop():
 def not_a_loop():
     return 42
 
+def closed_loop():
+    loop = asyncio.new_event_loop()
+    loop.close()
+    return loop
+
+def running_loop():
+    import threading
+
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    loop.call_soon(started.set)
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    started.wait()
+    return loop
+
 NOT_CALLABLE = 3
 """
 
@@ -1312,6 +1327,8 @@ async def test_a_loop_factory_is_taken_as_uvicorn_takes_it(
         ("{name}:nothing", "has no attribute 'nothing'"),
         ("{name}:NOT_CALLABLE", "is an int, not a function"),
         ("{name}:not_a_loop", "returned an int, not an event loop"),
+        ("{name}:closed_loop", "returned an event loop already closed"),
+        ("{name}:running_loop", "returned an event loop already running"),
         ("{name}", "expected asyncio, uvloop, auto, none or module:function"),
     ],
 )

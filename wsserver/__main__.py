@@ -1595,6 +1595,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
     if loop is not None and not isinstance(loop, asyncio.AbstractEventLoop):
         _refuse(parser, args, f"--loop {args.loop} returned {_a(loop)}, not an event loop")
+    if loop is not None and (loop.is_closed() or loop.is_running()):
+        # (run_until_complete() would raise, amid "never awaited" warnings.)
+        state = "closed" if loop.is_closed() else "running"
+        _refuse(
+            parser,
+            args,
+            f"--loop {args.loop} returned an event loop already {state}: it must make a new one",
+        )
 
     def failed(exc: Exception) -> int:
         if isinstance(exc, LifespanFailure):
