@@ -1863,6 +1863,7 @@ async def test_a_bad_flag_gets_one_line_naming_it(
     [
         (("--workres", "2"), "--workres: did you mean --workers?"),
         (("--no-access-logs",), "--no-access-logs: did you mean --no-access-log?"),
+        (("--no-proxy-header",), "--no-proxy-header: did you mean --no-proxy-headers?"),
         (("--ws-max-sise=10",), "--ws-max-sise: did you mean --ws-max-size?"),
         (
             ("--time-out-keep-alive", "3"),
@@ -1879,6 +1880,15 @@ async def test_a_misspelt_flag_is_said_with_the_flag_meant(
     assert code == 2, err
     last = err.strip().splitlines()[-1]
     assert "unrecognized arguments" in last and said in last, err
+
+
+@pytest.mark.parametrize("flag", ["--no-reload", "--no-factory"])
+async def test_a_flag_is_not_said_meant_for_its_opposite(flag: str) -> None:
+    # --no-reload is not a misspelt --reload, which does the opposite.
+    code, err = await run_cli_to_end("examples.echo:routes", flag)
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert "unrecognized arguments" in last and "did you mean" not in last, err
 
 
 async def test_a_bad_worker_start_timeout_variable_gets_one_line_naming_it(

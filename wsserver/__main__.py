@@ -161,7 +161,10 @@ class CommandLineParser(argparse.ArgumentParser):
             given = word.partition("=")[0]
             if not given.startswith("--"):
                 continue
-            close = difflib.get_close_matches(given, flags, n=1, cutoff=0.75)
+            # (Not --reload for --no-reload: the opposite of what was meant.)
+            negated = given.startswith("--no-")
+            alike = [flag for flag in flags if flag.startswith("--no-") == negated]
+            close = difflib.get_close_matches(given, alike, n=1, cutoff=0.75)
             if close:
                 meant.append(f"{given}: did you mean {close[0]}?")
         return f" ({'; '.join(meant)})" if meant else ""
