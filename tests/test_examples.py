@@ -906,7 +906,7 @@ def test_the_readme_s_fastapi_app_is_examples_fastapi_rooms() -> None:
 
 def _names_used_but_not_bound(tree: ast.Module) -> set[str]:
     """The names ``tree`` reads that nothing in it binds (an import, an assignment, a
-    function, a parameter), nor Python's builtins."""
+    function, a parameter, an ``except ... as``, a ``match`` capture), nor Python's builtins."""
     bound = set(dir(builtins))
     used: set[str] = set()
     for node in ast.walk(tree):
@@ -918,7 +918,27 @@ def _names_used_but_not_bound(tree: ast.Module) -> set[str]:
             bound.add(node.name)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+            bound.add(node.name)  # (except ... as name; a match case's capture)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            bound.update(node.names)
     return used - bound
+
+
+def test_names_a_reader_binds_are_bound() -> None:
+    """What the README test leaves: a name an ``except ... as``, a ``match`` case or a
+    ``global`` binds is the reader's own, even one a standard module also has."""
+    block = (
+        "try:\n    pass\nexcept OSError as select:\n    print(select)\n"
+        "match message:\n"
+        "    case {'kind': 'ping', **rest}: print(rest)\n"
+        "    case [queue, *secrets]: print(queue, secrets)\n"
+        "    case str() as string: print(string)\n"
+        "def count():\n    global code\n    code += 1\n"
+    )
+    assert _names_used_but_not_bound(ast.parse(block)) == {"message"}
 
 
 def test_the_readme_s_code_imports_the_library_names_it_uses() -> None:
