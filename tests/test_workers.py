@@ -1312,6 +1312,25 @@ async def test_a_sighup_during_a_rolling_restart_is_not_lost() -> None:
         assert len(last) == 2 and not last & first
 
 
+async def test_a_sighup_during_a_rolling_restart_spares_the_workers_started_after_it(
+    tmp_path: Path,
+) -> None:
+    # The rolling restart a second SIGHUP asks for replaced every worker again,
+    # those started after that SIGHUP too (with what it deploys): their
+    # WebSocket clients were sent 1012 twice, for nothing.
+    hold = tmp_path / "hold"
+    async with supervisor(env={"SLOW_IMPORT_IF": str(hold)}) as cli:
+        hold.touch()  # (slot 1's replacement hangs in its import)
+        os.kill(cli.proc.pid, signal.SIGHUP)
+        await wait_for(lambda: "importing slowly" in cli.stderr, what="slot 1's replacement")
+        os.kill(cli.proc.pid, signal.SIGHUP)  # a second deploy while the first rolls
+        await wait_for(lambda: "will follow the one under way" in cli.stderr, what="the SIGHUP")
+        hold.unlink()  # slot 2's replacement starts after the second SIGHUP
+        await wait_for(lambda: cli.stderr.count("rolling restart done") == 2, what="two restarts")
+        assert cli.stderr.count("worker 1 started") == 3  # the first, and once per SIGHUP
+        assert cli.stderr.count("worker 2 started") == 2  # the first, and once after both
+
+
 async def test_the_status_feed_shows_every_worker() -> None:
     async with supervisor("--status-path", "/_status") as cli:
         clients = [await pid_of_connection(cli.url) for _ in range(20)]

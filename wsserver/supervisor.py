@@ -276,8 +276,10 @@ class Supervisor:
         self._slot_locks: collections.defaultdict[int, asyncio.Lock] = collections.defaultdict(
             asyncio.Lock
         )
-        #: A SIGHUP came during a rolling restart: do another after it.
+        #: A SIGHUP came during a rolling restart: do another after it, of
+        #: the workers started before the last such (loop time).
         self._restart_again = False
+        self._asked_again = 0.0
         self._tasks: set[asyncio.Task[object]] = set()
         self.watcher = watcher
         self.environment = environment
@@ -1077,9 +1079,11 @@ class Supervisor:
         if waiting and not self.workers:
             logger.info("%s: starting the workers again", reason)
             return
+        asked = asyncio.get_running_loop().time()
         if self.restarting is not None and not self.restarting.done():
             logger.info("%s: another rolling restart will follow the one under way", reason)
             self._restart_again = True
+            self._asked_again = asked
             new = self._replacing
             if changed and new is not None and not new.ready.done() and not new.exited.done():
                 logger.info(
@@ -1093,18 +1097,22 @@ class Supervisor:
             return
         count = len(self.workers)
         logger.info("%s: rolling restart of %d worker%s", reason, count, "s" * (count != 1))
-        self.restarting = asyncio.get_running_loop().create_task(self._rolling_restart())
+        self.restarting = asyncio.get_running_loop().create_task(self._rolling_restart(asked))
 
-    async def _rolling_restart(self) -> None:
+    async def _rolling_restart(self, asked: float) -> None:
         while True:
             self._restart_again = False
-            await self._restart_each()
+            await self._restart_each(asked)
             if not self._restart_again or self.stopping:
                 return
+            # (Of the workers started before that: not those the restart
+            # just done started after it, which have what it asked for.)
+            asked = self._asked_again
             logger.info("rolling restart again, for what came meanwhile")
 
-    async def _restart_each(self) -> None:
-        began = asyncio.get_running_loop().time()
+    async def _restart_each(self, began: float) -> None:
+        """Replace each worker started before ``began`` (the loop's time the
+        restart was asked for), one at a time."""
         for slot in sorted(self.workers):
             if self.stopping:
                 return
