@@ -2904,6 +2904,25 @@ async def test_a_worker_refusing_new_certificates_says_so_as_a_worker(
         assert not line.startswith("error:"), line
 
 
+async def test_a_tls_warning_is_said_by_each_worker_not_by_the_supervisor_too(
+    cert_files: dict[str, str],
+) -> None:
+    # The supervisor makes the TLS context first, to refuse what a worker
+    # would; its warnings came then, before each worker said them again: N+1
+    # lines for N workers, the supervisor's without a [worker N].
+    async with running_cli(
+        "examples.echo:routes",
+        *("--workers", "2", "--ssl-certfile", cert_files["certfile"]),
+        *("--ssl-keyfile", cert_files["keyfile"], "--ssl-ca-certs", cert_files["ca"]),
+        *("--ssl-ciphers", "TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256"),
+        listening=r"listening on wss://127\.0\.0\.1:(\d+)",
+    ) as cli:
+        await wait_for(lambda: "workers accepting" in cli.stderr, what="the workers")
+    for said in ("ssl_ca_certs is set but ssl_cert_reqs is 0", "ssl_ciphers names TLS 1.3"):
+        lines = [line for line in cli.stderr.splitlines() if said in line]
+        assert len(lines) == 2 and all("[worker " in line for line in lines), lines
+
+
 async def test_a_log_config_without_root_says_each_line_once(tmp_path: Path) -> None:
     # A uvicorn-style file (its own loggers' handlers, no "root"): every line
     # came twice, by its handler and by the root's, which the server had

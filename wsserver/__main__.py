@@ -1728,7 +1728,9 @@ def supervise(
     # (Refused before the socket is made: not after it is bound, or its file
     # made, for every worker to exit with it.)
     try:
-        ssl_context(config)  # (each worker makes its own: this one says what they would)
+        # (Each worker makes its own, and says what it warns of: this one
+        # refuses what they would, before the socket is bound.)
+        ssl_context(config, quiet=True)
         if config.metrics_path is not None:
             require_prometheus_client()
         broker = config_broker(config)  # (the same: a URL that is none, redis-py missing)

@@ -141,8 +141,11 @@ def _key_is_of_a_later_certificate(config: Config) -> int | None:
     return None
 
 
-def ssl_context(config: Config) -> ssl.SSLContext | None:
+def ssl_context(config: Config, *, quiet: bool = False) -> ssl.SSLContext | None:
     """The server-side SSL context the settings describe, or None when TLS is off.
+
+    ``quiet``: what it would warn of is not said (a supervisor's check of what
+    its workers will make, each of which says it).
 
     Raises:
         ConfigError: a key, or client certificates asked for, without a
@@ -167,7 +170,7 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
         # The others may come from the environment, meant for another server
         # of the process (a TestClient's, say): said, not refused.
         for setting in _WITHOUT_CERTFILE:
-            if getattr(config, setting) not in (None, 0):
+            if getattr(config, setting) not in (None, 0) and not quiet:
                 logger.warning(
                     "%s is set but ssl_certfile is not: TLS is off (ws://, http://)", setting
                 )
@@ -263,14 +266,14 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
                 " TLS 1.2, and sets none of TLS 1.3's)"
             )
         raise ConfigError(f"TLS: {what}: {reason}") from None
-    if tls_1_3:
+    if tls_1_3 and not quiet:
         logger.warning(
             "TLS: ssl_ciphers names TLS 1.3 suites (%s), which it does not set (it is"
             " OpenSSL's list for TLS 1.2): TLS 1.3 clients may use any of OpenSSL's own",
             ", ".join(tls_1_3),
         )
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
-    if config.ssl_ca_certs is not None and config.ssl_cert_reqs == ssl.CERT_NONE:
+    if config.ssl_ca_certs is not None and config.ssl_cert_reqs == ssl.CERT_NONE and not quiet:
         # (uvicorn's default: meant for client certificates, the server is open
         # to every client; meant as the server's chain, it is not sent.)
         logger.warning(
@@ -280,7 +283,7 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
         )
     # The ALPN of HTTP/1.1 (all we speak), for clients that ask.
     context.set_alpn_protocols(["http/1.1"])
-    if config.ssl_ciphers is not None:
+    if config.ssl_ciphers is not None and not quiet:
         _say_if_tls_1_2_refused(context)
     return context
 
