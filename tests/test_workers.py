@@ -1441,6 +1441,23 @@ async def test_env_file_edits_reach_the_workers_a_rolling_restart_starts(tmp_pat
         assert (await worker_env())["WSSERVER_GREETING"] == "new"
 
 
+async def test_an_env_file_that_does_not_read_is_said_once_a_rolling_restart(
+    tmp_path: Path,
+) -> None:
+    # Each worker a rolling restart started read the file again, and said so
+    # again: N warnings, the same, for one deploy of N workers.
+    env_file = tmp_path / ".env"
+    env_file.write_text("WSSERVER_GREETING=old\n")
+    async with supervisor("--env-file", str(env_file)) as cli:
+        env_file.write_text("WSSERVER_GREETING=newer\nnot a line\n")
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: "rolling restart done" in cli.stderr, what="the restart")
+        assert cli.stderr.count("the worker gets what it said before") == 1
+        cli.proc.send_signal(signal.SIGHUP)  # (said again for the next deploy)
+        await wait_for(lambda: cli.stderr.count("rolling restart done") == 2, what="again")
+        assert cli.stderr.count("the worker gets what it said before") == 2
+
+
 async def test_workers_share_a_listening_socket_given_as_stdin() -> None:
     # --fd 0: the socket as standard input (systemd's StandardInput=socket,
     # inetd's way). The workers' stdin was made /dev/null over it: each failed

@@ -1801,14 +1801,22 @@ def supervise(
     if args.env_file:
         env_file: str = os.path.join(workdir, args.env_file)
         last: list[dict[str, str] | None] = [None]  # (None: this process's own)
+        # What was said of it, in which rolling restart: once for the workers
+        # of one deploy (and after a worker died), not once for each.
+        said: list[tuple[str, int] | None] = [None]
 
         def environment() -> dict[str, str] | None:
             try:
                 last[0] = reread_env_file(env_file, from_env_file)
             except (OSError, ValueError) as exc:
-                logger.warning(
-                    "--env-file %s: %s: the worker gets what it said before", env_file, exc
-                )
+                why = (str(exc), supervisor.restarts)
+                if why != said[0]:
+                    said[0] = why
+                    logger.warning(
+                        "--env-file %s: %s: the worker gets what it said before", env_file, exc
+                    )
+            else:
+                said[0] = None
             return last[0]
 
     clean_up = _supervisor_s_clean_up(sock, shared_dirs)

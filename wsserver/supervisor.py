@@ -280,6 +280,9 @@ class Supervisor:
         #: the workers started before the last such (loop time).
         self._restart_again = False
         self._asked_again = 0.0
+        #: Rolling restarts asked for (SIGHUP, --reload): what each worker a
+        #: restart starts would say alike is said once a restart.
+        self.restarts = 0
         self._tasks: set[asyncio.Task[object]] = set()
         self.watcher = watcher
         self.environment = environment
@@ -1071,6 +1074,7 @@ class Supervisor:
         """
         if self.stopping:
             return
+        self.restarts += 1
         waiting = list(self._waiting)
         for slot in waiting:
             self._waiting.pop(slot).cancel()
