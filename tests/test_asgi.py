@@ -3946,3 +3946,35 @@ async def test_a_connection_the_server_closes_during_a_pathsend_ends_it_at_once(
         assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"\r\n\r\nsmall")
     assert not errors, errors
     expect_logged_error(caplog, "did not finish its response")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "HEAD"])
+async def test_an_upgrade_offer_answered_as_http_closes_the_connection(
+    run_asgi: Any, method: str
+) -> None:
+    # A request of another method than GET that offered to upgrade to
+    # WebSocket is an HTTP request for the app, whose answer kept the
+    # connection, where a Router's HTTP route's answer to the same closes
+    # it: a proxy in front that takes the connection for a tunnel once it
+    # passed an upgrade request, without looking for the 101, would let the
+    # client's next request past its rules ("WebSocket smuggling").
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        seen.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        offer = upgrade_request("/up", [("Content-Length", "0")])
+        offer = offer.replace(b"GET", method.encode(), 1)
+        writer.write(offer + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # (until the server closes)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close\r\n" in answer
+        assert answer.count(b"HTTP/1.1 ") == 1 and seen == ["/up"]  # (not /next)
+    finally:
+        writer.close()

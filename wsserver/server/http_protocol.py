@@ -1334,6 +1334,11 @@ class HttpProtocol(asyncio.BufferedProtocol):
             # first asks for it (receive_body(); on_open_timeout()).
             self._stop_open_timer()
             self._reading_body = body
+            if self._asks_upgrade:
+                # An upgrade offer on another method than GET: the app's
+                # answer ends the connection, as an HTTP route's does (see
+                # _dispatch(): "WebSocket smuggling").
+                self._close_after_response = True
             if self._declared_over(self.config.max_body_size):
                 self.http_error(413, "Request body too large.")
                 return
