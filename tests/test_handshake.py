@@ -491,6 +491,20 @@ async def test_a_request_target_over_max_header_size_gives_414() -> None:
         assert (await exchange(server.port, line_done, then_closed=True))[0] == 431
 
 
+async def test_a_method_over_max_header_size_gives_501_not_414() -> None:
+    # A request line over max_header_size whose method alone runs past it
+    # (no space within it) got 414 "Request target too long", a target it
+    # never reached; RFC 9112 3: a method longer than any the server
+    # implements SHOULD get 501. Complete in one write, or still arriving;
+    # a long target behind a short method is still 414.
+    long = b"A" * 20 * 1024 + b" /ws HTTP/1.1\r\nHost: x\r\n\r\n"
+    async with running() as server:
+        assert (await exchange(server.port, long, then_closed=True))[0] == 501
+        assert (await exchange(server.port, long[: 17 * 1024], then_closed=True))[0] == 501
+        target = b"GET /" + b"a" * 17 * 1024
+        assert (await exchange(server.port, target, then_closed=True))[0] == 414
+
+
 async def test_a_chunk_line_too_long_is_no_414() -> None:
     # (From a review.) The 414 looked for a line end in h11's buffer only:
     # a chunk-size line (its extension) too long, in a body, got "Request

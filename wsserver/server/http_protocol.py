@@ -73,6 +73,7 @@ from ..protocol.proxy_protocol import (
     begins_proxy_header,
     parse_proxy_header,
 )
+from ..protocol.syntax import TOKEN
 from ..protocol.tls_info import TLSInfo
 from .app_tasks import start_app_task
 from .request_body import RequestBody
@@ -127,6 +128,8 @@ _NO_MORE: Any = object()
 #: The bodies of the 414 and the 431 for a head over max_header_size (whole,
 #: or still arriving and refused by h11).
 TARGET_TOO_LONG = "Request target too long."
+#: The body of the 501 for a method that runs past max_header_size (RFC 9112 3).
+METHOD_TOO_LONG = "Request method too long."
 HEAD_TOO_LARGE = "Request header fields too large."
 #: The body of the 400 for a first line that is no request line (h11's words).
 NO_REQUEST_LINE = "Bad request: illegal request line."
@@ -212,6 +215,9 @@ _ANSWERED = (h11.DONE, h11.MUST_CLOSE)
 
 #: A last chunk's size (RFC 9112 7.1: zeros), at the start of its line.
 _LAST_CHUNK = re.compile(rb"0+(?![0-9A-Fa-f])")
+
+#: A method (a token) and nothing else: a request line's first bytes, all of them.
+_METHOD_ONLY = re.compile(TOKEN.encode("ascii"))
 
 #: What a chunk extension may not hold (RFC 9112 7.1.1: a token, or a quoted
 #: string, whose whitespace may be a tab), as no header value may.
@@ -952,9 +958,15 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def _head_too_large(self, h: h11.Connection) -> None:
         """Answer a head over ``max_header_size``: 414 if its request line alone
-        is (no line end within it; h11's own buffer: pinned 0.16), else 431."""
-        if h._receive_buffer._data.find(b"\n", 0, self.config.max_header_size) < 0:
-            self.http_error(414, TARGET_TOO_LONG)
+        is (no line end within it; h11's own buffer: pinned 0.16), 501 if its
+        method alone is (RFC 9112 3: longer than any implemented), else 431."""
+        data = h._receive_buffer._data
+        limit = self.config.max_header_size
+        if data.find(b"\n", 0, limit) < 0:
+            if _METHOD_ONLY.fullmatch(data, 0, limit) is not None:
+                self.http_error(501, METHOD_TOO_LONG)
+            else:
+                self.http_error(414, TARGET_TOO_LONG)
         else:
             self.http_error(431, HEAD_TOO_LARGE)
 
