@@ -505,6 +505,15 @@ async def test_a_method_over_max_header_size_gives_501_not_414() -> None:
         assert (await exchange(server.port, target, then_closed=True))[0] == 414
 
 
+async def test_bytes_over_max_header_size_that_begin_no_request_line_give_400() -> None:
+    # Bytes with no line end within max_header_size whose first ones are no
+    # method (binary, a protocol's that is not HTTP) got 414 "Request target
+    # too long": there is no request line, and no target, to speak of.
+    async with running() as server:
+        for garbage in (b"\x00\x01" * 10 * 1024, b"GET\x00/" + b"a" * 17 * 1024):
+            assert (await exchange(server.port, garbage, then_closed=True))[0] == 400
+
+
 async def test_a_chunk_line_too_long_is_no_414() -> None:
     # (From a review.) The 414 looked for a line end in h11's buffer only:
     # a chunk-size line (its extension) too long, in a body, got "Request

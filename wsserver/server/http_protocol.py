@@ -959,12 +959,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
     def _head_too_large(self, h: h11.Connection) -> None:
         """Answer a head over ``max_header_size``: 414 if its request line alone
         is (no line end within it; h11's own buffer: pinned 0.16), 501 if its
-        method alone is (RFC 9112 3: longer than any implemented), else 431."""
+        method alone is (RFC 9112 3: longer than any implemented), 400 if it
+        begins with no method and a space (no request line), else 431."""
         data = h._receive_buffer._data
         limit = self.config.max_header_size
         if data.find(b"\n", 0, limit) < 0:
-            if _METHOD_ONLY.fullmatch(data, 0, limit) is not None:
+            space = data.find(b" ", 0, limit)
+            if space < 0 and _METHOD_ONLY.fullmatch(data, 0, limit) is not None:
                 self.http_error(501, METHOD_TOO_LONG)
+            elif space < 0 or _METHOD_ONLY.fullmatch(data, 0, space) is None:
+                self.http_error(400, NO_REQUEST_LINE)
             else:
                 self.http_error(414, TARGET_TOO_LONG)
         else:
