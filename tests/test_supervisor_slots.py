@@ -68,10 +68,16 @@ def _supervisor(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any], list[t
             super().__init__(*args)
             #: How long each next spawn takes (0.005 s when none is given).
             self.spawn_times: list[float] = []
+            #: Spawns under way.
+            self.spawns = 0
 
         async def _spawn(self, slot: int) -> Worker | None:
             loop = asyncio.get_running_loop()
-            await asyncio.sleep(self.spawn_times.pop(0) if self.spawn_times else 0.005)
+            self.spawns += 1
+            try:
+                await asyncio.sleep(self.spawn_times.pop(0) if self.spawn_times else 0.005)
+            finally:
+                self.spawns -= 1
             worker = Worker(slot, _Process(next(pids)), loop.time(), loop.create_future())  # type: ignore[arg-type]
             worker.tasks.append(loop.create_task(self._watch_exit(worker)))
             started.append(worker)
@@ -361,3 +367,22 @@ async def test_sigttin_adds_no_worker_past_the_most_workers_allows(
         assert supervisor.count == MOST_WORKERS  # (and no slot 1025 to start)
         assert not supervisor._tasks  # (a start is a task of its own)
         assert f"SIGTTIN: {MOST_WORKERS} workers are the most there can be" in caplog.text
+
+
+async def test_a_sighup_during_a_replacement_s_spawn_replaces_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (From a review.) A worker was stamped as started once its process was
+    # made, its environment (--env-file) read before: a SIGHUP handled in
+    # between (the loop turns that take) had the rolling restart after it
+    # spare the worker, as one started after it, with the file as it was.
+    async with one_slot(monkeypatch) as slot:
+        supervisor = slot.supervisor
+        supervisor.spawn_times = [0.2]
+        supervisor.restart("SIGHUP")
+        await wait_for(lambda: supervisor.spawns > 0, what="the replacement's spawn")
+        supervisor.restart("SIGHUP")  # (came while it was made)
+        (await slot.nth(2, "the first restart's")).ready.set_result(True)
+        third = await slot.nth(3, "the second restart's")
+        third.ready.set_result(True)
+        await wait_for(lambda: supervisor.workers[1] is third, what="the second restart")

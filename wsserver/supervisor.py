@@ -401,9 +401,14 @@ class Supervisor:
         descriptors, no memory to fork): then it is tried again later, as for
         a worker that died young.
         """
+        # Started as of now, before its environment (--env-file) is read, not
+        # once its process is made: a SIGHUP handled in between (the loop
+        # turns that take) asks for what this one may not have (_replace()).
+        began = asyncio.get_running_loop().time()
         worker = await self._spawn(slot)
         if worker is None:
             return None
+        worker.started = began
         if self.stopping or slot > self.count:
             # (stop_all() reaps it with the others; or SIGTTOU gave up its slot.)
             worker.retiring = True
