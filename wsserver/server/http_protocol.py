@@ -2107,6 +2107,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             return data, (self._next_event(h) if ended else h11.NEED_DATA)
         pieces = [data]
         size = len(data)
+        end: h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED] = h11.NEED_DATA
         while event.chunk_end and len(pieces) < most:
             try:
                 after = self._next_event(h)
@@ -2115,9 +2116,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 break
             if type(after) is not h11.Data:
                 if type(after) is h11.EndOfMessage:
-                    self._body_pieces += len(pieces) - 1
-                    return b"".join(pieces), after
-                break  # (NEED_DATA)
+                    end = after
+                break  # (else NEED_DATA)
             event = after
             piece = bytes(event.data)
             if room is not None and size + len(piece) > room:
@@ -2126,7 +2126,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
             pieces.append(piece)
             size += len(piece)
         self._body_pieces += len(pieces) - 1
-        return b"".join(pieces) if len(pieces) > 1 else data, h11.NEED_DATA
+        return b"".join(pieces), end  # (one piece: itself, not a copy)
 
     def _body_taken(self) -> None:
         """The application has the whole request body. While an ASGI
