@@ -322,12 +322,73 @@ class TestStatic:
             assert (await client.get("/s/v.txt")).text == "rel2"
             assert (await client.get("/s/../rel1/v.txt")).status_code == 404
 
-    def test_a_directory_is_required(self, tmp_path: Path) -> None:
-        with pytest.raises(ValueError, match="is not a directory"):
+    def test_a_directory_or_a_file_is_required(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="is not a directory or a file"):
             Router().static("/s", tmp_path / "missing")
-        (tmp_path / "f").write_text("x")
-        with pytest.raises(ValueError, match="is not a directory"):
-            Router().static("/s", tmp_path / "f")
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        with pytest.raises(ValueError, match="is not a directory or a file"):
+            Router().static("/s", fifo)
+        with pytest.raises(ValueError, match="Cache-Control"):
+            (tmp_path / "f").write_text("x")
+            Router().static("/f", tmp_path / "f", cache_control="a\r\nX-Evil: 1")
+
+    async def test_one_file_is_served_at_the_mount_s_own_path(
+        self, run_server: StartServer, tmp_path: Path
+    ) -> None:
+        # routes.static("/favicon.ico", "favicon.ico"), as Sanic's static()
+        # takes a file: it was a ValueError ("is not a directory").
+        icon = tmp_path / "favicon.ico"
+        icon.write_bytes(b"\x00\x00\x01\x00" + os.urandom(300))
+        (tmp_path / "robots.txt").write_text("User-agent: *\n")
+        routes = Router()
+        routes.static("/favicon.ico", icon, name="icon", cache_control="max-age=86400")
+        routes.static("/robots.txt/", tmp_path / "robots.txt")  # (served at /robots.txt)
+        server = await run_server(routes)
+        assert routes.url_for("icon") == "/favicon.ico"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.get("/favicon.ico")
+            assert (r.status_code, r.content) == (200, icon.read_bytes())
+            assert r.headers["content-type"] == "image/vnd.microsoft.icon"
+            assert r.headers["cache-control"] == "max-age=86400"
+            assert r.headers["content-length"] == "304"
+            etag = r.headers["etag"]
+            r = await client.get("/favicon.ico", headers={"If-None-Match": etag})
+            assert (r.status_code, r.content) == (304, b"")
+            r = await client.get("/favicon.ico", headers={"Range": "bytes=0-3"})
+            assert (r.status_code, r.content) == (206, b"\x00\x00\x01\x00")
+            r = await client.head("/favicon.ico")
+            assert (r.status_code, r.headers["content-length"], r.content) == (200, "304", b"")
+            r = await client.get("/robots.txt")
+            assert (r.status_code, r.text) == (200, "User-agent: *\n")
+            assert r.headers["content-type"] == "text/plain; charset=utf-8"
+            for path in ("/favicon.ico/x", "/robots.txt/x", "/"):
+                assert (await client.get(path)).status_code == 404, path
+            assert (await client.post("/favicon.ico")).status_code == 405
+
+    async def test_one_file_switched_by_a_link_or_removed_is_found_again(
+        self, run_server: StartServer, tmp_path: Path
+    ) -> None:
+        # Its name is looked up at each request, as a directory's: the new
+        # version after a deploy, a 404 (not a 500) once it is gone.
+        for version in ("v1", "v2"):
+            (tmp_path / f"{version}.css").write_text(f"/* {version} */")
+        current = tmp_path / "site.css"
+        current.symlink_to(tmp_path / "v1.css")
+        routes = Router()
+        routes.static("/site.css", current)
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.get("/site.css")
+            assert (r.text, r.headers["content-type"]) == ("/* v1 */", "text/css; charset=utf-8")
+            switched = tmp_path / "site.css.new"
+            switched.symlink_to(tmp_path / "v2.css")
+            switched.replace(current)
+            assert (await client.get("/site.css")).text == "/* v2 */"
+            current.unlink()
+            assert (await client.get("/site.css")).status_code == 404
+            current.mkdir()  # (no regular file: nothing to send)
+            assert (await client.get("/site.css")).status_code == 404
 
     def test_a_malformed_cache_control_is_refused_when_the_route_is_added(
         self, tmp_path: Path

@@ -26,7 +26,7 @@ from ..protocol.http import ERROR_FORMATS, ErrorFormat, Response, valid_host
 from ..protocol.syntax import TOKEN_RE
 from .request import Request  # (at run time too: OnConnect names it, for get_type_hints())
 from .response import StreamingResponse
-from .static import static_handler
+from .static import file_handler, static_handler
 
 if TYPE_CHECKING:  # annotations only: the app layer sits below the server layer
     from ..server.server import Server
@@ -495,12 +495,27 @@ class Router:
         out of ``directory``, what is not a regular file. Routes are tried in
         the order they were added: static files at ``/`` go last.
 
+        ``directory`` may name one regular file instead (``favicon.ico``): it
+        is served at ``uri`` itself, the same way (``index`` is unused).
+
         Raises:
-            ValueError: ``directory`` is not a directory, ``cache_control`` is
-                no header value, or a route clashes (nothing is added then).
+            ValueError: ``directory`` is neither a directory nor a regular
+                file, ``cache_control`` is no header value, or a route clashes
+                (nothing is added then).
         """
-        handler = static_handler(directory, index=index, cache_control=cache_control)
         base = uri.rstrip("/")
+        if os.path.isfile(directory):
+            # One file, at uri itself (a favicon.ico, robots.txt).
+            self.add_route(
+                file_handler(directory, cache_control=cache_control),
+                base or "/",
+                name=name,
+                host=host,
+            )
+            return
+        if not os.path.isdir(directory):
+            raise ValueError(f"static files: {os.fspath(directory)!r} is not a directory or a file")
+        handler = static_handler(directory, index=index, cache_control=cache_control)
         if host is not None and not isinstance(host, str):
             host = _strings(host, "host")  # (for both routes: an iterator is read once)
         with self._all_or_nothing():

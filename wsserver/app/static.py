@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 from ..protocol.http import Response, error_response, http_date
 from .response import StreamingResponse, stream
 
-__all__ = ["static_handler", "FilePieces", "PIECE"]
+__all__ = ["static_handler", "file_handler", "FilePieces", "PIECE"]
 
 #: Why opening a file found a moment ago may fail that means it is not there.
 _GONE = frozenset((errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO, errno.ENODEV))
@@ -55,8 +55,7 @@ def static_handler(
     given = os.path.abspath(directory)
     if not os.path.isdir(given):
         raise ValueError(f"static files: {os.fspath(directory)!r} is not a directory")
-    if cache_control is not None:
-        Response(b"", 200, [("Cache-Control", cache_control)])  # (ValueError now, not per request)
+    _check_cache_control(cache_control)
 
     async def static_files(request: Any, path: str = "") -> Response | StreamingResponse:
         # Resolved for each request: a deploy that switches a link to the
@@ -83,34 +82,78 @@ def static_handler(
                 raw_path, mark, query = request.target.partition("?")
                 location = "./" + raw_path.rpartition("/")[2] + "/" + mark + query
                 return Response(b"", 307, [("Location", location)])
-        try:
-            # Opened here, and described by its descriptor, not its name: a file
-            # replaced meanwhile (a deploy) is sent whole, as one version.
-            fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except PermissionError:
-            return error_response(403)
-        except OSError as exc:
-            if exc.errno in _GONE:
-                return error_response(404)  # (removed meanwhile)
-            raise  # out of descriptors, an I/O error: a 500 (logged), not "no such file"
-        file = os.fdopen(fd, "rb")
-        try:
-            return _respond(request, file, os.fstat(fd), asked, cache_control)
-        except BaseException:
-            file.close()
-            raise
+        return _open_and_respond(request, name, asked, cache_control)
 
     return static_files
+
+
+def file_handler(
+    file: str | os.PathLike[str], *, cache_control: str | None = None
+) -> Callable[..., Awaitable[Response | StreamingResponse]]:
+    """An HTTP handler serving the one regular file ``file`` (whatever the request's path).
+
+    Its name is looked up at each request, as a directory's is: a deploy that
+    switches a link to the new version has it served at once, and a file
+    removed is a 404.
+
+    Raises:
+        ValueError: ``file`` is not a regular file, or ``cache_control``
+            is no header value.
+    """
+    given = os.path.abspath(file)
+    if not os.path.isfile(given):
+        raise ValueError(f"static files: {os.fspath(file)!r} is not a directory or a file")
+    _check_cache_control(cache_control)
+    # (Its type is its name's, as given: not a link's target's.)
+    asked = os.path.basename(given)
+
+    async def static_file(request: Any) -> Response | StreamingResponse:
+        return _open_and_respond(request, given, asked, cache_control)
+
+    return static_file
+
+
+def _check_cache_control(cache_control: str | None) -> None:
+    """A ValueError now if ``cache_control`` is no header value (not a 500 per request)."""
+    if cache_control is not None:
+        Response(b"", 200, [("Cache-Control", cache_control)])
+
+
+def _open_and_respond(
+    request: Any, name: str, asked: str, cache_control: str | None
+) -> Response | StreamingResponse:
+    """The answer with the file at ``name`` (of ``asked``'s type); 403 or 404 if none."""
+    try:
+        # Opened here, and described by its descriptor, not its name: a file
+        # replaced meanwhile (a deploy) is sent whole, as one version.
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except PermissionError:
+        return error_response(403)
+    except OSError as exc:
+        if exc.errno in _GONE:
+            return error_response(404)  # (removed meanwhile)
+        raise  # out of descriptors, an I/O error: a 500 (logged), not "no such file"
+    try:
+        info = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return error_response(404)  # (a directory, a FIFO: nothing to send)
+    file = os.fdopen(fd, "rb")
+    try:
+        return _respond(request, file, info, asked, cache_control)
+    except BaseException:
+        file.close()
+        raise
 
 
 def _respond(
     request: Any, file: BinaryIO, info: os.stat_result, name: str, cache_control: str | None
 ) -> Response | StreamingResponse:
-    """The answer to a GET or HEAD of the open ``file`` (asked for as ``name``,
-    whose type it is); it is closed unless streamed."""
-    if not stat.S_ISREG(info.st_mode):
-        file.close()
-        return error_response(404)
+    """The answer to a GET or HEAD of the open regular ``file`` (asked for as
+    ``name``, whose type it is); it is closed unless streamed."""
     # RFC 9110 8.8.2.1: a modification time in the future (a clock skewed
     # where the file was made) is sent as now; compared as it is, it is later
     # than any date a client has (never a 304 or a range for it by date).
