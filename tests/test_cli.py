@@ -1106,6 +1106,13 @@ def test_config_from_args_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         config = config_from_args(parser.parse_args(["x:y", *words]))
         assert config.compression == expected, words
+    # uvicorn's flag is click's boolean, which takes t/f and y/n as well:
+    # a moved deployment's "--ws-per-message-deflate f" was refused.
+    for word, expected in (("f", None), ("n", None), ("N", None), ("t", "deflate")):
+        config = config_from_args(parser.parse_args(["x:y", "--ws-per-message-deflate", word]))
+        assert config.compression == expected, word
+    monkeypatch.setenv("WEBSOCKET_ACCESS_LOG", "n")  # (every flag setting reads the same words)
+    assert config_from_args(parser.parse_args(["x:y"])).access_log is False
 
 
 # ---------------------------------------------------------------- load_router

@@ -486,7 +486,7 @@ def _role(text: str) -> WorkerRole:
 
 
 def _boolean(text: str) -> bool:
-    """An argparse type: what a ``Flag`` setting reads (true/false, yes/no, on/off, 1/0)."""
+    """An argparse type: what a ``Flag`` setting reads (true/false, yes/no, on/off, t/f, ...)."""
     try:
         return bool(Flag().parse(text))
     except ValueError:

@@ -269,9 +269,10 @@ class Flag(Kind):
 
     def _parse(self, text: str) -> bool:
         word = text.lower()
-        if word in ("true", "yes", "on", "1"):
+        # (click's words, as uvicorn's boolean flags take them.)
+        if word in ("true", "t", "yes", "y", "on", "1"):
             return True
-        if word in ("false", "no", "off", "0"):
+        if word in ("false", "f", "no", "n", "off", "0"):
             return False
         raise ValueError(f"expected {self.accepted()}")
 
