@@ -601,6 +601,10 @@ def test_url_for_extra_params_become_query_string() -> None:
     router.add_websocket_route(chat, "/chat/<room>", name="room")
     assert router.url_for("room", room="x", token="a b", page=2) == "/chat/x?token=a+b&page=2"
     assert router.url_for("room", room="x", tag=["a", "b"]) == "/chat/x?tag=a&tag=b"
+    # None is no value: left out (as Flask's url_for leaves it), not written "None".
+    assert router.url_for("room", room="x", page=None) == "/chat/x"
+    assert router.url_for("room", room="x", page=None, q="") == "/chat/x?q="
+    assert router.url_for("room", room="x", tag=["a", None, "b"]) == "/chat/x?tag=a&tag=b"
 
 
 def test_url_for_param_called_name() -> None:

@@ -1044,7 +1044,8 @@ class Router:
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of route ``name``, percent-encoded (the route's own text
-        as its parameters); parameters not in the path become the query. A
+        as its parameters); parameters not in the path become the query (None
+        left out, a list's None items too). A
         path that would start with ``//`` (a path parameter's leading ``/``:
         another host, to a browser) has its second ``/`` written ``%2F``.
 
@@ -1092,10 +1093,18 @@ class Router:
                 f"parameters {params!r} make a dot segment in {path!r}, "
                 "which a client removes (RFC 3986 5.2.4)"
             )
-        query = {k: v for k, v in params.items() if k not in written}
+        # (None is no value: left out, as Flask's url_for leaves it.)
+        query = {k: _no_nones(v) for k, v in params.items() if k not in written and v is not None}
         if query:
             path += "?" + urlencode(query, doseq=True)
         return path
+
+
+def _no_nones(value: Any) -> Any:
+    """A query value without its None items (a list's); as it is if none or no sequence."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        return value  # (urlencode()'s way to tell a sequence: it has a len())
+    return [item for item in value if item is not None]
 
 
 def _param_text(value: Any, kind: str) -> str:
