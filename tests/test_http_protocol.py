@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 import socket
 import ssl
@@ -749,3 +750,48 @@ async def test_a_client_taking_its_pipelined_answers_slowly_is_not_idle(
         received += len(chunk) - chunk.count(b"HTTP/1.1 200 OK")  # (about: heads are small)
         await asyncio.sleep(0.02)
     writer.close()
+
+
+@pytest.mark.parametrize("kind", ["asgi", "router"])
+async def test_a_shutdown_at_any_turn_of_a_request_its_client_left_says_no_error(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A client sends its request and leaves (its FIN read with it); the
+    # shutdown comes k turns of the loop later, for every k until the
+    # connection is gone by itself. With the response begun (its head held)
+    # and the app's task ended on ClientDisconnected, its done callback not
+    # yet run, the connection was neither busy nor idle: a 503 was written
+    # over the response under way, an ERROR ("cannot send response <Response
+    # 503 ...>: can't handle event type Response ... state=SEND_BODY").
+    from wsserver import serve
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"hi"})
+
+    routes = Router()
+
+    @routes.get("/")
+    async def page(request: Request) -> Any:
+        return text("hi")
+
+    app: Any = routes if kind == "router" else asgi
+    caplog.set_level(logging.WARNING)
+    met = 0
+    for turns in range(100):
+        server = serve(app, "127.0.0.1", 0, ping_interval=None, lifespan="off")
+        await server.start()
+        # (Both in before the loop takes the connection.)
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        gone = met and not server.connections  # (taken, answered and closed by itself)
+        met += bool(server.connections)
+        await asyncio.wait_for(server.close(timeout=5), 10)
+        said = [f"{r.levelname} {r.getMessage()}" for r in caplog.records]
+        assert said == [], (turns, said)
+        if gone:
+            break
+    assert met >= 2, met  # (the shutdown came while the connection was there, several times)

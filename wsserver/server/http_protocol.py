@@ -2943,11 +2943,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if self.lost or self._transport_closing:
             return
         task = self._app_task
-        if (
-            task is not None
-            and not task.done()
-            and (task is self._asgi_task or task is self.http_task)
-        ):
+        at_work = task is not None and (task is self._asgi_task or task is self.http_task)
+        if task is not None and at_work and not task.done():
             self._close_after_response = True
             return
         if self.body_coming:
@@ -2968,6 +2965,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 self._close_after_response = True
             else:
                 self.close_transport()
+            return
+        if at_work:
+            # Its task has just ended, its done callback still to come: that
+            # settles the request (sends the handler's answer, or cuts short
+            # the response the application began); a 503 would go over it.
+            self._close_after_response = True
             return
         self._shutting_down()
 
