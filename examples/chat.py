@@ -75,7 +75,7 @@ async def publish(
 def _clean_user(value: Any, default: str) -> str:
     if not isinstance(value, str) or not value.strip():
         return default
-    return value.strip()[:MAX_USER_LENGTH]
+    return value.strip()[:MAX_USER_LENGTH].rstrip()  # (no blank left at the cut)
 
 
 def _parse(message: str | bytes) -> tuple[dict[str, Any] | None, str]:

@@ -203,6 +203,19 @@ async def test_chat_join_gets_system_and_others_get_user_joined(clients: ChatCli
     await expect_silence(bob)  # the joiner does not get its own user_joined
 
 
+async def test_chat_a_long_user_name_is_cut_without_a_blank_at_its_end(
+    clients: ChatClients,
+) -> None:
+    # Cut at 64 characters where the 65th came after a space: "aaa...a " was
+    # the name, its space kept (what strip() took off a name given as it is).
+    alice, _ = await clients.join("lobby", "alice")
+    await clients.join("lobby", "a" * 63 + "%20" + "b" * 10)
+    joined = await recv_json(alice)
+    assert joined["type"] == "user_joined" and joined["user"] == "a" * 63, joined
+    await alice.send(json.dumps({"type": "chat", "message": "hi", "user": "c" * 63 + " d"}))
+    assert (await recv_json(alice))["user"] == "c" * 63
+
+
 async def test_chat_message_goes_to_everyone_in_the_room(clients: ChatClients) -> None:
     alice, _ = await clients.join("lobby", "alice")
     bob, _ = await clients.join("lobby", "bob")
