@@ -1791,6 +1791,37 @@ async def test_a_redis_broker_serves_again_on_another_event_loop(redis_server: R
     await asyncio.to_thread(asyncio.run, serve_once(2))
 
 
+async def test_a_redis_broker_reused_during_an_outage_says_it_for_the_next_server(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The first server's outage stayed the broker's: the next server given
+    # it, Redis still down, had no "unreachable" line, no outage counted,
+    # its figures saying Redis was reachable.
+    caplog.set_level(logging.WARNING, logger="wsserver")
+    redis_server.stop()
+    broker = RedisBroker(redis_server.url)
+
+    def said() -> int:
+        return sum("unreachable (" in r.getMessage() for r in caplog.records)
+
+    for n in (1, 2):
+        heard: list[bool] = []
+        server = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=broker)
+        server.on_broker_state(heard.append)
+        async with server:
+            await wait_for(lambda n=n: said() == n, what=f"outage {n} said")
+            assert heard == [False]
+            assert server.stats()["pubsub"]["unreachable"] == 1
+            assert broker.stats.outages == n
+        assert broker.stats.unreachable == 0  # (no server of its own now)
+    redis_server.start()
+    server = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=broker)
+    async with server:
+        await wait_for(lambda: broker.up, what="the broker up")
+        reachable_again = [r for r in caplog.records if "reachable again" in r.getMessage()]
+        assert reachable_again == []  # (no outage was under way for this one)
+
+
 async def test_a_server_closed_gracefully_leaves_presence_at_once(
     redis_server: RedisServer,
 ) -> None:

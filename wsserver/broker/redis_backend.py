@@ -444,6 +444,11 @@ class RedisBroker(Broker):
                     await asyncio.wait_for(client.aclose(), 1.0)
         self._node = None
         self.up = False
+        # An outage under way ends with its server's service: the next server
+        # given this broker says (and counts) its own.
+        self._down_since = None
+        self.stats.unreachable = 0
+        self._dropped_in_outage = 0
 
     # ------------------------------------------------------------- interface
 
