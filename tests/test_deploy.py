@@ -1677,6 +1677,26 @@ async def test_proxy_headers_from_trusted_peers_only(run_server: StartServer) ->
     assert said == {"client": ["203.0.113.7", 0], "scheme": "https"}
 
 
+async def test_a_forwarded_address_is_given_as_a_socket_gives_it(run_server: StartServer) -> None:
+    # An IPv6 address has many spellings (upper case, zeros written out, an
+    # IPv4-mapped one's tail); the proxy's went to the app and the logs as it
+    # was written, so one client was several to an app that counts or bans by
+    # address, and another than the same client named by a PROXY header or a
+    # socket (which give it in the one form ipaddress writes).
+    server = await run_server(who_routes(), proxy_headers=True)
+    cases = [
+        ({"X-Forwarded-For": "2001:DB8:0:0::7"}, ["2001:db8::7", 0]),
+        ({"X-Forwarded-For": "[2001:0db8::0007]:4711"}, ["2001:db8::7", 4711]),
+        ({"X-Forwarded-For": "::FFFF:203.0.113.7"}, ["::ffff:203.0.113.7", 0]),
+        ({"Forwarded": 'for="[2001:DB8::7]:80"'}, ["2001:db8::7", 80]),
+        ({"Forwarded": 'for="[::ffff:cb00:7107]"'}, ["::ffff:203.0.113.7", 0]),
+    ]
+    async with httpx.AsyncClient() as client:
+        for headers, address in cases:
+            answer = await client.get(f"http://127.0.0.1:{server.port}/who", headers=headers)
+            assert answer.json()["client"] == address, headers
+
+
 @pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
 async def test_proxy_headers_from_either_loopback_are_believed_by_default() -> None:
     # A proxy on this host that reaches the server by "localhost" (nginx's

@@ -18,6 +18,7 @@ import re
 from typing import NamedTuple
 
 from .http import Headers
+from .proxy_protocol import address_text
 from .syntax import OWS, QUOTED, unquote
 
 __all__ = ["MAX_HOPS", "Forwarded", "TrustedProxies", "forwarded"]
@@ -209,6 +210,8 @@ def _address(hop: str) -> tuple[str, int] | None:
 
     An obfuscated identifier or ``unknown`` (RFC 7239 6.3) is no address,
     nor is whatever else a client wrote (it would go to logs and applications).
+    The address is written as a socket gives it (``2001:DB8:0::7`` is
+    ``2001:db8::7``): one client, one text, whichever way it came.
     """
     host, port = _split_host(hop)
     try:
@@ -217,4 +220,4 @@ def _address(hop: str) -> tuple[str, int] | None:
         return None
     if getattr(address, "scope_id", None) is not None:
         return None  # (an IPv6 zone: any text after "%", and a local interface's name)
-    return host, port
+    return address_text(address), port

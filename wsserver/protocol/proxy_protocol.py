@@ -20,6 +20,7 @@ __all__ = [
     "MAX_V1",
     "ProxyHeader",
     "ProxyProtocolError",
+    "address_text",
     "begins_proxy_header",
     "parse_proxy_header",
     "safe_to_read",
@@ -138,13 +139,15 @@ def _address(text: str, version: int) -> str:
         address = None
     if address is None or address.version != version:
         raise ProxyProtocolError(f"not an IPv{version} address: {text!r}")
-    return _shown(address)
+    return address_text(address)
 
 
-def _shown(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    """An address as a socket's peer name gives it: an IPv4-mapped IPv6
+def address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """An address as a socket's peer name gives it, in one form whatever
+    spelling it came in (lower case, zeros left out): an IPv4-mapped IPv6
     address with its IPv4 part dotted (``::ffff:203.0.113.7``; Python
-    before 3.13 writes it in hex)."""
+    before 3.13 writes it in hex). :mod:`.proxy` writes the addresses of
+    forwarding headers so too."""
     mapped = getattr(address, "ipv4_mapped", None)
     return f"::ffff:{mapped}" if mapped is not None else str(address)
 
@@ -181,10 +184,10 @@ def _v2(data: bytes | bytearray) -> ProxyHeader | None:
         raise ProxyProtocolError("a version 2 header too short for its addresses")
     tls = _client_tls(body, size)
     if family >> 4 == 1:  # AF_INET
-        host = _shown(ipaddress.IPv4Address(body[0:4]))
+        host = address_text(ipaddress.IPv4Address(body[0:4]))
         return ProxyHeader(length, (host, int.from_bytes(body[8:10], "big")), tls)
     if family >> 4 == 2:  # AF_INET6
-        host = _shown(ipaddress.IPv6Address(body[0:16]))
+        host = address_text(ipaddress.IPv6Address(body[0:16]))
         return ProxyHeader(length, (host, int.from_bytes(body[32:34], "big")), tls)
     return ProxyHeader(length, None, tls)  # UNSPEC, or AF_UNIX: no address to give
 
