@@ -48,7 +48,7 @@ from wsserver.response import Response, text
 from wsserver.server.tls import _missing_pem, ssl_context
 
 from .conftest import StartServer
-from .helpers import client_context, wait_for
+from .helpers import client_context, exchange, upgrade_request, wait_for
 from .redis_server import free_port
 from .test_cli import (
     ROOT,
@@ -1653,6 +1653,39 @@ def test_forwarded_without_for_from_the_nearest_proxy_trusting_every_peer() -> N
     headers = Headers([("forwarded", "for=6.6.6.6;proto=http, proto=https")])
     said = forwarded(headers, TrustedProxies("*"))
     assert (said.client, said.scheme) == (None, "https")
+
+
+async def test_a_websocket_upgrade_over_http10_is_said(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # nginx speaks HTTP/1.0 to its upstream unless told proxy_http_version 1.1:
+    # with the Upgrade and Connection headers passed on, every WebSocket then
+    # failed with a 426 "send a WebSocket upgrade request" (which the client
+    # had sent) and an access line, the cause said nowhere. Upgrade is ignored
+    # in HTTP/1.0 (RFC 9110 7.8) as before, and said at WARNING the first time.
+    caplog.set_level(logging.DEBUG, logger="wsserver.server")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["type"].encode()})
+
+    request = upgrade_request("/ws").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+    routed = await run_server(who_routes())
+    asgi = await run_server(app)
+    answers = [await exchange(server.port, request) for server in (routed, routed, asgi)]
+    assert answers[0].startswith(b"HTTP/1.1 426 "), answers[0]
+    assert answers[0].endswith(b"WebSocket upgrade requires HTTP/1.1.\n"), answers[0]
+    assert answers[2].startswith(b"HTTP/1.1 200 ") and answers[2].endswith(b"http")
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "HTTP/1.0" in r.getMessage()]
+    assert [level for level, _ in said] == [logging.WARNING, logging.DEBUG, logging.WARNING]
+    assert "127.0.0.1:" in said[0][1] and "proxy_http_version 1.1" in said[0][1], said
+    # Without Upgrade, or over HTTP/1.1: nothing to say.
+    caplog.clear()
+    await exchange(routed.port, b"GET /who HTTP/1.0\r\n\r\n")
+    await exchange(routed.port, upgrade_request("/nowhere"))
+    assert not [r for r in caplog.records if "HTTP/1.0" in r.getMessage()]
 
 
 async def test_proxy_headers_from_trusted_peers_only(run_server: StartServer) -> None:

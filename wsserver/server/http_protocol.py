@@ -1136,7 +1136,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
         # not this one's to count against BODY_PIECES_PER_TURN.)
         self._body_size = self._chunk_extensions = self._body_pieces = 0
         # (RFC 9110 7.8: Upgrade is ignored in HTTP/1.0.)
-        self._asks_upgrade = event.http_version != b"1.0" and is_upgrade_request(headers)
+        if event.http_version != b"1.0":
+            self._asks_upgrade = is_upgrade_request(headers)
+        elif is_upgrade_request(headers):
+            self.server.websocket_over_http10(self.client_address)
         self._found = None
         return True
 
@@ -1159,9 +1162,16 @@ class HttpProtocol(asyncio.BufferedProtocol):
             elif found.status == 200:  # (OPTIONS *)
                 response = Response(b"", 200, [("Allow", ", ".join(found.allowed))])
             elif found.status == 426:
+                # (An upgrade request over HTTP/1.0, Upgrade ignored: a proxy's.)
+                http10 = request.http_version == "1.0" and is_upgrade_request(request.headers)
                 response = error_response(
                     426,
-                    "This is a WebSocket endpoint: send a WebSocket upgrade request.",
+                    "This is a WebSocket endpoint: "
+                    + (
+                        "WebSocket upgrade requires HTTP/1.1."
+                        if http10
+                        else "send a WebSocket upgrade request."
+                    ),
                     [("Upgrade", "websocket"), ("Connection", "Upgrade")],
                     format,
                 )

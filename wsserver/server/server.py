@@ -1208,6 +1208,21 @@ class Server:
             peer(address),
         )
 
+    def websocket_over_http10(self, address: tuple[str, int] | None) -> None:
+        """A request asked to upgrade to WebSocket over HTTP/1.0, where Upgrade
+        is ignored (RFC 9110 7.8): it was taken for a plain HTTP request (a
+        Router's WebSocket route answers it 426). Said at WARNING the first
+        time (a proxy in front that speaks HTTP/1.0 to this server, nginx's
+        default, fails every WebSocket so, the cause said nowhere else), at
+        DEBUG after that."""
+        self._say_first_time(
+            "websocket over http/1.0",
+            "%s asked to upgrade to WebSocket over HTTP/1.0, which cannot: it was taken for"
+            " a plain HTTP request (is a proxy in front speaking HTTP/1.0 to this server?"
+            " nginx does unless told proxy_http_version 1.1)",
+            peer(address),
+        )
+
     def proxy_header_unasked(
         self, address: tuple[str, int] | None, outcome: str = "it was answered 400"
     ) -> None:
