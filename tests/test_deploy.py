@@ -1688,6 +1688,37 @@ async def test_a_websocket_upgrade_over_http10_is_said(
     assert not [r for r in caplog.records if "HTTP/1.0" in r.getMessage()]
 
 
+async def test_a_websocket_handshake_without_its_upgrade_headers_is_said(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Upgrade and Connection are hop-by-hop: a proxy not told to pass them
+    # (nginx without proxy_set_header Upgrade $http_upgrade and Connection
+    # "upgrade") drops them and passes the rest of the handshake. Every
+    # WebSocket failed with a 426 "send a WebSocket upgrade request", the
+    # cause said nowhere; the first such request is said at WARNING.
+    caplog.set_level(logging.DEBUG, logger="wsserver.server")
+    server = await run_server(who_routes())
+    stripped = b"".join(
+        line + b"\r\n"
+        for line in upgrade_request("/ws").split(b"\r\n")
+        if line and not line.startswith((b"Upgrade:", b"Connection:"))
+    )
+    answers = [
+        await exchange(server.port, stripped + b"Connection: close\r\n\r\n") for _ in range(2)
+    ]
+    assert all(answer.startswith(b"HTTP/1.1 426 ") for answer in answers), answers
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "Upgrade" in r.getMessage()]
+    assert [level for level, _ in said] == [logging.WARNING, logging.DEBUG], said
+    assert "127.0.0.1:" in said[0][1] and "proxy_set_header Upgrade" in said[0][1], said
+    # A browser that opens the WebSocket's URL as a page: nothing to say.
+    caplog.clear()
+    answer = await exchange(
+        server.port, b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 426 ")
+    assert not [r for r in caplog.records if "Upgrade" in r.getMessage()]
+
+
 async def test_proxy_headers_from_trusted_peers_only(run_server: StartServer) -> None:
     headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
     trusting = await run_server(who_routes(), proxy_headers=True)

@@ -1164,6 +1164,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
             elif found.status == 426:
                 # (An upgrade request over HTTP/1.0, Upgrade ignored: a proxy's.)
                 http10 = request.http_version == "1.0" and is_upgrade_request(request.headers)
+                if not http10 and "sec-websocket-key" in request.headers:
+                    # (The rest of a handshake: a proxy dropped its Upgrade.)
+                    self.server.websocket_upgrade_dropped(self.client_address)
                 response = error_response(
                     426,
                     "This is a WebSocket endpoint: "

@@ -1223,6 +1223,22 @@ class Server:
             peer(address),
         )
 
+    def websocket_upgrade_dropped(self, address: tuple[str, int] | None) -> None:
+        """A WebSocket handshake came to a Router's WebSocket route without its
+        ``Upgrade: websocket`` (its ``Sec-WebSocket-Key`` there): answered 426.
+        ``Upgrade`` and ``Connection`` are hop-by-hop, and a proxy in front
+        not told to pass them drops them, failing every WebSocket so, the
+        cause said nowhere else: said at WARNING the first time, at DEBUG
+        after that."""
+        self._say_first_time(
+            "websocket upgrade dropped",
+            "%s sent a WebSocket handshake without Upgrade: websocket: it was answered 426"
+            " (is a proxy in front dropping the Upgrade and Connection headers, hop-by-hop?"
+            " nginx does unless told proxy_set_header Upgrade $http_upgrade and"
+            ' Connection "upgrade")',
+            peer(address),
+        )
+
     def proxy_header_unasked(
         self, address: tuple[str, int] | None, outcome: str = "it was answered 400"
     ) -> None:
