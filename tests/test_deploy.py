@@ -1607,6 +1607,13 @@ def test_trusted_proxies() -> None:
         # A quote that does not close hides nothing after it: the element a
         # proxy appended to the client's text is still read.
         ([("forwarded", 'for="x, for=198.51.100.4')], ("198.51.100.4", 0), None),
+        # A quoted-string closed, then a quote that does not close (its
+        # escaped quote no end): the proxy's element after them still read.
+        (
+            [("forwarded", 'host="x,y";for=6.6.6.6, "z\\", for=198.51.100.4;proto=https')],
+            ("198.51.100.4", 0),
+            "https",
+        ),
     ],
 )
 def test_forwarded_headers(
@@ -1645,6 +1652,24 @@ def test_a_long_list_of_trusted_hops_costs_a_bounded_number_of_checks() -> None:
     hops = ["6.6.6.6", "203.0.113.7"] + ["10.0.0.2"] * (MAX_HOPS - 1)
     said = forwarded(Headers([("x-forwarded-for", ", ".join(hops))]), trusted)
     assert said.client == ("203.0.113.7", 0)
+
+
+async def test_a_forwarded_header_of_unclosed_quotes_costs_a_bounded_time(
+    run_server: StartServer,
+) -> None:
+    # Each quote that does not close had the rest of the header scanned for
+    # its end, again for the next one: a client behind a trusted proxy that
+    # passes Forwarded on (one that adds no X-Forwarded-For; any client with
+    # forwarded_allow_ips '*') held the event loop some 2 s with one 16 KB
+    # header of '"\\' repeated, every connection of the worker waiting. The
+    # eight requests here took ~20 s; they take milliseconds now, the
+    # proxy's element after the client's text still read.
+    server = await run_server(who_routes(), proxy_headers=True)
+    headers = {"Forwarded": '"\\' * 7900 + ", for=203.0.113.9;proto=https"}
+    async with httpx.AsyncClient() as client, asyncio.timeout(TIMEOUT):
+        for _ in range(8):
+            answer = await client.get(f"http://127.0.0.1:{server.port}/who", headers=headers)
+            assert answer.json() == {"client": ["203.0.113.9", 0], "scheme": "https"}
 
 
 def test_forwarded_without_for_from_the_nearest_proxy_trusting_every_peer() -> None:

@@ -151,27 +151,28 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
     proxy that says the scheme, not the client) ends the walk, its proxy's
     client unknown: its ``proto`` holds, and nothing to its left is believed.
     """
-    elements: list[dict[str, str]] = []
-    for value in headers.getall("forwarded"):
-        for text in _split_unquoted(value, ","):
-            pairs: dict[str, str] = {}
-            for pair in _split_unquoted(text, ";"):
-                name, sep, content = pair.partition("=")
-                if sep:
-                    pairs[name.strip(OWS).lower()] = _unquoted(content.strip(OWS))
-            if pairs:
-                elements.append(pairs)
-    if not elements:
+    # (Each element is read only if the walk comes to it: the client's own
+    # text to the left may be thousands of them.)
+    texts = [
+        text
+        for value in headers.getall("forwarded")
+        for text in _split_unquoted(value, ",")
+        if "=" in text  # (an element with no pair in it is none)
+    ]
+    if not texts:
         return Forwarded(None, None)
-    chosen = elements[-1]
-    if not trusted.everyone:
-        # (The last MAX_HOPS all trusted: the leftmost, as if all were.)
-        chosen = elements[0]
-        for element in reversed(elements[-MAX_HOPS:]):
+    chosen: dict[str, str]
+    if trusted.everyone:
+        chosen = _pairs(texts[-1])
+    else:
+        for text in reversed(texts[-MAX_HOPS:]):
+            element = _pairs(text)
             hop = element.get("for")
             if hop is None or _split_host(hop)[0] not in trusted:
                 chosen = element
                 break
+        else:  # (The last MAX_HOPS all trusted: the leftmost, as if all were.)
+            chosen = _pairs(texts[0])
     hop = chosen.get("for")
     proto = chosen.get("proto", "").lower()
     return Forwarded(
@@ -179,22 +180,53 @@ def _rfc7239(headers: Headers, trusted: TrustedProxies) -> Forwarded:
     )
 
 
-#: A quoted-string (RFC 9110 5.6.4), its backslash escapes in it; or a run of
-#: anything else but the separators; or a separator, or a quote that does not
-#: close (a character as others: it does not hide the separators after it,
-#: such as those of the elements a proxy appended to a client's text).
-_QUOTED_OR_NOT = re.compile(rf'{QUOTED}|[^",;]+|[",;]', re.S)
+def _pairs(text: str) -> dict[str, str]:
+    """An element's parameters, ``for=...;proto=...``: names in lowercase,
+    values unquoted (a name said twice: the last)."""
+    pairs: dict[str, str] = {}
+    for pair in _split_unquoted(text, ";"):
+        name, sep, content = pair.partition("=")
+        if sep:
+            pairs[name.strip(OWS).lower()] = _unquoted(content.strip(OWS))
+    return pairs
+
+
+#: The start of a text up to its first quote that does not close: runs of
+#: anything but a quote, and quoted-strings (RFC 9110 5.6.4, their backslash
+#: escapes in them). Possessive, each character looked at once: the quote
+#: that does not close is followed to the end once, and no quote after it
+#: closes (each is escaped on that reading, which is back in step after it).
+_CLOSED = re.compile(rf'(?:[^"]++|{QUOTED})*+', re.S)
+
+#: An element (or a pair) of a text whose quotes all close: runs of anything
+#: but a quote and the separator, and quoted-strings; then the separator, or
+#: the end.
+_PIECES = {
+    separator: re.compile(rf'((?:[^"{separator}]++|{QUOTED})*+)(?:{separator}|\Z)', re.S)
+    for separator in ",;"
+}
 
 
 def _split_unquoted(text: str, separator: str) -> list[str]:
     """``text`` split at each ``separator`` (``,`` or ``;``) that is not inside
-    a quoted-string (RFC 7239 4: a value may be one, ``host="a,b;c"``)."""
-    parts = [""]
-    for token in _QUOTED_OR_NOT.findall(text):
-        if token == separator:
-            parts.append("")
-        else:
-            parts[-1] += token
+    a quoted-string (RFC 7239 4: a value may be one, ``host="a,b;c"``).
+
+    A quote that does not close is a character as others: it hides none of
+    the separators after it (such as those of the elements a proxy appended
+    to a client's text). In time linear in the text's length, whatever it
+    holds (each unclosed quote had the rest read again: seconds for 16 KB).
+    """
+    if '"' not in text:
+        return text.split(separator)
+    closed = _CLOSED.match(text).end()  # type: ignore[union-attr]
+    head = text[:closed]
+    parts = _PIECES[separator].findall(head) if head else [""]
+    if head and not head.endswith(separator):
+        parts.pop()  # (the empty match at the end)
+    if closed < len(text):
+        rest = text[closed:].split(separator)
+        parts[-1] += rest[0]
+        parts.extend(rest[1:])
     return parts
 
 

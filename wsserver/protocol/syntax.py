@@ -24,8 +24,10 @@ TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 TOKEN_RE = re.compile(TOKEN)
 
 #: A quoted-string (5.6.4), its quoted pairs (a backslash and any character)
-#: in it. The pattern's text, to build larger patterns from.
-QUOTED = r'"(?:[^"\\]|\\.)*"'
+#: in it. The pattern's text, to build larger patterns from. Possessive (what
+#: it matches is the same): one that does not close is given up at the end
+#: of the text, its characters not tried again.
+QUOTED = r'"(?:[^"\\]|\\.)*+"'
 
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 
