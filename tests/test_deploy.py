@@ -1568,6 +1568,15 @@ def test_trusted_proxies() -> None:
             None,
         ),
         ([("x-forwarded-proto", "gopher")], None, None),
+        # An empty list element is none (RFC 9110 5.6.1), as in X-Forwarded-For:
+        # a trailing comma, or an empty line a proxy added, left the scheme unsaid.
+        ([("x-forwarded-proto", "https,")], None, "https"),
+        ([("x-forwarded-proto", "https"), ("x-forwarded-proto", "")], None, "https"),
+        (
+            [("x-forwarded-for", "203.0.113.7,"), ("x-forwarded-proto", "https , ")],
+            ("203.0.113.7", 0),
+            "https",
+        ),
         # A WebSocket scheme, in either header (X-Forwarded-Proto's was taken, Forwarded's not).
         ([("x-forwarded-proto", "wss")], None, "wss"),
         ([("forwarded", "for=203.0.113.9;proto=WSS")], ("203.0.113.9", 0), "wss"),

@@ -109,6 +109,7 @@ def forwarded(headers: Headers, trusted: TrustedProxies) -> Forwarded:
     protos = [
         p.strip(OWS).lower() for v in headers.getall("x-forwarded-proto") for p in v.split(",")
     ]
+    protos = [p for p in protos if p]  # (an empty list element is none: RFC 9110 5.6.1)
     if protos and protos[-1] in _SCHEMES:
         scheme = protos[-1]
     return Forwarded(client, scheme)
