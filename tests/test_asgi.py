@@ -2953,6 +2953,62 @@ async def test_a_lifespan_that_fails_after_its_startup_is_logged_when_it_does(
     caplog.clear()
 
 
+@pytest.mark.parametrize("then", ["raise", "return", "wait"])
+async def test_a_lifespan_that_says_shutdown_failed_after_its_startup_is_heard(
+    caplog: pytest.LogCaptureFixture, then: str
+) -> None:
+    # Starlette's lifespan (Litestar's too, as uvicorn takes it) says a failure
+    # after its startup (its task group's task died) with lifespan.shutdown.failed,
+    # unasked, then re-raises: that send raised RuntimeError("no answer is due
+    # now") into it, logged as the lifespan's failure, the app's own error
+    # only the context of that one.
+    failing = asyncio.Event()
+    refused: list[BaseException] = []
+    shutdown_sent: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            return
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await failing.wait()
+        try:
+            await send({"type": "lifespan.shutdown.failed", "message": "the pool's keeper died"})
+        except Exception as exc:
+            refused.append(exc)
+        if then == "raise":
+            raise RuntimeError("the pool's keeper died")
+        if then == "wait":  # (a loop over receive() that goes on)
+            shutdown_sent.append((await receive())["type"])
+
+    server = serve(app, "127.0.0.1", 0)
+    await server.start()
+    try:
+        failing.set()
+        for _ in range(100):
+            if any(r.levelno >= logging.ERROR for r in caplog.records) or refused:
+                break
+            await asyncio.sleep(0.01)
+        assert refused == []
+        if then != "wait":
+            errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+            assert len(errors) == 1, [r.getMessage() for r in errors]
+            assert "after its startup" in errors[0].getMessage()
+            if then == "raise":
+                assert errors[0].exc_info is not None
+                assert "keeper died" in str(errors[0].exc_info[1])
+            else:
+                assert "keeper died" in errors[0].getMessage()
+    finally:
+        await asyncio.wait_for(server.close(), TIMEOUT)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]  # (once)
+    assert "keeper died" in errors[0].getMessage() + repr(errors[0].exc_info)
+    assert shutdown_sent == []  # (it answered it: not asked again)
+    assert server.stats()["handler_errors"] == 1
+    caplog.clear()
+
+
 @pytest.mark.parametrize("event", ["lifespan.startup", "lifespan.shutdown"])
 async def test_a_lifespan_that_ends_in_a_cancelled_error_of_its_own_failed(
     caplog: pytest.LogCaptureFixture, event: str

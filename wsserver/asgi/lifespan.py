@@ -57,6 +57,12 @@ class Lifespan:
         #: What the lifespan raised after its startup, before the shutdown
         #: was sent (said at once, by _ended_early()).
         self._raised_early: BaseException | None = None
+        #: The message of a ``lifespan.shutdown.failed`` the application sent
+        #: unasked after its startup (Starlette's lifespan says so that it
+        #: failed, then re-raises: uvicorn takes it), if it did.
+        self._failed_early: str | None = None
+        #: Whether that was said already (the lifespan went on after it).
+        self._failed_early_said = False
         #: How many of the application's receive() calls wait for an event.
         self._receiving = 0
         #: Done once the application waits for an event after its last answer
@@ -103,6 +109,10 @@ class Lifespan:
         raised = _ended_in(task)
         if isinstance(raised, SystemExit):
             return  # (said by exit_said(), the process ending)
+        if raised is None and self._failed_early is not None:
+            if not self._failed_early_said:
+                self._say_failed_early(ended=True)
+            return
         if raised is None:
             logger.warning(
                 "ASGI lifespan: the application's lifespan returned after its startup, "
@@ -113,6 +123,18 @@ class Lifespan:
         logger.error(
             "ASGI lifespan failed after its startup: its shutdown will not be sent",
             exc_info=raised,
+        )
+
+    def _say_failed_early(self, ended: bool = False) -> None:
+        """The application said lifespan.shutdown.failed after its startup: say
+        its message, unless its lifespan ended meanwhile (``ended``: it
+        returned; else _ended_early() says it, with what it raised)."""
+        if self._failed_early_said or (not ended and (self._task is None or self._task.done())):
+            return
+        self._failed_early_said = True
+        logger.error(
+            "ASGI lifespan failed after its startup: %s: its shutdown will not be sent",
+            self._failed_early,
         )
 
     async def _end_task(self) -> None:
@@ -154,6 +176,14 @@ class Lifespan:
         if self._raised_early is not None:  # (said when it did)
             self._failure = LifespanFailure(f"the lifespan raised {self._raised_early!r}")
             self._failure.__cause__ = self._raised_early
+            return self._failure
+        if self._failed_early is not None:
+            # It answered the shutdown already: no question, its lifespan ended.
+            await self._end_task()
+            self._failure = LifespanFailure(
+                f"the lifespan failed after its startup: {self._failed_early}"
+            )
+            self._failure.__cause__ = self._raised()
             return self._failure
         if self._task is not None and self._task.done():
             return None  # (it returned early: said when it did)
@@ -270,12 +300,32 @@ class Lifespan:
             # with *.failed, then re-raises it): due, but heard by nobody.
             self._given_up = None
             return
+        if kind == "lifespan.shutdown.failed" and self._started_then_failed():
+            # A failure after its startup, said as Starlette says it (uvicorn
+            # takes it): its shutdown is not sent; said once its lifespan ends
+            # (with what it raised), or now if it goes on.
+            self._failed_early = str(message.get("message") or "lifespan.shutdown.failed")
+            asyncio.get_running_loop().call_soon(self._say_failed_early)
+            return
         if self._asking is None or not kind.startswith(self._asking + "."):
             asked = f"the answer to {self._asking}" if self._asking else "no answer"
             raise RuntimeError(f"{kind}: {asked} is due now")
         assert self._answer is not None and not self._answer.done()
         self._answer.set_result(message)
         self._asking = None
+
+    def _started_then_failed(self) -> bool:
+        """Whether a ``lifespan.shutdown.failed`` sent now is one unasked after a
+        startup completed (no shutdown sent, none such sent before)."""
+        answer = self._answer
+        return (
+            self._asking is None
+            and self._sent == "lifespan.startup"
+            and self._failed_early is None
+            and answer is not None
+            and answer.done()
+            and answer.result()["type"] == "lifespan.startup.complete"
+        )
 
 
 def _ended_in(task: asyncio.Task[None]) -> BaseException | None:
