@@ -392,6 +392,40 @@ def test_a_hook_that_cannot_be_one_is_refused(hook: Any, said: str) -> None:
     assert routes.startup_hooks == [] and routes.shutdown_hooks == []
 
 
+async def test_a_hook_that_is_an_object_with_an_async_call_is_taken(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As a route's handler may be one (and as Starlette takes on_startup hooks):
+    # on_startup() and on_shutdown() refused it, "must be an async function".
+    events: list[str] = []
+
+    class Pool:
+        def __init__(self, name: str, fail: bool = False) -> None:
+            self.name = name
+            self.fail = fail
+
+        async def __call__(self, server: Server) -> None:
+            events.append(self.name)
+            if self.fail:
+                raise ConnectionError("the pool would not close")
+
+    routes = Router()
+    routes.on_startup(Pool("open"))
+    routes.on_shutdown(Pool("close", fail=True))
+    routes.on_shutdown(Pool("after"))
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None)
+    await asyncio.wait_for(server.start(), TIMEOUT)
+    assert events == ["open"]
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    assert events == ["open", "close", "after"]
+    failed = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failed == [
+        "on_shutdown hook test_a_hook_that_is_an_object_with_an_async_call_is_taken"
+        ".<locals>.Pool failed"
+    ], failed
+    caplog.clear()
+
+
 FAILING_STARTUP = """
 from wsserver import Router
 

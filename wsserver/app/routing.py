@@ -1339,9 +1339,13 @@ def _check_handler(route: Route) -> None:
 
 
 def _check_server_hook(hook: Any, what: str) -> Any:
-    """``hook``, if it is an async function that can be called with the server."""
+    """``hook``, if it is an async function (or an object with an async
+    ``__call__``, as a route's handler may be) that can be called with the server."""
     name = getattr(hook, "__qualname__", None) or repr(hook)
-    if not inspect.iscoroutinefunction(hook):
+    if not (
+        inspect.iscoroutinefunction(hook)
+        or inspect.iscoroutinefunction(getattr(type(hook), "__call__", None))  # noqa: B004
+    ):
         raise TypeError(f"{what}: {name} must be an async function (async def {what}(server))")
     try:
         inspect.signature(hook).bind(object())

@@ -8,6 +8,7 @@ import contextlib
 import contextvars
 import errno
 import functools
+import inspect
 import ipaddress
 import logging
 import math
@@ -1695,8 +1696,12 @@ def _what_task(task: asyncio.Task[Any]) -> str:
 
 
 def _hook_name(hook: object) -> str:
-    """A hook's name for a log line: its qualified name, else its repr."""
-    return str(getattr(hook, "__qualname__", repr(hook)))
+    """A hook's name for a log line: its qualified name (an object's with an
+    async ``__call__``: its class's), else its repr."""
+    name = getattr(hook, "__qualname__", None)
+    if name is None and inspect.iscoroutinefunction(getattr(type(hook), "__call__", None)):  # noqa: B004
+        name = type(hook).__qualname__
+    return str(name if name is not None else repr(hook))
 
 
 def _what_tasks(
