@@ -1650,6 +1650,69 @@ async def test_sys_exit_in_an_asgi_lifespan_while_serving_is_said_once(tmp_path:
     assert "ERROR" not in err and "Traceback" not in err, err
 
 
+EXITING_HANDLERS = """
+import sys
+
+from wsserver import Router
+
+routes = Router()
+
+
+@routes.get("/")
+async def home(request):
+    sys.exit(6)
+
+
+@routes.websocket("/")
+async def chat(request, ws):
+    await ws.recv()
+    sys.exit(6)
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        raise RuntimeError("no lifespan")
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+    sys.exit(6)
+"""
+
+
+@pytest.mark.parametrize("attr", ["routes", "app"])
+@pytest.mark.parametrize("scheme", ["http", "ws"])
+async def test_sys_exit_in_a_handler_keeps_its_code_and_says_so(
+    tmp_path: Path, attr: str, scheme: str
+) -> None:
+    # As 95ef8db found for the hooks and the lifespan: the handler's task
+    # left the event loop with its SystemExit, said by asyncio's "Task
+    # exception was never retrieved" and a traceback (an ERROR), or taken
+    # for the handler's failure (a Router HTTP handler's: "error while
+    # handling", a 500), the process exiting 6 all the same.
+    name = f"exiting_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(EXITING_HANDLERS)
+    async with running_cli(f"{name}:{attr}", "--app-dir", str(tmp_path)) as cli:
+        if scheme == "http":
+            reader, writer = await asyncio.open_connection("127.0.0.1", cli.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.wait_for(reader.read(), TIMEOUT)
+            writer.close()
+        else:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async with websockets.connect(cli.url + "/") as ws:
+                    await ws.send("bye")
+                    await asyncio.wait_for(ws.recv(), TIMEOUT)
+        code = await cli.wait()
+        assert cli.drainer is not None
+        await asyncio.wait_for(cli.drainer, TIMEOUT)
+    err = cli.stderr
+    assert code == 6, err
+    (line,) = [line for line in err.splitlines() if "called sys.exit(6)" in line]
+    assert "WARNING" in line and "/" in line, err
+    assert "ERROR" not in err and "Traceback" not in err, err
+
+
 async def test_sighup_to_a_single_process_is_a_graceful_shutdown() -> None:
     # It killed the process at once (the default action: exit 129, clients
     # cut off, no lifespan shutdown), as systemd's ExecReload=kill -HUP would.

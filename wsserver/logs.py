@@ -30,6 +30,8 @@ __all__ = [
     "log_what_python_writes",
     "FailureRun",
     "exit_said",
+    "say_exit",
+    "HANDLER_EXIT_UNDONE",
 ]
 
 #: Errors of the application (a handler that raised) and the server's own events.
@@ -318,18 +320,33 @@ async def exit_said(
     try:
         await awaitable
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        logger.warning(
-            "%s called sys.exit(%r): the process exits now (exit code %d), %s",
-            what if isinstance(what, str) else what(),
-            exc.code,
-            code,
-            undone if isinstance(undone, str) else undone(),
-        )
-        task = asyncio.current_task()
-        if task is not None:
-            task.add_done_callback(_retrieved)
+        say_exit(exc, what, undone)
         raise
+
+
+#: What a sys.exit() in a handler leaves undone (see say_exit()).
+HANDLER_EXIT_UNDONE = "the server stops at once"
+
+
+def say_exit(
+    exc: SystemExit, what: str | Callable[[], str], undone: str | Callable[[], str]
+) -> None:
+    """Say that the application's ``what`` called sys.exit() (``exc``), at
+    WARNING (not a failure), as nothing else says it; the current task's
+    SystemExit, which leaves the event loop, is taken as said (not asyncio's
+    "exception was never retrieved" later). For :func:`exit_said`, and for a
+    handler's run, which says it where it lets SystemExit go on up."""
+    code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    logger.warning(
+        "%s called sys.exit(%r): the process exits now (exit code %d), %s",
+        what if isinstance(what, str) else what(),
+        exc.code,
+        code,
+        undone if isinstance(undone, str) else undone(),
+    )
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(_retrieved)
 
 
 def _retrieved(task: asyncio.Task[None]) -> None:

@@ -238,7 +238,11 @@ class HttpCycle:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
             if passes_through(exc):
-                raise passed_on(exc)  # noqa: B904 (itself, or a group's own)
+                passed = passed_on(exc)
+                if isinstance(passed, SystemExit):
+                    what = f"the ASGI application ({logs.printable(self.scope['path'])})"
+                    logs.say_exit(passed, what, logs.HANDLER_EXIT_UNDONE)
+                raise passed  # noqa: B904 (itself, or a group's own)
             # (Closing: the server ended the connection for the client's bad
             # body, say; the application had its http.disconnect for it.)
             gone = connection.lost or connection.closing

@@ -151,7 +151,11 @@ class WebSocketSession:
                     # it was the shutdown's): as a Router handler's own cancel,
                     # 1000. Before the 101, the HTTP phase answers for it.
                     self._end(1000, "")
-                raise passed_on(exc)  # noqa: B904 (itself, or a group's own)
+                passed = passed_on(exc)
+                if isinstance(passed, SystemExit):
+                    what = f"the ASGI application ({logs.printable(self.path)})"
+                    logs.say_exit(passed, what, logs.HANDLER_EXIT_UNDONE)
+                raise passed  # noqa: B904 (itself, or a group's own)
             # (Gone, or the app was told so: the server closed first, for the
             # client's fault, and the app's turn came before the client's close.)
             gone = self._gone() or self._disconnect is not None

@@ -31,14 +31,17 @@ from ..app.response import StreamingResponse
 from ..app.routing import Resolution, Route
 from ..app.static import FilePieces
 from ..errors import (
+    NOT_FAILURES,
     BadRequest,
     ClientDisconnected,
     HandshakeError,
     RequestTooLarge,
+    only,
     passed_on,
     passes_through,
 )
 from ..logs import (
+    HANDLER_EXIT_UNDONE,
     error_fields,
     log_access,
     log_client_gone,
@@ -46,6 +49,7 @@ from ..logs import (
     peer,
     printable,
     protocol_logger,
+    say_exit,
 )
 from ..protocol.connection import Connection
 from ..protocol.handshake import Accept, decide, is_upgrade_request, over_capacity
@@ -1582,8 +1586,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:
+        if exc is not None and not only(exc, NOT_FAILURES):
             # Counted and logged whether or not the client is still there.
+            # (Not a sys.exit(): no failure, said where it was raised.)
             logger.error(
                 "error while handling %s from %s",
                 printable(self.request.path) if self.request else "-",
@@ -1609,6 +1614,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
                 await self._send_stream(response)
             else:
                 self.send_response(response)
+        except SystemExit as exc:
+            say_exit(exc, f"the handler of {printable(self.request.path)}", HANDLER_EXIT_UNDONE)
+            raise
         except RequestTooLarge as exc:
             # Its request.stream (read by the handler, or by a streamed
             # response's producer) went over the route's limit: the rest of

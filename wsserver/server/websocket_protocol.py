@@ -26,7 +26,17 @@ from typing import TYPE_CHECKING, Any
 from ..app.request import Request
 from ..app.routing import Route
 from ..errors import NOT_FAILURES, ConnectionClosed, cancelled, only, passed_on
-from ..logs import access_logger, error_fields, log_access, logger, peer, printable, protocol_logger
+from ..logs import (
+    HANDLER_EXIT_UNDONE,
+    access_logger,
+    error_fields,
+    log_access,
+    logger,
+    peer,
+    printable,
+    protocol_logger,
+    say_exit,
+)
 from ..protocol.connection import CloseReceived, Connection, Pong, ProtocolFailure, check_close
 from ..protocol.state import ConnectionState
 from .app_tasks import start_app_task
@@ -873,7 +883,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             await route.handler(self.request, ws, **params)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
             if only(exc, NOT_FAILURES):
-                raise passed_on(exc)  # noqa: B904 (itself, or a group's own)
+                passed = passed_on(exc)
+                if isinstance(passed, SystemExit):
+                    what = f"the handler of {printable(self.request.path)}"
+                    say_exit(passed, what, HANDLER_EXIT_UNDONE)
+                raise passed  # noqa: B904 (itself, or a group's own)
             if only(exc, ConnectionClosed) and not ws.open:
                 # This connection's close, a task group's too (another's,
                 # escaping, is a failure).
