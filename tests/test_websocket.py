@@ -2224,6 +2224,36 @@ async def test_close_checks_its_timeout_before_closing_anything(run_server: Star
     await asyncio.wait_for(server.wait_closed(), 5)
 
 
+async def test_close_begins_when_called_as_asyncio_s_and_websockets_do(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    # asyncio's Server.close() and the websockets library's are plain calls,
+    # then "await server.wait_closed()": that did nothing here (a coroutine
+    # never awaited, a RuntimeWarning) and wait_closed() waited for ever, the
+    # server serving on.
+    server = serve(echo_routes("/ws"), "127.0.0.1", 0, ping_interval=None)
+    await server.start()
+    async with websockets.connect(url(server, "/ws")) as ws:
+        server.close()
+        assert server.closing  # (at once, as asyncio's)
+        await asyncio.wait_for(server.wait_closed(), 5)
+        with pytest.raises(ClientClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1001
+    await asyncio.wait_for(server.close(), 5)  # (again, awaited: done)
+    loop = asyncio.get_running_loop()
+    # What it returns is still a coroutine to asyncio, and one that goes to the
+    # server's loop from another thread starts nothing there.
+    other = serve(echo_routes("/ws"), "127.0.0.1", 0, ping_interval=None)
+    await other.start()
+    closing = await asyncio.to_thread(lambda: asyncio.run_coroutine_threadsafe(other.close(), loop))
+    await asyncio.wait_for(asyncio.wrap_future(closing), 5)
+    assert other.closing
+    await asyncio.wait_for(other.wait_closed(), 5)
+    await asyncio.wait_for(loop.create_task(other.close(code=1012)), 5)
+    assert not [w for w in recwarn.list if "never awaited" in str(w.message)]
+
+
 async def test_a_startup_hook_that_closes_the_server_stops_its_start() -> None:
     # (Found by an audit: close() waited for the start, which waited for the
     # hook: for ever.)

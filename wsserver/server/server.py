@@ -362,8 +362,9 @@ class Server:
             wsserver.LifespanFailure: an ASGI application's startup failed.
             RuntimeError: it was started, then closed: a server serves once.
         """
+        overlapping = self._starting.locked()  # (the start under way is this call's too)
         async with self._starting:
-            if self._started and self.closing:
+            if self._started and self.closing and not overlapping:
                 raise RuntimeError("the server is closed (or closing): make a new one")
             if not self._started and not self.closing:
                 await self._start()
@@ -865,7 +866,7 @@ class Server:
             await self.close()
             raise
 
-    async def close(self, timeout: float | None = None, *, code: int = 1001) -> None:
+    def close(self, timeout: float | None = None, *, code: int = 1001) -> Coroutine[Any, Any, None]:
         """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout`` (and
         bounds the WebSockets' closing handshakes, else given ``close_timeout``).
 
@@ -879,6 +880,13 @@ class Server:
         admin route, say; the server does not wait for the handler that
         calls it), and a caller cancelled or timed out meanwhile leaves it
         going on; every call waits for that one shutdown.
+
+        It begins when called, as asyncio's ``Server.close()`` and the
+        websockets library's do: ``server.close()`` then ``await
+        server.wait_closed()`` works too (what it returns is a coroutine to
+        asyncio, for ``create_task()`` or ``run_coroutine_threadsafe()``; called
+        outside the server's event loop, from another thread, it begins when
+        run there).
 
         Called in the start itself (a Router's startup hook), it stops the
         start before the server listens, and returns at once; called from
@@ -906,40 +914,89 @@ class Server:
                 f"not {timeout!r}"
             )
         code = int(code)  # (an IntEnum's member, say)
-        if self._closing is not None and self._closing in (
-            calling_app_task(),
-            asyncio.current_task(),
-        ):
-            return  # (waiting for the shutdown under way would wait for ever)
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is None or (self.loop is not None and here is not self.loop):
+            # (Another thread's call, for run_coroutine_threadsafe(): all of it
+            # there, when run.)
+            return _Call(lambda: self._close_when_run(timeout, code))
+        begun = self._begin_close(timeout, code, calling_app_task(), asyncio.current_task())
+        return _Call(lambda: _shielded(begun))
+
+    async def _close_when_run(self, timeout: float | None, code: int) -> None:
+        """close() called outside the server's loop, run in it."""
+        await _shielded(
+            self._begin_close(timeout, code, calling_app_task(), asyncio.current_task())
+        )
+
+    def _begin_close(
+        self,
+        timeout: float | None,
+        code: int,
+        app_caller: asyncio.Task[Any] | None,
+        current: asyncio.Task[Any] | None,
+    ) -> asyncio.Future[None] | None:
+        """What close() does at once; what its callers then wait for (None: nothing).
+        ``app_caller`` and ``current``: the application's task calling it (see
+        calling_app_task()), the task it is called in."""
+        if self._closing is not None and self._closing in (app_caller, current):
+            return None  # (waiting for the shutdown under way would wait for ever)
         if self._starting.locked():
-            callers = (calling_app_task(), asyncio.current_task())
-            if (self._starter is not None and self._starter in callers) or (
-                self._undoing is not None and self._undoing in callers
+            if (self._starter is not None and self._starter in (app_caller, current)) or (
+                self._undoing is not None and self._undoing in (app_caller, current)
             ):
                 # (A startup hook: the start, which waits for it, sees this
                 # and stops before listening; or a shutdown hook of a start
                 # that stops. Waiting for the start would wait for ever.)
                 self.closing = True
-                return
+                return None
             # A start() under way stops before it listens: its lifespan
             # startup or startup hooks, which may wait on a database that
             # never answers, are cancelled (as a stop signal cancels the
-            # command's start); past them, what it opened is closed below.
+            # command's start); past them, what it opened is closed after it.
             self.closing = True
             if self._start_stopped is not None and not self._start_stopped.done():
                 self._start_stopped.set_result(None)
-            async with self._starting:
-                pass
+            after = self.loop.create_task(
+                self._close_after_start(timeout, code, app_caller, current)
+            )
+            after.add_done_callback(_retrieved)
+            return after
+        return self._begin_shutdown(timeout, code, app_caller, current)
+
+    async def _close_after_start(
+        self,
+        timeout: float | None,
+        code: int,
+        app_caller: asyncio.Task[Any] | None,
+        current: asyncio.Task[Any] | None,
+    ) -> None:
+        """close() during a start: once the start is over (it listens if it was
+        binding its sockets), the shutdown."""
+        async with self._starting:
+            pass
+        await _shielded(self._begin_shutdown(timeout, code, app_caller, current))
+
+    def _begin_shutdown(
+        self,
+        timeout: float | None,
+        code: int,
+        app_caller: asyncio.Task[Any] | None,
+        current: asyncio.Task[Any] | None,
+    ) -> asyncio.Future[None] | None:
+        """Begin the shutdown (or join the one under way); the shutdown's task,
+        or None if the server never started."""
         if not self._started:
             self.closing = True  # a start() (serve_forever() in a task) to come does nothing
             self._closed.set()
-            return
+            return None
         # (The handler's own task, if close() runs in one of its children:
         # asyncio.wait_for(server.close(), t), say.)
-        app_caller = calling_app_task()
         if app_caller is not None:
             self._app_close_callers.add(app_caller)
-        caller = app_caller or asyncio.current_task()
+        caller = app_caller or current
         if caller is not None:
             # Not waited for (it waits for the shutdown), nor its connection cut.
             self._close_callers.add(caller)
@@ -956,8 +1013,8 @@ class Server:
             self._closing = start_app_task(self.loop, self._close(timeout, code))
             # A failure is logged by _close() and raised by serve_forever(),
             # even when every caller gave up waiting.
-            self._closing.add_done_callback(lambda done: done.cancelled() or done.exception())
-        await asyncio.shield(self._closing)
+            self._closing.add_done_callback(_retrieved)
+        return self._closing
 
     async def _let_callers_answer(self) -> None:
         """Wait until the handlers that called close() (an admin route) have
@@ -1693,6 +1750,54 @@ def _what_task(task: asyncio.Task[Any]) -> str:
             return f"the WebSocket application of {printable(path)}"
         return f"the application's task for {printable(path)}"
     return "an application task"
+
+
+def _retrieved(done: asyncio.Future[Any]) -> None:
+    """Take a future's exception as seen (its awaiters, if any, get it too)."""
+    if not done.cancelled():
+        done.exception()
+
+
+async def _shielded(future: asyncio.Future[None] | None) -> None:
+    """Wait for ``future`` (if any), a cancellation of the waiter leaving it going on."""
+    if future is not None:
+        await asyncio.shield(future)
+
+
+class _Call(Coroutine[Any, Any, None]):
+    """What Server.close() returns: its wait, made when first run (by an
+    await, create_task(), run_coroutine_threadsafe(): a coroutine to asyncio),
+    so that a close() never awaited (asyncio's habit) leaves no coroutine to
+    warn of."""
+
+    __slots__ = ("_make", "_coro")
+
+    def __init__(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._make: Callable[[], Coroutine[Any, Any, None]] | None = make
+        self._coro: Coroutine[Any, Any, None] | None = None
+
+    def _run(self) -> Coroutine[Any, Any, None]:
+        if self._coro is None:
+            if self._make is None:
+                raise RuntimeError("cannot reuse already awaited coroutine")
+            self._coro, self._make = self._make(), None
+        return self._coro
+
+    def send(self, value: Any) -> Any:
+        return self._run().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:
+            return self._run().throw(typ)
+        return self._run().throw(typ, val, tb)  # pragma: no cover (a 3-argument throw())
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
+        self._make = None
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._run().__await__()
 
 
 def _hook_name(hook: object) -> str:
