@@ -2540,6 +2540,44 @@ async def test_proxy_settings_on_a_unix_socket_that_trusts_none_of_its_peers_are
     assert not caplog.records
 
 
+async def test_trusting_every_address_by_a_network_is_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 0.0.0.0/0 (or ::/0) trusts every hop, so the walk from the right skips
+    # them all and takes the leftmost: the client's own X-Forwarded-For. "*"
+    # trusts every peer and believes the last hop only. Said nowhere.
+    caplog.set_level(logging.WARNING, logger="wsserver.server")
+    for trusted in ("0.0.0.0/0", "10.0.0.1, ::/0", "0.0.0.0/0,::/0"):
+        caplog.clear()
+        async with (
+            serve(
+                who_routes(), "127.0.0.1", 0, proxy_headers=True, forwarded_allow_ips=trusted
+            ) as server,
+            httpx.AsyncClient() as client,
+        ):
+            response = await client.get(
+                f"http://127.0.0.1:{server.port}/who",
+                headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.7"},
+            )
+        assert response.json()["client"][0] == "6.6.6.6"  # (as the warning says)
+        warned = [r.getMessage() for r in caplog.records]
+        assert len(warned) == 1, warned
+        assert warned[0].startswith(f"forwarded_allow_ips {trusted!r} trusts every address"), warned
+        assert "'*' trusts every peer and believes the last hop only" in warned[0], warned
+    # "*", a list of networks short of all, or no proxy headers to read: nothing.
+    caplog.clear()
+    for trusted in ("*", "10.0.0.0/8, 127.0.0.1", "0.0.0.0/1"):
+        async with serve(
+            who_routes(), "127.0.0.1", 0, proxy_headers=True, forwarded_allow_ips=trusted
+        ):
+            pass
+    async with serve(
+        who_routes(), "127.0.0.1", 0, proxy_protocol=True, forwarded_allow_ips="0.0.0.0/0"
+    ):
+        pass  # (one header, no list of hops: nothing a client can add)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+
+
 async def test_trusted_proxies_without_a_proxy_setting_to_trust_them_with_are_said(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

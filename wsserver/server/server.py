@@ -286,6 +286,15 @@ class Server:
                 "no proxy's word is read (--proxy-headers reads X-Forwarded-* and Forwarded; "
                 "on by default in uvicorn, not here)"
             )
+        trusted = self.trusted_proxies
+        if trusted is not None and any(n.prefixlen == 0 for n in trusted.networks):
+            # (Each hop trusted, the walk from the right skips them all.)
+            logger.warning(
+                "forwarded_allow_ips %r trusts every address: the leftmost hop of a forwarding"
+                " header is believed, which a client writes itself (X-Forwarded-For: 6.6.6.6);"
+                " '*' trusts every peer and believes the last hop only",
+                config.forwarded_allow_ips,
+            )
         if self.builtins is not None and self.router is not None:
             warn_of_hidden_routes(self.router, self.builtins)
         if config.root_path and self.router is not None:
