@@ -48,7 +48,7 @@ from wsserver.response import Response, text
 from wsserver.server.tls import _missing_pem, ssl_context
 
 from .conftest import StartServer
-from .helpers import client_context, exchange, upgrade_request, wait_for
+from .helpers import client_context, exchange, server_context, upgrade_request, wait_for
 from .redis_server import free_port
 from .test_cli import (
     ROOT,
@@ -728,6 +728,27 @@ async def test_a_valid_intermediate_certificate_is_not_warned_of(
     async with httpx.AsyncClient(verify=client_tls) as client:
         assert (await client.get(f"https://127.0.0.1:{server.port}/who")).status_code == 200
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_the_chain_of_an_ssl_certfile_an_ssl_context_ignores_is_not_warned_of(
+    run_server: StartServer,
+    ca: trustme.CA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # WEBSOCKET_SSL_CERTFILE from the environment beside an ssl= context is
+    # ignored (said so), its file not served: the expired intermediate in it
+    # was warned of all the same, as though clients were refused for it.
+    files, _ = _chain_with_an_intermediate(tmp_path, datetime(2019, 1, 1), datetime(2020, 1, 2))
+    monkeypatch.setenv("WEBSOCKET_SSL_CERTFILE", files["ssl_certfile"])
+    with caplog.at_level(logging.WARNING, logger="wsserver.server"):
+        server = await run_server(who_routes(), ssl=server_context(ca))
+    async with httpx.AsyncClient(verify=client_context(ca)) as client:
+        assert (await client.get(f"https://127.0.0.1:{server.port}/who")).status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "ssl_certfile is set but ignored: the ssl= context is the server's TLS"
+    ]
 
 
 def test_tls_settings_errors_are_one_line(cert_files: dict[str, str], tmp_path: Path) -> None:

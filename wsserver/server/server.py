@@ -151,6 +151,10 @@ class Server:
             weakref.WeakKeyDictionary()
         )
         self._tls_failed = False
+        #: ssl_certfile when the context is the one the ssl_* settings made (see
+        #: serve()), whose chain is then served: not an ssl= context's, which
+        #: ignores the settings (one from the environment, say).
+        self._served_certfile: str | None = None
         #: The context the listening sockets do TLS with: none when a PROXY
         #: protocol header comes first (ProxyHeaderThenTLS starts TLS after it).
         self._accept_ssl = None if config.proxy_protocol else ssl
@@ -385,7 +389,7 @@ class Server:
         if self.ssl is not None:  # (for request.tls, before any connection: a handshake in memory)
             served = self._served_certificates[self.ssl] = served_certificate(self.ssl)
             # (Each worker: SIGHUP's renewed files too; the chain of ssl_certfile's.)
-            say_if_not_valid(served, self.config.ssl_certfile)
+            say_if_not_valid(served, self._served_certfile)
         try:
             # The broker first: the ASGI lifespan's startup may publish, as
             # may its shutdown, which comes before the broker's detach.
@@ -1959,6 +1963,7 @@ def serve(
     if own_ssl is not None:
         # (Not an ssl= context: the application's, which another server may share.)
         watch_handshakes(own_ssl, server.tls_handshake_failed)
+        server._served_certfile = config.ssl_certfile
     return server
 
 
