@@ -3382,6 +3382,42 @@ async def test_a_client_not_started_says_how_to_start_it() -> None:
         assert (await client.get("/")).status == 200
 
 
+def test_a_client_used_from_another_event_loop_says_so() -> None:
+    # A fixture of a wider scope than its test's event loop (pytest-asyncio's
+    # scope="module" with a function-scoped test loop): the client started
+    # in one loop and was called from another, which failed deep in asyncio
+    # ("got Future <Future pending> attached to a different loop", raised by
+    # create_connection()), the server half-way through taking a connection.
+    client = TestClient(_echo_routes())
+    started = asyncio.new_event_loop()
+    other = asyncio.new_event_loop()
+    try:
+        started.run_until_complete(client.start())
+
+        async def call_from_another_loop() -> None:
+            with pytest.raises(RuntimeError, match=r"another event loop.*loop_scope"):
+                await client.get("/x-a")
+            with pytest.raises(RuntimeError, match=r"another event loop.*loop_scope"):
+                await client.websocket("/ws")
+            with pytest.raises(RuntimeError, match=r"another event loop.*loop_scope"):
+                async with client.stream("GET", "/x-a"):
+                    pass
+
+        other.run_until_complete(call_from_another_loop())
+
+        async def use_it_where_it_runs() -> None:
+            assert (await client.get("/x-a")).status == 200
+            async with client.websocket("/ws") as ws:
+                await ws.send("hi")
+                assert await ws.receive() == "hi"
+            await client.close()
+
+        started.run_until_complete(use_it_where_it_runs())
+    finally:
+        other.close()
+        started.close()
+
+
 def test_a_plain_with_block_is_told_the_client_is_async() -> None:
     # Starlette's client is entered with a plain `with`: a test ported by
     # changing its import got "'TestClient' object does not support the

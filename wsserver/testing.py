@@ -2550,6 +2550,15 @@ class TestClient:
                 "the TestClient is not started: async with TestClient(app) as client "
                 "(or await client.start())"
             )
+        if asyncio.get_running_loop() is not self.server.loop:
+            # (Else asyncio's "attached to a different loop", from deep in
+            # create_connection(), the server half-way through taking it.)
+            raise RuntimeError(
+                "this TestClient runs in another event loop than this call's: its server "
+                "started in one loop and is called from another (a fixture of a wider "
+                "scope than its test's loop: give the test the fixture's loop, "
+                "pytest-asyncio's loop_scope=, or start the client in the test's)"
+            )
         ours, theirs = socket.socketpair()
         try:
             server_end = await self.server.accept_socket(theirs)
