@@ -606,7 +606,7 @@ class Config:
         "that stops coming that long gets a 408; "
         "an ASGI app's, while the app waits for it); an upgrade's answer too, from the request's "
         "end (an `on_connect` hook or an ASGI app deciding longer gets its client a 503) "
-        "(`none`: no limit).",
+        "(`none`: no limit, but for a TLS handshake, which the event loop gives 60 s).",
         env="WEBSOCKET_TIMEOUT",
         flag="--open-timeout",
     )
