@@ -1690,6 +1690,18 @@ async def test_a_memoryview_of_wider_items_goes_as_its_bytes() -> None:
             await ws.send_fragments([memoryview(ints), memoryview(ints)[1:]])
             assert await ws.receive() == b"abc"
             assert await ws.receive() == ints.tobytes() + ints[1:].tobytes()
+            # Any bytes-like object, as the server's send() takes it (an
+            # array.array was a TypeError: "send str (text) or bytes (binary)").
+            await ws.send(ints)
+            await ws.send_bytes(ints)
+            await ws.send_fragments([ints, b"!"])
+            assert await ws.receive() == ints.tobytes()
+            assert await ws.receive() == ints.tobytes()
+            assert await ws.receive() == ints.tobytes() + b"!"
+            with pytest.raises(TypeError, match="not int"):
+                await ws.send(3)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="not int"):
+                await ws.send_bytes(3)  # type: ignore[arg-type]
 
 
 async def test_ping_data_is_str_or_bytes() -> None:

@@ -1763,10 +1763,8 @@ class ClientWebSocket:
         self.bytes_sent += len(frame)
         self._pipe.write(frame)
 
-    async def send(
-        self, message: str | bytes | bytearray | memoryview, *, compress: bool = True
-    ) -> None:
-        """Send a text (``str``) or binary message.
+    async def send(self, message: str | BytesLike, *, compress: bool = True) -> None:
+        """Send a text (``str``) or binary message (bytes, or any bytes-like object).
 
         With permessage-deflate agreed it is compressed unless ``compress`` is
         false.
@@ -1779,32 +1777,25 @@ class ClientWebSocket:
 
     async def send_fragments(
         self,
-        fragments: Iterable[str | bytes | bytearray | memoryview],
+        fragments: Iterable[str | BytesLike],
         *,
         compress: bool = True,
     ) -> None:
-        """Send one message in several frames, one per fragment (all ``str``, or all bytes)."""
+        """Send one message in several frames, one per fragment (all ``str``, or
+        all bytes-like)."""
         pieces = list(fragments)
         if not pieces:
             raise ValueError("a message needs at least one fragment")
         text = isinstance(pieces[0], str)
         if any(isinstance(piece, str) != text for piece in pieces):
             raise TypeError("the fragments of one message are all str or all bytes")
-        if not all(isinstance(piece, str | bytes | bytearray | memoryview) for piece in pieces):
-            raise TypeError("send str (text) or bytes (binary)")
         self._check_open()
         # Every piece encoded before the first frame goes: one that cannot be
         # (a lone surrogate) must not leave half a message on the wire.
-        # A memoryview as its bytes: its len() counts items (4 bytes each for
-        # an array of ints), which would be the frame's length.
-        payloads = [
-            piece.encode("utf-8")
-            if isinstance(piece, str)
-            else piece
-            if isinstance(piece, bytes | bytearray)
-            else bytes(piece)
-            for piece in pieces
-        ]
+        # A bytes-like object other than bytes as its bytes: a memoryview's
+        # len() counts items (4 bytes each for an array of ints), which
+        # would be the frame's length.
+        payloads = [_payload(piece) for piece in pieces]
         deflate = self._deflate if compress else None
         if deflate is not None:
             deflate.start_deflate(len(payloads[0]))
@@ -1833,13 +1824,13 @@ class ClientWebSocket:
             raise TypeError(f"send_text() takes a str, not {type(data).__name__}")
         await self.send(data)
 
-    async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+    async def send_bytes(self, data: BytesLike) -> None:
         """Send a binary message (Starlette's test client's name; :meth:`send` takes both).
 
         Raises:
             TypeError: ``data`` is not bytes-like.
         """
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if isinstance(data, str):
             raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}")
         await self.send(data)
 
@@ -2166,6 +2157,21 @@ def _client_deflate(values: list[str], offered: bool) -> PerMessageDeflate | Non
         client_window_bits=int(theirs["bits"]),
         settings=DeflateSettings(min_size=0),
     )
+
+
+def _payload(piece: object) -> bytes | bytearray:
+    """A message fragment's payload: a str's UTF-8, bytes or a bytearray as it
+    is, another bytes-like object's bytes; TypeError for anything else."""
+    if isinstance(piece, str):
+        return piece.encode("utf-8")
+    if isinstance(piece, bytes | bytearray):
+        return piece
+    try:
+        return bytes(memoryview(piece))  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"send str (text) or bytes-like (binary), not {type(piece).__name__}"
+        ) from None
 
 
 def _json_mode(mode: object) -> JsonMode:

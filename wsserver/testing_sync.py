@@ -276,21 +276,21 @@ class SyncWebSocket:
     def path(self) -> str:
         return self.ws.path
 
-    def send(self, message: str | bytes | bytearray | memoryview, *, compress: bool = True) -> None:
+    def send(self, message: str | BytesLike, *, compress: bool = True) -> None:
         """Send a text (``str``) or binary message (:meth:`ClientWebSocket.send`)."""
         self._thread.run(self.ws.send(message, compress=compress))
 
     def send_text(self, data: str) -> None:
         self._thread.run(self.ws.send_text(data))
 
-    def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+    def send_bytes(self, data: BytesLike) -> None:
         self._thread.run(self.ws.send_bytes(data))
 
     def send_json(self, data: Any, mode: JsonMode = "text") -> None:
         self._thread.run(self.ws.send_json(data, mode))
 
     def send_fragments(
-        self, fragments: Iterable[str | bytes | bytearray | memoryview], *, compress: bool = True
+        self, fragments: Iterable[str | BytesLike], *, compress: bool = True
     ) -> None:
         self._thread.run(self.ws.send_fragments(list(fragments), compress=compress))
 
