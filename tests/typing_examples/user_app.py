@@ -1,4 +1,5 @@
 import array
+import asyncio
 import json
 from typing import assert_type
 
@@ -125,3 +126,9 @@ async def main() -> None:
     assert_type(server, Server)
     assert_type(server.port, int)
     await server.close()
+    # close() begins when called, as asyncio's: the README's plain call, then
+    # wait_closed(), is no coroutine left unawaited (mypy's unused-coroutine).
+    other = await serve(routes, "127.0.0.1", 0)
+    other.close()
+    await other.wait_closed()
+    await asyncio.create_task(other.close(code=1012))

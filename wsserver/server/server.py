@@ -879,7 +879,7 @@ class Server:
             await self.close()
             raise
 
-    def close(self, timeout: float | None = None, *, code: int = 1001) -> Coroutine[Any, Any, None]:
+    def close(self, timeout: float | None = None, *, code: int = 1001) -> _Call:
         """Shut down gracefully; ``timeout`` overrides ``shutdown_timeout`` (and
         bounds the WebSockets' closing handshakes, else given ``close_timeout``).
 
@@ -1781,7 +1781,9 @@ class _Call(Coroutine[Any, Any, None]):
     """What Server.close() returns: its wait, made when first run (by an
     await, create_task(), run_coroutine_threadsafe(): a coroutine to asyncio),
     so that a close() never awaited (asyncio's habit) leaves no coroutine to
-    warn of."""
+    warn of. close() is typed as returning this class, not Coroutine: mypy's
+    unused-coroutine (on by default) flags a Coroutine's call left unawaited,
+    which is the idiom here, not a mistake."""
 
     __slots__ = ("_make", "_coro")
 
