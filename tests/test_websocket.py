@@ -2250,7 +2250,9 @@ async def test_close_begins_when_called_as_asyncio_s_and_websockets_do(
     await asyncio.wait_for(asyncio.wrap_future(closing), 5)
     assert other.closing
     await asyncio.wait_for(other.wait_closed(), 5)
-    await asyncio.wait_for(loop.create_task(other.close(code=1012)), 5)
+    task = loop.create_task(other.close(code=1012))
+    assert "coro=<Server.close()>" in repr(task)  # (a task of it, named so in a log)
+    await asyncio.wait_for(task, 5)
     assert not [w for w in recwarn.list if "never awaited" in str(w.message)]
 
 

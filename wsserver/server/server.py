@@ -1786,6 +1786,8 @@ class _Call(Coroutine[Any, Any, None]):
     which is the idiom here, not a mistake."""
 
     __slots__ = ("_make", "_coro")
+    #: (A task of it shows as <Task ... coro=<Server.close()>>.)
+    __name__ = "Server.close"
 
     def __init__(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._make: Callable[[], Coroutine[Any, Any, None]] | None = make
