@@ -313,3 +313,45 @@ async def test_a_quoted_cookie_with_escapes_is_read_as_python_wrote_it(
         r = await client.get("/me", headers={"Cookie": f"msg={sent}; plain=a\\054b"})
     # (Unquoted, a backslash is only a character: it escapes nothing.)
     assert r.json() == {"msg": 'hello, world; "x" \\ é', "plain": "a\\054b"}
+
+
+async def test_cookies_of_one_name_are_all_read_by_getlist(run_server: StartServer) -> None:
+    # A browser keeps a cookie per name, domain and path, and sends every one
+    # that matches the request, the longer path first (RFC 6265 5.4): a
+    # session set at / and another at /admin both go to /admin. Sanic's
+    # request.cookies.getlist() gives them all; request.cookies had none.
+    routes = Router()
+
+    @routes.post("/login")
+    async def login(request: Request) -> Response:
+        response = text("in")
+        response.set_cookie("sid", "root")
+        response.set_cookie("sid", "admin", path="/admin")
+        response.set_cookie("theme", "dark")
+        return response
+
+    @routes.get("/admin/page")
+    async def page(request: Request) -> Response:
+        cookies = request.cookies
+        return json(
+            {
+                "first": cookies["sid"],
+                "sid": cookies.getlist("sid"),
+                "theme": cookies.getlist("theme"),
+                "none": cookies.getlist("none"),
+                "default": cookies.getlist("none", ["?"]),
+            }
+        )
+
+    server = await run_server(routes)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        assert (await client.post("/login")).status_code == 200
+        r = await client.get("/admin/page")
+        assert r.request.headers["cookie"] == "sid=admin; sid=root; theme=dark"
+        assert r.json() == {
+            "first": "admin",
+            "sid": ["admin", "root"],
+            "theme": ["dark"],
+            "none": [],
+            "default": ["?"],
+        }

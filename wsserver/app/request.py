@@ -11,7 +11,7 @@ import json
 import re
 import types
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 from urllib.parse import parse_qsl, unquote
 
 from ..errors import BadRequest
@@ -26,6 +26,7 @@ __all__ = [
     "Headers",
     "QueryArgs",
     "Request",
+    "RequestCookies",
     "BodyStream",
     "FormPart",
     "MultiValues",
@@ -34,6 +35,7 @@ __all__ = [
 
 
 _UNPARSED: Any = object()
+_T = TypeVar("_T")
 
 
 async def _whole(body: bytes) -> AsyncIterator[bytes]:
@@ -51,6 +53,49 @@ _COOKIE_ESCAPE = re.compile(r"\\(?:([0-3][0-7]{2})|(.))", re.S)
 def _unescape_cookie(escape: re.Match[str]) -> str:
     octal = escape.group(1)
     return chr(int(octal, 8)) if octal is not None else escape.group(2)
+
+
+class RequestCookies(dict[str, str]):
+    """A request's cookies by name, each name's first value (``cookies[name]``,
+    ``cookies.get(name)``), with Sanic's ``getlist(name)`` for all of them.
+
+    A browser keeps a cookie per name, domain and path, and sends each that
+    matches the request, the longest path first (RFC 6265 5.4): a ``sid``
+    set for ``/`` and another for ``/admin`` both come to ``/admin``.
+    """
+
+    __slots__ = ("_repeated",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The names sent more than once, with all their values (None: none was).
+        self._repeated: dict[str, list[str]] | None = None
+
+    def _add(self, name: str, value: str) -> None:
+        """Take a cookie as it came: the first of a name is its value."""
+        first = self.get(name)
+        if first is None:
+            self[name] = value
+            return
+        if self._repeated is None:
+            self._repeated = {}
+        self._repeated.setdefault(name, [first]).append(value)
+
+    @overload
+    def getlist(self, name: str) -> list[str]: ...
+    @overload
+    def getlist(self, name: str, default: _T) -> list[str] | _T: ...
+    def getlist(self, name: str, default: Any = None) -> Any:
+        """Every value of cookie ``name``, in the order sent; when absent,
+        ``default`` if given (as Sanic's ``getlist("sid", [])``), else an
+        empty list."""
+        value = self.get(name)
+        if value is None:
+            return [] if default is None else default
+        repeated = self._repeated
+        if repeated is not None and name in repeated and repeated[name][0] == value:
+            return list(repeated[name])
+        return [value]
 
 
 class QueryArgs(MultiValues[str]):
@@ -206,7 +251,7 @@ class Request:
         # Built on first use: most connections never look at them.
         self._args: QueryArgs | None = None
         self._ctx: types.SimpleNamespace | None = None
-        self._cookies: dict[str, str] | None = None
+        self._cookies: RequestCookies | None = None
         self._json: Any = _UNPARSED
         self.local_address: tuple[str, int] | None = None
         self._form: MultiValues[str] | None = None
@@ -354,18 +399,18 @@ class Request:
         return comma_tokens(self.headers, "sec-websocket-protocol")
 
     @property
-    def cookies(self) -> dict[str, str]:
+    def cookies(self) -> RequestCookies:
         """Cookies sent in ``Cookie`` headers (``name=value`` pairs split on ``;``).
 
         Pairs without ``=`` are skipped; for a repeated name the first value
-        wins; double quotes around a value are removed, and the escapes in
-        it read as Python's ``http.cookies`` writes them (``"a\\054b"`` is
-        ``a,b``), as Starlette and Sanic read them. A pair is read as
-        UTF-8 (as browsers send what a page's script sets), or as latin-1
-        when its bytes are no UTF-8.
+        wins, and ``cookies.getlist(name)`` gives them all; double quotes
+        around a value are removed, and the escapes in it read as Python's
+        ``http.cookies`` writes them (``"a\\054b"`` is ``a,b``), as Starlette
+        and Sanic read them. A pair is read as UTF-8 (as browsers send what
+        a page's script sets), or as latin-1 when its bytes are no UTF-8.
         """
         if self._cookies is None:
-            cookies: dict[str, str] = {}
+            cookies = RequestCookies()
             for header in self.headers.getall("cookie"):
                 for pair in header.split(";"):
                     if not pair.isascii():
@@ -380,7 +425,7 @@ class Request:
                         value = value[1:-1]
                         if "\\" in value:
                             value = _COOKIE_ESCAPE.sub(_unescape_cookie, value)
-                    cookies.setdefault(name, value)
+                    cookies._add(name, value)
             self._cookies = cookies
         return self._cookies
 
