@@ -6,6 +6,7 @@ and ASGI applications; the clock's one-second cache with a clock the test moves.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from typing import Any
@@ -319,3 +320,30 @@ async def test_a_response_header_h11_refuses_gets_a_500(run_server: StartServer)
         response = await client.get(f"http://127.0.0.1:{server.port}/accented")
         assert response.status_code == 200
         assert (b"X-Name", b"caf\xe9") in response.headers.raw
+
+
+async def test_no_transfer_encoding_goes_in_a_204(run_server: StartServer) -> None:
+    # RFC 9112 6.1: a server MUST NOT send Transfer-Encoding in a 1xx or a
+    # 204 (as RFC 9110 8.6 has no Content-Length in them, which is left out:
+    # a client may take either for a body to come). One a handler gives a 204
+    # (its headers shared with other answers) was sent; a 304 may say it.
+    routes = Router()
+
+    @routes.get("/<status:int>")
+    async def bodiless(request: Request, status: int) -> Response:
+        return Response(b"", status, {"Transfer-Encoding": "chunked", "X-Kept": "yes"})
+
+    server = await run_server(routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(
+            b"GET /204 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /304 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    first, _, second = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 204 ") and b"X-Kept: yes" in first
+    assert b"transfer-encoding" not in first.lower(), first
+    assert second.startswith(b"HTTP/1.1 304 ") and b"Transfer-Encoding: chunked" in second

@@ -403,6 +403,10 @@ _BODILESS = frozenset((204, 304))
 _NO_CONTENT = _BODILESS | {205}
 
 
+#: The headers that say how a body is framed, which a 204 or a 1xx has not.
+_FRAMING = frozenset(("content-length", "transfer-encoding"))
+
+
 def h11_response(
     status: int, headers: list[tuple[str, str]]
 ) -> h11.Response | h11.InformationalResponse:
@@ -411,11 +415,11 @@ def h11_response(
 
     h11 encodes ``str`` values as ASCII: a value with latin-1 characters
     (obs-text, as an ASGI application's header bytes may hold) goes as bytes.
-    A ``Content-Length`` given to a 204 or a 1xx is left out (RFC 9110 8.6: it
-    has none).
+    A ``Content-Length`` or ``Transfer-Encoding`` given to a 204 or a 1xx is
+    left out (RFC 9110 8.6, RFC 9112 6.1: it has none; a 304 may say either).
     """
     if status == 204 or status < 200:
-        headers = [pair for pair in headers if pair[0].lower() != "content-length"]
+        headers = [pair for pair in headers if pair[0].lower() not in _FRAMING]
     reason = reason_phrase(status)
     kind = h11.Response if status >= 200 else h11.InformationalResponse
     try:
