@@ -1178,6 +1178,57 @@ async def test_a_head_response_without_a_body_says_no_length_it_does_not_know(
         writer.close()
 
 
+@pytest.mark.parametrize("how", ["sends", "listens"])
+async def test_a_head_of_an_endless_stream_ends_with_its_head(run_asgi: Any, how: str) -> None:
+    # A HEAD's answer is its head (RFC 9110 9.3.2): for an app that streams
+    # (server-sent events, more_body for ever), the client has it whole, yet
+    # the response went on until the app's last piece, which never came: the
+    # kept-alive connection's next request got no answer, and the app's sends,
+    # dropped, never failed. The response ends with its head now; the app's
+    # pieces after it are dropped, and once the client is gone its send raises.
+    # An app that listens for the end (sse-starlette's way) hears it at once,
+    # and its return then is no failure.
+    told = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        if scope["path"] != "/events":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"next"})
+            return
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        event = {"type": "http.response.body", "body": b"data: x\n\n", "more_body": True}
+        if how == "listens":
+            await send(event)
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            told.set()
+            return
+        try:
+            while True:
+                await send(event)
+                await asyncio.sleep(0.01)
+        except ClientDisconnected:
+            told.set()
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"HEAD /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"text/event-stream" in head
+        writer.write(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")  # (kept alive)
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\nnext"), TIMEOUT)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 4\r\n" in answer
+    finally:
+        writer.close()
+    await asyncio.wait_for(told.wait(), TIMEOUT)
+    await asyncio.sleep(0.1)  # (its return logged, if it were a failure)
+    assert server.stats()["handler_errors"] == 0
+
+
 async def test_each_scope_has_its_own_asgi_dict(run_asgi: Any) -> None:
     # One dict was shared by every scope: a middleware lowering spec_version
     # for one request lowered it for every later one.

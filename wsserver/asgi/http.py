@@ -198,6 +198,7 @@ class HttpCycle:
         "_trailers",
         "_trailers_go",
         "_awaiting_trailers",
+        "_head_only",
     )
 
     def __init__(
@@ -219,6 +220,8 @@ class HttpCycle:
         self._trailers: list[tuple[bytes, bytes]] | None = None
         self._trailers_go = False
         self._awaiting_trailers = False
+        #: A HEAD's response ended with its head, the app's body still to end.
+        self._head_only = False
 
     async def run(self, app: ASGIApp) -> None:
         """Run ``app`` on the request, and answer for it when it cannot.
@@ -233,10 +236,11 @@ class HttpCycle:
         counted, once.
         """
         connection = self.connection
-        failed = False
+        failed = raised = False
         try:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
+            raised = True
             if passes_through(exc):
                 passed = passed_on(exc)
                 if isinstance(passed, SystemExit):
@@ -252,6 +256,9 @@ class HttpCycle:
                 self._failed("ASGI application failed", exc)
                 failed = True
         if self.response_complete:
+            if self._head_only and not raised:
+                # (A HEAD's: its head went whole, but the app never ended its body.)
+                self._failed("ASGI application did not finish its response", None)
             return
         if not connection.closing and (not self.response_started or self._status):
             # Nothing of the response was written (the head waits for the
@@ -329,6 +336,7 @@ class HttpCycle:
                 (self._completed, connection.watch_disconnect()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
+        self._head_only = False  # (told the response is over: its body's end is owed no more)
         return {"type": "http.disconnect"}
 
     def _too_large(self) -> None:
@@ -370,8 +378,15 @@ class HttpCycle:
         kind = message["type"]
         if kind in _RESPONSE_MESSAGES or self.response_complete:
             if connection.closing:
+                self._head_only = False  # (told: see receive())
                 raise ClientDisconnected("the client is gone", connection)
             if self.response_complete:
+                if self._head_only:
+                    # (A HEAD's, ended with its head: the app's pieces are
+                    # dropped as they come, a loop turn each, till its last.)
+                    if kind in _BODY_MESSAGES and not message.get("more_body", False):
+                        self._head_only = False
+                    await asyncio.sleep(0)
                 return  # www.rst: once complete, further messages are ignored
             if self._awaiting_trailers and kind in _BODY_MESSAGES:
                 raise RuntimeError(f"{kind} sent after the body's last piece")
@@ -394,6 +409,8 @@ class HttpCycle:
             more = bool(message.get("more_body", False))
             if self._status:
                 self._send_head(len(body), more)
+                if self._head_only:
+                    return  # (the head went, the response with it: see _send_head())
             if body and not self._head:
                 connection.send_body(body)
             if not more:
@@ -516,7 +533,15 @@ class HttpCycle:
             headers.append(("Content-Length", "0"))
         self.connection.start_response(status, headers)
         self._status = 0
-        if more:
+        if more and self._head:
+            # A HEAD's answer is its head, whole (RFC 9110 9.3.2): it ends
+            # here, not at the app's last piece, which a stream (server-sent
+            # events) never sends; the connection's next request is answered,
+            # and the app's send() raises once the client is gone.
+            self._head_only = True
+            self._complete()
+            self.connection.end_response()
+        elif more:
             # Streamed (server-sent events, long polling): read on, so
             # that the client leaving is seen and the next send() raises.
             self.connection.stream_started()
