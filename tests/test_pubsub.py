@@ -761,6 +761,38 @@ async def test_asgi_apps_publish_and_subscribe_through_the_extension() -> None:
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "from http"
 
 
+async def test_an_exclude_that_is_no_connection_is_refused_before_anything_is_sent() -> None:
+    # exclude= takes one connection; a list or set of them (Socket.IO's
+    # skip_sid takes a list) was taken as no connection at all: the message
+    # went to every subscriber, the senders back included, with no error.
+    routes = Router()
+    outcomes: list[str] = []
+
+    @routes.websocket("/")
+    async def member(request: Request, ws: WebSocket) -> None:
+        ws.subscribe("room")
+        async for message in ws:
+            for exclude in ([ws], {ws}, (ws,), "me"):
+                try:
+                    await ws.server.publish("room", message, exclude=exclude)  # type: ignore[arg-type]
+                except TypeError as exc:
+                    outcomes.append(str(exc))
+            await ws.server.publish("room", f"{message} for the others", exclude=ws)
+
+    async with (
+        serve(routes, "127.0.0.1", 0, ping_interval=None) as server,
+        websockets.connect(f"ws://127.0.0.1:{server.port}/") as alice,
+        websockets.connect(f"ws://127.0.0.1:{server.port}/") as bob,
+    ):
+        await wait_for(lambda: len(server.pubsub.subscribers.get("room", ())) == 2, what="both")
+        await alice.send("hi")
+        assert await asyncio.wait_for(bob.recv(), TIMEOUT) == "hi for the others"
+        await bob.send("hello")
+        assert await asyncio.wait_for(alice.recv(), TIMEOUT) == "hello for the others"
+    said = [f"exclude is a WebSocket or None, not {kind}" for kind in ("list", "set", "tuple")]
+    assert outcomes == [*said, "exclude is a WebSocket or None, not str"] * 2
+
+
 async def test_an_asgi_websocket_publishes_to_the_others_without_itself() -> None:
     # A chat's sender does not want its own message back: the Router's
     # publish(exclude=ws) did that, and the extension had no way to.

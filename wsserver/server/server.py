@@ -1497,7 +1497,9 @@ class Server:
             How many local connections got it.
 
         Raises:
-            TypeError: ``message`` is none of those, or ``topic`` is not a str.
+            TypeError: ``message`` is none of those, ``topic`` is not a str,
+                or ``exclude`` is not one WebSocket (a list of them would
+                exclude none).
             ValueError: ``topic`` is not valid Unicode text (a lone surrogate),
                 or longer than ``max_topic_size``.
         """

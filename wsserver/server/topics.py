@@ -17,14 +17,10 @@ import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from ..broker.base import Broker
 from .broadcast import broadcast
-from .websocket import Message, whole_message
-
-if TYPE_CHECKING:
-    from .websocket import WebSocket
+from .websocket import Message, WebSocket, whole_message
 
 __all__ = ["Topics", "check_topic"]
 
@@ -134,9 +130,13 @@ class Topics:
 
         Raises:
             TypeError, ValueError: see :func:`check_topic`; TypeError also for
-                a message that is not what :func:`~wsserver.broadcast` sends.
+                a message that is not what :func:`~wsserver.broadcast` sends,
+                and for an ``exclude`` that is not one connection (a list of
+                them would exclude none).
         """
         check_topic(topic, self.max_topic_size)
+        if exclude is not None and not isinstance(exclude, WebSocket):
+            raise TypeError(f"exclude is a WebSocket or None, not {type(exclude).__name__}")
         message = whole_message(message)  # (a copy of a bytearray the caller may reuse)
         delivered = self._deliver_locally(topic, message, exclude)
         self.broker.publish(self, topic, message)
