@@ -92,6 +92,25 @@ async def test_what_send_takes_and_nothing_else(run_server: StartServer) -> None
         ]
 
 
+async def test_the_servers_protocols_are_refused_naming_its_websockets(
+    run_server: StartServer,
+) -> None:
+    # broadcast(server.connections, message) is the websockets library's
+    # idiom (its Server.connections are its connections): here they are the
+    # server's protocols, and broadcast() failed on an AttributeError,
+    # "'WebSocketProtocol' object has no attribute 'deflate'".
+    routes, connected = hub()
+    server = await run_server(routes, compression=None)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as client:
+        await wait_for_members(connected, 1)
+        with pytest.raises(TypeError, match=r"server\.websockets.*not WebSocketProtocol"):
+            broadcast(server.connections, "to the protocols")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="not str"):
+            broadcast(["a connection's name"], "to a name")  # type: ignore[list-item]
+        assert broadcast(server.websockets, "to the websockets") == []
+        assert await client.recv() == "to the websockets"
+
+
 async def test_mixed_compression_parameters(run_server: StartServer) -> None:
     routes, connected = hub()
     server = await run_server(routes, compression="deflate", compression_min_size=0)

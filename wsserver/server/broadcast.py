@@ -40,7 +40,9 @@ def broadcast(connections: Iterable[WebSocket], message: Message) -> list[WebSoc
         not yet drained to a quarter of it since it was).
 
     Raises:
-        TypeError: ``message`` is none of those (an int is not that many NUL bytes).
+        TypeError: ``message`` is none of those (an int is not that many NUL
+            bytes), or a connection is no WebSocket (``server.connections``
+            are the server's protocols: ``server.websockets`` are these).
     """
     message = whole_message(message)
     if isinstance(message, str):
@@ -50,27 +52,39 @@ def broadcast(connections: Iterable[WebSocket], message: Message) -> list[WebSoc
     plain: bytes | None = None
     compressed: dict[tuple[int, int, int], bytes] = {}
     skipped: list[WebSocket] = []
-    for ws in connections:
-        deflate = ws.deflate
-        if deflate is None or not deflate.should_compress(len(payload), True):
-            if plain is None:
-                plain = serialize_frame(opcode, payload)
-            frame, length = plain, None
-        elif deflate.server_no_context_takeover:
-            key = (deflate.server_window_bits, deflate.settings.level, deflate.settings.mem_level)
-            shared = compressed.get(key)
-            if shared is None:
-                shared = compressed[key] = serialize_frame(
-                    opcode, _compress_once(payload, deflate), rsv1=True
-                )
-            frame, length = shared, len(payload)  # (counted before compression)
-        else:
-            # Its compressor carries context from message to message.
-            if not ws.send_nowait(message):
+    ws: object = None
+    try:
+        for ws in connections:
+            deflate = ws.deflate
+            if deflate is None or not deflate.should_compress(len(payload), True):
+                if plain is None:
+                    plain = serialize_frame(opcode, payload)
+                frame, length = plain, None
+            elif deflate.server_no_context_takeover:
+                settings = deflate.settings
+                key = (deflate.server_window_bits, settings.level, settings.mem_level)
+                shared = compressed.get(key)
+                if shared is None:
+                    shared = compressed[key] = serialize_frame(
+                        opcode, _compress_once(payload, deflate), rsv1=True
+                    )
+                frame, length = shared, len(payload)  # (counted before compression)
+            else:
+                # Its compressor carries context from message to message.
+                if not ws.send_nowait(message):
+                    skipped.append(ws)
+                continue
+            if not ws.send_frame_nowait(frame, length):
                 skipped.append(ws)
-            continue
-        if not ws.send_frame_nowait(frame, length):
-            skipped.append(ws)
+    except AttributeError:
+        if ws is None or isinstance(ws, WebSocket):
+            raise
+        # (The websockets library's idiom, broadcast(server.connections, ...):
+        # here those are the server's protocols.)
+        raise TypeError(
+            "broadcast() sends to WebSocket connections (server.websockets, or those"
+            f" a handler was given), not {type(ws).__name__}"
+        ) from None
     for ws in skipped:
         ws.server.counters.broadcast_skipped += 1
     return skipped
