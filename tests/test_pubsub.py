@@ -289,6 +289,38 @@ async def test_topics_attribute_follows_subscriptions() -> None:
     assert seen == [True, set(), {"a", "b"}, {"b"}, True, 0]
 
 
+async def test_a_handler_leaves_its_topics_as_it_reads_them() -> None:
+    # ws.topics was the set subscribe() and unsubscribe() change: leaving
+    # every room as one reads them ("for topic in ws.topics:
+    # ws.unsubscribe(topic)") raised "Set changed size during iteration"
+    # after the first, the others kept.
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        for room in ("a", "b", "c"):
+            ws.subscribe(f"room:{room}")
+        async for message in ws:
+            for topic in ws.topics:
+                if message == "leave all":
+                    ws.unsubscribe(topic)
+                else:
+                    ws.subscribe(f"{topic}:{message}")
+            await ws.send(repr(sorted(ws.topics)))
+
+    async with (
+        serve(routes, "127.0.0.1", 0, ping_interval=None) as server,
+        websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws,
+    ):
+        await ws.send("log")
+        rooms = [f"room:{room}" for room in "abc"]
+        logs = [f"{room}:log" for room in rooms]
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == repr(sorted(rooms + logs))
+        await ws.send("leave all")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "[]"
+        assert await server.presence_by_topic() == {}
+
+
 async def test_publish_reaches_local_subscribers_and_other_servers_of_the_broker() -> None:
     shared = MemoryBroker()
     a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=shared)

@@ -14,7 +14,6 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterable, Coroutine, Generator, Iterable, Mapping
-from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..app.request import Request
@@ -117,7 +116,7 @@ class WebSocket:
         "_pings",
         "_fragment_lock",
         "_sends",
-        "topics",
+        "_topics",
         # (A registry of connections may hold them weakly: aiohttp's
         # weakref.WeakSet of open WebSockets, a WeakKeyDictionary of state.)
         "__weakref__",
@@ -149,8 +148,9 @@ class WebSocket:
         self._sends = 0  # since the loop last had a turn (see SENDS_PER_TURN)
         #: The topics this connection is subscribed to (see :meth:`subscribe`);
         #: a set once it has subscribed (an empty set is 216 bytes per idle
-        #: connection: until then, one empty frozenset shared by all).
-        self.topics: AbstractSet[str] = _NO_TOPICS
+        #: connection: until then, one empty frozenset shared by all), made
+        #: a frozenset when :attr:`topics` gives them, a set again at a change.
+        self._topics: set[str] | frozenset[str] = _NO_TOPICS
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path} {self.server_state.name}>"
@@ -684,6 +684,21 @@ class WebSocket:
         """The server this connection belongs to (to publish, or ask for presence)."""
         return self._protocol.server
 
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics this connection is subscribed to, as they are now.
+
+        A frozenset that :meth:`subscribe` and :meth:`unsubscribe` leave as
+        it is: a handler may leave every topic as it reads them (``for topic
+        in ws.topics: ws.unsubscribe(topic)``). The first change after it is
+        read copies them (what a connection subscribes to is at most
+        ``max_topics``).
+        """
+        topics = self._topics
+        if type(topics) is not frozenset:
+            self._topics = topics = frozenset(topics)
+        return topics
+
     def subscribe(self, topic: str) -> Subscribed:
         """Receive what is published to ``topic``, in this process and the others.
 
@@ -708,7 +723,7 @@ class WebSocket:
         """
         if self._sending_ended():
             raise self._closed_error()
-        topics = self.topics
+        topics = self._topics
         if topic not in topics:
             pubsub = self._protocol.server.pubsub
             if len(topics) >= pubsub.max_topics:
@@ -716,16 +731,17 @@ class WebSocket:
                     f"a connection subscribes to at most max_topics ({pubsub.max_topics}) topics"
                 )
             pubsub.subscribe(self, topic)  # (checks the topic)
-            if type(topics) is not set:
-                self.topics = topics = set()
+            if type(topics) is not set:  # (none yet, or given by ``topics``)
+                self._topics = topics = set(topics)
             topics.add(topic)
         return Subscribed(self._protocol.server.pubsub.broker)
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``'s messages (nothing happens if not subscribed)."""
-        topics = self.topics
+        topics = self._topics
         if topic in topics:
-            assert type(topics) is set
+            if type(topics) is not set:  # (given by ``topics``: left as it is)
+                self._topics = topics = set(topics)
             topics.discard(topic)
             self._protocol.server.pubsub.unsubscribe(self, topic)
 
@@ -734,11 +750,11 @@ class WebSocket:
         any more (its close frame went, the client ended TCP, or TCP is
         closed), when no message can reach the connection and
         :meth:`subscribe` refuses it."""
-        if self.topics:
+        if self._topics:
             pubsub = self._protocol.server.pubsub
-            for topic in self.topics:
+            for topic in self._topics:
                 pubsub.unsubscribe(self, topic)
-            self.topics = _NO_TOPICS
+            self._topics = _NO_TOPICS
 
     def connection_lost(self) -> None:
         """Fail the pings still waiting for a pong: the protocol calls this once TCP is closed.
