@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 from urllib.parse import unquote
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -605,6 +606,43 @@ def test_url_for_extra_params_become_query_string() -> None:
     assert router.url_for("room", room="x", page=None) == "/chat/x"
     assert router.url_for("room", room="x", page=None, q="") == "/chat/x?q="
     assert router.url_for("room", room="x", tag=["a", None, "b"]) == "/chat/x?tag=a&tag=b"
+
+
+async def test_url_for_takes_sanics_and_flasks_anchor_and_refuses_their_url_options(
+    run_server: StartServer,
+) -> None:
+    # Sanic's url_for (and Flask's) read _anchor, _external, _scheme, _server
+    # and _method themselves; here they went into the query string as any
+    # other argument ("/docs/intro?_external=True"): a ported app's links
+    # silently changed. _anchor is the fragment now; the others, which ask
+    # for a URL (or choose among routes of one name), are refused, saying
+    # what to write instead.
+    routes = Router()
+
+    @routes.get("/docs/<page>", name="docs")
+    async def docs(request: Request, page: str) -> Any:
+        return text(f"{page} {request.query_string!r}")
+
+    path = routes.url_for("docs", page="intro", _anchor="see also", q=1)
+    assert path == "/docs/intro?q=1#see%20also"
+    assert routes.url_for("docs", page="intro", _anchor=None) == "/docs/intro"
+    assert routes.url_for("docs", page="intro", _anchor="") == "/docs/intro"
+    for option, value in (
+        ("_external", True),
+        ("_scheme", "https"),
+        ("_server", "example.org"),
+        ("_method", "GET"),
+    ):
+        with pytest.raises(TypeError, match=rf"{option}.*request\.scheme"):
+            routes.url_for("docs", page="intro", **{option: value})
+    # A path parameter of that name is the route's own, as any other.
+    routes.add_route(ok, "/by/<_method>", name="by")
+    assert routes.url_for("by", _method="x") == "/by/x"
+    server = await run_server(routes)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        answer = await client.get(path)  # (the client keeps the fragment to itself)
+    assert answer.status_code == 200
+    assert answer.text == "intro 'q=1'"
 
 
 def test_url_for_param_called_name() -> None:

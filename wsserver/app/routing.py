@@ -1045,12 +1045,15 @@ class Router:
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of route ``name``, percent-encoded (the route's own text
         as its parameters); parameters not in the path become the query (None
-        left out, a list's None items too). A
+        left out, a list's None items too); ``_anchor`` (Sanic's, Flask's)
+        is the fragment. A
         path that would start with ``//`` (a path parameter's leading ``/``:
         another host, to a browser) has its second ``/`` written ``%2F``.
 
         Raises:
             KeyError: no route is named ``name``.
+            TypeError: ``_external``, ``_scheme``, ``_server`` or ``_method``
+                (Sanic's and Flask's, for a URL) that is no path parameter.
             ValueError: a path parameter is missing or does not fit its type,
                 or the path would be read back as other values (a ``str``
                 ending in ``/``, two in one segment split elsewhere), or
@@ -1059,6 +1062,18 @@ class Router:
         route = self._names.get(name)
         if route is None:
             raise KeyError(f"no route is named {name!r}")
+        # Sanic's and Flask's url_for read these themselves: as a query
+        # argument each would change a ported app's links without a word.
+        own = route.parameters
+        for option in _URL_OPTIONS:
+            if option in params and option not in own:
+                raise TypeError(
+                    f"url_for() builds a path, and takes no {option} (Sanic's, Flask's): "
+                    "for a full URL, write "
+                    'f"{request.scheme}://{request.host}{routes.url_for(...)}"'
+                    " (a route's name names one route: no _method either)"
+                )
+        anchor = params.pop("_anchor", None) if "_anchor" not in own else None
         written: dict[str, str] = {}
 
         # The route's own text is percent-encoded too (but what a path may
@@ -1097,7 +1112,14 @@ class Router:
         query = {k: _no_nones(v) for k, v in params.items() if k not in written and v is not None}
         if query:
             path += "?" + urlencode(query, doseq=True)
+        if anchor:  # (Sanic's and Flask's _anchor: the fragment, RFC 3986 3.5)
+            path += "#" + quote(str(anchor), safe=_PATH_SAFE + "?")
         return path
+
+
+#: What Sanic's and Flask's url_for take for a URL rather than a path (or to
+#: choose among routes of one name): refused, not written in the query.
+_URL_OPTIONS = ("_external", "_scheme", "_server", "_method")
 
 
 def _no_nones(value: Any) -> Any:
