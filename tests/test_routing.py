@@ -2164,3 +2164,36 @@ def test_a_non_strict_route_after_a_strict_one_of_its_uri_is_taken_for_its_other
         with pytest.raises(ValueError, match="would never be reached"):
             routes.get(uri, name=f"loose{uri}")(second)
     assert routes.resolve("/f/x/", "x", "GET", False).route.handler is first
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (lambda app: app.middleware("request"), r"apply="),
+        (lambda app: app.on_request, r"apply="),
+        (lambda app: app.on_response, r"apply="),
+        (lambda app: app.listener("before_server_start"), r"on_startup"),
+        (lambda app: app.before_server_start, r"on_startup"),
+        (lambda app: app.after_server_start, r"on_startup"),
+        (lambda app: app.before_server_stop, r"on_shutdown"),
+        (lambda app: app.after_server_stop, r"on_shutdown"),
+        (lambda app: app.exception(ValueError), r"HandshakeError"),
+        (lambda app: app.blueprint, r"include\("),
+        (lambda app: app.ctx, r"server\.ctx"),
+        (lambda app: app.options("/x"), r"methods=\[\"OPTIONS\"\]"),
+        (lambda app: app.run(port=8000), r"serve\("),
+    ],
+)
+def test_a_sanic_apps_decorators_say_what_to_write_instead(call: Any, says: str) -> None:
+    # A Sanic application ported to a Router fails where it is imported, on
+    # its first @app.middleware or @app.before_server_start: that was a bare
+    # "'Router' object has no attribute ...", leaving the porter to search
+    # the README for what does the same here. The error names it now; hasattr()
+    # still says False (it is an AttributeError), and other names are as before.
+    app = Router()
+    with pytest.raises(AttributeError, match=says) as raised:
+        call(app)
+    assert "Sanic" in str(raised.value)
+    assert not hasattr(app, "middleware")
+    with pytest.raises(AttributeError, match=r"^'Router' object has no attribute 'nothing'$"):
+        app.nothing  # noqa: B018

@@ -433,6 +433,16 @@ class Router:
         strict_slashes: the default for routes that do not set it.
     """
 
+    if not TYPE_CHECKING:  # (to mypy a Router has its own attributes only)
+
+        def __getattr__(self, name: str) -> Any:
+            # Only for a name that is no attribute: a Sanic application's,
+            # ported, fails where it is imported, saying what to write here.
+            instead = _SANIC_INSTEAD.get(name)
+            if instead is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            raise AttributeError(f"Router.{name}: a Router has no {name} (Sanic's): {instead}")
+
     def __init__(self, *, strict_slashes: bool = False) -> None:
         self.strict_slashes = strict_slashes
         self.routes: list[Route] = []
@@ -1115,6 +1125,44 @@ class Router:
         if anchor:  # (Sanic's and Flask's _anchor: the fragment, RFC 3986 3.5)
             path += "#" + quote(str(anchor), safe=_PATH_SAFE + "?")
         return path
+
+
+_MIDDLEWARE = (
+    "wrap handlers with apply=[decorator] on their routes (a decorator may answer "
+    "before the handler, or change its response), or check a handshake with on_connect="
+)
+_STARTUP = "register async def hook(server) with @routes.on_startup (state in server.ctx)"
+_SHUTDOWN = "register async def hook(server) with @routes.on_shutdown"
+#: Sanic's application attributes that a Router has not, and what does their work.
+_SANIC_INSTEAD = {
+    "middleware": _MIDDLEWARE,
+    "on_request": _MIDDLEWARE,
+    "on_response": _MIDDLEWARE,
+    "register_middleware": _MIDDLEWARE,
+    "listener": f"{_STARTUP}, or {_SHUTDOWN}",
+    "register_listener": f"{_STARTUP}, or {_SHUTDOWN}",
+    "main_process_start": _STARTUP + " (each worker runs them)",
+    "main_process_ready": _STARTUP + " (each worker runs them)",
+    "before_server_start": _STARTUP,
+    "after_server_start": _STARTUP + " (they run before the server listens)",
+    "before_server_stop": _SHUTDOWN + " (they run once its connections ended)",
+    "after_server_stop": _SHUTDOWN,
+    "main_process_stop": _SHUTDOWN + " (each worker runs them)",
+    "exception": (
+        "raise HandshakeError(status, message) or BadRequest(message) for an error "
+        "answer, set its body's format with error_format=, or catch errors in a decorator "
+        "given with apply="
+    ),
+    "error_handler": "set a route's error answers with error_format=, or catch in apply=",
+    "blueprint": "add another Router's routes with routes.include(other, '/prefix')",
+    "ctx": "application state goes in server.ctx (an on_startup hook gets the server; "
+    "handlers see request.server.ctx)",
+    "config": "settings are serve()'s keyword arguments, a Config, or WEBSOCKET_* variables",
+    "options": 'use @routes.route(uri, methods=["OPTIONS"])',
+    "run": "serve(routes, host, port) and await its start(), or python -m wsserver module:routes",
+    "create_server": "serve(routes, host, port), then await server.start()",
+    "enable_websocket": "WebSocket routes need nothing enabled",
+}
 
 
 #: What Sanic's and Flask's url_for take for a URL rather than a path (or to
