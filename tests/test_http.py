@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import h11
+import httpx
 import pytest
 import websockets
 
@@ -1037,6 +1038,54 @@ class TestResponseObject:
         assert Response(bytearray(b"ab")).body == b"ab"
         assert Response(memoryview(b"cd")).body == b"cd"  # type: ignore[arg-type]
         assert json({"a": 1}, dumps=lambda v: b'{"a":1}').body == b'{"a":1}'  # type: ignore[arg-type,return-value]
+
+    async def test_sanics_response_calls_work_or_say_what_to_write(
+        self, run_server: StartServer
+    ) -> None:
+        # Sanic's text() and json() take a content_type (json's fourth
+        # positional argument, where dumps is here): text("a,b",
+        # content_type="text/csv") was "unexpected keyword argument", and
+        # json(data, 200, None, "application/problem+json") "'str' object is
+        # not callable", deep in json(). Its redirect() takes (to, headers,
+        # status): redirect("/x", {"X-A": "1"}) was "unhashable type: 'dict'".
+        from wsserver.response import redirect
+
+        routes = Router()
+
+        @routes.get("/csv")
+        async def csv(request: Request) -> Response:
+            return text("a,b", content_type="text/csv; charset=utf-8")
+
+        @routes.get("/problem")
+        async def problem(request: Request) -> Response:
+            return json({"title": "no"}, 409, None, content_type="application/problem+json")
+
+        @routes.get("/positional")
+        async def positional(request: Request) -> Response:
+            return text("a;b", 200, None, "text/x-list")
+
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            answer = await client.get("/csv")
+            assert answer.headers.get_list("content-type") == ["text/csv; charset=utf-8"]
+            assert answer.text == "a,b"
+            answer = await client.get("/problem")
+            assert answer.status_code == 409
+            assert answer.headers.get_list("content-type") == ["application/problem+json"]
+            assert answer.json() == {"title": "no"}
+            answer = await client.get("/positional")
+            assert answer.headers.get_list("content-type") == ["text/x-list; charset=utf-8"]
+        # What would go out otherwise is refused, saying what to write.
+        with pytest.raises(TypeError, match=r"content_type="):
+            json({"a": 1}, 200, None, "application/problem+json")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"headers="):
+            redirect("/x", {"X-A": "1"})  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"status="):
+            redirect("/x", None, 301)  # type: ignore[arg-type]
+        assert redirect("/x", headers={"X-A": "1"}, status=301).headers == [
+            ("Location", "/x"),
+            ("X-A", "1"),
+        ]
 
     async def test_a_handler_answering_a_number_gets_a_500(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture

@@ -52,9 +52,15 @@ __all__ = [
 ]
 
 
-def text(body: str, status: int = 200, headers: HeadersLike | None = None) -> Response:
-    """A ``text/plain`` response."""
-    return Response(body, status, headers, "text/plain; charset=utf-8")
+def text(
+    body: str,
+    status: int = 200,
+    headers: HeadersLike | None = None,
+    content_type: str = "text/plain; charset=utf-8",
+) -> Response:
+    """A ``text/plain`` response (or of ``content_type``: a ``text/*`` one
+    without a charset says ``charset=utf-8``), as Sanic's ``text()``."""
+    return Response(body, status, headers, content_type)
 
 
 def html(body: str, status: int = 200, headers: HeadersLike | None = None) -> Response:
@@ -79,14 +85,24 @@ def json(
     status: int = 200,
     headers: HeadersLike | None = None,
     dumps: Callable[[Any], str] = json_text,
+    *,
+    content_type: str = "application/json",
 ) -> Response:
-    """An ``application/json`` response of ``dumps(body)``.
+    """An ``application/json`` response (or of ``content_type``:
+    ``application/problem+json``) of ``dumps(body)``.
 
     Raises:
         ValueError: a float that JSON has no way to say (NaN, an infinity),
             with the default ``dumps``.
+        TypeError: ``dumps`` is a str: Sanic's fourth argument, its
+            content type, goes as ``content_type=`` here.
     """
-    return Response(dumps(body), status, headers, "application/json")
+    if isinstance(dumps, str):
+        raise TypeError(
+            f"json()'s fourth argument is dumps, not a content type ({dumps!r}): "
+            "write content_type= (Sanic's json() takes it fourth)"
+        )
+    return Response(dumps(body), status, headers, content_type)
 
 
 def raw(
@@ -123,9 +139,17 @@ def redirect(location: str, status: int = 302, headers: HeadersLike | None = Non
     can look up (RFC 3986 3.2.2).
 
     Raises:
+        TypeError: ``status`` is no int (Sanic's ``redirect(to, headers,
+            status)``, called in its order).
         ValueError: ``status`` is not a redirect's, or ``headers`` have a
             ``Location`` of their own.
     """
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise TypeError(
+            f"redirect(location, status=302, headers=None): status is an int, not "
+            f"{type(status).__name__}; Sanic's redirect takes (to, headers, status): "
+            "write headers= and status= by name"
+        )
     if status not in REDIRECTS:
         raise ValueError(f"a redirect's status is 301, 302, 303, 307 or 308, not {status}")
     more = header_pairs(headers)
