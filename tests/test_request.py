@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import types
+from typing import Any
 
 import pytest
 
 from wsserver import Headers, Request
 from wsserver.app.request import QueryArgs
+
+from .conftest import StartServer
 
 
 def make_request(target: str = "/", *headers: tuple[str, str], method: str = "GET") -> Request:
@@ -254,3 +257,47 @@ def test_cookies_real_world_headers(header: str, expected: dict[str, str]) -> No
     cookies = cookies_of(header)
     for name, value in expected.items():
         assert cookies.get(name) == value, (name, cookies)
+
+
+async def test_a_sanic_requests_attributes_say_what_to_write_instead(
+    run_server: StartServer,
+) -> None:
+    # A handler ported from Sanic that reads request.app.ctx.db, request.ip,
+    # request.token or request.id got a bare "'Request' object has no
+    # attribute ...": the error names what gives it here now (hasattr() still
+    # says False, other names are as before).
+    import httpx
+
+    from wsserver import Router
+    from wsserver.response import json
+
+    routes = Router()
+    asked = {
+        "app": "request.server.ctx",
+        "ip": "request.remote_address",
+        "token": "authorization",
+        "content_type": "content-type",
+        "id": "request.ctx",
+        "url_for": "url_for",
+        "query_args": "request.args",
+        "respond": "stream(",
+        "uri_template": "request.route.uri",
+    }
+
+    @routes.get("/")
+    async def handler(request: Request) -> Any:
+        said = {}
+        for name in [*asked, "nothing"]:
+            try:
+                getattr(request, name)
+            except AttributeError as exc:
+                said[name] = str(exc)
+        return json({"said": said, "has_app": hasattr(request, "app")})
+
+    server = await run_server(routes)
+    async with httpx.AsyncClient() as client:
+        answer = (await client.get(f"http://127.0.0.1:{server.port}/")).json()
+    assert answer["has_app"] is False
+    for name, hint in asked.items():
+        assert hint in answer["said"][name] and "Sanic" in answer["said"][name], name
+    assert answer["said"]["nothing"] == "'Request' object has no attribute 'nothing'"

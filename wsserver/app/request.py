@@ -11,7 +11,7 @@ import json
 import re
 import types
 from collections.abc import AsyncIterator
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 from urllib.parse import parse_qsl, unquote
 
 from ..errors import BadRequest
@@ -431,3 +431,44 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target}>"
+
+    if not TYPE_CHECKING:  # (to mypy a Request has its own attributes only)
+
+        def __getattr__(self, name: str) -> Any:
+            # Only for a name that is no attribute: a handler ported from
+            # Sanic is told what gives the same here.
+            instead = _SANIC_INSTEAD.get(name)
+            if instead is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            raise AttributeError(f"request.{name}: a Request has no {name} (Sanic's): {instead}")
+
+
+_ADDRESS = (
+    "request.remote_address is the client's (host, port), behind a trusted proxy the one it names"
+)
+_AUTHORIZATION = 'read request.headers.get("authorization", "") (a Bearer token after "Bearer ")'
+#: Sanic's request attributes that a Request has not, and what gives the same.
+_SANIC_INSTEAD = {
+    "app": "the server is request.server; what on_startup hooks set is in request.server.ctx",
+    "ip": _ADDRESS,
+    "remote_addr": _ADDRESS,
+    "port": _ADDRESS,
+    "conn_info": _ADDRESS + "; request.tls, request.local_address",
+    "token": _AUTHORIZATION,
+    "credentials": _AUTHORIZATION,
+    "content_type": 'read request.headers.get("content-type")',
+    "id": "set request.ctx.id yourself (uuid.uuid4(), say) in a decorator given with apply=",
+    "url_for": "call routes.url_for(name, **params) of the Router",
+    "query_args": "use request.args (blank values kept), or parse_qsl(request.query_string)",
+    "get_args": "use request.args (blank values kept)",
+    "get_query_args": "use request.args (blank values kept), or parse_qsl(request.query_string)",
+    "load_json": "use request.json",
+    "get_form": "use request.form",
+    "respond": "return stream(chunks) (wsserver.response) to send a body as it is made",
+    "raw_url": "request.target is the request's target as sent",
+    "server_name": "request.host is the Host header",
+    "server_port": "request.host is the Host header (with its port)",
+    "uri_template": "request.route.uri is the route's URI",
+    "endpoint": "request.route.name is the route's name",
+    "name": "request.route.name is the route's name",
+}
