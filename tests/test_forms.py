@@ -851,3 +851,37 @@ def test_a_part_header_not_in_utf_8_without_a_charset_is_read_as_latin_1() -> No
     assert parse_form(MULTIPART, body, 10)[1].get("f").filename == "é.txt"
     # A field's content is not a header: what does not decode is still U+FFFD.
     assert parse_form(MULTIPART, multipart(field("a", b"\xe9")), 10)[0] == {"a": ["\ufffd"]}
+
+
+async def test_a_sanic_handlers_file_name_and_type_say_what_to_read(
+    run_server: StartServer,
+) -> None:
+    # Sanic's request.files gives File(type, body, name): a handler ported
+    # from it reads upload.name and upload.type, which were a bare
+    # "'UploadedFile' object has no attribute 'name'"; the error names
+    # filename and content_type now (hasattr() still says False).
+    routes = Router()
+
+    @routes.post("/upload")
+    async def upload(request: Request) -> Any:
+        picture = request.files.get("picture")
+        assert picture is not None
+        said = {}
+        for name in ("name", "type", "nothing"):
+            try:
+                getattr(picture, name)
+            except AttributeError as exc:
+                said[name] = str(exc)
+        return json({"said": said, "has_name": hasattr(picture, "name")})
+
+    server = await run_server(routes)
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(
+            f"http://127.0.0.1:{server.port}/upload",
+            files={"picture": ("cat.png", b"\x89PNG", "image/png")},
+        )
+    said = answer.json()["said"]
+    assert answer.json()["has_name"] is False
+    assert "filename" in said["name"] and "Sanic" in said["name"]
+    assert "content_type" in said["type"] and "Sanic" in said["type"]
+    assert said["nothing"] == "'UploadedFile' object has no attribute 'nothing'"

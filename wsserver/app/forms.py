@@ -99,6 +99,22 @@ class UploadedFile(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
 
 
+def _not_an_uploaded_files(self: UploadedFile, name: str) -> Any:
+    """UploadedFile's ``__getattr__``, for a name that is no attribute: what
+    a handler ported from Sanic, whose ``File(type, body, name)`` it reads,
+    is told."""
+    if name == "name":
+        raise AttributeError("UploadedFile.name: Sanic's File.name is filename here")
+    if name == "type":
+        raise AttributeError("UploadedFile.type: Sanic's File.type is content_type here")
+    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+# (Set after the class: a NamedTuple's body holds fields and methods only, and
+# mypy, not seeing it, still refuses upload.name.)
+setattr(UploadedFile, "__getattr__", _not_an_uploaded_files)  # noqa: B010
+
+
 class FieldPart(NamedTuple):
     """A part without a filename for :func:`encode_form` to write among the
     files, in its place: a form field, with a ``Content-Type`` and headers of
