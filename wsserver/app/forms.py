@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 from ..errors import BadRequest
 from ..protocol.syntax import TOKEN, TOKEN_RE
+from .ported import say_instead
 
 __all__ = [
     "MAX_PARTS",
@@ -99,20 +100,14 @@ class UploadedFile(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def _not_an_uploaded_files(self: UploadedFile, name: str) -> Any:
-    """UploadedFile's ``__getattr__``, for a name that is no attribute: what
-    a handler ported from Sanic, whose ``File(type, body, name)`` it reads,
-    is told."""
-    if name == "name":
-        raise AttributeError("UploadedFile.name: Sanic's File.name is filename here")
-    if name == "type":
-        raise AttributeError("UploadedFile.type: Sanic's File.type is content_type here")
-    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-
-# (Set after the class: a NamedTuple's body holds fields and methods only, and
-# mypy, not seeing it, still refuses upload.name.)
-setattr(UploadedFile, "__getattr__", _not_an_uploaded_files)  # noqa: B010
+# (A handler ported from Sanic, whose File(type, body, name) it reads, is told.)
+say_instead(
+    UploadedFile,
+    {
+        "name": "UploadedFile.name: Sanic's File.name is filename here",
+        "type": "UploadedFile.type: Sanic's File.type is content_type here",
+    },
+)
 
 
 class FieldPart(NamedTuple):

@@ -11,7 +11,7 @@ import json
 import re
 import types
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 from urllib.parse import parse_qsl, unquote
 
 from ..errors import BadRequest
@@ -21,6 +21,7 @@ from ..protocol.syntax import OWS
 from ..protocol.tls_info import TLSInfo
 from .forms import MAX_PARTS, MultiValues, UploadedFile, parse_form
 from .multipart import FormPart, FormParts
+from .ported import say_instead
 
 __all__ = [
     "Headers",
@@ -432,16 +433,6 @@ class Request:
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target}>"
 
-    if not TYPE_CHECKING:  # (to mypy a Request has its own attributes only)
-
-        def __getattr__(self, name: str) -> Any:
-            # Only for a name that is no attribute: a handler ported from
-            # Sanic is told what gives the same here.
-            instead = _SANIC_INSTEAD.get(name)
-            if instead is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            raise AttributeError(f"request.{name}: a Request has no {name} (Sanic's): {instead}")
-
 
 _ADDRESS = (
     "request.remote_address is the client's (host, port), behind a trusted proxy the one it names"
@@ -472,3 +463,11 @@ _SANIC_INSTEAD = {
     "endpoint": "request.route.name is the route's name",
     "name": "request.route.name is the route's name",
 }
+# (A handler ported from Sanic is told what gives the same here.)
+say_instead(
+    Request,
+    {
+        name: f"request.{name}: a Request has no {name} (Sanic's): {instead}"
+        for name, instead in _SANIC_INSTEAD.items()
+    },
+)

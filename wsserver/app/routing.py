@@ -24,6 +24,7 @@ from urllib.parse import quote, unquote, urlencode
 from ..protocol.handshake import ORIGIN_FORM, Acceptance, bad_origin
 from ..protocol.http import ERROR_FORMATS, ErrorFormat, Response, valid_host
 from ..protocol.syntax import TOKEN_RE
+from .ported import say_instead
 from .request import Request  # (at run time too: OnConnect names it, for get_type_hints())
 from .response import StreamingResponse
 from .static import file_handler, static_handler
@@ -432,16 +433,6 @@ class Router:
     Args:
         strict_slashes: the default for routes that do not set it.
     """
-
-    if not TYPE_CHECKING:  # (to mypy a Router has its own attributes only)
-
-        def __getattr__(self, name: str) -> Any:
-            # Only for a name that is no attribute: a Sanic application's,
-            # ported, fails where it is imported, saying what to write here.
-            instead = _SANIC_INSTEAD.get(name)
-            if instead is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            raise AttributeError(f"Router.{name}: a Router has no {name} (Sanic's): {instead}")
 
     def __init__(self, *, strict_slashes: bool = False) -> None:
         self.strict_slashes = strict_slashes
@@ -1163,6 +1154,14 @@ _SANIC_INSTEAD = {
     "create_server": "serve(routes, host, port), then await server.start()",
     "enable_websocket": "WebSocket routes need nothing enabled",
 }
+# (A Sanic application ported fails where it is imported, saying what to write here.)
+say_instead(
+    Router,
+    {
+        name: f"Router.{name}: a Router has no {name} (Sanic's): {instead}"
+        for name, instead in _SANIC_INSTEAD.items()
+    },
+)
 
 
 #: What Sanic's and Flask's url_for take for a URL rather than a path (or to
