@@ -1246,8 +1246,10 @@ def _unnamed(param: re.Match[str]) -> str:
 
 
 def _unslashed(uri: str) -> str:
-    """``uri`` without its trailing ``/`` (``/`` itself stays)."""
-    return uri.rstrip("/") or "/"
+    """``uri`` without its trailing ``/`` (``/`` itself stays): one, as a
+    route not strict about it takes its URI with it or without (``/a//``
+    takes ``/a/`` and ``/a//``, not ``/a``)."""
+    return uri[:-1] if len(uri) > 1 and uri.endswith("/") else uri
 
 
 def _other_form_left(first: Route, later: Route) -> bool:
