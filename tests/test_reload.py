@@ -628,6 +628,28 @@ def test_a_double_star_in_a_pattern_matches_any_number_of_directories(tmp_path: 
     assert watching(exclude=["gen/m**.py"]) == python
 
 
+def test_a_double_star_spans_the_watched_tree_not_the_directories_above_it(
+    tmp_path: Path,
+) -> None:
+    # A project under /var/www or /tmp with a var/ or tmp/ of its own:
+    # --reload-exclude 'tmp/**' (or 'tmp/**/*.py') matched from the right
+    # with '**' spanning the whole path, so /tmp above the project took in
+    # every file: nothing was watched, nothing said; uvicorn's (whose '**' is
+    # '*') excludes the project's tmp only. --reload-include 'tmp/**/*.txt'
+    # watched every .txt of the project.
+    project = tmp_path / "tmp" / "www" / "proj"
+    watching = edits_seen(project, ["app.py", "notes.txt", "tmp/scratch.py", "pkg/tmp/x.py"])
+    assert watching(exclude=["tmp/**"]) == ["app.py"]
+    assert watching(exclude=["tmp/**/*.py"]) == ["app.py"]
+    assert watching(include=["tmp/**/*.txt"]) == ["app.py", "pkg/tmp/x.py", "tmp/scratch.py"]
+    # The watched directory's own name, or those above it, begin a pattern as before.
+    assert watching(exclude=["proj/**"]) == []
+    assert watching(exclude=["www/proj/tmp/**"]) == ["app.py", "pkg/tmp/x.py"]
+    assert "notes.txt" in watching(include=["proj/**/*.txt"])
+    # An absolute pattern says the whole path: its '**' spans what it says.
+    assert watching(exclude=[str(tmp_path / "tmp" / "**" / "tmp" / "*.py")]) == ["app.py"]
+
+
 def test_a_look_reads_a_bounded_number_of_entries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

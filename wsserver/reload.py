@@ -71,7 +71,9 @@ class FileWatcher:
     ``PurePath.match`` does (``*.html`` any such file, ``templates/*.html``
     those in a directory named ``templates``, an absolute pattern the whole
     path), but for ``**``, which matches any number of directories, as in
-    glob (``templates/**/*.html``: those anywhere under ``templates``).
+    glob (``templates/**/*.html``: those anywhere under ``templates``),
+    within the watched tree (not the directories above it, unless the
+    pattern is absolute: ``tmp/**`` is not the whole of a project in /tmp).
     Directories whose paths match an exclusion, as a file's would, are not
     looked into (``tests/*``: the files in ``tests`` and the trees under it,
     as uvicorn's; ``gen`` or ``gen/``: any ``gen``), nor one an exclusion
@@ -160,11 +162,13 @@ class FileWatcher:
         # are followed (a shared package linked in), each directory walked
         # once, however many links lead to it (a link back up would loop).
         walked: set[tuple[int, int]] = set()
-        waiting: collections.deque[tuple[str, bool]] = collections.deque(
-            (top, True) for top in self.directories
+        # (With each, how many parts the path of the tree's top has: a
+        # pattern's '**' spans the parts below them only.)
+        waiting: collections.deque[tuple[str, bool, int]] = collections.deque(
+            (top, True, len(PurePath(top).parts)) for top in self.directories
         )
         while waiting:
-            root, watched = waiting.popleft()
+            root, watched, floor = waiting.popleft()
             try:
                 st = os.stat(root)
             except OSError:
@@ -196,21 +200,23 @@ class FileWatcher:
                 except OSError:
                     is_dir = False
                 if is_dir:
-                    if self._looked_into(entry.name, path):
-                        waiting.append((path, False))
+                    if self._looked_into(entry.name, path, floor):
+                        waiting.append((path, False, floor))
                     continue
                 name = entry.name
                 if self._named.match(name, path) or (
-                    self._included.match(name, path) and not self._excluding.match(name, path)
+                    self._included.match(name, path, floor)
+                    and not self._excluding.match(name, path, floor)
                 ):
                     yield path
 
-    def _looked_into(self, name: str, path: str) -> bool:
-        """Whether the walk goes into the directory ``name`` at ``path``."""
+    def _looked_into(self, name: str, path: str, floor: int) -> bool:
+        """Whether the walk goes into the directory ``name`` at ``path``
+        (in the tree whose top's path has ``floor`` parts)."""
         return (
             not name.startswith(".")
             and name not in SKIPPED_DIRS
-            and not self._excluding.match(name, path)
+            and not self._excluding.match(name, path, floor)
             and path not in self._excluded_dirs
             and not os.path.exists(os.path.join(path, "pyvenv.cfg"))
         )
@@ -263,8 +269,10 @@ class _Patterns:
         #: unless it is ``**``), looked at before the whole path is.
         self._paths = [(_name_matcher(PurePath(p).name), p) for p in patterns if p not in alone]
 
-    def match(self, name: str, path: str) -> bool:
-        """Whether the file ``name``, at ``path``, matches one of them."""
+    def match(self, name: str, path: str, floor: int = 0) -> bool:
+        """Whether the file ``name``, at ``path``, matches one of them (a
+        ``**`` spanning none of the first ``floor`` parts of the path: the
+        watched directory's and those above it)."""
         name = os.path.normcase(name)
         if self._names is not None and self._names.match(name):
             return True
@@ -273,7 +281,7 @@ class _Patterns:
             if last is not None and not last.match(name):
                 continue
             pure = pure or PurePath(path)
-            if _match(pure, pattern):
+            if _match(pure, pattern, floor):
                 return True
         return False
 
@@ -284,26 +292,36 @@ def _name_matcher(last: str) -> re.Pattern[str] | None:
     return None if last == "**" else re.compile(fnmatch.translate(os.path.normcase(last)))
 
 
-def _match(path: PurePath, pattern: str) -> bool:
+def _match(path: PurePath, pattern: str, floor: int = 0) -> bool:
     """``path.match(pattern)``, but a ``**`` of its own matches any number of
     directories (none too), as in glob: ``src/**/*.html`` any such file under
     ``src``. (PurePath.match, until Python 3.13's ``full_match``, takes it
-    for ``*``: exactly one directory.)"""
+    for ``*``: exactly one directory.) In a relative pattern, matched from
+    the right, a ``**`` spans none of the path's first ``floor`` parts (the
+    watched directory's): ``tmp/**`` would else take in every file of a
+    project under /tmp."""
     if "**" not in pattern:
         return path.match(pattern)
     pure = PurePath(pattern)
-    parts = pure.parts if pure.is_absolute() else ("**", *pure.parts)  # (from the right)
-    return _match_parts(path.parts, parts)
+    names = path.parts
+    if pure.is_absolute():
+        return _match_parts(names, pure.parts, 0, 0)
+    # (From the right: its first part at any place.)
+    return any(_match_parts(names, pure.parts, i, floor) for i in range(len(names) + 1))
 
 
-def _match_parts(names: Sequence[str], parts: Sequence[str]) -> bool:
-    """Whether ``names`` (a path's) match ``parts`` (a pattern's), one by one."""
+def _match_parts(names: Sequence[str], parts: Sequence[str], at: int, floor: int) -> bool:
+    """Whether ``names[at:]`` (a path's) match ``parts`` (a pattern's), one by
+    one, a ``**`` spanning no name before ``floor``."""
     if not parts:
-        return not names
+        return at == len(names)
     if parts[0] == "**":
-        return any(_match_parts(names[i:], parts[1:]) for i in range(len(names) + 1))
+        ends = range(at, len(names) + 1) if at >= floor else (at,)
+        return any(_match_parts(names, parts[1:], end, floor) for end in ends)
     return (
-        bool(names) and fnmatch.fnmatch(names[0], parts[0]) and _match_parts(names[1:], parts[1:])
+        at < len(names)
+        and fnmatch.fnmatch(names[at], parts[0])
+        and _match_parts(names, parts[1:], at + 1, floor)
     )
 
 
