@@ -200,23 +200,24 @@ class FileWatcher:
                 except OSError:
                     is_dir = False
                 if is_dir:
-                    if self._looked_into(entry.name, path, floor):
+                    if self._looked_into(entry.name, root, floor):
                         waiting.append((path, False, floor))
                     continue
                 name = entry.name
-                if self._named.match(name, path) or (
-                    self._included.match(name, path, floor)
-                    and not self._excluding.match(name, path, floor)
+                if self._named.match(name, root) or (
+                    self._included.match(name, root, floor)
+                    and not self._excluding.match(name, root, floor)
                 ):
                     yield path
 
-    def _looked_into(self, name: str, path: str, floor: int) -> bool:
-        """Whether the walk goes into the directory ``name`` at ``path``
+    def _looked_into(self, name: str, root: str, floor: int) -> bool:
+        """Whether the walk goes into the directory ``name`` in ``root``
         (in the tree whose top's path has ``floor`` parts)."""
+        path = os.path.join(root, name)
         return (
             not name.startswith(".")
             and name not in SKIPPED_DIRS
-            and not self._excluding.match(name, path, floor)
+            and not self._excluding.match(name, root, floor)
             and path not in self._excluded_dirs
             and not os.path.exists(os.path.join(path, "pyvenv.cfg"))
         )
@@ -253,10 +254,12 @@ def is_pattern(pattern: str) -> bool:
 class _Patterns:
     """Patterns a file is matched with, each look: those of a name alone
     (``*.py``, ``.*``), the most, in one regular expression of the name,
-    as ``PurePath.match`` matches them; the others (a directory in them) with
-    :func:`_match`. (PurePath for each of the tens of thousands of files a
-    look may read took most of its time: a third of a second of CPU for
-    18,000 files, twice a second, with the server idle.)"""
+    as ``PurePath.match`` matches them; those with ``**`` part by part
+    (:class:`_Glob`), the directory's parts once for the files in it; the
+    others (a directory in them) with ``PurePath.match``. (PurePath for each
+    of the tens of thousands of files a look may read took most of its time:
+    a third of a second of CPU for 18,000 files, twice a second, with the
+    server idle.)"""
 
     def __init__(self, patterns: Sequence[str]) -> None:
         alone = [p for p in patterns if "/" not in p and os.sep not in p]
@@ -267,12 +270,22 @@ class _Patterns:
         )
         #: The others, each with what its last part matches (the file's name,
         #: unless it is ``**``), looked at before the whole path is.
-        self._paths = [(_name_matcher(PurePath(p).name), p) for p in patterns if p not in alone]
+        self._paths = [
+            (_name_matcher(PurePath(p).name), p)
+            for p in patterns
+            if p not in alone and "**" not in p
+        ]
+        self._globs = [_Glob(p) for p in patterns if p not in alone and "**" in p]
+        #: The directory the last file matched was in, and where each glob's
+        #: match stands once its parts are read.
+        self._directory: tuple[str, int] | None = None
+        self._states: list[frozenset[int]] = []
+        self._depth = 0  # (its number of parts)
 
-    def match(self, name: str, path: str, floor: int = 0) -> bool:
-        """Whether the file ``name``, at ``path``, matches one of them (a
-        ``**`` spanning none of the first ``floor`` parts of the path: the
-        watched directory's and those above it)."""
+    def match(self, name: str, root: str, floor: int = 0) -> bool:
+        """Whether the file ``name``, in the directory ``root``, matches one of
+        them (a ``**`` spanning none of the first ``floor`` parts of the
+        path: the watched directory's and those above it)."""
         name = os.path.normcase(name)
         if self._names is not None and self._names.match(name):
             return True
@@ -280,10 +293,21 @@ class _Patterns:
         for last, pattern in self._paths:
             if last is not None and not last.match(name):
                 continue
-            pure = pure or PurePath(path)
-            if _match(pure, pattern, floor):
+            pure = pure or PurePath(root, name)
+            if pure.match(pattern):
                 return True
-        return False
+        if not self._globs:
+            return False
+        directory = (root, floor)
+        if directory != self._directory:  # (the walk reads a directory's files together)
+            names = [os.path.normcase(part) for part in PurePath(directory[0]).parts]
+            self._states = [glob.read(names, floor) for glob in self._globs]
+            self._depth = len(names)
+            self._directory = directory
+        return any(
+            glob.matches(states, name, self._depth, floor)
+            for glob, states in zip(self._globs, self._states, strict=True)
+        )
 
 
 def _name_matcher(last: str) -> re.Pattern[str] | None:
@@ -292,37 +316,86 @@ def _name_matcher(last: str) -> re.Pattern[str] | None:
     return None if last == "**" else re.compile(fnmatch.translate(os.path.normcase(last)))
 
 
-def _match(path: PurePath, pattern: str, floor: int = 0) -> bool:
-    """``path.match(pattern)``, but a ``**`` of its own matches any number of
-    directories (none too), as in glob: ``src/**/*.html`` any such file under
-    ``src``. (PurePath.match, until Python 3.13's ``full_match``, takes it
-    for ``*``: exactly one directory.) In a relative pattern, matched from
-    the right, a ``**`` spans none of the path's first ``floor`` parts (the
-    watched directory's): ``tmp/**`` would else take in every file of a
-    project under /tmp."""
-    if "**" not in pattern:
-        return path.match(pattern)
-    pure = PurePath(pattern)
-    names = path.parts
-    if pure.is_absolute():
-        return _match_parts(names, pure.parts, 0, 0)
-    # (From the right: its first part at any place.)
-    return any(_match_parts(names, pure.parts, i, floor) for i in range(len(names) + 1))
+class _Glob:
+    """A pattern with ``**``: ``path.match(pattern)``, but a ``**`` of its own
+    matches any number of directories (none too), as in glob:
+    ``src/**/*.html`` any such file under ``src``. (PurePath.match, until
+    Python 3.13's ``full_match``, takes it for ``*``: exactly one directory.)
+    In a relative pattern, matched from the right, a ``**`` spans none of the
+    path's first ``floor`` parts (the watched directory's): ``tmp/**`` would
+    else take in every file of a project under /tmp.
 
+    A path's parts are read from the left, each look: where the match may
+    stand after each (how many of the pattern's parts are matched: a set
+    of them, as an automaton's states), so that a directory's parts are
+    read once for all its files."""
 
-def _match_parts(names: Sequence[str], parts: Sequence[str], at: int, floor: int) -> bool:
-    """Whether ``names[at:]`` (a path's) match ``parts`` (a pattern's), one by
-    one, a ``**`` spanning no name before ``floor``."""
-    if not parts:
-        return at == len(names)
-    if parts[0] == "**":
-        ends = range(at, len(names) + 1) if at >= floor else (at,)
-        return any(_match_parts(names, parts[1:], end, floor) for end in ends)
-    return (
-        at < len(names)
-        and fnmatch.fnmatch(names[at], parts[0])
-        and _match_parts(names, parts[1:], at + 1, floor)
-    )
+    def __init__(self, pattern: str) -> None:
+        pure = PurePath(pattern)
+        self.relative = not pure.is_absolute()
+        self._parts: list[re.Pattern[str] | None] = [
+            None if part == "**" else re.compile(fnmatch.translate(os.path.normcase(part)))
+            for part in pure.parts
+        ]
+        self._last = _name_matcher(pure.name)
+        self._begun = self._closed({0})
+        #: From each state, whether the end is reached reading no more names.
+        self._ends = [
+            len(self._parts) in self._closed({state}) for state in range(len(self._parts) + 1)
+        ]
+
+    def read(self, names: Sequence[str], floor: int) -> frozenset[int]:
+        """Where the match stands once ``names`` (a directory's parts) are read
+        (for :meth:`matches`)."""
+        states = self._begun
+        for index, name in enumerate(names):
+            states = self._step(states, name, index, floor)
+        # (And, relative, where a match that begins with the next part stands.)
+        return states | self._begun if self.relative else states
+
+    def matches(self, states: frozenset[int], name: str, index: int, floor: int) -> bool:
+        """Whether the path whose directory left ``states``, and whose last
+        part, at ``index``, is ``name``, matches."""
+        if self._last is not None and not self._last.match(name):
+            return False
+        if not self.relative:
+            floor = 0
+        ends = self._ends
+        for state in states:
+            if state == len(self._parts):
+                continue
+            part = self._parts[state]
+            if part is None:
+                if index >= floor and ends[state]:
+                    return True
+            elif ends[state + 1] and part.match(name):
+                return True
+        return False
+
+    def _step(self, states: frozenset[int], name: str, index: int, floor: int) -> frozenset[int]:
+        if self.relative:  # (from the right: its first part at any place)
+            states |= self._begun
+        else:  # (an absolute pattern's '**' spans what it says)
+            floor = 0
+        reached = set()
+        for state in states:
+            if state == len(self._parts):
+                continue
+            part = self._parts[state]
+            if part is None:  # '**' reads a name and stays, below the floor only
+                if index >= floor:
+                    reached.add(state)
+            elif part.match(name):
+                reached.add(state + 1)
+        return self._closed(reached)
+
+    def _closed(self, states: set[int]) -> frozenset[int]:
+        """``states``, and those a ``**`` reading no name leads to from them."""
+        for state in list(states):
+            while state < len(self._parts) and self._parts[state] is None:
+                state += 1
+                states.add(state)
+        return frozenset(states)
 
 
 def _merged(defaults: Sequence[str], given: Sequence[str], overriding: Sequence[str]) -> list[str]:
