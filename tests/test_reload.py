@@ -10,6 +10,7 @@ import itertools
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -232,6 +233,29 @@ async def test_an_edit_is_not_kept_waiting_for_the_code_before_the_last_to_finis
             write_app(tmp_path, "3")
             await wait_until_served(cli.port, "3", timeout=3)
             assert "did not stop: killed" not in cli.stderr
+
+
+async def test_edits_restart_still_once_the_directory_it_ran_in_was_made_anew(
+    tmp_path: Path,
+) -> None:
+    # Run from the project, whose directory is then removed and made again
+    # (a branch checked out without it and back, a rm -r and a clone): the
+    # watched path names the new one, but the first change it saw was said
+    # relative to the current directory, gone: FileNotFoundError, the watch
+    # ended ("Task exception was never retrieved"), no edit restarted anything.
+    project = tmp_path / "project"
+    project.mkdir()
+    write_app(project, "1")
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(project), "--reload-delay", "0.2")
+    async with running_cli(*args, "--ping-interval", "off", cwd=project) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        shutil.rmtree(project)
+        project.mkdir()
+        write_app(project, "2")
+        await wait_until_served(cli.port, "2")
+        write_app(project, "3")
+        await wait_until_served(cli.port, "3")
+        assert "Task exception" not in cli.stderr, cli.stderr
 
 
 async def wait_until_served(port: int, version: str, timeout: float = 10) -> None:

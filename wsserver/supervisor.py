@@ -807,6 +807,11 @@ class Supervisor:
     async def _watch_files(self, watcher: FileWatcher) -> None:
         """``--reload``: a rolling restart whenever a watched file changed."""
         truncated = False
+        # (What the changed files are said relative to: the directory as
+        # now, not as it is then, when it may be gone, removed and made anew.)
+        here = None
+        with contextlib.suppress(OSError):
+            here = os.getcwd()
         crowded: set[str] = set()
         while not self.stopping:
             if watcher.truncated and not truncated:  # (from the first look on)
@@ -841,7 +846,7 @@ class Supervisor:
             # (Else an edit of the same size in the same second as the last
             # would run, in the new worker, the .pyc compiled from the last.)
             await asyncio.to_thread(forget_bytecode, changed)
-            shown = ", ".join(_shown_path(path) for path in list(changed)[:3])
+            shown = ", ".join(_shown_path(path, here) for path in list(changed)[:3])
             if len(changed) > 3:
                 shown += f" and {len(changed) - 3} more"
             self.restart(f"changed: {shown}", changed=True)
@@ -1388,9 +1393,12 @@ def _send(worker: Worker, signum: int) -> None:
             os.kill(worker.pid, signum)
 
 
-def _shown_path(path: str) -> str:
-    """``path`` relative to the current directory when it is under it, else as it is."""
-    relative = os.path.relpath(path)
+def _shown_path(path: str, here: str | None) -> str:
+    """``path`` (absolute) relative to the directory ``here`` (absolute) when
+    it is under it, else as it is."""
+    if here is None:
+        return path
+    relative = os.path.relpath(path, here)
     return path if relative.startswith("..") else relative
 
 
