@@ -258,6 +258,24 @@ async def test_edits_restart_still_once_the_directory_it_ran_in_was_made_anew(
         assert "Task exception" not in cli.stderr, cli.stderr
 
 
+async def test_an_include_that_names_a_directory_is_said_to_watch_nothing(tmp_path: Path) -> None:
+    # --reload-include templates (as --reload-dir, or uvicorn's, which
+    # watches such a directory): a name without a wildcard is a file's, and
+    # no file is named templates: its edits restarted nothing, nothing said.
+    write_app(tmp_path, "1")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / ".env").write_text("")
+    args = ("reloaded_app:routes", "--reload", "--app-dir", str(tmp_path))
+    args += ("--reload-include", "templates", "--reload-include", ".env")
+    async with running_cli(*args, "--ping-interval", "off") as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        assert (
+            "--reload-include templates: a directory, where a file name is looked for: none"
+            " of its files is watched (--reload-include 'templates/**' for them all)"
+        ) in cli.stderr
+        assert "--reload-include .env:" not in cli.stderr
+
+
 async def wait_until_served(port: int, version: str, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
         while await served_version(port) != version:

@@ -1758,6 +1758,17 @@ def supervise(
             for pattern in patterns or ():
                 if pattern and not is_pattern(pattern):  # (an empty one matches nothing)
                     _refuse(parser, args, f"{flag} {pattern}: not a file name pattern")
+        for pattern in args.reload_include or ():
+            # (A name without a wildcard is a file's: uvicorn's watches a
+            # directory so named, as --reload-dir.)
+            named = pattern and not any(c in pattern for c in "*?[")
+            if named and any(os.path.isdir(os.path.join(d, pattern)) for d in directories):
+                logger.warning(
+                    "--reload-include %s: a directory, where a file name is looked for: none"
+                    " of its files is watched (--reload-include '%s/**' for them all)",
+                    pattern,
+                    pattern.rstrip("/" + os.sep),
+                )
         watcher = FileWatcher(
             directories,
             args.reload_include or (),
