@@ -809,4 +809,4 @@ def test_a_look_with_double_star_patterns_costs_little_more_than_reading_the_tre
 
     no_patterns = FileWatcher([str(tmp_path)], ["*.js"])
     assert watcher.changed() == []
-    assert cpu(watcher.changed) < 3 * cpu(no_patterns.changed)  # (about 1.5 now)
+    assert cpu(watcher.changed) < 4 * cpu(no_patterns.changed)  # (about 1.5 now; 6.6 before)
