@@ -837,7 +837,8 @@ class Router:
             if (other.shape == route.shape and not _other_form_left(other, route)) or (
                 not other.strict_slashes
                 and other.shape.startswith(bare)
-                and _unslashed(other.shape) == bare
+                # (Each form of a route not strict: one form, of a strict one.)
+                and _unslashed(other.shape) in (bare, route.shape if route.strict_slashes else bare)
             ):
                 if not _share_a_method(other, route):
                     continue  # (another method, or a HEAD route beside its GET route)
@@ -988,11 +989,13 @@ class Router:
                     # A route of HEAD's own goes before the HEAD of the GET
                     # route of its path (its pair, which _register let be),
                     # for its hosts, all of which the GET route answers.
+                    # (Both take this path: their URIs differ in their
+                    # trailing "/"s alone, "/a//" and a strict "/a/" too.)
                     method == "HEAD"
                     and "GET" in (http[0].methods or ())
                     and "GET" not in route.methods
                     and _answers_hosts_of(http[0], route)
-                    and _unslashed(route.shape) == _unslashed(http[0].shape)
+                    and route.shape.rstrip("/") == http[0].shape.rstrip("/")
                 ):
                     http = (route, params)
             else:
