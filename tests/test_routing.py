@@ -645,6 +645,19 @@ async def test_url_for_takes_sanics_and_flasks_anchor_and_refuses_their_url_opti
     assert answer.text == "intro 'q=1'"
 
 
+def test_url_for_takes_sanics_and_flasks_url_options_that_ask_for_none() -> None:
+    # (Review R2 of 680a247.) _external=False (a flag a ported app passes on,
+    # as url_for(..., _external=absolute)), _scheme or _server None: Sanic's
+    # and Flask's defaults, their path; they were refused as asking for a URL.
+    routes = Router()
+    routes.add_route(ok, "/docs/<page>", name="docs")
+    for option, value in (("_external", False), ("_scheme", None), ("_server", None)):
+        assert routes.url_for("docs", page="intro", **{option: value}) == "/docs/intro"
+    assert routes.url_for("docs", page="a", _external=False, _method=None, q=1) == "/docs/a?q=1"
+    with pytest.raises(TypeError, match="_scheme"):
+        routes.url_for("docs", page="intro", _external=False, _scheme="https")
+
+
 def test_url_for_param_called_name() -> None:
     # "name" is a legal parameter name, so url_for must be able to fill it
     # (and to put an extra "name" argument in the query string).

@@ -1057,7 +1057,8 @@ class Router:
         Raises:
             KeyError: no route is named ``name``.
             TypeError: ``_external``, ``_scheme``, ``_server`` or ``_method``
-                (Sanic's and Flask's, for a URL) that is no path parameter.
+                (Sanic's and Flask's, for a URL) that is no path parameter
+                (None or False, which ask for none, are left out).
             ValueError: a path parameter is missing or does not fit its type,
                 or the path would be read back as other values (a ``str``
                 ending in ``/``, two in one segment split elsewhere), or
@@ -1071,6 +1072,9 @@ class Router:
         own = route.parameters
         for option in _URL_OPTIONS:
             if option in params and option not in own:
+                if params[option] is None or params[option] is False:
+                    del params[option]  # (their default: the path, asked of them too)
+                    continue
                 raise TypeError(
                     f"url_for() builds a path, and takes no {option} (Sanic's, Flask's): "
                     "for a full URL, write "
