@@ -111,6 +111,27 @@ async def test_the_servers_protocols_are_refused_naming_its_websockets(
         assert await client.recv() == "to the websockets"
 
 
+async def test_an_attribute_error_of_a_websockets_own_send_is_not_taken_for_no_websocket(
+    run_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (Review R2 of 114b9a4.) broadcast() turns an AttributeError of its loop
+    # into the TypeError for what is no WebSocket: one raised inside a
+    # WebSocket's own send (a bug there) goes up as it is.
+    routes, connected = hub()
+    server = await run_server(routes, compression=None)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/"):
+        await wait_for_members(connected, 1)
+
+        def broken(self: WebSocket, frame: bytes, length: int | None) -> bool:
+            raise AttributeError("inside send")
+
+        monkeypatch.setattr(WebSocket, "send_frame_nowait", broken)
+        with pytest.raises(AttributeError, match="inside send"):
+            broadcast(server.websockets, "x")
+        with pytest.raises(AttributeError, match="inside send"):
+            broadcast(iter(list(server.websockets)), "x")
+
+
 async def test_mixed_compression_parameters(run_server: StartServer) -> None:
     routes, connected = hub()
     server = await run_server(routes, compression="deflate", compression_min_size=0)
