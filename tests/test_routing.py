@@ -2114,6 +2114,19 @@ def test_a_uri_ending_in_two_slashes_leaves_one_of_the_forms_to_the_other(
     assert reached, (forms, [routes.resolve(p, "", "GET", False).route for p in forms])
 
 
+def test_a_strict_double_slash_after_the_root_is_reached() -> None:
+    # (Review R2.) "/" takes "/" alone, not strict or strict: a strict "//"
+    # after it was refused as never reached. One not strict takes "/" alone
+    # too ("//" is "/" and its "/"), and is refused after it.
+    routes = Router()
+    routes.add_route(ok, "/", strict_slashes=False, name="root")
+    added = routes.add_route(ok, "//", strict_slashes=True, name="double")
+    assert routes.resolve("//", "", "GET", False).route is added
+    assert routes.resolve("/", "", "GET", False).route is not added
+    with pytest.raises(ValueError, match="would never be reached"):
+        routes.add_route(ok, "//", strict_slashes=False, name="other")
+
+
 def test_a_strict_route_a_uri_ending_in_two_slashes_takes_is_refused_or_its_head_taken() -> None:
     # (Review R2 of 43134df.) "/a//", not strict, takes "/a/" and "/a//": a
     # strict "/a/" after it is never reached. Taking one "/" off each, the

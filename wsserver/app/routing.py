@@ -827,19 +827,15 @@ class Router:
                 the other form of its paths.)
         """
         bare = _unslashed(route.shape)
+        forms = _forms(route)
         for other in self.routes:
             # (Routes are tried in order: a host's route goes before the
             # route for every host, where Sanic tries it first anyway.)
             if other.is_websocket != route.is_websocket or not _answers_hosts_of(other, route):
                 continue
-            # (Its parameters named otherwise, it matches the same paths; an
-            # earlier route without strict slashes takes both forms.)
-            if (other.shape == route.shape and not _other_form_left(other, route)) or (
-                not other.strict_slashes
-                and other.shape.startswith(bare)
-                # (Each form of a route not strict: one form, of a strict one.)
-                and _unslashed(other.shape) in (bare, route.shape if route.strict_slashes else bare)
-            ):
+            # (Each form of its URI is one the other takes, its parameters
+            # named otherwise: the same paths.)
+            if forms <= _forms(other):
                 if not _share_a_method(other, route):
                     continue  # (another method, or a HEAD route beside its GET route)
                 hosts = "host" if other.hosts == route.hosts else "hosts, first (add it before)"
@@ -1259,18 +1255,17 @@ def _unslashed(uri: str) -> str:
     return uri[:-1] if len(uri) > 1 and uri.endswith("/") else uri
 
 
-def _other_form_left(first: Route, later: Route) -> bool:
-    """Whether ``later``, of ``first``'s URI, takes a form of its paths
-    (with or without a trailing ``/``) that ``first`` does not: ``first`` is
-    strict about its ``/`` and ``later`` not, and ``first`` does not take
-    both forms anyway (``/`` has one; a trailing ``path`` parameter takes
-    the ``/`` too)."""
-    return (
-        first.strict_slashes
-        and not later.strict_slashes
-        and first.shape != "/"
-        and not first.shape.endswith("<:path>")
-    )
+def _forms(route: Route) -> frozenset[str]:
+    """The forms of its URI a route takes (its shape, parameters unnamed):
+    with and without one trailing ``/`` if it is not strict about it, or if
+    it ends in a ``path`` parameter (which takes the ``/`` too), as its
+    matching does; else its own. ``/`` has one form (``//`` not strict is
+    ``/`` and its ``/``: ``/`` too)."""
+    shape = route.shape
+    if route.strict_slashes and not shape.endswith("<:path>"):
+        return frozenset((shape,))
+    bare = _unslashed(shape)
+    return frozenset((bare,) if bare == "/" else (bare, bare + "/"))
 
 
 def _answers_hosts_of(first: Route, later: Route) -> bool:
