@@ -632,6 +632,48 @@ async def test_a_broker_given_to_serve_is_not_read_from_the_environment(
         assert server.config.broker == "memory"
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("max_size", "1000"), ("max_size", -1), ("ping_interval", 0), ("headers", [("Date", "x")])],
+)
+async def test_a_config_changed_after_it_was_made_is_checked_by_serve(
+    setting: str, value: Any
+) -> None:
+    # A Config is a dataclass whose fields may be set (config.max_size =
+    # int(os.environ["MAX"]) - 1): serve(config=...) took one set to what
+    # Config() refuses, and every connection failed at run time (max_size
+    # "1000": a TypeError at each message, the client's connection dropped
+    # without a close frame). serve() checks it as Config() does, with a
+    # keyword beside it or not, and the TestClient's too.
+    from wsserver.testing import TestClient
+
+    config = Config()
+    setattr(config, setting, value)
+    for given in ({}, {"max_queue": 8}):
+        with pytest.raises(ConfigError) as refused:
+            serve(echo_routes(), "127.0.0.1", 0, config=config, **given)
+        assert str(refused.value).startswith(f"{setting} must be "), refused.value
+    with pytest.raises(ConfigError):
+        TestClient(echo_routes(), config=config)
+    # A valid change is taken, checked as made (a list of headers kept as a tuple).
+    config = Config()
+    config.max_size = 5
+    config.headers = [("X-Frame-Options", "DENY")]
+    async with serve(echo_routes(), "127.0.0.1", 0, config=config) as server:
+        assert server.config.max_size == 5
+        assert server.config.headers == (("X-Frame-Options", "DENY"),)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+        writer.write(upgrade_request("/"))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 101 ") and b"X-Frame-Options: DENY" in head
+        writer.write(
+            b"\x81\x86abcd" + bytes(c ^ k for c, k in zip(b"sixsix", b"abcdab", strict=True))
+        )
+        frame = await asyncio.wait_for(reader.readexactly(4), 10)  # a close: 1009, too big
+        assert frame[0] == 0x88 and int.from_bytes(frame[2:4], "big") == 1009
+        writer.close()
+
+
 @pytest.mark.parametrize("setting", ["ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "ssl_ciphers"])
 @pytest.mark.parametrize("blank", [" ", "\t", "  \n"])
 async def test_a_blank_tls_file_given_to_serve_is_refused_as_the_setting(

@@ -1873,7 +1873,8 @@ def serve(
     they win over ``WEBSOCKET_*`` environment variables, which win over the
     defaults. A ``config`` object may be given instead (settings then update it):
     it is taken as it is, without the environment or an ASGI application's
-    defaults (:meth:`Config.from_sources` reads those).
+    defaults (:meth:`Config.from_sources` reads those), but checked again (a
+    field set since it was made, too).
     An ASGI application gets permessage-deflate by default, as under uvicorn
     (``compression=None`` turns it off).
 
@@ -1946,7 +1947,9 @@ def serve(
             # setting given (a bad WEBSOCKET_BROKER failed the start).
             settings = {**settings, "broker": None}
         config = Config.from_sources(defaults=ASGI_DEFAULTS if asgi else None, **settings)
-    elif settings:
+    else:
+        # (A copy, checked as Config() checks it: its fields may have been set
+        # since it was made, config.max_size = ..., which nothing checked.)
         config = config.replace(**settings)
     if not isinstance(broker, Broker):
         given = broker
