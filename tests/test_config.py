@@ -674,6 +674,46 @@ async def test_a_config_changed_after_it_was_made_is_checked_by_serve(
         writer.close()
 
 
+async def test_an_asgi_application_already_wrapped_is_run_with_the_server_s_settings() -> None:
+    # wsserver.asgi.ASGIApplication(app, config) (how the server runs an ASGI
+    # app) given to serve() kept the settings of the Config it was made with:
+    # serve()'s own root_path, lifespan and max_body_size were ignored for it
+    # (the scope's root_path '', the lifespan run though 'off', a chunked body
+    # of any size taken); they are the server's now, as for the bare app.
+    import httpx
+
+    from wsserver.asgi import ASGIApplication
+
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+        if scope["type"] == "lifespan":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["root_path"].encode()})
+
+    wrapped = ASGIApplication(app, Config())
+    settings = {"root_path": "/api", "lifespan": "off", "max_body_size": 4}
+    async with serve(wrapped, "127.0.0.1", 0, **settings) as server:
+        url = f"http://127.0.0.1:{server.port}/api/x"
+
+        async def chunked() -> Any:
+            yield b"12345678"  # (no Content-Length: only the app's reading counts it)
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.get(url)
+            assert (answer.status_code, answer.text) == (200, "/api")
+            assert (await client.post(url, content=chunked())).status_code == 413
+    assert "lifespan" not in seen
+
+
 @pytest.mark.parametrize("setting", ["ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "ssl_ciphers"])
 @pytest.mark.parametrize("blank", [" ", "\t", "  \n"])
 async def test_a_blank_tls_file_given_to_serve_is_refused_as_the_setting(

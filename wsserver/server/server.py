@@ -1958,8 +1958,11 @@ def serve(
             config = config.replace(broker=given)
     elif config.broker is not None:
         config = config.replace(broker=None)  # (a Broker object's, not a URL's)
-    if asgi and not isinstance(app, ASGIApplication):
-        app = ASGIApplication(cast(ASGIApp, app), config)
+    if asgi:
+        # (One wrapped already is run with this server's settings, not those
+        # it was wrapped with.)
+        bare = app.app if isinstance(app, ASGIApplication) else app
+        app = ASGIApplication(cast(ASGIApp, bare), config)
     own_ssl = None
     if ssl is None:
         ssl = own_ssl = ssl_context(config)
