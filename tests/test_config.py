@@ -930,6 +930,27 @@ def test_unreadable_flag_names_the_flag_and_what_it_takes(
     assert "--max-size" in err and "positive integer" in err
 
 
+@pytest.mark.parametrize("empty", ["", " "])
+def test_compression_s_flag_given_empty_is_refused_not_taken_for_none(
+    empty: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --compression "$COMPRESSION" with the variable unset turned an ASGI
+    # application's permessage-deflate (on by default) off without a word,
+    # where a TLS file's or the broker's flag given empty is refused (4cfb80b):
+    # 'none' says none. (An empty WEBSOCKET_COMPRESSION is still off.)
+    from wsserver.__main__ import build_parser, config_from_args
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["x:y", f"--compression={empty}"])
+    err = capsys.readouterr().err
+    assert f"--compression: expected 'deflate' or 'none', not {empty!r}" in err, err
+    for word, said in (("none", None), ("off", None), ("0", None), ("deflate", "deflate")):
+        args = parser.parse_args(["x:y", "--compression", word])
+        assert config_from_args(args, asgi=True).compression == said
+    assert from_env(WEBSOCKET_COMPRESSION=empty).compression is None
+
+
 def test_a_root_path_given_to_a_router_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:
     # It is an ASGI application's (the scope's root_path): a Router took it
     # without a word, and its url_for() went on without the prefix.

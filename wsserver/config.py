@@ -1213,14 +1213,15 @@ def _reader(kind: Kind) -> Any:
 
     def read(text: str) -> Any:
         expected = f"expected {kind.accepted()}, not {kind.shown(text)}"
-        if isinstance(kind, Text) and kind.none_ok and not text.strip():
-            # A flag given empty (--ssl-certfile "$CERT", the variable unset):
-            # not none, as an empty variable is (TLS off without a word).
-            raise argparse.ArgumentTypeError(expected)
         try:
             value = kind.parse(text)
         except ValueError:
             raise argparse.ArgumentTypeError(expected) from None
+        if value is None and not text.strip():
+            # A flag given empty (--ssl-certfile "$CERT", the variable unset):
+            # not none, as an empty variable is (TLS off without a word; an
+            # ASGI application's compression off, for --compression).
+            raise argparse.ArgumentTypeError(expected)
         checked = [value] if kind.repeatable else value
         try:
             kind.check("value", checked)
