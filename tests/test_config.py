@@ -430,6 +430,37 @@ def test_unknown_setting_raises_config_error() -> None:
         Config.from_sources(env={}, max_sise=10)
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("ws_max_size", "max_size"),  # uvicorn's names, which the flags take as aliases
+        ("ws_ping_interval", "ping_interval"),
+        ("timeout_graceful_shutdown", "shutdown_timeout"),
+        ("h11_max_incomplete_event_size", "max_header_size"),
+        ("max_sise", "max_size"),  # a near miss
+        ("ws_per_message_deflate", "compression"),
+    ],
+)
+def test_an_unknown_setting_s_error_says_the_one_meant(given: str, said: str) -> None:
+    # serve(app, ws_max_size=...) (uvicorn.run()'s keyword, which the command
+    # line takes as --ws-max-size) was "unknown setting 'ws_max_size'", where a
+    # WEBSOCKET_WS_MAX_SIZE variable is warned of as WEBSOCKET_MAX_SIZE?: it
+    # names the setting now, as serve(), Config.replace() and TestClient say it.
+    from wsserver.testing import TestClient
+
+    for refuse in (
+        lambda: serve(echo_routes(), "127.0.0.1", 0, **{given: 10}),
+        lambda: Config().replace(**{given: 10}),
+        lambda: TestClient(echo_routes(), **{given: 10}),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            refuse()
+        assert str(refused.value).startswith(f"unknown setting {given!r}: {said}"), refused.value
+    with pytest.raises(ConfigError) as refused:
+        serve(echo_routes(), "127.0.0.1", 0, frobnicate=1)
+    assert str(refused.value) == "unknown setting 'frobnicate'"
+
+
 # -------------------------------------------------------------- environment
 
 

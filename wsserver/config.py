@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import ipaddress
 import math
 import os
@@ -1150,7 +1151,21 @@ def _check_names(values: Mapping[str, Any]) -> None:
     names = {name for name, _ in settings()}
     for name in values:
         if name not in names:
-            raise ConfigError(f"unknown setting {name!r}")
+            raise ConfigError(f"unknown setting {name!r}{_meant(name)}")
+
+
+def _meant(name: str) -> str:
+    """What an unknown setting's error adds: the setting a flag's other name
+    (uvicorn's: ``ws_max_size``) or a near miss (``max_sise``) stands for."""
+    if name == "ws_per_message_deflate":
+        return ": compression here ('deflate', or None for off)"
+    for setting, spec in settings():
+        if f"--{name.replace('_', '-')}" in spec.aliases:
+            return f": {setting} here (uvicorn's name, which --{name.replace('_', '-')} takes)"
+    # (Not too loose: workers is no broker, timeout no ping_timeout.)
+    names = [setting for setting, _ in settings()]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return f": {close[0]}?" if close else ""
 
 
 #: Environment variable -> setting name.
