@@ -1190,6 +1190,40 @@ async def test_forwarded_address_behind_trusted_proxy_headers() -> None:
         assert await ws.receive_json() == {"remote": ["203.0.113.7", 0], "scheme": "https"}
 
 
+async def test_proxy_headers_that_a_socket_pair_s_peer_is_not_trusted_with_are_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # TestClient(app, proxy_headers=True): its socket pairs have no address,
+    # which forwarded_allow_ips at its default (127.0.0.1, ::1) does not
+    # trust, so the test's X-Forwarded-For was ignored without a word (a
+    # server listening on a Unix socket says so at start). Said once, at the
+    # first connection handed over such a socket; nothing when trusted.
+    caplog.set_level(logging.WARNING, logger="wsserver.server")
+    routes = Router()
+
+    @routes.get("/who")
+    async def who(request: Request) -> Response:
+        return text(repr(request.remote_address))
+
+    headers = {"X-Forwarded-For": "203.0.113.7"}
+    async with TestClient(routes, proxy_headers=True) as client:
+        for _ in range(2):
+            assert (await client.get("/who", headers=headers)).text == "None"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "connections handed over a Unix socket (a TestClient's socket pairs) have no address:"
+        " forwarded_allow_ips trusts none of them (it has neither 'unix' nor '*'), so the"
+        " client and scheme that X-Forwarded-* and Forwarded headers (proxy_headers) give"
+        " are never believed"
+    ], warned
+    caplog.clear()
+    for settings in ({"forwarded_allow_ips": "*"}, {"forwarded_allow_ips": "unix"}, {}):
+        async with TestClient(routes, proxy_headers=bool(settings), **settings) as client:
+            answer = await client.get("/who", headers=headers)
+            assert answer.text == ("('203.0.113.7', 0)" if settings else "None")
+    assert not caplog.records
+
+
 async def test_paths_are_percent_encoded() -> None:
     async with (
         TestClient(chat.routes) as client,

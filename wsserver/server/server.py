@@ -721,22 +721,29 @@ class Server:
             await self._watch_again(timeout)
         self._say_unix_peers_untrusted()
 
-    def _say_unix_peers_untrusted(self) -> None:
+    def _say_unix_peers_untrusted(self, where: str | None = None) -> None:
         """proxy_headers or proxy_protocol on a Unix socket whose peers (which
         have no address) forwarded_allow_ips does not trust: what the proxy
-        says is never believed (every client is None), which is said at WARNING."""
-        assert self._server is not None
+        says is never believed (every client is None), which is said at WARNING,
+        once. ``where``: how such connections come, when not listened for
+        (:meth:`accept_socket`'s)."""
         settings = (
             ("X-Forwarded-* and Forwarded headers (proxy_headers)", self.trusted_proxies),
             ("PROXY protocol headers (proxy_protocol)", self.proxy_protocol_peers),
         )
         said = [what for what, peers in settings if peers is not None and None not in peers]
-        if said and any(sock.family == socket.AF_UNIX for sock in self._server.sockets):
+        if where is None:
+            assert self._server is not None
+            if not any(sock.family == socket.AF_UNIX for sock in self._server.sockets):
+                return
+            where = "listening on a Unix socket, whose peers have"
+        if said and "proxy header untrusted, unix" not in self._told:
             self._told.add("proxy header untrusted, unix")  # (said here, once)
             logger.warning(
-                "listening on a Unix socket, whose peers have no address: forwarded_allow_ips"
+                "%s no address: forwarded_allow_ips"
                 " trusts none of them (it has neither 'unix' nor '*'), so the client and scheme"
                 " that %s give are never believed",
+                where,
                 " or ".join(said),
             )
 
@@ -832,6 +839,12 @@ class Server:
         if self.closing:
             raise RuntimeError("the server is closed (or closing): it takes no more sockets")
         timeout = self.config.open_timeout if self._accept_ssl is not None else None
+        proxies = self.trusted_proxies is not None or self.proxy_protocol_peers is not None
+        if proxies and sock.family == socket.AF_UNIX:
+            # (A TestClient's socket pairs: as a Unix socket listened on, said once.)
+            self._say_unix_peers_untrusted(
+                "connections handed over a Unix socket (a TestClient's socket pairs) have"
+            )
         made: list[HttpProtocol | ProxyHeaderThenTLS] = []
 
         def make_protocol() -> HttpProtocol | ProxyHeaderThenTLS:
