@@ -788,6 +788,18 @@ async def test_uvicorns_variables_are_read_and_checked(env: dict[str, str], said
     assert said in err.strip().splitlines()[-1] and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+async def test_a_blank_worker_count_variable_is_unset(blank: str) -> None:
+    # A blank WEBSOCKET_WORKERS was unset, as an empty one (a template's
+    # unset variable, as WEBSOCKET_HOST's), but a blank WEB_CONCURRENCY, read
+    # the same way in its place, refused the start: "WEB_CONCURRENCY: expected
+    # a number of worker processes from 1 to 1024, not ' '". Both are unset.
+    for env in ({"WEB_CONCURRENCY": blank}, {"WEBSOCKET_WORKERS": blank, "WEB_CONCURRENCY": blank}):
+        async with running_cli("examples.echo:routes", env=env) as cli:
+            await assert_echo(cli.url + "/ws")
+        assert "supervisor" not in cli.stderr and "worker" not in cli.stderr, cli.stderr
+
+
 async def test_uvicorns_other_flags_are_taken(tmp_path: Path) -> None:
     # So that a uvicorn command line runs: these were "unrecognized
     # arguments" (exit 2); those that change nothing here say so.

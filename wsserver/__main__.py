@@ -1536,9 +1536,10 @@ def _main(argv: Sequence[str] | None) -> int:
             if os.environ.get("WEBSOCKET_WORKERS", "").strip()
             else "WEB_CONCURRENCY"
         )
-        supervised = bool(os.environ.get(variable))
+        given = os.environ.get(variable, "").strip()  # (blank: unset, as empty)
+        supervised = bool(given)
         try:
-            workers = _workers(os.environ.get(variable) or "1")
+            workers = _workers(given or "1")
         except argparse.ArgumentTypeError as exc:
             _refuse(parser, args, f"{variable}: {exc}")
     # --reload restarts the process, and one that stops after limit_max_requests
