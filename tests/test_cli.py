@@ -2702,6 +2702,62 @@ async def test_a_bad_log_variable_is_named_with_where_it_came_from(tmp_path: Pat
 @pytest.mark.parametrize(
     ("lines", "said"),
     [
+        (
+            "WEBSOCKET_SSL_CERTFILE=/nonexistent/cert.pem\n",
+            "TLS: ssl_certfile /nonexistent/cert.pem: No such file or directory",
+        ),
+        (
+            "WEBSOCKET_SSL_KEYFILE=/nonexistent/key.pem\n",
+            "ssl_keyfile '/nonexistent/key.pem' needs ssl_certfile"
+            " (--ssl-certfile or WEBSOCKET_SSL_CERTFILE)",
+        ),
+        (
+            "WEBSOCKET_METRICS_PATH=/s\nWEBSOCKET_STATUS_PATH=/s\n",
+            "metrics_path '/s' is a path of the status page's (status_path '/s': it and its"
+            " /ws): give it another",
+        ),
+    ],
+)
+async def test_a_refusal_of_settings_from_variables_names_them_and_the_env_file(
+    tmp_path: Path, lines: str, said: str
+) -> None:
+    # What is refused once the settings are read (a TLS file, settings that
+    # clash) named the setting alone: 'TLS: ssl_certfile /x: No such file',
+    # with no such flag on the command line, and nothing of the --env-file
+    # that set it, which a refusal of a variable's value names
+    # ('WEBSOCKET_MAX_SIZE: max_size must be ... (set by --env-file .env)').
+    env_file = tmp_path / "app.env"
+    env_file.write_text(lines)
+    env = dict(line.split("=", 1) for line in lines.split())
+    variables = " and ".join(env)
+    code, err = await run_cli_to_end(
+        "examples.echo:routes", "--port", "0", "--env-file", str(env_file)
+    )
+    last = err.strip().splitlines()[-1]
+    assert code == 2, err
+    assert last == f"error: {variables}: {said} (set by --env-file {env_file})", err
+    code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", env=env)
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: {variables}: {said}", err
+    if len(env) == 2:  # (of two, one from the environment: the file's is named)
+        code, err = await run_cli_to_end(
+            "examples.echo:routes",
+            "--port",
+            "0",
+            "--env-file",
+            str(env_file),
+            env={"WEBSOCKET_METRICS_PATH": "/s"},
+        )
+        last = err.strip().splitlines()[-1]
+        assert last.endswith(f"(WEBSOCKET_STATUS_PATH set by --env-file {env_file})"), err
+    # Given as flags: as it was.
+    flags = [f"--{name[10:].lower().replace('_', '-')}={value}" for name, value in env.items()]
+    code, err = await run_cli_to_end("examples.echo:routes", "--port", "0", *flags)
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: {said}", err
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
         ("WEBSOCKET_PORT=abc\n", "WEBSOCKET_PORT: expected a port number"),
         ("WEBSOCKET_MAX_SIZE=-5\n", "WEBSOCKET_MAX_SIZE: max_size"),
         ("WEBSOCKET_UDS=x.sock\nWEBSOCKET_PORT=1\n", "WEBSOCKET_UDS and WEBSOCKET_PORT: each"),

@@ -1675,6 +1675,7 @@ def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: 
     Before logging is configured (where to listen, ``--env-file``, ``--app-dir``),
     under ``--log-format json``, a JSON line all the same: a handler for it is set.
     """
+    message = _set_by_variables(args, message)
     message += _set_by_env_file(args, message)
     in_worker_log = args.worker is not None and logger.isEnabledFor(logging.ERROR)
     if args.log_format == "json" or (in_worker_log and logger.hasHandlers()):
@@ -1697,6 +1698,23 @@ def _set_by_env_file(args: argparse.Namespace, message: str) -> str:
         return ""
     which = "" if ours == named else f"{' and '.join(ours)} "
     return f" ({which}set by --env-file {args.env_file})"
+
+
+def _set_by_variables(args: argparse.Namespace, message: str) -> str:
+    """``message`` (a refusal) begun with the variables that set the settings
+    it names, where no flag did, as a refusal of a variable's value begins
+    (``TLS: ssl_certfile /x: No such file``, no such flag given:
+    ``WEBSOCKET_SSL_CERTFILE: TLS: ...``; :func:`_set_by_env_file` then says
+    which of them the ``--env-file`` set); unless it names them already."""
+    given = flag_settings(args)
+    variables = []
+    for name, spec in settings():
+        if name in given or not re.search(rf"\b{name}\b", message):
+            continue
+        found = spec.from_environment(os.environ)
+        if found is not None and found[0] not in message:
+            variables.append(found[0])
+    return f"{' and '.join(variables)}: {message}" if variables else message
 
 
 def _limits_requests(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
