@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
 
 import pytest
@@ -991,6 +992,52 @@ def test_a_root_path_given_to_a_router_is_warned_of(caplog: pytest.LogCaptureFix
     caplog.clear()
     serve(Router(), "127.0.0.1", 0)
     assert not [r for r in caplog.records if "root_path" in r.getMessage()]
+
+
+async def test_compression_settings_while_compression_is_off_are_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # --compression-level 9 (or WEBSOCKET_COMPRESSION_WINDOW_BITS) given to a
+    # Router, whose compression is off by default, or to an ASGI app with
+    # compression=None, changed nothing without a word, where a
+    # limit_max_requests_jitter without limit_max_requests, a metrics_token
+    # without metrics_path, ssl_* without ssl_certfile are said.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await receive()
+
+    caplog.set_level(logging.WARNING, logger="wsserver.server")
+    for server in (
+        serve(echo_routes(), "127.0.0.1", 0, compression_level=9, compression_window_bits=10),
+        serve(
+            app, "127.0.0.1", 0, compression=None, compression_level=9, compression_window_bits=10
+        ),
+    ):
+        reader, writer = await asyncio.open_connection(
+            *(await server.start()).sockets[0].getsockname()[:2]
+        )
+        writer.write(upgrade_request("/", [("Sec-WebSocket-Extensions", "permessage-deflate")]))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert b"permessage-deflate" not in head  # (off, as the warning says)
+        writer.close()
+        await server.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        said
+        == [
+            "compression_level and compression_window_bits are set but compression is off:"
+            " nothing is compressed (compression 'deflate', --compression deflate, turns it on)"
+        ]
+        * 2
+    ), said
+    caplog.clear()
+    # Compression on (a Router's asked for, an ASGI app's default), or nothing set: no word.
+    serve(echo_routes(), "127.0.0.1", 0, compression="deflate", compression_level=9)
+    serve(app, "127.0.0.1", 0, compression_level=9)
+    serve(echo_routes(), "127.0.0.1", 0)
+    assert not caplog.records
 
 
 def test_lifespan_off_given_to_a_router_with_hooks_is_warned_of(

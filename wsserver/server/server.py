@@ -274,6 +274,21 @@ class Server:
             logger.warning("status_token is set but status_path is not: there is no status page")
         if config.metrics_token is not None and config.metrics_path is None:
             logger.warning("metrics_token is set but metrics_path is not: there are no metrics")
+        if config.compression is None:
+            moot = [
+                name
+                for name, field in Config.__dataclass_fields__.items()
+                if name.startswith("compression_") and getattr(config, name) != field.default
+            ]
+            if moot:
+                # (A WEBSOCKET_COMPRESSION_LEVEL, a --compression-level for a
+                # Router, whose compression is off unless asked for.)
+                logger.warning(
+                    "%s %s set but compression is off: nothing is compressed (compression"
+                    " 'deflate', --compression deflate, turns it on)",
+                    " and ".join(moot),
+                    "is" if len(moot) == 1 else "are",
+                )
         if config.limit_max_requests_jitter and config.limit_max_requests is None:
             logger.warning(
                 "limit_max_requests_jitter is set but limit_max_requests is not: "
