@@ -1040,6 +1040,30 @@ async def test_compression_settings_while_compression_is_off_are_warned_of(
     assert not caplog.records
 
 
+def test_redis_broker_settings_without_a_redis_broker_are_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # WEBSOCKET_BROKER_PREFIX (or broker_timeout=...) with no broker, or
+    # 'memory', changed nothing without a word: they are the Redis broker's.
+    caplog.set_level(logging.WARNING, logger="wsserver.server")
+    serve(echo_routes(), "127.0.0.1", 0, broker_prefix="app:", broker_timeout=2)
+    serve(echo_routes(), "127.0.0.1", 0, broker="memory", broker_prefix="app:", broker_timeout=2)
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        said
+        == [
+            "broker_prefix and broker_timeout are set but the broker is this process's"
+            " (memory): they are a Redis broker's (broker redis://..., --broker)"
+        ]
+        * 2
+    ), said
+    caplog.clear()
+    pytest.importorskip("redis")
+    serve(echo_routes(), "127.0.0.1", 0, broker="redis://127.0.0.1:1/0", broker_prefix="app:")
+    serve(echo_routes(), "127.0.0.1", 0, broker="memory")
+    assert not caplog.records
+
+
 def test_lifespan_off_given_to_a_router_with_hooks_is_warned_of(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

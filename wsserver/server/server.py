@@ -330,6 +330,19 @@ class Server:
                 "lifespan 'off' is an ASGI application's: a Router's on_startup and "
                 "on_shutdown hooks run all the same"
             )
+        if broker is None or isinstance(broker, MemoryBroker):
+            moot = [
+                name
+                for name, field in Config.__dataclass_fields__.items()
+                if name.startswith("broker_") and getattr(config, name) != field.default
+            ]
+            if moot:
+                logger.warning(
+                    "%s %s set but the broker is this process's (memory): they are a Redis"
+                    " broker's (broker redis://..., --broker)",
+                    " and ".join(moot),
+                    "is" if len(moot) == 1 else "are",
+                )
         #: Publish/subscribe: this server's topics, joined to others by the broker.
         self.pubsub = Topics(
             broker if broker is not None else MemoryBroker(),
