@@ -1064,6 +1064,29 @@ def test_redis_broker_settings_without_a_redis_broker_are_warned_of(
     assert not caplog.records
 
 
+def test_max_form_parts_given_to_an_asgi_application_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # It bounds a Router's request.form and request.files: an ASGI application
+    # parses its own bodies (Starlette's request.form(max_fields=...)), and
+    # --max-form-parts 10 given to one changed nothing without a word, as
+    # root_path given to a Router is said.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        pass
+
+    caplog.set_level(logging.WARNING, logger="wsserver.server")
+    serve(app, "127.0.0.1", 0, max_form_parts=10)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "max_form_parts 10 bounds a Router's request.form and request.files: an ASGI"
+        " application parses its own (Starlette's request.form(max_fields=...))"
+    ], said
+    caplog.clear()
+    serve(app, "127.0.0.1", 0)
+    serve(Router(), "127.0.0.1", 0, max_form_parts=10)
+    assert not caplog.records
+
+
 def test_lifespan_off_given_to_a_router_with_hooks_is_warned_of(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

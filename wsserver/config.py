@@ -776,7 +776,7 @@ class Config:
         MAX_FORM_PARTS,
         Count(),
         "fields and files a Router's HTTP route may find in a form body (`request.form`, "
-        "`request.files`: 400 beyond).",
+        "`request.files`: 400 beyond); an ASGI app parses its own (a warning says so).",
         env="WEBSOCKET_MAX_FORM_PARTS",
         flag="--max-form-parts",
     )

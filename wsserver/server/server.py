@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Container, Coroutine, Generator, Iterable, Sequence
 from typing import Any, cast
 
+from ..app.forms import MAX_PARTS as MAX_FORM_PARTS
 from ..app.request import Request
 from ..app.routing import Router, ServerHook, route_of
 from ..asgi import ASGIApplication, is_asgi_app
@@ -321,6 +322,12 @@ class Server:
                 "root_path %r is given to ASGI applications (their scope's): a Router's "
                 "routes and url_for() do not use it",
                 config.root_path,
+            )
+        if self.asgi is not None and config.max_form_parts != MAX_FORM_PARTS:
+            logger.warning(
+                "max_form_parts %d bounds a Router's request.form and request.files: an ASGI"
+                " application parses its own (Starlette's request.form(max_fields=...))",
+                config.max_form_parts,
             )
         router = self.router
         if config.lifespan == "off" and router and (router.startup_hooks or router.shutdown_hooks):
