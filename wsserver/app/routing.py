@@ -826,7 +826,6 @@ class Router:
                 (A strict route leaves a later one of its URI that is not strict
                 the other form of its paths.)
         """
-        bare = _unslashed(route.shape)
         forms = _forms(route)
         for other in self.routes:
             # (Routes are tried in order: a host's route goes before the
@@ -844,7 +843,9 @@ class Router:
                 )
             if other.exact is not None or not route.shape.startswith(other.prefix):
                 continue  # (no parameters; or what comes before them is not the route's)
-            if _unslashed(other.shape) == bare and not _share_a_method(other, route):
+            if other.shape.rstrip("/") == route.shape.rstrip("/") and not _share_a_method(
+                other, route
+            ):
                 continue  # (a HEAD route beside its GET route, as resolve() pairs them)
             covered = _covers_paths(other, route) or _covers_shape(other, route)
             if covered and _takes_a_method(other, route):
