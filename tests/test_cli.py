@@ -2755,6 +2755,24 @@ async def test_a_refusal_of_settings_from_variables_names_them_and_the_env_file(
     assert code == 2 and err.strip().splitlines()[-1] == f"error: {said}", err
 
 
+async def test_a_refusal_that_names_no_setting_is_not_given_a_variable(tmp_path: Path) -> None:
+    # (Review R3 of e2e1de6.) A refusal of the application (a module named
+    # broker or lifespan, not found) names no setting, whatever its words: it
+    # was begun with WEBSOCKET_BROKER, as if that variable were at fault.
+    env_file = tmp_path / "app.env"
+    env_file.write_text("WEBSOCKET_LIFESPAN=off\n")
+    code, err = await run_cli_to_end(
+        "broker:app", "--env-file", str(env_file), env={"WEBSOCKET_BROKER": "memory"}
+    )
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: cannot import 'broker'"), err
+    assert "set by" not in last, err
+    code, err = await run_cli_to_end("lifespan:app", "--env-file", str(env_file))
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: cannot import 'lifespan'"), err
+    assert "set by" not in last, err
+
+
 @pytest.mark.parametrize(
     ("lines", "said"),
     [

@@ -1590,7 +1590,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if not isinstance(app, Router) and not is_asgi_app(app):
             app = ASGIApplication(app, config)  # --interface asgi vouches for it
     except (ConfigError, ValueError, ImportError) as exc:
-        _refuse(parser, args, str(exc))
+        _refuse(parser, args, str(exc), of_settings=True)
     try:
         new_loop = use_loop(parser, args)
         loop = None if new_loop is None else new_loop()
@@ -1620,7 +1620,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 _fatal("%s failed: %s", what, exc)
             return 3
         if isinstance(exc, ConfigError):
-            _refuse(parser, args, str(exc))
+            _refuse(parser, args, str(exc), of_settings=True)
         if isinstance(exc, OSError):
             _fatal("cannot listen on %s: %s", _target(args), exc)
             return 1
@@ -1667,15 +1667,25 @@ def _log_config_error(exc: Exception) -> str:
     return f"KeyError {exc}: a name the file uses is not defined (or an environment variable unset)"
 
 
-def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, message: str) -> NoReturn:
+def _refuse(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    message: str,
+    *,
+    of_settings: bool = False,
+) -> NoReturn:
     """Stop at start-up: ``message`` in one line, exit code 2 (with ``--log-format json``,
     a JSON line as every other; logging is configured by then; in a worker, a
     log line that says which, among the supervisor's).
 
     Before logging is configured (where to listen, ``--env-file``, ``--app-dir``),
     under ``--log-format json``, a JSON line all the same: a handler for it is set.
+    ``of_settings``: the settings' check refused (a ConfigError), whose message
+    names settings (see :func:`_set_by_variables`); another's words may be a
+    setting's name and not mean it (no module named 'broker').
     """
-    message = _set_by_variables(args, message)
+    if of_settings:
+        message = _set_by_variables(args, message)
     message += _set_by_env_file(args, message)
     in_worker_log = args.worker is not None and logger.isEnabledFor(logging.ERROR)
     if args.log_format == "json" or (in_worker_log and logger.hasHandlers()):
@@ -1727,7 +1737,7 @@ def _supervisor_config(parser: argparse.ArgumentParser, args: argparse.Namespace
     try:
         return config_from_args(args)
     except ConfigError as exc:
-        _refuse(parser, args, str(exc))
+        _refuse(parser, args, str(exc), of_settings=True)
 
 
 def supervise(
@@ -1754,7 +1764,7 @@ def supervise(
             require_prometheus_client()
         broker = config_broker(config)  # (the same: a URL that is none, redis-py missing)
     except ConfigError as exc:
-        _refuse(parser, args, str(exc))
+        _refuse(parser, args, str(exc), of_settings=True)
     if workers > 1 and isinstance(broker, MemoryBroker):
         # (Said once, at start: an application that uses no topics loses nothing.)
         logger.info(
