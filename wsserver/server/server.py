@@ -275,21 +275,14 @@ class Server:
             logger.warning("status_token is set but status_path is not: there is no status page")
         if config.metrics_token is not None and config.metrics_path is None:
             logger.warning("metrics_token is set but metrics_path is not: there are no metrics")
-        if config.compression is None:
-            moot = [
-                name
-                for name, field in Config.__dataclass_fields__.items()
-                if name.startswith("compression_") and getattr(config, name) != field.default
-            ]
-            if moot:
-                # (A WEBSOCKET_COMPRESSION_LEVEL, a --compression-level for a
-                # Router, whose compression is off unless asked for.)
-                logger.warning(
-                    "%s %s set but compression is off: nothing is compressed (compression"
-                    " 'deflate', --compression deflate, turns it on)",
-                    " and ".join(moot),
-                    "is" if len(moot) == 1 else "are",
-                )
+        if config.compression is None and (moot := _set_away(config, "compression_")):
+            # (A WEBSOCKET_COMPRESSION_LEVEL, a --compression-level for a
+            # Router, whose compression is off unless asked for.)
+            logger.warning(
+                "%s set but compression is off: nothing is compressed (compression"
+                " 'deflate', --compression deflate, turns it on)",
+                moot,
+            )
         if config.limit_max_requests_jitter and config.limit_max_requests is None:
             logger.warning(
                 "limit_max_requests_jitter is set but limit_max_requests is not: "
@@ -337,19 +330,14 @@ class Server:
                 "lifespan 'off' is an ASGI application's: a Router's on_startup and "
                 "on_shutdown hooks run all the same"
             )
-        if broker is None or isinstance(broker, MemoryBroker):
-            moot = [
-                name
-                for name, field in Config.__dataclass_fields__.items()
-                if name.startswith("broker_") and getattr(config, name) != field.default
-            ]
-            if moot:
-                logger.warning(
-                    "%s %s set but the broker is this process's (memory): they are a Redis"
-                    " broker's (broker redis://..., --broker)",
-                    " and ".join(moot),
-                    "is" if len(moot) == 1 else "are",
-                )
+        if (broker is None or isinstance(broker, MemoryBroker)) and (
+            moot := _set_away(config, "broker_")
+        ):
+            logger.warning(
+                "%s set but the broker is this process's (memory): they are a Redis"
+                " broker's (broker redis://..., --broker)",
+                moot,
+            )
         #: Publish/subscribe: this server's topics, joined to others by the broker.
         self.pubsub = Topics(
             broker if broker is not None else MemoryBroker(),
@@ -2025,6 +2013,17 @@ def serve(
         watch_handshakes(own_ssl, server.tls_handshake_failed)
         server._served_certfile = config.ssl_certfile
     return server
+
+
+def _set_away(config: Config, prefix: str) -> str:
+    """The settings named ``prefix...`` that ``config`` has otherwise than
+    their defaults, said for a start-up warning ("a and b are"), or ""."""
+    moot = [
+        name
+        for name, field in Config.__dataclass_fields__.items()
+        if name.startswith(prefix) and getattr(config, name) != field.default
+    ]
+    return f"{' and '.join(moot)} {'is' if len(moot) == 1 else 'are'}" if moot else ""
 
 
 def config_broker(config: Config, url: str | None = None) -> Broker:
