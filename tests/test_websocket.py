@@ -15,6 +15,7 @@ import os
 import socket
 import types
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -280,6 +281,27 @@ class TestSend:
             (Opcode.CONTINUATION, False, False, b"b"),
             (Opcode.CONTINUATION, True, False, b""),
         ]
+        await client.expect_close(1000)
+
+    async def test_an_empty_iterable_sends_nothing(self, run_server: StartServer) -> None:
+        # As the websockets library's send(): no fragment, no message (neither
+        # text nor binary could be told); the next message goes out as usual.
+        routes = Router()
+
+        async def nothing() -> AsyncIterator[str]:
+            return
+            yield ""
+
+        @routes.websocket("/")
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.send(())
+            await ws.send(iter([]))
+            await ws.send(nothing())
+            await ws.send("after")
+
+        server = await run_server(routes, compression=None)
+        client = await RawClient.connect(server.port)
+        assert await client.recv_frame() == (Opcode.TEXT, True, False, b"after")
         await client.expect_close(1000)
 
     async def test_compress_false_sends_plain_frame(self, run_server: StartServer) -> None:

@@ -299,7 +299,8 @@ class WebSocket:
         (bytearray, memoryview, ``array.array``, a NumPy array) as binary; a
         dict or list as JSON text. An iterable or async iterable of str or of
         bytes(-like objects) is sent as one fragmented message, a frame per
-        item (not a set, nor a mapping that is no dict: its keys).
+        item (not a set, nor a mapping that is no dict: its keys); an empty
+        one sends nothing, as the websockets library's ``send()``.
 
         Args:
             data: what to send.
