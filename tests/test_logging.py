@@ -1243,3 +1243,52 @@ async def test_a_request_refused_for_its_head_is_logged_with_its_method_and_path
         ["CONNECT", "-", "501"],
         ["GET", "-", "400"],
     ], lines
+
+
+async def test_json_lines_say_null_for_a_peer_or_a_path_not_known(
+    socket_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Unix socket's client has no address: the text line says '-', but the
+    # JSON field (the access line's and an application error's) said the
+    # string "-" too, where every other field not known (a method, a route,
+    # a close code) is null, as the README says: a pipeline grouping by
+    # peer had "-" as one client.
+    import json
+
+    from wsserver import serve
+    from wsserver.logs import JsonFormatter
+
+    routes = Router()
+
+    @routes.get("/fail", name="fail")
+    async def fail(request: Request) -> None:
+        raise ValueError("a bug")
+
+    caplog.set_level(logging.INFO, logger="wsserver")
+    async with serve(routes, uds=socket_path):
+        for request in (b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /fai"):
+            reader, writer = await asyncio.open_unix_connection(socket_path)
+            writer.write(request)
+            if request.endswith(b"\r\n\r\n"):
+                assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 500 ")
+            writer.close()
+        await wait_for(
+            lambda: len([r for r in caplog.records if r.name == "wsserver.access"]) == 2,
+            what="both access lines",
+        )
+    lines = [
+        json.loads(JsonFormatter().format(r))
+        for r in caplog.records
+        if r.name == "wsserver.access" or r.levelno == logging.ERROR
+    ]
+    error = next(e for e in lines if e["logger"] != "wsserver.access")
+    access = [e for e in lines if e["logger"] == "wsserver.access"]
+    assert (error["peer"], error["path"]) == (None, "/fail")
+    assert [(e["peer"], e["method"], e["path"], e["status"]) for e in access] == [
+        (None, "GET", "/fail", 500),
+        (None, None, "-", None),  # (the path of a head never whole: '-', pinned in 3694f61)
+    ]
+    assert [r.getMessage().split()[:3] for r in caplog.records if r.name == "wsserver.access"] == [
+        ["-", "GET", "/fail"],
+        ["-", "-", "-"],
+    ]

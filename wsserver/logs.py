@@ -112,7 +112,9 @@ def log_access(
             "-" if close_code is None else close_code,
             sent,
             extra={
-                "peer": peer(address),
+                # (No address, a Unix socket's client: null, as each field not
+                # known; the line's text says '-'.)
+                "peer": None if address is None else peer(address),
                 "method": None if method is None else shown_method,
                 "path": shown_path,
                 "status": status or None,
@@ -247,7 +249,7 @@ def error_fields(
     logs as the access line has them: ``peer``, ``path`` (as the access line
     has it: the target's path as sent, percent-encoded), ``route``."""
     return {
-        "peer": peer(address),
+        "peer": None if address is None else peer(address),
         "path": None if sent_path is None else printable(sent_path).replace(" ", "%20"),
         "route": route,
     }
