@@ -1548,6 +1548,62 @@ async def test_a_socket_systemd_passed_and_listened_on_is_not_warned_of() -> Non
     assert "LISTEN_FDS" not in cli.stderr + other.stderr
 
 
+#: ``python -c`` this, then the descriptors of sockets and ``python -m
+#: wsserver``'s arguments after ``--``: socket activation of a ``.socket`` unit
+#: with one ``ListenStream=`` each (fd 3, 4, ...; LISTEN_FDS their number).
+SOCKETS_ACTIVATED = """
+import fcntl, os, sys
+split = sys.argv.index("--")
+fds = [int(fd) for fd in sys.argv[1:split]]
+moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]  # (out of the way of 3, 4...)
+for number, fd in enumerate(moved, 3):
+    os.dup2(fd, number)
+os.environ["LISTEN_FDS"] = str(len(fds))
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.executable, [sys.executable, "-m", "wsserver", *sys.argv[split + 1 :]])
+"""
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "1")])
+async def test_sockets_systemd_passed_beside_the_one_listened_on_are_said(
+    workers: tuple[str, ...],
+) -> None:
+    # A .socket unit with two ListenStream= (IPv4 and IPv6, or two ports) and
+    # --fd 3: the second socket's clients waited unanswered (their connections
+    # taken by the kernel, never accepted) and nothing said so, where a socket
+    # passed without --fd at all is said (above).
+    first, second = (socket.create_server(("127.0.0.1", 0)) for _ in range(2))
+    ports = (first.getsockname()[1], second.getsockname()[1])
+    fds = (first.fileno(), second.fileno())
+    for sock in (first, second):
+        sock.set_inheritable(True)
+    command = (sys.executable, "-c", SOCKETS_ACTIVATED, *map(str, fds), "--")
+    try:
+        async with running_cli(
+            "examples.echo:routes",
+            "--fd",
+            "3",
+            *workers,
+            command=command,
+            pass_fds=fds,
+            port_flag=False,
+        ) as cli:
+            assert cli.port == ports[0]
+            await assert_echo(f"ws://127.0.0.1:{cli.port}/ws")
+        # --fd 4: the first is the one left.
+        async with running_cli(
+            "examples.echo:routes", "--fd", "4", command=command, pass_fds=fds, port_flag=False
+        ) as other:
+            assert other.port == ports[1]
+    finally:
+        first.close()
+        second.close()
+    for run, (fd, port) in ((cli, (4, ports[1])), (other, (3, ports[0]))):
+        said = [line for line in run.lines if "LISTEN_FDS" in line]
+        assert len(said) == 1 and "WARNING" in said[0], run.stderr
+        assert f"fd {fd} (127.0.0.1:{port})" in said[0], said[0]
+
+
 # ================================================================ proxy headers
 
 

@@ -1273,6 +1273,36 @@ def _sockets_systemd_passed() -> int:
         return 0
 
 
+def _sockets_left(passed: int, fd: int) -> list[str]:
+    """The sockets systemd passed (fd 3 to ``3 + passed - 1``) other than the
+    one ``--fd`` listens on (``fd``, or another descriptor of the same socket,
+    as ``StandardInput=socket`` gives fd 0), each said as ``fd N (address)``;
+    none when what ``fd`` is cannot be told (its own error is said later)."""
+    try:
+        listened = os.fstat(fd)
+    except OSError:
+        return []
+    left = []
+    for number in range(3, 3 + passed):
+        try:
+            passed_socket = os.fstat(number)
+            if (passed_socket.st_dev, passed_socket.st_ino) == (listened.st_dev, listened.st_ino):
+                continue
+            with socket.socket(fileno=os.dup(number)) as sock:
+                address = sock.getsockname()
+        except OSError:
+            continue  # (not a socket, or not open: nothing listens there to leave)
+        if isinstance(address, tuple):
+            host, port = _display(address)
+            where = f"{host}:{port}"
+        elif isinstance(address, bytes):
+            where = "unix:@" + address[1:].decode("utf-8", "backslashreplace")
+        else:
+            where = f"unix:{address}"
+        left.append(f"fd {number} ({where})")
+    return left
+
+
 def _tcp_variables() -> dict[str, str | None]:
     """WEBSOCKET_HOST and WEBSOCKET_PORT as the environment has them (None: unset or
     empty, as the command line's other variables: the default, 127.0.0.1:8000; or
@@ -1524,6 +1554,18 @@ def _main(argv: Sequence[str] | None) -> int:
                 "s" * (passed > 1),
                 _target(args),
             )
+        elif passed:
+            left = _sockets_left(passed, args.fd)
+            if left:
+                logger.warning(
+                    "systemd passed this process %d listening sockets (LISTEN_FDS: socket "
+                    "activation) and --fd %d listens on one: the clients of %s wait "
+                    "unanswered (one server, one socket: a ListenStream= of a port alone "
+                    "takes IPv4 and IPv6 clients both, or a .socket and a service for each)",
+                    passed,
+                    args.fd,
+                    ", ".join(left),
+                )
     workers = args.workers
     # Asked for (a number of workers, 1 included): a supervisor, which SIGHUP
     # gives a rolling restart (one process alone can only stop).
