@@ -1110,6 +1110,55 @@ async def test_workers_die_with_a_killed_supervisor() -> None:
         await wait_for(lambda: not any(alive(pid) for pid in workers), what="orphans to go")
 
 
+BLOCKING_APP = """
+import time
+from pathlib import Path
+
+from wsserver import Router
+from wsserver.response import text
+
+routes = Router()
+
+
+@routes.get("/block")
+async def block(request):
+    (Path(__file__).parent / "blocked").touch()
+    time.sleep(120)  # (a handler's bug: a deadlock, a blocking call)
+    return text("late")
+"""
+
+
+async def test_a_worker_whose_event_loop_is_blocked_dies_with_a_killed_supervisor(
+    tmp_path: Path,
+) -> None:
+    # The supervisor killed (kill -9, the OOM killer), its workers are sent
+    # SIGTERM (PR_SET_PDEATHSIG), which their event loops act on: a worker
+    # whose loop a handler blocked went on, orphaned, for as long as the
+    # handler (for ever, a deadlock), holding the port (a server started
+    # again: "address already in use"), with no supervisor left to kill it as
+    # it kills one that does not stop in time. It ends once that grace is
+    # over (shutdown_timeout + close_timeout + 5 s).
+    (tmp_path / "blocking.py").write_text(BLOCKING_APP)
+    async with running_cli(
+        "blocking:routes",
+        *("--app-dir", str(tmp_path), "--workers", "1"),
+        *("--shutdown-timeout", "0.5", "--close-timeout", "0.5", "--ping-interval", "none"),
+    ) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        (worker,) = children(cli.proc.pid)
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", cli.port)
+            writer.write(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+            await wait_for(lambda: (tmp_path / "blocked").exists(), what="the handler")
+            cli.proc.kill()  # (not waited for: wait() waits for its stderr, the orphan's too)
+            await wait_for(lambda: not alive(worker), timeout=6 + TIMEOUT, what="the orphan to go")
+            writer.close()
+        finally:
+            if alive(worker):
+                os.kill(worker, signal.SIGKILL)
+    assert "the supervisor is gone and this worker did not stop within 6 s" in cli.stderr
+
+
 async def test_an_app_that_never_starts_ends_the_supervisor_with_its_exit_code() -> None:
     # It retried for ever (backing off), and exited 0 when told to stop: a
     # process manager (systemd's Restart=on-failure, a container's restart

@@ -52,6 +52,7 @@ from .supervisor import (
     Supervisor,
     WorkerRole,
     die_with_parent,
+    end_when_orphaned,
     held_hangup,
     hold_hangups,
     hold_scaling,
@@ -62,6 +63,9 @@ from .supervisor import (
     release_scaling,
     with_flags,
     working_directory,
+)
+from .supervisor import (
+    stop_grace as supervisor_stop_grace,  # (stop_grace: supervise()'s own figure)
 )
 
 logger = logging.getLogger("wsserver.server")
@@ -1633,6 +1637,12 @@ def _main(argv: Sequence[str] | None) -> int:
             app = ASGIApplication(app, config)  # --interface asgi vouches for it
     except (ConfigError, ValueError, ImportError) as exc:
         _refuse(parser, args, str(exc), of_settings=True)
+    if role is not None:
+        # (A loop blocked when the supervisor dies: the process ends all the same.)
+        end_when_orphaned(
+            role.supervisor_pid,
+            supervisor_stop_grace(config.shutdown_timeout, config.close_timeout),
+        )
     try:
         new_loop = use_loop(parser, args)
         loop = None if new_loop is None else new_loop()
@@ -1865,7 +1875,7 @@ def supervise(
     # handshakes (close_timeout), and its lifespan shutdown.
     # A stop (SIGTERM, SIGINT) lets no handshake finish: within Kubernetes'
     # 30 s grace with the defaults (25 s).
-    stop_grace = config.shutdown_timeout + config.close_timeout + 5.0
+    stop_grace = supervisor_stop_grace(config.shutdown_timeout, config.close_timeout)
     grace = (config.open_timeout or 10.0) + stop_grace
     shared_dirs = []
     if config.metrics_path is not None and not os.environ.get(MULTIPROC_ENV):

@@ -56,6 +56,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -1614,6 +1616,49 @@ def die_with_parent(supervisor_pid: int) -> None:
         return
     if parent_gone(supervisor_pid):
         os.kill(os.getpid(), signal.SIGTERM)  # the supervisor died before prctl
+
+
+def stop_grace(shutdown_timeout: float, close_timeout: float) -> float:
+    """Seconds a worker may take to stop after SIGTERM before it is killed: its
+    handlers' grace, the closing handshakes, and 5 s for the rest (its shutdown
+    hooks, an ASGI lifespan shutdown)."""
+    return shutdown_timeout + close_timeout + 5.0
+
+
+def end_when_orphaned(supervisor_pid: int, grace: float) -> threading.Thread:
+    """In a worker: a thread that ends this process ``grace`` seconds after its
+    supervisor is gone, if it still runs then.
+
+    The supervisor's death sends the worker SIGTERM (:func:`die_with_parent`),
+    and the worker looks for it every second; both are acted on by its event
+    loop. A loop that a handler blocks (a deadlock, a blocking call) acts on
+    neither, and the supervisor that would have killed it, as it kills a worker
+    that does not stop within ``grace``, is gone: the worker would go on,
+    orphaned, holding the listening socket. This thread does not need the loop.
+    """
+
+    def watch() -> None:
+        while not parent_gone(supervisor_pid):
+            time.sleep(1.0)
+        time.sleep(grace)
+        # (Said from a thread of its own: the main thread, blocked, may hold
+        # the log's lock; the process ends all the same.)
+        said = threading.Thread(
+            target=logger.error,
+            args=(
+                "the supervisor is gone and this worker did not stop within %.0f s "
+                "(its event loop blocked?): exiting now",
+                grace,
+            ),
+            daemon=True,
+        )
+        said.start()
+        said.join(1.0)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="wsserver-supervisor-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def parent_gone(supervisor_pid: int) -> bool:
