@@ -1292,3 +1292,31 @@ async def test_json_lines_say_null_for_a_peer_or_a_path_not_known(
         ["-", "GET", "/fail"],
         ["-", "-", "-"],
     ]
+
+
+def test_a_logging_call_that_fails_to_format_is_one_json_line() -> None:
+    # An application's call whose arguments do not fit its message ("%d" and
+    # a str, a placeholder left without one) made logging write its own
+    # "--- Logging error ---", a traceback and the call's stack, forty lines
+    # of text amid the JSON ones that a log collector took for forty events
+    # (README: what Python writes over several lines is one JSON line too).
+    import json
+    import subprocess
+    import sys
+
+    program = (
+        "import logging\n"
+        "from wsserver.__main__ import configure_logging\n"
+        "configure_logging(None, None, 'json')\n"
+        "logging.getLogger('app').warning('user %d logged in', 'alice')\n"
+        "logging.getLogger('app').info('after')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # (each one JSON)
+    assert [(e["level"], e["logger"]) for e in lines] == [("WARNING", "app"), ("INFO", "app")]
+    said = lines[0]["message"]
+    assert said.startswith("user %d logged in") and "'alice'" in said, said
+    assert "TypeError" in said and "<string>:4" in said, said

@@ -163,7 +163,7 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
             "worker": self.worker,
             "pid": record.process if record.process is not None else os.getpid(),
         }
@@ -179,6 +179,23 @@ class JsonFormatter(logging.Formatter):
         line = json.dumps(entry, ensure_ascii=False, default=str, allow_nan=False)
         # What some readers take for line ends (str.splitlines()): escaped.
         return line.translate(_LINE_ENDS) if not line.isascii() else line
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message; for a call whose arguments do not fit it ("%d"
+    given a str), its text, what failed and where, and the arguments, on one
+    line, where logging would write a traceback and a stack over forty."""
+    try:
+        return record.getMessage()
+    except Exception as exc:
+        try:
+            text, args, why = str(record.msg), repr(record.args), str(exc)
+        except Exception:  # (a __str__ or __repr__ of theirs that fails too)
+            text, args, why = object.__repr__(record.msg), object.__repr__(record.args), ""
+        return (
+            f"{text} (a logging call that failed, at {record.pathname}:{record.lineno}: "
+            f"{type(exc).__name__}: {why}; arguments: {args})"
+        )
 
 
 def log_what_python_writes() -> None:
