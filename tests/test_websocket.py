@@ -2230,6 +2230,43 @@ async def test_close_checks_its_code_and_reason_once_the_client_left_too(
     assert said == ["ValueError"] * 4 + ["TypeError"] * 4 + ["done"]
 
 
+async def test_a_control_payload_too_long_is_refused_once_the_client_left_too(
+    run_server: StartServer,
+) -> None:
+    # ping() and pong() with over 125 bytes were a ValueError while the
+    # connection was open, but a ConnectionClosedOK once the client had left:
+    # the closed check came first, so a handler's heartbeat with too long a
+    # payload passed its tests whenever the client happened to leave first
+    # (close() checks its code and reason first: the test above).
+    said: list[str] = []
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        await ws.wait_closed()
+        for attempt in (
+            lambda: ws.ping(b"x" * 126),
+            lambda: ws.pong("é" * 63),
+            lambda: asyncio.sleep(0, ws.send_ping(bytearray(200))),
+        ):
+            try:
+                await attempt()
+            except Exception as exc:  # (which one is the point)
+                said.append(type(exc).__name__)
+        for attempt in (lambda: ws.ping(b"x" * 125), lambda: ws.pong(b"")):
+            try:
+                await attempt()
+            except Exception as exc:
+                said.append(type(exc).__name__)
+        said.append("done")
+
+    server = await run_server(routes)
+    async with websockets.connect(url(server)):
+        pass
+    await wait_for(lambda: "done" in said, what="the handler's end")
+    assert said == ["ValueError"] * 3 + ["ConnectionClosedOK"] * 2 + ["done"]
+
+
 async def test_close_checks_its_timeout_before_closing_anything(run_server: StartServer) -> None:
     # (Found by an audit: close(timeout="2") closed the sockets, then its
     # shutdown failed on the str, leaving handlers running for good and every

@@ -1858,8 +1858,6 @@ class ClientWebSocket:
         """
         payload = os.urandom(4) if data is None else control_payload(data, "ping")
         self._check_open()
-        if len(payload) > 125:
-            raise ValueError("a ping carries at most 125 bytes")
         if payload in self._pong_waiters:
             raise ConcurrencyError("a ping with this payload is already waiting for its pong")
         waiter: asyncio.Future[float] = self.loop.create_future()

@@ -56,6 +56,9 @@ Encoding = Literal["text", "bytes", "json"]
 
 _CLOSED = ConnectionState.CLOSED
 
+#: The most a ping's or pong's payload may hold (RFC 6455 5.5).
+MAX_CONTROL_PAYLOAD = 125
+
 #: A connection's topics until it subscribes to one.
 _NO_TOPICS: frozenset[str] = frozenset()
 
@@ -524,7 +527,7 @@ class WebSocket:
             WebsocketClosed: the connection is closing or closed.
             ValueError: a ping with this payload is already waiting (one whose
                 waiter was cancelled waits no more), or the payload is longer
-                than 125 bytes.
+                than 125 bytes (checked first: on a closed connection too).
             TypeError: ``data`` is neither str nor bytes-like.
         """
         return self.send_ping(data)
@@ -590,7 +593,8 @@ class WebSocket:
         Raises:
             WebsocketClosed: the connection is closing or closed.
             TypeError: ``data`` is neither str nor bytes-like.
-            ValueError: the payload is longer than 125 bytes (a control frame's).
+            ValueError: the payload is longer than 125 bytes (a control
+                frame's; checked first: on a closed connection too).
         """
         payload = control_payload(data, "pong")
         if self._sending_ended():
@@ -808,16 +812,25 @@ def _consume_exception(future: asyncio.Future[Any]) -> None:
 
 def control_payload(data: Any, what: str) -> bytes:
     """A ping's or pong's payload: a str (UTF-8) or bytes-like; TypeError for
-    anything else (``what``: "ping" or "pong", said in it). TestClient's ping
-    makes its payload with it too."""
+    anything else, ValueError for over 125 bytes (``what``: "ping" or "pong",
+    said in it), checked before whether the connection is still open, as
+    close() checks its code and reason. TestClient's ping makes its payload
+    with it too."""
     if isinstance(data, str):
-        return data.encode("utf-8")
-    try:
-        return bytes(memoryview(data))  # (any bytes-like object: not an int's NUL bytes)
-    except TypeError:
-        raise TypeError(
-            f"a {what}'s data is str or bytes-like, not {type(data).__name__}"
-        ) from None
+        payload = data.encode("utf-8")
+    else:
+        try:
+            payload = bytes(memoryview(data))  # (any bytes-like object: not an int's NUL bytes)
+        except TypeError:
+            raise TypeError(
+                f"a {what}'s data is str or bytes-like, not {type(data).__name__}"
+            ) from None
+    if len(payload) > MAX_CONTROL_PAYLOAD:
+        raise ValueError(
+            f"a {what} carries at most {MAX_CONTROL_PAYLOAD} bytes (a control frame's"
+            f" payload), not {len(payload)}"
+        )
+    return payload
 
 
 def whole_message(data: Any) -> str | bytes:
