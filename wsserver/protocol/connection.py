@@ -41,6 +41,7 @@ from .frames import (
     COLLECT_MIN,
     CONTINUATION,
     MAX_CLOSE_REASON,
+    MAX_CONTROL_PAYLOAD,
     PING,
     PONG,
     TEXT,
@@ -632,8 +633,8 @@ class Connection:
     def _send_control(self, opcode: Opcode, payload: bytes) -> None:
         if self.close_sent is not None:
             raise InvalidState("cannot send after the close frame was sent")
-        if len(payload) > 125:
-            raise ValueError("control frame payload must be at most 125 bytes")
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ValueError(f"control frame payload must be at most {MAX_CONTROL_PAYLOAD} bytes")
         self.out.append(serialize_frame(opcode, payload))
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:

@@ -373,8 +373,11 @@ def serialize_close(code: int | None, reason: str = "") -> bytes:
     return _U16.pack(code) + reason.encode("utf-8")
 
 
+#: The most a control frame (ping, pong, close) carries: RFC 6455 5.5.
+MAX_CONTROL_PAYLOAD = 125
+
 #: The longest close reason, in UTF-8 bytes: a control frame's 125 less the code's 2.
-MAX_CLOSE_REASON = 123
+MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2
 
 
 def clip_close_reason(reason: str) -> str:

@@ -21,6 +21,7 @@ from ..app.response import json_text
 from ..errors import OK_CLOSE_CODES, ConcurrencyError, WebsocketClosed, closed_error
 from ..protocol.connection import Connection
 from ..protocol.deflate import PerMessageDeflate
+from ..protocol.frames import MAX_CONTROL_PAYLOAD
 from ..protocol.state import CLIENT_SIDE, OPEN_STATES, SERVER_SIDE, ConnectionState, State
 from .inbox import Inbox
 
@@ -55,9 +56,6 @@ Payload = str | bytes | bytearray | memoryview
 Encoding = Literal["text", "bytes", "json"]
 
 _CLOSED = ConnectionState.CLOSED
-
-#: The most a ping's or pong's payload may hold (RFC 6455 5.5).
-MAX_CONTROL_PAYLOAD = 125
 
 #: A connection's topics until it subscribes to one.
 _NO_TOPICS: frozenset[str] = frozenset()
