@@ -374,6 +374,50 @@ class TestOnConnect:
             await ws.wait_closed()
         assert (ws.close_code, ws.close_reason) == (1008, "policy violation")
 
+    async def test_a_response_a_handler_returns_is_said_to_be_too_late(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # A Sanic-style auth decorator that returns json(..., 403) instead of
+        # calling the handler: on a WebSocket route the 101 is out before the
+        # handler runs, so the 403 goes nowhere and the client sees a plain
+        # close. The server says so, once a route (at DEBUG after), naming what
+        # refuses in time.
+        def protected(handler: Any) -> Any:
+            async def checked(request: Request, ws: WebSocket) -> Any:
+                if request.args.get("token") != "t":
+                    return json({"error": "forbidden"}, 403)
+                return await handler(request, ws)
+
+            return checked
+
+        routes = Router()
+
+        @routes.websocket("/ws")
+        @protected
+        async def handler(request: Request, ws: WebSocket) -> None:
+            await ws.send("welcome")
+
+        @routes.websocket("/fine")
+        async def fine(request: Request, ws: WebSocket) -> str:
+            return "a value of no concern"
+
+        server = await run_server(routes)
+        caplog.set_level(logging.DEBUG, logger="wsserver")
+        for path in ("/ws", "/ws", "/fine", "/ws?token=t"):
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}{path}") as ws:
+                if path.endswith("token=t"):
+                    assert await ws.recv() == "welcome"
+                await ws.wait_closed()
+            assert ws.close_code == 1000
+        said = [r for r in caplog.records if "returned a 403 response" in r.getMessage()]
+        assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG]
+        message = said[0].getMessage()
+        assert "/ws" in message and "after the 101" in message, message
+        assert "on_connect" in message and "HandshakeError" in message, message
+        assert not [
+            r for r in caplog.records if "/fine" in r.getMessage() and "returned" in r.getMessage()
+        ]
+
 
 class TestOrigins:
     async def test_server_setting(self, run_server: StartServer) -> None:

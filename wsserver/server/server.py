@@ -1303,6 +1303,23 @@ class Server:
         self._callers_changed = None
         return tasks
 
+    def response_after_upgrade(self, uri: str, status: int) -> None:
+        """A WebSocket route's handler returned an HTTP response (a Sanic-style
+        decorator's ``json(..., 403)``, say): the ``101`` went before the
+        handler ran, so it went nowhere, and the client saw a plain close. Said
+        at WARNING the first time for each route (the application's mistake,
+        otherwise silent), at DEBUG after that."""
+        self._say_first_time(
+            f"response after upgrade {uri}",
+            "the handler of the WebSocket route %s returned a %d response after the 101:"
+            " it was not sent, the upgrade being accepted already (to refuse the upgrade,"
+            " return the response from the route's on_connect hook or raise"
+            " HandshakeError(status, message) there; once accepted, await ws.close(1008,"
+            " reason))",
+            printable(uri),
+            status,
+        )
+
     def tls_on_plain_port(self, address: tuple[str, int] | None) -> None:
         """A client began a TLS handshake where TLS is off (wss:// or https://
         to a ws:// server): said at WARNING the first time (the client only

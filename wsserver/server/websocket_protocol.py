@@ -24,6 +24,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..app.request import Request
+from ..app.response import Response, StreamingResponse
 from ..app.routing import Route
 from ..errors import NOT_FAILURES, ConnectionClosed, cancelled, only, passed_on
 from ..logs import (
@@ -880,7 +881,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         ws = self.websocket
         assert ws is not None
         try:
-            await route.handler(self.request, ws, **params)
+            returned = await route.handler(self.request, ws, **params)
         except BaseException as exc:  # (one of its own too: class Abort(BaseException))
             if only(exc, NOT_FAILURES):
                 passed = passed_on(exc)
@@ -915,6 +916,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self.server.app_failed("the handler raised", exc, self.transport)
             self.start_close(1011, "internal server error")
         else:
+            if isinstance(returned, (Response, StreamingResponse)):
+                self.server.response_after_upgrade(route.uri, returned.status)
             # Usually the client closed first and the reply is out already.
             if self.conn.close_sent is None:
                 self.start_close(1000)
