@@ -716,7 +716,8 @@ class Config:
         None,
         Count(none_ok=True),
         "open WebSockets beyond which handshakes get 503 (the status page's feeds, the server's "
-        "own, are not among them: as many again of those may be open).",
+        "own, are not among them: as many again of those may be open). A limit of each worker "
+        "process (`--workers`): four workers take four times as many.",
         env="WEBSOCKET_MAX_CONNECTIONS",
         flag="--max-connections",
     )
@@ -726,7 +727,8 @@ class Config:
         "connections (HTTP and WebSocket, in any phase) or running ASGI application tasks "
         "beyond which a request or upgrade gets 503 with `Retry-After` and the connection "
         "closes (`none`: no limit). As uvicorn's; the server's own endpoints (metrics, status) "
-        "are still served. `max_connections` bounds open WebSockets only.",
+        "are still served. `max_connections` bounds open WebSockets only. A limit of each "
+        "worker process (`--workers`), as in uvicorn: four workers take four times as many.",
         env="WEBSOCKET_LIMIT_CONCURRENCY",
         flag="--limit-concurrency",
     )
