@@ -36,6 +36,7 @@ from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter, log_what_python_writes
 from .reload import POLL_INTERVAL, FileWatcher, is_pattern
+from .sdnotify import notify
 from .server.descriptors import raise_open_files_limit, say_accept_failures_once_in_a_while
 from .server.metrics import MULTIPROC_ENV, require_prometheus_client
 from .server.server import ASGI_DEFAULTS, config_broker, remove_socket_file, serve
@@ -955,6 +956,8 @@ async def run(
         quick = signum == signal.SIGQUIT
         retiring = restart
         stopping = not restart
+        if role is None:
+            notify("STOPPING=1")  # (systemd's Type=notify; a worker's supervisor says it)
         if role is not None:
             # The supervisor tells a stop it sent from another (kill -TERM PID).
             with contextlib.suppress(OSError):
@@ -1025,12 +1028,16 @@ async def run(
 
         loop.call_later(1.0, watch_supervisor)
     scheme = "wss" if server.ssl is not None else "ws"
+    places = []
     for listening in server.sockets:
         where = _where(scheme, listening.getsockname())
+        places.append(where)
         if role is not None:
             logger.info("worker %d (pid %d) accepting on %s", role.slot, os.getpid(), where)
         else:
             logger.info("listening on %s", where)
+    if role is None and places and not stopping:
+        notify("READY=1", f"STATUS=listening on {', '.join(places)}")
     if role is not None and server.sockets:
         # (None when a startup hook closed the server: it never listened, and
         # a supervisor must not retire a worker for it.)

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .reload import DIR_ENTRIES, MAX_ENTRIES, FileWatcher, forget_bytecode
+from .sdnotify import notify, reloading
 from .server.metrics import retire_process
 from .server.server import (
     every_interface_socket,
@@ -311,6 +312,8 @@ class Supervisor:
         #: Seconds it was stopped (Ctrl-Z, see _on_suspend()) in all: not
         #: counted against a worker's timeouts (see _wait_running()).
         self._time_stopped = 0.0
+        #: Whether systemd was told READY=1 (Type=notify: see _say_ready()).
+        self._told_ready = False
 
     @property
     def stopping(self) -> bool:
@@ -319,6 +322,8 @@ class Supervisor:
 
     @stopping.setter
     def stopping(self, value: bool) -> None:
+        if value and not self._stopping:
+            notify("STOPPING=1")  # (systemd's Type=notify)
         self._stopping = value
         if value and self._stop_begun is not None:
             self._stop_begun.set()
@@ -387,6 +392,7 @@ class Supervisor:
         accepting = sum(w.accepting for w in self.workers.values())
         if accepting and not self.stopping:  # (stopped meanwhile: none accepts now)
             logger.info("%d worker%s accepting", accepting, "s" if accepting > 1 else "")
+            self._say_ready()
         await self._stopped.wait()
         ignore_signals(loop, (*stops, signal.SIGQUIT, signal.SIGHUP, *scaling), self.clean_up)
         return self.exit_code
@@ -528,6 +534,8 @@ class Supervisor:
                     # again, says when it serves. A replacement says it as it
                     # takes its slot, see _replace().)
                     logger.info("worker %d (pid %d) accepting", worker.slot, worker.pid)
+                    if not self._told_ready:  # (the first to, those started first having died)
+                        self._say_ready()
                 if said == READY and not self._served:
                     self._served = True
                     for slot in sorted(self._never_started):  # (waiting for this)
@@ -1113,18 +1121,31 @@ class Supervisor:
             return
         count = len(self.workers)
         logger.info("%s: rolling restart of %d worker%s", reason, count, "s" * (count != 1))
+        if self._told_ready:  # (Type=notify-reload: READY=1 again once it is done)
+            notify(*reloading(), f"STATUS={reason}: rolling restart")
         self.restarting = asyncio.get_running_loop().create_task(self._rolling_restart(asked))
 
     async def _rolling_restart(self, asked: float) -> None:
-        while True:
-            self._restart_again = False
-            await self._restart_each(asked)
-            if not self._restart_again or self.stopping:
-                return
-            # (Of the workers started before that: not those the restart
-            # just done started after it, which have what it asked for.)
-            asked = self._asked_again
-            logger.info("rolling restart again, for what came meanwhile")
+        try:
+            while True:
+                self._restart_again = False
+                await self._restart_each(asked)
+                if not self._restart_again or self.stopping:
+                    return
+                # (Of the workers started before that: not those the restart
+                # just done started after it, which have what it asked for.)
+                asked = self._asked_again
+                logger.info("rolling restart again, for what came meanwhile")
+        finally:
+            if self._told_ready and not self.stopping:
+                self._say_ready()
+
+    def _say_ready(self) -> None:
+        """Tell systemd (``Type=notify``) that the service serves: once the
+        first workers accept, and again after each rolling restart."""
+        self._told_ready = True
+        accepting = sum(w.accepting for w in self.workers.values())
+        notify("READY=1", f"STATUS={accepting} worker{'s' * (accepting != 1)} accepting")
 
     async def _restart_each(self, began: float) -> None:
         """Replace each worker started before ``began`` (the loop's time the

@@ -1,0 +1,141 @@
+"""systemd's ``Type=notify`` (and ``notify-reload``): the command line tells the
+service manager when it serves, reloads and stops, on the datagram socket
+``NOTIFY_SOCKET`` names (sd_notify(3)). Real processes; the socket is the
+test's own, as systemd's would be."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .helpers import wait_for
+from .test_cli import children, running_cli
+
+TIMEOUT = 10.0
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(socket, "AF_UNIX") or not Path("/proc/self/task").exists(),
+    reason="systemd's notify socket: Linux",
+)
+
+
+class Manager:
+    """The service manager's end: a datagram socket, each message a dict."""
+
+    def __init__(self, sock: socket.socket, address: str) -> None:
+        self.sock = sock
+        self.address = address  # as NOTIFY_SOCKET says it
+
+    async def next(self) -> dict[str, str]:
+        loop = asyncio.get_running_loop()
+        data = await asyncio.wait_for(loop.sock_recv(self.sock, 4096), TIMEOUT)
+        return dict(line.split("=", 1) for line in data.decode().split("\n") if line)
+
+    def nothing_waiting(self) -> bool:
+        try:
+            self.sock.recv(4096)
+        except BlockingIOError:
+            return True
+        return False
+
+
+@pytest.fixture(params=["path", "abstract"])
+def manager(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Manager]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    if request.param == "path":
+        address = str(tmp_path / "notify")
+        sock.bind(address)
+    else:  # (systemd's own, in a container: "@" for the abstract namespace)
+        name = f"wsserver-test-{os.getpid()}-{time.monotonic_ns()}"
+        sock.bind("\0" + name)
+        address = "@" + name
+    sock.setblocking(False)
+    with sock:
+        yield Manager(sock, address)
+
+
+async def test_a_single_process_says_ready_once_it_listens_and_stopping_when_it_stops(
+    manager: Manager,
+) -> None:
+    async with running_cli(
+        "examples.echo:routes", "--ping-interval", "none", env={"NOTIFY_SOCKET": manager.address}
+    ) as cli:
+        ready = await manager.next()
+        assert ready["READY"] == "1", ready
+        assert f":{cli.port}" in ready["STATUS"], ready
+        async with httpx.AsyncClient() as client:  # (ready: it answers)
+            response = await client.get(f"http://127.0.0.1:{cli.port}/nothing-here")
+        assert response.status_code == 404
+        cli.proc.send_signal(signal.SIGTERM)
+        stopping = await manager.next()
+        assert stopping["STOPPING"] == "1", stopping
+        assert await cli.wait() == 0
+    assert manager.nothing_waiting()
+
+
+async def test_workers_are_ready_together_and_a_rolling_restart_is_a_reload(
+    manager: Manager,
+) -> None:
+    # Type=notify-reload: systemd sends SIGHUP, and waits for RELOADING=1
+    # (with the monotonic clock's time, which it checks) then READY=1. The
+    # workers say nothing themselves (systemd takes only the main process's
+    # word, NotifyAccess=main).
+    async with running_cli(
+        "tests.worker_app:routes",
+        "--workers",
+        "2",
+        "--ping-interval",
+        "none",
+        env={"NOTIFY_SOCKET": manager.address},
+    ) as cli:
+        ready = await manager.next()
+        assert ready["READY"] == "1", ready
+        assert "2 workers accepting" in ready["STATUS"], ready
+        first = children(cli.proc.pid)
+        assert len(first) == 2
+        before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        cli.proc.send_signal(signal.SIGHUP)
+        reloading = await manager.next()  # (not a worker's READY: they say nothing)
+        assert reloading["RELOADING"] == "1", reloading
+        after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        assert before <= int(reloading["MONOTONIC_USEC"]) <= after
+        ready = await manager.next()
+        assert ready["READY"] == "1", ready
+        assert "rolling restart done" in cli.stderr
+        now = children(cli.proc.pid)
+        assert len(now) == 2 and not now & first, (first, now)
+        cli.proc.send_signal(signal.SIGTERM)
+        stopping = await manager.next()
+        assert stopping["STOPPING"] == "1", stopping
+        assert await cli.wait() == 0
+    assert manager.nothing_waiting()
+
+
+async def test_a_notify_socket_that_takes_nothing_is_said_and_the_server_serves(
+    tmp_path: Path,
+) -> None:
+    # (A unit's NOTIFY_SOCKET gone, or the variable left over from another
+    # service: systemd would time the start out; the server serves all the same.)
+    async with running_cli(
+        "examples.echo:routes",
+        "--ping-interval",
+        "none",
+        env={"NOTIFY_SOCKET": str(tmp_path / "none")},
+    ) as cli:
+        await wait_for(lambda: "NOTIFY_SOCKET" in cli.stderr, what="the warning")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{cli.port}/nothing-here")
+        assert response.status_code == 404
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await cli.wait() == 0
+    said = [line for line in cli.lines if "NOTIFY_SOCKET" in line]
+    assert len(said) == 1, said  # (once: not again at the stop)
+    assert "WARNING" in said[0] and str(tmp_path / "none") in said[0], said
