@@ -139,3 +139,32 @@ async def test_a_notify_socket_that_takes_nothing_is_said_and_the_server_serves(
     said = [line for line in cli.lines if "NOTIFY_SOCKET" in line]
     assert len(said) == 1, said  # (once: not again at the stop)
     assert "WARNING" in said[0] and str(tmp_path / "none") in said[0], said
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "1")])
+async def test_a_unit_s_watchdog_is_fed_from_the_event_loop(
+    manager: Manager, workers: tuple[str, ...]
+) -> None:
+    # WatchdogSec=0.6 (WATCHDOG_USEC): WATCHDOG=1 at least every 0.3 s, from
+    # the main process's event loop; a loop blocked sends none, and systemd
+    # kills the service. Another process's watchdog (WATCHDOG_PID) is not ours.
+    env = {"NOTIFY_SOCKET": manager.address, "WATCHDOG_USEC": "600000"}
+    async with running_cli(
+        "tests.worker_app:routes", *workers, "--ping-interval", "none", env=env
+    ) as cli:
+        assert (await manager.next())["READY"] == "1"
+        beats = [await manager.next() for _ in range(4)]
+        assert all(beat == {"WATCHDOG": "1"} for beat in beats), beats
+        cli.proc.send_signal(signal.SIGTERM)
+        while "STOPPING" not in (said := await manager.next()):
+            assert said == {"WATCHDOG": "1"}, said
+        assert await cli.wait() == 0
+    env["WATCHDOG_PID"] = "1"
+    async with running_cli(
+        "tests.worker_app:routes", *workers, "--ping-interval", "none", env=env
+    ) as cli:
+        assert (await manager.next())["READY"] == "1"
+        await asyncio.sleep(0.7)  # (more than twice the beat)
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await manager.next() == {"STOPPING": "1"}
+        assert await cli.wait() == 0

@@ -36,7 +36,7 @@ from .envfile import load_env_file, reread_env_file
 from .errors import ConfigError
 from .logs import JsonFormatter, log_what_python_writes
 from .reload import POLL_INTERVAL, FileWatcher, is_pattern
-from .sdnotify import notify
+from .sdnotify import keep_watchdog, notify
 from .server.descriptors import raise_open_files_limit, say_accept_failures_once_in_a_while
 from .server.metrics import MULTIPROC_ENV, require_prometheus_client
 from .server.server import ASGI_DEFAULTS, config_broker, remove_socket_file, serve
@@ -1038,6 +1038,7 @@ async def run(
             logger.info("listening on %s", where)
     if role is None and places and not stopping:
         notify("READY=1", f"STATUS=listening on {', '.join(places)}")
+        keep_watchdog(loop)
     if role is not None and server.sockets:
         # (None when a startup hook closed the server: it never listened, and
         # a supervisor must not retire a worker for it.)

@@ -5,19 +5,23 @@ A unit of ``Type=notify`` (or ``notify-reload``) names a datagram socket in
 ``READY=1`` once it serves (systemd starts what waits for it only then),
 ``RELOADING=1`` with the monotonic clock's time as a reload begins and
 ``READY=1`` again once it is done, ``STOPPING=1`` as it stops, ``STATUS=`` a
-line for ``systemctl status``. Without the variable, nothing is sent. Only the
+line for ``systemctl status``; and, where the unit has ``WatchdogSec=``
+(``WATCHDOG_USEC``), ``WATCHDOG=1`` twice in each such time, from the event
+loop, so that one blocked is found (and the service killed, restarted as the
+unit says). Without the variable, nothing is sent. Only the
 command line's main process says it (the supervisor, or the single process):
 not a worker, nor a server embedded with ``serve()``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
 
-__all__ = ["notify", "reloading"]
+__all__ = ["notify", "reloading", "keep_watchdog"]
 
 logger = logging.getLogger("wsserver.server")
 
@@ -70,3 +74,28 @@ def reloading() -> tuple[str, str]:
     with ``MONOTONIC_USEC``, the monotonic clock's time then (systemd checks it)."""
     usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     return ("RELOADING=1", f"MONOTONIC_USEC={usec}")
+
+
+def keep_watchdog(loop: asyncio.AbstractEventLoop) -> asyncio.TimerHandle | None:
+    """Where the unit has ``WatchdogSec=`` (``WATCHDOG_USEC``, and
+    ``WATCHDOG_PID``, if set, this process), send ``WATCHDOG=1`` from ``loop``
+    every half of it, till the process ends: a loop blocked sends none, and
+    systemd kills the service. The first timer, or None where no watchdog is
+    asked for (or its variables are not numbers)."""
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", ""))
+        owner = os.environ.get("WATCHDOG_PID")
+        if owner and int(owner) != os.getpid():
+            return None
+    except ValueError:
+        return None
+    if usec <= 0 or not os.environ.get("NOTIFY_SOCKET"):
+        return None
+    interval = usec / 2e6
+
+    def beat() -> None:
+        notify("WATCHDOG=1")
+        beating[0] = loop.call_later(interval, beat)
+
+    beating = [loop.call_later(interval, beat)]
+    return beating[0]

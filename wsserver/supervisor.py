@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .reload import DIR_ENTRIES, MAX_ENTRIES, FileWatcher, forget_bytecode
-from .sdnotify import notify, reloading
+from .sdnotify import keep_watchdog, notify, reloading
 from .server.metrics import retire_process
 from .server.server import (
     every_interface_socket,
@@ -1143,6 +1143,8 @@ class Supervisor:
     def _say_ready(self) -> None:
         """Tell systemd (``Type=notify``) that the service serves: once the
         first workers accept, and again after each rolling restart."""
+        if not self._told_ready:
+            keep_watchdog(asyncio.get_running_loop())
         self._told_ready = True
         accepting = sum(w.accepting for w in self.workers.values())
         notify("READY=1", f"STATUS={accepting} worker{'s' * (accepting != 1)} accepting")
