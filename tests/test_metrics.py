@@ -174,6 +174,50 @@ async def test_a_metrics_token_keeps_the_figures_to_whoever_has_it() -> None:
         assert found[("wsserver_http_responses_total", (("status", "401"),))] == 2
 
 
+async def test_the_metrics_and_the_status_page_are_never_stored_by_a_cache() -> None:
+    # The figures are live, and kept to whoever has the token: a cache in
+    # front (nginx's proxy_cache keys by URL, not by Authorization) that
+    # stored a scrape served stale figures, and served them to requests
+    # without the token; so did a Cache-Control every response gets (headers,
+    # --header: 'public, max-age=3600' for the static files). The server's own
+    # endpoints say no-store, their 401 too, in place of such a header.
+    routes = echo_routes()
+
+    @routes.get("/page")
+    async def page(request: Request) -> Any:
+        return text("hi")
+
+    public = ("Cache-Control", "public, max-age=3600")
+    for headers in ([], [public]):
+        server = serve(
+            routes,
+            "127.0.0.1",
+            0,
+            ping_interval=None,
+            metrics_path="/metrics",
+            metrics_token="m3trics",
+            status_path="/_status",
+            status_token="st4tus",
+            headers=headers,
+        )
+        async with server, httpx.AsyncClient() as client:
+            base = f"http://127.0.0.1:{server.port}"
+            answers = {
+                "metrics": await client.get(
+                    base + "/metrics", headers={"Authorization": "Bearer m3trics"}
+                ),
+                "metrics refused": await client.get(base + "/metrics"),
+                "page": await client.get(base + "/_status", params={"token": "st4tus"}),
+                "page refused": await client.get(base + "/_status"),
+            }
+            assert [r.status_code for r in answers.values()] == [200, 401, 200, 401]
+            for name, answer in answers.items():
+                assert answer.headers.get_list("cache-control") == ["no-store"], (name, headers)
+            # The application's responses get the configured header as before.
+            app = await client.get(base + "/page")
+            assert app.headers.get_list("cache-control") == [v for _, v in headers]
+
+
 async def test_a_metrics_token_beyond_ascii_is_taken_as_a_bearer_token_too() -> None:
     # A token is any text; Prometheus's `authorization` setting sends it in
     # the header as UTF-8, as ?token= sends it percent-encoded. The header's

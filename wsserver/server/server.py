@@ -56,7 +56,7 @@ from .tls import (
     ssl_context,
     watch_handshakes,
 )
-from .tokens import has_token, unauthorized
+from .tokens import NOT_STORED, has_token, unauthorized
 from .topics import Topics, check_topic
 from .transports import unsent_bytes
 from .websocket import SENDS_PER_TURN, Message, WebSocket
@@ -1520,7 +1520,7 @@ class Server:
         if not has_token(request, self.config.metrics_token):
             return unauthorized()
         body, content_type = self.metrics.render(await self.recent_stats(0))
-        return Response(body, 200, content_type=content_type)
+        return Response(body, 200, [NOT_STORED], content_type=content_type)
 
     # ------------------------------------------------------ publish/subscribe
 

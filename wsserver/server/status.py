@@ -45,7 +45,7 @@ from ..protocol.handshake import is_same_origin
 from ..protocol.http import Response, error_response
 from .metrics import running
 from .stats import MESSAGE_FIELDS, Durations, cumulative_buckets
-from .tokens import has_token, unauthorized
+from .tokens import NOT_STORED, has_token, unauthorized
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class StatusBoard:
         return Response(
             PAGE,
             200,
-            [("Content-Security-Policy", POLICY)],
+            [("Content-Security-Policy", POLICY), NOT_STORED],
             content_type="text/html; charset=utf-8",
         )
 

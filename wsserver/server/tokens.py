@@ -13,7 +13,13 @@ from urllib.parse import unquote
 from ..app.request import Request
 from ..protocol.http import Response, error_response
 
-__all__ = ["has_token", "unauthorized"]
+__all__ = ["has_token", "unauthorized", "NOT_STORED"]
+
+#: What the server's own endpoints (the metrics, the status page) and their
+#: 401 say to caches: live figures, kept to whoever has the token, that a cache
+#: in front (nginx's proxy_cache keys by URL, not by ``Authorization``) must
+#: not keep; in place of a ``Cache-Control`` that ``headers`` gives every response.
+NOT_STORED = ("Cache-Control", "no-store")
 
 
 def has_token(request: Request, token: str | None) -> bool:
@@ -47,4 +53,6 @@ def _query_token(query: str) -> str:
 
 def unauthorized() -> Response:
     """The answer to a request without the token: 401."""
-    return error_response(401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer")])
+    return error_response(
+        401, "A token is needed: ?token=", [("WWW-Authenticate", "Bearer"), NOT_STORED]
+    )
