@@ -480,6 +480,41 @@ def test_json_lines_survive_extra_values_json_cannot_carry() -> None:
     assert entry["fine"] == {"a": [1, 2.5, None]}
 
 
+async def test_server_stats_logged_as_a_json_field_stay_an_object_past_64_close_codes(
+    run_server: StartServer,
+) -> None:
+    # server.stats() in a JSON line (extra={"stats": ...}) was an object until
+    # clients had closed with more than 64 application codes; then its close
+    # codes mixed ints with "other", which a check of the field refused (keys
+    # of mixed types, though none collide as JSON's), and the whole field
+    # became its Python repr, one string a log pipeline cannot read into.
+    import json
+
+    from wsserver.logs import JsonFormatter
+
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def ws(request: Request, ws: WebSocket) -> None:
+        await ws.recv()
+
+    server = await run_server(routes)
+    for code in range(3000, 3070):
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as client:
+            await client.close(code)
+    await wait_for(
+        lambda: sum(server.stats()["close_codes"]["received"].values()) == 70,
+        what="every connection counted",
+    )
+    stats = server.stats()
+    assert "other" in stats["close_codes"]["received"]
+    record = logging.getLogger("myapp").makeRecord(
+        "myapp", logging.INFO, __file__, 1, "stats", (), None, extra={"stats": stats}
+    )
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["stats"] == json.loads(json.dumps(stats))
+
+
 def test_json_logs_say_a_thread_s_or_an_ignored_exception_that_reads_as_false(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:

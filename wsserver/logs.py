@@ -249,14 +249,36 @@ def _uncaught(
 
 def _as_json(value: object) -> object:
     """``value`` if JSON can carry it as it is (objects it does not know become
-    their ``str()``), else its ``str()``: keys that are not all str (sort_keys
-    refuses a mix, and tuples), a cycle, NaN or infinity would otherwise lose
-    the line or write one that strict parsers refuse."""
+    their ``str()``), else its ``str()``: keys JSON has no text for (tuples) or
+    that two of one object would share as JSON's (``1`` and ``"1"``), a cycle,
+    NaN or infinity would otherwise lose the line or write one that strict
+    parsers refuse. Keys of mixed types that stay apart (``server.stats()``'s
+    close codes: ints and ``"other"``) are kept, as JSON writes them."""
     try:
-        json.dumps(value, default=str, allow_nan=False, sort_keys=True)
+        json.dumps(value, default=str, allow_nan=False)
     except (TypeError, ValueError):
         return str(value)
-    return value
+    return str(value) if _keys_collide(value) else value
+
+
+def _key_text(key: object) -> str:
+    """A dict key as JSON writes it (str, int, float, bool or None: json.dumps
+    refused the others)."""
+    return key if isinstance(key, str) else json.dumps(key)
+
+
+def _keys_collide(value: object) -> bool:
+    """Whether some dict within ``value`` has two keys JSON writes alike
+    (``value`` has no cycle: json.dumps took it)."""
+    if isinstance(value, dict):
+        if any(not isinstance(key, str) for key in value) and len(
+            {_key_text(key) for key in value}
+        ) < len(value):
+            return True
+        return any(_keys_collide(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_keys_collide(item) for item in value)
+    return False
 
 
 def error_fields(
