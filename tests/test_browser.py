@@ -497,6 +497,34 @@ async def test_status_page_runs_under_a_server_wide_content_security_policy(
         assert looks == ["rgb(37, 99, 235)", "solid"]
 
 
+async def test_the_status_page_reconnects_when_its_figures_stop_coming(chromium: str) -> None:
+    """A feed whose connection the network dropped without a word (a laptop
+    asleep, a NAT or a load balancer that forgot it: no FIN, no reset) left
+    the page saying "live" with the last figures, for as long as TCP took to
+    notice (hours): the browser sends nothing on it, so nothing failed. The
+    figures come every second: after a few seconds without one the page says
+    so and opens another feed."""
+    from wsserver import serve
+
+    from .tcp_proxy import Proxy
+
+    server = serve(echo.routes, "127.0.0.1", 0, status_path="/_status", ping_interval=None)
+    async with server, Proxy(server.port) as proxy, Browser(chromium) as browser:
+        page = await browser.new_page(f"http://127.0.0.1:{proxy.port}/_status")
+        await page.wait_for("window.statusChart && statusChart.points.length >= 2", 10)
+        await page.evaluate("window.firstSocket = window.statusSocket")
+        assert proxy.black_hole(lambda link: b"/_status/ws" in link.from_client) == 1
+        shown = await page.evaluate("statusChart.points.length")
+        # (A second or so of figures may be on their way when it is cut.)
+        await page.wait_for(
+            f"statusChart.points.length >= {shown + 3} && window.statusSocket !== firstSocket"
+            " && document.getElementById('state').textContent === 'live'",
+            20,
+        )
+        feeds = [link for link in proxy.links if b"/_status/ws" in link.from_client]
+        assert len(feeds) == 2 and feeds[0].cut and not feeds[1].cut
+
+
 async def test_the_status_page_lists_ten_workers_and_more_in_order(
     chromium: str, tmp_path: Any
 ) -> None:

@@ -537,19 +537,43 @@ function show(snapshot) {
   draw();
 }
 
+// The figures come every second: none for this long (a connection the network
+// dropped without a word, a laptop that slept) and the feed is given up for another.
+const STALE_AFTER = 5;
+let lastFigures = 0;
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const path = location.pathname.replace(/\\/$/, "") + "/ws";
   const url = scheme + location.host + path + location.search;
   const socket = new WebSocket(url);
   window.statusSocket = socket;
-  socket.onopen = () => { document.getElementById("state").textContent = "live"; };
-  socket.onmessage = event => show(JSON.parse(event.data));
+  socket.onopen = () => {
+    lastFigures = performance.now();
+    document.getElementById("state").textContent = "live";
+  };
+  socket.onmessage = event => {
+    lastFigures = performance.now();
+    show(JSON.parse(event.data));
+  };
   socket.onclose = () => {
+    if (socket !== window.statusSocket) return;  // (given up: another is open)
     document.getElementById("state").textContent = "disconnected: retrying...";
     setTimeout(connect, 2000);
   };
 }
+
+setInterval(() => {
+  const socket = window.statusSocket;
+  if (socket.readyState === WebSocket.OPEN
+      && performance.now() - lastFigures > STALE_AFTER * 1000) {
+    document.getElementById("state").textContent =
+      `no figures for ${STALE_AFTER} s: reconnecting...`;
+    socket.onmessage = null;
+    connect();
+    socket.close();  // (its closing handshake may never end: not waited for)
+  }
+}, 1000);
 draw();
 connect();
 """
