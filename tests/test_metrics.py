@@ -255,6 +255,23 @@ async def test_a_base64_token_is_taken_as_written_in_the_url() -> None:
         assert (await client.get(url + "?token=a%20b")).status_code == 200
 
 
+async def test_a_right_bearer_token_is_taken_whatever_the_url_s_token_says() -> None:
+    # A scraper with the new token in its Authorization header, its URL still
+    # holding the old ?token= (a rotation half done, a bookmark's): the URL's
+    # was taken in place of the header's, and the right token got a 401.
+    server = serve(echo_routes(), "127.0.0.1", 0, metrics_path="/metrics", metrics_token="new")
+    async with server, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        right = {"Authorization": "Bearer new"}
+        assert (await client.get(url + "?token=old", headers=right)).status_code == 200
+        wrong = {"Authorization": "Bearer old"}
+        assert (await client.get(url + "?token=new", headers=wrong)).status_code == 200
+        assert (await client.get(url + "?token=old", headers=wrong)).status_code == 401
+        assert (
+            await client.get(url + "?token=", headers={"Authorization": "Bearer  x"})
+        ).status_code == 401
+
+
 async def test_close_codes_clients_choose_are_not_a_label_each_without_bound() -> None:
     # Clients pick any of the 2,000 application close codes (3000-4999) and
     # the server echoes it: one label pair each, sent and received, so a
