@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from wsserver import Request, Route, Router, WebSocket
+from wsserver import Request, Route, Router, WebSocket, serve
 from wsserver.app.response import text
 from wsserver.app.routing import MAX_SPLIT_SEGMENT
 
@@ -2348,3 +2348,30 @@ def test_a_sanic_apps_decorators_say_what_to_write_instead(call: Any, says: str)
     assert not hasattr(app, "middleware")
     with pytest.raises(AttributeError, match=r"^'Router' object has no attribute 'nothing'$"):
         app.nothing  # noqa: B018
+
+
+async def test_a_route_name_that_is_no_text_is_refused_where_it_is_given() -> None:
+    # A route's name is a label of every Prometheus series of its route: one
+    # with a lone surrogate (a name built from bytes decoded with
+    # surrogateescape, say) made every scrape of /metrics a 500, the
+    # prometheus_client's UTF-8 encoding failing, long after the start.
+    async def handler(request: Request) -> Any:
+        return text("ok")
+
+    routes = Router()
+    with pytest.raises(ValueError, match=r"route name 'a\\ud800b' is not text"):
+        routes.add_route(handler, "/a", name="a\ud800b")
+    sub = Router()
+    sub.add_route(handler, "/b", name="b")
+    with pytest.raises(ValueError, match=r"route name 'p\\udc80.b' is not text"):
+        routes.include(sub, "/p", name_prefix="p\udc80")
+    assert routes.routes == []
+    async def chat(request: Request, ws: WebSocket) -> None:
+        pass
+
+    routes.add_websocket_route(chat, "/c", name="caf\u00e9 \U0001f600")  # (any text is)
+    server = serve(routes, "127.0.0.1", 0, metrics_path="/metrics")
+    async with server, httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/metrics")
+    assert response.status_code == 200
+    assert 'route="caf\u00e9 \U0001f600"' in response.text

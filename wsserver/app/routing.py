@@ -153,6 +153,17 @@ def _strings(values: Any, what: str, *, none_too: bool = False) -> list[Any]:
     return items
 
 
+def _text_name(name: str) -> str:
+    """``name``, a route's, if it is text (UTF-8 has it), else a ValueError: it
+    labels its route's figures, which a lone surrogate would keep from every
+    Prometheus scrape, encoded as UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"route name {name!r} is not text (a lone surrogate)") from None
+    return name
+
+
 class Route:
     """One entry of the route table.
 
@@ -777,7 +788,7 @@ class Router:
                     raise ValueError(f"host: {each!r} is no Host ({HOST_FORM}): {problem}")
             hosts = frozenset(_host_key(each) for each in names)
         explicit = name is not None
-        route_name = name if name is not None else getattr(handler, "__name__", uri)
+        route_name = _text_name(name if name is not None else getattr(handler, "__name__", uri))
         if explicit and route_name in self._names:
             raise ValueError(f"a route named {route_name!r} already exists")
         if error_format not in ERROR_FORMATS:
@@ -916,7 +927,9 @@ class Router:
         explicit: set[str] = set()
         for route in other.routes:
             named = other._names.get(route.name) is route
-            name = f"{name_prefix}.{route.name}" if name_prefix is not None else route.name
+            name = (
+                _text_name(f"{name_prefix}.{route.name}") if name_prefix is not None else route.name
+            )
             chosen = name_prefix is not None or route.name in other._explicit
             if named and name in names:
                 if chosen:
