@@ -187,6 +187,49 @@ class TestSendBackpressure:
             total += 1
         await asyncio.wait_for(done.wait(), 5)
 
+    @pytest.mark.parametrize("control", ["ping", "pong"])
+    async def test_non_reading_client_blocks_ping_and_pong(
+        self, run_server: StartServer, control: str
+    ) -> None:
+        # await ws.ping() and await ws.pong() wrote their frame and went on,
+        # whatever the client took: a heartbeat loop towards a client that
+        # reads nothing filled the write buffer without bound (20 MB a
+        # connection in 3 s), where send() waits above write_limit, as the
+        # websockets library's ping() and pong() do.
+        count = 200_000  # 25 MB of 127-byte frames, beyond any kernel buffers
+        peak = 0
+        done = asyncio.Event()
+        outcome: asyncio.Queue[str] = asyncio.Queue()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def heartbeat(request: Request, ws: WebSocket) -> None:
+            nonlocal peak
+            transport = ws._protocol.transport
+            try:
+                for i in range(count):
+                    payload = b"%0125d" % i
+                    if control == "ping":
+                        await ws.ping(payload)
+                    else:
+                        await ws.pong(payload)
+                    peak = max(peak, transport.get_write_buffer_size())
+                done.set()
+            except Exception as exc:
+                outcome.put_nowait(type(exc).__name__)
+                raise
+
+        write_limit = 65536
+        server = await run_server(routes, compression=None, write_limit=write_limit)
+        client = await RawClient.connect(server.port)
+        (protocol,) = server._websockets
+        await wait_for(lambda: done.is_set() or protocol.writing_paused)
+        await asyncio.sleep(0)
+        assert not done.is_set()  # it waits for the client to take what was written
+        assert peak <= write_limit + 2 + 125, peak
+        client.writer.transport.abort()
+        assert await asyncio.wait_for(outcome.get(), 5) == "ConnectionClosedError"
+
     async def test_ping_flood_from_a_non_reading_client_stays_bounded(
         self, run_server: StartServer
     ) -> None:

@@ -527,8 +527,14 @@ class WebSocket:
                 waiter was cancelled waits no more), or the payload is longer
                 than 125 bytes (checked first: on a closed connection too).
             TypeError: ``data`` is neither str nor bytes-like.
+
+        While the write buffer is above ``write_limit`` (a client that reads
+        slowly), this waits until it drains to a quarter of it, as
+        :meth:`send` does (:meth:`send_ping` does not wait).
         """
-        return self.send_ping(data)
+        pong_waiter = self.send_ping(data)
+        await self._after_send()
+        return pong_waiter
 
     def send_ping(self, data: Data | None = None) -> asyncio.Future[float]:
         """:meth:`ping` without the ``await``: send it now, return the pong waiter."""
@@ -588,6 +594,9 @@ class WebSocket:
     async def pong(self, data: Data = b"") -> None:
         """Send an unsolicited pong (a one-way heartbeat).
 
+        While the write buffer is above ``write_limit``, this waits until it
+        drains to a quarter of it, as :meth:`send` does.
+
         Raises:
             WebsocketClosed: the connection is closing or closed.
             TypeError: ``data`` is neither str nor bytes-like.
@@ -600,6 +609,7 @@ class WebSocket:
         conn = self._conn
         conn.send_pong(payload)
         self._protocol.send_pending()
+        await self._after_send()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection and wait until it is closed (bounded by close_timeout).
