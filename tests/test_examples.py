@@ -1024,8 +1024,17 @@ async def test_an_embedding_program_s_signals_close_the_server_as_the_readme_say
     # asyncio.run(), cancels main(), which closes it so too, then ends with
     # KeyboardInterrupt.)
     (tmp_path / "embedded.py").write_text(EMBEDDED)
+    # (As from a terminal: SIGINT not ignored, which a test run started in
+    # the background of a shell without job control gives every process it
+    # starts, and Python then leaves so: Ctrl-C would do nothing.)
+    as_from_a_terminal = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_path(sys.argv[1], run_name='__main__')"
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
+        "-c",
+        as_from_a_terminal,
         str(tmp_path / "embedded.py"),
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
