@@ -929,3 +929,31 @@ def test_follow_redirects_is_an_attribute_of_the_client_as_in_starlette() -> Non
     client.follow_redirects = True
     with client:
         assert client.get("/old/302").status_code == 200
+
+
+def test_a_to_thread_call_still_running_does_not_hang_the_way_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A handler's asyncio.to_thread() of a blocking call outlives its task's
+    # cancellation (a thread cannot be cancelled); the client's loop joined
+    # the default executor without a bound as it closed, so the test hung until
+    # the call returned (for ever, for a call waiting on what the test does next).
+    released = threading.Event()
+
+    async def blocking(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.to_thread(released.wait, 30)
+
+    def test_body() -> None:
+        with SyncTestClient(blocking, timeout=0.5) as client, pytest.raises(TimeoutError):
+            client.get("/")
+
+    caplog.set_level(logging.WARNING, "wsserver.server")
+    body = threading.Thread(target=test_body, daemon=True)
+    body.start()
+    try:
+        body.join(10)
+        assert not body.is_alive(), "the way out waited for the thread"
+    finally:
+        released.set()
+    assert "1 call of asyncio.to_thread() or run_in_executor() still running" in caplog.text

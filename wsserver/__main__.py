@@ -38,6 +38,7 @@ from .logs import JsonFormatter, log_what_python_writes
 from .reload import POLL_INTERVAL, FileWatcher, is_pattern
 from .sdnotify import keep_watchdog, notify
 from .server.descriptors import raise_open_files_limit, say_accept_failures_once_in_a_while
+from .server.executor import DefaultExecutor
 from .server.metrics import MULTIPROC_ENV, require_prometheus_client
 from .server.server import ASGI_DEFAULTS, config_broker, remove_socket_file, serve
 from .server.tls import ssl_context
@@ -1091,31 +1092,6 @@ async def run(
 LEFTOVER_GRACE = 1.0
 
 
-class _DefaultExecutor(concurrent.futures.ThreadPoolExecutor):
-    """The loop's default executor (asyncio.to_thread()), knowing its calls under way."""
-
-    def __init__(self) -> None:
-        super().__init__(thread_name_prefix="asyncio")
-        self._calls: set[concurrent.futures.Future[Any]] = set()
-        self._calls_lock = threading.Lock()  # (a call ends in its own thread)
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future = super().submit(fn, *args, **kwargs)
-        with self._calls_lock:
-            self._calls.add(future)
-        future.add_done_callback(self._ended)
-        return future
-
-    def _ended(self, future: concurrent.futures.Future[Any]) -> None:
-        with self._calls_lock:
-            self._calls.discard(future)
-
-    def calls(self) -> list[concurrent.futures.Future[Any]]:
-        """The calls submitted that have not ended."""
-        with self._calls_lock:
-            return list(self._calls)
-
-
 def run_to_the_end(
     main: Coroutine[Any, Any, int],
     failed: Callable[[Exception], int],
@@ -1137,7 +1113,7 @@ def run_to_the_end(
     ``loop``: the one to run ``main`` on (``--loop module:function``'s), else a new one.
     """
     loop = asyncio.new_event_loop() if loop is None else loop
-    executor = _DefaultExecutor()
+    executor = DefaultExecutor()
     loop.set_default_executor(executor)  # (uvloop's keeps it out of reach)
     try:
         asyncio.set_event_loop(loop)
@@ -1189,7 +1165,7 @@ def _exit_code_of(exc: BaseException) -> int:
     return 1
 
 
-def _finish(loop: asyncio.AbstractEventLoop, executor: _DefaultExecutor) -> list[str]:
+def _finish(loop: asyncio.AbstractEventLoop, executor: DefaultExecutor) -> list[str]:
     """Cancel what is left on ``loop``, give it LEFTOVER_GRACE, and close the loop;
     return what did not end (``["2 tasks", "1 call of asyncio.to_thread() ..."]``),
     for the caller to exit without it."""

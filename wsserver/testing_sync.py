@@ -29,12 +29,14 @@ import contextlib
 import inspect
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, NoReturn, TypeVar, Unpack, cast, overload
 
 from .app.routing import Router
+from .server.executor import DefaultExecutor
 from .server.server import CANCELLED_GRACE, Server
 from .server.websocket import BytesLike
 from .testing import (
@@ -100,6 +102,10 @@ class _Thread:
 
     def __init__(self, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None) -> None:
         self.loop = (loop_factory or asyncio.new_event_loop)()
+        #: Its default executor (asyncio.to_thread()): its calls still under
+        #: way at the end are waited for within a bound (stop()), not for ever.
+        self.executor = DefaultExecutor()
+        self.loop.set_default_executor(self.executor)
         #: What ended the loop before its time (SystemExit in a handler, say).
         self.died: BaseException | None = None
         self.thread = self._start()
@@ -170,6 +176,8 @@ class _Thread:
         A task still running ``wait`` seconds after its cancellation (it
         caught the CancelledError) is left pending, with a warning, as the
         server leaves one at its shutdown: waited for, it would hang the test.
+        So is a call of ``asyncio.to_thread()`` still running after what is
+        left of those seconds (a thread cannot be cancelled): left to run on.
         """
         loop = self.loop
         if loop.is_closed():
@@ -192,11 +200,26 @@ class _Thread:
                         _what_runs(task),
                     )
             await loop.shutdown_asyncgens()
-            await loop.shutdown_default_executor()
 
+        end = None if wait is None else time.monotonic() + wait
         try:
             self.revive()
             self.run(wind_up())
+            # (Not loop.shutdown_default_executor(): it joins the executor's
+            # threads without a bound.) Calls not started are dropped.
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            calls = self.executor.calls()
+            left = None if end is None else max(end - time.monotonic(), 0)
+            _, running = concurrent.futures.wait(calls, timeout=left)
+            if running:
+                logger.warning(
+                    "SyncTestClient: %d call%s of asyncio.to_thread() or run_in_executor() "
+                    "still running %s s after the tasks' cancellation; left to run on as the "
+                    "client's loop closes",
+                    len(running),
+                    "s" if len(running) > 1 else "",
+                    f"{wait:g}",
+                )
         finally:
             if self.thread.is_alive():
                 loop.call_soon_threadsafe(loop.stop)
