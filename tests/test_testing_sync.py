@@ -31,7 +31,7 @@ from examples import chat, echo, secure
 from wsserver import ConnectionClosedError, ConnectionClosedOK, Request, Router, Server, WebSocket
 from wsserver.errors import LifespanFailure
 from wsserver.response import Response, text
-from wsserver.testing import HandshakeDenied
+from wsserver.testing import HandshakeDenied, TestClient
 from wsserver.testing_sync import SyncTestClient, SyncWebSocket
 
 from .test_testing import (
@@ -957,3 +957,27 @@ def test_a_to_thread_call_still_running_does_not_hang_the_way_out(
     finally:
         released.set()
     assert "1 call of asyncio.to_thread() or run_in_executor() still running" in caplog.text
+
+
+def test_the_app_is_the_client_s_app_as_in_starlette() -> None:
+    # Starlette's client has it (client.app.dependency_overrides[...] = ..., in
+    # FastAPI tests of a fixture's client); here it was an AttributeError.
+    from fastapi import Depends, FastAPI
+
+    def user() -> str:
+        return "real"
+
+    app = FastAPI()
+
+    @app.get("/me")
+    def me(name: str = Depends(user)) -> dict[str, str]:
+        return {"name": name}
+
+    client = SyncTestClient(app)
+    assert client.app is app  # (not started for it)
+    client.app.dependency_overrides[user] = lambda: "stub"
+    with client:
+        assert client.app is app
+        assert client.get("/me").json() == {"name": "stub"}
+    assert TestClient(app).app is app
+    assert SyncTestClient(echo.routes).app is echo.routes

@@ -2413,6 +2413,7 @@ class TestClient:
         # serve()'s check first, whose refusal of a context no server can use
         # would send the test's author to make one this client refuses too.)
         self._ssl_given = settings.pop("ssl", None) is not None
+        self._app = app
         self.server: Server = serve(app, listen=False, **settings)
         self.timeout = timeout
         #: Whether a request follows redirects when it does not say (its ``follow_redirects``).
@@ -2432,6 +2433,12 @@ class TestClient:
         self._failures: list[tuple[_Pipe | None, BaseException]] = []
         if raise_server_exceptions:
             self.server.app_failure_listeners.append(self._app_failed)
+
+    @property
+    def app(self) -> Any:
+        """The application given, as Starlette's client has it (FastAPI's
+        ``client.app.dependency_overrides``)."""
+        return self._app
 
     @property
     def cookies(self) -> Cookies:

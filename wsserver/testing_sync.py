@@ -581,6 +581,11 @@ class SyncTestClient:
     # ------------------------------------------------------------ its parts
 
     @property
+    def app(self) -> Any:
+        """The application given (as :attr:`TestClient.app`), whether or not it runs."""
+        return self._app
+
+    @property
     def server(self) -> Server:
         """The server of the run under way (a new one each run)."""
         if self._run is None:
