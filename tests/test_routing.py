@@ -2366,6 +2366,7 @@ async def test_a_route_name_that_is_no_text_is_refused_where_it_is_given() -> No
     with pytest.raises(ValueError, match=r"route name 'p\\udc80.b' is not text"):
         routes.include(sub, "/p", name_prefix="p\udc80")
     assert routes.routes == []
+
     async def chat(request: Request, ws: WebSocket) -> None:
         pass
 
