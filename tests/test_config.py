@@ -942,6 +942,27 @@ def test_help_gives_each_settings_default_and_variable() -> None:
     assert "[WEBSOCKET_MAX_QUEUE]" in rendered
 
 
+def test_help_gives_the_default_of_every_command_line_flag_too() -> None:
+    # README: "--help gives each flag's default"; the flags that are no
+    # setting too (--loop's asyncio, where uvicorn's is auto; --log-format's
+    # text), but for uvicorn's --http and --ws, which change nothing.
+    import argparse
+
+    from wsserver.__main__ import build_parser
+
+    parser = build_parser()
+    for action in parser._actions:
+        if not action.option_strings or action.option_strings[0] in ("--http", "--ws"):
+            continue
+        if action.default in (None, False, [], (), argparse.SUPPRESS):
+            continue
+        text = " ".join((action.help or "").split())
+        assert "default" in text, (action.option_strings, action.default, text)
+    helps = {a.option_strings[0]: a.help or "" for a in parser._actions if a.option_strings}
+    assert "(default asyncio" in " ".join(helps["--loop"].split())
+    assert "(default text)" in " ".join(helps["--log-format"].split())
+
+
 def test_flags_are_not_taken_by_abbreviation(capsys: pytest.CaptureFixture[str]) -> None:
     # An abbreviation that works today breaks when a flag that shares it is added.
     from wsserver.__main__ import build_parser

@@ -337,7 +337,8 @@ def build_parser() -> CommandLineParser:
         default="asyncio",
         help="event loop (uvloop needs: pip install wsserver[uvloop]; auto: uvloop if it is "
         "installed, as in uvicorn; none: uvicorn's, asyncio's own; module:function, as in "
-        "uvicorn: a function that makes the loop, e.g. rloop:new_event_loop)",
+        "uvicorn: a function that makes the loop, e.g. rloop:new_event_loop) (default asyncio, "
+        "where uvicorn's is auto)",
     )
     # uvicorn's choices of HTTP and WebSocket implementation, so that its
     # command lines run: wsserver has one of each (h11, its own protocol layer).
@@ -387,7 +388,7 @@ def build_parser() -> CommandLineParser:
         choices=["text", "json"],
         default=_log_format_variable(),
         help="log lines as text, or one JSON object per line (timestamp, level, logger, "
-        "message, worker, and the access fields) [WEBSOCKET_LOG_FORMAT]",
+        "message, worker, and the access fields) (default text) [WEBSOCKET_LOG_FORMAT]",
     )
     p.add_argument(
         "--env-file",
