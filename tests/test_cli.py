@@ -2069,6 +2069,18 @@ async def test_an_empty_flag_is_refused_not_taken_for_none(flag: str, empty: str
     assert flag in last and f"or 'none', not {empty!r}" in last, err
 
 
+@pytest.mark.parametrize("empty", ["", " "])
+async def test_an_empty_uds_flag_is_refused_not_taken_for_tcp(empty: str) -> None:
+    # --uds "$SOCKET" with the variable unset listened on TCP 127.0.0.1:8000
+    # without a word (a proxy in front, told of the socket, answered 502), as
+    # an empty --ssl-certfile served plain ws://: "none" says no Unix socket.
+    # (WEBSOCKET_UDS empty is unset, as every variable: the test above.)
+    code, err = await run_cli_to_end("examples.echo:routes", f"--uds={empty}")
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert "--uds" in last and f"or 'none', not {empty!r}" in last, err
+
+
 @pytest.mark.parametrize(("value", "as_json"), [(" ", False), (" json ", True)])
 async def test_a_blank_log_format_variable_is_unset_as_an_empty_one(
     value: str, as_json: bool
@@ -2407,8 +2419,11 @@ def test_the_none_words_turn_a_unix_socket_off_from_the_environment_too(
     parser = build_parser()
     monkeypatch.setenv("WEBSOCKET_UDS", word)
     assert _settle(parser, parser.parse_args(["examples.echo:routes"])).uds is None
-    # And --uds NONE with --port is no conflict (it was refused as one).
+    # And --uds NONE with --port is no conflict (it was refused as one); an
+    # empty --uds is refused, as an empty --ssl-certfile is (the test below).
     monkeypatch.delenv("WEBSOCKET_UDS")
+    if not word:
+        return
     flags = ["examples.echo:routes", "--uds", word, "--port", "0"]
     args = _settle(parser, parser.parse_args(flags))
     assert args.uds is None and args.port == 0

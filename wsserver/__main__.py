@@ -249,6 +249,7 @@ def build_parser() -> CommandLineParser:
     )
     p.add_argument(
         "--uds",
+        type=_uds,
         default=None,
         metavar="PATH",
         help="listen on this Unix socket instead (mode 660; a stale one is removed; none: not "
@@ -466,6 +467,16 @@ def _host(text: str) -> str:
             "expected a host name or address (0.0.0.0 or :: for every interface)"
         )
     return host
+
+
+def _uds(text: str) -> str:
+    """An argparse type: ``--uds``'s path, not empty or blank (``--uds "$SOCKET"``,
+    the variable unset, would listen on TCP 127.0.0.1:8000 without a word, as an
+    empty ``--ssl-certfile`` would serve plain ws://); ``none`` says no Unix socket.
+    An empty ``WEBSOCKET_UDS`` is unset, as every variable (:func:`_settle`)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a Unix socket's path or 'none', not {text!r}")
+    return text
 
 
 def _positive_seconds(text: str) -> float:
