@@ -3,7 +3,8 @@
 Run it with ``python -m wsserver examples.asgi_echo:app`` (or, as a factory,
 ``python -m wsserver examples.asgi_echo:make_app --factory``). It needs no
 framework: it shows the ASGI events themselves, and it is the ASGI
-application the conformance runs (``make autobahn``) and the benchmarks use.
+application the conformance runs (``make autobahn``) use; the benchmarks serve
+``benchmarks/servers/asgi_app.py``, an echo with a broadcast route.
 """
 
 from __future__ import annotations
