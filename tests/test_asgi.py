@@ -3565,6 +3565,41 @@ async def test_close_after_the_client_left_is_nothing_to_do(run_asgi: Any) -> No
     assert server.counters.handler_errors == 0
 
 
+async def test_a_denial_the_transport_saw_the_client_leave_before_is_an_answer(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A close before accepting, once the transport knows the client is gone
+    # (closing) but before its connection_lost() has run: a reset seen by
+    # uvloop (its order of callbacks), or over TLS (the TLS layer says
+    # connection_lost() a turn later), as the app's turn came. The close was
+    # taken as nothing to do, as once the client left (README), and then the
+    # app, returning, was said to have "returned without answering the
+    # handshake": an error logged and counted for an app that did answer.
+    outcome: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        # The server's side of the connection reset, as a reset seen by the
+        # transport leaves it: closing, its connection_lost() not yet run.
+        (connection,) = server.connections
+        connection.transport.abort()
+        await send({"type": "websocket.close", "code": 1008})
+        outcome.append("closed")
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/ws"))
+    with contextlib.suppress(ConnectionError):
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # (nothing came)
+    writer.close()
+    await wait_for(lambda: outcome and not server.app_tasks, what="the app's end")
+    assert outcome == ["closed"]
+    assert not errors_logged(caplog), [r.getMessage() for r in caplog.records]
+    assert server.counters.handler_errors == 0
+
+
 async def test_a_denial_once_the_client_left_or_after_a_denial_is_nothing_to_do(
     run_asgi: Any,
 ) -> None:

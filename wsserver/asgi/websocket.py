@@ -329,6 +329,11 @@ class WebSocketSession:
                 # Denied already, or the client left before the answer: as
                 # once accepted, a close is nothing to do (a framework's
                 # denial, or its close in a finally block, must not raise).
+                # Still an answer: the client gone, the transport may know it
+                # before connection_lost() has run, and the app's returning
+                # then is no "returned without answering".
+                if phase is not Phase.CLOSED:
+                    self._answer(Phase.CLOSED)
                 return
             if kind not in _MESSAGES:  # (a misspelt type: the app's mistake, not the client's)
                 raise RuntimeError(f"unexpected ASGI message {kind!r} (the connection is closed)")
