@@ -3600,6 +3600,41 @@ async def test_a_denial_the_transport_saw_the_client_leave_before_is_an_answer(
     assert server.counters.handler_errors == 0
 
 
+async def test_an_app_told_its_client_left_as_it_answers_is_no_error_when_it_returns(
+    run_asgi: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The same window, the app accepting: its accept raises ClientDisconnected
+    # (the client is gone), which it catches (an app's ``except OSError:`` or
+    # ``except Exception:`` around its accept), and returns. That was "returned
+    # without answering the handshake", an error logged and counted, when the
+    # transport had seen the client leave before connection_lost() ran, and
+    # nothing once it had: the client is gone either way (and an HTTP app that
+    # returns once its client is gone is no error either).
+    outcome: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        (connection,) = server.connections
+        connection.transport.abort()  # (closing, its connection_lost() not yet run)
+        try:
+            await send({"type": "websocket.accept"})
+        except ClientDisconnected:
+            outcome.append("told")
+
+    server = await run_asgi(app)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(upgrade_request("/ws"))
+    with contextlib.suppress(ConnectionError):
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # (nothing came)
+    writer.close()
+    await wait_for(lambda: outcome and not server.app_tasks, what="the app's end")
+    assert outcome == ["told"]
+    assert not errors_logged(caplog), [r.getMessage() for r in caplog.records]
+    assert server.counters.handler_errors == 0
+
+
 async def test_a_denial_once_the_client_left_or_after_a_denial_is_nothing_to_do(
     run_asgi: Any,
 ) -> None:

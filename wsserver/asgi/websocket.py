@@ -179,10 +179,11 @@ class WebSocketSession:
         return connection
 
     def _gone(self) -> bool:
-        """Whether the client is gone (before the 101: TCP; after: the WebSocket)."""
+        """Whether the client is gone (before the 101: TCP, as send() sees it, closing
+        or lost, as an HTTP app's cycle sees it too; after: the WebSocket)."""
         if self.websocket is not None:
             return self.websocket.closed
-        return bool(self._http().lost)
+        return self._http().closing
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
         ws = self.websocket
