@@ -230,6 +230,37 @@ class TestSendBackpressure:
         client.writer.transport.abort()
         assert await asyncio.wait_for(outcome.get(), 5) == "ConnectionClosedError"
 
+    async def test_ping_cancelled_while_waiting_to_drain_gives_its_payload_up(
+        self, run_server: StartServer
+    ) -> None:
+        # await ws.ping(payload) waits while the write buffer is above
+        # write_limit: cancelled there (asyncio.wait_for(ws.ping(b"hb"), 1) in
+        # a heartbeat), the caller never got the pong waiter, so nobody waits
+        # for that pong; the next ping with that payload is not refused as
+        # 'already waiting for its pong'.
+        outcome: asyncio.Queue[str] = asyncio.Queue()
+        routes = Router()
+
+        @routes.websocket("/")
+        async def heartbeat(request: Request, ws: WebSocket) -> None:
+            try:
+                while not ws._protocol.writing_paused:  # (the client reads none of it)
+                    ws._protocol.transport.write(b"x" * 65536)
+                for _ in range(2):
+                    with pytest.raises(TimeoutError):
+                        await asyncio.wait_for(ws.ping(b"hb"), 0.05)
+                outcome.put_nowait("ok")
+            except Exception as exc:
+                outcome.put_nowait(repr(exc))
+                raise
+
+        server = await run_server(routes, compression=None, write_limit=65536)
+        client = await RawClient.connect(server.port)
+        try:
+            assert await asyncio.wait_for(outcome.get(), 5) == "ok"
+        finally:
+            client.writer.transport.abort()
+
     async def test_ping_flood_from_a_non_reading_client_stays_bounded(
         self, run_server: StartServer
     ) -> None:

@@ -530,10 +530,17 @@ class WebSocket:
 
         While the write buffer is above ``write_limit`` (a client that reads
         slowly), this waits until it drains to a quarter of it, as
-        :meth:`send` does (:meth:`send_ping` does not wait).
+        :meth:`send` does (:meth:`send_ping` does not wait); cancelled while
+        it waits, the ping sent is given up, as a cancelled waiter's.
         """
         pong_waiter = self.send_ping(data)
-        await self._after_send()
+        try:
+            await self._after_send()
+        except BaseException:
+            # (Cancelled or closed while it waited: nobody has the waiter,
+            # so the ping is given up, and its payload may be sent again.)
+            pong_waiter.cancel()
+            raise
         return pong_waiter
 
     def send_ping(self, data: Data | None = None) -> asyncio.Future[float]:
