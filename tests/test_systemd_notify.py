@@ -18,6 +18,7 @@ import pytest
 
 from .helpers import wait_for
 from .test_cli import children, running_cli
+from .test_workers import FLAKY_APP
 
 TIMEOUT = 10.0
 
@@ -167,4 +168,35 @@ async def test_a_unit_s_watchdog_is_fed_from_the_event_loop(
         await asyncio.sleep(0.7)  # (more than twice the beat)
         cli.proc.send_signal(signal.SIGTERM)
         assert await manager.next() == {"STOPPING": "1"}
+        assert await cli.wait() == 0
+
+
+async def test_sighup_starting_workers_waiting_out_a_backoff_is_a_reload_too(
+    manager: Manager, tmp_path: Path
+) -> None:
+    # Every worker dead and waiting out its start-up back-off (the code broke,
+    # then was fixed): SIGHUP starts them at once, no rolling restart. Under
+    # Type=notify-reload, systemctl reload sent that SIGHUP and waits for
+    # RELOADING=1 then READY=1: without them it timed out (TimeoutStartSec=).
+    (tmp_path / "flaky_app.py").write_text(FLAKY_APP)
+    args = ("--app-dir", str(tmp_path), "--workers", "1", "--ping-interval", "none")
+    env = {"NOTIFY_SOCKET": manager.address}
+    async with running_cli("flaky_app:routes", *args, env=env) as cli:
+        assert (await manager.next())["READY"] == "1"
+        (tmp_path / "BROKEN").touch()
+        (worker,) = children(cli.proc.pid)
+        os.kill(worker, signal.SIGKILL)
+        await wait_for(lambda: "starting another in" in cli.stderr, what="the back-off")
+        (tmp_path / "BROKEN").unlink()
+        before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        cli.proc.send_signal(signal.SIGHUP)
+        reloading = await manager.next()
+        assert reloading["RELOADING"] == "1", reloading
+        assert int(reloading["MONOTONIC_USEC"]) >= before
+        ready = await manager.next()
+        assert ready["READY"] == "1", ready
+        assert "1 worker accepting" in ready["STATUS"], ready
+        assert "SIGHUP: starting the workers again" in cli.stderr
+        cli.proc.send_signal(signal.SIGTERM)
+        assert (await manager.next())["STOPPING"] == "1"
         assert await cli.wait() == 0

@@ -314,6 +314,9 @@ class Supervisor:
         self._time_stopped = 0.0
         #: Whether systemd was told READY=1 (Type=notify: see _say_ready()).
         self._told_ready = False
+        #: Whether systemd was told RELOADING=1 for workers started again
+        #: (SIGHUP, see restart()): READY=1 follows once one accepts.
+        self._reload_told = False
 
     @property
     def stopping(self) -> bool:
@@ -534,7 +537,9 @@ class Supervisor:
                     # again, says when it serves. A replacement says it as it
                     # takes its slot, see _replace().)
                     logger.info("worker %d (pid %d) accepting", worker.slot, worker.pid)
-                    if not self._told_ready:  # (the first to, those started first having died)
+                    if not self._told_ready or self._reload_told:
+                        # (The first to, those started first having died; or
+                        # one started again by a reload.)
                         self._say_ready()
                 if said == READY and not self._served:
                     self._served = True
@@ -1102,6 +1107,9 @@ class Supervisor:
             self._restart_slot(slot)
         if waiting and not self.workers:
             logger.info("%s: starting the workers again", reason)
+            if self._told_ready:  # (Type=notify-reload: READY=1 once one accepts)
+                notify(*reloading(), f"STATUS={reason}: starting the workers again")
+                self._reload_told = True
             return
         asked = asyncio.get_running_loop().time()
         if self.restarting is not None and not self.restarting.done():
@@ -1146,6 +1154,7 @@ class Supervisor:
         if not self._told_ready:
             keep_watchdog(asyncio.get_running_loop())
         self._told_ready = True
+        self._reload_told = False
         accepting = sum(w.accepting for w in self.workers.values())
         notify("READY=1", f"STATUS={accepting} worker{'s' * (accepting != 1)} accepting")
 
