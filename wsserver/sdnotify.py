@@ -48,7 +48,8 @@ def notify(*states: str) -> None:
     message = "\n".join(states).encode("utf-8", "replace")
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.sendto(message, target)
+            # (Not blocking: from the event loop, a full queue is one warning.)
+            sock.sendto(message, socket.MSG_DONTWAIT, target)
     except OSError as exc:
         _say_failed(address, os.strerror(exc.errno) if exc.errno else str(exc))
         return
@@ -76,26 +77,26 @@ def reloading() -> tuple[str, str]:
     return ("RELOADING=1", f"MONOTONIC_USEC={usec}")
 
 
-def keep_watchdog(loop: asyncio.AbstractEventLoop) -> asyncio.TimerHandle | None:
+def keep_watchdog(loop: asyncio.AbstractEventLoop) -> bool:
     """Where the unit has ``WatchdogSec=`` (``WATCHDOG_USEC``, and
     ``WATCHDOG_PID``, if set, this process), send ``WATCHDOG=1`` from ``loop``
-    every half of it, till the process ends: a loop blocked sends none, and
-    systemd kills the service. The first timer, or None where no watchdog is
-    asked for (or its variables are not numbers)."""
+    every half of it, till the loop closes: a loop blocked sends none, and
+    systemd kills the service. Whether it does (False where no watchdog is
+    asked for, or its variables are not numbers)."""
     try:
         usec = int(os.environ.get("WATCHDOG_USEC", ""))
         owner = os.environ.get("WATCHDOG_PID")
         if owner and int(owner) != os.getpid():
-            return None
+            return False
     except ValueError:
-        return None
+        return False
     if usec <= 0 or not os.environ.get("NOTIFY_SOCKET"):
-        return None
+        return False
     interval = usec / 2e6
 
     def beat() -> None:
         notify("WATCHDOG=1")
-        beating[0] = loop.call_later(interval, beat)
+        loop.call_later(interval, beat)
 
-    beating = [loop.call_later(interval, beat)]
-    return beating[0]
+    loop.call_later(interval, beat)
+    return True
