@@ -981,3 +981,65 @@ def test_the_app_is_the_client_s_app_as_in_starlette() -> None:
         assert client.get("/me").json() == {"name": "stub"}
     assert TestClient(app).app is app
     assert SyncTestClient(echo.routes).app is echo.routes
+
+
+def test_default_headers_go_with_every_request_upgrade_and_stream_as_in_starlette() -> None:
+    # FastAPI tests often write client.headers.update({"Authorization": ...})
+    # on a fixture's client (httpx's and Starlette's default request headers):
+    # an AttributeError here. They go with each request, WebSocket upgrade and
+    # stream, a request's own winning by name (any case), kept across runs as
+    # the cookies are.
+    from fastapi import FastAPI, Header
+
+    app = FastAPI()
+
+    @app.get("/who")
+    def who(authorization: str = Header(""), x_trace: str = Header("")) -> dict[str, str]:
+        return {"authorization": authorization, "trace": x_trace}
+
+    @app.websocket("/ws")
+    async def ws(websocket: StarletteWebSocket) -> None:  # (FastAPI's is Starlette's)
+        await websocket.accept()
+        await websocket.send_text(websocket.headers.get("authorization", ""))
+        await websocket.close()
+
+    client = SyncTestClient(app)
+    client.headers.update({"Authorization": "Bearer t1", "X-Trace": "a"})
+    with client:
+        assert client.get("/who").json() == {"authorization": "Bearer t1", "trace": "a"}
+        own = client.get("/who", headers={"authorization": "Bearer mine"}).json()
+        assert own == {"authorization": "Bearer mine", "trace": "a"}
+        with client.websocket("/ws") as session:
+            assert session.receive() == "Bearer t1"
+        with client.stream("GET", "/who") as streamed:
+            assert b"Bearer t1" in b"".join(streamed.iter_bytes())
+        del client.headers["x-trace"]
+        assert client.get("/who").json()["trace"] == ""
+    with client:  # (a next run keeps them)
+        assert client.headers == {"Authorization": "Bearer t1"}
+        assert client.get("/who").json()["authorization"] == "Bearer t1"
+    client.headers = {"authorization": "Bearer t2"}
+    with client:
+        assert client.get("/who").json() == {"authorization": "Bearer t2", "trace": ""}
+
+
+async def test_an_async_client_s_default_headers_go_with_every_request_and_upgrade() -> None:
+    routes = Router()
+
+    @routes.get("/who")
+    async def who(request: Request) -> Response:
+        return text(request.headers.get("authorization", "-"))
+
+    @routes.websocket("/ws")
+    async def ws(request: Request, socket: WebSocket) -> None:
+        await socket.send(request.headers.get("authorization", "-"))
+
+    async with TestClient(routes) as client:
+        assert (await client.get("/who")).text == "-"
+        client.headers["Authorization"] = "Bearer a"
+        assert (await client.get("/who")).text == "Bearer a"
+        assert (await client.get("/who", headers=[("AUTHORIZATION", "b")])).text == "b"
+        async with client.websocket("/ws") as session:
+            assert await session.receive() == "Bearer a"
+        with pytest.raises(TypeError):
+            client.headers["X-N"] = 1  # type: ignore[assignment]

@@ -63,6 +63,7 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
+    MutableMapping,
 )
 from typing import IO, Any, Literal, NoReturn, TypedDict, TypeVar, Unpack, cast
 
@@ -101,6 +102,7 @@ __all__ = [
     "ClientResponse",
     "ClientWebSocket",
     "Cookies",
+    "DefaultHeaders",
     "HandshakeDenied",
     "HTTPStatusError",
     "InvalidHandshake",
@@ -185,6 +187,47 @@ class RequestOptions(TypedDict, total=False):
 #: non-ASCII) is percent-encoded as UTF-8. A '%' is left: "%20" is sent as it is.
 _SAFE_IN_PATH = "".join(c for c in string.punctuation if c not in '"<>`{}')
 _SAFE_IN_QUERY = "".join(c for c in string.punctuation if c not in '"<>')
+
+
+class DefaultHeaders(MutableMapping[str, str]):
+    """The headers a client sends with every request, WebSocket upgrade and
+    stream (httpx's and Starlette's ``client.headers``): names in any case, one
+    value each, a request's own ``headers`` winning on a name."""
+
+    def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        self._items: dict[str, tuple[str, str]] = {}
+        self.update(headers)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(
+                f"a header's name and value are str, not {type(name).__name__} and "
+                f"{type(value).__name__}"
+            )
+        self._items[name.lower()] = (name, value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __delitem__(self, name: str) -> None:
+        del self._items[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"DefaultHeaders({dict(self._items.values())!r})"
+
+    def under(self, headers: HeadersArg) -> HeadersArg:
+        """``headers`` (a request's) with these before them, but those it names."""
+        if not self._items:
+            return headers
+        own = list(headers.items() if isinstance(headers, Mapping) else headers or ())
+        named = {str(name).lower() for name, _ in own}
+        return [pair for key, pair in self._items.items() if key not in named] + own
 
 
 class Cookies(dict[str, str]):
@@ -2419,6 +2462,7 @@ class TestClient:
         #: Whether a request follows redirects when it does not say (its ``follow_redirects``).
         self.follow_redirects = follow_redirects
         self._cookies = Cookies(cookies or {})
+        self._headers = DefaultHeaders()
         self._pipes: set[_Pipe] = set()
         self._websockets: set[ClientWebSocket] = set()
         self._started = False
@@ -2450,6 +2494,19 @@ class TestClient:
     @cookies.setter
     def cookies(self, cookies: Mapping[str, str]) -> None:
         self._cookies = Cookies(cookies)
+
+    @property
+    def headers(self) -> DefaultHeaders:
+        """Headers sent with every request, upgrade and stream, under their own
+        ``headers`` (Starlette's and httpx's ``client.headers``: ``update()``,
+        ``[name] = value``, ``del``; names in any case); one assigned (a
+        mapping or pairs) is taken as such. Not the server's ``headers``
+        setting, which the constructor's keyword gives."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+        self._headers = DefaultHeaders(headers)
 
     async def start(self) -> TestClient:
         """Start the server (an ASGI app's lifespan startup included).
@@ -2670,7 +2727,16 @@ class TestClient:
         unfollowed. More than :data:`MAX_REDIRECTS` raise :class:`TooManyRedirects`.
         """
         method, target, items, names, whole, pieces = _prepared(
-            method, path, body, content, json, data, files, headers, params, auth
+            method,
+            path,
+            body,
+            content,
+            json,
+            data,
+            files,
+            self._headers.under(headers),
+            params,
+            auth,
         )
         if follow_redirects is None:
             follow_redirects = self.follow_redirects
@@ -2808,7 +2874,16 @@ class TestClient:
         raised is raised (``raise_server_exceptions``).
         """
         method, target, items, names, whole, pieces = _prepared(
-            method, path, body, content, json, data, files, headers, params, auth
+            method,
+            path,
+            body,
+            content,
+            json,
+            data,
+            files,
+            self._headers.under(headers),
+            params,
+            auth,
         )
         self._send_cookies(items, names, cookies)
         seconds = self.timeout if timeout is None else timeout
@@ -2913,7 +2988,7 @@ class TestClient:
         if compression not in ("deflate", None):
             raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
         offered = _subprotocol_list(subprotocols)
-        items = _header_list(headers)
+        items = _header_list(self._headers.under(headers))
         path = _split_url(path, items, ("ws", "http"))
 
         async def open() -> ClientWebSocket:

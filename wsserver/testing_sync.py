@@ -46,6 +46,7 @@ from .testing import (
     ClientWebSocket,
     Cookies,
     CookiesArg,
+    DefaultHeaders,
     FilesArg,
     FormArg,
     HeadersArg,
@@ -454,6 +455,7 @@ class SyncTestClient:
     ) -> None:
         self._app = app
         self._arguments: dict[str, Any] = {"timeout": timeout, "cookies": cookies, **settings}
+        self._headers = DefaultHeaders()
         self._loop_factory = loop_factory
         self._thread: _Thread | None = None
         self._client: TestClient | None = None
@@ -500,6 +502,7 @@ class SyncTestClient:
         async def start() -> TestClient:
             client = TestClient(self._app, **arguments)
             client._cookies = cookies
+            client._headers = self._headers  # (one for every run, as the cookies)
             self._client = client  # (closed on the way out even if start() fails)
             return await client.start()
 
@@ -596,6 +599,17 @@ class SyncTestClient:
 
     # (When it does not run, cookies, timeout and follow_redirects are what it will start with:
     # setting them does not start it, and a with block may come after.)
+
+    @property
+    def headers(self) -> DefaultHeaders:
+        """As :attr:`TestClient.headers`: one for every run, kept between them."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+        self._headers = DefaultHeaders(headers)
+        if self._run is not None:
+            self._running[0]._headers = self._headers
 
     @property
     def cookies(self) -> Cookies:
