@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 from examples import chat, echo, secure
 from wsserver import ConnectionClosedError, ConnectionClosedOK, Request, Router, Server, WebSocket
 from wsserver.errors import LifespanFailure
+from wsserver.protocol.http import Headers
 from wsserver.response import Response, text
 from wsserver.testing import HandshakeDenied, TestClient
 from wsserver.testing_sync import SyncTestClient, SyncWebSocket
@@ -1043,3 +1044,24 @@ async def test_an_async_client_s_default_headers_go_with_every_request_and_upgra
             assert await session.receive() == "Bearer a"
         with pytest.raises(TypeError):
             client.headers["X-N"] = 1  # type: ignore[assignment]
+
+
+async def test_default_headers_keep_a_request_s_repeated_headers_given_as_headers() -> None:
+    # (A Headers of the request's own, say a response's request's: every value
+    # of a repeated name went, as without defaults, not the first alone.)
+    routes = Router()
+
+    @routes.get("/all")
+    async def all_(request: Request) -> Response:
+        return text(",".join(request.headers.getall("x-a")) + " " + request.headers["x-d"])
+
+    @routes.websocket("/ws")
+    async def ws(request: Request, socket: WebSocket) -> None:
+        await socket.send(",".join(request.headers.getall("x-a")))
+
+    own = Headers([("x-a", "1"), ("X-A", "2")])
+    async with TestClient(routes) as client:
+        client.headers["X-D"] = "d"
+        assert (await client.get("/all", headers=own)).text == "1,2 d"
+        async with client.websocket("/ws", headers=own) as session:
+            assert await session.receive() == "1,2"

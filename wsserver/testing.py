@@ -225,7 +225,7 @@ class DefaultHeaders(MutableMapping[str, str]):
         """``headers`` (a request's) with these before them, but those it names."""
         if not self._items:
             return headers
-        own = list(headers.items() if isinstance(headers, Mapping) else headers or ())
+        own = _header_list(headers)  # (a Headers' repeated names kept)
         named = {str(name).lower() for name, _ in own}
         return [pair for key, pair in self._items.items() if key not in named] + own
 
