@@ -1065,3 +1065,40 @@ async def test_default_headers_keep_a_request_s_repeated_headers_given_as_header
         assert (await client.get("/all", headers=own)).text == "1,2 d"
         async with client.websocket("/ws", headers=own) as session:
             assert await session.receive() == "1,2"
+
+
+def test_default_headers_set_while_another_thread_starts_the_client_are_its_run_s() -> None:
+    # (Assigned while the run's client was made with the ones before, and
+    # not yet running: that run sent the ones before.)
+    in_startup, go = threading.Event(), threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            in_startup.set()
+            await asyncio.to_thread(go.wait, 10)
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await receive()
+        value = dict(scope["headers"]).get(b"x-d", b"-")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": value})
+
+    client = SyncTestClient(app)
+    starter = threading.Thread(target=client.start)
+    starter.start()
+    try:
+        assert in_startup.wait(10)
+        setter = threading.Thread(target=setattr, args=(client, "headers", {"X-D": "d"}))
+        setter.start()
+        setter.join(0.2)  # (it waits for the start to end, or it went before)
+        go.set()
+        starter.join(10)
+        setter.join(10)
+        assert client.get("/").text == "d"
+    finally:
+        go.set()
+        starter.join(10)
+        client.close()

@@ -607,9 +607,13 @@ class SyncTestClient:
 
     @headers.setter
     def headers(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
-        self._headers = DefaultHeaders(headers)
-        if self._run is not None:
-            self._running[0]._headers = self._headers
+        headers = DefaultHeaders(headers)
+        # (Under the lock: a run another thread starts has them, its client
+        # made with those before; one it closes is not started again.)
+        with self._starting:
+            self._headers = headers
+            if self._client is not None:
+                self._client._headers = headers
 
     @property
     def cookies(self) -> Cookies:
