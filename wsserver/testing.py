@@ -2726,17 +2726,9 @@ class TestClient:
         its ``history``; one that leads off the site is the response,
         unfollowed. More than :data:`MAX_REDIRECTS` raise :class:`TooManyRedirects`.
         """
+        headers = self._headers.under(headers)  # (the client's, under the request's)
         method, target, items, names, whole, pieces = _prepared(
-            method,
-            path,
-            body,
-            content,
-            json,
-            data,
-            files,
-            self._headers.under(headers),
-            params,
-            auth,
+            method, path, body, content, json, data, files, headers, params, auth
         )
         if follow_redirects is None:
             follow_redirects = self.follow_redirects
@@ -2873,17 +2865,9 @@ class TestClient:
         application's run, as :meth:`request` does; then what the application
         raised is raised (``raise_server_exceptions``).
         """
+        headers = self._headers.under(headers)  # (the client's, under the request's)
         method, target, items, names, whole, pieces = _prepared(
-            method,
-            path,
-            body,
-            content,
-            json,
-            data,
-            files,
-            self._headers.under(headers),
-            params,
-            auth,
+            method, path, body, content, json, data, files, headers, params, auth
         )
         self._send_cookies(items, names, cookies)
         seconds = self.timeout if timeout is None else timeout
