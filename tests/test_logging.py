@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import socket
@@ -19,6 +20,7 @@ import trustme
 import websockets
 
 from wsserver import Request, Router, WebSocket
+from wsserver.logs import JsonFormatter
 from wsserver.protocol.frames import serialize_close, serialize_frame
 from wsserver.response import Response, stream, text
 
@@ -112,6 +114,48 @@ async def test_the_access_line_says_the_code_the_server_closed_with_whatever_the
         assert f"close={code} " in line, said
     assert [r.close_code for r in lines] == [1011, 1009, 4000], said  # type: ignore[attr-defined]
     assert lines[2].close_reason == "bye", said  # type: ignore[attr-defined]
+
+
+async def test_a_close_without_a_reason_given_has_none_in_the_access_line(
+    run_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # README: each field "null when not known". A connection that ended with
+    # no close frame (1006) or one without a code (1005) has no reason: its
+    # line said "" as if the client had given an empty one.
+    caplog.set_level(logging.INFO, logger="wsserver.access")
+    routes = Router()
+
+    @routes.websocket("/ws")
+    async def echo(request: Request, ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = await run_server(routes)
+    gone = await RawClient.connect(server.port, "/ws")
+    gone.close()  # (no close frame: 1006)
+    quiet = await RawClient.connect(server.port, "/ws")
+    quiet.send(8, b"")  # (a close frame without a code: 1005)
+    await quiet.recv_frame()
+    await quiet.expect_eof()
+    quiet.close()
+    said = await RawClient.connect(server.port, "/ws")
+    said.send(8, serialize_close(1000, ""))  # (a code, and an empty reason: given)
+    await said.recv_frame()
+    await said.expect_eof()
+    said.close()
+    await wait_for(
+        lambda: len([r for r in caplog.records if r.name == "wsserver.access"]) == 3,
+        what="the access lines",
+    )
+    lines = [r for r in caplog.records if r.name == "wsserver.access"]
+    closes = sorted((r.close_code, r.close_reason) for r in lines)  # type: ignore[attr-defined]
+    assert closes == [(1000, ""), (1005, None), (1006, None)], closes
+    entries = [json.loads(JsonFormatter().format(r)) for r in lines]
+    assert sorted((e["close_code"], e["close_reason"]) for e in entries) == [
+        (1000, ""),
+        (1005, None),
+        (1006, None),
+    ]
 
 
 async def test_a_connection_that_sent_nothing_has_no_access_line(

@@ -337,7 +337,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 101,
                 lived,
                 code,
-                reason,
+                None if code in _NO_REASON else reason,
                 self.route_name,
                 method=self.request.method,
                 sent=self.wire_out,
@@ -924,6 +924,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         finally:
             if self.lost:
                 self._drop_websocket()
+
+
+#: The close codes no close frame carries: none came (1006), or one without a
+#: code (1005). Their reason is unknown, not empty (null in a JSON access line).
+_NO_REASON = frozenset({1005, 1006})
 
 
 def _payload_length(frame: bytes) -> int:
