@@ -1700,6 +1700,54 @@ async def test_subscribing_again_stays_within_redis_output_buffer_limit(
         await broker.detach(node)
 
 
+async def test_a_burst_of_subscriptions_and_their_end_stay_within_redis_output_buffer_limit(
+    redis_server: RedisServer,
+) -> None:
+    # Subscribing again after an outage went in batches, each confirmed
+    # before the next, but the subscriptions connections made as the broker
+    # served went all in one round: every batch sent at once, Redis's answers
+    # (one naming each channel) passed its pubsub client-output-buffer-limit
+    # (32 MB by default: 50 clients subscribing to max_topics topics of
+    # max_topic_size, all within the default limits, did it) and Redis dropped
+    # the subscriber connection: an outage for every room of the process. So
+    # did their unsubscribing, in UNSUBSCRIBEs whose answers name each channel
+    # too. Here 20,000 topics of 2 kB and a limit of 2 MB.
+    topics = [f"{n:05}:" + "x" * 2000 for n in range(20_000)]
+    broker = RedisBroker(redis_server.url)
+    node = RecordingNode("node-a")
+    client = aioredis.from_url(redis_server.url)
+
+    async def subscribed() -> int:
+        return sum(int(c["sub"]) - 1 for c in await client.client_list(_type="pubsub"))
+
+    async def messages_go_through(*chosen: str, heard: bool = True) -> None:
+        node.got.clear()
+        for topic in (*chosen, "last"):
+            await client.publish(f"wsserver:topic:{topic}", encode("node-b", topic[:5]))
+        await wait_for(lambda: ("last", "last") in node.got, what="the messages")
+        assert node.got == [(topic, topic[:5]) for topic in chosen if heard] + [("last", "last")]
+
+    await client.config_set("client-output-buffer-limit", "pubsub 2mb 0 0")
+    await broker.attach(node)
+    try:
+        await wait_for(lambda: broker.up, what="the broker up")
+        broker.subscribe(node, "last")
+        for topic in topics:
+            broker.subscribe(node, topic)
+        await broker.subscriptions_sent()
+        await wait_for(lambda: _equals(subscribed(), 20_001), what="the subscriptions")
+        await messages_go_through(topics[0], topics[-1])
+        assert broker.up and broker.stats.outages == 0
+        for topic in topics:
+            broker.unsubscribe(node, topic)
+        await wait_for(lambda: _equals(subscribed(), 1), what="the unsubscriptions")
+        await messages_go_through(topics[0], topics[-1], heard=False)
+        assert broker.up and broker.stats.outages == 0
+    finally:
+        await client.aclose()
+        await broker.detach(node)
+
+
 async def test_a_lost_subscriber_connection_is_subscribed_again_by_the_broker_alone(
     redis_server: RedisServer,
 ) -> None:

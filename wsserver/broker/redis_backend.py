@@ -283,6 +283,12 @@ class RedisBroker(Broker):
         self._changes_confirmed = 0
         self._round_confirmed = asyncio.Event()
         self._confirming: deque[tuple[bytes, int]] = deque()
+        #: The answer :meth:`_apply_changes` waits for before sending more: a
+        #: batch's kind (``subscribe``, ``unsubscribe``), its last channel,
+        #: and the future :meth:`_read` completes on hearing it.
+        self._answer_awaited: tuple[str, bytes, asyncio.Future[None]] | None = None
+        #: When :meth:`_read` last heard from the subscriber connection (loop time).
+        self._heard_at = 0.0
         self._keeping_changes = False
         self._counts: dict[str, int] = {}
         self._counts_changed = asyncio.Event()
@@ -785,7 +791,9 @@ class RedisBroker(Broker):
         published right after subscribing (a newcomer's answer) lost the
         message. Until Redis confirmed them, no message goes out (:meth:`_send`).
 
-        The confirmations are read by :meth:`_read`, on the same connection.
+        The confirmations are read by :meth:`_read`, on the same connection;
+        each command (a batch, see :func:`_batches`) waits for Redis's answer
+        to the one before (nothing heard for ``timeout`` meanwhile: an outage).
         """
         ready = self._changes_ready
         while True:
@@ -802,12 +810,47 @@ class RedisBroker(Broker):
                 confirming.append((new[-1], made))
             elif confirming:
                 confirming[-1] = (confirming[-1][0], made)
-            for batch in _batches(new):
-                await pubsub.subscribe(*batch)
-            for batch in _batches(gone):
-                await pubsub.unsubscribe(*batch)
+            # Each batch answered before the next goes (and before the next
+            # round): Redis answers a SUBSCRIBE or UNSUBSCRIBE with a reply
+            # naming each channel, and the replies of a burst sent at once
+            # (50 clients each subscribing to max_topics long topics) passed
+            # its client-output-buffer-limit for subscribers: dropped.
+            for kind, batches in (("subscribe", _batches(new)), ("unsubscribe", _batches(gone))):
+                for batch in batches:
+                    answered = asyncio.get_running_loop().create_future()
+                    self._answer_awaited = (kind, batch[-1], answered)
+                    try:
+                        if kind == "subscribe":
+                            await pubsub.subscribe(*batch)
+                        else:
+                            await pubsub.unsubscribe(*batch)
+                        await self._answer(answered, kind, len(batch))
+                    finally:
+                        self._answer_awaited = None
             if not confirming:
                 self._confirmed_up_to(made)  # (nothing subscribed: in effect once written)
+
+    async def _answer(self, answered: asyncio.Future[None], kind: str, channels: int) -> None:
+        """Wait until ``answered``; nothing heard on the subscriber connection
+        for ``timeout`` meanwhile is an outage (the answer comes behind the
+        messages already on their way, each showing the connection alive)."""
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        while not answered.done():
+            left = max(since, self._heard_at) + self.timeout - loop.time()
+            if left <= 0:
+                raise TimeoutError(
+                    f"no answer from Redis to the {kind.upper()} of {channels}"
+                    f" channel{'' if channels == 1 else 's'} in {self.timeout} s"
+                )
+            await asyncio.wait({answered}, timeout=left)
+
+    def _answered(self, kind: str, channel: bytes) -> None:
+        """Redis answered a SUBSCRIBE or UNSUBSCRIBE of ``channel``: the end
+        of the batch :meth:`_apply_changes` awaits, perhaps."""
+        awaited = self._answer_awaited
+        if awaited is not None and awaited[:2] == (kind, channel) and not awaited[2].done():
+            awaited[2].set_result(None)
 
     def _deliver(self, message: dict[str, Any], node: BrokerNode) -> int:
         """Deliver a message Redis sent, if it is another process's; how
@@ -867,6 +910,7 @@ class RedisBroker(Broker):
                 message = {"type": "pong"}  # (the ping's answer, a refusal: alive)
             if message is None:
                 continue
+            self._heard_at = now  # (before the poll's wait: soon enough)
             if pong_due is not None:
                 pong_due = loop.time() + self.timeout  # (heard from: alive)
             if confirmation_due is not None:
@@ -883,6 +927,9 @@ class RedisBroker(Broker):
                     await asyncio.sleep(0)  # (what was read is delivered after the others' turn)
             elif kind == "subscribe":
                 self._subscription_confirmed(message["channel"])
+                self._answered(kind, message["channel"])
+            elif kind == "unsubscribe":
+                self._answered(kind, message["channel"])
 
     async def _send(self, client: Any) -> None:
         """Send queued messages, many per round trip."""
