@@ -410,7 +410,8 @@ class RedisBroker(Broker):
         """Stop, and take this process's counts out of presence at once (not
         ``presence_ttl`` later) if Redis was reachable. The messages queued
         for Redis go out first (within ``STOP_TIMEOUT``, or ``timeout`` if
-        shorter); those it cannot send are dropped, and counted.
+        shorter); those it cannot send are dropped, counted, and said in a
+        warning (with those of an outage this stop ends).
 
         Only for the server attached: another one, refused by :meth:`attach`,
         leaves it serving.
@@ -431,6 +432,18 @@ class RedisBroker(Broker):
             if not task.done():
                 logger.warning("broker %s: its task did not stop; left behind", self.shown_url)
         self._drop_queued()  # (what the stop cut off: counted as dropped, not left)
+        if self._dropped_in_outage:
+            # (Said when Redis is back, or by nothing: what this stop cut
+            # off, and the drops of an outage it ends.)
+            logger.warning(
+                "broker %s stopped: %d message%s for other processes dropped (%s)",
+                self.shown_url,
+                self._dropped_in_outage,
+                "" if self._dropped_in_outage == 1 else "s",
+                "Redis unreachable"
+                if self._down_since is not None
+                else f"not taken by Redis within {min(self.timeout, STOP_TIMEOUT):.1f} s",
+            )
         if self._closing is not None:
             await asyncio.wait({self._closing})  # (bounded: its aclose() is, by a second)
         await self._close_client()
