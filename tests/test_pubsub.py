@@ -1270,6 +1270,31 @@ async def test_a_prefix_beyond_ascii_keeps_each_message_to_its_topic(
         assert nb.got == [(t, f"for {t}") for t in ("room", ":room", "salle-été")]
 
 
+async def test_a_message_another_program_published_in_another_form_is_said(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # README names the channels (wsserver:topic:<topic>), and a program that
+    # is no wsserver (redis-cli, a worker in another language, a Channels
+    # user's group_send from a task) publishing there in another form than
+    # the broker's reached no one, and nothing said why.
+    caplog.set_level(logging.WARNING, logger="wsserver")
+    node = RecordingNode("node-a")
+    client = aioredis.from_url(redis_server.url)
+    async with attached(redis_server, node) as (broker,):
+        broker.subscribe(node, "room")
+        await broker.subscriptions_sent()
+        for raw in (b"hello", b"t\xff\nbad sender", b"tsvc\n\xff bad text", b"hello again"):
+            await client.publish("wsserver:topic:room", raw)
+        await client.publish("wsserver:topic:room", b"tworker-1\nfrom a worker")
+        await client.publish("wsserver:topic:room", b"bworker-1\n\x00\x01")
+        await wait_for(lambda: len(node.got) == 2, what="the messages in the broker's form")
+        assert node.got == [("room", "from a worker"), ("room", b"\x00\x01")]
+        said = [r.getMessage() for r in caplog.records if "wsserver:topic:room" in r.getMessage()]
+        assert len(said) == 1, said  # (once: not a line per message)
+        assert "not in the broker's form" in said[0]
+    await client.aclose()
+
+
 class AnsweringNode(RecordingNode):
     """A node that answers each ``hello`` at once, on the same topic (a peer
     greeting a newcomer: WebRTC signalling, "send me the state")."""

@@ -335,6 +335,8 @@ class RedisBroker(Broker):
         self._script_refused = False
         #: Whether the last presence query was refused (said once a streak).
         self._presence_read_refused = False
+        #: Whether a message not in the broker's form was said (once).
+        self._foreign_said = False
 
     def _check_options(self, options: Mapping[str, Any]) -> None:
         """Refuse the URL's parameters that no connection could be made with.
@@ -871,12 +873,28 @@ class RedisBroker(Broker):
         try:
             sender, payload = decode(message["data"])
         except (ValueError, UnicodeDecodeError):
-            return 1  # not ours
+            self._foreign_message(message["channel"])
+            return 1
         if sender == node.node_id:
             return 1  # our own: delivered locally already
         self.stats.received += 1
         topic = message["channel"][self._topic_at :].decode("utf-8", "replace")
         return 1 + (node.deliver(topic, payload) or 0)
+
+    def _foreign_message(self, channel: bytes) -> None:
+        """A message on a topic's channel not in :func:`~.base.encode`'s form
+        (another program's: redis-cli, a service in another language):
+        dropped, and said once, with the form it should have."""
+        if self._foreign_said:
+            return
+        self._foreign_said = True
+        logger.warning(
+            "broker %s: a message on %r not in the broker's form dropped (another program's?"
+            " publish b't<sender>\\n<UTF-8 text>' or b'b<sender>\\n<bytes>', the sender any"
+            " ASCII name); said once",
+            self.shown_url,
+            channel.decode("utf-8", "replace"),
+        )
 
     async def _read(self, pubsub: Any, node: BrokerNode) -> None:
         """Deliver what Redis sends.
