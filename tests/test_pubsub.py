@@ -1419,6 +1419,28 @@ async def test_drops_left_unsaid_are_said_within_the_period(
         assert "over broker_queue_bytes (1000), never fits" in said()[1]
 
 
+async def test_drops_left_unsaid_are_said_as_the_broker_stops(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # After the first warning of a burst's drops, the others are said within
+    # DROPPED_AGAIN (a minute): a server stopped before that never said them.
+    caplog.set_level(logging.WARNING, logger="wsserver")
+    na = RecordingNode("node-a")
+    broker = RedisBroker(redis_server.url, queue_bytes=1000)
+    await broker.attach(na)
+    try:
+        await wait_for(lambda: broker.up, what="the broker up")
+        for _ in range(5):
+            assert not broker.publish(na, "q", "x" * 2000)
+    finally:
+        await broker.detach(na)
+    said = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(said) == 2, said
+    assert "1 message for other processes dropped" in said[0]
+    assert "4 messages for other processes dropped" in said[1]
+    assert "never fits" in said[1]
+
+
 async def test_an_awaited_subscribe_has_gone_to_redis_when_it_returns(
     redis_server: RedisServer,
 ) -> None:

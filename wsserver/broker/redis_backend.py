@@ -434,6 +434,7 @@ class RedisBroker(Broker):
             if not task.done():
                 logger.warning("broker %s: its task did not stop; left behind", self.shown_url)
         self._drop_queued()  # (what the stop cut off: counted as dropped, not left)
+        self._say_drops(now_or_never=True)  # (a burst's drops not said yet: DROPPED_AGAIN)
         if self._dropped_in_outage:
             # (Said when Redis is back, or by nothing: what this stop cut
             # off, and the drops of an outage it ends.)
@@ -634,14 +635,19 @@ class RedisBroker(Broker):
         self._drop_reason = why
         self._say_drops()
 
-    def _say_drops(self) -> None:
+    def _say_drops(self, *, now_or_never: bool = False) -> None:
         """Say the drops not said yet, unless the last such warning is more
         recent than DROPPED_AGAIN (then the next call, or _keep_presence()'s
-        every third of the ttl, says them)."""
+        every third of the ttl, says them), or ``now_or_never`` (the broker
+        stops)."""
         if not self._unsaid_drops:
             return
         now = asyncio.get_running_loop().time()
-        if self._drops_said is not None and now - self._drops_said < DROPPED_AGAIN:
+        if (
+            not now_or_never
+            and self._drops_said is not None
+            and now - self._drops_said < DROPPED_AGAIN
+        ):
             return
         logger.warning(
             "broker %s: %d message%s for other processes dropped (local delivery done): %s",
