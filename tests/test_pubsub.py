@@ -1795,6 +1795,40 @@ async def test_a_burst_of_subscriptions_and_their_end_stay_within_redis_output_b
         await broker.detach(node)
 
 
+async def test_a_message_published_waits_for_no_unsubscription_answer(
+    redis_server: RedisServer,
+) -> None:
+    # A message waits for the subscriptions made before it (their answer
+    # heard), not for the unsubscriptions: a message another process
+    # publishes there after it reaching this one does no harm. Waiting for
+    # the UNSUBSCRIBE's answer too (each batch's answer awaited before the
+    # next goes), a process's messages waited behind every room left (its
+    # last local subscriber gone), the answer behind whatever Redis sends the
+    # subscriber connection first: here a subscriber connection held.
+    nb = RecordingNode("node-b")
+    listener = aioredis.from_url(redis_server.url)
+    async with Proxy(redis_server.port) as proxy, listener.pubsub() as heard:
+        await heard.subscribe("wsserver:topic:news")
+        await heard.get_message(timeout=TIMEOUT)  # (its confirmation)
+        b = RedisBroker(f"redis://127.0.0.1:{proxy.port}/0", timeout=5.0)
+        await b.attach(nb)
+        try:
+            await wait_for(lambda: b.up, what="the broker up")
+            b.subscribe(nb, "room")
+            await b.subscriptions_sent()
+            assert proxy.hold(lambda link: b"SUBSCRIBE" in link.from_client) == 1
+            b.unsubscribe(nb, "room")
+            await asyncio.sleep(0.05)  # (the UNSUBSCRIBE written, its answer held)
+            assert b.publish(nb, "news", "hello")
+            message = await heard.get_message(timeout=2.0)
+            assert message is not None and message["data"] == encode("node-b", "hello")
+            assert b.up
+        finally:
+            proxy.release()
+            await b.detach(nb)
+    await listener.aclose()
+
+
 async def test_a_lost_subscriber_connection_is_subscribed_again_by_the_broker_alone(
     redis_server: RedisServer,
 ) -> None:

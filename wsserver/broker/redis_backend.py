@@ -836,20 +836,29 @@ class RedisBroker(Broker):
             # naming each channel, and the replies of a burst sent at once
             # (50 clients each subscribing to max_topics long topics) passed
             # its client-output-buffer-limit for subscribers: dropped.
-            for kind, batches in (("subscribe", _batches(new)), ("unsubscribe", _batches(gone))):
-                for batch in batches:
-                    answered = asyncio.get_running_loop().create_future()
-                    self._answer_awaited = (kind, batch[-1], answered)
-                    try:
-                        if kind == "subscribe":
-                            await pubsub.subscribe(*batch)
-                        else:
-                            await pubsub.unsubscribe(*batch)
-                        await self._answer(answered, kind, len(batch))
-                    finally:
-                        self._answer_awaited = None
+            for batch in _batches(new):
+                await self._answered_command(pubsub, "subscribe", batch)
             if not confirming:
-                self._confirmed_up_to(made)  # (nothing subscribed: in effect once written)
+                # (Nothing subscribed, or confirmed: no message waits for the
+                # unsubscriptions' answers, which come behind what Redis
+                # sends this connection first.)
+                self._confirmed_up_to(made)
+            for batch in _batches(gone):
+                await self._answered_command(pubsub, "unsubscribe", batch)
+
+    async def _answered_command(self, pubsub: Any, kind: str, batch: list[bytes]) -> None:
+        """Send the SUBSCRIBE or UNSUBSCRIBE (``kind``) of ``batch``, and wait
+        for Redis's answer to it (see :meth:`_answer`)."""
+        answered = asyncio.get_running_loop().create_future()
+        self._answer_awaited = (kind, batch[-1], answered)
+        try:
+            if kind == "subscribe":
+                await pubsub.subscribe(*batch)
+            else:
+                await pubsub.unsubscribe(*batch)
+            await self._answer(answered, kind, len(batch))
+        finally:
+            self._answer_awaited = None
 
     async def _answer(self, answered: asyncio.Future[None], kind: str, channels: int) -> None:
         """Wait until ``answered``; nothing heard on the subscriber connection
