@@ -1617,6 +1617,12 @@ async def _equals(value: Any, expected: Any) -> bool:
     return bool(await value == expected)
 
 
+async def _subscribed(client: Any) -> int:
+    """How many topics Redis has the brokers' subscriber connections
+    subscribed to (their own channel, one each, not counted)."""
+    return sum(int(c["sub"]) - 1 for c in await client.client_list(_type="pubsub"))
+
+
 async def _bytes_redis_received(client: Any) -> int:
     return int((await client.info("stats"))["total_net_input_bytes"])
 
@@ -1717,9 +1723,6 @@ async def test_subscribing_again_stays_within_redis_output_buffer_limit(
     node = RecordingNode("node-a")
     client = aioredis.from_url(redis_server.url)
 
-    async def subscribed() -> int:
-        return sum(int(c["sub"]) - 1 for c in await client.client_list(_type="pubsub"))
-
     async def messages_go_through() -> None:
         node.got.clear()
         for topic in (topics[0], topics[-1]):
@@ -1732,13 +1735,13 @@ async def test_subscribing_again_stays_within_redis_output_buffer_limit(
         broker.subscribe(node, topic)
     await broker.attach(node)
     try:
-        await wait_for(lambda: _equals(subscribed(), 20_000), what="the subscriptions")
+        await wait_for(lambda: _equals(_subscribed(client), 20_000), what="the subscriptions")
         await asyncio.sleep(0.5)  # (Redis would have dropped it by now)
         assert broker.up and broker.stats.outages == 0
         await messages_go_through()
         await client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # a reconnection
         await wait_for(lambda: broker.stats.outages == 1, what="the outage")
-        await wait_for(lambda: _equals(subscribed(), 20_000), what="subscribed again")
+        await wait_for(lambda: _equals(_subscribed(client), 20_000), what="subscribed again")
         await asyncio.sleep(0.5)
         assert broker.up and broker.stats.outages == 1
         await messages_go_through()
@@ -1764,9 +1767,6 @@ async def test_a_burst_of_subscriptions_and_their_end_stay_within_redis_output_b
     node = RecordingNode("node-a")
     client = aioredis.from_url(redis_server.url)
 
-    async def subscribed() -> int:
-        return sum(int(c["sub"]) - 1 for c in await client.client_list(_type="pubsub"))
-
     async def messages_go_through(*chosen: str, heard: bool = True) -> None:
         node.got.clear()
         for topic in (*chosen, "last"):
@@ -1782,12 +1782,12 @@ async def test_a_burst_of_subscriptions_and_their_end_stay_within_redis_output_b
         for topic in topics:
             broker.subscribe(node, topic)
         await broker.subscriptions_sent()
-        await wait_for(lambda: _equals(subscribed(), 20_001), what="the subscriptions")
+        await wait_for(lambda: _equals(_subscribed(client), 20_001), what="the subscriptions")
         await messages_go_through(topics[0], topics[-1])
         assert broker.up and broker.stats.outages == 0
         for topic in topics:
             broker.unsubscribe(node, topic)
-        await wait_for(lambda: _equals(subscribed(), 1), what="the unsubscriptions")
+        await wait_for(lambda: _equals(_subscribed(client), 1), what="the unsubscriptions")
         await messages_go_through(topics[0], topics[-1], heard=False)
         assert broker.up and broker.stats.outages == 0
     finally:
