@@ -3589,15 +3589,7 @@ async def test_a_denial_the_transport_saw_the_client_leave_before_is_an_answer(
         outcome.append("closed")
 
     server = await run_asgi(app)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(upgrade_request("/ws"))
-    with contextlib.suppress(ConnectionError):
-        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # (nothing came)
-    writer.close()
-    await wait_for(lambda: outcome and not server.app_tasks, what="the app's end")
-    assert outcome == ["closed"]
-    assert not errors_logged(caplog), [r.getMessage() for r in caplog.records]
-    assert server.counters.handler_errors == 0
+    await _upgrade_whose_client_left(server, outcome, "closed", caplog)
 
 
 async def test_an_app_told_its_client_left_as_it_answers_is_no_error_when_it_returns(
@@ -3624,13 +3616,22 @@ async def test_an_app_told_its_client_left_as_it_answers_is_no_error_when_it_ret
             outcome.append("told")
 
     server = await run_asgi(app)
+    await _upgrade_whose_client_left(server, outcome, "told", caplog)
+
+
+async def _upgrade_whose_client_left(
+    server: Any, outcome: list[str], said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Send an upgrade request to an app that cuts its own connection and
+    answers (the two tests above); check the client got nothing, the app
+    ended having said ``said``, and nothing was taken for an error."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(upgrade_request("/ws"))
     with contextlib.suppress(ConnectionError):
         assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # (nothing came)
     writer.close()
     await wait_for(lambda: outcome and not server.app_tasks, what="the app's end")
-    assert outcome == ["told"]
+    assert outcome == [said]
     assert not errors_logged(caplog), [r.getMessage() for r in caplog.records]
     assert server.counters.handler_errors == 0
 
