@@ -41,15 +41,27 @@ def free_port() -> int:
 class RedisServer:
     """One private redis-server process."""
 
-    def __init__(self, binary: str, port: int | None = None) -> None:
+    def __init__(
+        self, binary: str, port: int | None = None, tls: dict[str, str] | None = None
+    ) -> None:
         self.binary = binary
         self.port = port or free_port()
+        #: Its certificate and key (``certfile``, ``keyfile``): it takes TLS
+        #: connections on :attr:`tls_port` too (no client certificate asked).
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
         self.directory = Path(tempfile.mkdtemp(prefix="wsserver-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def tls_url(self) -> str:
+        """The same server over TLS (``rediss://``), by the name ``localhost``."""
+        assert self.tls_port is not None, "a RedisServer(tls=...) has one"
+        return f"rediss://localhost:{self.tls_port}/0"
 
     @property
     def unix_url(self) -> str:
@@ -69,6 +81,7 @@ class RedisServer:
                 "--protected-mode", "no",
                 "--unixsocket", str(self.directory / "redis.sock"),
                 "--unixsocketperm", "700",
+                *self._tls_arguments(),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -87,6 +100,16 @@ class RedisServer:
                 pass
             time.sleep(0.05)
         raise RedisUnavailable(f"redis-server did not answer on port {self.port}")
+
+    def _tls_arguments(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            "--tls-port", str(self.tls_port),
+            "--tls-cert-file", self.tls["certfile"],
+            "--tls-key-file", self.tls["keyfile"],
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
 
     def stop(self) -> None:
         """Kill it (an outage: clients see their connections reset)."""

@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import httpx
 import pytest
 import redis
 import redis.asyncio as aioredis
+import trustme
 import websockets
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -1195,6 +1196,87 @@ async def test_redis_over_a_unix_socket(redis_server: RedisServer, host: str) ->
         await wb.send("over TCP, to the Unix socket's")
         assert await asyncio.wait_for(wa.recv(), TIMEOUT) == "over TCP, to the Unix socket's"
         assert a.pubsub.broker.stats.outages == 0
+
+
+@pytest.fixture
+def redis_over_tls(
+    redis_binary: str, tmp_path: Path
+) -> Iterator[tuple[RedisServer, trustme.CA, Path]]:
+    """A private redis-server taking TLS too (its certificate for localhost and
+    127.0.0.1, from a CA of the test's), the CA, and where files go."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    files = {"certfile": str(tmp_path / "redis.pem"), "keyfile": str(tmp_path / "redis.key")}
+    cert.cert_chain_pems[0].write_to_path(files["certfile"])
+    cert.private_key_pem.write_to_path(files["keyfile"])
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    server = RedisServer(redis_binary, tls=files)
+    server.start()
+    yield server, ca, tmp_path
+    server.close()
+
+
+async def test_redis_over_tls_trusting_the_ca_given_in_the_url(
+    redis_over_tls: tuple[RedisServer, trustme.CA, Path],
+) -> None:
+    # rediss:// with ?ssl_ca_certs= (a managed Redis's CA): the servers share
+    # topics and presence with one on plain TCP to the same Redis.
+    redis_server, _, files = redis_over_tls
+    url = f"{redis_server.tls_url}?ssl_ca_certs={files / 'ca.pem'}"
+    a = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=url)
+    b = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with a, b, AsyncExitStack() as stack:
+        assert isinstance(a.pubsub.broker, RedisBroker)
+        await wait_for(lambda: a.pubsub.broker.up, what="the broker up")
+        wa, wb = await subscribed_on_both(stack, redis_server, a, b)
+        for sender, message in ((wb, "to the one over TLS"), (wa, "from it")):
+            await sender.send(message)
+            assert await asyncio.wait_for(wa.recv(), TIMEOUT) == message
+            assert await asyncio.wait_for(wb.recv(), TIMEOUT) == message
+        assert a.pubsub.broker.stats.outages == 0
+
+
+@pytest.mark.parametrize("case", ["no CA given", "another name's certificate"])
+async def test_a_redis_certificate_not_trusted_is_an_error_said_until_it_is(
+    redis_over_tls: tuple[RedisServer, trustme.CA, Path],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    # A rediss:// URL without the CA of a private Redis's certificate (or
+    # one naming another host) was said once, as a warning that Redis was
+    # "unreachable", then tried for ever in silence: a setting to fix, said
+    # as what it is, again while it lasts, as a refusal by Redis is.
+    from wsserver.broker import redis_backend
+
+    monkeypatch.setattr(redis_backend, "REFUSED_AGAIN", 0.5)
+    redis_server, ca, files = redis_over_tls
+    url = redis_server.tls_url
+    if case == "another name's certificate":
+        url = url.replace("localhost", "127.0.0.1") + f"?ssl_ca_certs={files / 'ca.pem'}"
+        # (the same CA: only the name differs)
+        other = ca.issue_cert("redis.example")
+        other.cert_chain_pems[0].write_to_path(redis_server.tls["certfile"])  # type: ignore[index]
+        other.private_key_pem.write_to_path(redis_server.tls["keyfile"])  # type: ignore[index]
+        redis_server.stop()
+        redis_server.start()
+    broker = RedisBroker(url, max_backoff=0.2)
+    node = RecordingNode("node-a")
+    try:
+        await broker.attach(node)
+        await asyncio.sleep(1.6)
+        said = [r for r in caplog.records if r.name == "wsserver.broker"]
+        untrusted = [r for r in said if "does not trust the certificate" in r.getMessage()]
+        assert len(untrusted) >= 3, [r.getMessage() for r in said]  # (again every 0.5 s)
+        assert {r.levelname for r in untrusted} == {"ERROR"}
+        assert not [r for r in said if "unreachable" in r.getMessage()]
+        message = untrusted[0].getMessage()
+        assert "?ssl_ca_certs=" in message, message
+        why = "mismatch" if case == "another name's certificate" else "local issuer"
+        assert why in message, message
+        assert not broker.up and node.states == [False] and broker.stats.outages == 1
+    finally:
+        await broker.detach(node)
 
 
 class RecordingNode:

@@ -36,6 +36,7 @@ import contextlib
 import logging
 import os
 import re
+import ssl
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -1175,7 +1176,8 @@ class RedisBroker(Broker):
         # Redis answered, and said no (a wrong password, a database out of
         # range, a user without the rights): a configuration to fix, said as
         # an error, and again every REFUSED_AGAIN seconds while it lasts.
-        refused = isinstance(exc, (AuthenticationError, ResponseError))
+        # So is a certificate this process does not trust (rediss://).
+        refused = isinstance(exc, (AuthenticationError, ResponseError)) or bool(_untrusted(exc))
         if self._down_since is None:
             self._down_since = now
             self.stats.outages += 1
@@ -1196,6 +1198,17 @@ class RedisBroker(Broker):
 
     def _say_refused(self, exc: BaseException, now: float) -> None:
         self._refused_said = now
+        untrusted = _untrusted(exc)
+        if untrusted:
+            logger.error(
+                "broker %s: this server does not trust the certificate Redis showed (%s): "
+                "give the CA that issued it with ?ssl_ca_certs=/path/to/ca.pem in the URL, or "
+                "connect by a name the certificate is for. Local delivery goes on; messages for "
+                "other processes are dropped until it is trusted (tried again with a backoff)",
+                self.shown_url,
+                untrusted,
+            )
+            return
         logger.error(
             "broker %s refused this server (%s): is the URL's user, password or database "
             "wrong, or the user without the rights? Local delivery goes on; messages for other "
@@ -1203,6 +1216,19 @@ class RedisBroker(Broker):
             self.shown_url,
             exc,
         )
+
+
+def _untrusted(error: BaseException) -> str:
+    """Why the certificate Redis showed was not trusted (redis-py's
+    ConnectionError says it in text; the ssl error is its context), or ""."""
+    seen: BaseException | None = error
+    for _ in range(4):  # (never round a loop of contexts)
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {seen.verify_message}"
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 def _queued_size(channel: bytes, data: bytes) -> int:
