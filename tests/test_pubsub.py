@@ -35,6 +35,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from wsserver import ConfigError, ConnectionClosed, Request, Router, WebSocket, serve
 from wsserver.broker import MemoryBroker
 from wsserver.broker.base import decode, encode
+from wsserver.broker.publisher import Publisher, SyncPublisher
 from wsserver.broker.redis_backend import RedisBroker
 from wsserver.protocol.frames import Opcode
 from wsserver.response import Response, text
@@ -1277,6 +1278,95 @@ async def test_a_redis_certificate_not_trusted_is_an_error_said_until_it_is(
         assert not broker.up and node.states == [False] and broker.stats.outages == 1
     finally:
         await broker.detach(node)
+
+
+# ------------------------------------------- publishing from another program
+
+
+@pytest.mark.parametrize("deployment", ["default", "on /1 with its own prefix"])
+async def test_a_program_outside_the_servers_publishes_to_their_topics(
+    redis_server: RedisServer, deployment: str
+) -> None:
+    # A task queue's worker or a view (Channels' group_send from outside a
+    # consumer) had only a raw PUBLISH in the servers' form, the channel's
+    # name (prefix, database) to get right by hand. Publisher names and
+    # writes it as the broker does: two processes' clients hear each message,
+    # text and binary, and the count of processes that took it comes back.
+    url, settings = redis_server.url, {}
+    if deployment != "default":
+        url, settings = url[: -len("/0")] + "/1", {"broker_prefix": "shop:"}
+    a, b = (
+        serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=url, **settings)
+        for _ in range(2)
+    )
+    async with a, b, AsyncExitStack() as stack:
+        clients = []
+        for server in (a, b):
+            ws = await stack.enter_async_context(
+                websockets.connect(f"ws://127.0.0.1:{server.port}/sub/news")
+            )
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+            clients.append(ws)
+        prefix = "shop:1:" if settings else "wsserver:"
+        await wait_for(lambda: subscribed_in_redis(redis_server, "news", 2, prefix), what="both")
+        async with Publisher(url, prefix=settings.get("broker_prefix", "wsserver:")) as publisher:
+            assert await publisher.publish("news", "héllo from cron") == 2
+            assert await publisher.publish("news", b"\x00\xffbinary") == 2
+            assert await publisher.publish("nobody-listens", "lost") == 0
+        for ws in clients:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "héllo from cron"
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"\x00\xffbinary"
+        # From code without an event loop (a thread here: a Django view's).
+        with SyncPublisher(url, prefix=settings.get("broker_prefix", "wsserver:")) as sync:
+            assert await asyncio.to_thread(sync.publish, "news", "from a thread") == 2
+        for ws in clients:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "from a thread"
+
+
+async def test_a_publisher_raises_while_redis_is_down_and_publishes_once_it_is_back(
+    redis_server: RedisServer,
+) -> None:
+    # The program decides what an outage means to it: redis-py's error,
+    # within the timeout, never a hang; the same publisher goes on after.
+    server = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, broker=redis_server.url)
+    async with server, Publisher(redis_server.url, timeout=1.0) as publisher:
+        assert await publisher.publish("news", "before") == 0
+        sync = SyncPublisher(redis_server.url, timeout=1.0)
+        redis_server.stop()
+        with pytest.raises(redis.exceptions.RedisError):
+            await asyncio.wait_for(publisher.publish("news", "during"), TIMEOUT)
+        with pytest.raises(redis.exceptions.RedisError):
+            await asyncio.wait_for(asyncio.to_thread(sync.publish, "news", "during"), TIMEOUT)
+        redis_server.start()
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/sub/news") as ws:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
+            await wait_for(lambda: subscribed_in_redis(redis_server, "news", 1), what="it")
+            assert await publisher.publish("news", "after") == 1
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "after"
+            assert await asyncio.to_thread(sync.publish, "news", "after, sync") == 1
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "after, sync"
+        sync.close()
+
+
+def test_a_publisher_refuses_what_no_server_would_take() -> None:
+    with pytest.raises(ValueError, match="expected a redis://, rediss:// or unix:// URL"):
+        Publisher("http://cache/0")
+    with pytest.raises(ValueError, match="names no file"):
+        SyncPublisher("rediss://cache/0?ssl_ca_certs=/nowhere/ca.pem")
+    with pytest.raises(ValueError, match="sender"):
+        Publisher("redis://cache/0", sender="two\nlines")
+    with pytest.raises(ValueError, match="prefix"):
+        SyncPublisher("redis://cache/0", prefix="")
+    with pytest.raises(ValueError, match="timeout"):
+        Publisher("redis://cache/0", timeout=0)
+    publisher = SyncPublisher("redis://127.0.0.1:1/0")  # (nothing sent before the checks)
+    with pytest.raises(ValueError, match="valid Unicode"):
+        publisher.publish("room-\ud800", "x")
+    with pytest.raises(TypeError, match="a topic is a str"):
+        publisher.publish(b"room", "x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="str or bytes"):
+        publisher.publish("room", {"json": "not yet"})  # type: ignore[arg-type]
+    publisher.close()
 
 
 class RecordingNode:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-__all__ = ["Broker", "BrokerNode", "BrokerStats", "encode", "decode"]
+__all__ = ["Broker", "BrokerNode", "BrokerStats", "check_topic", "decode", "encode"]
 
 #: The shortest presence_ttl (seconds) of a Redis broker: presence is refreshed
 #: every third of it, and its changes written at most every 0.1 s
@@ -106,6 +106,28 @@ class Broker(ABC):
 
 # The wire form of a message between nodes: b"t" or b"b" (text, binary), the
 # sender's node id, a newline, the payload.
+
+
+def check_topic(topic: str, max_size: int | None = None) -> None:
+    """Refuse a topic no broker could name: not a str, not valid Unicode text,
+    or longer than ``max_size`` bytes of UTF-8 (``max_topic_size``).
+
+    A topic often comes from a client (a room name in a URL or a JSON
+    message), and JSON can carry a lone surrogate (``"\\ud800"``), which has
+    no UTF-8: it is refused here, where it enters, not in the broker's task.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: not valid Unicode text, or too long.
+    """
+    if not isinstance(topic, str):
+        raise TypeError(f"a topic is a str, not {type(topic).__name__}")
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("a topic must be valid Unicode text") from None
+    if max_size is not None and size > max_size:
+        raise ValueError(f"a topic is at most max_topic_size ({max_size}) bytes of UTF-8")
 
 
 def encode(node_id: str, message: str | bytes) -> bytes:

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .base import MIN_PRESENCE_TTL, Broker, BrokerNode, decode, encode
-from .url import check_redis_url, redacted
+from .url import REDIS_SCHEMES, check_redis_url, redacted
 
 try:
     import redis.asyncio as aioredis
@@ -64,7 +64,7 @@ except ImportError:  # pragma: no cover - the optional extra is missing
     ResponseError = OSError  # type: ignore[assignment,misc]
     NoPermissionError = OSError  # type: ignore[assignment,misc]
 
-__all__ = ["RedisBroker"]
+__all__ = ["RedisBroker", "channel_prefix", "redis_options"]
 
 #: How Python says a function was given a keyword it does not take.
 _UNKNOWN_PARAMETER = re.compile(r"unexpected keyword argument '(\w+)'")
@@ -229,27 +229,20 @@ class RedisBroker(Broker):
         #: The URL as logs show it: no password.
         self.shown_url = redacted(url)
         self.prefix = prefix
-        check_redis_url(url)
-        try:
-            options: Mapping[str, Any] = parse_url(url)
-            db = int(options.get("db") or 0)
-        except ValueError as exc:  # (redis-py's words may quote a piece of the password)
-            # (Only a parameter it parses is named: never the password.)
-            invalid = _INVALID_VALUE.search(str(exc))
+        options = redis_options(url)
+        # A ?max_connections= that leaves no connection for a presence query
+        # besides the broker's own would have each query take one a publish needs.
+        pool = options.get("max_connections")
+        if pool and pool <= OWN_CONNECTIONS:
+            # (Each query could then take the connection a publish needs: an outage.)
             raise ValueError(
-                f"broker {self.shown_url!r} is not a Redis URL redis-py can read"
-                + (
-                    " (percent-encode a / ? # or @ in the password: %2F %3F %23 %40)"
-                    if invalid is None
-                    else ": a ?db= that is no number"
-                    if invalid[1] == "db"
-                    else f": a ?{invalid[1]}= it cannot read"
-                )
-            ) from None
-        self._check_options(options)
-        pool = options.get("max_connections") or 100  # (the client's pool: redis-py's 100)
+                f"broker {self.shown_url!r}: the broker holds {OWN_CONNECTIONS} connections "
+                f"and one for a presence query: ?max_connections= of at least "
+                f"{OWN_CONNECTIONS + 1}, not {pool}"
+            )
+        pool = pool or 100  # (the client's pool: redis-py's 100)
         #: Of the channels: the prefix, and the database if not 0.
-        self.channel_prefix = f"{prefix}{db}:" if db else prefix
+        self.channel_prefix = channel_prefix(prefix, options)
         #: Bytes cut off a channel's name to find its topic.
         self._topic_at = len(self._channel(""))
         if not presence_ttl >= MIN_PRESENCE_TTL:  # (NaN too)
@@ -338,51 +331,6 @@ class RedisBroker(Broker):
         self._presence_read_refused = False
         #: Whether a message not in the broker's form was said (once).
         self._foreign_said = False
-
-    def _check_options(self, options: Mapping[str, Any]) -> None:
-        """Refuse the URL's parameters that no connection could be made with.
-
-        redis-py hands a parameter it does not know (``?ssl_cert_reqs=`` on a
-        ``redis://`` URL, a misspelt one) to the connection's constructor:
-        each attempt raised a ``TypeError``, a traceback every few seconds for
-        ever. ``?decode_responses=true`` makes Redis's answers text, which
-        every message and presence read here would fail on. A
-        ``?max_connections=`` that leaves no connection for a presence query
-        besides the broker's own would have each query take one a publish
-        needs. A TLS file (``?ssl_ca_certs=``...) that is not there would
-        fail every connection attempt.
-        """
-        if "decode_responses" in options:  # (redis-py takes "false" for true)
-            raise ValueError(
-                f"broker {self.shown_url!r}: ?decode_responses= cannot be used (the broker "
-                "reads Redis's answers as bytes)"
-            )
-        assert aioredis is not None
-        try:
-            pool: Any = aioredis.ConnectionPool.from_url(self.url)
-            pool.make_connection()  # (made, not connected)
-        except Exception as exc:  # (its words may quote the password: not shown)
-            unknown = _UNKNOWN_PARAMETER.search(str(exc)) if isinstance(exc, TypeError) else None
-            if unknown is not None:
-                raise ValueError(
-                    f"broker {self.shown_url!r}: redis-py takes no ?{unknown[1]}= here"
-                ) from None
-            raise ValueError(
-                f"broker {self.shown_url!r}: a parameter has a value redis-py cannot use"
-            ) from None
-        for name in _TLS_FILES:
-            # (A typo: every connection attempt would fail, said once.)
-            path = options.get(name)
-            if isinstance(path, str) and path and not os.path.exists(path):
-                raise ValueError(f"broker {self.shown_url!r}: ?{name}= names no file: {path!r}")
-        pool = options.get("max_connections")
-        if pool and pool <= OWN_CONNECTIONS:
-            # (Each query could then take the connection a publish needs: an outage.)
-            raise ValueError(
-                f"broker {self.shown_url!r}: the broker holds {OWN_CONNECTIONS} connections "
-                f"and one for a presence query: ?max_connections= of at least "
-                f"{OWN_CONNECTIONS + 1}, not {pool}"
-            )
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.shown_url} {'up' if self.up else 'down'}>"
@@ -1216,6 +1164,75 @@ class RedisBroker(Broker):
             self.shown_url,
             exc,
         )
+
+
+def redis_options(url: str) -> Mapping[str, Any]:
+    """The options redis-py reads from a broker's URL (``db`` among them),
+    refusing a URL no connection could be made with.
+
+    redis-py hands a parameter it does not know (``?ssl_cert_reqs=`` on a
+    ``redis://`` URL, a misspelt one) to the connection's constructor: each
+    attempt raised a ``TypeError``, a traceback every few seconds for ever.
+    ``?decode_responses=true`` makes Redis's answers text, which every
+    message and presence read would fail on. A TLS file (``?ssl_ca_certs=``...)
+    that is not there would fail every connection attempt.
+
+    Raises:
+        ValueError: saying what is wrong, the URL shown without its password.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"a broker's URL is a str, not {type(url).__name__}")
+    shown_url = redacted(url)
+    if not url.startswith(REDIS_SCHEMES):
+        raise ValueError(f"broker {shown_url!r}: expected a redis://, rediss:// or unix:// URL")
+    check_redis_url(url)
+    try:
+        options: Mapping[str, Any] = parse_url(url)
+        int(options.get("db") or 0)
+    except ValueError as exc:  # (redis-py's words may quote a piece of the password)
+        # (Only a parameter it parses is named: never the password.)
+        invalid = _INVALID_VALUE.search(str(exc))
+        raise ValueError(
+            f"broker {shown_url!r} is not a Redis URL redis-py can read"
+            + (
+                " (percent-encode a / ? # or @ in the password: %2F %3F %23 %40)"
+                if invalid is None
+                else ": a ?db= that is no number"
+                if invalid[1] == "db"
+                else f": a ?{invalid[1]}= it cannot read"
+            )
+        ) from None
+    if "decode_responses" in options:  # (redis-py takes "false" for true)
+        raise ValueError(
+            f"broker {shown_url!r}: ?decode_responses= cannot be used (the broker "
+            "reads Redis's answers as bytes)"
+        )
+    assert aioredis is not None
+    try:
+        pool: Any = aioredis.ConnectionPool.from_url(url)
+        pool.make_connection()  # (made, not connected)
+    except Exception as exc:  # (its words may quote the password: not shown)
+        unknown = _UNKNOWN_PARAMETER.search(str(exc)) if isinstance(exc, TypeError) else None
+        if unknown is not None:
+            raise ValueError(
+                f"broker {shown_url!r}: redis-py takes no ?{unknown[1]}= here"
+            ) from None
+        raise ValueError(
+            f"broker {shown_url!r}: a parameter has a value redis-py cannot use"
+        ) from None
+    for name in _TLS_FILES:
+        # (A typo: every connection attempt would fail, said once.)
+        path = options.get(name)
+        if isinstance(path, str) and path and not os.path.exists(path):
+            raise ValueError(f"broker {shown_url!r}: ?{name}= names no file: {path!r}")
+    return options
+
+
+def channel_prefix(prefix: str, options: Mapping[str, Any]) -> str:
+    """What the channels of a deployment begin with: its prefix, and the
+    database's number if not 0 (publish/subscribe knows no databases)."""
+    db = int(options.get("db") or 0)
+    return f"{prefix}{db}:" if db else prefix
 
 
 def _untrusted(error: BaseException) -> str:

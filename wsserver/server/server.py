@@ -29,6 +29,7 @@ from ..app.routing import Router, ServerHook, route_of
 from ..asgi import ASGIApplication, is_asgi_app
 from ..asgi.http import ASGIApp
 from ..broker import Broker, MemoryBroker, broker_from_url
+from ..broker.base import check_topic
 from ..config import Config, served_path
 from ..errors import NOT_FAILURES, ConfigError, LifespanFailure, only, passed_on, passes_through
 from ..logs import exit_said, peer, printable, protocol_logger
@@ -57,7 +58,7 @@ from .tls import (
     watch_handshakes,
 )
 from .tokens import NOT_STORED, has_token, unauthorized
-from .topics import Topics, check_topic
+from .topics import Topics
 from .transports import unsent_bytes
 from .websocket import SENDS_PER_TURN, Message, WebSocket
 from .websocket_protocol import WebSocketProtocol

@@ -18,35 +18,13 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 
-from ..broker.base import Broker
+from ..broker.base import Broker, check_topic
 from .broadcast import broadcast
 from .websocket import Message, WebSocket, whole_message
 
-__all__ = ["Topics", "check_topic"]
+__all__ = ["Topics"]
 
 logger = logging.getLogger("wsserver.broker")
-
-
-def check_topic(topic: str, max_size: int | None = None) -> None:
-    """Refuse a topic no broker could name: not a str, not valid Unicode text,
-    or longer than ``max_size`` bytes of UTF-8 (``max_topic_size``).
-
-    A topic often comes from a client (a room name in a URL or a JSON
-    message), and JSON can carry a lone surrogate (``"\\ud800"``), which has
-    no UTF-8: it is refused here, where it enters, not in the broker's task.
-
-    Raises:
-        TypeError: not a str.
-        ValueError: not valid Unicode text, or too long.
-    """
-    if not isinstance(topic, str):
-        raise TypeError(f"a topic is a str, not {type(topic).__name__}")
-    try:
-        size = len(topic.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ValueError("a topic must be valid Unicode text") from None
-    if max_size is not None and size > max_size:
-        raise ValueError(f"a topic is at most max_topic_size ({max_size}) bytes of UTF-8")
 
 
 class Topics:

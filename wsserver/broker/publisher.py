@@ -1,0 +1,170 @@
+"""Publishing to a deployment's topics from a program that is no server of it.
+
+A task queue's worker, a cron job or a web application's view publishes to
+the topics the servers' clients subscribe to, through the Redis their broker
+uses (``pip install wsserver[redis]``), as Django Channels' ``group_send``
+does from outside a consumer::
+
+    async with Publisher("redis://cache:6379/0") as publisher:
+        await publisher.publish("news", "hello")
+
+    with SyncPublisher("redis://cache:6379/0") as publisher:  # (a thread's)
+        publisher.publish("news", "hello")
+
+The message goes on the topic's channel, in the form the servers use
+(:func:`~.base.encode`), named as theirs are (the broker's prefix, the
+database); it reaches each process with subscribers of the topic at that
+moment (at most once: nothing is stored). Unlike a server's ``publish()``,
+which never waits for Redis, these wait for its answer and raise redis-py's
+error (a ``redis.exceptions.RedisError``) when Redis does not answer within
+``timeout`` or refuses: the program decides what an outage means to it.
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any
+
+from .base import check_topic, encode
+from .redis_backend import channel_prefix, redis_options
+
+try:
+    import redis as syncredis
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry as SyncRetry
+except ImportError:  # pragma: no cover - the optional extra is missing
+    aioredis = None  # type: ignore[assignment]
+
+__all__ = ["Publisher", "SyncPublisher"]
+
+
+class _Target:
+    """Where and how a message goes: the channel of a topic, and its bytes."""
+
+    def __init__(self, url: str, prefix: str, sender: str | None, timeout: float) -> None:
+        if aioredis is None:
+            raise ValueError("publishing through Redis needs redis-py: pip install wsserver[redis]")
+        if sender is None:
+            sender = f"publisher-{os.getpid()}"
+        if not isinstance(sender, str) or not sender.isascii() or "\n" in sender or not sender:
+            raise ValueError(f"sender: a name in ASCII without a newline, not {sender!r}")
+        if not prefix or not isinstance(prefix, str):
+            raise ValueError(f"prefix: the servers' broker_prefix, not {prefix!r}")
+        if not timeout > 0:  # (NaN too)
+            raise ValueError(f"timeout: seconds, more than 0, not {timeout!r}")
+        self.url = url
+        self.options = redis_options(url)
+        self.channel_prefix = channel_prefix(prefix, self.options)
+        self.sender = sender
+        # As the servers' broker: no retries (a PUBLISH cut off after it
+        # reached Redis would go twice); keepalive where TCP is.
+        self.client_options: dict[str, Any] = {
+            "socket_connect_timeout": timeout,
+            "socket_timeout": timeout,
+            **({} if url.startswith("unix:") else {"socket_keepalive": True}),
+        }
+
+    def message(self, topic: str, message: str | bytes) -> tuple[bytes, bytes]:
+        check_topic(topic)
+        if not isinstance(message, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"a message is str or bytes, not {type(message).__name__}")
+        return (self.channel_prefix + "topic:" + topic).encode("utf-8"), encode(
+            self.sender, message
+        )
+
+
+class Publisher:
+    """Publishes to the topics of the servers whose ``--broker`` is ``url``.
+
+    Args:
+        url: the servers' ``--broker`` (``redis://``, ``rediss://``, ``unix://``).
+        prefix: their ``--broker-prefix``.
+        sender: the name the servers' logs would show as the message's
+            sender (ASCII, no newline); ``publisher-<pid>`` by default.
+        timeout: seconds Redis gets to accept the connection and answer.
+
+    Raises:
+        ValueError: redis-py is not installed; a URL or setting no server
+            would take.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "wsserver:",
+        sender: str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self._target = _Target(url, prefix, sender, timeout)
+        self._client: Any = aioredis.from_url(
+            url, retry=Retry(NoBackoff(), 0), **self._target.client_options
+        )
+
+    async def publish(self, topic: str, message: str | bytes) -> int:
+        """Send ``message`` to ``topic``'s subscribers; how many processes
+        took it (Redis's count of the channel's subscribers: 0, nobody).
+
+        Raises:
+            TypeError, ValueError: not a topic, not a message.
+            redis.exceptions.RedisError: Redis unreachable, slow or refusing.
+        """
+        channel, data = self._target.message(topic, message)
+        return int(await self._client.publish(channel, data))
+
+    async def aclose(self) -> None:
+        """Close its connections to Redis."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Publisher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class SyncPublisher:
+    """:class:`Publisher` for code without an event loop (a Django view, a
+    Celery task, a script): each call blocks until Redis answered. Its
+    connections are a pool that threads may share."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "wsserver:",
+        sender: str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self._target = _Target(url, prefix, sender, timeout)
+        self._client: Any = syncredis.from_url(
+            url, retry=SyncRetry(NoBackoff(), 0), **self._target.client_options
+        )
+
+    def publish(self, topic: str, message: str | bytes) -> int:
+        """As :meth:`Publisher.publish`, blocking."""
+        channel, data = self._target.message(topic, message)
+        return int(self._client.publish(channel, data))
+
+    def close(self) -> None:
+        """Close its connections to Redis."""
+        self._client.close()
+
+    def __enter__(self) -> SyncPublisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
