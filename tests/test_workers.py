@@ -1299,6 +1299,45 @@ async def test_a_crash_looping_app_backs_off(tmp_path: Path) -> None:
         assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
 
 
+SLOW_TO_FAIL_APP = """
+import asyncio
+from pathlib import Path
+
+from wsserver import Router
+
+routes = Router()
+
+
+@routes.on_startup
+async def connect(server):
+    if (Path(__file__).parent / "BROKEN").exists():
+        await asyncio.sleep(5.5)  # a database that does not answer, then the driver's timeout
+        raise RuntimeError("database unreachable")
+"""
+
+
+@pytest.mark.drill
+async def test_a_worker_dying_at_start_up_after_a_slow_start_backs_off(tmp_path: Path) -> None:
+    # Up once, then its start-up fails, but only after EARLY_EXIT (5 s) and
+    # more: it never accepted, it died at start-up, as the log line says; it
+    # was started again at once, every 5.5 s for ever (the database hammered
+    # by every worker's reconnection, two log lines each time), where one
+    # that fails sooner waits 0.5 s, then 1 s, 2 s ...
+    (tmp_path / "slow_app.py").write_text(SLOW_TO_FAIL_APP)
+    args = ("--app-dir", str(tmp_path), "--workers", "1", "--ping-interval", "none")
+    async with running_cli("slow_app:routes", *args) as cli:
+        await wait_for(lambda: "worker accepting" in cli.stderr, what="the worker")
+        (tmp_path / "BROKEN").touch()
+        for pid in children(cli.proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        await wait_for(lambda: "died at start-up" in cli.stderr, timeout=TIMEOUT + 6, what="it")
+        line = next(line for line in cli.stderr.splitlines() if "died at start-up" in line)
+        assert re.search(r"starting another in \d+\.\d s$", line), line  # (0.5 s, or 1 s: the kill
+        # too, within 5 s of its start, counts)
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0
+
+
 def test_worker_app_is_importable_without_the_crash_flag() -> None:
     assert "CRASH_AT_IMPORT" not in os.environ
     import tests.worker_app

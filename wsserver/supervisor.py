@@ -15,7 +15,7 @@ less even under light load; under load each worker accepts as it is free.)
 - A worker that says, on its pipe, that it reached its
   ``limit_max_requests`` is replaced as in a rolling restart (below).
 - A worker that dies is replaced; one that dies within :data:`EARLY_EXIT`
-  seconds of starting is restarted after a delay that doubles with each such
+  seconds of starting, or before it accepts, is restarted after a delay that doubles with each such
   death (up to :data:`MAX_BACKOFF`), so a broken application does not make a
   fork storm, and the log says why. But once every slot's worker has died
   at start-up with none ever accepting, the supervisor stops, with the
@@ -99,7 +99,7 @@ logger = logging.getLogger("wsserver.supervisor")
 #: The most worker processes (``--workers``, SIGTTIN): more is a typo's fork
 #: bomb, or a scaling script's loop, not a deployment.
 MOST_WORKERS = 1024
-#: A worker that exits sooner than this after it started counts as failing at start-up.
+#: A worker that exits sooner than this after it started (or before it accepts) failed at start-up.
 EARLY_EXIT = 5.0
 #: Seconds a worker that stopped on a signal leaves its slot empty, in case
 #: the supervisor's own stop signal follows (every process of the service
@@ -674,8 +674,9 @@ class Supervisor:
     def _replace_dead(self, worker: Worker, code: int) -> None:
         """A worker died on its own: start another, after a delay if it died young.
 
-        Deaths within :data:`EARLY_EXIT` seconds of starting, in a row, double
-        the delay each time (0.5 s, 1 s, 2 s, ... up to :data:`MAX_BACKOFF`).
+        Deaths within :data:`EARLY_EXIT` seconds of starting or before accepting,
+        in a row, double the delay each time (0.5 s, 1 s, 2 s, ... up to
+        :data:`MAX_BACKOFF`).
         """
         loop = asyncio.get_running_loop()
         lived = loop.time() - worker.started
@@ -733,7 +734,9 @@ class Supervisor:
             )
             del self.workers[slot]
             return
-        if lived < EARLY_EXIT:
+        if lived < EARLY_EXIT or not worker.ready.result():
+            # (One that never accepted failed at start-up, however long that
+            # took: a lifespan startup waiting out a database's timeout.)
             failures = self.failures[slot] = self.failures.get(slot, 0) + 1
             delay = _backoff(failures)
             streak = f", {failures} in a row" if failures > 1 else ""
