@@ -388,6 +388,47 @@ async def test_a_silent_client_on_a_tls_port_is_dropped_after_open_timeout(
     writer.close()
 
 
+@pytest.mark.parametrize("sent", [b"", b"\x16\x03\x01\x10\x00"])
+async def test_a_tls_handshake_not_done_within_open_timeout_is_counted_and_said(
+    run_server: StartServer,
+    cert_files: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    sent: bytes,
+) -> None:
+    # A handshake that never ends (a client that went silent, a ClientHello
+    # sent a byte a second, a path that drops the server's packets) is a
+    # failed handshake too, and the one an operator most needs to see (a
+    # slow loris on the TLS port); asyncio and uvloop close it in silence:
+    # no line, no count, where one that fails otherwise is both, and a
+    # PROXY protocol server says it (its "no TLS handshake within open_timeout").
+    caplog.set_level(logging.DEBUG, logger="wsserver.protocol")
+    server = await run_server(
+        who_routes(),
+        ssl_certfile=cert_files["certfile"],
+        ssl_keyfile=cert_files["keyfile"],
+        open_timeout=0.3,
+    )
+
+    async def stalled() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(sent)
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+        writer.close()
+
+    await stalled()
+    await wait_for(lambda: server.stats()["tls_handshake_failures"] == 1, what="the count")
+    said = [r.getMessage() for r in caplog.records if r.name == "wsserver.protocol"]
+    timed_out = [line for line in said if "not done within open_timeout (0.3 s)" in line]
+    assert len(timed_out) == 1 and timed_out[0].startswith("TLS handshake failed: "), said
+    # One that ends in time is neither: had it been taken for one, it would
+    # be counted before the next stalled one is closed.
+    async with httpx.AsyncClient(verify=False) as client:
+        assert (await client.get(f"https://127.0.0.1:{server.port}/who")).status_code == 200
+    await stalled()
+    await wait_for(lambda: server.stats()["tls_handshake_failures"] >= 2, what="the count")
+    assert server.stats()["tls_handshake_failures"] == 2
+
+
 async def test_client_certificates_when_required(
     run_server: StartServer, ca: trustme.CA, cert_files: dict[str, str]
 ) -> None:

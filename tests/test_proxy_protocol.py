@@ -842,6 +842,9 @@ async def test_a_tls_handshake_failing_after_the_header_is_said_of_the_headers_c
     assert said[0].startswith("203.0.113.7:51234: TLS: "), said
     assert "HTTP_REQUEST" in said[0], said
     assert said[1] == "203.0.113.7:51234: no TLS handshake within open_timeout: closed", said
+    # Both are failed handshakes, counted (the latter was not: nor is one
+    # that never began, its header never come, a port scan's).
+    assert server.stats()["tls_handshake_failures"] == 2
     # From a peer not trusted, the header's client is not believed: the peer is named.
     caplog.clear()
     untrusted = await run_server(
@@ -855,6 +858,13 @@ async def test_a_tls_handshake_failing_after_the_header_is_said_of_the_headers_c
     said = [r.getMessage() for r in caplog.records if r.getMessage().endswith(": closed")]
     assert said[0].startswith("127.0.0.1:"), said
     assert said[0].endswith(": no TLS handshake within open_timeout: closed"), said
+    assert untrusted.stats()["tls_handshake_failures"] == 1
+    assert await ask(untrusted.port, b"") == b""  # (no header: open_timeout)
+    await wait_for(
+        lambda: any("no PROXY protocol header" in r.getMessage() for r in caplog.records),
+        what="the line",
+    )
+    assert untrusted.stats()["tls_handshake_failures"] == 1
 
 
 async def test_a_connection_failing_before_tls_is_freed_by_reference_counting(

@@ -72,7 +72,7 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "wsserver_keepalive_timeouts": ("counter", "Connections closed for a missing pong.", ()),
     "wsserver_tls_handshake_failures": (
         "counter",
-        "TLS handshakes that failed (a client refused, plain HTTP on the TLS port).",
+        "TLS handshakes that failed (a client refused, plain HTTP on the TLS port, timed out).",
         (),
     ),
     "wsserver_backpressure_pauses": (

@@ -133,6 +133,8 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             # (A TLS handshake that failed, or took too long. asyncio's frames
             # in its traceback refer to it: a cycle that holds this protocol.)
             reason = _reason(exc, header is not None)
+            if header is not None and isinstance(exc, TimeoutError):
+                server.tls_handshake_timed_out()
             _drop_tracebacks(exc)
             return self._fail(reason, header)
         if tls is None:  # (typeshed allows it; asyncio's and uvloop's give one)

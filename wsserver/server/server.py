@@ -811,6 +811,12 @@ class Server:
         protocol = HttpProtocol(self)
         if self._accept_ssl is not None:
             self._handshaking[protocol] = asyncio.current_task() if accepting else None
+            if accepting and self._served_certfile is not None and self.config.open_timeout:
+                # (The loop's own timer, started after this one, ends it in
+                # silence. Not an ssl= context's: see tls_handshake_failed().)
+                self.loop.call_later(
+                    self.config.open_timeout, self._handshake_overdue, weakref.ref(protocol)
+                )
         elif self.ssl is not None:  # (proxy_protocol: TLS after the header)
             return ProxyHeaderThenTLS(self, protocol)
         return protocol
@@ -841,6 +847,29 @@ class Server:
         """``task`` (ProxyHeaderThenTLS's) does the TLS handshake of
         ``protocol``'s connection: it is in its handshake until register()."""
         self._handshaking[protocol] = task
+
+    def _handshake_overdue(self, ref: weakref.ref[HttpProtocol]) -> None:
+        """``open_timeout`` is out for the TLS handshake of the connection of
+        ``ref``'s protocol: one still under way is failing (asyncio and
+        uvloop close it, saying nothing), and is said as the others are."""
+        protocol = ref()
+        if protocol is None or protocol not in self._handshaking:
+            return  # (registered; or, under uvloop, failed otherwise)
+        task = self._handshaking[protocol]
+        if task is not None and task.done():
+            return  # (failed otherwise: said then, or its client left)
+        self.tls_handshake_timed_out()
+        protocol_logger.debug(
+            "TLS handshake failed: not done within open_timeout (%g s)", self.config.open_timeout
+        )
+
+    def tls_handshake_timed_out(self) -> None:
+        """A client's TLS handshake was not done within ``open_timeout``: counted
+        as a failure :meth:`tls_handshake_failed` is told of is (with the
+        context of the settings: not an ``ssl=`` context's, whose failures are
+        not seen)."""
+        if self._served_certfile is not None:
+            self.counters.tls_handshake_failures += 1
 
     def _in_tls_handshake(self) -> bool:
         """Whether a connection is in its TLS handshake (see _make_protocol())."""

@@ -166,7 +166,8 @@ class ServerStats:
         self.close_codes_received: Counter[int | str] = Counter()
         self.keepalive_timeouts = 0
         #: TLS handshakes that failed (the client's certificate or version
-        #: refused, plain HTTP on the TLS port): see tls.watch_handshakes().
+        #: refused, plain HTTP on the TLS port): see tls.watch_handshakes();
+        #: or not done within open_timeout (Server._handshake_overdue()).
         self.tls_handshake_failures = 0
         self.read_pauses = 0
         self.write_pauses = 0
