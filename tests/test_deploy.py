@@ -3232,6 +3232,53 @@ async def test_a_log_config_without_root_says_each_line_once(tmp_path: Path) -> 
     assert all(line.startswith("CONFIGURED ") for line in cli.stderr.splitlines()), cli.stderr
 
 
+async def test_a_log_level_given_wins_over_the_levels_a_log_config_gives_wsserver_s_loggers(
+    tmp_path: Path,
+) -> None:
+    # As uvicorn's --log-level sets uvicorn.error, uvicorn.access and
+    # uvicorn.asgi each after the file: a file that quiets the access lines
+    # (wsserver.access at WARNING), and --log-level info to see them again
+    # for a while. Only the "wsserver" logger was set, which its children
+    # with a level of their own do not heed: no access line came.
+    log_config = tmp_path / "logging.json"
+    log_config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "formatters": {"plain": {"format": "CONFIGURED %(name)s %(message)s"}},
+                "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+                "loggers": {
+                    "wsserver": {"handlers": ["stderr"]},
+                    "wsserver.access": {"level": "WARNING"},
+                },
+            }
+        )
+    )
+    async with running_cli(
+        "examples.echo:routes",
+        "--log-config",
+        str(log_config),
+        "--log-level",
+        "info",
+        listening=r"listening on ws://127\.0\.0\.1:(\d+)",
+    ) as cli:
+        await assert_echo(cli.url + "/ws")
+        await wait_for(lambda: "wsserver.access" in cli.stderr, what="the access line")
+    # Without --log-level, the file's levels stand (the process's whole
+    # stderr, once it stopped).
+    async with running_cli(
+        "examples.echo:routes",
+        "--log-config",
+        str(log_config),
+        listening=r"listening on ws://127\.0\.0\.1:(\d+)",
+    ) as cli:
+        await assert_echo(cli.url + "/ws")
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await cli.wait() == 0
+    assert "CONFIGURED wsserver.server" in cli.stderr, cli.stderr
+    assert "wsserver.access" not in cli.stderr, cli.stderr
+
+
 @pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_a_log_config_that_gives_wsserver_nowhere_to_log_keeps_the_default(
     tmp_path: Path, log_format: str

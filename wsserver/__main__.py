@@ -2073,6 +2073,12 @@ def configure_logging(
         ini.read(log_config, encoding="utf-8")
         named = [name.strip() for name in ini.get("loggers", "keys", fallback="").split(",")]
     if level is not None:
+        # Each of wsserver's loggers the file gave a level of its own too
+        # (wsserver.access at WARNING), as uvicorn sets each of its own: one
+        # with a level does not heed its parent's.
+        for name, each in list(logging.root.manager.loggerDict.items()):
+            if name.startswith("wsserver.") and isinstance(each, logging.Logger) and each.level:
+                each.setLevel(getattr(logging, level.upper()))
         logging.getLogger("wsserver").setLevel(getattr(logging, level.upper()))
     if not logging.getLogger("wsserver.server").hasHandlers():
         # The file gives wsserver's lines nowhere to go (uvicorn's loggers
