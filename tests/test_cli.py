@@ -469,6 +469,24 @@ async def test_an_error_inside_the_app_module_shows_its_traceback(
     assert heading in err, err
 
 
+async def test_a_syntax_error_in_the_app_module_is_said_without_the_import_machinery(
+    tmp_path: Path,
+) -> None:
+    # A SyntaxError has no frame of the application's: the one frame kept was
+    # importlib's ('File "<frozen importlib._bootstrap>", line 241, in
+    # _call_with_frames_removed'), which the traceback's cut is there to leave out.
+    (tmp_path / "broken_app.py").write_text("routes = None\ndef f(:\n    pass\n")
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    code, err = await run_cli_to_end(
+        "broken_app:routes", "--port", "0", env={"PYTHONPATH": pythonpath}
+    )
+    assert code == 1, err
+    assert "broken_app:routes failed as it was imported" in err, err
+    assert f'File "{tmp_path / "broken_app.py"}", line 2' in err, err
+    assert "SyntaxError: invalid syntax" in err, err
+    assert "<frozen" not in err and "importlib" not in err, err
+
+
 async def test_an_error_in_a_factory_is_said_to_be_the_factorys(tmp_path: Path) -> None:
     # "make_app failed as it was imported": the module imported fine; its
     # factory raised as it was called.

@@ -640,13 +640,16 @@ def _imported(spec: str) -> Any:
 
 def _from_the_app(exc: BaseException) -> BaseException:
     """``exc``, its traceback starting at the first frame that is neither
-    wsserver's nor the import machinery's (the application's)."""
+    wsserver's nor the import machinery's (the application's); none when no
+    frame is (a SyntaxError in its module, which says its file and line itself)."""
     tb = exc.__traceback__
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    while tb is not None and tb.tb_next is not None:
+    while tb is not None:
         name = tb.tb_frame.f_code.co_filename
         if not (name.startswith((package, "<frozen ")) or "importlib" in name):
             break
+        if tb.tb_next is None and not isinstance(exc, SyntaxError):
+            break  # (the frame that raised, ours: what else would say where)
         tb = tb.tb_next
     return exc.with_traceback(tb)
 
