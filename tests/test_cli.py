@@ -440,6 +440,42 @@ async def test_bad_app_spec_exits_2_with_message(spec: str, fragment: str) -> No
 
 
 @pytest.mark.parametrize(
+    ("spec", "meant"),
+    [
+        ("file_app.py:app", "file_app:app"),
+        ("{dir}/file_app.py:app", "--app-dir {dir} file_app:app"),
+        ("sub/file_app.py:app", "--app-dir sub file_app:app"),
+    ],
+)
+async def test_a_file_s_name_for_the_module_is_refused_before_it_runs(
+    tmp_path: Path, spec: str, meant: str
+) -> None:
+    # A file's name where the module's is wanted (as hypercorn and `fastapi
+    # run main.py` take it): "okapp.py" imported okapp, running its code (a
+    # thread, a migration, a line it prints), then said "no module named
+    # 'okapp.py'"; a path said "no module named '/tmp/x/okapp'". Now said
+    # before anything is imported, with the spec meant.
+    (tmp_path / "sub").mkdir()
+    source = "import pathlib\npathlib.Path(__file__).with_name('ran').write_text('')\napp = None\n"
+    for where in (tmp_path, tmp_path / "sub"):
+        (where / "file_app.py").write_text(source)
+    spec, meant = spec.format(dir=tmp_path), meant.format(dir=tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "wsserver", spec, "--port", "0"),
+        cwd=tmp_path,
+        env=child_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err_bytes = await asyncio.wait_for(proc.communicate(), STARTUP_TIMEOUT)
+    err = err_bytes.decode()
+    assert proc.returncode == 2, err
+    assert err.strip().splitlines()[-1].endswith(f"(did you mean {meant}?)"), err
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "sub" / "ran").exists()
+
+
+@pytest.mark.parametrize(
     ("source", "said"),
     [
         ("import json\nSETTINGS = json.loads('')\n", "JSONDecodeError"),

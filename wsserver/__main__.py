@@ -616,6 +616,14 @@ def _imported(spec: str) -> Any:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise AppLoadError(f"expected module:attr, got {spec!r}")
+    meant = _module_of_file(module_name)
+    if meant is not None:
+        # (Said before the import: "app.py" imports app, running its code, and
+        # then finds no submodule "py" in it.)
+        raise AppLoadError(
+            f"{module_name} is a path: module:attr takes a module's name, as import does"
+            f" (did you mean {meant}:{attr}?)"
+        )
     if module_name.startswith("."):  # (importlib's TypeError: it wants a package to start from)
         raise AppLoadError(f"{module_name!r} is a relative module name: give its full name")
     try:
@@ -636,6 +644,32 @@ def _imported(spec: str) -> Any:
             raise AppLoadError(f"{where} has no attribute {name!r}") from None
         path += (":" if path == module_name else ".") + name
     return obj
+
+
+def _module_of_file(name: str) -> str | None:
+    """The module meant where ``name`` is a path (``app.py``,
+    ``src/app.py``: ``app``, ``--app-dir src app``), or None.
+
+    A name with a slash is no module's; one ending in ``.py`` is a file's
+    where such a file is found where modules are (a module named ``py`` in a
+    package of that name is one's, not a file's).
+    """
+    separators = "/" + (os.altsep or "") + os.sep
+    has_directory = any(c in name for c in separators)
+    if not has_directory:
+        if not name.endswith(".py"):
+            return None
+        file = name[: -len(".py")].replace(".", os.sep) + ".py"
+        if not any(os.path.isfile(os.path.join(entry or ".", file)) for entry in sys.path):
+            return None
+    path = name.replace(os.sep, "/").replace(os.altsep or "/", "/")
+    directory, _, base = path.rstrip("/").rpartition("/")
+    stem = base.removesuffix(".py")
+    if not stem:
+        return None
+    if directory in ("", ".") and not path.startswith("/"):
+        return stem  # (pkg/, ./app.py: from the current directory)
+    return f"--app-dir {directory or '/'} {stem}"
 
 
 def _from_the_app(exc: BaseException) -> BaseException:
