@@ -9,6 +9,7 @@ import importlib
 import json
 import os
 import pty
+import queue
 import re
 import shutil
 import signal
@@ -473,6 +474,19 @@ async def test_a_file_s_name_for_the_module_is_refused_before_it_runs(
     assert proc.returncode == 2, err
     assert err.strip().splitlines()[-1].endswith(f"(did you mean {meant}?)"), err
     assert not (tmp_path / "ran").exists() and not (tmp_path / "sub" / "ran").exists()
+
+
+async def test_a_module_that_another_of_its_name_shadows_is_said_to_be(tmp_path: Path) -> None:
+    # --app-dir DIR queue:app, with DIR/queue.py: the server had imported the
+    # standard library's queue (as some hundred modules) before DIR was put on
+    # the path, and said "module 'queue' has no attribute 'app'" of a file
+    # that has one, naming neither file.
+    (tmp_path / "queue.py").write_text("from examples.echo import routes\n")
+    code, err = await run_cli_to_end("queue:routes", "--app-dir", str(tmp_path), "--port", "0")
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert "module 'queue' has no attribute 'routes'" in last, err
+    assert f"the module imported is {queue.__file__}, not {tmp_path / 'queue.py'}" in last, err
 
 
 @pytest.mark.parametrize(
@@ -1879,6 +1893,7 @@ async def test_sigterm_again_is_the_same_graceful_shutdown() -> None:
 #: it handled back their default action, and runs no handler.
 FINALIZING_APP = """
 import os
+import queue
 import time
 
 from wsserver import Router

@@ -641,9 +641,32 @@ def _imported(spec: str) -> Any:
             obj = getattr(obj, name)
         except AttributeError:
             where = f"module {module_name!r}" if path == module_name else repr(path)
-            raise AppLoadError(f"{where} has no attribute {name!r}") from None
+            said = f"{where} has no attribute {name!r}"
+            raise AppLoadError(said + _shadowed(module_name, module)) from None
         path += (":" if path == module_name else ".") + name
     return obj
+
+
+def _shadowed(name: str, module: Any) -> str:
+    """What to add where ``module`` (imported as ``name``) is not the file of
+    that name found first on the path: one of that name imported before it
+    was there (--app-dir DIR queue:app, the server having imported the
+    standard library's queue), or nothing."""
+    imported = getattr(module, "__file__", None)
+    if not imported:
+        return ""
+    parts = name.split(".")
+    for entry in sys.path:
+        base = os.path.join(entry or os.curdir, *parts)
+        for found in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(found):
+                if os.path.realpath(found) == os.path.realpath(imported):
+                    return ""
+                return (
+                    f" (the module imported is {imported}, not {found}: one of that name"
+                    " was imported first; rename yours)"
+                )
+    return ""
 
 
 def _module_of_file(name: str) -> str | None:
