@@ -476,6 +476,41 @@ async def test_a_file_s_name_for_the_module_is_refused_before_it_runs(
     assert not (tmp_path / "ran").exists() and not (tmp_path / "sub" / "ran").exists()
 
 
+async def test_an_attribute_error_raised_as_the_app_is_looked_up_is_the_app_s(
+    tmp_path: Path,
+) -> None:
+    # module:container.app, a property that builds the application (a
+    # dependency-injection container's): an AttributeError of its own code
+    # (a setting misspelt) was said as "'module:container' has no attribute
+    # 'app'", exit 2, of an attribute that is there, hiding the one missing.
+    (tmp_path / "container_app.py").write_text(
+        "class Settings:\n"
+        "    debug = False\n"
+        "class Container:\n"
+        "    settings = Settings()\n"
+        "    @property\n"
+        "    def app(self):\n"
+        "        if self.settings.debgu:\n"
+        "            pass\n"
+        "container = Container()\n"
+    )
+    code, err = await run_cli_to_end(
+        "container_app:container.app", "--app-dir", str(tmp_path), "--port", "0"
+    )
+    assert code == 1, err
+    assert "container_app:container.app failed as it was looked up" in err, err
+    assert "has no attribute 'app'" not in err, err
+    first = err.split("Traceback (most recent call last):\n", 1)[1].splitlines()[0]
+    assert "container_app.py" in first, err
+    assert "AttributeError: 'Settings' object has no attribute 'debgu'" in err, err
+    # One that is not there is still said as such (exit 2, one line).
+    code, err = await run_cli_to_end(
+        "container_app:container.apps", "--app-dir", str(tmp_path), "--port", "0"
+    )
+    assert code == 2, err
+    assert err.strip() == "error: 'container_app:container' has no attribute 'apps'", err
+
+
 async def test_a_module_that_another_of_its_name_shadows_is_said_to_be(tmp_path: Path) -> None:
     # --app-dir DIR queue:app, with DIR/queue.py: the server had imported the
     # standard library's queue (as some hundred modules) before DIR was put on

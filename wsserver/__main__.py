@@ -519,6 +519,12 @@ class FactoryError(Exception):
     """The application's factory raised (its exception is the ``__cause__``)."""
 
 
+class LookupFailure(Exception):
+    """Looking ``module:attr``'s attributes up raised in the application's
+    code: a property's, a module's ``__getattr__`` (its exception is the
+    ``__cause__``)."""
+
+
 def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
     """Import ``module:attr`` and return the Router or ASGI application it names.
 
@@ -530,6 +536,7 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
         AppLoadError: ``spec`` is malformed, its module cannot be found, or it
             does not name what ``interface`` says.
         FactoryError: the factory raised as it was called.
+        LookupFailure: the application's code raised as an attribute was looked up.
         Exception: whatever the module raises as it is imported (an error
             in the application: its traceback is what the user needs).
     """
@@ -611,6 +618,7 @@ def _imported(spec: str) -> Any:
     Raises:
         AppLoadError: ``spec`` is malformed, its module cannot be found, or it
             has no such attribute.
+        LookupFailure: the application's code raised as an attribute was looked up.
         Exception: whatever the module raises as it is imported.
     """
     module_name, sep, attr = spec.partition(":")
@@ -639,10 +647,16 @@ def _imported(spec: str) -> Any:
     for name in attr.split("."):  # (module:obj.app, as uvicorn walks it)
         try:
             obj = getattr(obj, name)
-        except AttributeError:
+        except AttributeError as exc:
+            if exc.name is not None and (exc.name != name or exc.obj is not obj):
+                # Another attribute missing: the application's code (a property
+                # that builds the application), not the attribute the spec names.
+                raise LookupFailure(spec) from exc
             where = f"module {module_name!r}" if path == module_name else repr(path)
             said = f"{where} has no attribute {name!r}"
             raise AppLoadError(said + _shadowed(module_name, module)) from None
+        except Exception as exc:
+            raise LookupFailure(spec) from exc
         path += (":" if path == module_name else ".") + name
     return obj
 
@@ -1682,6 +1696,11 @@ def _main(argv: Sequence[str] | None) -> int:
         said = "%s failed as it was called (a factory)"
         _fatal(said, args.app, exc_info=_from_the_app(cause))
         return 1
+    except LookupFailure as exc:
+        cause = exc.__cause__
+        assert cause is not None
+        _fatal("%s failed as it was looked up", args.app, exc_info=_from_the_app(cause))
+        return 1
     except Exception as exc:
         # The application's error: its traceback, from its own frames (a
         # worker's lines say which worker), exit code 1.
@@ -2046,6 +2065,9 @@ def use_loop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Calla
             factory = _imported(args.loop)
         except AppLoadError as exc:
             _refuse(parser, args, f"--loop {args.loop}: {exc}")
+        except LookupFailure as exc:
+            assert exc.__cause__ is not None
+            raise exc.__cause__ from None  # (its traceback: said as the module's own errors)
         if not callable(factory):
             _refuse(parser, args, f"--loop {args.loop} is {_a(factory)}, not a function")
         made: Callable[[], Any] = factory
