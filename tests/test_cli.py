@@ -476,6 +476,35 @@ async def test_a_file_s_name_for_the_module_is_refused_before_it_runs(
     assert not (tmp_path / "ran").exists() and not (tmp_path / "sub" / "ran").exists()
 
 
+@pytest.mark.parametrize(
+    ("source", "flags", "code", "what"),
+    [
+        ("import sys\nsys.exit(0)\n", (), 0, "as it was imported"),
+        (
+            "def app():\n    raise SystemExit(4)\n",
+            ("--factory",),
+            4,
+            "as it was called (a factory)",
+        ),
+    ],
+)
+async def test_sys_exit_as_the_app_is_loaded_keeps_its_code_and_says_so(
+    tmp_path: Path, source: str, flags: tuple[str, ...], code: int, what: str
+) -> None:
+    # As a hook's or a handler's sys.exit() is said: the process ended
+    # without a word (exit code 0 for sys.exit() in the module: a service
+    # that never served, and that Restart=on-failure does not restart).
+    name = f"exiting_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(source)
+    got, err = await run_cli_to_end(
+        f"{name}:app", *flags, "--app-dir", str(tmp_path), "--port", "0"
+    )
+    assert got == code, err
+    (line,) = err.splitlines()
+    assert "WARNING" in line and f"{name}:app called sys.exit({code}) {what}" in line, err
+    assert f"(exit code {code})" in line, err
+
+
 async def test_an_attribute_error_raised_as_the_app_is_looked_up_is_the_app_s(
     tmp_path: Path,
 ) -> None:

@@ -519,6 +519,10 @@ class FactoryError(Exception):
     """The application's factory raised (its exception is the ``__cause__``)."""
 
 
+class FactoryExit(SystemExit):
+    """The application's factory called sys.exit() (a SystemExit of the same code)."""
+
+
 class LookupFailure(Exception):
     """Looking ``module:attr``'s attributes up raised in the application's
     code: a property's, a module's ``__getattr__`` (its exception is the
@@ -536,6 +540,7 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
         AppLoadError: ``spec`` is malformed, its module cannot be found, or it
             does not name what ``interface`` says.
         FactoryError: the factory raised as it was called.
+        FactoryExit: the factory called sys.exit().
         LookupFailure: the application's code raised as an attribute was looked up.
         Exception: whatever the module raises as it is imported (an error
             in the application: its traceback is what the user needs).
@@ -569,6 +574,8 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
             obj = obj()
         except Exception as exc:
             raise FactoryError(spec) from exc
+        except SystemExit as exc:
+            raise FactoryExit(exc.code) from exc
         if obj is None:
             raise AppLoadError(f"{spec} (a factory) returned None: return the application")
         subject = f"what {spec} (a factory) returned"
@@ -1701,6 +1708,20 @@ def _main(argv: Sequence[str] | None) -> int:
         assert cause is not None
         _fatal("%s failed as it was looked up", args.app, exc_info=_from_the_app(cause))
         return 1
+    except SystemExit as exc:
+        # (Said as a hook's or a handler's is: nothing else says why a
+        # process that never listened ended, with exit code 0 for sys.exit().)
+        code = _exit_code_of(exc)
+        logger.warning(
+            "%s called sys.exit(%r) %s: the process exits now (exit code %d), before it served",
+            args.app,
+            exc.code,
+            "as it was called (a factory)"
+            if isinstance(exc, FactoryExit)
+            else "as it was imported",
+            code,
+        )
+        raise
     except Exception as exc:
         # The application's error: its traceback, from its own frames (a
         # worker's lines say which worker), exit code 1.
