@@ -476,6 +476,24 @@ async def test_a_file_s_name_for_the_module_is_refused_before_it_runs(
     assert not (tmp_path / "ran").exists() and not (tmp_path / "sub" / "ran").exists()
 
 
+async def test_a_factory_that_returns_a_coroutine_is_said_to_be_async(tmp_path: Path) -> None:
+    # An async factory behind a plain wrapper (a decorator's, a lambda):
+    # the coroutine it returned was refused as "a coroutine, not a Router or
+    # an ASGI 3 application", and then Python's RuntimeWarning "coroutine
+    # '_make' was never awaited", at exit, with no word of what to do.
+    (tmp_path / "coro_factory.py").write_text(
+        "async def _make():\n    return None\ndef make_app():\n    return _make()\n"
+    )
+    code, err = await run_cli_to_end(
+        "coro_factory:make_app", "--factory", "--app-dir", str(tmp_path), "--port", "0"
+    )
+    assert code == 2, err
+    assert err.strip() == (
+        "error: coro_factory:make_app (a factory) returned a coroutine: a factory is a plain"
+        " function that returns the application (the server does not await it)"
+    ), err
+
+
 @pytest.mark.parametrize(
     ("source", "flags", "code", "what"),
     [

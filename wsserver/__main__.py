@@ -578,6 +578,12 @@ def load_app(spec: str, interface: str = "auto", factory: bool = False) -> Any:
             raise FactoryExit(exc.code) from exc
         if obj is None:
             raise AppLoadError(f"{spec} (a factory) returned None: return the application")
+        if inspect.iscoroutine(obj):
+            obj.close()  # (not "never awaited" at exit)
+            raise AppLoadError(
+                f"{spec} (a factory) returned a coroutine: a factory is a plain function that"
+                " returns the application (the server does not await it)"
+            )
         subject = f"what {spec} (a factory) returned"
     if interface in ("auto", "router") and isinstance(obj, Router):
         return obj
