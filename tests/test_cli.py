@@ -2079,6 +2079,8 @@ async def test_the_compressor_is_set_from_the_command_line_and_the_environment()
         (("--ping-interval", "soon"), "--ping-interval", "seconds"),
         (("--compression", "gzip"), "--compression", "deflate"),
         (("--worker-start-timeout", "0"), "--worker-start-timeout", "seconds above 0"),
+        # (It said "a value without control characters", of a value that has none.)
+        (("--header", "X-Greeting: café"), "--header", "in ASCII"),
     ],
 )
 async def test_a_bad_flag_gets_one_line_naming_it(

@@ -463,7 +463,9 @@ class HeaderList(Kind):
     repeatable = True
 
     def describe(self) -> str:
-        return "'Name: value', a header name, a colon and a value without control characters"
+        return (
+            "'Name: value', a header name, a colon and a value in ASCII without control characters"
+        )
 
     def why(self, value: Any) -> str | None:
         for item in value if isinstance(value, list) else ():
