@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import http
 import importlib
 import json
 import os
@@ -569,6 +570,16 @@ async def test_a_module_that_another_of_its_name_shadows_is_said_to_be(tmp_path:
     last = err.strip().splitlines()[-1]
     assert "module 'queue' has no attribute 'routes'" in last, err
     assert f"the module imported is {queue.__file__}, not {tmp_path / 'queue.py'}" in last, err
+    # A package of such a name (DIR/http/app.py): "no module named 'http.app'".
+    (tmp_path / "http").mkdir()
+    (tmp_path / "http" / "__init__.py").write_text("")
+    (tmp_path / "http" / "app.py").write_text("from examples.echo import routes\n")
+    code, err = await run_cli_to_end("http.app:routes", "--app-dir", str(tmp_path), "--port", "0")
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert "cannot import 'http.app': no module named 'http.app'" in last, err
+    mine = tmp_path / "http" / "__init__.py"
+    assert f"the module imported is {http.__file__}, not {mine}" in last, err
 
 
 @pytest.mark.parametrize(

@@ -653,7 +653,16 @@ def _imported(spec: str) -> Any:
         missing = exc.name or ""
         if missing and (module_name == missing or module_name.startswith(missing + ".")):
             problem = f"cannot import {module_name!r}: no module named {missing!r}"
-            raise AppLoadError(problem) from None
+            # (A package of the spec's imported before --app-dir was on the path.)
+            hint = ""
+            parts = missing.split(".")
+            for n in range(1, len(parts)):
+                package = ".".join(parts[:n])
+                if package in sys.modules:
+                    hint = _shadowed(package, sys.modules[package])
+                    if hint:
+                        break
+            raise AppLoadError(problem + hint) from None
         raise  # a module the application imports: its traceback says where
     obj: Any = module
     path = module_name
