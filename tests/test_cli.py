@@ -2851,6 +2851,33 @@ async def test_a_start_failing_past_its_handler_does_not_wait_for_its_thread(
         assert b"RuntimeError: the start failed" in err  # its traceback, still
 
 
+async def test_log_config_none_turns_the_variable_s_file_off(tmp_path: Path) -> None:
+    # As --uds none and --ssl-certfile none: an image whose environment names
+    # a logging file (WEBSOCKET_LOG_CONFIG=/etc/app/logging.json), and a run
+    # that wants the default lines; "--log-config none" was taken for a file
+    # named none ("No such file or directory: 'none'"), and a variable set to
+    # none too.
+    log_config = tmp_path / "logging.json"
+    log_config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "formatters": {"plain": {"format": "CONFIGURED %(name)s %(message)s"}},
+                "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+                "root": {"level": "INFO", "handlers": ["stderr"]},
+            }
+        )
+    )
+    for flags, variable in ((("--log-config", "none"), str(log_config)), ((), "none")):
+        async with running_cli(
+            "examples.echo:routes", *flags, env={"WEBSOCKET_LOG_CONFIG": variable}
+        ) as cli:
+            pass
+        line = cli.stderr.splitlines()[0]
+        assert " INFO wsserver.server: listening on " in line, cli.stderr
+        assert "CONFIGURED" not in cli.stderr, cli.stderr
+
+
 async def test_a_bad_log_variable_is_named_with_where_it_came_from(tmp_path: Path) -> None:
     # WEBSOCKET_LOG_CONFIG's refusal named --log-config, a flag not given;
     # neither it nor WEBSOCKET_LOG_FORMAT's said that the --env-file set it.

@@ -380,9 +380,9 @@ def build_parser() -> CommandLineParser:
     p.add_argument(
         "--log-config",
         default=None,  # (else WEBSOCKET_LOG_CONFIG's: see _settle())
-        metavar="FILE",
+        metavar="FILE|none",
         help="logging configuration: a JSON (or YAML, with PyYAML) dictConfig, or an INI "
-        "fileConfig [WEBSOCKET_LOG_CONFIG]",
+        "fileConfig (none: not WEBSOCKET_LOG_CONFIG's) [WEBSOCKET_LOG_CONFIG]",
     )
     p.add_argument(
         "--log-format",
@@ -1458,6 +1458,10 @@ def _settle(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
         variable = os.environ.get("WEBSOCKET_LOG_CONFIG", "")
         args.log_config = variable.strip() or None
         args.log_config_said = f"WEBSOCKET_LOG_CONFIG={variable!r}"
+    if args.log_config is not None and args.log_config.strip().lower() in NONE_WORDS - {""}:
+        # (--log-config none: not WEBSOCKET_LOG_CONFIG's, as --uds none;
+        # an empty flag is still a file not found, as every empty flag is refused.)
+        args.log_config = None
     if args.worker is None:  # (a worker's --fd is its supervisor's socket, added to the flags)
         tcp = [
             f for f, value in (("--host", args.host), ("--port", args.port)) if value is not None
