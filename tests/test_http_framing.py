@@ -24,9 +24,11 @@ from .conftest import StartServer
 from .helpers import (
     client_context,
     exchange,
+    h11_holds,
     read_until_closed,
     sends_on_then_ends,
     upgrade_request,
+    wait_for,
 )
 
 TIMEOUT = 5.0
@@ -741,6 +743,32 @@ async def test_a_head_over_max_header_size_is_refused_unparsed_when_it_came_whol
     head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad:" + b" " * 16_000 + b"a\r\n\r\n"
     answer = await exchange(server.port, head, wait=0.5)
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"<still open>"), answer
+
+
+async def test_a_head_at_max_header_size_is_served_however_tcp_cuts_it(server: Server) -> None:
+    # A head of max_header_size bytes and the CR LF that ends it (which the
+    # limit does not count) was served when it came whole, but got h11's 431
+    # when its last byte came in a later read: h11 refused the incomplete
+    # head one byte over max_header_size, a head that could still end
+    # within the limit.
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: "
+    head += b"a" * (16_384 - len(head) - 2) + b"\r\n\r\n"
+    assert len(head) == 16_384 + 2
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(head[:-1])
+    await wait_for(lambda: h11_holds(server) == len(head) - 1, what="the first read")
+    writer.write(head[-1:])
+    answer = await read_until_closed(reader, writer, 0.5)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"GET / 0<still open>"), answer
+    # One byte more is over the limit, however it comes.
+    longer = head[:-4] + b"a\r\n\r\n"
+    for cut in (len(longer) - 1, len(longer)):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(longer[:cut])
+        await asyncio.sleep(0.05)  # (the server reads it first, if it can)
+        writer.write(longer[cut:])
+        answer = await read_until_closed(reader, writer, TIMEOUT)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer
 
 
 @pytest.mark.parametrize(

@@ -979,7 +979,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             self.http_error(431, HEAD_TOO_LARGE)
 
     def _new_h11(self) -> h11.Connection:
-        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_size)
+        # (h11 refuses an incomplete head past this: max_header_size and one
+        # byte of the CR LF that would end it, which the limit does not count,
+        # as for a head that comes whole, see _refuse_bad_head().)
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_size + 1)
 
     def _skipped_empty_line(self, error: h11.RemoteProtocolError) -> bool:
         """Whether ``error`` was h11 refusing an empty line where a request
