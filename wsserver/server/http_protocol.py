@@ -263,6 +263,15 @@ def _chunk_left(h: h11.Connection) -> int:
     return reader._bytes_in_chunk if type(reader) is ChunkedReader else 0
 
 
+def _size_line_unended(h: h11.Connection) -> bool:
+    """Whether h11 is at a chunked body's size line (not a chunk's data, nor
+    the trailers) that has not ended yet. (h11's reader, pinned 0.16.)"""
+    reader: Any = h._reader
+    if type(reader) is not ChunkedReader or reader._bytes_in_chunk or reader._reading_trailer:
+        return False
+    return h._receive_buffer._data.find(b"\n", len(reader._bytes_to_discard)) < 0
+
+
 def _chunk_extensions_next(h: h11.Connection) -> bytes:
     """The chunk extensions (``;name=value`` after a chunk's size, which h11
     reads past) of a chunk's size line that h11 holds whole and takes at its
@@ -677,7 +686,20 @@ class HttpProtocol(asyncio.BufferedProtocol):
             if _CONTROL.search(extensions, 0, len(extensions) - 1):
                 # (As in a field: a bare CR may end the line for a proxy in front.)
                 raise h11.RemoteProtocolError("illegal chunk extension", 400)
-        return next_event(h, config.max_headers, config.max_header_size)
+        # (h11 drops its reader on an error, and refuses an incomplete line
+        # only past max_header_size + 1: looked at only then.)
+        unended = len(h._receive_buffer._data) > config.max_header_size and _size_line_unended(h)
+        try:
+            return next_event(h, config.max_headers, config.max_header_size)
+        except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431 and unended:
+                # h11 refused a size line still arriving, over its bound: one
+                # whose extension runs past the limit, refused as it would be
+                # whole (else no size line: h11's 400 when whole).
+                if b";" in h._receive_buffer._data:
+                    raise h11.RemoteProtocolError("chunk extensions too large", 413) from None
+                raise h11.RemoteProtocolError("illegal chunk header", 400) from None
+            raise
 
     def _head_begun_not_ended(self) -> bool:
         """Whether h11 holds part of a next request's head, and not all of it.
