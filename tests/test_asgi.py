@@ -1229,6 +1229,54 @@ async def test_a_head_of_an_endless_stream_ends_with_its_head(run_asgi: Any, how
     assert server.stats()["handler_errors"] == 0
 
 
+async def test_heads_of_an_endless_stream_do_not_pile_up_on_one_connection(
+    run_asgi: Any,
+) -> None:
+    # The app of a HEAD answered with its head streams on, its pieces
+    # dropped, until its client leaves: each HEAD of an endless stream
+    # (server-sent events under Starlette, which stops only when send()
+    # raises) on one kept-alive connection left one more such app running,
+    # as many as the client sent HEADs, each at work for nobody (and each
+    # counted by limit_concurrency). Once another HEAD's app streams on,
+    # the earlier one's send() raises: one at most on a connection.
+    live: set[object] = set()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await lifespan_unsupported(scope):
+            return
+        if scope["path"] != "/events":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"next"})
+            return
+        me = object()
+        live.add(me)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            while True:
+                await send(
+                    {"type": "http.response.body", "body": b"data: x\n\n", "more_body": True}
+                )
+                await asyncio.sleep(0.01)
+        finally:
+            live.discard(me)
+
+    server = await run_asgi(app, timeout_keep_alive=30.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        for _ in range(5):
+            writer.write(b"HEAD /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+        writer.write(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\nnext"), TIMEOUT)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        # (Within timeout_keep_alive: the client is still there.)
+        await wait_for(lambda: len(live) == 1, timeout=TIMEOUT, what="the HEADs' apps to end")
+    finally:
+        writer.close()
+    assert server.stats()["handler_errors"] == 0
+
+
 async def test_each_scope_has_its_own_asgi_dict(run_asgi: Any) -> None:
     # One dict was shared by every scope: a middleware lowering spec_version
     # for one request lowered it for every later one.

@@ -199,6 +199,7 @@ class HttpCycle:
         "_trailers_go",
         "_awaiting_trailers",
         "_head_only",
+        "_head_streaming",
     )
 
     def __init__(
@@ -222,6 +223,8 @@ class HttpCycle:
         self._awaiting_trailers = False
         #: A HEAD's response ended with its head, the app's body still to end.
         self._head_only = False
+        #: Its number among the connection's such HEADs (None: not one).
+        self._head_streaming: int | None = None
 
     async def run(self, app: ASGIApp) -> None:
         """Run ``app`` on the request, and answer for it when it cannot.
@@ -381,6 +384,17 @@ class HttpCycle:
                 self._head_only = False  # (told: see receive())
                 raise ClientDisconnected("the client is gone", connection)
             if self.response_complete:
+                head = self._head_streaming
+                if head is not None and connection.heads_streaming != head:
+                    # A HEAD's, ended with its head, on a connection where
+                    # another HEAD's app streams on since: told as once its
+                    # client left, or each HEAD of an endless stream
+                    # (server-sent events) left one more app streaming for
+                    # nobody, as many as the client sent.
+                    self._head_only = False
+                    raise ClientDisconnected(
+                        "the HEAD was answered with its head, and another since", connection
+                    )
                 if self._head_only:
                     # (A HEAD's, ended with its head: the app's pieces are
                     # dropped as they come, a loop turn each, till its last.)
@@ -541,6 +555,8 @@ class HttpCycle:
             self._head_only = True
             self._complete()
             self.connection.end_response()
+            self.connection.heads_streaming += 1
+            self._head_streaming = self.connection.heads_streaming
         elif more:
             # Streamed (server-sent events, long polling): read on, so
             # that the client leaving is seen and the next send() raises.

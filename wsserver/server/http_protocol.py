@@ -335,6 +335,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
     __slots__ = (
         "server",
         "config",
+        "heads_streaming",
         "loop",
         "transport",
         "remote_address",
@@ -501,6 +502,9 @@ class HttpProtocol(asyncio.BufferedProtocol):
         #: Responses ended on this connection (a receive_body() of an earlier
         #: request's sees it changed).
         self._cycle = 0
+        #: HEAD responses an ASGI app streams on after, ended with their head
+        #: (each app but the latest one's is told its client left).
+        self.heads_streaming = 0
         #: Pieces of the request body read ahead of the application (see start_response()).
         self._body_ahead: list[tuple[bytes, bool]] | None = None
         #: A malformed chunk found while taking those before it (see _body_at_hand()).
