@@ -580,6 +580,14 @@ async def test_a_module_that_another_of_its_name_shadows_is_said_to_be(tmp_path:
     assert "cannot import 'http.app': no module named 'http.app'" in last, err
     mine = tmp_path / "http" / "__init__.py"
     assert f"the module imported is {http.__file__}, not {mine}" in last, err
+    # A package and a module of one name in one directory: Python imports the
+    # package, first found; an attribute it lacks is no shadowing.
+    (tmp_path / "both").mkdir()
+    (tmp_path / "both" / "__init__.py").write_text("from examples.echo import routes\n")
+    (tmp_path / "both.py").write_text("from examples.echo import routes\n")
+    code, err = await run_cli_to_end("both:app", "--app-dir", str(tmp_path), "--port", "0")
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].endswith("module 'both' has no attribute 'app'"), err
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import configparser
 import contextlib
 import difflib
 import importlib
+import importlib.machinery
 import inspect
 import ipaddress
 import json
@@ -692,9 +693,17 @@ def _shadowed(name: str, module: Any) -> str:
     if not imported:
         return ""
     parts = name.split(".")
+    # (As Python's finder looks in each entry: a package before a module,
+    # an extension module before a source file.)
+    suffixes = [
+        *importlib.machinery.EXTENSION_SUFFIXES,
+        *importlib.machinery.SOURCE_SUFFIXES,
+        *importlib.machinery.BYTECODE_SUFFIXES,
+    ]
     for entry in sys.path:
         base = os.path.join(entry or os.curdir, *parts)
-        for found in (base + ".py", os.path.join(base, "__init__.py")):
+        package = [os.path.join(base, "__init__" + suffix) for suffix in suffixes]
+        for found in package + [base + suffix for suffix in suffixes]:
             if os.path.isfile(found):
                 if os.path.realpath(found) == os.path.realpath(imported):
                     return ""
