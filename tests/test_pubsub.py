@@ -1357,6 +1357,8 @@ def test_a_publisher_refuses_what_no_server_would_take() -> None:
         Publisher("redis://cache/0", sender="two\nlines")
     with pytest.raises(ValueError, match="prefix"):
         SyncPublisher("redis://cache/0", prefix="")
+    with pytest.raises(ValueError, match="prefix"):
+        Publisher("redis://cache/0", prefix="my app:")  # (--broker-prefix refuses a space)
     with pytest.raises(ValueError, match="timeout"):
         Publisher("redis://cache/0", timeout=0)
     publisher = SyncPublisher("redis://127.0.0.1:1/0")  # (nothing sent before the checks)

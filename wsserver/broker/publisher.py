@@ -26,6 +26,7 @@ import os
 from types import TracebackType
 from typing import Any
 
+from ..config import declared
 from .base import check_topic, encode
 from .redis_backend import channel_prefix, redis_options
 
@@ -51,8 +52,7 @@ class _Target:
             sender = f"publisher-{os.getpid()}"
         if not isinstance(sender, str) or not sender.isascii() or "\n" in sender or not sender:
             raise ValueError(f"sender: a name in ASCII without a newline, not {sender!r}")
-        if not prefix or not isinstance(prefix, str):
-            raise ValueError(f"prefix: the servers' broker_prefix, not {prefix!r}")
+        declared("broker_prefix").kind.check("prefix (the servers' broker_prefix)", prefix)
         if not timeout > 0:  # (NaN too)
             raise ValueError(f"timeout: seconds, more than 0, not {timeout!r}")
         self.url = url
@@ -78,6 +78,11 @@ class _Target:
 
 class Publisher:
     """Publishes to the topics of the servers whose ``--broker`` is ``url``.
+
+    Its connections are the event loop's that first used it: one per loop
+    (a program that calls ``asyncio.run()`` for each task makes one in each,
+    or uses :class:`SyncPublisher`; redis-py's ``RuntimeError: Event loop is
+    closed`` otherwise).
 
     Args:
         url: the servers' ``--broker`` (``redis://``, ``rediss://``, ``unix://``).
