@@ -42,47 +42,9 @@ except ImportError:  # pragma: no cover - the optional extra is missing
 __all__ = ["Publisher", "SyncPublisher"]
 
 
-class _Target:
-    """Where and how a message goes: the channel of a topic, and its bytes."""
-
-    def __init__(self, url: str, prefix: str, sender: str | None, timeout: float) -> None:
-        if aioredis is None:
-            raise ValueError("publishing through Redis needs redis-py: pip install wsserver[redis]")
-        if sender is None:
-            sender = f"publisher-{os.getpid()}"
-        if not isinstance(sender, str) or not sender.isascii() or "\n" in sender or not sender:
-            raise ValueError(f"sender: a name in ASCII without a newline, not {sender!r}")
-        declared("broker_prefix").kind.check("prefix (the servers' broker_prefix)", prefix)
-        if not timeout > 0:  # (NaN too)
-            raise ValueError(f"timeout: seconds, more than 0, not {timeout!r}")
-        self.url = url
-        self.options = redis_options(url)
-        self.channel_prefix = channel_prefix(prefix, self.options)
-        self.sender = sender
-        # As the servers' broker: no retries (a PUBLISH cut off after it
-        # reached Redis would go twice); keepalive where TCP is.
-        self.client_options: dict[str, Any] = {
-            "socket_connect_timeout": timeout,
-            "socket_timeout": timeout,
-            **({} if url.startswith("unix:") else {"socket_keepalive": True}),
-        }
-
-    def message(self, topic: str, message: str | bytes) -> tuple[bytes, bytes]:
-        check_topic(topic)
-        if not isinstance(message, (str, bytes, bytearray, memoryview)):
-            raise TypeError(f"a message is str or bytes, not {type(message).__name__}")
-        return (self.channel_prefix + "topic:" + topic).encode("utf-8"), encode(
-            self.sender, message
-        )
-
-
-class Publisher:
-    """Publishes to the topics of the servers whose ``--broker`` is ``url``.
-
-    Its connections are the event loop's that first used it: one per loop
-    (a program that calls ``asyncio.run()`` for each task makes one in each,
-    or uses :class:`SyncPublisher`; redis-py's ``RuntimeError: Event loop is
-    closed`` otherwise).
+class _Publishing:
+    """What both publishers are: the URL and settings checked, the channel of
+    a topic named and a message written as the servers' brokers do.
 
     Args:
         url: the servers' ``--broker`` (``redis://``, ``rediss://``, ``unix://``).
@@ -104,10 +66,51 @@ class Publisher:
         sender: str | None = None,
         timeout: float = 5.0,
     ) -> None:
-        self._target = _Target(url, prefix, sender, timeout)
-        self._client: Any = aioredis.from_url(
-            url, retry=Retry(NoBackoff(), 0), **self._target.client_options
+        if aioredis is None:
+            raise ValueError("publishing through Redis needs redis-py: pip install wsserver[redis]")
+        if sender is None:
+            sender = f"publisher-{os.getpid()}"
+        if not isinstance(sender, str) or not sender.isascii() or "\n" in sender or not sender:
+            raise ValueError(f"sender: a name in ASCII without a newline, not {sender!r}")
+        declared("broker_prefix").kind.check("prefix (the servers' broker_prefix)", prefix)
+        if not timeout > 0:  # (NaN too)
+            raise ValueError(f"timeout: seconds, more than 0, not {timeout!r}")
+        self._channel_prefix = channel_prefix(prefix, redis_options(url))
+        self._sender = sender
+        # As the servers' broker: no retries (a PUBLISH cut off after it
+        # reached Redis would go twice); keepalive where TCP is.
+        self._client: Any = self._connect(
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            **({} if url.startswith("unix:") else {"socket_keepalive": True}),
         )
+
+    def _connect(self, url: str, **options: Any) -> Any:
+        """The redis-py client (its pool) the publishing goes through."""
+        raise NotImplementedError
+
+    def _message(self, topic: str, message: str | bytes) -> tuple[bytes, bytes]:
+        """The channel of ``topic`` and ``message`` as the servers read it."""
+        check_topic(topic)
+        if not isinstance(message, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"a message is str or bytes, not {type(message).__name__}")
+        channel = (self._channel_prefix + "topic:" + topic).encode("utf-8")
+        return channel, encode(self._sender, message)
+
+
+class Publisher(_Publishing):
+    """Publishes to the topics of the servers whose ``--broker`` is ``url``
+    (the arguments: see :class:`_Publishing`).
+
+    Its connections are the event loop's that first used it: one per loop
+    (a program that calls ``asyncio.run()`` for each task makes one in each,
+    or uses :class:`SyncPublisher`; redis-py's ``RuntimeError: Event loop is
+    closed`` otherwise).
+    """
+
+    def _connect(self, url: str, **options: Any) -> Any:
+        return aioredis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
 
     async def publish(self, topic: str, message: str | bytes) -> int:
         """Send ``message`` to ``topic``'s subscribers; how many processes
@@ -117,7 +120,7 @@ class Publisher:
             TypeError, ValueError: not a topic, not a message.
             redis.exceptions.RedisError: Redis unreachable, slow or refusing.
         """
-        channel, data = self._target.message(topic, message)
+        channel, data = self._message(topic, message)
         return int(await self._client.publish(channel, data))
 
     async def aclose(self) -> None:
@@ -136,27 +139,17 @@ class Publisher:
         await self.aclose()
 
 
-class SyncPublisher:
+class SyncPublisher(_Publishing):
     """:class:`Publisher` for code without an event loop (a Django view, a
     Celery task, a script): each call blocks until Redis answered. Its
     connections are a pool that threads may share."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = "wsserver:",
-        sender: str | None = None,
-        timeout: float = 5.0,
-    ) -> None:
-        self._target = _Target(url, prefix, sender, timeout)
-        self._client: Any = syncredis.from_url(
-            url, retry=SyncRetry(NoBackoff(), 0), **self._target.client_options
-        )
+    def _connect(self, url: str, **options: Any) -> Any:
+        return syncredis.from_url(url, retry=SyncRetry(NoBackoff(), 0), **options)
 
     def publish(self, topic: str, message: str | bytes) -> int:
         """As :meth:`Publisher.publish`, blocking."""
-        channel, data = self._target.message(topic, message)
+        channel, data = self._message(topic, message)
         return int(self._client.publish(channel, data))
 
     def close(self) -> None:
