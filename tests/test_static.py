@@ -115,6 +115,26 @@ class TestStatic:
             assert (r.status_code, r.text) == (200, "changed, longer")
             assert r.headers["etag"] != etag
 
+    async def test_a_name_like_a_data_url_is_typed_by_its_extension(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # The type was mimetypes.guess_type()'s of the path asked for, which
+        # reads a URL: "data:text/html,x.png" (a directory "data:text", say a
+        # user's uploads) was a data: URL of type text/html (a picture served
+        # as a page: its script run on this site), "data:,x.png" text/plain.
+        (site / "data:text").mkdir()
+        (site / "data:text" / "html,x.png").write_bytes(b"<script>alert(1)</script>")
+        (site / "data:,x.png").write_bytes(b"\x89PNG")
+        routes = Router()
+        routes.static("/static", site)
+        routes.static("/one.png", site / "data:,x.png")
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            for path in ("/static/data:text/html,x.png", "/static/data:,x.png", "/one.png"):
+                r = await client.get(path)
+                assert r.status_code == 200, path
+                assert r.headers["content-type"] == "image/png", path
+
     async def test_hosts_given_once_over_are_the_mount_s_own_path_s_too(
         self, run_server: StartServer, site: Path
     ) -> None:

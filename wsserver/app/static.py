@@ -312,7 +312,9 @@ def _wanted_range(
 
 
 def _content_type(name: str) -> str:
-    kind, encoding = mimetypes.guess_type(name, strict=False)
+    # (As a path, from "/": guess_type() reads a URL, and took a name such as
+    # "data:text/html,x.png" for a data: URL of that type.)
+    kind, encoding = mimetypes.guess_type("/" + name.lstrip("/"), strict=False)
     if kind is None or encoding is not None:
         # (A .gz served as it is: its bytes, not the type it would unpack to.)
         return "application/octet-stream"
