@@ -410,6 +410,16 @@ class TestStatic:
             current.mkdir()  # (no regular file: nothing to send)
             assert (await client.get("/site.css")).status_code == 404
 
+    def test_a_uri_with_a_parameter_is_refused(self, tmp_path: Path, site: Path) -> None:
+        # It was a TypeError about a handler the user never wrote
+        # ("static_handler.<locals>.static_files(...) cannot be called as
+        # static_files(request, lang, path)"), and nothing says a ValueError.
+        for uri in ("/<lang>/static", "/s/<n:int>"):
+            for where in (site, site / "app.js"):
+                with pytest.raises(ValueError, match="without parameters") as caught:
+                    Router().static(uri, where)
+                assert repr(uri) in str(caught.value)
+
     def test_a_malformed_cache_control_is_refused_when_the_route_is_added(
         self, tmp_path: Path
     ) -> None:

@@ -512,9 +512,12 @@ class Router:
 
         Raises:
             ValueError: ``directory`` is neither a directory nor a regular
-                file, ``cache_control`` is no header value, or a route clashes
-                (nothing is added then).
+                file, ``uri`` has a parameter, ``cache_control`` is no header
+                value, or a route clashes (nothing is added then).
         """
+        if _PARAM_RE.search(uri):
+            # (Its handler takes none: what it serves is found by the path alone.)
+            raise ValueError(f"static files are served at a path without parameters: {uri!r}")
         base = uri.rstrip("/")
         if os.path.isfile(directory):
             # One file, at uri itself (a favicon.ico, robots.txt).
