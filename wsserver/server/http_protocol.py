@@ -88,6 +88,7 @@ from .transports import (
     is_asyncio_tls,
     peer_address,
     reset,
+    share_tls_read_buffer,
     tcp_bytes_moved,
     tcp_bytes_written,
     under_tls_closing,
@@ -546,6 +547,8 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
         self.remote_address = peer_address(transport)
         self._over_asyncio_tls = self.server.ssl is not None and is_asyncio_tls(transport)
+        if self._over_asyncio_tls:
+            share_tls_read_buffer(transport, self.server.tls_read_buffer)
         limit = self.config.write_limit
         self.transport.set_write_buffer_limits(high=limit, low=limit // 4)
         self.server.register(self)

@@ -20,6 +20,7 @@ import stat
 import time
 import types
 import weakref
+from asyncio import sslproto
 from collections.abc import Awaitable, Callable, Container, Coroutine, Generator, Iterable, Sequence
 from typing import Any, cast
 
@@ -375,6 +376,7 @@ class Server:
         self._told: set[str] = set()
         #: What every connection reads into (one at a time: one loop, one thread).
         self.read_buffer = memoryview(bytearray(READ_SIZE))
+        self._tls_read_buffer: memoryview | None = None
         #: open_timeout of the connections in the HTTP phase (None: no limit),
         #: then keepalive: when each WebSocket is due a ping, and its pong.
         self.open_deadlines: Deadlines[HttpProtocol] | None = None
@@ -820,6 +822,15 @@ class Server:
         elif self.ssl is not None:  # (proxy_protocol: TLS after the header)
             return ProxyHeaderThenTLS(self, protocol)
         return protocol
+
+    @property
+    def tls_read_buffer(self) -> memoryview:
+        """What asyncio's TLS layer reads every connection's socket into, once
+        its handshake is done (see :func:`.transports.share_tls_read_buffer`); made at the
+        first, the size of the buffer it would give each."""
+        if self._tls_read_buffer is None:
+            self._tls_read_buffer = memoryview(bytearray(sslproto.SSLProtocol.max_size))
+        return self._tls_read_buffer
 
     def tls_of(self, transport: asyncio.BaseTransport) -> TLSInfo | None:
         """What the TLS of a connection (its ``transport``) is; None if it has none.
