@@ -115,6 +115,27 @@ class TestStatic:
             assert (r.status_code, r.text) == (200, "changed, longer")
             assert r.headers["etag"] != etag
 
+    async def test_a_file_dated_before_1970_in_fractions_of_a_second_is_not_modified_since_then(
+        self, run_server: StartServer, site: Path
+    ) -> None:
+        # Last-Modified is the time rounded down (23:59:58 for -1.5 s), and the
+        # comparisons took it rounded towards zero (-1 s): a client giving back
+        # the Last-Modified it was sent never got its 304, and one sending it
+        # as If-Unmodified-Since always got a 412. (A file whose time an
+        # archive or a build set so; the time of a file is its own.)
+        os.utime(site / "app.js", (-1.5, -1.5))
+        routes = Router()
+        routes.static("/static/", site)
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            r = await client.get("/static/app.js")
+            modified = r.headers["last-modified"]
+            assert modified == "Wed, 31 Dec 1969 23:59:58 GMT"
+            r = await client.get("/static/app.js", headers={"If-Modified-Since": modified})
+            assert r.status_code == 304
+            r = await client.get("/static/app.js", headers={"If-Unmodified-Since": modified})
+            assert (r.status_code, r.text) == (200, "let x = 'é';")
+
     async def test_a_name_like_a_data_url_is_typed_by_its_extension(
         self, run_server: StartServer, site: Path
     ) -> None:

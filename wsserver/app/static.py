@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import math
 import mimetypes
 import os
 import re
@@ -161,7 +162,8 @@ def _respond(
         ("Last-Modified", http_date(min(info.st_mtime, time.time()))),
         ("ETag", f'"{info.st_mtime_ns:x}-{info.st_size:x}"'),
     ]
-    etag, mtime = headers[1][1], int(info.st_mtime)
+    # (Whole seconds as Last-Modified says them: rounded down, before 1970 too.)
+    etag, mtime = headers[1][1], math.floor(info.st_mtime)
     if _precondition_failed(request.headers, etag, mtime):
         file.close()
         return error_response(412)  # (RFC 9110 13.2.2: before If-None-Match)
