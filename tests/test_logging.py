@@ -1095,6 +1095,35 @@ async def test_an_application_s_error_line_has_its_fields_for_json_logs(
     assert all("ValueError" in e["exception"] for e in entries)
 
 
+async def test_an_asgi_error_line_s_path_is_the_one_sent_whatever_a_mount_made_of_the_scope(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Starlette's Mount writes its prefix into scope["root_path"] as it routes
+    # (scope.update()): the error line's path field is still the target's path
+    # as sent, the access line's, not that path less the mount's prefix.
+    from starlette.applications import Starlette
+    from starlette.routing import Mount, Route
+
+    from wsserver.testing import TestClient
+
+    async def endpoint(request: Any) -> None:
+        raise ValueError("a mounted bug")
+
+    asgi = Starlette(routes=[Mount("/v1", routes=[Route("/items", endpoint)])])
+    caplog.set_level(logging.INFO, logger="wsserver")
+    for root_path in ("", "/api"):
+        caplog.clear()
+        async with TestClient(asgi, raise_server_exceptions=False, root_path=root_path) as client:
+            assert (await client.get("/v1/items")).status == 500
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        access = [r for r in caplog.records if r.name == "wsserver.access"]
+        assert len(errors) == 1 and len(access) == 1
+        assert json.loads(JsonFormatter().format(errors[0]))["path"] == "/v1/items"
+        assert json.loads(JsonFormatter().format(access[0]))["path"] == "/v1/items"
+        said = f"ASGI application failed on {root_path}/v1/items "
+        assert errors[0].getMessage().startswith(said)
+
+
 async def test_json_access_lines_carry_every_access_field_null_when_unknown(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -186,6 +186,9 @@ class HttpCycle:
     __slots__ = (
         "connection",
         "scope",
+        "path",
+        "_raw_path",
+        "_root_path",
         "max_body_size",
         "_body_received",
         "_body_done",
@@ -207,6 +210,12 @@ class HttpCycle:
     ) -> None:
         self.connection = connection
         self.scope = scope
+        # The request's path as the server gave it, for what is logged of it:
+        # the application may rewrite its scope as it routes (Starlette's
+        # Mount puts its prefix in scope["root_path"]).
+        self.path: str = scope["path"]
+        self._raw_path: bytes = scope["raw_path"]
+        self._root_path: str = scope["root_path"]
         self.max_body_size = max_body_size
         self._body_received = 0
         self._body_done = False
@@ -247,14 +256,14 @@ class HttpCycle:
             if passes_through(exc):
                 passed = passed_on(exc)
                 if isinstance(passed, SystemExit):
-                    what = f"the ASGI application ({logs.printable(self.scope['path'])})"
+                    what = f"the ASGI application ({logs.printable(self.path)})"
                     logs.say_exit(passed, what, logs.HANDLER_EXIT_UNDONE)
                 raise passed  # noqa: B904 (itself, or a group's own)
             # (Closing: the server ended the connection for the client's bad
             # body, say; the application had its http.disconnect for it.)
             gone = connection.lost or connection.closing
             if caused_by_disconnect(exc, connection, gone=gone):
-                logs.log_client_gone(self.scope["path"], exc)
+                logs.log_client_gone(self.path, exc)
             else:
                 self._failed("ASGI application failed", exc)
                 failed = True
@@ -290,14 +299,10 @@ class HttpCycle:
         else:
             connection.cut_short()
 
-    def _sent_path(self) -> str | None:
+    def _sent_path(self) -> str:
         """The request target's path as the client sent it (the scope's ``raw_path``
         without the ``root_path`` the server put before it)."""
-        try:
-            raw: str = self.scope["raw_path"].decode("latin-1")
-            return raw.removeprefix(str(self.scope.get("root_path", "")))
-        except (KeyError, AttributeError, TypeError):  # (a middleware's scope)
-            return None
+        return self._raw_path.decode("latin-1").removeprefix(self._root_path)
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
         # (The scope's client: the connection may serve another's request by now.
@@ -308,7 +313,7 @@ class HttpCycle:
             address = (logs.printable(str(client[0])), int(client[1])) if client else None
         except (TypeError, ValueError, IndexError):  # (a middleware's, malformed)
             address = self.connection.client_address
-        logs.log_app_error(problem, self.scope["path"], address, exc, sent_path=self._sent_path())
+        logs.log_app_error(problem, self.path, address, exc, sent_path=self._sent_path())
         self.connection.server.app_failed(problem, exc, self.connection.transport)
 
     # --------------------------------------------------------------- receive

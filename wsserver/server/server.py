@@ -1848,6 +1848,8 @@ def _what_task(task: asyncio.Task[Any]) -> str:
     here = frame.f_locals if frame is not None else {}
     owner = here.get("self")
     path = getattr(getattr(owner, "request", None), "path", None)
+    if path is None:  # (an ASGI request's HttpCycle: its path as the server gave it)
+        path = getattr(owner, "path", None)
     # (An ASGI request's HttpCycle holds its scope; a WebSocket's run() is given it.)
     scope = getattr(owner, "scope", None) or here.get("scope")
     if path is None and isinstance(scope, dict):
