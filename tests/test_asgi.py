@@ -2125,6 +2125,36 @@ async def test_lifespan_startup_failed_stops_the_server() -> None:
     assert not server.sockets  # it never listened
 
 
+async def test_a_lifespan_failure_without_a_message_says_what_the_app_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # lifespan.rst: the failures' "message" is optional. Without one, the
+    # startup's was said as "ASGI lifespan startup failed: startup failed",
+    # and the shutdown's as "ASGI lifespan shutdown failed: ", nothing after it.
+    def failing(at: str) -> App:
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            assert scope["type"] == "lifespan"
+            await receive()
+            if at == "startup":
+                await send({"type": "lifespan.startup.failed"})
+                return
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.failed"})
+
+        return app
+
+    with pytest.raises(LifespanFailure) as raised:
+        await serve(failing("startup"), "127.0.0.1", 0).start()
+    assert str(raised.value) == "lifespan.startup.failed (no message)"
+    server = serve(failing("shutdown"), "127.0.0.1", 0)
+    await server.start()
+    await server.close()
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert said == ["ASGI lifespan shutdown failed: lifespan.shutdown.failed (no message)"]
+    expect_logged_error(caplog, "lifespan.shutdown.failed (no message)")
+
+
 def hanging_startup(began: asyncio.Event, ended: list[str]) -> App:
     """An app whose lifespan startup waits for ever (a database that does not
     answer): ``began`` set once it waits, "cancelled" in ``ended`` once cancelled."""

@@ -93,7 +93,7 @@ class Lifespan:
             return  # it does not speak lifespan ("auto")
         if answer["type"] == "lifespan.startup.failed":
             await self._end_task()
-            failure = LifespanFailure(answer.get("message") or "startup failed")
+            failure = LifespanFailure(_said(answer))
             raise failure from self._raised()
         self._started = True
         assert self._task is not None
@@ -189,7 +189,7 @@ class Lifespan:
             return None  # (it returned early: said when it did)
         answer = await self._ask("lifespan.shutdown", timeout)
         if answer is not None and answer["type"] == "lifespan.shutdown.failed":
-            message = answer.get("message", "")
+            message = _said(answer)
             logger.error("ASGI lifespan shutdown failed: %s", message)
             self._failure = LifespanFailure(f"the lifespan shutdown failed: {message}")
         # It should return once it answered; one that does not is stopped.
@@ -326,6 +326,12 @@ class Lifespan:
             and answer.done()
             and answer.result()["type"] == "lifespan.startup.complete"
         )
+
+
+def _said(answer: Message) -> str:
+    """What a ``*.failed`` answer says: its ``message`` (optional, lifespan.rst),
+    else which answer it was."""
+    return str(answer.get("message") or f"{answer['type']} (no message)")
 
 
 def _ended_in(task: asyncio.Task[None]) -> BaseException | None:
