@@ -93,7 +93,9 @@ class ASGIApplication:
         """The run of the application on one HTTP request."""
         scope = http_scope(request, **self._where(connection))
         scope["extensions"][PUBSUB] = pubsub_extension(connection.server)
-        return HttpCycle(connection, scope, self.max_body_size).run(self.app)
+        return HttpCycle(connection, scope, self.max_body_size, request, self.root_path).run(
+            self.app
+        )
 
     def websocket(
         self, connection: HttpProtocol, request: Request, accept: Accept

@@ -26,6 +26,7 @@ from ..protocol.handshake import comma_tokens
 from ..protocol.http import valid_header
 
 if TYPE_CHECKING:
+    from ..app.request import Request
     from ..server.http_protocol import HttpProtocol
 
 __all__ = ["HttpCycle", "body_bytes", "caused_by_disconnect", "response_headers"]
@@ -181,13 +182,14 @@ class HttpCycle:
         scope: the ``http`` scope.
         max_body_size: the largest body the application may receive (None: any);
             beyond it the client gets 413 and the application ``http.disconnect``.
+        request: the request the scope was made of.
+        root_path: the ``root_path`` the scope was given.
     """
 
     __slots__ = (
         "connection",
         "scope",
-        "path",
-        "_raw_path",
+        "_request",
         "_root_path",
         "max_body_size",
         "_body_received",
@@ -206,16 +208,21 @@ class HttpCycle:
     )
 
     def __init__(
-        self, connection: HttpProtocol, scope: dict[str, Any], max_body_size: int | None
+        self,
+        connection: HttpProtocol,
+        scope: dict[str, Any],
+        max_body_size: int | None,
+        request: Request,
+        root_path: str,
     ) -> None:
         self.connection = connection
         self.scope = scope
-        # The request's path as the server gave it, for what is logged of it:
-        # the application may rewrite its scope as it routes (Starlette's
-        # Mount puts its prefix in scope["root_path"]).
-        self.path: str = scope["path"]
-        self._raw_path: bytes = scope["raw_path"]
-        self._root_path: str = scope["root_path"]
+        # What the scope was made of, for the paths logged (see path): the
+        # application may rewrite its scope as it routes (Starlette's Mount
+        # puts its prefix in scope["root_path"]). Kept, not read off the
+        # scope: nothing to do per request unless a line is logged.
+        self._request = request
+        self._root_path = root_path
         self.max_body_size = max_body_size
         self._body_received = 0
         self._body_done = False
@@ -299,10 +306,16 @@ class HttpCycle:
         else:
             connection.cut_short()
 
+    @property
+    def path(self) -> str:
+        """The request's path as the server gave it in the scope (``root_path``
+        before it), whatever the application made of its scope since."""
+        return self._root_path + self._request.path
+
     def _sent_path(self) -> str:
         """The request target's path as the client sent it (the scope's ``raw_path``
         without the ``root_path`` the server put before it)."""
-        return self._raw_path.decode("latin-1").removeprefix(self._root_path)
+        return self._request.target.partition("?")[0]
 
     def _failed(self, problem: str, exc: BaseException | None) -> None:
         # (The scope's client: the connection may serve another's request by now.
