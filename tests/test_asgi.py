@@ -2155,6 +2155,29 @@ async def test_a_lifespan_failure_without_a_message_says_what_the_app_sent(
     expect_logged_error(caplog, "lifespan.shutdown.failed (no message)")
 
 
+async def test_an_unasked_lifespan_failure_without_a_message_is_said_alike(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A lifespan.shutdown.failed after the startup, unasked (Starlette's way
+    # of saying its task group died), without a message, was said as
+    # "lifespan.shutdown.failed", where an asked one says "... (no message)".
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.failed"})
+
+    server = serve(app, "127.0.0.1", 0)
+    await server.start()
+    await asyncio.wait_for(server.close(), TIMEOUT)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert said == [
+        "ASGI lifespan failed after its startup: lifespan.shutdown.failed (no message):"
+        " its shutdown will not be sent"
+    ]
+    expect_logged_error(caplog, "lifespan.shutdown.failed (no message)")
+
+
 def hanging_startup(began: asyncio.Event, ended: list[str]) -> App:
     """An app whose lifespan startup waits for ever (a database that does not
     answer): ``began`` set once it waits, "cancelled" in ``ended`` once cancelled."""

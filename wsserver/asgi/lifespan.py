@@ -304,7 +304,7 @@ class Lifespan:
             # A failure after its startup, said as Starlette says it (uvicorn
             # takes it): its shutdown is not sent; said once its lifespan ends
             # (with what it raised), or now if it goes on.
-            self._failed_early = str(message.get("message") or "lifespan.shutdown.failed")
+            self._failed_early = _said(message)
             asyncio.get_running_loop().call_soon(self._say_failed_early)
             return
         if self._asking is None or not kind.startswith(self._asking + "."):
