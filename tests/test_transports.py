@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
+from asyncio import sslproto
 
 import pytest
 
@@ -158,3 +160,46 @@ async def test_nothing_reaches_the_socket_once_the_transport_is_closing() -> Non
             received += chunk
     assert received == b"before"
     theirs.close()
+
+
+class _CompletionTransport(asyncio.Transport):
+    """A socket transport of another loop under asyncio's TLS layer (one that
+    may fill the buffer get_buffer() gave it later, as a completion-based
+    loop's does)."""
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+@pytest.mark.parametrize("under", ["selector", "another loop's"])
+async def test_the_tls_read_buffer_is_shared_only_over_asyncio_s_own_socket_transport(
+    under: str,
+) -> None:
+    # asyncio's TLS layer copies what its socket transport read out of the
+    # buffer at once only where that transport reads and hands it over in one
+    # go (asyncio's selector transport); another loop's transport under it may
+    # hold the buffer get_buffer() gave it while it reads, two connections at
+    # once: each keeps a buffer of its own there.
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    try:
+        tls = sslproto.SSLProtocol(
+            loop,
+            asyncio.BufferedProtocol(),
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER),
+            None,
+            server_side=True,
+        )
+        if under == "selector":
+            socket_transport, _ = await loop.connect_accepted_socket(Spy, ours)
+        else:
+            socket_transport = _CompletionTransport()
+        tls._transport = socket_transport  # type: ignore[attr-defined]
+        shared = memoryview(bytearray(sslproto.SSLProtocol.max_size))
+        transports.share_tls_read_buffer(tls._get_app_transport(), shared)  # type: ignore[attr-defined]
+        assert (tls._ssl_buffer is shared.obj) == (under == "selector")  # type: ignore[attr-defined]
+        if under == "selector":
+            socket_transport.abort()
+    finally:
+        ours.close()
+        theirs.close()

@@ -226,11 +226,15 @@ def share_tls_read_buffer(transport: asyncio.BaseTransport, buffer: memoryview) 
     buffer), before anything else runs, as the server's own reads are copied
     out of its one ``read_buffer``; so one buffer serves them all. Left as it
     is where the transport is not the one looked for (another Python's,
-    uvloop's: its buffer is not made resident whole).
+    uvloop's: its buffer is not made resident whole), or the socket's
+    transport under it is not asyncio's selector transport, which reads into
+    the buffer and hands it over in one go (another loop's, reusing asyncio's
+    TLS layer, may hold it while it reads: two connections' bytes at once).
     """
     tls = getattr(transport, "_ssl_protocol", None)
     if (
         type(tls) is not sslproto.SSLProtocol
+        or type(getattr(tls, "_transport", None)) is not _SELECTOR_TRANSPORT
         or not isinstance(getattr(tls, "_ssl_buffer", None), bytearray)
         or not hasattr(tls, "_ssl_buffer_view")
         or len(buffer) < tls.max_size
