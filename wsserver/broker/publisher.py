@@ -44,19 +44,7 @@ __all__ = ["Publisher", "SyncPublisher"]
 
 class _Publishing:
     """What both publishers are: the URL and settings checked, the channel of
-    a topic named and a message written as the servers' brokers do.
-
-    Args:
-        url: the servers' ``--broker`` (``redis://``, ``rediss://``, ``unix://``).
-        prefix: their ``--broker-prefix``.
-        sender: the name the servers' logs would show as the message's
-            sender (ASCII, no newline); ``publisher-<pid>`` by default.
-        timeout: seconds Redis gets to accept the connection and answer.
-
-    Raises:
-        ValueError: redis-py is not installed; a URL or setting no server
-            would take.
-    """
+    a topic named and a message written as the servers' brokers do."""
 
     def __init__(
         self,
@@ -66,6 +54,19 @@ class _Publishing:
         sender: str | None = None,
         timeout: float = 5.0,
     ) -> None:
+        """A publisher to the topics of the servers whose ``--broker`` is ``url``.
+
+        Args:
+            url: the servers' ``--broker`` (``redis://``, ``rediss://``, ``unix://``).
+            prefix: their ``--broker-prefix``.
+            sender: the name the servers' logs would show as the message's
+                sender (ASCII, no newline); ``publisher-<pid>`` by default.
+            timeout: seconds Redis gets to accept the connection and answer.
+
+        Raises:
+            ValueError: redis-py is not installed; a URL or setting no server
+                would take.
+        """
         if aioredis is None:
             raise ValueError("publishing through Redis needs redis-py: pip install wsserver[redis]")
         if sender is None:
@@ -101,7 +102,7 @@ class _Publishing:
 
 class Publisher(_Publishing):
     """Publishes to the topics of the servers whose ``--broker`` is ``url``
-    (the arguments: see :class:`_Publishing`).
+    (its arguments: ``__init__``'s, which both publishers share).
 
     Its connections are the event loop's that first used it: one per loop
     (a program that calls ``asyncio.run()`` for each task makes one in each,
