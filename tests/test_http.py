@@ -325,6 +325,32 @@ class TestResponses:
         assert server.stats()["handler_errors"] == 0
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
+    @pytest.mark.parametrize("error_format", ["text", "json", "html"])
+    async def test_a_handshake_error_of_a_bodiless_status_is_answered_without_a_body(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture, error_format: str
+    ) -> None:
+        # A handler's own conditional GET (raise HandshakeError(304, ...) with
+        # its ETag, as a Sanic app raises SanicException(status_code=304)):
+        # its message made a body that a 304 (204, 205) cannot have, a 500.
+        routes = Router()
+
+        @routes.get("/<status:int>", error_format=error_format)  # type: ignore[arg-type]
+        async def page(request: Request, status: int) -> Response:
+            raise HandshakeError(status, "Not Modified", {"ETag": '"v1"'})
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for status in (304, 204, 205):
+            writer.write(f"GET /{status} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            answer, headers, body = await read_response(reader)
+            assert (answer, headers["etag"], body) == (status, '"v1"', b"")
+            assert headers.get("connection") != "close"
+        writer.write(b"GET /404 HTTP/1.1\r\nHost: x\r\n\r\n")  # (kept alive, in step)
+        assert (await read_response(reader))[0] == 404
+        writer.close()
+        assert server.stats()["handler_errors"] == 0
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
     async def test_a_response_h11_refuses_is_the_handler_s_failure(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture
     ) -> None:

@@ -459,8 +459,12 @@ def error_response(
 
     ``format`` is its body's: ``"text"`` (the message and a newline),
     ``"json"`` (``{"error": phrase, "status": status, "message": message}``)
-    or ``"html"`` (a small page; the message is escaped).
+    or ``"html"`` (a small page; the message is escaped). A 204, 205 or 304
+    has none (RFC 9110 15.3.5, 15.3.6, 15.4.5): its status and headers alone.
     """
+    if status in _NO_CONTENT:
+        # (A handler's own raise HandshakeError(304, ...), its ETag in headers.)
+        return Response(b"", status, headers)
     phrase = reason_phrase(status)
     text = phrase if message is None else message
     if format == "json":
