@@ -20,7 +20,7 @@ import httpx
 import pytest
 import websockets
 
-from wsserver import HandshakeError, Request, Router, WebSocket
+from wsserver import BadRequest, HandshakeError, Request, Router, WebSocket
 from wsserver.response import Response, StreamingResponse, empty, html, json, raw, stream, text
 from wsserver.server.http_protocol import ANSWERS_PER_TURN, BODY_PIECES_PER_TURN, HttpProtocol
 from wsserver.server.server import READ_SIZE
@@ -350,6 +350,30 @@ class TestResponses:
         writer.close()
         assert server.stats()["handler_errors"] == 0
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    async def test_a_bad_request_without_a_message_says_bad_request(
+        self, run_server: StartServer
+    ) -> None:
+        # A ported Sanic app's raise BadRequest() (whose message is then
+        # "Bad Request"): its answer said nothing, an empty line, and JSON's
+        # "message" was "".
+        routes = Router()
+
+        @routes.get("/text")
+        async def plain(request: Request) -> Response:
+            raise BadRequest()
+
+        @routes.get("/json", error_format="json")
+        async def as_json(request: Request) -> Response:
+            raise BadRequest()
+
+        server = await run_server(routes)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /text HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_response(reader))[::2] == (400, b"Bad Request\n")
+        status, _, body = await read_response(reader)
+        assert (status, jsonlib.loads(body)["message"]) == (400, "Bad Request")
+        writer.close()
 
     async def test_a_response_h11_refuses_is_the_handler_s_failure(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture

@@ -3141,7 +3141,8 @@ def _took_more(before: tuple[int, int], now: tuple[int, int]) -> bool:
 def _answer_to(exc: BadRequest | HandshakeError, route: Route) -> Response:
     """What a handler's raise of ``exc`` is answered with, in ``route``'s error
     format: a BadRequest's 400 and message; a HandshakeError's status, message
-    and headers (an ``abort(404)``, as from an ``on_connect`` hook)."""
+    and headers (an ``abort(404)``, as from an ``on_connect`` hook). A
+    ``BadRequest()`` without a message says "Bad Request", as Sanic's."""
     if isinstance(exc, HandshakeError):
         return error_response(exc.status, exc.message, exc.headers, format=route.error_format)
-    return error_response(400, str(exc), format=route.error_format)
+    return error_response(400, str(exc) or None, format=route.error_format)
