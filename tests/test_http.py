@@ -1137,6 +1137,35 @@ class TestResponseObject:
             ("X-A", "1"),
         ]
 
+    async def test_json_passes_sanics_keyword_arguments_to_dumps(
+        self, run_server: StartServer
+    ) -> None:
+        # Sanic's json(body, ..., dumps=None, **kwargs) gives dumps its
+        # kwargs: json(data, ensure_ascii=False, indent=2) from a ported
+        # handler was "unexpected keyword argument 'ensure_ascii'", a 500.
+        routes = Router()
+
+        @routes.get("/pretty")
+        async def pretty(request: Request) -> Response:
+            return json({"b": "é", "a": 1}, ensure_ascii=False, indent=2, sort_keys=True)
+
+        @routes.get("/own")
+        async def own(request: Request) -> Response:
+            return json([1], 201, dumps=jsonlib.dumps, separators=(",", ":"))
+
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            answer = await client.get("/pretty")
+            assert answer.status_code == 200
+            assert answer.content == '{\n  "a": 1,\n  "b": "é"\n}'.encode()
+            assert answer.headers["content-type"] == "application/json"
+            answer = await client.get("/own")
+            assert (answer.status_code, answer.content) == (201, b"[1]")
+        # What JSON cannot say is refused all the same (NaN), unless asked.
+        with pytest.raises(ValueError):
+            json({"x": float("nan")}, indent=2)
+        assert json(float("nan"), allow_nan=True).body == b"NaN"
+
     async def test_a_handler_answering_a_number_gets_a_500(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture
     ) -> None:

@@ -84,12 +84,16 @@ def json(
     body: Any,
     status: int = 200,
     headers: HeadersLike | None = None,
-    dumps: Callable[[Any], str] = json_text,
+    dumps: Callable[..., str] = json_text,
     *,
     content_type: str = "application/json",
+    **kwargs: Any,
 ) -> Response:
     """An ``application/json`` response (or of ``content_type``:
-    ``application/problem+json``) of ``dumps(body)``.
+    ``application/problem+json``) of ``dumps(body, **kwargs)``: as Sanic's,
+    ``kwargs`` go to ``dumps`` (``indent=2``, ``ensure_ascii=False``; to
+    Python's ``json.dumps()`` for the default, NaN still refused unless
+    ``allow_nan=True``).
 
     Raises:
         ValueError: a float that JSON has no way to say (NaN, an infinity),
@@ -102,7 +106,12 @@ def json(
             f"json()'s fourth argument is dumps, not a content type ({dumps!r}): "
             "write content_type= (Sanic's json() takes it fourth)"
         )
-    return Response(dumps(body), status, headers, content_type)
+    if not kwargs:
+        return Response(dumps(body), status, headers, content_type)
+    if dumps is json_text:
+        kwargs.setdefault("allow_nan", False)
+        return Response(json_module.dumps(body, **kwargs), status, headers, content_type)
+    return Response(dumps(body, **kwargs), status, headers, content_type)
 
 
 def raw(
