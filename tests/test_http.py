@@ -1166,6 +1166,43 @@ class TestResponseObject:
             json({"x": float("nan")}, indent=2)
         assert json(float("nan"), allow_nan=True).body == b"NaN"
 
+    async def test_a_header_given_as_a_number_is_sent_as_its_digits(
+        self, run_server: StartServer
+    ) -> None:
+        # Sanic writes a header's value as f"{value}": a ported handler's
+        # headers={"Retry-After": 120} or {"X-Total-Count": len(rows)} was a
+        # TypeError from deep in a regex ("expected string or bytes-like
+        # object, got 'int'"), a 500; a HandshakeError's too.
+        routes = Router()
+
+        @routes.get("/count")
+        async def count(request: Request) -> Response:
+            return json([1, 2], headers={"X-Total-Count": 2, "Retry-After": 120})  # type: ignore[dict-item]
+
+        @routes.get("/busy")
+        async def busy(request: Request) -> Response:
+            raise HandshakeError(429, "Slow down.", [("Retry-After", 5)])  # type: ignore[list-item]
+
+        @routes.get("/piece")
+        async def piece(request: Request) -> StreamingResponse:
+            return stream([b"abc"], headers={"Content-Length": 3})  # type: ignore[dict-item]
+
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            answer = await client.get("/count")
+            assert answer.status_code == 200
+            assert (answer.headers["x-total-count"], answer.headers["retry-after"]) == ("2", "120")
+            answer = await client.get("/busy")
+            assert (answer.status_code, answer.headers["retry-after"]) == (429, "5")
+            answer = await client.get("/piece")
+            assert (answer.status_code, answer.content) == (200, b"abc")
+            assert answer.headers["content-length"] == "3"
+        # What has no one way to be written (None, True, a float) is refused,
+        # naming the header.
+        for value in (None, True, 1.5):
+            with pytest.raises(TypeError, match="X-A"):
+                text("x", headers={"X-A": value})  # type: ignore[dict-item]
+
     async def test_a_handler_answering_a_number_gets_a_500(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture
     ) -> None:

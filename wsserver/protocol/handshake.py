@@ -34,6 +34,7 @@ from .http import (
     Response,
     error_response,
     header_pairs,
+    header_text,
     valid_header,
     with_defaults,
 )
@@ -572,7 +573,8 @@ def checked_101_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, s
             ``Transfer-Encoding``).
     """
     checked = []
-    for name, value in headers:
+    for name, given in headers:
+        value = header_text(name, given)  # (an int's digits, as a response's)
         if not valid_header(name, value):
             raise ValueError(f"invalid header in the 101 response: {name!r}: {value!r}")
         lowered = name.lower()

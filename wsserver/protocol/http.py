@@ -47,6 +47,7 @@ __all__ = [
     "render_response",
     "request_field",
     "response_head_headers",
+    "header_text",
     "saying_close",
     "shared_request_field",
     "split_absolute_form",
@@ -315,19 +316,45 @@ def response_head_headers(
     """A response's headers as pairs, ``content_type`` added unless they have
     a ``Content-Type``.
 
+    A value given as an int is sent as its digits, as Sanic writes one
+    (``{"Retry-After": 120}``).
+
     Raises:
         ValueError: a header name or value that cannot be sent as it is.
+        TypeError: a name that is no str, or a value neither str nor int.
     """
     items = header_pairs(headers)
     if content_type is not None and not any(n.lower() == "content-type" for n, _ in items):
         items.append(("Content-Type", content_type))
+    try:
+        _check_response_headers(items)
+    except TypeError:  # (a value not a str: the regex's)
+        items = [(name, header_text(name, value)) for name, value in items]
+        _check_response_headers(items)
+    return items
+
+
+def _check_response_headers(items: list[tuple[str, str]]) -> None:
     for name, value in items:
         if not valid_header(name, value):
             raise ValueError(
                 f"invalid response header {name!r}: {value!r} (a token, then latin-1 "
                 "characters but no CR, LF or NUL; RFC 8187 encodes other text)"
             )
-    return items
+
+
+def header_text(name: object, value: object) -> str:
+    """A response header's value as a str: an int's digits (not a bool's)."""
+    if not isinstance(name, str):
+        raise TypeError(f"a response header's name is a str, not {name!r}")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))  # (int's own digits, not a subclass's str())
+    raise TypeError(
+        f"response header {name!r}: its value is a str (or an int), not "
+        f"{type(value).__name__} ({value!r})"
+    )
 
 
 def utf8_text_type(content_type: str | None) -> str | None:
