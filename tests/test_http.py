@@ -1166,6 +1166,39 @@ class TestResponseObject:
             json({"x": float("nan")}, indent=2)
         assert json(float("nan"), allow_nan=True).body == b"NaN"
 
+    async def test_html_takes_what_has_an_html_form(self, run_server: StartServer) -> None:
+        # Sanic's html() takes an object with __html__ (a template engine's
+        # markup, htpy's elements) or _repr_html_ (a DataFrame's table): a
+        # ported handler's html(page) was "a response body is str or bytes,
+        # not Page", a 500.
+        class Page:
+            def __html__(self) -> str:
+                return "<p>caf\u00e9</p>"
+
+        class Table:
+            def _repr_html_(self) -> str:
+                return "<table></table>"
+
+        routes = Router()
+
+        @routes.get("/page")
+        async def page(request: Request) -> Response:
+            return html(Page(), 201)
+
+        @routes.get("/table")
+        async def table(request: Request) -> Response:
+            return html(Table())
+
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            answer = await client.get("/page")
+            assert (answer.status_code, answer.text) == (201, "<p>caf\u00e9</p>")
+            assert answer.headers["content-type"] == "text/html; charset=utf-8"
+            assert (await client.get("/table")).text == "<table></table>"
+        assert html(b"<b>").body == b"<b>"
+        with pytest.raises(TypeError, match="str or bytes"):
+            html(3)  # type: ignore[arg-type]
+
     async def test_a_header_given_as_a_number_is_sent_as_its_digits(
         self, run_server: StartServer
     ) -> None:
@@ -1177,7 +1210,7 @@ class TestResponseObject:
 
         @routes.get("/count")
         async def count(request: Request) -> Response:
-            return json([1, 2], headers={"X-Total-Count": 2, "Retry-After": 120})  # type: ignore[dict-item]
+            return json([1, 2], headers={"X-Total-Count": 2, "Retry-After": 120})  # type: ignore[arg-type]
 
         @routes.get("/busy")
         async def busy(request: Request) -> Response:
@@ -1185,7 +1218,7 @@ class TestResponseObject:
 
         @routes.get("/piece")
         async def piece(request: Request) -> StreamingResponse:
-            return stream([b"abc"], headers={"Content-Length": 3})  # type: ignore[dict-item]
+            return stream([b"abc"], headers={"Content-Length": 3})  # type: ignore[arg-type]
 
         server = await run_server(routes)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
@@ -1201,7 +1234,7 @@ class TestResponseObject:
         # naming the header.
         for value in (None, True, 1.5):
             with pytest.raises(TypeError, match="X-A"):
-                text("x", headers={"X-A": value})  # type: ignore[dict-item]
+                text("x", headers={"X-A": value})  # type: ignore[arg-type]
 
     async def test_a_handler_answering_a_number_gets_a_500(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture

@@ -21,7 +21,7 @@ import re
 import string
 import urllib.parse
 from collections.abc import AsyncIterable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from ..protocol.cookies import CookieSetting
 from ..protocol.handshake import Acceptance
@@ -63,9 +63,31 @@ def text(
     return Response(body, status, headers, content_type)
 
 
-def html(body: str, status: int = 200, headers: HeadersLike | None = None) -> Response:
-    """A ``text/html`` response."""
-    return Response(body, status, headers, "text/html; charset=utf-8")
+class HasHTML(Protocol):
+    """What has an HTML form of its own: a template engine's markup (``__html__``)."""
+
+    def __html__(self) -> str: ...
+
+
+class ReprsHTML(Protocol):
+    """What a notebook shows as HTML (``_repr_html_``): a DataFrame's table."""
+
+    def _repr_html_(self) -> str: ...
+
+
+def html(
+    body: str | bytes | HasHTML | ReprsHTML,
+    status: int = 200,
+    headers: HeadersLike | None = None,
+) -> Response:
+    """A ``text/html`` response: of a str (or bytes), or, as Sanic's, of an
+    object's ``__html__()`` (else its ``_repr_html_()``)."""
+    page: Any = body
+    if not isinstance(body, (str, bytes)):
+        form = getattr(body, "__html__", None) or getattr(body, "_repr_html_", None)
+        if form is not None:
+            page = form()
+    return Response(page, status, headers, "text/html; charset=utf-8")
 
 
 #: The encoder of every JSON text the server writes for an application.
