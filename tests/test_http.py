@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json as jsonlib
 import logging
+import re
 import socket
 import ssl
 import struct
@@ -1198,6 +1199,35 @@ class TestResponseObject:
         assert html(b"<b>").body == b"<b>"
         with pytest.raises(TypeError, match="str or bytes"):
             html(3)  # type: ignore[arg-type]
+
+    async def test_sanics_response_cookie_calls_say_what_to_write(
+        self, run_server: StartServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # A ported handler's response.add_cookie(...) (Sanic 23's) or
+        # response.cookies["sid"] = ... (its cookie jar) was "'Response'
+        # object has no attribute 'add_cookie'": nothing said set_cookie(),
+        # nor that secure is False by default here (True in Sanic's add_cookie).
+        routes = Router()
+
+        @routes.get("/login")
+        async def login(request: Request) -> Response:
+            response = text("in")
+            response.add_cookie("sid", "abc", httponly=True)  # type: ignore[attr-defined]
+            return response
+
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            assert (await client.get("/login")).status_code == 500
+        (said,) = [str(r.exc_info[1]) for r in caplog.records if r.exc_info]
+        assert "set_cookie(" in said and "secure=True" in said and "Sanic" in said
+        for response in (text("x"), stream([b"x"])):
+            for name, hint in (("add_cookie", "set_cookie("), ("cookies", "delete_cookie(")):
+                assert not hasattr(response, name)
+                with pytest.raises(AttributeError, match=re.escape(hint)):
+                    getattr(response, name)
+            with pytest.raises(AttributeError, match="object has no attribute 'nothing'"):
+                response.nothing  # type: ignore[union-attr]  # noqa: B018
+        assert text("x").body == b"x"  # (its own attributes read as before)
 
     async def test_a_header_given_as_a_number_is_sent_as_its_digits(
         self, run_server: StartServer

@@ -32,6 +32,7 @@ from ..protocol.http import (
     response_head_headers,
     utf8_text_type,
 )
+from .ported import say_instead
 
 __all__ = [
     "Response",
@@ -342,3 +343,22 @@ def accept(subprotocol: str | None = None, headers: HeadersLike | None = None) -
 json_response = json
 text_response = text
 html_response = html
+
+
+_COOKIES = (
+    "call response.set_cookie(name, value, max_age=..., path=..., secure=..., httponly=..., "
+    "samesite=...) and response.delete_cookie(name)"
+)
+#: Sanic's response attributes that a response has not, and what does the same.
+_SANIC_INSTEAD = {
+    "add_cookie": _COOKIES
+    + "; its secure is False by default here (Sanic's add_cookie: True): say secure=True",
+    "cookies": _COOKIES + " (Sanic's cookie jar, response.cookies[name] = value)",
+}
+# (A handler ported from Sanic is told what does the same here.)
+_SAID = {
+    name: f"response.{name}: a response has no {name} (Sanic's): {instead}"
+    for name, instead in _SANIC_INSTEAD.items()
+}
+say_instead(Response, _SAID)
+say_instead(StreamingResponse, _SAID)
