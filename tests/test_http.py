@@ -22,7 +22,17 @@ import pytest
 import websockets
 
 from wsserver import BadRequest, HandshakeError, Request, Router, WebSocket
-from wsserver.response import Response, StreamingResponse, empty, html, json, raw, stream, text
+from wsserver.response import (
+    Response,
+    StreamingResponse,
+    accept,
+    empty,
+    html,
+    json,
+    raw,
+    stream,
+    text,
+)
 from wsserver.server.http_protocol import ANSWERS_PER_TURN, BODY_PIECES_PER_TURN, HttpProtocol
 from wsserver.server.server import READ_SIZE
 from wsserver.testing import TestClient
@@ -1265,6 +1275,10 @@ class TestResponseObject:
         for value in (None, True, 1.5):
             with pytest.raises(TypeError, match="X-A"):
                 text("x", headers={"X-A": value})  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="X-A"):
+                accept(headers={"X-A": value})  # type: ignore[arg-type]
+        # An on_connect hook's 101 the same way.
+        assert accept(headers={"X-Room-Size": 3}).headers == [("X-Room-Size", "3")]  # type: ignore[arg-type]
 
     async def test_a_handler_answering_a_number_gets_a_500(
         self, run_server: StartServer, caplog: pytest.LogCaptureFixture
