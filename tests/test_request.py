@@ -282,6 +282,9 @@ async def test_a_sanic_requests_attributes_say_what_to_write_instead(
         "query_args": "request.args",
         "respond": "stream(",
         "uri_template": "request.route.uri",
+        "version": "request.http_version",
+        "receive_body": "request.stream.read()",
+        "socket": "request.remote_address",
     }
 
     @routes.get("/")

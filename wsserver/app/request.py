@@ -462,6 +462,12 @@ _SANIC_INSTEAD = {
     "uri_template": "request.route.uri is the route's URI",
     "endpoint": "request.route.name is the route's name",
     "name": "request.route.name is the route's name",
+    "version": "request.http_version is the HTTP version ('1.1')",
+    "socket": _ADDRESS,
+    "receive_body": (
+        "the body is read whole before the handler runs (request.body); "
+        "on a stream=True route, await request.stream.read()"
+    ),
 }
 # (A handler ported from Sanic is told what gives the same here.)
 say_instead(
