@@ -580,6 +580,22 @@ class TestMaking:
         for status in (204, 304, 199, 600):
             with pytest.raises(ValueError, match="status"):
                 stream([b"x"], status)
+
+    def test_a_function_given_says_to_call_it(self) -> None:
+        # stream(ticks) for stream(ticks()), or Sanic's stream(streaming_fn)
+        # whose streaming_fn(response) awaits response.write(): "not function"
+        # said neither what was missing nor how a Sanic one is written here.
+        async def ticks() -> AsyncIterator[str]:
+            yield "a"
+
+        async def streaming_fn(response: Any) -> None:
+            await response.write("foo")
+
+        with pytest.raises(TypeError, match=r"ticks\(\)"):
+            stream(ticks)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"yield.*response\.write"):
+            stream(streaming_fn)  # type: ignore[arg-type]
+        assert stream(ticks()).status == 200  # (called: as before)
         with pytest.raises(ValueError, match="Transfer-Encoding"):
             stream([b"x"], headers={"transfer-encoding": "chunked"})
         with pytest.raises(ValueError, match="invalid response header"):

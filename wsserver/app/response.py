@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import json as json_module
 import re
 import string
@@ -274,7 +275,7 @@ class StreamingResponse(CookieSetting):
         ):
             raise TypeError(
                 "a streamed body is an iterable or async iterable of str or bytes pieces, "
-                f"not {type(chunks).__name__}"
+                f"not {type(chunks).__name__}{_called_for(chunks)}"
             )
         if not 200 <= status <= 599 or status in (204, 205, 304):
             raise ValueError(f"a streamed response's status is 200-599 with a body, not {status}")
@@ -288,6 +289,22 @@ class StreamingResponse(CookieSetting):
 
     def __repr__(self) -> str:
         return f"<StreamingResponse {self.status}>"
+
+
+def _called_for(chunks: object) -> str:
+    """What to write instead of a function given to :func:`stream` (empty if
+    it is none): the generator it makes, or for Sanic's ``streaming_fn``,
+    which awaits ``response.write()``, a generator that yields."""
+    if not callable(chunks):
+        return ""
+    name = getattr(chunks, "__name__", "pieces")
+    if inspect.isasyncgenfunction(chunks) or inspect.isgeneratorfunction(chunks):
+        return f": call it, stream({name}())"
+    return (
+        f": stream() takes the pieces a generator makes; Sanic's streaming_fn(response) is "
+        "written here as an async generator that yields each piece it gave to "
+        f"response.write(piece), then called: stream({name}())"
+    )
 
 
 def stream(
