@@ -326,15 +326,22 @@ def response_head_headers(
     items = header_pairs(headers)
     if content_type is not None and not any(n.lower() == "content-type" for n, _ in items):
         items.append(("Content-Type", content_type))
+    # The check in place, not a call more per response (Python 3.11): the
+    # helper, which says what is wrong, only once a header fails it.
     try:
-        _check_response_headers(items)
+        for name, value in items:
+            if not valid_header(name, value):
+                break
+        else:
+            return items
     except TypeError:  # (a value not a str: the regex's)
         items = [(name, header_text(name, value)) for name, value in items]
-        _check_response_headers(items)
+    _check_response_headers(items)
     return items
 
 
 def _check_response_headers(items: list[tuple[str, str]]) -> None:
+    """Raise ``ValueError`` for the first of ``items`` that cannot be sent as it is."""
     for name, value in items:
         if not valid_header(name, value):
             raise ValueError(
