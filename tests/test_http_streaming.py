@@ -580,6 +580,17 @@ class TestMaking:
         for status in (204, 304, 199, 600):
             with pytest.raises(ValueError, match="status"):
                 stream([b"x"], status)
+        with pytest.raises(ValueError, match="Transfer-Encoding"):
+            stream([b"x"], headers={"transfer-encoding": "chunked"})
+        with pytest.raises(ValueError, match="invalid response header"):
+            stream([b"x"], headers={"X-A": "a\r\nB: c"})
+        response = stream([b"x"], 201, [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+        assert response.status == 201
+        assert response.headers == [
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("Content-Type", "application/octet-stream"),
+        ]
 
     def test_a_function_given_says_to_call_it(self) -> None:
         # stream(ticks) for stream(ticks()), or Sanic's stream(streaming_fn)
@@ -596,17 +607,6 @@ class TestMaking:
         with pytest.raises(TypeError, match=r"yield.*response\.write"):
             stream(streaming_fn)  # type: ignore[arg-type]
         assert stream(ticks()).status == 200  # (called: as before)
-        with pytest.raises(ValueError, match="Transfer-Encoding"):
-            stream([b"x"], headers={"transfer-encoding": "chunked"})
-        with pytest.raises(ValueError, match="invalid response header"):
-            stream([b"x"], headers={"X-A": "a\r\nB: c"})
-        response = stream([b"x"], 201, [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
-        assert response.status == 201
-        assert response.headers == [
-            ("Set-Cookie", "a=1"),
-            ("Set-Cookie", "b=2"),
-            ("Content-Type", "application/octet-stream"),
-        ]
 
     async def test_an_on_connect_hook_cannot_answer_with_one(self) -> None:
         routes = Router()
