@@ -45,6 +45,9 @@ class RedisServer:
         self, binary: str, port: int | None = None, tls: dict[str, str] | None = None
     ) -> None:
         self.binary = binary
+        #: Whether the ports are this object's choice (see start()).
+        self._ports_chosen = port is None
+        self._started = False
         self.port = port or free_port()
         #: Its certificate and key (``certfile``, ``keyfile``): it takes TLS
         #: connections on :attr:`tls_port` too (no client certificate asked).
@@ -69,33 +72,50 @@ class RedisServer:
         return f"unix://{self.directory / 'redis.sock'}"
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start it (again, on the same port) and wait until it answers."""
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.directory),
-                "--protected-mode", "no",
-                "--unixsocket", str(self.directory / "redis.sock"),
-                "--unixsocketperm", "700",
-                *self._tls_arguments(),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        """Start it (again, on the same port) and wait until it answers.
+
+        A free port may be taken before redis-server binds it (an outgoing
+        connection of another test given it as its own port): redis-server
+        exits with 1. Its first start then takes other free ports, a few times.
+        """
+        for attempt in range(5):
+            self.process = subprocess.Popen(
+                [
+                    self.binary,
+                    "--port", str(self.port),
+                    "--bind", "127.0.0.1",
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--dir", str(self.directory),
+                    "--protected-mode", "no",
+                    "--unixsocket", str(self.directory / "redis.sock"),
+                    "--unixsocketperm", "700",
+                    *self._tls_arguments(),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            if self._answers(self.process, timeout):
+                self._started = True
+                return
+            if self._started or not self._ports_chosen or attempt == 4:
+                raise RedisUnavailable(f"redis-server exited with {self.process.returncode}")
+            self.port = free_port()
+            self.tls_port = free_port() if self.tls else None
+
+    def _answers(self, process: subprocess.Popen[bytes], timeout: float) -> bool:
+        """Whether ``process`` answers a PING on :attr:`port` (False: it exited)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RedisUnavailable(f"redis-server exited with {self.process.returncode}")
+            if process.poll() is not None:
+                return False
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
+                    # (Its own PONG, not another server's on that port: it still runs.)
+                    if sock.recv(16).startswith(b"+PONG") and process.poll() is None:
+                        return True
             except OSError:
                 pass
             time.sleep(0.05)

@@ -171,6 +171,7 @@ class _CompletionTransport(asyncio.Transport):
         return default
 
 
+@pytest.mark.skipif(os.environ.get("WSSERVER_TEST_LOOP") == "uvloop", reason="asyncio's transport")
 @pytest.mark.parametrize("under", ["selector", "another loop's"])
 async def test_the_tls_read_buffer_is_shared_only_over_asyncio_s_own_socket_transport(
     under: str,
