@@ -34,7 +34,7 @@ from wsserver.protocol.proxy_protocol import (
     safe_to_read,
 )
 from wsserver.response import Response, text
-from wsserver.server.proxy_tls import ProxyHeaderThenTLS
+from wsserver.server.tls_start import TLSStart
 from wsserver.testing import TestClient
 
 from .conftest import StartServer
@@ -177,7 +177,7 @@ CLIENT_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32)
 
 
 def read_as_before_tls(stream: bytes) -> tuple[int, ProxyHeader]:
-    """Read ``stream`` as ProxyHeaderThenTLS does (``safe_to_read`` bytes at a
+    """Read ``stream`` as TLSStart does (``safe_to_read`` bytes at a
     time, each read taking all it may): how much was read when the header was whole."""
     got = b""
     while True:
@@ -877,7 +877,7 @@ async def test_a_connection_failing_before_tls_is_freed_by_reference_counting(
     v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"
 
     def alive() -> int:
-        return sum(isinstance(o, ProxyHeaderThenTLS) for o in gc.get_objects())
+        return sum(isinstance(o, TLSStart) for o in gc.get_objects())
 
     gc.collect()
     before = alive()

@@ -629,7 +629,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def proxied(self, header: ProxyHeader, proxy: tuple[str, int] | None) -> None:
         """The connection's PROXY protocol header is read (here, or before its
-        TLS handshake: see proxy_tls): none is due any more, and the client it
+        TLS handshake: see tls_start): none is due any more, and the client it
         names is this connection's peer, if ``proxy`` (the peer that sent it;
         None: a Unix socket's) is trusted; else that is said (see
         :meth:`Server.proxy_header_untrusted`)."""

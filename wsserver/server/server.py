@@ -43,7 +43,6 @@ from .app_tasks import adopt_context, calling_app_task, start_app_task
 from .deadlines import Deadlines
 from .http_protocol import HttpProtocol
 from .metrics import Metrics
-from .proxy_tls import ProxyHeaderThenTLS
 from .response_headers import ResponseHeaders
 from .stats import ServerStats
 from .status import StatusBoard
@@ -58,6 +57,7 @@ from .tls import (
     ssl_context,
     watch_handshakes,
 )
+from .tls_start import TLSStart
 from .tokens import NOT_STORED, has_token, unauthorized
 from .topics import Topics
 from .transports import unsent_bytes
@@ -158,9 +158,13 @@ class Server:
         #: serve()), whose chain is then served: not an ssl= context's, which
         #: ignores the settings (one from the environment, say).
         self._served_certfile: str | None = None
-        #: The context the listening sockets do TLS with: none when a PROXY
-        #: protocol header comes first (ProxyHeaderThenTLS starts TLS after it).
-        self._accept_ssl = None if config.proxy_protocol else ssl
+        #: The context the loop does TLS with on the sockets accept_socket()
+        #: is given: none when a PROXY protocol header comes first (TLSStart
+        #: starts TLS after it) ...
+        self._handed_ssl = None if config.proxy_protocol else ssl
+        #: ... and on those the server accepts: none either over asyncio's
+        #: own loops, where TLSStart starts it (see start()).
+        self._accept_ssl = self._handed_ssl
         self.sock = sock
         self.uds = uds
         #: The Unix socket this server created at ``uds`` (its file is removed at the end).
@@ -412,6 +416,10 @@ class Server:
     async def _start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._start_stopped = self.loop.create_future()
+        if isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
+            # (Their TLS layer's read buffer, 256 KiB resident, would be a
+            # handshake's until it ends or fails: see tls_start.)
+            self._accept_ssl = None
         if self.ssl is not None:  # (for request.tls, before any connection: a handshake in memory)
             served = self._served_certificates[self.ssl] = served_certificate(self.ssl)
             # (Each worker: SIGHUP's renewed files too; the chain of ssl_certfile's.)
@@ -799,9 +807,10 @@ class Server:
                 remove_socket_file(self._unix_sock)
             raise
 
-    def _make_protocol(self, accepting: bool = True) -> HttpProtocol | ProxyHeaderThenTLS:
+    def _make_protocol(self, accepting: bool = True) -> HttpProtocol | TLSStart:
         """A new connection's protocol; a TLS one is in its handshake until register().
-        With ``proxy_protocol``, a TLS one's first is ProxyHeaderThenTLS (see there).
+        With ``proxy_protocol``, or accepted over asyncio's own loops, a TLS
+        one's first is TLSStart (see there).
 
         asyncio's own loops accept each connection in a task of its own, which
         ends with the handshake (its protocol, if it failed, lingers in a
@@ -811,7 +820,7 @@ class Server:
         accept_socket(), which sees the handshake end itself.
         """
         protocol = HttpProtocol(self)
-        if self._accept_ssl is not None:
+        if (self._accept_ssl if accepting else self._handed_ssl) is not None:
             self._handshaking[protocol] = asyncio.current_task() if accepting else None
             if accepting and self._served_certfile is not None and self.config.open_timeout:
                 # (The loop's own timer, started after this one, ends it in
@@ -819,8 +828,8 @@ class Server:
                 self.loop.call_later(
                     self.config.open_timeout, self._handshake_overdue, weakref.ref(protocol)
                 )
-        elif self.ssl is not None:  # (proxy_protocol: TLS after the header)
-            return ProxyHeaderThenTLS(self, protocol)
+        elif self.ssl is not None:  # (TLS started here: after the header, with proxy_protocol)
+            return TLSStart(self, protocol, self.config.proxy_protocol)
         return protocol
 
     @property
@@ -855,7 +864,7 @@ class Server:
             return TLSInfo(None, None)
 
     def tls_handshake_started(self, protocol: HttpProtocol, task: asyncio.Task[Any]) -> None:
-        """``task`` (ProxyHeaderThenTLS's) does the TLS handshake of
+        """``task`` (TLSStart's) does the TLS handshake of
         ``protocol``'s connection: it is in its handshake until register()."""
         self._handshaking[protocol] = task
 
@@ -869,10 +878,18 @@ class Server:
         task = self._handshaking[protocol]
         if task is not None and task.done():
             return  # (failed otherwise: said then, or its client left)
-        self.tls_handshake_timed_out()
-        protocol_logger.debug(
-            "TLS handshake failed: not done within open_timeout (%g s)", self.config.open_timeout
-        )
+        self.tls_handshake_overdue()
+
+    def tls_handshake_overdue(self) -> None:
+        """A client's TLS handshake was not done within ``open_timeout``: counted
+        and said as a failure :meth:`tls_handshake_failed` is told of is (with
+        the context of the settings)."""
+        if self._served_certfile is not None:
+            self.tls_handshake_timed_out()
+            protocol_logger.debug(
+                "TLS handshake failed: not done within open_timeout (%g s)",
+                self.config.open_timeout,
+            )
 
     def tls_handshake_timed_out(self) -> None:
         """A client's TLS handshake was not done within ``open_timeout``: counted
@@ -902,27 +919,27 @@ class Server:
             raise RuntimeError("start the server before handing it sockets")
         if self.closing:
             raise RuntimeError("the server is closed (or closing): it takes no more sockets")
-        timeout = self.config.open_timeout if self._accept_ssl is not None else None
+        timeout = self.config.open_timeout if self._handed_ssl is not None else None
         proxies = self.trusted_proxies is not None or self.proxy_protocol_peers is not None
         if proxies and sock.family == socket.AF_UNIX:
             # (A TestClient's socket pairs: as a Unix socket listened on, said once.)
             self._say_unix_peers_untrusted(
                 "connections handed over a Unix socket (a TestClient's socket pairs) have"
             )
-        made: list[HttpProtocol | ProxyHeaderThenTLS] = []
+        made: list[HttpProtocol | TLSStart] = []
 
-        def make_protocol() -> HttpProtocol | ProxyHeaderThenTLS:
+        def make_protocol() -> HttpProtocol | TLSStart:
             made.append(self._make_protocol(accepting=False))
             return made[-1]
 
         try:
             transport, _ = await self.loop.connect_accepted_socket(
-                make_protocol, sock, ssl=self._accept_ssl, ssl_handshake_timeout=timeout
+                make_protocol, sock, ssl=self._handed_ssl, ssl_handshake_timeout=timeout
             )
             return transport
         finally:
             for protocol in made:  # (its handshake is over, done or failed)
-                if isinstance(protocol, HttpProtocol):  # (ProxyHeaderThenTLS's goes on)
+                if isinstance(protocol, HttpProtocol):  # (TLSStart's goes on)
                     self._handshaking.pop(protocol, None)
 
     def __await__(self) -> Generator[Any, None, Server]:

@@ -167,7 +167,7 @@ class ServerStats:
         self.keepalive_timeouts = 0
         #: TLS handshakes that failed (the client's certificate or version
         #: refused, plain HTTP on the TLS port): see tls.watch_handshakes();
-        #: or not done within open_timeout (Server._handshake_overdue()).
+        #: or not done within open_timeout (Server.tls_handshake_overdue()).
         self.tls_handshake_failures = 0
         self.read_pauses = 0
         self.write_pauses = 0

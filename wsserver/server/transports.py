@@ -33,6 +33,8 @@ __all__ = [
     "peer_address",
     "peer_left",
     "reset",
+    "share_handshake_read_buffer",
+    "share_tls_read_buffer",
     "tcp_bytes_moved",
     "tcp_bytes_written",
     "unread_bytes",
@@ -232,9 +234,26 @@ def share_tls_read_buffer(transport: asyncio.BaseTransport, buffer: memoryview) 
     TLS layer, may hold it while it reads: two connections' bytes at once).
     """
     tls = getattr(transport, "_ssl_protocol", None)
+    _share_read_buffer(tls, getattr(tls, "_transport", None), buffer)
+
+
+def share_handshake_read_buffer(transport: asyncio.BaseTransport, buffer: memoryview) -> None:
+    """:func:`share_tls_read_buffer`, from the TLS handshake's start: ``transport``
+    is the socket's, to which ``loop.start_tls()`` just gave asyncio's TLS
+    layer as its protocol (its first step, before it reads: call this with
+    ``call_soon()`` just before it, which runs it first). The buffer the
+    layer made is dropped at once: a connection in its handshake, a client
+    silent for ``open_timeout`` as much as one that is slow, holds none.
+    """
+    _share_read_buffer(transport.get_protocol(), transport, buffer)
+
+
+def _share_read_buffer(tls: object, under: object, buffer: memoryview) -> None:
+    """Have ``tls`` (asyncio's TLS layer over ``under``) read into ``buffer``, if it
+    is the one looked for (see :func:`share_tls_read_buffer`)."""
     if (
         type(tls) is not sslproto.SSLProtocol
-        or type(getattr(tls, "_transport", None)) is not _SELECTOR_TRANSPORT
+        or type(under) is not _SELECTOR_TRANSPORT
         or not isinstance(getattr(tls, "_ssl_buffer", None), bytearray)
         or not hasattr(tls, "_ssl_buffer_view")
         or len(buffer) < tls.max_size

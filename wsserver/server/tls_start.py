@@ -1,15 +1,27 @@
-"""TLS after a PROXY protocol header: the first protocol of each connection to a
-TLS server with ``proxy_protocol`` on (a load balancer that passes the
-client's TLS through, such as AWS's Network Load Balancer or HAProxy's
-``mode tcp``, and names the client first).
+"""A TLS connection started by the server itself: the first protocol of each
+connection to a TLS server that accepts in plain TCP and then calls
+``loop.start_tls()``, rather than having the loop do TLS from the accept on.
 
-The header comes before the client's TLS ClientHello, so the server listens
-in plain TCP: :class:`ProxyHeaderThenTLS` reads the header, never a byte past
-it (it hands the transport buffers only as long as the header may still be),
-then starts TLS on the connection with ``loop.start_tls()``, and gives the
-TLS transport to the connection's :class:`HttpProtocol`, with the client's
-address the header named. The header and the handshake together have
-``open_timeout``.
+Two kinds of server do:
+
+- With ``proxy_protocol`` on (a load balancer that passes the client's TLS
+  through, such as AWS's Network Load Balancer or HAProxy's ``mode tcp``,
+  and names the client first), a PROXY protocol header comes before the
+  client's ClientHello: :class:`TLSStart` reads the header, never a byte past
+  it (it hands the transport buffers only as long as the header may still
+  be), then starts TLS.
+- Over asyncio's own loops: their TLS layer gives each connection a read
+  buffer of 256 KiB as it is accepted, written whole (resident), and kept
+  until the handshake ends, or fails at ``open_timeout``; so a thousand
+  clients that connect and say nothing (a slow loris on the TLS port) held
+  a quarter of a gigabyte. Started here, the connection reads into the
+  buffer the server's connections share (see
+  :func:`.transports.share_tls_read_buffer`) from its first byte: the one
+  its TLS layer made is dropped before any read.
+
+Once TLS is up, the TLS transport goes to the connection's
+:class:`HttpProtocol` (with the client's address a header named). The
+header and the handshake together have ``open_timeout``.
 """
 
 from __future__ import annotations
@@ -25,17 +37,18 @@ from ..protocol.proxy_protocol import (
     parse_proxy_header,
     safe_to_read,
 )
-from .transports import break_transport_cycle, peer_address
+from .transports import break_transport_cycle, peer_address, share_handshake_read_buffer
 
 if TYPE_CHECKING:
     from .http_protocol import HttpProtocol
     from .server import Server
 
-__all__ = ["ProxyHeaderThenTLS"]
+__all__ = ["TLSStart"]
 
 
-class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
-    """Read the PROXY protocol header, start TLS, hand the connection to ``protocol``.
+class TLSStart(asyncio.BufferedProtocol):
+    """Read the PROXY protocol header (``proxy_header``), start TLS, hand the
+    connection to ``protocol``.
 
     While it works, the server counts the connection as in its TLS handshake:
     its task is in ``Server._handshaking``, which shutdown cancels (that
@@ -53,26 +66,32 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
         "_task",
     )
 
-    def __init__(self, server: Server, protocol: HttpProtocol) -> None:
+    def __init__(self, server: Server, protocol: HttpProtocol, proxy_header: bool) -> None:
         self.server = server
         #: The connection's HTTP protocol, once TLS is up.
         self.protocol = protocol
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        #: The address of the peer (the balancer), read as the connection is
-        #: made: a uvloop transport closed before anyone asked names none
-        #: (its get_extra_info("peername") raises AttributeError).
+        #: The address of the peer (the balancer, with a header), read as the
+        #: connection is made: a uvloop transport closed before anyone asked
+        #: names none (its get_extra_info("peername") raises AttributeError).
         self._peer: tuple[str, int] | None = None
         #: The connection's bytes so far (the header's start).
         self._received = bytearray()
         #: The header, once it is whole; or why the connection has none. (Not
         #: an exception: its traceback's frames would refer to this protocol.)
-        self._header: asyncio.Future[ProxyHeader | str] = server.loop.create_future()
+        #: None: no header comes (TLS starts at once).
+        self._header: asyncio.Future[ProxyHeader | str] | None = (
+            server.loop.create_future() if proxy_header else None
+        )
         self._buffer = bytearray()
         self._task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self._peer = peer_address(transport)
+        if self._header is None:
+            # (Before the loop starts reading: the ClientHello is TLS's.)
+            self.transport.pause_reading()
         self._task = task = self.server.loop.create_task(self._run())
         task.add_done_callback(self._done)
         self.server.tls_handshake_started(self.protocol, task)
@@ -84,7 +103,7 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
         return memoryview(self._buffer)[:wanted]
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._header.done():
+        if self._header is None or self._header.done():
             return
         self._received += self._buffer[:nbytes]
         try:
@@ -103,7 +122,7 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         break_transport_cycle(self.transport)
-        if not self._header.done():
+        if self._header is not None and not self._header.done():
             self._header.set_result("the connection closed")
 
     async def _run(self) -> None:
@@ -113,10 +132,15 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
         header: ProxyHeader | None = None  # (once read)
         try:
             async with asyncio.timeout(server.config.open_timeout):
-                read = await self._header
-                if isinstance(read, str):
-                    return self._fail(read)
-                header = read
+                if self._header is not None:
+                    read = await self._header
+                    if isinstance(read, str):
+                        return self._fail(read)
+                    header = read
+                # (Called before start_tls() reads: see share_handshake_read_buffer.)
+                server.loop.call_soon(
+                    share_handshake_read_buffer, self.transport, server.tls_read_buffer
+                )
                 tls = await server.loop.start_tls(
                     self.transport,
                     held,
@@ -132,11 +156,16 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
         except Exception as exc:
             # (A TLS handshake that failed, or took too long. asyncio's frames
             # in its traceback refer to it: a cycle that holds this protocol.)
-            reason = _reason(exc, header is not None)
+            _drop_tracebacks(exc)
+            if self._header is None:
+                # (As the loop's own TLS would: a failure the context's
+                # watch said, a timeout said here, the rest in silence.)
+                if isinstance(exc, TimeoutError):
+                    server.tls_handshake_overdue()
+                return self._fail(None)
             if header is not None and isinstance(exc, TimeoutError):
                 server.tls_handshake_timed_out()
-            _drop_tracebacks(exc)
-            return self._fail(reason, header)
+            return self._fail(_reason(exc, header is not None), header)
         if tls is None:  # (typeshed allows it; asyncio's and uvloop's give one)
             return self._fail("start_tls() gave no transport", header)
         # TLS is up: the connection is the HTTP protocol's, the client the
@@ -146,7 +175,8 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             tls.set_protocol(self.protocol)
             protocol = self.protocol
             protocol.connection_made(tls)
-            protocol.proxied(header, self._peer)
+            if header is not None:
+                protocol.proxied(header, self._peer)
             if held.data and not (protocol.lost or protocol.closing):
                 protocol.data_received(b"".join(held.data))
             if held.closed:
@@ -158,15 +188,17 @@ class ProxyHeaderThenTLS(asyncio.BufferedProtocol):
             logger.exception("%s: handing the TLS connection over failed", address)
             tls.abort()
 
-    def _fail(self, reason: str, header: ProxyHeader | None = None) -> None:
+    def _fail(self, reason: str | None, header: ProxyHeader | None = None) -> None:
         """Close the connection, unanswered: one without a header, or not a TLS
         client's (a health check, a port scan) is no news but at DEBUG. Said of
         the client ``header`` (once read) names, if believed, as the
-        connection's every later line is; else of the peer."""
-        address = self._peer
-        if header is not None and header.source and self.server.believes_proxy_header(address):
-            address = header.source
-        protocol_logger.debug("%s: %s: closed", peer(address), reason)
+        connection's every later line is; else of the peer. (``reason`` None:
+        said already, or not at all.)"""
+        if reason is not None:
+            address = self._peer
+            if header is not None and header.source and self.server.believes_proxy_header(address):
+                address = header.source
+            protocol_logger.debug("%s: %s: closed", peer(address), reason)
         self.transport.abort()
 
     def _done(self, task: asyncio.Task[None]) -> None:
