@@ -325,6 +325,28 @@ def test_version_via_decorator() -> None:
     assert router.match("/version2/ws") is not None
 
 
+async def test_a_version_written_as_sanic_takes_it_is_its_version(
+    run_server: StartServer,
+) -> None:
+    # Sanic's version may be "v1" or "/1" as well as 1 (its documentation's
+    # examples: "1", "v1", "v1.1"), all of them /v1: a ported app's
+    # version="v1" was served at /vv1/..., every request to /v1/... a 404.
+    routes = Router()
+    written = {"v1": "/v1/a", "/2": "/v2/b", "v1.1": "/v1.1/c", 3.5: "/v3.5/d"}
+    for n, version in enumerate(written):
+        routes.add_route(ok, f"/{'abcd'[n]}", version=version, name=f"r{n}")
+    routes.add_websocket_route(chat, "/ws", version="/v4/")
+    assert [route.uri for route in routes.routes] == [*written.values(), "/v4/ws"]
+    with pytest.raises(ValueError, match="names no version"):
+        routes.add_route(ok, "/e", version="v")
+    server = await run_server(routes)
+    for path in written.values():
+        answer = await exchange(
+            server.port, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode()
+        )
+        assert answer.startswith(b"HTTP/1.1 200 "), (path, answer)
+
+
 # ------------------------------------------------------------------------ hosts
 
 

@@ -68,7 +68,7 @@ class RouteOptions(TypedDict, total=False):
     name: str | None
     host: str | Iterable[str] | None
     strict_slashes: bool | None
-    version: int | str | None
+    version: int | float | str | None
     version_prefix: str
     apply: Sequence[Decorator]
     error_format: ErrorFormat
@@ -547,7 +547,7 @@ class Router:
         name: str | None = None,
         host: str | Iterable[str] | None = None,
         strict_slashes: bool | None = None,
-        version: int | str | None = None,
+        version: int | float | str | None = None,
         version_prefix: str = "/v",
         on_connect: OnConnect | None = None,
         origins: Iterable[str | None] | None = None,
@@ -590,7 +590,7 @@ class Router:
         name: str | None = None,
         host: str | Iterable[str] | None = None,
         strict_slashes: bool | None = None,
-        version: int | str | None = None,
+        version: int | float | str | None = None,
         version_prefix: str = "/v",
         on_connect: OnConnect | None = None,
         origins: Iterable[str | None] | None = None,
@@ -612,7 +612,8 @@ class Router:
                 ``host:443`` over https); a trailing dot is the same host.
             strict_slashes: whether ``/a`` and ``/a/`` differ (default: the
                 router's setting).
-            version: prefix the path with ``version_prefix`` + ``version``.
+            version: prefix the path with ``version_prefix`` + ``version``
+                (``2``, ``"2"``, ``"v2"`` or ``"/2"``: ``/v2``, as Sanic writes it).
             version_prefix: see ``version``.
             on_connect: ``(async) def hook(request) -> Response | Acceptance | None``
                 run before the 101: it may fill ``request.ctx``, deny the upgrade
@@ -708,7 +709,7 @@ class Router:
         name: str | None = None,
         host: str | Iterable[str] | None = None,
         strict_slashes: bool | None = None,
-        version: int | str | None = None,
+        version: int | float | str | None = None,
         version_prefix: str = "/v",
         apply: Sequence[Decorator] = (),
         error_format: ErrorFormat = "text",
@@ -764,7 +765,7 @@ class Router:
         name: str | None,
         host: str | Iterable[str] | None,
         strict_slashes: bool | None,
-        version: int | str | None,
+        version: int | float | str | None,
         version_prefix: str,
         on_connect: OnConnect | None = None,
         origins: Iterable[str | None] | None = None,
@@ -777,7 +778,11 @@ class Router:
         if not uri.startswith("/"):
             raise ValueError(f"route URI must start with '/': {uri!r}")
         if version is not None:
-            uri = f"/{version_prefix.strip('/')}{version}{uri if uri != '/' else ''}"
+            # (As Sanic writes it: "v1", "/1" and 1 are one version, /v1.)
+            number = str(version).strip("/").lstrip("v")
+            if not number:
+                raise ValueError(f"version {version!r} names no version (1, '1' or 'v1')")
+            uri = f"/{version_prefix.strip('/')}{number}{uri if uri != '/' else ''}"
         hosts: frozenset[str] | None = None
         if host is not None:
             names = [host] if isinstance(host, str) else _strings(host, "host")
