@@ -861,6 +861,42 @@ def test_duplicate_param_name_raises() -> None:
         Router().add_websocket_route(chat, "/<room>/<room>")
 
 
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        ("/items/{item_id}", "'<item_id>'"),
+        ("/items/{id:int}", "'<id:int>'"),
+        ("/x/{x:float}/y", "'<x:float>'"),
+        ("/u/{id:uuid}", "'<id:uuid>'"),
+        ("/files/{rest:path}", "'<rest:path>'"),
+        ("/files/{name}.json", "'<name>'"),
+        ("/a/{name:[a-z]+}", "'<name>' (no regex"),
+    ],
+)
+def test_a_starlette_or_aiohttp_parameter_is_refused_saying_how_it_is_written_here(
+    uri: str, said: str
+) -> None:
+    # Starlette's, FastAPI's and aiohttp's "{item_id}" was taken as the literal
+    # text "{item_id}": every request to /items/7 a 404 (an aiohttp handler,
+    # which reads request.match_info, takes no parameter to be refused for).
+    async def item(request: Any) -> Any:
+        return text(request.match_info["item_id"])
+
+    routes, api = Router(), Router()
+    api.add_route(ok, "/")
+    for add in (
+        lambda: routes.add_route(item, uri),
+        lambda: routes.add_websocket_route(chat, uri),
+        lambda: routes.include(api, uri),  # (as a prefix)
+    ):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            add()
+    assert routes.routes == []
+    # Braces that are no parameter's stay text, as before ("%7B%7D" asks for them).
+    routes.add_route(ok, "/a/{}/{1}", name="braces")
+    assert routes.resolve("/a/{}/{1}", "", "GET", False).route is routes.routes[0]
+
+
 @pytest.mark.parametrize("uri", ["/x/<n:Int>", "/x/<n:>", "/x/<n:int"])
 def test_malformed_param_raises(uri: str) -> None:
     # A pattern that looks like a parameter but is not one must not silently

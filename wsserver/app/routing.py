@@ -108,6 +108,9 @@ def split_limit(parameters: int) -> int:
 
 
 _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
+#: Starlette's, FastAPI's and aiohttp's parameter, ``{name}`` or ``{name:type}``
+#: (aiohttp's ``{name:regex}``): no parameter here, so refused, saying ``<name>``.
+_BRACED_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
 #: What url_for() leaves as it is in a route's own text: a path's characters
 #: (RFC 3986 3.3's pchar and "/"), but "%", which it encodes (the route's text
 #: is matched decoded: its "%41" is those three characters, not "A").
@@ -311,6 +314,17 @@ class Route:
         literal = _PARAM_RE.sub("", uri)
         if "<" in literal or ">" in literal:
             raise ValueError(f"malformed parameter in route {uri!r}")
+        braced = _BRACED_RE.search(literal)
+        if braced is not None:
+            # (It would be matched as its text: every request a 404.)
+            name, kind = braced.group(1), braced.group(2)
+            ours = f"<{name}:{kind}>" if kind in _TYPES and kind != "str" else f"<{name}>"
+            regex = " (no regex parameters here: check it in the handler)"
+            raise ValueError(
+                f"route {uri!r}: {braced.group()!r} is a parameter of Starlette's and "
+                f"aiohttp's routes, here written {ours!r}"
+                + (regex if kind is not None and kind not in _TYPES else "")
+            )
         # A route's own trailing "/" that need not come: a path parameter
         # before it leaves it (lazy), as the strict route does.
         slash_is_its_own = not strict_slashes and uri.endswith("/") and len(uri) > 1
