@@ -856,6 +856,29 @@ def test_unknown_param_type_raises() -> None:
         Router().add_websocket_route(chat, "/x/<flag:bool>")
 
 
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        # Flask's and Werkzeug's order, <converter:name>: "unknown parameter
+        # type 'id'" sent the reader looking for a type named id.
+        ("/items/<int:id>", "written <name:type> here: '<id:int>'"),
+        ("/f/<path:rest>", "written <name:type> here: '<rest:path>'"),
+        ("/u/<string:name>", "'<name>'"),
+        # Sanic's types that have none here.
+        ("/a/<tag:slug>", "str, int, float, uuid, path"),
+        ("/a/<day:ymd>", "'<day>' and check it in the handler"),
+        # Sanic's regex parameter: "malformed parameter" said no more.
+        ("/a/<code:[a-z]{3}>", "no regex parameters here: '<code>'"),
+        ("/a/<code:^[0-9]+$>", "'<code>'"),
+    ],
+)
+def test_a_parameter_of_flask_s_order_or_sanic_s_types_is_refused_saying_what_is_written_here(
+    uri: str, said: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(said)):
+        Router().add_route(ok, uri)
+
+
 def test_duplicate_param_name_raises() -> None:
     with pytest.raises(ValueError, match="room"):
         Router().add_websocket_route(chat, "/<room>/<room>")

@@ -136,6 +136,32 @@ _TYPES: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
+#: A parameter with something else after its colon (Sanic's ``<code:[a-z]{3}>``).
+_REGEX_PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*):([^<>]+)>")
+#: Flask's (Werkzeug's) converters, written first (``<int:id>``), and ours.
+_FLASK_TYPES = {
+    "string": "str",
+    "str": "str",
+    "int": "int",
+    "float": "float",
+    "uuid": "uuid",
+    "path": "path",
+}
+
+
+def _unknown_type(name: str, kind: str, uri: str) -> str:
+    """What a route's parameter ``<name:kind>`` of an unknown ``kind`` is told: the
+    types there are, and, for Flask's order (``<int:id>``), how it is written here."""
+    said = f"unknown parameter type {kind!r} in {uri!r} (the types: {', '.join(_TYPES)})"
+    ours = _FLASK_TYPES.get(name)
+    if ours is not None:  # (Flask's <int:id>)
+        written = f"<{kind}>" if ours == "str" else f"<{kind}:{ours}>"
+        return f"{said}: a parameter is written <name:type> here: {written!r}"
+    return (
+        f"{said}; for another (Sanic's slug, alpha, ymd...), '<{name}>' and check it in the handler"
+    )
+
+
 def _strings(values: Any, what: str, *, none_too: bool = False) -> list[Any]:
     """``values``, a list (any iterable) of str, as a list.
 
@@ -313,6 +339,12 @@ class Route:
     def _compile(self, uri: str, strict_slashes: bool) -> re.Pattern[str]:
         literal = _PARAM_RE.sub("", uri)
         if "<" in literal or ">" in literal:
+            sanic = _REGEX_PARAM_RE.search(literal)
+            if sanic is not None and not sanic.group(2).isidentifier():
+                raise ValueError(
+                    f"route {uri!r}: {sanic.group()!r} is a regex parameter (Sanic's): no "
+                    f"regex parameters here: '<{sanic.group(1)}>' and check it in the handler"
+                )
             raise ValueError(f"malformed parameter in route {uri!r}")
         braced = _BRACED_RE.search(literal)
         if braced is not None:
@@ -365,7 +397,7 @@ class Route:
             parts.append(re.escape(segment[pos : m.start()]))
             name, kind = m.group(1), m.group(2) or "str"
             if kind not in _TYPES:
-                raise ValueError(f"unknown parameter type {kind!r} in {uri!r}")
+                raise ValueError(_unknown_type(name, kind, uri))
             if name in self._converters:
                 raise ValueError(f"parameter {name!r} appears twice in {uri!r}")
             regex, converter = _TYPES[kind]
