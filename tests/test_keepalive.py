@@ -383,3 +383,32 @@ async def test_a_pong_read_as_its_deadline_falls_is_not_a_timeout(
     client.send(Opcode.TEXT, b"still here")
     assert await client.recv_frame() == (Opcode.TEXT, True, False, b"still here")
     client.close()
+
+
+async def test_without_ping_timeout_pings_go_on_though_none_is_answered(
+    run_server: StartServer,
+) -> None:
+    # ping_timeout=None waits for no pong, as the websockets library's: its
+    # keepalive still pings every ping_interval (the traffic that keeps a
+    # proxy's idle timer from closing the connection). One ping went, and
+    # none after it until its pong came: a client that answers no ping (or
+    # answers with another payload) was left silent, and cut by the proxy.
+    routes = Router()
+
+    @routes.websocket("/")
+    async def handler(request: Request, ws: WebSocket) -> None:
+        await ws.wait_closed()
+
+    server = await run_server(routes, ping_interval=0.05, ping_timeout=None)
+    client = await RawClient.connect(server.port)  # answers no ping
+    payloads = set()
+    for _ in range(4):
+        opcode, _, _, payload = await client.recv_frame(10)
+        assert opcode == Opcode.PING
+        payloads.add(payload)
+    assert len(payloads) == 4  # each a ping of its own
+    # The pings given up on are not kept waiting for a pong that never comes.
+    (ws,) = server.websockets
+    assert len(ws._pings) <= 1
+    client.send(Opcode.CLOSE, b"\x03\xe8")
+    await client.expect_close(1000)

@@ -596,7 +596,8 @@ class Config:
     ping_timeout: float | None = setting(
         20.0,
         Seconds(none_ok=True),
-        "seconds to wait for the pong before closing with 1011 (`none`: wait forever).",
+        "seconds to wait for the pong before closing with 1011 (`none`: no pong awaited, "
+        "a ping still sent every `ping_interval`).",
         env="WEBSOCKET_PING_TIMEOUT",
         flag="--ping-timeout",
         aliases=("--ws-ping-timeout",),

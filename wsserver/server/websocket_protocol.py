@@ -764,20 +764,31 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             pings.add(self)
 
     def on_ping_due(self) -> None:
-        """ping_interval has passed since the connection opened or the last pong: ping."""
+        """ping_interval has passed since the connection opened or the last pong
+        (or the last ping, without ping_timeout): ping."""
         ws = self.websocket
         if ws is None or not ws.open:
             return
+        pongs = self.server.pong_deadlines
+        if pongs is None:
+            # ping_timeout=None: no pong is awaited, and the pings go on every
+            # ping_interval all the same, as the websockets library's (the
+            # traffic that keeps a proxy from taking the connection for idle),
+            # each giving the last one up (not kept for a pong that may never come).
+            last = self._keepalive_pong
+            if last is not None and not last.done():
+                last.cancel()
+            self._keepalive_pong = ws.send_ping()
+            self._schedule_keepalive()
+            return
         pong = self._keepalive_pong = ws.send_ping()
         pong.add_done_callback(self._keepalive_answered)
-        pongs = self.server.pong_deadlines
-        if pongs is not None:
-            self._progress = self._progress_marks()
-            pongs.add(self)
+        self._progress = self._progress_marks()
+        pongs.add(self)
 
     def _keepalive_answered(self, future: asyncio.Future[float]) -> None:
         pongs = self.server.pong_deadlines
-        if pongs is not None:
+        if pongs is not None:  # (it is: only pings awaited with a timeout get this)
             pongs.discard(self)
         if not future.cancelled() and future.exception() is None:
             self._schedule_keepalive()
