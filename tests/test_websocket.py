@@ -32,6 +32,7 @@ from wsserver import (
     Server,
     State,
     WebSocket,
+    WebsocketClosed,
     broadcast,
     serve,
 )
@@ -2455,3 +2456,55 @@ async def test_a_closing_handshake_at_shutdown_gets_close_timeout_not_shutdown_t
     await client.expect_eof()  # closed by the server after the handshake, not reset
     await asyncio.wait_for(closing, 5)
     client.close()
+
+
+async def test_a_closed_error_says_the_close_frames_received_and_sent(
+    run_server: StartServer,
+) -> None:
+    # The websockets library's ConnectionClosed says the close frame received
+    # (rcvd) and the one sent (sent), each a code and a reason or None, and
+    # which came first (rcvd_then_sent); its code and reason are deprecated
+    # for them since 13.1, and a handler written against it (a Sanic one
+    # too: Sanic raises websockets' exception) reads exc.rcvd.code. Here that
+    # was an AttributeError, the handler's failure.
+    said: asyncio.Queue[Any] = asyncio.Queue()
+    routes = Router()
+
+    @routes.websocket("/<how>")
+    async def handler(request: Request, ws: WebSocket, how: str) -> None:
+        if how.startswith("ours"):
+            await ws.close(4000, "bye")
+        try:
+            await ws.recv()
+        except WebsocketClosed as exc:
+            said.put_nowait((exc.code, exc.rcvd, exc.sent, exc.rcvd_then_sent))
+
+    server = await run_server(routes, close_timeout=0.5)
+    client = await RawClient.connect(server.port, "/theirs")
+    client.send(Opcode.CLOSE, serialize_close(4003, "done"))
+    await client.expect_eof()
+    assert await asyncio.wait_for(said.get(), 10) == (
+        4003,
+        (4003, "done"),
+        (4003, ""),  # (its code echoed)
+        True,
+    )
+    client = await RawClient.connect(server.port, "/ours-answered")
+    assert await client.recv_frame() == (Opcode.CLOSE, True, False, serialize_close(4000, "bye"))
+    client.send(Opcode.CLOSE, serialize_close(4001))
+    await client.expect_eof()
+    assert await asyncio.wait_for(said.get(), 10) == (4001, (4001, ""), (4000, "bye"), False)
+    client = await RawClient.connect(server.port, "/ours-unanswered")
+    await client.recv_frame()
+    assert await asyncio.wait_for(said.get(), 10) == (1006, None, (4000, "bye"), None)
+    client.close()
+    client = await RawClient.connect(server.port, "/lost")
+    client.close()
+    got = await asyncio.wait_for(said.get(), 10)
+    assert got == (1006, None, None, None)
+    # They are the websockets library's: a code and a reason, by name.
+    client = await RawClient.connect(server.port, "/theirs")
+    client.send(Opcode.CLOSE, b"")
+    await client.expect_eof()
+    code, rcvd, sent, _ = await asyncio.wait_for(said.get(), 10)
+    assert (code, rcvd.code, rcvd.reason, sent.code) == (1005, 1005, "", 1005)

@@ -8,7 +8,8 @@ for anything else.
 
 from __future__ import annotations
 
-from typing import Any
+from types import EllipsisType
+from typing import Any, NamedTuple
 
 from .protocol.http import HeadersLike, header_pairs
 
@@ -20,6 +21,7 @@ __all__ = [
     "HandshakeError",
     "BadRequest",
     "ConnectionClosed",
+    "Close",
     "WebsocketClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
@@ -140,6 +142,15 @@ class ClientDisconnected(WSServerError, OSError):
         self.origin = origin
 
 
+class Close(NamedTuple):
+    """A close frame's code and reason (1005 and "" for one without a code):
+    what :class:`ConnectionClosed`'s ``rcvd`` and ``sent`` hold, as the
+    websockets library's ``Close`` has them."""
+
+    code: int
+    reason: str
+
+
 class ConnectionClosed(WSServerError):
     """The WebSocket connection is closed.
 
@@ -147,12 +158,33 @@ class ConnectionClosed(WSServerError):
         code: the close code (1006 when the TCP connection was lost without a
             closing handshake, 1005 when the close frame carried no code).
         reason: the close reason, possibly empty.
+        rcvd: the peer's close frame (a :class:`Close`), None if none came;
+            as the websockets library's (whose ``code`` and ``reason`` are
+            deprecated for ``rcvd.code`` and ``rcvd.reason``).
+        sent: the close frame sent to the peer, None if none went.
+        rcvd_then_sent: True if the peer's close came first (ours answered
+            it), False if ours did, None unless both went.
+
+    Made with a code alone, ``rcvd`` is a close frame of that code and reason
+    (None for 1006), ``sent`` None.
     """
 
-    def __init__(self, code: int, reason: str = "") -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str = "",
+        rcvd: Close | EllipsisType | None = ...,
+        sent: Close | None = None,
+        rcvd_then_sent: bool | None = None,
+    ) -> None:
         super().__init__(f"connection closed: {code} {reason}".rstrip())
         self.code = code
         self.reason = reason
+        if rcvd is ...:
+            rcvd = None if code == 1006 else Close(code, reason)
+        self.rcvd: Close | None = rcvd
+        self.sent = sent
+        self.rcvd_then_sent = rcvd_then_sent
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _remade, (type(self), self.args), self.__dict__
@@ -170,10 +202,16 @@ class ConnectionClosedError(ConnectionClosed):
     """The connection closed with an error code, or was lost."""
 
 
-def closed_error(code: int, reason: str) -> ConnectionClosed:
+def closed_error(
+    code: int,
+    reason: str,
+    rcvd: Close | EllipsisType | None = ...,
+    sent: Close | None = None,
+    rcvd_then_sent: bool | None = None,
+) -> ConnectionClosed:
     """Return the right :class:`ConnectionClosed` subclass for ``code``."""
     cls = ConnectionClosedOK if code in OK_CLOSE_CODES else ConnectionClosedError
-    return cls(code, reason)
+    return cls(code, reason, rcvd, sent, rcvd_then_sent)
 
 
 def task_was_cancelled() -> bool:

@@ -693,6 +693,16 @@ class Connection:
             return self.close_sent
         return self.close_code, self.close_reason
 
+    @property
+    def close_received_first(self) -> bool:
+        """Whether the peer's close frame came before ours went (ours answered
+        it); False if ours went first, or either is missing."""
+        return (
+            self.close_received is not None
+            and self.close_sent is not None
+            and not self._answered_ours
+        )
+
     def _ours(self) -> tuple[int, str] | None:
         """The close frame :attr:`close_code` reports, if any (see there)."""
         if self.close_received is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..app.request import Request
 from ..app.response import json_text
-from ..errors import OK_CLOSE_CODES, ConcurrencyError, WebsocketClosed, closed_error
+from ..errors import OK_CLOSE_CODES, Close, ConcurrencyError, WebsocketClosed, closed_error
 from ..protocol.connection import Connection
 from ..protocol.deflate import PerMessageDeflate
 from ..protocol.frames import MAX_CONTROL_PAYLOAD
@@ -695,7 +695,15 @@ class WebSocket:
         return self.request.remote_address
 
     def _closed_error(self) -> WebsocketClosed:
-        return closed_error(self._conn.close_code, self._conn.close_reason)
+        conn = self._conn
+        rcvd, sent = conn.close_received, conn.close_sent
+        return closed_error(
+            conn.close_code,
+            conn.close_reason,
+            None if rcvd is None else Close(*rcvd),
+            None if sent is None else Close(*sent),
+            None if rcvd is None or sent is None else conn.close_received_first,
+        )
 
     # ---------------------------------------------------------------- topics
 
