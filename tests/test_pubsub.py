@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -432,6 +433,54 @@ def test_an_async_listener_told_once_its_loop_closed_is_said_and_not_left_unawai
     assert [inspect.getcoroutinestate(run) for run in runs] == ["CORO_CLOSED"]
     (record,) = [r for r in caplog.records if "listener" in r.getMessage()]
     assert "closed" in str(record.exc_info and record.exc_info[1])
+
+
+class _ThreadRecorder:
+    """A broker node that notes the thread each delivery runs on."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self.threads: list[str] = []
+
+    def deliver(self, topic: str, message: str | bytes) -> int:
+        self.threads.append(threading.current_thread().name)
+        return 1
+
+    def broker_state(self, up: bool) -> None:
+        pass
+
+
+def test_a_node_detaching_on_another_loop_is_not_delivered_to_from_the_publishers_thread() -> None:
+    # detach() forgot the node's loop before taking it out of its topics: a
+    # publish from another thread in between found no loop for it and took it
+    # for one on the publisher's own, delivering there (a closing server's
+    # connections written to from a thread not their loop's).
+    shared = MemoryBroker()
+    publisher, closing = _ThreadRecorder("publisher"), _ThreadRecorder("closing")
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever, name="other-loop")
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(shared.attach(closing), other).result(TIMEOUT)
+        shared.subscribe(closing, "news")
+
+        async def publish_while_it_detaches() -> None:
+            await shared.attach(publisher)
+            with shared._lock:  # (its detach() waits at the topics it leaves)
+                detaching = asyncio.run_coroutine_threadsafe(shared.detach(closing), other)
+                await wait_for(lambda: closing not in shared._loops, what="detach() under way")
+                shared.publish(publisher, "news", "hello")
+            await asyncio.wrap_future(detaching)
+
+        asyncio.run(publish_while_it_detaches())
+        # (What was handed on to its loop has run by then.)
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), other).result(TIMEOUT)
+        assert set(closing.threads) <= {"other-loop"}
+        assert "news" not in shared._topics
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join(TIMEOUT)
+        other.close()
 
 
 def debug_loop() -> asyncio.AbstractEventLoop:

@@ -73,7 +73,9 @@ class MemoryBroker(Broker):
             here = None
         for other in others:
             loop = self._loops.get(other)
-            if loop is None or loop is here:
+            if loop is None:  # (detached meanwhile, by its own thread: its server is closing)
+                continue
+            if loop is here:
                 other.deliver(topic, message)
             elif not loop.is_closed():
                 try:
