@@ -814,6 +814,34 @@ async def test_topic_names_and_topics_per_connection_are_bounded() -> None:
     ]
 
 
+async def test_a_topic_that_is_no_str_is_refused_saying_so_by_subscribe_and_unsubscribe() -> None:
+    # A room taken from a client's JSON ({"join": ["a", "b"]}) was refused by
+    # ws.subscribe() with a bare "unhashable type: 'list'" where publish()
+    # and presence() say what a topic is; and ws.unsubscribe(5) did nothing,
+    # the connection left subscribed to "5" without a word.
+    said: list[str] = []
+    routes = Router()
+
+    @routes.websocket("/rooms")
+    async def rooms(request: Request, ws: WebSocket) -> None:
+        ws.subscribe("5")
+        for topic in (["a", "b"], {"room": "a"}, 5, None):
+            for call in (ws.subscribe, ws.unsubscribe):
+                try:
+                    call(topic)  # type: ignore[arg-type]
+                except TypeError as exc:
+                    said.append(str(exc))
+        await ws.send(repr(sorted(ws.topics)))
+
+    server = serve(routes, "127.0.0.1", 0, ping_interval=None)
+    async with server, websockets.connect(f"ws://127.0.0.1:{server.port}/rooms") as ws:
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == repr(["5"])
+    assert said == [
+        f"a topic is a str, not {kind}"
+        for kind in ("list", "list", "dict", "dict", "int", "int", "NoneType", "NoneType")
+    ]
+
+
 async def test_asgi_apps_publish_and_subscribe_through_the_extension() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

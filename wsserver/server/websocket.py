@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..app.request import Request
 from ..app.response import json_text
+from ..broker.base import check_topic
 from ..errors import OK_CLOSE_CODES, Close, ConcurrencyError, WebsocketClosed, closed_error
 from ..protocol.connection import Connection
 from ..protocol.deflate import PerMessageDeflate
@@ -745,10 +746,13 @@ class WebSocket:
 
         Raises:
             WebsocketClosed: the connection is closing or closed.
+            TypeError: ``topic`` is not a str (checked first).
             ValueError: ``topic`` is not valid Unicode text (a lone surrogate),
                 or over ``max_topic_size``; or the connection has
                 ``max_topics`` topics already.
         """
+        if not isinstance(topic, str):
+            check_topic(topic)  # (says what a topic is: not "unhashable type: 'list'")
         if self._sending_ended():
             raise self._closed_error()
         topics = self._topics
@@ -765,7 +769,13 @@ class WebSocket:
         return Subscribed(self._protocol.server.pubsub.broker)
 
     def unsubscribe(self, topic: str) -> None:
-        """Stop receiving ``topic``'s messages (nothing happens if not subscribed)."""
+        """Stop receiving ``topic``'s messages (nothing happens if not subscribed).
+
+        Raises:
+            TypeError: ``topic`` is not a str (none is subscribed to).
+        """
+        if not isinstance(topic, str):
+            check_topic(topic)
         topics = self._topics
         if topic in topics:
             if type(topics) is not set:  # (given by ``topics``: left as it is)
