@@ -607,6 +607,61 @@ async def test_a_burst_of_publishes_lets_other_clients_in(how: str) -> None:
     assert made_by_then < BURST, "the ping waited for every message"
 
 
+async def test_a_burst_of_publishes_to_a_room_it_skips_lets_the_loop_turn_as_often() -> None:
+    # publish() gave the loop a turn every SENDS_PER_TURN messages it handed
+    # on, and the subscribers it skipped (slow, busy) counted for nothing:
+    # to a room of 1000 clients all backed up (a burst reaching them while
+    # they are on slow links), 256 publishes went through 256,000 of them
+    # without a turn, every other client held up meanwhile (82 ms measured).
+    gate = asyncio.Event()
+    routes = Router()
+
+    @routes.websocket("/busy")
+    async def busy(request: Request, ws: WebSocket) -> None:
+        ws.subscribe("room")
+
+        async def fragments() -> Any:  # (in the middle of it: skipped by publish())
+            yield "part one, "
+            await gate.wait()
+            yield "part two"
+
+        await ws.send(fragments())
+        await ws.wait_closed()
+
+    members = 64
+    async with serve(routes, "127.0.0.1", 0, ping_interval=None) as server:
+        clients = [await RawClient.connect(server.port, path="/busy") for _ in range(members)]
+        try:
+            await wait_for(
+                lambda: sum(p.conn.sending_fragments for p in server._websockets) == members,
+                what="every member in the middle of a message",
+            )
+            turns = 0
+            publishing = True
+
+            async def count_turns() -> None:
+                nonlocal turns
+                while publishing:
+                    turns += 1
+                    await asyncio.sleep(0)
+
+            counting = asyncio.create_task(count_turns())
+            await asyncio.sleep(0)
+            published = 1024
+            for _ in range(published):
+                assert await server.publish("room", "news") == 0
+            publishing = False
+            await counting
+            assert server.pubsub.skipped == published * members
+            # A turn every 256 subscribers gone through: every 4 publishes here
+            # (not every 256).
+            assert turns >= published * members // 256 // 2
+        finally:
+            gate.set()
+            for client in clients:
+                client.close()
+
+
 async def test_subscribe_on_a_closed_connection_raises() -> None:
     from wsserver import WebsocketClosed
 
@@ -3455,6 +3510,68 @@ async def test_a_burst_from_another_process_lets_the_loop_turn(redis_server: Red
 
 
 BACKLOG = 20_000
+
+
+async def test_a_burst_from_another_process_to_a_room_it_skips_lets_the_loop_turn(
+    redis_server: RedisServer,
+) -> None:
+    # As a burst published here (test_a_burst_of_publishes_to_a_room_it_skips_
+    # lets_the_loop_turn_as_often): the subscribers a message from Redis
+    # skipped counted for nothing, and 256 messages went through a room all
+    # backed up in one turn of the loop.
+    gate = asyncio.Event()
+    routes = Router()
+
+    @routes.websocket("/busy")
+    async def busy(request: Request, ws: WebSocket) -> None:
+        await ws.subscribe("room")
+
+        async def fragments() -> Any:  # (in the middle of it: skipped)
+            yield "part one, "
+            await gate.wait()
+            yield "part two"
+
+        await ws.send(fragments())
+        await ws.wait_closed()
+
+    members, burst = 64, 1000
+    async with serve(routes, "127.0.0.1", 0, ping_interval=None, broker=redis_server.url) as server:
+        clients = [await RawClient.connect(server.port, path="/busy") for _ in range(members)]
+        stats = server.pubsub.broker.stats
+        held: list[int] = []
+        counting = None
+        try:
+            await wait_for(
+                lambda: sum(p.conn.sending_fragments for p in server._websockets) == members,
+                what="every member in the middle of a message",
+            )
+
+            async def turns() -> None:
+                last = stats.received
+                while True:
+                    await asyncio.sleep(0)
+                    held.append(stats.received - last)
+                    last = stats.received
+
+            counting = asyncio.create_task(turns())
+            publisher = redis.Redis.from_url(redis_server.url)
+            try:
+                pipe = publisher.pipeline(transaction=False)
+                for _ in range(burst):
+                    pipe.publish("wsserver:topic:room", encode("other-node", b"x" * 100))
+                pipe.execute()
+            finally:
+                publisher.close()
+            await wait_for(lambda: stats.received == burst, what="the burst")
+        finally:
+            if counting is not None:
+                counting.cancel()
+            gate.set()
+            for client in clients:
+                client.close()
+        assert server.pubsub.skipped == burst * members
+        # (A turn every 256 subscribers gone through: every 4 messages here.)
+        assert max(held) <= 8, f"{max(held)} messages delivered in one turn of the loop"
 
 
 async def test_rooms_joined_and_left_during_an_outage_leave_nothing_behind(

@@ -28,8 +28,9 @@ class BrokerNode(Protocol):
 
     def deliver(self, topic: str, message: str | bytes) -> int | None:
         """A message published to ``topic`` by another node; how many local
-        connections got it (None: not counted), for the broker to give the
-        loop a turn between its deliveries as publishing does."""
+        connections it went to, those that got it and those skipped (None:
+        not counted), for the broker to give the loop a turn between its
+        deliveries as publishing does."""
 
     def broker_state(self, up: bool) -> None:
         """The broker became unreachable (False) or reachable again (True)."""

@@ -1597,7 +1597,7 @@ class Server:
         subscribers, at most once (dropped while the broker is unreachable).
         It never waits for the broker, nor for a slow subscriber; it gives
         the loop a turn once every ``SENDS_PER_TURN`` (256) messages it handed
-        on, as ``ws.send()`` does, so that a burst of publishes holds no
+        on (or subscribers it skipped), as ``ws.send()`` does, so that a burst of publishes holds no
         other client up until its end (and the subscribers' writes, and the
         queue to Redis, are sent on meanwhile).
 
@@ -1614,8 +1614,12 @@ class Server:
             ValueError: ``topic`` is not valid Unicode text (a lone surrogate),
                 or longer than ``max_topic_size``.
         """
-        delivered = self.pubsub.publish(topic, message, exclude)
-        self._published += 1 + delivered
+        pubsub = self.pubsub
+        skipped = pubsub.skipped
+        delivered = pubsub.publish(topic, message, exclude)
+        # (The subscribers skipped count too: a room all backed up is gone
+        # through as one that takes every message.)
+        self._published += 1 + delivered + pubsub.skipped - skipped
         if self._published >= SENDS_PER_TURN:
             self._published = 0
             await asyncio.sleep(0)

@@ -122,8 +122,10 @@ class Topics:
 
     def deliver(self, topic: str, message: str | bytes) -> int:
         """A message another process published (the broker calls this); how
-        many local connections got it."""
-        return self._deliver_locally(topic, message, None)
+        many local connections it went to (got it, or were skipped: the
+        broker gives the loop a turn by these, as publishing does)."""
+        skipped = self.skipped
+        return self._deliver_locally(topic, message, None) + self.skipped - skipped
 
     def _deliver_locally(self, topic: str, message: str | bytes, exclude: WebSocket | None) -> int:
         subscribers = self.subscribers.get(topic)
