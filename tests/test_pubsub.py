@@ -527,6 +527,35 @@ def test_servers_on_two_event_loops_share_a_memory_broker() -> None:
             assert b_only.receive() == "after it"
 
 
+async def test_a_message_that_is_no_text_is_refused_whether_anyone_listens_or_not() -> None:
+    # A str with no UTF-8 (a lone surrogate: json.loads makes one of a
+    # client's "\\ud800") was refused by publish() when the topic had
+    # subscribers, as by ws.send() and broadcast(), and taken without a word
+    # when it had none: a handler relaying it passed its tests (no one
+    # listening) and failed once a room had members.
+    routes = topic_routes()
+    said: list[str] = []
+
+    @routes.websocket("/relay")
+    async def relay(request: Request, ws: WebSocket) -> None:
+        message = json.loads('"a lone \\ud800"')
+        for topic in ("nobody", "news"):
+            try:
+                await ws.server.publish(topic, message)
+            except UnicodeEncodeError as exc:
+                said.append(f"{topic}: {exc.reason}")
+        await ws.send("done")
+
+    async with (
+        serve(routes, "127.0.0.1", 0, ping_interval=None) as server,
+        websockets.connect(f"ws://127.0.0.1:{server.port}/sub/news") as member,
+    ):
+        assert await asyncio.wait_for(member.recv(), TIMEOUT) == "subscribed"
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/relay") as relaying:
+            assert await asyncio.wait_for(relaying.recv(), TIMEOUT) == "done"
+    assert said == ["nobody: surrogates not allowed", "news: surrogates not allowed"]
+
+
 async def test_publish_skips_slow_subscribers_like_broadcast() -> None:
     server = serve(topic_routes(), "127.0.0.1", 0, ping_interval=None, write_limit=4096)
     async with server:

@@ -1612,7 +1612,9 @@ class Server:
                 or ``exclude`` is not one WebSocket (a list of them would
                 exclude none).
             ValueError: ``topic`` is not valid Unicode text (a lone surrogate),
-                or longer than ``max_topic_size``.
+                or longer than ``max_topic_size``; UnicodeEncodeError (one)
+                for a str ``message`` that has no UTF-8, as ``ws.send()``
+                refuses it, whether the topic has subscribers or not.
         """
         pubsub = self.pubsub
         skipped = pubsub.skipped

@@ -110,7 +110,8 @@ class Topics:
             TypeError, ValueError: see :func:`check_topic`; TypeError also for
                 a message that is not what :func:`~wsserver.broadcast` sends,
                 and for an ``exclude`` that is not one connection (a list of
-                them would exclude none).
+                them would exclude none); UnicodeEncodeError for a str
+                message that has no UTF-8, subscribers or not.
         """
         check_topic(topic, self.max_topic_size)
         if exclude is not None and not isinstance(exclude, WebSocket):
@@ -130,6 +131,10 @@ class Topics:
     def _deliver_locally(self, topic: str, message: str | bytes, exclude: WebSocket | None) -> int:
         subscribers = self.subscribers.get(topic)
         if not subscribers:
+            if isinstance(message, str) and not message.isascii():
+                # Refused as broadcast() refuses it to subscribers (a lone
+                # surrogate has no UTF-8): whether any listens or not.
+                message.encode("utf-8")
             return 0
         targets = [ws for ws in subscribers if ws is not exclude]
         skipped = len(broadcast(targets, message))
