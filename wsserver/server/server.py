@@ -812,12 +812,14 @@ class Server:
         With ``proxy_protocol``, or accepted over asyncio's own loops, a TLS
         one's first is TLSStart (see there).
 
-        asyncio's own loops accept each connection in a task of its own, which
-        ends with the handshake (its protocol, if it failed, lingers in a
-        reference cycle until the garbage collector finds it: the task, not
-        the protocol, tells). uvloop accepts in a callback (no task), and drops
-        the protocol of a handshake that fails. ``accepting=False``:
-        accept_socket(), which sees the handshake end itself.
+        Where the loop does the handshake itself (not on asyncio's selector
+        loops but in accept_socket(): see _start()), uvloop accepts in a
+        callback (no task), and drops the protocol of a handshake that fails;
+        asyncio's other loops accept each connection in a task of its own,
+        which ends with the handshake (its protocol, if it failed, lingers in
+        a reference cycle until the garbage collector finds it: the task, not
+        the protocol, tells). ``accepting=False``: accept_socket(), which sees
+        the handshake end itself.
         """
         protocol = HttpProtocol(self)
         if (self._accept_ssl if accepting else self._handed_ssl) is not None:
