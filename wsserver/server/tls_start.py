@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING, cast
+import types
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..logs import logger, peer, protocol_logger
 from ..protocol.proxy_protocol import (
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
     from .server import Server
 
 __all__ = ["TLSStart"]
+
+T = TypeVar("T")
 
 
 class TLSStart(asyncio.BufferedProtocol):
@@ -137,17 +141,14 @@ class TLSStart(asyncio.BufferedProtocol):
                     if isinstance(read, str):
                         return self._fail(read)
                     header = read
-                # (Called before start_tls() reads: see share_handshake_read_buffer.)
-                server.loop.call_soon(
-                    share_handshake_read_buffer, self.transport, server.tls_read_buffer
-                )
-                tls = await server.loop.start_tls(
+                starting = server.loop.start_tls(
                     self.transport,
                     held,
                     cast(ssl.SSLContext, server.ssl),
                     server_side=True,
                     ssl_handshake_timeout=server.config.open_timeout,
                 )
+                tls = await _first_step_then(starting, self._share_read_buffer)
         except asyncio.CancelledError:
             # (The server shuts down. Not raised on: the task would keep it,
             # its traceback, and so this protocol, for as long as the server
@@ -187,6 +188,9 @@ class TLSStart(asyncio.BufferedProtocol):
             address = peer(self._peer)
             logger.exception("%s: handing the TLS connection over failed", address)
             tls.abort()
+
+    def _share_read_buffer(self) -> None:
+        share_handshake_read_buffer(self.transport, self.server.tls_read_buffer)
 
     def _fail(self, reason: str | None, header: ProxyHeader | None = None) -> None:
         """Close the connection, unanswered: one without a header, or not a TLS
@@ -229,6 +233,46 @@ class _Held(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.error = exc
+
+
+@types.coroutine
+def _first_step_then(
+    coro: Coroutine[Any, Any, T], then: Callable[[], None]
+) -> Generator[Any, Any, T]:
+    """``await coro``, calling ``then()`` as soon as its first step is taken,
+    before the loop runs anything else (what ``yield from`` does, with a call
+    between its first step and the rest).
+
+    ``loop.start_tls()``'s first step makes the connection's TLS layer and
+    gives it the transport; its reads start a loop turn later. Between them,
+    the layer's buffer is replaced by the shared one
+    (:func:`.transports.share_handshake_read_buffer`): at once, not a turn
+    later, or every connection the loop accepted together would have its
+    256 KiB at the same moment (a hundred at a time: 25 MiB that the
+    allocator may keep).
+    """
+    try:
+        pending = coro.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    finally:
+        then()
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # (a cancellation: start_tls() closes the connection)
+            try:
+                pending = coro.throw(exc)
+            except StopIteration as done:
+                return cast(T, done.value)
+        else:
+            try:
+                pending = coro.send(sent)
+            except StopIteration as done:
+                return cast(T, done.value)
 
 
 def _reason(exc: BaseException, header: bool) -> str:
