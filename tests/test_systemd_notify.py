@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import time
@@ -214,6 +215,53 @@ async def test_sighup_starting_workers_waiting_out_a_backoff_is_a_reload_too(
         assert ready["READY"] == "1", ready
         assert "1 worker accepting" in ready["STATUS"], ready
         assert "SIGHUP: starting the workers again" in cli.stderr
+        cli.proc.send_signal(signal.SIGTERM)
+        assert (await manager.next())["STOPPING"] == "1"
+        assert await cli.wait() == 0
+
+
+SLOT_2_HELD_APP = """
+import sys
+import time
+from pathlib import Path
+
+from wsserver import Router
+
+# Slot 2's worker (the slot is on its command line: --worker SLOT:FD:PID)
+# does not start while HOLD is there: an import, or a lifespan startup,
+# waiting for what does not answer.
+slot = sys.argv[sys.argv.index("--worker") + 1].split(":")[0]
+while slot == "2" and (Path(__file__).parent / "HOLD").exists():
+    time.sleep(0.05)
+
+routes = Router()
+"""
+
+
+@pytest.mark.drill
+async def test_a_first_worker_that_does_not_start_does_not_hold_back_ready(
+    manager: Manager, tmp_path: Path
+) -> None:
+    # One of the first workers whose start hung held back READY=1 for as long
+    # as it hung, while the others served: systemd timed the start out
+    # (TimeoutStartSec=) and killed a service that served; and nothing said
+    # which worker was waited for, nor that one accepted.
+    (tmp_path / "slot_2_held.py").write_text(SLOT_2_HELD_APP)
+    (tmp_path / "HOLD").touch()
+    args = ("--app-dir", str(tmp_path), "--workers", "2", "--worker-start-timeout", "2")
+    async with running_cli(
+        "slot_2_held:routes", *args, env={"NOTIFY_SOCKET": manager.address}
+    ) as cli:
+        ready = await manager.next()
+        assert ready["READY"] == "1", ready
+        assert "1 worker accepting" in ready["STATUS"], ready
+        slow = r"1 worker accepting; worker 2 \(pid \d+\) does not accept yet after 2 s"
+        await wait_for(lambda: re.search(slow, cli.stderr), what="the slow worker named")
+        (tmp_path / "HOLD").unlink()
+        ready = await manager.next()
+        assert ready["READY"] == "1", ready
+        assert "2 workers accepting" in ready["STATUS"], ready
+        await wait_for(lambda: "2 workers accepting" in cli.stderr, what="both said")
         cli.proc.send_signal(signal.SIGTERM)
         assert (await manager.next())["STOPPING"] == "1"
         assert await cli.wait() == 0

@@ -376,10 +376,10 @@ class Supervisor:
             if self.stopping:
                 break  # (stopped while starting them: the rest are not started)
             await self._start(slot, replacing=False)
-        readies = [w.ready for w in self.workers.values()]
-        starting = asyncio.gather(*readies)
+        first = list(self.workers.values())
+        starting = asyncio.gather(*(w.ready for w in first))
         await self._wait_running({starting}, self.start_timeout)
-        if not starting.done() and not any(ready.done() and ready.result() for ready in readies):
+        if not starting.done() and not any(w.accepting for w in first):
             # The port is bound and listening: connections wait in its queue
             # for a worker (a TCP probe would take the server for ready).
             logger.warning(
@@ -387,6 +387,7 @@ class Supervisor:
                 "connections wait for one",
                 self.start_timeout,
             )
+        await self._say_some_accepting(first, starting)
         await starting
         self._first_started = True
         # Those accepting now: not one added meanwhile (SIGTTIN) and still
@@ -399,6 +400,35 @@ class Supervisor:
         await self._stopped.wait()
         ignore_signals(loop, (*stops, signal.SIGQUIT, signal.SIGHUP, *scaling), self.clean_up)
         return self.exit_code
+
+    async def _say_some_accepting(
+        self, first: list[Worker], starting: asyncio.Future[list[bool]]
+    ) -> None:
+        """A first start slower than ``start_timeout``: once one of the first
+        workers accepts, say so, with those still starting, and tell systemd
+        it serves (READY=1), rather than wait for them all, which one whose
+        start hangs (an import, a lifespan startup waiting for what does not
+        answer) would make for ever: systemd would time the start out
+        (``TimeoutStartSec=``) and kill a service that serves. "N workers
+        accepting" is said again once they all are."""
+        while not starting.done() and not self.stopping:
+            if any(w.accepting for w in first):
+                accepting = sum(w.accepting for w in first)
+                still = [f"worker {w.slot} (pid {w.pid})" for w in first if not w.ready.done()]
+                logger.warning(
+                    "%d worker%s accepting; %s %s not accept yet after %g s (a slow import or "
+                    "lifespan startup?)",
+                    accepting,
+                    "s" * (accepting != 1),
+                    ", ".join(still),
+                    "does" if len(still) == 1 else "do",
+                    self.start_timeout,
+                )
+                self._say_ready()
+                return
+            waiting: set[asyncio.Future[Any]] = {starting}
+            waiting.update(w.ready for w in first if not w.ready.done())
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 
     # ----------------------------------------------------------------- workers
 
