@@ -788,6 +788,36 @@ async def test_sigint_to_a_retiring_worker_is_a_stop_not_a_second_signal() -> No
 
 
 @pytest.mark.drill
+async def test_a_stop_during_a_rolling_restart_waits_for_no_handshake() -> None:
+    # A worker retiring in a rolling restart lets the requests under way
+    # finish (within open_timeout) before it closes its WebSockets with 1012.
+    # SIGTERM then ("retiring already") changed nothing: it went on waiting
+    # for a request head still on its way (a slow client, a slowloris) for
+    # the whole open_timeout, then told its clients 1012, "come back", as
+    # the service went away; with the defaults it could outlast the
+    # supervisor's stop_grace and be killed. A stop waits for no handshake:
+    # its clients get 1001 at once.
+    args = ("tests.worker_app:routes", "--workers", "1", "--ping-interval", "none")
+    times = ("--open-timeout", "60", "--close-timeout", "1")
+    async with running_cli(*args, *times) as cli:
+        await wait_for(lambda: "1 worker accepting" in cli.stderr, what="the worker")
+        _, slow = await asyncio.open_connection("127.0.0.1", cli.port)
+        slow.write(b"GET /pid HTTP/1.1\r\nHost: x\r\n")  # its head on its way, for ever
+        client = await RawClient.connect(cli.port, "/pid")  # never answers a close
+        _, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
+        worker = int(payload)
+        cli.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda: f"pid {worker} retiring" in cli.stderr, what="its retiring")
+        cli.proc.send_signal(signal.SIGTERM)
+        opcode, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
+        assert (opcode, payload[:2]) == (8, (1001).to_bytes(2, "big")), payload
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0, cli.stderr
+        client.close()
+        slow.close()
+    assert "SIGTERM: retiring already" in cli.stderr
+
+
+@pytest.mark.drill
 async def test_sigttin_adds_a_worker_and_sigttou_retires_one(tmp_path: Path) -> None:
     # As uvicorn's supervisor: one more, one fewer, never none. These two
     # signals' default is to stop the process: the supervisor froze, and a

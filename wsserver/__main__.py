@@ -1063,9 +1063,12 @@ async def run(
                 server.remove_unix_socket_file()
                 os._exit(1)
             if not stopping and signum != signal.SIGHUP:
-                # The supervisor stops everyone while this worker retires.
+                # The supervisor stops everyone while this worker retires:
+                # the handshakes under way are waited for no more, and the
+                # WebSockets not closed yet get 1001, not 1012.
                 stopping = True
-                logger.info("%s: retiring already", name)
+                logger.info("%s: retiring already: stopping", name)
+                closing.append(loop.create_task(server.close(code=1001)))
             else:
                 logger.info("%s: %s already", name, "shutting down" if stopping else "retiring")
             return

@@ -984,6 +984,8 @@ class Server:
         which the handshakes under way are let finish first (within
         ``open_timeout``; their clients then get the 1012 like the others),
         rather than answered 503: the restart fails nobody's connection attempt.
+        Called again with another code meanwhile (a stop during the restart),
+        it waits for them no more, and the WebSockets not closed yet get that code.
 
         The shutdown runs in a task of its own: a handler may call this (an
         admin route, say; the server does not wait for the handler that
@@ -1112,6 +1114,11 @@ class Server:
             changed = self._callers_changed
             if changed is not None and not changed.done():
                 changed.set_result(None)
+        if self._closing is not None and self.close_code == 1012 and code != 1012:
+            # A stop during a restart's shutdown (SIGTERM to a retiring
+            # worker): the handshakes under way are waited for no more, and
+            # the WebSockets not told yet get this code (see _shut_down()).
+            self.close_code = code
         if self._closing is None:
             self.closing = True
             self.close_code = code
@@ -1206,7 +1213,9 @@ class Server:
         if code == 1012:
             # A restart fails no connection attempt: the handshakes and
             # requests under way are let finish (within one open_timeout),
-            # each connection's then its last (or the next, on its way).
+            # each connection's then its last (or the next, on its way);
+            # unless a stop comes meanwhile (close() with another code: see
+            # _restart_stopped()), which waits for none of them.
             for protocol in list(self.connections):
                 if isinstance(protocol, HttpProtocol):
                     protocol.restart_begun()
@@ -1227,7 +1236,7 @@ class Server:
         # Request bodies on their way to Router handlers: their handlers too
         # get the grace (those whose body has not come by then, a 503). (A
         # restart waited for them already, within its open_timeout.)
-        bodies_cut = code != 1012 and await self._let_bodies_come(deadline)
+        bodies_cut = self.close_code != 1012 and await self._let_bodies_come(deadline)
         tasks = {
             p.handler_task
             for p in self._websockets
@@ -1703,7 +1712,7 @@ class Server:
         # (Those idle now: no connection is accepted any more, and one that
         # is not idle now is not kept for its next request.)
         idle = [p for p in self.connections if isinstance(p, HttpProtocol) and p.idle]
-        while idle and loop.time() < deadline:
+        while idle and loop.time() < deadline and not self._restart_stopped():
             await asyncio.sleep(0.02)
             idle = [p for p in idle if p.idle]
         for protocol in idle:
@@ -1727,12 +1736,21 @@ class Server:
         close(): it waits for this)."""
 
         def settled() -> bool:
-            return not self._in_tls_handshake() and not any(
-                isinstance(p, HttpProtocol) and p.busy and not self._runs_a_caller(p)
-                for p in self.connections
+            return self._restart_stopped() or (
+                not self._in_tls_handshake()
+                and not any(
+                    isinstance(p, HttpProtocol) and p.busy and not self._runs_a_caller(p)
+                    for p in self.connections
+                )
             )
 
         await self._poll_until(settled, deadline)
+
+    def _restart_stopped(self) -> bool:
+        """Whether a restart's shutdown (1012) became a stop (close() called
+        again with another code): what the restart waits for is waited for
+        no more."""
+        return self.close_code != 1012
 
     async def _poll_until(self, done: Callable[[], bool], deadline: float) -> None:
         """Look every 20 ms until ``done()`` or ``deadline`` (loop time): what
