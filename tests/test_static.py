@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -921,3 +922,82 @@ class TestSendfile:
         if os.environ.get("WSSERVER_TEST_LOOP") != "uvloop":  # (uvloop: no sendfile, no stall)
             assert len(received) < 600_000 + 200_000  # (cut short: it took nothing for 0.5 s)
         assert not errors, errors
+
+
+class TestFileResponse:
+    """``await file(path)``: one file as a handler's answer, as Sanic's
+    ``sanic.response.file`` (and Starlette's ``FileResponse``) send it."""
+
+    async def test_a_handler_answers_with_a_file(
+        self, run_server: StartServer, site: Path, tmp_path: Path
+    ) -> None:
+        from wsserver.response import file
+
+        big = site / "sub" / "big.bin"
+        routes = Router()
+
+        @routes.get("/report")
+        async def report(request: Request) -> Any:
+            return await file(big, filename="Q3 report é.bin", headers={"X-Kind": "report"})
+
+        @routes.get("/page")
+        async def page(request: Request) -> Any:
+            return await file(site / "app.js", request=request)
+
+        @routes.get("/gone")
+        async def gone(request: Request) -> Any:
+            return await file(tmp_path / "nothing.txt")
+
+        @routes.get("/as")
+        async def not_found_page(request: Request) -> Any:
+            # (Another status: the whole file, the request's conditions not asked.)
+            return await file(
+                str(site / "index.html"), 404, request=request, mime_type="text/plain"
+            )
+
+        server = await run_server(routes)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            got = await client.get("/report")
+            assert got.status_code == 200 and got.content == big.read_bytes()
+            assert got.headers["content-length"] == str(big.stat().st_size)
+            assert got.headers["content-type"] == "application/octet-stream"
+            assert got.headers["x-kind"] == "report"
+            # (A name that is no quoted-string's as it is: an ASCII fallback, and
+            # RFC 6266's filename* that browsers and requests/httpx users read.)
+            disposition = got.headers["content-disposition"]
+            plain, encoded = disposition.split("; filename*=UTF-8''")
+            assert plain == 'attachment; filename="Q3 report _.bin"'
+            assert urllib.parse.unquote(encoded, errors="strict") == "Q3 report é.bin"
+            head = await client.head("/report")
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["content-length"] == str(big.stat().st_size)
+
+            page = await client.get("/page")
+            assert page.text == "let x = 'é';"
+            assert page.headers["content-type"] == "text/javascript; charset=utf-8"
+            assert "content-disposition" not in page.headers
+            # Given the request: its conditional requests and ranges, as static files'.
+            etag = page.headers["etag"]
+            again = await client.get("/page", headers={"If-None-Match": etag})
+            assert again.status_code == 304 and again.content == b""
+            part = await client.get("/page", headers={"Range": "bytes=0-4"})
+            assert part.status_code == 206 and part.content == b"let x"
+            # Without it, the whole file whatever the request asks.
+            whole = await client.get("/report", headers={"Range": "bytes=0-4"})
+            assert whole.status_code == 200 and len(whole.content) == big.stat().st_size
+
+            typed = await client.get("/as", headers={"Range": "bytes=0-1"})
+            assert typed.status_code == 404 and typed.text == "<h1>home</h1>"
+            # (A text type without a charset says UTF-8's, as a static file's and stream()'s.)
+            assert typed.headers["content-type"] == "text/plain; charset=utf-8"
+            # A file that is not there is the handler's failure (a 500, logged), as
+            # Sanic's: not a 404 a typo in a path would hide behind.
+            assert (await client.get("/gone")).status_code == 500
+
+    async def test_what_is_no_file_is_refused(self, site: Path) -> None:
+        from wsserver.response import file
+
+        with pytest.raises(IsADirectoryError):
+            await file(site / "sub")
+        with pytest.raises(FileNotFoundError):
+            await file(site / "nothing")

@@ -1,6 +1,6 @@
 """The response helpers, where handlers import them: ``from wsserver.response import json``.
 
-They are defined in :mod:`wsserver.app.response`.
+They are defined in :mod:`wsserver.app.response` (:func:`file` in :mod:`wsserver.app.static`).
 """
 
 from .app.response import (
@@ -19,6 +19,7 @@ from .app.response import (
     text,
     text_response,
 )
+from .app.static import file
 
 __all__ = [
     "Response",
@@ -32,6 +33,7 @@ __all__ = [
     "raw",
     "empty",
     "redirect",
+    "file",
     "json_response",
     "text_response",
     "html_response",

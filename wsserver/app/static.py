@@ -1,4 +1,5 @@
-"""Files from a directory, for a Router's :meth:`~wsserver.app.routing.Router.static` routes.
+"""Files from a directory, for a Router's :meth:`~wsserver.app.routing.Router.static`
+routes; and one file as a handler's answer (:func:`file`).
 
 GET and HEAD; a ``Content-Type`` from the file's name; ``ETag`` and
 ``Last-Modified``, and ``304 Not Modified`` for a conditional request that
@@ -29,11 +30,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
-from ..protocol.http import Response, error_response, http_date
+from ..protocol.http import HeadersLike, Response, error_response, header_pairs, http_date
 from .response import StreamingResponse, stream
 
-__all__ = ["static_handler", "file_handler", "FilePieces", "PIECE"]
+__all__ = ["static_handler", "file_handler", "file", "FilePieces", "PIECE"]
 
 #: Why opening a file found a moment ago may fail that means it is not there.
 _GONE = frozenset((errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO, errno.ENODEV))
@@ -143,18 +145,90 @@ def _open_and_respond(
         os.close(fd)
         return error_response(404)  # (a directory, a FIFO: nothing to send)
     file = os.fdopen(fd, "rb")
+    extra = [] if cache_control is None else [("Cache-Control", cache_control)]
     try:
-        return _respond(request, file, info, asked, cache_control)
+        return _respond(request, file, info, _content_type(asked), extra)
     except BaseException:
         file.close()
         raise
 
 
-def _respond(
-    request: Any, file: BinaryIO, info: os.stat_result, name: str, cache_control: str | None
+async def file(
+    location: str | os.PathLike[str],
+    status: int = 200,
+    *,
+    request: Any = None,
+    mime_type: str | None = None,
+    headers: HeadersLike | None = None,
+    filename: str | None = None,
 ) -> Response | StreamingResponse:
-    """The answer to a GET or HEAD of the open regular ``file`` (asked for as
-    ``name``, whose type it is); it is closed unless streamed."""
+    """The file at ``location`` as the answer: ``return await file("report.pdf")``
+    (Sanic's ``sanic.response.file``, Starlette's ``FileResponse``).
+
+    Sent as a static file is (``sendfile()`` where the server can, else in
+    pieces read in a thread), with ``Content-Length``, ``ETag`` and
+    ``Last-Modified``; opened now, so that one version of it is sent,
+    whatever replaces it meanwhile. Its ``Content-Type`` is ``mime_type``, or
+    its name's (``filename``'s, if given; a ``text/*`` one without a charset
+    says ``charset=utf-8``, as ``stream()``'s); ``filename`` also asks the browser
+    to save it under that name (``Content-Disposition: attachment``, with
+    RFC 6266's ``filename*`` for a name that needs it). Given the
+    ``request``, a 200's conditional requests and byte ranges are answered as
+    ``routes.static()``'s (304, 206, 412, 416); else the whole file is sent.
+
+    Raises:
+        FileNotFoundError, PermissionError (OSError): it cannot be opened;
+            the handler's to answer (else a 500, logged, as Sanic's: not a
+            404 that a wrong path would hide behind).
+        IsADirectoryError: it is no regular file.
+    """
+    name = os.fspath(location)
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", name)
+        opened = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    extra = header_pairs(headers) if headers is not None else []
+    if filename is not None:
+        extra.append(("Content-Disposition", _attachment(filename)))
+    kind = mime_type or _content_type(filename or os.path.basename(name))
+    try:
+        if request is None or status != 200:
+            return _respond(None, opened, info, kind, extra, status)
+        return _respond(request, opened, info, kind, extra)
+    except BaseException:
+        opened.close()
+        raise
+
+
+def _attachment(filename: str) -> str:
+    """``Content-Disposition`` for saving as ``filename`` (RFC 6266): its
+    ``filename*`` too (UTF-8, percent-encoded) unless it is a plain quoted
+    string as it is, beside an ASCII ``filename`` for older clients."""
+    plain = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
+    if plain == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _respond(
+    request: Any,
+    file: BinaryIO,
+    info: os.stat_result,
+    content_type: str,
+    extra: list[tuple[str, str]],
+    status: int = 200,
+) -> Response | StreamingResponse:
+    """The answer to a GET or HEAD of the open regular ``file``: ``extra``
+    headers after its validators; the request's conditions and range
+    answered (none when ``request`` is None: the whole file, ``status``). It
+    is closed unless streamed."""
     # RFC 9110 8.8.2.1: a modification time in the future (a clock skewed
     # where the file was made) is sent as now; compared as it is, it is later
     # than any date a client has (never a 304 or a range for it by date).
@@ -162,13 +236,16 @@ def _respond(
         ("Last-Modified", http_date(min(info.st_mtime, time.time()))),
         ("ETag", f'"{info.st_mtime_ns:x}-{info.st_size:x}"'),
     ]
+    if request is None:
+        headers += extra
+        headers.append(("Content-Length", str(info.st_size)))
+        return stream(FilePieces(file, info.st_size), status, headers, content_type)
     # (Whole seconds as Last-Modified says them: rounded down, before 1970 too.)
     etag, mtime = headers[1][1], math.floor(info.st_mtime)
     if _precondition_failed(request.headers, etag, mtime):
         file.close()
         return error_response(412)  # (RFC 9110 13.2.2: before If-None-Match)
-    if cache_control is not None:
-        headers.append(("Cache-Control", cache_control))
+    headers += extra
     if _not_modified(request.headers, etag, mtime):
         file.close()
         return Response(b"", 304, headers)
@@ -187,7 +264,7 @@ def _respond(
             file.seek(first)
     headers.append(("Accept-Ranges", "bytes"))
     headers.append(("Content-Length", str(size)))
-    return stream(FilePieces(file, size), status, headers, _content_type(name))
+    return stream(FilePieces(file, size), status, headers, content_type)
 
 
 def _find(root: str, path: str) -> str | None:
