@@ -22,6 +22,7 @@ import websockets
 from fastapi import Depends, FastAPI, WebSocketException, status
 from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
@@ -585,3 +586,38 @@ async def test_an_admin_route_that_closes_its_server_answers_before_its_program_
     await asyncio.wait_for(running, TIMEOUT)
     assert answered == ["closed"]
     assert response.status_code == 200 and response.json() == {"closed": True}
+
+
+@pytest.mark.parametrize("ending", ["Connection: close", "HTTP/1.0"])
+async def test_a_head_that_ends_its_connection_still_runs_the_background_task(
+    run_asgi: Any, ending: str
+) -> None:
+    # A HEAD's answer is its head: the server ends the response there (an
+    # endless stream's HEAD must not hold a kept-alive connection). Where
+    # the connection ended with it (the request's Connection: close, or
+    # HTTP/1.0), it was closed at once, and a StreamingResponse's next
+    # send() raised: its BackgroundTask (an audit line, a cache refill)
+    # never ran, where uvicorn runs it. The app's body is let end, its
+    # pieces dropped, and the connection closes after it.
+    ran = asyncio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"piece "
+            await asyncio.sleep(0.01)
+
+    async def report(request: Request) -> StreamingResponse:
+        return StreamingResponse(chunks(), background=BackgroundTask(ran.set))
+
+    app = Starlette(routes=[Route("/report", report)])
+    server = await run_asgi(app)
+    version, extra = ("HTTP/1.0", "") if ending == "HTTP/1.0" else ("HTTP/1.1", f"{ending}\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(f"HEAD /report {version}\r\nHost: x\r\n{extra}\r\n".encode())
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # (to the server's close)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n"), answer
+    assert b"piece" not in answer
+    await asyncio.wait_for(ran.wait(), TIMEOUT)

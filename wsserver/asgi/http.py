@@ -565,11 +565,15 @@ class HttpCycle:
             headers.append(("Content-Length", "0"))
         self.connection.start_response(status, headers)
         self._status = 0
-        if more and self._head:
+        if more and self._head and not self.connection.ends_with_response():
             # A HEAD's answer is its head, whole (RFC 9110 9.3.2): it ends
             # here, not at the app's last piece, which a stream (server-sent
             # events) never sends; the connection's next request is answered,
-            # and the app's send() raises once the client is gone.
+            # and the app's send() raises once the client is gone. (Not where
+            # the connection ends with it: no next request is to be answered,
+            # and its closing now would fail the app's next send(), a
+            # StreamingResponse's BackgroundTask never run; its body is let
+            # end as a stream's, its pieces dropped, as under uvicorn.)
             self._head_only = True
             self._complete()
             self.connection.end_response()

@@ -2254,6 +2254,12 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self._streaming = True
         self.watch_disconnect()
 
+    def ends_with_response(self) -> bool:
+        """Whether the connection closes after the response under way (its head
+        sent): the request said so (HTTP/1.0, ``Connection: close``), the
+        response did, or the server does (a body still coming, a shutdown)."""
+        return self._close_after_response or self._h11.their_state is h11.MUST_CLOSE
+
     def start_response(self, status: int, headers: list[tuple[str, str]]) -> None:
         """Send a response's head (streamed: :meth:`send_body`, then :meth:`end_response`).
 
