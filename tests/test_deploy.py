@@ -50,7 +50,6 @@ from wsserver.server.tls import _missing_pem, ssl_context
 
 from .conftest import StartServer
 from .helpers import client_context, exchange, server_context, upgrade_request, wait_for
-from .redis_server import free_port
 from .test_cli import (
     ROOT,
     STARTUP_TIMEOUT,
@@ -3460,7 +3459,7 @@ async def test_a_log_config_that_gives_wsserver_nowhere_to_log_keeps_the_default
 
 @pytest.mark.parametrize("given", [None, "info"])
 async def test_log_level_goes_over_a_log_config_as_in_uvicorn(
-    tmp_path: Path, given: str | None
+    tmp_path: Path, socket_path: str, given: str | None
 ) -> None:
     # A file that has wsserver say warnings only: --log-level, when given,
     # sets wsserver's loggers' level after it (uvicorn does so for its own).
@@ -3476,7 +3475,8 @@ async def test_log_level_goes_over_a_log_config_as_in_uvicorn(
         )
     )
     level = ("--log-level", given) if given else ()
-    port = free_port()
+    # (A Unix socket, not a free port: one another test's server may take
+    # meanwhile, this client then talking to it.)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -3485,8 +3485,8 @@ async def test_log_level_goes_over_a_log_config_as_in_uvicorn(
         "--log-config",
         str(log_config),
         *level,
-        "--port",
-        str(port),
+        "--uds",
+        socket_path,
         cwd=ROOT,
         env=child_env(),
         stdin=asyncio.subprocess.DEVNULL,
@@ -3498,7 +3498,9 @@ async def test_log_level_goes_over_a_log_config_as_in_uvicorn(
         deadline = loop.time() + STARTUP_TIMEOUT
         while True:  # (until it serves: no line says when, at WARNING)
             try:
-                await assert_echo(f"ws://127.0.0.1:{port}/ws")
+                async with websockets.unix_connect(socket_path, "ws://localhost/ws") as ws:
+                    await ws.send("hello")
+                    assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello"
                 break
             except OSError:
                 if loop.time() > deadline:
