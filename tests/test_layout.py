@@ -92,6 +92,8 @@ def test_brokers_know_nothing_of_connections(name: str) -> None:
     imported = imports_of(name)
     assert not {m for m in imported if m.startswith(("wsserver.server", "wsserver.asgi"))}
     assert not {m for m in imported if m.startswith(("wsserver.app", "wsserver.protocol"))}
+    # (Nor of the settings, which declare theirs from the brokers' rules.)
+    assert "wsserver.config" not in imported, imported
 
 
 def test_the_websocket_side_never_refers_back_to_the_http_side() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .app.forms import MAX_PARTS as MAX_FORM_PARTS
-from .broker.base import MIN_PRESENCE_TTL
+from .broker.base import MIN_PRESENCE_TTL, PREFIX_RULE, valid_prefix
 from .broker.url import REDIS_SCHEMES, redacted
 from .errors import ConfigError
 from .protocol.deflate import RANGES as DEFLATE_RANGES
@@ -937,11 +937,7 @@ class Config:
     )
     broker_prefix: str = setting(
         "wsserver:",
-        Text(
-            "a non-empty prefix without spaces or control characters",
-            lambda value: bool(value) and value.isprintable() and not any(map(str.isspace, value)),
-            metavar="PREFIX",
-        ),
+        Text(PREFIX_RULE, valid_prefix, metavar="PREFIX"),
         "what every Redis key and channel of the broker begins with: applications sharing one "
         "Redis database keep their topics and presence apart by theirs.",
         env="WEBSOCKET_BROKER_PREFIX",

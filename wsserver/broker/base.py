@@ -12,12 +12,35 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-__all__ = ["Broker", "BrokerNode", "BrokerStats", "check_topic", "decode", "encode"]
+__all__ = [
+    "Broker",
+    "BrokerNode",
+    "BrokerStats",
+    "PREFIX_RULE",
+    "check_topic",
+    "decode",
+    "encode",
+    "valid_prefix",
+]
 
 #: The shortest presence_ttl (seconds) of a Redis broker: presence is refreshed
 #: every third of it, and its changes written at most every 0.1 s
 #: (``broker_presence_ttl`` declares it too).
 MIN_PRESENCE_TTL = 0.5
+
+#: What the prefix of a Redis broker's keys and channels may be
+#: (``broker_prefix``, a :class:`~wsserver.broker.publisher.Publisher`'s ``prefix``).
+PREFIX_RULE = "a non-empty prefix without spaces or control characters"
+
+
+def valid_prefix(prefix: object) -> bool:
+    """Whether ``prefix`` is what :data:`PREFIX_RULE` says."""
+    return (
+        isinstance(prefix, str)
+        and bool(prefix)
+        and prefix.isprintable()
+        and not any(map(str.isspace, prefix))
+    )
 
 
 class BrokerNode(Protocol):

@@ -26,8 +26,7 @@ import os
 from types import TracebackType
 from typing import Any
 
-from ..config import declared
-from .base import check_topic, encode
+from .base import PREFIX_RULE, check_topic, encode, valid_prefix
 from .redis_backend import channel_prefix, redis_options
 
 try:
@@ -73,7 +72,10 @@ class _Publishing:
             sender = f"publisher-{os.getpid()}"
         if not isinstance(sender, str) or not sender.isascii() or "\n" in sender or not sender:
             raise ValueError(f"sender: a name in ASCII without a newline, not {sender!r}")
-        declared("broker_prefix").kind.check("prefix (the servers' broker_prefix)", prefix)
+        if not valid_prefix(prefix):
+            raise ValueError(
+                f"prefix (the servers' broker_prefix) must be {PREFIX_RULE}, not {prefix!r}"
+            )
         if not timeout > 0:  # (NaN too)
             raise ValueError(f"timeout: seconds, more than 0, not {timeout!r}")
         self._channel_prefix = channel_prefix(prefix, redis_options(url))
