@@ -588,17 +588,19 @@ async def test_an_admin_route_that_closes_its_server_answers_before_its_program_
     assert response.status_code == 200 and response.json() == {"closed": True}
 
 
+@pytest.mark.parametrize("client", ["waits for the close", "leaves after the head"])
 @pytest.mark.parametrize("ending", ["Connection: close", "HTTP/1.0"])
 async def test_a_head_that_ends_its_connection_still_runs_the_background_task(
-    run_asgi: Any, ending: str
+    run_asgi: Any, ending: str, client: str
 ) -> None:
     # A HEAD's answer is its head: the server ends the response there (an
     # endless stream's HEAD must not hold a kept-alive connection). Where
     # the connection ended with it (the request's Connection: close, or
     # HTTP/1.0), it was closed at once, and a StreamingResponse's next
     # send() raised: its BackgroundTask (an audit line, a cache refill)
-    # never ran, where uvicorn runs it. The app's body is let end, its
-    # pieces dropped, and the connection closes after it.
+    # never ran, where uvicorn runs it. The app's pieces are dropped still
+    # (for timeout_keep_alive at most), whether the client waits for the
+    # close or leaves at once, as curl and httpx do.
     ran = asyncio.Event()
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -615,9 +617,43 @@ async def test_a_head_that_ends_its_connection_still_runs_the_background_task(
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(f"HEAD /report {version}\r\nHost: x\r\n{extra}\r\n".encode())
-        answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # (to the server's close)
+        if client == "leaves after the head":
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+            writer.close()
+        else:
+            answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # (to the server's close)
     finally:
         writer.close()
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n"), answer
     assert b"piece" not in answer
     await asyncio.wait_for(ran.wait(), TIMEOUT)
+
+
+async def test_an_endless_stream_s_head_that_ends_its_connection_ends_too(run_asgi: Any) -> None:
+    # Its pieces are dropped for timeout_keep_alive, a loop turn each: then
+    # its send() raises, as a kept-alive connection's would once idle so
+    # long (server-sent events for nobody, or a client that holds the
+    # socket and reads nothing, would otherwise keep the app at work for ever).
+    sent: list[int] = []
+    ended = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+                sent.append(1)
+        except OSError:  # (ClientDisconnected)
+            ended.set()
+
+    server = await run_asgi(app, timeout_keep_alive=0.5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"HEAD /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        await asyncio.wait_for(ended.wait(), TIMEOUT)  # (the socket still open)
+    finally:
+        writer.close()
+    assert sent  # (it streamed, for nobody, until then)

@@ -205,6 +205,7 @@ class HttpCycle:
         "_awaiting_trailers",
         "_head_only",
         "_head_streaming",
+        "_dropping_until",
     )
 
     def __init__(
@@ -241,6 +242,9 @@ class HttpCycle:
         self._head_only = False
         #: Its number among the connection's such HEADs (None: not one).
         self._head_streaming: int | None = None
+        #: Until when (loop time) the app's pieces are dropped once the
+        #: connection closed with such a HEAD's head (see _send_head()).
+        self._dropping_until = 0.0
 
     async def run(self, app: ASGIApp) -> None:
         """Run ``app`` on the request, and answer for it when it cannot.
@@ -399,6 +403,12 @@ class HttpCycle:
         kind = message["type"]
         if kind in _RESPONSE_MESSAGES or self.response_complete:
             if connection.closing:
+                if self._head_only and connection.loop.time() < self._dropping_until:
+                    # (A HEAD's whose connection closed with its head: see _send_head().)
+                    if kind in _BODY_MESSAGES and not message.get("more_body", False):
+                        self._head_only = False
+                    await asyncio.sleep(0)
+                    return
                 self._head_only = False  # (told: see receive())
                 raise ClientDisconnected("the client is gone", connection)
             if self.response_complete:
@@ -565,20 +575,27 @@ class HttpCycle:
             headers.append(("Content-Length", "0"))
         self.connection.start_response(status, headers)
         self._status = 0
-        if more and self._head and not self.connection.ends_with_response():
+        if more and self._head:
             # A HEAD's answer is its head, whole (RFC 9110 9.3.2): it ends
             # here, not at the app's last piece, which a stream (server-sent
             # events) never sends; the connection's next request is answered,
-            # and the app's send() raises once the client is gone. (Not where
-            # the connection ends with it: no next request is to be answered,
-            # and its closing now would fail the app's next send(), a
-            # StreamingResponse's BackgroundTask never run; its body is let
-            # end as a stream's, its pieces dropped, as under uvicorn.)
+            # and the app's send() raises once the client is gone.
+            connection = self.connection
+            closes = connection.ends_with_response()
             self._head_only = True
             self._complete()
-            self.connection.end_response()
-            self.connection.heads_streaming += 1
-            self._head_streaming = self.connection.heads_streaming
+            connection.end_response()
+            if closes:
+                # (The connection closes with it, by the server's choice: the
+                # app's pieces are dropped still, a loop turn each, for
+                # timeout_keep_alive at most, rather than its next send()
+                # failing, so that its body ends, a StreamingResponse's
+                # BackgroundTask run, as under uvicorn; an endless stream's
+                # send() raises after that.)
+                self._dropping_until = connection.loop.time() + connection.config.timeout_keep_alive
+            else:
+                connection.heads_streaming += 1
+                self._head_streaming = connection.heads_streaming
         elif more:
             # Streamed (server-sent events, long polling): read on, so
             # that the client leaving is seen and the next send() raises.
