@@ -254,9 +254,9 @@ def _first_step_then(
     try:
         pending = coro.send(None)
     except StopIteration as done:
-        return cast(T, done.value)
-    finally:
         then()
+        return cast(T, done.value)
+    then()
     while True:
         try:
             sent = yield pending
