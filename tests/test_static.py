@@ -1001,3 +1001,21 @@ class TestFileResponse:
             await file(site / "sub")
         with pytest.raises(FileNotFoundError):
             await file(site / "nothing")
+
+    async def test_what_file_is_refused_leaves_no_descriptor_open(self, site: Path) -> None:
+        # (A filename that is no UTF-8, headers that are no headers, one that
+        # the file's answer says itself: refused before the file is opened,
+        # not with its descriptor left to the garbage collector.)
+        from wsserver.response import file
+
+        opened = len(os.listdir("/proc/self/fd"))
+        for wrong, kwargs in [
+            (UnicodeEncodeError, {"filename": "report-\udcff.pdf"}),
+            (TypeError, {"headers": 5}),
+            (ValueError, {"headers": {"Content-Length": "3"}}),
+            (ValueError, {"headers": [("content-range", "bytes 0-1/2")]}),
+        ]:
+            with pytest.raises(wrong) as raised:
+                await file(site / "app.js", **kwargs)
+            assert len(os.listdir("/proc/self/fd")) == opened, kwargs
+            del raised

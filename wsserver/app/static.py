@@ -181,8 +181,19 @@ async def file(
             the handler's to answer (else a 500, logged, as Sanic's: not a
             404 that a wrong path would hide behind).
         IsADirectoryError: it is no regular file.
+        ValueError: ``headers`` give a ``Content-Length`` or ``Content-Range``
+            (the file's to say), or one that cannot be sent.
+        UnicodeEncodeError: ``filename`` has no UTF-8 (a lone surrogate).
     """
     name = os.fspath(location)
+    # (What may be refused, before the file is opened: no descriptor to close.)
+    extra = header_pairs(headers) if headers is not None else []
+    for header, _ in extra:
+        if header.lower() in ("content-length", "content-range"):
+            raise ValueError(f"{header} is the file's to say, not a header given to file()")
+    if filename is not None:
+        extra.append(("Content-Disposition", _attachment(filename)))
+    kind = mime_type or _content_type(filename or os.path.basename(name))
     fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
         info = os.fstat(fd)
@@ -192,10 +203,6 @@ async def file(
     except BaseException:
         os.close(fd)
         raise
-    extra = header_pairs(headers) if headers is not None else []
-    if filename is not None:
-        extra.append(("Content-Disposition", _attachment(filename)))
-    kind = mime_type or _content_type(filename or os.path.basename(name))
     try:
         if request is None or status != 200:
             return _respond(None, opened, info, kind, extra, status)
