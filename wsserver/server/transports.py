@@ -240,8 +240,9 @@ def share_tls_read_buffer(transport: asyncio.BaseTransport, buffer: memoryview) 
 def share_handshake_read_buffer(transport: asyncio.BaseTransport, buffer: memoryview) -> None:
     """:func:`share_tls_read_buffer`, from the TLS handshake's start: ``transport``
     is the socket's, to which ``loop.start_tls()`` just gave asyncio's TLS
-    layer as its protocol (its first step, before it reads: call this with
-    ``call_soon()`` just before it, which runs it first). The buffer the
+    layer as its protocol (its first step, before it reads: call this right
+    after that step, before the loop runs anything else, as
+    :class:`.tls_start.TLSStart` does). The buffer the
     layer made is dropped at once: a connection in its handshake, a client
     silent for ``open_timeout`` as much as one that is slow, holds none.
     """
