@@ -864,6 +864,9 @@ def test_unknown_param_type_raises() -> None:
         ("/items/<int:id>", "written <name:type> here: '<id:int>'"),
         ("/f/<path:rest>", "written <name:type> here: '<rest:path>'"),
         ("/u/<string:name>", "'<name>'"),
+        # Flask's names as Flask apps write them (an underscore, a capital).
+        ("/items/<int:item_id>", "written <name:type> here: '<item_id:int>'"),
+        ("/users/<uuid:userId>", "written <name:type> here: '<userId:uuid>'"),
         # Sanic's types that have none here.
         ("/a/<tag:slug>", "str, int, float, uuid, path"),
         ("/a/<day:ymd>", "'<day>' and check it in the handler"),
@@ -894,6 +897,9 @@ def test_duplicate_param_name_raises() -> None:
         ("/files/{rest:path}", "'<rest:path>'"),
         ("/files/{name}.json", "'<name>'"),
         ("/a/{name:[a-z]+}", "'<name>' (no regex"),
+        # aiohttp's regex with a repetition count: braces within the braces.
+        ("/a/{code:\\d{3}}", "'<code>' (no regex"),
+        ("/a/{code:[a-z]{2,4}}/b", "'<code>' (no regex"),
     ],
 )
 def test_a_starlette_or_aiohttp_parameter_is_refused_saying_how_it_is_written_here(

@@ -109,8 +109,9 @@ def split_limit(parameters: int) -> int:
 
 _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?>")
 #: Starlette's, FastAPI's and aiohttp's parameter, ``{name}`` or ``{name:type}``
-#: (aiohttp's ``{name:regex}``): no parameter here, so refused, saying ``<name>``.
-_BRACED_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
+#: (aiohttp's ``{name:regex}``, its regex's own braces too: ``{code:\d{3}}``):
+#: no parameter here, so refused, saying ``<name>``.
+_BRACED_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::((?:[^{}]|\{[^{}]*\})*))?\}")
 #: What url_for() leaves as it is in a route's own text: a path's characters
 #: (RFC 3986 3.3's pchar and "/"), but "%", which it encodes (the route's text
 #: is matched decoded: its "%41" is those three characters, not "A").
@@ -340,6 +341,14 @@ class Route:
         literal = _PARAM_RE.sub("", uri)
         if "<" in literal or ">" in literal:
             sanic = _REGEX_PARAM_RE.search(literal)
+            if (
+                sanic is not None
+                and sanic.group(1) in _FLASK_TYPES
+                and sanic.group(2).isidentifier()
+            ):
+                # (Flask's <int:item_id>: a name no type of ours could be, so no
+                # parameter of _PARAM_RE's, and said as its <int:id> is.)
+                raise ValueError(_unknown_type(sanic.group(1), sanic.group(2), uri))
             if sanic is not None and not sanic.group(2).isidentifier():
                 raise ValueError(
                     f"route {uri!r}: {sanic.group()!r} is a regex parameter (Sanic's): no "
