@@ -3511,27 +3511,11 @@ async def test_a_burst_from_another_process_lets_the_loop_turn(redis_server: Red
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "subscribed"
         stats = server.pubsub.broker.stats
         held: list[int] = []  # messages delivered between two turns of the loop
-
-        async def turns() -> None:
-            last = stats.received
-            while True:
-                await asyncio.sleep(0)
-                held.append(stats.received - last)
-                last = stats.received
-
-        counting = asyncio.create_task(turns())
+        counting = asyncio.create_task(_received_per_turn(stats, held))
         try:
             # Published while this loop waits (a blocking client): the whole
             # burst is there to be read when the server's loop reads again.
-            publisher = redis.Redis.from_url(redis_server.url)
-            try:
-                pipe = publisher.pipeline(transaction=False)
-                message = encode("other-node", b"x" * 100)
-                for _ in range(BACKLOG):
-                    pipe.publish("wsserver:topic:room", message)
-                pipe.execute()
-            finally:
-                publisher.close()
+            _publish_burst(redis_server.url, BACKLOG)
             await wait_for(lambda: stats.received == BACKLOG, timeout=20, what="the burst")
         finally:
             counting.cancel()
@@ -3539,6 +3523,30 @@ async def test_a_burst_from_another_process_lets_the_loop_turn(redis_server: Red
 
 
 BACKLOG = 20_000
+
+
+async def _received_per_turn(stats: Any, held: list[int]) -> None:
+    """Append to ``held``, until cancelled, how many messages the broker of
+    ``stats`` received between two turns of the loop."""
+    last = stats.received
+    while True:
+        await asyncio.sleep(0)
+        held.append(stats.received - last)
+        last = stats.received
+
+
+def _publish_burst(url: str, count: int) -> None:
+    """Publish ``count`` messages to topic "room" as another node would, at
+    once (one pipeline), this loop waiting meanwhile."""
+    publisher = redis.Redis.from_url(url)
+    try:
+        pipe = publisher.pipeline(transaction=False)
+        message = encode("other-node", b"x" * 100)
+        for _ in range(count):
+            pipe.publish("wsserver:topic:room", message)
+        pipe.execute()
+    finally:
+        publisher.close()
 
 
 async def test_a_burst_from_another_process_to_a_room_it_skips_lets_the_loop_turn(
@@ -3574,23 +3582,8 @@ async def test_a_burst_from_another_process_to_a_room_it_skips_lets_the_loop_tur
                 lambda: sum(p.conn.sending_fragments for p in server._websockets) == members,
                 what="every member in the middle of a message",
             )
-
-            async def turns() -> None:
-                last = stats.received
-                while True:
-                    await asyncio.sleep(0)
-                    held.append(stats.received - last)
-                    last = stats.received
-
-            counting = asyncio.create_task(turns())
-            publisher = redis.Redis.from_url(redis_server.url)
-            try:
-                pipe = publisher.pipeline(transaction=False)
-                for _ in range(burst):
-                    pipe.publish("wsserver:topic:room", encode("other-node", b"x" * 100))
-                pipe.execute()
-            finally:
-                publisher.close()
+            counting = asyncio.create_task(_received_per_turn(stats, held))
+            _publish_burst(redis_server.url, burst)
             await wait_for(lambda: stats.received == burst, what="the burst")
         finally:
             if counting is not None:
