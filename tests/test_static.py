@@ -948,6 +948,11 @@ class TestFileResponse:
         async def gone(request: Request) -> Any:
             return await file(tmp_path / "nothing.txt")
 
+        @routes.get("/inline")
+        async def inline(request: Request) -> Any:
+            disposition = {"Content-Disposition": 'inline; filename="a.js"'}
+            return await file(site / "app.js", filename="a.js", headers=disposition)
+
         @routes.get("/as")
         async def not_found_page(request: Request) -> Any:
             # (Another status: the whole file, the request's conditions not asked.)
@@ -986,6 +991,8 @@ class TestFileResponse:
             whole = await client.get("/report", headers={"Range": "bytes=0-4"})
             assert whole.status_code == 200 and len(whole.content) == big.stat().st_size
 
+            inline_one = await client.get("/inline")
+            assert inline_one.headers.get_list("content-disposition") == ['inline; filename="a.js"']
             typed = await client.get("/as", headers={"Range": "bytes=0-1"})
             assert typed.status_code == 404 and typed.text == "<h1>home</h1>"
             # (A text type without a charset says UTF-8's, as a static file's and stream()'s.)

@@ -172,7 +172,8 @@ async def file(
     its name's (``filename``'s, if given; a ``text/*`` one without a charset
     says ``charset=utf-8``, as ``stream()``'s); ``filename`` also asks the browser
     to save it under that name (``Content-Disposition: attachment``, with
-    RFC 6266's ``filename*`` for a name that needs it). Given the
+    RFC 6266's ``filename*`` for a name that needs it; one in ``headers``
+    wins, ``inline`` say). Given the
     ``request``, a 200's conditional requests and byte ranges are answered as
     ``routes.static()``'s (304, 206, 412, 416); else the whole file is sent.
 
@@ -191,7 +192,8 @@ async def file(
     for header, _ in extra:
         if header.lower() in ("content-length", "content-range"):
             raise ValueError(f"{header} is the file's to say, not a header given to file()")
-    if filename is not None:
+    if filename is not None and not any(h.lower() == "content-disposition" for h, _ in extra):
+        # (One given in headers wins: "inline; filename=...", say.)
         extra.append(("Content-Disposition", _attachment(filename)))
     kind = mime_type or _content_type(filename or os.path.basename(name))
     fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
