@@ -549,6 +549,72 @@ async def test_close_codes_both_ways(caplog: pytest.LogCaptureFixture) -> None:
             await client.websocket("/forever").__aenter__()
 
 
+async def test_a_closed_error_says_the_close_frames_received_and_sent_as_websockets_s() -> None:
+    # The websockets library's ConnectionClosed (and so the server's, f862171)
+    # says the close frame received (rcvd), the one sent (sent) and which came
+    # first (rcvd_then_sent). The client's said a code alone: sent None though
+    # it had answered the server's close, and a close it sent on a protocol
+    # error taken for one received.
+    routes = Router()
+
+    @routes.websocket("/hang-up")
+    async def hang_up(request: Request, ws: WebSocket) -> None:
+        await ws.close(4001, "bye")
+
+    @routes.websocket("/listen")
+    async def listen(request: Request, ws: WebSocket) -> None:
+        with contextlib.suppress(ConnectionClosedError):
+            async for _ in ws:
+                pass
+
+    @routes.websocket("/masked")
+    async def masked(request: Request, ws: WebSocket) -> None:
+        ws._protocol.transport.write(serialize_frame(Opcode.TEXT, b"masked", mask=b"abcd"))
+        with contextlib.suppress(ConnectionClosedError):
+            async for _ in ws:
+                pass
+
+    async with TestClient(routes) as client:
+        # The server's close first, the client's echo after it.
+        async with client.websocket("/hang-up") as ws:
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.receive()
+            said = caught.value
+            assert (said.code, said.rcvd, said.sent, said.rcvd_then_sent) == (
+                4001,
+                (4001, "bye"),
+                (4001, "bye"),  # (its payload echoed)
+                True,
+            )
+            assert (said.rcvd.code, said.sent.reason) == (4001, "bye")
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.send("after")
+            assert (caught.value.rcvd, caught.value.sent) == ((4001, "bye"), (4001, "bye"))
+        # The client's close first, the server's answer after it.
+        ws = await client.websocket("/listen")
+        await ws.close(4000, "done")
+        with pytest.raises(ConnectionClosedError) as caught:
+            await ws.receive()
+        said = caught.value
+        assert (said.code, said.rcvd, said.sent, said.rcvd_then_sent) == (
+            4000,
+            (4000, ""),  # (the server echoes the code)
+            (4000, "done"),
+            False,
+        )
+        # The client fails the connection: a close sent, none received.
+        async with client.websocket("/masked") as ws:
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.receive()
+            said = caught.value
+            assert (said.code, said.reason) == (1002, "server frame is masked")
+            assert (said.rcvd, said.sent, said.rcvd_then_sent) == (
+                None,
+                (1002, "server frame is masked"),
+                None,
+            )
+
+
 async def test_a_ping_waiting_when_the_handler_fails_raises_what_it_raised() -> None:
     # A ping waiting for its pong when the handler failed raised the 1011 close
     # (ConnectionClosedError), where receive() and send() raise the handler's

@@ -74,6 +74,7 @@ from .app.routing import Router
 from .config import Config
 from .config import settings as declared_settings
 from .errors import (
+    Close,
     ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedOK,
@@ -1748,6 +1749,11 @@ class ClientWebSocket:
         self._pong_waiters: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._close_sent = False
         self._close_received = False
+        #: The close frames received and sent, and whether the server's came
+        #: first: what ConnectionClosed's rcvd, sent and rcvd_then_sent say.
+        self._rcvd: Close | None = None
+        self._sent: Close | None = None
+        self._rcvd_first = False
         pipe.on_data = self._data_received
         pipe.on_lost = self._connection_lost
         if received:
@@ -1789,7 +1795,7 @@ class ClientWebSocket:
     def _check_open(self) -> None:
         if self.close_code is not None:
             self._raise_failure()
-            raise closed_error(self.close_code, self.close_reason or "")
+            raise self._closed()
         if self._close_sent:
             raise InvalidState("close() was called: nothing more can be sent")
 
@@ -1934,6 +1940,7 @@ class ClientWebSocket:
                 raise ValueError(f"a close code is two bytes: 0 to 65535, not {code}")
             payload = serialize_close(code, reason or "")  # (a lone surrogate raises here)
             self._close_sent = True
+            self._sent = Close(code, reason or "")
             self._write_frame(Opcode.CLOSE, payload)
         try:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
@@ -1987,9 +1994,16 @@ class ClientWebSocket:
         return self._messages.popleft()
 
     def _closed(self) -> ConnectionClosed:
-        """The ConnectionClosed of the connection's close (1006: lost without a frame)."""
+        """The ConnectionClosed of the connection's close (1006: lost without a
+        frame), with the close frames received and sent, as the websockets
+        library's."""
+        rcvd, sent = self._rcvd, self._sent
         return closed_error(
-            1006 if self.close_code is None else self.close_code, self.close_reason or ""
+            1006 if self.close_code is None else self.close_code,
+            self.close_reason or "",
+            rcvd,
+            sent,
+            None if rcvd is None or sent is None else self._rcvd_first,
         )
 
     async def receive_text(self, timeout: float | None = None) -> str:
@@ -2086,8 +2100,10 @@ class ClientWebSocket:
             code, reason = parse_close(payload)
             self._close_received = True
             self.close_code, self.close_reason = code, reason
+            self._rcvd = Close(code, reason)
             if not self._close_sent:
                 self._close_sent = True
+                self._sent, self._rcvd_first = self._rcvd, True
                 self._write_frame(Opcode.CLOSE, payload)  # the echo
             self._wake()
             return  # the server closes TCP next
@@ -2139,6 +2155,7 @@ class ClientWebSocket:
         """
         if not self._close_sent:
             self._close_sent = True
+            self._sent = Close(code, reason)
             self._write_frame(Opcode.CLOSE, serialize_close(code, reason))
         self._close_received = True
         self.close_code, self.close_reason = code, reason
@@ -2152,7 +2169,7 @@ class ClientWebSocket:
         self._wake()
         for waiter, _ in self._pong_waiters.values():
             if not waiter.done():
-                waiter.set_exception(closed_error(self.close_code, self.close_reason or ""))
+                waiter.set_exception(self._closed())
         self._pong_waiters.clear()
 
     def __repr__(self) -> str:
