@@ -984,6 +984,40 @@ def test_the_app_is_the_client_s_app_as_in_starlette() -> None:
     assert SyncTestClient(echo.routes).app is echo.routes
 
 
+def test_starlette_s_and_aiohttp_s_websocket_names_say_what_gives_the_same() -> None:
+    # A test ported from Starlette's client, with client.websocket_connect("/ws")
+    # as ws (ws.accepted_subprotocol, ws.extra_headers), or from pytest-aiohttp
+    # (client.ws_connect(), ws.send_str(), ws.receive_str()), got a bare
+    # "'SyncTestClient' object has no attribute 'websocket_connect'", saying
+    # neither the name here nor that receive() and the close differ.
+    with SyncTestClient(echo.routes) as client:
+        with pytest.raises(AttributeError, match=r"client\.websocket\(path\).*WebSocketDisconnect"):
+            client.websocket_connect("/ws")
+        with pytest.raises(AttributeError, match=r"client\.websocket\(path\)"):
+            client.ws_connect("/ws")
+        assert not hasattr(client, "websocket_connect")
+        with client.websocket("/ws") as ws:
+            with pytest.raises(AttributeError, match=r"ws\.subprotocol"):
+                _ = ws.accepted_subprotocol
+            with pytest.raises(AttributeError, match=r"ws\.response\.headers"):
+                _ = ws.extra_headers
+            with pytest.raises(AttributeError, match=r"send_text\(\)"):
+                ws.send_str("hi")
+            with pytest.raises(AttributeError, match=r"receive_text\(\)"):
+                ws.receive_str()
+            # The async client's and its WebSocket's say the same.
+            named = {
+                client._running[0]: ("websocket_connect", "ws_connect"),
+                ws.ws: ("accepted_subprotocol", "extra_headers", "send_str", "receive_str"),
+            }
+            for instance, names in named.items():
+                for name in names:
+                    with pytest.raises(AttributeError, match=r"\(Starlette's\)|\(aiohttp's\)"):
+                        getattr(instance, name)
+            ws.send("still usable")
+            assert ws.receive() == "still usable"
+
+
 def test_default_headers_go_with_every_request_upgrade_and_stream_as_in_starlette() -> None:
     # FastAPI tests often write client.headers.update({"Authorization": ...})
     # on a fixture's client (httpx's and Starlette's default request headers):

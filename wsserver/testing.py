@@ -70,6 +70,7 @@ from typing import IO, Any, Literal, NoReturn, TypedDict, TypeVar, Unpack, cast
 import h11
 
 from .app.forms import FieldPart, UploadedFile, encode_form, is_boundary, media_type
+from .app.ported import say_instead
 from .app.routing import Router
 from .config import Config
 from .config import settings as declared_settings
@@ -3116,6 +3117,53 @@ class TestClient:
             self._websockets.add(ws)
             pipe.closed.add_done_callback(lambda _: self._websockets.discard(ws))
         return ws
+
+
+#: What opens a WebSocket in Starlette's test client (and pytest-aiohttp's),
+#: and what here: the name, and what differs.
+_CLIENT_INSTEAD = {
+    "websocket_connect": (
+        "Starlette's",
+        "client.websocket(path), which takes the same headers and subprotocols (async with "
+        "it; with it from a SyncTestClient); its receive() returns the message (str or "
+        "bytes), not an ASGI event, and a close raises ConnectionClosedOK or "
+        "ConnectionClosedError (.code, .reason), not WebSocketDisconnect",
+    ),
+    "ws_connect": (
+        "aiohttp's",
+        "client.websocket(path) (async with it; with it from a SyncTestClient); its "
+        "receive() returns the message (str or bytes), not a WSMessage, and a close raises "
+        "ConnectionClosedOK or ConnectionClosedError (.code, .reason) rather than "
+        "returning a CLOSE message",
+    ),
+}
+#: Their WebSockets' names that a ClientWebSocket has under another.
+_WEBSOCKET_INSTEAD = {
+    "accepted_subprotocol": ("Starlette's", "ws.subprotocol"),
+    "extra_headers": ("Starlette's", "ws.response.headers (the whole 101's)"),
+    "send_str": ("aiohttp's", "ws.send_text() (or ws.send(), which takes str and bytes)"),
+    "receive_str": ("aiohttp's", "ws.receive_text()"),
+}
+
+
+def _say_ported_names(client: type, websocket: type) -> None:
+    """Give a test client's class and its WebSocket's the names a test ported
+    from Starlette's client or pytest-aiohttp reads: each an AttributeError
+    saying what gives the same here."""
+    for cls, names, what in (
+        (client, _CLIENT_INSTEAD, "client"),
+        (websocket, _WEBSOCKET_INSTEAD, "ws"),
+    ):
+        say_instead(
+            cls,
+            {
+                name: f"{what}.{name}: a {cls.__name__} has no {name} ({whose}): {instead}"
+                for name, (whose, instead) in names.items()
+            },
+        )
+
+
+_say_ported_names(TestClient, ClientWebSocket)
 
 
 def _subprotocol_list(subprotocols: Iterable[str] | None) -> list[str]:

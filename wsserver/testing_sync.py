@@ -56,6 +56,7 @@ from .testing import (
     StreamedResponse,
     TestClient,
     _Connecting,
+    _say_ported_names,
     _within,
 )
 
@@ -827,3 +828,6 @@ class SyncTestClient:
         )
 
         return SyncWebSocket(thread.run(connecting.__aenter__()), thread, connecting, self)
+
+
+_say_ported_names(SyncTestClient, SyncWebSocket)
