@@ -1018,6 +1018,56 @@ def test_starlette_s_and_aiohttp_s_websocket_names_say_what_gives_the_same() -> 
             assert ws.receive() == "still usable"
 
 
+def test_a_body_of_pieces_from_a_generator_is_made_off_the_server_s_loop() -> None:
+    # A plain test's generator body (body= or httpx's content=, a piece at a
+    # time for a stream=True route) was iterated on the server's loop, in
+    # its thread: one that asked the server between its pieces (that the
+    # handler had the first, a test of the body being streamed) was told
+    # 'called from its server's own thread (a handler?)', and one that waited
+    # (a slow upload) stopped the server meanwhile, its request's timeout
+    # with it: the test hung as long as the generator did.
+    routes = Router()
+    got: list[bytes] = []
+
+    @routes.post("/upload", stream=True)
+    async def upload(request: Request) -> Any:
+        assert request.stream is not None
+        async for piece in request.stream:
+            got.append(piece)
+        return text(str(len(got)))
+
+    async def first_piece() -> bytes:
+        while not got:  # (bounded by client.call()'s timeout)
+            await asyncio.sleep(0.01)
+        return got[0]
+
+    release = threading.Event()
+    with SyncTestClient(routes) as client:
+
+        def body() -> Iterator[bytes]:
+            yield b"first"
+            assert client.call(first_piece) == b"first"  # (the handler has it)
+            yield b"second"
+
+        response = client.post("/upload", body=body())
+        assert (response.status, response.text, got) == (200, "2", [b"first", b"second"])
+        got.clear()
+        with client.stream("POST", "/upload", content=body()) as streamed:
+            assert streamed.read() == b"2"
+
+        def stuck() -> Iterator[bytes]:
+            yield b"first"
+            release.wait(15)
+            yield b"never"
+
+        try:
+            with pytest.raises(TimeoutError, match=r"no response came within 0\.5 s"):
+                client.post("/upload", body=stuck(), timeout=0.5)
+        finally:
+            release.set()
+        assert client.get("/upload").status == 405  # (the server still answers)
+
+
 def test_default_headers_go_with_every_request_upgrade_and_stream_as_in_starlette() -> None:
     # FastAPI tests often write client.headers.update({"Authorization": ...})
     # on a fixture's client (httpx's and Starlette's default request headers):

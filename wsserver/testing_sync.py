@@ -31,7 +31,16 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
 from typing import Any, Literal, NoReturn, TypeVar, Unpack, cast, overload
 
@@ -74,6 +83,27 @@ def _what_runs(task: asyncio.Task[Any]) -> str:
     """What ``task`` runs, for a log line: its coroutine's name (``stubborn()``)."""
     coroutine = task.get_coro()
     return f"{getattr(coroutine, '__qualname__', repr(coroutine))}()"
+
+
+def _off_the_loop(body: Body) -> Body:
+    """A body of pieces given as a plain iterable (a test's generator), taken
+    a piece at a time in a worker thread rather than on the server's loop, as
+    httpx's client takes it in the caller's thread: a generator that waits
+    (a slow upload) or calls the client between its pieces (that the handler
+    has the first) leaves the server running, and the request's timeout with
+    it. Any other body as it is."""
+    if isinstance(body, (str, bytes, bytearray, memoryview, Mapping, AsyncIterable)):
+        return body
+    if not isinstance(body, Iterable):
+        return body  # (None; anything else refused as the async client refuses it)
+    return _pulled(body)
+
+
+async def _pulled(body: Iterable[bytes]) -> AsyncIterator[bytes]:
+    pieces = iter(body)
+    end = object()
+    while (piece := await asyncio.to_thread(next, pieces, end)) is not end:
+        yield cast(bytes, piece)
 
 
 class _Raised:
@@ -705,14 +735,18 @@ class SyncTestClient:
         timeout: float | None = None,
         follow_redirects: bool | None = None,
     ) -> ClientResponse:
-        """One HTTP/1.1 request on a new connection (:meth:`TestClient.request`)."""
+        """One HTTP/1.1 request on a new connection (:meth:`TestClient.request`).
+
+        A body of pieces given as a plain iterable (a generator) is taken a
+        piece at a time in a worker thread, as httpx's client takes it in
+        the caller's, not on the server's loop."""
         client, thread = self._running
         return thread.run(
             client.request(
                 method,
                 path,
-                body=body,
-                content=content,
+                body=_off_the_loop(body),
+                content=_off_the_loop(content),
                 json=json,
                 data=data,
                 files=files,
@@ -749,8 +783,8 @@ class SyncTestClient:
         streaming = client.stream(
             method,
             path,
-            body=body,
-            content=content,
+            body=_off_the_loop(body),
+            content=_off_the_loop(content),
             json=json,
             data=data,
             files=files,
