@@ -1068,6 +1068,21 @@ def test_a_body_of_pieces_from_a_generator_is_made_off_the_server_s_loop() -> No
         assert client.get("/upload").status == 405  # (the server still answers)
 
 
+def test_a_sync_websocket_s_timeout_is_its_websocket_s() -> None:
+    # The async WebSocket's timeout bounds its every later wait, and a test
+    # may set it (ws.timeout = 0.2); a SyncWebSocket had none: reading it was
+    # an AttributeError, and setting it made an attribute of its own that
+    # nothing read, each receive() still waiting the client's 5 s.
+    with SyncTestClient(echo.routes) as client, client.websocket("/ws") as ws:
+        assert ws.timeout == ws.ws.timeout == 5.0
+        ws.timeout = 0.2
+        assert ws.ws.timeout == 0.2
+        with pytest.raises(TimeoutError, match=r"no message came within 0\.2 s"):
+            ws.receive()
+        ws.send("still usable")
+        assert ws.receive() == "still usable"
+
+
 def test_default_headers_go_with_every_request_upgrade_and_stream_as_in_starlette() -> None:
     # FastAPI tests often write client.headers.update({"Authorization": ...})
     # on a fixture's client (httpx's and Starlette's default request headers):

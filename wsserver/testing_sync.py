@@ -269,7 +269,7 @@ class SyncWebSocket:
     Its state (``close_code``, ``close_reason``, ``open``, ``closed``,
     ``subprotocol``, ``compression``, ``response``, ``pings_received``,
     ``bytes_sent``, ``bytes_received``, ``path``) is the async one's
-    (``ws.ws``), read as it is.
+    (``ws.ws``), read as it is; so is its ``timeout``, which a test may set.
     """
 
     def __init__(
@@ -330,6 +330,16 @@ class SyncWebSocket:
     @property
     def path(self) -> str:
         return self.ws.path
+
+    @property
+    def timeout(self) -> float | None:
+        """The WebSocket's own timeout, bounding its every later wait (a
+        call's ``timeout`` aside); settable, as the async one's."""
+        return self.ws.timeout
+
+    @timeout.setter
+    def timeout(self, timeout: float | None) -> None:
+        self.ws.timeout = timeout
 
     def send(self, message: str | BytesLike, *, compress: bool = True) -> None:
         """Send a text (``str``) or binary message (:meth:`ClientWebSocket.send`)."""
