@@ -549,6 +549,36 @@ async def test_close_codes_both_ways(caplog: pytest.LogCaptureFixture) -> None:
             await client.websocket("/forever").__aenter__()
 
 
+async def test_json_takes_json_loads_arguments_as_httpx_s() -> None:
+    # httpx's response.json(**kwargs) hands them to json.loads(): a test of
+    # prices reads response.json(parse_float=Decimal), 1.10 not 1.1. Here a
+    # response's json() (a streamed one's, a denial's) took none: a TypeError.
+    from decimal import Decimal
+
+    price = b'{"price": 1.10}'
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            await receive()  # (the connect)
+        if kind in ("http", "websocket"):
+            prefix = "websocket." if kind == "websocket" else ""
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": prefix + "http.response.start", "status": 402, "headers": headers})
+            await send({"type": prefix + "http.response.body", "body": price})
+
+    async with TestClient(app, lifespan="off") as client:
+        response = await client.get("/")
+        assert response.json(parse_float=Decimal) == {"price": Decimal("1.10")}
+        assert response.json() == {"price": 1.1}
+        async with client.stream("GET", "/") as streamed:
+            await streamed.aread()
+            assert streamed.json(parse_float=Decimal) == {"price": Decimal("1.10")}
+        with pytest.raises(HandshakeDenied) as denied:
+            await client.websocket("/")
+        assert denied.value.json(parse_float=Decimal) == {"price": Decimal("1.10")}
+
+
 async def test_a_closed_error_says_the_close_frames_received_and_sent_as_websockets_s() -> None:
     # The websockets library's ConnectionClosed (and so the server's, f862171)
     # says the close frame received (rcvd), the one sent (sent) and which came

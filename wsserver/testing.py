@@ -473,9 +473,10 @@ class ClientResponse:
         """:attr:`body`, under the name Starlette's and httpx's responses use."""
         return self.body
 
-    def json(self) -> Any:
-        """The body, parsed as JSON."""
-        return jsonlib.loads(self.body)
+    def json(self, **kwargs: Any) -> Any:
+        """The body, parsed as JSON (``kwargs`` are ``json.loads()``'s, as
+        httpx's: ``parse_float=Decimal``)."""
+        return jsonlib.loads(self.body, **kwargs)
 
     @property
     def cookies(self) -> dict[str, str]:
@@ -857,9 +858,9 @@ class StreamedResponse(ClientResponse):
         self._check_read()
         return super().text
 
-    def json(self) -> Any:
+    def json(self, **kwargs: Any) -> Any:
         self._check_read()
-        return super().json()
+        return super().json(**kwargs)
 
     def _check_read(self) -> None:
         if not self._whole:
@@ -976,9 +977,9 @@ class HandshakeDenied(WSServerError):
     def content(self) -> bytes:
         return self.body
 
-    def json(self) -> Any:
-        """The response's body, parsed as JSON."""
-        return self.response.json()
+    def json(self, **kwargs: Any) -> Any:
+        """The response's body, parsed as JSON (``kwargs`` are ``json.loads()``'s)."""
+        return self.response.json(**kwargs)
 
 
 class TooManyRedirects(WSServerError):
