@@ -549,6 +549,39 @@ async def test_close_codes_both_ways(caplog: pytest.LogCaptureFixture) -> None:
             await client.websocket("/forever").__aenter__()
 
 
+async def test_a_response_s_links_are_httpx_s() -> None:
+    # httpx's response.links (so Starlette's client's) gives the Link headers'
+    # links by their rel: a test of a paginated API follows
+    # response.links["next"]["url"]. Here it was an AttributeError.
+    routes = Router()
+
+    @routes.get("/items")
+    async def items(request: Request) -> Any:
+        return text(
+            "page",
+            headers=[
+                (
+                    "Link",
+                    '</items?page=2>; rel="next"; title="Next, then", </items?page=1>; rel=prev',
+                ),
+                ("Link", "<https://docs.example/api>; type=text/html"),
+            ],
+        )
+
+    @routes.get("/none")
+    async def none(request: Request) -> Any:
+        return text("no links")
+
+    async with TestClient(routes) as client:
+        links = (await client.get("/items")).links
+        assert links == {
+            "next": {"url": "/items?page=2", "rel": "next", "title": "Next, then"},
+            "prev": {"url": "/items?page=1", "rel": "prev"},
+            "https://docs.example/api": {"url": "https://docs.example/api", "type": "text/html"},
+        }
+        assert (await client.get("/none")).links == {}
+
+
 async def test_json_takes_json_loads_arguments_as_httpx_s() -> None:
     # httpx's response.json(**kwargs) hands them to json.loads(): a test of
     # prices reads response.json(parse_float=Decimal), 1.10 not 1.1. Here a

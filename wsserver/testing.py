@@ -517,6 +517,13 @@ class ClientResponse:
         return self.status in _REDIRECTS and "location" in self.headers
 
     @property
+    def links(self) -> dict[str, dict[str, str]]:
+        """The links of its ``Link`` headers (RFC 8288), as httpx's: each a
+        dict of its ``url`` and its parameters (``rel``, ``title``...), by its
+        ``rel`` (its URL if it has none): ``response.links["next"]["url"]``."""
+        return _links(self.headers.getall("link"))
+
+    @property
     def is_client_error(self) -> bool:
         """A 4xx status."""
         return 400 <= self.status < 500
@@ -645,6 +652,25 @@ def _charset(headers: Headers) -> str:
 
 #: Where a line of a body ends (:class:`_Lines`).
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+#: A link of a Link header: its <URI> and its parameters (a quoted value may hold , and ;).
+_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,=\s]+(?:\s*=\s*(?:"[^"]*"|[^;,"]*))?)*)')
+_LINK_PARAMETER = re.compile(r';\s*([^;,=\s]+)\s*=\s*(?:"([^"]*)"|([^;,"]*))')
+
+
+def _links(values: list[str]) -> dict[str, dict[str, str]]:
+    """The links of ``Link`` header values, each a dict of its ``url`` and
+    its parameters, by its ``rel`` or else its URL (httpx's
+    ``response.links``); a parameter without a value is left out."""
+    found: dict[str, dict[str, str]] = {}
+    for value in values:
+        for link in _LINK.finditer(value):
+            fields = {"url": link.group(1).strip()}
+            for parameter in _LINK_PARAMETER.finditer(link.group(2)):
+                name, quoted, token = parameter.groups()
+                fields[name] = quoted if quoted is not None else token.strip()
+            found[fields.get("rel") or fields["url"]] = fields
+    return found
 
 
 class _Lines:
