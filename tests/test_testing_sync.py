@@ -667,6 +667,45 @@ def test_a_loop_that_dies_raises_instead_of_hanging() -> None:
     assert time.monotonic() - started < 10
 
 
+def test_a_call_under_way_when_another_thread_closes_the_client_says_so() -> None:
+    # A call another thread made (a client.call(), a request) still waiting
+    # as the client closed had its task cancelled with the others, and its
+    # thread got asyncio's bare CancelledError, a BaseException saying
+    # nothing, that no except Exception catches, from a plain function. It
+    # is a RuntimeError saying that the client closed now, as a call whose
+    # loop died says so.
+    began = threading.Event()
+    got: list[BaseException] = []
+
+    async def wait() -> None:
+        began.set()
+        await asyncio.sleep(30)
+
+    client = SyncTestClient(echo.routes, timeout=20)
+    client.start()
+
+    def call() -> None:
+        try:
+            client.call(wait)
+        except BaseException as exc:  # (what reaches the thread, whatever it is)
+            got.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert began.wait(10)
+    client.close()
+    caller.join(10)
+    (error,) = got
+    assert isinstance(error, RuntimeError), repr(error)
+    assert "closed while this call waited" in str(error)
+    # A call's own cancellation (what it awaited was cancelled) is as it was.
+    with SyncTestClient(echo.routes) as client:
+        (cancelled,) = client.call(lambda: [asyncio.get_running_loop().create_future()])
+        client.call(cancelled.cancel)
+        with pytest.raises(asyncio.CancelledError):
+            client.call(lambda: cancelled)
+
+
 def test_tasks_left_running_are_cancelled_on_the_way_out() -> None:
     ended = threading.Event()
 

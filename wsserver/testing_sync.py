@@ -140,6 +140,8 @@ class _Thread:
         self.loop.set_default_executor(self.executor)
         #: What ended the loop before its time (SystemExit in a handler, say).
         self.died: BaseException | None = None
+        #: Whether stop() began: the calls still waiting then are cancelled.
+        self.stopping = False
         self.thread = self._start()
 
     def _start(self) -> threading.Thread:
@@ -164,7 +166,8 @@ class _Thread:
 
         Raises:
             RuntimeError: called from the loop's own thread (a handler calling
-                the client would wait for itself), or after :meth:`stop`.
+                the client would wait for itself), or after :meth:`stop`; or still
+                waiting when another thread's :meth:`stop` cancelled it.
         """
         if threading.current_thread() is self.thread:
             coroutine.close()
@@ -192,7 +195,15 @@ class _Thread:
                 if not self.thread.is_alive():
                     self._gone()
         except concurrent.futures.CancelledError:
-            raise asyncio.CancelledError() from None
+            if self.stopping:
+                # (Cancelled with the loop's other tasks as the client closed,
+                # from another thread: not asyncio's bare CancelledError, a
+                # BaseException, in a thread that awaited nothing.)
+                raise RuntimeError(
+                    "the SyncTestClient closed while this call waited (closed from another "
+                    "thread): make calls before it closes"
+                ) from None
+            raise asyncio.CancelledError() from None  # (what the call awaited was cancelled)
         except BaseException:
             future.cancel()  # (interrupted while waiting: Ctrl-C; or the loop died)
             raise
@@ -234,6 +245,7 @@ class _Thread:
             await loop.shutdown_asyncgens()
 
         end = None if wait is None else time.monotonic() + wait
+        self.stopping = True
         try:
             self.revive()
             self.run(wind_up())
