@@ -629,11 +629,17 @@ async def test_a_head_that_ends_its_connection_still_runs_the_background_task(
     await asyncio.wait_for(ran.wait(), TIMEOUT)
 
 
-async def test_an_endless_stream_s_head_that_ends_its_connection_ends_too(run_asgi: Any) -> None:
+@pytest.mark.parametrize("end", ["timeout_keep_alive", "a shutdown"])
+async def test_an_endless_stream_s_head_that_ends_its_connection_ends_too(
+    run_asgi: Any, end: str
+) -> None:
     # Its pieces are dropped for timeout_keep_alive, a loop turn each: then
     # its send() raises, as a kept-alive connection's would once idle so
     # long (server-sent events for nobody, or a client that holds the
     # socket and reads nothing, would otherwise keep the app at work for ever).
+    # At a shutdown, at once, as a kept-alive HEAD's app hears it, its idle
+    # connection closed (the shutdown waited for the window, or cancelled
+    # the app after shutdown_timeout).
     sent: list[int] = []
     ended = asyncio.Event()
 
@@ -648,12 +654,15 @@ async def test_an_endless_stream_s_head_that_ends_its_connection_ends_too(run_as
         except OSError:  # (ClientDisconnected)
             ended.set()
 
-    server = await run_asgi(app, timeout_keep_alive=0.5)
+    server = await run_asgi(app, timeout_keep_alive=0.5 if end == "timeout_keep_alive" else 60)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(b"HEAD /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        closing = asyncio.ensure_future(server.close()) if end == "a shutdown" else None
         await asyncio.wait_for(ended.wait(), TIMEOUT)  # (the socket still open)
+        if closing is not None:
+            await asyncio.wait_for(closing, TIMEOUT)
     finally:
         writer.close()
     assert sent  # (it streamed, for nobody, until then)

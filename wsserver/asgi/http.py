@@ -403,8 +403,14 @@ class HttpCycle:
         kind = message["type"]
         if kind in _RESPONSE_MESSAGES or self.response_complete:
             if connection.closing:
-                if self._head_only and connection.loop.time() < self._dropping_until:
-                    # (A HEAD's whose connection closed with its head: see _send_head().)
+                if (
+                    self._head_only
+                    and connection.loop.time() < self._dropping_until
+                    and not connection.server.closing
+                ):
+                    # (A HEAD's whose connection closed with its head: see
+                    # _send_head(). Not once the server shuts down: told then,
+                    # as a kept-alive HEAD's app is, its idle connection closed.)
                     if kind in _BODY_MESSAGES and not message.get("more_body", False):
                         self._head_only = False
                     await asyncio.sleep(0)
@@ -591,7 +597,7 @@ class HttpCycle:
                 # timeout_keep_alive at most, rather than its next send()
                 # failing, so that its body ends, a StreamingResponse's
                 # BackgroundTask run, as under uvicorn; an endless stream's
-                # send() raises after that.)
+                # send() raises after that, or at a shutdown.)
                 self._dropping_until = connection.loop.time() + connection.config.timeout_keep_alive
             else:
                 connection.heads_streaming += 1
