@@ -572,7 +572,24 @@ async def test_a_response_s_links_are_httpx_s() -> None:
     async def none(request: Request) -> Any:
         return text("no links")
 
+    @routes.get("/more")
+    async def more(request: Request) -> Any:
+        # RFC 8288 3.3: rel="next last" is a link of each relation type (also
+        # under the whole value, httpx's key); a quoted parameter may hold an
+        # escaped quote (RFC 9110 5.6.4's quoted-pair), and was cut there.
+        return text(
+            "page",
+            headers=[
+                ("Link", '</items?page=9>; rel="next last"'),
+                ("Link", r'</items?page=1>; rel=first; title="the \"first\" page"; type=a/b'),
+            ],
+        )
+
     async with TestClient(routes) as client:
+        last = {"url": "/items?page=9", "rel": "next last"}
+        first = {"url": "/items?page=1", "rel": "first", "title": 'the "first" page', "type": "a/b"}
+        more_links = (await client.get("/more")).links
+        assert more_links == {"next last": last, "next": last, "last": last, "first": first}
         links = (await client.get("/items")).links
         assert links == {
             "next": {"url": "/items?page=2", "rel": "next", "title": "Next, then"},

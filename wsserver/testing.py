@@ -653,23 +653,28 @@ def _charset(headers: Headers) -> str:
 #: Where a line of a body ends (:class:`_Lines`).
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-#: A link of a Link header: its <URI> and its parameters (a quoted value may hold , and ;).
-_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,=\s]+(?:\s*=\s*(?:"[^"]*"|[^;,"]*))?)*)')
-_LINK_PARAMETER = re.compile(r';\s*([^;,=\s]+)\s*=\s*(?:"([^"]*)"|([^;,"]*))')
+#: A link of a Link header: its <URI> and its parameters (a quoted value may
+#: hold , and ;, and a quote or a backslash escaped by a backslash).
+_LINK = re.compile(r'<([^<>]*)>((?:\s*;\s*[^;,=\s]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,"]*))?)*)')
+_LINK_PARAMETER = re.compile(r';\s*([^;,=\s]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,"]*))')
+_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 def _links(values: list[str]) -> dict[str, dict[str, str]]:
     """The links of ``Link`` header values, each a dict of its ``url`` and
     its parameters, by its ``rel`` or else its URL (httpx's
-    ``response.links``); a parameter without a value is left out."""
+    ``response.links``), and one of several relation types (``rel="next
+    last"``, RFC 8288 3.3) by each too; a parameter without a value is left out."""
     found: dict[str, dict[str, str]] = {}
     for value in values:
         for link in _LINK.finditer(value):
             fields = {"url": link.group(1).strip()}
             for parameter in _LINK_PARAMETER.finditer(link.group(2)):
                 name, quoted, token = parameter.groups()
-                fields[name] = quoted if quoted is not None else token.strip()
-            found[fields.get("rel") or fields["url"]] = fields
+                fields[name] = token.strip() if quoted is None else _QUOTED_PAIR.sub(r"\1", quoted)
+            rel = fields.get("rel")
+            for key in (rel, *rel.split()) if rel else (fields["url"],):
+                found[key] = fields
     return found
 
 
