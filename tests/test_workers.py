@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -815,6 +816,45 @@ async def test_a_stop_during_a_rolling_restart_waits_for_no_handshake() -> None:
         client.close()
         slow.close()
     assert "SIGTERM: retiring already" in cli.stderr
+
+
+@pytest.mark.drill
+async def test_a_slot_given_up_while_its_worker_s_end_is_looked_into() -> None:
+    # A worker that exits 0 by itself leaves the supervisor up to a second to
+    # hear whether it was signalled (its channel's end; a child it forked
+    # may hold it). SIGTTOU giving its slot up meanwhile made the supervisor
+    # then replace it all the same, in a slot no more: a KeyError in its
+    # task, a traceback on stderr.
+    async with supervisor() as cli:
+        last = next(pid for pid in children(cli.proc.pid) if _slot_of(pid) == 2)
+        for _ in range(100):  # (until the last slot's worker serves the connection)
+            client = await RawClient.connect(cli.port, "/exit")
+            _, _, _, payload = await client.recv_frame(timeout=TIMEOUT)
+            if int(payload) == last:
+                break
+            client.close()
+        else:
+            pytest.fail("the last slot's worker served none of 100 connections")
+        client.send(1, b"go")
+        await wait_for(lambda: last not in children(cli.proc.pid), what="its end")
+        cli.proc.send_signal(signal.SIGTTOU)
+        await wait_for(lambda: "one fewer worker, 1 in all" in cli.stderr, what="SIGTTOU")
+        ended = f"worker 2 (pid {last}) ended (exit code 0), its slot given up meanwhile"
+        await wait_for(lambda: ended in cli.stderr, what="its end said")
+        client.close()
+        assert len(children(cli.proc.pid)) == 1, cli.stderr  # (the other slot's worker)
+        cli.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(cli.proc.wait(), TIMEOUT) == 0, cli.stderr
+    assert "Traceback" not in cli.stderr and "KeyError" not in cli.stderr, cli.stderr
+
+
+def _slot_of(pid: int) -> int | None:
+    """The slot a worker process serves (its ``--worker SLOT:FD:PID``), None if none."""
+    words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    for option, value in itertools.pairwise(words):
+        if option == b"--worker":
+            return int(value.split(b":")[0])
+    return None
 
 
 @pytest.mark.drill

@@ -697,8 +697,18 @@ class Supervisor:
             # supervisor's own signal comes in a moment: no need to start
             # another then, nor to say it died.
             await self._stopping_within(SIGNAL_GRACE)
-            if worker.retiring or self.stopping or self.workers.get(worker.slot) is not worker:
-                return
+        # (Whatever came while it waited: a stop, a retirement, or its slot
+        # given up, SIGTTOU: no other worker goes there.)
+        if worker.retiring or self.stopping:
+            return
+        if self.workers.get(worker.slot) is not worker:
+            logger.info(
+                "worker %d (pid %d) ended (%s), its slot given up meanwhile",
+                worker.slot,
+                worker.pid,
+                _exit_status(code),
+            )
+            return
         self._replace_dead(worker, code)
 
     def _replace_dead(self, worker: Worker, code: int) -> None:
