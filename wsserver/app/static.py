@@ -35,7 +35,7 @@ from urllib.parse import quote
 from ..protocol.http import HeadersLike, Response, error_response, header_pairs, http_date
 from .response import StreamingResponse, stream
 
-__all__ = ["static_handler", "file_handler", "file", "FilePieces", "PIECE"]
+__all__ = ["static_handler", "file_handler", "file", "open_regular", "FilePieces", "PIECE"]
 
 #: Why opening a file found a moment ago may fail that means it is not there.
 _GONE = frozenset((errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO, errno.ENODEV))
@@ -129,22 +129,15 @@ def _open_and_respond(
     try:
         # Opened here, and described by its descriptor, not its name: a file
         # replaced meanwhile (a deploy) is sent whole, as one version.
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        file, info = open_regular(name)
     except PermissionError:
         return error_response(403)
+    except IsADirectoryError:
+        return error_response(404)  # (a directory, a FIFO: nothing to send)
     except OSError as exc:
         if exc.errno in _GONE:
             return error_response(404)  # (removed meanwhile)
         raise  # out of descriptors, an I/O error: a 500 (logged), not "no such file"
-    try:
-        info = os.fstat(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        return error_response(404)  # (a directory, a FIFO: nothing to send)
-    file = os.fdopen(fd, "rb")
     extra = [] if cache_control is None else [("Cache-Control", cache_control)]
     try:
         return _respond(request, file, info, _content_type(asked), extra)
@@ -196,15 +189,7 @@ async def file(
         # (One given in headers wins: "inline; filename=...", say.)
         extra.append(("Content-Disposition", _attachment(filename)))
     kind = mime_type or _content_type(filename or os.path.basename(name))
-    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "not a regular file", name)
-        opened = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    opened, info = open_regular(name)
     try:
         if request is None or status != 200:
             return _respond(None, opened, info, kind, extra, status)
@@ -212,6 +197,28 @@ async def file(
     except BaseException:
         opened.close()
         raise
+
+
+def open_regular(name: str, said: str = "not a regular file") -> tuple[BinaryIO, os.stat_result]:
+    """The regular file at ``name``, open for reading, and what ``fstat()`` says
+    of it (of the file opened, whatever replaces it at that name meanwhile).
+
+    Opened non-blocking: a FIFO at that name must not hold the caller (a
+    regular file's reads ignore it).
+
+    Raises:
+        OSError: it cannot be opened; IsADirectoryError (``said``) if it is
+            no regular file (a directory, a FIFO), its descriptor closed.
+    """
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, said, name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb"), info
 
 
 def _attachment(filename: str) -> str:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import stat
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import logs
-from ..app.static import FilePieces
+from ..app.static import FilePieces, open_regular
 from ..errors import ClientDisconnected, passed_on, passes_through
 from ..protocol.handshake import comma_tokens
 from ..protocol.http import valid_header
@@ -768,28 +767,17 @@ async def _opened(path: str) -> tuple[BinaryIO, int]:
     """The file at ``path``, open for reading, and its size; opened in a
     thread (a slow disk holds it, not the loop), and closed again if the
     caller is cancelled meanwhile."""
-    opening = asyncio.get_running_loop().run_in_executor(None, _open_regular, path)
+    opening = asyncio.get_running_loop().run_in_executor(
+        None, open_regular, path, "http.response.pathsend: not a file"
+    )
     try:
-        return await asyncio.shield(opening)
+        file, info = await asyncio.shield(opening)
     except asyncio.CancelledError:
         opening.add_done_callback(_close_opened)
         raise
+    return file, info.st_size
 
 
-def _open_regular(path: str) -> tuple[BinaryIO, int]:
-    # (Non-blocking: a FIFO at that path must not hold a thread; a regular
-    # file's reads ignore it.)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "http.response.pathsend: not a file", path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "rb"), info.st_size
-
-
-def _close_opened(opening: asyncio.Future[tuple[BinaryIO, int]]) -> None:
+def _close_opened(opening: asyncio.Future[tuple[BinaryIO, os.stat_result]]) -> None:
     if not opening.cancelled() and opening.exception() is None:
         opening.result()[0].close()
