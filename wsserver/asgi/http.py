@@ -401,19 +401,15 @@ class HttpCycle:
         connection = self.connection
         kind = message["type"]
         if kind in _RESPONSE_MESSAGES or self.response_complete:
-            if connection.closing:
-                if (
-                    self._head_only
-                    and connection.loop.time() < self._dropping_until
-                    and not connection.server.closing
-                ):
-                    # (A HEAD's whose connection closed with its head: see
-                    # _send_head(). Not once the server shuts down: told then,
-                    # as a kept-alive HEAD's app is, its idle connection closed.)
-                    if kind in _BODY_MESSAGES and not message.get("more_body", False):
-                        self._head_only = False
-                    await asyncio.sleep(0)
-                    return
+            if connection.closing and not (
+                # (A HEAD's whose connection closed with its head: its pieces
+                # are dropped still, below; see _send_head(). Not once the
+                # server shuts down: told then, as a kept-alive HEAD's app is,
+                # its idle connection closed.)
+                self._head_only
+                and connection.loop.time() < self._dropping_until
+                and not connection.server.closing
+            ):
                 self._head_only = False  # (told: see receive())
                 raise ClientDisconnected("the client is gone", connection)
             if self.response_complete:
